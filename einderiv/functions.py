@@ -1,0 +1,116 @@
+"""Scalar functions: definitions as SymPy expressions, derivatives from SymPy.
+
+Each elementwise function is a SymPy expression in placeholder arguments
+``z0, z1, …``.  Its k-th partial derivatives come from ``sympy.diff``; nothing
+is hand-typed.  ``DiracDelta`` (the derivative of ReLU's Heaviside) is zero
+almost everywhere and is dropped, as autodiff frameworks do.
+
+Built-in objectives are written in index notation (they are expanded into IR
+by :func:`objective_expr`), so their gradients and Hessians are derived by the
+same engine as everything else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sympy
+
+from .errors import FunctionError, Location
+
+ARG = tuple(sympy.Symbol(f"z{k}", real=True) for k in range(8))
+_z = ARG[0]
+
+#: name -> body in the placeholders z0, z1, …  (one concern: the definitions)
+BUILTINS: dict[str, sympy.Expr] = {
+    "relu": sympy.Max(0, _z),
+    "tanh": sympy.tanh(_z),
+    "sigmoid": 1 / (1 + sympy.exp(-_z)),
+    "softplus": sympy.log(1 + sympy.exp(_z)),
+    "exp": sympy.exp(_z),
+    "log": sympy.log(_z),
+    "square": _z**2,
+    "identity": _z,
+    "sqrt": sympy.sqrt(_z),
+    # internal: division by a scalar expression
+    "reciprocal": 1 / _z,
+}
+
+#: objectives f(p, y): vector logits/outputs p and labels y of the same size
+OBJECTIVES = ("squared_error", "softmax_cross_entropy", "binary_cross_entropy")  # see objectives.py
+
+
+@dataclass(frozen=True)
+class FunctionTable:
+    """Built-ins plus the user's ``function`` definitions."""
+
+    user: tuple[tuple[str, int, sympy.Expr], ...] = ()
+
+    def arity(self, name: str) -> int | None:
+        if name in BUILTINS:
+            return 1
+        for n, k, _ in self.user:
+            if n == name:
+                return k
+        return None
+
+    def body(self, name: str) -> sympy.Expr:
+        if name in BUILTINS:
+            return BUILTINS[name]
+        for n, _, b in self.user:
+            if n == name:
+                return b
+        raise FunctionError(f"unknown function '{name}'")
+
+    def derivative(self, name: str, deriv: tuple[int, ...]) -> sympy.Expr:
+        """The partial derivative ∂^deriv f as a SymPy expression in z0, z1, …"""
+        return _derivative(self, name, deriv)
+
+
+@lru_cache(maxsize=None)
+def _derivative(table: FunctionTable, name: str, deriv: tuple[int, ...]) -> sympy.Expr:
+    expr = table.body(name)
+    for k, order in enumerate(deriv):
+        if order:
+            expr = sympy.diff(expr, ARG[k], order)
+    return expr.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.Integer(0))
+
+
+def parse_user_function(name: str, params: tuple[str, ...], body: str, loc: Location,
+                        known: dict[str, sympy.Expr]) -> sympy.Expr:
+    """Parse ``body`` with SymPy; ``known`` maps earlier functions to their bodies.
+
+    Calls of built-in or earlier user functions are inlined, so the stored
+    body is a plain SymPy expression in the placeholders z0…zk.
+    """
+    if len(params) > len(ARG):
+        raise FunctionError(f"function '{name}' has {len(params)} parameters; at most {len(ARG)} are supported", loc)
+    local = {p: ARG[k] for k, p in enumerate(params)}
+
+    def caller(fname: str, fbody: sympy.Expr):
+        nargs = max((int(str(s)[1:]) + 1 for s in fbody.free_symbols if str(s)[:1] == "z"), default=1)
+
+        def call(*args):
+            if len(args) != nargs and fname in BUILTINS:
+                raise FunctionError(f"function '{fname}' takes 1 argument, got {len(args)}", loc)
+            return fbody.subs({ARG[k]: a for k, a in enumerate(args)}, simultaneous=True)
+        return call
+
+    namespace = {n: caller(n, b) for n, b in {**BUILTINS, **known}.items()}
+    namespace.update(local)
+    try:
+        expr = sympy.sympify(body, locals=namespace, convert_xor=True)
+    except FunctionError:
+        raise
+    except Exception as exc:  # SymPy raises many types for bad text
+        raise FunctionError(f"cannot read the body of function '{name}' as a SymPy expression: {exc}", loc) from None
+    if not isinstance(expr, sympy.Expr):
+        raise FunctionError(f"the body of function '{name}' is not a scalar expression", loc)
+    stray = sorted(str(s) for s in expr.free_symbols if s not in local.values())
+    if stray:
+        raise FunctionError(
+            f"function '{name}' uses undefined name '{stray[0]}'; expected only its parameters "
+            f"({', '.join(params)}) and known functions", loc)
+    if expr.has(sympy.Derivative) or expr.has(sympy.Subs):
+        raise FunctionError(f"function '{name}' cannot be differentiated in closed form", loc)
+    return expr

@@ -1,0 +1,314 @@
+"""Index-expression IR: frozen, hashable nodes with explicit index structure.
+
+Every expression has a tuple of *free* indices (``expr.free``).  Summation is
+never implicit inside the IR: a :class:`Prod` is an einsum — it multiplies its
+factors and sums over every index that occurs in a factor but not in
+``Prod.out``.  So the surface notation's summation convention is resolved once,
+by the checker, and the Hadamard (elementwise) product that the paper writes as
+``δ^j_s A'(…)^j`` is simply a ``Prod`` whose ``out`` keeps ``j``.
+
+Index hygiene: :func:`rename` substitutes free indices and gives every bound
+index it meets a fresh name, so a substitution can never capture a dummy.
+Fresh names come from a per-process counter, so a run is deterministic;
+printers canonicalise bound names before showing them.
+
+Nothing here iterates over a ``set`` of strings where order could leak into
+output: free-index tuples keep first-occurrence order.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Iterable
+
+import sympy
+
+
+# --------------------------------------------------------------------- indices
+@dataclass(frozen=True, order=True)
+class Index:
+    """A named index ranging over ``dim`` (a SymPy expression: symbol or integer)."""
+
+    name: str
+    dim: sympy.Expr = field(compare=True)
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"{self.name}:{self.dim}"
+
+
+_fresh_counter = itertools.count()
+
+
+def fresh(dim: sympy.Expr, hint: str = "i") -> Index:
+    """A brand-new index over ``dim``; the ``_`` prefix marks it machine-made."""
+    base = hint.lstrip("_").split("_")[0] or "i"
+    return Index(f"_{base}_{next(_fresh_counter)}", dim)
+
+
+def _unique(indices: Iterable[Index]) -> tuple[Index, ...]:
+    seen: dict[Index, None] = {}
+    for ix in indices:
+        seen.setdefault(ix, None)
+    return tuple(seen)
+
+
+# --------------------------------------------------------------- tensor names
+@dataclass(frozen=True)
+class Quantity:
+    """Name of a derived tensor (adjoint, Jacobian, local partial …).
+
+    ``kind`` says what it is, ``parts`` the node/parameter names it relates.
+    Printers turn it into ``δ^{(z1)}``, ``η^{(v2,z1)}`` and so on.
+    """
+
+    kind: str
+    parts: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.kind}[{','.join(self.parts)}]"
+
+
+TensorName = Hashable  # str for user tensors, Quantity for derived ones
+
+
+# ----------------------------------------------------------------------- nodes
+class Expr:
+    """Base class of IR nodes (all frozen dataclasses)."""
+
+    __slots__ = ()
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        raise NotImplementedError
+
+    def children(self) -> tuple["Expr", ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class Const(Expr):
+    """A scalar (SymPy number or expression in dimension symbols)."""
+
+    value: sympy.Expr
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return ()
+
+
+ZERO = Const(sympy.Integer(0))
+ONE = Const(sympy.Integer(1))
+
+
+@dataclass(frozen=True)
+class Ref(Expr):
+    """A named tensor with its indices, e.g. ``W1^j_i`` → ``Ref('W1', (j, i))``."""
+
+    name: TensorName
+    indices: tuple[Index, ...]
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return _unique(self.indices)
+
+
+@dataclass(frozen=True)
+class Delta(Expr):
+    """Kronecker delta δ^a_b (a and b range over the same dimension)."""
+
+    a: Index
+    b: Index
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return _unique((self.a, self.b))
+
+
+@dataclass(frozen=True)
+class Prod(Expr):
+    """Einsum: product of ``factors`` summed over indices not in ``out``."""
+
+    factors: tuple[Expr, ...]
+    out: tuple[Index, ...]
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return self.out
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.factors
+
+    @property
+    def bound(self) -> tuple[Index, ...]:
+        outs = set(self.out)
+        return _unique(ix for f in self.factors for ix in f.free if ix not in outs)
+
+
+@dataclass(frozen=True)
+class Add(Expr):
+    """Sum of terms that all carry the same free indices."""
+
+    terms: tuple[Expr, ...]
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return self.terms[0].free if self.terms else ()
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.terms
+
+
+@dataclass(frozen=True)
+class Fn:
+    """A scalar function, possibly differentiated: ``deriv[k]`` = order in arg k."""
+
+    name: str
+    deriv: tuple[int, ...]
+
+    def d(self, k: int) -> "Fn":
+        return Fn(self.name, tuple(o + (1 if i == k else 0) for i, o in enumerate(self.deriv)))
+
+
+@dataclass(frozen=True)
+class Apply(Expr):
+    """Elementwise scalar function of its arguments (broadcast over free indices)."""
+
+    fn: Fn
+    args: tuple[Expr, ...]
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return _unique(ix for a in self.args for ix in a.free)
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.args
+
+
+@dataclass(frozen=True)
+class Softmax(Expr):
+    """``softmax`` of ``arg`` along index ``over`` (``over`` stays free)."""
+
+    arg: Expr
+    over: Index
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return self.arg.free
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.arg,)
+
+
+@dataclass(frozen=True)
+class LogSumExp(Expr):
+    """``log Σ_over exp(arg)`` — binds ``over``."""
+
+    arg: Expr
+    over: Index
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return tuple(ix for ix in self.arg.free if ix != self.over)
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.arg,)
+
+
+# ------------------------------------------------------------------- helpers
+def is_zero(e: Expr) -> bool:
+    return isinstance(e, Const) and e.value == 0
+
+
+def refs(e: Expr) -> tuple[Ref, ...]:
+    """Every Ref in ``e`` (first-occurrence order, duplicates kept once)."""
+    out: dict[Ref, None] = {}
+
+    def walk(x: Expr) -> None:
+        if isinstance(x, Ref):
+            out.setdefault(x, None)
+        for c in x.children():
+            walk(c)
+
+    walk(e)
+    return tuple(out)
+
+
+def ref_names(e: Expr) -> tuple[TensorName, ...]:
+    return _unique(r.name for r in refs(e))  # type: ignore[arg-type]
+
+
+def rename(e: Expr, mapping: dict[Index, Index]) -> Expr:
+    """Substitute free indices by ``mapping``; bound indices get fresh names.
+
+    Freshening every bound index on every substitution is what keeps dummies
+    from being captured, whatever the mapping's targets are.
+    """
+    if not mapping:
+        return e
+    if isinstance(e, Const):
+        return e
+    if isinstance(e, Ref):
+        return Ref(e.name, tuple(mapping.get(ix, ix) for ix in e.indices))
+    if isinstance(e, Delta):
+        return Delta(mapping.get(e.a, e.a), mapping.get(e.b, e.b))
+    if isinstance(e, Prod):
+        inner = dict(mapping)
+        for ix in e.bound:
+            inner[ix] = fresh(ix.dim, ix.name)
+        return Prod(
+            tuple(rename(f, inner) for f in e.factors),
+            tuple(mapping.get(ix, ix) for ix in e.out),
+        )
+    if isinstance(e, Add):
+        return Add(tuple(rename(t, mapping) for t in e.terms))
+    if isinstance(e, Apply):
+        return Apply(e.fn, tuple(rename(a, mapping) for a in e.args))
+    if isinstance(e, Softmax):
+        return Softmax(rename(e.arg, mapping), mapping.get(e.over, e.over))
+    if isinstance(e, LogSumExp):
+        inner = dict(mapping)
+        inner[e.over] = fresh(e.over.dim, e.over.name)
+        return LogSumExp(rename(e.arg, inner), inner[e.over])
+    raise TypeError(f"rename: unknown node {type(e).__name__}")
+
+
+def map_children(e: Expr, f: Callable[[Expr], Expr]) -> Expr:
+    """Rebuild ``e`` with ``f`` applied to each direct child."""
+    if isinstance(e, Prod):
+        return Prod(tuple(f(c) for c in e.factors), e.out)
+    if isinstance(e, Add):
+        return Add(tuple(f(c) for c in e.terms))
+    if isinstance(e, Apply):
+        return Apply(e.fn, tuple(f(c) for c in e.args))
+    if isinstance(e, Softmax):
+        return Softmax(f(e.arg), e.over)
+    if isinstance(e, LogSumExp):
+        return LogSumExp(f(e.arg), e.over)
+    return e
+
+
+def substitute(e: Expr, name: TensorName, by: Callable[[Ref], Expr]) -> Expr:
+    """Replace every ``Ref`` named ``name`` by ``by(ref)``."""
+    if isinstance(e, Ref):
+        return by(e) if e.name == name else e
+    return map_children(e, lambda c: substitute(c, name, by))
+
+
+def prod(factors: Iterable[Expr], out: Iterable[Index]) -> Expr:
+    """Build a Prod, short-circuiting zeros and single identity-layout factors."""
+    fs = tuple(factors)
+    out_t = tuple(out)
+    if any(is_zero(f) for f in fs):
+        return ZERO
+    if len(fs) == 1 and tuple(fs[0].free) == out_t:
+        return fs[0]
+    return Prod(fs, out_t)
+
+
+def add(terms: Iterable[Expr]) -> Expr:
+    ts = tuple(t for t in terms if not is_zero(t))
+    if not ts:
+        return ZERO
+    if len(ts) == 1:
+        return ts[0]
+    return Add(ts)

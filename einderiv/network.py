@@ -1,0 +1,99 @@
+"""The checked representation of a network file: what `check` hands to `derive`.
+
+A :class:`Network` holds declared tensors (inputs, labels, parameters), the
+definitions in dependency order with their right-hand sides as IR
+expressions (:mod:`einderiv.ir`, summation already resolved), user-defined
+functions, and the name of the scalar objective.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy
+
+from .errors import Location
+from .ir import Expr, Index
+
+ROLES = ("input", "label", "weight")
+
+
+def dim_symbol(name: str) -> sympy.Symbol:
+    """The SymPy symbol of a named size (positive integer)."""
+    return sympy.Symbol(name, positive=True, integer=True)
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """``weight W1^j_i : n1, n0`` → name W1, role weight, indices (j, i), shape (n1, n0)."""
+
+    name: str
+    role: str  # one of ROLES
+    indices: tuple[Index, ...]  # as written, each with its dimension
+    loc: Location
+
+    @property
+    def shape(self) -> tuple[sympy.Expr, ...]:
+        return tuple(ix.dim for ix in self.indices)
+
+    @property
+    def is_param(self) -> bool:
+        return self.role == "weight"
+
+
+@dataclass(frozen=True)
+class Definition:
+    """``v1^j = relu(W1^j_i x^i)``: a named tensor defined by an expression."""
+
+    name: str
+    indices: tuple[Index, ...]
+    expr: Expr
+    loc: Location
+
+    @property
+    def shape(self) -> tuple[sympy.Expr, ...]:
+        return tuple(ix.dim for ix in self.indices)
+
+
+@dataclass(frozen=True)
+class UserFunction:
+    """``function swish(z) = z * sigmoid(z)``: body is a SymPy expression in params."""
+
+    name: str
+    params: tuple[str, ...]
+    body: sympy.Expr
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Network:
+    path: str
+    dims: tuple[tuple[str, int | None], ...]  # declaration order; None = symbolic
+    tensors: tuple[TensorDecl, ...]
+    functions: tuple[UserFunction, ...]
+    definitions: tuple[Definition, ...]  # dependency order
+    objective: str  # name of the scalar definition that is minimised
+    source: str = field(default="", compare=False, repr=False)
+
+    # -- lookups -------------------------------------------------------
+    def tensor(self, name: str) -> TensorDecl | None:
+        return next((t for t in self.tensors if t.name == name), None)
+
+    def definition(self, name: str) -> Definition | None:
+        return next((d for d in self.definitions if d.name == name), None)
+
+    @property
+    def params(self) -> tuple[TensorDecl, ...]:
+        return tuple(t for t in self.tensors if t.is_param)
+
+    @property
+    def data(self) -> tuple[TensorDecl, ...]:
+        return tuple(t for t in self.tensors if not t.is_param)
+
+    def sizes(self) -> dict[sympy.Symbol, int]:
+        return {dim_symbol(n): s for n, s in self.dims if s is not None}
+
+    def with_sizes(self, given: dict[str, int]) -> "Network":
+        """A copy with the named sizes filled in (``--dim n0=4``)."""
+        dims = tuple((n, given.get(n, s)) for n, s in self.dims)
+        return Network(self.path, dims, self.tensors, self.functions,
+                       self.definitions, self.objective, self.source)
