@@ -1,0 +1,101 @@
+"""The derivative rule table: ∂expr/∂T for a tensor T, one rule per IR node.
+
+``partial(e, name, wrt)`` differentiates ``e`` with respect to every
+occurrence of the tensor ``name``; ``wrt`` are fresh indices for T's axes, so
+the result carries ``e.free + wrt`` as free indices.  Other tensors are held
+fixed (a *partial* derivative: the network-level chain rule lives in
+:mod:`einderiv.derive`).
+
+Scalar derivatives are never typed here: ``Apply`` just moves to the next
+derivative ``Fn.d(k)``, whose SymPy expression :mod:`einderiv.functions`
+computes.  Like JAX's ``defbilinear``, products need one rule (Leibniz), not
+one per shape.
+"""
+from __future__ import annotations
+
+from functools import singledispatch
+
+from .errors import EinderivError
+from .ir import (ZERO, Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
+                 Softmax, TensorName, add, fresh, prod, rename)
+
+
+def partial(e: Expr, name: TensorName, wrt: tuple[Index, ...]) -> Expr:
+    """∂e/∂name, with ``wrt`` naming the derivative's new axes."""
+    return _d(e, name, wrt)
+
+
+@singledispatch
+def _d(e: Expr, name: TensorName, wrt: tuple[Index, ...]) -> Expr:
+    raise EinderivError(f"no derivative rule for IR node {type(e).__name__}")
+
+
+@_d.register
+def _(e: Const, name, wrt):
+    return ZERO
+
+
+@_d.register
+def _(e: Delta, name, wrt):
+    return ZERO
+
+
+@_d.register
+def _(e: Ref, name, wrt):
+    if e.name != name:
+        return ZERO
+    if len(e.indices) != len(wrt):
+        raise EinderivError(f"tensor {name} used with {len(e.indices)} indices, declared with {len(wrt)}")
+    return prod((Delta(a, b) for a, b in zip(e.indices, wrt)), e.free + wrt)
+
+
+@_d.register
+def _(e: Add, name, wrt):
+    return add(_d(t, name, wrt) for t in e.terms)
+
+
+@_d.register
+def _(e: Prod, name, wrt):
+    # Leibniz: one term per factor that depends on `name`
+    terms = []
+    for k, f in enumerate(e.factors):
+        df = _d(f, name, wrt)
+        if isinstance(df, Const) and df.value == 0:
+            continue
+        terms.append(prod(e.factors[:k] + (df,) + e.factors[k + 1:], e.out + wrt))
+    return add(terms)
+
+
+@_d.register
+def _(e: Apply, name, wrt):
+    # chain rule, Hadamard over the function's free indices
+    terms = []
+    for k, a in enumerate(e.args):
+        da = _d(a, name, wrt)
+        if isinstance(da, Const) and da.value == 0:
+            continue
+        terms.append(prod((Apply(e.fn.d(k), e.args), da), e.free + wrt))
+    return add(terms)
+
+
+@_d.register
+def _(e: Softmax, name, wrt):
+    # ∂s^k = s^k (∂x^k − s^m ∂x^m),  m summed over the softmax axis
+    dx = _d(e.arg, name, wrt)
+    if isinstance(dx, Const) and dx.value == 0:
+        return ZERO
+    k = e.over
+    m = fresh(k.dim, k.name)
+    s_m = Softmax(rename(e.arg, {k: m}), m)
+    dx_m = rename(dx, {k: m})
+    inner = add((dx, prod((Const(-1), s_m, dx_m), e.free + wrt)))
+    return prod((e, inner), e.free + wrt)
+
+
+@_d.register
+def _(e: LogSumExp, name, wrt):
+    # ∂ log Σ_k exp x^k = softmax(x)^k ∂x^k
+    dx = _d(e.arg, name, wrt)
+    if isinstance(dx, Const) and dx.value == 0:
+        return ZERO
+    return prod((Softmax(e.arg, e.over), dx), e.free + wrt)

@@ -1,0 +1,205 @@
+"""Simplification: expand to a sum of monomials, contract deltas, merge like terms.
+
+A :class:`Term` is ``coef · Π factors`` summed over the indices not in ``out``
+— the canonical shape every derivative is brought to.  Factors are atoms:
+``Ref``, ``Delta``, ``Apply``, ``Softmax``, ``LogSumExp`` (the arguments of the
+last three are simplified recursively but never distributed out of them).
+
+Delta contraction: ``δ^a_b X^a`` with ``a`` summed becomes ``X^b``; a delta
+between two free indices stays (it is the identity factor of ∂W/∂W or the
+diagonal γ of the paper's Eq. 1).
+
+Like terms are merged after putting bound indices in a canonical order, so
+``½ (p−y)·δ + ½ δ·(p−y)`` becomes ``(p−y)``.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import sympy
+
+from .functions import FunctionTable
+from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
+                 Softmax, ZERO, fresh, rename)
+
+
+@dataclass(frozen=True)
+class Term:
+    coef: sympy.Expr
+    factors: tuple[Expr, ...]
+    out: tuple[Index, ...]
+
+    def expr(self) -> Expr:
+        fs = self.factors
+        if self.coef != 1 or not fs:
+            fs = (Const(self.coef),) + fs
+        if len(fs) == 1 and tuple(fs[0].free) == self.out:
+            return fs[0]
+        return Prod(fs, self.out)
+
+    @property
+    def bound(self) -> tuple[Index, ...]:
+        outs = set(self.out)
+        seen: dict[Index, None] = {}
+        for f in self.factors:
+            for ix in f.free:
+                if ix not in outs:
+                    seen.setdefault(ix, None)
+        return tuple(seen)
+
+
+class Simplifier:
+    """Expands IR to terms; ``table`` folds functions whose derivative is constant."""
+
+    def __init__(self, table: FunctionTable):
+        self.table = table
+
+    # ------------------------------------------------------------ public
+    def simplify(self, e: Expr) -> Expr:
+        """A simplified expression: Add of Prods, each a canonical monomial."""
+        terms = self.terms(e)
+        if not terms:
+            return ZERO
+        exprs = tuple(t.expr() for t in terms)
+        return exprs[0] if len(exprs) == 1 else Add(exprs)
+
+    def terms(self, e: Expr) -> list[Term]:
+        return merge(self._expand(e))
+
+    # ------------------------------------------------------------ expansion
+    def _expand(self, e: Expr) -> list[Term]:
+        if isinstance(e, Const):
+            return [] if e.value == 0 else [Term(e.value, (), ())]
+        if isinstance(e, (Ref, Delta)):
+            return [Term(sympy.Integer(1), (e,), e.free)]
+        if isinstance(e, Add):
+            out: list[Term] = []
+            for t in e.terms:
+                out.extend(self._expand(t))
+            return out
+        if isinstance(e, Prod):
+            return self._expand_prod(e)
+        if isinstance(e, Apply):
+            return self._expand_apply(e)
+        if isinstance(e, Softmax):
+            arg = self.simplify(e.arg)
+            return [Term(sympy.Integer(1), (Softmax(arg, e.over),), e.free)]
+        if isinstance(e, LogSumExp):
+            arg = self.simplify(e.arg)
+            return [Term(sympy.Integer(1), (LogSumExp(arg, e.over),), e.free)]
+        raise TypeError(f"simplify: unknown node {type(e).__name__}")
+
+    def _expand_apply(self, e: Apply) -> list[Term]:
+        args = tuple(self.simplify(a) for a in e.args)
+        body = self.table.derivative(e.fn.name, e.fn.deriv)
+        if body.is_number:
+            return [] if body == 0 else [Term(sympy.sympify(body), (), ())]
+        if e.fn.deriv == (0,) * len(args) and e.fn.name == "identity":
+            return self._expand(args[0])
+        return [Term(sympy.Integer(1), (Apply(e.fn, args),), Apply(e.fn, args).free)]
+
+    def _expand_prod(self, e: Prod) -> list[Term]:
+        # fresh names for this product's dummies: flattening can never capture
+        mapping = {ix: fresh(ix.dim, ix.name) for ix in e.bound}
+        factors = [rename(f, mapping) if mapping else f for f in e.factors]
+        expanded = [self._expand(f) for f in factors]
+        if any(not x for x in expanded):
+            return []
+        result = []
+        for combo in itertools.product(*expanded):
+            coef = sympy.Integer(1)
+            fs: list[Expr] = []
+            for t in combo:
+                coef *= t.coef
+                fs.extend(t.factors)
+            term = contract_deltas(Term(coef, tuple(fs), e.out))
+            if term is not None:
+                result.append(term)
+        return result
+
+
+def contract_deltas(t: Term) -> Term | None:
+    """Eliminate every delta that has a summed index; ``None`` if the term vanishes."""
+    coef, fs, out = t.coef, list(t.factors), t.out
+    outs = set(out)
+    changed = True
+    while changed:
+        changed = False
+        for k, f in enumerate(fs):
+            if not isinstance(f, Delta):
+                continue
+            a, b = f.a, f.b
+            if a == b:
+                del fs[k]
+                if a not in outs and not any(a in g.free for g in fs):
+                    coef *= a.dim  # trace of the identity
+                changed = True
+                break
+            if a not in outs or b not in outs:
+                gone, keep = (a, b) if a not in outs else (b, a)
+                del fs[k]
+                fs = [rename(g, {gone: keep}) for g in fs]
+                changed = True
+                break
+    if coef == 0:
+        return None
+    return Term(coef, tuple(fs), out)
+
+
+# ------------------------------------------------------------ canonical forms
+def _atom_key(f: Expr, bound: set[Index]) -> str:
+    """A sort key for a factor that does not depend on the names of dummies."""
+
+    def name(ix: Index) -> str:
+        return "*" if ix in bound else ix.name
+
+    if isinstance(f, Ref):
+        return f"R:{f.name}:" + ",".join(name(i) for i in f.indices)
+    if isinstance(f, Delta):
+        return "D:" + ",".join(sorted((name(f.a), name(f.b))))
+    return f"{type(f).__name__}:{_struct(f)}:" + ",".join(name(i) for i in f.free)
+
+
+def _struct(e: Expr) -> str:
+    """Structure of a subexpression with every index name erased."""
+    if isinstance(e, Ref):
+        return f"{e.name}({len(e.indices)})"
+    if isinstance(e, Const):
+        return str(e.value)
+    if isinstance(e, Delta):
+        return "d"
+    if isinstance(e, Apply):
+        return f"{e.fn.name}{e.fn.deriv}(" + ";".join(_struct(a) for a in e.args) + ")"
+    if isinstance(e, (Prod, Add)):
+        return type(e).__name__ + "(" + ";".join(_struct(c) for c in e.children()) + ")"
+    if isinstance(e, (Softmax, LogSumExp)):
+        return type(e).__name__ + "(" + _struct(e.arg) + ")"
+    return type(e).__name__
+
+
+def canonical(t: Term) -> Term:
+    """Sort factors and name dummies ``_c0, _c1, …`` in order of appearance."""
+    bound = set(t.bound)
+    fs = sorted(t.factors, key=lambda f: _atom_key(f, bound))
+    mapping: dict[Index, Index] = {}
+    for f in fs:
+        for ix in f.free:
+            if ix in bound and ix not in mapping:
+                mapping[ix] = Index(f"_c{len(mapping)}", ix.dim)
+    return Term(t.coef, tuple(rename(f, mapping) for f in fs), t.out)
+
+
+def merge(terms: list[Term]) -> list[Term]:
+    """Add up terms that are equal up to the names of their dummies."""
+    acc: dict[tuple, Term] = {}
+    for t in terms:
+        c = canonical(t)
+        key = (c.factors, c.out)
+        if key in acc:
+            prev = acc[key]
+            acc[key] = Term(prev.coef + c.coef, c.factors, c.out)
+        else:
+            acc[key] = c
+    return [t for t in acc.values() if sympy.simplify(t.coef) != 0]
+
