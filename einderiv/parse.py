@@ -1,0 +1,271 @@
+"""Text → :class:`einderiv.syntax.Module`, and nothing more.
+
+The grammar (``grammar/einderiv.lark``, shipped as the package data
+``einderiv.grammar``) is parsed with lark's LALR parser; a Transformer builds
+the frozen syntax nodes.  The only errors raised here are syntax errors
+(:class:`ParseError`, with the offending line and a caret as context); every
+question of meaning — names, indices, sizes — is :mod:`einderiv.check`'s.
+
+Example:
+    >>> m = parse("dims n = 3\\ninput x^i : n\\nf = x^i x^i\\n", "a.ein")
+    >>> [type(s).__name__ for s in m.statements]
+    ['Dims', 'Decl', 'Assign']
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import syntax as S
+from .errors import EinderivError, Location, ParseError
+
+#: how terminals are named in "expected one of: ..." lists
+_TERMINAL_WORDS = {
+    "TNAME": "a tensor name",
+    "NAME": "a name",
+    "CALLNAME": "a function call",
+    "IDX": "an index",
+    "IDXNAME": "an index",
+    "INT": "an integer",
+    "NUMBER": "a number",
+    "BODY": "a function body",
+    "_NL": "end of line",
+    "$END": "end of file",
+}
+
+
+def _grammar_text() -> str:
+    try:
+        return resources.files("einderiv.grammar").joinpath("einderiv.lark").read_text(encoding="utf-8")
+    except ModuleNotFoundError:
+        # Running from a source checkout that is not installed: setuptools maps
+        # the top-level grammar/ folder to einderiv.grammar only on install.
+        return (Path(__file__).resolve().parent.parent / "grammar" / "einderiv.lark").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    """The LALR parser, built once per process."""
+    return Lark(_grammar_text(), parser="lalr", lexer="contextual", propagate_positions=True,
+                maybe_placeholders=False)
+
+
+# ------------------------------------------------------------------ transformer
+def _split(tok: Token, up: bool) -> tuple[S.Idx, ...]:
+    """A bare group ``jk`` is one index per letter."""
+    text = str(tok)
+    if not text.isalpha():
+        mark = "^" if up else "_"
+        raise _syntax_error_at(
+            tok.line, tok.column, f"index group '{text}' mixes letters and digits; write one letter "
+            f"per index ({mark}{text[0]}) or a longer index in braces ({mark}{{{text}}})")
+    return tuple(S.Idx(tok.line, tok.column + k, ch, up) for k, ch in enumerate(text))
+
+
+class _ToSyntax(Transformer):
+    """Parse tree → syntax nodes; one method per grammar rule."""
+
+    def __init__(self, path: str, text: str):
+        super().__init__()
+        self._path = path
+        self._text = text
+
+    # -- index groups --------------------------------------------------
+    def braced(self, toks):
+        names = [t for t in toks if t.type == "IDXNAME"]
+        return names, len(names) < len(toks)  # (names, written with a comma)
+
+    def _group(self, children, up: bool):
+        (x,) = children
+        if isinstance(x, Token):
+            return _split(x, up)
+        names, comma = x
+        if not comma:
+            return _split(names[0], up)  # {jk} is j, k, like ^jk
+        return tuple(S.Idx(t.line, t.column, str(t), up) for t in names)
+
+    def up(self, children):
+        return self._group(children, True)
+
+    def down(self, children):
+        return self._group(children, False)
+
+    @staticmethod
+    def _indices(groups) -> tuple[S.Idx, ...]:
+        return tuple(ix for g in groups for ix in g)
+
+    # -- statements ----------------------------------------------------
+    def start(self, stmts):
+        return S.Module(1, 1, tuple(stmts))
+
+    def dim_item(self, children):
+        name = children[0]
+        size = int(children[1]) if len(children) > 1 else None
+        return S.DimItem(name.line, name.column, str(name), size)
+
+    @v_args(meta=True)
+    def dims(self, meta, items):
+        return S.Dims(meta.line, meta.column, tuple(items))
+
+    def role(self, children):
+        return children[0]
+
+    def size(self, children):
+        (t,) = children
+        if t.type == "INT":
+            return S.Size(t.line, t.column, None, int(t))
+        return S.Size(t.line, t.column, str(t), None)
+
+    def decl(self, children):
+        role, name, *rest = children
+        groups = [c for c in rest if isinstance(c, tuple)]
+        sizes = [c for c in rest if isinstance(c, S.Size)]
+        has_colon = len(sizes) > 0
+        return S.Decl(role.line, role.column, str(role), str(name), self._indices(groups),
+                      tuple(sizes) if has_colon else None)
+
+    @v_args(meta=True)
+    def function(self, meta, children):
+        name, *params, body = children
+        stripped = str(body).lstrip()
+        col = body.column + len(str(body)) - len(stripped)
+        return S.FunctionDef(meta.line, meta.column, str(name),
+                             tuple(S.Param(p.line, p.column, str(p)) for p in params),
+                             stripped.rstrip(), body.line, col)
+
+    def definition(self, children):
+        name, *groups, expr = children
+        return S.Assign(name.line, name.column, str(name), self._indices(groups), expr)
+
+    # -- expressions ---------------------------------------------------
+    def use(self, children):
+        name, *groups = children
+        return S.Use(name.line, name.column, str(name), self._indices(groups))
+
+    def number(self, children):
+        (t,) = children
+        return S.Number(t.line, t.column, str(t))
+
+    def call(self, children):
+        name, *args = children
+        return S.Call(name.line, name.column, str(name), tuple(args))
+
+    def mul(self, children):
+        a, b = children
+        return S.Mul(a.line, a.column, a, b)
+
+    def div(self, children):
+        a, b = children
+        return S.Div(a.line, a.column, a, b)
+
+    @v_args(meta=True)
+    def neg(self, meta, children):
+        (a,) = children
+        return S.Neg(meta.line, meta.column, a)
+
+    def add(self, children):
+        a, b = children
+        return S.Sum(b.line, b.column, a, b, False)
+
+    @v_args(meta=True)
+    def sub(self, meta, children):
+        a, b = children
+        return S.Sum(b.line, b.column, a, b, True)
+
+
+# ------------------------------------------------------------------ errors
+class _SyntaxErrorAt(Exception):
+    """Raised inside the Transformer; turned into ParseError once the path is known."""
+
+    def __init__(self, line: int, column: int, message: str):
+        super().__init__(message)
+        self.line, self.column, self.message = line, column, message
+
+
+def _syntax_error_at(line: int, column: int, message: str) -> _SyntaxErrorAt:
+    return _SyntaxErrorAt(line, column, message)
+
+
+def caret_context(text: str, line: int, column: int) -> str:
+    """The source line and a caret under ``column`` (both 1-based)."""
+    lines = text.splitlines()
+    src = lines[line - 1] if 0 < line <= len(lines) else ""
+    pad = "".join("\t" if ch == "\t" else " " for ch in src[: column - 1])
+    return f"{src}\n{pad}^"
+
+
+def _describe(term: str) -> str:
+    if term in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[term]
+    for t in _parser().terminals:
+        if t.name == term:
+            if t.pattern.type == "str":
+                return repr(t.pattern.value)
+            return term.lower()
+    return term
+
+
+def _expected(names) -> str:
+    words = sorted({_describe(n) for n in names})
+    return ", ".join(words)
+
+
+def _token_text(tok: Token) -> str:
+    if tok.type == "_NL":
+        return "end of line"
+    if tok.type == "$END":
+        return "end of file"
+    return repr(str(tok))
+
+
+def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
+    line, column = max(e.line, 1), max(e.column, 1)
+    if isinstance(e, UnexpectedToken):
+        got = _token_text(e.token)
+        if e.token.type == "BODY" and "BODY" not in e.expected:
+            # The contextual lexer fell back to the whole grammar, where the
+            # rest-of-line BODY matches anything: report just the first lexeme.
+            raw = str(e.token)
+            column += len(raw) - len(raw.lstrip())
+            got = repr(re.match(r"[A-Za-z0-9_.]+|\S", raw.lstrip()).group(0))
+        if e.token.type == "$END":  # lark gives no position for the end
+            lines = text.splitlines() or [""]
+            line, column = len(lines), len(lines[-1]) + 1
+        expected = e.expected
+    elif isinstance(e, UnexpectedCharacters):
+        got = repr(e.char)
+        expected = e.allowed or ()
+    else:  # pragma: no cover - LALR raises only the two above
+        got, expected = "input", ()
+    msg = f"syntax error: unexpected {got}"
+    if expected:
+        msg += f"; expected one of: {_expected(expected)}"
+    return ParseError(msg, Location(path, line, column), caret_context(text, line, column))
+
+
+# ------------------------------------------------------------------ public
+def parse(text: str, path: str) -> S.Module:
+    """Parse network source ``text`` (``path`` is only used in messages).
+
+    Raises :class:`ParseError` (``file:line:col: syntax error: ...``).
+    """
+    padded = text if text.endswith("\n") else text + "\n"
+    try:
+        tree = _parser().parse(padded)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, text, path) from None
+    try:
+        return _ToSyntax(path, text).transform(tree)
+    except VisitError as e:
+        orig = e.orig_exc
+        if isinstance(orig, _SyntaxErrorAt):
+            loc = Location(path, orig.line, orig.column)
+            raise ParseError(orig.message, loc, caret_context(text, orig.line, orig.column)) from None
+        if isinstance(orig, EinderivError):
+            raise orig from None
+        raise

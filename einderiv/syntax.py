@@ -1,0 +1,148 @@
+"""Surface syntax tree of a network file: what :mod:`einderiv.parse` produces.
+
+Nodes are frozen dataclasses that record the 1-based ``line`` and ``column``
+of the token they start at.  Nothing here is checked yet: names may be
+undefined, indices may not add up.  :mod:`einderiv.check` turns a
+:class:`Module` into a :class:`einderiv.network.Network`.
+
+Index groups are already split into single indices (``^jk`` → j, k;
+``^{c,u}`` → c, u); whether an index was written up or down is kept in
+``Idx.up`` for printing only — it has no meaning (see docs/notation.md).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+
+@dataclass(frozen=True)
+class Node:
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Idx(Node):
+    """One index occurrence, e.g. the ``i`` of ``W1^j_i``."""
+
+    name: str
+    up: bool
+
+
+# ------------------------------------------------------------------ statements
+@dataclass(frozen=True)
+class DimItem(Node):
+    """``n0 = 4`` (size 4) or ``h`` (size None: symbolic) inside ``dims``."""
+
+    name: str
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Dims(Node):
+    items: tuple[DimItem, ...]
+
+
+@dataclass(frozen=True)
+class Size(Node):
+    """One entry of a declared shape: a dimension name or an integer literal."""
+
+    name: str | None
+    value: int | None
+
+
+@dataclass(frozen=True)
+class Decl(Node):
+    """``weight W1^j_i : n1, n0``; ``shape`` is None when no ``:`` was written."""
+
+    role: str  # as written: input, label, weight or bias
+    name: str
+    indices: tuple[Idx, ...]
+    shape: tuple[Size, ...] | None
+
+
+@dataclass(frozen=True)
+class Param(Node):
+    name: str
+
+
+@dataclass(frozen=True)
+class FunctionDef(Node):
+    """``function swish(z) = z * sigmoid(z)``; ``body`` is SymPy text."""
+
+    name: str
+    params: tuple[Param, ...]
+    body: str
+    body_line: int
+    body_column: int
+
+
+@dataclass(frozen=True)
+class Assign(Node):
+    """``v1^j = relu(W1^j_i x^i)``: a definition."""
+
+    name: str
+    indices: tuple[Idx, ...]
+    expr: "Expr"
+
+
+Statement = Union[Dims, Decl, FunctionDef, Assign]
+
+
+@dataclass(frozen=True)
+class Module(Node):
+    statements: tuple[Statement, ...]
+
+
+# ----------------------------------------------------------------- expressions
+@dataclass(frozen=True)
+class Use(Node):
+    """A tensor with the indices written after it (``()`` for a bare name)."""
+
+    name: str
+    indices: tuple[Idx, ...]
+
+
+@dataclass(frozen=True)
+class Number(Node):
+    text: str
+
+
+@dataclass(frozen=True)
+class Call(Node):
+    name: str
+    args: tuple["Expr", ...]
+
+
+@dataclass(frozen=True)
+class Mul(Node):
+    """``a b`` or ``a * b``."""
+
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class Div(Node):
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class Neg(Node):
+    operand: "Expr"
+
+
+@dataclass(frozen=True)
+class Sum(Node):
+    """``left + right`` or, with ``negate``, ``left - right``.
+
+    Its position is that of ``right`` so errors about a term point at it.
+    """
+
+    left: "Expr"
+    right: "Expr"
+    negate: bool
+
+
+Expr = Union[Use, Number, Call, Mul, Div, Neg, Sum]
