@@ -174,7 +174,8 @@ class _Checker:
             raise NameError_(f"'{name}' is not a valid {what} name; expected a letter followed by "
                              "letters, digits or '_'", self.loc(node))
         if keyword.iskeyword(name):
-            raise NameError_(f"'{name}' is a Python keyword and cannot name a {what}; choose another name",
+            article = "an" if what[0] in "aeiou" else "a"
+            raise NameError_(f"'{name}' is a Python keyword and cannot name {article} {what}; choose another name",
                              self.loc(node))
 
     # ------------------------------------------------------------ pipeline

@@ -237,6 +237,10 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
             lines = text.splitlines() or [""]
             line, column = len(lines), len(lines[-1]) + 1
         expected = e.expected
+        try:  # LALR merges states; a trial parse gives the exact set
+            expected = e.interactive_parser.accepts() or expected
+        except Exception:  # pragma: no cover - accepts() is best effort
+            pass
     elif isinstance(e, UnexpectedCharacters):
         got = repr(e.char)
         expected = e.allowed or ()

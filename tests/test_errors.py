@@ -1,0 +1,179 @@
+"""Every bad-input message of the front end, pinned with its file:line:col.
+
+The table is the list of messages in docs/notation.md ("Error messages").
+Each source is HEAD (lines 1-4) followed by the snippet, so line 5 is the
+snippet's first line.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from einderiv.check import load
+from einderiv.errors import (EinderivError, FunctionError, IndexError_, NameError_, ParseError, ShapeError,
+                             UsageError)
+
+HEAD = """dims n0 = 4, n1 = 5, c = 3
+input x^i : n0
+label y^l : c
+weight W^j_i : n1, n0
+"""
+OK = "\nf = x^i x^i"  # a valid objective, for snippets about something else
+
+#: (snippet after HEAD, exception class, exact first line of str(err))
+BAD = [
+    # --- syntax
+    ("f = (x^i x^i", ParseError,
+     "t.ein:5:13: syntax error: unexpected end of line; expected one of: ')', '+', '-'"),
+    ("f = x^i $ x^i", ParseError,
+     "t.ein:5:9: syntax error: unexpected '$'; expected one of: '(', '*', '+', '-', '/', '^', '_', "
+     "a function call, a number, a tensor name, end of line"),
+    ("weight V^j_i : n1 n0", ParseError,
+     "t.ein:5:19: syntax error: unexpected 'n0'; expected one of: ',', end of line"),
+    ("dims h = x", ParseError, "t.ein:5:10: syntax error: unexpected 'x'; expected one of: an integer"),
+    ("v^1 = x^i", ParseError, "t.ein:5:3: syntax error: unexpected '1'; expected one of: '{', an index"),
+    ("f = x^j1", ParseError,
+     "t.ein:5:7: index group 'j1' mixes letters and digits; write one letter per index (^j) or a longer "
+     "index in braces (^{j1})"),
+    ("weight _a : 3", ParseError, "t.ein:5:8: syntax error: unexpected '_a'; expected one of: a tensor name"),
+    ("function g(z) =", ParseError,
+     "t.ein:5:16: syntax error: unexpected end of line; expected one of: a function body"),
+    # --- names
+    ("f = x^i z^i", NameError_,
+     "t.ein:5:9: undefined tensor 'z'; expected a declared or defined tensor: x, y, W, f"),
+    ("f = relu (x^i) x^i", NameError_,
+     "t.ein:5:5: undefined tensor 'relu'; 'relu' is a function: write relu(...) with no space before '('"),
+    ("weight B^j : n9" + OK, NameError_,
+     "t.ein:5:14: undefined dimension 'n9' in the shape of B; declared dimensions: n0, n1, c"),
+    ("weight x^i : n0" + OK, NameError_, "t.ein:5:1: redefinition of tensor 'x' (declared as input at line 2)"),
+    ("v^j = W^j_i x^i\nv^j = W^j_i x^i" + OK, NameError_, "t.ein:6:1: redefinition of 'v' (first defined at line 5)"),
+    ("function g(z) = z\nfunction g(z) = z" + OK, NameError_,
+     "t.ein:6:1: redefinition of function 'g' (first defined at line 5)"),
+    ("function relu(z) = z" + OK, NameError_, "t.ein:5:1: redefinition of built-in function 'relu'; choose another name"),
+    ("dims n0 = 3" + OK, NameError_, "t.ein:5:6: redefinition of dimension 'n0' (first declared at line 1)"),
+    ("weight n0 : 3" + OK, NameError_, "t.ein:5:1: 'n0' is a dimension; a tensor may not reuse a dimension name"),
+    ("x^i = W^j_i" + OK, NameError_, "t.ein:5:1: 'x' is declared as input at line 2 and cannot also be defined by '='"),
+    ("a = b\nb = c2\nc2 = a" + OK, NameError_, "t.ein:5:1: definition cycle: a -> b -> c2 -> a"),
+    ("b = a\na = b" + OK, NameError_, "t.ein:5:1: definition cycle: b -> a -> b"),
+    ("a^i = a^i + x^i" + OK, NameError_, "t.ein:5:1: definition cycle: a -> a"),
+    ("weight lambda : 3" + OK, NameError_,
+     "t.ein:5:1: 'lambda' is a Python keyword and cannot name a tensor; choose another name"),
+    ("dims if = 3" + OK, NameError_,
+     "t.ein:5:6: 'if' is a Python keyword and cannot name a dimension; choose another name"),
+    ("function def(z) = z" + OK, NameError_,
+     "t.ein:5:1: 'def' is a Python keyword and cannot name a function; choose another name"),
+    ("function g(class) = 1" + OK, NameError_,
+     "t.ein:5:12: 'class' is a Python keyword and cannot name a parameter; choose another name"),
+    ("input u^{in,k} : n0, n0" + OK, NameError_,
+     "t.ein:5:10: 'in' is a Python keyword and cannot name an index; choose another name"),
+    # --- objectives
+    ("v^j = W^j_i x^i", NameError_,
+     "t.ein:5:1: no objective: expected exactly one scalar definition that no other definition uses, "
+     "e.g. f = squared_error(p, y)"),
+    ("f = x^i x^i\ng = y^l y^l", NameError_,
+     "t.ein:6:1: several candidate objectives: f (line 5), g (line 6); expected exactly one scalar "
+     "definition that no other definition uses, e.g. f = squared_error(p, y)"),
+    ("f = squared_error(x, y)", ShapeError,
+     "t.ein:5:22: squared_error needs two vectors of the same size, but x has size n0 (4) and y has size c (3)"),
+    ("f = softmax_cross_entropy(W, y)", ShapeError,
+     "t.ein:5:27: softmax_cross_entropy needs vectors (one index each), but W has 2 indices"),
+    ("f = squared_error(x^i, y)", FunctionError,
+     "t.ein:5:19: the arguments of squared_error must be bare tensor names, as in squared_error(p, y) "
+     "(write x, not x^i)"),
+    ("f = squared_error(2 x, y)", FunctionError,
+     "t.ein:5:19: the arguments of squared_error must be bare tensor names, as in squared_error(p, y)"),
+    ("f = binary_cross_entropy(y)", FunctionError,
+     "t.ein:5:5: objective 'binary_cross_entropy' takes 2 arguments (binary_cross_entropy(p, y)), got 1"),
+    # --- indices
+    ("f = W^j x^i", IndexError_,
+     "t.ein:5:5: wrong number of indices for W: its declaration W^j_i (line 4) has 2, this use has 1"),
+    ("v^j = W^j_i x^i\nf = v^j v^j v", IndexError_,
+     "t.ein:6:13: wrong number of indices for v: its definition v^j (line 5) has 1, this use has 0"),
+    ("f = x^i x^i x^i", IndexError_,
+     "t.ein:5:15: index 'i' appears 3 times in one product; an index may appear at most twice (then it is "
+     "summed) unless it is on the left side of f"),
+    ("v^j = W^j_i x^i + x^i\nf = v^j v^j", IndexError_,
+     "t.ein:5:19: the terms of a sum have different free indices: {j} and {i}; every term must carry the "
+     "same free indices"),
+    ("v^j = W^j_i x^i x^k\nf = v^j v^j", IndexError_,
+     "t.ein:5:1: free indices differ: the left side v^j has {j} but the right side has {j, k}; they must be "
+     "the same"),
+    ("f = x^i", IndexError_,
+     "t.ein:5:1: free indices differ: the left side f has {} but the right side has {i}; they must be the same"),
+    ("v^{jj} = x^j" + OK, IndexError_, "t.ein:5:5: index 'j' appears twice on the left side of v"),
+    ("weight A^i_i : n0, n0" + OK, IndexError_,
+     "t.ein:5:12: index 'i' appears twice in the declaration of A; give each axis its own index"),
+    ("f = x^i x^i / x^k", IndexError_,
+     "t.ein:5:15: division by an expression with free indices {k}; only a number or an index-free (scalar) "
+     "expression can divide"),
+    # --- sizes
+    ("v^j = W^j_i x^j\nf = v^j v^j", ShapeError,
+     "t.ein:5:15: size mismatch for index 'j': W axis 1 has size n1 (5) but x axis 1 has size n0 (4)"),
+    ("f = x^l y^l", ShapeError,
+     "t.ein:5:11: size mismatch for index 'l': x axis 1 has size n0 (4) but y axis 1 has size c (3)"),
+    ("weight b^l : 4\nf = y^l b^l", ShapeError,
+     "t.ein:6:11: size mismatch for index 'l': y axis 1 has size c (3) but b axis 1 has size 4"),
+    ("weight A^i : n0, n0" + OK, ShapeError, "t.ein:5:14: A^i has 1 index but 2 sizes"),
+    ("weight A^ij" + OK, ShapeError, "t.ein:5:1: A^ij has 2 indices but no sizes; expected `weight A^ij : n, n`"),
+    ("weight b : 0" + OK, ShapeError, "t.ein:5:12: a size must be a positive integer, got 0"),
+    ("dims h = 0" + OK, ShapeError, "t.ein:5:6: dimension 'h' must be a positive integer, got 0"),
+    ("f = x^i x^i / 0", ShapeError, "t.ein:5:15: division by zero"),
+    # --- functions
+    ("v^j = foo(W^j_i x^i)\nf = v^j v^j", FunctionError,
+     "t.ein:5:7: unknown function 'foo'; known functions: exp, identity, log, relu, sigmoid, softplus, "
+     "sqrt, square, tanh, squared_error, softmax_cross_entropy, binary_cross_entropy"),
+    ("v^j = relu(W^j_i x^i, x^i)\nf = v^j v^j", FunctionError, "t.ein:5:7: function 'relu' takes 1 argument, got 2"),
+    ("function mix(a, b) = a*b\nf = mix(x^i) x^i", FunctionError, "t.ein:6:5: function 'mix' takes 2 arguments, got 1"),
+    ("function g(z) = z +* 2" + OK, FunctionError, "t.ein:5:20: cannot read the body of function 'g': invalid syntax"),
+    ("function g(z) = q * z" + OK, FunctionError,
+     "t.ein:5:17: function 'g' uses undefined name 'q'; expected only its parameters (z) and known functions"),
+    ("function g(z) = chr(95)" + OK, FunctionError,
+     "t.ein:5:17: function 'g' uses undefined name 'chr'; expected only its parameters (z) and known functions"),
+    ("function g(z) = __import__('os')" + OK, FunctionError,
+     "t.ein:5:17: unexpected character '_' in the body of function 'g'; expected numbers, + - * / ^ **, "
+     "parentheses, its parameters and functions"),
+    ("function g(z) = z.func" + OK, FunctionError,
+     "t.ein:5:18: unexpected character '.' in the body of function 'g'; expected numbers, + - * / ^ **, "
+     "parentheses, its parameters and functions"),
+    ("function g(z) = sigmoid(z, z)" + OK, FunctionError, "t.ein:5:17: function 'sigmoid' takes 1 argument, got 2"),
+    ("function g(z, z) = z" + OK, FunctionError, "t.ein:5:15: function 'g' has two parameters named 'z'"),
+]
+
+
+@pytest.mark.parametrize("snippet, cls, message", BAD, ids=[m.split(": ", 1)[1][:40] for _, _, m in BAD])
+def test_bad_input(snippet, cls, message):
+    with pytest.raises(cls, match="^" + re.escape(message) + r"(\n|\Z)") as info:
+        load("t.ein", HEAD + snippet)
+    err = info.value
+    assert isinstance(err, EinderivError)
+    line, col = (int(v) for v in message.split(":")[1:3])
+    assert (err.loc.file, err.loc.line, err.loc.column) == ("t.ein", line, col)
+
+
+def test_every_error_class_is_covered():
+    assert {cls for _, cls, _ in BAD} == {ParseError, NameError_, IndexError_, ShapeError, FunctionError}
+
+
+def test_syntax_error_shows_line_and_caret():
+    with pytest.raises(ParseError) as info:
+        load("t.ein", HEAD + "f = x^i $ x^i")
+    assert str(info.value).splitlines()[1:] == ["f = x^i $ x^i", "        ^"]
+    assert info.value.context == "f = x^i $ x^i\n        ^"
+
+
+def test_unknown_dim_override():
+    with pytest.raises(UsageError, match=r"^--dim names no dimension 'q'; the file declares n0, n1, c\Z"):
+        load("t.ein", HEAD + "f = x^i x^i", dims={"q": 3})
+    with pytest.raises(UsageError, match=r"^--dim n0=0: a size must be a positive integer\Z"):
+        load("t.ein", HEAD + "f = x^i x^i", dims={"n0": 0})
+
+
+def test_dim_override_changes_size_checks():
+    src = HEAD + "f = x^l y^l"  # n0 = 4 vs c = 3 ...
+    assert load("t.ein", src, dims={"c": 4}).objective == "f"  # ... agree once c is 4
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UsageError, match=r"^cannot read '.*nope\.ein': No such file or directory\Z"):
+        load(str(tmp_path / "nope.ein"))
