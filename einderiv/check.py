@@ -94,51 +94,9 @@ def _fmt(names) -> str:
     return "{" + ", ".join(names) + "}"
 
 
-def _written(name: str, idx: tuple[S.Idx, ...]) -> str:
-    """``W^j_i``; multi-letter indices in braces with commas, as they must be written."""
-    out, k = name, 0
-    while k < len(idx):
-        group = [idx[k]]
-        while k + len(group) < len(idx) and idx[k + len(group)].up == idx[k].up:
-            group.append(idx[k + len(group)])
-        names = [ix.name for ix in group]
-        body = "".join(names) if all(len(n) == 1 for n in names) else "{" + ",".join(names) + "," * (len(names) == 1) + "}"
-        out += ("^" if group[0].up else "_") + body
-        k += len(group)
-    return out
-
-
 def _number(text: str) -> sympy.Rational:
     # Rational("0.5") == 1/2 and Rational("1e-3") == 1/1000: exact, like nsimplify.
     return sympy.Rational(text)
-
-
-def _flat_sum(node: S.Expr, negate: bool = False):
-    """``a - (b - c)`` → [(False, a), (True, b), (False, c)]."""
-    if isinstance(node, S.Sum):
-        return _flat_sum(node.left, negate) + _flat_sum(node.right, negate != node.negate)
-    return [(negate, node)]
-
-
-def _flat_product(node: S.Expr) -> list[tuple[str, S.Expr | None]]:
-    """Factors of nested products: ("expr", n), ("recip", n) or ("neg", None)."""
-    if isinstance(node, S.Mul):
-        return _flat_product(node.left) + _flat_product(node.right)
-    if isinstance(node, S.Div):
-        return _flat_product(node.left) + [("recip", node.right)]
-    if isinstance(node, S.Neg):
-        return [("neg", None)] + _flat_product(node.operand)
-    return [("expr", node)]
-
-
-def _walk(node):
-    """Every expression node below ``node`` (pre-order)."""
-    yield node
-    for child in (getattr(node, "left", None), getattr(node, "right", None), getattr(node, "operand", None)):
-        if child is not None:
-            yield from _walk(child)
-    for arg in getattr(node, "args", ()):
-        yield from _walk(arg)
 
 
 def _sympy_allowed(name: str) -> bool:
@@ -303,7 +261,7 @@ class _Checker:
             indices = tuple(ir.Index(n, s) for n, s in zip(names, shape))
             role = "weight" if d.role == "bias" else d.role
             out.append(TensorDecl(d.name, role, indices, self.loc(d)))
-            self.shapes[d.name] = _Shape(shape, _written(d.name, d.indices), "declaration", d.line, role)
+            self.shapes[d.name] = _Shape(shape, S.written(d.name, d.indices), "declaration", d.line, role)
         return out
 
     def shape(self, d: S.Decl) -> tuple[sympy.Expr, ...]:
@@ -311,12 +269,12 @@ class _Checker:
         if d.shape is None:
             if n:
                 sizes = ", ".join("n" for _ in range(n))
-                raise ShapeError(f"{_written(d.name, d.indices)} has {n} ind{'ex' if n == 1 else 'ices'} but "
-                                 f"no sizes; expected `{d.role} {_written(d.name, d.indices)} : {sizes}`",
+                raise ShapeError(f"{S.written(d.name, d.indices)} has {n} ind{'ex' if n == 1 else 'ices'} but "
+                                 f"no sizes; expected `{d.role} {S.written(d.name, d.indices)} : {sizes}`",
                                  self.loc(d))
             return ()
         if n and len(d.shape) != n:
-            raise ShapeError(f"{_written(d.name, d.indices)} has {n} ind{'ex' if n == 1 else 'ices'} but "
+            raise ShapeError(f"{S.written(d.name, d.indices)} has {n} ind{'ex' if n == 1 else 'ices'} but "
                              f"{len(d.shape)} size{'' if len(d.shape) == 1 else 's'}", self.loc(d.shape[0]))
         out = []
         for s in d.shape:
@@ -348,7 +306,7 @@ class _Checker:
                                  self.loc(a))
             first[a.name] = a
         for a in assigns:
-            for node in _walk(a.expr):
+            for node in S.walk(a.expr):
                 if isinstance(node, S.Use) and node.name not in self.shapes and node.name not in first:
                     hint = ""
                     if node.name in BUILTINS or node.name in self.arity or node.name in OBJECTIVES:
@@ -361,7 +319,7 @@ class _Checker:
     def order(self, assigns: list[S.Assign]) -> list[S.Assign]:
         """Dependency order, stable: the earliest definition whose inputs are ready goes next."""
         by_name = {a.name: a for a in assigns}
-        deps = {a.name: [n.name for n in _walk(a.expr) if isinstance(n, S.Use) and n.name in by_name]
+        deps = {a.name: [n.name for n in S.walk(a.expr) if isinstance(n, S.Use) and n.name in by_name]
                 for a in assigns}
         done: set[str] = set()
         out: list[S.Assign] = []
@@ -398,10 +356,10 @@ class _Checker:
         expr, locs = scope.expr(a.expr)
         if set(locs) != set(lhs):
             raise IndexError_(
-                f"free indices differ: the left side {_written(a.name, a.indices)} has {_fmt(lhs)} but the "
+                f"free indices differ: the left side {S.written(a.name, a.indices)} has {_fmt(lhs)} but the "
                 f"right side has {_fmt(locs)}; they must be the same", self.loc(a))
         indices = tuple(scope.index[n] for n in lhs)
-        self.shapes[a.name] = _Shape(tuple(ix.dim for ix in indices), _written(a.name, a.indices),
+        self.shapes[a.name] = _Shape(tuple(ix.dim for ix in indices), S.written(a.name, a.indices),
                                      "definition", a.line)
         return Definition(a.name, indices, expr, self.loc(a))
 
@@ -429,7 +387,7 @@ class _Scope:
         self.index: dict[str, ir.Index] = {}
         self.origin: dict[str, tuple[str, int, sympy.Expr]] = {}
         self.written = {ix.name for ix in a.indices} | {
-            ix.name for n in _walk(a.expr) if isinstance(n, S.Use) for ix in n.indices}
+            ix.name for n in S.walk(a.expr) if isinstance(n, S.Use) for ix in n.indices}
 
     # Each method returns (IR, {free index name: location of its first occurrence}).
     def expr(self, node: S.Expr):
@@ -439,8 +397,8 @@ class _Scope:
 
     def sum(self, node: S.Sum):
         terms, first = [], None
-        for negate, t in _flat_sum(node):
-            factors = ([("neg", None)] if negate else []) + _flat_product(t)
+        for negate, t in S.flat_sum(node):
+            factors = ([("neg", None)] if negate else []) + S.flat_product(t)
             e, locs = self.product(factors, t)
             if first is None:
                 first = locs
@@ -452,7 +410,7 @@ class _Scope:
 
     def product(self, factors, node: S.Expr):
         if len(factors) == 1 and factors[0][0] == "expr":
-            factors = _flat_product(factors[0][1])
+            factors = S.flat_product(factors[0][1])
         irs: list[ir.Expr] = []
         occ: dict[str, list[Location]] = {}
         for kind, n in factors:
@@ -550,7 +508,7 @@ class _Scope:
         shapes = []
         for a in n.args:
             if not isinstance(a, S.Use) or a.indices:
-                shown = f" (write {a.name}, not {_written(a.name, a.indices)})" if isinstance(a, S.Use) else ""
+                shown = f" (write {a.name}, not {S.written(a.name, a.indices)})" if isinstance(a, S.Use) else ""
                 raise FunctionError(f"the arguments of {n.name} must be bare tensor names, as in "
                                     f"{n.name}(p, y){shown}", self.c.loc(a))
             dims = self.c.shapes[a.name].dims

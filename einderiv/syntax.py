@@ -146,3 +146,49 @@ class Sum(Node):
 
 
 Expr = Union[Use, Number, Call, Mul, Div, Neg, Sum]
+
+
+# -------------------------------------------------------------------- helpers
+def written(name: str, idx: tuple[Idx, ...]) -> str:
+    """``W^j_i``; multi-letter indices in braces with commas, as they must be written."""
+    out, k = name, 0
+    while k < len(idx):
+        group = [idx[k]]
+        while k + len(group) < len(idx) and idx[k + len(group)].up == idx[k].up:
+            group.append(idx[k + len(group)])
+        names = [ix.name for ix in group]
+        if all(len(n) == 1 for n in names):
+            body = "".join(names)
+        else:  # a lone multi-letter index needs its comma: {cu,}
+            body = "{" + ",".join(names) + "," * (len(names) == 1) + "}"
+        out += ("^" if group[0].up else "_") + body
+        k += len(group)
+    return out
+
+
+def flat_sum(node: Expr, negate: bool = False):
+    """``a - (b - c)`` → [(False, a), (True, b), (False, c)]."""
+    if isinstance(node, Sum):
+        return flat_sum(node.left, negate) + flat_sum(node.right, negate != node.negate)
+    return [(negate, node)]
+
+
+def flat_product(node: Expr) -> list[tuple[str, Expr | None]]:
+    """Factors of nested products: ("expr", n), ("recip", n) or ("neg", None)."""
+    if isinstance(node, Mul):
+        return flat_product(node.left) + flat_product(node.right)
+    if isinstance(node, Div):
+        return flat_product(node.left) + [("recip", node.right)]
+    if isinstance(node, Neg):
+        return [("neg", None)] + flat_product(node.operand)
+    return [("expr", node)]
+
+
+def walk(node):
+    """Every expression node below ``node`` (pre-order)."""
+    yield node
+    for child in (getattr(node, "left", None), getattr(node, "right", None), getattr(node, "operand", None)):
+        if child is not None:
+            yield from walk(child)
+    for arg in getattr(node, "args", ()):
+        yield from walk(arg)

@@ -359,3 +359,32 @@ def test_check_main(tmp_path, capsys):
     bad.write_text("f = \n")
     assert _main(["check", str(bad)]) == 2
     assert "bad.ein:1:5: syntax error" in capsys.readouterr().err
+
+
+# ------------------------------------------------------- spelling property
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@st.composite
+def _spelled(draw):
+    """A list of distinct indices, written as random ^/_ groups in a random style."""
+    names = draw(st.lists(st.sampled_from("abcdeghijkmnpqrstuvwxz"), min_size=1, max_size=5, unique=True))
+    text, k = "", 0
+    while k < len(names):
+        size = draw(st.integers(1, len(names) - k))
+        group = names[k:k + size]
+        mark = draw(st.sampled_from("^_"))
+        style = draw(st.sampled_from(["bare", "braces", "commas"]))
+        body = {"bare": "".join(group), "braces": "{" + "".join(group) + "}",
+                "commas": "{" + ",".join(group) + ("," if size == 1 else "") + "}"}[style]
+        text += mark + body
+        k += size
+    return names, text
+
+
+@settings(max_examples=60, deadline=None)
+@given(_spelled())
+def test_index_spellings_give_written_order(case):
+    names, written = case
+    stmt = parse(f"t{written} = 1\n", "t").statements[0]
+    assert [ix.name for ix in stmt.indices] == names
