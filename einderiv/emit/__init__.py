@@ -1,0 +1,1 @@
+"""Back ends: printers (text, LaTeX) and code generators (NumPy) for derivations."""
