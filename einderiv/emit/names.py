@@ -1,0 +1,298 @@
+"""Display naming shared by the text and LaTeX printers.
+
+Two jobs, both deterministic:
+
+* **Index letters.**  Machine-made indices (names starting with ``_``) never
+  reach the reader.  :class:`IndexNames` gives every index of one displayed
+  statement (a definition, a derivative block) a letter: the block's axes get
+  the declared letters of their parameters (``W1^j_i``; the second parameter
+  of a Hessian block, whose letters clash, gets ``s, t`` as in the paper's
+  Eq. 9), summed indices get fresh letters in reading order from
+  ``l, m, q, a, …`` — the paper's choice — never clashing with a free one.
+* **Tensor roles.**  :class:`Context` knows, for a derivation, which slots of
+  a tensor are written up or down (parameters ``W^j_i``: first index up, the
+  rest down; adjoints ``∂f/∂z_j``: down; Jacobians ``η^{(a,s),m}_j``: a's
+  indices up, s's down), which Jacobians are the paper's γ (Eq. 1), which
+  adjoints are the objective's own ``∂f/∂p`` (left unevaluated, as in Eq. 6),
+  and what symbol stands for ``softmax(p)``.
+
+Factor order inside a contracted group follows the chain of summed indices
+from the objective end (:func:`display_order`), so a back-propagated product
+reads ``∂f/∂p_l W3^l_m η^m_j`` like the paper's Eq. 6.
+
+Example::
+
+    >>> from einderiv.ir import Index
+    >>> import sympy
+    >>> n = sympy.Symbol("n")
+    >>> a, b = Index("_j_3", n), Index("_j_9", n)
+    >>> names = IndexNames([a, b])
+    >>> names[a], names[b]
+    ('j', 's')
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from ..ir import Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref, Softmax
+
+#: letters for free indices whose declared letter is taken (the paper's s, t)
+FREE_POOL = ("s", "t", "r", "k", "a", "b", "c", "d", "e", "g", "h", "o", "u", "w")
+#: letters for summed indices, in the order the paper uses them (Eqs. 6–9)
+SUMMED_POOL = ("l", "m", "q", "a", "b", "c", "d", "e", "g", "h", "k", "o", "r", "u", "w", "s", "t")
+
+
+def hint(ix: Index) -> str:
+    """The letter an index would like to be shown as: ``_j_36`` → ``j``, ``i`` → ``i``."""
+    if not ix.name.startswith("_"):
+        return ix.name
+    base = ix.name.lstrip("_").split("_")[0]
+    return base if base.isalpha() else ""
+
+
+class IndexNames:
+    """Letters for the indices of one displayed statement.
+
+    ``free`` are the statement's open indices in axis order (optionally with
+    a preferred letter each); they are named first.  Other indices are named
+    on first request, in the order :meth:`walk` or the printer meets them:
+    user-written ones keep their names, machine-made ones take the next
+    unused letter of :data:`SUMMED_POOL`.
+    """
+
+    def __init__(self, free: Iterable[Index | tuple[Index, str]] = (), reserved: Iterable[str] = ()):
+        self.names: dict[Index, str] = {}
+        self.used: set[str] = set(reserved)
+        for item in free:
+            ix, pref = item if isinstance(item, tuple) else (item, hint(item))
+            if ix in self.names:
+                continue
+            self._take(ix, pref, FREE_POOL)
+
+    def reserve_user(self, exprs: Iterable[Expr]) -> "IndexNames":
+        """Keep letters that the user wrote (indices without ``_``) off-limits for others."""
+        for e in exprs:
+            for ix in all_indices(e):
+                if not ix.name.startswith("_") and ix not in self.names:
+                    self._take(ix, ix.name, SUMMED_POOL)
+        return self
+
+    def _take(self, ix: Index, pref: str, pool: Sequence[str]) -> str:
+        if pref and pref not in self.used:
+            name = pref
+        else:
+            name = next((c for c in pool if c not in self.used), None)
+            k = 1
+            while name is None:
+                cand = f"{pool[0]}{k}"
+                name = cand if cand not in self.used else None
+                k += 1
+        self.names[ix] = name
+        self.used.add(name)
+        return name
+
+    def __getitem__(self, ix: Index) -> str:
+        if ix in self.names:
+            return self.names[ix]
+        if not ix.name.startswith("_"):
+            return self._take(ix, ix.name, SUMMED_POOL)
+        return self._take(ix, "", SUMMED_POOL)
+
+    def walk(self, e: Expr) -> "IndexNames":
+        """Name every index of ``e`` in display order (what a printer would meet)."""
+        if isinstance(e, Ref):
+            for ix in e.indices:
+                self[ix]
+        elif isinstance(e, Delta):
+            self[e.a], self[e.b]
+        elif isinstance(e, Prod):
+            for f in display_order(e.factors, e.out):
+                self.walk(f)
+        elif isinstance(e, (Softmax, LogSumExp)):
+            self[e.over]
+            self.walk(e.arg)
+        else:
+            for c in e.children():
+                self.walk(c)
+        return self
+
+
+def all_indices(e: Expr) -> tuple[Index, ...]:
+    """Every index occurring anywhere in ``e`` (first-occurrence order)."""
+    seen: dict[Index, None] = {}
+
+    def go(x: Expr) -> None:
+        if isinstance(x, Ref):
+            for ix in x.indices:
+                seen.setdefault(ix, None)
+        elif isinstance(x, Delta):
+            seen.setdefault(x.a, None)
+            seen.setdefault(x.b, None)
+        elif isinstance(x, (Softmax, LogSumExp)):
+            seen.setdefault(x.over, None)
+        if isinstance(x, Prod):
+            for ix in x.out:
+                seen.setdefault(ix, None)
+        for c in x.children():
+            go(c)
+
+    go(e)
+    return tuple(seen)
+
+
+# ------------------------------------------------------------ factor order
+_PRIORITY = {"hobj": 0, "adj": 1}
+
+
+def _priority(f: Expr) -> int | None:
+    if isinstance(f, Ref) and isinstance(f.name, Quantity):
+        return _PRIORITY.get(f.name.kind)
+    return None
+
+
+def display_order(factors: Sequence[Expr], out: Iterable[Index]) -> tuple[Expr, ...]:
+    """Order a product's factors along its chain of summed indices.
+
+    The chain starts at the objective end (∂²f/∂p∂p, then an adjoint) when
+    one takes part in a contraction, so ``W3^{c0}_{c1} adj[p]_{c0} η^{c1}_j``
+    reads ``∂f/∂p_l W3^l_m η^m_j``.  Products with no such start (and pure
+    Hadamard products) keep their stored order.  Constants stay in front.
+    """
+    outs = set(out)
+    consts = [f for f in factors if isinstance(f, Const)]
+    rest = [f for f in factors if not isinstance(f, Const)]
+    bound = [set(ix for ix in f.free if ix not in outs) for f in rest]
+    starts = [(p, k) for k, f in enumerate(rest)
+              if (p := _priority(f)) is not None
+              and any(bound[k] & bound[m] for m in range(len(rest)) if m != k)]
+    if not starts:
+        return tuple(factors)
+    first = min(starts)[1]
+    placed = [first]
+    remaining = [k for k in range(len(rest)) if k != first]
+    while remaining:
+        pick = None
+        for p in reversed(placed):
+            # follow p's summed indices in slot order: ∂²f/∂p_l∂p_m meets its l partner first
+            for ix in rest[p].free:
+                cands = [k for k in remaining if ix in bound[p] and ix in bound[k]]
+                if cands:
+                    pick = cands[0]
+                    break
+            if pick is not None:
+                break
+        if pick is None:
+            pick = remaining[0]
+        placed.append(pick)
+        remaining.remove(pick)
+    return tuple(consts) + tuple(rest[k] for k in placed)
+
+
+# ------------------------------------------------------------ tensor roles
+_QUANT = re.compile(r"^(\w+)\[(.*)\]$")
+
+
+def parse_quantity(text: str) -> Quantity | str:
+    """Read ``str(Quantity)`` back (``d[...]`` records its inner quantity as text)."""
+    m = _QUANT.match(text)
+    if not m:
+        return text
+    parts, depth, cur = [], 0, ""
+    for ch in m.group(2):
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+            continue
+        depth += ch == "["
+        depth -= ch == "]"
+        cur += ch
+    parts.append(cur)
+    return Quantity(m.group(1), tuple(parts))
+
+
+@dataclass
+class Context:
+    """What the printers need to know about a derivation's tensors.
+
+    Built with :meth:`of` from a :class:`~einderiv.derive.Derivation`; the
+    default (empty) context serves printer unit tests: user tensors first
+    index up, adjoints down, Jacobians split in half.
+    """
+
+    objective: str = "f"
+    objective_args: tuple[str, ...] = ()
+    arity: dict[str, int] = field(default_factory=dict)
+    gammas: frozenset[tuple[str, str]] = frozenset()
+    softmax: dict[str, str] = field(default_factory=dict)  # arg tensor -> symbol
+
+    @classmethod
+    def of(cls, derivation) -> "Context":
+        net = derivation.network
+        arity = {t.name: len(t.indices) for t in net.tensors}
+        arity.update({n.name: len(n.indices) for n in derivation.nodes})
+        gammas = set()
+        for n in derivation.nodes:
+            if isinstance(n.expr, Apply):
+                for a in n.expr.args:
+                    if isinstance(a, Ref) and isinstance(a.name, str):
+                        gammas.add((n.name, a.name))
+        taken = set(arity) | {net.objective}
+        args: list[str] = []
+        for e in _every_expr(derivation):
+            for s in _softmaxes(e):
+                if isinstance(s.arg, Ref) and s.arg.indices == (s.over,) and s.arg.name not in args:
+                    args.append(s.arg.name)
+        softmax = {}
+        for a in args:
+            sym = "s" if len(args) == 1 and "s" not in taken else f"s_{a}"
+            softmax[a] = sym
+        return cls(net.objective, tuple(derivation.objective_args), arity, frozenset(gammas), softmax)
+
+    def letters_taken(self, exprs: Iterable[Expr]) -> tuple[str, ...]:
+        """Symbols an index letter must not look like in these expressions (``s`` for softmax)."""
+        if any(True for e in exprs for _ in _softmaxes(e)):
+            return tuple(sorted(self.softmax.values()))
+        return ()
+
+    # -- slots -------------------------------------------------------------
+    def n_indices(self, name: str, default: int) -> int:
+        return self.arity.get(name, default)
+
+    def upper(self, name, n: int) -> tuple[bool, ...]:
+        """Which of ``n`` slots of tensor ``name`` are written up."""
+        if isinstance(name, Quantity):
+            if name.kind == "jac":
+                k = self.n_indices(name.parts[0], n // 2)
+                return tuple(i < k for i in range(n))
+            return (False,) * n  # adjoints, ∂²f/∂p∂p, higher totals: covariant
+        return tuple(i == 0 for i in range(n))
+
+    def role(self, q: Quantity) -> str:
+        """'dfdp' (the objective's own ∂f/∂p), 'adj', 'gamma', 'eta', 'hobj', 'd' or the kind."""
+        if q.kind == "adj":
+            return "dfdp" if q.parts[0] in self.objective_args else "adj"
+        if q.kind == "jac":
+            return "gamma" if tuple(q.parts) in self.gammas else "eta"
+        return q.kind
+
+    def split_jac(self, q: Quantity, indices: Sequence) -> tuple[tuple, tuple]:
+        k = self.n_indices(q.parts[0], len(indices) // 2)
+        return tuple(indices[:k]), tuple(indices[k:])
+
+
+def _every_expr(derivation) -> Iterable[Expr]:
+    for n in derivation.nodes:
+        yield n.expr
+    for q in derivation.quantities:
+        yield q.expr
+    for b in derivation.blocks.values():
+        yield b.expr
+
+
+def _softmaxes(e: Expr) -> Iterable[Softmax]:
+    if isinstance(e, Softmax):
+        yield e
+    for c in e.children():
+        yield from _softmaxes(c)

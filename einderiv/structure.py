@@ -1,0 +1,207 @@
+"""Structure summary: which derivative blocks are outer products, and what that saves.
+
+For every block of a :class:`~einderiv.derive.Derivation` (each gradient and
+each Hessian or higher block) :func:`summarize` reads the factored form
+(:func:`einderiv.factor.factored`) and reports
+
+* ``terms``   K, the number of terms;
+* ``kind``    ``"a vector"`` (a block with one axis), ``"one outer product"``
+  (one term, ≥ 2 outer-product factors), ``"sum of K outer products"``, or
+  ``"no outer-product structure"`` — when some term keeps two axes of the
+  *same* parameter in one factor (a convolution kernel's gradient), or is a
+  single factor carrying every axis — with a one-line ``reason`` naming the
+  summed index that couples which factors;
+* ``factored`` per-sample storage of the factored form: Σ over terms of Σ over
+  factors of the product of the factor's axis sizes (axes tied by a Kronecker
+  delta, the diagonal of γ = δ A′, count once);
+* ``dense``    the product of all axis sizes.
+
+A factor that carries one axis of each of two parameters (``η^t_j`` in the
+r ≠ k cross term of the paper's Eq. 9, ``∂²f/∂p∂p η η`` in the Gauss–Newton
+term) is a matrix factor of a tensor product: the paper counts those blocks as
+outer-product structured, and so do we.
+
+Sizes are SymPy expressions in the dimension symbols, with the network's
+known sizes (and ``sizes``) substituted, so an unsized network gets symbolic
+storage like ``n0 + n1`` against ``n0*n1``.
+
+Example::
+
+    >>> rows = summarize(derive(net, 2))                # doctest: +SKIP
+    >>> rows[0].kind, rows[0].factored, rows[0].dense   # doctest: +SKIP
+    ('one outer product', 9, 20)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import sympy
+
+from .factor import FactoredTerm, Group, factored
+from .ir import Delta, Expr, Index
+from .network import dim_symbol
+
+
+@dataclass(frozen=True)
+class BlockStructure:
+    wrt: tuple[str, ...]
+    shape: tuple[sympy.Expr, ...]  # axis sizes of the block
+    terms: int  # K
+    kind: str
+    reason: str  # why there is no outer-product structure ('' otherwise)
+    factored: sympy.Expr  # per-sample storage of the factored form
+    dense: sympy.Expr  # per-sample storage of the dense block
+    coupling: "Coupling | None" = None  # what the reason names, for other printers
+
+    @property
+    def saving(self) -> sympy.Expr:
+        """dense / factored (a number once sizes are known)."""
+        return sympy.simplify(self.dense / self.factored) if self.factored != 0 else sympy.oo
+
+
+def _sizes(derivation, sizes: Mapping | None) -> dict[sympy.Symbol, int]:
+    subs = dict(derivation.network.sizes())
+    for k, v in (sizes or {}).items():
+        subs[dim_symbol(k) if isinstance(k, str) else k] = v
+    return subs
+
+
+def group_storage(group: Group) -> sympy.Expr:
+    """Product of the sizes of a factor's axes, axes tied by a delta counted once."""
+    parent = {ix: ix for ix in group.free}
+
+    def find(a: Index) -> Index:
+        while parent[a] != a:
+            a = parent[a]
+        return a
+
+    for f in group.factors:
+        if isinstance(f, Delta) and f.a in parent and f.b in parent:
+            parent[find(f.a)] = find(f.b)
+    roots: dict[Index, None] = {}
+    for ix in group.free:
+        roots.setdefault(find(ix), None)
+    return sympy.Mul(*(ix.dim for ix in roots))
+
+
+def _slot_of(block_indices: tuple[Index, ...], wrt_arity: list[int]) -> dict[Index, int]:
+    slot, k = {}, 0
+    for s, n in enumerate(wrt_arity):
+        for ix in block_indices[k:k + n]:
+            slot[ix] = s
+        k += n
+    return slot
+
+
+def _coupled(term: FactoredTerm, slot: dict[Index, int], n_axes: int) -> Group | None:
+    """The group that breaks the outer-product form of ``term``, if any."""
+    for g in term.groups:
+        slots = [slot[ix] for ix in g.free]
+        if len(slots) != len(set(slots)):
+            return g
+    if len(term.groups) == 1 and n_axes >= 2:
+        return term.groups[0]
+    return None
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """Why a factor keeps several axes: ``how`` is 'summed', 'elementwise' or 'carries'."""
+
+    how: str
+    indices: tuple[str, ...]  # display letters
+    factors: tuple[Expr, ...]
+
+    def sentence(self, short) -> str:
+        """'summed index t couples δ[z_k] and x', naming factors with ``short``."""
+        names = " and ".join(dict.fromkeys(short(f) for f in self.factors))
+        if self.how == "summed":
+            return f"summed index {self.indices[0]} couples {names}"
+        if self.how == "diagonal":
+            return f"a diagonal: δ ties {self.indices[0]} and {self.indices[1]}"
+        if self.how == "elementwise":
+            return f"elementwise product over {self.indices[0]} ties {names}"
+        return f"{names} carries axes {', '.join(self.indices)} together"
+
+
+def _coupling(g: Group, letter) -> Coupling:
+    for ix in g.bound:
+        users = tuple(f for f in g.factors if ix in f.free)
+        if len(users) >= 2:
+            return Coupling("summed", (letter(ix),), users)
+    for f in g.factors:
+        if isinstance(f, Delta) and f.a in g.free and f.b in g.free:
+            return Coupling("diagonal", (letter(f.a), letter(f.b)), (f,))
+    for ix in g.free:
+        users = tuple(f for f in g.factors if ix in f.free)
+        if len(users) >= 2:
+            return Coupling("elementwise", (letter(ix),), users)
+    return Coupling("carries", tuple(letter(ix) for ix in g.free), g.factors[:1])
+
+
+def summarize(derivation, sizes: Mapping | None = None) -> list[BlockStructure]:
+    """One :class:`BlockStructure` per block, in the derivation's block order."""
+    from .emit.names import Context, IndexNames
+    from .emit.text import TextPrinter
+
+    subs = _sizes(derivation, sizes)
+    ctx = Context.of(derivation)
+    net = derivation.network
+    rows = []
+    for wrt, block in derivation.blocks.items():
+        arity = [len(net.tensor(w).indices) for w in wrt]
+        slot = _slot_of(block.indices, arity)
+        shape = tuple(sympy.sympify(ix.dim).subs(subs) for ix in block.indices)
+        dense = sympy.Mul(*shape)
+        terms = factored(block.expr, block.indices)
+        store = sympy.Add(*(group_storage(g) for t in terms for g in t.groups)).subs(subs)
+        reason, coupling = "", None
+        if not terms:
+            kind = "zero"
+        elif len(block.indices) == 1:
+            kind = "a vector"
+        else:
+            bad = [(t, g) for t in terms if (g := _coupled(t, slot, len(block.indices)))]
+            if bad:
+                # name the densest coupling: a contraction explains more than a diagonal
+                bad = min(bad, key=lambda tg: 0 if tg[1].bound else 1)
+                kind = "no outer-product structure"
+                names = IndexNames(block.indices).reserve_user([block.expr])
+                printer = TextPrinter({"names": names, "context": ctx})
+                printer.term(bad[0], block.indices)  # names indices in the text output's order
+                coupling = _coupling(bad[1], names.__getitem__)
+                reason = coupling.sentence(printer.short)
+            elif len(terms) == 1:
+                kind = "one outer product"
+            else:
+                kind = f"sum of {len(terms)} outer products"
+        rows.append(BlockStructure(wrt, shape, len(terms), kind, reason, sympy.sympify(store), dense,
+                                   coupling))
+    return rows
+
+
+def format_summary(rows: list[BlockStructure]) -> str:
+    """A plain-text table, one line per block."""
+    head = ("block", "K", "structure", "factored", "dense")
+    body = []
+    for r in rows:
+        body.append((_wrt(r.wrt), str(r.terms), r.kind + (f" ({r.reason})" if r.reason else ""),
+                     _num(r.factored), _num(r.dense)))
+    widths = [max(len(row[k]) for row in [head] + body) for k in range(len(head))]
+    lines = []
+    for n, row in enumerate([head] + body):
+        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]),
+                 row[3].rjust(widths[3]), row[4].rjust(widths[4])]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _wrt(wrt: tuple[str, ...]) -> str:
+    return ",".join(wrt) if len(wrt) > 1 else wrt[0]
+
+
+def _num(e: sympy.Expr) -> str:
+    return sympy.sstr(e, order="lex")
