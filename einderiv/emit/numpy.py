@@ -227,6 +227,10 @@ def _align(code: str, src: tuple, src_b: bool, dst: tuple, dst_b: bool) -> str:
     return f"{code}[{', '.join(slots)}]" if slots else code
 
 
+def _operand(v: Val) -> str:
+    return v.code if re.fullmatch(r"[\w.]+", v.code) else f"({v.code})"
+
+
 @functools.lru_cache(maxsize=None)
 def _path(eq: str, shapes: tuple) -> str:
     path, _ = opt_einsum.contract_path(eq, *shapes, shapes=True)
@@ -274,8 +278,8 @@ class _Scope:
         L = L or _Letters()
         subs = [("B" if v.batched else "") + "".join(L[i] for i in v.idx) for v in ops]
         res = ("B" if batched and keep_batch else "") + "".join(L[i] for i in out)
-        if len(ops) == 1 and subs[0] == res:
-            code = ops[0].code
+        if all(sub == res for sub in subs) and len(set(res)) == len(res):
+            code = " * ".join(_operand(v) for v in ops)  # same axes everywhere: elementwise
         else:
             eq = ",".join(subs) + "->" + res
             shapes = tuple(((NOMINAL_BATCH,) if v.batched else ()) + tuple(self.g.dim(i) for i in v.idx)
@@ -366,6 +370,7 @@ class _Generator:
         self.net = derivation.network
         self.table = derivation.table
         self.sizes = self._sizes(sizes or {})
+        self._dims: dict = {}
         self.helpers: set[str] = set()
         names = _Namer(_RESERVED)
         self.ident: dict = {}
@@ -404,11 +409,12 @@ class _Generator:
             if size is None and sym in used:
                 raise ShapeError(f"size of '{name}' is not given; pass --dim {name}=SIZE")
             if size is not None:
-                out[sym] = int(size)
+                out[sym] = sympy.Integer(size)
         return out
 
     def value(self, v) -> sympy.Expr:
-        return sympy.sympify(v).subs(self.sizes)
+        v = sympy.sympify(v)
+        return v if v.is_number else v.xreplace(self.sizes)
 
     def num(self, v) -> str:
         v = self.value(v)
@@ -417,7 +423,9 @@ class _Generator:
         return str(int(v)) if v.is_Integer else repr(float(v))
 
     def dim(self, ix: Index) -> int:
-        return int(self.num(ix.dim))
+        if ix.dim not in self._dims:
+            self._dims[ix.dim] = int(self.num(ix.dim))
+        return self._dims[ix.dim]
 
     # -- pieces ------------------------------------------------------------
     def name(self, n) -> str:
