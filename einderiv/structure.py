@@ -126,6 +126,9 @@ class Coupling:
 
 
 def _coupling(g: Group, letter) -> Coupling:
+    from .emit.names import display_order
+
+    g = Group(display_order(g.factors, g.free), g.free, g.bound)  # factors as the text shows them
     for ix in g.bound:
         users = tuple(f for f in g.factors if ix in f.free)
         if len(users) >= 2:

@@ -34,7 +34,7 @@ from ..factor import FactoredTerm, factored
 from ..functions import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
                   Softmax)
-from .names import Context, IndexNames, display_order, parse_quantity
+from .names import Context, IndexNames, display_order, parse_quantity, term_order
 
 GREEK = frozenset("""alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho
 sigma tau upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega""".split())
@@ -241,7 +241,7 @@ class LatexIndexPrinter(Printer):
 
     def _print_Add(self, e: Add) -> str:
         out = ""
-        for k, t in enumerate(e.terms):
+        for k, t in enumerate(term_order(e.terms, self.names)):
             s = self._print(t)
             if k == 0:
                 out = s
@@ -254,7 +254,7 @@ class LatexIndexPrinter(Printer):
     def _print_Prod(self, e: Prod) -> str:
         coef = sympy.Integer(1)
         fs = []
-        for f in display_order(e.factors, e.out):
+        for f in display_order(e.factors, e.out, self.names):
             if isinstance(f, Const):
                 coef *= f.value
             else:
@@ -294,11 +294,11 @@ class LatexIndexPrinter(Printer):
     # -- factored terms ----------------------------------------------------
     def term_groups(self, t: FactoredTerm, out: Sequence[Index]) -> tuple[str, list[str]]:
         """(sign-and-scalar prefix, outer-product factors) of one term of a block."""
-        pieces = [self.product(1, display_order(g.factors, out), out) for g in t.scalars]
+        pieces = [self.product(1, display_order(g.factors, out, self.names), out) for g in t.scalars]
         many = len(t.groups) > 1
         groups = []
         for g in t.groups:
-            fs = display_order(g.factors, out)
+            fs = display_order(g.factors, out, self.names)
             s = self.product(1, fs, out)
             groups.append(r"\left(" + s + r"\right)" if many and len(fs) > 1 else s)
         prefix = self._with_coef(t.coef, " ".join(pieces)) if (pieces or t.coef != 1) else ""
@@ -347,10 +347,10 @@ def block_equation(derivation, block, ctx: Context | None = None) -> str:
     ctx = ctx or Context.of(derivation)
     p = _printer(ctx, block.indices, [block.expr])
     lhs = block_lhs(p, derivation, block)
-    lines = _term_lines(p, factored(block.expr, block.indices), block.indices)
+    lines = _term_lines(p, term_order(factored(block.expr, block.indices), p.names), block.indices)
     if block.paper is not None and block.paper != block.expr:
         pp = _printer(ctx, block.indices, [block.paper])
-        plines = _term_lines(pp, factored(block.paper, block.indices), block.indices)
+        plines = _term_lines(pp, term_order(factored(block.paper, block.indices), pp.names), block.indices)
         lines.append(r"&= " + plines[0][len("&= "):])
         lines.extend(plines[1:])
     return "\\begin{align*}\n" + lhs + "\n  " + " \\\\\n  ".join(lines) + "\n\\end{align*}\n"

@@ -65,10 +65,12 @@ class IndexNames:
     def __init__(self, free: Iterable[Index | tuple[Index, str]] = (), reserved: Iterable[str] = ()):
         self.names: dict[Index, str] = {}
         self.used: set[str] = set(reserved)
+        self.free: dict[Index, int] = {}  # the statement's open indices, in axis order
         for item in free:
             ix, pref = item if isinstance(item, tuple) else (item, hint(item))
             if ix in self.names:
                 continue
+            self.free[ix] = len(self.free)
             self._take(ix, pref, FREE_POOL)
 
     def reserve_user(self, exprs: Iterable[Expr]) -> "IndexNames":
@@ -108,7 +110,7 @@ class IndexNames:
         elif isinstance(e, Delta):
             self[e.a], self[e.b]
         elif isinstance(e, Prod):
-            for f in display_order(e.factors, e.out):
+            for f in display_order(e.factors, e.out, self):
                 self.walk(f)
         elif isinstance(e, (Softmax, LogSumExp)):
             self[e.over]
@@ -152,7 +154,45 @@ def _priority(f: Expr) -> int | None:
     return None
 
 
-def display_order(factors: Sequence[Expr], out: Iterable[Index]) -> tuple[Expr, ...]:
+def _stable_key(f: Expr, rank_of) -> tuple:
+    """Sort key from structure and the positions of free indices, never from index names."""
+    if isinstance(f, Apply):
+        rank, name = 0, (f.fn.name, f.fn.deriv)
+    elif isinstance(f, Delta):
+        rank, name = 1, ()
+    elif isinstance(f, (Softmax, LogSumExp)):
+        rank, name = 2, (type(f).__name__,)
+    elif isinstance(f, Ref):
+        rank, name = (4, (str(f.name),)) if isinstance(f.name, Quantity) else (3, (f.name,))
+    else:
+        rank, name = 5, (type(f).__name__,)
+    return rank, name, tuple(rank_of(ix) for ix in f.free)
+
+
+def term_order(terms: Sequence, names: "IndexNames | None" = None) -> list:
+    """Terms of a sum (IR terms or factored terms) in an order independent of index names.
+
+    The simplifier's order can follow generated names, which depend on what a
+    process derived before; sorting by structure keeps the output byte-stable.
+    """
+    order = names.free if names is not None else {}
+
+    def factors(t) -> tuple:
+        if hasattr(t, "groups"):  # a FactoredTerm
+            return tuple(f for g in t.scalars + t.groups for f in g.factors)
+        if isinstance(t, Prod):
+            return t.factors
+        return (t,)
+
+    def key(t) -> tuple:
+        fs = [f for f in factors(t) if not isinstance(f, Const)]
+        return (len(fs), sorted(_stable_key(f, lambda ix: order.get(ix, len(order))) for f in fs))
+
+    return sorted(terms, key=key)
+
+
+def display_order(factors: Sequence[Expr], out: Iterable[Index],
+                  names: "IndexNames | None" = None) -> tuple[Expr, ...]:
     """Order a product's factors along its chain of summed indices.
 
     The chain starts at the objective end (∂²f/∂p∂p, then an adjoint) when
@@ -163,12 +203,18 @@ def display_order(factors: Sequence[Expr], out: Iterable[Index]) -> tuple[Expr, 
     outs = set(out)
     consts = [f for f in factors if isinstance(f, Const)]
     rest = [f for f in factors if not isinstance(f, Const)]
+    if any(ix.name.startswith("_") for f in rest for ix in f.free):
+        # machine-made: the stored order may follow generated index names, which
+        # depend on what was derived before; put it in an order that does not
+        # (the statement's axis order when known, else the product's own ``out``)
+        order = names.free if names is not None and names.free else {ix: k for k, ix in enumerate(out)}
+        rest.sort(key=lambda f: _stable_key(f, lambda ix: order.get(ix, len(order))))
     bound = [set(ix for ix in f.free if ix not in outs) for f in rest]
     starts = [(p, k) for k, f in enumerate(rest)
               if (p := _priority(f)) is not None
               and any(bound[k] & bound[m] for m in range(len(rest)) if m != k)]
     if not starts:
-        return tuple(factors)
+        return tuple(consts) + tuple(rest)
     first = min(starts)[1]
     placed = [first]
     remaining = [k for k in range(len(rest)) if k != first]

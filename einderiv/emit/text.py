@@ -34,7 +34,7 @@ from ..factor import FactoredTerm, factored
 from ..functions import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
                   Softmax)
-from .names import Context, IndexNames, display_order, parse_quantity
+from .names import Context, IndexNames, display_order, parse_quantity, term_order
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -203,7 +203,7 @@ class TextPrinter(Printer):
 
     def _print_Add(self, e: Add) -> str:
         out = ""
-        for k, t in enumerate(e.terms):
+        for k, t in enumerate(term_order(e.terms, self.names)):
             s = self._print(t)
             if k == 0:
                 out = s
@@ -216,7 +216,7 @@ class TextPrinter(Printer):
     def _print_Prod(self, e: Prod) -> str:
         coef = sympy.Integer(1)
         fs = []
-        for f in display_order(e.factors, e.out):
+        for f in display_order(e.factors, e.out, self.names):
             if isinstance(f, Const):
                 coef *= f.value
             else:
@@ -259,11 +259,11 @@ class TextPrinter(Printer):
         """One term of a block: scalar weights, then the outer-product factors joined by ⊗."""
         pieces = []
         for g in t.scalars:
-            pieces.append(self.product(1, display_order(g.factors, out), out))
+            pieces.append(self.product(1, display_order(g.factors, out, self.names), out))
         many = len(t.groups) > 1
         groups = []
         for g in t.groups:
-            fs = display_order(g.factors, out)
+            fs = display_order(g.factors, out, self.names)
             s = self.product(1, fs, out)
             groups.append(f"({s})" if many and len(fs) > 1 else s)
         body = " ".join(pieces + ([sep.join(groups)] if groups else []))
@@ -395,7 +395,7 @@ def block_lines(derivation, block, ctx: Context | None = None) -> list[str]:
     """Lines of one block: ``LHS = term`` or ``LHS =`` then ``  + term`` per line."""
     ctx = ctx or Context.of(derivation)
     p = _statement_printer(ctx, block.indices, [block.expr])
-    terms = factored(block.expr, block.indices)
+    terms = term_order(factored(block.expr, block.indices), p.names)
     lhs = _block_lhs(p, derivation, block)
     body = [p.term(t, block.indices) for t in terms] or ["0"]
     lines = []
@@ -412,7 +412,7 @@ def block_lines(derivation, block, ctx: Context | None = None) -> list[str]:
                 lines.append(f"    + {s}")
     if block.paper is not None and block.paper != block.expr:
         pp = _statement_printer(ctx, block.indices, [block.paper])
-        pterms = [pp.term(t, block.indices) for t in factored(block.paper, block.indices)]
+        pterms = [pp.term(t, block.indices) for t in term_order(factored(block.paper, block.indices), pp.names)]
         pad = " " * len(lhs)
         lines.append(f"{pad} = " + " + ".join(pterms) + "   (Eq. 6 form)")
     return lines

@@ -1,0 +1,164 @@
+"""LaTeX rendering: exact printer units, and whole documents compiled with pdflatex."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import sympy
+
+sys.path.insert(0, str(Path(__file__).parent))
+from netbuild import mlp  # noqa: E402
+
+from einderiv.derive import derive  # noqa: E402
+from einderiv.emit.latex import (LatexIndexPrinter, ScalarLatexPrinter, render, tex_compact,  # noqa: E402
+                                 tex_tensor)
+from einderiv.emit.names import Context, IndexNames  # noqa: E402
+from einderiv.functions import ARG, FunctionTable  # noqa: E402
+from einderiv.ir import (Apply, Const, Delta, Fn, Index, LogSumExp, Prod, Quantity, Ref,  # noqa: E402
+                         Softmax)
+
+ROOT = Path(__file__).parent.parent
+n0, n1, c = sympy.symbols("n0 n1 c", positive=True, integer=True)
+j, i, l = Index("j", n1), Index("i", n0), Index("l", c)
+CTX = Context(objective_args=("p",), arity={"p": 1, "v1": 1, "v2": 1, "z_v1": 1},
+              gammas=frozenset({("v1", "z_v1")}), softmax={"p": "s"})
+
+
+def tex(e, free=(), ctx=CTX) -> str:
+    return LatexIndexPrinter({"names": IndexNames(free), "context": ctx}).doprint(e)
+
+
+# ---------------------------------------------------------------- printer units
+def test_names():
+    assert tex_tensor("W1") == ("W", "1")
+    assert tex_tensor("z_v1") == ("z", "v_{1}")
+    assert tex_tensor("x") == ("x", None)
+    assert tex_tensor("hidden") == (r"\mathrm{hidden}", None)
+    assert tex_tensor("W_out") == ("W", r"\mathrm{out}")
+    assert tex_tensor("alpha") == (r"\alpha", None)
+    assert tex_compact("a__b") == r"a_{\mathrm{\_b}}"
+
+
+def test_ref_up_down():
+    assert tex(Ref("W1", (j, i))) == "W^{(1),j}_{i}"
+    assert tex(Ref("x", (i,))) == "x^{i}"
+    assert tex(Ref("z_v1", (j,))) == "z^{(v_{1}),j}"
+    assert tex(Ref("f", ())) == "f"
+
+
+def test_quantities():
+    s = Index("_j_9", n1)
+    assert tex(Ref(Quantity("adj", ("z_v1",)), (j,))) == r"\frac{\partial f}{\partial z^{(v_{1})}_{j}}"
+    assert tex(Ref(Quantity("adj", ("p",)), (l,))) == r"\frac{\partial f}{\partial p_{l}}"
+    assert tex(Ref(Quantity("jac", ("v1", "z_v1")), (j, s)), [j, s]) == r"\gamma^{(v_{1}),j}_{s}"
+    assert tex(Ref(Quantity("jac", ("v2", "z_v1")), (j, s)), [j, s]) == r"\eta^{(v_{2},z_{v_{1}}),j}_{s}"
+    m = Index("_j_4", c)
+    assert tex(Ref(Quantity("hobj", ("p", "p")), (l, m)), [l, m]) == \
+        r"\frac{\partial^{2} f}{\partial p_{l}\, \partial p_{j}}"
+
+
+def test_delta():
+    s = Index("_j_3", n1)
+    assert tex(Delta(j, s), [j, s]) == r"\delta^{j}_{s}"
+
+
+def test_hadamard_product():
+    had = Prod((Apply(Fn("relu", (1,)), (Ref("z_v1", (j,)),)), Ref(Quantity("adj", ("v1",)), (j,))), (j,))
+    assert tex(had, [j]) == r"\operatorname{relu}'(z^{(v_{1}),j}) \frac{\partial f}{\partial v^{(1)}_{j}}"
+
+
+def test_apply_derivatives():
+    z = Ref("z_v1", (j,))
+    assert tex(Apply(Fn("relu", (0,)), (z,))) == r"\operatorname{relu}(z^{(v_{1}),j})"
+    assert tex(Apply(Fn("tanh", (2,)), (z,))) == r"\tanh''(z^{(v_{1}),j})"
+    assert tex(Apply(Fn("my_act", (4,)), (z,))) == r"\operatorname{my\_act}^{(4)}(z^{(v_{1}),j})"
+    assert tex(Apply(Fn("g", (1, 2)), (z, z))) == \
+        r"\partial_{1}\partial_{2}^{2}\operatorname{g}(z^{(v_{1}),j}, z^{(v_{1}),j})"
+
+
+def test_softmax_and_logsumexp():
+    assert tex(Softmax(Ref("p", (l,)), l)) == "s^{l}"
+    assert tex(Softmax(Ref("q", (l,)), l)) == r"\operatorname{softmax}_{l}\!\left(q^{l}\right)"
+    assert tex(LogSumExp(Ref("p", (l,)), l)) == r"\log \sum_{l} \exp\!\left(p^{l}\right)"
+
+
+def test_contraction_gets_paper_letters():
+    a, b = Index("_c0", c), Index("_c1", n1)
+    e = Prod((Const(sympy.Integer(-1)), Ref("W3", (a, b)), Ref(Quantity("adj", ("p",)), (a,)),
+              Ref(Quantity("jac", ("v2", "z_v1")), (b, j))), (j,))
+    assert tex(e, [j]) == r"-\frac{\partial f}{\partial p_{l}} W^{(3),l}_{m} \eta^{(v_{2},z_{v_{1}}),m}_{j}"
+
+
+def test_scalar_printer_closed_forms():
+    t = FunctionTable()
+    assert ScalarLatexPrinter().doprint(t.derivative("tanh", (1,))) == r"1 - \tanh^{2}{\left(z \right)}"
+    assert ScalarLatexPrinter({"nargs": 2}).doprint(ARG[0] * ARG[1]) == "z_{1} z_{2}"
+
+
+# ---------------------------------------------------------------- documents
+def paper_net():
+    try:
+        from einderiv.check import load
+    except ImportError:
+        return mlp([4, 5, 5, 3], ["relu", "relu"])
+    return load(str(ROOT / "derivations" / "paper_mlp.ein"))
+
+
+DOCS = {
+    "paper_mlp": lambda: render(derive(paper_net(), 2)),
+    "tanh_mlp": lambda: render(derive(mlp([4, 5, 5, 3], ["tanh", "tanh"], bias=True), 2)),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(DOCS))
+def document(request):
+    return request.param, DOCS[request.param]()
+
+
+def test_document_shape(document):
+    name, doc = document
+    assert doc.isascii()
+    assert doc.startswith("\\documentclass")
+    assert doc.count(r"\begin{align*}") == doc.count(r"\end{align*}")
+    assert r"\otimes" in doc and doc.rstrip().endswith(r"\end{document}")
+    assert "_c0" not in doc and "_j_" not in doc
+
+
+def test_paper_document_content():
+    doc = DOCS["paper_mlp"]()
+    assert r"\frac{\partial f}{\partial W^{(1),j}_{i}}" in doc
+    assert r"&= \frac{\partial f}{\partial z^{(v_{1})}_{j}} \otimes x^{i}" in doc
+    assert r"\gamma^{(v_{1}),j}_{s} &= \operatorname{relu}'(z^{(v_{1}),j}) \delta^{j}_{s}" in doc
+    assert r"\frac{\partial^{2} f}{\partial W^{(1),j}_{i}\, \partial W^{(2),s}_{t}}" in doc
+    assert r"&= \gamma^{(v_{1}),t}_{j} \otimes x^{i} \otimes \frac{\partial f}{\partial z^{(v_{2})}_{s}}" in doc
+
+
+def test_deterministic():
+    assert DOCS["tanh_mlp"]() == DOCS["tanh_mlp"]()
+
+
+def test_compiles_with_pdflatex(document, tmp_path):
+    name, doc = document
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdflatex is not installed (CI must install texlive)")
+        pytest.skip("pdflatex not on PATH")
+    (tmp_path / f"{name}.tex").write_text(doc)
+    run = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    log = (tmp_path / f"{name}.log").read_text(errors="replace")
+    assert run.returncode == 0, log[-3000:]
+    assert "Undefined control sequence" not in log
+    assert "Missing" not in log
+    assert (tmp_path / f"{name}.pdf").stat().st_size > 0
+
+
+def test_document_does_not_depend_on_earlier_derivations():
+    net = mlp([3, 4, 2], ["tanh"], bias=True)
+    first = render(derive(net, 3))
+    derive(mlp([2, 3, 2], ["relu"], bias=True), 2)
+    assert render(derive(net, 3)) == first

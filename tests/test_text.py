@@ -1,0 +1,165 @@
+"""Text rendering: printer units, the paper MLP's derivation, determinism."""
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import sympy
+
+sys.path.insert(0, str(Path(__file__).parent))
+from netbuild import mlp  # noqa: E402
+
+from einderiv.derive import derive  # noqa: E402
+from einderiv.emit.names import Context, IndexNames  # noqa: E402
+from einderiv.emit.text import TextPrinter, render  # noqa: E402
+from einderiv.ir import Apply, Const, Delta, Fn, Index, Prod, Quantity, Ref, Softmax  # noqa: E402
+
+ROOT = Path(__file__).parent.parent
+n0, n1, c = sympy.symbols("n0 n1 c", positive=True, integer=True)
+j, i, l = Index("j", n1), Index("i", n0), Index("l", c)
+
+
+def paper_net():
+    try:
+        from einderiv.check import load
+    except ImportError:  # parser not there yet: the same network, built directly
+        net = mlp([4, 5, 5, 3], ["relu", "relu"])
+        return net, "W3", "W3^l_m", "∂f/∂W3^j_i = ∂f/∂p_j ⊗ v2^i"
+    return load(str(ROOT / "derivations" / "paper_mlp.ein")), "U", "U^l_m", "∂f/∂U^l_j = ∂f/∂p_l ⊗ v2^j"
+
+
+@pytest.fixture(scope="module")
+def paper():
+    net, out, out_ref, out_grad = paper_net()
+    return render(derive(net, 2)), out, out_ref, out_grad
+
+
+@pytest.fixture(scope="module")
+def tanh_text():
+    return render(derive(mlp([4, 5, 5, 3], ["tanh", "tanh"]), 2))
+
+
+def block(text: str, lhs: str) -> str:
+    """The lines of one block, from its left-hand side to the next block."""
+    start = text.index(lhs)
+    end = text.find("\n  ∂", start + 1)
+    return text[start:end]
+
+
+# ---------------------------------------------------------------- printer units
+def test_ref_up_down():
+    assert TextPrinter().doprint(Ref("W1", (j, i))) == "W1^j_i"
+    assert TextPrinter().doprint(Ref("x", (i,))) == "x^i"
+
+
+def test_delta_and_hadamard():
+    s = Index("_j_7", n1)
+    names = IndexNames([j, s])
+    p = TextPrinter({"names": names})
+    assert p.doprint(Delta(j, s)) == "δ^j_s"
+    had = Prod((Apply(Fn("relu", (1,)), (Ref("z_v1", (j,)),)), Ref(Quantity("adj", ("v1",)), (j,))), (j,))
+    assert p.doprint(had) == "relu′(z_v1^j) δ[v1]_j"
+
+
+def test_machine_indices_get_letters():
+    a, b = Index("_c0", c), Index("_c1", n1)
+    ctx = Context(objective_args=("p",), arity={"p": 1, "v2": 1, "z_v1": 1})
+    e = Prod((Ref("W3", (a, b)), Ref(Quantity("adj", ("p",)), (a,)),
+              Ref(Quantity("jac", ("v2", "z_v1")), (b, j))), (j,))
+    p = TextPrinter({"names": IndexNames([j]), "context": ctx})
+    assert p.doprint(e) == "∂f/∂p_l W3^l_m η[v2,z_v1]^m_j"
+
+
+def test_coefficients_and_softmax():
+    ctx = Context(softmax={"p": "s"})
+    p = TextPrinter({"context": ctx})
+    assert p.doprint(Softmax(Ref("p", (l,)), l)) == "s^l"
+    assert TextPrinter().doprint(Softmax(Ref("p", (l,)), l)) == "softmax_l(p^l)"
+    assert p.doprint(Prod((Const(sympy.Integer(-1)), Ref("y", (l,))), (l,))) == "−y^l"
+    assert p.doprint(Prod((Const(sympy.Rational(1, 2)), Ref("y", (l,))), (l,))) == "1/2 y^l"
+    # an index summed over a single factor is written out
+    assert p.doprint(Prod((Ref("y", (l,)),), ())) == "Σ_l y^l"
+
+
+def test_unknown_setting_rejected():
+    with pytest.raises(TypeError):
+        TextPrinter({"colour": True})
+
+
+# ---------------------------------------------------------------- paper network
+def test_network_and_objective_sections(paper):
+    text = paper[0]
+    assert "  z_v1^j = W1^j_i x^i   (pre-activation)\n" in text
+    assert "  v1^j = relu(z_v1^j)\n" in text
+    assert "  s^l = softmax_l(p^l)\n" in text
+    assert "  ∂f/∂p_l = s^l − y^l\n" in text
+    assert re.search(r"\n  ∂²f/∂p_l∂p_(\w) = δ\^l_\1 s\^l − s\^l s\^\1\n", text)  # diag(s) − s sᵀ
+    assert "  relu′(z) = Heaviside(z)\n  relu″(z) = 0\n" in text
+
+
+def test_intermediates_defined_once_in_order(paper):
+    text, out = paper[0], paper[1]
+    lines = text[text.index("Shared intermediates"):text.index("First derivatives")].splitlines()[1:]
+    defs = [ln.split(" = ")[0].strip() for ln in lines if " = " in ln]
+    assert len(defs) == len(set(defs))
+    assert f"  δ[v2]_j = ∂f/∂p_l {out}^l_j" in lines
+    assert "  δ[z_v2]_j = relu′(z_v2^j) δ[v2]_j" in lines
+    assert "  δ[v1]_j = δ[z_v2]_l W2^l_j" in lines
+    assert "  γ[v1]^j_s = relu′(z_v1^j) δ^j_s" in lines  # the paper's Eq. 1
+    assert defs.index("δ[v1]_j") > defs.index("δ[z_v2]_j") > defs.index("δ[v2]_j")
+
+
+def test_gradients_are_outer_products(paper):
+    text, out, out_ref, out_grad = paper
+    assert "  ∂f/∂W1^j_i = δ[z_v1]_j ⊗ x^i\n" in text
+    assert f"= (∂f/∂p_l {out_ref} η[v2,z_v1]^m_j) ⊗ x^i   (Eq. 6 form)" in text
+    assert "  ∂f/∂W2^j_i = δ[z_v2]_j ⊗ v1^i\n" in text
+    assert f"= (∂f/∂p_l {out_ref} γ[v2]^m_j) ⊗ v1^i   (Eq. 6 form)" in text
+    assert f"  {out_grad}\n" in text  # Eq. 5
+
+
+def test_eq9_cross_terms(paper):
+    text = paper[0]
+    w12 = block(text, "∂²f/∂W1^j_i∂W2^s_t =")
+    assert "      γ[v1]^t_j ⊗ x^i ⊗ δ[z_v2]_s\n" in w12  # r > k: η^{(r-1,k)} cross term
+    assert "    + (∂²f/∂p_l∂p_m η[p,z_v1]^l_j η[p,z_v2]^m_s) ⊗ x^i ⊗ v1^t" in w12  # Gauss-Newton
+    w21 = block(text, "∂²f/∂W2^j_i∂W1^s_t =")
+    assert "      δ[z_v2]_j ⊗ γ[v1]^i_s ⊗ x^t\n" in w21  # r < k
+    w11 = block(text, "∂²f/∂W1^j_i∂W1^s_t =")
+    assert w11.count("⊗") == 2 and "γ" not in w11  # r = k: no cross term for ReLU
+
+
+def test_relu_has_no_second_derivative_terms(paper, tanh_text):
+    blocks = paper[0][paper[0].index("Second derivatives"):]
+    assert "relu″(" not in blocks
+    tblocks = tanh_text[tanh_text.index("Second derivatives"):]
+    assert "(tanh″(z_v1^j) δ^j_s δ[v1]_j) ⊗ x^i ⊗ x^t" in tblocks
+    assert "tanh′(z) = 1 − tanh(z)²" in tanh_text
+
+
+def test_structure_table_at_the_end(paper):
+    tail = paper[0][paper[0].index("Structure"):]
+    assert re.search(r"\n  W1 +1  one outer product +9 +20\n", tail)
+    assert re.search(r"\n  W1,W2 +2  sum of 2 outer products +68 +500\n", tail)
+
+
+def test_no_machine_names_leak(paper, tanh_text):
+    for text in (paper[0], tanh_text):
+        assert not re.search(r"_c\d|_[a-z]_\d", text)
+
+
+def test_deterministic():
+    net = mlp([4, 5, 5, 3], ["tanh", "relu"])
+    a = render(derive(net, 2))
+    b = render(derive(net, 2))  # fresh machine indices, same bytes
+    assert a == b
+    d = derive(net, 2)
+    assert render(d) == render(d)
+
+
+def test_output_does_not_depend_on_earlier_derivations():
+    """Generated index names follow a process-wide counter; the text must not."""
+    net = mlp([3, 4, 2], ["tanh"], bias=True)
+    first = render(derive(net, 3))
+    derive(mlp([2, 3, 2], ["relu"], bias=True), 2)  # advances the counter
+    assert render(derive(net, 3)) == first
