@@ -495,7 +495,7 @@ def structure_table(derivation, rows, ctx: Context) -> str:
     """The structure summary as a tabular (per-sample storage, factored against dense)."""
     sc = ScalarLatexPrinter()
     out = ["Per-sample storage: numbers held by the factored form against the dense block.\n\n",
-           "\\begin{center}\n\\begin{tabular}{lrlrr}\n\\hline\n",
+           "\\begin{center}\n\\begin{tabular}{lrp{0.45\\textwidth}rr}\n\\hline\n",
            "Block & $K$ & Structure & Factored & Dense \\\\\n\\hline\n"]
     for r in rows:
         k = len(r.wrt)
