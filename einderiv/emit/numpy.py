@@ -34,7 +34,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import itertools
 import keyword
 import re
 from dataclasses import dataclass
@@ -462,7 +461,7 @@ class _Generator:
     def function(self, sig: str, doc: str, body: list[str]) -> str:
         return "\n".join([f"def {sig}:", f'    """{doc}"""'] + ["    " + b for b in body])
 
-    def block(self, s: _Scope, var: str, b, keep_batch: bool, extra=None) -> str:
+    def block(self, s: _Scope, var: str, b, keep_batch: bool) -> str:
         """Emit one block (mean, or per-sample if ``keep_batch``); returns its variable."""
         L = _Letters(b.indices)
         s.lines.append("# " + self.show("∂f/∂" + ",".join(b.wrt), b.indices, b.expr))
