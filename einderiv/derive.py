@@ -42,7 +42,7 @@ from .diff import partial
 from .errors import EinderivError
 from .functions import FunctionTable
 from .ir import (ONE, ZERO, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity,
-                 Ref, Softmax, add, fresh, is_zero, map_children, prod, ref_names, rename)
+                 Ref, Softmax, add, fresh, is_zero, reset_fresh, map_children, prod, ref_names, rename)
 from .network import Network
 from .simplify import Simplifier
 
@@ -152,6 +152,7 @@ class Deriver:
     """Builds the named intermediates and derivative blocks of a network."""
 
     def __init__(self, network: Network, table: FunctionTable | None = None):
+        reset_fresh()
         self.net = network
         self.table = table or FunctionTable(tuple(
             (u.name, len(u.params), u.body) for u in network.functions))

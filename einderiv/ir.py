@@ -39,6 +39,13 @@ class Index:
 _fresh_counter = itertools.count()
 
 
+def reset_fresh() -> None:
+    """Restart machine-made index numbering (each derivation does, so that its
+    output never depends on what the process derived before)."""
+    global _fresh_counter
+    _fresh_counter = itertools.count()
+
+
 def fresh(dim: sympy.Expr, hint: str = "i") -> Index:
     """A brand-new index over ``dim``; the ``_`` prefix marks it machine-made."""
     base = hint.lstrip("_").split("_")[0] or "i"
