@@ -5,7 +5,8 @@ each Hessian or higher block) :func:`summarize` reads the factored form
 (:func:`einderiv.factor.factored`) and reports
 
 * ``terms``   K, the number of terms;
-* ``kind``    ``"a vector"`` (a block with one axis), ``"one outer product"``
+* ``kind``    ``"a vector"`` (a block with one axis), ``"a matrix"`` (a block
+  between two vector parameters, e.g. two biases), ``"one outer product"``
   (one term, ≥ 2 outer-product factors), ``"sum of K outer products"``, or
   ``"no outer-product structure"`` — when some term keeps two axes of the
   *same* parameter in one factor (a convolution kernel's gradient), or is a
@@ -164,6 +165,11 @@ def summarize(derivation, sizes: Mapping | None = None) -> list[BlockStructure]:
             kind = "zero"
         elif len(block.indices) == 1:
             kind = "a vector"
+        elif all(a == 1 for a in arity):
+            # every parameter is a vector (biases): the block is a plain matrix
+            # or tensor per sample, with no parameter axes to split apart
+            kind = "a matrix" if len(arity) == 2 else f"an order-{len(arity)} tensor"
+            reason = "each parameter is a vector: nothing to split"
         else:
             bad = [(t, g) for t in terms if (g := _coupled(t, slot, len(block.indices)))]
             if bad:

@@ -1,0 +1,50 @@
+"""Regenerate what einderiv makes from every network in this folder.
+
+    python derivations/regenerate.py
+
+For each ``NAME.ein`` it writes ``NAME.txt`` (``einderiv derive``),
+``NAME.tex`` (``einderiv latex``) and ``NAME_kernels.py`` (``einderiv
+codegen``), all at order 2.  ``tests/test_derivations.py`` fails when a kept
+file differs from what the current einderiv produces.
+"""
+from __future__ import annotations
+
+import pathlib
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+ORDER = 2
+
+
+def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
+    """What einderiv generates for one network file, by output path."""
+    import einderiv
+
+    # paths relative to the repository root, so the outputs name the source portably
+    rel = path.relative_to(HERE.parent).as_posix()
+    derivation = einderiv.derive(einderiv.load(rel if pathlib.Path(rel).exists() else str(path)), ORDER)
+    stem = path.with_suffix("")
+    return {
+        stem.with_suffix(".txt"): einderiv.derivation_text(derivation),
+        stem.with_suffix(".tex"): einderiv.latex(derivation),
+        stem.parent / f"{stem.name}_kernels.py": einderiv.codegen(derivation),
+    }
+
+
+def networks() -> list[pathlib.Path]:
+    return sorted(HERE.glob("*.ein"))
+
+
+def main() -> int:
+    import os
+
+    os.chdir(HERE.parent)
+    for net in networks():
+        for out, text in outputs(net).items():
+            out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+            print(f"wrote {out.relative_to(HERE.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

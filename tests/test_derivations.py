@@ -1,0 +1,66 @@
+"""Every network in derivations/ runs end to end, and its kept outputs are current."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+import einderiv
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("regenerate", ROOT / "derivations" / "regenerate.py")
+regenerate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(regenerate)
+
+NETWORKS = regenerate.networks()
+
+
+@pytest.fixture(autouse=True)
+def at_root(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def test_examples_exist():
+    names = {p.name for p in NETWORKS}
+    assert {"paper_mlp.ein", "tanh_mlp.ein", "swish_bce.ein"} <= names
+
+
+@pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
+def test_kept_outputs_are_current(path):
+    for out, text in regenerate.outputs(path).items():
+        assert out.exists(), f"{out.name} is missing: run python derivations/regenerate.py"
+        kept = out.read_text(encoding="utf-8")
+        fresh = text if text.endswith("\n") else text + "\n"
+        assert kept == fresh, f"{out.name} is stale: run python derivations/regenerate.py"
+
+
+@pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
+def test_checks_numerically(path):
+    derivation = einderiv.derive(einderiv.load(os.path.relpath(path, ROOT)), 2)
+    report = einderiv.check(derivation, seed=1)
+    assert report.rows and report.ok, report.format()
+
+
+@pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
+def test_kept_kernels_run_and_agree_with_fresh_check(path):
+    """The committed kernel module itself (not only a fresh one) gives FD-correct gradients."""
+    ns: dict = {}
+    src = (path.parent / f"{path.stem}_kernels.py").read_text(encoding="utf-8")
+    exec(compile(src, str(path), "exec"), ns)
+    rng = np.random.default_rng(3)
+    params = {n: rng.normal(0, 0.5, s) for n, s in ns["PARAMS"].items()}
+    data = {n: rng.uniform(0, 1, (2,) + s) for n, s in ns["INPUTS"].items()}
+    grad = ns["gradient"](params, data)
+    h = 1e-6
+    for name, theta in params.items():
+        for idx in list(np.ndindex(theta.shape))[:6]:
+            old = theta[idx]
+            theta[idx] = old + h
+            up = ns["objective"](params, data).mean()
+            theta[idx] = old - h
+            down = ns["objective"](params, data).mean()
+            theta[idx] = old
+            assert abs(grad[name][idx] - (up - down) / (2 * h)) < 1e-6
