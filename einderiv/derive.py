@@ -42,7 +42,8 @@ from .diff import partial
 from .errors import EinderivError
 from .functions import FunctionTable
 from .ir import (ONE, ZERO, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity,
-                 Ref, Softmax, add, fresh, is_zero, reset_fresh, map_children, prod, ref_names, rename)
+                 Ref, Softmax, add, fresh, is_zero, reset_fresh, map_children, prod, ref_names, rename,
+                 substitute)
 from .network import Network
 from .simplify import Simplifier
 
@@ -370,8 +371,23 @@ class Deriver:
 
     def higher(self, block: Block, psi: str) -> Block:
         pi = self.slots(psi)
-        e = self.total(block.expr, psi, pi)
+        e = self.inline_totals(self.total(block.expr, psi, pi))
         return Block(block.wrt + (psi,), block.indices + pi, self.S.simplify(e))
+
+    def inline_totals(self, e: Expr) -> Expr:
+        """Replace each ``d[...]`` quantity by its definition, recursively.
+
+        The derivative of a named intermediate is a sum of products of
+        first-order intermediates; written out, every term of a higher-order
+        block shows its outer-product factors (``x^i ⊗ η …``) instead of
+        hiding them inside one named higher-rank tensor.
+        """
+        for name in ref_names(e):
+            if isinstance(name, Quantity) and name.kind == "d":
+                d = self.quant[name]
+                body = self.inline_totals(d.expr)
+                e = substitute(e, name, lambda r, d=d, body=body: rename(body, dict(zip(d.indices, r.indices))))
+        return e
 
 
 # -------------------------------------------------------------------- driver
@@ -392,14 +408,28 @@ def derive(network: Network, order: int = 2) -> Derivation:
     for k in range(3, order + 1):
         for wrt in itertools.product(params, repeat=k):
             blocks[wrt] = d.higher(blocks[wrt[:-1]], wrt[-1])
-    quantities = _dependency_order(d.quant)
+    quantities = _dependency_order(d.quant, tuple(b.expr for b in blocks.values()))
     obj_args = tuple(r for r in d.node_args(d.f) if r in d.node)
     return Derivation(network, d.table, order, d.nodes, quantities, blocks, obj_args)
 
 
-def _dependency_order(quant: dict[Quantity, QDef]) -> tuple[QDef, ...]:
-    """Quantities sorted so each comes after those it refers to (creation order otherwise)."""
+def _dependency_order(quant: dict[Quantity, QDef], roots: tuple[Expr, ...]) -> tuple[QDef, ...]:
+    """The quantities the blocks use, each after those it refers to (creation order otherwise).
+
+    Gradients use every adjoint they are written with; quantities made only
+    on the way (``d[...]`` ones inlined into higher-order blocks) are dropped.
+    """
     done: dict[Quantity, QDef] = {}
+    used: set[Quantity] = set()
+
+    def mark(e: Expr) -> None:
+        for r in ref_names(e):
+            if isinstance(r, Quantity) and r not in used:
+                used.add(r)
+                mark(quant[r].expr)
+
+    for e in roots:
+        mark(e)
 
     def visit(q: Quantity, stack: tuple = ()) -> None:
         if q in done:
@@ -412,5 +442,6 @@ def _dependency_order(quant: dict[Quantity, QDef]) -> tuple[QDef, ...]:
         done[q] = quant[q]
 
     for q in quant:
-        visit(q)
+        if q in used:
+            visit(q)
     return tuple(v for v in done.values() if not is_zero(v.expr))
