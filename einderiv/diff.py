@@ -17,7 +17,7 @@ from functools import singledispatch
 
 from .errors import EinderivError
 from .ir import (ZERO, Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
-                 Softmax, TensorName, add, fresh, prod, rename)
+                 Softmax, TensorName, Window, add, fresh, prod, rename)
 
 
 def partial(e: Expr, name: TensorName, wrt: tuple[Index, ...]) -> Expr:
@@ -37,6 +37,11 @@ def _(e: Const, name, wrt):
 
 @_d.register
 def _(e: Delta, name, wrt):
+    return ZERO
+
+
+@_d.register
+def _(e: Window, name, wrt):
     return ZERO
 
 

@@ -132,6 +132,27 @@ class Delta(Expr):
 
 
 @dataclass(frozen=True)
+class Window(Expr):
+    """Selection tensor S^u_{t,a} = 1 if u = stride·t + a else 0 (index arithmetic).
+
+    ``x^{t+a}`` is ``S^u_{t,a} x^u`` with u summed: a convolution is a dense
+    layer whose weight ``K_a S^u_{t,a}`` is the doubly block circulant matrix
+    of the paper's §2.2, and S is a constant, so its derivative is zero.
+    ``a`` ranges over the kernel, ``t`` over the output positions, ``u`` over
+    the input positions (valid padding: every u = stride·t + a is in range).
+    """
+
+    u: Index
+    t: Index
+    a: Index
+    stride: int = 1
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return _unique((self.u, self.t, self.a))
+
+
+@dataclass(frozen=True)
 class Prod(Expr):
     """Einsum: product of ``factors`` summed over indices not in ``out``."""
 
@@ -258,6 +279,8 @@ def rename(e: Expr, mapping: dict[Index, Index]) -> Expr:
         return Ref(e.name, tuple(mapping.get(ix, ix) for ix in e.indices))
     if isinstance(e, Delta):
         return Delta(mapping.get(e.a, e.a), mapping.get(e.b, e.b))
+    if isinstance(e, Window):
+        return Window(mapping.get(e.u, e.u), mapping.get(e.t, e.t), mapping.get(e.a, e.a), e.stride)
     if isinstance(e, Prod):
         inner = dict(mapping)
         for ix in e.bound:

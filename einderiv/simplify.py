@@ -21,7 +21,7 @@ import sympy
 
 from .functions import FunctionTable
 from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
-                 Softmax, ZERO, fresh, rename)
+                 Softmax, Window, ZERO, fresh, rename)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Simplifier:
     def _expand(self, e: Expr) -> list[Term]:
         if isinstance(e, Const):
             return [] if e.value == 0 else [Term(e.value, (), ())]
-        if isinstance(e, (Ref, Delta)):
+        if isinstance(e, (Ref, Delta, Window)):
             return [Term(sympy.Integer(1), (e,), e.free)]
         if isinstance(e, Add):
             out: list[Term] = []
@@ -158,6 +158,8 @@ def _atom_key(f: Expr, bound: set[Index]) -> str:
         return f"R:{f.name}:" + ",".join(name(i) for i in f.indices)
     if isinstance(f, Delta):
         return "D:" + ",".join(sorted((name(f.a), name(f.b))))
+    if isinstance(f, Window):
+        return f"W{f.stride}:" + ",".join(name(i) for i in (f.u, f.t, f.a))
     return f"{type(f).__name__}:{_struct(f)}:" + ",".join(name(i) for i in f.free)
 
 
@@ -169,6 +171,8 @@ def _struct(e: Expr) -> str:
         return str(e.value)
     if isinstance(e, Delta):
         return "d"
+    if isinstance(e, Window):
+        return f"S{e.stride}"
     if isinstance(e, Apply):
         return f"{e.fn.name}{e.fn.deriv}(" + ";".join(_struct(a) for a in e.args) + ")"
     if isinstance(e, (Prod, Add)):
