@@ -35,3 +35,25 @@ def mlp(widths, acts, objective="softmax_cross_entropy", bias=False):
     tensors.insert(1, TensorDecl("y", "label", (l,), LOC))
     defs.append(Definition("f", (), objective_expr(objective, Ref("p", (l,)), Ref("y", (l,))), LOC))
     return Network("<test>", dims, tuple(tensors), (), tuple(defs), "f")
+
+
+def rnn(T, n, h, c, act="tanh", objective="squared_error", all_steps=False):
+    """An Elman RNN unrolled over T steps, members named ``h(t)``, ``x(t)``."""
+    dims = (("n", n), ("h", h), ("c", c))
+    Dn, Dh, Dc = (dim_symbol(d) for d, _ in dims)
+    j, i, k, l = Index("j", Dh), Index("i", Dh), Index("k", Dn), Index("l", Dc)
+    tensors = [TensorDecl(f"x({t})", "input", (k,), LOC) for t in range(1, T + 1)]
+    tensors += [TensorDecl("y", "label", (l,), LOC), TensorDecl("W", "weight", (j, i), LOC),
+                TensorDecl("V", "weight", (j, k), LOC), TensorDecl("U", "weight", (l, j), LOC),
+                TensorDecl("h(0)", "input", (j,), LOC)]
+    defs = []
+    for t in range(1, T + 1):
+        lin = Add((Prod((Ref("W", (j, i)), Ref(f"h({t-1})", (i,))), (j,)),
+                   Prod((Ref("V", (j, k)), Ref(f"x({t})", (k,))), (j,))))
+        defs.append(Definition(f"h({t})", (j,), Apply(Fn(act, (0,)), (lin,)), LOC))
+    steps = range(1, T + 1) if all_steps else (T,)
+    for t in steps:
+        defs.append(Definition(f"p({t})", (l,), Prod((Ref("U", (l, j)), Ref(f"h({t})", (j,))), (l,)), LOC))
+    obj = [objective_expr(objective, Ref(f"p({t})", (l,)), Ref("y", (l,))) for t in steps]
+    defs.append(Definition("f", (), obj[0] if len(obj) == 1 else Add(tuple(obj)), LOC))
+    return Network("<test>", dims, tuple(tensors), (), tuple(defs), "f")

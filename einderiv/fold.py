@@ -1,0 +1,237 @@
+"""Fold unrolled families back into recurrences and sums over a label.
+
+A recurrent network is derived unrolled: nodes ``h(1) … h(T)``, adjoints
+``δ[h(1)] … δ[h(T)]``, a weight's gradient with one term per step.  A reader
+wants each of these written once, with its base case:
+
+    δ[h(t)] = δ[z_h(t+1)] W        for t = 1..T−1
+    δ[h(T)] = ∂f/∂p U              (base case)
+    ∂f/∂W   = Σ_{t=1..T} δ[z_h(t)] ⊗ h(t−1)
+
+Labels live in tensor names: ``base(n)`` with an integer ``n`` (the checker
+names unrolled members that way).  :func:`abstract` rewrites every labelled
+name in an expression relative to a reference label ``L`` — ``h(L−1)`` becomes
+``h(t-1)`` — so that members of a family become *equal* expressions;
+:func:`fold_definitions` groups definitions that way and :func:`fold_terms`
+groups the terms of a block.  Folding only reads the derivation: numbers
+always come from the unrolled form.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Hashable, Sequence
+
+from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref, Softmax,
+                 Window)
+
+_LABELLED = re.compile(r"^(?P<base>.*)\((?P<label>-?\d+)\)$")
+
+
+def split_label(name: str) -> tuple[str, int | None]:
+    """``'h(3)'`` → ``('h', 3)``; an unlabelled name → ``(name, None)``."""
+    m = _LABELLED.match(name) if isinstance(name, str) else None
+    return (m["base"], int(m["label"])) if m else (name, None)
+
+
+def labels_of(name: Hashable) -> tuple[int, ...]:
+    """Labels carried by a tensor name (a Quantity may carry one per part)."""
+    parts = name.parts if isinstance(name, Quantity) else (name,)
+    return tuple(lab for _, lab in map(split_label, parts) if lab is not None)
+
+
+def _shift(name: str, ref: int, symbol: str) -> str:
+    base, lab = split_label(name)
+    if lab is None:
+        return name
+    off = lab - ref
+    return f"{base}({symbol}{'+' if off > 0 else '-' if off < 0 else ''}{abs(off) if off else ''})"
+
+
+def rename_tensor(name: Hashable, ref: int, symbol: str) -> Hashable:
+    if isinstance(name, Quantity):
+        return Quantity(name.kind, tuple(_shift(p, ref, symbol) for p in name.parts))
+    return _shift(name, ref, symbol) if isinstance(name, str) else name
+
+
+def map_names(e: Expr, f: Callable[[Hashable], Hashable]) -> Expr:
+    """``e`` with every Ref's tensor name passed through ``f``."""
+    if isinstance(e, Ref):
+        return Ref(f(e.name), e.indices)
+    if isinstance(e, (Const, Delta, Window)):
+        return e
+    if isinstance(e, Prod):
+        return Prod(tuple(map_names(x, f) for x in e.factors), e.out)
+    if isinstance(e, Add):
+        return Add(tuple(map_names(x, f) for x in e.terms))
+    if isinstance(e, Apply):
+        return Apply(e.fn, tuple(map_names(x, f) for x in e.args))
+    if isinstance(e, (Softmax, LogSumExp)):
+        return type(e)(map_names(e.arg, f), e.over)
+    raise TypeError(f"map_names: unknown node {type(e).__name__}")
+
+
+def abstract(e: Expr, ref: int, symbol: str = "t") -> Expr:
+    """Every labelled name in ``e`` written relative to label ``ref``."""
+    return map_names(e, lambda n: rename_tensor(n, ref, symbol))
+
+
+def tensor_labels(e: Expr) -> tuple[int, ...]:
+    """Labels of the tensors ``e`` mentions, in order of first appearance."""
+    out: dict[int, None] = {}
+
+    def walk(x: Expr) -> None:
+        if isinstance(x, Ref):
+            for lab in labels_of(x.name):
+                out.setdefault(lab, None)
+        if isinstance(x, Prod):
+            for c in x.factors:
+                walk(c)
+        elif isinstance(x, Add):
+            for c in x.terms:
+                walk(c)
+        elif isinstance(x, Apply):
+            for c in x.args:
+                walk(c)
+        elif isinstance(x, (Softmax, LogSumExp)):
+            walk(x.arg)
+
+    walk(e)
+    return tuple(out)
+
+
+# ----------------------------------------------------------------- definitions
+@dataclass(frozen=True)
+class Family:
+    """Definitions equal up to a label shift: ``name`` and ``expr`` use ``symbol``."""
+
+    name: Hashable  # e.g. Quantity('adj', ('h(t)',)) or 'h(t)'
+    indices: tuple[Index, ...]
+    expr: Expr
+    labels: tuple[int, ...]  # the members' labels, ascending
+    members: tuple[Hashable, ...]  # the unrolled names, in label order
+    symbol: str
+
+    @property
+    def folded(self) -> bool:
+        return len(self.labels) > 1
+
+    def range_text(self) -> str:
+        """``'1..3'`` for a contiguous range, ``'1, 3, 4'`` otherwise."""
+        return label_range(self.labels)
+
+
+def label_range(labels: Sequence[int]) -> str:
+    labels = sorted(labels)
+    if len(labels) > 2 and labels == list(range(labels[0], labels[-1] + 1)):
+        return f"{labels[0]}..{labels[-1]}"
+    return ", ".join(map(str, labels))
+
+
+def fold_definitions(defs: Sequence[tuple[Hashable, tuple[Index, ...], Expr]],
+                     symbol: str = "t") -> list[Family]:
+    """Group ``(name, indices, expr)`` definitions into families.
+
+    A definition's reference label is the first label of its own name; two
+    definitions fold together when their names and expressions are equal
+    after both are written relative to their own reference labels.  Order:
+    a family stands where its first member stood.  Unlabelled definitions are
+    families of one.
+    """
+    from .simplify import _struct  # structural key that ignores index names
+
+    families: dict[tuple, list] = {}
+    order: list[tuple] = []
+    for name, indices, expr in defs:
+        labs = labels_of(name)
+        if not labs:
+            key = ("single", name)
+            families[key] = [(name, indices, expr, None)]
+            order.append(key)
+            continue
+        ref = labs[0]
+        aname = rename_tensor(name, ref, symbol)
+        aexpr = abstract(expr, ref, symbol)
+        key = (aname, _canon(aexpr, indices))
+        if key not in families:
+            families[key] = []
+            order.append(key)
+        families[key].append((name, indices, aexpr, ref))
+    out = []
+    for key in order:
+        members = families[key]
+        name0, idx0, expr0, ref0 = members[0]
+        if ref0 is None:
+            out.append(Family(name0, idx0, expr0, (), (name0,), symbol))
+            continue
+        members.sort(key=lambda m: m[3])
+        out.append(Family(key[0], idx0, expr0, tuple(m[3] for m in members),
+                          tuple(m[0] for m in members), symbol))
+    return out
+
+
+def _canon(e: Expr, slots: tuple[Index, ...]) -> str:
+    """A key equal for expressions that differ only in index names."""
+    from .simplify import Term, canonical
+
+    rename_slots = {ix: Index(f"_s{k}", ix.dim) for k, ix in enumerate(slots)}
+    from .ir import rename
+
+    e = rename(e, rename_slots)
+    terms = e.terms if isinstance(e, Add) else (e,)
+    keys = []
+    for t in terms:
+        if isinstance(t, Prod):
+            c = canonical(Term(1, t.factors, t.out))
+            keys.append(repr((c.factors, c.out)))
+        else:
+            keys.append(repr(t))
+    return "|".join(sorted(keys))
+
+
+# ----------------------------------------------------------------------- terms
+@dataclass(frozen=True)
+class TermFamily:
+    """Terms of a sum equal up to a label shift: Σ over ``labels`` of ``term``."""
+
+    term: Expr  # uses ``symbol`` in its names
+    labels: tuple[int, ...]
+    symbol: str
+
+    @property
+    def folded(self) -> bool:
+        return len(self.labels) > 1
+
+
+def fold_terms(terms: Sequence[Expr], out: tuple[Index, ...], symbol: str = "t") -> list[TermFamily]:
+    """Group the terms of a block into sums over a label.
+
+    Each term is written relative to the *largest* label among its tensors
+    (for ``δ[z_h(3)] ⊗ h(2)`` that is 3: ``δ[z_h(t)] ⊗ h(t-1)``).
+    """
+    groups: dict[str, list] = {}
+    order: list[str] = []
+    for t in terms:
+        labs = tensor_labels(t)
+        if not labs:
+            key = "single:" + repr(t)
+            groups.setdefault(key, []).append((t, None))
+            if key not in order:
+                order.append(key)
+            continue
+        ref = max(labs)
+        at = abstract(t, ref, symbol)
+        key = _canon(at, out)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append((at, ref))
+    result = []
+    for key in order:
+        members = groups[key]
+        if members[0][1] is None:
+            result.extend(TermFamily(t, (), symbol) for t, _ in members)
+            continue
+        members.sort(key=lambda m: m[1])
+        result.append(TermFamily(members[0][0], tuple(m[1] for m in members), symbol))
+    return result

@@ -1,0 +1,66 @@
+"""Folding unrolled recurrences: families written once, gradients as sums over t."""
+from __future__ import annotations
+
+import sys
+import pathlib
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from netbuild import rnn  # noqa: E402
+
+from einderiv.derive import derive
+from einderiv.factor import as_terms
+from einderiv.fold import abstract, fold_definitions, fold_terms, label_range, split_label
+from einderiv.ir import Quantity, Ref
+from einderiv.numcheck import check
+
+
+def test_split_label():
+    assert split_label("h(3)") == ("h", 3)
+    assert split_label("z_h(12)") == ("z_h", 12)
+    assert split_label("W1") == ("W1", None)
+
+
+def test_abstract_writes_names_relative_to_a_label():
+    e = Ref(Quantity("adj", ("z_h(4)",)), ())
+    assert abstract(e, 3).name == Quantity("adj", ("z_h(t+1)",))
+    assert abstract(Ref("h(2)", ()), 3).name == "h(t-1)"
+    assert abstract(Ref("W", ()), 3).name == "W"
+
+
+def test_label_range():
+    assert label_range([3, 1, 2]) == "1..3"
+    assert label_range([1, 3]) == "1, 3"
+
+
+@pytest.mark.parametrize("T", [2, 4, 6])
+def test_adjoint_recurrence_is_one_family_plus_base_case(T):
+    d = derive(rnn(T, 2, 3, 2), 1)
+    adj = [(q.name, q.indices, q.expr) for q in d.quantities if q.name.kind == "adj"]
+    fams = {(str(f.name), f.labels) for f in fold_definitions(adj)}
+    assert ("adj[h(t)]", tuple(range(1, T))) in fams  # δ[h(t)] = δ[z_h(t+1)] W
+    assert ("adj[h(t)]", (T,)) in fams  # base case from the output layer
+    assert ("adj[z_h(t)]", tuple(range(1, T + 1))) in fams
+    assert len(fold_definitions(adj)) == 4  # the two above, δ[z_h(t)], ∂f/∂p
+
+
+@pytest.mark.parametrize("all_steps", [False, True])
+def test_shared_weight_gradient_is_a_sum_over_t_of_one_outer_product(all_steps):
+    T = 4
+    d = derive(rnn(T, 2, 3, 2, all_steps=all_steps), 1)
+    g = d.blocks[("W",)]
+    fams = fold_terms([t.expr() for t in as_terms(g.expr, g.indices)], g.indices)
+    assert len(fams) == 1 and fams[0].labels == tuple(range(1, T + 1))
+    names = [f.name for f in fams[0].term.factors]
+    assert names == [Quantity("adj", ("z_h(t)",)), "h(t-1)"]
+    if all_steps:  # the output weight: one term per step as well
+        u = d.blocks[("U",)]
+        ufams = fold_terms([t.expr() for t in as_terms(u.expr, u.indices)], u.indices)
+        assert len(ufams) == 1 and ufams[0].labels == tuple(range(1, T + 1))
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
+def test_unrolled_rnn_checks_numerically(act):
+    report = check(derive(rnn(3, 2, 3, 2, act=act, all_steps=True), 2), seed=4)
+    assert report.rows and report.ok, report.format()
