@@ -138,6 +138,11 @@ def contract_deltas(t: Term) -> Term | None:
                 break
             if a not in outs or b not in outs:
                 gone, keep = (a, b) if a not in outs else (b, a)
+                rest = fs[:k] + fs[k + 1:]
+                if keep in outs and not any(keep in g.free or gone in g.free for g in rest):
+                    # Σ_gone δ^keep_gone = 1 for every keep: the only carrier of a free
+                    # index (∂ Σ_j z^j / ∂z^k), so it stays as a broadcast of ones
+                    continue
                 del fs[k]
                 fs = [rename(g, {gone: keep}) for g in fs]
                 changed = True
