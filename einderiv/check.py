@@ -36,7 +36,7 @@ from . import ir
 from . import syntax as S
 from .errors import (EinderivError, FunctionError, IndexError_, Location, NameError_, ShapeError,
                      UsageError)
-from .functions import BUILTINS, OBJECTIVES, parse_user_function
+from .functions import ARG, BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
 from .network import Definition, Network, TensorDecl, UserFunction, dim_symbol
 from .objectives import objective_expr
 from .parse import parse
@@ -45,6 +45,10 @@ _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _MINUS_ONE = ir.Const(sympy.Integer(-1))
 #: shown in "known functions" lists; `reciprocal` is internal (division)
 _PUBLIC_BUILTINS = tuple(sorted(n for n in BUILTINS if n != "reciprocal"))
+#: ``sum_i(…)``, ``mean_i(…)``, ``softmax_k(…)``: a reduction over the index after the ``_``
+#: (the lexer reads ``sum_i(`` as one call name, since tensor names cannot contain ``_``)
+REDUCTIONS = ("sum", "mean", "softmax")
+_REDUCTION = re.compile(r"(sum|mean|softmax)_(.+)\Z")
 
 
 # --------------------------------------------------------------------- public
@@ -119,6 +123,7 @@ class _Checker:
         self.sizes: dict[str, int | None] = {}
         self.arity: dict[str, int] = {}
         self.shapes: dict[str, _Shape] = {}
+        self.bodies: dict[str, sympy.Expr] = {}  # user functions, for folding calls on numbers
 
     def loc(self, node: S.Node) -> Location:
         return Location(self.path, node.line, node.column)
@@ -198,6 +203,10 @@ class _Checker:
             if fd.name in BUILTINS or fd.name in OBJECTIVES:
                 raise NameError_(f"redefinition of built-in function '{fd.name}'; choose another name",
                                  self.loc(fd))
+            m = _REDUCTION.match(fd.name)
+            if m:
+                raise NameError_(f"'{fd.name}' is reserved for the reduction {m.group(1)} over index "
+                                 f"'{m.group(2)}'; choose another function name", self.loc(fd))
             if fd.name in first:
                 raise NameError_(f"redefinition of function '{fd.name}' (first defined at line "
                                  f"{first[fd.name].line})", self.loc(fd))
@@ -209,8 +218,10 @@ class _Checker:
             self.safe_body(fd, params, bodies)
             body_loc = self.at(fd.body_line, fd.body_column)
             body = parse_user_function(fd.name, params, fd.body, body_loc, dict(bodies))
+            check_differentiable(fd.name, params, body, body_loc)
             first[fd.name] = fd
             bodies[fd.name] = body
+            self.bodies[fd.name] = body
             self.arity[fd.name] = len(params)
             out.append(UserFunction(fd.name, params, body, self.loc(fd)))
         return out
@@ -307,7 +318,8 @@ class _Checker:
             first[a.name] = a
         for a in assigns:
             for node in S.walk(a.expr):
-                if isinstance(node, S.Use) and node.name not in self.shapes and node.name not in first:
+                if (isinstance(node, S.Use) and node.name not in self.shapes and node.name not in first
+                        and node.name not in self.sizes):
                     hint = ""
                     if node.name in BUILTINS or node.name in self.arity or node.name in OBJECTIVES:
                         hint = f"; '{node.name}' is a function: write {node.name}(...) with no space before '('"
@@ -403,8 +415,14 @@ class _Scope:
             if first is None:
                 first = locs
             elif set(locs) != set(first):
+                hint = ""
+                if not first or not locs:  # `1 - z^j`, `v^j - m`: a scalar is not broadcast
+                    hint = ("; a scalar term is not broadcast over the others' indices: write "
+                            "(1 - z^j) h^j as h^j - z^j h^j, or pass the scalar to a function of "
+                            "several arguments, e.g. function shift(v, m) = v - m")
                 raise IndexError_(f"the terms of a sum have different free indices: {_fmt(first)} and "
-                                  f"{_fmt(locs)}; every term must carry the same free indices", self.c.loc(t))
+                                  f"{_fmt(locs)}; every term must carry the same free indices{hint}",
+                                  self.c.loc(t))
             terms.append(e)
         return ir.Add(tuple(terms)), first
 
@@ -438,6 +456,11 @@ class _Scope:
 
     def factor(self, n: S.Expr):
         """IR of one factor and its index occurrences [(name, location)]."""
+        if isinstance(n, S.Use) and n.name not in self.c.shapes:  # a dimension used as a number
+            if n.indices:
+                raise IndexError_(f"'{n.name}' is a dimension, a number: it takes no indices (write "
+                                  f"{n.name}, not {S.written(n.name, n.indices)})", self.c.loc(n.indices[0]))
+            return ir.Const(dim_symbol(n.name)), []
         if isinstance(n, S.Use):
             return self.ref(n), [(ix.name, self.c.loc(ix)) for ix in n.indices]
         if isinstance(n, S.Number):
@@ -458,6 +481,8 @@ class _Scope:
         if locs:
             raise IndexError_(f"division by an expression with free indices {_fmt(locs)}; only a number or "
                               "an index-free (scalar) expression can divide", self.c.loc(n))
+        if isinstance(e, ir.Const):  # a size or a function of sizes: `/ n`, `/ sqrt(d)`
+            return ir.Const(1 / e.value)
         return ir.Apply(ir.Fn("reciprocal", (0,)), (e,))
 
     def ref(self, use: S.Use) -> ir.Ref:
@@ -487,6 +512,8 @@ class _Scope:
         if n.name in OBJECTIVES:
             return self.objective_call(n), {}
         arity = 1 if n.name in BUILTINS else self.c.arity.get(n.name)
+        if arity is None and _REDUCTION.match(n.name):
+            return self.reduction(n, *_REDUCTION.match(n.name).groups())
         if arity is None:
             known = ", ".join(list(_PUBLIC_BUILTINS) + list(self.c.arity) + list(OBJECTIVES))
             raise FunctionError(f"unknown function '{n.name}'; known functions: {known}", self.c.loc(n))
@@ -499,7 +526,42 @@ class _Scope:
             args.append(e)
             for k, v in l.items():
                 locs.setdefault(k, v)
+        if all(isinstance(a, ir.Const) for a in args):  # sqrt(d): a number, not a node
+            body = self.c.bodies.get(n.name, BUILTINS.get(n.name))
+            return ir.Const(body.subs({ARG[k]: a.value for k, a in enumerate(args)}, simultaneous=True)), {}
         return ir.Apply(ir.Fn(n.name, (0,) * arity), tuple(args)), locs
+
+    def reduction(self, n: S.Call, kind: str, k: str):
+        """``sum_k(e)``, ``mean_k(e)``, ``softmax_k(e)``.
+
+        Inside the argument ``k`` is held like a left-side index (repeats are
+        elementwise, never summed), so ``mean_j(c^j c^j)`` is a mean of squares.
+        """
+        if len(n.args) != 1:
+            raise FunctionError(f"{n.name} takes 1 argument, got {len(n.args)}", self.c.loc(n))
+        where = Location(self.c.path, n.line, n.column + len(kind) + 1)
+        if not _IDENT.match(k) or "_" in k:
+            raise IndexError_(f"'{k}' is not an index: {kind}_ must be followed by one index name "
+                              f"(letters and digits), as in {kind}_k(...)", where)
+        held = self.L
+        self.L = held | {k}
+        try:
+            e, locs = self.expr(n.args[0])
+        finally:
+            self.L = held
+        if k not in locs:
+            have = f"its free indices are {_fmt(locs)}" if locs else "it has no free indices"
+            raise IndexError_(f"{n.name} reduces over index '{k}', but '{k}' is not free in its argument "
+                              f"({have}); expected an expression that carries {k}, e.g. {kind}_{k}(x^{k})",
+                              self.c.loc(n.args[0]))
+        ix = self.index[k]
+        if kind == "softmax":
+            return ir.Softmax(e, ix), locs
+        out = tuple(self.index[m] for m in locs if m != k)
+        factors = e.factors if isinstance(e, ir.Prod) else (e,)
+        if kind == "mean":
+            factors = (ir.Const(1 / ix.dim),) + factors
+        return ir.Prod(factors, out), {m: w for m, w in locs.items() if m != k}
 
     def objective_call(self, n: S.Call) -> ir.Expr:
         if len(n.args) != 2:

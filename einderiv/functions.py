@@ -73,7 +73,42 @@ def _derivative(table: FunctionTable, name: str, deriv: tuple[int, ...]) -> symp
     for k, order in enumerate(deriv):
         if order:
             expr = sympy.diff(expr, ARG[k], order)
+    if _unevaluated(expr):
+        raise FunctionError(f"function '{name}' has no closed-form derivative {deriv}: SymPy cannot "
+                            f"differentiate {table.body(name)}")
     return expr.replace(lambda e: isinstance(e, sympy.DiracDelta), lambda e: sympy.Integer(0))
+
+
+def _unevaluated(expr: sympy.Expr) -> bool:
+    return expr.has(sympy.Derivative) or expr.has(sympy.Subs)
+
+
+#: derivatives of user functions are checked up to this total order when the file is read
+CHECKED_ORDER = 3
+
+
+def check_differentiable(name: str, params: tuple[str, ...], body: sympy.Expr, loc: Location) -> None:
+    """Every partial derivative of ``body`` up to :data:`CHECKED_ORDER` must have a closed form.
+
+    SymPy leaves ``d/dz floor(z)`` as an unevaluated ``Derivative``; that must
+    be an error naming the function, never a silently wrong kernel.
+    """
+    frontier = [body]
+    for order in range(1, CHECKED_ORDER + 1):
+        nxt = []
+        for expr in frontier:
+            for k, p in enumerate(params):
+                d = sympy.diff(expr, ARG[k])
+                if _unevaluated(d):
+                    which = f"its argument {p}" if len(params) > 1 else p
+                    raise FunctionError(
+                        f"function '{name}' cannot be differentiated in closed form: SymPy leaves the "
+                        f"derivative of {body.xreplace(dict(zip(ARG, map(sympy.Symbol, params))))} with "
+                        f"respect to {which} (order {order}) unevaluated; rewrite it with functions "
+                        "SymPy can differentiate", loc)
+                if d != 0:
+                    nxt.append(d)
+        frontier = list(dict.fromkeys(nxt))
 
 
 def parse_user_function(name: str, params: tuple[str, ...], body: str, loc: Location,
