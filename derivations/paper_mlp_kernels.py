@@ -48,18 +48,22 @@ def _forward(params, data):
     W2 = params["W2"]
     U = params["U"]
     # z_v1[j] = Σ_i W1[j,i] x[i]
-    z_v1 = np.einsum("ji,Bi->Bj", W1, x, optimize=['einsum_path', (0, 1)])
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T
     # v1[j] = relu(z_v1[j])
     v1 = np.maximum(0, z_v1)
     # z_v2[j] = Σ_i W2[j,i] v1[i]
-    z_v2 = np.einsum("ji,Bi->Bj", W2, v1, optimize=['einsum_path', (0, 1)])
+    # einsum("ji,Bi->Bj", W2, v1)
+    z_v2 = v1 @ W2.T
     # v2[j] = relu(z_v2[j])
     v2 = np.maximum(0, z_v2)
     # p[l] = Σ_j U[l,j] v2[j]
-    p = np.einsum("lj,Bj->Bl", U, v2, optimize=['einsum_path', (0, 1)])
+    # einsum("lj,Bj->Bl", U, v2)
+    p = v2 @ U.T
     # f = logsumexp_l(p[l]) - Σ_l y[l] p[l]
     logsumexp_p = _logsumexp(p, axis=1)
-    f = logsumexp_p - np.einsum("Bl,Bl->B", y, p, optimize=['einsum_path', (0, 1)])
+    # einsum("Bl,Bl->B", y, p)
+    f = logsumexp_p - (p[..., None, :] @ y[..., None])[..., 0, 0]
     return {"x": x, "y": y, "W1": W1, "W2": W2, "U": U, "z_v1": z_v1, "v1": v1, "z_v2": z_v2, "v2": v2, "p": p, "f": f}
 
 
@@ -75,7 +79,8 @@ def _adj_v2(t):
     """adj_v2[j] = Σ_c U[c,j] adj_p[c]"""
     U = t["U"]
     adj_p = t["adj_p"]
-    return np.einsum("cj,Bc->Bj", U, adj_p, optimize=['einsum_path', (0, 1)])
+    # einsum("cj,Bc->Bj", U, adj_p)
+    return adj_p @ U
 
 
 def _adj_z_v2(t):
@@ -90,7 +95,8 @@ def _adj_v1(t):
     """adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c]"""
     W2 = t["W2"]
     adj_z_v2 = t["adj_z_v2"]
-    return np.einsum("cj,Bc->Bj", W2, adj_z_v2, optimize=['einsum_path', (0, 1)])
+    # einsum("cj,Bc->Bj", W2, adj_z_v2)
+    return adj_z_v2 @ W2
 
 
 def _adj_z_v1(t):
@@ -105,14 +111,16 @@ def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = relu'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    return np.einsum("Bj,ji->Bji", drelu_z_v1, np.eye(5), optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,ji->Bji", drelu_z_v1, np.eye(5))
+    return np.eye(5) * drelu_z_v1[:, :, None]
 
 
 def _jac_z_v2__z_v1(t):
     """jac_z_v2__z_v1[j,i] = Σ_c W2[j,c] jac_v1__z_v1[c,i]"""
     W2 = t["W2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    return np.einsum("jc,Bci->Bji", W2, jac_v1__z_v1, optimize=['einsum_path', (0, 1)])
+    # einsum("jc,Bci->Bji", W2, jac_v1__z_v1)
+    return (np.tensordot(jac_v1__z_v1, W2, axes=([1], [1]))).transpose(0, 2, 1)
 
 
 def _jac_v2__z_v1(t):
@@ -120,35 +128,41 @@ def _jac_v2__z_v1(t):
     z_v2 = t["z_v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
-    return np.einsum("Bj,Bji->Bji", drelu_z_v2, jac_z_v2__z_v1, optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,Bji->Bji", drelu_z_v2, jac_z_v2__z_v1)
+    return jac_z_v2__z_v1 * drelu_z_v2[:, :, None]
 
 
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = relu'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    return np.einsum("Bj,ji->Bji", drelu_z_v2, np.eye(5), optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,ji->Bji", drelu_z_v2, np.eye(5))
+    return np.eye(5) * drelu_z_v2[:, :, None]
 
 
 def _jac_p__z_v1(t):
     """jac_p__z_v1[l,j] = Σ_c U[l,c] jac_v2__z_v1[c,j]"""
     U = t["U"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
-    return np.einsum("lc,Bcj->Blj", U, jac_v2__z_v1, optimize=['einsum_path', (0, 1)])
+    # einsum("lc,Bcj->Blj", U, jac_v2__z_v1)
+    return (np.tensordot(jac_v2__z_v1, U, axes=([1], [1]))).transpose(0, 2, 1)
 
 
 def _hobj_p__p(t):
     """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
-    return np.einsum("li,Bl->Bli", np.eye(3), softmax_p, optimize=['einsum_path', (0, 1)]) - np.einsum("Bi,Bl->Bli", softmax_p, softmax_p, optimize=['einsum_path', (0, 1)])
+    # einsum("li,Bl->Bli", np.eye(3), softmax_p)
+    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(3) - softmax_p[:, :, None] * softmax_p[:, None]
 
 
 def _jac_p__z_v2(t):
     """jac_p__z_v2[l,j] = Σ_c U[l,c] jac_v2__z_v2[c,j]"""
     U = t["U"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    return np.einsum("lc,Bcj->Blj", U, jac_v2__z_v2, optimize=['einsum_path', (0, 1)])
+    # einsum("lc,Bcj->Blj", U, jac_v2__z_v2)
+    return (np.tensordot(jac_v2__z_v2, U, axes=([1], [1]))).transpose(0, 2, 1)
 
 
 def objective(params, data):
@@ -168,15 +182,18 @@ def gradient(params, data):
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
     adj_z_v1 = t["adj_z_v1"]
     x = t["x"]
-    grad_W1 = np.einsum("Bj,Bi->ji", adj_z_v1, x, optimize=['einsum_path', (0, 1)]) / B
+    # einsum("Bj,Bi->ji", adj_z_v1, x)
+    grad_W1 = adj_z_v1.T @ x / B
     # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
     adj_z_v2 = t["adj_z_v2"]
     v1 = t["v1"]
-    grad_W2 = np.einsum("Bj,Bi->ji", adj_z_v2, v1, optimize=['einsum_path', (0, 1)]) / B
+    # einsum("Bj,Bi->ji", adj_z_v2, v1)
+    grad_W2 = adj_z_v2.T @ v1 / B
     # ∂f/∂U[l,j] = adj_p[l] v2[j]
     adj_p = t["adj_p"]
     v2 = t["v2"]
-    grad_U = np.einsum("Bl,Bj->lj", adj_p, v2, optimize=['einsum_path', (0, 1)]) / B
+    # einsum("Bl,Bj->lj", adj_p, v2)
+    grad_U = adj_p.T @ v2 / B
     return {"W1": grad_W1, "W2": grad_W2, "U": grad_U}
 
 
@@ -192,15 +209,18 @@ def per_sample_gradient(params, data):
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
     adj_z_v1 = t["adj_z_v1"]
     x = t["x"]
-    grad_W1 = np.einsum("Bj,Bi->Bji", adj_z_v1, x, optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,Bi->Bji", adj_z_v1, x)
+    grad_W1 = x[:, None] * adj_z_v1[:, :, None]
     # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
     adj_z_v2 = t["adj_z_v2"]
     v1 = t["v1"]
-    grad_W2 = np.einsum("Bj,Bi->Bji", adj_z_v2, v1, optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,Bi->Bji", adj_z_v2, v1)
+    grad_W2 = v1[:, None] * adj_z_v2[:, :, None]
     # ∂f/∂U[l,j] = adj_p[l] v2[j]
     adj_p = t["adj_p"]
     v2 = t["v2"]
-    grad_U = np.einsum("Bl,Bj->Blj", adj_p, v2, optimize=['einsum_path', (0, 1)])
+    # einsum("Bl,Bj->Blj", adj_p, v2)
+    grad_U = v2[:, None] * adj_p[:, :, None]
     return {"W1": grad_W1, "W2": grad_W2, "U": grad_U}
 
 
@@ -251,31 +271,73 @@ def hessian(params, data):
     hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     x = t["x"]
-    hess_W1__W1 = np.einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)]) / B
+    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
+    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_2 = tmp @ jac_p__z_v1
+    tmp_3 = x[:, :, None] * x[:, None]
+    hess_W1__W1 = (np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
     # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
+    # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
+    tmp_4 = x[:, :, None] * adj_z_v2[:, None]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
-    hess_W1__W2 = (np.einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bcm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("Bcm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
+    tmp_5 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_6 = tmp_5 @ jac_p__z_v2
+    tmp_7 = x[:, :, None] * v1[:, None]
+    hess_W1__W2 = ((np.tensordot(tmp_4, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
     # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
+    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
+    tmp_8 = x[:, :, None] * adj_p[:, None]
     v2 = t["v2"]
-    hess_W1__U = (np.einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bcl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x, optimize=['einsum_path', (0, 1), (0, 1), (0, 1)])) / B
+    # einsum("Bcl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
+    tmp_9 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_10 = x[:, :, None] * v2[:, None]
+    hess_W1__U = ((np.tensordot(tmp_8, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
     # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    hess_W2__W1 = (np.einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bcm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x)
+    tmp_11 = x[:, :, None] * adj_z_v2[:, None]
+    # einsum("Bcm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
+    tmp_12 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_13 = tmp_12 @ jac_p__z_v2
+    tmp_14 = x[:, :, None] * v1[:, None]
+    hess_W2__W1 = ((np.tensordot(tmp_11, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
     # ∂f/∂W2,W2[j,i,k,l] = Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    hess_W2__W2 = np.einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)]) / B
+    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
+    tmp_15 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_16 = tmp_15 @ jac_p__z_v2
+    tmp_17 = v1[:, :, None] * v1[:, None]
+    hess_W2__W2 = (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
     # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    hess_W2__U = (np.einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bcl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2, optimize=['einsum_path', (0, 1), (0, 1), (0, 1)])) / B
+    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1)
+    tmp_18 = v1[:, :, None] * adj_p[:, None]
+    # einsum("Bcl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2)
+    tmp_19 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_20 = v2[:, :, None] * v1[:, None]
+    hess_W2__U = ((np.tensordot(tmp_18, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
     # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    hess_U__W1 = (np.einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Blc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x, optimize=['einsum_path', (0, 1), (0, 1), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x)
+    tmp_21 = x[:, :, None] * adj_p[:, None]
+    # einsum("Blc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x)
+    tmp_22 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_23 = x[:, :, None] * v2[:, None]
+    hess_U__W1 = ((np.tensordot(tmp_21, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
     # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    hess_U__W2 = (np.einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Blc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2, optimize=['einsum_path', (0, 1), (0, 1), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1)
+    tmp_24 = v1[:, :, None] * adj_p[:, None]
+    # einsum("Blc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2)
+    tmp_25 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_26 = v2[:, :, None] * v1[:, None]
+    hess_U__W2 = ((np.tensordot(tmp_24, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
     # ∂f/∂U,U[l,j,i,k] = hobj_p__p[l,i] v2[j] v2[k]
-    hess_U__U = np.einsum("Bli,Bj,Bk->ljik", hobj_p__p, v2, v2, optimize=['einsum_path', (1, 2), (0, 1)]) / B
+    # einsum("Bli,Bj,Bk->ljik", hobj_p__p, v2, v2)
+    tmp_27 = v2[:, :, None] * v2[:, None]
+    hess_U__U = (np.tensordot(tmp_27, hobj_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
     return {("W1", "W1"): hess_W1__W1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("W2", "W1"): hess_W2__W1, ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): hess_U__W1, ("U", "W2"): hess_U__W2, ("U", "U"): hess_U__U}
 
 
@@ -298,34 +360,91 @@ def hvp(params, data, vector):
     hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     x = t["x"]
-    hvp_W1__W1 = np.einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1, optimize=['einsum_path', (4, 5), (2, 4), (0, 3), (0, 2), (0, 1)]) / B
+    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1)
+    tmp = vector_W1 @ x.T
+    tmp_2 = (tmp.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_3 = (tmp_2[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_4 = (tmp_3[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__W1 = tmp_4.T @ x / B
     vector_W2 = vector["W2"]
     # Σ H[W1,W2]·vector[W2], one einsum per term of: adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
+    # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
+    tmp_5 = vector_W2.T @ adj_z_v2.T
+    tmp_6 = (tmp_5.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
-    hvp_W1__W2 = (np.einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2, optimize=['einsum_path', (0, 3), (0, 2), (0, 1)]) + np.einsum("Bcm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2, optimize=['einsum_path', (3, 5), (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bcm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2)
+    tmp_7 = vector_W2 @ v1.T
+    tmp_8 = (tmp_7.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_9 = (tmp_8[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_10 = (tmp_9[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__W2 = (tmp_6.T @ x + tmp_10.T @ x) / B
     vector_U = vector["U"]
     # Σ H[W1,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
+    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U)
+    tmp_11 = vector_U.T @ adj_p.T
+    tmp_12 = (tmp_11.T[..., None, :] @ jac_v2__z_v1)[..., 0, :]
     v2 = t["v2"]
-    hvp_W1__U = (np.einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U, optimize=['einsum_path', (0, 3), (0, 2), (0, 1)]) + np.einsum("Bcl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U, optimize=['einsum_path', (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bcl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U)
+    tmp_13 = vector_U @ v2.T
+    tmp_14 = (tmp_13.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_15 = (tmp_14[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__U = (tmp_12.T @ x + tmp_15.T @ x) / B
     hvp_W1 = hvp_W1__W1 + hvp_W1__W2 + hvp_W1__U
     # Σ H[W2,W1]·vector[W1], one einsum per term of: adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    hvp_W2__W1 = (np.einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)]) + np.einsum("Bcm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1, optimize=['einsum_path', (4, 5), (1, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1)
+    tmp_16 = vector_W1 @ x.T
+    tmp_17 = (tmp_16.T[..., None, :] @ (jac_v1__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("Bcm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1)
+    tmp_18 = vector_W1 @ x.T
+    tmp_19 = (tmp_18.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_20 = (tmp_19[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_21 = (tmp_20[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__W1 = (adj_z_v2.T @ tmp_17 + tmp_21.T @ v1) / B
     # Σ H[W2,W2]·vector[W2], one einsum per term of: Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    hvp_W2__W2 = np.einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2, optimize=['einsum_path', (4, 5), (2, 4), (0, 3), (0, 2), (0, 1)]) / B
+    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2)
+    tmp_22 = vector_W2 @ v1.T
+    tmp_23 = (tmp_22.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_24 = (tmp_23[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_25 = (tmp_24[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__W2 = tmp_25.T @ v1 / B
     # Σ H[W2,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    hvp_W2__U = (np.einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U, optimize=['einsum_path', (0, 3), (0, 2), (0, 1)]) + np.einsum("Bcl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U, optimize=['einsum_path', (3, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U)
+    tmp_26 = vector_U.T @ adj_p.T
+    tmp_27 = (tmp_26.T[..., None, :] @ jac_v2__z_v2)[..., 0, :]
+    # einsum("Bcl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U)
+    tmp_28 = vector_U @ v2.T
+    tmp_29 = (tmp_28.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_30 = (tmp_29[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__U = (tmp_27.T @ v1 + tmp_30.T @ v1) / B
     hvp_W2 = hvp_W2__W1 + hvp_W2__W2 + hvp_W2__U
     # Σ H[U,W1]·vector[W1], one einsum per term of: adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    hvp_U__W1 = (np.einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)]) + np.einsum("Blc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1, optimize=['einsum_path', (3, 4), (1, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1)
+    tmp_31 = vector_W1 @ x.T
+    tmp_32 = (tmp_31.T[..., None, :] @ (jac_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("Blc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1)
+    tmp_33 = vector_W1 @ x.T
+    tmp_34 = (tmp_33.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_35 = (tmp_34[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    hvp_U__W1 = (adj_p.T @ tmp_32 + tmp_35.T @ v2) / B
     # Σ H[U,W2]·vector[W2], one einsum per term of: adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    hvp_U__W2 = (np.einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)]) + np.einsum("Blc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2, optimize=['einsum_path', (2, 4), (1, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2)
+    tmp_36 = vector_W2 @ v1.T
+    tmp_37 = (tmp_36.T[..., None, :] @ (jac_v2__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("Blc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2)
+    tmp_38 = vector_W2 @ v1.T
+    tmp_39 = (tmp_38.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_40 = (tmp_39[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    hvp_U__W2 = (adj_p.T @ tmp_37 + tmp_40.T @ v2) / B
     # Σ H[U,U]·vector[U], one einsum per term of: hobj_p__p[l,i] v2[j] v2[k]
-    hvp_U__U = np.einsum("Bli,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U, optimize=['einsum_path', (2, 3), (0, 2), (0, 1)]) / B
+    # einsum("Bli,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U)
+    tmp_41 = vector_U @ v2.T
+    tmp_42 = (tmp_41.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    hvp_U__U = tmp_42.T @ v2 / B
     hvp_U = hvp_U__W1 + hvp_U__W2 + hvp_U__U
     return {"W1": hvp_W1, "W2": hvp_W2, "U": hvp_U}

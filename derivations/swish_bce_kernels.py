@@ -36,19 +36,24 @@ def _forward(params, data):
     W2 = params["W2"]
     U = params["U"]
     # z_v1[j] = Σ_i W1[j,i] x[i]
-    z_v1 = np.einsum("ji,Bi->Bj", W1, x, optimize=['einsum_path', (0, 1)])
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T
     # v1[j] = swish(z_v1[j])
     v1 = z_v1/(1 + np.exp(-z_v1))
     # z_v2[j] = Σ_i W2[j,i] v1[i]
-    z_v2 = np.einsum("ji,Bi->Bj", W2, v1, optimize=['einsum_path', (0, 1)])
+    # einsum("ji,Bi->Bj", W2, v1)
+    z_v2 = v1 @ W2.T
     # v2[j] = softplus(z_v2[j])
     v2 = np.logaddexp(0, z_v2)
     # p[l] = Σ_j U[l,j] v2[j]
-    p = np.einsum("lj,Bj->Bl", U, v2, optimize=['einsum_path', (0, 1)])
+    # einsum("lj,Bj->Bl", U, v2)
+    p = v2 @ U.T
     # f = Σ_l (softplus(p[l]) - y[l] p[l]) + 1/1000 Σ_ij U[i,j] U[i,j]
     softplus_p = np.logaddexp(0, p)
     tmp = softplus_p - y * p
-    f = np.einsum("Bl->B", tmp, optimize=['einsum_path', (0,)]) + 0.001 * np.einsum("ij,ij->", U, U, optimize=['einsum_path', (0, 1)])
+    # einsum("Bl->B", tmp)
+    # einsum("ij,ij->", U, U)
+    f = tmp.sum(axis=1) + 0.001 * np.tensordot(U, U, axes=([0, 1], [0, 1]))
     return {"x": x, "y": y, "W1": W1, "W2": W2, "U": U, "z_v1": z_v1, "v1": v1, "z_v2": z_v2, "v2": v2, "p": p, "f": f}
 
 
@@ -64,7 +69,8 @@ def _adj_v2(t):
     """adj_v2[j] = Σ_c U[c,j] adj_p[c]"""
     U = t["U"]
     adj_p = t["adj_p"]
-    return np.einsum("cj,Bc->Bj", U, adj_p, optimize=['einsum_path', (0, 1)])
+    # einsum("cj,Bc->Bj", U, adj_p)
+    return adj_p @ U
 
 
 def _adj_z_v2(t):
@@ -79,7 +85,8 @@ def _adj_v1(t):
     """adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c]"""
     W2 = t["W2"]
     adj_z_v2 = t["adj_z_v2"]
-    return np.einsum("cj,Bc->Bj", W2, adj_z_v2, optimize=['einsum_path', (0, 1)])
+    # einsum("cj,Bc->Bj", W2, adj_z_v2)
+    return adj_z_v2 @ W2
 
 
 def _adj_z_v1(t):
@@ -94,14 +101,16 @@ def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = swish'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
     dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
-    return np.einsum("Bj,ji->Bji", dswish_z_v1, np.eye(4), optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,ji->Bji", dswish_z_v1, np.eye(4))
+    return np.eye(4) * dswish_z_v1[:, :, None]
 
 
 def _jac_z_v2__z_v1(t):
     """jac_z_v2__z_v1[j,i] = Σ_c W2[j,c] jac_v1__z_v1[c,i]"""
     W2 = t["W2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    return np.einsum("jc,Bci->Bji", W2, jac_v1__z_v1, optimize=['einsum_path', (0, 1)])
+    # einsum("jc,Bci->Bji", W2, jac_v1__z_v1)
+    return (np.tensordot(jac_v1__z_v1, W2, axes=([1], [1]))).transpose(0, 2, 1)
 
 
 def _jac_v2__z_v1(t):
@@ -109,40 +118,46 @@ def _jac_v2__z_v1(t):
     z_v2 = t["z_v2"]
     dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
-    return np.einsum("Bj,Bji->Bji", dsoftplus_z_v2, jac_z_v2__z_v1, optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,Bji->Bji", dsoftplus_z_v2, jac_z_v2__z_v1)
+    return jac_z_v2__z_v1 * dsoftplus_z_v2[:, :, None]
 
 
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = softplus'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
     dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
-    return np.einsum("Bj,ji->Bji", dsoftplus_z_v2, np.eye(4), optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,ji->Bji", dsoftplus_z_v2, np.eye(4))
+    return np.eye(4) * dsoftplus_z_v2[:, :, None]
 
 
 def _jac_p__z_v1(t):
     """jac_p__z_v1[l,j] = Σ_c U[l,c] jac_v2__z_v1[c,j]"""
     U = t["U"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
-    return np.einsum("lc,Bcj->Blj", U, jac_v2__z_v1, optimize=['einsum_path', (0, 1)])
+    # einsum("lc,Bcj->Blj", U, jac_v2__z_v1)
+    return (np.tensordot(jac_v2__z_v1, U, axes=([1], [1]))).transpose(0, 2, 1)
 
 
 def _hobj_p__p(t):
     """hobj_p__p[l,i] = softplus''(p[l]) δ[l,i]"""
     p = t["p"]
     d2softplus_p = (1 - np.exp(p)/(np.exp(p) + 1))*np.exp(p)/(np.exp(p) + 1)
-    return np.einsum("Bl,li->Bli", d2softplus_p, np.eye(2), optimize=['einsum_path', (0, 1)])
+    # einsum("Bl,li->Bli", d2softplus_p, np.eye(2))
+    return np.eye(2) * d2softplus_p[:, :, None]
 
 
 def _jac_p__z_v2(t):
     """jac_p__z_v2[l,j] = Σ_c U[l,c] jac_v2__z_v2[c,j]"""
     U = t["U"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    return np.einsum("lc,Bcj->Blj", U, jac_v2__z_v2, optimize=['einsum_path', (0, 1)])
+    # einsum("lc,Bcj->Blj", U, jac_v2__z_v2)
+    return (np.tensordot(jac_v2__z_v2, U, axes=([1], [1]))).transpose(0, 2, 1)
 
 
 def _hobj_U__U(t):
     """hobj_U__U[l,j,i,k] = 1/500 δ[j,k] δ[l,i]"""
-    return 0.002 * np.einsum("jk,li->ljik", np.eye(4), np.eye(2), optimize=['einsum_path', (0, 1)])
+    # einsum("jk,li->ljik", np.eye(4), np.eye(2))
+    return 0.002 * (np.eye(2))[:, None, :, None] * (np.eye(4))[:, None]
 
 
 def objective(params, data):
@@ -162,16 +177,19 @@ def gradient(params, data):
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
     adj_z_v1 = t["adj_z_v1"]
     x = t["x"]
-    grad_W1 = np.einsum("Bj,Bi->ji", adj_z_v1, x, optimize=['einsum_path', (0, 1)]) / B
+    # einsum("Bj,Bi->ji", adj_z_v1, x)
+    grad_W1 = adj_z_v1.T @ x / B
     # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
     adj_z_v2 = t["adj_z_v2"]
     v1 = t["v1"]
-    grad_W2 = np.einsum("Bj,Bi->ji", adj_z_v2, v1, optimize=['einsum_path', (0, 1)]) / B
+    # einsum("Bj,Bi->ji", adj_z_v2, v1)
+    grad_W2 = adj_z_v2.T @ v1 / B
     # ∂f/∂U[l,j] = adj_p[l] v2[j] + 1/500 U[l,j]
     adj_p = t["adj_p"]
     v2 = t["v2"]
+    # einsum("Bl,Bj->lj", adj_p, v2)
     U = t["U"]
-    grad_U = np.einsum("Bl,Bj->lj", adj_p, v2, optimize=['einsum_path', (0, 1)]) / B + 0.002 * U
+    grad_U = adj_p.T @ v2 / B + 0.002 * U
     return {"W1": grad_W1, "W2": grad_W2, "U": grad_U}
 
 
@@ -187,16 +205,19 @@ def per_sample_gradient(params, data):
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
     adj_z_v1 = t["adj_z_v1"]
     x = t["x"]
-    grad_W1 = np.einsum("Bj,Bi->Bji", adj_z_v1, x, optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,Bi->Bji", adj_z_v1, x)
+    grad_W1 = x[:, None] * adj_z_v1[:, :, None]
     # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
     adj_z_v2 = t["adj_z_v2"]
     v1 = t["v1"]
-    grad_W2 = np.einsum("Bj,Bi->Bji", adj_z_v2, v1, optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,Bi->Bji", adj_z_v2, v1)
+    grad_W2 = v1[:, None] * adj_z_v2[:, :, None]
     # ∂f/∂U[l,j] = adj_p[l] v2[j] + 1/500 U[l,j]
     adj_p = t["adj_p"]
     v2 = t["v2"]
+    # einsum("Bl,Bj->Blj", adj_p, v2)
     U = t["U"]
-    grad_U = np.einsum("Bl,Bj->Blj", adj_p, v2, optimize=['einsum_path', (0, 1)]) + 0.002 * U
+    grad_U = v2[:, None] * adj_p[:, :, None] + 0.002 * U
     return {"W1": grad_W1, "W2": grad_W2, "U": grad_U}
 
 
@@ -252,38 +273,101 @@ def hessian(params, data):
     d2swish_z_v1 = (-z_v1*(1 - 2*np.exp(-z_v1)/(1 + np.exp(-z_v1))) + 2)*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2
     adj_v1 = t["adj_v1"]
     x = t["x"]
+    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2swish_z_v1, np.eye(4), adj_v1, x, x)
+    tmp = adj_v1 * d2swish_z_v1
+    tmp_2 = x[:, :, None] * x[:, None]
+    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
     z_v2 = t["z_v2"]
     d2softplus_z_v2 = (1 - np.exp(z_v2)/(np.exp(z_v2) + 1))*np.exp(z_v2)/(np.exp(z_v2) + 1)
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
+    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x)
+    tmp_4 = adj_v2 * d2softplus_z_v2
+    tmp_5 = tmp_4[:, :, None] * jac_z_v2__z_v1
+    tmp_6 = (tmp_5.transpose(0, 2, 1)) @ jac_z_v2__z_v1
+    tmp_7 = x[:, :, None] * x[:, None]
     hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    hess_W1__W1 = (np.einsum("Bj,jk,Bj,Bi,Bl->jikl", d2swish_z_v1, np.eye(4), adj_v1, x, x, optimize=['einsum_path', (0, 2), (1, 2), (1, 2), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x, optimize=['einsum_path', (0, 1), (0, 4), (0, 3), (0, 1), (0, 1)]) + np.einsum("Bmn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("Bmn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
+    tmp_8 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_9 = tmp_8 @ jac_p__z_v1
+    tmp_10 = x[:, :, None] * x[:, None]
+    hess_W1__W1 = ((tmp_3.transpose(2, 1, 0))[:, :, None] * (np.eye(4))[:, None, :, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
     # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + softplus''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] v1[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
+    # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
+    tmp_11 = x[:, :, None] * adj_z_v2[:, None]
     v1 = t["v1"]
+    # einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
+    tmp_12 = adj_v2 * d2softplus_z_v2
+    tmp_13 = tmp_12[:, :, None] * jac_z_v2__z_v1
+    tmp_14 = x[:, :, None] * v1[:, None]
     jac_p__z_v2 = t["jac_p__z_v2"]
-    hess_W1__W2 = (np.einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)]) + np.einsum("Bcm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("Bcm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
+    tmp_15 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_16 = tmp_15 @ jac_p__z_v2
+    tmp_17 = x[:, :, None] * v1[:, None]
+    hess_W1__W2 = ((np.tensordot(tmp_11, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
     # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
+    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
+    tmp_18 = x[:, :, None] * adj_p[:, None]
     v2 = t["v2"]
-    hess_W1__U = (np.einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bcl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x, optimize=['einsum_path', (0, 1), (0, 1), (0, 1)])) / B
+    # einsum("Bcl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
+    tmp_19 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_20 = x[:, :, None] * v2[:, None]
+    hess_W1__U = ((np.tensordot(tmp_18, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
     # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + softplus''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    hess_W2__W1 = (np.einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bj,Bj,Bjk,Bi,Bl->jikl", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)]) + np.einsum("Bcm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x)
+    tmp_21 = x[:, :, None] * adj_z_v2[:, None]
+    # einsum("Bj,Bj,Bjk,Bi,Bl->jikl", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
+    tmp_22 = adj_v2 * d2softplus_z_v2
+    tmp_23 = tmp_22[:, :, None] * jac_z_v2__z_v1
+    tmp_24 = x[:, :, None] * v1[:, None]
+    # einsum("Bcm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
+    tmp_25 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_26 = tmp_25 @ jac_p__z_v2
+    tmp_27 = x[:, :, None] * v1[:, None]
+    hess_W2__W1 = ((np.tensordot(tmp_21, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
     # ∂f/∂W2,W2[j,i,k,l] = softplus''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] v1[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    hess_W2__W2 = (np.einsum("Bj,jk,Bj,Bi,Bl->jikl", d2softplus_z_v2, np.eye(4), adj_v2, v1, v1, optimize=['einsum_path', (0, 2), (1, 2), (0, 1), (0, 1)]) + np.einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2softplus_z_v2, np.eye(4), adj_v2, v1, v1)
+    tmp_28 = adj_v2 * d2softplus_z_v2
+    tmp_29 = v1[:, :, None] * v1[:, None]
+    tmp_30 = tmp_28[:, :, None] * np.eye(4)
+    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
+    tmp_31 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_32 = tmp_31 @ jac_p__z_v2
+    tmp_33 = v1[:, :, None] * v1[:, None]
+    hess_W2__W2 = ((np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_33, tmp_32, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
     # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    hess_W2__U = (np.einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bcl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2, optimize=['einsum_path', (0, 1), (0, 1), (0, 1)])) / B
+    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1)
+    tmp_34 = v1[:, :, None] * adj_p[:, None]
+    # einsum("Bcl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2)
+    tmp_35 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_36 = v2[:, :, None] * v1[:, None]
+    hess_W2__U = ((np.tensordot(tmp_34, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_36, tmp_35, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
     # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    hess_U__W1 = (np.einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Blc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x, optimize=['einsum_path', (0, 1), (0, 1), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x)
+    tmp_37 = x[:, :, None] * adj_p[:, None]
+    # einsum("Blc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x)
+    tmp_38 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_39 = x[:, :, None] * v2[:, None]
+    hess_U__W1 = ((np.tensordot(tmp_37, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_39, tmp_38, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
     # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    hess_U__W2 = (np.einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Blc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2, optimize=['einsum_path', (0, 1), (0, 1), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1)
+    tmp_40 = v1[:, :, None] * adj_p[:, None]
+    # einsum("Blc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2)
+    tmp_41 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_42 = v2[:, :, None] * v1[:, None]
+    hess_U__W2 = ((np.tensordot(tmp_40, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
     # ∂f/∂U,U[l,j,i,k] = hobj_p__p[l,i] v2[j] v2[k] + hobj_U__U[l,j,i,k]
+    # einsum("Bli,Bj,Bk->ljik", hobj_p__p, v2, v2)
+    tmp_43 = v2[:, :, None, None] * hobj_p__p[:, None]
     hobj_U__U = t["hobj_U__U"]
-    hess_U__U = np.einsum("Bli,Bj,Bk->ljik", hobj_p__p, v2, v2, optimize=['einsum_path', (0, 1), (0, 1)]) / B + hobj_U__U
+    hess_U__U = (np.tensordot(tmp_43, v2, axes=([0], [0]))).transpose(1, 0, 2, 3) / B + hobj_U__U
     return {("W1", "W1"): hess_W1__W1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("W2", "W1"): hess_W2__W1, ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): hess_U__W1, ("U", "W2"): hess_U__W2, ("U", "U"): hess_U__U}
 
 
@@ -309,41 +393,125 @@ def hvp(params, data, vector):
     d2swish_z_v1 = (-z_v1*(1 - 2*np.exp(-z_v1)/(1 + np.exp(-z_v1))) + 2)*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2
     adj_v1 = t["adj_v1"]
     x = t["x"]
+    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2swish_z_v1, np.eye(4), adj_v1, x, x, vector_W1)
+    tmp = adj_v1 * d2swish_z_v1
+    tmp_2 = vector_W1.T @ ((np.eye(4)).T)
+    tmp_3 = tmp_2.T @ x.T
+    tmp_4 = tmp_3 * tmp.T
     z_v2 = t["z_v2"]
     d2softplus_z_v2 = (1 - np.exp(z_v2)/(np.exp(z_v2) + 1))*np.exp(z_v2)/(np.exp(z_v2) + 1)
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
+    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x, vector_W1)
+    tmp_5 = adj_v2 * d2softplus_z_v2
+    tmp_6 = tmp_5[:, :, None] * jac_z_v2__z_v1
+    tmp_7 = vector_W1 @ x.T
+    tmp_8 = (tmp_7.T[..., None, :] @ (tmp_6.transpose(0, 2, 1)))[..., 0, :]
+    tmp_9 = (tmp_8[..., None, :] @ jac_z_v2__z_v1)[..., 0, :]
     hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    hvp_W1__W1 = (np.einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2swish_z_v1, np.eye(4), adj_v1, x, x, vector_W1, optimize=['einsum_path', (0, 2), (0, 3), (1, 3), (1, 2), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x, vector_W1, optimize=['einsum_path', (0, 1), (1, 5), (2, 3), (2, 3), (0, 2), (0, 1)]) + np.einsum("Bmn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1, optimize=['einsum_path', (4, 5), (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bmn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1)
+    tmp_10 = vector_W1 @ x.T
+    tmp_11 = (tmp_10.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_12 = (tmp_11[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_13 = (tmp_12[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__W1 = (tmp_4 @ x + tmp_9.T @ x + tmp_13.T @ x) / B
     vector_W2 = vector["W2"]
     # Σ H[W1,W2]·vector[W2], one einsum per term of: adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + softplus''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] v1[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
+    # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
+    tmp_14 = vector_W2.T @ adj_z_v2.T
+    tmp_15 = (tmp_14.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
     v1 = t["v1"]
+    # einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W2)
+    tmp_16 = adj_v2 * d2softplus_z_v2
+    tmp_17 = vector_W2 @ v1.T
+    tmp_18 = tmp_17 * tmp_16.T
+    tmp_19 = (tmp_18.T[..., None, :] @ jac_z_v2__z_v1)[..., 0, :]
     jac_p__z_v2 = t["jac_p__z_v2"]
-    hvp_W1__W2 = (np.einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2, optimize=['einsum_path', (0, 3), (0, 2), (0, 1)]) + np.einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W2, optimize=['einsum_path', (0, 1), (1, 3), (2, 3), (0, 2), (0, 1)]) + np.einsum("Bcm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2, optimize=['einsum_path', (3, 5), (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bcm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2)
+    tmp_20 = vector_W2 @ v1.T
+    tmp_21 = (tmp_20.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_22 = (tmp_21[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_23 = (tmp_22[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__W2 = (tmp_15.T @ x + tmp_19.T @ x + tmp_23.T @ x) / B
     vector_U = vector["U"]
     # Σ H[W1,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
+    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U)
+    tmp_24 = vector_U.T @ adj_p.T
+    tmp_25 = (tmp_24.T[..., None, :] @ jac_v2__z_v1)[..., 0, :]
     v2 = t["v2"]
-    hvp_W1__U = (np.einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U, optimize=['einsum_path', (0, 3), (0, 2), (0, 1)]) + np.einsum("Bcl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U, optimize=['einsum_path', (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bcl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U)
+    tmp_26 = vector_U @ v2.T
+    tmp_27 = (tmp_26.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_28 = (tmp_27[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__U = (tmp_25.T @ x + tmp_28.T @ x) / B
     hvp_W1 = hvp_W1__W1 + hvp_W1__W2 + hvp_W1__U
     # Σ H[W2,W1]·vector[W1], one einsum per term of: adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + softplus''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    hvp_W2__W1 = (np.einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)]) + np.einsum("Bj,Bj,Bjk,Bi,Bl,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W1, optimize=['einsum_path', (0, 1), (2, 3), (0, 3), (1, 2), (0, 1)]) + np.einsum("Bcm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1, optimize=['einsum_path', (4, 5), (1, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1)
+    tmp_29 = vector_W1 @ x.T
+    tmp_30 = (tmp_29.T[..., None, :] @ (jac_v1__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("Bj,Bj,Bjk,Bi,Bl,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W1)
+    tmp_31 = adj_v2 * d2softplus_z_v2
+    tmp_32 = vector_W1 @ x.T
+    tmp_33 = (tmp_32.T[..., None, :] @ (jac_z_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_34 = tmp_33 * tmp_31
+    # einsum("Bcm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1)
+    tmp_35 = vector_W1 @ x.T
+    tmp_36 = (tmp_35.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_37 = (tmp_36[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_38 = (tmp_37[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__W1 = (adj_z_v2.T @ tmp_30 + tmp_34.T @ v1 + tmp_38.T @ v1) / B
     # Σ H[W2,W2]·vector[W2], one einsum per term of: softplus''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] v1[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    hvp_W2__W2 = (np.einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2softplus_z_v2, np.eye(4), adj_v2, v1, v1, vector_W2, optimize=['einsum_path', (0, 2), (0, 3), (1, 3), (1, 2), (0, 1)]) + np.einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2, optimize=['einsum_path', (4, 5), (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2softplus_z_v2, np.eye(4), adj_v2, v1, v1, vector_W2)
+    tmp_39 = adj_v2 * d2softplus_z_v2
+    tmp_40 = vector_W2.T @ ((np.eye(4)).T)
+    tmp_41 = tmp_40.T @ v1.T
+    tmp_42 = tmp_41 * tmp_39.T
+    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2)
+    tmp_43 = vector_W2 @ v1.T
+    tmp_44 = (tmp_43.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_45 = (tmp_44[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_46 = (tmp_45[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__W2 = (tmp_42 @ v1 + tmp_46.T @ v1) / B
     # Σ H[W2,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    hvp_W2__U = (np.einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U, optimize=['einsum_path', (0, 3), (0, 2), (0, 1)]) + np.einsum("Bcl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U, optimize=['einsum_path', (3, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U)
+    tmp_47 = vector_U.T @ adj_p.T
+    tmp_48 = (tmp_47.T[..., None, :] @ jac_v2__z_v2)[..., 0, :]
+    # einsum("Bcl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U)
+    tmp_49 = vector_U @ v2.T
+    tmp_50 = (tmp_49.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    tmp_51 = (tmp_50[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__U = (tmp_48.T @ v1 + tmp_51.T @ v1) / B
     hvp_W2 = hvp_W2__W1 + hvp_W2__W2 + hvp_W2__U
     # Σ H[U,W1]·vector[W1], one einsum per term of: adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    hvp_U__W1 = (np.einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)]) + np.einsum("Blc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1, optimize=['einsum_path', (3, 4), (1, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1)
+    tmp_52 = vector_W1 @ x.T
+    tmp_53 = (tmp_52.T[..., None, :] @ (jac_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("Blc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1)
+    tmp_54 = vector_W1 @ x.T
+    tmp_55 = (tmp_54.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_56 = (tmp_55[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    hvp_U__W1 = (adj_p.T @ tmp_53 + tmp_56.T @ v2) / B
     # Σ H[U,W2]·vector[W2], one einsum per term of: adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    hvp_U__W2 = (np.einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)]) + np.einsum("Blc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2, optimize=['einsum_path', (2, 4), (1, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2)
+    tmp_57 = vector_W2 @ v1.T
+    tmp_58 = (tmp_57.T[..., None, :] @ (jac_v2__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("Blc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2)
+    tmp_59 = vector_W2 @ v1.T
+    tmp_60 = (tmp_59.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_61 = (tmp_60[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
+    hvp_U__W2 = (adj_p.T @ tmp_58 + tmp_61.T @ v2) / B
     # Σ H[U,U]·vector[U], one einsum per term of: hobj_p__p[l,i] v2[j] v2[k] + hobj_U__U[l,j,i,k]
+    # einsum("Bli,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U)
+    tmp_62 = vector_U @ v2.T
+    tmp_63 = (tmp_62.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
     hobj_U__U = t["hobj_U__U"]
-    hvp_U__U = np.einsum("Bli,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U, optimize=['einsum_path', (2, 3), (0, 2), (0, 1)]) / B + np.einsum("ljik,ik->lj", hobj_U__U, vector_U, optimize=['einsum_path', (0, 1)])
+    # einsum("ljik,ik->lj", hobj_U__U, vector_U)
+    hvp_U__U = tmp_63.T @ v2 / B + np.tensordot(vector_U, hobj_U__U, axes=([0, 1], [2, 3]))
     hvp_U = hvp_U__W1 + hvp_U__W2 + hvp_U__U
     return {"W1": hvp_W1, "W2": hvp_W2, "U": hvp_U}

@@ -42,18 +42,22 @@ def _forward(params, data):
     b2 = params["b2"]
     U = params["U"]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
-    z_v1 = np.einsum("ji,Bi->Bj", W1, x, optimize=['einsum_path', (0, 1)]) + b1
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
     # v1[j] = tanh(z_v1[j])
     v1 = np.tanh(z_v1)
     # z_v2[j] = Σ_i W2[j,i] v1[i] + b2[j]
-    z_v2 = np.einsum("ji,Bi->Bj", W2, v1, optimize=['einsum_path', (0, 1)]) + b2
+    # einsum("ji,Bi->Bj", W2, v1)
+    z_v2 = v1 @ W2.T + b2
     # v2[j] = sigmoid(z_v2[j])
     v2 = (1 + np.exp(-z_v2))**(-1.0)
     # p[l] = Σ_j U[l,j] v2[j]
-    p = np.einsum("lj,Bj->Bl", U, v2, optimize=['einsum_path', (0, 1)])
+    # einsum("lj,Bj->Bl", U, v2)
+    p = v2 @ U.T
     # f = 1/2 Σ_l (p[l] - y[l]) (p[l] - y[l])
     tmp = p - y
-    f = 0.5 * np.einsum("Bl,Bl->B", tmp, tmp, optimize=['einsum_path', (0, 1)])
+    # einsum("Bl,Bl->B", tmp, tmp)
+    f = 0.5 * (tmp[..., None, :] @ tmp[..., None])[..., 0, 0]
     return {"x": x, "y": y, "W1": W1, "b1": b1, "W2": W2, "b2": b2, "U": U, "z_v1": z_v1, "v1": v1, "z_v2": z_v2, "v2": v2, "p": p, "f": f}
 
 
@@ -68,7 +72,8 @@ def _adj_v2(t):
     """adj_v2[j] = Σ_c U[c,j] adj_p[c]"""
     U = t["U"]
     adj_p = t["adj_p"]
-    return np.einsum("cj,Bc->Bj", U, adj_p, optimize=['einsum_path', (0, 1)])
+    # einsum("cj,Bc->Bj", U, adj_p)
+    return adj_p @ U
 
 
 def _adj_z_v2(t):
@@ -83,7 +88,8 @@ def _adj_v1(t):
     """adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c]"""
     W2 = t["W2"]
     adj_z_v2 = t["adj_z_v2"]
-    return np.einsum("cj,Bc->Bj", W2, adj_z_v2, optimize=['einsum_path', (0, 1)])
+    # einsum("cj,Bc->Bj", W2, adj_z_v2)
+    return adj_z_v2 @ W2
 
 
 def _adj_z_v1(t):
@@ -98,14 +104,16 @@ def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = tanh'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
     dtanh_z_v1 = 1 - np.tanh(z_v1)**2
-    return np.einsum("Bj,ji->Bji", dtanh_z_v1, np.eye(4), optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,ji->Bji", dtanh_z_v1, np.eye(4))
+    return np.eye(4) * dtanh_z_v1[:, :, None]
 
 
 def _jac_z_v2__z_v1(t):
     """jac_z_v2__z_v1[j,i] = Σ_c W2[j,c] jac_v1__z_v1[c,i]"""
     W2 = t["W2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    return np.einsum("jc,Bci->Bji", W2, jac_v1__z_v1, optimize=['einsum_path', (0, 1)])
+    # einsum("jc,Bci->Bji", W2, jac_v1__z_v1)
+    return (np.tensordot(jac_v1__z_v1, W2, axes=([1], [1]))).transpose(0, 2, 1)
 
 
 def _jac_v2__z_v1(t):
@@ -113,21 +121,24 @@ def _jac_v2__z_v1(t):
     z_v2 = t["z_v2"]
     dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
-    return np.einsum("Bj,Bji->Bji", dsigmoid_z_v2, jac_z_v2__z_v1, optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,Bji->Bji", dsigmoid_z_v2, jac_z_v2__z_v1)
+    return jac_z_v2__z_v1 * dsigmoid_z_v2[:, :, None]
 
 
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = sigmoid'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
     dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
-    return np.einsum("Bj,ji->Bji", dsigmoid_z_v2, np.eye(4), optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,ji->Bji", dsigmoid_z_v2, np.eye(4))
+    return np.eye(4) * dsigmoid_z_v2[:, :, None]
 
 
 def _jac_p__z_v1(t):
     """jac_p__z_v1[l,j] = Σ_c U[l,c] jac_v2__z_v1[c,j]"""
     U = t["U"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
-    return np.einsum("lc,Bcj->Blj", U, jac_v2__z_v1, optimize=['einsum_path', (0, 1)])
+    # einsum("lc,Bcj->Blj", U, jac_v2__z_v1)
+    return (np.tensordot(jac_v2__z_v1, U, axes=([1], [1]))).transpose(0, 2, 1)
 
 
 def _hobj_p__p(t):
@@ -139,7 +150,8 @@ def _jac_p__z_v2(t):
     """jac_p__z_v2[l,j] = Σ_c U[l,c] jac_v2__z_v2[c,j]"""
     U = t["U"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    return np.einsum("lc,Bcj->Blj", U, jac_v2__z_v2, optimize=['einsum_path', (0, 1)])
+    # einsum("lc,Bcj->Blj", U, jac_v2__z_v2)
+    return (np.tensordot(jac_v2__z_v2, U, axes=([1], [1]))).transpose(0, 2, 1)
 
 
 def objective(params, data):
@@ -159,19 +171,24 @@ def gradient(params, data):
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
     adj_z_v1 = t["adj_z_v1"]
     x = t["x"]
-    grad_W1 = np.einsum("Bj,Bi->ji", adj_z_v1, x, optimize=['einsum_path', (0, 1)]) / B
+    # einsum("Bj,Bi->ji", adj_z_v1, x)
+    grad_W1 = adj_z_v1.T @ x / B
     # ∂f/∂b1[j] = adj_z_v1[j]
-    grad_b1 = np.einsum("Bj->j", adj_z_v1, optimize=['einsum_path', (0,)]) / B
+    # einsum("Bj->j", adj_z_v1)
+    grad_b1 = adj_z_v1.sum(axis=0) / B
     # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
     adj_z_v2 = t["adj_z_v2"]
     v1 = t["v1"]
-    grad_W2 = np.einsum("Bj,Bi->ji", adj_z_v2, v1, optimize=['einsum_path', (0, 1)]) / B
+    # einsum("Bj,Bi->ji", adj_z_v2, v1)
+    grad_W2 = adj_z_v2.T @ v1 / B
     # ∂f/∂b2[j] = adj_z_v2[j]
-    grad_b2 = np.einsum("Bj->j", adj_z_v2, optimize=['einsum_path', (0,)]) / B
+    # einsum("Bj->j", adj_z_v2)
+    grad_b2 = adj_z_v2.sum(axis=0) / B
     # ∂f/∂U[l,j] = adj_p[l] v2[j]
     adj_p = t["adj_p"]
     v2 = t["v2"]
-    grad_U = np.einsum("Bl,Bj->lj", adj_p, v2, optimize=['einsum_path', (0, 1)]) / B
+    # einsum("Bl,Bj->lj", adj_p, v2)
+    grad_U = adj_p.T @ v2 / B
     return {"W1": grad_W1, "b1": grad_b1, "W2": grad_W2, "b2": grad_b2, "U": grad_U}
 
 
@@ -187,19 +204,22 @@ def per_sample_gradient(params, data):
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
     adj_z_v1 = t["adj_z_v1"]
     x = t["x"]
-    grad_W1 = np.einsum("Bj,Bi->Bji", adj_z_v1, x, optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,Bi->Bji", adj_z_v1, x)
+    grad_W1 = x[:, None] * adj_z_v1[:, :, None]
     # ∂f/∂b1[j] = adj_z_v1[j]
     grad_b1 = adj_z_v1
     # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
     adj_z_v2 = t["adj_z_v2"]
     v1 = t["v1"]
-    grad_W2 = np.einsum("Bj,Bi->Bji", adj_z_v2, v1, optimize=['einsum_path', (0, 1)])
+    # einsum("Bj,Bi->Bji", adj_z_v2, v1)
+    grad_W2 = v1[:, None] * adj_z_v2[:, :, None]
     # ∂f/∂b2[j] = adj_z_v2[j]
     grad_b2 = adj_z_v2
     # ∂f/∂U[l,j] = adj_p[l] v2[j]
     adj_p = t["adj_p"]
     v2 = t["v2"]
-    grad_U = np.einsum("Bl,Bj->Blj", adj_p, v2, optimize=['einsum_path', (0, 1)])
+    # einsum("Bl,Bj->Blj", adj_p, v2)
+    grad_U = v2[:, None] * adj_p[:, :, None]
     return {"W1": grad_W1, "b1": grad_b1, "W2": grad_W2, "b2": grad_b2, "U": grad_U}
 
 
@@ -252,69 +272,221 @@ def hessian(params, data):
     d2tanh_z_v1 = 2*(np.tanh(z_v1)**2 - 1)*np.tanh(z_v1)
     adj_v1 = t["adj_v1"]
     x = t["x"]
+    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_v1, np.eye(4), adj_v1, x, x)
+    tmp = adj_v1 * d2tanh_z_v1
+    tmp_2 = x[:, :, None] * x[:, None]
+    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
     z_v2 = t["z_v2"]
     d2sigmoid_z_v2 = (-1 + 2*np.exp(-z_v2)/(1 + np.exp(-z_v2)))*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
+    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x)
+    tmp_4 = adj_v2 * d2sigmoid_z_v2
+    tmp_5 = tmp_4[:, :, None] * jac_z_v2__z_v1
+    tmp_6 = (tmp_5.transpose(0, 2, 1)) @ jac_z_v2__z_v1
+    tmp_7 = x[:, :, None] * x[:, None]
     hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    hess_W1__W1 = (np.einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_v1, np.eye(4), adj_v1, x, x, optimize=['einsum_path', (0, 2), (1, 2), (1, 2), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x, optimize=['einsum_path', (0, 1), (0, 4), (0, 3), (0, 1), (0, 1)]) + np.einsum("mn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("mn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
+    tmp_8 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
+    tmp_9 = tmp_8 @ jac_p__z_v1
+    tmp_10 = x[:, :, None] * x[:, None]
+    hess_W1__W1 = ((tmp_3.transpose(2, 1, 0))[:, :, None] * (np.eye(4))[:, None, :, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
     # ∂f/∂W1,b1[j,i,k] = tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,k] x[i]
-    hess_W1__b1 = (np.einsum("Bj,jk,Bj,Bi->jik", d2tanh_z_v1, np.eye(4), adj_v1, x, optimize=['einsum_path', (0, 2), (1, 2), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bck,Bi->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 2), (0, 1)]) + np.einsum("lm,Blj,Bmk,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)])) / B
+    # einsum("Bj,jk,Bj,Bi->jik", d2tanh_z_v1, np.eye(4), adj_v1, x)
+    tmp_11 = adj_v1 * d2tanh_z_v1
+    tmp_12 = tmp_11.T @ x
+    # einsum("Bc,Bc,Bcj,Bck,Bi->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x)
+    tmp_13 = adj_v2 * d2sigmoid_z_v2
+    tmp_14 = tmp_13[:, :, None] * jac_z_v2__z_v1
+    tmp_15 = (tmp_14.transpose(0, 2, 1)) @ jac_z_v2__z_v1
+    # einsum("lm,Blj,Bmk,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x)
+    tmp_16 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
+    tmp_17 = tmp_16 @ jac_p__z_v1
+    hess_W1__b1 = (tmp_12[:, :, None] * (np.eye(4))[:, None] + (np.tensordot(tmp_15, x, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(tmp_17, x, axes=([0], [0]))).transpose(0, 2, 1)) / B
     # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + sigmoid''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] v1[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
+    # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
+    tmp_18 = x[:, :, None] * adj_z_v2[:, None]
     v1 = t["v1"]
+    # einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
+    tmp_19 = adj_v2 * d2sigmoid_z_v2
+    tmp_20 = tmp_19[:, :, None] * jac_z_v2__z_v1
+    tmp_21 = x[:, :, None] * v1[:, None]
     jac_p__z_v2 = t["jac_p__z_v2"]
-    hess_W1__W2 = (np.einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)]) + np.einsum("cm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("cm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
+    tmp_22 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
+    tmp_23 = tmp_22 @ jac_p__z_v2
+    tmp_24 = x[:, :, None] * v1[:, None]
+    hess_W1__W2 = ((np.tensordot(tmp_18, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
     # ∂f/∂W1,b2[j,i,k] = sigmoid''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] x[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[c,j] jac_p__z_v2[l,k] x[i]
-    hess_W1__b2 = (np.einsum("Bk,Bk,Bkj,Bi->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x, optimize=['einsum_path', (0, 1), (1, 2), (0, 1)]) + np.einsum("cl,Bcj,Blk,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)])) / B
+    # einsum("Bk,Bk,Bkj,Bi->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x)
+    tmp_25 = adj_v2 * d2sigmoid_z_v2
+    tmp_26 = tmp_25[:, :, None] * x[:, None]
+    # einsum("cl,Bcj,Blk,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x)
+    tmp_27 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
+    tmp_28 = tmp_27 @ jac_p__z_v2
+    hess_W1__b2 = (((tmp_26.transpose(1, 2, 0)) @ (jac_z_v2__z_v1.transpose(1, 0, 2))).transpose(2, 1, 0) + (np.tensordot(tmp_28, x, axes=([0], [0]))).transpose(0, 2, 1)) / B
     # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
+    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
+    tmp_29 = x[:, :, None] * adj_p[:, None]
     v2 = t["v2"]
-    hess_W1__U = (np.einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("cl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)])) / B
+    # einsum("cl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
+    tmp_30 = x[:, :, None] * v2[:, None]
+    tmp_31 = np.tensordot(tmp_30, jac_p__z_v1, axes=([0], [0]))
+    hess_W1__U = ((np.tensordot(tmp_29, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_31, hobj_p__p, axes=([2], [0]))).transpose(2, 0, 3, 1)) / B
     # ∂f/∂b1,W1[j,i,k] = tanh''(z_v1[j]) δ[j,i] adj_v1[j] x[k] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] x[k] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,i] x[k]
-    hess_b1__W1 = (np.einsum("Bj,ji,Bj,Bk->jik", d2tanh_z_v1, np.eye(4), adj_v1, x, optimize=['einsum_path', (0, 2), (1, 2), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bci,Bk->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 2), (0, 1)]) + np.einsum("lm,Blj,Bmi,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)])) / B
+    # einsum("Bj,ji,Bj,Bk->jik", d2tanh_z_v1, np.eye(4), adj_v1, x)
+    tmp_32 = adj_v1 * d2tanh_z_v1
+    tmp_33 = tmp_32.T @ x
+    # einsum("Bc,Bc,Bcj,Bci,Bk->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x)
+    tmp_34 = adj_v2 * d2sigmoid_z_v2
+    tmp_35 = tmp_34[:, :, None] * jac_z_v2__z_v1
+    tmp_36 = (tmp_35.transpose(0, 2, 1)) @ jac_z_v2__z_v1
+    # einsum("lm,Blj,Bmi,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x)
+    tmp_37 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
+    tmp_38 = tmp_37 @ jac_p__z_v1
+    hess_b1__W1 = (tmp_33[:, None] * (np.eye(4))[:, :, None] + np.tensordot(tmp_36, x, axes=([0], [0])) + np.tensordot(tmp_38, x, axes=([0], [0]))) / B
     # ∂f/∂b1,b1[j,i] = tanh''(z_v1[j]) δ[j,i] adj_v1[j] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] + Σ_kl hobj_p__p[k,l] jac_p__z_v1[k,j] jac_p__z_v1[l,i]
-    hess_b1__b1 = (np.einsum("Bj,ji,Bj->ji", d2tanh_z_v1, np.eye(4), adj_v1, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bci->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, optimize=['einsum_path', (0, 1), (1, 2), (0, 1)]) + np.einsum("kl,Bkj,Bli->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, optimize=['einsum_path', (0, 1), (0, 1)])) / B
+    # einsum("Bj,ji,Bj->ji", d2tanh_z_v1, np.eye(4), adj_v1)
+    tmp_39 = (adj_v1.T[..., None, :] @ d2tanh_z_v1.T[..., None])[..., 0, 0]
+    # einsum("Bc,Bc,Bcj,Bci->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1)
+    tmp_40 = adj_v2 * d2sigmoid_z_v2
+    tmp_41 = tmp_40[:, :, None] * jac_z_v2__z_v1
+    # einsum("kl,Bkj,Bli->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1)
+    tmp_42 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
+    hess_b1__b1 = (tmp_39[:, None] * np.eye(4) + (np.tensordot(tmp_41, jac_z_v2__z_v1, axes=([0, 1], [0, 1]))).T + np.tensordot(tmp_42, jac_p__z_v1, axes=([0, 2], [0, 1]))) / B
     # ∂f/∂b1,W2[j,i,k] = adj_z_v2[i] jac_v1__z_v1[k,j] + sigmoid''(z_v2[i]) adj_v2[i] jac_z_v2__z_v1[i,j] v1[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[c,j] jac_p__z_v2[l,i] v1[k]
-    hess_b1__W2 = (np.einsum("Bi,Bkj->jik", adj_z_v2, jac_v1__z_v1, optimize=['einsum_path', (0, 1)]) + np.einsum("Bi,Bi,Bij,Bk->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)]) + np.einsum("cl,Bcj,Bli,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)])) / B
+    # einsum("Bi,Bkj->jik", adj_z_v2, jac_v1__z_v1)
+    # einsum("Bi,Bi,Bij,Bk->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1)
+    tmp_43 = adj_v2 * d2sigmoid_z_v2
+    tmp_44 = tmp_43[:, :, None] * jac_z_v2__z_v1
+    # einsum("cl,Bcj,Bli,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1)
+    tmp_45 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
+    tmp_46 = tmp_45 @ jac_p__z_v2
+    hess_b1__W2 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_44, v1, axes=([0], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_46, v1, axes=([0], [0]))) / B
     # ∂f/∂b1,b2[j,i] = sigmoid''(z_v2[i]) adj_v2[i] jac_z_v2__z_v1[i,j] + Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v2[k,i]
-    hess_b1__b2 = (np.einsum("Bi,Bi,Bij->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("ck,Bcj,Bki->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, optimize=['einsum_path', (0, 1), (0, 1)])) / B
+    # einsum("Bi,Bi,Bij->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1)
+    tmp_47 = jac_z_v2__z_v1 * d2sigmoid_z_v2[:, :, None]
+    # einsum("ck,Bcj,Bki->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2)
+    tmp_48 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
+    hess_b1__b2 = ((((tmp_47.transpose(1, 2, 0)) @ adj_v2.T[..., None])[..., 0]).T + np.tensordot(tmp_48, jac_p__z_v2, axes=([0, 2], [0, 1]))) / B
     # ∂f/∂b1,U[j,l,i] = adj_p[l] jac_v2__z_v1[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[i]
-    hess_b1__U = (np.einsum("Bl,Bij->jli", adj_p, jac_v2__z_v1, optimize=['einsum_path', (0, 1)]) + np.einsum("cl,Bcj,Bi->jli", hobj_p__p, jac_p__z_v1, v2, optimize=['einsum_path', (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bij->jli", adj_p, jac_v2__z_v1)
+    # einsum("cl,Bcj,Bi->jli", hobj_p__p, jac_p__z_v1, v2)
+    tmp_49 = np.tensordot(v2, jac_p__z_v1, axes=([0], [0]))
+    hess_b1__U = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_49, hobj_p__p, axes=([1], [0]))).transpose(1, 2, 0)) / B
     # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    hess_W2__W1 = (np.einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bj,Bj,Bjk,Bi,Bl->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)]) + np.einsum("cm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x)
+    tmp_50 = x[:, :, None] * adj_z_v2[:, None]
+    # einsum("Bj,Bj,Bjk,Bi,Bl->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
+    tmp_51 = adj_v2 * d2sigmoid_z_v2
+    tmp_52 = tmp_51[:, :, None] * jac_z_v2__z_v1
+    tmp_53 = x[:, :, None] * v1[:, None]
+    # einsum("cm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
+    tmp_54 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
+    tmp_55 = tmp_54 @ jac_p__z_v2
+    tmp_56 = x[:, :, None] * v1[:, None]
+    hess_W2__W1 = ((np.tensordot(tmp_50, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_53, tmp_52, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_56, tmp_55, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
     # ∂f/∂W2,b1[j,i,k] = adj_z_v2[j] jac_v1__z_v1[i,k] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[l,k] jac_p__z_v2[c,j] v1[i]
-    hess_W2__b1 = (np.einsum("Bj,Bik->jik", adj_z_v2, jac_v1__z_v1, optimize=['einsum_path', (0, 1)]) + np.einsum("Bj,Bj,Bjk,Bi->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)]) + np.einsum("cl,Blk,Bcj,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)])) / B
+    # einsum("Bj,Bik->jik", adj_z_v2, jac_v1__z_v1)
+    # einsum("Bj,Bj,Bjk,Bi->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1)
+    tmp_57 = adj_v2 * d2sigmoid_z_v2
+    tmp_58 = tmp_57[:, :, None] * jac_z_v2__z_v1
+    # einsum("cl,Blk,Bcj,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1)
+    tmp_59 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
+    tmp_60 = tmp_59 @ jac_p__z_v2
+    hess_W2__b1 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_58, v1, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(tmp_60, v1, axes=([0], [0]))).transpose(1, 2, 0)) / B
     # ∂f/∂W2,W2[j,i,k,l] = sigmoid''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] v1[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    hess_W2__W2 = (np.einsum("Bj,jk,Bj,Bi,Bl->jikl", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, v1, optimize=['einsum_path', (0, 2), (1, 2), (0, 1), (0, 1)]) + np.einsum("cm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, optimize=['einsum_path', (0, 1), (0, 3), (0, 1), (0, 1)])) / B
+    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, v1)
+    tmp_61 = adj_v2 * d2sigmoid_z_v2
+    tmp_62 = v1[:, :, None] * v1[:, None]
+    tmp_63 = tmp_61[:, :, None] * np.eye(4)
+    # einsum("cm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
+    tmp_64 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
+    tmp_65 = tmp_64 @ jac_p__z_v2
+    tmp_66 = v1[:, :, None] * v1[:, None]
+    hess_W2__W2 = ((np.tensordot(tmp_63, tmp_62, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_66, tmp_65, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
     # ∂f/∂W2,b2[j,i,k] = sigmoid''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v2[c,j] jac_p__z_v2[l,k] v1[i]
-    hess_W2__b2 = (np.einsum("Bj,jk,Bj,Bi->jik", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, optimize=['einsum_path', (0, 2), (1, 2), (0, 1)]) + np.einsum("cl,Bcj,Blk,Bi->jik", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)])) / B
+    # einsum("Bj,jk,Bj,Bi->jik", d2sigmoid_z_v2, np.eye(4), adj_v2, v1)
+    tmp_67 = adj_v2 * d2sigmoid_z_v2
+    tmp_68 = tmp_67.T @ v1
+    # einsum("cl,Bcj,Blk,Bi->jik", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1)
+    tmp_69 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
+    tmp_70 = tmp_69 @ jac_p__z_v2
+    hess_W2__b2 = (tmp_68[:, :, None] * (np.eye(4))[:, None] + (np.tensordot(tmp_70, v1, axes=([0], [0]))).transpose(0, 2, 1)) / B
     # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    hess_W2__U = (np.einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("cl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1)
+    tmp_71 = v1[:, :, None] * adj_p[:, None]
+    # einsum("cl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2)
+    tmp_72 = v2[:, :, None] * v1[:, None]
+    tmp_73 = np.tensordot(tmp_72, jac_p__z_v2, axes=([0], [0]))
+    hess_W2__U = ((np.tensordot(tmp_71, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_73, hobj_p__p, axes=([2], [0]))).transpose(2, 1, 3, 0)) / B
     # ∂f/∂b2,W1[j,i,k] = sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i] x[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[l,i] jac_p__z_v2[c,j] x[k]
-    hess_b2__W1 = (np.einsum("Bj,Bj,Bji,Bk->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x, optimize=['einsum_path', (0, 1), (1, 2), (0, 1)]) + np.einsum("cl,Bli,Bcj,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)])) / B
+    # einsum("Bj,Bj,Bji,Bk->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x)
+    tmp_74 = adj_v2 * d2sigmoid_z_v2
+    tmp_75 = tmp_74[:, :, None] * x[:, None]
+    # einsum("cl,Bli,Bcj,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x)
+    tmp_76 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
+    tmp_77 = tmp_76 @ jac_p__z_v2
+    hess_b2__W1 = (((tmp_75.transpose(1, 2, 0)) @ (jac_z_v2__z_v1.transpose(1, 0, 2))).transpose(0, 2, 1) + (np.tensordot(tmp_77, x, axes=([0], [0]))).transpose(1, 0, 2)) / B
     # ∂f/∂b2,b1[j,i] = sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i] + Σ_ck hobj_p__p[c,k] jac_p__z_v1[k,i] jac_p__z_v2[c,j]
-    hess_b2__b1 = (np.einsum("Bj,Bj,Bji->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("ck,Bki,Bcj->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, optimize=['einsum_path', (0, 1), (0, 1)])) / B
+    # einsum("Bj,Bj,Bji->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1)
+    tmp_78 = jac_z_v2__z_v1 * d2sigmoid_z_v2[:, :, None]
+    # einsum("ck,Bki,Bcj->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2)
+    tmp_79 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
+    hess_b2__b1 = (((tmp_78.transpose(1, 2, 0)) @ adj_v2.T[..., None])[..., 0] + (np.tensordot(tmp_79, jac_p__z_v2, axes=([0, 2], [0, 1]))).T) / B
     # ∂f/∂b2,W2[j,i,k] = sigmoid''(z_v2[j]) δ[j,i] adj_v2[j] v1[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v2[c,j] jac_p__z_v2[l,i] v1[k]
-    hess_b2__W2 = (np.einsum("Bj,ji,Bj,Bk->jik", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, optimize=['einsum_path', (0, 2), (1, 2), (0, 1)]) + np.einsum("cl,Bcj,Bli,Bk->jik", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)])) / B
+    # einsum("Bj,ji,Bj,Bk->jik", d2sigmoid_z_v2, np.eye(4), adj_v2, v1)
+    tmp_80 = adj_v2 * d2sigmoid_z_v2
+    tmp_81 = tmp_80.T @ v1
+    # einsum("cl,Bcj,Bli,Bk->jik", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1)
+    tmp_82 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
+    tmp_83 = tmp_82 @ jac_p__z_v2
+    hess_b2__W2 = (tmp_81[:, None] * (np.eye(4))[:, :, None] + np.tensordot(tmp_83, v1, axes=([0], [0]))) / B
     # ∂f/∂b2,b2[j,i] = sigmoid''(z_v2[j]) δ[j,i] adj_v2[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,i]
-    hess_b2__b2 = (np.einsum("Bj,ji,Bj->ji", d2sigmoid_z_v2, np.eye(4), adj_v2, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("ck,Bcj,Bki->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, optimize=['einsum_path', (0, 1), (0, 1)])) / B
+    # einsum("Bj,ji,Bj->ji", d2sigmoid_z_v2, np.eye(4), adj_v2)
+    tmp_84 = (adj_v2.T[..., None, :] @ d2sigmoid_z_v2.T[..., None])[..., 0, 0]
+    # einsum("ck,Bcj,Bki->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2)
+    tmp_85 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
+    hess_b2__b2 = (tmp_84[:, None] * np.eye(4) + np.tensordot(tmp_85, jac_p__z_v2, axes=([0, 2], [0, 1]))) / B
     # ∂f/∂b2,U[j,l,i] = adj_p[l] jac_v2__z_v2[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v2[i]
-    hess_b2__U = (np.einsum("Bl,Bij->jli", adj_p, jac_v2__z_v2, optimize=['einsum_path', (0, 1)]) + np.einsum("cl,Bcj,Bi->jli", hobj_p__p, jac_p__z_v2, v2, optimize=['einsum_path', (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bij->jli", adj_p, jac_v2__z_v2)
+    # einsum("cl,Bcj,Bi->jli", hobj_p__p, jac_p__z_v2, v2)
+    tmp_86 = np.tensordot(v2, jac_p__z_v2, axes=([0], [0]))
+    hess_b2__U = ((np.tensordot(jac_v2__z_v2, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_86, hobj_p__p, axes=([1], [0]))).transpose(1, 2, 0)) / B
     # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    hess_U__W1 = (np.einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("lc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x)
+    tmp_87 = x[:, :, None] * adj_p[:, None]
+    # einsum("lc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x)
+    tmp_88 = x[:, :, None] * v2[:, None]
+    tmp_89 = np.tensordot(tmp_88, jac_p__z_v1, axes=([0], [0]))
+    hess_U__W1 = ((np.tensordot(tmp_87, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_89, hobj_p__p, axes=([2], [1]))).transpose(3, 1, 2, 0)) / B
     # ∂f/∂U,b1[l,j,i] = adj_p[l] jac_v2__z_v1[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j]
-    hess_U__b1 = (np.einsum("Bl,Bji->lji", adj_p, jac_v2__z_v1, optimize=['einsum_path', (0, 1)]) + np.einsum("lc,Bci,Bj->lji", hobj_p__p, jac_p__z_v1, v2, optimize=['einsum_path', (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bji->lji", adj_p, jac_v2__z_v1)
+    # einsum("lc,Bci,Bj->lji", hobj_p__p, jac_p__z_v1, v2)
+    tmp_90 = np.tensordot(v2, jac_p__z_v1, axes=([0], [0]))
+    hess_U__b1 = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_90, hobj_p__p, axes=([1], [1]))).transpose(2, 0, 1)) / B
     # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    hess_U__W2 = (np.einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("lc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1)
+    tmp_91 = v1[:, :, None] * adj_p[:, None]
+    # einsum("lc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2)
+    tmp_92 = v2[:, :, None] * v1[:, None]
+    tmp_93 = np.tensordot(tmp_92, jac_p__z_v2, axes=([0], [0]))
+    hess_U__W2 = ((np.tensordot(tmp_91, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_93, hobj_p__p, axes=([2], [1]))).transpose(3, 0, 2, 1)) / B
     # ∂f/∂U,b2[l,j,i] = adj_p[l] jac_v2__z_v2[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v2[j]
-    hess_U__b2 = (np.einsum("Bl,Bji->lji", adj_p, jac_v2__z_v2, optimize=['einsum_path', (0, 1)]) + np.einsum("lc,Bci,Bj->lji", hobj_p__p, jac_p__z_v2, v2, optimize=['einsum_path', (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bji->lji", adj_p, jac_v2__z_v2)
+    # einsum("lc,Bci,Bj->lji", hobj_p__p, jac_p__z_v2, v2)
+    tmp_94 = np.tensordot(v2, jac_p__z_v2, axes=([0], [0]))
+    hess_U__b2 = ((np.tensordot(jac_v2__z_v2, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_94, hobj_p__p, axes=([1], [1]))).transpose(2, 0, 1)) / B
     # ∂f/∂U,U[l,j,i,k] = hobj_p__p[l,i] v2[j] v2[k]
-    hess_U__U = np.einsum("li,Bj,Bk->ljik", hobj_p__p, v2, v2, optimize=['einsum_path', (1, 2), (0, 1)]) / B
+    # einsum("li,Bj,Bk->ljik", hobj_p__p, v2, v2)
+    tmp_95 = v2.T @ v2
+    hess_U__U = tmp_95.T[:, None] * hobj_p__p[:, None, :, None] / B
     return {("W1", "W1"): hess_W1__W1, ("W1", "b1"): hess_W1__b1, ("W1", "W2"): hess_W1__W2, ("W1", "b2"): hess_W1__b2, ("W1", "U"): hess_W1__U, ("b1", "W1"): hess_b1__W1, ("b1", "b1"): hess_b1__b1, ("b1", "W2"): hess_b1__W2, ("b1", "b2"): hess_b1__b2, ("b1", "U"): hess_b1__U, ("W2", "W1"): hess_W2__W1, ("W2", "b1"): hess_W2__b1, ("W2", "W2"): hess_W2__W2, ("W2", "b2"): hess_W2__b2, ("W2", "U"): hess_W2__U, ("b2", "W1"): hess_b2__W1, ("b2", "b1"): hess_b2__b1, ("b2", "W2"): hess_b2__W2, ("b2", "b2"): hess_b2__b2, ("b2", "U"): hess_b2__U, ("U", "W1"): hess_U__W1, ("U", "b1"): hess_U__b1, ("U", "W2"): hess_U__W2, ("U", "b2"): hess_U__b2, ("U", "U"): hess_U__U}
 
 
@@ -339,76 +511,285 @@ def hvp(params, data, vector):
     d2tanh_z_v1 = 2*(np.tanh(z_v1)**2 - 1)*np.tanh(z_v1)
     adj_v1 = t["adj_v1"]
     x = t["x"]
+    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2tanh_z_v1, np.eye(4), adj_v1, x, x, vector_W1)
+    tmp = adj_v1 * d2tanh_z_v1
+    tmp_2 = vector_W1.T @ ((np.eye(4)).T)
+    tmp_3 = tmp_2.T @ x.T
+    tmp_4 = tmp_3 * tmp.T
     z_v2 = t["z_v2"]
     d2sigmoid_z_v2 = (-1 + 2*np.exp(-z_v2)/(1 + np.exp(-z_v2)))*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
+    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x, vector_W1)
+    tmp_5 = adj_v2 * d2sigmoid_z_v2
+    tmp_6 = tmp_5[:, :, None] * jac_z_v2__z_v1
+    tmp_7 = vector_W1 @ x.T
+    tmp_8 = (tmp_7.T[..., None, :] @ (tmp_6.transpose(0, 2, 1)))[..., 0, :]
+    tmp_9 = (tmp_8[..., None, :] @ jac_z_v2__z_v1)[..., 0, :]
     hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    hvp_W1__W1 = (np.einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2tanh_z_v1, np.eye(4), adj_v1, x, x, vector_W1, optimize=['einsum_path', (0, 2), (0, 3), (1, 3), (1, 2), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x, vector_W1, optimize=['einsum_path', (0, 1), (1, 5), (2, 3), (2, 3), (0, 2), (0, 1)]) + np.einsum("mn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1, optimize=['einsum_path', (4, 5), (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("mn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1)
+    tmp_10 = vector_W1 @ x.T
+    tmp_11 = (tmp_10.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_12 = tmp_11 @ hobj_p__p.T
+    tmp_13 = (tmp_12[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__W1 = (tmp_4 @ x + tmp_9.T @ x + tmp_13.T @ x) / B
     vector_b1 = vector["b1"]
     # Σ H[W1,b1]·vector[b1], one einsum per term of: tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,k] x[i]
-    hvp_W1__b1 = (np.einsum("Bj,jk,Bj,Bi,k->ji", d2tanh_z_v1, np.eye(4), adj_v1, x, vector_b1, optimize=['einsum_path', (0, 2), (0, 2), (0, 1), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bck,Bi,k->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, vector_b1, optimize=['einsum_path', (0, 1), (1, 3), (2, 3), (1, 2), (0, 1)]) + np.einsum("lm,Blj,Bmk,Bi,k->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, vector_b1, optimize=['einsum_path', (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,jk,Bj,Bi,k->ji", d2tanh_z_v1, np.eye(4), adj_v1, x, vector_b1)
+    tmp_14 = adj_v1 * d2tanh_z_v1
+    tmp_15 = (np.eye(4)) @ vector_b1
+    tmp_16 = tmp_14.T @ x
+    # einsum("Bc,Bc,Bcj,Bck,Bi,k->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, vector_b1)
+    tmp_17 = adj_v2 * d2sigmoid_z_v2
+    tmp_18 = np.tensordot(vector_b1, jac_z_v2__z_v1, axes=([0], [2]))
+    tmp_19 = tmp_18 * tmp_17
+    tmp_20 = tmp_19[:, :, None] * x[:, None]
+    # einsum("lm,Blj,Bmk,Bi,k->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, vector_b1)
+    tmp_21 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
+    tmp_22 = tmp_21 @ hobj_p__p.T
+    tmp_23 = (tmp_22[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__b1 = (tmp_16 * tmp_15[:, None] + (np.tensordot(tmp_20, jac_z_v2__z_v1, axes=([0, 1], [0, 1]))).T + tmp_23.T @ x) / B
     vector_W2 = vector["W2"]
     # Σ H[W1,W2]·vector[W2], one einsum per term of: adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + sigmoid''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] v1[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
+    # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
+    tmp_24 = vector_W2.T @ adj_z_v2.T
+    tmp_25 = (tmp_24.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
     v1 = t["v1"]
+    # einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W2)
+    tmp_26 = adj_v2 * d2sigmoid_z_v2
+    tmp_27 = vector_W2 @ v1.T
+    tmp_28 = tmp_27 * tmp_26.T
+    tmp_29 = (tmp_28.T[..., None, :] @ jac_z_v2__z_v1)[..., 0, :]
     jac_p__z_v2 = t["jac_p__z_v2"]
-    hvp_W1__W2 = (np.einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2, optimize=['einsum_path', (0, 3), (0, 2), (0, 1)]) + np.einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W2, optimize=['einsum_path', (0, 1), (1, 3), (2, 3), (0, 2), (0, 1)]) + np.einsum("cm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2, optimize=['einsum_path', (3, 5), (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("cm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2)
+    tmp_30 = vector_W2 @ v1.T
+    tmp_31 = (tmp_30.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_32 = tmp_31 @ hobj_p__p.T
+    tmp_33 = (tmp_32[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__W2 = (tmp_25.T @ x + tmp_29.T @ x + tmp_33.T @ x) / B
     vector_b2 = vector["b2"]
     # Σ H[W1,b2]·vector[b2], one einsum per term of: sigmoid''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] x[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[c,j] jac_p__z_v2[l,k] x[i]
-    hvp_W1__b2 = (np.einsum("Bk,Bk,Bkj,Bi,k->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x, vector_b2, optimize=['einsum_path', (0, 1), (0, 3), (1, 2), (0, 1)]) + np.einsum("cl,Bcj,Blk,Bi,k->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, vector_b2, optimize=['einsum_path', (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bk,Bk,Bkj,Bi,k->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x, vector_b2)
+    tmp_34 = adj_v2 * d2sigmoid_z_v2
+    tmp_35 = tmp_34[:, :, None] * jac_z_v2__z_v1
+    tmp_36 = np.tensordot(tmp_35, vector_b2, axes=([1], [0]))
+    # einsum("cl,Bcj,Blk,Bi,k->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, vector_b2)
+    tmp_37 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
+    tmp_38 = tmp_37 @ hobj_p__p.T
+    tmp_39 = (tmp_38[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__b2 = (tmp_36.T @ x + tmp_39.T @ x) / B
     vector_U = vector["U"]
     # Σ H[W1,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
+    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U)
+    tmp_40 = vector_U.T @ adj_p.T
+    tmp_41 = (tmp_40.T[..., None, :] @ jac_v2__z_v1)[..., 0, :]
     v2 = t["v2"]
-    hvp_W1__U = (np.einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U, optimize=['einsum_path', (0, 3), (0, 2), (0, 1)]) + np.einsum("cl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U, optimize=['einsum_path', (0, 4), (1, 3), (0, 2), (0, 1)])) / B
+    # einsum("cl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U)
+    tmp_42 = vector_U.T @ hobj_p__p.T
+    tmp_43 = tmp_42.T @ v2.T
+    tmp_44 = (tmp_43.T[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    hvp_W1__U = (tmp_41.T @ x + tmp_44.T @ x) / B
     hvp_W1 = hvp_W1__W1 + hvp_W1__b1 + hvp_W1__W2 + hvp_W1__b2 + hvp_W1__U
     # Σ H[b1,W1]·vector[W1], one einsum per term of: tanh''(z_v1[j]) δ[j,i] adj_v1[j] x[k] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] x[k] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,i] x[k]
-    hvp_b1__W1 = (np.einsum("Bj,ji,Bj,Bk,ik->j", d2tanh_z_v1, np.eye(4), adj_v1, x, vector_W1, optimize=['einsum_path', (0, 2), (0, 2), (0, 1), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bci,Bk,ik->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, vector_W1, optimize=['einsum_path', (0, 1), (2, 3), (1, 3), (1, 2), (0, 1)]) + np.einsum("lm,Blj,Bmi,Bk,ik->j", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, vector_W1, optimize=['einsum_path', (3, 4), (2, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,ji,Bj,Bk,ik->j", d2tanh_z_v1, np.eye(4), adj_v1, x, vector_W1)
+    tmp_45 = adj_v1 * d2tanh_z_v1
+    tmp_46 = vector_W1.T @ ((np.eye(4)).T)
+    tmp_47 = tmp_45.T @ x
+    # einsum("Bc,Bc,Bcj,Bci,Bk,ik->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, vector_W1)
+    tmp_48 = adj_v2 * d2sigmoid_z_v2
+    tmp_49 = vector_W1 @ x.T
+    tmp_50 = (tmp_49.T[..., None, :] @ (jac_z_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_51 = tmp_50 * tmp_48
+    # einsum("lm,Blj,Bmi,Bk,ik->j", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, vector_W1)
+    tmp_52 = vector_W1 @ x.T
+    tmp_53 = (tmp_52.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_54 = tmp_53 @ hobj_p__p.T
+    hvp_b1__W1 = ((tmp_47[..., None, :] @ tmp_46.T[..., None])[..., 0, 0] + np.tensordot(tmp_51, jac_z_v2__z_v1, axes=([0, 1], [0, 1])) + np.tensordot(tmp_54, jac_p__z_v1, axes=([0, 1], [0, 1]))) / B
     # Σ H[b1,b1]·vector[b1], one einsum per term of: tanh''(z_v1[j]) δ[j,i] adj_v1[j] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] + Σ_kl hobj_p__p[k,l] jac_p__z_v1[k,j] jac_p__z_v1[l,i]
-    hvp_b1__b1 = (np.einsum("Bj,ji,Bj,i->j", d2tanh_z_v1, np.eye(4), adj_v1, vector_b1, optimize=['einsum_path', (0, 2), (0, 1), (0, 1)]) + np.einsum("Bc,Bc,Bcj,Bci,i->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, vector_b1, optimize=['einsum_path', (0, 1), (1, 2), (1, 2), (0, 1)]) + np.einsum("kl,Bkj,Bli,i->j", hobj_p__p, jac_p__z_v1, jac_p__z_v1, vector_b1, optimize=['einsum_path', (2, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,ji,Bj,i->j", d2tanh_z_v1, np.eye(4), adj_v1, vector_b1)
+    tmp_55 = (adj_v1.T[..., None, :] @ d2tanh_z_v1.T[..., None])[..., 0, 0]
+    tmp_56 = (np.eye(4)) @ vector_b1
+    # einsum("Bc,Bc,Bcj,Bci,i->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, vector_b1)
+    tmp_57 = adj_v2 * d2sigmoid_z_v2
+    tmp_58 = np.tensordot(vector_b1, jac_z_v2__z_v1, axes=([0], [2]))
+    tmp_59 = tmp_58 * tmp_57
+    # einsum("kl,Bkj,Bli,i->j", hobj_p__p, jac_p__z_v1, jac_p__z_v1, vector_b1)
+    tmp_60 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
+    tmp_61 = tmp_60 @ hobj_p__p.T
+    hvp_b1__b1 = (tmp_56 * tmp_55 + np.tensordot(tmp_59, jac_z_v2__z_v1, axes=([0, 1], [0, 1])) + np.tensordot(tmp_61, jac_p__z_v1, axes=([0, 1], [0, 1]))) / B
     # Σ H[b1,W2]·vector[W2], one einsum per term of: adj_z_v2[i] jac_v1__z_v1[k,j] + sigmoid''(z_v2[i]) adj_v2[i] jac_z_v2__z_v1[i,j] v1[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[c,j] jac_p__z_v2[l,i] v1[k]
-    hvp_b1__W2 = (np.einsum("Bi,Bkj,ik->j", adj_z_v2, jac_v1__z_v1, vector_W2, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("Bi,Bi,Bij,Bk,ik->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, vector_W2, optimize=['einsum_path', (0, 1), (1, 2), (1, 2), (0, 1)]) + np.einsum("cl,Bcj,Bli,Bk,ik->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, vector_W2, optimize=['einsum_path', (3, 4), (2, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bi,Bkj,ik->j", adj_z_v2, jac_v1__z_v1, vector_W2)
+    tmp_62 = vector_W2.T @ adj_z_v2.T
+    # einsum("Bi,Bi,Bij,Bk,ik->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, vector_W2)
+    tmp_63 = adj_v2 * d2sigmoid_z_v2
+    tmp_64 = vector_W2 @ v1.T
+    tmp_65 = tmp_64 * tmp_63.T
+    # einsum("cl,Bcj,Bli,Bk,ik->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, vector_W2)
+    tmp_66 = vector_W2 @ v1.T
+    tmp_67 = (tmp_66.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_68 = tmp_67 @ hobj_p__p.T
+    hvp_b1__W2 = (np.tensordot(tmp_62, jac_v1__z_v1, axes=([0, 1], [1, 0])) + np.tensordot(tmp_65, jac_z_v2__z_v1, axes=([0, 1], [1, 0])) + np.tensordot(tmp_68, jac_p__z_v1, axes=([0, 1], [0, 1]))) / B
     # Σ H[b1,b2]·vector[b2], one einsum per term of: sigmoid''(z_v2[i]) adj_v2[i] jac_z_v2__z_v1[i,j] + Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v2[k,i]
-    hvp_b1__b2 = (np.einsum("Bi,Bi,Bij,i->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, vector_b2, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)]) + np.einsum("ck,Bcj,Bki,i->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, vector_b2, optimize=['einsum_path', (2, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bi,Bi,Bij,i->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, vector_b2)
+    tmp_69 = adj_v2 * d2sigmoid_z_v2
+    tmp_70 = (tmp_69.T[..., None, :] @ (jac_z_v2__z_v1.transpose(1, 0, 2)))[..., 0, :]
+    # einsum("ck,Bcj,Bki,i->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, vector_b2)
+    tmp_71 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
+    tmp_72 = tmp_71 @ hobj_p__p.T
+    hvp_b1__b2 = (tmp_70.T @ vector_b2 + np.tensordot(tmp_72, jac_p__z_v1, axes=([0, 1], [0, 1]))) / B
     # Σ H[b1,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v1[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[i]
-    hvp_b1__U = (np.einsum("Bl,Bij,li->j", adj_p, jac_v2__z_v1, vector_U, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("cl,Bcj,Bi,li->j", hobj_p__p, jac_p__z_v1, v2, vector_U, optimize=['einsum_path', (0, 3), (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bij,li->j", adj_p, jac_v2__z_v1, vector_U)
+    tmp_73 = vector_U.T @ adj_p.T
+    # einsum("cl,Bcj,Bi,li->j", hobj_p__p, jac_p__z_v1, v2, vector_U)
+    tmp_74 = vector_U.T @ hobj_p__p.T
+    tmp_75 = tmp_74.T @ v2.T
+    hvp_b1__U = (np.tensordot(tmp_73, jac_v2__z_v1, axes=([0, 1], [1, 0])) + np.tensordot(tmp_75, jac_p__z_v1, axes=([0, 1], [1, 0]))) / B
     hvp_b1 = hvp_b1__W1 + hvp_b1__b1 + hvp_b1__W2 + hvp_b1__b2 + hvp_b1__U
     # Σ H[W2,W1]·vector[W1], one einsum per term of: adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    hvp_W2__W1 = (np.einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)]) + np.einsum("Bj,Bj,Bjk,Bi,Bl,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W1, optimize=['einsum_path', (0, 1), (2, 3), (0, 3), (1, 2), (0, 1)]) + np.einsum("cm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1, optimize=['einsum_path', (4, 5), (1, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1)
+    tmp_76 = vector_W1 @ x.T
+    tmp_77 = (tmp_76.T[..., None, :] @ (jac_v1__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("Bj,Bj,Bjk,Bi,Bl,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W1)
+    tmp_78 = adj_v2 * d2sigmoid_z_v2
+    tmp_79 = vector_W1 @ x.T
+    tmp_80 = (tmp_79.T[..., None, :] @ (jac_z_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_81 = tmp_80 * tmp_78
+    # einsum("cm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1)
+    tmp_82 = vector_W1 @ x.T
+    tmp_83 = (tmp_82.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_84 = tmp_83 @ hobj_p__p.T
+    tmp_85 = (tmp_84[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__W1 = (adj_z_v2.T @ tmp_77 + tmp_81.T @ v1 + tmp_85.T @ v1) / B
     # Σ H[W2,b1]·vector[b1], one einsum per term of: adj_z_v2[j] jac_v1__z_v1[i,k] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[l,k] jac_p__z_v2[c,j] v1[i]
-    hvp_W2__b1 = (np.einsum("Bj,Bik,k->ji", adj_z_v2, jac_v1__z_v1, vector_b1, optimize=['einsum_path', (1, 2), (0, 1)]) + np.einsum("Bj,Bj,Bjk,Bi,k->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, vector_b1, optimize=['einsum_path', (0, 1), (0, 2), (1, 2), (0, 1)]) + np.einsum("cl,Blk,Bcj,Bi,k->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, vector_b1, optimize=['einsum_path', (1, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,Bik,k->ji", adj_z_v2, jac_v1__z_v1, vector_b1)
+    tmp_86 = np.tensordot(vector_b1, jac_v1__z_v1, axes=([0], [2]))
+    # einsum("Bj,Bj,Bjk,Bi,k->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, vector_b1)
+    tmp_87 = adj_v2 * d2sigmoid_z_v2
+    tmp_88 = np.tensordot(vector_b1, jac_z_v2__z_v1, axes=([0], [2]))
+    tmp_89 = tmp_88 * tmp_87
+    # einsum("cl,Blk,Bcj,Bi,k->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, vector_b1)
+    tmp_90 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
+    tmp_91 = tmp_90 @ hobj_p__p.T
+    tmp_92 = (tmp_91[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__b1 = (adj_z_v2.T @ tmp_86 + tmp_89.T @ v1 + tmp_92.T @ v1) / B
     # Σ H[W2,W2]·vector[W2], one einsum per term of: sigmoid''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] v1[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    hvp_W2__W2 = (np.einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, v1, vector_W2, optimize=['einsum_path', (0, 2), (0, 3), (1, 3), (1, 2), (0, 1)]) + np.einsum("cm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2, optimize=['einsum_path', (4, 5), (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, v1, vector_W2)
+    tmp_93 = adj_v2 * d2sigmoid_z_v2
+    tmp_94 = vector_W2.T @ ((np.eye(4)).T)
+    tmp_95 = tmp_94.T @ v1.T
+    tmp_96 = tmp_95 * tmp_93.T
+    # einsum("cm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2)
+    tmp_97 = vector_W2 @ v1.T
+    tmp_98 = (tmp_97.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_99 = tmp_98 @ hobj_p__p.T
+    tmp_100 = (tmp_99[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__W2 = (tmp_96 @ v1 + tmp_100.T @ v1) / B
     # Σ H[W2,b2]·vector[b2], one einsum per term of: sigmoid''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v2[c,j] jac_p__z_v2[l,k] v1[i]
-    hvp_W2__b2 = (np.einsum("Bj,jk,Bj,Bi,k->ji", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, vector_b2, optimize=['einsum_path', (0, 2), (0, 2), (0, 1), (0, 1)]) + np.einsum("cl,Bcj,Blk,Bi,k->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, vector_b2, optimize=['einsum_path', (2, 4), (0, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,jk,Bj,Bi,k->ji", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, vector_b2)
+    tmp_101 = adj_v2 * d2sigmoid_z_v2
+    tmp_102 = (np.eye(4)) @ vector_b2
+    tmp_103 = tmp_101.T @ v1
+    # einsum("cl,Bcj,Blk,Bi,k->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, vector_b2)
+    tmp_104 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
+    tmp_105 = tmp_104 @ hobj_p__p.T
+    tmp_106 = (tmp_105[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__b2 = (tmp_103 * tmp_102[:, None] + tmp_106.T @ v1) / B
     # Σ H[W2,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    hvp_W2__U = (np.einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U, optimize=['einsum_path', (0, 3), (0, 2), (0, 1)]) + np.einsum("cl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U, optimize=['einsum_path', (0, 4), (2, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U)
+    tmp_107 = vector_U.T @ adj_p.T
+    tmp_108 = (tmp_107.T[..., None, :] @ jac_v2__z_v2)[..., 0, :]
+    # einsum("cl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U)
+    tmp_109 = vector_U.T @ hobj_p__p.T
+    tmp_110 = tmp_109.T @ v2.T
+    tmp_111 = (tmp_110.T[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    hvp_W2__U = (tmp_108.T @ v1 + tmp_111.T @ v1) / B
     hvp_W2 = hvp_W2__W1 + hvp_W2__b1 + hvp_W2__W2 + hvp_W2__b2 + hvp_W2__U
     # Σ H[b2,W1]·vector[W1], one einsum per term of: sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i] x[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[l,i] jac_p__z_v2[c,j] x[k]
-    hvp_b2__W1 = (np.einsum("Bj,Bj,Bji,Bk,ik->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x, vector_W1, optimize=['einsum_path', (0, 1), (1, 2), (0, 2), (0, 1)]) + np.einsum("cl,Bli,Bcj,Bk,ik->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, vector_W1, optimize=['einsum_path', (3, 4), (1, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,Bj,Bji,Bk,ik->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x, vector_W1)
+    tmp_112 = adj_v2 * d2sigmoid_z_v2
+    tmp_113 = vector_W1 @ x.T
+    tmp_114 = (tmp_113.T[..., None, :] @ (jac_z_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("cl,Bli,Bcj,Bk,ik->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, vector_W1)
+    tmp_115 = vector_W1 @ x.T
+    tmp_116 = (tmp_115.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_117 = tmp_116 @ hobj_p__p.T
+    hvp_b2__W1 = ((tmp_114.T[..., None, :] @ tmp_112.T[..., None])[..., 0, 0] + np.tensordot(tmp_117, jac_p__z_v2, axes=([0, 1], [0, 1]))) / B
     # Σ H[b2,b1]·vector[b1], one einsum per term of: sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i] + Σ_ck hobj_p__p[c,k] jac_p__z_v1[k,i] jac_p__z_v2[c,j]
-    hvp_b2__b1 = (np.einsum("Bj,Bj,Bji,i->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, vector_b1, optimize=['einsum_path', (0, 1), (0, 2), (0, 1)]) + np.einsum("ck,Bki,Bcj,i->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, vector_b1, optimize=['einsum_path', (1, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,Bj,Bji,i->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, vector_b1)
+    tmp_118 = adj_v2 * d2sigmoid_z_v2
+    tmp_119 = (tmp_118.T[..., None, :] @ (jac_z_v2__z_v1.transpose(1, 0, 2)))[..., 0, :]
+    # einsum("ck,Bki,Bcj,i->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, vector_b1)
+    tmp_120 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
+    tmp_121 = tmp_120 @ hobj_p__p.T
+    hvp_b2__b1 = (tmp_119 @ vector_b1 + np.tensordot(tmp_121, jac_p__z_v2, axes=([0, 1], [0, 1]))) / B
     # Σ H[b2,W2]·vector[W2], one einsum per term of: sigmoid''(z_v2[j]) δ[j,i] adj_v2[j] v1[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v2[c,j] jac_p__z_v2[l,i] v1[k]
-    hvp_b2__W2 = (np.einsum("Bj,ji,Bj,Bk,ik->j", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, vector_W2, optimize=['einsum_path', (0, 2), (0, 2), (0, 1), (0, 1)]) + np.einsum("cl,Bcj,Bli,Bk,ik->j", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, vector_W2, optimize=['einsum_path', (3, 4), (2, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,ji,Bj,Bk,ik->j", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, vector_W2)
+    tmp_122 = adj_v2 * d2sigmoid_z_v2
+    tmp_123 = vector_W2.T @ ((np.eye(4)).T)
+    tmp_124 = tmp_122.T @ v1
+    # einsum("cl,Bcj,Bli,Bk,ik->j", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, vector_W2)
+    tmp_125 = vector_W2 @ v1.T
+    tmp_126 = (tmp_125.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_127 = tmp_126 @ hobj_p__p.T
+    hvp_b2__W2 = ((tmp_124[..., None, :] @ tmp_123.T[..., None])[..., 0, 0] + np.tensordot(tmp_127, jac_p__z_v2, axes=([0, 1], [0, 1]))) / B
     # Σ H[b2,b2]·vector[b2], one einsum per term of: sigmoid''(z_v2[j]) δ[j,i] adj_v2[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,i]
-    hvp_b2__b2 = (np.einsum("Bj,ji,Bj,i->j", d2sigmoid_z_v2, np.eye(4), adj_v2, vector_b2, optimize=['einsum_path', (0, 2), (0, 1), (0, 1)]) + np.einsum("ck,Bcj,Bki,i->j", hobj_p__p, jac_p__z_v2, jac_p__z_v2, vector_b2, optimize=['einsum_path', (2, 3), (0, 2), (0, 1)])) / B
+    # einsum("Bj,ji,Bj,i->j", d2sigmoid_z_v2, np.eye(4), adj_v2, vector_b2)
+    tmp_128 = (adj_v2.T[..., None, :] @ d2sigmoid_z_v2.T[..., None])[..., 0, 0]
+    tmp_129 = (np.eye(4)) @ vector_b2
+    # einsum("ck,Bcj,Bki,i->j", hobj_p__p, jac_p__z_v2, jac_p__z_v2, vector_b2)
+    tmp_130 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
+    tmp_131 = tmp_130 @ hobj_p__p.T
+    hvp_b2__b2 = (tmp_129 * tmp_128 + np.tensordot(tmp_131, jac_p__z_v2, axes=([0, 1], [0, 1]))) / B
     # Σ H[b2,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v2[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v2[i]
-    hvp_b2__U = (np.einsum("Bl,Bij,li->j", adj_p, jac_v2__z_v2, vector_U, optimize=['einsum_path', (0, 2), (0, 1)]) + np.einsum("cl,Bcj,Bi,li->j", hobj_p__p, jac_p__z_v2, v2, vector_U, optimize=['einsum_path', (0, 3), (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bij,li->j", adj_p, jac_v2__z_v2, vector_U)
+    tmp_132 = vector_U.T @ adj_p.T
+    # einsum("cl,Bcj,Bi,li->j", hobj_p__p, jac_p__z_v2, v2, vector_U)
+    tmp_133 = vector_U.T @ hobj_p__p.T
+    tmp_134 = tmp_133.T @ v2.T
+    hvp_b2__U = (np.tensordot(tmp_132, jac_v2__z_v2, axes=([0, 1], [1, 0])) + np.tensordot(tmp_134, jac_p__z_v2, axes=([0, 1], [1, 0]))) / B
     hvp_b2 = hvp_b2__W1 + hvp_b2__b1 + hvp_b2__W2 + hvp_b2__b2 + hvp_b2__U
     # Σ H[U,W1]·vector[W1], one einsum per term of: adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    hvp_U__W1 = (np.einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)]) + np.einsum("lc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1, optimize=['einsum_path', (3, 4), (1, 3), (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1)
+    tmp_135 = vector_W1 @ x.T
+    tmp_136 = (tmp_135.T[..., None, :] @ (jac_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("lc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1)
+    tmp_137 = vector_W1 @ x.T
+    tmp_138 = (tmp_137.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
+    tmp_139 = tmp_138.T @ v2
+    hvp_U__W1 = (adj_p.T @ tmp_136 + hobj_p__p @ tmp_139) / B
     # Σ H[U,b1]·vector[b1], one einsum per term of: adj_p[l] jac_v2__z_v1[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j]
-    hvp_U__b1 = (np.einsum("Bl,Bji,i->lj", adj_p, jac_v2__z_v1, vector_b1, optimize=['einsum_path', (1, 2), (0, 1)]) + np.einsum("lc,Bci,Bj,i->lj", hobj_p__p, jac_p__z_v1, v2, vector_b1, optimize=['einsum_path', (1, 3), (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,i->lj", adj_p, jac_v2__z_v1, vector_b1)
+    tmp_140 = np.tensordot(vector_b1, jac_v2__z_v1, axes=([0], [2]))
+    # einsum("lc,Bci,Bj,i->lj", hobj_p__p, jac_p__z_v1, v2, vector_b1)
+    tmp_141 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
+    tmp_142 = tmp_141.T @ v2
+    hvp_U__b1 = (adj_p.T @ tmp_140 + hobj_p__p @ tmp_142) / B
     # Σ H[U,W2]·vector[W2], one einsum per term of: adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    hvp_U__W2 = (np.einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2, optimize=['einsum_path', (2, 3), (1, 2), (0, 1)]) + np.einsum("lc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2, optimize=['einsum_path', (2, 4), (1, 3), (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2)
+    tmp_143 = vector_W2 @ v1.T
+    tmp_144 = (tmp_143.T[..., None, :] @ (jac_v2__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    # einsum("lc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2)
+    tmp_145 = vector_W2 @ v1.T
+    tmp_146 = (tmp_145.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
+    tmp_147 = tmp_146.T @ v2
+    hvp_U__W2 = (adj_p.T @ tmp_144 + hobj_p__p @ tmp_147) / B
     # Σ H[U,b2]·vector[b2], one einsum per term of: adj_p[l] jac_v2__z_v2[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v2[j]
-    hvp_U__b2 = (np.einsum("Bl,Bji,i->lj", adj_p, jac_v2__z_v2, vector_b2, optimize=['einsum_path', (1, 2), (0, 1)]) + np.einsum("lc,Bci,Bj,i->lj", hobj_p__p, jac_p__z_v2, v2, vector_b2, optimize=['einsum_path', (1, 3), (1, 2), (0, 1)])) / B
+    # einsum("Bl,Bji,i->lj", adj_p, jac_v2__z_v2, vector_b2)
+    tmp_148 = np.tensordot(vector_b2, jac_v2__z_v2, axes=([0], [2]))
+    # einsum("lc,Bci,Bj,i->lj", hobj_p__p, jac_p__z_v2, v2, vector_b2)
+    tmp_149 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
+    tmp_150 = tmp_149.T @ v2
+    hvp_U__b2 = (adj_p.T @ tmp_148 + hobj_p__p @ tmp_150) / B
     # Σ H[U,U]·vector[U], one einsum per term of: hobj_p__p[l,i] v2[j] v2[k]
-    hvp_U__U = np.einsum("li,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U, optimize=['einsum_path', (0, 3), (1, 2), (0, 1)]) / B
+    # einsum("li,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U)
+    tmp_151 = vector_U.T @ hobj_p__p.T
+    tmp_152 = tmp_151.T @ v2.T
+    hvp_U__U = tmp_152 @ v2 / B
     hvp_U = hvp_U__W1 + hvp_U__b1 + hvp_U__W2 + hvp_U__b2 + hvp_U__U
     return {"W1": hvp_W1, "b1": hvp_b1, "W2": hvp_W2, "b2": hvp_b2, "U": hvp_U}

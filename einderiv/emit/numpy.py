@@ -45,6 +45,7 @@ from sympy.printing.numpy import NumPyPrinter
 from ..errors import EinderivError, ShapeError, UsageError
 from ..factor import as_terms, factored
 from ..functions import ARG
+from . import lower
 from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref,
                   Softmax, is_zero, refs)
 
@@ -283,7 +284,12 @@ class _Scope:
             eq = ",".join(subs) + "->" + res
             shapes = tuple(((NOMINAL_BATCH,) if v.batched else ()) + tuple(self.g.dim(i) for i in v.idx)
                            for v in ops)
-            code = f'np.einsum("{eq}", {", ".join(v.code for v in ops)}, optimize={_path(eq, shapes)})'
+            args = ", ".join(v.code for v in ops)
+            if self.g.literal:
+                code = f'np.einsum("{eq}", {args}, optimize={_path(eq, shapes)})'
+            else:
+                self.lines.append(f'# einsum("{eq}", {args})')
+                code = lower.plan(eq, shapes, [v.code for v in ops], lambda c: self.bind("tmp", c))
         if coef == 1:
             return code, batched
         return (f"-{code}" if coef == -1 else f"{self.g.num(coef)} * {code}"), batched
@@ -364,7 +370,8 @@ class _Scope:
 
 # ---------------------------------------------------------------- generator
 class _Generator:
-    def __init__(self, derivation, sizes):
+    def __init__(self, derivation, sizes, literal: bool = False):
+        self.literal = literal
         self.d = derivation
         self.net = derivation.network
         self.table = derivation.table
@@ -671,10 +678,13 @@ EXPAND_FACTORS = '''def expand_factors(name, terms):
     return total'''
 
 
-def generate(derivation, sizes: dict[str, int] | None = None) -> str:
+def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum: bool = False) -> str:
     """The source of a standalone NumPy module for ``derivation`` (see the module docstring).
 
     Every size must be known, from the network's ``dims`` or from ``sizes``;
     otherwise a :class:`~einderiv.errors.ShapeError` names the missing one.
+    ``literal_einsum=True`` writes each contraction as one ``np.einsum`` call with
+    its path as a literal, instead of the BLAS-backed statements of
+    :mod:`einderiv.emit.lower` (same numbers; slower on small sizes).
     """
-    return _Generator(derivation, sizes).module()
+    return _Generator(derivation, sizes, literal_einsum).module()
