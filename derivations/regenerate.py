@@ -4,16 +4,26 @@
 
 For each ``NAME.ein`` it writes ``NAME.txt`` (``einderiv derive``),
 ``NAME.tex`` (``einderiv latex``) and ``NAME_kernels.py`` (``einderiv
-codegen``), all at order 2.  ``tests/test_derivations.py`` fails when a kept
+codegen``), at order 2 unless the file's first line declares another order
+(``# einderiv: order 3``).  ``tests/test_derivations.py`` fails when a kept
 file differs from what the current einderiv produces.
 """
 from __future__ import annotations
 
 import pathlib
+import re
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 ORDER = 2
+_ORDER_LINE = re.compile(r"#\s*einderiv:\s*order\s+(\d+)\s*$")
+
+
+def order(path: pathlib.Path) -> int:
+    """The derivative order a network is kept at: ``# einderiv: order N`` on line 1, else ORDER."""
+    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+    m = _ORDER_LINE.match(first.strip())
+    return int(m.group(1)) if m else ORDER
 
 
 def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
@@ -22,7 +32,7 @@ def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
 
     # paths relative to the repository root, so the outputs name the source portably
     rel = path.relative_to(HERE.parent).as_posix()
-    derivation = einderiv.derive(einderiv.load(rel if pathlib.Path(rel).exists() else str(path)), ORDER)
+    derivation = einderiv.derive(einderiv.load(rel if pathlib.Path(rel).exists() else str(path)), order(path))
     stem = path.with_suffix("")
     return {
         stem.with_suffix(".txt"): einderiv.derivation_text(derivation),

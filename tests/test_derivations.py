@@ -25,7 +25,14 @@ def at_root(monkeypatch):
 
 def test_examples_exist():
     names = {p.name for p in NETWORKS}
-    assert {"paper_mlp.ein", "tanh_mlp.ein", "swish_bce.ein"} <= names
+    assert {"paper_mlp.ein", "tanh_mlp.ein", "swish_bce.ein", "gru_cell.ein", "gru_unrolled.ein",
+            "attention.ein", "layernorm_mlp.ein", "residual_mlp.ein", "tied_autoencoder.ein",
+            "paper_mlp_order3.ein"} <= names
+
+
+def test_order_declared_in_first_line():
+    assert regenerate.order(ROOT / "derivations" / "paper_mlp_order3.ein") == 3
+    assert regenerate.order(ROOT / "derivations" / "paper_mlp.ein") == 2
 
 
 @pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
@@ -39,7 +46,7 @@ def test_kept_outputs_are_current(path):
 
 @pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
 def test_checks_numerically(path):
-    derivation = einderiv.derive(einderiv.load(os.path.relpath(path, ROOT)), 2)
+    derivation = einderiv.derive(einderiv.load(os.path.relpath(path, ROOT)), regenerate.order(path))
     report = einderiv.check(derivation, seed=1)
     assert report.rows and report.ok, report.format()
 
