@@ -544,6 +544,9 @@ class _Scope:
             raise IndexError_(f"'{k}' is not an index: {kind}_ must be followed by one index name "
                               f"(letters and digits), as in {kind}_k(...)", where)
         held = self.L
+        if kind != "softmax" and k in held:
+            raise IndexError_(f"{n.name} sums over '{k}', which is on the left side of {self.name}; an index "
+                              "on the left side stays free", where)
         self.L = held | {k}
         try:
             e, locs = self.expr(n.args[0])

@@ -138,6 +138,31 @@ BAD = [
      "parentheses, its parameters and functions"),
     ("function g(z) = sigmoid(z, z)" + OK, FunctionError, "t.ein:5:17: function 'sigmoid' takes 1 argument, got 2"),
     ("function g(z, z) = z" + OK, FunctionError, "t.ein:5:15: function 'g' has two parameters named 'z'"),
+    ("function g(z) = floor(z)" + OK, FunctionError,
+     "t.ein:5:17: function 'g' cannot be differentiated in closed form: SymPy leaves the derivative of "
+     "floor(z) with respect to z (order 1) unevaluated; rewrite it with functions SymPy can differentiate"),
+    ("function g(a, b) = Max(a, b) + floor(b)" + OK, FunctionError,
+     "t.ein:5:20: function 'g' cannot be differentiated in closed form: SymPy leaves the derivative of "
+     "floor(b) + Max(a, b) with respect to its argument b (order 1) unevaluated; rewrite it with functions "
+     "SymPy can differentiate"),
+    # --- reductions and sizes used as numbers
+    ("function sum_i(z) = z" + OK, NameError_,
+     "t.ein:5:1: 'sum_i' is reserved for the reduction sum over index 'i'; choose another function name"),
+    ("f = sum_i(x^i, x^i)", FunctionError, "t.ein:5:5: sum_i takes 1 argument, got 2"),
+    ("f = sum_i_j(x^i)", IndexError_,
+     "t.ein:5:9: 'i_j' is not an index: sum_ must be followed by one index name (letters and digits), as in "
+     "sum_k(...)"),
+    ("f = sum_k(x^i x^i)", IndexError_,
+     "t.ein:5:11: sum_k reduces over index 'k', but 'k' is not free in its argument (it has no free "
+     "indices); expected an expression that carries k, e.g. sum_k(x^k)"),
+    ("v^j = mean_j(W^j_i x^i)\nf = v^j v^j", IndexError_,
+     "t.ein:5:12: mean_j sums over 'j', which is on the left side of v; an index on the left side stays free"),
+    ("f = x^i x^i / n0^i", IndexError_,
+     "t.ein:5:18: 'n0' is a dimension, a number: it takes no indices (write n0, not n0^i)"),
+    ("v^i = x^i + 1\nf = v^i v^i", IndexError_,
+     "t.ein:5:13: the terms of a sum have different free indices: {i} and {}; every term must carry the same "
+     "free indices; a scalar term is not broadcast over the others' indices: write (1 - z^j) h^j as "
+     "h^j - z^j h^j, or pass the scalar to a function of several arguments, e.g. function shift(v, m) = v - m"),
 ]
 
 

@@ -388,3 +388,60 @@ def test_index_spellings_give_written_order(case):
     names, written = case
     stmt = parse(f"t{written} = 1\n", "t").statements[0]
     assert [ix.name for ix in stmt.indices] == names
+
+
+# ------------------------------------------------ reductions, sizes as numbers
+def test_sum_over_an_index():
+    i = Index("i", n0)
+    e = defn("s = sum_i(x^i)\nf = s s", "s").expr
+    assert e == Prod((Ref("x", (i,)),), ())
+
+
+def test_mean_over_an_index_holds_it_elementwise():
+    # inside mean_i the index is held like a left-side index: x^i x^i is a square, not a dot product
+    i = Index("i", n0)
+    e = defn("q = mean_i(x^i x^i)\nf = q q", "q").expr
+    assert e == Prod((Const(1 / n0), Ref("x", (i,)), Ref("x", (i,))), ())
+
+
+def test_reduction_keeps_other_indices_and_sums_repeated_ones():
+    j, i = Index("j", n1), Index("i", n0)
+    e = defn("m = mean_j(W^j_i x^i)\nf = m m", "m").expr
+    assert e == Prod((Const(1 / n1), Ref("W", (j, i)), Ref("x", (i,))), ())
+    e = defn("v^i = sum_j(W^j_i)\nf = v^i v^i", "v").expr
+    assert e == Prod((Ref("W", (j, i)),), (i,))
+
+
+def test_softmax_over_a_named_index():
+    from einderiv.ir import Softmax
+    head = HEAD + "input S^{qk} : c, c\n"
+    q, k = Index("q", c), Index("k", c)
+    e = defn("a^{qk} = softmax_k(S^{qk})\nf = a^{qk} a^{qk}", "a", head).expr
+    assert e == Softmax(Ref("S", (q, k)), k)
+
+
+def test_dimensions_are_numbers_in_expressions():
+    i = Index("i", n0)
+    e = defn("g^i = x^i / sqrt(n0)\nf = g^i g^i", "g").expr
+    assert e == Prod((Ref("x", (i,)), Const(1 / sympy.sqrt(n0))), (i,))
+    e = defn("g^i = n1 x^i / c\nf = g^i g^i", "g").expr
+    assert e == Prod((Const(n1), Ref("x", (i,)), Const(1 / c)), (i,))
+
+
+def test_user_function_of_numbers_is_folded():
+    e = defn("g^i = x^i twice(3)\nf = g^i g^i", "g", HEAD + "function twice(z) = 2*z\n").expr
+    assert e.factors[1] == Const(6)
+
+
+def test_reduction_names_do_not_shadow_functions_or_objectives():
+    n = net("p^l = W^l_i x^i\nf = softmax_cross_entropy(p, y)",
+            head=HEAD.replace("W^j_i : n1, n0", "W^j_i : c, n0"))
+    assert isinstance(n.definition("f").expr, Add)
+    assert n.definition("f").expr.terms[0] == LogSumExp(Ref("p", (Index("l", c),)), Index("l", c))
+
+
+def test_multi_argument_function_broadcasts():
+    head = HEAD + "weight s\nfunction shift(v, m) = v - m\n"
+    j = Index("j", n1)
+    e = defn("u^j = shift(W^j_i x^i, s)\nf = u^j u^j", "u", head).expr
+    assert e.fn == Fn("shift", (0, 0)) and e.args[1] == Ref("s", ()) and e.free == (j,)
