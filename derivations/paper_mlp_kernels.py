@@ -242,6 +242,42 @@ def gradient_factors(params, data):
     return {"W1": [(adj_z_v1, x)], "W2": [(adj_z_v2, v1)], "U": [(adj_p, v2)]}
 
 
+def per_sample_gradient_norms(params, data):
+    """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
+    t = _forward(params, data)
+    t["adj_p"] = _adj_p(t)
+    t["adj_v2"] = _adj_v2(t)
+    t["adj_z_v2"] = _adj_z_v2(t)
+    t["adj_v1"] = _adj_v1(t)
+    t["adj_z_v1"] = _adj_z_v1(t)
+    B = t["x"].shape[0]
+    # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z_v1[j] x[i]
+    adj_z_v1 = t["adj_z_v1"]
+    x = t["x"]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_v1, x, adj_z_v1, x)
+    tmp = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
+    tmp_2 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_W1 = tmp_2 * tmp
+    norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
+    # ‖∂f/∂W2‖² = Σ over pairs of terms of their inner product: adj_z_v2[j] v1[i]
+    adj_z_v2 = t["adj_z_v2"]
+    v1 = t["v1"]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_v2, v1, adj_z_v2, v1)
+    tmp_3 = (adj_z_v2[..., None, :] @ adj_z_v2[..., None])[..., 0, 0]
+    tmp_4 = (v1[..., None, :] @ v1[..., None])[..., 0, 0]
+    sq_W2 = tmp_4 * tmp_3
+    norm_W2 = np.sqrt(np.maximum(sq_W2, 0.0))
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] v2[j]
+    adj_p = t["adj_p"]
+    v2 = t["v2"]
+    # einsum("Bl,Bj,Bl,Bj->B", adj_p, v2, adj_p, v2)
+    tmp_5 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_6 = (v2[..., None, :] @ v2[..., None])[..., 0, 0]
+    sq_U = tmp_6 * tmp_5
+    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    return {"W1": norm_W1, "W2": norm_W2, "U": norm_U}
+
+
 def expand_factors(name, terms):
     """Rebuild the per-sample gradient of `name` from gradient_factors(...)[name] (for checking)."""
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -448,3 +484,41 @@ def hvp(params, data, vector):
     hvp_U__U = tmp_42.T @ v2 / B
     hvp_U = hvp_U__W1 + hvp_U__W2 + hvp_U__U
     return {"W1": hvp_W1, "W2": hvp_W2, "U": hvp_U}
+
+
+def ggn_diagonal(params, data):
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    t = _forward(params, data)
+    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
+    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
+    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__z_v1"] = _jac_p__z_v1(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    B = t["x"].shape[0]
+    # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
+    hobj_p__p = t["hobj_p__p"]
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    x = t["x"]
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
+    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_2 = x * x
+    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W1 = tmp_3.T @ tmp_2 / B
+    # diag GGN[W2] = Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,j] v1[i] v1[i]
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    v1 = t["v1"]
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
+    tmp_4 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_5 = v1 * v1
+    tmp_6 = (tmp_4[..., None, :] @ ((jac_p__z_v2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W2 = tmp_6.T @ tmp_5 / B
+    # diag GGN[U] = hobj_p__p[l,l] v2[j] v2[j]
+    # einsum("Bll->Bl", hobj_p__p)
+    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
+    v2 = t["v2"]
+    # einsum("Bl,Bj,Bj->lj", hobj_p__p_diag, v2, v2)
+    tmp_7 = v2 * v2
+    ggn_U = hobj_p__p_diag.T @ tmp_7 / B
+    return {"W1": ggn_W1, "W2": ggn_W2, "U": ggn_U}

@@ -241,6 +241,50 @@ def gradient_factors(params, data):
     return {"W1": [(adj_z_v1, x)], "b1": [(adj_z_v1,)], "W2": [(adj_z_v2, v1)], "b2": [(adj_z_v2,)], "U": [(adj_p, v2)]}
 
 
+def per_sample_gradient_norms(params, data):
+    """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
+    t = _forward(params, data)
+    t["adj_p"] = _adj_p(t)
+    t["adj_v2"] = _adj_v2(t)
+    t["adj_z_v2"] = _adj_z_v2(t)
+    t["adj_v1"] = _adj_v1(t)
+    t["adj_z_v1"] = _adj_z_v1(t)
+    B = t["x"].shape[0]
+    # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z_v1[j] x[i]
+    adj_z_v1 = t["adj_z_v1"]
+    x = t["x"]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_v1, x, adj_z_v1, x)
+    tmp = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
+    tmp_2 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_W1 = tmp_2 * tmp
+    norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
+    # ‖∂f/∂b1‖² = Σ over pairs of terms of their inner product: adj_z_v1[j]
+    # einsum("Bj,Bj->B", adj_z_v1, adj_z_v1)
+    sq_b1 = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
+    norm_b1 = np.sqrt(np.maximum(sq_b1, 0.0))
+    # ‖∂f/∂W2‖² = Σ over pairs of terms of their inner product: adj_z_v2[j] v1[i]
+    adj_z_v2 = t["adj_z_v2"]
+    v1 = t["v1"]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_v2, v1, adj_z_v2, v1)
+    tmp_3 = (adj_z_v2[..., None, :] @ adj_z_v2[..., None])[..., 0, 0]
+    tmp_4 = (v1[..., None, :] @ v1[..., None])[..., 0, 0]
+    sq_W2 = tmp_4 * tmp_3
+    norm_W2 = np.sqrt(np.maximum(sq_W2, 0.0))
+    # ‖∂f/∂b2‖² = Σ over pairs of terms of their inner product: adj_z_v2[j]
+    # einsum("Bj,Bj->B", adj_z_v2, adj_z_v2)
+    sq_b2 = (adj_z_v2[..., None, :] @ adj_z_v2[..., None])[..., 0, 0]
+    norm_b2 = np.sqrt(np.maximum(sq_b2, 0.0))
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] v2[j]
+    adj_p = t["adj_p"]
+    v2 = t["v2"]
+    # einsum("Bl,Bj,Bl,Bj->B", adj_p, v2, adj_p, v2)
+    tmp_5 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_6 = (v2[..., None, :] @ v2[..., None])[..., 0, 0]
+    sq_U = tmp_6 * tmp_5
+    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    return {"W1": norm_W1, "b1": norm_b1, "W2": norm_W2, "b2": norm_b2, "U": norm_U}
+
+
 def expand_factors(name, terms):
     """Rebuild the per-sample gradient of `name` from gradient_factors(...)[name] (for checking)."""
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -793,3 +837,49 @@ def hvp(params, data, vector):
     hvp_U__U = tmp_152 @ v2 / B
     hvp_U = hvp_U__W1 + hvp_U__b1 + hvp_U__W2 + hvp_U__b2 + hvp_U__U
     return {"W1": hvp_W1, "b1": hvp_b1, "W2": hvp_W2, "b2": hvp_b2, "U": hvp_U}
+
+
+def ggn_diagonal(params, data):
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    t = _forward(params, data)
+    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
+    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
+    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__z_v1"] = _jac_p__z_v1(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    B = t["x"].shape[0]
+    # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
+    hobj_p__p = t["hobj_p__p"]
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    x = t["x"]
+    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
+    tmp = x * x
+    tmp_2 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
+    tmp_3 = (tmp_2[..., None, :] @ ((jac_p__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W1 = tmp_3.T @ tmp / B
+    # diag GGN[b1] = Σ_ci hobj_p__p[c,i] jac_p__z_v1[c,j] jac_p__z_v1[i,j]
+    # einsum("ci,Bcj,Bij->j", hobj_p__p, jac_p__z_v1, jac_p__z_v1)
+    tmp_4 = ((jac_p__z_v1.transpose(2, 1, 0)) @ (jac_p__z_v1.transpose(2, 0, 1))).transpose(1, 0, 2)
+    ggn_b1 = np.tensordot(tmp_4, hobj_p__p, axes=([0, 2], [1, 0])) / B
+    # diag GGN[W2] = Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,j] v1[i] v1[i]
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    v1 = t["v1"]
+    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
+    tmp_5 = v1 * v1
+    tmp_6 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
+    tmp_7 = (tmp_6[..., None, :] @ ((jac_p__z_v2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W2 = tmp_7.T @ tmp_5 / B
+    # diag GGN[b2] = Σ_ci hobj_p__p[c,i] jac_p__z_v2[c,j] jac_p__z_v2[i,j]
+    # einsum("ci,Bcj,Bij->j", hobj_p__p, jac_p__z_v2, jac_p__z_v2)
+    tmp_8 = ((jac_p__z_v2.transpose(2, 1, 0)) @ (jac_p__z_v2.transpose(2, 0, 1))).transpose(1, 0, 2)
+    ggn_b2 = np.tensordot(tmp_8, hobj_p__p, axes=([0, 2], [1, 0])) / B
+    # diag GGN[U] = hobj_p__p[l,l] v2[j] v2[j]
+    # einsum("ll->l", hobj_p__p)
+    hobj_p__p_diag = np.einsum("ll->l", hobj_p__p, optimize=False)
+    v2 = t["v2"]
+    # einsum("l,Bj,Bj->lj", hobj_p__p_diag, v2, v2)
+    tmp_9 = (v2.T[..., None, :] @ v2.T[..., None])[..., 0, 0]
+    ggn_U = tmp_9 * hobj_p__p_diag[:, None] / B
+    return {"W1": ggn_W1, "b1": ggn_b1, "W2": ggn_W2, "b2": ggn_b2, "U": ggn_U}

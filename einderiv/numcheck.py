@@ -10,6 +10,9 @@ objectives), and compares in float64:
 * ``gradient_factors``     (rebuilt by ``expand_factors``) with ``per_sample_gradient``;
 * ``hessian``              with central differences of the generated ``gradient``;
 * ``hvp``                  with Σ_b ``hessian[(a, b)]``·v[b] for a random v;
+* ``per_sample_gradient_norms`` with the norms of ``per_sample_gradient``;
+* ``ggn_diagonal``         with diag(Σ_ab J_aᵀ ∂²f/∂a∂b J_b), J by central differences
+                           of the forward pass (:func:`ggn_reference`);
 * ``third_derivative``     with central differences of ``hessian`` (order ≥ 3).
 
 The step for entry θ_i is ``h = 1e-5 · max(1, |θ_i|)``.  The error of a block is
@@ -34,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 import sympy
 
-from .emit.numpy import generate
+from .emit.numpy import _qname, generate
 from .ir import Apply, Ref
 
 STEP = 1e-5
@@ -137,6 +140,51 @@ def draw(mod: dict, derivation, rng, batch: int) -> tuple[dict, dict, bool]:
     return params, data, False
 
 
+def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
+    """diag(Σ_ab J_aᵀ ∂²f/∂a∂b J_b), batch mean, over the objective's arguments a, b.
+
+    J_a = ∂a/∂θ by central differences of the generated ``_forward``; ∂²f/∂a∂b is
+    the module's own ``hobj`` quantity (checked on its own: it is the Gauss–Newton
+    term of every Hessian block, which is compared with finite differences).
+    """
+    t = mod["_forward"](params, data)
+    batch = next(iter(data.values())).shape[0] if data else 1
+    for q in derivation.quantities:  # dependency order: hobj's inputs come first
+        name = _qname(q.name)
+        t[name] = mod[f"_{name}"](t)
+    out = {}
+    for theta, shape in mod["PARAMS"].items():
+        size = int(np.prod(shape, dtype=int))
+        jac: dict = {}
+
+        def J(arg):
+            if arg not in jac:
+                cols = [d.reshape(batch, -1) for _, d in central(
+                    lambda p: _as_batch(mod["_forward"](p, data)[arg], arg, mod, batch), params, theta)]
+                jac[arg] = np.stack(cols, axis=2)  # (B, size of arg, size of θ)
+            return jac[arg]
+
+        total = np.zeros(size)
+        for q in derivation.quantities:
+            if q.name.kind != "hobj":
+                continue
+            a, b = q.name.parts
+            Ja, Jb = J(a), J(b)
+            H = np.asarray(t[_qname(q.name)], dtype=float)
+            if H.ndim == len(q.indices):  # the same for every sample (squared error: δ)
+                H = np.broadcast_to(H, (batch,) + H.shape)
+            H = H.reshape(batch, Ja.shape[1], Jb.shape[1])
+            total += np.einsum("bip,bij,bjp->p", Ja, H, Jb) / batch
+        out[theta] = total.reshape(shape)
+    return out
+
+
+def _as_batch(value, name, mod, batch):
+    """A tensor of ``_forward`` with a leading batch axis (parameters have none)."""
+    value = np.array(value, dtype=float)  # a copy: _forward hands back the parameter itself
+    return np.broadcast_to(value, (batch,) + value.shape) if name in mod["PARAMS"] else value
+
+
 def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e-6) -> CheckReport:
     """Generate, execute and compare every derivative function with finite differences."""
     source = generate(derivation, sizes)
@@ -155,6 +203,7 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
     grad = mod["gradient"](params, data)
     psg = mod["per_sample_gradient"](params, data)
     facs = mod["gradient_factors"](params, data)
+    norms = mod["per_sample_gradient_norms"](params, data)
     for a in names:
         ref = np.zeros((batch,) + shape[a])
         for idx, d in central(lambda p: mod["objective"](p, data), params, a):
@@ -162,6 +211,8 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
         row(f"gradient {a}", grad[a], ref.mean(axis=0))
         row(f"per_sample_gradient {a}", psg[a], ref)
         row(f"gradient_factors {a}", mod["expand_factors"](a, facs[a]), psg[a])
+        ref_norm = np.sqrt(np.sum(psg[a].reshape(batch, -1) ** 2, axis=1))
+        row(f"per_sample_gradient_norms {a}", norms[a], ref_norm)
 
     if derivation.order >= 2:
         hess = mod["hessian"](params, data)
@@ -172,6 +223,10 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
                     ref[(a, b)][(Ellipsis,) + idx] = d[a]
         for key in ref:
             row(f"hessian {','.join(key)}", hess[key], ref[key])
+        ggn = mod["ggn_diagonal"](params, data)
+        ref = ggn_reference(mod, derivation, params, data)
+        for a in names:
+            row(f"ggn_diagonal {a}", ggn[a], ref[a])
         vector = {n: rng.normal(0.0, 1.0, shape[n]) for n in names}
         got = mod["hvp"](params, data, vector)
         for a in names:

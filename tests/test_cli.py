@@ -44,7 +44,7 @@ def test_codegen_and_latex_write_files(tmp_path):
 def test_check_passes_and_prints_table(capsys):
     assert main(["check", PAPER, "--seed", "2"]) == 0
     out = capsys.readouterr().out
-    assert "hessian W1,W2" in out and "all 21 checks pass" in out
+    assert "hessian W1,W2" in out and "all 27 checks pass" in out  # 21 + per-sample norms and GGN diagonal of W1, W2, U
 
 
 def test_check_fails_with_exit_1_when_tolerance_impossible(capsys):

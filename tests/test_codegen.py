@@ -53,7 +53,8 @@ def body(source: str, name: str) -> str:
 def test_module_executes_and_defines_the_contract(small):
     ns = load(generate(small))
     for name in ["PARAMS", "INPUTS", "GRADIENT_FACTOR_AXES", "objective", "gradient", "per_sample_gradient",
-                 "gradient_factors", "expand_factors", "hessian", "hvp"]:
+                 "gradient_factors", "expand_factors", "hessian", "hvp", "per_sample_gradient_norms",
+                 "ggn_diagonal"]:
         assert name in ns, name
     assert "third_derivative" not in ns  # order 2
     assert ns["PARAMS"] == {"W1": (4, 3), "b1": (4,), "W2": (2, 4), "b2": (2,)}
@@ -166,7 +167,8 @@ def test_mlp_matches_finite_differences(act, objective, bias):
     report = check(d, seed=1)
     assert report.ok, report.format()
     kinds = {r.name.split()[0] for r in report.rows}
-    assert kinds == {"gradient", "per_sample_gradient", "gradient_factors", "hessian", "hvp"}
+    assert kinds == {"gradient", "per_sample_gradient", "gradient_factors", "hessian", "hvp",
+                     "per_sample_gradient_norms", "ggn_diagonal"}
     n = 6 if bias else 3
     assert sum(r.name.startswith("hessian") for r in report.rows) == n * n
 
@@ -284,3 +286,52 @@ def test_pair_lowering_matches_einsum(seed):
     own = "".join(c for c in out if c in sa)
     one = eval(lower.single(sa, own, "a"), {"np": np, "a": a})
     assert np.allclose(one, np.einsum(f"{sa}->{own}", a))
+
+
+def test_norms_and_ggn_never_form_a_per_sample_gradient():
+    """per_sample_gradient_norms and ggn_diagonal allocate nothing of size B × P."""
+    d = derive(mlp([5, 6, 7, 3], ["tanh", "relu"], "softmax_cross_entropy", True), 2)
+    src = generate(d)
+    for fn in ["per_sample_gradient_norms", "ggn_diagonal"]:
+        assert "grad_" not in body(src, fn) and "per_sample_gradient(" not in body(src, fn)
+    ns = load(src)
+    rng = np.random.default_rng(0)
+    B = 11
+    params = {n: rng.normal(0, 0.5, s) for n, s in ns["PARAMS"].items()}
+    data = {n: rng.normal(0, 1, (B,) + s) for n, s in ns["INPUTS"].items()}
+    biggest = max(int(np.prod(s)) for s in ns["PARAMS"].values())
+    seen = []
+
+    class Spy:  # records the size of every array numpy hands back
+        def __getattr__(self, name):
+            f = getattr(np, name)
+            if not callable(f):
+                return f
+
+            def wrapped(*a, **k):
+                r = f(*a, **k)
+                seen.append(np.size(r))
+                return r
+            return wrapped
+
+    ns["np"] = Spy()
+    norms = ns["per_sample_gradient_norms"](params, data)
+    ns["np"] = np
+    assert max(seen) < B * biggest
+    psg = ns["per_sample_gradient"](params, data)
+    for a in psg:
+        assert error(norms[a], np.sqrt((psg[a].reshape(B, -1) ** 2).sum(1))) < 1e-12
+
+
+def test_ggn_of_a_linear_model_is_the_hessian():
+    """With no hidden layer the network is linear in its weights: GGN = Hessian, exactly."""
+    for objective in OBJECTIVES:
+        d = derive(mlp([3, 2], [], objective, True), 2)
+        ns = load(generate(d))
+        rng = np.random.default_rng(1)
+        params = {n: rng.normal(0, 0.5, s) for n, s in ns["PARAMS"].items()}
+        data = {n: rng.uniform(0, 1, (4,) + s) for n, s in ns["INPUTS"].items()}
+        H, G = ns["hessian"](params, data), ns["ggn_diagonal"](params, data)
+        for a, shape in ns["PARAMS"].items():
+            n = int(np.prod(shape))
+            assert error(G[a], np.diag(H[(a, a)].reshape(n, n)).reshape(shape)) < 1e-13, (objective, a)

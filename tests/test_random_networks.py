@@ -5,8 +5,9 @@ activations from ``ACTS``, a random built-in objective, bias or not), derived to
 order 2, generated, executed and checked by :func:`einderiv.numcheck.check`:
 every gradient and per-sample gradient against finite differences of the
 objective, every Hessian block against finite differences of the gradient,
-``hvp`` against ``hessian``·v and ``gradient_factors`` against
-``per_sample_gradient``.  A failure prints the network and the report table.
+``hvp`` against ``hessian``·v, ``gradient_factors`` and
+``per_sample_gradient_norms`` against ``per_sample_gradient``, and ``ggn_diagonal``
+against J_aᵀ ∂²f/∂a∂b J_b with J from finite differences.  A failure prints the network and the report table.
 """
 from __future__ import annotations
 
@@ -54,3 +55,5 @@ def test_random_network(seed):
     n = len(net.params)
     assert sum(r.name.startswith("hessian ") for r in report.rows) == n * n
     assert sum(r.name.startswith("gradient_factors ") for r in report.rows) == n
+    assert sum(r.name.startswith("per_sample_gradient_norms ") for r in report.rows) == n
+    assert sum(r.name.startswith("ggn_diagonal ") for r in report.rows) == n

@@ -13,11 +13,20 @@ The generated module imports only numpy and defines (other tools call these name
 * ``hessian(params, data)`` → ``(a, b)`` → batch-mean block, ``shape_a + shape_b``;
 * ``hvp(params, data, vector)`` → name → Σ_b H[(name, b)]·vector[b], computed term
   by term with the vector as one more einsum operand — no block is formed;
+* ``per_sample_gradient_norms(params, data)`` → name → ``(B,)`` norms ‖∂f_b/∂θ‖, from
+  the factored terms (Σ_t Σ_u ⟨g_t, g_u⟩ as contractions of the factors; nothing of
+  size B × P is formed);
+* ``ggn_diagonal(params, data)`` → name → exact diagonal of the batch-mean generalised
+  Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b (a, b the objective's arguments): the
+  diagonal of the terms of each block ∂²f/∂θ∂θ that carry the objective's Hessian;
 * ``third_derivative(params, data, (a, b, c))`` when the derivation has order ≥ 3.
 
-Lowering, one NumPy idiom per IR node: ``Prod`` → ``np.einsum`` whose contraction
+Lowering, one NumPy idiom per IR node: ``Prod`` → an einsum whose contraction
 path is chosen here by opt_einsum on the concrete sizes (and a nominal batch of
-:data:`NOMINAL_BATCH`) and written out as a literal; ``Add`` → a sum of operands
+:data:`NOMINAL_BATCH`), unrolled into one BLAS-backed statement per pairwise step
+(:mod:`einderiv.emit.lower`: ``@``, ``tensordot``, broadcast products) under a comment
+with the einsum it implements — or, with ``literal_einsum=True``, one ``np.einsum``
+call with the path written out as a literal; ``Add`` → a sum of operands
 aligned to one axis order; ``Apply`` → SymPy's NumPy printout of the derivative
 body; ``Softmax``/``LogSumExp`` → stable helpers.  Data, nodes and quantities carry
 a leading batch axis (letter ``B`` in einsum strings); parameters do not.  A
@@ -34,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import itertools
 import keyword
 import re
 from dataclasses import dataclass
@@ -47,7 +57,7 @@ from ..factor import as_terms, factored
 from ..functions import ARG
 from . import lower
 from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref,
-                  Softmax, is_zero, refs)
+                  Softmax, fresh, is_zero, refs, rename)
 
 #: batch size assumed when choosing contraction paths (the path stays valid for any B)
 NOMINAL_BATCH = 64
@@ -55,7 +65,8 @@ NOMINAL_BATCH = 64
 _POOL = "ijklmnopqrstuvwxyzacdefgh" + "ACDEFGHIJKLMNOPQRSTUVWXYZ"
 _RESERVED = {"np", "t", "B", "params", "data", "vector", "wrt", "PARAMS", "INPUTS",
              "GRADIENT_FACTOR_AXES", "objective", "gradient", "per_sample_gradient",
-             "gradient_factors", "expand_factors", "hessian", "hvp", "third_derivative"}
+             "gradient_factors", "expand_factors", "hessian", "hvp", "third_derivative",
+             "per_sample_gradient_norms", "ggn_diagonal"}
 
 _HELPERS = {
     "_softmax": '''def _softmax(a, axis):
@@ -568,6 +579,72 @@ class _Generator:
                              "Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a "
                              "(batch mean), computed term by term without forming a Hessian block.", body)
 
+    def norms(self) -> str:
+        """‖per-sample gradient‖ per parameter from the factored terms, never forming (B, *shape):
+        ‖Σ_t g_t‖² = Σ_t Σ_u ⟨g_t, g_u⟩, each inner product one contraction of both terms' factors."""
+        s = self.scope()
+        out, exprs = [], []
+        for a in self.params:
+            b = self.d.blocks[(a,)]
+            exprs.append(b.expr)
+            terms = as_terms(b.expr, b.indices)
+            s.lines.append("# ‖∂f/∂" + a + "‖² = Σ over pairs of terms of their inner product: " +
+                           _show(b.expr, _Letters(b.indices), self.name))
+            parts = []
+            for i, j in itertools.product(range(len(terms)), repeat=2):
+                if j < i:
+                    continue
+                ti, tj = terms[i], terms[j]
+                dummies = {ix: fresh(ix.dim, ix.name) for ix in tj.bound}  # not ti's
+                other = tuple(rename(f, dummies) for f in tj.factors)
+                coef = ti.coef * tj.coef * (1 if i == j else 2)
+                parts.append(s.contract([s.lower(f) for f in ti.factors + other], coef, (), True))
+            if not parts:
+                var = s.bind("norm_" + a, "np.zeros(B)")
+            else:
+                sq = s.bind("sq_" + a, _join([c for c, _ in parts]))
+                if not any(bt for _, bt in parts):
+                    sq = s.bind("sq_" + a, f"np.broadcast_to({sq}, (B,))")
+                var = s.bind("norm_" + a, f"np.sqrt(np.maximum({sq}, 0.0))")
+            out.append(f'"{a}": {var}')
+        body = self.prologue(exprs) + s.lines + ["return {" + ", ".join(out) + "}"]
+        return self.function("per_sample_gradient_norms(params, data)",
+                             "Euclidean norm of each sample's gradient, per parameter: name -> (B,), "
+                             "from the gradient's outer-product factors (no (B, *shape) array).", body)
+
+    def ggn(self) -> str:
+        """Diagonal of the generalised Gauss–Newton matrix: the terms of each diagonal Hessian block
+        that carry the objective's own Hessian (hobj — J_aᵀ ∂²f/∂a∂b J_b over the objective's
+        arguments a, b), read on the diagonal θ = φ."""
+        s = self.scope()
+        out, exprs = [], []
+        for a in self.params:
+            blk = self.d.blocks[(a, a)]
+            k = len(self.shape[a])
+            theta, phi = blk.indices[:k], blk.indices[k:]
+            gn = [t for t in as_terms(blk.expr, blk.indices)
+                  if any(isinstance(r.name, Quantity) and r.name.kind == "hobj" for f in t.factors for r in refs(f))]
+            if not gn:
+                out.append(f'"{a}": {s.bind("ggn_" + a, f"np.zeros(PARAMS[{a!r}])")}')
+                continue
+            diag = dict(zip(phi, theta))
+            terms = []
+            for t in gn:
+                fs = tuple(f for f in (rename(f, diag) for f in t.factors)
+                           if not (isinstance(f, Delta) and f.a == f.b))
+                terms.append((t.coef, fs))
+                exprs.append(Prod(fs, theta))
+            L = _Letters(theta)
+            s.lines.append("# diag GGN[" + a + "] = " + _join(
+                [_show(Prod((Const(c),) + fs, theta), L, self.name) for c, fs in terms]))
+            parts = [s.contract([s.lower(f) for f in fs], c, theta, False, L) for c, fs in terms]
+            out.append(f'"{a}": {s.bind("ggn_" + a, self.combine(parts, False))}')
+        body = self.prologue(exprs) + s.lines + ["return {" + ", ".join(out) + "}"]
+        return self.function("ggn_diagonal(params, data)",
+                             "Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix "
+                             "Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array "
+                             "of the parameter's shape.", body)
+
     def factors(self) -> tuple[str, dict]:
         s = self.scope()
         out, axes_of, exprs = [], {}, []
@@ -623,6 +700,7 @@ class _Generator:
                                  "Per-sample gradients: name -> array (B, *shape).",
                                  grads, "grad_", True),
             fac_fn,
+            self.norms(),
             EXPAND_FACTORS,
         ]
         if hess:
@@ -630,6 +708,7 @@ class _Generator:
                 "hessian(params, data)", "Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.",
                 hess, "hess_", False, key=lambda w: "(" + ", ".join(f'"{x}"' for x in w) + ")"))
             publics.append(self.hvp())
+            publics.append(self.ggn())
         if third:
             for w in third:
                 publics.append(self.blocks_function(
