@@ -124,6 +124,7 @@ def _adj_zg(t):
 def _adj_z_zg(t):
     """adj_z_zg[j] = sigmoid'(z_zg[j]) adj_zg[j]"""
     z_zg = t["z_zg"]
+    zg = t["zg"]
     dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
     adj_zg = t["adj_zg"]
     return dsigmoid_z_zg * adj_zg
@@ -132,6 +133,7 @@ def _adj_z_zg(t):
 def _jac_zg__z_zg(t):
     """jac_zg__z_zg[j,i] = sigmoid'(z_zg[j]) δ[j,i]"""
     z_zg = t["z_zg"]
+    zg = t["zg"]
     dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
     # einsum("Bj,ji->Bji", dsigmoid_z_zg, np.eye(2))
     return np.eye(2) * dsigmoid_z_zg[:, :, None]
@@ -157,7 +159,8 @@ def _adj_hc(t):
 def _adj_z_hc(t):
     """adj_z_hc[j] = tanh'(z_hc[j]) adj_hc[j]"""
     z_hc = t["z_hc"]
-    dtanh_z_hc = 1 - np.tanh(z_hc)**2
+    hc = t["hc"]
+    dtanh_z_hc = 1 - hc**2
     adj_hc = t["adj_hc"]
     return dtanh_z_hc * adj_hc
 
@@ -180,6 +183,7 @@ def _adj_rg(t):
 def _adj_z_rg(t):
     """adj_z_rg[j] = sigmoid'(z_rg[j]) adj_rg[j]"""
     z_rg = t["z_rg"]
+    rg = t["rg"]
     dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
     adj_rg = t["adj_rg"]
     return dsigmoid_z_rg * adj_rg
@@ -188,6 +192,7 @@ def _adj_z_rg(t):
 def _jac_rg__z_rg(t):
     """jac_rg__z_rg[j,i] = sigmoid'(z_rg[j]) δ[j,i]"""
     z_rg = t["z_rg"]
+    rg = t["rg"]
     dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
     # einsum("Bj,ji->Bji", dsigmoid_z_rg, np.eye(2))
     return np.eye(2) * dsigmoid_z_rg[:, :, None]
@@ -212,7 +217,8 @@ def _jac_z_hc__z_rg(t):
 def _jac_hc__z_rg(t):
     """jac_hc__z_rg[j,i] = tanh'(z_hc[j]) jac_z_hc__z_rg[j,i]"""
     z_hc = t["z_hc"]
-    dtanh_z_hc = 1 - np.tanh(z_hc)**2
+    hc = t["hc"]
+    dtanh_z_hc = 1 - hc**2
     jac_z_hc__z_rg = t["jac_z_hc__z_rg"]
     # einsum("Bj,Bji->Bji", dtanh_z_hc, jac_z_hc__z_rg)
     return jac_z_hc__z_rg * dtanh_z_hc[:, :, None]
@@ -229,7 +235,8 @@ def _jac_h1__z_rg(t):
 def _jac_hc__z_hc(t):
     """jac_hc__z_hc[j,i] = tanh'(z_hc[j]) δ[j,i]"""
     z_hc = t["z_hc"]
-    dtanh_z_hc = 1 - np.tanh(z_hc)**2
+    hc = t["hc"]
+    dtanh_z_hc = 1 - hc**2
     # einsum("Bj,ji->Bji", dtanh_z_hc, np.eye(2))
     return np.eye(2) * dtanh_z_hc[:, :, None]
 
@@ -497,7 +504,8 @@ def hessian(params, data):
     B = t["x"].shape[0]
     # ∂f/∂Wz,Wz[j,i,k,l] = sigmoid''(z_zg[j]) δ[j,k] adj_zg[j] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,k] x[i] x[l]
     z_zg = t["z_zg"]
-    d2sigmoid_z_zg = (-1 + 2*np.exp(-z_zg)/(1 + np.exp(-z_zg)))*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    zg = t["zg"]
+    d2sigmoid_z_zg = (2*zg*np.exp(-z_zg) - 1)*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
     adj_zg = t["adj_zg"]
     x = t["x"]
     # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2sigmoid_z_zg, np.eye(2), adj_zg, x, x)
@@ -668,14 +676,16 @@ def hessian(params, data):
     hess_Wr__Uz = (-(np.tensordot(tmp_87, tmp_86, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_90, tmp_89, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
     # ∂f/∂Wr,Wr[j,i,k,l] = sigmoid''(z_rg[j]) δ[j,k] adj_rg[j] x[i] x[l] + Σ_c tanh''(z_hc[c]) adj_hc[c] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,k] x[i] x[l]
     z_rg = t["z_rg"]
-    d2sigmoid_z_rg = (-1 + 2*np.exp(-z_rg)/(1 + np.exp(-z_rg)))*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    rg = t["rg"]
+    d2sigmoid_z_rg = (2*rg*np.exp(-z_rg) - 1)*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
     adj_rg = t["adj_rg"]
     # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2sigmoid_z_rg, np.eye(2), adj_rg, x, x)
     tmp_91 = adj_rg * d2sigmoid_z_rg
     tmp_92 = tmp_91[:, :, None] * x[:, None]
     tmp_93 = np.tensordot(tmp_92, x, axes=([0], [0]))
     z_hc = t["z_hc"]
-    d2tanh_z_hc = 2*(np.tanh(z_hc)**2 - 1)*np.tanh(z_hc)
+    hc = t["hc"]
+    d2tanh_z_hc = 2*hc*(hc**2 - 1)
     adj_hc = t["adj_hc"]
     jac_z_hc__z_rg = t["jac_z_hc__z_rg"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, jac_z_hc__z_rg, x, x)
@@ -1029,7 +1039,8 @@ def hvp(params, data, vector):
     vector_Wz = vector["Wz"]
     # Σ H[Wz,Wz]·vector[Wz], one einsum per term of: sigmoid''(z_zg[j]) δ[j,k] adj_zg[j] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,k] x[i] x[l]
     z_zg = t["z_zg"]
-    d2sigmoid_z_zg = (-1 + 2*np.exp(-z_zg)/(1 + np.exp(-z_zg)))*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    zg = t["zg"]
+    d2sigmoid_z_zg = (2*zg*np.exp(-z_zg) - 1)*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
     adj_zg = t["adj_zg"]
     x = t["x"]
     # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2sigmoid_z_zg, np.eye(2), adj_zg, x, x, vector_Wz)
@@ -1240,7 +1251,8 @@ def hvp(params, data, vector):
     hvp_Wr__Uz = (-tmp_118.T @ x + tmp_122.T @ x) / B
     # Σ H[Wr,Wr]·vector[Wr], one einsum per term of: sigmoid''(z_rg[j]) δ[j,k] adj_rg[j] x[i] x[l] + Σ_c tanh''(z_hc[c]) adj_hc[c] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,k] x[i] x[l]
     z_rg = t["z_rg"]
-    d2sigmoid_z_rg = (-1 + 2*np.exp(-z_rg)/(1 + np.exp(-z_rg)))*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    rg = t["rg"]
+    d2sigmoid_z_rg = (2*rg*np.exp(-z_rg) - 1)*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
     adj_rg = t["adj_rg"]
     # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2sigmoid_z_rg, np.eye(2), adj_rg, x, x, vector_Wr)
     tmp_123 = adj_rg * d2sigmoid_z_rg
@@ -1248,7 +1260,8 @@ def hvp(params, data, vector):
     tmp_125 = tmp_124.T @ x.T
     tmp_126 = tmp_125 * tmp_123.T
     z_hc = t["z_hc"]
-    d2tanh_z_hc = 2*(np.tanh(z_hc)**2 - 1)*np.tanh(z_hc)
+    hc = t["hc"]
+    d2tanh_z_hc = 2*hc*(hc**2 - 1)
     adj_hc = t["adj_hc"]
     jac_z_hc__z_rg = t["jac_z_hc__z_rg"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, jac_z_hc__z_rg, x, x, vector_Wr)

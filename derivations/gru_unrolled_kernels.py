@@ -184,6 +184,7 @@ def _adj_zc(t):
 def _adj_z_zc(t):
     """adj_z_zc[j] = sigmoid'(z_zc[j]) adj_zc[j]"""
     z_zc = t["z_zc"]
+    zc = t["zc"]
     dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     adj_zc = t["adj_zc"]
     return dsigmoid_z_zc * adj_zc
@@ -199,7 +200,8 @@ def _adj_cc(t):
 def _adj_z_cc(t):
     """adj_z_cc[j] = tanh'(z_cc[j]) adj_cc[j]"""
     z_cc = t["z_cc"]
-    dtanh_z_cc = 1 - np.tanh(z_cc)**2
+    cc = t["cc"]
+    dtanh_z_cc = 1 - cc**2
     adj_cc = t["adj_cc"]
     return dtanh_z_cc * adj_cc
 
@@ -222,6 +224,7 @@ def _adj_rc(t):
 def _adj_z_rc(t):
     """adj_z_rc[j] = sigmoid'(z_rc[j]) adj_rc[j]"""
     z_rc = t["z_rc"]
+    rc = t["rc"]
     dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     adj_rc = t["adj_rc"]
     return dsigmoid_z_rc * adj_rc
@@ -253,6 +256,7 @@ def _adj_zb(t):
 def _adj_z_zb(t):
     """adj_z_zb[j] = sigmoid'(z_zb[j]) adj_zb[j]"""
     z_zb = t["z_zb"]
+    zb = t["zb"]
     dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
     adj_zb = t["adj_zb"]
     return dsigmoid_z_zb * adj_zb
@@ -268,7 +272,8 @@ def _adj_cb(t):
 def _adj_z_cb(t):
     """adj_z_cb[j] = tanh'(z_cb[j]) adj_cb[j]"""
     z_cb = t["z_cb"]
-    dtanh_z_cb = 1 - np.tanh(z_cb)**2
+    cb = t["cb"]
+    dtanh_z_cb = 1 - cb**2
     adj_cb = t["adj_cb"]
     return dtanh_z_cb * adj_cb
 
@@ -291,6 +296,7 @@ def _adj_rb(t):
 def _adj_z_rb(t):
     """adj_z_rb[j] = sigmoid'(z_rb[j]) adj_rb[j]"""
     z_rb = t["z_rb"]
+    rb = t["rb"]
     dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
     adj_rb = t["adj_rb"]
     return dsigmoid_z_rb * adj_rb
@@ -322,6 +328,7 @@ def _adj_za(t):
 def _adj_z_za(t):
     """adj_z_za[j] = sigmoid'(z_za[j]) adj_za[j]"""
     z_za = t["z_za"]
+    za = t["za"]
     dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
     adj_za = t["adj_za"]
     return dsigmoid_z_za * adj_za
@@ -330,6 +337,7 @@ def _adj_z_za(t):
 def _jac_za__z_za(t):
     """jac_za__z_za[j,i] = sigmoid'(z_za[j]) δ[j,i]"""
     z_za = t["z_za"]
+    za = t["za"]
     dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
     # einsum("Bj,ji->Bji", dsigmoid_z_za, np.eye(2))
     return np.eye(2) * dsigmoid_z_za[:, :, None]
@@ -356,6 +364,7 @@ def _jac_z_rb__z_za(t):
 def _jac_rb__z_za(t):
     """jac_rb__z_za[j,i] = sigmoid'(z_rb[j]) jac_z_rb__z_za[j,i]"""
     z_rb = t["z_rb"]
+    rb = t["rb"]
     dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
     jac_z_rb__z_za = t["jac_z_rb__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, jac_z_rb__z_za)
@@ -384,7 +393,8 @@ def _jac_z_cb__z_za(t):
 def _jac_cb__z_za(t):
     """jac_cb__z_za[j,i] = tanh'(z_cb[j]) jac_z_cb__z_za[j,i]"""
     z_cb = t["z_cb"]
-    dtanh_z_cb = 1 - np.tanh(z_cb)**2
+    cb = t["cb"]
+    dtanh_z_cb = 1 - cb**2
     jac_z_cb__z_za = t["jac_z_cb__z_za"]
     # einsum("Bj,Bji->Bji", dtanh_z_cb, jac_z_cb__z_za)
     return jac_z_cb__z_za * dtanh_z_cb[:, :, None]
@@ -401,6 +411,7 @@ def _jac_z_zb__z_za(t):
 def _jac_zb__z_za(t):
     """jac_zb__z_za[j,i] = sigmoid'(z_zb[j]) jac_z_zb__z_za[j,i]"""
     z_zb = t["z_zb"]
+    zb = t["zb"]
     dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
     jac_z_zb__z_za = t["jac_z_zb__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, jac_z_zb__z_za)
@@ -433,6 +444,7 @@ def _jac_z_rc__z_za(t):
 def _jac_rc__z_za(t):
     """jac_rc__z_za[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_za[j,i]"""
     z_rc = t["z_rc"]
+    rc = t["rc"]
     dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     jac_z_rc__z_za = t["jac_z_rc__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_za)
@@ -461,7 +473,8 @@ def _jac_z_cc__z_za(t):
 def _jac_cc__z_za(t):
     """jac_cc__z_za[j,i] = tanh'(z_cc[j]) jac_z_cc__z_za[j,i]"""
     z_cc = t["z_cc"]
-    dtanh_z_cc = 1 - np.tanh(z_cc)**2
+    cc = t["cc"]
+    dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_za = t["jac_z_cc__z_za"]
     # einsum("Bj,Bji->Bji", dtanh_z_cc, jac_z_cc__z_za)
     return jac_z_cc__z_za * dtanh_z_cc[:, :, None]
@@ -478,6 +491,7 @@ def _jac_z_zc__z_za(t):
 def _jac_zc__z_za(t):
     """jac_zc__z_za[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_za[j,i]"""
     z_zc = t["z_zc"]
+    zc = t["zc"]
     dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     jac_z_zc__z_za = t["jac_z_zc__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_za)
@@ -502,6 +516,7 @@ def _jac_h3__z_za(t):
 def _jac_zb__z_zb(t):
     """jac_zb__z_zb[j,i] = sigmoid'(z_zb[j]) δ[j,i]"""
     z_zb = t["z_zb"]
+    zb = t["zb"]
     dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
     # einsum("Bj,ji->Bji", dsigmoid_z_zb, np.eye(2))
     return np.eye(2) * dsigmoid_z_zb[:, :, None]
@@ -528,6 +543,7 @@ def _jac_z_rc__z_zb(t):
 def _jac_rc__z_zb(t):
     """jac_rc__z_zb[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_zb[j,i]"""
     z_rc = t["z_rc"]
+    rc = t["rc"]
     dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     jac_z_rc__z_zb = t["jac_z_rc__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_zb)
@@ -556,7 +572,8 @@ def _jac_z_cc__z_zb(t):
 def _jac_cc__z_zb(t):
     """jac_cc__z_zb[j,i] = tanh'(z_cc[j]) jac_z_cc__z_zb[j,i]"""
     z_cc = t["z_cc"]
-    dtanh_z_cc = 1 - np.tanh(z_cc)**2
+    cc = t["cc"]
+    dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_zb = t["jac_z_cc__z_zb"]
     # einsum("Bj,Bji->Bji", dtanh_z_cc, jac_z_cc__z_zb)
     return jac_z_cc__z_zb * dtanh_z_cc[:, :, None]
@@ -573,6 +590,7 @@ def _jac_z_zc__z_zb(t):
 def _jac_zc__z_zb(t):
     """jac_zc__z_zb[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_zb[j,i]"""
     z_zc = t["z_zc"]
+    zc = t["zc"]
     dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     jac_z_zc__z_zb = t["jac_z_zc__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_zb)
@@ -597,6 +615,7 @@ def _jac_h3__z_zb(t):
 def _jac_zc__z_zc(t):
     """jac_zc__z_zc[j,i] = sigmoid'(z_zc[j]) δ[j,i]"""
     z_zc = t["z_zc"]
+    zc = t["zc"]
     dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     # einsum("Bj,ji->Bji", dsigmoid_z_zc, np.eye(2))
     return np.eye(2) * dsigmoid_z_zc[:, :, None]
@@ -622,7 +641,8 @@ def _adj_ca(t):
 def _adj_z_ca(t):
     """adj_z_ca[j] = tanh'(z_ca[j]) adj_ca[j]"""
     z_ca = t["z_ca"]
-    dtanh_z_ca = 1 - np.tanh(z_ca)**2
+    ca = t["ca"]
+    dtanh_z_ca = 1 - ca**2
     adj_ca = t["adj_ca"]
     return dtanh_z_ca * adj_ca
 
@@ -645,6 +665,7 @@ def _adj_ra(t):
 def _adj_z_ra(t):
     """adj_z_ra[j] = sigmoid'(z_ra[j]) adj_ra[j]"""
     z_ra = t["z_ra"]
+    ra = t["ra"]
     dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
     adj_ra = t["adj_ra"]
     return dsigmoid_z_ra * adj_ra
@@ -653,6 +674,7 @@ def _adj_z_ra(t):
 def _jac_ra__z_ra(t):
     """jac_ra__z_ra[j,i] = sigmoid'(z_ra[j]) δ[j,i]"""
     z_ra = t["z_ra"]
+    ra = t["ra"]
     dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
     # einsum("Bj,ji->Bji", dsigmoid_z_ra, np.eye(2))
     return np.eye(2) * dsigmoid_z_ra[:, :, None]
@@ -677,7 +699,8 @@ def _jac_z_ca__z_ra(t):
 def _jac_ca__z_ra(t):
     """jac_ca__z_ra[j,i] = tanh'(z_ca[j]) jac_z_ca__z_ra[j,i]"""
     z_ca = t["z_ca"]
-    dtanh_z_ca = 1 - np.tanh(z_ca)**2
+    ca = t["ca"]
+    dtanh_z_ca = 1 - ca**2
     jac_z_ca__z_ra = t["jac_z_ca__z_ra"]
     # einsum("Bj,Bji->Bji", dtanh_z_ca, jac_z_ca__z_ra)
     return jac_z_ca__z_ra * dtanh_z_ca[:, :, None]
@@ -702,6 +725,7 @@ def _jac_z_rb__z_ra(t):
 def _jac_rb__z_ra(t):
     """jac_rb__z_ra[j,i] = sigmoid'(z_rb[j]) jac_z_rb__z_ra[j,i]"""
     z_rb = t["z_rb"]
+    rb = t["rb"]
     dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
     jac_z_rb__z_ra = t["jac_z_rb__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, jac_z_rb__z_ra)
@@ -730,7 +754,8 @@ def _jac_z_cb__z_ra(t):
 def _jac_cb__z_ra(t):
     """jac_cb__z_ra[j,i] = tanh'(z_cb[j]) jac_z_cb__z_ra[j,i]"""
     z_cb = t["z_cb"]
-    dtanh_z_cb = 1 - np.tanh(z_cb)**2
+    cb = t["cb"]
+    dtanh_z_cb = 1 - cb**2
     jac_z_cb__z_ra = t["jac_z_cb__z_ra"]
     # einsum("Bj,Bji->Bji", dtanh_z_cb, jac_z_cb__z_ra)
     return jac_z_cb__z_ra * dtanh_z_cb[:, :, None]
@@ -747,6 +772,7 @@ def _jac_z_zb__z_ra(t):
 def _jac_zb__z_ra(t):
     """jac_zb__z_ra[j,i] = sigmoid'(z_zb[j]) jac_z_zb__z_ra[j,i]"""
     z_zb = t["z_zb"]
+    zb = t["zb"]
     dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
     jac_z_zb__z_ra = t["jac_z_zb__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, jac_z_zb__z_ra)
@@ -779,6 +805,7 @@ def _jac_z_rc__z_ra(t):
 def _jac_rc__z_ra(t):
     """jac_rc__z_ra[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_ra[j,i]"""
     z_rc = t["z_rc"]
+    rc = t["rc"]
     dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     jac_z_rc__z_ra = t["jac_z_rc__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_ra)
@@ -807,7 +834,8 @@ def _jac_z_cc__z_ra(t):
 def _jac_cc__z_ra(t):
     """jac_cc__z_ra[j,i] = tanh'(z_cc[j]) jac_z_cc__z_ra[j,i]"""
     z_cc = t["z_cc"]
-    dtanh_z_cc = 1 - np.tanh(z_cc)**2
+    cc = t["cc"]
+    dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_ra = t["jac_z_cc__z_ra"]
     # einsum("Bj,Bji->Bji", dtanh_z_cc, jac_z_cc__z_ra)
     return jac_z_cc__z_ra * dtanh_z_cc[:, :, None]
@@ -824,6 +852,7 @@ def _jac_z_zc__z_ra(t):
 def _jac_zc__z_ra(t):
     """jac_zc__z_ra[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_ra[j,i]"""
     z_zc = t["z_zc"]
+    zc = t["zc"]
     dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     jac_z_zc__z_ra = t["jac_z_zc__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_ra)
@@ -848,6 +877,7 @@ def _jac_h3__z_ra(t):
 def _jac_rb__z_rb(t):
     """jac_rb__z_rb[j,i] = sigmoid'(z_rb[j]) δ[j,i]"""
     z_rb = t["z_rb"]
+    rb = t["rb"]
     dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
     # einsum("Bj,ji->Bji", dsigmoid_z_rb, np.eye(2))
     return np.eye(2) * dsigmoid_z_rb[:, :, None]
@@ -872,7 +902,8 @@ def _jac_z_cb__z_rb(t):
 def _jac_cb__z_rb(t):
     """jac_cb__z_rb[j,i] = tanh'(z_cb[j]) jac_z_cb__z_rb[j,i]"""
     z_cb = t["z_cb"]
-    dtanh_z_cb = 1 - np.tanh(z_cb)**2
+    cb = t["cb"]
+    dtanh_z_cb = 1 - cb**2
     jac_z_cb__z_rb = t["jac_z_cb__z_rb"]
     # einsum("Bj,Bji->Bji", dtanh_z_cb, jac_z_cb__z_rb)
     return jac_z_cb__z_rb * dtanh_z_cb[:, :, None]
@@ -897,6 +928,7 @@ def _jac_z_rc__z_rb(t):
 def _jac_rc__z_rb(t):
     """jac_rc__z_rb[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_rb[j,i]"""
     z_rc = t["z_rc"]
+    rc = t["rc"]
     dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     jac_z_rc__z_rb = t["jac_z_rc__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_rb)
@@ -925,7 +957,8 @@ def _jac_z_cc__z_rb(t):
 def _jac_cc__z_rb(t):
     """jac_cc__z_rb[j,i] = tanh'(z_cc[j]) jac_z_cc__z_rb[j,i]"""
     z_cc = t["z_cc"]
-    dtanh_z_cc = 1 - np.tanh(z_cc)**2
+    cc = t["cc"]
+    dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_rb = t["jac_z_cc__z_rb"]
     # einsum("Bj,Bji->Bji", dtanh_z_cc, jac_z_cc__z_rb)
     return jac_z_cc__z_rb * dtanh_z_cc[:, :, None]
@@ -942,6 +975,7 @@ def _jac_z_zc__z_rb(t):
 def _jac_zc__z_rb(t):
     """jac_zc__z_rb[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_rb[j,i]"""
     z_zc = t["z_zc"]
+    zc = t["zc"]
     dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     jac_z_zc__z_rb = t["jac_z_zc__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_rb)
@@ -966,6 +1000,7 @@ def _jac_h3__z_rb(t):
 def _jac_rc__z_rc(t):
     """jac_rc__z_rc[j,i] = sigmoid'(z_rc[j]) δ[j,i]"""
     z_rc = t["z_rc"]
+    rc = t["rc"]
     dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     # einsum("Bj,ji->Bji", dsigmoid_z_rc, np.eye(2))
     return np.eye(2) * dsigmoid_z_rc[:, :, None]
@@ -990,7 +1025,8 @@ def _jac_z_cc__z_rc(t):
 def _jac_cc__z_rc(t):
     """jac_cc__z_rc[j,i] = tanh'(z_cc[j]) jac_z_cc__z_rc[j,i]"""
     z_cc = t["z_cc"]
-    dtanh_z_cc = 1 - np.tanh(z_cc)**2
+    cc = t["cc"]
+    dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_rc = t["jac_z_cc__z_rc"]
     # einsum("Bj,Bji->Bji", dtanh_z_cc, jac_z_cc__z_rc)
     return jac_z_cc__z_rc * dtanh_z_cc[:, :, None]
@@ -1007,7 +1043,8 @@ def _jac_h3__z_rc(t):
 def _jac_ca__z_ca(t):
     """jac_ca__z_ca[j,i] = tanh'(z_ca[j]) δ[j,i]"""
     z_ca = t["z_ca"]
-    dtanh_z_ca = 1 - np.tanh(z_ca)**2
+    ca = t["ca"]
+    dtanh_z_ca = 1 - ca**2
     # einsum("Bj,ji->Bji", dtanh_z_ca, np.eye(2))
     return np.eye(2) * dtanh_z_ca[:, :, None]
 
@@ -1031,6 +1068,7 @@ def _jac_z_rb__z_ca(t):
 def _jac_rb__z_ca(t):
     """jac_rb__z_ca[j,i] = sigmoid'(z_rb[j]) jac_z_rb__z_ca[j,i]"""
     z_rb = t["z_rb"]
+    rb = t["rb"]
     dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
     jac_z_rb__z_ca = t["jac_z_rb__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, jac_z_rb__z_ca)
@@ -1059,7 +1097,8 @@ def _jac_z_cb__z_ca(t):
 def _jac_cb__z_ca(t):
     """jac_cb__z_ca[j,i] = tanh'(z_cb[j]) jac_z_cb__z_ca[j,i]"""
     z_cb = t["z_cb"]
-    dtanh_z_cb = 1 - np.tanh(z_cb)**2
+    cb = t["cb"]
+    dtanh_z_cb = 1 - cb**2
     jac_z_cb__z_ca = t["jac_z_cb__z_ca"]
     # einsum("Bj,Bji->Bji", dtanh_z_cb, jac_z_cb__z_ca)
     return jac_z_cb__z_ca * dtanh_z_cb[:, :, None]
@@ -1076,6 +1115,7 @@ def _jac_z_zb__z_ca(t):
 def _jac_zb__z_ca(t):
     """jac_zb__z_ca[j,i] = sigmoid'(z_zb[j]) jac_z_zb__z_ca[j,i]"""
     z_zb = t["z_zb"]
+    zb = t["zb"]
     dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
     jac_z_zb__z_ca = t["jac_z_zb__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, jac_z_zb__z_ca)
@@ -1108,6 +1148,7 @@ def _jac_z_rc__z_ca(t):
 def _jac_rc__z_ca(t):
     """jac_rc__z_ca[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_ca[j,i]"""
     z_rc = t["z_rc"]
+    rc = t["rc"]
     dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     jac_z_rc__z_ca = t["jac_z_rc__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_ca)
@@ -1136,7 +1177,8 @@ def _jac_z_cc__z_ca(t):
 def _jac_cc__z_ca(t):
     """jac_cc__z_ca[j,i] = tanh'(z_cc[j]) jac_z_cc__z_ca[j,i]"""
     z_cc = t["z_cc"]
-    dtanh_z_cc = 1 - np.tanh(z_cc)**2
+    cc = t["cc"]
+    dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_ca = t["jac_z_cc__z_ca"]
     # einsum("Bj,Bji->Bji", dtanh_z_cc, jac_z_cc__z_ca)
     return jac_z_cc__z_ca * dtanh_z_cc[:, :, None]
@@ -1153,6 +1195,7 @@ def _jac_z_zc__z_ca(t):
 def _jac_zc__z_ca(t):
     """jac_zc__z_ca[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_ca[j,i]"""
     z_zc = t["z_zc"]
+    zc = t["zc"]
     dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     jac_z_zc__z_ca = t["jac_z_zc__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_ca)
@@ -1177,7 +1220,8 @@ def _jac_h3__z_ca(t):
 def _jac_cb__z_cb(t):
     """jac_cb__z_cb[j,i] = tanh'(z_cb[j]) δ[j,i]"""
     z_cb = t["z_cb"]
-    dtanh_z_cb = 1 - np.tanh(z_cb)**2
+    cb = t["cb"]
+    dtanh_z_cb = 1 - cb**2
     # einsum("Bj,ji->Bji", dtanh_z_cb, np.eye(2))
     return np.eye(2) * dtanh_z_cb[:, :, None]
 
@@ -1201,6 +1245,7 @@ def _jac_z_rc__z_cb(t):
 def _jac_rc__z_cb(t):
     """jac_rc__z_cb[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_cb[j,i]"""
     z_rc = t["z_rc"]
+    rc = t["rc"]
     dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     jac_z_rc__z_cb = t["jac_z_rc__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_cb)
@@ -1229,7 +1274,8 @@ def _jac_z_cc__z_cb(t):
 def _jac_cc__z_cb(t):
     """jac_cc__z_cb[j,i] = tanh'(z_cc[j]) jac_z_cc__z_cb[j,i]"""
     z_cc = t["z_cc"]
-    dtanh_z_cc = 1 - np.tanh(z_cc)**2
+    cc = t["cc"]
+    dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_cb = t["jac_z_cc__z_cb"]
     # einsum("Bj,Bji->Bji", dtanh_z_cc, jac_z_cc__z_cb)
     return jac_z_cc__z_cb * dtanh_z_cc[:, :, None]
@@ -1246,6 +1292,7 @@ def _jac_z_zc__z_cb(t):
 def _jac_zc__z_cb(t):
     """jac_zc__z_cb[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_cb[j,i]"""
     z_zc = t["z_zc"]
+    zc = t["zc"]
     dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     jac_z_zc__z_cb = t["jac_z_zc__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_cb)
@@ -1270,7 +1317,8 @@ def _jac_h3__z_cb(t):
 def _jac_cc__z_cc(t):
     """jac_cc__z_cc[j,i] = tanh'(z_cc[j]) δ[j,i]"""
     z_cc = t["z_cc"]
-    dtanh_z_cc = 1 - np.tanh(z_cc)**2
+    cc = t["cc"]
+    dtanh_z_cc = 1 - cc**2
     # einsum("Bj,ji->Bji", dtanh_z_cc, np.eye(2))
     return np.eye(2) * dtanh_z_cc[:, :, None]
 
@@ -1924,7 +1972,8 @@ def hessian(params, data):
     B = t["x1"].shape[0]
     # ∂f/∂Wz,Wz[j,i,k,l] = sigmoid''(z_za[j]) δ[j,k] adj_za[j] x1[i] x1[l] + Σ_c sigmoid''(z_zb[c]) adj_zb[c] jac_z_zb__z_za[c,j] jac_z_zb__z_za[c,k] x1[i] x1[l] + sigmoid''(z_zb[k]) adj_zb[k] jac_z_zb__z_za[k,j] x1[i] x2[l] + sigmoid''(z_zb[j]) adj_zb[j] jac_z_zb__z_za[j,k] x1[l] x2[i] + sigmoid''(z_zb[j]) δ[j,k] adj_zb[j] x2[i] x2[l] + Σ_c sigmoid''(z_rb[c]) adj_rb[c] jac_z_rb__z_za[c,j] jac_z_rb__z_za[c,k] x1[i] x1[l] + Σ_c adj_rhb[c] jac_h1__z_za[c,k] jac_rb__z_za[c,j] x1[i] x1[l] + Σ_c adj_rhb[c] jac_h1__z_za[c,j] jac_rb__z_za[c,k] x1[i] x1[l] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_za[c,j] jac_z_cb__z_za[c,k] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_za[c,j] jac_zb__z_za[c,k] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_za[c,j] jac_zb__z_zb[c,k] x1[i] x2[l] - Σ_c adj_h2[c] jac_cb__z_za[c,k] jac_zb__z_za[c,j] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_za[c,k] jac_zb__z_zb[c,j] x1[l] x2[i] + Σ_c adj_h2[c] jac_h1__z_za[c,k] jac_zb__z_za[c,j] x1[i] x1[l] + Σ_c adj_h2[c] jac_h1__z_za[c,k] jac_zb__z_zb[c,j] x1[l] x2[i] + Σ_c adj_h2[c] jac_h1__z_za[c,j] jac_zb__z_za[c,k] x1[i] x1[l] + Σ_c adj_h2[c] jac_h1__z_za[c,j] jac_zb__z_zb[c,k] x1[i] x2[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_za[c,j] jac_z_zc__z_za[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_za[c,j] jac_z_zc__z_zb[c,k] x1[i] x2[l] + sigmoid''(z_zc[k]) adj_zc[k] jac_z_zc__z_za[k,j] x1[i] x3[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_za[c,k] jac_z_zc__z_zb[c,j] x1[l] x2[i] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_zb[c,j] jac_z_zc__z_zb[c,k] x2[i] x2[l] + sigmoid''(z_zc[k]) adj_zc[k] jac_z_zc__z_zb[k,j] x2[i] x3[l] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_za[j,k] x1[l] x3[i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_zb[j,k] x2[l] x3[i] + sigmoid''(z_zc[j]) δ[j,k] adj_zc[j] x3[i] x3[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_za[c,j] jac_z_rc__z_za[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_za[c,j] jac_z_rc__z_zb[c,k] x1[i] x2[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_za[c,k] jac_z_rc__z_zb[c,j] x1[l] x2[i] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_zb[c,j] jac_z_rc__z_zb[c,k] x2[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_za[c,k] jac_rc__z_za[c,j] x1[i] x1[l] + Σ_c adj_rhc[c] jac_h2__z_zb[c,k] jac_rc__z_za[c,j] x1[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_za[c,k] jac_rc__z_zb[c,j] x1[l] x2[i] + Σ_c adj_rhc[c] jac_h2__z_zb[c,k] jac_rc__z_zb[c,j] x2[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_za[c,j] jac_rc__z_za[c,k] x1[i] x1[l] + Σ_c adj_rhc[c] jac_h2__z_za[c,j] jac_rc__z_zb[c,k] x1[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_zb[c,j] jac_rc__z_za[c,k] x1[l] x2[i] + Σ_c adj_rhc[c] jac_h2__z_zb[c,j] jac_rc__z_zb[c,k] x2[i] x2[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_za[c,j] jac_z_cc__z_za[c,k] x1[i] x1[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_za[c,j] jac_z_cc__z_zb[c,k] x1[i] x2[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_za[c,k] jac_z_cc__z_zb[c,j] x1[l] x2[i] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_zb[c,j] jac_z_cc__z_zb[c,k] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_za[c,j] jac_zc__z_za[c,k] x1[i] x1[l] - Σ_c adj_h3[c] jac_cc__z_za[c,j] jac_zc__z_zb[c,k] x1[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_za[c,j] jac_zc__z_zc[c,k] x1[i] x3[l] - Σ_c adj_h3[c] jac_cc__z_zb[c,j] jac_zc__z_za[c,k] x1[l] x2[i] - Σ_c adj_h3[c] jac_cc__z_zb[c,j] jac_zc__z_zb[c,k] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_zb[c,j] jac_zc__z_zc[c,k] x2[i] x3[l] - Σ_c adj_h3[c] jac_cc__z_za[c,k] jac_zc__z_za[c,j] x1[i] x1[l] - Σ_c adj_h3[c] jac_cc__z_zb[c,k] jac_zc__z_za[c,j] x1[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_za[c,k] jac_zc__z_zb[c,j] x1[l] x2[i] - Σ_c adj_h3[c] jac_cc__z_zb[c,k] jac_zc__z_zb[c,j] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_za[c,k] jac_zc__z_zc[c,j] x1[l] x3[i] - Σ_c adj_h3[c] jac_cc__z_zb[c,k] jac_zc__z_zc[c,j] x2[l] x3[i] + Σ_c adj_h3[c] jac_h2__z_za[c,k] jac_zc__z_za[c,j] x1[i] x1[l] + Σ_c adj_h3[c] jac_h2__z_zb[c,k] jac_zc__z_za[c,j] x1[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_za[c,k] jac_zc__z_zb[c,j] x1[l] x2[i] + Σ_c adj_h3[c] jac_h2__z_zb[c,k] jac_zc__z_zb[c,j] x2[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_za[c,k] jac_zc__z_zc[c,j] x1[l] x3[i] + Σ_c adj_h3[c] jac_h2__z_zb[c,k] jac_zc__z_zc[c,j] x2[l] x3[i] + Σ_c adj_h3[c] jac_h2__z_za[c,j] jac_zc__z_za[c,k] x1[i] x1[l] + Σ_c adj_h3[c] jac_h2__z_za[c,j] jac_zc__z_zb[c,k] x1[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_za[c,j] jac_zc__z_zc[c,k] x1[i] x3[l] + Σ_c adj_h3[c] jac_h2__z_zb[c,j] jac_zc__z_za[c,k] x1[l] x2[i] + Σ_c adj_h3[c] jac_h2__z_zb[c,j] jac_zc__z_zb[c,k] x2[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_zb[c,j] jac_zc__z_zc[c,k] x2[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[m,j] jac_p__z_za[n,k] x1[i] x1[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[m,j] jac_p__z_zb[n,k] x1[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[m,j] jac_p__z_zc[n,k] x1[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[n,k] jac_p__z_zb[m,j] x1[l] x2[i] + Σ_mn hobj_p__p[m,n] jac_p__z_zb[m,j] jac_p__z_zb[n,k] x2[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_zb[m,j] jac_p__z_zc[n,k] x2[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[n,k] jac_p__z_zc[m,j] x1[l] x3[i] + Σ_mn hobj_p__p[m,n] jac_p__z_zb[n,k] jac_p__z_zc[m,j] x2[l] x3[i] + Σ_mn hobj_p__p[m,n] jac_p__z_zc[m,j] jac_p__z_zc[n,k] x3[i] x3[l]
     z_za = t["z_za"]
-    d2sigmoid_z_za = (-1 + 2*np.exp(-z_za)/(1 + np.exp(-z_za)))*np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    za = t["za"]
+    d2sigmoid_z_za = (2*za*np.exp(-z_za) - 1)*np.exp(-z_za)/(1 + np.exp(-z_za))**2
     adj_za = t["adj_za"]
     x1 = t["x1"]
     # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2sigmoid_z_za, np.eye(2), adj_za, x1, x1)
@@ -1932,7 +1981,8 @@ def hessian(params, data):
     tmp_2 = x1[:, :, None] * x1[:, None]
     tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
     z_zb = t["z_zb"]
-    d2sigmoid_z_zb = (-1 + 2*np.exp(-z_zb)/(1 + np.exp(-z_zb)))*np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    zb = t["zb"]
+    d2sigmoid_z_zb = (2*zb*np.exp(-z_zb) - 1)*np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
     adj_zb = t["adj_zb"]
     jac_z_zb__z_za = t["jac_z_zb__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2sigmoid_z_zb, adj_zb, jac_z_zb__z_za, jac_z_zb__z_za, x1, x1)
@@ -1954,7 +2004,8 @@ def hessian(params, data):
     tmp_15 = x2[:, :, None] * x2[:, None]
     tmp_16 = np.tensordot(tmp_15, tmp_14, axes=([0], [0]))
     z_rb = t["z_rb"]
-    d2sigmoid_z_rb = (-1 + 2*np.exp(-z_rb)/(1 + np.exp(-z_rb)))*np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    rb = t["rb"]
+    d2sigmoid_z_rb = (2*rb*np.exp(-z_rb) - 1)*np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
     adj_rb = t["adj_rb"]
     jac_z_rb__z_za = t["jac_z_rb__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2sigmoid_z_rb, adj_rb, jac_z_rb__z_za, jac_z_rb__z_za, x1, x1)
@@ -1974,7 +2025,8 @@ def hessian(params, data):
     tmp_25 = (tmp_24.transpose(0, 2, 1)) @ jac_rb__z_za
     tmp_26 = x1[:, :, None] * x1[:, None]
     z_cb = t["z_cb"]
-    d2tanh_z_cb = 2*(np.tanh(z_cb)**2 - 1)*np.tanh(z_cb)
+    cb = t["cb"]
+    d2tanh_z_cb = 2*cb*(cb**2 - 1)
     adj_cb = t["adj_cb"]
     jac_z_cb__z_za = t["jac_z_cb__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2tanh_z_cb, adj_cb, jac_z_cb__z_za, jac_z_cb__z_za, x1, x1)
@@ -2019,7 +2071,8 @@ def hessian(params, data):
     tmp_53 = (tmp_52.transpose(0, 2, 1)) @ jac_zb__z_zb
     tmp_54 = x2[:, :, None] * x1[:, None]
     z_zc = t["z_zc"]
-    d2sigmoid_z_zc = (-1 + 2*np.exp(-z_zc)/(1 + np.exp(-z_zc)))*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    zc = t["zc"]
+    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     adj_zc = t["adj_zc"]
     jac_z_zc__z_za = t["jac_z_zc__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_za, jac_z_zc__z_za, x1, x1)
@@ -2065,7 +2118,8 @@ def hessian(params, data):
     tmp_84 = x3[:, :, None] * x3[:, None]
     tmp_85 = np.tensordot(tmp_84, tmp_83, axes=([0], [0]))
     z_rc = t["z_rc"]
-    d2sigmoid_z_rc = (-1 + 2*np.exp(-z_rc)/(1 + np.exp(-z_rc)))*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    rc = t["rc"]
+    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     adj_rc = t["adj_rc"]
     jac_z_rc__z_za = t["jac_z_rc__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_za, jac_z_rc__z_za, x1, x1)
@@ -2127,7 +2181,8 @@ def hessian(params, data):
     tmp_124 = (tmp_123.transpose(0, 2, 1)) @ jac_rc__z_zb
     tmp_125 = x2[:, :, None] * x2[:, None]
     z_cc = t["z_cc"]
-    d2tanh_z_cc = 2*(np.tanh(z_cc)**2 - 1)*np.tanh(z_cc)
+    cc = t["cc"]
+    d2tanh_z_cc = 2*cc*(cc**2 - 1)
     adj_cc = t["adj_cc"]
     jac_z_cc__z_za = t["jac_z_cc__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2tanh_z_cc, adj_cc, jac_z_cc__z_za, jac_z_cc__z_za, x1, x1)
@@ -6651,14 +6706,16 @@ def hessian(params, data):
     hess_Wr__Uz = (-(np.tensordot(tmp_3201, tmp_3200, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3202, jac_h1__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3206, tmp_3205, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3209, tmp_3208, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3213, tmp_3212, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3216, tmp_3215, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3219, tmp_3218, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3222, tmp_3221, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3225, tmp_3224, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3229, tmp_3228, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3233, tmp_3232, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3236, tmp_3235, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3239, tmp_3238, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3242, tmp_3241, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3245, tmp_3244, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3248, tmp_3247, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3251, tmp_3250, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3254, tmp_3253, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3257, tmp_3256, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3258, jac_h2__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3259, jac_h2__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3263, tmp_3262, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3267, tmp_3266, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3270, tmp_3269, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3274, tmp_3273, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3278, tmp_3277, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3281, tmp_3280, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3285, tmp_3284, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3289, tmp_3288, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3293, tmp_3292, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3297, tmp_3296, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3300, tmp_3299, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3303, tmp_3302, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3306, tmp_3305, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3309, tmp_3308, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3312, tmp_3311, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3315, tmp_3314, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3318, tmp_3317, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3321, tmp_3320, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3324, tmp_3323, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3327, tmp_3326, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3330, tmp_3329, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3333, tmp_3332, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3337, tmp_3336, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3341, tmp_3340, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3345, tmp_3344, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3349, tmp_3348, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3353, tmp_3352, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3357, tmp_3356, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3360, tmp_3359, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3363, tmp_3362, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3366, tmp_3365, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3369, tmp_3368, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3372, tmp_3371, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3375, tmp_3374, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3378, tmp_3377, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3381, tmp_3380, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3384, tmp_3383, axes=([0], [0]))).transpose(2, 0, 3, 1) - (np.tensordot(tmp_3387, tmp_3386, axes=([0], [0]))).transpose(3, 0, 2, 1) - (np.tensordot(tmp_3390, tmp_3389, axes=([0], [0]))).transpose(3, 0, 2, 1) - (np.tensordot(tmp_3393, tmp_3392, axes=([0], [0]))).transpose(3, 0, 2, 1) - (np.tensordot(tmp_3396, tmp_3395, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3399, tmp_3398, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3402, tmp_3401, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3405, tmp_3404, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3408, tmp_3407, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3411, tmp_3410, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3414, tmp_3413, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3417, tmp_3416, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3420, tmp_3419, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3423, tmp_3422, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3426, tmp_3425, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3429, tmp_3428, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3432, tmp_3431, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3435, tmp_3434, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3438, tmp_3437, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3441, tmp_3440, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3444, tmp_3443, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3447, tmp_3446, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3450, tmp_3449, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_3453, tmp_3452, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
     # ∂f/∂Wr,Wr[j,i,k,l] = sigmoid''(z_ra[j]) δ[j,k] adj_ra[j] x1[i] x1[l] + Σ_c tanh''(z_ca[c]) adj_ca[c] jac_z_ca__z_ra[c,j] jac_z_ca__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_zb[c]) adj_zb[c] jac_z_zb__z_ra[c,j] jac_z_zb__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_rb[c]) adj_rb[c] jac_z_rb__z_ra[c,j] jac_z_rb__z_ra[c,k] x1[i] x1[l] + sigmoid''(z_rb[k]) adj_rb[k] jac_z_rb__z_ra[k,j] x1[i] x2[l] + sigmoid''(z_rb[j]) adj_rb[j] jac_z_rb__z_ra[j,k] x1[l] x2[i] + sigmoid''(z_rb[j]) δ[j,k] adj_rb[j] x2[i] x2[l] + Σ_c adj_rhb[c] jac_h1__z_ra[c,k] jac_rb__z_ra[c,j] x1[i] x1[l] + Σ_c adj_rhb[c] jac_h1__z_ra[c,k] jac_rb__z_rb[c,j] x1[l] x2[i] + Σ_c adj_rhb[c] jac_h1__z_ra[c,j] jac_rb__z_ra[c,k] x1[i] x1[l] + Σ_c adj_rhb[c] jac_h1__z_ra[c,j] jac_rb__z_rb[c,k] x1[i] x2[l] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_ra[c,j] jac_z_cb__z_ra[c,k] x1[i] x1[l] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_ra[c,j] jac_z_cb__z_rb[c,k] x1[i] x2[l] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_ra[c,k] jac_z_cb__z_rb[c,j] x1[l] x2[i] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_rb[c,j] jac_z_cb__z_rb[c,k] x2[i] x2[l] - Σ_c adj_h2[c] jac_cb__z_ra[c,j] jac_zb__z_ra[c,k] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_rb[c,j] jac_zb__z_ra[c,k] x1[l] x2[i] - Σ_c adj_h2[c] jac_cb__z_ra[c,k] jac_zb__z_ra[c,j] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_rb[c,k] jac_zb__z_ra[c,j] x1[i] x2[l] + Σ_c adj_h2[c] jac_h1__z_ra[c,k] jac_zb__z_ra[c,j] x1[i] x1[l] + Σ_c adj_h2[c] jac_h1__z_ra[c,j] jac_zb__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_ra[c,j] jac_z_zc__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_ra[c,j] jac_z_zc__z_rb[c,k] x1[i] x2[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_ra[c,k] jac_z_zc__z_rb[c,j] x1[l] x2[i] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_rb[c,j] jac_z_zc__z_rb[c,k] x2[i] x2[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_ra[c,j] jac_z_rc__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_ra[c,j] jac_z_rc__z_rb[c,k] x1[i] x2[l] + sigmoid''(z_rc[k]) adj_rc[k] jac_z_rc__z_ra[k,j] x1[i] x3[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_ra[c,k] jac_z_rc__z_rb[c,j] x1[l] x2[i] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_rb[c,j] jac_z_rc__z_rb[c,k] x2[i] x2[l] + sigmoid''(z_rc[k]) adj_rc[k] jac_z_rc__z_rb[k,j] x2[i] x3[l] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_ra[j,k] x1[l] x3[i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_rb[j,k] x2[l] x3[i] + sigmoid''(z_rc[j]) δ[j,k] adj_rc[j] x3[i] x3[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,k] jac_rc__z_ra[c,j] x1[i] x1[l] + Σ_c adj_rhc[c] jac_h2__z_rb[c,k] jac_rc__z_ra[c,j] x1[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,k] jac_rc__z_rb[c,j] x1[l] x2[i] + Σ_c adj_rhc[c] jac_h2__z_rb[c,k] jac_rc__z_rb[c,j] x2[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,k] jac_rc__z_rc[c,j] x1[l] x3[i] + Σ_c adj_rhc[c] jac_h2__z_rb[c,k] jac_rc__z_rc[c,j] x2[l] x3[i] + Σ_c adj_rhc[c] jac_h2__z_ra[c,j] jac_rc__z_ra[c,k] x1[i] x1[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,j] jac_rc__z_rb[c,k] x1[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,j] jac_rc__z_rc[c,k] x1[i] x3[l] + Σ_c adj_rhc[c] jac_h2__z_rb[c,j] jac_rc__z_ra[c,k] x1[l] x2[i] + Σ_c adj_rhc[c] jac_h2__z_rb[c,j] jac_rc__z_rb[c,k] x2[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_rb[c,j] jac_rc__z_rc[c,k] x2[i] x3[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,j] jac_z_cc__z_ra[c,k] x1[i] x1[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,j] jac_z_cc__z_rb[c,k] x1[i] x2[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,j] jac_z_cc__z_rc[c,k] x1[i] x3[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,k] jac_z_cc__z_rb[c,j] x1[l] x2[i] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_rb[c,j] jac_z_cc__z_rb[c,k] x2[i] x2[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_rb[c,j] jac_z_cc__z_rc[c,k] x2[i] x3[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,k] jac_z_cc__z_rc[c,j] x1[l] x3[i] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_rb[c,k] jac_z_cc__z_rc[c,j] x2[l] x3[i] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_rc[c,j] jac_z_cc__z_rc[c,k] x3[i] x3[l] - Σ_c adj_h3[c] jac_cc__z_ra[c,j] jac_zc__z_ra[c,k] x1[i] x1[l] - Σ_c adj_h3[c] jac_cc__z_ra[c,j] jac_zc__z_rb[c,k] x1[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_rb[c,j] jac_zc__z_ra[c,k] x1[l] x2[i] - Σ_c adj_h3[c] jac_cc__z_rb[c,j] jac_zc__z_rb[c,k] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_rc[c,j] jac_zc__z_ra[c,k] x1[l] x3[i] - Σ_c adj_h3[c] jac_cc__z_rc[c,j] jac_zc__z_rb[c,k] x2[l] x3[i] - Σ_c adj_h3[c] jac_cc__z_ra[c,k] jac_zc__z_ra[c,j] x1[i] x1[l] - Σ_c adj_h3[c] jac_cc__z_rb[c,k] jac_zc__z_ra[c,j] x1[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_rc[c,k] jac_zc__z_ra[c,j] x1[i] x3[l] - Σ_c adj_h3[c] jac_cc__z_ra[c,k] jac_zc__z_rb[c,j] x1[l] x2[i] - Σ_c adj_h3[c] jac_cc__z_rb[c,k] jac_zc__z_rb[c,j] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_rc[c,k] jac_zc__z_rb[c,j] x2[i] x3[l] + Σ_c adj_h3[c] jac_h2__z_ra[c,k] jac_zc__z_ra[c,j] x1[i] x1[l] + Σ_c adj_h3[c] jac_h2__z_rb[c,k] jac_zc__z_ra[c,j] x1[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_ra[c,k] jac_zc__z_rb[c,j] x1[l] x2[i] + Σ_c adj_h3[c] jac_h2__z_rb[c,k] jac_zc__z_rb[c,j] x2[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_ra[c,j] jac_zc__z_ra[c,k] x1[i] x1[l] + Σ_c adj_h3[c] jac_h2__z_ra[c,j] jac_zc__z_rb[c,k] x1[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_rb[c,j] jac_zc__z_ra[c,k] x1[l] x2[i] + Σ_c adj_h3[c] jac_h2__z_rb[c,j] jac_zc__z_rb[c,k] x2[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[m,j] jac_p__z_ra[n,k] x1[i] x1[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[m,j] jac_p__z_rb[n,k] x1[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[m,j] jac_p__z_rc[n,k] x1[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[n,k] jac_p__z_rb[m,j] x1[l] x2[i] + Σ_mn hobj_p__p[m,n] jac_p__z_rb[m,j] jac_p__z_rb[n,k] x2[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rb[m,j] jac_p__z_rc[n,k] x2[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[n,k] jac_p__z_rc[m,j] x1[l] x3[i] + Σ_mn hobj_p__p[m,n] jac_p__z_rb[n,k] jac_p__z_rc[m,j] x2[l] x3[i] + Σ_mn hobj_p__p[m,n] jac_p__z_rc[m,j] jac_p__z_rc[n,k] x3[i] x3[l]
     z_ra = t["z_ra"]
-    d2sigmoid_z_ra = (-1 + 2*np.exp(-z_ra)/(1 + np.exp(-z_ra)))*np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    ra = t["ra"]
+    d2sigmoid_z_ra = (2*ra*np.exp(-z_ra) - 1)*np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
     adj_ra = t["adj_ra"]
     # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2sigmoid_z_ra, np.eye(2), adj_ra, x1, x1)
     tmp_3454 = adj_ra * d2sigmoid_z_ra
     tmp_3455 = x1[:, :, None] * x1[:, None]
     tmp_3456 = np.tensordot(tmp_3455, tmp_3454, axes=([0], [0]))
     z_ca = t["z_ca"]
-    d2tanh_z_ca = 2*(np.tanh(z_ca)**2 - 1)*np.tanh(z_ca)
+    ca = t["ca"]
+    d2tanh_z_ca = 2*ca*(ca**2 - 1)
     adj_ca = t["adj_ca"]
     jac_z_ca__z_ra = t["jac_z_ca__z_ra"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2tanh_z_ca, adj_ca, jac_z_ca__z_ra, jac_z_ca__z_ra, x1, x1)
@@ -14214,7 +14271,8 @@ def hvp(params, data, vector):
     vector_Wz = vector["Wz"]
     # Σ H[Wz,Wz]·vector[Wz], one einsum per term of: sigmoid''(z_za[j]) δ[j,k] adj_za[j] x1[i] x1[l] + Σ_c sigmoid''(z_zb[c]) adj_zb[c] jac_z_zb__z_za[c,j] jac_z_zb__z_za[c,k] x1[i] x1[l] + sigmoid''(z_zb[k]) adj_zb[k] jac_z_zb__z_za[k,j] x1[i] x2[l] + sigmoid''(z_zb[j]) adj_zb[j] jac_z_zb__z_za[j,k] x1[l] x2[i] + sigmoid''(z_zb[j]) δ[j,k] adj_zb[j] x2[i] x2[l] + Σ_c sigmoid''(z_rb[c]) adj_rb[c] jac_z_rb__z_za[c,j] jac_z_rb__z_za[c,k] x1[i] x1[l] + Σ_c adj_rhb[c] jac_h1__z_za[c,k] jac_rb__z_za[c,j] x1[i] x1[l] + Σ_c adj_rhb[c] jac_h1__z_za[c,j] jac_rb__z_za[c,k] x1[i] x1[l] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_za[c,j] jac_z_cb__z_za[c,k] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_za[c,j] jac_zb__z_za[c,k] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_za[c,j] jac_zb__z_zb[c,k] x1[i] x2[l] - Σ_c adj_h2[c] jac_cb__z_za[c,k] jac_zb__z_za[c,j] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_za[c,k] jac_zb__z_zb[c,j] x1[l] x2[i] + Σ_c adj_h2[c] jac_h1__z_za[c,k] jac_zb__z_za[c,j] x1[i] x1[l] + Σ_c adj_h2[c] jac_h1__z_za[c,k] jac_zb__z_zb[c,j] x1[l] x2[i] + Σ_c adj_h2[c] jac_h1__z_za[c,j] jac_zb__z_za[c,k] x1[i] x1[l] + Σ_c adj_h2[c] jac_h1__z_za[c,j] jac_zb__z_zb[c,k] x1[i] x2[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_za[c,j] jac_z_zc__z_za[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_za[c,j] jac_z_zc__z_zb[c,k] x1[i] x2[l] + sigmoid''(z_zc[k]) adj_zc[k] jac_z_zc__z_za[k,j] x1[i] x3[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_za[c,k] jac_z_zc__z_zb[c,j] x1[l] x2[i] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_zb[c,j] jac_z_zc__z_zb[c,k] x2[i] x2[l] + sigmoid''(z_zc[k]) adj_zc[k] jac_z_zc__z_zb[k,j] x2[i] x3[l] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_za[j,k] x1[l] x3[i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_zb[j,k] x2[l] x3[i] + sigmoid''(z_zc[j]) δ[j,k] adj_zc[j] x3[i] x3[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_za[c,j] jac_z_rc__z_za[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_za[c,j] jac_z_rc__z_zb[c,k] x1[i] x2[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_za[c,k] jac_z_rc__z_zb[c,j] x1[l] x2[i] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_zb[c,j] jac_z_rc__z_zb[c,k] x2[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_za[c,k] jac_rc__z_za[c,j] x1[i] x1[l] + Σ_c adj_rhc[c] jac_h2__z_zb[c,k] jac_rc__z_za[c,j] x1[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_za[c,k] jac_rc__z_zb[c,j] x1[l] x2[i] + Σ_c adj_rhc[c] jac_h2__z_zb[c,k] jac_rc__z_zb[c,j] x2[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_za[c,j] jac_rc__z_za[c,k] x1[i] x1[l] + Σ_c adj_rhc[c] jac_h2__z_za[c,j] jac_rc__z_zb[c,k] x1[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_zb[c,j] jac_rc__z_za[c,k] x1[l] x2[i] + Σ_c adj_rhc[c] jac_h2__z_zb[c,j] jac_rc__z_zb[c,k] x2[i] x2[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_za[c,j] jac_z_cc__z_za[c,k] x1[i] x1[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_za[c,j] jac_z_cc__z_zb[c,k] x1[i] x2[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_za[c,k] jac_z_cc__z_zb[c,j] x1[l] x2[i] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_zb[c,j] jac_z_cc__z_zb[c,k] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_za[c,j] jac_zc__z_za[c,k] x1[i] x1[l] - Σ_c adj_h3[c] jac_cc__z_za[c,j] jac_zc__z_zb[c,k] x1[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_za[c,j] jac_zc__z_zc[c,k] x1[i] x3[l] - Σ_c adj_h3[c] jac_cc__z_zb[c,j] jac_zc__z_za[c,k] x1[l] x2[i] - Σ_c adj_h3[c] jac_cc__z_zb[c,j] jac_zc__z_zb[c,k] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_zb[c,j] jac_zc__z_zc[c,k] x2[i] x3[l] - Σ_c adj_h3[c] jac_cc__z_za[c,k] jac_zc__z_za[c,j] x1[i] x1[l] - Σ_c adj_h3[c] jac_cc__z_zb[c,k] jac_zc__z_za[c,j] x1[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_za[c,k] jac_zc__z_zb[c,j] x1[l] x2[i] - Σ_c adj_h3[c] jac_cc__z_zb[c,k] jac_zc__z_zb[c,j] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_za[c,k] jac_zc__z_zc[c,j] x1[l] x3[i] - Σ_c adj_h3[c] jac_cc__z_zb[c,k] jac_zc__z_zc[c,j] x2[l] x3[i] + Σ_c adj_h3[c] jac_h2__z_za[c,k] jac_zc__z_za[c,j] x1[i] x1[l] + Σ_c adj_h3[c] jac_h2__z_zb[c,k] jac_zc__z_za[c,j] x1[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_za[c,k] jac_zc__z_zb[c,j] x1[l] x2[i] + Σ_c adj_h3[c] jac_h2__z_zb[c,k] jac_zc__z_zb[c,j] x2[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_za[c,k] jac_zc__z_zc[c,j] x1[l] x3[i] + Σ_c adj_h3[c] jac_h2__z_zb[c,k] jac_zc__z_zc[c,j] x2[l] x3[i] + Σ_c adj_h3[c] jac_h2__z_za[c,j] jac_zc__z_za[c,k] x1[i] x1[l] + Σ_c adj_h3[c] jac_h2__z_za[c,j] jac_zc__z_zb[c,k] x1[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_za[c,j] jac_zc__z_zc[c,k] x1[i] x3[l] + Σ_c adj_h3[c] jac_h2__z_zb[c,j] jac_zc__z_za[c,k] x1[l] x2[i] + Σ_c adj_h3[c] jac_h2__z_zb[c,j] jac_zc__z_zb[c,k] x2[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_zb[c,j] jac_zc__z_zc[c,k] x2[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[m,j] jac_p__z_za[n,k] x1[i] x1[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[m,j] jac_p__z_zb[n,k] x1[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[m,j] jac_p__z_zc[n,k] x1[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[n,k] jac_p__z_zb[m,j] x1[l] x2[i] + Σ_mn hobj_p__p[m,n] jac_p__z_zb[m,j] jac_p__z_zb[n,k] x2[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_zb[m,j] jac_p__z_zc[n,k] x2[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_za[n,k] jac_p__z_zc[m,j] x1[l] x3[i] + Σ_mn hobj_p__p[m,n] jac_p__z_zb[n,k] jac_p__z_zc[m,j] x2[l] x3[i] + Σ_mn hobj_p__p[m,n] jac_p__z_zc[m,j] jac_p__z_zc[n,k] x3[i] x3[l]
     z_za = t["z_za"]
-    d2sigmoid_z_za = (-1 + 2*np.exp(-z_za)/(1 + np.exp(-z_za)))*np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    za = t["za"]
+    d2sigmoid_z_za = (2*za*np.exp(-z_za) - 1)*np.exp(-z_za)/(1 + np.exp(-z_za))**2
     adj_za = t["adj_za"]
     x1 = t["x1"]
     # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2sigmoid_z_za, np.eye(2), adj_za, x1, x1, vector_Wz)
@@ -14223,7 +14281,8 @@ def hvp(params, data, vector):
     tmp_3 = tmp_2.T @ x1.T
     tmp_4 = tmp_3 * tmp.T
     z_zb = t["z_zb"]
-    d2sigmoid_z_zb = (-1 + 2*np.exp(-z_zb)/(1 + np.exp(-z_zb)))*np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    zb = t["zb"]
+    d2sigmoid_z_zb = (2*zb*np.exp(-z_zb) - 1)*np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
     adj_zb = t["adj_zb"]
     jac_z_zb__z_za = t["jac_z_zb__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2sigmoid_z_zb, adj_zb, jac_z_zb__z_za, jac_z_zb__z_za, x1, x1, vector_Wz)
@@ -14249,7 +14308,8 @@ def hvp(params, data, vector):
     tmp_20 = tmp_19.T @ x2.T
     tmp_21 = tmp_20 * tmp_18.T
     z_rb = t["z_rb"]
-    d2sigmoid_z_rb = (-1 + 2*np.exp(-z_rb)/(1 + np.exp(-z_rb)))*np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    rb = t["rb"]
+    d2sigmoid_z_rb = (2*rb*np.exp(-z_rb) - 1)*np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
     adj_rb = t["adj_rb"]
     jac_z_rb__z_za = t["jac_z_rb__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2sigmoid_z_rb, adj_rb, jac_z_rb__z_za, jac_z_rb__z_za, x1, x1, vector_Wz)
@@ -14272,7 +14332,8 @@ def hvp(params, data, vector):
     tmp_33 = jac_h1__z_za * adj_rhb[:, :, None]
     tmp_34 = ((tmp_33.transpose(0, 2, 1)) @ tmp_32[..., None])[..., 0]
     z_cb = t["z_cb"]
-    d2tanh_z_cb = 2*(np.tanh(z_cb)**2 - 1)*np.tanh(z_cb)
+    cb = t["cb"]
+    d2tanh_z_cb = 2*cb*(cb**2 - 1)
     adj_cb = t["adj_cb"]
     jac_z_cb__z_za = t["jac_z_cb__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2tanh_z_cb, adj_cb, jac_z_cb__z_za, jac_z_cb__z_za, x1, x1, vector_Wz)
@@ -14326,7 +14387,8 @@ def hvp(params, data, vector):
     tmp_70 = jac_h1__z_za * adj_h2[:, :, None]
     tmp_71 = ((tmp_70.transpose(0, 2, 1)) @ tmp_69[..., None])[..., 0]
     z_zc = t["z_zc"]
-    d2sigmoid_z_zc = (-1 + 2*np.exp(-z_zc)/(1 + np.exp(-z_zc)))*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    zc = t["zc"]
+    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
     adj_zc = t["adj_zc"]
     jac_z_zc__z_za = t["jac_z_zc__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_za, jac_z_zc__z_za, x1, x1, vector_Wz)
@@ -14381,7 +14443,8 @@ def hvp(params, data, vector):
     tmp_110 = tmp_109.T @ x3.T
     tmp_111 = tmp_110 * tmp_108.T
     z_rc = t["z_rc"]
-    d2sigmoid_z_rc = (-1 + 2*np.exp(-z_rc)/(1 + np.exp(-z_rc)))*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    rc = t["rc"]
+    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
     adj_rc = t["adj_rc"]
     jac_z_rc__z_za = t["jac_z_rc__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_za, jac_z_rc__z_za, x1, x1, vector_Wz)
@@ -14455,7 +14518,8 @@ def hvp(params, data, vector):
     tmp_162 = jac_h2__z_zb * adj_rhc[:, :, None]
     tmp_163 = ((tmp_162.transpose(0, 2, 1)) @ tmp_161[..., None])[..., 0]
     z_cc = t["z_cc"]
-    d2tanh_z_cc = 2*(np.tanh(z_cc)**2 - 1)*np.tanh(z_cc)
+    cc = t["cc"]
+    d2tanh_z_cc = 2*cc*(cc**2 - 1)
     adj_cc = t["adj_cc"]
     jac_z_cc__z_za = t["jac_z_cc__z_za"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2tanh_z_cc, adj_cc, jac_z_cc__z_za, jac_z_cc__z_za, x1, x1, vector_Wz)
@@ -20056,7 +20120,8 @@ def hvp(params, data, vector):
     hvp_Wr__Uz = (-tmp_4228.T @ x1 + tmp_4230.T @ x1 + tmp_4235.T @ x1 + tmp_4239.T @ x1 + tmp_4244.T @ x1 + tmp_4248.T @ x2 + tmp_4252.T @ x1 + tmp_4256.T @ x2 + tmp_4260.T @ x1 + tmp_4265.T @ x1 + tmp_4270.T @ x2 - tmp_4274.T @ x1 - tmp_4278.T @ x1 - tmp_4282.T @ x2 - tmp_4286.T @ x2 - tmp_4290.T @ x1 + tmp_4294.T @ x1 + tmp_4298.T @ x1 + tmp_4302.T @ x1 + tmp_4304.T @ x1 + tmp_4306.T @ x2 + tmp_4311.T @ x1 + tmp_4316.T @ x1 + tmp_4320.T @ x1 + tmp_4325.T @ x2 + tmp_4330.T @ x2 + tmp_4334.T @ x2 + tmp_4339.T @ x1 + tmp_4344.T @ x1 + tmp_4349.T @ x2 + tmp_4354.T @ x2 + tmp_4358.T @ x3 + tmp_4362.T @ x3 + tmp_4366.T @ x1 + tmp_4370.T @ x1 + tmp_4374.T @ x2 + tmp_4378.T @ x2 + tmp_4382.T @ x3 + tmp_4386.T @ x3 + tmp_4390.T @ x1 + tmp_4394.T @ x1 + tmp_4398.T @ x2 + tmp_4402.T @ x2 + tmp_4407.T @ x1 + tmp_4412.T @ x1 + tmp_4417.T @ x2 + tmp_4422.T @ x2 + tmp_4427.T @ x3 + tmp_4432.T @ x3 - tmp_4436.T @ x1 - tmp_4440.T @ x1 - tmp_4444.T @ x1 - tmp_4448.T @ x2 - tmp_4452.T @ x2 - tmp_4456.T @ x2 - tmp_4460.T @ x3 - tmp_4464.T @ x3 - tmp_4468.T @ x3 - tmp_4472.T @ x1 - tmp_4476.T @ x1 - tmp_4480.T @ x2 - tmp_4484.T @ x2 + tmp_4488.T @ x1 + tmp_4492.T @ x1 + tmp_4496.T @ x2 + tmp_4500.T @ x2 + tmp_4504.T @ x1 + tmp_4508.T @ x1 + tmp_4512.T @ x1 + tmp_4516.T @ x2 + tmp_4520.T @ x2 + tmp_4524.T @ x2 + tmp_4528.T @ x1 + tmp_4532.T @ x1 + tmp_4536.T @ x1 + tmp_4540.T @ x2 + tmp_4544.T @ x2 + tmp_4548.T @ x2 + tmp_4552.T @ x3 + tmp_4556.T @ x3 + tmp_4560.T @ x3) / B
     # Σ H[Wr,Wr]·vector[Wr], one einsum per term of: sigmoid''(z_ra[j]) δ[j,k] adj_ra[j] x1[i] x1[l] + Σ_c tanh''(z_ca[c]) adj_ca[c] jac_z_ca__z_ra[c,j] jac_z_ca__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_zb[c]) adj_zb[c] jac_z_zb__z_ra[c,j] jac_z_zb__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_rb[c]) adj_rb[c] jac_z_rb__z_ra[c,j] jac_z_rb__z_ra[c,k] x1[i] x1[l] + sigmoid''(z_rb[k]) adj_rb[k] jac_z_rb__z_ra[k,j] x1[i] x2[l] + sigmoid''(z_rb[j]) adj_rb[j] jac_z_rb__z_ra[j,k] x1[l] x2[i] + sigmoid''(z_rb[j]) δ[j,k] adj_rb[j] x2[i] x2[l] + Σ_c adj_rhb[c] jac_h1__z_ra[c,k] jac_rb__z_ra[c,j] x1[i] x1[l] + Σ_c adj_rhb[c] jac_h1__z_ra[c,k] jac_rb__z_rb[c,j] x1[l] x2[i] + Σ_c adj_rhb[c] jac_h1__z_ra[c,j] jac_rb__z_ra[c,k] x1[i] x1[l] + Σ_c adj_rhb[c] jac_h1__z_ra[c,j] jac_rb__z_rb[c,k] x1[i] x2[l] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_ra[c,j] jac_z_cb__z_ra[c,k] x1[i] x1[l] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_ra[c,j] jac_z_cb__z_rb[c,k] x1[i] x2[l] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_ra[c,k] jac_z_cb__z_rb[c,j] x1[l] x2[i] + Σ_c tanh''(z_cb[c]) adj_cb[c] jac_z_cb__z_rb[c,j] jac_z_cb__z_rb[c,k] x2[i] x2[l] - Σ_c adj_h2[c] jac_cb__z_ra[c,j] jac_zb__z_ra[c,k] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_rb[c,j] jac_zb__z_ra[c,k] x1[l] x2[i] - Σ_c adj_h2[c] jac_cb__z_ra[c,k] jac_zb__z_ra[c,j] x1[i] x1[l] - Σ_c adj_h2[c] jac_cb__z_rb[c,k] jac_zb__z_ra[c,j] x1[i] x2[l] + Σ_c adj_h2[c] jac_h1__z_ra[c,k] jac_zb__z_ra[c,j] x1[i] x1[l] + Σ_c adj_h2[c] jac_h1__z_ra[c,j] jac_zb__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_ra[c,j] jac_z_zc__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_ra[c,j] jac_z_zc__z_rb[c,k] x1[i] x2[l] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_ra[c,k] jac_z_zc__z_rb[c,j] x1[l] x2[i] + Σ_c sigmoid''(z_zc[c]) adj_zc[c] jac_z_zc__z_rb[c,j] jac_z_zc__z_rb[c,k] x2[i] x2[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_ra[c,j] jac_z_rc__z_ra[c,k] x1[i] x1[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_ra[c,j] jac_z_rc__z_rb[c,k] x1[i] x2[l] + sigmoid''(z_rc[k]) adj_rc[k] jac_z_rc__z_ra[k,j] x1[i] x3[l] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_ra[c,k] jac_z_rc__z_rb[c,j] x1[l] x2[i] + Σ_c sigmoid''(z_rc[c]) adj_rc[c] jac_z_rc__z_rb[c,j] jac_z_rc__z_rb[c,k] x2[i] x2[l] + sigmoid''(z_rc[k]) adj_rc[k] jac_z_rc__z_rb[k,j] x2[i] x3[l] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_ra[j,k] x1[l] x3[i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_rb[j,k] x2[l] x3[i] + sigmoid''(z_rc[j]) δ[j,k] adj_rc[j] x3[i] x3[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,k] jac_rc__z_ra[c,j] x1[i] x1[l] + Σ_c adj_rhc[c] jac_h2__z_rb[c,k] jac_rc__z_ra[c,j] x1[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,k] jac_rc__z_rb[c,j] x1[l] x2[i] + Σ_c adj_rhc[c] jac_h2__z_rb[c,k] jac_rc__z_rb[c,j] x2[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,k] jac_rc__z_rc[c,j] x1[l] x3[i] + Σ_c adj_rhc[c] jac_h2__z_rb[c,k] jac_rc__z_rc[c,j] x2[l] x3[i] + Σ_c adj_rhc[c] jac_h2__z_ra[c,j] jac_rc__z_ra[c,k] x1[i] x1[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,j] jac_rc__z_rb[c,k] x1[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_ra[c,j] jac_rc__z_rc[c,k] x1[i] x3[l] + Σ_c adj_rhc[c] jac_h2__z_rb[c,j] jac_rc__z_ra[c,k] x1[l] x2[i] + Σ_c adj_rhc[c] jac_h2__z_rb[c,j] jac_rc__z_rb[c,k] x2[i] x2[l] + Σ_c adj_rhc[c] jac_h2__z_rb[c,j] jac_rc__z_rc[c,k] x2[i] x3[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,j] jac_z_cc__z_ra[c,k] x1[i] x1[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,j] jac_z_cc__z_rb[c,k] x1[i] x2[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,j] jac_z_cc__z_rc[c,k] x1[i] x3[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,k] jac_z_cc__z_rb[c,j] x1[l] x2[i] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_rb[c,j] jac_z_cc__z_rb[c,k] x2[i] x2[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_rb[c,j] jac_z_cc__z_rc[c,k] x2[i] x3[l] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_ra[c,k] jac_z_cc__z_rc[c,j] x1[l] x3[i] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_rb[c,k] jac_z_cc__z_rc[c,j] x2[l] x3[i] + Σ_c tanh''(z_cc[c]) adj_cc[c] jac_z_cc__z_rc[c,j] jac_z_cc__z_rc[c,k] x3[i] x3[l] - Σ_c adj_h3[c] jac_cc__z_ra[c,j] jac_zc__z_ra[c,k] x1[i] x1[l] - Σ_c adj_h3[c] jac_cc__z_ra[c,j] jac_zc__z_rb[c,k] x1[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_rb[c,j] jac_zc__z_ra[c,k] x1[l] x2[i] - Σ_c adj_h3[c] jac_cc__z_rb[c,j] jac_zc__z_rb[c,k] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_rc[c,j] jac_zc__z_ra[c,k] x1[l] x3[i] - Σ_c adj_h3[c] jac_cc__z_rc[c,j] jac_zc__z_rb[c,k] x2[l] x3[i] - Σ_c adj_h3[c] jac_cc__z_ra[c,k] jac_zc__z_ra[c,j] x1[i] x1[l] - Σ_c adj_h3[c] jac_cc__z_rb[c,k] jac_zc__z_ra[c,j] x1[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_rc[c,k] jac_zc__z_ra[c,j] x1[i] x3[l] - Σ_c adj_h3[c] jac_cc__z_ra[c,k] jac_zc__z_rb[c,j] x1[l] x2[i] - Σ_c adj_h3[c] jac_cc__z_rb[c,k] jac_zc__z_rb[c,j] x2[i] x2[l] - Σ_c adj_h3[c] jac_cc__z_rc[c,k] jac_zc__z_rb[c,j] x2[i] x3[l] + Σ_c adj_h3[c] jac_h2__z_ra[c,k] jac_zc__z_ra[c,j] x1[i] x1[l] + Σ_c adj_h3[c] jac_h2__z_rb[c,k] jac_zc__z_ra[c,j] x1[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_ra[c,k] jac_zc__z_rb[c,j] x1[l] x2[i] + Σ_c adj_h3[c] jac_h2__z_rb[c,k] jac_zc__z_rb[c,j] x2[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_ra[c,j] jac_zc__z_ra[c,k] x1[i] x1[l] + Σ_c adj_h3[c] jac_h2__z_ra[c,j] jac_zc__z_rb[c,k] x1[i] x2[l] + Σ_c adj_h3[c] jac_h2__z_rb[c,j] jac_zc__z_ra[c,k] x1[l] x2[i] + Σ_c adj_h3[c] jac_h2__z_rb[c,j] jac_zc__z_rb[c,k] x2[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[m,j] jac_p__z_ra[n,k] x1[i] x1[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[m,j] jac_p__z_rb[n,k] x1[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[m,j] jac_p__z_rc[n,k] x1[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[n,k] jac_p__z_rb[m,j] x1[l] x2[i] + Σ_mn hobj_p__p[m,n] jac_p__z_rb[m,j] jac_p__z_rb[n,k] x2[i] x2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rb[m,j] jac_p__z_rc[n,k] x2[i] x3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_ra[n,k] jac_p__z_rc[m,j] x1[l] x3[i] + Σ_mn hobj_p__p[m,n] jac_p__z_rb[n,k] jac_p__z_rc[m,j] x2[l] x3[i] + Σ_mn hobj_p__p[m,n] jac_p__z_rc[m,j] jac_p__z_rc[n,k] x3[i] x3[l]
     z_ra = t["z_ra"]
-    d2sigmoid_z_ra = (-1 + 2*np.exp(-z_ra)/(1 + np.exp(-z_ra)))*np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    ra = t["ra"]
+    d2sigmoid_z_ra = (2*ra*np.exp(-z_ra) - 1)*np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
     adj_ra = t["adj_ra"]
     # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2sigmoid_z_ra, np.eye(2), adj_ra, x1, x1, vector_Wr)
     tmp_4561 = adj_ra * d2sigmoid_z_ra
@@ -20064,7 +20129,8 @@ def hvp(params, data, vector):
     tmp_4563 = tmp_4562.T @ x1.T
     tmp_4564 = tmp_4563 * tmp_4561.T
     z_ca = t["z_ca"]
-    d2tanh_z_ca = 2*(np.tanh(z_ca)**2 - 1)*np.tanh(z_ca)
+    ca = t["ca"]
+    d2tanh_z_ca = 2*ca*(ca**2 - 1)
     adj_ca = t["adj_ca"]
     jac_z_ca__z_ra = t["jac_z_ca__z_ra"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2tanh_z_ca, adj_ca, jac_z_ca__z_ra, jac_z_ca__z_ra, x1, x1, vector_Wr)

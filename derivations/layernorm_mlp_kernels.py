@@ -87,7 +87,8 @@ def _adj_v(t):
 def _adj_z_v(t):
     """adj_z_v[j] = tanh'(z_v[j]) adj_v[j]"""
     z_v = t["z_v"]
-    dtanh_z_v = 1 - np.tanh(z_v)**2
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
     adj_v = t["adj_v"]
     return dtanh_z_v * adj_v
 
@@ -191,7 +192,8 @@ def _jac_z_v__z(t):
 def _jac_v__z(t):
     """jac_v__z[j,i] = tanh'(z_v[j]) jac_z_v__z[j,i]"""
     z_v = t["z_v"]
-    dtanh_z_v = 1 - np.tanh(z_v)**2
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
     jac_z_v__z = t["jac_z_v__z"]
     # einsum("Bj,Bji->Bji", dtanh_z_v, jac_z_v__z)
     return jac_z_v__z * dtanh_z_v[:, :, None]
@@ -200,7 +202,8 @@ def _jac_v__z(t):
 def _jac_v__z_v(t):
     """jac_v__z_v[j,i] = tanh'(z_v[j]) δ[j,i]"""
     z_v = t["z_v"]
-    dtanh_z_v = 1 - np.tanh(z_v)**2
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
     # einsum("Bj,ji->Bji", dtanh_z_v, np.eye(3))
     return np.eye(3) * dtanh_z_v[:, :, None]
 
@@ -434,7 +437,8 @@ def hessian(params, data):
     tmp_22 = x[:, :, None] * jac_q__z[:, None]
     tmp_23 = tmp_21[:, :, None] * x[:, None]
     z_v = t["z_v"]
-    d2tanh_z_v = 2*(np.tanh(z_v)**2 - 1)*np.tanh(z_v)
+    v = t["v"]
+    d2tanh_z_v = 2*v*(v**2 - 1)
     adj_v = t["adj_v"]
     jac_z_v__z = t["jac_z_v__z"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2tanh_z_v, adj_v, jac_z_v__z, jac_z_v__z, x, x)
@@ -478,7 +482,6 @@ def hessian(params, data):
     jac_v__z = t["jac_v__z"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v__z, x)
     tmp_42 = x[:, :, None] * adj_p[:, None]
-    v = t["v"]
     # einsum("cl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z, v, x)
     tmp_43 = x[:, :, None] * v[:, None]
     tmp_44 = np.tensordot(tmp_43, jac_p__z, axes=([0], [0]))
@@ -649,7 +652,8 @@ def hvp(params, data, vector):
     tmp_29 = tmp_28 * tmp_27
     tmp_30 = tmp_29[:, None] * jac_q__z
     z_v = t["z_v"]
-    d2tanh_z_v = 2*(np.tanh(z_v)**2 - 1)*np.tanh(z_v)
+    v = t["v"]
+    d2tanh_z_v = 2*v*(v**2 - 1)
     adj_v = t["adj_v"]
     jac_z_v__z = t["jac_z_v__z"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2tanh_z_v, adj_v, jac_z_v__z, jac_z_v__z, x, x, vector_W1)
@@ -704,7 +708,6 @@ def hvp(params, data, vector):
     # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v__z, x, vector_U)
     tmp_56 = vector_U.T @ adj_p.T
     tmp_57 = (tmp_56.T[..., None, :] @ jac_v__z)[..., 0, :]
-    v = t["v"]
     # einsum("cl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z, v, x, vector_U)
     tmp_58 = vector_U.T @ hobj_p__p.T
     tmp_59 = tmp_58.T @ v.T

@@ -86,6 +86,7 @@ def _adj_v2(t):
 def _adj_z_v2(t):
     """adj_z_v2[j] = relu'(z_v2[j]) adj_v2[j]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_v2 = t["adj_v2"]
     return drelu_z_v2 * adj_v2
@@ -102,6 +103,7 @@ def _adj_v1(t):
 def _adj_z_v1(t):
     """adj_z_v1[j] = relu'(z_v1[j]) adj_v1[j]"""
     z_v1 = t["z_v1"]
+    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     adj_v1 = t["adj_v1"]
     return drelu_z_v1 * adj_v1
@@ -110,6 +112,7 @@ def _adj_z_v1(t):
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = relu'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
+    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     # einsum("Bj,ji->Bji", drelu_z_v1, np.eye(5))
     return np.eye(5) * drelu_z_v1[:, :, None]
@@ -126,6 +129,7 @@ def _jac_z_v2__z_v1(t):
 def _jac_v2__z_v1(t):
     """jac_v2__z_v1[j,i] = relu'(z_v2[j]) jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bji->Bji", drelu_z_v2, jac_z_v2__z_v1)
@@ -135,6 +139,7 @@ def _jac_v2__z_v1(t):
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = relu'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     # einsum("Bj,ji->Bji", drelu_z_v2, np.eye(5))
     return np.eye(5) * drelu_z_v2[:, :, None]

@@ -86,6 +86,7 @@ def _adj_v2(t):
 def _adj_z_v2(t):
     """adj_z_v2[j] = relu'(z_v2[j]) adj_v2[j]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_v2 = t["adj_v2"]
     return drelu_z_v2 * adj_v2
@@ -102,6 +103,7 @@ def _adj_v1(t):
 def _adj_z_v1(t):
     """adj_z_v1[j] = relu'(z_v1[j]) adj_v1[j]"""
     z_v1 = t["z_v1"]
+    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     adj_v1 = t["adj_v1"]
     return drelu_z_v1 * adj_v1
@@ -110,6 +112,7 @@ def _adj_z_v1(t):
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = relu'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
+    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     # einsum("Bj,ji->Bji", drelu_z_v1, np.eye(2))
     return np.eye(2) * drelu_z_v1[:, :, None]
@@ -126,6 +129,7 @@ def _jac_z_v2__z_v1(t):
 def _jac_v2__z_v1(t):
     """jac_v2__z_v1[j,i] = relu'(z_v2[j]) jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bji->Bji", drelu_z_v2, jac_z_v2__z_v1)
@@ -135,6 +139,7 @@ def _jac_v2__z_v1(t):
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = relu'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     # einsum("Bj,ji->Bji", drelu_z_v2, np.eye(2))
     return np.eye(2) * drelu_z_v2[:, :, None]
@@ -630,6 +635,7 @@ def _third_W1__W1__W2(params, data):
     tmp_29 = tmp_27[:, :, :, None] * x[:, None, None]
     tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     U = t["U"]
     hobj_p__p = t["hobj_p__p"]
@@ -722,6 +728,7 @@ def _third_W1__W2__W1(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W1,W2,W1[j,i,k,l,m,n] = Σ_c relu'(z_v2[k]) U[c,k] jac_p__z_v1[c,m] jac_v1__z_v1[l,j] x[i] x[n] softmax_c(p[c]) - Σ_co relu'(z_v2[k]) U[c,k] jac_p__z_v1[o,m] jac_v1__z_v1[l,j] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,m] jac_p__z_v2[c,k] v1[l] x[i] x[n] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[c,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[p,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_p(p[p]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[c,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] x[i] x[n]
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     U = t["U"]
     jac_p__z_v1 = t["jac_p__z_v1"]
@@ -802,6 +809,7 @@ def _third_W1__W2__W2(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W1,W2,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[k]) U[c,k] jac_p__z_v2[c,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_c(p[c]) - Σ_co relu'(z_v2[k]) U[c,k] jac_p__z_v2[o,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[p,m] v1[l] v1[n] x[i] softmax_p(p[p]) softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_co relu'(z_v2[m]) U[c,m] hobj_p__p[c,o] jac_p__z_v2[o,k] jac_v1__z_v1[n,j] v1[l] x[i]
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     U = t["U"]
     jac_p__z_v2 = t["jac_p__z_v2"]
@@ -884,6 +892,7 @@ def _third_W1__W2__U(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W1,W2,U[j,i,k,l,m,n] = relu'(z_v2[k]) δ[k,n] adj_p[m] jac_v1__z_v1[l,j] x[i] + relu'(z_v2[k]) U[m,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_m(p[m]) - Σ_c relu'(z_v2[k]) U[c,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] v1[l] v2[n] x[i] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + Σ_c hobj_p__p[m,c] jac_p__z_v2[c,k] jac_v2__z_v1[n,j] v1[l] x[i] + Σ_c hobj_p__p[c,m] jac_p__z_v1[c,j] jac_v2__z_v2[n,k] v1[l] x[i]
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_p = t["adj_p"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
@@ -893,7 +902,6 @@ def _third_W1__W2__U(params, data):
     tmp_2 = x[:, :, None, None] * jac_v1__z_v1[:, None]
     tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
     U = t["U"]
-    v2 = t["v2"]
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
     # einsum("Bk,mk,Blj,Bn,Bi,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p)
@@ -1048,6 +1056,7 @@ def _third_W1__U__W2(params, data):
     tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
     tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_p = t["adj_p"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
@@ -1056,7 +1065,6 @@ def _third_W1__U__W2(params, data):
     tmp_9 = x[:, :, None, None] * jac_v1__z_v1[:, None]
     tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
     jac_p__z_v1 = t["jac_p__z_v1"]
-    v2 = t["v2"]
     # einsum("Blj,Blm,Bn,Bk,Bi,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
     tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
     tmp_12 = v2[:, :, None] * v1[:, None]
@@ -1175,6 +1183,7 @@ def _third_W2__W1__W1(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W2,W1,W1[j,i,k,l,m,n] = Σ_c relu'(z_v2[j]) U[c,j] jac_p__z_v1[c,m] jac_v1__z_v1[i,k] x[n] x[l] softmax_c(p[c]) - Σ_co relu'(z_v2[j]) U[c,j] jac_p__z_v1[o,m] jac_v1__z_v1[i,k] x[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,m] jac_p__z_v1[c,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[o,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[c,k] jac_p__z_v2[o,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[p,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) softmax_p(p[p]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] x[n] x[l]
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     U = t["U"]
     jac_p__z_v1 = t["jac_p__z_v1"]
@@ -1255,6 +1264,7 @@ def _third_W2__W1__W2(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W2,W1,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[j]) U[c,j] jac_p__z_v2[c,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_c(p[c]) - Σ_co relu'(z_v2[j]) U[c,j] jac_p__z_v2[o,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[p,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) softmax_p(p[p]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + Σ_co relu'(z_v2[m]) U[c,m] hobj_p__p[o,c] jac_p__z_v2[o,j] jac_v1__z_v1[n,k] v1[i] x[l]
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     U = t["U"]
     jac_p__z_v2 = t["jac_p__z_v2"]
@@ -1337,6 +1347,7 @@ def _third_W2__W1__U(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W2,W1,U[j,i,k,l,m,n] = relu'(z_v2[j]) δ[j,n] adj_p[m] jac_v1__z_v1[i,k] x[l] + relu'(z_v2[j]) U[m,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_m(p[m]) - Σ_c relu'(z_v2[j]) U[c,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_o(p[o]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + Σ_c hobj_p__p[c,m] jac_p__z_v2[c,j] jac_v2__z_v1[n,k] v1[i] x[l] + Σ_c hobj_p__p[m,c] jac_p__z_v1[c,k] jac_v2__z_v2[n,j] v1[i] x[l]
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_p = t["adj_p"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
@@ -1346,7 +1357,6 @@ def _third_W2__W1__U(params, data):
     tmp_2 = x[:, :, None, None] * jac_v1__z_v1[:, None]
     tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
     U = t["U"]
-    v2 = t["v2"]
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
     # einsum("Bj,mj,Bik,Bn,Bl,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p)
@@ -1875,6 +1885,7 @@ def _third_U__W1__W2(params, data):
     tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
     tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_p = t["adj_p"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
@@ -1883,7 +1894,6 @@ def _third_U__W1__W2(params, data):
     tmp_9 = x[:, :, None, None] * jac_v1__z_v1[:, None]
     tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
     jac_p__z_v1 = t["jac_p__z_v1"]
-    v2 = t["v2"]
     # einsum("Bli,Blm,Bn,Bj,Bk,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
     tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
     tmp_12 = v2[:, :, None] * v1[:, None]

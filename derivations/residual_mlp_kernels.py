@@ -94,7 +94,8 @@ def _adj_v1(t):
 def _adj_z_v1(t):
     """adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]"""
     z_v1 = t["z_v1"]
-    dtanh_z_v1 = 1 - np.tanh(z_v1)**2
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
     adj_v1 = t["adj_v1"]
     return dtanh_z_v1 * adj_v1
 
@@ -102,7 +103,8 @@ def _adj_z_v1(t):
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = tanh'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
-    dtanh_z_v1 = 1 - np.tanh(z_v1)**2
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
     # einsum("Bj,ji->Bji", dtanh_z_v1, np.eye(3))
     return np.eye(3) * dtanh_z_v1[:, :, None]
 
@@ -304,7 +306,8 @@ def hessian(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W1,W1[j,i,k,l] = tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c tanh''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
     z_v1 = t["z_v1"]
-    d2tanh_z_v1 = 2*(np.tanh(z_v1)**2 - 1)*np.tanh(z_v1)
+    v1 = t["v1"]
+    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
     adj_v1 = t["adj_v1"]
     x = t["x"]
     # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_v1, np.eye(3), adj_v1, x, x)
@@ -344,7 +347,6 @@ def hessian(params, data):
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
     tmp_18 = x[:, :, None] * adj_z_v2[:, None]
-    v1 = t["v1"]
     # einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
     tmp_19 = adj_v2 * d2tanh_z_v2
     tmp_20 = tmp_19[:, :, None] * jac_z_v2__z_v1
@@ -483,7 +485,8 @@ def hvp(params, data, vector):
     vector_W1 = vector["W1"]
     # Σ H[W1,W1]·vector[W1], one einsum per term of: tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c tanh''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
     z_v1 = t["z_v1"]
-    d2tanh_z_v1 = 2*(np.tanh(z_v1)**2 - 1)*np.tanh(z_v1)
+    v1 = t["v1"]
+    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
     adj_v1 = t["adj_v1"]
     x = t["x"]
     # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2tanh_z_v1, np.eye(3), adj_v1, x, x, vector_W1)
@@ -532,7 +535,6 @@ def hvp(params, data, vector):
     # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
     tmp_24 = vector_W2.T @ adj_z_v2.T
     tmp_25 = (tmp_24.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
-    v1 = t["v1"]
     # einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W2)
     tmp_26 = adj_v2 * d2tanh_z_v2
     tmp_27 = vector_W2 @ v1.T

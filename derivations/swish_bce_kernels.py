@@ -76,6 +76,7 @@ def _adj_v2(t):
 def _adj_z_v2(t):
     """adj_z_v2[j] = softplus'(z_v2[j]) adj_v2[j]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
     adj_v2 = t["adj_v2"]
     return dsoftplus_z_v2 * adj_v2
@@ -92,6 +93,7 @@ def _adj_v1(t):
 def _adj_z_v1(t):
     """adj_z_v1[j] = swish'(z_v1[j]) adj_v1[j]"""
     z_v1 = t["z_v1"]
+    v1 = t["v1"]
     dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
     adj_v1 = t["adj_v1"]
     return dswish_z_v1 * adj_v1
@@ -100,6 +102,7 @@ def _adj_z_v1(t):
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = swish'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
+    v1 = t["v1"]
     dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
     # einsum("Bj,ji->Bji", dswish_z_v1, np.eye(4))
     return np.eye(4) * dswish_z_v1[:, :, None]
@@ -116,6 +119,7 @@ def _jac_z_v2__z_v1(t):
 def _jac_v2__z_v1(t):
     """jac_v2__z_v1[j,i] = softplus'(z_v2[j]) jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bji->Bji", dsoftplus_z_v2, jac_z_v2__z_v1)
@@ -125,6 +129,7 @@ def _jac_v2__z_v1(t):
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = softplus'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
     # einsum("Bj,ji->Bji", dsoftplus_z_v2, np.eye(4))
     return np.eye(4) * dsoftplus_z_v2[:, :, None]
@@ -310,6 +315,7 @@ def hessian(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W1,W1[j,i,k,l] = swish''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c softplus''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
     z_v1 = t["z_v1"]
+    v1 = t["v1"]
     d2swish_z_v1 = (-z_v1*(1 - 2*np.exp(-z_v1)/(1 + np.exp(-z_v1))) + 2)*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2
     adj_v1 = t["adj_v1"]
     x = t["x"]
@@ -318,6 +324,7 @@ def hessian(params, data):
     tmp_2 = x[:, :, None] * x[:, None]
     tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     d2softplus_z_v2 = (1 - np.exp(z_v2)/(np.exp(z_v2) + 1))*np.exp(z_v2)/(np.exp(z_v2) + 1)
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
@@ -338,7 +345,6 @@ def hessian(params, data):
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
     tmp_11 = x[:, :, None] * adj_z_v2[:, None]
-    v1 = t["v1"]
     # einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
     tmp_12 = adj_v2 * d2softplus_z_v2
     tmp_13 = tmp_12[:, :, None] * jac_z_v2__z_v1
@@ -354,7 +360,6 @@ def hessian(params, data):
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
     tmp_18 = x[:, :, None] * adj_p[:, None]
-    v2 = t["v2"]
     # einsum("Bcl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
     tmp_19 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
     tmp_20 = x[:, :, None] * v2[:, None]
@@ -430,6 +435,7 @@ def hvp(params, data, vector):
     vector_W1 = vector["W1"]
     # Σ H[W1,W1]·vector[W1], one einsum per term of: swish''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c softplus''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
     z_v1 = t["z_v1"]
+    v1 = t["v1"]
     d2swish_z_v1 = (-z_v1*(1 - 2*np.exp(-z_v1)/(1 + np.exp(-z_v1))) + 2)*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2
     adj_v1 = t["adj_v1"]
     x = t["x"]
@@ -439,6 +445,7 @@ def hvp(params, data, vector):
     tmp_3 = tmp_2.T @ x.T
     tmp_4 = tmp_3 * tmp.T
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     d2softplus_z_v2 = (1 - np.exp(z_v2)/(np.exp(z_v2) + 1))*np.exp(z_v2)/(np.exp(z_v2) + 1)
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
@@ -463,7 +470,6 @@ def hvp(params, data, vector):
     # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
     tmp_14 = vector_W2.T @ adj_z_v2.T
     tmp_15 = (tmp_14.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
-    v1 = t["v1"]
     # einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W2)
     tmp_16 = adj_v2 * d2softplus_z_v2
     tmp_17 = vector_W2 @ v1.T
@@ -483,7 +489,6 @@ def hvp(params, data, vector):
     # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U)
     tmp_24 = vector_U.T @ adj_p.T
     tmp_25 = (tmp_24.T[..., None, :] @ jac_v2__z_v1)[..., 0, :]
-    v2 = t["v2"]
     # einsum("Bcl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U)
     tmp_26 = vector_U @ v2.T
     tmp_27 = (tmp_26.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]

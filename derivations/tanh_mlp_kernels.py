@@ -79,6 +79,7 @@ def _adj_v2(t):
 def _adj_z_v2(t):
     """adj_z_v2[j] = sigmoid'(z_v2[j]) adj_v2[j]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
     adj_v2 = t["adj_v2"]
     return dsigmoid_z_v2 * adj_v2
@@ -95,7 +96,8 @@ def _adj_v1(t):
 def _adj_z_v1(t):
     """adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]"""
     z_v1 = t["z_v1"]
-    dtanh_z_v1 = 1 - np.tanh(z_v1)**2
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
     adj_v1 = t["adj_v1"]
     return dtanh_z_v1 * adj_v1
 
@@ -103,7 +105,8 @@ def _adj_z_v1(t):
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = tanh'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
-    dtanh_z_v1 = 1 - np.tanh(z_v1)**2
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
     # einsum("Bj,ji->Bji", dtanh_z_v1, np.eye(4))
     return np.eye(4) * dtanh_z_v1[:, :, None]
 
@@ -119,6 +122,7 @@ def _jac_z_v2__z_v1(t):
 def _jac_v2__z_v1(t):
     """jac_v2__z_v1[j,i] = sigmoid'(z_v2[j]) jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_v2, jac_z_v2__z_v1)
@@ -128,6 +132,7 @@ def _jac_v2__z_v1(t):
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = sigmoid'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
+    v2 = t["v2"]
     dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
     # einsum("Bj,ji->Bji", dsigmoid_z_v2, np.eye(4))
     return np.eye(4) * dsigmoid_z_v2[:, :, None]
@@ -313,7 +318,8 @@ def hessian(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W1,W1[j,i,k,l] = tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
     z_v1 = t["z_v1"]
-    d2tanh_z_v1 = 2*(np.tanh(z_v1)**2 - 1)*np.tanh(z_v1)
+    v1 = t["v1"]
+    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
     adj_v1 = t["adj_v1"]
     x = t["x"]
     # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_v1, np.eye(4), adj_v1, x, x)
@@ -321,7 +327,8 @@ def hessian(params, data):
     tmp_2 = x[:, :, None] * x[:, None]
     tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
     z_v2 = t["z_v2"]
-    d2sigmoid_z_v2 = (-1 + 2*np.exp(-z_v2)/(1 + np.exp(-z_v2)))*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    v2 = t["v2"]
+    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x)
@@ -353,7 +360,6 @@ def hessian(params, data):
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
     tmp_18 = x[:, :, None] * adj_z_v2[:, None]
-    v1 = t["v1"]
     # einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
     tmp_19 = adj_v2 * d2sigmoid_z_v2
     tmp_20 = tmp_19[:, :, None] * jac_z_v2__z_v1
@@ -377,7 +383,6 @@ def hessian(params, data):
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
     tmp_29 = x[:, :, None] * adj_p[:, None]
-    v2 = t["v2"]
     # einsum("cl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
     tmp_30 = x[:, :, None] * v2[:, None]
     tmp_31 = np.tensordot(tmp_30, jac_p__z_v1, axes=([0], [0]))
@@ -552,7 +557,8 @@ def hvp(params, data, vector):
     vector_W1 = vector["W1"]
     # Σ H[W1,W1]·vector[W1], one einsum per term of: tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
     z_v1 = t["z_v1"]
-    d2tanh_z_v1 = 2*(np.tanh(z_v1)**2 - 1)*np.tanh(z_v1)
+    v1 = t["v1"]
+    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
     adj_v1 = t["adj_v1"]
     x = t["x"]
     # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2tanh_z_v1, np.eye(4), adj_v1, x, x, vector_W1)
@@ -561,7 +567,8 @@ def hvp(params, data, vector):
     tmp_3 = tmp_2.T @ x.T
     tmp_4 = tmp_3 * tmp.T
     z_v2 = t["z_v2"]
-    d2sigmoid_z_v2 = (-1 + 2*np.exp(-z_v2)/(1 + np.exp(-z_v2)))*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    v2 = t["v2"]
+    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x, vector_W1)
@@ -601,7 +608,6 @@ def hvp(params, data, vector):
     # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
     tmp_24 = vector_W2.T @ adj_z_v2.T
     tmp_25 = (tmp_24.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
-    v1 = t["v1"]
     # einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W2)
     tmp_26 = adj_v2 * d2sigmoid_z_v2
     tmp_27 = vector_W2 @ v1.T
@@ -632,7 +638,6 @@ def hvp(params, data, vector):
     # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U)
     tmp_40 = vector_U.T @ adj_p.T
     tmp_41 = (tmp_40.T[..., None, :] @ jac_v2__z_v1)[..., 0, :]
-    v2 = t["v2"]
     # einsum("cl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U)
     tmp_42 = vector_U.T @ hobj_p__p.T
     tmp_43 = tmp_42.T @ v2.T

@@ -65,7 +65,8 @@ def _adj_h(t):
 def _adj_z_h(t):
     """adj_z_h[j] = tanh'(z_h[j]) adj_h[j]"""
     z_h = t["z_h"]
-    dtanh_z_h = 1 - np.tanh(z_h)**2
+    h = t["h"]
+    dtanh_z_h = 1 - h**2
     adj_h = t["adj_h"]
     return dtanh_z_h * adj_h
 
@@ -73,7 +74,8 @@ def _adj_z_h(t):
 def _jac_h__z_h(t):
     """jac_h__z_h[j,i] = tanh'(z_h[j]) δ[j,i]"""
     z_h = t["z_h"]
-    dtanh_z_h = 1 - np.tanh(z_h)**2
+    h = t["h"]
+    dtanh_z_h = 1 - h**2
     # einsum("Bj,ji->Bji", dtanh_z_h, np.eye(2))
     return np.eye(2) * dtanh_z_h[:, :, None]
 
@@ -212,7 +214,8 @@ def hessian(params, data):
     B = t["x"].shape[0]
     # ∂f/∂W,W[j,i,k,l] = tanh''(z_h[j]) δ[j,k] adj_h[j] x[i] x[l] + adj_r[i] jac_h__z_h[j,k] x[l] + adj_r[l] jac_h__z_h[k,j] x[i] + Σ_cm hobj_r__r[c,m] jac_r__z_h[c,j] jac_r__z_h[m,k] x[i] x[l] + Σ_c h[k] hobj_r__r[c,l] jac_r__z_h[c,j] x[i] + Σ_c h[j] hobj_r__r[i,c] jac_r__z_h[c,k] x[l] + h[j] h[k] hobj_r__r[i,l]
     z_h = t["z_h"]
-    d2tanh_z_h = 2*(np.tanh(z_h)**2 - 1)*np.tanh(z_h)
+    h = t["h"]
+    d2tanh_z_h = 2*h*(h**2 - 1)
     adj_h = t["adj_h"]
     x = t["x"]
     # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h, np.eye(2), adj_h, x, x)
@@ -231,7 +234,6 @@ def hessian(params, data):
     tmp_6 = np.tensordot(jac_r__z_h, hobj_r__r, axes=([1], [0]))
     tmp_7 = tmp_6 @ jac_r__z_h
     tmp_8 = x[:, :, None] * x[:, None]
-    h = t["h"]
     # einsum("Bk,cl,Bcj,Bi->jikl", h, hobj_r__r, jac_r__z_h, x)
     tmp_9 = x[:, :, None] * h[:, None]
     tmp_10 = np.tensordot(tmp_9, jac_r__z_h, axes=([0], [0]))
@@ -302,7 +304,8 @@ def hvp(params, data, vector):
     vector_W = vector["W"]
     # Σ H[W,W]·vector[W], one einsum per term of: tanh''(z_h[j]) δ[j,k] adj_h[j] x[i] x[l] + adj_r[i] jac_h__z_h[j,k] x[l] + adj_r[l] jac_h__z_h[k,j] x[i] + Σ_cm hobj_r__r[c,m] jac_r__z_h[c,j] jac_r__z_h[m,k] x[i] x[l] + Σ_c h[k] hobj_r__r[c,l] jac_r__z_h[c,j] x[i] + Σ_c h[j] hobj_r__r[i,c] jac_r__z_h[c,k] x[l] + h[j] h[k] hobj_r__r[i,l]
     z_h = t["z_h"]
-    d2tanh_z_h = 2*(np.tanh(z_h)**2 - 1)*np.tanh(z_h)
+    h = t["h"]
+    d2tanh_z_h = 2*h*(h**2 - 1)
     adj_h = t["adj_h"]
     x = t["x"]
     # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2tanh_z_h, np.eye(2), adj_h, x, x, vector_W)
@@ -325,7 +328,6 @@ def hvp(params, data, vector):
     tmp_10 = (tmp_9.T[..., None, :] @ (jac_r__z_h.transpose(0, 2, 1)))[..., 0, :]
     tmp_11 = tmp_10 @ hobj_r__r.T
     tmp_12 = (tmp_11[..., None, :] @ jac_r__z_h)[..., 0, :]
-    h = t["h"]
     # einsum("Bk,cl,Bcj,Bi,kl->ji", h, hobj_r__r, jac_r__z_h, x, vector_W)
     tmp_13 = vector_W @ hobj_r__r.T
     tmp_14 = tmp_13.T @ h.T

@@ -166,8 +166,9 @@ class Deriver:
         self.quant: dict[Quantity, QDef] = {}
         self._local: dict[tuple, Rel] = {}
         self._deps: dict[str, frozenset[str]] = {}
+        self._refs = {n.name: ref_names(n.expr) for n in self.nodes}  # asked for on every rule
         for n in self.nodes:
-            direct = {r for r in ref_names(n.expr) if r in self.node}
+            direct = {r for r in self._refs[n.name] if r in self.node}
             self._deps[n.name] = frozenset(direct.union(*(self._deps[r] for r in direct)))
 
     # -- small helpers ---------------------------------------------------
@@ -185,7 +186,7 @@ class Deriver:
         return a in self._deps and s in self._deps[a]
 
     def consumers(self, n: str) -> tuple[str, ...]:
-        return tuple(m.name for m in self.nodes if n in ref_names(m.expr))
+        return tuple(m.name for m in self.nodes if n in self._refs[m.name])
 
     def sites(self, theta: str) -> tuple[str, ...]:
         """Nodes whose expression uses parameter θ directly (the objective included)."""
@@ -193,7 +194,7 @@ class Deriver:
 
     def node_args(self, n: str) -> tuple[str, ...]:
         """Tensors in n's expression that can carry a derivative."""
-        return tuple(r for r in ref_names(self.node[n].expr) if r in self.node or r in self.params)
+        return tuple(r for r in self._refs[n] if r in self.node or r in self.params)
 
     def define(self, q: Quantity, indices: tuple[Index, ...], expr: Expr) -> Quantity:
         self.quant[q] = QDef(q, indices, self.S.simplify(expr))

@@ -126,12 +126,14 @@ class _Namer:
 
     def __init__(self, taken=()):
         self.taken = set(taken) | set(keyword.kwlist)
+        self.next: dict[str, int] = {}  # base -> next suffix to try (a scan from 2 is quadratic)
 
     def new(self, hint: str) -> str:
         base = _ident(hint)
-        name, k = base, 2
+        name, k = base, self.next.get(base, 2)
         while name in self.taken:
             name, k = f"{base}_{k}", k + 1
+        self.next[base] = k
         self.taken.add(name)
         return name
 
@@ -349,6 +351,14 @@ class _Scope:
         self.cache[key] = (val.code, val.batched)
         return val
 
+    def _known_value(self, e: Apply):
+        """The node already holding ``fn(args)`` when ``e`` is a derivative of that same
+        elementwise call of one tensor (same axes), so its value need not be recomputed."""
+        if len(e.args) != 1 or not isinstance(e.args[0], Ref) or e.args[0].indices != e.free:
+            return None
+        name = self.g.applied.get((e.fn.name, e.args[0].name))
+        return name if name is not None and name in self.g.batched and name != self.g.net.objective else None
+
     def _label(self, e: Expr) -> str:
         return self.g.ident[e.name] if isinstance(e, Ref) else "expr"
 
@@ -358,10 +368,15 @@ class _Scope:
         body = self.g.table.derivative(e.fn.name, e.fn.deriv)
         codes = [_align(v.code, v.idx, v.batched, order, batched) for v in args]
         codes = [c if re.fullmatch(r"[\w.]+", c) else self.bind(v.code + "_b", c) for c, v in zip(codes, args)]
+        value, reused = self._known_value(e), False
+        if value is not None and e.fn.deriv != (0,) * len(e.args):  # tanh' = 1 - tanh²: reuse v = tanh(z)
+            sym = sympy.Symbol(self.ref(value), real=True)
+            body = body.xreplace({self.g.table.derivative(e.fn.name, (0,) * len(e.args)): sym})
+            reused = sym in body.free_symbols
         used = [k for k in range(len(args)) if ARG[k] in body.free_symbols]
         text = _PRINTER.doprint(body.xreplace({ARG[k]: sympy.Symbol(codes[k], real=True) for k in used}))
         covered = {i for k in used for i in args[k].idx}
-        if covered != set(order) or (batched and not any(args[k].batched for k in used)):
+        if not reused and (covered != set(order) or (batched and not any(args[k].batched for k in used))):
             shapes = ", ".join(f"np.shape({c})" for c in codes)
             text = f"np.broadcast_to({text}, np.broadcast_shapes({shapes}))"
         d = e.fn.deriv
@@ -401,6 +416,11 @@ class _Generator:
         self.key = {n: (self.ident[n] if isinstance(n, Quantity) else n) for n in self.ident}
         self.batched = {t.name: not t.is_param for t in self.net.tensors}
         self.params = [t.name for t in self.net.params]
+        #: (function, argument tensor) -> node defined as that elementwise call, e.g. ("tanh", "z_v1") -> "v1"
+        self.applied = {(n.expr.fn.name, n.expr.args[0].name): n.name for n in self.d.nodes
+                        if isinstance(n.expr, Apply) and len(n.expr.args) == 1
+                        and isinstance(n.expr.args[0], Ref) and n.expr.args[0].indices == n.indices
+                        and n.expr.fn.deriv == (0,)}
         self.shape = {t.name: tuple(self.dim(i) for i in t.indices) for t in self.net.tensors}
         first_data = self.net.data[0].name if self.net.data else None
         self.batch_line = f'B = t["{first_data}"].shape[0]' if first_data else "B = 1"
