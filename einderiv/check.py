@@ -36,6 +36,7 @@ from . import ir
 from . import syntax as S
 from .errors import (EinderivError, FunctionError, IndexError_, Location, NameError_, ShapeError,
                      UsageError)
+from .families import Families, to_label
 from .functions import ARG, BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
 from .network import Definition, Network, TensorDecl, UserFunction, dim_symbol
 from .objectives import objective_expr
@@ -124,6 +125,7 @@ class _Checker:
         self.arity: dict[str, int] = {}
         self.shapes: dict[str, _Shape] = {}
         self.bodies: dict[str, sympy.Expr] = {}  # user functions, for folding calls on numbers
+        self.fam = Families(path, self.sizes)
 
     def loc(self, node: S.Node) -> Location:
         return Location(self.path, node.line, node.column)
@@ -133,6 +135,7 @@ class _Checker:
 
     def ident(self, name: str, what: str, node: S.Node) -> None:
         """Names reach generated code: only plain identifiers, never keywords."""
+        name = re.sub(r"\(-?\d+\)\Z", "", name)  # a family member h(3): its base name
         if not _IDENT.match(name):
             raise NameError_(f"'{name}' is not a valid {what} name; expected a letter followed by "
                              "letters, digits or '_'", self.loc(node))
@@ -146,8 +149,8 @@ class _Checker:
         st = module.statements
         dims = self.dims([d for s in st if isinstance(s, S.Dims) for d in s.items])
         functions = self.functions([s for s in st if isinstance(s, S.FunctionDef)])
-        tensors = self.tensors([s for s in st if isinstance(s, S.Decl)])
-        assigns = [s for s in st if isinstance(s, S.Assign)]
+        tensors = self.tensors([m for s in st if isinstance(s, S.Decl) for m in self.fam.unroll_decl(s)])
+        assigns = [m for s in st if isinstance(s, S.Assign) for m in self.fam.unroll_assign(s)]
         self.names(assigns, tensors)
         definitions = [self.definition(a) for a in self.order(assigns)]
         objective = self.objective(definitions, assigns)
@@ -178,7 +181,10 @@ class _Checker:
     def value(self, dim: sympy.Expr) -> int | None:
         if dim.is_Integer:
             return int(dim)
-        return self.sizes.get(str(dim))
+        if dim.is_Symbol:
+            return self.sizes.get(str(dim))
+        v = dim.xreplace({dim_symbol(n): s for n, s in self.sizes.items() if s is not None})
+        return int(v) if v.is_Integer else None  # a window's position count, N - A + 1
 
     def same(self, a: sympy.Expr, b: sympy.Expr) -> bool:
         """Symbolically equal, or both known and numerically equal."""
@@ -317,22 +323,27 @@ class _Checker:
                                  self.loc(a))
             first[a.name] = a
         for a in assigns:
-            for node in S.walk(a.expr):
+            for node in self.walk(a.expr):
                 if (isinstance(node, S.Use) and node.name not in self.shapes and node.name not in first
                         and node.name not in self.sizes):
                     hint = ""
-                    if node.name in BUILTINS or node.name in self.arity or node.name in OBJECTIVES:
+                    if node.name in self.fam.members:
+                        hint = (f"; '{node.name}' is a family: name a member with its label, e.g. "
+                                f"{node.name}(t) or {node.name}({max(self.fam.members[node.name])})")
+                    elif node.name in BUILTINS or node.name in self.arity or node.name in OBJECTIVES:
                         hint = f"; '{node.name}' is a function: write {node.name}(...) with no space before '('"
                     else:
                         known = ", ".join([t.name for t in tensors] + list(first))
                         hint = f"; expected a declared or defined tensor: {known or 'none so far'}"
                     raise NameError_(f"undefined tensor '{node.name}'{hint}", self.loc(node))
+                if isinstance(node, S.Call) and node.name in self.shapes and node.name not in self.fam.members:
+                    raise IndexError_(f"'{node.name}' is not a family: write {node.name} without a label, "
+                                      f"or declare {node.name}(t) ... for t = 1..T", self.loc(node))
 
     def order(self, assigns: list[S.Assign]) -> list[S.Assign]:
         """Dependency order, stable: the earliest definition whose inputs are ready goes next."""
         by_name = {a.name: a for a in assigns}
-        deps = {a.name: [n.name for n in S.walk(a.expr) if isinstance(n, S.Use) and n.name in by_name]
-                for a in assigns}
+        deps = {a.name: [n for n in self.uses(a) if n in by_name] for a in assigns}
         done: set[str] = set()
         out: list[S.Assign] = []
         remaining = list(assigns)
@@ -343,6 +354,30 @@ class _Checker:
             remaining.remove(ready)
             done.add(ready.name)
             out.append(ready)
+        return out
+
+    def walk(self, node: S.Expr):
+        """:func:`syntax.walk` without the labels of family uses (the ``t`` of ``h(t-1)``)."""
+        yield node
+        if isinstance(node, S.Call) and node.name in self.fam.members:
+            return
+        for child in (getattr(node, "left", None), getattr(node, "right", None), getattr(node, "operand", None)):
+            if child is not None:
+                yield from self.walk(child)
+        for arg in getattr(node, "args", ()):
+            yield from self.walk(arg)
+
+    def uses(self, a: S.Assign) -> list[str]:
+        """Tensors ``a`` refers to; a family use whose label is summed over (sum_t) uses every member."""
+        out = []
+        for n in self.walk(a.expr):
+            if isinstance(n, S.Use):
+                out.append(n.name)
+            elif isinstance(n, S.Call) and n.name in self.fam.members and len(n.args) == 1:
+                try:
+                    out.append(self.fam.resolve(n, self.fam.env.get(a.name, {})))
+                except EinderivError:  # a label summed over, or an error the checker reports in place
+                    out.extend(self.fam.members[n.name].values())
         return out
 
     def cycle(self, remaining, deps, by_name) -> NameError_:
@@ -359,13 +394,15 @@ class _Checker:
 
     # --------------------------------------------------------- definitions
     def definition(self, a: S.Assign) -> Definition:
-        scope = _Scope(self, a)
+        scope = _Scope(self, a, self.fam.env.get(a.name, {}))
         lhs = [ix.name for ix in a.indices]
         for k, ix in enumerate(a.indices):
             self.ident(ix.name, "index", ix)
             if ix.name in lhs[:k]:
                 raise IndexError_(f"index '{ix.name}' appears twice on the left side of {a.name}", self.loc(ix))
         expr, locs = scope.expr(a.expr)
+        if ir.is_zero(expr):
+            raise scope.all_zero(a.expr)
         if set(locs) != set(lhs):
             raise IndexError_(
                 f"free indices differ: the left side {S.written(a.name, a.indices)} has {_fmt(lhs)} but the "
@@ -392,14 +429,32 @@ class _Checker:
 class _Scope:
     """The indices of one definition: one :class:`ir.Index` per name."""
 
-    def __init__(self, checker: _Checker, a: S.Assign):
+    def __init__(self, checker: _Checker, a: S.Assign, env: dict[str, int]):
         self.c = checker
+        self.env = dict(env)  # range variables: {'t': 3} inside h(3)
         self.name = a.name
         self.L = {ix.name for ix in a.indices}
         self.index: dict[str, ir.Index] = {}
         self.origin: dict[str, tuple[str, int, sympy.Expr]] = {}
         self.written = {ix.name for ix in a.indices} | {
-            ix.name for n in S.walk(a.expr) if isinstance(n, S.Use) for ix in n.indices}
+            ix.name for n in S.walk(a.expr) if isinstance(n, (S.Use, S.Call)) for ix in n.indices}
+        #: sizes of plain indices known from any use in the definition (for index arithmetic)
+        self.known: dict[str, sympy.Expr] = {}
+        for n in S.walk(a.expr):
+            name = n.name if isinstance(n, S.Use) else self.member_of(n)
+            if name in checker.shapes and len(checker.shapes[name].dims) == len(n.indices):
+                for ix, dim in zip(n.indices, checker.shapes[name].dims):
+                    if not ix.terms:
+                        self.known.setdefault(ix.name, dim)
+
+    def member_of(self, n) -> str | None:
+        """The member name of a family use ``h(t-1)`` (None if it is something else or out of range)."""
+        if not isinstance(n, S.Call) or n.name not in self.c.fam.members:
+            return None
+        try:
+            return self.c.fam.resolve(n, self.env)
+        except EinderivError:
+            return None
 
     # Each method returns (IR, {free index name: location of its first occurrence}).
     def expr(self, node: S.Expr):
@@ -409,9 +464,13 @@ class _Scope:
 
     def sum(self, node: S.Sum):
         terms, first = [], None
+        zero_ok = True
         for negate, t in S.flat_sum(node):
             factors = ([("neg", None)] if negate else []) + S.flat_product(t)
             e, locs = self.product(factors, t)
+            if ir.is_zero(e) and zero_ok:  # a product with a zero member (h(0) = 0) drops out
+                first = locs if first is None else first
+                continue
             if first is None:
                 first = locs
             elif set(locs) != set(first):
@@ -424,13 +483,21 @@ class _Scope:
                                   f"{_fmt(locs)}; every term must carry the same free indices{hint}",
                                   self.c.loc(t))
             terms.append(e)
-        return ir.Add(tuple(terms)), first
+        if not terms:
+            raise self.all_zero(node)
+        return (ir.Add(tuple(terms)) if len(terms) > 1 else terms[0]), first
+
+    def all_zero(self, node: S.Expr) -> IndexError_:
+        names = ", ".join(sorted(self.c.fam.zero))
+        return IndexError_(f"this expression is identically zero: every term uses a zero member ({names}); "
+                           "drop it or give the member a value", self.c.loc(node))
 
     def product(self, factors, node: S.Expr):
         if len(factors) == 1 and factors[0][0] == "expr":
             factors = S.flat_product(factors[0][1])
         irs: list[ir.Expr] = []
         occ: dict[str, list[Location]] = {}
+        zero = False
         for kind, n in factors:
             if kind == "neg":
                 irs.append(_MINUS_ONE)
@@ -439,6 +506,7 @@ class _Scope:
                 irs.append(self.reciprocal(n))
                 continue
             e, seen = self.factor(n)
+            zero = zero or ir.is_zero(e)
             irs.append(e)
             for name, where in seen:
                 occ.setdefault(name, []).append(where)
@@ -447,6 +515,8 @@ class _Scope:
                 raise IndexError_(f"index '{name}' appears {len(where)} times in one product; an index may "
                                   f"appear at most twice (then it is summed) unless it is on the left side "
                                   f"of {self.name}", where[2])
+        if zero:
+            return ir.ZERO, {n: w[0] for n, w in occ.items() if len(w) == 1 or n in self.L}
         out = tuple(self.index[n] for n, w in occ.items() if len(w) == 1 or n in self.L)
         if len(irs) == 1 and irs[0].free == out:
             e = irs[0]
@@ -456,13 +526,18 @@ class _Scope:
 
     def factor(self, n: S.Expr):
         """IR of one factor and its index occurrences [(name, location)]."""
+        if isinstance(n, S.Call) and n.name in self.c.fam.members:  # h(t-1)^i: a family member
+            n = S.Use(n.line, n.column, self.c.fam.resolve(n, self.env), n.indices)
+            if n.name in self.c.fam.zero:
+                return ir.ZERO, [(ix.name, self.c.loc(ix)) for ix in n.indices]
         if isinstance(n, S.Use) and n.name not in self.c.shapes:  # a dimension used as a number
             if n.indices:
                 raise IndexError_(f"'{n.name}' is a dimension, a number: it takes no indices (write "
                                   f"{n.name}, not {S.written(n.name, n.indices)})", self.c.loc(n.indices[0]))
             return ir.Const(dim_symbol(n.name)), []
         if isinstance(n, S.Use):
-            return self.ref(n), [(ix.name, self.c.loc(ix)) for ix in n.indices]
+            return self.ref(n), [(name, self.c.loc(ix)) for ix in n.indices
+                                 for name in ([t for _, t in ix.terms] if ix.terms else [ix.name])]
         if isinstance(n, S.Number):
             return ir.Const(_number(n.text)), []
         if isinstance(n, S.Call):
@@ -485,14 +560,68 @@ class _Scope:
             return ir.Const(1 / e.value)
         return ir.Apply(ir.Fn("reciprocal", (0,)), (e,))
 
-    def ref(self, use: S.Use) -> ir.Ref:
+    def ref(self, use: S.Use) -> ir.Expr:
         shape = self.c.shapes[use.name]
         if len(use.indices) != len(shape.dims):
             n = len(shape.dims)
             raise IndexError_(f"wrong number of indices for {use.name}: its {shape.kind} {shape.written} "
                               f"(line {shape.line}) has {n}, this use has {len(use.indices)}", self.c.loc(use))
-        return ir.Ref(use.name, tuple(self.bind(ix, dim, use.name, k + 1)
-                                      for k, (ix, dim) in enumerate(zip(use.indices, shape.dims))))
+        if not any(ix.terms for ix in use.indices):
+            return ir.Ref(use.name, tuple(self.bind(ix, dim, use.name, k + 1)
+                                          for k, (ix, dim) in enumerate(zip(use.indices, shape.dims))))
+        indices, windows, out = [], [], []
+        for k, (ix, dim) in enumerate(zip(use.indices, shape.dims)):
+            if not ix.terms:
+                indices.append(self.bind(ix, dim, use.name, k + 1))
+                out.append(indices[-1])
+                continue
+            w = self.window(use, ix, dim, k + 1)
+            indices.append(w.u)
+            windows.append(w)
+            out += [w.t, w.a]
+        return ir.Prod(tuple(windows) + (ir.Ref(use.name, tuple(indices)),), ir._unique(out))
+
+    def window(self, use: S.Use, ix: S.Idx, dim: sympy.Expr, axis: int) -> ir.Window:
+        """``x^{s·t+a}`` on an axis of size N: S^u_{t,a} x^u, t over the valid positions
+        floor((N − A)/s) + 1 (valid padding: every s·t + a < N)."""
+        shown = f"{use.name}^{{{ix.name}}}"
+        if len(ix.terms) != 2 or ix.terms[0][1] == ix.terms[1][1]:
+            raise IndexError_(f"index arithmetic in {shown} takes two different indices, a position and an "
+                              "offset, as in x^{t+a} or x^{2t+a}", self.c.loc(ix))
+        strided = [k for k, (c, _) in enumerate(ix.terms) if c != 1]
+        for c, name in ix.terms:
+            if c < 1:
+                raise ShapeError(f"the stride in {shown} must be a positive integer, got {c}", self.c.loc(ix))
+        if len(strided) == 2:
+            raise IndexError_(f"index arithmetic in {shown} may give a stride to one index only (the position, "
+                              "2t+a); the offset counts kernel taps one by one", self.c.loc(ix))
+        if strided:
+            pos = strided[0]
+        else:  # the offset is the index whose size another tensor gives (the kernel's K_a)
+            sized = [k for k, (_, name) in enumerate(ix.terms) if name in self.known]
+            pos = 0 if len(sized) != 1 else 1 - sized[0]
+        (stride, t), (_, a) = ix.terms[pos], ix.terms[1 - pos]
+        if a not in self.known:
+            raise ShapeError(f"the size of the offset '{a}' in {shown} is unknown: it must also index a tensor, "
+                             f"as the kernel does in K_{a} x^{{t+{a}}}", self.c.loc(ix))
+        A = self.known[a]
+        count = sympy.floor((dim - A) / stride) + 1
+        value = self.c.value(count)
+        if value is not None and value < 1:
+            raise ShapeError(f"{use.name} axis {axis} has size {self.c.show(dim)} but the offset '{a}' in {shown} "
+                             f"has size {self.c.show(A)}: no valid position is left (valid padding needs the window "
+                             "inside the axis)", self.c.loc(ix))
+        if t in self.index and not self.c.same(self.index[t].dim, count):
+            t0, a0, d0 = self.origin[t]
+            raise ShapeError(f"index arithmetic out of range: {shown} has {self.c.show(count)} valid positions "
+                             f"'{t}' (valid padding) but {t0} axis {a0} gives '{t}' size {self.c.show(d0)}",
+                             self.c.loc(ix))
+        if t not in self.index:
+            self.index[t] = ir.Index(t, count)
+            self.origin[t] = (shown, axis, count)
+        a_ix = self.bind(S.Idx(ix.line, ix.column, a, ix.up), A, shown, axis)
+        u = ir.fresh(dim, "u")
+        return ir.Window(u, self.index[t], a_ix, stride)
 
     def bind(self, ix: S.Idx, dim: sympy.Expr, tensor: str, axis: int) -> ir.Index:
         """The scope's Index for ``ix``, checking it has the same size everywhere."""
@@ -523,6 +652,8 @@ class _Scope:
         args, locs = [], {}
         for a in n.args:
             e, l = self.expr(a)
+            if ir.is_zero(e):
+                raise self.all_zero(a)
             args.append(e)
             for k, v in l.items():
                 locs.setdefault(k, v)
@@ -540,6 +671,8 @@ class _Scope:
         if len(n.args) != 1:
             raise FunctionError(f"{n.name} takes 1 argument, got {len(n.args)}", self.c.loc(n))
         where = Location(self.c.path, n.line, n.column + len(kind) + 1)
+        if kind != "softmax" and k not in self.env and self.c.fam.uses_var(n.args[0], k):
+            return self.label_sum(n, kind, k)
         if not _IDENT.match(k) or "_" in k:
             raise IndexError_(f"'{k}' is not an index: {kind}_ must be followed by one index name "
                               f"(letters and digits), as in {kind}_k(...)", where)
@@ -566,12 +699,48 @@ class _Scope:
             factors = (ir.Const(1 / ix.dim),) + factors
         return ir.Prod(factors, out), {m: w for m, w in locs.items() if m != k}
 
+    def label_sum(self, n: S.Call, kind: str, k: str):
+        """``sum_t(e)`` over a family label: one copy of ``e`` per label value every family use in
+        ``e`` has a member for (``sum_t(squared_error(p(t), y(t)))`` over the steps of p)."""
+        values = None
+        for use in self.c.fam.uses_var(n.args[0], k):
+            lab = to_label(use.args[0], self.c.path)
+            have = set()
+            for m in self.c.fam.members[use.name]:
+                for v in range(-1000, 1001):  # labels are small integers; solve lab(v) == m
+                    if self.c.fam.value(lab, {**self.env, k: v}) == m:
+                        have.add(v)
+            values = have if values is None else values & have
+        if not values:
+            raise IndexError_(f"{n.name} sums over label '{k}', but no value of {k} names a member of every "
+                              "family used inside", self.c.loc(n))
+        terms, first = [], None
+        for v in sorted(values):
+            self.env[k] = v
+            try:
+                e, locs = self.expr(n.args[0])
+            finally:
+                del self.env[k]
+            first = locs if first is None else first
+            if not ir.is_zero(e):
+                terms.append(e)
+        if not terms:
+            raise self.all_zero(n.args[0])
+        e = ir.Add(tuple(terms)) if len(terms) > 1 else terms[0]
+        if kind == "mean":
+            e = ir.Prod((ir.Const(sympy.Rational(1, len(values))), e), e.free)
+        return e, first
+
     def objective_call(self, n: S.Call) -> ir.Expr:
         if len(n.args) != 2:
             raise FunctionError(f"objective '{n.name}' takes 2 arguments ({n.name}(p, y)), got {len(n.args)}",
                                 self.c.loc(n))
         shapes = []
+        args = []
         for a in n.args:
+            if isinstance(a, S.Call) and a.name in self.c.fam.members and not a.indices:
+                a = S.Use(a.line, a.column, self.c.fam.resolve(a, self.env), ())  # p(t): a member
+            args.append(a)
             if not isinstance(a, S.Use) or a.indices:
                 shown = f" (write {a.name}, not {S.written(a.name, a.indices)})" if isinstance(a, S.Use) else ""
                 raise FunctionError(f"the arguments of {n.name} must be bare tensor names, as in "
@@ -581,7 +750,7 @@ class _Scope:
                 raise ShapeError(f"{n.name} needs vectors (one index each), but {a.name} has {len(dims)} "
                                  f"ind{'ex' if len(dims) == 1 else 'ices'}", self.c.loc(a))
             shapes.append(dims[0])
-        p, y = n.args
+        p, y = args
         if not self.c.same(shapes[0], shapes[1]):
             raise ShapeError(f"{n.name} needs two vectors of the same size, but {p.name} has size "
                              f"{self.c.show(shapes[0])} and {y.name} has size {self.c.show(shapes[1])}",

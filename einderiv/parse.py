@@ -77,8 +77,47 @@ class _ToSyntax(Transformer):
 
     # -- index groups --------------------------------------------------
     def braced(self, toks):
-        names = [t for t in toks if t.type == "IDXNAME"]
-        return names, len(names) < len(toks)  # (names, written with a comma)
+        names = [t for t in toks if isinstance(t, tuple) or t.type == "IDXNAME"]
+        comma = any(not isinstance(t, tuple) and t.type == "COMMA" for t in toks)
+        return names, comma or any(isinstance(t, tuple) for t in names)
+
+    def aterm(self, toks):
+        coef = int(toks[0]) if len(toks) == 2 else 1
+        return coef, toks[-1]
+
+    def arith(self, terms):
+        """``2t+a`` → (text, first token, ((2, 't'), (1, 'a')))."""
+        text = "+".join((f"{c}" if c != 1 else "") + str(t) for c, t in terms)
+        return text, terms[0][1], tuple((c, str(t)) for c, t in terms)
+
+    # -- labels and ranges -------------------------------------------------
+    def lint(self, toks):
+        (t,) = toks
+        return S.Label(t.line, t.column, int(t), ())
+
+    def lname(self, toks):
+        (t,) = toks
+        return S.Label(t.line, t.column, 0, ((str(t), 1),))
+
+    @staticmethod
+    def _lcombine(a: S.Label, b: S.Label, sign: int) -> S.Label:
+        terms = dict(a.terms)
+        for n, c in b.terms:
+            terms[n] = terms.get(n, 0) + sign * c
+        return S.Label(a.line, a.column, a.const + sign * b.const, tuple((n, c) for n, c in terms.items() if c))
+
+    def lplus(self, toks):
+        return self._lcombine(toks[0], toks[1], 1)
+
+    def lminus(self, toks):
+        return self._lcombine(toks[0], toks[1], -1)
+
+    def label(self, toks):
+        return toks[0]
+
+    def range(self, toks):
+        var, lo, hi = toks
+        return S.Range(var.line, var.column, str(var), lo, hi)
 
     def _group(self, children, up: bool):
         (x,) = children
@@ -87,7 +126,8 @@ class _ToSyntax(Transformer):
         names, comma = x
         if not comma:
             return _split(names[0], up)  # {jk} is j, k, like ^jk
-        return tuple(S.Idx(t.line, t.column, str(t), up) for t in names)
+        return tuple(S.Idx(t[1].line, t[1].column, t[0], up, t[2]) if isinstance(t, tuple)
+                     else S.Idx(t.line, t.column, str(t), up) for t in names)
 
     def up(self, children):
         return self._group(children, True)
@@ -125,9 +165,11 @@ class _ToSyntax(Transformer):
         role, name, *rest = children
         groups = [c for c in rest if isinstance(c, tuple)]
         sizes = [c for c in rest if isinstance(c, S.Size)]
+        label = next((c for c in rest if isinstance(c, S.Label)), None)
+        rng = next((c for c in rest if isinstance(c, S.Range)), None)
         has_colon = len(sizes) > 0
         return S.Decl(role.line, role.column, str(role), str(name), self._indices(groups),
-                      tuple(sizes) if has_colon else None)
+                      tuple(sizes) if has_colon else None, label, rng)
 
     @v_args(meta=True)
     def function(self, meta, children):
@@ -139,8 +181,11 @@ class _ToSyntax(Transformer):
                              stripped.rstrip(), body.line, col)
 
     def definition(self, children):
-        name, *groups, expr = children
-        return S.Assign(name.line, name.column, str(name), self._indices(groups), expr)
+        name, *rest = children
+        rng = rest.pop() if isinstance(rest[-1], S.Range) else None
+        label = rest.pop(0) if rest and isinstance(rest[0], S.Label) else None
+        *groups, expr = rest
+        return S.Assign(name.line, name.column, str(name), self._indices(groups), expr, label, rng)
 
     # -- expressions ---------------------------------------------------
     def use(self, children):
@@ -153,7 +198,9 @@ class _ToSyntax(Transformer):
 
     def call(self, children):
         name, *args = children
-        return S.Call(name.line, name.column, str(name), tuple(args))
+        groups = [a for a in args if isinstance(a, tuple)]
+        args = [a for a in args if not isinstance(a, tuple)]
+        return S.Call(name.line, name.column, str(name), tuple(args), self._indices(groups))
 
     def mul(self, children):
         a, b = children

@@ -27,6 +27,34 @@ class Idx(Node):
 
     name: str
     up: bool
+    #: index arithmetic ``2t+a`` → ((2, 't'), (1, 'a')); empty for a plain index
+    terms: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Label(Node):
+    """Integer arithmetic in family variables and sizes: ``t-1`` → const -1, terms (('t', 1),)."""
+
+    const: int
+    terms: tuple[tuple[str, int], ...]
+
+    def text(self) -> str:
+        out = ""
+        for name, c in self.terms:
+            sign = "-" if c < 0 else ("+" if out else "")
+            out += sign + (f"{abs(c)}" if abs(c) != 1 else "") + name
+        if self.const or not out:
+            out += (("+" if self.const > 0 and out else "-" if self.const < 0 else "") + str(abs(self.const)))
+        return out
+
+
+@dataclass(frozen=True)
+class Range(Node):
+    """``for t = 1..T``: a declaration or definition unrolled over a label range."""
+
+    var: str
+    lo: Label
+    hi: Label
 
 
 # ------------------------------------------------------------------ statements
@@ -59,6 +87,8 @@ class Decl(Node):
     name: str
     indices: tuple[Idx, ...]
     shape: tuple[Size, ...] | None
+    label: Label | None = None  # ``x(t)``: a family member
+    range: Range | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +114,8 @@ class Assign(Node):
     name: str
     indices: tuple[Idx, ...]
     expr: "Expr"
+    label: Label | None = None  # ``h(t)``: a family member
+    range: Range | None = None
 
 
 Statement = Union[Dims, Decl, FunctionDef, Assign]
@@ -110,8 +142,11 @@ class Number(Node):
 
 @dataclass(frozen=True)
 class Call(Node):
+    """``relu(z^j)``; with ``indices`` (``h(t-1)^i``) a family member, resolved by the checker."""
+
     name: str
     args: tuple["Expr", ...]
+    indices: tuple[Idx, ...] = ()
 
 
 @dataclass(frozen=True)

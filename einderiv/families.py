@@ -1,0 +1,159 @@
+"""Families: sequences of tensors with an integer label, unrolled by the checker.
+
+A recurrent network is written once per step and unrolled over a concrete
+range (docs/notation.md, "Sequences and recurrence"):
+
+    input  x(t)^k : n                                  for t = 1..T
+    h(0)^j = 0
+    h(t)^j = tanh(W^j_i h(t-1)^i + V^j_k x(t)^k)      for t = 1..T
+    p^l    = U^l_j h(T)^j
+
+Each member becomes an ordinary tensor named ``base(label)`` — ``x(1)``,
+``h(3)`` — which is the naming :mod:`einderiv.fold` reads back to write the
+derivation once per family.  This module does the unrolling: labels are
+integer arithmetic in the range variable and sizes (``t-1``, ``T``), ranges
+need concrete sizes, and a member definition ``h(0)^j = 0`` is a *zero
+member*: every product that uses it is dropped.
+
+Example:
+    >>> member_name("h", 3)
+    'h(3)'
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from . import syntax as S
+from .errors import IndexError_, Location, NameError_, ShapeError
+from .fold import label_range
+
+
+def member_name(base: str, label: int) -> str:
+    return f"{base}({label})"
+
+
+@dataclass
+class Families:
+    """Members of every family: base name → {label: member name}; zero members apart."""
+
+    path: str
+    sizes: dict[str, int | None]
+    members: dict[str, dict[int, str]] = field(default_factory=dict)
+    zero: set[str] = field(default_factory=set)
+    #: member name → the range variable's value it was unrolled with
+    env: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def loc(self, node: S.Node) -> Location:
+        return Location(self.path, node.line, node.column)
+
+    # ------------------------------------------------------------- labels
+    def value(self, label: S.Label, env: dict[str, int]) -> int:
+        """The integer a label stands for, with ``env`` giving range variables."""
+        total = label.const
+        for name, coef in label.terms:
+            if name in env:
+                total += coef * env[name]
+            elif name in self.sizes:
+                if self.sizes[name] is None:
+                    raise ShapeError(f"label '{label.text()}' needs a concrete size: dimension '{name}' has "
+                                     f"none; give it in dims ({name} = 4) or with --dim {name}=4", self.loc(label))
+                total += coef * self.sizes[name]
+            else:
+                known = ", ".join(list(env) + [d for d in self.sizes]) or "none"
+                raise NameError_(f"unknown name '{name}' in label '{label.text()}'; a label is integer "
+                                 f"arithmetic in the range variable and sizes ({known})", self.loc(label))
+        return total
+
+    def labels(self, rng: S.Range | None, node: S.Node) -> list[dict[str, int]]:
+        """One environment per label value of ``for t = lo..hi`` ([{}] without a range)."""
+        if rng is None:
+            return [{}]
+        if rng.var in self.sizes:
+            raise NameError_(f"'{rng.var}' is a dimension and cannot be a range variable; "
+                             "choose another name, e.g. for t = 1..T", self.loc(rng))
+        lo, hi = self.value(rng.lo, {}), self.value(rng.hi, {})
+        if hi < lo:
+            raise ShapeError(f"empty range {rng.var} = {lo}..{hi}: the upper bound must be at least the "
+                             "lower bound", self.loc(rng))
+        return [{rng.var: v} for v in range(lo, hi + 1)]
+
+    # -------------------------------------------------------- unrolling
+    def unroll_decl(self, d: S.Decl) -> list[S.Decl]:
+        return [dataclasses.replace(d, name=self.member(d, env), label=None, range=None)
+                for env in self._envs(d)]
+
+    def unroll_assign(self, a: S.Assign) -> list[S.Assign]:
+        out = []
+        for env in self._envs(a):
+            name = self.member(a, env)
+            self.env[name] = env
+            if a.label is not None and isinstance(a.expr, S.Number) and float(a.expr.text) == 0:
+                self.zero.add(name)  # `h(0)^j = 0`: a zero initial state
+                continue
+            out.append(dataclasses.replace(a, name=name, label=None, range=None))
+        return out
+
+    def _envs(self, node) -> list[dict[str, int]]:
+        if node.range is not None and node.label is None:
+            raise IndexError_(f"'for {node.range.var} = ...' unrolls a family, but {node.name} has no label; "
+                              f"write {node.name}({node.range.var})", self.loc(node.range))
+        if node.range is not None and all(n != node.range.var for n, _ in node.label.terms):
+            raise IndexError_(f"the label of {node.name}({node.label.text()}) does not use the range variable "
+                              f"'{node.range.var}'; write {node.name}({node.range.var})", self.loc(node.label))
+        return self.labels(node.range, node)
+
+    def member(self, node, env: dict[str, int]) -> str:
+        if node.label is None:
+            return node.name
+        lab = self.value(node.label, env)
+        self.members.setdefault(node.name, {})
+        # a redefinition of a member is reported by the checker under the member's name
+        self.members[node.name].setdefault(lab, member_name(node.name, lab))
+        return member_name(node.name, lab)
+
+    # ---------------------------------------------------------- uses
+    def resolve(self, call: S.Call, env: dict[str, int]) -> str:
+        """The member a use ``h(t-1)`` names under ``env``."""
+        if len(call.args) != 1:
+            raise IndexError_(f"a family member takes one label, as in {call.name}(t-1); got "
+                              f"{len(call.args)}", self.loc(call))
+        lab = self.value(to_label(call.args[0], self.path), env)
+        have = self.members[call.name]
+        if lab not in have:
+            raise IndexError_(f"label out of range: {call.name}({lab}) is not a member of {call.name}, whose "
+                              f"labels are {label_range(sorted(have))}", self.loc(call))
+        return have[lab]
+
+    def uses_var(self, node: S.Expr, var: str) -> list[S.Call]:
+        """The family uses under ``node`` whose label mentions ``var``."""
+        out = []
+        for n in S.walk(node):
+            if isinstance(n, S.Call) and n.name in self.members and len(n.args) == 1:
+                try:
+                    lab = to_label(n.args[0], self.path)
+                except IndexError_:
+                    continue
+                if any(name == var for name, _ in lab.terms):
+                    out.append(n)
+        return out
+
+
+def to_label(node: S.Expr, path: str) -> S.Label:
+    """The argument of ``h(...)`` as a label: integers, names, + and -, integer multiples."""
+    if isinstance(node, S.Use) and not node.indices:
+        return S.Label(node.line, node.column, 0, ((node.name, 1),))
+    if isinstance(node, S.Number) and node.text.isdigit():
+        return S.Label(node.line, node.column, int(node.text), ())
+    if isinstance(node, S.Sum):
+        a, b = to_label(node.left, path), to_label(node.right, path)
+        terms = dict(a.terms)
+        sign = -1 if node.negate else 1
+        for n, c in b.terms:
+            terms[n] = terms.get(n, 0) + sign * c
+        return S.Label(a.line, a.column, a.const + sign * b.const, tuple((n, c) for n, c in terms.items() if c))
+    if isinstance(node, S.Neg):
+        a = to_label(node.operand, path)
+        return S.Label(node.line, node.column, -a.const, tuple((n, -c) for n, c in a.terms))
+    raise IndexError_("a label must be integer arithmetic in the range variable and sizes, as in h(t-1) "
+                      "or h(T)", Location(path, node.line, node.column))
