@@ -55,9 +55,9 @@ from sympy.printing.numpy import NumPyPrinter
 from ..errors import EinderivError, ShapeError, UsageError
 from ..factor import as_terms, factored
 from ..functions import ARG
-from . import lower
+from . import lower, window
 from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref,
-                  Softmax, fresh, is_zero, refs, rename)
+                  Softmax, Window, fresh, is_zero, refs, rename)
 
 #: batch size assumed when choosing contraction paths (the path stays valid for any B)
 NOMINAL_BATCH = 64
@@ -77,6 +77,7 @@ _HELPERS = {
     """log Σ exp(a) along ``axis``, shifted by the maximum for stability."""
     m = np.max(a, axis=axis, keepdims=True)
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))''',
+    **window.HELPERS,  # index arithmetic: strided views (emit/window.py)
 }
 
 
@@ -175,6 +176,8 @@ def _show(e: Expr, L: _Letters, name) -> str:
         return name(e.name) + idx(e.indices)
     if isinstance(e, Delta):
         return "δ" + idx((e.a, e.b))
+    if isinstance(e, Window):
+        return window.show(e, L.__getitem__)
     if isinstance(e, Prod):
         coef = sympy.Mul(*[f.value for f in e.factors if isinstance(f, Const)])
         body = " ".join(f"({_show(f, L, name)})" if isinstance(f, Add) else _show(f, L, name)
@@ -216,6 +219,8 @@ def _key(e: Expr):
             return ("C", x.value)
         if isinstance(x, Delta):
             return ("D", ix(x.a), ix(x.b))
+        if isinstance(x, Window):
+            return ("W", ix(x.u), ix(x.t), ix(x.a), x.stride)
         if isinstance(x, Apply):
             return ("F", x.fn, tuple(walk(a) for a in x.args))
         if isinstance(x, (Softmax, LogSumExp)):
@@ -284,6 +289,7 @@ class _Scope:
     # -- einsum ------------------------------------------------------------
     def contract(self, ops: list[Val], coef, out: tuple, keep_batch: bool, L=None) -> tuple[str, bool]:
         """``coef · einsum(ops) → out``; returns (code, whether any operand is batched)."""
+        ops = window.apply(self, ops, out)  # index arithmetic → strided views
         batched = any(v.batched for v in ops)
         coef = self.g.value(coef)
         if not ops:
@@ -334,6 +340,8 @@ class _Scope:
         if isinstance(e, Delta):
             n = self.g.dim(e.a)
             return Val(str(n), (), False) if e.a == e.b else Val(f"np.eye({n})", (e.a, e.b), False)
+        if isinstance(e, Window):
+            return window.WinVal(e)  # folded into its neighbour by contract()
         key = _key(e)
         if key in self.cache:
             code, batched = self.cache[key]
