@@ -197,6 +197,7 @@ class TermFamily:
     term: Expr  # uses ``symbol`` in its names
     labels: tuple[int, ...]
     symbol: str
+    originals: tuple[Expr, ...] = ()  # the unrolled terms, in label order
 
     @property
     def folded(self) -> bool:
@@ -215,7 +216,7 @@ def fold_terms(terms: Sequence[Expr], out: tuple[Index, ...], symbol: str = "t")
         labs = tensor_labels(t)
         if not labs:
             key = "single:" + repr(t)
-            groups.setdefault(key, []).append((t, None))
+            groups.setdefault(key, []).append((t, None, t))
             if key not in order:
                 order.append(key)
             continue
@@ -225,13 +226,14 @@ def fold_terms(terms: Sequence[Expr], out: tuple[Index, ...], symbol: str = "t")
         if key not in groups:
             groups[key] = []
             order.append(key)
-        groups[key].append((at, ref))
+        groups[key].append((at, ref, t))
     result = []
     for key in order:
         members = groups[key]
         if members[0][1] is None:
-            result.extend(TermFamily(t, (), symbol) for t, _ in members)
+            result.extend(TermFamily(t, (), symbol, (t,)) for t, _, _ in members)
             continue
         members.sort(key=lambda m: m[1])
-        result.append(TermFamily(members[0][0], tuple(m[1] for m in members), symbol))
+        result.append(TermFamily(members[0][0], tuple(m[1] for m in members), symbol,
+                                 tuple(m[2] for m in members)))
     return result

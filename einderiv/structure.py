@@ -40,7 +40,7 @@ from typing import Mapping
 import sympy
 
 from .factor import FactoredTerm, Group, factored
-from .ir import Delta, Expr, Index
+from .ir import Delta, Expr, Index, Ref, Window
 from .network import dim_symbol
 
 
@@ -96,14 +96,26 @@ def _slot_of(block_indices: tuple[Index, ...], wrt_arity: list[int]) -> dict[Ind
 
 
 def _coupled(term: FactoredTerm, slot: dict[Index, int], n_axes: int) -> Group | None:
-    """The group that breaks the outer-product form of ``term``, if any."""
+    """The group that breaks the outer-product form of ``term``, if any.
+
+    A group keeping two axes of one parameter breaks it when something couples
+    them — a summed index, a delta, an elementwise product.  A single tensor
+    carrying them (``v^{o,t}`` after a convolution, read by a dense layer
+    ``U^l_{o,t}``) is one factor over the flattened axes: still an outer product.
+    """
     for g in term.groups:
         slots = [slot[ix] for ix in g.free]
-        if len(slots) != len(set(slots)):
+        if len(slots) != len(set(slots)) and not _one_tensor(g):
             return g
     if len(term.groups) == 1 and n_axes >= 2:
         return term.groups[0]
     return None
+
+
+def _one_tensor(g: Group) -> bool:
+    """A group that is one named tensor carrying its axes as they are (no diagonal)."""
+    return (len(g.factors) == 1 and isinstance(g.factors[0], Ref)
+            and len(set(g.factors[0].indices)) == len(g.factors[0].indices))
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,11 @@ class Coupling:
     def sentence(self, short) -> str:
         """'summed index t couples δ[z_k] and x', naming factors with ``short``."""
         names = " and ".join(dict.fromkeys(short(f) for f in self.factors))
+        if self.how == "position":
+            t, a, stride = self.indices
+            head = " and ".join(dict.fromkeys(short(f) for f in self.factors[:-1]))
+            x = f"{short(self.factors[-1])}^{{{stride}{t}+{a}}}"
+            return f"summed position {t} couples {head} and {x}: a correlation over positions"
         if self.how == "summed":
             return f"summed index {self.indices[0]} couples {names}"
         if self.how == "diagonal":
@@ -130,6 +147,13 @@ def _coupling(g: Group, letter) -> Coupling:
     from .emit.names import display_order
 
     g = Group(display_order(g.factors, g.free), g.free, g.bound)  # factors as the text shows them
+    for w in (f for f in g.factors if isinstance(f, Window)):
+        # index arithmetic x^{t+a}: the output position t is summed against the back-propagated map
+        at_t = tuple(f for f in g.factors if w.t in f.free and not isinstance(f, Window))
+        at_u = tuple(f for f in g.factors if w.u in f.free and not isinstance(f, Window))
+        if w.t in g.bound and at_t and at_u:
+            return Coupling("position", (letter(w.t), letter(w.a), str(w.stride) if w.stride != 1 else ""),
+                            at_t + at_u[:1])
     for ix in g.bound:
         users = tuple(f for f in g.factors if ix in f.free)
         if len(users) >= 2:
@@ -185,9 +209,28 @@ def summarize(derivation, sizes: Mapping | None = None) -> list[BlockStructure]:
                 kind = "one outer product"
             else:
                 kind = f"sum of {len(terms)} outer products"
+                reason = _shared_reason(terms, len(wrt))
         rows.append(BlockStructure(wrt, shape, len(terms), kind, reason, sympy.sympify(store), dense,
                                    coupling))
     return rows
+
+
+def _shared_reason(terms: list[FactoredTerm], order: int) -> str:
+    """'shared over T = 4 steps' when the terms are one term per step of a family (fold.py)."""
+    from .factor import Term
+    from .fold import fold_terms, label_range
+
+    exprs = []
+    for t in terms:
+        fs = tuple(f for g in t.scalars + t.groups for f in g.factors)
+        out = tuple(ix for g in t.groups for ix in g.free)
+        exprs.append(Term(t.coef, fs, out).expr())
+    fams = fold_terms(exprs, ())
+    if order == 1 and len(fams) == 1 and fams[0].folded:
+        return f"one per step t = {label_range(fams[0].labels)}: a weight shared over the steps"
+    if any(f.folded for f in fams):
+        return f"{len(fams)} families of terms over the steps"
+    return ""
 
 
 def format_summary(rows: list[BlockStructure]) -> str:

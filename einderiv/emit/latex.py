@@ -33,8 +33,10 @@ from sympy.printing.printer import Printer
 from ..factor import FactoredTerm, factored
 from ..functions import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
-                  Softmax)
-from .names import Context, IndexNames, display_order, parse_quantity, term_order
+                  Softmax, Window)
+from .names import Context, IndexNames, display_order, parse_quantity, term_order, windows_shown
+
+_MEMBER = re.compile(r"(.+)\(([^()]*)\)")
 
 GREEK = frozenset("""alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho
 sigma tau upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega""".split())
@@ -69,6 +71,9 @@ def tex_word(word: str) -> str:
 
 def tex_compact(name: str) -> str:
     """A name as a label inside brackets: ``v2`` → ``v_{2}``, ``z_v1`` → ``z_{v_{1}}``."""
+    member = _MEMBER.fullmatch(name)
+    if member:  # a family member h(t-1) → h^{(t-1)}
+        return f"{tex_compact(member[1])}^{{({member[2]})}}"
     m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
     if m:
         return f"{tex_word(m[1])}_{{{m[2]}}}"
@@ -81,7 +86,14 @@ def tex_compact(name: str) -> str:
 
 
 def tex_tensor(name: str) -> tuple[str, str | None]:
-    """(base, bracketed label): ``W1`` → (W, 1), ``z_v1`` → (z, v_{1}), ``x`` → (x, None)."""
+    """(base, bracketed label): ``W1`` → (W, 1), ``z_v1`` → (z, v_{1}), ``x`` → (x, None),
+    ``h(t-1)`` → (h, t-1), ``z_h(t)`` → (z, h^{(t)})."""
+    member = _MEMBER.fullmatch(name)
+    if member:
+        base, label = tex_tensor(member[1])
+        if label is None:
+            return base, member[2]
+        return base, f"{label}^{{({member[2]})}}"
     m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
     if m:
         return tex_word(m[1]), m[2]
@@ -140,14 +152,18 @@ class LatexIndexPrinter(Printer):
         self.names: IndexNames = self._settings["names"]
         self.ctx: Context = self._settings["context"]
         self.scalar = ScalarLatexPrinter()
+        self.arith: dict[Index, Window] = {}  # u shown as index arithmetic t+a in this product
 
     # -- indices ------------------------------------------------------------
     def _print_Index(self, ix: Index) -> str:
+        if ix in self.arith:  # index arithmetic: x^{t+a}
+            w = self.arith[ix]
+            return f"{w.stride if w.stride != 1 else ''}{tex_index(self.names[w.t])}+{tex_index(self.names[w.a])}"
         return tex_index(self.names[ix])
 
     def _letters(self, ixs: Sequence[Index]) -> str:
         parts = [self._print(ix) for ix in ixs]
-        return ("," if any(len(self.names[ix]) > 1 for ix in ixs) else "").join(parts)
+        return ("," if any(len(self.names[ix]) > 1 or ix in self.arith for ix in ixs) else "").join(parts)
 
     def tensor(self, base: str, label: str | None, up: Sequence[Index], down: Sequence[Index]) -> str:
         sup = ",".join(x for x in ((f"({label})" if label else ""), self._letters(up)) if x)
@@ -223,6 +239,11 @@ class LatexIndexPrinter(Printer):
     def _print_Delta(self, e: Delta) -> str:
         return r"\delta^{" + self._print(e.a) + "}_{" + self._print(e.b) + "}"
 
+    def _print_Window(self, e: Window) -> str:
+        """S^u_{t,a} = [u = stride·t + a], the selection tensor of index arithmetic."""
+        mark = f"_{{({e.stride})}}" if e.stride != 1 else ""
+        return r"S" + mark + "^{" + self._print(e.u) + "}_{" + self._letters((e.t, e.a)) + "}"
+
     def _print_Apply(self, e: Apply) -> str:
         args = ", ".join(self._print(a) for a in e.args)
         return self.fn_name(e) + "(" + args + ")"
@@ -270,7 +291,13 @@ class LatexIndexPrinter(Printer):
                 if ix not in outs:
                     count[ix] = count.get(ix, 0) + 1
         sums = [ix for ix, c in count.items() if c != 2]
-        body = " ".join(self._factor(f) for f in factors)
+        shown = windows_shown(factors, out)
+        self.arith.update({w.u: w for w in shown})
+        try:
+            body = " ".join(self._factor(f) for f in factors if f not in shown)
+        finally:
+            for w in shown:
+                self.arith.pop(w.u, None)
         if sums:
             body = r"\sum_{" + self._letters(sums) + "} " + body
         return self._with_coef(coef, body)

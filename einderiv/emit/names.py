@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..ir import Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref, Softmax
+from ..ir import Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref, Softmax, Window
 
 #: letters for free indices whose declared letter is taken (the paper's s, t)
 FREE_POOL = ("s", "t", "r", "k", "a", "b", "c", "d", "e", "g", "h", "o", "u", "w")
@@ -109,6 +109,8 @@ class IndexNames:
                 self[ix]
         elif isinstance(e, Delta):
             self[e.a], self[e.b]
+        elif isinstance(e, Window):
+            self[e.t], self[e.a]
         elif isinstance(e, Prod):
             for f in display_order(e.factors, e.out, self):
                 self.walk(f)
@@ -132,6 +134,9 @@ def all_indices(e: Expr) -> tuple[Index, ...]:
         elif isinstance(x, Delta):
             seen.setdefault(x.a, None)
             seen.setdefault(x.b, None)
+        elif isinstance(x, Window):
+            for ix in (x.u, x.t, x.a):
+                seen.setdefault(ix, None)
         elif isinstance(x, (Softmax, LogSumExp)):
             seen.setdefault(x.over, None)
         if isinstance(x, Prod):
@@ -258,6 +263,27 @@ def parse_quantity(text: str) -> Quantity | str:
     return Quantity(m.group(1), tuple(parts))
 
 
+def unlabel(name: str) -> str:
+    """``h(3)`` and ``h(t-1)`` → ``h()``: a family member's role is its family's."""
+    return re.sub(r"\([^()]*\)$", "()", name) if isinstance(name, str) else name
+
+
+def windows_shown(factors: Sequence[Expr], out: Iterable[Index]) -> dict[Window, Ref]:
+    """Windows to print as index arithmetic: ``S^u_{t,a} x^u`` reads ``x^{t+a}`` when ``u`` is
+    summed against exactly one tensor (the other factors then never mention ``u``)."""
+    outs = set(out)
+    shown: dict[Window, Ref] = {}
+    taken: set[Ref] = set()
+    for w in factors:
+        if not isinstance(w, Window) or w.u in outs:
+            continue
+        users = [f for f in factors if f is not w and w.u in f.free]
+        if len(users) == 1 and isinstance(users[0], Ref) and users[0].indices.count(w.u) == 1:
+            shown[w] = users[0]
+            taken.add(users[0])
+    return shown
+
+
 @dataclass
 class Context:
     """What the printers need to know about a derivation's tensors.
@@ -276,14 +302,14 @@ class Context:
     @classmethod
     def of(cls, derivation) -> "Context":
         net = derivation.network
-        arity = {t.name: len(t.indices) for t in net.tensors}
-        arity.update({n.name: len(n.indices) for n in derivation.nodes})
+        arity = {unlabel(t.name): len(t.indices) for t in net.tensors}
+        arity.update({unlabel(n.name): len(n.indices) for n in derivation.nodes})
         gammas = set()
         for n in derivation.nodes:
             if isinstance(n.expr, Apply):
                 for a in n.expr.args:
                     if isinstance(a, Ref) and isinstance(a.name, str):
-                        gammas.add((n.name, a.name))
+                        gammas.add((unlabel(n.name), unlabel(a.name)))
         taken = set(arity) | {net.objective}
         args: list[str] = []
         for e in _every_expr(derivation):
@@ -294,7 +320,8 @@ class Context:
         for a in args:
             sym = "s" if len(args) == 1 and "s" not in taken else f"s_{a}"
             softmax[a] = sym
-        return cls(net.objective, tuple(derivation.objective_args), arity, frozenset(gammas), softmax)
+        return cls(net.objective, tuple(unlabel(a) for a in derivation.objective_args), arity,
+                   frozenset(gammas), softmax)
 
     def letters_taken(self, exprs: Iterable[Expr]) -> tuple[str, ...]:
         """Symbols an index letter must not look like in these expressions (``s`` for softmax)."""
@@ -304,7 +331,7 @@ class Context:
 
     # -- slots -------------------------------------------------------------
     def n_indices(self, name: str, default: int) -> int:
-        return self.arity.get(name, default)
+        return self.arity.get(unlabel(name), default)
 
     def upper(self, name, n: int) -> tuple[bool, ...]:
         """Which of ``n`` slots of tensor ``name`` are written up."""
@@ -318,9 +345,10 @@ class Context:
     def role(self, q: Quantity) -> str:
         """'dfdp' (the objective's own ∂f/∂p), 'adj', 'gamma', 'eta', 'hobj', 'd' or the kind."""
         if q.kind == "adj":
-            return "dfdp" if q.parts[0] in self.objective_args else "adj"
+            return "dfdp" if unlabel(q.parts[0]) in self.objective_args else "adj"
         if q.kind == "jac":
-            return "gamma" if tuple(q.parts) in self.gammas else "eta"
+            same = len({re.findall(r"\([^()]*\)$", p)[0] if p.endswith(")") else "" for p in q.parts}) == 1
+            return "gamma" if same and tuple(map(unlabel, q.parts)) in self.gammas else "eta"
         return q.kind
 
     def split_jac(self, q: Quantity, indices: Sequence) -> tuple[tuple, tuple]:

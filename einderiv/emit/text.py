@@ -30,11 +30,12 @@ import sympy
 from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
-from ..factor import FactoredTerm, factored
+from ..factor import FactoredTerm, as_terms, factored
+from ..fold import fold_definitions, fold_terms, label_range, split_label
 from ..functions import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
-                  Softmax)
-from .names import Context, IndexNames, display_order, parse_quantity, term_order
+                  Softmax, Window)
+from .names import Context, IndexNames, display_order, parse_quantity, term_order, windows_shown
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -101,10 +102,15 @@ class TextPrinter(Printer):
         self.names: IndexNames = self._settings["names"]
         self.ctx: Context = self._settings["context"]
         self.scalar = ScalarStrPrinter()
+        self.arith: dict[Index, str] = {}  # indices shown as index arithmetic: u → 't+a'
 
     # -- indices ------------------------------------------------------------
     def _print_Index(self, ix: Index) -> str:
-        return self.names[ix]
+        return self.arith.get(ix) or self.names[ix]
+
+
+    def arith_text(self, w: Window) -> str:
+        return f"{w.stride if w.stride != 1 else ''}{self.names[w.t]}+{self.names[w.a]}"
 
     def script(self, up: Sequence[Index], down: Sequence[Index]) -> str:
         return self._group("^", up) + self._group("_", down)
@@ -187,6 +193,11 @@ class TextPrinter(Printer):
     def _print_Delta(self, e: Delta) -> str:
         return "δ" + self.script((e.a,), (e.b,))
 
+    def _print_Window(self, e: Window) -> str:
+        """The selection tensor S^u_{t,a} = [u = stride·t + a] (stride shown as S₂)."""
+        mark = str(e.stride).translate(_SUB) if e.stride != 1 else ""
+        return "S" + mark + self.script((e.u,), (e.t, e.a))
+
     def _print_Apply(self, e: Apply) -> str:
         return f"{self.fn_name(e)}({', '.join(self._print(a) for a in e.args)})"
 
@@ -232,7 +243,14 @@ class TextPrinter(Printer):
                 if ix not in outs:
                     count[ix] = count.get(ix, 0) + 1
         sums = [ix for ix, c in count.items() if c != 2]
-        parts = [self._factor(f) for f in factors]
+        shown = windows_shown(factors, out)
+        for w in shown:  # x^{t+a} instead of S^u_{t,a} x^u
+            self.arith[w.u] = self.arith_text(w)
+        try:
+            parts = [self._factor(f) for f in factors if f not in shown]
+        finally:
+            for w in shown:
+                self.arith.pop(w.u, None)
         body = " ".join(parts)
         if sums:
             body = "Σ_" + "".join(self._print(ix) for ix in sums) + " " + body
@@ -339,14 +357,15 @@ def render(derivation, sizes=None) -> str:
     w("Network")
     dims = ", ".join(f"{n} = {s}" if s is not None else n for n, s in net.dims)
     w(f"  dims  {dims}")
-    for t in net.tensors:
+    for name, t, labels in _declared_families(net.tensors):
         p = _statement_printer(ctx, t.indices)
         shape = " × ".join(sympy.sstr(ix.dim) for ix in t.indices) or "scalar"
-        w(f"  {t.role:<6} {p._print(Ref(t.name, t.indices))} : {shape}")
-    for n in derivation.nodes:
-        p = _statement_printer(ctx, n.indices, [n.expr])
-        note = "   (pre-activation)" if n.pre else ("   (objective)" if n.name == net.objective else "")
-        w(f"  {p._print(Ref(n.name, n.indices))} = {p._print(n.expr)}{note}")
+        w(f"  {t.role:<6} {p._print(Ref(name, t.indices))} : {shape}{_for(labels)}")
+    pre = {n.name for n in derivation.nodes if n.pre}
+    for name, indices, expr, labels, first in _families([(n.name, n.indices, n.expr) for n in derivation.nodes]):
+        p = _statement_printer(ctx, indices, [expr])
+        note = "   (pre-activation)" if first in pre else ("   (objective)" if first == net.objective else "")
+        w(f"  {p._print(Ref(name, indices))} = {p._print(expr)}{_for(labels)}{note}")
     w("")
 
     obj_q = [q for q in derivation.quantities if ctx.role(q.name) in ("dfdp", "hobj")]
@@ -358,8 +377,8 @@ def render(derivation, sizes=None) -> str:
         if ix:
             p = _statement_printer(ctx, ix)
             w(f"  {p._print(Softmax(Ref(arg, ix), ix[0]))} = softmax_{p._print(ix[0])}({p._print(Ref(arg, ix))})")
-    for q in obj_q:
-        w("  " + _qdef(ctx, q))
+    for line in _qdefs(ctx, obj_q):
+        w("  " + line)
     w("")
     fns = _fn_closed_forms(derivation)
     if fns:
@@ -369,8 +388,8 @@ def render(derivation, sizes=None) -> str:
         w("")
     if rest_q:
         w("Shared intermediates (dependency order; δ[n] = ∂f/∂n, γ[v] = ∂v/∂z_v, η[a,s] = ∂a/∂s)")
-        for q in rest_q:
-            w("  " + _qdef(ctx, q))
+        for line in _qdefs(ctx, rest_q):
+            w("  " + line)
         w("")
     for k in range(1, derivation.order + 1):
         blocks = derivation.blocks_of_order(k)
@@ -391,13 +410,68 @@ def _qdef(ctx: Context, q) -> str:
     return f"{p._print(Ref(q.name, q.indices))} = {p._print(q.expr)}"
 
 
+def _for(labels) -> str:
+    """``   for t = 1..4`` after a folded family (nothing for a single definition)."""
+    return f"   for t = {label_range(labels)}" if len(labels) > 1 else ""
+
+
+def _declared_families(tensors):
+    """(shown name, first member, labels): ``x(1) … x(4)`` declared once as ``x(t)``."""
+    out, seen = [], {}
+    for t in tensors:
+        base, lab = split_label(t.name)
+        if lab is None:
+            out.append((t.name, t, ()))
+            continue
+        if base not in seen:
+            seen[base] = len(out)
+            out.append((t.name, t, [lab]))
+        else:
+            out[seen[base]][2].append(lab)
+    return [(f"{split_label(n)[0]}(t)" if len(labs) > 1 else n, t, labs) for n, t, labs in out]
+
+
+def _families(defs):
+    """(name, indices, expr, labels) per family; a family of one keeps its member's own form."""
+    by_name = {d[0]: d for d in defs}
+    out = []
+    for fam in fold_definitions(defs):
+        if fam.folded:
+            out.append((fam.name, fam.indices, fam.expr, fam.labels, fam.members[0]))
+        else:
+            out.append(by_name[fam.members[0]] + ((), fam.members[0]))
+    return out
+
+
+def _qdefs(ctx: Context, qs) -> list[str]:
+    """Quantity definitions, each family of members equal up to a label shift written once."""
+    lines = []
+    for name, indices, expr, labels, _ in _families([(q.name, q.indices, q.expr) for q in qs]):
+        p = _statement_printer(ctx, indices, [expr])
+        p.names.walk(expr)
+        lines.append(f"{p._print(Ref(name, indices))} = {p._print(expr)}{_for(labels)}")
+    return lines
+
+
+def folded_terms(block, names) -> list[tuple[str, FactoredTerm]]:
+    """A block's terms as (label range or '', term): one term per family of steps (Σ over t)."""
+    # the label is t unless the block's own axes use the letter (∂²f/∂W^j_i∂W^s_t): then τ
+    sym = "τ" if "t" in {names[ix] for ix in block.indices} else "t"
+    fams = fold_terms([t.expr() for t in as_terms(block.expr, block.indices)], block.indices, sym)
+    pairs = [(f"{sym}={label_range(f.labels)}" if f.folded else "",
+              factored(f.term if f.folded else f.originals[0], block.indices)[0]) for f in fams]
+    order = term_order([ft for _, ft in pairs], names)
+    rank = {id(ft): k for k, ft in enumerate(order)}
+    return sorted(pairs, key=lambda pr: rank[id(pr[1])])
+
+
 def block_lines(derivation, block, ctx: Context | None = None) -> list[str]:
     """Lines of one block: ``LHS = term`` or ``LHS =`` then ``  + term`` per line."""
     ctx = ctx or Context.of(derivation)
     p = _statement_printer(ctx, block.indices, [block.expr])
-    terms = term_order(factored(block.expr, block.indices), p.names)
     lhs = _block_lhs(p, derivation, block)
-    body = [p.term(t, block.indices) for t in terms] or ["0"]
+    body = [(f"Σ_{{{rng}}} " if rng else "") + p.term(t, block.indices)
+            for rng, t in folded_terms(block, p.names)] or ["0"]
     lines = []
     if len(body) == 1:
         lines.append(f"{lhs} = {body[0]}")
@@ -412,7 +486,9 @@ def block_lines(derivation, block, ctx: Context | None = None) -> list[str]:
                 lines.append(f"    + {s}")
     if block.paper is not None and block.paper != block.expr:
         pp = _statement_printer(ctx, block.indices, [block.paper])
-        pterms = [pp.term(t, block.indices) for t in term_order(factored(block.paper, block.indices), pp.names)]
+        pblock = type(block)(block.wrt, block.indices, block.paper)
+        pterms = [(f"Σ_{{{rng}}} " if rng else "") + pp.term(t, block.indices)
+                  for rng, t in folded_terms(pblock, pp.names)]
         pad = " " * len(lhs)
         lines.append(f"{pad} = " + " + ".join(pterms) + "   (Eq. 6 form)")
     return lines
