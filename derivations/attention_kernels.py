@@ -201,12 +201,38 @@ def _jac_o__V(t):
     return a[:, :, None, :, None] * (np.eye(2))[:, None]
 
 
-def _jac_p__Q(t):
-    """jac_p__Q[l,s,d] = 1/t Σ_ci U[l,c] jac_o__Q[i,c,s,d]"""
+def _jac_p__o(t):
+    """jac_p__o[l,q,d] = 1/t Σ_c δ[c,q] U[l,d]"""
     U = t["U"]
-    jac_o__Q = t["jac_o__Q"]
-    # einsum("lc,Bicsd->Blsd", U, jac_o__Q)
-    return 0.3333333333333333 * (np.tensordot(jac_o__Q.sum(axis=1), U, axes=([1], [1]))).transpose(0, 3, 1, 2)
+    # einsum("cq,ld->lqd", np.eye(3), U)
+    return 0.3333333333333333 * U[:, None] * ((np.eye(3)).sum(axis=0))[:, None]
+
+
+def _jac_p__a(t):
+    """jac_p__a[l,q,k] = Σ_c V[k,c] jac_p__o[l,q,c]"""
+    V = t["V"]
+    jac_p__o = t["jac_p__o"]
+    # einsum("Bkc,lqc->Blqk", V, jac_p__o)
+    return (np.tensordot(jac_p__o, V, axes=([2], [2]))).transpose(2, 0, 1, 3)
+
+
+def _jac_p__s(t):
+    """jac_p__s[l,q,k] = jac_p__a[l,q,k] softmax_k(s[q,k]) - Σ_c jac_p__a[l,q,c] softmax_c(s[q,c]) softmax_k(s[q,k])"""
+    jac_p__a = t["jac_p__a"]
+    s = t["s"]
+    softmax_s = _softmax(s, axis=2)
+    # einsum("Blqk,Bqk->Blqk", jac_p__a, softmax_s)
+    # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a, softmax_s, softmax_s)
+    tmp = (softmax_s[..., None, :] @ (jac_p__a.transpose(0, 2, 3, 1)))[..., 0, :]
+    return softmax_s[:, None] * jac_p__a - (tmp.transpose(0, 2, 1))[:, :, :, None] * softmax_s[:, None]
+
+
+def _jac_p__Q(t):
+    """jac_p__Q[l,s,d] = 1/sqrt(d) Σ_c K[c,d] jac_p__s[l,s,c]"""
+    K = t["K"]
+    jac_p__s = t["jac_p__s"]
+    # einsum("Bcd,Blsc->Blsd", K, jac_p__s)
+    return 0.7071067811865476 * np.einsum("Blsc,Bcd->Blsd", jac_p__s, K, optimize=False)
 
 
 def _hobj_p__p(t):
@@ -219,19 +245,178 @@ def _hobj_p__p(t):
 
 
 def _jac_p__K(t):
-    """jac_p__K[l,s,d] = 1/t Σ_ci U[l,c] jac_o__K[i,c,s,d]"""
-    U = t["U"]
-    jac_o__K = t["jac_o__K"]
-    # einsum("lc,Bicsd->Blsd", U, jac_o__K)
-    return 0.3333333333333333 * (np.tensordot(jac_o__K.sum(axis=1), U, axes=([1], [1]))).transpose(0, 3, 1, 2)
+    """jac_p__K[l,s,d] = 1/sqrt(d) Σ_c Q[c,d] jac_p__s[l,c,s]"""
+    Q = t["Q"]
+    jac_p__s = t["jac_p__s"]
+    # einsum("Bcd,Blcs->Blsd", Q, jac_p__s)
+    return 0.7071067811865476 * np.einsum("Blcs,Bcd->Blsd", jac_p__s, Q, optimize=False)
 
 
 def _jac_p__V(t):
-    """jac_p__V[l,s,d] = 1/t Σ_ci U[l,c] jac_o__V[i,c,s,d]"""
+    """jac_p__V[l,s,d] = Σ_c a[c,s] jac_p__o[l,c,d]"""
+    a = t["a"]
+    jac_p__o = t["jac_p__o"]
+    # einsum("Bcs,lcd->Blsd", a, jac_p__o)
+    return (np.tensordot(jac_p__o, a, axes=([1], [1]))).transpose(2, 0, 3, 1)
+
+
+def _tan_K(t):
+    """tan_K[s,d] = Σ_c X[s,c] dir_WK[d,c]"""
+    X = t["X"]
+    dir_WK = t["dir_WK"]
+    # einsum("Bsc,dc->Bsd", X, dir_WK)
+    return (np.tensordot(dir_WK, X, axes=([1], [2]))).transpose(1, 2, 0)
+
+
+def _tan_V(t):
+    """tan_V[s,d] = Σ_c X[s,c] dir_WV[d,c]"""
+    X = t["X"]
+    dir_WV = t["dir_WV"]
+    # einsum("Bsc,dc->Bsd", X, dir_WV)
+    return (np.tensordot(dir_WV, X, axes=([1], [2]))).transpose(1, 2, 0)
+
+
+def _tan_Q(t):
+    """tan_Q[s,d] = Σ_c X[s,c] dir_WQ[d,c]"""
+    X = t["X"]
+    dir_WQ = t["dir_WQ"]
+    # einsum("Bsc,dc->Bsd", X, dir_WQ)
+    return (np.tensordot(dir_WQ, X, axes=([1], [2]))).transpose(1, 2, 0)
+
+
+def _tan_s(t):
+    """tan_s[q,k] = 1/sqrt(d) Σ_c K[k,c] tan_Q[q,c] + 1/sqrt(d) Σ_c Q[q,c] tan_K[k,c]"""
+    K = t["K"]
+    tan_Q = t["tan_Q"]
+    # einsum("Bkc,Bqc->Bqk", K, tan_Q)
+    Q = t["Q"]
+    tan_K = t["tan_K"]
+    # einsum("Bqc,Bkc->Bqk", Q, tan_K)
+    return 0.7071067811865476 * tan_Q @ (K.transpose(0, 2, 1)) + 0.7071067811865476 * (tan_K @ (Q.transpose(0, 2, 1))).transpose(0, 2, 1)
+
+
+def _tan_a(t):
+    """tan_a[q,k] = tan_s[q,k] softmax_k(s[q,k]) - Σ_c tan_s[q,c] softmax_c(s[q,c]) softmax_k(s[q,k])"""
+    tan_s = t["tan_s"]
+    s = t["s"]
+    softmax_s = _softmax(s, axis=2)
+    # einsum("Bqc,Bqc,Bqk->Bqk", tan_s, softmax_s, softmax_s)
+    tmp = (softmax_s[..., None, :] @ tan_s[..., None])[..., 0, 0]
+    return tan_s * softmax_s - tmp[:, :, None] * softmax_s
+
+
+def _tan_o(t):
+    """tan_o[q,d] = Σ_c V[c,d] tan_a[q,c] + Σ_c a[q,c] tan_V[c,d]"""
+    V = t["V"]
+    tan_a = t["tan_a"]
+    # einsum("Bcd,Bqc->Bqd", V, tan_a)
+    a = t["a"]
+    tan_V = t["tan_V"]
+    # einsum("Bqc,Bcd->Bqd", a, tan_V)
+    return tan_a @ V + ((tan_V.transpose(0, 2, 1)) @ (a.transpose(0, 2, 1))).transpose(0, 2, 1)
+
+
+def _tan_p(t):
+    """tan_p[l] = 1/t Σ_ci dir_U[l,c] o[i,c] + 1/t Σ_ci U[l,c] tan_o[i,c]"""
+    dir_U = t["dir_U"]
+    o = t["o"]
+    # einsum("lc,Bic->Bl", dir_U, o)
     U = t["U"]
-    jac_o__V = t["jac_o__V"]
-    # einsum("lc,Bicsd->Blsd", U, jac_o__V)
-    return 0.3333333333333333 * (np.tensordot(jac_o__V.sum(axis=1), U, axes=([1], [1]))).transpose(0, 3, 1, 2)
+    tan_o = t["tan_o"]
+    # einsum("lc,Bic->Bl", U, tan_o)
+    return 0.3333333333333333 * (o.sum(axis=1)) @ dir_U.T + 0.3333333333333333 * (tan_o.sum(axis=1)) @ U.T
+
+
+def _radj_p(t):
+    """radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])"""
+    tan_p = t["tan_p"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    return tan_p * softmax_p - tmp[:, None] * softmax_p
+
+
+def _radj_o(t):
+    """radj_o[q,d] = 1/t Σ_ci δ[c,q] adj_p[i] dir_U[i,d] + 1/t Σ_ci δ[c,q] U[i,d] radj_p[i]"""
+    adj_p = t["adj_p"]
+    dir_U = t["dir_U"]
+    # einsum("cq,Bi,id->Bqd", np.eye(3), adj_p, dir_U)
+    tmp = dir_U[:, :, None] * (np.eye(3)).sum(axis=0)
+    U = t["U"]
+    radj_p = t["radj_p"]
+    # einsum("cq,id,Bi->Bqd", np.eye(3), U, radj_p)
+    tmp_2 = U[:, :, None] * (np.eye(3)).sum(axis=0)
+    return 0.3333333333333333 * (np.tensordot(tmp, adj_p, axes=([0], [1]))).transpose(2, 1, 0) + 0.3333333333333333 * (np.tensordot(tmp_2, radj_p, axes=([0], [1]))).transpose(2, 1, 0)
+
+
+def _radj_a(t):
+    """radj_a[q,k] = Σ_c adj_o[q,c] tan_V[k,c] + Σ_c V[k,c] radj_o[q,c]"""
+    adj_o = t["adj_o"]
+    tan_V = t["tan_V"]
+    # einsum("Bqc,Bkc->Bqk", adj_o, tan_V)
+    V = t["V"]
+    radj_o = t["radj_o"]
+    # einsum("Bkc,Bqc->Bqk", V, radj_o)
+    return (tan_V @ (adj_o.transpose(0, 2, 1))).transpose(0, 2, 1) + radj_o @ (V.transpose(0, 2, 1))
+
+
+def _radj_s(t):
+    """radj_s[q,k] = radj_a[q,k] softmax_k(s[q,k]) - Σ_c radj_a[q,c] softmax_c(s[q,c]) softmax_k(s[q,k]) + adj_a[q,k] tan_s[q,k] softmax_k(s[q,k]) - Σ_c adj_a[q,k] tan_s[q,c] softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] tan_s[q,c] softmax_c(s[q,c]) softmax_k(s[q,k]) + 2 Σ_ci adj_a[q,c] tan_s[q,i] softmax_c(s[q,c]) softmax_i(s[q,i]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] tan_s[q,k] softmax_c(s[q,c]) softmax_k(s[q,k])"""
+    radj_a = t["radj_a"]
+    s = t["s"]
+    softmax_s = _softmax(s, axis=2)
+    # einsum("Bqc,Bqc,Bqk->Bqk", radj_a, softmax_s, softmax_s)
+    tmp = (softmax_s[..., None, :] @ radj_a[..., None])[..., 0, 0]
+    adj_a = t["adj_a"]
+    tan_s = t["tan_s"]
+    # einsum("Bqk,Bqc,Bqc,Bqk->Bqk", adj_a, tan_s, softmax_s, softmax_s)
+    tmp_2 = softmax_s * adj_a
+    tmp_3 = (softmax_s[..., None, :] @ tan_s[..., None])[..., 0, 0]
+    # einsum("Bqc,Bqc,Bqc,Bqk->Bqk", adj_a, tan_s, softmax_s, softmax_s)
+    tmp_4 = tan_s * adj_a
+    tmp_5 = (tmp_4[..., None, :] @ softmax_s[..., None])[..., 0, 0]
+    # einsum("Bqc,Bqi,Bqc,Bqi,Bqk->Bqk", adj_a, tan_s, softmax_s, softmax_s, softmax_s)
+    tmp_6 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    tmp_7 = (softmax_s[..., None, :] @ tan_s[..., None])[..., 0, 0]
+    tmp_8 = tmp_7 * tmp_6
+    # einsum("Bqc,Bqk,Bqc,Bqk->Bqk", adj_a, tan_s, softmax_s, softmax_s)
+    tmp_9 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    tmp_10 = softmax_s * tan_s
+    return radj_a * softmax_s - tmp[:, :, None] * softmax_s + adj_a * tan_s * softmax_s - tmp_3[:, :, None] * tmp_2 - tmp_5[:, :, None] * softmax_s + 2 * tmp_8[:, :, None] * softmax_s - tmp_10 * tmp_9[:, :, None]
+
+
+def _radj_Q(t):
+    """radj_Q[s,d] = 1/sqrt(d) Σ_c adj_s[s,c] tan_K[c,d] + 1/sqrt(d) Σ_c K[c,d] radj_s[s,c]"""
+    adj_s = t["adj_s"]
+    tan_K = t["tan_K"]
+    # einsum("Bsc,Bcd->Bsd", adj_s, tan_K)
+    K = t["K"]
+    radj_s = t["radj_s"]
+    # einsum("Bcd,Bsc->Bsd", K, radj_s)
+    return 0.7071067811865476 * ((tan_K.transpose(0, 2, 1)) @ (adj_s.transpose(0, 2, 1))).transpose(0, 2, 1) + 0.7071067811865476 * radj_s @ K
+
+
+def _radj_K(t):
+    """radj_K[s,d] = 1/sqrt(d) Σ_c adj_s[c,s] tan_Q[c,d] + 1/sqrt(d) Σ_c Q[c,d] radj_s[c,s]"""
+    adj_s = t["adj_s"]
+    tan_Q = t["tan_Q"]
+    # einsum("Bcs,Bcd->Bsd", adj_s, tan_Q)
+    Q = t["Q"]
+    radj_s = t["radj_s"]
+    # einsum("Bcd,Bcs->Bsd", Q, radj_s)
+    return 0.7071067811865476 * ((tan_Q.transpose(0, 2, 1)) @ adj_s).transpose(0, 2, 1) + 0.7071067811865476 * (radj_s.transpose(0, 2, 1)) @ Q
+
+
+def _radj_V(t):
+    """radj_V[s,d] = Σ_c adj_o[c,d] tan_a[c,s] + Σ_c a[c,s] radj_o[c,d]"""
+    adj_o = t["adj_o"]
+    tan_a = t["tan_a"]
+    # einsum("Bcd,Bcs->Bsd", adj_o, tan_a)
+    a = t["a"]
+    radj_o = t["radj_o"]
+    # einsum("Bcs,Bcd->Bsd", a, radj_o)
+    return (tan_a.transpose(0, 2, 1)) @ adj_o + ((radj_o.transpose(0, 2, 1)) @ a).transpose(0, 2, 1)
 
 
 def objective(params, data):
@@ -401,6 +586,9 @@ def hessian(params, data):
     t["jac_a__K"] = _jac_a__K(t)
     t["jac_o__K"] = _jac_o__K(t)
     t["jac_o__V"] = _jac_o__V(t)
+    t["jac_p__o"] = _jac_p__o(t)
+    t["jac_p__a"] = _jac_p__a(t)
+    t["jac_p__s"] = _jac_p__s(t)
     t["jac_p__Q"] = _jac_p__Q(t)
     t["hobj_p__p"] = _hobj_p__p(t)
     t["jac_p__K"] = _jac_p__K(t)
@@ -667,350 +855,61 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), computed term by term without forming a Hessian block."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
+    t["dir_WQ"] = vector["WQ"]
+    t["dir_WK"] = vector["WK"]
+    t["dir_WV"] = vector["WV"]
+    t["dir_U"] = vector["U"]
     t["adj_p"] = _adj_p(t)
     t["adj_o"] = _adj_o(t)
     t["adj_a"] = _adj_a(t)
     t["adj_s"] = _adj_s(t)
-    t["jac_s__Q"] = _jac_s__Q(t)
-    t["jac_a__Q"] = _jac_a__Q(t)
-    t["jac_o__Q"] = _jac_o__Q(t)
-    t["jac_s__K"] = _jac_s__K(t)
-    t["jac_a__K"] = _jac_a__K(t)
-    t["jac_o__K"] = _jac_o__K(t)
-    t["jac_o__V"] = _jac_o__V(t)
-    t["jac_p__Q"] = _jac_p__Q(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__K"] = _jac_p__K(t)
-    t["jac_p__V"] = _jac_p__V(t)
+    t["tan_K"] = _tan_K(t)
+    t["tan_V"] = _tan_V(t)
+    t["tan_Q"] = _tan_Q(t)
+    t["tan_s"] = _tan_s(t)
+    t["tan_a"] = _tan_a(t)
+    t["tan_o"] = _tan_o(t)
+    t["tan_p"] = _tan_p(t)
+    t["radj_p"] = _radj_p(t)
+    t["radj_o"] = _radj_o(t)
+    t["radj_a"] = _radj_a(t)
+    t["radj_s"] = _radj_s(t)
+    t["radj_Q"] = _radj_Q(t)
+    t["radj_K"] = _radj_K(t)
+    t["radj_V"] = _radj_V(t)
     B = t["X"].shape[0]
-    vector_WQ = vector["WQ"]
-    # Σ H[WQ,WQ]·vector[WQ], one einsum per term of: Σ_clmn X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,n,c,d] jac_s__Q[m,n,l,j] softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,n,c,d] jac_s__Q[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,o,c,d] jac_s__Q[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + 2 Σ_clmnop X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,o,c,d] jac_s__Q[m,p,l,j] softmax_o(s[m,o]) softmax_p(s[m,p]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,o,c,d] jac_s__Q[m,n,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + Σ_clqr X[c,i] X[l,k] hobj_p__p[q,r] jac_p__Q[q,c,d] jac_p__Q[r,l,j]
+    # Σ_b H[WQ,b]·vector[b][d,i] = Σ_c X[c,i] radj_Q[c,d]
     X = t["X"]
-    adj_a = t["adj_a"]
-    jac_s__Q = t["jac_s__Q"]
-    s = t["s"]
-    softmax_s = _softmax(s, axis=2)
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmnlj,Bmn,jk->di", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s, vector_WQ)
-    tmp = softmax_s * adj_a
-    tmp_2 = tmp[:, :, :, None, None] * jac_s__Q
-    tmp_3 = np.einsum("Bmncd,Bci->Bmndi", jac_s__Q, X, optimize=False)
-    tmp_4 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_5 = np.einsum("jBl,Bmnlj->Bmn", tmp_4, tmp_2, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmolj,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s, softmax_s, vector_WQ)
-    tmp_6 = jac_s__Q * adj_a[:, :, :, None, None]
-    tmp_7 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_8 = np.einsum("jBl,Bmolj->Bmo", tmp_7, jac_s__Q, optimize=False)
-    tmp_9 = (tmp_8[..., None, :] @ softmax_s[..., None])[..., 0, 0]
-    tmp_10 = np.einsum("Bmncd,Bmn->Bmcd", tmp_6, softmax_s, optimize=False)
-    tmp_11 = np.einsum("Bmcd,Bm->Bcd", tmp_10, tmp_9, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmolj,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s, softmax_s, vector_WQ)
-    tmp_12 = softmax_s[:, :, :, None, None] * jac_s__Q
-    tmp_13 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_14 = np.einsum("jBl,Bmolj->Bmo", tmp_13, jac_s__Q, optimize=False)
-    tmp_15 = np.einsum("Bmocd,Bci->Bmodi", tmp_12, X, optimize=False)
-    tmp_16 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_17 = tmp_16[:, :, None] * tmp_14
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmplj,Bmo,Bmp,Bmn,jk->di", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s, softmax_s, softmax_s, vector_WQ)
-    tmp_18 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_19 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__Q, optimize=False)
-    tmp_20 = np.einsum("Bmp,Bmplj->Bmlj", softmax_s, jac_s__Q, optimize=False)
-    tmp_21 = np.einsum("Bmcd,Bci->Bmdi", tmp_19, X, optimize=False)
-    tmp_22 = np.einsum("Bmlj,Blk->Bmjk", tmp_20, X, optimize=False)
-    tmp_23 = np.tensordot(tmp_22, vector_WQ, axes=([2, 3], [0, 1]))
-    tmp_24 = tmp_23 * tmp_18
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmnlj,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s, softmax_s, vector_WQ)
-    tmp_25 = jac_s__Q * adj_a[:, :, :, None, None]
-    tmp_26 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_27 = np.einsum("jBl,Bmnlj->Bmn", tmp_26, tmp_25, optimize=False)
-    tmp_28 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__Q, optimize=False)
-    tmp_29 = (tmp_27[..., None, :] @ softmax_s[..., None])[..., 0, 0]
-    tmp_30 = np.einsum("Bmcd,Bci->Bmdi", tmp_28, X, optimize=False)
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__Q = t["jac_p__Q"]
-    # einsum("Bci,Blk,Bqr,Bqcd,Brlj,jk->di", X, X, hobj_p__p, jac_p__Q, jac_p__Q, vector_WQ)
-    tmp_31 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_32 = np.einsum("jBl,Brlj->Br", tmp_31, jac_p__Q, optimize=False)
-    tmp_33 = (tmp_32[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_34 = np.einsum("Bq,Bqcd->Bcd", tmp_33, jac_p__Q, optimize=False)
-    hvp_WQ__WQ = (np.tensordot(tmp_5, tmp_3, axes=([0, 1, 2], [0, 1, 2])) - np.tensordot(tmp_11, X, axes=([0, 1], [0, 1])) - np.tensordot(tmp_17, tmp_15, axes=([0, 1, 2], [0, 1, 2])) + 2 * np.tensordot(tmp_24, tmp_21, axes=([0, 1], [0, 1])) - np.tensordot(tmp_30, tmp_29, axes=([0, 1], [0, 1])) + np.tensordot(tmp_34, X, axes=([0, 1], [0, 1]))) / B
-    vector_WK = vector["WK"]
-    # Σ H[WQ,WK]·vector[WK], one einsum per term of: 1/sqrt(d) Σ_cl δ[d,j] X[c,i] X[l,k] adj_s[c,l] + Σ_clmn X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,l,j] jac_s__Q[m,n,c,d] softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,l,j] jac_s__Q[m,n,c,d] softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,l,j] jac_s__Q[m,o,c,d] softmax_o(s[m,o]) softmax_n(s[m,n]) + 2 Σ_clmnop X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,l,j] jac_s__Q[m,p,c,d] softmax_p(s[m,p]) softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,l,j] jac_s__Q[m,o,c,d] softmax_o(s[m,o]) softmax_n(s[m,n]) + Σ_clqr X[c,i] X[l,k] hobj_p__p[q,r] jac_p__K[r,l,j] jac_p__Q[q,c,d]
-    adj_s = t["adj_s"]
-    # einsum("dj,Bci,Blk,Bcl,jk->di", np.eye(2), X, X, adj_s, vector_WK)
-    tmp_35 = vector_WK.T @ ((np.eye(2)).T)
-    tmp_36 = (adj_s.transpose(0, 2, 1)) @ X
-    tmp_37 = np.tensordot(tmp_36, X, axes=([0, 1], [0, 1]))
-    jac_s__K = t["jac_s__K"]
-    # einsum("Bci,Blk,Bmn,Bmnlj,Bmncd,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, vector_WK)
-    tmp_38 = softmax_s * adj_a
-    tmp_39 = tmp_38[:, :, :, None, None] * jac_s__Q
-    tmp_40 = np.einsum("Bmncd,Bci->Bmndi", tmp_39, X, optimize=False)
-    tmp_41 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_42 = np.einsum("jBl,Bmnlj->Bmn", tmp_41, jac_s__K, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmolj,Bmncd,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, vector_WK)
-    tmp_43 = jac_s__Q * adj_a[:, :, :, None, None]
-    tmp_44 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_45 = np.einsum("jBl,Bmolj->Bmo", tmp_44, jac_s__K, optimize=False)
-    tmp_46 = (tmp_45[..., None, :] @ softmax_s[..., None])[..., 0, 0]
-    tmp_47 = np.einsum("Bmncd,Bmn->Bmcd", tmp_43, softmax_s, optimize=False)
-    tmp_48 = np.einsum("Bmcd,Bm->Bcd", tmp_47, tmp_46, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmolj,Bmocd,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, vector_WK)
-    tmp_49 = softmax_s[:, :, :, None, None] * jac_s__K
-    tmp_50 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_51 = np.einsum("jBl,Bmolj->Bmo", tmp_50, tmp_49, optimize=False)
-    tmp_52 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_53 = np.einsum("Bmo,Bmocd->Bmcd", tmp_51, jac_s__Q, optimize=False)
-    tmp_54 = np.einsum("Bmcd,Bm->Bcd", tmp_53, tmp_52, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmolj,Bmpcd,Bmp,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, softmax_s, vector_WK)
-    tmp_55 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_56 = np.einsum("Bmo,Bmolj->Bmlj", softmax_s, jac_s__K, optimize=False)
-    tmp_57 = np.einsum("Bmp,Bmpcd->Bmcd", softmax_s, jac_s__Q, optimize=False)
-    tmp_58 = np.einsum("Bmcd,Bci->Bmdi", tmp_57, X, optimize=False)
-    tmp_59 = np.einsum("Bmlj,Blk->Bmjk", tmp_56, X, optimize=False)
-    tmp_60 = np.tensordot(tmp_59, vector_WK, axes=([2, 3], [0, 1]))
-    tmp_61 = tmp_60 * tmp_55
-    # einsum("Bci,Blk,Bmn,Bmnlj,Bmocd,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, vector_WK)
-    tmp_62 = jac_s__K * adj_a[:, :, :, None, None]
-    tmp_63 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_64 = np.einsum("jBl,Bmnlj->Bmn", tmp_63, tmp_62, optimize=False)
-    tmp_65 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__Q, optimize=False)
-    tmp_66 = (tmp_64[..., None, :] @ softmax_s[..., None])[..., 0, 0]
-    tmp_67 = np.einsum("Bmcd,Bci->Bmdi", tmp_65, X, optimize=False)
-    jac_p__K = t["jac_p__K"]
-    # einsum("Bci,Blk,Bqr,Brlj,Bqcd,jk->di", X, X, hobj_p__p, jac_p__K, jac_p__Q, vector_WK)
-    tmp_68 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_69 = np.einsum("jBl,Brlj->Br", tmp_68, jac_p__K, optimize=False)
-    tmp_70 = (tmp_69[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_71 = np.einsum("Bq,Bqcd->Bcd", tmp_70, jac_p__Q, optimize=False)
-    hvp_WQ__WK = (0.7071067811865476 * tmp_35.T @ tmp_37.T + np.tensordot(tmp_42, tmp_40, axes=([0, 1, 2], [0, 1, 2])) - np.tensordot(tmp_48, X, axes=([0, 1], [0, 1])) - np.tensordot(tmp_54, X, axes=([0, 1], [0, 1])) + 2 * np.tensordot(tmp_61, tmp_58, axes=([0, 1], [0, 1])) - np.tensordot(tmp_67, tmp_66, axes=([0, 1], [0, 1])) + np.tensordot(tmp_71, X, axes=([0, 1], [0, 1]))) / B
-    vector_WV = vector["WV"]
-    # Σ H[WQ,WV]·vector[WV], one einsum per term of: Σ_clm X[c,i] X[l,k] adj_o[m,j] jac_a__Q[m,l,c,d] + Σ_clno X[c,i] X[l,k] hobj_p__p[n,o] jac_p__Q[n,c,d] jac_p__V[o,l,j]
-    adj_o = t["adj_o"]
-    jac_a__Q = t["jac_a__Q"]
-    # einsum("Bci,Blk,Bmj,Bmlcd,jk->di", X, X, adj_o, jac_a__Q, vector_WV)
-    tmp_72 = np.tensordot(vector_WV, X, axes=([1], [2]))
-    tmp_73 = (tmp_72.transpose(1, 2, 0)) @ (adj_o.transpose(0, 2, 1))
-    tmp_74 = np.einsum("Blm,Bmlcd->Bcd", tmp_73, jac_a__Q, optimize=False)
-    jac_p__V = t["jac_p__V"]
-    # einsum("Bci,Blk,Bno,Bncd,Bolj,jk->di", X, X, hobj_p__p, jac_p__Q, jac_p__V, vector_WV)
-    tmp_75 = np.tensordot(vector_WV, X, axes=([1], [2]))
-    tmp_76 = np.einsum("jBl,Bolj->Bo", tmp_75, jac_p__V, optimize=False)
-    tmp_77 = (tmp_76[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_78 = np.einsum("Bn,Bncd->Bcd", tmp_77, jac_p__Q, optimize=False)
-    hvp_WQ__WV = (np.tensordot(tmp_74, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_78, X, axes=([0, 1], [0, 1]))) / B
-    vector_U = vector["U"]
-    # Σ H[WQ,U]·vector[U], one einsum per term of: 1/t Σ_ck X[c,i] adj_p[l] jac_o__Q[k,j,c,d] + 1/t Σ_cmn X[c,i] hobj_p__p[m,l] jac_p__Q[m,c,d] o[n,j]
-    adj_p = t["adj_p"]
-    jac_o__Q = t["jac_o__Q"]
-    # einsum("Bci,Bl,Bkjcd,lj->di", X, adj_p, jac_o__Q, vector_U)
-    tmp_79 = vector_U.T @ adj_p.T
-    tmp_80 = np.einsum("jB,Bjcd->Bcd", tmp_79, jac_o__Q.sum(axis=1), optimize=False)
+    radj_Q = t["radj_Q"]
+    # einsum("Bci,Bcd->di", X, radj_Q)
+    hvp_WQ = np.tensordot(radj_Q, X, axes=([0, 1], [0, 1])) / B
+    # Σ_b H[WK,b]·vector[b][d,i] = Σ_c X[c,i] radj_K[c,d]
+    radj_K = t["radj_K"]
+    # einsum("Bci,Bcd->di", X, radj_K)
+    hvp_WK = np.tensordot(radj_K, X, axes=([0, 1], [0, 1])) / B
+    # Σ_b H[WV,b]·vector[b][d,i] = Σ_c X[c,i] radj_V[c,d]
+    radj_V = t["radj_V"]
+    # einsum("Bci,Bcd->di", X, radj_V)
+    hvp_WV = np.tensordot(radj_V, X, axes=([0, 1], [0, 1])) / B
+    # Σ_b H[U,b]·vector[b][l,d] = 1/t Σ_c o[c,d] radj_p[l] + 1/t Σ_c adj_p[l] tan_o[c,d]
     o = t["o"]
-    # einsum("Bci,Bml,Bmcd,Bnj,lj->di", X, hobj_p__p, jac_p__Q, o, vector_U)
-    tmp_81 = vector_U @ ((o.sum(axis=1)).T)
-    tmp_82 = (tmp_81.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_83 = np.einsum("Bm,Bmcd->Bcd", tmp_82, jac_p__Q, optimize=False)
-    hvp_WQ__U = (0.3333333333333333 * np.tensordot(tmp_80, X, axes=([0, 1], [0, 1])) + 0.3333333333333333 * np.tensordot(tmp_83, X, axes=([0, 1], [0, 1]))) / B
-    hvp_WQ = hvp_WQ__WQ + hvp_WQ__WK + hvp_WQ__WV + hvp_WQ__U
-    # Σ H[WK,WQ]·vector[WQ], one einsum per term of: 1/sqrt(d) Σ_cl δ[d,j] X[c,i] X[l,k] adj_s[l,c] + Σ_clmn X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,c,d] jac_s__Q[m,n,l,j] softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,c,d] jac_s__Q[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__Q[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + 2 Σ_clmnop X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__Q[m,p,l,j] softmax_o(s[m,o]) softmax_p(s[m,p]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__Q[m,n,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + Σ_clqr X[c,i] X[l,k] hobj_p__p[q,r] jac_p__K[q,c,d] jac_p__Q[r,l,j]
-    # einsum("dj,Bci,Blk,Blc,jk->di", np.eye(2), X, X, adj_s, vector_WQ)
-    tmp_84 = vector_WQ.T @ ((np.eye(2)).T)
-    tmp_85 = adj_s @ X
-    tmp_86 = np.tensordot(tmp_85, X, axes=([0, 1], [0, 1]))
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmnlj,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, vector_WQ)
-    tmp_87 = softmax_s * adj_a
-    tmp_88 = tmp_87[:, :, :, None, None] * jac_s__Q
-    tmp_89 = np.einsum("Bmncd,Bci->Bmndi", jac_s__K, X, optimize=False)
-    tmp_90 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_91 = np.einsum("jBl,Bmnlj->Bmn", tmp_90, tmp_88, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmolj,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, vector_WQ)
-    tmp_92 = jac_s__K * adj_a[:, :, :, None, None]
-    tmp_93 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_94 = np.einsum("jBl,Bmolj->Bmo", tmp_93, jac_s__Q, optimize=False)
-    tmp_95 = (tmp_94[..., None, :] @ softmax_s[..., None])[..., 0, 0]
-    tmp_96 = np.einsum("Bmncd,Bmn->Bmcd", tmp_92, softmax_s, optimize=False)
-    tmp_97 = np.einsum("Bmcd,Bm->Bcd", tmp_96, tmp_95, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmolj,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, vector_WQ)
-    tmp_98 = softmax_s[:, :, :, None, None] * jac_s__K
-    tmp_99 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_100 = np.einsum("jBl,Bmolj->Bmo", tmp_99, jac_s__Q, optimize=False)
-    tmp_101 = np.einsum("Bmocd,Bci->Bmodi", tmp_98, X, optimize=False)
-    tmp_102 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_103 = tmp_102[:, :, None] * tmp_100
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmplj,Bmo,Bmp,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, softmax_s, vector_WQ)
-    tmp_104 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_105 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__K, optimize=False)
-    tmp_106 = np.einsum("Bmp,Bmplj->Bmlj", softmax_s, jac_s__Q, optimize=False)
-    tmp_107 = np.einsum("Bmcd,Bci->Bmdi", tmp_105, X, optimize=False)
-    tmp_108 = np.einsum("Bmlj,Blk->Bmjk", tmp_106, X, optimize=False)
-    tmp_109 = np.tensordot(tmp_108, vector_WQ, axes=([2, 3], [0, 1]))
-    tmp_110 = tmp_109 * tmp_104
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmnlj,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, vector_WQ)
-    tmp_111 = jac_s__Q * adj_a[:, :, :, None, None]
-    tmp_112 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_113 = np.einsum("jBl,Bmnlj->Bmn", tmp_112, tmp_111, optimize=False)
-    tmp_114 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__K, optimize=False)
-    tmp_115 = (tmp_113[..., None, :] @ softmax_s[..., None])[..., 0, 0]
-    tmp_116 = np.einsum("Bmcd,Bci->Bmdi", tmp_114, X, optimize=False)
-    # einsum("Bci,Blk,Bqr,Bqcd,Brlj,jk->di", X, X, hobj_p__p, jac_p__K, jac_p__Q, vector_WQ)
-    tmp_117 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_118 = np.einsum("jBl,Brlj->Br", tmp_117, jac_p__Q, optimize=False)
-    tmp_119 = (tmp_118[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_120 = np.einsum("Bq,Bqcd->Bcd", tmp_119, jac_p__K, optimize=False)
-    hvp_WK__WQ = (0.7071067811865476 * tmp_84.T @ tmp_86.T + np.tensordot(tmp_91, tmp_89, axes=([0, 1, 2], [0, 1, 2])) - np.tensordot(tmp_97, X, axes=([0, 1], [0, 1])) - np.tensordot(tmp_103, tmp_101, axes=([0, 1, 2], [0, 1, 2])) + 2 * np.tensordot(tmp_110, tmp_107, axes=([0, 1], [0, 1])) - np.tensordot(tmp_116, tmp_115, axes=([0, 1], [0, 1])) + np.tensordot(tmp_120, X, axes=([0, 1], [0, 1]))) / B
-    # Σ H[WK,WK]·vector[WK], one einsum per term of: Σ_clmn X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,c,d] jac_s__K[m,n,l,j] softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,c,d] jac_s__K[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__K[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + 2 Σ_clmnop X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__K[m,p,l,j] softmax_o(s[m,o]) softmax_p(s[m,p]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__K[m,n,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + Σ_clqr X[c,i] X[l,k] hobj_p__p[q,r] jac_p__K[q,c,d] jac_p__K[r,l,j]
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmnlj,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__K, softmax_s, vector_WK)
-    tmp_121 = softmax_s * adj_a
-    tmp_122 = tmp_121[:, :, :, None, None] * jac_s__K
-    tmp_123 = np.einsum("Bmncd,Bci->Bmndi", jac_s__K, X, optimize=False)
-    tmp_124 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_125 = np.einsum("jBl,Bmnlj->Bmn", tmp_124, tmp_122, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmolj,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__K, softmax_s, softmax_s, vector_WK)
-    tmp_126 = jac_s__K * adj_a[:, :, :, None, None]
-    tmp_127 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_128 = np.einsum("jBl,Bmolj->Bmo", tmp_127, jac_s__K, optimize=False)
-    tmp_129 = (tmp_128[..., None, :] @ softmax_s[..., None])[..., 0, 0]
-    tmp_130 = np.einsum("Bmncd,Bmn->Bmcd", tmp_126, softmax_s, optimize=False)
-    tmp_131 = np.einsum("Bmcd,Bm->Bcd", tmp_130, tmp_129, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmolj,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__K, softmax_s, softmax_s, vector_WK)
-    tmp_132 = softmax_s[:, :, :, None, None] * jac_s__K
-    tmp_133 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_134 = np.einsum("jBl,Bmolj->Bmo", tmp_133, jac_s__K, optimize=False)
-    tmp_135 = np.einsum("Bmocd,Bci->Bmodi", tmp_132, X, optimize=False)
-    tmp_136 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_137 = tmp_136[:, :, None] * tmp_134
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmplj,Bmo,Bmp,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__K, softmax_s, softmax_s, softmax_s, vector_WK)
-    tmp_138 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_139 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__K, optimize=False)
-    tmp_140 = np.einsum("Bmp,Bmplj->Bmlj", softmax_s, jac_s__K, optimize=False)
-    tmp_141 = np.einsum("Bmcd,Bci->Bmdi", tmp_139, X, optimize=False)
-    tmp_142 = np.einsum("Bmlj,Blk->Bmjk", tmp_140, X, optimize=False)
-    tmp_143 = np.tensordot(tmp_142, vector_WK, axes=([2, 3], [0, 1]))
-    tmp_144 = tmp_143 * tmp_138
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmnlj,Bmo,Bmn,jk->di", X, X, adj_a, jac_s__K, jac_s__K, softmax_s, softmax_s, vector_WK)
-    tmp_145 = jac_s__K * adj_a[:, :, :, None, None]
-    tmp_146 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_147 = np.einsum("jBl,Bmnlj->Bmn", tmp_146, tmp_145, optimize=False)
-    tmp_148 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__K, optimize=False)
-    tmp_149 = (tmp_147[..., None, :] @ softmax_s[..., None])[..., 0, 0]
-    tmp_150 = np.einsum("Bmcd,Bci->Bmdi", tmp_148, X, optimize=False)
-    # einsum("Bci,Blk,Bqr,Bqcd,Brlj,jk->di", X, X, hobj_p__p, jac_p__K, jac_p__K, vector_WK)
-    tmp_151 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_152 = np.einsum("jBl,Brlj->Br", tmp_151, jac_p__K, optimize=False)
-    tmp_153 = (tmp_152[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_154 = np.einsum("Bq,Bqcd->Bcd", tmp_153, jac_p__K, optimize=False)
-    hvp_WK__WK = (np.tensordot(tmp_125, tmp_123, axes=([0, 1, 2], [0, 1, 2])) - np.tensordot(tmp_131, X, axes=([0, 1], [0, 1])) - np.tensordot(tmp_137, tmp_135, axes=([0, 1, 2], [0, 1, 2])) + 2 * np.tensordot(tmp_144, tmp_141, axes=([0, 1], [0, 1])) - np.tensordot(tmp_150, tmp_149, axes=([0, 1], [0, 1])) + np.tensordot(tmp_154, X, axes=([0, 1], [0, 1]))) / B
-    # Σ H[WK,WV]·vector[WV], one einsum per term of: Σ_clm X[c,i] X[l,k] adj_o[m,j] jac_a__K[m,l,c,d] + Σ_clno X[c,i] X[l,k] hobj_p__p[n,o] jac_p__K[n,c,d] jac_p__V[o,l,j]
-    jac_a__K = t["jac_a__K"]
-    # einsum("Bci,Blk,Bmj,Bmlcd,jk->di", X, X, adj_o, jac_a__K, vector_WV)
-    tmp_155 = np.tensordot(vector_WV, X, axes=([1], [2]))
-    tmp_156 = (tmp_155.transpose(1, 2, 0)) @ (adj_o.transpose(0, 2, 1))
-    tmp_157 = np.einsum("Blm,Bmlcd->Bcd", tmp_156, jac_a__K, optimize=False)
-    # einsum("Bci,Blk,Bno,Bncd,Bolj,jk->di", X, X, hobj_p__p, jac_p__K, jac_p__V, vector_WV)
-    tmp_158 = np.tensordot(vector_WV, X, axes=([1], [2]))
-    tmp_159 = np.einsum("jBl,Bolj->Bo", tmp_158, jac_p__V, optimize=False)
-    tmp_160 = (tmp_159[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_161 = np.einsum("Bn,Bncd->Bcd", tmp_160, jac_p__K, optimize=False)
-    hvp_WK__WV = (np.tensordot(tmp_157, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_161, X, axes=([0, 1], [0, 1]))) / B
-    # Σ H[WK,U]·vector[U], one einsum per term of: 1/t Σ_ck X[c,i] adj_p[l] jac_o__K[k,j,c,d] + 1/t Σ_cmn X[c,i] hobj_p__p[m,l] jac_p__K[m,c,d] o[n,j]
-    jac_o__K = t["jac_o__K"]
-    # einsum("Bci,Bl,Bkjcd,lj->di", X, adj_p, jac_o__K, vector_U)
-    tmp_162 = vector_U.T @ adj_p.T
-    tmp_163 = np.einsum("jB,Bjcd->Bcd", tmp_162, jac_o__K.sum(axis=1), optimize=False)
-    # einsum("Bci,Bml,Bmcd,Bnj,lj->di", X, hobj_p__p, jac_p__K, o, vector_U)
-    tmp_164 = vector_U @ ((o.sum(axis=1)).T)
-    tmp_165 = (tmp_164.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_166 = np.einsum("Bm,Bmcd->Bcd", tmp_165, jac_p__K, optimize=False)
-    hvp_WK__U = (0.3333333333333333 * np.tensordot(tmp_163, X, axes=([0, 1], [0, 1])) + 0.3333333333333333 * np.tensordot(tmp_166, X, axes=([0, 1], [0, 1]))) / B
-    hvp_WK = hvp_WK__WQ + hvp_WK__WK + hvp_WK__WV + hvp_WK__U
-    # Σ H[WV,WQ]·vector[WQ], one einsum per term of: Σ_clm X[c,i] X[l,k] adj_o[m,d] jac_a__Q[m,c,l,j] + Σ_clno X[c,i] X[l,k] hobj_p__p[n,o] jac_p__Q[o,l,j] jac_p__V[n,c,d]
-    # einsum("Bci,Blk,Bmd,Bmclj,jk->di", X, X, adj_o, jac_a__Q, vector_WQ)
-    tmp_167 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_168 = np.einsum("jBl,Bmclj->Bmc", tmp_167, jac_a__Q, optimize=False)
-    tmp_169 = tmp_168 @ X
-    # einsum("Bci,Blk,Bno,Bolj,Bncd,jk->di", X, X, hobj_p__p, jac_p__Q, jac_p__V, vector_WQ)
-    tmp_170 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_171 = np.einsum("jBl,Bolj->Bo", tmp_170, jac_p__Q, optimize=False)
-    tmp_172 = (tmp_171[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_173 = np.einsum("Bn,Bncd->Bcd", tmp_172, jac_p__V, optimize=False)
-    hvp_WV__WQ = ((np.tensordot(tmp_169, adj_o, axes=([0, 1], [0, 1]))).T + np.tensordot(tmp_173, X, axes=([0, 1], [0, 1]))) / B
-    # Σ H[WV,WK]·vector[WK], one einsum per term of: Σ_clm X[c,i] X[l,k] adj_o[m,d] jac_a__K[m,c,l,j] + Σ_clno X[c,i] X[l,k] hobj_p__p[n,o] jac_p__K[o,l,j] jac_p__V[n,c,d]
-    # einsum("Bci,Blk,Bmd,Bmclj,jk->di", X, X, adj_o, jac_a__K, vector_WK)
-    tmp_174 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_175 = np.einsum("jBl,Bmclj->Bmc", tmp_174, jac_a__K, optimize=False)
-    tmp_176 = tmp_175 @ X
-    # einsum("Bci,Blk,Bno,Bolj,Bncd,jk->di", X, X, hobj_p__p, jac_p__K, jac_p__V, vector_WK)
-    tmp_177 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_178 = np.einsum("jBl,Bolj->Bo", tmp_177, jac_p__K, optimize=False)
-    tmp_179 = (tmp_178[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_180 = np.einsum("Bn,Bncd->Bcd", tmp_179, jac_p__V, optimize=False)
-    hvp_WV__WK = ((np.tensordot(tmp_176, adj_o, axes=([0, 1], [0, 1]))).T + np.tensordot(tmp_180, X, axes=([0, 1], [0, 1]))) / B
-    # Σ H[WV,WV]·vector[WV], one einsum per term of: Σ_clmn X[c,i] X[l,k] hobj_p__p[m,n] jac_p__V[m,c,d] jac_p__V[n,l,j]
-    # einsum("Bci,Blk,Bmn,Bmcd,Bnlj,jk->di", X, X, hobj_p__p, jac_p__V, jac_p__V, vector_WV)
-    tmp_181 = np.tensordot(vector_WV, X, axes=([1], [2]))
-    tmp_182 = np.einsum("jBl,Bnlj->Bn", tmp_181, jac_p__V, optimize=False)
-    tmp_183 = (tmp_182[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_184 = np.einsum("Bm,Bmcd->Bcd", tmp_183, jac_p__V, optimize=False)
-    hvp_WV__WV = np.tensordot(tmp_184, X, axes=([0, 1], [0, 1])) / B
-    # Σ H[WV,U]·vector[U], one einsum per term of: 1/t Σ_ck X[c,i] adj_p[l] jac_o__V[k,j,c,d] + 1/t Σ_cmn X[c,i] hobj_p__p[m,l] jac_p__V[m,c,d] o[n,j]
-    jac_o__V = t["jac_o__V"]
-    # einsum("Bci,Bl,Bkjcd,lj->di", X, adj_p, jac_o__V, vector_U)
-    tmp_185 = vector_U.T @ adj_p.T
-    tmp_186 = np.einsum("jB,Bjcd->Bcd", tmp_185, jac_o__V.sum(axis=1), optimize=False)
-    # einsum("Bci,Bml,Bmcd,Bnj,lj->di", X, hobj_p__p, jac_p__V, o, vector_U)
-    tmp_187 = vector_U @ ((o.sum(axis=1)).T)
-    tmp_188 = (tmp_187.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_189 = np.einsum("Bm,Bmcd->Bcd", tmp_188, jac_p__V, optimize=False)
-    hvp_WV__U = (0.3333333333333333 * np.tensordot(tmp_186, X, axes=([0, 1], [0, 1])) + 0.3333333333333333 * np.tensordot(tmp_189, X, axes=([0, 1], [0, 1]))) / B
-    hvp_WV = hvp_WV__WQ + hvp_WV__WK + hvp_WV__WV + hvp_WV__U
-    # Σ H[U,WQ]·vector[WQ], one einsum per term of: 1/t Σ_ck X[c,j] adj_p[l] jac_o__Q[k,d,c,i] + 1/t Σ_cmn X[c,j] hobj_p__p[l,m] jac_p__Q[m,c,i] o[n,d]
-    # einsum("Bcj,Bl,Bkdci,ij->ld", X, adj_p, jac_o__Q, vector_WQ)
-    tmp_190 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_191 = np.einsum("iBc,Bdci->Bd", tmp_190, jac_o__Q.sum(axis=1), optimize=False)
-    # einsum("Bcj,Blm,Bmci,Bnd,ij->ld", X, hobj_p__p, jac_p__Q, o, vector_WQ)
-    tmp_192 = np.tensordot(vector_WQ, X, axes=([1], [2]))
-    tmp_193 = np.einsum("iBc,Bmci->Bm", tmp_192, jac_p__Q, optimize=False)
-    tmp_194 = tmp_193[:, :, None] * (o.sum(axis=1))[:, None]
-    hvp_U__WQ = (0.3333333333333333 * adj_p.T @ tmp_191 + 0.3333333333333333 * (np.tensordot(tmp_194, hobj_p__p, axes=([0, 1], [0, 2]))).T) / B
-    # Σ H[U,WK]·vector[WK], one einsum per term of: 1/t Σ_ck X[c,j] adj_p[l] jac_o__K[k,d,c,i] + 1/t Σ_cmn X[c,j] hobj_p__p[l,m] jac_p__K[m,c,i] o[n,d]
-    # einsum("Bcj,Bl,Bkdci,ij->ld", X, adj_p, jac_o__K, vector_WK)
-    tmp_195 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_196 = np.einsum("iBc,Bdci->Bd", tmp_195, jac_o__K.sum(axis=1), optimize=False)
-    # einsum("Bcj,Blm,Bmci,Bnd,ij->ld", X, hobj_p__p, jac_p__K, o, vector_WK)
-    tmp_197 = np.tensordot(vector_WK, X, axes=([1], [2]))
-    tmp_198 = np.einsum("iBc,Bmci->Bm", tmp_197, jac_p__K, optimize=False)
-    tmp_199 = tmp_198[:, :, None] * (o.sum(axis=1))[:, None]
-    hvp_U__WK = (0.3333333333333333 * adj_p.T @ tmp_196 + 0.3333333333333333 * (np.tensordot(tmp_199, hobj_p__p, axes=([0, 1], [0, 2]))).T) / B
-    # Σ H[U,WV]·vector[WV], one einsum per term of: 1/t Σ_ck X[c,j] adj_p[l] jac_o__V[k,d,c,i] + 1/t Σ_cmn X[c,j] hobj_p__p[l,m] jac_p__V[m,c,i] o[n,d]
-    # einsum("Bcj,Bl,Bkdci,ij->ld", X, adj_p, jac_o__V, vector_WV)
-    tmp_200 = np.tensordot(vector_WV, X, axes=([1], [2]))
-    tmp_201 = np.einsum("iBc,Bdci->Bd", tmp_200, jac_o__V.sum(axis=1), optimize=False)
-    # einsum("Bcj,Blm,Bmci,Bnd,ij->ld", X, hobj_p__p, jac_p__V, o, vector_WV)
-    tmp_202 = np.tensordot(vector_WV, X, axes=([1], [2]))
-    tmp_203 = np.einsum("iBc,Bmci->Bm", tmp_202, jac_p__V, optimize=False)
-    tmp_204 = tmp_203[:, :, None] * (o.sum(axis=1))[:, None]
-    hvp_U__WV = (0.3333333333333333 * adj_p.T @ tmp_201 + 0.3333333333333333 * (np.tensordot(tmp_204, hobj_p__p, axes=([0, 1], [0, 2]))).T) / B
-    # Σ H[U,U]·vector[U], one einsum per term of: t**(-2) Σ_ck hobj_p__p[l,i] o[c,d] o[k,j]
-    # einsum("Bli,Bcd,Bkj,ij->ld", hobj_p__p, o, o, vector_U)
-    tmp_205 = vector_U @ ((o.sum(axis=1)).T)
-    tmp_206 = tmp_205[:, :, None] * o.sum(axis=1)
-    hvp_U__U = 0.1111111111111111 * (np.tensordot(tmp_206, hobj_p__p, axes=([0, 1], [2, 0]))).T / B
-    hvp_U = hvp_U__WQ + hvp_U__WK + hvp_U__WV + hvp_U__U
+    radj_p = t["radj_p"]
+    # einsum("Bcd,Bl->ld", o, radj_p)
+    adj_p = t["adj_p"]
+    tan_o = t["tan_o"]
+    # einsum("Bl,Bcd->ld", adj_p, tan_o)
+    hvp_U = (0.3333333333333333 * radj_p.T @ (o.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_o.sum(axis=1))) / B
     return {"WQ": hvp_WQ, "WK": hvp_WK, "WV": hvp_WV, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_s__Q"] = _jac_s__Q(t)
-    t["jac_a__Q"] = _jac_a__Q(t)
-    t["jac_o__Q"] = _jac_o__Q(t)
-    t["jac_s__K"] = _jac_s__K(t)
-    t["jac_a__K"] = _jac_a__K(t)
-    t["jac_o__K"] = _jac_o__K(t)
-    t["jac_o__V"] = _jac_o__V(t)
+    t["jac_p__o"] = _jac_p__o(t)
+    t["jac_p__a"] = _jac_p__a(t)
+    t["jac_p__s"] = _jac_p__s(t)
     t["jac_p__Q"] = _jac_p__Q(t)
     t["hobj_p__p"] = _hobj_p__p(t)
     t["jac_p__K"] = _jac_p__K(t)

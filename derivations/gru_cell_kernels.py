@@ -249,12 +249,30 @@ def _jac_h1__z_hc(t):
     return jac_hc__z_hc - zg[:, :, None] * jac_hc__z_hc
 
 
-def _jac_p__z_zg(t):
-    """jac_p__z_zg[l,j] = Σ_c V[l,c] jac_h1__z_zg[c,j]"""
+def _jac_p__h1(t):
+    """jac_p__h1[l,j] = V[l,j]"""
     V = t["V"]
-    jac_h1__z_zg = t["jac_h1__z_zg"]
-    # einsum("lc,Bcj->Blj", V, jac_h1__z_zg)
-    return (np.tensordot(jac_h1__z_zg, V, axes=([1], [1]))).transpose(0, 2, 1)
+    return V
+
+
+def _jac_p__zg(t):
+    """jac_p__zg[l,j] = h0[j] jac_p__h1[l,j] - hc[j] jac_p__h1[l,j]"""
+    h0 = t["h0"]
+    jac_p__h1 = t["jac_p__h1"]
+    # einsum("Bj,lj->Blj", h0, jac_p__h1)
+    hc = t["hc"]
+    # einsum("Bj,lj->Blj", hc, jac_p__h1)
+    return jac_p__h1 * h0[:, None] - jac_p__h1 * hc[:, None]
+
+
+def _jac_p__z_zg(t):
+    """jac_p__z_zg[l,j] = sigmoid'(z_zg[j]) jac_p__zg[l,j]"""
+    z_zg = t["z_zg"]
+    zg = t["zg"]
+    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    jac_p__zg = t["jac_p__zg"]
+    # einsum("Bj,Blj->Blj", dsigmoid_z_zg, jac_p__zg)
+    return jac_p__zg * dsigmoid_z_zg[:, None]
 
 
 def _hobj_p__p(t):
@@ -266,20 +284,233 @@ def _hobj_p__p(t):
     return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
 
 
-def _jac_p__z_rg(t):
-    """jac_p__z_rg[l,j] = Σ_c V[l,c] jac_h1__z_rg[c,j]"""
-    V = t["V"]
-    jac_h1__z_rg = t["jac_h1__z_rg"]
-    # einsum("lc,Bcj->Blj", V, jac_h1__z_rg)
-    return (np.tensordot(jac_h1__z_rg, V, axes=([1], [1]))).transpose(0, 2, 1)
+def _jac_p__hc(t):
+    """jac_p__hc[l,j] = jac_p__h1[l,j] - jac_p__h1[l,j] zg[j]"""
+    jac_p__h1 = t["jac_p__h1"]
+    zg = t["zg"]
+    # einsum("lj,Bj->Blj", jac_p__h1, zg)
+    return jac_p__h1 - zg[:, None] * jac_p__h1
 
 
 def _jac_p__z_hc(t):
-    """jac_p__z_hc[l,j] = Σ_c V[l,c] jac_h1__z_hc[c,j]"""
+    """jac_p__z_hc[l,j] = tanh'(z_hc[j]) jac_p__hc[l,j]"""
+    z_hc = t["z_hc"]
+    hc = t["hc"]
+    dtanh_z_hc = 1 - hc**2
+    jac_p__hc = t["jac_p__hc"]
+    # einsum("Bj,Blj->Blj", dtanh_z_hc, jac_p__hc)
+    return jac_p__hc * dtanh_z_hc[:, None]
+
+
+def _jac_p__rh(t):
+    """jac_p__rh[l,j] = Σ_c Uh[c,j] jac_p__z_hc[l,c]"""
+    Uh = t["Uh"]
+    jac_p__z_hc = t["jac_p__z_hc"]
+    # einsum("cj,Blc->Blj", Uh, jac_p__z_hc)
+    return np.tensordot(jac_p__z_hc, Uh, axes=([2], [0]))
+
+
+def _jac_p__rg(t):
+    """jac_p__rg[l,j] = h0[j] jac_p__rh[l,j]"""
+    h0 = t["h0"]
+    jac_p__rh = t["jac_p__rh"]
+    # einsum("Bj,Blj->Blj", h0, jac_p__rh)
+    return jac_p__rh * h0[:, None]
+
+
+def _jac_p__z_rg(t):
+    """jac_p__z_rg[l,j] = sigmoid'(z_rg[j]) jac_p__rg[l,j]"""
+    z_rg = t["z_rg"]
+    rg = t["rg"]
+    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    jac_p__rg = t["jac_p__rg"]
+    # einsum("Bj,Blj->Blj", dsigmoid_z_rg, jac_p__rg)
+    return jac_p__rg * dsigmoid_z_rg[:, None]
+
+
+def _tan_z_zg(t):
+    """tan_z_zg[j] = Σ_c dir_Wz[j,c] x[c] + Σ_i dir_Uz[j,i] h0[i]"""
+    dir_Wz = t["dir_Wz"]
+    x = t["x"]
+    # einsum("jc,Bc->Bj", dir_Wz, x)
+    dir_Uz = t["dir_Uz"]
+    h0 = t["h0"]
+    # einsum("ji,Bi->Bj", dir_Uz, h0)
+    return x @ dir_Wz.T + h0 @ dir_Uz.T
+
+
+def _tan_z_rg(t):
+    """tan_z_rg[j] = Σ_c dir_Wr[j,c] x[c] + Σ_i dir_Ur[j,i] h0[i]"""
+    dir_Wr = t["dir_Wr"]
+    x = t["x"]
+    # einsum("jc,Bc->Bj", dir_Wr, x)
+    dir_Ur = t["dir_Ur"]
+    h0 = t["h0"]
+    # einsum("ji,Bi->Bj", dir_Ur, h0)
+    return x @ dir_Wr.T + h0 @ dir_Ur.T
+
+
+def _tan_rg(t):
+    """tan_rg[j] = sigmoid'(z_rg[j]) tan_z_rg[j]"""
+    z_rg = t["z_rg"]
+    rg = t["rg"]
+    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    tan_z_rg = t["tan_z_rg"]
+    return dsigmoid_z_rg * tan_z_rg
+
+
+def _tan_rh(t):
+    """tan_rh[j] = h0[j] tan_rg[j]"""
+    h0 = t["h0"]
+    tan_rg = t["tan_rg"]
+    return h0 * tan_rg
+
+
+def _tan_z_hc(t):
+    """tan_z_hc[j] = Σ_c dir_Wh[j,c] x[c] + Σ_i dir_Uh[j,i] rh[i] + Σ_i Uh[j,i] tan_rh[i]"""
+    dir_Wh = t["dir_Wh"]
+    x = t["x"]
+    # einsum("jc,Bc->Bj", dir_Wh, x)
+    dir_Uh = t["dir_Uh"]
+    rh = t["rh"]
+    # einsum("ji,Bi->Bj", dir_Uh, rh)
+    Uh = t["Uh"]
+    tan_rh = t["tan_rh"]
+    # einsum("ji,Bi->Bj", Uh, tan_rh)
+    return x @ dir_Wh.T + rh @ dir_Uh.T + tan_rh @ Uh.T
+
+
+def _tan_hc(t):
+    """tan_hc[j] = tanh'(z_hc[j]) tan_z_hc[j]"""
+    z_hc = t["z_hc"]
+    hc = t["hc"]
+    dtanh_z_hc = 1 - hc**2
+    tan_z_hc = t["tan_z_hc"]
+    return dtanh_z_hc * tan_z_hc
+
+
+def _tan_zg(t):
+    """tan_zg[j] = sigmoid'(z_zg[j]) tan_z_zg[j]"""
+    z_zg = t["z_zg"]
+    zg = t["zg"]
+    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    tan_z_zg = t["tan_z_zg"]
+    return dsigmoid_z_zg * tan_z_zg
+
+
+def _tan_h1(t):
+    """tan_h1[j] = tan_hc[j] - tan_hc[j] zg[j] + h0[j] tan_zg[j] - hc[j] tan_zg[j]"""
+    tan_hc = t["tan_hc"]
+    zg = t["zg"]
+    h0 = t["h0"]
+    tan_zg = t["tan_zg"]
+    hc = t["hc"]
+    return tan_hc - tan_hc * zg + h0 * tan_zg - hc * tan_zg
+
+
+def _tan_p(t):
+    """tan_p[l] = Σ_c dir_V[l,c] h1[c] + Σ_c V[l,c] tan_h1[c]"""
+    dir_V = t["dir_V"]
+    h1 = t["h1"]
+    # einsum("lc,Bc->Bl", dir_V, h1)
     V = t["V"]
-    jac_h1__z_hc = t["jac_h1__z_hc"]
-    # einsum("lc,Bcj->Blj", V, jac_h1__z_hc)
-    return (np.tensordot(jac_h1__z_hc, V, axes=([1], [1]))).transpose(0, 2, 1)
+    tan_h1 = t["tan_h1"]
+    # einsum("lc,Bc->Bl", V, tan_h1)
+    return h1 @ dir_V.T + tan_h1 @ V.T
+
+
+def _radj_p(t):
+    """radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])"""
+    tan_p = t["tan_p"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    return tan_p * softmax_p - tmp[:, None] * softmax_p
+
+
+def _radj_h1(t):
+    """radj_h1[j] = Σ_c adj_p[c] dir_V[c,j] + Σ_c V[c,j] radj_p[c]"""
+    adj_p = t["adj_p"]
+    dir_V = t["dir_V"]
+    # einsum("Bc,cj->Bj", adj_p, dir_V)
+    V = t["V"]
+    radj_p = t["radj_p"]
+    # einsum("cj,Bc->Bj", V, radj_p)
+    return adj_p @ dir_V + radj_p @ V
+
+
+def _radj_zg(t):
+    """radj_zg[j] = h0[j] radj_h1[j] - hc[j] radj_h1[j] - adj_h1[j] tan_hc[j]"""
+    h0 = t["h0"]
+    radj_h1 = t["radj_h1"]
+    hc = t["hc"]
+    adj_h1 = t["adj_h1"]
+    tan_hc = t["tan_hc"]
+    return h0 * radj_h1 - hc * radj_h1 - adj_h1 * tan_hc
+
+
+def _radj_z_zg(t):
+    """radj_z_zg[j] = sigmoid''(z_zg[j]) adj_zg[j] tan_z_zg[j] + sigmoid'(z_zg[j]) radj_zg[j]"""
+    z_zg = t["z_zg"]
+    zg = t["zg"]
+    d2sigmoid_z_zg = (2*zg*np.exp(-z_zg) - 1)*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    adj_zg = t["adj_zg"]
+    tan_z_zg = t["tan_z_zg"]
+    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    radj_zg = t["radj_zg"]
+    return d2sigmoid_z_zg * adj_zg * tan_z_zg + dsigmoid_z_zg * radj_zg
+
+
+def _radj_hc(t):
+    """radj_hc[j] = radj_h1[j] - radj_h1[j] zg[j] - adj_h1[j] tan_zg[j]"""
+    radj_h1 = t["radj_h1"]
+    zg = t["zg"]
+    adj_h1 = t["adj_h1"]
+    tan_zg = t["tan_zg"]
+    return radj_h1 - radj_h1 * zg - adj_h1 * tan_zg
+
+
+def _radj_z_hc(t):
+    """radj_z_hc[j] = tanh''(z_hc[j]) adj_hc[j] tan_z_hc[j] + tanh'(z_hc[j]) radj_hc[j]"""
+    z_hc = t["z_hc"]
+    hc = t["hc"]
+    d2tanh_z_hc = 2*hc*(hc**2 - 1)
+    adj_hc = t["adj_hc"]
+    tan_z_hc = t["tan_z_hc"]
+    dtanh_z_hc = 1 - hc**2
+    radj_hc = t["radj_hc"]
+    return d2tanh_z_hc * adj_hc * tan_z_hc + dtanh_z_hc * radj_hc
+
+
+def _radj_rh(t):
+    """radj_rh[j] = Σ_c adj_z_hc[c] dir_Uh[c,j] + Σ_c Uh[c,j] radj_z_hc[c]"""
+    adj_z_hc = t["adj_z_hc"]
+    dir_Uh = t["dir_Uh"]
+    # einsum("Bc,cj->Bj", adj_z_hc, dir_Uh)
+    Uh = t["Uh"]
+    radj_z_hc = t["radj_z_hc"]
+    # einsum("cj,Bc->Bj", Uh, radj_z_hc)
+    return adj_z_hc @ dir_Uh + radj_z_hc @ Uh
+
+
+def _radj_rg(t):
+    """radj_rg[j] = h0[j] radj_rh[j]"""
+    h0 = t["h0"]
+    radj_rh = t["radj_rh"]
+    return h0 * radj_rh
+
+
+def _radj_z_rg(t):
+    """radj_z_rg[j] = sigmoid''(z_rg[j]) adj_rg[j] tan_z_rg[j] + sigmoid'(z_rg[j]) radj_rg[j]"""
+    z_rg = t["z_rg"]
+    rg = t["rg"]
+    d2sigmoid_z_rg = (2*rg*np.exp(-z_rg) - 1)*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    adj_rg = t["adj_rg"]
+    tan_z_rg = t["tan_z_rg"]
+    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    radj_rg = t["radj_rg"]
+    return d2sigmoid_z_rg * adj_rg * tan_z_rg + dsigmoid_z_rg * radj_rg
 
 
 def objective(params, data):
@@ -497,10 +728,15 @@ def hessian(params, data):
     t["jac_h1__z_rg"] = _jac_h1__z_rg(t)
     t["jac_hc__z_hc"] = _jac_hc__z_hc(t)
     t["jac_h1__z_hc"] = _jac_h1__z_hc(t)
+    t["jac_p__h1"] = _jac_p__h1(t)
+    t["jac_p__zg"] = _jac_p__zg(t)
     t["jac_p__z_zg"] = _jac_p__z_zg(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_rg"] = _jac_p__z_rg(t)
+    t["jac_p__hc"] = _jac_p__hc(t)
     t["jac_p__z_hc"] = _jac_p__z_hc(t)
+    t["jac_p__rh"] = _jac_p__rh(t)
+    t["jac_p__rg"] = _jac_p__rg(t)
+    t["jac_p__z_rg"] = _jac_p__z_rg(t)
     B = t["x"].shape[0]
     # ∂f/∂Wz,Wz[j,i,k,l] = sigmoid''(z_zg[j]) δ[j,k] adj_zg[j] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,k] x[i] x[l]
     z_zg = t["z_zg"]
@@ -1013,674 +1249,91 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), computed term by term without forming a Hessian block."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
+    t["dir_Wz"] = vector["Wz"]
+    t["dir_Uz"] = vector["Uz"]
+    t["dir_Wr"] = vector["Wr"]
+    t["dir_Ur"] = vector["Ur"]
+    t["dir_Wh"] = vector["Wh"]
+    t["dir_Uh"] = vector["Uh"]
+    t["dir_V"] = vector["V"]
     t["adj_p"] = _adj_p(t)
     t["adj_h1"] = _adj_h1(t)
     t["adj_zg"] = _adj_zg(t)
-    t["jac_zg__z_zg"] = _jac_zg__z_zg(t)
-    t["jac_h1__z_zg"] = _jac_h1__z_zg(t)
     t["adj_hc"] = _adj_hc(t)
     t["adj_z_hc"] = _adj_z_hc(t)
     t["adj_rh"] = _adj_rh(t)
     t["adj_rg"] = _adj_rg(t)
-    t["jac_rg__z_rg"] = _jac_rg__z_rg(t)
-    t["jac_rh__z_rg"] = _jac_rh__z_rg(t)
-    t["jac_z_hc__z_rg"] = _jac_z_hc__z_rg(t)
-    t["jac_hc__z_rg"] = _jac_hc__z_rg(t)
-    t["jac_h1__z_rg"] = _jac_h1__z_rg(t)
-    t["jac_hc__z_hc"] = _jac_hc__z_hc(t)
-    t["jac_h1__z_hc"] = _jac_h1__z_hc(t)
-    t["jac_p__z_zg"] = _jac_p__z_zg(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_rg"] = _jac_p__z_rg(t)
-    t["jac_p__z_hc"] = _jac_p__z_hc(t)
+    t["tan_z_zg"] = _tan_z_zg(t)
+    t["tan_z_rg"] = _tan_z_rg(t)
+    t["tan_rg"] = _tan_rg(t)
+    t["tan_rh"] = _tan_rh(t)
+    t["tan_z_hc"] = _tan_z_hc(t)
+    t["tan_hc"] = _tan_hc(t)
+    t["tan_zg"] = _tan_zg(t)
+    t["tan_h1"] = _tan_h1(t)
+    t["tan_p"] = _tan_p(t)
+    t["radj_p"] = _radj_p(t)
+    t["radj_h1"] = _radj_h1(t)
+    t["radj_zg"] = _radj_zg(t)
+    t["radj_z_zg"] = _radj_z_zg(t)
+    t["radj_hc"] = _radj_hc(t)
+    t["radj_z_hc"] = _radj_z_hc(t)
+    t["radj_rh"] = _radj_rh(t)
+    t["radj_rg"] = _radj_rg(t)
+    t["radj_z_rg"] = _radj_z_rg(t)
     B = t["x"].shape[0]
-    vector_Wz = vector["Wz"]
-    # Σ H[Wz,Wz]·vector[Wz], one einsum per term of: sigmoid''(z_zg[j]) δ[j,k] adj_zg[j] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,k] x[i] x[l]
-    z_zg = t["z_zg"]
-    zg = t["zg"]
-    d2sigmoid_z_zg = (2*zg*np.exp(-z_zg) - 1)*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
-    adj_zg = t["adj_zg"]
+    # Σ_b H[Wz,b]·vector[b][j,i] = radj_z_zg[j] x[i]
+    radj_z_zg = t["radj_z_zg"]
     x = t["x"]
-    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2sigmoid_z_zg, np.eye(2), adj_zg, x, x, vector_Wz)
-    tmp = adj_zg * d2sigmoid_z_zg
-    tmp_2 = vector_Wz.T @ ((np.eye(2)).T)
-    tmp_3 = tmp_2.T @ x.T
-    tmp_4 = tmp_3 * tmp.T
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_zg = t["jac_p__z_zg"]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_zg, jac_p__z_zg, x, x, vector_Wz)
-    tmp_5 = vector_Wz @ x.T
-    tmp_6 = (tmp_5.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_7 = (tmp_6[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_8 = (tmp_7[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Wz__Wz = (tmp_4 @ x + tmp_8.T @ x) / B
-    vector_Uz = vector["Uz"]
-    # Σ H[Wz,Uz]·vector[Uz], one einsum per term of: sigmoid''(z_zg[j]) δ[j,k] adj_zg[j] h0[l] x[i] + Σ_cm h0[l] hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,k] x[i]
+    # einsum("Bj,Bi->ji", radj_z_zg, x)
+    hvp_Wz = radj_z_zg.T @ x / B
+    # Σ_b H[Uz,b]·vector[b][j,k] = h0[k] radj_z_zg[j]
     h0 = t["h0"]
-    # einsum("Bj,jk,Bj,Bl,Bi,kl->ji", d2sigmoid_z_zg, np.eye(2), adj_zg, h0, x, vector_Uz)
-    tmp_9 = adj_zg * d2sigmoid_z_zg
-    tmp_10 = vector_Uz.T @ ((np.eye(2)).T)
-    tmp_11 = tmp_10.T @ h0.T
-    tmp_12 = tmp_11 * tmp_9.T
-    # einsum("Bl,Bcm,Bcj,Bmk,Bi,kl->ji", h0, hobj_p__p, jac_p__z_zg, jac_p__z_zg, x, vector_Uz)
-    tmp_13 = vector_Uz @ h0.T
-    tmp_14 = (tmp_13.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_15 = (tmp_14[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_16 = (tmp_15[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Wz__Uz = (tmp_12 @ x + tmp_16.T @ x) / B
-    vector_Wr = vector["Wr"]
-    # Σ H[Wz,Wr]·vector[Wr], one einsum per term of: -Σ_c adj_h1[c] jac_hc__z_rg[c,k] jac_zg__z_zg[c,j] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rg[n,k] jac_p__z_zg[m,j] x[i] x[l]
-    adj_h1 = t["adj_h1"]
-    jac_hc__z_rg = t["jac_hc__z_rg"]
-    jac_zg__z_zg = t["jac_zg__z_zg"]
-    # einsum("Bc,Bck,Bcj,Bi,Bl,kl->ji", adj_h1, jac_hc__z_rg, jac_zg__z_zg, x, x, vector_Wr)
-    tmp_17 = vector_Wr @ x.T
-    tmp_18 = (tmp_17.T[..., None, :] @ (jac_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_19 = jac_zg__z_zg * adj_h1[:, :, None]
-    tmp_20 = ((tmp_19.transpose(0, 2, 1)) @ tmp_18[..., None])[..., 0]
-    jac_p__z_rg = t["jac_p__z_rg"]
-    # einsum("Bmn,Bnk,Bmj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_rg, jac_p__z_zg, x, x, vector_Wr)
-    tmp_21 = vector_Wr @ x.T
-    tmp_22 = (tmp_21.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_23 = (tmp_22[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_24 = (tmp_23[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Wz__Wr = (-tmp_20.T @ x + tmp_24.T @ x) / B
-    vector_Ur = vector["Ur"]
-    # Σ H[Wz,Ur]·vector[Ur], one einsum per term of: -Σ_c adj_h1[c] h0[l] jac_hc__z_rg[c,k] jac_zg__z_zg[c,j] x[i] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_rg[n,k] jac_p__z_zg[m,j] x[i]
-    # einsum("Bc,Bl,Bck,Bcj,Bi,kl->ji", adj_h1, h0, jac_hc__z_rg, jac_zg__z_zg, x, vector_Ur)
-    tmp_25 = vector_Ur @ h0.T
-    tmp_26 = (tmp_25.T[..., None, :] @ (jac_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_27 = jac_zg__z_zg * adj_h1[:, :, None]
-    tmp_28 = ((tmp_27.transpose(0, 2, 1)) @ tmp_26[..., None])[..., 0]
-    # einsum("Bl,Bmn,Bnk,Bmj,Bi,kl->ji", h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, x, vector_Ur)
-    tmp_29 = vector_Ur @ h0.T
-    tmp_30 = (tmp_29.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_31 = (tmp_30[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_32 = (tmp_31[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Wz__Ur = (-tmp_28.T @ x + tmp_32.T @ x) / B
-    vector_Wh = vector["Wh"]
-    # Σ H[Wz,Wh]·vector[Wh], one einsum per term of: -Σ_c adj_h1[c] jac_hc__z_hc[c,k] jac_zg__z_zg[c,j] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_hc[n,k] jac_p__z_zg[m,j] x[i] x[l]
-    jac_hc__z_hc = t["jac_hc__z_hc"]
-    # einsum("Bc,Bck,Bcj,Bi,Bl,kl->ji", adj_h1, jac_hc__z_hc, jac_zg__z_zg, x, x, vector_Wh)
-    tmp_33 = vector_Wh @ x.T
-    tmp_34 = (tmp_33.T[..., None, :] @ (jac_hc__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_35 = jac_zg__z_zg * adj_h1[:, :, None]
-    tmp_36 = ((tmp_35.transpose(0, 2, 1)) @ tmp_34[..., None])[..., 0]
-    jac_p__z_hc = t["jac_p__z_hc"]
-    # einsum("Bmn,Bnk,Bmj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_hc, jac_p__z_zg, x, x, vector_Wh)
-    tmp_37 = vector_Wh @ x.T
-    tmp_38 = (tmp_37.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_39 = (tmp_38[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_40 = (tmp_39[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Wz__Wh = (-tmp_36.T @ x + tmp_40.T @ x) / B
-    vector_Uh = vector["Uh"]
-    # Σ H[Wz,Uh]·vector[Uh], one einsum per term of: -Σ_c adj_h1[c] jac_hc__z_hc[c,k] jac_zg__z_zg[c,j] rh[l] x[i] + Σ_mn hobj_p__p[m,n] jac_p__z_hc[n,k] jac_p__z_zg[m,j] rh[l] x[i]
+    # einsum("Bk,Bj->jk", h0, radj_z_zg)
+    hvp_Uz = radj_z_zg.T @ h0 / B
+    # Σ_b H[Wr,b]·vector[b][j,i] = radj_z_rg[j] x[i]
+    radj_z_rg = t["radj_z_rg"]
+    # einsum("Bj,Bi->ji", radj_z_rg, x)
+    hvp_Wr = radj_z_rg.T @ x / B
+    # Σ_b H[Ur,b]·vector[b][j,k] = h0[k] radj_z_rg[j]
+    # einsum("Bk,Bj->jk", h0, radj_z_rg)
+    hvp_Ur = radj_z_rg.T @ h0 / B
+    # Σ_b H[Wh,b]·vector[b][j,i] = radj_z_hc[j] x[i]
+    radj_z_hc = t["radj_z_hc"]
+    # einsum("Bj,Bi->ji", radj_z_hc, x)
+    hvp_Wh = radj_z_hc.T @ x / B
+    # Σ_b H[Uh,b]·vector[b][j,k] = radj_z_hc[j] rh[k] + adj_z_hc[j] tan_rh[k]
     rh = t["rh"]
-    # einsum("Bc,Bck,Bcj,Bl,Bi,kl->ji", adj_h1, jac_hc__z_hc, jac_zg__z_zg, rh, x, vector_Uh)
-    tmp_41 = vector_Uh @ rh.T
-    tmp_42 = (tmp_41.T[..., None, :] @ (jac_hc__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_43 = jac_zg__z_zg * adj_h1[:, :, None]
-    tmp_44 = ((tmp_43.transpose(0, 2, 1)) @ tmp_42[..., None])[..., 0]
-    # einsum("Bmn,Bnk,Bmj,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_hc, jac_p__z_zg, rh, x, vector_Uh)
-    tmp_45 = vector_Uh @ rh.T
-    tmp_46 = (tmp_45.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_47 = (tmp_46[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_48 = (tmp_47[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Wz__Uh = (-tmp_44.T @ x + tmp_48.T @ x) / B
-    vector_V = vector["V"]
-    # Σ H[Wz,V]·vector[V], one einsum per term of: adj_p[l] jac_h1__z_zg[k,j] x[i] + Σ_c h1[k] hobj_p__p[c,l] jac_p__z_zg[c,j] x[i]
-    adj_p = t["adj_p"]
-    jac_h1__z_zg = t["jac_h1__z_zg"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_h1__z_zg, x, vector_V)
-    tmp_49 = vector_V.T @ adj_p.T
-    tmp_50 = (tmp_49.T[..., None, :] @ jac_h1__z_zg)[..., 0, :]
-    h1 = t["h1"]
-    # einsum("Bk,Bcl,Bcj,Bi,lk->ji", h1, hobj_p__p, jac_p__z_zg, x, vector_V)
-    tmp_51 = vector_V @ h1.T
-    tmp_52 = (tmp_51.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_53 = (tmp_52[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Wz__V = (tmp_50.T @ x + tmp_53.T @ x) / B
-    hvp_Wz = hvp_Wz__Wz + hvp_Wz__Uz + hvp_Wz__Wr + hvp_Wz__Ur + hvp_Wz__Wh + hvp_Wz__Uh + hvp_Wz__V
-    # Σ H[Uz,Wz]·vector[Wz], one einsum per term of: sigmoid''(z_zg[j]) δ[j,i] adj_zg[j] h0[k] x[l] + Σ_cm h0[k] hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,i] x[l]
-    # einsum("Bj,ji,Bj,Bk,Bl,il->jk", d2sigmoid_z_zg, np.eye(2), adj_zg, h0, x, vector_Wz)
-    tmp_54 = adj_zg * d2sigmoid_z_zg
-    tmp_55 = vector_Wz.T @ ((np.eye(2)).T)
-    tmp_56 = tmp_55.T @ x.T
-    tmp_57 = tmp_56 * tmp_54.T
-    # einsum("Bk,Bcm,Bcj,Bmi,Bl,il->jk", h0, hobj_p__p, jac_p__z_zg, jac_p__z_zg, x, vector_Wz)
-    tmp_58 = vector_Wz @ x.T
-    tmp_59 = (tmp_58.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_60 = (tmp_59[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_61 = (tmp_60[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Uz__Wz = (tmp_57 @ h0 + tmp_61.T @ h0) / B
-    # Σ H[Uz,Uz]·vector[Uz], one einsum per term of: sigmoid''(z_zg[j]) δ[j,i] adj_zg[j] h0[k] h0[l] + Σ_cm h0[k] h0[l] hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,i]
-    # einsum("Bj,ji,Bj,Bk,Bl,il->jk", d2sigmoid_z_zg, np.eye(2), adj_zg, h0, h0, vector_Uz)
-    tmp_62 = adj_zg * d2sigmoid_z_zg
-    tmp_63 = vector_Uz.T @ ((np.eye(2)).T)
-    tmp_64 = tmp_63.T @ h0.T
-    tmp_65 = tmp_64 * tmp_62.T
-    # einsum("Bk,Bl,Bcm,Bcj,Bmi,il->jk", h0, h0, hobj_p__p, jac_p__z_zg, jac_p__z_zg, vector_Uz)
-    tmp_66 = vector_Uz @ h0.T
-    tmp_67 = (tmp_66.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_68 = (tmp_67[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_69 = (tmp_68[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Uz__Uz = (tmp_65 @ h0 + tmp_69.T @ h0) / B
-    # Σ H[Uz,Wr]·vector[Wr], one einsum per term of: -Σ_c adj_h1[c] h0[k] jac_hc__z_rg[c,i] jac_zg__z_zg[c,j] x[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_rg[n,i] jac_p__z_zg[m,j] x[l]
-    # einsum("Bc,Bk,Bci,Bcj,Bl,il->jk", adj_h1, h0, jac_hc__z_rg, jac_zg__z_zg, x, vector_Wr)
-    tmp_70 = vector_Wr @ x.T
-    tmp_71 = (tmp_70.T[..., None, :] @ (jac_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_72 = jac_zg__z_zg * adj_h1[:, :, None]
-    tmp_73 = ((tmp_72.transpose(0, 2, 1)) @ tmp_71[..., None])[..., 0]
-    # einsum("Bk,Bmn,Bni,Bmj,Bl,il->jk", h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, x, vector_Wr)
-    tmp_74 = vector_Wr @ x.T
-    tmp_75 = (tmp_74.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_76 = (tmp_75[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_77 = (tmp_76[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Uz__Wr = (-tmp_73.T @ h0 + tmp_77.T @ h0) / B
-    # Σ H[Uz,Ur]·vector[Ur], one einsum per term of: -Σ_c adj_h1[c] h0[k] h0[l] jac_hc__z_rg[c,i] jac_zg__z_zg[c,j] + Σ_mn h0[k] h0[l] hobj_p__p[m,n] jac_p__z_rg[n,i] jac_p__z_zg[m,j]
-    # einsum("Bc,Bk,Bl,Bci,Bcj,il->jk", adj_h1, h0, h0, jac_hc__z_rg, jac_zg__z_zg, vector_Ur)
-    tmp_78 = vector_Ur @ h0.T
-    tmp_79 = (tmp_78.T[..., None, :] @ (jac_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_80 = jac_zg__z_zg * adj_h1[:, :, None]
-    tmp_81 = ((tmp_80.transpose(0, 2, 1)) @ tmp_79[..., None])[..., 0]
-    # einsum("Bk,Bl,Bmn,Bni,Bmj,il->jk", h0, h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, vector_Ur)
-    tmp_82 = vector_Ur @ h0.T
-    tmp_83 = (tmp_82.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_84 = (tmp_83[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_85 = (tmp_84[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Uz__Ur = (-tmp_81.T @ h0 + tmp_85.T @ h0) / B
-    # Σ H[Uz,Wh]·vector[Wh], one einsum per term of: -Σ_c adj_h1[c] h0[k] jac_hc__z_hc[c,i] jac_zg__z_zg[c,j] x[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_hc[n,i] jac_p__z_zg[m,j] x[l]
-    # einsum("Bc,Bk,Bci,Bcj,Bl,il->jk", adj_h1, h0, jac_hc__z_hc, jac_zg__z_zg, x, vector_Wh)
-    tmp_86 = vector_Wh @ x.T
-    tmp_87 = (tmp_86.T[..., None, :] @ (jac_hc__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_88 = jac_zg__z_zg * adj_h1[:, :, None]
-    tmp_89 = ((tmp_88.transpose(0, 2, 1)) @ tmp_87[..., None])[..., 0]
-    # einsum("Bk,Bmn,Bni,Bmj,Bl,il->jk", h0, hobj_p__p, jac_p__z_hc, jac_p__z_zg, x, vector_Wh)
-    tmp_90 = vector_Wh @ x.T
-    tmp_91 = (tmp_90.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_92 = (tmp_91[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_93 = (tmp_92[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Uz__Wh = (-tmp_89.T @ h0 + tmp_93.T @ h0) / B
-    # Σ H[Uz,Uh]·vector[Uh], one einsum per term of: -Σ_c adj_h1[c] h0[k] jac_hc__z_hc[c,i] jac_zg__z_zg[c,j] rh[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_hc[n,i] jac_p__z_zg[m,j] rh[l]
-    # einsum("Bc,Bk,Bci,Bcj,Bl,il->jk", adj_h1, h0, jac_hc__z_hc, jac_zg__z_zg, rh, vector_Uh)
-    tmp_94 = vector_Uh @ rh.T
-    tmp_95 = (tmp_94.T[..., None, :] @ (jac_hc__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_96 = jac_zg__z_zg * adj_h1[:, :, None]
-    tmp_97 = ((tmp_96.transpose(0, 2, 1)) @ tmp_95[..., None])[..., 0]
-    # einsum("Bk,Bmn,Bni,Bmj,Bl,il->jk", h0, hobj_p__p, jac_p__z_hc, jac_p__z_zg, rh, vector_Uh)
-    tmp_98 = vector_Uh @ rh.T
-    tmp_99 = (tmp_98.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_100 = (tmp_99[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_101 = (tmp_100[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Uz__Uh = (-tmp_97.T @ h0 + tmp_101.T @ h0) / B
-    # Σ H[Uz,V]·vector[V], one einsum per term of: adj_p[l] h0[k] jac_h1__z_zg[i,j] + Σ_c h0[k] h1[i] hobj_p__p[c,l] jac_p__z_zg[c,j]
-    # einsum("Bl,Bk,Bij,li->jk", adj_p, h0, jac_h1__z_zg, vector_V)
-    tmp_102 = vector_V.T @ adj_p.T
-    tmp_103 = (tmp_102.T[..., None, :] @ jac_h1__z_zg)[..., 0, :]
-    # einsum("Bk,Bi,Bcl,Bcj,li->jk", h0, h1, hobj_p__p, jac_p__z_zg, vector_V)
-    tmp_104 = vector_V @ h1.T
-    tmp_105 = (tmp_104.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_106 = (tmp_105[..., None, :] @ jac_p__z_zg)[..., 0, :]
-    hvp_Uz__V = (tmp_103.T @ h0 + tmp_106.T @ h0) / B
-    hvp_Uz = hvp_Uz__Wz + hvp_Uz__Uz + hvp_Uz__Wr + hvp_Uz__Ur + hvp_Uz__Wh + hvp_Uz__Uh + hvp_Uz__V
-    # Σ H[Wr,Wz]·vector[Wz], one einsum per term of: -Σ_c adj_h1[c] jac_hc__z_rg[c,j] jac_zg__z_zg[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_zg[n,k] x[i] x[l]
-    # einsum("Bc,Bcj,Bck,Bi,Bl,kl->ji", adj_h1, jac_hc__z_rg, jac_zg__z_zg, x, x, vector_Wz)
-    tmp_107 = vector_Wz @ x.T
-    tmp_108 = (tmp_107.T[..., None, :] @ (jac_zg__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_109 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_110 = ((tmp_109.transpose(0, 2, 1)) @ tmp_108[..., None])[..., 0]
-    # einsum("Bmn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_rg, jac_p__z_zg, x, x, vector_Wz)
-    tmp_111 = vector_Wz @ x.T
-    tmp_112 = (tmp_111.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_113 = (tmp_112[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_114 = (tmp_113[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Wr__Wz = (-tmp_110.T @ x + tmp_114.T @ x) / B
-    # Σ H[Wr,Uz]·vector[Uz], one einsum per term of: -Σ_c adj_h1[c] h0[l] jac_hc__z_rg[c,j] jac_zg__z_zg[c,k] x[i] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_zg[n,k] x[i]
-    # einsum("Bc,Bl,Bcj,Bck,Bi,kl->ji", adj_h1, h0, jac_hc__z_rg, jac_zg__z_zg, x, vector_Uz)
-    tmp_115 = vector_Uz @ h0.T
-    tmp_116 = (tmp_115.T[..., None, :] @ (jac_zg__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_117 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_118 = ((tmp_117.transpose(0, 2, 1)) @ tmp_116[..., None])[..., 0]
-    # einsum("Bl,Bmn,Bmj,Bnk,Bi,kl->ji", h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, x, vector_Uz)
-    tmp_119 = vector_Uz @ h0.T
-    tmp_120 = (tmp_119.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_121 = (tmp_120[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_122 = (tmp_121[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Wr__Uz = (-tmp_118.T @ x + tmp_122.T @ x) / B
-    # Σ H[Wr,Wr]·vector[Wr], one einsum per term of: sigmoid''(z_rg[j]) δ[j,k] adj_rg[j] x[i] x[l] + Σ_c tanh''(z_hc[c]) adj_hc[c] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,k] x[i] x[l]
-    z_rg = t["z_rg"]
-    rg = t["rg"]
-    d2sigmoid_z_rg = (2*rg*np.exp(-z_rg) - 1)*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
-    adj_rg = t["adj_rg"]
-    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2sigmoid_z_rg, np.eye(2), adj_rg, x, x, vector_Wr)
-    tmp_123 = adj_rg * d2sigmoid_z_rg
-    tmp_124 = vector_Wr.T @ ((np.eye(2)).T)
-    tmp_125 = tmp_124.T @ x.T
-    tmp_126 = tmp_125 * tmp_123.T
-    z_hc = t["z_hc"]
-    hc = t["hc"]
-    d2tanh_z_hc = 2*hc*(hc**2 - 1)
-    adj_hc = t["adj_hc"]
-    jac_z_hc__z_rg = t["jac_z_hc__z_rg"]
-    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, jac_z_hc__z_rg, x, x, vector_Wr)
-    tmp_127 = adj_hc * d2tanh_z_hc
-    tmp_128 = tmp_127[:, :, None] * jac_z_hc__z_rg
-    tmp_129 = vector_Wr @ x.T
-    tmp_130 = (tmp_129.T[..., None, :] @ (jac_z_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_131 = (tmp_130[..., None, :] @ tmp_128)[..., 0, :]
-    # einsum("Bmn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_rg, jac_p__z_rg, x, x, vector_Wr)
-    tmp_132 = vector_Wr @ x.T
-    tmp_133 = (tmp_132.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_134 = (tmp_133[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_135 = (tmp_134[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Wr__Wr = (tmp_126 @ x + tmp_131.T @ x + tmp_135.T @ x) / B
-    # Σ H[Wr,Ur]·vector[Ur], one einsum per term of: sigmoid''(z_rg[j]) δ[j,k] adj_rg[j] h0[l] x[i] + Σ_c tanh''(z_hc[c]) adj_hc[c] h0[l] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,k] x[i] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,k] x[i]
-    # einsum("Bj,jk,Bj,Bl,Bi,kl->ji", d2sigmoid_z_rg, np.eye(2), adj_rg, h0, x, vector_Ur)
-    tmp_136 = adj_rg * d2sigmoid_z_rg
-    tmp_137 = vector_Ur.T @ ((np.eye(2)).T)
-    tmp_138 = tmp_137.T @ h0.T
-    tmp_139 = tmp_138 * tmp_136.T
-    # einsum("Bc,Bc,Bl,Bcj,Bck,Bi,kl->ji", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, jac_z_hc__z_rg, x, vector_Ur)
-    tmp_140 = adj_hc * d2tanh_z_hc
-    tmp_141 = tmp_140[:, :, None] * jac_z_hc__z_rg
-    tmp_142 = vector_Ur @ h0.T
-    tmp_143 = (tmp_142.T[..., None, :] @ (jac_z_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_144 = (tmp_143[..., None, :] @ tmp_141)[..., 0, :]
-    # einsum("Bl,Bmn,Bmj,Bnk,Bi,kl->ji", h0, hobj_p__p, jac_p__z_rg, jac_p__z_rg, x, vector_Ur)
-    tmp_145 = vector_Ur @ h0.T
-    tmp_146 = (tmp_145.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_147 = (tmp_146[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_148 = (tmp_147[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Wr__Ur = (tmp_139 @ x + tmp_144.T @ x + tmp_148.T @ x) / B
-    # Σ H[Wr,Wh]·vector[Wh], one einsum per term of: tanh''(z_hc[k]) adj_hc[k] jac_z_hc__z_rg[k,j] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[m,k] jac_p__z_rg[c,j] x[i] x[l]
-    # einsum("Bk,Bk,Bkj,Bi,Bl,kl->ji", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, x, x, vector_Wh)
-    tmp_149 = adj_hc * d2tanh_z_hc
-    tmp_150 = vector_Wh @ x.T
-    tmp_151 = tmp_150 * tmp_149.T
-    tmp_152 = (tmp_151.T[..., None, :] @ jac_z_hc__z_rg)[..., 0, :]
-    # einsum("Bcm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_hc, jac_p__z_rg, x, x, vector_Wh)
-    tmp_153 = vector_Wh @ x.T
-    tmp_154 = (tmp_153.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_155 = (tmp_154[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_156 = (tmp_155[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Wr__Wh = (tmp_152.T @ x + tmp_156.T @ x) / B
-    # Σ H[Wr,Uh]·vector[Uh], one einsum per term of: adj_z_hc[k] jac_rh__z_rg[l,j] x[i] + tanh''(z_hc[k]) adj_hc[k] jac_z_hc__z_rg[k,j] rh[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[m,k] jac_p__z_rg[c,j] rh[l] x[i]
+    # einsum("Bj,Bk->jk", radj_z_hc, rh)
     adj_z_hc = t["adj_z_hc"]
-    jac_rh__z_rg = t["jac_rh__z_rg"]
-    # einsum("Bk,Blj,Bi,kl->ji", adj_z_hc, jac_rh__z_rg, x, vector_Uh)
-    tmp_157 = vector_Uh.T @ adj_z_hc.T
-    tmp_158 = (tmp_157.T[..., None, :] @ jac_rh__z_rg)[..., 0, :]
-    # einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, rh, x, vector_Uh)
-    tmp_159 = adj_hc * d2tanh_z_hc
-    tmp_160 = vector_Uh @ rh.T
-    tmp_161 = tmp_160 * tmp_159.T
-    tmp_162 = (tmp_161.T[..., None, :] @ jac_z_hc__z_rg)[..., 0, :]
-    # einsum("Bcm,Bmk,Bcj,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_hc, jac_p__z_rg, rh, x, vector_Uh)
-    tmp_163 = vector_Uh @ rh.T
-    tmp_164 = (tmp_163.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_165 = (tmp_164[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_166 = (tmp_165[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Wr__Uh = (tmp_158.T @ x + tmp_162.T @ x + tmp_166.T @ x) / B
-    # Σ H[Wr,V]·vector[V], one einsum per term of: adj_p[l] jac_h1__z_rg[k,j] x[i] + Σ_c h1[k] hobj_p__p[c,l] jac_p__z_rg[c,j] x[i]
-    jac_h1__z_rg = t["jac_h1__z_rg"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_h1__z_rg, x, vector_V)
-    tmp_167 = vector_V.T @ adj_p.T
-    tmp_168 = (tmp_167.T[..., None, :] @ jac_h1__z_rg)[..., 0, :]
-    # einsum("Bk,Bcl,Bcj,Bi,lk->ji", h1, hobj_p__p, jac_p__z_rg, x, vector_V)
-    tmp_169 = vector_V @ h1.T
-    tmp_170 = (tmp_169.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_171 = (tmp_170[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Wr__V = (tmp_168.T @ x + tmp_171.T @ x) / B
-    hvp_Wr = hvp_Wr__Wz + hvp_Wr__Uz + hvp_Wr__Wr + hvp_Wr__Ur + hvp_Wr__Wh + hvp_Wr__Uh + hvp_Wr__V
-    # Σ H[Ur,Wz]·vector[Wz], one einsum per term of: -Σ_c adj_h1[c] h0[k] jac_hc__z_rg[c,j] jac_zg__z_zg[c,i] x[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_zg[n,i] x[l]
-    # einsum("Bc,Bk,Bcj,Bci,Bl,il->jk", adj_h1, h0, jac_hc__z_rg, jac_zg__z_zg, x, vector_Wz)
-    tmp_172 = vector_Wz @ x.T
-    tmp_173 = (tmp_172.T[..., None, :] @ (jac_zg__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_174 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_175 = ((tmp_174.transpose(0, 2, 1)) @ tmp_173[..., None])[..., 0]
-    # einsum("Bk,Bmn,Bmj,Bni,Bl,il->jk", h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, x, vector_Wz)
-    tmp_176 = vector_Wz @ x.T
-    tmp_177 = (tmp_176.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_178 = (tmp_177[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_179 = (tmp_178[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Ur__Wz = (-tmp_175.T @ h0 + tmp_179.T @ h0) / B
-    # Σ H[Ur,Uz]·vector[Uz], one einsum per term of: -Σ_c adj_h1[c] h0[k] h0[l] jac_hc__z_rg[c,j] jac_zg__z_zg[c,i] + Σ_mn h0[k] h0[l] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_zg[n,i]
-    # einsum("Bc,Bk,Bl,Bcj,Bci,il->jk", adj_h1, h0, h0, jac_hc__z_rg, jac_zg__z_zg, vector_Uz)
-    tmp_180 = vector_Uz @ h0.T
-    tmp_181 = (tmp_180.T[..., None, :] @ (jac_zg__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_182 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_183 = ((tmp_182.transpose(0, 2, 1)) @ tmp_181[..., None])[..., 0]
-    # einsum("Bk,Bl,Bmn,Bmj,Bni,il->jk", h0, h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, vector_Uz)
-    tmp_184 = vector_Uz @ h0.T
-    tmp_185 = (tmp_184.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_186 = (tmp_185[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_187 = (tmp_186[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Ur__Uz = (-tmp_183.T @ h0 + tmp_187.T @ h0) / B
-    # Σ H[Ur,Wr]·vector[Wr], one einsum per term of: sigmoid''(z_rg[j]) δ[j,i] adj_rg[j] h0[k] x[l] + Σ_c tanh''(z_hc[c]) adj_hc[c] h0[k] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,i] x[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,i] x[l]
-    # einsum("Bj,ji,Bj,Bk,Bl,il->jk", d2sigmoid_z_rg, np.eye(2), adj_rg, h0, x, vector_Wr)
-    tmp_188 = adj_rg * d2sigmoid_z_rg
-    tmp_189 = vector_Wr.T @ ((np.eye(2)).T)
-    tmp_190 = tmp_189.T @ x.T
-    tmp_191 = tmp_190 * tmp_188.T
-    # einsum("Bc,Bc,Bk,Bcj,Bci,Bl,il->jk", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, jac_z_hc__z_rg, x, vector_Wr)
-    tmp_192 = adj_hc * d2tanh_z_hc
-    tmp_193 = tmp_192[:, :, None] * jac_z_hc__z_rg
-    tmp_194 = vector_Wr @ x.T
-    tmp_195 = (tmp_194.T[..., None, :] @ (jac_z_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_196 = (tmp_195[..., None, :] @ tmp_193)[..., 0, :]
-    # einsum("Bk,Bmn,Bmj,Bni,Bl,il->jk", h0, hobj_p__p, jac_p__z_rg, jac_p__z_rg, x, vector_Wr)
-    tmp_197 = vector_Wr @ x.T
-    tmp_198 = (tmp_197.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_199 = (tmp_198[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_200 = (tmp_199[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Ur__Wr = (tmp_191 @ h0 + tmp_196.T @ h0 + tmp_200.T @ h0) / B
-    # Σ H[Ur,Ur]·vector[Ur], one einsum per term of: sigmoid''(z_rg[j]) δ[j,i] adj_rg[j] h0[k] h0[l] + Σ_c tanh''(z_hc[c]) adj_hc[c] h0[k] h0[l] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,i] + Σ_mn h0[k] h0[l] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,i]
-    # einsum("Bj,ji,Bj,Bk,Bl,il->jk", d2sigmoid_z_rg, np.eye(2), adj_rg, h0, h0, vector_Ur)
-    tmp_201 = adj_rg * d2sigmoid_z_rg
-    tmp_202 = vector_Ur.T @ ((np.eye(2)).T)
-    tmp_203 = tmp_202.T @ h0.T
-    tmp_204 = tmp_203 * tmp_201.T
-    # einsum("Bc,Bc,Bk,Bl,Bcj,Bci,il->jk", d2tanh_z_hc, adj_hc, h0, h0, jac_z_hc__z_rg, jac_z_hc__z_rg, vector_Ur)
-    tmp_205 = adj_hc * d2tanh_z_hc
-    tmp_206 = tmp_205[:, :, None] * jac_z_hc__z_rg
-    tmp_207 = vector_Ur @ h0.T
-    tmp_208 = (tmp_207.T[..., None, :] @ (jac_z_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_209 = (tmp_208[..., None, :] @ tmp_206)[..., 0, :]
-    # einsum("Bk,Bl,Bmn,Bmj,Bni,il->jk", h0, h0, hobj_p__p, jac_p__z_rg, jac_p__z_rg, vector_Ur)
-    tmp_210 = vector_Ur @ h0.T
-    tmp_211 = (tmp_210.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_212 = (tmp_211[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_213 = (tmp_212[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Ur__Ur = (tmp_204 @ h0 + tmp_209.T @ h0 + tmp_213.T @ h0) / B
-    # Σ H[Ur,Wh]·vector[Wh], one einsum per term of: tanh''(z_hc[i]) adj_hc[i] h0[k] jac_z_hc__z_rg[i,j] x[l] + Σ_cm h0[k] hobj_p__p[c,m] jac_p__z_hc[m,i] jac_p__z_rg[c,j] x[l]
-    # einsum("Bi,Bi,Bk,Bij,Bl,il->jk", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, x, vector_Wh)
-    tmp_214 = adj_hc * d2tanh_z_hc
-    tmp_215 = vector_Wh @ x.T
-    tmp_216 = tmp_215 * tmp_214.T
-    tmp_217 = (tmp_216.T[..., None, :] @ jac_z_hc__z_rg)[..., 0, :]
-    # einsum("Bk,Bcm,Bmi,Bcj,Bl,il->jk", h0, hobj_p__p, jac_p__z_hc, jac_p__z_rg, x, vector_Wh)
-    tmp_218 = vector_Wh @ x.T
-    tmp_219 = (tmp_218.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_220 = (tmp_219[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_221 = (tmp_220[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Ur__Wh = (tmp_217.T @ h0 + tmp_221.T @ h0) / B
-    # Σ H[Ur,Uh]·vector[Uh], one einsum per term of: adj_z_hc[i] h0[k] jac_rh__z_rg[l,j] + tanh''(z_hc[i]) adj_hc[i] h0[k] jac_z_hc__z_rg[i,j] rh[l] + Σ_cm h0[k] hobj_p__p[c,m] jac_p__z_hc[m,i] jac_p__z_rg[c,j] rh[l]
-    # einsum("Bi,Bk,Blj,il->jk", adj_z_hc, h0, jac_rh__z_rg, vector_Uh)
-    tmp_222 = vector_Uh.T @ adj_z_hc.T
-    tmp_223 = (tmp_222.T[..., None, :] @ jac_rh__z_rg)[..., 0, :]
-    # einsum("Bi,Bi,Bk,Bij,Bl,il->jk", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, rh, vector_Uh)
-    tmp_224 = adj_hc * d2tanh_z_hc
-    tmp_225 = vector_Uh @ rh.T
-    tmp_226 = tmp_225 * tmp_224.T
-    tmp_227 = (tmp_226.T[..., None, :] @ jac_z_hc__z_rg)[..., 0, :]
-    # einsum("Bk,Bcm,Bmi,Bcj,Bl,il->jk", h0, hobj_p__p, jac_p__z_hc, jac_p__z_rg, rh, vector_Uh)
-    tmp_228 = vector_Uh @ rh.T
-    tmp_229 = (tmp_228.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_230 = (tmp_229[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_231 = (tmp_230[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Ur__Uh = (tmp_223.T @ h0 + tmp_227.T @ h0 + tmp_231.T @ h0) / B
-    # Σ H[Ur,V]·vector[V], one einsum per term of: adj_p[l] h0[k] jac_h1__z_rg[i,j] + Σ_c h0[k] h1[i] hobj_p__p[c,l] jac_p__z_rg[c,j]
-    # einsum("Bl,Bk,Bij,li->jk", adj_p, h0, jac_h1__z_rg, vector_V)
-    tmp_232 = vector_V.T @ adj_p.T
-    tmp_233 = (tmp_232.T[..., None, :] @ jac_h1__z_rg)[..., 0, :]
-    # einsum("Bk,Bi,Bcl,Bcj,li->jk", h0, h1, hobj_p__p, jac_p__z_rg, vector_V)
-    tmp_234 = vector_V @ h1.T
-    tmp_235 = (tmp_234.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_236 = (tmp_235[..., None, :] @ jac_p__z_rg)[..., 0, :]
-    hvp_Ur__V = (tmp_233.T @ h0 + tmp_236.T @ h0) / B
-    hvp_Ur = hvp_Ur__Wz + hvp_Ur__Uz + hvp_Ur__Wr + hvp_Ur__Ur + hvp_Ur__Wh + hvp_Ur__Uh + hvp_Ur__V
-    # Σ H[Wh,Wz]·vector[Wz], one einsum per term of: -Σ_c adj_h1[c] jac_hc__z_hc[c,j] jac_zg__z_zg[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_hc[m,j] jac_p__z_zg[n,k] x[i] x[l]
-    # einsum("Bc,Bcj,Bck,Bi,Bl,kl->ji", adj_h1, jac_hc__z_hc, jac_zg__z_zg, x, x, vector_Wz)
-    tmp_237 = vector_Wz @ x.T
-    tmp_238 = (tmp_237.T[..., None, :] @ (jac_zg__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_239 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_240 = ((tmp_239.transpose(0, 2, 1)) @ tmp_238[..., None])[..., 0]
-    # einsum("Bmn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_hc, jac_p__z_zg, x, x, vector_Wz)
-    tmp_241 = vector_Wz @ x.T
-    tmp_242 = (tmp_241.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_243 = (tmp_242[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_244 = (tmp_243[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Wh__Wz = (-tmp_240.T @ x + tmp_244.T @ x) / B
-    # Σ H[Wh,Uz]·vector[Uz], one einsum per term of: -Σ_c adj_h1[c] h0[l] jac_hc__z_hc[c,j] jac_zg__z_zg[c,k] x[i] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_hc[m,j] jac_p__z_zg[n,k] x[i]
-    # einsum("Bc,Bl,Bcj,Bck,Bi,kl->ji", adj_h1, h0, jac_hc__z_hc, jac_zg__z_zg, x, vector_Uz)
-    tmp_245 = vector_Uz @ h0.T
-    tmp_246 = (tmp_245.T[..., None, :] @ (jac_zg__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_247 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_248 = ((tmp_247.transpose(0, 2, 1)) @ tmp_246[..., None])[..., 0]
-    # einsum("Bl,Bmn,Bmj,Bnk,Bi,kl->ji", h0, hobj_p__p, jac_p__z_hc, jac_p__z_zg, x, vector_Uz)
-    tmp_249 = vector_Uz @ h0.T
-    tmp_250 = (tmp_249.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_251 = (tmp_250[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_252 = (tmp_251[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Wh__Uz = (-tmp_248.T @ x + tmp_252.T @ x) / B
-    # Σ H[Wh,Wr]·vector[Wr], one einsum per term of: tanh''(z_hc[j]) adj_hc[j] jac_z_hc__z_rg[j,k] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_rg[m,k] x[i] x[l]
-    # einsum("Bj,Bj,Bjk,Bi,Bl,kl->ji", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, x, x, vector_Wr)
-    tmp_253 = adj_hc * d2tanh_z_hc
-    tmp_254 = vector_Wr @ x.T
-    tmp_255 = (tmp_254.T[..., None, :] @ (jac_z_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_256 = tmp_255 * tmp_253
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_hc, jac_p__z_rg, x, x, vector_Wr)
-    tmp_257 = vector_Wr @ x.T
-    tmp_258 = (tmp_257.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_259 = (tmp_258[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_260 = (tmp_259[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Wh__Wr = (tmp_256.T @ x + tmp_260.T @ x) / B
-    # Σ H[Wh,Ur]·vector[Ur], one einsum per term of: tanh''(z_hc[j]) adj_hc[j] h0[l] jac_z_hc__z_rg[j,k] x[i] + Σ_cm h0[l] hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_rg[m,k] x[i]
-    # einsum("Bj,Bj,Bl,Bjk,Bi,kl->ji", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, x, vector_Ur)
-    tmp_261 = adj_hc * d2tanh_z_hc
-    tmp_262 = vector_Ur @ h0.T
-    tmp_263 = (tmp_262.T[..., None, :] @ (jac_z_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_264 = tmp_263 * tmp_261
-    # einsum("Bl,Bcm,Bcj,Bmk,Bi,kl->ji", h0, hobj_p__p, jac_p__z_hc, jac_p__z_rg, x, vector_Ur)
-    tmp_265 = vector_Ur @ h0.T
-    tmp_266 = (tmp_265.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_267 = (tmp_266[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_268 = (tmp_267[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Wh__Ur = (tmp_264.T @ x + tmp_268.T @ x) / B
-    # Σ H[Wh,Wh]·vector[Wh], one einsum per term of: tanh''(z_hc[j]) δ[j,k] adj_hc[j] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_hc[m,k] x[i] x[l]
-    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2tanh_z_hc, np.eye(2), adj_hc, x, x, vector_Wh)
-    tmp_269 = adj_hc * d2tanh_z_hc
-    tmp_270 = vector_Wh.T @ ((np.eye(2)).T)
-    tmp_271 = tmp_270.T @ x.T
-    tmp_272 = tmp_271 * tmp_269.T
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_hc, jac_p__z_hc, x, x, vector_Wh)
-    tmp_273 = vector_Wh @ x.T
-    tmp_274 = (tmp_273.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_275 = (tmp_274[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_276 = (tmp_275[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Wh__Wh = (tmp_272 @ x + tmp_276.T @ x) / B
-    # Σ H[Wh,Uh]·vector[Uh], one einsum per term of: tanh''(z_hc[j]) δ[j,k] adj_hc[j] rh[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_hc[m,k] rh[l] x[i]
-    # einsum("Bj,jk,Bj,Bl,Bi,kl->ji", d2tanh_z_hc, np.eye(2), adj_hc, rh, x, vector_Uh)
-    tmp_277 = adj_hc * d2tanh_z_hc
-    tmp_278 = vector_Uh.T @ ((np.eye(2)).T)
-    tmp_279 = tmp_278.T @ rh.T
-    tmp_280 = tmp_279 * tmp_277.T
-    # einsum("Bcm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_hc, jac_p__z_hc, rh, x, vector_Uh)
-    tmp_281 = vector_Uh @ rh.T
-    tmp_282 = (tmp_281.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_283 = (tmp_282[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_284 = (tmp_283[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Wh__Uh = (tmp_280 @ x + tmp_284.T @ x) / B
-    # Σ H[Wh,V]·vector[V], one einsum per term of: adj_p[l] jac_h1__z_hc[k,j] x[i] + Σ_c h1[k] hobj_p__p[c,l] jac_p__z_hc[c,j] x[i]
-    jac_h1__z_hc = t["jac_h1__z_hc"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_h1__z_hc, x, vector_V)
-    tmp_285 = vector_V.T @ adj_p.T
-    tmp_286 = (tmp_285.T[..., None, :] @ jac_h1__z_hc)[..., 0, :]
-    # einsum("Bk,Bcl,Bcj,Bi,lk->ji", h1, hobj_p__p, jac_p__z_hc, x, vector_V)
-    tmp_287 = vector_V @ h1.T
-    tmp_288 = (tmp_287.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_289 = (tmp_288[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Wh__V = (tmp_286.T @ x + tmp_289.T @ x) / B
-    hvp_Wh = hvp_Wh__Wz + hvp_Wh__Uz + hvp_Wh__Wr + hvp_Wh__Ur + hvp_Wh__Wh + hvp_Wh__Uh + hvp_Wh__V
-    # Σ H[Uh,Wz]·vector[Wz], one einsum per term of: -Σ_c adj_h1[c] jac_hc__z_hc[c,j] jac_zg__z_zg[c,i] rh[k] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_hc[m,j] jac_p__z_zg[n,i] rh[k] x[l]
-    # einsum("Bc,Bcj,Bci,Bk,Bl,il->jk", adj_h1, jac_hc__z_hc, jac_zg__z_zg, rh, x, vector_Wz)
-    tmp_290 = vector_Wz @ x.T
-    tmp_291 = (tmp_290.T[..., None, :] @ (jac_zg__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_292 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_293 = ((tmp_292.transpose(0, 2, 1)) @ tmp_291[..., None])[..., 0]
-    # einsum("Bmn,Bmj,Bni,Bk,Bl,il->jk", hobj_p__p, jac_p__z_hc, jac_p__z_zg, rh, x, vector_Wz)
-    tmp_294 = vector_Wz @ x.T
-    tmp_295 = (tmp_294.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_296 = (tmp_295[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_297 = (tmp_296[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Uh__Wz = (-tmp_293.T @ rh + tmp_297.T @ rh) / B
-    # Σ H[Uh,Uz]·vector[Uz], one einsum per term of: -Σ_c adj_h1[c] h0[l] jac_hc__z_hc[c,j] jac_zg__z_zg[c,i] rh[k] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_hc[m,j] jac_p__z_zg[n,i] rh[k]
-    # einsum("Bc,Bl,Bcj,Bci,Bk,il->jk", adj_h1, h0, jac_hc__z_hc, jac_zg__z_zg, rh, vector_Uz)
-    tmp_298 = vector_Uz @ h0.T
-    tmp_299 = (tmp_298.T[..., None, :] @ (jac_zg__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_300 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_301 = ((tmp_300.transpose(0, 2, 1)) @ tmp_299[..., None])[..., 0]
-    # einsum("Bl,Bmn,Bmj,Bni,Bk,il->jk", h0, hobj_p__p, jac_p__z_hc, jac_p__z_zg, rh, vector_Uz)
-    tmp_302 = vector_Uz @ h0.T
-    tmp_303 = (tmp_302.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_304 = (tmp_303[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_305 = (tmp_304[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Uh__Uz = (-tmp_301.T @ rh + tmp_305.T @ rh) / B
-    # Σ H[Uh,Wr]·vector[Wr], one einsum per term of: adj_z_hc[j] jac_rh__z_rg[k,i] x[l] + tanh''(z_hc[j]) adj_hc[j] jac_z_hc__z_rg[j,i] rh[k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_rg[m,i] rh[k] x[l]
-    # einsum("Bj,Bki,Bl,il->jk", adj_z_hc, jac_rh__z_rg, x, vector_Wr)
-    tmp_306 = vector_Wr @ x.T
-    tmp_307 = (tmp_306.T[..., None, :] @ (jac_rh__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bj,Bj,Bji,Bk,Bl,il->jk", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, rh, x, vector_Wr)
-    tmp_308 = adj_hc * d2tanh_z_hc
-    tmp_309 = vector_Wr @ x.T
-    tmp_310 = (tmp_309.T[..., None, :] @ (jac_z_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_311 = tmp_310 * tmp_308
-    # einsum("Bcm,Bcj,Bmi,Bk,Bl,il->jk", hobj_p__p, jac_p__z_hc, jac_p__z_rg, rh, x, vector_Wr)
-    tmp_312 = vector_Wr @ x.T
-    tmp_313 = (tmp_312.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_314 = (tmp_313[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_315 = (tmp_314[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Uh__Wr = (adj_z_hc.T @ tmp_307 + tmp_311.T @ rh + tmp_315.T @ rh) / B
-    # Σ H[Uh,Ur]·vector[Ur], one einsum per term of: adj_z_hc[j] h0[l] jac_rh__z_rg[k,i] + tanh''(z_hc[j]) adj_hc[j] h0[l] jac_z_hc__z_rg[j,i] rh[k] + Σ_cm h0[l] hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_rg[m,i] rh[k]
-    # einsum("Bj,Bl,Bki,il->jk", adj_z_hc, h0, jac_rh__z_rg, vector_Ur)
-    tmp_316 = vector_Ur @ h0.T
-    tmp_317 = (tmp_316.T[..., None, :] @ (jac_rh__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bj,Bj,Bl,Bji,Bk,il->jk", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, rh, vector_Ur)
-    tmp_318 = adj_hc * d2tanh_z_hc
-    tmp_319 = vector_Ur @ h0.T
-    tmp_320 = (tmp_319.T[..., None, :] @ (jac_z_hc__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_321 = tmp_320 * tmp_318
-    # einsum("Bl,Bcm,Bcj,Bmi,Bk,il->jk", h0, hobj_p__p, jac_p__z_hc, jac_p__z_rg, rh, vector_Ur)
-    tmp_322 = vector_Ur @ h0.T
-    tmp_323 = (tmp_322.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_324 = (tmp_323[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_325 = (tmp_324[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Uh__Ur = (adj_z_hc.T @ tmp_317 + tmp_321.T @ rh + tmp_325.T @ rh) / B
-    # Σ H[Uh,Wh]·vector[Wh], one einsum per term of: tanh''(z_hc[j]) δ[j,i] adj_hc[j] rh[k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_hc[m,i] rh[k] x[l]
-    # einsum("Bj,ji,Bj,Bk,Bl,il->jk", d2tanh_z_hc, np.eye(2), adj_hc, rh, x, vector_Wh)
-    tmp_326 = adj_hc * d2tanh_z_hc
-    tmp_327 = vector_Wh.T @ ((np.eye(2)).T)
-    tmp_328 = tmp_327.T @ x.T
-    tmp_329 = tmp_328 * tmp_326.T
-    # einsum("Bcm,Bcj,Bmi,Bk,Bl,il->jk", hobj_p__p, jac_p__z_hc, jac_p__z_hc, rh, x, vector_Wh)
-    tmp_330 = vector_Wh @ x.T
-    tmp_331 = (tmp_330.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_332 = (tmp_331[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_333 = (tmp_332[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Uh__Wh = (tmp_329 @ rh + tmp_333.T @ rh) / B
-    # Σ H[Uh,Uh]·vector[Uh], one einsum per term of: tanh''(z_hc[j]) δ[j,i] adj_hc[j] rh[k] rh[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_hc[m,i] rh[k] rh[l]
-    # einsum("Bj,ji,Bj,Bk,Bl,il->jk", d2tanh_z_hc, np.eye(2), adj_hc, rh, rh, vector_Uh)
-    tmp_334 = adj_hc * d2tanh_z_hc
-    tmp_335 = vector_Uh.T @ ((np.eye(2)).T)
-    tmp_336 = tmp_335.T @ rh.T
-    tmp_337 = tmp_336 * tmp_334.T
-    # einsum("Bcm,Bcj,Bmi,Bk,Bl,il->jk", hobj_p__p, jac_p__z_hc, jac_p__z_hc, rh, rh, vector_Uh)
-    tmp_338 = vector_Uh @ rh.T
-    tmp_339 = (tmp_338.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_340 = (tmp_339[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_341 = (tmp_340[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Uh__Uh = (tmp_337 @ rh + tmp_341.T @ rh) / B
-    # Σ H[Uh,V]·vector[V], one einsum per term of: adj_p[l] jac_h1__z_hc[i,j] rh[k] + Σ_c h1[i] hobj_p__p[c,l] jac_p__z_hc[c,j] rh[k]
-    # einsum("Bl,Bij,Bk,li->jk", adj_p, jac_h1__z_hc, rh, vector_V)
-    tmp_342 = vector_V.T @ adj_p.T
-    tmp_343 = (tmp_342.T[..., None, :] @ jac_h1__z_hc)[..., 0, :]
-    # einsum("Bi,Bcl,Bcj,Bk,li->jk", h1, hobj_p__p, jac_p__z_hc, rh, vector_V)
-    tmp_344 = vector_V @ h1.T
-    tmp_345 = (tmp_344.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_346 = (tmp_345[..., None, :] @ jac_p__z_hc)[..., 0, :]
-    hvp_Uh__V = (tmp_343.T @ rh + tmp_346.T @ rh) / B
-    hvp_Uh = hvp_Uh__Wz + hvp_Uh__Uz + hvp_Uh__Wr + hvp_Uh__Ur + hvp_Uh__Wh + hvp_Uh__Uh + hvp_Uh__V
-    # Σ H[V,Wz]·vector[Wz], one einsum per term of: adj_p[l] jac_h1__z_zg[j,i] x[k] + Σ_c h1[j] hobj_p__p[l,c] jac_p__z_zg[c,i] x[k]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_h1__z_zg, x, vector_Wz)
-    tmp_347 = vector_Wz @ x.T
-    tmp_348 = (tmp_347.T[..., None, :] @ (jac_h1__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bj,Blc,Bci,Bk,ik->lj", h1, hobj_p__p, jac_p__z_zg, x, vector_Wz)
-    tmp_349 = vector_Wz @ x.T
-    tmp_350 = (tmp_349.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_351 = (tmp_350[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_V__Wz = (adj_p.T @ tmp_348 + tmp_351.T @ h1) / B
-    # Σ H[V,Uz]·vector[Uz], one einsum per term of: adj_p[l] h0[k] jac_h1__z_zg[j,i] + Σ_c h0[k] h1[j] hobj_p__p[l,c] jac_p__z_zg[c,i]
-    # einsum("Bl,Bk,Bji,ik->lj", adj_p, h0, jac_h1__z_zg, vector_Uz)
-    tmp_352 = vector_Uz @ h0.T
-    tmp_353 = (tmp_352.T[..., None, :] @ (jac_h1__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bk,Bj,Blc,Bci,ik->lj", h0, h1, hobj_p__p, jac_p__z_zg, vector_Uz)
-    tmp_354 = vector_Uz @ h0.T
-    tmp_355 = (tmp_354.T[..., None, :] @ (jac_p__z_zg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_356 = (tmp_355[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_V__Uz = (adj_p.T @ tmp_353 + tmp_356.T @ h1) / B
-    # Σ H[V,Wr]·vector[Wr], one einsum per term of: adj_p[l] jac_h1__z_rg[j,i] x[k] + Σ_c h1[j] hobj_p__p[l,c] jac_p__z_rg[c,i] x[k]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_h1__z_rg, x, vector_Wr)
-    tmp_357 = vector_Wr @ x.T
-    tmp_358 = (tmp_357.T[..., None, :] @ (jac_h1__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bj,Blc,Bci,Bk,ik->lj", h1, hobj_p__p, jac_p__z_rg, x, vector_Wr)
-    tmp_359 = vector_Wr @ x.T
-    tmp_360 = (tmp_359.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_361 = (tmp_360[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_V__Wr = (adj_p.T @ tmp_358 + tmp_361.T @ h1) / B
-    # Σ H[V,Ur]·vector[Ur], one einsum per term of: adj_p[l] h0[k] jac_h1__z_rg[j,i] + Σ_c h0[k] h1[j] hobj_p__p[l,c] jac_p__z_rg[c,i]
-    # einsum("Bl,Bk,Bji,ik->lj", adj_p, h0, jac_h1__z_rg, vector_Ur)
-    tmp_362 = vector_Ur @ h0.T
-    tmp_363 = (tmp_362.T[..., None, :] @ (jac_h1__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bk,Bj,Blc,Bci,ik->lj", h0, h1, hobj_p__p, jac_p__z_rg, vector_Ur)
-    tmp_364 = vector_Ur @ h0.T
-    tmp_365 = (tmp_364.T[..., None, :] @ (jac_p__z_rg.transpose(0, 2, 1)))[..., 0, :]
-    tmp_366 = (tmp_365[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_V__Ur = (adj_p.T @ tmp_363 + tmp_366.T @ h1) / B
-    # Σ H[V,Wh]·vector[Wh], one einsum per term of: adj_p[l] jac_h1__z_hc[j,i] x[k] + Σ_c h1[j] hobj_p__p[l,c] jac_p__z_hc[c,i] x[k]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_h1__z_hc, x, vector_Wh)
-    tmp_367 = vector_Wh @ x.T
-    tmp_368 = (tmp_367.T[..., None, :] @ (jac_h1__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bj,Blc,Bci,Bk,ik->lj", h1, hobj_p__p, jac_p__z_hc, x, vector_Wh)
-    tmp_369 = vector_Wh @ x.T
-    tmp_370 = (tmp_369.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_371 = (tmp_370[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_V__Wh = (adj_p.T @ tmp_368 + tmp_371.T @ h1) / B
-    # Σ H[V,Uh]·vector[Uh], one einsum per term of: adj_p[l] jac_h1__z_hc[j,i] rh[k] + Σ_c h1[j] hobj_p__p[l,c] jac_p__z_hc[c,i] rh[k]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_h1__z_hc, rh, vector_Uh)
-    tmp_372 = vector_Uh @ rh.T
-    tmp_373 = (tmp_372.T[..., None, :] @ (jac_h1__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bj,Blc,Bci,Bk,ik->lj", h1, hobj_p__p, jac_p__z_hc, rh, vector_Uh)
-    tmp_374 = vector_Uh @ rh.T
-    tmp_375 = (tmp_374.T[..., None, :] @ (jac_p__z_hc.transpose(0, 2, 1)))[..., 0, :]
-    tmp_376 = (tmp_375[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_V__Uh = (adj_p.T @ tmp_373 + tmp_376.T @ h1) / B
-    # Σ H[V,V]·vector[V], one einsum per term of: h1[j] h1[k] hobj_p__p[l,i]
-    # einsum("Bj,Bk,Bli,ik->lj", h1, h1, hobj_p__p, vector_V)
-    tmp_377 = vector_V @ h1.T
-    tmp_378 = (tmp_377.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_V__V = tmp_378.T @ h1 / B
-    hvp_V = hvp_V__Wz + hvp_V__Uz + hvp_V__Wr + hvp_V__Ur + hvp_V__Wh + hvp_V__Uh + hvp_V__V
+    tan_rh = t["tan_rh"]
+    # einsum("Bj,Bk->jk", adj_z_hc, tan_rh)
+    hvp_Uh = (radj_z_hc.T @ rh + adj_z_hc.T @ tan_rh) / B
+    # Σ_b H[V,b]·vector[b][l,j] = h1[j] radj_p[l] + adj_p[l] tan_h1[j]
+    h1 = t["h1"]
+    radj_p = t["radj_p"]
+    # einsum("Bj,Bl->lj", h1, radj_p)
+    adj_p = t["adj_p"]
+    tan_h1 = t["tan_h1"]
+    # einsum("Bl,Bj->lj", adj_p, tan_h1)
+    hvp_V = (radj_p.T @ h1 + adj_p.T @ tan_h1) / B
     return {"Wz": hvp_Wz, "Uz": hvp_Uz, "Wr": hvp_Wr, "Ur": hvp_Ur, "Wh": hvp_Wh, "Uh": hvp_Uh, "V": hvp_V}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_zg__z_zg"] = _jac_zg__z_zg(t)
-    t["jac_h1__z_zg"] = _jac_h1__z_zg(t)
-    t["jac_rg__z_rg"] = _jac_rg__z_rg(t)
-    t["jac_rh__z_rg"] = _jac_rh__z_rg(t)
-    t["jac_z_hc__z_rg"] = _jac_z_hc__z_rg(t)
-    t["jac_hc__z_rg"] = _jac_hc__z_rg(t)
-    t["jac_h1__z_rg"] = _jac_h1__z_rg(t)
-    t["jac_hc__z_hc"] = _jac_hc__z_hc(t)
-    t["jac_h1__z_hc"] = _jac_h1__z_hc(t)
+    t["jac_p__h1"] = _jac_p__h1(t)
+    t["jac_p__zg"] = _jac_p__zg(t)
     t["jac_p__z_zg"] = _jac_p__z_zg(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_rg"] = _jac_p__z_rg(t)
+    t["jac_p__hc"] = _jac_p__hc(t)
     t["jac_p__z_hc"] = _jac_p__z_hc(t)
+    t["jac_p__rh"] = _jac_p__rh(t)
+    t["jac_p__rg"] = _jac_p__rg(t)
+    t["jac_p__z_rg"] = _jac_p__z_rg(t)
     B = t["x"].shape[0]
     # diag GGN[Wz] = Σ_ck hobj_p__p[c,k] jac_p__z_zg[c,j] jac_p__z_zg[k,j] x[i] x[i]
     hobj_p__p = t["hobj_p__p"]

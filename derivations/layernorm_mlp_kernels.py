@@ -208,12 +208,73 @@ def _jac_v__z_v(t):
     return np.eye(3) * dtanh_z_v[:, :, None]
 
 
-def _jac_p__z(t):
-    """jac_p__z[l,j] = Σ_c U[l,c] jac_v__z[c,j]"""
+def _jac_p__v(t):
+    """jac_p__v[l,j] = U[l,j]"""
     U = t["U"]
-    jac_v__z = t["jac_v__z"]
-    # einsum("lc,Bcj->Blj", U, jac_v__z)
-    return (np.tensordot(jac_v__z, U, axes=([1], [1]))).transpose(0, 2, 1)
+    return U
+
+
+def _jac_p__z_v(t):
+    """jac_p__z_v[l,j] = tanh'(z_v[j]) jac_p__v[l,j]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
+    jac_p__v = t["jac_p__v"]
+    # einsum("Bj,lj->Blj", dtanh_z_v, jac_p__v)
+    return jac_p__v * dtanh_z_v[:, None]
+
+
+def _jac_p__u(t):
+    """jac_p__u[l,j] = g[j] jac_p__z_v[l,j]"""
+    g = t["g"]
+    jac_p__z_v = t["jac_p__z_v"]
+    # einsum("j,Blj->Blj", g, jac_p__z_v)
+    return jac_p__z_v * g
+
+
+def _jac_p__q(t):
+    """jac_p__q[l] = Σ_c lnorm_d001(z[c], m, q) jac_p__u[l,c]"""
+    z = t["z"]
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b + z)/(q_b + 1.0e-5)**(3/2)
+    jac_p__u = t["jac_p__u"]
+    # einsum("Bc,Blc->Bl", lnorm_d001_z_m_q, jac_p__u)
+    return (jac_p__u @ lnorm_d001_z_m_q[..., None])[..., 0]
+
+
+def _jac_p__m(t):
+    """jac_p__m[l] = -2 jac_p__q[l] m + Σ_c lnorm_d010(z[c], m, q) jac_p__u[l,c]"""
+    jac_p__q = t["jac_p__q"]
+    m = t["m"]
+    # einsum("Bl,B->Bl", jac_p__q, m)
+    z = t["z"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    jac_p__u = t["jac_p__u"]
+    # einsum("Bc,Blc->Bl", lnorm_d010_z_m_q, jac_p__u)
+    return -2 * m[:, None] * jac_p__q + (jac_p__u @ lnorm_d010_z_m_q[..., None])[..., 0]
+
+
+def _jac_p__z(t):
+    """jac_p__z[l,j] = 1/h Σ_c δ[c,j] jac_p__m[l] + 2/h jac_p__q[l] z[j] + lnorm_d100(z[j], m, q) jac_p__u[l,j]"""
+    jac_p__m = t["jac_p__m"]
+    # einsum("cj,Bl->Blj", np.eye(3), jac_p__m)
+    jac_p__q = t["jac_p__q"]
+    z = t["z"]
+    # einsum("Bl,Bj->Blj", jac_p__q, z)
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    jac_p__u = t["jac_p__u"]
+    # einsum("Bj,Blj->Blj", lnorm_d100_z_m_q, jac_p__u)
+    return 0.3333333333333333 * jac_p__m[:, :, None] * (np.eye(3)).sum(axis=0) + 0.6666666666666666 * z[:, None] * jac_p__q[:, :, None] + jac_p__u * lnorm_d100_z_m_q[:, None]
 
 
 def _hobj_p__p(t):
@@ -221,12 +282,204 @@ def _hobj_p__p(t):
     return (np.eye(2))
 
 
-def _jac_p__z_v(t):
-    """jac_p__z_v[l,j] = Σ_c U[l,c] jac_v__z_v[c,j]"""
+def _tan_z(t):
+    """tan_z[j] = Σ_c dir_W1[j,c] x[c]"""
+    dir_W1 = t["dir_W1"]
+    x = t["x"]
+    # einsum("jc,Bc->Bj", dir_W1, x)
+    return x @ dir_W1.T
+
+
+def _tan_m(t):
+    """tan_m = 1/h Σ_c tan_z[c]"""
+    tan_z = t["tan_z"]
+    # einsum("Bc->B", tan_z)
+    return 0.3333333333333333 * tan_z.sum(axis=1)
+
+
+def _tan_q(t):
+    """tan_q = 2/h Σ_c tan_z[c] z[c] - 2 m tan_m"""
+    tan_z = t["tan_z"]
+    z = t["z"]
+    # einsum("Bc,Bc->B", tan_z, z)
+    m = t["m"]
+    tan_m = t["tan_m"]
+    return 0.6666666666666666 * (z[..., None, :] @ tan_z[..., None])[..., 0, 0] - 2 * m * tan_m
+
+
+def _tan_u(t):
+    """tan_u[j] = lnorm_d100(z[j], m, q) tan_z[j] + lnorm_d010(z[j], m, q) tan_m + lnorm_d001(z[j], m, q) tan_q"""
+    z = t["z"]
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    tan_z = t["tan_z"]
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_2 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
+    tan_m = t["tan_m"]
+    # einsum("Bj,B->Bj", lnorm_d010_z_m_q, tan_m)
+    m_b_3 = m[:, None]
+    q_b_3 = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b_3 + z)/(q_b_3 + 1.0e-5)**(3/2)
+    tan_q = t["tan_q"]
+    # einsum("Bj,B->Bj", lnorm_d001_z_m_q, tan_q)
+    return lnorm_d100_z_m_q * tan_z + tan_m[:, None] * lnorm_d010_z_m_q + tan_q[:, None] * lnorm_d001_z_m_q
+
+
+def _tan_z_v(t):
+    """tan_z_v[j] = dir_g[j] u[j] + g[j] tan_u[j] + dir_b[j]"""
+    dir_g = t["dir_g"]
+    u = t["u"]
+    # einsum("j,Bj->Bj", dir_g, u)
+    g = t["g"]
+    tan_u = t["tan_u"]
+    # einsum("j,Bj->Bj", g, tan_u)
+    dir_b = t["dir_b"]
+    return u * dir_g + tan_u * g + dir_b
+
+
+def _tan_v(t):
+    """tan_v[j] = tanh'(z_v[j]) tan_z_v[j]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
+    tan_z_v = t["tan_z_v"]
+    return dtanh_z_v * tan_z_v
+
+
+def _tan_p(t):
+    """tan_p[l] = Σ_c dir_U[l,c] v[c] + Σ_c U[l,c] tan_v[c]"""
+    dir_U = t["dir_U"]
+    v = t["v"]
+    # einsum("lc,Bc->Bl", dir_U, v)
     U = t["U"]
-    jac_v__z_v = t["jac_v__z_v"]
-    # einsum("lc,Bcj->Blj", U, jac_v__z_v)
-    return (np.tensordot(jac_v__z_v, U, axes=([1], [1]))).transpose(0, 2, 1)
+    tan_v = t["tan_v"]
+    # einsum("lc,Bc->Bl", U, tan_v)
+    return v @ dir_U.T + tan_v @ U.T
+
+
+def _radj_p(t):
+    """radj_p[l] = tan_p[l]"""
+    tan_p = t["tan_p"]
+    return tan_p
+
+
+def _radj_v(t):
+    """radj_v[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]"""
+    adj_p = t["adj_p"]
+    dir_U = t["dir_U"]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    U = t["U"]
+    radj_p = t["radj_p"]
+    # einsum("cj,Bc->Bj", U, radj_p)
+    return adj_p @ dir_U + radj_p @ U
+
+
+def _radj_z_v(t):
+    """radj_z_v[j] = tanh''(z_v[j]) adj_v[j] tan_z_v[j] + tanh'(z_v[j]) radj_v[j]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    d2tanh_z_v = 2*v*(v**2 - 1)
+    adj_v = t["adj_v"]
+    tan_z_v = t["tan_z_v"]
+    dtanh_z_v = 1 - v**2
+    radj_v = t["radj_v"]
+    return d2tanh_z_v * adj_v * tan_z_v + dtanh_z_v * radj_v
+
+
+def _radj_u(t):
+    """radj_u[j] = g[j] radj_z_v[j] + adj_z_v[j] dir_g[j]"""
+    g = t["g"]
+    radj_z_v = t["radj_z_v"]
+    # einsum("j,Bj->Bj", g, radj_z_v)
+    adj_z_v = t["adj_z_v"]
+    dir_g = t["dir_g"]
+    # einsum("Bj,j->Bj", adj_z_v, dir_g)
+    return radj_z_v * g + dir_g * adj_z_v
+
+
+def _radj_q(t):
+    """radj_q = Σ_c lnorm_d101(z[c], m, q) adj_u[c] tan_z[c] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] tan_m + Σ_c lnorm_d002(z[c], m, q) adj_u[c] tan_q + Σ_c lnorm_d001(z[c], m, q) radj_u[c]"""
+    z = t["z"]
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d101_z_m_q = np.broadcast_to(-(1/2)/(q_b + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    adj_u = t["adj_u"]
+    tan_z = t["tan_z"]
+    # einsum("Bc,Bc,Bc->B", lnorm_d101_z_m_q, adj_u, tan_z)
+    tmp = adj_u * lnorm_d101_z_m_q
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d011_z_m_q = np.broadcast_to((1/2)/(q_b_2 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
+    tan_m = t["tan_m"]
+    # einsum("Bc,Bc,B->B", lnorm_d011_z_m_q, adj_u, tan_m)
+    tmp_2 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
+    m_b_3 = m[:, None]
+    q_b_3 = q[:, None]
+    lnorm_d002_z_m_q = (3/4)*(-m_b_3 + z)/(q_b_3 + 1.0e-5)**(5/2)
+    tan_q = t["tan_q"]
+    # einsum("Bc,Bc,B->B", lnorm_d002_z_m_q, adj_u, tan_q)
+    tmp_3 = (adj_u[..., None, :] @ lnorm_d002_z_m_q[..., None])[..., 0, 0]
+    m_b_4 = m[:, None]
+    q_b_4 = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b_4 + z)/(q_b_4 + 1.0e-5)**(3/2)
+    radj_u = t["radj_u"]
+    # einsum("Bc,Bc->B", lnorm_d001_z_m_q, radj_u)
+    return (tmp[..., None, :] @ tan_z[..., None])[..., 0, 0] + tmp_2 * tan_m + tmp_3 * tan_q + (radj_u[..., None, :] @ lnorm_d001_z_m_q[..., None])[..., 0, 0]
+
+
+def _radj_m(t):
+    """radj_m = -2 m radj_q - 2 adj_q tan_m + Σ_c lnorm_d011(z[c], m, q) adj_u[c] tan_q + Σ_c lnorm_d010(z[c], m, q) radj_u[c]"""
+    m = t["m"]
+    radj_q = t["radj_q"]
+    adj_q = t["adj_q"]
+    tan_m = t["tan_m"]
+    z = t["z"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d011_z_m_q = np.broadcast_to((1/2)/(q_b + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    adj_u = t["adj_u"]
+    tan_q = t["tan_q"]
+    # einsum("Bc,Bc,B->B", lnorm_d011_z_m_q, adj_u, tan_q)
+    tmp = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_2 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
+    radj_u = t["radj_u"]
+    # einsum("Bc,Bc->B", lnorm_d010_z_m_q, radj_u)
+    return -2 * m * radj_q - 2 * adj_q * tan_m + tmp * tan_q + (radj_u[..., None, :] @ lnorm_d010_z_m_q[..., None])[..., 0, 0]
+
+
+def _radj_z(t):
+    """radj_z[j] = 1/h Σ_c δ[c,j] radj_m + 2/h radj_q z[j] + 2/h adj_q tan_z[j] + lnorm_d101(z[j], m, q) adj_u[j] tan_q + lnorm_d100(z[j], m, q) radj_u[j]"""
+    radj_m = t["radj_m"]
+    # einsum("cj,B->Bj", np.eye(3), radj_m)
+    radj_q = t["radj_q"]
+    z = t["z"]
+    # einsum("B,Bj->Bj", radj_q, z)
+    adj_q = t["adj_q"]
+    tan_z = t["tan_z"]
+    # einsum("B,Bj->Bj", adj_q, tan_z)
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d101_z_m_q = np.broadcast_to(-(1/2)/(q_b + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    adj_u = t["adj_u"]
+    tan_q = t["tan_q"]
+    # einsum("Bj,Bj,B->Bj", lnorm_d101_z_m_q, adj_u, tan_q)
+    tmp = adj_u * lnorm_d101_z_m_q
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_2 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
+    radj_u = t["radj_u"]
+    return 0.3333333333333333 * radj_m[:, None] * (np.eye(3)).sum(axis=0) + 0.6666666666666666 * z * radj_q[:, None] + 0.6666666666666666 * tan_z * adj_q[:, None] + tmp * tan_q[:, None] + lnorm_d100_z_m_q * radj_u
 
 
 def objective(params, data):
@@ -384,9 +637,13 @@ def hessian(params, data):
     t["jac_z_v__z"] = _jac_z_v__z(t)
     t["jac_v__z"] = _jac_v__z(t)
     t["jac_v__z_v"] = _jac_v__z_v(t)
+    t["jac_p__v"] = _jac_p__v(t)
+    t["jac_p__z_v"] = _jac_p__z_v(t)
+    t["jac_p__u"] = _jac_p__u(t)
+    t["jac_p__q"] = _jac_p__q(t)
+    t["jac_p__m"] = _jac_p__m(t)
     t["jac_p__z"] = _jac_p__z(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
     B = t["x"].shape[0]
     # ∂f/∂W1,W1[j,i,k,l] = 2/h δ[j,k] adj_q x[i] x[l] - 2 adj_q jac_m__z[j] jac_m__z[k] x[i] x[l] + lnorm_d101(z[j], m, q) adj_u[j] jac_q__z[k] x[i] x[l] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_m__z[j] jac_q__z[k] x[i] x[l] + lnorm_d101(z[k], m, q) adj_u[k] jac_q__z[j] x[i] x[l] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_m__z[k] jac_q__z[j] x[i] x[l] + Σ_c lnorm_d002(z[c], m, q) adj_u[c] jac_q__z[j] jac_q__z[k] x[i] x[l] + Σ_c tanh''(z_v[c]) adj_v[c] jac_z_v__z[c,j] jac_z_v__z[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z[m,j] jac_p__z[n,k] x[i] x[l]
     adj_q = t["adj_q"]
@@ -578,272 +835,69 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), computed term by term without forming a Hessian block."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
+    t["dir_W1"] = vector["W1"]
+    t["dir_g"] = vector["g"]
+    t["dir_b"] = vector["b"]
+    t["dir_U"] = vector["U"]
     t["adj_p"] = _adj_p(t)
     t["adj_v"] = _adj_v(t)
     t["adj_z_v"] = _adj_z_v(t)
     t["adj_u"] = _adj_u(t)
     t["adj_q"] = _adj_q(t)
-    t["jac_m__z"] = _jac_m__z(t)
-    t["jac_q__z"] = _jac_q__z(t)
-    t["jac_u__z"] = _jac_u__z(t)
-    t["jac_z_v__z"] = _jac_z_v__z(t)
-    t["jac_v__z"] = _jac_v__z(t)
-    t["jac_v__z_v"] = _jac_v__z_v(t)
-    t["jac_p__z"] = _jac_p__z(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
+    t["tan_z"] = _tan_z(t)
+    t["tan_m"] = _tan_m(t)
+    t["tan_q"] = _tan_q(t)
+    t["tan_u"] = _tan_u(t)
+    t["tan_z_v"] = _tan_z_v(t)
+    t["tan_v"] = _tan_v(t)
+    t["tan_p"] = _tan_p(t)
+    t["radj_p"] = _radj_p(t)
+    t["radj_v"] = _radj_v(t)
+    t["radj_z_v"] = _radj_z_v(t)
+    t["radj_u"] = _radj_u(t)
+    t["radj_q"] = _radj_q(t)
+    t["radj_m"] = _radj_m(t)
+    t["radj_z"] = _radj_z(t)
     B = t["x"].shape[0]
-    vector_W1 = vector["W1"]
-    # Σ H[W1,W1]·vector[W1], one einsum per term of: 2/h δ[j,k] adj_q x[i] x[l] - 2 adj_q jac_m__z[j] jac_m__z[k] x[i] x[l] + lnorm_d101(z[j], m, q) adj_u[j] jac_q__z[k] x[i] x[l] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_m__z[j] jac_q__z[k] x[i] x[l] + lnorm_d101(z[k], m, q) adj_u[k] jac_q__z[j] x[i] x[l] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_m__z[k] jac_q__z[j] x[i] x[l] + Σ_c lnorm_d002(z[c], m, q) adj_u[c] jac_q__z[j] jac_q__z[k] x[i] x[l] + Σ_c tanh''(z_v[c]) adj_v[c] jac_z_v__z[c,j] jac_z_v__z[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z[m,j] jac_p__z[n,k] x[i] x[l]
-    adj_q = t["adj_q"]
+    # Σ_b H[W1,b]·vector[b][j,i] = radj_z[j] x[i]
+    radj_z = t["radj_z"]
     x = t["x"]
-    # einsum("jk,B,Bi,Bl,kl->ji", np.eye(3), adj_q, x, x, vector_W1)
-    tmp = x * adj_q[:, None]
-    tmp_2 = vector_W1.T @ ((np.eye(3)).T)
-    tmp_3 = tmp.T @ x
-    jac_m__z = t["jac_m__z"]
-    # einsum("B,j,k,Bi,Bl,kl->ji", adj_q, jac_m__z, jac_m__z, x, x, vector_W1)
-    tmp_4 = vector_W1.T @ jac_m__z
-    tmp_5 = x @ tmp_4
-    tmp_6 = tmp_5 * adj_q
-    tmp_7 = x.T @ tmp_6
-    z = t["z"]
-    m = t["m"]
-    q = t["q"]
-    m_b = m[:, None]
-    q_b = q[:, None]
-    lnorm_d101_z_m_q = np.broadcast_to(-(1/2)/(q_b + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
-    adj_u = t["adj_u"]
-    jac_q__z = t["jac_q__z"]
-    # einsum("Bj,Bj,Bk,Bi,Bl,kl->ji", lnorm_d101_z_m_q, adj_u, jac_q__z, x, x, vector_W1)
-    tmp_8 = adj_u * lnorm_d101_z_m_q
-    tmp_9 = vector_W1.T @ jac_q__z.T
-    tmp_10 = (tmp_9.T[..., None, :] @ x[..., None])[..., 0, 0]
-    tmp_11 = tmp_10[:, None] * x
-    m_b_2 = m[:, None]
-    q_b_2 = q[:, None]
-    lnorm_d011_z_m_q = np.broadcast_to((1/2)/(q_b_2 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
-    # einsum("Bc,Bc,j,Bk,Bi,Bl,kl->ji", lnorm_d011_z_m_q, adj_u, jac_m__z, jac_q__z, x, x, vector_W1)
-    tmp_12 = vector_W1.T @ jac_q__z.T
-    tmp_13 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
-    tmp_14 = (tmp_12.T[..., None, :] @ x[..., None])[..., 0, 0]
-    tmp_15 = tmp_13[:, None] * x
-    tmp_16 = tmp_15.T @ tmp_14
-    # einsum("Bk,Bk,Bj,Bi,Bl,kl->ji", lnorm_d101_z_m_q, adj_u, jac_q__z, x, x, vector_W1)
-    tmp_17 = adj_u * lnorm_d101_z_m_q
-    tmp_18 = tmp_17 @ vector_W1
-    tmp_19 = (tmp_18[..., None, :] @ x[..., None])[..., 0, 0]
-    tmp_20 = tmp_19[:, None] * x
-    # einsum("Bc,Bc,k,Bj,Bi,Bl,kl->ji", lnorm_d011_z_m_q, adj_u, jac_m__z, jac_q__z, x, x, vector_W1)
-    tmp_21 = vector_W1.T @ jac_m__z
-    tmp_22 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
-    tmp_23 = x @ tmp_21
-    tmp_24 = tmp_23 * tmp_22
-    tmp_25 = tmp_24[:, None] * jac_q__z
-    m_b_3 = m[:, None]
-    q_b_3 = q[:, None]
-    lnorm_d002_z_m_q = (3/4)*(-m_b_3 + z)/(q_b_3 + 1.0e-5)**(5/2)
-    # einsum("Bc,Bc,Bj,Bk,Bi,Bl,kl->ji", lnorm_d002_z_m_q, adj_u, jac_q__z, jac_q__z, x, x, vector_W1)
-    tmp_26 = vector_W1.T @ jac_q__z.T
-    tmp_27 = (adj_u[..., None, :] @ lnorm_d002_z_m_q[..., None])[..., 0, 0]
-    tmp_28 = (tmp_26.T[..., None, :] @ x[..., None])[..., 0, 0]
-    tmp_29 = tmp_28 * tmp_27
-    tmp_30 = tmp_29[:, None] * jac_q__z
-    z_v = t["z_v"]
-    v = t["v"]
-    d2tanh_z_v = 2*v*(v**2 - 1)
-    adj_v = t["adj_v"]
-    jac_z_v__z = t["jac_z_v__z"]
-    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2tanh_z_v, adj_v, jac_z_v__z, jac_z_v__z, x, x, vector_W1)
-    tmp_31 = adj_v * d2tanh_z_v
-    tmp_32 = tmp_31[:, :, None] * jac_z_v__z
-    tmp_33 = vector_W1 @ x.T
-    tmp_34 = (tmp_33.T[..., None, :] @ (jac_z_v__z.transpose(0, 2, 1)))[..., 0, :]
-    tmp_35 = (tmp_34[..., None, :] @ tmp_32)[..., 0, :]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z = t["jac_p__z"]
-    # einsum("mn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z, jac_p__z, x, x, vector_W1)
-    tmp_36 = vector_W1 @ x.T
-    tmp_37 = (tmp_36.T[..., None, :] @ (jac_p__z.transpose(0, 2, 1)))[..., 0, :]
-    tmp_38 = tmp_37 @ hobj_p__p.T
-    tmp_39 = (tmp_38[..., None, :] @ jac_p__z)[..., 0, :]
-    hvp_W1__W1 = (0.6666666666666666 * tmp_2.T @ tmp_3.T - 2 * tmp_7 * jac_m__z[:, None] + tmp_8.T @ tmp_11 + tmp_16 * jac_m__z[:, None] + jac_q__z.T @ tmp_20 + tmp_25.T @ x + tmp_30.T @ x + tmp_35.T @ x + tmp_39.T @ x) / B
-    vector_g = vector["g"]
-    # Σ H[W1,g]·vector[g], one einsum per term of: adj_z_v[k] jac_u__z[k,j] x[i] + tanh''(z_v[k]) adj_v[k] jac_z_v__z[k,j] u[k] x[i] + Σ_cl hobj_p__p[c,l] jac_p__z[c,j] jac_p__z_v[l,k] u[k] x[i]
-    adj_z_v = t["adj_z_v"]
-    jac_u__z = t["jac_u__z"]
-    # einsum("Bk,Bkj,Bi,k->ji", adj_z_v, jac_u__z, x, vector_g)
-    tmp_40 = vector_g[:, None] * adj_z_v.T
-    tmp_41 = (tmp_40.T[..., None, :] @ jac_u__z)[..., 0, :]
+    # einsum("Bj,Bi->ji", radj_z, x)
+    hvp_W1 = radj_z.T @ x / B
+    # Σ_b H[g,b]·vector[b][j] = radj_z_v[j] u[j] + adj_z_v[j] tan_u[j]
+    radj_z_v = t["radj_z_v"]
     u = t["u"]
-    # einsum("Bk,Bk,Bkj,Bk,Bi,k->ji", d2tanh_z_v, adj_v, jac_z_v__z, u, x, vector_g)
-    tmp_42 = adj_v * d2tanh_z_v
-    tmp_43 = tmp_42 * u
-    tmp_44 = tmp_43[:, :, None] * jac_z_v__z
-    tmp_45 = np.tensordot(tmp_44, vector_g, axes=([1], [0]))
-    jac_p__z_v = t["jac_p__z_v"]
-    # einsum("cl,Bcj,Blk,Bk,Bi,k->ji", hobj_p__p, jac_p__z, jac_p__z_v, u, x, vector_g)
-    tmp_46 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_47 = np.tensordot(tmp_46, vector_g, axes=([1], [0]))
-    tmp_48 = tmp_47 @ hobj_p__p.T
-    tmp_49 = (tmp_48[..., None, :] @ jac_p__z)[..., 0, :]
-    hvp_W1__g = (tmp_41.T @ x + tmp_45.T @ x + tmp_49.T @ x) / B
-    vector_b = vector["b"]
-    # Σ H[W1,b]·vector[b], one einsum per term of: tanh''(z_v[k]) adj_v[k] jac_z_v__z[k,j] x[i] + Σ_cl hobj_p__p[c,l] jac_p__z[c,j] jac_p__z_v[l,k] x[i]
-    # einsum("Bk,Bk,Bkj,Bi,k->ji", d2tanh_z_v, adj_v, jac_z_v__z, x, vector_b)
-    tmp_50 = adj_v * d2tanh_z_v
-    tmp_51 = tmp_50[:, :, None] * jac_z_v__z
-    tmp_52 = np.tensordot(tmp_51, vector_b, axes=([1], [0]))
-    # einsum("cl,Bcj,Blk,Bi,k->ji", hobj_p__p, jac_p__z, jac_p__z_v, x, vector_b)
-    tmp_53 = np.tensordot(vector_b, jac_p__z_v, axes=([0], [2]))
-    tmp_54 = tmp_53 @ hobj_p__p.T
-    tmp_55 = (tmp_54[..., None, :] @ jac_p__z)[..., 0, :]
-    hvp_W1__b = (tmp_52.T @ x + tmp_55.T @ x) / B
-    vector_U = vector["U"]
-    # Σ H[W1,U]·vector[U], one einsum per term of: adj_p[l] jac_v__z[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z[c,j] v[k] x[i]
+    # einsum("Bj,Bj->j", radj_z_v, u)
+    adj_z_v = t["adj_z_v"]
+    tan_u = t["tan_u"]
+    # einsum("Bj,Bj->j", adj_z_v, tan_u)
+    hvp_g = ((u.T[..., None, :] @ radj_z_v.T[..., None])[..., 0, 0] + (tan_u.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0]) / B
+    # Σ_b H[b,b]·vector[b][j] = radj_z_v[j]
+    # einsum("Bj->j", radj_z_v)
+    hvp_b = radj_z_v.sum(axis=0) / B
+    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v[j] + adj_p[l] tan_v[j]
+    radj_p = t["radj_p"]
+    v = t["v"]
+    # einsum("Bl,Bj->lj", radj_p, v)
     adj_p = t["adj_p"]
-    jac_v__z = t["jac_v__z"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v__z, x, vector_U)
-    tmp_56 = vector_U.T @ adj_p.T
-    tmp_57 = (tmp_56.T[..., None, :] @ jac_v__z)[..., 0, :]
-    # einsum("cl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z, v, x, vector_U)
-    tmp_58 = vector_U.T @ hobj_p__p.T
-    tmp_59 = tmp_58.T @ v.T
-    tmp_60 = (tmp_59.T[..., None, :] @ jac_p__z)[..., 0, :]
-    hvp_W1__U = (tmp_57.T @ x + tmp_60.T @ x) / B
-    hvp_W1 = hvp_W1__W1 + hvp_W1__g + hvp_W1__b + hvp_W1__U
-    # Σ H[g,W1]·vector[W1], one einsum per term of: adj_z_v[j] jac_u__z[j,i] x[k] + tanh''(z_v[j]) adj_v[j] jac_z_v__z[j,i] u[j] x[k] + Σ_cl hobj_p__p[c,l] jac_p__z[l,i] jac_p__z_v[c,j] u[j] x[k]
-    # einsum("Bj,Bji,Bk,ik->j", adj_z_v, jac_u__z, x, vector_W1)
-    tmp_61 = vector_W1 @ x.T
-    tmp_62 = (tmp_61.T[..., None, :] @ (jac_u__z.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bj,Bj,Bji,Bj,Bk,ik->j", d2tanh_z_v, adj_v, jac_z_v__z, u, x, vector_W1)
-    tmp_63 = adj_v * d2tanh_z_v
-    tmp_64 = tmp_63 * u
-    tmp_65 = vector_W1 @ x.T
-    tmp_66 = (tmp_65.T[..., None, :] @ (jac_z_v__z.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("cl,Bli,Bcj,Bj,Bk,ik->j", hobj_p__p, jac_p__z, jac_p__z_v, u, x, vector_W1)
-    tmp_67 = vector_W1 @ x.T
-    tmp_68 = (tmp_67.T[..., None, :] @ (jac_p__z.transpose(0, 2, 1)))[..., 0, :]
-    tmp_69 = tmp_68 @ hobj_p__p.T
-    tmp_70 = (tmp_69[..., None, :] @ jac_p__z_v)[..., 0, :]
-    hvp_g__W1 = ((tmp_62.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0] + (tmp_66.T[..., None, :] @ tmp_64.T[..., None])[..., 0, 0] + (tmp_70.T[..., None, :] @ u.T[..., None])[..., 0, 0]) / B
-    # Σ H[g,g]·vector[g], one einsum per term of: tanh''(z_v[j]) δ[j,i] adj_v[j] u[j] u[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v[c,j] jac_p__z_v[k,i] u[j] u[i]
-    # einsum("Bj,ji,Bj,Bj,Bj,i->j", d2tanh_z_v, np.eye(3), adj_v, u, u, vector_g)
-    tmp_71 = (np.eye(3)) @ vector_g
-    tmp_72 = tmp_71[:, None] * d2tanh_z_v.T
-    tmp_73 = tmp_72 * adj_v.T
-    tmp_74 = tmp_73 * u.T
-    # einsum("ck,Bcj,Bki,Bj,Bi,i->j", hobj_p__p, jac_p__z_v, jac_p__z_v, u, u, vector_g)
-    tmp_75 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_76 = np.tensordot(tmp_75, vector_g, axes=([1], [0]))
-    tmp_77 = tmp_76 @ hobj_p__p.T
-    tmp_78 = (tmp_77[..., None, :] @ jac_p__z_v)[..., 0, :]
-    hvp_g__g = ((tmp_74[..., None, :] @ u.T[..., None])[..., 0, 0] + (tmp_78.T[..., None, :] @ u.T[..., None])[..., 0, 0]) / B
-    # Σ H[g,b]·vector[b], one einsum per term of: tanh''(z_v[j]) δ[j,i] adj_v[j] u[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v[c,j] jac_p__z_v[k,i] u[j]
-    # einsum("Bj,ji,Bj,Bj,i->j", d2tanh_z_v, np.eye(3), adj_v, u, vector_b)
-    tmp_79 = (np.eye(3)) @ vector_b
-    tmp_80 = tmp_79[:, None] * d2tanh_z_v.T
-    tmp_81 = tmp_80 * adj_v.T
-    # einsum("ck,Bcj,Bki,Bj,i->j", hobj_p__p, jac_p__z_v, jac_p__z_v, u, vector_b)
-    tmp_82 = np.tensordot(vector_b, jac_p__z_v, axes=([0], [2]))
-    tmp_83 = tmp_82 @ hobj_p__p.T
-    tmp_84 = (tmp_83[..., None, :] @ jac_p__z_v)[..., 0, :]
-    hvp_g__b = ((tmp_81[..., None, :] @ u.T[..., None])[..., 0, 0] + (tmp_84.T[..., None, :] @ u.T[..., None])[..., 0, 0]) / B
-    # Σ H[g,U]·vector[U], one einsum per term of: adj_p[l] jac_v__z_v[i,j] u[j] + Σ_c hobj_p__p[c,l] jac_p__z_v[c,j] u[j] v[i]
-    jac_v__z_v = t["jac_v__z_v"]
-    # einsum("Bl,Bij,Bj,li->j", adj_p, jac_v__z_v, u, vector_U)
-    tmp_85 = vector_U.T @ adj_p.T
-    tmp_86 = (tmp_85.T[..., None, :] @ jac_v__z_v)[..., 0, :]
-    # einsum("cl,Bcj,Bj,Bi,li->j", hobj_p__p, jac_p__z_v, u, v, vector_U)
-    tmp_87 = vector_U.T @ hobj_p__p.T
-    tmp_88 = tmp_87.T @ v.T
-    tmp_89 = (tmp_88.T[..., None, :] @ jac_p__z_v)[..., 0, :]
-    hvp_g__U = ((tmp_86.T[..., None, :] @ u.T[..., None])[..., 0, 0] + (tmp_89.T[..., None, :] @ u.T[..., None])[..., 0, 0]) / B
-    hvp_g = hvp_g__W1 + hvp_g__g + hvp_g__b + hvp_g__U
-    # Σ H[b,W1]·vector[W1], one einsum per term of: tanh''(z_v[j]) adj_v[j] jac_z_v__z[j,i] x[k] + Σ_cl hobj_p__p[c,l] jac_p__z[l,i] jac_p__z_v[c,j] x[k]
-    # einsum("Bj,Bj,Bji,Bk,ik->j", d2tanh_z_v, adj_v, jac_z_v__z, x, vector_W1)
-    tmp_90 = adj_v * d2tanh_z_v
-    tmp_91 = vector_W1 @ x.T
-    tmp_92 = (tmp_91.T[..., None, :] @ (jac_z_v__z.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("cl,Bli,Bcj,Bk,ik->j", hobj_p__p, jac_p__z, jac_p__z_v, x, vector_W1)
-    tmp_93 = vector_W1 @ x.T
-    tmp_94 = (tmp_93.T[..., None, :] @ (jac_p__z.transpose(0, 2, 1)))[..., 0, :]
-    tmp_95 = tmp_94 @ hobj_p__p.T
-    hvp_b__W1 = ((tmp_92.T[..., None, :] @ tmp_90.T[..., None])[..., 0, 0] + np.tensordot(tmp_95, jac_p__z_v, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b,g]·vector[g], one einsum per term of: tanh''(z_v[j]) δ[j,i] adj_v[j] u[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v[c,j] jac_p__z_v[k,i] u[i]
-    # einsum("Bj,ji,Bj,Bj,i->j", d2tanh_z_v, np.eye(3), adj_v, u, vector_g)
-    tmp_96 = (np.eye(3)) @ vector_g
-    tmp_97 = tmp_96[:, None] * d2tanh_z_v.T
-    tmp_98 = tmp_97 * adj_v.T
-    # einsum("ck,Bcj,Bki,Bi,i->j", hobj_p__p, jac_p__z_v, jac_p__z_v, u, vector_g)
-    tmp_99 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_100 = np.tensordot(tmp_99, vector_g, axes=([1], [0]))
-    tmp_101 = tmp_100 @ hobj_p__p.T
-    hvp_b__g = ((tmp_98[..., None, :] @ u.T[..., None])[..., 0, 0] + np.tensordot(tmp_101, jac_p__z_v, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b,b]·vector[b], one einsum per term of: tanh''(z_v[j]) δ[j,i] adj_v[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v[c,j] jac_p__z_v[k,i]
-    # einsum("Bj,ji,Bj,i->j", d2tanh_z_v, np.eye(3), adj_v, vector_b)
-    tmp_102 = (adj_v.T[..., None, :] @ d2tanh_z_v.T[..., None])[..., 0, 0]
-    tmp_103 = (np.eye(3)) @ vector_b
-    # einsum("ck,Bcj,Bki,i->j", hobj_p__p, jac_p__z_v, jac_p__z_v, vector_b)
-    tmp_104 = np.tensordot(vector_b, jac_p__z_v, axes=([0], [2]))
-    tmp_105 = tmp_104 @ hobj_p__p.T
-    hvp_b__b = (tmp_103 * tmp_102 + np.tensordot(tmp_105, jac_p__z_v, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b,U]·vector[U], one einsum per term of: adj_p[l] jac_v__z_v[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v[c,j] v[i]
-    # einsum("Bl,Bij,li->j", adj_p, jac_v__z_v, vector_U)
-    tmp_106 = vector_U.T @ adj_p.T
-    # einsum("cl,Bcj,Bi,li->j", hobj_p__p, jac_p__z_v, v, vector_U)
-    tmp_107 = vector_U.T @ hobj_p__p.T
-    tmp_108 = tmp_107.T @ v.T
-    hvp_b__U = (np.tensordot(tmp_106, jac_v__z_v, axes=([0, 1], [1, 0])) + np.tensordot(tmp_108, jac_p__z_v, axes=([0, 1], [1, 0]))) / B
-    hvp_b = hvp_b__W1 + hvp_b__g + hvp_b__b + hvp_b__U
-    # Σ H[U,W1]·vector[W1], one einsum per term of: adj_p[l] jac_v__z[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z[c,i] v[j] x[k]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v__z, x, vector_W1)
-    tmp_109 = vector_W1 @ x.T
-    tmp_110 = (tmp_109.T[..., None, :] @ (jac_v__z.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("lc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z, v, x, vector_W1)
-    tmp_111 = vector_W1 @ x.T
-    tmp_112 = (tmp_111.T[..., None, :] @ (jac_p__z.transpose(0, 2, 1)))[..., 0, :]
-    tmp_113 = tmp_112.T @ v
-    hvp_U__W1 = (adj_p.T @ tmp_110 + hobj_p__p @ tmp_113) / B
-    # Σ H[U,g]·vector[g], one einsum per term of: adj_p[l] jac_v__z_v[j,i] u[i] + Σ_c hobj_p__p[l,c] jac_p__z_v[c,i] u[i] v[j]
-    # einsum("Bl,Bji,Bi,i->lj", adj_p, jac_v__z_v, u, vector_g)
-    tmp_114 = vector_g[:, None] * u.T
-    tmp_115 = (tmp_114.T[..., None, :] @ (jac_v__z_v.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("lc,Bci,Bi,Bj,i->lj", hobj_p__p, jac_p__z_v, u, v, vector_g)
-    tmp_116 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_117 = np.tensordot(tmp_116, vector_g, axes=([1], [0]))
-    tmp_118 = tmp_117.T @ v
-    hvp_U__g = (adj_p.T @ tmp_115 + hobj_p__p @ tmp_118) / B
-    # Σ H[U,b]·vector[b], one einsum per term of: adj_p[l] jac_v__z_v[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v[c,i] v[j]
-    # einsum("Bl,Bji,i->lj", adj_p, jac_v__z_v, vector_b)
-    tmp_119 = np.tensordot(vector_b, jac_v__z_v, axes=([0], [2]))
-    # einsum("lc,Bci,Bj,i->lj", hobj_p__p, jac_p__z_v, v, vector_b)
-    tmp_120 = np.tensordot(vector_b, jac_p__z_v, axes=([0], [2]))
-    tmp_121 = tmp_120.T @ v
-    hvp_U__b = (adj_p.T @ tmp_119 + hobj_p__p @ tmp_121) / B
-    # Σ H[U,U]·vector[U], one einsum per term of: hobj_p__p[l,i] v[j] v[k]
-    # einsum("li,Bj,Bk,ik->lj", hobj_p__p, v, v, vector_U)
-    tmp_122 = vector_U.T @ hobj_p__p.T
-    tmp_123 = v.T @ v
-    hvp_U__U = tmp_122.T @ tmp_123 / B
-    hvp_U = hvp_U__W1 + hvp_U__g + hvp_U__b + hvp_U__U
+    tan_v = t["tan_v"]
+    # einsum("Bl,Bj->lj", adj_p, tan_v)
+    hvp_U = (radj_p.T @ v + adj_p.T @ tan_v) / B
     return {"W1": hvp_W1, "g": hvp_g, "b": hvp_b, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_m__z"] = _jac_m__z(t)
-    t["jac_q__z"] = _jac_q__z(t)
-    t["jac_u__z"] = _jac_u__z(t)
-    t["jac_z_v__z"] = _jac_z_v__z(t)
-    t["jac_v__z"] = _jac_v__z(t)
-    t["jac_v__z_v"] = _jac_v__z_v(t)
+    t["jac_p__v"] = _jac_p__v(t)
+    t["jac_p__z_v"] = _jac_p__z_v(t)
+    t["jac_p__u"] = _jac_p__u(t)
+    t["jac_p__q"] = _jac_p__q(t)
+    t["jac_p__m"] = _jac_p__m(t)
     t["jac_p__z"] = _jac_p__z(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
     B = t["x"].shape[0]
     # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z[c,j] jac_p__z[k,j] x[i] x[i]
     hobj_p__p = t["hobj_p__p"]

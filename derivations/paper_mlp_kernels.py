@@ -145,12 +145,38 @@ def _jac_v2__z_v2(t):
     return np.eye(5) * drelu_z_v2[:, :, None]
 
 
-def _jac_p__z_v1(t):
-    """jac_p__z_v1[l,j] = Σ_c U[l,c] jac_v2__z_v1[c,j]"""
+def _jac_p__v2(t):
+    """jac_p__v2[l,j] = U[l,j]"""
     U = t["U"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("lc,Bcj->Blj", U, jac_v2__z_v1)
-    return (np.tensordot(jac_v2__z_v1, U, axes=([1], [1]))).transpose(0, 2, 1)
+    return U
+
+
+def _jac_p__z_v2(t):
+    """jac_p__z_v2[l,j] = relu'(z_v2[j]) jac_p__v2[l,j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    jac_p__v2 = t["jac_p__v2"]
+    # einsum("Bj,lj->Blj", drelu_z_v2, jac_p__v2)
+    return jac_p__v2 * drelu_z_v2[:, None]
+
+
+def _jac_p__v1(t):
+    """jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c]"""
+    W2 = t["W2"]
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
+    return np.tensordot(jac_p__z_v2, W2, axes=([2], [0]))
+
+
+def _jac_p__z_v1(t):
+    """jac_p__z_v1[l,j] = relu'(z_v1[j]) jac_p__v1[l,j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    jac_p__v1 = t["jac_p__v1"]
+    # einsum("Bj,Blj->Blj", drelu_z_v1, jac_p__v1)
+    return jac_p__v1 * drelu_z_v1[:, None]
 
 
 def _hobj_p__p(t):
@@ -162,12 +188,102 @@ def _hobj_p__p(t):
     return softmax_p[:, :, None] * np.eye(3) - softmax_p[:, :, None] * softmax_p[:, None]
 
 
-def _jac_p__z_v2(t):
-    """jac_p__z_v2[l,j] = Σ_c U[l,c] jac_v2__z_v2[c,j]"""
+def _tan_z_v1(t):
+    """tan_z_v1[j] = Σ_c dir_W1[j,c] x[c]"""
+    dir_W1 = t["dir_W1"]
+    x = t["x"]
+    # einsum("jc,Bc->Bj", dir_W1, x)
+    return x @ dir_W1.T
+
+
+def _tan_v1(t):
+    """tan_v1[j] = relu'(z_v1[j]) tan_z_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    tan_z_v1 = t["tan_z_v1"]
+    return drelu_z_v1 * tan_z_v1
+
+
+def _tan_z_v2(t):
+    """tan_z_v2[j] = Σ_c dir_W2[j,c] v1[c] + Σ_c W2[j,c] tan_v1[c]"""
+    dir_W2 = t["dir_W2"]
+    v1 = t["v1"]
+    # einsum("jc,Bc->Bj", dir_W2, v1)
+    W2 = t["W2"]
+    tan_v1 = t["tan_v1"]
+    # einsum("jc,Bc->Bj", W2, tan_v1)
+    return v1 @ dir_W2.T + tan_v1 @ W2.T
+
+
+def _tan_v2(t):
+    """tan_v2[j] = relu'(z_v2[j]) tan_z_v2[j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    tan_z_v2 = t["tan_z_v2"]
+    return drelu_z_v2 * tan_z_v2
+
+
+def _tan_p(t):
+    """tan_p[l] = Σ_c dir_U[l,c] v2[c] + Σ_c U[l,c] tan_v2[c]"""
+    dir_U = t["dir_U"]
+    v2 = t["v2"]
+    # einsum("lc,Bc->Bl", dir_U, v2)
     U = t["U"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("lc,Bcj->Blj", U, jac_v2__z_v2)
-    return (np.tensordot(jac_v2__z_v2, U, axes=([1], [1]))).transpose(0, 2, 1)
+    tan_v2 = t["tan_v2"]
+    # einsum("lc,Bc->Bl", U, tan_v2)
+    return v2 @ dir_U.T + tan_v2 @ U.T
+
+
+def _radj_p(t):
+    """radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])"""
+    tan_p = t["tan_p"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    return tan_p * softmax_p - tmp[:, None] * softmax_p
+
+
+def _radj_v2(t):
+    """radj_v2[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]"""
+    adj_p = t["adj_p"]
+    dir_U = t["dir_U"]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    U = t["U"]
+    radj_p = t["radj_p"]
+    # einsum("cj,Bc->Bj", U, radj_p)
+    return adj_p @ dir_U + radj_p @ U
+
+
+def _radj_z_v2(t):
+    """radj_z_v2[j] = relu'(z_v2[j]) radj_v2[j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    radj_v2 = t["radj_v2"]
+    return drelu_z_v2 * radj_v2
+
+
+def _radj_v1(t):
+    """radj_v1[j] = Σ_c adj_z_v2[c] dir_W2[c,j] + Σ_c W2[c,j] radj_z_v2[c]"""
+    adj_z_v2 = t["adj_z_v2"]
+    dir_W2 = t["dir_W2"]
+    # einsum("Bc,cj->Bj", adj_z_v2, dir_W2)
+    W2 = t["W2"]
+    radj_z_v2 = t["radj_z_v2"]
+    # einsum("cj,Bc->Bj", W2, radj_z_v2)
+    return adj_z_v2 @ dir_W2 + radj_z_v2 @ W2
+
+
+def _radj_z_v1(t):
+    """radj_z_v1[j] = relu'(z_v1[j]) radj_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    radj_v1 = t["radj_v1"]
+    return drelu_z_v1 * radj_v1
 
 
 def objective(params, data):
@@ -304,9 +420,11 @@ def hessian(params, data):
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # ∂f/∂W1,W1[j,i,k,l] = Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v1[m,k] x[i] x[l]
     hobj_p__p = t["hobj_p__p"]
@@ -383,124 +501,57 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), computed term by term without forming a Hessian block."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
+    t["dir_W1"] = vector["W1"]
+    t["dir_W2"] = vector["W2"]
+    t["dir_U"] = vector["U"]
     t["adj_p"] = _adj_p(t)
     t["adj_v2"] = _adj_v2(t)
     t["adj_z_v2"] = _adj_z_v2(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["tan_z_v1"] = _tan_z_v1(t)
+    t["tan_v1"] = _tan_v1(t)
+    t["tan_z_v2"] = _tan_z_v2(t)
+    t["tan_v2"] = _tan_v2(t)
+    t["tan_p"] = _tan_p(t)
+    t["radj_p"] = _radj_p(t)
+    t["radj_v2"] = _radj_v2(t)
+    t["radj_z_v2"] = _radj_z_v2(t)
+    t["radj_v1"] = _radj_v1(t)
+    t["radj_z_v1"] = _radj_z_v1(t)
     B = t["x"].shape[0]
-    vector_W1 = vector["W1"]
-    # Σ H[W1,W1]·vector[W1], one einsum per term of: Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v1[m,k] x[i] x[l]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
+    # Σ_b H[W1,b]·vector[b][j,i] = radj_z_v1[j] x[i]
+    radj_z_v1 = t["radj_z_v1"]
     x = t["x"]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1)
-    tmp = vector_W1 @ x.T
-    tmp_2 = (tmp.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_3 = (tmp_2[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_4 = (tmp_3[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__W1 = tmp_4.T @ x / B
-    vector_W2 = vector["W2"]
-    # Σ H[W1,W2]·vector[W2], one einsum per term of: adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
-    adj_z_v2 = t["adj_z_v2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
-    tmp_5 = vector_W2.T @ adj_z_v2.T
-    tmp_6 = (tmp_5.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("Bj,Bi->ji", radj_z_v1, x)
+    hvp_W1 = radj_z_v1.T @ x / B
+    # Σ_b H[W2,b]·vector[b][j,i] = radj_z_v2[j] v1[i] + adj_z_v2[j] tan_v1[i]
+    radj_z_v2 = t["radj_z_v2"]
     v1 = t["v1"]
-    # einsum("Bcm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2)
-    tmp_7 = vector_W2 @ v1.T
-    tmp_8 = (tmp_7.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_9 = (tmp_8[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_10 = (tmp_9[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__W2 = (tmp_6.T @ x + tmp_10.T @ x) / B
-    vector_U = vector["U"]
-    # Σ H[W1,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
-    adj_p = t["adj_p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U)
-    tmp_11 = vector_U.T @ adj_p.T
-    tmp_12 = (tmp_11.T[..., None, :] @ jac_v2__z_v1)[..., 0, :]
+    # einsum("Bj,Bi->ji", radj_z_v2, v1)
+    adj_z_v2 = t["adj_z_v2"]
+    tan_v1 = t["tan_v1"]
+    # einsum("Bj,Bi->ji", adj_z_v2, tan_v1)
+    hvp_W2 = (radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1) / B
+    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v2[j] + adj_p[l] tan_v2[j]
+    radj_p = t["radj_p"]
     v2 = t["v2"]
-    # einsum("Bcl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U)
-    tmp_13 = vector_U @ v2.T
-    tmp_14 = (tmp_13.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_15 = (tmp_14[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__U = (tmp_12.T @ x + tmp_15.T @ x) / B
-    hvp_W1 = hvp_W1__W1 + hvp_W1__W2 + hvp_W1__U
-    # Σ H[W2,W1]·vector[W1], one einsum per term of: adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    # einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1)
-    tmp_16 = vector_W1 @ x.T
-    tmp_17 = (tmp_16.T[..., None, :] @ (jac_v1__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bcm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1)
-    tmp_18 = vector_W1 @ x.T
-    tmp_19 = (tmp_18.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_20 = (tmp_19[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_21 = (tmp_20[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__W1 = (adj_z_v2.T @ tmp_17 + tmp_21.T @ v1) / B
-    # Σ H[W2,W2]·vector[W2], one einsum per term of: Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2)
-    tmp_22 = vector_W2 @ v1.T
-    tmp_23 = (tmp_22.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_24 = (tmp_23[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_25 = (tmp_24[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__W2 = tmp_25.T @ v1 / B
-    # Σ H[W2,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U)
-    tmp_26 = vector_U.T @ adj_p.T
-    tmp_27 = (tmp_26.T[..., None, :] @ jac_v2__z_v2)[..., 0, :]
-    # einsum("Bcl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U)
-    tmp_28 = vector_U @ v2.T
-    tmp_29 = (tmp_28.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_30 = (tmp_29[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__U = (tmp_27.T @ v1 + tmp_30.T @ v1) / B
-    hvp_W2 = hvp_W2__W1 + hvp_W2__W2 + hvp_W2__U
-    # Σ H[U,W1]·vector[W1], one einsum per term of: adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1)
-    tmp_31 = vector_W1 @ x.T
-    tmp_32 = (tmp_31.T[..., None, :] @ (jac_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Blc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1)
-    tmp_33 = vector_W1 @ x.T
-    tmp_34 = (tmp_33.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_35 = (tmp_34[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_U__W1 = (adj_p.T @ tmp_32 + tmp_35.T @ v2) / B
-    # Σ H[U,W2]·vector[W2], one einsum per term of: adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2)
-    tmp_36 = vector_W2 @ v1.T
-    tmp_37 = (tmp_36.T[..., None, :] @ (jac_v2__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Blc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2)
-    tmp_38 = vector_W2 @ v1.T
-    tmp_39 = (tmp_38.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_40 = (tmp_39[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_U__W2 = (adj_p.T @ tmp_37 + tmp_40.T @ v2) / B
-    # Σ H[U,U]·vector[U], one einsum per term of: hobj_p__p[l,i] v2[j] v2[k]
-    # einsum("Bli,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U)
-    tmp_41 = vector_U @ v2.T
-    tmp_42 = (tmp_41.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_U__U = tmp_42.T @ v2 / B
-    hvp_U = hvp_U__W1 + hvp_U__W2 + hvp_U__U
+    # einsum("Bl,Bj->lj", radj_p, v2)
+    adj_p = t["adj_p"]
+    tan_v2 = t["tan_v2"]
+    # einsum("Bl,Bj->lj", adj_p, tan_v2)
+    hvp_U = (radj_p.T @ v2 + adj_p.T @ tan_v2) / B
     return {"W1": hvp_W1, "W2": hvp_W2, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
     hobj_p__p = t["hobj_p__p"]

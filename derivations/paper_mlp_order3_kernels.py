@@ -145,12 +145,38 @@ def _jac_v2__z_v2(t):
     return np.eye(2) * drelu_z_v2[:, :, None]
 
 
-def _jac_p__z_v1(t):
-    """jac_p__z_v1[l,j] = Σ_c U[l,c] jac_v2__z_v1[c,j]"""
+def _jac_p__v2(t):
+    """jac_p__v2[l,j] = U[l,j]"""
     U = t["U"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("lc,Bcj->Blj", U, jac_v2__z_v1)
-    return (np.tensordot(jac_v2__z_v1, U, axes=([1], [1]))).transpose(0, 2, 1)
+    return U
+
+
+def _jac_p__z_v2(t):
+    """jac_p__z_v2[l,j] = relu'(z_v2[j]) jac_p__v2[l,j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    jac_p__v2 = t["jac_p__v2"]
+    # einsum("Bj,lj->Blj", drelu_z_v2, jac_p__v2)
+    return jac_p__v2 * drelu_z_v2[:, None]
+
+
+def _jac_p__v1(t):
+    """jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c]"""
+    W2 = t["W2"]
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
+    return np.tensordot(jac_p__z_v2, W2, axes=([2], [0]))
+
+
+def _jac_p__z_v1(t):
+    """jac_p__z_v1[l,j] = relu'(z_v1[j]) jac_p__v1[l,j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    jac_p__v1 = t["jac_p__v1"]
+    # einsum("Bj,Blj->Blj", drelu_z_v1, jac_p__v1)
+    return jac_p__v1 * drelu_z_v1[:, None]
 
 
 def _hobj_p__p(t):
@@ -162,12 +188,102 @@ def _hobj_p__p(t):
     return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
 
 
-def _jac_p__z_v2(t):
-    """jac_p__z_v2[l,j] = Σ_c U[l,c] jac_v2__z_v2[c,j]"""
+def _tan_z_v1(t):
+    """tan_z_v1[j] = Σ_c dir_W1[j,c] x[c]"""
+    dir_W1 = t["dir_W1"]
+    x = t["x"]
+    # einsum("jc,Bc->Bj", dir_W1, x)
+    return x @ dir_W1.T
+
+
+def _tan_v1(t):
+    """tan_v1[j] = relu'(z_v1[j]) tan_z_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    tan_z_v1 = t["tan_z_v1"]
+    return drelu_z_v1 * tan_z_v1
+
+
+def _tan_z_v2(t):
+    """tan_z_v2[j] = Σ_c dir_W2[j,c] v1[c] + Σ_c W2[j,c] tan_v1[c]"""
+    dir_W2 = t["dir_W2"]
+    v1 = t["v1"]
+    # einsum("jc,Bc->Bj", dir_W2, v1)
+    W2 = t["W2"]
+    tan_v1 = t["tan_v1"]
+    # einsum("jc,Bc->Bj", W2, tan_v1)
+    return v1 @ dir_W2.T + tan_v1 @ W2.T
+
+
+def _tan_v2(t):
+    """tan_v2[j] = relu'(z_v2[j]) tan_z_v2[j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    tan_z_v2 = t["tan_z_v2"]
+    return drelu_z_v2 * tan_z_v2
+
+
+def _tan_p(t):
+    """tan_p[l] = Σ_c dir_U[l,c] v2[c] + Σ_c U[l,c] tan_v2[c]"""
+    dir_U = t["dir_U"]
+    v2 = t["v2"]
+    # einsum("lc,Bc->Bl", dir_U, v2)
     U = t["U"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("lc,Bcj->Blj", U, jac_v2__z_v2)
-    return (np.tensordot(jac_v2__z_v2, U, axes=([1], [1]))).transpose(0, 2, 1)
+    tan_v2 = t["tan_v2"]
+    # einsum("lc,Bc->Bl", U, tan_v2)
+    return v2 @ dir_U.T + tan_v2 @ U.T
+
+
+def _radj_p(t):
+    """radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])"""
+    tan_p = t["tan_p"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    return tan_p * softmax_p - tmp[:, None] * softmax_p
+
+
+def _radj_v2(t):
+    """radj_v2[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]"""
+    adj_p = t["adj_p"]
+    dir_U = t["dir_U"]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    U = t["U"]
+    radj_p = t["radj_p"]
+    # einsum("cj,Bc->Bj", U, radj_p)
+    return adj_p @ dir_U + radj_p @ U
+
+
+def _radj_z_v2(t):
+    """radj_z_v2[j] = relu'(z_v2[j]) radj_v2[j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    radj_v2 = t["radj_v2"]
+    return drelu_z_v2 * radj_v2
+
+
+def _radj_v1(t):
+    """radj_v1[j] = Σ_c adj_z_v2[c] dir_W2[c,j] + Σ_c W2[c,j] radj_z_v2[c]"""
+    adj_z_v2 = t["adj_z_v2"]
+    dir_W2 = t["dir_W2"]
+    # einsum("Bc,cj->Bj", adj_z_v2, dir_W2)
+    W2 = t["W2"]
+    radj_z_v2 = t["radj_z_v2"]
+    # einsum("cj,Bc->Bj", W2, radj_z_v2)
+    return adj_z_v2 @ dir_W2 + radj_z_v2 @ W2
+
+
+def _radj_z_v1(t):
+    """radj_z_v1[j] = relu'(z_v1[j]) radj_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    radj_v1 = t["radj_v1"]
+    return drelu_z_v1 * radj_v1
 
 
 def objective(params, data):
@@ -304,9 +420,11 @@ def hessian(params, data):
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # ∂f/∂W1,W1[j,i,k,l] = Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v1[m,k] x[i] x[l]
     hobj_p__p = t["hobj_p__p"]
@@ -383,124 +501,57 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), computed term by term without forming a Hessian block."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
+    t["dir_W1"] = vector["W1"]
+    t["dir_W2"] = vector["W2"]
+    t["dir_U"] = vector["U"]
     t["adj_p"] = _adj_p(t)
     t["adj_v2"] = _adj_v2(t)
     t["adj_z_v2"] = _adj_z_v2(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["tan_z_v1"] = _tan_z_v1(t)
+    t["tan_v1"] = _tan_v1(t)
+    t["tan_z_v2"] = _tan_z_v2(t)
+    t["tan_v2"] = _tan_v2(t)
+    t["tan_p"] = _tan_p(t)
+    t["radj_p"] = _radj_p(t)
+    t["radj_v2"] = _radj_v2(t)
+    t["radj_z_v2"] = _radj_z_v2(t)
+    t["radj_v1"] = _radj_v1(t)
+    t["radj_z_v1"] = _radj_z_v1(t)
     B = t["x"].shape[0]
-    vector_W1 = vector["W1"]
-    # Σ H[W1,W1]·vector[W1], one einsum per term of: Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v1[m,k] x[i] x[l]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
+    # Σ_b H[W1,b]·vector[b][j,i] = radj_z_v1[j] x[i]
+    radj_z_v1 = t["radj_z_v1"]
     x = t["x"]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1)
-    tmp = vector_W1 @ x.T
-    tmp_2 = (tmp.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_3 = (tmp_2[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_4 = (tmp_3[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__W1 = tmp_4.T @ x / B
-    vector_W2 = vector["W2"]
-    # Σ H[W1,W2]·vector[W2], one einsum per term of: adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
-    adj_z_v2 = t["adj_z_v2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
-    tmp_5 = vector_W2.T @ adj_z_v2.T
-    tmp_6 = (tmp_5.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("Bj,Bi->ji", radj_z_v1, x)
+    hvp_W1 = radj_z_v1.T @ x / B
+    # Σ_b H[W2,b]·vector[b][j,i] = radj_z_v2[j] v1[i] + adj_z_v2[j] tan_v1[i]
+    radj_z_v2 = t["radj_z_v2"]
     v1 = t["v1"]
-    # einsum("Bcm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2)
-    tmp_7 = vector_W2 @ v1.T
-    tmp_8 = (tmp_7.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_9 = (tmp_8[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_10 = (tmp_9[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__W2 = (tmp_6.T @ x + tmp_10.T @ x) / B
-    vector_U = vector["U"]
-    # Σ H[W1,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
-    adj_p = t["adj_p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U)
-    tmp_11 = vector_U.T @ adj_p.T
-    tmp_12 = (tmp_11.T[..., None, :] @ jac_v2__z_v1)[..., 0, :]
+    # einsum("Bj,Bi->ji", radj_z_v2, v1)
+    adj_z_v2 = t["adj_z_v2"]
+    tan_v1 = t["tan_v1"]
+    # einsum("Bj,Bi->ji", adj_z_v2, tan_v1)
+    hvp_W2 = (radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1) / B
+    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v2[j] + adj_p[l] tan_v2[j]
+    radj_p = t["radj_p"]
     v2 = t["v2"]
-    # einsum("Bcl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U)
-    tmp_13 = vector_U @ v2.T
-    tmp_14 = (tmp_13.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_15 = (tmp_14[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__U = (tmp_12.T @ x + tmp_15.T @ x) / B
-    hvp_W1 = hvp_W1__W1 + hvp_W1__W2 + hvp_W1__U
-    # Σ H[W2,W1]·vector[W1], one einsum per term of: adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    # einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1)
-    tmp_16 = vector_W1 @ x.T
-    tmp_17 = (tmp_16.T[..., None, :] @ (jac_v1__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bcm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1)
-    tmp_18 = vector_W1 @ x.T
-    tmp_19 = (tmp_18.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_20 = (tmp_19[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_21 = (tmp_20[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__W1 = (adj_z_v2.T @ tmp_17 + tmp_21.T @ v1) / B
-    # Σ H[W2,W2]·vector[W2], one einsum per term of: Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2)
-    tmp_22 = vector_W2 @ v1.T
-    tmp_23 = (tmp_22.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_24 = (tmp_23[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_25 = (tmp_24[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__W2 = tmp_25.T @ v1 / B
-    # Σ H[W2,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U)
-    tmp_26 = vector_U.T @ adj_p.T
-    tmp_27 = (tmp_26.T[..., None, :] @ jac_v2__z_v2)[..., 0, :]
-    # einsum("Bcl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U)
-    tmp_28 = vector_U @ v2.T
-    tmp_29 = (tmp_28.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_30 = (tmp_29[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__U = (tmp_27.T @ v1 + tmp_30.T @ v1) / B
-    hvp_W2 = hvp_W2__W1 + hvp_W2__W2 + hvp_W2__U
-    # Σ H[U,W1]·vector[W1], one einsum per term of: adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1)
-    tmp_31 = vector_W1 @ x.T
-    tmp_32 = (tmp_31.T[..., None, :] @ (jac_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Blc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1)
-    tmp_33 = vector_W1 @ x.T
-    tmp_34 = (tmp_33.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_35 = (tmp_34[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_U__W1 = (adj_p.T @ tmp_32 + tmp_35.T @ v2) / B
-    # Σ H[U,W2]·vector[W2], one einsum per term of: adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2)
-    tmp_36 = vector_W2 @ v1.T
-    tmp_37 = (tmp_36.T[..., None, :] @ (jac_v2__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Blc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2)
-    tmp_38 = vector_W2 @ v1.T
-    tmp_39 = (tmp_38.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_40 = (tmp_39[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_U__W2 = (adj_p.T @ tmp_37 + tmp_40.T @ v2) / B
-    # Σ H[U,U]·vector[U], one einsum per term of: hobj_p__p[l,i] v2[j] v2[k]
-    # einsum("Bli,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U)
-    tmp_41 = vector_U @ v2.T
-    tmp_42 = (tmp_41.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_U__U = tmp_42.T @ v2 / B
-    hvp_U = hvp_U__W1 + hvp_U__W2 + hvp_U__U
+    # einsum("Bl,Bj->lj", radj_p, v2)
+    adj_p = t["adj_p"]
+    tan_v2 = t["tan_v2"]
+    # einsum("Bl,Bj->lj", adj_p, tan_v2)
+    hvp_U = (radj_p.T @ v2 + adj_p.T @ tan_v2) / B
     return {"W1": hvp_W1, "W2": hvp_W2, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
     hobj_p__p = t["hobj_p__p"]
@@ -532,9 +583,9 @@ def ggn_diagonal(params, data):
 def _third_W1__W1__W1(params, data):
     """Batch-mean block ∂³f/∂W1∂W1∂W1."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     B = t["x"].shape[0]
     # ∂f/∂W1,W1,W1[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,m] jac_p__z_v1[c,j] jac_p__z_v1[c,k] x[n] x[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,j] jac_p__z_v1[o,k] x[n] x[i] x[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,j] jac_p__z_v1[c,k] x[n] x[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v1[o,j] jac_p__z_v1[p,k] x[n] x[i] x[l] softmax_c(p[c]) softmax_p(p[p]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[c,j] jac_p__z_v1[o,k] x[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c])
@@ -584,15 +635,13 @@ def _third_W1__W1__W1(params, data):
 def _third_W1__W1__W2(params, data):
     """Batch-mean block ∂³f/∂W1∂W1∂W2."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1,W2[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,k] jac_p__z_v2[c,m] v1[n] x[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[c,k] jac_p__z_v2[o,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[o,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[p,m] v1[n] x[i] x[l] softmax_p(p[p]) softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[c,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_co relu'(z_v2[m]) U[c,m] hobj_p__p[c,o] jac_p__z_v1[o,k] jac_v1__z_v1[n,j] x[i] x[l] + Σ_co relu'(z_v2[m]) U[c,m] hobj_p__p[o,c] jac_p__z_v1[o,j] jac_v1__z_v1[n,k] x[i] x[l]
+    # ∂f/∂W1,W1,W2[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,k] jac_p__z_v2[c,m] v1[n] x[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[c,k] jac_p__z_v2[o,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[o,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[p,m] v1[n] x[i] x[l] softmax_p(p[p]) softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[c,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,m] x[i] x[l] + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,m] x[i] x[l]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
@@ -634,38 +683,35 @@ def _third_W1__W1__W2(params, data):
     tmp_28 = x[:, :, None] * v1[:, None]
     tmp_29 = tmp_27[:, :, :, None] * x[:, None, None]
     tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    U = t["U"]
+    z_v1 = t["z_v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hobj_p__p = t["hobj_p__p"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bm,cm,Bco,Bok,Bnj,Bi,Bl->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v1, jac_v1__z_v1, x, x)
+    # einsum("Bj,jn,Bco,Bok,Bcm,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, x)
     tmp_31 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_32 = np.tensordot(tmp_31, U, axes=([2], [0]))
-    tmp_33 = tmp_32 * drelu_z_v2[:, None]
-    tmp_34 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_35 = tmp_33[:, :, :, None] * x[:, None, None]
-    # einsum("Bm,cm,Boc,Boj,Bnk,Bi,Bl->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v1, jac_v1__z_v1, x, x)
+    tmp_32 = tmp_31 @ jac_p__z_v2
+    tmp_33 = x[:, :, None] * drelu_z_v1[:, None]
+    tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
+    tmp_35 = np.tensordot(tmp_34, tmp_33, axes=([0], [0]))
+    # einsum("Bk,kn,Bco,Bcj,Bom,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, x)
     tmp_36 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_37 = np.tensordot(tmp_36, U, axes=([2], [0]))
-    tmp_38 = tmp_37 * drelu_z_v2[:, None]
-    tmp_39 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    d3_W1__W1__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 0, 4, 2, 3, 1) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(0, 2, 5, 1, 4, 3) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(5, 3, 0, 2, 1, 4) + (np.tensordot(tmp_40, tmp_39, axes=([0], [0]))).transpose(0, 3, 5, 2, 1, 4)) / B
+    tmp_37 = tmp_36 @ jac_p__z_v2
+    tmp_38 = x[:, :, None] * drelu_z_v1[:, None]
+    tmp_39 = tmp_37[:, :, :, None] * x[:, None, None]
+    tmp_40 = np.tensordot(tmp_39, tmp_38, axes=([0], [0]))
+    d3_W1__W1__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 0, 4, 2, 3, 1) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(0, 2, 5, 1, 4, 3) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (tmp_35.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_40.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_W1__W1__W2}
 
 
 def _third_W1__W1__U(params, data):
     """Batch-mean block ∂³f/∂W1∂W1∂U."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1,U[j,i,k,l,m,n] = jac_p__z_v1[m,j] jac_p__z_v1[m,k] v2[n] x[i] x[l] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,k] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[m,k] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] v2[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v1[m,j] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) + Σ_c hobj_p__p[m,c] jac_p__z_v1[c,k] jac_v2__z_v1[n,j] x[i] x[l] + Σ_c hobj_p__p[c,m] jac_p__z_v1[c,j] jac_v2__z_v1[n,k] x[i] x[l]
+    # ∂f/∂W1,W1,U[j,i,k,l,m,n] = jac_p__z_v1[m,j] jac_p__z_v1[m,k] v2[n] x[i] x[l] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,k] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[m,k] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] v2[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v1[m,j] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v1[c,k] x[i] x[l] + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v1[c,j] x[i] x[l]
     jac_p__z_v1 = t["jac_p__z_v1"]
     v2 = t["v2"]
     x = t["x"]
@@ -701,17 +747,26 @@ def _third_W1__W1__U(params, data):
     tmp_23 = x[:, :, None] * v2[:, None]
     tmp_24 = tmp_22[:, :, :, None] * x[:, None, None]
     tmp_25 = tmp_23[:, :, :, None] * tmp_21[:, None, None]
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    z_v2 = t["z_v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    W2 = t["W2"]
     hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bmc,Bck,Bnj,Bi,Bl->jiklmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
+    # einsum("Bj,Bn,nj,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v1, x, x)
     tmp_26 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_27 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_28 = tmp_26[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bcj,Bnk,Bi,Bl->jiklmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
-    tmp_29 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_30 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * x[:, None, None]
-    d3_W1__W1__U = ((np.tensordot(tmp_4, tmp_3, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) - (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (np.tensordot(tmp_25, tmp_24, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(5, 3, 0, 2, 1, 4) + (np.tensordot(tmp_31, tmp_30, axes=([0], [0]))).transpose(0, 3, 5, 2, 1, 4)) / B
+    tmp_27 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_28 = tmp_27 * W2
+    tmp_29 = tmp_26[:, :, :, None] * x[:, None, None]
+    tmp_30 = tmp_28[:, :, :, None] * x[:, None, None]
+    # einsum("Bk,Bn,nk,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v1, x, x)
+    tmp_31 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_32 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_33 = tmp_32 * W2
+    tmp_34 = tmp_31[:, :, :, None] * x[:, None, None]
+    tmp_35 = tmp_33[:, :, :, None] * x[:, None, None]
+    d3_W1__W1__U = ((np.tensordot(tmp_4, tmp_3, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) - (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (np.tensordot(tmp_25, tmp_24, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(1, 5, 3, 2, 4, 0) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0)) / B
     return {"block": d3_W1__W1__U}
 
 
@@ -719,12 +774,11 @@ def _third_W1__W2__W1(params, data):
     """Batch-mean block ∂³f/∂W1∂W2∂W1."""
     t = _forward(params, data)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # ∂f/∂W1,W2,W1[j,i,k,l,m,n] = Σ_c relu'(z_v2[k]) U[c,k] jac_p__z_v1[c,m] jac_v1__z_v1[l,j] x[i] x[n] softmax_c(p[c]) - Σ_co relu'(z_v2[k]) U[c,k] jac_p__z_v1[o,m] jac_v1__z_v1[l,j] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,m] jac_p__z_v2[c,k] v1[l] x[i] x[n] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[c,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[p,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_p(p[p]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[c,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] x[i] x[n]
     z_v2 = t["z_v2"]
@@ -800,14 +854,13 @@ def _third_W1__W2__W2(params, data):
     """Batch-mean block ∂³f/∂W1∂W2∂W2."""
     t = _forward(params, data)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W2,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[k]) U[c,k] jac_p__z_v2[c,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_c(p[c]) - Σ_co relu'(z_v2[k]) U[c,k] jac_p__z_v2[o,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[p,m] v1[l] v1[n] x[i] softmax_p(p[p]) softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_co relu'(z_v2[m]) U[c,m] hobj_p__p[c,o] jac_p__z_v2[o,k] jac_v1__z_v1[n,j] v1[l] x[i]
+    # ∂f/∂W1,W2,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[k]) U[c,k] jac_p__z_v2[c,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_c(p[c]) - Σ_co relu'(z_v2[k]) U[c,k] jac_p__z_v2[o,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[p,m] v1[l] v1[n] x[i] softmax_p(p[p]) softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] x[i]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
@@ -867,14 +920,16 @@ def _third_W1__W2__W2(params, data):
     tmp_39 = v1[:, :, None] * v1[:, None]
     tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
     tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
+    z_v1 = t["z_v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hobj_p__p = t["hobj_p__p"]
-    # einsum("Bm,cm,Bco,Bok,Bnj,Bl,Bi->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v1, x)
+    # einsum("Bj,jn,Bco,Bok,Bcm,Bl,Bi->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, x)
     tmp_42 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_43 = np.tensordot(tmp_42, U, axes=([2], [0]))
-    tmp_44 = tmp_43 * drelu_z_v2[:, None]
-    tmp_45 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_46 = tmp_44[:, :, :, None] * x[:, None, None]
-    d3_W1__W2__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 2, 4, 1, 3, 0) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 5, 3, 1, 4, 0) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 1, 5, 3, 4, 2) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(3, 5, 2, 1, 4, 0) + (np.tensordot(tmp_46, tmp_45, axes=([0], [0]))).transpose(5, 2, 0, 3, 1, 4)) / B
+    tmp_43 = tmp_42 @ jac_p__z_v2
+    tmp_44 = v1[:, :, None] * drelu_z_v1[:, None]
+    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
+    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
+    d3_W1__W2__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 2, 4, 1, 3, 0) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 5, 3, 1, 4, 0) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 1, 5, 3, 4, 2) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(3, 5, 2, 1, 4, 0) + (tmp_46.transpose(4, 2, 0, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
     return {"block": d3_W1__W2__W2}
 
 
@@ -883,14 +938,13 @@ def _third_W1__W2__U(params, data):
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W2,U[j,i,k,l,m,n] = relu'(z_v2[k]) δ[k,n] adj_p[m] jac_v1__z_v1[l,j] x[i] + relu'(z_v2[k]) U[m,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_m(p[m]) - Σ_c relu'(z_v2[k]) U[c,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] v1[l] v2[n] x[i] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + Σ_c hobj_p__p[m,c] jac_p__z_v2[c,k] jac_v2__z_v1[n,j] v1[l] x[i] + Σ_c hobj_p__p[c,m] jac_p__z_v1[c,j] jac_v2__z_v2[n,k] v1[l] x[i]
+    # ∂f/∂W1,W2,U[j,i,k,l,m,n] = relu'(z_v2[k]) δ[k,n] adj_p[m] jac_v1__z_v1[l,j] x[i] + relu'(z_v2[k]) U[m,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_m(p[m]) - Σ_c relu'(z_v2[k]) U[c,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] v1[l] v2[n] x[i] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[l] x[i] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v1[c,j] v1[l] x[i]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
@@ -948,18 +1002,22 @@ def _third_W1__W2__U(params, data):
     tmp_35 = v2[:, :, None] * v1[:, None]
     tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
     tmp_37 = tmp_35[:, :, :, None] * tmp_33[:, None, None]
+    z_v1 = t["z_v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    W2 = t["W2"]
     hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bmc,Bck,Bnj,Bl,Bi->jiklmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
+    # einsum("Bj,Bn,nj,Bmc,Bck,Bl,Bi->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v2, v1, x)
     tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_39 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bcm,Bcj,Bnk,Bl,Bi->jiklmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp_41 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_42 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_43 = tmp_41[:, :, :, None] * x[:, None, None]
-    d3_W1__W2__U = ((tmp_3.transpose(2, 0, 4, 1, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 0, 4, 1, 3, 5) - (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(4, 2, 5, 1, 3, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 5, 4, 1, 3, 0) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(5, 1, 2, 4, 0, 3) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) + (np.tensordot(tmp_40, tmp_39, axes=([0], [0]))).transpose(5, 2, 0, 3, 1, 4) + (np.tensordot(tmp_43, tmp_42, axes=([0], [0]))).transpose(0, 2, 5, 3, 1, 4)) / B
+    tmp_39 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_40 = tmp_39 * W2
+    tmp_41 = tmp_38[:, :, :, None] * v1[:, None, None]
+    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
+    # einsum("Bk,kn,Bcm,Bcj,Bl,Bi->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v1, v1, x)
+    tmp_43 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_44 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
+    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
+    d3_W1__W2__U = ((tmp_3.transpose(2, 0, 4, 1, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 0, 4, 1, 3, 5) - (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(4, 2, 5, 1, 3, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 5, 4, 1, 3, 0) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(5, 1, 2, 4, 0, 3) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(1, 2, 3, 5, 4, 0) + (tmp_46.transpose(0, 2, 4, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_W1__W2__U}
 
 
@@ -969,6 +1027,9 @@ def _third_W1__U__W1(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
@@ -1035,11 +1096,13 @@ def _third_W1__U__W2(params, data):
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,U,W2[j,i,l,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v1[k,j] v1[n] x[i] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v1[k,j] v1[n] x[i] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[k]) δ[k,m] adj_p[l] jac_v1__z_v1[n,j] x[i] + jac_p__z_v1[l,j] jac_p__z_v2[l,m] v1[n] v2[k] x[i] softmax_l(p[l]) - Σ_c jac_p__z_v1[l,j] jac_p__z_v2[c,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[l,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,m] v1[n] v2[k] x[i] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + Σ_c relu'(z_v2[m]) U[c,m] hobj_p__p[c,l] jac_v1__z_v1[n,j] v2[k] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v2[k,m] v1[n] x[i]
+    # ∂f/∂W1,U,W2[j,i,l,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v1[k,j] v1[n] x[i] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v1[k,j] v1[n] x[i] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[k]) δ[k,m] adj_p[l] jac_v1__z_v1[n,j] x[i] + jac_p__z_v1[l,j] jac_p__z_v2[l,m] v1[n] v2[k] x[i] softmax_l(p[l]) - Σ_c jac_p__z_v1[l,j] jac_p__z_v2[c,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[l,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,m] v1[n] v2[k] x[i] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + Σ_c relu'(z_v1[j]) δ[j,n] hobj_p__p[c,l] jac_p__z_v2[c,m] v2[k] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v2[k,m] v1[n] x[i]
     jac_p__z_v2 = t["jac_p__z_v2"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     v1 = t["v1"]
@@ -1095,19 +1158,20 @@ def _third_W1__U__W2(params, data):
     tmp_33 = v2[:, :, None] * v1[:, None]
     tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
     tmp_35 = tmp_33[:, :, :, None] * softmax_p[:, None, None]
-    U = t["U"]
+    z_v1 = t["z_v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hobj_p__p = t["hobj_p__p"]
-    # einsum("Bm,cm,Bcl,Bnj,Bk,Bi->jilkmn", drelu_z_v2, U, hobj_p__p, jac_v1__z_v1, v2, x)
-    tmp_36 = np.tensordot(hobj_p__p, U, axes=([1], [0]))
-    tmp_37 = tmp_36 * drelu_z_v2[:, None]
-    tmp_38 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_39 = tmp_37[:, :, :, None] * x[:, None, None]
+    # einsum("Bj,jn,Bcl,Bcm,Bk,Bi->jilkmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, v2, x)
+    tmp_36 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_37 = v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_38 = tmp_36[:, :, :, None] * x[:, None, None]
+    tmp_39 = np.tensordot(tmp_38, tmp_37, axes=([0], [0]))
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Bcl,Bcj,Bkm,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
     tmp_40 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
     tmp_41 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
     tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
-    d3_W1__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 0, 4, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 0, 3, 4, 2, 1) + (tmp_10.transpose(2, 0, 3, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, :, None] + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 2, 3, 0, 5, 1) - (np.tensordot(tmp_19, tmp_18, axes=([0], [0]))).transpose(4, 5, 3, 0, 2, 1) - (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 5, 3, 0, 4, 1) + 2 * (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(5, 1, 0, 3, 2, 4) - (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 5, 2, 0, 4, 1) + (np.tensordot(tmp_39, tmp_38, axes=([0], [0]))).transpose(5, 2, 0, 3, 1, 4) + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
+    d3_W1__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 0, 4, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 0, 3, 4, 2, 1) + (tmp_10.transpose(2, 0, 3, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, :, None] + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 2, 3, 0, 5, 1) - (np.tensordot(tmp_19, tmp_18, axes=([0], [0]))).transpose(4, 5, 3, 0, 2, 1) - (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 5, 3, 0, 4, 1) + 2 * (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(5, 1, 0, 3, 2, 4) - (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 5, 2, 0, 4, 1) + (tmp_39.transpose(4, 2, 1, 3, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
     return {"block": d3_W1__U__W2}
 
 
@@ -1117,10 +1181,13 @@ def _third_W1__U__U(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,U,U[j,i,l,k,m,n] = δ[l,m] jac_v2__z_v1[k,j] v2[n] x[i] softmax_l(p[l]) - jac_v2__z_v1[k,j] v2[n] x[i] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v1[l,j] v2[n] v2[k] x[i] softmax_l(p[l]) - jac_p__z_v1[l,j] v2[n] v2[k] x[i] softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v1[c,j] v2[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v1[c,j] v2[n] v2[k] x[i] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v1[m,j] v2[n] v2[k] x[i] softmax_m(p[m]) softmax_l(p[l]) + hobj_p__p[m,l] jac_v2__z_v1[n,j] v2[k] x[i]
+    # ∂f/∂W1,U,U[j,i,l,k,m,n] = δ[l,m] jac_v2__z_v1[k,j] v2[n] x[i] softmax_l(p[l]) - jac_v2__z_v1[k,j] v2[n] x[i] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v1[l,j] v2[n] v2[k] x[i] softmax_l(p[l]) - jac_p__z_v1[l,j] v2[n] v2[k] x[i] softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v1[c,j] v2[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v1[c,j] v2[n] v2[k] x[i] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v1[m,j] v2[n] v2[k] x[i] softmax_m(p[m]) softmax_l(p[l]) + relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,l] v2[k] x[i]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     v2 = t["v2"]
     x = t["x"]
@@ -1162,11 +1229,19 @@ def _third_W1__U__U(params, data):
     tmp_26 = v2[:, :, None] * v2[:, None]
     tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
     tmp_28 = tmp_26[:, :, :, None] * softmax_p[:, None, None]
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    z_v2 = t["z_v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    W2 = t["W2"]
     hobj_p__p = t["hobj_p__p"]
-    # einsum("Bml,Bnj,Bk,Bi->jilkmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp_29 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_30 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    d3_W1__U__U = ((tmp_3.transpose(2, 3, 0, 1, 4))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (tmp_10.transpose(1, 2, 0, 3, 4))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 5, 3, 0, 2, 1) - (tmp_19.transpose(2, 4, 3, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 1, 5, 3, 0, 4) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(4, 5, 2, 0, 3, 1) + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(2, 0, 5, 3, 4, 1)) / B
+    # einsum("Bj,Bn,nj,Bml,Bk,Bi->jilkmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, v2, x)
+    tmp_29 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_30 = tmp_29 * W2
+    tmp_31 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_32 = tmp_30[:, :, :, None] * x[:, None, None]
+    d3_W1__U__U = ((tmp_3.transpose(2, 3, 0, 1, 4))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (tmp_10.transpose(1, 2, 0, 3, 4))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 5, 3, 0, 2, 1) - (tmp_19.transpose(2, 4, 3, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 1, 5, 3, 0, 4) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(4, 5, 2, 0, 3, 1) + (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(1, 2, 5, 3, 4, 0)) / B
     return {"block": d3_W1__U__U}
 
 
@@ -1174,12 +1249,11 @@ def _third_W2__W1__W1(params, data):
     """Batch-mean block ∂³f/∂W2∂W1∂W1."""
     t = _forward(params, data)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # ∂f/∂W2,W1,W1[j,i,k,l,m,n] = Σ_c relu'(z_v2[j]) U[c,j] jac_p__z_v1[c,m] jac_v1__z_v1[i,k] x[n] x[l] softmax_c(p[c]) - Σ_co relu'(z_v2[j]) U[c,j] jac_p__z_v1[o,m] jac_v1__z_v1[i,k] x[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,m] jac_p__z_v1[c,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[o,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[c,k] jac_p__z_v2[o,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[p,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) softmax_p(p[p]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] x[n] x[l]
     z_v2 = t["z_v2"]
@@ -1255,14 +1329,13 @@ def _third_W2__W1__W2(params, data):
     """Batch-mean block ∂³f/∂W2∂W1∂W2."""
     t = _forward(params, data)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W1,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[j]) U[c,j] jac_p__z_v2[c,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_c(p[c]) - Σ_co relu'(z_v2[j]) U[c,j] jac_p__z_v2[o,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[p,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) softmax_p(p[p]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + Σ_co relu'(z_v2[m]) U[c,m] hobj_p__p[o,c] jac_p__z_v2[o,j] jac_v1__z_v1[n,k] v1[i] x[l]
+    # ∂f/∂W2,W1,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[j]) U[c,j] jac_p__z_v2[c,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_c(p[c]) - Σ_co relu'(z_v2[j]) U[c,j] jac_p__z_v2[o,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[p,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) softmax_p(p[p]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[i] x[l]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
@@ -1322,14 +1395,16 @@ def _third_W2__W1__W2(params, data):
     tmp_39 = v1[:, :, None] * v1[:, None]
     tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
     tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
+    z_v1 = t["z_v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hobj_p__p = t["hobj_p__p"]
-    # einsum("Bm,cm,Boc,Boj,Bnk,Bi,Bl->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v1, x)
-    tmp_42 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_43 = np.tensordot(tmp_42, U, axes=([2], [0]))
-    tmp_44 = tmp_43 * drelu_z_v2[:, None]
-    tmp_45 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_46 = tmp_44[:, :, :, None] * x[:, None, None]
-    d3_W2__W1__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(1, 4, 5, 3, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 0, 5, 2, 4, 1) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(4, 0, 3, 5, 2, 1) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(4, 2, 0, 1, 5, 3) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (np.tensordot(tmp_46, tmp_45, axes=([0], [0]))).transpose(0, 3, 5, 2, 1, 4)) / B
+    # einsum("Bk,kn,Bco,Bom,Bcj,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, x)
+    tmp_42 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_43 = tmp_42 @ jac_p__z_v2
+    tmp_44 = v1[:, :, None] * drelu_z_v1[:, None]
+    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
+    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
+    d3_W2__W1__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(1, 4, 5, 3, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 0, 5, 2, 4, 1) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(4, 0, 3, 5, 2, 1) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(4, 2, 0, 1, 5, 3) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (tmp_46.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_W2__W1__W2}
 
 
@@ -1338,14 +1413,13 @@ def _third_W2__W1__U(params, data):
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W1,U[j,i,k,l,m,n] = relu'(z_v2[j]) δ[j,n] adj_p[m] jac_v1__z_v1[i,k] x[l] + relu'(z_v2[j]) U[m,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_m(p[m]) - Σ_c relu'(z_v2[j]) U[c,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_o(p[o]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + Σ_c hobj_p__p[c,m] jac_p__z_v2[c,j] jac_v2__z_v1[n,k] v1[i] x[l] + Σ_c hobj_p__p[m,c] jac_p__z_v1[c,k] jac_v2__z_v2[n,j] v1[i] x[l]
+    # ∂f/∂W2,W1,U[j,i,k,l,m,n] = relu'(z_v2[j]) δ[j,n] adj_p[m] jac_v1__z_v1[i,k] x[l] + relu'(z_v2[j]) U[m,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_m(p[m]) - Σ_c relu'(z_v2[j]) U[c,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_o(p[o]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] x[l] + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v1[c,k] v1[i] x[l]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
@@ -1403,18 +1477,22 @@ def _third_W2__W1__U(params, data):
     tmp_35 = v2[:, :, None] * v1[:, None]
     tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
     tmp_37 = tmp_35[:, :, :, None] * tmp_33[:, None, None]
+    z_v1 = t["z_v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    W2 = t["W2"]
     hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bcm,Bcj,Bnk,Bi,Bl->jiklmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
+    # einsum("Bk,Bn,nk,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v2, v1, x)
     tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_39 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bmc,Bck,Bnj,Bi,Bl->jiklmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp_41 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_42 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_43 = tmp_41[:, :, :, None] * x[:, None, None]
-    d3_W2__W1__U = ((tmp_3.transpose(4, 1, 2, 0, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) - (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 1, 4, 2, 3, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(2, 4, 5, 1, 0, 3) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (np.tensordot(tmp_40, tmp_39, axes=([0], [0]))).transpose(0, 3, 5, 2, 1, 4) + (np.tensordot(tmp_43, tmp_42, axes=([0], [0]))).transpose(5, 3, 0, 2, 1, 4)) / B
+    tmp_39 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_40 = tmp_39 * W2
+    tmp_41 = tmp_38[:, :, :, None] * v1[:, None, None]
+    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
+    # einsum("Bj,jn,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v1, v1, x)
+    tmp_43 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_44 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
+    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
+    d3_W2__W1__U = ((tmp_3.transpose(4, 1, 2, 0, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) - (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 1, 4, 2, 3, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(2, 4, 5, 1, 0, 3) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0) + (tmp_46.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
     return {"block": d3_W2__W1__U}
 
 
@@ -1422,12 +1500,11 @@ def _third_W2__W2__W1(params, data):
     """Batch-mean block ∂³f/∂W2∂W2∂W1."""
     t = _forward(params, data)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # ∂f/∂W2,W2,W1[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,m] jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[i] v1[l] x[n] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,j] jac_p__z_v2[o,k] v1[i] v1[l] x[n] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,j] jac_p__z_v2[c,k] v1[i] v1[l] x[n] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v2[o,j] jac_p__z_v2[p,k] v1[i] v1[l] x[n] softmax_c(p[c]) softmax_p(p[p]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[i,m] v1[l] x[n] + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] v1[i] x[n]
     jac_p__z_v1 = t["jac_p__z_v1"]
@@ -1490,7 +1567,7 @@ def _third_W2__W2__W1(params, data):
 def _third_W2__W2__W2(params, data):
     """Batch-mean block ∂³f/∂W2∂W2∂W2."""
     t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # ∂f/∂W2,W2,W2[j,i,k,l,m,n] = Σ_c jac_p__z_v2[c,m] jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[n] v1[i] v1[l] softmax_c(p[c]) - Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,j] jac_p__z_v2[o,k] v1[n] v1[i] v1[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,j] jac_p__z_v2[c,k] v1[n] v1[i] v1[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v2[c,m] jac_p__z_v2[o,j] jac_p__z_v2[p,k] v1[n] v1[i] v1[l] softmax_c(p[c]) softmax_p(p[p]) softmax_o(p[o]) - Σ_co jac_p__z_v2[c,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[n] v1[i] v1[l] softmax_o(p[o]) softmax_c(p[c])
@@ -1540,11 +1617,11 @@ def _third_W2__W2__W2(params, data):
 def _third_W2__W2__U(params, data):
     """Batch-mean block ∂³f/∂W2∂W2∂U."""
     t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W2,U[j,i,k,l,m,n] = jac_p__z_v2[m,j] jac_p__z_v2[m,k] v1[i] v1[l] v2[n] softmax_m(p[m]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] v2[n] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v2[c,k] jac_p__z_v2[m,j] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) + Σ_c hobj_p__p[m,c] jac_p__z_v2[c,k] jac_v2__z_v2[n,j] v1[i] v1[l] + Σ_c hobj_p__p[c,m] jac_p__z_v2[c,j] jac_v2__z_v2[n,k] v1[i] v1[l]
+    # ∂f/∂W2,W2,U[j,i,k,l,m,n] = jac_p__z_v2[m,j] jac_p__z_v2[m,k] v1[i] v1[l] v2[n] softmax_m(p[m]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] v2[n] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v2[c,k] jac_p__z_v2[m,j] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[i] v1[l] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] v1[l]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
     v2 = t["v2"]
@@ -1580,17 +1657,20 @@ def _third_W2__W2__U(params, data):
     tmp_23 = v1[:, :, None] * v1[:, None]
     tmp_24 = tmp_22[:, :, :, None] * v2[:, None, None]
     tmp_25 = tmp_23[:, :, :, None] * tmp_21[:, None, None]
+    z_v2 = t["z_v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bmc,Bck,Bnj,Bi,Bl->jiklmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
+    # einsum("Bj,jn,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v2, v1, v1)
     tmp_26 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_27 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
+    tmp_27 = v1[:, :, None] * drelu_z_v2[:, None]
     tmp_28 = tmp_26[:, :, :, None] * v1[:, None, None]
-    # einsum("Bcm,Bcj,Bnk,Bi,Bl->jiklmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
-    tmp_29 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_30 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * v1[:, None, None]
-    d3_W2__W2__U = ((np.tensordot(tmp_4, tmp_3, axes=([0], [0]))).transpose(4, 1, 5, 0, 3, 2) - (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(3, 1, 4, 0, 2, 5) - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(2, 1, 4, 0, 3, 5) + 2 * (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(5, 4, 2, 3, 0, 1) - (np.tensordot(tmp_25, tmp_24, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) + (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(5, 3, 0, 2, 1, 4) + (np.tensordot(tmp_31, tmp_30, axes=([0], [0]))).transpose(0, 3, 5, 2, 1, 4)) / B
+    tmp_29 = np.tensordot(tmp_28, tmp_27, axes=([0], [0]))
+    # einsum("Bk,kn,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v2, v1, v1)
+    tmp_30 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_31 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_32 = tmp_30[:, :, :, None] * v1[:, None, None]
+    tmp_33 = np.tensordot(tmp_32, tmp_31, axes=([0], [0]))
+    d3_W2__W2__U = ((np.tensordot(tmp_4, tmp_3, axes=([0], [0]))).transpose(4, 1, 5, 0, 3, 2) - (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(3, 1, 4, 0, 2, 5) - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(2, 1, 4, 0, 3, 5) + 2 * (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(5, 4, 2, 3, 0, 1) - (np.tensordot(tmp_25, tmp_24, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) + (tmp_29.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_33.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_W2__W2__U}
 
 
@@ -1602,9 +1682,11 @@ def _third_W2__U__W1(params, data):
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # ∂f/∂W2,U,W1[j,i,l,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v2[k,j] v1[i] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v2[k,j] v1[i] x[n] softmax_c(p[c]) softmax_l(p[l]) + adj_p[l] jac_v1__z_v1[i,m] jac_v2__z_v2[k,j] x[n] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] v2[k] x[n] + jac_p__z_v1[l,m] jac_p__z_v2[l,j] v1[i] v2[k] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[l,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[l,m] jac_p__z_v2[c,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[c,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v1[k,m] v1[i] x[n]
     jac_p__z_v1 = t["jac_p__z_v1"]
@@ -1677,8 +1759,9 @@ def _third_W2__U__W2(params, data):
     """Batch-mean block ∂³f/∂W2∂U∂W2."""
     t = _forward(params, data)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
     # ∂f/∂W2,U,W2[j,i,l,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v2[k,j] v1[n] v1[i] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v2[k,j] v1[n] v1[i] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v2[l,m] jac_p__z_v2[l,j] v1[n] v1[i] v2[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[l,j] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[l,m] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,j] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[c,j] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v2[k,m] v1[n] v1[i]
     jac_p__z_v2 = t["jac_p__z_v2"]
@@ -1739,10 +1822,11 @@ def _third_W2__U__U(params, data):
     """Batch-mean block ∂³f/∂W2∂U∂U."""
     t = _forward(params, data)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,U,U[j,i,l,k,m,n] = δ[l,m] jac_v2__z_v2[k,j] v1[i] v2[n] softmax_l(p[l]) - jac_v2__z_v2[k,j] v1[i] v2[n] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v2[l,j] v1[i] v2[n] v2[k] softmax_l(p[l]) - jac_p__z_v2[l,j] v1[i] v2[n] v2[k] softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v2[c,j] v1[i] v2[n] v2[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v2[c,j] v1[i] v2[n] v2[k] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v2[m,j] v1[i] v2[n] v2[k] softmax_m(p[m]) softmax_l(p[l]) + hobj_p__p[m,l] jac_v2__z_v2[n,j] v1[i] v2[k]
+    # ∂f/∂W2,U,U[j,i,l,k,m,n] = δ[l,m] jac_v2__z_v2[k,j] v1[i] v2[n] softmax_l(p[l]) - jac_v2__z_v2[k,j] v1[i] v2[n] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v2[l,j] v1[i] v2[n] v2[k] softmax_l(p[l]) - jac_p__z_v2[l,j] v1[i] v2[n] v2[k] softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v2[c,j] v1[i] v2[n] v2[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v2[c,j] v1[i] v2[n] v2[k] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v2[m,j] v1[i] v2[n] v2[k] softmax_m(p[m]) softmax_l(p[l]) + relu'(z_v2[j]) δ[j,n] hobj_p__p[m,l] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
     v2 = t["v2"]
@@ -1784,11 +1868,14 @@ def _third_W2__U__U(params, data):
     tmp_26 = v2[:, :, None] * v1[:, None]
     tmp_27 = tmp_25[:, :, :, None] * v2[:, None, None]
     tmp_28 = tmp_26[:, :, :, None] * softmax_p[:, None, None]
+    z_v2 = t["z_v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hobj_p__p = t["hobj_p__p"]
-    # einsum("Bml,Bnj,Bi,Bk->jilkmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp_29 = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_30 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
-    d3_W2__U__U = ((tmp_3.transpose(2, 4, 0, 1, 3))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(5, 1, 2, 4, 3, 0) + (tmp_10.transpose(1, 4, 0, 2, 3))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (tmp_19.transpose(2, 1, 3, 4, 0))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 4, 5, 1, 0, 3) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(2, 3, 5, 0, 4, 1)) / B
+    # einsum("Bj,jn,Bml,Bi,Bk->jilkmn", drelu_z_v2, np.eye(2), hobj_p__p, v1, v2)
+    tmp_29 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_30 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_31 = np.tensordot(tmp_30, tmp_29, axes=([0], [0]))
+    d3_W2__U__U = ((tmp_3.transpose(2, 4, 0, 1, 3))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(5, 1, 2, 4, 3, 0) + (tmp_10.transpose(1, 4, 0, 2, 3))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (tmp_19.transpose(2, 1, 3, 4, 0))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 4, 5, 1, 0, 3) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (tmp_31.transpose(4, 3, 2, 0, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
     return {"block": d3_W2__U__U}
 
 
@@ -1798,6 +1885,9 @@ def _third_U__W1__W1(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
@@ -1864,11 +1954,13 @@ def _third_U__W1__W2(params, data):
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W1,W2[l,j,i,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v1[j,i] v1[n] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v1[j,i] v1[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[j]) δ[j,m] adj_p[l] jac_v1__z_v1[n,i] x[k] + jac_p__z_v1[l,i] jac_p__z_v2[l,m] v1[n] v2[j] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v1[l,i] jac_p__z_v2[c,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v2[c,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,i] jac_p__z_v2[o,m] v1[n] v2[j] x[k] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v2[l,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + Σ_c relu'(z_v2[m]) U[c,m] hobj_p__p[l,c] jac_v1__z_v1[n,i] v2[j] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v2[j,m] v1[n] x[k]
+    # ∂f/∂U,W1,W2[l,j,i,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v1[j,i] v1[n] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v1[j,i] v1[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[j]) δ[j,m] adj_p[l] jac_v1__z_v1[n,i] x[k] + jac_p__z_v1[l,i] jac_p__z_v2[l,m] v1[n] v2[j] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v1[l,i] jac_p__z_v2[c,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v2[c,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,i] jac_p__z_v2[o,m] v1[n] v2[j] x[k] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v2[l,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + Σ_c relu'(z_v1[i]) δ[i,n] hobj_p__p[l,c] jac_p__z_v2[c,m] v2[j] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v2[j,m] v1[n] x[k]
     jac_p__z_v2 = t["jac_p__z_v2"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     v1 = t["v1"]
@@ -1924,19 +2016,20 @@ def _third_U__W1__W2(params, data):
     tmp_33 = v2[:, :, None] * v1[:, None]
     tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
     tmp_35 = tmp_33[:, :, :, None] * tmp_31[:, None, None]
-    U = t["U"]
+    z_v1 = t["z_v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hobj_p__p = t["hobj_p__p"]
-    # einsum("Bm,cm,Blc,Bni,Bj,Bk->ljikmn", drelu_z_v2, U, hobj_p__p, jac_v1__z_v1, v2, x)
-    tmp_36 = np.tensordot(hobj_p__p, U, axes=([2], [0]))
-    tmp_37 = tmp_36 * drelu_z_v2[:, None]
-    tmp_38 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_39 = tmp_37[:, :, :, None] * x[:, None, None]
+    # einsum("Bi,in,Blc,Bcm,Bj,Bk->ljikmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, v2, x)
+    tmp_36 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_37 = v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_38 = tmp_36[:, :, :, None] * x[:, None, None]
+    tmp_39 = np.tensordot(tmp_38, tmp_37, axes=([0], [0]))
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
     tmp_40 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_41 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
     tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
-    d3_U__W1__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 2, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 0, 2, 1) + (tmp_10.transpose(3, 4, 2, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, :, None] + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 0, 4, 2, 5, 1) - (np.tensordot(tmp_19, tmp_18, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(0, 3, 5, 1, 2, 4) - (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (np.tensordot(tmp_39, tmp_38, axes=([0], [0]))).transpose(0, 3, 5, 2, 1, 4) + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
+    d3_U__W1__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 2, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 0, 2, 1) + (tmp_10.transpose(3, 4, 2, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, :, None] + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 0, 4, 2, 5, 1) - (np.tensordot(tmp_19, tmp_18, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(0, 3, 5, 1, 2, 4) - (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (tmp_39.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
     return {"block": d3_U__W1__W2}
 
 
@@ -1946,10 +2039,13 @@ def _third_U__W1__U(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W1,U[l,j,i,k,m,n] = δ[l,m] jac_v2__z_v1[j,i] v2[n] x[k] softmax_l(p[l]) - jac_v2__z_v1[j,i] v2[n] x[k] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v1[l,i] v2[n] v2[j] x[k] softmax_l(p[l]) - jac_p__z_v1[l,i] v2[n] v2[j] x[k] softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v1[m,i] v2[n] v2[j] x[k] softmax_m(p[m]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v1[c,i] v2[n] v2[j] x[k] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v1[c,i] v2[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + hobj_p__p[l,m] jac_v2__z_v1[n,i] v2[j] x[k]
+    # ∂f/∂U,W1,U[l,j,i,k,m,n] = δ[l,m] jac_v2__z_v1[j,i] v2[n] x[k] softmax_l(p[l]) - jac_v2__z_v1[j,i] v2[n] x[k] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v1[l,i] v2[n] v2[j] x[k] softmax_l(p[l]) - jac_p__z_v1[l,i] v2[n] v2[j] x[k] softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v1[m,i] v2[n] v2[j] x[k] softmax_m(p[m]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v1[c,i] v2[n] v2[j] x[k] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v1[c,i] v2[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v1[i]) relu'(z_v2[n]) W2[n,i] hobj_p__p[l,m] v2[j] x[k]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     v2 = t["v2"]
     x = t["x"]
@@ -1991,11 +2087,19 @@ def _third_U__W1__U(params, data):
     tmp_26 = softmax_p[:, :, None] * x[:, None]
     tmp_27 = tmp_25[:, :, :, None] * tmp_24[:, None, None]
     tmp_28 = np.tensordot(tmp_27, tmp_26, axes=([0], [0]))
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    z_v2 = t["z_v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    W2 = t["W2"]
     hobj_p__p = t["hobj_p__p"]
-    # einsum("Blm,Bni,Bj,Bk->ljikmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp_29 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_30 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    d3_U__W1__U = (tmp_3[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (tmp_10.transpose(0, 3, 1, 2, 4))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (tmp_28.transpose(3, 0, 2, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(4, 3, 2, 0, 5, 1)) / B
+    # einsum("Bi,Bn,ni,Blm,Bj,Bk->ljikmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, v2, x)
+    tmp_29 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_30 = tmp_29 * W2
+    tmp_31 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_32 = tmp_30[:, :, :, None] * x[:, None, None]
+    d3_U__W1__U = (tmp_3[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (tmp_10.transpose(0, 3, 1, 2, 4))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (tmp_28.transpose(3, 0, 2, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] + (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(4, 3, 1, 2, 5, 0)) / B
     return {"block": d3_U__W1__U}
 
 
@@ -2007,9 +2111,11 @@ def _third_U__W2__W1(params, data):
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # ∂f/∂U,W2,W1[l,j,i,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v2[j,i] v1[k] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v2[j,i] v1[k] x[n] softmax_c(p[c]) softmax_l(p[l]) + adj_p[l] jac_v1__z_v1[k,m] jac_v2__z_v2[j,i] x[n] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v1__z_v1[k,m] v2[j] x[n] + jac_p__z_v1[l,m] jac_p__z_v2[l,i] v1[k] v2[j] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[l,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[c,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v1[l,m] jac_p__z_v2[c,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v1[j,m] v1[k] x[n]
     jac_p__z_v1 = t["jac_p__z_v1"]
@@ -2082,8 +2188,9 @@ def _third_U__W2__W2(params, data):
     """Batch-mean block ∂³f/∂U∂W2∂W2."""
     t = _forward(params, data)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
     # ∂f/∂U,W2,W2[l,j,i,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v2[j,i] v1[n] v1[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v2[j,i] v1[n] v1[k] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v2[l,m] jac_p__z_v2[l,i] v1[n] v1[k] v2[j] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[l,i] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[c,i] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,i] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,i] jac_p__z_v2[l,m] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v2[j,m] v1[n] v1[k]
     jac_p__z_v2 = t["jac_p__z_v2"]
@@ -2144,10 +2251,11 @@ def _third_U__W2__U(params, data):
     """Batch-mean block ∂³f/∂U∂W2∂U."""
     t = _forward(params, data)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W2,U[l,j,i,k,m,n] = δ[l,m] jac_v2__z_v2[j,i] v1[k] v2[n] softmax_l(p[l]) - jac_v2__z_v2[j,i] v1[k] v2[n] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v2[l,i] v1[k] v2[n] v2[j] softmax_l(p[l]) - jac_p__z_v2[l,i] v1[k] v2[n] v2[j] softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v2[m,i] v1[k] v2[n] v2[j] softmax_m(p[m]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v2[c,i] v1[k] v2[n] v2[j] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v2[c,i] v1[k] v2[n] v2[j] softmax_c(p[c]) softmax_l(p[l]) + hobj_p__p[l,m] jac_v2__z_v2[n,i] v1[k] v2[j]
+    # ∂f/∂U,W2,U[l,j,i,k,m,n] = δ[l,m] jac_v2__z_v2[j,i] v1[k] v2[n] softmax_l(p[l]) - jac_v2__z_v2[j,i] v1[k] v2[n] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v2[l,i] v1[k] v2[n] v2[j] softmax_l(p[l]) - jac_p__z_v2[l,i] v1[k] v2[n] v2[j] softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v2[m,i] v1[k] v2[n] v2[j] softmax_m(p[m]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v2[c,i] v1[k] v2[n] v2[j] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v2[c,i] v1[k] v2[n] v2[j] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[i]) δ[i,n] hobj_p__p[l,m] v1[k] v2[j]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
     v2 = t["v2"]
@@ -2189,11 +2297,14 @@ def _third_U__W2__U(params, data):
     tmp_26 = softmax_p[:, :, None] * v2[:, None]
     tmp_27 = tmp_25[:, :, :, None] * tmp_24[:, None, None]
     tmp_28 = np.tensordot(tmp_27, tmp_26, axes=([0], [0]))
+    z_v2 = t["z_v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hobj_p__p = t["hobj_p__p"]
-    # einsum("Blm,Bni,Bk,Bj->ljikmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp_29 = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_30 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
-    d3_U__W2__U = ((tmp_3.transpose(0, 1, 2, 4, 3))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(2, 4, 5, 1, 3, 0) + (tmp_10.transpose(0, 2, 1, 4, 3))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(2, 5, 4, 1, 3, 0) + 2 * (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(5, 1, 2, 4, 0, 3) - (tmp_28.transpose(3, 4, 2, 1, 0))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(4, 0, 2, 3, 5, 1)) / B
+    # einsum("Bi,in,Blm,Bk,Bj->ljikmn", drelu_z_v2, np.eye(2), hobj_p__p, v1, v2)
+    tmp_29 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_30 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_31 = np.tensordot(tmp_30, tmp_29, axes=([0], [0]))
+    d3_U__W2__U = ((tmp_3.transpose(0, 1, 2, 4, 3))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(2, 4, 5, 1, 3, 0) + (tmp_10.transpose(0, 2, 1, 4, 3))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(2, 5, 4, 1, 3, 0) + 2 * (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(5, 1, 2, 4, 0, 3) - (tmp_28.transpose(3, 4, 2, 1, 0))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] + (tmp_31.transpose(1, 0, 4, 3, 2))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_U__W2__U}
 
 
@@ -2203,6 +2314,9 @@ def _third_U__U__W1(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
@@ -2255,8 +2369,9 @@ def _third_U__U__W2(params, data):
     """Batch-mean block ∂³f/∂U∂U∂W2."""
     t = _forward(params, data)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
     # ∂f/∂U,U,W2[l,j,i,k,m,n] = δ[l,i] jac_p__z_v2[l,m] v1[n] v2[j] v2[k] softmax_l(p[l]) - Σ_c δ[l,i] jac_p__z_v2[c,m] v1[n] v2[j] v2[k] softmax_c(p[c]) softmax_l(p[l]) - jac_p__z_v2[i,m] v1[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i]) + 2 Σ_c jac_p__z_v2[c,m] v1[n] v2[j] v2[k] softmax_c(p[c]) softmax_l(p[l]) softmax_i(p[i]) - jac_p__z_v2[l,m] v1[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i]) + hobj_p__p[l,i] jac_v2__z_v2[j,m] v1[n] v2[k] + hobj_p__p[l,i] jac_v2__z_v2[k,m] v1[n] v2[j]
     jac_p__z_v2 = t["jac_p__z_v2"]

@@ -135,12 +135,38 @@ def _jac_v2__z_v2(t):
     return np.eye(4) * dsoftplus_z_v2[:, :, None]
 
 
-def _jac_p__z_v1(t):
-    """jac_p__z_v1[l,j] = Σ_c U[l,c] jac_v2__z_v1[c,j]"""
+def _jac_p__v2(t):
+    """jac_p__v2[l,j] = U[l,j]"""
     U = t["U"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("lc,Bcj->Blj", U, jac_v2__z_v1)
-    return (np.tensordot(jac_v2__z_v1, U, axes=([1], [1]))).transpose(0, 2, 1)
+    return U
+
+
+def _jac_p__z_v2(t):
+    """jac_p__z_v2[l,j] = softplus'(z_v2[j]) jac_p__v2[l,j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    jac_p__v2 = t["jac_p__v2"]
+    # einsum("Bj,lj->Blj", dsoftplus_z_v2, jac_p__v2)
+    return jac_p__v2 * dsoftplus_z_v2[:, None]
+
+
+def _jac_p__v1(t):
+    """jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c]"""
+    W2 = t["W2"]
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
+    return np.tensordot(jac_p__z_v2, W2, axes=([2], [0]))
+
+
+def _jac_p__z_v1(t):
+    """jac_p__z_v1[l,j] = swish'(z_v1[j]) jac_p__v1[l,j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    jac_p__v1 = t["jac_p__v1"]
+    # einsum("Bj,Blj->Blj", dswish_z_v1, jac_p__v1)
+    return jac_p__v1 * dswish_z_v1[:, None]
 
 
 def _hobj_p__p(t):
@@ -151,18 +177,112 @@ def _hobj_p__p(t):
     return np.eye(2) * d2softplus_p[:, :, None]
 
 
-def _jac_p__z_v2(t):
-    """jac_p__z_v2[l,j] = Σ_c U[l,c] jac_v2__z_v2[c,j]"""
-    U = t["U"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("lc,Bcj->Blj", U, jac_v2__z_v2)
-    return (np.tensordot(jac_v2__z_v2, U, axes=([1], [1]))).transpose(0, 2, 1)
-
-
 def _hobj_U__U(t):
     """hobj_U__U[l,j,i,k] = 1/500 δ[j,k] δ[l,i]"""
     # einsum("jk,li->ljik", np.eye(4), np.eye(2))
     return 0.002 * (np.eye(2))[:, None, :, None] * (np.eye(4))[:, None]
+
+
+def _tan_z_v1(t):
+    """tan_z_v1[j] = Σ_c dir_W1[j,c] x[c]"""
+    dir_W1 = t["dir_W1"]
+    x = t["x"]
+    # einsum("jc,Bc->Bj", dir_W1, x)
+    return x @ dir_W1.T
+
+
+def _tan_v1(t):
+    """tan_v1[j] = swish'(z_v1[j]) tan_z_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    tan_z_v1 = t["tan_z_v1"]
+    return dswish_z_v1 * tan_z_v1
+
+
+def _tan_z_v2(t):
+    """tan_z_v2[j] = Σ_c dir_W2[j,c] v1[c] + Σ_c W2[j,c] tan_v1[c]"""
+    dir_W2 = t["dir_W2"]
+    v1 = t["v1"]
+    # einsum("jc,Bc->Bj", dir_W2, v1)
+    W2 = t["W2"]
+    tan_v1 = t["tan_v1"]
+    # einsum("jc,Bc->Bj", W2, tan_v1)
+    return v1 @ dir_W2.T + tan_v1 @ W2.T
+
+
+def _tan_v2(t):
+    """tan_v2[j] = softplus'(z_v2[j]) tan_z_v2[j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    tan_z_v2 = t["tan_z_v2"]
+    return dsoftplus_z_v2 * tan_z_v2
+
+
+def _tan_p(t):
+    """tan_p[l] = Σ_c dir_U[l,c] v2[c] + Σ_c U[l,c] tan_v2[c]"""
+    dir_U = t["dir_U"]
+    v2 = t["v2"]
+    # einsum("lc,Bc->Bl", dir_U, v2)
+    U = t["U"]
+    tan_v2 = t["tan_v2"]
+    # einsum("lc,Bc->Bl", U, tan_v2)
+    return v2 @ dir_U.T + tan_v2 @ U.T
+
+
+def _radj_p(t):
+    """radj_p[l] = softplus''(p[l]) tan_p[l]"""
+    p = t["p"]
+    d2softplus_p = (1 - np.exp(p)/(np.exp(p) + 1))*np.exp(p)/(np.exp(p) + 1)
+    tan_p = t["tan_p"]
+    return d2softplus_p * tan_p
+
+
+def _radj_v2(t):
+    """radj_v2[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]"""
+    adj_p = t["adj_p"]
+    dir_U = t["dir_U"]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    U = t["U"]
+    radj_p = t["radj_p"]
+    # einsum("cj,Bc->Bj", U, radj_p)
+    return adj_p @ dir_U + radj_p @ U
+
+
+def _radj_z_v2(t):
+    """radj_z_v2[j] = softplus''(z_v2[j]) adj_v2[j] tan_z_v2[j] + softplus'(z_v2[j]) radj_v2[j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    d2softplus_z_v2 = (1 - np.exp(z_v2)/(np.exp(z_v2) + 1))*np.exp(z_v2)/(np.exp(z_v2) + 1)
+    adj_v2 = t["adj_v2"]
+    tan_z_v2 = t["tan_z_v2"]
+    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    radj_v2 = t["radj_v2"]
+    return d2softplus_z_v2 * adj_v2 * tan_z_v2 + dsoftplus_z_v2 * radj_v2
+
+
+def _radj_v1(t):
+    """radj_v1[j] = Σ_c adj_z_v2[c] dir_W2[c,j] + Σ_c W2[c,j] radj_z_v2[c]"""
+    adj_z_v2 = t["adj_z_v2"]
+    dir_W2 = t["dir_W2"]
+    # einsum("Bc,cj->Bj", adj_z_v2, dir_W2)
+    W2 = t["W2"]
+    radj_z_v2 = t["radj_z_v2"]
+    # einsum("cj,Bc->Bj", W2, radj_z_v2)
+    return adj_z_v2 @ dir_W2 + radj_z_v2 @ W2
+
+
+def _radj_z_v1(t):
+    """radj_z_v1[j] = swish''(z_v1[j]) adj_v1[j] tan_z_v1[j] + swish'(z_v1[j]) radj_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    d2swish_z_v1 = (-z_v1*(1 - 2*np.exp(-z_v1)/(1 + np.exp(-z_v1))) + 2)*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2
+    adj_v1 = t["adj_v1"]
+    tan_z_v1 = t["tan_z_v1"]
+    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    radj_v1 = t["radj_v1"]
+    return d2swish_z_v1 * adj_v1 * tan_z_v1 + dswish_z_v1 * radj_v1
 
 
 def objective(params, data):
@@ -308,9 +428,11 @@ def hessian(params, data):
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["hobj_U__U"] = _hobj_U__U(t)
     B = t["x"].shape[0]
     # ∂f/∂W1,W1[j,i,k,l] = swish''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c softplus''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
@@ -417,161 +539,59 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), computed term by term without forming a Hessian block."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
+    t["dir_W1"] = vector["W1"]
+    t["dir_W2"] = vector["W2"]
+    t["dir_U"] = vector["U"]
     t["adj_p"] = _adj_p(t)
     t["adj_v2"] = _adj_v2(t)
     t["adj_z_v2"] = _adj_z_v2(t)
     t["adj_v1"] = _adj_v1(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_U__U"] = _hobj_U__U(t)
+    t["tan_z_v1"] = _tan_z_v1(t)
+    t["tan_v1"] = _tan_v1(t)
+    t["tan_z_v2"] = _tan_z_v2(t)
+    t["tan_v2"] = _tan_v2(t)
+    t["tan_p"] = _tan_p(t)
+    t["radj_p"] = _radj_p(t)
+    t["radj_v2"] = _radj_v2(t)
+    t["radj_z_v2"] = _radj_z_v2(t)
+    t["radj_v1"] = _radj_v1(t)
+    t["radj_z_v1"] = _radj_z_v1(t)
     B = t["x"].shape[0]
-    vector_W1 = vector["W1"]
-    # Σ H[W1,W1]·vector[W1], one einsum per term of: swish''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c softplus''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    d2swish_z_v1 = (-z_v1*(1 - 2*np.exp(-z_v1)/(1 + np.exp(-z_v1))) + 2)*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2
-    adj_v1 = t["adj_v1"]
+    # Σ_b H[W1,b]·vector[b][j,i] = radj_z_v1[j] x[i]
+    radj_z_v1 = t["radj_z_v1"]
     x = t["x"]
-    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2swish_z_v1, np.eye(4), adj_v1, x, x, vector_W1)
-    tmp = adj_v1 * d2swish_z_v1
-    tmp_2 = vector_W1.T @ ((np.eye(4)).T)
-    tmp_3 = tmp_2.T @ x.T
-    tmp_4 = tmp_3 * tmp.T
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    d2softplus_z_v2 = (1 - np.exp(z_v2)/(np.exp(z_v2) + 1))*np.exp(z_v2)/(np.exp(z_v2) + 1)
-    adj_v2 = t["adj_v2"]
-    jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
-    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x, vector_W1)
-    tmp_5 = adj_v2 * d2softplus_z_v2
-    tmp_6 = tmp_5[:, :, None] * jac_z_v2__z_v1
-    tmp_7 = vector_W1 @ x.T
-    tmp_8 = (tmp_7.T[..., None, :] @ (tmp_6.transpose(0, 2, 1)))[..., 0, :]
-    tmp_9 = (tmp_8[..., None, :] @ jac_z_v2__z_v1)[..., 0, :]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bmn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1)
-    tmp_10 = vector_W1 @ x.T
-    tmp_11 = (tmp_10.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_12 = (tmp_11[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_13 = (tmp_12[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__W1 = (tmp_4 @ x + tmp_9.T @ x + tmp_13.T @ x) / B
-    vector_W2 = vector["W2"]
-    # Σ H[W1,W2]·vector[W2], one einsum per term of: adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + softplus''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] v1[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
+    # einsum("Bj,Bi->ji", radj_z_v1, x)
+    hvp_W1 = radj_z_v1.T @ x / B
+    # Σ_b H[W2,b]·vector[b][j,i] = radj_z_v2[j] v1[i] + adj_z_v2[j] tan_v1[i]
+    radj_z_v2 = t["radj_z_v2"]
+    v1 = t["v1"]
+    # einsum("Bj,Bi->ji", radj_z_v2, v1)
     adj_z_v2 = t["adj_z_v2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
-    tmp_14 = vector_W2.T @ adj_z_v2.T
-    tmp_15 = (tmp_14.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
-    # einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W2)
-    tmp_16 = adj_v2 * d2softplus_z_v2
-    tmp_17 = vector_W2 @ v1.T
-    tmp_18 = tmp_17 * tmp_16.T
-    tmp_19 = (tmp_18.T[..., None, :] @ jac_z_v2__z_v1)[..., 0, :]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("Bcm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2)
-    tmp_20 = vector_W2 @ v1.T
-    tmp_21 = (tmp_20.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_22 = (tmp_21[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_23 = (tmp_22[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__W2 = (tmp_15.T @ x + tmp_19.T @ x + tmp_23.T @ x) / B
-    vector_U = vector["U"]
-    # Σ H[W1,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
+    tan_v1 = t["tan_v1"]
+    # einsum("Bj,Bi->ji", adj_z_v2, tan_v1)
+    hvp_W2 = (radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1) / B
+    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v2[j] + adj_p[l] tan_v2[j] + 1/500 dir_U[l,j]
+    radj_p = t["radj_p"]
+    v2 = t["v2"]
+    # einsum("Bl,Bj->lj", radj_p, v2)
     adj_p = t["adj_p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U)
-    tmp_24 = vector_U.T @ adj_p.T
-    tmp_25 = (tmp_24.T[..., None, :] @ jac_v2__z_v1)[..., 0, :]
-    # einsum("Bcl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U)
-    tmp_26 = vector_U @ v2.T
-    tmp_27 = (tmp_26.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_28 = (tmp_27[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__U = (tmp_25.T @ x + tmp_28.T @ x) / B
-    hvp_W1 = hvp_W1__W1 + hvp_W1__W2 + hvp_W1__U
-    # Σ H[W2,W1]·vector[W1], one einsum per term of: adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + softplus''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    # einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1)
-    tmp_29 = vector_W1 @ x.T
-    tmp_30 = (tmp_29.T[..., None, :] @ (jac_v1__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bj,Bj,Bjk,Bi,Bl,kl->ji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W1)
-    tmp_31 = adj_v2 * d2softplus_z_v2
-    tmp_32 = vector_W1 @ x.T
-    tmp_33 = (tmp_32.T[..., None, :] @ (jac_z_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_34 = tmp_33 * tmp_31
-    # einsum("Bcm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1)
-    tmp_35 = vector_W1 @ x.T
-    tmp_36 = (tmp_35.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_37 = (tmp_36[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_38 = (tmp_37[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__W1 = (adj_z_v2.T @ tmp_30 + tmp_34.T @ v1 + tmp_38.T @ v1) / B
-    # Σ H[W2,W2]·vector[W2], one einsum per term of: softplus''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] v1[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2softplus_z_v2, np.eye(4), adj_v2, v1, v1, vector_W2)
-    tmp_39 = adj_v2 * d2softplus_z_v2
-    tmp_40 = vector_W2.T @ ((np.eye(4)).T)
-    tmp_41 = tmp_40.T @ v1.T
-    tmp_42 = tmp_41 * tmp_39.T
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2)
-    tmp_43 = vector_W2 @ v1.T
-    tmp_44 = (tmp_43.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_45 = (tmp_44[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_46 = (tmp_45[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__W2 = (tmp_42 @ v1 + tmp_46.T @ v1) / B
-    # Σ H[W2,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U)
-    tmp_47 = vector_U.T @ adj_p.T
-    tmp_48 = (tmp_47.T[..., None, :] @ jac_v2__z_v2)[..., 0, :]
-    # einsum("Bcl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U)
-    tmp_49 = vector_U @ v2.T
-    tmp_50 = (tmp_49.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    tmp_51 = (tmp_50[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__U = (tmp_48.T @ v1 + tmp_51.T @ v1) / B
-    hvp_W2 = hvp_W2__W1 + hvp_W2__W2 + hvp_W2__U
-    # Σ H[U,W1]·vector[W1], one einsum per term of: adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1)
-    tmp_52 = vector_W1 @ x.T
-    tmp_53 = (tmp_52.T[..., None, :] @ (jac_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Blc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1)
-    tmp_54 = vector_W1 @ x.T
-    tmp_55 = (tmp_54.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_56 = (tmp_55[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_U__W1 = (adj_p.T @ tmp_53 + tmp_56.T @ v2) / B
-    # Σ H[U,W2]·vector[W2], one einsum per term of: adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2)
-    tmp_57 = vector_W2 @ v1.T
-    tmp_58 = (tmp_57.T[..., None, :] @ (jac_v2__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Blc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2)
-    tmp_59 = vector_W2 @ v1.T
-    tmp_60 = (tmp_59.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_61 = (tmp_60[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hvp_U__W2 = (adj_p.T @ tmp_58 + tmp_61.T @ v2) / B
-    # Σ H[U,U]·vector[U], one einsum per term of: hobj_p__p[l,i] v2[j] v2[k] + hobj_U__U[l,j,i,k]
-    # einsum("Bli,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U)
-    tmp_62 = vector_U @ v2.T
-    tmp_63 = (tmp_62.T[..., None, :] @ (hobj_p__p.transpose(0, 2, 1)))[..., 0, :]
-    hobj_U__U = t["hobj_U__U"]
-    # einsum("ljik,ik->lj", hobj_U__U, vector_U)
-    hvp_U__U = tmp_63.T @ v2 / B + np.tensordot(vector_U, hobj_U__U, axes=([0, 1], [2, 3]))
-    hvp_U = hvp_U__W1 + hvp_U__W2 + hvp_U__U
+    tan_v2 = t["tan_v2"]
+    # einsum("Bl,Bj->lj", adj_p, tan_v2)
+    dir_U = t["dir_U"]
+    hvp_U = (radj_p.T @ v2 + adj_p.T @ tan_v2) / B + 0.002 * dir_U
     return {"W1": hvp_W1, "W2": hvp_W2, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["hobj_U__U"] = _hobj_U__U(t)
     B = t["x"].shape[0]
     # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]

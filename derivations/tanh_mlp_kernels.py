@@ -138,12 +138,38 @@ def _jac_v2__z_v2(t):
     return np.eye(4) * dsigmoid_z_v2[:, :, None]
 
 
-def _jac_p__z_v1(t):
-    """jac_p__z_v1[l,j] = Σ_c U[l,c] jac_v2__z_v1[c,j]"""
+def _jac_p__v2(t):
+    """jac_p__v2[l,j] = U[l,j]"""
     U = t["U"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("lc,Bcj->Blj", U, jac_v2__z_v1)
-    return (np.tensordot(jac_v2__z_v1, U, axes=([1], [1]))).transpose(0, 2, 1)
+    return U
+
+
+def _jac_p__z_v2(t):
+    """jac_p__z_v2[l,j] = sigmoid'(z_v2[j]) jac_p__v2[l,j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    jac_p__v2 = t["jac_p__v2"]
+    # einsum("Bj,lj->Blj", dsigmoid_z_v2, jac_p__v2)
+    return jac_p__v2 * dsigmoid_z_v2[:, None]
+
+
+def _jac_p__v1(t):
+    """jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c]"""
+    W2 = t["W2"]
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
+    return np.tensordot(jac_p__z_v2, W2, axes=([2], [0]))
+
+
+def _jac_p__z_v1(t):
+    """jac_p__z_v1[l,j] = tanh'(z_v1[j]) jac_p__v1[l,j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
+    jac_p__v1 = t["jac_p__v1"]
+    # einsum("Bj,Blj->Blj", dtanh_z_v1, jac_p__v1)
+    return jac_p__v1 * dtanh_z_v1[:, None]
 
 
 def _hobj_p__p(t):
@@ -151,12 +177,106 @@ def _hobj_p__p(t):
     return (np.eye(2))
 
 
-def _jac_p__z_v2(t):
-    """jac_p__z_v2[l,j] = Σ_c U[l,c] jac_v2__z_v2[c,j]"""
+def _tan_z_v1(t):
+    """tan_z_v1[j] = Σ_c dir_W1[j,c] x[c] + dir_b1[j]"""
+    dir_W1 = t["dir_W1"]
+    x = t["x"]
+    # einsum("jc,Bc->Bj", dir_W1, x)
+    dir_b1 = t["dir_b1"]
+    return x @ dir_W1.T + dir_b1
+
+
+def _tan_v1(t):
+    """tan_v1[j] = tanh'(z_v1[j]) tan_z_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
+    tan_z_v1 = t["tan_z_v1"]
+    return dtanh_z_v1 * tan_z_v1
+
+
+def _tan_z_v2(t):
+    """tan_z_v2[j] = Σ_c dir_W2[j,c] v1[c] + Σ_c W2[j,c] tan_v1[c] + dir_b2[j]"""
+    dir_W2 = t["dir_W2"]
+    v1 = t["v1"]
+    # einsum("jc,Bc->Bj", dir_W2, v1)
+    W2 = t["W2"]
+    tan_v1 = t["tan_v1"]
+    # einsum("jc,Bc->Bj", W2, tan_v1)
+    dir_b2 = t["dir_b2"]
+    return v1 @ dir_W2.T + tan_v1 @ W2.T + dir_b2
+
+
+def _tan_v2(t):
+    """tan_v2[j] = sigmoid'(z_v2[j]) tan_z_v2[j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    tan_z_v2 = t["tan_z_v2"]
+    return dsigmoid_z_v2 * tan_z_v2
+
+
+def _tan_p(t):
+    """tan_p[l] = Σ_c dir_U[l,c] v2[c] + Σ_c U[l,c] tan_v2[c]"""
+    dir_U = t["dir_U"]
+    v2 = t["v2"]
+    # einsum("lc,Bc->Bl", dir_U, v2)
     U = t["U"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("lc,Bcj->Blj", U, jac_v2__z_v2)
-    return (np.tensordot(jac_v2__z_v2, U, axes=([1], [1]))).transpose(0, 2, 1)
+    tan_v2 = t["tan_v2"]
+    # einsum("lc,Bc->Bl", U, tan_v2)
+    return v2 @ dir_U.T + tan_v2 @ U.T
+
+
+def _radj_p(t):
+    """radj_p[l] = tan_p[l]"""
+    tan_p = t["tan_p"]
+    return tan_p
+
+
+def _radj_v2(t):
+    """radj_v2[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]"""
+    adj_p = t["adj_p"]
+    dir_U = t["dir_U"]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    U = t["U"]
+    radj_p = t["radj_p"]
+    # einsum("cj,Bc->Bj", U, radj_p)
+    return adj_p @ dir_U + radj_p @ U
+
+
+def _radj_z_v2(t):
+    """radj_z_v2[j] = sigmoid''(z_v2[j]) adj_v2[j] tan_z_v2[j] + sigmoid'(z_v2[j]) radj_v2[j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    adj_v2 = t["adj_v2"]
+    tan_z_v2 = t["tan_z_v2"]
+    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    radj_v2 = t["radj_v2"]
+    return d2sigmoid_z_v2 * adj_v2 * tan_z_v2 + dsigmoid_z_v2 * radj_v2
+
+
+def _radj_v1(t):
+    """radj_v1[j] = Σ_c adj_z_v2[c] dir_W2[c,j] + Σ_c W2[c,j] radj_z_v2[c]"""
+    adj_z_v2 = t["adj_z_v2"]
+    dir_W2 = t["dir_W2"]
+    # einsum("Bc,cj->Bj", adj_z_v2, dir_W2)
+    W2 = t["W2"]
+    radj_z_v2 = t["radj_z_v2"]
+    # einsum("cj,Bc->Bj", W2, radj_z_v2)
+    return adj_z_v2 @ dir_W2 + radj_z_v2 @ W2
+
+
+def _radj_z_v1(t):
+    """radj_z_v1[j] = tanh''(z_v1[j]) adj_v1[j] tan_z_v1[j] + tanh'(z_v1[j]) radj_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
+    adj_v1 = t["adj_v1"]
+    tan_z_v1 = t["tan_z_v1"]
+    dtanh_z_v1 = 1 - v1**2
+    radj_v1 = t["radj_v1"]
+    return d2tanh_z_v1 * adj_v1 * tan_z_v1 + dtanh_z_v1 * radj_v1
 
 
 def objective(params, data):
@@ -312,9 +432,11 @@ def hessian(params, data):
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # ∂f/∂W1,W1[j,i,k,l] = tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
     z_v1 = t["z_v1"]
@@ -540,320 +662,66 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), computed term by term without forming a Hessian block."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
+    t["dir_W1"] = vector["W1"]
+    t["dir_b1"] = vector["b1"]
+    t["dir_W2"] = vector["W2"]
+    t["dir_b2"] = vector["b2"]
+    t["dir_U"] = vector["U"]
     t["adj_p"] = _adj_p(t)
     t["adj_v2"] = _adj_v2(t)
     t["adj_z_v2"] = _adj_z_v2(t)
     t["adj_v1"] = _adj_v1(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["tan_z_v1"] = _tan_z_v1(t)
+    t["tan_v1"] = _tan_v1(t)
+    t["tan_z_v2"] = _tan_z_v2(t)
+    t["tan_v2"] = _tan_v2(t)
+    t["tan_p"] = _tan_p(t)
+    t["radj_p"] = _radj_p(t)
+    t["radj_v2"] = _radj_v2(t)
+    t["radj_z_v2"] = _radj_z_v2(t)
+    t["radj_v1"] = _radj_v1(t)
+    t["radj_z_v1"] = _radj_z_v1(t)
     B = t["x"].shape[0]
-    vector_W1 = vector["W1"]
-    # Σ H[W1,W1]·vector[W1], one einsum per term of: tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
-    adj_v1 = t["adj_v1"]
+    # Σ_b H[W1,b]·vector[b][j,i] = radj_z_v1[j] x[i]
+    radj_z_v1 = t["radj_z_v1"]
     x = t["x"]
-    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2tanh_z_v1, np.eye(4), adj_v1, x, x, vector_W1)
-    tmp = adj_v1 * d2tanh_z_v1
-    tmp_2 = vector_W1.T @ ((np.eye(4)).T)
-    tmp_3 = tmp_2.T @ x.T
-    tmp_4 = tmp_3 * tmp.T
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
-    adj_v2 = t["adj_v2"]
-    jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
-    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x, vector_W1)
-    tmp_5 = adj_v2 * d2sigmoid_z_v2
-    tmp_6 = tmp_5[:, :, None] * jac_z_v2__z_v1
-    tmp_7 = vector_W1 @ x.T
-    tmp_8 = (tmp_7.T[..., None, :] @ (tmp_6.transpose(0, 2, 1)))[..., 0, :]
-    tmp_9 = (tmp_8[..., None, :] @ jac_z_v2__z_v1)[..., 0, :]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("mn,Bmj,Bnk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x, vector_W1)
-    tmp_10 = vector_W1 @ x.T
-    tmp_11 = (tmp_10.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_12 = tmp_11 @ hobj_p__p.T
-    tmp_13 = (tmp_12[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__W1 = (tmp_4 @ x + tmp_9.T @ x + tmp_13.T @ x) / B
-    vector_b1 = vector["b1"]
-    # Σ H[W1,b1]·vector[b1], one einsum per term of: tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,k] x[i]
-    # einsum("Bj,jk,Bj,Bi,k->ji", d2tanh_z_v1, np.eye(4), adj_v1, x, vector_b1)
-    tmp_14 = adj_v1 * d2tanh_z_v1
-    tmp_15 = (np.eye(4)) @ vector_b1
-    tmp_16 = tmp_14.T @ x
-    # einsum("Bc,Bc,Bcj,Bck,Bi,k->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, vector_b1)
-    tmp_17 = adj_v2 * d2sigmoid_z_v2
-    tmp_18 = np.tensordot(vector_b1, jac_z_v2__z_v1, axes=([0], [2]))
-    tmp_19 = tmp_18 * tmp_17
-    tmp_20 = tmp_19[:, :, None] * x[:, None]
-    # einsum("lm,Blj,Bmk,Bi,k->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, vector_b1)
-    tmp_21 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
-    tmp_22 = tmp_21 @ hobj_p__p.T
-    tmp_23 = (tmp_22[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__b1 = (tmp_16 * tmp_15[:, None] + (np.tensordot(tmp_20, jac_z_v2__z_v1, axes=([0, 1], [0, 1]))).T + tmp_23.T @ x) / B
-    vector_W2 = vector["W2"]
-    # Σ H[W1,W2]·vector[W2], one einsum per term of: adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + sigmoid''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] v1[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
+    # einsum("Bj,Bi->ji", radj_z_v1, x)
+    hvp_W1 = radj_z_v1.T @ x / B
+    # Σ_b H[b1,b]·vector[b][j] = radj_z_v1[j]
+    # einsum("Bj->j", radj_z_v1)
+    hvp_b1 = radj_z_v1.sum(axis=0) / B
+    # Σ_b H[W2,b]·vector[b][j,i] = radj_z_v2[j] v1[i] + adj_z_v2[j] tan_v1[i]
+    radj_z_v2 = t["radj_z_v2"]
+    v1 = t["v1"]
+    # einsum("Bj,Bi->ji", radj_z_v2, v1)
     adj_z_v2 = t["adj_z_v2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bk,Blj,Bi,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W2)
-    tmp_24 = vector_W2.T @ adj_z_v2.T
-    tmp_25 = (tmp_24.T[..., None, :] @ jac_v1__z_v1)[..., 0, :]
-    # einsum("Bk,Bk,Bkj,Bl,Bi,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W2)
-    tmp_26 = adj_v2 * d2sigmoid_z_v2
-    tmp_27 = vector_W2 @ v1.T
-    tmp_28 = tmp_27 * tmp_26.T
-    tmp_29 = (tmp_28.T[..., None, :] @ jac_z_v2__z_v1)[..., 0, :]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("cm,Bcj,Bmk,Bl,Bi,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W2)
-    tmp_30 = vector_W2 @ v1.T
-    tmp_31 = (tmp_30.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_32 = tmp_31 @ hobj_p__p.T
-    tmp_33 = (tmp_32[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__W2 = (tmp_25.T @ x + tmp_29.T @ x + tmp_33.T @ x) / B
-    vector_b2 = vector["b2"]
-    # Σ H[W1,b2]·vector[b2], one einsum per term of: sigmoid''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] x[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[c,j] jac_p__z_v2[l,k] x[i]
-    # einsum("Bk,Bk,Bkj,Bi,k->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x, vector_b2)
-    tmp_34 = adj_v2 * d2sigmoid_z_v2
-    tmp_35 = tmp_34[:, :, None] * jac_z_v2__z_v1
-    tmp_36 = np.tensordot(tmp_35, vector_b2, axes=([1], [0]))
-    # einsum("cl,Bcj,Blk,Bi,k->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, vector_b2)
-    tmp_37 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
-    tmp_38 = tmp_37 @ hobj_p__p.T
-    tmp_39 = (tmp_38[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__b2 = (tmp_36.T @ x + tmp_39.T @ x) / B
-    vector_U = vector["U"]
-    # Σ H[W1,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
+    tan_v1 = t["tan_v1"]
+    # einsum("Bj,Bi->ji", adj_z_v2, tan_v1)
+    hvp_W2 = (radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1) / B
+    # Σ_b H[b2,b]·vector[b][j] = radj_z_v2[j]
+    # einsum("Bj->j", radj_z_v2)
+    hvp_b2 = radj_z_v2.sum(axis=0) / B
+    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v2[j] + adj_p[l] tan_v2[j]
+    radj_p = t["radj_p"]
+    v2 = t["v2"]
+    # einsum("Bl,Bj->lj", radj_p, v2)
     adj_p = t["adj_p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v1, x, vector_U)
-    tmp_40 = vector_U.T @ adj_p.T
-    tmp_41 = (tmp_40.T[..., None, :] @ jac_v2__z_v1)[..., 0, :]
-    # einsum("cl,Bcj,Bk,Bi,lk->ji", hobj_p__p, jac_p__z_v1, v2, x, vector_U)
-    tmp_42 = vector_U.T @ hobj_p__p.T
-    tmp_43 = tmp_42.T @ v2.T
-    tmp_44 = (tmp_43.T[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    hvp_W1__U = (tmp_41.T @ x + tmp_44.T @ x) / B
-    hvp_W1 = hvp_W1__W1 + hvp_W1__b1 + hvp_W1__W2 + hvp_W1__b2 + hvp_W1__U
-    # Σ H[b1,W1]·vector[W1], one einsum per term of: tanh''(z_v1[j]) δ[j,i] adj_v1[j] x[k] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] x[k] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,i] x[k]
-    # einsum("Bj,ji,Bj,Bk,ik->j", d2tanh_z_v1, np.eye(4), adj_v1, x, vector_W1)
-    tmp_45 = adj_v1 * d2tanh_z_v1
-    tmp_46 = vector_W1.T @ ((np.eye(4)).T)
-    tmp_47 = tmp_45.T @ x
-    # einsum("Bc,Bc,Bcj,Bci,Bk,ik->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, vector_W1)
-    tmp_48 = adj_v2 * d2sigmoid_z_v2
-    tmp_49 = vector_W1 @ x.T
-    tmp_50 = (tmp_49.T[..., None, :] @ (jac_z_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_51 = tmp_50 * tmp_48
-    # einsum("lm,Blj,Bmi,Bk,ik->j", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, vector_W1)
-    tmp_52 = vector_W1 @ x.T
-    tmp_53 = (tmp_52.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_54 = tmp_53 @ hobj_p__p.T
-    hvp_b1__W1 = ((tmp_47[..., None, :] @ tmp_46.T[..., None])[..., 0, 0] + np.tensordot(tmp_51, jac_z_v2__z_v1, axes=([0, 1], [0, 1])) + np.tensordot(tmp_54, jac_p__z_v1, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b1,b1]·vector[b1], one einsum per term of: tanh''(z_v1[j]) δ[j,i] adj_v1[j] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] + Σ_kl hobj_p__p[k,l] jac_p__z_v1[k,j] jac_p__z_v1[l,i]
-    # einsum("Bj,ji,Bj,i->j", d2tanh_z_v1, np.eye(4), adj_v1, vector_b1)
-    tmp_55 = (adj_v1.T[..., None, :] @ d2tanh_z_v1.T[..., None])[..., 0, 0]
-    tmp_56 = (np.eye(4)) @ vector_b1
-    # einsum("Bc,Bc,Bcj,Bci,i->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, vector_b1)
-    tmp_57 = adj_v2 * d2sigmoid_z_v2
-    tmp_58 = np.tensordot(vector_b1, jac_z_v2__z_v1, axes=([0], [2]))
-    tmp_59 = tmp_58 * tmp_57
-    # einsum("kl,Bkj,Bli,i->j", hobj_p__p, jac_p__z_v1, jac_p__z_v1, vector_b1)
-    tmp_60 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
-    tmp_61 = tmp_60 @ hobj_p__p.T
-    hvp_b1__b1 = (tmp_56 * tmp_55 + np.tensordot(tmp_59, jac_z_v2__z_v1, axes=([0, 1], [0, 1])) + np.tensordot(tmp_61, jac_p__z_v1, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b1,W2]·vector[W2], one einsum per term of: adj_z_v2[i] jac_v1__z_v1[k,j] + sigmoid''(z_v2[i]) adj_v2[i] jac_z_v2__z_v1[i,j] v1[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[c,j] jac_p__z_v2[l,i] v1[k]
-    # einsum("Bi,Bkj,ik->j", adj_z_v2, jac_v1__z_v1, vector_W2)
-    tmp_62 = vector_W2.T @ adj_z_v2.T
-    # einsum("Bi,Bi,Bij,Bk,ik->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, vector_W2)
-    tmp_63 = adj_v2 * d2sigmoid_z_v2
-    tmp_64 = vector_W2 @ v1.T
-    tmp_65 = tmp_64 * tmp_63.T
-    # einsum("cl,Bcj,Bli,Bk,ik->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, vector_W2)
-    tmp_66 = vector_W2 @ v1.T
-    tmp_67 = (tmp_66.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_68 = tmp_67 @ hobj_p__p.T
-    hvp_b1__W2 = (np.tensordot(tmp_62, jac_v1__z_v1, axes=([0, 1], [1, 0])) + np.tensordot(tmp_65, jac_z_v2__z_v1, axes=([0, 1], [1, 0])) + np.tensordot(tmp_68, jac_p__z_v1, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b1,b2]·vector[b2], one einsum per term of: sigmoid''(z_v2[i]) adj_v2[i] jac_z_v2__z_v1[i,j] + Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v2[k,i]
-    # einsum("Bi,Bi,Bij,i->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, vector_b2)
-    tmp_69 = adj_v2 * d2sigmoid_z_v2
-    tmp_70 = (tmp_69.T[..., None, :] @ (jac_z_v2__z_v1.transpose(1, 0, 2)))[..., 0, :]
-    # einsum("ck,Bcj,Bki,i->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, vector_b2)
-    tmp_71 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
-    tmp_72 = tmp_71 @ hobj_p__p.T
-    hvp_b1__b2 = (tmp_70.T @ vector_b2 + np.tensordot(tmp_72, jac_p__z_v1, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b1,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v1[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[i]
-    # einsum("Bl,Bij,li->j", adj_p, jac_v2__z_v1, vector_U)
-    tmp_73 = vector_U.T @ adj_p.T
-    # einsum("cl,Bcj,Bi,li->j", hobj_p__p, jac_p__z_v1, v2, vector_U)
-    tmp_74 = vector_U.T @ hobj_p__p.T
-    tmp_75 = tmp_74.T @ v2.T
-    hvp_b1__U = (np.tensordot(tmp_73, jac_v2__z_v1, axes=([0, 1], [1, 0])) + np.tensordot(tmp_75, jac_p__z_v1, axes=([0, 1], [1, 0]))) / B
-    hvp_b1 = hvp_b1__W1 + hvp_b1__b1 + hvp_b1__W2 + hvp_b1__b2 + hvp_b1__U
-    # Σ H[W2,W1]·vector[W1], one einsum per term of: adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
-    # einsum("Bj,Bik,Bl,kl->ji", adj_z_v2, jac_v1__z_v1, x, vector_W1)
-    tmp_76 = vector_W1 @ x.T
-    tmp_77 = (tmp_76.T[..., None, :] @ (jac_v1__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bj,Bj,Bjk,Bi,Bl,kl->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x, vector_W1)
-    tmp_78 = adj_v2 * d2sigmoid_z_v2
-    tmp_79 = vector_W1 @ x.T
-    tmp_80 = (tmp_79.T[..., None, :] @ (jac_z_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_81 = tmp_80 * tmp_78
-    # einsum("cm,Bmk,Bcj,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x, vector_W1)
-    tmp_82 = vector_W1 @ x.T
-    tmp_83 = (tmp_82.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_84 = tmp_83 @ hobj_p__p.T
-    tmp_85 = (tmp_84[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__W1 = (adj_z_v2.T @ tmp_77 + tmp_81.T @ v1 + tmp_85.T @ v1) / B
-    # Σ H[W2,b1]·vector[b1], one einsum per term of: adj_z_v2[j] jac_v1__z_v1[i,k] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[l,k] jac_p__z_v2[c,j] v1[i]
-    # einsum("Bj,Bik,k->ji", adj_z_v2, jac_v1__z_v1, vector_b1)
-    tmp_86 = np.tensordot(vector_b1, jac_v1__z_v1, axes=([0], [2]))
-    # einsum("Bj,Bj,Bjk,Bi,k->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, vector_b1)
-    tmp_87 = adj_v2 * d2sigmoid_z_v2
-    tmp_88 = np.tensordot(vector_b1, jac_z_v2__z_v1, axes=([0], [2]))
-    tmp_89 = tmp_88 * tmp_87
-    # einsum("cl,Blk,Bcj,Bi,k->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, vector_b1)
-    tmp_90 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
-    tmp_91 = tmp_90 @ hobj_p__p.T
-    tmp_92 = (tmp_91[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__b1 = (adj_z_v2.T @ tmp_86 + tmp_89.T @ v1 + tmp_92.T @ v1) / B
-    # Σ H[W2,W2]·vector[W2], one einsum per term of: sigmoid''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] v1[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, v1, vector_W2)
-    tmp_93 = adj_v2 * d2sigmoid_z_v2
-    tmp_94 = vector_W2.T @ ((np.eye(4)).T)
-    tmp_95 = tmp_94.T @ v1.T
-    tmp_96 = tmp_95 * tmp_93.T
-    # einsum("cm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, vector_W2)
-    tmp_97 = vector_W2 @ v1.T
-    tmp_98 = (tmp_97.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_99 = tmp_98 @ hobj_p__p.T
-    tmp_100 = (tmp_99[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__W2 = (tmp_96 @ v1 + tmp_100.T @ v1) / B
-    # Σ H[W2,b2]·vector[b2], one einsum per term of: sigmoid''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v2[c,j] jac_p__z_v2[l,k] v1[i]
-    # einsum("Bj,jk,Bj,Bi,k->ji", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, vector_b2)
-    tmp_101 = adj_v2 * d2sigmoid_z_v2
-    tmp_102 = (np.eye(4)) @ vector_b2
-    tmp_103 = tmp_101.T @ v1
-    # einsum("cl,Bcj,Blk,Bi,k->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, vector_b2)
-    tmp_104 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
-    tmp_105 = tmp_104 @ hobj_p__p.T
-    tmp_106 = (tmp_105[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__b2 = (tmp_103 * tmp_102[:, None] + tmp_106.T @ v1) / B
-    # Σ H[W2,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bl,Bkj,Bi,lk->ji", adj_p, jac_v2__z_v2, v1, vector_U)
-    tmp_107 = vector_U.T @ adj_p.T
-    tmp_108 = (tmp_107.T[..., None, :] @ jac_v2__z_v2)[..., 0, :]
-    # einsum("cl,Bcj,Bi,Bk,lk->ji", hobj_p__p, jac_p__z_v2, v1, v2, vector_U)
-    tmp_109 = vector_U.T @ hobj_p__p.T
-    tmp_110 = tmp_109.T @ v2.T
-    tmp_111 = (tmp_110.T[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    hvp_W2__U = (tmp_108.T @ v1 + tmp_111.T @ v1) / B
-    hvp_W2 = hvp_W2__W1 + hvp_W2__b1 + hvp_W2__W2 + hvp_W2__b2 + hvp_W2__U
-    # Σ H[b2,W1]·vector[W1], one einsum per term of: sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i] x[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[l,i] jac_p__z_v2[c,j] x[k]
-    # einsum("Bj,Bj,Bji,Bk,ik->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x, vector_W1)
-    tmp_112 = adj_v2 * d2sigmoid_z_v2
-    tmp_113 = vector_W1 @ x.T
-    tmp_114 = (tmp_113.T[..., None, :] @ (jac_z_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("cl,Bli,Bcj,Bk,ik->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, vector_W1)
-    tmp_115 = vector_W1 @ x.T
-    tmp_116 = (tmp_115.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_117 = tmp_116 @ hobj_p__p.T
-    hvp_b2__W1 = ((tmp_114.T[..., None, :] @ tmp_112.T[..., None])[..., 0, 0] + np.tensordot(tmp_117, jac_p__z_v2, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b2,b1]·vector[b1], one einsum per term of: sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i] + Σ_ck hobj_p__p[c,k] jac_p__z_v1[k,i] jac_p__z_v2[c,j]
-    # einsum("Bj,Bj,Bji,i->j", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, vector_b1)
-    tmp_118 = adj_v2 * d2sigmoid_z_v2
-    tmp_119 = (tmp_118.T[..., None, :] @ (jac_z_v2__z_v1.transpose(1, 0, 2)))[..., 0, :]
-    # einsum("ck,Bki,Bcj,i->j", hobj_p__p, jac_p__z_v1, jac_p__z_v2, vector_b1)
-    tmp_120 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
-    tmp_121 = tmp_120 @ hobj_p__p.T
-    hvp_b2__b1 = (tmp_119 @ vector_b1 + np.tensordot(tmp_121, jac_p__z_v2, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b2,W2]·vector[W2], one einsum per term of: sigmoid''(z_v2[j]) δ[j,i] adj_v2[j] v1[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v2[c,j] jac_p__z_v2[l,i] v1[k]
-    # einsum("Bj,ji,Bj,Bk,ik->j", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, vector_W2)
-    tmp_122 = adj_v2 * d2sigmoid_z_v2
-    tmp_123 = vector_W2.T @ ((np.eye(4)).T)
-    tmp_124 = tmp_122.T @ v1
-    # einsum("cl,Bcj,Bli,Bk,ik->j", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, vector_W2)
-    tmp_125 = vector_W2 @ v1.T
-    tmp_126 = (tmp_125.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_127 = tmp_126 @ hobj_p__p.T
-    hvp_b2__W2 = ((tmp_124[..., None, :] @ tmp_123.T[..., None])[..., 0, 0] + np.tensordot(tmp_127, jac_p__z_v2, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b2,b2]·vector[b2], one einsum per term of: sigmoid''(z_v2[j]) δ[j,i] adj_v2[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,i]
-    # einsum("Bj,ji,Bj,i->j", d2sigmoid_z_v2, np.eye(4), adj_v2, vector_b2)
-    tmp_128 = (adj_v2.T[..., None, :] @ d2sigmoid_z_v2.T[..., None])[..., 0, 0]
-    tmp_129 = (np.eye(4)) @ vector_b2
-    # einsum("ck,Bcj,Bki,i->j", hobj_p__p, jac_p__z_v2, jac_p__z_v2, vector_b2)
-    tmp_130 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
-    tmp_131 = tmp_130 @ hobj_p__p.T
-    hvp_b2__b2 = (tmp_129 * tmp_128 + np.tensordot(tmp_131, jac_p__z_v2, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b2,U]·vector[U], one einsum per term of: adj_p[l] jac_v2__z_v2[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v2[i]
-    # einsum("Bl,Bij,li->j", adj_p, jac_v2__z_v2, vector_U)
-    tmp_132 = vector_U.T @ adj_p.T
-    # einsum("cl,Bcj,Bi,li->j", hobj_p__p, jac_p__z_v2, v2, vector_U)
-    tmp_133 = vector_U.T @ hobj_p__p.T
-    tmp_134 = tmp_133.T @ v2.T
-    hvp_b2__U = (np.tensordot(tmp_132, jac_v2__z_v2, axes=([0, 1], [1, 0])) + np.tensordot(tmp_134, jac_p__z_v2, axes=([0, 1], [1, 0]))) / B
-    hvp_b2 = hvp_b2__W1 + hvp_b2__b1 + hvp_b2__W2 + hvp_b2__b2 + hvp_b2__U
-    # Σ H[U,W1]·vector[W1], one einsum per term of: adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v1, x, vector_W1)
-    tmp_135 = vector_W1 @ x.T
-    tmp_136 = (tmp_135.T[..., None, :] @ (jac_v2__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("lc,Bci,Bj,Bk,ik->lj", hobj_p__p, jac_p__z_v1, v2, x, vector_W1)
-    tmp_137 = vector_W1 @ x.T
-    tmp_138 = (tmp_137.T[..., None, :] @ (jac_p__z_v1.transpose(0, 2, 1)))[..., 0, :]
-    tmp_139 = tmp_138.T @ v2
-    hvp_U__W1 = (adj_p.T @ tmp_136 + hobj_p__p @ tmp_139) / B
-    # Σ H[U,b1]·vector[b1], one einsum per term of: adj_p[l] jac_v2__z_v1[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j]
-    # einsum("Bl,Bji,i->lj", adj_p, jac_v2__z_v1, vector_b1)
-    tmp_140 = np.tensordot(vector_b1, jac_v2__z_v1, axes=([0], [2]))
-    # einsum("lc,Bci,Bj,i->lj", hobj_p__p, jac_p__z_v1, v2, vector_b1)
-    tmp_141 = np.tensordot(vector_b1, jac_p__z_v1, axes=([0], [2]))
-    tmp_142 = tmp_141.T @ v2
-    hvp_U__b1 = (adj_p.T @ tmp_140 + hobj_p__p @ tmp_142) / B
-    # Σ H[U,W2]·vector[W2], one einsum per term of: adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
-    # einsum("Bl,Bji,Bk,ik->lj", adj_p, jac_v2__z_v2, v1, vector_W2)
-    tmp_143 = vector_W2 @ v1.T
-    tmp_144 = (tmp_143.T[..., None, :] @ (jac_v2__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("lc,Bci,Bk,Bj,ik->lj", hobj_p__p, jac_p__z_v2, v1, v2, vector_W2)
-    tmp_145 = vector_W2 @ v1.T
-    tmp_146 = (tmp_145.T[..., None, :] @ (jac_p__z_v2.transpose(0, 2, 1)))[..., 0, :]
-    tmp_147 = tmp_146.T @ v2
-    hvp_U__W2 = (adj_p.T @ tmp_144 + hobj_p__p @ tmp_147) / B
-    # Σ H[U,b2]·vector[b2], one einsum per term of: adj_p[l] jac_v2__z_v2[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v2[j]
-    # einsum("Bl,Bji,i->lj", adj_p, jac_v2__z_v2, vector_b2)
-    tmp_148 = np.tensordot(vector_b2, jac_v2__z_v2, axes=([0], [2]))
-    # einsum("lc,Bci,Bj,i->lj", hobj_p__p, jac_p__z_v2, v2, vector_b2)
-    tmp_149 = np.tensordot(vector_b2, jac_p__z_v2, axes=([0], [2]))
-    tmp_150 = tmp_149.T @ v2
-    hvp_U__b2 = (adj_p.T @ tmp_148 + hobj_p__p @ tmp_150) / B
-    # Σ H[U,U]·vector[U], one einsum per term of: hobj_p__p[l,i] v2[j] v2[k]
-    # einsum("li,Bj,Bk,ik->lj", hobj_p__p, v2, v2, vector_U)
-    tmp_151 = vector_U.T @ hobj_p__p.T
-    tmp_152 = tmp_151.T @ v2.T
-    hvp_U__U = tmp_152 @ v2 / B
-    hvp_U = hvp_U__W1 + hvp_U__b1 + hvp_U__W2 + hvp_U__b2 + hvp_U__U
+    tan_v2 = t["tan_v2"]
+    # einsum("Bl,Bj->lj", adj_p, tan_v2)
+    hvp_U = (radj_p.T @ v2 + adj_p.T @ tan_v2) / B
     return {"W1": hvp_W1, "b1": hvp_b1, "W2": hvp_W2, "b2": hvp_b2, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
+    t["jac_p__v2"] = _jac_p__v2(t)
+    t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
     B = t["x"].shape[0]
     # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
     hobj_p__p = t["hobj_p__p"]

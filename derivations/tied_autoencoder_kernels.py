@@ -80,17 +80,85 @@ def _jac_h__z_h(t):
     return np.eye(2) * dtanh_z_h[:, :, None]
 
 
-def _jac_r__z_h(t):
-    """jac_r__z_h[i,j] = Σ_c W[c,i] jac_h__z_h[c,j]"""
+def _jac_r__h(t):
+    """jac_r__h[i,j] = W[j,i]"""
     W = t["W"]
-    jac_h__z_h = t["jac_h__z_h"]
-    # einsum("ci,Bcj->Bij", W, jac_h__z_h)
-    return (np.tensordot(jac_h__z_h, W, axes=([1], [0]))).transpose(0, 2, 1)
+    # einsum("ji->ij", W)
+    return W.T
+
+
+def _jac_r__z_h(t):
+    """jac_r__z_h[i,j] = tanh'(z_h[j]) jac_r__h[i,j]"""
+    z_h = t["z_h"]
+    h = t["h"]
+    dtanh_z_h = 1 - h**2
+    jac_r__h = t["jac_r__h"]
+    # einsum("Bj,ij->Bij", dtanh_z_h, jac_r__h)
+    return jac_r__h * dtanh_z_h[:, None]
 
 
 def _hobj_r__r(t):
     """hobj_r__r[i,j] = δ[i,j]"""
     return (np.eye(3))
+
+
+def _tan_z_h(t):
+    """tan_z_h[j] = Σ_c dir_W[j,c] x[c] + dir_b[j]"""
+    dir_W = t["dir_W"]
+    x = t["x"]
+    # einsum("jc,Bc->Bj", dir_W, x)
+    dir_b = t["dir_b"]
+    return x @ dir_W.T + dir_b
+
+
+def _tan_h(t):
+    """tan_h[j] = tanh'(z_h[j]) tan_z_h[j]"""
+    z_h = t["z_h"]
+    h = t["h"]
+    dtanh_z_h = 1 - h**2
+    tan_z_h = t["tan_z_h"]
+    return dtanh_z_h * tan_z_h
+
+
+def _tan_r(t):
+    """tan_r[i] = Σ_c dir_W[c,i] h[c] + Σ_c W[c,i] tan_h[c] + dir_c[i]"""
+    dir_W = t["dir_W"]
+    h = t["h"]
+    # einsum("ci,Bc->Bi", dir_W, h)
+    W = t["W"]
+    tan_h = t["tan_h"]
+    # einsum("ci,Bc->Bi", W, tan_h)
+    dir_c = t["dir_c"]
+    return h @ dir_W + tan_h @ W + dir_c
+
+
+def _radj_r(t):
+    """radj_r[i] = tan_r[i]"""
+    tan_r = t["tan_r"]
+    return tan_r
+
+
+def _radj_h(t):
+    """radj_h[j] = Σ_c adj_r[c] dir_W[j,c] + Σ_c W[j,c] radj_r[c]"""
+    adj_r = t["adj_r"]
+    dir_W = t["dir_W"]
+    # einsum("Bc,jc->Bj", adj_r, dir_W)
+    W = t["W"]
+    radj_r = t["radj_r"]
+    # einsum("jc,Bc->Bj", W, radj_r)
+    return adj_r @ dir_W.T + radj_r @ W.T
+
+
+def _radj_z_h(t):
+    """radj_z_h[j] = tanh''(z_h[j]) adj_h[j] tan_z_h[j] + tanh'(z_h[j]) radj_h[j]"""
+    z_h = t["z_h"]
+    h = t["h"]
+    d2tanh_z_h = 2*h*(h**2 - 1)
+    adj_h = t["adj_h"]
+    tan_z_h = t["tan_z_h"]
+    dtanh_z_h = 1 - h**2
+    radj_h = t["radj_h"]
+    return d2tanh_z_h * adj_h * tan_z_h + dtanh_z_h * radj_h
 
 
 def objective(params, data):
@@ -209,6 +277,7 @@ def hessian(params, data):
     t["adj_r"] = _adj_r(t)
     t["adj_h"] = _adj_h(t)
     t["jac_h__z_h"] = _jac_h__z_h(t)
+    t["jac_r__h"] = _jac_r__h(t)
     t["jac_r__z_h"] = _jac_r__z_h(t)
     t["hobj_r__r"] = _hobj_r__r(t)
     B = t["x"].shape[0]
@@ -293,128 +362,44 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), computed term by term without forming a Hessian block."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
+    t["dir_W"] = vector["W"]
+    t["dir_b"] = vector["b"]
+    t["dir_c"] = vector["c"]
     t["adj_r"] = _adj_r(t)
     t["adj_h"] = _adj_h(t)
-    t["jac_h__z_h"] = _jac_h__z_h(t)
-    t["jac_r__z_h"] = _jac_r__z_h(t)
-    t["hobj_r__r"] = _hobj_r__r(t)
+    t["tan_z_h"] = _tan_z_h(t)
+    t["tan_h"] = _tan_h(t)
+    t["tan_r"] = _tan_r(t)
+    t["radj_r"] = _radj_r(t)
+    t["radj_h"] = _radj_h(t)
+    t["radj_z_h"] = _radj_z_h(t)
     B = t["x"].shape[0]
-    vector_W = vector["W"]
-    # Σ H[W,W]·vector[W], one einsum per term of: tanh''(z_h[j]) δ[j,k] adj_h[j] x[i] x[l] + adj_r[i] jac_h__z_h[j,k] x[l] + adj_r[l] jac_h__z_h[k,j] x[i] + Σ_cm hobj_r__r[c,m] jac_r__z_h[c,j] jac_r__z_h[m,k] x[i] x[l] + Σ_c h[k] hobj_r__r[c,l] jac_r__z_h[c,j] x[i] + Σ_c h[j] hobj_r__r[i,c] jac_r__z_h[c,k] x[l] + h[j] h[k] hobj_r__r[i,l]
-    z_h = t["z_h"]
-    h = t["h"]
-    d2tanh_z_h = 2*h*(h**2 - 1)
-    adj_h = t["adj_h"]
+    # Σ_b H[W,b]·vector[b][j,i] = radj_z_h[j] x[i] + h[j] radj_r[i] + adj_r[i] tan_h[j]
+    radj_z_h = t["radj_z_h"]
     x = t["x"]
-    # einsum("Bj,jk,Bj,Bi,Bl,kl->ji", d2tanh_z_h, np.eye(2), adj_h, x, x, vector_W)
-    tmp = adj_h * d2tanh_z_h
-    tmp_2 = vector_W.T @ ((np.eye(2)).T)
-    tmp_3 = tmp_2.T @ x.T
-    tmp_4 = tmp_3 * tmp.T
+    # einsum("Bj,Bi->ji", radj_z_h, x)
+    h = t["h"]
+    radj_r = t["radj_r"]
+    # einsum("Bj,Bi->ji", h, radj_r)
     adj_r = t["adj_r"]
-    jac_h__z_h = t["jac_h__z_h"]
-    # einsum("Bi,Bjk,Bl,kl->ji", adj_r, jac_h__z_h, x, vector_W)
-    tmp_5 = vector_W @ x.T
-    tmp_6 = (tmp_5.T[..., None, :] @ (jac_h__z_h.transpose(0, 2, 1)))[..., 0, :]
-    # einsum("Bl,Bkj,Bi,kl->ji", adj_r, jac_h__z_h, x, vector_W)
-    tmp_7 = vector_W @ adj_r.T
-    tmp_8 = (tmp_7.T[..., None, :] @ jac_h__z_h)[..., 0, :]
-    hobj_r__r = t["hobj_r__r"]
-    jac_r__z_h = t["jac_r__z_h"]
-    # einsum("cm,Bcj,Bmk,Bi,Bl,kl->ji", hobj_r__r, jac_r__z_h, jac_r__z_h, x, x, vector_W)
-    tmp_9 = vector_W @ x.T
-    tmp_10 = (tmp_9.T[..., None, :] @ (jac_r__z_h.transpose(0, 2, 1)))[..., 0, :]
-    tmp_11 = tmp_10 @ hobj_r__r.T
-    tmp_12 = (tmp_11[..., None, :] @ jac_r__z_h)[..., 0, :]
-    # einsum("Bk,cl,Bcj,Bi,kl->ji", h, hobj_r__r, jac_r__z_h, x, vector_W)
-    tmp_13 = vector_W @ hobj_r__r.T
-    tmp_14 = tmp_13.T @ h.T
-    tmp_15 = (tmp_14.T[..., None, :] @ jac_r__z_h)[..., 0, :]
-    # einsum("Bj,ic,Bck,Bl,kl->ji", h, hobj_r__r, jac_r__z_h, x, vector_W)
-    tmp_16 = vector_W @ x.T
-    tmp_17 = (tmp_16.T[..., None, :] @ (jac_r__z_h.transpose(0, 2, 1)))[..., 0, :]
-    tmp_18 = tmp_17.T @ h
-    # einsum("Bj,Bk,il,kl->ji", h, h, hobj_r__r, vector_W)
-    tmp_19 = h.T @ h
-    tmp_20 = vector_W @ hobj_r__r.T
-    hvp_W__W = (tmp_4 @ x + tmp_6.T @ adj_r + tmp_8.T @ x + tmp_12.T @ x + tmp_15.T @ x + tmp_18.T @ hobj_r__r.T + tmp_19.T @ tmp_20) / B
-    vector_b = vector["b"]
-    # Σ H[W,b]·vector[b], one einsum per term of: tanh''(z_h[j]) δ[j,k] adj_h[j] x[i] + adj_r[i] jac_h__z_h[j,k] + Σ_cl hobj_r__r[c,l] jac_r__z_h[c,j] jac_r__z_h[l,k] x[i] + Σ_c h[j] hobj_r__r[i,c] jac_r__z_h[c,k]
-    # einsum("Bj,jk,Bj,Bi,k->ji", d2tanh_z_h, np.eye(2), adj_h, x, vector_b)
-    tmp_21 = adj_h * d2tanh_z_h
-    tmp_22 = (np.eye(2)) @ vector_b
-    tmp_23 = tmp_21.T @ x
-    # einsum("Bi,Bjk,k->ji", adj_r, jac_h__z_h, vector_b)
-    tmp_24 = np.tensordot(vector_b, jac_h__z_h, axes=([0], [2]))
-    # einsum("cl,Bcj,Blk,Bi,k->ji", hobj_r__r, jac_r__z_h, jac_r__z_h, x, vector_b)
-    tmp_25 = np.tensordot(vector_b, jac_r__z_h, axes=([0], [2]))
-    tmp_26 = tmp_25 @ hobj_r__r.T
-    tmp_27 = (tmp_26[..., None, :] @ jac_r__z_h)[..., 0, :]
-    # einsum("Bj,ic,Bck,k->ji", h, hobj_r__r, jac_r__z_h, vector_b)
-    tmp_28 = np.tensordot(vector_b, jac_r__z_h, axes=([0], [2]))
-    tmp_29 = tmp_28.T @ h
-    hvp_W__b = (tmp_23 * tmp_22[:, None] + tmp_24.T @ adj_r + tmp_27.T @ x + tmp_29.T @ hobj_r__r.T) / B
-    vector_c = vector["c"]
-    # Σ H[W,c]·vector[c], one einsum per term of: Σ_c hobj_r__r[c,k] jac_r__z_h[c,j] x[i] + h[j] hobj_r__r[i,k]
-    # einsum("ck,Bcj,Bi,k->ji", hobj_r__r, jac_r__z_h, x, vector_c)
-    tmp_30 = hobj_r__r @ vector_c
-    tmp_31 = np.tensordot(tmp_30, jac_r__z_h, axes=([0], [1]))
-    # einsum("Bj,ik,k->ji", h, hobj_r__r, vector_c)
-    tmp_32 = hobj_r__r @ vector_c
-    hvp_W__c = (tmp_31.T @ x + tmp_32 * (h.sum(axis=0))[:, None]) / B
-    hvp_W = hvp_W__W + hvp_W__b + hvp_W__c
-    # Σ H[b,W]·vector[W], one einsum per term of: tanh''(z_h[j]) δ[j,i] adj_h[j] x[k] + adj_r[k] jac_h__z_h[i,j] + Σ_cl hobj_r__r[c,l] jac_r__z_h[c,j] jac_r__z_h[l,i] x[k] + Σ_c h[i] hobj_r__r[c,k] jac_r__z_h[c,j]
-    # einsum("Bj,ji,Bj,Bk,ik->j", d2tanh_z_h, np.eye(2), adj_h, x, vector_W)
-    tmp_33 = adj_h * d2tanh_z_h
-    tmp_34 = vector_W.T @ ((np.eye(2)).T)
-    tmp_35 = tmp_33.T @ x
-    # einsum("Bk,Bij,ik->j", adj_r, jac_h__z_h, vector_W)
-    tmp_36 = vector_W @ adj_r.T
-    # einsum("cl,Bcj,Bli,Bk,ik->j", hobj_r__r, jac_r__z_h, jac_r__z_h, x, vector_W)
-    tmp_37 = vector_W @ x.T
-    tmp_38 = (tmp_37.T[..., None, :] @ (jac_r__z_h.transpose(0, 2, 1)))[..., 0, :]
-    tmp_39 = tmp_38 @ hobj_r__r.T
-    # einsum("Bi,ck,Bcj,ik->j", h, hobj_r__r, jac_r__z_h, vector_W)
-    tmp_40 = vector_W @ hobj_r__r.T
-    tmp_41 = tmp_40.T @ h.T
-    hvp_b__W = ((tmp_35[..., None, :] @ tmp_34.T[..., None])[..., 0, 0] + np.tensordot(tmp_36, jac_h__z_h, axes=([0, 1], [1, 0])) + np.tensordot(tmp_39, jac_r__z_h, axes=([0, 1], [0, 1])) + np.tensordot(tmp_41, jac_r__z_h, axes=([0, 1], [1, 0]))) / B
-    # Σ H[b,b]·vector[b], one einsum per term of: tanh''(z_h[j]) δ[j,i] adj_h[j] + Σ_ck hobj_r__r[c,k] jac_r__z_h[c,j] jac_r__z_h[k,i]
-    # einsum("Bj,ji,Bj,i->j", d2tanh_z_h, np.eye(2), adj_h, vector_b)
-    tmp_42 = (adj_h.T[..., None, :] @ d2tanh_z_h.T[..., None])[..., 0, 0]
-    tmp_43 = (np.eye(2)) @ vector_b
-    # einsum("ck,Bcj,Bki,i->j", hobj_r__r, jac_r__z_h, jac_r__z_h, vector_b)
-    tmp_44 = np.tensordot(vector_b, jac_r__z_h, axes=([0], [2]))
-    tmp_45 = tmp_44 @ hobj_r__r.T
-    hvp_b__b = (tmp_43 * tmp_42 + np.tensordot(tmp_45, jac_r__z_h, axes=([0, 1], [0, 1]))) / B
-    # Σ H[b,c]·vector[c], one einsum per term of: Σ_c hobj_r__r[c,i] jac_r__z_h[c,j]
-    # einsum("ci,Bcj,i->j", hobj_r__r, jac_r__z_h, vector_c)
-    tmp_46 = hobj_r__r @ vector_c
-    hvp_b__c = ((jac_r__z_h.sum(axis=0)).T) @ tmp_46 / B
-    hvp_b = hvp_b__W + hvp_b__b + hvp_b__c
-    # Σ H[c,W]·vector[W], one einsum per term of: Σ_c hobj_r__r[i,c] jac_r__z_h[c,j] x[k] + h[j] hobj_r__r[i,k]
-    # einsum("ic,Bcj,Bk,jk->i", hobj_r__r, jac_r__z_h, x, vector_W)
-    tmp_47 = vector_W @ x.T
-    tmp_48 = np.tensordot(tmp_47, jac_r__z_h, axes=([0, 1], [2, 0]))
-    # einsum("Bj,ik,jk->i", h, hobj_r__r, vector_W)
-    tmp_49 = vector_W.T @ (h.sum(axis=0))
-    hvp_c__W = (hobj_r__r @ tmp_48 + hobj_r__r @ tmp_49) / B
-    # Σ H[c,b]·vector[b], one einsum per term of: Σ_c hobj_r__r[i,c] jac_r__z_h[c,j]
-    # einsum("ic,Bcj,j->i", hobj_r__r, jac_r__z_h, vector_b)
-    tmp_50 = (jac_r__z_h.sum(axis=0)) @ vector_b
-    hvp_c__b = hobj_r__r @ tmp_50 / B
-    # Σ H[c,c]·vector[c], one einsum per term of: hobj_r__r[i,j]
-    # einsum("ij,j->i", hobj_r__r, vector_c)
-    hvp_c__c = hobj_r__r @ vector_c
-    hvp_c = hvp_c__W + hvp_c__b + hvp_c__c
+    tan_h = t["tan_h"]
+    # einsum("Bi,Bj->ji", adj_r, tan_h)
+    hvp_W = (radj_z_h.T @ x + h.T @ radj_r + tan_h.T @ adj_r) / B
+    # Σ_b H[b,b]·vector[b][j] = radj_z_h[j]
+    # einsum("Bj->j", radj_z_h)
+    hvp_b = radj_z_h.sum(axis=0) / B
+    # Σ_b H[c,b]·vector[b][i] = radj_r[i]
+    # einsum("Bi->i", radj_r)
+    hvp_c = radj_r.sum(axis=0) / B
     return {"W": hvp_W, "b": hvp_b, "c": hvp_c}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_h__z_h"] = _jac_h__z_h(t)
+    t["jac_r__h"] = _jac_r__h(t)
     t["jac_r__z_h"] = _jac_r__z_h(t)
     t["hobj_r__r"] = _hobj_r__r(t)
     B = t["x"].shape[0]

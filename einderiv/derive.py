@@ -100,6 +100,11 @@ class Derivation:
     quantities: tuple[QDef, ...]  # dependency order
     blocks: dict[tuple[str, ...], Block]
     objective_args: tuple[str, ...] = field(default=())
+    #: Hessian-vector product by the R-operator (order ≥ 2): θ → Block whose
+    #: expression is Σ_φ H[θ,φ]·v[φ], written with the direction ``dir[φ]``,
+    #: forward tangents ``tan[n]`` and R-adjoints ``radj[n]`` (all vectors)
+    hvp: dict[str, Block] = field(default_factory=dict)
+    hvp_quantities: tuple[QDef, ...] = field(default=())
 
     def quantity(self, q: Quantity) -> QDef:
         return next(d for d in self.quantities if d.name == q)
@@ -251,6 +256,17 @@ class Deriver:
             return q
         ai, si = self.slots(a), self.slots(s)
         terms = []
+        if a in self.node_args(self.f):
+            # an argument of the objective (the output p): accumulate backwards
+            # from it, η[p,s] = Σ_c η[p,c] ∂E_c/∂s, so every layer's η[p,·] is
+            # out × width (c × h) and they share work — the Gauss–Newton factors
+            for c in self.consumers(s):
+                if c != a and not self.depends(a, c):
+                    continue
+                ci = self.slots(c)
+                outer = self.delta(ai, ci) if c == a else self.qref(self.jac(a, c), ai + ci)
+                terms.append(prod((outer, self.local(c, s).at(ci + si)), ai + si))
+            return self.define(q, ai + si, add(terms))
         for r in self.node_args(a):
             if r != s and not self.depends(r, s):
                 continue
@@ -343,6 +359,53 @@ class Deriver:
                 terms.append(prod((weight_l2, d1.at(i1 + ti), d2.at(i2 + pi)), ti + pi))
         return Block((theta, phi), ti + pi, self.S.simplify(add(terms)))
 
+    # -- Hessian-vector products: the R-operator ------------------------------
+    def directional(self, e: Expr) -> Expr:
+        """d e along the direction v (free: e.free): Σ_T ∂e/∂T · (dT along v).
+
+        The direction is one tensor ``dir[φ]`` per parameter (the ``vector``
+        of ``hvp``); every derivative is contracted with it at once, so every
+        quantity made here has the shape of the one it differentiates — a
+        vector per node — and an HVP costs a few gradients (Pearlmutter's
+        R-operator, derived rather than hand-written).
+        """
+        terms = []
+        for name in ref_names(e):
+            tan = self.tangent_of(name)
+            if tan is None:
+                continue
+            w = self.slots(name)
+            terms.append(prod((partial(e, name, w), tan(w)), e.free))
+        return add(terms)
+
+    def tangent_of(self, name):
+        """``indices -> expression`` of name's derivative along v, or None if it has none."""
+        if isinstance(name, Quantity):
+            if name.kind == "dir":
+                return None
+            kind = "radj" if name.kind == "adj" else "R" + name.kind
+            q = Quantity(kind, name.parts)
+            if q not in self.quant:
+                d = self.quant[name]
+                self.define(q, d.indices, self.directional(d.expr))
+            return lambda w: self.qref(q, w)
+        if name in self.params:
+            q = Quantity("dir", (name,))
+            if q not in self.quant:
+                self.quant[q] = QDef(q, self.decl[name].indices, ONE)  # an input: no definition
+            return lambda w: Ref(q, w)
+        if name in self.node:
+            q = Quantity("tan", (name,))
+            if q not in self.quant:
+                node = self.node[name]
+                self.define(q, node.indices, self.directional(node.expr))
+            return lambda w: self.qref(q, w)
+        return None  # data
+
+    def hvp(self, theta: str, gradient: Block) -> Block:
+        """Σ_φ ∂²f/∂θ∂φ v[φ] as the directional derivative of θ's gradient."""
+        return Block((theta, "v"), gradient.indices, self.S.simplify(self.directional(gradient.expr)))
+
     # -- total derivatives (orders ≥ 3) ---------------------------------------
     def total(self, e: Expr, theta: str, ti: tuple[Index, ...]) -> Expr:
         """d e / d θ through every tensor e mentions (free: e.free + ti)."""
@@ -410,8 +473,16 @@ def derive(network: Network, order: int = 2) -> Derivation:
         for wrt in itertools.product(params, repeat=k):
             blocks[wrt] = d.higher(blocks[wrt[:-1]], wrt[-1])
     quantities = _dependency_order(d.quant, tuple(b.expr for b in blocks.values()))
+    hvp: dict[str, Block] = {}
+    hvp_quantities: tuple[QDef, ...] = ()
+    if order >= 2:
+        hvp = {t: d.hvp(t, blocks[(t,)]) for t in params}
+        known = {q.name for q in quantities}
+        hvp_quantities = tuple(q for q in _dependency_order(d.quant, tuple(b.expr for b in hvp.values()))
+                               if q.name not in known and q.name.kind != "dir")
     obj_args = tuple(r for r in d.node_args(d.f) if r in d.node)
-    return Derivation(network, d.table, order, d.nodes, quantities, blocks, obj_args)
+    return Derivation(network, d.table, order, d.nodes, quantities, blocks, obj_args, hvp,
+                      hvp_quantities)
 
 
 def _dependency_order(quant: dict[Quantity, QDef], roots: tuple[Expr, ...]) -> tuple[QDef, ...]:

@@ -418,11 +418,16 @@ class _Generator:
             self.ident[t.name] = names.new(t.name)
         for n in self.d.nodes:
             self.ident.setdefault(n.name, names.new(n.name))
-        for q in self.d.quantities:
+        for q in self.d.quantities + self.d.hvp_quantities:
             self.ident[q.name] = names.new(_qname(q.name))
+        #: the HVP's direction, one tensor per parameter (the ``vector`` argument)
+        self.direction = {Quantity("dir", (p.name,)): p.name for p in self.net.params}
+        for q in self.direction:
+            self.ident[q] = names.new(_qname(q))
         self.globals = set(names.taken)
         self.key = {n: (self.ident[n] if isinstance(n, Quantity) else n) for n in self.ident}
         self.batched = {t.name: not t.is_param for t in self.net.tensors}
+        self.batched.update({q: False for q in self.direction})
         self.params = [t.name for t in self.net.params]
         #: (function, argument tensor) -> node defined as that elementwise call, e.g. ("tanh", "z_v1") -> "v1"
         self.applied = {(n.expr.fn.name, n.expr.args[0].name): n.name for n in self.d.nodes
@@ -483,34 +488,38 @@ class _Generator:
 
     def needed(self, exprs) -> list:
         """Quantities the expressions refer to, transitively, in dependency order."""
-        defs = {q.name: q for q in self.d.quantities}
+        defs = {q.name: q for q in self.d.quantities + self.d.hvp_quantities}
         need: set = set()
-        stack = [r.name for e in exprs for r in refs(e) if isinstance(r.name, Quantity)]
+        stack = [r.name for e in exprs for r in refs(e)
+                 if isinstance(r.name, Quantity) and r.name not in self.direction]
         while stack:
             q = stack.pop()
             if q not in need:
                 if q not in defs:
                     raise EinderivError(f"internal error: quantity {q} is used but not defined")
                 need.add(q)
-                stack.extend(r.name for r in refs(defs[q].expr) if isinstance(r.name, Quantity))
-        return [q for q in self.d.quantities if q.name in need]
+                stack.extend(r.name for r in refs(defs[q].expr)
+                             if isinstance(r.name, Quantity) and r.name not in self.direction)
+        return [q for q in self.d.quantities + self.d.hvp_quantities if q.name in need]
 
     def scope(self) -> _Scope:
         return _Scope(self, lambda n: f't["{self.key[n]}"]')
 
-    def prologue(self, exprs) -> list[str]:
+    def prologue(self, exprs, direction: bool = False) -> list[str]:
         """Forward pass, then the quantities ``exprs`` need, then ``B``."""
         lines = ["t = _forward(params, data)"]
+        if direction:  # the HVP's vector, read by the tangent quantities
+            lines += [f't["{self.key[q]}"] = vector["{p}"]' for q, p in self.direction.items()]
         lines += [f't["{self.key[q.name]}"] = _{self.ident[q.name]}(t)' for q in self.needed(exprs)]
         return lines + [self.batch_line]
 
     def function(self, sig: str, doc: str, body: list[str]) -> str:
         return "\n".join([f"def {sig}:", f'    """{doc}"""'] + ["    " + b for b in body])
 
-    def block(self, s: _Scope, var: str, b, keep_batch: bool) -> str:
+    def block(self, s: _Scope, var: str, b, keep_batch: bool, label: str = "") -> str:
         """Emit one block (mean, or per-sample if ``keep_batch``); returns its variable."""
         L = _Letters(b.indices)
-        s.lines.append("# " + self.show("∂f/∂" + ",".join(b.wrt), b.indices, b.expr))
+        s.lines.append("# " + self.show(label or "∂f/∂" + ",".join(b.wrt), b.indices, b.expr))
         parts = [s.contract([s.lower(f) for f in t.factors], t.coef, b.indices, keep_batch, L)
                  for t in as_terms(b.expr, b.indices)]
         return s.bind(var, self.combine(parts, keep_batch))
@@ -581,31 +590,19 @@ class _Generator:
         return [self.batched.get(r.name, False) for r in refs(e)]
 
     def hvp(self) -> str:
-        for b in self.params:
-            self.ident[("vector", b)] = "vector_" + self.ident[b]
-        s = _Scope(self, lambda n: f'vector["{n[1]}"]' if isinstance(n, tuple) else f't["{self.key[n]}"]')
-        out, exprs = [], []
+        """HVP by the R-operator: forward tangents, R-adjoints, then Σ_s (radj ⊗ cofactor + adj ⊗ tangent)."""
+        s = self.scope()
+        out = []
         for a in self.params:
-            pieces = []
-            for b in self.params:
-                blk = self.d.blocks[(a, b)]
-                if is_zero(blk.expr):
-                    continue
-                exprs.append(blk.expr)
-                theta, phi = blk.indices[:len(self.shape[a])], blk.indices[len(self.shape[a]):]
-                vec = Val(s.ref(("vector", b)), phi, False)
-                L = _Letters(blk.indices)
-                s.lines.append(f"# Σ H[{a},{b}]·vector[{b}], one einsum per term of: " +
-                               _show(blk.expr, L, self.name))
-                parts = [s.contract([s.lower(f) for f in t.factors] + [vec], t.coef, theta, False, L)
-                         for t in as_terms(blk.expr, blk.indices)]
-                pieces.append(s.bind(f"hvp_{a}__{b}", self.combine(parts, False)))
-            code = " + ".join(pieces) if pieces else f'np.zeros(PARAMS["{a}"])'
-            out.append(f'"{a}": {s.bind("hvp_" + a, code)}')
-        body = self.prologue(exprs) + s.lines + ["return {" + ", ".join(out) + "}"]
+            var = self.block(s, "hvp_" + a, self.d.hvp[a], False, label=f"Σ_b H[{a},b]·vector[b]")
+            out.append(f'"{a}": {var}')
+        body = (self.prologue([b.expr for b in self.d.hvp.values()], direction=True) + s.lines +
+                ["return {" + ", ".join(out) + "}"])
         return self.function("hvp(params, data, vector)",
                              "Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a "
-                             "(batch mean), computed term by term without forming a Hessian block.", body)
+                             "(batch mean), by the R-operator: the directional derivative of the "
+                             "gradient, through forward tangents tan[n] and R-adjoints radj[n] — "
+                             "no Hessian block and no Jacobian is formed.", body)
 
     def norms(self) -> str:
         """‖per-sample gradient‖ per parameter from the factored terms, never forming (B, *shape):
@@ -709,7 +706,7 @@ class _Generator:
     # -- module ----------------------------------------------------------------
     def module(self) -> str:
         fwd = self.forward()
-        quants = [self.quantity(q) for q in self.d.quantities]
+        quants = [self.quantity(q) for q in self.d.quantities + self.d.hvp_quantities]
         params = self.params
         grads = [(p,) for p in params]
         hess = [w for w in self.d.blocks if len(w) == 2]
