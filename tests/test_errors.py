@@ -163,6 +163,40 @@ BAD = [
      "t.ein:5:13: the terms of a sum have different free indices: {i} and {}; every term must carry the same "
      "free indices; a scalar term is not broadcast over the others' indices: write (1 - z^j) h^j as "
      "h^j - z^j h^j, or pass the scalar to a function of several arguments, e.g. function shift(v, m) = v - m"),
+    # --- families (recurrence) and index arithmetic (convolution)
+    ("dims T = 3\ninput z(t)^i : n0 for t = 1..T\nv^j = W^j_i z(T+1)^i\nf = v^j v^j", IndexError_,
+     "t.ein:7:13: label out of range: z(4) is not a member of z, whose labels are 1..3"),
+    ("input z^i : n0 for t = 1..3" + OK, IndexError_,
+     "t.ein:5:20: 'for t = ...' unrolls a family, but z has no label; write z(t)"),
+    ("dims T\ninput z(t)^i : n0 for t = 1..T" + OK, ShapeError,
+     "t.ein:6:30: label 'T' needs a concrete size: dimension 'T' has none; give it in dims (T = 4) or with --dim T=4"),
+    ("input z(t)^i : n0 for t = 3..1" + OK, ShapeError,
+     "t.ein:5:23: empty range t = 3..1: the upper bound must be at least the lower bound"),
+    ("input z(1)^i : n0 for t = 1..3" + OK, IndexError_,
+     "t.ein:5:9: the label of z(1) does not use the range variable 't'; write z(t)"),
+    ("input z(t)^i : n0 for t = 1..q" + OK, NameError_,
+     "t.ein:5:30: unknown name 'q' in label 'q'; a label is integer arithmetic in the range variable and sizes "
+     "(n0, n1, c)"),
+    ("dims T = 2\ninput z(t)^i : n0 for t = 1..T\nf = z^i z(1)^i", NameError_,
+     "t.ein:7:5: undefined tensor 'z'; 'z' is a family: name a member with its label, e.g. z(t) or z(2)"),
+    ("v^j = W^j_i x(1)^i\nf = v^j v^j", IndexError_,
+     "t.ein:5:13: 'x' is not a family: write x without a label, or declare x(t) ... for t = 1..T"),
+    ("h(0)^j = 0\nv^j = W^j_i h(0)^i\nf = v^j v^j", IndexError_,
+     "t.ein:6:7: this expression is identically zero: every term uses a zero member (h(0)); drop it or give the "
+     "member a value"),
+    ("weight K_a : 3\nv^t = K_a x^{0t+a}\nf = v^t v^t", ShapeError,
+     "t.ein:6:15: the stride in x^{0t+a} must be a positive integer, got 0"),
+    ("weight K_a : 3\nv^t = K_a x^{2t+2a}\nf = v^t v^t", IndexError_,
+     "t.ein:6:15: index arithmetic in x^{2t+2a} may give a stride to one index only (the position, 2t+a); the "
+     "offset counts kernel taps one by one"),
+    ("weight K_a : 5\nv^t = K_a x^{t+a}\nf = v^t v^t", ShapeError,
+     "t.ein:6:14: x axis 1 has size n0 (4) but the offset 'a' in x^{t+a} has size 5: no valid position is left "
+     "(valid padding needs the window inside the axis)"),
+    ("weight K_a : 3\nweight b^t : 4\nv^t = K_a x^{t+a} + b^t\nf = v^t v^t", ShapeError,
+     "t.ein:7:23: size mismatch for index 't': x^{t+a} axis 1 has size n0 - 2 (2) but b axis 1 has size 4"),
+    ("v^t = x^{t+a}\nf = v^t v^t", ShapeError,
+     "t.ein:5:10: the size of the offset 'a' in x^{t+a} is unknown: it must also index a tensor, as the kernel "
+     "does in K_a x^{t+a}"),
 ]
 
 
