@@ -17,6 +17,7 @@ output: free-index tuples keep first-occurrence order.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Iterable
@@ -31,6 +32,11 @@ class Index:
 
     name: str
     dim: sympy.Expr = field(compare=True)
+
+    def __hash__(self) -> int:
+        # indices are hashed constantly (dict keys in every rule); equal indices
+        # have equal names, and hashing a SymPy dimension is comparatively slow
+        return hash(self.name)
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"{self.name}:{self.dim}"
@@ -166,7 +172,7 @@ class Prod(Expr):
     def children(self) -> tuple[Expr, ...]:
         return self.factors
 
-    @property
+    @functools.cached_property
     def bound(self) -> tuple[Index, ...]:
         outs = set(self.out)
         return _unique(ix for f in self.factors for ix in f.free if ix not in outs)
@@ -204,7 +210,7 @@ class Apply(Expr):
     fn: Fn
     args: tuple[Expr, ...]
 
-    @property
+    @functools.cached_property
     def free(self) -> tuple[Index, ...]:
         return _unique(ix for a in self.args for ix in a.free)
 
