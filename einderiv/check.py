@@ -147,7 +147,9 @@ class _Checker:
     # ------------------------------------------------------------ pipeline
     def run(self, module: S.Module) -> Network:
         st = module.statements
-        dims = self.dims([d for s in st if isinstance(s, S.Dims) for d in s.items])
+        depths = [s.item for s in st if isinstance(s, S.Depth)]
+        self.fam.depths.update(d.name for d in depths)
+        dims = self.dims([d for s in st if isinstance(s, S.Dims) for d in s.items] + depths)
         functions = self.functions([s for s in st if isinstance(s, S.FunctionDef)])
         tensors = self.tensors([m for s in st if isinstance(s, S.Decl) for m in self.fam.unroll_decl(s)])
         assigns = [m for s in st if isinstance(s, S.Assign) for m in self.fam.unroll_assign(s)]

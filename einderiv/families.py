@@ -43,6 +43,8 @@ class Families:
     zero: set[str] = field(default_factory=set)
     #: member name → the range variable's value it was unrolled with
     env: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: ``depth n`` names: a range bounded by one may be empty (``for k = 2..n`` with n = 1)
+    depths: set[str] = field(default_factory=set)
 
     def loc(self, node: S.Node) -> Location:
         return Location(self.path, node.line, node.column)
@@ -73,6 +75,8 @@ class Families:
             raise NameError_(f"'{rng.var}' is a dimension and cannot be a range variable; "
                              "choose another name, e.g. for t = 1..T", self.loc(rng))
         lo, hi = self.value(rng.lo, {}), self.value(rng.hi, {})
+        if hi < lo and any(name in self.depths for name, _ in rng.lo.terms + rng.hi.terms):
+            return []  # a layer template at a small depth: no member in this range
         if hi < lo:
             raise ShapeError(f"empty range {rng.var} = {lo}..{hi}: the upper bound must be at least the "
                              "lower bound", self.loc(rng))

@@ -152,6 +152,10 @@ class _ToSyntax(Transformer):
     def dims(self, meta, items):
         return S.Dims(meta.line, meta.column, tuple(items))
 
+    @v_args(meta=True)
+    def depth(self, meta, items):
+        return S.Depth(meta.line, meta.column, items[0])
+
     def role(self, children):
         return children[0]
 
@@ -299,12 +303,37 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
     return ParseError(msg, Location(path, line, column), caret_context(text, line, column))
 
 
+#: the paper's layer label inside an upper index group: ``w^{(k),j}_i``, ``v^{(k-1),i}``, ``w^{(k)}``
+_PAPER_LABEL = re.compile(r"([A-Za-z][A-Za-z0-9]*)\^\{\(([^(){}]*)\)(?:,([^{}]*))?\}")
+
+
+def paper_labels(text: str) -> str:
+    """Write the paper's ``w^{(k),j}_i`` as the family member ``w(k)^{j}_i`` (same meaning).
+
+    The rewrite is padded with spaces so that every later column on the line is unchanged.
+
+    Example:
+        >>> paper_labels("v^{(k),j} = relu(w^{(k),j}_i v^{(k-1),i})")
+        'v(k)^{j}  = relu(w(k)^{j} _i v(k-1)^{i} )'
+    """
+    def one(m: re.Match) -> str:
+        name, label, rest = m[1], m[2], m[3]
+        out = f"{name}({label})"
+        if rest and rest.strip():
+            items = [x.strip() for x in rest.split(",") if x.strip()]
+            out += "^{" + ",".join(items) + ("," if len(items) == 1 and len(items[0]) > 1 else "") + "}"
+        return out + " " * max(0, len(m[0]) - len(out))
+
+    return _PAPER_LABEL.sub(one, text)
+
+
 # ------------------------------------------------------------------ public
 def parse(text: str, path: str) -> S.Module:
     """Parse network source ``text`` (``path`` is only used in messages).
 
     Raises :class:`ParseError` (``file:line:col: syntax error: ...``).
     """
+    text = paper_labels(text)
     padded = text if text.endswith("\n") else text + "\n"
     try:
         tree = _parser().parse(padded)

@@ -72,6 +72,13 @@ class Dims(Node):
 
 
 @dataclass(frozen=True)
+class Depth(Node):
+    """``depth n``: a number of layers, symbolic unless given (``depth n = 3``, ``--depth n=3``)."""
+
+    item: DimItem
+
+
+@dataclass(frozen=True)
 class Size(Node):
     """One entry of a declared shape: a dimension name or an integer literal."""
 
@@ -118,7 +125,7 @@ class Assign(Node):
     range: Range | None = None
 
 
-Statement = Union[Dims, Decl, FunctionDef, Assign]
+Statement = Union[Dims, Depth, Decl, FunctionDef, Assign]
 
 
 @dataclass(frozen=True)
