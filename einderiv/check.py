@@ -465,29 +465,31 @@ class _Scope:
         return self.product([("expr", node)], node)
 
     def sum(self, node: S.Sum):
+        """A sum.  A term may leave out some of the free indices the widest term carries
+        (``1 - z^j``, ``K^o_a x^{t+a} + b^o``): it is broadcast along them.  Terms whose
+        index sets are not nested (``a^j + b^k``) are an error."""
         terms, first = [], None
-        zero_ok = True
         for negate, t in S.flat_sum(node):
             factors = ([("neg", None)] if negate else []) + S.flat_product(t)
             e, locs = self.product(factors, t)
-            if ir.is_zero(e) and zero_ok:  # a product with a zero member (h(0) = 0) drops out
-                first = locs if first is None else first
-                continue
-            if first is None:
-                first = locs
-            elif set(locs) != set(first):
-                hint = ""
-                if not first or not locs:  # `1 - z^j`, `v^j - m`: a scalar is not broadcast
-                    hint = ("; a scalar term is not broadcast over the others' indices: write "
-                            "(1 - z^j) h^j as h^j - z^j h^j, or pass the scalar to a function of "
-                            "several arguments, e.g. function shift(v, m) = v - m")
-                raise IndexError_(f"the terms of a sum have different free indices: {_fmt(first)} and "
-                                  f"{_fmt(locs)}; every term must carry the same free indices{hint}",
-                                  self.c.loc(t))
-            terms.append(e)
+            first = locs if first is None else first
+            if not ir.is_zero(e):  # a product with a zero member (h(0) = 0) drops out
+                terms.append((e, locs, t))
         if not terms:
             raise self.all_zero(node)
-        return (ir.Add(tuple(terms)) if len(terms) > 1 else terms[0]), first
+        widest = max((locs for _, locs, _ in terms), key=len)
+        for _, locs, t in terms:
+            if not set(locs) <= set(widest):
+                raise IndexError_(f"the terms of a sum have different free indices: {_fmt(widest)} and "
+                                  f"{_fmt(locs)}; every term must carry the same free indices, or a "
+                                  "subset of another term's (it is then broadcast along the rest)",
+                                  self.c.loc(t))
+        out = tuple(self.index[name] for name in widest)
+        exprs = []
+        for e, locs, _ in terms:
+            missing = tuple(ix for ix in out if ix.name not in locs)
+            exprs.append(ir.Prod((e,) + tuple(ir.Ones(ix) for ix in missing), out) if missing else e)
+        return (ir.Add(tuple(exprs)) if len(exprs) > 1 else exprs[0]), widest
 
     def all_zero(self, node: S.Expr) -> IndexError_:
         names = ", ".join(sorted(self.c.fam.zero))

@@ -17,7 +17,8 @@ from functools import singledispatch
 
 from .errors import EinderivError
 from .ir import (ZERO, Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
-                 Softmax, TensorName, Window, add, fresh, prod, rename)
+                 Ones, Softmax, TensorName, Window, add, fresh, prod,
+                 rename)
 
 
 def partial(e: Expr, name: TensorName, wrt: tuple[Index, ...]) -> Expr:
@@ -42,6 +43,11 @@ def _(e: Delta, name, wrt):
 
 @_d.register
 def _(e: Window, name, wrt):
+    return ZERO
+
+
+@_d.register
+def _(e: Ones, name, wrt):
     return ZERO
 
 

@@ -138,6 +138,21 @@ class Delta(Expr):
 
 
 @dataclass(frozen=True)
+class Ones(Expr):
+    """The all-ones vector 𝟙^i: a sum's term that lacks index i is broadcast along it.
+
+    ``v^{o,t} = K … + b^o`` reads ``K … + b^o 𝟙^t``; its derivative is zero and
+    it simplifies away wherever another factor carries ``i``.
+    """
+
+    index: Index
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return (self.index,)
+
+
+@dataclass(frozen=True)
 class Window(Expr):
     """Selection tensor S^u_{t,a} = 1 if u = stride·t + a else 0 (index arithmetic).
 
@@ -285,6 +300,8 @@ def rename(e: Expr, mapping: dict[Index, Index]) -> Expr:
         return Ref(e.name, tuple(mapping.get(ix, ix) for ix in e.indices))
     if isinstance(e, Delta):
         return Delta(mapping.get(e.a, e.a), mapping.get(e.b, e.b))
+    if isinstance(e, Ones):
+        return Ones(mapping.get(e.index, e.index))
     if isinstance(e, Window):
         return Window(mapping.get(e.u, e.u), mapping.get(e.t, e.t), mapping.get(e.a, e.a), e.stride)
     if isinstance(e, Prod):

@@ -21,7 +21,7 @@ import sympy
 
 from .functions import FunctionTable
 from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
-                 Softmax, Window, ZERO, fresh, rename)
+                 Ones, Softmax, Window, ZERO, fresh, rename)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class Simplifier:
     def _expand(self, e: Expr) -> list[Term]:
         if isinstance(e, Const):
             return [] if e.value == 0 else [Term(e.value, (), ())]
-        if isinstance(e, (Ref, Delta, Window)):
+        if isinstance(e, (Ref, Delta, Window, Ones)):
             return [Term(sympy.Integer(1), (e,), e.free)]
         if isinstance(e, Add):
             out: list[Term] = []
@@ -120,13 +120,26 @@ class Simplifier:
 
 
 def contract_deltas(t: Term) -> Term | None:
-    """Eliminate every delta that has a summed index; ``None`` if the term vanishes."""
+    """Eliminate every delta that has a summed index, and every ones vector that
+    another factor makes redundant; ``None`` if the term vanishes."""
     coef, fs, out = t.coef, list(t.factors), t.out
     outs = set(out)
     changed = True
     while changed:
         changed = False
         for k, f in enumerate(fs):
+            if isinstance(f, Ones):
+                rest = fs[:k] + fs[k + 1:]
+                if any(f.index in g.free for g in rest):
+                    del fs[k]  # x^i 𝟙^i = x^i
+                    changed = True
+                    break
+                if f.index not in outs:
+                    del fs[k]  # Σ_i 𝟙^i = n
+                    coef *= f.index.dim
+                    changed = True
+                    break
+                continue
             if not isinstance(f, Delta):
                 continue
             a, b = f.a, f.b
@@ -141,8 +154,10 @@ def contract_deltas(t: Term) -> Term | None:
                 rest = fs[:k] + fs[k + 1:]
                 if keep in outs and not any(keep in g.free or gone in g.free for g in rest):
                     # Σ_gone δ^keep_gone = 1 for every keep: the only carrier of a free
-                    # index (∂ Σ_j z^j / ∂z^k), so it stays as a broadcast of ones
-                    continue
+                    # index (∂ Σ_j z^j / ∂z^k) becomes the ones vector
+                    fs[k] = Ones(keep)
+                    changed = True
+                    break
                 del fs[k]
                 fs = [rename(g, {gone: keep}) for g in fs]
                 changed = True
@@ -163,6 +178,8 @@ def _atom_key(f: Expr, bound: set[Index]) -> str:
         return f"R:{f.name}:" + ",".join(name(i) for i in f.indices)
     if isinstance(f, Delta):
         return "D:" + ",".join(sorted((name(f.a), name(f.b))))
+    if isinstance(f, Ones):
+        return "1:" + name(f.index)
     if isinstance(f, Window):
         return f"W{f.stride}:" + ",".join(name(i) for i in (f.u, f.t, f.a))
     return f"{type(f).__name__}:{_struct(f)}:" + ",".join(name(i) for i in f.free)
@@ -178,6 +195,8 @@ def _struct(e: Expr) -> str:
         return "d"
     if isinstance(e, Window):
         return f"S{e.stride}"
+    if isinstance(e, Ones):
+        return "1"
     if isinstance(e, Apply):
         return f"{e.fn.name}{e.fn.deriv}(" + ";".join(_struct(a) for a in e.args) + ")"
     if isinstance(e, (Prod, Add)):

@@ -57,7 +57,7 @@ from ..factor import as_terms, factored
 from ..functions import ARG
 from . import lower, window
 from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref,
-                  Softmax, Window, fresh, is_zero, refs, rename)
+                  Ones, Softmax, Window, fresh, is_zero, refs, rename)
 
 #: batch size assumed when choosing contraction paths (the path stays valid for any B)
 NOMINAL_BATCH = 64
@@ -178,6 +178,8 @@ def _show(e: Expr, L: _Letters, name) -> str:
         return "δ" + idx((e.a, e.b))
     if isinstance(e, Window):
         return window.show(e, L.__getitem__)
+    if isinstance(e, Ones):
+        return "1" + idx((e.index,))
     if isinstance(e, Prod):
         coef = sympy.Mul(*[f.value for f in e.factors if isinstance(f, Const)])
         body = " ".join(f"({_show(f, L, name)})" if isinstance(f, Add) else _show(f, L, name)
@@ -221,6 +223,8 @@ def _key(e: Expr):
             return ("D", ix(x.a), ix(x.b))
         if isinstance(x, Window):
             return ("W", ix(x.u), ix(x.t), ix(x.a), x.stride)
+        if isinstance(x, Ones):
+            return ("1", ix(x.index))
         if isinstance(x, Apply):
             return ("F", x.fn, tuple(walk(a) for a in x.args))
         if isinstance(x, (Softmax, LogSumExp)):
@@ -342,6 +346,8 @@ class _Scope:
             return Val(str(n), (), False) if e.a == e.b else Val(f"np.eye({n})", (e.a, e.b), False)
         if isinstance(e, Window):
             return window.WinVal(e)  # folded into its neighbour by contract()
+        if isinstance(e, Ones):
+            return Val(f"np.ones({self.g.dim(e.index)})", (e.index,), False)
         key = _key(e)
         if key in self.cache:
             code, batched = self.cache[key]
