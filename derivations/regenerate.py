@@ -41,16 +41,39 @@ def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     }
 
 
+def is_template(path: pathlib.Path) -> bool:
+    """A layer template (``depth n`` left symbolic): kept as its general form, no kernels."""
+    from einderiv.template import load_template
+
+    return load_template(str(path)) is not None
+
+
 def networks() -> list[pathlib.Path]:
-    return sorted(HERE.glob("*.ein"))
+    return sorted(p for p in HERE.glob("*.ein") if not is_template(p))
+
+
+def templates() -> list[pathlib.Path]:
+    return sorted(p for p in HERE.glob("*.ein") if is_template(p))
+
+
+def template_outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
+    """``einderiv derive`` and ``einderiv latex`` of a template: the general form for any depth."""
+    from einderiv.emit.template_doc import render_latex, render_text
+    from einderiv.template import general_form, load_template
+
+    rel = path.relative_to(HERE.parent).as_posix()
+    gf = general_form(load_template(rel if pathlib.Path(rel).exists() else str(path)), order(path))
+    stem = path.with_suffix("")
+    return {stem.with_suffix(".txt"): render_text(gf), stem.with_suffix(".tex"): render_latex(gf)}
 
 
 def main() -> int:
     import os
 
     os.chdir(HERE.parent)
-    for net in networks():
-        for out, text in outputs(net).items():
+    jobs = [(net, outputs) for net in networks()] + [(t, template_outputs) for t in templates()]
+    for net, make in jobs:
+        for out, text in make(net).items():
             out.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
             print(f"wrote {out.relative_to(HERE.parent)}")
     return 0

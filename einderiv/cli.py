@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="highest derivative order (default 2: gradients and Hessian blocks)")
         c.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                        help="give or replace the size of a dimension (repeatable)")
+        c.add_argument("--depth", action="append", default=[], metavar="NAME=N",
+                       help="give a layer template's depth (repeatable); without it, derive and latex "
+                            "print the general form for any depth")
         if name in ("latex", "codegen", "derive", "structure"):
             c.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
         if name == "check":
@@ -50,12 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _dims(items: list[str]) -> dict[str, int]:
+def _dims(items: list[str], option: str = "--dim") -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name or not value.strip().lstrip("-").isdigit():
-            raise UsageError(f"--dim expects NAME=SIZE with an integer SIZE, got '{item}'")
+            raise UsageError(f"{option} expects NAME=SIZE with an integer SIZE, got '{item}'")
         out[name.strip()] = int(value)
     return out
 
@@ -73,6 +76,12 @@ def run(argv: list[str]) -> int:
     if args.order < 1:
         raise UsageError(f"--order must be a positive integer, got {args.order}")
     dims = _dims(args.dim)
+    from .template import run_command  # a layer template (`depth n`) with a symbolic depth
+
+    general = run_command(args.command, args.file, dims, _dims(args.depth, "--depth"), args.order)
+    if general is not None:
+        _write(general, getattr(args, "output", None))
+        return 0
     network = api.load(args.file, dims=dims)
     derivation = api.derive(network, order=args.order)
     if args.command == "derive":

@@ -254,7 +254,11 @@ def describe(cond: Condition, domain: Condition, symbols: Sequence[str], lead: s
         implied = ((op in "≤=" and ub[x][y] <= c) or op == "≥") and ((op in "≥=" and -ub[y][x] >= c) or op == "≤")
         if implied:
             kept.remove(a)
-    return ", ".join(_atom_text(x, y, op, c, lead) for x, y, op, c, _ in kept)
+    parts = [_atom_text(x, y, op, c, lead) for x, y, op, c, _ in kept]
+    if len(symbols) == 2 and sorted(parts) == sorted([f"{symbols[0]} > {symbols[1]}", f"{symbols[0]} ≤ n",
+                                                      f"{symbols[1]} ≥ 1"]):
+        return f"1 ≤ {symbols[1]} < {symbols[0]} ≤ n"  # the paper's layer pair (k, l)
+    return ", ".join(parts)
 
 
 def _atom_text(x, y, op, c, lead) -> str:
@@ -359,7 +363,7 @@ def fold_defs(defs: Sequence[tuple[Hashable, tuple[Index, ...], Expr]], depth: i
         g.cond = condition_of(g.members, g.symbols)
     for g in out:
         siblings = [h for h in out if h.name == g.name]
-        if len(siblings) == 1 and len(g.symbols) == 1 and range_text(g.cond, g.symbols[0]):
+        if len(g.symbols) == 1 and range_text(g.cond, g.symbols[0]):
             g.text = f"{g.symbols[0]} = {range_text(g.cond, g.symbols[0])}"
         elif len(siblings) == 1:
             g.text = describe(g.cond, Condition(()), g.symbols, None) if g.symbols else ""
@@ -675,3 +679,30 @@ def split_common(cases: Sequence[GeneralBlock]) -> tuple[list[GeneralTerm], list
     if any(remaining.values()):
         return None
     return common, own
+
+
+# ------------------------------------------------------------- command line
+def run_command(command: str, path: str, dims: dict, depths: dict, order: int = 2) -> str | None:
+    """What ``einderiv COMMAND FILE`` prints for a template, or None when the file is no template.
+
+    ``depths`` (``--depth n=3``) fixes the depth: the file is then an ordinary network and the
+    caller runs the usual pipeline with ``dims`` updated.
+    """
+    text = _read(path)
+    names = depth_names(path, text)
+    for name, value in depths.items():
+        if name not in names:
+            have = ", ".join(names) or "no depth"
+            raise UsageError(f"--depth names no depth '{name}'; the file declares {have}")
+        if value < 1:
+            raise UsageError(f"--depth {name}={value}: a depth must be a positive integer")
+    dims.update(depths)
+    tpl = load_template(path, text, dims)
+    if tpl is None:
+        return None
+    if command not in ("derive", "latex"):
+        raise UsageError(f"'{command}' needs a concrete depth for a layer template: add --depth {tpl.depth}=3")
+    from .emit.template_doc import render_latex, render_text
+
+    gf = general_form(tpl, order)
+    return render_text(gf) if command == "derive" else render_latex(gf)

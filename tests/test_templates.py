@@ -1,0 +1,195 @@
+"""Layer templates (`depth n`): instantiation equals the hand-written network, and the general
+form (the paper's Eqs. 1-9 for any depth) is read off, validated, and printed."""
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from einderiv.check import load
+from einderiv.cli import main
+from einderiv.derive import derive
+from einderiv.emit.numpy import generate
+from einderiv.emit.template_doc import render_latex, render_text
+from einderiv.errors import UsageError
+from einderiv.numcheck import load as load_module
+from einderiv.parse import paper_labels
+from einderiv.template import (FoldError, GeneralTerm, general_form, load_template, validate)
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+TEMPLATE = """dims n_in = 4, h = 3, c = 3
+depth n
+input  x^i : n_in
+label  y^l : c
+weight w^{{(1),j}}_i : h, n_in
+weight w^{{(k),j}}_i : h, h        for k = 2..n
+weight u^l_j : c, h
+v^{{(0),i}} = x^i
+v^{{(k),j}} = {act}(w^{{(k),j}}_i v^{{(k-1),i}})   for k = 1..n
+p^l = u^l_j v^{{(n),j}}
+f = softmax_cross_entropy(p, y)
+"""
+
+
+def hand_written(n: int, act: str) -> str:
+    lines = ["dims n_in = 4, h = 3, c = 3", "input x^i : n_in", "label y^l : c",
+             "weight W1^j_i : h, n_in"]
+    lines += [f"weight W{k}^j_i : h, h" for k in range(2, n + 1)]
+    lines += ["weight U^l_j : c, h", f"v1^j = {act}(W1^j_i x^i)"]
+    lines += [f"v{k}^j = {act}(W{k}^j_i v{k - 1}^i)" for k in range(2, n + 1)]
+    lines += [f"p^l = U^l_j v{n}^j", "f = softmax_cross_entropy(p, y)"]
+    return "\n".join(lines) + "\n"
+
+
+def to_hand(name: str) -> str:
+    return "U" if name == "u" else "W" + name[2:-1]  # w(3) -> W3
+
+
+# ------------------------------------------------------------------ front end
+def test_paper_labels_are_family_members_and_keep_columns():
+    assert paper_labels("w^{(k),j}_i v^{(k-1),i}") == "w(k)^{j} _i v(k-1)^{i} "
+    assert paper_labels("w^{(2)}") == "w(2)   "  # 7 characters, as written
+
+
+def test_symbolic_depth_is_a_template_and_a_concrete_one_is_not():
+    text = TEMPLATE.format(act="relu")
+    tpl = load_template("t.ein", text)
+    assert tpl is not None and tpl.depth == "n"
+    assert load_template("t.ein", text, {"n": 3}) is None
+    net = tpl.instantiate(1)  # `for k = 2..n` is empty at n = 1
+    assert [t.name for t in net.tensors if t.role == "weight"] == ["w(1)", "u"]
+
+
+def test_cli_depth_errors(tmp_path, capsys):
+    f = tmp_path / "t.ein"
+    f.write_text(TEMPLATE.format(act="relu"))
+    assert main(["derive", str(f), "--depth", "q=2"]) == 2
+    assert "--depth names no depth 'q'; the file declares n" in capsys.readouterr().err
+    assert main(["check", str(f)]) == 2
+    assert "needs a concrete depth for a layer template: add --depth n=3" in capsys.readouterr().err
+
+
+# -------------------------------------------------------------- instantiation
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_instantiation_equals_the_hand_written_network(n, act):
+    tpl = load_template("t.ein", TEMPLATE.format(act=act))
+    mine = load_module(generate(derive(tpl.instantiate(n), 2)))
+    hand = load_module(generate(derive(load("h.ein", hand_written(n, act)), 2)))
+    rng = np.random.default_rng(n)
+    params = {k: rng.normal(size=s) for k, s in mine["PARAMS"].items()}
+    hparams = {to_hand(k): v for k, v in params.items()}
+    B = 4
+    data = {"x": rng.normal(size=(B, 4)), "y": np.eye(3)[rng.integers(0, 3, B)]}
+    np.testing.assert_allclose(mine["objective"](params, data), hand["objective"](hparams, data), rtol=0, atol=1e-12)
+    g, hg = mine["gradient"](params, data), hand["gradient"](hparams, data)
+    for k in params:
+        np.testing.assert_allclose(g[k], hg[to_hand(k)], rtol=0, atol=1e-12)
+    vec = {k: rng.normal(size=v.shape) for k, v in params.items()}
+    hv, hhv = mine["hvp"](params, data, vec), hand["hvp"](hparams, data, {to_hand(k): v for k, v in vec.items()})
+    for k in params:
+        np.testing.assert_allclose(hv[k], hhv[to_hand(k)], rtol=0, atol=1e-12)
+    H, hH = mine["hessian"](params, data), hand["hessian"](hparams, data)
+    for (a, b), block in H.items():
+        np.testing.assert_allclose(block, hH[(to_hand(a), to_hand(b))], rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------- general form
+@pytest.fixture(scope="module")
+def relu_form():
+    return general_form(load_template("t.ein", TEMPLATE.format(act="relu")))
+
+
+@pytest.fixture(scope="module")
+def tanh_form():
+    return general_form(load_template("t.ein", TEMPLATE.format(act="tanh")))
+
+
+def test_relu_general_form_is_the_papers_eq_9(relu_form):
+    text = render_text(relu_form)
+    assert "δ[v(n)]_j = ∂f/∂p_l u^l_j\n" in text
+    assert "δ[v(k)]_j = δ[z_v(k+1)]_l w(k+1)^l_j   for k = 1..n-1" in text
+    assert "η[z_v(k),z_v(l)]^j_s = w(k)^j_l η[v(k-1),z_v(l)]^l_s   for 1 ≤ l < k ≤ n" in text
+    assert "= (∂f/∂p_l u^l_q η[v(n),z_v(k)]^q_j) ⊗ v(k-1)^i   (Eq. 6 form)" in text
+    eq9 = text[text.index("∂²f/∂w(k)^j_i∂w(r)^s_t ="):text.index("∂²f/∂w(k)^j_i∂u")]
+    assert "(∂²f/∂p_l∂p_q η[p,z_v(k)]^l_j η[p,z_v(r)]^q_s) ⊗ v(k-1)^i ⊗ v(r-1)^t" in eq9
+    assert "r > k :  η[v(r-1),z_v(k)]^t_j ⊗ v(k-1)^i ⊗ δ[z_v(r)]_s" in eq9
+    assert "r = k :  0" in eq9
+    assert "r < k :  δ[z_v(k)]_j ⊗ η[v(k-1),z_v(r)]^i_s ⊗ v(r-1)^t" in eq9
+    assert "Σ_{m=" not in eq9  # ReLU: no A'' terms
+
+
+def test_tanh_general_form_adds_the_A2_terms_as_a_sum_over_layers(tanh_form):
+    text = render_text(tanh_form)
+    eq9 = text[text.index("∂²f/∂w(k)^j_i∂w(r)^s_t ="):text.index("∂²f/∂w(k)^j_i∂u")]
+    a2 = next(line for line in eq9.splitlines() if "Σ_{m=max(k,r)+1..n}" in line)
+    assert all(s in a2 for s in ("δ[v(m)]", "tanh″(z_v(m)", "η[z_v(m),z_v(k)]", "η[z_v(m),z_v(r)]"))
+    assert "r = k :  (tanh″(z_v(k)^j) δ^j_s δ[v(k)]_j) ⊗ v(k-1)^i ⊗ v(k-1)^t" in eq9
+
+
+def test_validation_fails_loudly_on_a_wrong_general_formula(relu_form):
+    ww = next(b for b in relu_form.blocks if b.bases == ("w", "w") and b.text == "r > k")
+    saved = list(ww.terms)
+    ww.terms.append(GeneralTerm(saved[0].term))  # a spurious extra term
+    try:
+        with pytest.raises(FoldError, match="does not reproduce the derived block"):
+            validate(relu_form, derive(relu_form.template.instantiate(4), 2), 4)
+    finally:
+        ww.terms[:] = saved
+
+
+def test_general_form_needs_order_at_most_2():
+    with pytest.raises(UsageError, match="give a concrete depth"):
+        general_form(load_template("t.ein", TEMPLATE.format(act="relu")), order=3)
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_general_form_latex_compiles(tanh_form, tmp_path):
+    tex = render_latex(tanh_form)
+    assert r"\begin{cases}" in tex and r"\sum_{m=\max(k,r)+1}^{n}" in tex
+    (tmp_path / "g.tex").write_text(tex)
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "g.tex"], cwd=tmp_path, capture_output=True)
+    assert r.returncode == 0, r.stdout.decode()[-2000:]
+
+
+def test_cli_derive_prints_the_general_form(capsys):
+    assert main(["derive", str(ROOT / "derivations" / "deep_template.ein")]) == 0
+    out = capsys.readouterr().out
+    assert "general form" in out and "r > k" in out
+
+
+# ------------------------------------------------------------- kept examples
+def _regenerate():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("regenerate", ROOT / "derivations" / "regenerate.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_template_examples_are_kept_current(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    reg = _regenerate()
+    names = {p.name for p in reg.templates()}
+    assert {"deep_template.ein", "deep_template_tanh.ein"} <= names
+    assert not names & {p.name for p in reg.networks()}
+    for path in reg.templates():
+        for out, text in reg.template_outputs(path).items():
+            assert out.exists() and out.read_text(encoding="utf-8") == (text if text.endswith("\n") else text + "\n"), \
+                f"{out.name} is stale: run python derivations/regenerate.py"
+
+
+@pytest.mark.parametrize("name", ["deep_template", "deep_template_tanh"])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_template_examples_check_numerically_at_each_depth(name, n, monkeypatch):
+    from einderiv.numcheck import check
+
+    monkeypatch.chdir(ROOT)
+    net = load(f"derivations/{name}.ein", dims={"n": n})
+    report = check(derive(net, 2), seed=n)
+    assert report.rows and report.ok, report.format()
