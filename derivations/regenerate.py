@@ -4,7 +4,7 @@
 
 For each ``NAME.ein`` it writes ``NAME.txt`` (``einderiv derive``),
 ``NAME.tex`` (``einderiv latex``) and ``NAME_kernels.py`` (``einderiv
-codegen``), at order 2 unless the file's first line declares another order
+codegen``: Hessian blocks in the compact form), at order 2 unless the file's first line declares another order
 (``# einderiv: order 3``).  ``tests/test_derivations.py`` fails when a kept
 file differs from what the current einderiv produces.
 """
@@ -32,12 +32,14 @@ def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
 
     # paths relative to the repository root, so the outputs name the source portably
     rel = path.relative_to(HERE.parent).as_posix()
-    derivation = einderiv.derive(einderiv.load(rel if pathlib.Path(rel).exists() else str(path)), order(path))
+    network = einderiv.load(rel if pathlib.Path(rel).exists() else str(path))
+    derivation = einderiv.derive(network, order(path))  # the paper's expanded form, as printed
+    compact = einderiv.derive(network, order(path), expanded=False)  # what `einderiv codegen` uses
     stem = path.with_suffix("")
     return {
         stem.with_suffix(".txt"): einderiv.derivation_text(derivation),
         stem.with_suffix(".tex"): einderiv.latex(derivation),
-        stem.parent / f"{stem.name}_kernels.py": einderiv.codegen(derivation),
+        stem.parent / f"{stem.name}_kernels.py": einderiv.codegen(compact),
     }
 
 

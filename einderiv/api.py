@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from .check import load
-from .derive import Derivation, derive
+from .derive import Derivation, derive  # derive(network, order=2, expanded=True)
 from .emit import latex as _latex
 from .emit import numpy as _numpy
 from .emit import text as _text

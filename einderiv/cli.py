@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
                             "print the general form for any depth")
         if name in ("latex", "codegen", "derive", "structure"):
             c.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+        if name in ("codegen", "check"):
+            c.add_argument("--form", choices=("compact", "expanded"), default="compact",
+                           help="Hessian blocks through second-order adjoints hess[s,s'] (compact, the "
+                                "default: O(L^2) terms) or in the paper's expanded form that "
+                                "'derive' and 'latex' print")
         if name == "check":
             c.add_argument("--seed", type=int, default=0, help="random seed for parameters and data")
             c.add_argument("--batch", type=int, default=3, help="samples per batch (default 3)")
@@ -83,7 +88,8 @@ def run(argv: list[str]) -> int:
         _write(general, getattr(args, "output", None))
         return 0
     network = api.load(args.file, dims=dims)
-    derivation = api.derive(network, order=args.order)
+    expanded = getattr(args, "form", "expanded") == "expanded"
+    derivation = api.derive(network, order=args.order, expanded=expanded)
     if args.command == "derive":
         _write(api.derivation_text(derivation), args.output)
     elif args.command == "structure":

@@ -45,8 +45,11 @@ def test_kept_outputs_are_current(path):
 
 
 @pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
-def test_checks_numerically(path):
-    derivation = einderiv.derive(einderiv.load(os.path.relpath(path, ROOT)), regenerate.order(path))
+@pytest.mark.parametrize("expanded", [True, False], ids=["expanded", "compact"])
+def test_checks_numerically(path, expanded):
+    """Both forms of the Hessian blocks: the printed (expanded) one and the generated (compact) one."""
+    derivation = einderiv.derive(einderiv.load(os.path.relpath(path, ROOT)), regenerate.order(path),
+                                 expanded=expanded)
     report = einderiv.check(derivation, seed=1)
     assert report.rows and report.ok, report.format()
 

@@ -48,8 +48,9 @@ def test_generator_covers_the_space():
 
 @pytest.mark.parametrize("seed", range(N_NETWORKS))
 def test_random_network(seed):
+    """Even seeds: Hessian blocks in the expanded (printed) form; odd seeds: the compact form."""
     net, desc = random_network(seed)
-    report = check(derive(net, 2), seed=seed, batch=2 + seed % 2)
+    report = check(derive(net, 2, expanded=seed % 2 == 0), seed=seed, batch=2 + seed % 2)
     assert not report.notes, report.notes
     assert report.ok, f"{desc}\n{report.format()}"
     n = len(net.params)
@@ -57,3 +58,22 @@ def test_random_network(seed):
     assert sum(r.name.startswith("gradient_factors ") for r in report.rows) == n
     assert sum(r.name.startswith("per_sample_gradient_norms ") for r in report.rows) == n
     assert sum(r.name.startswith("ggn_diagonal ") for r in report.rows) == n
+
+
+@pytest.mark.parametrize("seed", range(0, N_NETWORKS, 5))
+def test_compact_and_expanded_hessians_agree(seed):
+    """The two forms of every Hessian block give the same numbers (to rounding)."""
+    import numpy as np
+
+    from einderiv.emit.numpy import generate
+    from einderiv.numcheck import load
+
+    net, desc = random_network(seed)
+    mods = [load(generate(derive(net, 2, expanded=e))) for e in (True, False)]
+    rng = np.random.default_rng(seed)
+    params = {n: rng.normal(0, 0.5, s) for n, s in mods[0]["PARAMS"].items()}
+    data = {n: rng.uniform(0, 1, (3,) + s) for n, s in mods[0]["INPUTS"].items()}
+    h_exp, h_cmp = (m["hessian"](params, data) for m in mods)
+    assert h_exp.keys() == h_cmp.keys()
+    for key in h_exp:
+        assert np.allclose(h_exp[key], h_cmp[key], rtol=1e-12, atol=1e-12), (desc, key)

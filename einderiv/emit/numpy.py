@@ -644,17 +644,15 @@ class _Generator:
                              "from the gradient's outer-product factors (no (B, *shape) array).", body)
 
     def ggn(self) -> str:
-        """Diagonal of the generalised Gauss–Newton matrix: the terms of each diagonal Hessian block
-        that carry the objective's own Hessian (hobj — J_aᵀ ∂²f/∂a∂b J_b over the objective's
-        arguments a, b), read on the diagonal θ = φ."""
+        """Diagonal of the generalised Gauss–Newton matrix: the derivation's GGN block of each
+        parameter (J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments a, b), read on θ = φ."""
         s = self.scope()
         out, exprs = [], []
         for a in self.params:
-            blk = self.d.blocks[(a, a)]
+            blk = self.d.ggn[a]
             k = len(self.shape[a])
             theta, phi = blk.indices[:k], blk.indices[k:]
-            gn = [t for t in as_terms(blk.expr, blk.indices)
-                  if any(isinstance(r.name, Quantity) and r.name.kind == "hobj" for f in t.factors for r in refs(f))]
+            gn = as_terms(blk.expr, blk.indices)
             if not gn:
                 out.append(f'"{a}": {s.bind("ggn_" + a, f"np.zeros(PARAMS[{a!r}])")}')
                 continue
