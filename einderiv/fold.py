@@ -184,9 +184,30 @@ def _canon(e: Expr, slots: tuple[Index, ...]) -> str:
         if isinstance(t, Prod):
             c = canonical(Term(1, t.factors, t.out))
             keys.append(repr((c.factors, c.out)))
-        else:
-            keys.append(repr(t))
+        else:  # a call or reduction: its summed indices carry fresh names, so number them
+            keys.append(_numbered_key(t))
     return "|".join(sorted(keys))
+
+
+def _numbered_key(e: Expr) -> str:
+    """A text key of ``e`` with every index other than the slots ``_s…`` numbered in order of
+    appearance (a call's summed indices carry fresh, per-member names)."""
+    import dataclasses
+
+    number: dict[Index, str] = {}
+
+    def key(x) -> str:
+        if isinstance(x, Index):
+            if x.name.startswith("_s"):
+                return x.name
+            return number.setdefault(x, f"_b{len(number)}")
+        if isinstance(x, tuple):
+            return "(" + ",".join(key(v) for v in x) + ")"
+        if isinstance(x, Expr):
+            return type(x).__name__ + "(" + ";".join(key(getattr(x, f.name)) for f in dataclasses.fields(x)) + ")"
+        return repr(x)
+
+    return key(e)
 
 
 # ----------------------------------------------------------------------- terms

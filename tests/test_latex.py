@@ -162,3 +162,18 @@ def test_document_does_not_depend_on_earlier_derivations():
     first = render(derive(net, 3))
     derive(mlp([2, 3, 2], ["relu"], bias=True), 2)
     assert render(derive(net, 3)) == first
+
+
+def test_recurrence_is_typeset_once_with_its_base_case():
+    from einderiv.check import load
+
+    src = (ROOT / "derivations" / "rnn.ein").read_text()
+    doc = render(derive(load("rnn.ein", src), 1))
+    # δ[h(t)] = δ[z_h(t+1)] W for t = 1..T-1, then its base case δ[h(T)] = ∂f/∂p U
+    rec = (r"\frac{\partial f}{\partial h^{(t)}_{j}} &= \frac{\partial f}{\partial z^{(h^{(t+1)})}_{l}} "
+           r"W^{l}_{j} && t = 1,\dots,T-1")
+    base = r"\frac{\partial f}{\partial h^{(T)}_{j}} &= \frac{\partial f}{\partial p_{l}} U^{l}_{j} && \text{(base case)}"
+    assert rec in doc and base in doc and doc.index(rec) < doc.index(base)
+    assert r"&= \sum_{t=1}^{T} \frac{\partial f}{\partial z^{(h^{(t)})}_{j}} \otimes x^{(t),k}" in doc
+    assert r"$x^{(t),k}$ & Input vector for a single sample ($n = 3$), $t = 1,\dots,T$" in doc
+    assert r"h^{(4),j} = \tanh" not in doc  # the network's recurrence is one row too

@@ -8,7 +8,11 @@ paper's layer number ``w^{(k),j}_i``; ``z^{(v_{1}),j}`` for the pre-activation
 ``z_v1``); adjoints as ``\\frac{\\partial f}{\\partial z^{(v_{1})}_{j}}``; the
 Jacobians ``\\gamma^{(v_{1}),j}_{s}`` (Eq. 1) and ``\\eta^{(v_{2},z_{v_{1}}),m}_{j}``
 (Eq. 4); ``\\otimes`` between outer-product factors; one ``align*`` per
-derivative block with one term per line.
+derivative block with one term per line.  An unrolled recurrence is written
+once per family (:func:`~einderiv.emit.names.shown_families`): the recurrence with
+its range (``\\frac{\\partial f}{\\partial h^{(t)}_{j}} = \\dots \\quad t = 1,\\dots,T-1``),
+then its base case at ``h^{(T)}``; a shared weight's gradient is ``\\sum_{t=1}^{T}`` of
+one outer product, and Hessian terms are grouped per family as in the text output.
 
 The output is ASCII only (every user name is an identifier; ``_`` is turned
 into a label or escaped) and depends only on the derivation.
@@ -34,7 +38,9 @@ from ..factor import FactoredTerm, factored
 from ..functions import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
                   Softmax, Window)
-from .names import Context, IndexNames, display_order, parse_quantity, term_order, windows_shown
+from ..fold import labels_of, map_names, split_label
+from .names import (Context, IndexNames, declared_families, display_order, folded_terms, horizon,
+                    parse_quantity, shown_families, term_order, windows_shown)
 
 _MEMBER = re.compile(r"(.+)\(([^()]*)\)")
 
@@ -73,7 +79,7 @@ def tex_compact(name: str) -> str:
     """A name as a label inside brackets: ``v2`` → ``v_{2}``, ``z_v1`` → ``z_{v_{1}}``."""
     member = _MEMBER.fullmatch(name)
     if member:  # a family member h(t-1) → h^{(t-1)}
-        return f"{tex_compact(member[1])}^{{({member[2]})}}"
+        return f"{tex_compact(member[1])}^{{({tex_label(member[2])})}}"
     m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
     if m:
         return f"{tex_word(m[1])}_{{{m[2]}}}"
@@ -92,8 +98,8 @@ def tex_tensor(name: str) -> tuple[str, str | None]:
     if member:
         base, label = tex_tensor(member[1])
         if label is None:
-            return base, member[2]
-        return base, f"{label}^{{({member[2]})}}"
+            return base, tex_label(member[2])
+        return base, f"{label}^{{({tex_label(member[2])})}}"
     m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
     if m:
         return tex_word(m[1]), m[2]
@@ -101,6 +107,11 @@ def tex_tensor(name: str) -> tuple[str, str | None]:
     if sep and head and tail:
         return tex_word(head), tex_compact(tail)
     return tex_word(name), None
+
+
+def tex_label(label: str) -> str:
+    """A family label as written in a name: ``t-1`` stays, the folding letter ``τ`` becomes ``\\tau``."""
+    return label.replace("τ", r"\tau ").replace(r"\tau -", r"\tau-").replace(r"\tau +", r"\tau+").rstrip()
 
 
 def tex_index(letter: str) -> str:
@@ -374,20 +385,26 @@ def block_equation(derivation, block, ctx: Context | None = None) -> str:
     ctx = ctx or Context.of(derivation)
     p = _printer(ctx, block.indices, [block.expr])
     lhs = block_lhs(p, derivation, block)
-    lines = _term_lines(p, term_order(factored(block.expr, block.indices), p.names), block.indices)
+    hz = horizon(derivation)
+    lines = _term_lines(p, _summed(folded_terms(block, p.names), hz), block.indices)
     if block.paper is not None and block.paper != block.expr:
         pp = _printer(ctx, block.indices, [block.paper])
-        plines = _term_lines(pp, term_order(factored(block.paper, block.indices), pp.names), block.indices)
+        plines = _term_lines(pp, _summed(folded_terms(block, pp.names, block.paper), hz), block.indices)
         lines.append(r"&= " + plines[0][len("&= "):])
         lines.extend(plines[1:])
     return "\\begin{align*}\n" + lhs + "\n  " + " \\\\\n  ".join(lines) + "\n\\end{align*}\n"
 
 
-def _term_lines(p: LatexIndexPrinter, terms: list[FactoredTerm], out) -> list[str]:
+def _summed(triples, hz) -> list[tuple[str, FactoredTerm]]:
+    """(``\\sum_{t=1}^{T} `` or '', term) from :func:`~einderiv.emit.names.folded_terms`."""
+    return [(sum_tex(sym, labels, hz) + " " if labels else "", t) for sym, labels, t in triples]
+
+
+def _term_lines(p: LatexIndexPrinter, terms: list[tuple[str, FactoredTerm]], out) -> list[str]:
     if not terms:
         return ["&= 0"]
     lines = []
-    for k, t in enumerate(terms):
+    for k, (summed, t) in enumerate(terms):
         prefix, groups = p.term_groups(t, out)
         sign = ""
         if prefix.startswith("-"):
@@ -397,10 +414,41 @@ def _term_lines(p: LatexIndexPrinter, terms: list[FactoredTerm], out) -> list[st
         lead = ("&= " + (sign and "-")) if k == 0 else (r"&\quad " + (sign or "+") + " ")
         chunks = [groups[i:i + WRAP_FACTORS] for i in range(0, len(groups), WRAP_FACTORS)] or [[]]
         first = (prefix + " " if prefix else "") + r" \otimes ".join(chunks[0])
-        lines.append(lead + (first.strip() or "1"))
+        lines.append(lead + summed + (first.strip() or "1"))
         for c in chunks[1:]:
             lines.append(r"&\qquad \otimes " + r" \otimes ".join(c))
     return lines
+
+
+def label_tex(label: int, hz: tuple[str, int] | None) -> str:
+    """A range's upper label: ``T``, ``T-1``, ``T-2`` near the horizon (:func:`~einderiv.emit.names.horizon`)."""
+    if hz is not None and label > 1 and 0 <= hz[1] - label <= 2:
+        return tex_index(hz[0]) + (f"-{hz[1] - label}" if label != hz[1] else "")
+    return str(label)
+
+
+def _contiguous(labels) -> bool:
+    return len(labels) > 1 and list(labels) == list(range(labels[0], labels[-1] + 1))
+
+
+def range_tex(sym: str, labels, hz) -> str:
+    """``t = 1,\\dots,T-1`` (``t = 3, 4`` for two labels; ``t \\in \\{1, 3\\}`` with gaps)."""
+    v = r"\tau" if sym == "τ" else sym
+    labels = sorted(labels)
+    if _contiguous(labels) and len(labels) > 2:
+        return f"{v} = {labels[0]},\\dots,{label_tex(labels[-1], hz)}"
+    if _contiguous(labels):
+        return f"{v} = {labels[0]}, {labels[1]}"
+    return f"{v} \\in \\{{{', '.join(map(str, labels))}\\}}"
+
+
+def sum_tex(sym: str, labels, hz) -> str:
+    """``\\sum_{t=1}^{T}`` over a family of terms (``\\sum_{t \\in \\{1,3\\}}`` with gaps)."""
+    v = r"\tau" if sym == "τ" else sym
+    labels = sorted(labels)
+    if _contiguous(labels):
+        return f"\\sum_{{{v}={labels[0]}}}^{{{label_tex(labels[-1], hz)}}}"
+    return f"\\sum_{{{v} \\in \\{{{','.join(map(str, labels))}\\}}}}"
 
 
 def _fn_closed_forms(derivation) -> list[str]:
@@ -437,21 +485,33 @@ def _table_rows(derivation, ctx: Context) -> list[tuple[str, str]]:
 
     what = {"input": "Input vector for a single sample", "label": "Labels for a single sample",
             "weight": "Weights"}
-    for t in net.tensors:
+    hz = horizon(derivation)
+
+    def steps(labels, base_of=None) -> str:
+        if base_of is not None:
+            return ", base case"
+        return f", ${range_tex('t', labels, hz)}$" if labels else ""
+
+    for name, t, labels in declared_families(net.tensors):
         p = _printer(ctx, t.indices)
-        rows.append((f"${p._print(Ref(t.name, t.indices))}$",
-                     f"{what.get(t.role, escape(t.role))} (${shape(t)}$)" if t.indices else what.get(t.role, "")))
-    for d in net.definitions:
+        rows.append((f"${p._print(Ref(name, t.indices))}$",
+                     f"{what.get(t.role, escape(t.role))} (${shape(t)}$){steps(labels)}" if t.indices
+                     else what.get(t.role, "")))
+    for d in shown_families([(d.name, d.indices, d.expr) for d in net.definitions], base_cases_after=True):
         p = _printer(ctx, d.indices, [d.expr])
         lhs = p._print(Ref(d.name, d.indices))
         desc = ("Scalar objective function value for a single sample" if d.name == net.objective
-                else r"Output of \texttt{" + escape(d.name) + "}")
+                else r"Output of \texttt{" + escape(str(d.name)) + "}" + steps(d.labels, d.base_of))
         rows.append((f"${lhs} = {p._print(d.expr)}$", desc))
-    for n in derivation.nodes:
-        if n.pre:
-            p = _printer(ctx, n.indices, [n.expr])
-            rows.append((f"${p._print(Ref(n.name, n.indices))} = {p._print(n.expr)}$",
-                         r"Argument of the activation of \texttt{" + escape(n.origin) + "} (named)"))
+    origin = {n.name: n.origin for n in derivation.nodes}
+    for n in shown_families([(n.name, n.indices, n.expr) for n in derivation.nodes if n.pre],
+                            base_cases_after=True):
+        p = _printer(ctx, n.indices, [n.expr])
+        of = origin[n.first]
+        if n.labels:  # the activation's family: h(1) -> h(t)
+            of = _MEMBER.sub(lambda m: m[1] + "(t)", of)
+        rows.append((f"${p._print(Ref(n.name, n.indices))} = {p._print(n.expr)}$",
+                     r"Argument of the activation of \texttt{" + escape(of) + "} (named)" + steps(n.labels, n.base_of)))
     return rows
 
 
@@ -489,7 +549,7 @@ def render(derivation, sizes=None) -> str:
                         + p._print(ix[0]) + r"}\!\left(" + p._print(Ref(arg, ix)) + r"\right)")
     obj_q = [q for q in derivation.quantities if ctx.role(q.name) in ("dfdp", "hobj")]
     rest_q = [q for q in derivation.quantities if q not in obj_q]
-    rows.extend(_qdef(ctx, q) for q in obj_q)
+    rows.extend(_qdefs(ctx, obj_q, horizon(derivation)))
     if rows:
         w(_align(rows))
 
@@ -498,7 +558,9 @@ def render(derivation, sizes=None) -> str:
         w(r"\section*{Activation derivatives}" + "\n" + _align(fns))
     if rest_q:
         w(r"\section*{Shared intermediates}" + "\n"
-          r"Each is defined once, in dependency order." + "\n" + _align([_qdef(ctx, q) for q in rest_q]))
+          r"Each is defined once, in dependency order." + (
+              r" A recurrence over $t$ is written once, with its range, and followed by its base case."
+              if horizon(derivation) else "") + "\n" + _align(_qdefs(ctx, rest_q, horizon(derivation))))
     for k in range(1, derivation.order + 1):
         blocks = derivation.blocks_of_order(k)
         if not blocks:
@@ -512,10 +574,40 @@ def render(derivation, sizes=None) -> str:
     return "".join(doc)
 
 
-def _qdef(ctx: Context, q) -> str:
-    p = _printer(ctx, q.indices, [q.expr])
-    p.names.walk(q.expr)
-    return p._print(Ref(q.name, q.indices)) + " &= " + p._print(q.expr)
+def _qdefs(ctx: Context, qs, hz) -> list[str]:
+    """Quantity definitions, a family of members equal up to a label shift written once with its
+    range (``\\quad t = 1,\\dots,T-1``), then its base case."""
+    rows = []
+    for s in shown_families([(q.name, q.indices, q.expr) for q in qs], base_cases_after=True):
+        name, expr = s.name, s.expr
+        if s.base_of is not None:
+            name, expr = _at_horizon(name, hz), map_names(expr, lambda n: _at_horizon(n, hz))
+        p = _printer(ctx, s.indices, [expr])
+        p.names.walk(expr)
+        row = p._print(Ref(name, s.indices)) + " &= " + p._print(expr)
+        if s.labels:
+            row += r" && " + range_tex("t", s.labels, hz)
+        elif s.base_of is not None:
+            row += r" && \text{(base case)}"
+        rows.append(row)
+    return rows
+
+
+def _at_horizon(name, hz):
+    """``h(4)`` → ``h(T)`` and ``h(3)`` → ``h(T-1)`` when T = 4: a base case at the last step reads as one."""
+    if hz is None or not labels_of(name):
+        return name
+    from ..fold import _shift
+
+    def one(part):
+        base, lab = split_label(part)
+        if lab is None or not 0 <= hz[1] - lab <= 1:
+            return part
+        return _shift(part, hz[1], hz[0])
+
+    if isinstance(name, Quantity):
+        return Quantity(name.kind, tuple(one(x) for x in name.parts))
+    return one(name)
 
 
 def structure_table(derivation, rows, ctx: Context) -> str:

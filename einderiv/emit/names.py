@@ -370,3 +370,116 @@ def _softmaxes(e: Expr) -> Iterable[Softmax]:
         yield e
     for c in e.children():
         yield from _softmaxes(c)
+
+
+# ------------------------------------------------------------ folded families
+# Both printers write an unrolled recurrence once per family (einderiv.fold);
+# what to group, and where a base case goes, is decided here so that the text
+# and the LaTeX documents agree.
+@dataclass(frozen=True)
+class Shown:
+    """One displayed definition: a folded family (``labels`` non-empty) or a single one."""
+
+    name: object  # 'h(t)', Quantity('adj', ('h(t)',)), or an unfolded member's own name
+    indices: tuple
+    expr: Expr
+    labels: tuple[int, ...]  # () unless folded
+    first: object  # the first member's unrolled name
+    base_of: object = None  # for a base case: the name of the folded family it completes
+
+
+def shown_families(defs, base_cases_after: bool = False) -> list[Shown]:
+    """``(name, indices, expr)`` definitions grouped into families (:func:`einderiv.fold.fold_definitions`).
+
+    A family of one keeps its member's own form.  A single member whose name,
+    written relative to its own label, is a folded family's name (``δ[h(4)]``
+    next to ``δ[h(t)] for t = 1..3``) is that family's base case: with
+    ``base_cases_after`` it is moved right after the family (a recurrence, then
+    its base case, as a paper writes it); otherwise every definition keeps its
+    dependency-order place.
+    """
+    from ..fold import fold_definitions, labels_of, rename_tensor
+
+    by_name = {d[0]: d for d in defs}
+    out: list[Shown] = []
+    for fam in fold_definitions(defs):
+        if fam.folded:
+            out.append(Shown(fam.name, fam.indices, fam.expr, fam.labels, fam.members[0]))
+        else:
+            name, indices, expr = by_name[fam.members[0]]
+            out.append(Shown(name, indices, expr, (), name))
+    folded = {s.name for s in out if s.labels}
+    for k, s in enumerate(out):
+        labs = labels_of(s.name) if not s.labels else ()
+        if labs:
+            fam = rename_tensor(s.name, labs[0], "t")
+            if fam in folded:
+                out[k] = Shown(s.name, s.indices, s.expr, (), s.first, fam)
+    if not base_cases_after:
+        return out
+    result = [s for s in out if s.base_of is None]
+    for s in out:
+        if s.base_of is not None:
+            at = next(k for k, r in enumerate(result) if r.labels and r.name == s.base_of)
+            while at + 1 < len(result) and result[at + 1].base_of == s.base_of:
+                at += 1
+            result.insert(at + 1, s)
+    return result
+
+
+def declared_families(tensors) -> list[tuple[str, object, list[int]]]:
+    """(shown name, first member, labels): ``x(1) … x(4)`` declared once as ``x(t)``."""
+    from ..fold import split_label
+
+    out, seen = [], {}
+    for t in tensors:
+        base, lab = split_label(t.name)
+        if lab is None:
+            out.append((t.name, t, []))
+            continue
+        if base not in seen:
+            seen[base] = len(out)
+            out.append((t.name, t, [lab]))
+        else:
+            out[seen[base]][2].append(lab)
+    return [(f"{split_label(n)[0]}(t)" if len(labs) > 1 else n, t, labs if len(labs) > 1 else [])
+            for n, t, labs in out]
+
+
+def folded_terms(block, names: IndexNames, expr: Expr | None = None) -> list[tuple[str, tuple[int, ...], object]]:
+    """A block's terms as ``(symbol, labels, factored term)``: one term per family of steps (Σ over
+    the labels; ``labels`` is () for a term that stands alone).  ``expr`` replaces the block's own
+    expression (the Eq. 6 form).  The label is ``t`` unless the block's axes use that letter
+    (∂²f/∂W^j_i∂W^s_t): then ``τ``."""
+    from ..factor import as_terms, factored
+    from ..fold import fold_terms
+
+    expr = block.expr if expr is None else expr
+    sym = "τ" if "t" in {names[ix] for ix in block.indices} else "t"
+    fams = fold_terms([t.expr() for t in as_terms(expr, block.indices)], block.indices, sym)
+    triples = [(sym, f.labels if f.folded else (),
+                factored(f.term if f.folded else f.originals[0], block.indices)[0]) for f in fams]
+    order = term_order([ft for _, _, ft in triples], names)
+    rank = {id(ft): k for k, ft in enumerate(order)}
+    return sorted(triples, key=lambda tr: rank[id(tr[2])])
+
+
+def horizon(derivation) -> tuple[str, int] | None:
+    """The size a family's last label stands for (``('T', 4)``), to write ranges as ``1..T-1``.
+
+    It is the dimension whose size is the largest label any tensor carries;
+    where several have that size, one named ``T`` wins, and otherwise none
+    (a range is then written with numbers).
+    """
+    from ..fold import labels_of
+
+    net = derivation.network
+    labels = [lab for t in net.tensors for lab in labels_of(t.name)]
+    labels += [lab for n in derivation.nodes for lab in labels_of(n.name)]
+    if not labels:
+        return None
+    top = max(labels)
+    cands = [name for name, size in net.dims if size == top]
+    if len(cands) == 1:
+        return cands[0], top
+    return ("T", top) if "T" in cands else None

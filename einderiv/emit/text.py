@@ -30,12 +30,13 @@ import sympy
 from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
-from ..factor import FactoredTerm, as_terms, factored
-from ..fold import fold_definitions, fold_terms, label_range, split_label
+from ..factor import FactoredTerm
+from ..fold import label_range
 from ..functions import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
                   Softmax, Window)
-from .names import Context, IndexNames, display_order, parse_quantity, term_order, windows_shown
+from .names import (Context, IndexNames, declared_families, display_order, folded_terms, parse_quantity,
+                    shown_families, term_order, windows_shown)
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -357,15 +358,15 @@ def render(derivation, sizes=None) -> str:
     w("Network")
     dims = ", ".join(f"{n} = {s}" if s is not None else n for n, s in net.dims)
     w(f"  dims  {dims}")
-    for name, t, labels in _declared_families(net.tensors):
+    for name, t, labels in declared_families(net.tensors):
         p = _statement_printer(ctx, t.indices)
         shape = " × ".join(sympy.sstr(ix.dim) for ix in t.indices) or "scalar"
         w(f"  {t.role:<6} {p._print(Ref(name, t.indices))} : {shape}{_for(labels)}")
     pre = {n.name for n in derivation.nodes if n.pre}
-    for name, indices, expr, labels, first in _families([(n.name, n.indices, n.expr) for n in derivation.nodes]):
-        p = _statement_printer(ctx, indices, [expr])
-        note = "   (pre-activation)" if first in pre else ("   (objective)" if first == net.objective else "")
-        w(f"  {p._print(Ref(name, indices))} = {p._print(expr)}{_for(labels)}{note}")
+    for s in shown_families([(n.name, n.indices, n.expr) for n in derivation.nodes]):
+        p = _statement_printer(ctx, s.indices, [s.expr])
+        note = "   (pre-activation)" if s.first in pre else ("   (objective)" if s.first == net.objective else "")
+        w(f"  {p._print(Ref(s.name, s.indices))} = {p._print(s.expr)}{_for(s.labels)}{note}")
     w("")
 
     obj_q = [q for q in derivation.quantities if ctx.role(q.name) in ("dfdp", "hobj")]
@@ -415,54 +416,19 @@ def _for(labels) -> str:
     return f"   for t = {label_range(labels)}" if len(labels) > 1 else ""
 
 
-def _declared_families(tensors):
-    """(shown name, first member, labels): ``x(1) … x(4)`` declared once as ``x(t)``."""
-    out, seen = [], {}
-    for t in tensors:
-        base, lab = split_label(t.name)
-        if lab is None:
-            out.append((t.name, t, ()))
-            continue
-        if base not in seen:
-            seen[base] = len(out)
-            out.append((t.name, t, [lab]))
-        else:
-            out[seen[base]][2].append(lab)
-    return [(f"{split_label(n)[0]}(t)" if len(labs) > 1 else n, t, labs) for n, t, labs in out]
-
-
-def _families(defs):
-    """(name, indices, expr, labels) per family; a family of one keeps its member's own form."""
-    by_name = {d[0]: d for d in defs}
-    out = []
-    for fam in fold_definitions(defs):
-        if fam.folded:
-            out.append((fam.name, fam.indices, fam.expr, fam.labels, fam.members[0]))
-        else:
-            out.append(by_name[fam.members[0]] + ((), fam.members[0]))
-    return out
-
-
 def _qdefs(ctx: Context, qs) -> list[str]:
     """Quantity definitions, each family of members equal up to a label shift written once."""
     lines = []
-    for name, indices, expr, labels, _ in _families([(q.name, q.indices, q.expr) for q in qs]):
-        p = _statement_printer(ctx, indices, [expr])
-        p.names.walk(expr)
-        lines.append(f"{p._print(Ref(name, indices))} = {p._print(expr)}{_for(labels)}")
+    for s in shown_families([(q.name, q.indices, q.expr) for q in qs]):
+        p = _statement_printer(ctx, s.indices, [s.expr])
+        p.names.walk(s.expr)
+        lines.append(f"{p._print(Ref(s.name, s.indices))} = {p._print(s.expr)}{_for(s.labels)}")
     return lines
 
 
-def folded_terms(block, names) -> list[tuple[str, FactoredTerm]]:
-    """A block's terms as (label range or '', term): one term per family of steps (Σ over t)."""
-    # the label is t unless the block's own axes use the letter (∂²f/∂W^j_i∂W^s_t): then τ
-    sym = "τ" if "t" in {names[ix] for ix in block.indices} else "t"
-    fams = fold_terms([t.expr() for t in as_terms(block.expr, block.indices)], block.indices, sym)
-    pairs = [(f"{sym}={label_range(f.labels)}" if f.folded else "",
-              factored(f.term if f.folded else f.originals[0], block.indices)[0]) for f in fams]
-    order = term_order([ft for _, ft in pairs], names)
-    rank = {id(ft): k for k, ft in enumerate(order)}
-    return sorted(pairs, key=lambda pr: rank[id(pr[1])])
+def _sum_over(sym: str, labels) -> str:
+    """``Σ_{t=1..4} `` before a family of terms (nothing for a term that stands alone)."""
+    return f"Σ_{{{sym}={label_range(labels)}}} " if labels else ""
 
 
 def block_lines(derivation, block, ctx: Context | None = None) -> list[str]:
@@ -470,8 +436,8 @@ def block_lines(derivation, block, ctx: Context | None = None) -> list[str]:
     ctx = ctx or Context.of(derivation)
     p = _statement_printer(ctx, block.indices, [block.expr])
     lhs = _block_lhs(p, derivation, block)
-    body = [(f"Σ_{{{rng}}} " if rng else "") + p.term(t, block.indices)
-            for rng, t in folded_terms(block, p.names)] or ["0"]
+    body = [_sum_over(sym, labels) + p.term(t, block.indices)
+            for sym, labels, t in folded_terms(block, p.names)] or ["0"]
     lines = []
     if len(body) == 1:
         lines.append(f"{lhs} = {body[0]}")
@@ -486,9 +452,8 @@ def block_lines(derivation, block, ctx: Context | None = None) -> list[str]:
                 lines.append(f"    + {s}")
     if block.paper is not None and block.paper != block.expr:
         pp = _statement_printer(ctx, block.indices, [block.paper])
-        pblock = type(block)(block.wrt, block.indices, block.paper)
-        pterms = [(f"Σ_{{{rng}}} " if rng else "") + pp.term(t, block.indices)
-                  for rng, t in folded_terms(pblock, pp.names)]
+        pterms = [_sum_over(sym, labels) + pp.term(t, block.indices)
+                  for sym, labels, t in folded_terms(block, pp.names, block.paper)]
         pad = " " * len(lhs)
         lines.append(f"{pad} = " + " + ".join(pterms) + "   (Eq. 6 form)")
     return lines
