@@ -77,7 +77,7 @@ def mlp_source(d_in: int, h: int, L: int, c: int) -> str:
 
 def kernels(d_in, h, L, c, order):
     net = load_text(f"mlp_L{L}_h{h}.ein", mlp_source(d_in, h, L, c))
-    return load_module(generate(derive(net, order)))
+    return load_module(generate(derive(net, order, expanded=False)))  # what `einderiv codegen` writes
 
 
 def problem(d_in, h, L, c, B, seed=0):
@@ -336,7 +336,7 @@ def depth_curves(tab, depths, engine_depths, B, h, rounds, inner):
     for L in engine_depths:
         net = load_text("e.ein", mlp_source(8, 8, L, 3))
         t0 = time.perf_counter()
-        d = derive(net, 2)
+        d = derive(net, 2, expanded=False)  # the `einderiv codegen` path
         t1 = time.perf_counter()
         src = generate(d)
         t2 = time.perf_counter()
