@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
-from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref, Softmax,
-                 Window)
+from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Ones, Prod, Quantity, Ref,
+                 Softmax, Window)
 
 _LABELLED = re.compile(r"^(?P<base>.*)\((?P<label>-?\d+)\)$")
 
@@ -58,7 +58,7 @@ def map_names(e: Expr, f: Callable[[Hashable], Hashable]) -> Expr:
     """``e`` with every Ref's tensor name passed through ``f``."""
     if isinstance(e, Ref):
         return Ref(f(e.name), e.indices)
-    if isinstance(e, (Const, Delta, Window)):
+    if isinstance(e, (Const, Delta, Window, Ones)):
         return e
     if isinstance(e, Prod):
         return Prod(tuple(map_names(x, f) for x in e.factors), e.out)

@@ -37,7 +37,7 @@ from sympy.printing.printer import Printer
 from ..factor import FactoredTerm, factored
 from ..functions import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
-                  Softmax, Window)
+                  Ones, Softmax, Window)
 from ..fold import labels_of, map_names, split_label
 from .names import (Context, IndexNames, declared_families, display_order, folded_terms, horizon,
                     parse_quantity, shown_families, term_order, windows_shown)
@@ -249,6 +249,10 @@ class LatexIndexPrinter(Printer):
 
     def _print_Delta(self, e: Delta) -> str:
         return r"\delta^{" + self._print(e.a) + "}_{" + self._print(e.b) + "}"
+
+    def _print_Ones(self, e: Ones) -> str:
+        """The ones vector a broadcast term carries along an index it lacks."""
+        return r"\mathbf{1}^{" + self._print(e.index) + "}"
 
     def _print_Window(self, e: Window) -> str:
         """S^u_{t,a} = [u = stride·t + a], the selection tensor of index arithmetic."""

@@ -36,7 +36,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..ir import Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref, Softmax, Window
+from ..ir import (Apply, Const, Delta, Expr, Index, LogSumExp, Ones, Prod, Quantity, Ref, Softmax,
+                  Window)
 
 #: letters for free indices whose declared letter is taken (the paper's s, t)
 FREE_POOL = ("s", "t", "r", "k", "a", "b", "c", "d", "e", "g", "h", "o", "u", "w")
@@ -111,6 +112,8 @@ class IndexNames:
             self[e.a], self[e.b]
         elif isinstance(e, Window):
             self[e.t], self[e.a]
+        elif isinstance(e, Ones):
+            self[e.index]
         elif isinstance(e, Prod):
             for f in display_order(e.factors, e.out, self):
                 self.walk(f)
@@ -137,6 +140,8 @@ def all_indices(e: Expr) -> tuple[Index, ...]:
         elif isinstance(x, Window):
             for ix in (x.u, x.t, x.a):
                 seen.setdefault(ix, None)
+        elif isinstance(x, Ones):
+            seen.setdefault(x.index, None)
         elif isinstance(x, (Softmax, LogSumExp)):
             seen.setdefault(x.over, None)
         if isinstance(x, Prod):

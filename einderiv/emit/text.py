@@ -34,7 +34,7 @@ from ..factor import FactoredTerm
 from ..fold import label_range
 from ..functions import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
-                  Softmax, Window)
+                  Ones, Softmax, Window)
 from .names import (Context, IndexNames, declared_families, display_order, folded_terms, parse_quantity,
                     shown_families, term_order, windows_shown)
 
@@ -193,6 +193,10 @@ class TextPrinter(Printer):
 
     def _print_Delta(self, e: Delta) -> str:
         return "δ" + self.script((e.a,), (e.b,))
+
+    def _print_Ones(self, e: Ones) -> str:
+        """The ones vector a broadcast term carries along an index it lacks."""
+        return "𝟙" + self.script((e.index,), ())
 
     def _print_Window(self, e: Window) -> str:
         """The selection tensor S^u_{t,a} = [u = stride·t + a] (stride shown as S₂)."""
