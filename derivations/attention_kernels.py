@@ -92,12 +92,12 @@ def _adj_p(t):
 
 
 def _adj_o(t):
-    """adj_o[q,d] = 1/t Σ_ci δ[c,q] U[i,d] adj_p[i]"""
+    """adj_o[q,d] = 1/t Σ_c 1[q] U[c,d] adj_p[c]"""
     U = t["U"]
     adj_p = t["adj_p"]
-    # einsum("cq,id,Bi->Bqd", np.eye(3), U, adj_p)
-    tmp = U[:, :, None] * (np.eye(3)).sum(axis=0)
-    return 0.3333333333333333 * (np.tensordot(tmp, adj_p, axes=([0], [1]))).transpose(2, 1, 0)
+    # einsum("q,cd,Bc->Bqd", np.ones(3), U, adj_p)
+    tmp = adj_p @ U
+    return 0.3333333333333333 * tmp[:, None] * (np.ones(3))[:, None]
 
 
 def _adj_a(t):
@@ -202,10 +202,10 @@ def _jac_o__V(t):
 
 
 def _jac_p__o(t):
-    """jac_p__o[l,q,d] = 1/t Σ_c δ[c,q] U[l,d]"""
+    """jac_p__o[l,q,d] = 1/t 1[q] U[l,d]"""
     U = t["U"]
-    # einsum("cq,ld->lqd", np.eye(3), U)
-    return 0.3333333333333333 * U[:, None] * ((np.eye(3)).sum(axis=0))[:, None]
+    # einsum("q,ld->lqd", np.ones(3), U)
+    return 0.3333333333333333 * U[:, None] * (np.ones(3))[:, None]
 
 
 def _jac_p__a(t):
@@ -235,13 +235,68 @@ def _jac_p__Q(t):
     return 0.7071067811865476 * np.einsum("Blsc,Bcd->Blsd", jac_p__s, K, optimize=False)
 
 
-def _hobj_p__p(t):
-    """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
+def _hess_p__Q(t):
+    """hess_p__Q[l,s,d] = jac_p__Q[l,s,d] softmax_l(p[l]) - Σ_c jac_p__Q[c,s,d] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__Q = t["jac_p__Q"]
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
-    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
+    # einsum("Blsd,Bl->Blsd", jac_p__Q, softmax_p)
+    # einsum("Bcsd,Bc,Bl->Blsd", jac_p__Q, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcsd->Bsd", softmax_p, jac_p__Q, optimize=False)
+    return softmax_p[:, :, None, None] * jac_p__Q - tmp[:, None] * softmax_p[:, :, None, None]
+
+
+def _hess_o__Q(t):
+    """hess_o__Q[q,d,s,i] = 1/t Σ_c 1[q] U[c,d] hess_p__Q[c,s,i]"""
+    U = t["U"]
+    hess_p__Q = t["hess_p__Q"]
+    # einsum("q,cd,Bcsi->Bqdsi", np.ones(3), U, hess_p__Q)
+    tmp = np.tensordot(hess_p__Q, U, axes=([1], [0]))
+    return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+
+
+def _hess_a__Q(t):
+    """hess_a__Q[q,k,s,d] = Σ_c V[k,c] hess_o__Q[q,c,s,d]"""
+    V = t["V"]
+    hess_o__Q = t["hess_o__Q"]
+    # einsum("Bkc,Bqcsd->Bqksd", V, hess_o__Q)
+    return np.einsum("Bqcsd,Bkc->Bqksd", hess_o__Q, V, optimize=False)
+
+
+def _hess_s__Q(t):
+    """hess_s__Q[q,k,s,d] = hess_a__Q[q,k,s,d] softmax_k(s[q,k]) - Σ_c hess_a__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + adj_a[q,k] jac_s__Q[q,k,s,d] softmax_k(s[q,k]) - Σ_c adj_a[q,k] jac_s__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__Q[q,k,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + 2 Σ_ci adj_a[q,c] jac_s__Q[q,i,s,d] softmax_i(s[q,i]) softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])"""
+    hess_a__Q = t["hess_a__Q"]
+    s = t["s"]
+    softmax_s = _softmax(s, axis=2)
+    # einsum("Bqksd,Bqk->Bqksd", hess_a__Q, softmax_s)
+    # einsum("Bqcsd,Bqc,Bqk->Bqksd", hess_a__Q, softmax_s, softmax_s)
+    tmp = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s, hess_a__Q, optimize=False)
+    adj_a = t["adj_a"]
+    jac_s__Q = t["jac_s__Q"]
+    # einsum("Bqk,Bqksd,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s)
+    tmp_2 = softmax_s * adj_a
+    # einsum("Bqk,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s, softmax_s)
+    tmp_3 = softmax_s * adj_a
+    tmp_4 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s, jac_s__Q, optimize=False)
+    # einsum("Bqc,Bqksd,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s, softmax_s)
+    tmp_5 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    tmp_6 = tmp_5[:, :, None] * softmax_s
+    # einsum("Bqc,Bqisd,Bqi,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s, softmax_s, softmax_s)
+    tmp_7 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    tmp_8 = np.einsum("Bqi,Bqisd->Bqsd", softmax_s, jac_s__Q, optimize=False)
+    tmp_9 = tmp_7[:, :, None] * softmax_s
+    # einsum("Bqc,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s, softmax_s)
+    tmp_10 = softmax_s * adj_a
+    tmp_11 = np.einsum("Bqc,Bqcsd->Bqsd", tmp_10, jac_s__Q, optimize=False)
+    return softmax_s[:, :, :, None, None] * hess_a__Q - tmp[:, :, None] * softmax_s[:, :, :, None, None] + tmp_2[:, :, :, None, None] * jac_s__Q - tmp_4[:, :, None] * tmp_3[:, :, :, None, None] - tmp_6[:, :, :, None, None] * jac_s__Q + 2 * tmp_9[:, :, :, None, None] * tmp_8[:, :, None] - tmp_11[:, :, None] * softmax_s[:, :, :, None, None]
+
+
+def _hess_Q__Q(t):
+    """hess_Q__Q[s,d,i,j] = 1/sqrt(d) Σ_c K[c,d] hess_s__Q[s,c,i,j]"""
+    K = t["K"]
+    hess_s__Q = t["hess_s__Q"]
+    # einsum("Bcd,Bscij->Bsdij", K, hess_s__Q)
+    return 0.7071067811865476 * np.einsum("Bscij,Bcd->Bsdij", hess_s__Q, K, optimize=False)
 
 
 def _jac_p__K(t):
@@ -252,12 +307,253 @@ def _jac_p__K(t):
     return 0.7071067811865476 * np.einsum("Blcs,Bcd->Blsd", jac_p__s, Q, optimize=False)
 
 
+def _hess_p__K(t):
+    """hess_p__K[l,s,d] = jac_p__K[l,s,d] softmax_l(p[l]) - Σ_c jac_p__K[c,s,d] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__K = t["jac_p__K"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blsd,Bl->Blsd", jac_p__K, softmax_p)
+    # einsum("Bcsd,Bc,Bl->Blsd", jac_p__K, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcsd->Bsd", softmax_p, jac_p__K, optimize=False)
+    return softmax_p[:, :, None, None] * jac_p__K - tmp[:, None] * softmax_p[:, :, None, None]
+
+
+def _hess_o__K(t):
+    """hess_o__K[q,d,s,i] = 1/t Σ_c 1[q] U[c,d] hess_p__K[c,s,i]"""
+    U = t["U"]
+    hess_p__K = t["hess_p__K"]
+    # einsum("q,cd,Bcsi->Bqdsi", np.ones(3), U, hess_p__K)
+    tmp = np.tensordot(hess_p__K, U, axes=([1], [0]))
+    return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+
+
+def _hess_a__K(t):
+    """hess_a__K[q,k,s,d] = Σ_c V[k,c] hess_o__K[q,c,s,d]"""
+    V = t["V"]
+    hess_o__K = t["hess_o__K"]
+    # einsum("Bkc,Bqcsd->Bqksd", V, hess_o__K)
+    return np.einsum("Bqcsd,Bkc->Bqksd", hess_o__K, V, optimize=False)
+
+
+def _hess_s__K(t):
+    """hess_s__K[q,k,s,d] = hess_a__K[q,k,s,d] softmax_k(s[q,k]) - Σ_c hess_a__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + adj_a[q,k] jac_s__K[q,k,s,d] softmax_k(s[q,k]) - Σ_c adj_a[q,k] jac_s__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__K[q,k,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + 2 Σ_ci adj_a[q,c] jac_s__K[q,i,s,d] softmax_i(s[q,i]) softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])"""
+    hess_a__K = t["hess_a__K"]
+    s = t["s"]
+    softmax_s = _softmax(s, axis=2)
+    # einsum("Bqksd,Bqk->Bqksd", hess_a__K, softmax_s)
+    # einsum("Bqcsd,Bqc,Bqk->Bqksd", hess_a__K, softmax_s, softmax_s)
+    tmp = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s, hess_a__K, optimize=False)
+    adj_a = t["adj_a"]
+    jac_s__K = t["jac_s__K"]
+    # einsum("Bqk,Bqksd,Bqk->Bqksd", adj_a, jac_s__K, softmax_s)
+    tmp_2 = softmax_s * adj_a
+    # einsum("Bqk,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s, softmax_s)
+    tmp_3 = softmax_s * adj_a
+    tmp_4 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s, jac_s__K, optimize=False)
+    # einsum("Bqc,Bqksd,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s, softmax_s)
+    tmp_5 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    tmp_6 = tmp_5[:, :, None] * softmax_s
+    # einsum("Bqc,Bqisd,Bqi,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s, softmax_s, softmax_s)
+    tmp_7 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    tmp_8 = np.einsum("Bqi,Bqisd->Bqsd", softmax_s, jac_s__K, optimize=False)
+    tmp_9 = tmp_7[:, :, None] * softmax_s
+    # einsum("Bqc,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s, softmax_s)
+    tmp_10 = softmax_s * adj_a
+    tmp_11 = np.einsum("Bqc,Bqcsd->Bqsd", tmp_10, jac_s__K, optimize=False)
+    return softmax_s[:, :, :, None, None] * hess_a__K - tmp[:, :, None] * softmax_s[:, :, :, None, None] + tmp_2[:, :, :, None, None] * jac_s__K - tmp_4[:, :, None] * tmp_3[:, :, :, None, None] - tmp_6[:, :, :, None, None] * jac_s__K + 2 * tmp_9[:, :, :, None, None] * tmp_8[:, :, None] - tmp_11[:, :, None] * softmax_s[:, :, :, None, None]
+
+
+def _hess_Q__K(t):
+    """hess_Q__K[s,d,i,j] = 1/sqrt(d) Σ_c K[c,d] hess_s__K[s,c,i,j] + 1/sqrt(d) δ[d,j] adj_s[s,i]"""
+    K = t["K"]
+    hess_s__K = t["hess_s__K"]
+    # einsum("Bcd,Bscij->Bsdij", K, hess_s__K)
+    adj_s = t["adj_s"]
+    # einsum("dj,Bsi->Bsdij", np.eye(2), adj_s)
+    return 0.7071067811865476 * np.einsum("Bscij,Bcd->Bsdij", hess_s__K, K, optimize=False) + 0.7071067811865476 * adj_s[:, :, None, :, None] * (np.eye(2))[:, None]
+
+
 def _jac_p__V(t):
     """jac_p__V[l,s,d] = Σ_c a[c,s] jac_p__o[l,c,d]"""
     a = t["a"]
     jac_p__o = t["jac_p__o"]
     # einsum("Bcs,lcd->Blsd", a, jac_p__o)
     return (np.tensordot(jac_p__o, a, axes=([1], [1]))).transpose(2, 0, 3, 1)
+
+
+def _hess_p__V(t):
+    """hess_p__V[l,s,d] = jac_p__V[l,s,d] softmax_l(p[l]) - Σ_c jac_p__V[c,s,d] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__V = t["jac_p__V"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blsd,Bl->Blsd", jac_p__V, softmax_p)
+    # einsum("Bcsd,Bc,Bl->Blsd", jac_p__V, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcsd->Bsd", softmax_p, jac_p__V, optimize=False)
+    return softmax_p[:, :, None, None] * jac_p__V - tmp[:, None] * softmax_p[:, :, None, None]
+
+
+def _hess_o__V(t):
+    """hess_o__V[q,d,s,i] = 1/t Σ_c 1[q] U[c,d] hess_p__V[c,s,i]"""
+    U = t["U"]
+    hess_p__V = t["hess_p__V"]
+    # einsum("q,cd,Bcsi->Bqdsi", np.ones(3), U, hess_p__V)
+    tmp = np.tensordot(hess_p__V, U, axes=([1], [0]))
+    return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+
+
+def _hess_a__V(t):
+    """hess_a__V[q,k,s,d] = Σ_c V[k,c] hess_o__V[q,c,s,d] + δ[k,s] adj_o[q,d]"""
+    V = t["V"]
+    hess_o__V = t["hess_o__V"]
+    # einsum("Bkc,Bqcsd->Bqksd", V, hess_o__V)
+    adj_o = t["adj_o"]
+    # einsum("ks,Bqd->Bqksd", np.eye(3), adj_o)
+    return np.einsum("Bqcsd,Bkc->Bqksd", hess_o__V, V, optimize=False) + adj_o[:, :, None, None] * (np.eye(3))[:, :, None]
+
+
+def _hess_s__V(t):
+    """hess_s__V[q,k,s,d] = hess_a__V[q,k,s,d] softmax_k(s[q,k]) - Σ_c hess_a__V[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])"""
+    hess_a__V = t["hess_a__V"]
+    s = t["s"]
+    softmax_s = _softmax(s, axis=2)
+    # einsum("Bqksd,Bqk->Bqksd", hess_a__V, softmax_s)
+    # einsum("Bqcsd,Bqc,Bqk->Bqksd", hess_a__V, softmax_s, softmax_s)
+    tmp = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s, hess_a__V, optimize=False)
+    return softmax_s[:, :, :, None, None] * hess_a__V - tmp[:, :, None] * softmax_s[:, :, :, None, None]
+
+
+def _hess_Q__V(t):
+    """hess_Q__V[s,d,i,j] = 1/sqrt(d) Σ_c K[c,d] hess_s__V[s,c,i,j]"""
+    K = t["K"]
+    hess_s__V = t["hess_s__V"]
+    # einsum("Bcd,Bscij->Bsdij", K, hess_s__V)
+    return 0.7071067811865476 * np.einsum("Bscij,Bcd->Bsdij", hess_s__V, K, optimize=False)
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+
+
+def _hess_o__p(t):
+    """hess_o__p[q,d,l] = 1/t Σ_c 1[q] U[c,d] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("q,cd,Bcl->Bqdl", np.ones(3), U, hess_p__p)
+    tmp = np.tensordot(hess_p__p, U, axes=([1], [0]))
+    return 0.3333333333333333 * (tmp.transpose(0, 2, 1))[:, None] * (np.ones(3))[:, None, None]
+
+
+def _hess_a__p(t):
+    """hess_a__p[q,k,l] = Σ_c V[k,c] hess_o__p[q,c,l]"""
+    V = t["V"]
+    hess_o__p = t["hess_o__p"]
+    # einsum("Bkc,Bqcl->Bqkl", V, hess_o__p)
+    return np.einsum("Bqcl,Bkc->Bqkl", hess_o__p, V, optimize=False)
+
+
+def _hess_s__p(t):
+    """hess_s__p[q,k,l] = hess_a__p[q,k,l] softmax_k(s[q,k]) - Σ_c hess_a__p[q,c,l] softmax_c(s[q,c]) softmax_k(s[q,k])"""
+    hess_a__p = t["hess_a__p"]
+    s = t["s"]
+    softmax_s = _softmax(s, axis=2)
+    # einsum("Bqkl,Bqk->Bqkl", hess_a__p, softmax_s)
+    # einsum("Bqcl,Bqc,Bqk->Bqkl", hess_a__p, softmax_s, softmax_s)
+    tmp = (softmax_s[..., None, :] @ hess_a__p)[..., 0, :]
+    return softmax_s[:, :, :, None] * hess_a__p - tmp[:, :, None] * softmax_s[:, :, :, None]
+
+
+def _hess_Q__p(t):
+    """hess_Q__p[s,d,l] = 1/sqrt(d) Σ_c K[c,d] hess_s__p[s,c,l]"""
+    K = t["K"]
+    hess_s__p = t["hess_s__p"]
+    # einsum("Bcd,Bscl->Bsdl", K, hess_s__p)
+    return 0.7071067811865476 * np.einsum("Bscl,Bcd->Bsdl", hess_s__p, K, optimize=False)
+
+
+def _hess_K__Q(t):
+    """hess_K__Q[s,d,i,j] = 1/sqrt(d) Σ_c Q[c,d] hess_s__Q[c,s,i,j] + 1/sqrt(d) δ[d,j] adj_s[i,s]"""
+    Q = t["Q"]
+    hess_s__Q = t["hess_s__Q"]
+    # einsum("Bcd,Bcsij->Bsdij", Q, hess_s__Q)
+    adj_s = t["adj_s"]
+    # einsum("dj,Bis->Bsdij", np.eye(2), adj_s)
+    return 0.7071067811865476 * np.einsum("Bcsij,Bcd->Bsdij", hess_s__Q, Q, optimize=False) + 0.7071067811865476 * (adj_s.transpose(0, 2, 1))[:, :, None, :, None] * (np.eye(2))[:, None]
+
+
+def _hess_K__K(t):
+    """hess_K__K[s,d,i,j] = 1/sqrt(d) Σ_c Q[c,d] hess_s__K[c,s,i,j]"""
+    Q = t["Q"]
+    hess_s__K = t["hess_s__K"]
+    # einsum("Bcd,Bcsij->Bsdij", Q, hess_s__K)
+    return 0.7071067811865476 * np.einsum("Bcsij,Bcd->Bsdij", hess_s__K, Q, optimize=False)
+
+
+def _hess_K__V(t):
+    """hess_K__V[s,d,i,j] = 1/sqrt(d) Σ_c Q[c,d] hess_s__V[c,s,i,j]"""
+    Q = t["Q"]
+    hess_s__V = t["hess_s__V"]
+    # einsum("Bcd,Bcsij->Bsdij", Q, hess_s__V)
+    return 0.7071067811865476 * np.einsum("Bcsij,Bcd->Bsdij", hess_s__V, Q, optimize=False)
+
+
+def _hess_K__p(t):
+    """hess_K__p[s,d,l] = 1/sqrt(d) Σ_c Q[c,d] hess_s__p[c,s,l]"""
+    Q = t["Q"]
+    hess_s__p = t["hess_s__p"]
+    # einsum("Bcd,Bcsl->Bsdl", Q, hess_s__p)
+    return 0.7071067811865476 * np.einsum("Bcsl,Bcd->Bsdl", hess_s__p, Q, optimize=False)
+
+
+def _hess_V__Q(t):
+    """hess_V__Q[s,d,i,j] = Σ_c a[c,s] hess_o__Q[c,d,i,j] + Σ_c adj_o[c,d] jac_a__Q[c,s,i,j]"""
+    a = t["a"]
+    hess_o__Q = t["hess_o__Q"]
+    # einsum("Bcs,Bcdij->Bsdij", a, hess_o__Q)
+    adj_o = t["adj_o"]
+    jac_a__Q = t["jac_a__Q"]
+    # einsum("Bcd,Bcsij->Bsdij", adj_o, jac_a__Q)
+    return np.einsum("Bcdij,Bcs->Bsdij", hess_o__Q, a, optimize=False) + np.einsum("Bcsij,Bcd->Bsdij", jac_a__Q, adj_o, optimize=False)
+
+
+def _hess_V__K(t):
+    """hess_V__K[s,d,i,j] = Σ_c a[c,s] hess_o__K[c,d,i,j] + Σ_c adj_o[c,d] jac_a__K[c,s,i,j]"""
+    a = t["a"]
+    hess_o__K = t["hess_o__K"]
+    # einsum("Bcs,Bcdij->Bsdij", a, hess_o__K)
+    adj_o = t["adj_o"]
+    jac_a__K = t["jac_a__K"]
+    # einsum("Bcd,Bcsij->Bsdij", adj_o, jac_a__K)
+    return np.einsum("Bcdij,Bcs->Bsdij", hess_o__K, a, optimize=False) + np.einsum("Bcsij,Bcd->Bsdij", jac_a__K, adj_o, optimize=False)
+
+
+def _hess_V__V(t):
+    """hess_V__V[s,d,i,j] = Σ_c a[c,s] hess_o__V[c,d,i,j]"""
+    a = t["a"]
+    hess_o__V = t["hess_o__V"]
+    # einsum("Bcs,Bcdij->Bsdij", a, hess_o__V)
+    return np.einsum("Bcdij,Bcs->Bsdij", hess_o__V, a, optimize=False)
+
+
+def _hess_V__p(t):
+    """hess_V__p[s,d,l] = Σ_c a[c,s] hess_o__p[c,d,l]"""
+    a = t["a"]
+    hess_o__p = t["hess_o__p"]
+    # einsum("Bcs,Bcdl->Bsdl", a, hess_o__p)
+    return np.einsum("Bcdl,Bcs->Bsdl", hess_o__p, a, optimize=False)
+
+
+def _hobj_p__p(t):
+    """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
 
 
 def _tan_K(t):
@@ -338,16 +634,16 @@ def _radj_p(t):
 
 
 def _radj_o(t):
-    """radj_o[q,d] = 1/t Σ_ci δ[c,q] adj_p[i] dir_U[i,d] + 1/t Σ_ci δ[c,q] U[i,d] radj_p[i]"""
+    """radj_o[q,d] = 1/t Σ_c 1[q] adj_p[c] dir_U[c,d] + 1/t Σ_c 1[q] U[c,d] radj_p[c]"""
     adj_p = t["adj_p"]
     dir_U = t["dir_U"]
-    # einsum("cq,Bi,id->Bqd", np.eye(3), adj_p, dir_U)
-    tmp = dir_U[:, :, None] * (np.eye(3)).sum(axis=0)
+    # einsum("q,Bc,cd->Bqd", np.ones(3), adj_p, dir_U)
+    tmp = dir_U.T @ adj_p.T
     U = t["U"]
     radj_p = t["radj_p"]
-    # einsum("cq,id,Bi->Bqd", np.eye(3), U, radj_p)
-    tmp_2 = U[:, :, None] * (np.eye(3)).sum(axis=0)
-    return 0.3333333333333333 * (np.tensordot(tmp, adj_p, axes=([0], [1]))).transpose(2, 1, 0) + 0.3333333333333333 * (np.tensordot(tmp_2, radj_p, axes=([0], [1]))).transpose(2, 1, 0)
+    # einsum("q,cd,Bc->Bqd", np.ones(3), U, radj_p)
+    tmp_2 = radj_p @ U
+    return 0.3333333333333333 * tmp.T[:, None] * (np.ones(3))[:, None] + 0.3333333333333333 * tmp_2[:, None] * (np.ones(3))[:, None]
 
 
 def _radj_a(t):
@@ -590,267 +886,135 @@ def hessian(params, data):
     t["jac_p__a"] = _jac_p__a(t)
     t["jac_p__s"] = _jac_p__s(t)
     t["jac_p__Q"] = _jac_p__Q(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__Q"] = _hess_p__Q(t)
+    t["hess_o__Q"] = _hess_o__Q(t)
+    t["hess_a__Q"] = _hess_a__Q(t)
+    t["hess_s__Q"] = _hess_s__Q(t)
+    t["hess_Q__Q"] = _hess_Q__Q(t)
     t["jac_p__K"] = _jac_p__K(t)
+    t["hess_p__K"] = _hess_p__K(t)
+    t["hess_o__K"] = _hess_o__K(t)
+    t["hess_a__K"] = _hess_a__K(t)
+    t["hess_s__K"] = _hess_s__K(t)
+    t["hess_Q__K"] = _hess_Q__K(t)
     t["jac_p__V"] = _jac_p__V(t)
+    t["hess_p__V"] = _hess_p__V(t)
+    t["hess_o__V"] = _hess_o__V(t)
+    t["hess_a__V"] = _hess_a__V(t)
+    t["hess_s__V"] = _hess_s__V(t)
+    t["hess_Q__V"] = _hess_Q__V(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_o__p"] = _hess_o__p(t)
+    t["hess_a__p"] = _hess_a__p(t)
+    t["hess_s__p"] = _hess_s__p(t)
+    t["hess_Q__p"] = _hess_Q__p(t)
+    t["hess_K__Q"] = _hess_K__Q(t)
+    t["hess_K__K"] = _hess_K__K(t)
+    t["hess_K__V"] = _hess_K__V(t)
+    t["hess_K__p"] = _hess_K__p(t)
+    t["hess_V__Q"] = _hess_V__Q(t)
+    t["hess_V__K"] = _hess_V__K(t)
+    t["hess_V__V"] = _hess_V__V(t)
+    t["hess_V__p"] = _hess_V__p(t)
     B = t["X"].shape[0]
-    # ∂f/∂WQ,WQ[d,i,j,k] = Σ_clmn X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,n,c,d] jac_s__Q[m,n,l,j] softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,n,c,d] jac_s__Q[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,o,c,d] jac_s__Q[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + 2 Σ_clmnop X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,o,c,d] jac_s__Q[m,p,l,j] softmax_o(s[m,o]) softmax_p(s[m,p]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__Q[m,o,c,d] jac_s__Q[m,n,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + Σ_clqr X[c,i] X[l,k] hobj_p__p[q,r] jac_p__Q[q,c,d] jac_p__Q[r,l,j]
+    # ∂f/∂WQ,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__Q[c,d,l,j]
     X = t["X"]
-    adj_a = t["adj_a"]
-    jac_s__Q = t["jac_s__Q"]
-    s = t["s"]
-    softmax_s = _softmax(s, axis=2)
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmnlj,Bmn->dijk", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s)
-    tmp = softmax_s * adj_a
-    tmp_2 = tmp[:, :, :, None, None] * jac_s__Q
-    tmp_3 = np.einsum("Bmncd,Bci->Bmndi", tmp_2, X, optimize=False)
-    tmp_4 = np.einsum("Bmnlj,Blk->Bmnjk", jac_s__Q, X, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmolj,Bmo,Bmn->dijk", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s, softmax_s)
-    tmp_5 = softmax_s * adj_a
-    tmp_6 = np.einsum("Bmo,Bmolj->Bmlj", softmax_s, jac_s__Q, optimize=False)
-    tmp_7 = np.einsum("Bmncd,Bci->Bmndi", jac_s__Q, X, optimize=False)
-    tmp_8 = np.einsum("Bmndi,Bmn->Bmdi", tmp_7, tmp_5, optimize=False)
-    tmp_9 = np.einsum("Bmlj,Blk->Bmjk", tmp_6, X, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmolj,Bmo,Bmn->dijk", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s, softmax_s)
-    tmp_10 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_11 = softmax_s[:, :, :, None, None] * jac_s__Q
-    tmp_12 = np.einsum("Bmocd,Bci->Bmodi", tmp_11, X, optimize=False)
-    tmp_13 = np.einsum("Bmolj,Blk->Bmojk", jac_s__Q, X, optimize=False)
-    tmp_14 = tmp_12 * tmp_10[:, :, None, None, None]
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmplj,Bmo,Bmp,Bmn->dijk", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s, softmax_s, softmax_s)
-    tmp_15 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_16 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__Q, optimize=False)
-    tmp_17 = np.einsum("Bmp,Bmplj->Bmlj", softmax_s, jac_s__Q, optimize=False)
-    tmp_18 = np.einsum("Bmcd,Bci->Bmdi", tmp_16, X, optimize=False)
-    tmp_19 = np.einsum("Bmlj,Blk->Bmjk", tmp_17, X, optimize=False)
-    tmp_20 = tmp_19 * tmp_15[:, :, None, None]
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmnlj,Bmo,Bmn->dijk", X, X, adj_a, jac_s__Q, jac_s__Q, softmax_s, softmax_s)
-    tmp_21 = softmax_s * adj_a
-    tmp_22 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__Q, optimize=False)
-    tmp_23 = np.einsum("Bmnlj,Blk->Bmnjk", jac_s__Q, X, optimize=False)
-    tmp_24 = np.einsum("Bmnjk,Bmn->Bmjk", tmp_23, tmp_21, optimize=False)
-    tmp_25 = np.einsum("Bmcd,Bci->Bmdi", tmp_22, X, optimize=False)
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__Q = t["jac_p__Q"]
-    # einsum("Bci,Blk,Bqr,Bqcd,Brlj->dijk", X, X, hobj_p__p, jac_p__Q, jac_p__Q)
-    tmp_26 = np.einsum("Bqcd,Bci->Bqdi", jac_p__Q, X, optimize=False)
-    tmp_27 = np.einsum("Brlj,Blk->Brjk", jac_p__Q, X, optimize=False)
-    tmp_28 = np.einsum("Bqdi,Bqr->Bdir", tmp_26, hobj_p__p, optimize=False)
-    hess_WQ__WQ = ((np.tensordot(tmp_4, tmp_3, axes=([0, 1, 2], [0, 1, 2]))).transpose(2, 3, 0, 1) - (np.tensordot(tmp_9, tmp_8, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) - np.tensordot(tmp_14, tmp_13, axes=([0, 1, 2], [0, 1, 2])) + 2 * (np.tensordot(tmp_20, tmp_18, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) - np.tensordot(tmp_25, tmp_24, axes=([0, 1], [0, 1])) + np.tensordot(tmp_28, tmp_27, axes=([0, 3], [0, 1]))) / B
-    # ∂f/∂WQ,WK[d,i,j,k] = 1/sqrt(d) Σ_cl δ[d,j] X[c,i] X[l,k] adj_s[c,l] + Σ_clmn X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,l,j] jac_s__Q[m,n,c,d] softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,l,j] jac_s__Q[m,n,c,d] softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,l,j] jac_s__Q[m,o,c,d] softmax_o(s[m,o]) softmax_n(s[m,n]) + 2 Σ_clmnop X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,l,j] jac_s__Q[m,p,c,d] softmax_p(s[m,p]) softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,l,j] jac_s__Q[m,o,c,d] softmax_o(s[m,o]) softmax_n(s[m,n]) + Σ_clqr X[c,i] X[l,k] hobj_p__p[q,r] jac_p__K[r,l,j] jac_p__Q[q,c,d]
-    adj_s = t["adj_s"]
-    # einsum("dj,Bci,Blk,Bcl->dijk", np.eye(2), X, X, adj_s)
-    tmp_29 = (adj_s.transpose(0, 2, 1)) @ X
-    tmp_30 = np.tensordot(tmp_29, X, axes=([0, 1], [0, 1]))
-    jac_s__K = t["jac_s__K"]
-    # einsum("Bci,Blk,Bmn,Bmnlj,Bmncd,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s)
-    tmp_31 = softmax_s * adj_a
-    tmp_32 = tmp_31[:, :, :, None, None] * jac_s__K
-    tmp_33 = np.einsum("Bmncd,Bci->Bmndi", jac_s__Q, X, optimize=False)
-    tmp_34 = np.einsum("Bmnlj,Blk->Bmnjk", tmp_32, X, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmolj,Bmncd,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s)
-    tmp_35 = softmax_s * adj_a
-    tmp_36 = np.einsum("Bmo,Bmolj->Bmlj", softmax_s, jac_s__K, optimize=False)
-    tmp_37 = np.einsum("Bmncd,Bci->Bmndi", jac_s__Q, X, optimize=False)
-    tmp_38 = np.einsum("Bmndi,Bmn->Bmdi", tmp_37, tmp_35, optimize=False)
-    tmp_39 = np.einsum("Bmlj,Blk->Bmjk", tmp_36, X, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmolj,Bmocd,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s)
-    tmp_40 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_41 = softmax_s[:, :, :, None, None] * jac_s__K
-    tmp_42 = np.einsum("Bmocd,Bci->Bmodi", jac_s__Q, X, optimize=False)
-    tmp_43 = np.einsum("Bmolj,Blk->Bmojk", tmp_41, X, optimize=False)
-    tmp_44 = tmp_42 * tmp_40[:, :, None, None, None]
-    # einsum("Bci,Blk,Bmn,Bmolj,Bmpcd,Bmp,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, softmax_s)
-    tmp_45 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_46 = np.einsum("Bmo,Bmolj->Bmlj", softmax_s, jac_s__K, optimize=False)
-    tmp_47 = np.einsum("Bmp,Bmpcd->Bmcd", softmax_s, jac_s__Q, optimize=False)
-    tmp_48 = np.einsum("Bmcd,Bci->Bmdi", tmp_47, X, optimize=False)
-    tmp_49 = np.einsum("Bmlj,Blk->Bmjk", tmp_46, X, optimize=False)
-    tmp_50 = tmp_49 * tmp_45[:, :, None, None]
-    # einsum("Bci,Blk,Bmn,Bmnlj,Bmocd,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s)
-    tmp_51 = softmax_s * adj_a
-    tmp_52 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__Q, optimize=False)
-    tmp_53 = np.einsum("Bmnlj,Blk->Bmnjk", jac_s__K, X, optimize=False)
-    tmp_54 = np.einsum("Bmnjk,Bmn->Bmjk", tmp_53, tmp_51, optimize=False)
-    tmp_55 = np.einsum("Bmcd,Bci->Bmdi", tmp_52, X, optimize=False)
-    jac_p__K = t["jac_p__K"]
-    # einsum("Bci,Blk,Bqr,Brlj,Bqcd->dijk", X, X, hobj_p__p, jac_p__K, jac_p__Q)
-    tmp_56 = np.einsum("Bqcd,Bci->Bqdi", jac_p__Q, X, optimize=False)
-    tmp_57 = np.einsum("Brlj,Blk->Brjk", jac_p__K, X, optimize=False)
-    tmp_58 = np.einsum("Bqdi,Bqr->Bdir", tmp_56, hobj_p__p, optimize=False)
-    hess_WQ__WK = (0.7071067811865476 * tmp_30[:, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_34, tmp_33, axes=([0, 1, 2], [0, 1, 2]))).transpose(2, 3, 0, 1) - (np.tensordot(tmp_39, tmp_38, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) - np.tensordot(tmp_44, tmp_43, axes=([0, 1, 2], [0, 1, 2])) + 2 * (np.tensordot(tmp_50, tmp_48, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) - np.tensordot(tmp_55, tmp_54, axes=([0, 1], [0, 1])) + np.tensordot(tmp_58, tmp_57, axes=([0, 3], [0, 1]))) / B
-    # ∂f/∂WQ,WV[d,i,j,k] = Σ_clm X[c,i] X[l,k] adj_o[m,j] jac_a__Q[m,l,c,d] + Σ_clno X[c,i] X[l,k] hobj_p__p[n,o] jac_p__Q[n,c,d] jac_p__V[o,l,j]
-    adj_o = t["adj_o"]
-    jac_a__Q = t["jac_a__Q"]
-    # einsum("Bci,Blk,Bmj,Bmlcd->dijk", X, X, adj_o, jac_a__Q)
-    tmp_59 = np.einsum("Bmlcd,Bci->Bmldi", jac_a__Q, X, optimize=False)
-    tmp_60 = np.einsum("Bmldi,Blk->Bmdik", tmp_59, X, optimize=False)
-    jac_p__V = t["jac_p__V"]
-    # einsum("Bci,Blk,Bno,Bncd,Bolj->dijk", X, X, hobj_p__p, jac_p__Q, jac_p__V)
-    tmp_61 = np.einsum("Bncd,Bci->Bndi", jac_p__Q, X, optimize=False)
-    tmp_62 = np.einsum("Bolj,Blk->Bojk", jac_p__V, X, optimize=False)
-    tmp_63 = np.einsum("Bndi,Bno->Bdio", tmp_61, hobj_p__p, optimize=False)
-    hess_WQ__WV = ((np.tensordot(tmp_60, adj_o, axes=([0, 1], [0, 1]))).transpose(0, 1, 3, 2) + np.tensordot(tmp_63, tmp_62, axes=([0, 3], [0, 1]))) / B
-    # ∂f/∂WQ,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__Q[k,j,c,d] + 1/t Σ_cmn X[c,i] hobj_p__p[m,l] jac_p__Q[m,c,d] o[n,j]
+    hess_Q__Q = t["hess_Q__Q"]
+    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__Q)
+    tmp = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__Q, X, optimize=False)
+    hess_WQ__WQ = (np.tensordot(tmp, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂WQ,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__K[c,d,l,j]
+    hess_Q__K = t["hess_Q__K"]
+    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__K)
+    tmp_2 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__K, X, optimize=False)
+    hess_WQ__WK = (np.tensordot(tmp_2, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂WQ,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__V[c,d,l,j]
+    hess_Q__V = t["hess_Q__V"]
+    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__V)
+    tmp_3 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__V, X, optimize=False)
+    hess_WQ__WV = (np.tensordot(tmp_3, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂WQ,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__Q[k,j,c,d] + 1/t Σ_ck X[c,i] hess_Q__p[c,d,l] o[k,j]
     adj_p = t["adj_p"]
     jac_o__Q = t["jac_o__Q"]
     # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__Q)
-    tmp_64 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_4 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_Q__p = t["hess_Q__p"]
     o = t["o"]
-    # einsum("Bci,Bml,Bmcd,Bnj->dilj", X, hobj_p__p, jac_p__Q, o)
-    tmp_65 = np.einsum("Bmcd,Bci->Bmdi", jac_p__Q, X, optimize=False)
-    tmp_66 = (o.sum(axis=1))[:, :, None, None] * hobj_p__p[:, None]
-    hess_WQ__U = (0.3333333333333333 * (np.tensordot(tmp_64, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_66, tmp_65, axes=([0, 2], [0, 1]))).transpose(2, 3, 1, 0)) / B
-    # ∂f/∂WK,WQ[d,i,j,k] = 1/sqrt(d) Σ_cl δ[d,j] X[c,i] X[l,k] adj_s[l,c] + Σ_clmn X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,c,d] jac_s__Q[m,n,l,j] softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,c,d] jac_s__Q[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__Q[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + 2 Σ_clmnop X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__Q[m,p,l,j] softmax_o(s[m,o]) softmax_p(s[m,p]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__Q[m,n,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + Σ_clqr X[c,i] X[l,k] hobj_p__p[q,r] jac_p__K[q,c,d] jac_p__Q[r,l,j]
-    # einsum("dj,Bci,Blk,Blc->dijk", np.eye(2), X, X, adj_s)
-    tmp_67 = adj_s @ X
-    tmp_68 = np.tensordot(tmp_67, X, axes=([0, 1], [0, 1]))
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmnlj,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s)
-    tmp_69 = softmax_s * adj_a
-    tmp_70 = tmp_69[:, :, :, None, None] * jac_s__K
-    tmp_71 = np.einsum("Bmncd,Bci->Bmndi", tmp_70, X, optimize=False)
-    tmp_72 = np.einsum("Bmnlj,Blk->Bmnjk", jac_s__Q, X, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmolj,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s)
-    tmp_73 = softmax_s * adj_a
-    tmp_74 = np.einsum("Bmo,Bmolj->Bmlj", softmax_s, jac_s__Q, optimize=False)
-    tmp_75 = np.einsum("Bmncd,Bci->Bmndi", jac_s__K, X, optimize=False)
-    tmp_76 = np.einsum("Bmndi,Bmn->Bmdi", tmp_75, tmp_73, optimize=False)
-    tmp_77 = np.einsum("Bmlj,Blk->Bmjk", tmp_74, X, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmolj,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s)
-    tmp_78 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_79 = softmax_s[:, :, :, None, None] * jac_s__K
-    tmp_80 = np.einsum("Bmocd,Bci->Bmodi", tmp_79, X, optimize=False)
-    tmp_81 = np.einsum("Bmolj,Blk->Bmojk", jac_s__Q, X, optimize=False)
-    tmp_82 = tmp_80 * tmp_78[:, :, None, None, None]
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmplj,Bmo,Bmp,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s, softmax_s)
-    tmp_83 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_84 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__K, optimize=False)
-    tmp_85 = np.einsum("Bmp,Bmplj->Bmlj", softmax_s, jac_s__Q, optimize=False)
-    tmp_86 = np.einsum("Bmcd,Bci->Bmdi", tmp_84, X, optimize=False)
-    tmp_87 = np.einsum("Bmlj,Blk->Bmjk", tmp_85, X, optimize=False)
-    tmp_88 = tmp_87 * tmp_83[:, :, None, None]
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmnlj,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__Q, softmax_s, softmax_s)
-    tmp_89 = softmax_s * adj_a
-    tmp_90 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__K, optimize=False)
-    tmp_91 = np.einsum("Bmnlj,Blk->Bmnjk", jac_s__Q, X, optimize=False)
-    tmp_92 = np.einsum("Bmnjk,Bmn->Bmjk", tmp_91, tmp_89, optimize=False)
-    tmp_93 = np.einsum("Bmcd,Bci->Bmdi", tmp_90, X, optimize=False)
-    # einsum("Bci,Blk,Bqr,Bqcd,Brlj->dijk", X, X, hobj_p__p, jac_p__K, jac_p__Q)
-    tmp_94 = np.einsum("Bqcd,Bci->Bqdi", jac_p__K, X, optimize=False)
-    tmp_95 = np.einsum("Brlj,Blk->Brjk", jac_p__Q, X, optimize=False)
-    tmp_96 = np.einsum("Bqdi,Bqr->Bdir", tmp_94, hobj_p__p, optimize=False)
-    hess_WK__WQ = (0.7071067811865476 * tmp_68[:, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_72, tmp_71, axes=([0, 1, 2], [0, 1, 2]))).transpose(2, 3, 0, 1) - (np.tensordot(tmp_77, tmp_76, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) - np.tensordot(tmp_82, tmp_81, axes=([0, 1, 2], [0, 1, 2])) + 2 * (np.tensordot(tmp_88, tmp_86, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) - np.tensordot(tmp_93, tmp_92, axes=([0, 1], [0, 1])) + np.tensordot(tmp_96, tmp_95, axes=([0, 3], [0, 1]))) / B
-    # ∂f/∂WK,WK[d,i,j,k] = Σ_clmn X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,c,d] jac_s__K[m,n,l,j] softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,n,c,d] jac_s__K[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__K[m,o,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + 2 Σ_clmnop X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__K[m,p,l,j] softmax_o(s[m,o]) softmax_p(s[m,p]) softmax_n(s[m,n]) - Σ_clmno X[c,i] X[l,k] adj_a[m,n] jac_s__K[m,o,c,d] jac_s__K[m,n,l,j] softmax_o(s[m,o]) softmax_n(s[m,n]) + Σ_clqr X[c,i] X[l,k] hobj_p__p[q,r] jac_p__K[q,c,d] jac_p__K[r,l,j]
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmnlj,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__K, softmax_s)
-    tmp_97 = softmax_s * adj_a
-    tmp_98 = tmp_97[:, :, :, None, None] * jac_s__K
-    tmp_99 = np.einsum("Bmncd,Bci->Bmndi", tmp_98, X, optimize=False)
-    tmp_100 = np.einsum("Bmnlj,Blk->Bmnjk", jac_s__K, X, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmncd,Bmolj,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__K, softmax_s, softmax_s)
-    tmp_101 = softmax_s * adj_a
-    tmp_102 = np.einsum("Bmo,Bmolj->Bmlj", softmax_s, jac_s__K, optimize=False)
-    tmp_103 = np.einsum("Bmncd,Bci->Bmndi", jac_s__K, X, optimize=False)
-    tmp_104 = np.einsum("Bmndi,Bmn->Bmdi", tmp_103, tmp_101, optimize=False)
-    tmp_105 = np.einsum("Bmlj,Blk->Bmjk", tmp_102, X, optimize=False)
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmolj,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__K, softmax_s, softmax_s)
-    tmp_106 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_107 = softmax_s[:, :, :, None, None] * jac_s__K
-    tmp_108 = np.einsum("Bmocd,Bci->Bmodi", tmp_107, X, optimize=False)
-    tmp_109 = np.einsum("Bmolj,Blk->Bmojk", jac_s__K, X, optimize=False)
-    tmp_110 = tmp_108 * tmp_106[:, :, None, None, None]
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmplj,Bmo,Bmp,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__K, softmax_s, softmax_s, softmax_s)
-    tmp_111 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
-    tmp_112 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__K, optimize=False)
-    tmp_113 = np.einsum("Bmp,Bmplj->Bmlj", softmax_s, jac_s__K, optimize=False)
-    tmp_114 = np.einsum("Bmcd,Bci->Bmdi", tmp_112, X, optimize=False)
-    tmp_115 = np.einsum("Bmlj,Blk->Bmjk", tmp_113, X, optimize=False)
-    tmp_116 = tmp_115 * tmp_111[:, :, None, None]
-    # einsum("Bci,Blk,Bmn,Bmocd,Bmnlj,Bmo,Bmn->dijk", X, X, adj_a, jac_s__K, jac_s__K, softmax_s, softmax_s)
-    tmp_117 = softmax_s * adj_a
-    tmp_118 = np.einsum("Bmo,Bmocd->Bmcd", softmax_s, jac_s__K, optimize=False)
-    tmp_119 = np.einsum("Bmnlj,Blk->Bmnjk", jac_s__K, X, optimize=False)
-    tmp_120 = np.einsum("Bmnjk,Bmn->Bmjk", tmp_119, tmp_117, optimize=False)
-    tmp_121 = np.einsum("Bmcd,Bci->Bmdi", tmp_118, X, optimize=False)
-    # einsum("Bci,Blk,Bqr,Bqcd,Brlj->dijk", X, X, hobj_p__p, jac_p__K, jac_p__K)
-    tmp_122 = np.einsum("Bqcd,Bci->Bqdi", jac_p__K, X, optimize=False)
-    tmp_123 = np.einsum("Brlj,Blk->Brjk", jac_p__K, X, optimize=False)
-    tmp_124 = np.einsum("Bqdi,Bqr->Bdir", tmp_122, hobj_p__p, optimize=False)
-    hess_WK__WK = ((np.tensordot(tmp_100, tmp_99, axes=([0, 1, 2], [0, 1, 2]))).transpose(2, 3, 0, 1) - (np.tensordot(tmp_105, tmp_104, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) - np.tensordot(tmp_110, tmp_109, axes=([0, 1, 2], [0, 1, 2])) + 2 * (np.tensordot(tmp_116, tmp_114, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) - np.tensordot(tmp_121, tmp_120, axes=([0, 1], [0, 1])) + np.tensordot(tmp_124, tmp_123, axes=([0, 3], [0, 1]))) / B
-    # ∂f/∂WK,WV[d,i,j,k] = Σ_clm X[c,i] X[l,k] adj_o[m,j] jac_a__K[m,l,c,d] + Σ_clno X[c,i] X[l,k] hobj_p__p[n,o] jac_p__K[n,c,d] jac_p__V[o,l,j]
-    jac_a__K = t["jac_a__K"]
-    # einsum("Bci,Blk,Bmj,Bmlcd->dijk", X, X, adj_o, jac_a__K)
-    tmp_125 = np.einsum("Bmlcd,Bci->Bmldi", jac_a__K, X, optimize=False)
-    tmp_126 = np.einsum("Bmldi,Blk->Bmdik", tmp_125, X, optimize=False)
-    # einsum("Bci,Blk,Bno,Bncd,Bolj->dijk", X, X, hobj_p__p, jac_p__K, jac_p__V)
-    tmp_127 = np.einsum("Bncd,Bci->Bndi", jac_p__K, X, optimize=False)
-    tmp_128 = np.einsum("Bolj,Blk->Bojk", jac_p__V, X, optimize=False)
-    tmp_129 = np.einsum("Bndi,Bno->Bdio", tmp_127, hobj_p__p, optimize=False)
-    hess_WK__WV = ((np.tensordot(tmp_126, adj_o, axes=([0, 1], [0, 1]))).transpose(0, 1, 3, 2) + np.tensordot(tmp_129, tmp_128, axes=([0, 3], [0, 1]))) / B
-    # ∂f/∂WK,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__K[k,j,c,d] + 1/t Σ_cmn X[c,i] hobj_p__p[m,l] jac_p__K[m,c,d] o[n,j]
+    # einsum("Bci,Bcdl,Bkj->dilj", X, hess_Q__p, o)
+    tmp_5 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    hess_WQ__U = (0.3333333333333333 * (np.tensordot(tmp_4, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_5, hess_Q__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂WK,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__Q[c,d,l,j]
+    hess_K__Q = t["hess_K__Q"]
+    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__Q)
+    tmp_6 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__Q, X, optimize=False)
+    hess_WK__WQ = (np.tensordot(tmp_6, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂WK,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__K[c,d,l,j]
+    hess_K__K = t["hess_K__K"]
+    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__K)
+    tmp_7 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__K, X, optimize=False)
+    hess_WK__WK = (np.tensordot(tmp_7, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂WK,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__V[c,d,l,j]
+    hess_K__V = t["hess_K__V"]
+    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__V)
+    tmp_8 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__V, X, optimize=False)
+    hess_WK__WV = (np.tensordot(tmp_8, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂WK,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__K[k,j,c,d] + 1/t Σ_ck X[c,i] hess_K__p[c,d,l] o[k,j]
     jac_o__K = t["jac_o__K"]
     # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__K)
-    tmp_130 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    # einsum("Bci,Bml,Bmcd,Bnj->dilj", X, hobj_p__p, jac_p__K, o)
-    tmp_131 = np.einsum("Bmcd,Bci->Bmdi", jac_p__K, X, optimize=False)
-    tmp_132 = (o.sum(axis=1))[:, :, None, None] * hobj_p__p[:, None]
-    hess_WK__U = (0.3333333333333333 * (np.tensordot(tmp_130, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_132, tmp_131, axes=([0, 2], [0, 1]))).transpose(2, 3, 1, 0)) / B
-    # ∂f/∂WV,WQ[d,i,j,k] = Σ_clm X[c,i] X[l,k] adj_o[m,d] jac_a__Q[m,c,l,j] + Σ_clno X[c,i] X[l,k] hobj_p__p[n,o] jac_p__Q[o,l,j] jac_p__V[n,c,d]
-    # einsum("Bci,Blk,Bmd,Bmclj->dijk", X, X, adj_o, jac_a__Q)
-    tmp_133 = np.einsum("Bmclj,Bci->Bmlji", jac_a__Q, X, optimize=False)
-    tmp_134 = np.einsum("Bmlji,Blk->Bmjik", tmp_133, X, optimize=False)
-    # einsum("Bci,Blk,Bno,Bolj,Bncd->dijk", X, X, hobj_p__p, jac_p__Q, jac_p__V)
-    tmp_135 = np.einsum("Bncd,Bci->Bndi", jac_p__V, X, optimize=False)
-    tmp_136 = np.einsum("Bolj,Blk->Bojk", jac_p__Q, X, optimize=False)
-    tmp_137 = np.einsum("Bndi,Bno->Bdio", tmp_135, hobj_p__p, optimize=False)
-    hess_WV__WQ = ((np.tensordot(tmp_134, adj_o, axes=([0, 1], [0, 1]))).transpose(3, 1, 0, 2) + np.tensordot(tmp_137, tmp_136, axes=([0, 3], [0, 1]))) / B
-    # ∂f/∂WV,WK[d,i,j,k] = Σ_clm X[c,i] X[l,k] adj_o[m,d] jac_a__K[m,c,l,j] + Σ_clno X[c,i] X[l,k] hobj_p__p[n,o] jac_p__K[o,l,j] jac_p__V[n,c,d]
-    # einsum("Bci,Blk,Bmd,Bmclj->dijk", X, X, adj_o, jac_a__K)
-    tmp_138 = np.einsum("Bmclj,Bci->Bmlji", jac_a__K, X, optimize=False)
-    tmp_139 = np.einsum("Bmlji,Blk->Bmjik", tmp_138, X, optimize=False)
-    # einsum("Bci,Blk,Bno,Bolj,Bncd->dijk", X, X, hobj_p__p, jac_p__K, jac_p__V)
-    tmp_140 = np.einsum("Bncd,Bci->Bndi", jac_p__V, X, optimize=False)
-    tmp_141 = np.einsum("Bolj,Blk->Bojk", jac_p__K, X, optimize=False)
-    tmp_142 = np.einsum("Bndi,Bno->Bdio", tmp_140, hobj_p__p, optimize=False)
-    hess_WV__WK = ((np.tensordot(tmp_139, adj_o, axes=([0, 1], [0, 1]))).transpose(3, 1, 0, 2) + np.tensordot(tmp_142, tmp_141, axes=([0, 3], [0, 1]))) / B
-    # ∂f/∂WV,WV[d,i,j,k] = Σ_clmn X[c,i] X[l,k] hobj_p__p[m,n] jac_p__V[m,c,d] jac_p__V[n,l,j]
-    # einsum("Bci,Blk,Bmn,Bmcd,Bnlj->dijk", X, X, hobj_p__p, jac_p__V, jac_p__V)
-    tmp_143 = np.einsum("Bmcd,Bci->Bmdi", jac_p__V, X, optimize=False)
-    tmp_144 = np.einsum("Bnlj,Blk->Bnjk", jac_p__V, X, optimize=False)
-    tmp_145 = np.einsum("Bmdi,Bmn->Bdin", tmp_143, hobj_p__p, optimize=False)
-    hess_WV__WV = np.tensordot(tmp_145, tmp_144, axes=([0, 3], [0, 1])) / B
-    # ∂f/∂WV,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__V[k,j,c,d] + 1/t Σ_cmn X[c,i] hobj_p__p[m,l] jac_p__V[m,c,d] o[n,j]
+    tmp_9 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_K__p = t["hess_K__p"]
+    # einsum("Bci,Bcdl,Bkj->dilj", X, hess_K__p, o)
+    tmp_10 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    hess_WK__U = (0.3333333333333333 * (np.tensordot(tmp_9, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_10, hess_K__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂WV,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_V__Q[c,d,l,j]
+    hess_V__Q = t["hess_V__Q"]
+    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__Q)
+    tmp_11 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__Q, X, optimize=False)
+    hess_WV__WQ = (np.tensordot(tmp_11, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂WV,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_V__K[c,d,l,j]
+    hess_V__K = t["hess_V__K"]
+    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__K)
+    tmp_12 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__K, X, optimize=False)
+    hess_WV__WK = (np.tensordot(tmp_12, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂WV,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_V__V[c,d,l,j]
+    hess_V__V = t["hess_V__V"]
+    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__V)
+    tmp_13 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__V, X, optimize=False)
+    hess_WV__WV = (np.tensordot(tmp_13, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂WV,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__V[k,j,c,d] + 1/t Σ_ck X[c,i] hess_V__p[c,d,l] o[k,j]
     jac_o__V = t["jac_o__V"]
     # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__V)
-    tmp_146 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    # einsum("Bci,Bml,Bmcd,Bnj->dilj", X, hobj_p__p, jac_p__V, o)
-    tmp_147 = np.einsum("Bmcd,Bci->Bmdi", jac_p__V, X, optimize=False)
-    tmp_148 = (o.sum(axis=1))[:, :, None, None] * hobj_p__p[:, None]
-    hess_WV__U = (0.3333333333333333 * (np.tensordot(tmp_146, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_148, tmp_147, axes=([0, 2], [0, 1]))).transpose(2, 3, 1, 0)) / B
-    # ∂f/∂U,WQ[l,d,i,j] = 1/t Σ_ck X[c,j] adj_p[l] jac_o__Q[k,d,c,i] + 1/t Σ_cmn X[c,j] hobj_p__p[l,m] jac_p__Q[m,c,i] o[n,d]
+    tmp_14 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_V__p = t["hess_V__p"]
+    # einsum("Bci,Bcdl,Bkj->dilj", X, hess_V__p, o)
+    tmp_15 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    hess_WV__U = (0.3333333333333333 * (np.tensordot(tmp_14, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_15, hess_V__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,WQ[l,d,i,j] = 1/t Σ_ck X[c,j] adj_p[l] jac_o__Q[k,d,c,i] + 1/t Σ_ck X[c,j] hess_p__Q[l,c,i] o[k,d]
     # einsum("Bcj,Bl,Bkdci->ldij", X, adj_p, jac_o__Q)
-    tmp_149 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    # einsum("Bcj,Blm,Bmci,Bnd->ldij", X, hobj_p__p, jac_p__Q, o)
-    tmp_150 = np.einsum("Bmci,Bcj->Bmij", jac_p__Q, X, optimize=False)
-    tmp_151 = (o.sum(axis=1))[:, :, None, None] * hobj_p__p[:, None]
-    hess_U__WQ = (0.3333333333333333 * (np.tensordot(tmp_149, X, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_151, tmp_150, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂U,WK[l,d,i,j] = 1/t Σ_ck X[c,j] adj_p[l] jac_o__K[k,d,c,i] + 1/t Σ_cmn X[c,j] hobj_p__p[l,m] jac_p__K[m,c,i] o[n,d]
+    tmp_16 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_p__Q = t["hess_p__Q"]
+    # einsum("Bcj,Blci,Bkd->ldij", X, hess_p__Q, o)
+    tmp_17 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    hess_U__WQ = (0.3333333333333333 * (np.tensordot(tmp_16, X, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_17, hess_p__Q, axes=([0, 2], [0, 2]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,WK[l,d,i,j] = 1/t Σ_ck X[c,j] adj_p[l] jac_o__K[k,d,c,i] + 1/t Σ_ck X[c,j] hess_p__K[l,c,i] o[k,d]
     # einsum("Bcj,Bl,Bkdci->ldij", X, adj_p, jac_o__K)
-    tmp_152 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    # einsum("Bcj,Blm,Bmci,Bnd->ldij", X, hobj_p__p, jac_p__K, o)
-    tmp_153 = np.einsum("Bmci,Bcj->Bmij", jac_p__K, X, optimize=False)
-    tmp_154 = (o.sum(axis=1))[:, :, None, None] * hobj_p__p[:, None]
-    hess_U__WK = (0.3333333333333333 * (np.tensordot(tmp_152, X, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_154, tmp_153, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂U,WV[l,d,i,j] = 1/t Σ_ck X[c,j] adj_p[l] jac_o__V[k,d,c,i] + 1/t Σ_cmn X[c,j] hobj_p__p[l,m] jac_p__V[m,c,i] o[n,d]
+    tmp_18 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_p__K = t["hess_p__K"]
+    # einsum("Bcj,Blci,Bkd->ldij", X, hess_p__K, o)
+    tmp_19 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    hess_U__WK = (0.3333333333333333 * (np.tensordot(tmp_18, X, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_19, hess_p__K, axes=([0, 2], [0, 2]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,WV[l,d,i,j] = 1/t Σ_ck X[c,j] adj_p[l] jac_o__V[k,d,c,i] + 1/t Σ_ck X[c,j] hess_p__V[l,c,i] o[k,d]
     # einsum("Bcj,Bl,Bkdci->ldij", X, adj_p, jac_o__V)
-    tmp_155 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    # einsum("Bcj,Blm,Bmci,Bnd->ldij", X, hobj_p__p, jac_p__V, o)
-    tmp_156 = np.einsum("Bmci,Bcj->Bmij", jac_p__V, X, optimize=False)
-    tmp_157 = (o.sum(axis=1))[:, :, None, None] * hobj_p__p[:, None]
-    hess_U__WV = (0.3333333333333333 * (np.tensordot(tmp_155, X, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_157, tmp_156, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂U,U[l,d,i,j] = t**(-2) Σ_ck hobj_p__p[l,i] o[c,d] o[k,j]
-    # einsum("Bli,Bcd,Bkj->ldij", hobj_p__p, o, o)
-    tmp_158 = (o.sum(axis=1))[:, :, None] * (o.sum(axis=1))[:, None]
-    hess_U__U = 0.1111111111111111 * (np.tensordot(tmp_158, hobj_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    tmp_20 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_p__V = t["hess_p__V"]
+    # einsum("Bcj,Blci,Bkd->ldij", X, hess_p__V, o)
+    tmp_21 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    hess_U__WV = (0.3333333333333333 * (np.tensordot(tmp_20, X, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_21, hess_p__V, axes=([0, 2], [0, 2]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,U[l,d,i,j] = t**(-2) Σ_ck hess_p__p[l,i] o[c,d] o[k,j]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bli,Bcd,Bkj->ldij", hess_p__p, o, o)
+    tmp_22 = (o.sum(axis=1))[:, :, None] * (o.sum(axis=1))[:, None]
+    hess_U__U = 0.1111111111111111 * (np.tensordot(tmp_22, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
     return {("WQ", "WQ"): hess_WQ__WQ, ("WQ", "WK"): hess_WQ__WK, ("WQ", "WV"): hess_WQ__WV, ("WQ", "U"): hess_WQ__U, ("WK", "WQ"): hess_WK__WQ, ("WK", "WK"): hess_WK__WK, ("WK", "WV"): hess_WK__WV, ("WK", "U"): hess_WK__U, ("WV", "WQ"): hess_WV__WQ, ("WV", "WK"): hess_WV__WK, ("WV", "WV"): hess_WV__WV, ("WV", "U"): hess_WV__U, ("U", "WQ"): hess_U__WQ, ("U", "WK"): hess_U__WK, ("U", "WV"): hess_U__WV, ("U", "U"): hess_U__U}
 
 
@@ -911,9 +1075,9 @@ def ggn_diagonal(params, data):
     t["jac_p__a"] = _jac_p__a(t)
     t["jac_p__s"] = _jac_p__s(t)
     t["jac_p__Q"] = _jac_p__Q(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
     t["jac_p__K"] = _jac_p__K(t)
     t["jac_p__V"] = _jac_p__V(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["X"].shape[0]
     # diag GGN[WQ] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__Q[k,c,d] jac_p__Q[l,j,d]
     X = t["X"]

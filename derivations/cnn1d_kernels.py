@@ -160,13 +160,33 @@ def _jac_p__z_v(t):
     return jac_p__v * drelu_z_v[:, None]
 
 
-def _hobj_p__p(t):
-    """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
+def _hess_p__z_v(t):
+    """hess_p__z_v[l,o,t] = jac_p__z_v[l,o,t] softmax_l(p[l]) - Σ_c jac_p__z_v[c,o,t] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_v = t["jac_p__z_v"]
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
-    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
+    # einsum("Blot,Bl->Blot", jac_p__z_v, softmax_p)
+    # einsum("Bcot,Bc,Bl->Blot", jac_p__z_v, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcot->Bot", softmax_p, jac_p__z_v, optimize=False)
+    return softmax_p[:, :, None, None] * jac_p__z_v - tmp[:, None] * softmax_p[:, :, None, None]
+
+
+def _hess_v__z_v(t):
+    """hess_v__z_v[o,t,i,j] = Σ_c U[c,o,t] hess_p__z_v[c,i,j]"""
+    U = t["U"]
+    hess_p__z_v = t["hess_p__z_v"]
+    # einsum("cot,Bcij->Botij", U, hess_p__z_v)
+    return (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+
+
+def _hess_z_v__z_v(t):
+    """hess_z_v__z_v[o,t,i,j] = relu'(z_v[o,t]) hess_v__z_v[o,t,i,j]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    drelu_z_v = np.heaviside(z_v, 0.0)
+    hess_v__z_v = t["hess_v__z_v"]
+    # einsum("Bot,Botij->Botij", drelu_z_v, hess_v__z_v)
+    return hess_v__z_v * drelu_z_v[:, :, :, None, None]
 
 
 def _jac_p__w(t):
@@ -183,6 +203,130 @@ def _jac_p__z_w(t):
     jac_p__w = t["jac_p__w"]
     # einsum("Bos,los->Blos", dtanh_z_w, jac_p__w)
     return jac_p__w * dtanh_z_w[:, None]
+
+
+def _hess_p__z_w(t):
+    """hess_p__z_w[l,o,s] = jac_p__z_w[l,o,s] softmax_l(p[l]) - Σ_c jac_p__z_w[c,o,s] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_w = t["jac_p__z_w"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blos,Bl->Blos", jac_p__z_w, softmax_p)
+    # einsum("Bcos,Bc,Bl->Blos", jac_p__z_w, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcos->Bos", softmax_p, jac_p__z_w, optimize=False)
+    return softmax_p[:, :, None, None] * jac_p__z_w - tmp[:, None] * softmax_p[:, :, None, None]
+
+
+def _hess_v__z_w(t):
+    """hess_v__z_w[o,t,i,s] = Σ_c U[c,o,t] hess_p__z_w[c,i,s]"""
+    U = t["U"]
+    hess_p__z_w = t["hess_p__z_w"]
+    # einsum("cot,Bcis->Botis", U, hess_p__z_w)
+    return (np.tensordot(hess_p__z_w, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+
+
+def _hess_z_v__z_w(t):
+    """hess_z_v__z_w[o,t,i,s] = relu'(z_v[o,t]) hess_v__z_w[o,t,i,s]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    drelu_z_v = np.heaviside(z_v, 0.0)
+    hess_v__z_w = t["hess_v__z_w"]
+    # einsum("Bot,Botis->Botis", drelu_z_v, hess_v__z_w)
+    return hess_v__z_w * drelu_z_v[:, :, :, None, None]
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v__p(t):
+    """hess_v__p[o,t,l] = Σ_c U[c,o,t] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cot,Bcl->Botl", U, hess_p__p)
+    return (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 3, 1)
+
+
+def _hess_z_v__p(t):
+    """hess_z_v__p[o,t,l] = relu'(z_v[o,t]) hess_v__p[o,t,l]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    drelu_z_v = np.heaviside(z_v, 0.0)
+    hess_v__p = t["hess_v__p"]
+    # einsum("Bot,Botl->Botl", drelu_z_v, hess_v__p)
+    return hess_v__p * drelu_z_v[:, :, :, None]
+
+
+def _hess_w__z_v(t):
+    """hess_w__z_v[o,s,i,t] = Σ_c R[c,o,s] hess_p__z_v[c,i,t]"""
+    R = t["R"]
+    hess_p__z_v = t["hess_p__z_v"]
+    # einsum("cos,Bcit->Bosit", R, hess_p__z_v)
+    return (np.tensordot(hess_p__z_v, R, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+
+
+def _hess_z_w__z_v(t):
+    """hess_z_w__z_v[o,s,i,t] = tanh'(z_w[o,s]) hess_w__z_v[o,s,i,t]"""
+    z_w = t["z_w"]
+    w = t["w"]
+    dtanh_z_w = 1 - w**2
+    hess_w__z_v = t["hess_w__z_v"]
+    # einsum("Bos,Bosit->Bosit", dtanh_z_w, hess_w__z_v)
+    return hess_w__z_v * dtanh_z_w[:, :, :, None, None]
+
+
+def _hess_w__z_w(t):
+    """hess_w__z_w[o,s,i,j] = Σ_c R[c,o,s] hess_p__z_w[c,i,j]"""
+    R = t["R"]
+    hess_p__z_w = t["hess_p__z_w"]
+    # einsum("cos,Bcij->Bosij", R, hess_p__z_w)
+    return (np.tensordot(hess_p__z_w, R, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+
+
+def _hess_z_w__z_w(t):
+    """hess_z_w__z_w[o,s,i,j] = tanh'(z_w[o,s]) hess_w__z_w[o,s,i,j] + tanh''(z_w[o,s]) δ[o,i] δ[s,j] adj_w[o,s]"""
+    z_w = t["z_w"]
+    w = t["w"]
+    dtanh_z_w = 1 - w**2
+    hess_w__z_w = t["hess_w__z_w"]
+    # einsum("Bos,Bosij->Bosij", dtanh_z_w, hess_w__z_w)
+    d2tanh_z_w = 2*w*(w**2 - 1)
+    adj_w = t["adj_w"]
+    # einsum("Bos,oi,sj,Bos->Bosij", d2tanh_z_w, np.eye(2), np.eye(2), adj_w)
+    tmp = adj_w * d2tanh_z_w
+    tmp_2 = (np.eye(2))[:, :, None, None] * np.eye(2)
+    return hess_w__z_w * dtanh_z_w[:, :, :, None, None] + tmp_2.transpose(2, 0, 3, 1) * tmp[:, :, :, None, None]
+
+
+def _hess_w__p(t):
+    """hess_w__p[o,s,l] = Σ_c R[c,o,s] hess_p__p[c,l]"""
+    R = t["R"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cos,Bcl->Bosl", R, hess_p__p)
+    return (np.tensordot(hess_p__p, R, axes=([1], [0]))).transpose(0, 2, 3, 1)
+
+
+def _hess_z_w__p(t):
+    """hess_z_w__p[o,s,l] = tanh'(z_w[o,s]) hess_w__p[o,s,l]"""
+    z_w = t["z_w"]
+    w = t["w"]
+    dtanh_z_w = 1 - w**2
+    hess_w__p = t["hess_w__p"]
+    # einsum("Bos,Bosl->Bosl", dtanh_z_w, hess_w__p)
+    return hess_w__p * dtanh_z_w[:, :, :, None]
+
+
+def _hobj_p__p(t):
+    """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
 
 
 def _tan_z_v(t):
@@ -450,136 +594,131 @@ def hessian(params, data):
     t["jac_w__z_w"] = _jac_w__z_w(t)
     t["jac_p__v"] = _jac_p__v(t)
     t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v"] = _hess_p__z_v(t)
+    t["hess_v__z_v"] = _hess_v__z_v(t)
+    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
     t["jac_p__w"] = _jac_p__w(t)
     t["jac_p__z_w"] = _jac_p__z_w(t)
+    t["hess_p__z_w"] = _hess_p__z_w(t)
+    t["hess_v__z_w"] = _hess_v__z_w(t)
+    t["hess_z_v__z_w"] = _hess_z_v__z_w(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_v__p"] = _hess_v__p(t)
+    t["hess_z_v__p"] = _hess_z_v__p(t)
+    t["hess_w__z_v"] = _hess_w__z_v(t)
+    t["hess_z_w__z_v"] = _hess_z_w__z_v(t)
+    t["hess_w__z_w"] = _hess_w__z_w(t)
+    t["hess_z_w__z_w"] = _hess_z_w__z_w(t)
+    t["hess_w__p"] = _hess_w__p(t)
+    t["hess_z_w__p"] = _hess_z_w__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂K,K[o,a,i,j] = Σ_cklmnp hobj_p__p[c,k] jac_p__z_v[c,o,l] jac_p__z_v[k,i,m] x[n] x[p] S[n,l,a] S[p,m,j]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v = t["jac_p__z_v"]
+    # ∂f/∂K,K[o,a,i,j] = Σ_cklm hess_z_v__z_v[o,c,i,k] x[l] x[m] S[l,c,a] S[m,k,j]
+    hess_z_v__z_v = t["hess_z_v__z_v"]
     x = t["x"]
     x_win = _window_view(x, 3, 1, 1, 4)
     x_win_2 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bck,Bcol,Bkim,Bla,Bmj->oaij", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win, x_win_2)
-    tmp = np.einsum("Bla,Bcol->Baco", x_win, jac_p__z_v, optimize=False)
-    tmp_2 = np.einsum("Bmj,Bkim->Bjki", x_win_2, jac_p__z_v, optimize=False)
-    tmp_3 = np.einsum("Baco,Bck->Baok", tmp, hobj_p__p, optimize=False)
-    hess_K__K = (np.tensordot(tmp_3, tmp_2, axes=([0, 3], [0, 2]))).transpose(1, 0, 3, 2) / B
-    # ∂f/∂K,G[o,a,i,j] = Σ_cklmnp hobj_p__p[c,k] jac_p__z_v[c,o,l] jac_p__z_w[k,i,m] x[n] x[p] S[n,l,a] S2[p,m,j]
-    jac_p__z_w = t["jac_p__z_w"]
+    # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_v, x_win, x_win_2)
+    tmp = np.einsum("Bca,Bocik->Baoik", x_win, hess_z_v__z_v, optimize=False)
+    hess_K__K = (np.tensordot(tmp, x_win_2, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3) / B
+    # ∂f/∂K,G[o,a,i,j] = Σ_cklm hess_z_v__z_w[o,c,i,k] x[l] x[m] S[l,c,a] S2[m,k,j]
+    hess_z_v__z_w = t["hess_z_v__z_w"]
     x_win_3 = _window_view(x, 3, 1, 1, 4)
     x_win_4 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bck,Bcol,Bkim,Bla,Bmj->oaij", hobj_p__p, jac_p__z_v, jac_p__z_w, x_win_3, x_win_4)
-    tmp_4 = np.einsum("Bla,Bcol->Baco", x_win_3, jac_p__z_v, optimize=False)
-    tmp_5 = np.einsum("Bkim,Bck->Bimc", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_6 = np.einsum("Bimc,Bmj->Bicj", tmp_5, x_win_4, optimize=False)
-    hess_K__G = (np.tensordot(tmp_6, tmp_4, axes=([0, 2], [0, 2]))).transpose(3, 2, 0, 1) / B
-    # ∂f/∂K,U[o,a,l,i,t] = Σ_cj adj_p[l] jac_v__z_v[i,t,o,c] x[j] S[j,c,a] + Σ_kmn hobj_p__p[k,l] jac_p__z_v[k,o,m] v[i,t] x[n] S[n,m,a]
+    # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_w, x_win_3, x_win_4)
+    tmp_2 = np.einsum("Bca,Bocik->Baoik", x_win_3, hess_z_v__z_w, optimize=False)
+    hess_K__G = (np.tensordot(tmp_2, x_win_4, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3) / B
+    # ∂f/∂K,U[o,a,l,i,t] = Σ_cj adj_p[l] jac_v__z_v[i,t,o,c] x[j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] v[i,t] x[j] S[j,c,a]
     adj_p = t["adj_p"]
     jac_v__z_v = t["jac_v__z_v"]
     x_win_5 = _window_view(x, 3, 1, 1, 4)
     # einsum("Bl,Bitoc,Bca->oalit", adj_p, jac_v__z_v, x_win_5)
-    tmp_7 = np.einsum("Bca,Bitoc->Baito", x_win_5, jac_v__z_v, optimize=False)
+    tmp_3 = np.einsum("Bca,Bitoc->Baito", x_win_5, jac_v__z_v, optimize=False)
+    hess_z_v__p = t["hess_z_v__p"]
     v = t["v"]
     x_win_6 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bjl,Bjok,Bit,Bka->oalit", hobj_p__p, jac_p__z_v, v, x_win_6)
-    tmp_8 = np.einsum("Bka,Bjok->Bajo", x_win_6, jac_p__z_v, optimize=False)
-    tmp_9 = np.einsum("Bajo,Bjl->Baol", tmp_8, hobj_p__p, optimize=False)
-    hess_K__U = ((np.tensordot(tmp_7, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2) + (np.tensordot(tmp_9, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4)) / B
-    # ∂f/∂K,R[o,a,l,i,s] = Σ_cjk hobj_p__p[c,l] jac_p__z_v[c,o,j] w[i,s] x[k] S[k,j,a]
+    # einsum("Bocl,Bit,Bca->oalit", hess_z_v__p, v, x_win_6)
+    tmp_4 = np.einsum("Bca,Bocl->Baol", x_win_6, hess_z_v__p, optimize=False)
+    hess_K__U = ((np.tensordot(tmp_3, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2) + (np.tensordot(tmp_4, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4)) / B
+    # ∂f/∂K,R[o,a,l,i,s] = Σ_cj hess_z_v__p[o,c,l] w[i,s] x[j] S[j,c,a]
     w = t["w"]
     x_win_7 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bcl,Bcoj,Bis,Bja->oalis", hobj_p__p, jac_p__z_v, w, x_win_7)
-    tmp_10 = np.einsum("Bja,Bcoj->Baco", x_win_7, jac_p__z_v, optimize=False)
-    tmp_11 = np.einsum("Baco,Bcl->Baol", tmp_10, hobj_p__p, optimize=False)
-    hess_K__R = (np.tensordot(tmp_11, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4) / B
-    # ∂f/∂G,K[o,a,i,j] = Σ_cklmnp hobj_p__p[c,k] jac_p__z_v[k,i,l] jac_p__z_w[c,o,m] x[n] x[p] S[p,l,j] S2[n,m,a]
+    # einsum("Bocl,Bis,Bca->oalis", hess_z_v__p, w, x_win_7)
+    tmp_5 = np.einsum("Bca,Bocl->Baol", x_win_7, hess_z_v__p, optimize=False)
+    hess_K__R = (np.tensordot(tmp_5, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4) / B
+    # ∂f/∂G,K[o,a,i,j] = Σ_cklm hess_z_w__z_v[o,c,i,k] x[l] x[m] S[m,k,j] S2[l,c,a]
+    hess_z_w__z_v = t["hess_z_w__z_v"]
     x_win_8 = _window_view(x, 3, 1, 1, 4)
     x_win_9 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bck,Bkil,Bcom,Bma,Blj->oaij", hobj_p__p, jac_p__z_v, jac_p__z_w, x_win_9, x_win_8)
-    tmp_12 = np.einsum("Blj,Bkil->Bjki", x_win_8, jac_p__z_v, optimize=False)
-    tmp_13 = np.einsum("Bcom,Bck->Bomk", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_14 = np.einsum("Bomk,Bma->Boka", tmp_13, x_win_9, optimize=False)
-    hess_G__K = (np.tensordot(tmp_14, tmp_12, axes=([0, 2], [0, 2]))).transpose(0, 1, 3, 2) / B
-    # ∂f/∂G,G[o,a,i,j] = Σ_ckl tanh''(z_w[o,c]) δ[o,i] adj_w[o,c] x[k] x[l] S2[k,c,a] S2[l,c,j] + Σ_mnpqrs hobj_p__p[m,n] jac_p__z_w[m,o,p] jac_p__z_w[n,i,q] x[r] x[s] S2[r,p,a] S2[s,q,j]
-    z_w = t["z_w"]
-    d2tanh_z_w = 2*w*(w**2 - 1)
-    adj_w = t["adj_w"]
+    # einsum("Bocik,Bca,Bkj->oaij", hess_z_w__z_v, x_win_9, x_win_8)
+    tmp_6 = np.einsum("Bkj,Bocik->Bjoci", x_win_8, hess_z_w__z_v, optimize=False)
+    hess_G__K = (np.tensordot(tmp_6, x_win_9, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0) / B
+    # ∂f/∂G,G[o,a,i,j] = Σ_cklm hess_z_w__z_w[o,c,i,k] x[l] x[m] S2[l,c,a] S2[m,k,j]
+    hess_z_w__z_w = t["hess_z_w__z_w"]
     x_win_10 = _window_view(x, 3, 1, 2, 2)
     x_win_11 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Boc,oi,Boc,Bca,Bcj->oaij", d2tanh_z_w, np.eye(2), adj_w, x_win_10, x_win_11)
-    tmp_15 = adj_w * d2tanh_z_w
-    tmp_16 = tmp_15[:, :, :, None] * x_win_10[:, None]
-    tmp_17 = np.tensordot(tmp_16, x_win_11, axes=([0, 2], [0, 1]))
+    # einsum("Bocik,Bca,Bkj->oaij", hess_z_w__z_w, x_win_10, x_win_11)
+    tmp_7 = np.einsum("Bca,Bocik->Baoik", x_win_10, hess_z_w__z_w, optimize=False)
+    hess_G__G = (np.tensordot(tmp_7, x_win_11, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3) / B
+    # ∂f/∂G,U[o,a,l,i,t] = Σ_cj hess_z_w__p[o,c,l] v[i,t] x[j] S2[j,c,a]
+    hess_z_w__p = t["hess_z_w__p"]
     x_win_12 = _window_view(x, 3, 1, 2, 2)
-    x_win_13 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bkl,Bkom,Blin,Bma,Bnj->oaij", hobj_p__p, jac_p__z_w, jac_p__z_w, x_win_12, x_win_13)
-    tmp_18 = np.einsum("Bkom,Bkl->Boml", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_19 = np.einsum("Bnj,Blin->Bjli", x_win_13, jac_p__z_w, optimize=False)
-    tmp_20 = np.einsum("Boml,Bma->Bola", tmp_18, x_win_12, optimize=False)
-    hess_G__G = (tmp_17[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_20, tmp_19, axes=([0, 2], [0, 2]))).transpose(0, 1, 3, 2)) / B
-    # ∂f/∂G,U[o,a,l,i,t] = Σ_cjk hobj_p__p[c,l] jac_p__z_w[c,o,j] v[i,t] x[k] S2[k,j,a]
-    x_win_14 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bcl,Bcoj,Bit,Bja->oalit", hobj_p__p, jac_p__z_w, v, x_win_14)
-    tmp_21 = np.einsum("Bcoj,Bcl->Bojl", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_22 = np.einsum("Bojl,Bja->Bola", tmp_21, x_win_14, optimize=False)
-    hess_G__U = (np.tensordot(tmp_22, v, axes=([0], [0]))).transpose(0, 2, 1, 3, 4) / B
-    # ∂f/∂G,R[o,a,l,i,s] = Σ_cj adj_p[l] jac_w__z_w[i,s,o,c] x[j] S2[j,c,a] + Σ_kmn hobj_p__p[k,l] jac_p__z_w[k,o,m] w[i,s] x[n] S2[n,m,a]
+    # einsum("Bocl,Bit,Bca->oalit", hess_z_w__p, v, x_win_12)
+    tmp_8 = np.einsum("Bca,Bocl->Baol", x_win_12, hess_z_w__p, optimize=False)
+    hess_G__U = (np.tensordot(tmp_8, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4) / B
+    # ∂f/∂G,R[o,a,l,i,s] = Σ_cj adj_p[l] jac_w__z_w[i,s,o,c] x[j] S2[j,c,a] + Σ_cj hess_z_w__p[o,c,l] w[i,s] x[j] S2[j,c,a]
     jac_w__z_w = t["jac_w__z_w"]
-    x_win_15 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bl,Bisoc,Bca->oalis", adj_p, jac_w__z_w, x_win_15)
-    tmp_23 = np.einsum("Bca,Bisoc->Baiso", x_win_15, jac_w__z_w, optimize=False)
-    x_win_16 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bjl,Bjok,Bis,Bka->oalis", hobj_p__p, jac_p__z_w, w, x_win_16)
-    tmp_24 = np.einsum("Bjok,Bjl->Bokl", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_25 = np.einsum("Bokl,Bka->Bola", tmp_24, x_win_16, optimize=False)
-    hess_G__R = ((np.tensordot(tmp_23, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2) + (np.tensordot(tmp_25, w, axes=([0], [0]))).transpose(0, 2, 1, 3, 4)) / B
-    # ∂f/∂U,K[l,o,t,i,a] = Σ_cj adj_p[l] jac_v__z_v[o,t,i,c] x[j] S[j,c,a] + Σ_kmn hobj_p__p[l,k] jac_p__z_v[k,i,m] v[o,t] x[n] S[n,m,a]
-    x_win_17 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bl,Botic,Bca->lotia", adj_p, jac_v__z_v, x_win_17)
-    tmp_26 = np.einsum("Bca,Botic->Baoti", x_win_17, jac_v__z_v, optimize=False)
+    x_win_13 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bl,Bisoc,Bca->oalis", adj_p, jac_w__z_w, x_win_13)
+    tmp_9 = np.einsum("Bca,Bisoc->Baiso", x_win_13, jac_w__z_w, optimize=False)
+    x_win_14 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bocl,Bis,Bca->oalis", hess_z_w__p, w, x_win_14)
+    tmp_10 = np.einsum("Bca,Bocl->Baol", x_win_14, hess_z_w__p, optimize=False)
+    hess_G__R = ((np.tensordot(tmp_9, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2) + (np.tensordot(tmp_10, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4)) / B
+    # ∂f/∂U,K[l,o,t,i,a] = Σ_cj adj_p[l] jac_v__z_v[o,t,i,c] x[j] S[j,c,a] + Σ_cj hess_p__z_v[l,i,c] v[o,t] x[j] S[j,c,a]
+    x_win_15 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Bl,Botic,Bca->lotia", adj_p, jac_v__z_v, x_win_15)
+    tmp_11 = np.einsum("Bca,Botic->Baoti", x_win_15, jac_v__z_v, optimize=False)
+    hess_p__z_v = t["hess_p__z_v"]
+    x_win_16 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Blic,Bot,Bca->lotia", hess_p__z_v, v, x_win_16)
+    tmp_12 = np.einsum("Bca,Blic->Bali", x_win_16, hess_p__z_v, optimize=False)
+    hess_U__K = ((np.tensordot(tmp_11, adj_p, axes=([0], [0]))).transpose(4, 1, 2, 3, 0) + (np.tensordot(tmp_12, v, axes=([0], [0]))).transpose(1, 3, 4, 2, 0)) / B
+    # ∂f/∂U,G[l,o,t,i,a] = Σ_cj hess_p__z_w[l,i,c] v[o,t] x[j] S2[j,c,a]
+    hess_p__z_w = t["hess_p__z_w"]
+    x_win_17 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Blic,Bot,Bca->lotia", hess_p__z_w, v, x_win_17)
+    tmp_13 = np.einsum("Bca,Blic->Bali", x_win_17, hess_p__z_w, optimize=False)
+    hess_U__G = (np.tensordot(tmp_13, v, axes=([0], [0]))).transpose(1, 3, 4, 2, 0) / B
+    # ∂f/∂U,U[l,o,t,i,j,k] = hess_p__p[l,i] v[o,t] v[j,k]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bli,Bot,Bjk->lotijk", hess_p__p, v, v)
+    tmp_14 = v[:, :, :, None, None] * hess_p__p[:, None, None]
+    hess_U__U = (np.tensordot(tmp_14, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) / B
+    # ∂f/∂U,R[l,o,t,i,j,s] = hess_p__p[l,i] v[o,t] w[j,s]
+    # einsum("Bli,Bot,Bjs->lotijs", hess_p__p, v, w)
+    tmp_15 = w[:, :, :, None, None] * hess_p__p[:, None, None]
+    hess_U__R = (np.tensordot(tmp_15, v, axes=([0], [0]))).transpose(2, 4, 5, 3, 0, 1) / B
+    # ∂f/∂R,K[l,o,s,i,a] = Σ_cj hess_p__z_v[l,i,c] w[o,s] x[j] S[j,c,a]
     x_win_18 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Blj,Bjik,Bot,Bka->lotia", hobj_p__p, jac_p__z_v, v, x_win_18)
-    tmp_27 = np.einsum("Bka,Bjik->Baji", x_win_18, jac_p__z_v, optimize=False)
-    tmp_28 = np.einsum("Baji,Blj->Bail", tmp_27, hobj_p__p, optimize=False)
-    hess_U__K = ((np.tensordot(tmp_26, adj_p, axes=([0], [0]))).transpose(4, 1, 2, 3, 0) + (np.tensordot(tmp_28, v, axes=([0], [0]))).transpose(2, 3, 4, 1, 0)) / B
-    # ∂f/∂U,G[l,o,t,i,a] = Σ_cjk hobj_p__p[l,c] jac_p__z_w[c,i,j] v[o,t] x[k] S2[k,j,a]
+    # einsum("Blic,Bos,Bca->losia", hess_p__z_v, w, x_win_18)
+    tmp_16 = np.einsum("Bca,Blic->Bali", x_win_18, hess_p__z_v, optimize=False)
+    hess_R__K = (np.tensordot(tmp_16, w, axes=([0], [0]))).transpose(1, 3, 4, 2, 0) / B
+    # ∂f/∂R,G[l,o,s,i,a] = Σ_cj adj_p[l] jac_w__z_w[o,s,i,c] x[j] S2[j,c,a] + Σ_cj hess_p__z_w[l,i,c] w[o,s] x[j] S2[j,c,a]
     x_win_19 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Blc,Bcij,Bot,Bja->lotia", hobj_p__p, jac_p__z_w, v, x_win_19)
-    tmp_29 = np.einsum("Bcij,Blc->Bijl", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_30 = np.einsum("Bijl,Bja->Bila", tmp_29, x_win_19, optimize=False)
-    hess_U__G = (np.tensordot(tmp_30, v, axes=([0], [0]))).transpose(1, 3, 4, 0, 2) / B
-    # ∂f/∂U,U[l,o,t,i,j,k] = hobj_p__p[l,i] v[o,t] v[j,k]
-    # einsum("Bli,Bot,Bjk->lotijk", hobj_p__p, v, v)
-    tmp_31 = v[:, :, :, None, None] * hobj_p__p[:, None, None]
-    hess_U__U = (np.tensordot(tmp_31, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) / B
-    # ∂f/∂U,R[l,o,t,i,j,s] = hobj_p__p[l,i] v[o,t] w[j,s]
-    # einsum("Bli,Bot,Bjs->lotijs", hobj_p__p, v, w)
-    tmp_32 = w[:, :, :, None, None] * hobj_p__p[:, None, None]
-    hess_U__R = (np.tensordot(tmp_32, v, axes=([0], [0]))).transpose(2, 4, 5, 3, 0, 1) / B
-    # ∂f/∂R,K[l,o,s,i,a] = Σ_cjk hobj_p__p[l,c] jac_p__z_v[c,i,j] w[o,s] x[k] S[k,j,a]
-    x_win_20 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Blc,Bcij,Bos,Bja->losia", hobj_p__p, jac_p__z_v, w, x_win_20)
-    tmp_33 = np.einsum("Bja,Bcij->Baci", x_win_20, jac_p__z_v, optimize=False)
-    tmp_34 = np.einsum("Baci,Blc->Bail", tmp_33, hobj_p__p, optimize=False)
-    hess_R__K = (np.tensordot(tmp_34, w, axes=([0], [0]))).transpose(2, 3, 4, 1, 0) / B
-    # ∂f/∂R,G[l,o,s,i,a] = Σ_cj adj_p[l] jac_w__z_w[o,s,i,c] x[j] S2[j,c,a] + Σ_kmn hobj_p__p[l,k] jac_p__z_w[k,i,m] w[o,s] x[n] S2[n,m,a]
-    x_win_21 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bl,Bosic,Bca->losia", adj_p, jac_w__z_w, x_win_21)
-    tmp_35 = np.einsum("Bca,Bosic->Baosi", x_win_21, jac_w__z_w, optimize=False)
-    x_win_22 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Blj,Bjik,Bos,Bka->losia", hobj_p__p, jac_p__z_w, w, x_win_22)
-    tmp_36 = np.einsum("Bjik,Blj->Bikl", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_37 = np.einsum("Bikl,Bka->Bila", tmp_36, x_win_22, optimize=False)
-    hess_R__G = ((np.tensordot(tmp_35, adj_p, axes=([0], [0]))).transpose(4, 1, 2, 3, 0) + (np.tensordot(tmp_37, w, axes=([0], [0]))).transpose(1, 3, 4, 0, 2)) / B
-    # ∂f/∂R,U[l,o,s,i,j,t] = hobj_p__p[l,i] v[j,t] w[o,s]
-    # einsum("Bli,Bjt,Bos->losijt", hobj_p__p, v, w)
-    tmp_38 = w[:, :, :, None, None] * hobj_p__p[:, None, None]
-    hess_R__U = (np.tensordot(tmp_38, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) / B
-    # ∂f/∂R,R[l,o,s,i,j,k] = hobj_p__p[l,i] w[o,s] w[j,k]
-    # einsum("Bli,Bos,Bjk->losijk", hobj_p__p, w, w)
-    tmp_39 = w[:, :, :, None, None] * hobj_p__p[:, None, None]
-    hess_R__R = (np.tensordot(tmp_39, w, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) / B
+    # einsum("Bl,Bosic,Bca->losia", adj_p, jac_w__z_w, x_win_19)
+    tmp_17 = np.einsum("Bca,Bosic->Baosi", x_win_19, jac_w__z_w, optimize=False)
+    x_win_20 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Blic,Bos,Bca->losia", hess_p__z_w, w, x_win_20)
+    tmp_18 = np.einsum("Bca,Blic->Bali", x_win_20, hess_p__z_w, optimize=False)
+    hess_R__G = ((np.tensordot(tmp_17, adj_p, axes=([0], [0]))).transpose(4, 1, 2, 3, 0) + (np.tensordot(tmp_18, w, axes=([0], [0]))).transpose(1, 3, 4, 2, 0)) / B
+    # ∂f/∂R,U[l,o,s,i,j,t] = hess_p__p[l,i] v[j,t] w[o,s]
+    # einsum("Bli,Bjt,Bos->losijt", hess_p__p, v, w)
+    tmp_19 = w[:, :, :, None, None] * hess_p__p[:, None, None]
+    hess_R__U = (np.tensordot(tmp_19, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) / B
+    # ∂f/∂R,R[l,o,s,i,j,k] = hess_p__p[l,i] w[o,s] w[j,k]
+    # einsum("Bli,Bos,Bjk->losijk", hess_p__p, w, w)
+    tmp_20 = w[:, :, :, None, None] * hess_p__p[:, None, None]
+    hess_R__R = (np.tensordot(tmp_20, w, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) / B
     return {("K", "K"): hess_K__K, ("K", "G"): hess_K__G, ("K", "U"): hess_K__U, ("K", "R"): hess_K__R, ("G", "K"): hess_G__K, ("G", "G"): hess_G__G, ("G", "U"): hess_G__U, ("G", "R"): hess_G__R, ("U", "K"): hess_U__K, ("U", "G"): hess_U__G, ("U", "U"): hess_U__U, ("U", "R"): hess_U__R, ("R", "K"): hess_R__K, ("R", "G"): hess_R__G, ("R", "U"): hess_R__U, ("R", "R"): hess_R__R}
 
 
@@ -636,9 +775,9 @@ def ggn_diagonal(params, data):
     t = _forward(params, data)
     t["jac_p__v"] = _jac_p__v(t)
     t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
     t["jac_p__w"] = _jac_p__w(t)
     t["jac_p__z_w"] = _jac_p__z_w(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
     # diag GGN[K] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j] jac_p__z_v[i,o,k] x[l] x[m] S[l,j,a] S[m,k,a]
     hobj_p__p = t["hobj_p__p"]

@@ -179,6 +179,146 @@ def _jac_p__z_v(t):
     return jac_p__v * dtanh_z_v[:, None]
 
 
+def _hess_p__z_v(t):
+    """hess_p__z_v[l,o,u,w] = jac_p__z_v[l,o,u,w]"""
+    jac_p__z_v = t["jac_p__z_v"]
+    return jac_p__z_v
+
+
+def _hess_h__z_v(t):
+    """hess_h__z_v[j,o,u,w] = Σ_c U[c,j] hess_p__z_v[c,o,u,w]"""
+    U = t["U"]
+    hess_p__z_v = t["hess_p__z_v"]
+    # einsum("cj,Bcouw->Bjouw", U, hess_p__z_v)
+    return (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _hess_z_h__z_v(t):
+    """hess_z_h__z_v[j,o,u,w] = tanh'(z_h[j]) hess_h__z_v[j,o,u,w] + tanh''(z_h[j]) adj_h[j] jac_z_h__z_v[j,o,u,w]"""
+    z_h = t["z_h"]
+    h = t["h"]
+    dtanh_z_h = 1 - h**2
+    hess_h__z_v = t["hess_h__z_v"]
+    # einsum("Bj,Bjouw->Bjouw", dtanh_z_h, hess_h__z_v)
+    d2tanh_z_h = 2*h*(h**2 - 1)
+    adj_h = t["adj_h"]
+    jac_z_h__z_v = t["jac_z_h__z_v"]
+    # einsum("Bj,Bj,Bjouw->Bjouw", d2tanh_z_h, adj_h, jac_z_h__z_v)
+    tmp = adj_h * d2tanh_z_h
+    return hess_h__z_v * dtanh_z_h[:, :, None, None, None] + tmp[:, :, None, None, None] * jac_z_h__z_v
+
+
+def _hess_v__z_v(t):
+    """hess_v__z_v[o,u,w,i,j,k] = Σ_c W1[c,o,u,w] hess_z_h__z_v[c,i,j,k]"""
+    W1 = t["W1"]
+    hess_z_h__z_v = t["hess_z_h__z_v"]
+    # einsum("couw,Bcijk->Bouwijk", W1, hess_z_h__z_v)
+    return (np.tensordot(hess_z_h__z_v, W1, axes=([1], [0]))).transpose(0, 4, 5, 6, 1, 2, 3)
+
+
+def _hess_z_v__z_v(t):
+    """hess_z_v__z_v[o,u,w,i,j,k] = tanh'(z_v[o,u,w]) hess_v__z_v[o,u,w,i,j,k] + tanh''(z_v[o,u,w]) δ[o,i] δ[u,j] δ[w,k] adj_v[o,u,w]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
+    hess_v__z_v = t["hess_v__z_v"]
+    # einsum("Bouw,Bouwijk->Bouwijk", dtanh_z_v, hess_v__z_v)
+    d2tanh_z_v = 2*v*(v**2 - 1)
+    adj_v = t["adj_v"]
+    # einsum("Bouw,oi,uj,wk,Bouw->Bouwijk", d2tanh_z_v, np.eye(2), np.eye(3), np.eye(3), adj_v)
+    tmp = adj_v * d2tanh_z_v
+    tmp_2 = tmp[:, :, :, :, None] * (np.eye(2))[:, None, None]
+    tmp_3 = tmp_2[:, :, :, :, :, None] * (np.eye(3))[:, None, None]
+    return hess_v__z_v * dtanh_z_v[:, :, :, :, None, None, None] + tmp_3[:, :, :, :, :, :, None] * (np.eye(3))[:, None, None]
+
+
+def _hess_p__z_h(t):
+    """hess_p__z_h[l,j] = jac_p__z_h[l,j]"""
+    jac_p__z_h = t["jac_p__z_h"]
+    return jac_p__z_h
+
+
+def _hess_h__z_h(t):
+    """hess_h__z_h[j,i] = Σ_c U[c,j] hess_p__z_h[c,i]"""
+    U = t["U"]
+    hess_p__z_h = t["hess_p__z_h"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_h)
+    return (np.tensordot(hess_p__z_h, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h__z_h(t):
+    """hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]"""
+    z_h = t["z_h"]
+    h = t["h"]
+    dtanh_z_h = 1 - h**2
+    hess_h__z_h = t["hess_h__z_h"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h, hess_h__z_h)
+    d2tanh_z_h = 2*h*(h**2 - 1)
+    adj_h = t["adj_h"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_h, np.eye(3), adj_h)
+    tmp = adj_h * d2tanh_z_h
+    return hess_h__z_h * dtanh_z_h[:, :, None] + tmp[:, :, None] * np.eye(3)
+
+
+def _hess_v__z_h(t):
+    """hess_v__z_h[o,u,w,j] = Σ_c W1[c,o,u,w] hess_z_h__z_h[c,j]"""
+    W1 = t["W1"]
+    hess_z_h__z_h = t["hess_z_h__z_h"]
+    # einsum("couw,Bcj->Bouwj", W1, hess_z_h__z_h)
+    return (np.tensordot(hess_z_h__z_h, W1, axes=([1], [0]))).transpose(0, 2, 3, 4, 1)
+
+
+def _hess_z_v__z_h(t):
+    """hess_z_v__z_h[o,u,w,j] = tanh'(z_v[o,u,w]) hess_v__z_h[o,u,w,j]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
+    hess_v__z_h = t["hess_v__z_h"]
+    # einsum("Bouw,Bouwj->Bouwj", dtanh_z_v, hess_v__z_h)
+    return hess_v__z_h * dtanh_z_v[:, :, :, :, None]
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i]"""
+    return (np.eye(2))
+
+
+def _hess_h__p(t):
+    """hess_h__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cj,cl->jl", U, hess_p__p)
+    return U.T @ hess_p__p
+
+
+def _hess_z_h__p(t):
+    """hess_z_h__p[j,l] = tanh'(z_h[j]) hess_h__p[j,l]"""
+    z_h = t["z_h"]
+    h = t["h"]
+    dtanh_z_h = 1 - h**2
+    hess_h__p = t["hess_h__p"]
+    # einsum("Bj,jl->Bjl", dtanh_z_h, hess_h__p)
+    return hess_h__p * dtanh_z_h[:, :, None]
+
+
+def _hess_v__p(t):
+    """hess_v__p[o,u,w,l] = Σ_c W1[c,o,u,w] hess_z_h__p[c,l]"""
+    W1 = t["W1"]
+    hess_z_h__p = t["hess_z_h__p"]
+    # einsum("couw,Bcl->Bouwl", W1, hess_z_h__p)
+    return (np.tensordot(hess_z_h__p, W1, axes=([1], [0]))).transpose(0, 2, 3, 4, 1)
+
+
+def _hess_z_v__p(t):
+    """hess_z_v__p[o,u,w,l] = tanh'(z_v[o,u,w]) hess_v__p[o,u,w,l]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
+    hess_v__p = t["hess_v__p"]
+    # einsum("Bouw,Bouwl->Bouwl", dtanh_z_v, hess_v__p)
+    return hess_v__p * dtanh_z_v[:, :, :, :, None]
+
+
 def _hobj_p__p(t):
     """hobj_p__p[l,i] = δ[l,i]"""
     return (np.eye(2))
@@ -437,139 +577,107 @@ def hessian(params, data):
     t["jac_p__z_h"] = _jac_p__z_h(t)
     t["jac_p__v"] = _jac_p__v(t)
     t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v"] = _hess_p__z_v(t)
+    t["hess_h__z_v"] = _hess_h__z_v(t)
+    t["hess_z_h__z_v"] = _hess_z_h__z_v(t)
+    t["hess_v__z_v"] = _hess_v__z_v(t)
+    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
+    t["hess_p__z_h"] = _hess_p__z_h(t)
+    t["hess_h__z_h"] = _hess_h__z_h(t)
+    t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
+    t["hess_v__z_h"] = _hess_v__z_h(t)
+    t["hess_z_v__z_h"] = _hess_z_v__z_h(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_h__p"] = _hess_h__p(t)
+    t["hess_z_h__p"] = _hess_z_h__p(t)
+    t["hess_v__p"] = _hess_v__p(t)
+    t["hess_z_v__p"] = _hess_z_v__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂K,K[o,c,a,b,i,j,k,l] = Σ_mnpqrs tanh''(z_v[o,m,n]) δ[o,i] adj_v[o,m,n] x[c,p,q] x[j,r,s] S[p,m,a] S[r,m,k] S[q,n,b] S[s,n,l] + Σ_tuvwxyzde tanh''(z_h[t]) adj_h[t] jac_z_h__z_v[t,o,u,v] jac_z_h__z_v[t,i,w,x] x[c,y,z] x[j,d,e] S[y,u,a] S[d,w,k] S[z,v,b] S[e,x,l] + Σ_fghACDEFGH hobj_p__p[f,g] jac_p__z_v[f,o,h,A] jac_p__z_v[g,i,C,D] x[c,E,F] x[j,G,H] S[E,h,a] S[G,C,k] S[F,A,b] S[H,D,l]
-    z_v = t["z_v"]
-    v = t["v"]
-    d2tanh_z_v = 2*v*(v**2 - 1)
-    adj_v = t["adj_v"]
+    # ∂f/∂K,K[o,c,a,b,i,j,k,l] = Σ_mnpqrstu hess_z_v__z_v[o,m,n,i,p,q] x[c,r,s] x[j,t,u] S[r,m,a] S[t,p,k] S[s,n,b] S[u,q,l]
+    hess_z_v__z_v = t["hess_z_v__z_v"]
     x = t["x"]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_2 = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
     x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
-    # einsum("Bomn,oi,Bomn,Bcmnab,Bjmnkl->ocabijkl", d2tanh_z_v, np.eye(2), adj_v, x_win_win, x_win_2_win)
-    tmp = adj_v * d2tanh_z_v
-    tmp_2 = tmp[:, :, :, :, None] * (np.eye(2))[:, None, None]
-    tmp_3 = tmp_2[:, :, :, :, :, None, None, None] * (x_win_win.transpose(0, 2, 3, 1, 4, 5))[:, None, :, :, None]
-    z_h = t["z_h"]
-    h = t["h"]
-    d2tanh_z_h = 2*h*(h**2 - 1)
-    adj_h = t["adj_h"]
-    jac_z_h__z_v = t["jac_z_h__z_v"]
-    x_win_3 = _window_view(x, 2, 2, 1, 3)
-    x_win_4 = _window_view(x, 2, 2, 1, 3)
-    x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
-    x_win_4_win = _window_view(x_win_4, 2, 3, 1, 3)
-    # einsum("Bp,Bp,Bpoqr,Bpist,Bcqrab,Bjstkl->ocabijkl", d2tanh_z_h, adj_h, jac_z_h__z_v, jac_z_h__z_v, x_win_3_win, x_win_4_win)
-    tmp_4 = adj_h * d2tanh_z_h
-    tmp_5 = np.einsum("Bcqrab,Bpoqr->Bcabpo", x_win_3_win, jac_z_h__z_v, optimize=False)
-    tmp_6 = np.einsum("Bjstkl,Bpist->Bjklpi", x_win_4_win, jac_z_h__z_v, optimize=False)
-    tmp_7 = tmp_6 * tmp_4[:, None, None, None, :, None]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v = t["jac_p__z_v"]
-    x_win_5 = _window_view(x, 2, 2, 1, 3)
-    x_win_6 = _window_view(x, 2, 2, 1, 3)
-    x_win_5_win = _window_view(x_win_5, 2, 3, 1, 3)
-    x_win_6_win = _window_view(x_win_6, 2, 3, 1, 3)
-    # einsum("uv,Buowx,Bviyz,Bcwxab,Bjyzkl->ocabijkl", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win_5_win, x_win_6_win)
-    tmp_8 = np.einsum("Bcwxab,Buowx->Bcabuo", x_win_5_win, jac_p__z_v, optimize=False)
-    tmp_9 = np.einsum("Bjyzkl,Bviyz->Bjklvi", x_win_6_win, jac_p__z_v, optimize=False)
-    tmp_10 = np.tensordot(tmp_8, hobj_p__p, axes=([4], [0]))
-    hess_K__K = ((np.tensordot(tmp_3, x_win_2_win, axes=([0, 2, 3], [0, 2, 3]))).transpose(0, 2, 3, 4, 1, 5, 6, 7) + (np.tensordot(tmp_7, tmp_5, axes=([0, 4], [0, 4]))).transpose(7, 4, 5, 6, 3, 0, 1, 2) + (np.tensordot(tmp_10, tmp_9, axes=([0, 5], [0, 4]))).transpose(3, 0, 1, 2, 7, 4, 5, 6)) / B
-    # ∂f/∂K,W1[o,c,a,b,j,i,u,w] = Σ_klmn adj_z_h[j] jac_v__z_v[i,u,w,o,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn tanh''(z_h[j]) adj_h[j] jac_z_h__z_v[j,o,k,l] v[i,u,w] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_pqrstv hobj_p__p[p,q] jac_p__z_h[q,j] jac_p__z_v[p,o,r,s] v[i,u,w] x[c,t,v] S[t,r,a] S[v,s,b]
+    # einsum("Bomnipq,Bcmnab,Bjpqkl->ocabijkl", hess_z_v__z_v, x_win_win, x_win_2_win)
+    tmp = np.einsum("Bcmnab,Bomnipq->Bcaboipq", x_win_win, hess_z_v__z_v, optimize=False)
+    hess_K__K = (np.tensordot(tmp, x_win_2_win, axes=([0, 6, 7], [0, 2, 3]))).transpose(3, 0, 1, 2, 4, 5, 6, 7) / B
+    # ∂f/∂K,W1[o,c,a,b,j,i,u,w] = Σ_klmn adj_z_h[j] jac_v__z_v[i,u,w,o,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn hess_z_v__z_h[o,k,l,j] v[i,u,w] x[c,m,n] S[m,k,a] S[n,l,b]
     adj_z_h = t["adj_z_h"]
     jac_v__z_v = t["jac_v__z_v"]
-    x_win_7 = _window_view(x, 2, 2, 1, 3)
-    x_win_7_win = _window_view(x_win_7, 2, 3, 1, 3)
-    # einsum("Bj,Biuwokl,Bcklab->ocabjiuw", adj_z_h, jac_v__z_v, x_win_7_win)
-    tmp_11 = np.einsum("Bcklab,Biuwokl->Bcabiuwo", x_win_7_win, jac_v__z_v, optimize=False)
-    x_win_8 = _window_view(x, 2, 2, 1, 3)
-    x_win_8_win = _window_view(x_win_8, 2, 3, 1, 3)
-    # einsum("Bj,Bj,Bjokl,Biuw,Bcklab->ocabjiuw", d2tanh_z_h, adj_h, jac_z_h__z_v, v, x_win_8_win)
-    tmp_12 = adj_h * d2tanh_z_h
-    tmp_13 = np.einsum("Bcklab,Bjokl->Bcabjo", x_win_8_win, jac_z_h__z_v, optimize=False)
-    tmp_14 = tmp_13 * tmp_12[:, None, None, None, :, None]
-    jac_p__z_h = t["jac_p__z_h"]
-    x_win_9 = _window_view(x, 2, 2, 1, 3)
-    x_win_9_win = _window_view(x_win_9, 2, 3, 1, 3)
-    # einsum("mn,Bnj,Bmopq,Biuw,Bcpqab->ocabjiuw", hobj_p__p, jac_p__z_h, jac_p__z_v, v, x_win_9_win)
-    tmp_15 = np.tensordot(jac_p__z_h, hobj_p__p, axes=([1], [1]))
-    tmp_16 = np.einsum("Bcpqab,Bmopq->Bcabmo", x_win_9_win, jac_p__z_v, optimize=False)
-    tmp_17 = np.einsum("Bcabmo,Bjm->Bcaboj", tmp_16, tmp_15, optimize=False)
-    hess_K__W1 = ((np.tensordot(tmp_11, adj_z_h, axes=([0], [0]))).transpose(6, 0, 1, 2, 7, 3, 4, 5) + (np.tensordot(tmp_14, v, axes=([0], [0]))).transpose(4, 0, 1, 2, 3, 5, 6, 7) + (np.tensordot(tmp_17, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7)) / B
-    # ∂f/∂K,U[o,c,a,b,l,j] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_pqrst h[j] hobj_p__p[p,l] jac_p__z_v[p,o,q,r] x[c,s,t] S[s,q,a] S[t,r,b]
+    x_win_3 = _window_view(x, 2, 2, 1, 3)
+    x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
+    # einsum("Bj,Biuwokl,Bcklab->ocabjiuw", adj_z_h, jac_v__z_v, x_win_3_win)
+    tmp_2 = np.einsum("Bcklab,Biuwokl->Bcabiuwo", x_win_3_win, jac_v__z_v, optimize=False)
+    hess_z_v__z_h = t["hess_z_v__z_h"]
+    v = t["v"]
+    x_win_4 = _window_view(x, 2, 2, 1, 3)
+    x_win_4_win = _window_view(x_win_4, 2, 3, 1, 3)
+    # einsum("Boklj,Biuw,Bcklab->ocabjiuw", hess_z_v__z_h, v, x_win_4_win)
+    tmp_3 = np.einsum("Bcklab,Boklj->Bcaboj", x_win_4_win, hess_z_v__z_h, optimize=False)
+    hess_K__W1 = ((np.tensordot(tmp_2, adj_z_h, axes=([0], [0]))).transpose(6, 0, 1, 2, 7, 3, 4, 5) + (np.tensordot(tmp_3, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7)) / B
+    # ∂f/∂K,U[o,c,a,b,l,j] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_ikmn h[j] hess_z_v__p[o,i,k,l] x[c,m,n] S[m,i,a] S[n,k,b]
     adj_p = t["adj_p"]
     jac_h__z_v = t["jac_h__z_v"]
-    x_win_10 = _window_view(x, 2, 2, 1, 3)
-    x_win_10_win = _window_view(x_win_10, 2, 3, 1, 3)
-    # einsum("Bl,Bjoik,Bcikab->ocablj", adj_p, jac_h__z_v, x_win_10_win)
-    tmp_18 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_10_win, jac_h__z_v, optimize=False)
-    x_win_11 = _window_view(x, 2, 2, 1, 3)
-    x_win_11_win = _window_view(x_win_11, 2, 3, 1, 3)
-    # einsum("Bj,ml,Bmonp,Bcnpab->ocablj", h, hobj_p__p, jac_p__z_v, x_win_11_win)
-    tmp_19 = np.einsum("Bcnpab,Bmonp->Bcabmo", x_win_11_win, jac_p__z_v, optimize=False)
-    tmp_20 = np.tensordot(tmp_19, h, axes=([0], [0]))
-    hess_K__U = ((np.tensordot(tmp_18, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 2, 5, 3) + (np.tensordot(tmp_20, hobj_p__p, axes=([3], [0]))).transpose(3, 0, 1, 2, 5, 4)) / B
-    # ∂f/∂W1,K[j,o,u,w,i,c,a,b] = Σ_klmn adj_z_h[j] jac_v__z_v[o,u,w,i,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn tanh''(z_h[j]) adj_h[j] jac_z_h__z_v[j,i,k,l] v[o,u,w] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_pqrstv hobj_p__p[p,q] jac_p__z_h[p,j] jac_p__z_v[q,i,r,s] v[o,u,w] x[c,t,v] S[t,r,a] S[v,s,b]
-    x_win_12 = _window_view(x, 2, 2, 1, 3)
-    x_win_12_win = _window_view(x_win_12, 2, 3, 1, 3)
-    # einsum("Bj,Bouwikl,Bcklab->jouwicab", adj_z_h, jac_v__z_v, x_win_12_win)
-    tmp_21 = np.einsum("Bcklab,Bouwikl->Bcabouwi", x_win_12_win, jac_v__z_v, optimize=False)
-    x_win_13 = _window_view(x, 2, 2, 1, 3)
-    x_win_13_win = _window_view(x_win_13, 2, 3, 1, 3)
-    # einsum("Bj,Bj,Bjikl,Bouw,Bcklab->jouwicab", d2tanh_z_h, adj_h, jac_z_h__z_v, v, x_win_13_win)
-    tmp_22 = adj_h * d2tanh_z_h
-    tmp_23 = np.einsum("Bcklab,Bjikl->Bcabji", x_win_13_win, jac_z_h__z_v, optimize=False)
-    tmp_24 = tmp_23 * tmp_22[:, None, None, None, :, None]
-    x_win_14 = _window_view(x, 2, 2, 1, 3)
-    x_win_14_win = _window_view(x_win_14, 2, 3, 1, 3)
-    # einsum("mn,Bmj,Bnipq,Bouw,Bcpqab->jouwicab", hobj_p__p, jac_p__z_h, jac_p__z_v, v, x_win_14_win)
-    tmp_25 = np.tensordot(jac_p__z_h, hobj_p__p, axes=([1], [0]))
-    tmp_26 = np.einsum("Bcpqab,Bnipq->Bcabni", x_win_14_win, jac_p__z_v, optimize=False)
-    tmp_27 = np.einsum("Bcabni,Bjn->Bcabij", tmp_26, tmp_25, optimize=False)
-    hess_W1__K = ((np.tensordot(tmp_21, adj_z_h, axes=([0], [0]))).transpose(7, 3, 4, 5, 6, 0, 1, 2) + (np.tensordot(tmp_24, v, axes=([0], [0]))).transpose(3, 5, 6, 7, 4, 0, 1, 2) + (np.tensordot(tmp_27, v, axes=([0], [0]))).transpose(4, 5, 6, 7, 3, 0, 1, 2)) / B
-    # ∂f/∂W1,W1[j,o,u,w,i,k,l,m] = tanh''(z_h[j]) δ[j,i] adj_h[j] v[o,u,w] v[k,l,m] + Σ_cn hobj_p__p[c,n] jac_p__z_h[c,j] jac_p__z_h[n,i] v[o,u,w] v[k,l,m]
-    # einsum("Bj,ji,Bj,Bouw,Bklm->jouwiklm", d2tanh_z_h, np.eye(3), adj_h, v, v)
-    tmp_28 = adj_h * d2tanh_z_h
-    tmp_29 = tmp_28[:, :, None] * np.eye(3)
-    tmp_30 = tmp_29[:, :, :, None, None, None] * v[:, None, None]
-    # einsum("cn,Bcj,Bni,Bouw,Bklm->jouwiklm", hobj_p__p, jac_p__z_h, jac_p__z_h, v, v)
-    tmp_31 = np.tensordot(jac_p__z_h, hobj_p__p, axes=([1], [0]))
-    tmp_32 = tmp_31 @ jac_p__z_h
-    tmp_33 = tmp_32[:, :, :, None, None, None] * v[:, None, None]
-    hess_W1__W1 = ((np.tensordot(tmp_30, v, axes=([0], [0]))).transpose(0, 2, 3, 4, 1, 5, 6, 7) + (np.tensordot(tmp_33, v, axes=([0], [0]))).transpose(0, 2, 3, 4, 1, 5, 6, 7)) / B
-    # ∂f/∂W1,U[j,o,u,w,l,i] = adj_p[l] jac_h__z_h[i,j] v[o,u,w] + Σ_c h[i] hobj_p__p[c,l] jac_p__z_h[c,j] v[o,u,w]
+    x_win_5 = _window_view(x, 2, 2, 1, 3)
+    x_win_5_win = _window_view(x_win_5, 2, 3, 1, 3)
+    # einsum("Bl,Bjoik,Bcikab->ocablj", adj_p, jac_h__z_v, x_win_5_win)
+    tmp_4 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_5_win, jac_h__z_v, optimize=False)
+    h = t["h"]
+    hess_z_v__p = t["hess_z_v__p"]
+    x_win_6 = _window_view(x, 2, 2, 1, 3)
+    x_win_6_win = _window_view(x_win_6, 2, 3, 1, 3)
+    # einsum("Bj,Boikl,Bcikab->ocablj", h, hess_z_v__p, x_win_6_win)
+    tmp_5 = np.einsum("Bcikab,Boikl->Bcabol", x_win_6_win, hess_z_v__p, optimize=False)
+    hess_K__U = ((np.tensordot(tmp_4, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 2, 5, 3) + (np.tensordot(tmp_5, h, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5)) / B
+    # ∂f/∂W1,K[j,o,u,w,i,c,a,b] = Σ_klmn adj_z_h[j] jac_v__z_v[o,u,w,i,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn hess_z_h__z_v[j,i,k,l] v[o,u,w] x[c,m,n] S[m,k,a] S[n,l,b]
+    x_win_7 = _window_view(x, 2, 2, 1, 3)
+    x_win_7_win = _window_view(x_win_7, 2, 3, 1, 3)
+    # einsum("Bj,Bouwikl,Bcklab->jouwicab", adj_z_h, jac_v__z_v, x_win_7_win)
+    tmp_6 = np.einsum("Bcklab,Bouwikl->Bcabouwi", x_win_7_win, jac_v__z_v, optimize=False)
+    hess_z_h__z_v = t["hess_z_h__z_v"]
+    x_win_8 = _window_view(x, 2, 2, 1, 3)
+    x_win_8_win = _window_view(x_win_8, 2, 3, 1, 3)
+    # einsum("Bjikl,Bouw,Bcklab->jouwicab", hess_z_h__z_v, v, x_win_8_win)
+    tmp_7 = np.einsum("Bcklab,Bjikl->Bcabji", x_win_8_win, hess_z_h__z_v, optimize=False)
+    hess_W1__K = ((np.tensordot(tmp_6, adj_z_h, axes=([0], [0]))).transpose(7, 3, 4, 5, 6, 0, 1, 2) + (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(3, 5, 6, 7, 4, 0, 1, 2)) / B
+    # ∂f/∂W1,W1[j,o,u,w,i,k,l,m] = hess_z_h__z_h[j,i] v[o,u,w] v[k,l,m]
+    hess_z_h__z_h = t["hess_z_h__z_h"]
+    # einsum("Bji,Bouw,Bklm->jouwiklm", hess_z_h__z_h, v, v)
+    tmp_8 = v[:, :, :, :, None, None] * hess_z_h__z_h[:, None, None, None]
+    hess_W1__W1 = (np.tensordot(tmp_8, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7) / B
+    # ∂f/∂W1,U[j,o,u,w,l,i] = adj_p[l] jac_h__z_h[i,j] v[o,u,w] + h[i] hess_z_h__p[j,l] v[o,u,w]
     jac_h__z_h = t["jac_h__z_h"]
     # einsum("Bl,Bij,Bouw->jouwli", adj_p, jac_h__z_h, v)
-    tmp_34 = jac_h__z_h[:, :, :, None] * adj_p[:, None, None]
-    # einsum("Bi,cl,Bcj,Bouw->jouwli", h, hobj_p__p, jac_p__z_h, v)
-    tmp_35 = jac_p__z_h[:, :, :, None] * h[:, None, None]
-    tmp_36 = np.tensordot(tmp_35, v, axes=([0], [0]))
-    hess_W1__U = ((np.tensordot(tmp_34, v, axes=([0], [0]))).transpose(1, 3, 4, 5, 2, 0) + (np.tensordot(tmp_36, hobj_p__p, axes=([0], [0]))).transpose(0, 2, 3, 4, 5, 1)) / B
-    # ∂f/∂U,K[l,j,o,c,a,b] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_pqrst h[j] hobj_p__p[l,p] jac_p__z_v[p,o,q,r] x[c,s,t] S[s,q,a] S[t,r,b]
-    x_win_15 = _window_view(x, 2, 2, 1, 3)
-    x_win_15_win = _window_view(x_win_15, 2, 3, 1, 3)
-    # einsum("Bl,Bjoik,Bcikab->ljocab", adj_p, jac_h__z_v, x_win_15_win)
-    tmp_37 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_15_win, jac_h__z_v, optimize=False)
-    x_win_16 = _window_view(x, 2, 2, 1, 3)
-    x_win_16_win = _window_view(x_win_16, 2, 3, 1, 3)
-    # einsum("Bj,lm,Bmonp,Bcnpab->ljocab", h, hobj_p__p, jac_p__z_v, x_win_16_win)
-    tmp_38 = np.einsum("Bcnpab,Bmonp->Bcabmo", x_win_16_win, jac_p__z_v, optimize=False)
-    tmp_39 = np.tensordot(tmp_38, h, axes=([0], [0]))
-    hess_U__K = ((np.tensordot(tmp_37, adj_p, axes=([0], [0]))).transpose(5, 3, 4, 0, 1, 2) + (np.tensordot(tmp_39, hobj_p__p, axes=([3], [1]))).transpose(5, 4, 3, 0, 1, 2)) / B
-    # ∂f/∂U,W1[l,j,i,o,u,w] = adj_p[l] jac_h__z_h[j,i] v[o,u,w] + Σ_c h[j] hobj_p__p[l,c] jac_p__z_h[c,i] v[o,u,w]
+    tmp_9 = jac_h__z_h[:, :, :, None] * adj_p[:, None, None]
+    hess_z_h__p = t["hess_z_h__p"]
+    # einsum("Bi,Bjl,Bouw->jouwli", h, hess_z_h__p, v)
+    tmp_10 = hess_z_h__p[:, :, :, None] * h[:, None, None]
+    hess_W1__U = ((np.tensordot(tmp_9, v, axes=([0], [0]))).transpose(1, 3, 4, 5, 2, 0) + (np.tensordot(tmp_10, v, axes=([0], [0]))).transpose(0, 3, 4, 5, 1, 2)) / B
+    # ∂f/∂U,K[l,j,o,c,a,b] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_ikmn h[j] hess_p__z_v[l,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b]
+    x_win_9 = _window_view(x, 2, 2, 1, 3)
+    x_win_9_win = _window_view(x_win_9, 2, 3, 1, 3)
+    # einsum("Bl,Bjoik,Bcikab->ljocab", adj_p, jac_h__z_v, x_win_9_win)
+    tmp_11 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_9_win, jac_h__z_v, optimize=False)
+    hess_p__z_v = t["hess_p__z_v"]
+    x_win_10 = _window_view(x, 2, 2, 1, 3)
+    x_win_10_win = _window_view(x_win_10, 2, 3, 1, 3)
+    # einsum("Bj,Bloik,Bcikab->ljocab", h, hess_p__z_v, x_win_10_win)
+    tmp_12 = np.einsum("Bcikab,Bloik->Bcablo", x_win_10_win, hess_p__z_v, optimize=False)
+    hess_U__K = ((np.tensordot(tmp_11, adj_p, axes=([0], [0]))).transpose(5, 3, 4, 0, 1, 2) + (np.tensordot(tmp_12, h, axes=([0], [0]))).transpose(3, 5, 4, 0, 1, 2)) / B
+    # ∂f/∂U,W1[l,j,i,o,u,w] = adj_p[l] jac_h__z_h[j,i] v[o,u,w] + h[j] hess_p__z_h[l,i] v[o,u,w]
     # einsum("Bl,Bji,Bouw->ljiouw", adj_p, jac_h__z_h, v)
-    tmp_40 = jac_h__z_h[:, :, :, None] * adj_p[:, None, None]
-    # einsum("Bj,lc,Bci,Bouw->ljiouw", h, hobj_p__p, jac_p__z_h, v)
-    tmp_41 = jac_p__z_h[:, :, :, None] * h[:, None, None]
-    tmp_42 = np.tensordot(tmp_41, v, axes=([0], [0]))
-    hess_U__W1 = ((np.tensordot(tmp_40, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) + (np.tensordot(tmp_42, hobj_p__p, axes=([0], [1]))).transpose(5, 1, 0, 2, 3, 4)) / B
-    # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hobj_p__p[l,i]
-    # einsum("Bj,Bk,li->ljik", h, h, hobj_p__p)
-    tmp_43 = h.T @ h
-    hess_U__U = tmp_43.T[:, None] * hobj_p__p[:, None, :, None] / B
+    tmp_13 = jac_h__z_h[:, :, :, None] * adj_p[:, None, None]
+    hess_p__z_h = t["hess_p__z_h"]
+    # einsum("Bj,Bli,Bouw->ljiouw", h, hess_p__z_h, v)
+    tmp_14 = hess_p__z_h[:, :, :, None] * h[:, None, None]
+    hess_U__W1 = ((np.tensordot(tmp_13, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) + (np.tensordot(tmp_14, v, axes=([0], [0]))).transpose(0, 2, 1, 3, 4, 5)) / B
+    # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bj,Bk,li->ljik", h, h, hess_p__p)
+    tmp_15 = h.T @ h
+    hess_U__U = tmp_15.T[:, None] * hess_p__p[:, None, :, None] / B
     return {("K", "K"): hess_K__K, ("K", "W1"): hess_K__W1, ("K", "U"): hess_K__U, ("W1", "K"): hess_W1__K, ("W1", "W1"): hess_W1__W1, ("W1", "U"): hess_W1__U, ("U", "K"): hess_U__K, ("U", "W1"): hess_U__W1, ("U", "U"): hess_U__U}
 
 

@@ -5,7 +5,7 @@ Network (per sample; Σ_i sums over i):
     rg[j] = sigmoid(Σ_i Wr[j,i] x[i] + Σ_k Ur[j,k] h0[k])
     rh[j] = rg[j] h0[j]
     hc[j] = tanh(Σ_i Wh[j,i] x[i] + Σ_k Uh[j,k] rh[k])
-    h1[j] = hc[j] + zg[j] (h0[j] - hc[j])
+    h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
     p[l] = Σ_j V[l,j] h1[j]
     f = logsumexp_l(p[l]) - Σ_l y[l] p[l]
 
@@ -84,9 +84,9 @@ def _forward(params, data):
     z_hc = x @ Wh.T + rh @ Uh.T
     # hc[j] = tanh(z_hc[j])
     hc = np.tanh(z_hc)
-    # h1[j] = hc[j] + zg[j] (h0[j] - hc[j])
-    tmp = h0 - hc
-    h1 = hc + zg * tmp
+    # h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
+    tmp = (np.ones(2)) - zg
+    h1 = tmp * hc + zg * h0
     # p[l] = Σ_j V[l,j] h1[j]
     # einsum("lj,Bj->Bl", V, h1)
     p = h1 @ V.T
@@ -114,11 +114,11 @@ def _adj_h1(t):
 
 
 def _adj_zg(t):
-    """adj_zg[j] = adj_h1[j] h0[j] - adj_h1[j] hc[j]"""
+    """adj_zg[j] = -adj_h1[j] hc[j] + adj_h1[j] h0[j]"""
     adj_h1 = t["adj_h1"]
-    h0 = t["h0"]
     hc = t["hc"]
-    return adj_h1 * h0 - adj_h1 * hc
+    h0 = t["h0"]
+    return -adj_h1 * hc + adj_h1 * h0
 
 
 def _adj_z_zg(t):
@@ -140,13 +140,13 @@ def _jac_zg__z_zg(t):
 
 
 def _jac_h1__z_zg(t):
-    """jac_h1__z_zg[j,i] = h0[j] jac_zg__z_zg[j,i] - hc[j] jac_zg__z_zg[j,i]"""
-    h0 = t["h0"]
-    jac_zg__z_zg = t["jac_zg__z_zg"]
-    # einsum("Bj,Bji->Bji", h0, jac_zg__z_zg)
+    """jac_h1__z_zg[j,i] = -hc[j] jac_zg__z_zg[j,i] + h0[j] jac_zg__z_zg[j,i]"""
     hc = t["hc"]
+    jac_zg__z_zg = t["jac_zg__z_zg"]
     # einsum("Bj,Bji->Bji", hc, jac_zg__z_zg)
-    return jac_zg__z_zg * h0[:, :, None] - jac_zg__z_zg * hc[:, :, None]
+    h0 = t["h0"]
+    # einsum("Bj,Bji->Bji", h0, jac_zg__z_zg)
+    return -jac_zg__z_zg * hc[:, :, None] + jac_zg__z_zg * h0[:, :, None]
 
 
 def _adj_hc(t):
@@ -256,13 +256,13 @@ def _jac_p__h1(t):
 
 
 def _jac_p__zg(t):
-    """jac_p__zg[l,j] = h0[j] jac_p__h1[l,j] - hc[j] jac_p__h1[l,j]"""
-    h0 = t["h0"]
-    jac_p__h1 = t["jac_p__h1"]
-    # einsum("Bj,lj->Blj", h0, jac_p__h1)
+    """jac_p__zg[l,j] = -hc[j] jac_p__h1[l,j] + h0[j] jac_p__h1[l,j]"""
     hc = t["hc"]
+    jac_p__h1 = t["jac_p__h1"]
     # einsum("Bj,lj->Blj", hc, jac_p__h1)
-    return jac_p__h1 * h0[:, None] - jac_p__h1 * hc[:, None]
+    h0 = t["h0"]
+    # einsum("Bj,lj->Blj", h0, jac_p__h1)
+    return -jac_p__h1 * hc[:, None] + jac_p__h1 * h0[:, None]
 
 
 def _jac_p__z_zg(t):
@@ -275,13 +275,47 @@ def _jac_p__z_zg(t):
     return jac_p__zg * dsigmoid_z_zg[:, None]
 
 
-def _hobj_p__p(t):
-    """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])"""
+def _hess_p__z_zg(t):
+    """hess_p__z_zg[l,j] = jac_p__z_zg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_zg[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_zg = t["jac_p__z_zg"]
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
-    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+    # einsum("Blj,Bl->Blj", jac_p__z_zg, softmax_p)
+    # einsum("Bcj,Bc,Bl->Blj", jac_p__z_zg, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ jac_p__z_zg)[..., 0, :]
+    return softmax_p[:, :, None] * jac_p__z_zg - tmp[:, None] * softmax_p[:, :, None]
+
+
+def _hess_h1__z_zg(t):
+    """hess_h1__z_zg[j,i] = Σ_c V[c,j] hess_p__z_zg[c,i]"""
+    V = t["V"]
+    hess_p__z_zg = t["hess_p__z_zg"]
+    # einsum("cj,Bci->Bji", V, hess_p__z_zg)
+    return (np.tensordot(hess_p__z_zg, V, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_zg__z_zg(t):
+    """hess_zg__z_zg[j,i] = -hc[j] hess_h1__z_zg[j,i] + h0[j] hess_h1__z_zg[j,i]"""
+    hc = t["hc"]
+    hess_h1__z_zg = t["hess_h1__z_zg"]
+    # einsum("Bj,Bji->Bji", hc, hess_h1__z_zg)
+    h0 = t["h0"]
+    # einsum("Bj,Bji->Bji", h0, hess_h1__z_zg)
+    return -hess_h1__z_zg * hc[:, :, None] + hess_h1__z_zg * h0[:, :, None]
+
+
+def _hess_z_zg__z_zg(t):
+    """hess_z_zg__z_zg[j,i] = sigmoid'(z_zg[j]) hess_zg__z_zg[j,i] + sigmoid''(z_zg[j]) δ[j,i] adj_zg[j]"""
+    z_zg = t["z_zg"]
+    zg = t["zg"]
+    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    hess_zg__z_zg = t["hess_zg__z_zg"]
+    # einsum("Bj,Bji->Bji", dsigmoid_z_zg, hess_zg__z_zg)
+    d2sigmoid_z_zg = (2*zg*np.exp(-z_zg) - 1)*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    adj_zg = t["adj_zg"]
+    # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zg, np.eye(2), adj_zg)
+    tmp = adj_zg * d2sigmoid_z_zg
+    return hess_zg__z_zg * dsigmoid_z_zg[:, :, None] + tmp[:, :, None] * np.eye(2)
 
 
 def _jac_p__hc(t):
@@ -328,6 +362,328 @@ def _jac_p__z_rg(t):
     return jac_p__rg * dsigmoid_z_rg[:, None]
 
 
+def _hess_p__z_rg(t):
+    """hess_p__z_rg[l,j] = jac_p__z_rg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_rg[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_rg = t["jac_p__z_rg"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blj,Bl->Blj", jac_p__z_rg, softmax_p)
+    # einsum("Bcj,Bc,Bl->Blj", jac_p__z_rg, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ jac_p__z_rg)[..., 0, :]
+    return softmax_p[:, :, None] * jac_p__z_rg - tmp[:, None] * softmax_p[:, :, None]
+
+
+def _hess_h1__z_rg(t):
+    """hess_h1__z_rg[j,i] = Σ_c V[c,j] hess_p__z_rg[c,i]"""
+    V = t["V"]
+    hess_p__z_rg = t["hess_p__z_rg"]
+    # einsum("cj,Bci->Bji", V, hess_p__z_rg)
+    return (np.tensordot(hess_p__z_rg, V, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_zg__z_rg(t):
+    """hess_zg__z_rg[j,i] = -hc[j] hess_h1__z_rg[j,i] + h0[j] hess_h1__z_rg[j,i] - adj_h1[j] jac_hc__z_rg[j,i]"""
+    hc = t["hc"]
+    hess_h1__z_rg = t["hess_h1__z_rg"]
+    # einsum("Bj,Bji->Bji", hc, hess_h1__z_rg)
+    h0 = t["h0"]
+    # einsum("Bj,Bji->Bji", h0, hess_h1__z_rg)
+    adj_h1 = t["adj_h1"]
+    jac_hc__z_rg = t["jac_hc__z_rg"]
+    # einsum("Bj,Bji->Bji", adj_h1, jac_hc__z_rg)
+    return -hess_h1__z_rg * hc[:, :, None] + hess_h1__z_rg * h0[:, :, None] - jac_hc__z_rg * adj_h1[:, :, None]
+
+
+def _hess_z_zg__z_rg(t):
+    """hess_z_zg__z_rg[j,i] = sigmoid'(z_zg[j]) hess_zg__z_rg[j,i]"""
+    z_zg = t["z_zg"]
+    zg = t["zg"]
+    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    hess_zg__z_rg = t["hess_zg__z_rg"]
+    # einsum("Bj,Bji->Bji", dsigmoid_z_zg, hess_zg__z_rg)
+    return hess_zg__z_rg * dsigmoid_z_zg[:, :, None]
+
+
+def _hess_p__z_hc(t):
+    """hess_p__z_hc[l,j] = jac_p__z_hc[l,j] softmax_l(p[l]) - Σ_c jac_p__z_hc[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_hc = t["jac_p__z_hc"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blj,Bl->Blj", jac_p__z_hc, softmax_p)
+    # einsum("Bcj,Bc,Bl->Blj", jac_p__z_hc, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ jac_p__z_hc)[..., 0, :]
+    return softmax_p[:, :, None] * jac_p__z_hc - tmp[:, None] * softmax_p[:, :, None]
+
+
+def _hess_h1__z_hc(t):
+    """hess_h1__z_hc[j,i] = Σ_c V[c,j] hess_p__z_hc[c,i]"""
+    V = t["V"]
+    hess_p__z_hc = t["hess_p__z_hc"]
+    # einsum("cj,Bci->Bji", V, hess_p__z_hc)
+    return (np.tensordot(hess_p__z_hc, V, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_zg__z_hc(t):
+    """hess_zg__z_hc[j,i] = -hc[j] hess_h1__z_hc[j,i] + h0[j] hess_h1__z_hc[j,i] - adj_h1[j] jac_hc__z_hc[j,i]"""
+    hc = t["hc"]
+    hess_h1__z_hc = t["hess_h1__z_hc"]
+    # einsum("Bj,Bji->Bji", hc, hess_h1__z_hc)
+    h0 = t["h0"]
+    # einsum("Bj,Bji->Bji", h0, hess_h1__z_hc)
+    adj_h1 = t["adj_h1"]
+    jac_hc__z_hc = t["jac_hc__z_hc"]
+    # einsum("Bj,Bji->Bji", adj_h1, jac_hc__z_hc)
+    return -hess_h1__z_hc * hc[:, :, None] + hess_h1__z_hc * h0[:, :, None] - jac_hc__z_hc * adj_h1[:, :, None]
+
+
+def _hess_z_zg__z_hc(t):
+    """hess_z_zg__z_hc[j,i] = sigmoid'(z_zg[j]) hess_zg__z_hc[j,i]"""
+    z_zg = t["z_zg"]
+    zg = t["zg"]
+    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    hess_zg__z_hc = t["hess_zg__z_hc"]
+    # einsum("Bj,Bji->Bji", dsigmoid_z_zg, hess_zg__z_hc)
+    return hess_zg__z_hc * dsigmoid_z_zg[:, :, None]
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+
+
+def _hess_h1__p(t):
+    """hess_h1__p[j,l] = Σ_c V[c,j] hess_p__p[c,l]"""
+    V = t["V"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cj,Bcl->Bjl", V, hess_p__p)
+    return (np.tensordot(hess_p__p, V, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_zg__p(t):
+    """hess_zg__p[j,l] = -hc[j] hess_h1__p[j,l] + h0[j] hess_h1__p[j,l]"""
+    hc = t["hc"]
+    hess_h1__p = t["hess_h1__p"]
+    # einsum("Bj,Bjl->Bjl", hc, hess_h1__p)
+    h0 = t["h0"]
+    # einsum("Bj,Bjl->Bjl", h0, hess_h1__p)
+    return -hess_h1__p * hc[:, :, None] + hess_h1__p * h0[:, :, None]
+
+
+def _hess_z_zg__p(t):
+    """hess_z_zg__p[j,l] = sigmoid'(z_zg[j]) hess_zg__p[j,l]"""
+    z_zg = t["z_zg"]
+    zg = t["zg"]
+    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    hess_zg__p = t["hess_zg__p"]
+    # einsum("Bj,Bjl->Bjl", dsigmoid_z_zg, hess_zg__p)
+    return hess_zg__p * dsigmoid_z_zg[:, :, None]
+
+
+def _hess_hc__z_zg(t):
+    """hess_hc__z_zg[j,i] = hess_h1__z_zg[j,i] - hess_h1__z_zg[j,i] zg[j] - adj_h1[j] jac_zg__z_zg[j,i]"""
+    hess_h1__z_zg = t["hess_h1__z_zg"]
+    zg = t["zg"]
+    # einsum("Bji,Bj->Bji", hess_h1__z_zg, zg)
+    adj_h1 = t["adj_h1"]
+    jac_zg__z_zg = t["jac_zg__z_zg"]
+    # einsum("Bj,Bji->Bji", adj_h1, jac_zg__z_zg)
+    return hess_h1__z_zg - zg[:, :, None] * hess_h1__z_zg - jac_zg__z_zg * adj_h1[:, :, None]
+
+
+def _hess_z_hc__z_zg(t):
+    """hess_z_hc__z_zg[j,i] = tanh'(z_hc[j]) hess_hc__z_zg[j,i]"""
+    z_hc = t["z_hc"]
+    hc = t["hc"]
+    dtanh_z_hc = 1 - hc**2
+    hess_hc__z_zg = t["hess_hc__z_zg"]
+    # einsum("Bj,Bji->Bji", dtanh_z_hc, hess_hc__z_zg)
+    return hess_hc__z_zg * dtanh_z_hc[:, :, None]
+
+
+def _hess_rh__z_zg(t):
+    """hess_rh__z_zg[j,i] = Σ_c Uh[c,j] hess_z_hc__z_zg[c,i]"""
+    Uh = t["Uh"]
+    hess_z_hc__z_zg = t["hess_z_hc__z_zg"]
+    # einsum("cj,Bci->Bji", Uh, hess_z_hc__z_zg)
+    return (np.tensordot(hess_z_hc__z_zg, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_rg__z_zg(t):
+    """hess_rg__z_zg[j,i] = h0[j] hess_rh__z_zg[j,i]"""
+    h0 = t["h0"]
+    hess_rh__z_zg = t["hess_rh__z_zg"]
+    # einsum("Bj,Bji->Bji", h0, hess_rh__z_zg)
+    return hess_rh__z_zg * h0[:, :, None]
+
+
+def _hess_z_rg__z_zg(t):
+    """hess_z_rg__z_zg[j,i] = sigmoid'(z_rg[j]) hess_rg__z_zg[j,i]"""
+    z_rg = t["z_rg"]
+    rg = t["rg"]
+    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    hess_rg__z_zg = t["hess_rg__z_zg"]
+    # einsum("Bj,Bji->Bji", dsigmoid_z_rg, hess_rg__z_zg)
+    return hess_rg__z_zg * dsigmoid_z_rg[:, :, None]
+
+
+def _hess_hc__z_rg(t):
+    """hess_hc__z_rg[j,i] = hess_h1__z_rg[j,i] - hess_h1__z_rg[j,i] zg[j]"""
+    hess_h1__z_rg = t["hess_h1__z_rg"]
+    zg = t["zg"]
+    # einsum("Bji,Bj->Bji", hess_h1__z_rg, zg)
+    return hess_h1__z_rg - zg[:, :, None] * hess_h1__z_rg
+
+
+def _hess_z_hc__z_rg(t):
+    """hess_z_hc__z_rg[j,i] = tanh'(z_hc[j]) hess_hc__z_rg[j,i] + tanh''(z_hc[j]) adj_hc[j] jac_z_hc__z_rg[j,i]"""
+    z_hc = t["z_hc"]
+    hc = t["hc"]
+    dtanh_z_hc = 1 - hc**2
+    hess_hc__z_rg = t["hess_hc__z_rg"]
+    # einsum("Bj,Bji->Bji", dtanh_z_hc, hess_hc__z_rg)
+    d2tanh_z_hc = 2*hc*(hc**2 - 1)
+    adj_hc = t["adj_hc"]
+    jac_z_hc__z_rg = t["jac_z_hc__z_rg"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg)
+    tmp = adj_hc * d2tanh_z_hc
+    return hess_hc__z_rg * dtanh_z_hc[:, :, None] + tmp[:, :, None] * jac_z_hc__z_rg
+
+
+def _hess_rh__z_rg(t):
+    """hess_rh__z_rg[j,i] = Σ_c Uh[c,j] hess_z_hc__z_rg[c,i]"""
+    Uh = t["Uh"]
+    hess_z_hc__z_rg = t["hess_z_hc__z_rg"]
+    # einsum("cj,Bci->Bji", Uh, hess_z_hc__z_rg)
+    return (np.tensordot(hess_z_hc__z_rg, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_rg__z_rg(t):
+    """hess_rg__z_rg[j,i] = h0[j] hess_rh__z_rg[j,i]"""
+    h0 = t["h0"]
+    hess_rh__z_rg = t["hess_rh__z_rg"]
+    # einsum("Bj,Bji->Bji", h0, hess_rh__z_rg)
+    return hess_rh__z_rg * h0[:, :, None]
+
+
+def _hess_z_rg__z_rg(t):
+    """hess_z_rg__z_rg[j,i] = sigmoid'(z_rg[j]) hess_rg__z_rg[j,i] + sigmoid''(z_rg[j]) δ[j,i] adj_rg[j]"""
+    z_rg = t["z_rg"]
+    rg = t["rg"]
+    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    hess_rg__z_rg = t["hess_rg__z_rg"]
+    # einsum("Bj,Bji->Bji", dsigmoid_z_rg, hess_rg__z_rg)
+    d2sigmoid_z_rg = (2*rg*np.exp(-z_rg) - 1)*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    adj_rg = t["adj_rg"]
+    # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rg, np.eye(2), adj_rg)
+    tmp = adj_rg * d2sigmoid_z_rg
+    return hess_rg__z_rg * dsigmoid_z_rg[:, :, None] + tmp[:, :, None] * np.eye(2)
+
+
+def _hess_hc__z_hc(t):
+    """hess_hc__z_hc[j,i] = hess_h1__z_hc[j,i] - hess_h1__z_hc[j,i] zg[j]"""
+    hess_h1__z_hc = t["hess_h1__z_hc"]
+    zg = t["zg"]
+    # einsum("Bji,Bj->Bji", hess_h1__z_hc, zg)
+    return hess_h1__z_hc - zg[:, :, None] * hess_h1__z_hc
+
+
+def _hess_z_hc__z_hc(t):
+    """hess_z_hc__z_hc[j,i] = tanh'(z_hc[j]) hess_hc__z_hc[j,i] + tanh''(z_hc[j]) δ[j,i] adj_hc[j]"""
+    z_hc = t["z_hc"]
+    hc = t["hc"]
+    dtanh_z_hc = 1 - hc**2
+    hess_hc__z_hc = t["hess_hc__z_hc"]
+    # einsum("Bj,Bji->Bji", dtanh_z_hc, hess_hc__z_hc)
+    d2tanh_z_hc = 2*hc*(hc**2 - 1)
+    adj_hc = t["adj_hc"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_hc, np.eye(2), adj_hc)
+    tmp = adj_hc * d2tanh_z_hc
+    return hess_hc__z_hc * dtanh_z_hc[:, :, None] + tmp[:, :, None] * np.eye(2)
+
+
+def _hess_rh__z_hc(t):
+    """hess_rh__z_hc[j,i] = Σ_c Uh[c,j] hess_z_hc__z_hc[c,i]"""
+    Uh = t["Uh"]
+    hess_z_hc__z_hc = t["hess_z_hc__z_hc"]
+    # einsum("cj,Bci->Bji", Uh, hess_z_hc__z_hc)
+    return (np.tensordot(hess_z_hc__z_hc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_rg__z_hc(t):
+    """hess_rg__z_hc[j,i] = h0[j] hess_rh__z_hc[j,i]"""
+    h0 = t["h0"]
+    hess_rh__z_hc = t["hess_rh__z_hc"]
+    # einsum("Bj,Bji->Bji", h0, hess_rh__z_hc)
+    return hess_rh__z_hc * h0[:, :, None]
+
+
+def _hess_z_rg__z_hc(t):
+    """hess_z_rg__z_hc[j,i] = sigmoid'(z_rg[j]) hess_rg__z_hc[j,i]"""
+    z_rg = t["z_rg"]
+    rg = t["rg"]
+    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    hess_rg__z_hc = t["hess_rg__z_hc"]
+    # einsum("Bj,Bji->Bji", dsigmoid_z_rg, hess_rg__z_hc)
+    return hess_rg__z_hc * dsigmoid_z_rg[:, :, None]
+
+
+def _hess_hc__p(t):
+    """hess_hc__p[j,l] = hess_h1__p[j,l] - hess_h1__p[j,l] zg[j]"""
+    hess_h1__p = t["hess_h1__p"]
+    zg = t["zg"]
+    # einsum("Bjl,Bj->Bjl", hess_h1__p, zg)
+    return hess_h1__p - zg[:, :, None] * hess_h1__p
+
+
+def _hess_z_hc__p(t):
+    """hess_z_hc__p[j,l] = tanh'(z_hc[j]) hess_hc__p[j,l]"""
+    z_hc = t["z_hc"]
+    hc = t["hc"]
+    dtanh_z_hc = 1 - hc**2
+    hess_hc__p = t["hess_hc__p"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_hc, hess_hc__p)
+    return hess_hc__p * dtanh_z_hc[:, :, None]
+
+
+def _hess_rh__p(t):
+    """hess_rh__p[j,l] = Σ_c Uh[c,j] hess_z_hc__p[c,l]"""
+    Uh = t["Uh"]
+    hess_z_hc__p = t["hess_z_hc__p"]
+    # einsum("cj,Bcl->Bjl", Uh, hess_z_hc__p)
+    return (np.tensordot(hess_z_hc__p, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_rg__p(t):
+    """hess_rg__p[j,l] = h0[j] hess_rh__p[j,l]"""
+    h0 = t["h0"]
+    hess_rh__p = t["hess_rh__p"]
+    # einsum("Bj,Bjl->Bjl", h0, hess_rh__p)
+    return hess_rh__p * h0[:, :, None]
+
+
+def _hess_z_rg__p(t):
+    """hess_z_rg__p[j,l] = sigmoid'(z_rg[j]) hess_rg__p[j,l]"""
+    z_rg = t["z_rg"]
+    rg = t["rg"]
+    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    hess_rg__p = t["hess_rg__p"]
+    # einsum("Bj,Bjl->Bjl", dsigmoid_z_rg, hess_rg__p)
+    return hess_rg__p * dsigmoid_z_rg[:, :, None]
+
+
+def _hobj_p__p(t):
+    """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+
+
 def _tan_z_zg(t):
     """tan_z_zg[j] = Σ_c dir_Wz[j,c] x[c] + Σ_i dir_Uz[j,i] h0[i]"""
     dir_Wz = t["dir_Wz"]
@@ -337,6 +693,15 @@ def _tan_z_zg(t):
     h0 = t["h0"]
     # einsum("ji,Bi->Bj", dir_Uz, h0)
     return x @ dir_Wz.T + h0 @ dir_Uz.T
+
+
+def _tan_zg(t):
+    """tan_zg[j] = sigmoid'(z_zg[j]) tan_z_zg[j]"""
+    z_zg = t["z_zg"]
+    zg = t["zg"]
+    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    tan_z_zg = t["tan_z_zg"]
+    return dsigmoid_z_zg * tan_z_zg
 
 
 def _tan_z_rg(t):
@@ -389,23 +754,14 @@ def _tan_hc(t):
     return dtanh_z_hc * tan_z_hc
 
 
-def _tan_zg(t):
-    """tan_zg[j] = sigmoid'(z_zg[j]) tan_z_zg[j]"""
-    z_zg = t["z_zg"]
-    zg = t["zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
-    tan_z_zg = t["tan_z_zg"]
-    return dsigmoid_z_zg * tan_z_zg
-
-
 def _tan_h1(t):
-    """tan_h1[j] = tan_hc[j] - tan_hc[j] zg[j] + h0[j] tan_zg[j] - hc[j] tan_zg[j]"""
+    """tan_h1[j] = -hc[j] tan_zg[j] + h0[j] tan_zg[j] + tan_hc[j] - tan_hc[j] zg[j]"""
+    hc = t["hc"]
+    tan_zg = t["tan_zg"]
+    h0 = t["h0"]
     tan_hc = t["tan_hc"]
     zg = t["zg"]
-    h0 = t["h0"]
-    tan_zg = t["tan_zg"]
-    hc = t["hc"]
-    return tan_hc - tan_hc * zg + h0 * tan_zg - hc * tan_zg
+    return -hc * tan_zg + h0 * tan_zg + tan_hc - tan_hc * zg
 
 
 def _tan_p(t):
@@ -441,13 +797,13 @@ def _radj_h1(t):
 
 
 def _radj_zg(t):
-    """radj_zg[j] = h0[j] radj_h1[j] - hc[j] radj_h1[j] - adj_h1[j] tan_hc[j]"""
-    h0 = t["h0"]
-    radj_h1 = t["radj_h1"]
+    """radj_zg[j] = -hc[j] radj_h1[j] + h0[j] radj_h1[j] - adj_h1[j] tan_hc[j]"""
     hc = t["hc"]
+    radj_h1 = t["radj_h1"]
+    h0 = t["h0"]
     adj_h1 = t["adj_h1"]
     tan_hc = t["tan_hc"]
-    return h0 * radj_h1 - hc * radj_h1 - adj_h1 * tan_hc
+    return -hc * radj_h1 + h0 * radj_h1 - adj_h1 * tan_hc
 
 
 def _radj_z_zg(t):
@@ -731,520 +1087,302 @@ def hessian(params, data):
     t["jac_p__h1"] = _jac_p__h1(t)
     t["jac_p__zg"] = _jac_p__zg(t)
     t["jac_p__z_zg"] = _jac_p__z_zg(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_zg"] = _hess_p__z_zg(t)
+    t["hess_h1__z_zg"] = _hess_h1__z_zg(t)
+    t["hess_zg__z_zg"] = _hess_zg__z_zg(t)
+    t["hess_z_zg__z_zg"] = _hess_z_zg__z_zg(t)
     t["jac_p__hc"] = _jac_p__hc(t)
     t["jac_p__z_hc"] = _jac_p__z_hc(t)
     t["jac_p__rh"] = _jac_p__rh(t)
     t["jac_p__rg"] = _jac_p__rg(t)
     t["jac_p__z_rg"] = _jac_p__z_rg(t)
+    t["hess_p__z_rg"] = _hess_p__z_rg(t)
+    t["hess_h1__z_rg"] = _hess_h1__z_rg(t)
+    t["hess_zg__z_rg"] = _hess_zg__z_rg(t)
+    t["hess_z_zg__z_rg"] = _hess_z_zg__z_rg(t)
+    t["hess_p__z_hc"] = _hess_p__z_hc(t)
+    t["hess_h1__z_hc"] = _hess_h1__z_hc(t)
+    t["hess_zg__z_hc"] = _hess_zg__z_hc(t)
+    t["hess_z_zg__z_hc"] = _hess_z_zg__z_hc(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_h1__p"] = _hess_h1__p(t)
+    t["hess_zg__p"] = _hess_zg__p(t)
+    t["hess_z_zg__p"] = _hess_z_zg__p(t)
+    t["hess_hc__z_zg"] = _hess_hc__z_zg(t)
+    t["hess_z_hc__z_zg"] = _hess_z_hc__z_zg(t)
+    t["hess_rh__z_zg"] = _hess_rh__z_zg(t)
+    t["hess_rg__z_zg"] = _hess_rg__z_zg(t)
+    t["hess_z_rg__z_zg"] = _hess_z_rg__z_zg(t)
+    t["hess_hc__z_rg"] = _hess_hc__z_rg(t)
+    t["hess_z_hc__z_rg"] = _hess_z_hc__z_rg(t)
+    t["hess_rh__z_rg"] = _hess_rh__z_rg(t)
+    t["hess_rg__z_rg"] = _hess_rg__z_rg(t)
+    t["hess_z_rg__z_rg"] = _hess_z_rg__z_rg(t)
+    t["hess_hc__z_hc"] = _hess_hc__z_hc(t)
+    t["hess_z_hc__z_hc"] = _hess_z_hc__z_hc(t)
+    t["hess_rh__z_hc"] = _hess_rh__z_hc(t)
+    t["hess_rg__z_hc"] = _hess_rg__z_hc(t)
+    t["hess_z_rg__z_hc"] = _hess_z_rg__z_hc(t)
+    t["hess_hc__p"] = _hess_hc__p(t)
+    t["hess_z_hc__p"] = _hess_z_hc__p(t)
+    t["hess_rh__p"] = _hess_rh__p(t)
+    t["hess_rg__p"] = _hess_rg__p(t)
+    t["hess_z_rg__p"] = _hess_z_rg__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂Wz,Wz[j,i,k,l] = sigmoid''(z_zg[j]) δ[j,k] adj_zg[j] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,k] x[i] x[l]
-    z_zg = t["z_zg"]
-    zg = t["zg"]
-    d2sigmoid_z_zg = (2*zg*np.exp(-z_zg) - 1)*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
-    adj_zg = t["adj_zg"]
+    # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_zg__z_zg[j,k] x[i] x[l]
+    hess_z_zg__z_zg = t["hess_z_zg__z_zg"]
     x = t["x"]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2sigmoid_z_zg, np.eye(2), adj_zg, x, x)
-    tmp = adj_zg * d2sigmoid_z_zg
-    tmp_2 = tmp[:, :, None] * x[:, None]
-    tmp_3 = np.tensordot(tmp_2, x, axes=([0], [0]))
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_zg = t["jac_p__z_zg"]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_zg, jac_p__z_zg, x, x)
-    tmp_4 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_5 = tmp_4 @ jac_p__z_zg
-    tmp_6 = x[:, :, None] * x[:, None]
-    hess_Wz__Wz = (tmp_3[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wz,Uz[j,i,k,l] = sigmoid''(z_zg[j]) δ[j,k] adj_zg[j] h0[l] x[i] + Σ_cm h0[l] hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,k] x[i]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_zg__z_zg, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    hess_Wz__Wz = (np.tensordot(tmp, hess_z_zg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Wz,Uz[j,i,k,l] = h0[l] hess_z_zg__z_zg[j,k] x[i]
     h0 = t["h0"]
-    # einsum("Bj,jk,Bj,Bl,Bi->jikl", d2sigmoid_z_zg, np.eye(2), adj_zg, h0, x)
-    tmp_7 = adj_zg * d2sigmoid_z_zg
-    tmp_8 = tmp_7[:, :, None] * h0[:, None]
-    tmp_9 = np.tensordot(tmp_8, x, axes=([0], [0]))
-    # einsum("Bl,Bcm,Bcj,Bmk,Bi->jikl", h0, hobj_p__p, jac_p__z_zg, jac_p__z_zg, x)
-    tmp_10 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_11 = tmp_10 @ jac_p__z_zg
-    tmp_12 = x[:, :, None] * h0[:, None]
-    hess_Wz__Uz = ((tmp_9.transpose(0, 2, 1))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Wz,Wr[j,i,k,l] = -Σ_c adj_h1[c] jac_hc__z_rg[c,k] jac_zg__z_zg[c,j] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rg[n,k] jac_p__z_zg[m,j] x[i] x[l]
-    adj_h1 = t["adj_h1"]
-    jac_hc__z_rg = t["jac_hc__z_rg"]
-    jac_zg__z_zg = t["jac_zg__z_zg"]
-    # einsum("Bc,Bck,Bcj,Bi,Bl->jikl", adj_h1, jac_hc__z_rg, jac_zg__z_zg, x, x)
-    tmp_13 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_15 = x[:, :, None] * x[:, None]
-    jac_p__z_rg = t["jac_p__z_rg"]
-    # einsum("Bmn,Bnk,Bmj,Bi,Bl->jikl", hobj_p__p, jac_p__z_rg, jac_p__z_zg, x, x)
-    tmp_16 = (jac_p__z_rg.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_17 = tmp_16 @ jac_p__z_zg
-    tmp_18 = x[:, :, None] * x[:, None]
-    hess_Wz__Wr = (-(np.tensordot(tmp_15, tmp_14, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂Wz,Ur[j,i,k,l] = -Σ_c adj_h1[c] h0[l] jac_hc__z_rg[c,k] jac_zg__z_zg[c,j] x[i] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_rg[n,k] jac_p__z_zg[m,j] x[i]
-    # einsum("Bc,Bl,Bck,Bcj,Bi->jikl", adj_h1, h0, jac_hc__z_rg, jac_zg__z_zg, x)
-    tmp_19 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_20 = (tmp_19.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_21 = x[:, :, None] * h0[:, None]
-    # einsum("Bl,Bmn,Bnk,Bmj,Bi->jikl", h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, x)
-    tmp_22 = (jac_p__z_rg.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_23 = tmp_22 @ jac_p__z_zg
-    tmp_24 = x[:, :, None] * h0[:, None]
-    hess_Wz__Ur = (-(np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂Wz,Wh[j,i,k,l] = -Σ_c adj_h1[c] jac_hc__z_hc[c,k] jac_zg__z_zg[c,j] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_hc[n,k] jac_p__z_zg[m,j] x[i] x[l]
-    jac_hc__z_hc = t["jac_hc__z_hc"]
-    # einsum("Bc,Bck,Bcj,Bi,Bl->jikl", adj_h1, jac_hc__z_hc, jac_zg__z_zg, x, x)
-    tmp_25 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_26 = (tmp_25.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_27 = x[:, :, None] * x[:, None]
-    jac_p__z_hc = t["jac_p__z_hc"]
-    # einsum("Bmn,Bnk,Bmj,Bi,Bl->jikl", hobj_p__p, jac_p__z_hc, jac_p__z_zg, x, x)
-    tmp_28 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_29 = tmp_28 @ jac_p__z_zg
-    tmp_30 = x[:, :, None] * x[:, None]
-    hess_Wz__Wh = (-(np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂Wz,Uh[j,i,k,l] = -Σ_c adj_h1[c] jac_hc__z_hc[c,k] jac_zg__z_zg[c,j] rh[l] x[i] + Σ_mn hobj_p__p[m,n] jac_p__z_hc[n,k] jac_p__z_zg[m,j] rh[l] x[i]
+    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_zg__z_zg, x)
+    tmp_2 = x[:, :, None] * h0[:, None]
+    hess_Wz__Uz = (np.tensordot(tmp_2, hess_z_zg__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_zg__z_rg[j,k] x[i] x[l]
+    hess_z_zg__z_rg = t["hess_z_zg__z_rg"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_zg__z_rg, x, x)
+    tmp_3 = x[:, :, None] * x[:, None]
+    hess_Wz__Wr = (np.tensordot(tmp_3, hess_z_zg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Wz,Ur[j,i,k,l] = h0[l] hess_z_zg__z_rg[j,k] x[i]
+    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_zg__z_rg, x)
+    tmp_4 = x[:, :, None] * h0[:, None]
+    hess_Wz__Ur = (np.tensordot(tmp_4, hess_z_zg__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_zg__z_hc[j,k] x[i] x[l]
+    hess_z_zg__z_hc = t["hess_z_zg__z_hc"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_zg__z_hc, x, x)
+    tmp_5 = x[:, :, None] * x[:, None]
+    hess_Wz__Wh = (np.tensordot(tmp_5, hess_z_zg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Wz,Uh[j,i,k,l] = hess_z_zg__z_hc[j,k] rh[l] x[i]
     rh = t["rh"]
-    # einsum("Bc,Bck,Bcj,Bl,Bi->jikl", adj_h1, jac_hc__z_hc, jac_zg__z_zg, rh, x)
-    tmp_31 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_32 = (tmp_31.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_33 = x[:, :, None] * rh[:, None]
-    # einsum("Bmn,Bnk,Bmj,Bl,Bi->jikl", hobj_p__p, jac_p__z_hc, jac_p__z_zg, rh, x)
-    tmp_34 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_35 = tmp_34 @ jac_p__z_zg
-    tmp_36 = x[:, :, None] * rh[:, None]
-    hess_Wz__Uh = (-(np.tensordot(tmp_33, tmp_32, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_36, tmp_35, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h1__z_zg[k,j] x[i] + Σ_c h1[k] hobj_p__p[c,l] jac_p__z_zg[c,j] x[i]
+    # einsum("Bjk,Bl,Bi->jikl", hess_z_zg__z_hc, rh, x)
+    tmp_6 = x[:, :, None] * rh[:, None]
+    hess_Wz__Uh = (np.tensordot(tmp_6, hess_z_zg__z_hc, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h1__z_zg[k,j] x[i] + h1[k] hess_z_zg__p[j,l] x[i]
     adj_p = t["adj_p"]
     jac_h1__z_zg = t["jac_h1__z_zg"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h1__z_zg, x)
-    tmp_37 = x[:, :, None] * adj_p[:, None]
+    tmp_7 = x[:, :, None] * adj_p[:, None]
     h1 = t["h1"]
-    # einsum("Bk,Bcl,Bcj,Bi->jilk", h1, hobj_p__p, jac_p__z_zg, x)
-    tmp_38 = x[:, :, None] * h1[:, None]
-    tmp_39 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    hess_Wz__V = ((np.tensordot(tmp_37, jac_h1__z_zg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_39, tmp_38, axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂Uz,Wz[j,k,i,l] = sigmoid''(z_zg[j]) δ[j,i] adj_zg[j] h0[k] x[l] + Σ_cm h0[k] hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,i] x[l]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2sigmoid_z_zg, np.eye(2), adj_zg, h0, x)
-    tmp_40 = adj_zg * d2sigmoid_z_zg
-    tmp_41 = tmp_40[:, :, None] * h0[:, None]
-    tmp_42 = np.tensordot(tmp_41, x, axes=([0], [0]))
-    # einsum("Bk,Bcm,Bcj,Bmi,Bl->jkil", h0, hobj_p__p, jac_p__z_zg, jac_p__z_zg, x)
-    tmp_43 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_44 = tmp_43 @ jac_p__z_zg
-    tmp_45 = x[:, :, None] * h0[:, None]
-    hess_Uz__Wz = (tmp_42[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_45, tmp_44, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Uz,Uz[j,k,i,l] = sigmoid''(z_zg[j]) δ[j,i] adj_zg[j] h0[k] h0[l] + Σ_cm h0[k] h0[l] hobj_p__p[c,m] jac_p__z_zg[c,j] jac_p__z_zg[m,i]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2sigmoid_z_zg, np.eye(2), adj_zg, h0, h0)
-    tmp_46 = adj_zg * d2sigmoid_z_zg
-    tmp_47 = h0[:, :, None] * h0[:, None]
-    tmp_48 = np.tensordot(tmp_47, tmp_46, axes=([0], [0]))
-    # einsum("Bk,Bl,Bcm,Bcj,Bmi->jkil", h0, h0, hobj_p__p, jac_p__z_zg, jac_p__z_zg)
-    tmp_49 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_50 = tmp_49 @ jac_p__z_zg
-    tmp_51 = h0[:, :, None] * h0[:, None]
-    hess_Uz__Uz = ((tmp_48.transpose(2, 1, 0))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_51, tmp_50, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Uz,Wr[j,k,i,l] = -Σ_c adj_h1[c] h0[k] jac_hc__z_rg[c,i] jac_zg__z_zg[c,j] x[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_rg[n,i] jac_p__z_zg[m,j] x[l]
-    # einsum("Bc,Bk,Bci,Bcj,Bl->jkil", adj_h1, h0, jac_hc__z_rg, jac_zg__z_zg, x)
-    tmp_52 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_53 = (tmp_52.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_54 = x[:, :, None] * h0[:, None]
-    # einsum("Bk,Bmn,Bni,Bmj,Bl->jkil", h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, x)
-    tmp_55 = (jac_p__z_rg.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_56 = tmp_55 @ jac_p__z_zg
-    tmp_57 = x[:, :, None] * h0[:, None]
-    hess_Uz__Wr = (-(np.tensordot(tmp_54, tmp_53, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_57, tmp_56, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂Uz,Ur[j,k,i,l] = -Σ_c adj_h1[c] h0[k] h0[l] jac_hc__z_rg[c,i] jac_zg__z_zg[c,j] + Σ_mn h0[k] h0[l] hobj_p__p[m,n] jac_p__z_rg[n,i] jac_p__z_zg[m,j]
-    # einsum("Bc,Bk,Bl,Bci,Bcj->jkil", adj_h1, h0, h0, jac_hc__z_rg, jac_zg__z_zg)
-    tmp_58 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_59 = (tmp_58.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_60 = h0[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bmn,Bni,Bmj->jkil", h0, h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg)
-    tmp_61 = (jac_p__z_rg.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_62 = tmp_61 @ jac_p__z_zg
-    tmp_63 = h0[:, :, None] * h0[:, None]
-    hess_Uz__Ur = (-(np.tensordot(tmp_60, tmp_59, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_63, tmp_62, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂Uz,Wh[j,k,i,l] = -Σ_c adj_h1[c] h0[k] jac_hc__z_hc[c,i] jac_zg__z_zg[c,j] x[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_hc[n,i] jac_p__z_zg[m,j] x[l]
-    # einsum("Bc,Bk,Bci,Bcj,Bl->jkil", adj_h1, h0, jac_hc__z_hc, jac_zg__z_zg, x)
-    tmp_64 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_65 = (tmp_64.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_66 = x[:, :, None] * h0[:, None]
-    # einsum("Bk,Bmn,Bni,Bmj,Bl->jkil", h0, hobj_p__p, jac_p__z_hc, jac_p__z_zg, x)
-    tmp_67 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_68 = tmp_67 @ jac_p__z_zg
-    tmp_69 = x[:, :, None] * h0[:, None]
-    hess_Uz__Wh = (-(np.tensordot(tmp_66, tmp_65, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_69, tmp_68, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂Uz,Uh[j,k,i,l] = -Σ_c adj_h1[c] h0[k] jac_hc__z_hc[c,i] jac_zg__z_zg[c,j] rh[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_hc[n,i] jac_p__z_zg[m,j] rh[l]
-    # einsum("Bc,Bk,Bci,Bcj,Bl->jkil", adj_h1, h0, jac_hc__z_hc, jac_zg__z_zg, rh)
-    tmp_70 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_71 = (tmp_70.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_72 = rh[:, :, None] * h0[:, None]
-    # einsum("Bk,Bmn,Bni,Bmj,Bl->jkil", h0, hobj_p__p, jac_p__z_hc, jac_p__z_zg, rh)
-    tmp_73 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_74 = tmp_73 @ jac_p__z_zg
-    tmp_75 = rh[:, :, None] * h0[:, None]
-    hess_Uz__Uh = (-(np.tensordot(tmp_72, tmp_71, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_75, tmp_74, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_zg[i,j] + Σ_c h0[k] h1[i] hobj_p__p[c,l] jac_p__z_zg[c,j]
+    hess_z_zg__p = t["hess_z_zg__p"]
+    # einsum("Bk,Bjl,Bi->jilk", h1, hess_z_zg__p, x)
+    tmp_8 = x[:, :, None] * h1[:, None]
+    hess_Wz__V = ((np.tensordot(tmp_7, jac_h1__z_zg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_8, hess_z_zg__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂Uz,Wz[j,k,i,l] = h0[k] hess_z_zg__z_zg[j,i] x[l]
+    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_zg__z_zg, x)
+    tmp_9 = x[:, :, None] * h0[:, None]
+    hess_Uz__Wz = (np.tensordot(tmp_9, hess_z_zg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Uz,Uz[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_zg[j,i]
+    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_zg__z_zg)
+    tmp_10 = h0[:, :, None] * h0[:, None]
+    hess_Uz__Uz = (np.tensordot(tmp_10, hess_z_zg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Uz,Wr[j,k,i,l] = h0[k] hess_z_zg__z_rg[j,i] x[l]
+    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_zg__z_rg, x)
+    tmp_11 = x[:, :, None] * h0[:, None]
+    hess_Uz__Wr = (np.tensordot(tmp_11, hess_z_zg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Uz,Ur[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_rg[j,i]
+    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_zg__z_rg)
+    tmp_12 = h0[:, :, None] * h0[:, None]
+    hess_Uz__Ur = (np.tensordot(tmp_12, hess_z_zg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Uz,Wh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] x[l]
+    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_zg__z_hc, x)
+    tmp_13 = x[:, :, None] * h0[:, None]
+    hess_Uz__Wh = (np.tensordot(tmp_13, hess_z_zg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Uz,Uh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] rh[l]
+    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_zg__z_hc, rh)
+    tmp_14 = rh[:, :, None] * h0[:, None]
+    hess_Uz__Uh = (np.tensordot(tmp_14, hess_z_zg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_zg[i,j] + h0[k] h1[i] hess_z_zg__p[j,l]
     # einsum("Bl,Bk,Bij->jkli", adj_p, h0, jac_h1__z_zg)
-    tmp_76 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bi,Bcl,Bcj->jkli", h0, h1, hobj_p__p, jac_p__z_zg)
-    tmp_77 = h1[:, :, None] * h0[:, None]
-    tmp_78 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    hess_Uz__V = ((np.tensordot(tmp_76, jac_h1__z_zg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_78, tmp_77, axes=([0], [0]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂Wr,Wz[j,i,k,l] = -Σ_c adj_h1[c] jac_hc__z_rg[c,j] jac_zg__z_zg[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_zg[n,k] x[i] x[l]
-    # einsum("Bc,Bcj,Bck,Bi,Bl->jikl", adj_h1, jac_hc__z_rg, jac_zg__z_zg, x, x)
-    tmp_79 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_80 = (tmp_79.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_81 = x[:, :, None] * x[:, None]
-    # einsum("Bmn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z_rg, jac_p__z_zg, x, x)
-    tmp_82 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_83 = tmp_82 @ jac_p__z_zg
-    tmp_84 = x[:, :, None] * x[:, None]
-    hess_Wr__Wz = (-(np.tensordot(tmp_81, tmp_80, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_84, tmp_83, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wr,Uz[j,i,k,l] = -Σ_c adj_h1[c] h0[l] jac_hc__z_rg[c,j] jac_zg__z_zg[c,k] x[i] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_zg[n,k] x[i]
-    # einsum("Bc,Bl,Bcj,Bck,Bi->jikl", adj_h1, h0, jac_hc__z_rg, jac_zg__z_zg, x)
-    tmp_85 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_86 = (tmp_85.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_87 = x[:, :, None] * h0[:, None]
-    # einsum("Bl,Bmn,Bmj,Bnk,Bi->jikl", h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, x)
-    tmp_88 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_89 = tmp_88 @ jac_p__z_zg
-    tmp_90 = x[:, :, None] * h0[:, None]
-    hess_Wr__Uz = (-(np.tensordot(tmp_87, tmp_86, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_90, tmp_89, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Wr,Wr[j,i,k,l] = sigmoid''(z_rg[j]) δ[j,k] adj_rg[j] x[i] x[l] + Σ_c tanh''(z_hc[c]) adj_hc[c] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,k] x[i] x[l]
-    z_rg = t["z_rg"]
-    rg = t["rg"]
-    d2sigmoid_z_rg = (2*rg*np.exp(-z_rg) - 1)*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
-    adj_rg = t["adj_rg"]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2sigmoid_z_rg, np.eye(2), adj_rg, x, x)
-    tmp_91 = adj_rg * d2sigmoid_z_rg
-    tmp_92 = tmp_91[:, :, None] * x[:, None]
-    tmp_93 = np.tensordot(tmp_92, x, axes=([0], [0]))
-    z_hc = t["z_hc"]
-    hc = t["hc"]
-    d2tanh_z_hc = 2*hc*(hc**2 - 1)
-    adj_hc = t["adj_hc"]
-    jac_z_hc__z_rg = t["jac_z_hc__z_rg"]
-    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, jac_z_hc__z_rg, x, x)
-    tmp_94 = adj_hc * d2tanh_z_hc
-    tmp_95 = tmp_94[:, :, None] * jac_z_hc__z_rg
-    tmp_96 = (tmp_95.transpose(0, 2, 1)) @ jac_z_hc__z_rg
-    tmp_97 = x[:, :, None] * x[:, None]
-    # einsum("Bmn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z_rg, jac_p__z_rg, x, x)
-    tmp_98 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_99 = tmp_98 @ jac_p__z_rg
-    tmp_100 = x[:, :, None] * x[:, None]
-    hess_Wr__Wr = (tmp_93[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_97, tmp_96, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_100, tmp_99, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wr,Ur[j,i,k,l] = sigmoid''(z_rg[j]) δ[j,k] adj_rg[j] h0[l] x[i] + Σ_c tanh''(z_hc[c]) adj_hc[c] h0[l] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,k] x[i] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,k] x[i]
-    # einsum("Bj,jk,Bj,Bl,Bi->jikl", d2sigmoid_z_rg, np.eye(2), adj_rg, h0, x)
-    tmp_101 = adj_rg * d2sigmoid_z_rg
-    tmp_102 = tmp_101[:, :, None] * h0[:, None]
-    tmp_103 = np.tensordot(tmp_102, x, axes=([0], [0]))
-    # einsum("Bc,Bc,Bl,Bcj,Bck,Bi->jikl", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, jac_z_hc__z_rg, x)
-    tmp_104 = adj_hc * d2tanh_z_hc
-    tmp_105 = tmp_104[:, :, None] * jac_z_hc__z_rg
-    tmp_106 = (tmp_105.transpose(0, 2, 1)) @ jac_z_hc__z_rg
-    tmp_107 = x[:, :, None] * h0[:, None]
-    # einsum("Bl,Bmn,Bmj,Bnk,Bi->jikl", h0, hobj_p__p, jac_p__z_rg, jac_p__z_rg, x)
-    tmp_108 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_109 = tmp_108 @ jac_p__z_rg
-    tmp_110 = x[:, :, None] * h0[:, None]
-    hess_Wr__Ur = ((tmp_103.transpose(0, 2, 1))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_107, tmp_106, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_110, tmp_109, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Wr,Wh[j,i,k,l] = tanh''(z_hc[k]) adj_hc[k] jac_z_hc__z_rg[k,j] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[m,k] jac_p__z_rg[c,j] x[i] x[l]
-    # einsum("Bk,Bk,Bkj,Bi,Bl->jikl", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, x, x)
-    tmp_111 = adj_hc * d2tanh_z_hc
-    tmp_112 = tmp_111[:, :, None] * jac_z_hc__z_rg
-    tmp_113 = x[:, :, None] * x[:, None]
-    # einsum("Bcm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_hc, jac_p__z_rg, x, x)
-    tmp_114 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_115 = tmp_114 @ jac_p__z_rg
-    tmp_116 = x[:, :, None] * x[:, None]
-    hess_Wr__Wh = ((np.tensordot(tmp_113, tmp_112, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_116, tmp_115, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_hc[k] jac_rh__z_rg[l,j] x[i] + tanh''(z_hc[k]) adj_hc[k] jac_z_hc__z_rg[k,j] rh[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[m,k] jac_p__z_rg[c,j] rh[l] x[i]
+    tmp_15 = h0[:, :, None] * adj_p[:, None]
+    # einsum("Bk,Bi,Bjl->jkli", h0, h1, hess_z_zg__p)
+    tmp_16 = h1[:, :, None] * h0[:, None]
+    hess_Uz__V = ((np.tensordot(tmp_15, jac_h1__z_zg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_16, hess_z_zg__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂Wr,Wz[j,i,k,l] = hess_z_rg__z_zg[j,k] x[i] x[l]
+    hess_z_rg__z_zg = t["hess_z_rg__z_zg"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_rg__z_zg, x, x)
+    tmp_17 = x[:, :, None] * x[:, None]
+    hess_Wr__Wz = (np.tensordot(tmp_17, hess_z_rg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Wr,Uz[j,i,k,l] = h0[l] hess_z_rg__z_zg[j,k] x[i]
+    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_rg__z_zg, x)
+    tmp_18 = x[:, :, None] * h0[:, None]
+    hess_Wr__Uz = (np.tensordot(tmp_18, hess_z_rg__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_rg__z_rg[j,k] x[i] x[l]
+    hess_z_rg__z_rg = t["hess_z_rg__z_rg"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_rg__z_rg, x, x)
+    tmp_19 = x[:, :, None] * x[:, None]
+    hess_Wr__Wr = (np.tensordot(tmp_19, hess_z_rg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Wr,Ur[j,i,k,l] = h0[l] hess_z_rg__z_rg[j,k] x[i]
+    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_rg__z_rg, x)
+    tmp_20 = x[:, :, None] * h0[:, None]
+    hess_Wr__Ur = (np.tensordot(tmp_20, hess_z_rg__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_rg__z_hc[j,k] x[i] x[l]
+    hess_z_rg__z_hc = t["hess_z_rg__z_hc"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_rg__z_hc, x, x)
+    tmp_21 = x[:, :, None] * x[:, None]
+    hess_Wr__Wh = (np.tensordot(tmp_21, hess_z_rg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_hc[k] jac_rh__z_rg[l,j] x[i] + hess_z_rg__z_hc[j,k] rh[l] x[i]
     adj_z_hc = t["adj_z_hc"]
     jac_rh__z_rg = t["jac_rh__z_rg"]
     # einsum("Bk,Blj,Bi->jikl", adj_z_hc, jac_rh__z_rg, x)
-    tmp_117 = x[:, :, None] * adj_z_hc[:, None]
-    # einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, rh, x)
-    tmp_118 = adj_hc * d2tanh_z_hc
-    tmp_119 = tmp_118[:, :, None] * jac_z_hc__z_rg
-    tmp_120 = x[:, :, None] * rh[:, None]
-    # einsum("Bcm,Bmk,Bcj,Bl,Bi->jikl", hobj_p__p, jac_p__z_hc, jac_p__z_rg, rh, x)
-    tmp_121 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_122 = tmp_121 @ jac_p__z_rg
-    tmp_123 = x[:, :, None] * rh[:, None]
-    hess_Wr__Uh = ((np.tensordot(tmp_117, jac_rh__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_120, tmp_119, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_123, tmp_122, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h1__z_rg[k,j] x[i] + Σ_c h1[k] hobj_p__p[c,l] jac_p__z_rg[c,j] x[i]
+    tmp_22 = x[:, :, None] * adj_z_hc[:, None]
+    # einsum("Bjk,Bl,Bi->jikl", hess_z_rg__z_hc, rh, x)
+    tmp_23 = x[:, :, None] * rh[:, None]
+    hess_Wr__Uh = ((np.tensordot(tmp_22, jac_rh__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_23, hess_z_rg__z_hc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h1__z_rg[k,j] x[i] + h1[k] hess_z_rg__p[j,l] x[i]
     jac_h1__z_rg = t["jac_h1__z_rg"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h1__z_rg, x)
-    tmp_124 = x[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bcl,Bcj,Bi->jilk", h1, hobj_p__p, jac_p__z_rg, x)
-    tmp_125 = x[:, :, None] * h1[:, None]
-    tmp_126 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    hess_Wr__V = ((np.tensordot(tmp_124, jac_h1__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_126, tmp_125, axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂Ur,Wz[j,k,i,l] = -Σ_c adj_h1[c] h0[k] jac_hc__z_rg[c,j] jac_zg__z_zg[c,i] x[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_zg[n,i] x[l]
-    # einsum("Bc,Bk,Bcj,Bci,Bl->jkil", adj_h1, h0, jac_hc__z_rg, jac_zg__z_zg, x)
-    tmp_127 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_128 = (tmp_127.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_129 = x[:, :, None] * h0[:, None]
-    # einsum("Bk,Bmn,Bmj,Bni,Bl->jkil", h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg, x)
-    tmp_130 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_131 = tmp_130 @ jac_p__z_zg
-    tmp_132 = x[:, :, None] * h0[:, None]
-    hess_Ur__Wz = (-(np.tensordot(tmp_129, tmp_128, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_132, tmp_131, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Ur,Uz[j,k,i,l] = -Σ_c adj_h1[c] h0[k] h0[l] jac_hc__z_rg[c,j] jac_zg__z_zg[c,i] + Σ_mn h0[k] h0[l] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_zg[n,i]
-    # einsum("Bc,Bk,Bl,Bcj,Bci->jkil", adj_h1, h0, h0, jac_hc__z_rg, jac_zg__z_zg)
-    tmp_133 = jac_hc__z_rg * adj_h1[:, :, None]
-    tmp_134 = (tmp_133.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_135 = h0[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bmn,Bmj,Bni->jkil", h0, h0, hobj_p__p, jac_p__z_rg, jac_p__z_zg)
-    tmp_136 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_137 = tmp_136 @ jac_p__z_zg
-    tmp_138 = h0[:, :, None] * h0[:, None]
-    hess_Ur__Uz = (-(np.tensordot(tmp_135, tmp_134, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_138, tmp_137, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Ur,Wr[j,k,i,l] = sigmoid''(z_rg[j]) δ[j,i] adj_rg[j] h0[k] x[l] + Σ_c tanh''(z_hc[c]) adj_hc[c] h0[k] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,i] x[l] + Σ_mn h0[k] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,i] x[l]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2sigmoid_z_rg, np.eye(2), adj_rg, h0, x)
-    tmp_139 = adj_rg * d2sigmoid_z_rg
-    tmp_140 = tmp_139[:, :, None] * h0[:, None]
-    tmp_141 = np.tensordot(tmp_140, x, axes=([0], [0]))
-    # einsum("Bc,Bc,Bk,Bcj,Bci,Bl->jkil", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, jac_z_hc__z_rg, x)
-    tmp_142 = adj_hc * d2tanh_z_hc
-    tmp_143 = tmp_142[:, :, None] * jac_z_hc__z_rg
-    tmp_144 = (tmp_143.transpose(0, 2, 1)) @ jac_z_hc__z_rg
-    tmp_145 = x[:, :, None] * h0[:, None]
-    # einsum("Bk,Bmn,Bmj,Bni,Bl->jkil", h0, hobj_p__p, jac_p__z_rg, jac_p__z_rg, x)
-    tmp_146 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_147 = tmp_146 @ jac_p__z_rg
-    tmp_148 = x[:, :, None] * h0[:, None]
-    hess_Ur__Wr = (tmp_141[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_145, tmp_144, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_148, tmp_147, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Ur,Ur[j,k,i,l] = sigmoid''(z_rg[j]) δ[j,i] adj_rg[j] h0[k] h0[l] + Σ_c tanh''(z_hc[c]) adj_hc[c] h0[k] h0[l] jac_z_hc__z_rg[c,j] jac_z_hc__z_rg[c,i] + Σ_mn h0[k] h0[l] hobj_p__p[m,n] jac_p__z_rg[m,j] jac_p__z_rg[n,i]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2sigmoid_z_rg, np.eye(2), adj_rg, h0, h0)
-    tmp_149 = adj_rg * d2sigmoid_z_rg
-    tmp_150 = h0[:, :, None] * h0[:, None]
-    tmp_151 = np.tensordot(tmp_150, tmp_149, axes=([0], [0]))
-    # einsum("Bc,Bc,Bk,Bl,Bcj,Bci->jkil", d2tanh_z_hc, adj_hc, h0, h0, jac_z_hc__z_rg, jac_z_hc__z_rg)
-    tmp_152 = adj_hc * d2tanh_z_hc
-    tmp_153 = tmp_152[:, :, None] * jac_z_hc__z_rg
-    tmp_154 = (tmp_153.transpose(0, 2, 1)) @ jac_z_hc__z_rg
-    tmp_155 = h0[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bmn,Bmj,Bni->jkil", h0, h0, hobj_p__p, jac_p__z_rg, jac_p__z_rg)
-    tmp_156 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_157 = tmp_156 @ jac_p__z_rg
-    tmp_158 = h0[:, :, None] * h0[:, None]
-    hess_Ur__Ur = ((tmp_151.transpose(2, 1, 0))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_155, tmp_154, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_158, tmp_157, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Ur,Wh[j,k,i,l] = tanh''(z_hc[i]) adj_hc[i] h0[k] jac_z_hc__z_rg[i,j] x[l] + Σ_cm h0[k] hobj_p__p[c,m] jac_p__z_hc[m,i] jac_p__z_rg[c,j] x[l]
-    # einsum("Bi,Bi,Bk,Bij,Bl->jkil", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, x)
-    tmp_159 = adj_hc * d2tanh_z_hc
-    tmp_160 = tmp_159[:, :, None] * jac_z_hc__z_rg
-    tmp_161 = x[:, :, None] * h0[:, None]
-    # einsum("Bk,Bcm,Bmi,Bcj,Bl->jkil", h0, hobj_p__p, jac_p__z_hc, jac_p__z_rg, x)
-    tmp_162 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_163 = tmp_162 @ jac_p__z_rg
-    tmp_164 = x[:, :, None] * h0[:, None]
-    hess_Ur__Wh = ((np.tensordot(tmp_161, tmp_160, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_164, tmp_163, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_hc[i] h0[k] jac_rh__z_rg[l,j] + tanh''(z_hc[i]) adj_hc[i] h0[k] jac_z_hc__z_rg[i,j] rh[l] + Σ_cm h0[k] hobj_p__p[c,m] jac_p__z_hc[m,i] jac_p__z_rg[c,j] rh[l]
+    tmp_24 = x[:, :, None] * adj_p[:, None]
+    hess_z_rg__p = t["hess_z_rg__p"]
+    # einsum("Bk,Bjl,Bi->jilk", h1, hess_z_rg__p, x)
+    tmp_25 = x[:, :, None] * h1[:, None]
+    hess_Wr__V = ((np.tensordot(tmp_24, jac_h1__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_25, hess_z_rg__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂Ur,Wz[j,k,i,l] = h0[k] hess_z_rg__z_zg[j,i] x[l]
+    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_rg__z_zg, x)
+    tmp_26 = x[:, :, None] * h0[:, None]
+    hess_Ur__Wz = (np.tensordot(tmp_26, hess_z_rg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Ur,Uz[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_zg[j,i]
+    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_rg__z_zg)
+    tmp_27 = h0[:, :, None] * h0[:, None]
+    hess_Ur__Uz = (np.tensordot(tmp_27, hess_z_rg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Ur,Wr[j,k,i,l] = h0[k] hess_z_rg__z_rg[j,i] x[l]
+    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_rg__z_rg, x)
+    tmp_28 = x[:, :, None] * h0[:, None]
+    hess_Ur__Wr = (np.tensordot(tmp_28, hess_z_rg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Ur,Ur[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_rg[j,i]
+    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_rg__z_rg)
+    tmp_29 = h0[:, :, None] * h0[:, None]
+    hess_Ur__Ur = (np.tensordot(tmp_29, hess_z_rg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Ur,Wh[j,k,i,l] = h0[k] hess_z_rg__z_hc[j,i] x[l]
+    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_rg__z_hc, x)
+    tmp_30 = x[:, :, None] * h0[:, None]
+    hess_Ur__Wh = (np.tensordot(tmp_30, hess_z_rg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_hc[i] h0[k] jac_rh__z_rg[l,j] + h0[k] hess_z_rg__z_hc[j,i] rh[l]
     # einsum("Bi,Bk,Blj->jkil", adj_z_hc, h0, jac_rh__z_rg)
-    tmp_165 = h0[:, :, None] * adj_z_hc[:, None]
-    # einsum("Bi,Bi,Bk,Bij,Bl->jkil", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, rh)
-    tmp_166 = adj_hc * d2tanh_z_hc
-    tmp_167 = tmp_166[:, :, None] * jac_z_hc__z_rg
-    tmp_168 = rh[:, :, None] * h0[:, None]
-    # einsum("Bk,Bcm,Bmi,Bcj,Bl->jkil", h0, hobj_p__p, jac_p__z_hc, jac_p__z_rg, rh)
-    tmp_169 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_170 = tmp_169 @ jac_p__z_rg
-    tmp_171 = rh[:, :, None] * h0[:, None]
-    hess_Ur__Uh = ((np.tensordot(tmp_165, jac_rh__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_168, tmp_167, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_171, tmp_170, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_rg[i,j] + Σ_c h0[k] h1[i] hobj_p__p[c,l] jac_p__z_rg[c,j]
+    tmp_31 = h0[:, :, None] * adj_z_hc[:, None]
+    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_rg__z_hc, rh)
+    tmp_32 = rh[:, :, None] * h0[:, None]
+    hess_Ur__Uh = ((np.tensordot(tmp_31, jac_rh__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_32, hess_z_rg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_rg[i,j] + h0[k] h1[i] hess_z_rg__p[j,l]
     # einsum("Bl,Bk,Bij->jkli", adj_p, h0, jac_h1__z_rg)
-    tmp_172 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bi,Bcl,Bcj->jkli", h0, h1, hobj_p__p, jac_p__z_rg)
-    tmp_173 = h1[:, :, None] * h0[:, None]
-    tmp_174 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    hess_Ur__V = ((np.tensordot(tmp_172, jac_h1__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_174, tmp_173, axes=([0], [0]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂Wh,Wz[j,i,k,l] = -Σ_c adj_h1[c] jac_hc__z_hc[c,j] jac_zg__z_zg[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_hc[m,j] jac_p__z_zg[n,k] x[i] x[l]
-    # einsum("Bc,Bcj,Bck,Bi,Bl->jikl", adj_h1, jac_hc__z_hc, jac_zg__z_zg, x, x)
-    tmp_175 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_176 = (tmp_175.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_177 = x[:, :, None] * x[:, None]
-    # einsum("Bmn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z_hc, jac_p__z_zg, x, x)
-    tmp_178 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_179 = tmp_178 @ jac_p__z_zg
-    tmp_180 = x[:, :, None] * x[:, None]
-    hess_Wh__Wz = (-(np.tensordot(tmp_177, tmp_176, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_180, tmp_179, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wh,Uz[j,i,k,l] = -Σ_c adj_h1[c] h0[l] jac_hc__z_hc[c,j] jac_zg__z_zg[c,k] x[i] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_hc[m,j] jac_p__z_zg[n,k] x[i]
-    # einsum("Bc,Bl,Bcj,Bck,Bi->jikl", adj_h1, h0, jac_hc__z_hc, jac_zg__z_zg, x)
-    tmp_181 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_182 = (tmp_181.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_183 = x[:, :, None] * h0[:, None]
-    # einsum("Bl,Bmn,Bmj,Bnk,Bi->jikl", h0, hobj_p__p, jac_p__z_hc, jac_p__z_zg, x)
-    tmp_184 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_185 = tmp_184 @ jac_p__z_zg
-    tmp_186 = x[:, :, None] * h0[:, None]
-    hess_Wh__Uz = (-(np.tensordot(tmp_183, tmp_182, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_186, tmp_185, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Wh,Wr[j,i,k,l] = tanh''(z_hc[j]) adj_hc[j] jac_z_hc__z_rg[j,k] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_rg[m,k] x[i] x[l]
-    # einsum("Bj,Bj,Bjk,Bi,Bl->jikl", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, x, x)
-    tmp_187 = adj_hc * d2tanh_z_hc
-    tmp_188 = tmp_187[:, :, None] * jac_z_hc__z_rg
-    tmp_189 = x[:, :, None] * x[:, None]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_hc, jac_p__z_rg, x, x)
-    tmp_190 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_191 = tmp_190 @ jac_p__z_rg
-    tmp_192 = x[:, :, None] * x[:, None]
-    hess_Wh__Wr = ((np.tensordot(tmp_189, tmp_188, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_192, tmp_191, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wh,Ur[j,i,k,l] = tanh''(z_hc[j]) adj_hc[j] h0[l] jac_z_hc__z_rg[j,k] x[i] + Σ_cm h0[l] hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_rg[m,k] x[i]
-    # einsum("Bj,Bj,Bl,Bjk,Bi->jikl", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, x)
-    tmp_193 = adj_hc * d2tanh_z_hc
-    tmp_194 = tmp_193[:, :, None] * jac_z_hc__z_rg
-    tmp_195 = x[:, :, None] * h0[:, None]
-    # einsum("Bl,Bcm,Bcj,Bmk,Bi->jikl", h0, hobj_p__p, jac_p__z_hc, jac_p__z_rg, x)
-    tmp_196 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_197 = tmp_196 @ jac_p__z_rg
-    tmp_198 = x[:, :, None] * h0[:, None]
-    hess_Wh__Ur = ((np.tensordot(tmp_195, tmp_194, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_198, tmp_197, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Wh,Wh[j,i,k,l] = tanh''(z_hc[j]) δ[j,k] adj_hc[j] x[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_hc[m,k] x[i] x[l]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_hc, np.eye(2), adj_hc, x, x)
-    tmp_199 = adj_hc * d2tanh_z_hc
-    tmp_200 = tmp_199[:, :, None] * x[:, None]
-    tmp_201 = np.tensordot(tmp_200, x, axes=([0], [0]))
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_hc, jac_p__z_hc, x, x)
-    tmp_202 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_203 = tmp_202 @ jac_p__z_hc
-    tmp_204 = x[:, :, None] * x[:, None]
-    hess_Wh__Wh = (tmp_201[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_204, tmp_203, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wh,Uh[j,i,k,l] = tanh''(z_hc[j]) δ[j,k] adj_hc[j] rh[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_hc[m,k] rh[l] x[i]
-    # einsum("Bj,jk,Bj,Bl,Bi->jikl", d2tanh_z_hc, np.eye(2), adj_hc, rh, x)
-    tmp_205 = adj_hc * d2tanh_z_hc
-    tmp_206 = tmp_205[:, :, None] * rh[:, None]
-    tmp_207 = np.tensordot(tmp_206, x, axes=([0], [0]))
-    # einsum("Bcm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_hc, jac_p__z_hc, rh, x)
-    tmp_208 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_209 = tmp_208 @ jac_p__z_hc
-    tmp_210 = x[:, :, None] * rh[:, None]
-    hess_Wh__Uh = ((tmp_207.transpose(0, 2, 1))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_210, tmp_209, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h1__z_hc[k,j] x[i] + Σ_c h1[k] hobj_p__p[c,l] jac_p__z_hc[c,j] x[i]
+    tmp_33 = h0[:, :, None] * adj_p[:, None]
+    # einsum("Bk,Bi,Bjl->jkli", h0, h1, hess_z_rg__p)
+    tmp_34 = h1[:, :, None] * h0[:, None]
+    hess_Ur__V = ((np.tensordot(tmp_33, jac_h1__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_34, hess_z_rg__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂Wh,Wz[j,i,k,l] = hess_z_hc__z_zg[j,k] x[i] x[l]
+    hess_z_hc__z_zg = t["hess_z_hc__z_zg"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_hc__z_zg, x, x)
+    tmp_35 = x[:, :, None] * x[:, None]
+    hess_Wh__Wz = (np.tensordot(tmp_35, hess_z_hc__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Wh,Uz[j,i,k,l] = h0[l] hess_z_hc__z_zg[j,k] x[i]
+    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_hc__z_zg, x)
+    tmp_36 = x[:, :, None] * h0[:, None]
+    hess_Wh__Uz = (np.tensordot(tmp_36, hess_z_hc__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    # ∂f/∂Wh,Wr[j,i,k,l] = hess_z_hc__z_rg[j,k] x[i] x[l]
+    hess_z_hc__z_rg = t["hess_z_hc__z_rg"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_hc__z_rg, x, x)
+    tmp_37 = x[:, :, None] * x[:, None]
+    hess_Wh__Wr = (np.tensordot(tmp_37, hess_z_hc__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Wh,Ur[j,i,k,l] = h0[l] hess_z_hc__z_rg[j,k] x[i]
+    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_hc__z_rg, x)
+    tmp_38 = x[:, :, None] * h0[:, None]
+    hess_Wh__Ur = (np.tensordot(tmp_38, hess_z_hc__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_hc__z_hc[j,k] x[i] x[l]
+    hess_z_hc__z_hc = t["hess_z_hc__z_hc"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_hc__z_hc, x, x)
+    tmp_39 = x[:, :, None] * x[:, None]
+    hess_Wh__Wh = (np.tensordot(tmp_39, hess_z_hc__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Wh,Uh[j,i,k,l] = hess_z_hc__z_hc[j,k] rh[l] x[i]
+    # einsum("Bjk,Bl,Bi->jikl", hess_z_hc__z_hc, rh, x)
+    tmp_40 = x[:, :, None] * rh[:, None]
+    hess_Wh__Uh = (np.tensordot(tmp_40, hess_z_hc__z_hc, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h1__z_hc[k,j] x[i] + h1[k] hess_z_hc__p[j,l] x[i]
     jac_h1__z_hc = t["jac_h1__z_hc"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h1__z_hc, x)
-    tmp_211 = x[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bcl,Bcj,Bi->jilk", h1, hobj_p__p, jac_p__z_hc, x)
-    tmp_212 = x[:, :, None] * h1[:, None]
-    tmp_213 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    hess_Wh__V = ((np.tensordot(tmp_211, jac_h1__z_hc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_213, tmp_212, axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂Uh,Wz[j,k,i,l] = -Σ_c adj_h1[c] jac_hc__z_hc[c,j] jac_zg__z_zg[c,i] rh[k] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_hc[m,j] jac_p__z_zg[n,i] rh[k] x[l]
-    # einsum("Bc,Bcj,Bci,Bk,Bl->jkil", adj_h1, jac_hc__z_hc, jac_zg__z_zg, rh, x)
-    tmp_214 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_215 = (tmp_214.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_216 = x[:, :, None] * rh[:, None]
-    # einsum("Bmn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_hc, jac_p__z_zg, rh, x)
-    tmp_217 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_218 = tmp_217 @ jac_p__z_zg
-    tmp_219 = x[:, :, None] * rh[:, None]
-    hess_Uh__Wz = (-(np.tensordot(tmp_216, tmp_215, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_219, tmp_218, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Uh,Uz[j,k,i,l] = -Σ_c adj_h1[c] h0[l] jac_hc__z_hc[c,j] jac_zg__z_zg[c,i] rh[k] + Σ_mn h0[l] hobj_p__p[m,n] jac_p__z_hc[m,j] jac_p__z_zg[n,i] rh[k]
-    # einsum("Bc,Bl,Bcj,Bci,Bk->jkil", adj_h1, h0, jac_hc__z_hc, jac_zg__z_zg, rh)
-    tmp_220 = jac_hc__z_hc * adj_h1[:, :, None]
-    tmp_221 = (tmp_220.transpose(0, 2, 1)) @ jac_zg__z_zg
-    tmp_222 = rh[:, :, None] * h0[:, None]
-    # einsum("Bl,Bmn,Bmj,Bni,Bk->jkil", h0, hobj_p__p, jac_p__z_hc, jac_p__z_zg, rh)
-    tmp_223 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_224 = tmp_223 @ jac_p__z_zg
-    tmp_225 = rh[:, :, None] * h0[:, None]
-    hess_Uh__Uz = (-(np.tensordot(tmp_222, tmp_221, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_225, tmp_224, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uh,Wr[j,k,i,l] = adj_z_hc[j] jac_rh__z_rg[k,i] x[l] + tanh''(z_hc[j]) adj_hc[j] jac_z_hc__z_rg[j,i] rh[k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_rg[m,i] rh[k] x[l]
+    tmp_41 = x[:, :, None] * adj_p[:, None]
+    hess_z_hc__p = t["hess_z_hc__p"]
+    # einsum("Bk,Bjl,Bi->jilk", h1, hess_z_hc__p, x)
+    tmp_42 = x[:, :, None] * h1[:, None]
+    hess_Wh__V = ((np.tensordot(tmp_41, jac_h1__z_hc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_42, hess_z_hc__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂Uh,Wz[j,k,i,l] = hess_z_hc__z_zg[j,i] rh[k] x[l]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_hc__z_zg, rh, x)
+    tmp_43 = x[:, :, None] * rh[:, None]
+    hess_Uh__Wz = (np.tensordot(tmp_43, hess_z_hc__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Uh,Uz[j,k,i,l] = h0[l] hess_z_hc__z_zg[j,i] rh[k]
+    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_hc__z_zg, rh)
+    tmp_44 = rh[:, :, None] * h0[:, None]
+    hess_Uh__Uz = (np.tensordot(tmp_44, hess_z_hc__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    # ∂f/∂Uh,Wr[j,k,i,l] = adj_z_hc[j] jac_rh__z_rg[k,i] x[l] + hess_z_hc__z_rg[j,i] rh[k] x[l]
     # einsum("Bj,Bki,Bl->jkil", adj_z_hc, jac_rh__z_rg, x)
-    tmp_226 = x[:, :, None] * adj_z_hc[:, None]
-    # einsum("Bj,Bj,Bji,Bk,Bl->jkil", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg, rh, x)
-    tmp_227 = adj_hc * d2tanh_z_hc
-    tmp_228 = tmp_227[:, :, None] * jac_z_hc__z_rg
-    tmp_229 = x[:, :, None] * rh[:, None]
-    # einsum("Bcm,Bcj,Bmi,Bk,Bl->jkil", hobj_p__p, jac_p__z_hc, jac_p__z_rg, rh, x)
-    tmp_230 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_231 = tmp_230 @ jac_p__z_rg
-    tmp_232 = x[:, :, None] * rh[:, None]
-    hess_Uh__Wr = ((np.tensordot(tmp_226, jac_rh__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_229, tmp_228, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_232, tmp_231, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Uh,Ur[j,k,i,l] = adj_z_hc[j] h0[l] jac_rh__z_rg[k,i] + tanh''(z_hc[j]) adj_hc[j] h0[l] jac_z_hc__z_rg[j,i] rh[k] + Σ_cm h0[l] hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_rg[m,i] rh[k]
+    tmp_45 = x[:, :, None] * adj_z_hc[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_hc__z_rg, rh, x)
+    tmp_46 = x[:, :, None] * rh[:, None]
+    hess_Uh__Wr = ((np.tensordot(tmp_45, jac_rh__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_46, hess_z_hc__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂Uh,Ur[j,k,i,l] = adj_z_hc[j] h0[l] jac_rh__z_rg[k,i] + h0[l] hess_z_hc__z_rg[j,i] rh[k]
     # einsum("Bj,Bl,Bki->jkil", adj_z_hc, h0, jac_rh__z_rg)
-    tmp_233 = h0[:, :, None] * adj_z_hc[:, None]
-    # einsum("Bj,Bj,Bl,Bji,Bk->jkil", d2tanh_z_hc, adj_hc, h0, jac_z_hc__z_rg, rh)
-    tmp_234 = adj_hc * d2tanh_z_hc
-    tmp_235 = tmp_234[:, :, None] * jac_z_hc__z_rg
-    tmp_236 = rh[:, :, None] * h0[:, None]
-    # einsum("Bl,Bcm,Bcj,Bmi,Bk->jkil", h0, hobj_p__p, jac_p__z_hc, jac_p__z_rg, rh)
-    tmp_237 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_238 = tmp_237 @ jac_p__z_rg
-    tmp_239 = rh[:, :, None] * h0[:, None]
-    hess_Uh__Ur = ((np.tensordot(tmp_233, jac_rh__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_236, tmp_235, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_239, tmp_238, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uh,Wh[j,k,i,l] = tanh''(z_hc[j]) δ[j,i] adj_hc[j] rh[k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_hc[m,i] rh[k] x[l]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2tanh_z_hc, np.eye(2), adj_hc, rh, x)
-    tmp_240 = adj_hc * d2tanh_z_hc
-    tmp_241 = tmp_240[:, :, None] * rh[:, None]
-    tmp_242 = np.tensordot(tmp_241, x, axes=([0], [0]))
-    # einsum("Bcm,Bcj,Bmi,Bk,Bl->jkil", hobj_p__p, jac_p__z_hc, jac_p__z_hc, rh, x)
-    tmp_243 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_244 = tmp_243 @ jac_p__z_hc
-    tmp_245 = x[:, :, None] * rh[:, None]
-    hess_Uh__Wh = (tmp_242[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_245, tmp_244, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Uh,Uh[j,k,i,l] = tanh''(z_hc[j]) δ[j,i] adj_hc[j] rh[k] rh[l] + Σ_cm hobj_p__p[c,m] jac_p__z_hc[c,j] jac_p__z_hc[m,i] rh[k] rh[l]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2tanh_z_hc, np.eye(2), adj_hc, rh, rh)
-    tmp_246 = adj_hc * d2tanh_z_hc
-    tmp_247 = rh[:, :, None] * rh[:, None]
-    tmp_248 = np.tensordot(tmp_247, tmp_246, axes=([0], [0]))
-    # einsum("Bcm,Bcj,Bmi,Bk,Bl->jkil", hobj_p__p, jac_p__z_hc, jac_p__z_hc, rh, rh)
-    tmp_249 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_250 = tmp_249 @ jac_p__z_hc
-    tmp_251 = rh[:, :, None] * rh[:, None]
-    hess_Uh__Uh = ((tmp_248.transpose(2, 1, 0))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_251, tmp_250, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h1__z_hc[i,j] rh[k] + Σ_c h1[i] hobj_p__p[c,l] jac_p__z_hc[c,j] rh[k]
+    tmp_47 = h0[:, :, None] * adj_z_hc[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_hc__z_rg, rh)
+    tmp_48 = rh[:, :, None] * h0[:, None]
+    hess_Uh__Ur = ((np.tensordot(tmp_47, jac_rh__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_48, hess_z_hc__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂Uh,Wh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] x[l]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_hc__z_hc, rh, x)
+    tmp_49 = x[:, :, None] * rh[:, None]
+    hess_Uh__Wh = (np.tensordot(tmp_49, hess_z_hc__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Uh,Uh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] rh[l]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_hc__z_hc, rh, rh)
+    tmp_50 = rh[:, :, None] * rh[:, None]
+    hess_Uh__Uh = (np.tensordot(tmp_50, hess_z_hc__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h1__z_hc[i,j] rh[k] + h1[i] hess_z_hc__p[j,l] rh[k]
     # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h1__z_hc, rh)
-    tmp_252 = rh[:, :, None] * adj_p[:, None]
-    # einsum("Bi,Bcl,Bcj,Bk->jkli", h1, hobj_p__p, jac_p__z_hc, rh)
-    tmp_253 = rh[:, :, None] * h1[:, None]
-    tmp_254 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    hess_Uh__V = ((np.tensordot(tmp_252, jac_h1__z_hc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_254, tmp_253, axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂V,Wz[l,j,i,k] = adj_p[l] jac_h1__z_zg[j,i] x[k] + Σ_c h1[j] hobj_p__p[l,c] jac_p__z_zg[c,i] x[k]
+    tmp_51 = rh[:, :, None] * adj_p[:, None]
+    # einsum("Bi,Bjl,Bk->jkli", h1, hess_z_hc__p, rh)
+    tmp_52 = rh[:, :, None] * h1[:, None]
+    hess_Uh__V = ((np.tensordot(tmp_51, jac_h1__z_hc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_52, hess_z_hc__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂V,Wz[l,j,i,k] = adj_p[l] jac_h1__z_zg[j,i] x[k] + h1[j] hess_p__z_zg[l,i] x[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_zg, x)
-    tmp_255 = x[:, :, None] * adj_p[:, None]
-    # einsum("Bj,Blc,Bci,Bk->ljik", h1, hobj_p__p, jac_p__z_zg, x)
-    tmp_256 = x[:, :, None] * h1[:, None]
-    tmp_257 = (jac_p__z_zg.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    hess_V__Wz = ((np.tensordot(tmp_255, jac_h1__z_zg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_257, tmp_256, axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂V,Uz[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_zg[j,i] + Σ_c h0[k] h1[j] hobj_p__p[l,c] jac_p__z_zg[c,i]
+    tmp_53 = x[:, :, None] * adj_p[:, None]
+    hess_p__z_zg = t["hess_p__z_zg"]
+    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_zg, x)
+    tmp_54 = x[:, :, None] * h1[:, None]
+    hess_V__Wz = ((np.tensordot(tmp_53, jac_h1__z_zg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_54, hess_p__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂V,Uz[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_zg[j,i] + h0[k] h1[j] hess_p__z_zg[l,i]
     # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h1__z_zg)
-    tmp_258 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Blc,Bci->ljik", h0, h1, hobj_p__p, jac_p__z_zg)
-    tmp_259 = h1[:, :, None] * h0[:, None]
-    tmp_260 = (jac_p__z_zg.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    hess_V__Uz = ((np.tensordot(tmp_258, jac_h1__z_zg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_260, tmp_259, axes=([0], [0]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂V,Wr[l,j,i,k] = adj_p[l] jac_h1__z_rg[j,i] x[k] + Σ_c h1[j] hobj_p__p[l,c] jac_p__z_rg[c,i] x[k]
+    tmp_55 = h0[:, :, None] * adj_p[:, None]
+    # einsum("Bk,Bj,Bli->ljik", h0, h1, hess_p__z_zg)
+    tmp_56 = h1[:, :, None] * h0[:, None]
+    hess_V__Uz = ((np.tensordot(tmp_55, jac_h1__z_zg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_56, hess_p__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂V,Wr[l,j,i,k] = adj_p[l] jac_h1__z_rg[j,i] x[k] + h1[j] hess_p__z_rg[l,i] x[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_rg, x)
-    tmp_261 = x[:, :, None] * adj_p[:, None]
-    # einsum("Bj,Blc,Bci,Bk->ljik", h1, hobj_p__p, jac_p__z_rg, x)
-    tmp_262 = x[:, :, None] * h1[:, None]
-    tmp_263 = (jac_p__z_rg.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    hess_V__Wr = ((np.tensordot(tmp_261, jac_h1__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_263, tmp_262, axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂V,Ur[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_rg[j,i] + Σ_c h0[k] h1[j] hobj_p__p[l,c] jac_p__z_rg[c,i]
+    tmp_57 = x[:, :, None] * adj_p[:, None]
+    hess_p__z_rg = t["hess_p__z_rg"]
+    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_rg, x)
+    tmp_58 = x[:, :, None] * h1[:, None]
+    hess_V__Wr = ((np.tensordot(tmp_57, jac_h1__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_58, hess_p__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂V,Ur[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_rg[j,i] + h0[k] h1[j] hess_p__z_rg[l,i]
     # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h1__z_rg)
-    tmp_264 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Blc,Bci->ljik", h0, h1, hobj_p__p, jac_p__z_rg)
-    tmp_265 = h1[:, :, None] * h0[:, None]
-    tmp_266 = (jac_p__z_rg.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    hess_V__Ur = ((np.tensordot(tmp_264, jac_h1__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_266, tmp_265, axes=([0], [0]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂V,Wh[l,j,i,k] = adj_p[l] jac_h1__z_hc[j,i] x[k] + Σ_c h1[j] hobj_p__p[l,c] jac_p__z_hc[c,i] x[k]
+    tmp_59 = h0[:, :, None] * adj_p[:, None]
+    # einsum("Bk,Bj,Bli->ljik", h0, h1, hess_p__z_rg)
+    tmp_60 = h1[:, :, None] * h0[:, None]
+    hess_V__Ur = ((np.tensordot(tmp_59, jac_h1__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_60, hess_p__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂V,Wh[l,j,i,k] = adj_p[l] jac_h1__z_hc[j,i] x[k] + h1[j] hess_p__z_hc[l,i] x[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_hc, x)
-    tmp_267 = x[:, :, None] * adj_p[:, None]
-    # einsum("Bj,Blc,Bci,Bk->ljik", h1, hobj_p__p, jac_p__z_hc, x)
-    tmp_268 = x[:, :, None] * h1[:, None]
-    tmp_269 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    hess_V__Wh = ((np.tensordot(tmp_267, jac_h1__z_hc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_269, tmp_268, axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂V,Uh[l,j,i,k] = adj_p[l] jac_h1__z_hc[j,i] rh[k] + Σ_c h1[j] hobj_p__p[l,c] jac_p__z_hc[c,i] rh[k]
+    tmp_61 = x[:, :, None] * adj_p[:, None]
+    hess_p__z_hc = t["hess_p__z_hc"]
+    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_hc, x)
+    tmp_62 = x[:, :, None] * h1[:, None]
+    hess_V__Wh = ((np.tensordot(tmp_61, jac_h1__z_hc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_62, hess_p__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂V,Uh[l,j,i,k] = adj_p[l] jac_h1__z_hc[j,i] rh[k] + h1[j] hess_p__z_hc[l,i] rh[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_hc, rh)
-    tmp_270 = rh[:, :, None] * adj_p[:, None]
-    # einsum("Bj,Blc,Bci,Bk->ljik", h1, hobj_p__p, jac_p__z_hc, rh)
-    tmp_271 = rh[:, :, None] * h1[:, None]
-    tmp_272 = (jac_p__z_hc.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    hess_V__Uh = ((np.tensordot(tmp_270, jac_h1__z_hc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_272, tmp_271, axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂V,V[l,j,i,k] = h1[j] h1[k] hobj_p__p[l,i]
-    # einsum("Bj,Bk,Bli->ljik", h1, h1, hobj_p__p)
-    tmp_273 = h1[:, :, None] * h1[:, None]
-    hess_V__V = (np.tensordot(tmp_273, hobj_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    tmp_63 = rh[:, :, None] * adj_p[:, None]
+    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_hc, rh)
+    tmp_64 = rh[:, :, None] * h1[:, None]
+    hess_V__Uh = ((np.tensordot(tmp_63, jac_h1__z_hc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_64, hess_p__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂V,V[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bj,Bk,Bli->ljik", h1, h1, hess_p__p)
+    tmp_65 = h1[:, :, None] * h1[:, None]
+    hess_V__V = (np.tensordot(tmp_65, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
     return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): hess_Uz__Wz, ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): hess_Wr__Wz, ("Wr", "Uz"): hess_Wr__Uz, ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): hess_Ur__Wz, ("Ur", "Uz"): hess_Ur__Uz, ("Ur", "Wr"): hess_Ur__Wr, ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): hess_Wh__Wz, ("Wh", "Uz"): hess_Wh__Uz, ("Wh", "Wr"): hess_Wh__Wr, ("Wh", "Ur"): hess_Wh__Ur, ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): hess_Uh__Wz, ("Uh", "Uz"): hess_Uh__Uz, ("Uh", "Wr"): hess_Uh__Wr, ("Uh", "Ur"): hess_Uh__Ur, ("Uh", "Wh"): hess_Uh__Wh, ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): hess_V__Wz, ("V", "Uz"): hess_V__Uz, ("V", "Wr"): hess_V__Wr, ("V", "Ur"): hess_V__Ur, ("V", "Wh"): hess_V__Wh, ("V", "Uh"): hess_V__Uh, ("V", "V"): hess_V__V}
 
 
@@ -1266,12 +1404,12 @@ def hvp(params, data, vector):
     t["adj_rh"] = _adj_rh(t)
     t["adj_rg"] = _adj_rg(t)
     t["tan_z_zg"] = _tan_z_zg(t)
+    t["tan_zg"] = _tan_zg(t)
     t["tan_z_rg"] = _tan_z_rg(t)
     t["tan_rg"] = _tan_rg(t)
     t["tan_rh"] = _tan_rh(t)
     t["tan_z_hc"] = _tan_z_hc(t)
     t["tan_hc"] = _tan_hc(t)
-    t["tan_zg"] = _tan_zg(t)
     t["tan_h1"] = _tan_h1(t)
     t["tan_p"] = _tan_p(t)
     t["radj_p"] = _radj_p(t)
@@ -1328,12 +1466,12 @@ def ggn_diagonal(params, data):
     t["jac_p__h1"] = _jac_p__h1(t)
     t["jac_p__zg"] = _jac_p__zg(t)
     t["jac_p__z_zg"] = _jac_p__z_zg(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
     t["jac_p__hc"] = _jac_p__hc(t)
     t["jac_p__z_hc"] = _jac_p__z_hc(t)
     t["jac_p__rh"] = _jac_p__rh(t)
     t["jac_p__rg"] = _jac_p__rg(t)
     t["jac_p__z_rg"] = _jac_p__z_rg(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x"].shape[0]
     # diag GGN[Wz] = Σ_ck hobj_p__p[c,k] jac_p__z_zg[c,j] jac_p__z_zg[k,j] x[i] x[i]
     hobj_p__p = t["hobj_p__p"]

@@ -129,9 +129,9 @@ def _adj_m(t):
 
 
 def _adj_z(t):
-    """adj_z[j] = 1/h Σ_c δ[c,j] adj_m + 2/h adj_q z[j] + lnorm_d100(z[j], m, q) adj_u[j]"""
+    """adj_z[j] = 1/h 1[j] adj_m + 2/h adj_q z[j] + lnorm_d100(z[j], m, q) adj_u[j]"""
     adj_m = t["adj_m"]
-    # einsum("cj,B->Bj", np.eye(3), adj_m)
+    # einsum("j,B->Bj", np.ones(3), adj_m)
     adj_q = t["adj_q"]
     z = t["z"]
     # einsum("B,Bj->Bj", adj_q, z)
@@ -141,13 +141,12 @@ def _adj_z(t):
     q_b = q[:, None]
     lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
     adj_u = t["adj_u"]
-    return 0.3333333333333333 * adj_m[:, None] * (np.eye(3)).sum(axis=0) + 0.6666666666666666 * z * adj_q[:, None] + lnorm_d100_z_m_q * adj_u
+    return 0.3333333333333333 * adj_m[:, None] * np.ones(3) + 0.6666666666666666 * z * adj_q[:, None] + lnorm_d100_z_m_q * adj_u
 
 
 def _jac_m__z(t):
-    """jac_m__z[j] = 1/h Σ_c δ[c,j]"""
-    # einsum("cj->j", np.eye(3))
-    return 0.3333333333333333 * (np.eye(3)).sum(axis=0)
+    """jac_m__z[j] = 1/h 1[j]"""
+    return 0.3333333333333333 * (np.ones(3))
 
 
 def _jac_q__z(t):
@@ -261,9 +260,9 @@ def _jac_p__m(t):
 
 
 def _jac_p__z(t):
-    """jac_p__z[l,j] = 1/h Σ_c δ[c,j] jac_p__m[l] + 2/h jac_p__q[l] z[j] + lnorm_d100(z[j], m, q) jac_p__u[l,j]"""
+    """jac_p__z[l,j] = 1/h 1[j] jac_p__m[l] + 2/h jac_p__q[l] z[j] + lnorm_d100(z[j], m, q) jac_p__u[l,j]"""
     jac_p__m = t["jac_p__m"]
-    # einsum("cj,Bl->Blj", np.eye(3), jac_p__m)
+    # einsum("j,Bl->Blj", np.ones(3), jac_p__m)
     jac_p__q = t["jac_p__q"]
     z = t["z"]
     # einsum("Bl,Bj->Blj", jac_p__q, z)
@@ -274,7 +273,281 @@ def _jac_p__z(t):
     lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
     jac_p__u = t["jac_p__u"]
     # einsum("Bj,Blj->Blj", lnorm_d100_z_m_q, jac_p__u)
-    return 0.3333333333333333 * jac_p__m[:, :, None] * (np.eye(3)).sum(axis=0) + 0.6666666666666666 * z[:, None] * jac_p__q[:, :, None] + jac_p__u * lnorm_d100_z_m_q[:, None]
+    return 0.3333333333333333 * jac_p__m[:, :, None] * np.ones(3) + 0.6666666666666666 * z[:, None] * jac_p__q[:, :, None] + jac_p__u * lnorm_d100_z_m_q[:, None]
+
+
+def _hess_p__z(t):
+    """hess_p__z[l,j] = jac_p__z[l,j]"""
+    jac_p__z = t["jac_p__z"]
+    return jac_p__z
+
+
+def _hess_v__z(t):
+    """hess_v__z[j,i] = Σ_c U[c,j] hess_p__z[c,i]"""
+    U = t["U"]
+    hess_p__z = t["hess_p__z"]
+    # einsum("cj,Bci->Bji", U, hess_p__z)
+    return (np.tensordot(hess_p__z, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v__z(t):
+    """hess_z_v__z[j,i] = tanh'(z_v[j]) hess_v__z[j,i] + tanh''(z_v[j]) adj_v[j] jac_z_v__z[j,i]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
+    hess_v__z = t["hess_v__z"]
+    # einsum("Bj,Bji->Bji", dtanh_z_v, hess_v__z)
+    d2tanh_z_v = 2*v*(v**2 - 1)
+    adj_v = t["adj_v"]
+    jac_z_v__z = t["jac_z_v__z"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_v, adj_v, jac_z_v__z)
+    tmp = adj_v * d2tanh_z_v
+    return hess_v__z * dtanh_z_v[:, :, None] + tmp[:, :, None] * jac_z_v__z
+
+
+def _hess_u__z(t):
+    """hess_u__z[j,i] = g[j] hess_z_v__z[j,i]"""
+    g = t["g"]
+    hess_z_v__z = t["hess_z_v__z"]
+    # einsum("j,Bji->Bji", g, hess_z_v__z)
+    return hess_z_v__z * g[:, None]
+
+
+def _hess_q__z(t):
+    """hess_q__z[j] = Σ_c lnorm_d001(z[c], m, q) hess_u__z[c,j] + lnorm_d101(z[j], m, q) adj_u[j] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_m__z[j] + Σ_c lnorm_d002(z[c], m, q) adj_u[c] jac_q__z[j]"""
+    z = t["z"]
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b + z)/(q_b + 1.0e-5)**(3/2)
+    hess_u__z = t["hess_u__z"]
+    # einsum("Bc,Bcj->Bj", lnorm_d001_z_m_q, hess_u__z)
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d101_z_m_q = np.broadcast_to(-(1/2)/(q_b_2 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
+    adj_u = t["adj_u"]
+    m_b_3 = m[:, None]
+    q_b_3 = q[:, None]
+    lnorm_d011_z_m_q = np.broadcast_to((1/2)/(q_b_3 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_3), np.shape(q_b_3)))
+    jac_m__z = t["jac_m__z"]
+    # einsum("Bc,Bc,j->Bj", lnorm_d011_z_m_q, adj_u, jac_m__z)
+    tmp = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
+    m_b_4 = m[:, None]
+    q_b_4 = q[:, None]
+    lnorm_d002_z_m_q = (3/4)*(-m_b_4 + z)/(q_b_4 + 1.0e-5)**(5/2)
+    jac_q__z = t["jac_q__z"]
+    # einsum("Bc,Bc,Bj->Bj", lnorm_d002_z_m_q, adj_u, jac_q__z)
+    tmp_2 = (adj_u[..., None, :] @ lnorm_d002_z_m_q[..., None])[..., 0, 0]
+    return ((hess_u__z.transpose(0, 2, 1)) @ lnorm_d001_z_m_q[..., None])[..., 0] + lnorm_d101_z_m_q * adj_u + tmp[:, None] * jac_m__z + tmp_2[:, None] * jac_q__z
+
+
+def _hess_m__z(t):
+    """hess_m__z[j] = -2 hess_q__z[j] m - 2 adj_q jac_m__z[j] + Σ_c lnorm_d010(z[c], m, q) hess_u__z[c,j] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_q__z[j]"""
+    hess_q__z = t["hess_q__z"]
+    m = t["m"]
+    # einsum("Bj,B->Bj", hess_q__z, m)
+    adj_q = t["adj_q"]
+    jac_m__z = t["jac_m__z"]
+    # einsum("B,j->Bj", adj_q, jac_m__z)
+    z = t["z"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    hess_u__z = t["hess_u__z"]
+    # einsum("Bc,Bcj->Bj", lnorm_d010_z_m_q, hess_u__z)
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d011_z_m_q = np.broadcast_to((1/2)/(q_b_2 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
+    adj_u = t["adj_u"]
+    jac_q__z = t["jac_q__z"]
+    # einsum("Bc,Bc,Bj->Bj", lnorm_d011_z_m_q, adj_u, jac_q__z)
+    tmp = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
+    return -2 * m[:, None] * hess_q__z - 2 * jac_m__z * adj_q[:, None] + ((hess_u__z.transpose(0, 2, 1)) @ lnorm_d010_z_m_q[..., None])[..., 0] + tmp[:, None] * jac_q__z
+
+
+def _hess_z__z(t):
+    """hess_z__z[j,i] = 1/h 1[j] hess_m__z[i] + 2/h hess_q__z[i] z[j] + 2/h δ[j,i] adj_q + lnorm_d100(z[j], m, q) hess_u__z[j,i] + lnorm_d101(z[j], m, q) adj_u[j] jac_q__z[i]"""
+    hess_m__z = t["hess_m__z"]
+    # einsum("j,Bi->Bji", np.ones(3), hess_m__z)
+    hess_q__z = t["hess_q__z"]
+    z = t["z"]
+    # einsum("Bi,Bj->Bji", hess_q__z, z)
+    adj_q = t["adj_q"]
+    # einsum("ji,B->Bji", np.eye(3), adj_q)
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    hess_u__z = t["hess_u__z"]
+    # einsum("Bj,Bji->Bji", lnorm_d100_z_m_q, hess_u__z)
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d101_z_m_q = np.broadcast_to(-(1/2)/(q_b_2 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
+    adj_u = t["adj_u"]
+    jac_q__z = t["jac_q__z"]
+    # einsum("Bj,Bj,Bi->Bji", lnorm_d101_z_m_q, adj_u, jac_q__z)
+    tmp = adj_u * lnorm_d101_z_m_q
+    return 0.3333333333333333 * hess_m__z[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__z[:, None] + 0.6666666666666666 * adj_q[:, None, None] * np.eye(3) + hess_u__z * lnorm_d100_z_m_q[:, :, None] + tmp[:, :, None] * jac_q__z[:, None]
+
+
+def _hess_p__z_v(t):
+    """hess_p__z_v[l,j] = jac_p__z_v[l,j]"""
+    jac_p__z_v = t["jac_p__z_v"]
+    return jac_p__z_v
+
+
+def _hess_v__z_v(t):
+    """hess_v__z_v[j,i] = Σ_c U[c,j] hess_p__z_v[c,i]"""
+    U = t["U"]
+    hess_p__z_v = t["hess_p__z_v"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v)
+    return (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v__z_v(t):
+    """hess_z_v__z_v[j,i] = tanh'(z_v[j]) hess_v__z_v[j,i] + tanh''(z_v[j]) δ[j,i] adj_v[j]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
+    hess_v__z_v = t["hess_v__z_v"]
+    # einsum("Bj,Bji->Bji", dtanh_z_v, hess_v__z_v)
+    d2tanh_z_v = 2*v*(v**2 - 1)
+    adj_v = t["adj_v"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_v, np.eye(3), adj_v)
+    tmp = adj_v * d2tanh_z_v
+    return hess_v__z_v * dtanh_z_v[:, :, None] + tmp[:, :, None] * np.eye(3)
+
+
+def _hess_u__z_v(t):
+    """hess_u__z_v[j,i] = g[j] hess_z_v__z_v[j,i]"""
+    g = t["g"]
+    hess_z_v__z_v = t["hess_z_v__z_v"]
+    # einsum("j,Bji->Bji", g, hess_z_v__z_v)
+    return hess_z_v__z_v * g[:, None]
+
+
+def _hess_q__z_v(t):
+    """hess_q__z_v[j] = Σ_c lnorm_d001(z[c], m, q) hess_u__z_v[c,j]"""
+    z = t["z"]
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b + z)/(q_b + 1.0e-5)**(3/2)
+    hess_u__z_v = t["hess_u__z_v"]
+    # einsum("Bc,Bcj->Bj", lnorm_d001_z_m_q, hess_u__z_v)
+    return ((hess_u__z_v.transpose(0, 2, 1)) @ lnorm_d001_z_m_q[..., None])[..., 0]
+
+
+def _hess_m__z_v(t):
+    """hess_m__z_v[j] = -2 hess_q__z_v[j] m + Σ_c lnorm_d010(z[c], m, q) hess_u__z_v[c,j]"""
+    hess_q__z_v = t["hess_q__z_v"]
+    m = t["m"]
+    # einsum("Bj,B->Bj", hess_q__z_v, m)
+    z = t["z"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    hess_u__z_v = t["hess_u__z_v"]
+    # einsum("Bc,Bcj->Bj", lnorm_d010_z_m_q, hess_u__z_v)
+    return -2 * m[:, None] * hess_q__z_v + ((hess_u__z_v.transpose(0, 2, 1)) @ lnorm_d010_z_m_q[..., None])[..., 0]
+
+
+def _hess_z__z_v(t):
+    """hess_z__z_v[j,i] = 1/h 1[j] hess_m__z_v[i] + 2/h hess_q__z_v[i] z[j] + lnorm_d100(z[j], m, q) hess_u__z_v[j,i]"""
+    hess_m__z_v = t["hess_m__z_v"]
+    # einsum("j,Bi->Bji", np.ones(3), hess_m__z_v)
+    hess_q__z_v = t["hess_q__z_v"]
+    z = t["z"]
+    # einsum("Bi,Bj->Bji", hess_q__z_v, z)
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    hess_u__z_v = t["hess_u__z_v"]
+    # einsum("Bj,Bji->Bji", lnorm_d100_z_m_q, hess_u__z_v)
+    return 0.3333333333333333 * hess_m__z_v[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__z_v[:, None] + hess_u__z_v * lnorm_d100_z_m_q[:, :, None]
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i]"""
+    return (np.eye(2))
+
+
+def _hess_v__p(t):
+    """hess_v__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cj,cl->jl", U, hess_p__p)
+    return U.T @ hess_p__p
+
+
+def _hess_z_v__p(t):
+    """hess_z_v__p[j,l] = tanh'(z_v[j]) hess_v__p[j,l]"""
+    z_v = t["z_v"]
+    v = t["v"]
+    dtanh_z_v = 1 - v**2
+    hess_v__p = t["hess_v__p"]
+    # einsum("Bj,jl->Bjl", dtanh_z_v, hess_v__p)
+    return hess_v__p * dtanh_z_v[:, :, None]
+
+
+def _hess_u__p(t):
+    """hess_u__p[j,l] = g[j] hess_z_v__p[j,l]"""
+    g = t["g"]
+    hess_z_v__p = t["hess_z_v__p"]
+    # einsum("j,Bjl->Bjl", g, hess_z_v__p)
+    return hess_z_v__p * g[:, None]
+
+
+def _hess_q__p(t):
+    """hess_q__p[l] = Σ_c lnorm_d001(z[c], m, q) hess_u__p[c,l]"""
+    z = t["z"]
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b + z)/(q_b + 1.0e-5)**(3/2)
+    hess_u__p = t["hess_u__p"]
+    # einsum("Bc,Bcl->Bl", lnorm_d001_z_m_q, hess_u__p)
+    return ((hess_u__p.transpose(0, 2, 1)) @ lnorm_d001_z_m_q[..., None])[..., 0]
+
+
+def _hess_m__p(t):
+    """hess_m__p[l] = -2 hess_q__p[l] m + Σ_c lnorm_d010(z[c], m, q) hess_u__p[c,l]"""
+    hess_q__p = t["hess_q__p"]
+    m = t["m"]
+    # einsum("Bl,B->Bl", hess_q__p, m)
+    z = t["z"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    hess_u__p = t["hess_u__p"]
+    # einsum("Bc,Bcl->Bl", lnorm_d010_z_m_q, hess_u__p)
+    return -2 * m[:, None] * hess_q__p + ((hess_u__p.transpose(0, 2, 1)) @ lnorm_d010_z_m_q[..., None])[..., 0]
+
+
+def _hess_z__p(t):
+    """hess_z__p[j,l] = 1/h 1[j] hess_m__p[l] + 2/h hess_q__p[l] z[j] + lnorm_d100(z[j], m, q) hess_u__p[j,l]"""
+    hess_m__p = t["hess_m__p"]
+    # einsum("j,Bl->Bjl", np.ones(3), hess_m__p)
+    hess_q__p = t["hess_q__p"]
+    z = t["z"]
+    # einsum("Bl,Bj->Bjl", hess_q__p, z)
+    m = t["m"]
+    q = t["q"]
+    m_b = m[:, None]
+    q_b = q[:, None]
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
+    hess_u__p = t["hess_u__p"]
+    # einsum("Bj,Bjl->Bjl", lnorm_d100_z_m_q, hess_u__p)
+    return 0.3333333333333333 * hess_m__p[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__p[:, None] + hess_u__p * lnorm_d100_z_m_q[:, :, None]
 
 
 def _hobj_p__p(t):
@@ -457,9 +730,9 @@ def _radj_m(t):
 
 
 def _radj_z(t):
-    """radj_z[j] = 1/h Σ_c δ[c,j] radj_m + 2/h radj_q z[j] + 2/h adj_q tan_z[j] + lnorm_d101(z[j], m, q) adj_u[j] tan_q + lnorm_d100(z[j], m, q) radj_u[j]"""
+    """radj_z[j] = 1/h 1[j] radj_m + 2/h radj_q z[j] + 2/h adj_q tan_z[j] + lnorm_d101(z[j], m, q) adj_u[j] tan_q + lnorm_d100(z[j], m, q) radj_u[j]"""
     radj_m = t["radj_m"]
-    # einsum("cj,B->Bj", np.eye(3), radj_m)
+    # einsum("j,B->Bj", np.ones(3), radj_m)
     radj_q = t["radj_q"]
     z = t["z"]
     # einsum("B,Bj->Bj", radj_q, z)
@@ -479,7 +752,7 @@ def _radj_z(t):
     q_b_2 = q[:, None]
     lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_2 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
     radj_u = t["radj_u"]
-    return 0.3333333333333333 * radj_m[:, None] * (np.eye(3)).sum(axis=0) + 0.6666666666666666 * z * radj_q[:, None] + 0.6666666666666666 * tan_z * adj_q[:, None] + tmp * tan_q[:, None] + lnorm_d100_z_m_q * radj_u
+    return 0.3333333333333333 * radj_m[:, None] * np.ones(3) + 0.6666666666666666 * z * radj_q[:, None] + 0.6666666666666666 * tan_z * adj_q[:, None] + tmp * tan_q[:, None] + lnorm_d100_z_m_q * radj_u
 
 
 def objective(params, data):
@@ -643,194 +916,116 @@ def hessian(params, data):
     t["jac_p__q"] = _jac_p__q(t)
     t["jac_p__m"] = _jac_p__m(t)
     t["jac_p__z"] = _jac_p__z(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z"] = _hess_p__z(t)
+    t["hess_v__z"] = _hess_v__z(t)
+    t["hess_z_v__z"] = _hess_z_v__z(t)
+    t["hess_u__z"] = _hess_u__z(t)
+    t["hess_q__z"] = _hess_q__z(t)
+    t["hess_m__z"] = _hess_m__z(t)
+    t["hess_z__z"] = _hess_z__z(t)
+    t["hess_p__z_v"] = _hess_p__z_v(t)
+    t["hess_v__z_v"] = _hess_v__z_v(t)
+    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
+    t["hess_u__z_v"] = _hess_u__z_v(t)
+    t["hess_q__z_v"] = _hess_q__z_v(t)
+    t["hess_m__z_v"] = _hess_m__z_v(t)
+    t["hess_z__z_v"] = _hess_z__z_v(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_v__p"] = _hess_v__p(t)
+    t["hess_z_v__p"] = _hess_z_v__p(t)
+    t["hess_u__p"] = _hess_u__p(t)
+    t["hess_q__p"] = _hess_q__p(t)
+    t["hess_m__p"] = _hess_m__p(t)
+    t["hess_z__p"] = _hess_z__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1[j,i,k,l] = 2/h δ[j,k] adj_q x[i] x[l] - 2 adj_q jac_m__z[j] jac_m__z[k] x[i] x[l] + lnorm_d101(z[j], m, q) adj_u[j] jac_q__z[k] x[i] x[l] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_m__z[j] jac_q__z[k] x[i] x[l] + lnorm_d101(z[k], m, q) adj_u[k] jac_q__z[j] x[i] x[l] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_m__z[k] jac_q__z[j] x[i] x[l] + Σ_c lnorm_d002(z[c], m, q) adj_u[c] jac_q__z[j] jac_q__z[k] x[i] x[l] + Σ_c tanh''(z_v[c]) adj_v[c] jac_z_v__z[c,j] jac_z_v__z[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z[m,j] jac_p__z[n,k] x[i] x[l]
-    adj_q = t["adj_q"]
+    # ∂f/∂W1,W1[j,i,k,l] = hess_z__z[j,k] x[i] x[l]
+    hess_z__z = t["hess_z__z"]
     x = t["x"]
-    # einsum("jk,B,Bi,Bl->jikl", np.eye(3), adj_q, x, x)
-    tmp = x * adj_q[:, None]
-    tmp_2 = tmp.T @ x
-    jac_m__z = t["jac_m__z"]
-    # einsum("B,j,k,Bi,Bl->jikl", adj_q, jac_m__z, jac_m__z, x, x)
-    tmp_3 = x * adj_q[:, None]
-    tmp_4 = tmp_3.T @ x
-    tmp_5 = jac_m__z[:, None] * jac_m__z
-    z = t["z"]
-    m = t["m"]
-    q = t["q"]
-    m_b = m[:, None]
-    q_b = q[:, None]
-    lnorm_d101_z_m_q = np.broadcast_to(-(1/2)/(q_b + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b), np.shape(q_b)))
-    adj_u = t["adj_u"]
-    jac_q__z = t["jac_q__z"]
-    # einsum("Bj,Bj,Bk,Bi,Bl->jikl", lnorm_d101_z_m_q, adj_u, jac_q__z, x, x)
-    tmp_6 = adj_u * lnorm_d101_z_m_q
-    tmp_7 = x[:, :, None] * jac_q__z[:, None]
-    tmp_8 = tmp_6[:, :, None] * x[:, None]
-    m_b_2 = m[:, None]
-    q_b_2 = q[:, None]
-    lnorm_d011_z_m_q = np.broadcast_to((1/2)/(q_b_2 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_2), np.shape(q_b_2)))
-    # einsum("Bc,Bc,j,Bk,Bi,Bl->jikl", lnorm_d011_z_m_q, adj_u, jac_m__z, jac_q__z, x, x)
-    tmp_9 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
-    tmp_10 = tmp_9[:, None] * jac_q__z
-    tmp_11 = x[:, :, None] * x[:, None]
-    tmp_12 = np.tensordot(tmp_11, tmp_10, axes=([0], [0]))
-    # einsum("Bk,Bk,Bj,Bi,Bl->jikl", lnorm_d101_z_m_q, adj_u, jac_q__z, x, x)
-    tmp_13 = adj_u * lnorm_d101_z_m_q
-    tmp_14 = x[:, :, None] * jac_q__z[:, None]
-    tmp_15 = tmp_13[:, :, None] * x[:, None]
-    # einsum("Bc,Bc,k,Bj,Bi,Bl->jikl", lnorm_d011_z_m_q, adj_u, jac_m__z, jac_q__z, x, x)
-    tmp_16 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
-    tmp_17 = tmp_16[:, None] * jac_q__z
-    tmp_18 = x[:, :, None] * x[:, None]
-    tmp_19 = np.tensordot(tmp_18, tmp_17, axes=([0], [0]))
-    m_b_3 = m[:, None]
-    q_b_3 = q[:, None]
-    lnorm_d002_z_m_q = (3/4)*(-m_b_3 + z)/(q_b_3 + 1.0e-5)**(5/2)
-    # einsum("Bc,Bc,Bj,Bk,Bi,Bl->jikl", lnorm_d002_z_m_q, adj_u, jac_q__z, jac_q__z, x, x)
-    tmp_20 = (adj_u[..., None, :] @ lnorm_d002_z_m_q[..., None])[..., 0, 0]
-    tmp_21 = tmp_20[:, None] * jac_q__z
-    tmp_22 = x[:, :, None] * jac_q__z[:, None]
-    tmp_23 = tmp_21[:, :, None] * x[:, None]
-    z_v = t["z_v"]
-    v = t["v"]
-    d2tanh_z_v = 2*v*(v**2 - 1)
-    adj_v = t["adj_v"]
-    jac_z_v__z = t["jac_z_v__z"]
-    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2tanh_z_v, adj_v, jac_z_v__z, jac_z_v__z, x, x)
-    tmp_24 = adj_v * d2tanh_z_v
-    tmp_25 = tmp_24[:, :, None] * jac_z_v__z
-    tmp_26 = (tmp_25.transpose(0, 2, 1)) @ jac_z_v__z
-    tmp_27 = x[:, :, None] * x[:, None]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z = t["jac_p__z"]
-    # einsum("mn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z, jac_p__z, x, x)
-    tmp_28 = np.tensordot(jac_p__z, hobj_p__p, axes=([1], [0]))
-    tmp_29 = tmp_28 @ jac_p__z
-    tmp_30 = x[:, :, None] * x[:, None]
-    hess_W1__W1 = (0.6666666666666666 * tmp_2[:, None] * (np.eye(3))[:, None, :, None] - 2 * tmp_5.T[:, None, :, None] * tmp_4[:, None] + (np.tensordot(tmp_8, tmp_7, axes=([0], [0]))).transpose(0, 2, 3, 1) + tmp_12.transpose(1, 2, 0) * jac_m__z[:, None, None, None] + (np.tensordot(tmp_15, tmp_14, axes=([0], [0]))).transpose(3, 2, 0, 1) + (tmp_19.transpose(2, 1, 0))[:, :, None] * jac_m__z[:, None] + (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(0, 2, 3, 1) + (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W1,g[j,i,k] = adj_z_v[k] jac_u__z[k,j] x[i] + tanh''(z_v[k]) adj_v[k] jac_z_v__z[k,j] u[k] x[i] + Σ_cl hobj_p__p[c,l] jac_p__z[c,j] jac_p__z_v[l,k] u[k] x[i]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z__z, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    hess_W1__W1 = (np.tensordot(tmp, hess_z__z, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W1,g[j,i,k] = adj_z_v[k] jac_u__z[k,j] x[i] + hess_z__z_v[j,k] u[k] x[i]
     adj_z_v = t["adj_z_v"]
     jac_u__z = t["jac_u__z"]
     # einsum("Bk,Bkj,Bi->jik", adj_z_v, jac_u__z, x)
-    tmp_31 = jac_u__z * adj_z_v[:, :, None]
+    tmp_2 = jac_u__z * adj_z_v[:, :, None]
+    hess_z__z_v = t["hess_z__z_v"]
     u = t["u"]
-    # einsum("Bk,Bk,Bkj,Bk,Bi->jik", d2tanh_z_v, adj_v, jac_z_v__z, u, x)
-    tmp_32 = adj_v * d2tanh_z_v
-    tmp_33 = tmp_32 * u
-    tmp_34 = tmp_33[:, :, None] * jac_z_v__z
-    jac_p__z_v = t["jac_p__z_v"]
-    # einsum("cl,Bcj,Blk,Bk,Bi->jik", hobj_p__p, jac_p__z, jac_p__z_v, u, x)
-    tmp_35 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_36 = np.tensordot(jac_p__z, hobj_p__p, axes=([1], [0]))
-    tmp_37 = tmp_36 @ (tmp_35.transpose(0, 2, 1))
-    hess_W1__g = ((np.tensordot(tmp_31, x, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_34, x, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_37, x, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂W1,b[j,i,k] = tanh''(z_v[k]) adj_v[k] jac_z_v__z[k,j] x[i] + Σ_cl hobj_p__p[c,l] jac_p__z[c,j] jac_p__z_v[l,k] x[i]
-    # einsum("Bk,Bk,Bkj,Bi->jik", d2tanh_z_v, adj_v, jac_z_v__z, x)
-    tmp_38 = adj_v * d2tanh_z_v
-    tmp_39 = tmp_38[:, :, None] * jac_z_v__z
-    # einsum("cl,Bcj,Blk,Bi->jik", hobj_p__p, jac_p__z, jac_p__z_v, x)
-    tmp_40 = np.tensordot(jac_p__z, hobj_p__p, axes=([1], [0]))
-    tmp_41 = tmp_40 @ jac_p__z_v
-    hess_W1__b = ((np.tensordot(tmp_39, x, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_41, x, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v__z[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z[c,j] v[k] x[i]
+    # einsum("Bjk,Bk,Bi->jik", hess_z__z_v, u, x)
+    tmp_3 = u[:, :, None] * hess_z__z_v.transpose(0, 2, 1)
+    hess_W1__g = ((np.tensordot(tmp_2, x, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_3, x, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    # ∂f/∂W1,b[j,i,k] = hess_z__z_v[j,k] x[i]
+    # einsum("Bjk,Bi->jik", hess_z__z_v, x)
+    hess_W1__b = (np.tensordot(x, hess_z__z_v, axes=([0], [0]))).transpose(1, 0, 2) / B
+    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v__z[k,j] x[i] + hess_z__p[j,l] v[k] x[i]
     adj_p = t["adj_p"]
     jac_v__z = t["jac_v__z"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v__z, x)
-    tmp_42 = x[:, :, None] * adj_p[:, None]
-    # einsum("cl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z, v, x)
-    tmp_43 = x[:, :, None] * v[:, None]
-    tmp_44 = np.tensordot(tmp_43, jac_p__z, axes=([0], [0]))
-    hess_W1__U = ((np.tensordot(tmp_42, jac_v__z, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_44, hobj_p__p, axes=([2], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂g,W1[j,i,k] = adj_z_v[j] jac_u__z[j,i] x[k] + tanh''(z_v[j]) adj_v[j] jac_z_v__z[j,i] u[j] x[k] + Σ_cl hobj_p__p[c,l] jac_p__z[l,i] jac_p__z_v[c,j] u[j] x[k]
+    tmp_4 = x[:, :, None] * adj_p[:, None]
+    hess_z__p = t["hess_z__p"]
+    v = t["v"]
+    # einsum("Bjl,Bk,Bi->jilk", hess_z__p, v, x)
+    tmp_5 = x[:, :, None] * v[:, None]
+    hess_W1__U = ((np.tensordot(tmp_4, jac_v__z, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_5, hess_z__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂g,W1[j,i,k] = adj_z_v[j] jac_u__z[j,i] x[k] + hess_z_v__z[j,i] u[j] x[k]
     # einsum("Bj,Bji,Bk->jik", adj_z_v, jac_u__z, x)
-    tmp_45 = jac_u__z * adj_z_v[:, :, None]
-    # einsum("Bj,Bj,Bji,Bj,Bk->jik", d2tanh_z_v, adj_v, jac_z_v__z, u, x)
-    tmp_46 = adj_v * d2tanh_z_v
-    tmp_47 = tmp_46 * u
-    tmp_48 = tmp_47[:, :, None] * jac_z_v__z
-    # einsum("cl,Bli,Bcj,Bj,Bk->jik", hobj_p__p, jac_p__z, jac_p__z_v, u, x)
-    tmp_49 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_50 = np.tensordot(jac_p__z, hobj_p__p, axes=([1], [1]))
-    tmp_51 = tmp_50 @ (tmp_49.transpose(0, 2, 1))
-    hess_g__W1 = (np.tensordot(tmp_45, x, axes=([0], [0])) + np.tensordot(tmp_48, x, axes=([0], [0])) + (np.tensordot(tmp_51, x, axes=([0], [0]))).transpose(1, 0, 2)) / B
-    # ∂f/∂g,g[j,i] = tanh''(z_v[j]) δ[j,i] adj_v[j] u[j] u[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v[c,j] jac_p__z_v[k,i] u[j] u[i]
-    # einsum("Bj,ji,Bj,Bj,Bj->ji", d2tanh_z_v, np.eye(3), adj_v, u, u)
-    tmp_52 = adj_v * d2tanh_z_v
-    tmp_53 = u * u
-    tmp_54 = (tmp_53.T[..., None, :] @ tmp_52.T[..., None])[..., 0, 0]
-    # einsum("ck,Bcj,Bki,Bj,Bi->ji", hobj_p__p, jac_p__z_v, jac_p__z_v, u, u)
-    tmp_55 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_56 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_57 = np.tensordot(tmp_55, hobj_p__p, axes=([2], [0]))
-    hess_g__g = (tmp_54[:, None] * np.eye(3) + np.tensordot(tmp_57, tmp_56, axes=([0, 2], [0, 2]))) / B
-    # ∂f/∂g,b[j,i] = tanh''(z_v[j]) δ[j,i] adj_v[j] u[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v[c,j] jac_p__z_v[k,i] u[j]
-    # einsum("Bj,ji,Bj,Bj->ji", d2tanh_z_v, np.eye(3), adj_v, u)
-    tmp_58 = adj_v * d2tanh_z_v
-    tmp_59 = (tmp_58.T[..., None, :] @ u.T[..., None])[..., 0, 0]
-    # einsum("ck,Bcj,Bki,Bj->ji", hobj_p__p, jac_p__z_v, jac_p__z_v, u)
-    tmp_60 = np.tensordot(jac_p__z_v, hobj_p__p, axes=([1], [0]))
-    tmp_61 = tmp_60 * u[:, :, None]
-    hess_g__b = (tmp_59[:, None] * np.eye(3) + np.tensordot(tmp_61, jac_p__z_v, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂g,U[j,l,i] = adj_p[l] jac_v__z_v[i,j] u[j] + Σ_c hobj_p__p[c,l] jac_p__z_v[c,j] u[j] v[i]
+    tmp_6 = jac_u__z * adj_z_v[:, :, None]
+    hess_z_v__z = t["hess_z_v__z"]
+    # einsum("Bji,Bj,Bk->jik", hess_z_v__z, u, x)
+    tmp_7 = u[:, :, None] * hess_z_v__z
+    hess_g__W1 = (np.tensordot(tmp_6, x, axes=([0], [0])) + np.tensordot(tmp_7, x, axes=([0], [0]))) / B
+    # ∂f/∂g,g[j,i] = hess_z_v__z_v[j,i] u[j] u[i]
+    hess_z_v__z_v = t["hess_z_v__z_v"]
+    # einsum("Bji,Bj,Bi->ji", hess_z_v__z_v, u, u)
+    tmp_8 = u[:, :, None] * hess_z_v__z_v
+    hess_g__g = (((tmp_8.transpose(2, 1, 0)) @ u.T[..., None])[..., 0]).T / B
+    # ∂f/∂g,b[j,i] = hess_z_v__z_v[j,i] u[j]
+    # einsum("Bji,Bj->ji", hess_z_v__z_v, u)
+    hess_g__b = (u.T[..., None, :] @ (hess_z_v__z_v.transpose(1, 0, 2)))[..., 0, :] / B
+    # ∂f/∂g,U[j,l,i] = adj_p[l] jac_v__z_v[i,j] u[j] + hess_z_v__p[j,l] u[j] v[i]
     jac_v__z_v = t["jac_v__z_v"]
     # einsum("Bl,Bij,Bj->jli", adj_p, jac_v__z_v, u)
-    tmp_62 = u[:, :, None] * jac_v__z_v.transpose(0, 2, 1)
-    # einsum("cl,Bcj,Bj,Bi->jli", hobj_p__p, jac_p__z_v, u, v)
-    tmp_63 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_64 = np.tensordot(tmp_63, v, axes=([0], [0]))
-    hess_g__U = ((np.tensordot(tmp_62, adj_p, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(tmp_64, hobj_p__p, axes=([1], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂b,W1[j,i,k] = tanh''(z_v[j]) adj_v[j] jac_z_v__z[j,i] x[k] + Σ_cl hobj_p__p[c,l] jac_p__z[l,i] jac_p__z_v[c,j] x[k]
-    # einsum("Bj,Bj,Bji,Bk->jik", d2tanh_z_v, adj_v, jac_z_v__z, x)
-    tmp_65 = adj_v * d2tanh_z_v
-    tmp_66 = tmp_65[:, :, None] * jac_z_v__z
-    # einsum("cl,Bli,Bcj,Bk->jik", hobj_p__p, jac_p__z, jac_p__z_v, x)
-    tmp_67 = np.tensordot(jac_p__z, hobj_p__p, axes=([1], [1]))
-    tmp_68 = tmp_67 @ jac_p__z_v
-    hess_b__W1 = (np.tensordot(tmp_66, x, axes=([0], [0])) + (np.tensordot(tmp_68, x, axes=([0], [0]))).transpose(1, 0, 2)) / B
-    # ∂f/∂b,g[j,i] = tanh''(z_v[j]) δ[j,i] adj_v[j] u[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v[c,j] jac_p__z_v[k,i] u[i]
-    # einsum("Bj,ji,Bj,Bj->ji", d2tanh_z_v, np.eye(3), adj_v, u)
-    tmp_69 = adj_v * d2tanh_z_v
-    tmp_70 = (tmp_69.T[..., None, :] @ u.T[..., None])[..., 0, 0]
-    # einsum("ck,Bcj,Bki,Bi->ji", hobj_p__p, jac_p__z_v, jac_p__z_v, u)
-    tmp_71 = np.tensordot(jac_p__z_v, hobj_p__p, axes=([1], [0]))
-    tmp_72 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    hess_b__g = (tmp_70[:, None] * np.eye(3) + (np.tensordot(tmp_72, tmp_71, axes=([0, 2], [0, 2]))).T) / B
-    # ∂f/∂b,b[j,i] = tanh''(z_v[j]) δ[j,i] adj_v[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v[c,j] jac_p__z_v[k,i]
-    # einsum("Bj,ji,Bj->ji", d2tanh_z_v, np.eye(3), adj_v)
-    tmp_73 = (adj_v.T[..., None, :] @ d2tanh_z_v.T[..., None])[..., 0, 0]
-    # einsum("ck,Bcj,Bki->ji", hobj_p__p, jac_p__z_v, jac_p__z_v)
-    tmp_74 = np.tensordot(jac_p__z_v, hobj_p__p, axes=([1], [0]))
-    hess_b__b = (tmp_73[:, None] * np.eye(3) + np.tensordot(tmp_74, jac_p__z_v, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂b,U[j,l,i] = adj_p[l] jac_v__z_v[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v[c,j] v[i]
+    tmp_9 = u[:, :, None] * jac_v__z_v.transpose(0, 2, 1)
+    hess_z_v__p = t["hess_z_v__p"]
+    # einsum("Bjl,Bj,Bi->jli", hess_z_v__p, u, v)
+    tmp_10 = u[:, :, None] * hess_z_v__p
+    hess_g__U = ((np.tensordot(tmp_9, adj_p, axes=([0], [0]))).transpose(0, 2, 1) + np.tensordot(tmp_10, v, axes=([0], [0]))) / B
+    # ∂f/∂b,W1[j,i,k] = hess_z_v__z[j,i] x[k]
+    # einsum("Bji,Bk->jik", hess_z_v__z, x)
+    hess_b__W1 = (np.tensordot(x, hess_z_v__z, axes=([0], [0]))).transpose(1, 2, 0) / B
+    # ∂f/∂b,g[j,i] = hess_z_v__z_v[j,i] u[i]
+    # einsum("Bji,Bi->ji", hess_z_v__z_v, u)
+    hess_b__g = ((u.T[..., None, :] @ (hess_z_v__z_v.transpose(2, 0, 1)))[..., 0, :]).T / B
+    # ∂f/∂b,b[j,i] = hess_z_v__z_v[j,i]
+    # einsum("Bji->ji", hess_z_v__z_v)
+    hess_b__b = hess_z_v__z_v.sum(axis=0) / B
+    # ∂f/∂b,U[j,l,i] = adj_p[l] jac_v__z_v[i,j] + hess_z_v__p[j,l] v[i]
     # einsum("Bl,Bij->jli", adj_p, jac_v__z_v)
-    # einsum("cl,Bcj,Bi->jli", hobj_p__p, jac_p__z_v, v)
-    tmp_75 = np.tensordot(v, jac_p__z_v, axes=([0], [0]))
-    hess_b__U = ((np.tensordot(jac_v__z_v, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_75, hobj_p__p, axes=([1], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v__z[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z[c,i] v[j] x[k]
+    # einsum("Bjl,Bi->jli", hess_z_v__p, v)
+    hess_b__U = ((np.tensordot(jac_v__z_v, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v, hess_z_v__p, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v__z[j,i] x[k] + hess_p__z[l,i] v[j] x[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v__z, x)
-    tmp_76 = x[:, :, None] * adj_p[:, None]
-    # einsum("lc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z, v, x)
-    tmp_77 = x[:, :, None] * v[:, None]
-    tmp_78 = np.tensordot(tmp_77, jac_p__z, axes=([0], [0]))
-    hess_U__W1 = ((np.tensordot(tmp_76, jac_v__z, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_78, hobj_p__p, axes=([2], [1]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂U,g[l,j,i] = adj_p[l] jac_v__z_v[j,i] u[i] + Σ_c hobj_p__p[l,c] jac_p__z_v[c,i] u[i] v[j]
+    tmp_11 = x[:, :, None] * adj_p[:, None]
+    hess_p__z = t["hess_p__z"]
+    # einsum("Bli,Bj,Bk->ljik", hess_p__z, v, x)
+    tmp_12 = x[:, :, None] * v[:, None]
+    hess_U__W1 = ((np.tensordot(tmp_11, jac_v__z, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_12, hess_p__z, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,g[l,j,i] = adj_p[l] jac_v__z_v[j,i] u[i] + hess_p__z_v[l,i] u[i] v[j]
     # einsum("Bl,Bji,Bi->lji", adj_p, jac_v__z_v, u)
-    tmp_79 = u[:, :, None] * jac_v__z_v.transpose(0, 2, 1)
-    # einsum("lc,Bci,Bi,Bj->lji", hobj_p__p, jac_p__z_v, u, v)
-    tmp_80 = u[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_81 = np.tensordot(tmp_80, v, axes=([0], [0]))
-    hess_U__g = ((np.tensordot(tmp_79, adj_p, axes=([0], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_81, hobj_p__p, axes=([1], [1]))).transpose(2, 1, 0)) / B
-    # ∂f/∂U,b[l,j,i] = adj_p[l] jac_v__z_v[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v[c,i] v[j]
+    tmp_13 = u[:, :, None] * jac_v__z_v.transpose(0, 2, 1)
+    hess_p__z_v = t["hess_p__z_v"]
+    # einsum("Bli,Bi,Bj->lji", hess_p__z_v, u, v)
+    tmp_14 = u[:, :, None] * hess_p__z_v.transpose(0, 2, 1)
+    hess_U__g = ((np.tensordot(tmp_13, adj_p, axes=([0], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_14, v, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    # ∂f/∂U,b[l,j,i] = adj_p[l] jac_v__z_v[j,i] + hess_p__z_v[l,i] v[j]
     # einsum("Bl,Bji->lji", adj_p, jac_v__z_v)
-    # einsum("lc,Bci,Bj->lji", hobj_p__p, jac_p__z_v, v)
-    tmp_82 = np.tensordot(v, jac_p__z_v, axes=([0], [0]))
-    hess_U__b = ((np.tensordot(jac_v__z_v, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_82, hobj_p__p, axes=([1], [1]))).transpose(2, 0, 1)) / B
-    # ∂f/∂U,U[l,j,i,k] = hobj_p__p[l,i] v[j] v[k]
-    # einsum("li,Bj,Bk->ljik", hobj_p__p, v, v)
-    tmp_83 = v.T @ v
-    hess_U__U = tmp_83.T[:, None] * hobj_p__p[:, None, :, None] / B
+    # einsum("Bli,Bj->lji", hess_p__z_v, v)
+    hess_U__b = ((np.tensordot(jac_v__z_v, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v, hess_p__z_v, axes=([0], [0]))).transpose(1, 0, 2)) / B
+    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v[j] v[k]
+    hess_p__p = t["hess_p__p"]
+    # einsum("li,Bj,Bk->ljik", hess_p__p, v, v)
+    tmp_15 = v.T @ v
+    hess_U__U = tmp_15.T[:, None] * hess_p__p[:, None, :, None] / B
     return {("W1", "W1"): hess_W1__W1, ("W1", "g"): hess_W1__g, ("W1", "b"): hess_W1__b, ("W1", "U"): hess_W1__U, ("g", "W1"): hess_g__W1, ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "U"): hess_g__U, ("b", "W1"): hess_b__W1, ("b", "g"): hess_b__g, ("b", "b"): hess_b__b, ("b", "U"): hess_b__U, ("U", "W1"): hess_U__W1, ("U", "g"): hess_U__g, ("U", "b"): hess_U__b, ("U", "U"): hess_U__U}
 
 

@@ -179,6 +179,145 @@ def _jac_p__z_v1(t):
     return jac_p__v1 * drelu_z_v1[:, None]
 
 
+def _hess_p__z_v1(t):
+    """hess_p__z_v1[l,j] = jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blj,Bl->Blj", jac_p__z_v1, softmax_p)
+    # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v1, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    return softmax_p[:, :, None] * jac_p__z_v1 - tmp[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v2__z_v1(t):
+    """hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]"""
+    U = t["U"]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v1)
+    return (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v1(t):
+    """hess_z_v2__z_v1[j,i] = relu'(z_v2[j]) hess_v2__z_v1[j,i]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    hess_v2__z_v1 = t["hess_v2__z_v1"]
+    # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v1)
+    return hess_v2__z_v1 * drelu_z_v2[:, :, None]
+
+
+def _hess_v1__z_v1(t):
+    """hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
+    return (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__z_v1(t):
+    """hess_z_v1__z_v1[j,i] = relu'(z_v1[j]) hess_v1__z_v1[j,i]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    hess_v1__z_v1 = t["hess_v1__z_v1"]
+    # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v1)
+    return hess_v1__z_v1 * drelu_z_v1[:, :, None]
+
+
+def _hess_p__z_v2(t):
+    """hess_p__z_v2[l,j] = jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blj,Bl->Blj", jac_p__z_v2, softmax_p)
+    # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v2, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    return softmax_p[:, :, None] * jac_p__z_v2 - tmp[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v2__z_v2(t):
+    """hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]"""
+    U = t["U"]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v2)
+    return (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v2(t):
+    """hess_z_v2__z_v2[j,i] = relu'(z_v2[j]) hess_v2__z_v2[j,i]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    hess_v2__z_v2 = t["hess_v2__z_v2"]
+    # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v2)
+    return hess_v2__z_v2 * drelu_z_v2[:, :, None]
+
+
+def _hess_v1__z_v2(t):
+    """hess_v1__z_v2[j,i] = Σ_c W2[c,j] hess_z_v2__z_v2[c,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v2)
+    return (np.tensordot(hess_z_v2__z_v2, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__z_v2(t):
+    """hess_z_v1__z_v2[j,i] = relu'(z_v1[j]) hess_v1__z_v2[j,i]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    hess_v1__z_v2 = t["hess_v1__z_v2"]
+    # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v2)
+    return hess_v1__z_v2 * drelu_z_v1[:, :, None]
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(3), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(3) - softmax_p[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v2__p(t):
+    """hess_v2__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cj,Bcl->Bjl", U, hess_p__p)
+    return (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__p(t):
+    """hess_z_v2__p[j,l] = relu'(z_v2[j]) hess_v2__p[j,l]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    hess_v2__p = t["hess_v2__p"]
+    # einsum("Bj,Bjl->Bjl", drelu_z_v2, hess_v2__p)
+    return hess_v2__p * drelu_z_v2[:, :, None]
+
+
+def _hess_v1__p(t):
+    """hess_v1__p[j,l] = Σ_c W2[c,j] hess_z_v2__p[c,l]"""
+    W2 = t["W2"]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("cj,Bcl->Bjl", W2, hess_z_v2__p)
+    return (np.tensordot(hess_z_v2__p, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__p(t):
+    """hess_z_v1__p[j,l] = relu'(z_v1[j]) hess_v1__p[j,l]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    hess_v1__p = t["hess_v1__p"]
+    # einsum("Bj,Bjl->Bjl", drelu_z_v1, hess_v1__p)
+    return hess_v1__p * drelu_z_v1[:, :, None]
+
+
 def _hobj_p__p(t):
     """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
     p = t["p"]
@@ -424,79 +563,87 @@ def hessian(params, data):
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
+    t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
+    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_v2__p"] = _hess_v2__p(t)
+    t["hess_z_v2__p"] = _hess_z_v2__p(t)
+    t["hess_v1__p"] = _hess_v1__p(t)
+    t["hess_z_v1__p"] = _hess_z_v1__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1[j,i,k,l] = Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v1[m,k] x[i] x[l]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
+    # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
+    hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = tmp @ jac_p__z_v1
-    tmp_3 = x[:, :, None] * x[:, None]
-    hess_W1__W1 = (np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v1__z_v1, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    hess_W1__W1 = (np.tensordot(tmp, hess_z_v1__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_4 = x[:, :, None] * adj_z_v2[:, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    tmp_2 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
     v1 = t["v1"]
-    # einsum("Bcm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_5 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_6 = tmp_5 @ jac_p__z_v2
-    tmp_7 = x[:, :, None] * v1[:, None]
-    hess_W1__W2 = ((np.tensordot(tmp_4, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
+    # einsum("Bjk,Bl,Bi->jikl", hess_z_v1__z_v2, v1, x)
+    tmp_3 = x[:, :, None] * v1[:, None]
+    hess_W1__W2 = ((np.tensordot(tmp_2, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3, hess_z_v1__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
-    tmp_8 = x[:, :, None] * adj_p[:, None]
+    tmp_4 = x[:, :, None] * adj_p[:, None]
+    hess_z_v1__p = t["hess_z_v1__p"]
     v2 = t["v2"]
-    # einsum("Bcl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_9 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_10 = x[:, :, None] * v2[:, None]
-    hess_W1__U = ((np.tensordot(tmp_8, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
+    # einsum("Bjl,Bk,Bi->jilk", hess_z_v1__p, v2, x)
+    tmp_5 = x[:, :, None] * v2[:, None]
+    hess_W1__U = ((np.tensordot(tmp_4, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_5, hess_z_v1__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + hess_z_v2__z_v1[j,k] v1[i] x[l]
     # einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_11 = x[:, :, None] * adj_z_v2[:, None]
-    # einsum("Bcm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_12 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_13 = tmp_12 @ jac_p__z_v2
-    tmp_14 = x[:, :, None] * v1[:, None]
-    hess_W2__W1 = ((np.tensordot(tmp_11, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂W2,W2[j,i,k,l] = Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_15 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_16 = tmp_15 @ jac_p__z_v2
-    tmp_17 = v1[:, :, None] * v1[:, None]
-    hess_W2__W2 = (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
+    tmp_6 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v1, v1, x)
+    tmp_7 = x[:, :, None] * v1[:, None]
+    hess_W2__W1 = ((np.tensordot(tmp_6, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_7, hess_z_v2__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v2, v1, v1)
+    tmp_8 = v1[:, :, None] * v1[:, None]
+    hess_W2__W2 = (np.tensordot(tmp_8, hess_z_v2__z_v2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1)
-    tmp_18 = v1[:, :, None] * adj_p[:, None]
-    # einsum("Bcl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_19 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_20 = v2[:, :, None] * v1[:, None]
-    hess_W2__U = ((np.tensordot(tmp_18, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
+    tmp_9 = v1[:, :, None] * adj_p[:, None]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("Bjl,Bi,Bk->jilk", hess_z_v2__p, v1, v2)
+    tmp_10 = v2[:, :, None] * v1[:, None]
+    hess_W2__U = ((np.tensordot(tmp_9, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, hess_z_v2__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + hess_p__z_v1[l,i] v2[j] x[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x)
-    tmp_21 = x[:, :, None] * adj_p[:, None]
-    # einsum("Blc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_22 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_23 = x[:, :, None] * v2[:, None]
-    hess_U__W1 = ((np.tensordot(tmp_21, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
+    tmp_11 = x[:, :, None] * adj_p[:, None]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("Bli,Bj,Bk->ljik", hess_p__z_v1, v2, x)
+    tmp_12 = x[:, :, None] * v2[:, None]
+    hess_U__W1 = ((np.tensordot(tmp_11, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_12, hess_p__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + hess_p__z_v2[l,i] v1[k] v2[j]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1)
-    tmp_24 = v1[:, :, None] * adj_p[:, None]
-    # einsum("Blc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_25 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_26 = v2[:, :, None] * v1[:, None]
-    hess_U__W2 = ((np.tensordot(tmp_24, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂U,U[l,j,i,k] = hobj_p__p[l,i] v2[j] v2[k]
-    # einsum("Bli,Bj,Bk->ljik", hobj_p__p, v2, v2)
-    tmp_27 = v2[:, :, None] * v2[:, None]
-    hess_U__U = (np.tensordot(tmp_27, hobj_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    tmp_13 = v1[:, :, None] * adj_p[:, None]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("Bli,Bk,Bj->ljik", hess_p__z_v2, v1, v2)
+    tmp_14 = v2[:, :, None] * v1[:, None]
+    hess_U__W2 = ((np.tensordot(tmp_13, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, hess_p__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bli,Bj,Bk->ljik", hess_p__p, v2, v2)
+    tmp_15 = v2[:, :, None] * v2[:, None]
+    hess_U__U = (np.tensordot(tmp_15, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
     return {("W1", "W1"): hess_W1__W1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("W2", "W1"): hess_W2__W1, ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): hess_U__W1, ("U", "W2"): hess_U__W2, ("U", "U"): hess_U__U}
 
 

@@ -169,6 +169,144 @@ def _jac_p__z_v1(t):
     return jac_p__v1 * dtanh_z_v1[:, None]
 
 
+def _hess_p__z_v1(t):
+    """hess_p__z_v1[l,j] = jac_p__z_v1[l,j]"""
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    return jac_p__z_v1
+
+
+def _hess_v2__z_v1(t):
+    """hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]"""
+    U = t["U"]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v1)
+    return (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v1(t):
+    """hess_z_v2__z_v1[j,i] = tanh'(z_v2[j]) hess_v2__z_v1[j,i] + tanh''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i]"""
+    z_v2 = t["z_v2"]
+    dtanh_z_v2 = 1 - np.tanh(z_v2)**2
+    hess_v2__z_v1 = t["hess_v2__z_v1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_v2, hess_v2__z_v1)
+    d2tanh_z_v2 = 2*(np.tanh(z_v2)**2 - 1)*np.tanh(z_v2)
+    adj_v2 = t["adj_v2"]
+    jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1)
+    tmp = adj_v2 * d2tanh_z_v2
+    return hess_v2__z_v1 * dtanh_z_v2[:, :, None] + tmp[:, :, None] * jac_z_v2__z_v1
+
+
+def _hess_v1__z_v1(t):
+    """hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i] + hess_v2__z_v1[j,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
+    hess_v2__z_v1 = t["hess_v2__z_v1"]
+    return (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1) + hess_v2__z_v1
+
+
+def _hess_z_v1__z_v1(t):
+    """hess_z_v1__z_v1[j,i] = tanh'(z_v1[j]) hess_v1__z_v1[j,i] + tanh''(z_v1[j]) δ[j,i] adj_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
+    hess_v1__z_v1 = t["hess_v1__z_v1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_v1, hess_v1__z_v1)
+    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
+    adj_v1 = t["adj_v1"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_v1, np.eye(3), adj_v1)
+    tmp = adj_v1 * d2tanh_z_v1
+    return hess_v1__z_v1 * dtanh_z_v1[:, :, None] + tmp[:, :, None] * np.eye(3)
+
+
+def _hess_p__z_v2(t):
+    """hess_p__z_v2[l,j] = jac_p__z_v2[l,j]"""
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    return jac_p__z_v2
+
+
+def _hess_v2__z_v2(t):
+    """hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]"""
+    U = t["U"]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v2)
+    return (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v2(t):
+    """hess_z_v2__z_v2[j,i] = tanh'(z_v2[j]) hess_v2__z_v2[j,i] + tanh''(z_v2[j]) δ[j,i] adj_v2[j]"""
+    z_v2 = t["z_v2"]
+    dtanh_z_v2 = 1 - np.tanh(z_v2)**2
+    hess_v2__z_v2 = t["hess_v2__z_v2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_v2, hess_v2__z_v2)
+    d2tanh_z_v2 = 2*(np.tanh(z_v2)**2 - 1)*np.tanh(z_v2)
+    adj_v2 = t["adj_v2"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_v2, np.eye(3), adj_v2)
+    tmp = adj_v2 * d2tanh_z_v2
+    return hess_v2__z_v2 * dtanh_z_v2[:, :, None] + tmp[:, :, None] * np.eye(3)
+
+
+def _hess_v1__z_v2(t):
+    """hess_v1__z_v2[j,i] = Σ_c W2[c,j] hess_z_v2__z_v2[c,i] + hess_v2__z_v2[j,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v2)
+    hess_v2__z_v2 = t["hess_v2__z_v2"]
+    return (np.tensordot(hess_z_v2__z_v2, W2, axes=([1], [0]))).transpose(0, 2, 1) + hess_v2__z_v2
+
+
+def _hess_z_v1__z_v2(t):
+    """hess_z_v1__z_v2[j,i] = tanh'(z_v1[j]) hess_v1__z_v2[j,i]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
+    hess_v1__z_v2 = t["hess_v1__z_v2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_v1, hess_v1__z_v2)
+    return hess_v1__z_v2 * dtanh_z_v1[:, :, None]
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i]"""
+    return (np.eye(2))
+
+
+def _hess_v2__p(t):
+    """hess_v2__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cj,cl->jl", U, hess_p__p)
+    return U.T @ hess_p__p
+
+
+def _hess_z_v2__p(t):
+    """hess_z_v2__p[j,l] = tanh'(z_v2[j]) hess_v2__p[j,l]"""
+    z_v2 = t["z_v2"]
+    dtanh_z_v2 = 1 - np.tanh(z_v2)**2
+    hess_v2__p = t["hess_v2__p"]
+    # einsum("Bj,jl->Bjl", dtanh_z_v2, hess_v2__p)
+    return hess_v2__p * dtanh_z_v2[:, :, None]
+
+
+def _hess_v1__p(t):
+    """hess_v1__p[j,l] = Σ_c W2[c,j] hess_z_v2__p[c,l] + hess_v2__p[j,l]"""
+    W2 = t["W2"]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("cj,Bcl->Bjl", W2, hess_z_v2__p)
+    hess_v2__p = t["hess_v2__p"]
+    return (np.tensordot(hess_z_v2__p, W2, axes=([1], [0]))).transpose(0, 2, 1) + hess_v2__p
+
+
+def _hess_z_v1__p(t):
+    """hess_z_v1__p[j,l] = tanh'(z_v1[j]) hess_v1__p[j,l]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
+    hess_v1__p = t["hess_v1__p"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_v1, hess_v1__p)
+    return hess_v1__p * dtanh_z_v1[:, :, None]
+
+
 def _hobj_p__p(t):
     """hobj_p__p[l,i] = δ[l,i]"""
     return (np.eye(2))
@@ -423,168 +561,112 @@ def hessian(params, data):
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
+    t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
+    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_v2__p"] = _hess_v2__p(t)
+    t["hess_z_v2__p"] = _hess_z_v2__p(t)
+    t["hess_v1__p"] = _hess_v1__p(t)
+    t["hess_z_v1__p"] = _hess_z_v1__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1[j,i,k,l] = tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c tanh''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
-    adj_v1 = t["adj_v1"]
+    # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
+    hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_v1, np.eye(3), adj_v1, x, x)
-    tmp = adj_v1 * d2tanh_z_v1
-    tmp_2 = x[:, :, None] * x[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    z_v2 = t["z_v2"]
-    d2tanh_z_v2 = 2*(np.tanh(z_v2)**2 - 1)*np.tanh(z_v2)
-    adj_v2 = t["adj_v2"]
-    jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
-    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x)
-    tmp_4 = adj_v2 * d2tanh_z_v2
-    tmp_5 = tmp_4[:, :, None] * jac_z_v2__z_v1
-    tmp_6 = (tmp_5.transpose(0, 2, 1)) @ jac_z_v2__z_v1
-    tmp_7 = x[:, :, None] * x[:, None]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("mn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp_8 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_9 = tmp_8 @ jac_p__z_v1
-    tmp_10 = x[:, :, None] * x[:, None]
-    hess_W1__W1 = ((tmp_3.transpose(2, 1, 0))[:, :, None] * (np.eye(3))[:, None, :, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W1,b1[j,i,k] = tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] + Σ_c tanh''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,k] x[i]
-    # einsum("Bj,jk,Bj,Bi->jik", d2tanh_z_v1, np.eye(3), adj_v1, x)
-    tmp_11 = adj_v1 * d2tanh_z_v1
-    tmp_12 = tmp_11.T @ x
-    # einsum("Bc,Bc,Bcj,Bck,Bi->jik", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x)
-    tmp_13 = adj_v2 * d2tanh_z_v2
-    tmp_14 = tmp_13[:, :, None] * jac_z_v2__z_v1
-    tmp_15 = (tmp_14.transpose(0, 2, 1)) @ jac_z_v2__z_v1
-    # einsum("lm,Blj,Bmk,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x)
-    tmp_16 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_17 = tmp_16 @ jac_p__z_v1
-    hess_W1__b1 = (tmp_12[:, :, None] * (np.eye(3))[:, None] + (np.tensordot(tmp_15, x, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(tmp_17, x, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + tanh''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] v1[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v1__z_v1, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    hess_W1__W1 = (np.tensordot(tmp, hess_z_v1__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W1,b1[j,i,k] = hess_z_v1__z_v1[j,k] x[i]
+    # einsum("Bjk,Bi->jik", hess_z_v1__z_v1, x)
+    hess_W1__b1 = (np.tensordot(x, hess_z_v1__z_v1, axes=([0], [0]))).transpose(1, 0, 2) / B
+    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_18 = x[:, :, None] * adj_z_v2[:, None]
-    # einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
-    tmp_19 = adj_v2 * d2tanh_z_v2
-    tmp_20 = tmp_19[:, :, None] * jac_z_v2__z_v1
-    tmp_21 = x[:, :, None] * v1[:, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("cm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_22 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_23 = tmp_22 @ jac_p__z_v2
-    tmp_24 = x[:, :, None] * v1[:, None]
-    hess_W1__W2 = ((np.tensordot(tmp_18, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
+    tmp_2 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
+    v1 = t["v1"]
+    # einsum("Bjk,Bl,Bi->jikl", hess_z_v1__z_v2, v1, x)
+    tmp_3 = x[:, :, None] * v1[:, None]
+    hess_W1__W2 = ((np.tensordot(tmp_2, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3, hess_z_v1__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
-    tmp_25 = x[:, :, None] * adj_p[:, None]
+    tmp_4 = x[:, :, None] * adj_p[:, None]
+    hess_z_v1__p = t["hess_z_v1__p"]
     v2 = t["v2"]
-    # einsum("cl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_26 = x[:, :, None] * v2[:, None]
-    tmp_27 = np.tensordot(tmp_26, jac_p__z_v1, axes=([0], [0]))
-    hess_W1__U = ((np.tensordot(tmp_25, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_27, hobj_p__p, axes=([2], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂b1,W1[j,i,k] = tanh''(z_v1[j]) δ[j,i] adj_v1[j] x[k] + Σ_c tanh''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] x[k] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,i] x[k]
-    # einsum("Bj,ji,Bj,Bk->jik", d2tanh_z_v1, np.eye(3), adj_v1, x)
-    tmp_28 = adj_v1 * d2tanh_z_v1
-    tmp_29 = tmp_28.T @ x
-    # einsum("Bc,Bc,Bcj,Bci,Bk->jik", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x)
-    tmp_30 = adj_v2 * d2tanh_z_v2
-    tmp_31 = tmp_30[:, :, None] * jac_z_v2__z_v1
-    tmp_32 = (tmp_31.transpose(0, 2, 1)) @ jac_z_v2__z_v1
-    # einsum("lm,Blj,Bmi,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x)
-    tmp_33 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_34 = tmp_33 @ jac_p__z_v1
-    hess_b1__W1 = (tmp_29[:, None] * (np.eye(3))[:, :, None] + np.tensordot(tmp_32, x, axes=([0], [0])) + np.tensordot(tmp_34, x, axes=([0], [0]))) / B
-    # ∂f/∂b1,b1[j,i] = tanh''(z_v1[j]) δ[j,i] adj_v1[j] + Σ_c tanh''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] + Σ_kl hobj_p__p[k,l] jac_p__z_v1[k,j] jac_p__z_v1[l,i]
-    # einsum("Bj,ji,Bj->ji", d2tanh_z_v1, np.eye(3), adj_v1)
-    tmp_35 = (adj_v1.T[..., None, :] @ d2tanh_z_v1.T[..., None])[..., 0, 0]
-    # einsum("Bc,Bc,Bcj,Bci->ji", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1)
-    tmp_36 = adj_v2 * d2tanh_z_v2
-    tmp_37 = tmp_36[:, :, None] * jac_z_v2__z_v1
-    # einsum("kl,Bkj,Bli->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1)
-    tmp_38 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    hess_b1__b1 = (tmp_35[:, None] * np.eye(3) + (np.tensordot(tmp_37, jac_z_v2__z_v1, axes=([0, 1], [0, 1]))).T + np.tensordot(tmp_38, jac_p__z_v1, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂b1,W2[j,i,k] = adj_z_v2[i] jac_v1__z_v1[k,j] + tanh''(z_v2[i]) adj_v2[i] jac_z_v2__z_v1[i,j] v1[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[c,j] jac_p__z_v2[l,i] v1[k]
+    # einsum("Bjl,Bk,Bi->jilk", hess_z_v1__p, v2, x)
+    tmp_5 = x[:, :, None] * v2[:, None]
+    hess_W1__U = ((np.tensordot(tmp_4, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_5, hess_z_v1__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂b1,W1[j,i,k] = hess_z_v1__z_v1[j,i] x[k]
+    # einsum("Bji,Bk->jik", hess_z_v1__z_v1, x)
+    hess_b1__W1 = (np.tensordot(x, hess_z_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 0) / B
+    # ∂f/∂b1,b1[j,i] = hess_z_v1__z_v1[j,i]
+    # einsum("Bji->ji", hess_z_v1__z_v1)
+    hess_b1__b1 = hess_z_v1__z_v1.sum(axis=0) / B
+    # ∂f/∂b1,W2[j,i,k] = adj_z_v2[i] jac_v1__z_v1[k,j] + hess_z_v1__z_v2[j,i] v1[k]
     # einsum("Bi,Bkj->jik", adj_z_v2, jac_v1__z_v1)
-    # einsum("Bi,Bi,Bij,Bk->jik", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, v1)
-    tmp_39 = adj_v2 * d2tanh_z_v2
-    tmp_40 = tmp_39[:, :, None] * jac_z_v2__z_v1
-    # einsum("cl,Bcj,Bli,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1)
-    tmp_41 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_42 = tmp_41 @ jac_p__z_v2
-    hess_b1__W2 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_40, v1, axes=([0], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_42, v1, axes=([0], [0]))) / B
-    # ∂f/∂b1,U[j,l,i] = adj_p[l] jac_v2__z_v1[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[i]
+    # einsum("Bji,Bk->jik", hess_z_v1__z_v2, v1)
+    hess_b1__W2 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v1, hess_z_v1__z_v2, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    # ∂f/∂b1,U[j,l,i] = adj_p[l] jac_v2__z_v1[i,j] + hess_z_v1__p[j,l] v2[i]
     # einsum("Bl,Bij->jli", adj_p, jac_v2__z_v1)
-    # einsum("cl,Bcj,Bi->jli", hobj_p__p, jac_p__z_v1, v2)
-    tmp_43 = np.tensordot(v2, jac_p__z_v1, axes=([0], [0]))
-    hess_b1__U = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_43, hobj_p__p, axes=([1], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + tanh''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
+    # einsum("Bjl,Bi->jli", hess_z_v1__p, v2)
+    hess_b1__U = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v2, hess_z_v1__p, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + hess_z_v2__z_v1[j,k] v1[i] x[l]
     # einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_44 = x[:, :, None] * adj_z_v2[:, None]
-    # einsum("Bj,Bj,Bjk,Bi,Bl->jikl", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
-    tmp_45 = adj_v2 * d2tanh_z_v2
-    tmp_46 = tmp_45[:, :, None] * jac_z_v2__z_v1
-    tmp_47 = x[:, :, None] * v1[:, None]
-    # einsum("cm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_48 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
-    tmp_49 = tmp_48 @ jac_p__z_v2
-    tmp_50 = x[:, :, None] * v1[:, None]
-    hess_W2__W1 = ((np.tensordot(tmp_44, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_47, tmp_46, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_50, tmp_49, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂W2,b1[j,i,k] = adj_z_v2[j] jac_v1__z_v1[i,k] + tanh''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[l,k] jac_p__z_v2[c,j] v1[i]
+    tmp_6 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v1, v1, x)
+    tmp_7 = x[:, :, None] * v1[:, None]
+    hess_W2__W1 = ((np.tensordot(tmp_6, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_7, hess_z_v2__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W2,b1[j,i,k] = adj_z_v2[j] jac_v1__z_v1[i,k] + hess_z_v2__z_v1[j,k] v1[i]
     # einsum("Bj,Bik->jik", adj_z_v2, jac_v1__z_v1)
-    # einsum("Bj,Bj,Bjk,Bi->jik", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1, v1)
-    tmp_51 = adj_v2 * d2tanh_z_v2
-    tmp_52 = tmp_51[:, :, None] * jac_z_v2__z_v1
-    # einsum("cl,Blk,Bcj,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1)
-    tmp_53 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
-    tmp_54 = tmp_53 @ jac_p__z_v2
-    hess_W2__b1 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_52, v1, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(tmp_54, v1, axes=([0], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂W2,W2[j,i,k,l] = tanh''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] v1[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_v2, np.eye(3), adj_v2, v1, v1)
-    tmp_55 = adj_v2 * d2tanh_z_v2
-    tmp_56 = v1[:, :, None] * v1[:, None]
-    tmp_57 = np.tensordot(tmp_56, tmp_55, axes=([0], [0]))
-    # einsum("cm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_58 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
-    tmp_59 = tmp_58 @ jac_p__z_v2
-    tmp_60 = v1[:, :, None] * v1[:, None]
-    hess_W2__W2 = ((tmp_57.transpose(2, 1, 0))[:, :, None] * (np.eye(3))[:, None, :, None] + (np.tensordot(tmp_60, tmp_59, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
+    # einsum("Bjk,Bi->jik", hess_z_v2__z_v1, v1)
+    hess_W2__b1 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v1, hess_z_v2__z_v1, axes=([0], [0]))).transpose(1, 0, 2)) / B
+    # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v2, v1, v1)
+    tmp_8 = v1[:, :, None] * v1[:, None]
+    hess_W2__W2 = (np.tensordot(tmp_8, hess_z_v2__z_v2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1)
-    tmp_61 = v1[:, :, None] * adj_p[:, None]
-    # einsum("cl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_62 = v2[:, :, None] * v1[:, None]
-    tmp_63 = np.tensordot(tmp_62, jac_p__z_v2, axes=([0], [0]))
-    hess_W2__U = ((np.tensordot(tmp_61, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_63, hobj_p__p, axes=([2], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
+    tmp_9 = v1[:, :, None] * adj_p[:, None]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("Bjl,Bi,Bk->jilk", hess_z_v2__p, v1, v2)
+    tmp_10 = v2[:, :, None] * v1[:, None]
+    hess_W2__U = ((np.tensordot(tmp_9, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, hess_z_v2__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + hess_p__z_v1[l,i] v2[j] x[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x)
-    tmp_64 = x[:, :, None] * adj_p[:, None]
-    # einsum("lc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_65 = x[:, :, None] * v2[:, None]
-    tmp_66 = np.tensordot(tmp_65, jac_p__z_v1, axes=([0], [0]))
-    hess_U__W1 = ((np.tensordot(tmp_64, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_66, hobj_p__p, axes=([2], [1]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂U,b1[l,j,i] = adj_p[l] jac_v2__z_v1[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j]
+    tmp_11 = x[:, :, None] * adj_p[:, None]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("Bli,Bj,Bk->ljik", hess_p__z_v1, v2, x)
+    tmp_12 = x[:, :, None] * v2[:, None]
+    hess_U__W1 = ((np.tensordot(tmp_11, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_12, hess_p__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,b1[l,j,i] = adj_p[l] jac_v2__z_v1[j,i] + hess_p__z_v1[l,i] v2[j]
     # einsum("Bl,Bji->lji", adj_p, jac_v2__z_v1)
-    # einsum("lc,Bci,Bj->lji", hobj_p__p, jac_p__z_v1, v2)
-    tmp_67 = np.tensordot(v2, jac_p__z_v1, axes=([0], [0]))
-    hess_U__b1 = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_67, hobj_p__p, axes=([1], [1]))).transpose(2, 0, 1)) / B
-    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
+    # einsum("Bli,Bj->lji", hess_p__z_v1, v2)
+    hess_U__b1 = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v2, hess_p__z_v1, axes=([0], [0]))).transpose(1, 0, 2)) / B
+    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + hess_p__z_v2[l,i] v1[k] v2[j]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1)
-    tmp_68 = v1[:, :, None] * adj_p[:, None]
-    # einsum("lc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_69 = v2[:, :, None] * v1[:, None]
-    tmp_70 = np.tensordot(tmp_69, jac_p__z_v2, axes=([0], [0]))
-    hess_U__W2 = ((np.tensordot(tmp_68, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_70, hobj_p__p, axes=([2], [1]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂U,U[l,j,i,k] = hobj_p__p[l,i] v2[j] v2[k]
-    # einsum("li,Bj,Bk->ljik", hobj_p__p, v2, v2)
-    tmp_71 = v2.T @ v2
-    hess_U__U = tmp_71.T[:, None] * hobj_p__p[:, None, :, None] / B
+    tmp_13 = v1[:, :, None] * adj_p[:, None]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("Bli,Bk,Bj->ljik", hess_p__z_v2, v1, v2)
+    tmp_14 = v2[:, :, None] * v1[:, None]
+    hess_U__W2 = ((np.tensordot(tmp_13, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, hess_p__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
+    hess_p__p = t["hess_p__p"]
+    # einsum("li,Bj,Bk->ljik", hess_p__p, v2, v2)
+    tmp_15 = v2.T @ v2
+    hess_U__U = tmp_15.T[:, None] * hess_p__p[:, None, :, None] / B
     return {("W1", "W1"): hess_W1__W1, ("W1", "b1"): hess_W1__b1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("b1", "W1"): hess_b1__W1, ("b1", "b1"): hess_b1__b1, ("b1", "W2"): hess_b1__W2, ("b1", "U"): hess_b1__U, ("W2", "W1"): hess_W2__W1, ("W2", "b1"): hess_W2__b1, ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): hess_U__W1, ("U", "b1"): hess_U__b1, ("U", "W2"): hess_U__W2, ("U", "U"): hess_U__U}
 
 

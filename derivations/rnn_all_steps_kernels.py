@@ -527,118 +527,6 @@ def _jac_r_3__z_r_1(t):
     return jac_z_r_3__z_r_1 * dtanh_z_r_3[:, :, None]
 
 
-def _jac_p_1__r_1(t):
-    """jac_p_1__r_1[l,m] = U[l,m]"""
-    U = t["U"]
-    return U
-
-
-def _jac_p_1__z_r_1(t):
-    """jac_p_1__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_1__r_1[l,m]"""
-    z_r_1 = t["z_r(1)"]
-    r_1 = t["r(1)"]
-    dtanh_z_r_1 = 1 - r_1**2
-    jac_p_1__r_1 = t["jac_p_1__r_1"]
-    # einsum("Bm,lm->Blm", dtanh_z_r_1, jac_p_1__r_1)
-    return jac_p_1__r_1 * dtanh_z_r_1[:, None]
-
-
-def _jac_p_1__h_1(t):
-    """jac_p_1__h_1[l,j] = Σ_c B_2[c,j] jac_p_1__z_r_1[l,c]"""
-    B_2 = t["B"]
-    jac_p_1__z_r_1 = t["jac_p_1__z_r_1"]
-    # einsum("cj,Blc->Blj", B_2, jac_p_1__z_r_1)
-    return np.tensordot(jac_p_1__z_r_1, B_2, axes=([2], [0]))
-
-
-def _jac_p_1__z_h_1(t):
-    """jac_p_1__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_1__h_1[l,j]"""
-    z_h_1 = t["z_h(1)"]
-    h_1 = t["h(1)"]
-    dtanh_z_h_1 = 1 - h_1**2
-    jac_p_1__h_1 = t["jac_p_1__h_1"]
-    # einsum("Bj,Blj->Blj", dtanh_z_h_1, jac_p_1__h_1)
-    return jac_p_1__h_1 * dtanh_z_h_1[:, None]
-
-
-def _hobj_p_1__p_1(t):
-    """hobj_p_1__p_1[l,i] = δ[l,i]"""
-    return (np.eye(2))
-
-
-def _jac_p_2__r_2(t):
-    """jac_p_2__r_2[l,m] = U[l,m]"""
-    U = t["U"]
-    return U
-
-
-def _jac_p_2__z_r_2(t):
-    """jac_p_2__z_r_2[l,m] = tanh'(z_r_2[m]) jac_p_2__r_2[l,m]"""
-    z_r_2 = t["z_r(2)"]
-    r_2 = t["r(2)"]
-    dtanh_z_r_2 = 1 - r_2**2
-    jac_p_2__r_2 = t["jac_p_2__r_2"]
-    # einsum("Bm,lm->Blm", dtanh_z_r_2, jac_p_2__r_2)
-    return jac_p_2__r_2 * dtanh_z_r_2[:, None]
-
-
-def _jac_p_2__h_2(t):
-    """jac_p_2__h_2[l,j] = Σ_c B_2[c,j] jac_p_2__z_r_2[l,c]"""
-    B_2 = t["B"]
-    jac_p_2__z_r_2 = t["jac_p_2__z_r_2"]
-    # einsum("cj,Blc->Blj", B_2, jac_p_2__z_r_2)
-    return np.tensordot(jac_p_2__z_r_2, B_2, axes=([2], [0]))
-
-
-def _jac_p_2__z_h_2(t):
-    """jac_p_2__z_h_2[l,j] = tanh'(z_h_2[j]) jac_p_2__h_2[l,j]"""
-    z_h_2 = t["z_h(2)"]
-    h_2 = t["h(2)"]
-    dtanh_z_h_2 = 1 - h_2**2
-    jac_p_2__h_2 = t["jac_p_2__h_2"]
-    # einsum("Bj,Blj->Blj", dtanh_z_h_2, jac_p_2__h_2)
-    return jac_p_2__h_2 * dtanh_z_h_2[:, None]
-
-
-def _jac_p_2__r_1(t):
-    """jac_p_2__r_1[l,m] = Σ_c A[c,m] jac_p_2__z_r_2[l,c]"""
-    A = t["A"]
-    jac_p_2__z_r_2 = t["jac_p_2__z_r_2"]
-    # einsum("cm,Blc->Blm", A, jac_p_2__z_r_2)
-    return np.tensordot(jac_p_2__z_r_2, A, axes=([2], [0]))
-
-
-def _jac_p_2__z_r_1(t):
-    """jac_p_2__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_2__r_1[l,m]"""
-    z_r_1 = t["z_r(1)"]
-    r_1 = t["r(1)"]
-    dtanh_z_r_1 = 1 - r_1**2
-    jac_p_2__r_1 = t["jac_p_2__r_1"]
-    # einsum("Bm,Blm->Blm", dtanh_z_r_1, jac_p_2__r_1)
-    return jac_p_2__r_1 * dtanh_z_r_1[:, None]
-
-
-def _jac_p_2__h_1(t):
-    """jac_p_2__h_1[l,j] = Σ_c W[c,j] jac_p_2__z_h_2[l,c] + Σ_i B_2[i,j] jac_p_2__z_r_1[l,i]"""
-    W = t["W"]
-    jac_p_2__z_h_2 = t["jac_p_2__z_h_2"]
-    # einsum("cj,Blc->Blj", W, jac_p_2__z_h_2)
-    B_2 = t["B"]
-    jac_p_2__z_r_1 = t["jac_p_2__z_r_1"]
-    # einsum("ij,Bli->Blj", B_2, jac_p_2__z_r_1)
-    return np.tensordot(jac_p_2__z_h_2, W, axes=([2], [0])) + np.tensordot(jac_p_2__z_r_1, B_2, axes=([2], [0]))
-
-
-def _jac_p_2__z_h_1(t):
-    """jac_p_2__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_2__h_1[l,j]"""
-    z_h_1 = t["z_h(1)"]
-    h_1 = t["h(1)"]
-    dtanh_z_h_1 = 1 - h_1**2
-    jac_p_2__h_1 = t["jac_p_2__h_1"]
-    # einsum("Bj,Blj->Blj", dtanh_z_h_1, jac_p_2__h_1)
-    return jac_p_2__h_1 * dtanh_z_h_1[:, None]
-
-
 def _jac_p_3__r_3(t):
     """jac_p_3__r_3[l,m] = U[l,m]"""
     U = t["U"]
@@ -749,6 +637,1216 @@ def _jac_p_3__z_h_1(t):
     jac_p_3__h_1 = t["jac_p_3__h_1"]
     # einsum("Bj,Blj->Blj", dtanh_z_h_1, jac_p_3__h_1)
     return jac_p_3__h_1 * dtanh_z_h_1[:, None]
+
+
+def _hess_p_3__z_h_1(t):
+    """hess_p_3__z_h_1[l,j] = jac_p_3__z_h_1[l,j]"""
+    jac_p_3__z_h_1 = t["jac_p_3__z_h_1"]
+    return jac_p_3__z_h_1
+
+
+def _hess_r_3__z_h_1(t):
+    """hess_r_3__z_h_1[m,j] = Σ_c U[c,m] hess_p_3__z_h_1[c,j]"""
+    U = t["U"]
+    hess_p_3__z_h_1 = t["hess_p_3__z_h_1"]
+    # einsum("cm,Bcj->Bmj", U, hess_p_3__z_h_1)
+    return (np.tensordot(hess_p_3__z_h_1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_3__z_h_1(t):
+    """hess_z_r_3__z_h_1[m,j] = tanh'(z_r_3[m]) hess_r_3__z_h_1[m,j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,j]"""
+    z_r_3 = t["z_r(3)"]
+    r_3 = t["r(3)"]
+    dtanh_z_r_3 = 1 - r_3**2
+    hess_r_3__z_h_1 = t["hess_r_3__z_h_1"]
+    # einsum("Bm,Bmj->Bmj", dtanh_z_r_3, hess_r_3__z_h_1)
+    d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
+    adj_r_3 = t["adj_r_3"]
+    jac_z_r_3__z_h_1 = t["jac_z_r_3__z_h_1"]
+    # einsum("Bm,Bm,Bmj->Bmj", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1)
+    tmp = adj_r_3 * d2tanh_z_r_3
+    return hess_r_3__z_h_1 * dtanh_z_r_3[:, :, None] + tmp[:, :, None] * jac_z_r_3__z_h_1
+
+
+def _hess_h_3__z_h_1(t):
+    """hess_h_3__z_h_1[j,i] = Σ_c B_2[c,j] hess_z_r_3__z_h_1[c,i]"""
+    B_2 = t["B"]
+    hess_z_r_3__z_h_1 = t["hess_z_r_3__z_h_1"]
+    # einsum("cj,Bci->Bji", B_2, hess_z_r_3__z_h_1)
+    return (np.tensordot(hess_z_r_3__z_h_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_h_1(t):
+    """hess_z_h_3__z_h_1[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_1[j,i] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_1[j,i]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_h_1 = t["hess_h_3__z_h_1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_3, hess_h_3__z_h_1)
+    d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
+    adj_h_3 = t["adj_h_3"]
+    jac_z_h_3__z_h_1 = t["jac_z_h_3__z_h_1"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1)
+    tmp = adj_h_3 * d2tanh_z_h_3
+    return hess_h_3__z_h_1 * dtanh_z_h_3[:, :, None] + tmp[:, :, None] * jac_z_h_3__z_h_1
+
+
+def _jac_p_2__r_2(t):
+    """jac_p_2__r_2[l,m] = U[l,m]"""
+    U = t["U"]
+    return U
+
+
+def _jac_p_2__z_r_2(t):
+    """jac_p_2__z_r_2[l,m] = tanh'(z_r_2[m]) jac_p_2__r_2[l,m]"""
+    z_r_2 = t["z_r(2)"]
+    r_2 = t["r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    jac_p_2__r_2 = t["jac_p_2__r_2"]
+    # einsum("Bm,lm->Blm", dtanh_z_r_2, jac_p_2__r_2)
+    return jac_p_2__r_2 * dtanh_z_r_2[:, None]
+
+
+def _jac_p_2__h_2(t):
+    """jac_p_2__h_2[l,j] = Σ_c B_2[c,j] jac_p_2__z_r_2[l,c]"""
+    B_2 = t["B"]
+    jac_p_2__z_r_2 = t["jac_p_2__z_r_2"]
+    # einsum("cj,Blc->Blj", B_2, jac_p_2__z_r_2)
+    return np.tensordot(jac_p_2__z_r_2, B_2, axes=([2], [0]))
+
+
+def _jac_p_2__z_h_2(t):
+    """jac_p_2__z_h_2[l,j] = tanh'(z_h_2[j]) jac_p_2__h_2[l,j]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    jac_p_2__h_2 = t["jac_p_2__h_2"]
+    # einsum("Bj,Blj->Blj", dtanh_z_h_2, jac_p_2__h_2)
+    return jac_p_2__h_2 * dtanh_z_h_2[:, None]
+
+
+def _jac_p_2__r_1(t):
+    """jac_p_2__r_1[l,m] = Σ_c A[c,m] jac_p_2__z_r_2[l,c]"""
+    A = t["A"]
+    jac_p_2__z_r_2 = t["jac_p_2__z_r_2"]
+    # einsum("cm,Blc->Blm", A, jac_p_2__z_r_2)
+    return np.tensordot(jac_p_2__z_r_2, A, axes=([2], [0]))
+
+
+def _jac_p_2__z_r_1(t):
+    """jac_p_2__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_2__r_1[l,m]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    jac_p_2__r_1 = t["jac_p_2__r_1"]
+    # einsum("Bm,Blm->Blm", dtanh_z_r_1, jac_p_2__r_1)
+    return jac_p_2__r_1 * dtanh_z_r_1[:, None]
+
+
+def _jac_p_2__h_1(t):
+    """jac_p_2__h_1[l,j] = Σ_c W[c,j] jac_p_2__z_h_2[l,c] + Σ_i B_2[i,j] jac_p_2__z_r_1[l,i]"""
+    W = t["W"]
+    jac_p_2__z_h_2 = t["jac_p_2__z_h_2"]
+    # einsum("cj,Blc->Blj", W, jac_p_2__z_h_2)
+    B_2 = t["B"]
+    jac_p_2__z_r_1 = t["jac_p_2__z_r_1"]
+    # einsum("ij,Bli->Blj", B_2, jac_p_2__z_r_1)
+    return np.tensordot(jac_p_2__z_h_2, W, axes=([2], [0])) + np.tensordot(jac_p_2__z_r_1, B_2, axes=([2], [0]))
+
+
+def _jac_p_2__z_h_1(t):
+    """jac_p_2__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_2__h_1[l,j]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    jac_p_2__h_1 = t["jac_p_2__h_1"]
+    # einsum("Bj,Blj->Blj", dtanh_z_h_1, jac_p_2__h_1)
+    return jac_p_2__h_1 * dtanh_z_h_1[:, None]
+
+
+def _hess_p_2__z_h_1(t):
+    """hess_p_2__z_h_1[l,j] = jac_p_2__z_h_1[l,j]"""
+    jac_p_2__z_h_1 = t["jac_p_2__z_h_1"]
+    return jac_p_2__z_h_1
+
+
+def _hess_r_2__z_h_1(t):
+    """hess_r_2__z_h_1[m,j] = Σ_c A[c,m] hess_z_r_3__z_h_1[c,j] + Σ_i U[i,m] hess_p_2__z_h_1[i,j]"""
+    A = t["A"]
+    hess_z_r_3__z_h_1 = t["hess_z_r_3__z_h_1"]
+    # einsum("cm,Bcj->Bmj", A, hess_z_r_3__z_h_1)
+    U = t["U"]
+    hess_p_2__z_h_1 = t["hess_p_2__z_h_1"]
+    # einsum("im,Bij->Bmj", U, hess_p_2__z_h_1)
+    return (np.tensordot(hess_z_r_3__z_h_1, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_2__z_h_1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_2__z_h_1(t):
+    """hess_z_r_2__z_h_1[m,j] = tanh'(z_r_2[m]) hess_r_2__z_h_1[m,j] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_1[m,j]"""
+    z_r_2 = t["z_r(2)"]
+    r_2 = t["r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    hess_r_2__z_h_1 = t["hess_r_2__z_h_1"]
+    # einsum("Bm,Bmj->Bmj", dtanh_z_r_2, hess_r_2__z_h_1)
+    d2tanh_z_r_2 = 2*r_2*(r_2**2 - 1)
+    adj_r_2 = t["adj_r_2"]
+    jac_z_r_2__z_h_1 = t["jac_z_r_2__z_h_1"]
+    # einsum("Bm,Bm,Bmj->Bmj", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_1)
+    tmp = adj_r_2 * d2tanh_z_r_2
+    return hess_r_2__z_h_1 * dtanh_z_r_2[:, :, None] + tmp[:, :, None] * jac_z_r_2__z_h_1
+
+
+def _hess_h_2__z_h_1(t):
+    """hess_h_2__z_h_1[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_1[c,i] + Σ_k B_2[k,j] hess_z_r_2__z_h_1[k,i]"""
+    W = t["W"]
+    hess_z_h_3__z_h_1 = t["hess_z_h_3__z_h_1"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_1)
+    B_2 = t["B"]
+    hess_z_r_2__z_h_1 = t["hess_z_r_2__z_h_1"]
+    # einsum("kj,Bki->Bji", B_2, hess_z_r_2__z_h_1)
+    return (np.tensordot(hess_z_h_3__z_h_1, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_h_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_h_1(t):
+    """hess_z_h_2__z_h_1[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_1[j,i] + tanh''(z_h_2[j]) adj_h_2[j] jac_z_h_2__z_h_1[j,i]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_h_1 = t["hess_h_2__z_h_1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_2, hess_h_2__z_h_1)
+    d2tanh_z_h_2 = 2*h_2*(h_2**2 - 1)
+    adj_h_2 = t["adj_h_2"]
+    jac_z_h_2__z_h_1 = t["jac_z_h_2__z_h_1"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_h_2, adj_h_2, jac_z_h_2__z_h_1)
+    tmp = adj_h_2 * d2tanh_z_h_2
+    return hess_h_2__z_h_1 * dtanh_z_h_2[:, :, None] + tmp[:, :, None] * jac_z_h_2__z_h_1
+
+
+def _jac_p_1__r_1(t):
+    """jac_p_1__r_1[l,m] = U[l,m]"""
+    U = t["U"]
+    return U
+
+
+def _jac_p_1__z_r_1(t):
+    """jac_p_1__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_1__r_1[l,m]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    jac_p_1__r_1 = t["jac_p_1__r_1"]
+    # einsum("Bm,lm->Blm", dtanh_z_r_1, jac_p_1__r_1)
+    return jac_p_1__r_1 * dtanh_z_r_1[:, None]
+
+
+def _jac_p_1__h_1(t):
+    """jac_p_1__h_1[l,j] = Σ_c B_2[c,j] jac_p_1__z_r_1[l,c]"""
+    B_2 = t["B"]
+    jac_p_1__z_r_1 = t["jac_p_1__z_r_1"]
+    # einsum("cj,Blc->Blj", B_2, jac_p_1__z_r_1)
+    return np.tensordot(jac_p_1__z_r_1, B_2, axes=([2], [0]))
+
+
+def _jac_p_1__z_h_1(t):
+    """jac_p_1__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_1__h_1[l,j]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    jac_p_1__h_1 = t["jac_p_1__h_1"]
+    # einsum("Bj,Blj->Blj", dtanh_z_h_1, jac_p_1__h_1)
+    return jac_p_1__h_1 * dtanh_z_h_1[:, None]
+
+
+def _hess_p_1__z_h_1(t):
+    """hess_p_1__z_h_1[l,j] = jac_p_1__z_h_1[l,j]"""
+    jac_p_1__z_h_1 = t["jac_p_1__z_h_1"]
+    return jac_p_1__z_h_1
+
+
+def _hess_r_1__z_h_1(t):
+    """hess_r_1__z_h_1[m,j] = Σ_c A[c,m] hess_z_r_2__z_h_1[c,j] + Σ_i U[i,m] hess_p_1__z_h_1[i,j]"""
+    A = t["A"]
+    hess_z_r_2__z_h_1 = t["hess_z_r_2__z_h_1"]
+    # einsum("cm,Bcj->Bmj", A, hess_z_r_2__z_h_1)
+    U = t["U"]
+    hess_p_1__z_h_1 = t["hess_p_1__z_h_1"]
+    # einsum("im,Bij->Bmj", U, hess_p_1__z_h_1)
+    return (np.tensordot(hess_z_r_2__z_h_1, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_1__z_h_1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_1__z_h_1(t):
+    """hess_z_r_1__z_h_1[m,j] = tanh'(z_r_1[m]) hess_r_1__z_h_1[m,j] + tanh''(z_r_1[m]) adj_r_1[m] jac_z_r_1__z_h_1[m,j]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    hess_r_1__z_h_1 = t["hess_r_1__z_h_1"]
+    # einsum("Bm,Bmj->Bmj", dtanh_z_r_1, hess_r_1__z_h_1)
+    d2tanh_z_r_1 = 2*r_1*(r_1**2 - 1)
+    adj_r_1 = t["adj_r_1"]
+    jac_z_r_1__z_h_1 = t["jac_z_r_1__z_h_1"]
+    # einsum("Bm,Bm,Bmj->Bmj", d2tanh_z_r_1, adj_r_1, jac_z_r_1__z_h_1)
+    tmp = adj_r_1 * d2tanh_z_r_1
+    return hess_r_1__z_h_1 * dtanh_z_r_1[:, :, None] + tmp[:, :, None] * jac_z_r_1__z_h_1
+
+
+def _hess_h_1__z_h_1(t):
+    """hess_h_1__z_h_1[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_1[c,i] + Σ_k B_2[k,j] hess_z_r_1__z_h_1[k,i]"""
+    W = t["W"]
+    hess_z_h_2__z_h_1 = t["hess_z_h_2__z_h_1"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_1)
+    B_2 = t["B"]
+    hess_z_r_1__z_h_1 = t["hess_z_r_1__z_h_1"]
+    # einsum("kj,Bki->Bji", B_2, hess_z_r_1__z_h_1)
+    return (np.tensordot(hess_z_h_2__z_h_1, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_h_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_h_1(t):
+    """hess_z_h_1__z_h_1[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_1[j,i] + tanh''(z_h_1[j]) δ[j,i] adj_h_1[j]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_h_1 = t["hess_h_1__z_h_1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_1, hess_h_1__z_h_1)
+    d2tanh_z_h_1 = 2*h_1*(h_1**2 - 1)
+    adj_h_1 = t["adj_h_1"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_1, np.eye(3), adj_h_1)
+    tmp = adj_h_1 * d2tanh_z_h_1
+    return hess_h_1__z_h_1 * dtanh_z_h_1[:, :, None] + tmp[:, :, None] * np.eye(3)
+
+
+def _hess_p_3__z_h_2(t):
+    """hess_p_3__z_h_2[l,j] = jac_p_3__z_h_2[l,j]"""
+    jac_p_3__z_h_2 = t["jac_p_3__z_h_2"]
+    return jac_p_3__z_h_2
+
+
+def _hess_r_3__z_h_2(t):
+    """hess_r_3__z_h_2[m,j] = Σ_c U[c,m] hess_p_3__z_h_2[c,j]"""
+    U = t["U"]
+    hess_p_3__z_h_2 = t["hess_p_3__z_h_2"]
+    # einsum("cm,Bcj->Bmj", U, hess_p_3__z_h_2)
+    return (np.tensordot(hess_p_3__z_h_2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_3__z_h_2(t):
+    """hess_z_r_3__z_h_2[m,j] = tanh'(z_r_3[m]) hess_r_3__z_h_2[m,j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_2[m,j]"""
+    z_r_3 = t["z_r(3)"]
+    r_3 = t["r(3)"]
+    dtanh_z_r_3 = 1 - r_3**2
+    hess_r_3__z_h_2 = t["hess_r_3__z_h_2"]
+    # einsum("Bm,Bmj->Bmj", dtanh_z_r_3, hess_r_3__z_h_2)
+    d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
+    adj_r_3 = t["adj_r_3"]
+    jac_z_r_3__z_h_2 = t["jac_z_r_3__z_h_2"]
+    # einsum("Bm,Bm,Bmj->Bmj", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_2)
+    tmp = adj_r_3 * d2tanh_z_r_3
+    return hess_r_3__z_h_2 * dtanh_z_r_3[:, :, None] + tmp[:, :, None] * jac_z_r_3__z_h_2
+
+
+def _hess_h_3__z_h_2(t):
+    """hess_h_3__z_h_2[j,i] = Σ_c B_2[c,j] hess_z_r_3__z_h_2[c,i]"""
+    B_2 = t["B"]
+    hess_z_r_3__z_h_2 = t["hess_z_r_3__z_h_2"]
+    # einsum("cj,Bci->Bji", B_2, hess_z_r_3__z_h_2)
+    return (np.tensordot(hess_z_r_3__z_h_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_h_2(t):
+    """hess_z_h_3__z_h_2[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_2[j,i] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_2[j,i]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_h_2 = t["hess_h_3__z_h_2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_3, hess_h_3__z_h_2)
+    d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
+    adj_h_3 = t["adj_h_3"]
+    jac_z_h_3__z_h_2 = t["jac_z_h_3__z_h_2"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_2)
+    tmp = adj_h_3 * d2tanh_z_h_3
+    return hess_h_3__z_h_2 * dtanh_z_h_3[:, :, None] + tmp[:, :, None] * jac_z_h_3__z_h_2
+
+
+def _hess_p_2__z_h_2(t):
+    """hess_p_2__z_h_2[l,j] = jac_p_2__z_h_2[l,j]"""
+    jac_p_2__z_h_2 = t["jac_p_2__z_h_2"]
+    return jac_p_2__z_h_2
+
+
+def _hess_r_2__z_h_2(t):
+    """hess_r_2__z_h_2[m,j] = Σ_c A[c,m] hess_z_r_3__z_h_2[c,j] + Σ_i U[i,m] hess_p_2__z_h_2[i,j]"""
+    A = t["A"]
+    hess_z_r_3__z_h_2 = t["hess_z_r_3__z_h_2"]
+    # einsum("cm,Bcj->Bmj", A, hess_z_r_3__z_h_2)
+    U = t["U"]
+    hess_p_2__z_h_2 = t["hess_p_2__z_h_2"]
+    # einsum("im,Bij->Bmj", U, hess_p_2__z_h_2)
+    return (np.tensordot(hess_z_r_3__z_h_2, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_2__z_h_2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_2__z_h_2(t):
+    """hess_z_r_2__z_h_2[m,j] = tanh'(z_r_2[m]) hess_r_2__z_h_2[m,j] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_2[m,j]"""
+    z_r_2 = t["z_r(2)"]
+    r_2 = t["r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    hess_r_2__z_h_2 = t["hess_r_2__z_h_2"]
+    # einsum("Bm,Bmj->Bmj", dtanh_z_r_2, hess_r_2__z_h_2)
+    d2tanh_z_r_2 = 2*r_2*(r_2**2 - 1)
+    adj_r_2 = t["adj_r_2"]
+    jac_z_r_2__z_h_2 = t["jac_z_r_2__z_h_2"]
+    # einsum("Bm,Bm,Bmj->Bmj", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_2)
+    tmp = adj_r_2 * d2tanh_z_r_2
+    return hess_r_2__z_h_2 * dtanh_z_r_2[:, :, None] + tmp[:, :, None] * jac_z_r_2__z_h_2
+
+
+def _hess_h_2__z_h_2(t):
+    """hess_h_2__z_h_2[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_2[c,i] + Σ_k B_2[k,j] hess_z_r_2__z_h_2[k,i]"""
+    W = t["W"]
+    hess_z_h_3__z_h_2 = t["hess_z_h_3__z_h_2"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_2)
+    B_2 = t["B"]
+    hess_z_r_2__z_h_2 = t["hess_z_r_2__z_h_2"]
+    # einsum("kj,Bki->Bji", B_2, hess_z_r_2__z_h_2)
+    return (np.tensordot(hess_z_h_3__z_h_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_h_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_h_2(t):
+    """hess_z_h_2__z_h_2[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_2[j,i] + tanh''(z_h_2[j]) δ[j,i] adj_h_2[j]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_h_2 = t["hess_h_2__z_h_2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_2, hess_h_2__z_h_2)
+    d2tanh_z_h_2 = 2*h_2*(h_2**2 - 1)
+    adj_h_2 = t["adj_h_2"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_2, np.eye(3), adj_h_2)
+    tmp = adj_h_2 * d2tanh_z_h_2
+    return hess_h_2__z_h_2 * dtanh_z_h_2[:, :, None] + tmp[:, :, None] * np.eye(3)
+
+
+def _hess_r_1__z_h_2(t):
+    """hess_r_1__z_h_2[m,j] = Σ_c A[c,m] hess_z_r_2__z_h_2[c,j]"""
+    A = t["A"]
+    hess_z_r_2__z_h_2 = t["hess_z_r_2__z_h_2"]
+    # einsum("cm,Bcj->Bmj", A, hess_z_r_2__z_h_2)
+    return (np.tensordot(hess_z_r_2__z_h_2, A, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_1__z_h_2(t):
+    """hess_z_r_1__z_h_2[m,j] = tanh'(z_r_1[m]) hess_r_1__z_h_2[m,j]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    hess_r_1__z_h_2 = t["hess_r_1__z_h_2"]
+    # einsum("Bm,Bmj->Bmj", dtanh_z_r_1, hess_r_1__z_h_2)
+    return hess_r_1__z_h_2 * dtanh_z_r_1[:, :, None]
+
+
+def _hess_h_1__z_h_2(t):
+    """hess_h_1__z_h_2[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_2[c,i] + Σ_k B_2[k,j] hess_z_r_1__z_h_2[k,i]"""
+    W = t["W"]
+    hess_z_h_2__z_h_2 = t["hess_z_h_2__z_h_2"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_2)
+    B_2 = t["B"]
+    hess_z_r_1__z_h_2 = t["hess_z_r_1__z_h_2"]
+    # einsum("kj,Bki->Bji", B_2, hess_z_r_1__z_h_2)
+    return (np.tensordot(hess_z_h_2__z_h_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_h_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_h_2(t):
+    """hess_z_h_1__z_h_2[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_2[j,i]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_h_2 = t["hess_h_1__z_h_2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_1, hess_h_1__z_h_2)
+    return hess_h_1__z_h_2 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_p_3__z_h_3(t):
+    """hess_p_3__z_h_3[l,j] = jac_p_3__z_h_3[l,j]"""
+    jac_p_3__z_h_3 = t["jac_p_3__z_h_3"]
+    return jac_p_3__z_h_3
+
+
+def _hess_r_3__z_h_3(t):
+    """hess_r_3__z_h_3[m,j] = Σ_c U[c,m] hess_p_3__z_h_3[c,j]"""
+    U = t["U"]
+    hess_p_3__z_h_3 = t["hess_p_3__z_h_3"]
+    # einsum("cm,Bcj->Bmj", U, hess_p_3__z_h_3)
+    return (np.tensordot(hess_p_3__z_h_3, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_3__z_h_3(t):
+    """hess_z_r_3__z_h_3[m,j] = tanh'(z_r_3[m]) hess_r_3__z_h_3[m,j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_3[m,j]"""
+    z_r_3 = t["z_r(3)"]
+    r_3 = t["r(3)"]
+    dtanh_z_r_3 = 1 - r_3**2
+    hess_r_3__z_h_3 = t["hess_r_3__z_h_3"]
+    # einsum("Bm,Bmj->Bmj", dtanh_z_r_3, hess_r_3__z_h_3)
+    d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
+    adj_r_3 = t["adj_r_3"]
+    jac_z_r_3__z_h_3 = t["jac_z_r_3__z_h_3"]
+    # einsum("Bm,Bm,Bmj->Bmj", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_3)
+    tmp = adj_r_3 * d2tanh_z_r_3
+    return hess_r_3__z_h_3 * dtanh_z_r_3[:, :, None] + tmp[:, :, None] * jac_z_r_3__z_h_3
+
+
+def _hess_h_3__z_h_3(t):
+    """hess_h_3__z_h_3[j,i] = Σ_c B_2[c,j] hess_z_r_3__z_h_3[c,i]"""
+    B_2 = t["B"]
+    hess_z_r_3__z_h_3 = t["hess_z_r_3__z_h_3"]
+    # einsum("cj,Bci->Bji", B_2, hess_z_r_3__z_h_3)
+    return (np.tensordot(hess_z_r_3__z_h_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_h_3(t):
+    """hess_z_h_3__z_h_3[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_3[j,i] + tanh''(z_h_3[j]) δ[j,i] adj_h_3[j]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_h_3 = t["hess_h_3__z_h_3"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_3, hess_h_3__z_h_3)
+    d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
+    adj_h_3 = t["adj_h_3"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_3, np.eye(3), adj_h_3)
+    tmp = adj_h_3 * d2tanh_z_h_3
+    return hess_h_3__z_h_3 * dtanh_z_h_3[:, :, None] + tmp[:, :, None] * np.eye(3)
+
+
+def _hess_r_2__z_h_3(t):
+    """hess_r_2__z_h_3[m,j] = Σ_c A[c,m] hess_z_r_3__z_h_3[c,j]"""
+    A = t["A"]
+    hess_z_r_3__z_h_3 = t["hess_z_r_3__z_h_3"]
+    # einsum("cm,Bcj->Bmj", A, hess_z_r_3__z_h_3)
+    return (np.tensordot(hess_z_r_3__z_h_3, A, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_2__z_h_3(t):
+    """hess_z_r_2__z_h_3[m,j] = tanh'(z_r_2[m]) hess_r_2__z_h_3[m,j]"""
+    z_r_2 = t["z_r(2)"]
+    r_2 = t["r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    hess_r_2__z_h_3 = t["hess_r_2__z_h_3"]
+    # einsum("Bm,Bmj->Bmj", dtanh_z_r_2, hess_r_2__z_h_3)
+    return hess_r_2__z_h_3 * dtanh_z_r_2[:, :, None]
+
+
+def _hess_h_2__z_h_3(t):
+    """hess_h_2__z_h_3[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_3[c,i] + Σ_k B_2[k,j] hess_z_r_2__z_h_3[k,i]"""
+    W = t["W"]
+    hess_z_h_3__z_h_3 = t["hess_z_h_3__z_h_3"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_3)
+    B_2 = t["B"]
+    hess_z_r_2__z_h_3 = t["hess_z_r_2__z_h_3"]
+    # einsum("kj,Bki->Bji", B_2, hess_z_r_2__z_h_3)
+    return (np.tensordot(hess_z_h_3__z_h_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_h_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_h_3(t):
+    """hess_z_h_2__z_h_3[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_3[j,i]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_h_3 = t["hess_h_2__z_h_3"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_2, hess_h_2__z_h_3)
+    return hess_h_2__z_h_3 * dtanh_z_h_2[:, :, None]
+
+
+def _hess_r_1__z_h_3(t):
+    """hess_r_1__z_h_3[m,j] = Σ_c A[c,m] hess_z_r_2__z_h_3[c,j]"""
+    A = t["A"]
+    hess_z_r_2__z_h_3 = t["hess_z_r_2__z_h_3"]
+    # einsum("cm,Bcj->Bmj", A, hess_z_r_2__z_h_3)
+    return (np.tensordot(hess_z_r_2__z_h_3, A, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_1__z_h_3(t):
+    """hess_z_r_1__z_h_3[m,j] = tanh'(z_r_1[m]) hess_r_1__z_h_3[m,j]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    hess_r_1__z_h_3 = t["hess_r_1__z_h_3"]
+    # einsum("Bm,Bmj->Bmj", dtanh_z_r_1, hess_r_1__z_h_3)
+    return hess_r_1__z_h_3 * dtanh_z_r_1[:, :, None]
+
+
+def _hess_h_1__z_h_3(t):
+    """hess_h_1__z_h_3[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_3[c,i] + Σ_k B_2[k,j] hess_z_r_1__z_h_3[k,i]"""
+    W = t["W"]
+    hess_z_h_2__z_h_3 = t["hess_z_h_2__z_h_3"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_3)
+    B_2 = t["B"]
+    hess_z_r_1__z_h_3 = t["hess_z_r_1__z_h_3"]
+    # einsum("kj,Bki->Bji", B_2, hess_z_r_1__z_h_3)
+    return (np.tensordot(hess_z_h_2__z_h_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_h_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_h_3(t):
+    """hess_z_h_1__z_h_3[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_3[j,i]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_h_3 = t["hess_h_1__z_h_3"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_1, hess_h_1__z_h_3)
+    return hess_h_1__z_h_3 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_p_3__z_r_2(t):
+    """hess_p_3__z_r_2[l,m] = jac_p_3__z_r_2[l,m]"""
+    jac_p_3__z_r_2 = t["jac_p_3__z_r_2"]
+    return jac_p_3__z_r_2
+
+
+def _hess_r_3__z_r_2(t):
+    """hess_r_3__z_r_2[m,i] = Σ_c U[c,m] hess_p_3__z_r_2[c,i]"""
+    U = t["U"]
+    hess_p_3__z_r_2 = t["hess_p_3__z_r_2"]
+    # einsum("cm,Bci->Bmi", U, hess_p_3__z_r_2)
+    return (np.tensordot(hess_p_3__z_r_2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_3__z_r_2(t):
+    """hess_z_r_3__z_r_2[m,i] = tanh'(z_r_3[m]) hess_r_3__z_r_2[m,i] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_r_2[m,i]"""
+    z_r_3 = t["z_r(3)"]
+    r_3 = t["r(3)"]
+    dtanh_z_r_3 = 1 - r_3**2
+    hess_r_3__z_r_2 = t["hess_r_3__z_r_2"]
+    # einsum("Bm,Bmi->Bmi", dtanh_z_r_3, hess_r_3__z_r_2)
+    d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
+    adj_r_3 = t["adj_r_3"]
+    jac_z_r_3__z_r_2 = t["jac_z_r_3__z_r_2"]
+    # einsum("Bm,Bm,Bmi->Bmi", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_r_2)
+    tmp = adj_r_3 * d2tanh_z_r_3
+    return hess_r_3__z_r_2 * dtanh_z_r_3[:, :, None] + tmp[:, :, None] * jac_z_r_3__z_r_2
+
+
+def _hess_h_3__z_r_2(t):
+    """hess_h_3__z_r_2[j,m] = Σ_c B_2[c,j] hess_z_r_3__z_r_2[c,m]"""
+    B_2 = t["B"]
+    hess_z_r_3__z_r_2 = t["hess_z_r_3__z_r_2"]
+    # einsum("cj,Bcm->Bjm", B_2, hess_z_r_3__z_r_2)
+    return (np.tensordot(hess_z_r_3__z_r_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_r_2(t):
+    """hess_z_h_3__z_r_2[j,m] = tanh'(z_h_3[j]) hess_h_3__z_r_2[j,m]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_r_2 = t["hess_h_3__z_r_2"]
+    # einsum("Bj,Bjm->Bjm", dtanh_z_h_3, hess_h_3__z_r_2)
+    return hess_h_3__z_r_2 * dtanh_z_h_3[:, :, None]
+
+
+def _hess_p_2__z_r_2(t):
+    """hess_p_2__z_r_2[l,m] = jac_p_2__z_r_2[l,m]"""
+    jac_p_2__z_r_2 = t["jac_p_2__z_r_2"]
+    return jac_p_2__z_r_2
+
+
+def _hess_r_2__z_r_2(t):
+    """hess_r_2__z_r_2[m,i] = Σ_c A[c,m] hess_z_r_3__z_r_2[c,i] + Σ_j U[j,m] hess_p_2__z_r_2[j,i]"""
+    A = t["A"]
+    hess_z_r_3__z_r_2 = t["hess_z_r_3__z_r_2"]
+    # einsum("cm,Bci->Bmi", A, hess_z_r_3__z_r_2)
+    U = t["U"]
+    hess_p_2__z_r_2 = t["hess_p_2__z_r_2"]
+    # einsum("jm,Bji->Bmi", U, hess_p_2__z_r_2)
+    return (np.tensordot(hess_z_r_3__z_r_2, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_2__z_r_2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_2__z_r_2(t):
+    """hess_z_r_2__z_r_2[m,i] = tanh'(z_r_2[m]) hess_r_2__z_r_2[m,i] + tanh''(z_r_2[m]) δ[m,i] adj_r_2[m]"""
+    z_r_2 = t["z_r(2)"]
+    r_2 = t["r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    hess_r_2__z_r_2 = t["hess_r_2__z_r_2"]
+    # einsum("Bm,Bmi->Bmi", dtanh_z_r_2, hess_r_2__z_r_2)
+    d2tanh_z_r_2 = 2*r_2*(r_2**2 - 1)
+    adj_r_2 = t["adj_r_2"]
+    # einsum("Bm,mi,Bm->Bmi", d2tanh_z_r_2, np.eye(2), adj_r_2)
+    tmp = adj_r_2 * d2tanh_z_r_2
+    return hess_r_2__z_r_2 * dtanh_z_r_2[:, :, None] + tmp[:, :, None] * np.eye(2)
+
+
+def _hess_h_2__z_r_2(t):
+    """hess_h_2__z_r_2[j,m] = Σ_c W[c,j] hess_z_h_3__z_r_2[c,m] + Σ_i B_2[i,j] hess_z_r_2__z_r_2[i,m]"""
+    W = t["W"]
+    hess_z_h_3__z_r_2 = t["hess_z_h_3__z_r_2"]
+    # einsum("cj,Bcm->Bjm", W, hess_z_h_3__z_r_2)
+    B_2 = t["B"]
+    hess_z_r_2__z_r_2 = t["hess_z_r_2__z_r_2"]
+    # einsum("ij,Bim->Bjm", B_2, hess_z_r_2__z_r_2)
+    return (np.tensordot(hess_z_h_3__z_r_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_r_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_r_2(t):
+    """hess_z_h_2__z_r_2[j,m] = tanh'(z_h_2[j]) hess_h_2__z_r_2[j,m]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_r_2 = t["hess_h_2__z_r_2"]
+    # einsum("Bj,Bjm->Bjm", dtanh_z_h_2, hess_h_2__z_r_2)
+    return hess_h_2__z_r_2 * dtanh_z_h_2[:, :, None]
+
+
+def _hess_r_1__z_r_2(t):
+    """hess_r_1__z_r_2[m,i] = Σ_c A[c,m] hess_z_r_2__z_r_2[c,i]"""
+    A = t["A"]
+    hess_z_r_2__z_r_2 = t["hess_z_r_2__z_r_2"]
+    # einsum("cm,Bci->Bmi", A, hess_z_r_2__z_r_2)
+    return (np.tensordot(hess_z_r_2__z_r_2, A, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_1__z_r_2(t):
+    """hess_z_r_1__z_r_2[m,i] = tanh'(z_r_1[m]) hess_r_1__z_r_2[m,i]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    hess_r_1__z_r_2 = t["hess_r_1__z_r_2"]
+    # einsum("Bm,Bmi->Bmi", dtanh_z_r_1, hess_r_1__z_r_2)
+    return hess_r_1__z_r_2 * dtanh_z_r_1[:, :, None]
+
+
+def _hess_h_1__z_r_2(t):
+    """hess_h_1__z_r_2[j,m] = Σ_c W[c,j] hess_z_h_2__z_r_2[c,m] + Σ_i B_2[i,j] hess_z_r_1__z_r_2[i,m]"""
+    W = t["W"]
+    hess_z_h_2__z_r_2 = t["hess_z_h_2__z_r_2"]
+    # einsum("cj,Bcm->Bjm", W, hess_z_h_2__z_r_2)
+    B_2 = t["B"]
+    hess_z_r_1__z_r_2 = t["hess_z_r_1__z_r_2"]
+    # einsum("ij,Bim->Bjm", B_2, hess_z_r_1__z_r_2)
+    return (np.tensordot(hess_z_h_2__z_r_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_r_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_r_2(t):
+    """hess_z_h_1__z_r_2[j,m] = tanh'(z_h_1[j]) hess_h_1__z_r_2[j,m]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_r_2 = t["hess_h_1__z_r_2"]
+    # einsum("Bj,Bjm->Bjm", dtanh_z_h_1, hess_h_1__z_r_2)
+    return hess_h_1__z_r_2 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_p_3__z_r_3(t):
+    """hess_p_3__z_r_3[l,m] = jac_p_3__z_r_3[l,m]"""
+    jac_p_3__z_r_3 = t["jac_p_3__z_r_3"]
+    return jac_p_3__z_r_3
+
+
+def _hess_r_3__z_r_3(t):
+    """hess_r_3__z_r_3[m,i] = Σ_c U[c,m] hess_p_3__z_r_3[c,i]"""
+    U = t["U"]
+    hess_p_3__z_r_3 = t["hess_p_3__z_r_3"]
+    # einsum("cm,Bci->Bmi", U, hess_p_3__z_r_3)
+    return (np.tensordot(hess_p_3__z_r_3, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_3__z_r_3(t):
+    """hess_z_r_3__z_r_3[m,i] = tanh'(z_r_3[m]) hess_r_3__z_r_3[m,i] + tanh''(z_r_3[m]) δ[m,i] adj_r_3[m]"""
+    z_r_3 = t["z_r(3)"]
+    r_3 = t["r(3)"]
+    dtanh_z_r_3 = 1 - r_3**2
+    hess_r_3__z_r_3 = t["hess_r_3__z_r_3"]
+    # einsum("Bm,Bmi->Bmi", dtanh_z_r_3, hess_r_3__z_r_3)
+    d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
+    adj_r_3 = t["adj_r_3"]
+    # einsum("Bm,mi,Bm->Bmi", d2tanh_z_r_3, np.eye(2), adj_r_3)
+    tmp = adj_r_3 * d2tanh_z_r_3
+    return hess_r_3__z_r_3 * dtanh_z_r_3[:, :, None] + tmp[:, :, None] * np.eye(2)
+
+
+def _hess_h_3__z_r_3(t):
+    """hess_h_3__z_r_3[j,m] = Σ_c B_2[c,j] hess_z_r_3__z_r_3[c,m]"""
+    B_2 = t["B"]
+    hess_z_r_3__z_r_3 = t["hess_z_r_3__z_r_3"]
+    # einsum("cj,Bcm->Bjm", B_2, hess_z_r_3__z_r_3)
+    return (np.tensordot(hess_z_r_3__z_r_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_r_3(t):
+    """hess_z_h_3__z_r_3[j,m] = tanh'(z_h_3[j]) hess_h_3__z_r_3[j,m]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_r_3 = t["hess_h_3__z_r_3"]
+    # einsum("Bj,Bjm->Bjm", dtanh_z_h_3, hess_h_3__z_r_3)
+    return hess_h_3__z_r_3 * dtanh_z_h_3[:, :, None]
+
+
+def _hess_r_2__z_r_3(t):
+    """hess_r_2__z_r_3[m,i] = Σ_c A[c,m] hess_z_r_3__z_r_3[c,i]"""
+    A = t["A"]
+    hess_z_r_3__z_r_3 = t["hess_z_r_3__z_r_3"]
+    # einsum("cm,Bci->Bmi", A, hess_z_r_3__z_r_3)
+    return (np.tensordot(hess_z_r_3__z_r_3, A, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_2__z_r_3(t):
+    """hess_z_r_2__z_r_3[m,i] = tanh'(z_r_2[m]) hess_r_2__z_r_3[m,i]"""
+    z_r_2 = t["z_r(2)"]
+    r_2 = t["r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    hess_r_2__z_r_3 = t["hess_r_2__z_r_3"]
+    # einsum("Bm,Bmi->Bmi", dtanh_z_r_2, hess_r_2__z_r_3)
+    return hess_r_2__z_r_3 * dtanh_z_r_2[:, :, None]
+
+
+def _hess_h_2__z_r_3(t):
+    """hess_h_2__z_r_3[j,m] = Σ_c W[c,j] hess_z_h_3__z_r_3[c,m] + Σ_i B_2[i,j] hess_z_r_2__z_r_3[i,m]"""
+    W = t["W"]
+    hess_z_h_3__z_r_3 = t["hess_z_h_3__z_r_3"]
+    # einsum("cj,Bcm->Bjm", W, hess_z_h_3__z_r_3)
+    B_2 = t["B"]
+    hess_z_r_2__z_r_3 = t["hess_z_r_2__z_r_3"]
+    # einsum("ij,Bim->Bjm", B_2, hess_z_r_2__z_r_3)
+    return (np.tensordot(hess_z_h_3__z_r_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_r_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_r_3(t):
+    """hess_z_h_2__z_r_3[j,m] = tanh'(z_h_2[j]) hess_h_2__z_r_3[j,m]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_r_3 = t["hess_h_2__z_r_3"]
+    # einsum("Bj,Bjm->Bjm", dtanh_z_h_2, hess_h_2__z_r_3)
+    return hess_h_2__z_r_3 * dtanh_z_h_2[:, :, None]
+
+
+def _hess_r_1__z_r_3(t):
+    """hess_r_1__z_r_3[m,i] = Σ_c A[c,m] hess_z_r_2__z_r_3[c,i]"""
+    A = t["A"]
+    hess_z_r_2__z_r_3 = t["hess_z_r_2__z_r_3"]
+    # einsum("cm,Bci->Bmi", A, hess_z_r_2__z_r_3)
+    return (np.tensordot(hess_z_r_2__z_r_3, A, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_1__z_r_3(t):
+    """hess_z_r_1__z_r_3[m,i] = tanh'(z_r_1[m]) hess_r_1__z_r_3[m,i]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    hess_r_1__z_r_3 = t["hess_r_1__z_r_3"]
+    # einsum("Bm,Bmi->Bmi", dtanh_z_r_1, hess_r_1__z_r_3)
+    return hess_r_1__z_r_3 * dtanh_z_r_1[:, :, None]
+
+
+def _hess_h_1__z_r_3(t):
+    """hess_h_1__z_r_3[j,m] = Σ_c W[c,j] hess_z_h_2__z_r_3[c,m] + Σ_i B_2[i,j] hess_z_r_1__z_r_3[i,m]"""
+    W = t["W"]
+    hess_z_h_2__z_r_3 = t["hess_z_h_2__z_r_3"]
+    # einsum("cj,Bcm->Bjm", W, hess_z_h_2__z_r_3)
+    B_2 = t["B"]
+    hess_z_r_1__z_r_3 = t["hess_z_r_1__z_r_3"]
+    # einsum("ij,Bim->Bjm", B_2, hess_z_r_1__z_r_3)
+    return (np.tensordot(hess_z_h_2__z_r_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_r_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_r_3(t):
+    """hess_z_h_1__z_r_3[j,m] = tanh'(z_h_1[j]) hess_h_1__z_r_3[j,m]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_r_3 = t["hess_h_1__z_r_3"]
+    # einsum("Bj,Bjm->Bjm", dtanh_z_h_1, hess_h_1__z_r_3)
+    return hess_h_1__z_r_3 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_p_3__z_r_1(t):
+    """hess_p_3__z_r_1[l,m] = jac_p_3__z_r_1[l,m]"""
+    jac_p_3__z_r_1 = t["jac_p_3__z_r_1"]
+    return jac_p_3__z_r_1
+
+
+def _hess_r_3__z_r_1(t):
+    """hess_r_3__z_r_1[m,i] = Σ_c U[c,m] hess_p_3__z_r_1[c,i]"""
+    U = t["U"]
+    hess_p_3__z_r_1 = t["hess_p_3__z_r_1"]
+    # einsum("cm,Bci->Bmi", U, hess_p_3__z_r_1)
+    return (np.tensordot(hess_p_3__z_r_1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_3__z_r_1(t):
+    """hess_z_r_3__z_r_1[m,i] = tanh'(z_r_3[m]) hess_r_3__z_r_1[m,i] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_r_1[m,i]"""
+    z_r_3 = t["z_r(3)"]
+    r_3 = t["r(3)"]
+    dtanh_z_r_3 = 1 - r_3**2
+    hess_r_3__z_r_1 = t["hess_r_3__z_r_1"]
+    # einsum("Bm,Bmi->Bmi", dtanh_z_r_3, hess_r_3__z_r_1)
+    d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
+    adj_r_3 = t["adj_r_3"]
+    jac_z_r_3__z_r_1 = t["jac_z_r_3__z_r_1"]
+    # einsum("Bm,Bm,Bmi->Bmi", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_r_1)
+    tmp = adj_r_3 * d2tanh_z_r_3
+    return hess_r_3__z_r_1 * dtanh_z_r_3[:, :, None] + tmp[:, :, None] * jac_z_r_3__z_r_1
+
+
+def _hess_h_3__z_r_1(t):
+    """hess_h_3__z_r_1[j,m] = Σ_c B_2[c,j] hess_z_r_3__z_r_1[c,m]"""
+    B_2 = t["B"]
+    hess_z_r_3__z_r_1 = t["hess_z_r_3__z_r_1"]
+    # einsum("cj,Bcm->Bjm", B_2, hess_z_r_3__z_r_1)
+    return (np.tensordot(hess_z_r_3__z_r_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_r_1(t):
+    """hess_z_h_3__z_r_1[j,m] = tanh'(z_h_3[j]) hess_h_3__z_r_1[j,m]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_r_1 = t["hess_h_3__z_r_1"]
+    # einsum("Bj,Bjm->Bjm", dtanh_z_h_3, hess_h_3__z_r_1)
+    return hess_h_3__z_r_1 * dtanh_z_h_3[:, :, None]
+
+
+def _hess_p_2__z_r_1(t):
+    """hess_p_2__z_r_1[l,m] = jac_p_2__z_r_1[l,m]"""
+    jac_p_2__z_r_1 = t["jac_p_2__z_r_1"]
+    return jac_p_2__z_r_1
+
+
+def _hess_r_2__z_r_1(t):
+    """hess_r_2__z_r_1[m,i] = Σ_c A[c,m] hess_z_r_3__z_r_1[c,i] + Σ_j U[j,m] hess_p_2__z_r_1[j,i]"""
+    A = t["A"]
+    hess_z_r_3__z_r_1 = t["hess_z_r_3__z_r_1"]
+    # einsum("cm,Bci->Bmi", A, hess_z_r_3__z_r_1)
+    U = t["U"]
+    hess_p_2__z_r_1 = t["hess_p_2__z_r_1"]
+    # einsum("jm,Bji->Bmi", U, hess_p_2__z_r_1)
+    return (np.tensordot(hess_z_r_3__z_r_1, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_2__z_r_1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_2__z_r_1(t):
+    """hess_z_r_2__z_r_1[m,i] = tanh'(z_r_2[m]) hess_r_2__z_r_1[m,i] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_r_1[m,i]"""
+    z_r_2 = t["z_r(2)"]
+    r_2 = t["r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    hess_r_2__z_r_1 = t["hess_r_2__z_r_1"]
+    # einsum("Bm,Bmi->Bmi", dtanh_z_r_2, hess_r_2__z_r_1)
+    d2tanh_z_r_2 = 2*r_2*(r_2**2 - 1)
+    adj_r_2 = t["adj_r_2"]
+    jac_z_r_2__z_r_1 = t["jac_z_r_2__z_r_1"]
+    # einsum("Bm,Bm,Bmi->Bmi", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_r_1)
+    tmp = adj_r_2 * d2tanh_z_r_2
+    return hess_r_2__z_r_1 * dtanh_z_r_2[:, :, None] + tmp[:, :, None] * jac_z_r_2__z_r_1
+
+
+def _hess_h_2__z_r_1(t):
+    """hess_h_2__z_r_1[j,m] = Σ_c W[c,j] hess_z_h_3__z_r_1[c,m] + Σ_i B_2[i,j] hess_z_r_2__z_r_1[i,m]"""
+    W = t["W"]
+    hess_z_h_3__z_r_1 = t["hess_z_h_3__z_r_1"]
+    # einsum("cj,Bcm->Bjm", W, hess_z_h_3__z_r_1)
+    B_2 = t["B"]
+    hess_z_r_2__z_r_1 = t["hess_z_r_2__z_r_1"]
+    # einsum("ij,Bim->Bjm", B_2, hess_z_r_2__z_r_1)
+    return (np.tensordot(hess_z_h_3__z_r_1, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_r_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_r_1(t):
+    """hess_z_h_2__z_r_1[j,m] = tanh'(z_h_2[j]) hess_h_2__z_r_1[j,m]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_r_1 = t["hess_h_2__z_r_1"]
+    # einsum("Bj,Bjm->Bjm", dtanh_z_h_2, hess_h_2__z_r_1)
+    return hess_h_2__z_r_1 * dtanh_z_h_2[:, :, None]
+
+
+def _hess_p_1__z_r_1(t):
+    """hess_p_1__z_r_1[l,m] = jac_p_1__z_r_1[l,m]"""
+    jac_p_1__z_r_1 = t["jac_p_1__z_r_1"]
+    return jac_p_1__z_r_1
+
+
+def _hess_r_1__z_r_1(t):
+    """hess_r_1__z_r_1[m,i] = Σ_c A[c,m] hess_z_r_2__z_r_1[c,i] + Σ_j U[j,m] hess_p_1__z_r_1[j,i]"""
+    A = t["A"]
+    hess_z_r_2__z_r_1 = t["hess_z_r_2__z_r_1"]
+    # einsum("cm,Bci->Bmi", A, hess_z_r_2__z_r_1)
+    U = t["U"]
+    hess_p_1__z_r_1 = t["hess_p_1__z_r_1"]
+    # einsum("jm,Bji->Bmi", U, hess_p_1__z_r_1)
+    return (np.tensordot(hess_z_r_2__z_r_1, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_1__z_r_1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_1__z_r_1(t):
+    """hess_z_r_1__z_r_1[m,i] = tanh'(z_r_1[m]) hess_r_1__z_r_1[m,i] + tanh''(z_r_1[m]) δ[m,i] adj_r_1[m]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    hess_r_1__z_r_1 = t["hess_r_1__z_r_1"]
+    # einsum("Bm,Bmi->Bmi", dtanh_z_r_1, hess_r_1__z_r_1)
+    d2tanh_z_r_1 = 2*r_1*(r_1**2 - 1)
+    adj_r_1 = t["adj_r_1"]
+    # einsum("Bm,mi,Bm->Bmi", d2tanh_z_r_1, np.eye(2), adj_r_1)
+    tmp = adj_r_1 * d2tanh_z_r_1
+    return hess_r_1__z_r_1 * dtanh_z_r_1[:, :, None] + tmp[:, :, None] * np.eye(2)
+
+
+def _hess_h_1__z_r_1(t):
+    """hess_h_1__z_r_1[j,m] = Σ_c W[c,j] hess_z_h_2__z_r_1[c,m] + Σ_i B_2[i,j] hess_z_r_1__z_r_1[i,m]"""
+    W = t["W"]
+    hess_z_h_2__z_r_1 = t["hess_z_h_2__z_r_1"]
+    # einsum("cj,Bcm->Bjm", W, hess_z_h_2__z_r_1)
+    B_2 = t["B"]
+    hess_z_r_1__z_r_1 = t["hess_z_r_1__z_r_1"]
+    # einsum("ij,Bim->Bjm", B_2, hess_z_r_1__z_r_1)
+    return (np.tensordot(hess_z_h_2__z_r_1, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_r_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_r_1(t):
+    """hess_z_h_1__z_r_1[j,m] = tanh'(z_h_1[j]) hess_h_1__z_r_1[j,m]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_r_1 = t["hess_h_1__z_r_1"]
+    # einsum("Bj,Bjm->Bjm", dtanh_z_h_1, hess_h_1__z_r_1)
+    return hess_h_1__z_r_1 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_p_1__p_1(t):
+    """hess_p_1__p_1[l,i] = δ[l,i]"""
+    return (np.eye(2))
+
+
+def _hess_r_1__p_1(t):
+    """hess_r_1__p_1[m,l] = Σ_c U[c,m] hess_p_1__p_1[c,l]"""
+    U = t["U"]
+    hess_p_1__p_1 = t["hess_p_1__p_1"]
+    # einsum("cm,cl->ml", U, hess_p_1__p_1)
+    return U.T @ hess_p_1__p_1
+
+
+def _hess_z_r_1__p_1(t):
+    """hess_z_r_1__p_1[m,l] = tanh'(z_r_1[m]) hess_r_1__p_1[m,l]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    hess_r_1__p_1 = t["hess_r_1__p_1"]
+    # einsum("Bm,ml->Bml", dtanh_z_r_1, hess_r_1__p_1)
+    return hess_r_1__p_1 * dtanh_z_r_1[:, :, None]
+
+
+def _hess_h_1__p_1(t):
+    """hess_h_1__p_1[j,l] = Σ_c B_2[c,j] hess_z_r_1__p_1[c,l]"""
+    B_2 = t["B"]
+    hess_z_r_1__p_1 = t["hess_z_r_1__p_1"]
+    # einsum("cj,Bcl->Bjl", B_2, hess_z_r_1__p_1)
+    return (np.tensordot(hess_z_r_1__p_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__p_1(t):
+    """hess_z_h_1__p_1[j,l] = tanh'(z_h_1[j]) hess_h_1__p_1[j,l]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__p_1 = t["hess_h_1__p_1"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_h_1, hess_h_1__p_1)
+    return hess_h_1__p_1 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_p_2__p_2(t):
+    """hess_p_2__p_2[l,i] = δ[l,i]"""
+    return (np.eye(2))
+
+
+def _hess_r_2__p_2(t):
+    """hess_r_2__p_2[m,l] = Σ_c U[c,m] hess_p_2__p_2[c,l]"""
+    U = t["U"]
+    hess_p_2__p_2 = t["hess_p_2__p_2"]
+    # einsum("cm,cl->ml", U, hess_p_2__p_2)
+    return U.T @ hess_p_2__p_2
+
+
+def _hess_z_r_2__p_2(t):
+    """hess_z_r_2__p_2[m,l] = tanh'(z_r_2[m]) hess_r_2__p_2[m,l]"""
+    z_r_2 = t["z_r(2)"]
+    r_2 = t["r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    hess_r_2__p_2 = t["hess_r_2__p_2"]
+    # einsum("Bm,ml->Bml", dtanh_z_r_2, hess_r_2__p_2)
+    return hess_r_2__p_2 * dtanh_z_r_2[:, :, None]
+
+
+def _hess_h_2__p_2(t):
+    """hess_h_2__p_2[j,l] = Σ_c B_2[c,j] hess_z_r_2__p_2[c,l]"""
+    B_2 = t["B"]
+    hess_z_r_2__p_2 = t["hess_z_r_2__p_2"]
+    # einsum("cj,Bcl->Bjl", B_2, hess_z_r_2__p_2)
+    return (np.tensordot(hess_z_r_2__p_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__p_2(t):
+    """hess_z_h_2__p_2[j,l] = tanh'(z_h_2[j]) hess_h_2__p_2[j,l]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__p_2 = t["hess_h_2__p_2"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_h_2, hess_h_2__p_2)
+    return hess_h_2__p_2 * dtanh_z_h_2[:, :, None]
+
+
+def _hess_r_1__p_2(t):
+    """hess_r_1__p_2[m,l] = Σ_c A[c,m] hess_z_r_2__p_2[c,l]"""
+    A = t["A"]
+    hess_z_r_2__p_2 = t["hess_z_r_2__p_2"]
+    # einsum("cm,Bcl->Bml", A, hess_z_r_2__p_2)
+    return (np.tensordot(hess_z_r_2__p_2, A, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_1__p_2(t):
+    """hess_z_r_1__p_2[m,l] = tanh'(z_r_1[m]) hess_r_1__p_2[m,l]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    hess_r_1__p_2 = t["hess_r_1__p_2"]
+    # einsum("Bm,Bml->Bml", dtanh_z_r_1, hess_r_1__p_2)
+    return hess_r_1__p_2 * dtanh_z_r_1[:, :, None]
+
+
+def _hess_h_1__p_2(t):
+    """hess_h_1__p_2[j,l] = Σ_c W[c,j] hess_z_h_2__p_2[c,l] + Σ_i B_2[i,j] hess_z_r_1__p_2[i,l]"""
+    W = t["W"]
+    hess_z_h_2__p_2 = t["hess_z_h_2__p_2"]
+    # einsum("cj,Bcl->Bjl", W, hess_z_h_2__p_2)
+    B_2 = t["B"]
+    hess_z_r_1__p_2 = t["hess_z_r_1__p_2"]
+    # einsum("ij,Bil->Bjl", B_2, hess_z_r_1__p_2)
+    return (np.tensordot(hess_z_h_2__p_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__p_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__p_2(t):
+    """hess_z_h_1__p_2[j,l] = tanh'(z_h_1[j]) hess_h_1__p_2[j,l]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__p_2 = t["hess_h_1__p_2"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_h_1, hess_h_1__p_2)
+    return hess_h_1__p_2 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_p_3__p_3(t):
+    """hess_p_3__p_3[l,i] = δ[l,i]"""
+    return (np.eye(2))
+
+
+def _hess_r_3__p_3(t):
+    """hess_r_3__p_3[m,l] = Σ_c U[c,m] hess_p_3__p_3[c,l]"""
+    U = t["U"]
+    hess_p_3__p_3 = t["hess_p_3__p_3"]
+    # einsum("cm,cl->ml", U, hess_p_3__p_3)
+    return U.T @ hess_p_3__p_3
+
+
+def _hess_z_r_3__p_3(t):
+    """hess_z_r_3__p_3[m,l] = tanh'(z_r_3[m]) hess_r_3__p_3[m,l]"""
+    z_r_3 = t["z_r(3)"]
+    r_3 = t["r(3)"]
+    dtanh_z_r_3 = 1 - r_3**2
+    hess_r_3__p_3 = t["hess_r_3__p_3"]
+    # einsum("Bm,ml->Bml", dtanh_z_r_3, hess_r_3__p_3)
+    return hess_r_3__p_3 * dtanh_z_r_3[:, :, None]
+
+
+def _hess_h_3__p_3(t):
+    """hess_h_3__p_3[j,l] = Σ_c B_2[c,j] hess_z_r_3__p_3[c,l]"""
+    B_2 = t["B"]
+    hess_z_r_3__p_3 = t["hess_z_r_3__p_3"]
+    # einsum("cj,Bcl->Bjl", B_2, hess_z_r_3__p_3)
+    return (np.tensordot(hess_z_r_3__p_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__p_3(t):
+    """hess_z_h_3__p_3[j,l] = tanh'(z_h_3[j]) hess_h_3__p_3[j,l]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__p_3 = t["hess_h_3__p_3"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_h_3, hess_h_3__p_3)
+    return hess_h_3__p_3 * dtanh_z_h_3[:, :, None]
+
+
+def _hess_r_2__p_3(t):
+    """hess_r_2__p_3[m,l] = Σ_c A[c,m] hess_z_r_3__p_3[c,l]"""
+    A = t["A"]
+    hess_z_r_3__p_3 = t["hess_z_r_3__p_3"]
+    # einsum("cm,Bcl->Bml", A, hess_z_r_3__p_3)
+    return (np.tensordot(hess_z_r_3__p_3, A, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_2__p_3(t):
+    """hess_z_r_2__p_3[m,l] = tanh'(z_r_2[m]) hess_r_2__p_3[m,l]"""
+    z_r_2 = t["z_r(2)"]
+    r_2 = t["r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    hess_r_2__p_3 = t["hess_r_2__p_3"]
+    # einsum("Bm,Bml->Bml", dtanh_z_r_2, hess_r_2__p_3)
+    return hess_r_2__p_3 * dtanh_z_r_2[:, :, None]
+
+
+def _hess_h_2__p_3(t):
+    """hess_h_2__p_3[j,l] = Σ_c W[c,j] hess_z_h_3__p_3[c,l] + Σ_i B_2[i,j] hess_z_r_2__p_3[i,l]"""
+    W = t["W"]
+    hess_z_h_3__p_3 = t["hess_z_h_3__p_3"]
+    # einsum("cj,Bcl->Bjl", W, hess_z_h_3__p_3)
+    B_2 = t["B"]
+    hess_z_r_2__p_3 = t["hess_z_r_2__p_3"]
+    # einsum("ij,Bil->Bjl", B_2, hess_z_r_2__p_3)
+    return (np.tensordot(hess_z_h_3__p_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__p_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__p_3(t):
+    """hess_z_h_2__p_3[j,l] = tanh'(z_h_2[j]) hess_h_2__p_3[j,l]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__p_3 = t["hess_h_2__p_3"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_h_2, hess_h_2__p_3)
+    return hess_h_2__p_3 * dtanh_z_h_2[:, :, None]
+
+
+def _hess_r_1__p_3(t):
+    """hess_r_1__p_3[m,l] = Σ_c A[c,m] hess_z_r_2__p_3[c,l]"""
+    A = t["A"]
+    hess_z_r_2__p_3 = t["hess_z_r_2__p_3"]
+    # einsum("cm,Bcl->Bml", A, hess_z_r_2__p_3)
+    return (np.tensordot(hess_z_r_2__p_3, A, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_r_1__p_3(t):
+    """hess_z_r_1__p_3[m,l] = tanh'(z_r_1[m]) hess_r_1__p_3[m,l]"""
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    hess_r_1__p_3 = t["hess_r_1__p_3"]
+    # einsum("Bm,Bml->Bml", dtanh_z_r_1, hess_r_1__p_3)
+    return hess_r_1__p_3 * dtanh_z_r_1[:, :, None]
+
+
+def _hess_h_1__p_3(t):
+    """hess_h_1__p_3[j,l] = Σ_c W[c,j] hess_z_h_2__p_3[c,l] + Σ_i B_2[i,j] hess_z_r_1__p_3[i,l]"""
+    W = t["W"]
+    hess_z_h_2__p_3 = t["hess_z_h_2__p_3"]
+    # einsum("cj,Bcl->Bjl", W, hess_z_h_2__p_3)
+    B_2 = t["B"]
+    hess_z_r_1__p_3 = t["hess_z_r_1__p_3"]
+    # einsum("ij,Bil->Bjl", B_2, hess_z_r_1__p_3)
+    return (np.tensordot(hess_z_h_2__p_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__p_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__p_3(t):
+    """hess_z_h_1__p_3[j,l] = tanh'(z_h_1[j]) hess_h_1__p_3[j,l]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__p_3 = t["hess_h_1__p_3"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_h_1, hess_h_1__p_3)
+    return hess_h_1__p_3 * dtanh_z_h_1[:, :, None]
+
+
+def _hobj_p_1__p_1(t):
+    """hobj_p_1__p_1[l,i] = δ[l,i]"""
+    return (np.eye(2))
 
 
 def _hobj_p_2__p_2(t):
@@ -1506,19 +2604,6 @@ def hessian(params, data):
     t["jac_r_2__z_r_1"] = _jac_r_2__z_r_1(t)
     t["jac_z_r_3__z_r_1"] = _jac_z_r_3__z_r_1(t)
     t["jac_r_3__z_r_1"] = _jac_r_3__z_r_1(t)
-    t["jac_p_1__r_1"] = _jac_p_1__r_1(t)
-    t["jac_p_1__z_r_1"] = _jac_p_1__z_r_1(t)
-    t["jac_p_1__h_1"] = _jac_p_1__h_1(t)
-    t["jac_p_1__z_h_1"] = _jac_p_1__z_h_1(t)
-    t["hobj_p_1__p_1"] = _hobj_p_1__p_1(t)
-    t["jac_p_2__r_2"] = _jac_p_2__r_2(t)
-    t["jac_p_2__z_r_2"] = _jac_p_2__z_r_2(t)
-    t["jac_p_2__h_2"] = _jac_p_2__h_2(t)
-    t["jac_p_2__z_h_2"] = _jac_p_2__z_h_2(t)
-    t["jac_p_2__r_1"] = _jac_p_2__r_1(t)
-    t["jac_p_2__z_r_1"] = _jac_p_2__z_r_1(t)
-    t["jac_p_2__h_1"] = _jac_p_2__h_1(t)
-    t["jac_p_2__z_h_1"] = _jac_p_2__z_h_1(t)
     t["jac_p_3__r_3"] = _jac_p_3__r_3(t)
     t["jac_p_3__z_r_3"] = _jac_p_3__z_r_3(t)
     t["jac_p_3__h_3"] = _jac_p_3__h_3(t)
@@ -1531,2850 +2616,931 @@ def hessian(params, data):
     t["jac_p_3__z_r_1"] = _jac_p_3__z_r_1(t)
     t["jac_p_3__h_1"] = _jac_p_3__h_1(t)
     t["jac_p_3__z_h_1"] = _jac_p_3__z_h_1(t)
-    t["hobj_p_2__p_2"] = _hobj_p_2__p_2(t)
-    t["hobj_p_3__p_3"] = _hobj_p_3__p_3(t)
+    t["hess_p_3__z_h_1"] = _hess_p_3__z_h_1(t)
+    t["hess_r_3__z_h_1"] = _hess_r_3__z_h_1(t)
+    t["hess_z_r_3__z_h_1"] = _hess_z_r_3__z_h_1(t)
+    t["hess_h_3__z_h_1"] = _hess_h_3__z_h_1(t)
+    t["hess_z_h_3__z_h_1"] = _hess_z_h_3__z_h_1(t)
+    t["jac_p_2__r_2"] = _jac_p_2__r_2(t)
+    t["jac_p_2__z_r_2"] = _jac_p_2__z_r_2(t)
+    t["jac_p_2__h_2"] = _jac_p_2__h_2(t)
+    t["jac_p_2__z_h_2"] = _jac_p_2__z_h_2(t)
+    t["jac_p_2__r_1"] = _jac_p_2__r_1(t)
+    t["jac_p_2__z_r_1"] = _jac_p_2__z_r_1(t)
+    t["jac_p_2__h_1"] = _jac_p_2__h_1(t)
+    t["jac_p_2__z_h_1"] = _jac_p_2__z_h_1(t)
+    t["hess_p_2__z_h_1"] = _hess_p_2__z_h_1(t)
+    t["hess_r_2__z_h_1"] = _hess_r_2__z_h_1(t)
+    t["hess_z_r_2__z_h_1"] = _hess_z_r_2__z_h_1(t)
+    t["hess_h_2__z_h_1"] = _hess_h_2__z_h_1(t)
+    t["hess_z_h_2__z_h_1"] = _hess_z_h_2__z_h_1(t)
+    t["jac_p_1__r_1"] = _jac_p_1__r_1(t)
+    t["jac_p_1__z_r_1"] = _jac_p_1__z_r_1(t)
+    t["jac_p_1__h_1"] = _jac_p_1__h_1(t)
+    t["jac_p_1__z_h_1"] = _jac_p_1__z_h_1(t)
+    t["hess_p_1__z_h_1"] = _hess_p_1__z_h_1(t)
+    t["hess_r_1__z_h_1"] = _hess_r_1__z_h_1(t)
+    t["hess_z_r_1__z_h_1"] = _hess_z_r_1__z_h_1(t)
+    t["hess_h_1__z_h_1"] = _hess_h_1__z_h_1(t)
+    t["hess_z_h_1__z_h_1"] = _hess_z_h_1__z_h_1(t)
+    t["hess_p_3__z_h_2"] = _hess_p_3__z_h_2(t)
+    t["hess_r_3__z_h_2"] = _hess_r_3__z_h_2(t)
+    t["hess_z_r_3__z_h_2"] = _hess_z_r_3__z_h_2(t)
+    t["hess_h_3__z_h_2"] = _hess_h_3__z_h_2(t)
+    t["hess_z_h_3__z_h_2"] = _hess_z_h_3__z_h_2(t)
+    t["hess_p_2__z_h_2"] = _hess_p_2__z_h_2(t)
+    t["hess_r_2__z_h_2"] = _hess_r_2__z_h_2(t)
+    t["hess_z_r_2__z_h_2"] = _hess_z_r_2__z_h_2(t)
+    t["hess_h_2__z_h_2"] = _hess_h_2__z_h_2(t)
+    t["hess_z_h_2__z_h_2"] = _hess_z_h_2__z_h_2(t)
+    t["hess_r_1__z_h_2"] = _hess_r_1__z_h_2(t)
+    t["hess_z_r_1__z_h_2"] = _hess_z_r_1__z_h_2(t)
+    t["hess_h_1__z_h_2"] = _hess_h_1__z_h_2(t)
+    t["hess_z_h_1__z_h_2"] = _hess_z_h_1__z_h_2(t)
+    t["hess_p_3__z_h_3"] = _hess_p_3__z_h_3(t)
+    t["hess_r_3__z_h_3"] = _hess_r_3__z_h_3(t)
+    t["hess_z_r_3__z_h_3"] = _hess_z_r_3__z_h_3(t)
+    t["hess_h_3__z_h_3"] = _hess_h_3__z_h_3(t)
+    t["hess_z_h_3__z_h_3"] = _hess_z_h_3__z_h_3(t)
+    t["hess_r_2__z_h_3"] = _hess_r_2__z_h_3(t)
+    t["hess_z_r_2__z_h_3"] = _hess_z_r_2__z_h_3(t)
+    t["hess_h_2__z_h_3"] = _hess_h_2__z_h_3(t)
+    t["hess_z_h_2__z_h_3"] = _hess_z_h_2__z_h_3(t)
+    t["hess_r_1__z_h_3"] = _hess_r_1__z_h_3(t)
+    t["hess_z_r_1__z_h_3"] = _hess_z_r_1__z_h_3(t)
+    t["hess_h_1__z_h_3"] = _hess_h_1__z_h_3(t)
+    t["hess_z_h_1__z_h_3"] = _hess_z_h_1__z_h_3(t)
+    t["hess_p_3__z_r_2"] = _hess_p_3__z_r_2(t)
+    t["hess_r_3__z_r_2"] = _hess_r_3__z_r_2(t)
+    t["hess_z_r_3__z_r_2"] = _hess_z_r_3__z_r_2(t)
+    t["hess_h_3__z_r_2"] = _hess_h_3__z_r_2(t)
+    t["hess_z_h_3__z_r_2"] = _hess_z_h_3__z_r_2(t)
+    t["hess_p_2__z_r_2"] = _hess_p_2__z_r_2(t)
+    t["hess_r_2__z_r_2"] = _hess_r_2__z_r_2(t)
+    t["hess_z_r_2__z_r_2"] = _hess_z_r_2__z_r_2(t)
+    t["hess_h_2__z_r_2"] = _hess_h_2__z_r_2(t)
+    t["hess_z_h_2__z_r_2"] = _hess_z_h_2__z_r_2(t)
+    t["hess_r_1__z_r_2"] = _hess_r_1__z_r_2(t)
+    t["hess_z_r_1__z_r_2"] = _hess_z_r_1__z_r_2(t)
+    t["hess_h_1__z_r_2"] = _hess_h_1__z_r_2(t)
+    t["hess_z_h_1__z_r_2"] = _hess_z_h_1__z_r_2(t)
+    t["hess_p_3__z_r_3"] = _hess_p_3__z_r_3(t)
+    t["hess_r_3__z_r_3"] = _hess_r_3__z_r_3(t)
+    t["hess_z_r_3__z_r_3"] = _hess_z_r_3__z_r_3(t)
+    t["hess_h_3__z_r_3"] = _hess_h_3__z_r_3(t)
+    t["hess_z_h_3__z_r_3"] = _hess_z_h_3__z_r_3(t)
+    t["hess_r_2__z_r_3"] = _hess_r_2__z_r_3(t)
+    t["hess_z_r_2__z_r_3"] = _hess_z_r_2__z_r_3(t)
+    t["hess_h_2__z_r_3"] = _hess_h_2__z_r_3(t)
+    t["hess_z_h_2__z_r_3"] = _hess_z_h_2__z_r_3(t)
+    t["hess_r_1__z_r_3"] = _hess_r_1__z_r_3(t)
+    t["hess_z_r_1__z_r_3"] = _hess_z_r_1__z_r_3(t)
+    t["hess_h_1__z_r_3"] = _hess_h_1__z_r_3(t)
+    t["hess_z_h_1__z_r_3"] = _hess_z_h_1__z_r_3(t)
+    t["hess_p_3__z_r_1"] = _hess_p_3__z_r_1(t)
+    t["hess_r_3__z_r_1"] = _hess_r_3__z_r_1(t)
+    t["hess_z_r_3__z_r_1"] = _hess_z_r_3__z_r_1(t)
+    t["hess_h_3__z_r_1"] = _hess_h_3__z_r_1(t)
+    t["hess_z_h_3__z_r_1"] = _hess_z_h_3__z_r_1(t)
+    t["hess_p_2__z_r_1"] = _hess_p_2__z_r_1(t)
+    t["hess_r_2__z_r_1"] = _hess_r_2__z_r_1(t)
+    t["hess_z_r_2__z_r_1"] = _hess_z_r_2__z_r_1(t)
+    t["hess_h_2__z_r_1"] = _hess_h_2__z_r_1(t)
+    t["hess_z_h_2__z_r_1"] = _hess_z_h_2__z_r_1(t)
+    t["hess_p_1__z_r_1"] = _hess_p_1__z_r_1(t)
+    t["hess_r_1__z_r_1"] = _hess_r_1__z_r_1(t)
+    t["hess_z_r_1__z_r_1"] = _hess_z_r_1__z_r_1(t)
+    t["hess_h_1__z_r_1"] = _hess_h_1__z_r_1(t)
+    t["hess_z_h_1__z_r_1"] = _hess_z_h_1__z_r_1(t)
+    t["hess_p_1__p_1"] = _hess_p_1__p_1(t)
+    t["hess_r_1__p_1"] = _hess_r_1__p_1(t)
+    t["hess_z_r_1__p_1"] = _hess_z_r_1__p_1(t)
+    t["hess_h_1__p_1"] = _hess_h_1__p_1(t)
+    t["hess_z_h_1__p_1"] = _hess_z_h_1__p_1(t)
+    t["hess_p_2__p_2"] = _hess_p_2__p_2(t)
+    t["hess_r_2__p_2"] = _hess_r_2__p_2(t)
+    t["hess_z_r_2__p_2"] = _hess_z_r_2__p_2(t)
+    t["hess_h_2__p_2"] = _hess_h_2__p_2(t)
+    t["hess_z_h_2__p_2"] = _hess_z_h_2__p_2(t)
+    t["hess_r_1__p_2"] = _hess_r_1__p_2(t)
+    t["hess_z_r_1__p_2"] = _hess_z_r_1__p_2(t)
+    t["hess_h_1__p_2"] = _hess_h_1__p_2(t)
+    t["hess_z_h_1__p_2"] = _hess_z_h_1__p_2(t)
+    t["hess_p_3__p_3"] = _hess_p_3__p_3(t)
+    t["hess_r_3__p_3"] = _hess_r_3__p_3(t)
+    t["hess_z_r_3__p_3"] = _hess_z_r_3__p_3(t)
+    t["hess_h_3__p_3"] = _hess_h_3__p_3(t)
+    t["hess_z_h_3__p_3"] = _hess_z_h_3__p_3(t)
+    t["hess_r_2__p_3"] = _hess_r_2__p_3(t)
+    t["hess_z_r_2__p_3"] = _hess_z_r_2__p_3(t)
+    t["hess_h_2__p_3"] = _hess_h_2__p_3(t)
+    t["hess_z_h_2__p_3"] = _hess_z_h_2__p_3(t)
+    t["hess_r_1__p_3"] = _hess_r_1__p_3(t)
+    t["hess_z_r_1__p_3"] = _hess_z_r_1__p_3(t)
+    t["hess_h_1__p_3"] = _hess_h_1__p_3(t)
+    t["hess_z_h_1__p_3"] = _hess_z_h_1__p_3(t)
     B = t["x(1)"].shape[0]
-    # ∂f/∂h(0),h(0)[j,i] = Σ_c tanh''(z_h_1[c]) W[c,j] W[c,i] adj_h_1[c] + Σ_ckl tanh''(z_h_2[c]) W[k,j] W[l,i] adj_h_2[c] jac_z_h_2__z_h_1[c,k] jac_z_h_2__z_h_1[c,l] + Σ_ckl tanh''(z_h_3[c]) W[k,j] W[l,i] adj_h_3[c] jac_z_h_3__z_h_1[c,k] jac_z_h_3__z_h_1[c,l] + Σ_mkl tanh''(z_r_1[m]) W[k,j] W[l,i] adj_r_1[m] jac_z_r_1__z_h_1[m,k] jac_z_r_1__z_h_1[m,l] + Σ_mkl tanh''(z_r_2[m]) W[k,j] W[l,i] adj_r_2[m] jac_z_r_2__z_h_1[m,k] jac_z_r_2__z_h_1[m,l] + Σ_mkl tanh''(z_r_3[m]) W[k,j] W[l,i] adj_r_3[m] jac_z_r_3__z_h_1[m,k] jac_z_r_3__z_h_1[m,l] + Σ_ckno W[c,j] W[k,i] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[n,c] jac_p_1__z_h_1[o,k] + Σ_ckno W[c,j] W[k,i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,c] jac_p_2__z_h_1[o,k] + Σ_ckno W[c,j] W[k,i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_h_1[o,k]
-    z_h_1 = t["z_h(1)"]
-    h_1 = t["h(1)"]
-    d2tanh_z_h_1 = 2*h_1*(h_1**2 - 1)
+    # ∂f/∂h(0),h(0)[j,i] = Σ_ck W[c,j] W[k,i] hess_z_h_1__z_h_1[c,k]
     W = t["W"]
-    adj_h_1 = t["adj_h_1"]
-    # einsum("Bc,cj,ci,Bc->ji", d2tanh_z_h_1, W, W, adj_h_1)
-    tmp = (adj_h_1.T[..., None, :] @ d2tanh_z_h_1.T[..., None])[..., 0, 0]
-    tmp_2 = tmp[:, None] * W
-    z_h_2 = t["z_h(2)"]
-    h_2 = t["h(2)"]
-    d2tanh_z_h_2 = 2*h_2*(h_2**2 - 1)
-    adj_h_2 = t["adj_h_2"]
-    jac_z_h_2__z_h_1 = t["jac_z_h_2__z_h_1"]
-    # einsum("Bc,kj,li,Bc,Bck,Bcl->ji", d2tanh_z_h_2, W, W, adj_h_2, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1)
-    tmp_3 = adj_h_2 * d2tanh_z_h_2
-    tmp_4 = tmp_3[:, :, None] * jac_z_h_2__z_h_1
-    tmp_5 = np.tensordot(tmp_4, jac_z_h_2__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_6 = tmp_5.T @ W
-    z_h_3 = t["z_h(3)"]
-    h_3 = t["h(3)"]
-    d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
-    adj_h_3 = t["adj_h_3"]
-    jac_z_h_3__z_h_1 = t["jac_z_h_3__z_h_1"]
-    # einsum("Bc,kj,li,Bc,Bck,Bcl->ji", d2tanh_z_h_3, W, W, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1)
-    tmp_7 = adj_h_3 * d2tanh_z_h_3
-    tmp_8 = tmp_7[:, :, None] * jac_z_h_3__z_h_1
-    tmp_9 = np.tensordot(tmp_8, jac_z_h_3__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_10 = tmp_9.T @ W
-    z_r_1 = t["z_r(1)"]
-    r_1 = t["r(1)"]
-    d2tanh_z_r_1 = 2*r_1*(r_1**2 - 1)
-    adj_r_1 = t["adj_r_1"]
-    jac_z_r_1__z_h_1 = t["jac_z_r_1__z_h_1"]
-    # einsum("Bm,kj,li,Bm,Bmk,Bml->ji", d2tanh_z_r_1, W, W, adj_r_1, jac_z_r_1__z_h_1, jac_z_r_1__z_h_1)
-    tmp_11 = adj_r_1 * d2tanh_z_r_1
-    tmp_12 = tmp_11[:, :, None] * jac_z_r_1__z_h_1
-    tmp_13 = np.tensordot(tmp_12, jac_z_r_1__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_14 = tmp_13.T @ W
-    z_r_2 = t["z_r(2)"]
-    r_2 = t["r(2)"]
-    d2tanh_z_r_2 = 2*r_2*(r_2**2 - 1)
-    adj_r_2 = t["adj_r_2"]
-    jac_z_r_2__z_h_1 = t["jac_z_r_2__z_h_1"]
-    # einsum("Bm,kj,li,Bm,Bmk,Bml->ji", d2tanh_z_r_2, W, W, adj_r_2, jac_z_r_2__z_h_1, jac_z_r_2__z_h_1)
-    tmp_15 = adj_r_2 * d2tanh_z_r_2
-    tmp_16 = tmp_15[:, :, None] * jac_z_r_2__z_h_1
-    tmp_17 = np.tensordot(tmp_16, jac_z_r_2__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_18 = tmp_17.T @ W
-    z_r_3 = t["z_r(3)"]
-    r_3 = t["r(3)"]
-    d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
-    adj_r_3 = t["adj_r_3"]
-    jac_z_r_3__z_h_1 = t["jac_z_r_3__z_h_1"]
-    # einsum("Bm,kj,li,Bm,Bmk,Bml->ji", d2tanh_z_r_3, W, W, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_1)
-    tmp_19 = adj_r_3 * d2tanh_z_r_3
-    tmp_20 = tmp_19[:, :, None] * jac_z_r_3__z_h_1
-    tmp_21 = np.tensordot(tmp_20, jac_z_r_3__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_22 = tmp_21.T @ W
-    hobj_p_1__p_1 = t["hobj_p_1__p_1"]
-    jac_p_1__z_h_1 = t["jac_p_1__z_h_1"]
-    # einsum("cj,ki,no,Bnc,Bok->ji", W, W, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1)
-    tmp_23 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_24 = np.tensordot(tmp_23, jac_p_1__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_25 = tmp_24.T @ W
-    hobj_p_2__p_2 = t["hobj_p_2__p_2"]
-    jac_p_2__z_h_1 = t["jac_p_2__z_h_1"]
-    # einsum("cj,ki,no,Bnc,Bok->ji", W, W, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1)
-    tmp_26 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_27 = np.tensordot(tmp_26, jac_p_2__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_28 = tmp_27.T @ W
-    hobj_p_3__p_3 = t["hobj_p_3__p_3"]
-    jac_p_3__z_h_1 = t["jac_p_3__z_h_1"]
-    # einsum("cj,ki,no,Bnc,Bok->ji", W, W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1)
-    tmp_29 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_30 = np.tensordot(tmp_29, jac_p_3__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_31 = tmp_30.T @ W
-    hess_h_0___h_0 = (tmp_2.T @ W + tmp_6.T @ W + tmp_10.T @ W + tmp_14.T @ W + tmp_18.T @ W + tmp_22.T @ W + tmp_25.T @ W + tmp_28.T @ W + tmp_31.T @ W) / B
-    # ∂f/∂h(0),W[j,i,k] = δ[j,k] adj_z_h_1[i] + tanh''(z_h_1[i]) W[i,j] adj_h_1[i] h_0[k] + Σ_c W[c,j] adj_z_h_2[i] jac_h_1__z_h_1[k,c] + Σ_cl tanh''(z_h_2[c]) W[l,j] adj_h_2[c] h_0[k] jac_z_h_2__z_h_1[c,l] jac_z_h_2__z_h_1[c,i] + Σ_c tanh''(z_h_2[i]) W[c,j] adj_h_2[i] h_1[k] jac_z_h_2__z_h_1[i,c] + Σ_c W[c,j] adj_z_h_3[i] jac_h_2__z_h_1[k,c] + Σ_cl tanh''(z_h_3[c]) W[l,j] adj_h_3[c] h_0[k] jac_z_h_3__z_h_1[c,l] jac_z_h_3__z_h_1[c,i] + Σ_cl tanh''(z_h_3[c]) W[l,j] adj_h_3[c] h_1[k] jac_z_h_3__z_h_1[c,l] jac_z_h_3__z_h_2[c,i] + Σ_c tanh''(z_h_3[i]) W[c,j] adj_h_3[i] h_2[k] jac_z_h_3__z_h_1[i,c] + Σ_ml tanh''(z_r_1[m]) W[l,j] adj_r_1[m] h_0[k] jac_z_r_1__z_h_1[m,l] jac_z_r_1__z_h_1[m,i] + Σ_ml tanh''(z_r_2[m]) W[l,j] adj_r_2[m] h_0[k] jac_z_r_2__z_h_1[m,l] jac_z_r_2__z_h_1[m,i] + Σ_ml tanh''(z_r_2[m]) W[l,j] adj_r_2[m] h_1[k] jac_z_r_2__z_h_1[m,l] jac_z_r_2__z_h_2[m,i] + Σ_ml tanh''(z_r_3[m]) W[l,j] adj_r_3[m] h_0[k] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_1[m,i] + Σ_ml tanh''(z_r_3[m]) W[l,j] adj_r_3[m] h_1[k] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_2[m,i] + Σ_ml tanh''(z_r_3[m]) W[l,j] adj_r_3[m] h_2[k] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_3[m,i] + Σ_cno W[c,j] h_0[k] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[n,c] jac_p_1__z_h_1[o,i] + Σ_cno W[c,j] h_0[k] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,c] jac_p_2__z_h_1[o,i] + Σ_cno W[c,j] h_1[k] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,c] jac_p_2__z_h_2[o,i] + Σ_cno W[c,j] h_0[k] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_h_1[o,i] + Σ_cno W[c,j] h_1[k] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_h_2[o,i] + Σ_cno W[c,j] h_2[k] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_h_3[o,i]
+    hess_z_h_1__z_h_1 = t["hess_z_h_1__z_h_1"]
+    # einsum("cj,ki,Bck->ji", W, W, hess_z_h_1__z_h_1)
+    tmp = ((hess_z_h_1__z_h_1.sum(axis=0)).T) @ W
+    hess_h_0___h_0 = tmp.T @ W / B
+    # ∂f/∂h(0),W[j,i,k] = δ[j,k] adj_z_h_1[i] + Σ_c W[c,j] adj_z_h_2[i] jac_h_1__z_h_1[k,c] + Σ_c W[c,j] adj_z_h_3[i] jac_h_2__z_h_1[k,c] + Σ_c W[c,j] h_0[k] hess_z_h_1__z_h_1[c,i] + Σ_c W[c,j] h_1[k] hess_z_h_1__z_h_2[c,i] + Σ_c W[c,j] h_2[k] hess_z_h_1__z_h_3[c,i]
     adj_z_h_1 = t["adj_z_h_1"]
     # einsum("jk,Bi->jik", np.eye(3), adj_z_h_1)
-    h_0 = t["h(0)"]
-    # einsum("Bi,ij,Bi,k->jik", d2tanh_z_h_1, W, adj_h_1, h_0)
-    tmp_32 = (adj_h_1.T[..., None, :] @ d2tanh_z_h_1.T[..., None])[..., 0, 0]
-    tmp_33 = tmp_32[:, None] * W
     adj_z_h_2 = t["adj_z_h_2"]
     jac_h_1__z_h_1 = t["jac_h_1__z_h_1"]
     # einsum("cj,Bi,Bkc->jik", W, adj_z_h_2, jac_h_1__z_h_1)
-    tmp_34 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
-    # einsum("Bc,lj,Bc,k,Bcl,Bci->jik", d2tanh_z_h_2, W, adj_h_2, h_0, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1)
-    tmp_35 = adj_h_2 * d2tanh_z_h_2
-    tmp_36 = tmp_35[:, :, None] * jac_z_h_2__z_h_1
-    tmp_37 = np.tensordot(tmp_36, jac_z_h_2__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_38 = tmp_37.T @ W
-    # einsum("Bi,cj,Bi,Bk,Bic->jik", d2tanh_z_h_2, W, adj_h_2, h_1, jac_z_h_2__z_h_1)
-    tmp_39 = adj_h_2 * d2tanh_z_h_2
-    tmp_40 = tmp_39[:, :, None] * h_1[:, None]
-    tmp_41 = (tmp_40.transpose(1, 2, 0)) @ (jac_z_h_2__z_h_1.transpose(1, 0, 2))
+    tmp_2 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
     adj_z_h_3 = t["adj_z_h_3"]
     jac_h_2__z_h_1 = t["jac_h_2__z_h_1"]
     # einsum("cj,Bi,Bkc->jik", W, adj_z_h_3, jac_h_2__z_h_1)
-    tmp_42 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
-    # einsum("Bc,lj,Bc,k,Bcl,Bci->jik", d2tanh_z_h_3, W, adj_h_3, h_0, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1)
-    tmp_43 = adj_h_3 * d2tanh_z_h_3
-    tmp_44 = tmp_43[:, :, None] * jac_z_h_3__z_h_1
-    tmp_45 = np.tensordot(tmp_44, jac_z_h_3__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_46 = tmp_45.T @ W
-    jac_z_h_3__z_h_2 = t["jac_z_h_3__z_h_2"]
-    # einsum("Bc,lj,Bc,Bk,Bcl,Bci->jik", d2tanh_z_h_3, W, adj_h_3, h_1, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2)
-    tmp_47 = adj_h_3 * d2tanh_z_h_3
-    tmp_48 = tmp_47[:, :, None] * jac_z_h_3__z_h_1
-    tmp_49 = (tmp_48.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_50 = np.tensordot(tmp_49, h_1, axes=([0], [0]))
-    # einsum("Bi,cj,Bi,Bk,Bic->jik", d2tanh_z_h_3, W, adj_h_3, h_2, jac_z_h_3__z_h_1)
-    tmp_51 = adj_h_3 * d2tanh_z_h_3
-    tmp_52 = tmp_51[:, :, None] * h_2[:, None]
-    tmp_53 = (tmp_52.transpose(1, 2, 0)) @ (jac_z_h_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bm,lj,Bm,k,Bml,Bmi->jik", d2tanh_z_r_1, W, adj_r_1, h_0, jac_z_r_1__z_h_1, jac_z_r_1__z_h_1)
-    tmp_54 = adj_r_1 * d2tanh_z_r_1
-    tmp_55 = tmp_54[:, :, None] * jac_z_r_1__z_h_1
-    tmp_56 = np.tensordot(tmp_55, jac_z_r_1__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_57 = tmp_56.T @ W
-    # einsum("Bm,lj,Bm,k,Bml,Bmi->jik", d2tanh_z_r_2, W, adj_r_2, h_0, jac_z_r_2__z_h_1, jac_z_r_2__z_h_1)
-    tmp_58 = adj_r_2 * d2tanh_z_r_2
-    tmp_59 = tmp_58[:, :, None] * jac_z_r_2__z_h_1
-    tmp_60 = np.tensordot(tmp_59, jac_z_r_2__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_61 = tmp_60.T @ W
-    jac_z_r_2__z_h_2 = t["jac_z_r_2__z_h_2"]
-    # einsum("Bm,lj,Bm,Bk,Bml,Bmi->jik", d2tanh_z_r_2, W, adj_r_2, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2)
-    tmp_62 = adj_r_2 * d2tanh_z_r_2
-    tmp_63 = tmp_62[:, :, None] * jac_z_r_2__z_h_1
-    tmp_64 = (tmp_63.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_65 = np.tensordot(tmp_64, h_1, axes=([0], [0]))
-    # einsum("Bm,lj,Bm,k,Bml,Bmi->jik", d2tanh_z_r_3, W, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_h_1)
-    tmp_66 = adj_r_3 * d2tanh_z_r_3
-    tmp_67 = tmp_66[:, :, None] * jac_z_r_3__z_h_1
-    tmp_68 = np.tensordot(tmp_67, jac_z_r_3__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_69 = tmp_68.T @ W
-    jac_z_r_3__z_h_2 = t["jac_z_r_3__z_h_2"]
-    # einsum("Bm,lj,Bm,Bk,Bml,Bmi->jik", d2tanh_z_r_3, W, adj_r_3, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2)
-    tmp_70 = adj_r_3 * d2tanh_z_r_3
-    tmp_71 = tmp_70[:, :, None] * jac_z_r_3__z_h_1
-    tmp_72 = (tmp_71.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_73 = np.tensordot(tmp_72, h_1, axes=([0], [0]))
-    jac_z_r_3__z_h_3 = t["jac_z_r_3__z_h_3"]
-    # einsum("Bm,lj,Bm,Bk,Bml,Bmi->jik", d2tanh_z_r_3, W, adj_r_3, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3)
-    tmp_74 = adj_r_3 * d2tanh_z_r_3
-    tmp_75 = tmp_74[:, :, None] * jac_z_r_3__z_h_1
-    tmp_76 = (tmp_75.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_77 = np.tensordot(tmp_76, h_2, axes=([0], [0]))
-    # einsum("cj,k,no,Bnc,Boi->jik", W, h_0, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1)
-    tmp_78 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_79 = np.tensordot(tmp_78, jac_p_1__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_80 = tmp_79.T @ W
-    # einsum("cj,k,no,Bnc,Boi->jik", W, h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1)
-    tmp_81 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_82 = np.tensordot(tmp_81, jac_p_2__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_83 = tmp_82.T @ W
-    jac_p_2__z_h_2 = t["jac_p_2__z_h_2"]
-    # einsum("cj,Bk,no,Bnc,Boi->jik", W, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2)
-    tmp_84 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_85 = tmp_84 @ jac_p_2__z_h_2
-    tmp_86 = np.tensordot(tmp_85, h_1, axes=([0], [0]))
-    # einsum("cj,k,no,Bnc,Boi->jik", W, h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1)
-    tmp_87 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_88 = np.tensordot(tmp_87, jac_p_3__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_89 = tmp_88.T @ W
-    jac_p_3__z_h_2 = t["jac_p_3__z_h_2"]
-    # einsum("cj,Bk,no,Bnc,Boi->jik", W, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2)
-    tmp_90 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_91 = tmp_90 @ jac_p_3__z_h_2
-    tmp_92 = np.tensordot(tmp_91, h_1, axes=([0], [0]))
-    jac_p_3__z_h_3 = t["jac_p_3__z_h_3"]
-    # einsum("cj,Bk,no,Bnc,Boi->jik", W, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3)
-    tmp_93 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_94 = tmp_93 @ jac_p_3__z_h_3
-    tmp_95 = np.tensordot(tmp_94, h_2, axes=([0], [0]))
-    hess_h_0___W = ((adj_z_h_1.sum(axis=0))[:, None] * (np.eye(3))[:, None] + tmp_33.T[:, :, None] * h_0 + (np.tensordot(tmp_34, W, axes=([1], [0]))).transpose(2, 1, 0) + tmp_38.T[:, :, None] * h_0 + (np.tensordot(tmp_41, W, axes=([2], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_42, W, axes=([1], [0]))).transpose(2, 1, 0) + tmp_46.T[:, :, None] * h_0 + (np.tensordot(tmp_50, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_53, W, axes=([2], [0]))).transpose(2, 0, 1) + tmp_57.T[:, :, None] * h_0 + tmp_61.T[:, :, None] * h_0 + (np.tensordot(tmp_65, W, axes=([0], [0]))).transpose(2, 0, 1) + tmp_69.T[:, :, None] * h_0 + (np.tensordot(tmp_73, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_77, W, axes=([0], [0]))).transpose(2, 0, 1) + tmp_80.T[:, :, None] * h_0 + tmp_83.T[:, :, None] * h_0 + (np.tensordot(tmp_86, W, axes=([0], [0]))).transpose(2, 0, 1) + tmp_89.T[:, :, None] * h_0 + (np.tensordot(tmp_92, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_95, W, axes=([0], [0]))).transpose(2, 0, 1)) / B
-    # ∂f/∂h(0),V[j,i,k] = tanh''(z_h_1[i]) W[i,j] adj_h_1[i] x_1[k] + Σ_cl tanh''(z_h_2[c]) W[l,j] adj_h_2[c] jac_z_h_2__z_h_1[c,l] jac_z_h_2__z_h_1[c,i] x_1[k] + Σ_c tanh''(z_h_2[i]) W[c,j] adj_h_2[i] jac_z_h_2__z_h_1[i,c] x_2[k] + Σ_cl tanh''(z_h_3[c]) W[l,j] adj_h_3[c] jac_z_h_3__z_h_1[c,l] jac_z_h_3__z_h_1[c,i] x_1[k] + Σ_cl tanh''(z_h_3[c]) W[l,j] adj_h_3[c] jac_z_h_3__z_h_1[c,l] jac_z_h_3__z_h_2[c,i] x_2[k] + Σ_c tanh''(z_h_3[i]) W[c,j] adj_h_3[i] jac_z_h_3__z_h_1[i,c] x_3[k] + Σ_ml tanh''(z_r_1[m]) W[l,j] adj_r_1[m] jac_z_r_1__z_h_1[m,l] jac_z_r_1__z_h_1[m,i] x_1[k] + Σ_ml tanh''(z_r_2[m]) W[l,j] adj_r_2[m] jac_z_r_2__z_h_1[m,l] jac_z_r_2__z_h_1[m,i] x_1[k] + Σ_ml tanh''(z_r_2[m]) W[l,j] adj_r_2[m] jac_z_r_2__z_h_1[m,l] jac_z_r_2__z_h_2[m,i] x_2[k] + Σ_ml tanh''(z_r_3[m]) W[l,j] adj_r_3[m] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_1[m,i] x_1[k] + Σ_ml tanh''(z_r_3[m]) W[l,j] adj_r_3[m] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_2[m,i] x_2[k] + Σ_ml tanh''(z_r_3[m]) W[l,j] adj_r_3[m] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_3[m,i] x_3[k] + Σ_cno W[c,j] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[n,c] jac_p_1__z_h_1[o,i] x_1[k] + Σ_cno W[c,j] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,c] jac_p_2__z_h_1[o,i] x_1[k] + Σ_cno W[c,j] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,c] jac_p_2__z_h_2[o,i] x_2[k] + Σ_cno W[c,j] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_h_1[o,i] x_1[k] + Σ_cno W[c,j] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_h_2[o,i] x_2[k] + Σ_cno W[c,j] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_h_3[o,i] x_3[k]
+    tmp_3 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    h_0 = t["h(0)"]
+    # einsum("cj,k,Bci->jik", W, h_0, hess_z_h_1__z_h_1)
+    tmp_4 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
+    h_1 = t["h(1)"]
+    hess_z_h_1__z_h_2 = t["hess_z_h_1__z_h_2"]
+    # einsum("cj,Bk,Bci->jik", W, h_1, hess_z_h_1__z_h_2)
+    tmp_5 = np.tensordot(hess_z_h_1__z_h_2, h_1, axes=([0], [0]))
+    h_2 = t["h(2)"]
+    hess_z_h_1__z_h_3 = t["hess_z_h_1__z_h_3"]
+    # einsum("cj,Bk,Bci->jik", W, h_2, hess_z_h_1__z_h_3)
+    tmp_6 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
+    hess_h_0___W = ((adj_z_h_1.sum(axis=0))[:, None] * (np.eye(3))[:, None] + (np.tensordot(tmp_2, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_3, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_4, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_5, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_6, W, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    # ∂f/∂h(0),V[j,i,k] = Σ_c W[c,j] hess_z_h_1__z_h_1[c,i] x_1[k] + Σ_c W[c,j] hess_z_h_1__z_h_2[c,i] x_2[k] + Σ_c W[c,j] hess_z_h_1__z_h_3[c,i] x_3[k]
     x_1 = t["x(1)"]
-    # einsum("Bi,ij,Bi,Bk->jik", d2tanh_z_h_1, W, adj_h_1, x_1)
-    tmp_96 = adj_h_1 * d2tanh_z_h_1
-    tmp_97 = tmp_96.T @ x_1
-    # einsum("Bc,lj,Bc,Bcl,Bci,Bk->jik", d2tanh_z_h_2, W, adj_h_2, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1, x_1)
-    tmp_98 = adj_h_2 * d2tanh_z_h_2
-    tmp_99 = tmp_98[:, :, None] * jac_z_h_2__z_h_1
-    tmp_100 = (tmp_99.transpose(0, 2, 1)) @ jac_z_h_2__z_h_1
-    tmp_101 = np.tensordot(tmp_100, x_1, axes=([0], [0]))
+    # einsum("cj,Bci,Bk->jik", W, hess_z_h_1__z_h_1, x_1)
+    tmp_7 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
     x_2 = t["x(2)"]
-    # einsum("Bi,cj,Bi,Bic,Bk->jik", d2tanh_z_h_2, W, adj_h_2, jac_z_h_2__z_h_1, x_2)
-    tmp_102 = adj_h_2 * d2tanh_z_h_2
-    tmp_103 = tmp_102[:, :, None] * x_2[:, None]
-    tmp_104 = (tmp_103.transpose(1, 2, 0)) @ (jac_z_h_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bc,lj,Bc,Bcl,Bci,Bk->jik", d2tanh_z_h_3, W, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1, x_1)
-    tmp_105 = adj_h_3 * d2tanh_z_h_3
-    tmp_106 = tmp_105[:, :, None] * jac_z_h_3__z_h_1
-    tmp_107 = (tmp_106.transpose(0, 2, 1)) @ jac_z_h_3__z_h_1
-    tmp_108 = np.tensordot(tmp_107, x_1, axes=([0], [0]))
-    # einsum("Bc,lj,Bc,Bcl,Bci,Bk->jik", d2tanh_z_h_3, W, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_2)
-    tmp_109 = adj_h_3 * d2tanh_z_h_3
-    tmp_110 = tmp_109[:, :, None] * jac_z_h_3__z_h_1
-    tmp_111 = (tmp_110.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_112 = np.tensordot(tmp_111, x_2, axes=([0], [0]))
+    # einsum("cj,Bci,Bk->jik", W, hess_z_h_1__z_h_2, x_2)
+    tmp_8 = np.tensordot(x_2, hess_z_h_1__z_h_2, axes=([0], [0]))
     x_3 = t["x(3)"]
-    # einsum("Bi,cj,Bi,Bic,Bk->jik", d2tanh_z_h_3, W, adj_h_3, jac_z_h_3__z_h_1, x_3)
-    tmp_113 = adj_h_3 * d2tanh_z_h_3
-    tmp_114 = tmp_113[:, :, None] * x_3[:, None]
-    tmp_115 = (tmp_114.transpose(1, 2, 0)) @ (jac_z_h_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bm,lj,Bm,Bml,Bmi,Bk->jik", d2tanh_z_r_1, W, adj_r_1, jac_z_r_1__z_h_1, jac_z_r_1__z_h_1, x_1)
-    tmp_116 = adj_r_1 * d2tanh_z_r_1
-    tmp_117 = tmp_116[:, :, None] * jac_z_r_1__z_h_1
-    tmp_118 = (tmp_117.transpose(0, 2, 1)) @ jac_z_r_1__z_h_1
-    tmp_119 = np.tensordot(tmp_118, x_1, axes=([0], [0]))
-    # einsum("Bm,lj,Bm,Bml,Bmi,Bk->jik", d2tanh_z_r_2, W, adj_r_2, jac_z_r_2__z_h_1, jac_z_r_2__z_h_1, x_1)
-    tmp_120 = adj_r_2 * d2tanh_z_r_2
-    tmp_121 = tmp_120[:, :, None] * jac_z_r_2__z_h_1
-    tmp_122 = (tmp_121.transpose(0, 2, 1)) @ jac_z_r_2__z_h_1
-    tmp_123 = np.tensordot(tmp_122, x_1, axes=([0], [0]))
-    # einsum("Bm,lj,Bm,Bml,Bmi,Bk->jik", d2tanh_z_r_2, W, adj_r_2, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2, x_2)
-    tmp_124 = adj_r_2 * d2tanh_z_r_2
-    tmp_125 = tmp_124[:, :, None] * jac_z_r_2__z_h_1
-    tmp_126 = (tmp_125.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_127 = np.tensordot(tmp_126, x_2, axes=([0], [0]))
-    # einsum("Bm,lj,Bm,Bml,Bmi,Bk->jik", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_1, x_1)
-    tmp_128 = adj_r_3 * d2tanh_z_r_3
-    tmp_129 = tmp_128[:, :, None] * jac_z_r_3__z_h_1
-    tmp_130 = (tmp_129.transpose(0, 2, 1)) @ jac_z_r_3__z_h_1
-    tmp_131 = np.tensordot(tmp_130, x_1, axes=([0], [0]))
-    # einsum("Bm,lj,Bm,Bml,Bmi,Bk->jik", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2, x_2)
-    tmp_132 = adj_r_3 * d2tanh_z_r_3
-    tmp_133 = tmp_132[:, :, None] * jac_z_r_3__z_h_1
-    tmp_134 = (tmp_133.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_135 = np.tensordot(tmp_134, x_2, axes=([0], [0]))
-    # einsum("Bm,lj,Bm,Bml,Bmi,Bk->jik", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3, x_3)
-    tmp_136 = adj_r_3 * d2tanh_z_r_3
-    tmp_137 = tmp_136[:, :, None] * jac_z_r_3__z_h_1
-    tmp_138 = (tmp_137.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_139 = np.tensordot(tmp_138, x_3, axes=([0], [0]))
-    # einsum("cj,no,Bnc,Boi,Bk->jik", W, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1, x_1)
-    tmp_140 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_141 = tmp_140 @ jac_p_1__z_h_1
-    tmp_142 = np.tensordot(tmp_141, x_1, axes=([0], [0]))
-    # einsum("cj,no,Bnc,Boi,Bk->jik", W, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1, x_1)
-    tmp_143 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_144 = tmp_143 @ jac_p_2__z_h_1
-    tmp_145 = np.tensordot(tmp_144, x_1, axes=([0], [0]))
-    # einsum("cj,no,Bnc,Boi,Bk->jik", W, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_2)
-    tmp_146 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_147 = tmp_146 @ jac_p_2__z_h_2
-    tmp_148 = np.tensordot(tmp_147, x_2, axes=([0], [0]))
-    # einsum("cj,no,Bnc,Boi,Bk->jik", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1, x_1)
-    tmp_149 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_150 = tmp_149 @ jac_p_3__z_h_1
-    tmp_151 = np.tensordot(tmp_150, x_1, axes=([0], [0]))
-    # einsum("cj,no,Bnc,Boi,Bk->jik", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_2)
-    tmp_152 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_153 = tmp_152 @ jac_p_3__z_h_2
-    tmp_154 = np.tensordot(tmp_153, x_2, axes=([0], [0]))
-    # einsum("cj,no,Bnc,Boi,Bk->jik", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_3)
-    tmp_155 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_156 = tmp_155 @ jac_p_3__z_h_3
-    tmp_157 = np.tensordot(tmp_156, x_3, axes=([0], [0]))
-    hess_h_0___V = (tmp_97 * W.T[:, :, None] + (np.tensordot(tmp_101, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_104, W, axes=([2], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_108, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_112, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_115, W, axes=([2], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_119, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_123, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_127, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_131, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_135, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_139, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_142, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_145, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_148, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_151, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_154, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_157, W, axes=([0], [0]))).transpose(2, 0, 1)) / B
-    # ∂f/∂h(0),A[j,m,q] = Σ_c W[c,j] adj_z_r_2[m] jac_r_1__z_h_1[q,c] + Σ_c tanh''(z_r_2[m]) W[c,j] adj_r_2[m] jac_z_r_2__z_h_1[m,c] r_1[q] + Σ_c W[c,j] adj_z_r_3[m] jac_r_2__z_h_1[q,c] + Σ_ik tanh''(z_r_3[i]) W[k,j] adj_r_3[i] jac_z_r_3__z_h_1[i,k] jac_z_r_3__z_r_2[i,m] r_1[q] + Σ_c tanh''(z_r_3[m]) W[c,j] adj_r_3[m] jac_z_r_3__z_h_1[m,c] r_2[q] + Σ_cln W[c,j] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[l,c] jac_p_2__z_r_2[n,m] r_1[q] + Σ_cln W[c,j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[l,c] jac_p_3__z_r_2[n,m] r_1[q] + Σ_cln W[c,j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[l,c] jac_p_3__z_r_3[n,m] r_2[q]
+    # einsum("cj,Bci,Bk->jik", W, hess_z_h_1__z_h_3, x_3)
+    tmp_9 = np.tensordot(x_3, hess_z_h_1__z_h_3, axes=([0], [0]))
+    hess_h_0___V = ((np.tensordot(tmp_7, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_8, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_9, W, axes=([1], [0]))).transpose(2, 1, 0)) / B
+    # ∂f/∂h(0),A[j,m,q] = Σ_c W[c,j] adj_z_r_2[m] jac_r_1__z_h_1[q,c] + Σ_c W[c,j] adj_z_r_3[m] jac_r_2__z_h_1[q,c] + Σ_c W[c,j] hess_z_h_1__z_r_2[c,m] r_1[q] + Σ_c W[c,j] hess_z_h_1__z_r_3[c,m] r_2[q]
     adj_z_r_2 = t["adj_z_r_2"]
     jac_r_1__z_h_1 = t["jac_r_1__z_h_1"]
     # einsum("cj,Bm,Bqc->jmq", W, adj_z_r_2, jac_r_1__z_h_1)
-    tmp_158 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("Bm,cj,Bm,Bmc,Bq->jmq", d2tanh_z_r_2, W, adj_r_2, jac_z_r_2__z_h_1, r_1)
-    tmp_159 = adj_r_2 * d2tanh_z_r_2
-    tmp_160 = tmp_159[:, :, None] * r_1[:, None]
-    tmp_161 = (tmp_160.transpose(1, 2, 0)) @ (jac_z_r_2__z_h_1.transpose(1, 0, 2))
+    tmp_10 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
     adj_z_r_3 = t["adj_z_r_3"]
     jac_r_2__z_h_1 = t["jac_r_2__z_h_1"]
     # einsum("cj,Bm,Bqc->jmq", W, adj_z_r_3, jac_r_2__z_h_1)
-    tmp_162 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
-    jac_z_r_3__z_r_2 = t["jac_z_r_3__z_r_2"]
-    # einsum("Bi,kj,Bi,Bik,Bim,Bq->jmq", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2, r_1)
-    tmp_163 = adj_r_3 * d2tanh_z_r_3
-    tmp_164 = tmp_163[:, :, None] * jac_z_r_3__z_h_1
-    tmp_165 = (tmp_164.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_166 = np.tensordot(tmp_165, r_1, axes=([0], [0]))
-    # einsum("Bm,cj,Bm,Bmc,Bq->jmq", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, r_2)
-    tmp_167 = adj_r_3 * d2tanh_z_r_3
-    tmp_168 = tmp_167[:, :, None] * r_2[:, None]
-    tmp_169 = (tmp_168.transpose(1, 2, 0)) @ (jac_z_r_3__z_h_1.transpose(1, 0, 2))
-    jac_p_2__z_r_2 = t["jac_p_2__z_r_2"]
-    # einsum("cj,ln,Blc,Bnm,Bq->jmq", W, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2, r_1)
-    tmp_170 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_171 = tmp_170 @ jac_p_2__z_h_1
-    tmp_172 = np.tensordot(tmp_171, r_1, axes=([0], [0]))
-    jac_p_3__z_r_2 = t["jac_p_3__z_r_2"]
-    # einsum("cj,ln,Blc,Bnm,Bq->jmq", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2, r_1)
-    tmp_173 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_174 = tmp_173 @ jac_p_3__z_h_1
-    tmp_175 = np.tensordot(tmp_174, r_1, axes=([0], [0]))
-    jac_p_3__z_r_3 = t["jac_p_3__z_r_3"]
-    # einsum("cj,ln,Blc,Bnm,Bq->jmq", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3, r_2)
-    tmp_176 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_177 = tmp_176 @ jac_p_3__z_h_1
-    tmp_178 = np.tensordot(tmp_177, r_2, axes=([0], [0]))
-    hess_h_0___A = ((np.tensordot(tmp_158, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_161, W, axes=([2], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_162, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_166, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_169, W, axes=([2], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_172, W, axes=([1], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_175, W, axes=([1], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_178, W, axes=([1], [0]))).transpose(2, 0, 1)) / B
-    # ∂f/∂h(0),B[j,m,i] = Σ_c W[c,j] adj_z_r_1[m] jac_h_1__z_h_1[i,c] + Σ_c tanh''(z_r_1[m]) W[c,j] adj_r_1[m] h_1[i] jac_z_r_1__z_h_1[m,c] + Σ_c W[c,j] adj_z_r_2[m] jac_h_2__z_h_1[i,c] + Σ_kl tanh''(z_r_2[k]) W[l,j] adj_r_2[k] h_1[i] jac_z_r_2__z_h_1[k,l] jac_z_r_2__z_r_1[k,m] + Σ_c tanh''(z_r_2[m]) W[c,j] adj_r_2[m] h_2[i] jac_z_r_2__z_h_1[m,c] + Σ_c W[c,j] adj_z_r_3[m] jac_h_3__z_h_1[i,c] + Σ_kl tanh''(z_r_3[k]) W[l,j] adj_r_3[k] h_1[i] jac_z_r_3__z_h_1[k,l] jac_z_r_3__z_r_1[k,m] + Σ_kl tanh''(z_r_3[k]) W[l,j] adj_r_3[k] h_2[i] jac_z_r_3__z_h_1[k,l] jac_z_r_3__z_r_2[k,m] + Σ_c tanh''(z_r_3[m]) W[c,j] adj_r_3[m] h_3[i] jac_z_r_3__z_h_1[m,c] + Σ_cno W[c,j] h_1[i] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[n,c] jac_p_1__z_r_1[o,m] + Σ_cno W[c,j] h_1[i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,c] jac_p_2__z_r_1[o,m] + Σ_cno W[c,j] h_2[i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,c] jac_p_2__z_r_2[o,m] + Σ_cno W[c,j] h_1[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_r_1[o,m] + Σ_cno W[c,j] h_2[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_r_2[o,m] + Σ_cno W[c,j] h_3[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,c] jac_p_3__z_r_3[o,m]
+    tmp_11 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    hess_z_h_1__z_r_2 = t["hess_z_h_1__z_r_2"]
+    r_1 = t["r(1)"]
+    # einsum("cj,Bcm,Bq->jmq", W, hess_z_h_1__z_r_2, r_1)
+    tmp_12 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
+    hess_z_h_1__z_r_3 = t["hess_z_h_1__z_r_3"]
+    r_2 = t["r(2)"]
+    # einsum("cj,Bcm,Bq->jmq", W, hess_z_h_1__z_r_3, r_2)
+    tmp_13 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
+    hess_h_0___A = ((np.tensordot(tmp_10, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_11, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_12, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_13, W, axes=([1], [0]))).transpose(2, 1, 0)) / B
+    # ∂f/∂h(0),B[j,m,i] = Σ_c W[c,j] adj_z_r_1[m] jac_h_1__z_h_1[i,c] + Σ_c W[c,j] adj_z_r_2[m] jac_h_2__z_h_1[i,c] + Σ_c W[c,j] adj_z_r_3[m] jac_h_3__z_h_1[i,c] + Σ_c W[c,j] h_1[i] hess_z_h_1__z_r_1[c,m] + Σ_c W[c,j] h_2[i] hess_z_h_1__z_r_2[c,m] + Σ_c W[c,j] h_3[i] hess_z_h_1__z_r_3[c,m]
     adj_z_r_1 = t["adj_z_r_1"]
     # einsum("cj,Bm,Bic->jmi", W, adj_z_r_1, jac_h_1__z_h_1)
-    tmp_179 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
-    # einsum("Bm,cj,Bm,Bi,Bmc->jmi", d2tanh_z_r_1, W, adj_r_1, h_1, jac_z_r_1__z_h_1)
-    tmp_180 = adj_r_1 * d2tanh_z_r_1
-    tmp_181 = tmp_180[:, :, None] * h_1[:, None]
-    tmp_182 = (tmp_181.transpose(1, 2, 0)) @ (jac_z_r_1__z_h_1.transpose(1, 0, 2))
+    tmp_14 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
     # einsum("cj,Bm,Bic->jmi", W, adj_z_r_2, jac_h_2__z_h_1)
-    tmp_183 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
-    jac_z_r_2__z_r_1 = t["jac_z_r_2__z_r_1"]
-    # einsum("Bk,lj,Bk,Bi,Bkl,Bkm->jmi", d2tanh_z_r_2, W, adj_r_2, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_r_1)
-    tmp_184 = adj_r_2 * d2tanh_z_r_2
-    tmp_185 = tmp_184[:, :, None] * jac_z_r_2__z_h_1
-    tmp_186 = (tmp_185.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_187 = np.tensordot(tmp_186, h_1, axes=([0], [0]))
-    # einsum("Bm,cj,Bm,Bi,Bmc->jmi", d2tanh_z_r_2, W, adj_r_2, h_2, jac_z_r_2__z_h_1)
-    tmp_188 = adj_r_2 * d2tanh_z_r_2
-    tmp_189 = tmp_188[:, :, None] * h_2[:, None]
-    tmp_190 = (tmp_189.transpose(1, 2, 0)) @ (jac_z_r_2__z_h_1.transpose(1, 0, 2))
+    tmp_15 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
     jac_h_3__z_h_1 = t["jac_h_3__z_h_1"]
     # einsum("cj,Bm,Bic->jmi", W, adj_z_r_3, jac_h_3__z_h_1)
-    tmp_191 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
-    jac_z_r_3__z_r_1 = t["jac_z_r_3__z_r_1"]
-    # einsum("Bk,lj,Bk,Bi,Bkl,Bkm->jmi", d2tanh_z_r_3, W, adj_r_3, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_r_1)
-    tmp_192 = adj_r_3 * d2tanh_z_r_3
-    tmp_193 = tmp_192[:, :, None] * jac_z_r_3__z_h_1
-    tmp_194 = (tmp_193.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_195 = np.tensordot(tmp_194, h_1, axes=([0], [0]))
-    # einsum("Bk,lj,Bk,Bi,Bkl,Bkm->jmi", d2tanh_z_r_3, W, adj_r_3, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2)
-    tmp_196 = adj_r_3 * d2tanh_z_r_3
-    tmp_197 = tmp_196[:, :, None] * jac_z_r_3__z_h_1
-    tmp_198 = (tmp_197.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_199 = np.tensordot(tmp_198, h_2, axes=([0], [0]))
-    # einsum("Bm,cj,Bm,Bi,Bmc->jmi", d2tanh_z_r_3, W, adj_r_3, h_3, jac_z_r_3__z_h_1)
-    tmp_200 = adj_r_3 * d2tanh_z_r_3
-    tmp_201 = tmp_200[:, :, None] * h_3[:, None]
-    tmp_202 = (tmp_201.transpose(1, 2, 0)) @ (jac_z_r_3__z_h_1.transpose(1, 0, 2))
-    jac_p_1__z_r_1 = t["jac_p_1__z_r_1"]
-    # einsum("cj,Bi,no,Bnc,Bom->jmi", W, h_1, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_r_1)
-    tmp_203 = np.tensordot(jac_p_1__z_r_1, hobj_p_1__p_1, axes=([1], [1]))
-    tmp_204 = tmp_203 @ jac_p_1__z_h_1
-    tmp_205 = np.tensordot(tmp_204, h_1, axes=([0], [0]))
-    jac_p_2__z_r_1 = t["jac_p_2__z_r_1"]
-    # einsum("cj,Bi,no,Bnc,Bom->jmi", W, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_1)
-    tmp_206 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_207 = tmp_206 @ jac_p_2__z_h_1
-    tmp_208 = np.tensordot(tmp_207, h_1, axes=([0], [0]))
-    # einsum("cj,Bi,no,Bnc,Bom->jmi", W, h_2, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2)
-    tmp_209 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_210 = tmp_209 @ jac_p_2__z_h_1
-    tmp_211 = np.tensordot(tmp_210, h_2, axes=([0], [0]))
-    jac_p_3__z_r_1 = t["jac_p_3__z_r_1"]
-    # einsum("cj,Bi,no,Bnc,Bom->jmi", W, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_1)
-    tmp_212 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_213 = tmp_212 @ jac_p_3__z_h_1
-    tmp_214 = np.tensordot(tmp_213, h_1, axes=([0], [0]))
-    # einsum("cj,Bi,no,Bnc,Bom->jmi", W, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2)
-    tmp_215 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_216 = tmp_215 @ jac_p_3__z_h_1
-    tmp_217 = np.tensordot(tmp_216, h_2, axes=([0], [0]))
-    # einsum("cj,Bi,no,Bnc,Bom->jmi", W, h_3, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3)
-    tmp_218 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_219 = tmp_218 @ jac_p_3__z_h_1
-    tmp_220 = np.tensordot(tmp_219, h_3, axes=([0], [0]))
-    hess_h_0___B = ((np.tensordot(tmp_179, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_182, W, axes=([2], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_183, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_187, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_190, W, axes=([2], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_191, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_195, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_199, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_202, W, axes=([2], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_205, W, axes=([1], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_208, W, axes=([1], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_211, W, axes=([1], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_214, W, axes=([1], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_217, W, axes=([1], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_220, W, axes=([1], [0]))).transpose(2, 0, 1)) / B
-    # ∂f/∂h(0),U[j,l,m] = Σ_c W[c,j] adj_p_1[l] jac_r_1__z_h_1[m,c] + Σ_c W[c,j] adj_p_2[l] jac_r_2__z_h_1[m,c] + Σ_c W[c,j] adj_p_3[l] jac_r_3__z_h_1[m,c] + Σ_ci W[c,j] hobj_p_1__p_1[i,l] jac_p_1__z_h_1[i,c] r_1[m] + Σ_ci W[c,j] hobj_p_2__p_2[i,l] jac_p_2__z_h_1[i,c] r_2[m] + Σ_ci W[c,j] hobj_p_3__p_3[i,l] jac_p_3__z_h_1[i,c] r_3[m]
+    tmp_16 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    hess_z_h_1__z_r_1 = t["hess_z_h_1__z_r_1"]
+    # einsum("cj,Bi,Bcm->jmi", W, h_1, hess_z_h_1__z_r_1)
+    tmp_17 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
+    # einsum("cj,Bi,Bcm->jmi", W, h_2, hess_z_h_1__z_r_2)
+    tmp_18 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
+    h_3 = t["h(3)"]
+    # einsum("cj,Bi,Bcm->jmi", W, h_3, hess_z_h_1__z_r_3)
+    tmp_19 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
+    hess_h_0___B = ((np.tensordot(tmp_14, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_15, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_16, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_17, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_18, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_19, W, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    # ∂f/∂h(0),U[j,l,m] = Σ_c W[c,j] adj_p_1[l] jac_r_1__z_h_1[m,c] + Σ_c W[c,j] adj_p_2[l] jac_r_2__z_h_1[m,c] + Σ_c W[c,j] adj_p_3[l] jac_r_3__z_h_1[m,c] + Σ_c W[c,j] hess_z_h_1__p_1[c,l] r_1[m] + Σ_c W[c,j] hess_z_h_1__p_2[c,l] r_2[m] + Σ_c W[c,j] hess_z_h_1__p_3[c,l] r_3[m]
     adj_p_1 = t["adj_p_1"]
     # einsum("cj,Bl,Bmc->jlm", W, adj_p_1, jac_r_1__z_h_1)
-    tmp_221 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
+    tmp_20 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
     adj_p_2 = t["adj_p_2"]
     # einsum("cj,Bl,Bmc->jlm", W, adj_p_2, jac_r_2__z_h_1)
-    tmp_222 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
+    tmp_21 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
     adj_p_3 = t["adj_p_3"]
     jac_r_3__z_h_1 = t["jac_r_3__z_h_1"]
     # einsum("cj,Bl,Bmc->jlm", W, adj_p_3, jac_r_3__z_h_1)
-    tmp_223 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
-    # einsum("cj,il,Bic,Bm->jlm", W, hobj_p_1__p_1, jac_p_1__z_h_1, r_1)
-    tmp_224 = np.tensordot(r_1, jac_p_1__z_h_1, axes=([0], [0]))
-    tmp_225 = np.tensordot(tmp_224, W, axes=([2], [0]))
-    # einsum("cj,il,Bic,Bm->jlm", W, hobj_p_2__p_2, jac_p_2__z_h_1, r_2)
-    tmp_226 = np.tensordot(r_2, jac_p_2__z_h_1, axes=([0], [0]))
-    tmp_227 = np.tensordot(tmp_226, W, axes=([2], [0]))
-    # einsum("cj,il,Bic,Bm->jlm", W, hobj_p_3__p_3, jac_p_3__z_h_1, r_3)
-    tmp_228 = np.tensordot(r_3, jac_p_3__z_h_1, axes=([0], [0]))
-    tmp_229 = np.tensordot(tmp_228, W, axes=([2], [0]))
-    hess_h_0___U = ((np.tensordot(tmp_221, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_222, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_223, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_225, hobj_p_1__p_1, axes=([1], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_227, hobj_p_2__p_2, axes=([1], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_229, hobj_p_3__p_3, axes=([1], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂W,h(0)[j,i,k] = δ[i,k] adj_z_h_1[j] + tanh''(z_h_1[j]) W[j,k] adj_h_1[j] h_0[i] + Σ_c W[c,k] adj_z_h_2[j] jac_h_1__z_h_1[i,c] + Σ_cl tanh''(z_h_2[c]) W[l,k] adj_h_2[c] h_0[i] jac_z_h_2__z_h_1[c,l] jac_z_h_2__z_h_1[c,j] + Σ_c tanh''(z_h_2[j]) W[c,k] adj_h_2[j] h_1[i] jac_z_h_2__z_h_1[j,c] + Σ_c W[c,k] adj_z_h_3[j] jac_h_2__z_h_1[i,c] + Σ_cl tanh''(z_h_3[c]) W[l,k] adj_h_3[c] h_0[i] jac_z_h_3__z_h_1[c,l] jac_z_h_3__z_h_1[c,j] + Σ_cl tanh''(z_h_3[c]) W[l,k] adj_h_3[c] h_1[i] jac_z_h_3__z_h_1[c,l] jac_z_h_3__z_h_2[c,j] + Σ_c tanh''(z_h_3[j]) W[c,k] adj_h_3[j] h_2[i] jac_z_h_3__z_h_1[j,c] + Σ_ml tanh''(z_r_1[m]) W[l,k] adj_r_1[m] h_0[i] jac_z_r_1__z_h_1[m,l] jac_z_r_1__z_h_1[m,j] + Σ_ml tanh''(z_r_2[m]) W[l,k] adj_r_2[m] h_0[i] jac_z_r_2__z_h_1[m,l] jac_z_r_2__z_h_1[m,j] + Σ_ml tanh''(z_r_2[m]) W[l,k] adj_r_2[m] h_1[i] jac_z_r_2__z_h_1[m,l] jac_z_r_2__z_h_2[m,j] + Σ_ml tanh''(z_r_3[m]) W[l,k] adj_r_3[m] h_0[i] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_1[m,j] + Σ_ml tanh''(z_r_3[m]) W[l,k] adj_r_3[m] h_1[i] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_2[m,j] + Σ_ml tanh''(z_r_3[m]) W[l,k] adj_r_3[m] h_2[i] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_3[m,j] + Σ_cno W[c,k] h_0[i] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[o,c] jac_p_1__z_h_1[n,j] + Σ_cno W[c,k] h_0[i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,c] jac_p_2__z_h_1[n,j] + Σ_cno W[c,k] h_1[i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,c] jac_p_2__z_h_2[n,j] + Σ_cno W[c,k] h_0[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,c] jac_p_3__z_h_1[n,j] + Σ_cno W[c,k] h_1[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,c] jac_p_3__z_h_2[n,j] + Σ_cno W[c,k] h_2[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,c] jac_p_3__z_h_3[n,j]
+    tmp_22 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    hess_z_h_1__p_1 = t["hess_z_h_1__p_1"]
+    # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_1, r_1)
+    tmp_23 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
+    hess_z_h_1__p_2 = t["hess_z_h_1__p_2"]
+    # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_2, r_2)
+    tmp_24 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
+    hess_z_h_1__p_3 = t["hess_z_h_1__p_3"]
+    r_3 = t["r(3)"]
+    # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_3, r_3)
+    tmp_25 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
+    hess_h_0___U = ((np.tensordot(tmp_20, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_21, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_22, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_23, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_24, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_25, W, axes=([1], [0]))).transpose(2, 1, 0)) / B
+    # ∂f/∂W,h(0)[j,i,k] = δ[i,k] adj_z_h_1[j] + Σ_c W[c,k] adj_z_h_2[j] jac_h_1__z_h_1[i,c] + Σ_c W[c,k] adj_z_h_3[j] jac_h_2__z_h_1[i,c] + Σ_c W[c,k] h_0[i] hess_z_h_1__z_h_1[j,c] + Σ_c W[c,k] h_1[i] hess_z_h_2__z_h_1[j,c] + Σ_c W[c,k] h_2[i] hess_z_h_3__z_h_1[j,c]
     # einsum("ik,Bj->jik", np.eye(3), adj_z_h_1)
-    # einsum("Bj,jk,Bj,i->jik", d2tanh_z_h_1, W, adj_h_1, h_0)
-    tmp_230 = (adj_h_1.T[..., None, :] @ d2tanh_z_h_1.T[..., None])[..., 0, 0]
-    tmp_231 = tmp_230[:, None] * W
     # einsum("ck,Bj,Bic->jik", W, adj_z_h_2, jac_h_1__z_h_1)
-    tmp_232 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
-    # einsum("Bc,lk,Bc,i,Bcl,Bcj->jik", d2tanh_z_h_2, W, adj_h_2, h_0, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1)
-    tmp_233 = adj_h_2 * d2tanh_z_h_2
-    tmp_234 = tmp_233[:, :, None] * jac_z_h_2__z_h_1
-    tmp_235 = np.tensordot(tmp_234, jac_z_h_2__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_236 = tmp_235.T @ W
-    # einsum("Bj,ck,Bj,Bi,Bjc->jik", d2tanh_z_h_2, W, adj_h_2, h_1, jac_z_h_2__z_h_1)
-    tmp_237 = adj_h_2 * d2tanh_z_h_2
-    tmp_238 = tmp_237[:, :, None] * h_1[:, None]
-    tmp_239 = (tmp_238.transpose(1, 2, 0)) @ (jac_z_h_2__z_h_1.transpose(1, 0, 2))
+    tmp_26 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
     # einsum("ck,Bj,Bic->jik", W, adj_z_h_3, jac_h_2__z_h_1)
-    tmp_240 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
-    # einsum("Bc,lk,Bc,i,Bcl,Bcj->jik", d2tanh_z_h_3, W, adj_h_3, h_0, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1)
-    tmp_241 = adj_h_3 * d2tanh_z_h_3
-    tmp_242 = tmp_241[:, :, None] * jac_z_h_3__z_h_1
-    tmp_243 = np.tensordot(tmp_242, jac_z_h_3__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_244 = tmp_243.T @ W
-    # einsum("Bc,lk,Bc,Bi,Bcl,Bcj->jik", d2tanh_z_h_3, W, adj_h_3, h_1, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2)
-    tmp_245 = adj_h_3 * d2tanh_z_h_3
-    tmp_246 = tmp_245[:, :, None] * jac_z_h_3__z_h_1
-    tmp_247 = (tmp_246.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_248 = np.tensordot(tmp_247, h_1, axes=([0], [0]))
-    # einsum("Bj,ck,Bj,Bi,Bjc->jik", d2tanh_z_h_3, W, adj_h_3, h_2, jac_z_h_3__z_h_1)
-    tmp_249 = adj_h_3 * d2tanh_z_h_3
-    tmp_250 = tmp_249[:, :, None] * h_2[:, None]
-    tmp_251 = (tmp_250.transpose(1, 2, 0)) @ (jac_z_h_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bm,lk,Bm,i,Bml,Bmj->jik", d2tanh_z_r_1, W, adj_r_1, h_0, jac_z_r_1__z_h_1, jac_z_r_1__z_h_1)
-    tmp_252 = adj_r_1 * d2tanh_z_r_1
-    tmp_253 = tmp_252[:, :, None] * jac_z_r_1__z_h_1
-    tmp_254 = np.tensordot(tmp_253, jac_z_r_1__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_255 = tmp_254.T @ W
-    # einsum("Bm,lk,Bm,i,Bml,Bmj->jik", d2tanh_z_r_2, W, adj_r_2, h_0, jac_z_r_2__z_h_1, jac_z_r_2__z_h_1)
-    tmp_256 = adj_r_2 * d2tanh_z_r_2
-    tmp_257 = tmp_256[:, :, None] * jac_z_r_2__z_h_1
-    tmp_258 = np.tensordot(tmp_257, jac_z_r_2__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_259 = tmp_258.T @ W
-    # einsum("Bm,lk,Bm,Bi,Bml,Bmj->jik", d2tanh_z_r_2, W, adj_r_2, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2)
-    tmp_260 = adj_r_2 * d2tanh_z_r_2
-    tmp_261 = tmp_260[:, :, None] * jac_z_r_2__z_h_1
-    tmp_262 = (tmp_261.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_263 = np.tensordot(tmp_262, h_1, axes=([0], [0]))
-    # einsum("Bm,lk,Bm,i,Bml,Bmj->jik", d2tanh_z_r_3, W, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_h_1)
-    tmp_264 = adj_r_3 * d2tanh_z_r_3
-    tmp_265 = tmp_264[:, :, None] * jac_z_r_3__z_h_1
-    tmp_266 = np.tensordot(tmp_265, jac_z_r_3__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_267 = tmp_266.T @ W
-    # einsum("Bm,lk,Bm,Bi,Bml,Bmj->jik", d2tanh_z_r_3, W, adj_r_3, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2)
-    tmp_268 = adj_r_3 * d2tanh_z_r_3
-    tmp_269 = tmp_268[:, :, None] * jac_z_r_3__z_h_1
-    tmp_270 = (tmp_269.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_271 = np.tensordot(tmp_270, h_1, axes=([0], [0]))
-    # einsum("Bm,lk,Bm,Bi,Bml,Bmj->jik", d2tanh_z_r_3, W, adj_r_3, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3)
-    tmp_272 = adj_r_3 * d2tanh_z_r_3
-    tmp_273 = tmp_272[:, :, None] * jac_z_r_3__z_h_1
-    tmp_274 = (tmp_273.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_275 = np.tensordot(tmp_274, h_2, axes=([0], [0]))
-    # einsum("ck,i,no,Boc,Bnj->jik", W, h_0, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1)
-    tmp_276 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [1]))
-    tmp_277 = np.tensordot(tmp_276, jac_p_1__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_278 = tmp_277.T @ W
-    # einsum("ck,i,no,Boc,Bnj->jik", W, h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1)
-    tmp_279 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_280 = np.tensordot(tmp_279, jac_p_2__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_281 = tmp_280.T @ W
-    # einsum("ck,Bi,no,Boc,Bnj->jik", W, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2)
-    tmp_282 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_283 = tmp_282 @ jac_p_2__z_h_2
-    tmp_284 = np.tensordot(tmp_283, h_1, axes=([0], [0]))
-    # einsum("ck,i,no,Boc,Bnj->jik", W, h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1)
-    tmp_285 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_286 = np.tensordot(tmp_285, jac_p_3__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_287 = tmp_286.T @ W
-    # einsum("ck,Bi,no,Boc,Bnj->jik", W, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2)
-    tmp_288 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_289 = tmp_288 @ jac_p_3__z_h_2
-    tmp_290 = np.tensordot(tmp_289, h_1, axes=([0], [0]))
-    # einsum("ck,Bi,no,Boc,Bnj->jik", W, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3)
-    tmp_291 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_292 = tmp_291 @ jac_p_3__z_h_3
-    tmp_293 = np.tensordot(tmp_292, h_2, axes=([0], [0]))
-    hess_W__h_0 = ((adj_z_h_1.sum(axis=0))[:, None, None] * np.eye(3) + tmp_231[:, None] * h_0[:, None] + (np.tensordot(tmp_232, W, axes=([1], [0]))).transpose(1, 0, 2) + tmp_236[:, None] * h_0[:, None] + np.tensordot(tmp_239, W, axes=([2], [0])) + (np.tensordot(tmp_240, W, axes=([1], [0]))).transpose(1, 0, 2) + tmp_244[:, None] * h_0[:, None] + np.tensordot(tmp_248, W, axes=([0], [0])) + np.tensordot(tmp_251, W, axes=([2], [0])) + tmp_255[:, None] * h_0[:, None] + tmp_259[:, None] * h_0[:, None] + np.tensordot(tmp_263, W, axes=([0], [0])) + tmp_267[:, None] * h_0[:, None] + np.tensordot(tmp_271, W, axes=([0], [0])) + np.tensordot(tmp_275, W, axes=([0], [0])) + tmp_278[:, None] * h_0[:, None] + tmp_281[:, None] * h_0[:, None] + np.tensordot(tmp_284, W, axes=([0], [0])) + tmp_287[:, None] * h_0[:, None] + np.tensordot(tmp_290, W, axes=([0], [0])) + np.tensordot(tmp_293, W, axes=([0], [0]))) / B
-    # ∂f/∂W,W[j,i,k,l] = tanh''(z_h_1[j]) δ[j,k] adj_h_1[j] h_0[i] h_0[l] + adj_z_h_2[j] h_0[l] jac_h_1__z_h_1[i,k] + adj_z_h_2[k] h_0[i] jac_h_1__z_h_1[l,j] + Σ_c tanh''(z_h_2[c]) adj_h_2[c] h_0[i] h_0[l] jac_z_h_2__z_h_1[c,j] jac_z_h_2__z_h_1[c,k] + tanh''(z_h_2[k]) adj_h_2[k] h_0[i] h_1[l] jac_z_h_2__z_h_1[k,j] + tanh''(z_h_2[j]) adj_h_2[j] h_0[l] h_1[i] jac_z_h_2__z_h_1[j,k] + tanh''(z_h_2[j]) δ[j,k] adj_h_2[j] h_1[i] h_1[l] + adj_z_h_3[j] h_0[l] jac_h_2__z_h_1[i,k] + adj_z_h_3[j] h_1[l] jac_h_2__z_h_2[i,k] + adj_z_h_3[k] h_0[i] jac_h_2__z_h_1[l,j] + adj_z_h_3[k] h_1[i] jac_h_2__z_h_2[l,j] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_0[i] h_0[l] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_1[c,k] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_0[i] h_1[l] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_2[c,k] + tanh''(z_h_3[k]) adj_h_3[k] h_0[i] h_2[l] jac_z_h_3__z_h_1[k,j] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_0[l] h_1[i] jac_z_h_3__z_h_1[c,k] jac_z_h_3__z_h_2[c,j] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[i] h_1[l] jac_z_h_3__z_h_2[c,j] jac_z_h_3__z_h_2[c,k] + tanh''(z_h_3[k]) adj_h_3[k] h_1[i] h_2[l] jac_z_h_3__z_h_2[k,j] + tanh''(z_h_3[j]) adj_h_3[j] h_0[l] h_2[i] jac_z_h_3__z_h_1[j,k] + tanh''(z_h_3[j]) adj_h_3[j] h_1[l] h_2[i] jac_z_h_3__z_h_2[j,k] + tanh''(z_h_3[j]) δ[j,k] adj_h_3[j] h_2[i] h_2[l] + Σ_m tanh''(z_r_1[m]) adj_r_1[m] h_0[i] h_0[l] jac_z_r_1__z_h_1[m,j] jac_z_r_1__z_h_1[m,k] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_0[i] h_0[l] jac_z_r_2__z_h_1[m,j] jac_z_r_2__z_h_1[m,k] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_0[i] h_1[l] jac_z_r_2__z_h_1[m,j] jac_z_r_2__z_h_2[m,k] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_0[l] h_1[i] jac_z_r_2__z_h_1[m,k] jac_z_r_2__z_h_2[m,j] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_1[i] h_1[l] jac_z_r_2__z_h_2[m,j] jac_z_r_2__z_h_2[m,k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[i] h_0[l] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_1[m,k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[i] h_1[l] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_2[m,k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[i] h_2[l] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_3[m,k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[l] h_1[i] jac_z_r_3__z_h_1[m,k] jac_z_r_3__z_h_2[m,j] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_1[i] h_1[l] jac_z_r_3__z_h_2[m,j] jac_z_r_3__z_h_2[m,k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_1[i] h_2[l] jac_z_r_3__z_h_2[m,j] jac_z_r_3__z_h_3[m,k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[l] h_2[i] jac_z_r_3__z_h_1[m,k] jac_z_r_3__z_h_3[m,j] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_1[l] h_2[i] jac_z_r_3__z_h_2[m,k] jac_z_r_3__z_h_3[m,j] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_2[i] h_2[l] jac_z_r_3__z_h_3[m,j] jac_z_r_3__z_h_3[m,k] + Σ_no h_0[i] h_0[l] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[n,j] jac_p_1__z_h_1[o,k] + Σ_no h_0[i] h_0[l] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,j] jac_p_2__z_h_1[o,k] + Σ_no h_0[i] h_1[l] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,j] jac_p_2__z_h_2[o,k] + Σ_no h_0[l] h_1[i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,k] jac_p_2__z_h_2[n,j] + Σ_no h_1[i] h_1[l] hobj_p_2__p_2[n,o] jac_p_2__z_h_2[n,j] jac_p_2__z_h_2[o,k] + Σ_no h_0[i] h_0[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_1[o,k] + Σ_no h_0[i] h_1[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_2[o,k] + Σ_no h_0[i] h_2[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_3[o,k] + Σ_no h_0[l] h_1[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,k] jac_p_3__z_h_2[n,j] + Σ_no h_1[i] h_1[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_2[n,j] jac_p_3__z_h_2[o,k] + Σ_no h_1[i] h_2[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_2[n,j] jac_p_3__z_h_3[o,k] + Σ_no h_0[l] h_2[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,k] jac_p_3__z_h_3[n,j] + Σ_no h_1[l] h_2[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_2[o,k] jac_p_3__z_h_3[n,j] + Σ_no h_2[i] h_2[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_3[n,j] jac_p_3__z_h_3[o,k]
-    # einsum("Bj,jk,Bj,i,l->jikl", d2tanh_z_h_1, np.eye(3), adj_h_1, h_0, h_0)
-    tmp_294 = (adj_h_1.T[..., None, :] @ d2tanh_z_h_1.T[..., None])[..., 0, 0]
-    tmp_295 = tmp_294[:, None] * np.eye(3)
-    tmp_296 = h_0[:, None] * h_0
+    tmp_27 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    # einsum("ck,i,Bjc->jik", W, h_0, hess_z_h_1__z_h_1)
+    tmp_28 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
+    hess_z_h_2__z_h_1 = t["hess_z_h_2__z_h_1"]
+    # einsum("ck,Bi,Bjc->jik", W, h_1, hess_z_h_2__z_h_1)
+    tmp_29 = np.tensordot(hess_z_h_2__z_h_1, h_1, axes=([0], [0]))
+    hess_z_h_3__z_h_1 = t["hess_z_h_3__z_h_1"]
+    # einsum("ck,Bi,Bjc->jik", W, h_2, hess_z_h_3__z_h_1)
+    tmp_30 = np.tensordot(hess_z_h_3__z_h_1, h_2, axes=([0], [0]))
+    hess_W__h_0 = ((adj_z_h_1.sum(axis=0))[:, None, None] * np.eye(3) + (np.tensordot(tmp_26, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_27, W, axes=([1], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_28, W, axes=([1], [0])) + np.tensordot(tmp_29, W, axes=([1], [0])) + np.tensordot(tmp_30, W, axes=([1], [0]))) / B
+    # ∂f/∂W,W[j,i,k,l] = adj_z_h_2[j] h_0[l] jac_h_1__z_h_1[i,k] + adj_z_h_2[k] h_0[i] jac_h_1__z_h_1[l,j] + adj_z_h_3[j] h_0[l] jac_h_2__z_h_1[i,k] + adj_z_h_3[j] h_1[l] jac_h_2__z_h_2[i,k] + adj_z_h_3[k] h_0[i] jac_h_2__z_h_1[l,j] + adj_z_h_3[k] h_1[i] jac_h_2__z_h_2[l,j] + h_0[i] h_0[l] hess_z_h_1__z_h_1[j,k] + h_0[i] h_1[l] hess_z_h_1__z_h_2[j,k] + h_0[i] h_2[l] hess_z_h_1__z_h_3[j,k] + h_0[l] h_1[i] hess_z_h_2__z_h_1[j,k] + h_1[i] h_1[l] hess_z_h_2__z_h_2[j,k] + h_1[i] h_2[l] hess_z_h_2__z_h_3[j,k] + h_0[l] h_2[i] hess_z_h_3__z_h_1[j,k] + h_1[l] h_2[i] hess_z_h_3__z_h_2[j,k] + h_2[i] h_2[l] hess_z_h_3__z_h_3[j,k]
     # einsum("Bj,l,Bik->jikl", adj_z_h_2, h_0, jac_h_1__z_h_1)
-    tmp_297 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
+    tmp_31 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
     # einsum("Bk,i,Blj->jikl", adj_z_h_2, h_0, jac_h_1__z_h_1)
-    tmp_298 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
-    # einsum("Bc,Bc,i,l,Bcj,Bck->jikl", d2tanh_z_h_2, adj_h_2, h_0, h_0, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1)
-    tmp_299 = adj_h_2 * d2tanh_z_h_2
-    tmp_300 = tmp_299[:, :, None] * jac_z_h_2__z_h_1
-    tmp_301 = np.tensordot(tmp_300, jac_z_h_2__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_302 = h_0[:, None] * h_0
-    # einsum("Bk,Bk,i,Bl,Bkj->jikl", d2tanh_z_h_2, adj_h_2, h_0, h_1, jac_z_h_2__z_h_1)
-    tmp_303 = adj_h_2 * d2tanh_z_h_2
-    tmp_304 = tmp_303[:, :, None] * h_1[:, None]
-    tmp_305 = (tmp_304.transpose(1, 2, 0)) @ (jac_z_h_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bj,Bj,l,Bi,Bjk->jikl", d2tanh_z_h_2, adj_h_2, h_0, h_1, jac_z_h_2__z_h_1)
-    tmp_306 = adj_h_2 * d2tanh_z_h_2
-    tmp_307 = tmp_306[:, :, None] * h_1[:, None]
-    tmp_308 = (tmp_307.transpose(1, 2, 0)) @ (jac_z_h_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_2, np.eye(3), adj_h_2, h_1, h_1)
-    tmp_309 = adj_h_2 * d2tanh_z_h_2
-    tmp_310 = h_1[:, :, None] * h_1[:, None]
-    tmp_311 = np.tensordot(tmp_310, tmp_309, axes=([0], [0]))
+    tmp_32 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
     # einsum("Bj,l,Bik->jikl", adj_z_h_3, h_0, jac_h_2__z_h_1)
-    tmp_312 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    tmp_33 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
     jac_h_2__z_h_2 = t["jac_h_2__z_h_2"]
     # einsum("Bj,Bl,Bik->jikl", adj_z_h_3, h_1, jac_h_2__z_h_2)
-    tmp_313 = h_1[:, :, None] * adj_z_h_3[:, None]
+    tmp_34 = h_1[:, :, None] * adj_z_h_3[:, None]
     # einsum("Bk,i,Blj->jikl", adj_z_h_3, h_0, jac_h_2__z_h_1)
-    tmp_314 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    tmp_35 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
     # einsum("Bk,Bi,Blj->jikl", adj_z_h_3, h_1, jac_h_2__z_h_2)
-    tmp_315 = h_1[:, :, None] * adj_z_h_3[:, None]
-    # einsum("Bc,Bc,i,l,Bcj,Bck->jikl", d2tanh_z_h_3, adj_h_3, h_0, h_0, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1)
-    tmp_316 = adj_h_3 * d2tanh_z_h_3
-    tmp_317 = tmp_316[:, :, None] * jac_z_h_3__z_h_1
-    tmp_318 = np.tensordot(tmp_317, jac_z_h_3__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_319 = h_0[:, None] * h_0
-    # einsum("Bc,Bc,i,Bl,Bcj,Bck->jikl", d2tanh_z_h_3, adj_h_3, h_0, h_1, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2)
-    tmp_320 = adj_h_3 * d2tanh_z_h_3
-    tmp_321 = tmp_320[:, :, None] * jac_z_h_3__z_h_1
-    tmp_322 = (tmp_321.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_323 = np.tensordot(tmp_322, h_1, axes=([0], [0]))
-    # einsum("Bk,Bk,i,Bl,Bkj->jikl", d2tanh_z_h_3, adj_h_3, h_0, h_2, jac_z_h_3__z_h_1)
-    tmp_324 = adj_h_3 * d2tanh_z_h_3
-    tmp_325 = tmp_324[:, :, None] * h_2[:, None]
-    tmp_326 = (tmp_325.transpose(1, 2, 0)) @ (jac_z_h_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bc,Bc,l,Bi,Bck,Bcj->jikl", d2tanh_z_h_3, adj_h_3, h_0, h_1, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2)
-    tmp_327 = adj_h_3 * d2tanh_z_h_3
-    tmp_328 = tmp_327[:, :, None] * jac_z_h_3__z_h_1
-    tmp_329 = (tmp_328.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_330 = np.tensordot(tmp_329, h_1, axes=([0], [0]))
-    # einsum("Bc,Bc,Bi,Bl,Bcj,Bck->jikl", d2tanh_z_h_3, adj_h_3, h_1, h_1, jac_z_h_3__z_h_2, jac_z_h_3__z_h_2)
-    tmp_331 = adj_h_3 * d2tanh_z_h_3
-    tmp_332 = tmp_331[:, :, None] * jac_z_h_3__z_h_2
-    tmp_333 = (tmp_332.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_334 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bk,Bi,Bl,Bkj->jikl", d2tanh_z_h_3, adj_h_3, h_1, h_2, jac_z_h_3__z_h_2)
-    tmp_335 = adj_h_3 * d2tanh_z_h_3
-    tmp_336 = tmp_335[:, :, None] * jac_z_h_3__z_h_2
-    tmp_337 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bj,l,Bi,Bjk->jikl", d2tanh_z_h_3, adj_h_3, h_0, h_2, jac_z_h_3__z_h_1)
-    tmp_338 = adj_h_3 * d2tanh_z_h_3
-    tmp_339 = tmp_338[:, :, None] * h_2[:, None]
-    tmp_340 = (tmp_339.transpose(1, 2, 0)) @ (jac_z_h_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bj,Bj,Bl,Bi,Bjk->jikl", d2tanh_z_h_3, adj_h_3, h_1, h_2, jac_z_h_3__z_h_2)
-    tmp_341 = adj_h_3 * d2tanh_z_h_3
-    tmp_342 = tmp_341[:, :, None] * jac_z_h_3__z_h_2
-    tmp_343 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_3, np.eye(3), adj_h_3, h_2, h_2)
-    tmp_344 = adj_h_3 * d2tanh_z_h_3
-    tmp_345 = h_2[:, :, None] * h_2[:, None]
-    tmp_346 = np.tensordot(tmp_345, tmp_344, axes=([0], [0]))
-    # einsum("Bm,Bm,i,l,Bmj,Bmk->jikl", d2tanh_z_r_1, adj_r_1, h_0, h_0, jac_z_r_1__z_h_1, jac_z_r_1__z_h_1)
-    tmp_347 = adj_r_1 * d2tanh_z_r_1
-    tmp_348 = tmp_347[:, :, None] * jac_z_r_1__z_h_1
-    tmp_349 = np.tensordot(tmp_348, jac_z_r_1__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_350 = h_0[:, None] * h_0
-    # einsum("Bm,Bm,i,l,Bmj,Bmk->jikl", d2tanh_z_r_2, adj_r_2, h_0, h_0, jac_z_r_2__z_h_1, jac_z_r_2__z_h_1)
-    tmp_351 = adj_r_2 * d2tanh_z_r_2
-    tmp_352 = tmp_351[:, :, None] * jac_z_r_2__z_h_1
-    tmp_353 = np.tensordot(tmp_352, jac_z_r_2__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_354 = h_0[:, None] * h_0
-    # einsum("Bm,Bm,i,Bl,Bmj,Bmk->jikl", d2tanh_z_r_2, adj_r_2, h_0, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2)
-    tmp_355 = adj_r_2 * d2tanh_z_r_2
-    tmp_356 = tmp_355[:, :, None] * jac_z_r_2__z_h_1
-    tmp_357 = (tmp_356.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_358 = np.tensordot(tmp_357, h_1, axes=([0], [0]))
-    # einsum("Bm,Bm,l,Bi,Bmk,Bmj->jikl", d2tanh_z_r_2, adj_r_2, h_0, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2)
-    tmp_359 = adj_r_2 * d2tanh_z_r_2
-    tmp_360 = tmp_359[:, :, None] * jac_z_r_2__z_h_1
-    tmp_361 = (tmp_360.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_362 = np.tensordot(tmp_361, h_1, axes=([0], [0]))
-    # einsum("Bm,Bm,Bi,Bl,Bmj,Bmk->jikl", d2tanh_z_r_2, adj_r_2, h_1, h_1, jac_z_r_2__z_h_2, jac_z_r_2__z_h_2)
-    tmp_363 = adj_r_2 * d2tanh_z_r_2
-    tmp_364 = tmp_363[:, :, None] * jac_z_r_2__z_h_2
-    tmp_365 = (tmp_364.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_366 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,i,l,Bmj,Bmk->jikl", d2tanh_z_r_3, adj_r_3, h_0, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_h_1)
-    tmp_367 = adj_r_3 * d2tanh_z_r_3
-    tmp_368 = tmp_367[:, :, None] * jac_z_r_3__z_h_1
-    tmp_369 = np.tensordot(tmp_368, jac_z_r_3__z_h_1, axes=([0, 1], [0, 1]))
-    tmp_370 = h_0[:, None] * h_0
-    # einsum("Bm,Bm,i,Bl,Bmj,Bmk->jikl", d2tanh_z_r_3, adj_r_3, h_0, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2)
-    tmp_371 = adj_r_3 * d2tanh_z_r_3
-    tmp_372 = tmp_371[:, :, None] * jac_z_r_3__z_h_1
-    tmp_373 = (tmp_372.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_374 = np.tensordot(tmp_373, h_1, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bl,Bmj,Bmk->jikl", d2tanh_z_r_3, adj_r_3, h_0, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3)
-    tmp_375 = adj_r_3 * d2tanh_z_r_3
-    tmp_376 = tmp_375[:, :, None] * jac_z_r_3__z_h_1
-    tmp_377 = (tmp_376.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_378 = np.tensordot(tmp_377, h_2, axes=([0], [0]))
-    # einsum("Bm,Bm,l,Bi,Bmk,Bmj->jikl", d2tanh_z_r_3, adj_r_3, h_0, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2)
-    tmp_379 = adj_r_3 * d2tanh_z_r_3
-    tmp_380 = tmp_379[:, :, None] * jac_z_r_3__z_h_1
-    tmp_381 = (tmp_380.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_382 = np.tensordot(tmp_381, h_1, axes=([0], [0]))
-    # einsum("Bm,Bm,Bi,Bl,Bmj,Bmk->jikl", d2tanh_z_r_3, adj_r_3, h_1, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_h_2)
-    tmp_383 = adj_r_3 * d2tanh_z_r_3
-    tmp_384 = tmp_383[:, :, None] * jac_z_r_3__z_h_2
-    tmp_385 = (tmp_384.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_386 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bl,Bmj,Bmk->jikl", d2tanh_z_r_3, adj_r_3, h_1, h_2, jac_z_r_3__z_h_2, jac_z_r_3__z_h_3)
-    tmp_387 = adj_r_3 * d2tanh_z_r_3
-    tmp_388 = tmp_387[:, :, None] * jac_z_r_3__z_h_2
-    tmp_389 = (tmp_388.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_390 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,l,Bi,Bmk,Bmj->jikl", d2tanh_z_r_3, adj_r_3, h_0, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3)
-    tmp_391 = adj_r_3 * d2tanh_z_r_3
-    tmp_392 = tmp_391[:, :, None] * jac_z_r_3__z_h_1
-    tmp_393 = (tmp_392.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_394 = np.tensordot(tmp_393, h_2, axes=([0], [0]))
-    # einsum("Bm,Bm,Bl,Bi,Bmk,Bmj->jikl", d2tanh_z_r_3, adj_r_3, h_1, h_2, jac_z_r_3__z_h_2, jac_z_r_3__z_h_3)
-    tmp_395 = adj_r_3 * d2tanh_z_r_3
-    tmp_396 = tmp_395[:, :, None] * jac_z_r_3__z_h_2
-    tmp_397 = (tmp_396.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_398 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bl,Bmj,Bmk->jikl", d2tanh_z_r_3, adj_r_3, h_2, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_h_3)
-    tmp_399 = adj_r_3 * d2tanh_z_r_3
-    tmp_400 = tmp_399[:, :, None] * jac_z_r_3__z_h_3
-    tmp_401 = (tmp_400.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_402 = h_2[:, :, None] * h_2[:, None]
-    # einsum("i,l,no,Bnj,Bok->jikl", h_0, h_0, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1)
-    tmp_403 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_404 = np.tensordot(tmp_403, jac_p_1__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_405 = h_0[:, None] * h_0
-    # einsum("i,l,no,Bnj,Bok->jikl", h_0, h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1)
-    tmp_406 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_407 = np.tensordot(tmp_406, jac_p_2__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_408 = h_0[:, None] * h_0
-    # einsum("i,Bl,no,Bnj,Bok->jikl", h_0, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2)
-    tmp_409 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_410 = tmp_409 @ jac_p_2__z_h_2
-    tmp_411 = np.tensordot(tmp_410, h_1, axes=([0], [0]))
-    # einsum("l,Bi,no,Bok,Bnj->jikl", h_0, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2)
-    tmp_412 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_413 = tmp_412 @ jac_p_2__z_h_2
-    tmp_414 = np.tensordot(tmp_413, h_1, axes=([0], [0]))
-    # einsum("Bi,Bl,no,Bnj,Bok->jikl", h_1, h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_h_2)
-    tmp_415 = np.tensordot(jac_p_2__z_h_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_416 = tmp_415 @ jac_p_2__z_h_2
-    tmp_417 = h_1[:, :, None] * h_1[:, None]
-    # einsum("i,l,no,Bnj,Bok->jikl", h_0, h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1)
-    tmp_418 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_419 = np.tensordot(tmp_418, jac_p_3__z_h_1, axes=([0, 2], [0, 1]))
-    tmp_420 = h_0[:, None] * h_0
-    # einsum("i,Bl,no,Bnj,Bok->jikl", h_0, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2)
-    tmp_421 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_422 = tmp_421 @ jac_p_3__z_h_2
-    tmp_423 = np.tensordot(tmp_422, h_1, axes=([0], [0]))
-    # einsum("i,Bl,no,Bnj,Bok->jikl", h_0, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3)
-    tmp_424 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_425 = tmp_424 @ jac_p_3__z_h_3
-    tmp_426 = np.tensordot(tmp_425, h_2, axes=([0], [0]))
-    # einsum("l,Bi,no,Bok,Bnj->jikl", h_0, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2)
-    tmp_427 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_428 = tmp_427 @ jac_p_3__z_h_2
-    tmp_429 = np.tensordot(tmp_428, h_1, axes=([0], [0]))
-    # einsum("Bi,Bl,no,Bnj,Bok->jikl", h_1, h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_2)
-    tmp_430 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_431 = tmp_430 @ jac_p_3__z_h_2
-    tmp_432 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bl,no,Bnj,Bok->jikl", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3)
-    tmp_433 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_434 = tmp_433 @ jac_p_3__z_h_3
-    tmp_435 = h_2[:, :, None] * h_1[:, None]
-    # einsum("l,Bi,no,Bok,Bnj->jikl", h_0, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3)
-    tmp_436 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_437 = tmp_436 @ jac_p_3__z_h_3
-    tmp_438 = np.tensordot(tmp_437, h_2, axes=([0], [0]))
-    # einsum("Bl,Bi,no,Bok,Bnj->jikl", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3)
-    tmp_439 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_440 = tmp_439 @ jac_p_3__z_h_3
-    tmp_441 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bl,no,Bnj,Bok->jikl", h_2, h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_h_3)
-    tmp_442 = np.tensordot(jac_p_3__z_h_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_443 = tmp_442 @ jac_p_3__z_h_3
-    tmp_444 = h_2[:, :, None] * h_2[:, None]
-    hess_W__W = (tmp_296.T[:, None] * tmp_295[:, None, :, None] + (tmp_297.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_298.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + tmp_302.T[:, None] * tmp_301[:, None, :, None] + (tmp_305.transpose(2, 0, 1))[:, None] * h_0[:, None, None] + tmp_308[:, :, :, None] * h_0 + (tmp_311.transpose(2, 1, 0))[:, :, None] * (np.eye(3))[:, None, :, None] + (tmp_312.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_313, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_314.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_315, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + tmp_319.T[:, None] * tmp_318[:, None, :, None] + tmp_323[:, None] * h_0[:, None, None] + (tmp_326.transpose(2, 0, 1))[:, None] * h_0[:, None, None] + (tmp_330.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_334, tmp_333, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_337, tmp_336, axes=([0], [0]))).transpose(3, 1, 2, 0) + tmp_340[:, :, :, None] * h_0 + (np.tensordot(tmp_343, tmp_342, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_346.transpose(2, 1, 0))[:, :, None] * (np.eye(3))[:, None, :, None] + tmp_350.T[:, None] * tmp_349[:, None, :, None] + tmp_354.T[:, None] * tmp_353[:, None, :, None] + tmp_358[:, None] * h_0[:, None, None] + (tmp_362.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_366, tmp_365, axes=([0], [0]))).transpose(2, 1, 3, 0) + tmp_370.T[:, None] * tmp_369[:, None, :, None] + tmp_374[:, None] * h_0[:, None, None] + tmp_378[:, None] * h_0[:, None, None] + (tmp_382.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_386, tmp_385, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_390, tmp_389, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_394.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_398, tmp_397, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_402, tmp_401, axes=([0], [0]))).transpose(2, 1, 3, 0) + tmp_405.T[:, None] * tmp_404[:, None, :, None] + tmp_408.T[:, None] * tmp_407[:, None, :, None] + tmp_411[:, None] * h_0[:, None, None] + (tmp_414.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_417, tmp_416, axes=([0], [0]))).transpose(2, 1, 3, 0) + tmp_420.T[:, None] * tmp_419[:, None, :, None] + tmp_423[:, None] * h_0[:, None, None] + tmp_426[:, None] * h_0[:, None, None] + (tmp_429.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_432, tmp_431, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_435, tmp_434, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_438.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_441, tmp_440, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_444, tmp_443, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W,V[j,i,k,l] = tanh''(z_h_1[j]) δ[j,k] adj_h_1[j] h_0[i] x_1[l] + adj_z_h_2[j] jac_h_1__z_h_1[i,k] x_1[l] + Σ_c tanh''(z_h_2[c]) adj_h_2[c] h_0[i] jac_z_h_2__z_h_1[c,j] jac_z_h_2__z_h_1[c,k] x_1[l] + tanh''(z_h_2[k]) adj_h_2[k] h_0[i] jac_z_h_2__z_h_1[k,j] x_2[l] + tanh''(z_h_2[j]) adj_h_2[j] h_1[i] jac_z_h_2__z_h_1[j,k] x_1[l] + tanh''(z_h_2[j]) δ[j,k] adj_h_2[j] h_1[i] x_2[l] + adj_z_h_3[j] jac_h_2__z_h_1[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_2[i,k] x_2[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_0[i] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_1[c,k] x_1[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_0[i] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_2[c,k] x_2[l] + tanh''(z_h_3[k]) adj_h_3[k] h_0[i] jac_z_h_3__z_h_1[k,j] x_3[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[i] jac_z_h_3__z_h_1[c,k] jac_z_h_3__z_h_2[c,j] x_1[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[i] jac_z_h_3__z_h_2[c,j] jac_z_h_3__z_h_2[c,k] x_2[l] + tanh''(z_h_3[k]) adj_h_3[k] h_1[i] jac_z_h_3__z_h_2[k,j] x_3[l] + tanh''(z_h_3[j]) adj_h_3[j] h_2[i] jac_z_h_3__z_h_1[j,k] x_1[l] + tanh''(z_h_3[j]) adj_h_3[j] h_2[i] jac_z_h_3__z_h_2[j,k] x_2[l] + tanh''(z_h_3[j]) δ[j,k] adj_h_3[j] h_2[i] x_3[l] + Σ_m tanh''(z_r_1[m]) adj_r_1[m] h_0[i] jac_z_r_1__z_h_1[m,j] jac_z_r_1__z_h_1[m,k] x_1[l] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_0[i] jac_z_r_2__z_h_1[m,j] jac_z_r_2__z_h_1[m,k] x_1[l] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_0[i] jac_z_r_2__z_h_1[m,j] jac_z_r_2__z_h_2[m,k] x_2[l] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_1[i] jac_z_r_2__z_h_1[m,k] jac_z_r_2__z_h_2[m,j] x_1[l] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_1[i] jac_z_r_2__z_h_2[m,j] jac_z_r_2__z_h_2[m,k] x_2[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[i] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_1[m,k] x_1[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[i] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_2[m,k] x_2[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[i] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_3[m,k] x_3[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_1[i] jac_z_r_3__z_h_1[m,k] jac_z_r_3__z_h_2[m,j] x_1[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_1[i] jac_z_r_3__z_h_2[m,j] jac_z_r_3__z_h_2[m,k] x_2[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_1[i] jac_z_r_3__z_h_2[m,j] jac_z_r_3__z_h_3[m,k] x_3[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_2[i] jac_z_r_3__z_h_1[m,k] jac_z_r_3__z_h_3[m,j] x_1[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_2[i] jac_z_r_3__z_h_2[m,k] jac_z_r_3__z_h_3[m,j] x_2[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_2[i] jac_z_r_3__z_h_3[m,j] jac_z_r_3__z_h_3[m,k] x_3[l] + Σ_no h_0[i] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[n,j] jac_p_1__z_h_1[o,k] x_1[l] + Σ_no h_0[i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,j] jac_p_2__z_h_1[o,k] x_1[l] + Σ_no h_0[i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,j] jac_p_2__z_h_2[o,k] x_2[l] + Σ_no h_1[i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,k] jac_p_2__z_h_2[n,j] x_1[l] + Σ_no h_1[i] hobj_p_2__p_2[n,o] jac_p_2__z_h_2[n,j] jac_p_2__z_h_2[o,k] x_2[l] + Σ_no h_0[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_1[o,k] x_1[l] + Σ_no h_0[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_2[o,k] x_2[l] + Σ_no h_0[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_3[o,k] x_3[l] + Σ_no h_1[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,k] jac_p_3__z_h_2[n,j] x_1[l] + Σ_no h_1[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_2[n,j] jac_p_3__z_h_2[o,k] x_2[l] + Σ_no h_1[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_2[n,j] jac_p_3__z_h_3[o,k] x_3[l] + Σ_no h_2[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,k] jac_p_3__z_h_3[n,j] x_1[l] + Σ_no h_2[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_2[o,k] jac_p_3__z_h_3[n,j] x_2[l] + Σ_no h_2[i] hobj_p_3__p_3[n,o] jac_p_3__z_h_3[n,j] jac_p_3__z_h_3[o,k] x_3[l]
-    # einsum("Bj,jk,Bj,i,Bl->jikl", d2tanh_z_h_1, np.eye(3), adj_h_1, h_0, x_1)
-    tmp_445 = adj_h_1 * d2tanh_z_h_1
-    tmp_446 = tmp_445.T @ x_1
-    tmp_447 = tmp_446[:, :, None] * (np.eye(3))[:, None]
+    tmp_36 = h_1[:, :, None] * adj_z_h_3[:, None]
+    # einsum("i,l,Bjk->jikl", h_0, h_0, hess_z_h_1__z_h_1)
+    tmp_37 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
+    # einsum("i,Bl,Bjk->jikl", h_0, h_1, hess_z_h_1__z_h_2)
+    tmp_38 = np.tensordot(hess_z_h_1__z_h_2, h_1, axes=([0], [0]))
+    # einsum("i,Bl,Bjk->jikl", h_0, h_2, hess_z_h_1__z_h_3)
+    tmp_39 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
+    # einsum("l,Bi,Bjk->jikl", h_0, h_1, hess_z_h_2__z_h_1)
+    tmp_40 = np.tensordot(hess_z_h_2__z_h_1, h_1, axes=([0], [0]))
+    hess_z_h_2__z_h_2 = t["hess_z_h_2__z_h_2"]
+    # einsum("Bi,Bl,Bjk->jikl", h_1, h_1, hess_z_h_2__z_h_2)
+    tmp_41 = h_1[:, :, None] * h_1[:, None]
+    hess_z_h_2__z_h_3 = t["hess_z_h_2__z_h_3"]
+    # einsum("Bi,Bl,Bjk->jikl", h_1, h_2, hess_z_h_2__z_h_3)
+    tmp_42 = h_2[:, :, None] * h_1[:, None]
+    # einsum("l,Bi,Bjk->jikl", h_0, h_2, hess_z_h_3__z_h_1)
+    tmp_43 = np.tensordot(hess_z_h_3__z_h_1, h_2, axes=([0], [0]))
+    hess_z_h_3__z_h_2 = t["hess_z_h_3__z_h_2"]
+    # einsum("Bl,Bi,Bjk->jikl", h_1, h_2, hess_z_h_3__z_h_2)
+    tmp_44 = h_2[:, :, None] * h_1[:, None]
+    hess_z_h_3__z_h_3 = t["hess_z_h_3__z_h_3"]
+    # einsum("Bi,Bl,Bjk->jikl", h_2, h_2, hess_z_h_3__z_h_3)
+    tmp_45 = h_2[:, :, None] * h_2[:, None]
+    hess_W__W = ((tmp_31.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_32.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_33.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_34, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_35.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_36, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_37.transpose(0, 2, 1))[:, :, :, None] * h_0 + tmp_38[:, None] * h_0[:, None, None] + tmp_39[:, None] * h_0[:, None, None] + (tmp_40.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_41, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_42, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_43.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_44, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_45, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W,V[j,i,k,l] = adj_z_h_2[j] jac_h_1__z_h_1[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_1[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_2[i,k] x_2[l] + h_0[i] hess_z_h_1__z_h_1[j,k] x_1[l] + h_0[i] hess_z_h_1__z_h_2[j,k] x_2[l] + h_0[i] hess_z_h_1__z_h_3[j,k] x_3[l] + h_1[i] hess_z_h_2__z_h_1[j,k] x_1[l] + h_1[i] hess_z_h_2__z_h_2[j,k] x_2[l] + h_1[i] hess_z_h_2__z_h_3[j,k] x_3[l] + h_2[i] hess_z_h_3__z_h_1[j,k] x_1[l] + h_2[i] hess_z_h_3__z_h_2[j,k] x_2[l] + h_2[i] hess_z_h_3__z_h_3[j,k] x_3[l]
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_2, jac_h_1__z_h_1, x_1)
-    tmp_448 = x_1[:, :, None] * adj_z_h_2[:, None]
-    # einsum("Bc,Bc,i,Bcj,Bck,Bl->jikl", d2tanh_z_h_2, adj_h_2, h_0, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1, x_1)
-    tmp_449 = adj_h_2 * d2tanh_z_h_2
-    tmp_450 = tmp_449[:, :, None] * jac_z_h_2__z_h_1
-    tmp_451 = (tmp_450.transpose(0, 2, 1)) @ jac_z_h_2__z_h_1
-    tmp_452 = np.tensordot(tmp_451, x_1, axes=([0], [0]))
-    # einsum("Bk,Bk,i,Bkj,Bl->jikl", d2tanh_z_h_2, adj_h_2, h_0, jac_z_h_2__z_h_1, x_2)
-    tmp_453 = adj_h_2 * d2tanh_z_h_2
-    tmp_454 = tmp_453[:, :, None] * x_2[:, None]
-    tmp_455 = (tmp_454.transpose(1, 2, 0)) @ (jac_z_h_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bj,Bj,Bi,Bjk,Bl->jikl", d2tanh_z_h_2, adj_h_2, h_1, jac_z_h_2__z_h_1, x_1)
-    tmp_456 = adj_h_2 * d2tanh_z_h_2
-    tmp_457 = tmp_456[:, :, None] * jac_z_h_2__z_h_1
-    tmp_458 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_2, np.eye(3), adj_h_2, h_1, x_2)
-    tmp_459 = adj_h_2 * d2tanh_z_h_2
-    tmp_460 = x_2[:, :, None] * h_1[:, None]
-    tmp_461 = np.tensordot(tmp_460, tmp_459, axes=([0], [0]))
+    tmp_46 = x_1[:, :, None] * adj_z_h_2[:, None]
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_3, jac_h_2__z_h_1, x_1)
-    tmp_462 = x_1[:, :, None] * adj_z_h_3[:, None]
+    tmp_47 = x_1[:, :, None] * adj_z_h_3[:, None]
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_3, jac_h_2__z_h_2, x_2)
-    tmp_463 = x_2[:, :, None] * adj_z_h_3[:, None]
-    # einsum("Bc,Bc,i,Bcj,Bck,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_0, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1, x_1)
-    tmp_464 = adj_h_3 * d2tanh_z_h_3
-    tmp_465 = tmp_464[:, :, None] * jac_z_h_3__z_h_1
-    tmp_466 = (tmp_465.transpose(0, 2, 1)) @ jac_z_h_3__z_h_1
-    tmp_467 = np.tensordot(tmp_466, x_1, axes=([0], [0]))
-    # einsum("Bc,Bc,i,Bcj,Bck,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_0, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_2)
-    tmp_468 = adj_h_3 * d2tanh_z_h_3
-    tmp_469 = tmp_468[:, :, None] * jac_z_h_3__z_h_1
-    tmp_470 = (tmp_469.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_471 = np.tensordot(tmp_470, x_2, axes=([0], [0]))
-    # einsum("Bk,Bk,i,Bkj,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_0, jac_z_h_3__z_h_1, x_3)
-    tmp_472 = adj_h_3 * d2tanh_z_h_3
-    tmp_473 = tmp_472[:, :, None] * x_3[:, None]
-    tmp_474 = (tmp_473.transpose(1, 2, 0)) @ (jac_z_h_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bc,Bc,Bi,Bck,Bcj,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_1)
-    tmp_475 = adj_h_3 * d2tanh_z_h_3
-    tmp_476 = tmp_475[:, :, None] * jac_z_h_3__z_h_1
-    tmp_477 = (tmp_476.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_478 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bck,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_2, jac_z_h_3__z_h_2, x_2)
-    tmp_479 = adj_h_3 * d2tanh_z_h_3
-    tmp_480 = tmp_479[:, :, None] * jac_z_h_3__z_h_2
-    tmp_481 = (tmp_480.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_482 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bk,Bi,Bkj,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_2, x_3)
-    tmp_483 = adj_h_3 * d2tanh_z_h_3
-    tmp_484 = tmp_483[:, :, None] * jac_z_h_3__z_h_2
-    tmp_485 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bj,Bi,Bjk,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_2, jac_z_h_3__z_h_1, x_1)
-    tmp_486 = adj_h_3 * d2tanh_z_h_3
-    tmp_487 = tmp_486[:, :, None] * jac_z_h_3__z_h_1
-    tmp_488 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bj,Bi,Bjk,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_2, jac_z_h_3__z_h_2, x_2)
-    tmp_489 = adj_h_3 * d2tanh_z_h_3
-    tmp_490 = tmp_489[:, :, None] * jac_z_h_3__z_h_2
-    tmp_491 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_3, np.eye(3), adj_h_3, h_2, x_3)
-    tmp_492 = adj_h_3 * d2tanh_z_h_3
-    tmp_493 = x_3[:, :, None] * h_2[:, None]
-    tmp_494 = np.tensordot(tmp_493, tmp_492, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bmj,Bmk,Bl->jikl", d2tanh_z_r_1, adj_r_1, h_0, jac_z_r_1__z_h_1, jac_z_r_1__z_h_1, x_1)
-    tmp_495 = adj_r_1 * d2tanh_z_r_1
-    tmp_496 = tmp_495[:, :, None] * jac_z_r_1__z_h_1
-    tmp_497 = (tmp_496.transpose(0, 2, 1)) @ jac_z_r_1__z_h_1
-    tmp_498 = np.tensordot(tmp_497, x_1, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bmj,Bmk,Bl->jikl", d2tanh_z_r_2, adj_r_2, h_0, jac_z_r_2__z_h_1, jac_z_r_2__z_h_1, x_1)
-    tmp_499 = adj_r_2 * d2tanh_z_r_2
-    tmp_500 = tmp_499[:, :, None] * jac_z_r_2__z_h_1
-    tmp_501 = (tmp_500.transpose(0, 2, 1)) @ jac_z_r_2__z_h_1
-    tmp_502 = np.tensordot(tmp_501, x_1, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bmj,Bmk,Bl->jikl", d2tanh_z_r_2, adj_r_2, h_0, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2, x_2)
-    tmp_503 = adj_r_2 * d2tanh_z_r_2
-    tmp_504 = tmp_503[:, :, None] * jac_z_r_2__z_h_1
-    tmp_505 = (tmp_504.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_506 = np.tensordot(tmp_505, x_2, axes=([0], [0]))
-    # einsum("Bm,Bm,Bi,Bmk,Bmj,Bl->jikl", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2, x_1)
-    tmp_507 = adj_r_2 * d2tanh_z_r_2
-    tmp_508 = tmp_507[:, :, None] * jac_z_r_2__z_h_1
-    tmp_509 = (tmp_508.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_510 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bmk,Bl->jikl", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_2, jac_z_r_2__z_h_2, x_2)
-    tmp_511 = adj_r_2 * d2tanh_z_r_2
-    tmp_512 = tmp_511[:, :, None] * jac_z_r_2__z_h_2
-    tmp_513 = (tmp_512.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_514 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,i,Bmj,Bmk,Bl->jikl", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_h_1, x_1)
-    tmp_515 = adj_r_3 * d2tanh_z_r_3
-    tmp_516 = tmp_515[:, :, None] * jac_z_r_3__z_h_1
-    tmp_517 = (tmp_516.transpose(0, 2, 1)) @ jac_z_r_3__z_h_1
-    tmp_518 = np.tensordot(tmp_517, x_1, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bmj,Bmk,Bl->jikl", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2, x_2)
-    tmp_519 = adj_r_3 * d2tanh_z_r_3
-    tmp_520 = tmp_519[:, :, None] * jac_z_r_3__z_h_1
-    tmp_521 = (tmp_520.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_522 = np.tensordot(tmp_521, x_2, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bmj,Bmk,Bl->jikl", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3, x_3)
-    tmp_523 = adj_r_3 * d2tanh_z_r_3
-    tmp_524 = tmp_523[:, :, None] * jac_z_r_3__z_h_1
-    tmp_525 = (tmp_524.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_526 = np.tensordot(tmp_525, x_3, axes=([0], [0]))
-    # einsum("Bm,Bm,Bi,Bmk,Bmj,Bl->jikl", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2, x_1)
-    tmp_527 = adj_r_3 * d2tanh_z_r_3
-    tmp_528 = tmp_527[:, :, None] * jac_z_r_3__z_h_1
-    tmp_529 = (tmp_528.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_530 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bmk,Bl->jikl", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_h_2, x_2)
-    tmp_531 = adj_r_3 * d2tanh_z_r_3
-    tmp_532 = tmp_531[:, :, None] * jac_z_r_3__z_h_2
-    tmp_533 = (tmp_532.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_534 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bmk,Bl->jikl", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_h_3, x_3)
-    tmp_535 = adj_r_3 * d2tanh_z_r_3
-    tmp_536 = tmp_535[:, :, None] * jac_z_r_3__z_h_2
-    tmp_537 = (tmp_536.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_538 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bmk,Bmj,Bl->jikl", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3, x_1)
-    tmp_539 = adj_r_3 * d2tanh_z_r_3
-    tmp_540 = tmp_539[:, :, None] * jac_z_r_3__z_h_1
-    tmp_541 = (tmp_540.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_542 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bi,Bmk,Bmj,Bl->jikl", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_2, jac_z_r_3__z_h_3, x_2)
-    tmp_543 = adj_r_3 * d2tanh_z_r_3
-    tmp_544 = tmp_543[:, :, None] * jac_z_r_3__z_h_2
-    tmp_545 = (tmp_544.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_546 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bmk,Bl->jikl", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_h_3, x_3)
-    tmp_547 = adj_r_3 * d2tanh_z_r_3
-    tmp_548 = tmp_547[:, :, None] * jac_z_r_3__z_h_3
-    tmp_549 = (tmp_548.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_550 = x_3[:, :, None] * h_2[:, None]
-    # einsum("i,no,Bnj,Bok,Bl->jikl", h_0, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1, x_1)
-    tmp_551 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_552 = tmp_551 @ jac_p_1__z_h_1
-    tmp_553 = np.tensordot(tmp_552, x_1, axes=([0], [0]))
-    # einsum("i,no,Bnj,Bok,Bl->jikl", h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1, x_1)
-    tmp_554 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_555 = tmp_554 @ jac_p_2__z_h_1
-    tmp_556 = np.tensordot(tmp_555, x_1, axes=([0], [0]))
-    # einsum("i,no,Bnj,Bok,Bl->jikl", h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_2)
-    tmp_557 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_558 = tmp_557 @ jac_p_2__z_h_2
-    tmp_559 = np.tensordot(tmp_558, x_2, axes=([0], [0]))
-    # einsum("Bi,no,Bok,Bnj,Bl->jikl", h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_1)
-    tmp_560 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_561 = tmp_560 @ jac_p_2__z_h_2
-    tmp_562 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,no,Bnj,Bok,Bl->jikl", h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_h_2, x_2)
-    tmp_563 = np.tensordot(jac_p_2__z_h_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_564 = tmp_563 @ jac_p_2__z_h_2
-    tmp_565 = x_2[:, :, None] * h_1[:, None]
-    # einsum("i,no,Bnj,Bok,Bl->jikl", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1, x_1)
-    tmp_566 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_567 = tmp_566 @ jac_p_3__z_h_1
-    tmp_568 = np.tensordot(tmp_567, x_1, axes=([0], [0]))
-    # einsum("i,no,Bnj,Bok,Bl->jikl", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_2)
-    tmp_569 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_570 = tmp_569 @ jac_p_3__z_h_2
-    tmp_571 = np.tensordot(tmp_570, x_2, axes=([0], [0]))
-    # einsum("i,no,Bnj,Bok,Bl->jikl", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_3)
-    tmp_572 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_573 = tmp_572 @ jac_p_3__z_h_3
-    tmp_574 = np.tensordot(tmp_573, x_3, axes=([0], [0]))
-    # einsum("Bi,no,Bok,Bnj,Bl->jikl", h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_1)
-    tmp_575 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_576 = tmp_575 @ jac_p_3__z_h_2
-    tmp_577 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,no,Bnj,Bok,Bl->jikl", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_2, x_2)
-    tmp_578 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_579 = tmp_578 @ jac_p_3__z_h_2
-    tmp_580 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,no,Bnj,Bok,Bl->jikl", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3, x_3)
-    tmp_581 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_582 = tmp_581 @ jac_p_3__z_h_3
-    tmp_583 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bi,no,Bok,Bnj,Bl->jikl", h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_1)
-    tmp_584 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_585 = tmp_584 @ jac_p_3__z_h_3
-    tmp_586 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bi,no,Bok,Bnj,Bl->jikl", h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3, x_2)
-    tmp_587 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_588 = tmp_587 @ jac_p_3__z_h_3
-    tmp_589 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,no,Bnj,Bok,Bl->jikl", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_h_3, x_3)
-    tmp_590 = np.tensordot(jac_p_3__z_h_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_591 = tmp_590 @ jac_p_3__z_h_3
-    tmp_592 = x_3[:, :, None] * h_2[:, None]
-    hess_W__V = ((tmp_447.transpose(0, 2, 1))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_448, jac_h_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + tmp_452[:, None] * h_0[:, None, None] + (tmp_455.transpose(2, 0, 1))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_458, tmp_457, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_461.transpose(2, 1, 0))[:, :, None] * (np.eye(3))[:, None, :, None] + (np.tensordot(tmp_462, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_463, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + tmp_467[:, None] * h_0[:, None, None] + tmp_471[:, None] * h_0[:, None, None] + (tmp_474.transpose(2, 0, 1))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_478, tmp_477, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_482, tmp_481, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_485, tmp_484, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_488, tmp_487, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_491, tmp_490, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_494.transpose(2, 1, 0))[:, :, None] * (np.eye(3))[:, None, :, None] + tmp_498[:, None] * h_0[:, None, None] + tmp_502[:, None] * h_0[:, None, None] + tmp_506[:, None] * h_0[:, None, None] + (np.tensordot(tmp_510, tmp_509, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_514, tmp_513, axes=([0], [0]))).transpose(2, 1, 3, 0) + tmp_518[:, None] * h_0[:, None, None] + tmp_522[:, None] * h_0[:, None, None] + tmp_526[:, None] * h_0[:, None, None] + (np.tensordot(tmp_530, tmp_529, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_534, tmp_533, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_538, tmp_537, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_542, tmp_541, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_546, tmp_545, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_550, tmp_549, axes=([0], [0]))).transpose(2, 1, 3, 0) + tmp_553[:, None] * h_0[:, None, None] + tmp_556[:, None] * h_0[:, None, None] + tmp_559[:, None] * h_0[:, None, None] + (np.tensordot(tmp_562, tmp_561, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_565, tmp_564, axes=([0], [0]))).transpose(2, 1, 3, 0) + tmp_568[:, None] * h_0[:, None, None] + tmp_571[:, None] * h_0[:, None, None] + tmp_574[:, None] * h_0[:, None, None] + (np.tensordot(tmp_577, tmp_576, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_580, tmp_579, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_583, tmp_582, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_586, tmp_585, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_589, tmp_588, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_592, tmp_591, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W,A[j,i,m,q] = adj_z_r_2[m] h_0[i] jac_r_1__z_h_1[q,j] + tanh''(z_r_2[m]) adj_r_2[m] h_0[i] jac_z_r_2__z_h_1[m,j] r_1[q] + tanh''(z_r_2[m]) adj_r_2[m] h_1[i] jac_z_r_2__z_h_2[m,j] r_1[q] + adj_z_r_3[m] h_0[i] jac_r_2__z_h_1[q,j] + adj_z_r_3[m] h_1[i] jac_r_2__z_h_2[q,j] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_0[i] jac_z_r_3__z_h_1[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] + tanh''(z_r_3[m]) adj_r_3[m] h_0[i] jac_z_r_3__z_h_1[m,j] r_2[q] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[i] jac_z_r_3__z_h_2[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] + tanh''(z_r_3[m]) adj_r_3[m] h_1[i] jac_z_r_3__z_h_2[m,j] r_2[q] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[i] jac_z_r_3__z_h_3[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] + tanh''(z_r_3[m]) adj_r_3[m] h_2[i] jac_z_r_3__z_h_3[m,j] r_2[q] + Σ_kl h_0[i] hobj_p_2__p_2[k,l] jac_p_2__z_h_1[k,j] jac_p_2__z_r_2[l,m] r_1[q] + Σ_kl h_1[i] hobj_p_2__p_2[k,l] jac_p_2__z_h_2[k,j] jac_p_2__z_r_2[l,m] r_1[q] + Σ_kl h_0[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_1[k,j] jac_p_3__z_r_2[l,m] r_1[q] + Σ_kl h_0[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_1[k,j] jac_p_3__z_r_3[l,m] r_2[q] + Σ_kl h_1[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_2[k,j] jac_p_3__z_r_2[l,m] r_1[q] + Σ_kl h_1[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_2[k,j] jac_p_3__z_r_3[l,m] r_2[q] + Σ_kl h_2[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_3[k,j] jac_p_3__z_r_2[l,m] r_1[q] + Σ_kl h_2[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_3[k,j] jac_p_3__z_r_3[l,m] r_2[q]
+    tmp_48 = x_2[:, :, None] * adj_z_h_3[:, None]
+    # einsum("i,Bjk,Bl->jikl", h_0, hess_z_h_1__z_h_1, x_1)
+    tmp_49 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
+    # einsum("i,Bjk,Bl->jikl", h_0, hess_z_h_1__z_h_2, x_2)
+    tmp_50 = np.tensordot(x_2, hess_z_h_1__z_h_2, axes=([0], [0]))
+    # einsum("i,Bjk,Bl->jikl", h_0, hess_z_h_1__z_h_3, x_3)
+    tmp_51 = np.tensordot(x_3, hess_z_h_1__z_h_3, axes=([0], [0]))
+    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_1, x_1)
+    tmp_52 = x_1[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_2, x_2)
+    tmp_53 = x_2[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_3, x_3)
+    tmp_54 = x_3[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_1, x_1)
+    tmp_55 = x_1[:, :, None] * h_2[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_2, x_2)
+    tmp_56 = x_2[:, :, None] * h_2[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_3, x_3)
+    tmp_57 = x_3[:, :, None] * h_2[:, None]
+    hess_W__V = ((np.tensordot(tmp_46, jac_h_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_47, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_48, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_49.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_50.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_51.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_52, hess_z_h_2__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_53, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_54, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_55, hess_z_h_3__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_56, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_57, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W,A[j,i,m,q] = adj_z_r_2[m] h_0[i] jac_r_1__z_h_1[q,j] + adj_z_r_3[m] h_0[i] jac_r_2__z_h_1[q,j] + adj_z_r_3[m] h_1[i] jac_r_2__z_h_2[q,j] + h_0[i] hess_z_h_1__z_r_2[j,m] r_1[q] + h_0[i] hess_z_h_1__z_r_3[j,m] r_2[q] + h_1[i] hess_z_h_2__z_r_2[j,m] r_1[q] + h_1[i] hess_z_h_2__z_r_3[j,m] r_2[q] + h_2[i] hess_z_h_3__z_r_2[j,m] r_1[q] + h_2[i] hess_z_h_3__z_r_3[j,m] r_2[q]
     # einsum("Bm,i,Bqj->jimq", adj_z_r_2, h_0, jac_r_1__z_h_1)
-    tmp_593 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bmj,Bq->jimq", d2tanh_z_r_2, adj_r_2, h_0, jac_z_r_2__z_h_1, r_1)
-    tmp_594 = adj_r_2 * d2tanh_z_r_2
-    tmp_595 = tmp_594[:, :, None] * r_1[:, None]
-    tmp_596 = (tmp_595.transpose(1, 2, 0)) @ (jac_z_r_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bm,Bm,Bi,Bmj,Bq->jimq", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_2, r_1)
-    tmp_597 = adj_r_2 * d2tanh_z_r_2
-    tmp_598 = tmp_597[:, :, None] * jac_z_r_2__z_h_2
-    tmp_599 = r_1[:, :, None] * h_1[:, None]
+    tmp_58 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
     # einsum("Bm,i,Bqj->jimq", adj_z_r_3, h_0, jac_r_2__z_h_1)
-    tmp_600 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    tmp_59 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
     jac_r_2__z_h_2 = t["jac_r_2__z_h_2"]
     # einsum("Bm,Bi,Bqj->jimq", adj_z_r_3, h_1, jac_r_2__z_h_2)
-    tmp_601 = h_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,i,Bcj,Bcm,Bq->jimq", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2, r_1)
-    tmp_602 = adj_r_3 * d2tanh_z_r_3
-    tmp_603 = tmp_602[:, :, None] * jac_z_r_3__z_h_1
-    tmp_604 = (tmp_603.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_605 = np.tensordot(tmp_604, r_1, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bmj,Bq->jimq", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, r_2)
-    tmp_606 = adj_r_3 * d2tanh_z_r_3
-    tmp_607 = tmp_606[:, :, None] * r_2[:, None]
-    tmp_608 = (tmp_607.transpose(1, 2, 0)) @ (jac_z_r_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bq->jimq", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_r_2, r_1)
-    tmp_609 = adj_r_3 * d2tanh_z_r_3
-    tmp_610 = tmp_609[:, :, None] * jac_z_r_3__z_h_2
-    tmp_611 = (tmp_610.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_612 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bq->jimq", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, r_2)
-    tmp_613 = adj_r_3 * d2tanh_z_r_3
-    tmp_614 = tmp_613[:, :, None] * jac_z_r_3__z_h_2
-    tmp_615 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bq->jimq", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_r_2, r_1)
-    tmp_616 = adj_r_3 * d2tanh_z_r_3
-    tmp_617 = tmp_616[:, :, None] * jac_z_r_3__z_h_3
-    tmp_618 = (tmp_617.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_619 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bq->jimq", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_3, r_2)
-    tmp_620 = adj_r_3 * d2tanh_z_r_3
-    tmp_621 = tmp_620[:, :, None] * jac_z_r_3__z_h_3
-    tmp_622 = r_2[:, :, None] * h_2[:, None]
-    # einsum("i,kl,Bkj,Blm,Bq->jimq", h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2, r_1)
-    tmp_623 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_624 = tmp_623 @ jac_p_2__z_h_1
-    tmp_625 = np.tensordot(tmp_624, r_1, axes=([0], [0]))
-    # einsum("Bi,kl,Bkj,Blm,Bq->jimq", h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_2, r_1)
-    tmp_626 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_627 = tmp_626 @ jac_p_2__z_h_2
-    tmp_628 = r_1[:, :, None] * h_1[:, None]
-    # einsum("i,kl,Bkj,Blm,Bq->jimq", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2, r_1)
-    tmp_629 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_630 = tmp_629 @ jac_p_3__z_h_1
-    tmp_631 = np.tensordot(tmp_630, r_1, axes=([0], [0]))
-    # einsum("i,kl,Bkj,Blm,Bq->jimq", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3, r_2)
-    tmp_632 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_633 = tmp_632 @ jac_p_3__z_h_1
-    tmp_634 = np.tensordot(tmp_633, r_2, axes=([0], [0]))
-    # einsum("Bi,kl,Bkj,Blm,Bq->jimq", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_2, r_1)
-    tmp_635 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_636 = tmp_635 @ jac_p_3__z_h_2
-    tmp_637 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,kl,Bkj,Blm,Bq->jimq", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_3, r_2)
-    tmp_638 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_639 = tmp_638 @ jac_p_3__z_h_2
-    tmp_640 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,kl,Bkj,Blm,Bq->jimq", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_2, r_1)
-    tmp_641 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_642 = tmp_641 @ jac_p_3__z_h_3
-    tmp_643 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bi,kl,Bkj,Blm,Bq->jimq", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_3, r_2)
-    tmp_644 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_645 = tmp_644 @ jac_p_3__z_h_3
-    tmp_646 = r_2[:, :, None] * h_2[:, None]
-    hess_W__A = ((tmp_593.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_596.transpose(2, 0, 1))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_599, tmp_598, axes=([0], [0]))).transpose(3, 1, 2, 0) + (tmp_600.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_601, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + tmp_605[:, None] * h_0[:, None, None] + (tmp_608.transpose(2, 0, 1))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_612, tmp_611, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_615, tmp_614, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_619, tmp_618, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_622, tmp_621, axes=([0], [0]))).transpose(3, 1, 2, 0) + (tmp_625.transpose(1, 0, 2))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_628, tmp_627, axes=([0], [0]))).transpose(3, 1, 2, 0) + (tmp_631.transpose(1, 0, 2))[:, None] * h_0[:, None, None] + (tmp_634.transpose(1, 0, 2))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_637, tmp_636, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_640, tmp_639, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_643, tmp_642, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_646, tmp_645, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂W,B[j,i,m,k] = adj_z_r_1[m] h_0[i] jac_h_1__z_h_1[k,j] + tanh''(z_r_1[m]) adj_r_1[m] h_0[i] h_1[k] jac_z_r_1__z_h_1[m,j] + adj_z_r_2[m] h_0[i] jac_h_2__z_h_1[k,j] + adj_z_r_2[m] h_1[i] jac_h_2__z_h_2[k,j] + Σ_c tanh''(z_r_2[c]) adj_r_2[c] h_0[i] h_1[k] jac_z_r_2__z_h_1[c,j] jac_z_r_2__z_r_1[c,m] + tanh''(z_r_2[m]) adj_r_2[m] h_0[i] h_2[k] jac_z_r_2__z_h_1[m,j] + Σ_c tanh''(z_r_2[c]) adj_r_2[c] h_1[i] h_1[k] jac_z_r_2__z_h_2[c,j] jac_z_r_2__z_r_1[c,m] + tanh''(z_r_2[m]) adj_r_2[m] h_1[i] h_2[k] jac_z_r_2__z_h_2[m,j] + adj_z_r_3[m] h_0[i] jac_h_3__z_h_1[k,j] + adj_z_r_3[m] h_1[i] jac_h_3__z_h_2[k,j] + adj_z_r_3[m] h_2[i] jac_h_3__z_h_3[k,j] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_0[i] h_1[k] jac_z_r_3__z_h_1[c,j] jac_z_r_3__z_r_1[c,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_0[i] h_2[k] jac_z_r_3__z_h_1[c,j] jac_z_r_3__z_r_2[c,m] + tanh''(z_r_3[m]) adj_r_3[m] h_0[i] h_3[k] jac_z_r_3__z_h_1[m,j] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[i] h_1[k] jac_z_r_3__z_h_2[c,j] jac_z_r_3__z_r_1[c,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[i] h_2[k] jac_z_r_3__z_h_2[c,j] jac_z_r_3__z_r_2[c,m] + tanh''(z_r_3[m]) adj_r_3[m] h_1[i] h_3[k] jac_z_r_3__z_h_2[m,j] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[k] h_2[i] jac_z_r_3__z_h_3[c,j] jac_z_r_3__z_r_1[c,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[i] h_2[k] jac_z_r_3__z_h_3[c,j] jac_z_r_3__z_r_2[c,m] + tanh''(z_r_3[m]) adj_r_3[m] h_2[i] h_3[k] jac_z_r_3__z_h_3[m,j] + Σ_ln h_0[i] h_1[k] hobj_p_1__p_1[l,n] jac_p_1__z_h_1[l,j] jac_p_1__z_r_1[n,m] + Σ_ln h_0[i] h_1[k] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[l,j] jac_p_2__z_r_1[n,m] + Σ_ln h_0[i] h_2[k] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[l,j] jac_p_2__z_r_2[n,m] + Σ_ln h_1[i] h_1[k] hobj_p_2__p_2[l,n] jac_p_2__z_h_2[l,j] jac_p_2__z_r_1[n,m] + Σ_ln h_1[i] h_2[k] hobj_p_2__p_2[l,n] jac_p_2__z_h_2[l,j] jac_p_2__z_r_2[n,m] + Σ_ln h_0[i] h_1[k] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[l,j] jac_p_3__z_r_1[n,m] + Σ_ln h_0[i] h_2[k] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[l,j] jac_p_3__z_r_2[n,m] + Σ_ln h_0[i] h_3[k] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[l,j] jac_p_3__z_r_3[n,m] + Σ_ln h_1[i] h_1[k] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[l,j] jac_p_3__z_r_1[n,m] + Σ_ln h_1[i] h_2[k] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[l,j] jac_p_3__z_r_2[n,m] + Σ_ln h_1[i] h_3[k] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[l,j] jac_p_3__z_r_3[n,m] + Σ_ln h_1[k] h_2[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[l,j] jac_p_3__z_r_1[n,m] + Σ_ln h_2[i] h_2[k] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[l,j] jac_p_3__z_r_2[n,m] + Σ_ln h_2[i] h_3[k] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[l,j] jac_p_3__z_r_3[n,m]
+    tmp_60 = h_1[:, :, None] * adj_z_r_3[:, None]
+    # einsum("i,Bjm,Bq->jimq", h_0, hess_z_h_1__z_r_2, r_1)
+    tmp_61 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
+    # einsum("i,Bjm,Bq->jimq", h_0, hess_z_h_1__z_r_3, r_2)
+    tmp_62 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
+    hess_z_h_2__z_r_2 = t["hess_z_h_2__z_r_2"]
+    # einsum("Bi,Bjm,Bq->jimq", h_1, hess_z_h_2__z_r_2, r_1)
+    tmp_63 = r_1[:, :, None] * h_1[:, None]
+    hess_z_h_2__z_r_3 = t["hess_z_h_2__z_r_3"]
+    # einsum("Bi,Bjm,Bq->jimq", h_1, hess_z_h_2__z_r_3, r_2)
+    tmp_64 = r_2[:, :, None] * h_1[:, None]
+    hess_z_h_3__z_r_2 = t["hess_z_h_3__z_r_2"]
+    # einsum("Bi,Bjm,Bq->jimq", h_2, hess_z_h_3__z_r_2, r_1)
+    tmp_65 = r_1[:, :, None] * h_2[:, None]
+    hess_z_h_3__z_r_3 = t["hess_z_h_3__z_r_3"]
+    # einsum("Bi,Bjm,Bq->jimq", h_2, hess_z_h_3__z_r_3, r_2)
+    tmp_66 = r_2[:, :, None] * h_2[:, None]
+    hess_W__A = ((tmp_58.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_59.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_60, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_61.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_62.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_63, hess_z_h_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_64, hess_z_h_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_65, hess_z_h_3__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_66, hess_z_h_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W,B[j,i,m,k] = adj_z_r_1[m] h_0[i] jac_h_1__z_h_1[k,j] + adj_z_r_2[m] h_0[i] jac_h_2__z_h_1[k,j] + adj_z_r_2[m] h_1[i] jac_h_2__z_h_2[k,j] + adj_z_r_3[m] h_0[i] jac_h_3__z_h_1[k,j] + adj_z_r_3[m] h_1[i] jac_h_3__z_h_2[k,j] + adj_z_r_3[m] h_2[i] jac_h_3__z_h_3[k,j] + h_0[i] h_1[k] hess_z_h_1__z_r_1[j,m] + h_0[i] h_2[k] hess_z_h_1__z_r_2[j,m] + h_0[i] h_3[k] hess_z_h_1__z_r_3[j,m] + h_1[i] h_1[k] hess_z_h_2__z_r_1[j,m] + h_1[i] h_2[k] hess_z_h_2__z_r_2[j,m] + h_1[i] h_3[k] hess_z_h_2__z_r_3[j,m] + h_1[k] h_2[i] hess_z_h_3__z_r_1[j,m] + h_2[i] h_2[k] hess_z_h_3__z_r_2[j,m] + h_2[i] h_3[k] hess_z_h_3__z_r_3[j,m]
     # einsum("Bm,i,Bkj->jimk", adj_z_r_1, h_0, jac_h_1__z_h_1)
-    tmp_647 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bk,Bmj->jimk", d2tanh_z_r_1, adj_r_1, h_0, h_1, jac_z_r_1__z_h_1)
-    tmp_648 = adj_r_1 * d2tanh_z_r_1
-    tmp_649 = tmp_648[:, :, None] * h_1[:, None]
-    tmp_650 = (tmp_649.transpose(1, 2, 0)) @ (jac_z_r_1__z_h_1.transpose(1, 0, 2))
+    tmp_67 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
     # einsum("Bm,i,Bkj->jimk", adj_z_r_2, h_0, jac_h_2__z_h_1)
-    tmp_651 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
+    tmp_68 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
     # einsum("Bm,Bi,Bkj->jimk", adj_z_r_2, h_1, jac_h_2__z_h_2)
-    tmp_652 = h_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bc,Bc,i,Bk,Bcj,Bcm->jimk", d2tanh_z_r_2, adj_r_2, h_0, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_r_1)
-    tmp_653 = adj_r_2 * d2tanh_z_r_2
-    tmp_654 = tmp_653[:, :, None] * jac_z_r_2__z_h_1
-    tmp_655 = (tmp_654.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_656 = np.tensordot(tmp_655, h_1, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bk,Bmj->jimk", d2tanh_z_r_2, adj_r_2, h_0, h_2, jac_z_r_2__z_h_1)
-    tmp_657 = adj_r_2 * d2tanh_z_r_2
-    tmp_658 = tmp_657[:, :, None] * h_2[:, None]
-    tmp_659 = (tmp_658.transpose(1, 2, 0)) @ (jac_z_r_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bc,Bc,Bi,Bk,Bcj,Bcm->jimk", d2tanh_z_r_2, adj_r_2, h_1, h_1, jac_z_r_2__z_h_2, jac_z_r_2__z_r_1)
-    tmp_660 = adj_r_2 * d2tanh_z_r_2
-    tmp_661 = tmp_660[:, :, None] * jac_z_r_2__z_h_2
-    tmp_662 = (tmp_661.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_663 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bk,Bmj->jimk", d2tanh_z_r_2, adj_r_2, h_1, h_2, jac_z_r_2__z_h_2)
-    tmp_664 = adj_r_2 * d2tanh_z_r_2
-    tmp_665 = tmp_664[:, :, None] * jac_z_r_2__z_h_2
-    tmp_666 = h_2[:, :, None] * h_1[:, None]
+    tmp_69 = h_1[:, :, None] * adj_z_r_2[:, None]
     # einsum("Bm,i,Bkj->jimk", adj_z_r_3, h_0, jac_h_3__z_h_1)
-    tmp_667 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    tmp_70 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
     jac_h_3__z_h_2 = t["jac_h_3__z_h_2"]
     # einsum("Bm,Bi,Bkj->jimk", adj_z_r_3, h_1, jac_h_3__z_h_2)
-    tmp_668 = h_1[:, :, None] * adj_z_r_3[:, None]
+    tmp_71 = h_1[:, :, None] * adj_z_r_3[:, None]
     jac_h_3__z_h_3 = t["jac_h_3__z_h_3"]
     # einsum("Bm,Bi,Bkj->jimk", adj_z_r_3, h_2, jac_h_3__z_h_3)
-    tmp_669 = h_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,i,Bk,Bcj,Bcm->jimk", d2tanh_z_r_3, adj_r_3, h_0, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_r_1)
-    tmp_670 = adj_r_3 * d2tanh_z_r_3
-    tmp_671 = tmp_670[:, :, None] * jac_z_r_3__z_h_1
-    tmp_672 = (tmp_671.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_673 = np.tensordot(tmp_672, h_1, axes=([0], [0]))
-    # einsum("Bc,Bc,i,Bk,Bcj,Bcm->jimk", d2tanh_z_r_3, adj_r_3, h_0, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2)
-    tmp_674 = adj_r_3 * d2tanh_z_r_3
-    tmp_675 = tmp_674[:, :, None] * jac_z_r_3__z_h_1
-    tmp_676 = (tmp_675.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_677 = np.tensordot(tmp_676, h_2, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bk,Bmj->jimk", d2tanh_z_r_3, adj_r_3, h_0, h_3, jac_z_r_3__z_h_1)
-    tmp_678 = adj_r_3 * d2tanh_z_r_3
-    tmp_679 = tmp_678[:, :, None] * h_3[:, None]
-    tmp_680 = (tmp_679.transpose(1, 2, 0)) @ (jac_z_r_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bc,Bc,Bi,Bk,Bcj,Bcm->jimk", d2tanh_z_r_3, adj_r_3, h_1, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_r_1)
-    tmp_681 = adj_r_3 * d2tanh_z_r_3
-    tmp_682 = tmp_681[:, :, None] * jac_z_r_3__z_h_2
-    tmp_683 = (tmp_682.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_684 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bi,Bk,Bcj,Bcm->jimk", d2tanh_z_r_3, adj_r_3, h_1, h_2, jac_z_r_3__z_h_2, jac_z_r_3__z_r_2)
-    tmp_685 = adj_r_3 * d2tanh_z_r_3
-    tmp_686 = tmp_685[:, :, None] * jac_z_r_3__z_h_2
-    tmp_687 = (tmp_686.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_688 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bk,Bmj->jimk", d2tanh_z_r_3, adj_r_3, h_1, h_3, jac_z_r_3__z_h_2)
-    tmp_689 = adj_r_3 * d2tanh_z_r_3
-    tmp_690 = tmp_689[:, :, None] * jac_z_r_3__z_h_2
-    tmp_691 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bk,Bi,Bcj,Bcm->jimk", d2tanh_z_r_3, adj_r_3, h_1, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_r_1)
-    tmp_692 = adj_r_3 * d2tanh_z_r_3
-    tmp_693 = tmp_692[:, :, None] * jac_z_r_3__z_h_3
-    tmp_694 = (tmp_693.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_695 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bi,Bk,Bcj,Bcm->jimk", d2tanh_z_r_3, adj_r_3, h_2, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_r_2)
-    tmp_696 = adj_r_3 * d2tanh_z_r_3
-    tmp_697 = tmp_696[:, :, None] * jac_z_r_3__z_h_3
-    tmp_698 = (tmp_697.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_699 = h_2[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bi,Bk,Bmj->jimk", d2tanh_z_r_3, adj_r_3, h_2, h_3, jac_z_r_3__z_h_3)
-    tmp_700 = adj_r_3 * d2tanh_z_r_3
-    tmp_701 = tmp_700[:, :, None] * jac_z_r_3__z_h_3
-    tmp_702 = h_3[:, :, None] * h_2[:, None]
-    # einsum("i,Bk,ln,Blj,Bnm->jimk", h_0, h_1, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_r_1)
-    tmp_703 = np.tensordot(jac_p_1__z_r_1, hobj_p_1__p_1, axes=([1], [1]))
-    tmp_704 = tmp_703 @ jac_p_1__z_h_1
-    tmp_705 = np.tensordot(tmp_704, h_1, axes=([0], [0]))
-    # einsum("i,Bk,ln,Blj,Bnm->jimk", h_0, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_1)
-    tmp_706 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_707 = tmp_706 @ jac_p_2__z_h_1
-    tmp_708 = np.tensordot(tmp_707, h_1, axes=([0], [0]))
-    # einsum("i,Bk,ln,Blj,Bnm->jimk", h_0, h_2, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2)
-    tmp_709 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_710 = tmp_709 @ jac_p_2__z_h_1
-    tmp_711 = np.tensordot(tmp_710, h_2, axes=([0], [0]))
-    # einsum("Bi,Bk,ln,Blj,Bnm->jimk", h_1, h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_1)
-    tmp_712 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_713 = tmp_712 @ jac_p_2__z_h_2
-    tmp_714 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bk,ln,Blj,Bnm->jimk", h_1, h_2, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_2)
-    tmp_715 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_716 = tmp_715 @ jac_p_2__z_h_2
-    tmp_717 = h_2[:, :, None] * h_1[:, None]
-    # einsum("i,Bk,ln,Blj,Bnm->jimk", h_0, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_1)
-    tmp_718 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_719 = tmp_718 @ jac_p_3__z_h_1
-    tmp_720 = np.tensordot(tmp_719, h_1, axes=([0], [0]))
-    # einsum("i,Bk,ln,Blj,Bnm->jimk", h_0, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2)
-    tmp_721 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_722 = tmp_721 @ jac_p_3__z_h_1
-    tmp_723 = np.tensordot(tmp_722, h_2, axes=([0], [0]))
-    # einsum("i,Bk,ln,Blj,Bnm->jimk", h_0, h_3, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3)
-    tmp_724 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_725 = tmp_724 @ jac_p_3__z_h_1
-    tmp_726 = np.tensordot(tmp_725, h_3, axes=([0], [0]))
-    # einsum("Bi,Bk,ln,Blj,Bnm->jimk", h_1, h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_1)
-    tmp_727 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_728 = tmp_727 @ jac_p_3__z_h_2
-    tmp_729 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bk,ln,Blj,Bnm->jimk", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_2)
-    tmp_730 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_731 = tmp_730 @ jac_p_3__z_h_2
-    tmp_732 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bk,ln,Blj,Bnm->jimk", h_1, h_3, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_3)
-    tmp_733 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_734 = tmp_733 @ jac_p_3__z_h_2
-    tmp_735 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bi,ln,Blj,Bnm->jimk", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_1)
-    tmp_736 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_737 = tmp_736 @ jac_p_3__z_h_3
-    tmp_738 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bk,ln,Blj,Bnm->jimk", h_2, h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_2)
-    tmp_739 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_740 = tmp_739 @ jac_p_3__z_h_3
-    tmp_741 = h_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bk,ln,Blj,Bnm->jimk", h_2, h_3, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_3)
-    tmp_742 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_743 = tmp_742 @ jac_p_3__z_h_3
-    tmp_744 = h_3[:, :, None] * h_2[:, None]
-    hess_W__B = ((tmp_647.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_650.transpose(2, 0, 1))[:, None] * h_0[:, None, None] + (tmp_651.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_652, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + tmp_656[:, None] * h_0[:, None, None] + (tmp_659.transpose(2, 0, 1))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_663, tmp_662, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_666, tmp_665, axes=([0], [0]))).transpose(3, 1, 2, 0) + (tmp_667.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_668, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_669, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + tmp_673[:, None] * h_0[:, None, None] + tmp_677[:, None] * h_0[:, None, None] + (tmp_680.transpose(2, 0, 1))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_684, tmp_683, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_688, tmp_687, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_691, tmp_690, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_695, tmp_694, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_699, tmp_698, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_702, tmp_701, axes=([0], [0]))).transpose(3, 1, 2, 0) + (tmp_705.transpose(1, 0, 2))[:, None] * h_0[:, None, None] + (tmp_708.transpose(1, 0, 2))[:, None] * h_0[:, None, None] + (tmp_711.transpose(1, 0, 2))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_714, tmp_713, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_717, tmp_716, axes=([0], [0]))).transpose(3, 1, 2, 0) + (tmp_720.transpose(1, 0, 2))[:, None] * h_0[:, None, None] + (tmp_723.transpose(1, 0, 2))[:, None] * h_0[:, None, None] + (tmp_726.transpose(1, 0, 2))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_729, tmp_728, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_732, tmp_731, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_735, tmp_734, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_738, tmp_737, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_741, tmp_740, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_744, tmp_743, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂W,U[j,i,l,m] = adj_p_1[l] h_0[i] jac_r_1__z_h_1[m,j] + adj_p_2[l] h_0[i] jac_r_2__z_h_1[m,j] + adj_p_2[l] h_1[i] jac_r_2__z_h_2[m,j] + adj_p_3[l] h_0[i] jac_r_3__z_h_1[m,j] + adj_p_3[l] h_1[i] jac_r_3__z_h_2[m,j] + adj_p_3[l] h_2[i] jac_r_3__z_h_3[m,j] + Σ_c h_0[i] hobj_p_1__p_1[c,l] jac_p_1__z_h_1[c,j] r_1[m] + Σ_c h_0[i] hobj_p_2__p_2[c,l] jac_p_2__z_h_1[c,j] r_2[m] + Σ_c h_1[i] hobj_p_2__p_2[c,l] jac_p_2__z_h_2[c,j] r_2[m] + Σ_c h_0[i] hobj_p_3__p_3[c,l] jac_p_3__z_h_1[c,j] r_3[m] + Σ_c h_1[i] hobj_p_3__p_3[c,l] jac_p_3__z_h_2[c,j] r_3[m] + Σ_c h_2[i] hobj_p_3__p_3[c,l] jac_p_3__z_h_3[c,j] r_3[m]
+    tmp_72 = h_2[:, :, None] * adj_z_r_3[:, None]
+    # einsum("i,Bk,Bjm->jimk", h_0, h_1, hess_z_h_1__z_r_1)
+    tmp_73 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
+    # einsum("i,Bk,Bjm->jimk", h_0, h_2, hess_z_h_1__z_r_2)
+    tmp_74 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
+    # einsum("i,Bk,Bjm->jimk", h_0, h_3, hess_z_h_1__z_r_3)
+    tmp_75 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
+    hess_z_h_2__z_r_1 = t["hess_z_h_2__z_r_1"]
+    # einsum("Bi,Bk,Bjm->jimk", h_1, h_1, hess_z_h_2__z_r_1)
+    tmp_76 = h_1[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bk,Bjm->jimk", h_1, h_2, hess_z_h_2__z_r_2)
+    tmp_77 = h_2[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bk,Bjm->jimk", h_1, h_3, hess_z_h_2__z_r_3)
+    tmp_78 = h_3[:, :, None] * h_1[:, None]
+    hess_z_h_3__z_r_1 = t["hess_z_h_3__z_r_1"]
+    # einsum("Bk,Bi,Bjm->jimk", h_1, h_2, hess_z_h_3__z_r_1)
+    tmp_79 = h_2[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bk,Bjm->jimk", h_2, h_2, hess_z_h_3__z_r_2)
+    tmp_80 = h_2[:, :, None] * h_2[:, None]
+    # einsum("Bi,Bk,Bjm->jimk", h_2, h_3, hess_z_h_3__z_r_3)
+    tmp_81 = h_3[:, :, None] * h_2[:, None]
+    hess_W__B = ((tmp_67.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_68.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_69, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_70.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_71, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_72, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + tmp_73[:, None] * h_0[:, None, None] + tmp_74[:, None] * h_0[:, None, None] + tmp_75[:, None] * h_0[:, None, None] + (np.tensordot(tmp_76, hess_z_h_2__z_r_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_77, hess_z_h_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_78, hess_z_h_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_79, hess_z_h_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_80, hess_z_h_3__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_81, hess_z_h_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W,U[j,i,l,m] = adj_p_1[l] h_0[i] jac_r_1__z_h_1[m,j] + adj_p_2[l] h_0[i] jac_r_2__z_h_1[m,j] + adj_p_2[l] h_1[i] jac_r_2__z_h_2[m,j] + adj_p_3[l] h_0[i] jac_r_3__z_h_1[m,j] + adj_p_3[l] h_1[i] jac_r_3__z_h_2[m,j] + adj_p_3[l] h_2[i] jac_r_3__z_h_3[m,j] + h_0[i] hess_z_h_1__p_1[j,l] r_1[m] + h_0[i] hess_z_h_1__p_2[j,l] r_2[m] + h_0[i] hess_z_h_1__p_3[j,l] r_3[m] + h_1[i] hess_z_h_2__p_2[j,l] r_2[m] + h_1[i] hess_z_h_2__p_3[j,l] r_3[m] + h_2[i] hess_z_h_3__p_3[j,l] r_3[m]
     # einsum("Bl,i,Bmj->jilm", adj_p_1, h_0, jac_r_1__z_h_1)
-    tmp_745 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
+    tmp_82 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
     # einsum("Bl,i,Bmj->jilm", adj_p_2, h_0, jac_r_2__z_h_1)
-    tmp_746 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
+    tmp_83 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
     # einsum("Bl,Bi,Bmj->jilm", adj_p_2, h_1, jac_r_2__z_h_2)
-    tmp_747 = h_1[:, :, None] * adj_p_2[:, None]
+    tmp_84 = h_1[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,i,Bmj->jilm", adj_p_3, h_0, jac_r_3__z_h_1)
-    tmp_748 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    tmp_85 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
     jac_r_3__z_h_2 = t["jac_r_3__z_h_2"]
     # einsum("Bl,Bi,Bmj->jilm", adj_p_3, h_1, jac_r_3__z_h_2)
-    tmp_749 = h_1[:, :, None] * adj_p_3[:, None]
+    tmp_86 = h_1[:, :, None] * adj_p_3[:, None]
     jac_r_3__z_h_3 = t["jac_r_3__z_h_3"]
     # einsum("Bl,Bi,Bmj->jilm", adj_p_3, h_2, jac_r_3__z_h_3)
-    tmp_750 = h_2[:, :, None] * adj_p_3[:, None]
-    # einsum("i,cl,Bcj,Bm->jilm", h_0, hobj_p_1__p_1, jac_p_1__z_h_1, r_1)
-    tmp_751 = np.tensordot(r_1, jac_p_1__z_h_1, axes=([0], [0]))
-    tmp_752 = np.tensordot(tmp_751, hobj_p_1__p_1, axes=([1], [0]))
-    # einsum("i,cl,Bcj,Bm->jilm", h_0, hobj_p_2__p_2, jac_p_2__z_h_1, r_2)
-    tmp_753 = np.tensordot(r_2, jac_p_2__z_h_1, axes=([0], [0]))
-    tmp_754 = np.tensordot(tmp_753, hobj_p_2__p_2, axes=([1], [0]))
-    # einsum("Bi,cl,Bcj,Bm->jilm", h_1, hobj_p_2__p_2, jac_p_2__z_h_2, r_2)
-    tmp_755 = r_2[:, :, None] * h_1[:, None]
-    tmp_756 = np.tensordot(tmp_755, jac_p_2__z_h_2, axes=([0], [0]))
-    # einsum("i,cl,Bcj,Bm->jilm", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, r_3)
-    tmp_757 = np.tensordot(r_3, jac_p_3__z_h_1, axes=([0], [0]))
-    tmp_758 = np.tensordot(tmp_757, hobj_p_3__p_3, axes=([1], [0]))
-    # einsum("Bi,cl,Bcj,Bm->jilm", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, r_3)
-    tmp_759 = r_3[:, :, None] * h_1[:, None]
-    tmp_760 = np.tensordot(tmp_759, jac_p_3__z_h_2, axes=([0], [0]))
-    # einsum("Bi,cl,Bcj,Bm->jilm", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, r_3)
-    tmp_761 = r_3[:, :, None] * h_2[:, None]
-    tmp_762 = np.tensordot(tmp_761, jac_p_3__z_h_3, axes=([0], [0]))
-    hess_W__U = ((tmp_745.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_746.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_747, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_748.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_749, jac_r_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_750, jac_r_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_752.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_754.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_756, hobj_p_2__p_2, axes=([2], [0]))).transpose(2, 1, 3, 0) + (tmp_758.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_760, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_762, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,h(0)[j,k,i] = tanh''(z_h_1[j]) W[j,i] adj_h_1[j] x_1[k] + Σ_cl tanh''(z_h_2[c]) W[l,i] adj_h_2[c] jac_z_h_2__z_h_1[c,l] jac_z_h_2__z_h_1[c,j] x_1[k] + Σ_c tanh''(z_h_2[j]) W[c,i] adj_h_2[j] jac_z_h_2__z_h_1[j,c] x_2[k] + Σ_cl tanh''(z_h_3[c]) W[l,i] adj_h_3[c] jac_z_h_3__z_h_1[c,l] jac_z_h_3__z_h_1[c,j] x_1[k] + Σ_cl tanh''(z_h_3[c]) W[l,i] adj_h_3[c] jac_z_h_3__z_h_1[c,l] jac_z_h_3__z_h_2[c,j] x_2[k] + Σ_c tanh''(z_h_3[j]) W[c,i] adj_h_3[j] jac_z_h_3__z_h_1[j,c] x_3[k] + Σ_ml tanh''(z_r_1[m]) W[l,i] adj_r_1[m] jac_z_r_1__z_h_1[m,l] jac_z_r_1__z_h_1[m,j] x_1[k] + Σ_ml tanh''(z_r_2[m]) W[l,i] adj_r_2[m] jac_z_r_2__z_h_1[m,l] jac_z_r_2__z_h_1[m,j] x_1[k] + Σ_ml tanh''(z_r_2[m]) W[l,i] adj_r_2[m] jac_z_r_2__z_h_1[m,l] jac_z_r_2__z_h_2[m,j] x_2[k] + Σ_ml tanh''(z_r_3[m]) W[l,i] adj_r_3[m] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_1[m,j] x_1[k] + Σ_ml tanh''(z_r_3[m]) W[l,i] adj_r_3[m] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_2[m,j] x_2[k] + Σ_ml tanh''(z_r_3[m]) W[l,i] adj_r_3[m] jac_z_r_3__z_h_1[m,l] jac_z_r_3__z_h_3[m,j] x_3[k] + Σ_cno W[c,i] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[o,c] jac_p_1__z_h_1[n,j] x_1[k] + Σ_cno W[c,i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,c] jac_p_2__z_h_1[n,j] x_1[k] + Σ_cno W[c,i] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,c] jac_p_2__z_h_2[n,j] x_2[k] + Σ_cno W[c,i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,c] jac_p_3__z_h_1[n,j] x_1[k] + Σ_cno W[c,i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,c] jac_p_3__z_h_2[n,j] x_2[k] + Σ_cno W[c,i] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,c] jac_p_3__z_h_3[n,j] x_3[k]
-    # einsum("Bj,ji,Bj,Bk->jki", d2tanh_z_h_1, W, adj_h_1, x_1)
-    tmp_763 = adj_h_1 * d2tanh_z_h_1
-    tmp_764 = tmp_763.T @ x_1
-    # einsum("Bc,li,Bc,Bcl,Bcj,Bk->jki", d2tanh_z_h_2, W, adj_h_2, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1, x_1)
-    tmp_765 = adj_h_2 * d2tanh_z_h_2
-    tmp_766 = tmp_765[:, :, None] * jac_z_h_2__z_h_1
-    tmp_767 = (tmp_766.transpose(0, 2, 1)) @ jac_z_h_2__z_h_1
-    tmp_768 = np.tensordot(tmp_767, x_1, axes=([0], [0]))
-    # einsum("Bj,ci,Bj,Bjc,Bk->jki", d2tanh_z_h_2, W, adj_h_2, jac_z_h_2__z_h_1, x_2)
-    tmp_769 = adj_h_2 * d2tanh_z_h_2
-    tmp_770 = tmp_769[:, :, None] * x_2[:, None]
-    tmp_771 = (tmp_770.transpose(1, 2, 0)) @ (jac_z_h_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bc,li,Bc,Bcl,Bcj,Bk->jki", d2tanh_z_h_3, W, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1, x_1)
-    tmp_772 = adj_h_3 * d2tanh_z_h_3
-    tmp_773 = tmp_772[:, :, None] * jac_z_h_3__z_h_1
-    tmp_774 = (tmp_773.transpose(0, 2, 1)) @ jac_z_h_3__z_h_1
-    tmp_775 = np.tensordot(tmp_774, x_1, axes=([0], [0]))
-    # einsum("Bc,li,Bc,Bcl,Bcj,Bk->jki", d2tanh_z_h_3, W, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_2)
-    tmp_776 = adj_h_3 * d2tanh_z_h_3
-    tmp_777 = tmp_776[:, :, None] * jac_z_h_3__z_h_1
-    tmp_778 = (tmp_777.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_779 = np.tensordot(tmp_778, x_2, axes=([0], [0]))
-    # einsum("Bj,ci,Bj,Bjc,Bk->jki", d2tanh_z_h_3, W, adj_h_3, jac_z_h_3__z_h_1, x_3)
-    tmp_780 = adj_h_3 * d2tanh_z_h_3
-    tmp_781 = tmp_780[:, :, None] * x_3[:, None]
-    tmp_782 = (tmp_781.transpose(1, 2, 0)) @ (jac_z_h_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bm,li,Bm,Bml,Bmj,Bk->jki", d2tanh_z_r_1, W, adj_r_1, jac_z_r_1__z_h_1, jac_z_r_1__z_h_1, x_1)
-    tmp_783 = adj_r_1 * d2tanh_z_r_1
-    tmp_784 = tmp_783[:, :, None] * jac_z_r_1__z_h_1
-    tmp_785 = (tmp_784.transpose(0, 2, 1)) @ jac_z_r_1__z_h_1
-    tmp_786 = np.tensordot(tmp_785, x_1, axes=([0], [0]))
-    # einsum("Bm,li,Bm,Bml,Bmj,Bk->jki", d2tanh_z_r_2, W, adj_r_2, jac_z_r_2__z_h_1, jac_z_r_2__z_h_1, x_1)
-    tmp_787 = adj_r_2 * d2tanh_z_r_2
-    tmp_788 = tmp_787[:, :, None] * jac_z_r_2__z_h_1
-    tmp_789 = (tmp_788.transpose(0, 2, 1)) @ jac_z_r_2__z_h_1
-    tmp_790 = np.tensordot(tmp_789, x_1, axes=([0], [0]))
-    # einsum("Bm,li,Bm,Bml,Bmj,Bk->jki", d2tanh_z_r_2, W, adj_r_2, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2, x_2)
-    tmp_791 = adj_r_2 * d2tanh_z_r_2
-    tmp_792 = tmp_791[:, :, None] * jac_z_r_2__z_h_1
-    tmp_793 = (tmp_792.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_794 = np.tensordot(tmp_793, x_2, axes=([0], [0]))
-    # einsum("Bm,li,Bm,Bml,Bmj,Bk->jki", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_1, x_1)
-    tmp_795 = adj_r_3 * d2tanh_z_r_3
-    tmp_796 = tmp_795[:, :, None] * jac_z_r_3__z_h_1
-    tmp_797 = (tmp_796.transpose(0, 2, 1)) @ jac_z_r_3__z_h_1
-    tmp_798 = np.tensordot(tmp_797, x_1, axes=([0], [0]))
-    # einsum("Bm,li,Bm,Bml,Bmj,Bk->jki", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2, x_2)
-    tmp_799 = adj_r_3 * d2tanh_z_r_3
-    tmp_800 = tmp_799[:, :, None] * jac_z_r_3__z_h_1
-    tmp_801 = (tmp_800.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_802 = np.tensordot(tmp_801, x_2, axes=([0], [0]))
-    # einsum("Bm,li,Bm,Bml,Bmj,Bk->jki", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3, x_3)
-    tmp_803 = adj_r_3 * d2tanh_z_r_3
-    tmp_804 = tmp_803[:, :, None] * jac_z_r_3__z_h_1
-    tmp_805 = (tmp_804.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_806 = np.tensordot(tmp_805, x_3, axes=([0], [0]))
-    # einsum("ci,no,Boc,Bnj,Bk->jki", W, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1, x_1)
-    tmp_807 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [1]))
-    tmp_808 = tmp_807 @ jac_p_1__z_h_1
-    tmp_809 = np.tensordot(tmp_808, x_1, axes=([0], [0]))
-    # einsum("ci,no,Boc,Bnj,Bk->jki", W, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1, x_1)
-    tmp_810 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_811 = tmp_810 @ jac_p_2__z_h_1
-    tmp_812 = np.tensordot(tmp_811, x_1, axes=([0], [0]))
-    # einsum("ci,no,Boc,Bnj,Bk->jki", W, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_2)
-    tmp_813 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_814 = tmp_813 @ jac_p_2__z_h_2
-    tmp_815 = np.tensordot(tmp_814, x_2, axes=([0], [0]))
-    # einsum("ci,no,Boc,Bnj,Bk->jki", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1, x_1)
-    tmp_816 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_817 = tmp_816 @ jac_p_3__z_h_1
-    tmp_818 = np.tensordot(tmp_817, x_1, axes=([0], [0]))
-    # einsum("ci,no,Boc,Bnj,Bk->jki", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_2)
-    tmp_819 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_820 = tmp_819 @ jac_p_3__z_h_2
-    tmp_821 = np.tensordot(tmp_820, x_2, axes=([0], [0]))
-    # einsum("ci,no,Boc,Bnj,Bk->jki", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_3)
-    tmp_822 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_823 = tmp_822 @ jac_p_3__z_h_3
-    tmp_824 = np.tensordot(tmp_823, x_3, axes=([0], [0]))
-    hess_V__h_0 = (tmp_764[:, :, None] * W[:, None] + np.tensordot(tmp_768, W, axes=([0], [0])) + np.tensordot(tmp_771, W, axes=([2], [0])) + np.tensordot(tmp_775, W, axes=([0], [0])) + np.tensordot(tmp_779, W, axes=([0], [0])) + np.tensordot(tmp_782, W, axes=([2], [0])) + np.tensordot(tmp_786, W, axes=([0], [0])) + np.tensordot(tmp_790, W, axes=([0], [0])) + np.tensordot(tmp_794, W, axes=([0], [0])) + np.tensordot(tmp_798, W, axes=([0], [0])) + np.tensordot(tmp_802, W, axes=([0], [0])) + np.tensordot(tmp_806, W, axes=([0], [0])) + np.tensordot(tmp_809, W, axes=([0], [0])) + np.tensordot(tmp_812, W, axes=([0], [0])) + np.tensordot(tmp_815, W, axes=([0], [0])) + np.tensordot(tmp_818, W, axes=([0], [0])) + np.tensordot(tmp_821, W, axes=([0], [0])) + np.tensordot(tmp_824, W, axes=([0], [0]))) / B
-    # ∂f/∂V,W[j,k,i,l] = tanh''(z_h_1[j]) δ[j,i] adj_h_1[j] h_0[l] x_1[k] + adj_z_h_2[i] jac_h_1__z_h_1[l,j] x_1[k] + Σ_c tanh''(z_h_2[c]) adj_h_2[c] h_0[l] jac_z_h_2__z_h_1[c,j] jac_z_h_2__z_h_1[c,i] x_1[k] + tanh''(z_h_2[i]) adj_h_2[i] h_1[l] jac_z_h_2__z_h_1[i,j] x_1[k] + tanh''(z_h_2[j]) adj_h_2[j] h_0[l] jac_z_h_2__z_h_1[j,i] x_2[k] + tanh''(z_h_2[j]) δ[j,i] adj_h_2[j] h_1[l] x_2[k] + adj_z_h_3[i] jac_h_2__z_h_1[l,j] x_1[k] + adj_z_h_3[i] jac_h_2__z_h_2[l,j] x_2[k] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_0[l] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_1[c,i] x_1[k] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[l] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_2[c,i] x_1[k] + tanh''(z_h_3[i]) adj_h_3[i] h_2[l] jac_z_h_3__z_h_1[i,j] x_1[k] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_0[l] jac_z_h_3__z_h_1[c,i] jac_z_h_3__z_h_2[c,j] x_2[k] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[l] jac_z_h_3__z_h_2[c,j] jac_z_h_3__z_h_2[c,i] x_2[k] + tanh''(z_h_3[i]) adj_h_3[i] h_2[l] jac_z_h_3__z_h_2[i,j] x_2[k] + tanh''(z_h_3[j]) adj_h_3[j] h_0[l] jac_z_h_3__z_h_1[j,i] x_3[k] + tanh''(z_h_3[j]) adj_h_3[j] h_1[l] jac_z_h_3__z_h_2[j,i] x_3[k] + tanh''(z_h_3[j]) δ[j,i] adj_h_3[j] h_2[l] x_3[k] + Σ_m tanh''(z_r_1[m]) adj_r_1[m] h_0[l] jac_z_r_1__z_h_1[m,j] jac_z_r_1__z_h_1[m,i] x_1[k] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_0[l] jac_z_r_2__z_h_1[m,j] jac_z_r_2__z_h_1[m,i] x_1[k] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_1[l] jac_z_r_2__z_h_1[m,j] jac_z_r_2__z_h_2[m,i] x_1[k] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_0[l] jac_z_r_2__z_h_1[m,i] jac_z_r_2__z_h_2[m,j] x_2[k] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] h_1[l] jac_z_r_2__z_h_2[m,j] jac_z_r_2__z_h_2[m,i] x_2[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[l] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_1[m,i] x_1[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_1[l] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_2[m,i] x_1[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_2[l] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_3[m,i] x_1[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[l] jac_z_r_3__z_h_1[m,i] jac_z_r_3__z_h_2[m,j] x_2[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_1[l] jac_z_r_3__z_h_2[m,j] jac_z_r_3__z_h_2[m,i] x_2[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_2[l] jac_z_r_3__z_h_2[m,j] jac_z_r_3__z_h_3[m,i] x_2[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_0[l] jac_z_r_3__z_h_1[m,i] jac_z_r_3__z_h_3[m,j] x_3[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_1[l] jac_z_r_3__z_h_2[m,i] jac_z_r_3__z_h_3[m,j] x_3[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] h_2[l] jac_z_r_3__z_h_3[m,j] jac_z_r_3__z_h_3[m,i] x_3[k] + Σ_no h_0[l] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[n,j] jac_p_1__z_h_1[o,i] x_1[k] + Σ_no h_0[l] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,j] jac_p_2__z_h_1[o,i] x_1[k] + Σ_no h_1[l] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,j] jac_p_2__z_h_2[o,i] x_1[k] + Σ_no h_0[l] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,i] jac_p_2__z_h_2[n,j] x_2[k] + Σ_no h_1[l] hobj_p_2__p_2[n,o] jac_p_2__z_h_2[n,j] jac_p_2__z_h_2[o,i] x_2[k] + Σ_no h_0[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_1[o,i] x_1[k] + Σ_no h_1[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_2[o,i] x_1[k] + Σ_no h_2[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_3[o,i] x_1[k] + Σ_no h_0[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,i] jac_p_3__z_h_2[n,j] x_2[k] + Σ_no h_1[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_2[n,j] jac_p_3__z_h_2[o,i] x_2[k] + Σ_no h_2[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_2[n,j] jac_p_3__z_h_3[o,i] x_2[k] + Σ_no h_0[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,i] jac_p_3__z_h_3[n,j] x_3[k] + Σ_no h_1[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_2[o,i] jac_p_3__z_h_3[n,j] x_3[k] + Σ_no h_2[l] hobj_p_3__p_3[n,o] jac_p_3__z_h_3[n,j] jac_p_3__z_h_3[o,i] x_3[k]
-    # einsum("Bj,ji,Bj,l,Bk->jkil", d2tanh_z_h_1, np.eye(3), adj_h_1, h_0, x_1)
-    tmp_825 = adj_h_1 * d2tanh_z_h_1
-    tmp_826 = tmp_825.T @ x_1
-    tmp_827 = tmp_826[:, :, None] * (np.eye(3))[:, None]
+    tmp_87 = h_2[:, :, None] * adj_p_3[:, None]
+    # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_1, r_1)
+    tmp_88 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
+    # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_2, r_2)
+    tmp_89 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
+    # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_3, r_3)
+    tmp_90 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
+    hess_z_h_2__p_2 = t["hess_z_h_2__p_2"]
+    # einsum("Bi,Bjl,Bm->jilm", h_1, hess_z_h_2__p_2, r_2)
+    tmp_91 = r_2[:, :, None] * h_1[:, None]
+    hess_z_h_2__p_3 = t["hess_z_h_2__p_3"]
+    # einsum("Bi,Bjl,Bm->jilm", h_1, hess_z_h_2__p_3, r_3)
+    tmp_92 = r_3[:, :, None] * h_1[:, None]
+    hess_z_h_3__p_3 = t["hess_z_h_3__p_3"]
+    # einsum("Bi,Bjl,Bm->jilm", h_2, hess_z_h_3__p_3, r_3)
+    tmp_93 = r_3[:, :, None] * h_2[:, None]
+    hess_W__U = ((tmp_82.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_83.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_84, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_85.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_86, jac_r_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_87, jac_r_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_88.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_89.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_90.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_91, hess_z_h_2__p_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_92, hess_z_h_2__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_93, hess_z_h_3__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂V,h(0)[j,k,i] = Σ_c W[c,i] hess_z_h_1__z_h_1[j,c] x_1[k] + Σ_c W[c,i] hess_z_h_2__z_h_1[j,c] x_2[k] + Σ_c W[c,i] hess_z_h_3__z_h_1[j,c] x_3[k]
+    # einsum("ci,Bjc,Bk->jki", W, hess_z_h_1__z_h_1, x_1)
+    tmp_94 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
+    # einsum("ci,Bjc,Bk->jki", W, hess_z_h_2__z_h_1, x_2)
+    tmp_95 = np.tensordot(x_2, hess_z_h_2__z_h_1, axes=([0], [0]))
+    # einsum("ci,Bjc,Bk->jki", W, hess_z_h_3__z_h_1, x_3)
+    tmp_96 = np.tensordot(x_3, hess_z_h_3__z_h_1, axes=([0], [0]))
+    hess_V__h_0 = ((np.tensordot(tmp_94, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_95, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_96, W, axes=([2], [0]))).transpose(1, 0, 2)) / B
+    # ∂f/∂V,W[j,k,i,l] = adj_z_h_2[i] jac_h_1__z_h_1[l,j] x_1[k] + adj_z_h_3[i] jac_h_2__z_h_1[l,j] x_1[k] + adj_z_h_3[i] jac_h_2__z_h_2[l,j] x_2[k] + h_0[l] hess_z_h_1__z_h_1[j,i] x_1[k] + h_1[l] hess_z_h_1__z_h_2[j,i] x_1[k] + h_2[l] hess_z_h_1__z_h_3[j,i] x_1[k] + h_0[l] hess_z_h_2__z_h_1[j,i] x_2[k] + h_1[l] hess_z_h_2__z_h_2[j,i] x_2[k] + h_2[l] hess_z_h_2__z_h_3[j,i] x_2[k] + h_0[l] hess_z_h_3__z_h_1[j,i] x_3[k] + h_1[l] hess_z_h_3__z_h_2[j,i] x_3[k] + h_2[l] hess_z_h_3__z_h_3[j,i] x_3[k]
     # einsum("Bi,Blj,Bk->jkil", adj_z_h_2, jac_h_1__z_h_1, x_1)
-    tmp_828 = x_1[:, :, None] * adj_z_h_2[:, None]
-    # einsum("Bc,Bc,l,Bcj,Bci,Bk->jkil", d2tanh_z_h_2, adj_h_2, h_0, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1, x_1)
-    tmp_829 = adj_h_2 * d2tanh_z_h_2
-    tmp_830 = tmp_829[:, :, None] * jac_z_h_2__z_h_1
-    tmp_831 = (tmp_830.transpose(0, 2, 1)) @ jac_z_h_2__z_h_1
-    tmp_832 = np.tensordot(tmp_831, x_1, axes=([0], [0]))
-    # einsum("Bi,Bi,Bl,Bij,Bk->jkil", d2tanh_z_h_2, adj_h_2, h_1, jac_z_h_2__z_h_1, x_1)
-    tmp_833 = adj_h_2 * d2tanh_z_h_2
-    tmp_834 = tmp_833[:, :, None] * jac_z_h_2__z_h_1
-    tmp_835 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bj,l,Bji,Bk->jkil", d2tanh_z_h_2, adj_h_2, h_0, jac_z_h_2__z_h_1, x_2)
-    tmp_836 = adj_h_2 * d2tanh_z_h_2
-    tmp_837 = tmp_836[:, :, None] * x_2[:, None]
-    tmp_838 = (tmp_837.transpose(1, 2, 0)) @ (jac_z_h_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bj,ji,Bj,Bl,Bk->jkil", d2tanh_z_h_2, np.eye(3), adj_h_2, h_1, x_2)
-    tmp_839 = adj_h_2 * d2tanh_z_h_2
-    tmp_840 = x_2[:, :, None] * h_1[:, None]
-    tmp_841 = np.tensordot(tmp_840, tmp_839, axes=([0], [0]))
+    tmp_97 = x_1[:, :, None] * adj_z_h_2[:, None]
     # einsum("Bi,Blj,Bk->jkil", adj_z_h_3, jac_h_2__z_h_1, x_1)
-    tmp_842 = x_1[:, :, None] * adj_z_h_3[:, None]
+    tmp_98 = x_1[:, :, None] * adj_z_h_3[:, None]
     # einsum("Bi,Blj,Bk->jkil", adj_z_h_3, jac_h_2__z_h_2, x_2)
-    tmp_843 = x_2[:, :, None] * adj_z_h_3[:, None]
-    # einsum("Bc,Bc,l,Bcj,Bci,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_0, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1, x_1)
-    tmp_844 = adj_h_3 * d2tanh_z_h_3
-    tmp_845 = tmp_844[:, :, None] * jac_z_h_3__z_h_1
-    tmp_846 = (tmp_845.transpose(0, 2, 1)) @ jac_z_h_3__z_h_1
-    tmp_847 = np.tensordot(tmp_846, x_1, axes=([0], [0]))
-    # einsum("Bc,Bc,Bl,Bcj,Bci,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_1)
-    tmp_848 = adj_h_3 * d2tanh_z_h_3
-    tmp_849 = tmp_848[:, :, None] * jac_z_h_3__z_h_1
-    tmp_850 = (tmp_849.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_851 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bi,Bl,Bij,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_2, jac_z_h_3__z_h_1, x_1)
-    tmp_852 = adj_h_3 * d2tanh_z_h_3
-    tmp_853 = tmp_852[:, :, None] * jac_z_h_3__z_h_1
-    tmp_854 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bc,Bc,l,Bci,Bcj,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_0, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_2)
-    tmp_855 = adj_h_3 * d2tanh_z_h_3
-    tmp_856 = tmp_855[:, :, None] * jac_z_h_3__z_h_1
-    tmp_857 = (tmp_856.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_858 = np.tensordot(tmp_857, x_2, axes=([0], [0]))
-    # einsum("Bc,Bc,Bl,Bcj,Bci,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_2, jac_z_h_3__z_h_2, x_2)
-    tmp_859 = adj_h_3 * d2tanh_z_h_3
-    tmp_860 = tmp_859[:, :, None] * jac_z_h_3__z_h_2
-    tmp_861 = (tmp_860.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_862 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bi,Bl,Bij,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_2, jac_z_h_3__z_h_2, x_2)
-    tmp_863 = adj_h_3 * d2tanh_z_h_3
-    tmp_864 = tmp_863[:, :, None] * jac_z_h_3__z_h_2
-    tmp_865 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bj,l,Bji,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_0, jac_z_h_3__z_h_1, x_3)
-    tmp_866 = adj_h_3 * d2tanh_z_h_3
-    tmp_867 = tmp_866[:, :, None] * x_3[:, None]
-    tmp_868 = (tmp_867.transpose(1, 2, 0)) @ (jac_z_h_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bj,Bj,Bl,Bji,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_2, x_3)
-    tmp_869 = adj_h_3 * d2tanh_z_h_3
-    tmp_870 = tmp_869[:, :, None] * jac_z_h_3__z_h_2
-    tmp_871 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bj,ji,Bj,Bl,Bk->jkil", d2tanh_z_h_3, np.eye(3), adj_h_3, h_2, x_3)
-    tmp_872 = adj_h_3 * d2tanh_z_h_3
-    tmp_873 = x_3[:, :, None] * h_2[:, None]
-    tmp_874 = np.tensordot(tmp_873, tmp_872, axes=([0], [0]))
-    # einsum("Bm,Bm,l,Bmj,Bmi,Bk->jkil", d2tanh_z_r_1, adj_r_1, h_0, jac_z_r_1__z_h_1, jac_z_r_1__z_h_1, x_1)
-    tmp_875 = adj_r_1 * d2tanh_z_r_1
-    tmp_876 = tmp_875[:, :, None] * jac_z_r_1__z_h_1
-    tmp_877 = (tmp_876.transpose(0, 2, 1)) @ jac_z_r_1__z_h_1
-    tmp_878 = np.tensordot(tmp_877, x_1, axes=([0], [0]))
-    # einsum("Bm,Bm,l,Bmj,Bmi,Bk->jkil", d2tanh_z_r_2, adj_r_2, h_0, jac_z_r_2__z_h_1, jac_z_r_2__z_h_1, x_1)
-    tmp_879 = adj_r_2 * d2tanh_z_r_2
-    tmp_880 = tmp_879[:, :, None] * jac_z_r_2__z_h_1
-    tmp_881 = (tmp_880.transpose(0, 2, 1)) @ jac_z_r_2__z_h_1
-    tmp_882 = np.tensordot(tmp_881, x_1, axes=([0], [0]))
-    # einsum("Bm,Bm,Bl,Bmj,Bmi,Bk->jkil", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2, x_1)
-    tmp_883 = adj_r_2 * d2tanh_z_r_2
-    tmp_884 = tmp_883[:, :, None] * jac_z_r_2__z_h_1
-    tmp_885 = (tmp_884.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_886 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,l,Bmi,Bmj,Bk->jkil", d2tanh_z_r_2, adj_r_2, h_0, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2, x_2)
-    tmp_887 = adj_r_2 * d2tanh_z_r_2
-    tmp_888 = tmp_887[:, :, None] * jac_z_r_2__z_h_1
-    tmp_889 = (tmp_888.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_890 = np.tensordot(tmp_889, x_2, axes=([0], [0]))
-    # einsum("Bm,Bm,Bl,Bmj,Bmi,Bk->jkil", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_2, jac_z_r_2__z_h_2, x_2)
-    tmp_891 = adj_r_2 * d2tanh_z_r_2
-    tmp_892 = tmp_891[:, :, None] * jac_z_r_2__z_h_2
-    tmp_893 = (tmp_892.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_894 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,l,Bmj,Bmi,Bk->jkil", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_h_1, x_1)
-    tmp_895 = adj_r_3 * d2tanh_z_r_3
-    tmp_896 = tmp_895[:, :, None] * jac_z_r_3__z_h_1
-    tmp_897 = (tmp_896.transpose(0, 2, 1)) @ jac_z_r_3__z_h_1
-    tmp_898 = np.tensordot(tmp_897, x_1, axes=([0], [0]))
-    # einsum("Bm,Bm,Bl,Bmj,Bmi,Bk->jkil", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2, x_1)
-    tmp_899 = adj_r_3 * d2tanh_z_r_3
-    tmp_900 = tmp_899[:, :, None] * jac_z_r_3__z_h_1
-    tmp_901 = (tmp_900.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_902 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bl,Bmj,Bmi,Bk->jkil", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3, x_1)
-    tmp_903 = adj_r_3 * d2tanh_z_r_3
-    tmp_904 = tmp_903[:, :, None] * jac_z_r_3__z_h_1
-    tmp_905 = (tmp_904.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_906 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,l,Bmi,Bmj,Bk->jkil", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2, x_2)
-    tmp_907 = adj_r_3 * d2tanh_z_r_3
-    tmp_908 = tmp_907[:, :, None] * jac_z_r_3__z_h_1
-    tmp_909 = (tmp_908.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_910 = np.tensordot(tmp_909, x_2, axes=([0], [0]))
-    # einsum("Bm,Bm,Bl,Bmj,Bmi,Bk->jkil", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_h_2, x_2)
-    tmp_911 = adj_r_3 * d2tanh_z_r_3
-    tmp_912 = tmp_911[:, :, None] * jac_z_r_3__z_h_2
-    tmp_913 = (tmp_912.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_914 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bl,Bmj,Bmi,Bk->jkil", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_2, jac_z_r_3__z_h_3, x_2)
-    tmp_915 = adj_r_3 * d2tanh_z_r_3
-    tmp_916 = tmp_915[:, :, None] * jac_z_r_3__z_h_2
-    tmp_917 = (tmp_916.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_918 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,l,Bmi,Bmj,Bk->jkil", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3, x_3)
-    tmp_919 = adj_r_3 * d2tanh_z_r_3
-    tmp_920 = tmp_919[:, :, None] * jac_z_r_3__z_h_1
-    tmp_921 = (tmp_920.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_922 = np.tensordot(tmp_921, x_3, axes=([0], [0]))
-    # einsum("Bm,Bm,Bl,Bmi,Bmj,Bk->jkil", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_h_3, x_3)
-    tmp_923 = adj_r_3 * d2tanh_z_r_3
-    tmp_924 = tmp_923[:, :, None] * jac_z_r_3__z_h_2
-    tmp_925 = (tmp_924.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_926 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bl,Bmj,Bmi,Bk->jkil", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_h_3, x_3)
-    tmp_927 = adj_r_3 * d2tanh_z_r_3
-    tmp_928 = tmp_927[:, :, None] * jac_z_r_3__z_h_3
-    tmp_929 = (tmp_928.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_930 = x_3[:, :, None] * h_2[:, None]
-    # einsum("l,no,Bnj,Boi,Bk->jkil", h_0, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1, x_1)
-    tmp_931 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_932 = tmp_931 @ jac_p_1__z_h_1
-    tmp_933 = np.tensordot(tmp_932, x_1, axes=([0], [0]))
-    # einsum("l,no,Bnj,Boi,Bk->jkil", h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1, x_1)
-    tmp_934 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_935 = tmp_934 @ jac_p_2__z_h_1
-    tmp_936 = np.tensordot(tmp_935, x_1, axes=([0], [0]))
-    # einsum("Bl,no,Bnj,Boi,Bk->jkil", h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_1)
-    tmp_937 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_938 = tmp_937 @ jac_p_2__z_h_2
-    tmp_939 = x_1[:, :, None] * h_1[:, None]
-    # einsum("l,no,Boi,Bnj,Bk->jkil", h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_2)
-    tmp_940 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_941 = tmp_940 @ jac_p_2__z_h_2
-    tmp_942 = np.tensordot(tmp_941, x_2, axes=([0], [0]))
-    # einsum("Bl,no,Bnj,Boi,Bk->jkil", h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_h_2, x_2)
-    tmp_943 = np.tensordot(jac_p_2__z_h_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_944 = tmp_943 @ jac_p_2__z_h_2
-    tmp_945 = x_2[:, :, None] * h_1[:, None]
-    # einsum("l,no,Bnj,Boi,Bk->jkil", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1, x_1)
-    tmp_946 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_947 = tmp_946 @ jac_p_3__z_h_1
-    tmp_948 = np.tensordot(tmp_947, x_1, axes=([0], [0]))
-    # einsum("Bl,no,Bnj,Boi,Bk->jkil", h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_1)
-    tmp_949 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_950 = tmp_949 @ jac_p_3__z_h_2
-    tmp_951 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bl,no,Bnj,Boi,Bk->jkil", h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_1)
-    tmp_952 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_953 = tmp_952 @ jac_p_3__z_h_3
-    tmp_954 = x_1[:, :, None] * h_2[:, None]
-    # einsum("l,no,Boi,Bnj,Bk->jkil", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_2)
-    tmp_955 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_956 = tmp_955 @ jac_p_3__z_h_2
-    tmp_957 = np.tensordot(tmp_956, x_2, axes=([0], [0]))
-    # einsum("Bl,no,Bnj,Boi,Bk->jkil", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_2, x_2)
-    tmp_958 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_959 = tmp_958 @ jac_p_3__z_h_2
-    tmp_960 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bl,no,Bnj,Boi,Bk->jkil", h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3, x_2)
-    tmp_961 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_962 = tmp_961 @ jac_p_3__z_h_3
-    tmp_963 = x_2[:, :, None] * h_2[:, None]
-    # einsum("l,no,Boi,Bnj,Bk->jkil", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_3)
-    tmp_964 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_965 = tmp_964 @ jac_p_3__z_h_3
-    tmp_966 = np.tensordot(tmp_965, x_3, axes=([0], [0]))
-    # einsum("Bl,no,Boi,Bnj,Bk->jkil", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3, x_3)
-    tmp_967 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_968 = tmp_967 @ jac_p_3__z_h_3
-    tmp_969 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bl,no,Bnj,Boi,Bk->jkil", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_h_3, x_3)
-    tmp_970 = np.tensordot(jac_p_3__z_h_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_971 = tmp_970 @ jac_p_3__z_h_3
-    tmp_972 = x_3[:, :, None] * h_2[:, None]
-    hess_V__W = (tmp_827[:, :, :, None] * h_0 + (np.tensordot(tmp_828, jac_h_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_832.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_835, tmp_834, axes=([0], [0]))).transpose(3, 0, 2, 1) + tmp_838[:, :, :, None] * h_0 + (tmp_841.transpose(2, 0, 1))[:, :, None] * (np.eye(3))[:, None, :, None] + (np.tensordot(tmp_842, jac_h_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_843, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_847.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_851, tmp_850, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_854, tmp_853, axes=([0], [0]))).transpose(3, 0, 2, 1) + (tmp_858.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_862, tmp_861, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_865, tmp_864, axes=([0], [0]))).transpose(3, 0, 2, 1) + tmp_868[:, :, :, None] * h_0 + (np.tensordot(tmp_871, tmp_870, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_874.transpose(2, 0, 1))[:, :, None] * (np.eye(3))[:, None, :, None] + (tmp_878.transpose(0, 2, 1))[:, :, :, None] * h_0 + (tmp_882.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_886, tmp_885, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_890.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_894, tmp_893, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_898.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_902, tmp_901, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_906, tmp_905, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_910.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_914, tmp_913, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_918, tmp_917, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_922.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_926, tmp_925, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_930, tmp_929, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_933.transpose(0, 2, 1))[:, :, :, None] * h_0 + (tmp_936.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_939, tmp_938, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_942.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_945, tmp_944, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_948.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_951, tmp_950, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_954, tmp_953, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_957.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_960, tmp_959, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_963, tmp_962, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_966.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_969, tmp_968, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_972, tmp_971, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂V,V[j,k,i,l] = tanh''(z_h_1[j]) δ[j,i] adj_h_1[j] x_1[k] x_1[l] + Σ_c tanh''(z_h_2[c]) adj_h_2[c] jac_z_h_2__z_h_1[c,j] jac_z_h_2__z_h_1[c,i] x_1[k] x_1[l] + tanh''(z_h_2[i]) adj_h_2[i] jac_z_h_2__z_h_1[i,j] x_1[k] x_2[l] + tanh''(z_h_2[j]) adj_h_2[j] jac_z_h_2__z_h_1[j,i] x_1[l] x_2[k] + tanh''(z_h_2[j]) δ[j,i] adj_h_2[j] x_2[k] x_2[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_1[c,i] x_1[k] x_1[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_2[c,i] x_1[k] x_2[l] + tanh''(z_h_3[i]) adj_h_3[i] jac_z_h_3__z_h_1[i,j] x_1[k] x_3[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] jac_z_h_3__z_h_1[c,i] jac_z_h_3__z_h_2[c,j] x_1[l] x_2[k] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] jac_z_h_3__z_h_2[c,j] jac_z_h_3__z_h_2[c,i] x_2[k] x_2[l] + tanh''(z_h_3[i]) adj_h_3[i] jac_z_h_3__z_h_2[i,j] x_2[k] x_3[l] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_1[j,i] x_1[l] x_3[k] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_2[j,i] x_2[l] x_3[k] + tanh''(z_h_3[j]) δ[j,i] adj_h_3[j] x_3[k] x_3[l] + Σ_m tanh''(z_r_1[m]) adj_r_1[m] jac_z_r_1__z_h_1[m,j] jac_z_r_1__z_h_1[m,i] x_1[k] x_1[l] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_1[m,j] jac_z_r_2__z_h_1[m,i] x_1[k] x_1[l] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_1[m,j] jac_z_r_2__z_h_2[m,i] x_1[k] x_2[l] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_1[m,i] jac_z_r_2__z_h_2[m,j] x_1[l] x_2[k] + Σ_m tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_2[m,j] jac_z_r_2__z_h_2[m,i] x_2[k] x_2[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_1[m,i] x_1[k] x_1[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_2[m,i] x_1[k] x_2[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,j] jac_z_r_3__z_h_3[m,i] x_1[k] x_3[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,i] jac_z_r_3__z_h_2[m,j] x_1[l] x_2[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_2[m,j] jac_z_r_3__z_h_2[m,i] x_2[k] x_2[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_2[m,j] jac_z_r_3__z_h_3[m,i] x_2[k] x_3[l] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,i] jac_z_r_3__z_h_3[m,j] x_1[l] x_3[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_2[m,i] jac_z_r_3__z_h_3[m,j] x_2[l] x_3[k] + Σ_m tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_3[m,j] jac_z_r_3__z_h_3[m,i] x_3[k] x_3[l] + Σ_no hobj_p_1__p_1[n,o] jac_p_1__z_h_1[n,j] jac_p_1__z_h_1[o,i] x_1[k] x_1[l] + Σ_no hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,j] jac_p_2__z_h_1[o,i] x_1[k] x_1[l] + Σ_no hobj_p_2__p_2[n,o] jac_p_2__z_h_1[n,j] jac_p_2__z_h_2[o,i] x_1[k] x_2[l] + Σ_no hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,i] jac_p_2__z_h_2[n,j] x_1[l] x_2[k] + Σ_no hobj_p_2__p_2[n,o] jac_p_2__z_h_2[n,j] jac_p_2__z_h_2[o,i] x_2[k] x_2[l] + Σ_no hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_1[o,i] x_1[k] x_1[l] + Σ_no hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_2[o,i] x_1[k] x_2[l] + Σ_no hobj_p_3__p_3[n,o] jac_p_3__z_h_1[n,j] jac_p_3__z_h_3[o,i] x_1[k] x_3[l] + Σ_no hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,i] jac_p_3__z_h_2[n,j] x_1[l] x_2[k] + Σ_no hobj_p_3__p_3[n,o] jac_p_3__z_h_2[n,j] jac_p_3__z_h_2[o,i] x_2[k] x_2[l] + Σ_no hobj_p_3__p_3[n,o] jac_p_3__z_h_2[n,j] jac_p_3__z_h_3[o,i] x_2[k] x_3[l] + Σ_no hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,i] jac_p_3__z_h_3[n,j] x_1[l] x_3[k] + Σ_no hobj_p_3__p_3[n,o] jac_p_3__z_h_2[o,i] jac_p_3__z_h_3[n,j] x_2[l] x_3[k] + Σ_no hobj_p_3__p_3[n,o] jac_p_3__z_h_3[n,j] jac_p_3__z_h_3[o,i] x_3[k] x_3[l]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2tanh_z_h_1, np.eye(3), adj_h_1, x_1, x_1)
-    tmp_973 = adj_h_1 * d2tanh_z_h_1
-    tmp_974 = x_1[:, :, None] * x_1[:, None]
-    tmp_975 = np.tensordot(tmp_974, tmp_973, axes=([0], [0]))
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_2, adj_h_2, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1, x_1, x_1)
-    tmp_976 = adj_h_2 * d2tanh_z_h_2
-    tmp_977 = tmp_976[:, :, None] * jac_z_h_2__z_h_1
-    tmp_978 = (tmp_977.transpose(0, 2, 1)) @ jac_z_h_2__z_h_1
-    tmp_979 = x_1[:, :, None] * x_1[:, None]
-    # einsum("Bi,Bi,Bij,Bk,Bl->jkil", d2tanh_z_h_2, adj_h_2, jac_z_h_2__z_h_1, x_1, x_2)
-    tmp_980 = adj_h_2 * d2tanh_z_h_2
-    tmp_981 = tmp_980[:, :, None] * jac_z_h_2__z_h_1
-    tmp_982 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bj,Bj,Bji,Bl,Bk->jkil", d2tanh_z_h_2, adj_h_2, jac_z_h_2__z_h_1, x_1, x_2)
-    tmp_983 = adj_h_2 * d2tanh_z_h_2
-    tmp_984 = tmp_983[:, :, None] * jac_z_h_2__z_h_1
-    tmp_985 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2tanh_z_h_2, np.eye(3), adj_h_2, x_2, x_2)
-    tmp_986 = adj_h_2 * d2tanh_z_h_2
-    tmp_987 = x_2[:, :, None] * x_2[:, None]
-    tmp_988 = np.tensordot(tmp_987, tmp_986, axes=([0], [0]))
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1, x_1, x_1)
-    tmp_989 = adj_h_3 * d2tanh_z_h_3
-    tmp_990 = tmp_989[:, :, None] * jac_z_h_3__z_h_1
-    tmp_991 = (tmp_990.transpose(0, 2, 1)) @ jac_z_h_3__z_h_1
-    tmp_992 = x_1[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_1, x_2)
-    tmp_993 = adj_h_3 * d2tanh_z_h_3
-    tmp_994 = tmp_993[:, :, None] * jac_z_h_3__z_h_1
-    tmp_995 = (tmp_994.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_996 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bi,Bi,Bij,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, x_1, x_3)
-    tmp_997 = adj_h_3 * d2tanh_z_h_3
-    tmp_998 = tmp_997[:, :, None] * jac_z_h_3__z_h_1
-    tmp_999 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bci,Bcj,Bl,Bk->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_1, x_2)
-    tmp_1000 = adj_h_3 * d2tanh_z_h_3
-    tmp_1001 = tmp_1000[:, :, None] * jac_z_h_3__z_h_1
-    tmp_1002 = (tmp_1001.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_1003 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_2, jac_z_h_3__z_h_2, x_2, x_2)
-    tmp_1004 = adj_h_3 * d2tanh_z_h_3
-    tmp_1005 = tmp_1004[:, :, None] * jac_z_h_3__z_h_2
-    tmp_1006 = (tmp_1005.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_1007 = x_2[:, :, None] * x_2[:, None]
-    # einsum("Bi,Bi,Bij,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_2, x_2, x_3)
-    tmp_1008 = adj_h_3 * d2tanh_z_h_3
-    tmp_1009 = tmp_1008[:, :, None] * jac_z_h_3__z_h_2
-    tmp_1010 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bj,Bj,Bji,Bl,Bk->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, x_1, x_3)
-    tmp_1011 = adj_h_3 * d2tanh_z_h_3
-    tmp_1012 = tmp_1011[:, :, None] * jac_z_h_3__z_h_1
-    tmp_1013 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bj,Bj,Bji,Bl,Bk->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_2, x_2, x_3)
-    tmp_1014 = adj_h_3 * d2tanh_z_h_3
-    tmp_1015 = tmp_1014[:, :, None] * jac_z_h_3__z_h_2
-    tmp_1016 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2tanh_z_h_3, np.eye(3), adj_h_3, x_3, x_3)
-    tmp_1017 = adj_h_3 * d2tanh_z_h_3
-    tmp_1018 = x_3[:, :, None] * x_3[:, None]
-    tmp_1019 = np.tensordot(tmp_1018, tmp_1017, axes=([0], [0]))
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_1, adj_r_1, jac_z_r_1__z_h_1, jac_z_r_1__z_h_1, x_1, x_1)
-    tmp_1020 = adj_r_1 * d2tanh_z_r_1
-    tmp_1021 = tmp_1020[:, :, None] * jac_z_r_1__z_h_1
-    tmp_1022 = (tmp_1021.transpose(0, 2, 1)) @ jac_z_r_1__z_h_1
-    tmp_1023 = x_1[:, :, None] * x_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_1, jac_z_r_2__z_h_1, x_1, x_1)
-    tmp_1024 = adj_r_2 * d2tanh_z_r_2
-    tmp_1025 = tmp_1024[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1026 = (tmp_1025.transpose(0, 2, 1)) @ jac_z_r_2__z_h_1
-    tmp_1027 = x_1[:, :, None] * x_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2, x_1, x_2)
-    tmp_1028 = adj_r_2 * d2tanh_z_r_2
-    tmp_1029 = tmp_1028[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1030 = (tmp_1029.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_1031 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bm,Bm,Bmi,Bmj,Bl,Bk->jkil", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_1, jac_z_r_2__z_h_2, x_1, x_2)
-    tmp_1032 = adj_r_2 * d2tanh_z_r_2
-    tmp_1033 = tmp_1032[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1034 = (tmp_1033.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_1035 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_2, jac_z_r_2__z_h_2, x_2, x_2)
-    tmp_1036 = adj_r_2 * d2tanh_z_r_2
-    tmp_1037 = tmp_1036[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1038 = (tmp_1037.transpose(0, 2, 1)) @ jac_z_r_2__z_h_2
-    tmp_1039 = x_2[:, :, None] * x_2[:, None]
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_1, x_1, x_1)
-    tmp_1040 = adj_r_3 * d2tanh_z_r_3
-    tmp_1041 = tmp_1040[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1042 = (tmp_1041.transpose(0, 2, 1)) @ jac_z_r_3__z_h_1
-    tmp_1043 = x_1[:, :, None] * x_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2, x_1, x_2)
-    tmp_1044 = adj_r_3 * d2tanh_z_r_3
-    tmp_1045 = tmp_1044[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1046 = (tmp_1045.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_1047 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3, x_1, x_3)
-    tmp_1048 = adj_r_3 * d2tanh_z_r_3
-    tmp_1049 = tmp_1048[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1050 = (tmp_1049.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_1051 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bm,Bm,Bmi,Bmj,Bl,Bk->jkil", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_2, x_1, x_2)
-    tmp_1052 = adj_r_3 * d2tanh_z_r_3
-    tmp_1053 = tmp_1052[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1054 = (tmp_1053.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_1055 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_2, jac_z_r_3__z_h_2, x_2, x_2)
-    tmp_1056 = adj_r_3 * d2tanh_z_r_3
-    tmp_1057 = tmp_1056[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1058 = (tmp_1057.transpose(0, 2, 1)) @ jac_z_r_3__z_h_2
-    tmp_1059 = x_2[:, :, None] * x_2[:, None]
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_2, jac_z_r_3__z_h_3, x_2, x_3)
-    tmp_1060 = adj_r_3 * d2tanh_z_r_3
-    tmp_1061 = tmp_1060[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1062 = (tmp_1061.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_1063 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bm,Bm,Bmi,Bmj,Bl,Bk->jkil", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_h_3, x_1, x_3)
-    tmp_1064 = adj_r_3 * d2tanh_z_r_3
-    tmp_1065 = tmp_1064[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1066 = (tmp_1065.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_1067 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bm,Bm,Bmi,Bmj,Bl,Bk->jkil", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_2, jac_z_r_3__z_h_3, x_2, x_3)
-    tmp_1068 = adj_r_3 * d2tanh_z_r_3
-    tmp_1069 = tmp_1068[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1070 = (tmp_1069.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_1071 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bm,Bm,Bmj,Bmi,Bk,Bl->jkil", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_3, jac_z_r_3__z_h_3, x_3, x_3)
-    tmp_1072 = adj_r_3 * d2tanh_z_r_3
-    tmp_1073 = tmp_1072[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1074 = (tmp_1073.transpose(0, 2, 1)) @ jac_z_r_3__z_h_3
-    tmp_1075 = x_3[:, :, None] * x_3[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1, x_1, x_1)
-    tmp_1076 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_1077 = tmp_1076 @ jac_p_1__z_h_1
-    tmp_1078 = x_1[:, :, None] * x_1[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1, x_1, x_1)
-    tmp_1079 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1080 = tmp_1079 @ jac_p_2__z_h_1
-    tmp_1081 = x_1[:, :, None] * x_1[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_1, x_2)
-    tmp_1082 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1083 = tmp_1082 @ jac_p_2__z_h_2
-    tmp_1084 = x_2[:, :, None] * x_1[:, None]
-    # einsum("no,Boi,Bnj,Bl,Bk->jkil", hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_1, x_2)
-    tmp_1085 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_1086 = tmp_1085 @ jac_p_2__z_h_2
-    tmp_1087 = x_2[:, :, None] * x_1[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_h_2, x_2, x_2)
-    tmp_1088 = np.tensordot(jac_p_2__z_h_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1089 = tmp_1088 @ jac_p_2__z_h_2
-    tmp_1090 = x_2[:, :, None] * x_2[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1, x_1, x_1)
-    tmp_1091 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1092 = tmp_1091 @ jac_p_3__z_h_1
-    tmp_1093 = x_1[:, :, None] * x_1[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_1, x_2)
-    tmp_1094 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1095 = tmp_1094 @ jac_p_3__z_h_2
-    tmp_1096 = x_2[:, :, None] * x_1[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_1, x_3)
-    tmp_1097 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1098 = tmp_1097 @ jac_p_3__z_h_3
-    tmp_1099 = x_3[:, :, None] * x_1[:, None]
-    # einsum("no,Boi,Bnj,Bl,Bk->jkil", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_1, x_2)
-    tmp_1100 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1101 = tmp_1100 @ jac_p_3__z_h_2
-    tmp_1102 = x_2[:, :, None] * x_1[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_2, x_2, x_2)
-    tmp_1103 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1104 = tmp_1103 @ jac_p_3__z_h_2
-    tmp_1105 = x_2[:, :, None] * x_2[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3, x_2, x_3)
-    tmp_1106 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1107 = tmp_1106 @ jac_p_3__z_h_3
-    tmp_1108 = x_3[:, :, None] * x_2[:, None]
-    # einsum("no,Boi,Bnj,Bl,Bk->jkil", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_1, x_3)
-    tmp_1109 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1110 = tmp_1109 @ jac_p_3__z_h_3
-    tmp_1111 = x_3[:, :, None] * x_1[:, None]
-    # einsum("no,Boi,Bnj,Bl,Bk->jkil", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3, x_2, x_3)
-    tmp_1112 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1113 = tmp_1112 @ jac_p_3__z_h_3
-    tmp_1114 = x_3[:, :, None] * x_2[:, None]
-    # einsum("no,Bnj,Boi,Bk,Bl->jkil", hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_h_3, x_3, x_3)
-    tmp_1115 = np.tensordot(jac_p_3__z_h_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1116 = tmp_1115 @ jac_p_3__z_h_3
-    tmp_1117 = x_3[:, :, None] * x_3[:, None]
-    hess_V__V = ((tmp_975.transpose(2, 1, 0))[:, :, None] * (np.eye(3))[:, None, :, None] + (np.tensordot(tmp_979, tmp_978, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_982, tmp_981, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_985, tmp_984, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_988.transpose(2, 1, 0))[:, :, None] * (np.eye(3))[:, None, :, None] + (np.tensordot(tmp_992, tmp_991, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_996, tmp_995, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_999, tmp_998, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1003, tmp_1002, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1007, tmp_1006, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1010, tmp_1009, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1013, tmp_1012, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1016, tmp_1015, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1019.transpose(2, 1, 0))[:, :, None] * (np.eye(3))[:, None, :, None] + (np.tensordot(tmp_1023, tmp_1022, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1027, tmp_1026, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1031, tmp_1030, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1035, tmp_1034, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1039, tmp_1038, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1043, tmp_1042, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1047, tmp_1046, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1051, tmp_1050, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1055, tmp_1054, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1059, tmp_1058, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1063, tmp_1062, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1067, tmp_1066, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1071, tmp_1070, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1075, tmp_1074, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1078, tmp_1077, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1081, tmp_1080, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1084, tmp_1083, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1087, tmp_1086, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1090, tmp_1089, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1093, tmp_1092, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1096, tmp_1095, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1099, tmp_1098, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1102, tmp_1101, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1105, tmp_1104, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1108, tmp_1107, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1111, tmp_1110, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1114, tmp_1113, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1117, tmp_1116, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,A[j,k,m,q] = adj_z_r_2[m] jac_r_1__z_h_1[q,j] x_1[k] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_1[m,j] r_1[q] x_1[k] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_2[m,j] r_1[q] x_2[k] + adj_z_r_3[m] jac_r_2__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_2[q,j] x_2[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] jac_z_r_3__z_h_1[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] x_1[k] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,j] r_2[q] x_1[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] jac_z_r_3__z_h_2[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] x_2[k] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_2[m,j] r_2[q] x_2[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] jac_z_r_3__z_h_3[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] x_3[k] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_3[m,j] r_2[q] x_3[k] + Σ_il hobj_p_2__p_2[i,l] jac_p_2__z_h_1[i,j] jac_p_2__z_r_2[l,m] r_1[q] x_1[k] + Σ_il hobj_p_2__p_2[i,l] jac_p_2__z_h_2[i,j] jac_p_2__z_r_2[l,m] r_1[q] x_2[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_1[i,j] jac_p_3__z_r_2[l,m] r_1[q] x_1[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_1[i,j] jac_p_3__z_r_3[l,m] r_2[q] x_1[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_2[i,j] jac_p_3__z_r_2[l,m] r_1[q] x_2[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_2[i,j] jac_p_3__z_r_3[l,m] r_2[q] x_2[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_3[i,j] jac_p_3__z_r_2[l,m] r_1[q] x_3[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_3[i,j] jac_p_3__z_r_3[l,m] r_2[q] x_3[k]
+    tmp_99 = x_2[:, :, None] * adj_z_h_3[:, None]
+    # einsum("l,Bji,Bk->jkil", h_0, hess_z_h_1__z_h_1, x_1)
+    tmp_100 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
+    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_1__z_h_2, x_1)
+    tmp_101 = x_1[:, :, None] * h_1[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_1__z_h_3, x_1)
+    tmp_102 = x_1[:, :, None] * h_2[:, None]
+    # einsum("l,Bji,Bk->jkil", h_0, hess_z_h_2__z_h_1, x_2)
+    tmp_103 = np.tensordot(x_2, hess_z_h_2__z_h_1, axes=([0], [0]))
+    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_2__z_h_2, x_2)
+    tmp_104 = x_2[:, :, None] * h_1[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_2__z_h_3, x_2)
+    tmp_105 = x_2[:, :, None] * h_2[:, None]
+    # einsum("l,Bji,Bk->jkil", h_0, hess_z_h_3__z_h_1, x_3)
+    tmp_106 = np.tensordot(x_3, hess_z_h_3__z_h_1, axes=([0], [0]))
+    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_3__z_h_2, x_3)
+    tmp_107 = x_3[:, :, None] * h_1[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_3__z_h_3, x_3)
+    tmp_108 = x_3[:, :, None] * h_2[:, None]
+    hess_V__W = ((np.tensordot(tmp_97, jac_h_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_98, jac_h_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_99, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_100.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_101, hess_z_h_1__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_102, hess_z_h_1__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_103.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_104, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_105, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_106.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_107, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_108, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂V,V[j,k,i,l] = hess_z_h_1__z_h_1[j,i] x_1[k] x_1[l] + hess_z_h_1__z_h_2[j,i] x_1[k] x_2[l] + hess_z_h_1__z_h_3[j,i] x_1[k] x_3[l] + hess_z_h_2__z_h_1[j,i] x_1[l] x_2[k] + hess_z_h_2__z_h_2[j,i] x_2[k] x_2[l] + hess_z_h_2__z_h_3[j,i] x_2[k] x_3[l] + hess_z_h_3__z_h_1[j,i] x_1[l] x_3[k] + hess_z_h_3__z_h_2[j,i] x_2[l] x_3[k] + hess_z_h_3__z_h_3[j,i] x_3[k] x_3[l]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_1, x_1, x_1)
+    tmp_109 = x_1[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_2, x_1, x_2)
+    tmp_110 = x_2[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_3, x_1, x_3)
+    tmp_111 = x_3[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bl,Bk->jkil", hess_z_h_2__z_h_1, x_1, x_2)
+    tmp_112 = x_2[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_2__z_h_2, x_2, x_2)
+    tmp_113 = x_2[:, :, None] * x_2[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_2__z_h_3, x_2, x_3)
+    tmp_114 = x_3[:, :, None] * x_2[:, None]
+    # einsum("Bji,Bl,Bk->jkil", hess_z_h_3__z_h_1, x_1, x_3)
+    tmp_115 = x_3[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bl,Bk->jkil", hess_z_h_3__z_h_2, x_2, x_3)
+    tmp_116 = x_3[:, :, None] * x_2[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_3__z_h_3, x_3, x_3)
+    tmp_117 = x_3[:, :, None] * x_3[:, None]
+    hess_V__V = ((np.tensordot(tmp_109, hess_z_h_1__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_110, hess_z_h_1__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_111, hess_z_h_1__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_112, hess_z_h_2__z_h_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_113, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_114, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_115, hess_z_h_3__z_h_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_116, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_117, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂V,A[j,k,m,q] = adj_z_r_2[m] jac_r_1__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_2[q,j] x_2[k] + hess_z_h_1__z_r_2[j,m] r_1[q] x_1[k] + hess_z_h_1__z_r_3[j,m] r_2[q] x_1[k] + hess_z_h_2__z_r_2[j,m] r_1[q] x_2[k] + hess_z_h_2__z_r_3[j,m] r_2[q] x_2[k] + hess_z_h_3__z_r_2[j,m] r_1[q] x_3[k] + hess_z_h_3__z_r_3[j,m] r_2[q] x_3[k]
     # einsum("Bm,Bqj,Bk->jkmq", adj_z_r_2, jac_r_1__z_h_1, x_1)
-    tmp_1118 = x_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->jkmq", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_1, r_1, x_1)
-    tmp_1119 = adj_r_2 * d2tanh_z_r_2
-    tmp_1120 = tmp_1119[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1121 = x_1[:, :, None] * r_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->jkmq", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_2, r_1, x_2)
-    tmp_1122 = adj_r_2 * d2tanh_z_r_2
-    tmp_1123 = tmp_1122[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1124 = x_2[:, :, None] * r_1[:, None]
+    tmp_118 = x_1[:, :, None] * adj_z_r_2[:, None]
     # einsum("Bm,Bqj,Bk->jkmq", adj_z_r_3, jac_r_2__z_h_1, x_1)
-    tmp_1125 = x_1[:, :, None] * adj_z_r_3[:, None]
+    tmp_119 = x_1[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bm,Bqj,Bk->jkmq", adj_z_r_3, jac_r_2__z_h_2, x_2)
-    tmp_1126 = x_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,Bcj,Bcm,Bq,Bk->jkmq", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2, r_1, x_1)
-    tmp_1127 = adj_r_3 * d2tanh_z_r_3
-    tmp_1128 = tmp_1127[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1129 = (tmp_1128.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1130 = x_1[:, :, None] * r_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->jkmq", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1, r_2, x_1)
-    tmp_1131 = adj_r_3 * d2tanh_z_r_3
-    tmp_1132 = tmp_1131[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1133 = x_1[:, :, None] * r_2[:, None]
-    # einsum("Bc,Bc,Bcj,Bcm,Bq,Bk->jkmq", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_2, jac_z_r_3__z_r_2, r_1, x_2)
-    tmp_1134 = adj_r_3 * d2tanh_z_r_3
-    tmp_1135 = tmp_1134[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1136 = (tmp_1135.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1137 = x_2[:, :, None] * r_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->jkmq", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_2, r_2, x_2)
-    tmp_1138 = adj_r_3 * d2tanh_z_r_3
-    tmp_1139 = tmp_1138[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1140 = x_2[:, :, None] * r_2[:, None]
-    # einsum("Bc,Bc,Bcj,Bcm,Bq,Bk->jkmq", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_3, jac_z_r_3__z_r_2, r_1, x_3)
-    tmp_1141 = adj_r_3 * d2tanh_z_r_3
-    tmp_1142 = tmp_1141[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1143 = (tmp_1142.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1144 = x_3[:, :, None] * r_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->jkmq", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_3, r_2, x_3)
-    tmp_1145 = adj_r_3 * d2tanh_z_r_3
-    tmp_1146 = tmp_1145[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1147 = x_3[:, :, None] * r_2[:, None]
-    # einsum("il,Bij,Blm,Bq,Bk->jkmq", hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2, r_1, x_1)
-    tmp_1148 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_1149 = tmp_1148 @ jac_p_2__z_h_1
-    tmp_1150 = x_1[:, :, None] * r_1[:, None]
-    # einsum("il,Bij,Blm,Bq,Bk->jkmq", hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_2, r_1, x_2)
-    tmp_1151 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_1152 = tmp_1151 @ jac_p_2__z_h_2
-    tmp_1153 = x_2[:, :, None] * r_1[:, None]
-    # einsum("il,Bij,Blm,Bq,Bk->jkmq", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2, r_1, x_1)
-    tmp_1154 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1155 = tmp_1154 @ jac_p_3__z_h_1
-    tmp_1156 = x_1[:, :, None] * r_1[:, None]
-    # einsum("il,Bij,Blm,Bq,Bk->jkmq", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3, r_2, x_1)
-    tmp_1157 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1158 = tmp_1157 @ jac_p_3__z_h_1
-    tmp_1159 = x_1[:, :, None] * r_2[:, None]
-    # einsum("il,Bij,Blm,Bq,Bk->jkmq", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_2, r_1, x_2)
-    tmp_1160 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1161 = tmp_1160 @ jac_p_3__z_h_2
-    tmp_1162 = x_2[:, :, None] * r_1[:, None]
-    # einsum("il,Bij,Blm,Bq,Bk->jkmq", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_3, r_2, x_2)
-    tmp_1163 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1164 = tmp_1163 @ jac_p_3__z_h_2
-    tmp_1165 = x_2[:, :, None] * r_2[:, None]
-    # einsum("il,Bij,Blm,Bq,Bk->jkmq", hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_2, r_1, x_3)
-    tmp_1166 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1167 = tmp_1166 @ jac_p_3__z_h_3
-    tmp_1168 = x_3[:, :, None] * r_1[:, None]
-    # einsum("il,Bij,Blm,Bq,Bk->jkmq", hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_3, r_2, x_3)
-    tmp_1169 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1170 = tmp_1169 @ jac_p_3__z_h_3
-    tmp_1171 = x_3[:, :, None] * r_2[:, None]
-    hess_V__A = ((np.tensordot(tmp_1118, jac_r_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1121, tmp_1120, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1124, tmp_1123, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1125, jac_r_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1126, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1130, tmp_1129, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1133, tmp_1132, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1137, tmp_1136, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1140, tmp_1139, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1144, tmp_1143, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1147, tmp_1146, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1150, tmp_1149, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1153, tmp_1152, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1156, tmp_1155, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1159, tmp_1158, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1162, tmp_1161, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1165, tmp_1164, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1168, tmp_1167, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1171, tmp_1170, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂V,B[j,k,m,i] = adj_z_r_1[m] jac_h_1__z_h_1[i,j] x_1[k] + tanh''(z_r_1[m]) adj_r_1[m] h_1[i] jac_z_r_1__z_h_1[m,j] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_1[i,j] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_2[i,j] x_2[k] + Σ_c tanh''(z_r_2[c]) adj_r_2[c] h_1[i] jac_z_r_2__z_h_1[c,j] jac_z_r_2__z_r_1[c,m] x_1[k] + tanh''(z_r_2[m]) adj_r_2[m] h_2[i] jac_z_r_2__z_h_1[m,j] x_1[k] + Σ_c tanh''(z_r_2[c]) adj_r_2[c] h_1[i] jac_z_r_2__z_h_2[c,j] jac_z_r_2__z_r_1[c,m] x_2[k] + tanh''(z_r_2[m]) adj_r_2[m] h_2[i] jac_z_r_2__z_h_2[m,j] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_1[i,j] x_1[k] + adj_z_r_3[m] jac_h_3__z_h_2[i,j] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_3[i,j] x_3[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[i] jac_z_r_3__z_h_1[c,j] jac_z_r_3__z_r_1[c,m] x_1[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[i] jac_z_r_3__z_h_1[c,j] jac_z_r_3__z_r_2[c,m] x_1[k] + tanh''(z_r_3[m]) adj_r_3[m] h_3[i] jac_z_r_3__z_h_1[m,j] x_1[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[i] jac_z_r_3__z_h_2[c,j] jac_z_r_3__z_r_1[c,m] x_2[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[i] jac_z_r_3__z_h_2[c,j] jac_z_r_3__z_r_2[c,m] x_2[k] + tanh''(z_r_3[m]) adj_r_3[m] h_3[i] jac_z_r_3__z_h_2[m,j] x_2[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[i] jac_z_r_3__z_h_3[c,j] jac_z_r_3__z_r_1[c,m] x_3[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[i] jac_z_r_3__z_h_3[c,j] jac_z_r_3__z_r_2[c,m] x_3[k] + tanh''(z_r_3[m]) adj_r_3[m] h_3[i] jac_z_r_3__z_h_3[m,j] x_3[k] + Σ_ln h_1[i] hobj_p_1__p_1[l,n] jac_p_1__z_h_1[l,j] jac_p_1__z_r_1[n,m] x_1[k] + Σ_ln h_1[i] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[l,j] jac_p_2__z_r_1[n,m] x_1[k] + Σ_ln h_2[i] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[l,j] jac_p_2__z_r_2[n,m] x_1[k] + Σ_ln h_1[i] hobj_p_2__p_2[l,n] jac_p_2__z_h_2[l,j] jac_p_2__z_r_1[n,m] x_2[k] + Σ_ln h_2[i] hobj_p_2__p_2[l,n] jac_p_2__z_h_2[l,j] jac_p_2__z_r_2[n,m] x_2[k] + Σ_ln h_1[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[l,j] jac_p_3__z_r_1[n,m] x_1[k] + Σ_ln h_2[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[l,j] jac_p_3__z_r_2[n,m] x_1[k] + Σ_ln h_3[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[l,j] jac_p_3__z_r_3[n,m] x_1[k] + Σ_ln h_1[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[l,j] jac_p_3__z_r_1[n,m] x_2[k] + Σ_ln h_2[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[l,j] jac_p_3__z_r_2[n,m] x_2[k] + Σ_ln h_3[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[l,j] jac_p_3__z_r_3[n,m] x_2[k] + Σ_ln h_1[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[l,j] jac_p_3__z_r_1[n,m] x_3[k] + Σ_ln h_2[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[l,j] jac_p_3__z_r_2[n,m] x_3[k] + Σ_ln h_3[i] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[l,j] jac_p_3__z_r_3[n,m] x_3[k]
+    tmp_120 = x_2[:, :, None] * adj_z_r_3[:, None]
+    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_1__z_r_2, r_1, x_1)
+    tmp_121 = x_1[:, :, None] * r_1[:, None]
+    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_1__z_r_3, r_2, x_1)
+    tmp_122 = x_1[:, :, None] * r_2[:, None]
+    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_2__z_r_2, r_1, x_2)
+    tmp_123 = x_2[:, :, None] * r_1[:, None]
+    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_2__z_r_3, r_2, x_2)
+    tmp_124 = x_2[:, :, None] * r_2[:, None]
+    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_3__z_r_2, r_1, x_3)
+    tmp_125 = x_3[:, :, None] * r_1[:, None]
+    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_3__z_r_3, r_2, x_3)
+    tmp_126 = x_3[:, :, None] * r_2[:, None]
+    hess_V__A = ((np.tensordot(tmp_118, jac_r_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_119, jac_r_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_120, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_121, hess_z_h_1__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_122, hess_z_h_1__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_123, hess_z_h_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_124, hess_z_h_2__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_125, hess_z_h_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_126, hess_z_h_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂V,B[j,k,m,i] = adj_z_r_1[m] jac_h_1__z_h_1[i,j] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_1[i,j] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_2[i,j] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_1[i,j] x_1[k] + adj_z_r_3[m] jac_h_3__z_h_2[i,j] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_3[i,j] x_3[k] + h_1[i] hess_z_h_1__z_r_1[j,m] x_1[k] + h_2[i] hess_z_h_1__z_r_2[j,m] x_1[k] + h_3[i] hess_z_h_1__z_r_3[j,m] x_1[k] + h_1[i] hess_z_h_2__z_r_1[j,m] x_2[k] + h_2[i] hess_z_h_2__z_r_2[j,m] x_2[k] + h_3[i] hess_z_h_2__z_r_3[j,m] x_2[k] + h_1[i] hess_z_h_3__z_r_1[j,m] x_3[k] + h_2[i] hess_z_h_3__z_r_2[j,m] x_3[k] + h_3[i] hess_z_h_3__z_r_3[j,m] x_3[k]
     # einsum("Bm,Bij,Bk->jkmi", adj_z_r_1, jac_h_1__z_h_1, x_1)
-    tmp_1172 = x_1[:, :, None] * adj_z_r_1[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bk->jkmi", d2tanh_z_r_1, adj_r_1, h_1, jac_z_r_1__z_h_1, x_1)
-    tmp_1173 = adj_r_1 * d2tanh_z_r_1
-    tmp_1174 = tmp_1173[:, :, None] * jac_z_r_1__z_h_1
-    tmp_1175 = x_1[:, :, None] * h_1[:, None]
+    tmp_127 = x_1[:, :, None] * adj_z_r_1[:, None]
     # einsum("Bm,Bij,Bk->jkmi", adj_z_r_2, jac_h_2__z_h_1, x_1)
-    tmp_1176 = x_1[:, :, None] * adj_z_r_2[:, None]
+    tmp_128 = x_1[:, :, None] * adj_z_r_2[:, None]
     # einsum("Bm,Bij,Bk->jkmi", adj_z_r_2, jac_h_2__z_h_2, x_2)
-    tmp_1177 = x_2[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bk->jkmi", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_r_1, x_1)
-    tmp_1178 = adj_r_2 * d2tanh_z_r_2
-    tmp_1179 = tmp_1178[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1180 = (tmp_1179.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_1181 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bk->jkmi", d2tanh_z_r_2, adj_r_2, h_2, jac_z_r_2__z_h_1, x_1)
-    tmp_1182 = adj_r_2 * d2tanh_z_r_2
-    tmp_1183 = tmp_1182[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1184 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bk->jkmi", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_2, jac_z_r_2__z_r_1, x_2)
-    tmp_1185 = adj_r_2 * d2tanh_z_r_2
-    tmp_1186 = tmp_1185[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1187 = (tmp_1186.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_1188 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bk->jkmi", d2tanh_z_r_2, adj_r_2, h_2, jac_z_r_2__z_h_2, x_2)
-    tmp_1189 = adj_r_2 * d2tanh_z_r_2
-    tmp_1190 = tmp_1189[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1191 = x_2[:, :, None] * h_2[:, None]
+    tmp_129 = x_2[:, :, None] * adj_z_r_2[:, None]
     # einsum("Bm,Bij,Bk->jkmi", adj_z_r_3, jac_h_3__z_h_1, x_1)
-    tmp_1192 = x_1[:, :, None] * adj_z_r_3[:, None]
+    tmp_130 = x_1[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bm,Bij,Bk->jkmi", adj_z_r_3, jac_h_3__z_h_2, x_2)
-    tmp_1193 = x_2[:, :, None] * adj_z_r_3[:, None]
+    tmp_131 = x_2[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bm,Bij,Bk->jkmi", adj_z_r_3, jac_h_3__z_h_3, x_3)
-    tmp_1194 = x_3[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bk->jkmi", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_r_1, x_1)
-    tmp_1195 = adj_r_3 * d2tanh_z_r_3
-    tmp_1196 = tmp_1195[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1197 = (tmp_1196.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1198 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bk->jkmi", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2, x_1)
-    tmp_1199 = adj_r_3 * d2tanh_z_r_3
-    tmp_1200 = tmp_1199[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1201 = (tmp_1200.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1202 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bk->jkmi", d2tanh_z_r_3, adj_r_3, h_3, jac_z_r_3__z_h_1, x_1)
-    tmp_1203 = adj_r_3 * d2tanh_z_r_3
-    tmp_1204 = tmp_1203[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1205 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bk->jkmi", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_r_1, x_2)
-    tmp_1206 = adj_r_3 * d2tanh_z_r_3
-    tmp_1207 = tmp_1206[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1208 = (tmp_1207.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1209 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bk->jkmi", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_2, jac_z_r_3__z_r_2, x_2)
-    tmp_1210 = adj_r_3 * d2tanh_z_r_3
-    tmp_1211 = tmp_1210[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1212 = (tmp_1211.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1213 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bk->jkmi", d2tanh_z_r_3, adj_r_3, h_3, jac_z_r_3__z_h_2, x_2)
-    tmp_1214 = adj_r_3 * d2tanh_z_r_3
-    tmp_1215 = tmp_1214[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1216 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bk->jkmi", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_3, jac_z_r_3__z_r_1, x_3)
-    tmp_1217 = adj_r_3 * d2tanh_z_r_3
-    tmp_1218 = tmp_1217[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1219 = (tmp_1218.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1220 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bk->jkmi", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_r_2, x_3)
-    tmp_1221 = adj_r_3 * d2tanh_z_r_3
-    tmp_1222 = tmp_1221[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1223 = (tmp_1222.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1224 = x_3[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bk->jkmi", d2tanh_z_r_3, adj_r_3, h_3, jac_z_r_3__z_h_3, x_3)
-    tmp_1225 = adj_r_3 * d2tanh_z_r_3
-    tmp_1226 = tmp_1225[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1227 = x_3[:, :, None] * h_3[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_1, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_r_1, x_1)
-    tmp_1228 = np.tensordot(jac_p_1__z_r_1, hobj_p_1__p_1, axes=([1], [1]))
-    tmp_1229 = tmp_1228 @ jac_p_1__z_h_1
-    tmp_1230 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_1, x_1)
-    tmp_1231 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_1232 = tmp_1231 @ jac_p_2__z_h_1
-    tmp_1233 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_2, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2, x_1)
-    tmp_1234 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_1235 = tmp_1234 @ jac_p_2__z_h_1
-    tmp_1236 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_1, x_2)
-    tmp_1237 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_1238 = tmp_1237 @ jac_p_2__z_h_2
-    tmp_1239 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_2, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_2, x_2)
-    tmp_1240 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_1241 = tmp_1240 @ jac_p_2__z_h_2
-    tmp_1242 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_1, x_1)
-    tmp_1243 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1244 = tmp_1243 @ jac_p_3__z_h_1
-    tmp_1245 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2, x_1)
-    tmp_1246 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1247 = tmp_1246 @ jac_p_3__z_h_1
-    tmp_1248 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_3, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3, x_1)
-    tmp_1249 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1250 = tmp_1249 @ jac_p_3__z_h_1
-    tmp_1251 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_1, x_2)
-    tmp_1252 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1253 = tmp_1252 @ jac_p_3__z_h_2
-    tmp_1254 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_2, x_2)
-    tmp_1255 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1256 = tmp_1255 @ jac_p_3__z_h_2
-    tmp_1257 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_3, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_3, x_2)
-    tmp_1258 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1259 = tmp_1258 @ jac_p_3__z_h_2
-    tmp_1260 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_1, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_1, x_3)
-    tmp_1261 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1262 = tmp_1261 @ jac_p_3__z_h_3
-    tmp_1263 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_2, x_3)
-    tmp_1264 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1265 = tmp_1264 @ jac_p_3__z_h_3
-    tmp_1266 = x_3[:, :, None] * h_2[:, None]
-    # einsum("Bi,ln,Blj,Bnm,Bk->jkmi", h_3, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_3, x_3)
-    tmp_1267 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1268 = tmp_1267 @ jac_p_3__z_h_3
-    tmp_1269 = x_3[:, :, None] * h_3[:, None]
-    hess_V__B = ((np.tensordot(tmp_1172, jac_h_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1175, tmp_1174, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1176, jac_h_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1177, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1181, tmp_1180, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1184, tmp_1183, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1188, tmp_1187, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1191, tmp_1190, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1192, jac_h_3__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1193, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1194, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1198, tmp_1197, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1202, tmp_1201, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1205, tmp_1204, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1209, tmp_1208, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1213, tmp_1212, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1216, tmp_1215, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1220, tmp_1219, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1224, tmp_1223, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1227, tmp_1226, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1230, tmp_1229, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1233, tmp_1232, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1236, tmp_1235, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1239, tmp_1238, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1242, tmp_1241, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1245, tmp_1244, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1248, tmp_1247, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1251, tmp_1250, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1254, tmp_1253, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1257, tmp_1256, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1260, tmp_1259, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1263, tmp_1262, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1266, tmp_1265, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1269, tmp_1268, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂V,U[j,k,l,m] = adj_p_1[l] jac_r_1__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_1[m,j] x_1[k] + adj_p_3[l] jac_r_3__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_3[m,j] x_3[k] + Σ_c hobj_p_1__p_1[c,l] jac_p_1__z_h_1[c,j] r_1[m] x_1[k] + Σ_c hobj_p_2__p_2[c,l] jac_p_2__z_h_1[c,j] r_2[m] x_1[k] + Σ_c hobj_p_2__p_2[c,l] jac_p_2__z_h_2[c,j] r_2[m] x_2[k] + Σ_c hobj_p_3__p_3[c,l] jac_p_3__z_h_1[c,j] r_3[m] x_1[k] + Σ_c hobj_p_3__p_3[c,l] jac_p_3__z_h_2[c,j] r_3[m] x_2[k] + Σ_c hobj_p_3__p_3[c,l] jac_p_3__z_h_3[c,j] r_3[m] x_3[k]
+    tmp_132 = x_3[:, :, None] * adj_z_r_3[:, None]
+    # einsum("Bi,Bjm,Bk->jkmi", h_1, hess_z_h_1__z_r_1, x_1)
+    tmp_133 = x_1[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bjm,Bk->jkmi", h_2, hess_z_h_1__z_r_2, x_1)
+    tmp_134 = x_1[:, :, None] * h_2[:, None]
+    # einsum("Bi,Bjm,Bk->jkmi", h_3, hess_z_h_1__z_r_3, x_1)
+    tmp_135 = x_1[:, :, None] * h_3[:, None]
+    # einsum("Bi,Bjm,Bk->jkmi", h_1, hess_z_h_2__z_r_1, x_2)
+    tmp_136 = x_2[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bjm,Bk->jkmi", h_2, hess_z_h_2__z_r_2, x_2)
+    tmp_137 = x_2[:, :, None] * h_2[:, None]
+    # einsum("Bi,Bjm,Bk->jkmi", h_3, hess_z_h_2__z_r_3, x_2)
+    tmp_138 = x_2[:, :, None] * h_3[:, None]
+    # einsum("Bi,Bjm,Bk->jkmi", h_1, hess_z_h_3__z_r_1, x_3)
+    tmp_139 = x_3[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bjm,Bk->jkmi", h_2, hess_z_h_3__z_r_2, x_3)
+    tmp_140 = x_3[:, :, None] * h_2[:, None]
+    # einsum("Bi,Bjm,Bk->jkmi", h_3, hess_z_h_3__z_r_3, x_3)
+    tmp_141 = x_3[:, :, None] * h_3[:, None]
+    hess_V__B = ((np.tensordot(tmp_127, jac_h_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_128, jac_h_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_129, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_130, jac_h_3__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_131, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_132, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_133, hess_z_h_1__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_134, hess_z_h_1__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_135, hess_z_h_1__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_136, hess_z_h_2__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_137, hess_z_h_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_138, hess_z_h_2__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_139, hess_z_h_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_140, hess_z_h_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_141, hess_z_h_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂V,U[j,k,l,m] = adj_p_1[l] jac_r_1__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_1[m,j] x_1[k] + adj_p_3[l] jac_r_3__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_3[m,j] x_3[k] + hess_z_h_1__p_1[j,l] r_1[m] x_1[k] + hess_z_h_1__p_2[j,l] r_2[m] x_1[k] + hess_z_h_1__p_3[j,l] r_3[m] x_1[k] + hess_z_h_2__p_2[j,l] r_2[m] x_2[k] + hess_z_h_2__p_3[j,l] r_3[m] x_2[k] + hess_z_h_3__p_3[j,l] r_3[m] x_3[k]
     # einsum("Bl,Bmj,Bk->jklm", adj_p_1, jac_r_1__z_h_1, x_1)
-    tmp_1270 = x_1[:, :, None] * adj_p_1[:, None]
+    tmp_142 = x_1[:, :, None] * adj_p_1[:, None]
     # einsum("Bl,Bmj,Bk->jklm", adj_p_2, jac_r_2__z_h_1, x_1)
-    tmp_1271 = x_1[:, :, None] * adj_p_2[:, None]
+    tmp_143 = x_1[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,Bmj,Bk->jklm", adj_p_2, jac_r_2__z_h_2, x_2)
-    tmp_1272 = x_2[:, :, None] * adj_p_2[:, None]
+    tmp_144 = x_2[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,Bmj,Bk->jklm", adj_p_3, jac_r_3__z_h_1, x_1)
-    tmp_1273 = x_1[:, :, None] * adj_p_3[:, None]
+    tmp_145 = x_1[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bmj,Bk->jklm", adj_p_3, jac_r_3__z_h_2, x_2)
-    tmp_1274 = x_2[:, :, None] * adj_p_3[:, None]
+    tmp_146 = x_2[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bmj,Bk->jklm", adj_p_3, jac_r_3__z_h_3, x_3)
-    tmp_1275 = x_3[:, :, None] * adj_p_3[:, None]
-    # einsum("cl,Bcj,Bm,Bk->jklm", hobj_p_1__p_1, jac_p_1__z_h_1, r_1, x_1)
-    tmp_1276 = x_1[:, :, None] * r_1[:, None]
-    tmp_1277 = np.tensordot(tmp_1276, jac_p_1__z_h_1, axes=([0], [0]))
-    # einsum("cl,Bcj,Bm,Bk->jklm", hobj_p_2__p_2, jac_p_2__z_h_1, r_2, x_1)
-    tmp_1278 = x_1[:, :, None] * r_2[:, None]
-    tmp_1279 = np.tensordot(tmp_1278, jac_p_2__z_h_1, axes=([0], [0]))
-    # einsum("cl,Bcj,Bm,Bk->jklm", hobj_p_2__p_2, jac_p_2__z_h_2, r_2, x_2)
-    tmp_1280 = x_2[:, :, None] * r_2[:, None]
-    tmp_1281 = np.tensordot(tmp_1280, jac_p_2__z_h_2, axes=([0], [0]))
-    # einsum("cl,Bcj,Bm,Bk->jklm", hobj_p_3__p_3, jac_p_3__z_h_1, r_3, x_1)
-    tmp_1282 = x_1[:, :, None] * r_3[:, None]
-    tmp_1283 = np.tensordot(tmp_1282, jac_p_3__z_h_1, axes=([0], [0]))
-    # einsum("cl,Bcj,Bm,Bk->jklm", hobj_p_3__p_3, jac_p_3__z_h_2, r_3, x_2)
-    tmp_1284 = x_2[:, :, None] * r_3[:, None]
-    tmp_1285 = np.tensordot(tmp_1284, jac_p_3__z_h_2, axes=([0], [0]))
-    # einsum("cl,Bcj,Bm,Bk->jklm", hobj_p_3__p_3, jac_p_3__z_h_3, r_3, x_3)
-    tmp_1286 = x_3[:, :, None] * r_3[:, None]
-    tmp_1287 = np.tensordot(tmp_1286, jac_p_3__z_h_3, axes=([0], [0]))
-    hess_V__U = ((np.tensordot(tmp_1270, jac_r_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1271, jac_r_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1272, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1273, jac_r_3__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1274, jac_r_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1275, jac_r_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1277, hobj_p_1__p_1, axes=([2], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1279, hobj_p_2__p_2, axes=([2], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1281, hobj_p_2__p_2, axes=([2], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1283, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1285, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1287, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂A,h(0)[m,q,j] = Σ_c W[c,j] adj_z_r_2[m] jac_r_1__z_h_1[q,c] + Σ_c tanh''(z_r_2[m]) W[c,j] adj_r_2[m] jac_z_r_2__z_h_1[m,c] r_1[q] + Σ_c W[c,j] adj_z_r_3[m] jac_r_2__z_h_1[q,c] + Σ_ik tanh''(z_r_3[i]) W[k,j] adj_r_3[i] jac_z_r_3__z_h_1[i,k] jac_z_r_3__z_r_2[i,m] r_1[q] + Σ_c tanh''(z_r_3[m]) W[c,j] adj_r_3[m] jac_z_r_3__z_h_1[m,c] r_2[q] + Σ_cln W[c,j] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[n,c] jac_p_2__z_r_2[l,m] r_1[q] + Σ_cln W[c,j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[n,c] jac_p_3__z_r_2[l,m] r_1[q] + Σ_cln W[c,j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[n,c] jac_p_3__z_r_3[l,m] r_2[q]
+    tmp_147 = x_3[:, :, None] * adj_p_3[:, None]
+    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_1__p_1, r_1, x_1)
+    tmp_148 = x_1[:, :, None] * r_1[:, None]
+    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_1__p_2, r_2, x_1)
+    tmp_149 = x_1[:, :, None] * r_2[:, None]
+    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_1__p_3, r_3, x_1)
+    tmp_150 = x_1[:, :, None] * r_3[:, None]
+    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_2__p_2, r_2, x_2)
+    tmp_151 = x_2[:, :, None] * r_2[:, None]
+    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_2__p_3, r_3, x_2)
+    tmp_152 = x_2[:, :, None] * r_3[:, None]
+    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_3__p_3, r_3, x_3)
+    tmp_153 = x_3[:, :, None] * r_3[:, None]
+    hess_V__U = ((np.tensordot(tmp_142, jac_r_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_143, jac_r_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_144, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_145, jac_r_3__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_146, jac_r_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_147, jac_r_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_148, hess_z_h_1__p_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_149, hess_z_h_1__p_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_150, hess_z_h_1__p_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_151, hess_z_h_2__p_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_152, hess_z_h_2__p_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_153, hess_z_h_3__p_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂A,h(0)[m,q,j] = Σ_c W[c,j] adj_z_r_2[m] jac_r_1__z_h_1[q,c] + Σ_c W[c,j] adj_z_r_3[m] jac_r_2__z_h_1[q,c] + Σ_c W[c,j] hess_z_r_2__z_h_1[m,c] r_1[q] + Σ_c W[c,j] hess_z_r_3__z_h_1[m,c] r_2[q]
     # einsum("cj,Bm,Bqc->mqj", W, adj_z_r_2, jac_r_1__z_h_1)
-    tmp_1288 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("Bm,cj,Bm,Bmc,Bq->mqj", d2tanh_z_r_2, W, adj_r_2, jac_z_r_2__z_h_1, r_1)
-    tmp_1289 = adj_r_2 * d2tanh_z_r_2
-    tmp_1290 = tmp_1289[:, :, None] * r_1[:, None]
-    tmp_1291 = (tmp_1290.transpose(1, 2, 0)) @ (jac_z_r_2__z_h_1.transpose(1, 0, 2))
+    tmp_154 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
     # einsum("cj,Bm,Bqc->mqj", W, adj_z_r_3, jac_r_2__z_h_1)
-    tmp_1292 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
-    # einsum("Bi,kj,Bi,Bik,Bim,Bq->mqj", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2, r_1)
-    tmp_1293 = adj_r_3 * d2tanh_z_r_3
-    tmp_1294 = tmp_1293[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1295 = (tmp_1294.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1296 = np.tensordot(tmp_1295, r_1, axes=([0], [0]))
-    # einsum("Bm,cj,Bm,Bmc,Bq->mqj", d2tanh_z_r_3, W, adj_r_3, jac_z_r_3__z_h_1, r_2)
-    tmp_1297 = adj_r_3 * d2tanh_z_r_3
-    tmp_1298 = tmp_1297[:, :, None] * r_2[:, None]
-    tmp_1299 = (tmp_1298.transpose(1, 2, 0)) @ (jac_z_r_3__z_h_1.transpose(1, 0, 2))
-    # einsum("cj,ln,Bnc,Blm,Bq->mqj", W, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2, r_1)
-    tmp_1300 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1301 = tmp_1300 @ jac_p_2__z_h_1
-    tmp_1302 = np.tensordot(tmp_1301, r_1, axes=([0], [0]))
-    # einsum("cj,ln,Bnc,Blm,Bq->mqj", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2, r_1)
-    tmp_1303 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1304 = tmp_1303 @ jac_p_3__z_h_1
-    tmp_1305 = np.tensordot(tmp_1304, r_1, axes=([0], [0]))
-    # einsum("cj,ln,Bnc,Blm,Bq->mqj", W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3, r_2)
-    tmp_1306 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1307 = tmp_1306 @ jac_p_3__z_h_1
-    tmp_1308 = np.tensordot(tmp_1307, r_2, axes=([0], [0]))
-    hess_A__h_0 = ((np.tensordot(tmp_1288, W, axes=([1], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_1291, W, axes=([2], [0])) + (np.tensordot(tmp_1292, W, axes=([1], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_1296, W, axes=([0], [0])) + np.tensordot(tmp_1299, W, axes=([2], [0])) + np.tensordot(tmp_1302, W, axes=([1], [0])) + np.tensordot(tmp_1305, W, axes=([1], [0])) + np.tensordot(tmp_1308, W, axes=([1], [0]))) / B
-    # ∂f/∂A,W[m,q,j,i] = adj_z_r_2[m] h_0[i] jac_r_1__z_h_1[q,j] + tanh''(z_r_2[m]) adj_r_2[m] h_0[i] jac_z_r_2__z_h_1[m,j] r_1[q] + tanh''(z_r_2[m]) adj_r_2[m] h_1[i] jac_z_r_2__z_h_2[m,j] r_1[q] + adj_z_r_3[m] h_0[i] jac_r_2__z_h_1[q,j] + adj_z_r_3[m] h_1[i] jac_r_2__z_h_2[q,j] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_0[i] jac_z_r_3__z_h_1[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[i] jac_z_r_3__z_h_2[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[i] jac_z_r_3__z_h_3[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] + tanh''(z_r_3[m]) adj_r_3[m] h_0[i] jac_z_r_3__z_h_1[m,j] r_2[q] + tanh''(z_r_3[m]) adj_r_3[m] h_1[i] jac_z_r_3__z_h_2[m,j] r_2[q] + tanh''(z_r_3[m]) adj_r_3[m] h_2[i] jac_z_r_3__z_h_3[m,j] r_2[q] + Σ_kl h_0[i] hobj_p_2__p_2[k,l] jac_p_2__z_h_1[l,j] jac_p_2__z_r_2[k,m] r_1[q] + Σ_kl h_1[i] hobj_p_2__p_2[k,l] jac_p_2__z_h_2[l,j] jac_p_2__z_r_2[k,m] r_1[q] + Σ_kl h_0[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_1[l,j] jac_p_3__z_r_2[k,m] r_1[q] + Σ_kl h_1[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_2[l,j] jac_p_3__z_r_2[k,m] r_1[q] + Σ_kl h_2[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_3[l,j] jac_p_3__z_r_2[k,m] r_1[q] + Σ_kl h_0[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_1[l,j] jac_p_3__z_r_3[k,m] r_2[q] + Σ_kl h_1[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_2[l,j] jac_p_3__z_r_3[k,m] r_2[q] + Σ_kl h_2[i] hobj_p_3__p_3[k,l] jac_p_3__z_h_3[l,j] jac_p_3__z_r_3[k,m] r_2[q]
+    tmp_155 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    hess_z_r_2__z_h_1 = t["hess_z_r_2__z_h_1"]
+    # einsum("cj,Bmc,Bq->mqj", W, hess_z_r_2__z_h_1, r_1)
+    tmp_156 = np.tensordot(r_1, hess_z_r_2__z_h_1, axes=([0], [0]))
+    hess_z_r_3__z_h_1 = t["hess_z_r_3__z_h_1"]
+    # einsum("cj,Bmc,Bq->mqj", W, hess_z_r_3__z_h_1, r_2)
+    tmp_157 = np.tensordot(r_2, hess_z_r_3__z_h_1, axes=([0], [0]))
+    hess_A__h_0 = ((np.tensordot(tmp_154, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_155, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_156, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_157, W, axes=([2], [0]))).transpose(1, 0, 2)) / B
+    # ∂f/∂A,W[m,q,j,i] = adj_z_r_2[m] h_0[i] jac_r_1__z_h_1[q,j] + adj_z_r_3[m] h_0[i] jac_r_2__z_h_1[q,j] + adj_z_r_3[m] h_1[i] jac_r_2__z_h_2[q,j] + h_0[i] hess_z_r_2__z_h_1[m,j] r_1[q] + h_1[i] hess_z_r_2__z_h_2[m,j] r_1[q] + h_2[i] hess_z_r_2__z_h_3[m,j] r_1[q] + h_0[i] hess_z_r_3__z_h_1[m,j] r_2[q] + h_1[i] hess_z_r_3__z_h_2[m,j] r_2[q] + h_2[i] hess_z_r_3__z_h_3[m,j] r_2[q]
     # einsum("Bm,i,Bqj->mqji", adj_z_r_2, h_0, jac_r_1__z_h_1)
-    tmp_1309 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("Bm,Bm,i,Bmj,Bq->mqji", d2tanh_z_r_2, adj_r_2, h_0, jac_z_r_2__z_h_1, r_1)
-    tmp_1310 = adj_r_2 * d2tanh_z_r_2
-    tmp_1311 = tmp_1310[:, :, None] * r_1[:, None]
-    tmp_1312 = (tmp_1311.transpose(1, 2, 0)) @ (jac_z_r_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bm,Bm,Bi,Bmj,Bq->mqji", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_2, r_1)
-    tmp_1313 = adj_r_2 * d2tanh_z_r_2
-    tmp_1314 = tmp_1313[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1315 = r_1[:, :, None] * h_1[:, None]
+    tmp_158 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
     # einsum("Bm,i,Bqj->mqji", adj_z_r_3, h_0, jac_r_2__z_h_1)
-    tmp_1316 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    tmp_159 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
     # einsum("Bm,Bi,Bqj->mqji", adj_z_r_3, h_1, jac_r_2__z_h_2)
-    tmp_1317 = h_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,i,Bcj,Bcm,Bq->mqji", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2, r_1)
-    tmp_1318 = adj_r_3 * d2tanh_z_r_3
-    tmp_1319 = tmp_1318[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1320 = (tmp_1319.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1321 = np.tensordot(tmp_1320, r_1, axes=([0], [0]))
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bq->mqji", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_r_2, r_1)
-    tmp_1322 = adj_r_3 * d2tanh_z_r_3
-    tmp_1323 = tmp_1322[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1324 = (tmp_1323.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1325 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bi,Bcj,Bcm,Bq->mqji", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_r_2, r_1)
-    tmp_1326 = adj_r_3 * d2tanh_z_r_3
-    tmp_1327 = tmp_1326[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1328 = (tmp_1327.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1329 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,i,Bmj,Bq->mqji", d2tanh_z_r_3, adj_r_3, h_0, jac_z_r_3__z_h_1, r_2)
-    tmp_1330 = adj_r_3 * d2tanh_z_r_3
-    tmp_1331 = tmp_1330[:, :, None] * r_2[:, None]
-    tmp_1332 = (tmp_1331.transpose(1, 2, 0)) @ (jac_z_r_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bm,Bm,Bi,Bmj,Bq->mqji", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, r_2)
-    tmp_1333 = adj_r_3 * d2tanh_z_r_3
-    tmp_1334 = tmp_1333[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1335 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bi,Bmj,Bq->mqji", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_3, r_2)
-    tmp_1336 = adj_r_3 * d2tanh_z_r_3
-    tmp_1337 = tmp_1336[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1338 = r_2[:, :, None] * h_2[:, None]
-    # einsum("i,kl,Blj,Bkm,Bq->mqji", h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2, r_1)
-    tmp_1339 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1340 = tmp_1339 @ jac_p_2__z_h_1
-    tmp_1341 = np.tensordot(tmp_1340, r_1, axes=([0], [0]))
-    # einsum("Bi,kl,Blj,Bkm,Bq->mqji", h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_2, r_1)
-    tmp_1342 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1343 = tmp_1342 @ jac_p_2__z_h_2
-    tmp_1344 = r_1[:, :, None] * h_1[:, None]
-    # einsum("i,kl,Blj,Bkm,Bq->mqji", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2, r_1)
-    tmp_1345 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1346 = tmp_1345 @ jac_p_3__z_h_1
-    tmp_1347 = np.tensordot(tmp_1346, r_1, axes=([0], [0]))
-    # einsum("Bi,kl,Blj,Bkm,Bq->mqji", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_2, r_1)
-    tmp_1348 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1349 = tmp_1348 @ jac_p_3__z_h_2
-    tmp_1350 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,kl,Blj,Bkm,Bq->mqji", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_2, r_1)
-    tmp_1351 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1352 = tmp_1351 @ jac_p_3__z_h_3
-    tmp_1353 = r_1[:, :, None] * h_2[:, None]
-    # einsum("i,kl,Blj,Bkm,Bq->mqji", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3, r_2)
-    tmp_1354 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1355 = tmp_1354 @ jac_p_3__z_h_1
-    tmp_1356 = np.tensordot(tmp_1355, r_2, axes=([0], [0]))
-    # einsum("Bi,kl,Blj,Bkm,Bq->mqji", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_3, r_2)
-    tmp_1357 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1358 = tmp_1357 @ jac_p_3__z_h_2
-    tmp_1359 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,kl,Blj,Bkm,Bq->mqji", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_3, r_2)
-    tmp_1360 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1361 = tmp_1360 @ jac_p_3__z_h_3
-    tmp_1362 = r_2[:, :, None] * h_2[:, None]
-    hess_A__W = ((tmp_1309.transpose(2, 0, 1))[:, :, :, None] * h_0 + tmp_1312[:, :, :, None] * h_0 + (np.tensordot(tmp_1315, tmp_1314, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1316.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1317, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_1321.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_1325, tmp_1324, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1329, tmp_1328, axes=([0], [0]))).transpose(3, 0, 2, 1) + tmp_1332[:, :, :, None] * h_0 + (np.tensordot(tmp_1335, tmp_1334, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1338, tmp_1337, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1341.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1344, tmp_1343, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1347.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1350, tmp_1349, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1353, tmp_1352, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1356.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1359, tmp_1358, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1362, tmp_1361, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂A,V[m,q,j,k] = adj_z_r_2[m] jac_r_1__z_h_1[q,j] x_1[k] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_1[m,j] r_1[q] x_1[k] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_2[m,j] r_1[q] x_2[k] + adj_z_r_3[m] jac_r_2__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_2[q,j] x_2[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] jac_z_r_3__z_h_1[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] x_1[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] jac_z_r_3__z_h_2[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] x_2[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] jac_z_r_3__z_h_3[c,j] jac_z_r_3__z_r_2[c,m] r_1[q] x_3[k] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,j] r_2[q] x_1[k] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_2[m,j] r_2[q] x_2[k] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_3[m,j] r_2[q] x_3[k] + Σ_il hobj_p_2__p_2[i,l] jac_p_2__z_h_1[l,j] jac_p_2__z_r_2[i,m] r_1[q] x_1[k] + Σ_il hobj_p_2__p_2[i,l] jac_p_2__z_h_2[l,j] jac_p_2__z_r_2[i,m] r_1[q] x_2[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_1[l,j] jac_p_3__z_r_2[i,m] r_1[q] x_1[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_2[l,j] jac_p_3__z_r_2[i,m] r_1[q] x_2[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_3[l,j] jac_p_3__z_r_2[i,m] r_1[q] x_3[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_1[l,j] jac_p_3__z_r_3[i,m] r_2[q] x_1[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_2[l,j] jac_p_3__z_r_3[i,m] r_2[q] x_2[k] + Σ_il hobj_p_3__p_3[i,l] jac_p_3__z_h_3[l,j] jac_p_3__z_r_3[i,m] r_2[q] x_3[k]
+    tmp_160 = h_1[:, :, None] * adj_z_r_3[:, None]
+    # einsum("i,Bmj,Bq->mqji", h_0, hess_z_r_2__z_h_1, r_1)
+    tmp_161 = np.tensordot(r_1, hess_z_r_2__z_h_1, axes=([0], [0]))
+    hess_z_r_2__z_h_2 = t["hess_z_r_2__z_h_2"]
+    # einsum("Bi,Bmj,Bq->mqji", h_1, hess_z_r_2__z_h_2, r_1)
+    tmp_162 = r_1[:, :, None] * h_1[:, None]
+    hess_z_r_2__z_h_3 = t["hess_z_r_2__z_h_3"]
+    # einsum("Bi,Bmj,Bq->mqji", h_2, hess_z_r_2__z_h_3, r_1)
+    tmp_163 = r_1[:, :, None] * h_2[:, None]
+    # einsum("i,Bmj,Bq->mqji", h_0, hess_z_r_3__z_h_1, r_2)
+    tmp_164 = np.tensordot(r_2, hess_z_r_3__z_h_1, axes=([0], [0]))
+    hess_z_r_3__z_h_2 = t["hess_z_r_3__z_h_2"]
+    # einsum("Bi,Bmj,Bq->mqji", h_1, hess_z_r_3__z_h_2, r_2)
+    tmp_165 = r_2[:, :, None] * h_1[:, None]
+    hess_z_r_3__z_h_3 = t["hess_z_r_3__z_h_3"]
+    # einsum("Bi,Bmj,Bq->mqji", h_2, hess_z_r_3__z_h_3, r_2)
+    tmp_166 = r_2[:, :, None] * h_2[:, None]
+    hess_A__W = ((tmp_158.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_159.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_160, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_161.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_162, hess_z_r_2__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_163, hess_z_r_2__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_164.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_165, hess_z_r_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_166, hess_z_r_3__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂A,V[m,q,j,k] = adj_z_r_2[m] jac_r_1__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_2[q,j] x_2[k] + hess_z_r_2__z_h_1[m,j] r_1[q] x_1[k] + hess_z_r_2__z_h_2[m,j] r_1[q] x_2[k] + hess_z_r_2__z_h_3[m,j] r_1[q] x_3[k] + hess_z_r_3__z_h_1[m,j] r_2[q] x_1[k] + hess_z_r_3__z_h_2[m,j] r_2[q] x_2[k] + hess_z_r_3__z_h_3[m,j] r_2[q] x_3[k]
     # einsum("Bm,Bqj,Bk->mqjk", adj_z_r_2, jac_r_1__z_h_1, x_1)
-    tmp_1363 = x_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->mqjk", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_1, r_1, x_1)
-    tmp_1364 = adj_r_2 * d2tanh_z_r_2
-    tmp_1365 = tmp_1364[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1366 = x_1[:, :, None] * r_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->mqjk", d2tanh_z_r_2, adj_r_2, jac_z_r_2__z_h_2, r_1, x_2)
-    tmp_1367 = adj_r_2 * d2tanh_z_r_2
-    tmp_1368 = tmp_1367[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1369 = x_2[:, :, None] * r_1[:, None]
+    tmp_167 = x_1[:, :, None] * adj_z_r_2[:, None]
     # einsum("Bm,Bqj,Bk->mqjk", adj_z_r_3, jac_r_2__z_h_1, x_1)
-    tmp_1370 = x_1[:, :, None] * adj_z_r_3[:, None]
+    tmp_168 = x_1[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bm,Bqj,Bk->mqjk", adj_z_r_3, jac_r_2__z_h_2, x_2)
-    tmp_1371 = x_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,Bcj,Bcm,Bq,Bk->mqjk", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2, r_1, x_1)
-    tmp_1372 = adj_r_3 * d2tanh_z_r_3
-    tmp_1373 = tmp_1372[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1374 = (tmp_1373.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1375 = x_1[:, :, None] * r_1[:, None]
-    # einsum("Bc,Bc,Bcj,Bcm,Bq,Bk->mqjk", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_2, jac_z_r_3__z_r_2, r_1, x_2)
-    tmp_1376 = adj_r_3 * d2tanh_z_r_3
-    tmp_1377 = tmp_1376[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1378 = (tmp_1377.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1379 = x_2[:, :, None] * r_1[:, None]
-    # einsum("Bc,Bc,Bcj,Bcm,Bq,Bk->mqjk", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_3, jac_z_r_3__z_r_2, r_1, x_3)
-    tmp_1380 = adj_r_3 * d2tanh_z_r_3
-    tmp_1381 = tmp_1380[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1382 = (tmp_1381.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1383 = x_3[:, :, None] * r_1[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->mqjk", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_1, r_2, x_1)
-    tmp_1384 = adj_r_3 * d2tanh_z_r_3
-    tmp_1385 = tmp_1384[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1386 = x_1[:, :, None] * r_2[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->mqjk", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_2, r_2, x_2)
-    tmp_1387 = adj_r_3 * d2tanh_z_r_3
-    tmp_1388 = tmp_1387[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1389 = x_2[:, :, None] * r_2[:, None]
-    # einsum("Bm,Bm,Bmj,Bq,Bk->mqjk", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_h_3, r_2, x_3)
-    tmp_1390 = adj_r_3 * d2tanh_z_r_3
-    tmp_1391 = tmp_1390[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1392 = x_3[:, :, None] * r_2[:, None]
-    # einsum("il,Blj,Bim,Bq,Bk->mqjk", hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2, r_1, x_1)
-    tmp_1393 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1394 = tmp_1393 @ jac_p_2__z_h_1
-    tmp_1395 = x_1[:, :, None] * r_1[:, None]
-    # einsum("il,Blj,Bim,Bq,Bk->mqjk", hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_2, r_1, x_2)
-    tmp_1396 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1397 = tmp_1396 @ jac_p_2__z_h_2
-    tmp_1398 = x_2[:, :, None] * r_1[:, None]
-    # einsum("il,Blj,Bim,Bq,Bk->mqjk", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2, r_1, x_1)
-    tmp_1399 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1400 = tmp_1399 @ jac_p_3__z_h_1
-    tmp_1401 = x_1[:, :, None] * r_1[:, None]
-    # einsum("il,Blj,Bim,Bq,Bk->mqjk", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_2, r_1, x_2)
-    tmp_1402 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1403 = tmp_1402 @ jac_p_3__z_h_2
-    tmp_1404 = x_2[:, :, None] * r_1[:, None]
-    # einsum("il,Blj,Bim,Bq,Bk->mqjk", hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_2, r_1, x_3)
-    tmp_1405 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1406 = tmp_1405 @ jac_p_3__z_h_3
-    tmp_1407 = x_3[:, :, None] * r_1[:, None]
-    # einsum("il,Blj,Bim,Bq,Bk->mqjk", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3, r_2, x_1)
-    tmp_1408 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1409 = tmp_1408 @ jac_p_3__z_h_1
-    tmp_1410 = x_1[:, :, None] * r_2[:, None]
-    # einsum("il,Blj,Bim,Bq,Bk->mqjk", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_3, r_2, x_2)
-    tmp_1411 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1412 = tmp_1411 @ jac_p_3__z_h_2
-    tmp_1413 = x_2[:, :, None] * r_2[:, None]
-    # einsum("il,Blj,Bim,Bq,Bk->mqjk", hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_3, r_2, x_3)
-    tmp_1414 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1415 = tmp_1414 @ jac_p_3__z_h_3
-    tmp_1416 = x_3[:, :, None] * r_2[:, None]
-    hess_A__V = ((np.tensordot(tmp_1363, jac_r_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1366, tmp_1365, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1369, tmp_1368, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1370, jac_r_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1371, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1375, tmp_1374, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1379, tmp_1378, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1383, tmp_1382, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1386, tmp_1385, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1389, tmp_1388, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1392, tmp_1391, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1395, tmp_1394, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1398, tmp_1397, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1401, tmp_1400, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1404, tmp_1403, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1407, tmp_1406, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1410, tmp_1409, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1413, tmp_1412, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1416, tmp_1415, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂A,A[m,q,i,j] = tanh''(z_r_2[m]) δ[m,i] adj_r_2[m] r_1[q] r_1[j] + adj_z_r_3[m] jac_r_2__z_r_2[q,i] r_1[j] + adj_z_r_3[i] jac_r_2__z_r_2[j,m] r_1[q] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] jac_z_r_3__z_r_2[c,m] jac_z_r_3__z_r_2[c,i] r_1[q] r_1[j] + tanh''(z_r_3[i]) adj_r_3[i] jac_z_r_3__z_r_2[i,m] r_1[q] r_2[j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_r_2[m,i] r_1[j] r_2[q] + tanh''(z_r_3[m]) δ[m,i] adj_r_3[m] r_2[q] r_2[j] + Σ_kl hobj_p_2__p_2[k,l] jac_p_2__z_r_2[k,m] jac_p_2__z_r_2[l,i] r_1[q] r_1[j] + Σ_kl hobj_p_3__p_3[k,l] jac_p_3__z_r_2[k,m] jac_p_3__z_r_2[l,i] r_1[q] r_1[j] + Σ_kl hobj_p_3__p_3[k,l] jac_p_3__z_r_2[k,m] jac_p_3__z_r_3[l,i] r_1[q] r_2[j] + Σ_kl hobj_p_3__p_3[k,l] jac_p_3__z_r_2[l,i] jac_p_3__z_r_3[k,m] r_1[j] r_2[q] + Σ_kl hobj_p_3__p_3[k,l] jac_p_3__z_r_3[k,m] jac_p_3__z_r_3[l,i] r_2[q] r_2[j]
-    # einsum("Bm,mi,Bm,Bq,Bj->mqij", d2tanh_z_r_2, np.eye(2), adj_r_2, r_1, r_1)
-    tmp_1417 = adj_r_2 * d2tanh_z_r_2
-    tmp_1418 = r_1[:, :, None] * r_1[:, None]
-    tmp_1419 = np.tensordot(tmp_1418, tmp_1417, axes=([0], [0]))
+    tmp_169 = x_2[:, :, None] * adj_z_r_3[:, None]
+    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_2__z_h_1, r_1, x_1)
+    tmp_170 = x_1[:, :, None] * r_1[:, None]
+    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_2__z_h_2, r_1, x_2)
+    tmp_171 = x_2[:, :, None] * r_1[:, None]
+    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_2__z_h_3, r_1, x_3)
+    tmp_172 = x_3[:, :, None] * r_1[:, None]
+    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_3__z_h_1, r_2, x_1)
+    tmp_173 = x_1[:, :, None] * r_2[:, None]
+    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_3__z_h_2, r_2, x_2)
+    tmp_174 = x_2[:, :, None] * r_2[:, None]
+    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_3__z_h_3, r_2, x_3)
+    tmp_175 = x_3[:, :, None] * r_2[:, None]
+    hess_A__V = ((np.tensordot(tmp_167, jac_r_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_168, jac_r_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_169, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_170, hess_z_r_2__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_171, hess_z_r_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_172, hess_z_r_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_173, hess_z_r_3__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_174, hess_z_r_3__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_175, hess_z_r_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂A,A[m,q,i,j] = adj_z_r_3[m] jac_r_2__z_r_2[q,i] r_1[j] + adj_z_r_3[i] jac_r_2__z_r_2[j,m] r_1[q] + hess_z_r_2__z_r_2[m,i] r_1[q] r_1[j] + hess_z_r_2__z_r_3[m,i] r_1[q] r_2[j] + hess_z_r_3__z_r_2[m,i] r_1[j] r_2[q] + hess_z_r_3__z_r_3[m,i] r_2[q] r_2[j]
     jac_r_2__z_r_2 = t["jac_r_2__z_r_2"]
     # einsum("Bm,Bqi,Bj->mqij", adj_z_r_3, jac_r_2__z_r_2, r_1)
-    tmp_1420 = r_1[:, :, None] * adj_z_r_3[:, None]
+    tmp_176 = r_1[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bi,Bjm,Bq->mqij", adj_z_r_3, jac_r_2__z_r_2, r_1)
-    tmp_1421 = r_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,Bcm,Bci,Bq,Bj->mqij", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_r_2, jac_z_r_3__z_r_2, r_1, r_1)
-    tmp_1422 = adj_r_3 * d2tanh_z_r_3
-    tmp_1423 = tmp_1422[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1424 = (tmp_1423.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1425 = r_1[:, :, None] * r_1[:, None]
-    # einsum("Bi,Bi,Bim,Bq,Bj->mqij", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_r_2, r_1, r_2)
-    tmp_1426 = adj_r_3 * d2tanh_z_r_3
-    tmp_1427 = tmp_1426[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1428 = r_2[:, :, None] * r_1[:, None]
-    # einsum("Bm,Bm,Bmi,Bj,Bq->mqij", d2tanh_z_r_3, adj_r_3, jac_z_r_3__z_r_2, r_1, r_2)
-    tmp_1429 = adj_r_3 * d2tanh_z_r_3
-    tmp_1430 = tmp_1429[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1431 = r_2[:, :, None] * r_1[:, None]
-    # einsum("Bm,mi,Bm,Bq,Bj->mqij", d2tanh_z_r_3, np.eye(2), adj_r_3, r_2, r_2)
-    tmp_1432 = adj_r_3 * d2tanh_z_r_3
-    tmp_1433 = r_2[:, :, None] * r_2[:, None]
-    tmp_1434 = np.tensordot(tmp_1433, tmp_1432, axes=([0], [0]))
-    # einsum("kl,Bkm,Bli,Bq,Bj->mqij", hobj_p_2__p_2, jac_p_2__z_r_2, jac_p_2__z_r_2, r_1, r_1)
-    tmp_1435 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1436 = tmp_1435 @ jac_p_2__z_r_2
-    tmp_1437 = r_1[:, :, None] * r_1[:, None]
-    # einsum("kl,Bkm,Bli,Bq,Bj->mqij", hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_2, r_1, r_1)
-    tmp_1438 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1439 = tmp_1438 @ jac_p_3__z_r_2
-    tmp_1440 = r_1[:, :, None] * r_1[:, None]
-    # einsum("kl,Bkm,Bli,Bq,Bj->mqij", hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3, r_1, r_2)
-    tmp_1441 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1442 = tmp_1441 @ jac_p_3__z_r_3
-    tmp_1443 = r_2[:, :, None] * r_1[:, None]
-    # einsum("kl,Bli,Bkm,Bj,Bq->mqij", hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3, r_1, r_2)
-    tmp_1444 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1445 = tmp_1444 @ jac_p_3__z_r_3
-    tmp_1446 = r_2[:, :, None] * r_1[:, None]
-    # einsum("kl,Bkm,Bli,Bq,Bj->mqij", hobj_p_3__p_3, jac_p_3__z_r_3, jac_p_3__z_r_3, r_2, r_2)
-    tmp_1447 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1448 = tmp_1447 @ jac_p_3__z_r_3
-    tmp_1449 = r_2[:, :, None] * r_2[:, None]
-    hess_A__A = ((tmp_1419.transpose(2, 1, 0))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_1420, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1421, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1425, tmp_1424, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1428, tmp_1427, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1431, tmp_1430, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1434.transpose(2, 1, 0))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_1437, tmp_1436, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1440, tmp_1439, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1443, tmp_1442, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1446, tmp_1445, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1449, tmp_1448, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂A,B[m,q,i,j] = adj_z_r_2[m] h_1[j] jac_r_1__z_r_1[q,i] + tanh''(z_r_2[m]) adj_r_2[m] h_1[j] jac_z_r_2__z_r_1[m,i] r_1[q] + tanh''(z_r_2[m]) δ[m,i] adj_r_2[m] h_2[j] r_1[q] + adj_z_r_3[m] h_1[j] jac_r_2__z_r_1[q,i] + adj_z_r_3[m] h_2[j] jac_r_2__z_r_2[q,i] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[j] jac_z_r_3__z_r_1[c,i] jac_z_r_3__z_r_2[c,m] r_1[q] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[j] jac_z_r_3__z_r_2[c,m] jac_z_r_3__z_r_2[c,i] r_1[q] + tanh''(z_r_3[i]) adj_r_3[i] h_3[j] jac_z_r_3__z_r_2[i,m] r_1[q] + tanh''(z_r_3[m]) adj_r_3[m] h_1[j] jac_z_r_3__z_r_1[m,i] r_2[q] + tanh''(z_r_3[m]) adj_r_3[m] h_2[j] jac_z_r_3__z_r_2[m,i] r_2[q] + tanh''(z_r_3[m]) δ[m,i] adj_r_3[m] h_3[j] r_2[q] + Σ_kl h_1[j] hobj_p_2__p_2[k,l] jac_p_2__z_r_1[l,i] jac_p_2__z_r_2[k,m] r_1[q] + Σ_kl h_2[j] hobj_p_2__p_2[k,l] jac_p_2__z_r_2[k,m] jac_p_2__z_r_2[l,i] r_1[q] + Σ_kl h_1[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_1[l,i] jac_p_3__z_r_2[k,m] r_1[q] + Σ_kl h_2[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_2[k,m] jac_p_3__z_r_2[l,i] r_1[q] + Σ_kl h_3[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_2[k,m] jac_p_3__z_r_3[l,i] r_1[q] + Σ_kl h_1[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_1[l,i] jac_p_3__z_r_3[k,m] r_2[q] + Σ_kl h_2[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_2[l,i] jac_p_3__z_r_3[k,m] r_2[q] + Σ_kl h_3[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_3[k,m] jac_p_3__z_r_3[l,i] r_2[q]
+    tmp_177 = r_1[:, :, None] * adj_z_r_3[:, None]
+    hess_z_r_2__z_r_2 = t["hess_z_r_2__z_r_2"]
+    # einsum("Bmi,Bq,Bj->mqij", hess_z_r_2__z_r_2, r_1, r_1)
+    tmp_178 = r_1[:, :, None] * r_1[:, None]
+    hess_z_r_2__z_r_3 = t["hess_z_r_2__z_r_3"]
+    # einsum("Bmi,Bq,Bj->mqij", hess_z_r_2__z_r_3, r_1, r_2)
+    tmp_179 = r_2[:, :, None] * r_1[:, None]
+    hess_z_r_3__z_r_2 = t["hess_z_r_3__z_r_2"]
+    # einsum("Bmi,Bj,Bq->mqij", hess_z_r_3__z_r_2, r_1, r_2)
+    tmp_180 = r_2[:, :, None] * r_1[:, None]
+    hess_z_r_3__z_r_3 = t["hess_z_r_3__z_r_3"]
+    # einsum("Bmi,Bq,Bj->mqij", hess_z_r_3__z_r_3, r_2, r_2)
+    tmp_181 = r_2[:, :, None] * r_2[:, None]
+    hess_A__A = ((np.tensordot(tmp_176, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_177, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_178, hess_z_r_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_179, hess_z_r_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_180, hess_z_r_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_181, hess_z_r_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂A,B[m,q,i,j] = adj_z_r_2[m] h_1[j] jac_r_1__z_r_1[q,i] + adj_z_r_3[m] h_1[j] jac_r_2__z_r_1[q,i] + adj_z_r_3[m] h_2[j] jac_r_2__z_r_2[q,i] + h_1[j] hess_z_r_2__z_r_1[m,i] r_1[q] + h_2[j] hess_z_r_2__z_r_2[m,i] r_1[q] + h_3[j] hess_z_r_2__z_r_3[m,i] r_1[q] + h_1[j] hess_z_r_3__z_r_1[m,i] r_2[q] + h_2[j] hess_z_r_3__z_r_2[m,i] r_2[q] + h_3[j] hess_z_r_3__z_r_3[m,i] r_2[q]
     jac_r_1__z_r_1 = t["jac_r_1__z_r_1"]
     # einsum("Bm,Bj,Bqi->mqij", adj_z_r_2, h_1, jac_r_1__z_r_1)
-    tmp_1450 = h_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bq->mqij", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_r_1, r_1)
-    tmp_1451 = adj_r_2 * d2tanh_z_r_2
-    tmp_1452 = tmp_1451[:, :, None] * jac_z_r_2__z_r_1
-    tmp_1453 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,mi,Bm,Bj,Bq->mqij", d2tanh_z_r_2, np.eye(2), adj_r_2, h_2, r_1)
-    tmp_1454 = adj_r_2 * d2tanh_z_r_2
-    tmp_1455 = tmp_1454[:, :, None] * r_1[:, None]
-    tmp_1456 = np.tensordot(tmp_1455, h_2, axes=([0], [0]))
+    tmp_182 = h_1[:, :, None] * adj_z_r_2[:, None]
     jac_r_2__z_r_1 = t["jac_r_2__z_r_1"]
     # einsum("Bm,Bj,Bqi->mqij", adj_z_r_3, h_1, jac_r_2__z_r_1)
-    tmp_1457 = h_1[:, :, None] * adj_z_r_3[:, None]
+    tmp_183 = h_1[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bm,Bj,Bqi->mqij", adj_z_r_3, h_2, jac_r_2__z_r_2)
-    tmp_1458 = h_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,Bj,Bci,Bcm,Bq->mqij", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_r_1, jac_z_r_3__z_r_2, r_1)
-    tmp_1459 = adj_r_3 * d2tanh_z_r_3
-    tmp_1460 = tmp_1459[:, :, None] * jac_z_r_3__z_r_1
-    tmp_1461 = (tmp_1460.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1462 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bj,Bcm,Bci,Bq->mqij", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_r_2, jac_z_r_3__z_r_2, r_1)
-    tmp_1463 = adj_r_3 * d2tanh_z_r_3
-    tmp_1464 = tmp_1463[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1465 = (tmp_1464.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1466 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bi,Bj,Bim,Bq->mqij", d2tanh_z_r_3, adj_r_3, h_3, jac_z_r_3__z_r_2, r_1)
-    tmp_1467 = adj_r_3 * d2tanh_z_r_3
-    tmp_1468 = tmp_1467[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1469 = r_1[:, :, None] * h_3[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bq->mqij", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_r_1, r_2)
-    tmp_1470 = adj_r_3 * d2tanh_z_r_3
-    tmp_1471 = tmp_1470[:, :, None] * jac_z_r_3__z_r_1
-    tmp_1472 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bq->mqij", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_r_2, r_2)
-    tmp_1473 = adj_r_3 * d2tanh_z_r_3
-    tmp_1474 = tmp_1473[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1475 = r_2[:, :, None] * h_2[:, None]
-    # einsum("Bm,mi,Bm,Bj,Bq->mqij", d2tanh_z_r_3, np.eye(2), adj_r_3, h_3, r_2)
-    tmp_1476 = adj_r_3 * d2tanh_z_r_3
-    tmp_1477 = tmp_1476[:, :, None] * r_2[:, None]
-    tmp_1478 = np.tensordot(tmp_1477, h_3, axes=([0], [0]))
-    # einsum("Bj,kl,Bli,Bkm,Bq->mqij", h_1, hobj_p_2__p_2, jac_p_2__z_r_1, jac_p_2__z_r_2, r_1)
-    tmp_1479 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_1480 = tmp_1479 @ jac_p_2__z_r_2
-    tmp_1481 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mqij", h_2, hobj_p_2__p_2, jac_p_2__z_r_2, jac_p_2__z_r_2, r_1)
-    tmp_1482 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1483 = tmp_1482 @ jac_p_2__z_r_2
-    tmp_1484 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,kl,Bli,Bkm,Bq->mqij", h_1, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_2, r_1)
-    tmp_1485 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1486 = tmp_1485 @ jac_p_3__z_r_2
-    tmp_1487 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mqij", h_2, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_2, r_1)
-    tmp_1488 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1489 = tmp_1488 @ jac_p_3__z_r_2
-    tmp_1490 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mqij", h_3, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3, r_1)
-    tmp_1491 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1492 = tmp_1491 @ jac_p_3__z_r_3
-    tmp_1493 = r_1[:, :, None] * h_3[:, None]
-    # einsum("Bj,kl,Bli,Bkm,Bq->mqij", h_1, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_3, r_2)
-    tmp_1494 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1495 = tmp_1494 @ jac_p_3__z_r_3
-    tmp_1496 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,kl,Bli,Bkm,Bq->mqij", h_2, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3, r_2)
-    tmp_1497 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1498 = tmp_1497 @ jac_p_3__z_r_3
-    tmp_1499 = r_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mqij", h_3, hobj_p_3__p_3, jac_p_3__z_r_3, jac_p_3__z_r_3, r_2)
-    tmp_1500 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1501 = tmp_1500 @ jac_p_3__z_r_3
-    tmp_1502 = r_2[:, :, None] * h_3[:, None]
-    hess_A__B = ((np.tensordot(tmp_1450, jac_r_1__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1453, tmp_1452, axes=([0], [0]))).transpose(2, 0, 3, 1) + tmp_1456[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_1457, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1458, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1462, tmp_1461, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1466, tmp_1465, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1469, tmp_1468, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1472, tmp_1471, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1475, tmp_1474, axes=([0], [0]))).transpose(2, 0, 3, 1) + tmp_1478[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_1481, tmp_1480, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1484, tmp_1483, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1487, tmp_1486, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1490, tmp_1489, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1493, tmp_1492, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1496, tmp_1495, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1499, tmp_1498, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1502, tmp_1501, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂A,U[m,q,l,i] = adj_p_2[l] jac_r_2__z_r_2[i,m] r_1[q] + adj_p_3[l] jac_r_3__z_r_2[i,m] r_1[q] + adj_p_3[l] jac_r_3__z_r_3[i,m] r_2[q] + Σ_c hobj_p_2__p_2[c,l] jac_p_2__z_r_2[c,m] r_1[q] r_2[i] + Σ_c hobj_p_3__p_3[c,l] jac_p_3__z_r_2[c,m] r_1[q] r_3[i] + Σ_c hobj_p_3__p_3[c,l] jac_p_3__z_r_3[c,m] r_2[q] r_3[i]
+    tmp_184 = h_2[:, :, None] * adj_z_r_3[:, None]
+    hess_z_r_2__z_r_1 = t["hess_z_r_2__z_r_1"]
+    # einsum("Bj,Bmi,Bq->mqij", h_1, hess_z_r_2__z_r_1, r_1)
+    tmp_185 = r_1[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bmi,Bq->mqij", h_2, hess_z_r_2__z_r_2, r_1)
+    tmp_186 = r_1[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bmi,Bq->mqij", h_3, hess_z_r_2__z_r_3, r_1)
+    tmp_187 = r_1[:, :, None] * h_3[:, None]
+    hess_z_r_3__z_r_1 = t["hess_z_r_3__z_r_1"]
+    # einsum("Bj,Bmi,Bq->mqij", h_1, hess_z_r_3__z_r_1, r_2)
+    tmp_188 = r_2[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bmi,Bq->mqij", h_2, hess_z_r_3__z_r_2, r_2)
+    tmp_189 = r_2[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bmi,Bq->mqij", h_3, hess_z_r_3__z_r_3, r_2)
+    tmp_190 = r_2[:, :, None] * h_3[:, None]
+    hess_A__B = ((np.tensordot(tmp_182, jac_r_1__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_183, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_184, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_185, hess_z_r_2__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_186, hess_z_r_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_187, hess_z_r_2__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_188, hess_z_r_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_189, hess_z_r_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_190, hess_z_r_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂A,U[m,q,l,i] = adj_p_2[l] jac_r_2__z_r_2[i,m] r_1[q] + adj_p_3[l] jac_r_3__z_r_2[i,m] r_1[q] + adj_p_3[l] jac_r_3__z_r_3[i,m] r_2[q] + hess_z_r_2__p_2[m,l] r_1[q] r_2[i] + hess_z_r_2__p_3[m,l] r_1[q] r_3[i] + hess_z_r_3__p_3[m,l] r_2[q] r_3[i]
     # einsum("Bl,Bim,Bq->mqli", adj_p_2, jac_r_2__z_r_2, r_1)
-    tmp_1503 = r_1[:, :, None] * adj_p_2[:, None]
+    tmp_191 = r_1[:, :, None] * adj_p_2[:, None]
     jac_r_3__z_r_2 = t["jac_r_3__z_r_2"]
     # einsum("Bl,Bim,Bq->mqli", adj_p_3, jac_r_3__z_r_2, r_1)
-    tmp_1504 = r_1[:, :, None] * adj_p_3[:, None]
+    tmp_192 = r_1[:, :, None] * adj_p_3[:, None]
     jac_r_3__z_r_3 = t["jac_r_3__z_r_3"]
     # einsum("Bl,Bim,Bq->mqli", adj_p_3, jac_r_3__z_r_3, r_2)
-    tmp_1505 = r_2[:, :, None] * adj_p_3[:, None]
-    # einsum("cl,Bcm,Bq,Bi->mqli", hobj_p_2__p_2, jac_p_2__z_r_2, r_1, r_2)
-    tmp_1506 = r_2[:, :, None] * r_1[:, None]
-    tmp_1507 = np.tensordot(tmp_1506, jac_p_2__z_r_2, axes=([0], [0]))
-    # einsum("cl,Bcm,Bq,Bi->mqli", hobj_p_3__p_3, jac_p_3__z_r_2, r_1, r_3)
-    tmp_1508 = r_3[:, :, None] * r_1[:, None]
-    tmp_1509 = np.tensordot(tmp_1508, jac_p_3__z_r_2, axes=([0], [0]))
-    # einsum("cl,Bcm,Bq,Bi->mqli", hobj_p_3__p_3, jac_p_3__z_r_3, r_2, r_3)
-    tmp_1510 = r_3[:, :, None] * r_2[:, None]
-    tmp_1511 = np.tensordot(tmp_1510, jac_p_3__z_r_3, axes=([0], [0]))
-    hess_A__U = ((np.tensordot(tmp_1503, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1504, jac_r_3__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1505, jac_r_3__z_r_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1507, hobj_p_2__p_2, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1509, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1511, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂B,h(0)[m,j,i] = Σ_c W[c,i] adj_z_r_1[m] jac_h_1__z_h_1[j,c] + Σ_c tanh''(z_r_1[m]) W[c,i] adj_r_1[m] h_1[j] jac_z_r_1__z_h_1[m,c] + Σ_c W[c,i] adj_z_r_2[m] jac_h_2__z_h_1[j,c] + Σ_kl tanh''(z_r_2[k]) W[l,i] adj_r_2[k] h_1[j] jac_z_r_2__z_h_1[k,l] jac_z_r_2__z_r_1[k,m] + Σ_c tanh''(z_r_2[m]) W[c,i] adj_r_2[m] h_2[j] jac_z_r_2__z_h_1[m,c] + Σ_c W[c,i] adj_z_r_3[m] jac_h_3__z_h_1[j,c] + Σ_kl tanh''(z_r_3[k]) W[l,i] adj_r_3[k] h_1[j] jac_z_r_3__z_h_1[k,l] jac_z_r_3__z_r_1[k,m] + Σ_kl tanh''(z_r_3[k]) W[l,i] adj_r_3[k] h_2[j] jac_z_r_3__z_h_1[k,l] jac_z_r_3__z_r_2[k,m] + Σ_c tanh''(z_r_3[m]) W[c,i] adj_r_3[m] h_3[j] jac_z_r_3__z_h_1[m,c] + Σ_cno W[c,i] h_1[j] hobj_p_1__p_1[n,o] jac_p_1__z_h_1[o,c] jac_p_1__z_r_1[n,m] + Σ_cno W[c,i] h_1[j] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,c] jac_p_2__z_r_1[n,m] + Σ_cno W[c,i] h_2[j] hobj_p_2__p_2[n,o] jac_p_2__z_h_1[o,c] jac_p_2__z_r_2[n,m] + Σ_cno W[c,i] h_1[j] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,c] jac_p_3__z_r_1[n,m] + Σ_cno W[c,i] h_2[j] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,c] jac_p_3__z_r_2[n,m] + Σ_cno W[c,i] h_3[j] hobj_p_3__p_3[n,o] jac_p_3__z_h_1[o,c] jac_p_3__z_r_3[n,m]
+    tmp_193 = r_2[:, :, None] * adj_p_3[:, None]
+    hess_z_r_2__p_2 = t["hess_z_r_2__p_2"]
+    # einsum("Bml,Bq,Bi->mqli", hess_z_r_2__p_2, r_1, r_2)
+    tmp_194 = r_2[:, :, None] * r_1[:, None]
+    hess_z_r_2__p_3 = t["hess_z_r_2__p_3"]
+    # einsum("Bml,Bq,Bi->mqli", hess_z_r_2__p_3, r_1, r_3)
+    tmp_195 = r_3[:, :, None] * r_1[:, None]
+    hess_z_r_3__p_3 = t["hess_z_r_3__p_3"]
+    # einsum("Bml,Bq,Bi->mqli", hess_z_r_3__p_3, r_2, r_3)
+    tmp_196 = r_3[:, :, None] * r_2[:, None]
+    hess_A__U = ((np.tensordot(tmp_191, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_192, jac_r_3__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_193, jac_r_3__z_r_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_194, hess_z_r_2__p_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_195, hess_z_r_2__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_196, hess_z_r_3__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂B,h(0)[m,j,i] = Σ_c W[c,i] adj_z_r_1[m] jac_h_1__z_h_1[j,c] + Σ_c W[c,i] adj_z_r_2[m] jac_h_2__z_h_1[j,c] + Σ_c W[c,i] adj_z_r_3[m] jac_h_3__z_h_1[j,c] + Σ_c W[c,i] h_1[j] hess_z_r_1__z_h_1[m,c] + Σ_c W[c,i] h_2[j] hess_z_r_2__z_h_1[m,c] + Σ_c W[c,i] h_3[j] hess_z_r_3__z_h_1[m,c]
     # einsum("ci,Bm,Bjc->mji", W, adj_z_r_1, jac_h_1__z_h_1)
-    tmp_1512 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
-    # einsum("Bm,ci,Bm,Bj,Bmc->mji", d2tanh_z_r_1, W, adj_r_1, h_1, jac_z_r_1__z_h_1)
-    tmp_1513 = adj_r_1 * d2tanh_z_r_1
-    tmp_1514 = tmp_1513[:, :, None] * h_1[:, None]
-    tmp_1515 = (tmp_1514.transpose(1, 2, 0)) @ (jac_z_r_1__z_h_1.transpose(1, 0, 2))
+    tmp_197 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
     # einsum("ci,Bm,Bjc->mji", W, adj_z_r_2, jac_h_2__z_h_1)
-    tmp_1516 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("Bk,li,Bk,Bj,Bkl,Bkm->mji", d2tanh_z_r_2, W, adj_r_2, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_r_1)
-    tmp_1517 = adj_r_2 * d2tanh_z_r_2
-    tmp_1518 = tmp_1517[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1519 = (tmp_1518.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_1520 = np.tensordot(tmp_1519, h_1, axes=([0], [0]))
-    # einsum("Bm,ci,Bm,Bj,Bmc->mji", d2tanh_z_r_2, W, adj_r_2, h_2, jac_z_r_2__z_h_1)
-    tmp_1521 = adj_r_2 * d2tanh_z_r_2
-    tmp_1522 = tmp_1521[:, :, None] * h_2[:, None]
-    tmp_1523 = (tmp_1522.transpose(1, 2, 0)) @ (jac_z_r_2__z_h_1.transpose(1, 0, 2))
+    tmp_198 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
     # einsum("ci,Bm,Bjc->mji", W, adj_z_r_3, jac_h_3__z_h_1)
-    tmp_1524 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
-    # einsum("Bk,li,Bk,Bj,Bkl,Bkm->mji", d2tanh_z_r_3, W, adj_r_3, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_r_1)
-    tmp_1525 = adj_r_3 * d2tanh_z_r_3
-    tmp_1526 = tmp_1525[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1527 = (tmp_1526.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1528 = np.tensordot(tmp_1527, h_1, axes=([0], [0]))
-    # einsum("Bk,li,Bk,Bj,Bkl,Bkm->mji", d2tanh_z_r_3, W, adj_r_3, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2)
-    tmp_1529 = adj_r_3 * d2tanh_z_r_3
-    tmp_1530 = tmp_1529[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1531 = (tmp_1530.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1532 = np.tensordot(tmp_1531, h_2, axes=([0], [0]))
-    # einsum("Bm,ci,Bm,Bj,Bmc->mji", d2tanh_z_r_3, W, adj_r_3, h_3, jac_z_r_3__z_h_1)
-    tmp_1533 = adj_r_3 * d2tanh_z_r_3
-    tmp_1534 = tmp_1533[:, :, None] * h_3[:, None]
-    tmp_1535 = (tmp_1534.transpose(1, 2, 0)) @ (jac_z_r_3__z_h_1.transpose(1, 0, 2))
-    # einsum("ci,Bj,no,Boc,Bnm->mji", W, h_1, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_r_1)
-    tmp_1536 = np.tensordot(jac_p_1__z_r_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_1537 = tmp_1536 @ jac_p_1__z_h_1
-    tmp_1538 = np.tensordot(tmp_1537, h_1, axes=([0], [0]))
-    # einsum("ci,Bj,no,Boc,Bnm->mji", W, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_1)
-    tmp_1539 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1540 = tmp_1539 @ jac_p_2__z_h_1
-    tmp_1541 = np.tensordot(tmp_1540, h_1, axes=([0], [0]))
-    # einsum("ci,Bj,no,Boc,Bnm->mji", W, h_2, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2)
-    tmp_1542 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1543 = tmp_1542 @ jac_p_2__z_h_1
-    tmp_1544 = np.tensordot(tmp_1543, h_2, axes=([0], [0]))
-    # einsum("ci,Bj,no,Boc,Bnm->mji", W, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_1)
-    tmp_1545 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1546 = tmp_1545 @ jac_p_3__z_h_1
-    tmp_1547 = np.tensordot(tmp_1546, h_1, axes=([0], [0]))
-    # einsum("ci,Bj,no,Boc,Bnm->mji", W, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2)
-    tmp_1548 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1549 = tmp_1548 @ jac_p_3__z_h_1
-    tmp_1550 = np.tensordot(tmp_1549, h_2, axes=([0], [0]))
-    # einsum("ci,Bj,no,Boc,Bnm->mji", W, h_3, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3)
-    tmp_1551 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1552 = tmp_1551 @ jac_p_3__z_h_1
-    tmp_1553 = np.tensordot(tmp_1552, h_3, axes=([0], [0]))
-    hess_B__h_0 = ((np.tensordot(tmp_1512, W, axes=([1], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_1515, W, axes=([2], [0])) + (np.tensordot(tmp_1516, W, axes=([1], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_1520, W, axes=([0], [0])) + np.tensordot(tmp_1523, W, axes=([2], [0])) + (np.tensordot(tmp_1524, W, axes=([1], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_1528, W, axes=([0], [0])) + np.tensordot(tmp_1532, W, axes=([0], [0])) + np.tensordot(tmp_1535, W, axes=([2], [0])) + np.tensordot(tmp_1538, W, axes=([1], [0])) + np.tensordot(tmp_1541, W, axes=([1], [0])) + np.tensordot(tmp_1544, W, axes=([1], [0])) + np.tensordot(tmp_1547, W, axes=([1], [0])) + np.tensordot(tmp_1550, W, axes=([1], [0])) + np.tensordot(tmp_1553, W, axes=([1], [0]))) / B
-    # ∂f/∂B,W[m,j,i,k] = adj_z_r_1[m] h_0[k] jac_h_1__z_h_1[j,i] + tanh''(z_r_1[m]) adj_r_1[m] h_0[k] h_1[j] jac_z_r_1__z_h_1[m,i] + adj_z_r_2[m] h_0[k] jac_h_2__z_h_1[j,i] + adj_z_r_2[m] h_1[k] jac_h_2__z_h_2[j,i] + Σ_c tanh''(z_r_2[c]) adj_r_2[c] h_0[k] h_1[j] jac_z_r_2__z_h_1[c,i] jac_z_r_2__z_r_1[c,m] + Σ_c tanh''(z_r_2[c]) adj_r_2[c] h_1[k] h_1[j] jac_z_r_2__z_h_2[c,i] jac_z_r_2__z_r_1[c,m] + tanh''(z_r_2[m]) adj_r_2[m] h_0[k] h_2[j] jac_z_r_2__z_h_1[m,i] + tanh''(z_r_2[m]) adj_r_2[m] h_1[k] h_2[j] jac_z_r_2__z_h_2[m,i] + adj_z_r_3[m] h_0[k] jac_h_3__z_h_1[j,i] + adj_z_r_3[m] h_1[k] jac_h_3__z_h_2[j,i] + adj_z_r_3[m] h_2[k] jac_h_3__z_h_3[j,i] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_0[k] h_1[j] jac_z_r_3__z_h_1[c,i] jac_z_r_3__z_r_1[c,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[k] h_1[j] jac_z_r_3__z_h_2[c,i] jac_z_r_3__z_r_1[c,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[j] h_2[k] jac_z_r_3__z_h_3[c,i] jac_z_r_3__z_r_1[c,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_0[k] h_2[j] jac_z_r_3__z_h_1[c,i] jac_z_r_3__z_r_2[c,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[k] h_2[j] jac_z_r_3__z_h_2[c,i] jac_z_r_3__z_r_2[c,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[k] h_2[j] jac_z_r_3__z_h_3[c,i] jac_z_r_3__z_r_2[c,m] + tanh''(z_r_3[m]) adj_r_3[m] h_0[k] h_3[j] jac_z_r_3__z_h_1[m,i] + tanh''(z_r_3[m]) adj_r_3[m] h_1[k] h_3[j] jac_z_r_3__z_h_2[m,i] + tanh''(z_r_3[m]) adj_r_3[m] h_2[k] h_3[j] jac_z_r_3__z_h_3[m,i] + Σ_ln h_0[k] h_1[j] hobj_p_1__p_1[l,n] jac_p_1__z_h_1[n,i] jac_p_1__z_r_1[l,m] + Σ_ln h_0[k] h_1[j] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[n,i] jac_p_2__z_r_1[l,m] + Σ_ln h_1[k] h_1[j] hobj_p_2__p_2[l,n] jac_p_2__z_h_2[n,i] jac_p_2__z_r_1[l,m] + Σ_ln h_0[k] h_2[j] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[n,i] jac_p_2__z_r_2[l,m] + Σ_ln h_1[k] h_2[j] hobj_p_2__p_2[l,n] jac_p_2__z_h_2[n,i] jac_p_2__z_r_2[l,m] + Σ_ln h_0[k] h_1[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[n,i] jac_p_3__z_r_1[l,m] + Σ_ln h_1[k] h_1[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[n,i] jac_p_3__z_r_1[l,m] + Σ_ln h_1[j] h_2[k] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[n,i] jac_p_3__z_r_1[l,m] + Σ_ln h_0[k] h_2[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[n,i] jac_p_3__z_r_2[l,m] + Σ_ln h_1[k] h_2[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[n,i] jac_p_3__z_r_2[l,m] + Σ_ln h_2[k] h_2[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[n,i] jac_p_3__z_r_2[l,m] + Σ_ln h_0[k] h_3[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[n,i] jac_p_3__z_r_3[l,m] + Σ_ln h_1[k] h_3[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[n,i] jac_p_3__z_r_3[l,m] + Σ_ln h_2[k] h_3[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[n,i] jac_p_3__z_r_3[l,m]
+    tmp_199 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    hess_z_r_1__z_h_1 = t["hess_z_r_1__z_h_1"]
+    # einsum("ci,Bj,Bmc->mji", W, h_1, hess_z_r_1__z_h_1)
+    tmp_200 = np.tensordot(hess_z_r_1__z_h_1, h_1, axes=([0], [0]))
+    # einsum("ci,Bj,Bmc->mji", W, h_2, hess_z_r_2__z_h_1)
+    tmp_201 = np.tensordot(hess_z_r_2__z_h_1, h_2, axes=([0], [0]))
+    # einsum("ci,Bj,Bmc->mji", W, h_3, hess_z_r_3__z_h_1)
+    tmp_202 = np.tensordot(hess_z_r_3__z_h_1, h_3, axes=([0], [0]))
+    hess_B__h_0 = ((np.tensordot(tmp_197, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_198, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_199, W, axes=([1], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_200, W, axes=([1], [0])) + np.tensordot(tmp_201, W, axes=([1], [0])) + np.tensordot(tmp_202, W, axes=([1], [0]))) / B
+    # ∂f/∂B,W[m,j,i,k] = adj_z_r_1[m] h_0[k] jac_h_1__z_h_1[j,i] + adj_z_r_2[m] h_0[k] jac_h_2__z_h_1[j,i] + adj_z_r_2[m] h_1[k] jac_h_2__z_h_2[j,i] + adj_z_r_3[m] h_0[k] jac_h_3__z_h_1[j,i] + adj_z_r_3[m] h_1[k] jac_h_3__z_h_2[j,i] + adj_z_r_3[m] h_2[k] jac_h_3__z_h_3[j,i] + h_0[k] h_1[j] hess_z_r_1__z_h_1[m,i] + h_1[k] h_1[j] hess_z_r_1__z_h_2[m,i] + h_1[j] h_2[k] hess_z_r_1__z_h_3[m,i] + h_0[k] h_2[j] hess_z_r_2__z_h_1[m,i] + h_1[k] h_2[j] hess_z_r_2__z_h_2[m,i] + h_2[k] h_2[j] hess_z_r_2__z_h_3[m,i] + h_0[k] h_3[j] hess_z_r_3__z_h_1[m,i] + h_1[k] h_3[j] hess_z_r_3__z_h_2[m,i] + h_2[k] h_3[j] hess_z_r_3__z_h_3[m,i]
     # einsum("Bm,k,Bji->mjik", adj_z_r_1, h_0, jac_h_1__z_h_1)
-    tmp_1554 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
-    # einsum("Bm,Bm,k,Bj,Bmi->mjik", d2tanh_z_r_1, adj_r_1, h_0, h_1, jac_z_r_1__z_h_1)
-    tmp_1555 = adj_r_1 * d2tanh_z_r_1
-    tmp_1556 = tmp_1555[:, :, None] * h_1[:, None]
-    tmp_1557 = (tmp_1556.transpose(1, 2, 0)) @ (jac_z_r_1__z_h_1.transpose(1, 0, 2))
+    tmp_203 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
     # einsum("Bm,k,Bji->mjik", adj_z_r_2, h_0, jac_h_2__z_h_1)
-    tmp_1558 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
+    tmp_204 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
     # einsum("Bm,Bk,Bji->mjik", adj_z_r_2, h_1, jac_h_2__z_h_2)
-    tmp_1559 = h_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bc,Bc,k,Bj,Bci,Bcm->mjik", d2tanh_z_r_2, adj_r_2, h_0, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_r_1)
-    tmp_1560 = adj_r_2 * d2tanh_z_r_2
-    tmp_1561 = tmp_1560[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1562 = (tmp_1561.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_1563 = np.tensordot(tmp_1562, h_1, axes=([0], [0]))
-    # einsum("Bc,Bc,Bk,Bj,Bci,Bcm->mjik", d2tanh_z_r_2, adj_r_2, h_1, h_1, jac_z_r_2__z_h_2, jac_z_r_2__z_r_1)
-    tmp_1564 = adj_r_2 * d2tanh_z_r_2
-    tmp_1565 = tmp_1564[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1566 = (tmp_1565.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_1567 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,k,Bj,Bmi->mjik", d2tanh_z_r_2, adj_r_2, h_0, h_2, jac_z_r_2__z_h_1)
-    tmp_1568 = adj_r_2 * d2tanh_z_r_2
-    tmp_1569 = tmp_1568[:, :, None] * h_2[:, None]
-    tmp_1570 = (tmp_1569.transpose(1, 2, 0)) @ (jac_z_r_2__z_h_1.transpose(1, 0, 2))
-    # einsum("Bm,Bm,Bk,Bj,Bmi->mjik", d2tanh_z_r_2, adj_r_2, h_1, h_2, jac_z_r_2__z_h_2)
-    tmp_1571 = adj_r_2 * d2tanh_z_r_2
-    tmp_1572 = tmp_1571[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1573 = h_2[:, :, None] * h_1[:, None]
+    tmp_205 = h_1[:, :, None] * adj_z_r_2[:, None]
     # einsum("Bm,k,Bji->mjik", adj_z_r_3, h_0, jac_h_3__z_h_1)
-    tmp_1574 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    tmp_206 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
     # einsum("Bm,Bk,Bji->mjik", adj_z_r_3, h_1, jac_h_3__z_h_2)
-    tmp_1575 = h_1[:, :, None] * adj_z_r_3[:, None]
+    tmp_207 = h_1[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bm,Bk,Bji->mjik", adj_z_r_3, h_2, jac_h_3__z_h_3)
-    tmp_1576 = h_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,k,Bj,Bci,Bcm->mjik", d2tanh_z_r_3, adj_r_3, h_0, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_r_1)
-    tmp_1577 = adj_r_3 * d2tanh_z_r_3
-    tmp_1578 = tmp_1577[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1579 = (tmp_1578.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1580 = np.tensordot(tmp_1579, h_1, axes=([0], [0]))
-    # einsum("Bc,Bc,Bk,Bj,Bci,Bcm->mjik", d2tanh_z_r_3, adj_r_3, h_1, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_r_1)
-    tmp_1581 = adj_r_3 * d2tanh_z_r_3
-    tmp_1582 = tmp_1581[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1583 = (tmp_1582.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1584 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bj,Bk,Bci,Bcm->mjik", d2tanh_z_r_3, adj_r_3, h_1, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_r_1)
-    tmp_1585 = adj_r_3 * d2tanh_z_r_3
-    tmp_1586 = tmp_1585[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1587 = (tmp_1586.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1588 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,k,Bj,Bci,Bcm->mjik", d2tanh_z_r_3, adj_r_3, h_0, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2)
-    tmp_1589 = adj_r_3 * d2tanh_z_r_3
-    tmp_1590 = tmp_1589[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1591 = (tmp_1590.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1592 = np.tensordot(tmp_1591, h_2, axes=([0], [0]))
-    # einsum("Bc,Bc,Bk,Bj,Bci,Bcm->mjik", d2tanh_z_r_3, adj_r_3, h_1, h_2, jac_z_r_3__z_h_2, jac_z_r_3__z_r_2)
-    tmp_1593 = adj_r_3 * d2tanh_z_r_3
-    tmp_1594 = tmp_1593[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1595 = (tmp_1594.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1596 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bk,Bj,Bci,Bcm->mjik", d2tanh_z_r_3, adj_r_3, h_2, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_r_2)
-    tmp_1597 = adj_r_3 * d2tanh_z_r_3
-    tmp_1598 = tmp_1597[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1599 = (tmp_1598.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1600 = h_2[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,k,Bj,Bmi->mjik", d2tanh_z_r_3, adj_r_3, h_0, h_3, jac_z_r_3__z_h_1)
-    tmp_1601 = adj_r_3 * d2tanh_z_r_3
-    tmp_1602 = tmp_1601[:, :, None] * h_3[:, None]
-    tmp_1603 = (tmp_1602.transpose(1, 2, 0)) @ (jac_z_r_3__z_h_1.transpose(1, 0, 2))
-    # einsum("Bm,Bm,Bk,Bj,Bmi->mjik", d2tanh_z_r_3, adj_r_3, h_1, h_3, jac_z_r_3__z_h_2)
-    tmp_1604 = adj_r_3 * d2tanh_z_r_3
-    tmp_1605 = tmp_1604[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1606 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bk,Bj,Bmi->mjik", d2tanh_z_r_3, adj_r_3, h_2, h_3, jac_z_r_3__z_h_3)
-    tmp_1607 = adj_r_3 * d2tanh_z_r_3
-    tmp_1608 = tmp_1607[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1609 = h_3[:, :, None] * h_2[:, None]
-    # einsum("k,Bj,ln,Bni,Blm->mjik", h_0, h_1, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_r_1)
-    tmp_1610 = np.tensordot(jac_p_1__z_r_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_1611 = tmp_1610 @ jac_p_1__z_h_1
-    tmp_1612 = np.tensordot(tmp_1611, h_1, axes=([0], [0]))
-    # einsum("k,Bj,ln,Bni,Blm->mjik", h_0, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_1)
-    tmp_1613 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1614 = tmp_1613 @ jac_p_2__z_h_1
-    tmp_1615 = np.tensordot(tmp_1614, h_1, axes=([0], [0]))
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_1, h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_1)
-    tmp_1616 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1617 = tmp_1616 @ jac_p_2__z_h_2
-    tmp_1618 = h_1[:, :, None] * h_1[:, None]
-    # einsum("k,Bj,ln,Bni,Blm->mjik", h_0, h_2, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2)
-    tmp_1619 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1620 = tmp_1619 @ jac_p_2__z_h_1
-    tmp_1621 = np.tensordot(tmp_1620, h_2, axes=([0], [0]))
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_1, h_2, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_2)
-    tmp_1622 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1623 = tmp_1622 @ jac_p_2__z_h_2
-    tmp_1624 = h_2[:, :, None] * h_1[:, None]
-    # einsum("k,Bj,ln,Bni,Blm->mjik", h_0, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_1)
-    tmp_1625 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1626 = tmp_1625 @ jac_p_3__z_h_1
-    tmp_1627 = np.tensordot(tmp_1626, h_1, axes=([0], [0]))
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_1, h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_1)
-    tmp_1628 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1629 = tmp_1628 @ jac_p_3__z_h_2
-    tmp_1630 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,ln,Bni,Blm->mjik", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_1)
-    tmp_1631 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1632 = tmp_1631 @ jac_p_3__z_h_3
-    tmp_1633 = h_2[:, :, None] * h_1[:, None]
-    # einsum("k,Bj,ln,Bni,Blm->mjik", h_0, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2)
-    tmp_1634 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1635 = tmp_1634 @ jac_p_3__z_h_1
-    tmp_1636 = np.tensordot(tmp_1635, h_2, axes=([0], [0]))
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_2)
-    tmp_1637 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1638 = tmp_1637 @ jac_p_3__z_h_2
-    tmp_1639 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_2, h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_2)
-    tmp_1640 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1641 = tmp_1640 @ jac_p_3__z_h_3
-    tmp_1642 = h_2[:, :, None] * h_2[:, None]
-    # einsum("k,Bj,ln,Bni,Blm->mjik", h_0, h_3, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3)
-    tmp_1643 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1644 = tmp_1643 @ jac_p_3__z_h_1
-    tmp_1645 = np.tensordot(tmp_1644, h_3, axes=([0], [0]))
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_1, h_3, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_3)
-    tmp_1646 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1647 = tmp_1646 @ jac_p_3__z_h_2
-    tmp_1648 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_2, h_3, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_3)
-    tmp_1649 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1650 = tmp_1649 @ jac_p_3__z_h_3
-    tmp_1651 = h_3[:, :, None] * h_2[:, None]
-    hess_B__W = ((tmp_1554.transpose(2, 0, 1))[:, :, :, None] * h_0 + tmp_1557[:, :, :, None] * h_0 + (tmp_1558.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1559, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_1563.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_1567, tmp_1566, axes=([0], [0]))).transpose(3, 0, 2, 1) + tmp_1570[:, :, :, None] * h_0 + (np.tensordot(tmp_1573, tmp_1572, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1574.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1575, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1576, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_1580.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_1584, tmp_1583, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1588, tmp_1587, axes=([0], [0]))).transpose(3, 1, 2, 0) + (tmp_1592.transpose(1, 2, 0))[:, :, :, None] * h_0 + (np.tensordot(tmp_1596, tmp_1595, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1600, tmp_1599, axes=([0], [0]))).transpose(3, 0, 2, 1) + tmp_1603[:, :, :, None] * h_0 + (np.tensordot(tmp_1606, tmp_1605, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1609, tmp_1608, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1612.transpose(0, 2, 1))[:, :, :, None] * h_0 + (tmp_1615.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1618, tmp_1617, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1621.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1624, tmp_1623, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1627.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1630, tmp_1629, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1633, tmp_1632, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_1636.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1639, tmp_1638, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1642, tmp_1641, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_1645.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1648, tmp_1647, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1651, tmp_1650, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂B,V[m,j,i,k] = adj_z_r_1[m] jac_h_1__z_h_1[j,i] x_1[k] + tanh''(z_r_1[m]) adj_r_1[m] h_1[j] jac_z_r_1__z_h_1[m,i] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_1[j,i] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_2[j,i] x_2[k] + Σ_c tanh''(z_r_2[c]) adj_r_2[c] h_1[j] jac_z_r_2__z_h_1[c,i] jac_z_r_2__z_r_1[c,m] x_1[k] + Σ_c tanh''(z_r_2[c]) adj_r_2[c] h_1[j] jac_z_r_2__z_h_2[c,i] jac_z_r_2__z_r_1[c,m] x_2[k] + tanh''(z_r_2[m]) adj_r_2[m] h_2[j] jac_z_r_2__z_h_1[m,i] x_1[k] + tanh''(z_r_2[m]) adj_r_2[m] h_2[j] jac_z_r_2__z_h_2[m,i] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_1[j,i] x_1[k] + adj_z_r_3[m] jac_h_3__z_h_2[j,i] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_3[j,i] x_3[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[j] jac_z_r_3__z_h_1[c,i] jac_z_r_3__z_r_1[c,m] x_1[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[j] jac_z_r_3__z_h_2[c,i] jac_z_r_3__z_r_1[c,m] x_2[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[j] jac_z_r_3__z_h_3[c,i] jac_z_r_3__z_r_1[c,m] x_3[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[j] jac_z_r_3__z_h_1[c,i] jac_z_r_3__z_r_2[c,m] x_1[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[j] jac_z_r_3__z_h_2[c,i] jac_z_r_3__z_r_2[c,m] x_2[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[j] jac_z_r_3__z_h_3[c,i] jac_z_r_3__z_r_2[c,m] x_3[k] + tanh''(z_r_3[m]) adj_r_3[m] h_3[j] jac_z_r_3__z_h_1[m,i] x_1[k] + tanh''(z_r_3[m]) adj_r_3[m] h_3[j] jac_z_r_3__z_h_2[m,i] x_2[k] + tanh''(z_r_3[m]) adj_r_3[m] h_3[j] jac_z_r_3__z_h_3[m,i] x_3[k] + Σ_ln h_1[j] hobj_p_1__p_1[l,n] jac_p_1__z_h_1[n,i] jac_p_1__z_r_1[l,m] x_1[k] + Σ_ln h_1[j] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[n,i] jac_p_2__z_r_1[l,m] x_1[k] + Σ_ln h_1[j] hobj_p_2__p_2[l,n] jac_p_2__z_h_2[n,i] jac_p_2__z_r_1[l,m] x_2[k] + Σ_ln h_2[j] hobj_p_2__p_2[l,n] jac_p_2__z_h_1[n,i] jac_p_2__z_r_2[l,m] x_1[k] + Σ_ln h_2[j] hobj_p_2__p_2[l,n] jac_p_2__z_h_2[n,i] jac_p_2__z_r_2[l,m] x_2[k] + Σ_ln h_1[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[n,i] jac_p_3__z_r_1[l,m] x_1[k] + Σ_ln h_1[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[n,i] jac_p_3__z_r_1[l,m] x_2[k] + Σ_ln h_1[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[n,i] jac_p_3__z_r_1[l,m] x_3[k] + Σ_ln h_2[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[n,i] jac_p_3__z_r_2[l,m] x_1[k] + Σ_ln h_2[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[n,i] jac_p_3__z_r_2[l,m] x_2[k] + Σ_ln h_2[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[n,i] jac_p_3__z_r_2[l,m] x_3[k] + Σ_ln h_3[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_1[n,i] jac_p_3__z_r_3[l,m] x_1[k] + Σ_ln h_3[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_2[n,i] jac_p_3__z_r_3[l,m] x_2[k] + Σ_ln h_3[j] hobj_p_3__p_3[l,n] jac_p_3__z_h_3[n,i] jac_p_3__z_r_3[l,m] x_3[k]
+    tmp_208 = h_2[:, :, None] * adj_z_r_3[:, None]
+    # einsum("k,Bj,Bmi->mjik", h_0, h_1, hess_z_r_1__z_h_1)
+    tmp_209 = np.tensordot(hess_z_r_1__z_h_1, h_1, axes=([0], [0]))
+    hess_z_r_1__z_h_2 = t["hess_z_r_1__z_h_2"]
+    # einsum("Bk,Bj,Bmi->mjik", h_1, h_1, hess_z_r_1__z_h_2)
+    tmp_210 = h_1[:, :, None] * h_1[:, None]
+    hess_z_r_1__z_h_3 = t["hess_z_r_1__z_h_3"]
+    # einsum("Bj,Bk,Bmi->mjik", h_1, h_2, hess_z_r_1__z_h_3)
+    tmp_211 = h_2[:, :, None] * h_1[:, None]
+    # einsum("k,Bj,Bmi->mjik", h_0, h_2, hess_z_r_2__z_h_1)
+    tmp_212 = np.tensordot(hess_z_r_2__z_h_1, h_2, axes=([0], [0]))
+    # einsum("Bk,Bj,Bmi->mjik", h_1, h_2, hess_z_r_2__z_h_2)
+    tmp_213 = h_2[:, :, None] * h_1[:, None]
+    # einsum("Bk,Bj,Bmi->mjik", h_2, h_2, hess_z_r_2__z_h_3)
+    tmp_214 = h_2[:, :, None] * h_2[:, None]
+    # einsum("k,Bj,Bmi->mjik", h_0, h_3, hess_z_r_3__z_h_1)
+    tmp_215 = np.tensordot(hess_z_r_3__z_h_1, h_3, axes=([0], [0]))
+    # einsum("Bk,Bj,Bmi->mjik", h_1, h_3, hess_z_r_3__z_h_2)
+    tmp_216 = h_3[:, :, None] * h_1[:, None]
+    # einsum("Bk,Bj,Bmi->mjik", h_2, h_3, hess_z_r_3__z_h_3)
+    tmp_217 = h_3[:, :, None] * h_2[:, None]
+    hess_B__W = ((tmp_203.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_204.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_205, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_206.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_207, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_208, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_209.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_210, hess_z_r_1__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_211, hess_z_r_1__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_212.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_213, hess_z_r_2__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_214, hess_z_r_2__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_215.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_216, hess_z_r_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_217, hess_z_r_3__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂B,V[m,j,i,k] = adj_z_r_1[m] jac_h_1__z_h_1[j,i] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_1[j,i] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_2[j,i] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_1[j,i] x_1[k] + adj_z_r_3[m] jac_h_3__z_h_2[j,i] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_3[j,i] x_3[k] + h_1[j] hess_z_r_1__z_h_1[m,i] x_1[k] + h_1[j] hess_z_r_1__z_h_2[m,i] x_2[k] + h_1[j] hess_z_r_1__z_h_3[m,i] x_3[k] + h_2[j] hess_z_r_2__z_h_1[m,i] x_1[k] + h_2[j] hess_z_r_2__z_h_2[m,i] x_2[k] + h_2[j] hess_z_r_2__z_h_3[m,i] x_3[k] + h_3[j] hess_z_r_3__z_h_1[m,i] x_1[k] + h_3[j] hess_z_r_3__z_h_2[m,i] x_2[k] + h_3[j] hess_z_r_3__z_h_3[m,i] x_3[k]
     # einsum("Bm,Bji,Bk->mjik", adj_z_r_1, jac_h_1__z_h_1, x_1)
-    tmp_1652 = x_1[:, :, None] * adj_z_r_1[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bk->mjik", d2tanh_z_r_1, adj_r_1, h_1, jac_z_r_1__z_h_1, x_1)
-    tmp_1653 = adj_r_1 * d2tanh_z_r_1
-    tmp_1654 = tmp_1653[:, :, None] * jac_z_r_1__z_h_1
-    tmp_1655 = x_1[:, :, None] * h_1[:, None]
+    tmp_218 = x_1[:, :, None] * adj_z_r_1[:, None]
     # einsum("Bm,Bji,Bk->mjik", adj_z_r_2, jac_h_2__z_h_1, x_1)
-    tmp_1656 = x_1[:, :, None] * adj_z_r_2[:, None]
+    tmp_219 = x_1[:, :, None] * adj_z_r_2[:, None]
     # einsum("Bm,Bji,Bk->mjik", adj_z_r_2, jac_h_2__z_h_2, x_2)
-    tmp_1657 = x_2[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bc,Bc,Bj,Bci,Bcm,Bk->mjik", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_1, jac_z_r_2__z_r_1, x_1)
-    tmp_1658 = adj_r_2 * d2tanh_z_r_2
-    tmp_1659 = tmp_1658[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1660 = (tmp_1659.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_1661 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bj,Bci,Bcm,Bk->mjik", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_h_2, jac_z_r_2__z_r_1, x_2)
-    tmp_1662 = adj_r_2 * d2tanh_z_r_2
-    tmp_1663 = tmp_1662[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1664 = (tmp_1663.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_1665 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bk->mjik", d2tanh_z_r_2, adj_r_2, h_2, jac_z_r_2__z_h_1, x_1)
-    tmp_1666 = adj_r_2 * d2tanh_z_r_2
-    tmp_1667 = tmp_1666[:, :, None] * jac_z_r_2__z_h_1
-    tmp_1668 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bk->mjik", d2tanh_z_r_2, adj_r_2, h_2, jac_z_r_2__z_h_2, x_2)
-    tmp_1669 = adj_r_2 * d2tanh_z_r_2
-    tmp_1670 = tmp_1669[:, :, None] * jac_z_r_2__z_h_2
-    tmp_1671 = x_2[:, :, None] * h_2[:, None]
+    tmp_220 = x_2[:, :, None] * adj_z_r_2[:, None]
     # einsum("Bm,Bji,Bk->mjik", adj_z_r_3, jac_h_3__z_h_1, x_1)
-    tmp_1672 = x_1[:, :, None] * adj_z_r_3[:, None]
+    tmp_221 = x_1[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bm,Bji,Bk->mjik", adj_z_r_3, jac_h_3__z_h_2, x_2)
-    tmp_1673 = x_2[:, :, None] * adj_z_r_3[:, None]
+    tmp_222 = x_2[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bm,Bji,Bk->mjik", adj_z_r_3, jac_h_3__z_h_3, x_3)
-    tmp_1674 = x_3[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,Bj,Bci,Bcm,Bk->mjik", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_1, jac_z_r_3__z_r_1, x_1)
-    tmp_1675 = adj_r_3 * d2tanh_z_r_3
-    tmp_1676 = tmp_1675[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1677 = (tmp_1676.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1678 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bj,Bci,Bcm,Bk->mjik", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_2, jac_z_r_3__z_r_1, x_2)
-    tmp_1679 = adj_r_3 * d2tanh_z_r_3
-    tmp_1680 = tmp_1679[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1681 = (tmp_1680.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1682 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bj,Bci,Bcm,Bk->mjik", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_h_3, jac_z_r_3__z_r_1, x_3)
-    tmp_1683 = adj_r_3 * d2tanh_z_r_3
-    tmp_1684 = tmp_1683[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1685 = (tmp_1684.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1686 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bj,Bci,Bcm,Bk->mjik", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_1, jac_z_r_3__z_r_2, x_1)
-    tmp_1687 = adj_r_3 * d2tanh_z_r_3
-    tmp_1688 = tmp_1687[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1689 = (tmp_1688.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1690 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bc,Bc,Bj,Bci,Bcm,Bk->mjik", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_2, jac_z_r_3__z_r_2, x_2)
-    tmp_1691 = adj_r_3 * d2tanh_z_r_3
-    tmp_1692 = tmp_1691[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1693 = (tmp_1692.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1694 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bc,Bc,Bj,Bci,Bcm,Bk->mjik", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_h_3, jac_z_r_3__z_r_2, x_3)
-    tmp_1695 = adj_r_3 * d2tanh_z_r_3
-    tmp_1696 = tmp_1695[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1697 = (tmp_1696.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1698 = x_3[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bk->mjik", d2tanh_z_r_3, adj_r_3, h_3, jac_z_r_3__z_h_1, x_1)
-    tmp_1699 = adj_r_3 * d2tanh_z_r_3
-    tmp_1700 = tmp_1699[:, :, None] * jac_z_r_3__z_h_1
-    tmp_1701 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bk->mjik", d2tanh_z_r_3, adj_r_3, h_3, jac_z_r_3__z_h_2, x_2)
-    tmp_1702 = adj_r_3 * d2tanh_z_r_3
-    tmp_1703 = tmp_1702[:, :, None] * jac_z_r_3__z_h_2
-    tmp_1704 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bk->mjik", d2tanh_z_r_3, adj_r_3, h_3, jac_z_r_3__z_h_3, x_3)
-    tmp_1705 = adj_r_3 * d2tanh_z_r_3
-    tmp_1706 = tmp_1705[:, :, None] * jac_z_r_3__z_h_3
-    tmp_1707 = x_3[:, :, None] * h_3[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_1, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_r_1, x_1)
-    tmp_1708 = np.tensordot(jac_p_1__z_r_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_1709 = tmp_1708 @ jac_p_1__z_h_1
-    tmp_1710 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_1, x_1)
-    tmp_1711 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1712 = tmp_1711 @ jac_p_2__z_h_1
-    tmp_1713 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_1, x_2)
-    tmp_1714 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1715 = tmp_1714 @ jac_p_2__z_h_2
-    tmp_1716 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_2, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_r_2, x_1)
-    tmp_1717 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1718 = tmp_1717 @ jac_p_2__z_h_1
-    tmp_1719 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_2, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_r_2, x_2)
-    tmp_1720 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1721 = tmp_1720 @ jac_p_2__z_h_2
-    tmp_1722 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_1, x_1)
-    tmp_1723 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1724 = tmp_1723 @ jac_p_3__z_h_1
-    tmp_1725 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_1, x_2)
-    tmp_1726 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1727 = tmp_1726 @ jac_p_3__z_h_2
-    tmp_1728 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_1, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_1, x_3)
-    tmp_1729 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1730 = tmp_1729 @ jac_p_3__z_h_3
-    tmp_1731 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_2, x_1)
-    tmp_1732 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1733 = tmp_1732 @ jac_p_3__z_h_1
-    tmp_1734 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_2, x_2)
-    tmp_1735 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1736 = tmp_1735 @ jac_p_3__z_h_2
-    tmp_1737 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_2, x_3)
-    tmp_1738 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1739 = tmp_1738 @ jac_p_3__z_h_3
-    tmp_1740 = x_3[:, :, None] * h_2[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_3, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_r_3, x_1)
-    tmp_1741 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1742 = tmp_1741 @ jac_p_3__z_h_1
-    tmp_1743 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_3, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_r_3, x_2)
-    tmp_1744 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1745 = tmp_1744 @ jac_p_3__z_h_2
-    tmp_1746 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bj,ln,Bni,Blm,Bk->mjik", h_3, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_r_3, x_3)
-    tmp_1747 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1748 = tmp_1747 @ jac_p_3__z_h_3
-    tmp_1749 = x_3[:, :, None] * h_3[:, None]
-    hess_B__V = ((np.tensordot(tmp_1652, jac_h_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1655, tmp_1654, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1656, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1657, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1661, tmp_1660, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1665, tmp_1664, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1668, tmp_1667, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1671, tmp_1670, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1672, jac_h_3__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1673, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1674, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1678, tmp_1677, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1682, tmp_1681, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1686, tmp_1685, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1690, tmp_1689, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1694, tmp_1693, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1698, tmp_1697, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1701, tmp_1700, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1704, tmp_1703, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1707, tmp_1706, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1710, tmp_1709, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1713, tmp_1712, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1716, tmp_1715, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1719, tmp_1718, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1722, tmp_1721, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1725, tmp_1724, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1728, tmp_1727, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1731, tmp_1730, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1734, tmp_1733, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1737, tmp_1736, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1740, tmp_1739, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1743, tmp_1742, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1746, tmp_1745, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1749, tmp_1748, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂B,A[m,j,i,q] = adj_z_r_2[i] h_1[j] jac_r_1__z_r_1[q,m] + tanh''(z_r_2[i]) adj_r_2[i] h_1[j] jac_z_r_2__z_r_1[i,m] r_1[q] + tanh''(z_r_2[m]) δ[m,i] adj_r_2[m] h_2[j] r_1[q] + adj_z_r_3[i] h_1[j] jac_r_2__z_r_1[q,m] + adj_z_r_3[i] h_2[j] jac_r_2__z_r_2[q,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[j] jac_z_r_3__z_r_1[c,m] jac_z_r_3__z_r_2[c,i] r_1[q] + tanh''(z_r_3[i]) adj_r_3[i] h_1[j] jac_z_r_3__z_r_1[i,m] r_2[q] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[j] jac_z_r_3__z_r_2[c,m] jac_z_r_3__z_r_2[c,i] r_1[q] + tanh''(z_r_3[i]) adj_r_3[i] h_2[j] jac_z_r_3__z_r_2[i,m] r_2[q] + tanh''(z_r_3[m]) adj_r_3[m] h_3[j] jac_z_r_3__z_r_2[m,i] r_1[q] + tanh''(z_r_3[m]) δ[m,i] adj_r_3[m] h_3[j] r_2[q] + Σ_kl h_1[j] hobj_p_2__p_2[k,l] jac_p_2__z_r_1[k,m] jac_p_2__z_r_2[l,i] r_1[q] + Σ_kl h_2[j] hobj_p_2__p_2[k,l] jac_p_2__z_r_2[k,m] jac_p_2__z_r_2[l,i] r_1[q] + Σ_kl h_1[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_1[k,m] jac_p_3__z_r_2[l,i] r_1[q] + Σ_kl h_1[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_1[k,m] jac_p_3__z_r_3[l,i] r_2[q] + Σ_kl h_2[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_2[k,m] jac_p_3__z_r_2[l,i] r_1[q] + Σ_kl h_2[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_2[k,m] jac_p_3__z_r_3[l,i] r_2[q] + Σ_kl h_3[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_2[l,i] jac_p_3__z_r_3[k,m] r_1[q] + Σ_kl h_3[j] hobj_p_3__p_3[k,l] jac_p_3__z_r_3[k,m] jac_p_3__z_r_3[l,i] r_2[q]
+    tmp_223 = x_3[:, :, None] * adj_z_r_3[:, None]
+    # einsum("Bj,Bmi,Bk->mjik", h_1, hess_z_r_1__z_h_1, x_1)
+    tmp_224 = x_1[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bmi,Bk->mjik", h_1, hess_z_r_1__z_h_2, x_2)
+    tmp_225 = x_2[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bmi,Bk->mjik", h_1, hess_z_r_1__z_h_3, x_3)
+    tmp_226 = x_3[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bmi,Bk->mjik", h_2, hess_z_r_2__z_h_1, x_1)
+    tmp_227 = x_1[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bmi,Bk->mjik", h_2, hess_z_r_2__z_h_2, x_2)
+    tmp_228 = x_2[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bmi,Bk->mjik", h_2, hess_z_r_2__z_h_3, x_3)
+    tmp_229 = x_3[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bmi,Bk->mjik", h_3, hess_z_r_3__z_h_1, x_1)
+    tmp_230 = x_1[:, :, None] * h_3[:, None]
+    # einsum("Bj,Bmi,Bk->mjik", h_3, hess_z_r_3__z_h_2, x_2)
+    tmp_231 = x_2[:, :, None] * h_3[:, None]
+    # einsum("Bj,Bmi,Bk->mjik", h_3, hess_z_r_3__z_h_3, x_3)
+    tmp_232 = x_3[:, :, None] * h_3[:, None]
+    hess_B__V = ((np.tensordot(tmp_218, jac_h_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_219, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_220, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_221, jac_h_3__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_222, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_223, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_224, hess_z_r_1__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_225, hess_z_r_1__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_226, hess_z_r_1__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_227, hess_z_r_2__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_228, hess_z_r_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_229, hess_z_r_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_230, hess_z_r_3__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_231, hess_z_r_3__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_232, hess_z_r_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂B,A[m,j,i,q] = adj_z_r_2[i] h_1[j] jac_r_1__z_r_1[q,m] + adj_z_r_3[i] h_1[j] jac_r_2__z_r_1[q,m] + adj_z_r_3[i] h_2[j] jac_r_2__z_r_2[q,m] + h_1[j] hess_z_r_1__z_r_2[m,i] r_1[q] + h_1[j] hess_z_r_1__z_r_3[m,i] r_2[q] + h_2[j] hess_z_r_2__z_r_2[m,i] r_1[q] + h_2[j] hess_z_r_2__z_r_3[m,i] r_2[q] + h_3[j] hess_z_r_3__z_r_2[m,i] r_1[q] + h_3[j] hess_z_r_3__z_r_3[m,i] r_2[q]
     # einsum("Bi,Bj,Bqm->mjiq", adj_z_r_2, h_1, jac_r_1__z_r_1)
-    tmp_1750 = h_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bi,Bi,Bj,Bim,Bq->mjiq", d2tanh_z_r_2, adj_r_2, h_1, jac_z_r_2__z_r_1, r_1)
-    tmp_1751 = adj_r_2 * d2tanh_z_r_2
-    tmp_1752 = tmp_1751[:, :, None] * jac_z_r_2__z_r_1
-    tmp_1753 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bm,mi,Bm,Bj,Bq->mjiq", d2tanh_z_r_2, np.eye(2), adj_r_2, h_2, r_1)
-    tmp_1754 = adj_r_2 * d2tanh_z_r_2
-    tmp_1755 = tmp_1754[:, :, None] * r_1[:, None]
-    tmp_1756 = np.tensordot(tmp_1755, h_2, axes=([0], [0]))
+    tmp_233 = h_1[:, :, None] * adj_z_r_2[:, None]
     # einsum("Bi,Bj,Bqm->mjiq", adj_z_r_3, h_1, jac_r_2__z_r_1)
-    tmp_1757 = h_1[:, :, None] * adj_z_r_3[:, None]
+    tmp_234 = h_1[:, :, None] * adj_z_r_3[:, None]
     # einsum("Bi,Bj,Bqm->mjiq", adj_z_r_3, h_2, jac_r_2__z_r_2)
-    tmp_1758 = h_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bc,Bc,Bj,Bcm,Bci,Bq->mjiq", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_r_1, jac_z_r_3__z_r_2, r_1)
-    tmp_1759 = adj_r_3 * d2tanh_z_r_3
-    tmp_1760 = tmp_1759[:, :, None] * jac_z_r_3__z_r_1
-    tmp_1761 = (tmp_1760.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1762 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bi,Bj,Bim,Bq->mjiq", d2tanh_z_r_3, adj_r_3, h_1, jac_z_r_3__z_r_1, r_2)
-    tmp_1763 = adj_r_3 * d2tanh_z_r_3
-    tmp_1764 = tmp_1763[:, :, None] * jac_z_r_3__z_r_1
-    tmp_1765 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bj,Bcm,Bci,Bq->mjiq", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_r_2, jac_z_r_3__z_r_2, r_1)
-    tmp_1766 = adj_r_3 * d2tanh_z_r_3
-    tmp_1767 = tmp_1766[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1768 = (tmp_1767.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1769 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bi,Bj,Bim,Bq->mjiq", d2tanh_z_r_3, adj_r_3, h_2, jac_z_r_3__z_r_2, r_2)
-    tmp_1770 = adj_r_3 * d2tanh_z_r_3
-    tmp_1771 = tmp_1770[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1772 = r_2[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bj,Bmi,Bq->mjiq", d2tanh_z_r_3, adj_r_3, h_3, jac_z_r_3__z_r_2, r_1)
-    tmp_1773 = adj_r_3 * d2tanh_z_r_3
-    tmp_1774 = tmp_1773[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1775 = r_1[:, :, None] * h_3[:, None]
-    # einsum("Bm,mi,Bm,Bj,Bq->mjiq", d2tanh_z_r_3, np.eye(2), adj_r_3, h_3, r_2)
-    tmp_1776 = adj_r_3 * d2tanh_z_r_3
-    tmp_1777 = tmp_1776[:, :, None] * r_2[:, None]
-    tmp_1778 = np.tensordot(tmp_1777, h_3, axes=([0], [0]))
-    # einsum("Bj,kl,Bkm,Bli,Bq->mjiq", h_1, hobj_p_2__p_2, jac_p_2__z_r_1, jac_p_2__z_r_2, r_1)
-    tmp_1779 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1780 = tmp_1779 @ jac_p_2__z_r_2
-    tmp_1781 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mjiq", h_2, hobj_p_2__p_2, jac_p_2__z_r_2, jac_p_2__z_r_2, r_1)
-    tmp_1782 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1783 = tmp_1782 @ jac_p_2__z_r_2
-    tmp_1784 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mjiq", h_1, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_2, r_1)
-    tmp_1785 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1786 = tmp_1785 @ jac_p_3__z_r_2
-    tmp_1787 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mjiq", h_1, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_3, r_2)
-    tmp_1788 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1789 = tmp_1788 @ jac_p_3__z_r_3
-    tmp_1790 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mjiq", h_2, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_2, r_1)
-    tmp_1791 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1792 = tmp_1791 @ jac_p_3__z_r_2
-    tmp_1793 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mjiq", h_2, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3, r_2)
-    tmp_1794 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1795 = tmp_1794 @ jac_p_3__z_r_3
-    tmp_1796 = r_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,kl,Bli,Bkm,Bq->mjiq", h_3, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3, r_1)
-    tmp_1797 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1798 = tmp_1797 @ jac_p_3__z_r_3
-    tmp_1799 = r_1[:, :, None] * h_3[:, None]
-    # einsum("Bj,kl,Bkm,Bli,Bq->mjiq", h_3, hobj_p_3__p_3, jac_p_3__z_r_3, jac_p_3__z_r_3, r_2)
-    tmp_1800 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1801 = tmp_1800 @ jac_p_3__z_r_3
-    tmp_1802 = r_2[:, :, None] * h_3[:, None]
-    hess_B__A = ((np.tensordot(tmp_1750, jac_r_1__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1753, tmp_1752, axes=([0], [0]))).transpose(3, 1, 2, 0) + (tmp_1756.transpose(0, 2, 1))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_1757, jac_r_2__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1758, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1762, tmp_1761, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1765, tmp_1764, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1769, tmp_1768, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1772, tmp_1771, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1775, tmp_1774, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_1778.transpose(0, 2, 1))[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_1781, tmp_1780, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1784, tmp_1783, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1787, tmp_1786, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1790, tmp_1789, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1793, tmp_1792, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1796, tmp_1795, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1799, tmp_1798, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1802, tmp_1801, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂B,B[m,j,i,k] = tanh''(z_r_1[m]) δ[m,i] adj_r_1[m] h_1[j] h_1[k] + Σ_c tanh''(z_r_2[c]) adj_r_2[c] h_1[j] h_1[k] jac_z_r_2__z_r_1[c,m] jac_z_r_2__z_r_1[c,i] + tanh''(z_r_2[i]) adj_r_2[i] h_1[j] h_2[k] jac_z_r_2__z_r_1[i,m] + tanh''(z_r_2[m]) adj_r_2[m] h_1[k] h_2[j] jac_z_r_2__z_r_1[m,i] + tanh''(z_r_2[m]) δ[m,i] adj_r_2[m] h_2[j] h_2[k] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[j] h_1[k] jac_z_r_3__z_r_1[c,m] jac_z_r_3__z_r_1[c,i] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[j] h_2[k] jac_z_r_3__z_r_1[c,m] jac_z_r_3__z_r_2[c,i] + tanh''(z_r_3[i]) adj_r_3[i] h_1[j] h_3[k] jac_z_r_3__z_r_1[i,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_1[k] h_2[j] jac_z_r_3__z_r_1[c,i] jac_z_r_3__z_r_2[c,m] + Σ_c tanh''(z_r_3[c]) adj_r_3[c] h_2[j] h_2[k] jac_z_r_3__z_r_2[c,m] jac_z_r_3__z_r_2[c,i] + tanh''(z_r_3[i]) adj_r_3[i] h_2[j] h_3[k] jac_z_r_3__z_r_2[i,m] + tanh''(z_r_3[m]) adj_r_3[m] h_1[k] h_3[j] jac_z_r_3__z_r_1[m,i] + tanh''(z_r_3[m]) adj_r_3[m] h_2[k] h_3[j] jac_z_r_3__z_r_2[m,i] + tanh''(z_r_3[m]) δ[m,i] adj_r_3[m] h_3[j] h_3[k] + Σ_ln h_1[j] h_1[k] hobj_p_1__p_1[l,n] jac_p_1__z_r_1[l,m] jac_p_1__z_r_1[n,i] + Σ_ln h_1[j] h_1[k] hobj_p_2__p_2[l,n] jac_p_2__z_r_1[l,m] jac_p_2__z_r_1[n,i] + Σ_ln h_1[j] h_2[k] hobj_p_2__p_2[l,n] jac_p_2__z_r_1[l,m] jac_p_2__z_r_2[n,i] + Σ_ln h_1[k] h_2[j] hobj_p_2__p_2[l,n] jac_p_2__z_r_1[n,i] jac_p_2__z_r_2[l,m] + Σ_ln h_2[j] h_2[k] hobj_p_2__p_2[l,n] jac_p_2__z_r_2[l,m] jac_p_2__z_r_2[n,i] + Σ_ln h_1[j] h_1[k] hobj_p_3__p_3[l,n] jac_p_3__z_r_1[l,m] jac_p_3__z_r_1[n,i] + Σ_ln h_1[j] h_2[k] hobj_p_3__p_3[l,n] jac_p_3__z_r_1[l,m] jac_p_3__z_r_2[n,i] + Σ_ln h_1[j] h_3[k] hobj_p_3__p_3[l,n] jac_p_3__z_r_1[l,m] jac_p_3__z_r_3[n,i] + Σ_ln h_1[k] h_2[j] hobj_p_3__p_3[l,n] jac_p_3__z_r_1[n,i] jac_p_3__z_r_2[l,m] + Σ_ln h_2[j] h_2[k] hobj_p_3__p_3[l,n] jac_p_3__z_r_2[l,m] jac_p_3__z_r_2[n,i] + Σ_ln h_2[j] h_3[k] hobj_p_3__p_3[l,n] jac_p_3__z_r_2[l,m] jac_p_3__z_r_3[n,i] + Σ_ln h_1[k] h_3[j] hobj_p_3__p_3[l,n] jac_p_3__z_r_1[n,i] jac_p_3__z_r_3[l,m] + Σ_ln h_2[k] h_3[j] hobj_p_3__p_3[l,n] jac_p_3__z_r_2[n,i] jac_p_3__z_r_3[l,m] + Σ_ln h_3[j] h_3[k] hobj_p_3__p_3[l,n] jac_p_3__z_r_3[l,m] jac_p_3__z_r_3[n,i]
-    # einsum("Bm,mi,Bm,Bj,Bk->mjik", d2tanh_z_r_1, np.eye(2), adj_r_1, h_1, h_1)
-    tmp_1803 = adj_r_1 * d2tanh_z_r_1
-    tmp_1804 = tmp_1803[:, :, None] * h_1[:, None]
-    tmp_1805 = np.tensordot(tmp_1804, h_1, axes=([0], [0]))
-    # einsum("Bc,Bc,Bj,Bk,Bcm,Bci->mjik", d2tanh_z_r_2, adj_r_2, h_1, h_1, jac_z_r_2__z_r_1, jac_z_r_2__z_r_1)
-    tmp_1806 = adj_r_2 * d2tanh_z_r_2
-    tmp_1807 = tmp_1806[:, :, None] * jac_z_r_2__z_r_1
-    tmp_1808 = (tmp_1807.transpose(0, 2, 1)) @ jac_z_r_2__z_r_1
-    tmp_1809 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bi,Bj,Bk,Bim->mjik", d2tanh_z_r_2, adj_r_2, h_1, h_2, jac_z_r_2__z_r_1)
-    tmp_1810 = adj_r_2 * d2tanh_z_r_2
-    tmp_1811 = tmp_1810[:, :, None] * jac_z_r_2__z_r_1
-    tmp_1812 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bk,Bj,Bmi->mjik", d2tanh_z_r_2, adj_r_2, h_1, h_2, jac_z_r_2__z_r_1)
-    tmp_1813 = adj_r_2 * d2tanh_z_r_2
-    tmp_1814 = tmp_1813[:, :, None] * jac_z_r_2__z_r_1
-    tmp_1815 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bm,mi,Bm,Bj,Bk->mjik", d2tanh_z_r_2, np.eye(2), adj_r_2, h_2, h_2)
-    tmp_1816 = adj_r_2 * d2tanh_z_r_2
-    tmp_1817 = tmp_1816[:, :, None] * h_2[:, None]
-    tmp_1818 = np.tensordot(tmp_1817, h_2, axes=([0], [0]))
-    # einsum("Bc,Bc,Bj,Bk,Bcm,Bci->mjik", d2tanh_z_r_3, adj_r_3, h_1, h_1, jac_z_r_3__z_r_1, jac_z_r_3__z_r_1)
-    tmp_1819 = adj_r_3 * d2tanh_z_r_3
-    tmp_1820 = tmp_1819[:, :, None] * jac_z_r_3__z_r_1
-    tmp_1821 = (tmp_1820.transpose(0, 2, 1)) @ jac_z_r_3__z_r_1
-    tmp_1822 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bj,Bk,Bcm,Bci->mjik", d2tanh_z_r_3, adj_r_3, h_1, h_2, jac_z_r_3__z_r_1, jac_z_r_3__z_r_2)
-    tmp_1823 = adj_r_3 * d2tanh_z_r_3
-    tmp_1824 = tmp_1823[:, :, None] * jac_z_r_3__z_r_1
-    tmp_1825 = (tmp_1824.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1826 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bi,Bj,Bk,Bim->mjik", d2tanh_z_r_3, adj_r_3, h_1, h_3, jac_z_r_3__z_r_1)
-    tmp_1827 = adj_r_3 * d2tanh_z_r_3
-    tmp_1828 = tmp_1827[:, :, None] * jac_z_r_3__z_r_1
-    tmp_1829 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bk,Bj,Bci,Bcm->mjik", d2tanh_z_r_3, adj_r_3, h_1, h_2, jac_z_r_3__z_r_1, jac_z_r_3__z_r_2)
-    tmp_1830 = adj_r_3 * d2tanh_z_r_3
-    tmp_1831 = tmp_1830[:, :, None] * jac_z_r_3__z_r_1
-    tmp_1832 = (tmp_1831.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1833 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bj,Bk,Bcm,Bci->mjik", d2tanh_z_r_3, adj_r_3, h_2, h_2, jac_z_r_3__z_r_2, jac_z_r_3__z_r_2)
-    tmp_1834 = adj_r_3 * d2tanh_z_r_3
-    tmp_1835 = tmp_1834[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1836 = (tmp_1835.transpose(0, 2, 1)) @ jac_z_r_3__z_r_2
-    tmp_1837 = h_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bi,Bj,Bk,Bim->mjik", d2tanh_z_r_3, adj_r_3, h_2, h_3, jac_z_r_3__z_r_2)
-    tmp_1838 = adj_r_3 * d2tanh_z_r_3
-    tmp_1839 = tmp_1838[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1840 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bm,Bm,Bk,Bj,Bmi->mjik", d2tanh_z_r_3, adj_r_3, h_1, h_3, jac_z_r_3__z_r_1)
-    tmp_1841 = adj_r_3 * d2tanh_z_r_3
-    tmp_1842 = tmp_1841[:, :, None] * jac_z_r_3__z_r_1
-    tmp_1843 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bm,Bm,Bk,Bj,Bmi->mjik", d2tanh_z_r_3, adj_r_3, h_2, h_3, jac_z_r_3__z_r_2)
-    tmp_1844 = adj_r_3 * d2tanh_z_r_3
-    tmp_1845 = tmp_1844[:, :, None] * jac_z_r_3__z_r_2
-    tmp_1846 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bm,mi,Bm,Bj,Bk->mjik", d2tanh_z_r_3, np.eye(2), adj_r_3, h_3, h_3)
-    tmp_1847 = adj_r_3 * d2tanh_z_r_3
-    tmp_1848 = tmp_1847[:, :, None] * h_3[:, None]
-    tmp_1849 = np.tensordot(tmp_1848, h_3, axes=([0], [0]))
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_1, h_1, hobj_p_1__p_1, jac_p_1__z_r_1, jac_p_1__z_r_1)
-    tmp_1850 = np.tensordot(jac_p_1__z_r_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_1851 = tmp_1850 @ jac_p_1__z_r_1
-    tmp_1852 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_1, h_1, hobj_p_2__p_2, jac_p_2__z_r_1, jac_p_2__z_r_1)
-    tmp_1853 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1854 = tmp_1853 @ jac_p_2__z_r_1
-    tmp_1855 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_1, h_2, hobj_p_2__p_2, jac_p_2__z_r_1, jac_p_2__z_r_2)
-    tmp_1856 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1857 = tmp_1856 @ jac_p_2__z_r_2
-    tmp_1858 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_1, h_2, hobj_p_2__p_2, jac_p_2__z_r_1, jac_p_2__z_r_2)
-    tmp_1859 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_1860 = tmp_1859 @ jac_p_2__z_r_2
-    tmp_1861 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_2, h_2, hobj_p_2__p_2, jac_p_2__z_r_2, jac_p_2__z_r_2)
-    tmp_1862 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_1863 = tmp_1862 @ jac_p_2__z_r_2
-    tmp_1864 = h_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_1, h_1, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_1)
-    tmp_1865 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1866 = tmp_1865 @ jac_p_3__z_r_1
-    tmp_1867 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_2)
-    tmp_1868 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1869 = tmp_1868 @ jac_p_3__z_r_2
-    tmp_1870 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_1, h_3, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_3)
-    tmp_1871 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1872 = tmp_1871 @ jac_p_3__z_r_3
-    tmp_1873 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_2)
-    tmp_1874 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1875 = tmp_1874 @ jac_p_3__z_r_2
-    tmp_1876 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_2, h_2, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_2)
-    tmp_1877 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1878 = tmp_1877 @ jac_p_3__z_r_2
-    tmp_1879 = h_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_2, h_3, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3)
-    tmp_1880 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1881 = tmp_1880 @ jac_p_3__z_r_3
-    tmp_1882 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_1, h_3, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_3)
-    tmp_1883 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1884 = tmp_1883 @ jac_p_3__z_r_3
-    tmp_1885 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bj,ln,Bni,Blm->mjik", h_2, h_3, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3)
-    tmp_1886 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_1887 = tmp_1886 @ jac_p_3__z_r_3
-    tmp_1888 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bk,ln,Blm,Bni->mjik", h_3, h_3, hobj_p_3__p_3, jac_p_3__z_r_3, jac_p_3__z_r_3)
-    tmp_1889 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_1890 = tmp_1889 @ jac_p_3__z_r_3
-    tmp_1891 = h_3[:, :, None] * h_3[:, None]
-    hess_B__B = (tmp_1805[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_1809, tmp_1808, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1812, tmp_1811, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1815, tmp_1814, axes=([0], [0]))).transpose(2, 0, 3, 1) + tmp_1818[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_1822, tmp_1821, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1826, tmp_1825, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1829, tmp_1828, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1833, tmp_1832, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1837, tmp_1836, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1840, tmp_1839, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1843, tmp_1842, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_1846, tmp_1845, axes=([0], [0]))).transpose(2, 0, 3, 1) + tmp_1849[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_1852, tmp_1851, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1855, tmp_1854, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1858, tmp_1857, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1861, tmp_1860, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1864, tmp_1863, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1867, tmp_1866, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1870, tmp_1869, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1873, tmp_1872, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1876, tmp_1875, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1879, tmp_1878, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1882, tmp_1881, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1885, tmp_1884, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1888, tmp_1887, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1891, tmp_1890, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂B,U[m,j,l,i] = adj_p_1[l] h_1[j] jac_r_1__z_r_1[i,m] + adj_p_2[l] h_1[j] jac_r_2__z_r_1[i,m] + adj_p_2[l] h_2[j] jac_r_2__z_r_2[i,m] + adj_p_3[l] h_1[j] jac_r_3__z_r_1[i,m] + adj_p_3[l] h_2[j] jac_r_3__z_r_2[i,m] + adj_p_3[l] h_3[j] jac_r_3__z_r_3[i,m] + Σ_c h_1[j] hobj_p_1__p_1[c,l] jac_p_1__z_r_1[c,m] r_1[i] + Σ_c h_1[j] hobj_p_2__p_2[c,l] jac_p_2__z_r_1[c,m] r_2[i] + Σ_c h_2[j] hobj_p_2__p_2[c,l] jac_p_2__z_r_2[c,m] r_2[i] + Σ_c h_1[j] hobj_p_3__p_3[c,l] jac_p_3__z_r_1[c,m] r_3[i] + Σ_c h_2[j] hobj_p_3__p_3[c,l] jac_p_3__z_r_2[c,m] r_3[i] + Σ_c h_3[j] hobj_p_3__p_3[c,l] jac_p_3__z_r_3[c,m] r_3[i]
+    tmp_235 = h_2[:, :, None] * adj_z_r_3[:, None]
+    hess_z_r_1__z_r_2 = t["hess_z_r_1__z_r_2"]
+    # einsum("Bj,Bmi,Bq->mjiq", h_1, hess_z_r_1__z_r_2, r_1)
+    tmp_236 = r_1[:, :, None] * h_1[:, None]
+    hess_z_r_1__z_r_3 = t["hess_z_r_1__z_r_3"]
+    # einsum("Bj,Bmi,Bq->mjiq", h_1, hess_z_r_1__z_r_3, r_2)
+    tmp_237 = r_2[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bmi,Bq->mjiq", h_2, hess_z_r_2__z_r_2, r_1)
+    tmp_238 = r_1[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bmi,Bq->mjiq", h_2, hess_z_r_2__z_r_3, r_2)
+    tmp_239 = r_2[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bmi,Bq->mjiq", h_3, hess_z_r_3__z_r_2, r_1)
+    tmp_240 = r_1[:, :, None] * h_3[:, None]
+    # einsum("Bj,Bmi,Bq->mjiq", h_3, hess_z_r_3__z_r_3, r_2)
+    tmp_241 = r_2[:, :, None] * h_3[:, None]
+    hess_B__A = ((np.tensordot(tmp_233, jac_r_1__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_234, jac_r_2__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_235, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_236, hess_z_r_1__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_237, hess_z_r_1__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_238, hess_z_r_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_239, hess_z_r_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_240, hess_z_r_3__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_241, hess_z_r_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂B,B[m,j,i,k] = h_1[j] h_1[k] hess_z_r_1__z_r_1[m,i] + h_1[j] h_2[k] hess_z_r_1__z_r_2[m,i] + h_1[j] h_3[k] hess_z_r_1__z_r_3[m,i] + h_1[k] h_2[j] hess_z_r_2__z_r_1[m,i] + h_2[j] h_2[k] hess_z_r_2__z_r_2[m,i] + h_2[j] h_3[k] hess_z_r_2__z_r_3[m,i] + h_1[k] h_3[j] hess_z_r_3__z_r_1[m,i] + h_2[k] h_3[j] hess_z_r_3__z_r_2[m,i] + h_3[j] h_3[k] hess_z_r_3__z_r_3[m,i]
+    hess_z_r_1__z_r_1 = t["hess_z_r_1__z_r_1"]
+    # einsum("Bj,Bk,Bmi->mjik", h_1, h_1, hess_z_r_1__z_r_1)
+    tmp_242 = h_1[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bk,Bmi->mjik", h_1, h_2, hess_z_r_1__z_r_2)
+    tmp_243 = h_2[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bk,Bmi->mjik", h_1, h_3, hess_z_r_1__z_r_3)
+    tmp_244 = h_3[:, :, None] * h_1[:, None]
+    # einsum("Bk,Bj,Bmi->mjik", h_1, h_2, hess_z_r_2__z_r_1)
+    tmp_245 = h_2[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bk,Bmi->mjik", h_2, h_2, hess_z_r_2__z_r_2)
+    tmp_246 = h_2[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bk,Bmi->mjik", h_2, h_3, hess_z_r_2__z_r_3)
+    tmp_247 = h_3[:, :, None] * h_2[:, None]
+    # einsum("Bk,Bj,Bmi->mjik", h_1, h_3, hess_z_r_3__z_r_1)
+    tmp_248 = h_3[:, :, None] * h_1[:, None]
+    # einsum("Bk,Bj,Bmi->mjik", h_2, h_3, hess_z_r_3__z_r_2)
+    tmp_249 = h_3[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bk,Bmi->mjik", h_3, h_3, hess_z_r_3__z_r_3)
+    tmp_250 = h_3[:, :, None] * h_3[:, None]
+    hess_B__B = ((np.tensordot(tmp_242, hess_z_r_1__z_r_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_243, hess_z_r_1__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_244, hess_z_r_1__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_245, hess_z_r_2__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_246, hess_z_r_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_247, hess_z_r_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_248, hess_z_r_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_249, hess_z_r_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_250, hess_z_r_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂B,U[m,j,l,i] = adj_p_1[l] h_1[j] jac_r_1__z_r_1[i,m] + adj_p_2[l] h_1[j] jac_r_2__z_r_1[i,m] + adj_p_2[l] h_2[j] jac_r_2__z_r_2[i,m] + adj_p_3[l] h_1[j] jac_r_3__z_r_1[i,m] + adj_p_3[l] h_2[j] jac_r_3__z_r_2[i,m] + adj_p_3[l] h_3[j] jac_r_3__z_r_3[i,m] + h_1[j] hess_z_r_1__p_1[m,l] r_1[i] + h_1[j] hess_z_r_1__p_2[m,l] r_2[i] + h_1[j] hess_z_r_1__p_3[m,l] r_3[i] + h_2[j] hess_z_r_2__p_2[m,l] r_2[i] + h_2[j] hess_z_r_2__p_3[m,l] r_3[i] + h_3[j] hess_z_r_3__p_3[m,l] r_3[i]
     # einsum("Bl,Bj,Bim->mjli", adj_p_1, h_1, jac_r_1__z_r_1)
-    tmp_1892 = h_1[:, :, None] * adj_p_1[:, None]
+    tmp_251 = h_1[:, :, None] * adj_p_1[:, None]
     # einsum("Bl,Bj,Bim->mjli", adj_p_2, h_1, jac_r_2__z_r_1)
-    tmp_1893 = h_1[:, :, None] * adj_p_2[:, None]
+    tmp_252 = h_1[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,Bj,Bim->mjli", adj_p_2, h_2, jac_r_2__z_r_2)
-    tmp_1894 = h_2[:, :, None] * adj_p_2[:, None]
+    tmp_253 = h_2[:, :, None] * adj_p_2[:, None]
     jac_r_3__z_r_1 = t["jac_r_3__z_r_1"]
     # einsum("Bl,Bj,Bim->mjli", adj_p_3, h_1, jac_r_3__z_r_1)
-    tmp_1895 = h_1[:, :, None] * adj_p_3[:, None]
+    tmp_254 = h_1[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bj,Bim->mjli", adj_p_3, h_2, jac_r_3__z_r_2)
-    tmp_1896 = h_2[:, :, None] * adj_p_3[:, None]
+    tmp_255 = h_2[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bj,Bim->mjli", adj_p_3, h_3, jac_r_3__z_r_3)
-    tmp_1897 = h_3[:, :, None] * adj_p_3[:, None]
-    # einsum("Bj,cl,Bcm,Bi->mjli", h_1, hobj_p_1__p_1, jac_p_1__z_r_1, r_1)
-    tmp_1898 = r_1[:, :, None] * h_1[:, None]
-    tmp_1899 = np.tensordot(tmp_1898, jac_p_1__z_r_1, axes=([0], [0]))
-    # einsum("Bj,cl,Bcm,Bi->mjli", h_1, hobj_p_2__p_2, jac_p_2__z_r_1, r_2)
-    tmp_1900 = r_2[:, :, None] * h_1[:, None]
-    tmp_1901 = np.tensordot(tmp_1900, jac_p_2__z_r_1, axes=([0], [0]))
-    # einsum("Bj,cl,Bcm,Bi->mjli", h_2, hobj_p_2__p_2, jac_p_2__z_r_2, r_2)
-    tmp_1902 = r_2[:, :, None] * h_2[:, None]
-    tmp_1903 = np.tensordot(tmp_1902, jac_p_2__z_r_2, axes=([0], [0]))
-    # einsum("Bj,cl,Bcm,Bi->mjli", h_1, hobj_p_3__p_3, jac_p_3__z_r_1, r_3)
-    tmp_1904 = r_3[:, :, None] * h_1[:, None]
-    tmp_1905 = np.tensordot(tmp_1904, jac_p_3__z_r_1, axes=([0], [0]))
-    # einsum("Bj,cl,Bcm,Bi->mjli", h_2, hobj_p_3__p_3, jac_p_3__z_r_2, r_3)
-    tmp_1906 = r_3[:, :, None] * h_2[:, None]
-    tmp_1907 = np.tensordot(tmp_1906, jac_p_3__z_r_2, axes=([0], [0]))
-    # einsum("Bj,cl,Bcm,Bi->mjli", h_3, hobj_p_3__p_3, jac_p_3__z_r_3, r_3)
-    tmp_1908 = r_3[:, :, None] * h_3[:, None]
-    tmp_1909 = np.tensordot(tmp_1908, jac_p_3__z_r_3, axes=([0], [0]))
-    hess_B__U = ((np.tensordot(tmp_1892, jac_r_1__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1893, jac_r_2__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1894, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1895, jac_r_3__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1896, jac_r_3__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1897, jac_r_3__z_r_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_1899, hobj_p_1__p_1, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1901, hobj_p_2__p_2, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1903, hobj_p_2__p_2, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1905, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1907, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_1909, hobj_p_3__p_3, axes=([2], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,h(0)[l,m,j] = Σ_c W[c,j] adj_p_1[l] jac_r_1__z_h_1[m,c] + Σ_c W[c,j] adj_p_2[l] jac_r_2__z_h_1[m,c] + Σ_c W[c,j] adj_p_3[l] jac_r_3__z_h_1[m,c] + Σ_ci W[c,j] hobj_p_1__p_1[l,i] jac_p_1__z_h_1[i,c] r_1[m] + Σ_ci W[c,j] hobj_p_2__p_2[l,i] jac_p_2__z_h_1[i,c] r_2[m] + Σ_ci W[c,j] hobj_p_3__p_3[l,i] jac_p_3__z_h_1[i,c] r_3[m]
+    tmp_256 = h_3[:, :, None] * adj_p_3[:, None]
+    hess_z_r_1__p_1 = t["hess_z_r_1__p_1"]
+    # einsum("Bj,Bml,Bi->mjli", h_1, hess_z_r_1__p_1, r_1)
+    tmp_257 = r_1[:, :, None] * h_1[:, None]
+    hess_z_r_1__p_2 = t["hess_z_r_1__p_2"]
+    # einsum("Bj,Bml,Bi->mjli", h_1, hess_z_r_1__p_2, r_2)
+    tmp_258 = r_2[:, :, None] * h_1[:, None]
+    hess_z_r_1__p_3 = t["hess_z_r_1__p_3"]
+    # einsum("Bj,Bml,Bi->mjli", h_1, hess_z_r_1__p_3, r_3)
+    tmp_259 = r_3[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bml,Bi->mjli", h_2, hess_z_r_2__p_2, r_2)
+    tmp_260 = r_2[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bml,Bi->mjli", h_2, hess_z_r_2__p_3, r_3)
+    tmp_261 = r_3[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bml,Bi->mjli", h_3, hess_z_r_3__p_3, r_3)
+    tmp_262 = r_3[:, :, None] * h_3[:, None]
+    hess_B__U = ((np.tensordot(tmp_251, jac_r_1__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_252, jac_r_2__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_253, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_254, jac_r_3__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_255, jac_r_3__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_256, jac_r_3__z_r_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_257, hess_z_r_1__p_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_258, hess_z_r_1__p_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_259, hess_z_r_1__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_260, hess_z_r_2__p_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_261, hess_z_r_2__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_262, hess_z_r_3__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,h(0)[l,m,j] = Σ_c W[c,j] adj_p_1[l] jac_r_1__z_h_1[m,c] + Σ_c W[c,j] adj_p_2[l] jac_r_2__z_h_1[m,c] + Σ_c W[c,j] adj_p_3[l] jac_r_3__z_h_1[m,c] + Σ_c W[c,j] hess_p_1__z_h_1[l,c] r_1[m] + Σ_c W[c,j] hess_p_2__z_h_1[l,c] r_2[m] + Σ_c W[c,j] hess_p_3__z_h_1[l,c] r_3[m]
     # einsum("cj,Bl,Bmc->lmj", W, adj_p_1, jac_r_1__z_h_1)
-    tmp_1910 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
+    tmp_263 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
     # einsum("cj,Bl,Bmc->lmj", W, adj_p_2, jac_r_2__z_h_1)
-    tmp_1911 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
+    tmp_264 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
     # einsum("cj,Bl,Bmc->lmj", W, adj_p_3, jac_r_3__z_h_1)
-    tmp_1912 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
-    # einsum("cj,li,Bic,Bm->lmj", W, hobj_p_1__p_1, jac_p_1__z_h_1, r_1)
-    tmp_1913 = np.tensordot(r_1, jac_p_1__z_h_1, axes=([0], [0]))
-    tmp_1914 = np.tensordot(tmp_1913, W, axes=([2], [0]))
-    # einsum("cj,li,Bic,Bm->lmj", W, hobj_p_2__p_2, jac_p_2__z_h_1, r_2)
-    tmp_1915 = np.tensordot(r_2, jac_p_2__z_h_1, axes=([0], [0]))
-    tmp_1916 = np.tensordot(tmp_1915, W, axes=([2], [0]))
-    # einsum("cj,li,Bic,Bm->lmj", W, hobj_p_3__p_3, jac_p_3__z_h_1, r_3)
-    tmp_1917 = np.tensordot(r_3, jac_p_3__z_h_1, axes=([0], [0]))
-    tmp_1918 = np.tensordot(tmp_1917, W, axes=([2], [0]))
-    hess_U__h_0 = ((np.tensordot(tmp_1910, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_1911, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_1912, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_1914, hobj_p_1__p_1, axes=([1], [1]))).transpose(2, 0, 1) + (np.tensordot(tmp_1916, hobj_p_2__p_2, axes=([1], [1]))).transpose(2, 0, 1) + (np.tensordot(tmp_1918, hobj_p_3__p_3, axes=([1], [1]))).transpose(2, 0, 1)) / B
-    # ∂f/∂U,W[l,m,j,i] = adj_p_1[l] h_0[i] jac_r_1__z_h_1[m,j] + adj_p_2[l] h_0[i] jac_r_2__z_h_1[m,j] + adj_p_2[l] h_1[i] jac_r_2__z_h_2[m,j] + adj_p_3[l] h_0[i] jac_r_3__z_h_1[m,j] + adj_p_3[l] h_1[i] jac_r_3__z_h_2[m,j] + adj_p_3[l] h_2[i] jac_r_3__z_h_3[m,j] + Σ_c h_0[i] hobj_p_1__p_1[l,c] jac_p_1__z_h_1[c,j] r_1[m] + Σ_c h_0[i] hobj_p_2__p_2[l,c] jac_p_2__z_h_1[c,j] r_2[m] + Σ_c h_1[i] hobj_p_2__p_2[l,c] jac_p_2__z_h_2[c,j] r_2[m] + Σ_c h_0[i] hobj_p_3__p_3[l,c] jac_p_3__z_h_1[c,j] r_3[m] + Σ_c h_1[i] hobj_p_3__p_3[l,c] jac_p_3__z_h_2[c,j] r_3[m] + Σ_c h_2[i] hobj_p_3__p_3[l,c] jac_p_3__z_h_3[c,j] r_3[m]
+    tmp_265 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    hess_p_1__z_h_1 = t["hess_p_1__z_h_1"]
+    # einsum("cj,Blc,Bm->lmj", W, hess_p_1__z_h_1, r_1)
+    tmp_266 = np.tensordot(r_1, hess_p_1__z_h_1, axes=([0], [0]))
+    hess_p_2__z_h_1 = t["hess_p_2__z_h_1"]
+    # einsum("cj,Blc,Bm->lmj", W, hess_p_2__z_h_1, r_2)
+    tmp_267 = np.tensordot(r_2, hess_p_2__z_h_1, axes=([0], [0]))
+    hess_p_3__z_h_1 = t["hess_p_3__z_h_1"]
+    # einsum("cj,Blc,Bm->lmj", W, hess_p_3__z_h_1, r_3)
+    tmp_268 = np.tensordot(r_3, hess_p_3__z_h_1, axes=([0], [0]))
+    hess_U__h_0 = ((np.tensordot(tmp_263, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_264, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_265, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_266, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_267, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_268, W, axes=([2], [0]))).transpose(1, 0, 2)) / B
+    # ∂f/∂U,W[l,m,j,i] = adj_p_1[l] h_0[i] jac_r_1__z_h_1[m,j] + adj_p_2[l] h_0[i] jac_r_2__z_h_1[m,j] + adj_p_2[l] h_1[i] jac_r_2__z_h_2[m,j] + adj_p_3[l] h_0[i] jac_r_3__z_h_1[m,j] + adj_p_3[l] h_1[i] jac_r_3__z_h_2[m,j] + adj_p_3[l] h_2[i] jac_r_3__z_h_3[m,j] + h_0[i] hess_p_1__z_h_1[l,j] r_1[m] + h_0[i] hess_p_2__z_h_1[l,j] r_2[m] + h_1[i] hess_p_2__z_h_2[l,j] r_2[m] + h_0[i] hess_p_3__z_h_1[l,j] r_3[m] + h_1[i] hess_p_3__z_h_2[l,j] r_3[m] + h_2[i] hess_p_3__z_h_3[l,j] r_3[m]
     # einsum("Bl,i,Bmj->lmji", adj_p_1, h_0, jac_r_1__z_h_1)
-    tmp_1919 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
+    tmp_269 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
     # einsum("Bl,i,Bmj->lmji", adj_p_2, h_0, jac_r_2__z_h_1)
-    tmp_1920 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
+    tmp_270 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
     # einsum("Bl,Bi,Bmj->lmji", adj_p_2, h_1, jac_r_2__z_h_2)
-    tmp_1921 = h_1[:, :, None] * adj_p_2[:, None]
+    tmp_271 = h_1[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,i,Bmj->lmji", adj_p_3, h_0, jac_r_3__z_h_1)
-    tmp_1922 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    tmp_272 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
     # einsum("Bl,Bi,Bmj->lmji", adj_p_3, h_1, jac_r_3__z_h_2)
-    tmp_1923 = h_1[:, :, None] * adj_p_3[:, None]
+    tmp_273 = h_1[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bi,Bmj->lmji", adj_p_3, h_2, jac_r_3__z_h_3)
-    tmp_1924 = h_2[:, :, None] * adj_p_3[:, None]
-    # einsum("i,lc,Bcj,Bm->lmji", h_0, hobj_p_1__p_1, jac_p_1__z_h_1, r_1)
-    tmp_1925 = np.tensordot(r_1, jac_p_1__z_h_1, axes=([0], [0]))
-    tmp_1926 = np.tensordot(tmp_1925, hobj_p_1__p_1, axes=([1], [1]))
-    # einsum("i,lc,Bcj,Bm->lmji", h_0, hobj_p_2__p_2, jac_p_2__z_h_1, r_2)
-    tmp_1927 = np.tensordot(r_2, jac_p_2__z_h_1, axes=([0], [0]))
-    tmp_1928 = np.tensordot(tmp_1927, hobj_p_2__p_2, axes=([1], [1]))
-    # einsum("Bi,lc,Bcj,Bm->lmji", h_1, hobj_p_2__p_2, jac_p_2__z_h_2, r_2)
-    tmp_1929 = r_2[:, :, None] * h_1[:, None]
-    tmp_1930 = np.tensordot(tmp_1929, jac_p_2__z_h_2, axes=([0], [0]))
-    # einsum("i,lc,Bcj,Bm->lmji", h_0, hobj_p_3__p_3, jac_p_3__z_h_1, r_3)
-    tmp_1931 = np.tensordot(r_3, jac_p_3__z_h_1, axes=([0], [0]))
-    tmp_1932 = np.tensordot(tmp_1931, hobj_p_3__p_3, axes=([1], [1]))
-    # einsum("Bi,lc,Bcj,Bm->lmji", h_1, hobj_p_3__p_3, jac_p_3__z_h_2, r_3)
-    tmp_1933 = r_3[:, :, None] * h_1[:, None]
-    tmp_1934 = np.tensordot(tmp_1933, jac_p_3__z_h_2, axes=([0], [0]))
-    # einsum("Bi,lc,Bcj,Bm->lmji", h_2, hobj_p_3__p_3, jac_p_3__z_h_3, r_3)
-    tmp_1935 = r_3[:, :, None] * h_2[:, None]
-    tmp_1936 = np.tensordot(tmp_1935, jac_p_3__z_h_3, axes=([0], [0]))
-    hess_U__W = ((tmp_1919.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_1920.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1921, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_1922.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1923, jac_r_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1924, jac_r_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_1926.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_1928.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1930, hobj_p_2__p_2, axes=([2], [1]))).transpose(3, 0, 2, 1) + (tmp_1932.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_1934, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1936, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂U,V[l,m,j,k] = adj_p_1[l] jac_r_1__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_1[m,j] x_1[k] + adj_p_3[l] jac_r_3__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_3[m,j] x_3[k] + Σ_c hobj_p_1__p_1[l,c] jac_p_1__z_h_1[c,j] r_1[m] x_1[k] + Σ_c hobj_p_2__p_2[l,c] jac_p_2__z_h_1[c,j] r_2[m] x_1[k] + Σ_c hobj_p_2__p_2[l,c] jac_p_2__z_h_2[c,j] r_2[m] x_2[k] + Σ_c hobj_p_3__p_3[l,c] jac_p_3__z_h_1[c,j] r_3[m] x_1[k] + Σ_c hobj_p_3__p_3[l,c] jac_p_3__z_h_2[c,j] r_3[m] x_2[k] + Σ_c hobj_p_3__p_3[l,c] jac_p_3__z_h_3[c,j] r_3[m] x_3[k]
+    tmp_274 = h_2[:, :, None] * adj_p_3[:, None]
+    # einsum("i,Blj,Bm->lmji", h_0, hess_p_1__z_h_1, r_1)
+    tmp_275 = np.tensordot(r_1, hess_p_1__z_h_1, axes=([0], [0]))
+    # einsum("i,Blj,Bm->lmji", h_0, hess_p_2__z_h_1, r_2)
+    tmp_276 = np.tensordot(r_2, hess_p_2__z_h_1, axes=([0], [0]))
+    hess_p_2__z_h_2 = t["hess_p_2__z_h_2"]
+    # einsum("Bi,Blj,Bm->lmji", h_1, hess_p_2__z_h_2, r_2)
+    tmp_277 = r_2[:, :, None] * h_1[:, None]
+    # einsum("i,Blj,Bm->lmji", h_0, hess_p_3__z_h_1, r_3)
+    tmp_278 = np.tensordot(r_3, hess_p_3__z_h_1, axes=([0], [0]))
+    hess_p_3__z_h_2 = t["hess_p_3__z_h_2"]
+    # einsum("Bi,Blj,Bm->lmji", h_1, hess_p_3__z_h_2, r_3)
+    tmp_279 = r_3[:, :, None] * h_1[:, None]
+    hess_p_3__z_h_3 = t["hess_p_3__z_h_3"]
+    # einsum("Bi,Blj,Bm->lmji", h_2, hess_p_3__z_h_3, r_3)
+    tmp_280 = r_3[:, :, None] * h_2[:, None]
+    hess_U__W = ((tmp_269.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_270.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_271, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_272.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_273, jac_r_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_274, jac_r_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_275.transpose(1, 0, 2))[:, :, :, None] * h_0 + (tmp_276.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_277, hess_p_2__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_278.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_279, hess_p_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_280, hess_p_3__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,V[l,m,j,k] = adj_p_1[l] jac_r_1__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_1[m,j] x_1[k] + adj_p_3[l] jac_r_3__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_3[m,j] x_3[k] + hess_p_1__z_h_1[l,j] r_1[m] x_1[k] + hess_p_2__z_h_1[l,j] r_2[m] x_1[k] + hess_p_2__z_h_2[l,j] r_2[m] x_2[k] + hess_p_3__z_h_1[l,j] r_3[m] x_1[k] + hess_p_3__z_h_2[l,j] r_3[m] x_2[k] + hess_p_3__z_h_3[l,j] r_3[m] x_3[k]
     # einsum("Bl,Bmj,Bk->lmjk", adj_p_1, jac_r_1__z_h_1, x_1)
-    tmp_1937 = x_1[:, :, None] * adj_p_1[:, None]
+    tmp_281 = x_1[:, :, None] * adj_p_1[:, None]
     # einsum("Bl,Bmj,Bk->lmjk", adj_p_2, jac_r_2__z_h_1, x_1)
-    tmp_1938 = x_1[:, :, None] * adj_p_2[:, None]
+    tmp_282 = x_1[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,Bmj,Bk->lmjk", adj_p_2, jac_r_2__z_h_2, x_2)
-    tmp_1939 = x_2[:, :, None] * adj_p_2[:, None]
+    tmp_283 = x_2[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,Bmj,Bk->lmjk", adj_p_3, jac_r_3__z_h_1, x_1)
-    tmp_1940 = x_1[:, :, None] * adj_p_3[:, None]
+    tmp_284 = x_1[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bmj,Bk->lmjk", adj_p_3, jac_r_3__z_h_2, x_2)
-    tmp_1941 = x_2[:, :, None] * adj_p_3[:, None]
+    tmp_285 = x_2[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bmj,Bk->lmjk", adj_p_3, jac_r_3__z_h_3, x_3)
-    tmp_1942 = x_3[:, :, None] * adj_p_3[:, None]
-    # einsum("lc,Bcj,Bm,Bk->lmjk", hobj_p_1__p_1, jac_p_1__z_h_1, r_1, x_1)
-    tmp_1943 = x_1[:, :, None] * r_1[:, None]
-    tmp_1944 = np.tensordot(tmp_1943, jac_p_1__z_h_1, axes=([0], [0]))
-    # einsum("lc,Bcj,Bm,Bk->lmjk", hobj_p_2__p_2, jac_p_2__z_h_1, r_2, x_1)
-    tmp_1945 = x_1[:, :, None] * r_2[:, None]
-    tmp_1946 = np.tensordot(tmp_1945, jac_p_2__z_h_1, axes=([0], [0]))
-    # einsum("lc,Bcj,Bm,Bk->lmjk", hobj_p_2__p_2, jac_p_2__z_h_2, r_2, x_2)
-    tmp_1947 = x_2[:, :, None] * r_2[:, None]
-    tmp_1948 = np.tensordot(tmp_1947, jac_p_2__z_h_2, axes=([0], [0]))
-    # einsum("lc,Bcj,Bm,Bk->lmjk", hobj_p_3__p_3, jac_p_3__z_h_1, r_3, x_1)
-    tmp_1949 = x_1[:, :, None] * r_3[:, None]
-    tmp_1950 = np.tensordot(tmp_1949, jac_p_3__z_h_1, axes=([0], [0]))
-    # einsum("lc,Bcj,Bm,Bk->lmjk", hobj_p_3__p_3, jac_p_3__z_h_2, r_3, x_2)
-    tmp_1951 = x_2[:, :, None] * r_3[:, None]
-    tmp_1952 = np.tensordot(tmp_1951, jac_p_3__z_h_2, axes=([0], [0]))
-    # einsum("lc,Bcj,Bm,Bk->lmjk", hobj_p_3__p_3, jac_p_3__z_h_3, r_3, x_3)
-    tmp_1953 = x_3[:, :, None] * r_3[:, None]
-    tmp_1954 = np.tensordot(tmp_1953, jac_p_3__z_h_3, axes=([0], [0]))
-    hess_U__V = ((np.tensordot(tmp_1937, jac_r_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1938, jac_r_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1939, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1940, jac_r_3__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1941, jac_r_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1942, jac_r_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1944, hobj_p_1__p_1, axes=([2], [1]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1946, hobj_p_2__p_2, axes=([2], [1]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1948, hobj_p_2__p_2, axes=([2], [1]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1950, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1952, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_1954, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂U,A[l,m,i,q] = adj_p_2[l] jac_r_2__z_r_2[m,i] r_1[q] + adj_p_3[l] jac_r_3__z_r_2[m,i] r_1[q] + adj_p_3[l] jac_r_3__z_r_3[m,i] r_2[q] + Σ_c hobj_p_2__p_2[l,c] jac_p_2__z_r_2[c,i] r_1[q] r_2[m] + Σ_c hobj_p_3__p_3[l,c] jac_p_3__z_r_2[c,i] r_1[q] r_3[m] + Σ_c hobj_p_3__p_3[l,c] jac_p_3__z_r_3[c,i] r_2[q] r_3[m]
+    tmp_286 = x_3[:, :, None] * adj_p_3[:, None]
+    # einsum("Blj,Bm,Bk->lmjk", hess_p_1__z_h_1, r_1, x_1)
+    tmp_287 = x_1[:, :, None] * r_1[:, None]
+    # einsum("Blj,Bm,Bk->lmjk", hess_p_2__z_h_1, r_2, x_1)
+    tmp_288 = x_1[:, :, None] * r_2[:, None]
+    # einsum("Blj,Bm,Bk->lmjk", hess_p_2__z_h_2, r_2, x_2)
+    tmp_289 = x_2[:, :, None] * r_2[:, None]
+    # einsum("Blj,Bm,Bk->lmjk", hess_p_3__z_h_1, r_3, x_1)
+    tmp_290 = x_1[:, :, None] * r_3[:, None]
+    # einsum("Blj,Bm,Bk->lmjk", hess_p_3__z_h_2, r_3, x_2)
+    tmp_291 = x_2[:, :, None] * r_3[:, None]
+    # einsum("Blj,Bm,Bk->lmjk", hess_p_3__z_h_3, r_3, x_3)
+    tmp_292 = x_3[:, :, None] * r_3[:, None]
+    hess_U__V = ((np.tensordot(tmp_281, jac_r_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_282, jac_r_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_283, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_284, jac_r_3__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_285, jac_r_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_286, jac_r_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_287, hess_p_1__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_288, hess_p_2__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_289, hess_p_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_290, hess_p_3__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_291, hess_p_3__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_292, hess_p_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,A[l,m,i,q] = adj_p_2[l] jac_r_2__z_r_2[m,i] r_1[q] + adj_p_3[l] jac_r_3__z_r_2[m,i] r_1[q] + adj_p_3[l] jac_r_3__z_r_3[m,i] r_2[q] + hess_p_2__z_r_2[l,i] r_1[q] r_2[m] + hess_p_3__z_r_2[l,i] r_1[q] r_3[m] + hess_p_3__z_r_3[l,i] r_2[q] r_3[m]
     # einsum("Bl,Bmi,Bq->lmiq", adj_p_2, jac_r_2__z_r_2, r_1)
-    tmp_1955 = r_1[:, :, None] * adj_p_2[:, None]
+    tmp_293 = r_1[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,Bmi,Bq->lmiq", adj_p_3, jac_r_3__z_r_2, r_1)
-    tmp_1956 = r_1[:, :, None] * adj_p_3[:, None]
+    tmp_294 = r_1[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bmi,Bq->lmiq", adj_p_3, jac_r_3__z_r_3, r_2)
-    tmp_1957 = r_2[:, :, None] * adj_p_3[:, None]
-    # einsum("lc,Bci,Bq,Bm->lmiq", hobj_p_2__p_2, jac_p_2__z_r_2, r_1, r_2)
-    tmp_1958 = r_2[:, :, None] * r_1[:, None]
-    tmp_1959 = np.tensordot(tmp_1958, jac_p_2__z_r_2, axes=([0], [0]))
-    # einsum("lc,Bci,Bq,Bm->lmiq", hobj_p_3__p_3, jac_p_3__z_r_2, r_1, r_3)
-    tmp_1960 = r_3[:, :, None] * r_1[:, None]
-    tmp_1961 = np.tensordot(tmp_1960, jac_p_3__z_r_2, axes=([0], [0]))
-    # einsum("lc,Bci,Bq,Bm->lmiq", hobj_p_3__p_3, jac_p_3__z_r_3, r_2, r_3)
-    tmp_1962 = r_3[:, :, None] * r_2[:, None]
-    tmp_1963 = np.tensordot(tmp_1962, jac_p_3__z_r_3, axes=([0], [0]))
-    hess_U__A = ((np.tensordot(tmp_1955, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1956, jac_r_3__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1957, jac_r_3__z_r_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1959, hobj_p_2__p_2, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1961, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1963, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂U,B[l,m,i,j] = adj_p_1[l] h_1[j] jac_r_1__z_r_1[m,i] + adj_p_2[l] h_1[j] jac_r_2__z_r_1[m,i] + adj_p_2[l] h_2[j] jac_r_2__z_r_2[m,i] + adj_p_3[l] h_1[j] jac_r_3__z_r_1[m,i] + adj_p_3[l] h_2[j] jac_r_3__z_r_2[m,i] + adj_p_3[l] h_3[j] jac_r_3__z_r_3[m,i] + Σ_c h_1[j] hobj_p_1__p_1[l,c] jac_p_1__z_r_1[c,i] r_1[m] + Σ_c h_1[j] hobj_p_2__p_2[l,c] jac_p_2__z_r_1[c,i] r_2[m] + Σ_c h_2[j] hobj_p_2__p_2[l,c] jac_p_2__z_r_2[c,i] r_2[m] + Σ_c h_1[j] hobj_p_3__p_3[l,c] jac_p_3__z_r_1[c,i] r_3[m] + Σ_c h_2[j] hobj_p_3__p_3[l,c] jac_p_3__z_r_2[c,i] r_3[m] + Σ_c h_3[j] hobj_p_3__p_3[l,c] jac_p_3__z_r_3[c,i] r_3[m]
+    tmp_295 = r_2[:, :, None] * adj_p_3[:, None]
+    hess_p_2__z_r_2 = t["hess_p_2__z_r_2"]
+    # einsum("Bli,Bq,Bm->lmiq", hess_p_2__z_r_2, r_1, r_2)
+    tmp_296 = r_2[:, :, None] * r_1[:, None]
+    hess_p_3__z_r_2 = t["hess_p_3__z_r_2"]
+    # einsum("Bli,Bq,Bm->lmiq", hess_p_3__z_r_2, r_1, r_3)
+    tmp_297 = r_3[:, :, None] * r_1[:, None]
+    hess_p_3__z_r_3 = t["hess_p_3__z_r_3"]
+    # einsum("Bli,Bq,Bm->lmiq", hess_p_3__z_r_3, r_2, r_3)
+    tmp_298 = r_3[:, :, None] * r_2[:, None]
+    hess_U__A = ((np.tensordot(tmp_293, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_294, jac_r_3__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_295, jac_r_3__z_r_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_296, hess_p_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_297, hess_p_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_298, hess_p_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,B[l,m,i,j] = adj_p_1[l] h_1[j] jac_r_1__z_r_1[m,i] + adj_p_2[l] h_1[j] jac_r_2__z_r_1[m,i] + adj_p_2[l] h_2[j] jac_r_2__z_r_2[m,i] + adj_p_3[l] h_1[j] jac_r_3__z_r_1[m,i] + adj_p_3[l] h_2[j] jac_r_3__z_r_2[m,i] + adj_p_3[l] h_3[j] jac_r_3__z_r_3[m,i] + h_1[j] hess_p_1__z_r_1[l,i] r_1[m] + h_1[j] hess_p_2__z_r_1[l,i] r_2[m] + h_2[j] hess_p_2__z_r_2[l,i] r_2[m] + h_1[j] hess_p_3__z_r_1[l,i] r_3[m] + h_2[j] hess_p_3__z_r_2[l,i] r_3[m] + h_3[j] hess_p_3__z_r_3[l,i] r_3[m]
     # einsum("Bl,Bj,Bmi->lmij", adj_p_1, h_1, jac_r_1__z_r_1)
-    tmp_1964 = h_1[:, :, None] * adj_p_1[:, None]
+    tmp_299 = h_1[:, :, None] * adj_p_1[:, None]
     # einsum("Bl,Bj,Bmi->lmij", adj_p_2, h_1, jac_r_2__z_r_1)
-    tmp_1965 = h_1[:, :, None] * adj_p_2[:, None]
+    tmp_300 = h_1[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,Bj,Bmi->lmij", adj_p_2, h_2, jac_r_2__z_r_2)
-    tmp_1966 = h_2[:, :, None] * adj_p_2[:, None]
+    tmp_301 = h_2[:, :, None] * adj_p_2[:, None]
     # einsum("Bl,Bj,Bmi->lmij", adj_p_3, h_1, jac_r_3__z_r_1)
-    tmp_1967 = h_1[:, :, None] * adj_p_3[:, None]
+    tmp_302 = h_1[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bj,Bmi->lmij", adj_p_3, h_2, jac_r_3__z_r_2)
-    tmp_1968 = h_2[:, :, None] * adj_p_3[:, None]
+    tmp_303 = h_2[:, :, None] * adj_p_3[:, None]
     # einsum("Bl,Bj,Bmi->lmij", adj_p_3, h_3, jac_r_3__z_r_3)
-    tmp_1969 = h_3[:, :, None] * adj_p_3[:, None]
-    # einsum("Bj,lc,Bci,Bm->lmij", h_1, hobj_p_1__p_1, jac_p_1__z_r_1, r_1)
-    tmp_1970 = r_1[:, :, None] * h_1[:, None]
-    tmp_1971 = np.tensordot(tmp_1970, jac_p_1__z_r_1, axes=([0], [0]))
-    # einsum("Bj,lc,Bci,Bm->lmij", h_1, hobj_p_2__p_2, jac_p_2__z_r_1, r_2)
-    tmp_1972 = r_2[:, :, None] * h_1[:, None]
-    tmp_1973 = np.tensordot(tmp_1972, jac_p_2__z_r_1, axes=([0], [0]))
-    # einsum("Bj,lc,Bci,Bm->lmij", h_2, hobj_p_2__p_2, jac_p_2__z_r_2, r_2)
-    tmp_1974 = r_2[:, :, None] * h_2[:, None]
-    tmp_1975 = np.tensordot(tmp_1974, jac_p_2__z_r_2, axes=([0], [0]))
-    # einsum("Bj,lc,Bci,Bm->lmij", h_1, hobj_p_3__p_3, jac_p_3__z_r_1, r_3)
-    tmp_1976 = r_3[:, :, None] * h_1[:, None]
-    tmp_1977 = np.tensordot(tmp_1976, jac_p_3__z_r_1, axes=([0], [0]))
-    # einsum("Bj,lc,Bci,Bm->lmij", h_2, hobj_p_3__p_3, jac_p_3__z_r_2, r_3)
-    tmp_1978 = r_3[:, :, None] * h_2[:, None]
-    tmp_1979 = np.tensordot(tmp_1978, jac_p_3__z_r_2, axes=([0], [0]))
-    # einsum("Bj,lc,Bci,Bm->lmij", h_3, hobj_p_3__p_3, jac_p_3__z_r_3, r_3)
-    tmp_1980 = r_3[:, :, None] * h_3[:, None]
-    tmp_1981 = np.tensordot(tmp_1980, jac_p_3__z_r_3, axes=([0], [0]))
-    hess_U__B = ((np.tensordot(tmp_1964, jac_r_1__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1965, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1966, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1967, jac_r_3__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1968, jac_r_3__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1969, jac_r_3__z_r_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_1971, hobj_p_1__p_1, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1973, hobj_p_2__p_2, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1975, hobj_p_2__p_2, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1977, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1979, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_1981, hobj_p_3__p_3, axes=([2], [1]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂U,U[l,m,i,j] = hobj_p_1__p_1[l,i] r_1[m] r_1[j] + hobj_p_2__p_2[l,i] r_2[m] r_2[j] + hobj_p_3__p_3[l,i] r_3[m] r_3[j]
-    # einsum("li,Bm,Bj->lmij", hobj_p_1__p_1, r_1, r_1)
-    tmp_1982 = r_1.T @ r_1
-    # einsum("li,Bm,Bj->lmij", hobj_p_2__p_2, r_2, r_2)
-    tmp_1983 = r_2.T @ r_2
-    # einsum("li,Bm,Bj->lmij", hobj_p_3__p_3, r_3, r_3)
-    tmp_1984 = r_3.T @ r_3
-    hess_U__U = (tmp_1982.T[:, None] * hobj_p_1__p_1[:, None, :, None] + tmp_1983.T[:, None] * hobj_p_2__p_2[:, None, :, None] + tmp_1984.T[:, None] * hobj_p_3__p_3[:, None, :, None]) / B
+    tmp_304 = h_3[:, :, None] * adj_p_3[:, None]
+    hess_p_1__z_r_1 = t["hess_p_1__z_r_1"]
+    # einsum("Bj,Bli,Bm->lmij", h_1, hess_p_1__z_r_1, r_1)
+    tmp_305 = r_1[:, :, None] * h_1[:, None]
+    hess_p_2__z_r_1 = t["hess_p_2__z_r_1"]
+    # einsum("Bj,Bli,Bm->lmij", h_1, hess_p_2__z_r_1, r_2)
+    tmp_306 = r_2[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bli,Bm->lmij", h_2, hess_p_2__z_r_2, r_2)
+    tmp_307 = r_2[:, :, None] * h_2[:, None]
+    hess_p_3__z_r_1 = t["hess_p_3__z_r_1"]
+    # einsum("Bj,Bli,Bm->lmij", h_1, hess_p_3__z_r_1, r_3)
+    tmp_308 = r_3[:, :, None] * h_1[:, None]
+    # einsum("Bj,Bli,Bm->lmij", h_2, hess_p_3__z_r_2, r_3)
+    tmp_309 = r_3[:, :, None] * h_2[:, None]
+    # einsum("Bj,Bli,Bm->lmij", h_3, hess_p_3__z_r_3, r_3)
+    tmp_310 = r_3[:, :, None] * h_3[:, None]
+    hess_U__B = ((np.tensordot(tmp_299, jac_r_1__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_300, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_301, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_302, jac_r_3__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_303, jac_r_3__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_304, jac_r_3__z_r_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_305, hess_p_1__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_306, hess_p_2__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_307, hess_p_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_308, hess_p_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_309, hess_p_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_310, hess_p_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,U[l,m,i,j] = hess_p_1__p_1[l,i] r_1[m] r_1[j] + hess_p_2__p_2[l,i] r_2[m] r_2[j] + hess_p_3__p_3[l,i] r_3[m] r_3[j]
+    hess_p_1__p_1 = t["hess_p_1__p_1"]
+    # einsum("li,Bm,Bj->lmij", hess_p_1__p_1, r_1, r_1)
+    tmp_311 = r_1.T @ r_1
+    hess_p_2__p_2 = t["hess_p_2__p_2"]
+    # einsum("li,Bm,Bj->lmij", hess_p_2__p_2, r_2, r_2)
+    tmp_312 = r_2.T @ r_2
+    hess_p_3__p_3 = t["hess_p_3__p_3"]
+    # einsum("li,Bm,Bj->lmij", hess_p_3__p_3, r_3, r_3)
+    tmp_313 = r_3.T @ r_3
+    hess_U__U = (tmp_311.T[:, None] * hess_p_1__p_1[:, None, :, None] + tmp_312.T[:, None] * hess_p_2__p_2[:, None, :, None] + tmp_313.T[:, None] * hess_p_3__p_3[:, None, :, None]) / B
     return {("h(0)", "h(0)"): hess_h_0___h_0, ("h(0)", "W"): hess_h_0___W, ("h(0)", "V"): hess_h_0___V, ("h(0)", "A"): hess_h_0___A, ("h(0)", "B"): hess_h_0___B, ("h(0)", "U"): hess_h_0___U, ("W", "h(0)"): hess_W__h_0, ("W", "W"): hess_W__W, ("W", "V"): hess_W__V, ("W", "A"): hess_W__A, ("W", "B"): hess_W__B, ("W", "U"): hess_W__U, ("V", "h(0)"): hess_V__h_0, ("V", "W"): hess_V__W, ("V", "V"): hess_V__V, ("V", "A"): hess_V__A, ("V", "B"): hess_V__B, ("V", "U"): hess_V__U, ("A", "h(0)"): hess_A__h_0, ("A", "W"): hess_A__W, ("A", "V"): hess_A__V, ("A", "A"): hess_A__A, ("A", "B"): hess_A__B, ("A", "U"): hess_A__U, ("B", "h(0)"): hess_B__h_0, ("B", "W"): hess_B__W, ("B", "V"): hess_B__V, ("B", "A"): hess_B__A, ("B", "B"): hess_B__B, ("B", "U"): hess_B__U, ("U", "h(0)"): hess_U__h_0, ("U", "W"): hess_U__W, ("U", "V"): hess_U__V, ("U", "A"): hess_U__A, ("U", "B"): hess_U__B, ("U", "U"): hess_U__U}
 
 
@@ -4515,19 +3681,6 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_p_1__r_1"] = _jac_p_1__r_1(t)
-    t["jac_p_1__z_r_1"] = _jac_p_1__z_r_1(t)
-    t["jac_p_1__h_1"] = _jac_p_1__h_1(t)
-    t["jac_p_1__z_h_1"] = _jac_p_1__z_h_1(t)
-    t["hobj_p_1__p_1"] = _hobj_p_1__p_1(t)
-    t["jac_p_2__r_2"] = _jac_p_2__r_2(t)
-    t["jac_p_2__z_r_2"] = _jac_p_2__z_r_2(t)
-    t["jac_p_2__h_2"] = _jac_p_2__h_2(t)
-    t["jac_p_2__z_h_2"] = _jac_p_2__z_h_2(t)
-    t["jac_p_2__r_1"] = _jac_p_2__r_1(t)
-    t["jac_p_2__z_r_1"] = _jac_p_2__z_r_1(t)
-    t["jac_p_2__h_1"] = _jac_p_2__h_1(t)
-    t["jac_p_2__z_h_1"] = _jac_p_2__z_h_1(t)
     t["jac_p_3__r_3"] = _jac_p_3__r_3(t)
     t["jac_p_3__z_r_3"] = _jac_p_3__z_r_3(t)
     t["jac_p_3__h_3"] = _jac_p_3__h_3(t)
@@ -4540,6 +3693,19 @@ def ggn_diagonal(params, data):
     t["jac_p_3__z_r_1"] = _jac_p_3__z_r_1(t)
     t["jac_p_3__h_1"] = _jac_p_3__h_1(t)
     t["jac_p_3__z_h_1"] = _jac_p_3__z_h_1(t)
+    t["jac_p_2__r_2"] = _jac_p_2__r_2(t)
+    t["jac_p_2__z_r_2"] = _jac_p_2__z_r_2(t)
+    t["jac_p_2__h_2"] = _jac_p_2__h_2(t)
+    t["jac_p_2__z_h_2"] = _jac_p_2__z_h_2(t)
+    t["jac_p_2__r_1"] = _jac_p_2__r_1(t)
+    t["jac_p_2__z_r_1"] = _jac_p_2__z_r_1(t)
+    t["jac_p_2__h_1"] = _jac_p_2__h_1(t)
+    t["jac_p_2__z_h_1"] = _jac_p_2__z_h_1(t)
+    t["jac_p_1__r_1"] = _jac_p_1__r_1(t)
+    t["jac_p_1__z_r_1"] = _jac_p_1__z_r_1(t)
+    t["jac_p_1__h_1"] = _jac_p_1__h_1(t)
+    t["jac_p_1__z_h_1"] = _jac_p_1__z_h_1(t)
+    t["hobj_p_1__p_1"] = _hobj_p_1__p_1(t)
     t["hobj_p_2__p_2"] = _hobj_p_2__p_2(t)
     t["hobj_p_3__p_3"] = _hobj_p_3__p_3(t)
     B = t["x(1)"].shape[0]

@@ -347,9 +347,211 @@ def _jac_p__z_h_2(t):
     return jac_p__h_2 * dtanh_z_h_2[:, None]
 
 
-def _hobj_p__p(t):
-    """hobj_p__p[l,i] = δ[l,i]"""
-    return (np.eye(2))
+def _hess_p__z_h_2(t):
+    """hess_p__z_h_2[l,j] = jac_p__z_h_2[l,j]"""
+    jac_p__z_h_2 = t["jac_p__z_h_2"]
+    return jac_p__z_h_2
+
+
+def _hess_h_4__z_h_2(t):
+    """hess_h_4__z_h_2[j,i] = Σ_c U[c,j] hess_p__z_h_2[c,i]"""
+    U = t["U"]
+    hess_p__z_h_2 = t["hess_p__z_h_2"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_h_2)
+    return (np.tensordot(hess_p__z_h_2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_4__z_h_2(t):
+    """hess_z_h_4__z_h_2[j,i] = tanh'(z_h_4[j]) hess_h_4__z_h_2[j,i] + tanh''(z_h_4[j]) adj_h_4[j] jac_z_h_4__z_h_2[j,i]"""
+    z_h_4 = t["z_h(4)"]
+    h_4 = t["h(4)"]
+    dtanh_z_h_4 = 1 - h_4**2
+    hess_h_4__z_h_2 = t["hess_h_4__z_h_2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_4, hess_h_4__z_h_2)
+    d2tanh_z_h_4 = 2*h_4*(h_4**2 - 1)
+    adj_h_4 = t["adj_h_4"]
+    jac_z_h_4__z_h_2 = t["jac_z_h_4__z_h_2"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_2)
+    tmp = adj_h_4 * d2tanh_z_h_4
+    return hess_h_4__z_h_2 * dtanh_z_h_4[:, :, None] + tmp[:, :, None] * jac_z_h_4__z_h_2
+
+
+def _hess_h_3__z_h_2(t):
+    """hess_h_3__z_h_2[j,i] = Σ_c W[c,j] hess_z_h_4__z_h_2[c,i]"""
+    W = t["W"]
+    hess_z_h_4__z_h_2 = t["hess_z_h_4__z_h_2"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_4__z_h_2)
+    return (np.tensordot(hess_z_h_4__z_h_2, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_h_2(t):
+    """hess_z_h_3__z_h_2[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_2[j,i] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_2[j,i]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_h_2 = t["hess_h_3__z_h_2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_3, hess_h_3__z_h_2)
+    d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
+    adj_h_3 = t["adj_h_3"]
+    jac_z_h_3__z_h_2 = t["jac_z_h_3__z_h_2"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_2)
+    tmp = adj_h_3 * d2tanh_z_h_3
+    return hess_h_3__z_h_2 * dtanh_z_h_3[:, :, None] + tmp[:, :, None] * jac_z_h_3__z_h_2
+
+
+def _hess_h_2__z_h_2(t):
+    """hess_h_2__z_h_2[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_2[c,i]"""
+    W = t["W"]
+    hess_z_h_3__z_h_2 = t["hess_z_h_3__z_h_2"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_2)
+    return (np.tensordot(hess_z_h_3__z_h_2, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_h_2(t):
+    """hess_z_h_2__z_h_2[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_2[j,i] + tanh''(z_h_2[j]) δ[j,i] adj_h_2[j]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_h_2 = t["hess_h_2__z_h_2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_2, hess_h_2__z_h_2)
+    d2tanh_z_h_2 = 2*h_2*(h_2**2 - 1)
+    adj_h_2 = t["adj_h_2"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_2, np.eye(5), adj_h_2)
+    tmp = adj_h_2 * d2tanh_z_h_2
+    return hess_h_2__z_h_2 * dtanh_z_h_2[:, :, None] + tmp[:, :, None] * np.eye(5)
+
+
+def _hess_p__z_h_3(t):
+    """hess_p__z_h_3[l,j] = jac_p__z_h_3[l,j]"""
+    jac_p__z_h_3 = t["jac_p__z_h_3"]
+    return jac_p__z_h_3
+
+
+def _hess_h_4__z_h_3(t):
+    """hess_h_4__z_h_3[j,i] = Σ_c U[c,j] hess_p__z_h_3[c,i]"""
+    U = t["U"]
+    hess_p__z_h_3 = t["hess_p__z_h_3"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_h_3)
+    return (np.tensordot(hess_p__z_h_3, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_4__z_h_3(t):
+    """hess_z_h_4__z_h_3[j,i] = tanh'(z_h_4[j]) hess_h_4__z_h_3[j,i] + tanh''(z_h_4[j]) adj_h_4[j] jac_z_h_4__z_h_3[j,i]"""
+    z_h_4 = t["z_h(4)"]
+    h_4 = t["h(4)"]
+    dtanh_z_h_4 = 1 - h_4**2
+    hess_h_4__z_h_3 = t["hess_h_4__z_h_3"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_4, hess_h_4__z_h_3)
+    d2tanh_z_h_4 = 2*h_4*(h_4**2 - 1)
+    adj_h_4 = t["adj_h_4"]
+    jac_z_h_4__z_h_3 = t["jac_z_h_4__z_h_3"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_3)
+    tmp = adj_h_4 * d2tanh_z_h_4
+    return hess_h_4__z_h_3 * dtanh_z_h_4[:, :, None] + tmp[:, :, None] * jac_z_h_4__z_h_3
+
+
+def _hess_h_3__z_h_3(t):
+    """hess_h_3__z_h_3[j,i] = Σ_c W[c,j] hess_z_h_4__z_h_3[c,i]"""
+    W = t["W"]
+    hess_z_h_4__z_h_3 = t["hess_z_h_4__z_h_3"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_4__z_h_3)
+    return (np.tensordot(hess_z_h_4__z_h_3, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_h_3(t):
+    """hess_z_h_3__z_h_3[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_3[j,i] + tanh''(z_h_3[j]) δ[j,i] adj_h_3[j]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_h_3 = t["hess_h_3__z_h_3"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_3, hess_h_3__z_h_3)
+    d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
+    adj_h_3 = t["adj_h_3"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_3, np.eye(5), adj_h_3)
+    tmp = adj_h_3 * d2tanh_z_h_3
+    return hess_h_3__z_h_3 * dtanh_z_h_3[:, :, None] + tmp[:, :, None] * np.eye(5)
+
+
+def _hess_h_2__z_h_3(t):
+    """hess_h_2__z_h_3[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_3[c,i]"""
+    W = t["W"]
+    hess_z_h_3__z_h_3 = t["hess_z_h_3__z_h_3"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_3)
+    return (np.tensordot(hess_z_h_3__z_h_3, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_h_3(t):
+    """hess_z_h_2__z_h_3[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_3[j,i]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_h_3 = t["hess_h_2__z_h_3"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_2, hess_h_2__z_h_3)
+    return hess_h_2__z_h_3 * dtanh_z_h_2[:, :, None]
+
+
+def _hess_p__z_h_4(t):
+    """hess_p__z_h_4[l,j] = jac_p__z_h_4[l,j]"""
+    jac_p__z_h_4 = t["jac_p__z_h_4"]
+    return jac_p__z_h_4
+
+
+def _hess_h_4__z_h_4(t):
+    """hess_h_4__z_h_4[j,i] = Σ_c U[c,j] hess_p__z_h_4[c,i]"""
+    U = t["U"]
+    hess_p__z_h_4 = t["hess_p__z_h_4"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_h_4)
+    return (np.tensordot(hess_p__z_h_4, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_4__z_h_4(t):
+    """hess_z_h_4__z_h_4[j,i] = tanh'(z_h_4[j]) hess_h_4__z_h_4[j,i] + tanh''(z_h_4[j]) δ[j,i] adj_h_4[j]"""
+    z_h_4 = t["z_h(4)"]
+    h_4 = t["h(4)"]
+    dtanh_z_h_4 = 1 - h_4**2
+    hess_h_4__z_h_4 = t["hess_h_4__z_h_4"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_4, hess_h_4__z_h_4)
+    d2tanh_z_h_4 = 2*h_4*(h_4**2 - 1)
+    adj_h_4 = t["adj_h_4"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_4, np.eye(5), adj_h_4)
+    tmp = adj_h_4 * d2tanh_z_h_4
+    return hess_h_4__z_h_4 * dtanh_z_h_4[:, :, None] + tmp[:, :, None] * np.eye(5)
+
+
+def _hess_h_3__z_h_4(t):
+    """hess_h_3__z_h_4[j,i] = Σ_c W[c,j] hess_z_h_4__z_h_4[c,i]"""
+    W = t["W"]
+    hess_z_h_4__z_h_4 = t["hess_z_h_4__z_h_4"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_4__z_h_4)
+    return (np.tensordot(hess_z_h_4__z_h_4, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_h_4(t):
+    """hess_z_h_3__z_h_4[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_4[j,i]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_h_4 = t["hess_h_3__z_h_4"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_3, hess_h_3__z_h_4)
+    return hess_h_3__z_h_4 * dtanh_z_h_3[:, :, None]
+
+
+def _hess_h_2__z_h_4(t):
+    """hess_h_2__z_h_4[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_4[c,i]"""
+    W = t["W"]
+    hess_z_h_3__z_h_4 = t["hess_z_h_3__z_h_4"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_4)
+    return (np.tensordot(hess_z_h_3__z_h_4, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_h_4(t):
+    """hess_z_h_2__z_h_4[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_4[j,i]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_h_4 = t["hess_h_2__z_h_4"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_2, hess_h_2__z_h_4)
+    return hess_h_2__z_h_4 * dtanh_z_h_2[:, :, None]
 
 
 def _jac_p__h_1(t):
@@ -368,6 +570,239 @@ def _jac_p__z_h_1(t):
     jac_p__h_1 = t["jac_p__h_1"]
     # einsum("Bj,Blj->Blj", dtanh_z_h_1, jac_p__h_1)
     return jac_p__h_1 * dtanh_z_h_1[:, None]
+
+
+def _hess_p__z_h_1(t):
+    """hess_p__z_h_1[l,j] = jac_p__z_h_1[l,j]"""
+    jac_p__z_h_1 = t["jac_p__z_h_1"]
+    return jac_p__z_h_1
+
+
+def _hess_h_4__z_h_1(t):
+    """hess_h_4__z_h_1[j,i] = Σ_c U[c,j] hess_p__z_h_1[c,i]"""
+    U = t["U"]
+    hess_p__z_h_1 = t["hess_p__z_h_1"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_h_1)
+    return (np.tensordot(hess_p__z_h_1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_4__z_h_1(t):
+    """hess_z_h_4__z_h_1[j,i] = tanh'(z_h_4[j]) hess_h_4__z_h_1[j,i] + tanh''(z_h_4[j]) adj_h_4[j] jac_z_h_4__z_h_1[j,i]"""
+    z_h_4 = t["z_h(4)"]
+    h_4 = t["h(4)"]
+    dtanh_z_h_4 = 1 - h_4**2
+    hess_h_4__z_h_1 = t["hess_h_4__z_h_1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_4, hess_h_4__z_h_1)
+    d2tanh_z_h_4 = 2*h_4*(h_4**2 - 1)
+    adj_h_4 = t["adj_h_4"]
+    jac_z_h_4__z_h_1 = t["jac_z_h_4__z_h_1"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_1)
+    tmp = adj_h_4 * d2tanh_z_h_4
+    return hess_h_4__z_h_1 * dtanh_z_h_4[:, :, None] + tmp[:, :, None] * jac_z_h_4__z_h_1
+
+
+def _hess_h_3__z_h_1(t):
+    """hess_h_3__z_h_1[j,i] = Σ_c W[c,j] hess_z_h_4__z_h_1[c,i]"""
+    W = t["W"]
+    hess_z_h_4__z_h_1 = t["hess_z_h_4__z_h_1"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_4__z_h_1)
+    return (np.tensordot(hess_z_h_4__z_h_1, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__z_h_1(t):
+    """hess_z_h_3__z_h_1[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_1[j,i] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_1[j,i]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__z_h_1 = t["hess_h_3__z_h_1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_3, hess_h_3__z_h_1)
+    d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
+    adj_h_3 = t["adj_h_3"]
+    jac_z_h_3__z_h_1 = t["jac_z_h_3__z_h_1"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1)
+    tmp = adj_h_3 * d2tanh_z_h_3
+    return hess_h_3__z_h_1 * dtanh_z_h_3[:, :, None] + tmp[:, :, None] * jac_z_h_3__z_h_1
+
+
+def _hess_h_2__z_h_1(t):
+    """hess_h_2__z_h_1[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_1[c,i]"""
+    W = t["W"]
+    hess_z_h_3__z_h_1 = t["hess_z_h_3__z_h_1"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_1)
+    return (np.tensordot(hess_z_h_3__z_h_1, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__z_h_1(t):
+    """hess_z_h_2__z_h_1[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_1[j,i] + tanh''(z_h_2[j]) adj_h_2[j] jac_z_h_2__z_h_1[j,i]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__z_h_1 = t["hess_h_2__z_h_1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_2, hess_h_2__z_h_1)
+    d2tanh_z_h_2 = 2*h_2*(h_2**2 - 1)
+    adj_h_2 = t["adj_h_2"]
+    jac_z_h_2__z_h_1 = t["jac_z_h_2__z_h_1"]
+    # einsum("Bj,Bj,Bji->Bji", d2tanh_z_h_2, adj_h_2, jac_z_h_2__z_h_1)
+    tmp = adj_h_2 * d2tanh_z_h_2
+    return hess_h_2__z_h_1 * dtanh_z_h_2[:, :, None] + tmp[:, :, None] * jac_z_h_2__z_h_1
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i]"""
+    return (np.eye(2))
+
+
+def _hess_h_4__p(t):
+    """hess_h_4__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cj,cl->jl", U, hess_p__p)
+    return U.T @ hess_p__p
+
+
+def _hess_z_h_4__p(t):
+    """hess_z_h_4__p[j,l] = tanh'(z_h_4[j]) hess_h_4__p[j,l]"""
+    z_h_4 = t["z_h(4)"]
+    h_4 = t["h(4)"]
+    dtanh_z_h_4 = 1 - h_4**2
+    hess_h_4__p = t["hess_h_4__p"]
+    # einsum("Bj,jl->Bjl", dtanh_z_h_4, hess_h_4__p)
+    return hess_h_4__p * dtanh_z_h_4[:, :, None]
+
+
+def _hess_h_3__p(t):
+    """hess_h_3__p[j,l] = Σ_c W[c,j] hess_z_h_4__p[c,l]"""
+    W = t["W"]
+    hess_z_h_4__p = t["hess_z_h_4__p"]
+    # einsum("cj,Bcl->Bjl", W, hess_z_h_4__p)
+    return (np.tensordot(hess_z_h_4__p, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_3__p(t):
+    """hess_z_h_3__p[j,l] = tanh'(z_h_3[j]) hess_h_3__p[j,l]"""
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    hess_h_3__p = t["hess_h_3__p"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_h_3, hess_h_3__p)
+    return hess_h_3__p * dtanh_z_h_3[:, :, None]
+
+
+def _hess_h_2__p(t):
+    """hess_h_2__p[j,l] = Σ_c W[c,j] hess_z_h_3__p[c,l]"""
+    W = t["W"]
+    hess_z_h_3__p = t["hess_z_h_3__p"]
+    # einsum("cj,Bcl->Bjl", W, hess_z_h_3__p)
+    return (np.tensordot(hess_z_h_3__p, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_2__p(t):
+    """hess_z_h_2__p[j,l] = tanh'(z_h_2[j]) hess_h_2__p[j,l]"""
+    z_h_2 = t["z_h(2)"]
+    h_2 = t["h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    hess_h_2__p = t["hess_h_2__p"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_h_2, hess_h_2__p)
+    return hess_h_2__p * dtanh_z_h_2[:, :, None]
+
+
+def _hess_h_1__z_h_2(t):
+    """hess_h_1__z_h_2[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_2[c,i]"""
+    W = t["W"]
+    hess_z_h_2__z_h_2 = t["hess_z_h_2__z_h_2"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_2)
+    return (np.tensordot(hess_z_h_2__z_h_2, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_h_2(t):
+    """hess_z_h_1__z_h_2[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_2[j,i]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_h_2 = t["hess_h_1__z_h_2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_1, hess_h_1__z_h_2)
+    return hess_h_1__z_h_2 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_h_1__z_h_3(t):
+    """hess_h_1__z_h_3[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_3[c,i]"""
+    W = t["W"]
+    hess_z_h_2__z_h_3 = t["hess_z_h_2__z_h_3"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_3)
+    return (np.tensordot(hess_z_h_2__z_h_3, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_h_3(t):
+    """hess_z_h_1__z_h_3[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_3[j,i]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_h_3 = t["hess_h_1__z_h_3"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_1, hess_h_1__z_h_3)
+    return hess_h_1__z_h_3 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_h_1__z_h_4(t):
+    """hess_h_1__z_h_4[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_4[c,i]"""
+    W = t["W"]
+    hess_z_h_2__z_h_4 = t["hess_z_h_2__z_h_4"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_4)
+    return (np.tensordot(hess_z_h_2__z_h_4, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_h_4(t):
+    """hess_z_h_1__z_h_4[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_4[j,i]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_h_4 = t["hess_h_1__z_h_4"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_1, hess_h_1__z_h_4)
+    return hess_h_1__z_h_4 * dtanh_z_h_1[:, :, None]
+
+
+def _hess_h_1__z_h_1(t):
+    """hess_h_1__z_h_1[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_1[c,i]"""
+    W = t["W"]
+    hess_z_h_2__z_h_1 = t["hess_z_h_2__z_h_1"]
+    # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_1)
+    return (np.tensordot(hess_z_h_2__z_h_1, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__z_h_1(t):
+    """hess_z_h_1__z_h_1[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_1[j,i] + tanh''(z_h_1[j]) δ[j,i] adj_h_1[j]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__z_h_1 = t["hess_h_1__z_h_1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h_1, hess_h_1__z_h_1)
+    d2tanh_z_h_1 = 2*h_1*(h_1**2 - 1)
+    adj_h_1 = t["adj_h_1"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_1, np.eye(5), adj_h_1)
+    tmp = adj_h_1 * d2tanh_z_h_1
+    return hess_h_1__z_h_1 * dtanh_z_h_1[:, :, None] + tmp[:, :, None] * np.eye(5)
+
+
+def _hess_h_1__p(t):
+    """hess_h_1__p[j,l] = Σ_c W[c,j] hess_z_h_2__p[c,l]"""
+    W = t["W"]
+    hess_z_h_2__p = t["hess_z_h_2__p"]
+    # einsum("cj,Bcl->Bjl", W, hess_z_h_2__p)
+    return (np.tensordot(hess_z_h_2__p, W, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_h_1__p(t):
+    """hess_z_h_1__p[j,l] = tanh'(z_h_1[j]) hess_h_1__p[j,l]"""
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    hess_h_1__p = t["hess_h_1__p"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_h_1, hess_h_1__p)
+    return hess_h_1__p * dtanh_z_h_1[:, :, None]
+
+
+def _hobj_p__p(t):
+    """hobj_p__p[l,i] = δ[l,i]"""
+    return (np.eye(2))
 
 
 def _tan_z_h_1(t):
@@ -818,748 +1253,311 @@ def hessian(params, data):
     t["jac_p__z_h_3"] = _jac_p__z_h_3(t)
     t["jac_p__h_2"] = _jac_p__h_2(t)
     t["jac_p__z_h_2"] = _jac_p__z_h_2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_h_2"] = _hess_p__z_h_2(t)
+    t["hess_h_4__z_h_2"] = _hess_h_4__z_h_2(t)
+    t["hess_z_h_4__z_h_2"] = _hess_z_h_4__z_h_2(t)
+    t["hess_h_3__z_h_2"] = _hess_h_3__z_h_2(t)
+    t["hess_z_h_3__z_h_2"] = _hess_z_h_3__z_h_2(t)
+    t["hess_h_2__z_h_2"] = _hess_h_2__z_h_2(t)
+    t["hess_z_h_2__z_h_2"] = _hess_z_h_2__z_h_2(t)
+    t["hess_p__z_h_3"] = _hess_p__z_h_3(t)
+    t["hess_h_4__z_h_3"] = _hess_h_4__z_h_3(t)
+    t["hess_z_h_4__z_h_3"] = _hess_z_h_4__z_h_3(t)
+    t["hess_h_3__z_h_3"] = _hess_h_3__z_h_3(t)
+    t["hess_z_h_3__z_h_3"] = _hess_z_h_3__z_h_3(t)
+    t["hess_h_2__z_h_3"] = _hess_h_2__z_h_3(t)
+    t["hess_z_h_2__z_h_3"] = _hess_z_h_2__z_h_3(t)
+    t["hess_p__z_h_4"] = _hess_p__z_h_4(t)
+    t["hess_h_4__z_h_4"] = _hess_h_4__z_h_4(t)
+    t["hess_z_h_4__z_h_4"] = _hess_z_h_4__z_h_4(t)
+    t["hess_h_3__z_h_4"] = _hess_h_3__z_h_4(t)
+    t["hess_z_h_3__z_h_4"] = _hess_z_h_3__z_h_4(t)
+    t["hess_h_2__z_h_4"] = _hess_h_2__z_h_4(t)
+    t["hess_z_h_2__z_h_4"] = _hess_z_h_2__z_h_4(t)
     t["jac_p__h_1"] = _jac_p__h_1(t)
     t["jac_p__z_h_1"] = _jac_p__z_h_1(t)
+    t["hess_p__z_h_1"] = _hess_p__z_h_1(t)
+    t["hess_h_4__z_h_1"] = _hess_h_4__z_h_1(t)
+    t["hess_z_h_4__z_h_1"] = _hess_z_h_4__z_h_1(t)
+    t["hess_h_3__z_h_1"] = _hess_h_3__z_h_1(t)
+    t["hess_z_h_3__z_h_1"] = _hess_z_h_3__z_h_1(t)
+    t["hess_h_2__z_h_1"] = _hess_h_2__z_h_1(t)
+    t["hess_z_h_2__z_h_1"] = _hess_z_h_2__z_h_1(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_h_4__p"] = _hess_h_4__p(t)
+    t["hess_z_h_4__p"] = _hess_z_h_4__p(t)
+    t["hess_h_3__p"] = _hess_h_3__p(t)
+    t["hess_z_h_3__p"] = _hess_z_h_3__p(t)
+    t["hess_h_2__p"] = _hess_h_2__p(t)
+    t["hess_z_h_2__p"] = _hess_z_h_2__p(t)
+    t["hess_h_1__z_h_2"] = _hess_h_1__z_h_2(t)
+    t["hess_z_h_1__z_h_2"] = _hess_z_h_1__z_h_2(t)
+    t["hess_h_1__z_h_3"] = _hess_h_1__z_h_3(t)
+    t["hess_z_h_1__z_h_3"] = _hess_z_h_1__z_h_3(t)
+    t["hess_h_1__z_h_4"] = _hess_h_1__z_h_4(t)
+    t["hess_z_h_1__z_h_4"] = _hess_z_h_1__z_h_4(t)
+    t["hess_h_1__z_h_1"] = _hess_h_1__z_h_1(t)
+    t["hess_z_h_1__z_h_1"] = _hess_z_h_1__z_h_1(t)
+    t["hess_h_1__p"] = _hess_h_1__p(t)
+    t["hess_z_h_1__p"] = _hess_z_h_1__p(t)
     B = t["x(1)"].shape[0]
-    # ∂f/∂W,W[j,i,k,l] = tanh''(z_h_2[j]) δ[j,k] adj_h_2[j] h_1[i] h_1[l] + adj_z_h_3[j] h_1[l] jac_h_2__z_h_2[i,k] + adj_z_h_3[k] h_1[i] jac_h_2__z_h_2[l,j] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[i] h_1[l] jac_z_h_3__z_h_2[c,j] jac_z_h_3__z_h_2[c,k] + tanh''(z_h_3[k]) adj_h_3[k] h_1[i] h_2[l] jac_z_h_3__z_h_2[k,j] + tanh''(z_h_3[j]) adj_h_3[j] h_1[l] h_2[i] jac_z_h_3__z_h_2[j,k] + tanh''(z_h_3[j]) δ[j,k] adj_h_3[j] h_2[i] h_2[l] + adj_z_h_4[j] h_1[l] jac_h_3__z_h_2[i,k] + adj_z_h_4[j] h_2[l] jac_h_3__z_h_3[i,k] + adj_z_h_4[k] h_1[i] jac_h_3__z_h_2[l,j] + adj_z_h_4[k] h_2[i] jac_h_3__z_h_3[l,j] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_1[i] h_1[l] jac_z_h_4__z_h_2[c,j] jac_z_h_4__z_h_2[c,k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_1[i] h_2[l] jac_z_h_4__z_h_2[c,j] jac_z_h_4__z_h_3[c,k] + tanh''(z_h_4[k]) adj_h_4[k] h_1[i] h_3[l] jac_z_h_4__z_h_2[k,j] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_1[l] h_2[i] jac_z_h_4__z_h_2[c,k] jac_z_h_4__z_h_3[c,j] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_2[i] h_2[l] jac_z_h_4__z_h_3[c,j] jac_z_h_4__z_h_3[c,k] + tanh''(z_h_4[k]) adj_h_4[k] h_2[i] h_3[l] jac_z_h_4__z_h_3[k,j] + tanh''(z_h_4[j]) adj_h_4[j] h_1[l] h_3[i] jac_z_h_4__z_h_2[j,k] + tanh''(z_h_4[j]) adj_h_4[j] h_2[l] h_3[i] jac_z_h_4__z_h_3[j,k] + tanh''(z_h_4[j]) δ[j,k] adj_h_4[j] h_3[i] h_3[l] + Σ_mn h_1[i] h_1[l] hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_2[n,k] + Σ_mn h_1[i] h_2[l] hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_3[n,k] + Σ_mn h_1[i] h_3[l] hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_4[n,k] + Σ_mn h_1[l] h_2[i] hobj_p__p[m,n] jac_p__z_h_2[n,k] jac_p__z_h_3[m,j] + Σ_mn h_2[i] h_2[l] hobj_p__p[m,n] jac_p__z_h_3[m,j] jac_p__z_h_3[n,k] + Σ_mn h_2[i] h_3[l] hobj_p__p[m,n] jac_p__z_h_3[m,j] jac_p__z_h_4[n,k] + Σ_mn h_1[l] h_3[i] hobj_p__p[m,n] jac_p__z_h_2[n,k] jac_p__z_h_4[m,j] + Σ_mn h_2[l] h_3[i] hobj_p__p[m,n] jac_p__z_h_3[n,k] jac_p__z_h_4[m,j] + Σ_mn h_3[i] h_3[l] hobj_p__p[m,n] jac_p__z_h_4[m,j] jac_p__z_h_4[n,k]
-    z_h_2 = t["z_h(2)"]
-    h_2 = t["h(2)"]
-    d2tanh_z_h_2 = 2*h_2*(h_2**2 - 1)
-    adj_h_2 = t["adj_h_2"]
-    h_1 = t["h(1)"]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_2, np.eye(5), adj_h_2, h_1, h_1)
-    tmp = adj_h_2 * d2tanh_z_h_2
-    tmp_2 = h_1[:, :, None] * h_1[:, None]
-    tmp_3 = tmp[:, :, None] * np.eye(5)
+    # ∂f/∂W,W[j,i,k,l] = adj_z_h_3[j] h_1[l] jac_h_2__z_h_2[i,k] + adj_z_h_3[k] h_1[i] jac_h_2__z_h_2[l,j] + adj_z_h_4[j] h_1[l] jac_h_3__z_h_2[i,k] + adj_z_h_4[j] h_2[l] jac_h_3__z_h_3[i,k] + adj_z_h_4[k] h_1[i] jac_h_3__z_h_2[l,j] + adj_z_h_4[k] h_2[i] jac_h_3__z_h_3[l,j] + h_1[i] h_1[l] hess_z_h_2__z_h_2[j,k] + h_1[i] h_2[l] hess_z_h_2__z_h_3[j,k] + h_1[i] h_3[l] hess_z_h_2__z_h_4[j,k] + h_1[l] h_2[i] hess_z_h_3__z_h_2[j,k] + h_2[i] h_2[l] hess_z_h_3__z_h_3[j,k] + h_2[i] h_3[l] hess_z_h_3__z_h_4[j,k] + h_1[l] h_3[i] hess_z_h_4__z_h_2[j,k] + h_2[l] h_3[i] hess_z_h_4__z_h_3[j,k] + h_3[i] h_3[l] hess_z_h_4__z_h_4[j,k]
     adj_z_h_3 = t["adj_z_h_3"]
+    h_1 = t["h(1)"]
     jac_h_2__z_h_2 = t["jac_h_2__z_h_2"]
     # einsum("Bj,Bl,Bik->jikl", adj_z_h_3, h_1, jac_h_2__z_h_2)
-    tmp_4 = h_1[:, :, None] * adj_z_h_3[:, None]
+    tmp = h_1[:, :, None] * adj_z_h_3[:, None]
     # einsum("Bk,Bi,Blj->jikl", adj_z_h_3, h_1, jac_h_2__z_h_2)
-    tmp_5 = h_1[:, :, None] * adj_z_h_3[:, None]
-    z_h_3 = t["z_h(3)"]
-    h_3 = t["h(3)"]
-    d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
-    adj_h_3 = t["adj_h_3"]
-    jac_z_h_3__z_h_2 = t["jac_z_h_3__z_h_2"]
-    # einsum("Bc,Bc,Bi,Bl,Bcj,Bck->jikl", d2tanh_z_h_3, adj_h_3, h_1, h_1, jac_z_h_3__z_h_2, jac_z_h_3__z_h_2)
-    tmp_6 = adj_h_3 * d2tanh_z_h_3
-    tmp_7 = tmp_6[:, :, None] * jac_z_h_3__z_h_2
-    tmp_8 = h_1[:, :, None] * h_1[:, None]
-    tmp_9 = (tmp_7.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    # einsum("Bk,Bk,Bi,Bl,Bkj->jikl", d2tanh_z_h_3, adj_h_3, h_1, h_2, jac_z_h_3__z_h_2)
-    tmp_10 = adj_h_3 * d2tanh_z_h_3
-    tmp_11 = tmp_10[:, :, None] * jac_z_h_3__z_h_2
-    tmp_12 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bj,Bl,Bi,Bjk->jikl", d2tanh_z_h_3, adj_h_3, h_1, h_2, jac_z_h_3__z_h_2)
-    tmp_13 = adj_h_3 * d2tanh_z_h_3
-    tmp_14 = tmp_13[:, :, None] * jac_z_h_3__z_h_2
-    tmp_15 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_3, np.eye(5), adj_h_3, h_2, h_2)
-    tmp_16 = adj_h_3 * d2tanh_z_h_3
-    tmp_17 = h_2[:, :, None] * h_2[:, None]
-    tmp_18 = tmp_16[:, :, None] * np.eye(5)
+    tmp_2 = h_1[:, :, None] * adj_z_h_3[:, None]
     adj_z_h_4 = t["adj_z_h_4"]
     jac_h_3__z_h_2 = t["jac_h_3__z_h_2"]
     # einsum("Bj,Bl,Bik->jikl", adj_z_h_4, h_1, jac_h_3__z_h_2)
-    tmp_19 = h_1[:, :, None] * adj_z_h_4[:, None]
+    tmp_3 = h_1[:, :, None] * adj_z_h_4[:, None]
+    h_2 = t["h(2)"]
     jac_h_3__z_h_3 = t["jac_h_3__z_h_3"]
     # einsum("Bj,Bl,Bik->jikl", adj_z_h_4, h_2, jac_h_3__z_h_3)
-    tmp_20 = h_2[:, :, None] * adj_z_h_4[:, None]
+    tmp_4 = h_2[:, :, None] * adj_z_h_4[:, None]
     # einsum("Bk,Bi,Blj->jikl", adj_z_h_4, h_1, jac_h_3__z_h_2)
-    tmp_21 = h_1[:, :, None] * adj_z_h_4[:, None]
+    tmp_5 = h_1[:, :, None] * adj_z_h_4[:, None]
     # einsum("Bk,Bi,Blj->jikl", adj_z_h_4, h_2, jac_h_3__z_h_3)
-    tmp_22 = h_2[:, :, None] * adj_z_h_4[:, None]
-    z_h_4 = t["z_h(4)"]
-    h_4 = t["h(4)"]
-    d2tanh_z_h_4 = 2*h_4*(h_4**2 - 1)
-    adj_h_4 = t["adj_h_4"]
-    jac_z_h_4__z_h_2 = t["jac_z_h_4__z_h_2"]
-    # einsum("Bc,Bc,Bi,Bl,Bcj,Bck->jikl", d2tanh_z_h_4, adj_h_4, h_1, h_1, jac_z_h_4__z_h_2, jac_z_h_4__z_h_2)
-    tmp_23 = adj_h_4 * d2tanh_z_h_4
-    tmp_24 = tmp_23[:, :, None] * jac_z_h_4__z_h_2
-    tmp_25 = h_1[:, :, None] * h_1[:, None]
-    tmp_26 = (tmp_24.transpose(0, 2, 1)) @ jac_z_h_4__z_h_2
-    jac_z_h_4__z_h_3 = t["jac_z_h_4__z_h_3"]
-    # einsum("Bc,Bc,Bi,Bl,Bcj,Bck->jikl", d2tanh_z_h_4, adj_h_4, h_1, h_2, jac_z_h_4__z_h_2, jac_z_h_4__z_h_3)
-    tmp_27 = adj_h_4 * d2tanh_z_h_4
-    tmp_28 = tmp_27[:, :, None] * jac_z_h_4__z_h_2
-    tmp_29 = h_2[:, :, None] * h_1[:, None]
-    tmp_30 = (tmp_28.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bk,Bk,Bi,Bl,Bkj->jikl", d2tanh_z_h_4, adj_h_4, h_1, h_3, jac_z_h_4__z_h_2)
-    tmp_31 = adj_h_4 * d2tanh_z_h_4
-    tmp_32 = tmp_31[:, :, None] * jac_z_h_4__z_h_2
-    tmp_33 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bl,Bi,Bck,Bcj->jikl", d2tanh_z_h_4, adj_h_4, h_1, h_2, jac_z_h_4__z_h_2, jac_z_h_4__z_h_3)
-    tmp_34 = adj_h_4 * d2tanh_z_h_4
-    tmp_35 = tmp_34[:, :, None] * jac_z_h_4__z_h_2
-    tmp_36 = h_2[:, :, None] * h_1[:, None]
-    tmp_37 = (tmp_35.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bc,Bc,Bi,Bl,Bcj,Bck->jikl", d2tanh_z_h_4, adj_h_4, h_2, h_2, jac_z_h_4__z_h_3, jac_z_h_4__z_h_3)
-    tmp_38 = adj_h_4 * d2tanh_z_h_4
-    tmp_39 = tmp_38[:, :, None] * jac_z_h_4__z_h_3
-    tmp_40 = h_2[:, :, None] * h_2[:, None]
-    tmp_41 = (tmp_39.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bk,Bk,Bi,Bl,Bkj->jikl", d2tanh_z_h_4, adj_h_4, h_2, h_3, jac_z_h_4__z_h_3)
-    tmp_42 = adj_h_4 * d2tanh_z_h_4
-    tmp_43 = tmp_42[:, :, None] * jac_z_h_4__z_h_3
-    tmp_44 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bj,Bl,Bi,Bjk->jikl", d2tanh_z_h_4, adj_h_4, h_1, h_3, jac_z_h_4__z_h_2)
-    tmp_45 = adj_h_4 * d2tanh_z_h_4
-    tmp_46 = tmp_45[:, :, None] * jac_z_h_4__z_h_2
-    tmp_47 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bj,Bl,Bi,Bjk->jikl", d2tanh_z_h_4, adj_h_4, h_2, h_3, jac_z_h_4__z_h_3)
-    tmp_48 = adj_h_4 * d2tanh_z_h_4
-    tmp_49 = tmp_48[:, :, None] * jac_z_h_4__z_h_3
-    tmp_50 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_4, np.eye(5), adj_h_4, h_3, h_3)
-    tmp_51 = adj_h_4 * d2tanh_z_h_4
-    tmp_52 = h_3[:, :, None] * h_3[:, None]
-    tmp_53 = tmp_51[:, :, None] * np.eye(5)
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_h_2 = t["jac_p__z_h_2"]
-    # einsum("Bi,Bl,mn,Bmj,Bnk->jikl", h_1, h_1, hobj_p__p, jac_p__z_h_2, jac_p__z_h_2)
-    tmp_54 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_55 = tmp_54 @ jac_p__z_h_2
-    tmp_56 = h_1[:, :, None] * h_1[:, None]
-    jac_p__z_h_3 = t["jac_p__z_h_3"]
-    # einsum("Bi,Bl,mn,Bmj,Bnk->jikl", h_1, h_2, hobj_p__p, jac_p__z_h_2, jac_p__z_h_3)
-    tmp_57 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_58 = tmp_57 @ jac_p__z_h_3
-    tmp_59 = h_2[:, :, None] * h_1[:, None]
-    jac_p__z_h_4 = t["jac_p__z_h_4"]
-    # einsum("Bi,Bl,mn,Bmj,Bnk->jikl", h_1, h_3, hobj_p__p, jac_p__z_h_2, jac_p__z_h_4)
-    tmp_60 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_61 = tmp_60 @ jac_p__z_h_4
-    tmp_62 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bl,Bi,mn,Bnk,Bmj->jikl", h_1, h_2, hobj_p__p, jac_p__z_h_2, jac_p__z_h_3)
-    tmp_63 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [1]))
-    tmp_64 = tmp_63 @ jac_p__z_h_3
-    tmp_65 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bl,mn,Bmj,Bnk->jikl", h_2, h_2, hobj_p__p, jac_p__z_h_3, jac_p__z_h_3)
-    tmp_66 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [0]))
-    tmp_67 = tmp_66 @ jac_p__z_h_3
-    tmp_68 = h_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bl,mn,Bmj,Bnk->jikl", h_2, h_3, hobj_p__p, jac_p__z_h_3, jac_p__z_h_4)
-    tmp_69 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [0]))
-    tmp_70 = tmp_69 @ jac_p__z_h_4
-    tmp_71 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bl,Bi,mn,Bnk,Bmj->jikl", h_1, h_3, hobj_p__p, jac_p__z_h_2, jac_p__z_h_4)
-    tmp_72 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [1]))
-    tmp_73 = tmp_72 @ jac_p__z_h_4
-    tmp_74 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bl,Bi,mn,Bnk,Bmj->jikl", h_2, h_3, hobj_p__p, jac_p__z_h_3, jac_p__z_h_4)
-    tmp_75 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [1]))
-    tmp_76 = tmp_75 @ jac_p__z_h_4
-    tmp_77 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bl,mn,Bmj,Bnk->jikl", h_3, h_3, hobj_p__p, jac_p__z_h_4, jac_p__z_h_4)
-    tmp_78 = np.tensordot(jac_p__z_h_4, hobj_p__p, axes=([1], [0]))
-    tmp_79 = tmp_78 @ jac_p__z_h_4
-    tmp_80 = h_3[:, :, None] * h_3[:, None]
-    hess_W__W = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_4, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_5, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_15, tmp_14, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_19, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_20, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_21, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_22, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_33, tmp_32, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(1, 2, 0, 3) + (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_44, tmp_43, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_47, tmp_46, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_50, tmp_49, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_53, tmp_52, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_56, tmp_55, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_59, tmp_58, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_62, tmp_61, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_65, tmp_64, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_68, tmp_67, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_71, tmp_70, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_74, tmp_73, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_77, tmp_76, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_80, tmp_79, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W,V[j,i,k,l] = adj_z_h_2[j] jac_h_1__z_h_1[i,k] x_1[l] + tanh''(z_h_2[j]) adj_h_2[j] h_1[i] jac_z_h_2__z_h_1[j,k] x_1[l] + tanh''(z_h_2[j]) δ[j,k] adj_h_2[j] h_1[i] x_2[l] + adj_z_h_3[j] jac_h_2__z_h_1[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_2[i,k] x_2[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[i] jac_z_h_3__z_h_1[c,k] jac_z_h_3__z_h_2[c,j] x_1[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[i] jac_z_h_3__z_h_2[c,j] jac_z_h_3__z_h_2[c,k] x_2[l] + tanh''(z_h_3[k]) adj_h_3[k] h_1[i] jac_z_h_3__z_h_2[k,j] x_3[l] + tanh''(z_h_3[j]) adj_h_3[j] h_2[i] jac_z_h_3__z_h_1[j,k] x_1[l] + tanh''(z_h_3[j]) adj_h_3[j] h_2[i] jac_z_h_3__z_h_2[j,k] x_2[l] + tanh''(z_h_3[j]) δ[j,k] adj_h_3[j] h_2[i] x_3[l] + adj_z_h_4[j] jac_h_3__z_h_1[i,k] x_1[l] + adj_z_h_4[j] jac_h_3__z_h_2[i,k] x_2[l] + adj_z_h_4[j] jac_h_3__z_h_3[i,k] x_3[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_1[i] jac_z_h_4__z_h_1[c,k] jac_z_h_4__z_h_2[c,j] x_1[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_1[i] jac_z_h_4__z_h_2[c,j] jac_z_h_4__z_h_2[c,k] x_2[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_1[i] jac_z_h_4__z_h_2[c,j] jac_z_h_4__z_h_3[c,k] x_3[l] + tanh''(z_h_4[k]) adj_h_4[k] h_1[i] jac_z_h_4__z_h_2[k,j] x_4[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_2[i] jac_z_h_4__z_h_1[c,k] jac_z_h_4__z_h_3[c,j] x_1[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_2[i] jac_z_h_4__z_h_2[c,k] jac_z_h_4__z_h_3[c,j] x_2[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_2[i] jac_z_h_4__z_h_3[c,j] jac_z_h_4__z_h_3[c,k] x_3[l] + tanh''(z_h_4[k]) adj_h_4[k] h_2[i] jac_z_h_4__z_h_3[k,j] x_4[l] + tanh''(z_h_4[j]) adj_h_4[j] h_3[i] jac_z_h_4__z_h_1[j,k] x_1[l] + tanh''(z_h_4[j]) adj_h_4[j] h_3[i] jac_z_h_4__z_h_2[j,k] x_2[l] + tanh''(z_h_4[j]) adj_h_4[j] h_3[i] jac_z_h_4__z_h_3[j,k] x_3[l] + tanh''(z_h_4[j]) δ[j,k] adj_h_4[j] h_3[i] x_4[l] + Σ_mn h_1[i] hobj_p__p[m,n] jac_p__z_h_1[n,k] jac_p__z_h_2[m,j] x_1[l] + Σ_mn h_1[i] hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_2[n,k] x_2[l] + Σ_mn h_1[i] hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_3[n,k] x_3[l] + Σ_mn h_1[i] hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_4[n,k] x_4[l] + Σ_mn h_2[i] hobj_p__p[m,n] jac_p__z_h_1[n,k] jac_p__z_h_3[m,j] x_1[l] + Σ_mn h_2[i] hobj_p__p[m,n] jac_p__z_h_2[n,k] jac_p__z_h_3[m,j] x_2[l] + Σ_mn h_2[i] hobj_p__p[m,n] jac_p__z_h_3[m,j] jac_p__z_h_3[n,k] x_3[l] + Σ_mn h_2[i] hobj_p__p[m,n] jac_p__z_h_3[m,j] jac_p__z_h_4[n,k] x_4[l] + Σ_mn h_3[i] hobj_p__p[m,n] jac_p__z_h_1[n,k] jac_p__z_h_4[m,j] x_1[l] + Σ_mn h_3[i] hobj_p__p[m,n] jac_p__z_h_2[n,k] jac_p__z_h_4[m,j] x_2[l] + Σ_mn h_3[i] hobj_p__p[m,n] jac_p__z_h_3[n,k] jac_p__z_h_4[m,j] x_3[l] + Σ_mn h_3[i] hobj_p__p[m,n] jac_p__z_h_4[m,j] jac_p__z_h_4[n,k] x_4[l]
+    tmp_6 = h_2[:, :, None] * adj_z_h_4[:, None]
+    hess_z_h_2__z_h_2 = t["hess_z_h_2__z_h_2"]
+    # einsum("Bi,Bl,Bjk->jikl", h_1, h_1, hess_z_h_2__z_h_2)
+    tmp_7 = h_1[:, :, None] * h_1[:, None]
+    hess_z_h_2__z_h_3 = t["hess_z_h_2__z_h_3"]
+    # einsum("Bi,Bl,Bjk->jikl", h_1, h_2, hess_z_h_2__z_h_3)
+    tmp_8 = h_2[:, :, None] * h_1[:, None]
+    h_3 = t["h(3)"]
+    hess_z_h_2__z_h_4 = t["hess_z_h_2__z_h_4"]
+    # einsum("Bi,Bl,Bjk->jikl", h_1, h_3, hess_z_h_2__z_h_4)
+    tmp_9 = h_3[:, :, None] * h_1[:, None]
+    hess_z_h_3__z_h_2 = t["hess_z_h_3__z_h_2"]
+    # einsum("Bl,Bi,Bjk->jikl", h_1, h_2, hess_z_h_3__z_h_2)
+    tmp_10 = h_2[:, :, None] * h_1[:, None]
+    hess_z_h_3__z_h_3 = t["hess_z_h_3__z_h_3"]
+    # einsum("Bi,Bl,Bjk->jikl", h_2, h_2, hess_z_h_3__z_h_3)
+    tmp_11 = h_2[:, :, None] * h_2[:, None]
+    hess_z_h_3__z_h_4 = t["hess_z_h_3__z_h_4"]
+    # einsum("Bi,Bl,Bjk->jikl", h_2, h_3, hess_z_h_3__z_h_4)
+    tmp_12 = h_3[:, :, None] * h_2[:, None]
+    hess_z_h_4__z_h_2 = t["hess_z_h_4__z_h_2"]
+    # einsum("Bl,Bi,Bjk->jikl", h_1, h_3, hess_z_h_4__z_h_2)
+    tmp_13 = h_3[:, :, None] * h_1[:, None]
+    hess_z_h_4__z_h_3 = t["hess_z_h_4__z_h_3"]
+    # einsum("Bl,Bi,Bjk->jikl", h_2, h_3, hess_z_h_4__z_h_3)
+    tmp_14 = h_3[:, :, None] * h_2[:, None]
+    hess_z_h_4__z_h_4 = t["hess_z_h_4__z_h_4"]
+    # einsum("Bi,Bl,Bjk->jikl", h_3, h_3, hess_z_h_4__z_h_4)
+    tmp_15 = h_3[:, :, None] * h_3[:, None]
+    hess_W__W = ((np.tensordot(tmp, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_2, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_4, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_5, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_6, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_7, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_8, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_9, hess_z_h_2__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_10, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_11, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_12, hess_z_h_3__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_13, hess_z_h_4__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_14, hess_z_h_4__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_15, hess_z_h_4__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W,V[j,i,k,l] = adj_z_h_2[j] jac_h_1__z_h_1[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_1[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_2[i,k] x_2[l] + adj_z_h_4[j] jac_h_3__z_h_1[i,k] x_1[l] + adj_z_h_4[j] jac_h_3__z_h_2[i,k] x_2[l] + adj_z_h_4[j] jac_h_3__z_h_3[i,k] x_3[l] + h_1[i] hess_z_h_2__z_h_1[j,k] x_1[l] + h_1[i] hess_z_h_2__z_h_2[j,k] x_2[l] + h_1[i] hess_z_h_2__z_h_3[j,k] x_3[l] + h_1[i] hess_z_h_2__z_h_4[j,k] x_4[l] + h_2[i] hess_z_h_3__z_h_1[j,k] x_1[l] + h_2[i] hess_z_h_3__z_h_2[j,k] x_2[l] + h_2[i] hess_z_h_3__z_h_3[j,k] x_3[l] + h_2[i] hess_z_h_3__z_h_4[j,k] x_4[l] + h_3[i] hess_z_h_4__z_h_1[j,k] x_1[l] + h_3[i] hess_z_h_4__z_h_2[j,k] x_2[l] + h_3[i] hess_z_h_4__z_h_3[j,k] x_3[l] + h_3[i] hess_z_h_4__z_h_4[j,k] x_4[l]
     adj_z_h_2 = t["adj_z_h_2"]
     jac_h_1__z_h_1 = t["jac_h_1__z_h_1"]
     x_1 = t["x(1)"]
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_2, jac_h_1__z_h_1, x_1)
-    tmp_81 = x_1[:, :, None] * adj_z_h_2[:, None]
-    jac_z_h_2__z_h_1 = t["jac_z_h_2__z_h_1"]
-    # einsum("Bj,Bj,Bi,Bjk,Bl->jikl", d2tanh_z_h_2, adj_h_2, h_1, jac_z_h_2__z_h_1, x_1)
-    tmp_82 = adj_h_2 * d2tanh_z_h_2
-    tmp_83 = tmp_82[:, :, None] * jac_z_h_2__z_h_1
-    tmp_84 = x_1[:, :, None] * h_1[:, None]
-    x_2 = t["x(2)"]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_2, np.eye(5), adj_h_2, h_1, x_2)
-    tmp_85 = adj_h_2 * d2tanh_z_h_2
-    tmp_86 = x_2[:, :, None] * h_1[:, None]
-    tmp_87 = np.tensordot(tmp_86, tmp_85, axes=([0], [0]))
+    tmp_16 = x_1[:, :, None] * adj_z_h_2[:, None]
     jac_h_2__z_h_1 = t["jac_h_2__z_h_1"]
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_3, jac_h_2__z_h_1, x_1)
-    tmp_88 = x_1[:, :, None] * adj_z_h_3[:, None]
+    tmp_17 = x_1[:, :, None] * adj_z_h_3[:, None]
+    x_2 = t["x(2)"]
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_3, jac_h_2__z_h_2, x_2)
-    tmp_89 = x_2[:, :, None] * adj_z_h_3[:, None]
-    jac_z_h_3__z_h_1 = t["jac_z_h_3__z_h_1"]
-    # einsum("Bc,Bc,Bi,Bck,Bcj,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_1)
-    tmp_90 = adj_h_3 * d2tanh_z_h_3
-    tmp_91 = tmp_90[:, :, None] * jac_z_h_3__z_h_1
-    tmp_92 = x_1[:, :, None] * h_1[:, None]
-    tmp_93 = (tmp_91.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    # einsum("Bc,Bc,Bi,Bcj,Bck,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_2, jac_z_h_3__z_h_2, x_2)
-    tmp_94 = adj_h_3 * d2tanh_z_h_3
-    tmp_95 = tmp_94[:, :, None] * jac_z_h_3__z_h_2
-    tmp_96 = x_2[:, :, None] * h_1[:, None]
-    tmp_97 = (tmp_95.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    x_3 = t["x(3)"]
-    # einsum("Bk,Bk,Bi,Bkj,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_2, x_3)
-    tmp_98 = adj_h_3 * d2tanh_z_h_3
-    tmp_99 = tmp_98[:, :, None] * jac_z_h_3__z_h_2
-    tmp_100 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bj,Bi,Bjk,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_2, jac_z_h_3__z_h_1, x_1)
-    tmp_101 = adj_h_3 * d2tanh_z_h_3
-    tmp_102 = tmp_101[:, :, None] * jac_z_h_3__z_h_1
-    tmp_103 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bj,Bi,Bjk,Bl->jikl", d2tanh_z_h_3, adj_h_3, h_2, jac_z_h_3__z_h_2, x_2)
-    tmp_104 = adj_h_3 * d2tanh_z_h_3
-    tmp_105 = tmp_104[:, :, None] * jac_z_h_3__z_h_2
-    tmp_106 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_3, np.eye(5), adj_h_3, h_2, x_3)
-    tmp_107 = adj_h_3 * d2tanh_z_h_3
-    tmp_108 = x_3[:, :, None] * h_2[:, None]
-    tmp_109 = np.tensordot(tmp_108, tmp_107, axes=([0], [0]))
+    tmp_18 = x_2[:, :, None] * adj_z_h_3[:, None]
     jac_h_3__z_h_1 = t["jac_h_3__z_h_1"]
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_4, jac_h_3__z_h_1, x_1)
-    tmp_110 = x_1[:, :, None] * adj_z_h_4[:, None]
+    tmp_19 = x_1[:, :, None] * adj_z_h_4[:, None]
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_4, jac_h_3__z_h_2, x_2)
-    tmp_111 = x_2[:, :, None] * adj_z_h_4[:, None]
+    tmp_20 = x_2[:, :, None] * adj_z_h_4[:, None]
+    x_3 = t["x(3)"]
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_4, jac_h_3__z_h_3, x_3)
-    tmp_112 = x_3[:, :, None] * adj_z_h_4[:, None]
-    jac_z_h_4__z_h_1 = t["jac_z_h_4__z_h_1"]
-    # einsum("Bc,Bc,Bi,Bck,Bcj,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_1, jac_z_h_4__z_h_1, jac_z_h_4__z_h_2, x_1)
-    tmp_113 = adj_h_4 * d2tanh_z_h_4
-    tmp_114 = tmp_113[:, :, None] * jac_z_h_4__z_h_1
-    tmp_115 = x_1[:, :, None] * h_1[:, None]
-    tmp_116 = (tmp_114.transpose(0, 2, 1)) @ jac_z_h_4__z_h_2
-    # einsum("Bc,Bc,Bi,Bcj,Bck,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_1, jac_z_h_4__z_h_2, jac_z_h_4__z_h_2, x_2)
-    tmp_117 = adj_h_4 * d2tanh_z_h_4
-    tmp_118 = tmp_117[:, :, None] * jac_z_h_4__z_h_2
-    tmp_119 = x_2[:, :, None] * h_1[:, None]
-    tmp_120 = (tmp_118.transpose(0, 2, 1)) @ jac_z_h_4__z_h_2
-    # einsum("Bc,Bc,Bi,Bcj,Bck,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_1, jac_z_h_4__z_h_2, jac_z_h_4__z_h_3, x_3)
-    tmp_121 = adj_h_4 * d2tanh_z_h_4
-    tmp_122 = tmp_121[:, :, None] * jac_z_h_4__z_h_2
-    tmp_123 = x_3[:, :, None] * h_1[:, None]
-    tmp_124 = (tmp_122.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
+    tmp_21 = x_3[:, :, None] * adj_z_h_4[:, None]
+    hess_z_h_2__z_h_1 = t["hess_z_h_2__z_h_1"]
+    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_1, x_1)
+    tmp_22 = x_1[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_2, x_2)
+    tmp_23 = x_2[:, :, None] * h_1[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_3, x_3)
+    tmp_24 = x_3[:, :, None] * h_1[:, None]
     x_4 = t["x(4)"]
-    # einsum("Bk,Bk,Bi,Bkj,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_1, jac_z_h_4__z_h_2, x_4)
-    tmp_125 = adj_h_4 * d2tanh_z_h_4
-    tmp_126 = tmp_125[:, :, None] * jac_z_h_4__z_h_2
-    tmp_127 = x_4[:, :, None] * h_1[:, None]
-    # einsum("Bc,Bc,Bi,Bck,Bcj,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_2, jac_z_h_4__z_h_1, jac_z_h_4__z_h_3, x_1)
-    tmp_128 = adj_h_4 * d2tanh_z_h_4
-    tmp_129 = tmp_128[:, :, None] * jac_z_h_4__z_h_1
-    tmp_130 = x_1[:, :, None] * h_2[:, None]
-    tmp_131 = (tmp_129.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bc,Bc,Bi,Bck,Bcj,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_2, jac_z_h_4__z_h_2, jac_z_h_4__z_h_3, x_2)
-    tmp_132 = adj_h_4 * d2tanh_z_h_4
-    tmp_133 = tmp_132[:, :, None] * jac_z_h_4__z_h_2
-    tmp_134 = x_2[:, :, None] * h_2[:, None]
-    tmp_135 = (tmp_133.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bc,Bc,Bi,Bcj,Bck,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_2, jac_z_h_4__z_h_3, jac_z_h_4__z_h_3, x_3)
-    tmp_136 = adj_h_4 * d2tanh_z_h_4
-    tmp_137 = tmp_136[:, :, None] * jac_z_h_4__z_h_3
-    tmp_138 = x_3[:, :, None] * h_2[:, None]
-    tmp_139 = (tmp_137.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bk,Bk,Bi,Bkj,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_2, jac_z_h_4__z_h_3, x_4)
-    tmp_140 = adj_h_4 * d2tanh_z_h_4
-    tmp_141 = tmp_140[:, :, None] * jac_z_h_4__z_h_3
-    tmp_142 = x_4[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bj,Bi,Bjk,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_3, jac_z_h_4__z_h_1, x_1)
-    tmp_143 = adj_h_4 * d2tanh_z_h_4
-    tmp_144 = tmp_143[:, :, None] * jac_z_h_4__z_h_1
-    tmp_145 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bj,Bj,Bi,Bjk,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_3, jac_z_h_4__z_h_2, x_2)
-    tmp_146 = adj_h_4 * d2tanh_z_h_4
-    tmp_147 = tmp_146[:, :, None] * jac_z_h_4__z_h_2
-    tmp_148 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bj,Bj,Bi,Bjk,Bl->jikl", d2tanh_z_h_4, adj_h_4, h_3, jac_z_h_4__z_h_3, x_3)
-    tmp_149 = adj_h_4 * d2tanh_z_h_4
-    tmp_150 = tmp_149[:, :, None] * jac_z_h_4__z_h_3
-    tmp_151 = x_3[:, :, None] * h_3[:, None]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h_4, np.eye(5), adj_h_4, h_3, x_4)
-    tmp_152 = adj_h_4 * d2tanh_z_h_4
-    tmp_153 = x_4[:, :, None] * h_3[:, None]
-    tmp_154 = np.tensordot(tmp_153, tmp_152, axes=([0], [0]))
-    jac_p__z_h_1 = t["jac_p__z_h_1"]
-    # einsum("Bi,mn,Bnk,Bmj,Bl->jikl", h_1, hobj_p__p, jac_p__z_h_1, jac_p__z_h_2, x_1)
-    tmp_155 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [1]))
-    tmp_156 = tmp_155 @ jac_p__z_h_2
-    tmp_157 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,mn,Bmj,Bnk,Bl->jikl", h_1, hobj_p__p, jac_p__z_h_2, jac_p__z_h_2, x_2)
-    tmp_158 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_159 = tmp_158 @ jac_p__z_h_2
-    tmp_160 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,mn,Bmj,Bnk,Bl->jikl", h_1, hobj_p__p, jac_p__z_h_2, jac_p__z_h_3, x_3)
-    tmp_161 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_162 = tmp_161 @ jac_p__z_h_3
-    tmp_163 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bi,mn,Bmj,Bnk,Bl->jikl", h_1, hobj_p__p, jac_p__z_h_2, jac_p__z_h_4, x_4)
-    tmp_164 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_165 = tmp_164 @ jac_p__z_h_4
-    tmp_166 = x_4[:, :, None] * h_1[:, None]
-    # einsum("Bi,mn,Bnk,Bmj,Bl->jikl", h_2, hobj_p__p, jac_p__z_h_1, jac_p__z_h_3, x_1)
-    tmp_167 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [1]))
-    tmp_168 = tmp_167 @ jac_p__z_h_3
-    tmp_169 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bi,mn,Bnk,Bmj,Bl->jikl", h_2, hobj_p__p, jac_p__z_h_2, jac_p__z_h_3, x_2)
-    tmp_170 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [1]))
-    tmp_171 = tmp_170 @ jac_p__z_h_3
-    tmp_172 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,mn,Bmj,Bnk,Bl->jikl", h_2, hobj_p__p, jac_p__z_h_3, jac_p__z_h_3, x_3)
-    tmp_173 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [0]))
-    tmp_174 = tmp_173 @ jac_p__z_h_3
-    tmp_175 = x_3[:, :, None] * h_2[:, None]
-    # einsum("Bi,mn,Bmj,Bnk,Bl->jikl", h_2, hobj_p__p, jac_p__z_h_3, jac_p__z_h_4, x_4)
-    tmp_176 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [0]))
-    tmp_177 = tmp_176 @ jac_p__z_h_4
-    tmp_178 = x_4[:, :, None] * h_2[:, None]
-    # einsum("Bi,mn,Bnk,Bmj,Bl->jikl", h_3, hobj_p__p, jac_p__z_h_1, jac_p__z_h_4, x_1)
-    tmp_179 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [1]))
-    tmp_180 = tmp_179 @ jac_p__z_h_4
-    tmp_181 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bi,mn,Bnk,Bmj,Bl->jikl", h_3, hobj_p__p, jac_p__z_h_2, jac_p__z_h_4, x_2)
-    tmp_182 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [1]))
-    tmp_183 = tmp_182 @ jac_p__z_h_4
-    tmp_184 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bi,mn,Bnk,Bmj,Bl->jikl", h_3, hobj_p__p, jac_p__z_h_3, jac_p__z_h_4, x_3)
-    tmp_185 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [1]))
-    tmp_186 = tmp_185 @ jac_p__z_h_4
-    tmp_187 = x_3[:, :, None] * h_3[:, None]
-    # einsum("Bi,mn,Bmj,Bnk,Bl->jikl", h_3, hobj_p__p, jac_p__z_h_4, jac_p__z_h_4, x_4)
-    tmp_188 = np.tensordot(jac_p__z_h_4, hobj_p__p, axes=([1], [0]))
-    tmp_189 = tmp_188 @ jac_p__z_h_4
-    tmp_190 = x_4[:, :, None] * h_3[:, None]
-    hess_W__V = ((np.tensordot(tmp_81, jac_h_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_84, tmp_83, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_87.transpose(2, 1, 0))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_88, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_89, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_93, tmp_92, axes=([0], [0]))).transpose(1, 3, 0, 2) + (np.tensordot(tmp_97, tmp_96, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_100, tmp_99, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_103, tmp_102, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_106, tmp_105, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_109.transpose(2, 1, 0))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_110, jac_h_3__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_111, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_112, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_116, tmp_115, axes=([0], [0]))).transpose(1, 3, 0, 2) + (np.tensordot(tmp_120, tmp_119, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_124, tmp_123, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_127, tmp_126, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_131, tmp_130, axes=([0], [0]))).transpose(1, 3, 0, 2) + (np.tensordot(tmp_135, tmp_134, axes=([0], [0]))).transpose(1, 3, 0, 2) + (np.tensordot(tmp_139, tmp_138, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_142, tmp_141, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_145, tmp_144, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_148, tmp_147, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_151, tmp_150, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_154.transpose(2, 1, 0))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_157, tmp_156, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_160, tmp_159, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_163, tmp_162, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_166, tmp_165, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_169, tmp_168, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_172, tmp_171, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_175, tmp_174, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_178, tmp_177, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_181, tmp_180, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_184, tmp_183, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_187, tmp_186, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_190, tmp_189, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W,U[j,i,l,k] = adj_p[l] h_1[i] jac_h_4__z_h_2[k,j] + adj_p[l] h_2[i] jac_h_4__z_h_3[k,j] + adj_p[l] h_3[i] jac_h_4__z_h_4[k,j] + Σ_c h_1[i] h_4[k] hobj_p__p[c,l] jac_p__z_h_2[c,j] + Σ_c h_2[i] h_4[k] hobj_p__p[c,l] jac_p__z_h_3[c,j] + Σ_c h_3[i] h_4[k] hobj_p__p[c,l] jac_p__z_h_4[c,j]
+    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_4, x_4)
+    tmp_25 = x_4[:, :, None] * h_1[:, None]
+    hess_z_h_3__z_h_1 = t["hess_z_h_3__z_h_1"]
+    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_1, x_1)
+    tmp_26 = x_1[:, :, None] * h_2[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_2, x_2)
+    tmp_27 = x_2[:, :, None] * h_2[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_3, x_3)
+    tmp_28 = x_3[:, :, None] * h_2[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_4, x_4)
+    tmp_29 = x_4[:, :, None] * h_2[:, None]
+    hess_z_h_4__z_h_1 = t["hess_z_h_4__z_h_1"]
+    # einsum("Bi,Bjk,Bl->jikl", h_3, hess_z_h_4__z_h_1, x_1)
+    tmp_30 = x_1[:, :, None] * h_3[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_3, hess_z_h_4__z_h_2, x_2)
+    tmp_31 = x_2[:, :, None] * h_3[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_3, hess_z_h_4__z_h_3, x_3)
+    tmp_32 = x_3[:, :, None] * h_3[:, None]
+    # einsum("Bi,Bjk,Bl->jikl", h_3, hess_z_h_4__z_h_4, x_4)
+    tmp_33 = x_4[:, :, None] * h_3[:, None]
+    hess_W__V = ((np.tensordot(tmp_16, jac_h_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_17, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_18, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_19, jac_h_3__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_20, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_21, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_22, hess_z_h_2__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_23, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_24, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_25, hess_z_h_2__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_26, hess_z_h_3__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_27, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_28, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_29, hess_z_h_3__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_30, hess_z_h_4__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_31, hess_z_h_4__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_32, hess_z_h_4__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_33, hess_z_h_4__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W,U[j,i,l,k] = adj_p[l] h_1[i] jac_h_4__z_h_2[k,j] + adj_p[l] h_2[i] jac_h_4__z_h_3[k,j] + adj_p[l] h_3[i] jac_h_4__z_h_4[k,j] + h_1[i] h_4[k] hess_z_h_2__p[j,l] + h_2[i] h_4[k] hess_z_h_3__p[j,l] + h_3[i] h_4[k] hess_z_h_4__p[j,l]
     adj_p = t["adj_p"]
     jac_h_4__z_h_2 = t["jac_h_4__z_h_2"]
     # einsum("Bl,Bi,Bkj->jilk", adj_p, h_1, jac_h_4__z_h_2)
-    tmp_191 = h_1[:, :, None] * adj_p[:, None]
+    tmp_34 = h_1[:, :, None] * adj_p[:, None]
     jac_h_4__z_h_3 = t["jac_h_4__z_h_3"]
     # einsum("Bl,Bi,Bkj->jilk", adj_p, h_2, jac_h_4__z_h_3)
-    tmp_192 = h_2[:, :, None] * adj_p[:, None]
+    tmp_35 = h_2[:, :, None] * adj_p[:, None]
     jac_h_4__z_h_4 = t["jac_h_4__z_h_4"]
     # einsum("Bl,Bi,Bkj->jilk", adj_p, h_3, jac_h_4__z_h_4)
-    tmp_193 = h_3[:, :, None] * adj_p[:, None]
-    # einsum("Bi,Bk,cl,Bcj->jilk", h_1, h_4, hobj_p__p, jac_p__z_h_2)
-    tmp_194 = h_4[:, :, None] * h_1[:, None]
-    tmp_195 = np.tensordot(tmp_194, jac_p__z_h_2, axes=([0], [0]))
-    # einsum("Bi,Bk,cl,Bcj->jilk", h_2, h_4, hobj_p__p, jac_p__z_h_3)
-    tmp_196 = h_4[:, :, None] * h_2[:, None]
-    tmp_197 = np.tensordot(tmp_196, jac_p__z_h_3, axes=([0], [0]))
-    # einsum("Bi,Bk,cl,Bcj->jilk", h_3, h_4, hobj_p__p, jac_p__z_h_4)
-    tmp_198 = h_4[:, :, None] * h_3[:, None]
-    tmp_199 = np.tensordot(tmp_198, jac_p__z_h_4, axes=([0], [0]))
-    hess_W__U = ((np.tensordot(tmp_191, jac_h_4__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_192, jac_h_4__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_193, jac_h_4__z_h_4, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_195, hobj_p__p, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_197, hobj_p__p, axes=([2], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_199, hobj_p__p, axes=([2], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,W[j,k,i,l] = adj_z_h_2[i] jac_h_1__z_h_1[l,j] x_1[k] + tanh''(z_h_2[i]) adj_h_2[i] h_1[l] jac_z_h_2__z_h_1[i,j] x_1[k] + tanh''(z_h_2[j]) δ[j,i] adj_h_2[j] h_1[l] x_2[k] + adj_z_h_3[i] jac_h_2__z_h_1[l,j] x_1[k] + adj_z_h_3[i] jac_h_2__z_h_2[l,j] x_2[k] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[l] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_2[c,i] x_1[k] + tanh''(z_h_3[i]) adj_h_3[i] h_2[l] jac_z_h_3__z_h_1[i,j] x_1[k] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] h_1[l] jac_z_h_3__z_h_2[c,j] jac_z_h_3__z_h_2[c,i] x_2[k] + tanh''(z_h_3[i]) adj_h_3[i] h_2[l] jac_z_h_3__z_h_2[i,j] x_2[k] + tanh''(z_h_3[j]) adj_h_3[j] h_1[l] jac_z_h_3__z_h_2[j,i] x_3[k] + tanh''(z_h_3[j]) δ[j,i] adj_h_3[j] h_2[l] x_3[k] + adj_z_h_4[i] jac_h_3__z_h_1[l,j] x_1[k] + adj_z_h_4[i] jac_h_3__z_h_2[l,j] x_2[k] + adj_z_h_4[i] jac_h_3__z_h_3[l,j] x_3[k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_1[l] jac_z_h_4__z_h_1[c,j] jac_z_h_4__z_h_2[c,i] x_1[k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_2[l] jac_z_h_4__z_h_1[c,j] jac_z_h_4__z_h_3[c,i] x_1[k] + tanh''(z_h_4[i]) adj_h_4[i] h_3[l] jac_z_h_4__z_h_1[i,j] x_1[k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_1[l] jac_z_h_4__z_h_2[c,j] jac_z_h_4__z_h_2[c,i] x_2[k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_2[l] jac_z_h_4__z_h_2[c,j] jac_z_h_4__z_h_3[c,i] x_2[k] + tanh''(z_h_4[i]) adj_h_4[i] h_3[l] jac_z_h_4__z_h_2[i,j] x_2[k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_1[l] jac_z_h_4__z_h_2[c,i] jac_z_h_4__z_h_3[c,j] x_3[k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] h_2[l] jac_z_h_4__z_h_3[c,j] jac_z_h_4__z_h_3[c,i] x_3[k] + tanh''(z_h_4[i]) adj_h_4[i] h_3[l] jac_z_h_4__z_h_3[i,j] x_3[k] + tanh''(z_h_4[j]) adj_h_4[j] h_1[l] jac_z_h_4__z_h_2[j,i] x_4[k] + tanh''(z_h_4[j]) adj_h_4[j] h_2[l] jac_z_h_4__z_h_3[j,i] x_4[k] + tanh''(z_h_4[j]) δ[j,i] adj_h_4[j] h_3[l] x_4[k] + Σ_mn h_1[l] hobj_p__p[m,n] jac_p__z_h_1[m,j] jac_p__z_h_2[n,i] x_1[k] + Σ_mn h_2[l] hobj_p__p[m,n] jac_p__z_h_1[m,j] jac_p__z_h_3[n,i] x_1[k] + Σ_mn h_3[l] hobj_p__p[m,n] jac_p__z_h_1[m,j] jac_p__z_h_4[n,i] x_1[k] + Σ_mn h_1[l] hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_2[n,i] x_2[k] + Σ_mn h_2[l] hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_3[n,i] x_2[k] + Σ_mn h_3[l] hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_4[n,i] x_2[k] + Σ_mn h_1[l] hobj_p__p[m,n] jac_p__z_h_2[n,i] jac_p__z_h_3[m,j] x_3[k] + Σ_mn h_2[l] hobj_p__p[m,n] jac_p__z_h_3[m,j] jac_p__z_h_3[n,i] x_3[k] + Σ_mn h_3[l] hobj_p__p[m,n] jac_p__z_h_3[m,j] jac_p__z_h_4[n,i] x_3[k] + Σ_mn h_1[l] hobj_p__p[m,n] jac_p__z_h_2[n,i] jac_p__z_h_4[m,j] x_4[k] + Σ_mn h_2[l] hobj_p__p[m,n] jac_p__z_h_3[n,i] jac_p__z_h_4[m,j] x_4[k] + Σ_mn h_3[l] hobj_p__p[m,n] jac_p__z_h_4[m,j] jac_p__z_h_4[n,i] x_4[k]
+    tmp_36 = h_3[:, :, None] * adj_p[:, None]
+    h_4 = t["h(4)"]
+    hess_z_h_2__p = t["hess_z_h_2__p"]
+    # einsum("Bi,Bk,Bjl->jilk", h_1, h_4, hess_z_h_2__p)
+    tmp_37 = h_4[:, :, None] * h_1[:, None]
+    hess_z_h_3__p = t["hess_z_h_3__p"]
+    # einsum("Bi,Bk,Bjl->jilk", h_2, h_4, hess_z_h_3__p)
+    tmp_38 = h_4[:, :, None] * h_2[:, None]
+    hess_z_h_4__p = t["hess_z_h_4__p"]
+    # einsum("Bi,Bk,Bjl->jilk", h_3, h_4, hess_z_h_4__p)
+    tmp_39 = h_4[:, :, None] * h_3[:, None]
+    hess_W__U = ((np.tensordot(tmp_34, jac_h_4__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_35, jac_h_4__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_36, jac_h_4__z_h_4, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_37, hess_z_h_2__p, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_38, hess_z_h_3__p, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_39, hess_z_h_4__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂V,W[j,k,i,l] = adj_z_h_2[i] jac_h_1__z_h_1[l,j] x_1[k] + adj_z_h_3[i] jac_h_2__z_h_1[l,j] x_1[k] + adj_z_h_3[i] jac_h_2__z_h_2[l,j] x_2[k] + adj_z_h_4[i] jac_h_3__z_h_1[l,j] x_1[k] + adj_z_h_4[i] jac_h_3__z_h_2[l,j] x_2[k] + adj_z_h_4[i] jac_h_3__z_h_3[l,j] x_3[k] + h_1[l] hess_z_h_1__z_h_2[j,i] x_1[k] + h_2[l] hess_z_h_1__z_h_3[j,i] x_1[k] + h_3[l] hess_z_h_1__z_h_4[j,i] x_1[k] + h_1[l] hess_z_h_2__z_h_2[j,i] x_2[k] + h_2[l] hess_z_h_2__z_h_3[j,i] x_2[k] + h_3[l] hess_z_h_2__z_h_4[j,i] x_2[k] + h_1[l] hess_z_h_3__z_h_2[j,i] x_3[k] + h_2[l] hess_z_h_3__z_h_3[j,i] x_3[k] + h_3[l] hess_z_h_3__z_h_4[j,i] x_3[k] + h_1[l] hess_z_h_4__z_h_2[j,i] x_4[k] + h_2[l] hess_z_h_4__z_h_3[j,i] x_4[k] + h_3[l] hess_z_h_4__z_h_4[j,i] x_4[k]
     # einsum("Bi,Blj,Bk->jkil", adj_z_h_2, jac_h_1__z_h_1, x_1)
-    tmp_200 = x_1[:, :, None] * adj_z_h_2[:, None]
-    # einsum("Bi,Bi,Bl,Bij,Bk->jkil", d2tanh_z_h_2, adj_h_2, h_1, jac_z_h_2__z_h_1, x_1)
-    tmp_201 = adj_h_2 * d2tanh_z_h_2
-    tmp_202 = tmp_201[:, :, None] * jac_z_h_2__z_h_1
-    tmp_203 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,ji,Bj,Bl,Bk->jkil", d2tanh_z_h_2, np.eye(5), adj_h_2, h_1, x_2)
-    tmp_204 = adj_h_2 * d2tanh_z_h_2
-    tmp_205 = x_2[:, :, None] * h_1[:, None]
-    tmp_206 = np.tensordot(tmp_205, tmp_204, axes=([0], [0]))
+    tmp_40 = x_1[:, :, None] * adj_z_h_2[:, None]
     # einsum("Bi,Blj,Bk->jkil", adj_z_h_3, jac_h_2__z_h_1, x_1)
-    tmp_207 = x_1[:, :, None] * adj_z_h_3[:, None]
+    tmp_41 = x_1[:, :, None] * adj_z_h_3[:, None]
     # einsum("Bi,Blj,Bk->jkil", adj_z_h_3, jac_h_2__z_h_2, x_2)
-    tmp_208 = x_2[:, :, None] * adj_z_h_3[:, None]
-    # einsum("Bc,Bc,Bl,Bcj,Bci,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_1)
-    tmp_209 = adj_h_3 * d2tanh_z_h_3
-    tmp_210 = tmp_209[:, :, None] * jac_z_h_3__z_h_1
-    tmp_211 = x_1[:, :, None] * h_1[:, None]
-    tmp_212 = (tmp_210.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    # einsum("Bi,Bi,Bl,Bij,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_2, jac_z_h_3__z_h_1, x_1)
-    tmp_213 = adj_h_3 * d2tanh_z_h_3
-    tmp_214 = tmp_213[:, :, None] * jac_z_h_3__z_h_1
-    tmp_215 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bc,Bc,Bl,Bcj,Bci,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_2, jac_z_h_3__z_h_2, x_2)
-    tmp_216 = adj_h_3 * d2tanh_z_h_3
-    tmp_217 = tmp_216[:, :, None] * jac_z_h_3__z_h_2
-    tmp_218 = x_2[:, :, None] * h_1[:, None]
-    tmp_219 = (tmp_217.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    # einsum("Bi,Bi,Bl,Bij,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_2, jac_z_h_3__z_h_2, x_2)
-    tmp_220 = adj_h_3 * d2tanh_z_h_3
-    tmp_221 = tmp_220[:, :, None] * jac_z_h_3__z_h_2
-    tmp_222 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bj,Bl,Bji,Bk->jkil", d2tanh_z_h_3, adj_h_3, h_1, jac_z_h_3__z_h_2, x_3)
-    tmp_223 = adj_h_3 * d2tanh_z_h_3
-    tmp_224 = tmp_223[:, :, None] * jac_z_h_3__z_h_2
-    tmp_225 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bj,ji,Bj,Bl,Bk->jkil", d2tanh_z_h_3, np.eye(5), adj_h_3, h_2, x_3)
-    tmp_226 = adj_h_3 * d2tanh_z_h_3
-    tmp_227 = x_3[:, :, None] * h_2[:, None]
-    tmp_228 = np.tensordot(tmp_227, tmp_226, axes=([0], [0]))
+    tmp_42 = x_2[:, :, None] * adj_z_h_3[:, None]
     # einsum("Bi,Blj,Bk->jkil", adj_z_h_4, jac_h_3__z_h_1, x_1)
-    tmp_229 = x_1[:, :, None] * adj_z_h_4[:, None]
+    tmp_43 = x_1[:, :, None] * adj_z_h_4[:, None]
     # einsum("Bi,Blj,Bk->jkil", adj_z_h_4, jac_h_3__z_h_2, x_2)
-    tmp_230 = x_2[:, :, None] * adj_z_h_4[:, None]
+    tmp_44 = x_2[:, :, None] * adj_z_h_4[:, None]
     # einsum("Bi,Blj,Bk->jkil", adj_z_h_4, jac_h_3__z_h_3, x_3)
-    tmp_231 = x_3[:, :, None] * adj_z_h_4[:, None]
-    # einsum("Bc,Bc,Bl,Bcj,Bci,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_1, jac_z_h_4__z_h_1, jac_z_h_4__z_h_2, x_1)
-    tmp_232 = adj_h_4 * d2tanh_z_h_4
-    tmp_233 = tmp_232[:, :, None] * jac_z_h_4__z_h_1
-    tmp_234 = x_1[:, :, None] * h_1[:, None]
-    tmp_235 = (tmp_233.transpose(0, 2, 1)) @ jac_z_h_4__z_h_2
-    # einsum("Bc,Bc,Bl,Bcj,Bci,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_2, jac_z_h_4__z_h_1, jac_z_h_4__z_h_3, x_1)
-    tmp_236 = adj_h_4 * d2tanh_z_h_4
-    tmp_237 = tmp_236[:, :, None] * jac_z_h_4__z_h_1
-    tmp_238 = x_1[:, :, None] * h_2[:, None]
-    tmp_239 = (tmp_237.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bi,Bi,Bl,Bij,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_3, jac_z_h_4__z_h_1, x_1)
-    tmp_240 = adj_h_4 * d2tanh_z_h_4
-    tmp_241 = tmp_240[:, :, None] * jac_z_h_4__z_h_1
-    tmp_242 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bc,Bc,Bl,Bcj,Bci,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_1, jac_z_h_4__z_h_2, jac_z_h_4__z_h_2, x_2)
-    tmp_243 = adj_h_4 * d2tanh_z_h_4
-    tmp_244 = tmp_243[:, :, None] * jac_z_h_4__z_h_2
-    tmp_245 = x_2[:, :, None] * h_1[:, None]
-    tmp_246 = (tmp_244.transpose(0, 2, 1)) @ jac_z_h_4__z_h_2
-    # einsum("Bc,Bc,Bl,Bcj,Bci,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_2, jac_z_h_4__z_h_2, jac_z_h_4__z_h_3, x_2)
-    tmp_247 = adj_h_4 * d2tanh_z_h_4
-    tmp_248 = tmp_247[:, :, None] * jac_z_h_4__z_h_2
-    tmp_249 = x_2[:, :, None] * h_2[:, None]
-    tmp_250 = (tmp_248.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bi,Bi,Bl,Bij,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_3, jac_z_h_4__z_h_2, x_2)
-    tmp_251 = adj_h_4 * d2tanh_z_h_4
-    tmp_252 = tmp_251[:, :, None] * jac_z_h_4__z_h_2
-    tmp_253 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bc,Bc,Bl,Bci,Bcj,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_1, jac_z_h_4__z_h_2, jac_z_h_4__z_h_3, x_3)
-    tmp_254 = adj_h_4 * d2tanh_z_h_4
-    tmp_255 = tmp_254[:, :, None] * jac_z_h_4__z_h_2
-    tmp_256 = x_3[:, :, None] * h_1[:, None]
-    tmp_257 = (tmp_255.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bc,Bc,Bl,Bcj,Bci,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_2, jac_z_h_4__z_h_3, jac_z_h_4__z_h_3, x_3)
-    tmp_258 = adj_h_4 * d2tanh_z_h_4
-    tmp_259 = tmp_258[:, :, None] * jac_z_h_4__z_h_3
-    tmp_260 = x_3[:, :, None] * h_2[:, None]
-    tmp_261 = (tmp_259.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    # einsum("Bi,Bi,Bl,Bij,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_3, jac_z_h_4__z_h_3, x_3)
-    tmp_262 = adj_h_4 * d2tanh_z_h_4
-    tmp_263 = tmp_262[:, :, None] * jac_z_h_4__z_h_3
-    tmp_264 = x_3[:, :, None] * h_3[:, None]
-    # einsum("Bj,Bj,Bl,Bji,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_1, jac_z_h_4__z_h_2, x_4)
-    tmp_265 = adj_h_4 * d2tanh_z_h_4
-    tmp_266 = tmp_265[:, :, None] * jac_z_h_4__z_h_2
-    tmp_267 = x_4[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bj,Bl,Bji,Bk->jkil", d2tanh_z_h_4, adj_h_4, h_2, jac_z_h_4__z_h_3, x_4)
-    tmp_268 = adj_h_4 * d2tanh_z_h_4
-    tmp_269 = tmp_268[:, :, None] * jac_z_h_4__z_h_3
-    tmp_270 = x_4[:, :, None] * h_2[:, None]
-    # einsum("Bj,ji,Bj,Bl,Bk->jkil", d2tanh_z_h_4, np.eye(5), adj_h_4, h_3, x_4)
-    tmp_271 = adj_h_4 * d2tanh_z_h_4
-    tmp_272 = x_4[:, :, None] * h_3[:, None]
-    tmp_273 = np.tensordot(tmp_272, tmp_271, axes=([0], [0]))
-    # einsum("Bl,mn,Bmj,Bni,Bk->jkil", h_1, hobj_p__p, jac_p__z_h_1, jac_p__z_h_2, x_1)
-    tmp_274 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [0]))
-    tmp_275 = tmp_274 @ jac_p__z_h_2
-    tmp_276 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bl,mn,Bmj,Bni,Bk->jkil", h_2, hobj_p__p, jac_p__z_h_1, jac_p__z_h_3, x_1)
-    tmp_277 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [0]))
-    tmp_278 = tmp_277 @ jac_p__z_h_3
-    tmp_279 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bl,mn,Bmj,Bni,Bk->jkil", h_3, hobj_p__p, jac_p__z_h_1, jac_p__z_h_4, x_1)
-    tmp_280 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [0]))
-    tmp_281 = tmp_280 @ jac_p__z_h_4
-    tmp_282 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bl,mn,Bmj,Bni,Bk->jkil", h_1, hobj_p__p, jac_p__z_h_2, jac_p__z_h_2, x_2)
-    tmp_283 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_284 = tmp_283 @ jac_p__z_h_2
-    tmp_285 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bl,mn,Bmj,Bni,Bk->jkil", h_2, hobj_p__p, jac_p__z_h_2, jac_p__z_h_3, x_2)
-    tmp_286 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_287 = tmp_286 @ jac_p__z_h_3
-    tmp_288 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bl,mn,Bmj,Bni,Bk->jkil", h_3, hobj_p__p, jac_p__z_h_2, jac_p__z_h_4, x_2)
-    tmp_289 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_290 = tmp_289 @ jac_p__z_h_4
-    tmp_291 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bl,mn,Bni,Bmj,Bk->jkil", h_1, hobj_p__p, jac_p__z_h_2, jac_p__z_h_3, x_3)
-    tmp_292 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [1]))
-    tmp_293 = tmp_292 @ jac_p__z_h_3
-    tmp_294 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bl,mn,Bmj,Bni,Bk->jkil", h_2, hobj_p__p, jac_p__z_h_3, jac_p__z_h_3, x_3)
-    tmp_295 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [0]))
-    tmp_296 = tmp_295 @ jac_p__z_h_3
-    tmp_297 = x_3[:, :, None] * h_2[:, None]
-    # einsum("Bl,mn,Bmj,Bni,Bk->jkil", h_3, hobj_p__p, jac_p__z_h_3, jac_p__z_h_4, x_3)
-    tmp_298 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [0]))
-    tmp_299 = tmp_298 @ jac_p__z_h_4
-    tmp_300 = x_3[:, :, None] * h_3[:, None]
-    # einsum("Bl,mn,Bni,Bmj,Bk->jkil", h_1, hobj_p__p, jac_p__z_h_2, jac_p__z_h_4, x_4)
-    tmp_301 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [1]))
-    tmp_302 = tmp_301 @ jac_p__z_h_4
-    tmp_303 = x_4[:, :, None] * h_1[:, None]
-    # einsum("Bl,mn,Bni,Bmj,Bk->jkil", h_2, hobj_p__p, jac_p__z_h_3, jac_p__z_h_4, x_4)
-    tmp_304 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [1]))
-    tmp_305 = tmp_304 @ jac_p__z_h_4
-    tmp_306 = x_4[:, :, None] * h_2[:, None]
-    # einsum("Bl,mn,Bmj,Bni,Bk->jkil", h_3, hobj_p__p, jac_p__z_h_4, jac_p__z_h_4, x_4)
-    tmp_307 = np.tensordot(jac_p__z_h_4, hobj_p__p, axes=([1], [0]))
-    tmp_308 = tmp_307 @ jac_p__z_h_4
-    tmp_309 = x_4[:, :, None] * h_3[:, None]
-    hess_V__W = ((np.tensordot(tmp_200, jac_h_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_203, tmp_202, axes=([0], [0]))).transpose(3, 0, 2, 1) + (tmp_206.transpose(2, 0, 1))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_207, jac_h_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_208, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_212, tmp_211, axes=([0], [0]))).transpose(0, 2, 1, 3) + (np.tensordot(tmp_215, tmp_214, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_219, tmp_218, axes=([0], [0]))).transpose(0, 2, 1, 3) + (np.tensordot(tmp_222, tmp_221, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_225, tmp_224, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_228.transpose(2, 0, 1))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_229, jac_h_3__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_230, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_231, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_235, tmp_234, axes=([0], [0]))).transpose(0, 2, 1, 3) + (np.tensordot(tmp_239, tmp_238, axes=([0], [0]))).transpose(0, 2, 1, 3) + (np.tensordot(tmp_242, tmp_241, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_246, tmp_245, axes=([0], [0]))).transpose(0, 2, 1, 3) + (np.tensordot(tmp_250, tmp_249, axes=([0], [0]))).transpose(0, 2, 1, 3) + (np.tensordot(tmp_253, tmp_252, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_257, tmp_256, axes=([0], [0]))).transpose(1, 2, 0, 3) + (np.tensordot(tmp_261, tmp_260, axes=([0], [0]))).transpose(0, 2, 1, 3) + (np.tensordot(tmp_264, tmp_263, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_267, tmp_266, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_270, tmp_269, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_273.transpose(2, 0, 1))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_276, tmp_275, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_279, tmp_278, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_282, tmp_281, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_285, tmp_284, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_288, tmp_287, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_291, tmp_290, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_294, tmp_293, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_297, tmp_296, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_300, tmp_299, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_303, tmp_302, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_306, tmp_305, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_309, tmp_308, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂V,V[j,k,i,l] = tanh''(z_h_1[j]) δ[j,i] adj_h_1[j] x_1[k] x_1[l] + Σ_c tanh''(z_h_2[c]) adj_h_2[c] jac_z_h_2__z_h_1[c,j] jac_z_h_2__z_h_1[c,i] x_1[k] x_1[l] + tanh''(z_h_2[i]) adj_h_2[i] jac_z_h_2__z_h_1[i,j] x_1[k] x_2[l] + tanh''(z_h_2[j]) adj_h_2[j] jac_z_h_2__z_h_1[j,i] x_1[l] x_2[k] + tanh''(z_h_2[j]) δ[j,i] adj_h_2[j] x_2[k] x_2[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_1[c,i] x_1[k] x_1[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] jac_z_h_3__z_h_1[c,j] jac_z_h_3__z_h_2[c,i] x_1[k] x_2[l] + tanh''(z_h_3[i]) adj_h_3[i] jac_z_h_3__z_h_1[i,j] x_1[k] x_3[l] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] jac_z_h_3__z_h_1[c,i] jac_z_h_3__z_h_2[c,j] x_1[l] x_2[k] + Σ_c tanh''(z_h_3[c]) adj_h_3[c] jac_z_h_3__z_h_2[c,j] jac_z_h_3__z_h_2[c,i] x_2[k] x_2[l] + tanh''(z_h_3[i]) adj_h_3[i] jac_z_h_3__z_h_2[i,j] x_2[k] x_3[l] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_1[j,i] x_1[l] x_3[k] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_2[j,i] x_2[l] x_3[k] + tanh''(z_h_3[j]) δ[j,i] adj_h_3[j] x_3[k] x_3[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] jac_z_h_4__z_h_1[c,j] jac_z_h_4__z_h_1[c,i] x_1[k] x_1[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] jac_z_h_4__z_h_1[c,j] jac_z_h_4__z_h_2[c,i] x_1[k] x_2[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] jac_z_h_4__z_h_1[c,j] jac_z_h_4__z_h_3[c,i] x_1[k] x_3[l] + tanh''(z_h_4[i]) adj_h_4[i] jac_z_h_4__z_h_1[i,j] x_1[k] x_4[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] jac_z_h_4__z_h_1[c,i] jac_z_h_4__z_h_2[c,j] x_1[l] x_2[k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] jac_z_h_4__z_h_2[c,j] jac_z_h_4__z_h_2[c,i] x_2[k] x_2[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] jac_z_h_4__z_h_2[c,j] jac_z_h_4__z_h_3[c,i] x_2[k] x_3[l] + tanh''(z_h_4[i]) adj_h_4[i] jac_z_h_4__z_h_2[i,j] x_2[k] x_4[l] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] jac_z_h_4__z_h_1[c,i] jac_z_h_4__z_h_3[c,j] x_1[l] x_3[k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] jac_z_h_4__z_h_2[c,i] jac_z_h_4__z_h_3[c,j] x_2[l] x_3[k] + Σ_c tanh''(z_h_4[c]) adj_h_4[c] jac_z_h_4__z_h_3[c,j] jac_z_h_4__z_h_3[c,i] x_3[k] x_3[l] + tanh''(z_h_4[i]) adj_h_4[i] jac_z_h_4__z_h_3[i,j] x_3[k] x_4[l] + tanh''(z_h_4[j]) adj_h_4[j] jac_z_h_4__z_h_1[j,i] x_1[l] x_4[k] + tanh''(z_h_4[j]) adj_h_4[j] jac_z_h_4__z_h_2[j,i] x_2[l] x_4[k] + tanh''(z_h_4[j]) adj_h_4[j] jac_z_h_4__z_h_3[j,i] x_3[l] x_4[k] + tanh''(z_h_4[j]) δ[j,i] adj_h_4[j] x_4[k] x_4[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_1[m,j] jac_p__z_h_1[n,i] x_1[k] x_1[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_1[m,j] jac_p__z_h_2[n,i] x_1[k] x_2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_1[m,j] jac_p__z_h_3[n,i] x_1[k] x_3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_1[m,j] jac_p__z_h_4[n,i] x_1[k] x_4[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_1[n,i] jac_p__z_h_2[m,j] x_1[l] x_2[k] + Σ_mn hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_2[n,i] x_2[k] x_2[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_3[n,i] x_2[k] x_3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_2[m,j] jac_p__z_h_4[n,i] x_2[k] x_4[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_1[n,i] jac_p__z_h_3[m,j] x_1[l] x_3[k] + Σ_mn hobj_p__p[m,n] jac_p__z_h_2[n,i] jac_p__z_h_3[m,j] x_2[l] x_3[k] + Σ_mn hobj_p__p[m,n] jac_p__z_h_3[m,j] jac_p__z_h_3[n,i] x_3[k] x_3[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_3[m,j] jac_p__z_h_4[n,i] x_3[k] x_4[l] + Σ_mn hobj_p__p[m,n] jac_p__z_h_1[n,i] jac_p__z_h_4[m,j] x_1[l] x_4[k] + Σ_mn hobj_p__p[m,n] jac_p__z_h_2[n,i] jac_p__z_h_4[m,j] x_2[l] x_4[k] + Σ_mn hobj_p__p[m,n] jac_p__z_h_3[n,i] jac_p__z_h_4[m,j] x_3[l] x_4[k] + Σ_mn hobj_p__p[m,n] jac_p__z_h_4[m,j] jac_p__z_h_4[n,i] x_4[k] x_4[l]
-    z_h_1 = t["z_h(1)"]
-    d2tanh_z_h_1 = 2*h_1*(h_1**2 - 1)
-    adj_h_1 = t["adj_h_1"]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2tanh_z_h_1, np.eye(5), adj_h_1, x_1, x_1)
-    tmp_310 = adj_h_1 * d2tanh_z_h_1
-    tmp_311 = x_1[:, :, None] * x_1[:, None]
-    tmp_312 = np.tensordot(tmp_311, tmp_310, axes=([0], [0]))
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_2, adj_h_2, jac_z_h_2__z_h_1, jac_z_h_2__z_h_1, x_1, x_1)
-    tmp_313 = adj_h_2 * d2tanh_z_h_2
-    tmp_314 = tmp_313[:, :, None] * jac_z_h_2__z_h_1
-    tmp_315 = (tmp_314.transpose(0, 2, 1)) @ jac_z_h_2__z_h_1
-    tmp_316 = x_1[:, :, None] * x_1[:, None]
-    # einsum("Bi,Bi,Bij,Bk,Bl->jkil", d2tanh_z_h_2, adj_h_2, jac_z_h_2__z_h_1, x_1, x_2)
-    tmp_317 = adj_h_2 * d2tanh_z_h_2
-    tmp_318 = tmp_317[:, :, None] * jac_z_h_2__z_h_1
-    tmp_319 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bj,Bj,Bji,Bl,Bk->jkil", d2tanh_z_h_2, adj_h_2, jac_z_h_2__z_h_1, x_1, x_2)
-    tmp_320 = adj_h_2 * d2tanh_z_h_2
-    tmp_321 = tmp_320[:, :, None] * jac_z_h_2__z_h_1
-    tmp_322 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2tanh_z_h_2, np.eye(5), adj_h_2, x_2, x_2)
-    tmp_323 = adj_h_2 * d2tanh_z_h_2
-    tmp_324 = x_2[:, :, None] * x_2[:, None]
-    tmp_325 = np.tensordot(tmp_324, tmp_323, axes=([0], [0]))
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_1, x_1, x_1)
-    tmp_326 = adj_h_3 * d2tanh_z_h_3
-    tmp_327 = tmp_326[:, :, None] * jac_z_h_3__z_h_1
-    tmp_328 = (tmp_327.transpose(0, 2, 1)) @ jac_z_h_3__z_h_1
-    tmp_329 = x_1[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_1, x_2)
-    tmp_330 = adj_h_3 * d2tanh_z_h_3
-    tmp_331 = tmp_330[:, :, None] * jac_z_h_3__z_h_1
-    tmp_332 = (tmp_331.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_333 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bi,Bi,Bij,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, x_1, x_3)
-    tmp_334 = adj_h_3 * d2tanh_z_h_3
-    tmp_335 = tmp_334[:, :, None] * jac_z_h_3__z_h_1
-    tmp_336 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bci,Bcj,Bl,Bk->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, jac_z_h_3__z_h_2, x_1, x_2)
-    tmp_337 = adj_h_3 * d2tanh_z_h_3
-    tmp_338 = tmp_337[:, :, None] * jac_z_h_3__z_h_1
-    tmp_339 = (tmp_338.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_340 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_2, jac_z_h_3__z_h_2, x_2, x_2)
-    tmp_341 = adj_h_3 * d2tanh_z_h_3
-    tmp_342 = tmp_341[:, :, None] * jac_z_h_3__z_h_2
-    tmp_343 = (tmp_342.transpose(0, 2, 1)) @ jac_z_h_3__z_h_2
-    tmp_344 = x_2[:, :, None] * x_2[:, None]
-    # einsum("Bi,Bi,Bij,Bk,Bl->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_2, x_2, x_3)
-    tmp_345 = adj_h_3 * d2tanh_z_h_3
-    tmp_346 = tmp_345[:, :, None] * jac_z_h_3__z_h_2
-    tmp_347 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bj,Bj,Bji,Bl,Bk->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_1, x_1, x_3)
-    tmp_348 = adj_h_3 * d2tanh_z_h_3
-    tmp_349 = tmp_348[:, :, None] * jac_z_h_3__z_h_1
-    tmp_350 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bj,Bj,Bji,Bl,Bk->jkil", d2tanh_z_h_3, adj_h_3, jac_z_h_3__z_h_2, x_2, x_3)
-    tmp_351 = adj_h_3 * d2tanh_z_h_3
-    tmp_352 = tmp_351[:, :, None] * jac_z_h_3__z_h_2
-    tmp_353 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2tanh_z_h_3, np.eye(5), adj_h_3, x_3, x_3)
-    tmp_354 = adj_h_3 * d2tanh_z_h_3
-    tmp_355 = x_3[:, :, None] * x_3[:, None]
-    tmp_356 = np.tensordot(tmp_355, tmp_354, axes=([0], [0]))
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_1, jac_z_h_4__z_h_1, x_1, x_1)
-    tmp_357 = adj_h_4 * d2tanh_z_h_4
-    tmp_358 = tmp_357[:, :, None] * jac_z_h_4__z_h_1
-    tmp_359 = (tmp_358.transpose(0, 2, 1)) @ jac_z_h_4__z_h_1
-    tmp_360 = x_1[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_1, jac_z_h_4__z_h_2, x_1, x_2)
-    tmp_361 = adj_h_4 * d2tanh_z_h_4
-    tmp_362 = tmp_361[:, :, None] * jac_z_h_4__z_h_1
-    tmp_363 = (tmp_362.transpose(0, 2, 1)) @ jac_z_h_4__z_h_2
-    tmp_364 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_1, jac_z_h_4__z_h_3, x_1, x_3)
-    tmp_365 = adj_h_4 * d2tanh_z_h_4
-    tmp_366 = tmp_365[:, :, None] * jac_z_h_4__z_h_1
-    tmp_367 = (tmp_366.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    tmp_368 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bi,Bi,Bij,Bk,Bl->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_1, x_1, x_4)
-    tmp_369 = adj_h_4 * d2tanh_z_h_4
-    tmp_370 = tmp_369[:, :, None] * jac_z_h_4__z_h_1
-    tmp_371 = x_4[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bci,Bcj,Bl,Bk->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_1, jac_z_h_4__z_h_2, x_1, x_2)
-    tmp_372 = adj_h_4 * d2tanh_z_h_4
-    tmp_373 = tmp_372[:, :, None] * jac_z_h_4__z_h_1
-    tmp_374 = (tmp_373.transpose(0, 2, 1)) @ jac_z_h_4__z_h_2
-    tmp_375 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_2, jac_z_h_4__z_h_2, x_2, x_2)
-    tmp_376 = adj_h_4 * d2tanh_z_h_4
-    tmp_377 = tmp_376[:, :, None] * jac_z_h_4__z_h_2
-    tmp_378 = (tmp_377.transpose(0, 2, 1)) @ jac_z_h_4__z_h_2
-    tmp_379 = x_2[:, :, None] * x_2[:, None]
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_2, jac_z_h_4__z_h_3, x_2, x_3)
-    tmp_380 = adj_h_4 * d2tanh_z_h_4
-    tmp_381 = tmp_380[:, :, None] * jac_z_h_4__z_h_2
-    tmp_382 = (tmp_381.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    tmp_383 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bi,Bi,Bij,Bk,Bl->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_2, x_2, x_4)
-    tmp_384 = adj_h_4 * d2tanh_z_h_4
-    tmp_385 = tmp_384[:, :, None] * jac_z_h_4__z_h_2
-    tmp_386 = x_4[:, :, None] * x_2[:, None]
-    # einsum("Bc,Bc,Bci,Bcj,Bl,Bk->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_1, jac_z_h_4__z_h_3, x_1, x_3)
-    tmp_387 = adj_h_4 * d2tanh_z_h_4
-    tmp_388 = tmp_387[:, :, None] * jac_z_h_4__z_h_1
-    tmp_389 = (tmp_388.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    tmp_390 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bc,Bc,Bci,Bcj,Bl,Bk->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_2, jac_z_h_4__z_h_3, x_2, x_3)
-    tmp_391 = adj_h_4 * d2tanh_z_h_4
-    tmp_392 = tmp_391[:, :, None] * jac_z_h_4__z_h_2
-    tmp_393 = (tmp_392.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    tmp_394 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bc,Bc,Bcj,Bci,Bk,Bl->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_3, jac_z_h_4__z_h_3, x_3, x_3)
-    tmp_395 = adj_h_4 * d2tanh_z_h_4
-    tmp_396 = tmp_395[:, :, None] * jac_z_h_4__z_h_3
-    tmp_397 = (tmp_396.transpose(0, 2, 1)) @ jac_z_h_4__z_h_3
-    tmp_398 = x_3[:, :, None] * x_3[:, None]
-    # einsum("Bi,Bi,Bij,Bk,Bl->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_3, x_3, x_4)
-    tmp_399 = adj_h_4 * d2tanh_z_h_4
-    tmp_400 = tmp_399[:, :, None] * jac_z_h_4__z_h_3
-    tmp_401 = x_4[:, :, None] * x_3[:, None]
-    # einsum("Bj,Bj,Bji,Bl,Bk->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_1, x_1, x_4)
-    tmp_402 = adj_h_4 * d2tanh_z_h_4
-    tmp_403 = tmp_402[:, :, None] * jac_z_h_4__z_h_1
-    tmp_404 = x_4[:, :, None] * x_1[:, None]
-    # einsum("Bj,Bj,Bji,Bl,Bk->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_2, x_2, x_4)
-    tmp_405 = adj_h_4 * d2tanh_z_h_4
-    tmp_406 = tmp_405[:, :, None] * jac_z_h_4__z_h_2
-    tmp_407 = x_4[:, :, None] * x_2[:, None]
-    # einsum("Bj,Bj,Bji,Bl,Bk->jkil", d2tanh_z_h_4, adj_h_4, jac_z_h_4__z_h_3, x_3, x_4)
-    tmp_408 = adj_h_4 * d2tanh_z_h_4
-    tmp_409 = tmp_408[:, :, None] * jac_z_h_4__z_h_3
-    tmp_410 = x_4[:, :, None] * x_3[:, None]
-    # einsum("Bj,ji,Bj,Bk,Bl->jkil", d2tanh_z_h_4, np.eye(5), adj_h_4, x_4, x_4)
-    tmp_411 = adj_h_4 * d2tanh_z_h_4
-    tmp_412 = x_4[:, :, None] * x_4[:, None]
-    tmp_413 = np.tensordot(tmp_412, tmp_411, axes=([0], [0]))
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_1, jac_p__z_h_1, x_1, x_1)
-    tmp_414 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [0]))
-    tmp_415 = x_1[:, :, None] * x_1[:, None]
-    tmp_416 = tmp_414 @ jac_p__z_h_1
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_1, jac_p__z_h_2, x_1, x_2)
-    tmp_417 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [0]))
-    tmp_418 = x_2[:, :, None] * x_1[:, None]
-    tmp_419 = tmp_417 @ jac_p__z_h_2
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_1, jac_p__z_h_3, x_1, x_3)
-    tmp_420 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [0]))
-    tmp_421 = x_3[:, :, None] * x_1[:, None]
-    tmp_422 = tmp_420 @ jac_p__z_h_3
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_1, jac_p__z_h_4, x_1, x_4)
-    tmp_423 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [0]))
-    tmp_424 = x_4[:, :, None] * x_1[:, None]
-    tmp_425 = tmp_423 @ jac_p__z_h_4
-    # einsum("mn,Bni,Bmj,Bl,Bk->jkil", hobj_p__p, jac_p__z_h_1, jac_p__z_h_2, x_1, x_2)
-    tmp_426 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [1]))
-    tmp_427 = x_2[:, :, None] * x_1[:, None]
-    tmp_428 = tmp_426 @ jac_p__z_h_2
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_2, jac_p__z_h_2, x_2, x_2)
-    tmp_429 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_430 = x_2[:, :, None] * x_2[:, None]
-    tmp_431 = tmp_429 @ jac_p__z_h_2
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_2, jac_p__z_h_3, x_2, x_3)
-    tmp_432 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_433 = x_3[:, :, None] * x_2[:, None]
-    tmp_434 = tmp_432 @ jac_p__z_h_3
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_2, jac_p__z_h_4, x_2, x_4)
-    tmp_435 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [0]))
-    tmp_436 = x_4[:, :, None] * x_2[:, None]
-    tmp_437 = tmp_435 @ jac_p__z_h_4
-    # einsum("mn,Bni,Bmj,Bl,Bk->jkil", hobj_p__p, jac_p__z_h_1, jac_p__z_h_3, x_1, x_3)
-    tmp_438 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [1]))
-    tmp_439 = x_3[:, :, None] * x_1[:, None]
-    tmp_440 = tmp_438 @ jac_p__z_h_3
-    # einsum("mn,Bni,Bmj,Bl,Bk->jkil", hobj_p__p, jac_p__z_h_2, jac_p__z_h_3, x_2, x_3)
-    tmp_441 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [1]))
-    tmp_442 = x_3[:, :, None] * x_2[:, None]
-    tmp_443 = tmp_441 @ jac_p__z_h_3
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_3, jac_p__z_h_3, x_3, x_3)
-    tmp_444 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [0]))
-    tmp_445 = x_3[:, :, None] * x_3[:, None]
-    tmp_446 = tmp_444 @ jac_p__z_h_3
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_3, jac_p__z_h_4, x_3, x_4)
-    tmp_447 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [0]))
-    tmp_448 = x_4[:, :, None] * x_3[:, None]
-    tmp_449 = tmp_447 @ jac_p__z_h_4
-    # einsum("mn,Bni,Bmj,Bl,Bk->jkil", hobj_p__p, jac_p__z_h_1, jac_p__z_h_4, x_1, x_4)
-    tmp_450 = np.tensordot(jac_p__z_h_1, hobj_p__p, axes=([1], [1]))
-    tmp_451 = x_4[:, :, None] * x_1[:, None]
-    tmp_452 = tmp_450 @ jac_p__z_h_4
-    # einsum("mn,Bni,Bmj,Bl,Bk->jkil", hobj_p__p, jac_p__z_h_2, jac_p__z_h_4, x_2, x_4)
-    tmp_453 = np.tensordot(jac_p__z_h_2, hobj_p__p, axes=([1], [1]))
-    tmp_454 = x_4[:, :, None] * x_2[:, None]
-    tmp_455 = tmp_453 @ jac_p__z_h_4
-    # einsum("mn,Bni,Bmj,Bl,Bk->jkil", hobj_p__p, jac_p__z_h_3, jac_p__z_h_4, x_3, x_4)
-    tmp_456 = np.tensordot(jac_p__z_h_3, hobj_p__p, axes=([1], [1]))
-    tmp_457 = x_4[:, :, None] * x_3[:, None]
-    tmp_458 = tmp_456 @ jac_p__z_h_4
-    # einsum("mn,Bmj,Bni,Bk,Bl->jkil", hobj_p__p, jac_p__z_h_4, jac_p__z_h_4, x_4, x_4)
-    tmp_459 = np.tensordot(jac_p__z_h_4, hobj_p__p, axes=([1], [0]))
-    tmp_460 = x_4[:, :, None] * x_4[:, None]
-    tmp_461 = tmp_459 @ jac_p__z_h_4
-    hess_V__V = ((tmp_312.transpose(2, 1, 0))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_316, tmp_315, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_319, tmp_318, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_322, tmp_321, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_325.transpose(2, 1, 0))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_329, tmp_328, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_333, tmp_332, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_336, tmp_335, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_340, tmp_339, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_344, tmp_343, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_347, tmp_346, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_350, tmp_349, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_353, tmp_352, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_356.transpose(2, 1, 0))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_360, tmp_359, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_364, tmp_363, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_368, tmp_367, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_371, tmp_370, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_375, tmp_374, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_379, tmp_378, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_383, tmp_382, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_386, tmp_385, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_390, tmp_389, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_394, tmp_393, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_398, tmp_397, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_401, tmp_400, axes=([0], [0]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_404, tmp_403, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_407, tmp_406, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_410, tmp_409, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_413.transpose(2, 1, 0))[:, :, None] * (np.eye(5))[:, None, :, None] + (np.tensordot(tmp_416, tmp_415, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_419, tmp_418, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_422, tmp_421, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_425, tmp_424, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_428, tmp_427, axes=([0], [0]))).transpose(1, 2, 0, 3) + (np.tensordot(tmp_431, tmp_430, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_434, tmp_433, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_437, tmp_436, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_440, tmp_439, axes=([0], [0]))).transpose(1, 2, 0, 3) + (np.tensordot(tmp_443, tmp_442, axes=([0], [0]))).transpose(1, 2, 0, 3) + (np.tensordot(tmp_446, tmp_445, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_449, tmp_448, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_452, tmp_451, axes=([0], [0]))).transpose(1, 2, 0, 3) + (np.tensordot(tmp_455, tmp_454, axes=([0], [0]))).transpose(1, 2, 0, 3) + (np.tensordot(tmp_458, tmp_457, axes=([0], [0]))).transpose(1, 2, 0, 3) + (np.tensordot(tmp_461, tmp_460, axes=([0], [0]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂V,U[j,k,l,i] = adj_p[l] jac_h_4__z_h_1[i,j] x_1[k] + adj_p[l] jac_h_4__z_h_2[i,j] x_2[k] + adj_p[l] jac_h_4__z_h_3[i,j] x_3[k] + adj_p[l] jac_h_4__z_h_4[i,j] x_4[k] + Σ_c h_4[i] hobj_p__p[c,l] jac_p__z_h_1[c,j] x_1[k] + Σ_c h_4[i] hobj_p__p[c,l] jac_p__z_h_2[c,j] x_2[k] + Σ_c h_4[i] hobj_p__p[c,l] jac_p__z_h_3[c,j] x_3[k] + Σ_c h_4[i] hobj_p__p[c,l] jac_p__z_h_4[c,j] x_4[k]
+    tmp_45 = x_3[:, :, None] * adj_z_h_4[:, None]
+    hess_z_h_1__z_h_2 = t["hess_z_h_1__z_h_2"]
+    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_1__z_h_2, x_1)
+    tmp_46 = x_1[:, :, None] * h_1[:, None]
+    hess_z_h_1__z_h_3 = t["hess_z_h_1__z_h_3"]
+    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_1__z_h_3, x_1)
+    tmp_47 = x_1[:, :, None] * h_2[:, None]
+    hess_z_h_1__z_h_4 = t["hess_z_h_1__z_h_4"]
+    # einsum("Bl,Bji,Bk->jkil", h_3, hess_z_h_1__z_h_4, x_1)
+    tmp_48 = x_1[:, :, None] * h_3[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_2__z_h_2, x_2)
+    tmp_49 = x_2[:, :, None] * h_1[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_2__z_h_3, x_2)
+    tmp_50 = x_2[:, :, None] * h_2[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_3, hess_z_h_2__z_h_4, x_2)
+    tmp_51 = x_2[:, :, None] * h_3[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_3__z_h_2, x_3)
+    tmp_52 = x_3[:, :, None] * h_1[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_3__z_h_3, x_3)
+    tmp_53 = x_3[:, :, None] * h_2[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_3, hess_z_h_3__z_h_4, x_3)
+    tmp_54 = x_3[:, :, None] * h_3[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_4__z_h_2, x_4)
+    tmp_55 = x_4[:, :, None] * h_1[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_4__z_h_3, x_4)
+    tmp_56 = x_4[:, :, None] * h_2[:, None]
+    # einsum("Bl,Bji,Bk->jkil", h_3, hess_z_h_4__z_h_4, x_4)
+    tmp_57 = x_4[:, :, None] * h_3[:, None]
+    hess_V__W = ((np.tensordot(tmp_40, jac_h_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_41, jac_h_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_42, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_43, jac_h_3__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_44, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_45, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_46, hess_z_h_1__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_47, hess_z_h_1__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_48, hess_z_h_1__z_h_4, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_49, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_50, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_51, hess_z_h_2__z_h_4, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_52, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_53, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_54, hess_z_h_3__z_h_4, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_55, hess_z_h_4__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_56, hess_z_h_4__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_57, hess_z_h_4__z_h_4, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂V,V[j,k,i,l] = hess_z_h_1__z_h_1[j,i] x_1[k] x_1[l] + hess_z_h_1__z_h_2[j,i] x_1[k] x_2[l] + hess_z_h_1__z_h_3[j,i] x_1[k] x_3[l] + hess_z_h_1__z_h_4[j,i] x_1[k] x_4[l] + hess_z_h_2__z_h_1[j,i] x_1[l] x_2[k] + hess_z_h_2__z_h_2[j,i] x_2[k] x_2[l] + hess_z_h_2__z_h_3[j,i] x_2[k] x_3[l] + hess_z_h_2__z_h_4[j,i] x_2[k] x_4[l] + hess_z_h_3__z_h_1[j,i] x_1[l] x_3[k] + hess_z_h_3__z_h_2[j,i] x_2[l] x_3[k] + hess_z_h_3__z_h_3[j,i] x_3[k] x_3[l] + hess_z_h_3__z_h_4[j,i] x_3[k] x_4[l] + hess_z_h_4__z_h_1[j,i] x_1[l] x_4[k] + hess_z_h_4__z_h_2[j,i] x_2[l] x_4[k] + hess_z_h_4__z_h_3[j,i] x_3[l] x_4[k] + hess_z_h_4__z_h_4[j,i] x_4[k] x_4[l]
+    hess_z_h_1__z_h_1 = t["hess_z_h_1__z_h_1"]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_1, x_1, x_1)
+    tmp_58 = x_1[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_2, x_1, x_2)
+    tmp_59 = x_2[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_3, x_1, x_3)
+    tmp_60 = x_3[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_4, x_1, x_4)
+    tmp_61 = x_4[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bl,Bk->jkil", hess_z_h_2__z_h_1, x_1, x_2)
+    tmp_62 = x_2[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_2__z_h_2, x_2, x_2)
+    tmp_63 = x_2[:, :, None] * x_2[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_2__z_h_3, x_2, x_3)
+    tmp_64 = x_3[:, :, None] * x_2[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_2__z_h_4, x_2, x_4)
+    tmp_65 = x_4[:, :, None] * x_2[:, None]
+    # einsum("Bji,Bl,Bk->jkil", hess_z_h_3__z_h_1, x_1, x_3)
+    tmp_66 = x_3[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bl,Bk->jkil", hess_z_h_3__z_h_2, x_2, x_3)
+    tmp_67 = x_3[:, :, None] * x_2[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_3__z_h_3, x_3, x_3)
+    tmp_68 = x_3[:, :, None] * x_3[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_3__z_h_4, x_3, x_4)
+    tmp_69 = x_4[:, :, None] * x_3[:, None]
+    # einsum("Bji,Bl,Bk->jkil", hess_z_h_4__z_h_1, x_1, x_4)
+    tmp_70 = x_4[:, :, None] * x_1[:, None]
+    # einsum("Bji,Bl,Bk->jkil", hess_z_h_4__z_h_2, x_2, x_4)
+    tmp_71 = x_4[:, :, None] * x_2[:, None]
+    # einsum("Bji,Bl,Bk->jkil", hess_z_h_4__z_h_3, x_3, x_4)
+    tmp_72 = x_4[:, :, None] * x_3[:, None]
+    # einsum("Bji,Bk,Bl->jkil", hess_z_h_4__z_h_4, x_4, x_4)
+    tmp_73 = x_4[:, :, None] * x_4[:, None]
+    hess_V__V = ((np.tensordot(tmp_58, hess_z_h_1__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_59, hess_z_h_1__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_60, hess_z_h_1__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_61, hess_z_h_1__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_62, hess_z_h_2__z_h_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_63, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_64, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_65, hess_z_h_2__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_66, hess_z_h_3__z_h_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_67, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_68, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_69, hess_z_h_3__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_70, hess_z_h_4__z_h_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_71, hess_z_h_4__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_72, hess_z_h_4__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_73, hess_z_h_4__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂V,U[j,k,l,i] = adj_p[l] jac_h_4__z_h_1[i,j] x_1[k] + adj_p[l] jac_h_4__z_h_2[i,j] x_2[k] + adj_p[l] jac_h_4__z_h_3[i,j] x_3[k] + adj_p[l] jac_h_4__z_h_4[i,j] x_4[k] + h_4[i] hess_z_h_1__p[j,l] x_1[k] + h_4[i] hess_z_h_2__p[j,l] x_2[k] + h_4[i] hess_z_h_3__p[j,l] x_3[k] + h_4[i] hess_z_h_4__p[j,l] x_4[k]
     jac_h_4__z_h_1 = t["jac_h_4__z_h_1"]
     # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h_4__z_h_1, x_1)
-    tmp_462 = x_1[:, :, None] * adj_p[:, None]
+    tmp_74 = x_1[:, :, None] * adj_p[:, None]
     # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h_4__z_h_2, x_2)
-    tmp_463 = x_2[:, :, None] * adj_p[:, None]
+    tmp_75 = x_2[:, :, None] * adj_p[:, None]
     # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h_4__z_h_3, x_3)
-    tmp_464 = x_3[:, :, None] * adj_p[:, None]
+    tmp_76 = x_3[:, :, None] * adj_p[:, None]
     # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h_4__z_h_4, x_4)
-    tmp_465 = x_4[:, :, None] * adj_p[:, None]
-    # einsum("Bi,cl,Bcj,Bk->jkli", h_4, hobj_p__p, jac_p__z_h_1, x_1)
-    tmp_466 = x_1[:, :, None] * h_4[:, None]
-    tmp_467 = np.tensordot(tmp_466, jac_p__z_h_1, axes=([0], [0]))
-    # einsum("Bi,cl,Bcj,Bk->jkli", h_4, hobj_p__p, jac_p__z_h_2, x_2)
-    tmp_468 = x_2[:, :, None] * h_4[:, None]
-    tmp_469 = np.tensordot(tmp_468, jac_p__z_h_2, axes=([0], [0]))
-    # einsum("Bi,cl,Bcj,Bk->jkli", h_4, hobj_p__p, jac_p__z_h_3, x_3)
-    tmp_470 = x_3[:, :, None] * h_4[:, None]
-    tmp_471 = np.tensordot(tmp_470, jac_p__z_h_3, axes=([0], [0]))
-    # einsum("Bi,cl,Bcj,Bk->jkli", h_4, hobj_p__p, jac_p__z_h_4, x_4)
-    tmp_472 = x_4[:, :, None] * h_4[:, None]
-    tmp_473 = np.tensordot(tmp_472, jac_p__z_h_4, axes=([0], [0]))
-    hess_V__U = ((np.tensordot(tmp_462, jac_h_4__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_463, jac_h_4__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_464, jac_h_4__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_465, jac_h_4__z_h_4, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_467, hobj_p__p, axes=([2], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_469, hobj_p__p, axes=([2], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_471, hobj_p__p, axes=([2], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_473, hobj_p__p, axes=([2], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,W[l,j,i,k] = adj_p[l] h_1[k] jac_h_4__z_h_2[j,i] + adj_p[l] h_2[k] jac_h_4__z_h_3[j,i] + adj_p[l] h_3[k] jac_h_4__z_h_4[j,i] + Σ_c h_1[k] h_4[j] hobj_p__p[l,c] jac_p__z_h_2[c,i] + Σ_c h_2[k] h_4[j] hobj_p__p[l,c] jac_p__z_h_3[c,i] + Σ_c h_3[k] h_4[j] hobj_p__p[l,c] jac_p__z_h_4[c,i]
+    tmp_77 = x_4[:, :, None] * adj_p[:, None]
+    hess_z_h_1__p = t["hess_z_h_1__p"]
+    # einsum("Bi,Bjl,Bk->jkli", h_4, hess_z_h_1__p, x_1)
+    tmp_78 = x_1[:, :, None] * h_4[:, None]
+    # einsum("Bi,Bjl,Bk->jkli", h_4, hess_z_h_2__p, x_2)
+    tmp_79 = x_2[:, :, None] * h_4[:, None]
+    # einsum("Bi,Bjl,Bk->jkli", h_4, hess_z_h_3__p, x_3)
+    tmp_80 = x_3[:, :, None] * h_4[:, None]
+    # einsum("Bi,Bjl,Bk->jkli", h_4, hess_z_h_4__p, x_4)
+    tmp_81 = x_4[:, :, None] * h_4[:, None]
+    hess_V__U = ((np.tensordot(tmp_74, jac_h_4__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_75, jac_h_4__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_76, jac_h_4__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_77, jac_h_4__z_h_4, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_78, hess_z_h_1__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_79, hess_z_h_2__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_80, hess_z_h_3__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_81, hess_z_h_4__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,W[l,j,i,k] = adj_p[l] h_1[k] jac_h_4__z_h_2[j,i] + adj_p[l] h_2[k] jac_h_4__z_h_3[j,i] + adj_p[l] h_3[k] jac_h_4__z_h_4[j,i] + h_1[k] h_4[j] hess_p__z_h_2[l,i] + h_2[k] h_4[j] hess_p__z_h_3[l,i] + h_3[k] h_4[j] hess_p__z_h_4[l,i]
     # einsum("Bl,Bk,Bji->ljik", adj_p, h_1, jac_h_4__z_h_2)
-    tmp_474 = h_1[:, :, None] * adj_p[:, None]
+    tmp_82 = h_1[:, :, None] * adj_p[:, None]
     # einsum("Bl,Bk,Bji->ljik", adj_p, h_2, jac_h_4__z_h_3)
-    tmp_475 = h_2[:, :, None] * adj_p[:, None]
+    tmp_83 = h_2[:, :, None] * adj_p[:, None]
     # einsum("Bl,Bk,Bji->ljik", adj_p, h_3, jac_h_4__z_h_4)
-    tmp_476 = h_3[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,lc,Bci->ljik", h_1, h_4, hobj_p__p, jac_p__z_h_2)
-    tmp_477 = h_4[:, :, None] * h_1[:, None]
-    tmp_478 = np.tensordot(tmp_477, jac_p__z_h_2, axes=([0], [0]))
-    # einsum("Bk,Bj,lc,Bci->ljik", h_2, h_4, hobj_p__p, jac_p__z_h_3)
-    tmp_479 = h_4[:, :, None] * h_2[:, None]
-    tmp_480 = np.tensordot(tmp_479, jac_p__z_h_3, axes=([0], [0]))
-    # einsum("Bk,Bj,lc,Bci->ljik", h_3, h_4, hobj_p__p, jac_p__z_h_4)
-    tmp_481 = h_4[:, :, None] * h_3[:, None]
-    tmp_482 = np.tensordot(tmp_481, jac_p__z_h_4, axes=([0], [0]))
-    hess_U__W = ((np.tensordot(tmp_474, jac_h_4__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_475, jac_h_4__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_476, jac_h_4__z_h_4, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_478, hobj_p__p, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_480, hobj_p__p, axes=([2], [1]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_482, hobj_p__p, axes=([2], [1]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂U,V[l,j,i,k] = adj_p[l] jac_h_4__z_h_1[j,i] x_1[k] + adj_p[l] jac_h_4__z_h_2[j,i] x_2[k] + adj_p[l] jac_h_4__z_h_3[j,i] x_3[k] + adj_p[l] jac_h_4__z_h_4[j,i] x_4[k] + Σ_c h_4[j] hobj_p__p[l,c] jac_p__z_h_1[c,i] x_1[k] + Σ_c h_4[j] hobj_p__p[l,c] jac_p__z_h_2[c,i] x_2[k] + Σ_c h_4[j] hobj_p__p[l,c] jac_p__z_h_3[c,i] x_3[k] + Σ_c h_4[j] hobj_p__p[l,c] jac_p__z_h_4[c,i] x_4[k]
+    tmp_84 = h_3[:, :, None] * adj_p[:, None]
+    hess_p__z_h_2 = t["hess_p__z_h_2"]
+    # einsum("Bk,Bj,Bli->ljik", h_1, h_4, hess_p__z_h_2)
+    tmp_85 = h_4[:, :, None] * h_1[:, None]
+    hess_p__z_h_3 = t["hess_p__z_h_3"]
+    # einsum("Bk,Bj,Bli->ljik", h_2, h_4, hess_p__z_h_3)
+    tmp_86 = h_4[:, :, None] * h_2[:, None]
+    hess_p__z_h_4 = t["hess_p__z_h_4"]
+    # einsum("Bk,Bj,Bli->ljik", h_3, h_4, hess_p__z_h_4)
+    tmp_87 = h_4[:, :, None] * h_3[:, None]
+    hess_U__W = ((np.tensordot(tmp_82, jac_h_4__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_83, jac_h_4__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_84, jac_h_4__z_h_4, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_85, hess_p__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_86, hess_p__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_87, hess_p__z_h_4, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,V[l,j,i,k] = adj_p[l] jac_h_4__z_h_1[j,i] x_1[k] + adj_p[l] jac_h_4__z_h_2[j,i] x_2[k] + adj_p[l] jac_h_4__z_h_3[j,i] x_3[k] + adj_p[l] jac_h_4__z_h_4[j,i] x_4[k] + h_4[j] hess_p__z_h_1[l,i] x_1[k] + h_4[j] hess_p__z_h_2[l,i] x_2[k] + h_4[j] hess_p__z_h_3[l,i] x_3[k] + h_4[j] hess_p__z_h_4[l,i] x_4[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h_4__z_h_1, x_1)
-    tmp_483 = x_1[:, :, None] * adj_p[:, None]
+    tmp_88 = x_1[:, :, None] * adj_p[:, None]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h_4__z_h_2, x_2)
-    tmp_484 = x_2[:, :, None] * adj_p[:, None]
+    tmp_89 = x_2[:, :, None] * adj_p[:, None]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h_4__z_h_3, x_3)
-    tmp_485 = x_3[:, :, None] * adj_p[:, None]
+    tmp_90 = x_3[:, :, None] * adj_p[:, None]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h_4__z_h_4, x_4)
-    tmp_486 = x_4[:, :, None] * adj_p[:, None]
-    # einsum("Bj,lc,Bci,Bk->ljik", h_4, hobj_p__p, jac_p__z_h_1, x_1)
-    tmp_487 = x_1[:, :, None] * h_4[:, None]
-    tmp_488 = np.tensordot(tmp_487, jac_p__z_h_1, axes=([0], [0]))
-    # einsum("Bj,lc,Bci,Bk->ljik", h_4, hobj_p__p, jac_p__z_h_2, x_2)
-    tmp_489 = x_2[:, :, None] * h_4[:, None]
-    tmp_490 = np.tensordot(tmp_489, jac_p__z_h_2, axes=([0], [0]))
-    # einsum("Bj,lc,Bci,Bk->ljik", h_4, hobj_p__p, jac_p__z_h_3, x_3)
-    tmp_491 = x_3[:, :, None] * h_4[:, None]
-    tmp_492 = np.tensordot(tmp_491, jac_p__z_h_3, axes=([0], [0]))
-    # einsum("Bj,lc,Bci,Bk->ljik", h_4, hobj_p__p, jac_p__z_h_4, x_4)
-    tmp_493 = x_4[:, :, None] * h_4[:, None]
-    tmp_494 = np.tensordot(tmp_493, jac_p__z_h_4, axes=([0], [0]))
-    hess_U__V = ((np.tensordot(tmp_483, jac_h_4__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_484, jac_h_4__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_485, jac_h_4__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_486, jac_h_4__z_h_4, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_488, hobj_p__p, axes=([2], [1]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_490, hobj_p__p, axes=([2], [1]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_492, hobj_p__p, axes=([2], [1]))).transpose(3, 1, 2, 0) + (np.tensordot(tmp_494, hobj_p__p, axes=([2], [1]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂U,U[l,j,i,k] = h_4[j] h_4[k] hobj_p__p[l,i]
-    # einsum("Bj,Bk,li->ljik", h_4, h_4, hobj_p__p)
-    tmp_495 = h_4.T @ h_4
-    hess_U__U = tmp_495.T[:, None] * hobj_p__p[:, None, :, None] / B
+    tmp_91 = x_4[:, :, None] * adj_p[:, None]
+    hess_p__z_h_1 = t["hess_p__z_h_1"]
+    # einsum("Bj,Bli,Bk->ljik", h_4, hess_p__z_h_1, x_1)
+    tmp_92 = x_1[:, :, None] * h_4[:, None]
+    # einsum("Bj,Bli,Bk->ljik", h_4, hess_p__z_h_2, x_2)
+    tmp_93 = x_2[:, :, None] * h_4[:, None]
+    # einsum("Bj,Bli,Bk->ljik", h_4, hess_p__z_h_3, x_3)
+    tmp_94 = x_3[:, :, None] * h_4[:, None]
+    # einsum("Bj,Bli,Bk->ljik", h_4, hess_p__z_h_4, x_4)
+    tmp_95 = x_4[:, :, None] * h_4[:, None]
+    hess_U__V = ((np.tensordot(tmp_88, jac_h_4__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_89, jac_h_4__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_90, jac_h_4__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_91, jac_h_4__z_h_4, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_92, hess_p__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_93, hess_p__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_94, hess_p__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_95, hess_p__z_h_4, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,U[l,j,i,k] = h_4[j] h_4[k] hess_p__p[l,i]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bj,Bk,li->ljik", h_4, h_4, hess_p__p)
+    tmp_96 = h_4.T @ h_4
+    hess_U__U = tmp_96.T[:, None] * hess_p__p[:, None, :, None] / B
     return {("W", "W"): hess_W__W, ("W", "V"): hess_W__V, ("W", "U"): hess_W__U, ("V", "W"): hess_V__W, ("V", "V"): hess_V__V, ("V", "U"): hess_V__U, ("U", "W"): hess_U__W, ("U", "V"): hess_U__V, ("U", "U"): hess_U__U}
 
 
@@ -1647,9 +1645,9 @@ def ggn_diagonal(params, data):
     t["jac_p__z_h_3"] = _jac_p__z_h_3(t)
     t["jac_p__h_2"] = _jac_p__h_2(t)
     t["jac_p__z_h_2"] = _jac_p__z_h_2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
     t["jac_p__h_1"] = _jac_p__h_1(t)
     t["jac_p__z_h_1"] = _jac_p__z_h_1(t)
+    t["hobj_p__p"] = _hobj_p__p(t)
     B = t["x(1)"].shape[0]
     # diag GGN[W] = Σ_ck h_1[i] h_1[i] hobj_p__p[c,k] jac_p__z_h_2[c,j] jac_p__z_h_2[k,j] + Σ_ck h_1[i] h_2[i] hobj_p__p[c,k] jac_p__z_h_2[c,j] jac_p__z_h_3[k,j] + Σ_ck h_1[i] h_3[i] hobj_p__p[c,k] jac_p__z_h_2[c,j] jac_p__z_h_4[k,j] + Σ_ck h_1[i] h_2[i] hobj_p__p[c,k] jac_p__z_h_2[k,j] jac_p__z_h_3[c,j] + Σ_ck h_2[i] h_2[i] hobj_p__p[c,k] jac_p__z_h_3[c,j] jac_p__z_h_3[k,j] + Σ_ck h_2[i] h_3[i] hobj_p__p[c,k] jac_p__z_h_3[c,j] jac_p__z_h_4[k,j] + Σ_ck h_1[i] h_3[i] hobj_p__p[c,k] jac_p__z_h_2[k,j] jac_p__z_h_4[c,j] + Σ_ck h_2[i] h_3[i] hobj_p__p[c,k] jac_p__z_h_3[k,j] jac_p__z_h_4[c,j] + Σ_ck h_3[i] h_3[i] hobj_p__p[c,k] jac_p__z_h_4[c,j] jac_p__z_h_4[k,j]
     h_1 = t["h(1)"]

@@ -172,6 +172,144 @@ def _jac_p__z_v1(t):
     return jac_p__v1 * dtanh_z_v1[:, None]
 
 
+def _hess_p__z_v1(t):
+    """hess_p__z_v1[l,j] = jac_p__z_v1[l,j]"""
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    return jac_p__z_v1
+
+
+def _hess_v2__z_v1(t):
+    """hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]"""
+    U = t["U"]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v1)
+    return (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v1(t):
+    """hess_z_v2__z_v1[j,i] = sigmoid'(z_v2[j]) hess_v2__z_v1[j,i] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    hess_v2__z_v1 = t["hess_v2__z_v1"]
+    # einsum("Bj,Bji->Bji", dsigmoid_z_v2, hess_v2__z_v1)
+    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    adj_v2 = t["adj_v2"]
+    jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
+    # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1)
+    tmp = adj_v2 * d2sigmoid_z_v2
+    return hess_v2__z_v1 * dsigmoid_z_v2[:, :, None] + tmp[:, :, None] * jac_z_v2__z_v1
+
+
+def _hess_v1__z_v1(t):
+    """hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
+    return (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__z_v1(t):
+    """hess_z_v1__z_v1[j,i] = tanh'(z_v1[j]) hess_v1__z_v1[j,i] + tanh''(z_v1[j]) δ[j,i] adj_v1[j]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
+    hess_v1__z_v1 = t["hess_v1__z_v1"]
+    # einsum("Bj,Bji->Bji", dtanh_z_v1, hess_v1__z_v1)
+    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
+    adj_v1 = t["adj_v1"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_v1, np.eye(4), adj_v1)
+    tmp = adj_v1 * d2tanh_z_v1
+    return hess_v1__z_v1 * dtanh_z_v1[:, :, None] + tmp[:, :, None] * np.eye(4)
+
+
+def _hess_p__z_v2(t):
+    """hess_p__z_v2[l,j] = jac_p__z_v2[l,j]"""
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    return jac_p__z_v2
+
+
+def _hess_v2__z_v2(t):
+    """hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]"""
+    U = t["U"]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v2)
+    return (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v2(t):
+    """hess_z_v2__z_v2[j,i] = sigmoid'(z_v2[j]) hess_v2__z_v2[j,i] + sigmoid''(z_v2[j]) δ[j,i] adj_v2[j]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    hess_v2__z_v2 = t["hess_v2__z_v2"]
+    # einsum("Bj,Bji->Bji", dsigmoid_z_v2, hess_v2__z_v2)
+    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    adj_v2 = t["adj_v2"]
+    # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_v2, np.eye(4), adj_v2)
+    tmp = adj_v2 * d2sigmoid_z_v2
+    return hess_v2__z_v2 * dsigmoid_z_v2[:, :, None] + tmp[:, :, None] * np.eye(4)
+
+
+def _hess_v1__z_v2(t):
+    """hess_v1__z_v2[j,i] = Σ_c W2[c,j] hess_z_v2__z_v2[c,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v2)
+    return (np.tensordot(hess_z_v2__z_v2, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__z_v2(t):
+    """hess_z_v1__z_v2[j,i] = tanh'(z_v1[j]) hess_v1__z_v2[j,i]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
+    hess_v1__z_v2 = t["hess_v1__z_v2"]
+    # einsum("Bj,Bji->Bji", dtanh_z_v1, hess_v1__z_v2)
+    return hess_v1__z_v2 * dtanh_z_v1[:, :, None]
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i]"""
+    return (np.eye(2))
+
+
+def _hess_v2__p(t):
+    """hess_v2__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cj,cl->jl", U, hess_p__p)
+    return U.T @ hess_p__p
+
+
+def _hess_z_v2__p(t):
+    """hess_z_v2__p[j,l] = sigmoid'(z_v2[j]) hess_v2__p[j,l]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    hess_v2__p = t["hess_v2__p"]
+    # einsum("Bj,jl->Bjl", dsigmoid_z_v2, hess_v2__p)
+    return hess_v2__p * dsigmoid_z_v2[:, :, None]
+
+
+def _hess_v1__p(t):
+    """hess_v1__p[j,l] = Σ_c W2[c,j] hess_z_v2__p[c,l]"""
+    W2 = t["W2"]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("cj,Bcl->Bjl", W2, hess_z_v2__p)
+    return (np.tensordot(hess_z_v2__p, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__p(t):
+    """hess_z_v1__p[j,l] = tanh'(z_v1[j]) hess_v1__p[j,l]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    dtanh_z_v1 = 1 - v1**2
+    hess_v1__p = t["hess_v1__p"]
+    # einsum("Bj,Bjl->Bjl", dtanh_z_v1, hess_v1__p)
+    return hess_v1__p * dtanh_z_v1[:, :, None]
+
+
 def _hobj_p__p(t):
     """hobj_p__p[l,i] = δ[l,i]"""
     return (np.eye(2))
@@ -436,228 +574,141 @@ def hessian(params, data):
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
+    t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
+    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_v2__p"] = _hess_v2__p(t)
+    t["hess_z_v2__p"] = _hess_z_v2__p(t)
+    t["hess_v1__p"] = _hess_v1__p(t)
+    t["hess_z_v1__p"] = _hess_z_v1__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1[j,i,k,l] = tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] x[l] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] x[l] + Σ_mn hobj_p__p[m,n] jac_p__z_v1[m,j] jac_p__z_v1[n,k] x[i] x[l]
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
-    adj_v1 = t["adj_v1"]
+    # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
+    hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_v1, np.eye(4), adj_v1, x, x)
-    tmp = adj_v1 * d2tanh_z_v1
-    tmp_2 = x[:, :, None] * x[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
-    adj_v2 = t["adj_v2"]
-    jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
-    # einsum("Bc,Bc,Bcj,Bck,Bi,Bl->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x, x)
-    tmp_4 = adj_v2 * d2sigmoid_z_v2
-    tmp_5 = tmp_4[:, :, None] * jac_z_v2__z_v1
-    tmp_6 = (tmp_5.transpose(0, 2, 1)) @ jac_z_v2__z_v1
-    tmp_7 = x[:, :, None] * x[:, None]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("mn,Bmj,Bnk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp_8 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_9 = tmp_8 @ jac_p__z_v1
-    tmp_10 = x[:, :, None] * x[:, None]
-    hess_W1__W1 = ((tmp_3.transpose(2, 1, 0))[:, :, None] * (np.eye(4))[:, None, :, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W1,b1[j,i,k] = tanh''(z_v1[j]) δ[j,k] adj_v1[j] x[i] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,k] x[i] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,k] x[i]
-    # einsum("Bj,jk,Bj,Bi->jik", d2tanh_z_v1, np.eye(4), adj_v1, x)
-    tmp_11 = adj_v1 * d2tanh_z_v1
-    tmp_12 = tmp_11.T @ x
-    # einsum("Bc,Bc,Bcj,Bck,Bi->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x)
-    tmp_13 = adj_v2 * d2sigmoid_z_v2
-    tmp_14 = tmp_13[:, :, None] * jac_z_v2__z_v1
-    tmp_15 = (tmp_14.transpose(0, 2, 1)) @ jac_z_v2__z_v1
-    # einsum("lm,Blj,Bmk,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x)
-    tmp_16 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_17 = tmp_16 @ jac_p__z_v1
-    hess_W1__b1 = (tmp_12[:, :, None] * (np.eye(4))[:, None] + (np.tensordot(tmp_15, x, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(tmp_17, x, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + sigmoid''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] v1[l] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v1__z_v1, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    hess_W1__W1 = (np.tensordot(tmp, hess_z_v1__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W1,b1[j,i,k] = hess_z_v1__z_v1[j,k] x[i]
+    # einsum("Bjk,Bi->jik", hess_z_v1__z_v1, x)
+    hess_W1__b1 = (np.tensordot(x, hess_z_v1__z_v1, axes=([0], [0]))).transpose(1, 0, 2) / B
+    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_18 = x[:, :, None] * adj_z_v2[:, None]
-    # einsum("Bk,Bk,Bkj,Bl,Bi->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
-    tmp_19 = adj_v2 * d2sigmoid_z_v2
-    tmp_20 = tmp_19[:, :, None] * jac_z_v2__z_v1
-    tmp_21 = x[:, :, None] * v1[:, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("cm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_22 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_23 = tmp_22 @ jac_p__z_v2
-    tmp_24 = x[:, :, None] * v1[:, None]
-    hess_W1__W2 = ((np.tensordot(tmp_18, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂W1,b2[j,i,k] = sigmoid''(z_v2[k]) adj_v2[k] jac_z_v2__z_v1[k,j] x[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[c,j] jac_p__z_v2[l,k] x[i]
-    # einsum("Bk,Bk,Bkj,Bi->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x)
-    tmp_25 = adj_v2 * d2sigmoid_z_v2
-    tmp_26 = tmp_25[:, :, None] * x[:, None]
-    # einsum("cl,Bcj,Blk,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x)
-    tmp_27 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_28 = tmp_27 @ jac_p__z_v2
-    hess_W1__b2 = (((tmp_26.transpose(1, 2, 0)) @ (jac_z_v2__z_v1.transpose(1, 0, 2))).transpose(2, 1, 0) + (np.tensordot(tmp_28, x, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
+    tmp_2 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
+    v1 = t["v1"]
+    # einsum("Bjk,Bl,Bi->jikl", hess_z_v1__z_v2, v1, x)
+    tmp_3 = x[:, :, None] * v1[:, None]
+    hess_W1__W2 = ((np.tensordot(tmp_2, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3, hess_z_v1__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂W1,b2[j,i,k] = hess_z_v1__z_v2[j,k] x[i]
+    # einsum("Bjk,Bi->jik", hess_z_v1__z_v2, x)
+    hess_W1__b2 = (np.tensordot(x, hess_z_v1__z_v2, axes=([0], [0]))).transpose(1, 0, 2) / B
+    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
-    tmp_29 = x[:, :, None] * adj_p[:, None]
-    # einsum("cl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_30 = x[:, :, None] * v2[:, None]
-    tmp_31 = np.tensordot(tmp_30, jac_p__z_v1, axes=([0], [0]))
-    hess_W1__U = ((np.tensordot(tmp_29, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_31, hobj_p__p, axes=([2], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂b1,W1[j,i,k] = tanh''(z_v1[j]) δ[j,i] adj_v1[j] x[k] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] x[k] + Σ_lm hobj_p__p[l,m] jac_p__z_v1[l,j] jac_p__z_v1[m,i] x[k]
-    # einsum("Bj,ji,Bj,Bk->jik", d2tanh_z_v1, np.eye(4), adj_v1, x)
-    tmp_32 = adj_v1 * d2tanh_z_v1
-    tmp_33 = tmp_32.T @ x
-    # einsum("Bc,Bc,Bcj,Bci,Bk->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1, x)
-    tmp_34 = adj_v2 * d2sigmoid_z_v2
-    tmp_35 = tmp_34[:, :, None] * jac_z_v2__z_v1
-    tmp_36 = (tmp_35.transpose(0, 2, 1)) @ jac_z_v2__z_v1
-    # einsum("lm,Blj,Bmi,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x)
-    tmp_37 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_38 = tmp_37 @ jac_p__z_v1
-    hess_b1__W1 = (tmp_33[:, None] * (np.eye(4))[:, :, None] + np.tensordot(tmp_36, x, axes=([0], [0])) + np.tensordot(tmp_38, x, axes=([0], [0]))) / B
-    # ∂f/∂b1,b1[j,i] = tanh''(z_v1[j]) δ[j,i] adj_v1[j] + Σ_c sigmoid''(z_v2[c]) adj_v2[c] jac_z_v2__z_v1[c,j] jac_z_v2__z_v1[c,i] + Σ_kl hobj_p__p[k,l] jac_p__z_v1[k,j] jac_p__z_v1[l,i]
-    # einsum("Bj,ji,Bj->ji", d2tanh_z_v1, np.eye(4), adj_v1)
-    tmp_39 = (adj_v1.T[..., None, :] @ d2tanh_z_v1.T[..., None])[..., 0, 0]
-    # einsum("Bc,Bc,Bcj,Bci->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, jac_z_v2__z_v1)
-    tmp_40 = adj_v2 * d2sigmoid_z_v2
-    tmp_41 = tmp_40[:, :, None] * jac_z_v2__z_v1
-    # einsum("kl,Bkj,Bli->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1)
-    tmp_42 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    hess_b1__b1 = (tmp_39[:, None] * np.eye(4) + (np.tensordot(tmp_41, jac_z_v2__z_v1, axes=([0, 1], [0, 1]))).T + np.tensordot(tmp_42, jac_p__z_v1, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂b1,W2[j,i,k] = adj_z_v2[i] jac_v1__z_v1[k,j] + sigmoid''(z_v2[i]) adj_v2[i] jac_z_v2__z_v1[i,j] v1[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[c,j] jac_p__z_v2[l,i] v1[k]
+    tmp_4 = x[:, :, None] * adj_p[:, None]
+    hess_z_v1__p = t["hess_z_v1__p"]
+    v2 = t["v2"]
+    # einsum("Bjl,Bk,Bi->jilk", hess_z_v1__p, v2, x)
+    tmp_5 = x[:, :, None] * v2[:, None]
+    hess_W1__U = ((np.tensordot(tmp_4, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_5, hess_z_v1__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂b1,W1[j,i,k] = hess_z_v1__z_v1[j,i] x[k]
+    # einsum("Bji,Bk->jik", hess_z_v1__z_v1, x)
+    hess_b1__W1 = (np.tensordot(x, hess_z_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 0) / B
+    # ∂f/∂b1,b1[j,i] = hess_z_v1__z_v1[j,i]
+    # einsum("Bji->ji", hess_z_v1__z_v1)
+    hess_b1__b1 = hess_z_v1__z_v1.sum(axis=0) / B
+    # ∂f/∂b1,W2[j,i,k] = adj_z_v2[i] jac_v1__z_v1[k,j] + hess_z_v1__z_v2[j,i] v1[k]
     # einsum("Bi,Bkj->jik", adj_z_v2, jac_v1__z_v1)
-    # einsum("Bi,Bi,Bij,Bk->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1)
-    tmp_43 = adj_v2 * d2sigmoid_z_v2
-    tmp_44 = tmp_43[:, :, None] * jac_z_v2__z_v1
-    # einsum("cl,Bcj,Bli,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1)
-    tmp_45 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_46 = tmp_45 @ jac_p__z_v2
-    hess_b1__W2 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_44, v1, axes=([0], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_46, v1, axes=([0], [0]))) / B
-    # ∂f/∂b1,b2[j,i] = sigmoid''(z_v2[i]) adj_v2[i] jac_z_v2__z_v1[i,j] + Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v2[k,i]
-    # einsum("Bi,Bi,Bij->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1)
-    tmp_47 = jac_z_v2__z_v1 * d2sigmoid_z_v2[:, :, None]
-    # einsum("ck,Bcj,Bki->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2)
-    tmp_48 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    hess_b1__b2 = ((((tmp_47.transpose(1, 2, 0)) @ adj_v2.T[..., None])[..., 0]).T + np.tensordot(tmp_48, jac_p__z_v2, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂b1,U[j,l,i] = adj_p[l] jac_v2__z_v1[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[i]
+    # einsum("Bji,Bk->jik", hess_z_v1__z_v2, v1)
+    hess_b1__W2 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v1, hess_z_v1__z_v2, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    # ∂f/∂b1,b2[j,i] = hess_z_v1__z_v2[j,i]
+    # einsum("Bji->ji", hess_z_v1__z_v2)
+    hess_b1__b2 = hess_z_v1__z_v2.sum(axis=0) / B
+    # ∂f/∂b1,U[j,l,i] = adj_p[l] jac_v2__z_v1[i,j] + hess_z_v1__p[j,l] v2[i]
     # einsum("Bl,Bij->jli", adj_p, jac_v2__z_v1)
-    # einsum("cl,Bcj,Bi->jli", hobj_p__p, jac_p__z_v1, v2)
-    tmp_49 = np.tensordot(v2, jac_p__z_v1, axes=([0], [0]))
-    hess_b1__U = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_49, hobj_p__p, axes=([1], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
+    # einsum("Bjl,Bi->jli", hess_z_v1__p, v2)
+    hess_b1__U = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v2, hess_z_v1__p, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + hess_z_v2__z_v1[j,k] v1[i] x[l]
     # einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_50 = x[:, :, None] * adj_z_v2[:, None]
-    # einsum("Bj,Bj,Bjk,Bi,Bl->jikl", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1, x)
-    tmp_51 = adj_v2 * d2sigmoid_z_v2
-    tmp_52 = tmp_51[:, :, None] * jac_z_v2__z_v1
-    tmp_53 = x[:, :, None] * v1[:, None]
-    # einsum("cm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_54 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
-    tmp_55 = tmp_54 @ jac_p__z_v2
-    tmp_56 = x[:, :, None] * v1[:, None]
-    hess_W2__W1 = ((np.tensordot(tmp_50, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_53, tmp_52, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_56, tmp_55, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂W2,b1[j,i,k] = adj_z_v2[j] jac_v1__z_v1[i,k] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,k] v1[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[l,k] jac_p__z_v2[c,j] v1[i]
+    tmp_6 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v1, v1, x)
+    tmp_7 = x[:, :, None] * v1[:, None]
+    hess_W2__W1 = ((np.tensordot(tmp_6, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_7, hess_z_v2__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W2,b1[j,i,k] = adj_z_v2[j] jac_v1__z_v1[i,k] + hess_z_v2__z_v1[j,k] v1[i]
     # einsum("Bj,Bik->jik", adj_z_v2, jac_v1__z_v1)
-    # einsum("Bj,Bj,Bjk,Bi->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, v1)
-    tmp_57 = adj_v2 * d2sigmoid_z_v2
-    tmp_58 = tmp_57[:, :, None] * jac_z_v2__z_v1
-    # einsum("cl,Blk,Bcj,Bi->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1)
-    tmp_59 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
-    tmp_60 = tmp_59 @ jac_p__z_v2
-    hess_W2__b1 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_58, v1, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(tmp_60, v1, axes=([0], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂W2,W2[j,i,k,l] = sigmoid''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] v1[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2sigmoid_z_v2, np.eye(4), adj_v2, v1, v1)
-    tmp_61 = adj_v2 * d2sigmoid_z_v2
-    tmp_62 = v1[:, :, None] * v1[:, None]
-    tmp_63 = tmp_61[:, :, None] * np.eye(4)
-    # einsum("cm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_64 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
-    tmp_65 = tmp_64 @ jac_p__z_v2
-    tmp_66 = v1[:, :, None] * v1[:, None]
-    hess_W2__W2 = ((np.tensordot(tmp_63, tmp_62, axes=([0], [0]))).transpose(0, 3, 1, 2) + (np.tensordot(tmp_66, tmp_65, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W2,b2[j,i,k] = sigmoid''(z_v2[j]) δ[j,k] adj_v2[j] v1[i] + Σ_cl hobj_p__p[c,l] jac_p__z_v2[c,j] jac_p__z_v2[l,k] v1[i]
-    # einsum("Bj,jk,Bj,Bi->jik", d2sigmoid_z_v2, np.eye(4), adj_v2, v1)
-    tmp_67 = adj_v2 * d2sigmoid_z_v2
-    tmp_68 = tmp_67.T @ v1
-    # einsum("cl,Bcj,Blk,Bi->jik", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1)
-    tmp_69 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
-    tmp_70 = tmp_69 @ jac_p__z_v2
-    hess_W2__b2 = (tmp_68[:, :, None] * (np.eye(4))[:, None] + (np.tensordot(tmp_70, v1, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
+    # einsum("Bjk,Bi->jik", hess_z_v2__z_v1, v1)
+    hess_W2__b1 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v1, hess_z_v2__z_v1, axes=([0], [0]))).transpose(1, 0, 2)) / B
+    # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v2, v1, v1)
+    tmp_8 = v1[:, :, None] * v1[:, None]
+    hess_W2__W2 = (np.tensordot(tmp_8, hess_z_v2__z_v2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W2,b2[j,i,k] = hess_z_v2__z_v2[j,k] v1[i]
+    # einsum("Bjk,Bi->jik", hess_z_v2__z_v2, v1)
+    hess_W2__b2 = (np.tensordot(v1, hess_z_v2__z_v2, axes=([0], [0]))).transpose(1, 0, 2) / B
+    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1)
-    tmp_71 = v1[:, :, None] * adj_p[:, None]
-    # einsum("cl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_72 = v2[:, :, None] * v1[:, None]
-    tmp_73 = np.tensordot(tmp_72, jac_p__z_v2, axes=([0], [0]))
-    hess_W2__U = ((np.tensordot(tmp_71, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_73, hobj_p__p, axes=([2], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂b2,W1[j,i,k] = sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i] x[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v1[l,i] jac_p__z_v2[c,j] x[k]
-    # einsum("Bj,Bj,Bji,Bk->jik", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1, x)
-    tmp_74 = adj_v2 * d2sigmoid_z_v2
-    tmp_75 = tmp_74[:, :, None] * x[:, None]
-    # einsum("cl,Bli,Bcj,Bk->jik", hobj_p__p, jac_p__z_v1, jac_p__z_v2, x)
-    tmp_76 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
-    tmp_77 = tmp_76 @ jac_p__z_v2
-    hess_b2__W1 = (((tmp_75.transpose(1, 2, 0)) @ (jac_z_v2__z_v1.transpose(1, 0, 2))).transpose(0, 2, 1) + (np.tensordot(tmp_77, x, axes=([0], [0]))).transpose(1, 0, 2)) / B
-    # ∂f/∂b2,b1[j,i] = sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i] + Σ_ck hobj_p__p[c,k] jac_p__z_v1[k,i] jac_p__z_v2[c,j]
-    # einsum("Bj,Bj,Bji->ji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1)
-    tmp_78 = jac_z_v2__z_v1 * d2sigmoid_z_v2[:, :, None]
-    # einsum("ck,Bki,Bcj->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v2)
-    tmp_79 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [1]))
-    hess_b2__b1 = (((tmp_78.transpose(1, 2, 0)) @ adj_v2.T[..., None])[..., 0] + (np.tensordot(tmp_79, jac_p__z_v2, axes=([0, 2], [0, 1]))).T) / B
-    # ∂f/∂b2,W2[j,i,k] = sigmoid''(z_v2[j]) δ[j,i] adj_v2[j] v1[k] + Σ_cl hobj_p__p[c,l] jac_p__z_v2[c,j] jac_p__z_v2[l,i] v1[k]
-    # einsum("Bj,ji,Bj,Bk->jik", d2sigmoid_z_v2, np.eye(4), adj_v2, v1)
-    tmp_80 = adj_v2 * d2sigmoid_z_v2
-    tmp_81 = tmp_80.T @ v1
-    # einsum("cl,Bcj,Bli,Bk->jik", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1)
-    tmp_82 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
-    tmp_83 = tmp_82 @ jac_p__z_v2
-    hess_b2__W2 = (tmp_81[:, None] * (np.eye(4))[:, :, None] + np.tensordot(tmp_83, v1, axes=([0], [0]))) / B
-    # ∂f/∂b2,b2[j,i] = sigmoid''(z_v2[j]) δ[j,i] adj_v2[j] + Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,i]
-    # einsum("Bj,ji,Bj->ji", d2sigmoid_z_v2, np.eye(4), adj_v2)
-    tmp_84 = (adj_v2.T[..., None, :] @ d2sigmoid_z_v2.T[..., None])[..., 0, 0]
-    # einsum("ck,Bcj,Bki->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2)
-    tmp_85 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
-    hess_b2__b2 = (tmp_84[:, None] * np.eye(4) + np.tensordot(tmp_85, jac_p__z_v2, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂b2,U[j,l,i] = adj_p[l] jac_v2__z_v2[i,j] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v2[i]
+    tmp_9 = v1[:, :, None] * adj_p[:, None]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("Bjl,Bi,Bk->jilk", hess_z_v2__p, v1, v2)
+    tmp_10 = v2[:, :, None] * v1[:, None]
+    hess_W2__U = ((np.tensordot(tmp_9, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, hess_z_v2__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂b2,W1[j,i,k] = hess_z_v2__z_v1[j,i] x[k]
+    # einsum("Bji,Bk->jik", hess_z_v2__z_v1, x)
+    hess_b2__W1 = (np.tensordot(x, hess_z_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 0) / B
+    # ∂f/∂b2,b1[j,i] = hess_z_v2__z_v1[j,i]
+    # einsum("Bji->ji", hess_z_v2__z_v1)
+    hess_b2__b1 = hess_z_v2__z_v1.sum(axis=0) / B
+    # ∂f/∂b2,W2[j,i,k] = hess_z_v2__z_v2[j,i] v1[k]
+    # einsum("Bji,Bk->jik", hess_z_v2__z_v2, v1)
+    hess_b2__W2 = (np.tensordot(v1, hess_z_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 0) / B
+    # ∂f/∂b2,b2[j,i] = hess_z_v2__z_v2[j,i]
+    # einsum("Bji->ji", hess_z_v2__z_v2)
+    hess_b2__b2 = hess_z_v2__z_v2.sum(axis=0) / B
+    # ∂f/∂b2,U[j,l,i] = adj_p[l] jac_v2__z_v2[i,j] + hess_z_v2__p[j,l] v2[i]
     # einsum("Bl,Bij->jli", adj_p, jac_v2__z_v2)
-    # einsum("cl,Bcj,Bi->jli", hobj_p__p, jac_p__z_v2, v2)
-    tmp_86 = np.tensordot(v2, jac_p__z_v2, axes=([0], [0]))
-    hess_b2__U = ((np.tensordot(jac_v2__z_v2, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_86, hobj_p__p, axes=([1], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
+    # einsum("Bjl,Bi->jli", hess_z_v2__p, v2)
+    hess_b2__U = ((np.tensordot(jac_v2__z_v2, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v2, hess_z_v2__p, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + hess_p__z_v1[l,i] v2[j] x[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x)
-    tmp_87 = x[:, :, None] * adj_p[:, None]
-    # einsum("lc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_88 = x[:, :, None] * v2[:, None]
-    tmp_89 = np.tensordot(tmp_88, jac_p__z_v1, axes=([0], [0]))
-    hess_U__W1 = ((np.tensordot(tmp_87, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_89, hobj_p__p, axes=([2], [1]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂U,b1[l,j,i] = adj_p[l] jac_v2__z_v1[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j]
+    tmp_11 = x[:, :, None] * adj_p[:, None]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("Bli,Bj,Bk->ljik", hess_p__z_v1, v2, x)
+    tmp_12 = x[:, :, None] * v2[:, None]
+    hess_U__W1 = ((np.tensordot(tmp_11, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_12, hess_p__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,b1[l,j,i] = adj_p[l] jac_v2__z_v1[j,i] + hess_p__z_v1[l,i] v2[j]
     # einsum("Bl,Bji->lji", adj_p, jac_v2__z_v1)
-    # einsum("lc,Bci,Bj->lji", hobj_p__p, jac_p__z_v1, v2)
-    tmp_90 = np.tensordot(v2, jac_p__z_v1, axes=([0], [0]))
-    hess_U__b1 = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_90, hobj_p__p, axes=([1], [1]))).transpose(2, 0, 1)) / B
-    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
+    # einsum("Bli,Bj->lji", hess_p__z_v1, v2)
+    hess_U__b1 = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v2, hess_p__z_v1, axes=([0], [0]))).transpose(1, 0, 2)) / B
+    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + hess_p__z_v2[l,i] v1[k] v2[j]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1)
-    tmp_91 = v1[:, :, None] * adj_p[:, None]
-    # einsum("lc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_92 = v2[:, :, None] * v1[:, None]
-    tmp_93 = np.tensordot(tmp_92, jac_p__z_v2, axes=([0], [0]))
-    hess_U__W2 = ((np.tensordot(tmp_91, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_93, hobj_p__p, axes=([2], [1]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂U,b2[l,j,i] = adj_p[l] jac_v2__z_v2[j,i] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v2[j]
+    tmp_13 = v1[:, :, None] * adj_p[:, None]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("Bli,Bk,Bj->ljik", hess_p__z_v2, v1, v2)
+    tmp_14 = v2[:, :, None] * v1[:, None]
+    hess_U__W2 = ((np.tensordot(tmp_13, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, hess_p__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,b2[l,j,i] = adj_p[l] jac_v2__z_v2[j,i] + hess_p__z_v2[l,i] v2[j]
     # einsum("Bl,Bji->lji", adj_p, jac_v2__z_v2)
-    # einsum("lc,Bci,Bj->lji", hobj_p__p, jac_p__z_v2, v2)
-    tmp_94 = np.tensordot(v2, jac_p__z_v2, axes=([0], [0]))
-    hess_U__b2 = ((np.tensordot(jac_v2__z_v2, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_94, hobj_p__p, axes=([1], [1]))).transpose(2, 0, 1)) / B
-    # ∂f/∂U,U[l,j,i,k] = hobj_p__p[l,i] v2[j] v2[k]
-    # einsum("li,Bj,Bk->ljik", hobj_p__p, v2, v2)
-    tmp_95 = v2.T @ v2
-    hess_U__U = tmp_95.T[:, None] * hobj_p__p[:, None, :, None] / B
+    # einsum("Bli,Bj->lji", hess_p__z_v2, v2)
+    hess_U__b2 = ((np.tensordot(jac_v2__z_v2, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v2, hess_p__z_v2, axes=([0], [0]))).transpose(1, 0, 2)) / B
+    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
+    hess_p__p = t["hess_p__p"]
+    # einsum("li,Bj,Bk->ljik", hess_p__p, v2, v2)
+    tmp_15 = v2.T @ v2
+    hess_U__U = tmp_15.T[:, None] * hess_p__p[:, None, :, None] / B
     return {("W1", "W1"): hess_W1__W1, ("W1", "b1"): hess_W1__b1, ("W1", "W2"): hess_W1__W2, ("W1", "b2"): hess_W1__b2, ("W1", "U"): hess_W1__U, ("b1", "W1"): hess_b1__W1, ("b1", "b1"): hess_b1__b1, ("b1", "W2"): hess_b1__W2, ("b1", "b2"): hess_b1__b2, ("b1", "U"): hess_b1__U, ("W2", "W1"): hess_W2__W1, ("W2", "b1"): hess_W2__b1, ("W2", "W2"): hess_W2__W2, ("W2", "b2"): hess_W2__b2, ("W2", "U"): hess_W2__U, ("b2", "W1"): hess_b2__W1, ("b2", "b1"): hess_b2__b1, ("b2", "W2"): hess_b2__W2, ("b2", "b2"): hess_b2__b2, ("b2", "U"): hess_b2__U, ("U", "W1"): hess_U__W1, ("U", "b1"): hess_U__b1, ("U", "W2"): hess_U__W2, ("U", "b2"): hess_U__b2, ("U", "U"): hess_U__U}
 
 

@@ -97,6 +97,57 @@ def _jac_r__z_h(t):
     return jac_r__h * dtanh_z_h[:, None]
 
 
+def _hess_r__z_h(t):
+    """hess_r__z_h[i,j] = jac_r__z_h[i,j]"""
+    jac_r__z_h = t["jac_r__z_h"]
+    return jac_r__z_h
+
+
+def _hess_h__z_h(t):
+    """hess_h__z_h[j,i] = Σ_c W[j,c] hess_r__z_h[c,i]"""
+    W = t["W"]
+    hess_r__z_h = t["hess_r__z_h"]
+    # einsum("jc,Bci->Bji", W, hess_r__z_h)
+    return (np.tensordot(hess_r__z_h, W, axes=([1], [1]))).transpose(0, 2, 1)
+
+
+def _hess_z_h__z_h(t):
+    """hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]"""
+    z_h = t["z_h"]
+    h = t["h"]
+    dtanh_z_h = 1 - h**2
+    hess_h__z_h = t["hess_h__z_h"]
+    # einsum("Bj,Bji->Bji", dtanh_z_h, hess_h__z_h)
+    d2tanh_z_h = 2*h*(h**2 - 1)
+    adj_h = t["adj_h"]
+    # einsum("Bj,ji,Bj->Bji", d2tanh_z_h, np.eye(2), adj_h)
+    tmp = adj_h * d2tanh_z_h
+    return hess_h__z_h * dtanh_z_h[:, :, None] + tmp[:, :, None] * np.eye(2)
+
+
+def _hess_r__r(t):
+    """hess_r__r[i,j] = δ[i,j]"""
+    return (np.eye(3))
+
+
+def _hess_h__r(t):
+    """hess_h__r[j,i] = Σ_c W[j,c] hess_r__r[c,i]"""
+    W = t["W"]
+    hess_r__r = t["hess_r__r"]
+    # einsum("jc,ci->ji", W, hess_r__r)
+    return W @ hess_r__r
+
+
+def _hess_z_h__r(t):
+    """hess_z_h__r[j,i] = tanh'(z_h[j]) hess_h__r[j,i]"""
+    z_h = t["z_h"]
+    h = t["h"]
+    dtanh_z_h = 1 - h**2
+    hess_h__r = t["hess_h__r"]
+    # einsum("Bj,ji->Bji", dtanh_z_h, hess_h__r)
+    return hess_h__r * dtanh_z_h[:, :, None]
+
+
 def _hobj_r__r(t):
     """hobj_r__r[i,j] = δ[i,j]"""
     return (np.eye(3))
@@ -279,85 +330,64 @@ def hessian(params, data):
     t["jac_h__z_h"] = _jac_h__z_h(t)
     t["jac_r__h"] = _jac_r__h(t)
     t["jac_r__z_h"] = _jac_r__z_h(t)
-    t["hobj_r__r"] = _hobj_r__r(t)
+    t["hess_r__z_h"] = _hess_r__z_h(t)
+    t["hess_h__z_h"] = _hess_h__z_h(t)
+    t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
+    t["hess_r__r"] = _hess_r__r(t)
+    t["hess_h__r"] = _hess_h__r(t)
+    t["hess_z_h__r"] = _hess_z_h__r(t)
     B = t["x"].shape[0]
-    # ∂f/∂W,W[j,i,k,l] = tanh''(z_h[j]) δ[j,k] adj_h[j] x[i] x[l] + adj_r[i] jac_h__z_h[j,k] x[l] + adj_r[l] jac_h__z_h[k,j] x[i] + Σ_cm hobj_r__r[c,m] jac_r__z_h[c,j] jac_r__z_h[m,k] x[i] x[l] + Σ_c h[k] hobj_r__r[c,l] jac_r__z_h[c,j] x[i] + Σ_c h[j] hobj_r__r[i,c] jac_r__z_h[c,k] x[l] + h[j] h[k] hobj_r__r[i,l]
-    z_h = t["z_h"]
-    h = t["h"]
-    d2tanh_z_h = 2*h*(h**2 - 1)
-    adj_h = t["adj_h"]
-    x = t["x"]
-    # einsum("Bj,jk,Bj,Bi,Bl->jikl", d2tanh_z_h, np.eye(2), adj_h, x, x)
-    tmp = adj_h * d2tanh_z_h
-    tmp_2 = tmp[:, :, None] * x[:, None]
-    tmp_3 = np.tensordot(tmp_2, x, axes=([0], [0]))
+    # ∂f/∂W,W[j,i,k,l] = adj_r[i] jac_h__z_h[j,k] x[l] + adj_r[l] jac_h__z_h[k,j] x[i] + hess_z_h__z_h[j,k] x[i] x[l] + h[k] hess_z_h__r[j,l] x[i] + h[j] hess_r__z_h[i,k] x[l] + h[j] h[k] hess_r__r[i,l]
     adj_r = t["adj_r"]
     jac_h__z_h = t["jac_h__z_h"]
+    x = t["x"]
     # einsum("Bi,Bjk,Bl->jikl", adj_r, jac_h__z_h, x)
-    tmp_4 = x[:, :, None] * adj_r[:, None]
+    tmp = x[:, :, None] * adj_r[:, None]
     # einsum("Bl,Bkj,Bi->jikl", adj_r, jac_h__z_h, x)
-    tmp_5 = x[:, :, None] * adj_r[:, None]
-    hobj_r__r = t["hobj_r__r"]
-    jac_r__z_h = t["jac_r__z_h"]
-    # einsum("cm,Bcj,Bmk,Bi,Bl->jikl", hobj_r__r, jac_r__z_h, jac_r__z_h, x, x)
-    tmp_6 = np.tensordot(jac_r__z_h, hobj_r__r, axes=([1], [0]))
-    tmp_7 = tmp_6 @ jac_r__z_h
-    tmp_8 = x[:, :, None] * x[:, None]
-    # einsum("Bk,cl,Bcj,Bi->jikl", h, hobj_r__r, jac_r__z_h, x)
-    tmp_9 = x[:, :, None] * h[:, None]
-    tmp_10 = np.tensordot(tmp_9, jac_r__z_h, axes=([0], [0]))
-    # einsum("Bj,ic,Bck,Bl->jikl", h, hobj_r__r, jac_r__z_h, x)
-    tmp_11 = x[:, :, None] * h[:, None]
-    tmp_12 = np.tensordot(tmp_11, jac_r__z_h, axes=([0], [0]))
-    # einsum("Bj,Bk,il->jikl", h, h, hobj_r__r)
-    tmp_13 = h.T @ h
-    hess_W__W = (tmp_3[:, :, None] * (np.eye(2))[:, None, :, None] + (np.tensordot(tmp_4, jac_h__z_h, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_5, jac_h__z_h, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_8, tmp_7, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_10, hobj_r__r, axes=([2], [0]))).transpose(2, 0, 1, 3) + (np.tensordot(tmp_12, hobj_r__r, axes=([2], [1]))).transpose(1, 3, 2, 0) + tmp_13.T[:, None, :, None] * hobj_r__r[:, None]) / B
-    # ∂f/∂W,b[j,i,k] = tanh''(z_h[j]) δ[j,k] adj_h[j] x[i] + adj_r[i] jac_h__z_h[j,k] + Σ_cl hobj_r__r[c,l] jac_r__z_h[c,j] jac_r__z_h[l,k] x[i] + Σ_c h[j] hobj_r__r[i,c] jac_r__z_h[c,k]
-    # einsum("Bj,jk,Bj,Bi->jik", d2tanh_z_h, np.eye(2), adj_h, x)
-    tmp_14 = adj_h * d2tanh_z_h
-    tmp_15 = tmp_14.T @ x
+    tmp_2 = x[:, :, None] * adj_r[:, None]
+    hess_z_h__z_h = t["hess_z_h__z_h"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_h__z_h, x, x)
+    tmp_3 = x[:, :, None] * x[:, None]
+    h = t["h"]
+    hess_z_h__r = t["hess_z_h__r"]
+    # einsum("Bk,Bjl,Bi->jikl", h, hess_z_h__r, x)
+    tmp_4 = x[:, :, None] * h[:, None]
+    hess_r__z_h = t["hess_r__z_h"]
+    # einsum("Bj,Bik,Bl->jikl", h, hess_r__z_h, x)
+    tmp_5 = x[:, :, None] * h[:, None]
+    hess_r__r = t["hess_r__r"]
+    # einsum("Bj,Bk,il->jikl", h, h, hess_r__r)
+    tmp_6 = h.T @ h
+    hess_W__W = ((np.tensordot(tmp, jac_h__z_h, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_2, jac_h__z_h, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3, hess_z_h__z_h, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_4, hess_z_h__r, axes=([0], [0]))).transpose(2, 0, 1, 3) + (np.tensordot(tmp_5, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 3, 0) + tmp_6.T[:, None, :, None] * hess_r__r[:, None]) / B
+    # ∂f/∂W,b[j,i,k] = adj_r[i] jac_h__z_h[j,k] + hess_z_h__z_h[j,k] x[i] + h[j] hess_r__z_h[i,k]
     # einsum("Bi,Bjk->jik", adj_r, jac_h__z_h)
-    # einsum("cl,Bcj,Blk,Bi->jik", hobj_r__r, jac_r__z_h, jac_r__z_h, x)
-    tmp_16 = np.tensordot(jac_r__z_h, hobj_r__r, axes=([1], [0]))
-    tmp_17 = tmp_16 @ jac_r__z_h
-    # einsum("Bj,ic,Bck->jik", h, hobj_r__r, jac_r__z_h)
-    tmp_18 = np.tensordot(jac_r__z_h, h, axes=([0], [0]))
-    hess_W__b = (tmp_15[:, :, None] * (np.eye(2))[:, None] + (np.tensordot(jac_h__z_h, adj_r, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(tmp_17, x, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(tmp_18, hobj_r__r, axes=([0], [1]))).transpose(1, 2, 0)) / B
-    # ∂f/∂W,c[j,i,k] = Σ_c hobj_r__r[c,k] jac_r__z_h[c,j] x[i] + h[j] hobj_r__r[i,k]
-    # einsum("ck,Bcj,Bi->jik", hobj_r__r, jac_r__z_h, x)
-    tmp_19 = np.tensordot(x, jac_r__z_h, axes=([0], [0]))
-    # einsum("Bj,ik->jik", h, hobj_r__r)
-    hess_W__c = ((np.tensordot(tmp_19, hobj_r__r, axes=([1], [0]))).transpose(1, 0, 2) + hobj_r__r * (h.sum(axis=0))[:, None, None]) / B
-    # ∂f/∂b,W[j,i,k] = tanh''(z_h[j]) δ[j,i] adj_h[j] x[k] + adj_r[k] jac_h__z_h[i,j] + Σ_cl hobj_r__r[c,l] jac_r__z_h[c,j] jac_r__z_h[l,i] x[k] + Σ_c h[i] hobj_r__r[c,k] jac_r__z_h[c,j]
-    # einsum("Bj,ji,Bj,Bk->jik", d2tanh_z_h, np.eye(2), adj_h, x)
-    tmp_20 = adj_h * d2tanh_z_h
-    tmp_21 = tmp_20.T @ x
+    # einsum("Bjk,Bi->jik", hess_z_h__z_h, x)
+    # einsum("Bj,Bik->jik", h, hess_r__z_h)
+    hess_W__b = ((np.tensordot(jac_h__z_h, adj_r, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(x, hess_z_h__z_h, axes=([0], [0]))).transpose(1, 0, 2) + (np.tensordot(hess_r__z_h, h, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    # ∂f/∂W,c[j,i,k] = hess_z_h__r[j,k] x[i] + h[j] hess_r__r[i,k]
+    # einsum("Bjk,Bi->jik", hess_z_h__r, x)
+    # einsum("Bj,ik->jik", h, hess_r__r)
+    hess_W__c = ((np.tensordot(x, hess_z_h__r, axes=([0], [0]))).transpose(1, 0, 2) + hess_r__r * (h.sum(axis=0))[:, None, None]) / B
+    # ∂f/∂b,W[j,i,k] = adj_r[k] jac_h__z_h[i,j] + hess_z_h__z_h[j,i] x[k] + h[i] hess_z_h__r[j,k]
     # einsum("Bk,Bij->jik", adj_r, jac_h__z_h)
-    # einsum("cl,Bcj,Bli,Bk->jik", hobj_r__r, jac_r__z_h, jac_r__z_h, x)
-    tmp_22 = np.tensordot(jac_r__z_h, hobj_r__r, axes=([1], [0]))
-    tmp_23 = tmp_22 @ jac_r__z_h
-    # einsum("Bi,ck,Bcj->jik", h, hobj_r__r, jac_r__z_h)
-    tmp_24 = np.tensordot(jac_r__z_h, h, axes=([0], [0]))
-    hess_b__W = (tmp_21[:, None] * (np.eye(2))[:, :, None] + (np.tensordot(jac_h__z_h, adj_r, axes=([0], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_23, x, axes=([0], [0])) + np.tensordot(tmp_24, hobj_r__r, axes=([0], [0]))) / B
-    # ∂f/∂b,b[j,i] = tanh''(z_h[j]) δ[j,i] adj_h[j] + Σ_ck hobj_r__r[c,k] jac_r__z_h[c,j] jac_r__z_h[k,i]
-    # einsum("Bj,ji,Bj->ji", d2tanh_z_h, np.eye(2), adj_h)
-    tmp_25 = (adj_h.T[..., None, :] @ d2tanh_z_h.T[..., None])[..., 0, 0]
-    # einsum("ck,Bcj,Bki->ji", hobj_r__r, jac_r__z_h, jac_r__z_h)
-    tmp_26 = np.tensordot(jac_r__z_h, hobj_r__r, axes=([1], [0]))
-    hess_b__b = (tmp_25[:, None] * np.eye(2) + np.tensordot(tmp_26, jac_r__z_h, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂b,c[j,i] = Σ_c hobj_r__r[c,i] jac_r__z_h[c,j]
-    # einsum("ci,Bcj->ji", hobj_r__r, jac_r__z_h)
-    hess_b__c = ((jac_r__z_h.sum(axis=0)).T) @ hobj_r__r / B
-    # ∂f/∂c,W[i,j,k] = Σ_c hobj_r__r[i,c] jac_r__z_h[c,j] x[k] + h[j] hobj_r__r[i,k]
-    # einsum("ic,Bcj,Bk->ijk", hobj_r__r, jac_r__z_h, x)
-    tmp_27 = np.tensordot(x, jac_r__z_h, axes=([0], [0]))
-    # einsum("Bj,ik->ijk", h, hobj_r__r)
-    hess_c__W = ((np.tensordot(tmp_27, hobj_r__r, axes=([1], [1]))).transpose(2, 1, 0) + hobj_r__r[:, None] * (h.sum(axis=0))[:, None]) / B
-    # ∂f/∂c,b[i,j] = Σ_c hobj_r__r[i,c] jac_r__z_h[c,j]
-    # einsum("ic,Bcj->ij", hobj_r__r, jac_r__z_h)
-    hess_c__b = hobj_r__r @ (jac_r__z_h.sum(axis=0)) / B
-    # ∂f/∂c,c[i,j] = hobj_r__r[i,j]
-    hess_c__c = hobj_r__r
+    # einsum("Bji,Bk->jik", hess_z_h__z_h, x)
+    # einsum("Bi,Bjk->jik", h, hess_z_h__r)
+    hess_b__W = ((np.tensordot(jac_h__z_h, adj_r, axes=([0], [0]))).transpose(1, 0, 2) + (np.tensordot(x, hess_z_h__z_h, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(hess_z_h__r, h, axes=([0], [0]))).transpose(0, 2, 1)) / B
+    # ∂f/∂b,b[j,i] = hess_z_h__z_h[j,i]
+    # einsum("Bji->ji", hess_z_h__z_h)
+    hess_b__b = hess_z_h__z_h.sum(axis=0) / B
+    # ∂f/∂b,c[j,i] = hess_z_h__r[j,i]
+    # einsum("Bji->ji", hess_z_h__r)
+    hess_b__c = hess_z_h__r.sum(axis=0) / B
+    # ∂f/∂c,W[i,j,k] = hess_r__z_h[i,j] x[k] + h[j] hess_r__r[i,k]
+    # einsum("Bij,Bk->ijk", hess_r__z_h, x)
+    # einsum("Bj,ik->ijk", h, hess_r__r)
+    hess_c__W = ((np.tensordot(x, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 0) + hess_r__r[:, None] * (h.sum(axis=0))[:, None]) / B
+    # ∂f/∂c,b[i,j] = hess_r__z_h[i,j]
+    # einsum("Bij->ij", hess_r__z_h)
+    hess_c__b = hess_r__z_h.sum(axis=0) / B
+    # ∂f/∂c,c[i,j] = hess_r__r[i,j]
+    hess_c__c = hess_r__r
     return {("W", "W"): hess_W__W, ("W", "b"): hess_W__b, ("W", "c"): hess_W__c, ("b", "W"): hess_b__W, ("b", "b"): hess_b__b, ("b", "c"): hess_b__c, ("c", "W"): hess_c__W, ("c", "b"): hess_c__b, ("c", "c"): hess_c__c}
 
 
