@@ -385,7 +385,7 @@ Not met, and why:
   10 classes each layer's is B × 10 × h, i.e. ten vector back-propagations' worth of matmuls.
   A symmetric factorisation of ∂²f/∂p∂p (rank c − 1 for softmax) would not change that count;
   a Monte-Carlo GGN would, but it is not exact.
-"""""".splitlines()
+""".splitlines()
 
 
 def main(argv=None) -> int:

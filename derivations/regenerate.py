@@ -4,8 +4,9 @@
 
 For each ``NAME.ein`` it writes ``NAME.txt`` (``einderiv derive``),
 ``NAME.tex`` (``einderiv latex``) and ``NAME_kernels.py`` (``einderiv
-codegen``: Hessian blocks in the compact form), at order 2 unless the file's first line declares another order
-(``# einderiv: order 3``).  ``tests/test_derivations.py`` fails when a kept
+codegen``: Hessian blocks in the compact form), at order 2 unless a first-line directive
+says otherwise (``# einderiv: order 3``; ``# einderiv: form compact`` prints the Hessian
+blocks of a long unrolled network through second-order adjoints).  ``tests/test_derivations.py`` fails when a kept
 file differs from what the current einderiv produces.
 """
 from __future__ import annotations
@@ -17,13 +18,28 @@ import sys
 HERE = pathlib.Path(__file__).resolve().parent
 ORDER = 2
 _ORDER_LINE = re.compile(r"#\s*einderiv:\s*order\s+(\d+)\s*$")
+_FORM_LINE = re.compile(r"#\s*einderiv:\s*form\s+(compact|expanded)\s*$")
+
+
+def _directive(path: pathlib.Path, pattern: re.Pattern) -> str | None:
+    """A ``# einderiv: …`` directive among the file's first two lines."""
+    for line in path.read_text(encoding="utf-8").split("\n")[:2]:
+        m = pattern.match(line.strip())
+        if m:
+            return m.group(1)
+    return None
 
 
 def order(path: pathlib.Path) -> int:
-    """The derivative order a network is kept at: ``# einderiv: order N`` on line 1, else ORDER."""
-    first = path.read_text(encoding="utf-8").split("\n", 1)[0]
-    m = _ORDER_LINE.match(first.strip())
-    return int(m.group(1)) if m else ORDER
+    """The derivative order a network is kept at: ``# einderiv: order N``, else ORDER."""
+    found = _directive(path, _ORDER_LINE)
+    return int(found) if found else ORDER
+
+
+def expanded(path: pathlib.Path) -> bool:
+    """Whether the kept text and LaTeX show Hessian blocks expanded (the default) or, with
+    ``# einderiv: form compact``, through second-order adjoints (long unrolled networks)."""
+    return _directive(path, _FORM_LINE) != "compact"
 
 
 def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
@@ -33,7 +49,7 @@ def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     # paths relative to the repository root, so the outputs name the source portably
     rel = path.relative_to(HERE.parent).as_posix()
     network = einderiv.load(rel if pathlib.Path(rel).exists() else str(path))
-    derivation = einderiv.derive(network, order(path))  # the paper's expanded form, as printed
+    derivation = einderiv.derive(network, order(path), expanded=expanded(path))  # as printed
     compact = einderiv.derive(network, order(path), expanded=False)  # what `einderiv codegen` uses
     stem = path.with_suffix("")
     return {

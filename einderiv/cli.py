@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
                             "print the general form for any depth")
         if name in ("latex", "codegen", "derive", "structure"):
             c.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+        if name in ("derive", "latex", "structure"):
+            c.add_argument("--form", choices=("expanded", "compact"), default="expanded",
+                           help="Hessian blocks in the paper's expanded form (default: every "
+                                "Gauss-Newton and A'' term spelled out) or through the second-order "
+                                "adjoints H[s,s'] (compact: shorter for deep or recurrent networks)")
         if name in ("codegen", "check"):
             c.add_argument("--form", choices=("compact", "expanded"), default="compact",
                            help="Hessian blocks through second-order adjoints hess[s,s'] (compact, the "

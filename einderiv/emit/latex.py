@@ -241,6 +241,9 @@ class LatexIndexPrinter(Printer):
             k = self.ctx.n_indices(q.parts[0], len(ixs) // 2) if ixs else 0
             return (r"\frac{\partial^{2} " + self.f + "}{" + self.dtensor(q.parts[0], ixs[:k])
                     + r"\, " + self.dtensor(q.parts[1], ixs[k:]) + "}")
+        if role == "hess":  # second-order adjoint ∂²f/∂ε_s∂ε_s'
+            label = ",".join(tex_compact(x) for x in q.parts)
+            return r"\mathcal{H}^{(" + label + ")}" + ("_{" + self._letters(ixs) + "}" if ixs else "")
         if role == "d":
             inner = parse_quantity(q.parts[0])
             head = r"\mathrm{D}_{" + self.short(q.parts[1]) + r"}\!\left[" + self.short(inner) + r"\right]"
@@ -563,6 +566,10 @@ def render(derivation, sizes=None) -> str:
     if rest_q:
         w(r"\section*{Shared intermediates}" + "\n"
           r"Each is defined once, in dependency order." + (
+              "" if derivation.expanded else
+              r" $\mathcal{H}^{(s,s')} = \partial^2 f/\partial\varepsilon_s\,\partial\varepsilon_{s'}$ is the"
+              r" second derivative of $f$ with respect to perturbations $\varepsilon$ added to nodes $s$"
+              r" and $s'$ (second-order adjoint).") + (
               r" A recurrence over $t$ is written once, with its range, and followed by its base case."
               if horizon(derivation) else "") + "\n" + _align(_qdefs(ctx, rest_q, horizon(derivation))))
     for k in range(1, derivation.order + 1):

@@ -143,6 +143,8 @@ class TextPrinter(Printer):
                 return f"η[{','.join(e.parts)}]"
             if role == "hobj":
                 return f"∂²{f}/∂{e.parts[0]}∂{e.parts[1]}"
+            if role == "hess":  # second-order adjoint ∂²f/∂ε_s∂ε_s'
+                return f"H[{e.parts[0]},{e.parts[1]}]"
             if role == "d":
                 inner = parse_quantity(e.parts[0])
                 return f"∂({self.short(inner)})/∂{e.parts[1]}"
@@ -392,7 +394,9 @@ def render(derivation, sizes=None) -> str:
             w("  " + line)
         w("")
     if rest_q:
-        w("Shared intermediates (dependency order; δ[n] = ∂f/∂n, γ[v] = ∂v/∂z_v, η[a,s] = ∂a/∂s)")
+        w("Shared intermediates (dependency order; δ[n] = ∂f/∂n, γ[v] = ∂v/∂z_v, η[a,s] = ∂a/∂s"
+          + ("" if derivation.expanded else ", H[s,s'] = ∂²f/∂ε_s∂ε_s' for perturbations ε of nodes s, s'")
+          + ")")
         for line in _qdefs(ctx, rest_q):
             w("  " + line)
         w("")
