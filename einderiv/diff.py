@@ -31,23 +31,12 @@ def _d(e: Expr, name: TensorName, wrt: tuple[Index, ...]) -> Expr:
     raise EinderivError(f"no derivative rule for IR node {type(e).__name__}")
 
 
-@_d.register
-def _(e: Const, name, wrt):
-    return ZERO
-
-
-@_d.register
-def _(e: Delta, name, wrt):
-    return ZERO
-
-
-@_d.register
-def _(e: Window, name, wrt):
-    return ZERO
-
-
-@_d.register
-def _(e: Ones, name, wrt):
+# ---- Constants: numbers, the Kronecker delta, index-arithmetic selections, ones
+@_d.register(Const)
+@_d.register(Delta)
+@_d.register(Window)
+@_d.register(Ones)
+def _constant(e, name, wrt):
     return ZERO
 
 
