@@ -11,7 +11,8 @@ each Hessian or higher block) :func:`summarize` reads the factored form
   ``"no outer-product structure"`` — when some term keeps two axes of the
   *same* parameter in one factor (a convolution kernel's gradient), or is a
   single factor carrying every axis — with a one-line ``reason`` naming the
-  summed index that couples which factors;
+  summed index that couples which factors, in the letters the text output
+  shows the block with (:func:`einderiv.emit.text.block_terms`);
 * ``factored`` per-sample storage of the factored form: Σ over terms of Σ over
   factors of the product of the factor's axis sizes (axes tied by a Kronecker
   delta, the diagonal of γ = δ A′, count once);
@@ -170,8 +171,8 @@ def _coupling(g: Group, letter) -> Coupling:
 
 def summarize(derivation, sizes: Mapping | None = None) -> list[BlockStructure]:
     """One :class:`BlockStructure` per block, in the derivation's block order."""
-    from .emit.names import Context, IndexNames
-    from .emit.text import TextPrinter
+    from .emit.names import Context
+    from .emit.text import block_terms
 
     subs = _sizes(derivation, sizes)
     ctx = Context.of(derivation)
@@ -200,10 +201,9 @@ def summarize(derivation, sizes: Mapping | None = None) -> list[BlockStructure]:
                 # name the densest coupling: a contraction explains more than a diagonal
                 bad = min(bad, key=lambda tg: 0 if tg[1].bound else 1)
                 kind = "no outer-product structure"
-                names = IndexNames(block.indices).reserve_user([block.expr])
-                printer = TextPrinter({"names": names, "context": ctx})
-                printer.term(bad[0], block.indices)  # names indices in the text output's order
-                coupling = _coupling(bad[1], names.__getitem__)
+                printer, _ = block_terms(block, ctx)  # the letters of the text output
+                printer.term(bad[0], block.indices)  # (a term folded over steps names its own)
+                coupling = _coupling(bad[1], printer.names.__getitem__)
                 reason = coupling.sentence(printer.short)
             elif len(terms) == 1:
                 kind = "one outer product"

@@ -177,3 +177,51 @@ def test_recurrence_is_typeset_once_with_its_base_case():
     assert r"&= \sum_{t=1}^{T} \frac{\partial f}{\partial z^{(h^{(t)})}_{j}} \otimes x^{(t),k}" in doc
     assert r"$x^{(t),k}$ & Input vector for a single sample ($n = 3$), $t = 1,\dots,T$" in doc
     assert r"h^{(4),j} = \tanh" not in doc  # the network's recurrence is one row too
+
+
+# ---------------------------------------------------------------- readability
+def example_tex(name: str, **kw) -> str:
+    from einderiv.check import load
+    return render(derive(load(str(ROOT / "derivations" / name), **kw), 2))
+
+
+@pytest.fixture(scope="module")
+def attention_tex():
+    return example_tex("attention.ein")
+
+
+def test_node_definition_prints_the_node_name(attention_tex):
+    assert (r"\frac{\partial f}{\partial s_{qk}} &= a^{q}_{k} \frac{\partial f}{\partial a_{qk}}"
+            r" - \frac{\partial f}{\partial a_{ql}} a^{q}_{l} a^{q}_{k} \\") in attention_tex
+    assert r"$a^{q}_{k} = \operatorname{softmax}_{k}\!\left(s^{q}_{k}\right)$ & Output of \texttt{a} \\" \
+        in attention_tex
+
+
+def test_constant_factors_fold_into_one_coefficient(attention_tex):
+    d, t = sympy.symbols("d t", positive=True)
+    q, dd = Index("q", t), Index("d", d)
+    e = Prod((Const(1 / sympy.sqrt(d)), Ref("U", (l, dd)),
+              Prod((Const(1 / t), Ref("o", (q, dd))), (dd,))), (l,))
+    assert tex(e) == r"\frac{1}{\sqrt{d} t} U^{l}_{d} \sum_{q} o^{q}_{d}"
+    assert r"$p^{l} = \frac{1}{t} U^{l}_{d} \sum_{q} o^{q}_{d}$ & Output of \texttt{p} \\" in attention_tex
+
+
+def test_table_says_vector_matrix_or_tensor(attention_tex):
+    assert r"$X^{s}_{i}$ & Input matrix for a single sample ($t = 3 \times n = 2$) \\" in attention_tex
+    assert r"$y^{l}$ & Label vector for a single sample ($c = 2$) \\" in attention_tex
+    cnn = example_tex("cnn2d.ein")
+    assert r"$x^{c}_{uw}$ & Input tensor for a single sample ($C = 2 \times H = 4 \times Wd = 4$) \\" in cnn
+
+
+def test_broadcast_ones_in_a_sum_print_as_one():
+    gru = example_tex("gru_cell.ein")
+    assert (r"$h^{(1),j} = \mathrm{zg}^{j} h^{(0),j} + \left(1 - \mathrm{zg}^{j}\right) \mathrm{hc}^{j}$"
+            r" & Output of \texttt{h1} \\") in gru
+    ln = example_tex("layernorm_mlp.ein")
+    assert r"\eta^{(m,z)}_{j} &= \frac{1}{h} \mathbf{1}^{j} \\" in ln  # a factor keeps its ones vector
+
+
+def test_unrolled_template_rows_per_shape():
+    doc = example_tex("deep_template.ein", dims={"n": 3})
+    assert (r"$w^{(1),j}_{i}$ & Weights ($h = 5 \times n_{in} = 4$) \\" + "\n"
+            r"$w^{(t),j}_{i}$ & Weights ($h = 5 \times h = 5$), $t = 2, 3$ \\") in doc

@@ -112,3 +112,18 @@ def test_format_summary_table(relu_rows):
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].split() == ["W1", "1", "one", "outer", "product", "9", "20"]
     assert any(line.split()[:2] == ["W1,W2", "2"] and line.split()[-2:] == ["68", "500"] for line in lines)
+
+
+def test_coupling_reason_uses_the_letters_of_the_text_output():
+    """The WQ,WK block of attention shows η[s,Q]^{bc}_{ld} X^l_i: the reason names l, as printed."""
+    from einderiv.check import load
+    from einderiv.emit.text import render
+
+    root = Path(__file__).parent.parent
+    d = derive(load(str(root / "derivations" / "attention.ein")), 2)
+    r = {x.wrt: x for x in summarize(d)}[("WQ", "WK")]
+    assert r.reason == "summed index l couples η[s,Q] and X"
+    text = render(d)
+    block = text[text.index("∂²f/∂WQ^d_i∂WK^s_t ="):text.index("∂²f/∂WQ^d_i∂WV^s_t =")]
+    assert "η[s,Q]^{bc}_{ld} X^l_i" in block
+    assert "  WQ,WK  7  no outer-product structure (summed index l couples η[s,Q] and X)" in text

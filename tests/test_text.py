@@ -163,3 +163,59 @@ def test_output_does_not_depend_on_earlier_derivations():
     first = render(derive(net, 3))
     derive(mlp([2, 3, 2], ["relu"], bias=True), 2)  # advances the counter
     assert render(derive(net, 3)) == first
+
+
+# ---------------------------------------------------------------- readability
+def derivation_text(path: str, **kw) -> str:
+    from einderiv.check import load
+    return render(derive(load(str(ROOT / "derivations" / path), **kw), 2))
+
+
+@pytest.fixture(scope="module")
+def attention_text():
+    return derivation_text("attention.ein")
+
+
+def test_node_definition_inside_a_derivative_prints_the_node_name(attention_text):
+    # a^{qk} = softmax_k(s^{qk}) is named a wherever a derivative repeats it ...
+    assert "  δ[s]_{qk} = a^q_k δ[a]_{qk} − δ[a]_{ql} a^q_l a^q_k\n" in attention_text
+    assert "softmax_k(" not in attention_text[attention_text.index("Shared intermediates"):]
+    # ... and its own definition, in the Network section, reads as written
+    assert "  a^q_k = softmax_k(s^q_k)\n" in attention_text
+
+
+def test_named_node_unit():
+    q, k, u, w = (Index(x, c) for x in "qkuw")
+    sm = Softmax(Ref("s", (q, k)), k)
+    from einderiv.emit.names import _shape_key
+    ctx = Context(defined={_shape_key(sm): ((sm, "a", (q, k)),)})
+    p = TextPrinter({"names": IndexNames([u, w]), "context": ctx})
+    assert p.doprint(Prod((Softmax(Ref("s", (u, w)), w), Ref("x", (w,))), (u, w))) == "a^u_w x^w"
+    # softmax over the other index is not a's definition
+    assert p.doprint(Softmax(Ref("s", (u, w)), u)) == "softmax_u(s^u_w)"
+
+
+def test_constant_factors_fold_into_one_coefficient(attention_text):
+    d, t = sympy.symbols("d t", positive=True)
+    q, dd = Index("q", t), Index("d", d)
+    mean = Prod((Const(1 / t), Ref("o", (q, dd))), (dd,))
+    e = Prod((Const(1 / sympy.sqrt(d)), Ref("U", (l, dd)), mean), (l,))
+    assert TextPrinter().doprint(e) == "1/(sqrt(d)*t) U^l_d Σ_q o^q_d"
+    assert "  p^l = 1/t U^l_d Σ_q o^q_d\n" in attention_text  # was U^l_d 1/t Σ_q o^q_d
+
+
+def test_broadcast_ones_in_a_sum_print_as_one():
+    text = derivation_text("gru_cell.ein")
+    assert "  h1^j = zg^j h0^j + (1 − zg^j) hc^j\n" in text  # was (−zg^j + 𝟙^j) hc^j
+    ln = derivation_text("layernorm_mlp.ein")
+    # a factor of a product keeps its ones vector
+    assert "  η[m,z]_j = 1/h 𝟙^j\n" in ln
+    assert "  δ[z]_j = ∂₁lnorm(z^j, m, q) δ[u]_j + 2/h z^j δ[q] + 1/h δ[m] 𝟙^j\n" in ln
+
+
+def test_unrolled_template_declares_each_shape_once():
+    # --depth n=3: w(1) is h × n_in, w(2), w(3) are h × h; no member borrows another's shape
+    text = derivation_text("deep_template.ein", dims={"n": 3})
+    assert ("  weight w(1)^j_i : h × n_in\n"
+            "  weight w(t)^j_i : h × h   for t = 2, 3\n"
+            "  weight u^l_j : c × h\n") in text

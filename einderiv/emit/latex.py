@@ -13,6 +13,9 @@ once per family (:func:`~einderiv.emit.names.shown_families`): the recurrence wi
 its range (``\\frac{\\partial f}{\\partial h^{(t)}_{j}} = \\dots \\quad t = 1,\\dots,T-1``),
 then its base case at ``h^{(T)}``; a shared weight's gradient is ``\\sum_{t=1}^{T}`` of
 one outer product, and Hessian terms are grouped per family as in the text output.
+What is named, folded or written ``1`` follows the text output (shared in
+:mod:`einderiv.emit.names`); the nomenclature calls each input or label a
+vector, matrix or tensor by its number of indices.
 
 The output is ASCII only (every user name is an identifier; ``_`` is turned
 into a label or escaped) and depends only on the derivation.
@@ -40,7 +43,7 @@ from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Qu
                   Ones, Softmax, Window)
 from ..fold import labels_of, map_names, split_label
 from .names import (Context, IndexNames, declared_families, display_order, folded_terms, horizon,
-                    parse_quantity, shown_families, term_order, windows_shown)
+                    parse_quantity, shown_families, split_coef, sum_terms, term_parts, windows_shown)
 
 _MEMBER = re.compile(r"(.+)\(([^()]*)\)")
 
@@ -162,6 +165,11 @@ class LatexIndexPrinter(Printer):
             self._settings["context"] = Context()
         self.names: IndexNames = self._settings["names"]
         self.ctx: Context = self._settings["context"]
+        #: print a node's definition, met inside an expression, as the node's name (off for the
+        #: Network section, which shows the definitions as written)
+        self.name_nodes = True
+        if self.names.alias is None:
+            self.names.alias = self.node_named
         self.scalar = ScalarLatexPrinter()
         self.arith: dict[Index, Window] = {}  # u shown as index arithmetic t+a in this product
 
@@ -215,6 +223,16 @@ class LatexIndexPrinter(Printer):
         marks = "".join(r"\partial_{%d}" % (k + 1) + (f"^{{{o}}}" if o > 1 else "")
                         for k, o in enumerate(d) if o)
         return marks + tex_function(e.fn.name)
+
+    def node_named(self, e: Expr) -> Ref | None:
+        """The node ``e`` is the definition of (:meth:`Context.named`), if names are wanted."""
+        if self.name_nodes and isinstance(e, (Apply, Softmax, LogSumExp)):
+            return self.ctx.named(e)
+        return None
+
+    def _print(self, expr, **kwargs):
+        shown = self.node_named(expr) if isinstance(expr, Expr) else None
+        return super()._print(shown if shown is not None else expr, **kwargs)
 
     # -- nodes --------------------------------------------------------------
     def _print_Const(self, e: Const) -> str:
@@ -280,8 +298,8 @@ class LatexIndexPrinter(Printer):
 
     def _print_Add(self, e: Add) -> str:
         out = ""
-        for k, t in enumerate(term_order(e.terms, self.names)):
-            s = self._print(t)
+        for k, (t, one) in enumerate(sum_terms(e, self.names)):
+            s = self._print(t) if one is None else self._with_coef(one, "")
             if k == 0:
                 out = s
             elif s.startswith("-"):
@@ -291,17 +309,13 @@ class LatexIndexPrinter(Printer):
         return out
 
     def _print_Prod(self, e: Prod) -> str:
-        coef = sympy.Integer(1)
-        fs = []
-        for f in display_order(e.factors, e.out, self.names):
-            if isinstance(f, Const):
-                coef *= f.value
-            else:
-                fs.append(f)
-        return self.product(coef, fs, e.out)
+        coef, fs = split_coef(e.factors)
+        return self.product(coef, display_order(fs, e.out, self.names), e.out)
 
     def product(self, coef, factors: Sequence[Expr], out: Sequence[Index]) -> str:
         """``coef`` times the factors; ``\\sum`` for indices not summed over exactly two."""
+        c, factors = split_coef(factors)
+        coef *= c
         outs = set(out)
         count: dict[Index, int] = {}
         for f in factors:
@@ -339,14 +353,14 @@ class LatexIndexPrinter(Printer):
     # -- factored terms ----------------------------------------------------
     def term_groups(self, t: FactoredTerm, out: Sequence[Index]) -> tuple[str, list[str]]:
         """(sign-and-scalar prefix, outer-product factors) of one term of a block."""
-        pieces = [self.product(1, display_order(g.factors, out, self.names), out) for g in t.scalars]
-        many = len(t.groups) > 1
+        coef, scalars, groups_fs = term_parts(t, out, self.names)
+        pieces = [self.product(1, fs, out) for fs in scalars]
+        many = len(groups_fs) > 1
         groups = []
-        for g in t.groups:
-            fs = display_order(g.factors, out, self.names)
+        for fs in groups_fs:
             s = self.product(1, fs, out)
             groups.append(r"\left(" + s + r"\right)" if many and len(fs) > 1 else s)
-        prefix = self._with_coef(t.coef, " ".join(pieces)) if (pieces or t.coef != 1) else ""
+        prefix = self._with_coef(coef, " ".join(pieces)) if (pieces or coef != 1) else ""
         return prefix, groups
 
     def term(self, t: FactoredTerm, out: Sequence[Index]) -> str:
@@ -490,8 +504,13 @@ def _table_rows(derivation, ctx: Context) -> list[tuple[str, str]]:
             parts.append(ScalarLatexPrinter().doprint(d) + (f" = {size}" if size is not None else ""))
         return r" \times ".join(parts)
 
-    what = {"input": "Input vector for a single sample", "label": "Labels for a single sample",
-            "weight": "Weights"}
+    def what(t) -> str:
+        """``Input matrix for a single sample``: the role, and what kind of array by its indices."""
+        kind = {0: "scalar", 1: "vector", 2: "matrix"}.get(len(t.indices), "tensor")
+        if t.role in ("input", "label"):
+            return f"{t.role.capitalize()} {kind} for a single sample"
+        return "Weights" if t.role == "weight" else escape(t.role)
+
     hz = horizon(derivation)
 
     def steps(labels, base_of=None) -> str:
@@ -502,10 +521,10 @@ def _table_rows(derivation, ctx: Context) -> list[tuple[str, str]]:
     for name, t, labels in declared_families(net.tensors):
         p = _printer(ctx, t.indices)
         rows.append((f"${p._print(Ref(name, t.indices))}$",
-                     f"{what.get(t.role, escape(t.role))} (${shape(t)}$){steps(labels)}" if t.indices
-                     else what.get(t.role, "")))
+                     f"{what(t)} (${shape(t)}$){steps(labels)}" if t.indices else what(t)))
     for d in shown_families([(d.name, d.indices, d.expr) for d in net.definitions], base_cases_after=True):
         p = _printer(ctx, d.indices, [d.expr])
+        p.name_nodes = False
         lhs = p._print(Ref(d.name, d.indices))
         desc = ("Scalar objective function value for a single sample" if d.name == net.objective
                 else r"Output of \texttt{" + escape(str(d.name)) + "}" + steps(d.labels, d.base_of))
@@ -514,6 +533,7 @@ def _table_rows(derivation, ctx: Context) -> list[tuple[str, str]]:
     for n in shown_families([(n.name, n.indices, n.expr) for n in derivation.nodes if n.pre],
                             base_cases_after=True):
         p = _printer(ctx, n.indices, [n.expr])
+        p.name_nodes = False
         of = origin[n.first]
         if n.labels:  # the activation's family: h(1) -> h(t)
             of = _MEMBER.sub(lambda m: m[1] + "(t)", of)

@@ -20,6 +20,17 @@ Factor order inside a contracted group follows the chain of summed indices
 from the objective end (:func:`display_order`), so a back-propagated product
 reads ``∂f/∂p_l W3^l_m η^m_j`` like the paper's Eq. 6.
 
+What both printers show in place of what is stored, so the two agree:
+
+* a node's definition met inside a derivative prints as the node
+  (:meth:`Context.named`): ``a^{qk}``, not ``softmax_k(s^{qk})`` again;
+* a product's constants, nested ones included, are one coefficient
+  (:func:`split_coef`, :func:`term_parts`): ``1/(sqrt(d)*t) U^l_d Σ_q o^q_d``;
+* a sum's term that is only the broadcast ones vector prints as its number,
+  first (:func:`sum_terms`): ``(1 − z^j) h^j``; as a factor it stays ``𝟙^t``;
+* declared families are grouped only while their members' shapes agree
+  (:func:`declared_families`).
+
 Example::
 
     >>> from einderiv.ir import Index
@@ -36,7 +47,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from ..ir import (Apply, Const, Delta, Expr, Index, LogSumExp, Ones, Prod, Quantity, Ref, Softmax,
+import sympy
+
+from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Ones, Prod, Quantity, Ref, Softmax,
                   Window)
 
 #: letters for free indices whose declared letter is taken (the paper's s, t)
@@ -64,6 +77,9 @@ class IndexNames:
     """
 
     def __init__(self, free: Iterable[Index | tuple[Index, str]] = (), reserved: Iterable[str] = ()):
+        #: what a printer shows in place of an expression (a node's name for its definition,
+        #: :meth:`Context.named`); :meth:`walk` follows it so letters come in printed order
+        self.alias = None
         self.names: dict[Index, str] = {}
         self.used: set[str] = set(reserved)
         self.free: dict[Index, int] = {}  # the statement's open indices, in axis order
@@ -105,6 +121,9 @@ class IndexNames:
 
     def walk(self, e: Expr) -> "IndexNames":
         """Name every index of ``e`` in display order (what a printer would meet)."""
+        shown = self.alias(e) if self.alias is not None else None
+        if shown is not None:
+            e = shown
         if isinstance(e, Ref):
             for ix in e.indices:
                 self[ix]
@@ -115,8 +134,11 @@ class IndexNames:
         elif isinstance(e, Ones):
             self[e.index]
         elif isinstance(e, Prod):
-            for f in display_order(e.factors, e.out, self):
+            for f in display_order(split_coef(e.factors)[1], e.out, self):
                 self.walk(f)
+        elif isinstance(e, Add):
+            for t, _ in sum_terms(e, self):
+                self.walk(t)
         elif isinstance(e, (Softmax, LogSumExp)):
             self[e.over]
             self.walk(e.arg)
@@ -246,6 +268,78 @@ def display_order(factors: Sequence[Expr], out: Iterable[Index],
     return tuple(consts) + tuple(rest[k] for k in placed)
 
 
+# ------------------------------------------------------------ coefficients and sums
+def split_coef(factors: Sequence[Expr]) -> tuple[sympy.Expr, tuple[Expr, ...]]:
+    """A product's constant factors, those of nested products included, folded into one coefficient.
+
+    Constants commute with every factor, so ``U^l_d (1/t Σ_q o^q_d) / sqrt(d)`` prints
+    ``1/(sqrt(d)*t) U^l_d Σ_q o^q_d`` instead of two numbers side by side.
+
+    >>> import sympy; from einderiv.ir import Const, Index, Prod, Ref
+    >>> q = Index("q", sympy.Symbol("t"))
+    >>> coef, rest = split_coef((Const(sympy.Rational(1, 2)), Prod((Const(sympy.Integer(3)), Ref("o", (q,))), ())))
+    >>> coef, rest
+    (3/2, (Prod(factors=(Ref(name='o', indices=(q:t,)),), out=()),))
+    """
+    coef = sympy.Integer(1)
+    rest: list[Expr] = []
+    for f in factors:
+        if isinstance(f, Const):
+            coef *= f.value
+        elif isinstance(f, Prod):
+            c, inner = split_coef(f.factors)
+            coef *= c
+            if not inner:
+                continue
+            rest.append(f if c == 1 else Prod(inner, f.out))
+        else:
+            rest.append(f)
+    return coef, tuple(rest)
+
+
+def broadcast_one(term: Expr, siblings: Sequence[Expr]) -> sympy.Expr | None:
+    """The number a sum's term stands for when it is only the ones vector (times constants).
+
+    In ``(1 − z^j) h^j`` the ``1`` is stored as 𝟙^j, broadcast along ``j``; where
+    another term of the sum carries ``j`` the reader needs no 𝟙 to see that, so
+    the term prints as its coefficient.  Elsewhere (a factor of a product, a sum
+    of broadcast terms only) it keeps its 𝟙.
+    """
+    if isinstance(term, Ones):
+        coef, ones = sympy.Integer(1), term
+    elif isinstance(term, Prod):
+        coef, rest = split_coef(term.factors)
+        if len(rest) != 1 or not isinstance(rest[0], Ones) or term.out != rest[0].free:
+            return None
+        ones = rest[0]
+    else:
+        return None
+    if any(t is not term and ones.index in t.free and broadcast_one(t, ()) is None for t in siblings):
+        return coef
+    return None
+
+
+def sum_terms(e: Add, names: "IndexNames | None" = None) -> list[tuple[Expr, sympy.Expr | None]]:
+    """A sum's terms in display order, each with the number it prints as (:func:`broadcast_one`)
+    or None.  Terms that print as numbers come first: ``1 − z^j``, not ``−z^j + 1``."""
+    ordered = term_order(e.terms, names)
+    pairs = [(t, broadcast_one(t, e.terms)) for t in ordered]
+    return [p for p in pairs if p[1] is not None] + [p for p in pairs if p[1] is None]
+
+
+def term_parts(t, out: Sequence[Index], names: "IndexNames | None" = None):
+    """A factored term as ``(coef, scalar factor lists, outer-product factor lists)`` in display
+    order, with every constant (nested ones included) folded into ``coef``."""
+    coef = t.coef
+    parts = []
+    for g in t.scalars + t.groups:
+        c, fs = split_coef(g.factors)
+        coef *= c
+        parts.append(display_order(fs, out, names))
+    k = len(t.scalars)
+    return coef, parts[:k], parts[k:]
+
+
 # ------------------------------------------------------------ tensor roles
 _QUANT = re.compile(r"^(\w+)\[(.*)\]$")
 
@@ -303,6 +397,9 @@ class Context:
     arity: dict[str, int] = field(default_factory=dict)
     gammas: frozenset[tuple[str, str]] = frozenset()
     softmax: dict[str, str] = field(default_factory=dict)  # arg tensor -> symbol
+    #: node definitions a printed expression may repeat: (pattern, node name, node indices),
+    #: keyed by :func:`_shape_key`; see :meth:`named`
+    defined: dict[tuple, tuple[tuple[Expr, object, tuple[Index, ...]], ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, derivation) -> "Context":
@@ -316,17 +413,44 @@ class Context:
                     if isinstance(a, Ref) and isinstance(a.name, str):
                         gammas.add((unlabel(n.name), unlabel(a.name)))
         taken = set(arity) | {net.objective}
+        defined: dict[tuple, list] = {}
+        for n in derivation.nodes:
+            if n.name != net.objective and _nameable(n.expr):
+                defined.setdefault(_shape_key(n.expr), []).append((n.expr, n.name, tuple(n.indices)))
         args: list[str] = []
         for e in _every_expr(derivation):
             for s in _softmaxes(e):
-                if isinstance(s.arg, Ref) and s.arg.indices == (s.over,) and s.arg.name not in args:
+                if (isinstance(s.arg, Ref) and s.arg.indices == (s.over,) and s.arg.name not in args
+                        and _shape_key(s) not in defined):  # a node's softmax goes by the node's name
                     args.append(s.arg.name)
         softmax = {}
         for a in args:
             sym = "s" if len(args) == 1 and "s" not in taken else f"s_{a}"
             softmax[a] = sym
         return cls(net.objective, tuple(unlabel(a) for a in derivation.objective_args), arity,
-                   frozenset(gammas), softmax)
+                   frozenset(gammas), softmax, {k: tuple(v) for k, v in defined.items()})
+
+    def named(self, e: Expr) -> Ref | None:
+        """The node ``e`` defines, as a reference with ``e``'s own indices, or None.
+
+        A derivative that repeats a node's definition — ``softmax_k(s^{qk})`` for
+        ``a^{qk}``, ``tanh(z_h^j)`` for ``h^j`` — prints the node's name, as the
+        generated code reuses the node's value.
+
+        >>> import sympy; from einderiv.ir import Index, Ref, Softmax
+        >>> q, k, u, w = (Index(x, sympy.Symbol("t")) for x in "qkuw")
+        >>> ctx = Context(defined={_shape_key(Softmax(Ref("s", (q, k)), k)):
+        ...                        ((Softmax(Ref("s", (q, k)), k), "a", (q, k)),)})
+        >>> ctx.named(Softmax(Ref("s", (u, w)), w))
+        Ref(name='a', indices=(u:t, w:t))
+        >>> ctx.named(Softmax(Ref("s", (u, w)), u)) is None   # over the other index: not a
+        True
+        """
+        for pattern, name, indices in self.defined.get(_shape_key(e), ()):
+            m = match_indices(pattern, e)
+            if m is not None and all(ix in m for ix in indices):
+                return Ref(name, tuple(m[ix] for ix in indices))
+        return None
 
     def letters_taken(self, exprs: Iterable[Expr]) -> tuple[str, ...]:
         """Symbols an index letter must not look like in these expressions (``s`` for softmax)."""
@@ -359,6 +483,70 @@ class Context:
     def split_jac(self, q: Quantity, indices: Sequence) -> tuple[tuple, tuple]:
         k = self.n_indices(q.parts[0], len(indices) // 2)
         return tuple(indices[:k]), tuple(indices[k:])
+
+
+def _nameable(e: Expr) -> bool:
+    """Definitions worth recognising inside derivatives: a function's value, a softmax, a
+    log-sum-exp (a product or a sum is printed as the factors it is made of)."""
+    if isinstance(e, Apply):
+        return not any(e.fn.deriv)
+    return isinstance(e, (Softmax, LogSumExp))
+
+
+def _shape_key(e: Expr) -> tuple:
+    """What two expressions equal up to index names share: the node type and its names."""
+    if isinstance(e, Apply):
+        return ("apply", e.fn, tuple(_shape_key(a) for a in e.args))
+    if isinstance(e, (Softmax, LogSumExp)):
+        return (type(e).__name__, _shape_key(e.arg))
+    if isinstance(e, Ref):
+        return ("ref", e.name, len(e.indices))
+    if isinstance(e, Const):
+        return ("const", e.value)
+    return (type(e).__name__, tuple(_shape_key(c) for c in e.children()))
+
+
+def match_indices(pattern: Expr, e: Expr, m: dict[Index, Index] | None = None) -> dict[Index, Index] | None:
+    """The one-to-one renaming of ``pattern``'s indices that turns it into ``e``, or None."""
+    m = {} if m is None else m
+
+    def bind(a: Index, b: Index) -> bool:
+        if a in m:
+            return m[a] == b
+        if b in m.values() or a.dim != b.dim:
+            return False
+        m[a] = b
+        return True
+
+    if type(pattern) is not type(e):
+        return None
+    if isinstance(e, Ref):
+        ok = pattern.name == e.name and len(pattern.indices) == len(e.indices)
+        return m if ok and all(bind(a, b) for a, b in zip(pattern.indices, e.indices)) else None
+    if isinstance(e, Const):
+        return m if pattern.value == e.value else None
+    if isinstance(e, Apply):
+        if pattern.fn != e.fn or len(pattern.args) != len(e.args):
+            return None
+    elif isinstance(e, (Softmax, LogSumExp)):
+        if not bind(pattern.over, e.over):
+            return None
+    elif isinstance(e, Delta):
+        return m if bind(pattern.a, e.a) and bind(pattern.b, e.b) else None
+    elif isinstance(e, Ones):
+        return m if bind(pattern.index, e.index) else None
+    elif isinstance(e, Prod):
+        if len(pattern.out) != len(e.out) or not all(bind(a, b) for a, b in zip(pattern.out, e.out)):
+            return None
+    elif not isinstance(e, Add):
+        return m if pattern == e else None
+    pc, ec = pattern.children(), e.children()
+    if len(pc) != len(ec):
+        return None
+    for a, b in zip(pc, ec):
+        if match_indices(a, b, m) is None:
+            return None
+    return m
 
 
 def _every_expr(derivation) -> Iterable[Expr]:
@@ -433,20 +621,27 @@ def shown_families(defs, base_cases_after: bool = False) -> list[Shown]:
 
 
 def declared_families(tensors) -> list[tuple[str, object, list[int]]]:
-    """(shown name, first member, labels): ``x(1) … x(4)`` declared once as ``x(t)``."""
+    """(shown name, first member, labels): ``x(1) … x(4)`` declared once as ``x(t)``.
+
+    Members are grouped only while their shapes agree: an unrolled layer template's
+    ``w(1) : h × n_in`` stands alone and ``w(t) : h × h for t = 2, 3`` follows it, so
+    no member is shown with another's shape.
+    """
     from ..fold import split_label
 
-    out, seen = [], {}
+    out, last = [], {}
     for t in tensors:
         base, lab = split_label(t.name)
         if lab is None:
             out.append((t.name, t, []))
             continue
-        if base not in seen:
-            seen[base] = len(out)
-            out.append((t.name, t, [lab]))
+        shape = tuple(ix.dim for ix in t.indices)
+        k = last.get(base)
+        if k is not None and out[k][1].role == t.role and tuple(ix.dim for ix in out[k][1].indices) == shape:
+            out[k][2].append(lab)
         else:
-            out[seen[base]][2].append(lab)
+            last[base] = len(out)
+            out.append((t.name, t, [lab]))
     return [(f"{split_label(n)[0]}(t)" if len(labs) > 1 else n, t, labs if len(labs) > 1 else [])
             for n, t, labs in out]
 

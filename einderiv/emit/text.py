@@ -18,7 +18,10 @@ Notation: ``W1^j_i`` (first index up, the rest down); ``δ[z_v1]_j`` = ∂f/∂z
 Hessian; ``δ^j_s`` a Kronecker delta; ``relu′(z_v1^j)`` an elementwise
 derivative.  A repeated index is summed unless it is free on the left-hand
 side (then the product is elementwise); ``Σ_l`` is written out only where an
-index is summed over other than two factors.
+index is summed over other than two factors.  A derivative that repeats a
+node's definition names the node (``a^q_k`` for ``softmax_k(s^q_k)``), a
+product's constants are one coefficient, and a broadcast ``1`` in a sum is
+written ``1`` (``(1 − zg^j) hc^j``) — see :mod:`einderiv.emit.names`.
 
 The output depends only on the derivation: same input, same bytes.
 """
@@ -36,7 +39,7 @@ from ..functions import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
                   Ones, Softmax, Window)
 from .names import (Context, IndexNames, declared_families, display_order, folded_terms, parse_quantity,
-                    shown_families, term_order, windows_shown)
+                    shown_families, split_coef, sum_terms, term_parts, windows_shown)
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -102,6 +105,11 @@ class TextPrinter(Printer):
             self._settings["context"] = Context()
         self.names: IndexNames = self._settings["names"]
         self.ctx: Context = self._settings["context"]
+        #: print a node's definition, met inside an expression, as the node's name (off for the
+        #: Network section, which shows the definitions as written)
+        self.name_nodes = True
+        if self.names.alias is None:
+            self.names.alias = self.node_named
         self.scalar = ScalarStrPrinter()
         self.arith: dict[Index, str] = {}  # indices shown as index arithmetic: u → 't+a'
 
@@ -165,6 +173,16 @@ class TextPrinter(Printer):
                         for k, o in enumerate(d) if o)
         return marks + e.fn.name
 
+    def node_named(self, e: Expr) -> Ref | None:
+        """The node ``e`` is the definition of (:meth:`Context.named`), if names are wanted."""
+        if self.name_nodes and isinstance(e, (Apply, Softmax, LogSumExp)):
+            return self.ctx.named(e)
+        return None
+
+    def _print(self, expr, **kwargs):
+        shown = self.node_named(expr) if isinstance(expr, Expr) else None
+        return super()._print(shown if shown is not None else expr, **kwargs)
+
     # -- nodes --------------------------------------------------------------
     def _print_Const(self, e: Const) -> str:
         return self.scalar.doprint(e.value)
@@ -221,8 +239,8 @@ class TextPrinter(Printer):
 
     def _print_Add(self, e: Add) -> str:
         out = ""
-        for k, t in enumerate(term_order(e.terms, self.names)):
-            s = self._print(t)
+        for k, (t, one) in enumerate(sum_terms(e, self.names)):
+            s = self._print(t) if one is None else self._with_coef(one, "")
             if k == 0:
                 out = s
             elif s.startswith(MINUS):
@@ -232,17 +250,13 @@ class TextPrinter(Printer):
         return out
 
     def _print_Prod(self, e: Prod) -> str:
-        coef = sympy.Integer(1)
-        fs = []
-        for f in display_order(e.factors, e.out, self.names):
-            if isinstance(f, Const):
-                coef *= f.value
-            else:
-                fs.append(f)
-        return self.product(coef, fs, e.out)
+        coef, fs = split_coef(e.factors)
+        return self.product(coef, display_order(fs, e.out, self.names), e.out)
 
     def product(self, coef, factors: Sequence[Expr], out: Sequence[Index]) -> str:
         """``coef · Π factors``, with ``Σ_l`` for indices not summed over exactly two factors."""
+        c, factors = split_coef(factors)
+        coef *= c
         outs = set(out)
         count: dict[Index, int] = {}
         for f in factors:
@@ -282,17 +296,15 @@ class TextPrinter(Printer):
     # -- factored terms ----------------------------------------------------
     def term(self, t: FactoredTerm, out: Sequence[Index], sep: str = " ⊗ ") -> str:
         """One term of a block: scalar weights, then the outer-product factors joined by ⊗."""
-        pieces = []
-        for g in t.scalars:
-            pieces.append(self.product(1, display_order(g.factors, out, self.names), out))
-        many = len(t.groups) > 1
+        coef, scalars, groups_fs = term_parts(t, out, self.names)
+        pieces = [self.product(1, fs, out) for fs in scalars]
+        many = len(groups_fs) > 1
         groups = []
-        for g in t.groups:
-            fs = display_order(g.factors, out, self.names)
+        for fs in groups_fs:
             s = self.product(1, fs, out)
             groups.append(f"({s})" if many and len(fs) > 1 else s)
         body = " ".join(pieces + ([sep.join(groups)] if groups else []))
-        return self._with_coef(t.coef, body)
+        return self._with_coef(coef, body)
 
 
 # ------------------------------------------------------------ document
@@ -371,6 +383,7 @@ def render(derivation, sizes=None) -> str:
     pre = {n.name for n in derivation.nodes if n.pre}
     for s in shown_families([(n.name, n.indices, n.expr) for n in derivation.nodes]):
         p = _statement_printer(ctx, s.indices, [s.expr])
+        p.name_nodes = False
         note = "   (pre-activation)" if s.first in pre else ("   (objective)" if s.first == net.objective else "")
         w(f"  {p._print(Ref(s.name, s.indices))} = {p._print(s.expr)}{_for(s.labels)}{note}")
     w("")
@@ -439,13 +452,24 @@ def _sum_over(sym: str, labels) -> str:
     return f"Σ_{{{sym}={label_range(labels)}}} " if labels else ""
 
 
+def block_terms(block, ctx: Context) -> tuple[TextPrinter, list[str]]:
+    """The printer of a block, its letters given in reading order, and the block's terms as printed.
+
+    :mod:`einderiv.structure` names indices with this printer, so a reason like
+    ``summed index l couples …`` uses the letters the block is displayed with.
+    """
+    p = _statement_printer(ctx, block.indices, [block.expr])
+    body = [_sum_over(sym, labels) + p.term(t, block.indices)
+            for sym, labels, t in folded_terms(block, p.names)]
+    return p, body
+
+
 def block_lines(derivation, block, ctx: Context | None = None) -> list[str]:
     """Lines of one block: ``LHS = term`` or ``LHS =`` then ``  + term`` per line."""
     ctx = ctx or Context.of(derivation)
-    p = _statement_printer(ctx, block.indices, [block.expr])
+    p, body = block_terms(block, ctx)
     lhs = _block_lhs(p, derivation, block)
-    body = [_sum_over(sym, labels) + p.term(t, block.indices)
-            for sym, labels, t in folded_terms(block, p.names)] or ["0"]
+    body = body or ["0"]
     lines = []
     if len(body) == 1:
         lines.append(f"{lhs} = {body[0]}")
