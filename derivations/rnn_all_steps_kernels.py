@@ -45,72 +45,69 @@ GRADIENT_FACTOR_AXES = {
 
 
 def _forward(params, data):
-    """Every tensor of the network by name: parameters, data and nodes (data and nodes per sample)."""
-    x_1 = data["x(1)"]
-    x_2 = data["x(2)"]
-    x_3 = data["x(3)"]
-    y_1 = data["y(1)"]
-    y_2 = data["y(2)"]
-    y_3 = data["y(3)"]
-    h_0 = params["h(0)"]
-    W = params["W"]
-    V = params["V"]
-    A = params["A"]
-    B_2 = params["B"]
-    U = params["U"]
+    """Every tensor of the network by name: parameters, data and nodes (data and nodes per sample); a family's steps as one loop over its label."""
+    t = {name: data[name] for name in INPUTS}
+    t.update((name, params[name]) for name in PARAMS)
     # z_h_1[j] = Σ_i W[j,i] h_0[i] + Σ_k V[j,k] x_1[k]
+    W = t["W"]
+    h_0 = t["h(0)"]
     # einsum("ji,i->j", W, h_0)
+    V = t["V"]
+    x_1 = t["x(1)"]
     # einsum("jk,Bk->Bj", V, x_1)
     z_h_1 = W @ h_0 + x_1 @ V.T
+    t["z_h(1)"] = z_h_1
     # h_1[j] = tanh(z_h_1[j])
     h_1 = np.tanh(z_h_1)
-    # z_h_2[j] = Σ_i W[j,i] h_1[i] + Σ_k V[j,k] x_2[k]
-    # einsum("ji,Bi->Bj", W, h_1)
-    # einsum("jk,Bk->Bj", V, x_2)
-    z_h_2 = h_1 @ W.T + x_2 @ V.T
-    # h_2[j] = tanh(z_h_2[j])
-    h_2 = np.tanh(z_h_2)
-    # z_h_3[j] = Σ_i W[j,i] h_2[i] + Σ_k V[j,k] x_3[k]
-    # einsum("ji,Bi->Bj", W, h_2)
-    # einsum("jk,Bk->Bj", V, x_3)
-    z_h_3 = h_2 @ W.T + x_3 @ V.T
-    # h_3[j] = tanh(z_h_3[j])
-    h_3 = np.tanh(z_h_3)
+    t["h(1)"] = h_1
     # z_r_1[m] = Σ_j B_2[m,j] h_1[j]
+    B_2 = t["B"]
     # einsum("mj,Bj->Bm", B_2, h_1)
     z_r_1 = h_1 @ B_2.T
+    t["z_r(1)"] = z_r_1
     # r_1[m] = tanh(z_r_1[m])
     r_1 = np.tanh(z_r_1)
-    # z_r_2[m] = Σ_q A[m,q] r_1[q] + Σ_j B_2[m,j] h_2[j]
-    # einsum("mq,Bq->Bm", A, r_1)
-    # einsum("mj,Bj->Bm", B_2, h_2)
-    z_r_2 = r_1 @ A.T + h_2 @ B_2.T
-    # r_2[m] = tanh(z_r_2[m])
-    r_2 = np.tanh(z_r_2)
-    # z_r_3[m] = Σ_q A[m,q] r_2[q] + Σ_j B_2[m,j] h_3[j]
-    # einsum("mq,Bq->Bm", A, r_2)
-    # einsum("mj,Bj->Bm", B_2, h_3)
-    z_r_3 = r_2 @ A.T + h_3 @ B_2.T
-    # r_3[m] = tanh(z_r_3[m])
-    r_3 = np.tanh(z_r_3)
+    t["r(1)"] = r_1
+    A = t["A"]
+    U = t["U"]
+    for k in range(2, 4):
+        # z_h_k[j] = Σ_i W[j,i] h_km1[i] + Σ_k V[j,k] x_k[k]
+        h_km1 = t[f"h({k-1})"]
+        # einsum("ji,Bi->Bj", W, h_km1)
+        x_k = t[f"x({k})"]
+        # einsum("jk,Bk->Bj", V, x_k)
+        z_h_k = h_km1 @ W.T + x_k @ V.T
+        t[f"z_h({k})"] = z_h_k
+        # h_k[j] = tanh(z_h_k[j])
+        h_k = np.tanh(z_h_k)
+        t[f"h({k})"] = h_k
+        # z_r_k[m] = Σ_q A[m,q] r_km1[q] + Σ_j B_2[m,j] h_k[j]
+        r_km1 = t[f"r({k-1})"]
+        # einsum("mq,Bq->Bm", A, r_km1)
+        # einsum("mj,Bj->Bm", B_2, h_k)
+        z_r_k = r_km1 @ A.T + h_k @ B_2.T
+        t[f"z_r({k})"] = z_r_k
+        # r_k[m] = tanh(z_r_k[m])
+        r_k = np.tanh(z_r_k)
+        t[f"r({k})"] = r_k
+        # p_k[l] = Σ_m U[l,m] r_k[m]
+        # einsum("lm,Bm->Bl", U, r_k)
+        p_k = r_k @ U.T
+        t[f"p({k})"] = p_k
     # p_1[l] = Σ_m U[l,m] r_1[m]
     # einsum("lm,Bm->Bl", U, r_1)
     p_1 = r_1 @ U.T
-    # p_2[l] = Σ_m U[l,m] r_2[m]
-    # einsum("lm,Bm->Bl", U, r_2)
-    p_2 = r_2 @ U.T
-    # p_3[l] = Σ_m U[l,m] r_3[m]
-    # einsum("lm,Bm->Bl", U, r_3)
-    p_3 = r_3 @ U.T
-    # f = 1/2 Σ_l (p_1[l] - y_1[l]) (p_1[l] - y_1[l]) + 1/2 Σ_l (p_2[l] - y_2[l]) (p_2[l] - y_2[l]) + 1/2 Σ_l (p_3[l] - y_3[l]) (p_3[l] - y_3[l])
-    tmp = p_1 - y_1
-    # einsum("Bl,Bl->B", tmp, tmp)
-    tmp_2 = p_2 - y_2
-    # einsum("Bl,Bl->B", tmp_2, tmp_2)
-    tmp_3 = p_3 - y_3
-    # einsum("Bl,Bl->B", tmp_3, tmp_3)
-    f = 0.5 * (tmp[..., None, :] @ tmp[..., None])[..., 0, 0] + 0.5 * (tmp_2[..., None, :] @ tmp_2[..., None])[..., 0, 0] + 0.5 * (tmp_3[..., None, :] @ tmp_3[..., None])[..., 0, 0]
-    return {"x(1)": x_1, "x(2)": x_2, "x(3)": x_3, "y(1)": y_1, "y(2)": y_2, "y(3)": y_3, "h(0)": h_0, "W": W, "V": V, "A": A, "B": B_2, "U": U, "z_h(1)": z_h_1, "h(1)": h_1, "z_h(2)": z_h_2, "h(2)": h_2, "z_h(3)": z_h_3, "h(3)": h_3, "z_r(1)": z_r_1, "r(1)": r_1, "z_r(2)": z_r_2, "r(2)": r_2, "z_r(3)": z_r_3, "r(3)": r_3, "p(1)": p_1, "p(2)": p_2, "p(3)": p_3, "f": f}
+    t["p(1)"] = p_1
+    # f = Σ_k 1/2 Σ_l (p_k[l] - y_k[l]) (p_k[l] - y_k[l])
+    f = 0.0
+    for k in range(1, 4):
+        p_k_2 = t[f"p({k})"]
+        y_k = t[f"y({k})"]
+        tmp = p_k_2 - y_k
+        # einsum("Bl,Bl->B", tmp, tmp)
+        f = f + 0.5 * (tmp[..., None, :] @ tmp[..., None])[..., 0, 0]
+    t["f"] = f
+    return t
 
 
 def _adj_p_3(t):
@@ -2213,6 +2210,226 @@ def _radj_z_h_1(t):
     return d2tanh_z_h_1 * adj_h_1 * tan_z_h_1 + dtanh_z_h_1 * radj_h_1
 
 
+def _backward(t):
+    """Back-propagated quantities of the gradient into t (a family's steps as one reversed loop over its label)."""
+    # adj_p_3[l] = p_3[l] - y_3[l]
+    p_3 = t["p(3)"]
+    y_3 = t["y(3)"]
+    adj_p_3 = p_3 - y_3
+    t["adj[p(3)]"] = adj_p_3
+    # adj_r_3[m] = Σ_c U[c,m] adj_p_3[c]
+    U = t["U"]
+    # einsum("cm,Bc->Bm", U, adj_p_3)
+    adj_r_3 = adj_p_3 @ U
+    t["adj[r(3)]"] = adj_r_3
+    # adj_z_r_3[m] = tanh'(z_r_3[m]) adj_r_3[m]
+    z_r_3 = t["z_r(3)"]
+    r_3 = t["r(3)"]
+    dtanh_z_r_3 = 1 - r_3**2
+    adj_z_r_3 = dtanh_z_r_3 * adj_r_3
+    t["adj[z_r(3)]"] = adj_z_r_3
+    # adj_h_3[j] = Σ_c B_2[c,j] adj_z_r_3[c]
+    B_2 = t["B"]
+    # einsum("cj,Bc->Bj", B_2, adj_z_r_3)
+    adj_h_3 = adj_z_r_3 @ B_2
+    t["adj[h(3)]"] = adj_h_3
+    # adj_z_h_3[j] = tanh'(z_h_3[j]) adj_h_3[j]
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    adj_z_h_3 = dtanh_z_h_3 * adj_h_3
+    t["adj[z_h(3)]"] = adj_z_h_3
+    A = t["A"]
+    W = t["W"]
+    for k in range(2, 0, -1):
+        # adj_p_k[l] = p_k[l] - y_k[l]
+        p_k = t[f"p({k})"]
+        y_k = t[f"y({k})"]
+        adj_p_k = p_k - y_k
+        t[f"adj[p({k})]"] = adj_p_k
+        # adj_r_k[m] = Σ_c A[c,m] adj_z_r_kp1[c] + Σ_i U[i,m] adj_p_k[i]
+        adj_z_r_kp1 = t[f"adj[z_r({k+1})]"]
+        # einsum("cm,Bc->Bm", A, adj_z_r_kp1)
+        # einsum("im,Bi->Bm", U, adj_p_k)
+        adj_r_k = adj_z_r_kp1 @ A + adj_p_k @ U
+        t[f"adj[r({k})]"] = adj_r_k
+        # adj_z_r_k[m] = tanh'(z_r_k[m]) adj_r_k[m]
+        z_r_k = t[f"z_r({k})"]
+        r_k = t[f"r({k})"]
+        dtanh_z_r_k = 1 - r_k**2
+        adj_z_r_k = dtanh_z_r_k * adj_r_k
+        t[f"adj[z_r({k})]"] = adj_z_r_k
+        # adj_h_k[j] = Σ_c W[c,j] adj_z_h_kp1[c] + Σ_i B_2[i,j] adj_z_r_k[i]
+        adj_z_h_kp1 = t[f"adj[z_h({k+1})]"]
+        # einsum("cj,Bc->Bj", W, adj_z_h_kp1)
+        # einsum("ij,Bi->Bj", B_2, adj_z_r_k)
+        adj_h_k = adj_z_h_kp1 @ W + adj_z_r_k @ B_2
+        t[f"adj[h({k})]"] = adj_h_k
+        # adj_z_h_k[j] = tanh'(z_h_k[j]) adj_h_k[j]
+        z_h_k = t[f"z_h({k})"]
+        h_k = t[f"h({k})"]
+        dtanh_z_h_k = 1 - h_k**2
+        adj_z_h_k = dtanh_z_h_k * adj_h_k
+        t[f"adj[z_h({k})]"] = adj_z_h_k
+
+
+def _r_pass(t):
+    """Forward tangents tan[n] (ascending loops) and R-adjoints radj[n] (reversed loops) of the HVP into t."""
+    # tan_z_h_1[j] = Σ_c dir_W[j,c] h_0[c] + Σ_c W[j,c] dir_h_0[c] + Σ_i dir_V[j,i] x_1[i]
+    dir_W = t["dir[W]"]
+    h_0 = t["h(0)"]
+    # einsum("jc,c->j", dir_W, h_0)
+    W = t["W"]
+    dir_h_0 = t["dir[h(0)]"]
+    # einsum("jc,c->j", W, dir_h_0)
+    dir_V = t["dir[V]"]
+    x_1 = t["x(1)"]
+    # einsum("ji,Bi->Bj", dir_V, x_1)
+    tan_z_h_1 = dir_W @ h_0 + W @ dir_h_0 + x_1 @ dir_V.T
+    t["tan[z_h(1)]"] = tan_z_h_1
+    # tan_h_1[j] = tanh'(z_h_1[j]) tan_z_h_1[j]
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    tan_h_1 = dtanh_z_h_1 * tan_z_h_1
+    t["tan[h(1)]"] = tan_h_1
+    # tan_z_r_1[m] = Σ_c dir_B[m,c] h_1[c] + Σ_c B_2[m,c] tan_h_1[c]
+    dir_B = t["dir[B]"]
+    # einsum("mc,Bc->Bm", dir_B, h_1)
+    B_2 = t["B"]
+    # einsum("mc,Bc->Bm", B_2, tan_h_1)
+    tan_z_r_1 = h_1 @ dir_B.T + tan_h_1 @ B_2.T
+    t["tan[z_r(1)]"] = tan_z_r_1
+    # tan_r_1[m] = tanh'(z_r_1[m]) tan_z_r_1[m]
+    z_r_1 = t["z_r(1)"]
+    r_1 = t["r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    tan_r_1 = dtanh_z_r_1 * tan_z_r_1
+    t["tan[r(1)]"] = tan_r_1
+    dir_A = t["dir[A]"]
+    A = t["A"]
+    dir_U = t["dir[U]"]
+    U = t["U"]
+    for k in range(2, 4):
+        # tan_z_h_k[j] = Σ_c dir_W[j,c] h_km1[c] + Σ_c W[j,c] tan_h_km1[c] + Σ_i dir_V[j,i] x_k[i]
+        h_km1 = t[f"h({k-1})"]
+        # einsum("jc,Bc->Bj", dir_W, h_km1)
+        tan_h_km1 = t[f"tan[h({k-1})]"]
+        # einsum("jc,Bc->Bj", W, tan_h_km1)
+        x_k = t[f"x({k})"]
+        # einsum("ji,Bi->Bj", dir_V, x_k)
+        tan_z_h_k = h_km1 @ dir_W.T + tan_h_km1 @ W.T + x_k @ dir_V.T
+        t[f"tan[z_h({k})]"] = tan_z_h_k
+        # tan_h_k[j] = tanh'(z_h_k[j]) tan_z_h_k[j]
+        z_h_k = t[f"z_h({k})"]
+        h_k = t[f"h({k})"]
+        dtanh_z_h_k = 1 - h_k**2
+        tan_h_k = dtanh_z_h_k * tan_z_h_k
+        t[f"tan[h({k})]"] = tan_h_k
+        # tan_z_r_k[m] = Σ_c dir_A[m,c] r_km1[c] + Σ_c A[m,c] tan_r_km1[c] + Σ_i dir_B[m,i] h_k[i] + Σ_i B_2[m,i] tan_h_k[i]
+        r_km1 = t[f"r({k-1})"]
+        # einsum("mc,Bc->Bm", dir_A, r_km1)
+        tan_r_km1 = t[f"tan[r({k-1})]"]
+        # einsum("mc,Bc->Bm", A, tan_r_km1)
+        # einsum("mi,Bi->Bm", dir_B, h_k)
+        # einsum("mi,Bi->Bm", B_2, tan_h_k)
+        tan_z_r_k = r_km1 @ dir_A.T + tan_r_km1 @ A.T + h_k @ dir_B.T + tan_h_k @ B_2.T
+        t[f"tan[z_r({k})]"] = tan_z_r_k
+        # tan_r_k[m] = tanh'(z_r_k[m]) tan_z_r_k[m]
+        z_r_k = t[f"z_r({k})"]
+        r_k = t[f"r({k})"]
+        dtanh_z_r_k = 1 - r_k**2
+        tan_r_k = dtanh_z_r_k * tan_z_r_k
+        t[f"tan[r({k})]"] = tan_r_k
+        # tan_p_k[l] = Σ_c dir_U[l,c] r_k[c] + Σ_c U[l,c] tan_r_k[c]
+        # einsum("lc,Bc->Bl", dir_U, r_k)
+        # einsum("lc,Bc->Bl", U, tan_r_k)
+        tan_p_k = r_k @ dir_U.T + tan_r_k @ U.T
+        t[f"tan[p({k})]"] = tan_p_k
+        # radj_p_k[l] = tan_p_k[l]
+        radj_p_k = tan_p_k
+        t[f"radj[p({k})]"] = radj_p_k
+    # radj_r_3[m] = Σ_c adj_p_3[c] dir_U[c,m] + Σ_c U[c,m] radj_p_3[c]
+    adj_p_3 = t["adj[p(3)]"]
+    # einsum("Bc,cm->Bm", adj_p_3, dir_U)
+    radj_p_3 = t["radj[p(3)]"]
+    # einsum("cm,Bc->Bm", U, radj_p_3)
+    radj_r_3 = adj_p_3 @ dir_U + radj_p_3 @ U
+    t["radj[r(3)]"] = radj_r_3
+    # radj_z_r_3[m] = tanh''(z_r_3[m]) adj_r_3[m] tan_z_r_3[m] + tanh'(z_r_3[m]) radj_r_3[m]
+    z_r_3 = t["z_r(3)"]
+    r_3 = t["r(3)"]
+    d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
+    adj_r_3 = t["adj[r(3)]"]
+    tan_z_r_3 = t["tan[z_r(3)]"]
+    dtanh_z_r_3 = 1 - r_3**2
+    radj_z_r_3 = d2tanh_z_r_3 * adj_r_3 * tan_z_r_3 + dtanh_z_r_3 * radj_r_3
+    t["radj[z_r(3)]"] = radj_z_r_3
+    # radj_h_3[j] = Σ_c adj_z_r_3[c] dir_B[c,j] + Σ_c B_2[c,j] radj_z_r_3[c]
+    adj_z_r_3 = t["adj[z_r(3)]"]
+    # einsum("Bc,cj->Bj", adj_z_r_3, dir_B)
+    # einsum("cj,Bc->Bj", B_2, radj_z_r_3)
+    radj_h_3 = adj_z_r_3 @ dir_B + radj_z_r_3 @ B_2
+    t["radj[h(3)]"] = radj_h_3
+    # radj_z_h_3[j] = tanh''(z_h_3[j]) adj_h_3[j] tan_z_h_3[j] + tanh'(z_h_3[j]) radj_h_3[j]
+    z_h_3 = t["z_h(3)"]
+    h_3 = t["h(3)"]
+    d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
+    adj_h_3 = t["adj[h(3)]"]
+    tan_z_h_3 = t["tan[z_h(3)]"]
+    dtanh_z_h_3 = 1 - h_3**2
+    radj_z_h_3 = d2tanh_z_h_3 * adj_h_3 * tan_z_h_3 + dtanh_z_h_3 * radj_h_3
+    t["radj[z_h(3)]"] = radj_z_h_3
+    # tan_p_1[l] = Σ_c dir_U[l,c] r_1[c] + Σ_c U[l,c] tan_r_1[c]
+    # einsum("lc,Bc->Bl", dir_U, r_1)
+    # einsum("lc,Bc->Bl", U, tan_r_1)
+    tan_p_1 = r_1 @ dir_U.T + tan_r_1 @ U.T
+    t["tan[p(1)]"] = tan_p_1
+    # radj_p_1[l] = tan_p_1[l]
+    radj_p_1 = tan_p_1
+    t["radj[p(1)]"] = radj_p_1
+    for k in range(2, 0, -1):
+        # radj_r_k[m] = Σ_c adj_z_r_kp1[c] dir_A[c,m] + Σ_c A[c,m] radj_z_r_kp1[c] + Σ_i adj_p_k[i] dir_U[i,m] + Σ_i U[i,m] radj_p_k[i]
+        adj_z_r_kp1 = t[f"adj[z_r({k+1})]"]
+        # einsum("Bc,cm->Bm", adj_z_r_kp1, dir_A)
+        radj_z_r_kp1 = t[f"radj[z_r({k+1})]"]
+        # einsum("cm,Bc->Bm", A, radj_z_r_kp1)
+        adj_p_k = t[f"adj[p({k})]"]
+        # einsum("Bi,im->Bm", adj_p_k, dir_U)
+        radj_p_k_2 = t[f"radj[p({k})]"]
+        # einsum("im,Bi->Bm", U, radj_p_k_2)
+        radj_r_k = adj_z_r_kp1 @ dir_A + radj_z_r_kp1 @ A + adj_p_k @ dir_U + radj_p_k_2 @ U
+        t[f"radj[r({k})]"] = radj_r_k
+        # radj_z_r_k[m] = tanh''(z_r_k[m]) adj_r_k[m] tan_z_r_k[m] + tanh'(z_r_k[m]) radj_r_k[m]
+        z_r_k_2 = t[f"z_r({k})"]
+        r_k_2 = t[f"r({k})"]
+        d2tanh_z_r_k = 2*r_k_2*(r_k_2**2 - 1)
+        adj_r_k = t[f"adj[r({k})]"]
+        tan_z_r_k_2 = t[f"tan[z_r({k})]"]
+        dtanh_z_r_k_2 = 1 - r_k_2**2
+        radj_z_r_k = d2tanh_z_r_k * adj_r_k * tan_z_r_k_2 + dtanh_z_r_k_2 * radj_r_k
+        t[f"radj[z_r({k})]"] = radj_z_r_k
+        # radj_h_k[j] = Σ_c adj_z_h_kp1[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_kp1[c] + Σ_i adj_z_r_k[i] dir_B[i,j] + Σ_i B_2[i,j] radj_z_r_k[i]
+        adj_z_h_kp1 = t[f"adj[z_h({k+1})]"]
+        # einsum("Bc,cj->Bj", adj_z_h_kp1, dir_W)
+        radj_z_h_kp1 = t[f"radj[z_h({k+1})]"]
+        # einsum("cj,Bc->Bj", W, radj_z_h_kp1)
+        adj_z_r_k = t[f"adj[z_r({k})]"]
+        # einsum("Bi,ij->Bj", adj_z_r_k, dir_B)
+        # einsum("ij,Bi->Bj", B_2, radj_z_r_k)
+        radj_h_k = adj_z_h_kp1 @ dir_W + radj_z_h_kp1 @ W + adj_z_r_k @ dir_B + radj_z_r_k @ B_2
+        t[f"radj[h({k})]"] = radj_h_k
+        # radj_z_h_k[j] = tanh''(z_h_k[j]) adj_h_k[j] tan_z_h_k[j] + tanh'(z_h_k[j]) radj_h_k[j]
+        z_h_k_2 = t[f"z_h({k})"]
+        h_k_2 = t[f"h({k})"]
+        d2tanh_z_h_k = 2*h_k_2*(h_k_2**2 - 1)
+        adj_h_k = t[f"adj[h({k})]"]
+        tan_z_h_k_2 = t[f"tan[z_h({k})]"]
+        dtanh_z_h_k_2 = 1 - h_k_2**2
+        radj_z_h_k = d2tanh_z_h_k * adj_h_k * tan_z_h_k_2 + dtanh_z_h_k_2 * radj_h_k
+        t[f"radj[z_h({k})]"] = radj_z_h_k
+
+
 def objective(params, data):
     """Per-sample objective, shape (B,)."""
     return _forward(params, data)["f"]
@@ -2221,326 +2438,237 @@ def objective(params, data):
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["adj_p_3"] = _adj_p_3(t)
-    t["adj_r_3"] = _adj_r_3(t)
-    t["adj_z_r_3"] = _adj_z_r_3(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_p_2"] = _adj_p_2(t)
-    t["adj_r_2"] = _adj_r_2(t)
-    t["adj_z_r_2"] = _adj_z_r_2(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_p_1"] = _adj_p_1(t)
-    t["adj_r_1"] = _adj_r_1(t)
-    t["adj_z_r_1"] = _adj_z_r_1(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["adj_z_h_1"] = _adj_z_h_1(t)
+    _backward(t)
     B = t["x(1)"].shape[0]
-    # ∂f/∂h(0)[j] = Σ_c W[c,j] adj_z_h_1[c]
+    grad_h_0 = np.zeros(PARAMS["h(0)"])
+    # ∂f/∂h(0) = Σ_c W[c,j] adj_z_h_1[c]
     W = t["W"]
-    adj_z_h_1 = t["adj_z_h_1"]
+    adj_z_h_1 = t["adj[z_h(1)]"]
     # einsum("cj,Bc->j", W, adj_z_h_1)
-    grad_h_0 = W.T @ (adj_z_h_1.sum(axis=0)) / B
-    # ∂f/∂W[j,i] = adj_z_h_1[j] h_0[i] + adj_z_h_2[j] h_1[i] + adj_z_h_3[j] h_2[i]
+    grad_h_0 = grad_h_0 + (W.T @ (adj_z_h_1.sum(axis=0))) / B
+    grad_W = np.zeros(PARAMS["W"])
+    # ∂f/∂W = adj_z_h_1[j] h_0[i] + Σ_k adj_z_h_k[j] h_km1[i]
     h_0 = t["h(0)"]
     # einsum("Bj,i->ji", adj_z_h_1, h_0)
-    adj_z_h_2 = t["adj_z_h_2"]
-    h_1 = t["h(1)"]
-    # einsum("Bj,Bi->ji", adj_z_h_2, h_1)
-    adj_z_h_3 = t["adj_z_h_3"]
-    h_2 = t["h(2)"]
-    # einsum("Bj,Bi->ji", adj_z_h_3, h_2)
-    grad_W = (h_0 * (adj_z_h_1.sum(axis=0))[:, None] + adj_z_h_2.T @ h_1 + adj_z_h_3.T @ h_2) / B
-    # ∂f/∂V[j,k] = adj_z_h_1[j] x_1[k] + adj_z_h_2[j] x_2[k] + adj_z_h_3[j] x_3[k]
-    x_1 = t["x(1)"]
-    # einsum("Bj,Bk->jk", adj_z_h_1, x_1)
-    x_2 = t["x(2)"]
-    # einsum("Bj,Bk->jk", adj_z_h_2, x_2)
-    x_3 = t["x(3)"]
-    # einsum("Bj,Bk->jk", adj_z_h_3, x_3)
-    grad_V = (adj_z_h_1.T @ x_1 + adj_z_h_2.T @ x_2 + adj_z_h_3.T @ x_3) / B
-    # ∂f/∂A[m,q] = adj_z_r_2[m] r_1[q] + adj_z_r_3[m] r_2[q]
-    adj_z_r_2 = t["adj_z_r_2"]
-    r_1 = t["r(1)"]
-    # einsum("Bm,Bq->mq", adj_z_r_2, r_1)
-    adj_z_r_3 = t["adj_z_r_3"]
-    r_2 = t["r(2)"]
-    # einsum("Bm,Bq->mq", adj_z_r_3, r_2)
-    grad_A = (adj_z_r_2.T @ r_1 + adj_z_r_3.T @ r_2) / B
-    # ∂f/∂B[m,j] = adj_z_r_1[m] h_1[j] + adj_z_r_2[m] h_2[j] + adj_z_r_3[m] h_3[j]
-    adj_z_r_1 = t["adj_z_r_1"]
-    # einsum("Bm,Bj->mj", adj_z_r_1, h_1)
-    # einsum("Bm,Bj->mj", adj_z_r_2, h_2)
-    h_3 = t["h(3)"]
-    # einsum("Bm,Bj->mj", adj_z_r_3, h_3)
-    grad_B = (adj_z_r_1.T @ h_1 + adj_z_r_2.T @ h_2 + adj_z_r_3.T @ h_3) / B
-    # ∂f/∂U[l,m] = adj_p_1[l] r_1[m] + adj_p_2[l] r_2[m] + adj_p_3[l] r_3[m]
-    adj_p_1 = t["adj_p_1"]
-    # einsum("Bl,Bm->lm", adj_p_1, r_1)
-    adj_p_2 = t["adj_p_2"]
-    # einsum("Bl,Bm->lm", adj_p_2, r_2)
-    adj_p_3 = t["adj_p_3"]
-    r_3 = t["r(3)"]
-    # einsum("Bl,Bm->lm", adj_p_3, r_3)
-    grad_U = (adj_p_1.T @ r_1 + adj_p_2.T @ r_2 + adj_p_3.T @ r_3) / B
+    grad_W = grad_W + (h_0 * (adj_z_h_1.sum(axis=0))[:, None]) / B
+    for k in range(2, 4):
+        adj_z_h_k = t[f"adj[z_h({k})]"]
+        h_km1 = t[f"h({k-1})"]
+        # einsum("Bj,Bi->ji", adj_z_h_k, h_km1)
+        grad_W = grad_W + (adj_z_h_k.T @ h_km1) / B
+    grad_V = np.zeros(PARAMS["V"])
+    # ∂f/∂V = Σ_k adj_z_h_k[j] x_k[k]
+    for k in range(1, 4):
+        adj_z_h_k_2 = t[f"adj[z_h({k})]"]
+        x_k = t[f"x({k})"]
+        # einsum("Bj,Bk->jk", adj_z_h_k_2, x_k)
+        grad_V = grad_V + (adj_z_h_k_2.T @ x_k) / B
+    grad_A = np.zeros(PARAMS["A"])
+    # ∂f/∂A = Σ_k adj_z_r_k[m] r_km1[q]
+    for k in range(2, 4):
+        adj_z_r_k = t[f"adj[z_r({k})]"]
+        r_km1 = t[f"r({k-1})"]
+        # einsum("Bm,Bq->mq", adj_z_r_k, r_km1)
+        grad_A = grad_A + (adj_z_r_k.T @ r_km1) / B
+    grad_B = np.zeros(PARAMS["B"])
+    # ∂f/∂B = Σ_k adj_z_r_k[m] h_k[j]
+    for k in range(1, 4):
+        adj_z_r_k_2 = t[f"adj[z_r({k})]"]
+        h_k = t[f"h({k})"]
+        # einsum("Bm,Bj->mj", adj_z_r_k_2, h_k)
+        grad_B = grad_B + (adj_z_r_k_2.T @ h_k) / B
+    grad_U = np.zeros(PARAMS["U"])
+    # ∂f/∂U = Σ_k adj_p_k[l] r_k[m]
+    for k in range(1, 4):
+        adj_p_k = t[f"adj[p({k})]"]
+        r_k = t[f"r({k})"]
+        # einsum("Bl,Bm->lm", adj_p_k, r_k)
+        grad_U = grad_U + (adj_p_k.T @ r_k) / B
     return {"h(0)": grad_h_0, "W": grad_W, "V": grad_V, "A": grad_A, "B": grad_B, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
     t = _forward(params, data)
-    t["adj_p_3"] = _adj_p_3(t)
-    t["adj_r_3"] = _adj_r_3(t)
-    t["adj_z_r_3"] = _adj_z_r_3(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_p_2"] = _adj_p_2(t)
-    t["adj_r_2"] = _adj_r_2(t)
-    t["adj_z_r_2"] = _adj_z_r_2(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_p_1"] = _adj_p_1(t)
-    t["adj_r_1"] = _adj_r_1(t)
-    t["adj_z_r_1"] = _adj_z_r_1(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["adj_z_h_1"] = _adj_z_h_1(t)
+    _backward(t)
     B = t["x(1)"].shape[0]
-    # ∂f/∂h(0)[j] = Σ_c W[c,j] adj_z_h_1[c]
+    grad_h_0 = np.zeros(((B,) + PARAMS["h(0)"]))
+    # ∂f/∂h(0) = Σ_c W[c,j] adj_z_h_1[c]
     W = t["W"]
-    adj_z_h_1 = t["adj_z_h_1"]
+    adj_z_h_1 = t["adj[z_h(1)]"]
     # einsum("cj,Bc->Bj", W, adj_z_h_1)
-    grad_h_0 = adj_z_h_1 @ W
-    # ∂f/∂W[j,i] = adj_z_h_1[j] h_0[i] + adj_z_h_2[j] h_1[i] + adj_z_h_3[j] h_2[i]
+    grad_h_0 = grad_h_0 + adj_z_h_1 @ W
+    grad_W = np.zeros(((B,) + PARAMS["W"]))
+    # ∂f/∂W = adj_z_h_1[j] h_0[i] + Σ_k adj_z_h_k[j] h_km1[i]
     h_0 = t["h(0)"]
     # einsum("Bj,i->Bji", adj_z_h_1, h_0)
-    adj_z_h_2 = t["adj_z_h_2"]
-    h_1 = t["h(1)"]
-    # einsum("Bj,Bi->Bji", adj_z_h_2, h_1)
-    adj_z_h_3 = t["adj_z_h_3"]
-    h_2 = t["h(2)"]
-    # einsum("Bj,Bi->Bji", adj_z_h_3, h_2)
-    grad_W = h_0 * adj_z_h_1[:, :, None] + h_1[:, None] * adj_z_h_2[:, :, None] + h_2[:, None] * adj_z_h_3[:, :, None]
-    # ∂f/∂V[j,k] = adj_z_h_1[j] x_1[k] + adj_z_h_2[j] x_2[k] + adj_z_h_3[j] x_3[k]
-    x_1 = t["x(1)"]
-    # einsum("Bj,Bk->Bjk", adj_z_h_1, x_1)
-    x_2 = t["x(2)"]
-    # einsum("Bj,Bk->Bjk", adj_z_h_2, x_2)
-    x_3 = t["x(3)"]
-    # einsum("Bj,Bk->Bjk", adj_z_h_3, x_3)
-    grad_V = x_1[:, None] * adj_z_h_1[:, :, None] + x_2[:, None] * adj_z_h_2[:, :, None] + x_3[:, None] * adj_z_h_3[:, :, None]
-    # ∂f/∂A[m,q] = adj_z_r_2[m] r_1[q] + adj_z_r_3[m] r_2[q]
-    adj_z_r_2 = t["adj_z_r_2"]
-    r_1 = t["r(1)"]
-    # einsum("Bm,Bq->Bmq", adj_z_r_2, r_1)
-    adj_z_r_3 = t["adj_z_r_3"]
-    r_2 = t["r(2)"]
-    # einsum("Bm,Bq->Bmq", adj_z_r_3, r_2)
-    grad_A = r_1[:, None] * adj_z_r_2[:, :, None] + r_2[:, None] * adj_z_r_3[:, :, None]
-    # ∂f/∂B[m,j] = adj_z_r_1[m] h_1[j] + adj_z_r_2[m] h_2[j] + adj_z_r_3[m] h_3[j]
-    adj_z_r_1 = t["adj_z_r_1"]
-    # einsum("Bm,Bj->Bmj", adj_z_r_1, h_1)
-    # einsum("Bm,Bj->Bmj", adj_z_r_2, h_2)
-    h_3 = t["h(3)"]
-    # einsum("Bm,Bj->Bmj", adj_z_r_3, h_3)
-    grad_B = h_1[:, None] * adj_z_r_1[:, :, None] + h_2[:, None] * adj_z_r_2[:, :, None] + h_3[:, None] * adj_z_r_3[:, :, None]
-    # ∂f/∂U[l,m] = adj_p_1[l] r_1[m] + adj_p_2[l] r_2[m] + adj_p_3[l] r_3[m]
-    adj_p_1 = t["adj_p_1"]
-    # einsum("Bl,Bm->Blm", adj_p_1, r_1)
-    adj_p_2 = t["adj_p_2"]
-    # einsum("Bl,Bm->Blm", adj_p_2, r_2)
-    adj_p_3 = t["adj_p_3"]
-    r_3 = t["r(3)"]
-    # einsum("Bl,Bm->Blm", adj_p_3, r_3)
-    grad_U = r_1[:, None] * adj_p_1[:, :, None] + r_2[:, None] * adj_p_2[:, :, None] + r_3[:, None] * adj_p_3[:, :, None]
+    grad_W = grad_W + h_0 * adj_z_h_1[:, :, None]
+    for k in range(2, 4):
+        adj_z_h_k = t[f"adj[z_h({k})]"]
+        h_km1 = t[f"h({k-1})"]
+        # einsum("Bj,Bi->Bji", adj_z_h_k, h_km1)
+        grad_W = grad_W + h_km1[:, None] * adj_z_h_k[:, :, None]
+    grad_V = np.zeros(((B,) + PARAMS["V"]))
+    # ∂f/∂V = Σ_k adj_z_h_k[j] x_k[k]
+    for k in range(1, 4):
+        adj_z_h_k_2 = t[f"adj[z_h({k})]"]
+        x_k = t[f"x({k})"]
+        # einsum("Bj,Bk->Bjk", adj_z_h_k_2, x_k)
+        grad_V = grad_V + x_k[:, None] * adj_z_h_k_2[:, :, None]
+    grad_A = np.zeros(((B,) + PARAMS["A"]))
+    # ∂f/∂A = Σ_k adj_z_r_k[m] r_km1[q]
+    for k in range(2, 4):
+        adj_z_r_k = t[f"adj[z_r({k})]"]
+        r_km1 = t[f"r({k-1})"]
+        # einsum("Bm,Bq->Bmq", adj_z_r_k, r_km1)
+        grad_A = grad_A + r_km1[:, None] * adj_z_r_k[:, :, None]
+    grad_B = np.zeros(((B,) + PARAMS["B"]))
+    # ∂f/∂B = Σ_k adj_z_r_k[m] h_k[j]
+    for k in range(1, 4):
+        adj_z_r_k_2 = t[f"adj[z_r({k})]"]
+        h_k = t[f"h({k})"]
+        # einsum("Bm,Bj->Bmj", adj_z_r_k_2, h_k)
+        grad_B = grad_B + h_k[:, None] * adj_z_r_k_2[:, :, None]
+    grad_U = np.zeros(((B,) + PARAMS["U"]))
+    # ∂f/∂U = Σ_k adj_p_k[l] r_k[m]
+    for k in range(1, 4):
+        adj_p_k = t[f"adj[p({k})]"]
+        r_k = t[f"r({k})"]
+        # einsum("Bl,Bm->Blm", adj_p_k, r_k)
+        grad_U = grad_U + r_k[:, None] * adj_p_k[:, :, None]
     return {"h(0)": grad_h_0, "W": grad_W, "V": grad_V, "A": grad_A, "B": grad_B, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
     t = _forward(params, data)
-    t["adj_p_3"] = _adj_p_3(t)
-    t["adj_r_3"] = _adj_r_3(t)
-    t["adj_z_r_3"] = _adj_z_r_3(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_p_2"] = _adj_p_2(t)
-    t["adj_r_2"] = _adj_r_2(t)
-    t["adj_z_r_2"] = _adj_z_r_2(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_p_1"] = _adj_p_1(t)
-    t["adj_r_1"] = _adj_r_1(t)
-    t["adj_z_r_1"] = _adj_z_r_1(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["adj_z_h_1"] = _adj_z_h_1(t)
+    _backward(t)
     B = t["x(1)"].shape[0]
+    terms_h_0 = []
     W = t["W"]
-    adj_z_h_1 = t["adj_z_h_1"]
+    adj_z_h_1 = t["adj[z_h(1)]"]
     # einsum("cj,Bc->Bj", W, adj_z_h_1)
-    fac_h_0__0_0 = adj_z_h_1 @ W
+    terms_h_0.append((adj_z_h_1 @ W,))
+    terms_W = []
     h_0 = t["h(0)"]
-    fac_W_0_1 = np.broadcast_to(h_0, (B,) + (3,))
-    adj_z_h_2 = t["adj_z_h_2"]
-    h_1 = t["h(1)"]
-    adj_z_h_3 = t["adj_z_h_3"]
-    h_2 = t["h(2)"]
-    x_1 = t["x(1)"]
-    x_2 = t["x(2)"]
-    x_3 = t["x(3)"]
-    adj_z_r_2 = t["adj_z_r_2"]
-    r_1 = t["r(1)"]
-    adj_z_r_3 = t["adj_z_r_3"]
-    r_2 = t["r(2)"]
-    adj_z_r_1 = t["adj_z_r_1"]
-    h_3 = t["h(3)"]
-    adj_p_1 = t["adj_p_1"]
-    adj_p_2 = t["adj_p_2"]
-    adj_p_3 = t["adj_p_3"]
-    r_3 = t["r(3)"]
-    return {"h(0)": [(fac_h_0__0_0,)], "W": [(adj_z_h_1, fac_W_0_1), (adj_z_h_2, h_1), (adj_z_h_3, h_2)], "V": [(adj_z_h_1, x_1), (adj_z_h_2, x_2), (adj_z_h_3, x_3)], "A": [(adj_z_r_2, r_1), (adj_z_r_3, r_2)], "B": [(adj_z_r_1, h_1), (adj_z_r_2, h_2), (adj_z_r_3, h_3)], "U": [(adj_p_1, r_1), (adj_p_2, r_2), (adj_p_3, r_3)]}
+    terms_W.append((adj_z_h_1, np.broadcast_to(h_0, (B,) + (3,))))
+    for k in range(2, 4):
+        adj_z_h_k = t[f"adj[z_h({k})]"]
+        h_km1 = t[f"h({k-1})"]
+        terms_W.append((adj_z_h_k, h_km1))
+    terms_V = []
+    for k in range(1, 4):
+        adj_z_h_k_2 = t[f"adj[z_h({k})]"]
+        x_k = t[f"x({k})"]
+        terms_V.append((adj_z_h_k_2, x_k))
+    terms_A = []
+    for k in range(2, 4):
+        adj_z_r_k = t[f"adj[z_r({k})]"]
+        r_km1 = t[f"r({k-1})"]
+        terms_A.append((adj_z_r_k, r_km1))
+    terms_B = []
+    for k in range(1, 4):
+        adj_z_r_k_2 = t[f"adj[z_r({k})]"]
+        h_k = t[f"h({k})"]
+        terms_B.append((adj_z_r_k_2, h_k))
+    terms_U = []
+    for k in range(1, 4):
+        adj_p_k = t[f"adj[p({k})]"]
+        r_k = t[f"r({k})"]
+        terms_U.append((adj_p_k, r_k))
+    return {"h(0)": terms_h_0, "W": terms_W, "V": terms_V, "A": terms_A, "B": terms_B, "U": terms_U}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
     t = _forward(params, data)
-    t["adj_p_3"] = _adj_p_3(t)
-    t["adj_r_3"] = _adj_r_3(t)
-    t["adj_z_r_3"] = _adj_z_r_3(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_p_2"] = _adj_p_2(t)
-    t["adj_r_2"] = _adj_r_2(t)
-    t["adj_z_r_2"] = _adj_z_r_2(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_p_1"] = _adj_p_1(t)
-    t["adj_r_1"] = _adj_r_1(t)
-    t["adj_z_r_1"] = _adj_z_r_1(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["adj_z_h_1"] = _adj_z_h_1(t)
+    _backward(t)
     B = t["x(1)"].shape[0]
-    # ‖∂f/∂h(0)‖² = Σ over pairs of terms of their inner product: Σ_c W[c,j] adj_z_h_1[c]
+    sq_h_0 = np.zeros(B)
+    # ‖∂f/∂h(0)‖² = Σ over pairs of terms (steps k, m) of their inner product
     W = t["W"]
-    adj_z_h_1 = t["adj_z_h_1"]
+    adj_z_h_1 = t["adj[z_h(1)]"]
     # einsum("cj,Bc,ij,Bi->B", W, adj_z_h_1, W, adj_z_h_1)
     tmp = W @ W.T
     tmp_2 = tmp @ adj_z_h_1.T
-    sq_h_0 = (tmp_2.T[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
+    sq_h_0 = sq_h_0 + (tmp_2.T[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
     norm_h_0 = np.sqrt(np.maximum(sq_h_0, 0.0))
-    # ‖∂f/∂W‖² = Σ over pairs of terms of their inner product: adj_z_h_1[j] h_0[i] + adj_z_h_2[j] h_1[i] + adj_z_h_3[j] h_2[i]
+    sq_W = np.zeros(B)
+    # ‖∂f/∂W‖² = Σ over pairs of terms (steps k, m) of their inner product
     h_0 = t["h(0)"]
     # einsum("Bj,i,Bj,i->B", adj_z_h_1, h_0, adj_z_h_1, h_0)
     tmp_3 = (adj_z_h_1[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
     tmp_4 = h_0 @ h_0
-    adj_z_h_2 = t["adj_z_h_2"]
-    h_1 = t["h(1)"]
-    # einsum("Bj,i,Bj,Bi->B", adj_z_h_1, h_0, adj_z_h_2, h_1)
-    tmp_5 = (adj_z_h_2[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
-    tmp_6 = h_1 @ h_0
-    adj_z_h_3 = t["adj_z_h_3"]
-    h_2 = t["h(2)"]
-    # einsum("Bj,i,Bj,Bi->B", adj_z_h_1, h_0, adj_z_h_3, h_2)
-    tmp_7 = (adj_z_h_3[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
-    tmp_8 = h_2 @ h_0
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_2, h_1, adj_z_h_2, h_1)
-    tmp_9 = (adj_z_h_2[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_10 = (h_1[..., None, :] @ h_1[..., None])[..., 0, 0]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_2, h_1, adj_z_h_3, h_2)
-    tmp_11 = (adj_z_h_3[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_12 = (h_2[..., None, :] @ h_1[..., None])[..., 0, 0]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_3, h_2, adj_z_h_3, h_2)
-    tmp_13 = (adj_z_h_3[..., None, :] @ adj_z_h_3[..., None])[..., 0, 0]
-    tmp_14 = (h_2[..., None, :] @ h_2[..., None])[..., 0, 0]
-    sq_W = tmp_4 * tmp_3 + 2 * tmp_6 * tmp_5 + 2 * tmp_8 * tmp_7 + tmp_10 * tmp_9 + 2 * tmp_12 * tmp_11 + tmp_14 * tmp_13
+    sq_W = sq_W + tmp_4 * tmp_3
+    for m in range(2, 4):
+        adj_z_h_m = t[f"adj[z_h({m})]"]
+        h_mm1 = t[f"h({m-1})"]
+        # einsum("Bj,i,Bj,Bi->B", adj_z_h_1, h_0, adj_z_h_m, h_mm1)
+        tmp_5 = (adj_z_h_m[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
+        tmp_6 = h_mm1 @ h_0
+        sq_W = sq_W + 2 * tmp_6 * tmp_5
+    for k in range(2, 4):
+        for m in range(2, 4):
+            adj_z_h_k = t[f"adj[z_h({k})]"]
+            h_km1 = t[f"h({k-1})"]
+            adj_z_h_m_2 = t[f"adj[z_h({m})]"]
+            h_mm1_2 = t[f"h({m-1})"]
+            # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_k, h_km1, adj_z_h_m_2, h_mm1_2)
+            tmp_7 = (adj_z_h_m_2[..., None, :] @ adj_z_h_k[..., None])[..., 0, 0]
+            tmp_8 = (h_mm1_2[..., None, :] @ h_km1[..., None])[..., 0, 0]
+            sq_W = sq_W + tmp_8 * tmp_7
     norm_W = np.sqrt(np.maximum(sq_W, 0.0))
-    # ‖∂f/∂V‖² = Σ over pairs of terms of their inner product: adj_z_h_1[j] x_1[k] + adj_z_h_2[j] x_2[k] + adj_z_h_3[j] x_3[k]
-    x_1 = t["x(1)"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_1, x_1, adj_z_h_1, x_1)
-    tmp_15 = (adj_z_h_1[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
-    tmp_16 = (x_1[..., None, :] @ x_1[..., None])[..., 0, 0]
-    x_2 = t["x(2)"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_1, x_1, adj_z_h_2, x_2)
-    tmp_17 = (adj_z_h_2[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
-    tmp_18 = (x_2[..., None, :] @ x_1[..., None])[..., 0, 0]
-    x_3 = t["x(3)"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_1, x_1, adj_z_h_3, x_3)
-    tmp_19 = (adj_z_h_3[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
-    tmp_20 = (x_3[..., None, :] @ x_1[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_2, x_2, adj_z_h_2, x_2)
-    tmp_21 = (adj_z_h_2[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_22 = (x_2[..., None, :] @ x_2[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_2, x_2, adj_z_h_3, x_3)
-    tmp_23 = (adj_z_h_3[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_24 = (x_3[..., None, :] @ x_2[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_3, x_3, adj_z_h_3, x_3)
-    tmp_25 = (adj_z_h_3[..., None, :] @ adj_z_h_3[..., None])[..., 0, 0]
-    tmp_26 = (x_3[..., None, :] @ x_3[..., None])[..., 0, 0]
-    sq_V = tmp_16 * tmp_15 + 2 * tmp_18 * tmp_17 + 2 * tmp_20 * tmp_19 + tmp_22 * tmp_21 + 2 * tmp_24 * tmp_23 + tmp_26 * tmp_25
+    sq_V = np.zeros(B)
+    # ‖∂f/∂V‖² = Σ over pairs of terms (steps k, m) of their inner product
+    for k in range(1, 4):
+        for m in range(1, 4):
+            adj_z_h_k_2 = t[f"adj[z_h({k})]"]
+            x_k = t[f"x({k})"]
+            adj_z_h_m_3 = t[f"adj[z_h({m})]"]
+            x_m = t[f"x({m})"]
+            # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_k_2, x_k, adj_z_h_m_3, x_m)
+            tmp_9 = (adj_z_h_m_3[..., None, :] @ adj_z_h_k_2[..., None])[..., 0, 0]
+            tmp_10 = (x_m[..., None, :] @ x_k[..., None])[..., 0, 0]
+            sq_V = sq_V + tmp_10 * tmp_9
     norm_V = np.sqrt(np.maximum(sq_V, 0.0))
-    # ‖∂f/∂A‖² = Σ over pairs of terms of their inner product: adj_z_r_2[m] r_1[q] + adj_z_r_3[m] r_2[q]
-    adj_z_r_2 = t["adj_z_r_2"]
-    r_1 = t["r(1)"]
-    # einsum("Bm,Bq,Bm,Bq->B", adj_z_r_2, r_1, adj_z_r_2, r_1)
-    tmp_27 = (adj_z_r_2[..., None, :] @ adj_z_r_2[..., None])[..., 0, 0]
-    tmp_28 = (r_1[..., None, :] @ r_1[..., None])[..., 0, 0]
-    adj_z_r_3 = t["adj_z_r_3"]
-    r_2 = t["r(2)"]
-    # einsum("Bm,Bq,Bm,Bq->B", adj_z_r_2, r_1, adj_z_r_3, r_2)
-    tmp_29 = (adj_z_r_3[..., None, :] @ adj_z_r_2[..., None])[..., 0, 0]
-    tmp_30 = (r_2[..., None, :] @ r_1[..., None])[..., 0, 0]
-    # einsum("Bm,Bq,Bm,Bq->B", adj_z_r_3, r_2, adj_z_r_3, r_2)
-    tmp_31 = (adj_z_r_3[..., None, :] @ adj_z_r_3[..., None])[..., 0, 0]
-    tmp_32 = (r_2[..., None, :] @ r_2[..., None])[..., 0, 0]
-    sq_A = tmp_28 * tmp_27 + 2 * tmp_30 * tmp_29 + tmp_32 * tmp_31
+    sq_A = np.zeros(B)
+    # ‖∂f/∂A‖² = Σ over pairs of terms (steps k, m) of their inner product
+    for k in range(2, 4):
+        for m in range(2, 4):
+            adj_z_r_k = t[f"adj[z_r({k})]"]
+            r_km1 = t[f"r({k-1})"]
+            adj_z_r_m = t[f"adj[z_r({m})]"]
+            r_mm1 = t[f"r({m-1})"]
+            # einsum("Bm,Bq,Bm,Bq->B", adj_z_r_k, r_km1, adj_z_r_m, r_mm1)
+            tmp_11 = (adj_z_r_m[..., None, :] @ adj_z_r_k[..., None])[..., 0, 0]
+            tmp_12 = (r_mm1[..., None, :] @ r_km1[..., None])[..., 0, 0]
+            sq_A = sq_A + tmp_12 * tmp_11
     norm_A = np.sqrt(np.maximum(sq_A, 0.0))
-    # ‖∂f/∂B‖² = Σ over pairs of terms of their inner product: adj_z_r_1[m] h_1[j] + adj_z_r_2[m] h_2[j] + adj_z_r_3[m] h_3[j]
-    adj_z_r_1 = t["adj_z_r_1"]
-    # einsum("Bm,Bj,Bm,Bj->B", adj_z_r_1, h_1, adj_z_r_1, h_1)
-    tmp_33 = (adj_z_r_1[..., None, :] @ adj_z_r_1[..., None])[..., 0, 0]
-    tmp_34 = (h_1[..., None, :] @ h_1[..., None])[..., 0, 0]
-    # einsum("Bm,Bj,Bm,Bj->B", adj_z_r_1, h_1, adj_z_r_2, h_2)
-    tmp_35 = (adj_z_r_2[..., None, :] @ adj_z_r_1[..., None])[..., 0, 0]
-    tmp_36 = (h_2[..., None, :] @ h_1[..., None])[..., 0, 0]
-    h_3 = t["h(3)"]
-    # einsum("Bm,Bj,Bm,Bj->B", adj_z_r_1, h_1, adj_z_r_3, h_3)
-    tmp_37 = (adj_z_r_3[..., None, :] @ adj_z_r_1[..., None])[..., 0, 0]
-    tmp_38 = (h_3[..., None, :] @ h_1[..., None])[..., 0, 0]
-    # einsum("Bm,Bj,Bm,Bj->B", adj_z_r_2, h_2, adj_z_r_2, h_2)
-    tmp_39 = (adj_z_r_2[..., None, :] @ adj_z_r_2[..., None])[..., 0, 0]
-    tmp_40 = (h_2[..., None, :] @ h_2[..., None])[..., 0, 0]
-    # einsum("Bm,Bj,Bm,Bj->B", adj_z_r_2, h_2, adj_z_r_3, h_3)
-    tmp_41 = (adj_z_r_3[..., None, :] @ adj_z_r_2[..., None])[..., 0, 0]
-    tmp_42 = (h_3[..., None, :] @ h_2[..., None])[..., 0, 0]
-    # einsum("Bm,Bj,Bm,Bj->B", adj_z_r_3, h_3, adj_z_r_3, h_3)
-    tmp_43 = (adj_z_r_3[..., None, :] @ adj_z_r_3[..., None])[..., 0, 0]
-    tmp_44 = (h_3[..., None, :] @ h_3[..., None])[..., 0, 0]
-    sq_B = tmp_34 * tmp_33 + 2 * tmp_36 * tmp_35 + 2 * tmp_38 * tmp_37 + tmp_40 * tmp_39 + 2 * tmp_42 * tmp_41 + tmp_44 * tmp_43
+    sq_B = np.zeros(B)
+    # ‖∂f/∂B‖² = Σ over pairs of terms (steps k, m) of their inner product
+    for k in range(1, 4):
+        for m in range(1, 4):
+            adj_z_r_k_2 = t[f"adj[z_r({k})]"]
+            h_k = t[f"h({k})"]
+            adj_z_r_m_2 = t[f"adj[z_r({m})]"]
+            h_m = t[f"h({m})"]
+            # einsum("Bm,Bj,Bm,Bj->B", adj_z_r_k_2, h_k, adj_z_r_m_2, h_m)
+            tmp_13 = (adj_z_r_m_2[..., None, :] @ adj_z_r_k_2[..., None])[..., 0, 0]
+            tmp_14 = (h_m[..., None, :] @ h_k[..., None])[..., 0, 0]
+            sq_B = sq_B + tmp_14 * tmp_13
     norm_B = np.sqrt(np.maximum(sq_B, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p_1[l] r_1[m] + adj_p_2[l] r_2[m] + adj_p_3[l] r_3[m]
-    adj_p_1 = t["adj_p_1"]
-    # einsum("Bl,Bm,Bl,Bm->B", adj_p_1, r_1, adj_p_1, r_1)
-    tmp_45 = (adj_p_1[..., None, :] @ adj_p_1[..., None])[..., 0, 0]
-    tmp_46 = (r_1[..., None, :] @ r_1[..., None])[..., 0, 0]
-    adj_p_2 = t["adj_p_2"]
-    # einsum("Bl,Bm,Bl,Bm->B", adj_p_1, r_1, adj_p_2, r_2)
-    tmp_47 = (adj_p_2[..., None, :] @ adj_p_1[..., None])[..., 0, 0]
-    tmp_48 = (r_2[..., None, :] @ r_1[..., None])[..., 0, 0]
-    adj_p_3 = t["adj_p_3"]
-    r_3 = t["r(3)"]
-    # einsum("Bl,Bm,Bl,Bm->B", adj_p_1, r_1, adj_p_3, r_3)
-    tmp_49 = (adj_p_3[..., None, :] @ adj_p_1[..., None])[..., 0, 0]
-    tmp_50 = (r_3[..., None, :] @ r_1[..., None])[..., 0, 0]
-    # einsum("Bl,Bm,Bl,Bm->B", adj_p_2, r_2, adj_p_2, r_2)
-    tmp_51 = (adj_p_2[..., None, :] @ adj_p_2[..., None])[..., 0, 0]
-    tmp_52 = (r_2[..., None, :] @ r_2[..., None])[..., 0, 0]
-    # einsum("Bl,Bm,Bl,Bm->B", adj_p_2, r_2, adj_p_3, r_3)
-    tmp_53 = (adj_p_3[..., None, :] @ adj_p_2[..., None])[..., 0, 0]
-    tmp_54 = (r_3[..., None, :] @ r_2[..., None])[..., 0, 0]
-    # einsum("Bl,Bm,Bl,Bm->B", adj_p_3, r_3, adj_p_3, r_3)
-    tmp_55 = (adj_p_3[..., None, :] @ adj_p_3[..., None])[..., 0, 0]
-    tmp_56 = (r_3[..., None, :] @ r_3[..., None])[..., 0, 0]
-    sq_U = tmp_46 * tmp_45 + 2 * tmp_48 * tmp_47 + 2 * tmp_50 * tmp_49 + tmp_52 * tmp_51 + 2 * tmp_54 * tmp_53 + tmp_56 * tmp_55
+    sq_U = np.zeros(B)
+    # ‖∂f/∂U‖² = Σ over pairs of terms (steps k, m) of their inner product
+    for k in range(1, 4):
+        for m in range(1, 4):
+            adj_p_k = t[f"adj[p({k})]"]
+            r_k = t[f"r({k})"]
+            adj_p_m = t[f"adj[p({m})]"]
+            r_m = t[f"r({m})"]
+            # einsum("Bl,Bm,Bl,Bm->B", adj_p_k, r_k, adj_p_m, r_m)
+            tmp_15 = (adj_p_m[..., None, :] @ adj_p_k[..., None])[..., 0, 0]
+            tmp_16 = (r_m[..., None, :] @ r_k[..., None])[..., 0, 0]
+            sq_U = sq_U + tmp_16 * tmp_15
     norm_U = np.sqrt(np.maximum(sq_U, 0.0))
     return {"h(0)": norm_h_0, "W": norm_W, "V": norm_V, "A": norm_A, "B": norm_B, "U": norm_U}
 
@@ -3545,136 +3673,84 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: forward tangents and R-adjoints, a family's steps as loops — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
-    t["dir_h_0"] = vector["h(0)"]
-    t["dir_W"] = vector["W"]
-    t["dir_V"] = vector["V"]
-    t["dir_A"] = vector["A"]
-    t["dir_B"] = vector["B"]
-    t["dir_U"] = vector["U"]
-    t["adj_p_3"] = _adj_p_3(t)
-    t["adj_r_3"] = _adj_r_3(t)
-    t["adj_z_r_3"] = _adj_z_r_3(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_p_2"] = _adj_p_2(t)
-    t["adj_r_2"] = _adj_r_2(t)
-    t["adj_z_r_2"] = _adj_z_r_2(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_p_1"] = _adj_p_1(t)
-    t["adj_r_1"] = _adj_r_1(t)
-    t["adj_z_r_1"] = _adj_z_r_1(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["adj_z_h_1"] = _adj_z_h_1(t)
-    t["tan_z_h_1"] = _tan_z_h_1(t)
-    t["tan_h_1"] = _tan_h_1(t)
-    t["tan_z_h_2"] = _tan_z_h_2(t)
-    t["tan_h_2"] = _tan_h_2(t)
-    t["tan_z_h_3"] = _tan_z_h_3(t)
-    t["tan_z_r_1"] = _tan_z_r_1(t)
-    t["tan_r_1"] = _tan_r_1(t)
-    t["tan_z_r_2"] = _tan_z_r_2(t)
-    t["tan_r_2"] = _tan_r_2(t)
-    t["tan_h_3"] = _tan_h_3(t)
-    t["tan_z_r_3"] = _tan_z_r_3(t)
-    t["tan_r_3"] = _tan_r_3(t)
-    t["tan_p_3"] = _tan_p_3(t)
-    t["radj_p_3"] = _radj_p_3(t)
-    t["radj_r_3"] = _radj_r_3(t)
-    t["radj_z_r_3"] = _radj_z_r_3(t)
-    t["radj_h_3"] = _radj_h_3(t)
-    t["radj_z_h_3"] = _radj_z_h_3(t)
-    t["tan_p_2"] = _tan_p_2(t)
-    t["radj_p_2"] = _radj_p_2(t)
-    t["radj_r_2"] = _radj_r_2(t)
-    t["radj_z_r_2"] = _radj_z_r_2(t)
-    t["radj_h_2"] = _radj_h_2(t)
-    t["radj_z_h_2"] = _radj_z_h_2(t)
-    t["tan_p_1"] = _tan_p_1(t)
-    t["radj_p_1"] = _radj_p_1(t)
-    t["radj_r_1"] = _radj_r_1(t)
-    t["radj_z_r_1"] = _radj_z_r_1(t)
-    t["radj_h_1"] = _radj_h_1(t)
-    t["radj_z_h_1"] = _radj_z_h_1(t)
+    _backward(t)
+    for name in PARAMS:
+        t["dir[" + name + "]"] = vector[name]
+    _r_pass(t)
     B = t["x(1)"].shape[0]
-    # Σ_b H[h(0),b]·vector[b][j] = Σ_c adj_z_h_1[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_1[c]
-    adj_z_h_1 = t["adj_z_h_1"]
-    dir_W = t["dir_W"]
+    hvp_h_0 = np.zeros(PARAMS["h(0)"])
+    # Σ_b H[h(0),b]·vector[b] = Σ_c adj_z_h_1[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_1[c]
+    adj_z_h_1 = t["adj[z_h(1)]"]
+    dir_W = t["dir[W]"]
     # einsum("Bc,cj->j", adj_z_h_1, dir_W)
+    hvp_h_0 = hvp_h_0 + (dir_W.T @ (adj_z_h_1.sum(axis=0))) / B
     W = t["W"]
-    radj_z_h_1 = t["radj_z_h_1"]
+    radj_z_h_1 = t["radj[z_h(1)]"]
     # einsum("cj,Bc->j", W, radj_z_h_1)
-    hvp_h_0 = (dir_W.T @ (adj_z_h_1.sum(axis=0)) + W.T @ (radj_z_h_1.sum(axis=0))) / B
-    # Σ_b H[W,b]·vector[b][j,i] = h_0[i] radj_z_h_1[j] + adj_z_h_1[j] dir_h_0[i] + h_1[i] radj_z_h_2[j] + adj_z_h_2[j] tan_h_1[i] + h_2[i] radj_z_h_3[j] + adj_z_h_3[j] tan_h_2[i]
+    hvp_h_0 = hvp_h_0 + (W.T @ (radj_z_h_1.sum(axis=0))) / B
+    hvp_W = np.zeros(PARAMS["W"])
+    # Σ_b H[W,b]·vector[b] = h_0[i] radj_z_h_1[j] + Σ_k h_km1[i] radj_z_h_k[j] + adj_z_h_1[j] dir_h_0[i] + Σ_k adj_z_h_k[j] tan_h_km1[i]
     h_0 = t["h(0)"]
     # einsum("i,Bj->ji", h_0, radj_z_h_1)
-    dir_h_0 = t["dir_h_0"]
+    hvp_W = hvp_W + ((radj_z_h_1.sum(axis=0))[:, None] * h_0) / B
+    for k in range(2, 4):
+        h_km1 = t[f"h({k-1})"]
+        radj_z_h_k = t[f"radj[z_h({k})]"]
+        # einsum("Bi,Bj->ji", h_km1, radj_z_h_k)
+        hvp_W = hvp_W + (radj_z_h_k.T @ h_km1) / B
+    dir_h_0 = t["dir[h(0)]"]
     # einsum("Bj,i->ji", adj_z_h_1, dir_h_0)
-    h_1 = t["h(1)"]
-    radj_z_h_2 = t["radj_z_h_2"]
-    # einsum("Bi,Bj->ji", h_1, radj_z_h_2)
-    adj_z_h_2 = t["adj_z_h_2"]
-    tan_h_1 = t["tan_h_1"]
-    # einsum("Bj,Bi->ji", adj_z_h_2, tan_h_1)
-    h_2 = t["h(2)"]
-    radj_z_h_3 = t["radj_z_h_3"]
-    # einsum("Bi,Bj->ji", h_2, radj_z_h_3)
-    adj_z_h_3 = t["adj_z_h_3"]
-    tan_h_2 = t["tan_h_2"]
-    # einsum("Bj,Bi->ji", adj_z_h_3, tan_h_2)
-    hvp_W = ((radj_z_h_1.sum(axis=0))[:, None] * h_0 + dir_h_0 * (adj_z_h_1.sum(axis=0))[:, None] + radj_z_h_2.T @ h_1 + adj_z_h_2.T @ tan_h_1 + radj_z_h_3.T @ h_2 + adj_z_h_3.T @ tan_h_2) / B
-    # Σ_b H[V,b]·vector[b][j,k] = radj_z_h_1[j] x_1[k] + radj_z_h_2[j] x_2[k] + radj_z_h_3[j] x_3[k]
-    x_1 = t["x(1)"]
-    # einsum("Bj,Bk->jk", radj_z_h_1, x_1)
-    x_2 = t["x(2)"]
-    # einsum("Bj,Bk->jk", radj_z_h_2, x_2)
-    x_3 = t["x(3)"]
-    # einsum("Bj,Bk->jk", radj_z_h_3, x_3)
-    hvp_V = (radj_z_h_1.T @ x_1 + radj_z_h_2.T @ x_2 + radj_z_h_3.T @ x_3) / B
-    # Σ_b H[A,b]·vector[b][m,q] = r_1[q] radj_z_r_2[m] + adj_z_r_2[m] tan_r_1[q] + r_2[q] radj_z_r_3[m] + adj_z_r_3[m] tan_r_2[q]
-    r_1 = t["r(1)"]
-    radj_z_r_2 = t["radj_z_r_2"]
-    # einsum("Bq,Bm->mq", r_1, radj_z_r_2)
-    adj_z_r_2 = t["adj_z_r_2"]
-    tan_r_1 = t["tan_r_1"]
-    # einsum("Bm,Bq->mq", adj_z_r_2, tan_r_1)
-    r_2 = t["r(2)"]
-    radj_z_r_3 = t["radj_z_r_3"]
-    # einsum("Bq,Bm->mq", r_2, radj_z_r_3)
-    adj_z_r_3 = t["adj_z_r_3"]
-    tan_r_2 = t["tan_r_2"]
-    # einsum("Bm,Bq->mq", adj_z_r_3, tan_r_2)
-    hvp_A = (radj_z_r_2.T @ r_1 + adj_z_r_2.T @ tan_r_1 + radj_z_r_3.T @ r_2 + adj_z_r_3.T @ tan_r_2) / B
-    # Σ_b H[B,b]·vector[b][m,j] = h_1[j] radj_z_r_1[m] + adj_z_r_1[m] tan_h_1[j] + h_2[j] radj_z_r_2[m] + adj_z_r_2[m] tan_h_2[j] + h_3[j] radj_z_r_3[m] + adj_z_r_3[m] tan_h_3[j]
-    radj_z_r_1 = t["radj_z_r_1"]
-    # einsum("Bj,Bm->mj", h_1, radj_z_r_1)
-    adj_z_r_1 = t["adj_z_r_1"]
-    # einsum("Bm,Bj->mj", adj_z_r_1, tan_h_1)
-    # einsum("Bj,Bm->mj", h_2, radj_z_r_2)
-    # einsum("Bm,Bj->mj", adj_z_r_2, tan_h_2)
-    h_3 = t["h(3)"]
-    # einsum("Bj,Bm->mj", h_3, radj_z_r_3)
-    tan_h_3 = t["tan_h_3"]
-    # einsum("Bm,Bj->mj", adj_z_r_3, tan_h_3)
-    hvp_B = (radj_z_r_1.T @ h_1 + adj_z_r_1.T @ tan_h_1 + radj_z_r_2.T @ h_2 + adj_z_r_2.T @ tan_h_2 + radj_z_r_3.T @ h_3 + adj_z_r_3.T @ tan_h_3) / B
-    # Σ_b H[U,b]·vector[b][l,m] = r_1[m] radj_p_1[l] + adj_p_1[l] tan_r_1[m] + r_2[m] radj_p_2[l] + adj_p_2[l] tan_r_2[m] + r_3[m] radj_p_3[l] + adj_p_3[l] tan_r_3[m]
-    radj_p_1 = t["radj_p_1"]
-    # einsum("Bm,Bl->lm", r_1, radj_p_1)
-    adj_p_1 = t["adj_p_1"]
-    # einsum("Bl,Bm->lm", adj_p_1, tan_r_1)
-    radj_p_2 = t["radj_p_2"]
-    # einsum("Bm,Bl->lm", r_2, radj_p_2)
-    adj_p_2 = t["adj_p_2"]
-    # einsum("Bl,Bm->lm", adj_p_2, tan_r_2)
-    r_3 = t["r(3)"]
-    radj_p_3 = t["radj_p_3"]
-    # einsum("Bm,Bl->lm", r_3, radj_p_3)
-    adj_p_3 = t["adj_p_3"]
-    tan_r_3 = t["tan_r_3"]
-    # einsum("Bl,Bm->lm", adj_p_3, tan_r_3)
-    hvp_U = (radj_p_1.T @ r_1 + adj_p_1.T @ tan_r_1 + radj_p_2.T @ r_2 + adj_p_2.T @ tan_r_2 + radj_p_3.T @ r_3 + adj_p_3.T @ tan_r_3) / B
+    hvp_W = hvp_W + (dir_h_0 * (adj_z_h_1.sum(axis=0))[:, None]) / B
+    for k in range(2, 4):
+        adj_z_h_k = t[f"adj[z_h({k})]"]
+        tan_h_km1 = t[f"tan[h({k-1})]"]
+        # einsum("Bj,Bi->ji", adj_z_h_k, tan_h_km1)
+        hvp_W = hvp_W + (adj_z_h_k.T @ tan_h_km1) / B
+    hvp_V = np.zeros(PARAMS["V"])
+    # Σ_b H[V,b]·vector[b] = Σ_k radj_z_h_k[j] x_k[k]
+    for k in range(1, 4):
+        radj_z_h_k_2 = t[f"radj[z_h({k})]"]
+        x_k = t[f"x({k})"]
+        # einsum("Bj,Bk->jk", radj_z_h_k_2, x_k)
+        hvp_V = hvp_V + (radj_z_h_k_2.T @ x_k) / B
+    hvp_A = np.zeros(PARAMS["A"])
+    # Σ_b H[A,b]·vector[b] = Σ_k r_km1[q] radj_z_r_k[m] + Σ_k adj_z_r_k[m] tan_r_km1[q]
+    for k in range(2, 4):
+        r_km1 = t[f"r({k-1})"]
+        radj_z_r_k = t[f"radj[z_r({k})]"]
+        # einsum("Bq,Bm->mq", r_km1, radj_z_r_k)
+        hvp_A = hvp_A + (radj_z_r_k.T @ r_km1) / B
+    for k in range(2, 4):
+        adj_z_r_k = t[f"adj[z_r({k})]"]
+        tan_r_km1 = t[f"tan[r({k-1})]"]
+        # einsum("Bm,Bq->mq", adj_z_r_k, tan_r_km1)
+        hvp_A = hvp_A + (adj_z_r_k.T @ tan_r_km1) / B
+    hvp_B = np.zeros(PARAMS["B"])
+    # Σ_b H[B,b]·vector[b] = Σ_k h_k[j] radj_z_r_k[m] + Σ_k adj_z_r_k[m] tan_h_k[j]
+    for k in range(1, 4):
+        h_k = t[f"h({k})"]
+        radj_z_r_k_2 = t[f"radj[z_r({k})]"]
+        # einsum("Bj,Bm->mj", h_k, radj_z_r_k_2)
+        hvp_B = hvp_B + (radj_z_r_k_2.T @ h_k) / B
+    for k in range(1, 4):
+        adj_z_r_k_2 = t[f"adj[z_r({k})]"]
+        tan_h_k = t[f"tan[h({k})]"]
+        # einsum("Bm,Bj->mj", adj_z_r_k_2, tan_h_k)
+        hvp_B = hvp_B + (adj_z_r_k_2.T @ tan_h_k) / B
+    hvp_U = np.zeros(PARAMS["U"])
+    # Σ_b H[U,b]·vector[b] = Σ_k r_k[m] radj_p_k[l] + Σ_k adj_p_k[l] tan_r_k[m]
+    for k in range(1, 4):
+        r_k = t[f"r({k})"]
+        radj_p_k = t[f"radj[p({k})]"]
+        # einsum("Bm,Bl->lm", r_k, radj_p_k)
+        hvp_U = hvp_U + (radj_p_k.T @ r_k) / B
+    for k in range(1, 4):
+        adj_p_k = t[f"adj[p({k})]"]
+        tan_r_k = t[f"tan[r({k})]"]
+        # einsum("Bl,Bm->lm", adj_p_k, tan_r_k)
+        hvp_U = hvp_U + (adj_p_k.T @ tan_r_k) / B
     return {"h(0)": hvp_h_0, "W": hvp_W, "V": hvp_V, "A": hvp_A, "B": hvp_B, "U": hvp_U}
 
 

@@ -34,46 +34,43 @@ GRADIENT_FACTOR_AXES = {
 
 
 def _forward(params, data):
-    """Every tensor of the network by name: parameters, data and nodes (data and nodes per sample)."""
-    x_1 = data["x(1)"]
-    x_2 = data["x(2)"]
-    x_3 = data["x(3)"]
-    x_4 = data["x(4)"]
-    y = data["y"]
-    W = params["W"]
-    V = params["V"]
-    U = params["U"]
+    """Every tensor of the network by name: parameters, data and nodes (data and nodes per sample); a family's steps as one loop over its label."""
+    t = {name: data[name] for name in INPUTS}
+    t.update((name, params[name]) for name in PARAMS)
     # z_h_1[j] = Σ_k V[j,k] x_1[k]
+    V = t["V"]
+    x_1 = t["x(1)"]
     # einsum("jk,Bk->Bj", V, x_1)
     z_h_1 = x_1 @ V.T
+    t["z_h(1)"] = z_h_1
     # h_1[j] = tanh(z_h_1[j])
     h_1 = np.tanh(z_h_1)
-    # z_h_2[j] = Σ_i W[j,i] h_1[i] + Σ_k V[j,k] x_2[k]
-    # einsum("ji,Bi->Bj", W, h_1)
-    # einsum("jk,Bk->Bj", V, x_2)
-    z_h_2 = h_1 @ W.T + x_2 @ V.T
-    # h_2[j] = tanh(z_h_2[j])
-    h_2 = np.tanh(z_h_2)
-    # z_h_3[j] = Σ_i W[j,i] h_2[i] + Σ_k V[j,k] x_3[k]
-    # einsum("ji,Bi->Bj", W, h_2)
-    # einsum("jk,Bk->Bj", V, x_3)
-    z_h_3 = h_2 @ W.T + x_3 @ V.T
-    # h_3[j] = tanh(z_h_3[j])
-    h_3 = np.tanh(z_h_3)
-    # z_h_4[j] = Σ_i W[j,i] h_3[i] + Σ_k V[j,k] x_4[k]
-    # einsum("ji,Bi->Bj", W, h_3)
-    # einsum("jk,Bk->Bj", V, x_4)
-    z_h_4 = h_3 @ W.T + x_4 @ V.T
-    # h_4[j] = tanh(z_h_4[j])
-    h_4 = np.tanh(z_h_4)
+    t["h(1)"] = h_1
+    W = t["W"]
+    for k in range(2, 5):
+        # z_h_k[j] = Σ_i W[j,i] h_km1[i] + Σ_k V[j,k] x_k[k]
+        h_km1 = t[f"h({k-1})"]
+        # einsum("ji,Bi->Bj", W, h_km1)
+        x_k = t[f"x({k})"]
+        # einsum("jk,Bk->Bj", V, x_k)
+        z_h_k = h_km1 @ W.T + x_k @ V.T
+        t[f"z_h({k})"] = z_h_k
+        # h_k[j] = tanh(z_h_k[j])
+        h_k = np.tanh(z_h_k)
+        t[f"h({k})"] = h_k
     # p[l] = Σ_j U[l,j] h_4[j]
+    U = t["U"]
+    h_4 = t["h(4)"]
     # einsum("lj,Bj->Bl", U, h_4)
     p = h_4 @ U.T
+    t["p"] = p
     # f = 1/2 Σ_l (p[l] - y[l]) (p[l] - y[l])
+    y = t["y"]
     tmp = p - y
     # einsum("Bl,Bl->B", tmp, tmp)
     f = 0.5 * (tmp[..., None, :] @ tmp[..., None])[..., 0, 0]
-    return {"x(1)": x_1, "x(2)": x_2, "x(3)": x_3, "x(4)": x_4, "y": y, "W": W, "V": V, "U": U, "z_h(1)": z_h_1, "h(1)": h_1, "z_h(2)": z_h_2, "h(2)": h_2, "z_h(3)": z_h_3, "h(3)": h_3, "z_h(4)": z_h_4, "h(4)": h_4, "p": p, "f": f}
+    t["f"] = f
+    return t
 
 
 def _adj_p(t):
@@ -1000,6 +997,116 @@ def _radj_z_h_1(t):
     return d2tanh_z_h_1 * adj_h_1 * tan_z_h_1 + dtanh_z_h_1 * radj_h_1
 
 
+def _backward(t):
+    """Back-propagated quantities of the gradient into t (a family's steps as one reversed loop over its label)."""
+    # adj_p[l] = p[l] - y[l]
+    p = t["p"]
+    y = t["y"]
+    adj_p = p - y
+    t["adj[p]"] = adj_p
+    # adj_h_4[j] = Σ_c U[c,j] adj_p[c]
+    U = t["U"]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h_4 = adj_p @ U
+    t["adj[h(4)]"] = adj_h_4
+    # adj_z_h_4[j] = tanh'(z_h_4[j]) adj_h_4[j]
+    z_h_4 = t["z_h(4)"]
+    h_4 = t["h(4)"]
+    dtanh_z_h_4 = 1 - h_4**2
+    adj_z_h_4 = dtanh_z_h_4 * adj_h_4
+    t["adj[z_h(4)]"] = adj_z_h_4
+    W = t["W"]
+    for k in range(3, 0, -1):
+        # adj_h_k[j] = Σ_c W[c,j] adj_z_h_kp1[c]
+        adj_z_h_kp1 = t[f"adj[z_h({k+1})]"]
+        # einsum("cj,Bc->Bj", W, adj_z_h_kp1)
+        adj_h_k = adj_z_h_kp1 @ W
+        t[f"adj[h({k})]"] = adj_h_k
+        # adj_z_h_k[j] = tanh'(z_h_k[j]) adj_h_k[j]
+        z_h_k = t[f"z_h({k})"]
+        h_k = t[f"h({k})"]
+        dtanh_z_h_k = 1 - h_k**2
+        adj_z_h_k = dtanh_z_h_k * adj_h_k
+        t[f"adj[z_h({k})]"] = adj_z_h_k
+
+
+def _r_pass(t):
+    """Forward tangents tan[n] (ascending loops) and R-adjoints radj[n] (reversed loops) of the HVP into t."""
+    # tan_z_h_1[j] = Σ_c dir_V[j,c] x_1[c]
+    dir_V = t["dir[V]"]
+    x_1 = t["x(1)"]
+    # einsum("jc,Bc->Bj", dir_V, x_1)
+    tan_z_h_1 = x_1 @ dir_V.T
+    t["tan[z_h(1)]"] = tan_z_h_1
+    # tan_h_1[j] = tanh'(z_h_1[j]) tan_z_h_1[j]
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    tan_h_1 = dtanh_z_h_1 * tan_z_h_1
+    t["tan[h(1)]"] = tan_h_1
+    dir_W = t["dir[W]"]
+    W = t["W"]
+    for k in range(2, 5):
+        # tan_z_h_k[j] = Σ_c dir_W[j,c] h_km1[c] + Σ_c W[j,c] tan_h_km1[c] + Σ_i dir_V[j,i] x_k[i]
+        h_km1 = t[f"h({k-1})"]
+        # einsum("jc,Bc->Bj", dir_W, h_km1)
+        tan_h_km1 = t[f"tan[h({k-1})]"]
+        # einsum("jc,Bc->Bj", W, tan_h_km1)
+        x_k = t[f"x({k})"]
+        # einsum("ji,Bi->Bj", dir_V, x_k)
+        tan_z_h_k = h_km1 @ dir_W.T + tan_h_km1 @ W.T + x_k @ dir_V.T
+        t[f"tan[z_h({k})]"] = tan_z_h_k
+        # tan_h_k[j] = tanh'(z_h_k[j]) tan_z_h_k[j]
+        z_h_k = t[f"z_h({k})"]
+        h_k = t[f"h({k})"]
+        dtanh_z_h_k = 1 - h_k**2
+        tan_h_k = dtanh_z_h_k * tan_z_h_k
+        t[f"tan[h({k})]"] = tan_h_k
+    # tan_p[l] = Σ_c dir_U[l,c] h_4[c] + Σ_c U[l,c] tan_h_4[c]
+    dir_U = t["dir[U]"]
+    h_4 = t["h(4)"]
+    # einsum("lc,Bc->Bl", dir_U, h_4)
+    U = t["U"]
+    tan_h_4 = t["tan[h(4)]"]
+    # einsum("lc,Bc->Bl", U, tan_h_4)
+    tan_p = h_4 @ dir_U.T + tan_h_4 @ U.T
+    t["tan[p]"] = tan_p
+    # radj_p[l] = tan_p[l]
+    radj_p = tan_p
+    t["radj[p]"] = radj_p
+    # radj_h_4[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
+    adj_p = t["adj[p]"]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    # einsum("cj,Bc->Bj", U, radj_p)
+    radj_h_4 = adj_p @ dir_U + radj_p @ U
+    t["radj[h(4)]"] = radj_h_4
+    # radj_z_h_4[j] = tanh''(z_h_4[j]) adj_h_4[j] tan_z_h_4[j] + tanh'(z_h_4[j]) radj_h_4[j]
+    z_h_4 = t["z_h(4)"]
+    d2tanh_z_h_4 = 2*h_4*(h_4**2 - 1)
+    adj_h_4 = t["adj[h(4)]"]
+    tan_z_h_4 = t["tan[z_h(4)]"]
+    dtanh_z_h_4 = 1 - h_4**2
+    radj_z_h_4 = d2tanh_z_h_4 * adj_h_4 * tan_z_h_4 + dtanh_z_h_4 * radj_h_4
+    t["radj[z_h(4)]"] = radj_z_h_4
+    for k in range(3, 0, -1):
+        # radj_h_k[j] = Σ_c adj_z_h_kp1[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_kp1[c]
+        adj_z_h_kp1 = t[f"adj[z_h({k+1})]"]
+        # einsum("Bc,cj->Bj", adj_z_h_kp1, dir_W)
+        radj_z_h_kp1 = t[f"radj[z_h({k+1})]"]
+        # einsum("cj,Bc->Bj", W, radj_z_h_kp1)
+        radj_h_k = adj_z_h_kp1 @ dir_W + radj_z_h_kp1 @ W
+        t[f"radj[h({k})]"] = radj_h_k
+        # radj_z_h_k[j] = tanh''(z_h_k[j]) adj_h_k[j] tan_z_h_k[j] + tanh'(z_h_k[j]) radj_h_k[j]
+        z_h_k_2 = t[f"z_h({k})"]
+        h_k_2 = t[f"h({k})"]
+        d2tanh_z_h_k = 2*h_k_2*(h_k_2**2 - 1)
+        adj_h_k = t[f"adj[h({k})]"]
+        tan_z_h_k_2 = t[f"tan[z_h({k})]"]
+        dtanh_z_h_k_2 = 1 - h_k_2**2
+        radj_z_h_k = d2tanh_z_h_k * adj_h_k * tan_z_h_k_2 + dtanh_z_h_k_2 * radj_h_k
+        t[f"radj[z_h({k})]"] = radj_z_h_k
+
+
 def objective(params, data):
     """Per-sample objective, shape (B,)."""
     return _forward(params, data)["f"]
@@ -1008,203 +1115,120 @@ def objective(params, data):
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h_4"] = _adj_h_4(t)
-    t["adj_z_h_4"] = _adj_z_h_4(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["adj_z_h_1"] = _adj_z_h_1(t)
+    _backward(t)
     B = t["x(1)"].shape[0]
-    # ∂f/∂W[j,i] = adj_z_h_2[j] h_1[i] + adj_z_h_3[j] h_2[i] + adj_z_h_4[j] h_3[i]
-    adj_z_h_2 = t["adj_z_h_2"]
-    h_1 = t["h(1)"]
-    # einsum("Bj,Bi->ji", adj_z_h_2, h_1)
-    adj_z_h_3 = t["adj_z_h_3"]
-    h_2 = t["h(2)"]
-    # einsum("Bj,Bi->ji", adj_z_h_3, h_2)
-    adj_z_h_4 = t["adj_z_h_4"]
-    h_3 = t["h(3)"]
-    # einsum("Bj,Bi->ji", adj_z_h_4, h_3)
-    grad_W = (adj_z_h_2.T @ h_1 + adj_z_h_3.T @ h_2 + adj_z_h_4.T @ h_3) / B
-    # ∂f/∂V[j,k] = adj_z_h_1[j] x_1[k] + adj_z_h_2[j] x_2[k] + adj_z_h_3[j] x_3[k] + adj_z_h_4[j] x_4[k]
-    adj_z_h_1 = t["adj_z_h_1"]
-    x_1 = t["x(1)"]
-    # einsum("Bj,Bk->jk", adj_z_h_1, x_1)
-    x_2 = t["x(2)"]
-    # einsum("Bj,Bk->jk", adj_z_h_2, x_2)
-    x_3 = t["x(3)"]
-    # einsum("Bj,Bk->jk", adj_z_h_3, x_3)
-    x_4 = t["x(4)"]
-    # einsum("Bj,Bk->jk", adj_z_h_4, x_4)
-    grad_V = (adj_z_h_1.T @ x_1 + adj_z_h_2.T @ x_2 + adj_z_h_3.T @ x_3 + adj_z_h_4.T @ x_4) / B
-    # ∂f/∂U[l,j] = adj_p[l] h_4[j]
-    adj_p = t["adj_p"]
+    grad_W = np.zeros(PARAMS["W"])
+    # ∂f/∂W = Σ_k adj_z_h_k[j] h_km1[i]
+    for k in range(2, 5):
+        adj_z_h_k = t[f"adj[z_h({k})]"]
+        h_km1 = t[f"h({k-1})"]
+        # einsum("Bj,Bi->ji", adj_z_h_k, h_km1)
+        grad_W = grad_W + (adj_z_h_k.T @ h_km1) / B
+    grad_V = np.zeros(PARAMS["V"])
+    # ∂f/∂V = Σ_k adj_z_h_k[j] x_k[k]
+    for k in range(1, 5):
+        adj_z_h_k_2 = t[f"adj[z_h({k})]"]
+        x_k = t[f"x({k})"]
+        # einsum("Bj,Bk->jk", adj_z_h_k_2, x_k)
+        grad_V = grad_V + (adj_z_h_k_2.T @ x_k) / B
+    grad_U = np.zeros(PARAMS["U"])
+    # ∂f/∂U = adj_p[l] h_4[j]
+    adj_p = t["adj[p]"]
     h_4 = t["h(4)"]
     # einsum("Bl,Bj->lj", adj_p, h_4)
-    grad_U = adj_p.T @ h_4 / B
+    grad_U = grad_U + (adj_p.T @ h_4) / B
     return {"W": grad_W, "V": grad_V, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
     t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h_4"] = _adj_h_4(t)
-    t["adj_z_h_4"] = _adj_z_h_4(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["adj_z_h_1"] = _adj_z_h_1(t)
+    _backward(t)
     B = t["x(1)"].shape[0]
-    # ∂f/∂W[j,i] = adj_z_h_2[j] h_1[i] + adj_z_h_3[j] h_2[i] + adj_z_h_4[j] h_3[i]
-    adj_z_h_2 = t["adj_z_h_2"]
-    h_1 = t["h(1)"]
-    # einsum("Bj,Bi->Bji", adj_z_h_2, h_1)
-    adj_z_h_3 = t["adj_z_h_3"]
-    h_2 = t["h(2)"]
-    # einsum("Bj,Bi->Bji", adj_z_h_3, h_2)
-    adj_z_h_4 = t["adj_z_h_4"]
-    h_3 = t["h(3)"]
-    # einsum("Bj,Bi->Bji", adj_z_h_4, h_3)
-    grad_W = h_1[:, None] * adj_z_h_2[:, :, None] + h_2[:, None] * adj_z_h_3[:, :, None] + h_3[:, None] * adj_z_h_4[:, :, None]
-    # ∂f/∂V[j,k] = adj_z_h_1[j] x_1[k] + adj_z_h_2[j] x_2[k] + adj_z_h_3[j] x_3[k] + adj_z_h_4[j] x_4[k]
-    adj_z_h_1 = t["adj_z_h_1"]
-    x_1 = t["x(1)"]
-    # einsum("Bj,Bk->Bjk", adj_z_h_1, x_1)
-    x_2 = t["x(2)"]
-    # einsum("Bj,Bk->Bjk", adj_z_h_2, x_2)
-    x_3 = t["x(3)"]
-    # einsum("Bj,Bk->Bjk", adj_z_h_3, x_3)
-    x_4 = t["x(4)"]
-    # einsum("Bj,Bk->Bjk", adj_z_h_4, x_4)
-    grad_V = x_1[:, None] * adj_z_h_1[:, :, None] + x_2[:, None] * adj_z_h_2[:, :, None] + x_3[:, None] * adj_z_h_3[:, :, None] + x_4[:, None] * adj_z_h_4[:, :, None]
-    # ∂f/∂U[l,j] = adj_p[l] h_4[j]
-    adj_p = t["adj_p"]
+    grad_W = np.zeros(((B,) + PARAMS["W"]))
+    # ∂f/∂W = Σ_k adj_z_h_k[j] h_km1[i]
+    for k in range(2, 5):
+        adj_z_h_k = t[f"adj[z_h({k})]"]
+        h_km1 = t[f"h({k-1})"]
+        # einsum("Bj,Bi->Bji", adj_z_h_k, h_km1)
+        grad_W = grad_W + h_km1[:, None] * adj_z_h_k[:, :, None]
+    grad_V = np.zeros(((B,) + PARAMS["V"]))
+    # ∂f/∂V = Σ_k adj_z_h_k[j] x_k[k]
+    for k in range(1, 5):
+        adj_z_h_k_2 = t[f"adj[z_h({k})]"]
+        x_k = t[f"x({k})"]
+        # einsum("Bj,Bk->Bjk", adj_z_h_k_2, x_k)
+        grad_V = grad_V + x_k[:, None] * adj_z_h_k_2[:, :, None]
+    grad_U = np.zeros(((B,) + PARAMS["U"]))
+    # ∂f/∂U = adj_p[l] h_4[j]
+    adj_p = t["adj[p]"]
     h_4 = t["h(4)"]
     # einsum("Bl,Bj->Blj", adj_p, h_4)
-    grad_U = h_4[:, None] * adj_p[:, :, None]
+    grad_U = grad_U + h_4[:, None] * adj_p[:, :, None]
     return {"W": grad_W, "V": grad_V, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
     t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h_4"] = _adj_h_4(t)
-    t["adj_z_h_4"] = _adj_z_h_4(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["adj_z_h_1"] = _adj_z_h_1(t)
+    _backward(t)
     B = t["x(1)"].shape[0]
-    adj_z_h_2 = t["adj_z_h_2"]
-    h_1 = t["h(1)"]
-    adj_z_h_3 = t["adj_z_h_3"]
-    h_2 = t["h(2)"]
-    adj_z_h_4 = t["adj_z_h_4"]
-    h_3 = t["h(3)"]
-    adj_z_h_1 = t["adj_z_h_1"]
-    x_1 = t["x(1)"]
-    x_2 = t["x(2)"]
-    x_3 = t["x(3)"]
-    x_4 = t["x(4)"]
-    adj_p = t["adj_p"]
+    terms_W = []
+    for k in range(2, 5):
+        adj_z_h_k = t[f"adj[z_h({k})]"]
+        h_km1 = t[f"h({k-1})"]
+        terms_W.append((adj_z_h_k, h_km1))
+    terms_V = []
+    for k in range(1, 5):
+        adj_z_h_k_2 = t[f"adj[z_h({k})]"]
+        x_k = t[f"x({k})"]
+        terms_V.append((adj_z_h_k_2, x_k))
+    terms_U = []
+    adj_p = t["adj[p]"]
     h_4 = t["h(4)"]
-    return {"W": [(adj_z_h_2, h_1), (adj_z_h_3, h_2), (adj_z_h_4, h_3)], "V": [(adj_z_h_1, x_1), (adj_z_h_2, x_2), (adj_z_h_3, x_3), (adj_z_h_4, x_4)], "U": [(adj_p, h_4)]}
+    terms_U.append((adj_p, h_4))
+    return {"W": terms_W, "V": terms_V, "U": terms_U}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
     t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h_4"] = _adj_h_4(t)
-    t["adj_z_h_4"] = _adj_z_h_4(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["adj_z_h_1"] = _adj_z_h_1(t)
+    _backward(t)
     B = t["x(1)"].shape[0]
-    # ‖∂f/∂W‖² = Σ over pairs of terms of their inner product: adj_z_h_2[j] h_1[i] + adj_z_h_3[j] h_2[i] + adj_z_h_4[j] h_3[i]
-    adj_z_h_2 = t["adj_z_h_2"]
-    h_1 = t["h(1)"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_2, h_1, adj_z_h_2, h_1)
-    tmp = (adj_z_h_2[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_2 = (h_1[..., None, :] @ h_1[..., None])[..., 0, 0]
-    adj_z_h_3 = t["adj_z_h_3"]
-    h_2 = t["h(2)"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_2, h_1, adj_z_h_3, h_2)
-    tmp_3 = (adj_z_h_3[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_4 = (h_2[..., None, :] @ h_1[..., None])[..., 0, 0]
-    adj_z_h_4 = t["adj_z_h_4"]
-    h_3 = t["h(3)"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_2, h_1, adj_z_h_4, h_3)
-    tmp_5 = (adj_z_h_4[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_6 = (h_3[..., None, :] @ h_1[..., None])[..., 0, 0]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_3, h_2, adj_z_h_3, h_2)
-    tmp_7 = (adj_z_h_3[..., None, :] @ adj_z_h_3[..., None])[..., 0, 0]
-    tmp_8 = (h_2[..., None, :] @ h_2[..., None])[..., 0, 0]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_3, h_2, adj_z_h_4, h_3)
-    tmp_9 = (adj_z_h_4[..., None, :] @ adj_z_h_3[..., None])[..., 0, 0]
-    tmp_10 = (h_3[..., None, :] @ h_2[..., None])[..., 0, 0]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_4, h_3, adj_z_h_4, h_3)
-    tmp_11 = (adj_z_h_4[..., None, :] @ adj_z_h_4[..., None])[..., 0, 0]
-    tmp_12 = (h_3[..., None, :] @ h_3[..., None])[..., 0, 0]
-    sq_W = tmp_2 * tmp + 2 * tmp_4 * tmp_3 + 2 * tmp_6 * tmp_5 + tmp_8 * tmp_7 + 2 * tmp_10 * tmp_9 + tmp_12 * tmp_11
+    sq_W = np.zeros(B)
+    # ‖∂f/∂W‖² = Σ over pairs of terms (steps k, m) of their inner product
+    for k in range(2, 5):
+        for m in range(2, 5):
+            adj_z_h_k = t[f"adj[z_h({k})]"]
+            h_km1 = t[f"h({k-1})"]
+            adj_z_h_m = t[f"adj[z_h({m})]"]
+            h_mm1 = t[f"h({m-1})"]
+            # einsum("Bj,Bi,Bj,Bi->B", adj_z_h_k, h_km1, adj_z_h_m, h_mm1)
+            tmp = (adj_z_h_m[..., None, :] @ adj_z_h_k[..., None])[..., 0, 0]
+            tmp_2 = (h_mm1[..., None, :] @ h_km1[..., None])[..., 0, 0]
+            sq_W = sq_W + tmp_2 * tmp
     norm_W = np.sqrt(np.maximum(sq_W, 0.0))
-    # ‖∂f/∂V‖² = Σ over pairs of terms of their inner product: adj_z_h_1[j] x_1[k] + adj_z_h_2[j] x_2[k] + adj_z_h_3[j] x_3[k] + adj_z_h_4[j] x_4[k]
-    adj_z_h_1 = t["adj_z_h_1"]
-    x_1 = t["x(1)"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_1, x_1, adj_z_h_1, x_1)
-    tmp_13 = (adj_z_h_1[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
-    tmp_14 = (x_1[..., None, :] @ x_1[..., None])[..., 0, 0]
-    x_2 = t["x(2)"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_1, x_1, adj_z_h_2, x_2)
-    tmp_15 = (adj_z_h_2[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
-    tmp_16 = (x_2[..., None, :] @ x_1[..., None])[..., 0, 0]
-    x_3 = t["x(3)"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_1, x_1, adj_z_h_3, x_3)
-    tmp_17 = (adj_z_h_3[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
-    tmp_18 = (x_3[..., None, :] @ x_1[..., None])[..., 0, 0]
-    x_4 = t["x(4)"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_1, x_1, adj_z_h_4, x_4)
-    tmp_19 = (adj_z_h_4[..., None, :] @ adj_z_h_1[..., None])[..., 0, 0]
-    tmp_20 = (x_4[..., None, :] @ x_1[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_2, x_2, adj_z_h_2, x_2)
-    tmp_21 = (adj_z_h_2[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_22 = (x_2[..., None, :] @ x_2[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_2, x_2, adj_z_h_3, x_3)
-    tmp_23 = (adj_z_h_3[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_24 = (x_3[..., None, :] @ x_2[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_2, x_2, adj_z_h_4, x_4)
-    tmp_25 = (adj_z_h_4[..., None, :] @ adj_z_h_2[..., None])[..., 0, 0]
-    tmp_26 = (x_4[..., None, :] @ x_2[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_3, x_3, adj_z_h_3, x_3)
-    tmp_27 = (adj_z_h_3[..., None, :] @ adj_z_h_3[..., None])[..., 0, 0]
-    tmp_28 = (x_3[..., None, :] @ x_3[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_3, x_3, adj_z_h_4, x_4)
-    tmp_29 = (adj_z_h_4[..., None, :] @ adj_z_h_3[..., None])[..., 0, 0]
-    tmp_30 = (x_4[..., None, :] @ x_3[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_4, x_4, adj_z_h_4, x_4)
-    tmp_31 = (adj_z_h_4[..., None, :] @ adj_z_h_4[..., None])[..., 0, 0]
-    tmp_32 = (x_4[..., None, :] @ x_4[..., None])[..., 0, 0]
-    sq_V = tmp_14 * tmp_13 + 2 * tmp_16 * tmp_15 + 2 * tmp_18 * tmp_17 + 2 * tmp_20 * tmp_19 + tmp_22 * tmp_21 + 2 * tmp_24 * tmp_23 + 2 * tmp_26 * tmp_25 + tmp_28 * tmp_27 + 2 * tmp_30 * tmp_29 + tmp_32 * tmp_31
+    sq_V = np.zeros(B)
+    # ‖∂f/∂V‖² = Σ over pairs of terms (steps k, m) of their inner product
+    for k in range(1, 5):
+        for m in range(1, 5):
+            adj_z_h_k_2 = t[f"adj[z_h({k})]"]
+            x_k = t[f"x({k})"]
+            adj_z_h_m_2 = t[f"adj[z_h({m})]"]
+            x_m = t[f"x({m})"]
+            # einsum("Bj,Bk,Bj,Bk->B", adj_z_h_k_2, x_k, adj_z_h_m_2, x_m)
+            tmp_3 = (adj_z_h_m_2[..., None, :] @ adj_z_h_k_2[..., None])[..., 0, 0]
+            tmp_4 = (x_m[..., None, :] @ x_k[..., None])[..., 0, 0]
+            sq_V = sq_V + tmp_4 * tmp_3
     norm_V = np.sqrt(np.maximum(sq_V, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] h_4[j]
-    adj_p = t["adj_p"]
+    sq_U = np.zeros(B)
+    # ‖∂f/∂U‖² = Σ over pairs of terms (steps k, m) of their inner product
+    adj_p = t["adj[p]"]
     h_4 = t["h(4)"]
     # einsum("Bl,Bj,Bl,Bj->B", adj_p, h_4, adj_p, h_4)
-    tmp_33 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_34 = (h_4[..., None, :] @ h_4[..., None])[..., 0, 0]
-    sq_U = tmp_34 * tmp_33
+    tmp_5 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_6 = (h_4[..., None, :] @ h_4[..., None])[..., 0, 0]
+    sq_U = sq_U + tmp_6 * tmp_5
     norm_U = np.sqrt(np.maximum(sq_U, 0.0))
     return {"W": norm_W, "V": norm_V, "U": norm_U}
 
@@ -1562,77 +1586,42 @@ def hessian(params, data):
 
 
 def hvp(params, data, vector):
-    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: forward tangents and R-adjoints, a family's steps as loops — no Hessian block and no Jacobian is formed."""
     t = _forward(params, data)
-    t["dir_W"] = vector["W"]
-    t["dir_V"] = vector["V"]
-    t["dir_U"] = vector["U"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_h_4"] = _adj_h_4(t)
-    t["adj_z_h_4"] = _adj_z_h_4(t)
-    t["adj_h_3"] = _adj_h_3(t)
-    t["adj_z_h_3"] = _adj_z_h_3(t)
-    t["adj_h_2"] = _adj_h_2(t)
-    t["adj_z_h_2"] = _adj_z_h_2(t)
-    t["adj_h_1"] = _adj_h_1(t)
-    t["tan_z_h_1"] = _tan_z_h_1(t)
-    t["tan_h_1"] = _tan_h_1(t)
-    t["tan_z_h_2"] = _tan_z_h_2(t)
-    t["tan_h_2"] = _tan_h_2(t)
-    t["tan_z_h_3"] = _tan_z_h_3(t)
-    t["tan_h_3"] = _tan_h_3(t)
-    t["tan_z_h_4"] = _tan_z_h_4(t)
-    t["tan_h_4"] = _tan_h_4(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_h_4"] = _radj_h_4(t)
-    t["radj_z_h_4"] = _radj_z_h_4(t)
-    t["radj_h_3"] = _radj_h_3(t)
-    t["radj_z_h_3"] = _radj_z_h_3(t)
-    t["radj_h_2"] = _radj_h_2(t)
-    t["radj_z_h_2"] = _radj_z_h_2(t)
-    t["radj_h_1"] = _radj_h_1(t)
-    t["radj_z_h_1"] = _radj_z_h_1(t)
+    _backward(t)
+    for name in PARAMS:
+        t["dir[" + name + "]"] = vector[name]
+    _r_pass(t)
     B = t["x(1)"].shape[0]
-    # Σ_b H[W,b]·vector[b][j,i] = h_1[i] radj_z_h_2[j] + adj_z_h_2[j] tan_h_1[i] + h_2[i] radj_z_h_3[j] + adj_z_h_3[j] tan_h_2[i] + h_3[i] radj_z_h_4[j] + adj_z_h_4[j] tan_h_3[i]
-    h_1 = t["h(1)"]
-    radj_z_h_2 = t["radj_z_h_2"]
-    # einsum("Bi,Bj->ji", h_1, radj_z_h_2)
-    adj_z_h_2 = t["adj_z_h_2"]
-    tan_h_1 = t["tan_h_1"]
-    # einsum("Bj,Bi->ji", adj_z_h_2, tan_h_1)
-    h_2 = t["h(2)"]
-    radj_z_h_3 = t["radj_z_h_3"]
-    # einsum("Bi,Bj->ji", h_2, radj_z_h_3)
-    adj_z_h_3 = t["adj_z_h_3"]
-    tan_h_2 = t["tan_h_2"]
-    # einsum("Bj,Bi->ji", adj_z_h_3, tan_h_2)
-    h_3 = t["h(3)"]
-    radj_z_h_4 = t["radj_z_h_4"]
-    # einsum("Bi,Bj->ji", h_3, radj_z_h_4)
-    adj_z_h_4 = t["adj_z_h_4"]
-    tan_h_3 = t["tan_h_3"]
-    # einsum("Bj,Bi->ji", adj_z_h_4, tan_h_3)
-    hvp_W = (radj_z_h_2.T @ h_1 + adj_z_h_2.T @ tan_h_1 + radj_z_h_3.T @ h_2 + adj_z_h_3.T @ tan_h_2 + radj_z_h_4.T @ h_3 + adj_z_h_4.T @ tan_h_3) / B
-    # Σ_b H[V,b]·vector[b][j,k] = radj_z_h_1[j] x_1[k] + radj_z_h_2[j] x_2[k] + radj_z_h_3[j] x_3[k] + radj_z_h_4[j] x_4[k]
-    radj_z_h_1 = t["radj_z_h_1"]
-    x_1 = t["x(1)"]
-    # einsum("Bj,Bk->jk", radj_z_h_1, x_1)
-    x_2 = t["x(2)"]
-    # einsum("Bj,Bk->jk", radj_z_h_2, x_2)
-    x_3 = t["x(3)"]
-    # einsum("Bj,Bk->jk", radj_z_h_3, x_3)
-    x_4 = t["x(4)"]
-    # einsum("Bj,Bk->jk", radj_z_h_4, x_4)
-    hvp_V = (radj_z_h_1.T @ x_1 + radj_z_h_2.T @ x_2 + radj_z_h_3.T @ x_3 + radj_z_h_4.T @ x_4) / B
-    # Σ_b H[U,b]·vector[b][l,j] = h_4[j] radj_p[l] + adj_p[l] tan_h_4[j]
+    hvp_W = np.zeros(PARAMS["W"])
+    # Σ_b H[W,b]·vector[b] = Σ_k h_km1[i] radj_z_h_k[j] + Σ_k adj_z_h_k[j] tan_h_km1[i]
+    for k in range(2, 5):
+        h_km1 = t[f"h({k-1})"]
+        radj_z_h_k = t[f"radj[z_h({k})]"]
+        # einsum("Bi,Bj->ji", h_km1, radj_z_h_k)
+        hvp_W = hvp_W + (radj_z_h_k.T @ h_km1) / B
+    for k in range(2, 5):
+        adj_z_h_k = t[f"adj[z_h({k})]"]
+        tan_h_km1 = t[f"tan[h({k-1})]"]
+        # einsum("Bj,Bi->ji", adj_z_h_k, tan_h_km1)
+        hvp_W = hvp_W + (adj_z_h_k.T @ tan_h_km1) / B
+    hvp_V = np.zeros(PARAMS["V"])
+    # Σ_b H[V,b]·vector[b] = Σ_k radj_z_h_k[j] x_k[k]
+    for k in range(1, 5):
+        radj_z_h_k_2 = t[f"radj[z_h({k})]"]
+        x_k = t[f"x({k})"]
+        # einsum("Bj,Bk->jk", radj_z_h_k_2, x_k)
+        hvp_V = hvp_V + (radj_z_h_k_2.T @ x_k) / B
+    hvp_U = np.zeros(PARAMS["U"])
+    # Σ_b H[U,b]·vector[b] = h_4[j] radj_p[l] + adj_p[l] tan_h_4[j]
     h_4 = t["h(4)"]
-    radj_p = t["radj_p"]
+    radj_p = t["radj[p]"]
     # einsum("Bj,Bl->lj", h_4, radj_p)
-    adj_p = t["adj_p"]
-    tan_h_4 = t["tan_h_4"]
+    hvp_U = hvp_U + (radj_p.T @ h_4) / B
+    adj_p = t["adj[p]"]
+    tan_h_4 = t["tan[h(4)]"]
     # einsum("Bl,Bj->lj", adj_p, tan_h_4)
-    hvp_U = (radj_p.T @ h_4 + adj_p.T @ tan_h_4) / B
+    hvp_U = hvp_U + (adj_p.T @ tan_h_4) / B
     return {"W": hvp_W, "V": hvp_V, "U": hvp_U}
 
 

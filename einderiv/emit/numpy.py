@@ -754,7 +754,13 @@ class _Generator:
                 "INPUTS = {\n" + "".join(f'    "{t.name}": {self.shape[t.name]!r},\n' for t in self.net.data) + "}",
                 "GRADIENT_FACTOR_AXES = {\n" + "".join(f'    "{p}": {axes[p]!r},\n' for p in params) + "}"]
         helpers = [_HELPERS[h] for h in sorted(self.helpers)]
-        return "\n".join(head) + "\n\n\n" + "\n\n\n".join(helpers + [fwd] + quants + publics) + "\n"
+        return "\n".join(head) + "\n\n\n" + "\n\n\n".join(helpers + [fwd] + quants + self.support_functions()
+                                                          + publics) + "\n"
+
+    def support_functions(self) -> list[str]:
+        """Functions the public ones call beyond ``_forward`` and the quantities (a hook:
+        :mod:`einderiv.emit.loops` adds its backward passes)."""
+        return []
 
     def header(self) -> str:
         defs = []
@@ -795,4 +801,7 @@ def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum:
     its path as a literal, instead of the BLAS-backed statements of
     :mod:`einderiv.emit.lower` (same numbers; slower on small sizes).
     """
-    return _Generator(derivation, sizes, literal_einsum).module()
+    from .loops import LoopGenerator, has_families  # families: the gradient path as loops over labels
+
+    gen = LoopGenerator if has_families(derivation) else _Generator
+    return gen(derivation, sizes, literal_einsum).module()
