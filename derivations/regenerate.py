@@ -60,7 +60,7 @@ def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
 
 
 def is_template(path: pathlib.Path) -> bool:
-    """A layer template (``depth n`` left symbolic): kept as its general form, no kernels."""
+    """A layer template (``depth n`` left symbolic): kept as its general form and a run-time-depth module."""
     from einderiv.template import load_template
 
     return load_template(str(path)) is not None
@@ -75,14 +75,19 @@ def templates() -> list[pathlib.Path]:
 
 
 def template_outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
-    """``einderiv derive`` and ``einderiv latex`` of a template: the general form for any depth."""
+    """``einderiv derive`` and ``einderiv latex`` of a template: the general form for any depth;
+    ``einderiv codegen``: its module for a depth given at run time (emit/template_numpy.py)."""
     from einderiv.emit.template_doc import render_latex, render_text
     from einderiv.template import general_form, load_template
 
     rel = path.relative_to(HERE.parent).as_posix()
     gf = general_form(load_template(rel if pathlib.Path(rel).exists() else str(path)), order(path))
     stem = path.with_suffix("")
-    return {stem.with_suffix(".txt"): render_text(gf), stem.with_suffix(".tex"): render_latex(gf)}
+    from einderiv.emit.template_numpy import generate_template
+
+    kernels = generate_template(load_template(rel if pathlib.Path(rel).exists() else str(path)))
+    return {stem.with_suffix(".txt"): render_text(gf), stem.with_suffix(".tex"): render_latex(gf),
+            stem.parent / f"{stem.name}_kernels.py": kernels}
 
 
 def main() -> int:

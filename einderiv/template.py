@@ -700,6 +700,10 @@ def run_command(command: str, path: str, dims: dict, depths: dict, order: int = 
     tpl = load_template(path, text, dims)
     if tpl is None:
         return None
+    if command == "codegen":  # gradient and objective for a depth given at run time
+        from .emit.template_numpy import generate_template
+
+        return generate_template(tpl)
     if command not in ("derive", "latex"):
         raise UsageError(f"'{command}' needs a concrete depth for a layer template: add --depth {tpl.depth}=3")
     from .emit.template_doc import render_latex, render_text

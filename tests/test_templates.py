@@ -193,3 +193,85 @@ def test_template_examples_check_numerically_at_each_depth(name, n, monkeypatch)
     net = load(f"derivations/{name}.ein", dims={"n": n})
     report = check(derive(net, 2), seed=n)
     assert report.rows and report.ok, report.format()
+
+
+# ------------------------------------------------- codegen for a run-time depth
+def _runtime_module(name: str) -> dict:
+    import subprocess
+    import sys
+
+    src = subprocess.run([sys.executable, "-m", "einderiv.cli", "codegen", f"derivations/{name}.ein"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    ns: dict = {}
+    exec(compile(src, f"<{name}>", "exec"), ns)
+    return ns
+
+
+def _as_lists(params: dict) -> dict:
+    """{'w(1)': a, 'w(2)': b, 'u': c} -> {'w': [a, b], 'u': c}"""
+    out: dict = {}
+    for key in sorted(params, key=lambda k: (k.split("(")[0], int(k[k.index("(") + 1:-1]) if "(" in k else 0)):
+        if "(" in key:
+            out.setdefault(key.split("(")[0], []).append(params[key])
+        else:
+            out[key] = params[key]
+    return out
+
+
+@pytest.mark.parametrize("name", ["deep_template", "deep_template_tanh"])
+def test_codegen_without_depth_takes_the_depth_at_run_time(name, monkeypatch):
+    import numpy as np
+
+    from einderiv.emit.numpy import generate
+
+    monkeypatch.chdir(ROOT)
+    ns = _runtime_module(name)
+    for n in range(1, 6):
+        ref: dict = {}
+        exec(generate(derive(load(f"derivations/{name}.ein", dims={"n": n}), 1, expanded=False)), ref)
+        rng = np.random.default_rng(n)
+        params = {k: rng.normal(size=s) * 0.5 for k, s in ref["PARAMS"].items()}
+        data = {k: rng.normal(size=(4,) + s) for k, s in ref["INPUTS"].items()}
+        lp = _as_lists(params)
+        assert ns["param_shapes"](n) == {k: [np.shape(a) for a in v] if isinstance(v, list) else np.shape(v)
+                                         for k, v in lp.items()}
+        np.testing.assert_allclose(ns["objective"](lp, data), ref["objective"](params, data), atol=1e-12)
+        for fn in ("gradient", "per_sample_gradient"):
+            want = ref[fn](params, data)
+            flat = {}
+            for k, v in ns[fn](lp, data).items():
+                flat.update({f"{k}({j + 1})": a for j, a in enumerate(v)} if isinstance(v, list) else {k: v})
+            assert set(flat) == set(want)
+            for k in want:
+                np.testing.assert_allclose(flat[k], want[k], rtol=1e-12, atol=1e-12, err_msg=f"{fn} {k} n={n}")
+
+
+def test_runtime_depth_gradient_cost_is_linear_in_n(monkeypatch):
+    """Count the matrix products the gradient runs: a + b·n, the same step for every added layer."""
+    import numpy as np
+
+    monkeypatch.chdir(ROOT)
+    ns = _runtime_module("deep_template")
+    calls = {"n": 0}
+
+    class Counting(np.ndarray):
+        def __matmul__(self, other):
+            calls["n"] += 1
+            return np.asarray(self) @ np.asarray(other)
+
+        def __rmatmul__(self, other):
+            calls["n"] += 1
+            return np.asarray(other) @ np.asarray(self)
+
+    counts = []
+    for n in range(1, 9):
+        rng = np.random.default_rng(0)
+        shapes = ns["param_shapes"](n)
+        params = {k: [rng.normal(size=s).view(Counting) for s in v] if isinstance(v, list)
+                  else rng.normal(size=v).view(Counting) for k, v in shapes.items()}
+        data = {k: rng.normal(size=(3,) + s).view(Counting) for k, s in ns["INPUTS"].items()}
+        calls["n"] = 0
+        ns["gradient"](params, data)
+        counts.append(calls["n"])
+    steps = np.diff(counts)  # e.g. [3, 6, 9, ...]: three products per layer (forward, back, gradient)
+    assert counts[0] > 0 and len(set(steps[1:])) == 1 and steps[-1] > 0, counts

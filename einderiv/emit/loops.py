@@ -214,19 +214,12 @@ class _LoopScope(_Scope):
         Parameters that ``exprs`` use are read before the loop."""
         for e in exprs:
             for r in refs(e):
-                if r.name in self.g.params or r.name in self.g.direction:
+                if (r.name in self.g.params or r.name in self.g.direction) and not labels_of(r.name):
                     self.ref(r.name)
         loaded, cache, start = dict(self.loaded), dict(self.cache), len(self.lines)
         emit_body()
         body = ["    " + line for line in self.lines[start:]] or ["    pass"]
-        lo, hi = labels[0], labels[-1]
-        if labels == list(range(lo, hi + 1)):
-            rng = f"range({lo}, {hi + 1})"
-        elif labels == list(range(lo, hi - 1, -1)):
-            rng = f"range({lo}, {hi - 1}, -1)"
-        else:
-            rng = repr(tuple(labels))
-        self.lines[start:] = [f"for {var} in {rng}:"] + body
+        self.lines[start:] = [f"for {var} in {self.g.range_code(labels)}:"] + body
         self.loaded, self.cache = loaded, cache
 
 
@@ -249,6 +242,15 @@ class LoopGenerator(_Generator):
                         name = rename_tensor(node, ref, sym)
                         self.applied[(fn, rename_tensor(arg, ref, sym))] = name
         self.applied_to = {arg: node for (_, arg), node in self.applied.items() if labels_of(node)}
+
+    def range_code(self, labels: list[int]) -> str:
+        """What a loop over ``labels`` iterates: a range, or the labels themselves."""
+        lo, hi = labels[0], labels[-1]
+        if labels == list(range(lo, hi + 1)):
+            return f"range({lo}, {hi + 1})"
+        if labels == list(range(lo, hi - 1, -1)):
+            return f"range({lo}, {hi - 1}, -1)"
+        return repr(tuple(labels))
 
     # -- abstract names --------------------------------------------------------
     def abstracted(self, e, ref: int, sym: str):
@@ -398,7 +400,8 @@ class LoopGenerator(_Generator):
             out.append(f'"{a}": ' + self.accumulate(s, prefix + a, self.d.blocks[(a,)], keep_batch))
         return self.function(sig, doc, body + s.lines + ["return {" + ", ".join(out) + "}"])
 
-    def accumulate(self, s, var, b, keep_batch: bool, label: str = "", shape: str = "") -> str:
+    def accumulate(self, s, var, b, keep_batch: bool, label: str = "", shape: str = "",
+                   term_sym: str | None = None) -> str:
         """A block as a sum over term families, each a loop accumulating one term per step."""
         shape = shape or self.shape_of(b.wrt)
         zeros = f"np.zeros(((B,) + {shape}))" if keep_batch else f"np.zeros({shape})"
@@ -406,8 +409,8 @@ class LoopGenerator(_Generator):
         if is_zero(b.expr):
             return var
         L = _Letters(b.indices)
-        fams = self.term_families(b)
-        shown = [("Σ_" + self.syms[0] + " " if labels else "") + _show(e, L, self.name) for labels, e in fams]
+        fams = self.sum_families(b.expr, b.indices, term_sym)
+        shown = [("Σ_" + (term_sym or self.syms[0]) + " " if labels else "") + _show(e, L, self.name) for labels, e in fams]
         s.lines.append("# " + (label or "∂f/∂" + ",".join(b.wrt)) + " = " + " + ".join(shown))
 
         for labels, e in fams:
@@ -417,7 +420,7 @@ class LoopGenerator(_Generator):
                 if batched and not keep_batch:
                     code = (code if re.fullmatch(r"[\w.]+", code) else f"({code})") + " / B"
                 s.lines.append(f"{var} = {var} + {code}")
-            self.each(s, labels, emit, exprs=[e])
+            self.each(s, labels, emit, term_sym, exprs=[e])
         return var
 
     def factors(self) -> tuple[str, dict]:
