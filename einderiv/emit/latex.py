@@ -35,15 +35,15 @@ from typing import Sequence
 
 import sympy
 from sympy.printing.latex import LatexPrinter
-from sympy.printing.printer import Printer
 
-from ..factor import FactoredTerm, factored
+from ..factor import FactoredTerm
 from ..functions import ARG
-from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
+from ..ir import (Apply, Delta, Fn, Index, LogSumExp, Quantity, Ref,
                   Ones, Softmax, Window)
 from ..fold import labels_of, map_names, split_label
-from .names import (Context, IndexNames, declared_families, display_order, folded_terms, horizon,
-                    parse_quantity, shown_families, split_coef, sum_terms, term_parts, windows_shown)
+from .base import IndexPrinter
+from .names import (Context, IndexNames, declared_families, folded_terms, horizon,
+                    parse_quantity, shown_families, term_parts)
 
 _MEMBER = re.compile(r"(.+)\(([^()]*)\)")
 
@@ -148,30 +148,22 @@ class ScalarLatexPrinter(LatexPrinter):
 
 
 # ------------------------------------------------------------ index printer
-class LatexIndexPrinter(Printer):
+class LatexIndexPrinter(IndexPrinter):
     """Prints einderiv IR as LaTeX math, one ``_print_<Node>`` per IR node.
 
     Settings: ``names`` (:class:`IndexNames`) and ``context`` (:class:`Context`).
     """
 
     printmethod = "_einderiv_latex"
-    _default_settings = {"names": None, "context": None}
 
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        if self._settings["names"] is None:
-            self._settings["names"] = IndexNames()
-        if self._settings["context"] is None:
-            self._settings["context"] = Context()
-        self.names: IndexNames = self._settings["names"]
-        self.ctx: Context = self._settings["context"]
-        #: print a node's definition, met inside an expression, as the node's name (off for the
-        #: Network section, which shows the definitions as written)
-        self.name_nodes = True
-        if self.names.alias is None:
-            self.names.alias = self.node_named
-        self.scalar = ScalarLatexPrinter()
-        self.arith: dict[Index, Window] = {}  # u shown as index arithmetic t+a in this product
+    def scalar_printer(self):
+        return ScalarLatexPrinter()
+
+    def paren(self, s: str) -> str:
+        return r"\left(" + s + r"\right)"
+
+    def sum_prefix(self, sums) -> str:
+        return r"\sum_{" + self._letters(sums) + "} "
 
     # -- indices ------------------------------------------------------------
     def _print_Index(self, ix: Index) -> str:
@@ -224,20 +216,7 @@ class LatexIndexPrinter(Printer):
                         for k, o in enumerate(d) if o)
         return marks + tex_function(e.fn.name)
 
-    def node_named(self, e: Expr) -> Ref | None:
-        """The node ``e`` is the definition of (:meth:`Context.named`), if names are wanted."""
-        if self.name_nodes and isinstance(e, (Apply, Softmax, LogSumExp)):
-            return self.ctx.named(e)
-        return None
-
-    def _print(self, expr, **kwargs):
-        shown = self.node_named(expr) if isinstance(expr, Expr) else None
-        return super()._print(shown if shown is not None else expr, **kwargs)
-
     # -- nodes --------------------------------------------------------------
-    def _print_Const(self, e: Const) -> str:
-        return self.scalar.doprint(e.value)
-
     def _print_Ref(self, e: Ref) -> str:
         if isinstance(e.name, Quantity):
             return self._print_quantity(e.name, e.indices)
@@ -295,60 +274,6 @@ class LatexIndexPrinter(Printer):
 
     def _print_LogSumExp(self, e: LogSumExp) -> str:
         return r"\log \sum_{" + self._print(e.over) + r"} \exp\!\left(" + self._print(e.arg) + r"\right)"
-
-    def _print_Add(self, e: Add) -> str:
-        out = ""
-        for k, (t, one) in enumerate(sum_terms(e, self.names)):
-            s = self._print(t) if one is None else self._with_coef(one, "")
-            if k == 0:
-                out = s
-            elif s.startswith("-"):
-                out += " - " + s[1:].lstrip()
-            else:
-                out += " + " + s
-        return out
-
-    def _print_Prod(self, e: Prod) -> str:
-        coef, fs = split_coef(e.factors)
-        return self.product(coef, display_order(fs, e.out, self.names), e.out)
-
-    def product(self, coef, factors: Sequence[Expr], out: Sequence[Index]) -> str:
-        """``coef`` times the factors; ``\\sum`` for indices not summed over exactly two."""
-        c, factors = split_coef(factors)
-        coef *= c
-        outs = set(out)
-        count: dict[Index, int] = {}
-        for f in factors:
-            for ix in f.free:
-                if ix not in outs:
-                    count[ix] = count.get(ix, 0) + 1
-        sums = [ix for ix, c in count.items() if c != 2]
-        shown = windows_shown(factors, out)
-        self.arith.update({w.u: w for w in shown})
-        try:
-            body = " ".join(self._factor(f) for f in factors if f not in shown)
-        finally:
-            for w in shown:
-                self.arith.pop(w.u, None)
-        if sums:
-            body = r"\sum_{" + self._letters(sums) + "} " + body
-        return self._with_coef(coef, body)
-
-    def _with_coef(self, coef, body: str) -> str:
-        if coef == 1:
-            return body or "1"
-        if coef == -1:
-            return "-" + (body or "1")
-        c = self.scalar.doprint(coef)
-        if not body:
-            return c
-        if isinstance(coef, sympy.Add):
-            c = r"\left(" + c + r"\right)"
-        return f"{c} {body}"
-
-    def _factor(self, f: Expr) -> str:
-        s = self._print(f)
-        return r"\left(" + s + r"\right)" if isinstance(f, Add) else s
 
     # -- factored terms ----------------------------------------------------
     def term_groups(self, t: FactoredTerm, out: Sequence[Index]) -> tuple[str, list[str]]:

@@ -30,16 +30,16 @@ from __future__ import annotations
 from typing import Sequence
 
 import sympy
-from sympy.printing.printer import Printer
 from sympy.printing.str import StrPrinter
 
 from ..factor import FactoredTerm
 from ..fold import label_range
 from ..functions import ARG
-from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Prod, Quantity, Ref,
+from ..ir import (Apply, Delta, Expr, Fn, Index, LogSumExp, Quantity, Ref,
                   Ones, Softmax, Window)
-from .names import (Context, IndexNames, declared_families, display_order, folded_terms, parse_quantity,
-                    shown_families, split_coef, sum_terms, term_parts, windows_shown)
+from .base import IndexPrinter
+from .names import (Context, IndexNames, declared_families, folded_terms, parse_quantity,
+                    shown_families, term_parts)
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -82,7 +82,7 @@ class ScalarStrPrinter(StrPrinter):
 
 
 # ------------------------------------------------------------ index printer
-class TextPrinter(Printer):
+class TextPrinter(IndexPrinter):
     """Prints einderiv IR in index notation, one ``_print_<Node>`` per IR node.
 
     Settings: ``names`` (an :class:`IndexNames`: letters for this statement's
@@ -95,23 +95,16 @@ class TextPrinter(Printer):
     """
 
     printmethod = "_einderiv_text"
-    _default_settings = {"names": None, "context": None}
+    minus = MINUS
 
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        if self._settings["names"] is None:
-            self._settings["names"] = IndexNames()
-        if self._settings["context"] is None:
-            self._settings["context"] = Context()
-        self.names: IndexNames = self._settings["names"]
-        self.ctx: Context = self._settings["context"]
-        #: print a node's definition, met inside an expression, as the node's name (off for the
-        #: Network section, which shows the definitions as written)
-        self.name_nodes = True
-        if self.names.alias is None:
-            self.names.alias = self.node_named
-        self.scalar = ScalarStrPrinter()
-        self.arith: dict[Index, str] = {}  # indices shown as index arithmetic: u → 't+a'
+    def scalar_printer(self):
+        return ScalarStrPrinter()
+
+    def sum_prefix(self, sums) -> str:
+        return "Σ_" + "".join(self._print(ix) for ix in sums) + " "
+
+    def arith_entry(self, w: Window) -> str:
+        return self.arith_text(w)
 
     # -- indices ------------------------------------------------------------
     def _print_Index(self, ix: Index) -> str:
@@ -173,20 +166,7 @@ class TextPrinter(Printer):
                         for k, o in enumerate(d) if o)
         return marks + e.fn.name
 
-    def node_named(self, e: Expr) -> Ref | None:
-        """The node ``e`` is the definition of (:meth:`Context.named`), if names are wanted."""
-        if self.name_nodes and isinstance(e, (Apply, Softmax, LogSumExp)):
-            return self.ctx.named(e)
-        return None
-
-    def _print(self, expr, **kwargs):
-        shown = self.node_named(expr) if isinstance(expr, Expr) else None
-        return super()._print(shown if shown is not None else expr, **kwargs)
-
     # -- nodes --------------------------------------------------------------
-    def _print_Const(self, e: Const) -> str:
-        return self.scalar.doprint(e.value)
-
     def _print_Ref(self, e: Ref) -> str:
         name = e.name
         if isinstance(name, Quantity):
@@ -236,62 +216,6 @@ class TextPrinter(Printer):
 
     def _print_LogSumExp(self, e: LogSumExp) -> str:
         return f"log Σ_{self._print(e.over)} exp({self._print(e.arg)})"
-
-    def _print_Add(self, e: Add) -> str:
-        out = ""
-        for k, (t, one) in enumerate(sum_terms(e, self.names)):
-            s = self._print(t) if one is None else self._with_coef(one, "")
-            if k == 0:
-                out = s
-            elif s.startswith(MINUS):
-                out += f" {MINUS} " + s[1:].lstrip()
-            else:
-                out += " + " + s
-        return out
-
-    def _print_Prod(self, e: Prod) -> str:
-        coef, fs = split_coef(e.factors)
-        return self.product(coef, display_order(fs, e.out, self.names), e.out)
-
-    def product(self, coef, factors: Sequence[Expr], out: Sequence[Index]) -> str:
-        """``coef · Π factors``, with ``Σ_l`` for indices not summed over exactly two factors."""
-        c, factors = split_coef(factors)
-        coef *= c
-        outs = set(out)
-        count: dict[Index, int] = {}
-        for f in factors:
-            for ix in f.free:
-                if ix not in outs:
-                    count[ix] = count.get(ix, 0) + 1
-        sums = [ix for ix, c in count.items() if c != 2]
-        shown = windows_shown(factors, out)
-        for w in shown:  # x^{t+a} instead of S^u_{t,a} x^u
-            self.arith[w.u] = self.arith_text(w)
-        try:
-            parts = [self._factor(f) for f in factors if f not in shown]
-        finally:
-            for w in shown:
-                self.arith.pop(w.u, None)
-        body = " ".join(parts)
-        if sums:
-            body = "Σ_" + "".join(self._print(ix) for ix in sums) + " " + body
-        return self._with_coef(coef, body)
-
-    def _with_coef(self, coef, body: str) -> str:
-        if coef == 1:
-            return body or "1"
-        if coef == -1:
-            return MINUS + (body or "1")
-        c = self.scalar.doprint(coef)
-        if not body:
-            return c
-        if isinstance(coef, sympy.Add):
-            c = f"({c})"
-        return f"{c} {body}"
-
-    def _factor(self, f: Expr) -> str:
-        s = self._print(f)
-        return f"({s})" if isinstance(f, Add) else s
 
     # -- factored terms ----------------------------------------------------
     def term(self, t: FactoredTerm, out: Sequence[Index], sep: str = " ⊗ ") -> str:

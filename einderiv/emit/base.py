@@ -1,0 +1,132 @@
+"""What the text and LaTeX printers share: the structure of sums and products.
+
+:class:`IndexPrinter` is a SymPy ``Printer`` for einderiv's IR that knows how a
+sum is joined, how a product pulls out its coefficient, when it needs an
+explicit Σ (an index summed over other than exactly two factors), how index
+arithmetic ``x^{t+a}`` replaces a selection tensor, and when a node's
+definition met inside an expression is printed as the node's name.  The
+subclasses (:class:`~einderiv.emit.text.TextPrinter`,
+:class:`~einderiv.emit.latex.LatexIndexPrinter`) supply the notation through a
+few hooks: ``minus``, :meth:`paren`, :meth:`sum_prefix`, :meth:`arith_entry`,
+and the ``_print_<Node>`` methods of the atoms.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import sympy
+from sympy.printing.printer import Printer
+
+from ..ir import Add, Apply, Const, Expr, Index, LogSumExp, Prod, Ref, Softmax, Window
+from .names import Context, IndexNames, display_order, split_coef, sum_terms, windows_shown
+
+
+class IndexPrinter(Printer):
+    """Base of the index-notation printers (settings: ``names``, ``context``)."""
+
+    _default_settings = {"names": None, "context": None}
+    #: the minus sign of this notation
+    minus = "-"
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        if self._settings["names"] is None:
+            self._settings["names"] = IndexNames()
+        if self._settings["context"] is None:
+            self._settings["context"] = Context()
+        self.names: IndexNames = self._settings["names"]
+        self.ctx: Context = self._settings["context"]
+        #: print a node's definition, met inside an expression, as the node's name (off for the
+        #: Network section, which shows the definitions as written)
+        self.name_nodes = True
+        if self.names.alias is None:
+            self.names.alias = self.node_named
+        self.scalar = self.scalar_printer()
+        #: indices shown as index arithmetic in the product being printed (u → what stands for it)
+        self.arith: dict[Index, object] = {}
+
+    # -- hooks ------------------------------------------------------------------
+    def scalar_printer(self) -> Printer:
+        raise NotImplementedError
+
+    def paren(self, s: str) -> str:
+        return f"({s})"
+
+    def sum_prefix(self, sums: Sequence[Index]) -> str:
+        """The explicit summation sign over ``sums``, followed by a space."""
+        raise NotImplementedError
+
+    def arith_entry(self, w: Window) -> object:
+        """What :attr:`arith` holds for the index ``w.u`` shown as ``stride·t + a``."""
+        return w
+
+    # -- node names ---------------------------------------------------------------
+    def node_named(self, e: Expr) -> Ref | None:
+        """The node ``e`` is the definition of (:meth:`Context.named`), if names are wanted."""
+        if self.name_nodes and isinstance(e, (Apply, Softmax, LogSumExp)):
+            return self.ctx.named(e)
+        return None
+
+    def _print(self, expr, **kwargs):
+        shown = self.node_named(expr) if isinstance(expr, Expr) else None
+        return super()._print(shown if shown is not None else expr, **kwargs)
+
+    # -- sums and products ---------------------------------------------------------
+    def _print_Const(self, e: Const) -> str:
+        return self.scalar.doprint(e.value)
+
+    def _print_Add(self, e: Add) -> str:
+        out = ""
+        for k, (t, one) in enumerate(sum_terms(e, self.names)):
+            s = self._print(t) if one is None else self._with_coef(one, "")
+            if k == 0:
+                out = s
+            elif s.startswith(self.minus):
+                out += f" {self.minus} " + s[len(self.minus):].lstrip()
+            else:
+                out += " + " + s
+        return out
+
+    def _print_Prod(self, e: Prod) -> str:
+        coef, fs = split_coef(e.factors)
+        return self.product(coef, display_order(fs, e.out, self.names), e.out)
+
+    def product(self, coef, factors: Sequence[Expr], out: Sequence[Index]) -> str:
+        """``coef`` times the factors, with an explicit sum over indices that are not
+        summed over exactly two factors, and index arithmetic for selection tensors."""
+        c, factors = split_coef(factors)
+        coef *= c
+        outs = set(out)
+        count: dict[Index, int] = {}
+        for f in factors:
+            for ix in f.free:
+                if ix not in outs:
+                    count[ix] = count.get(ix, 0) + 1
+        sums = [ix for ix, n in count.items() if n != 2]
+        shown = windows_shown(factors, out)
+        for w in shown:  # x^{t+a} instead of S^u_{t,a} x^u
+            self.arith[w.u] = self.arith_entry(w)
+        try:
+            body = " ".join(self._factor(f) for f in factors if f not in shown)
+        finally:
+            for w in shown:
+                self.arith.pop(w.u, None)
+        if sums:
+            body = self.sum_prefix(sums) + body
+        return self._with_coef(coef, body)
+
+    def _with_coef(self, coef, body: str) -> str:
+        if coef == 1:
+            return body or "1"
+        if coef == -1:
+            return self.minus + (body or "1")
+        c = self.scalar.doprint(coef)
+        if not body:
+            return c
+        if isinstance(coef, sympy.Add):
+            c = self.paren(c)
+        return f"{c} {body}"
+
+    def _factor(self, f: Expr) -> str:
+        s = self._print(f)
+        return self.paren(s) if isinstance(f, Add) else s
