@@ -36,12 +36,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-import sympy
 
 from .diff import partial
 from .errors import EinderivError
 from .functions import FunctionTable
-from .ir import (ONE, ZERO, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity,
+from .ir import (ONE, ZERO, Apply, Const, Delta, Expr, Index, LogSumExp, Quantity,
                  Ref, Softmax, add, fresh, is_zero, reset_fresh, map_children, prod, ref_names, rename,
                  substitute)
 from .network import Network

@@ -138,7 +138,6 @@ def fold_definitions(defs: Sequence[tuple[Hashable, tuple[Index, ...], Expr]],
     a family stands where its first member stood.  Unlabelled definitions are
     families of one.
     """
-    from .simplify import _struct  # structural key that ignores index names
 
     families: dict[tuple, list] = {}
     order: list[tuple] = []

@@ -51,7 +51,7 @@ from .derive import Derivation, derive
 from .errors import EinderivError, UsageError
 from .factor import as_terms
 from .fold import _canon, labels_of, map_names, split_label
-from .ir import Expr, Index, Quantity, Ref
+from .ir import Expr, Index, Quantity
 from .network import Network
 from .parse import parse
 

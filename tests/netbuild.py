@@ -1,7 +1,6 @@
 """Build small networks directly as IR (independent of the parser) for engine tests."""
 from __future__ import annotations
 
-import sympy
 
 from einderiv.errors import Location
 from einderiv.ir import Add, Apply, Fn, Index, Prod, Ref

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ast
 import itertools
-import re
 
 import numpy as np
 import opt_einsum

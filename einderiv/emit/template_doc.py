@@ -315,7 +315,6 @@ def render_latex(gf: GeneralForm) -> str:
 
     st = _Style(True)
     ref = gf.reference
-    net = ref.network
     ctx = Context.of(ref)
     tpl = gf.template
     P = LatexIndexPrinter
