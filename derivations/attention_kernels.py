@@ -806,9 +806,9 @@ def gradient_factors(params, data):
     # einsum("Bci,Bcd->Bdi", X, adj_V)
     fac_WV_0_0 = (adj_V.transpose(0, 2, 1)) @ X
     adj_p = t["adj_p"]
-    fac_U_0_0 = 0.3333333333333333 * adj_p
     o = t["o"]
     # einsum("Bcd->Bd", o)
+    fac_U_0_0 = 0.3333333333333333 * adj_p
     fac_U_0_1 = o.sum(axis=1)
     return {"WQ": [(fac_WQ_0_0,)], "WK": [(fac_WK_0_0,)], "WV": [(fac_WV_0_0,)], "U": [(fac_U_0_0, fac_U_0_1)]}
 

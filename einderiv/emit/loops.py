@@ -437,16 +437,8 @@ class LoopGenerator(_Generator):
                 groups = ft.groups or ()
                 axes += [tuple(tuple(pos[i] for i in g.free) for g in groups) or ((),)] * len(labels or [0])
 
-                def emit(ft=ft, groups=groups):
-                    scal = [f for g in ft.scalars for f in g.factors]
-                    facs = []
-                    for k, g in enumerate(groups or [None]):
-                        fs = (list(g.factors) if g else []) + (scal if k == 0 else [])
-                        free = g.free if g else ()
-                        code, batched = s.contract([s.lower(f) for f in fs], ft.coef if k == 0 else 1, free, True)
-                        if not batched:
-                            code = f"np.broadcast_to({code}, (B,) + {tuple(self.dim(i) for i in free)})"
-                        facs.append(code)
+                def emit(ft=ft):
+                    facs = self.factor_codes(s, ft)
                     s.lines.append(f"{var}.append((" + ", ".join(facs) + ("," if len(facs) == 1 else "") + "))")
                 self.each(s, labels, emit, exprs=[e])
             if not axes:

@@ -674,6 +674,21 @@ class _Generator:
                              "Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array "
                              "of the parameter's shape.", body)
 
+    def factor_codes(self, s: _Scope, ft) -> list[str]:
+        """One per-sample array expression per outer-product factor of a factored term
+        (scalar groups and the coefficient go into the first factor; unbatched factors
+        are broadcast over the batch)."""
+        scal = [f for g in ft.scalars for f in g.factors]
+        codes = []
+        for k, g in enumerate(ft.groups or [None]):
+            fs = (list(g.factors) if g else []) + (scal if k == 0 else [])
+            free = g.free if g else ()
+            code, batched = s.contract([s.lower(f) for f in fs], ft.coef if k == 0 else 1, free, True)
+            if not batched:
+                code = f"np.broadcast_to({code}, (B,) + {tuple(self.dim(i) for i in free)})"
+            codes.append(code)
+        return codes
+
     def factors(self) -> tuple[str, dict]:
         s = self.scope()
         out, axes_of, exprs = [], {}, []
@@ -683,18 +698,9 @@ class _Generator:
             pos = {ix: k for k, ix in enumerate(b.indices)}
             terms, axes = [], []
             for n, ft in enumerate(factored(b.expr, b.indices)):
-                scal = [f for g in ft.scalars for f in g.factors]
                 groups = ft.groups or ()
-                facs = []
-                for k, g in enumerate(groups or [None]):
-                    fs = (list(g.factors) if g else []) + (scal if k == 0 else [])
-                    free = g.free if g else ()
-                    code, batched = s.contract([s.lower(f) for f in fs], ft.coef if k == 0 else 1, free, True)
-                    if not batched:
-                        code = f"np.broadcast_to({code}, (B,) + {tuple(self.dim(i) for i in free)})"
-                    if not re.fullmatch(r"\w+", code):
-                        code = s.bind(f"fac_{a}_{n}_{k}", code)
-                    facs.append(code)
+                facs = [code if re.fullmatch(r"\w+", code) else s.bind(f"fac_{a}_{n}_{k}", code)
+                        for k, code in enumerate(self.factor_codes(s, ft))]
                 terms.append("(" + ", ".join(facs) + ("," if len(facs) == 1 else "") + ")")
                 axes.append(tuple(tuple(pos[i] for i in g.free) for g in groups) or ((),))
             if not terms:
