@@ -17,7 +17,8 @@ from typing import Sequence
 import sympy
 from sympy.printing.printer import Printer
 
-from ..ir import Add, Apply, Const, Expr, Index, LogSumExp, Prod, Ref, Softmax, Window
+from ..functions import ARG
+from ..ir import Add, Apply, Const, Expr, Fn, Index, LogSumExp, Prod, Ref, Softmax, Window
 from .names import Context, IndexNames, display_order, split_coef, sum_terms, windows_shown
 
 
@@ -59,6 +60,18 @@ class IndexPrinter(Printer):
     def arith_entry(self, w: Window) -> object:
         """What :attr:`arith` holds for the index ``w.u`` shown as ``stride·t + a``."""
         return w
+
+    # -- scalar closed forms --------------------------------------------------------
+    def closed_forms(self, derivation, wanted, eq: str) -> list[str]:
+        """``tanh′(z) = 1 − tanh(z)²`` for each (function, derivative orders) in ``wanted``,
+        the right side from SymPy; ``eq`` is the notation's equals sign."""
+        lines = []
+        for name, deriv in wanted:
+            scal = type(self.scalar)({"nargs": len(deriv)})
+            args = ", ".join(scal.doprint(a) for a in ARG[:len(deriv)])
+            lines.append(self.fn_name(Apply(Fn(name, deriv), ())) + "(" + args + ")" + eq
+                         + scal.doprint(derivation.table.derivative(name, deriv)))
+        return lines
 
     # -- node names ---------------------------------------------------------------
     def node_named(self, e: Expr) -> Ref | None:

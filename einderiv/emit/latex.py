@@ -38,7 +38,7 @@ from sympy.printing.latex import LatexPrinter
 
 from ..factor import FactoredTerm
 from ..functions import ARG
-from ..ir import (Apply, Delta, Fn, Index, LogSumExp, Quantity, Ref,
+from ..ir import (Apply, Delta, Index, LogSumExp, Quantity, Ref,
                   Ones, Softmax, Window)
 from ..fold import labels_of, map_names, split_label
 from .base import IndexPrinter
@@ -401,15 +401,7 @@ def _fn_closed_forms(derivation) -> list[str]:
     """``\\tanh'(z) &= 1 - \\tanh^{2}(z)`` rows, for the functions the text output lists."""
     from .text import wanted_functions
 
-    lines = []
-    for name, deriv in wanted_functions(derivation):
-        nargs = len(deriv)
-        scal = ScalarLatexPrinter({"nargs": nargs})
-        args = ", ".join(scal.doprint(a) for a in ARG[:nargs])
-        shown = LatexIndexPrinter().fn_name(Apply(Fn(name, deriv), ()))
-        lines.append(shown + "(" + args + ") &= "
-                     + scal.doprint(derivation.table.derivative(name, deriv)))
-    return lines
+    return LatexIndexPrinter().closed_forms(derivation, wanted_functions(derivation), " &= ")
 
 
 def _align(rows: list[str]) -> str:

@@ -35,7 +35,7 @@ from sympy.printing.str import StrPrinter
 from ..factor import FactoredTerm
 from ..fold import label_range
 from ..functions import ARG
-from ..ir import (Apply, Delta, Expr, Fn, Index, LogSumExp, Quantity, Ref,
+from ..ir import (Apply, Delta, Expr, Index, LogSumExp, Quantity, Ref,
                   Ones, Softmax, Window)
 from .base import IndexPrinter
 from .names import (Context, IndexNames, declared_families, folded_terms, parse_quantity,
@@ -277,14 +277,7 @@ def wanted_functions(derivation) -> list[tuple[str, tuple[int, ...]]]:
 
 def _fn_closed_forms(derivation) -> list[str]:
     """``tanh′(z) = 1 − tanh(z)²`` for every function the derivation differentiates."""
-    lines = []
-    for name, deriv in wanted_functions(derivation):
-        nargs = len(deriv)
-        scal = ScalarStrPrinter({"nargs": nargs})
-        args = ", ".join(scal.doprint(a) for a in ARG[:nargs])
-        shown = TextPrinter().fn_name(Apply(Fn(name, deriv), ()))
-        lines.append(f"{shown}({args}) = {scal.doprint(derivation.table.derivative(name, deriv))}")
-    return lines
+    return TextPrinter().closed_forms(derivation, wanted_functions(derivation), " = ")
 
 
 def render(derivation, sizes=None) -> str:
