@@ -38,7 +38,8 @@ from .errors import (EinderivError, FunctionError, IndexError_, Location, NameEr
                      UsageError)
 from .families import Families, to_label
 from .functions import ARG, BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
-from .network import Definition, Network, TensorDecl, UserFunction, dim_symbol
+from .ir import Name
+from .network import Definition, Network, TensorDecl, UserFunction, as_name, dim_symbol
 from .objectives import objective_expr
 from .parse import parse
 
@@ -123,7 +124,7 @@ class _Checker:
         self.overrides = overrides
         self.sizes: dict[str, int | None] = {}
         self.arity: dict[str, int] = {}
-        self.shapes: dict[str, _Shape] = {}
+        self.shapes: dict[Name, _Shape] = {}
         self.bodies: dict[str, sympy.Expr] = {}  # user functions, for folding calls on numbers
         self.fam = Families(path, self.sizes)
 
@@ -133,9 +134,10 @@ class _Checker:
     def at(self, line: int, column: int) -> Location:
         return Location(self.path, line, column)
 
-    def ident(self, name: str, what: str, node: S.Node) -> None:
+    def ident(self, name: str | Name, what: str, node: S.Node) -> None:
         """Names reach generated code: only plain identifiers, never keywords."""
-        name = re.sub(r"\(-?\d+\)\Z", "", name)  # a family member h(3): its base name
+        if isinstance(name, Name):  # a family member h(3): its base name
+            name = name.base
         if not _IDENT.match(name):
             raise NameError_(f"'{name}' is not a valid {what} name; expected a letter followed by "
                              "letters, digits or '_'", self.loc(node))
@@ -265,7 +267,7 @@ class _Checker:
             self.ident(d.name, "tensor", d)
             if d.name in self.shapes:
                 raise NameError_(f"redefinition of tensor '{d.name}' ({self.shapes[d.name].where})", self.loc(d))
-            if d.name in self.sizes:
+            if not d.name.labels and d.name.base in self.sizes:
                 raise NameError_(f"'{d.name}' is a dimension; a tensor may not reuse a dimension name", self.loc(d))
             names = [ix.name for ix in d.indices]
             for k, ix in enumerate(d.indices):
@@ -311,7 +313,7 @@ class _Checker:
 
     # --------------------------------------------------------------- names
     def names(self, assigns: list[S.Assign], tensors: list[TensorDecl]) -> None:
-        first: dict[str, S.Assign] = {}
+        first: dict[Name, S.Assign] = {}
         for a in assigns:
             self.ident(a.name, "tensor", a)
             if a.name in self.shapes:
@@ -320,14 +322,14 @@ class _Checker:
             if a.name in first:
                 raise NameError_(f"redefinition of '{a.name}' (first defined at line {first[a.name].line})",
                                  self.loc(a))
-            if a.name in self.sizes:
+            if not a.name.labels and a.name.base in self.sizes:
                 raise NameError_(f"'{a.name}' is a dimension; a definition may not reuse a dimension name",
                                  self.loc(a))
             first[a.name] = a
         for a in assigns:
             for node in self.walk(a.expr):
-                if (isinstance(node, S.Use) and node.name not in self.shapes and node.name not in first
-                        and node.name not in self.sizes):
+                if (isinstance(node, S.Use) and as_name(node.name) not in self.shapes
+                        and as_name(node.name) not in first and node.name not in self.sizes):
                     hint = ""
                     if node.name in self.fam.members:
                         hint = (f"; '{node.name}' is a family: name a member with its label, e.g. "
@@ -335,10 +337,11 @@ class _Checker:
                     elif node.name in BUILTINS or node.name in self.arity or node.name in OBJECTIVES:
                         hint = f"; '{node.name}' is a function: write {node.name}(...) with no space before '('"
                     else:
-                        known = ", ".join([t.name for t in tensors] + list(first))
+                        known = ", ".join(map(str, [t.name for t in tensors] + list(first)))
                         hint = f"; expected a declared or defined tensor: {known or 'none so far'}"
                     raise NameError_(f"undefined tensor '{node.name}'{hint}", self.loc(node))
-                if isinstance(node, S.Call) and node.name in self.shapes and node.name not in self.fam.members:
+                if (isinstance(node, S.Call) and as_name(node.name) in self.shapes
+                        and node.name not in self.fam.members):
                     raise IndexError_(f"'{node.name}' is not a family: write {node.name} without a label, "
                                       f"or declare {node.name}(t) ... for t = 1..T", self.loc(node))
 
@@ -346,7 +349,7 @@ class _Checker:
         """Dependency order, stable: the earliest definition whose inputs are ready goes next."""
         by_name = {a.name: a for a in assigns}
         deps = {a.name: [n for n in self.uses(a) if n in by_name] for a in assigns}
-        done: set[str] = set()
+        done: set[Name] = set()
         out: list[S.Assign] = []
         remaining = list(assigns)
         while remaining:
@@ -369,12 +372,12 @@ class _Checker:
         for arg in getattr(node, "args", ()):
             yield from self.walk(arg)
 
-    def uses(self, a: S.Assign) -> list[str]:
+    def uses(self, a: S.Assign) -> list[Name]:
         """Tensors ``a`` refers to; a family use whose label is summed over (sum_t) uses every member."""
         out = []
         for n in self.walk(a.expr):
             if isinstance(n, S.Use):
-                out.append(n.name)
+                out.append(as_name(n.name))
             elif isinstance(n, S.Call) and n.name in self.fam.members and len(n.args) == 1:
                 try:
                     out.append(self.fam.resolve(n, self.fam.env.get(a.name, {})))
@@ -392,7 +395,8 @@ class _Checker:
         loop = path[path.index(node):]
         start = min(range(len(loop)), key=lambda k: (by_name[loop[k]].line, by_name[loop[k]].column))
         loop = loop[start:] + loop[:start]
-        return NameError_("definition cycle: " + " -> ".join(loop + [loop[0]]), self.loc(by_name[loop[0]]))
+        return NameError_("definition cycle: " + " -> ".join(map(str, loop + [loop[0]])),
+                          self.loc(by_name[loop[0]]))
 
     # --------------------------------------------------------- definitions
     def definition(self, a: S.Assign) -> Definition:
@@ -414,7 +418,7 @@ class _Checker:
                                      "definition", a.line)
         return Definition(a.name, indices, expr, self.loc(a))
 
-    def objective(self, definitions: list[Definition], assigns: list[S.Assign]) -> str:
+    def objective(self, definitions: list[Definition], assigns: list[S.Assign]) -> Name:
         used = {n for d in definitions for n in ir.ref_names(d.expr)}
         cands = [d for d in sorted(definitions, key=lambda d: (d.loc.line, d.loc.column))
                  if not d.indices and d.name not in used]
@@ -443,13 +447,13 @@ class _Scope:
         #: sizes of plain indices known from any use in the definition (for index arithmetic)
         self.known: dict[str, sympy.Expr] = {}
         for n in S.walk(a.expr):
-            name = n.name if isinstance(n, S.Use) else self.member_of(n)
+            name = as_name(n.name) if isinstance(n, S.Use) else self.member_of(n)
             if name in checker.shapes and len(checker.shapes[name].dims) == len(n.indices):
                 for ix, dim in zip(n.indices, checker.shapes[name].dims):
                     if not ix.terms:
                         self.known.setdefault(ix.name, dim)
 
-    def member_of(self, n) -> str | None:
+    def member_of(self, n) -> Name | None:
         """The member name of a family use ``h(t-1)`` (None if it is something else or out of range)."""
         if not isinstance(n, S.Call) or n.name not in self.c.fam.members:
             return None
@@ -492,7 +496,7 @@ class _Scope:
         return (ir.Add(tuple(exprs)) if len(exprs) > 1 else exprs[0]), widest
 
     def all_zero(self, node: S.Expr) -> IndexError_:
-        names = ", ".join(sorted(self.c.fam.zero))
+        names = ", ".join(sorted(map(str, self.c.fam.zero)))
         return IndexError_(f"this expression is identically zero: every term uses a zero member ({names}); "
                            "drop it or give the member a value", self.c.loc(node))
 
@@ -534,7 +538,7 @@ class _Scope:
             n = S.Use(n.line, n.column, self.c.fam.resolve(n, self.env), n.indices)
             if n.name in self.c.fam.zero:
                 return ir.ZERO, [(ix.name, self.c.loc(ix)) for ix in n.indices]
-        if isinstance(n, S.Use) and n.name not in self.c.shapes:  # a dimension used as a number
+        if isinstance(n, S.Use) and as_name(n.name) not in self.c.shapes:  # a dimension used as a number
             if n.indices:
                 raise IndexError_(f"'{n.name}' is a dimension, a number: it takes no indices (write "
                                   f"{n.name}, not {S.written(n.name, n.indices)})", self.c.loc(n.indices[0]))
@@ -565,7 +569,7 @@ class _Scope:
         return ir.Apply(ir.Fn("reciprocal", (0,)), (e,))
 
     def ref(self, use: S.Use) -> ir.Expr:
-        shape = self.c.shapes[use.name]
+        shape = self.c.shapes[as_name(use.name)]
         if len(use.indices) != len(shape.dims):
             n = len(shape.dims)
             raise IndexError_(f"wrong number of indices for {use.name}: its {shape.kind} {shape.written} "
@@ -749,7 +753,7 @@ class _Scope:
                 shown = f" (write {a.name}, not {S.written(a.name, a.indices)})" if isinstance(a, S.Use) else ""
                 raise FunctionError(f"the arguments of {n.name} must be bare tensor names, as in "
                                     f"{n.name}(p, y){shown}", self.c.loc(a))
-            dims = self.c.shapes[a.name].dims
+            dims = self.c.shapes[as_name(a.name)].dims
             if len(dims) != 1:
                 raise ShapeError(f"{n.name} needs vectors (one index each), but {a.name} has {len(dims)} "
                                  f"ind{'ex' if len(dims) == 1 else 'ices'}", self.c.loc(a))

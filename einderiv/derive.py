@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from .diff import partial
 from .errors import EinderivError
 from .functions import FunctionTable
-from .ir import (ONE, ZERO, Apply, Const, Delta, Expr, Index, LogSumExp, Quantity,
-                 Ref, Softmax, add, fresh, is_zero, reset_fresh, map_children, prod, ref_names, rename,
-                 substitute)
+from .ir import (ONE, ZERO, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Name, Quantity,
+                 Ref, Softmax, add, fresh, is_zero, reset_fresh, map_children, prod, ref_names,
+                 rename, substitute)
 from .network import Network
 from .simplify import Simplifier
 
@@ -64,10 +64,10 @@ class Rel:
 
 @dataclass(frozen=True)
 class Node:
-    name: str
+    name: Name
     indices: tuple[Index, ...]
     expr: Expr
-    origin: str  # the user definition it comes from
+    origin: Name  # the user definition it comes from
     pre: bool  # a lifted function argument (pre-activation)
 
 
@@ -84,7 +84,7 @@ class QDef:
 class Block:
     """One derivative block ∂^k f / ∂θ1 … ∂θk (per sample)."""
 
-    wrt: tuple[str, ...]
+    wrt: tuple[Name, ...]
     indices: tuple[Index, ...]  # θ1's axes, then θ2's, …
     expr: Expr  # simplified sum of monomials
     paper: Expr | None = None  # the paper's form (first order), for display
@@ -97,41 +97,36 @@ class Derivation:
     order: int
     nodes: tuple[Node, ...]
     quantities: tuple[QDef, ...]  # dependency order
-    blocks: dict[tuple[str, ...], Block]
-    objective_args: tuple[str, ...] = field(default=())
+    blocks: dict[tuple[Name, ...], Block]
+    objective_args: tuple[Name, ...] = field(default=())
     #: Hessian-vector product by the R-operator (order ≥ 2): θ → Block whose
     #: expression is Σ_φ H[θ,φ]·v[φ], written with the direction ``dir[φ]``,
     #: forward tangents ``tan[n]`` and R-adjoints ``radj[n]`` (all vectors)
-    hvp: dict[str, Block] = field(default_factory=dict)
+    hvp: dict[Name, Block] = field(default_factory=dict)
     hvp_quantities: tuple[QDef, ...] = field(default=())
     #: the Gauss–Newton part of each diagonal block ∂²f/∂θ∂θ (order ≥ 2)
-    ggn: dict[str, Block] = field(default_factory=dict)
+    ggn: dict[Name, Block] = field(default_factory=dict)
     #: whether Hessian blocks are in the expanded (paper) form or through hess[s,s']
     expanded: bool = True
 
     def quantity(self, q: Quantity) -> QDef:
         return next(d for d in self.quantities if d.name == q)
 
-    def node(self, name: str) -> Node | None:
+    def node(self, name: Name) -> Node | None:
         return next((n for n in self.nodes if n.name == name), None)
 
-    def blocks_of_order(self, k: int) -> dict[tuple[str, ...], Block]:
+    def block(self, *wrt: Name | str) -> Block:
+        """The block ∂^k f/∂wrt[0]…∂wrt[k-1]; plain strings name tensors without labels."""
+        return self.blocks[tuple(Name(w) if isinstance(w, str) else w for w in wrt)]
+
+    def blocks_of_order(self, k: int) -> dict[tuple[Name, ...], Block]:
         return {w: b for w, b in self.blocks.items() if len(w) == k}
 
 
 # --------------------------------------------------------------------- lifting
 def lift(network: Network) -> tuple[Node, ...]:
     """One node per definition plus one per non-trivial function argument."""
-    taken = {d.name for d in network.definitions} | {t.name for t in network.tensors}
     nodes: list[Node] = []
-
-    def new_name(base: str) -> str:
-        name, k = base, 2
-        while name in taken:
-            name, k = f"{base}{k}", k + 1
-        taken.add(name)
-        return name
-
     for d in network.definitions:
         count = itertools.count(1)
 
@@ -146,8 +141,7 @@ def lift(network: Network) -> tuple[Node, ...]:
         def hoist(a: Expr) -> Expr:
             if isinstance(a, (Ref, Const)):
                 return a
-            k = next(count)
-            name = new_name(f"z_{d.name}" if k == 1 else f"z{k}_{d.name}")
+            name = Name(d.name.base, d.name.labels, next(count))
             nodes.append(Node(name, a.free, a, d.name, True))
             return Ref(name, a.free)
 
@@ -190,17 +184,17 @@ class Deriver:
             src = self.decl[name].indices
         return tuple(fresh(ix.dim, ix.name) for ix in src)
 
-    def depends(self, a: str, s: str) -> bool:
+    def depends(self, a: Name, s: Name) -> bool:
         return a in self._deps and s in self._deps[a]
 
-    def consumers(self, n: str) -> tuple[str, ...]:
+    def consumers(self, n: Name) -> tuple[Name, ...]:
         return tuple(m.name for m in self.nodes if n in self._refs[m.name])
 
-    def sites(self, theta: str) -> tuple[str, ...]:
+    def sites(self, theta: Name) -> tuple[Name, ...]:
         """Nodes whose expression uses parameter θ directly (the objective included)."""
         return self.consumers(theta)
 
-    def node_args(self, n: str) -> tuple[str, ...]:
+    def node_args(self, n: Name) -> tuple[Name, ...]:
         """Tensors in n's expression that can carry a derivative."""
         return tuple(r for r in self._refs[n] if r in self.node or r in self.params)
 
@@ -214,7 +208,7 @@ class Deriver:
         return ZERO if is_zero(d.expr) else Ref(q, indices)
 
     # -- local partials ---------------------------------------------------
-    def local(self, n: str, r: str) -> Rel:
+    def local(self, n: Name, r: Name) -> Rel:
         """∂E_n/∂r, slots: n's axes then r's axes."""
         key = (n, r)
         if key not in self._local:
@@ -223,7 +217,7 @@ class Deriver:
             self._local[key] = Rel(node.indices + w, self.S.simplify(partial(node.expr, r, w)))
         return self._local[key]
 
-    def local2(self, n: str, r1: str, r2: str) -> Rel:
+    def local2(self, n: Name, r1: Name, r2: Name) -> Rel:
         """∂²E_n/∂r1∂r2, slots: n's axes, r1's, r2's."""
         key = (n, r1, r2)
         if key not in self._local:
@@ -233,8 +227,8 @@ class Deriver:
         return self._local[key]
 
     # -- adjoints ∂f/∂n ---------------------------------------------------
-    def adj(self, n: str) -> Quantity:
-        q = Quantity("adj", (n,))
+    def adj(self, n: Name) -> Quantity:
+        q = Quantity(Kind.ADJ, (n,))
         if q in self.quant:
             return q
         idx = self.slots(n)
@@ -249,12 +243,12 @@ class Deriver:
                 terms.append(prod((self.qref(cq, ci), loc.at(ci + idx)), idx))
         return self.define(q, idx, add(terms))
 
-    def adj_ref(self, n: str, indices: tuple[Index, ...]) -> Expr:
+    def adj_ref(self, n: Name, indices: tuple[Index, ...]) -> Expr:
         return ONE if n == self.f else self.qref(self.adj(n), indices)
 
     # -- Jacobians ∂a/∂s ---------------------------------------------------
-    def jac(self, a: str, s: str) -> Quantity:
-        q = Quantity("jac", (a, s))
+    def jac(self, a: Name, s: Name) -> Quantity:
+        q = Quantity(Kind.JAC, (a, s))
         if q in self.quant:
             return q
         ai, si = self.slots(a), self.slots(s)
@@ -284,7 +278,7 @@ class Deriver:
         return prod((Delta(x, y) for x, y in zip(a, b)), a + b)
 
     # -- forward derivative of a tensor w.r.t. a parameter -----------------
-    def fwd(self, r: str, theta: str) -> Rel:
+    def fwd(self, r: Name, theta: Name) -> Rel:
         """d r / d θ (total), slots: r's axes then θ's axes."""
         key = ("fwd", r, theta)
         if key in self._local:
@@ -307,7 +301,7 @@ class Deriver:
         return rel
 
     # -- blocks ---------------------------------------------------------------
-    def gradient(self, theta: str) -> Block:
+    def gradient(self, theta: Name) -> Block:
         ti = self.slots(theta)
         terms, paper = [], []
         for s in self.sites(theta):
@@ -317,7 +311,7 @@ class Deriver:
             paper.append(self._paper_adjoint(s, si, loc, ti))
         return Block((theta,), ti, self.S.simplify(add(terms)), self.S.simplify(add(paper)))
 
-    def _paper_adjoint(self, s: str, si, loc: Expr, ti) -> Expr:
+    def _paper_adjoint(self, s: Name, si, loc: Expr, ti) -> Expr:
         """adj[s]·loc written as ∂f/∂p · (∂p/∂v) η · loc, the form of Eq. 6."""
         if s == self.f:
             return loc
@@ -339,7 +333,7 @@ class Deriver:
                 terms.append(prod((dfdr, self.local(r, r2).at(ri + r2i), inner, loc), ti))
         return add(terms)
 
-    def hessian(self, theta: str, phi: str, node_pairs: bool = True) -> Block:
+    def hessian(self, theta: Name, phi: Name, node_pairs: bool = True) -> Block:
         """The expanded (paper) form: Faà di Bruno over every node and argument pair.
 
         With ``node_pairs=False`` only pairs where an argument *is* θ or φ are
@@ -361,15 +355,16 @@ class Deriver:
                 ni = self.slots(n)
                 i1, i2 = self.slots(r1), self.slots(r2)
                 if n == self.f:
-                    q = self.define(Quantity("hobj", (r1, r2)), l2.indices[len(ni):], l2.expr) \
-                        if Quantity("hobj", (r1, r2)) not in self.quant else Quantity("hobj", (r1, r2))
+                    q = Quantity(Kind.HOBJ, (r1, r2))
+                    if q not in self.quant:
+                        self.define(q, l2.indices[len(ni):], l2.expr)
                     weight_l2 = self.qref(q, i1 + i2)
                 else:
                     weight_l2 = prod((self.adj_ref(n, ni), l2.at(ni + i1 + i2)), i1 + i2)
                 terms.append(prod((weight_l2, d1.at(i1 + ti), d2.at(i2 + pi)), ti + pi))
         return Block((theta, phi), ti + pi, self.S.simplify(add(terms)))
 
-    def gauss_newton(self, theta: str) -> Block:
+    def gauss_newton(self, theta: Name) -> Block:
         """The objective node's part of ∂²f/∂θ∂θ: J_aᵀ ∂²f/∂a∂b J_b over the objective's
         arguments a, b (the GGN block: f's Hessian pulled back through the network's
         Jacobian; a parameter the objective uses directly, a penalty, has J = identity)."""
@@ -381,7 +376,7 @@ class Deriver:
             l2 = self.local2(self.f, r1, r2)
             if is_zero(d1.expr) or is_zero(d2.expr) or is_zero(l2.expr):
                 continue
-            q = Quantity("hobj", (r1, r2))
+            q = Quantity(Kind.HOBJ, (r1, r2))
             if q not in self.quant:
                 self.define(q, l2.indices, l2.expr)
             i1, i2 = self.slots(r1), self.slots(r2)
@@ -389,7 +384,7 @@ class Deriver:
         return Block((theta, theta), ti + pi, self.S.simplify(add(terms)))
 
     # -- compact Hessians: the second-order adjoint -----------------------------
-    def hess(self, s: str, s2: str) -> Quantity:
+    def hess(self, s: Name, s2: Name) -> Quantity:
         """``hess[s,s']`` = ∂²f/∂ε_s∂ε_s' for additive perturbations ε at nodes s, s'.
 
         Recursion over s's consumers (the second-order analogue of the adjoint):
@@ -398,7 +393,7 @@ class Deriver:
         (s, s') pair has O(1) terms, so all blocks together cost O(L²) terms
         instead of the expanded form's O(L³) A″ terms.
         """
-        q = Quantity("hess", (s, s2))
+        q = Quantity(Kind.HESS, (s, s2))
         if q in self.quant:
             return q
         si, s2i = self.slots(s), self.slots(s2)
@@ -419,7 +414,7 @@ class Deriver:
                 terms.append(prod((self.adj_ref(c, ci), l2.at(ci + si + bi), j), si + s2i))
         return self.define(q, si + s2i, add(terms))
 
-    def hessian_compact(self, theta: str, phi: str) -> Block:
+    def hessian_compact(self, theta: Name, phi: Name) -> Block:
         """∂²f/∂θ∂φ = Σ_{s,s'} ∂E_s/∂θ · hess[s,s'] · ∂E_s'/∂φ + the terms where an
         argument of a node is θ or φ itself (the r ≠ k cross terms of Eq. 9)."""
         direct = self.hessian(theta, phi, node_pairs=False)
@@ -457,33 +452,32 @@ class Deriver:
     def tangent_of(self, name):
         """``indices -> expression`` of name's derivative along v, or None if it has none."""
         if isinstance(name, Quantity):
-            if name.kind == "dir":
+            if name.kind is Kind.DIR:
                 return None
-            kind = "radj" if name.kind == "adj" else "R" + name.kind
-            q = Quantity(kind, name.parts)
+            q = Quantity(Kind.RADJ, name.parts) if name.kind is Kind.ADJ else Quantity(Kind.R, (name,))
             if q not in self.quant:
                 d = self.quant[name]
                 self.define(q, d.indices, self.directional(d.expr))
             return lambda w: self.qref(q, w)
         if name in self.params:
-            q = Quantity("dir", (name,))
+            q = Quantity(Kind.DIR, (name,))
             if q not in self.quant:
                 self.quant[q] = QDef(q, self.decl[name].indices, ONE)  # an input: no definition
             return lambda w: Ref(q, w)
         if name in self.node:
-            q = Quantity("tan", (name,))
+            q = Quantity(Kind.TAN, (name,))
             if q not in self.quant:
                 node = self.node[name]
                 self.define(q, node.indices, self.directional(node.expr))
             return lambda w: self.qref(q, w)
         return None  # data
 
-    def hvp(self, theta: str, gradient: Block) -> Block:
+    def hvp(self, theta: Name, gradient: Block) -> Block:
         """Σ_φ ∂²f/∂θ∂φ v[φ] as the directional derivative of θ's gradient."""
-        return Block((theta, "v"), gradient.indices, self.S.simplify(self.directional(gradient.expr)))
+        return Block((theta, Name("v")), gradient.indices, self.S.simplify(self.directional(gradient.expr)))
 
     # -- total derivatives (orders ≥ 3) ---------------------------------------
-    def total(self, e: Expr, theta: str, ti: tuple[Index, ...]) -> Expr:
+    def total(self, e: Expr, theta: Name, ti: tuple[Index, ...]) -> Expr:
         """d e / d θ through every tensor e mentions (free: e.free + ti)."""
         terms = []
         for name in ref_names(e):
@@ -495,9 +489,9 @@ class Deriver:
             terms.append(prod((partial(e, name, w), tot.at(w + ti)), e.free + ti))
         return add(terms)
 
-    def total_of(self, name, theta: str) -> Rel:
+    def total_of(self, name, theta: Name) -> Rel:
         if isinstance(name, Quantity):
-            q = Quantity("d", (str(name), theta))
+            q = Quantity(Kind.D, (name, theta))
             if q not in self.quant:
                 d = self.quant[name]
                 ti = self.slots(theta)
@@ -509,7 +503,7 @@ class Deriver:
         ri, ti = self.slots(name), self.slots(theta)
         return Rel(ri + ti, ZERO)
 
-    def higher(self, block: Block, psi: str) -> Block:
+    def higher(self, block: Block, psi: Name) -> Block:
         pi = self.slots(psi)
         e = self.inline_totals(self.total(block.expr, psi, pi))
         return Block(block.wrt + (psi,), block.indices + pi, self.S.simplify(e))
@@ -523,7 +517,7 @@ class Deriver:
         hiding them inside one named higher-rank tensor.
         """
         for name in ref_names(e):
-            if isinstance(name, Quantity) and name.kind == "d":
+            if isinstance(name, Quantity) and name.kind is Kind.D:
                 d = self.quant[name]
                 body = self.inline_totals(d.expr)
                 e = substitute(e, name, lambda r, d=d, body=body: rename(body, dict(zip(d.indices, r.indices))))
@@ -565,7 +559,7 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
         hvp = {t: d.hvp(t, blocks[(t,)]) for t in params}
         known = {q.name for q in quantities}
         hvp_quantities = tuple(q for q in _dependency_order(d.quant, tuple(b.expr for b in hvp.values()))
-                               if q.name not in known and q.name.kind != "dir")
+                               if q.name not in known and q.name.kind is not Kind.DIR)
     obj_args = tuple(r for r in d.node_args(d.f) if r in d.node)
     return Derivation(network, d.table, order, d.nodes, quantities, blocks, obj_args, hvp,
                       hvp_quantities, ggn, expanded)

@@ -8,16 +8,16 @@ range (docs/notation.md, "Sequences and recurrence"):
     h(t)^j = tanh(W^j_i h(t-1)^i + V^j_k x(t)^k)      for t = 1..T
     p^l    = U^l_j h(T)^j
 
-Each member becomes an ordinary tensor named ``base(label)`` — ``x(1)``,
-``h(3)`` — which is the naming :mod:`einderiv.fold` reads back to write the
-derivation once per family.  This module does the unrolling: labels are
+Each member becomes an ordinary tensor whose :class:`~einderiv.ir.Name`
+carries its label — ``x(1)``, ``h(3)`` — which is what :mod:`einderiv.fold`
+reads to write the derivation once per family.  This module does the unrolling: labels are
 integer arithmetic in the range variable and sizes (``t-1``, ``T``), ranges
 need concrete sizes, and a member definition ``h(0)^j = 0`` is a *zero
 member*: every product that uses it is dropped.
 
 Example:
     >>> member_name("h", 3)
-    'h(3)'
+    Name('h(3)')
 """
 from __future__ import annotations
 
@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from . import syntax as S
 from .errors import IndexError_, Location, NameError_, ShapeError
 from .fold import label_range
+from .ir import Name
 
 
-def member_name(base: str, label: int) -> str:
-    return f"{base}({label})"
+def member_name(base: str, label: int) -> Name:
+    return Name(base, (label,))
 
 
 @dataclass
@@ -39,10 +40,10 @@ class Families:
 
     path: str
     sizes: dict[str, int | None]
-    members: dict[str, dict[int, str]] = field(default_factory=dict)
-    zero: set[str] = field(default_factory=set)
+    members: dict[str, dict[int, Name]] = field(default_factory=dict)
+    zero: set[Name] = field(default_factory=set)
     #: member name → the range variable's value it was unrolled with
-    env: dict[str, dict[str, int]] = field(default_factory=dict)
+    env: dict[Name, dict[str, int]] = field(default_factory=dict)
     #: ``depth n`` names: a range bounded by one may be empty (``for k = 2..n`` with n = 1)
     depths: set[str] = field(default_factory=set)
 
@@ -107,9 +108,9 @@ class Families:
                               f"'{node.range.var}'; write {node.name}({node.range.var})", self.loc(node.label))
         return self.labels(node.range, node)
 
-    def member(self, node, env: dict[str, int]) -> str:
+    def member(self, node, env: dict[str, int]) -> Name:
         if node.label is None:
-            return node.name
+            return Name(node.name)
         lab = self.value(node.label, env)
         self.members.setdefault(node.name, {})
         # a redefinition of a member is reported by the checker under the member's name
@@ -117,7 +118,7 @@ class Families:
         return member_name(node.name, lab)
 
     # ---------------------------------------------------------- uses
-    def resolve(self, call: S.Call, env: dict[str, int]) -> str:
+    def resolve(self, call: S.Call, env: dict[str, int]) -> Name:
         """The member a use ``h(t-1)`` names under ``env``."""
         if len(call.args) != 1:
             raise IndexError_(f"a family member takes one label, as in {call.name}(t-1); got "

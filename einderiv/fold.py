@@ -8,53 +8,32 @@ wants each of these written once, with its base case:
     δ[h(T)] = ∂f/∂p U              (base case)
     ∂f/∂W   = Σ_{t=1..T} δ[z_h(t)] ⊗ h(t−1)
 
-Labels live in tensor names: ``base(n)`` with an integer ``n`` (the checker
-names unrolled members that way).  :func:`abstract` rewrites every labelled
-name in an expression relative to a reference label ``L`` — ``h(L−1)`` becomes
-``h(t-1)`` — so that members of a family become *equal* expressions;
-:func:`fold_definitions` groups definitions that way and :func:`fold_terms`
-groups the terms of a block.  Folding only reads the derivation: numbers
-always come from the unrolled form.
+Labels live in tensor names (:class:`~einderiv.ir.Name`): ``h(3)`` carries the
+integer label 3.  :func:`abstract` rewrites every integer label in an expression
+relative to a reference label ``L`` — ``h(L−1)`` becomes ``h(t-1)``, a
+:class:`~einderiv.ir.Sym` label — so that members of a family become *equal*
+expressions; :func:`fold_definitions` groups definitions that way and
+:func:`fold_terms` groups the terms of a block.  Folding only reads the
+derivation: numbers always come from the unrolled form.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Callable, Hashable, Sequence
+from typing import Callable, Sequence
 
-from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Ones, Prod, Quantity, Ref,
-                 Softmax, Window)
-
-_LABELLED = re.compile(r"^(?P<base>.*)\((?P<label>-?\d+)\)$")
+from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Name, Ones, Prod, Ref,
+                 Softmax, Sym, TensorName, Window, labels_of, map_names as map_in_name)
 
 
-def split_label(name: str) -> tuple[str, int | None]:
-    """``'h(3)'`` → ``('h', 3)``; an unlabelled name → ``(name, None)``."""
-    m = _LABELLED.match(name) if isinstance(name, str) else None
-    return (m["base"], int(m["label"])) if m else (name, None)
+def shift_labels(name: TensorName, ref: int, symbol: str) -> TensorName:
+    """Every integer label of ``name`` written relative to ``ref``: ``h(2)`` → ``h(t-1)`` for ref 3."""
+    def one(n: Name) -> Name:
+        return n.relabel(lambda lab: Sym(symbol, lab - ref) if isinstance(lab, int) else lab)
+
+    return map_in_name(name, one)
 
 
-def labels_of(name: Hashable) -> tuple[int, ...]:
-    """Labels carried by a tensor name (a Quantity may carry one per part)."""
-    parts = name.parts if isinstance(name, Quantity) else (name,)
-    return tuple(lab for _, lab in map(split_label, parts) if lab is not None)
-
-
-def _shift(name: str, ref: int, symbol: str) -> str:
-    base, lab = split_label(name)
-    if lab is None:
-        return name
-    off = lab - ref
-    return f"{base}({symbol}{'+' if off > 0 else '-' if off < 0 else ''}{abs(off) if off else ''})"
-
-
-def rename_tensor(name: Hashable, ref: int, symbol: str) -> Hashable:
-    if isinstance(name, Quantity):
-        return Quantity(name.kind, tuple(_shift(p, ref, symbol) for p in name.parts))
-    return _shift(name, ref, symbol) if isinstance(name, str) else name
-
-
-def map_names(e: Expr, f: Callable[[Hashable], Hashable]) -> Expr:
+def map_names(e: Expr, f: Callable[[TensorName], TensorName]) -> Expr:
     """``e`` with every Ref's tensor name passed through ``f``."""
     if isinstance(e, Ref):
         return Ref(f(e.name), e.indices)
@@ -73,7 +52,7 @@ def map_names(e: Expr, f: Callable[[Hashable], Hashable]) -> Expr:
 
 def abstract(e: Expr, ref: int, symbol: str = "t") -> Expr:
     """Every labelled name in ``e`` written relative to label ``ref``."""
-    return map_names(e, lambda n: rename_tensor(n, ref, symbol))
+    return map_names(e, lambda n: shift_labels(n, ref, symbol))
 
 
 def tensor_labels(e: Expr) -> tuple[int, ...]:
@@ -105,11 +84,11 @@ def tensor_labels(e: Expr) -> tuple[int, ...]:
 class Family:
     """Definitions equal up to a label shift: ``name`` and ``expr`` use ``symbol``."""
 
-    name: Hashable  # e.g. Quantity('adj', ('h(t)',)) or 'h(t)'
+    name: TensorName  # e.g. adj[h(t)] or h(t)
     indices: tuple[Index, ...]
     expr: Expr
     labels: tuple[int, ...]  # the members' labels, ascending
-    members: tuple[Hashable, ...]  # the unrolled names, in label order
+    members: tuple[TensorName, ...]  # the unrolled names, in label order
     symbol: str
 
     @property
@@ -128,7 +107,7 @@ def label_range(labels: Sequence[int]) -> str:
     return ", ".join(map(str, labels))
 
 
-def fold_definitions(defs: Sequence[tuple[Hashable, tuple[Index, ...], Expr]],
+def fold_definitions(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]],
                      symbol: str = "t") -> list[Family]:
     """Group ``(name, indices, expr)`` definitions into families.
 
@@ -149,7 +128,7 @@ def fold_definitions(defs: Sequence[tuple[Hashable, tuple[Index, ...], Expr]],
             order.append(key)
             continue
         ref = labs[0]
-        aname = rename_tensor(name, ref, symbol)
+        aname = shift_labels(name, ref, symbol)
         aexpr = abstract(expr, ref, symbol)
         key = (aname, _canon(aexpr, indices))
         if key not in families:

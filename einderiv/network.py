@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from .errors import Location
-from .ir import Expr, Index
+from .ir import Expr, Index, Name
 
 ROLES = ("input", "label", "weight")
 
@@ -22,14 +22,22 @@ def dim_symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, positive=True, integer=True)
 
 
+def as_name(name: Name | str) -> Name:
+    """A :class:`Name` for a plain user name given as a string (API convenience)."""
+    return Name(name) if isinstance(name, str) else name
+
+
 @dataclass(frozen=True)
 class TensorDecl:
     """``weight W1^j_i : n1, n0`` → name W1, role weight, indices (j, i), shape (n1, n0)."""
 
-    name: str
+    name: Name
     role: str  # one of ROLES
     indices: tuple[Index, ...]  # as written, each with its dimension
     loc: Location
+
+    def __post_init__(self):
+        object.__setattr__(self, "name", as_name(self.name))
 
     @property
     def shape(self) -> tuple[sympy.Expr, ...]:
@@ -44,10 +52,13 @@ class TensorDecl:
 class Definition:
     """``v1^j = relu(W1^j_i x^i)``: a named tensor defined by an expression."""
 
-    name: str
+    name: Name
     indices: tuple[Index, ...]
     expr: Expr
     loc: Location
+
+    def __post_init__(self):
+        object.__setattr__(self, "name", as_name(self.name))
 
     @property
     def shape(self) -> tuple[sympy.Expr, ...]:
@@ -71,14 +82,20 @@ class Network:
     tensors: tuple[TensorDecl, ...]
     functions: tuple[UserFunction, ...]
     definitions: tuple[Definition, ...]  # dependency order
-    objective: str  # name of the scalar definition that is minimised
+    objective: Name  # name of the scalar definition that is minimised
     source: str = field(default="", compare=False, repr=False)
 
+    def __post_init__(self):
+        object.__setattr__(self, "objective", as_name(self.objective))
+
     # -- lookups -------------------------------------------------------
-    def tensor(self, name: str) -> TensorDecl | None:
+    def tensor(self, name: Name | str) -> TensorDecl | None:
+        """The declaration of ``name`` (a plain string names a tensor without labels)."""
+        name = as_name(name)
         return next((t for t in self.tensors if t.name == name), None)
 
-    def definition(self, name: str) -> Definition | None:
+    def definition(self, name: Name | str) -> Definition | None:
+        name = as_name(name)
         return next((d for d in self.definitions if d.name == name), None)
 
     @property

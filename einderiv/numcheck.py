@@ -38,7 +38,7 @@ import numpy as np
 import sympy
 
 from .emit.numpy import _qname, generate
-from .ir import Apply, Ref
+from .ir import Apply, Kind, Ref
 
 STEP = 1e-5
 KINK_MARGIN = 1e-3
@@ -117,7 +117,7 @@ def kink_args(derivation) -> list[str]:
 
     def walk(e):
         if isinstance(e, Apply) and derivation.table.body(e.fn.name).has(*_NON_SMOOTH):
-            out.extend(a.name for a in e.args if isinstance(a, Ref) and a.name not in out)
+            out.extend(str(a.name) for a in e.args if isinstance(a, Ref) and str(a.name) not in out)
         for c in e.children():
             walk(c)
 
@@ -128,7 +128,7 @@ def kink_args(derivation) -> list[str]:
 
 def draw(mod: dict, derivation, rng, batch: int) -> tuple[dict, dict, bool]:
     """Random params and data, away from kinks when possible (third item: whether it was)."""
-    roles = {t.name: t.role for t in derivation.network.tensors}
+    roles = {str(t.name): t.role for t in derivation.network.tensors}
     kinks = kink_args(derivation)
     for _ in range(50):
         params = {n: rng.normal(0.0, 0.5, s) for n, s in mod["PARAMS"].items()}
@@ -166,9 +166,9 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
 
         total = np.zeros(size)
         for q in derivation.quantities:
-            if q.name.kind != "hobj":
+            if q.name.kind is not Kind.HOBJ:
                 continue
-            a, b = q.name.parts
+            a, b = map(str, q.name.parts)
             Ja, Jb = J(a), J(b)
             H = np.asarray(t[_qname(q.name)], dtype=float)
             if H.ndim == len(q.indices):  # the same for every sample (squared error: δ)

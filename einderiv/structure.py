@@ -251,8 +251,8 @@ def format_summary(rows: list[BlockStructure]) -> str:
     return "\n".join(lines)
 
 
-def _wrt(wrt: tuple[str, ...]) -> str:
-    return ",".join(wrt) if len(wrt) > 1 else wrt[0]
+def _wrt(wrt) -> str:
+    return ",".join(map(str, wrt))
 
 
 def _num(e: sympy.Expr) -> str:

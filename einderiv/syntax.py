@@ -91,7 +91,7 @@ class Decl(Node):
     """``weight W1^j_i : n1, n0``; ``shape`` is None when no ``:`` was written."""
 
     role: str  # as written: input, label, weight or bias
-    name: str
+    name: str  # the checker's unrolling replaces it by the member's ir.Name
     indices: tuple[Idx, ...]
     shape: tuple[Size, ...] | None
     label: Label | None = None  # ``x(t)``: a family member
@@ -118,7 +118,7 @@ class FunctionDef(Node):
 class Assign(Node):
     """``v1^j = relu(W1^j_i x^i)``: a definition."""
 
-    name: str
+    name: str  # the checker's unrolling replaces it by the member's ir.Name
     indices: tuple[Idx, ...]
     expr: "Expr"
     label: Label | None = None  # ``h(t)``: a family member
@@ -138,7 +138,7 @@ class Module(Node):
 class Use(Node):
     """A tensor with the indices written after it (``()`` for a bare name)."""
 
-    name: str
+    name: str  # or, for a family use the checker resolved (``h(t-1)``), the member's ir.Name
     indices: tuple[Idx, ...]
 
 
@@ -191,9 +191,9 @@ Expr = Union[Use, Number, Call, Mul, Div, Neg, Sum]
 
 
 # -------------------------------------------------------------------- helpers
-def written(name: str, idx: tuple[Idx, ...]) -> str:
+def written(name, idx: tuple[Idx, ...]) -> str:
     """``W^j_i``; multi-letter indices in braces with commas, as they must be written."""
-    out, k = name, 0
+    out, k = str(name), 0
     while k < len(idx):
         group = [idx[k]]
         while k + len(group) < len(idx) and idx[k + len(group)].up == idx[k].up:

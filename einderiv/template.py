@@ -43,15 +43,16 @@ import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Hashable, Sequence
+from typing import Sequence
 
 from . import syntax as S
 from .check import load
 from .derive import Derivation, derive
 from .errors import EinderivError, UsageError
 from .factor import as_terms
-from .fold import _canon, labels_of, map_names, split_label
-from .ir import Expr, Index, Quantity
+from .fold import _canon, map_names
+from .ir import Expr, Index, Label, Name, Sym, TensorName, labels_of, names_in, refs
+from .ir import map_names as map_in_name
 from .network import Network
 from .parse import parse
 
@@ -113,14 +114,22 @@ def _read(path: str) -> str:
 
 
 # ---------------------------------------------------------------- labels
-_SYMBOLIC = re.compile(r"^(?P<base>.*)\((?P<sym>[a-z])(?P<off>[+-]\d+)?\)$")
+@dataclass(frozen=True)
+class MaxOf:
+    """The label ``max(k,r)+offset`` of a summation range (the A'' terms of Eq. 9)."""
+
+    symbols: tuple[str, ...]
+    offset: int = 0
+
+    def __str__(self) -> str:
+        return f"max({','.join(self.symbols)})" + (f"{self.offset:+d}" if self.offset else "")
 
 
-def sym_label(value: int, anchors: Sequence[tuple[str, int]]) -> str | None:
+def sym_label(value: int, anchors: Sequence[tuple[str, int]]) -> Sym | None:
     """``value`` as ``anchor±offset`` for the nearest anchor (first wins a tie); None if too far.
 
     Example:
-        >>> sym_label(4, [("k", 5), ("n", 8)])
+        >>> str(sym_label(4, [("k", 5), ("n", 8)]))
         'k-1'
     """
     best = None
@@ -129,35 +138,34 @@ def sym_label(value: int, anchors: Sequence[tuple[str, int]]) -> str | None:
             best = (sym, value - v)
     if best is None or abs(best[1]) > MAX_OFFSET:
         return None
-    sym, off = best
-    return sym if off == 0 else f"{sym}{off:+d}"
+    return Sym(*best)
 
 
-def eval_label(text: str, env: dict[str, int]) -> int:
+def eval_label(label: Label | MaxOf, env: dict[str, int]) -> int:
     """``k-1`` or ``max(k,r)+1`` at concrete labels."""
-    m = re.fullmatch(r"(?:([a-z])|max\(([a-z]),([a-z])\))([+-]\d+)?", text)
-    base = env[m[1]] if m[1] else max(env[m[2]], env[m[3]])
-    return base + int(m[4] or 0)
+    if isinstance(label, int):
+        return label
+    if isinstance(label, MaxOf):
+        return max(env[x] for x in label.symbols) + label.offset
+    return env[label.symbol] + label.offset
 
 
 class _TooFar(Exception):
     pass
 
 
-def _rename_part(name: str, anchors) -> str:
-    base, lab = split_label(name)
-    if lab is None:
-        return name
-    s = sym_label(lab, anchors)
-    if s is None:
-        raise _TooFar(name)
-    return f"{base}({s})"
+def _abstract_name(name: TensorName, anchors) -> TensorName:
+    def one(n: Name) -> Name:
+        def lab(x):
+            if not isinstance(x, int):
+                return x
+            s = sym_label(x, anchors)
+            if s is None:
+                raise _TooFar(n)
+            return s
+        return n.relabel(lab)
 
-
-def _abstract_name(name: Hashable, anchors) -> Hashable:
-    if isinstance(name, Quantity):
-        return Quantity(name.kind, tuple(_rename_part(p, anchors) for p in name.parts))
-    return _rename_part(name, anchors) if isinstance(name, str) else name
+    return map_in_name(name, one)
 
 
 def abstract(e: Expr, anchors) -> Expr:
@@ -165,22 +173,20 @@ def abstract(e: Expr, anchors) -> Expr:
     return map_names(e, lambda n: _abstract_name(n, anchors))
 
 
-def _concrete_part(name: str, env: dict[str, int]) -> str:
-    m = _SYMBOLIC.match(name)
-    if not m:
-        return name
-    return f"{m['base']}({eval_label(m['sym'] + (m['off'] or ''), env)})"
-
-
-def concrete_name(name: Hashable, env: dict[str, int]) -> Hashable:
-    if isinstance(name, Quantity):
-        return Quantity(name.kind, tuple(_concrete_part(p, env) for p in name.parts))
-    return _concrete_part(name, env) if isinstance(name, str) else name
+def concrete_name(name: TensorName, env: dict[str, int]) -> TensorName:
+    """A symbolic name at concrete labels (``v(k-1)`` → ``v(2)`` with k = 3)."""
+    return map_in_name(name, lambda n: n.relabel(lambda lab: eval_label(lab, env)))
 
 
 def instantiate(e: Expr, env: dict[str, int]) -> Expr:
     """The symbolic expression at concrete labels (``v(k-1)`` → ``v(2)`` with k = 3)."""
     return map_names(e, lambda n: concrete_name(n, env))
+
+
+def uses_symbol(e: Expr, symbol: str) -> bool:
+    """Whether a tensor name in ``e`` carries a label in ``symbol`` (the summation label m)."""
+    return any(isinstance(lab, Sym) and lab.symbol == symbol
+               for r in refs(e) for n in names_in(r.name) for lab in n.labels)
 
 
 # ------------------------------------------------------------- conditions
@@ -309,7 +315,7 @@ def term_keys(e: Expr, out: tuple[Index, ...]) -> Counter:
 class GeneralDef:
     """One case of a family of definitions, with symbolic labels: ``δ[v(k)] = … for k < n``."""
 
-    name: Hashable
+    name: TensorName
     indices: tuple[Index, ...]
     expr: Expr
     symbols: tuple[str, ...]
@@ -318,7 +324,7 @@ class GeneralDef:
     text: str = ""  # the condition as the printers show it
 
 
-def _def_symbols(name: Hashable) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def _def_symbols(name: TensorName) -> tuple[tuple[str, ...], tuple[int, ...]]:
     labs = tuple(dict.fromkeys(labels_of(name)))
     return ("k", "l", "q")[:len(labs)], labs
 
@@ -327,7 +333,7 @@ def _env(symbols, labs, depth) -> dict[str, int]:
     return {**dict(zip(symbols, labs)), "n": depth}
 
 
-def fold_defs(defs: Sequence[tuple[Hashable, tuple[Index, ...], Expr]], depth: int) -> list[GeneralDef]:
+def fold_defs(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]], depth: int) -> list[GeneralDef]:
     """Definitions at ``depth`` as general cases (in order of first appearance)."""
     groups: dict[tuple, GeneralDef] = {}
     concrete: dict[int, list] = {}
@@ -379,7 +385,7 @@ class GeneralTerm:
     """A term of a block; with ``over`` = (lo, hi) it is Σ_{m=lo}^{hi} of ``term``."""
 
     term: Expr
-    over: tuple[str, str] | None = None
+    over: tuple[Label | MaxOf, Label | MaxOf] | None = None
 
 
 @dataclass
@@ -387,7 +393,7 @@ class GeneralBlock:
     """One case of a family of blocks ∂f/∂w(k), ∂²f/∂w(k)∂w(r): terms with symbolic labels."""
 
     bases: tuple[str, ...]
-    wrt: tuple[Hashable, ...]  # symbolic names, e.g. ('w(k)', 'w(r)')
+    wrt: tuple[TensorName, ...]  # symbolic names, e.g. (w(k), w(r))
     indices: tuple[Index, ...]
     terms: list[GeneralTerm]
     symbols: tuple[str, ...]
@@ -439,7 +445,7 @@ def fold_block_terms(terms: Sequence[Expr], out: tuple[Index, ...], anchors, env
             if v is None:
                 run = [None]
             else:
-                if "m" not in str(at):
+                if not uses_symbol(at, "m"):
                     continue
                 run = [v]
                 for step in (-1, 1):
@@ -477,11 +483,10 @@ def fold_blocks(derivation: Derivation, depth: int, order: int) -> list[GeneralB
             continue
         bases, syms, anchors = [], [], []
         for pos, w in enumerate(wrt):
-            base, lab = split_label(w)
-            bases.append(base)
-            if lab is not None:
+            bases.append(w.base)
+            if w.ints:
                 syms.append(symbols_by_pos[pos])
-                anchors.append((symbols_by_pos[pos], lab))
+                anchors.append((symbols_by_pos[pos], w.ints[0]))
         anchors.append(("n", depth))
         env = {**dict(anchors)}
         gterms = fold_block_terms([t.expr() for t in as_terms(block.expr, block.indices)],
@@ -592,10 +597,9 @@ def validate(gf: GeneralForm, d: Derivation, depth: int) -> None:
 def _block_env(wrt, depth):
     bases, env = [], {"n": depth}
     for pos, w in enumerate(wrt):
-        base, lab = split_label(w)
-        bases.append(base)
-        if lab is not None:
-            env[("k", "r", "q")[pos]] = lab
+        bases.append(w.base)
+        if w.ints:
+            env[("k", "r", "q")[pos]] = w.ints[0]
     return tuple(bases), env
 
 
@@ -660,9 +664,9 @@ def split_common(cases: Sequence[GeneralBlock]) -> tuple[list[GeneralTerm], list
     for gt in base.terms:
         variants = [gt]
         if gt.over is not None:
-            m = re.fullmatch(r"([a-z])([+-]\d+)?", gt.over[0])
-            if m and m[1] in ("k", "r"):
-                variants.insert(0, GeneralTerm(gt.term, (f"max(k,r){m[2] or ''}", gt.over[1])))
+            lo = gt.over[0]
+            if isinstance(lo, Sym) and lo.symbol in ("k", "r"):
+                variants.insert(0, GeneralTerm(gt.term, (MaxOf(("k", "r"), lo.offset), gt.over[1])))
         for v in variants:
             if fits([v], base.indices):
                 take([v], base.indices)

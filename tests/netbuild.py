@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 from einderiv.errors import Location
-from einderiv.ir import Add, Apply, Fn, Index, Prod, Ref
+from einderiv.ir import Add, Apply, Fn, Index, Name, Prod, Ref
 from einderiv.network import Definition, Network, TensorDecl, dim_symbol
 from einderiv.objectives import objective_expr
 
@@ -41,18 +41,18 @@ def rnn(T, n, h, c, act="tanh", objective="squared_error", all_steps=False):
     dims = (("n", n), ("h", h), ("c", c))
     Dn, Dh, Dc = (dim_symbol(d) for d, _ in dims)
     j, i, k, l = Index("j", Dh), Index("i", Dh), Index("k", Dn), Index("l", Dc)
-    tensors = [TensorDecl(f"x({t})", "input", (k,), LOC) for t in range(1, T + 1)]
+    tensors = [TensorDecl(Name("x", (t,)), "input", (k,), LOC) for t in range(1, T + 1)]
     tensors += [TensorDecl("y", "label", (l,), LOC), TensorDecl("W", "weight", (j, i), LOC),
                 TensorDecl("V", "weight", (j, k), LOC), TensorDecl("U", "weight", (l, j), LOC),
-                TensorDecl("h(0)", "input", (j,), LOC)]
+                TensorDecl(Name("h", (0,)), "input", (j,), LOC)]
     defs = []
     for t in range(1, T + 1):
-        lin = Add((Prod((Ref("W", (j, i)), Ref(f"h({t-1})", (i,))), (j,)),
-                   Prod((Ref("V", (j, k)), Ref(f"x({t})", (k,))), (j,))))
-        defs.append(Definition(f"h({t})", (j,), Apply(Fn(act, (0,)), (lin,)), LOC))
+        lin = Add((Prod((Ref("W", (j, i)), Ref(Name("h", (t - 1,)), (i,))), (j,)),
+                   Prod((Ref("V", (j, k)), Ref(Name("x", (t,)), (k,))), (j,))))
+        defs.append(Definition(Name("h", (t,)), (j,), Apply(Fn(act, (0,)), (lin,)), LOC))
     steps = range(1, T + 1) if all_steps else (T,)
     for t in steps:
-        defs.append(Definition(f"p({t})", (l,), Prod((Ref("U", (l, j)), Ref(f"h({t})", (j,))), (l,)), LOC))
-    obj = [objective_expr(objective, Ref(f"p({t})", (l,)), Ref("y", (l,))) for t in steps]
+        defs.append(Definition(Name("p", (t,)), (l,), Prod((Ref("U", (l, j)), Ref(Name("h", (t,)), (j,))), (l,)), LOC))
+    obj = [objective_expr(objective, Ref(Name("p", (t,)), (l,)), Ref("y", (l,))) for t in steps]
     defs.append(Definition("f", (), obj[0] if len(obj) == 1 else Add(tuple(obj)), LOC))
     return Network("<test>", dims, tuple(tensors), (), tuple(defs), "f")

@@ -114,7 +114,7 @@ def test_third_derivative_kernel_is_symmetric():
 
 
 def test_tied_weight_gradient_is_the_sum_of_both_uses():
-    grad = derive(NETWORKS["tied"], order=1).blocks[("W",)].expr
+    grad = derive(NETWORKS["tied"], order=1).block("W").expr
     # the encoder use (through h1) and the decoder use (transposed) each give a term
     assert len(grad.terms) == 2
 

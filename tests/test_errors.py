@@ -11,6 +11,7 @@ import re
 import pytest
 
 from einderiv.check import load
+from einderiv.ir import Name
 from einderiv.errors import (EinderivError, FunctionError, IndexError_, NameError_, ParseError, ShapeError,
                              UsageError)
 
@@ -226,7 +227,7 @@ def test_unknown_dim_override():
 
 def test_dim_override_changes_size_checks():
     src = HEAD + "f = x^l y^l"  # n0 = 4 vs c = 3 ...
-    assert load("t.ein", src, dims={"c": 4}).objective == "f"  # ... agree once c is 4
+    assert load("t.ein", src, dims={"c": 4}).objective == Name("f")  # ... agree once c is 4
 
 
 def test_missing_file(tmp_path):

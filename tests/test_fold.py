@@ -11,22 +11,23 @@ from netbuild import rnn  # noqa: E402
 
 from einderiv.derive import derive
 from einderiv.factor import as_terms
-from einderiv.fold import abstract, fold_definitions, fold_terms, label_range, split_label
-from einderiv.ir import Quantity, Ref
+from einderiv.fold import abstract, fold_definitions, fold_terms, label_range
+from einderiv.ir import Kind, Name, Quantity, Ref, Sym
 from einderiv.numcheck import check
 
 
-def test_split_label():
-    assert split_label("h(3)") == ("h", 3)
-    assert split_label("z_h(12)") == ("z_h", 12)
-    assert split_label("W1") == ("W1", None)
+def test_names_carry_their_labels():
+    assert str(Name("h", (3,))) == "h(3)" and Name("h", (3,)).ints == (3,)
+    assert str(Name("h", (12,), arg=1)) == "z_h(12)" and Name("h", (12,), arg=1).of == Name("h", (12,))
+    assert str(Name("W1")) == "W1" and Name("W1").ints == ()
 
 
 def test_abstract_writes_names_relative_to_a_label():
-    e = Ref(Quantity("adj", ("z_h(4)",)), ())
-    assert abstract(e, 3).name == Quantity("adj", ("z_h(t+1)",))
-    assert abstract(Ref("h(2)", ()), 3).name == "h(t-1)"
-    assert abstract(Ref("W", ()), 3).name == "W"
+    e = Ref(Quantity(Kind.ADJ, (Name("h", (4,), arg=1),)), ())
+    assert abstract(e, 3).name == Quantity(Kind.ADJ, (Name("h", (Sym("t", 1),), arg=1),))
+    assert str(abstract(e, 3).name) == "adj[z_h(t+1)]"
+    assert abstract(Ref(Name("h", (2,)), ()), 3).name == Name("h", (Sym("t", -1),))
+    assert abstract(Ref("W", ()), 3).name == Name("W")
 
 
 def test_label_range():
@@ -37,7 +38,7 @@ def test_label_range():
 @pytest.mark.parametrize("T", [2, 4, 6])
 def test_adjoint_recurrence_is_one_family_plus_base_case(T):
     d = derive(rnn(T, 2, 3, 2), 1)
-    adj = [(q.name, q.indices, q.expr) for q in d.quantities if q.name.kind == "adj"]
+    adj = [(q.name, q.indices, q.expr) for q in d.quantities if q.name.kind is Kind.ADJ]
     fams = {(str(f.name), f.labels) for f in fold_definitions(adj)}
     assert ("adj[h(t)]", tuple(range(1, T))) in fams  # δ[h(t)] = δ[z_h(t+1)] W
     assert ("adj[h(t)]", (T,)) in fams  # base case from the output layer
@@ -49,13 +50,13 @@ def test_adjoint_recurrence_is_one_family_plus_base_case(T):
 def test_shared_weight_gradient_is_a_sum_over_t_of_one_outer_product(all_steps):
     T = 4
     d = derive(rnn(T, 2, 3, 2, all_steps=all_steps), 1)
-    g = d.blocks[("W",)]
+    g = d.block("W")
     fams = fold_terms([t.expr() for t in as_terms(g.expr, g.indices)], g.indices)
     assert len(fams) == 1 and fams[0].labels == tuple(range(1, T + 1))
-    names = [f.name for f in fams[0].term.factors]
-    assert names == [Quantity("adj", ("z_h(t)",)), "h(t-1)"]
+    names = [str(f.name) for f in fams[0].term.factors]
+    assert names == ["adj[z_h(t)]", "h(t-1)"]
     if all_steps:  # the output weight: one term per step as well
-        u = d.blocks[("U",)]
+        u = d.block("U")
         ufams = fold_terms([t.expr() for t in as_terms(u.expr, u.indices)], u.indices)
         assert len(ufams) == 1 and ufams[0].labels == tuple(range(1, T + 1))
 

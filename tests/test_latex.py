@@ -16,14 +16,15 @@ from einderiv.emit.latex import (LatexIndexPrinter, ScalarLatexPrinter, render, 
                                  tex_tensor)
 from einderiv.emit.names import Context, IndexNames  # noqa: E402
 from einderiv.functions import ARG, FunctionTable  # noqa: E402
-from einderiv.ir import (Apply, Const, Delta, Fn, Index, LogSumExp, Prod, Quantity, Ref,  # noqa: E402
-                         Softmax)
+from einderiv.ir import (Apply, Const, Delta, Fn, Index, Kind, LogSumExp, Name, Prod, Quantity,  # noqa: E402
+                         Ref, Softmax)
 
 ROOT = Path(__file__).parent.parent
 n0, n1, c = sympy.symbols("n0 n1 c", positive=True, integer=True)
 j, i, l = Index("j", n1), Index("i", n0), Index("l", c)
-CTX = Context(objective_args=("p",), arity={"p": 1, "v1": 1, "v2": 1, "z_v1": 1},
-              gammas=frozenset({("v1", "z_v1")}), softmax={"p": "s"})
+Z_V1 = Name("v1", arg=1)  # the pre-activation z_v1 of v1
+CTX = Context(objective_args=(Name("p"),), arity={Name("p"): 1, Name("v1"): 1, Name("v2"): 1, Z_V1: 1},
+              gammas=frozenset({(Name("v1"), Z_V1)}), softmax={Name("p"): "s"})
 
 
 def tex(e, free=(), ctx=CTX) -> str:
@@ -34,6 +35,9 @@ def tex(e, free=(), ctx=CTX) -> str:
 def test_names():
     assert tex_tensor("W1") == ("W", "1")
     assert tex_tensor("z_v1") == ("z", "v_{1}")
+    assert tex_tensor(Z_V1) == ("z", "v_{1}")
+    assert tex_tensor(Name("h", (3,), arg=1)) == ("z", "h^{(3)}")
+    assert tex_compact(Name("h", (3,), arg=1)) == "z_{h}^{(3)}"
     assert tex_tensor("x") == ("x", None)
     assert tex_tensor("hidden") == (r"\mathrm{hidden}", None)
     assert tex_tensor("W_out") == ("W", r"\mathrm{out}")
@@ -44,18 +48,18 @@ def test_names():
 def test_ref_up_down():
     assert tex(Ref("W1", (j, i))) == "W^{(1),j}_{i}"
     assert tex(Ref("x", (i,))) == "x^{i}"
-    assert tex(Ref("z_v1", (j,))) == "z^{(v_{1}),j}"
+    assert tex(Ref(Z_V1, (j,))) == "z^{(v_{1}),j}"
     assert tex(Ref("f", ())) == "f"
 
 
 def test_quantities():
     s = Index("_j_9", n1)
-    assert tex(Ref(Quantity("adj", ("z_v1",)), (j,))) == r"\frac{\partial f}{\partial z^{(v_{1})}_{j}}"
-    assert tex(Ref(Quantity("adj", ("p",)), (l,))) == r"\frac{\partial f}{\partial p_{l}}"
-    assert tex(Ref(Quantity("jac", ("v1", "z_v1")), (j, s)), [j, s]) == r"\gamma^{(v_{1}),j}_{s}"
-    assert tex(Ref(Quantity("jac", ("v2", "z_v1")), (j, s)), [j, s]) == r"\eta^{(v_{2},z_{v_{1}}),j}_{s}"
+    assert tex(Ref(Quantity(Kind.ADJ, (Z_V1,)), (j,))) == r"\frac{\partial f}{\partial z^{(v_{1})}_{j}}"
+    assert tex(Ref(Quantity(Kind.ADJ, (Name("p"),)), (l,))) == r"\frac{\partial f}{\partial p_{l}}"
+    assert tex(Ref(Quantity(Kind.JAC, (Name("v1"), Z_V1)), (j, s)), [j, s]) == r"\gamma^{(v_{1}),j}_{s}"
+    assert tex(Ref(Quantity(Kind.JAC, (Name("v2"), Z_V1)), (j, s)), [j, s]) == r"\eta^{(v_{2},z_{v_{1}}),j}_{s}"
     m = Index("_j_4", c)
-    assert tex(Ref(Quantity("hobj", ("p", "p")), (l, m)), [l, m]) == \
+    assert tex(Ref(Quantity(Kind.HOBJ, (Name("p"), Name("p"))), (l, m)), [l, m]) == \
         r"\frac{\partial^{2} f}{\partial p_{l}\, \partial p_{j}}"
 
 
@@ -65,12 +69,12 @@ def test_delta():
 
 
 def test_hadamard_product():
-    had = Prod((Apply(Fn("relu", (1,)), (Ref("z_v1", (j,)),)), Ref(Quantity("adj", ("v1",)), (j,))), (j,))
+    had = Prod((Apply(Fn("relu", (1,)), (Ref(Z_V1, (j,)),)), Ref(Quantity(Kind.ADJ, (Name("v1"),)), (j,))), (j,))
     assert tex(had, [j]) == r"\operatorname{relu}'(z^{(v_{1}),j}) \frac{\partial f}{\partial v^{(1)}_{j}}"
 
 
 def test_apply_derivatives():
-    z = Ref("z_v1", (j,))
+    z = Ref(Z_V1, (j,))
     assert tex(Apply(Fn("relu", (0,)), (z,))) == r"\operatorname{relu}(z^{(v_{1}),j})"
     assert tex(Apply(Fn("tanh", (2,)), (z,))) == r"\tanh''(z^{(v_{1}),j})"
     assert tex(Apply(Fn("my_act", (4,)), (z,))) == r"\operatorname{my\_act}^{(4)}(z^{(v_{1}),j})"
@@ -86,8 +90,8 @@ def test_softmax_and_logsumexp():
 
 def test_contraction_gets_paper_letters():
     a, b = Index("_c0", c), Index("_c1", n1)
-    e = Prod((Const(sympy.Integer(-1)), Ref("W3", (a, b)), Ref(Quantity("adj", ("p",)), (a,)),
-              Ref(Quantity("jac", ("v2", "z_v1")), (b, j))), (j,))
+    e = Prod((Const(sympy.Integer(-1)), Ref("W3", (a, b)), Ref(Quantity(Kind.ADJ, (Name("p"),)), (a,)),
+              Ref(Quantity(Kind.JAC, (Name("v2"), Z_V1)), (b, j))), (j,))
     assert tex(e, [j]) == r"-\frac{\partial f}{\partial p_{l}} W^{(3),l}_{m} \eta^{(v_{2},z_{v_{1}}),m}_{j}"
 
 

@@ -51,9 +51,10 @@ def draw(ns, seed=0, batch=3):
 
 
 def test_names_with_the_loop_variable():
-    assert fstring_key("h(k-1)", ("k", "m")) == 't[f"h({k-1})"]'
-    assert fstring_key("h(3)", ("k", "m")) == 't["h(3)"]'
-    q = einderiv.ir.Quantity("adj", ("z_h(k+1)",))
+    Name, Sym = einderiv.ir.Name, einderiv.ir.Sym
+    assert fstring_key(Name("h", (Sym("k", -1),)), ("k", "m")) == 't[f"h({k-1})"]'
+    assert fstring_key(Name("h", (3,)), ("k", "m")) == 't["h(3)"]'
+    q = einderiv.ir.Quantity(einderiv.ir.Kind.ADJ, (Name("h", (Sym("k", 1),), arg=1),))
     assert fstring_key(q, ("k", "m")) == 't[f"adj[z_h({k+1})]"]'
     assert local_hint(q, ("k", "m")) == "adj_z_h_kp1"
 

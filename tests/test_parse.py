@@ -9,7 +9,7 @@ import sympy
 from einderiv import syntax as S
 from einderiv.check import load
 from einderiv.functions import ARG
-from einderiv.ir import Add, Apply, Const, Fn, Index, LogSumExp, Prod, Ref
+from einderiv.ir import Add, Apply, Const, Fn, Index, LogSumExp, Name, Prod, Ref
 from einderiv.network import dim_symbol
 from einderiv.objectives import objective_expr
 from einderiv.parse import _parser, parse
@@ -38,16 +38,16 @@ def test_paper_network_structure():
     n = load(str(PAPER))
     assert n.path == str(PAPER)
     assert n.dims == (("n0", 4), ("n1", 5), ("n2", 5), ("c", 3))
-    assert [(t.name, t.role, t.indices) for t in n.tensors] == [
+    assert [(str(t.name), t.role, t.indices) for t in n.tensors] == [
         ("x", "input", (Index("i", n0),)),
         ("y", "label", (Index("l", c),)),
         ("W1", "weight", (Index("j", n1), Index("i", n0))),
         ("W2", "weight", (Index("j", n2), Index("i", n1))),
         ("U", "weight", (Index("l", c), Index("j", n2))),
     ]
-    assert [p.name for p in n.params] == ["W1", "W2", "U"]
-    assert [d.name for d in n.definitions] == ["v1", "v2", "p", "f"]
-    assert n.objective == "f"
+    assert [str(p.name) for p in n.params] == ["W1", "W2", "U"]
+    assert [str(d.name) for d in n.definitions] == ["v1", "v2", "p", "f"]
+    assert n.objective == Name("f")
     assert n.functions == ()
     assert n.source == PAPER.read_text()
 
@@ -208,7 +208,7 @@ def test_written_out_squared_error_objective():
     head = HEAD + "weight U^l_j : c, n1\n"
     n = net("v^j = W^j_i x^i\np^l = U^l_j v^j\nf = 0.5 (p^l - y^l) (p^l - y^l)", head)
     l = Index("l", c)
-    assert n.objective == "f"
+    assert n.objective == Name("f")
     assert n.definition("f").expr == objective_expr("squared_error", Ref("p", (l,)), Ref("y", (l,)))
 
 
@@ -322,26 +322,26 @@ def test_comments_blank_lines_crlf_and_no_final_newline():
     text = ("# header\n\n  dims n = 2  # sizes\n# between\n\ninput x^i : n   # vector\n\n"
             "f = x^i x^i # objective")
     n = load("t.ein", text)
-    assert n.objective == "f" and n.dims == (("n", 2),)
+    assert n.objective == Name("f") and n.dims == (("n", 2),)
     n2 = load("t.ein", text.replace("\n", "\r\n"))
     assert n2.definitions == n.definitions
 
 
 def test_several_dims_statements_and_declaration_order_free():
     text = "f = x^i x^i\ninput x^i : n\ndims n = 2\n"
-    assert load("t.ein", text).objective == "f"
+    assert load("t.ein", text).objective == Name("f")
 
 
 def test_definitions_out_of_order():
     text = HEAD + "weight U^l_j : c, n1\nf = softmax_cross_entropy(p, y)\np^l = U^l_j v^j\nv^j = relu(W^j_i x^i)\n"
     n = load("t.ein", text)
-    assert [d.name for d in n.definitions] == ["v", "p", "f"]
-    assert n.objective == "f"
+    assert [str(d.name) for d in n.definitions] == ["v", "p", "f"]
+    assert n.objective == Name("f")
 
 
 def test_dependency_order_is_stable():
     text = HEAD + "a^i = x^i\nb^i = c2^i\nc2^i = a^i\nd^i = x^i\nf = b^i d^i\n"
-    assert [d.name for d in load("t.ein", text).definitions] == ["a", "c2", "b", "d", "f"]
+    assert [str(d.name) for d in load("t.ein", text).definitions] == ["a", "c2", "b", "d", "f"]
 
 
 def test_load_reads_the_file(tmp_path):

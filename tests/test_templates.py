@@ -61,7 +61,7 @@ def test_symbolic_depth_is_a_template_and_a_concrete_one_is_not():
     assert tpl is not None and tpl.depth == "n"
     assert load_template("t.ein", text, {"n": 3}) is None
     net = tpl.instantiate(1)  # `for k = 2..n` is empty at n = 1
-    assert [t.name for t in net.tensors if t.role == "weight"] == ["w(1)", "u"]
+    assert [str(t.name) for t in net.tensors if t.role == "weight"] == ["w(1)", "u"]
 
 
 def test_cli_depth_errors(tmp_path, capsys):

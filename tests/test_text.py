@@ -12,7 +12,9 @@ from netbuild import mlp  # noqa: E402
 from einderiv.derive import derive  # noqa: E402
 from einderiv.emit.names import Context, IndexNames  # noqa: E402
 from einderiv.emit.text import TextPrinter, render  # noqa: E402
-from einderiv.ir import Apply, Const, Delta, Fn, Index, Prod, Quantity, Ref, Softmax  # noqa: E402
+from einderiv.ir import Apply, Const, Delta, Fn, Index, Kind, Name, Prod, Quantity, Ref, Softmax  # noqa: E402
+
+Z_V1 = Name("v1", arg=1)  # the pre-activation z_v1 of v1
 
 ROOT = Path(__file__).parent.parent
 n0, n1, c = sympy.symbols("n0 n1 c", positive=True, integer=True)
@@ -57,21 +59,21 @@ def test_delta_and_hadamard():
     names = IndexNames([j, s])
     p = TextPrinter({"names": names})
     assert p.doprint(Delta(j, s)) == "δ^j_s"
-    had = Prod((Apply(Fn("relu", (1,)), (Ref("z_v1", (j,)),)), Ref(Quantity("adj", ("v1",)), (j,))), (j,))
+    had = Prod((Apply(Fn("relu", (1,)), (Ref(Z_V1, (j,)),)), Ref(Quantity(Kind.ADJ, (Name("v1"),)), (j,))), (j,))
     assert p.doprint(had) == "relu′(z_v1^j) δ[v1]_j"
 
 
 def test_machine_indices_get_letters():
     a, b = Index("_c0", c), Index("_c1", n1)
-    ctx = Context(objective_args=("p",), arity={"p": 1, "v2": 1, "z_v1": 1})
-    e = Prod((Ref("W3", (a, b)), Ref(Quantity("adj", ("p",)), (a,)),
-              Ref(Quantity("jac", ("v2", "z_v1")), (b, j))), (j,))
+    ctx = Context(objective_args=(Name("p"),), arity={Name("p"): 1, Name("v2"): 1, Z_V1: 1})
+    e = Prod((Ref("W3", (a, b)), Ref(Quantity(Kind.ADJ, (Name("p"),)), (a,)),
+              Ref(Quantity(Kind.JAC, (Name("v2"), Z_V1)), (b, j))), (j,))
     p = TextPrinter({"names": IndexNames([j]), "context": ctx})
     assert p.doprint(e) == "∂f/∂p_l W3^l_m η[v2,z_v1]^m_j"
 
 
 def test_coefficients_and_softmax():
-    ctx = Context(softmax={"p": "s"})
+    ctx = Context(softmax={Name("p"): "s"})
     p = TextPrinter({"context": ctx})
     assert p.doprint(Softmax(Ref("p", (l,)), l)) == "s^l"
     assert TextPrinter().doprint(Softmax(Ref("p", (l,)), l)) == "softmax_l(p^l)"

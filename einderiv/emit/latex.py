@@ -38,14 +38,13 @@ from sympy.printing.latex import LatexPrinter
 
 from ..factor import FactoredTerm
 from ..functions import ARG
-from ..ir import (Apply, Delta, Index, LogSumExp, Quantity, Ref,
-                  Ones, Softmax, Window)
-from ..fold import labels_of, map_names, split_label
+from ..ir import Apply, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Sym, Window, labels_of
+from ..ir import map_names as map_in_name
+from ..fold import map_names
 from .base import IndexPrinter
 from .names import (Context, IndexNames, declared_families, folded_terms, horizon,
-                    parse_quantity, shown_families, term_parts)
+                    shown_families, term_parts)
 
-_MEMBER = re.compile(r"(.+)\(([^()]*)\)")
 
 GREEK = frozenset("""alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho
 sigma tau upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega""".split())
@@ -78,38 +77,50 @@ def tex_word(word: str) -> str:
     return r"\mathrm{" + escape(word) + "}"
 
 
-def tex_compact(name: str) -> str:
-    """A name as a label inside brackets: ``v2`` → ``v_{2}``, ``z_v1`` → ``z_{v_{1}}``."""
-    member = _MEMBER.fullmatch(name)
-    if member:  # a family member h(t-1) → h^{(t-1)}
-        return f"{tex_compact(member[1])}^{{({tex_label(member[2])})}}"
-    m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
-    if m:
-        return f"{tex_word(m[1])}_{{{m[2]}}}"
-    if name.isdigit():
-        return name
-    head, sep, tail = name.partition("_")
-    if sep and head and tail:
-        return f"{tex_word(head)}_{{{tex_compact(tail)}}}"
-    return tex_word(name)
-
-
-def tex_tensor(name: str) -> tuple[str, str | None]:
-    """(base, bracketed label): ``W1`` → (W, 1), ``z_v1`` → (z, v_{1}), ``x`` → (x, None),
-    ``h(t-1)`` → (h, t-1), ``z_h(t)`` → (z, h^{(t)})."""
-    member = _MEMBER.fullmatch(name)
-    if member:
-        base, label = tex_tensor(member[1])
-        if label is None:
-            return base, tex_label(member[2])
-        return base, f"{label}^{{({tex_label(member[2])})}}"
+def _tex_plain(name: str, compact: bool) -> tuple[str, str | None]:
+    """A user's name without labels: ``W1`` → (W, 1), ``z_v1`` → (z, v_{1}), ``x`` → (x, None)."""
     m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
     if m:
         return tex_word(m[1]), m[2]
+    if compact and name.isdigit():
+        return name, None
     head, sep, tail = name.partition("_")
     if sep and head and tail:
         return tex_word(head), tex_compact(tail)
     return tex_word(name), None
+
+
+def _tex_parts(name: Name | str) -> tuple[str, str | None]:
+    """(base, label) of a name before its family labels are attached."""
+    if isinstance(name, str):
+        return _tex_plain(name, True)
+    inner = Name(name.base)
+    if name.arg:  # a lifted argument: z_v1 → (z, v_{1}); the second one z2_v1 → (\mathrm{z2}, v_{1})
+        return tex_word("z" if name.arg == 1 else f"z{name.arg}"), tex_compact(inner)
+    return _tex_plain(name.base, True)
+
+
+def tex_compact(name: Name | str) -> str:
+    """A name as a label inside brackets: ``v2`` → ``v_{2}``, ``z_v1`` → ``z_{v_{1}}``,
+    a family member ``h(t-1)`` → ``h^{(t-1)}``."""
+    if isinstance(name, Name) and name.labels:
+        return f"{tex_compact(Name(name.base, name.labels[:-1], name.arg))}^{{({tex_label(str(name.labels[-1]))})}}"
+    if isinstance(name, str) and name.isdigit():
+        return name
+    base, label = _tex_parts(name)
+    return base if label is None else f"{base}_{{{label}}}"
+
+
+def tex_tensor(name: Name | str) -> tuple[str, str | None]:
+    """(base, bracketed label): ``W1`` → (W, 1), ``z_v1`` → (z, v_{1}), ``x`` → (x, None),
+    ``h(t-1)`` → (h, t-1), ``z_h(t)`` → (z, h^{(t)})."""
+    if isinstance(name, Name) and name.labels:
+        base, label = tex_tensor(Name(name.base, name.labels[:-1], name.arg))
+        lab = tex_label(str(name.labels[-1]))
+        return (base, lab) if label is None else (base, f"{label}^{{({lab})}}")
+    if isinstance(name, Name) and name.arg:
+        return _tex_parts(name)
+    return _tex_plain(str(name), False)
 
 
 def tex_label(label: str) -> str:
@@ -204,7 +215,7 @@ class LatexIndexPrinter(IndexPrinter):
             return self.fn_name(e)
         if isinstance(e, Delta):
             return r"\delta"
-        if isinstance(e, str):
+        if isinstance(e, Name):
             return self.tensor(*tex_tensor(e), (), ())
         return self._print(e)
 
@@ -242,8 +253,7 @@ class LatexIndexPrinter(IndexPrinter):
             label = ",".join(tex_compact(x) for x in q.parts)
             return r"\mathcal{H}^{(" + label + ")}" + ("_{" + self._letters(ixs) + "}" if ixs else "")
         if role == "d":
-            inner = parse_quantity(q.parts[0])
-            head = r"\mathrm{D}_{" + self.short(q.parts[1]) + r"}\!\left[" + self.short(inner) + r"\right]"
+            head = r"\mathrm{D}_{" + self.short(q.parts[1]) + r"}\!\left[" + self.short(q.parts[0]) + r"\right]"
             return head + ("_{" + self._letters(ixs) + "}" if ixs else "")
         return r"\mathrm{" + escape(str(q)) + "}" + ("_{" + self._letters(ixs) + "}" if ixs else "")
 
@@ -266,7 +276,7 @@ class LatexIndexPrinter(IndexPrinter):
     def _print_Softmax(self, e: Softmax) -> str:
         arg = e.arg
         if isinstance(arg, Ref) and arg.indices == (e.over,) and arg.name in self.ctx.softmax:
-            base, label = tex_tensor(self.ctx.softmax[arg.name])
+            base, label = ("s", None) if self.ctx.softmax[arg.name] == "s" else ("s", tex_compact(arg.name))
             up = self.ctx.upper(arg.name, 1)[0]
             return self.tensor(base, label, (e.over,) if up else (), () if up else (e.over,))
         return (r"\operatorname{softmax}_{" + self._print(e.over) + r"}\!\left("
@@ -453,9 +463,9 @@ def _table_rows(derivation, ctx: Context) -> list[tuple[str, str]]:
         p.name_nodes = False
         of = origin[n.first]
         if n.labels:  # the activation's family: h(1) -> h(t)
-            of = _MEMBER.sub(lambda m: m[1] + "(t)", of)
+            of = of.relabel(lambda _: Sym("t"))
         rows.append((f"${p._print(Ref(n.name, n.indices))} = {p._print(n.expr)}$",
-                     r"Argument of the activation of \texttt{" + escape(of) + "} (named)" + steps(n.labels, n.base_of)))
+                     r"Argument of the activation of \texttt{" + escape(str(of)) + "} (named)" + steps(n.labels, n.base_of)))
     return rows
 
 
@@ -545,17 +555,12 @@ def _at_horizon(name, hz):
     """``h(4)`` → ``h(T)`` and ``h(3)`` → ``h(T-1)`` when T = 4: a base case at the last step reads as one."""
     if hz is None or not labels_of(name):
         return name
-    from ..fold import _shift
+    symbol, top = hz
 
-    def one(part):
-        base, lab = split_label(part)
-        if lab is None or not 0 <= hz[1] - lab <= 1:
-            return part
-        return _shift(part, hz[1], hz[0])
+    def one(lab):
+        return Sym(symbol, lab - top) if isinstance(lab, int) and 0 <= top - lab <= 1 else lab
 
-    if isinstance(name, Quantity):
-        return Quantity(name.kind, tuple(one(x) for x in name.parts))
-    return one(name)
+    return map_in_name(name, lambda n: n.relabel(one))
 
 
 def structure_table(derivation, rows, ctx: Context) -> str:

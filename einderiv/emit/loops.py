@@ -43,9 +43,9 @@ import heapq
 import re
 
 from ..factor import as_terms, factored
-from ..fold import _canon, abstract, fold_terms, labels_of, rename_tensor, tensor_labels
-from ..ir import Apply, Const, LogSumExp, Prod, Quantity, Ref, Softmax, fresh, is_zero, refs, rename
-from .numpy import _Generator, _Letters, _Scope, _ident, _join, _qname, _show
+from ..fold import _canon, abstract, fold_terms, shift_labels, tensor_labels
+from ..ir import Apply, Const, LogSumExp, Prod, Ref, Softmax, Sym, fresh, is_zero, labels_of, refs, rename
+from .numpy import _Generator, _Letters, _Scope, _join, _qname, _show
 
 _PLACEHOLDER = "#"
 
@@ -56,26 +56,24 @@ def has_families(derivation) -> bool:
 
 
 # ------------------------------------------------------------------ names
-def _sub_label(text: str, syms: tuple[str, ...], repl) -> str:
-    alt = "|".join(map(re.escape, syms))
-    return re.sub(r"\((" + alt + r")(?:([+-])(\d+))?\)", repl, text)
-
-
 def fstring_key(name, syms: tuple[str, ...]) -> str:
     """The ``t[...]`` lookup of a tensor: ``t["h(3)"]``, or ``t[f"h({k-1})"]`` for ``h(k-1)``."""
-    text = str(name)
-    out = _sub_label(text, syms, lambda m: "({" + m[1] + (m[2] + m[3] if m[2] else "") + "})")
+    def field(lab) -> str:
+        return "({" + str(lab) + "})" if isinstance(lab, Sym) and lab.symbol in syms else f"({lab})"
+
+    text, out = str(name), name.text(field)
     return f't[f"{out}"]' if out != text else f't["{text}"]'
 
 
 def local_hint(name, syms: tuple[str, ...]) -> str:
     """A variable name for a tensor: ``h(k-1)`` → ``h_km1``, ``adj[z_h(k+1)]`` → ``adj_z_h_kp1``."""
-    def part(p):
-        return _sub_label(p, syms, lambda m: "_" + m[1] + ({"-": "m", "+": "p"}[m[2]] + m[3] if m[2] else ""))
+    def part(lab) -> str:
+        if not (isinstance(lab, Sym) and lab.symbol in syms):
+            return f"({lab})"
+        off = lab.offset
+        return "_" + lab.symbol + ("" if not off else ("m" if off < 0 else "p") + str(abs(off)))
 
-    if isinstance(name, Quantity):
-        return _qname(Quantity(name.kind, tuple(part(p) for p in name.parts)))
-    return _ident(part(name))
+    return _qname(name, part)
 
 
 # --------------------------------------------------------------- planning
@@ -93,7 +91,7 @@ def schedule(defs, batched=lambda name: True) -> list[tuple]:
     for i, (name, idx, expr) in enumerate(defs):
         if lab[i] is None:
             continue
-        key = (str(rename_tensor(name, lab[i], _PLACEHOLDER)),
+        key = (str(shift_labels(name, lab[i], _PLACEHOLDER)),
                _canon(abstract(expr, lab[i], _PLACEHOLDER), idx), _pattern(expr, lab[i], batched))
         fam[i] = key
         members.setdefault(key, {})[lab[i]] = i
@@ -133,7 +131,7 @@ def schedule(defs, batched=lambda name: True) -> list[tuple]:
 
 def _pattern(e, ref: int, batched) -> tuple:
     """Which of ``e``'s tensors (written relative to ``ref``) carry the batch axis."""
-    return tuple(sorted({(str(rename_tensor(r.name, ref, _PLACEHOLDER)), bool(batched(r.name))) for r in refs(e)}))
+    return tuple(sorted({(str(shift_labels(r.name, ref, _PLACEHOLDER)), bool(batched(r.name))) for r in refs(e)}))
 
 
 def _longest_run(labels: list[int]) -> list[int]:
@@ -239,8 +237,8 @@ class LoopGenerator(_Generator):
             for lab in labels_of(node)[:1]:
                 for sym in self.syms:
                     for ref in range(lab - 2, lab + 3):
-                        name = rename_tensor(node, ref, sym)
-                        self.applied[(fn, rename_tensor(arg, ref, sym))] = name
+                        name = shift_labels(node, ref, sym)
+                        self.applied[(fn, shift_labels(arg, ref, sym))] = name
         self.applied_to = {arg: node for (_, arg), node in self.applied.items() if labels_of(node)}
 
     def range_code(self, labels: list[int]) -> str:
@@ -258,8 +256,8 @@ class LoopGenerator(_Generator):
         member each new name stands for."""
         for r in refs(e):
             for name in (r.name, self.applied_to.get(r.name)):
-                if name is not None and rename_tensor(name, ref, sym) != name:
-                    self.concrete.setdefault(rename_tensor(name, ref, sym), name)
+                if name is not None and shift_labels(name, ref, sym) != name:
+                    self.concrete.setdefault(shift_labels(name, ref, sym), name)
         return abstract(e, ref, sym)
 
     def register(self, name) -> None:
@@ -324,13 +322,13 @@ class LoopGenerator(_Generator):
                 for i in body:
                     name, indices, expr = defs[i]
                     ref = labels_of(name)[0]
-                    self.concrete.setdefault(rename_tensor(name, ref, sym), name)
-                    self.define(s, rename_tensor(name, ref, sym), indices, self.abstracted(expr, ref, sym))
+                    self.concrete.setdefault(shift_labels(name, ref, sym), name)
+                    self.define(s, shift_labels(name, ref, sym), indices, self.abstracted(expr, ref, sym))
 
             s.loop(sym, labels, emit_body, [defs[i][2] for i in body])
             for i in covered:  # every member of the loop is as batched as its step's definition
                 name = defs[i][0]
-                self.batched[name] = self.batched[rename_tensor(name, labels_of(name)[0], sym)]
+                self.batched[name] = self.batched[shift_labels(name, labels_of(name)[0], sym)]
 
     # -- functions -----------------------------------------------------------------
     def forward(self) -> str:
@@ -397,7 +395,7 @@ class LoopGenerator(_Generator):
         body = self.gradient_prologue()
         out = []
         for (a,) in wrts:
-            out.append(f'"{a}": ' + self.accumulate(s, prefix + a, self.d.blocks[(a,)], keep_batch))
+            out.append(f'"{a}": ' + self.accumulate(s, f"{prefix}{a}", self.d.blocks[(a,)], keep_batch))
         return self.function(sig, doc, body + s.lines + ["return {" + ", ".join(out) + "}"])
 
     def accumulate(self, s, var, b, keep_batch: bool, label: str = "", shape: str = "",
@@ -411,7 +409,7 @@ class LoopGenerator(_Generator):
         L = _Letters(b.indices)
         fams = self.sum_families(b.expr, b.indices, term_sym)
         shown = [("Σ_" + (term_sym or self.syms[0]) + " " if labels else "") + _show(e, L, self.name) for labels, e in fams]
-        s.lines.append("# " + (label or "∂f/∂" + ",".join(b.wrt)) + " = " + " + ".join(shown))
+        s.lines.append("# " + (label or "∂f/∂" + ",".join(map(str, b.wrt))) + " = " + " + ".join(shown))
 
         for labels, e in fams:
             def emit(e=e):
@@ -430,7 +428,7 @@ class LoopGenerator(_Generator):
         for a in self.params:
             b = self.d.blocks[(a,)]
             pos = {ix: k for k, ix in enumerate(b.indices)}
-            var = s.bind("terms_" + a, "[]")
+            var = s.bind(f"terms_{a}", "[]")
             axes = []
             for labels, e in self.term_families(b):
                 ft = factored(e, b.indices)[0]
@@ -460,8 +458,8 @@ class LoopGenerator(_Generator):
         for a in self.params:
             b = self.d.blocks[(a,)]
             fams, second = self.term_families(b, k), self.term_families(b, m)
-            sq = s.bind("sq_" + a, "np.zeros(B)")
-            s.lines.append("# ‖∂f/∂" + a + "‖² = Σ over pairs of terms (steps " + k + ", " + m + ") of their "
+            sq = s.bind(f"sq_{a}", "np.zeros(B)")
+            s.lines.append(f"# ‖∂f/∂{a}‖² = Σ over pairs of terms (steps " + k + ", " + m + ") of their "
                            "inner product")
             for i, (li, ei) in enumerate(fams):
                 for j in range(i, len(fams)):
@@ -476,7 +474,7 @@ class LoopGenerator(_Generator):
                         s.lines.append(f"{sq} = {sq} + {code}")
 
                     self.each(s, li, lambda lj=lj, ej=ej, inner=inner: self.each(s, lj, inner, m, [ej]), k, [ei, ej])
-            out.append(f'"{a}": ' + s.bind("norm_" + a, f"np.sqrt(np.maximum({sq}, 0.0))"))
+            out.append(f'"{a}": ' + s.bind(f"norm_{a}", f"np.sqrt(np.maximum({sq}, 0.0))"))
         return self.function("per_sample_gradient_norms(params, data)",
                              "Euclidean norm of each sample's gradient, per parameter: name -> (B,), "
                              "from the gradient's outer-product factors (no (B, *shape) array).",
@@ -493,7 +491,7 @@ class LoopGenerator(_Generator):
         out = []
         for a in self.params:
             b = self.d.hvp[a]
-            out.append(f'"{a}": ' + self.accumulate(s, "hvp_" + a, b, False, label=f"Σ_b H[{a},b]·vector[b]",
+            out.append(f'"{a}": ' + self.accumulate(s, f"hvp_{a}", b, False, label=f"Σ_b H[{a},b]·vector[b]",
                                                     shape=self.shape_of([a])))
         return self.function("hvp(params, data, vector)",
                              "Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a "

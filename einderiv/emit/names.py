@@ -43,14 +43,13 @@ Example::
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import sympy
 
-from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Ones, Prod, Quantity, Ref, Softmax,
-                  Window)
+from ..ir import (Add, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Name, Ones, Prod, Quantity, Ref,
+                  Softmax, Sym, TensorName, Window, labels_of)
 
 #: letters for free indices whose declared letter is taken (the paper's s, t)
 FREE_POOL = ("s", "t", "r", "k", "a", "b", "c", "d", "e", "g", "h", "o", "u", "w")
@@ -177,7 +176,7 @@ def all_indices(e: Expr) -> tuple[Index, ...]:
 
 
 # ------------------------------------------------------------ factor order
-_PRIORITY = {"hobj": 0, "adj": 1}
+_PRIORITY = {Kind.HOBJ: 0, Kind.ADJ: 1}
 
 
 def _priority(f: Expr) -> int | None:
@@ -341,30 +340,9 @@ def term_parts(t, out: Sequence[Index], names: "IndexNames | None" = None):
 
 
 # ------------------------------------------------------------ tensor roles
-_QUANT = re.compile(r"^(\w+)\[(.*)\]$")
-
-
-def parse_quantity(text: str) -> Quantity | str:
-    """Read ``str(Quantity)`` back (``d[...]`` records its inner quantity as text)."""
-    m = _QUANT.match(text)
-    if not m:
-        return text
-    parts, depth, cur = [], 0, ""
-    for ch in m.group(2):
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-            continue
-        depth += ch == "["
-        depth -= ch == "]"
-        cur += ch
-    parts.append(cur)
-    return Quantity(m.group(1), tuple(parts))
-
-
-def unlabel(name: str) -> str:
-    """``h(3)`` and ``h(t-1)`` → ``h()``: a family member's role is its family's."""
-    return re.sub(r"\([^()]*\)$", "()", name) if isinstance(name, str) else name
+def family(name: TensorName) -> TensorName:
+    """A family member's role is its family's: ``h(3)`` and ``h(t-1)`` → ``h(*)``."""
+    return name.family if isinstance(name, Name) else name
 
 
 def windows_shown(factors: Sequence[Expr], out: Iterable[Index]) -> dict[Window, Ref]:
@@ -392,11 +370,11 @@ class Context:
     index up, adjoints down, Jacobians split in half.
     """
 
-    objective: str = "f"
-    objective_args: tuple[str, ...] = ()
-    arity: dict[str, int] = field(default_factory=dict)
-    gammas: frozenset[tuple[str, str]] = frozenset()
-    softmax: dict[str, str] = field(default_factory=dict)  # arg tensor -> symbol
+    objective: Name = Name("f")
+    objective_args: tuple[TensorName, ...] = ()
+    arity: dict[TensorName, int] = field(default_factory=dict)
+    gammas: frozenset[tuple[TensorName, TensorName]] = frozenset()
+    softmax: dict[TensorName, str] = field(default_factory=dict)  # arg tensor -> symbol
     #: node definitions a printed expression may repeat: (pattern, node name, node indices),
     #: keyed by :func:`_shape_key`; see :meth:`named`
     defined: dict[tuple, tuple[tuple[Expr, object, tuple[Index, ...]], ...]] = field(default_factory=dict)
@@ -404,20 +382,20 @@ class Context:
     @classmethod
     def of(cls, derivation) -> "Context":
         net = derivation.network
-        arity = {unlabel(t.name): len(t.indices) for t in net.tensors}
-        arity.update({unlabel(n.name): len(n.indices) for n in derivation.nodes})
+        arity = {family(t.name): len(t.indices) for t in net.tensors}
+        arity.update({family(n.name): len(n.indices) for n in derivation.nodes})
         gammas = set()
         for n in derivation.nodes:
             if isinstance(n.expr, Apply):
                 for a in n.expr.args:
-                    if isinstance(a, Ref) and isinstance(a.name, str):
-                        gammas.add((unlabel(n.name), unlabel(a.name)))
-        taken = set(arity) | {net.objective}
+                    if isinstance(a, Ref) and isinstance(a.name, Name):
+                        gammas.add((family(n.name), family(a.name)))
+        taken = {str(n) for n in arity} | {str(net.objective)}
         defined: dict[tuple, list] = {}
         for n in derivation.nodes:
             if n.name != net.objective and _nameable(n.expr):
                 defined.setdefault(_shape_key(n.expr), []).append((n.expr, n.name, tuple(n.indices)))
-        args: list[str] = []
+        args: list[TensorName] = []
         for e in _every_expr(derivation):
             for s in _softmaxes(e):
                 if (isinstance(s.arg, Ref) and s.arg.indices == (s.over,) and s.arg.name not in args
@@ -427,7 +405,7 @@ class Context:
         for a in args:
             sym = "s" if len(args) == 1 and "s" not in taken else f"s_{a}"
             softmax[a] = sym
-        return cls(net.objective, tuple(unlabel(a) for a in derivation.objective_args), arity,
+        return cls(net.objective, tuple(family(a) for a in derivation.objective_args), arity,
                    frozenset(gammas), softmax, {k: tuple(v) for k, v in defined.items()})
 
     def named(self, e: Expr) -> Ref | None:
@@ -459,13 +437,13 @@ class Context:
         return ()
 
     # -- slots -------------------------------------------------------------
-    def n_indices(self, name: str, default: int) -> int:
-        return self.arity.get(unlabel(name), default)
+    def n_indices(self, name: TensorName, default: int) -> int:
+        return self.arity.get(family(name), default)
 
     def upper(self, name, n: int) -> tuple[bool, ...]:
         """Which of ``n`` slots of tensor ``name`` are written up."""
         if isinstance(name, Quantity):
-            if name.kind == "jac":
+            if name.kind is Kind.JAC:
                 k = self.n_indices(name.parts[0], n // 2)
                 return tuple(i < k for i in range(n))
             return (False,) * n  # adjoints, ∂²f/∂p∂p, higher totals: covariant
@@ -473,12 +451,12 @@ class Context:
 
     def role(self, q: Quantity) -> str:
         """'dfdp' (the objective's own ∂f/∂p), 'adj', 'gamma', 'eta', 'hobj', 'd' or the kind."""
-        if q.kind == "adj":
-            return "dfdp" if unlabel(q.parts[0]) in self.objective_args else "adj"
-        if q.kind == "jac":
-            same = len({re.findall(r"\([^()]*\)$", p)[0] if p.endswith(")") else "" for p in q.parts}) == 1
-            return "gamma" if same and tuple(map(unlabel, q.parts)) in self.gammas else "eta"
-        return q.kind
+        if q.kind is Kind.ADJ:
+            return "dfdp" if family(q.parts[0]) in self.objective_args else "adj"
+        if q.kind is Kind.JAC:
+            same = len({p.labels for p in q.parts}) == 1  # γ[v(k)] relates a node to its own argument
+            return "gamma" if same and tuple(map(family, q.parts)) in self.gammas else "eta"
+        return q.kind.value
 
     def split_jac(self, q: Quantity, indices: Sequence) -> tuple[tuple, tuple]:
         k = self.n_indices(q.parts[0], len(indices) // 2)
@@ -573,12 +551,12 @@ def _softmaxes(e: Expr) -> Iterable[Softmax]:
 class Shown:
     """One displayed definition: a folded family (``labels`` non-empty) or a single one."""
 
-    name: object  # 'h(t)', Quantity('adj', ('h(t)',)), or an unfolded member's own name
+    name: TensorName  # h(t), adj[h(t)], or an unfolded member's own name
     indices: tuple
     expr: Expr
     labels: tuple[int, ...]  # () unless folded
-    first: object  # the first member's unrolled name
-    base_of: object = None  # for a base case: the name of the folded family it completes
+    first: TensorName  # the first member's unrolled name
+    base_of: TensorName | None = None  # for a base case: the name of the folded family it completes
 
 
 def shown_families(defs, base_cases_after: bool = False) -> list[Shown]:
@@ -591,7 +569,7 @@ def shown_families(defs, base_cases_after: bool = False) -> list[Shown]:
     its base case, as a paper writes it); otherwise every definition keeps its
     dependency-order place.
     """
-    from ..fold import fold_definitions, labels_of, rename_tensor
+    from ..fold import fold_definitions, shift_labels
 
     by_name = {d[0]: d for d in defs}
     out: list[Shown] = []
@@ -605,7 +583,7 @@ def shown_families(defs, base_cases_after: bool = False) -> list[Shown]:
     for k, s in enumerate(out):
         labs = labels_of(s.name) if not s.labels else ()
         if labs:
-            fam = rename_tensor(s.name, labs[0], "t")
+            fam = shift_labels(s.name, labs[0], "t")
             if fam in folded:
                 out[k] = Shown(s.name, s.indices, s.expr, (), s.first, fam)
     if not base_cases_after:
@@ -620,21 +598,19 @@ def shown_families(defs, base_cases_after: bool = False) -> list[Shown]:
     return result
 
 
-def declared_families(tensors) -> list[tuple[str, object, list[int]]]:
+def declared_families(tensors) -> list[tuple[Name, object, list[int]]]:
     """(shown name, first member, labels): ``x(1) … x(4)`` declared once as ``x(t)``.
 
     Members are grouped only while their shapes agree: an unrolled layer template's
     ``w(1) : h × n_in`` stands alone and ``w(t) : h × h for t = 2, 3`` follows it, so
     no member is shown with another's shape.
     """
-    from ..fold import split_label
-
     out, last = [], {}
     for t in tensors:
-        base, lab = split_label(t.name)
-        if lab is None:
+        if not t.name.ints:
             out.append((t.name, t, []))
             continue
+        base, (lab,) = t.name.base, t.name.ints
         shape = tuple(ix.dim for ix in t.indices)
         k = last.get(base)
         if k is not None and out[k][1].role == t.role and tuple(ix.dim for ix in out[k][1].indices) == shape:
@@ -642,7 +618,7 @@ def declared_families(tensors) -> list[tuple[str, object, list[int]]]:
         else:
             last[base] = len(out)
             out.append((t.name, t, [lab]))
-    return [(f"{split_label(n)[0]}(t)" if len(labs) > 1 else n, t, labs if len(labs) > 1 else [])
+    return [(Name(n.base, (Sym("t"),)) if len(labs) > 1 else n, t, labs if len(labs) > 1 else [])
             for n, t, labs in out]
 
 
@@ -671,8 +647,6 @@ def horizon(derivation) -> tuple[str, int] | None:
     where several have that size, one named ``T`` wins, and otherwise none
     (a range is then written with numbers).
     """
-    from ..fold import labels_of
-
     net = derivation.network
     labels = [lab for t in net.tensors for lab in labels_of(t.name)]
     labels += [lab for n in derivation.nodes for lab in labels_of(n.name)]

@@ -56,7 +56,7 @@ from ..errors import EinderivError, ShapeError, UsageError
 from ..factor import as_terms, factored
 from ..functions import ARG
 from . import lower, window
-from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Quantity, Ref,
+from ..ir import (Add, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Prod, Quantity, Ref,
                   Ones, Softmax, Window, fresh, is_zero, refs, rename)
 
 #: batch size assumed when choosing contraction paths (the path stays valid for any B)
@@ -116,10 +116,15 @@ def _ident(text: str) -> str:
     return "v" + s if s[0].isdigit() else s
 
 
-def _qname(name) -> str:
+def _qname(name, label=None) -> str:
+    """The identifier of a tensor or quantity: ``h(3)`` → ``h_3``, ``jac[v2,z_v1]`` → ``jac_v2__z_v1``,
+    the R-derivative of ``jac[a,s]`` → ``Rjac_a__s`` (``label`` writes labels, see ``Name.text``)."""
     if isinstance(name, Quantity):
-        return _ident(name.kind + "_" + "__".join(_ident(p) for p in name.parts))
-    return _ident(name)
+        head, parts = name.kind.value, name.parts
+        if name.kind is Kind.R:
+            head, parts = "R" + parts[0].kind.value, parts[0].parts
+        return _ident(head + "_" + "__".join(_ident(p.text(label)) for p in parts))
+    return _ident(name.text(label))
 
 
 class _Namer:
@@ -421,17 +426,17 @@ class _Generator:
         names = _Namer(_RESERVED)
         self.ident: dict = {}
         for t in self.net.params + self.net.data:
-            self.ident[t.name] = names.new(t.name)
+            self.ident[t.name] = names.new(str(t.name))
         for n in self.d.nodes:
-            self.ident.setdefault(n.name, names.new(n.name))
+            self.ident.setdefault(n.name, names.new(str(n.name)))
         for q in self.d.quantities + self.d.hvp_quantities:
             self.ident[q.name] = names.new(_qname(q.name))
         #: the HVP's direction, one tensor per parameter (the ``vector`` argument)
-        self.direction = {Quantity("dir", (p.name,)): p.name for p in self.net.params}
+        self.direction = {Quantity(Kind.DIR, (p.name,)): p.name for p in self.net.params}
         for q in self.direction:
             self.ident[q] = names.new(_qname(q))
         self.globals = set(names.taken)
-        self.key = {n: (self.ident[n] if isinstance(n, Quantity) else n) for n in self.ident}
+        self.key = {n: (self.ident[n] if isinstance(n, Quantity) else str(n)) for n in self.ident}
         self.batched = {t.name: not t.is_param for t in self.net.tensors}
         self.batched.update({q: False for q in self.direction})
         self.params = [t.name for t in self.net.params]
@@ -487,9 +492,9 @@ class _Generator:
     def name(self, n) -> str:
         return self.ident.get(n) or _qname(n)
 
-    def show(self, lhs: str, indices, expr: Expr) -> str:
+    def show(self, lhs, indices, expr: Expr) -> str:
         L = _Letters(indices)
-        return lhs + "".join(f"[{','.join(L[i] for i in indices)}]" if indices else "") + " = " + \
+        return str(lhs) + "".join(f"[{','.join(L[i] for i in indices)}]" if indices else "") + " = " + \
             _show(expr, L, self.name)
 
     def needed(self, exprs) -> list:
@@ -525,7 +530,7 @@ class _Generator:
     def block(self, s: _Scope, var: str, b, keep_batch: bool, label: str = "") -> str:
         """Emit one block (mean, or per-sample if ``keep_batch``); returns its variable."""
         L = _Letters(b.indices)
-        s.lines.append("# " + self.show(label or "∂f/∂" + ",".join(b.wrt), b.indices, b.expr))
+        s.lines.append("# " + self.show(label or "∂f/∂" + ",".join(map(str, b.wrt)), b.indices, b.expr))
         parts = [s.contract([s.lower(f) for f in t.factors], t.coef, b.indices, keep_batch, L)
                  for t in as_terms(b.expr, b.indices)]
         return s.bind(var, self.combine(parts, keep_batch))
@@ -580,7 +585,7 @@ class _Generator:
         s = self.scope()
         out = []
         for b in blocks:
-            var = prefix + "__".join(b.wrt)
+            var = prefix + "__".join(map(str, b.wrt))
             shape = self.shape_of(b.wrt)
             if is_zero(b.expr):
                 var = s.bind(var, f"np.zeros(((B,) + {shape}))" if keep_batch else f"np.zeros({shape})")
@@ -600,7 +605,7 @@ class _Generator:
         s = self.scope()
         out = []
         for a in self.params:
-            var = self.block(s, "hvp_" + a, self.d.hvp[a], False, label=f"Σ_b H[{a},b]·vector[b]")
+            var = self.block(s, f"hvp_{a}", self.d.hvp[a], False, label=f"Σ_b H[{a},b]·vector[b]")
             out.append(f'"{a}": {var}')
         body = (self.prologue([b.expr for b in self.d.hvp.values()], direction=True) + s.lines +
                 ["return {" + ", ".join(out) + "}"])
@@ -619,7 +624,7 @@ class _Generator:
             b = self.d.blocks[(a,)]
             exprs.append(b.expr)
             terms = as_terms(b.expr, b.indices)
-            s.lines.append("# ‖∂f/∂" + a + "‖² = Σ over pairs of terms of their inner product: " +
+            s.lines.append(f"# ‖∂f/∂{a}‖² = Σ over pairs of terms of their inner product: " +
                            _show(b.expr, _Letters(b.indices), self.name))
             parts = []
             for i, j in itertools.product(range(len(terms)), repeat=2):
@@ -631,12 +636,12 @@ class _Generator:
                 coef = ti.coef * tj.coef * (1 if i == j else 2)
                 parts.append(s.contract([s.lower(f) for f in ti.factors + other], coef, (), True))
             if not parts:
-                var = s.bind("norm_" + a, "np.zeros(B)")
+                var = s.bind(f"norm_{a}", "np.zeros(B)")
             else:
-                sq = s.bind("sq_" + a, _join([c for c, _ in parts]))
+                sq = s.bind(f"sq_{a}", _join([c for c, _ in parts]))
                 if not any(bt for _, bt in parts):
-                    sq = s.bind("sq_" + a, f"np.broadcast_to({sq}, (B,))")
-                var = s.bind("norm_" + a, f"np.sqrt(np.maximum({sq}, 0.0))")
+                    sq = s.bind(f"sq_{a}", f"np.broadcast_to({sq}, (B,))")
+                var = s.bind(f"norm_{a}", f"np.sqrt(np.maximum({sq}, 0.0))")
             out.append(f'"{a}": {var}')
         body = self.prologue(exprs) + s.lines + ["return {" + ", ".join(out) + "}"]
         return self.function("per_sample_gradient_norms(params, data)",
@@ -654,7 +659,7 @@ class _Generator:
             theta, phi = blk.indices[:k], blk.indices[k:]
             gn = as_terms(blk.expr, blk.indices)
             if not gn:
-                out.append(f'"{a}": {s.bind("ggn_" + a, f"np.zeros(PARAMS[{a!r}])")}')
+                out.append(f'"{a}": {s.bind(f"ggn_{a}", f"np.zeros(PARAMS[{str(a)!r}])")}')
                 continue
             diag = dict(zip(phi, theta))
             terms = []
@@ -664,10 +669,10 @@ class _Generator:
                 terms.append((t.coef, fs))
                 exprs.append(Prod(fs, theta))
             L = _Letters(theta)
-            s.lines.append("# diag GGN[" + a + "] = " + _join(
+            s.lines.append(f"# diag GGN[{a}] = " + _join(
                 [_show(Prod((Const(c),) + fs, theta), L, self.name) for c, fs in terms]))
             parts = [s.contract([s.lower(f) for f in fs], c, theta, False, L) for c, fs in terms]
-            out.append(f'"{a}": {s.bind("ggn_" + a, self.combine(parts, False))}')
+            out.append(f'"{a}": {s.bind(f"ggn_{a}", self.combine(parts, False))}')
         body = self.prologue(exprs) + s.lines + ["return {" + ", ".join(out) + "}"]
         return self.function("ggn_diagonal(params, data)",
                              "Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix "
@@ -747,9 +752,10 @@ class _Generator:
         if third:
             for w in third:
                 publics.append(self.blocks_function(
-                    f"_third_{'__'.join(w)}(params, data)", f"Batch-mean block ∂³f/∂{w[0]}∂{w[1]}∂{w[2]}.",
+                    f"_third_{'__'.join(map(str, w))}(params, data)",
+                    f"Batch-mean block ∂³f/∂{w[0]}∂{w[1]}∂{w[2]}.",
                     [w], "d3_", False, key=lambda w: '"block"'))
-            table = ",\n".join(f'    {w!r}: _third_{"__".join(w)}' for w in third)
+            table = ",\n".join(f'    {tuple(map(str, w))!r}: _third_{"__".join(map(str, w))}' for w in third)
             publics.append(f"_THIRD = {{\n{table},\n}}")
             publics.append(self.function(
                 "third_derivative(params, data, wrt)",

@@ -17,15 +17,15 @@ that pins a label (``k = n``) is shown with the label substituted.
 """
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 import sympy
 
 from ..factor import factored
-from ..fold import map_names, split_label
+from ..fold import map_names
 from ..functions import ARG
-from ..ir import Apply, Expr, Fn, Index, Quantity, Ref, Softmax
+from ..ir import Apply, Expr, Fn, Index, Label, Name, Ref, Softmax, Sym
+from ..ir import map_names as map_in_name
 from ..template import (MAX_BOUND, Condition, GeneralBlock, GeneralDef, GeneralForm, GeneralTerm,
                         REF_DEPTH, split_common)
 from .names import Context, IndexNames, term_order
@@ -35,38 +35,28 @@ LAYER_LETTERS = ("k", "m", "n", "r")
 
 
 # ----------------------------------------------------------- pinned labels
-def pinned(cond: Condition, symbols: Sequence[str]) -> dict[str, str]:
-    """Symbols a case fixes: ``k = n`` → {'k': 'n'}, ``k = 0`` → {'k': '0'}."""
-    out = {}
+def pinned(cond: Condition, symbols: Sequence[str]) -> dict[str, Label]:
+    """Symbols a case fixes: ``k = n`` → {'k': n}, ``k = 0`` → {'k': 0}."""
+    out: dict[str, Label] = {}
     for x, y, lo, hi in cond.bounds:
         if x in symbols and lo is not None and lo == hi and y in ("0", "n") and x not in out:
-            out[x] = str(lo) if y == "0" else ("n" if lo == 0 else f"n{lo:+d}")
+            out[x] = lo if y == "0" else Sym("n", lo)
     return out
 
 
-def _pin_label(text: str, pins: dict[str, str]) -> str:
-    m = re.fullmatch(r"([a-z])([+-]\d+)?", text)
-    if not m or m[1] not in pins:
-        return text
-    base, off = pins[m[1]], int(m[2] or 0)
-    if base.lstrip("-").isdigit():
-        return str(int(base) + off)
-    mm = re.fullmatch(r"n([+-]\d+)?", base)
-    total = int(mm[1] or 0) + off
-    return "n" if total == 0 else f"n{total:+d}"
+def pin_label(label, pins: dict[str, Label]):
+    """``label`` with a pinned symbol replaced: ``k-1`` with k = n → ``n-1``."""
+    if not isinstance(label, Sym) or label.symbol not in pins:
+        return label
+    base = pins[label.symbol]
+    return base + label.offset if isinstance(base, int) else base.shift(label.offset)
 
 
 def pin_name(name, pins):
-    def one(part: str) -> str:
-        m = re.fullmatch(r"(.*)\(([^()]*)\)", part)
-        return f"{m[1]}({_pin_label(m[2], pins)})" if m else part
-
-    if isinstance(name, Quantity):
-        return Quantity(name.kind, tuple(one(p) for p in name.parts))
-    return one(name) if isinstance(name, str) else name
+    return map_in_name(name, lambda n: n.relabel(lambda lab: pin_label(lab, pins)))
 
 
-def pin(e: Expr, pins: dict[str, str]) -> Expr:
+def pin(e: Expr, pins: dict[str, Label]) -> Expr:
     return map_names(e, lambda n: pin_name(n, pins)) if pins else e
 
 
@@ -90,7 +80,7 @@ class _Style:
         self.cls = LatexIndexPrinter if latex else TextPrinter
 
     def sum_prefix(self, over) -> str:
-        lo, hi = over
+        lo, hi = map(str, over)
         if self.latex:
             lo = lo.replace("max(k,r)", r"\max(k,r)")
             return r"\sum_{m=" + lo + "}^{" + hi + "} "
@@ -106,7 +96,7 @@ class _Style:
         body = p.term(ft, out)
         if gt.over is None:
             return body
-        over = tuple(_pin_label(x, pins) for x in gt.over)
+        over = tuple(pin_label(x, pins) for x in gt.over)
         inner = body if not self.latex else body
         return self.sum_prefix(over) + (f"({inner})" if not self.latex and " + " in inner else inner)
 
@@ -123,8 +113,7 @@ def _lhs(style: _Style, p, gf: GeneralForm, block: GeneralBlock, pins) -> str:
     parts, pos = [], 0
     k = len(block.wrt)
     for w in block.wrt:
-        concrete = re.sub(r"\([^()]*\)$", "(1)", w) if "(" in w else w
-        n = len(ref.tensor(concrete).indices)
+        n = len(ref.tensor(w.relabel(lambda _: 1)).indices)
         parts.append(Ref(pin_name(w, pins), block.indices[pos:pos + n]))
         pos += n
     if style.latex:
@@ -150,10 +139,10 @@ def _declarations(gf: GeneralForm) -> list[tuple[str, tuple[Index, ...], str, st
     net = gf.reference.network
     out, seen = [], {}
     for t in net.tensors:
-        base, lab = split_label(t.name)
-        if lab is None:
+        if not t.name.ints:
             out.append((t.name, t.indices, t.role, ""))
             continue
+        base, lab = t.name.base, t.name.ints[0]
         shape = tuple(str(ix.dim) for ix in t.indices)
         k = (base, shape)
         if k not in seen:
@@ -168,12 +157,12 @@ def _declarations(gf: GeneralForm) -> list[tuple[str, tuple[Index, ...], str, st
             continue
         base, ixs, role, labs = item
         if len(labs) == 1 and labs[0] <= MAX_BOUND:
-            rows.append((f"{base}({labs[0]})", ixs, role, ""))
+            rows.append((Name(base, (labs[0],)), ixs, role, ""))
         elif len(labs) == 1 and labs[0] == REF_DEPTH:
-            rows.append((f"{base}(n)", ixs, role, ""))
+            rows.append((Name(base, (Sym("n"),)), ixs, role, ""))
         else:
             hi = REF_DEPTH - max(labs)
-            rows.append((f"{base}(k)", ixs, role, f"k = {min(labs)}..n" + (f"{-hi:+d}" if hi else "")))
+            rows.append((Name(base, (Sym("k"),)), ixs, role, f"k = {min(labs)}..n" + (f"{-hi:+d}" if hi else "")))
     return rows
 
 
@@ -223,7 +212,7 @@ def render_text(gf: GeneralForm) -> str:
     w("")
     obj = [g for g in gf.quantities if ctx.role(g.name) in ("dfdp", "hobj")]
     rest = [g for g in gf.quantities if g not in obj]
-    w(f"Objective derivatives (∂{net.objective}/∂{', '.join(ref.objective_args)} left named, as in the paper)")
+    w(f"Objective derivatives (∂{net.objective}/∂{', '.join(map(str, ref.objective_args))} left named, as in the paper)")
     for arg in ctx.softmax:
         n = ref.node(arg)
         if n is not None and len(n.indices) == 1:

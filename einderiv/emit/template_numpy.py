@@ -22,8 +22,9 @@ from __future__ import annotations
 import re
 
 from ..derive import derive
-from ..fold import _canon, abstract, labels_of, rename_tensor, split_label
-from ..ir import Quantity
+from ..fold import _canon, abstract, shift_labels
+from ..ir import Sym, labels_of
+from ..ir import map_names as map_in_name
 from . import numpy as emit_numpy
 from .loops import LoopGenerator, _LoopScope, _longest_run, _pattern
 
@@ -41,10 +42,9 @@ class TemplateGenerator(LoopGenerator):
         # parameter families: base name -> {label: member}
         self.families: dict[str, dict[int, str]] = {}
         for p in self.params:
-            base, lab = split_label(p)
-            if lab is not None:
-                self.families.setdefault(base, {})[lab] = p
-        self.plain = [p for p in self.params if split_label(p)[1] is None]
+            if p.ints:
+                self.families.setdefault(p.base, {})[p.ints[0]] = p
+        self.plain = [p for p in self.params if not p.ints]
 
     # -- labels relative to the depth --------------------------------------------
     def bound(self, lab: int) -> str:
@@ -55,15 +55,12 @@ class TemplateGenerator(LoopGenerator):
 
     def relabel(self, name):
         """``v(8)`` → ``v(n)``, ``adj[z_v(7)]`` → ``adj[z_v(n-1)]``; other labels unchanged."""
-        def part(p):
-            base, lab = split_label(p)
-            if lab is None or abs(lab - REF_DEPTH) > NEAR:
-                return p
-            return str(rename_tensor(p, REF_DEPTH, self.depth))
-        if isinstance(name, Quantity):
-            new = Quantity(name.kind, tuple(part(p) for p in name.parts))
-        else:
-            new = part(name) if isinstance(name, str) else name
+        def one(lab):
+            if not isinstance(lab, int) or abs(lab - REF_DEPTH) > NEAR:
+                return lab
+            return Sym(self.depth, lab - REF_DEPTH)
+
+        new = map_in_name(name, lambda n: n.relabel(one))
         if new != name:
             self.concrete.setdefault(new, name)
         return new
@@ -114,9 +111,9 @@ class TemplateGenerator(LoopGenerator):
         for p in self.plain:
             b = self.d.blocks[(p,)]
             rb = _Block(b.wrt, b.indices, _relabel_expr(self, b.expr))
-            out.append(f'"{p}": ' + self.accumulate(s, "grad_" + p, rb, keep_batch))
+            out.append(f'"{p}": ' + self.accumulate(s, f"grad_{p}", rb, keep_batch))
         for base, members in self.families.items():
-            var = s.bind("grad_" + base, f"[None] * {self.depth}")
+            var = s.bind(f"grad_{base}", f"[None] * {self.depth}")
             labels = sorted(members)
             blocks = {lb: self.d.blocks[(members[lb],)] for lb in labels}
             keys = {lb: (_canon(abstract(b.expr, lb, "#"), b.indices), _pattern(b.expr, lb, self.batched.get))
@@ -132,7 +129,8 @@ class TemplateGenerator(LoopGenerator):
                     sym = self.syms[0]
 
                     def body(b=b, lb=lb, sym=sym):
-                        ab = _Block((rename_tensor(b.wrt[0], lb, sym),), b.indices, self.abstracted(b.expr, lb, sym))
+                        ab = _Block((shift_labels(b.wrt[0], lb, sym),), b.indices,
+                                    self.abstracted(b.expr, lb, sym))
                         g = self.accumulate(s, "grad", ab, keep_batch, term_sym=self.syms[1])
                         s.lines.append(f"{var}[{sym} - 1] = {g}")
                     s.loop(sym, run, body, [b.expr])

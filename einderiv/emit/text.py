@@ -35,11 +35,9 @@ from sympy.printing.str import StrPrinter
 from ..factor import FactoredTerm
 from ..fold import label_range
 from ..functions import ARG
-from ..ir import (Apply, Delta, Expr, Index, LogSumExp, Quantity, Ref,
-                  Ones, Softmax, Window)
+from ..ir import Apply, Delta, Expr, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
 from .base import IndexPrinter
-from .names import (Context, IndexNames, declared_families, folded_terms, parse_quantity,
-                    shown_families, term_parts)
+from .names import Context, IndexNames, declared_families, folded_terms, shown_families, term_parts
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
@@ -141,21 +139,20 @@ class TextPrinter(IndexPrinter):
             if role == "gamma":
                 return f"γ[{e.parts[0]}]"
             if role == "eta":
-                return f"η[{','.join(e.parts)}]"
+                return f"η[{','.join(map(str, e.parts))}]"
             if role == "hobj":
                 return f"∂²{f}/∂{e.parts[0]}∂{e.parts[1]}"
             if role == "hess":  # second-order adjoint ∂²f/∂ε_s∂ε_s'
                 return f"H[{e.parts[0]},{e.parts[1]}]"
             if role == "d":
-                inner = parse_quantity(e.parts[0])
-                return f"∂({self.short(inner)})/∂{e.parts[1]}"
+                return f"∂({self.short(e.parts[0])})/∂{e.parts[1]}"
             return str(e)
         if isinstance(e, Apply):
             return self.fn_name(e)
         if isinstance(e, Delta):
             return "δ"
-        if isinstance(e, str):
-            return e
+        if isinstance(e, Name):
+            return str(e)
         return self._print(e)
 
     def fn_name(self, e: Apply) -> str:
@@ -172,7 +169,7 @@ class TextPrinter(IndexPrinter):
         if isinstance(name, Quantity):
             return self._print_quantity(name, e.indices)
         up = self.ctx.upper(name, len(e.indices))
-        return name + self.script([ix for ix, u in zip(e.indices, up) if u],
+        return str(name) + self.script([ix for ix, u in zip(e.indices, up) if u],
                                   [ix for ix, u in zip(e.indices, up) if not u])
 
     def _print_quantity(self, q: Quantity, ixs: tuple[Index, ...]) -> str:
@@ -307,7 +304,7 @@ def render(derivation, sizes=None) -> str:
 
     obj_q = [q for q in derivation.quantities if ctx.role(q.name) in ("dfdp", "hobj")]
     rest_q = [q for q in derivation.quantities if q not in obj_q]
-    w(f"Objective derivatives (∂{net.objective}/∂{', '.join(derivation.objective_args)} left named, as in the paper)")
+    w(f"Objective derivatives (∂{net.objective}/∂{', '.join(map(str, derivation.objective_args))} left named, as in the paper)")
     for arg, sym in ctx.softmax.items():
         n = derivation.node(arg)
         ix = n.indices if n is not None and len(n.indices) == 1 else None
