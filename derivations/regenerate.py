@@ -61,7 +61,7 @@ def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
 
 def is_template(path: pathlib.Path) -> bool:
     """A layer template (``depth n`` left symbolic): kept as its general form and a run-time-depth module."""
-    from einderiv.template import load_template
+    from einderiv.analysis.template import load_template
 
     return load_template(str(path)) is not None
 
@@ -78,7 +78,7 @@ def template_outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     """``einderiv derive`` and ``einderiv latex`` of a template: the general form for any depth;
     ``einderiv codegen``: its module for a depth given at run time (emit/template_numpy.py)."""
     from einderiv.emit.template_doc import render_latex, render_text
-    from einderiv.template import general_form, load_template
+    from einderiv.analysis.template import general_form, load_template
 
     rel = path.relative_to(HERE.parent).as_posix()
     gf = general_form(load_template(rel if pathlib.Path(rel).exists() else str(path)), order(path))

@@ -11,14 +11,14 @@
 """
 from __future__ import annotations
 
-from .check import load
-from .derive import Derivation, derive  # derive(network, order=2, expanded=True)
+from .frontend.check import load
+from .calculus.derive import Derivation, derive  # derive(network, order=2, expanded=True)
 from .emit import latex as _latex
 from .emit import numpy as _numpy
 from .emit import text as _text
 from .numcheck import CheckReport
 from .numcheck import check as _check
-from .structure import format_summary, summarize
+from .analysis.structure import format_summary, summarize
 
 __all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "structure",
            "Derivation", "CheckReport"]

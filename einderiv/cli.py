@@ -86,7 +86,7 @@ def run(argv: list[str]) -> int:
     if args.order < 1:
         raise UsageError(f"--order must be a positive integer, got {args.order}")
     dims = _dims(args.dim)
-    from .template import run_command  # a layer template (`depth n`) with a symbolic depth
+    from .analysis.template import run_command  # a layer template (`depth n`) with a symbolic depth
 
     general = run_command(args.command, args.file, dims, _dims(args.depth, "--depth"), args.order)
     if general is not None:

@@ -13,9 +13,9 @@ import pytest
 import sympy
 
 import einderiv
-from einderiv.check import load
+from einderiv.frontend.check import load
 from einderiv.errors import FunctionError
-from einderiv.functions import FunctionTable
+from einderiv.calculus.functions import FunctionTable
 
 HEAD = """dims n = 3, h = 2, c = 2
 input  x^i    : n

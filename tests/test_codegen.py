@@ -8,8 +8,8 @@ import numpy as np
 import opt_einsum
 import pytest
 
-from einderiv.check import load as load_network
-from einderiv.derive import derive
+from einderiv.frontend.check import load as load_network
+from einderiv.calculus.derive import derive
 from einderiv.emit.numpy import generate
 from einderiv.errors import ShapeError, UsageError
 from einderiv.numcheck import check, error, load

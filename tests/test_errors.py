@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from einderiv.check import load
+from einderiv.frontend.check import load
 from einderiv.ir import Name
 from einderiv.errors import (EinderivError, FunctionError, IndexError_, NameError_, ParseError, ShapeError,
                              UsageError)

@@ -9,9 +9,9 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from netbuild import rnn  # noqa: E402
 
-from einderiv.derive import derive
-from einderiv.factor import as_terms
-from einderiv.fold import abstract, fold_definitions, fold_terms, label_range
+from einderiv.calculus.derive import derive
+from einderiv.analysis.factor import as_terms
+from einderiv.analysis.fold import abstract, fold_definitions, fold_terms, label_range
 from einderiv.ir import Kind, Name, Quantity, Ref, Sym
 from einderiv.numcheck import check
 

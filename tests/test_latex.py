@@ -11,11 +11,11 @@ import sympy
 sys.path.insert(0, str(Path(__file__).parent))
 from netbuild import mlp  # noqa: E402
 
-from einderiv.derive import derive  # noqa: E402
+from einderiv.calculus.derive import derive  # noqa: E402
 from einderiv.emit.latex import (LatexIndexPrinter, ScalarLatexPrinter, render, tex_compact,  # noqa: E402
                                  tex_tensor)
 from einderiv.emit.names import Context, IndexNames  # noqa: E402
-from einderiv.functions import ARG, FunctionTable  # noqa: E402
+from einderiv.calculus.functions import ARG, FunctionTable  # noqa: E402
 from einderiv.ir import (Apply, Const, Delta, Fn, Index, Kind, LogSumExp, Name, Prod, Quantity,  # noqa: E402
                          Ref, Softmax)
 
@@ -104,7 +104,7 @@ def test_scalar_printer_closed_forms():
 # ---------------------------------------------------------------- documents
 def paper_net():
     try:
-        from einderiv.check import load
+        from einderiv.frontend.check import load
     except ImportError:
         return mlp([4, 5, 5, 3], ["relu", "relu"])
     return load(str(ROOT / "derivations" / "paper_mlp.ein"))
@@ -168,7 +168,7 @@ def test_document_does_not_depend_on_earlier_derivations():
 
 
 def test_recurrence_is_typeset_once_with_its_base_case():
-    from einderiv.check import load
+    from einderiv.frontend.check import load
 
     src = (ROOT / "derivations" / "rnn.ein").read_text()
     doc = render(derive(load("rnn.ein", src), 1))
@@ -184,7 +184,7 @@ def test_recurrence_is_typeset_once_with_its_base_case():
 
 # ---------------------------------------------------------------- readability
 def example_tex(name: str, **kw) -> str:
-    from einderiv.check import load
+    from einderiv.frontend.check import load
     return render(derive(load(str(ROOT / "derivations" / name), **kw), 2))
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv.check import load
-from einderiv.derive import derive
+from einderiv.frontend.check import load
+from einderiv.calculus.derive import derive
 from einderiv.emit import numpy as emit_numpy
 from einderiv.emit.loops import fstring_key, local_hint, schedule
 

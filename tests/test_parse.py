@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import sympy
 
-from einderiv import syntax as S
-from einderiv.check import load
-from einderiv.functions import ARG
+from einderiv.frontend import syntax as S
+from einderiv.frontend.check import load
+from einderiv.calculus.functions import ARG
 from einderiv.ir import Add, Apply, Const, Fn, Index, LogSumExp, Name, Prod, Ref
-from einderiv.network import dim_symbol
-from einderiv.objectives import objective_expr
-from einderiv.parse import _parser, parse
+from einderiv.frontend.network import dim_symbol
+from einderiv.calculus.objectives import objective_expr
+from einderiv.frontend.parse import _parser, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 PAPER = ROOT / "derivations" / "paper_mlp.ein"
@@ -352,7 +352,7 @@ def test_load_reads_the_file(tmp_path):
 
 
 def test_check_main(tmp_path, capsys):
-    from einderiv.check import _main
+    from einderiv.frontend.check import _main
     assert _main(["check", str(PAPER)]) == 0
     assert "objective: f" in capsys.readouterr().out
     bad = tmp_path / "bad.ein"

@@ -15,7 +15,7 @@ import random
 
 import pytest
 
-from einderiv.derive import derive
+from einderiv.calculus.derive import derive
 from einderiv.numcheck import check
 from netbuild import mlp
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from einderiv.check import load
-from einderiv.derive import derive
+from einderiv.frontend.check import load
+from einderiv.calculus.derive import derive
 from einderiv.emit.text import render
 from einderiv.ir import Name, Window
 from einderiv.numcheck import check
-from einderiv.structure import summarize
+from einderiv.analysis.structure import summarize
 
 RNN = """dims T = 3, n = 2, h = 3, c = 2
 input  x(t)^k : n        for t = 1..T

@@ -8,12 +8,12 @@ import sympy
 sys.path.insert(0, str(Path(__file__).parent))
 from netbuild import LOC, mlp  # noqa: E402
 
-from einderiv.derive import derive  # noqa: E402
-from einderiv.factor import factored  # noqa: E402
+from einderiv.calculus.derive import derive  # noqa: E402
+from einderiv.analysis.factor import factored  # noqa: E402
 from einderiv.ir import Apply, Fn, Index, Prod, Ref  # noqa: E402
-from einderiv.network import Definition, Network, TensorDecl, dim_symbol  # noqa: E402
-from einderiv.objectives import objective_expr  # noqa: E402
-from einderiv.structure import format_summary, summarize  # noqa: E402
+from einderiv.frontend.network import Definition, Network, TensorDecl, dim_symbol  # noqa: E402
+from einderiv.calculus.objectives import objective_expr  # noqa: E402
+from einderiv.analysis.structure import format_summary, summarize  # noqa: E402
 
 PAPER = [4, 5, 5, 3]  # n0, n1, n2, c of the paper's Table 1 network
 
@@ -116,7 +116,7 @@ def test_format_summary_table(relu_rows):
 
 def test_coupling_reason_uses_the_letters_of_the_text_output():
     """The WQ,WK block of attention shows η[s,Q]^{bc}_{ld} X^l_i: the reason names l, as printed."""
-    from einderiv.check import load
+    from einderiv.frontend.check import load
     from einderiv.emit.text import render
 
     root = Path(__file__).parent.parent

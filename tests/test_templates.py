@@ -9,15 +9,15 @@ import subprocess
 import numpy as np
 import pytest
 
-from einderiv.check import load
+from einderiv.frontend.check import load
 from einderiv.cli import main
-from einderiv.derive import derive
+from einderiv.calculus.derive import derive
 from einderiv.emit.numpy import generate
 from einderiv.emit.template_doc import render_latex, render_text
 from einderiv.errors import UsageError
 from einderiv.numcheck import load as load_module
-from einderiv.parse import paper_labels
-from einderiv.template import (FoldError, GeneralTerm, general_form, load_template, validate)
+from einderiv.frontend.parse import paper_labels
+from einderiv.analysis.template import (FoldError, GeneralTerm, general_form, load_template, validate)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

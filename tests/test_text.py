@@ -9,7 +9,7 @@ import sympy
 sys.path.insert(0, str(Path(__file__).parent))
 from netbuild import mlp  # noqa: E402
 
-from einderiv.derive import derive  # noqa: E402
+from einderiv.calculus.derive import derive  # noqa: E402
 from einderiv.emit.names import Context, IndexNames  # noqa: E402
 from einderiv.emit.text import TextPrinter, render  # noqa: E402
 from einderiv.ir import Apply, Const, Delta, Fn, Index, Kind, Name, Prod, Quantity, Ref, Softmax  # noqa: E402
@@ -23,7 +23,7 @@ j, i, l = Index("j", n1), Index("i", n0), Index("l", c)
 
 def paper_net():
     try:
-        from einderiv.check import load
+        from einderiv.frontend.check import load
     except ImportError:  # parser not there yet: the same network, built directly
         net = mlp([4, 5, 5, 3], ["relu", "relu"])
         return net, "W3", "W3^l_m", "∂f/∂W3^j_i = ∂f/∂p_j ⊗ v2^i"
@@ -169,7 +169,7 @@ def test_output_does_not_depend_on_earlier_derivations():
 
 # ---------------------------------------------------------------- readability
 def derivation_text(path: str, **kw) -> str:
-    from einderiv.check import load
+    from einderiv.frontend.check import load
     return render(derive(load(str(ROOT / "derivations" / path), **kw), 2))
 
 

@@ -36,11 +36,10 @@ from typing import Sequence
 import sympy
 from sympy.printing.latex import LatexPrinter
 
-from ..factor import FactoredTerm
-from ..functions import ARG
+from ..analysis.factor import FactoredTerm
+from ..calculus.functions import ARG
 from ..ir import Apply, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Sym, Window, labels_of
-from ..ir import map_names as map_in_name
-from ..fold import map_names
+from ..ir import map_names, map_refs
 from .base import IndexPrinter
 from .names import (Context, IndexNames, declared_families, folded_terms, horizon,
                     shown_families, term_parts)
@@ -471,7 +470,7 @@ def _table_rows(derivation, ctx: Context) -> list[tuple[str, str]]:
 
 def render(derivation, sizes=None) -> str:
     """The whole derivation as a standalone LaTeX document."""
-    from ..structure import summarize
+    from ..analysis.structure import summarize
 
     net = derivation.network
     ctx = Context.of(derivation)
@@ -539,7 +538,7 @@ def _qdefs(ctx: Context, qs, hz) -> list[str]:
     for s in shown_families([(q.name, q.indices, q.expr) for q in qs], base_cases_after=True):
         name, expr = s.name, s.expr
         if s.base_of is not None:
-            name, expr = _at_horizon(name, hz), map_names(expr, lambda n: _at_horizon(n, hz))
+            name, expr = _at_horizon(name, hz), map_refs(expr, lambda n: _at_horizon(n, hz))
         p = _printer(ctx, s.indices, [expr])
         p.names.walk(expr)
         row = p._print(Ref(name, s.indices)) + " &= " + p._print(expr)
@@ -560,7 +559,7 @@ def _at_horizon(name, hz):
     def one(lab):
         return Sym(symbol, lab - top) if isinstance(lab, int) and 0 <= top - lab <= 1 else lab
 
-    return map_in_name(name, lambda n: n.relabel(one))
+    return map_names(name, lambda n: n.relabel(one))
 
 
 def structure_table(derivation, rows, ctx: Context) -> str:

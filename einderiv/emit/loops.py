@@ -42,8 +42,8 @@ from __future__ import annotations
 import heapq
 import re
 
-from ..factor import as_terms, factored
-from ..fold import _canon, abstract, fold_terms, shift_labels, tensor_labels
+from ..analysis.factor import as_terms, factored
+from ..analysis.fold import _canon, abstract, fold_terms, shift_labels, tensor_labels
 from ..ir import Apply, Const, LogSumExp, Prod, Ref, Softmax, Sym, fresh, is_zero, labels_of, refs, rename
 from .numpy import _Generator, _Letters, _Scope, _join, _qname, _show
 

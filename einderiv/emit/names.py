@@ -569,7 +569,7 @@ def shown_families(defs, base_cases_after: bool = False) -> list[Shown]:
     its base case, as a paper writes it); otherwise every definition keeps its
     dependency-order place.
     """
-    from ..fold import fold_definitions, shift_labels
+    from ..analysis.fold import fold_definitions, shift_labels
 
     by_name = {d[0]: d for d in defs}
     out: list[Shown] = []
@@ -627,8 +627,8 @@ def folded_terms(block, names: IndexNames, expr: Expr | None = None) -> list[tup
     the labels; ``labels`` is () for a term that stands alone).  ``expr`` replaces the block's own
     expression (the Eq. 6 form).  The label is ``t`` unless the block's axes use that letter
     (∂²f/∂W^j_i∂W^s_t): then ``τ``."""
-    from ..factor import as_terms, factored
-    from ..fold import fold_terms
+    from ..analysis.factor import as_terms, factored
+    from ..analysis.fold import fold_terms
 
     expr = block.expr if expr is None else expr
     sym = "τ" if "t" in {names[ix] for ix in block.indices} else "t"

@@ -53,8 +53,8 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter
 
 from ..errors import EinderivError, ShapeError, UsageError
-from ..factor import as_terms, factored
-from ..functions import ARG
+from ..analysis.factor import as_terms, factored
+from ..calculus.functions import ARG
 from . import lower, window
 from ..ir import (Add, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Prod, Quantity, Ref,
                   Ones, Softmax, Window, fresh, is_zero, refs, rename)

@@ -21,12 +21,11 @@ from typing import Sequence
 
 import sympy
 
-from ..factor import factored
-from ..fold import map_names
-from ..functions import ARG
+from ..analysis.factor import factored
+from ..calculus.functions import ARG
 from ..ir import Apply, Expr, Fn, Index, Label, Name, Ref, Softmax, Sym
-from ..ir import map_names as map_in_name
-from ..template import (MAX_BOUND, Condition, GeneralBlock, GeneralDef, GeneralForm, GeneralTerm,
+from ..ir import map_names, map_refs
+from ..analysis.template import (MAX_BOUND, Condition, GeneralBlock, GeneralDef, GeneralForm, GeneralTerm,
                         REF_DEPTH, split_common)
 from .names import Context, IndexNames, term_order
 
@@ -53,11 +52,11 @@ def pin_label(label, pins: dict[str, Label]):
 
 
 def pin_name(name, pins):
-    return map_in_name(name, lambda n: n.relabel(lambda lab: pin_label(lab, pins)))
+    return map_names(name, lambda n: n.relabel(lambda lab: pin_label(lab, pins)))
 
 
 def pin(e: Expr, pins: dict[str, Label]) -> Expr:
-    return map_names(e, lambda n: pin_name(n, pins)) if pins else e
+    return map_refs(e, lambda n: pin_name(n, pins)) if pins else e
 
 
 # ---------------------------------------------------------------- printers
@@ -249,7 +248,7 @@ def render_text(gf: GeneralForm) -> str:
 
 
 def _first_member(g: GeneralDef) -> str:
-    from ..template import concrete_name
+    from ..analysis.template import concrete_name
 
     return concrete_name(g.name, g.members[0]) if g.members else g.name
 

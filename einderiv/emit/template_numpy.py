@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import re
 
-from ..derive import derive
-from ..fold import _canon, abstract, shift_labels
+from ..calculus.derive import derive
+from ..analysis.fold import _canon, abstract, shift_labels
 from ..ir import Sym, labels_of
-from ..ir import map_names as map_in_name
+from ..ir import map_names, map_refs
 from . import numpy as emit_numpy
 from .loops import LoopGenerator, _LoopScope, _longest_run, _pattern
 
@@ -60,14 +60,13 @@ class TemplateGenerator(LoopGenerator):
                 return lab
             return Sym(self.depth, lab - REF_DEPTH)
 
-        new = map_in_name(name, lambda n: n.relabel(one))
+        new = map_names(name, lambda n: n.relabel(one))
         if new != name:
             self.concrete.setdefault(new, name)
         return new
 
     def define(self, s, name, indices, expr):
-        from ..fold import map_names
-        super().define(s, self.relabel(name), indices, map_names(expr, self.relabel))
+        super().define(s, self.relabel(name), indices, map_refs(expr, self.relabel))
 
     def range_code(self, labels):
         lo, hi = labels[0], labels[-1]
@@ -174,8 +173,7 @@ class _Block:
 
 
 def _relabel_expr(gen, e):
-    from ..fold import map_names
-    return map_names(e, gen.relabel)
+    return map_refs(e, gen.relabel)
 
 
 def _plus(code: str, d: int) -> str:

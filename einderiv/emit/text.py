@@ -32,9 +32,9 @@ from typing import Sequence
 import sympy
 from sympy.printing.str import StrPrinter
 
-from ..factor import FactoredTerm
-from ..fold import label_range
-from ..functions import ARG
+from ..analysis.factor import FactoredTerm
+from ..ir import label_range
+from ..calculus.functions import ARG
 from ..ir import Apply, Delta, Expr, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
 from .base import IndexPrinter
 from .names import Context, IndexNames, declared_families, folded_terms, shown_families, term_parts
@@ -279,7 +279,7 @@ def _fn_closed_forms(derivation) -> list[str]:
 
 def render(derivation, sizes=None) -> str:
     """The whole derivation as text (see the module docstring for the sections)."""
-    from ..structure import format_summary, summarize
+    from ..analysis.structure import format_summary, summarize
 
     net = derivation.network
     ctx = Context.of(derivation)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sympy
 
 from .functions import FunctionTable
-from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
+from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
                  Ones, Softmax, Window, ZERO, fresh, rename)
 
 

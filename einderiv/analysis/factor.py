@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import sympy
 
-from .ir import Add, Const, Expr, Index, Prod, is_zero
-from .simplify import Term
+from ..ir import Add, Const, Expr, Index, Prod, is_zero
+from ..calculus.simplify import Term
 
 
 @dataclass(frozen=True)

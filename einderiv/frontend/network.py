@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from .errors import Location
-from .ir import Expr, Index, Name
+from ..errors import Location
+from ..ir import Expr, Index, Name
 
 ROLES = ("input", "label", "weight")
 

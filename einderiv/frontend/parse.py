@@ -22,7 +22,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import syntax as S
-from .errors import EinderivError, Location, ParseError
+from ..errors import EinderivError, Location, ParseError
 
 #: how terminals are named in "expected one of: ..." lists
 _TERMINAL_WORDS = {

@@ -45,16 +45,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from . import syntax as S
-from .check import load
-from .derive import Derivation, derive
-from .errors import EinderivError, UsageError
+from ..frontend import syntax as S
+from ..frontend.check import load
+from ..calculus.derive import Derivation, derive
+from ..errors import EinderivError, UsageError
 from .factor import as_terms
-from .fold import _canon, map_names
-from .ir import Expr, Index, Label, Name, Sym, TensorName, labels_of, names_in, refs
-from .ir import map_names as map_in_name
-from .network import Network
-from .parse import parse
+from .fold import _canon
+from ..ir import Expr, Index, Label, Name, Sym, TensorName, labels_of, names_in, refs
+from ..ir import map_names, map_refs
+from ..frontend.network import Network
+from ..frontend.parse import parse
 
 #: the depth the general form is read from: every case of Eq. 9 interior (k = 3, r = 6)
 REF_DEPTH = 8
@@ -165,22 +165,22 @@ def _abstract_name(name: TensorName, anchors) -> TensorName:
             return s
         return n.relabel(lab)
 
-    return map_in_name(name, one)
+    return map_names(name, one)
 
 
 def abstract(e: Expr, anchors) -> Expr:
     """Every labelled name in ``e`` relative to its nearest anchor (raises _TooFar)."""
-    return map_names(e, lambda n: _abstract_name(n, anchors))
+    return map_refs(e, lambda n: _abstract_name(n, anchors))
 
 
 def concrete_name(name: TensorName, env: dict[str, int]) -> TensorName:
     """A symbolic name at concrete labels (``v(k-1)`` → ``v(2)`` with k = 3)."""
-    return map_in_name(name, lambda n: n.relabel(lambda lab: eval_label(lab, env)))
+    return map_names(name, lambda n: n.relabel(lambda lab: eval_label(lab, env)))
 
 
 def instantiate(e: Expr, env: dict[str, int]) -> Expr:
     """The symbolic expression at concrete labels (``v(k-1)`` → ``v(2)`` with k = 3)."""
-    return map_names(e, lambda n: concrete_name(n, env))
+    return map_refs(e, lambda n: concrete_name(n, env))
 
 
 def uses_symbol(e: Expr, symbol: str) -> bool:
@@ -417,7 +417,7 @@ def expand(terms: Sequence[GeneralTerm], env: dict[str, int]) -> list[Expr]:
 
 def expand_keys(terms: Sequence[GeneralTerm], env, out, src: tuple[Index, ...] | None = None) -> Counter:
     """Keys of the unrolled terms; ``src``: the terms' own slot indices, when not ``out``."""
-    from .ir import rename
+    from ..ir import rename
 
     ts = expand(terms, env)
     if src is not None and src != out:
@@ -705,12 +705,12 @@ def run_command(command: str, path: str, dims: dict, depths: dict, order: int = 
     if tpl is None:
         return None
     if command == "codegen":  # gradient and objective for a depth given at run time
-        from .emit.template_numpy import generate_template
+        from ..emit.template_numpy import generate_template
 
         return generate_template(tpl)
     if command not in ("derive", "latex"):
         raise UsageError(f"'{command}' needs a concrete depth for a layer template: add --depth {tpl.depth}=3")
-    from .emit.template_doc import render_latex, render_text
+    from ..emit.template_doc import render_latex, render_text
 
     gf = general_form(tpl, order)
     return render_text(gf) if command == "derive" else render_latex(gf)

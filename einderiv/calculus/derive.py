@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 
 
 from .diff import partial
-from .errors import EinderivError
+from ..errors import EinderivError
 from .functions import FunctionTable
-from .ir import (ONE, ZERO, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Name, Quantity,
+from ..ir import (ONE, ZERO, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Name, Quantity,
                  Ref, Softmax, add, fresh, is_zero, reset_fresh, map_children, prod, ref_names,
                  rename, substitute)
-from .network import Network
+from ..frontend.network import Network
 from .simplify import Simplifier
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from functools import singledispatch
 
-from .errors import EinderivError
-from .ir import (ZERO, Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
+from ..errors import EinderivError
+from ..ir import (ZERO, Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
                  Ones, Softmax, TensorName, Window, add, fresh, prod,
                  rename)
 

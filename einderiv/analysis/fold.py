@@ -19,10 +19,10 @@ derivation: numbers always come from the unrolled form.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Name, Ones, Prod, Ref,
-                 Softmax, Sym, TensorName, Window, labels_of, map_names as map_in_name)
+from ..ir import (Add, Apply, Expr, Index, LogSumExp, Name, Prod, Ref, Softmax, Sym, TensorName,
+                 label_range, labels_of, map_names, map_refs)
 
 
 def shift_labels(name: TensorName, ref: int, symbol: str) -> TensorName:
@@ -30,29 +30,12 @@ def shift_labels(name: TensorName, ref: int, symbol: str) -> TensorName:
     def one(n: Name) -> Name:
         return n.relabel(lambda lab: Sym(symbol, lab - ref) if isinstance(lab, int) else lab)
 
-    return map_in_name(name, one)
-
-
-def map_names(e: Expr, f: Callable[[TensorName], TensorName]) -> Expr:
-    """``e`` with every Ref's tensor name passed through ``f``."""
-    if isinstance(e, Ref):
-        return Ref(f(e.name), e.indices)
-    if isinstance(e, (Const, Delta, Window, Ones)):
-        return e
-    if isinstance(e, Prod):
-        return Prod(tuple(map_names(x, f) for x in e.factors), e.out)
-    if isinstance(e, Add):
-        return Add(tuple(map_names(x, f) for x in e.terms))
-    if isinstance(e, Apply):
-        return Apply(e.fn, tuple(map_names(x, f) for x in e.args))
-    if isinstance(e, (Softmax, LogSumExp)):
-        return type(e)(map_names(e.arg, f), e.over)
-    raise TypeError(f"map_names: unknown node {type(e).__name__}")
+    return map_names(name, one)
 
 
 def abstract(e: Expr, ref: int, symbol: str = "t") -> Expr:
     """Every labelled name in ``e`` written relative to label ``ref``."""
-    return map_names(e, lambda n: shift_labels(n, ref, symbol))
+    return map_refs(e, lambda n: shift_labels(n, ref, symbol))
 
 
 def tensor_labels(e: Expr) -> tuple[int, ...]:
@@ -100,13 +83,6 @@ class Family:
         return label_range(self.labels)
 
 
-def label_range(labels: Sequence[int]) -> str:
-    labels = sorted(labels)
-    if len(labels) > 2 and labels == list(range(labels[0], labels[-1] + 1)):
-        return f"{labels[0]}..{labels[-1]}"
-    return ", ".join(map(str, labels))
-
-
 def fold_definitions(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]],
                      symbol: str = "t") -> list[Family]:
     """Group ``(name, indices, expr)`` definitions into families.
@@ -150,10 +126,10 @@ def fold_definitions(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]],
 
 def _canon(e: Expr, slots: tuple[Index, ...]) -> str:
     """A key equal for expressions that differ only in index names."""
-    from .simplify import Term, canonical
+    from ..calculus.simplify import Term, canonical
 
     rename_slots = {ix: Index(f"_s{k}", ix.dim) for k, ix in enumerate(slots)}
-    from .ir import rename
+    from ..ir import rename
 
     e = rename(e, rename_slots)
     terms = e.terms if isinstance(e, Add) else (e,)

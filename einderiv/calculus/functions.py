@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import sympy
 
-from .errors import FunctionError, Location
+from ..errors import FunctionError, Location
 
 ARG = tuple(sympy.Symbol(f"z{k}", real=True) for k in range(8))
 _z = ARG[0]

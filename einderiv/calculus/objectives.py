@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sympy
 
-from .ir import Add, Apply, Const, Expr, Fn, LogSumExp, Prod, Ref
+from ..ir import Add, Apply, Const, Expr, Fn, LogSumExp, Prod, Ref
 
 HALF = Const(sympy.Rational(1, 2))
 MINUS = Const(sympy.Integer(-1))

@@ -25,9 +25,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from . import syntax as S
-from .errors import IndexError_, Location, NameError_, ShapeError
-from .fold import label_range
-from .ir import Name
+from ..errors import IndexError_, Location, NameError_, ShapeError
+from ..ir import label_range
+from ..ir import Name
 
 
 def member_name(base: str, label: int) -> Name:

@@ -41,8 +41,8 @@ from typing import Mapping
 import sympy
 
 from .factor import FactoredTerm, Group, factored
-from .ir import Delta, Expr, Index, Ref, Window
-from .network import dim_symbol
+from ..ir import Delta, Expr, Index, Ref, Window
+from ..frontend.network import dim_symbol
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class Coupling:
 
 
 def _coupling(g: Group, letter) -> Coupling:
-    from .emit.names import display_order
+    from ..emit.names import display_order
 
     g = Group(display_order(g.factors, g.free), g.free, g.bound)  # factors as the text shows them
     for w in (f for f in g.factors if isinstance(f, Window)):
@@ -171,8 +171,8 @@ def _coupling(g: Group, letter) -> Coupling:
 
 def summarize(derivation, sizes: Mapping | None = None) -> list[BlockStructure]:
     """One :class:`BlockStructure` per block, in the derivation's block order."""
-    from .emit.names import Context
-    from .emit.text import block_terms
+    from ..emit.names import Context
+    from ..emit.text import block_terms
 
     subs = _sizes(derivation, sizes)
     ctx = Context.of(derivation)
@@ -218,7 +218,8 @@ def summarize(derivation, sizes: Mapping | None = None) -> list[BlockStructure]:
 def _shared_reason(terms: list[FactoredTerm], order: int) -> str:
     """'shared over T = 4 steps' when the terms are one term per step of a family (fold.py)."""
     from .factor import Term
-    from .fold import fold_terms, label_range
+    from .fold import fold_terms
+    from ..ir import label_range
 
     exprs = []
     for t in terms:

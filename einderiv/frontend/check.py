@@ -32,15 +32,15 @@ from dataclasses import dataclass
 
 import sympy
 
-from . import ir
+from .. import ir
 from . import syntax as S
-from .errors import (EinderivError, FunctionError, IndexError_, Location, NameError_, ShapeError,
+from ..errors import (EinderivError, FunctionError, IndexError_, Location, NameError_, ShapeError,
                      UsageError)
 from .families import Families, to_label
-from .functions import ARG, BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
-from .ir import Name
+from ..calculus.functions import ARG, BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
+from ..ir import Name
 from .network import Definition, Network, TensorDecl, UserFunction, as_name, dim_symbol
-from .objectives import objective_expr
+from ..calculus.objectives import objective_expr
 from .parse import parse
 
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -587,7 +587,7 @@ class _Scope:
             indices.append(w.u)
             windows.append(w)
             out += [w.t, w.a]
-        return ir.Prod(tuple(windows) + (ir.Ref(use.name, tuple(indices)),), ir._unique(out))
+        return ir.Prod(tuple(windows) + (ir.Ref(use.name, tuple(indices)),), ir.unique(out))
 
     def window(self, use: S.Use, ix: S.Idx, dim: sympy.Expr, axis: int) -> ir.Window:
         """``x^{s·t+a}`` on an axis of size N: S^u_{t,a} x^u, t over the valid positions

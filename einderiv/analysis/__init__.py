@@ -1,0 +1,4 @@
+"""Analysis: what a derivation means, as data — outer-product factors (``factor``),
+the per-block structure report (``structure``), families written once (``fold``) and
+the general form of a layer template (``template``).  Nothing here imports ``emit``.
+"""

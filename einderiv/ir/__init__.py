@@ -1,0 +1,24 @@
+"""The intermediate representation every layer shares.
+
+* :mod:`.names`  — tensor names as values: :class:`Name` (base, labels,
+  lifted-argument role), :class:`Sym` labels, :class:`Quantity` with a :class:`Kind`;
+* :mod:`.nodes`  — frozen index-expression nodes (:class:`Ref`, :class:`Prod` = einsum,
+  :class:`Apply`, …) that declare their own structure;
+* :mod:`.tools`  — the one toolkit that walks and rebuilds them (renaming,
+  substitution, the alpha-equivalence key).
+"""
+from .names import (ANY, Kind, Label, Name, Quantity, Sym, TensorName, label_range, labels_of, map_names,
+                    names_in)
+from .nodes import (ONE, ZERO, Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Ones, Prod, Ref, Softmax,
+                    Window, add, fresh, is_zero, prod, reset_fresh, unique)
+from .tools import (all_indices, alpha_key, distinct, map_children, map_indices, map_refs, match_indices,
+                    own_indices, ref_names, refs, rename, shape_key, substitute, walk)
+
+__all__ = [
+    "ANY", "Kind", "Label", "Name", "Quantity", "Sym", "TensorName", "label_range", "labels_of", "map_names",
+    "names_in",
+    "ONE", "ZERO", "Add", "Apply", "Const", "Delta", "Expr", "Fn", "Index", "LogSumExp", "Ones", "Prod", "Ref",
+    "Softmax", "Window", "add", "fresh", "is_zero", "prod", "reset_fresh", "unique",
+    "all_indices", "alpha_key", "distinct", "map_children", "map_indices", "map_refs", "match_indices",
+    "own_indices", "ref_names", "refs", "rename", "shape_key", "substitute", "walk",
+]

@@ -1,0 +1,307 @@
+"""Index-expression IR: frozen, hashable nodes with explicit index structure.
+
+Every expression has a tuple of *free* indices (``expr.free``).  Summation is
+never implicit inside the IR: a :class:`Prod` is an einsum — it multiplies its
+factors and sums over every index that occurs in a factor but not in
+``Prod.out``.  So the surface notation's summation convention is resolved once,
+by the checker, and the Hadamard (elementwise) product that the paper writes as
+``δ^j_s A'(…)^j`` is simply a ``Prod`` whose ``out`` keeps ``j``.
+
+Each node class declares its structure once, as data: ``CHILDREN`` (the fields
+holding sub-expressions) and ``INDICES`` (the fields holding its own index
+occurrences), and :meth:`Expr.binds` the indices it sums over.  Everything
+that walks or rebuilds expressions — renaming, substitution, the keys for
+"equal up to renaming of indices" — is written once against that protocol in
+:mod:`einderiv.ir.tools`; adding a node means declaring it here and giving it
+a derivative rule (:mod:`einderiv.calculus.diff`) and a printer method.
+
+Nothing here iterates over a ``set`` of strings where order could leak into
+output: free-index tuples keep first-occurrence order.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import sympy
+
+from .names import Name, TensorName
+
+
+# --------------------------------------------------------------------- indices
+@dataclass(frozen=True, order=True)
+class Index:
+    """A named index ranging over ``dim`` (a SymPy expression: symbol or integer)."""
+
+    name: str
+    dim: sympy.Expr = field(compare=True)
+
+    def __hash__(self) -> int:
+        # indices are hashed constantly (dict keys in every rule); equal indices
+        # have equal names, and hashing a SymPy dimension is comparatively slow
+        return hash(self.name)
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"{self.name}:{self.dim}"
+
+
+_fresh_counter = itertools.count()
+
+
+def reset_fresh() -> None:
+    """Restart machine-made index numbering (each derivation does, so that its
+    output never depends on what the process derived before)."""
+    global _fresh_counter
+    _fresh_counter = itertools.count()
+
+
+def fresh(dim: sympy.Expr, hint: str = "i") -> Index:
+    """A brand-new index over ``dim``; the ``_`` prefix marks it machine-made."""
+    base = hint.lstrip("_").split("_")[0] or "i"
+    return Index(f"_{base}_{next(_fresh_counter)}", dim)
+
+
+def unique(indices: Iterable[Index]) -> tuple[Index, ...]:
+    seen: dict[Index, None] = {}
+    for ix in indices:
+        seen.setdefault(ix, None)
+    return tuple(seen)
+
+
+# ----------------------------------------------------------------------- nodes
+class Expr:
+    """Base class of IR nodes (all frozen dataclasses).
+
+    ``CHILDREN`` and ``INDICES`` name the dataclass fields holding the node's
+    sub-expressions and its own index occurrences (each field one item or a
+    tuple of them), in the order a reader meets them.
+    """
+
+    __slots__ = ()
+    CHILDREN: tuple[str, ...] = ()
+    INDICES: tuple[str, ...] = ()
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        raise NotImplementedError
+
+    def children(self) -> tuple["Expr", ...]:
+        return ()
+
+    def binds(self) -> tuple[Index, ...]:
+        """Indices this node sums over (its dummies): none for most nodes."""
+        return ()
+
+
+@dataclass(frozen=True)
+class Const(Expr):
+    """A scalar (SymPy number or expression in dimension symbols)."""
+
+    value: sympy.Expr
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return ()
+
+
+ZERO = Const(sympy.Integer(0))
+ONE = Const(sympy.Integer(1))
+
+
+@dataclass(frozen=True)
+class Ref(Expr):
+    """A named tensor with its indices, e.g. ``W1^j_i`` → ``Ref('W1', (j, i))``."""
+
+    name: TensorName
+    indices: tuple[Index, ...]
+    INDICES = ("indices",)
+
+    def __post_init__(self):
+        if isinstance(self.name, str):  # a user tensor written by hand (tests, builders)
+            object.__setattr__(self, "name", Name(self.name))
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return unique(self.indices)
+
+
+@dataclass(frozen=True)
+class Delta(Expr):
+    """Kronecker delta δ^a_b (a and b range over the same dimension)."""
+
+    a: Index
+    b: Index
+    INDICES = ("a", "b")
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return unique((self.a, self.b))
+
+
+@dataclass(frozen=True)
+class Ones(Expr):
+    """The all-ones vector 𝟙^i: a sum's term that lacks index i is broadcast along it.
+
+    ``v^{o,t} = K … + b^o`` reads ``K … + b^o 𝟙^t``; its derivative is zero and
+    it simplifies away wherever another factor carries ``i``.
+    """
+
+    index: Index
+    INDICES = ("index",)
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return (self.index,)
+
+
+@dataclass(frozen=True)
+class Window(Expr):
+    """Selection tensor S^u_{t,a} = 1 if u = stride·t + a else 0 (index arithmetic).
+
+    ``x^{t+a}`` is ``S^u_{t,a} x^u`` with u summed: a convolution is a dense
+    layer whose weight ``K_a S^u_{t,a}`` is the doubly block circulant matrix
+    of the paper's §2.2, and S is a constant, so its derivative is zero.
+    ``a`` ranges over the kernel, ``t`` over the output positions, ``u`` over
+    the input positions (valid padding: every u = stride·t + a is in range).
+    """
+
+    u: Index
+    t: Index
+    a: Index
+    stride: int = 1
+    INDICES = ("u", "t", "a")
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return unique((self.u, self.t, self.a))
+
+
+@dataclass(frozen=True)
+class Prod(Expr):
+    """Einsum: product of ``factors`` summed over indices not in ``out``."""
+
+    factors: tuple[Expr, ...]
+    out: tuple[Index, ...]
+    CHILDREN = ("factors",)
+    INDICES = ("out",)
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return self.out
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.factors
+
+    def binds(self) -> tuple[Index, ...]:
+        return self.bound
+
+    @functools.cached_property
+    def bound(self) -> tuple[Index, ...]:
+        outs = set(self.out)
+        return unique(ix for f in self.factors for ix in f.free if ix not in outs)
+
+
+@dataclass(frozen=True)
+class Add(Expr):
+    """Sum of terms that all carry the same free indices."""
+
+    terms: tuple[Expr, ...]
+    CHILDREN = ("terms",)
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return self.terms[0].free if self.terms else ()
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.terms
+
+
+@dataclass(frozen=True)
+class Fn:
+    """A scalar function, possibly differentiated: ``deriv[k]`` = order in arg k."""
+
+    name: str
+    deriv: tuple[int, ...]
+
+    def d(self, k: int) -> "Fn":
+        return Fn(self.name, tuple(o + (1 if i == k else 0) for i, o in enumerate(self.deriv)))
+
+
+@dataclass(frozen=True)
+class Apply(Expr):
+    """Elementwise scalar function of its arguments (broadcast over free indices)."""
+
+    fn: Fn
+    args: tuple[Expr, ...]
+    CHILDREN = ("args",)
+
+    @functools.cached_property
+    def free(self) -> tuple[Index, ...]:
+        return unique(ix for a in self.args for ix in a.free)
+
+    def children(self) -> tuple[Expr, ...]:
+        return self.args
+
+
+@dataclass(frozen=True)
+class Softmax(Expr):
+    """``softmax`` of ``arg`` along index ``over`` (``over`` stays free)."""
+
+    arg: Expr
+    over: Index
+    CHILDREN = ("arg",)
+    INDICES = ("over",)
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return self.arg.free
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.arg,)
+
+
+@dataclass(frozen=True)
+class LogSumExp(Expr):
+    """``log Σ_over exp(arg)`` — binds ``over``."""
+
+    arg: Expr
+    over: Index
+    CHILDREN = ("arg",)
+    INDICES = ("over",)
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return tuple(ix for ix in self.arg.free if ix != self.over)
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.arg,)
+
+    def binds(self) -> tuple[Index, ...]:
+        return (self.over,)
+
+
+# ------------------------------------------------------------- constructors
+def is_zero(e: Expr) -> bool:
+    return isinstance(e, Const) and e.value == 0
+
+
+def prod(factors: Iterable[Expr], out: Iterable[Index]) -> Expr:
+    """Build a Prod, short-circuiting zeros and single identity-layout factors."""
+    fs = tuple(factors)
+    out_t = tuple(out)
+    if any(is_zero(f) for f in fs):
+        return ZERO
+    if len(fs) == 1 and tuple(fs[0].free) == out_t:
+        return fs[0]
+    return Prod(fs, out_t)
+
+
+def add(terms: Iterable[Expr]) -> Expr:
+    ts = tuple(t for t in terms if not is_zero(t))
+    if not ts:
+        return ZERO
+    if len(ts) == 1:
+        return ts[0]
+    return Add(ts)
