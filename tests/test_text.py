@@ -189,8 +189,8 @@ def test_node_definition_inside_a_derivative_prints_the_node_name(attention_text
 def test_named_node_unit():
     q, k, u, w = (Index(x, c) for x in "qkuw")
     sm = Softmax(Ref("s", (q, k)), k)
-    from einderiv.emit.names import _shape_key
-    ctx = Context(defined={_shape_key(sm): ((sm, "a", (q, k)),)})
+    from einderiv.ir import shape_key
+    ctx = Context(defined={shape_key(sm): ((sm, "a", (q, k)),)})
     p = TextPrinter({"names": IndexNames([u, w]), "context": ctx})
     assert p.doprint(Prod((Softmax(Ref("s", (u, w)), w), Ref("x", (w,))), (u, w))) == "a^u_w x^w"
     # softmax over the other index is not a's definition

@@ -21,8 +21,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..ir import (Add, Apply, Expr, Index, LogSumExp, Name, Prod, Ref, Softmax, Sym, TensorName,
-                 label_range, labels_of, map_names, map_refs)
+from ..calculus.simplify import term_key
+from ..ir import (Expr, Index, Name, Sym, TensorName, distinct, label_range, labels_of, map_names, map_refs,
+                 refs)
 
 
 def shift_labels(name: TensorName, ref: int, symbol: str) -> TensorName:
@@ -40,26 +41,7 @@ def abstract(e: Expr, ref: int, symbol: str = "t") -> Expr:
 
 def tensor_labels(e: Expr) -> tuple[int, ...]:
     """Labels of the tensors ``e`` mentions, in order of first appearance."""
-    out: dict[int, None] = {}
-
-    def walk(x: Expr) -> None:
-        if isinstance(x, Ref):
-            for lab in labels_of(x.name):
-                out.setdefault(lab, None)
-        if isinstance(x, Prod):
-            for c in x.factors:
-                walk(c)
-        elif isinstance(x, Add):
-            for c in x.terms:
-                walk(c)
-        elif isinstance(x, Apply):
-            for c in x.args:
-                walk(c)
-        elif isinstance(x, (Softmax, LogSumExp)):
-            walk(x.arg)
-
-    walk(e)
-    return tuple(out)
+    return distinct(lab for r in refs(e) for lab in labels_of(r.name))
 
 
 # ----------------------------------------------------------------- definitions
@@ -106,7 +88,7 @@ def fold_definitions(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]],
         ref = labs[0]
         aname = shift_labels(name, ref, symbol)
         aexpr = abstract(expr, ref, symbol)
-        key = (aname, _canon(aexpr, indices))
+        key = (aname, term_key(aexpr, indices))
         if key not in families:
             families[key] = []
             order.append(key)
@@ -122,46 +104,6 @@ def fold_definitions(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]],
         out.append(Family(key[0], idx0, expr0, tuple(m[3] for m in members),
                           tuple(m[0] for m in members), symbol))
     return out
-
-
-def _canon(e: Expr, slots: tuple[Index, ...]) -> str:
-    """A key equal for expressions that differ only in index names."""
-    from ..calculus.simplify import Term, canonical
-
-    rename_slots = {ix: Index(f"_s{k}", ix.dim) for k, ix in enumerate(slots)}
-    from ..ir import rename
-
-    e = rename(e, rename_slots)
-    terms = e.terms if isinstance(e, Add) else (e,)
-    keys = []
-    for t in terms:
-        if isinstance(t, Prod):
-            c = canonical(Term(1, t.factors, t.out))
-            keys.append(repr((c.factors, c.out)))
-        else:  # a call or reduction: its summed indices carry fresh names, so number them
-            keys.append(_numbered_key(t))
-    return "|".join(sorted(keys))
-
-
-def _numbered_key(e: Expr) -> str:
-    """A text key of ``e`` with every index other than the slots ``_s…`` numbered in order of
-    appearance (a call's summed indices carry fresh, per-member names)."""
-    import dataclasses
-
-    number: dict[Index, str] = {}
-
-    def key(x) -> str:
-        if isinstance(x, Index):
-            if x.name.startswith("_s"):
-                return x.name
-            return number.setdefault(x, f"_b{len(number)}")
-        if isinstance(x, tuple):
-            return "(" + ",".join(key(v) for v in x) + ")"
-        if isinstance(x, Expr):
-            return type(x).__name__ + "(" + ";".join(key(getattr(x, f.name)) for f in dataclasses.fields(x)) + ")"
-        return repr(x)
-
-    return key(e)
 
 
 # ----------------------------------------------------------------------- terms
@@ -197,7 +139,7 @@ def fold_terms(terms: Sequence[Expr], out: tuple[Index, ...], symbol: str = "t")
             continue
         ref = max(labs)
         at = abstract(t, ref, symbol)
-        key = _canon(at, out)
+        key = term_key(at, out)
         if key not in groups:
             groups[key] = []
             order.append(key)

@@ -40,7 +40,6 @@ Example:
 from __future__ import annotations
 
 import itertools
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -50,7 +49,7 @@ from ..frontend.check import load
 from ..calculus.derive import Derivation, derive
 from ..errors import EinderivError, UsageError
 from .factor import as_terms
-from .fold import _canon
+from ..calculus.simplify import term_key
 from ..ir import Expr, Index, Label, Name, Sym, TensorName, labels_of, names_in, refs
 from ..ir import map_names, map_refs
 from ..frontend.network import Network
@@ -298,12 +297,9 @@ def range_text(cond: Condition, sym: str) -> str | None:
 
 
 # ----------------------------------------------------------------- keys
-_DIM = re.compile(r":[A-Za-z0-9_ +\-*/]+(?=[,)\]])")
-
-
-def key(e: Expr, out: tuple[Index, ...]) -> str:
+def key(e: Expr, out: tuple[Index, ...]) -> tuple:
     """Equal for expressions equal up to index names *and sizes* (w(1) is n_in wide, w(2) h)."""
-    return _DIM.sub("", _canon(e, out))
+    return term_key(e, out, sizes=False)
 
 
 def term_keys(e: Expr, out: tuple[Index, ...]) -> Counter:
@@ -491,8 +487,7 @@ def fold_blocks(derivation: Derivation, depth: int, order: int) -> list[GeneralB
         env = {**dict(anchors)}
         gterms = fold_block_terms([t.expr() for t in as_terms(block.expr, block.indices)],
                                   block.indices, anchors, env)
-        gkey = (tuple(bases), tuple(sorted(
-            key(g.term, block.indices) + repr(g.over) for g in gterms)))
+        gkey = (tuple(bases), tuple(sorted(((key(g.term, block.indices), g.over) for g in gterms), key=repr)))
         if gkey not in groups:
             paper = None
             if block.paper is not None and block.paper != block.expr:

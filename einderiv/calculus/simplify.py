@@ -21,7 +21,7 @@ import sympy
 
 from .functions import FunctionTable
 from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
-                 Ones, Softmax, Window, ZERO, fresh, rename)
+                 Ones, Softmax, Window, ZERO, alpha_key, fresh, rename)
 
 
 @dataclass(frozen=True)
@@ -216,6 +216,29 @@ def canonical(t: Term) -> Term:
             if ix in bound and ix not in mapping:
                 mapping[ix] = Index(f"_c{len(mapping)}", ix.dim)
     return Term(t.coef, tuple(rename(f, mapping) for f in fs), t.out)
+
+
+def term_key(e: Expr, slots: tuple[Index, ...], *, sizes: bool = True) -> tuple:
+    """A key equal for sums of monomials that are equal up to the order of their terms and
+    factors and the names of their indices (``slots`` are identified by position).
+
+    Each term is put in :func:`canonical` order (with the slots renamed by position, so
+    that a factor's place never depends on which member of a family it came from) and
+    keyed by :func:`~einderiv.ir.alpha_key`; the term keys are then sorted.  Folding
+    recognises members of a family with it, layer templates compare instantiated
+    formulas with fresh derivations (``sizes=False``: a first layer's width differs),
+    and the code generator groups loop steps.
+    """
+    at = {ix: Index(f"_s{k}", ix.dim) for k, ix in enumerate(slots)}
+    named = tuple(at[ix] for ix in slots)
+    keys = []
+    for t in (e.terms if isinstance(e, Add) else (e,)):
+        t = rename(t, at)
+        if isinstance(t, Prod):
+            c = canonical(Term(1, t.factors, t.out))
+            t = Prod(c.factors, c.out)
+        keys.append(alpha_key(t, named, sizes=sizes))
+    return tuple(sorted(keys, key=repr))
 
 
 def merge(terms: list[Term]) -> list[Term]:

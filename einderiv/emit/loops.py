@@ -43,7 +43,8 @@ import heapq
 import re
 
 from ..analysis.factor import as_terms, factored
-from ..analysis.fold import _canon, abstract, fold_terms, shift_labels, tensor_labels
+from ..calculus.simplify import term_key
+from ..analysis.fold import abstract, fold_terms, shift_labels, tensor_labels
 from ..ir import Apply, Const, LogSumExp, Prod, Ref, Softmax, Sym, fresh, is_zero, labels_of, refs, rename
 from .numpy import _Generator, _Letters, _Scope, _join, _qname, _show
 
@@ -92,7 +93,7 @@ def schedule(defs, batched=lambda name: True) -> list[tuple]:
         if lab[i] is None:
             continue
         key = (str(shift_labels(name, lab[i], _PLACEHOLDER)),
-               _canon(abstract(expr, lab[i], _PLACEHOLDER), idx), _pattern(expr, lab[i], batched))
+               term_key(abstract(expr, lab[i], _PLACEHOLDER), idx), _pattern(expr, lab[i], batched))
         fam[i] = key
         members.setdefault(key, {})[lab[i]] = i
     parent = {k: k for k, m in members.items() if len(m) > 1}

@@ -49,7 +49,7 @@ from typing import Iterable, Sequence
 import sympy
 
 from ..ir import (Add, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Name, Ones, Prod, Quantity, Ref,
-                  Softmax, Sym, TensorName, Window, labels_of)
+                  Softmax, Sym, TensorName, Window, all_indices, labels_of, match_indices, shape_key)
 
 #: letters for free indices whose declared letter is taken (the paper's s, t)
 FREE_POOL = ("s", "t", "r", "k", "a", "b", "c", "d", "e", "g", "h", "o", "u", "w")
@@ -145,34 +145,6 @@ class IndexNames:
             for c in e.children():
                 self.walk(c)
         return self
-
-
-def all_indices(e: Expr) -> tuple[Index, ...]:
-    """Every index occurring anywhere in ``e`` (first-occurrence order)."""
-    seen: dict[Index, None] = {}
-
-    def go(x: Expr) -> None:
-        if isinstance(x, Ref):
-            for ix in x.indices:
-                seen.setdefault(ix, None)
-        elif isinstance(x, Delta):
-            seen.setdefault(x.a, None)
-            seen.setdefault(x.b, None)
-        elif isinstance(x, Window):
-            for ix in (x.u, x.t, x.a):
-                seen.setdefault(ix, None)
-        elif isinstance(x, Ones):
-            seen.setdefault(x.index, None)
-        elif isinstance(x, (Softmax, LogSumExp)):
-            seen.setdefault(x.over, None)
-        if isinstance(x, Prod):
-            for ix in x.out:
-                seen.setdefault(ix, None)
-        for c in x.children():
-            go(c)
-
-    go(e)
-    return tuple(seen)
 
 
 # ------------------------------------------------------------ factor order
@@ -376,7 +348,7 @@ class Context:
     gammas: frozenset[tuple[TensorName, TensorName]] = frozenset()
     softmax: dict[TensorName, str] = field(default_factory=dict)  # arg tensor -> symbol
     #: node definitions a printed expression may repeat: (pattern, node name, node indices),
-    #: keyed by :func:`_shape_key`; see :meth:`named`
+    #: keyed by :func:`~einderiv.ir.shape_key`; see :meth:`named`
     defined: dict[tuple, tuple[tuple[Expr, object, tuple[Index, ...]], ...]] = field(default_factory=dict)
 
     @classmethod
@@ -394,12 +366,12 @@ class Context:
         defined: dict[tuple, list] = {}
         for n in derivation.nodes:
             if n.name != net.objective and _nameable(n.expr):
-                defined.setdefault(_shape_key(n.expr), []).append((n.expr, n.name, tuple(n.indices)))
+                defined.setdefault(shape_key(n.expr), []).append((n.expr, n.name, tuple(n.indices)))
         args: list[TensorName] = []
         for e in _every_expr(derivation):
             for s in _softmaxes(e):
                 if (isinstance(s.arg, Ref) and s.arg.indices == (s.over,) and s.arg.name not in args
-                        and _shape_key(s) not in defined):  # a node's softmax goes by the node's name
+                        and shape_key(s) not in defined):  # a node's softmax goes by the node's name
                     args.append(s.arg.name)
         softmax = {}
         for a in args:
@@ -417,14 +389,14 @@ class Context:
 
         >>> import sympy; from einderiv.ir import Index, Ref, Softmax
         >>> q, k, u, w = (Index(x, sympy.Symbol("t")) for x in "qkuw")
-        >>> ctx = Context(defined={_shape_key(Softmax(Ref("s", (q, k)), k)):
+        >>> ctx = Context(defined={shape_key(Softmax(Ref("s", (q, k)), k)):
         ...                        ((Softmax(Ref("s", (q, k)), k), "a", (q, k)),)})
         >>> ctx.named(Softmax(Ref("s", (u, w)), w))
         Ref(name='a', indices=(u:t, w:t))
         >>> ctx.named(Softmax(Ref("s", (u, w)), u)) is None   # over the other index: not a
         True
         """
-        for pattern, name, indices in self.defined.get(_shape_key(e), ()):
+        for pattern, name, indices in self.defined.get(shape_key(e), ()):
             m = match_indices(pattern, e)
             if m is not None and all(ix in m for ix in indices):
                 return Ref(name, tuple(m[ix] for ix in indices))
@@ -469,62 +441,6 @@ def _nameable(e: Expr) -> bool:
     if isinstance(e, Apply):
         return not any(e.fn.deriv)
     return isinstance(e, (Softmax, LogSumExp))
-
-
-def _shape_key(e: Expr) -> tuple:
-    """What two expressions equal up to index names share: the node type and its names."""
-    if isinstance(e, Apply):
-        return ("apply", e.fn, tuple(_shape_key(a) for a in e.args))
-    if isinstance(e, (Softmax, LogSumExp)):
-        return (type(e).__name__, _shape_key(e.arg))
-    if isinstance(e, Ref):
-        return ("ref", e.name, len(e.indices))
-    if isinstance(e, Const):
-        return ("const", e.value)
-    return (type(e).__name__, tuple(_shape_key(c) for c in e.children()))
-
-
-def match_indices(pattern: Expr, e: Expr, m: dict[Index, Index] | None = None) -> dict[Index, Index] | None:
-    """The one-to-one renaming of ``pattern``'s indices that turns it into ``e``, or None."""
-    m = {} if m is None else m
-
-    def bind(a: Index, b: Index) -> bool:
-        if a in m:
-            return m[a] == b
-        if b in m.values() or a.dim != b.dim:
-            return False
-        m[a] = b
-        return True
-
-    if type(pattern) is not type(e):
-        return None
-    if isinstance(e, Ref):
-        ok = pattern.name == e.name and len(pattern.indices) == len(e.indices)
-        return m if ok and all(bind(a, b) for a, b in zip(pattern.indices, e.indices)) else None
-    if isinstance(e, Const):
-        return m if pattern.value == e.value else None
-    if isinstance(e, Apply):
-        if pattern.fn != e.fn or len(pattern.args) != len(e.args):
-            return None
-    elif isinstance(e, (Softmax, LogSumExp)):
-        if not bind(pattern.over, e.over):
-            return None
-    elif isinstance(e, Delta):
-        return m if bind(pattern.a, e.a) and bind(pattern.b, e.b) else None
-    elif isinstance(e, Ones):
-        return m if bind(pattern.index, e.index) else None
-    elif isinstance(e, Prod):
-        if len(pattern.out) != len(e.out) or not all(bind(a, b) for a, b in zip(pattern.out, e.out)):
-            return None
-    elif not isinstance(e, Add):
-        return m if pattern == e else None
-    pc, ec = pattern.children(), e.children()
-    if len(pc) != len(ec):
-        return None
-    for a, b in zip(pc, ec):
-        if match_indices(a, b, m) is None:
-            return None
-    return m
 
 
 def _every_expr(derivation) -> Iterable[Expr]:

@@ -56,7 +56,7 @@ from ..errors import EinderivError, ShapeError, UsageError
 from ..analysis.factor import as_terms, factored
 from ..calculus.functions import ARG
 from . import lower, window
-from ..ir import (Add, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Prod, Quantity, Ref,
+from ..ir import (Add, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Prod, Quantity, Ref, alpha_key,
                   Ones, Softmax, Window, fresh, is_zero, refs, rename)
 
 #: batch size assumed when choosing contraction paths (the path stays valid for any B)
@@ -212,34 +212,6 @@ def _join(codes: list[str]) -> str:
     return out
 
 
-def _key(e: Expr):
-    """A structural key equal for alpha-equivalent expressions (index names erased)."""
-    num: dict[Index, int] = {}
-
-    def ix(i):
-        return num.setdefault(i, len(num)), i.dim
-
-    def walk(x):
-        if isinstance(x, Ref):
-            return ("R", x.name, tuple(ix(i) for i in x.indices))
-        if isinstance(x, Const):
-            return ("C", x.value)
-        if isinstance(x, Delta):
-            return ("D", ix(x.a), ix(x.b))
-        if isinstance(x, Window):
-            return ("W", ix(x.u), ix(x.t), ix(x.a), x.stride)
-        if isinstance(x, Ones):
-            return ("1", ix(x.index))
-        if isinstance(x, Apply):
-            return ("F", x.fn, tuple(walk(a) for a in x.args))
-        if isinstance(x, (Softmax, LogSumExp)):
-            return (type(x).__name__, walk(x.arg), ix(x.over))
-        kids = tuple(walk(c) for c in x.children())
-        return (type(x).__name__, kids, tuple(ix(i) for i in getattr(x, "out", ())))
-
-    return walk(e)
-
-
 def _align(code: str, src: tuple, src_b: bool, dst: tuple, dst_b: bool) -> str:
     """``code`` (axes ``src``) transposed and expanded to broadcast against axes ``dst``."""
     off = 1 if src_b else 0
@@ -353,7 +325,7 @@ class _Scope:
             return window.WinVal(e)  # folded into its neighbour by contract()
         if isinstance(e, Ones):
             return Val(f"np.ones({self.g.dim(e.index)})", (e.index,), False)
-        key = _key(e)
+        key = alpha_key(e)
         if key in self.cache:
             code, batched = self.cache[key]
             return Val(code, e.free, batched)

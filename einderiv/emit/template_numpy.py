@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 
 from ..calculus.derive import derive
-from ..analysis.fold import _canon, abstract, shift_labels
+from ..calculus.simplify import term_key
+from ..analysis.fold import abstract, shift_labels
 from ..ir import Sym, labels_of
 from ..ir import map_names, map_refs
 from . import numpy as emit_numpy
@@ -115,7 +116,7 @@ class TemplateGenerator(LoopGenerator):
             var = s.bind(f"grad_{base}", f"[None] * {self.depth}")
             labels = sorted(members)
             blocks = {lb: self.d.blocks[(members[lb],)] for lb in labels}
-            keys = {lb: (_canon(abstract(b.expr, lb, "#"), b.indices), _pattern(b.expr, lb, self.batched.get))
+            keys = {lb: (term_key(abstract(b.expr, lb, "#"), b.indices), _pattern(b.expr, lb, self.batched.get))
                     for lb, b in blocks.items()}
             run = max((_longest_run([lb for lb in labels if keys[lb] == keys[x]]) for x in labels), key=len)
             if len(run) < 2:

@@ -10,6 +10,7 @@ generators read the structure, never the text.
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Sequence, Union
@@ -38,8 +39,42 @@ class Sym:
 Label = Union[int, Sym]
 
 
-@dataclass(frozen=True)
-class Name:
+class _Interned:
+    """Hash-consed immutable values: equal arguments give the same object, so equality and
+    hashing are identity (names are dictionary keys in every step of a derivation)."""
+
+    __slots__ = ("__weakref__",)
+    _FIELDS: tuple[str, ...] = ()
+    _table: "weakref.WeakValueDictionary"
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        cls._table = weakref.WeakValueDictionary()
+
+    @classmethod
+    def _make(cls, *values):
+        obj = cls._table.get(values)
+        if obj is None:
+            obj = object.__new__(cls)
+            for name, value in zip(cls._FIELDS, values):
+                object.__setattr__(obj, name, value)
+            cls._table[values] = obj
+        return obj
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __reduce__(self):
+        return (type(self), tuple(getattr(self, f) for f in self._FIELDS))
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class Name(_Interned):
     """The name of a tensor of the network: what the user wrote, plus what einderiv added.
 
     ``base`` is the user's name (``W1``, ``h``); ``labels`` are family labels —
@@ -50,11 +85,18 @@ class Name:
 
     >>> str(Name("h", (3,))), str(Name("v1", arg=1)), str(Name("h", (Sym("t", -1),), 1))
     ('h(3)', 'z_v1', 'z_h(t-1)')
+    >>> Name("h", (3,)) is Name("h", (3,))
+    True
     """
 
+    __slots__ = ("base", "labels", "arg")
+    _FIELDS = ("base", "labels", "arg")
     base: str
-    labels: tuple[Label, ...] = ()
-    arg: int = 0
+    labels: tuple[Label, ...]
+    arg: int
+
+    def __new__(cls, base: str, labels: tuple[Label, ...] = (), arg: int = 0):
+        return cls._make(base, tuple(labels), arg)
 
     def __str__(self) -> str:
         return self.text()
@@ -107,8 +149,7 @@ class Kind(Enum):
     D = "d"  # the total derivative of a quantity by a parameter: parts = (quantity, parameter)
 
 
-@dataclass(frozen=True)
-class Quantity:
+class Quantity(_Interned):
     """Name of a derived tensor (adjoint, Jacobian, local partial …).
 
     ``kind`` says what it is, ``parts`` the names (and, for :attr:`Kind.R` and
@@ -116,8 +157,16 @@ class Quantity:
     ``δ^{(z1)}``, ``η^{(v2,z1)}`` and so on.
     """
 
+    __slots__ = ("kind", "parts")
+    _FIELDS = ("kind", "parts")
     kind: Kind
     parts: tuple["TensorName", ...]
+
+    def __new__(cls, kind: Kind, parts: tuple["TensorName", ...]):
+        return cls._make(kind, tuple(parts))
+
+    def __repr__(self) -> str:
+        return f"Quantity({str(self)!r})"
 
     def __str__(self) -> str:
         return self.text()
@@ -130,6 +179,7 @@ class Quantity:
 
     def __lt__(self, other: "Quantity") -> bool:
         return str(self) < str(other)
+
 
     def names(self) -> tuple[Name, ...]:
         """Every tensor name inside, in order (through nested quantities)."""

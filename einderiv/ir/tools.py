@@ -34,17 +34,45 @@ def _items(value) -> tuple:
     return value if isinstance(value, tuple) else (value,)
 
 
-def _rebuild(e: Expr, fields: Sequence[str], f) -> Expr:
-    changes = {}
-    for name in fields:
-        value = getattr(e, name)
-        changes[name] = tuple(f(v) for v in value) if isinstance(value, tuple) else f(value)
-    return type(e)(**{**{k: getattr(e, k) for k in e.__dataclass_fields__}, **changes})
+_REBUILDERS: dict[type, Callable] = {}
+
+
+def _rebuilder(cls: type) -> Callable:
+    """A function ``(e, on_index, on_child) -> e'`` specialised to one node class.
+
+    It is generated once per class from the class's declared ``INDICES`` and
+    ``CHILDREN`` (a field annotated ``tuple[...]`` holds several), because
+    rebuilding is the innermost loop of renaming and substitution.
+    """
+    args = []
+    for name, fld in cls.__dataclass_fields__.items():
+        many = str(fld.type).startswith("tuple")
+        f = "fi" if name in cls.INDICES else "fc" if name in cls.CHILDREN else None
+        if f is None:
+            args.append(f"e.{name}")
+        elif many:
+            args.append(f"tuple([{f}(x) for x in e.{name}]) if {f} else e.{name}")
+        else:
+            args.append(f"{f}(e.{name}) if {f} else e.{name}")
+    src = f"def rebuild(e, fi, fc):\n    return cls({', '.join(args)})\n"
+    namespace = {"cls": cls}
+    exec(compile(src, f"<rebuild {cls.__name__}>", "exec"), namespace)
+    return namespace["rebuild"]
+
+
+def _rebuild(e: Expr, on_index, on_child) -> Expr:
+    """``e`` with ``on_index`` applied to its own indices and ``on_child`` to its children
+    (either may be None: that part is kept)."""
+    cls = type(e)
+    fn = _REBUILDERS.get(cls)
+    if fn is None:
+        fn = _REBUILDERS[cls] = _rebuilder(cls)
+    return fn(e, on_index, on_child)
 
 
 def map_children(e: Expr, f: Callable[[Expr], Expr]) -> Expr:
     """``e`` rebuilt with ``f`` applied to each direct sub-expression."""
-    return _rebuild(e, e.CHILDREN, f) if e.CHILDREN else e
+    return _rebuild(e, None, f) if e.CHILDREN else e
 
 
 def own_indices(e: Expr) -> tuple[Index, ...]:
@@ -54,7 +82,7 @@ def own_indices(e: Expr) -> tuple[Index, ...]:
 
 def map_indices(e: Expr, f: Callable[[Index], Index]) -> Expr:
     """``e`` rebuilt with ``f`` applied to its own index occurrences (children untouched)."""
-    return _rebuild(e, e.INDICES, f) if e.INDICES else e
+    return _rebuild(e, f, None) if e.INDICES else e
 
 
 def walk(e: Expr) -> Iterator[Expr]:
@@ -101,13 +129,15 @@ def rename(e: Expr, mapping: dict[Index, Index]) -> Expr:
     """
     if not mapping:
         return e
+    if not e.INDICES and not e.CHILDREN:
+        return e
     bound = e.binds()
     if bound:
         mapping = dict(mapping)
         for ix in bound:
             mapping[ix] = fresh(ix.dim, ix.name)
-    e = map_indices(e, lambda ix: mapping.get(ix, ix))
-    return map_children(e, lambda c: rename(c, mapping))
+    get = mapping.get
+    return _rebuild(e, lambda ix: get(ix, ix), lambda c: rename(c, mapping))
 
 
 def substitute(e: Expr, name: TensorName, by: Callable[[Ref], Expr]) -> Expr:
