@@ -5,7 +5,7 @@ from __future__ import annotations
 from einderiv.errors import Location
 from einderiv.ir import Add, Apply, Fn, Index, Name, Prod, Ref
 from einderiv.frontend.network import Definition, Network, TensorDecl, dim_symbol
-from einderiv.calculus.objectives import objective_expr
+from einderiv.frontend.objectives import objective_expr
 
 LOC = Location("<test>", 1, 1)
 

@@ -15,7 +15,8 @@ from einderiv.calculus.derive import derive  # noqa: E402
 from einderiv.emit.latex import (LatexIndexPrinter, ScalarLatexPrinter, render, tex_compact,  # noqa: E402
                                  tex_tensor)
 from einderiv.emit.names import Context, IndexNames  # noqa: E402
-from einderiv.calculus.functions import ARG, FunctionTable  # noqa: E402
+from einderiv.calculus.functions import FunctionTable  # noqa: E402
+from einderiv.frontend.builtins import ARG  # noqa: E402
 from einderiv.ir import (Apply, Const, Delta, Fn, Index, Kind, LogSumExp, Name, Prod, Quantity,  # noqa: E402
                          Ref, Softmax)
 

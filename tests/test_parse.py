@@ -8,10 +8,10 @@ import sympy
 
 from einderiv.frontend import syntax as S
 from einderiv.frontend.check import load
-from einderiv.calculus.functions import ARG
+from einderiv.frontend.builtins import ARG
 from einderiv.ir import Add, Apply, Const, Fn, Index, LogSumExp, Name, Prod, Ref
 from einderiv.frontend.network import dim_symbol
-from einderiv.calculus.objectives import objective_expr
+from einderiv.frontend.objectives import objective_expr
 from einderiv.frontend.parse import _parser, parse
 
 ROOT = Path(__file__).resolve().parent.parent

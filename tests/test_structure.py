@@ -12,7 +12,7 @@ from einderiv.calculus.derive import derive  # noqa: E402
 from einderiv.analysis.factor import factored  # noqa: E402
 from einderiv.ir import Apply, Fn, Index, Prod, Ref  # noqa: E402
 from einderiv.frontend.network import Definition, Network, TensorDecl, dim_symbol  # noqa: E402
-from einderiv.calculus.objectives import objective_expr  # noqa: E402
+from einderiv.frontend.objectives import objective_expr  # noqa: E402
 from einderiv.analysis.structure import format_summary, summarize  # noqa: E402
 
 PAPER = [4, 5, 5, 3]  # n0, n1, n2, c of the paper's Table 1 network

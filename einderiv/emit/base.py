@@ -17,7 +17,7 @@ from typing import Sequence
 import sympy
 from sympy.printing.printer import Printer
 
-from ..calculus.functions import ARG
+from ..frontend.builtins import ARG
 from ..ir import Add, Apply, Const, Expr, Fn, Index, LogSumExp, Prod, Ref, Softmax, Window
 from .names import Context, IndexNames, display_order, split_coef, sum_terms, windows_shown
 

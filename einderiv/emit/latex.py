@@ -37,7 +37,7 @@ import sympy
 from sympy.printing.latex import LatexPrinter
 
 from ..analysis.factor import FactoredTerm
-from ..calculus.functions import ARG
+from ..frontend.builtins import ARG
 from ..ir import Apply, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Sym, Window, labels_of
 from ..ir import map_names, map_refs
 from .base import IndexPrinter

@@ -54,7 +54,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ..errors import EinderivError, ShapeError, UsageError
 from ..analysis.factor import as_terms, factored
-from ..calculus.functions import ARG
+from ..frontend.builtins import ARG
 from . import lower, window
 from ..ir import (Add, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Prod, Quantity, Ref, alpha_key,
                   Ones, Softmax, Window, fresh, is_zero, refs, rename)

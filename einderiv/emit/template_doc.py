@@ -22,7 +22,7 @@ from typing import Sequence
 import sympy
 
 from ..analysis.factor import factored
-from ..calculus.functions import ARG
+from ..frontend.builtins import ARG
 from ..ir import Apply, Expr, Fn, Index, Label, Name, Ref, Softmax, Sym
 from ..ir import map_names, map_refs
 from ..analysis.template import (MAX_BOUND, Condition, GeneralBlock, GeneralDef, GeneralForm, GeneralTerm,

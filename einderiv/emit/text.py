@@ -34,7 +34,7 @@ from sympy.printing.str import StrPrinter
 
 from ..analysis.factor import FactoredTerm
 from ..ir import label_range
-from ..calculus.functions import ARG
+from ..frontend.builtins import ARG
 from ..ir import Apply, Delta, Expr, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
 from .base import IndexPrinter
 from .names import Context, IndexNames, declared_families, folded_terms, shown_families, term_parts

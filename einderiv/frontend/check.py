@@ -37,10 +37,10 @@ from . import syntax as S
 from ..errors import (EinderivError, FunctionError, IndexError_, Location, NameError_, ShapeError,
                      UsageError)
 from .families import Families, to_label
-from ..calculus.functions import ARG, BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
+from .builtins import ARG, BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
 from ..ir import Name
 from .network import Definition, Network, TensorDecl, UserFunction, as_name, dim_symbol
-from ..calculus.objectives import objective_expr
+from .objectives import objective_expr
 from .parse import parse
 
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")

@@ -1,4 +1,4 @@
-"""Built-in objectives, written in index notation as IR.
+"""Built-in objectives, written in index notation as IR (the checker expands a call of one).
 
 Each builder takes the output vector ``p^l`` and label ``y^l`` (as refs that
 share the index ``l``) and returns the per-sample scalar.  Their gradients

@@ -1,0 +1,109 @@
+"""The notation's built-in scalar functions and objectives, and user ``function`` definitions.
+
+Each elementwise function is a SymPy expression in placeholder arguments
+``z0, z1, …``: the built-ins here, a user's ``function swish(z) = z * sigmoid(z)``
+parsed by :func:`parse_user_function` (which inlines the functions it calls).
+Whether every derivative a derivation can need has a closed form is checked
+when the file is read (:func:`check_differentiable`); the derivatives
+themselves come from SymPy in :mod:`einderiv.calculus.functions`.
+"""
+from __future__ import annotations
+
+import sympy
+
+from ..errors import FunctionError, Location
+
+ARG = tuple(sympy.Symbol(f"z{k}", real=True) for k in range(8))
+_z = ARG[0]
+
+#: name -> body in the placeholders z0, z1, …  (one concern: the definitions)
+BUILTINS: dict[str, sympy.Expr] = {
+    "relu": sympy.Max(0, _z),
+    "tanh": sympy.tanh(_z),
+    "sigmoid": 1 / (1 + sympy.exp(-_z)),
+    "softplus": sympy.log(1 + sympy.exp(_z)),
+    "exp": sympy.exp(_z),
+    "log": sympy.log(_z),
+    "square": _z**2,
+    "identity": _z,
+    "sqrt": sympy.sqrt(_z),
+    # internal: division by a scalar expression
+    "reciprocal": 1 / _z,
+}
+
+#: objectives f(p, y): vector logits/outputs p and labels y of the same size
+OBJECTIVES = ("squared_error", "softmax_cross_entropy", "binary_cross_entropy")  # see objectives.py
+
+
+
+def unevaluated(expr: sympy.Expr) -> bool:
+    """Whether SymPy left a derivative unevaluated (no closed form)."""
+    return expr.has(sympy.Derivative) or expr.has(sympy.Subs)
+
+
+#: derivatives of user functions are checked up to this total order when the file is read
+CHECKED_ORDER = 3
+
+
+def check_differentiable(name: str, params: tuple[str, ...], body: sympy.Expr, loc: Location) -> None:
+    """Every partial derivative of ``body`` up to :data:`CHECKED_ORDER` must have a closed form.
+
+    SymPy leaves ``d/dz floor(z)`` as an unevaluated ``Derivative``; that must
+    be an error naming the function, never a silently wrong kernel.
+    """
+    frontier = [body]
+    for order in range(1, CHECKED_ORDER + 1):
+        nxt = []
+        for expr in frontier:
+            for k, p in enumerate(params):
+                d = sympy.diff(expr, ARG[k])
+                if unevaluated(d):
+                    which = f"its argument {p}" if len(params) > 1 else p
+                    raise FunctionError(
+                        f"function '{name}' cannot be differentiated in closed form: SymPy leaves the "
+                        f"derivative of {body.xreplace(dict(zip(ARG, map(sympy.Symbol, params))))} with "
+                        f"respect to {which} (order {order}) unevaluated; rewrite it with functions "
+                        "SymPy can differentiate", loc)
+                if d != 0:
+                    nxt.append(d)
+        frontier = list(dict.fromkeys(nxt))
+
+
+def parse_user_function(name: str, params: tuple[str, ...], body: str, loc: Location,
+                        known: dict[str, sympy.Expr]) -> sympy.Expr:
+    """Parse ``body`` with SymPy; ``known`` maps earlier functions to their bodies.
+
+    Calls of built-in or earlier user functions are inlined, so the stored
+    body is a plain SymPy expression in the placeholders z0…zk.
+    """
+    if len(params) > len(ARG):
+        raise FunctionError(f"function '{name}' has {len(params)} parameters; at most {len(ARG)} are supported", loc)
+    local = {p: ARG[k] for k, p in enumerate(params)}
+
+    def caller(fname: str, fbody: sympy.Expr):
+        nargs = max((int(str(s)[1:]) + 1 for s in fbody.free_symbols if str(s)[:1] == "z"), default=1)
+
+        def call(*args):
+            if len(args) != nargs and fname in BUILTINS:
+                raise FunctionError(f"function '{fname}' takes 1 argument, got {len(args)}", loc)
+            return fbody.subs({ARG[k]: a for k, a in enumerate(args)}, simultaneous=True)
+        return call
+
+    namespace = {n: caller(n, b) for n, b in {**BUILTINS, **known}.items()}
+    namespace.update(local)
+    try:
+        expr = sympy.sympify(body, locals=namespace, convert_xor=True)
+    except FunctionError:
+        raise
+    except Exception as exc:  # SymPy raises many types for bad text
+        raise FunctionError(f"cannot read the body of function '{name}' as a SymPy expression: {exc}", loc) from None
+    if not isinstance(expr, sympy.Expr):
+        raise FunctionError(f"the body of function '{name}' is not a scalar expression", loc)
+    stray = sorted(str(s) for s in expr.free_symbols if s not in local.values())
+    if stray:
+        raise FunctionError(
+            f"function '{name}' uses undefined name '{stray[0]}'; expected only its parameters "
+            f"({', '.join(params)}) and known functions", loc)
+    if expr.has(sympy.Derivative) or expr.has(sympy.Subs):
+        raise FunctionError(f"function '{name}' cannot be differentiated in closed form", loc)
+    return expr
