@@ -1,0 +1,120 @@
+"""What a derivation is, as data: nodes, named quantities, blocks.
+
+:func:`lift` turns a checked network into a DAG of *nodes* — one per definition,
+plus one per function argument that is not a bare tensor (the pre-activation
+``z_v1`` the paper writes inline as ``A'(w v)``).  :class:`Derivation` holds what
+:func:`einderiv.calculus.derive.derive` builds from them: the named quantities
+(adjoints, Jacobians, …) in dependency order and every derivative block.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from ..frontend.network import Network
+from ..ir import Apply, Const, Expr, Index, LogSumExp, Name, Quantity, Ref, Softmax, map_children, rename
+from .functions import FunctionTable
+
+
+# ------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class Rel:
+    """An expression with an ordered tuple of slot indices (a tensor template)."""
+
+    indices: tuple[Index, ...]
+    expr: Expr
+
+    def at(self, indices: tuple[Index, ...]) -> Expr:
+        """The expression with its slots renamed to ``indices``."""
+        if len(indices) != len(self.indices):
+            raise ValueError("slot count mismatch")
+        return rename(self.expr, dict(zip(self.indices, indices)))
+
+
+@dataclass(frozen=True)
+class Node:
+    name: Name
+    indices: tuple[Index, ...]
+    expr: Expr
+    origin: Name  # the user definition it comes from
+    pre: bool  # a lifted function argument (pre-activation)
+
+
+@dataclass(frozen=True)
+class QDef:
+    """Definition of a named derived quantity."""
+
+    name: Quantity
+    indices: tuple[Index, ...]
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class Block:
+    """One derivative block ∂^k f / ∂θ1 … ∂θk (per sample)."""
+
+    wrt: tuple[Name, ...]
+    indices: tuple[Index, ...]  # θ1's axes, then θ2's, …
+    expr: Expr  # simplified sum of monomials
+    paper: Expr | None = None  # the paper's form (first order), for display
+
+
+@dataclass
+class Derivation:
+    network: Network
+    table: FunctionTable
+    order: int
+    nodes: tuple[Node, ...]
+    quantities: tuple[QDef, ...]  # dependency order
+    blocks: dict[tuple[Name, ...], Block]
+    objective_args: tuple[Name, ...] = field(default=())
+    #: Hessian-vector product by the R-operator (order ≥ 2): θ → Block whose
+    #: expression is Σ_φ H[θ,φ]·v[φ], written with the direction ``dir[φ]``,
+    #: forward tangents ``tan[n]`` and R-adjoints ``radj[n]`` (all vectors)
+    hvp: dict[Name, Block] = field(default_factory=dict)
+    hvp_quantities: tuple[QDef, ...] = field(default=())
+    #: the Gauss–Newton part of each diagonal block ∂²f/∂θ∂θ (order ≥ 2)
+    ggn: dict[Name, Block] = field(default_factory=dict)
+    #: whether Hessian blocks are in the expanded (paper) form or through hess[s,s']
+    expanded: bool = True
+
+    def quantity(self, q: Quantity) -> QDef:
+        return next(d for d in self.quantities if d.name == q)
+
+    def node(self, name: Name) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
+    def block(self, *wrt: Name | str) -> Block:
+        """The block ∂^k f/∂wrt[0]…∂wrt[k-1]; plain strings name tensors without labels."""
+        return self.blocks[tuple(Name(w) if isinstance(w, str) else w for w in wrt)]
+
+    def blocks_of_order(self, k: int) -> dict[tuple[Name, ...], Block]:
+        return {w: b for w, b in self.blocks.items() if len(w) == k}
+
+
+# --------------------------------------------------------------------- lifting
+def lift(network: Network) -> tuple[Node, ...]:
+    """One node per definition plus one per non-trivial function argument."""
+    nodes: list[Node] = []
+    for d in network.definitions:
+        count = itertools.count(1)
+
+        def visit(e: Expr) -> Expr:
+            e = map_children(e, visit)
+            if isinstance(e, Apply):
+                return Apply(e.fn, tuple(hoist(a) for a in e.args))
+            if isinstance(e, (Softmax, LogSumExp)):
+                return type(e)(hoist(e.arg), e.over)
+            return e
+
+        def hoist(a: Expr) -> Expr:
+            if isinstance(a, (Ref, Const)):
+                return a
+            name = Name(d.name.base, d.name.labels, next(count))
+            nodes.append(Node(name, a.free, a, d.name, True))
+            return Ref(name, a.free)
+
+        expr = visit(d.expr)
+        nodes.append(Node(d.name, d.indices, expr, d.name, False))
+    return tuple(nodes)
+
