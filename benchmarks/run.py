@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import einderiv  # noqa: E402
 from einderiv.frontend.check import load as load_text  # noqa: E402
-from einderiv.derive import derive  # noqa: E402
+from einderiv.calculus.derive import derive  # noqa: E402
 from einderiv.emit.numpy import generate  # noqa: E402
 from einderiv.numcheck import load as load_module  # noqa: E402
 
