@@ -190,8 +190,8 @@ class Evaluator:
             if isinstance(e.name, BuiltinObjective):
                 return TEXTBOOK[e.name.kind](env[str(e.name.p)], env[str(e.name.y)])
             value = env[str(e.name)]
-            ids = _ids(e.indices)
-            return np.einsum(value, [0] + [ids[ix] for ix in e.indices], [0] + [ids[ix] for ix in e.free])
+            ids = _ids(e.indices)  # a repeated index takes the diagonal; copy: einsum may return a view
+            return np.einsum(value, [0] + [ids[ix] for ix in e.indices], [0] + [ids[ix] for ix in e.free]).copy()
         if isinstance(e, ir.Delta):
             if e.a == e.b:  # δ^a_a with a free: the diagonal of the identity
                 return self._const(np.ones(self.dim(e.a)), batch)
@@ -204,22 +204,28 @@ class Evaluator:
             sel = (u[:, None, None] == e.stride * t[None, :, None] + a[None, None, :]).astype(float)
             return self._const(sel, batch)
         if isinstance(e, ir.Prod):
+            assert len(set(e.out)) == len(e.out), f"ill-formed IR: a Prod repeats an output index: {e.out}"
+            if not e.factors:  # the empty product (∂s/∂s of a scalar s)
+                assert not e.out, e
+                return np.ones(batch)
             ids = _ids([ix for f in e.factors for ix in f.free] + list(e.out))
-            missing = set(e.out) - {ix for f in e.factors for ix in f.free}
-            assert not missing, f"Prod out index not carried by any factor: {missing}"
             operands = []
             for f in e.factors:
                 operands += [self._eval(f, env, batch), [0] + [ids[ix] for ix in f.free]]
+            carried = {ix for f in e.factors for ix in f.free}
+            for ix in e.out:  # an output index no factor carries: the product is constant along it
+                if ix not in carried:  # (the rule for softmax builds s^k (∂x^k − s^m ∂x^m) so)
+                    operands += [np.ones(self.dim(ix)), [ids[ix]]]
             return np.einsum(*operands, [0] + [ids[ix] for ix in e.out], optimize=len(e.factors) > 2)
         if isinstance(e, ir.Add):
             free = e.free
             total = 0.0
             for t in e.terms:
                 assert set(t.free) == set(free), ("Add terms with different free indices", t.free, free)
-                total = total + self._align(self._eval(t, env, batch), t.free, free)
+                total = total + self.align(self._eval(t, env, batch), t.free, free)
             return total
         if isinstance(e, ir.Apply):
-            args = [self._align(self._eval(a, env, batch), a.free, e.free) for a in e.args]
+            args = [self.align(self._eval(a, env, batch), a.free, e.free) for a in e.args]
             if self.non_smooth(e.fn):
                 for a in args:
                     self.kink_distance = min(self.kink_distance, float(np.min(np.abs(a), initial=np.inf)))
@@ -237,7 +243,7 @@ class Evaluator:
             return np.squeeze(m, axis) + np.log(np.exp(x - m).sum(axis=axis))
         raise TypeError(f"reference: unknown IR node {type(e).__name__}")
 
-    def _align(self, value, axes, target):
+    def align(self, value, axes, target):
         """``value`` (axes ``axes`` after the batch axis) transposed and broadcast to ``target``."""
         order = sorted(range(len(axes)), key=lambda k: target.index(axes[k]))
         value = np.transpose(value, [0] + [k + 1 for k in order])
@@ -287,7 +293,7 @@ class Reference:
         ev = self.evaluator
         for d in self.network.definitions:
             value = ev.evaluate(d.expr, env, batch)
-            env[str(d.name)] = ev._align(value, d.expr.free, d.indices)  # the left side's axis order
+            env[str(d.name)] = ev.align(value, d.expr.free, d.indices)  # the left side's axis order
         return env
 
     def objective(self, params: dict, data: dict) -> np.ndarray:
