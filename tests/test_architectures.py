@@ -101,12 +101,10 @@ def test_third_derivatives_check_numerically(name):
     assert report.ok, report.format()
 
 
-def test_third_derivative_kernel_is_symmetric():
+def test_third_derivative_kernel_is_symmetric(draw):
     ns: dict = {}
     exec(compile(einderiv.codegen(derive(NETWORKS["gating"], order=3)), "gating", "exec"), ns)
-    rng = np.random.default_rng(0)
-    params = {k: rng.normal(0, 0.5, s) for k, s in ns["PARAMS"].items()}
-    data = {k: rng.uniform(0, 1, (2,) + s) for k, s in ns["INPUTS"].items()}
+    params, data = draw(ns, 0, batch=2, data="uniform")
     abc = ns["third_derivative"](params, data, ("A", "B", "U"))
     cba = ns["third_derivative"](params, data, ("U", "B", "A"))
     assert abc.shape == (2, 3, 2, 3, 2, 2)

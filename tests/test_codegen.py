@@ -125,7 +125,7 @@ class EinsumSpy:
 
 
 @pytest.mark.parametrize("acts,bias", [(["tanh"], True), (["sigmoid", "softplus"], False)])
-def test_hvp_never_forms_a_block_or_a_jacobian(acts, bias):
+def test_hvp_never_forms_a_block_or_a_jacobian(acts, bias, draw):
     """The R-operator HVP: no Hessian block, no Jacobian quantity, and no array (final or
     intermediate) larger than a batch of the widest node or the largest parameter."""
     d = derive(mlp([3, 4, 3, 2][:len(acts) + 2], acts, "softmax_cross_entropy", bias), 2)
@@ -134,11 +134,8 @@ def test_hvp_never_forms_a_block_or_a_jacobian(acts, bias):
     assert "hess_" not in hvp_body and "hessian(" not in hvp_body and "jac_" not in hvp_body
     assert "radj_" in hvp_body and "tan_" in hvp_body
     ns = load(src)
-    rng = np.random.default_rng(0)
     B = 4
-    params = {n: rng.normal(0, 0.5, s) for n, s in ns["PARAMS"].items()}
-    data = {n: rng.normal(0, 1, (B,) + s) for n, s in ns["INPUTS"].items()}
-    vector = {n: rng.normal(0, 1, s) for n, s in ns["PARAMS"].items()}
+    params, data, vector = draw(ns, 0, batch=B, vector=True)
     limit = max(max(int(np.prod(s)) for s in ns["PARAMS"].values()), B * 4)  # widest node: 4
     spy = ns["np"] = EinsumSpy()
     ns["hvp"](params, data, vector)
@@ -195,11 +192,9 @@ def test_third_derivative():
     assert sum(r.name.startswith("third_derivative") for r in report.rows) == 4 ** 3
 
 
-def test_hessian_blocks_are_symmetric(small):
+def test_hessian_blocks_are_symmetric(small, draw):
     ns = load(generate(small))
-    rng = np.random.default_rng(0)
-    params = {n: rng.normal(0, 0.5, s) for n, s in ns["PARAMS"].items()}
-    data = {n: rng.normal(0, 1, (4,) + s) for n, s in ns["INPUTS"].items()}
+    params, data = draw(ns, 0, batch=4)
     H = ns["hessian"](params, data)
     for a, b in H:
         ka, kb = len(ns["PARAMS"][a]), len(ns["PARAMS"][b])
@@ -207,11 +202,9 @@ def test_hessian_blocks_are_symmetric(small):
         assert error(H[(a, b)], swapped) < 1e-12, (a, b)
 
 
-def test_gradient_factors_are_outer_products(small):
+def test_gradient_factors_are_outer_products(small, draw):
     ns = load(generate(small))
-    rng = np.random.default_rng(0)
-    params = {n: rng.normal(0, 0.5, s) for n, s in ns["PARAMS"].items()}
-    data = {n: rng.normal(0, 1, (5,) + s) for n, s in ns["INPUTS"].items()}
+    params, data = draw(ns, 0, batch=5)
     facs = ns["gradient_factors"](params, data)
     (term,) = facs["W1"]
     assert [f.shape for f in term] == [(5, 4), (5, 3)]  # δ_z (per sample) ⊗ x: rank one, not (5, 4, 3)
@@ -248,12 +241,9 @@ def test_lowered_statements_are_blas_calls_with_their_einsum_beside(small):
             assert any(lines[m].strip().startswith("# einsum(") for m in range(max(0, k - 8), k)), line
 
 
-def test_lowered_and_literal_modules_agree(small):
+def test_lowered_and_literal_modules_agree(small, draw):
     lowered, literal = load(generate(small)), load(generate(small, literal_einsum=True))
-    rng = np.random.default_rng(5)
-    params = {n: rng.normal(0, 0.5, s) for n, s in lowered["PARAMS"].items()}
-    data = {n: rng.normal(0, 1, (7,) + s) for n, s in lowered["INPUTS"].items()}
-    vector = {n: rng.normal(0, 1, s) for n, s in lowered["PARAMS"].items()}
+    params, data, vector = draw(lowered, 5, batch=7, vector=True)
     for fn, args in [("gradient", ()), ("per_sample_gradient", ()), ("hessian", ()), ("hvp", (vector,))]:
         got, want = lowered[fn](params, data, *args), literal[fn](params, data, *args)
         assert got.keys() == want.keys()
@@ -291,17 +281,15 @@ def test_pair_lowering_matches_einsum(seed):
     assert np.allclose(one, np.einsum(f"{sa}->{own}", a))
 
 
-def test_norms_and_ggn_never_form_a_per_sample_gradient():
+def test_norms_and_ggn_never_form_a_per_sample_gradient(draw):
     """per_sample_gradient_norms and ggn_diagonal allocate nothing of size B × P."""
     d = derive(mlp([5, 6, 7, 3], ["tanh", "relu"], "softmax_cross_entropy", True), 2)
     src = generate(d)
     for fn in ["per_sample_gradient_norms", "ggn_diagonal"]:
         assert "grad_" not in body(src, fn) and "per_sample_gradient(" not in body(src, fn)
     ns = load(src)
-    rng = np.random.default_rng(0)
     B = 11
-    params = {n: rng.normal(0, 0.5, s) for n, s in ns["PARAMS"].items()}
-    data = {n: rng.normal(0, 1, (B,) + s) for n, s in ns["INPUTS"].items()}
+    params, data = draw(ns, 0, batch=B)
     biggest = max(int(np.prod(s)) for s in ns["PARAMS"].values())
     seen = []
 
@@ -326,14 +314,12 @@ def test_norms_and_ggn_never_form_a_per_sample_gradient():
         assert error(norms[a], np.sqrt((psg[a].reshape(B, -1) ** 2).sum(1))) < 1e-12
 
 
-def test_ggn_of_a_linear_model_is_the_hessian():
+def test_ggn_of_a_linear_model_is_the_hessian(draw):
     """With no hidden layer the network is linear in its weights: GGN = Hessian, exactly."""
     for objective in OBJECTIVES:
         d = derive(mlp([3, 2], [], objective, True), 2)
         ns = load(generate(d))
-        rng = np.random.default_rng(1)
-        params = {n: rng.normal(0, 0.5, s) for n, s in ns["PARAMS"].items()}
-        data = {n: rng.uniform(0, 1, (4,) + s) for n, s in ns["INPUTS"].items()}
+        params, data = draw(ns, 1, batch=4, data="uniform")
         H, G = ns["hessian"](params, data), ns["ggn_diagonal"](params, data)
         for a, shape in ns["PARAMS"].items():
             n = int(np.prod(shape))

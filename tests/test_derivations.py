@@ -55,14 +55,12 @@ def test_checks_numerically(path, expanded):
 
 
 @pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
-def test_kept_kernels_run_and_agree_with_fresh_check(path):
+def test_kept_kernels_run_and_agree_with_fresh_check(path, draw):
     """The committed kernel module itself (not only a fresh one) gives FD-correct gradients."""
     ns: dict = {}
     src = (path.parent / f"{path.stem}_kernels.py").read_text(encoding="utf-8")
     exec(compile(src, str(path), "exec"), ns)
-    rng = np.random.default_rng(3)
-    params = {n: rng.normal(0, 0.5, s) for n, s in ns["PARAMS"].items()}
-    data = {n: rng.uniform(0, 1, (2,) + s) for n, s in ns["INPUTS"].items()}
+    params, data = draw(ns, 3, batch=2, data="uniform")
     grad = ns["gradient"](params, data)
     h = 1e-6
     for name, theta in params.items():

@@ -43,13 +43,6 @@ def function_lines(src: str) -> dict[str, int]:
     return out
 
 
-def draw(ns, seed=0, batch=3):
-    rng = np.random.default_rng(seed)
-    params = {k: rng.normal(size=s) * 0.5 for k, s in ns["PARAMS"].items()}
-    data = {k: rng.normal(size=(batch,) + s) for k, s in ns["INPUTS"].items()}
-    return params, data
-
-
 def test_names_with_the_loop_variable():
     Name, Sym = einderiv.ir.Name, einderiv.ir.Sym
     assert fstring_key(Name("h", (Sym("k", -1),)), ("k", "m")) == 't[f"h({k-1})"]'
@@ -91,10 +84,10 @@ def test_gradient_path_size_does_not_grow_with_T(text):
 
 @pytest.mark.parametrize("text", [RNN, RNN_ALL], ids=["rnn", "rnn_all_steps"])
 @pytest.mark.parametrize("T", [2, 3, 6])
-def test_loops_give_the_unrolled_numbers(text, T):
+def test_loops_give_the_unrolled_numbers(text, T, draw):
     _, loop = module(text, T)
     _, flat = module(text, T, unrolled=True)
-    params, data = draw(loop, seed=T)
+    params, data = draw(loop, T)
     vector = {k: np.random.default_rng(7).normal(size=v.shape) for k, v in params.items()}
     for fn in ("gradient", "per_sample_gradient", "per_sample_gradient_norms", "hessian", "ggn_diagonal"):
         a, b = loop[fn](params, data), flat[fn](params, data)

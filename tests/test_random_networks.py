@@ -61,7 +61,7 @@ def test_random_network(seed):
 
 
 @pytest.mark.parametrize("seed", range(0, N_NETWORKS, 5))
-def test_compact_and_expanded_hessians_agree(seed):
+def test_compact_and_expanded_hessians_agree(seed, draw):
     """The two forms of every Hessian block give the same numbers (to rounding)."""
     import numpy as np
 
@@ -70,9 +70,7 @@ def test_compact_and_expanded_hessians_agree(seed):
 
     net, desc = random_network(seed)
     mods = [load(generate(derive(net, 2, expanded=e))) for e in (True, False)]
-    rng = np.random.default_rng(seed)
-    params = {n: rng.normal(0, 0.5, s) for n, s in mods[0]["PARAMS"].items()}
-    data = {n: rng.uniform(0, 1, (3,) + s) for n, s in mods[0]["INPUTS"].items()}
+    params, data = draw(mods[0], seed, batch=3, data="uniform")
     h_exp, h_cmp = (m["hessian"](params, data) for m in mods)
     assert h_exp.keys() == h_cmp.keys()
     for key in h_exp:

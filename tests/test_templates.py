@@ -219,7 +219,7 @@ def _as_lists(params: dict) -> dict:
 
 
 @pytest.mark.parametrize("name", ["deep_template", "deep_template_tanh"])
-def test_codegen_without_depth_takes_the_depth_at_run_time(name, monkeypatch):
+def test_codegen_without_depth_takes_the_depth_at_run_time(name, monkeypatch, draw):
     import numpy as np
 
     from einderiv.emit.numpy import generate
@@ -229,9 +229,7 @@ def test_codegen_without_depth_takes_the_depth_at_run_time(name, monkeypatch):
     for n in range(1, 6):
         ref: dict = {}
         exec(generate(derive(load(f"derivations/{name}.ein", dims={"n": n}), 1, expanded=False)), ref)
-        rng = np.random.default_rng(n)
-        params = {k: rng.normal(size=s) * 0.5 for k, s in ref["PARAMS"].items()}
-        data = {k: rng.normal(size=(4,) + s) for k, s in ref["INPUTS"].items()}
+        params, data = draw(ref, n, batch=4)
         lp = _as_lists(params)
         assert ns["param_shapes"](n) == {k: [np.shape(a) for a in v] if isinstance(v, list) else np.shape(v)
                                          for k, v in lp.items()}
