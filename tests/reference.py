@@ -11,7 +11,7 @@ a network built by ``netbuild``) and the sizes; it evaluates
 * each ``Apply`` with the NumPy functions written out below (values and derivatives, by
   hand), user functions by ``sympy.lambdify`` of their bodies;
 * each built-in objective call by its textbook formula (:data:`TEXTBOOK`), not by the IR the
-  objective builders of ``einderiv.objectives`` expand it to: the network is loaded with
+  objective builders of ``einderiv.frontend.objectives`` expand it to: the network is loaded with
   those builders replaced by :func:`opaque_objectives`, which leaves a marker ``Ref`` whose
   name (a :class:`BuiltinObjective`) records the call.
 
@@ -32,8 +32,9 @@ from unittest import mock
 import numpy as np
 import sympy
 
-from einderiv import ir, objectives
-from einderiv.functions import ARG
+from einderiv import ir
+from einderiv.frontend import objectives
+from einderiv.frontend.builtins import ARG
 
 STEP = 1e-5  # central-difference step for entry θ: STEP · max(1, |θ|)
 KINK_MARGIN = 1e-3  # redraw when an argument of a non-smooth function is this close to its kink

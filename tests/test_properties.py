@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from einderiv import ir
-from einderiv.diff import partial
-from einderiv.functions import FunctionTable
+from einderiv.calculus.diff import partial
+from einderiv.calculus.functions import FunctionTable
 from einderiv.ir import Add, Apply, Const, Delta, Fn, Index, LogSumExp, Ones, Prod, Ref, Softmax
-from einderiv.simplify import Simplifier
+from einderiv.calculus.simplify import Simplifier
 from reference import STEP, Evaluator, error
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None,
@@ -321,7 +321,7 @@ def test_second_partial_agrees_with_finite_differences_of_the_first(case, data):
 
 
 def _wrt(name, prefix):
-    return tuple(Index(f"{prefix}{k}", sympy.Integer(n)) for k, n in enumerate(TENSORS[name]))
+    return tuple(Index(f"{prefix}{k}", sympy.Integer(n)) for k, n in enumerate(TENSORS[str(name)]))
 
 
 def _checked_partial(e, env, name, prefix):
@@ -341,7 +341,7 @@ def _checked_partial(e, env, name, prefix):
 
 def _central(e, env, name) -> np.ndarray:
     """∂e/∂name by central differences: axes ``e.free`` then the tensor's axes (batch axis first)."""
-    theta = env[name]
+    theta = env[str(name)]
     out = np.zeros((1,) + tuple(_dim(i) for i in e.free) + theta.shape[1:])
     for idx in np.ndindex(theta.shape[1:]):
         at = (0,) + idx

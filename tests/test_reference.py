@@ -19,7 +19,7 @@ import sympy
 import einderiv
 import test_random_networks as random_mlps
 import test_random_rnn_cnn as random_sequences
-from einderiv import objectives
+from einderiv.frontend import objectives
 from einderiv.ir import Add, Apply, Const, Fn, LogSumExp, Prod
 from einderiv.numcheck import load as load_module
 from reference import (BUILTIN_FUNCTIONS, TEXTBOOK, BuiltinObjective, Reference, error,
@@ -148,7 +148,7 @@ def test_hand_written_derivatives_are_consistent(name):
 
 def test_hand_written_functions_are_the_builtins():
     """The values agree with einderiv's SymPy definitions (which the generated code follows)."""
-    from einderiv.functions import ARG, BUILTINS
+    from einderiv.frontend.builtins import ARG, BUILTINS
     assert set(BUILTIN_FUNCTIONS) == set(BUILTINS)
     for name, body in BUILTINS.items():
         z = np.linspace(0.3, 2.5, 7) if name in ("log", "sqrt", "reciprocal") else np.linspace(-2.5, 2.5, 7)
