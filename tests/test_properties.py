@@ -14,8 +14,8 @@ softplus / square, deltas, ones, softmax and log-sum-exp over an index) are chec
 The numbers come from the independent evaluator of tests/reference.py.  Examples are
 derandomised and no example database is kept, so every run (and CI) sees the same cases.
 
-Four simplifier bugs these properties found are pinned by strict-xfail tests at the end
-(KNOWN BUG 1–4); the generator steers clear of them, and the notes there say how.
+Four simplifier bugs these properties found are pinned by regression tests at the end
+(BUG 1–4, fixed); the generator produces the expressions that exposed them.
 """
 from __future__ import annotations
 
@@ -51,11 +51,10 @@ def alpha_key(e: ir.Expr):
     of a log-sum-exp) are numbered by scope and first appearance, and free indices keep their
     names: equal keys ⇔ equal up to renaming of bound indices.
 
-    TODO(restructuring): replace by the alpha-equivalence key that ``einderiv.ir`` will
-    provide (today there are several private ones, e.g. ``einderiv.emit.numpy._key``, which
-    also erases free-index names).
+    Written here independently of :func:`einderiv.ir.alpha_key` (which identifies free indices
+    by position, not by name) so that each checks the other (:func:`test_alpha_key_tells_bound_from_free`);
+    unlike it, this key treats a sum's terms as unordered.
     """
-    counter = iter(range(10 ** 9))
 
     def walk(x, env):
         def ix(i):
@@ -71,17 +70,17 @@ def alpha_key(e: ir.Expr):
             return ("1", ix(x.index))
         if isinstance(x, ir.Window):
             return ("W", ix(x.u), ix(x.t), ix(x.a), x.stride)
-        if isinstance(x, Prod):
-            inner = {**env, **{b: next(counter) for b in x.bound}}
+        if isinstance(x, Prod):  # dummies numbered by depth of scope (de Bruijn levels)
+            inner = {**env, **{b: len(env) + k for k, b in enumerate(x.bound)}}
             return ("P", tuple(walk(f, inner) for f in x.factors), tuple(ix(i) for i in x.out))
-        if isinstance(x, Add):
-            return ("+", tuple(walk(t, env) for t in x.terms))
+        if isinstance(x, Add):  # a sum is commutative: its terms' order does not count
+            return ("+", tuple(sorted((walk(t, env) for t in x.terms), key=repr)))
         if isinstance(x, Apply):
             return ("F", x.fn, tuple(walk(a, env) for a in x.args))
         if isinstance(x, Softmax):
             return ("S", walk(x.arg, env), ix(x.over))
         if isinstance(x, LogSumExp):
-            inner = {**env, x.over: next(counter)}
+            inner = {**env, x.over: len(env)}
             return ("L", walk(x.arg, inner), inner[x.over])
         raise TypeError(type(x).__name__)
 
@@ -98,6 +97,10 @@ def test_alpha_key_tells_bound_from_free():
     assert alpha_key(e) != alpha_key(Prod((Ref("B", (b, a)), Ref("y", (b,))), (a,)))
     lse = LogSumExp(Ref("B", (a, b)), b)
     assert alpha_key(lse) == alpha_key(LogSumExp(Ref("B", (a, c)), c))
+    # einderiv's own key agrees wherever names of free indices are given as slots
+    assert ir.alpha_key(e, (a,)) == ir.alpha_key(Prod((Ref("B", (a, c)), Ref("y", (c,))), (a,)), (a,))
+    assert ir.alpha_key(e, (a,)) != ir.alpha_key(Prod((Ref("B", (b, a)), Ref("y", (b,))), (a,)), (a,))
+    assert ir.alpha_key(lse, (a,)) == ir.alpha_key(LogSumExp(Ref("B", (a, c)), c), (a,))
     assert alpha_key(lse) != alpha_key(LogSumExp(Ref("B", (a, b)), a))
 
 
@@ -125,9 +128,11 @@ def leaves(draw, free: tuple[Index, ...]):
         elif pick == 1 and _dim(i) == 3 and same:
             rest.remove(same[0])
             factors.append(Ref("B", (i, same[0])))
-        elif pick == 2 and same:  # with a carrier of its index: see KNOWN BUG 1 below
+        elif pick == 2 and same:  # with or without another carrier of its index (BUG 1 below)
             rest.remove(same[0])
-            factors += [Delta(i, same[0]), Ref("x" if _dim(i) == 2 else "y", (i,))]
+            factors.append(Delta(i, same[0]))
+            if draw(st.booleans()):
+                factors.append(Ref("x" if _dim(i) == 2 else "y", (i,)))
         else:
             factors.append(Ref("x" if _dim(i) == 2 else "y", (i,)))
     extra = draw(st.integers(0, 5))
@@ -146,21 +151,17 @@ def leaves(draw, free: tuple[Index, ...]):
 def expressions(draw, free: tuple[Index, ...], depth: int):
     """A well-formed expression whose free indices are ``free`` (as a set).
 
-    A function, softmax or log-sum-exp carries at most one index of each size (see KNOWN
-    BUG 2 below), and a delta comes with a factor that carries its index (KNOWN BUG 1);
-    :func:`cases` drops expressions in which such an argument cancels to zero (KNOWN BUG 3).
+    Deltas may be summed over both indices (BUG 1 below), contracted into a function's
+    argument (BUG 2), and an argument may cancel to zero (BUG 3).
     """
     if depth == 0:
         return draw(leaves(free))
     kind = draw(st.sampled_from(["prod", "prod", "add", "apply", "apply", "softmax", "lse"]))
     sub = lambda f: expressions(f, depth - 1)  # noqa: E731
     spare = [i for i in POOL if i not in free]  # indices free to be summed here
-    one_per_size = len({_dim(i) for i in free}) == len(free)
-    if kind in ("apply", "softmax") and not one_per_size:
-        kind = "prod"
     if kind == "lse":
-        spare_lse = [i for i in spare if _dim(i) not in {_dim(j) for j in free}]
-        kind = "lse" if spare_lse and one_per_size else "prod"
+        spare_lse = spare
+        kind = "lse" if spare_lse else "prod"
     if kind == "prod":
         bound = draw(st.lists(st.sampled_from(spare), max_size=2, unique=True)) if spare else []
         n = draw(st.integers(1, 3))
@@ -186,8 +187,6 @@ def cases(draw):
     free = tuple(draw(st.lists(st.sampled_from(POOL), max_size=2, unique=True)))
     e = draw(expressions(free, draw(st.sampled_from([2, 3, 3]))))
     assume(not isinstance(e, Const))
-    assume(not any(SIMPLIFIER.simplify(x.children()[0]) == ir.ZERO and x.children()[0].free
-                   for x in _walk(e) if isinstance(x, (Apply, Softmax, LogSumExp))))  # KNOWN BUG 3
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
     env = {n: rng.normal(0.0, 0.5, (1,) + s) for n, s in TENSORS.items()}
     return e, env
@@ -224,7 +223,7 @@ def test_generator_covers_the_ir():
 def test_simplify_is_idempotent(case):
     e, env = case
     once = SIMPLIFIER.simplify(e)
-    assume(not _like_terms(once))  # KNOWN BUG 4 (a simplified sum must not have any)
+    assert not _like_terms(once), once  # BUG 4: terms equal up to dummies are merged
     twice = SIMPLIFIER.simplify(once)
     assert alpha_key(twice) == alpha_key(once), (e, once, twice)
     assert set(once.free) == set(e.free) or ir.is_zero(once)
@@ -356,22 +355,16 @@ def _central(e, env, name) -> np.ndarray:
     return out
 
 
-# ------------------------------------------------------------------ known bugs (strict xfail)
-# The generator above steers clear of these two; each test fails as soon as the bug is fixed,
-# and then the xfail and the generator's restriction should go.
+# ------------------------------------------------------------------ regressions (BUG 1–4, found by the properties)
 _a, _b = Index("a", TWO), Index("b", TWO)
 _i, _j = Index("i", THREE), Index("j", THREE)
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG 1: Simplifier drops δ^a_b summed over both a and b "
-                   "(no other factor carries them) with coefficient 1 instead of the trace dim(a)")
 def test_simplify_traces_a_delta_summed_over_both_indices():
     e = Prod((Delta(_a, _b), Ref("s", ())), ())  # Σ_ab δ^a_b s = 2 s
     assert SIMPLIFIER.simplify(e) == Prod((Const(TWO), Ref("s", ())), ())
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG 2: contracting δ^i_j into a function whose argument "
-                   "carries both i and j leaves a Prod whose output repeats i (ill-formed IR)")
 def test_simplify_contracts_a_delta_into_a_function_argument():
     # Σ_j tanh(x^i x^j) δ^i_j = tanh(x^i x^i): expected a Prod with out (i,), not (i, i)
     e = Prod((Apply(Fn("tanh", (0,)), (Prod((Ref("y", (_i,)), Ref("y", (_j,))), (_i, _j)),)), Delta(_i, _j)),
@@ -386,18 +379,26 @@ def _walk(e):
         yield from _walk(c)
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG 3: a function whose argument simplifies to zero loses "
-                   "the argument's free indices (sigmoid(y^c − y^c) becomes sigmoid(0) with none)")
 def test_simplify_keeps_the_free_indices_of_a_function_of_zero():
     e = Apply(Fn("sigmoid", (0,)), (Add((Ref("y", (_i,)), Prod((Const(-1), Ref("y", (_i,))), (_i,)))),))
     assert set(SIMPLIFIER.simplify(e).free) == {_i}
 
 
-@pytest.mark.xfail(strict=True, reason="KNOWN BUG 4: simplify is not idempotent: a delta contraction renames "
-                   "the summed index inside a function's argument afresh in each term, and merge then "
-                   "misses terms equal up to those names (t + t stays two terms; a second pass gives 2t)")
 def test_simplify_merges_terms_equal_up_to_dummies_inside_a_function():
     inner = Apply(Fn("tanh", (0,)), (Prod((Ref("B", (_i, _j)), Ref("y", (_j,))), (_i,)),))
     t = Prod((Delta(_a, _b), Ref("x", (_a,)), inner), (_b, _i))
     once = SIMPLIFIER.simplify(Add((t, t)))
     assert not _like_terms(once), once
+
+
+def test_a_softmax_diagonal_keeps_its_normaliser():
+    """BUG 5 (found by the properties): contracting δ^a_b into softmax_b(t[a, b]) with b summed
+    renamed the softmax's axis onto a, normalising over the wrong axis.  The diagonal s[a, a] is
+    Σ_c softmax_c(t[a, c]) δ^c_a; renaming keeps that meaning and the simplifier keeps the delta."""
+    t = Apply(Fn("tanh", (0,)), (Prod((Ref("B", (_i, _j)), Ref("y", (_j,))), (_i, _j)),))
+    e = Prod((Softmax(t, _j), Delta(_i, _j)), (_i,))  # Σ_j softmax_j(B^{ij} y^j) δ^i_j
+    env = {n: np.random.default_rng(5).normal(0, 0.5, (1,) + s) for n, s in TENSORS.items()}
+    want = evaluate(e, env)
+    assert error(evaluate(SIMPLIFIER.simplify(e), env, e.free), want) <= 1e-12
+    renamed = ir.rename(Softmax(t, _j), {_j: _i})  # the diagonal, by renaming
+    assert error(evaluate(renamed, env), want) <= 1e-12

@@ -21,7 +21,7 @@ import sympy
 
 from .functions import FunctionTable
 from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
-                 Ones, Softmax, Window, ZERO, alpha_key, fresh, rename)
+                 Ones, Softmax, Window, ZERO, alpha_key, fresh, map_children, name_binders, rename, walk)
 
 
 @dataclass(frozen=True)
@@ -83,21 +83,20 @@ class Simplifier:
         if isinstance(e, Apply):
             return self._expand_apply(e)
         if isinstance(e, Softmax):
-            arg = self.simplify(e.arg)
-            return [Term(sympy.Integer(1), (Softmax(arg, e.over),), e.free)]
-        if isinstance(e, LogSumExp):
-            arg = self.simplify(e.arg)
-            return [Term(sympy.Integer(1), (LogSumExp(arg, e.over),), e.free)]
+            return [_atom(Softmax(self.simplify(e.arg), e.over), e.free)]
+        if isinstance(e, LogSumExp):  # like a product's dummies, its own gets a fresh name first
+            over = fresh(e.over.dim, e.over.name)
+            return [_atom(LogSumExp(self.simplify(rename(e.arg, {e.over: over})), over), e.free)]
         raise TypeError(f"simplify: unknown node {type(e).__name__}")
 
     def _expand_apply(self, e: Apply) -> list[Term]:
         args = tuple(self.simplify(a) for a in e.args)
         body = self.table.derivative(e.fn.name, e.fn.deriv)
         if body.is_number:
-            return [] if body == 0 else [Term(sympy.sympify(body), (), ())]
+            return [] if body == 0 else [_atom(None, e.free, sympy.sympify(body))]
         if e.fn.deriv == (0,) * len(args) and e.fn.name == "identity":
             return self._expand(args[0])
-        return [Term(sympy.Integer(1), (Apply(e.fn, args),), Apply(e.fn, args).free)]
+        return [_atom(Apply(e.fn, args), e.free)]
 
     def _expand_prod(self, e: Prod) -> list[Term]:
         # fresh names for this product's dummies: flattening can never capture
@@ -117,6 +116,15 @@ class Simplifier:
             if term is not None:
                 result.append(term)
         return result
+
+
+def _atom(node: Expr | None, free: tuple[Index, ...], coef=sympy.Integer(1)) -> Term:
+    """A one-factor term that keeps the free indices of what it simplifies: where the
+    simplified node lost some (``sigmoid(y^c − y^c)`` is ``sigmoid(0)``, constant along c),
+    ones vectors carry them, so a sum's terms keep agreeing on their free indices."""
+    have = set(node.free) if node is not None else set()
+    ones = tuple(Ones(ix) for ix in free if ix not in have)
+    return Term(coef, ((node,) if node is not None else ()) + ones, free)
 
 
 def contract_deltas(t: Term) -> Term | None:
@@ -152,6 +160,8 @@ def contract_deltas(t: Term) -> Term | None:
             if a not in outs or b not in outs:
                 gone, keep = (a, b) if a not in outs else (b, a)
                 rest = fs[:k] + fs[k + 1:]
+                if any(_softmax_diagonal(g, gone, keep) for g in rest):
+                    continue  # s[…, a, a] is not a softmax over a: the delta stays
                 if keep in outs and not any(keep in g.free or gone in g.free for g in rest):
                     # Σ_gone δ^keep_gone = 1 for every keep: the only carrier of a free
                     # index (∂ Σ_j z^j / ∂z^k) becomes the ones vector
@@ -159,12 +169,24 @@ def contract_deltas(t: Term) -> Term | None:
                     changed = True
                     break
                 del fs[k]
+                if keep not in outs and not any(keep in g.free or gone in g.free for g in rest):
+                    coef *= keep.dim  # Σ_a Σ_b δ^a_b = n
                 fs = [rename(g, {gone: keep}) for g in fs]
                 changed = True
                 break
     if coef == 0:
         return None
+    # every kept index is carried by a factor (δ^a_a with a kept leaves none): a ones vector
+    # says the term is constant along it, so a product around it still sums over it
+    carried = {ix for g in fs for ix in g.free}
+    fs += [Ones(ix) for ix in out if ix not in carried]
     return Term(coef, tuple(fs), out)
+
+
+def _softmax_diagonal(e: Expr, a: Index, b: Index) -> bool:
+    """Whether identifying ``a`` and ``b`` in ``e`` would take the diagonal of a softmax along
+    one of them (:meth:`~einderiv.ir.Softmax.renamed`)."""
+    return any(isinstance(x, Softmax) and x.over in (a, b) and {a, b} <= set(x.free) for x in walk(e))
 
 
 # ------------------------------------------------------------ canonical forms
@@ -207,7 +229,10 @@ def _struct(e: Expr) -> str:
 
 
 def canonical(t: Term) -> Term:
-    """Sort factors and name dummies ``_c0, _c1, …`` in order of appearance."""
+    """Sort factors and name dummies ``_c0, _c1, …`` in order of appearance; then, inside each
+    factor (a function's argument with sums of its own), sort every product the same way and
+    name its dummies by :func:`~einderiv.ir.name_binders`.  Sort keys never read a dummy's name,
+    so putting a canonical term in canonical form changes nothing: simplification is idempotent."""
     bound = set(t.bound)
     fs = sorted(t.factors, key=lambda f: _atom_key(f, bound))
     mapping: dict[Index, Index] = {}
@@ -215,7 +240,18 @@ def canonical(t: Term) -> Term:
         for ix in f.free:
             if ix in bound and ix not in mapping:
                 mapping[ix] = Index(f"_c{len(mapping)}", ix.dim)
-    return Term(t.coef, tuple(rename(f, mapping) for f in fs), t.out)
+    return Term(t.coef, tuple(name_binders(_sorted_inside(rename(f, mapping))) for f in fs), t.out)
+
+
+def _sorted_inside(e: Expr) -> Expr:
+    """``e`` with the factors of every product inside it in canonical order (innermost first)."""
+    if not e.CHILDREN:
+        return e
+    e = map_children(e, _sorted_inside)
+    if isinstance(e, Prod):
+        inner = set(e.bound)
+        return Prod(tuple(sorted(e.factors, key=lambda f: _atom_key(f, inner))), e.out)
+    return e
 
 
 def term_key(e: Expr, slots: tuple[Index, ...], *, sizes: bool = True) -> tuple:

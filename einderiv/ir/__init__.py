@@ -12,7 +12,7 @@ from .names import (ANY, Kind, Label, Name, Quantity, Sym, TensorName, label_ran
 from .nodes import (ONE, ZERO, Add, Apply, Const, Delta, Expr, Fn, Index, LogSumExp, Ones, Prod, Ref, Softmax,
                     Window, add, fresh, is_zero, prod, reset_fresh, unique)
 from .tools import (all_indices, alpha_key, distinct, map_children, map_indices, map_refs, match_indices,
-                    own_indices, ref_names, refs, rename, shape_key, substitute, walk)
+                    name_binders, own_indices, ref_names, refs, rename, shape_key, substitute, walk)
 
 __all__ = [
     "ANY", "Kind", "Label", "Name", "Quantity", "Sym", "TensorName", "label_range", "labels_of", "map_names",
@@ -20,5 +20,5 @@ __all__ = [
     "ONE", "ZERO", "Add", "Apply", "Const", "Delta", "Expr", "Fn", "Index", "LogSumExp", "Ones", "Prod", "Ref",
     "Softmax", "Window", "add", "fresh", "is_zero", "prod", "reset_fresh", "unique",
     "all_indices", "alpha_key", "distinct", "map_children", "map_indices", "map_refs", "match_indices",
-    "own_indices", "ref_names", "refs", "rename", "shape_key", "substitute", "walk",
+    "name_binders", "own_indices", "ref_names", "refs", "rename", "shape_key", "substitute", "walk",
 ]

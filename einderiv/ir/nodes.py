@@ -94,6 +94,11 @@ class Expr:
         """Indices this node sums over (its dummies): none for most nodes."""
         return ()
 
+    def renamed(self, mapping: dict[Index, Index], rename) -> "Expr | None":
+        """A node whose meaning a plain renaming would change says how to rename it
+        (see :meth:`Softmax.renamed`); None: rename its indices and children as usual."""
+        return None
+
 
 @dataclass(frozen=True)
 class Const(Expr):
@@ -187,6 +192,10 @@ class Prod(Expr):
     CHILDREN = ("factors",)
     INDICES = ("out",)
 
+    def __post_init__(self):
+        if len(set(self.out)) != len(self.out):  # renaming j → i in out (i, j): the diagonal, i once
+            object.__setattr__(self, "out", unique(self.out))
+
     @property
     def free(self) -> tuple[Index, ...]:
         return self.out
@@ -253,6 +262,17 @@ class Softmax(Expr):
     over: Index
     CHILDREN = ("arg",)
     INDICES = ("over",)
+
+    def renamed(self, mapping: dict[Index, Index], rename) -> Expr | None:
+        """``over`` is both an output axis and the axis normalised over: renaming it onto
+        another index of the argument (the diagonal ``s[a, a]`` that contracting δ^a_b makes)
+        must keep the normaliser's own axis, so it becomes Σ_c softmax_c(arg[…, c]) δ^c_a."""
+        target = mapping.get(self.over, self.over)
+        if target not in {mapping.get(ix, ix) for ix in self.arg.free if ix != self.over}:
+            return None
+        c = fresh(self.over.dim, self.over.name)
+        inner = rename(self.arg, {**mapping, self.over: c})
+        return Prod((Softmax(inner, c), Delta(c, target)), unique(mapping.get(ix, ix) for ix in self.free))
 
     @property
     def free(self) -> tuple[Index, ...]:

@@ -23,6 +23,7 @@ Example:
 """
 from __future__ import annotations
 
+import itertools
 from typing import Callable, Iterable, Iterator, Sequence
 
 from .names import TensorName
@@ -131,6 +132,9 @@ def rename(e: Expr, mapping: dict[Index, Index]) -> Expr:
         return e
     if not e.INDICES and not e.CHILDREN:
         return e
+    special = e.renamed(mapping, rename)
+    if special is not None:
+        return special
     bound = e.binds()
     if bound:
         mapping = dict(mapping)
@@ -138,6 +142,27 @@ def rename(e: Expr, mapping: dict[Index, Index]) -> Expr:
             mapping[ix] = fresh(ix.dim, ix.name)
     get = mapping.get
     return _rebuild(e, lambda ix: get(ix, ix), lambda c: rename(c, mapping))
+
+
+def name_binders(e: Expr) -> Expr:
+    """``e`` with every index bound inside it renamed in pre-order, deterministically:
+    the k-th binder with hint ``j`` becomes ``_j_nk`` (the hint, which printers letter by,
+    is kept).  Two expressions equal up to their dummies' names become equal."""
+    count = itertools.count()
+
+    def go(x: Expr, mapping: dict[Index, Index]) -> Expr:
+        if not x.INDICES and not x.CHILDREN:
+            return x
+        bound = x.binds()
+        if bound:
+            mapping = dict(mapping)
+            for ix in bound:
+                hint = ix.name.lstrip("_").split("_")[0] or "i"
+                mapping[ix] = Index(f"_{hint}_n{next(count)}", ix.dim)
+        get = mapping.get
+        return _rebuild(x, lambda ix: get(ix, ix), lambda c: go(c, mapping))
+
+    return go(e, {})
 
 
 def substitute(e: Expr, name: TensorName, by: Callable[[Ref], Expr]) -> Expr:
