@@ -18,7 +18,7 @@ takes the depth at run time; ``template.instantiate(3)`` — or ``load(path, dep
 **Hessian form.**  A :class:`Derivation` from :func:`derive` holds its Hessian blocks in the
 compact form (through second-order adjoints ``hess[s,s']``: O(L²) terms, what the code
 generator uses); the paper's expanded form (every Gauss–Newton and A″ term spelled out) is
-built from it when asked for.  Each job has one default, the same here and on the command
+built from it when asked for, and kept (as data: ``einderiv.calculus.derive.in_form(d, "expanded")``).  Each job has one default, the same here and on the command
 line: ``derivation_text``, ``latex`` and ``structure`` print ``form="expanded"``;
 ``codegen`` and ``check`` use ``form="compact"`` (``form="expanded"`` checks the printed
 form).  So ``derivation_text(derive(net))`` is what ``einderiv derive FILE`` prints and

@@ -92,6 +92,16 @@ def test_usage_errors_are_one_line_exit_2(args, message):
     assert "Traceback" not in err
 
 
+def test_cli_words_file_errors_about_sizes_with_its_flag(tmp_path):
+    src = tmp_path / "seq.ein"
+    src.write_text("dims n = 2, T\ninput x(t)^i : n   for t = 1..T\nweight W^i : n\nf = W^i x(1)^i\n")
+    code, out, err = run("derive", str(src))
+    assert code == 2 and err == (f"{src}:2:31: label 'T' needs a concrete size: dimension 'T' has none; "
+                                 "give it in the file's dims (T = 4) or as --dim T=4\n")
+    code, out, err = run("derive", str(src), "--dim", "T=2")
+    assert code == 0, err
+
+
 def test_bad_file_one_line_with_location(tmp_path):
     bad = tmp_path / "bad.ein"
     bad.write_text("dims n = 3\ninput x^i : n\nweight W^j_i : n, n\nv^j = tanh(W^j_i x^i)\n"

@@ -238,3 +238,52 @@ def test_dim_override_changes_size_checks():
 def test_missing_file(tmp_path):
     with pytest.raises(UsageError, match=r"^cannot read '.*nope\.ein': No such file or directory\Z"):
         load(str(tmp_path / "nope.ein"))
+
+
+# ------------------------------------------------------------ API arguments
+PAPER = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "derivations" / "paper_mlp.ein")
+
+
+def test_api_errors_name_their_arguments():
+    import einderiv
+    from einderiv.calculus.derive import derive
+
+    net = einderiv.load(PAPER)
+    with pytest.raises(UsageError) as info:
+        einderiv.derive(net, order=0)
+    assert str(info.value) == "order=0: the derivative order must be a positive integer"
+    with pytest.raises(UsageError) as info:
+        derive(net, 2.5)
+    assert str(info.value) == "order=2.5: the derivative order must be a positive integer"
+    with pytest.raises(UsageError) as info:
+        einderiv.derivation_text(einderiv.derive(net), form="paper")
+    assert str(info.value) == "form='paper': the Hessian form is 'expanded' or 'compact'"
+
+
+def test_one_derivation_in_both_forms():
+    import einderiv
+    from einderiv.calculus.derive import in_form
+
+    d = einderiv.derive(einderiv.load(PAPER))
+    assert not d.expanded  # what the code generator uses
+    e = in_form(d, "expanded")
+    assert e.expanded and in_form(d, "expanded") is e and in_form(e, "compact") is d
+    assert in_form(d, "compact") is d
+    d3 = einderiv.derive(einderiv.load(PAPER), 3)
+    assert in_form(d3, "compact") is d3  # orders >= 3 build on the expanded form
+
+
+def test_a_second_symbolic_depth_is_an_error():
+    text = "dims n0 = 2\ndepth n\ndepth m\ninput x^i : n0\nf = x^i x^i\n"
+    with pytest.raises(UsageError) as info:
+        __import__("einderiv").load("t.ein", text)
+    assert str(info.value) == "a template may have one symbolic depth; n, m are all symbolic"
+
+
+def test_a_network_without_weights_has_nothing_to_differentiate():
+    import einderiv
+
+    with pytest.raises(EinderivError) as info:
+        einderiv.derive(load("t.ein", "dims n = 2\ninput x^i : n\nf = x^i x^i\n"))
+    assert str(info.value) == ("t.ein:3:1: the network declares no weight to differentiate; declare one, "
+                               "e.g. weight W^j_i : n, n")

@@ -66,7 +66,9 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
     d = SecondOrder(network)
     params = tuple(d.params)
     if not params:
-        raise EinderivError(f"{network.path}: the network declares no weight to differentiate")
+        objective = network.definition(network.objective)
+        raise EinderivError("the network declares no weight to differentiate; declare one, e.g. "
+                            "weight W^j_i : n, n", objective.loc if objective else None)
     blocks: dict[tuple[str, ...], Block] = {}
     for t in params:
         blocks[(t,)] = d.gradient(t)
