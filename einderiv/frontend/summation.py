@@ -54,7 +54,7 @@ class Scope:
         self.name = member.name
         self.L = {ix.name for ix in a.indices}
         self.index: dict[str, ir.Index] = {}
-        self.origin: dict[str, tuple[str, int, sympy.Expr]] = {}
+        self.origin: dict[str, tuple[Name | str, int, sympy.Expr]] = {}  # index → (tensor, axis, size)
         self.written = {ix.name for ix in a.indices} | {
             ix.name for n in S.walk(a.expr) if isinstance(n, (S.Use, S.Call)) for ix in n.indices}
         #: sizes of plain indices known from any use in the definition (for index arithmetic)
