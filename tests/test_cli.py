@@ -165,10 +165,11 @@ def test_traceback_flag_shows_the_traceback(monkeypatch, capsys, flag):
 
 
 def test_internal_error_in_a_subprocess_has_no_traceback(tmp_path):
-    """The real entry point: exit 3 and one line, from an error deep inside (a missing rule)."""
-    code = ("import sys, einderiv.calculus.diff as d, einderiv.cli as c\n"
-            "d._d.register(d.Ref)(lambda e, n, w: (_ for _ in ()).throw(d.InternalError('no rule')))\n"
-            f"sys.exit(c.main(['derive', {PAPER!r}]))\n")
+    """A fresh interpreter: exit 3 and one line, nothing else on stderr."""
+    code = ("import sys, einderiv.api as api, einderiv.cli as cli, einderiv.errors as e\n"
+            "def broken(*args, **kwargs):\n    raise e.InternalError('no rule')\n"
+            "api.derive = broken\n"
+            f"sys.exit(cli.main(['derive', {PAPER!r}]))\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 3 and "Traceback" not in p.stderr
     assert p.stderr == ("einderiv: internal error: no rule — this is a bug in einderiv; please report it "
