@@ -11,9 +11,12 @@ file differs from what the current einderiv produces.
 """
 from __future__ import annotations
 
+import os
 import pathlib
 import re
 import sys
+
+import einderiv
 
 HERE = pathlib.Path(__file__).resolve().parent
 ORDER = 2
@@ -36,34 +39,33 @@ def order(path: pathlib.Path) -> int:
     return int(found) if found else ORDER
 
 
-def expanded(path: pathlib.Path) -> bool:
-    """Whether the kept text and LaTeX show Hessian blocks expanded (the default) or, with
+def form(path: pathlib.Path) -> str:
+    """The Hessian form the kept text and LaTeX show: expanded (the default) or, with
     ``# einderiv: form compact``, through second-order adjoints (long unrolled networks)."""
-    return _directive(path, _FORM_LINE) != "compact"
+    return _directive(path, _FORM_LINE) or "expanded"
+
+
+def _load(path: pathlib.Path):
+    # paths relative to the repository root, so the outputs name the source portably
+    rel = path.relative_to(HERE.parent).as_posix()
+    return einderiv.load(rel if pathlib.Path(rel).exists() else str(path))
 
 
 def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
-    """What einderiv generates for one network file, by output path."""
-    import einderiv
-
-    # paths relative to the repository root, so the outputs name the source portably
-    rel = path.relative_to(HERE.parent).as_posix()
-    network = einderiv.load(rel if pathlib.Path(rel).exists() else str(path))
-    derivation = einderiv.derive(network, order(path), expanded=expanded(path))  # as printed
-    compact = einderiv.derive(network, order(path), expanded=False)  # what `einderiv codegen` uses
+    """What einderiv generates for one network file, by output path (``einderiv derive``,
+    ``latex`` with the file's form; ``codegen`` in its default, compact, form)."""
+    derivation = einderiv.derive(_load(path), order(path))
     stem = path.with_suffix("")
     return {
-        stem.with_suffix(".txt"): einderiv.derivation_text(derivation),
-        stem.with_suffix(".tex"): einderiv.latex(derivation),
-        stem.parent / f"{stem.name}_kernels.py": einderiv.codegen(compact),
+        stem.with_suffix(".txt"): einderiv.derivation_text(derivation, form=form(path)),
+        stem.with_suffix(".tex"): einderiv.latex(derivation, form=form(path)),
+        stem.parent / f"{stem.name}_kernels.py": einderiv.codegen(derivation),
     }
 
 
 def is_template(path: pathlib.Path) -> bool:
     """A layer template (``depth n`` left symbolic): kept as its general form and a run-time-depth module."""
-    from einderiv.analysis.template import load_template
-
-    return load_template(str(path)) is not None
+    return isinstance(_load(path), einderiv.Template)
 
 
 def networks() -> list[pathlib.Path]:
@@ -76,23 +78,16 @@ def templates() -> list[pathlib.Path]:
 
 def template_outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     """``einderiv derive`` and ``einderiv latex`` of a template: the general form for any depth;
-    ``einderiv codegen``: its module for a depth given at run time (emit/template_numpy.py)."""
-    from einderiv.emit.template_doc import render_latex, render_text
-    from einderiv.analysis.template import general_form, load_template
-
-    rel = path.relative_to(HERE.parent).as_posix()
-    gf = general_form(load_template(rel if pathlib.Path(rel).exists() else str(path)), order(path))
+    ``einderiv codegen``: its module for a depth given at run time."""
+    template = _load(path)
+    general = einderiv.derive(template, order(path))
     stem = path.with_suffix("")
-    from einderiv.emit.template_numpy import generate_template
-
-    kernels = generate_template(load_template(rel if pathlib.Path(rel).exists() else str(path)))
-    return {stem.with_suffix(".txt"): render_text(gf), stem.with_suffix(".tex"): render_latex(gf),
-            stem.parent / f"{stem.name}_kernels.py": kernels}
+    return {stem.with_suffix(".txt"): einderiv.derivation_text(general),
+            stem.with_suffix(".tex"): einderiv.latex(general),
+            stem.parent / f"{stem.name}_kernels.py": einderiv.codegen(template)}
 
 
 def main() -> int:
-    import os
-
     os.chdir(HERE.parent)
     jobs = [(net, outputs) for net in networks()] + [(t, template_outputs) for t in templates()]
     for net, make in jobs:

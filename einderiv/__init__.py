@@ -1,17 +1,19 @@
 """einderiv: symbolic index-notation derivatives of neural networks.
 
-The pipeline, one module each:  parse (``parse``, ``grammar/einderiv.lark``)
-→ check (``check``: summation convention, sizes → ``network.Network`` of IR)
-→ derive (``diff`` rule table, ``simplify``, ``derive``: named adjoints,
-Jacobians, every derivative block) → factor (``factor``, ``structure``)
-→ emit (``emit.text``, ``emit.latex``, ``emit.numpy``; ``numcheck``).
+The pipeline, one folder each (the imports obey this order):
+``frontend`` (parse, check, summation → a ``Network`` of IR, or a layer ``Template``)
+→ ``calculus`` (the rule table, simplify, derive: named adjoints, Jacobians, every
+derivative block) → ``analysis`` (factor, fold, structure, the general form of a
+template) → ``emit`` (text, LaTeX, NumPy); ``numcheck`` checks kernels numerically.
 
 See :mod:`einderiv.api` for the Python API and ``einderiv --help`` for the CLI.
 """
-from .api import (CheckReport, Derivation, check, codegen, derivation_text, derive, latex, load,
-                  structure)
-from .errors import EinderivError
+__version__ = "0.1.0"
+
+from .api import (CheckReport, Derivation, GeneralForm, Network, Template, check, codegen,  # noqa: E402
+                  derivation_text, derive, latex, load, structure)
+from .errors import EinderivError, InternalError  # noqa: E402
 
 __all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "structure",
-           "Derivation", "CheckReport", "EinderivError"]
-__version__ = "0.1.0"
+           "Network", "Template", "Derivation", "GeneralForm", "CheckReport", "EinderivError",
+           "InternalError", "__version__"]

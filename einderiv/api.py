@@ -1,53 +1,129 @@
-"""The Python API: the same jobs as the command line, one function each.
+"""The Python API: everything the command line does, one function each.
 
     >>> import einderiv
-    >>> net = einderiv.load("derivations/paper_mlp.ein")          # parse + check
+    >>> net = einderiv.load("derivations/paper_mlp.ein")          # read, parse, check
     >>> d = einderiv.derive(net, order=2)                          # derive + factor
     >>> print(einderiv.derivation_text(d))                         # doctest: +SKIP
     >>> tex = einderiv.latex(d)                                     # standalone document
     >>> src = einderiv.codegen(d)                                   # NumPy module source
     >>> einderiv.check(d, seed=0).ok
     True
+
+A file whose ``depth n`` stays symbolic loads as a layer :class:`Template`:
+``derive(template)`` is its :class:`GeneralForm` (the equations for any depth), which
+``derivation_text`` and ``latex`` print; ``codegen(template)`` is a gradient module that
+takes the depth at run time; ``template.instantiate(3)`` — or ``load(path, depth={'n': 3})``
+— is the network at depth 3.
+
+**Hessian form.**  A :class:`Derivation` from :func:`derive` holds its Hessian blocks in the
+compact form (through second-order adjoints ``hess[s,s']``: O(L²) terms, what the code
+generator uses); the paper's expanded form (every Gauss–Newton and A″ term spelled out) is
+built from it when asked for, and kept (as data: ``einderiv.calculus.derive.in_form(d, "expanded")``).  Each job has one default, the same here and on the command
+line: ``derivation_text``, ``latex`` and ``structure`` print ``form="expanded"``;
+``codegen`` and ``check`` use ``form="compact"`` (``form="expanded"`` checks the printed
+form).  So ``derivation_text(derive(net))`` is what ``einderiv derive FILE`` prints and
+``codegen(derive(net))`` what ``einderiv codegen FILE`` writes.
+
+Errors: bad input raises an :class:`~einderiv.errors.EinderivError` (a bad file with its
+``file:line:col``; a bad argument named as you passed it, ``dims={'x': 3} names no
+dimension 'x'…``); a bug in einderiv raises :class:`~einderiv.errors.InternalError`.
 """
 from __future__ import annotations
 
-from .frontend.check import load
-from .calculus.derive import Derivation, derive  # derive(network, order=2, expanded=True)
+from typing import Mapping, Union
+
+from .analysis.structure import format_summary, summarize
+from .analysis.template import GeneralForm, general_form
+from .calculus.derive import Derivation, in_form
+from .calculus.derive import derive as _derive
 from .emit import latex as _latex
 from .emit import numpy as _numpy
+from .emit import template_doc as _template_doc
 from .emit import text as _text
+from .emit.template_numpy import generate_template
+from .errors import Argument, UsageError
+from .frontend.model import Template, load
+from .frontend.network import Network
 from .numcheck import CheckReport
 from .numcheck import check as _check
-from .analysis.structure import format_summary, summarize
 
 __all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "structure",
-           "Derivation", "CheckReport"]
+           "Network", "Template", "Derivation", "GeneralForm", "CheckReport"]
+
+Sizes = Union[Mapping[str, int], None]
 
 
-def derivation_text(derivation: Derivation, sizes: dict[str, int] | None = None) -> str:
-    """The derivation in readable index notation, with the structure summary."""
-    return _text.render(derivation, sizes)
+def derive(model: Network | Template, order: int = 2) -> Derivation | GeneralForm:
+    """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …).
 
-
-def latex(derivation: Derivation, sizes: dict[str, int] | None = None) -> str:
-    """A standalone LaTeX (amsmath) document of the derivation."""
-    return _latex.render(derivation, sizes)
-
-
-def codegen(derivation: Derivation, sizes: dict[str, int] | None = None) -> str:
-    """Source of a standalone NumPy module (``gradient``, ``hessian``, ``hvp``, …).
-
-    Every size must be known: from the file's ``dims`` or from ``sizes``.
+    For a :class:`Network`, the :class:`Derivation` (Hessian blocks compact; the printers
+    build the expanded form they show).  For a layer :class:`Template`, its
+    :class:`GeneralForm` (order ≤ 2), validated against the derivation at several depths.
     """
-    return _numpy.generate(derivation, sizes)
+    if isinstance(model, Template):
+        return general_form(model, order)
+    return _derive(model, order, expanded=False)
 
 
-def check(derivation: Derivation, sizes: dict[str, int] | None = None, seed: int = 0,
-          batch: int = 3, tol: float = 1e-6) -> CheckReport:
-    """Run the generated kernels and compare every block with central differences."""
-    return _check(derivation, sizes, seed=seed, batch=batch, tol=tol)
+def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str = "expanded") -> str:
+    """The derivation in readable index notation, with the structure summary (``einderiv derive``)."""
+    if isinstance(derivation, GeneralForm):
+        _general_only(sizes, form)
+        return _template_doc.render_text(derivation)
+    return _text.render(in_form(derivation, form), sizes)
 
 
-def structure(derivation: Derivation, sizes: dict[str, int] | None = None) -> str:
-    """The per-block structure table (outer products, terms, storage)."""
-    return format_summary(summarize(derivation, sizes))
+def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str = "expanded") -> str:
+    """A standalone LaTeX (amsmath) document of the derivation (``einderiv latex``)."""
+    if isinstance(derivation, GeneralForm):
+        _general_only(sizes, form)
+        return _template_doc.render_latex(derivation)
+    return _latex.render(in_form(derivation, form), sizes)
+
+
+def structure(derivation: Derivation, sizes: Sizes = None, form: str = "expanded") -> str:
+    """The per-block structure table: outer products, terms, storage (``einderiv structure``)."""
+    return format_summary(summarize(in_form(_concrete(derivation, "structure"), form), sizes))
+
+
+def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str = "compact") -> str:
+    """Source of a standalone NumPy module (``gradient``, ``hessian``, ``hvp``, …; ``einderiv codegen``).
+
+    Every size must be known: from the file's ``dims``, ``load(..., dims=...)`` or ``sizes``.
+    A layer template (or its general form) gives a gradient module whose depth is the
+    length of the parameter lists it is called with.
+    """
+    if isinstance(derivation, GeneralForm):
+        derivation = derivation.template
+    if isinstance(derivation, Template):
+        if sizes:
+            raise UsageError("{0}: a layer template takes its sizes when it is loaded, "
+                             "load(path, dims=...)", arguments=(Argument("sizes", None, dict(sizes)),))
+        return generate_template(derivation)
+    return _numpy.generate(in_form(derivation, form), sizes)
+
+
+def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int = 3, tol: float = 1e-6,
+          form: str = "compact") -> CheckReport:
+    """Run the generated kernels and compare every block with central differences (``einderiv check``)."""
+    return _check(in_form(_concrete(derivation, "check"), form), sizes, seed=seed, batch=batch, tol=tol)
+
+
+# ------------------------------------------------------------------ helpers
+def _general_only(sizes: Sizes, form: str) -> None:
+    """A general form is printed as it is: symbolic sizes, Hessian blocks expanded."""
+    if sizes:
+        raise UsageError("{0}: the general form of a layer template keeps its sizes symbolic; "
+                         "give sizes to a network at a concrete depth", arguments=(Argument("sizes", None, dict(sizes)),))
+    if form != "expanded":
+        raise UsageError("{0}: the general form of a layer template writes its Hessian blocks expanded; "
+                         "the compact form needs a concrete depth", arguments=(Argument("form", None, form),))
+
+
+def _concrete(derivation, job: str) -> Derivation:
+    if isinstance(derivation, (GeneralForm, Template)):
+        tpl = derivation.template if isinstance(derivation, GeneralForm) else derivation
+        raise UsageError(f"{job}() needs a network at a concrete depth, not a layer template: derive "
+                         f"template.instantiate(3) or load the file with {{0}}",
+                         arguments=(Argument("depth", tpl.depth, 3),))
+    return derivation

@@ -1,17 +1,27 @@
 """Command line: ``einderiv {derive,latex,codegen,check,structure} FILE [options]``.
 
-Bad input (a file that does not parse or check, a bad option) prints one
-line — ``file:line:col: what is wrong; what was expected`` — and exits 2.
-``check`` exits 1 when a block disagrees with finite differences.
+A thin layer over :mod:`einderiv.api`: parse the arguments, call the API, write the output.
+
+Exit codes:
+
+* 0 — done (``check``: every block agrees with finite differences);
+* 1 — ``check`` only: some block disagrees;
+* 2 — bad input: a file that does not parse or check, a bad option.  One line,
+  ``file:line:col: what is wrong; what was expected`` (a syntax error adds the line and
+  a caret) or ``einderiv: error: …``; arguments are named as flags (``--dim x=3``);
+* 3 — an internal error, a bug in einderiv: one line asking for a report; the
+  traceback only with ``--traceback`` (alias ``--debug``, or ``EINDERIV_DEBUG`` set);
+* 130 — interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import traceback
 
-from . import api
-from .errors import EinderivError, UsageError
+from . import __version__, api
+from .errors import Argument, EinderivError, InternalError, UsageError
 
 COMMANDS = {
     "derive": "print the derivation in index notation, with the structure summary",
@@ -20,6 +30,11 @@ COMMANDS = {
     "check": "run the generated kernels and compare every block with finite differences",
     "structure": "print, per parameter and Hessian block, its outer-product structure",
 }
+#: the Hessian form each command uses unless --form says otherwise (the API's defaults)
+DEFAULT_FORM = {"derive": "expanded", "latex": "expanded", "structure": "expanded",
+                "codegen": "compact", "check": "compact"}
+#: how the command line spells an API argument
+FLAGS = {"dims": "--dim", "sizes": "--dim", "depth": "--depth", "order": "--order", "form": "--form"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,11 +46,15 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="einderiv", description="Symbolic index-notation derivatives of neural networks.")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    p.add_argument("--version", action="version", version=f"einderiv {__version__}")
+    p.add_argument("--traceback", "--debug", action="store_true", dest="traceback",
+                   help="show the traceback of an error (for reporting a bug)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name, helptext in COMMANDS.items():
         c = sub.add_parser(name, help=helptext, description=helptext)
         c.add_argument("file", help="network file (.ein)")
+        c.add_argument("--traceback", "--debug", action="store_true", dest="traceback", default=argparse.SUPPRESS,
+                       help="show the traceback of an error (for reporting a bug)")
         c.add_argument("--order", type=int, default=2,
                        help="highest derivative order (default 2: gradients and Hessian blocks)")
         c.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
@@ -45,12 +64,12 @@ def _parser() -> argparse.ArgumentParser:
                             "print the general form for any depth")
         if name in ("latex", "codegen", "derive", "structure"):
             c.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
-        if name in ("derive", "latex", "structure"):
+        if DEFAULT_FORM[name] == "expanded":
             c.add_argument("--form", choices=("expanded", "compact"), default="expanded",
                            help="Hessian blocks in the paper's expanded form (default: every "
                                 "Gauss-Newton and A'' term spelled out) or through the second-order "
                                 "adjoints H[s,s'] (compact: shorter for deep or recurrent networks)")
-        if name in ("codegen", "check"):
+        else:
             c.add_argument("--form", choices=("compact", "expanded"), default="compact",
                            help="Hessian blocks through second-order adjoints hess[s,s'] (compact, the "
                                 "default: O(L^2) terms) or in the paper's expanded form that "
@@ -63,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _dims(items: list[str], option: str = "--dim") -> dict[str, int]:
+def _pairs(items: list[str], option: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -71,6 +90,14 @@ def _dims(items: list[str], option: str = "--dim") -> dict[str, int]:
             raise UsageError(f"{option} expects NAME=SIZE with an integer SIZE, got '{item}'")
         out[name.strip()] = int(value)
     return out
+
+
+def spell(arg: Argument) -> str:
+    """An API argument as the command line writes it: ``dims={'x': 3}`` → ``--dim x=3``."""
+    flag = FLAGS.get(arg.name)
+    if flag is None:
+        return arg.python()
+    return f"{flag} {arg.key}={arg.value}" if arg.key is not None else f"{flag} {arg.value}"
 
 
 def _write(text: str, output: str | None) -> None:
@@ -82,50 +109,59 @@ def _write(text: str, output: str | None) -> None:
 
 
 def run(argv: list[str]) -> int:
+    """Run one command; raise on any error (see :func:`main` for the exit codes)."""
     args = _parser().parse_args(argv)
     if args.order < 1:
         raise UsageError(f"--order must be a positive integer, got {args.order}")
-    dims = _dims(args.dim)
-    from .analysis.template import run_command  # a layer template (`depth n`) with a symbolic depth
-
-    general = run_command(args.command, args.file, dims, _dims(args.depth, "--depth"), args.order)
-    if general is not None:
-        _write(general, getattr(args, "output", None))
-        return 0
-    network = api.load(args.file, dims=dims)
-    expanded = getattr(args, "form", "expanded") == "expanded"
-    derivation = api.derive(network, order=args.order, expanded=expanded)
+    if args.command == "check" and args.batch < 1:
+        raise UsageError(f"--batch must be a positive integer, got {args.batch}")
+    model = api.load(args.file, dims=_pairs(args.dim, "--dim"), depth=_pairs(args.depth, "--depth"))
+    output = getattr(args, "output", None)
+    if isinstance(model, api.Template):
+        if args.command in ("check", "structure"):
+            raise UsageError(f"'{args.command}' needs a concrete depth for a layer template: "
+                             f"add --depth {model.depth}=3")
+        if args.command == "codegen":  # a gradient module for a depth given at run time
+            _write(api.codegen(model), output)
+            return 0
+    derivation = api.derive(model, order=args.order)
     if args.command == "derive":
-        _write(api.derivation_text(derivation), args.output)
-    elif args.command == "structure":
-        _write(api.structure(derivation), args.output)
+        _write(api.derivation_text(derivation, form=args.form), output)
     elif args.command == "latex":
-        _write(api.latex(derivation), args.output)
+        _write(api.latex(derivation, form=args.form), output)
+    elif args.command == "structure":
+        _write(api.structure(derivation, form=args.form), output)
     elif args.command == "codegen":
-        _write(api.codegen(derivation), args.output)
+        _write(api.codegen(derivation, form=args.form), output)
     elif args.command == "check":
-        if args.batch < 1:
-            raise UsageError(f"--batch must be a positive integer, got {args.batch}")
-        report = api.check(derivation, seed=args.seed, batch=args.batch, tol=args.tol)
+        report = api.check(derivation, seed=args.seed, batch=args.batch, tol=args.tol, form=args.form)
         print(report.format())
         return 0 if report.ok else 1
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """``einderiv ARGS``: the exit code (see the module docstring)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    show = ("--traceback" in argv or "--debug" in argv) or bool(os.environ.get("EINDERIV_DEBUG"))
     try:
         return run(argv)
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else 0
     except EinderivError as err:
-        print(f"einderiv: error: {err}" if err.loc is None else str(err), file=sys.stderr)
+        if show:
+            traceback.print_exc()
+        message = err.worded(spell)
+        print(message if err.loc is not None else f"einderiv: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # an einderiv bug, not bad input: say so in one line
-        if "--debug" in argv or os.environ.get("EINDERIV_DEBUG"):
-            raise
-        print(f"einderiv: internal error: {type(exc).__name__}: {exc} "
-              "(rerun with --debug for a traceback, and please report it)", file=sys.stderr)
+    except Exception as exc:  # an einderiv bug (InternalError or anything unforeseen), not bad input
+        if show:
+            traceback.print_exc()
+        what = str(exc) if isinstance(exc, InternalError) else f"{type(exc).__name__}: {exc}"
+        print(f"einderiv: internal error: {what} — this is a bug in einderiv; please report it"
+              + ("" if show else " (rerun with --traceback for the details)"), file=sys.stderr)
         return 3
 
 

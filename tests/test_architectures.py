@@ -88,7 +88,7 @@ def derive(body: str, order: int = 2):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_derives_and_checks_numerically(name):
-    report = einderiv.check(derive(NETWORKS[name]), seed=2)
+    report = einderiv.check(derive(NETWORKS[name]), seed=2, form="expanded")
     assert report.rows and report.ok, report.format()
 
 

@@ -71,7 +71,7 @@ def test_bias_is_broadcast_across_positions():
 
 @pytest.mark.parametrize("text", [GRU_MIX, CENTRED, CONV_BIAS], ids=["gru-mix", "centred", "conv-bias"])
 def test_broadcast_networks_check_numerically(text):
-    report = einderiv.check(einderiv.derive(einderiv.load("b.ein", text), 2), seed=5)
+    report = einderiv.check(einderiv.derive(einderiv.load("b.ein", text), 2), seed=5, form="expanded")
     assert report.rows and report.ok, report.format()
 
 

@@ -69,7 +69,11 @@ USAGE_ERRORS = [
     (["derive", "missing.ein"],
      "einderiv: error: cannot read 'missing.ein': No such file or directory"),
     (["derive", PAPER, "--dim", "q=3"],
-     "einderiv: error: --dim names no dimension 'q'; the file declares n0, n1, n2, c"),
+     "einderiv: error: --dim q=3 names no dimension 'q'; the file declares n0, n1, n2, c"),
+    (["derive", PAPER, "--dim", "n0=0"],
+     "einderiv: error: --dim n0=0: a size must be a positive integer"),
+    (["check", PAPER, "--batch", "0"],
+     "einderiv: error: --batch must be a positive integer, got 0"),
     (["derive", PAPER, "--dim", "n0"],
      "einderiv: error: --dim expects NAME=SIZE with an integer SIZE, got 'n0'"),
     (["derive", PAPER, "--order", "0"],
@@ -86,6 +90,16 @@ def test_usage_errors_are_one_line_exit_2(args, message):
     assert code == 2
     assert err.strip() == message
     assert "Traceback" not in err
+
+
+def test_cli_words_file_errors_about_sizes_with_its_flag(tmp_path):
+    src = tmp_path / "seq.ein"
+    src.write_text("dims n = 2, T\ninput x(t)^i : n   for t = 1..T\nweight W^i : n\nf = W^i x(1)^i\n")
+    code, out, err = run("derive", str(src))
+    assert code == 2 and err == (f"{src}:2:31: label 'T' needs a concrete size: dimension 'T' has none; "
+                                 "give it in the file's dims (T = 4) or as --dim T=4\n")
+    code, out, err = run("derive", str(src), "--dim", "T=2")
+    assert code == 0, err
 
 
 def test_bad_file_one_line_with_location(tmp_path):
@@ -106,3 +120,131 @@ def test_syntax_error_shows_line_and_caret(tmp_path):
     assert code == 2 and "Traceback" not in err
     assert lines[0].startswith(f"{bad}:3:11: syntax error: unexpected '*'")
     assert "f = x^i * * x^i" in lines[1] and lines[2].strip() == "^"
+
+
+# ---------------------------------------------------------------- exit codes
+def test_internal_error_is_exit_3_with_one_line(monkeypatch, capsys):
+    from einderiv import api
+    from einderiv.errors import EinderivError, InternalError
+
+    assert not issubclass(InternalError, EinderivError)  # never handled as bad input
+
+    def broken(*args, **kwargs):
+        raise InternalError("cyclic quantity adj[v1]")
+
+    monkeypatch.setattr(api, "derive", broken)
+    assert main(["derive", PAPER]) == 3
+    assert capsys.readouterr().err == ("einderiv: internal error: cyclic quantity adj[v1] — this is a bug in "
+                                       "einderiv; please report it (rerun with --traceback for the details)\n")
+
+
+def test_unforeseen_exception_is_an_internal_error(monkeypatch, capsys):
+    from einderiv import api
+
+    monkeypatch.setattr(api, "codegen", lambda *a, **k: {}["x"])
+    assert main(["codegen", PAPER]) == 3
+    err = capsys.readouterr().err
+    assert err == ("einderiv: internal error: KeyError: 'x' — this is a bug in einderiv; please report it "
+                   "(rerun with --traceback for the details)\n")
+
+
+@pytest.mark.parametrize("flag", ["--traceback", "--debug"])
+def test_traceback_flag_shows_the_traceback(monkeypatch, capsys, flag):
+    from einderiv import api
+    from einderiv.errors import InternalError
+
+    def broken(*args, **kwargs):
+        raise InternalError("boom")
+
+    monkeypatch.setattr(api, "derive", broken)
+    assert main(["derive", PAPER, flag]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "InternalError: boom" in err
+    assert err.splitlines()[-1] == "einderiv: internal error: boom — this is a bug in einderiv; please report it"
+    assert main([flag, "derive", PAPER]) == 3  # before the command too
+
+
+def test_internal_error_in_a_subprocess_has_no_traceback(tmp_path):
+    """A fresh interpreter: exit 3 and one line, nothing else on stderr."""
+    code = ("import sys, einderiv.api as api, einderiv.cli as cli, einderiv.errors as e\n"
+            "def broken(*args, **kwargs):\n    raise e.InternalError('no rule')\n"
+            "api.derive = broken\n"
+            f"sys.exit(cli.main(['derive', {PAPER!r}]))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 3 and "Traceback" not in p.stderr
+    assert p.stderr == ("einderiv: internal error: no rule — this is a bug in einderiv; please report it "
+                        "(rerun with --traceback for the details)\n")
+
+
+def test_version(capsys):
+    import einderiv
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"einderiv {einderiv.__version__}\n"
+
+
+# -------------------------------------------- the CLI is a thin layer over the API
+EXAMPLES = ["paper_mlp", "tanh_mlp", "rnn", "gru_unrolled", "paper_mlp_order3"]
+
+
+def _cli(args, tmp_path) -> str:
+    out = tmp_path / "out"
+    assert main([*args, "-o", str(out)]) == 0
+    return out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_api_and_cli_agree(name, tmp_path, monkeypatch):
+    import einderiv
+
+    monkeypatch.chdir(ROOT)
+    path = f"derivations/{name}.ein"
+    order = 3 if name.endswith("order3") else 2
+    d = einderiv.derive(einderiv.load(path), order)
+    assert _cli(["derive", path, "--order", str(order)], tmp_path) == einderiv.derivation_text(d)
+    assert _cli(["codegen", path, "--order", str(order)], tmp_path) == einderiv.codegen(d)
+    if name == "paper_mlp":
+        assert _cli(["latex", path], tmp_path) == einderiv.latex(d)
+        assert _cli(["structure", path], tmp_path) == einderiv.structure(d)
+        assert _cli(["derive", path, "--form", "compact"], tmp_path) == einderiv.derivation_text(d, form="compact")
+        assert _cli(["codegen", path, "--form", "expanded"], tmp_path) == einderiv.codegen(d, form="expanded")
+
+
+def test_api_and_cli_agree_on_a_template(tmp_path, monkeypatch):
+    import einderiv
+
+    monkeypatch.chdir(ROOT)
+    path = "derivations/deep_template.ein"
+    tpl = einderiv.load(path)
+    general = einderiv.derive(tpl)
+    assert _cli(["derive", path], tmp_path) == einderiv.derivation_text(general)
+    assert _cli(["codegen", path], tmp_path) == einderiv.codegen(general) == einderiv.codegen(tpl)
+    d = einderiv.derive(einderiv.load(path, depth={"n": 2}))
+    assert _cli(["codegen", path, "--depth", "n=2"], tmp_path) == einderiv.codegen(d)
+    assert _cli(["derive", path, "--depth", "n=2"], tmp_path) == einderiv.derivation_text(d)
+
+
+@pytest.mark.parametrize("args", [["derive"], ["latex"], ["codegen"], ["derive", "--depth", "n=3"],
+                                  ["codegen", "--depth", "n=3"]])
+def test_a_template_file_is_read_and_parsed_once(args, tmp_path, monkeypatch):
+    import builtins
+
+    import lark
+
+    parses, reads = [], []
+    real_parse, real_open = lark.Lark.parse, builtins.open
+    src = str(ROOT / "derivations" / "deep_template.ein")
+
+    def parse(self, *a, **k):
+        parses.append(1)
+        return real_parse(self, *a, **k)
+
+    def opened(file, *a, **k):
+        if str(file) == src:
+            reads.append(1)
+        return real_open(file, *a, **k)
+
+    monkeypatch.setattr(lark.Lark, "parse", parse)
+    monkeypatch.setattr(builtins, "open", opened)
+    assert main([args[0], src, *args[1:], "-o", str(tmp_path / "out")]) == 0
+    assert (len(reads), len(parses)) == (1, 1)

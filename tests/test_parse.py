@@ -361,6 +361,28 @@ def test_check_main(tmp_path, capsys):
     assert "bad.ein:1:5: syntax error" in capsys.readouterr().err
 
 
+def test_label_sum_solves_each_label_arithmetically():
+    """sum_t/mean_t over a family label: t = (member − k)/c for each member, at any label size."""
+    text = ("dims n = 2\ninput x(t)^i : n     for t = 1001..1003\nweight W^j_i : n, n\n"
+            "p(t)^j = W^j_i x(t)^i   for t = 1001..1003\nq(s)^j = p(s+1)^j   for s = 1000..1001\n"
+            "f = sum_s(q(s)^j q(s)^j) + mean_t(p(1004-t)^j p(1004-t)^j)\n")
+    f = load("t.ein", text).definition("f").expr
+    qs, ps = f.terms
+    assert [str(r.name) for t in qs.terms for r in t.factors] == ["q(1000)"] * 2 + ["q(1001)"] * 2
+    assert ps.factors[0] == Const(sympy.Rational(1, 3))
+    assert [str(t.factors[0].name) for t in ps.factors[1].terms] == ["p(1003)", "p(1002)", "p(1001)"]
+
+
+def test_family_label_solve_is_affine():
+    from einderiv.frontend.families import Families
+
+    fam = Families("t.ein", {"T": 5})
+    two_t_minus_1 = S.Label(1, 1, -1, (("t", 2),))
+    assert fam.solve(two_t_minus_1, "t", 5, {}) == 3 and fam.solve(two_t_minus_1, "t", 4, {}) is None
+    assert fam.solve(S.Label(1, 1, 0, (("T", 1), ("t", -1))), "t", 2, {}) == 3  # T - t = 2
+    assert fam.solve(S.Label(1, 1, 0, (("s", 1),)), "t", 2, {"s": 1}) is None  # no t in the label
+
+
 # ------------------------------------------------------- spelling property
 from hypothesis import given, settings, strategies as st  # noqa: E402
 

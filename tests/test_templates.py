@@ -9,15 +9,15 @@ import subprocess
 import numpy as np
 import pytest
 
+import einderiv
 from einderiv.frontend.check import load
 from einderiv.cli import main
 from einderiv.calculus.derive import derive
 from einderiv.emit.numpy import generate
-from einderiv.emit.template_doc import render_latex, render_text
 from einderiv.errors import UsageError
 from einderiv.numcheck import load as load_module
 from einderiv.frontend.parse import paper_labels
-from einderiv.analysis.template import (FoldError, GeneralTerm, general_form, load_template, validate)
+from einderiv.analysis.template import FoldError, GeneralTerm, general_form, validate
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -57,27 +57,88 @@ def test_paper_labels_are_family_members_and_keep_columns():
 
 def test_symbolic_depth_is_a_template_and_a_concrete_one_is_not():
     text = TEMPLATE.format(act="relu")
-    tpl = load_template("t.ein", text)
-    assert tpl is not None and tpl.depth == "n"
-    assert load_template("t.ein", text, {"n": 3}) is None
+    tpl = einderiv.load("t.ein", text)
+    assert isinstance(tpl, einderiv.Template) and tpl.depth == "n"
+    assert isinstance(einderiv.load("t.ein", text, depth={"n": 3}), einderiv.Network)
+    assert isinstance(einderiv.load("t.ein", text, dims={"n": 3}), einderiv.Network)  # a depth is a size too
     net = tpl.instantiate(1)  # `for k = 2..n` is empty at n = 1
     assert [str(t.name) for t in net.tensors if t.role == "weight"] == ["w(1)", "u"]
+    assert tpl.instantiate(3) is tpl.instantiate(3)  # checked once per depth
+    assert einderiv.load("t.ein", text, depth={"n": 3}).definitions == tpl.instantiate(3).definitions
+
+
+def test_load_does_not_change_its_arguments():
+    dims, depth = {"h": 4}, {"n": 2}
+    einderiv.load("t.ein", TEMPLATE.format(act="relu"), dims=dims, depth=depth)
+    tpl = einderiv.load("t.ein", TEMPLATE.format(act="relu"), dims=dims)
+    tpl.instantiate(2)
+    assert dims == {"h": 4} and depth == {"n": 2} and dict(tpl.dims) == {"h": 4}
+
+
+def test_template_is_checked_when_loaded():
+    bad = TEMPLATE.format(act="relu").replace("u^l_j v^{(n),j}", "u^l_j v^{(n),k}")
+    with pytest.raises(einderiv.EinderivError, match=r"^t\.ein:10:1: free indices differ"):
+        einderiv.load("t.ein", bad)
+
+
+# (arguments to einderiv.load, exact message) — the library names its own arguments
+LOAD_ERRORS = [
+    ({"depth": {"q": 2}}, "depth={'q': 2} names no depth 'q'; the file declares n"),
+    ({"depth": {"n": 0}}, "depth={'n': 0}: a depth must be a positive integer"),
+    ({"dims": {"q": 2}}, "dims={'q': 2} names no dimension 'q'; the file declares n_in, h, c, n"),
+]
+
+
+@pytest.mark.parametrize("kw,message", LOAD_ERRORS)
+def test_load_errors_name_the_argument(kw, message):
+    with pytest.raises(UsageError) as info:
+        einderiv.load("t.ein", TEMPLATE.format(act="relu"), **kw)
+    assert str(info.value) == message
+
+
+def test_api_errors_for_templates():
+    tpl = einderiv.load("t.ein", TEMPLATE.format(act="relu"))
+    with pytest.raises(UsageError) as info:
+        tpl.instantiate(0)
+    assert str(info.value) == "depth={'n': 0}: a depth must be a positive integer"
+    with pytest.raises(UsageError) as info:
+        einderiv.check(tpl)
+    assert str(info.value) == ("check() needs a network at a concrete depth, not a layer template: derive "
+                               "template.instantiate(3) or load the file with depth={'n': 3}")
+    with pytest.raises(UsageError) as info:
+        einderiv.codegen(tpl, sizes={"h": 2})
+    assert str(info.value) == ("sizes={'h': 2}: a layer template takes its sizes when it is loaded, "
+                               "load(path, dims=...)")
 
 
 def test_cli_depth_errors(tmp_path, capsys):
     f = tmp_path / "t.ein"
     f.write_text(TEMPLATE.format(act="relu"))
     assert main(["derive", str(f), "--depth", "q=2"]) == 2
-    assert "--depth names no depth 'q'; the file declares n" in capsys.readouterr().err
+    assert capsys.readouterr().err == "einderiv: error: --depth q=2 names no depth 'q'; the file declares n\n"
+    assert main(["derive", str(f), "--depth", "n=0"]) == 2
+    assert capsys.readouterr().err == "einderiv: error: --depth n=0: a depth must be a positive integer\n"
     assert main(["check", str(f)]) == 2
-    assert "needs a concrete depth for a layer template: add --depth n=3" in capsys.readouterr().err
+    assert capsys.readouterr().err == ("einderiv: error: 'check' needs a concrete depth for a layer template: "
+                                       "add --depth n=3\n")
+    assert main(["structure", str(f)]) == 2
+    assert capsys.readouterr().err == ("einderiv: error: 'structure' needs a concrete depth for a layer "
+                                       "template: add --depth n=3\n")
+    assert main(["derive", str(f), "--order", "3"]) == 2
+    assert capsys.readouterr().err == (
+        "einderiv: error: the general form of a template goes to order 2 (gradients and Hessian blocks); "
+        "for order 3 give a concrete depth, e.g. --depth n=3\n")
+    assert main(["derive", str(f), "--form", "compact"]) == 2
+    assert capsys.readouterr().err == (
+        "einderiv: error: --form compact: the general form of a layer template writes its Hessian blocks "
+        "expanded; the compact form needs a concrete depth\n")
 
 
 # -------------------------------------------------------------- instantiation
 @pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
 def test_instantiation_equals_the_hand_written_network(n, act):
-    tpl = load_template("t.ein", TEMPLATE.format(act=act))
+    tpl = einderiv.load("t.ein", TEMPLATE.format(act=act))
     mine = load_module(generate(derive(tpl.instantiate(n), 2)))
     hand = load_module(generate(derive(load("h.ein", hand_written(n, act)), 2)))
     rng = np.random.default_rng(n)
@@ -101,16 +162,16 @@ def test_instantiation_equals_the_hand_written_network(n, act):
 # --------------------------------------------------------------- general form
 @pytest.fixture(scope="module")
 def relu_form():
-    return general_form(load_template("t.ein", TEMPLATE.format(act="relu")))
+    return einderiv.derive(einderiv.load("t.ein", TEMPLATE.format(act="relu")))
 
 
 @pytest.fixture(scope="module")
 def tanh_form():
-    return general_form(load_template("t.ein", TEMPLATE.format(act="tanh")))
+    return einderiv.derive(einderiv.load("t.ein", TEMPLATE.format(act="tanh")))
 
 
 def test_relu_general_form_is_the_papers_eq_9(relu_form):
-    text = render_text(relu_form)
+    text = einderiv.derivation_text(relu_form)
     assert "δ[v(n)]_j = ∂f/∂p_l u^l_j\n" in text
     assert "δ[v(k)]_j = δ[z_v(k+1)]_l w(k+1)^l_j   for k = 1..n-1" in text
     assert "η[z_v(k),z_v(l)]^j_s = w(k)^j_l η[v(k-1),z_v(l)]^l_s   for 1 ≤ l < k ≤ n" in text
@@ -124,7 +185,7 @@ def test_relu_general_form_is_the_papers_eq_9(relu_form):
 
 
 def test_tanh_general_form_adds_the_A2_terms_as_a_sum_over_layers(tanh_form):
-    text = render_text(tanh_form)
+    text = einderiv.derivation_text(tanh_form)
     eq9 = text[text.index("∂²f/∂w(k)^j_i∂w(r)^s_t ="):text.index("∂²f/∂w(k)^j_i∂u")]
     a2 = next(line for line in eq9.splitlines() if "Σ_{m=max(k,r)+1..n}" in line)
     assert all(s in a2 for s in ("δ[v(m)]", "tanh″(z_v(m)", "η[z_v(m),z_v(k)]", "η[z_v(m),z_v(r)]"))
@@ -143,13 +204,15 @@ def test_validation_fails_loudly_on_a_wrong_general_formula(relu_form):
 
 
 def test_general_form_needs_order_at_most_2():
-    with pytest.raises(UsageError, match="give a concrete depth"):
-        general_form(load_template("t.ein", TEMPLATE.format(act="relu")), order=3)
+    with pytest.raises(UsageError) as info:
+        general_form(einderiv.load("t.ein", TEMPLATE.format(act="relu")), order=3)
+    assert str(info.value) == ("the general form of a template goes to order 2 (gradients and Hessian "
+                               "blocks); for order 3 give a concrete depth, e.g. depth={'n': 3}")
 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_general_form_latex_compiles(tanh_form, tmp_path):
-    tex = render_latex(tanh_form)
+    tex = einderiv.latex(tanh_form)
     assert r"\begin{cases}" in tex and r"\sum_{m=\max(k,r)+1}^{n}" in tex
     (tmp_path / "g.tex").write_text(tex)
     r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "g.tex"], cwd=tmp_path, capture_output=True)

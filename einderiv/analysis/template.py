@@ -10,7 +10,7 @@ template* (docs/notation.md, "Layer templates"):
     v^{(k),j} = relu(w^{(k),j}_i v^{(k-1),i})   for k = 1..n
     p^l = u^l_j v^{(n),j}
 
-With a concrete depth (``--depth n=3``) it unrolls like any family and runs
+With a concrete depth (``depth={'n': 3}``) it unrolls like any family and runs
 through the ordinary pipeline.  With a symbolic depth, :func:`general_form`
 derives it at a *reference depth* where every case is interior, and folds
 the unrolled derivation back with symbolic layer labels:
@@ -32,8 +32,11 @@ the unrolled derivation back with symbolic layer labels:
 with the derivation of that depth.  A mismatch raises :class:`FoldError`:
 einderiv never prints a general formula it has not reproduced.
 
+Labels relative to anchors are :mod:`.anchors`'s, conditions :mod:`.conditions`'s.
+Loading a template (:class:`~einderiv.frontend.model.Template`) is the front end's.
+
 Example:
-    >>> g = general_form(load_template("derivations/deep_template.ein"))  # doctest: +SKIP
+    >>> g = general_form(einderiv.load("derivations/deep_template.ein"))  # doctest: +SKIP
     >>> [str(f.name) for f in g.quantities][:2]                         # doctest: +SKIP
     ['adj[v(k)]', 'adj[v(k)]']
 """
@@ -44,266 +47,27 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..frontend import syntax as S
-from ..frontend.check import load
 from ..calculus.derive import Derivation, derive
-from ..errors import EinderivError, UsageError
+from ..errors import Argument, EinderivError, UsageError
+from ..frontend.model import REF_DEPTH, Template
+from ..ir import Expr, Index, Label, Sym, TensorName, labels_of, rename
+from .anchors import (MAX_OFFSET, MaxOf, TooFar, abstract, abstract_name, concrete_name, eval_label,
+                      instantiate, key, sym_label, term_keys, uses_symbol)
+from .conditions import MAX_BOUND, Condition, condition_of, describe, range_text
 from .factor import as_terms
-from ..calculus.simplify import term_key
-from ..ir import Expr, Index, Label, Name, Sym, TensorName, labels_of, names_in, refs
-from ..ir import map_names, map_refs
-from ..frontend.network import Network
-from ..frontend.parse import parse
+from .fold import tensor_labels
 
-#: the depth the general form is read from: every case of Eq. 9 interior (k = 3, r = 6)
-REF_DEPTH = 8
+__all__ = ["REF_DEPTH", "CHECK_DEPTHS", "MAX_BOUND", "MAX_OFFSET", "FoldError", "Template", "Condition",
+           "MaxOf", "GeneralDef", "GeneralTerm", "GeneralBlock", "GeneralForm", "general_form", "validate",
+           "fold_defs", "fold_blocks", "fold_block_terms", "expand", "expand_keys", "split_common",
+           "concrete_name", "eval_label", "instantiate", "sym_label"]
+
 #: depths at which the general form is instantiated and compared with a fresh derivation
 CHECK_DEPTHS = (1, 2, 3, 5)
-#: the farthest a label may sit from its anchor (``v(k-1)``, ``z_v(k+1)``)
-MAX_OFFSET = 2
-#: a bound farther from zero than this is an artifact of the reference depth, not a condition
-MAX_BOUND = 3
 
 
 class FoldError(EinderivError):
     """The general form does not reproduce the unrolled derivation (or cannot be written)."""
-
-
-# --------------------------------------------------------------------- loading
-@dataclass(frozen=True)
-class Template:
-    """A network file with a symbolic ``depth``: ``instantiate(n)`` gives the ordinary network."""
-
-    path: str
-    text: str
-    depth: str
-    dims: dict = field(default_factory=dict)
-
-    def instantiate(self, n: int) -> Network:
-        return load(self.path, self.text, dims={**self.dims, self.depth: n})
-
-
-def depth_names(path: str, text: str | None = None) -> dict[str, int | None]:
-    """``depth`` declarations of a file: name → size (None when symbolic)."""
-    if text is None:
-        text = _read(path)
-    module = parse(text, path)
-    return {s.item.name: s.item.size for s in module.statements if isinstance(s, S.Depth)}
-
-
-def load_template(path: str, text: str | None = None, dims: dict | None = None) -> Template | None:
-    """The file as a :class:`Template` when its depth stays symbolic, else None."""
-    text = _read(path) if text is None else text
-    dims = dict(dims or {})
-    depths = depth_names(path, text)
-    symbolic = [d for d, size in depths.items() if size is None and d not in dims]
-    if not symbolic:
-        return None
-    if len(symbolic) > 1:
-        raise UsageError(f"a template may have one symbolic depth; {', '.join(symbolic)} are all symbolic")
-    return Template(path, text, symbolic[0], dims)
-
-
-def _read(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read '{path}': {exc.strerror}") from None
-
-
-# ---------------------------------------------------------------- labels
-@dataclass(frozen=True)
-class MaxOf:
-    """The label ``max(k,r)+offset`` of a summation range (the A'' terms of Eq. 9)."""
-
-    symbols: tuple[str, ...]
-    offset: int = 0
-
-    def __str__(self) -> str:
-        return f"max({','.join(self.symbols)})" + (f"{self.offset:+d}" if self.offset else "")
-
-
-def sym_label(value: int, anchors: Sequence[tuple[str, int]]) -> Sym | None:
-    """``value`` as ``anchor±offset`` for the nearest anchor (first wins a tie); None if too far.
-
-    Example:
-        >>> str(sym_label(4, [("k", 5), ("n", 8)]))
-        'k-1'
-    """
-    best = None
-    for sym, v in anchors:
-        if best is None or abs(value - v) < abs(best[1]):
-            best = (sym, value - v)
-    if best is None or abs(best[1]) > MAX_OFFSET:
-        return None
-    return Sym(*best)
-
-
-def eval_label(label: Label | MaxOf, env: dict[str, int]) -> int:
-    """``k-1`` or ``max(k,r)+1`` at concrete labels."""
-    if isinstance(label, int):
-        return label
-    if isinstance(label, MaxOf):
-        return max(env[x] for x in label.symbols) + label.offset
-    return env[label.symbol] + label.offset
-
-
-class _TooFar(Exception):
-    pass
-
-
-def _abstract_name(name: TensorName, anchors) -> TensorName:
-    def one(n: Name) -> Name:
-        def lab(x):
-            if not isinstance(x, int):
-                return x
-            s = sym_label(x, anchors)
-            if s is None:
-                raise _TooFar(n)
-            return s
-        return n.relabel(lab)
-
-    return map_names(name, one)
-
-
-def abstract(e: Expr, anchors) -> Expr:
-    """Every labelled name in ``e`` relative to its nearest anchor (raises _TooFar)."""
-    return map_refs(e, lambda n: _abstract_name(n, anchors))
-
-
-def concrete_name(name: TensorName, env: dict[str, int]) -> TensorName:
-    """A symbolic name at concrete labels (``v(k-1)`` → ``v(2)`` with k = 3)."""
-    return map_names(name, lambda n: n.relabel(lambda lab: eval_label(lab, env)))
-
-
-def instantiate(e: Expr, env: dict[str, int]) -> Expr:
-    """The symbolic expression at concrete labels (``v(k-1)`` → ``v(2)`` with k = 3)."""
-    return map_refs(e, lambda n: concrete_name(n, env))
-
-
-def uses_symbol(e: Expr, symbol: str) -> bool:
-    """Whether a tensor name in ``e`` carries a label in ``symbol`` (the summation label m)."""
-    return any(isinstance(lab, Sym) and lab.symbol == symbol
-               for r in refs(e) for n in names_in(r.name) for lab in n.labels)
-
-
-# ------------------------------------------------------------- conditions
-@dataclass(frozen=True)
-class Condition:
-    """Difference bounds ``lo ≤ x − y ≤ hi`` between symbols and the constant ``0``."""
-
-    bounds: tuple[tuple[str, str, int | None, int | None], ...]
-
-    def holds(self, env: dict[str, int]) -> bool:
-        for x, y, lo, hi in self.bounds:
-            d = env.get(x, 0) - env.get(y, 0)
-            if (lo is not None and d < lo) or (hi is not None and d > hi):
-                return False
-        return True
-
-
-def condition_of(members: Sequence[dict[str, int]], symbols: Sequence[str]) -> Condition:
-    """The bounds every member satisfies, keeping only those that do not grow with the depth."""
-    names = list(symbols) + ["n", "0"]
-    out = []
-    for x, y in itertools.combinations(names, 2):
-        if x not in symbols and y not in symbols:
-            continue
-        ds = [m.get(x, 0) - m.get(y, 0) for m in members]
-        lo, hi = min(ds), max(ds)
-        lo = lo if abs(lo) <= MAX_BOUND else None
-        hi = hi if abs(hi) <= MAX_BOUND else None
-        if lo is not None or hi is not None:
-            out.append((x, y, lo, hi))
-    return Condition(tuple(out))
-
-
-def _closure(bounds, names):
-    """Tightest upper bounds ub[x][y] ≥ x − y implied by ``bounds`` (Floyd–Warshall)."""
-    inf = float("inf")
-    ub = {x: {y: (0 if x == y else inf) for y in names} for x in names}
-    for x, y, lo, hi in bounds:
-        if hi is not None:
-            ub[x][y] = min(ub[x][y], hi)
-        if lo is not None:
-            ub[y][x] = min(ub[y][x], -lo)
-    for k in names:
-        for i in names:
-            for j in names:
-                if ub[i][k] + ub[k][j] < ub[i][j]:
-                    ub[i][j] = ub[i][k] + ub[k][j]
-    return ub
-
-
-def describe(cond: Condition, domain: Condition, symbols: Sequence[str], lead: str | None = None) -> str:
-    """The bounds of ``cond`` that ``domain`` (and its other bounds) do not imply, as text.
-
-    ``lead`` is the symbol written first in a comparison (``r > k`` for a block).
-    """
-    names = list(symbols) + ["n", "0"]
-    atoms = []  # (x, y, op, c): x op y + c
-    for x, y, lo, hi in cond.bounds:
-        if lo is not None and lo == hi:
-            atoms.append((x, y, "=", lo, (x, y, lo, hi)))
-            continue
-        if lo is not None:
-            atoms.append((x, y, "≥", lo, (x, y, lo, None)))
-        if hi is not None:
-            atoms.append((x, y, "≤", hi, (x, y, None, hi)))
-    kept = list(atoms)
-    for a in list(atoms):
-        others = [b[4] for b in kept if b is not a] + list(domain.bounds)
-        ub = _closure(others, names)
-        x, y, op, c, _ = a
-        implied = ((op in "≤=" and ub[x][y] <= c) or op == "≥") and ((op in "≥=" and -ub[y][x] >= c) or op == "≤")
-        if implied:
-            kept.remove(a)
-    parts = [_atom_text(x, y, op, c, lead) for x, y, op, c, _ in kept]
-    if len(symbols) == 2 and sorted(parts) == sorted([f"{symbols[0]} > {symbols[1]}", f"{symbols[0]} ≤ n",
-                                                      f"{symbols[1]} ≥ 1"]):
-        return f"1 ≤ {symbols[1]} < {symbols[0]} ≤ n"  # the paper's layer pair (k, l)
-    return ", ".join(parts)
-
-
-def _atom_text(x, y, op, c, lead) -> str:
-    if y == "0":  # x op c
-        return {"=": f"{x} = {c}", "≥": f"{x} ≥ {c}", "≤": f"{x} ≤ {c}"}[op]
-    if op in "≤≥" and c == 0:
-        return f"{x} {op} {y}"
-    if op == "=":
-        if c < 0 or (c == 0 and lead == y):
-            x, y, c = y, x, -c
-        return f"{x} = {y}" + (f"+{c}" if c else "")
-    # x − y ≥ c  ⇔  x > y + (c−1);  x − y ≤ c  ⇔  x < y + (c+1)
-    if op == "≥":
-        rel, c = ">", c - 1
-    else:
-        rel, c = "<", c + 1
-    if lead == y or (lead is None and c < 0):
-        x, y, c, rel = y, x, -c, {"<": ">", ">": "<"}[rel]
-    return f"{x} {rel} {y}" + (f"{c:+d}" if c else "")
-
-
-def range_text(cond: Condition, sym: str) -> str | None:
-    """``1..n`` or ``2..n`` when ``cond`` bounds ``sym`` between a constant and ``n`` (else None)."""
-    lo = hi = None
-    for x, y, blo, bhi in cond.bounds:
-        if x == sym and y == "n" and bhi is not None:
-            hi = "n" if bhi == 0 else f"n{bhi:+d}"
-        if x == sym and y == "0" and blo is not None:
-            lo = str(blo)
-    return f"{lo}..{hi}" if lo is not None and hi is not None else None
-
-
-# ----------------------------------------------------------------- keys
-def key(e: Expr, out: tuple[Index, ...]) -> tuple:
-    """Equal for expressions equal up to index names *and sizes* (w(1) is n_in wide, w(2) h)."""
-    return term_key(e, out, sizes=False)
-
-
-def term_keys(e: Expr, out: tuple[Index, ...]) -> Counter:
-    return Counter(key(t.expr(), out) for t in as_terms(e, out))
 
 
 # ------------------------------------------------------------ definitions
@@ -338,8 +102,8 @@ def fold_defs(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]], depth:
         env = _env(symbols, labs, depth)
         anchors = list(zip(symbols, labs)) + [("n", depth)]
         try:
-            aname, aexpr = _abstract_name(name, anchors), abstract(expr, anchors)
-        except _TooFar as exc:
+            aname, aexpr = abstract_name(name, anchors), abstract(expr, anchors)
+        except TooFar as exc:
             raise FoldError(f"cannot write {name} in terms of its own layers and n: {exc} is too far "
                             "from them") from None
         k = (aname, key(aexpr, indices))
@@ -413,8 +177,6 @@ def expand(terms: Sequence[GeneralTerm], env: dict[str, int]) -> list[Expr]:
 
 def expand_keys(terms: Sequence[GeneralTerm], env, out, src: tuple[Index, ...] | None = None) -> Counter:
     """Keys of the unrolled terms; ``src``: the terms' own slot indices, when not ``out``."""
-    from ..ir import rename
-
     ts = expand(terms, env)
     if src is not None and src != out:
         ts = [rename(t, dict(zip(src, out))) for t in ts]
@@ -423,8 +185,6 @@ def expand_keys(terms: Sequence[GeneralTerm], env, out, src: tuple[Index, ...] |
 
 def fold_block_terms(terms: Sequence[Expr], out: tuple[Index, ...], anchors, env) -> list[GeneralTerm]:
     """Terms relative to the block's anchors; runs of one pattern over a further layer become Σ_m."""
-    from .fold import tensor_labels
-
     remaining = Counter(key(t, out) for t in terms)
     result = []
     top = max(v for _, v in anchors) + 1
@@ -436,7 +196,7 @@ def fold_block_terms(terms: Sequence[Expr], out: tuple[Index, ...], anchors, env
         for v in cands:
             try:
                 at = abstract(t, anchors if v is None else [("m", v)] + list(anchors))
-            except _TooFar:
+            except TooFar:
                 continue
             if v is None:
                 run = [None]
@@ -493,7 +253,7 @@ def fold_blocks(derivation: Derivation, depth: int, order: int) -> list[GeneralB
             if block.paper is not None and block.paper != block.expr:
                 paper = fold_block_terms([t.expr() for t in as_terms(block.paper, block.indices)],
                                          block.indices, anchors, env)
-            groups[gkey] = GeneralBlock(tuple(bases), tuple(_abstract_name(w, anchors) for w in wrt),
+            groups[gkey] = GeneralBlock(tuple(bases), tuple(abstract_name(w, anchors) for w in wrt),
                                         block.indices, gterms, tuple(syms), paper)
         g = groups[gkey]
         g.members.append(env)
@@ -549,7 +309,8 @@ def general_form(tpl: Template, order: int = 2, check_depths: Sequence[int] = CH
     """Derive ``tpl`` at :data:`REF_DEPTH`, fold it with symbolic labels, validate it."""
     if order > 2:
         raise UsageError(f"the general form of a template goes to order 2 (gradients and Hessian blocks); "
-                         f"for order {order} give a concrete depth, e.g. --depth {tpl.depth}=3")
+                         f"for order {order} give a concrete depth, e.g. {{0}}",
+                         arguments=(Argument("depth", tpl.depth, 3),))
     ref = derive(tpl.instantiate(REF_DEPTH), order)
     gf = GeneralForm(tpl, order, ref,
                      fold_defs([(n.name, n.indices, n.expr) for n in ref.nodes], REF_DEPTH),
@@ -610,7 +371,7 @@ def _validate_defs(general: list[GeneralDef], defs, depth: int, where: str) -> N
     for name, indices, expr in defs:
         symbols, labs = _def_symbols(name)
         env = _env(symbols, labs, depth)
-        aname = _abstract_name(name, list(zip(symbols, labs)))
+        aname = abstract_name(name, list(zip(symbols, labs)))
         have[(aname, tuple(sorted(env.items())))] = True
         cases = [g for g in general if g.name == aname and g.cond.holds(env)]
         if not cases:
@@ -678,34 +439,3 @@ def split_common(cases: Sequence[GeneralBlock]) -> tuple[list[GeneralTerm], list
     if any(remaining.values()):
         return None
     return common, own
-
-
-# ------------------------------------------------------------- command line
-def run_command(command: str, path: str, dims: dict, depths: dict, order: int = 2) -> str | None:
-    """What ``einderiv COMMAND FILE`` prints for a template, or None when the file is no template.
-
-    ``depths`` (``--depth n=3``) fixes the depth: the file is then an ordinary network and the
-    caller runs the usual pipeline with ``dims`` updated.
-    """
-    text = _read(path)
-    names = depth_names(path, text)
-    for name, value in depths.items():
-        if name not in names:
-            have = ", ".join(names) or "no depth"
-            raise UsageError(f"--depth names no depth '{name}'; the file declares {have}")
-        if value < 1:
-            raise UsageError(f"--depth {name}={value}: a depth must be a positive integer")
-    dims.update(depths)
-    tpl = load_template(path, text, dims)
-    if tpl is None:
-        return None
-    if command == "codegen":  # gradient and objective for a depth given at run time
-        from ..emit.template_numpy import generate_template
-
-        return generate_template(tpl)
-    if command not in ("derive", "latex"):
-        raise UsageError(f"'{command}' needs a concrete depth for a layer template: add --depth {tpl.depth}=3")
-    from ..emit.template_doc import render_latex, render_text
-
-    gf = general_form(tpl, order)
-    return render_text(gf) if command == "derive" else render_latex(gf)

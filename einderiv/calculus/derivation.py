@@ -77,6 +77,8 @@ class Derivation:
     ggn: dict[Name, Block] = field(default_factory=dict)
     #: whether Hessian blocks are in the expanded (paper) form or through hess[s,s']
     expanded: bool = True
+    #: the same derivation in the other Hessian form, once built (``calculus.derive.in_form``)
+    forms: dict[str, "Derivation"] = field(default_factory=dict, repr=False, compare=False)
 
     def quantity(self, q: Quantity) -> QDef:
         return next(d for d in self.quantities if d.name == q)

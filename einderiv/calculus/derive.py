@@ -33,15 +33,19 @@ quantities it meets are differentiated once and named (``d[...]``).
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
-from ..errors import EinderivError
+from ..errors import Argument, EinderivError, InternalError, UsageError
 from ..frontend.network import Network
 from ..ir import Expr, Kind, Quantity, is_zero, ref_names
 from .derivation import Block, Derivation, QDef
 from .second import SecondOrder
 
-__all__ = ["derive", "Derivation"]
+__all__ = ["derive", "in_form", "Derivation", "FORMS"]
+
+#: the two ways of writing Hessian blocks (see :func:`derive`)
+FORMS = ("expanded", "compact")
 
 
 # -------------------------------------------------------------------- driver
@@ -53,14 +57,18 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
     ``expanded=False`` writes them through the second-order adjoints
     ``hess[s,s']`` (O(L²) terms in all, for the code generator).  Both are
     checked numerically; orders ≥ 3 always build on the expanded form.
+    :func:`in_form` gives a derivation in the other form.
     """
-    if order < 1:
-        raise EinderivError(f"--order must be at least 1, got {order}")
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise UsageError("{0}: the derivative order must be a positive integer",
+                         arguments=(Argument("order", None, order),))
     expanded = expanded or order >= 3
     d = SecondOrder(network)
     params = tuple(d.params)
     if not params:
-        raise EinderivError(f"{network.path}: the network declares no weight to differentiate")
+        objective = network.definition(network.objective)
+        raise EinderivError("the network declares no weight to differentiate; declare one, e.g. "
+                            "weight W^j_i : n, n", objective.loc if objective else None)
     blocks: dict[tuple[str, ...], Block] = {}
     for t in params:
         blocks[(t,)] = d.gradient(t)
@@ -85,6 +93,27 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
                       hvp_quantities, ggn, expanded)
 
 
+def in_form(derivation: Derivation, form: str) -> Derivation:
+    """The derivation with its Hessian blocks in ``form``: ``"expanded"`` (the paper's) or
+    ``"compact"`` (through ``hess[s,s']``).  Built on first use and kept with the derivation;
+    at order ≥ 3 both are the expanded form, at order 1 they differ only in the flag.
+    """
+    if form not in FORMS:
+        raise UsageError("{0}: the Hessian form is 'expanded' or 'compact'",
+                         arguments=(Argument("form", None, form),))
+    expanded = form == "expanded" or derivation.order >= 3
+    if derivation.expanded == expanded:
+        return derivation
+    if form not in derivation.forms:
+        if derivation.order < 2:  # no Hessian block: the same derivation, printed as the other form
+            other = dataclasses.replace(derivation, expanded=expanded, forms={})
+        else:
+            other = derive(derivation.network, derivation.order, expanded)
+        other.forms["expanded" if derivation.expanded else "compact"] = derivation
+        derivation.forms[form] = other
+    return derivation.forms[form]
+
+
 def _dependency_order(quant: dict[Quantity, QDef], roots: tuple[Expr, ...]) -> tuple[QDef, ...]:
     """The quantities the blocks use, each after those it refers to (creation order otherwise).
 
@@ -107,7 +136,7 @@ def _dependency_order(quant: dict[Quantity, QDef], roots: tuple[Expr, ...]) -> t
         if q in done:
             return
         if q in stack:
-            raise EinderivError(f"internal error: cyclic quantity {q}")
+            raise InternalError(f"cyclic quantity {q}")
         for r in ref_names(quant[q].expr):
             if isinstance(r, Quantity):
                 visit(r, stack + (q,))

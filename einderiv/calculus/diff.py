@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import singledispatch
 
-from ..errors import EinderivError
+from ..errors import InternalError
 from ..ir import (ZERO, Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
                  Ones, Softmax, TensorName, Window, add, fresh, prod,
                  rename)
@@ -28,7 +28,7 @@ def partial(e: Expr, name: TensorName, wrt: tuple[Index, ...]) -> Expr:
 
 @singledispatch
 def _d(e: Expr, name: TensorName, wrt: tuple[Index, ...]) -> Expr:
-    raise EinderivError(f"no derivative rule for IR node {type(e).__name__}")
+    raise InternalError(f"no derivative rule for IR node {type(e).__name__}")
 
 
 # ---- Constants: numbers, the Kronecker delta, index-arithmetic selections, ones
@@ -45,7 +45,7 @@ def _(e: Ref, name, wrt):
     if e.name != name:
         return ZERO
     if len(e.indices) != len(wrt):
-        raise EinderivError(f"tensor {name} used with {len(e.indices)} indices, declared with {len(wrt)}")
+        raise InternalError(f"tensor {name} used with {len(e.indices)} indices, declared with {len(wrt)}")
     return prod((Delta(a, b) for a, b in zip(e.indices, wrt)), e.free + wrt)
 
 

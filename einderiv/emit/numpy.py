@@ -52,7 +52,7 @@ import opt_einsum
 import sympy
 from sympy.printing.numpy import NumPyPrinter
 
-from ..errors import EinderivError, ShapeError, UsageError
+from ..errors import SIZE, Argument, EinderivError, InternalError, ShapeError, UsageError
 from ..analysis.factor import as_terms, factored
 from ..frontend.builtins import ARG
 from . import lower, window
@@ -426,8 +426,8 @@ class _Generator:
         known = [n for n, _ in self.net.dims]
         for name in given:
             if name not in known:
-                raise UsageError(f"--dim {name}: the network has no dimension '{name}'; "
-                                 f"its dimensions are {', '.join(known)}")
+                raise UsageError(f"{{0}} names no dimension '{name}'; the network declares {', '.join(known)}",
+                                 arguments=(Argument("sizes", name, given[name]),))
         used: set = set()
         for t in self.net.tensors:
             for ix in t.indices:
@@ -440,7 +440,8 @@ class _Generator:
             size = given.get(name, size)
             sym = sympy.Symbol(name, positive=True, integer=True)
             if size is None and sym in used:
-                raise ShapeError(f"size of '{name}' is not given; pass --dim {name}=SIZE")
+                raise ShapeError(f"size of '{name}' is not given; pass {{0}}",
+                                 arguments=(Argument("sizes", name, SIZE),))
             if size is not None:
                 out[sym] = sympy.Integer(size)
         return out
@@ -479,7 +480,7 @@ class _Generator:
             q = stack.pop()
             if q not in need:
                 if q not in defs:
-                    raise EinderivError(f"internal error: quantity {q} is used but not defined")
+                    raise InternalError(f"quantity {q} is used but not defined")
                 need.add(q)
                 stack.extend(r.name for r in refs(defs[q].expr)
                              if isinstance(r.name, Quantity) and r.name not in self.direction)

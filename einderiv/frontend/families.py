@@ -9,11 +9,13 @@ range (docs/notation.md, "Sequences and recurrence"):
     p^l    = U^l_j h(T)^j
 
 Each member becomes an ordinary tensor whose :class:`~einderiv.ir.Name`
-carries its label — ``x(1)``, ``h(3)`` — which is what :mod:`einderiv.fold`
+carries its label — ``x(1)``, ``h(3)`` — which is what :mod:`einderiv.analysis.fold`
 reads to write the derivation once per family.  This module does the unrolling: labels are
 integer arithmetic in the range variable and sizes (``t-1``, ``T``), ranges
 need concrete sizes, and a member definition ``h(0)^j = 0`` is a *zero
-member*: every product that uses it is dropped.
+member*: every product that uses it is dropped.  The syntax tree is not
+changed: unrolling gives :class:`Member` records, each the statement as
+written with the name and range value it stands for.
 
 Example:
     >>> member_name("h", 3)
@@ -21,17 +23,26 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
+from typing import Mapping, Union
 
 from . import syntax as S
-from ..errors import IndexError_, Location, NameError_, ShapeError
-from ..ir import label_range
-from ..ir import Name
+from ..errors import Argument, IndexError_, Location, NameError_, ShapeError
+from ..ir import Name, label_range
 
 
 def member_name(base: str, label: int) -> Name:
     return Name(base, (label,))
+
+
+@dataclass(frozen=True, eq=False)
+class Member:
+    """One unrolled declaration or definition: the name it defines (``h(3)``, or ``h``
+    outside a family), the statement as written, and the range variable's value (``{'t': 3}``)."""
+
+    name: Name
+    node: Union[S.Decl, S.Assign]
+    env: Mapping[str, int]
 
 
 @dataclass
@@ -42,8 +53,6 @@ class Families:
     sizes: dict[str, int | None]
     members: dict[str, dict[int, Name]] = field(default_factory=dict)
     zero: set[Name] = field(default_factory=set)
-    #: member name → the range variable's value it was unrolled with
-    env: dict[Name, dict[str, int]] = field(default_factory=dict)
     #: ``depth n`` names: a range bounded by one may be empty (``for k = 2..n`` with n = 1)
     depths: set[str] = field(default_factory=set)
 
@@ -60,13 +69,29 @@ class Families:
             elif name in self.sizes:
                 if self.sizes[name] is None:
                     raise ShapeError(f"label '{label.text()}' needs a concrete size: dimension '{name}' has "
-                                     f"none; give it in dims ({name} = 4) or with --dim {name}=4", self.loc(label))
+                                     f"none; give it in the file's dims ({name} = 4) or as {{0}}", self.loc(label),
+                                     arguments=(Argument("dims", name, 4),))
                 total += coef * self.sizes[name]
             else:
                 known = ", ".join(list(env) + [d for d in self.sizes]) or "none"
                 raise NameError_(f"unknown name '{name}' in label '{label.text()}'; a label is integer "
                                  f"arithmetic in the range variable and sizes ({known})", self.loc(label))
         return total
+
+    def solve(self, label: S.Label, var: str, target: int, env: dict[str, int]) -> int | None:
+        """The value of ``var`` for which ``label`` is ``target`` (None if no integer is).
+
+        A label is affine in each name, ``c·t + k``, so ``t = (target − k) / c`` when that is
+        an integer.
+
+        Example: ``2t-1`` is 5 at t = 3 and never 4.
+        """
+        c = dict(label.terms).get(var, 0)
+        k = self.value(label, {**env, var: 0})
+        if c == 0:
+            return None
+        t, rest = divmod(target - k, c)
+        return t if rest == 0 else None
 
     def labels(self, rng: S.Range | None, node: S.Node) -> list[dict[str, int]]:
         """One environment per label value of ``for t = lo..hi`` ([{}] without a range)."""
@@ -84,19 +109,19 @@ class Families:
         return [{rng.var: v} for v in range(lo, hi + 1)]
 
     # -------------------------------------------------------- unrolling
-    def unroll_decl(self, d: S.Decl) -> list[S.Decl]:
-        return [dataclasses.replace(d, name=self.member(d, env), label=None, range=None)
-                for env in self._envs(d)]
+    def unroll_decl(self, d: S.Decl) -> list[Member]:
+        """One member per label value of the declaration's range (itself, outside a family)."""
+        return [Member(self.member(d, env), d, env) for env in self._envs(d)]
 
-    def unroll_assign(self, a: S.Assign) -> list[S.Assign]:
+    def unroll_assign(self, a: S.Assign) -> list[Member]:
+        """One member per label value of the definition's range; zero members are kept apart."""
         out = []
         for env in self._envs(a):
             name = self.member(a, env)
-            self.env[name] = env
             if a.label is not None and isinstance(a.expr, S.Number) and float(a.expr.text) == 0:
                 self.zero.add(name)  # `h(0)^j = 0`: a zero initial state
                 continue
-            out.append(dataclasses.replace(a, name=name, label=None, range=None))
+            out.append(Member(name, a, env))
         return out
 
     def _envs(self, node) -> list[dict[str, int]]:

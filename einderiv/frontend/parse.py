@@ -1,10 +1,10 @@
-"""Text → :class:`einderiv.syntax.Module`, and nothing more.
+"""Text → :class:`einderiv.frontend.syntax.Module`, and nothing more (and :func:`read`, the text of a file).
 
 The grammar (``grammar/einderiv.lark``, shipped as the package data
 ``einderiv.grammar``) is parsed with lark's LALR parser; a Transformer builds
 the frozen syntax nodes.  The only errors raised here are syntax errors
 (:class:`ParseError`, with the offending line and a caret as context); every
-question of meaning — names, indices, sizes — is :mod:`einderiv.check`'s.
+question of meaning — names, indices, sizes — is :mod:`einderiv.frontend.check`'s.
 
 Example:
     >>> m = parse("dims n = 3\\ninput x^i : n\\nf = x^i x^i\\n", "a.ein")
@@ -22,7 +22,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import syntax as S
-from ..errors import EinderivError, Location, ParseError
+from ..errors import EinderivError, Location, ParseError, UsageError
 
 #: how terminals are named in "expected one of: ..." lists
 _TERMINAL_WORDS = {
@@ -328,6 +328,15 @@ def paper_labels(text: str) -> str:
 
 
 # ------------------------------------------------------------------ public
+def read(path: str) -> str:
+    """The text of a network file (UTF-8); :class:`UsageError` when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read '{path}': {exc.strerror or exc}") from None
+
+
 def parse(text: str, path: str) -> S.Module:
     """Parse network source ``text`` (``path`` is only used in messages).
 

@@ -1,9 +1,11 @@
-"""Surface syntax tree of a network file: what :mod:`einderiv.parse` produces.
+"""Surface syntax tree of a network file: what :mod:`einderiv.frontend.parse` produces.
 
 Nodes are frozen dataclasses that record the 1-based ``line`` and ``column``
 of the token they start at.  Nothing here is checked yet: names may be
-undefined, indices may not add up.  :mod:`einderiv.check` turns a
-:class:`Module` into a :class:`einderiv.network.Network`.
+undefined, indices may not add up.  :mod:`einderiv.frontend.check` turns a
+:class:`Module` into a :class:`~einderiv.frontend.network.Network`; it never
+changes a node (names stay the text written: the checker builds the
+:class:`~einderiv.ir.Name` values, family members included, beside the tree).
 
 Index groups are already split into single indices (``^jk`` → j, k;
 ``^{c,u}`` → c, u); whether an index was written up or down is kept in
@@ -91,7 +93,7 @@ class Decl(Node):
     """``weight W1^j_i : n1, n0``; ``shape`` is None when no ``:`` was written."""
 
     role: str  # as written: input, label, weight or bias
-    name: str  # the checker's unrolling replaces it by the member's ir.Name
+    name: str  # as written; a family's members (``x(3)``) are the checker's Names
     indices: tuple[Idx, ...]
     shape: tuple[Size, ...] | None
     label: Label | None = None  # ``x(t)``: a family member
@@ -118,7 +120,7 @@ class FunctionDef(Node):
 class Assign(Node):
     """``v1^j = relu(W1^j_i x^i)``: a definition."""
 
-    name: str  # the checker's unrolling replaces it by the member's ir.Name
+    name: str  # as written; a family's members (``h(3)``) are the checker's Names
     indices: tuple[Idx, ...]
     expr: "Expr"
     label: Label | None = None  # ``h(t)``: a family member
@@ -138,7 +140,7 @@ class Module(Node):
 class Use(Node):
     """A tensor with the indices written after it (``()`` for a bare name)."""
 
-    name: str  # or, for a family use the checker resolved (``h(t-1)``), the member's ir.Name
+    name: str
     indices: tuple[Idx, ...]
 
 
