@@ -20,7 +20,6 @@ Four simplifier bugs these properties found are pinned by regression tests at th
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import sympy
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
