@@ -77,7 +77,7 @@ def templates() -> list[pathlib.Path]:
 def template_outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     """``einderiv derive`` and ``einderiv latex`` of a template: the general form for any depth;
     ``einderiv codegen``: its module for a depth given at run time (emit/template_numpy.py)."""
-    from einderiv.emit.template_doc import render_latex, render_text
+    from einderiv.emit import latex, text
     from einderiv.analysis.template import general_form, load_template
 
     rel = path.relative_to(HERE.parent).as_posix()
@@ -86,7 +86,7 @@ def template_outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     from einderiv.emit.template_numpy import generate_template
 
     kernels = generate_template(load_template(rel if pathlib.Path(rel).exists() else str(path)))
-    return {stem.with_suffix(".txt"): render_text(gf), stem.with_suffix(".tex"): render_latex(gf),
+    return {stem.with_suffix(".txt"): text.render_general(gf), stem.with_suffix(".tex"): latex.render_general(gf),
             stem.parent / f"{stem.name}_kernels.py": kernels}
 
 

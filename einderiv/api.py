@@ -18,7 +18,7 @@ from .emit import numpy as _numpy
 from .emit import text as _text
 from .numcheck import CheckReport
 from .numcheck import check as _check
-from .analysis.structure import format_summary, summarize
+from .analysis.structure import summarize
 
 __all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "structure",
            "Derivation", "CheckReport"]
@@ -50,4 +50,4 @@ def check(derivation: Derivation, sizes: dict[str, int] | None = None, seed: int
 
 def structure(derivation: Derivation, sizes: dict[str, int] | None = None) -> str:
     """The per-block structure table (outer products, terms, storage)."""
-    return format_summary(summarize(derivation, sizes))
+    return _text.structure_table(summarize(derivation, sizes))

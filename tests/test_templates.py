@@ -13,7 +13,8 @@ from einderiv.frontend.check import load
 from einderiv.cli import main
 from einderiv.calculus.derive import derive
 from einderiv.emit.numpy import generate
-from einderiv.emit.template_doc import render_latex, render_text
+from einderiv.emit.latex import render_general as render_latex
+from einderiv.emit.text import render_general as render_text
 from einderiv.errors import UsageError
 from einderiv.numcheck import load as load_module
 from einderiv.frontend.parse import paper_labels

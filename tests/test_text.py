@@ -10,7 +10,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from netbuild import mlp  # noqa: E402
 
 from einderiv.calculus.derive import derive  # noqa: E402
-from einderiv.emit.names import Context, IndexNames  # noqa: E402
+from einderiv.analysis.roles import Context  # noqa: E402
+from einderiv.emit.letters import IndexNames  # noqa: E402
 from einderiv.emit.text import TextPrinter, render  # noqa: E402
 from einderiv.ir import Apply, Const, Delta, Fn, Index, Kind, Name, Prod, Quantity, Ref, Softmax  # noqa: E402
 

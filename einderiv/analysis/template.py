@@ -705,7 +705,7 @@ def run_command(command: str, path: str, dims: dict, depths: dict, order: int = 
         return generate_template(tpl)
     if command not in ("derive", "latex"):
         raise UsageError(f"'{command}' needs a concrete depth for a layer template: add --depth {tpl.depth}=3")
-    from ..emit.template_doc import render_latex, render_text
+    from ..emit import latex, text
 
     gf = general_form(tpl, order)
-    return render_text(gf) if command == "derive" else render_latex(gf)
+    return text.render_general(gf) if command == "derive" else latex.render_general(gf)

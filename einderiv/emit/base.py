@@ -5,8 +5,8 @@ sum is joined, how a product pulls out its coefficient, when it needs an
 explicit Σ (an index summed over other than exactly two factors), how index
 arithmetic ``x^{t+a}`` replaces a selection tensor, and when a node's
 definition met inside an expression is printed as the node's name.  The
-subclasses (:class:`~einderiv.emit.text.TextPrinter`,
-:class:`~einderiv.emit.latex.LatexIndexPrinter`) supply the notation through a
+subclasses (:class:`~einderiv.emit.text_expr.TextPrinter`,
+:class:`~einderiv.emit.latex_expr.LatexIndexPrinter`) supply the notation through a
 few hooks: ``minus``, :meth:`paren`, :meth:`sum_prefix`, :meth:`arith_entry`,
 and the ``_print_<Node>`` methods of the atoms.
 """
@@ -17,9 +17,11 @@ from typing import Sequence
 import sympy
 from sympy.printing.printer import Printer
 
+from ..analysis.order import display_order, split_coef, sum_terms, windows_shown
+from ..analysis.roles import Context
 from ..frontend.builtins import ARG
 from ..ir import Add, Apply, Const, Expr, Fn, Index, LogSumExp, Prod, Ref, Softmax, Window
-from .names import Context, IndexNames, display_order, split_coef, sum_terms, windows_shown
+from .letters import IndexNames
 
 
 class IndexPrinter(Printer):
@@ -62,16 +64,13 @@ class IndexPrinter(Printer):
         return w
 
     # -- scalar closed forms --------------------------------------------------------
-    def closed_forms(self, derivation, wanted, eq: str) -> list[str]:
-        """``tanh′(z) = 1 − tanh(z)²`` for each (function, derivative orders) in ``wanted``,
-        the right side from SymPy; ``eq`` is the notation's equals sign."""
-        lines = []
-        for name, deriv in wanted:
-            scal = type(self.scalar)({"nargs": len(deriv)})
-            args = ", ".join(scal.doprint(a) for a in ARG[:len(deriv)])
-            lines.append(self.fn_name(Apply(Fn(name, deriv), ())) + "(" + args + ")" + eq
-                         + scal.doprint(derivation.table.derivative(name, deriv)))
-        return lines
+    def closed_form(self, form, eq: str) -> str:
+        """``tanh′(z) = 1 − tanh(z)²`` for a :class:`~einderiv.analysis.document.ClosedForm`
+        (the right side from SymPy); ``eq`` is the notation's equals sign."""
+        scal = type(self.scalar)({"nargs": len(form.deriv)})
+        args = ", ".join(scal.doprint(a) for a in ARG[:len(form.deriv)])
+        return (self.fn_name(Apply(Fn(form.fn, form.deriv), ())) + "(" + args + ")" + eq
+                + scal.doprint(form.expr))
 
     # -- node names ---------------------------------------------------------------
     def node_named(self, e: Expr) -> Ref | None:
@@ -90,7 +89,7 @@ class IndexPrinter(Printer):
 
     def _print_Add(self, e: Add) -> str:
         out = ""
-        for k, (t, one) in enumerate(sum_terms(e, self.names)):
+        for k, (t, one) in enumerate(sum_terms(e, self.names.free)):
             s = self._print(t) if one is None else self._with_coef(one, "")
             if k == 0:
                 out = s
@@ -102,7 +101,7 @@ class IndexPrinter(Printer):
 
     def _print_Prod(self, e: Prod) -> str:
         coef, fs = split_coef(e.factors)
-        return self.product(coef, display_order(fs, e.out, self.names), e.out)
+        return self.product(coef, display_order(fs, e.out, self.names.free), e.out)
 
     def product(self, coef, factors: Sequence[Expr], out: Sequence[Index]) -> str:
         """``coef`` times the factors, with an explicit sum over indices that are not
