@@ -33,9 +33,9 @@ from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, Ge
                                          GeneralIntermediates, GeneralTermItem, GeneralTitle, TemplateNetwork,
                                          general_document)
 from ..analysis.structure import BlockStructure, How
-from ..ir import Index, Ref, Softmax
+from ..ir import Index, Name, Ref, Softmax
 from .letters import IndexNames
-from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex, tex_index
+from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex, tex_index, tex_tensor
 from .text import kind_words
 
 PREAMBLE = r"""\documentclass[10pt]{article}
@@ -358,6 +358,18 @@ class LatexDocumentPrinter(Printer):
             return rf"a diagonal: $\delta$ ties {letters[0]} and {letters[1]}"
         if c.how is How.ELEMENTWISE:
             return f"elementwise product over {letters[0]} ties {names}"
-        if c.how is How.POSITION:  # as before: worded like CARRIES, with the stride as an axis
-            letters.append(f"${tex_index(str(c.stride) if c.stride != 1 else '')}$")
+        if c.how is How.POSITION:
+            head = " and ".join(dict.fromkeys(f"${p.short(f)}$" for f in c.factors[:-1]))
+            return f"summed position {letters[0]} couples {head} and ${self.shifted(p, c)}$: a correlation over positions"
         return f"{names} carries axes {', '.join(letters)} together"
+
+    @staticmethod
+    def shifted(p: LatexIndexPrinter, c) -> str:
+        """The tensor a correlation reads at the shifted position: ``x^{2q+a}``."""
+        t, a = (tex_index(p.names[ix]) for ix in c.indices)
+        arith = f"{c.stride if c.stride != 1 else ''}{t}+{a}"
+        x = c.factors[-1]
+        if isinstance(x, Ref) and isinstance(x.name, Name):
+            base, label = tex_tensor(x.name)
+            return base + "^{" + (f"({label})," if label else "") + arith + "}"
+        return "{" + p.short(x) + "}^{" + arith + "}"
