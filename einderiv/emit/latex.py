@@ -29,8 +29,8 @@ from sympy.printing.printer import Printer
 from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared, Defined, Document, FoldedTerm,
                                  FunctionsSection, IntermediatesSection, NetworkSection, ObjectiveSection,
                                  SoftmaxDef, StructureSection, Title, document)
-from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, GeneralCase, GeneralDocument,
-                                         GeneralIntermediates, GeneralTermItem, GeneralTitle, TemplateNetwork,
+from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, GeneralCase, GeneralIntermediates,
+                                         GeneralTermItem, GeneralTitle, TemplateNetwork,
                                          general_document)
 from ..analysis.structure import BlockStructure, How
 from ..ir import Index, Name, Ref, Softmax
@@ -207,8 +207,7 @@ class LatexDocumentPrinter(Printer):
         return [self._print(d, as_written=defs.as_written) for d in defs.recurrences_first()]
 
     def _print_ObjectiveSection(self, s: ObjectiveSection) -> str:
-        rows = [self._print(x) for x in s.softmaxes] if not isinstance(self.doc, GeneralDocument) else []
-        rows += self.definitions(s.defs)
+        rows = [self._print(x) for x in s.softmaxes] + self.definitions(s.defs)
         return r"\section*{Objective}" + "\n" + (align(rows) if rows else "")
 
     def _print_SoftmaxDef(self, s: SoftmaxDef) -> str:
