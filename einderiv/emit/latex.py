@@ -24,17 +24,16 @@ from __future__ import annotations
 from typing import Sequence
 
 import sympy
-from sympy.printing.printer import Printer
 
-from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared, Defined, Document, FoldedTerm,
-                                 FunctionsSection, IntermediatesSection, NetworkSection, ObjectiveSection,
-                                 SoftmaxDef, StructureSection, Title, document)
+from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared, Defined, Definitions, Document,
+                                 FoldedTerm, FunctionsSection, IntermediatesSection, NetworkSection,
+                                 ObjectiveSection, SoftmaxDef, StructureSection, Title, document)
 from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, GeneralCase, GeneralIntermediates,
                                          GeneralTermItem, GeneralTitle, TemplateNetwork,
                                          general_document)
 from ..analysis.structure import BlockStructure, How
-from ..ir import Index, Name, Ref, Softmax
-from .letters import IndexNames
+from ..ir import Name, Ref
+from .base import DocumentPrinter
 from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex, tex_index, tex_tensor
 from .text import kind_words
 
@@ -72,34 +71,11 @@ def tex_cond(text: str) -> str:
     return text.replace("≥", r"\geq").replace("≤", r"\leq").replace("..", r",\dots,")
 
 
-class LatexDocumentPrinter(Printer):
+class LatexDocumentPrinter(DocumentPrinter):
     """Prints a document model as LaTeX: each ``_print_<Section>`` returns the section's source."""
 
     printmethod = "_einderiv_latex_document"
-
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        self.doc = None
-        #: each block's printer once its terms are printed (see :meth:`coupling`)
-        self.block_printers: dict[tuple, LatexIndexPrinter] = {}
-
-    def doprint(self, doc) -> str:
-        self.doc = doc
-        return self._print(doc)
-
-    # -- statements ------------------------------------------------------------
-    def statement(self, free: Sequence[Index], exprs=(), walk: bool = False) -> LatexIndexPrinter:
-        """A printer for one statement (see :meth:`einderiv.emit.text.TextDocumentPrinter.statement`)."""
-        names = IndexNames(free, self.doc.reserved(exprs)).reserve_user(exprs)
-        p = LatexIndexPrinter({"names": names, "context": self.doc.context})
-        if walk:
-            for e in exprs:
-                p.names.walk(e)
-        return p
-
-    @staticmethod
-    def step_symbol(p: LatexIndexPrinter, axes: Sequence[Index]) -> str:
-        return "τ" if "t" in {p.names[ix] for ix in axes} else "t"
+    expr_printer = LatexIndexPrinter
 
     def lhs(self, p: LatexIndexPrinter, params: Sequence[Ref]) -> str:
         """``\\frac{\\partial^{2} f}{\\partial W^{(1),j}_{i}\\, \\partial W^{(2),s}_{t}}``."""
@@ -142,19 +118,19 @@ class LatexDocumentPrinter(Printer):
         return f", ${range_tex('t', labels, self.doc.horizon)}$" if labels else ""
 
     def _print_NetworkSection(self, s: NetworkSection) -> str:
-        rows = [self._print(d) for d in s.declarations]
-        rows += [self.network_row(d, "Scalar objective function value for a single sample" if d.objective
-                                  else r"Output of \texttt{" + escape(str(d.name)) + "}" + self.steps(d.labels, d.base_of))
-                 for d in s.written.recurrences_first()]
+        rows = [self._print(d, sizes=dict(s.dims)) for d in s.declarations]
+        for d in s.written.recurrences_first():
+            what = (r"Output of \texttt{" + escape(str(d.name)) + "}" + self.steps(d.labels, d.base_of)
+                    if not d.objective else "Scalar objective function value for a single sample")
+            rows.append(self.network_row(d, what))
         rows += [self.network_row(d, r"Argument of the activation of \texttt{" + escape(str(d.origin))
                                   + "} (named)" + self.steps(d.labels, d.base_of))
                  for d in s.nodes.pre().recurrences_first()]
         return r"\section*{Network}" + "\n" + TABLE_HEAD + "".join(rows) + TABLE_FOOT + "\n"
 
-    def _print_Declared(self, d: Declared) -> str:
+    def _print_Declared(self, d: Declared, sizes: dict) -> str:
         """``$x^{(t),k}$ & Input vector for a single sample ($n = 3$), $t = 1,\\dots,T$``."""
         p = self.statement(d.indices)
-        sizes = dict(self.doc.derivation.network.dims)
         kind = {0: "scalar", 1: "vector", 2: "matrix"}.get(len(d.indices), "tensor")
         what = (f"{d.role.capitalize()} {kind} for a single sample" if d.role in ("input", "label")
                 else "Weights" if d.role == "weight" else escape(d.role))
@@ -203,17 +179,17 @@ class LatexDocumentPrinter(Printer):
             row += r" && \text{(base case)}"
         return row
 
-    def definitions(self, defs) -> list[str]:
+    def _print_Definitions(self, defs: Definitions) -> list[str]:
+        """Rows of an ``align*``, each base case after its recurrence."""
         return [self._print(d, as_written=defs.as_written) for d in defs.recurrences_first()]
 
     def _print_ObjectiveSection(self, s: ObjectiveSection) -> str:
-        rows = [self._print(x) for x in s.softmaxes] + self.definitions(s.defs)
+        rows = [self._print(x) for x in s.softmaxes] + self._print(s.defs)
         return r"\section*{Objective}" + "\n" + (align(rows) if rows else "")
 
     def _print_SoftmaxDef(self, s: SoftmaxDef) -> str:
-        ix = s.arg.indices
-        p = self.statement(ix, [s.expr])
-        return (p._print(Softmax(s.arg, ix[0])) + r" &= \operatorname{softmax}_{" + p._print(ix[0])
+        p = self.statement(s.arg.indices, [s.expr])
+        return (p._print(s.expr) + r" &= \operatorname{softmax}_{" + p._print(s.expr.over)
                 + r"}\!\left(" + p._print(s.arg) + r"\right)")
 
     def _print_FunctionsSection(self, s: FunctionsSection) -> str:
@@ -229,10 +205,10 @@ class LatexDocumentPrinter(Printer):
             r" second derivative of $f$ with respect to perturbations $\varepsilon$ added to nodes $s$"
             r" and $s'$ (second-order adjoint).") + (
             r" A recurrence over $t$ is written once, with its range, and followed by its base case."
-            if s.recurrent else "") + "\n" + align(self.definitions(s.defs)))
+            if s.recurrent else "") + "\n" + align(self._print(s.defs)))
 
     def _print_GeneralIntermediates(self, s: GeneralIntermediates) -> str:
-        return r"\section*{Intermediates (Eqs.~1--4), for generic layers}" + "\n" + align(self.definitions(s.defs))
+        return r"\section*{Intermediates (Eqs.~1--4), for generic layers}" + "\n" + align(self._print(s.defs))
 
     # -- blocks -------------------------------------------------------------------
     def _print_BlocksSection(self, s: BlocksSection) -> str:
@@ -346,9 +322,7 @@ class LatexDocumentPrinter(Printer):
 
     def coupling(self, r: BlockStructure) -> str:
         """What couples a block's axes, named with the letters the block was shown with."""
-        c = r.coupling
-        p = self.block_printers.pop(r.wrt)
-        p.term(c.term, r.block.indices)
+        c, p = r.coupling, self.coupling_printer(r)
         names = " and ".join(dict.fromkeys(f"${p.short(f)}$" for f in c.factors))
         letters = [f"${tex_index(p.names[ix])}$" for ix in c.indices]
         if c.how is How.SUMMED:
@@ -359,7 +333,8 @@ class LatexDocumentPrinter(Printer):
             return f"elementwise product over {letters[0]} ties {names}"
         if c.how is How.POSITION:
             head = " and ".join(dict.fromkeys(f"${p.short(f)}$" for f in c.factors[:-1]))
-            return f"summed position {letters[0]} couples {head} and ${self.shifted(p, c)}$: a correlation over positions"
+            return (f"summed position {letters[0]} couples {head} and ${self.shifted(p, c)}$: "
+                    "a correlation over positions")
         return f"{names} carries axes {', '.join(letters)} together"
 
     @staticmethod

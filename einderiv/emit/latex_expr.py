@@ -29,7 +29,6 @@ from typing import Sequence
 from sympy.printing.latex import LatexPrinter
 
 from ..analysis.factor import FactoredTerm
-from ..analysis.order import term_parts
 from ..frontend.builtins import ARG
 from ..ir import Apply, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
 from .base import IndexPrinter
@@ -277,13 +276,7 @@ class LatexIndexPrinter(IndexPrinter):
     # -- factored terms ----------------------------------------------------
     def term_groups(self, t: FactoredTerm, out: Sequence[Index]) -> tuple[str, list[str]]:
         """(sign-and-scalar prefix, outer-product factors) of one term of a block."""
-        coef, scalars, groups_fs = term_parts(t, out, self.names.free)
-        pieces = [self.product(1, fs, out) for fs in scalars]
-        many = len(groups_fs) > 1
-        groups = []
-        for fs in groups_fs:
-            s = self.product(1, fs, out)
-            groups.append(r"\left(" + s + r"\right)" if many and len(fs) > 1 else s)
+        coef, pieces, groups = self.term_parts(t, out)
         prefix = self._with_coef(coef, " ".join(pieces)) if (pieces or coef != 1) else ""
         return prefix, groups
 

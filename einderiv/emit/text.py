@@ -27,16 +27,15 @@ from __future__ import annotations
 from typing import Sequence
 
 import sympy
-from sympy.printing.printer import Printer
 
-from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared, Defined, Document, FoldedTerm,
-                                 FunctionsSection, IntermediatesSection, NetworkSection, ObjectiveSection,
-                                 SoftmaxDef, StructureSection, Title, document)
+from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared, Defined, Definitions, Document,
+                                 FoldedTerm, FunctionsSection, IntermediatesSection, NetworkSection,
+                                 ObjectiveSection, SoftmaxDef, StructureSection, Title, document)
 from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, GeneralCase, GeneralIntermediates,
                                          GeneralTermItem, GeneralTitle, TemplateNetwork, general_document)
 from ..analysis.structure import BlockStructure, Form, How
-from ..ir import Index, Ref, Softmax, label_range
-from .letters import IndexNames
+from ..ir import Index, Ref, label_range
+from .base import DocumentPrinter
 from .text_expr import MINUS, TextPrinter, sup
 
 BLOCK_TITLES = {1: "First derivatives", 2: "Second derivatives (Hessian blocks)"}
@@ -60,38 +59,11 @@ def structure_table(rows: Sequence[BlockStructure]) -> str:
     return "\n".join(TextDocumentPrinter().table(rows))
 
 
-class TextDocumentPrinter(Printer):
+class TextDocumentPrinter(DocumentPrinter):
     """Prints a document model as text: each ``_print_<Section>`` returns the section's lines."""
 
     printmethod = "_einderiv_text_document"
-
-    def __init__(self, settings=None):
-        super().__init__(settings)
-        self.doc = None
-        #: each block's printer once its terms are printed: the structure section names the
-        #: indices of a coupling with the letters the block was shown with
-        self.block_printers: dict[tuple, TextPrinter] = {}
-
-    def doprint(self, doc) -> str:
-        self.doc = doc
-        return "\n".join(self._print(doc)) + "\n"
-
-    # -- statements ------------------------------------------------------------
-    def statement(self, free: Sequence[Index], exprs=(), walk: bool = False, ctx=None, reserved=None) -> TextPrinter:
-        """A printer for one statement: letters for ``free`` first, none that ``exprs`` use or the
-        document reserves; with ``walk`` the indices of ``exprs`` are lettered in display order."""
-        ctx = ctx or self.doc.context
-        reserved = self.doc.reserved(exprs) if reserved is None else reserved
-        p = TextPrinter({"names": IndexNames(free, reserved).reserve_user(exprs), "context": ctx})
-        if walk:
-            for e in exprs:
-                p.names.walk(e)
-        return p
-
-    @staticmethod
-    def step_symbol(p: TextPrinter, axes: Sequence[Index]) -> str:
-        """The label of a sum over steps: ``t``, or ``τ`` when an axis is lettered t (∂²f/∂W^j_i∂W^s_t)."""
-        return "τ" if "t" in {p.names[ix] for ix in axes} else "t"
+    expr_printer = TextPrinter
 
     def lhs(self, p: TextPrinter, params: Sequence[Ref]) -> str:
         """``∂²f/∂W1^j_i∂W2^s_t``."""
@@ -99,8 +71,8 @@ class TextDocumentPrinter(Printer):
         return f"∂{sup(k) if k > 1 else ''}{p.ctx.objective}/" + "".join("∂" + p._print(r) for r in params)
 
     # -- documents --------------------------------------------------------------
-    def _print_Document(self, doc: Document) -> list[str]:
-        return [line for s in doc.sections for line in self._print(s)]
+    def _print_Document(self, doc: Document) -> str:
+        return "\n".join(line for s in doc.sections for line in self._print(s)) + "\n"
 
     _print_GeneralDocument = _print_Document
 
@@ -120,12 +92,11 @@ class TextDocumentPrinter(Printer):
 
     def _print_NetworkSection(self, s: NetworkSection) -> list[str]:
         return (["Network", self.dims(s.dims)] + ["  " + self._print(d) for d in s.declarations]
-                + ["  " + self._print(d, as_written=s.nodes.as_written) for d in s.nodes] + [""])
+                + self._print(s.nodes) + [""])
 
     def _print_TemplateNetwork(self, s: TemplateNetwork) -> list[str]:
         return (["Network (layer template)", self.dims(s.dims), f"  depth {s.depth}"]
-                + ["  " + self._print(d) for d in s.declarations]
-                + ["  " + self._print(d, as_written=s.nodes.as_written) for d in s.nodes] + [""])
+                + ["  " + self._print(d) for d in s.declarations] + self._print(s.nodes) + [""])
 
     def _print_Declared(self, d: Declared) -> str:
         p = self.statement(d.indices)
@@ -139,6 +110,9 @@ class TextDocumentPrinter(Printer):
             cond = f"t = {label_range(labels)}"
         return f"   for {cond}" if cond else ""
 
+    def _print_Definitions(self, defs: Definitions) -> list[str]:
+        return ["  " + self._print(d, as_written=defs.as_written) for d in defs]
+
     def _print_Defined(self, d: Defined, as_written: bool = False) -> str:
         p = self.statement(d.indices, [d.expr], walk=not as_written)
         p.name_nodes = not as_written
@@ -149,13 +123,11 @@ class TextDocumentPrinter(Printer):
     def _print_ObjectiveSection(self, s: ObjectiveSection) -> list[str]:
         head = (f"Objective derivatives (∂{self.doc.context.objective}/∂{', '.join(map(str, s.args))} "
                 "left named, as in the paper)")
-        return ([head] + ["  " + self._print(x) for x in s.softmaxes]
-                + ["  " + self._print(d, as_written=s.defs.as_written) for d in s.defs] + [""])
+        return [head] + ["  " + self._print(x) for x in s.softmaxes] + self._print(s.defs) + [""]
 
     def _print_SoftmaxDef(self, s: SoftmaxDef) -> str:
         p = self.statement(s.arg.indices)
-        ix = s.arg.indices[0]
-        return f"{p._print(Softmax(s.arg, ix))} = softmax_{p._print(ix)}({p._print(s.arg)})"
+        return f"{p._print(s.expr)} = softmax_{p._print(s.expr.over)}({p._print(s.arg)})"
 
     def _print_FunctionsSection(self, s: FunctionsSection) -> list[str]:
         return ["Activation derivatives (SymPy)"] + ["  " + self._print(f) for f in s.forms] + [""]
@@ -164,14 +136,14 @@ class TextDocumentPrinter(Printer):
         return TextPrinter().closed_form(f, " = ")
 
     def _print_IntermediatesSection(self, s: IntermediatesSection) -> list[str]:
-        head = ("Shared intermediates (dependency order; δ[n] = ∂f/∂n, γ[v] = ∂v/∂z_v, η[a,s] = ∂a/∂s"
-                + ("" if s.expanded else ", H[s,s'] = ∂²f/∂ε_s∂ε_s' for perturbations ε of nodes s, s'") + ")")
-        return [head] + ["  " + self._print(d, as_written=s.defs.as_written) for d in s.defs] + [""]
+        head = ("Shared intermediates (dependency order; δ[n] = ∂f/∂n, γ[v] = ∂v/∂z_v, η[a,s] = ∂a/∂s" + (
+            "" if s.expanded else ", H[s,s'] = ∂²f/∂ε_s∂ε_s' for perturbations ε of nodes s, s'") + ")")
+        return [head] + self._print(s.defs) + [""]
 
     def _print_GeneralIntermediates(self, s: GeneralIntermediates) -> list[str]:
         head = ("Shared intermediates for generic layers (δ[n] = ∂f/∂n; γ[v(k)] = ∂v(k)/∂z_v(k), Eq. 1; "
                 "η[a,s] = ∂a/∂s, Eq. 4; η[v(l),z_v(l)] = γ[v(l)])")
-        return [head] + ["  " + self._print(d, as_written=s.defs.as_written) for d in s.defs] + [""]
+        return [head] + self._print(s.defs) + [""]
 
     # -- blocks -------------------------------------------------------------------
     def _print_BlocksSection(self, s: BlocksSection) -> list[str]:
@@ -290,8 +262,7 @@ class TextDocumentPrinter(Printer):
             return f"{len(r.steps)} families of terms over the steps"
         if r.coupling is None:
             return ""
-        c = r.coupling
-        p = self.coupling_printer(r)
+        c, p = r.coupling, self.coupling_printer(r)
         letters = [p.names[ix] for ix in c.indices]
         names = " and ".join(dict.fromkeys(p.short(f) for f in c.factors))
         if c.how is How.POSITION:
@@ -307,19 +278,6 @@ class TextDocumentPrinter(Printer):
         if c.how is How.ELEMENTWISE:
             return f"elementwise product over {letters[0]} ties {names}"
         return f"{names} carries axes {', '.join(letters)} together"
-
-    def coupling_printer(self, r: BlockStructure) -> TextPrinter:
-        """The block's printer after its terms and then the coupled term are printed, so the
-        coupling's indices have the letters the block is shown with."""
-        block, c = r.block, r.coupling
-        p = self.block_printers.pop(r.wrt, None)
-        if p is None:  # the block was not shown: print its terms to letter them
-            p = self.statement(block.indices, [block.expr], ctx=c.context,
-                               reserved=c.context.letters_taken([block.expr]))
-            for t in BlockItem(block, ()).terms(self.step_symbol(p, block.indices)):
-                p.term(t.term, block.indices)
-        p.term(c.term, block.indices)  # (a term folded over steps names its own)
-        return p
 
 
 def reason(r: BlockStructure) -> str:

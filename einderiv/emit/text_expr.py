@@ -19,7 +19,6 @@ from typing import Sequence
 from sympy.printing.str import StrPrinter
 
 from ..analysis.factor import FactoredTerm
-from ..analysis.order import term_parts
 from ..frontend.builtins import ARG
 from ..ir import Apply, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
 from .base import IndexPrinter
@@ -202,12 +201,6 @@ class TextPrinter(IndexPrinter):
     # -- factored terms ----------------------------------------------------
     def term(self, t: FactoredTerm, out: Sequence[Index], sep: str = " ⊗ ") -> str:
         """One term of a block: scalar weights, then the outer-product factors joined by ⊗."""
-        coef, scalars, groups_fs = term_parts(t, out, self.names.free)
-        pieces = [self.product(1, fs, out) for fs in scalars]
-        many = len(groups_fs) > 1
-        groups = []
-        for fs in groups_fs:
-            s = self.product(1, fs, out)
-            groups.append(f"({s})" if many and len(fs) > 1 else s)
+        coef, pieces, groups = self.term_parts(t, out)
         body = " ".join(pieces + ([sep.join(groups)] if groups else []))
         return self._with_coef(coef, body)
