@@ -1,4 +1,6 @@
 """Analysis: what a derivation means, as data — outer-product factors (``factor``),
-the per-block structure report (``structure``), families written once (``fold``) and
-the general form of a layer template (``template``).  Nothing here imports ``emit``.
+the per-block structure report (``structure``), families written once (``fold``), the
+general form of a layer template (``template``), and what a document of either shows
+(``document``, ``general_document``; with the display order of factors and terms,
+``order``, and the roles of tensors, ``roles``).  Nothing here imports ``emit``.
 """

@@ -215,7 +215,6 @@ class StructureSection:
 class Document:
     """A derivation's document: its sections in order, and what every section is printed with."""
 
-    derivation: object
     context: Context
     horizon: tuple[str, int] | None  # the size a family's last label stands for (``('T', 4)``)
     sections: tuple
@@ -266,7 +265,7 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
             sections.append(BlocksSection(k, tuple(BlockItem(b, block_params(derivation, b))
                                                    for b in blocks.values())))
     sections.append(StructureSection(tuple(summarize(derivation, sizes, ctx))))
-    return Document(derivation, ctx, hz, tuple(sections))
+    return Document(ctx, hz, tuple(sections))
 
 
 # ------------------------------------------------------------------ decisions

@@ -155,7 +155,6 @@ class GeneralBlocks:
 class GeneralDocument:
     """A template's general form as a document: its sections in order."""
 
-    form: GeneralForm
     context: Context
     sections: tuple
     horizon: None = None  # labels are symbolic: no range is written against a size
@@ -191,7 +190,7 @@ def general_document(gf: GeneralForm) -> GeneralDocument:
     for order in range(1, gf.order + 1):
         groups = [case_group(gf, cases) for cases in block_families(gf) if len(cases[0].bases) == order]
         sections.append(GeneralBlocks(order, tuple(groups)))
-    return GeneralDocument(gf, ctx, tuple(sections))
+    return GeneralDocument(ctx, tuple(sections))
 
 
 def general_def(g: GeneralDef, pre: bool = False, objective: bool = False) -> Defined:
