@@ -168,6 +168,8 @@ class BlockItem:
 # ------------------------------------------------------------------ sections
 @dataclass(frozen=True)
 class Title:
+    """What is derived, from which file, to which order."""
+
     objective: Name
     path: str
     order: int
@@ -175,6 +177,8 @@ class Title:
 
 @dataclass(frozen=True)
 class NetworkSection:
+    """The network: sizes, declared tensors, definitions."""
+
     dims: tuple[tuple[str, int | None], ...]
     declarations: tuple[Declared, ...]
     nodes: Definitions  # every node of the derivation (pre-activations named), dependency order
@@ -183,6 +187,8 @@ class NetworkSection:
 
 @dataclass(frozen=True)
 class ObjectiveSection:
+    """The objective's own derivatives, left named in the blocks as in the paper's Eq. 6."""
+
     args: tuple[TensorName, ...]  # the objective's arguments (p): ∂f/∂p is left named
     softmaxes: tuple[SoftmaxDef, ...]
     defs: Definitions
@@ -190,11 +196,15 @@ class ObjectiveSection:
 
 @dataclass(frozen=True)
 class FunctionsSection:
+    """The closed forms of the functions' derivatives the derivation uses."""
+
     forms: tuple[ClosedForm, ...]
 
 
 @dataclass(frozen=True)
 class IntermediatesSection:
+    """The shared intermediates (adjoints, Jacobians), each defined once."""
+
     defs: Definitions
     expanded: bool  # Hessian blocks expanded (else written through second-order adjoints H)
     recurrent: bool  # some recurrence is folded over steps
@@ -202,12 +212,16 @@ class IntermediatesSection:
 
 @dataclass(frozen=True)
 class BlocksSection:
+    """The derivative blocks of one order (gradients, Hessian blocks, …)."""
+
     order: int
     blocks: tuple[BlockItem, ...]
 
 
 @dataclass(frozen=True)
 class StructureSection:
+    """Which blocks are outer products, and the storage that saves."""
+
     rows: tuple[BlockStructure, ...]
 
 

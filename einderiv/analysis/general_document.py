@@ -60,10 +60,12 @@ def pin_label(label, pins: dict[str, Label]):
 
 
 def pin_name(name: TensorName, pins: dict[str, Label]) -> TensorName:
+    """``name`` with pinned symbols replaced in its labels: ``v(k-1)`` with k = n → ``v(n-1)``."""
     return map_names(name, lambda n: n.relabel(lambda lab: pin_label(lab, pins)))
 
 
 def pin(e: Expr, pins: dict[str, Label]) -> Expr:
+    """Every tensor name of ``e`` with pinned symbols replaced."""
     return map_refs(e, lambda n: pin_name(n, pins)) if pins else e
 
 
@@ -124,6 +126,8 @@ class CaseSplit:
 # ------------------------------------------------------------------ sections
 @dataclass(frozen=True)
 class GeneralTitle:
+    """What is derived, for which depth symbol, and how it was validated."""
+
     objective: Name
     path: str
     order: int
@@ -134,6 +138,8 @@ class GeneralTitle:
 
 @dataclass(frozen=True)
 class TemplateNetwork:
+    """The network as a layer template: families over layers with their ranges."""
+
     dims: tuple[tuple[str, int | None], ...]  # without the depth
     depth: str
     declarations: tuple[Declared, ...]
@@ -142,11 +148,15 @@ class TemplateNetwork:
 
 @dataclass(frozen=True)
 class GeneralIntermediates:
+    """δ, γ, η of Eqs. 1–4 for generic layers, each case once."""
+
     defs: Definitions
 
 
 @dataclass(frozen=True)
 class GeneralBlocks:
+    """The blocks of one order for generic layers (Eqs. 5–6, Eqs. 7–9)."""
+
     order: int
     groups: tuple[CaseGroup | CaseSplit, ...]
 

@@ -101,6 +101,8 @@ class Coupling:
 
 @dataclass(frozen=True)
 class BlockStructure:
+    """One block's structure: what it is per sample and what its factored form stores."""
+
     wrt: tuple  # the parameters (names)
     shape: tuple[sympy.Expr, ...]  # axis sizes of the block
     terms: int  # K

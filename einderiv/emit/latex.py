@@ -63,6 +63,7 @@ def render_general(gf) -> str:
 
 
 def align(rows: Sequence[str]) -> str:
+    """An ``align*`` environment, a row per line."""
     return "\\begin{align*}\n  " + " \\\\\n  ".join(rows) + "\n\\end{align*}\n"
 
 
@@ -266,6 +267,7 @@ class LatexDocumentPrinter(DocumentPrinter):
         return r"\sum_{m=" + lo + "}^{" + hi + "} " + body
 
     def general_terms(self, p, terms, out) -> list[str]:
+        """``&= …`` then ``&\\quad + …`` per term of a general block (``0`` without terms)."""
         body = [self._print(t, printer=p, out=out) for t in terms] or ["0"]
         return [("&= " if k == 0 else r"&\quad + ") + s for k, s in enumerate(body)]
 

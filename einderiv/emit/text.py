@@ -88,6 +88,7 @@ class TextDocumentPrinter(DocumentPrinter):
     # -- network ------------------------------------------------------------------
     @staticmethod
     def dims(dims) -> str:
+        """``  dims  T = 4, n = 3`` (a size left open is its name alone)."""
         return "  dims  " + ", ".join(f"{n} = {s}" if s is not None else n for n, s in dims)
 
     def _print_NetworkSection(self, s: NetworkSection) -> list[str]:
