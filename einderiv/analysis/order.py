@@ -140,7 +140,7 @@ def split_coef(factors: Sequence[Expr]) -> tuple[sympy.Expr, tuple[Expr, ...]]:
     >>> q = Index("q", sympy.Symbol("t"))
     >>> coef, rest = split_coef((Const(sympy.Rational(1, 2)), Prod((Const(sympy.Integer(3)), Ref("o", (q,))), ())))
     >>> coef, rest
-    (3/2, (Prod(factors=(Ref(name='o', indices=(q:t,)),), out=()),))
+    (3/2, (Prod(factors=(Ref(name=Name('o'), indices=(q:t,)),), out=()),))
     """
     coef = sympy.Integer(1)
     rest: list[Expr] = []

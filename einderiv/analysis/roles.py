@@ -83,7 +83,7 @@ class Context:
         >>> ctx = Context(defined={shape_key(Softmax(Ref("s", (q, k)), k)):
         ...                        ((Softmax(Ref("s", (q, k)), k), "a", (q, k)),)})
         >>> ctx.named(Softmax(Ref("s", (u, w)), w))
-        Ref(name='a', indices=(u:t, w:t))
+        Ref(name=Name('a'), indices=(u:t, w:t))
         >>> ctx.named(Softmax(Ref("s", (u, w)), u)) is None   # over the other index: not a
         True
         """
