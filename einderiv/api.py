@@ -32,13 +32,12 @@ from __future__ import annotations
 
 from typing import Mapping, Union
 
-from .analysis.structure import format_summary, summarize
+from .analysis.structure import summarize
 from .analysis.template import GeneralForm, general_form
 from .calculus.derive import Derivation, in_form
 from .calculus.derive import derive as _derive
 from .emit import latex as _latex
 from .emit import numpy as _numpy
-from .emit import template_doc as _template_doc
 from .emit import text as _text
 from .emit.template_numpy import generate_template
 from .errors import Argument, UsageError
@@ -69,7 +68,7 @@ def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, f
     """The derivation in readable index notation, with the structure summary (``einderiv derive``)."""
     if isinstance(derivation, GeneralForm):
         _general_only(sizes, form)
-        return _template_doc.render_text(derivation)
+        return _text.render_general(derivation)
     return _text.render(in_form(derivation, form), sizes)
 
 
@@ -77,13 +76,13 @@ def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str =
     """A standalone LaTeX (amsmath) document of the derivation (``einderiv latex``)."""
     if isinstance(derivation, GeneralForm):
         _general_only(sizes, form)
-        return _template_doc.render_latex(derivation)
+        return _latex.render_general(derivation)
     return _latex.render(in_form(derivation, form), sizes)
 
 
 def structure(derivation: Derivation, sizes: Sizes = None, form: str = "expanded") -> str:
     """The per-block structure table: outer products, terms, storage (``einderiv structure``)."""
-    return format_summary(summarize(in_form(_concrete(derivation, "structure"), form), sizes))
+    return _text.structure_table(summarize(in_form(_concrete(derivation, "structure"), form), sizes))
 
 
 def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str = "compact") -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 import einderiv
+from einderiv.analysis.structure import Form
 from einderiv.errors import IndexError_
 from einderiv.ir import Ones, Prod
 
@@ -66,7 +67,7 @@ def test_bias_is_broadcast_across_positions():
     (one,) = ones_in(net.definition("v").expr)
     assert one.index.name == "t"
     rows = {tuple(map(str, r.wrt)): r for r in einderiv.api.summarize(einderiv.derive(net, 1))}
-    assert rows[("b",)].kind == "a vector"
+    assert rows[("b",)].kind is Form.VECTOR
 
 
 @pytest.mark.parametrize("text", [GRU_MIX, CENTRED, CONV_BIAS], ids=["gru-mix", "centred", "conv-bias"])

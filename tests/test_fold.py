@@ -65,3 +65,34 @@ def test_shared_weight_gradient_is_a_sum_over_t_of_one_outer_product(all_steps):
 def test_unrolled_rnn_checks_numerically(act):
     report = check(derive(rnn(3, 2, 3, 2, act=act, all_steps=True), 2), seed=4)
     assert report.rows and report.ok, report.format()
+
+
+# ---------------------------------------------------------------- the document model
+def test_document_writes_a_recurrence_once_with_its_base_case():
+    from einderiv.analysis.document import IntermediatesSection, document
+
+    T = 4
+    doc = document(derive(rnn(T, 2, 3, 2), 1))
+    (inter,) = [s for s in doc.sections if isinstance(s, IntermediatesSection)]
+    shown = [(str(d.name), d.labels, d.base_of) for d in inter.defs]
+    rec = ("adj[h(t)]", tuple(range(1, T)), None)
+    base = (f"adj[h({T})]", (), Quantity(Kind.ADJ, (Name("h", (Sym("t"),)),)))
+    assert rec in shown and base in shown
+    assert shown.index(base) < shown.index(rec)  # dependency order: the base case comes first
+    after = [(str(d.name), d.labels, d.base_of) for d in inter.defs.recurrences_first()]
+    assert after.index(base) == after.index(rec) + 1  # as a paper writes it
+    assert doc.horizon is None  # no dimension is sized T here: ranges are written with numbers
+
+
+def test_document_folds_a_shared_weight_gradient_over_steps():
+    from einderiv.analysis.document import BlocksSection, document
+
+    doc = document(derive(rnn(4, 2, 3, 2), 1))
+    (grads,) = [s for s in doc.sections if isinstance(s, BlocksSection)]
+    w = next(b for b in grads.blocks if b.block.wrt == (Name("W"),))
+    assert [str(p.name) for p in w.params] == ["W"]
+    (term,) = w.terms()
+    assert term.labels == (1, 2, 3, 4) and term.symbol == "t"
+    assert [str(f.name) for g in term.term.groups for f in g.factors] == ["adj[z_h(t)]", "h(t-1)"]
+    (tau,) = w.terms("τ")  # a printer whose axes use the letter t names the step τ
+    assert [str(f.name) for g in tau.term.groups for f in g.factors] == ["adj[z_h(τ)]", "h(τ-1)"]

@@ -12,9 +12,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from netbuild import mlp  # noqa: E402
 
 from einderiv.calculus.derive import derive  # noqa: E402
-from einderiv.emit.latex import (LatexIndexPrinter, ScalarLatexPrinter, render, tex_compact,  # noqa: E402
-                                 tex_tensor)
-from einderiv.emit.names import Context, IndexNames  # noqa: E402
+from einderiv.emit.latex import render  # noqa: E402
+from einderiv.emit.latex_expr import LatexIndexPrinter, ScalarLatexPrinter, tex_compact, tex_tensor  # noqa: E402
+from einderiv.analysis.roles import Context  # noqa: E402
+from einderiv.emit.letters import IndexNames  # noqa: E402
 from einderiv.calculus.functions import FunctionTable  # noqa: E402
 from einderiv.frontend.builtins import ARG  # noqa: E402
 from einderiv.ir import (Apply, Const, Delta, Fn, Index, Kind, LogSumExp, Name, Prod, Quantity,  # noqa: E402

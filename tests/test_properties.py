@@ -70,7 +70,8 @@ def alpha_key(e: ir.Expr):
         if isinstance(x, ir.Window):
             return ("W", ix(x.u), ix(x.t), ix(x.a), x.stride)
         if isinstance(x, Prod):  # dummies numbered by depth of scope (de Bruijn levels)
-            inner = {**env, **{b: len(env) + k for k, b in enumerate(x.bound)}}
+            level = max(env.values(), default=-1) + 1  # (a shadowed name still counts its level)
+            inner = {**env, **{b: level + k for k, b in enumerate(x.bound)}}
             return ("P", tuple(walk(f, inner) for f in x.factors), tuple(ix(i) for i in x.out))
         if isinstance(x, Add):  # a sum is commutative: its terms' order does not count
             return ("+", tuple(sorted((walk(t, env) for t in x.terms), key=repr)))
@@ -79,7 +80,7 @@ def alpha_key(e: ir.Expr):
         if isinstance(x, Softmax):
             return ("S", walk(x.arg, env), ix(x.over))
         if isinstance(x, LogSumExp):
-            inner = {**env, x.over: len(env)}
+            inner = {**env, x.over: max(env.values(), default=-1) + 1}
             return ("L", walk(x.arg, inner), inner[x.over])
         raise TypeError(type(x).__name__)
 

@@ -6,7 +6,7 @@ import pytest
 
 from einderiv.frontend.check import load
 from einderiv.calculus.derive import derive
-from einderiv.emit.text import render
+from einderiv.emit.text import kind_words, reason, render
 from einderiv.ir import Name, Window
 from einderiv.numcheck import check
 from einderiv.analysis.structure import summarize
@@ -52,9 +52,10 @@ def test_recurrence_is_printed_once_with_its_base_case():
 
 def test_shared_weight_structure_is_a_sum_over_steps():
     rows = {tuple(map(str, r.wrt)): r for r in summarize(derive(load("r.ein", RNN), 1))}
-    assert rows[("V",)].kind == "sum of 3 outer products"
-    assert "one per step t = 1..3" in rows[("V",)].reason
-    assert rows[("U",)].kind == "one outer product"
+    assert kind_words(rows[("V",)]) == "sum of 3 outer products"
+    assert rows[("V",)].steps == ((1, 2, 3),)
+    assert "one per step t = 1..3" in reason(rows[("V",)])
+    assert kind_words(rows[("U",)]) == "one outer product"
 
 
 def test_window_from_index_arithmetic():
@@ -67,15 +68,15 @@ def test_window_from_index_arithmetic():
 
 def test_conv_kernel_has_no_outer_product_and_dense_after_keeps_it():
     rows = {tuple(map(str, r.wrt)): r for r in summarize(derive(load("c.ein", CNN), 1))}
-    assert rows[("K",)].kind == "a vector"
+    assert kind_words(rows[("K",)]) == "a vector"
     rows2 = {tuple(map(str, r.wrt)): r for r in summarize(derive(load("d.ein", CNN.replace("weight K_a : A", "weight K^o_a : 2, A")
                                                      .replace("K_a x", "K^o_a x").replace("v^t", "v^{o,t}")
                                                      .replace("U^l_t : c, 4", "U^l_{o,t} : c, 2, 4")
                                                      .replace("U^l_t v", "U^l_{o,t} v")), 1))}
     k = rows2[("K",)]
-    assert k.kind == "no outer-product structure"
-    assert "summed position" in k.reason and "x^{" in k.reason and "correlation" in k.reason
-    assert rows2[("U",)].kind == "one outer product"
+    assert kind_words(k) == "no outer-product structure"
+    assert "summed position" in reason(k) and "x^{" in reason(k) and "correlation" in reason(k)
+    assert kind_words(rows2[("U",)]) == "one outer product"
 
 
 def test_text_prints_index_arithmetic():

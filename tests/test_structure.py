@@ -13,7 +13,8 @@ from einderiv.analysis.factor import factored  # noqa: E402
 from einderiv.ir import Apply, Fn, Index, Prod, Ref  # noqa: E402
 from einderiv.frontend.network import Definition, Network, TensorDecl, dim_symbol  # noqa: E402
 from einderiv.frontend.objectives import objective_expr  # noqa: E402
-from einderiv.analysis.structure import format_summary, summarize  # noqa: E402
+from einderiv.analysis.structure import Form, How, summarize  # noqa: E402
+from einderiv.emit.text import kind_words, reason, structure_table  # noqa: E402
 
 PAPER = [4, 5, 5, 3]  # n0, n1, n2, c of the paper's Table 1 network
 
@@ -34,11 +35,12 @@ def tanh_rows():
 
 def test_gradients_are_single_outer_products(relu_rows):
     w1 = relu_rows[("W1",)]
-    assert (w1.kind, w1.terms, w1.factored, w1.dense) == ("one outer product", 1, 9, 20)
+    assert (w1.kind, w1.terms, w1.factored, w1.dense) == (Form.OUTER, 1, 9, 20)
+    assert kind_words(w1) == "one outer product"
     assert w1.shape == (5, 4)
     assert (relu_rows[("W2",)].factored, relu_rows[("W2",)].dense) == (10, 25)
     assert (relu_rows[("W3",)].factored, relu_rows[("W3",)].dense) == (8, 15)
-    assert all(r.reason == "" for r in relu_rows.values())
+    assert all(reason(r) == "" for r in relu_rows.values())
 
 
 def test_hessian_cross_block_is_sum_of_outer_products(relu_rows):
@@ -47,28 +49,29 @@ def test_hessian_cross_block_is_sum_of_outer_products(relu_rows):
     k = len(factored(block.expr, block.indices))
     r = relu_rows[("W1", "W2")]
     assert k == 2  # Gauss-Newton term + the r > k cross term of Eq. 9
-    assert r.terms == k and r.kind == "sum of 2 outer products"
+    assert r.terms == k and r.kind is Form.SUM and kind_words(r) == "sum of 2 outer products"
     # γ^t_j (25) + x (4) + δ[z_v2] (5)  +  (∂²f/∂p∂p η η)_{js} (25) + x (4) + v1 (5)
     assert (r.factored, r.dense) == (68, 500)
 
 
 def test_relu_diagonal_block_has_no_second_derivative_term(relu_rows, tanh_rows):
     r = relu_rows[("W1", "W1")]
-    assert (r.kind, r.terms, r.factored, r.dense) == ("one outer product", 1, 33, 400)
+    assert (r.kind, r.terms, r.factored, r.dense) == (Form.OUTER, 1, 33, 400)
     t = tanh_rows[("W1", "W1")]
     # tanh adds A'' and η'' terms; the A'' factor δ^j_s tanh''(z^j) δ[v1]_j is a diagonal: 5 numbers
-    assert (t.kind, t.terms, t.dense) == ("sum of 3 outer products", 3, 400)
+    assert (t.kind, t.terms, t.dense) == (Form.SUM, 3, 400)
+    assert kind_words(t) == "sum of 3 outer products" and t.steps == ()
     assert t.factored == 79
 
 
 def test_output_layer_blocks(relu_rows):
     r = relu_rows[("W3", "W3")]
-    assert (r.kind, r.factored, r.dense) == ("one outer product", 3 * 3 + 5 + 5, 225)
+    assert (r.kind, r.factored, r.dense) == (Form.OUTER, 3 * 3 + 5 + 5, 225)
 
 
 def test_bias_gradient_is_a_vector():
     r = rows(mlp([4, 5, 3], ["tanh"], bias=True), order=1)
-    assert r[("b1",)].kind == "a vector"
+    assert r[("b1",)].kind is Form.VECTOR and kind_words(r[("b1",)]) == "a vector"
     assert (r[("b1",)].factored, r[("b1",)].dense) == (5, 5)
 
 
@@ -100,13 +103,17 @@ def _batched_net():
 
 def test_no_outer_product_structure_names_the_coupling():
     r = rows(_batched_net(), order=1)[("K",)]
-    assert r.kind == "no outer-product structure"
-    assert r.reason == "summed index l couples δ[z] and X"
+    assert r.kind is Form.NONE and kind_words(r) == "no outer-product structure"
+    c = r.coupling
+    assert c.how is How.SUMMED and len(c.indices) == 1  # an Index summed inside the coupled factor
+    assert any(c.indices[0] in g.bound for g in c.term.groups)
+    assert [str(f.name) for f in c.factors] == ["adj[z]", "X"]
+    assert reason(r) == "summed index l couples δ[z] and X"
     assert (r.factored, r.dense) == (12, 12)
 
 
-def test_format_summary_table(relu_rows):
-    text = format_summary(list(relu_rows.values()))
+def test_structure_table(relu_rows):
+    text = structure_table(list(relu_rows.values()))
     lines = text.splitlines()
     assert lines[0].split() == ["block", "K", "structure", "factored", "dense"]
     assert set(lines[1]) <= {"-", " "}
@@ -122,7 +129,7 @@ def test_coupling_reason_uses_the_letters_of_the_text_output():
     root = Path(__file__).parent.parent
     d = derive(load(str(root / "derivations" / "attention.ein")), 2)
     r = {tuple(map(str, x.wrt)): x for x in summarize(d)}[("WQ", "WK")]
-    assert r.reason == "summed index l couples η[s,Q] and X"
+    assert reason(r) == "summed index l couples η[s,Q] and X"
     text = render(d)
     block = text[text.index("∂²f/∂WQ^d_i∂WK^s_t ="):text.index("∂²f/∂WQ^d_i∂WV^s_t =")]
     assert "η[s,Q]^{bc}_{ld} X^l_i" in block

@@ -10,7 +10,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from netbuild import mlp  # noqa: E402
 
 from einderiv.calculus.derive import derive  # noqa: E402
-from einderiv.emit.names import Context, IndexNames  # noqa: E402
+from einderiv.analysis.roles import Context  # noqa: E402
+from einderiv.emit.letters import IndexNames  # noqa: E402
 from einderiv.emit.text import TextPrinter, render  # noqa: E402
 from einderiv.ir import Apply, Const, Delta, Fn, Index, Kind, Name, Prod, Quantity, Ref, Softmax  # noqa: E402
 
@@ -221,3 +222,44 @@ def test_unrolled_template_declares_each_shape_once():
     assert ("  weight w(1)^j_i : h × n_in\n"
             "  weight w(t)^j_i : h × h   for t = 2, 3\n"
             "  weight u^l_j : c × h\n") in text
+
+
+# ---------------------------------------------------------------- the document model
+MODEL_MODULES = ("einderiv.analysis.document", "einderiv.analysis.general_document")
+
+
+def _model_classes(obj, seen=None) -> set[type]:
+    """Every document-model class reachable from a document (sections, items, nested items)."""
+    import dataclasses
+    seen = set() if seen is None else seen
+    if dataclasses.is_dataclass(obj) and type(obj).__module__ in MODEL_MODULES:
+        seen.add(type(obj))
+        for f in dataclasses.fields(obj):
+            _model_classes(getattr(obj, f.name), seen)
+    elif isinstance(obj, (tuple, list)):
+        for x in obj:
+            _model_classes(x, seen)
+    return seen
+
+
+def test_each_printer_prints_every_kind_of_section_and_item():
+    """The printers only print the model: one method per section and item kind, in both."""
+    from einderiv.analysis.document import document
+    from einderiv.analysis.general_document import general_document
+    from einderiv.analysis.template import general_form
+    from einderiv.frontend.model import load as load_model
+    from einderiv.emit.latex import LatexDocumentPrinter
+    from einderiv.emit.text import TextDocumentPrinter
+    from einderiv.frontend.check import load
+
+    rnn = document(derive(load(str(ROOT / "derivations" / "rnn.ein")), 2))
+    tpl = general_document(general_form(load_model(str(ROOT / "derivations" / "deep_template_tanh.ein"))))
+    classes = _model_classes(rnn) | _model_classes(tpl)
+    parts = {"Document", "GeneralDocument", "Title", "NetworkSection", "ObjectiveSection", "FunctionsSection",
+             "IntermediatesSection", "BlocksSection", "StructureSection", "GeneralTitle", "TemplateNetwork",
+             "GeneralIntermediates", "GeneralBlocks", "CaseGroup", "CaseSplit", "GeneralCase", "Defined",
+             "Definitions", "Declared", "ClosedForm", "SoftmaxDef", "BlockItem"}
+    assert parts <= {c.__name__ for c in classes}
+    for printer in (TextDocumentPrinter, LatexDocumentPrinter):
+        missing = [c for c in sorted(parts) if not hasattr(printer, f"_print_{c}")]
+        assert not missing, f"{printer.__name__} cannot print {missing}"

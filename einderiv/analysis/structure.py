@@ -1,18 +1,25 @@
 """Structure summary: which derivative blocks are outer products, and what that saves.
 
-For every block of a :class:`~einderiv.derive.Derivation` (each gradient and
-each Hessian or higher block) :func:`summarize` reads the factored form
-(:func:`einderiv.factor.factored`) and reports
+For every block of a :class:`~einderiv.calculus.derivation.Derivation` (each
+gradient and each Hessian or higher block) :func:`summarize` reads the
+factored form (:func:`einderiv.analysis.factor.factored`) and returns a
+:class:`BlockStructure` row — data, which each printer words:
 
 * ``terms``   K, the number of terms;
-* ``kind``    ``"a vector"`` (a block with one axis), ``"a matrix"`` (a block
-  between two vector parameters, e.g. two biases), ``"one outer product"``
-  (one term, ≥ 2 outer-product factors), ``"sum of K outer products"``, or
-  ``"no outer-product structure"`` — when some term keeps two axes of the
-  *same* parameter in one factor (a convolution kernel's gradient), or is a
-  single factor carrying every axis — with a one-line ``reason`` naming the
-  summed index that couples which factors, in the letters the text output
-  shows the block with (:func:`einderiv.emit.text.block_terms`);
+* ``kind``    a :class:`Form`: a vector (a block with one axis), a matrix or
+  higher tensor between vector parameters (e.g. two biases: nothing to split),
+  one outer product (one term, ≥ 2 outer-product factors), a sum of K outer
+  products — with ``steps``, the labels of each family of terms when the terms
+  are one per step of an unrolled family (:mod:`einderiv.analysis.fold`) — or
+  no outer-product structure, when some term keeps two axes of the *same*
+  parameter in one factor (a convolution kernel's gradient) or is a single
+  factor carrying every axis;
+* ``coupling`` for the last kind, a :class:`Coupling`: which indices (as
+  :class:`~einderiv.ir.Index` objects of the block's term) couple which
+  factors, and how — a summed index, an elementwise product, a diagonal δ, a
+  correlation over positions (index arithmetic), or one factor carrying the
+  axes together; a printer names the indices with the letters it shows the
+  block with;
 * ``factored`` per-sample storage of the factored form: Σ over terms of Σ over
   factors of the product of the factor's axis sizes (axes tied by a Kronecker
   delta, the diagonal of γ = δ A′, count once);
@@ -31,30 +38,82 @@ Example::
 
     >>> rows = summarize(derive(net, 2))                # doctest: +SKIP
     >>> rows[0].kind, rows[0].factored, rows[0].dense   # doctest: +SKIP
-    ('one outer product', 9, 20)
+    (<Form.OUTER: 'outer'>, 9, 20)
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Mapping
 
 import sympy
 
-from .factor import FactoredTerm, Group, factored
-from ..ir import Delta, Expr, Index, Ref, Window
+from ..calculus.derivation import Block
+from ..calculus.simplify import Term
 from ..frontend.network import dim_symbol
+from ..ir import Delta, Expr, Index, Ref, Window
+from .factor import FactoredTerm, Group, factored
+from .fold import fold_terms
+from .order import display_order
+from .roles import Context
+
+
+class Form(Enum):
+    """What a block is per sample (the printers word it)."""
+
+    ZERO = "zero"
+    VECTOR = "vector"  # one axis
+    MATRIX = "matrix"  # every parameter a vector (biases): a matrix, or a tensor of order len(wrt)
+    OUTER = "outer"  # one outer product
+    SUM = "sum"  # a sum of K outer products
+    NONE = "none"  # no outer-product structure: see the row's coupling
+
+
+class How(Enum):
+    """How a :class:`Coupling` keeps a factor's axes together."""
+
+    SUMMED = "summed"  # a summed index couples factors
+    POSITION = "position"  # a summed output position against index arithmetic x^{t+a}: a correlation
+    DIAGONAL = "diagonal"  # a Kronecker delta ties two axes
+    ELEMENTWISE = "elementwise"  # an elementwise product over a free index ties factors
+    CARRIES = "carries"  # one factor carries the axes together
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """Why a factor of ``term`` keeps several axes of one parameter together.
+
+    ``indices``: for SUMMED and ELEMENTWISE the index; for DIAGONAL the two tied
+    axes; for POSITION the output position and the offset (``x^{stride·t+a}``);
+    for CARRIES the axes.  ``factors`` are the factors involved, in display order
+    (for POSITION the last is the tensor read at the shifted position).  The
+    indices are those of ``term`` as the block shows it, so a printer that
+    prints the block and then ``term`` has a letter for each.
+    """
+
+    how: How
+    indices: tuple[Index, ...]
+    factors: tuple[Expr, ...]
+    term: FactoredTerm
+    context: Context  # the roles of the tensors named
+    stride: int = 1
 
 
 @dataclass(frozen=True)
 class BlockStructure:
-    wrt: tuple[str, ...]
+    """One block's structure: what it is per sample and what its factored form stores."""
+
+    wrt: tuple  # the parameters (names)
     shape: tuple[sympy.Expr, ...]  # axis sizes of the block
     terms: int  # K
-    kind: str
-    reason: str  # why there is no outer-product structure ('' otherwise)
+    kind: Form
     factored: sympy.Expr  # per-sample storage of the factored form
     dense: sympy.Expr  # per-sample storage of the dense block
-    coupling: "Coupling | None" = None  # what the reason names, for other printers
+    block: Block | None = None
+    coupling: Coupling | None = None  # Form.NONE: what breaks the outer-product form
+    #: Form.SUM: the labels of each family of terms over an unrolled family's steps (a
+    #: family of one term has one label or none); () when no terms fold
+    steps: tuple[tuple[int, ...], ...] = ()
 
     @property
     def saving(self) -> sympy.Expr:
@@ -119,63 +178,34 @@ def _one_tensor(g: Group) -> bool:
             and len(set(g.factors[0].indices)) == len(g.factors[0].indices))
 
 
-@dataclass(frozen=True)
-class Coupling:
-    """Why a factor keeps several axes: ``how`` is 'summed', 'elementwise' or 'carries'."""
-
-    how: str
-    indices: tuple[str, ...]  # display letters
-    factors: tuple[Expr, ...]
-
-    def sentence(self, short) -> str:
-        """'summed index t couples δ[z_k] and x', naming factors with ``short``."""
-        names = " and ".join(dict.fromkeys(short(f) for f in self.factors))
-        if self.how == "position":
-            t, a, stride = self.indices
-            head = " and ".join(dict.fromkeys(short(f) for f in self.factors[:-1]))
-            x = f"{short(self.factors[-1])}^{{{stride}{t}+{a}}}"
-            return f"summed position {t} couples {head} and {x}: a correlation over positions"
-        if self.how == "summed":
-            return f"summed index {self.indices[0]} couples {names}"
-        if self.how == "diagonal":
-            return f"a diagonal: δ ties {self.indices[0]} and {self.indices[1]}"
-        if self.how == "elementwise":
-            return f"elementwise product over {self.indices[0]} ties {names}"
-        return f"{names} carries axes {', '.join(self.indices)} together"
-
-
-def _coupling(g: Group, letter) -> Coupling:
-    from ..emit.names import display_order
-
-    g = Group(display_order(g.factors, g.free), g.free, g.bound)  # factors as the text shows them
-    for w in (f for f in g.factors if isinstance(f, Window)):
+def coupling(g: Group, term: FactoredTerm, ctx: Context) -> Coupling:
+    """What couples the axes that group ``g`` of ``term`` keeps together (the densest reason first:
+    index arithmetic, a summed index, a diagonal, an elementwise product, else one carrier)."""
+    fs = display_order(g.factors, g.free)  # the factors in the order they are shown
+    for w in (f for f in fs if isinstance(f, Window)):
         # index arithmetic x^{t+a}: the output position t is summed against the back-propagated map
-        at_t = tuple(f for f in g.factors if w.t in f.free and not isinstance(f, Window))
-        at_u = tuple(f for f in g.factors if w.u in f.free and not isinstance(f, Window))
+        at_t = tuple(f for f in fs if w.t in f.free and not isinstance(f, Window))
+        at_u = tuple(f for f in fs if w.u in f.free and not isinstance(f, Window))
         if w.t in g.bound and at_t and at_u:
-            return Coupling("position", (letter(w.t), letter(w.a), str(w.stride) if w.stride != 1 else ""),
-                            at_t + at_u[:1])
+            return Coupling(How.POSITION, (w.t, w.a), at_t + at_u[:1], term, ctx, w.stride)
     for ix in g.bound:
-        users = tuple(f for f in g.factors if ix in f.free)
+        users = tuple(f for f in fs if ix in f.free)
         if len(users) >= 2:
-            return Coupling("summed", (letter(ix),), users)
-    for f in g.factors:
+            return Coupling(How.SUMMED, (ix,), users, term, ctx)
+    for f in fs:
         if isinstance(f, Delta) and f.a in g.free and f.b in g.free:
-            return Coupling("diagonal", (letter(f.a), letter(f.b)), (f,))
+            return Coupling(How.DIAGONAL, (f.a, f.b), (f,), term, ctx)
     for ix in g.free:
-        users = tuple(f for f in g.factors if ix in f.free)
+        users = tuple(f for f in fs if ix in f.free)
         if len(users) >= 2:
-            return Coupling("elementwise", (letter(ix),), users)
-    return Coupling("carries", tuple(letter(ix) for ix in g.free), g.factors[:1])
+            return Coupling(How.ELEMENTWISE, (ix,), users, term, ctx)
+    return Coupling(How.CARRIES, g.free, fs[:1], term, ctx)
 
 
-def summarize(derivation, sizes: Mapping | None = None) -> list[BlockStructure]:
-    """One :class:`BlockStructure` per block, in the derivation's block order."""
-    from ..emit.names import Context
-    from ..emit.text import block_terms
-
+def summarize(derivation, sizes: Mapping | None = None, context: Context | None = None) -> list[BlockStructure]:
+    """One :class:`BlockStructure` per block, in the derivation's block order (``context``: the
+    derivation's tensor roles, when the caller has them)."""
     subs = _sizes(derivation, sizes)
-    ctx = Context.of(derivation)
     net = derivation.network
     rows = []
     for wrt, block in derivation.blocks.items():
@@ -185,76 +215,42 @@ def summarize(derivation, sizes: Mapping | None = None) -> list[BlockStructure]:
         dense = sympy.Mul(*shape)
         terms = factored(block.expr, block.indices)
         store = sympy.Add(*(group_storage(g) for t in terms for g in t.groups)).subs(subs)
-        reason, coupling = "", None
+        found, steps = None, ()
         if not terms:
-            kind = "zero"
+            kind = Form.ZERO
         elif len(block.indices) == 1:
-            kind = "a vector"
+            kind = Form.VECTOR
         elif all(a == 1 for a in arity):
             # every parameter is a vector (biases): the block is a plain matrix
             # or tensor per sample, with no parameter axes to split apart
-            kind = "a matrix" if len(arity) == 2 else f"an order-{len(arity)} tensor"
-            reason = "each parameter is a vector: nothing to split"
+            kind = Form.MATRIX
         else:
             bad = [(t, g) for t in terms if (g := _coupled(t, slot, len(block.indices)))]
             if bad:
                 # name the densest coupling: a contraction explains more than a diagonal
-                bad = min(bad, key=lambda tg: 0 if tg[1].bound else 1)
-                kind = "no outer-product structure"
-                printer, _ = block_terms(block, ctx)  # the letters of the text output
-                printer.term(bad[0], block.indices)  # (a term folded over steps names its own)
-                coupling = _coupling(bad[1], printer.names.__getitem__)
-                reason = coupling.sentence(printer.short)
+                term, group = min(bad, key=lambda tg: 0 if tg[1].bound else 1)
+                kind = Form.NONE
+                context = context or Context.of(derivation)
+                found = coupling(group, term, context)
             elif len(terms) == 1:
-                kind = "one outer product"
+                kind = Form.OUTER
             else:
-                kind = f"sum of {len(terms)} outer products"
-                reason = _shared_reason(terms, len(wrt))
-        rows.append(BlockStructure(wrt, shape, len(terms), kind, reason, sympy.sympify(store), dense,
-                                   coupling))
+                kind = Form.SUM
+                steps = step_families(terms)
+        rows.append(BlockStructure(wrt, shape, len(terms), kind, sympy.sympify(store), dense, block,
+                                   found, steps))
     return rows
 
 
-def _shared_reason(terms: list[FactoredTerm], order: int) -> str:
-    """'shared over T = 4 steps' when the terms are one term per step of a family (fold.py)."""
-    from .factor import Term
-    from .fold import fold_terms
-    from ..ir import label_range
-
+def step_families(terms: list[FactoredTerm]) -> tuple[tuple[int, ...], ...]:
+    """The labels of each family of ``terms`` over an unrolled family's steps (:func:`fold_terms`);
+    () when no two terms are one term at different steps."""
     exprs = []
     for t in terms:
         fs = tuple(f for g in t.scalars + t.groups for f in g.factors)
         out = tuple(ix for g in t.groups for ix in g.free)
         exprs.append(Term(t.coef, fs, out).expr())
     fams = fold_terms(exprs, ())
-    if order == 1 and len(fams) == 1 and fams[0].folded:
-        return f"one per step t = {label_range(fams[0].labels)}: a weight shared over the steps"
-    if any(f.folded for f in fams):
-        return f"{len(fams)} families of terms over the steps"
-    return ""
-
-
-def format_summary(rows: list[BlockStructure]) -> str:
-    """A plain-text table, one line per block."""
-    head = ("block", "K", "structure", "factored", "dense")
-    body = []
-    for r in rows:
-        body.append((_wrt(r.wrt), str(r.terms), r.kind + (f" ({r.reason})" if r.reason else ""),
-                     _num(r.factored), _num(r.dense)))
-    widths = [max(len(row[k]) for row in [head] + body) for k in range(len(head))]
-    lines = []
-    for n, row in enumerate([head] + body):
-        cells = [row[0].ljust(widths[0]), row[1].rjust(widths[1]), row[2].ljust(widths[2]),
-                 row[3].rjust(widths[3]), row[4].rjust(widths[4])]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _wrt(wrt) -> str:
-    return ",".join(map(str, wrt))
-
-
-def _num(e: sympy.Expr) -> str:
-    return sympy.sstr(e, order="lex")
+    if not any(f.folded for f in fams):
+        return ()
+    return tuple(f.labels for f in fams)

@@ -1,1 +1,2 @@
-"""Back ends: printers (text, LaTeX) and code generators (NumPy) for derivations."""
+"""Back ends: printers (text, LaTeX) of the document models of ``einderiv.analysis``, and code
+generators (NumPy) for derivations."""

@@ -1,14 +1,21 @@
-"""What the text and LaTeX printers share: the structure of sums and products.
+"""What the text and LaTeX printers share: the structure of sums and products, and of documents.
 
 :class:`IndexPrinter` is a SymPy ``Printer`` for einderiv's IR that knows how a
 sum is joined, how a product pulls out its coefficient, when it needs an
 explicit Σ (an index summed over other than exactly two factors), how index
 arithmetic ``x^{t+a}`` replaces a selection tensor, and when a node's
 definition met inside an expression is printed as the node's name.  The
-subclasses (:class:`~einderiv.emit.text.TextPrinter`,
-:class:`~einderiv.emit.latex.LatexIndexPrinter`) supply the notation through a
+subclasses (:class:`~einderiv.emit.text_expr.TextPrinter`,
+:class:`~einderiv.emit.latex_expr.LatexIndexPrinter`) supply the notation through a
 few hooks: ``minus``, :meth:`paren`, :meth:`sum_prefix`, :meth:`arith_entry`,
 and the ``_print_<Node>`` methods of the atoms.
+
+:class:`DocumentPrinter` is the base of the document printers
+(:class:`~einderiv.emit.text.TextDocumentPrinter`,
+:class:`~einderiv.emit.latex.LatexDocumentPrinter`): one ``_print_<Class>``
+method per section and item of a document model
+(:mod:`einderiv.analysis.document`), and a fresh expression printer, with its
+own index letters, for every statement.
 """
 from __future__ import annotations
 
@@ -17,9 +24,13 @@ from typing import Sequence
 import sympy
 from sympy.printing.printer import Printer
 
+from ..analysis.document import folded_terms
+from ..analysis.factor import FactoredTerm
+from ..analysis.order import display_order, split_coef, sum_terms, term_parts, windows_shown
+from ..analysis.roles import Context
 from ..frontend.builtins import ARG
 from ..ir import Add, Apply, Const, Expr, Fn, Index, LogSumExp, Prod, Ref, Softmax, Window
-from .names import Context, IndexNames, display_order, split_coef, sum_terms, windows_shown
+from .letters import IndexNames
 
 
 class IndexPrinter(Printer):
@@ -62,16 +73,13 @@ class IndexPrinter(Printer):
         return w
 
     # -- scalar closed forms --------------------------------------------------------
-    def closed_forms(self, derivation, wanted, eq: str) -> list[str]:
-        """``tanh′(z) = 1 − tanh(z)²`` for each (function, derivative orders) in ``wanted``,
-        the right side from SymPy; ``eq`` is the notation's equals sign."""
-        lines = []
-        for name, deriv in wanted:
-            scal = type(self.scalar)({"nargs": len(deriv)})
-            args = ", ".join(scal.doprint(a) for a in ARG[:len(deriv)])
-            lines.append(self.fn_name(Apply(Fn(name, deriv), ())) + "(" + args + ")" + eq
-                         + scal.doprint(derivation.table.derivative(name, deriv)))
-        return lines
+    def closed_form(self, form, eq: str) -> str:
+        """``tanh′(z) = 1 − tanh(z)²`` for a :class:`~einderiv.analysis.document.ClosedForm`
+        (the right side from SymPy); ``eq`` is the notation's equals sign."""
+        scal = type(self.scalar)({"nargs": len(form.deriv)})
+        args = ", ".join(scal.doprint(a) for a in ARG[:len(form.deriv)])
+        return (self.fn_name(Apply(Fn(form.fn, form.deriv), ())) + "(" + args + ")" + eq
+                + scal.doprint(form.expr))
 
     # -- node names ---------------------------------------------------------------
     def node_named(self, e: Expr) -> Ref | None:
@@ -90,7 +98,7 @@ class IndexPrinter(Printer):
 
     def _print_Add(self, e: Add) -> str:
         out = ""
-        for k, (t, one) in enumerate(sum_terms(e, self.names)):
+        for k, (t, one) in enumerate(sum_terms(e, self.names.free)):
             s = self._print(t) if one is None else self._with_coef(one, "")
             if k == 0:
                 out = s
@@ -102,7 +110,7 @@ class IndexPrinter(Printer):
 
     def _print_Prod(self, e: Prod) -> str:
         coef, fs = split_coef(e.factors)
-        return self.product(coef, display_order(fs, e.out, self.names), e.out)
+        return self.product(coef, display_order(fs, e.out, self.names.free), e.out)
 
     def product(self, coef, factors: Sequence[Expr], out: Sequence[Index]) -> str:
         """``coef`` times the factors, with an explicit sum over indices that are not
@@ -143,3 +151,63 @@ class IndexPrinter(Printer):
     def _factor(self, f: Expr) -> str:
         s = self._print(f)
         return self.paren(s) if isinstance(f, Add) else s
+
+    def term_parts(self, t: FactoredTerm, out: Sequence[Index]) -> tuple[sympy.Expr, list[str], list[str]]:
+        """A term of a block as (coefficient, printed scalar weights, printed outer-product factors);
+        a factor of several tensors is bracketed when there are several factors."""
+        coef, scalars, groups_fs = term_parts(t, out, self.names.free)
+        pieces = [self.product(1, fs, out) for fs in scalars]
+        many = len(groups_fs) > 1
+        groups = []
+        for fs in groups_fs:
+            s = self.product(1, fs, out)
+            groups.append(self.paren(s) if many and len(fs) > 1 else s)
+        return coef, pieces, groups
+
+
+class DocumentPrinter(Printer):
+    """Base of the document printers; ``expr_printer`` is the notation's :class:`IndexPrinter`."""
+
+    expr_printer: type = IndexPrinter
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.doc = None
+        #: each block's printer once its terms are printed: the structure section names the
+        #: indices of a coupling with the letters the block was shown with
+        self.block_printers: dict[tuple, IndexPrinter] = {}
+
+    def doprint(self, doc) -> str:
+        self.doc = doc
+        return self._print(doc)
+
+    def statement(self, free: Sequence[Index], exprs: Sequence[Expr] = (), walk: bool = False,
+                  ctx: Context | None = None, reserved: Sequence[str] | None = None) -> IndexPrinter:
+        """A printer for one statement: letters for ``free`` first, none that ``exprs`` use or that
+        the document reserves; with ``walk`` the indices of ``exprs`` are lettered in display order.
+        ``ctx`` and ``reserved`` stand in for the document's when there is none."""
+        ctx = ctx or self.doc.context
+        reserved = self.doc.reserved(exprs) if reserved is None else reserved
+        p = self.expr_printer({"names": IndexNames(free, reserved).reserve_user(exprs), "context": ctx})
+        if walk:
+            for e in exprs:
+                p.names.walk(e)
+        return p
+
+    def coupling_printer(self, row) -> IndexPrinter:
+        """The printer of a structure row's block after its terms and then the coupled term are
+        printed, so the coupling's indices have the letters the block is shown with."""
+        block, c = row.block, row.coupling
+        p = self.block_printers.pop(row.wrt, None)
+        if p is None:  # the block was not shown: print its terms to letter them
+            p = self.statement(block.indices, [block.expr], ctx=c.context,
+                               reserved=c.context.letters_taken([block.expr]))
+            for t in folded_terms(block, self.step_symbol(p, block.indices)):
+                p.term_parts(t.term, block.indices)
+        p.term_parts(c.term, block.indices)  # (a term folded over steps names its own indices)
+        return p
+
+    @staticmethod
+    def step_symbol(p: IndexPrinter, axes: Sequence[Index]) -> str:
+        """The label of a sum over steps: ``t``, or ``τ`` when an axis is lettered t (∂²f/∂W^j_i∂W^s_t)."""
+        return "τ" if "t" in {p.names[ix] for ix in axes} else "t"

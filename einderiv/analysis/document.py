@@ -1,0 +1,436 @@
+"""The document of a derivation: what its text and LaTeX show, decided once.
+
+:func:`document` reads a derivation and returns a :class:`Document`, its
+sections in order, each a frozen record that the printers
+(:mod:`einderiv.emit.text`, :mod:`einderiv.emit.latex`) only print:
+
+1. :class:`Title` — the objective, the source, the order;
+2. :class:`NetworkSection` — the dims; the declarations, grouped into
+   families (:class:`Declared`); the nodes as derived, every pre-activation
+   named, and the definitions as the user wrote them (:class:`Defined`);
+3. :class:`ObjectiveSection` — the symbol for ``softmax(p)``
+   (:class:`SoftmaxDef`) and the objective's own derivatives ∂f/∂p,
+   ∂²f/∂p∂p, left named as in the paper's Eq. 6;
+4. :class:`FunctionsSection` — A′, A″, … of every function used
+   (:class:`ClosedForm`, the right side from SymPy);
+5. :class:`IntermediatesSection` — adjoints δ and Jacobians γ, η, each
+   defined once, in dependency order;
+6. :class:`BlocksSection`, one per order — each block (:class:`BlockItem`)
+   as a sum of factored terms folded into sums over steps
+   (:class:`FoldedTerm`), and for gradients the paper's Eq. 6 form;
+7. :class:`StructureSection` — :func:`einderiv.analysis.structure.summarize`.
+
+Decided here, so that every printer agrees: an unrolled recurrence is
+written once per family (:func:`shown_families`, built on
+:mod:`einderiv.analysis.fold`), and a single member completing a folded family
+is its *base case* (shown in dependency order, or after the recurrence with
+:func:`recurrences_first`); declared families are grouped only while their
+members' shapes agree (:func:`declared_families`); which closed forms are
+listed (:func:`wanted_functions`); and the size a family's last label stands
+for (:func:`horizon`: ``t = 1,…,T-1``).  Index letters and symbols are the
+printers' (:mod:`einderiv.emit.letters`).
+
+Example::
+
+    >>> doc = document(derive(load("derivations/rnn.ein"), 1))        # doctest: +SKIP
+    >>> [type(s).__name__ for s in doc.sections][:3]                   # doctest: +SKIP
+    ['Title', 'NetworkSection', 'ObjectiveSection']
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Iterator, Mapping, Sequence
+
+import sympy
+
+from ..calculus.derivation import Block
+from ..ir import Apply, Expr, Index, Name, Ref, Softmax, Sym, TensorName, labels_of, map_names, map_refs, walk
+from .factor import FactoredTerm, as_terms, factored
+from .fold import fold_definitions, fold_terms, shift_labels
+from .order import axes_of, term_order
+from .roles import Context
+from .structure import BlockStructure, summarize
+
+
+# ------------------------------------------------------------------ items
+@dataclass(frozen=True)
+class Declared:
+    """A declared tensor, or a family of them (``x(t)`` for ``x(1) … x(4)``)."""
+
+    name: TensorName  # as shown: x(t) for a family
+    indices: tuple[Index, ...]
+    role: str  # input, label, weight, …
+    labels: tuple[int, ...] = ()  # a family's labels, () for a single tensor
+    range: str = ""  # a layer template's family: ``k = 2..n``
+
+
+@dataclass(frozen=True)
+class Defined:
+    """One displayed definition ``name = expr``: a single one, a folded family, or a base case."""
+
+    name: TensorName  # h(t), adj[h(t)], or a single member's own name
+    indices: tuple[Index, ...]
+    expr: Expr
+    labels: tuple[int, ...] = ()  # a folded family's labels, () otherwise
+    first: TensorName | None = None  # the first member's unrolled name
+    base_of: TensorName | None = None  # a base case: the folded family it completes
+    pre: bool = False  # a pre-activation (a lifted function argument, ``z_v1``)
+    objective: bool = False  # the objective's definition
+    origin: TensorName | None = None  # a pre-activation: the node whose argument it is (``h(t)``)
+    cond: str = ""  # a layer template's case, ``k < n`` ('' when its labels are pinned)
+
+    def at_horizon(self, hz: tuple[str, int] | None) -> "Defined":
+        """A base case at the last steps written at the horizon: ``h(4)`` → ``h(T)`` and
+        ``h(3)`` → ``h(T-1)`` when T = 4, so it reads as the recurrence's end."""
+        if self.base_of is None:
+            return self
+        return dataclasses.replace(self, name=at_horizon(self.name, hz),
+                                   expr=map_refs(self.expr, lambda n: at_horizon(n, hz)))
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Definitions in dependency order; ``as_written``: shown as the user wrote them (a node's
+    definition inside is not replaced by the node's name)."""
+
+    items: tuple[Defined, ...]
+    as_written: bool = False
+
+    def __iter__(self) -> Iterator[Defined]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def recurrences_first(self) -> tuple[Defined, ...]:
+        """The same definitions with each base case right after its recurrence (as a paper writes it)."""
+        return recurrences_first(self.items)
+
+    def pre(self) -> "Definitions":
+        """Only the pre-activations."""
+        return Definitions(tuple(d for d in self.items if d.pre), self.as_written)
+
+
+@dataclass(frozen=True)
+class SoftmaxDef:
+    """The symbol that stands for ``softmax_l(p^l)`` (:attr:`Context.softmax`), defined once."""
+
+    arg: Ref  # p^l
+
+    @property
+    def expr(self) -> Softmax:
+        return Softmax(self.arg, self.arg.indices[0])
+
+
+@dataclass(frozen=True)
+class ClosedForm:
+    """A function's derivative as SymPy gives it: ``tanh′(z) = 1 − tanh(z)²``."""
+
+    fn: str
+    deriv: tuple[int, ...]  # orders per argument
+    expr: sympy.Expr  # in the placeholders einderiv.frontend.builtins.ARG
+
+
+@dataclass(frozen=True)
+class FoldedTerm:
+    """A term of a block; with ``labels`` it stands for Σ over the labels (``symbol`` in its names)."""
+
+    term: FactoredTerm
+    labels: tuple[int, ...] = ()
+    symbol: str = "t"
+
+
+@dataclass(frozen=True)
+class BlockItem:
+    """One derivative block ∂^k f/∂θ1…∂θk and the parameters with their slices of its axes."""
+
+    block: Block
+    params: tuple[Ref, ...]  # θ1 with the block's first axes, θ2 with the next, …
+
+    def terms(self, symbol: str = "t") -> tuple[FoldedTerm, ...]:
+        """The block's terms, each family over steps folded into one (:func:`folded_terms`).
+        ``symbol`` names the step; a printer whose letters for the axes use ``t`` picks another."""
+        return folded_terms(self.block, symbol)
+
+    @property
+    def paper(self) -> Expr | None:
+        """The paper's Eq. 6 form of a gradient, when it differs from the block's expression."""
+        b = self.block
+        return None if b.paper is None or b.paper == b.expr else b.paper
+
+    def paper_terms(self, symbol: str = "t") -> tuple[FoldedTerm, ...] | None:
+        """The terms of :attr:`paper`, folded like :meth:`terms`."""
+        paper = self.paper
+        return None if paper is None else folded_terms(self.block, symbol, paper)
+
+
+# ------------------------------------------------------------------ sections
+@dataclass(frozen=True)
+class Title:
+    """What is derived, from which file, to which order."""
+
+    objective: Name
+    path: str
+    order: int
+
+
+@dataclass(frozen=True)
+class NetworkSection:
+    """The network: sizes, declared tensors, definitions."""
+
+    dims: tuple[tuple[str, int | None], ...]
+    declarations: tuple[Declared, ...]
+    nodes: Definitions  # every node of the derivation (pre-activations named), dependency order
+    written: Definitions  # the network's definitions as the user wrote them
+
+
+@dataclass(frozen=True)
+class ObjectiveSection:
+    """The objective's own derivatives, left named in the blocks as in the paper's Eq. 6."""
+
+    args: tuple[TensorName, ...]  # the objective's arguments (p): ∂f/∂p is left named
+    softmaxes: tuple[SoftmaxDef, ...]
+    defs: Definitions
+
+
+@dataclass(frozen=True)
+class FunctionsSection:
+    """The closed forms of the functions' derivatives the derivation uses."""
+
+    forms: tuple[ClosedForm, ...]
+
+
+@dataclass(frozen=True)
+class IntermediatesSection:
+    """The shared intermediates (adjoints, Jacobians), each defined once."""
+
+    defs: Definitions
+    expanded: bool  # Hessian blocks expanded (else written through second-order adjoints H)
+    recurrent: bool  # some recurrence is folded over steps
+
+
+@dataclass(frozen=True)
+class BlocksSection:
+    """The derivative blocks of one order (gradients, Hessian blocks, …)."""
+
+    order: int
+    blocks: tuple[BlockItem, ...]
+
+
+@dataclass(frozen=True)
+class StructureSection:
+    """Which blocks are outer products, and the storage that saves."""
+
+    rows: tuple[BlockStructure, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    """A derivation's document: its sections in order, and what every section is printed with."""
+
+    context: Context
+    horizon: tuple[str, int] | None  # the size a family's last label stands for (``('T', 4)``)
+    sections: tuple
+
+    def reserved(self, exprs: Sequence[Expr]) -> tuple[str, ...]:
+        """Symbols that no index letter of a statement over ``exprs`` may take (``s`` for softmax)."""
+        return self.context.letters_taken(exprs)
+
+
+def document(derivation, sizes: Mapping | None = None) -> Document:
+    """Build the :class:`Document` of a derivation (``sizes`` complete the structure's storage)."""
+    net = derivation.network
+    ctx = Context.of(derivation)
+    pre = {n.name for n in derivation.nodes if n.pre}
+    origin = {n.name: n.origin for n in derivation.nodes}
+
+    def node(d: Defined) -> Defined:
+        of = None
+        if d.first in pre:
+            of = origin[d.first]
+            if d.labels:  # the activation's family: h(1) -> h(t)
+                of = of.relabel(lambda _: Sym("t"))
+        return dataclasses.replace(d, pre=d.first in pre, objective=d.first == net.objective, origin=of)
+
+    nodes = [node(d) for d in shown_families([(n.name, n.indices, n.expr) for n in derivation.nodes])]
+    written = [dataclasses.replace(d, objective=d.first == net.objective)
+               for d in shown_families([(d.name, d.indices, d.expr) for d in net.definitions])]
+    own = [q for q in derivation.quantities if ctx.of_objective(q.name)]
+    rest = [q for q in derivation.quantities if not ctx.of_objective(q.name)]
+    hz = horizon(derivation)
+    sections: list = [
+        Title(net.objective, net.path, derivation.order),
+        NetworkSection(tuple(net.dims), tuple(declared_families(net.tensors)),
+                       Definitions(tuple(nodes), True), Definitions(tuple(written), True)),
+        ObjectiveSection(tuple(derivation.objective_args), softmax_defs(derivation, ctx),
+                         Definitions(tuple(shown_families([(q.name, q.indices, q.expr) for q in own])))),
+    ]
+    forms = closed_forms(derivation)
+    if forms:
+        sections.append(FunctionsSection(forms))
+    if rest:
+        sections.append(IntermediatesSection(
+            Definitions(tuple(shown_families([(q.name, q.indices, q.expr) for q in rest]))),
+            derivation.expanded, hz is not None))
+    for k in range(1, derivation.order + 1):
+        blocks = derivation.blocks_of_order(k)
+        if blocks:
+            sections.append(BlocksSection(k, tuple(BlockItem(b, block_params(derivation, b))
+                                                   for b in blocks.values())))
+    sections.append(StructureSection(tuple(summarize(derivation, sizes, ctx))))
+    return Document(ctx, hz, tuple(sections))
+
+
+# ------------------------------------------------------------------ decisions
+def block_params(derivation, block: Block) -> tuple[Ref, ...]:
+    """The block's parameters, each with its slice of the block's axes: (W1^j_i, W2^s_t)."""
+    out, pos = [], 0
+    for w in block.wrt:
+        n = len(derivation.network.tensor(w).indices)
+        out.append(Ref(w, block.indices[pos:pos + n]))
+        pos += n
+    return tuple(out)
+
+
+def softmax_defs(derivation, ctx: Context) -> tuple[SoftmaxDef, ...]:
+    """A definition for each softmax symbol whose argument is a node over one index."""
+    out = []
+    for arg in ctx.softmax:
+        n = derivation.node(arg)
+        if n is not None and len(n.indices) == 1:
+            out.append(SoftmaxDef(Ref(arg, n.indices)))
+    return tuple(out)
+
+
+def wanted_functions(derivation) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, orders) of every derivative worth listing: A′ … A^(order) of each function used."""
+    seen: dict[tuple[str, tuple[int, ...]], None] = {}
+    exprs = [n.expr for n in derivation.nodes] + [q.expr for q in derivation.quantities]
+    exprs += [b.expr for b in derivation.blocks.values()]
+    for e in exprs:
+        for x in walk(e):
+            if isinstance(x, Apply):
+                seen.setdefault((x.fn.name, x.fn.deriv), None)
+    wanted: dict[tuple[str, tuple[int, ...]], None] = {}
+    for name, deriv in sorted(seen):
+        if len(deriv) == 1:
+            for o in range(1, max(2, derivation.order) + 1):
+                wanted.setdefault((name, (o,)), None)
+        elif any(deriv):
+            wanted.setdefault((name, deriv), None)
+    return sorted(wanted)
+
+
+def closed_forms(derivation) -> tuple[ClosedForm, ...]:
+    """The closed form of each :func:`wanted_functions` derivative."""
+    return tuple(ClosedForm(name, deriv, derivation.table.derivative(name, deriv))
+                 for name, deriv in wanted_functions(derivation))
+
+
+def shown_families(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]]) -> list[Defined]:
+    """``(name, indices, expr)`` definitions grouped into families (:func:`~einderiv.analysis.fold.fold_definitions`),
+    in dependency order.
+
+    A family of one keeps its member's own form.  A single member whose name,
+    written relative to its own label, is a folded family's name (``δ[h(4)]``
+    next to ``δ[h(t)] for t = 1..3``) is that family's base case (``base_of``).
+    """
+    by_name = {d[0]: d for d in defs}
+    out: list[Defined] = []
+    for fam in fold_definitions(defs):
+        if fam.folded:
+            out.append(Defined(fam.name, fam.indices, fam.expr, fam.labels, fam.members[0]))
+        else:
+            name, indices, expr = by_name[fam.members[0]]
+            out.append(Defined(name, indices, expr, (), name))
+    folded = {d.name for d in out if d.labels}
+    for k, d in enumerate(out):
+        labs = labels_of(d.name) if not d.labels else ()
+        if labs:
+            fam = shift_labels(d.name, labs[0], "t")
+            if fam in folded:
+                out[k] = dataclasses.replace(d, base_of=fam)
+    return out
+
+
+def recurrences_first(items: Sequence[Defined]) -> tuple[Defined, ...]:
+    """``items`` with each base case moved right after its folded family (a recurrence, then its
+    base case, as a paper writes it); everything else keeps its dependency-order place."""
+    result = [d for d in items if d.base_of is None]
+    for d in items:
+        if d.base_of is not None:
+            at = next(k for k, r in enumerate(result) if r.labels and r.name == d.base_of)
+            while at + 1 < len(result) and result[at + 1].base_of == d.base_of:
+                at += 1
+            result.insert(at + 1, d)
+    return tuple(result)
+
+
+def declared_families(tensors) -> list[Declared]:
+    """Declarations, ``x(1) … x(4)`` declared once as ``x(t)``.
+
+    Members are grouped only while their shapes agree: an unrolled layer template's
+    ``w(1) : h × n_in`` stands alone and ``w(t) : h × h for t = 2, 3`` follows it, so
+    no member is shown with another's shape.
+    """
+    out, last = [], {}
+    for t in tensors:
+        if not t.name.ints:
+            out.append((t.name, t, []))
+            continue
+        base, (lab,) = t.name.base, t.name.ints
+        shape = tuple(ix.dim for ix in t.indices)
+        k = last.get(base)
+        if k is not None and out[k][1].role == t.role and tuple(ix.dim for ix in out[k][1].indices) == shape:
+            out[k][2].append(lab)
+        else:
+            last[base] = len(out)
+            out.append((t.name, t, [lab]))
+    return [Declared(Name(n.base, (Sym("t"),)) if len(labs) > 1 else n, t.indices, t.role,
+                     tuple(labs) if len(labs) > 1 else ())
+            for n, t, labs in out]
+
+
+def folded_terms(block: Block, symbol: str = "t", expr: Expr | None = None) -> tuple[FoldedTerm, ...]:
+    """A block's terms, one per family of steps (Σ over the labels), in display order
+    (:func:`~einderiv.analysis.order.term_order`).  ``expr`` replaces the block's own
+    expression (the Eq. 6 form)."""
+    expr = block.expr if expr is None else expr
+    fams = fold_terms([t.expr() for t in as_terms(expr, block.indices)], block.indices, symbol)
+    items = [FoldedTerm(factored(f.term if f.folded else f.originals[0], block.indices)[0],
+                        f.labels if f.folded else (), symbol) for f in fams]
+    order = term_order([it.term for it in items], axes_of(block.indices))
+    rank = {id(ft): k for k, ft in enumerate(order)}
+    return tuple(sorted(items, key=lambda it: rank[id(it.term)]))
+
+
+def horizon(derivation) -> tuple[str, int] | None:
+    """The size a family's last label stands for (``('T', 4)``), to write ranges as ``1..T-1``.
+
+    It is the dimension whose size is the largest label any tensor carries;
+    where several have that size, one named ``T`` wins, and otherwise none
+    (a range is then written with numbers).
+    """
+    net = derivation.network
+    labels = [lab for t in net.tensors for lab in labels_of(t.name)]
+    labels += [lab for n in derivation.nodes for lab in labels_of(n.name)]
+    if not labels:
+        return None
+    top = max(labels)
+    cands = [name for name, size in net.dims if size == top]
+    if len(cands) == 1:
+        return cands[0], top
+    return ("T", top) if "T" in cands else None
+
+
+def at_horizon(name: TensorName, hz: tuple[str, int] | None) -> TensorName:
+    """``h(4)`` → ``h(T)`` and ``h(3)`` → ``h(T-1)`` when T = 4 (other labels stay)."""
+    if hz is None or not labels_of(name):
+        return name
+    symbol, top = hz
+
+    def one(lab):
+        return Sym(symbol, lab - top) if isinstance(lab, int) and 0 <= top - lab <= 1 else lab
+
+    return map_names(name, lambda n: n.relabel(one))

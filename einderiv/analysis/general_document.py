@@ -1,0 +1,299 @@
+"""The document of a layer template's general form: the paper's Eqs. 1–9 for any depth n.
+
+:func:`general_document` reads a :class:`~einderiv.analysis.template.GeneralForm`
+and returns a :class:`GeneralDocument` that the printers
+(:func:`einderiv.emit.text.render_general`, :func:`einderiv.emit.latex.render_general`)
+only print.  Its sections, in order:
+
+1. :class:`GeneralTitle` — the depth symbol, the reference depth the formulas
+   were read off, the depths they were checked at;
+2. :class:`TemplateNetwork` — the network as a layer template: declared
+   families with their layer ranges (:class:`~einderiv.analysis.document.Declared`),
+   definitions with their conditions (:class:`~einderiv.analysis.document.Defined`);
+3. :class:`~einderiv.analysis.document.ObjectiveSection` and
+   :class:`~einderiv.analysis.document.FunctionsSection`, as for a derivation;
+4. :class:`GeneralIntermediates` — δ, γ, η for generic layers, each case once;
+5. :class:`GeneralBlocks`, one per order — for each pair of families
+   differentiated, either its cases one by one (:class:`CaseGroup` of
+   :class:`GeneralCase`) or, for Eq. 9, the terms every case shares and a
+   case split ``r > k`` / ``r = k`` / ``r < k`` (:class:`CaseSplit`).
+
+Decided here: a case that pins a label (``k = n``) is shown with the label
+substituted and without its condition (:func:`pinned`); the cases of a block
+are in the paper's order; terms are in display order; a Σ over layers
+(``Σ_{m=max(k,r)+1}^{n}``) keeps its range as labels (:class:`GeneralTermItem`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from ..ir import Expr, Index, Label, Name, Ref, Sym, TensorName, map_names, map_refs
+from .document import (ClosedForm, Declared, Defined, Definitions, FunctionsSection, ObjectiveSection,
+                       closed_forms, softmax_defs)
+from .factor import FactoredTerm, factored
+from .order import axes_of, term_order
+from .roles import Context
+from .template import (MAX_BOUND, REF_DEPTH, Condition, GeneralBlock, GeneralDef, GeneralForm, GeneralTerm,
+                       MaxOf, concrete_name, split_common)
+
+#: letters that name layers in the general form; index letters keep clear of them
+LAYER_LETTERS = ("k", "m", "n", "r")
+
+
+# ----------------------------------------------------------- pinned labels
+def pinned(cond: Condition, symbols: Sequence[str]) -> dict[str, Label]:
+    """Symbols a case fixes: ``k = n`` → {'k': n}, ``k = 0`` → {'k': 0}."""
+    out: dict[str, Label] = {}
+    for x, y, lo, hi in cond.bounds:
+        if x in symbols and lo is not None and lo == hi and y in ("0", "n") and x not in out:
+            out[x] = lo if y == "0" else Sym("n", lo)
+    return out
+
+
+def pin_label(label, pins: dict[str, Label]):
+    """``label`` with a pinned symbol replaced: ``k-1`` with k = n → ``n-1``."""
+    if not isinstance(label, Sym) or label.symbol not in pins:
+        return label
+    base = pins[label.symbol]
+    return base + label.offset if isinstance(base, int) else base.shift(label.offset)
+
+
+def pin_name(name: TensorName, pins: dict[str, Label]) -> TensorName:
+    """``name`` with pinned symbols replaced in its labels: ``v(k-1)`` with k = n → ``v(n-1)``."""
+    return map_names(name, lambda n: n.relabel(lambda lab: pin_label(lab, pins)))
+
+
+def pin(e: Expr, pins: dict[str, Label]) -> Expr:
+    """Every tensor name of ``e`` with pinned symbols replaced."""
+    return map_refs(e, lambda n: pin_name(n, pins)) if pins else e
+
+
+def all_pinned(pins: dict[str, Label], symbols: Sequence[str]) -> bool:
+    """Whether the pins fix every label of a case (its condition then goes without saying)."""
+    return bool(pins) and set(pins) == set(symbols)
+
+
+# ------------------------------------------------------------------ items
+@dataclass(frozen=True)
+class GeneralTermItem:
+    """A term of a general block; with ``over`` = (lo, hi) it is Σ_{m=lo}^{hi} of ``term``."""
+
+    term: FactoredTerm
+    over: tuple[Label | MaxOf, Label | MaxOf] | None = None
+
+
+@dataclass(frozen=True)
+class GeneralCase:
+    """One case of a family of blocks, ``∂²f/∂w(k)∂u = … (for k = 1..n)``."""
+
+    params: tuple[Ref, ...]  # the parameters (labels pinned) with their slices of the axes
+    indices: tuple[Index, ...]
+    terms: tuple[GeneralTermItem, ...]
+    paper: tuple[GeneralTermItem, ...] | None  # the Eq. 6 form
+    cond: str  # '' when pins fix every label
+    exprs: tuple[Expr, ...]  # the terms as derived: their indices are lettered first
+
+
+@dataclass(frozen=True)
+class CaseGroup:
+    """Cases of one family pair, each printed on its own."""
+
+    cases: tuple[GeneralCase, ...]
+
+
+@dataclass(frozen=True)
+class CaseArm:
+    """One arm of a :class:`CaseSplit`: a condition and the terms only it has."""
+
+    cond: str
+    indices: tuple[Index, ...]
+    terms: tuple[GeneralTermItem, ...]
+    exprs: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class CaseSplit:
+    """Eq. 9: the terms every case shares, then ``{ r > k: … ; r = k: … ; r < k: … }``."""
+
+    params: tuple[Ref, ...]
+    indices: tuple[Index, ...]
+    common: tuple[GeneralTermItem, ...]
+    arms: tuple[CaseArm, ...]
+    exprs: tuple[Expr, ...]
+
+
+# ------------------------------------------------------------------ sections
+@dataclass(frozen=True)
+class GeneralTitle:
+    """What is derived, for which depth symbol, and how it was validated."""
+
+    objective: Name
+    path: str
+    order: int
+    depth: str  # the depth's symbol, n
+    reference: int  # the depth the formulas were read off
+    checked: tuple[int, ...]  # the depths they reproduce exactly
+
+
+@dataclass(frozen=True)
+class TemplateNetwork:
+    """The network as a layer template: families over layers with their ranges."""
+
+    dims: tuple[tuple[str, int | None], ...]  # without the depth
+    depth: str
+    declarations: tuple[Declared, ...]
+    nodes: Definitions
+
+
+@dataclass(frozen=True)
+class GeneralIntermediates:
+    """δ, γ, η of Eqs. 1–4 for generic layers, each case once."""
+
+    defs: Definitions
+
+
+@dataclass(frozen=True)
+class GeneralBlocks:
+    """The blocks of one order for generic layers (Eqs. 5–6, Eqs. 7–9)."""
+
+    order: int
+    groups: tuple[CaseGroup | CaseSplit, ...]
+
+
+@dataclass(frozen=True)
+class GeneralDocument:
+    """A template's general form as a document: its sections in order."""
+
+    context: Context
+    sections: tuple
+    horizon: None = None  # labels are symbolic: no range is written against a size
+
+    def reserved(self, exprs: Sequence[Expr]) -> tuple[str, ...]:
+        """Symbols no index letter may take: the layer labels."""
+        return LAYER_LETTERS
+
+
+def general_document(gf: GeneralForm) -> GeneralDocument:
+    """Build the :class:`GeneralDocument` of a template's general form."""
+    ref = gf.reference
+    net = ref.network
+    tpl = gf.template
+    ctx = Context.of(ref)
+    pre = {n.name for n in ref.nodes if n.pre}
+    nodes = []
+    for g in gf.nodes:
+        first = concrete_name(g.name, g.members[0]) if g.members else g.name
+        nodes.append(general_def(g, pre=first in pre, objective=g.name == net.objective))
+    own = [general_def(g) for g in gf.quantities if ctx.of_objective(g.name)]
+    rest = [general_def(g) for g in gf.quantities if not ctx.of_objective(g.name)]
+    sections: list = [
+        GeneralTitle(net.objective, tpl.path, gf.order, tpl.depth, REF_DEPTH, tuple(gf.checked)),
+        TemplateNetwork(tuple((n, s) for n, s in net.dims if n != tpl.depth), tpl.depth,
+                        tuple(general_declarations(gf)), Definitions(tuple(nodes))),
+        ObjectiveSection(tuple(ref.objective_args), softmax_defs(ref, ctx), Definitions(tuple(own))),
+    ]
+    forms: tuple[ClosedForm, ...] = closed_forms(ref)
+    if forms:
+        sections.append(FunctionsSection(forms))
+    sections.append(GeneralIntermediates(Definitions(tuple(rest))))
+    for order in range(1, gf.order + 1):
+        groups = [case_group(gf, cases) for cases in block_families(gf) if len(cases[0].bases) == order]
+        sections.append(GeneralBlocks(order, tuple(groups)))
+    return GeneralDocument(ctx, tuple(sections))
+
+
+def general_def(g: GeneralDef, pre: bool = False, objective: bool = False) -> Defined:
+    """A general definition with its pinned labels substituted and its condition."""
+    pins = pinned(g.cond, g.symbols)
+    return Defined(pin_name(g.name, pins), g.indices, pin(g.expr, pins), pre=pre, objective=objective,
+                   cond="" if all_pinned(pins, g.symbols) else g.text)
+
+
+def general_declarations(gf: GeneralForm) -> list[Declared]:
+    """Declared tensors, a family per shape with its layer range: ``w(k) : h × h  for k = 2..n``."""
+    net = gf.reference.network
+    out, seen = [], {}
+    for t in net.tensors:
+        if not t.name.ints:
+            out.append(Declared(t.name, t.indices, t.role))
+            continue
+        base, lab = t.name.base, t.name.ints[0]
+        key = (base, tuple(str(ix.dim) for ix in t.indices))
+        if key not in seen:
+            seen[key] = len(out)
+            out.append([base, t.indices, t.role, [lab]])
+        else:
+            out[seen[key]][3].append(lab)
+    rows = []
+    for item in out:
+        if isinstance(item, Declared):
+            rows.append(item)
+            continue
+        base, ixs, role, labs = item
+        if len(labs) == 1 and labs[0] <= MAX_BOUND:
+            rows.append(Declared(Name(base, (labs[0],)), ixs, role))
+        elif len(labs) == 1 and labs[0] == REF_DEPTH:
+            rows.append(Declared(Name(base, (Sym("n"),)), ixs, role))
+        else:
+            hi = REF_DEPTH - max(labs)
+            rows.append(Declared(Name(base, (Sym("k"),)), ixs, role, (),
+                                 f"k = {min(labs)}..n" + (f"{-hi:+d}" if hi else "")))
+    return rows
+
+
+def _case_rank(b: GeneralBlock) -> int:
+    """The paper's order of Eq. 9's cases: r > k, r = k, r < k."""
+    return 0 if ">" in b.text else 1 if "=" in b.text else 2
+
+
+def block_families(gf: GeneralForm) -> list[list[GeneralBlock]]:
+    """Blocks of one family pair together (the cases of Eq. 9), in first-appearance order."""
+    groups: dict[tuple, list[GeneralBlock]] = {}
+    for b in gf.blocks:
+        groups.setdefault(b.bases, []).append(b)
+    return [sorted(g, key=_case_rank) for g in groups.values()]
+
+
+def term_items(terms: Sequence[GeneralTerm], out: tuple[Index, ...], pins, ordered: bool = True
+               ) -> tuple[GeneralTermItem, ...]:
+    """General terms with pins substituted, factored over ``out``, in display order (``ordered``)."""
+    items = [GeneralTermItem(factored(pin(t.term, pins), out)[0],
+                             None if t.over is None else tuple(pin_label(x, pins) for x in t.over))
+             for t in terms]
+    if not ordered:
+        return tuple(items)
+    order = term_order([it.term for it in items], axes_of(out))
+    rank = {id(ft): k for k, ft in enumerate(order)}
+    return tuple(sorted(items, key=lambda it: rank[id(it.term)]))
+
+
+def params(gf: GeneralForm, b: GeneralBlock, pins) -> tuple[Ref, ...]:
+    """The block's parameters, labels pinned, each with its slice of the block's axes."""
+    ref = gf.reference.network
+    out, pos = [], 0
+    for w in b.wrt:
+        n = len(ref.tensor(w.relabel(lambda _: 1)).indices)
+        out.append(Ref(pin_name(w, pins), b.indices[pos:pos + n]))
+        pos += n
+    return tuple(out)
+
+
+def case_group(gf: GeneralForm, cases: list[GeneralBlock]) -> CaseGroup | CaseSplit:
+    """The cases of one family pair: shared terms and a case split where they decompose so."""
+    split = split_common(cases) if len(cases) > 1 else None
+    if split is None:
+        out = []
+        for b in cases:
+            pins = pinned(b.cond, b.symbols)
+            paper = None if b.paper is None else term_items(b.paper, b.indices, pins, ordered=False)
+            out.append(GeneralCase(params(gf, b, pins), b.indices, term_items(b.terms, b.indices, pins), paper,
+                                   "" if all_pinned(pins, b.symbols) else b.text,
+                                   tuple(t.term for t in b.terms)))
+        return CaseGroup(tuple(out))
+    common, own = split
+    base = max(cases, key=lambda c: len(c.members))
+    arms = tuple(CaseArm(c.text, c.indices, term_items(mine, c.indices, {}), tuple(t.term for t in mine))
+                 for c, mine in zip(cases, own))
+    return CaseSplit(params(gf, base, {}), base.indices, term_items(common, base.indices, {}), arms,
+                     tuple(t.term for c in cases for t in c.terms))
