@@ -11,7 +11,9 @@ import einderiv
 from einderiv.frontend.check import load
 from einderiv.calculus.derive import derive
 from einderiv.emit import numpy as emit_numpy
-from einderiv.emit.loops import fstring_key, local_hint, schedule
+from einderiv.emit.kernel_arrays import Item, Key, Var
+from einderiv.emit.kernel_names import local_hint
+from einderiv.emit.loops import schedule
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 RNN = (ROOT / "derivations" / "rnn.ein").read_text()
@@ -22,7 +24,7 @@ GRADIENT_PATH = ("_forward", "_backward", "gradient", "per_sample_gradient", "gr
 
 def module(text: str, T: int, unrolled: bool = False) -> tuple[str, dict]:
     d = derive(load("r.ein", text, dims={"T": T}), 2, expanded=False)
-    src = emit_numpy._Generator(d, None).module() if unrolled else emit_numpy.generate(d)
+    src = emit_numpy.generate(d, unrolled=unrolled)
     ns: dict = {}
     exec(compile(src, "<generated>", "exec"), ns)
     return src, ns
@@ -52,10 +54,14 @@ def draw(ns, seed=0, batch=3):
 
 def test_names_with_the_loop_variable():
     Name, Sym = einderiv.ir.Name, einderiv.ir.Sym
-    assert fstring_key(Name("h", (Sym("k", -1),)), ("k", "m")) == 't[f"h({k-1})"]'
-    assert fstring_key(Name("h", (3,)), ("k", "m")) == 't["h(3)"]'
+
+    def key(name):
+        return emit_numpy.NumPyPrinter().doprint(Item(Var("t"), Key(name)))
+
+    assert key(Name("h", (Sym("k", -1),))) == 't[f"h({k-1})"]'
+    assert key(Name("h", (3,))) == 't["h(3)"]'
     q = einderiv.ir.Quantity(einderiv.ir.Kind.ADJ, (Name("h", (Sym("k", 1),), arg=1),))
-    assert fstring_key(q, ("k", "m")) == 't[f"adj[z_h({k+1})]"]'
+    assert key(q) == 't[f"adj[z_h({k+1})]"]'
     assert local_hint(q, ("k", "m")) == "adj_z_h_kp1"
 
 
