@@ -351,3 +351,12 @@ def test_ggn_of_a_linear_model_is_the_hessian():
         for a, shape in ns["PARAMS"].items():
             n = int(np.prod(shape))
             assert error(G[a], np.diag(H[(a, a)].reshape(n, n)).reshape(shape)) < 1e-13, (objective, a)
+
+
+def test_printer_settings_are_validated_and_nodes_frozen():
+    import dataclasses
+    with pytest.raises(TypeError):
+        NumPyPrinter({"colour": "blue"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Var("x").name = "y"
+    assert NumPyPrinter({"indent": "  "}).doprint(Var("x")) == "x"

@@ -121,3 +121,24 @@ def test_schedule_falls_back_to_straight_line_without_families():
     d = derive(net, 1)
     items = schedule([(n.name, n.indices, n.expr) for n in d.nodes])
     assert all(kind == "def" for kind, *_ in items)
+
+
+def test_loops_are_a_pass_over_the_unrolled_statements():
+    """The builder writes one Define per member; the loop pass groups them by structure into a
+    Loop whose statements carry the loop variable as a label (adj[h(k)]), never as text."""
+    from einderiv.emit.kernel import Define, Function, Loop, Range
+    from einderiv.emit.kernel_build import build
+    from einderiv.emit.kernel_context import Context
+    from einderiv.emit.loops import fold_loops
+
+    ir = einderiv.ir
+    ctx = Context(derive(load("r.ein", RNN, dims={"T": 4}), 2, expanded=False))
+    unrolled = build(ctx)
+    looped = fold_loops(unrolled, ctx)
+    fns = {f.name: f for f in looped.items if isinstance(f, Function)}
+    assert not any(isinstance(st, Loop) for f in unrolled.items if isinstance(f, Function) for st in f.body)
+    (loop,) = [st for st in fns["_backward"].body if isinstance(st, Loop)]
+    assert loop.over == Range(3, 0, -1) and loop.var == "k"
+    adj_h = ir.Quantity(ir.Kind.ADJ, (ir.Name("h", (ir.Sym("k"),)),))
+    assert adj_h in {st.name for st in loop.body if isinstance(st, Define)}
+    assert any(isinstance(st, Loop) and st.over == Range(2, 5) for st in fns["_forward"].body)

@@ -27,6 +27,7 @@ as one array expression).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Union
 
 import sympy
@@ -246,18 +247,25 @@ class SquaredNorm:
 
 
 # ============================================================ module
+class Frame(Enum):
+    """Where a function's tensor statements read tensors (and whether they store them)."""
+
+    INPUTS = "inputs"  # params["W1"], data["x"]: the forward pass of an unrolled module
+    IDENT = "ident"  # t["adj_p"]: a quantity by its identifier (unrolled functions)
+    NAMES = "names"  # t["adj[p]"], t[f"h({k-1})"]: by name, definitions stored back (loops)
+
+
 @node
 class Function:
-    """``def name(args): doc; prologue; body``.  ``frame`` says where tensors are read:
-    ``"inputs"`` (``params``/``data``), ``"ident"`` (``t`` by identifier), ``"names"`` (``t``
-    by name, tensor definitions stored back) or None."""
+    """``def name(args): doc; prologue; body``; ``frame`` (a :class:`Frame`, or None when the
+    body reads no tensor) says where its tensor statements read tensors."""
 
     name: str
     args: tuple[str, ...]
     doc: str
     body: tuple
     prologue: tuple = ()
-    frame: Union[str, None] = None
+    frame: Union[Frame, None] = None
 
 
 @node

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from ..analysis.factor import as_terms, factored
 from ..ir import Const, Delta, Prod, add, rename
-from .kernel import (Assign, Block, Constant, Define, Factors, Function, Helpers, Local, Module, Return,
+from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, Helpers, Local, Module, Return,
                      SquaredNorm, Support, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, Code, DictOf, Item, Lib, Num, Py, Str, TupleOf,
                             Var, param_shape)
@@ -97,12 +97,12 @@ class Builder:
         body = [Use(tuple(t.name for t in net.tensors))]
         body += [Define(n.name, n.indices, n.expr) for n in self.d.nodes]
         body.append(Return(DictOf(tuple((Str(str(n)), Tensor(n)) for n in names))))
-        return Function("_forward", PUBLIC_ARGS, DOCS["_forward"], tuple(body), frame="inputs")
+        return Function("_forward", PUBLIC_ARGS, DOCS["_forward"], tuple(body), frame=Frame.INPUTS)
 
     def quantity(self, q) -> Function:
         var = self.ctx.ident[q.name]
         return Function(f"_{var}", ("t",), self.ctx.show(var, q.indices, q.expr),
-                        (Return(Value(q.expr, q.indices)),), frame="ident")
+                        (Return(Value(q.expr, q.indices)),), frame=Frame.IDENT)
 
     def objective(self) -> Function:
         ctx, f = self.ctx, str(self.ctx.net.objective)
@@ -123,7 +123,7 @@ class Builder:
             out.append((key(b.wrt), target))
         body.append(Return(DictOf(tuple(out))))
         return Function(name, PUBLIC_ARGS, doc or DOCS[name], tuple(body), self.prologue([b.expr for b in blocks]),
-                        "ident")
+                        Frame.IDENT)
 
     def _per_param(self, name: str, make) -> Function:
         body, out, exprs = [], [], []
@@ -134,7 +134,7 @@ class Builder:
             body.append(make(target, a, b))
             out.append((Str(str(a)), target))
         body.append(Return(DictOf(tuple(out))))
-        return Function(name, PUBLIC_ARGS, DOCS[name], tuple(body), self.prologue(exprs), "ident")
+        return Function(name, PUBLIC_ARGS, DOCS[name], tuple(body), self.prologue(exprs), Frame.IDENT)
 
     def factors(self) -> Function:
         return self._per_param("gradient_factors", lambda t, a, b: Factors(t, a, b.indices, b.expr))
@@ -151,7 +151,7 @@ class Builder:
             out.append((Str(str(a)), target))
         body.append(Return(DictOf(tuple(out))))
         return Function("hvp", ("params", "data", "vector"), DOCS["hvp"], tuple(body),
-                        self.prologue([b.expr for b in self.d.hvp.values()], direction=True), "ident")
+                        self.prologue([b.expr for b in self.d.hvp.values()], direction=True), Frame.IDENT)
 
     def ggn(self) -> Function:
         """Diagonal of the generalised Gauss–Newton matrix: the derivation's GGN block of each
@@ -173,7 +173,7 @@ class Builder:
                               Item(PARAMS_VAR, Py(str(a))), "ggn"))
             out.append((Str(str(a)), target))
         body.append(Return(DictOf(tuple(out))))
-        return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body), self.prologue(exprs), "ident")
+        return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body), self.prologue(exprs), Frame.IDENT)
 
     def third(self, wrts) -> list:
         items = []

@@ -31,7 +31,7 @@ from ..frontend.builtins import ARG
 from ..ir import (Add, Apply, Const, Delta, Expr, LogSumExp, Ones, Prod, Ref, Softmax, Window, alpha_key,
                   labels_of, refs)
 from . import lower, window
-from .kernel import Assign, Contraction, Elementwise, Loop, Python, Range
+from .kernel import Assign, Contraction, Elementwise, Frame, Loop, Python, Range
 from .kernel_arrays import (BATCH, ArrayExpr, Div, Einsum, Eye, Item, Key, Num, Paren, Reduction, Str, Subscript,
                             Sum, Transpose, Var, atom, is_dotted, mul, operand, scaled)
 from .kernel_arrays import Ones as OnesArray
@@ -92,7 +92,7 @@ class Scope:
     reference value), so that a tensor written with them is looked up through a member.
     """
 
-    def __init__(self, ctx: Context, frame: str | None, namer):
+    def __init__(self, ctx: Context, frame: Frame | None, namer):
         self.ctx = ctx
         self.frame = frame
         self.names = namer
@@ -115,16 +115,16 @@ class Scope:
 
     def source(self, name) -> ArrayExpr:
         """Where the function reads tensor ``name``."""
-        if self.frame == "inputs":
+        if self.frame is Frame.INPUTS:
             return Item(Var("params" if name in self.ctx.shape and name in self.params else "data"), Str(str(name)))
-        if self.frame == "names":
+        if self.frame is Frame.NAMES:
             return Item(Var("t"), Key(name))
         return Item(Var("t"), Str(self.ctx.key[name]))
 
     def ref(self, name) -> str:
         """The variable holding tensor ``name``, loaded on first use."""
         if name not in self.loaded:
-            if self.frame == "names" and has_symbols(name):  # h(k-1) -> h_km1
+            if self.frame is Frame.NAMES and has_symbols(name):  # h(k-1) -> h_km1
                 var = self.names.new(local_hint(name, self.ctx.symbols))
             else:
                 var = self.ctx.ident[name]

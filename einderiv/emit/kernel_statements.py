@@ -18,8 +18,8 @@ from typing import Callable
 
 from ..analysis.factor import as_terms, factored
 from ..ir import Apply, LogSumExp, Softmax, fresh, is_zero, refs, rename
-from .kernel import (Accumulate, Append, Assign, Block, Comment, Define, Factors, Function, Local, Loop, Module,
-                     Python, Return, SquaredNorm, Tensor, Use, Value)
+from .kernel import (Accumulate, Append, Assign, Block, Comment, Define, Factors, Frame, Function, Local, Loop,
+                     Module, Python, Return, SquaredNorm, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum, TupleOf,
                             Var, Zeros, is_identifier, operand, param_shape, shape_sum)
 from .kernel_context import Context, has_symbols
@@ -35,7 +35,7 @@ def lower_module(ctx: Context, module: Module) -> Module:
 
 def lower_function(ctx: Context, fn: Function) -> Function:
     s = Scope(ctx, fn.frame, Namer(ctx.globals))
-    if fn.frame == "names":  # loop variables and the depth
+    if fn.frame is Frame.NAMES:  # loop variables and the depth
         s.names.taken.update(ctx.symbols)
     for st in fn.body:
         lower_statement(s, st)
@@ -76,9 +76,9 @@ def resolve(s: Scope, e):
 
 # ------------------------------------------------------------------ definitions
 def define(s: Scope, st: Define) -> None:
-    """A tensor computed into its variable (stored in ``t`` in a ``names`` frame)."""
+    """A tensor computed into its variable (stored in ``t`` in a :attr:`Frame.NAMES` function)."""
     ctx, name, indices, expr = s.ctx, st.name, st.indices, st.expr
-    var = s.names.new(local_hint(name, ctx.symbols)) if s.frame == "names" and has_symbols(name) \
+    var = s.names.new(local_hint(name, ctx.symbols)) if s.frame is Frame.NAMES and has_symbols(name) \
         else ctx.ident[name]
     if st.groups:  # a sum over steps: accumulated in loops
         L = Letters(indices)
@@ -101,7 +101,7 @@ def define(s: Scope, st: Define) -> None:
             parts = s.terms(expr, indices, True, Letters(indices))
             s.bind(var, total([c for c, _ in parts]), exact=True)
     s.loaded[name] = var
-    if s.frame == "names":
+    if s.frame is Frame.NAMES:
         s.emit(Assign(Item(Var("t"), Key(name)), Var(var)))
 
 

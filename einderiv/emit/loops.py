@@ -41,8 +41,8 @@ from ..analysis.factor import as_terms, factored
 from ..analysis.fold import abstract, fold_terms, shift_labels, tensor_labels
 from ..calculus.simplify import term_key
 from ..ir import Apply, Const, LogSumExp, Prod, Softmax, labels_of, refs
-from .kernel import (Accumulate, Block, Constant, Define, Factors, Function, Loop, Module, Python, Return, Run,
-                     SquaredNorm, TermGroup)
+from .kernel import (Accumulate, Block, Constant, Define, Factors, Frame, Function, Loop, Module, Python, Return,
+                     Run, SquaredNorm, TermGroup)
 from .kernel_arrays import Call, Var
 from .kernel_build import batch_line, factor_axes, factor_axes_constant, forward_call
 from .kernel_context import Context, has_symbols
@@ -254,7 +254,7 @@ _GROUPED = {Block: accumulate, Factors: _grouped_factors, SquaredNorm: _grouped_
 
 def _support(name: str, doc: str, ctx: Context, quantities) -> Function:
     body = group_sums(fold_definitions([Define(q.name, q.indices, q.expr) for q in quantities], ctx), ctx)
-    return Function(name, ("t",), doc, tuple(body), frame="names")
+    return Function(name, ("t",), doc, tuple(body), frame=Frame.NAMES)
 
 
 def fold_loops(module: Module, ctx: Context) -> Module:
@@ -277,7 +277,7 @@ def fold_loops(module: Module, ctx: Context) -> Module:
             items.append(Function("_forward", it.args, DOC_FORWARD,
                                   tuple(group_sums(fold_definitions(body, ctx), ctx)) + (Return(T),),
                                   (Python("t = {name: data[name] for name in INPUTS}"),
-                                   Python("t.update((name, params[name]) for name in PARAMS)")), "names"))
+                                   Python("t.update((name, params[name]) for name in PARAMS)")), Frame.NAMES))
         elif it.name in _GRADIENT_PATH:
             prologue = (forward_call(), Run(Call("_backward", (T,))))
             if it.name == "hvp":
@@ -285,7 +285,7 @@ def fold_loops(module: Module, ctx: Context) -> Module:
                              Run(Call("_r_pass", (T,))))
             body = tuple(_GROUPED[type(st)](ctx, st) if type(st) in _GROUPED else st for st in it.body)
             items.append(Function(it.name, it.args, DOC_HVP if it.name == "hvp" else it.doc, body,
-                                  prologue + (batch_line(ctx),), "names"))
+                                  prologue + (batch_line(ctx),), Frame.NAMES))
         else:
             items.append(it)
     constants = tuple(_loop_axes(ctx, items) if c.name == "GRADIENT_FACTOR_AXES" else c for c in module.constants)

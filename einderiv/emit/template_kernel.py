@@ -32,8 +32,8 @@ from ..analysis.fold import abstract, shift_labels
 from ..calculus.derive import derive
 from ..calculus.simplify import term_key
 from ..ir import Name, Sym, map_names, map_refs
-from .kernel import (Assign, Block, Constant, Define, Function, Helpers, Local, Loop, Module, Python, Range,
-                     Return, Run)
+from .kernel import (Assign, Block, Constant, Define, Frame, Function, Helpers, Local, Loop, Module, Python,
+                     Range, Return, Run)
 from .kernel_arrays import BATCH_SHAPE, Call, Code, DictOf, Item, Key, Label, Lib, Num, Py, Str, Var
 from .kernel_build import batch_line, build, forward_call
 from .kernel_context import Context
@@ -90,69 +90,92 @@ def _shape_of(names):
 
 def run_time_depth(module: Module, ctx: Context) -> Module:
     """The unrolled kernel of a template instance rewritten for a depth given at run time."""
-    depth = ctx.depth[0]
-    relabel = _Depth(depth)
-    families: dict[str, dict[int, Name]] = {}
-    for p in ctx.params:
-        if p.ints:
-            families.setdefault(p.base, {})[p.ints[0]] = p
-    plain = [p for p in ctx.params if not p.ints]
-    fns = {it.name: it for it in module.items if isinstance(it, Function)}
+    return _RunTimeDepth(module, ctx).module()
 
-    def layers(defines) -> tuple:
-        return tuple(group_sums([relabel.statement(st) for st in fold_definitions(defines, ctx)], ctx))
 
-    k, m = ctx.loop_vars
-    fam = next(iter(families), None)
-    prologue = [Python("t = {name: data[name] for name in INPUTS}"),
-                Assign(Var(depth), Call("len", (Item(Var("params"), Str(fam)),)) if fam else Num(0)),
-                Assign(Item(T, Str(DEPTH_KEY)), Var(depth))]
-    prologue += [Assign(Item(T, Str(str(p))), Item(Var("params"), Str(str(p)))) for p in plain]
-    prologue += [Loop(k, Range(1, Sym(depth, 1)), (Assign(Item(T, Key(Name(base, (Sym(k),)))),
-                                                          Item(Item(Var("params"), Str(base)), Label(Sym(k, -1)))),))
-                 for base in families]
-    forward = Function("_forward", ("params", "data"), "Every tensor by name (family members as 'w(3)'), the "
-                       "depth under t['depth']; layers as loops.",
-                       layers([st for st in fns["_forward"].body if isinstance(st, Define)]) + (Return(T),),
-                       tuple(prologue), "names")
-    quantities = ctx.needed([ctx.d.blocks[(p,)].expr for p in ctx.params])
-    backward = Function("_backward", ("t",), "Back-propagated quantities into t (a reversed loop over layers).",
-                        layers([Define(q.name, q.indices, q.expr) for q in quantities]),
-                        (Assign(Var(depth), Item(T, Str(DEPTH_KEY))),), "names")
-    objective = Function("objective", ("params", "data"), "Per-sample objective, shape (B,).",
-                         (forward_call(), batch_line(ctx),
-                          Return(Lib("broadcast_to", (Item(T, Str(str(ctx.net.objective))), BATCH_SHAPE)))))
-    head = (forward_call(), Assign(Var(depth), Item(T, Str(DEPTH_KEY))), Run(Call("_backward", (T,))), batch_line(ctx))
+class _RunTimeDepth:
+    """The pass over one unrolled kernel (see the module docstring)."""
 
-    def gradients(fn: Function, doc: str) -> Function:
+    def __init__(self, module: Module, ctx: Context):
+        self.unrolled, self.ctx = module, ctx
+        self.depth = ctx.depth[0]
+        self.relabel = _Depth(self.depth)
+        #: parameter families: base name -> {layer: member}
+        self.families: dict[str, dict[int, Name]] = {}
+        for p in ctx.params:
+            if p.ints:
+                self.families.setdefault(p.base, {})[p.ints[0]] = p
+        self.plain = [p for p in ctx.params if not p.ints]
+        self.fns = {it.name: it for it in module.items if isinstance(it, Function)}
+
+    def layers(self, defines) -> tuple:
+        """Definitions with the layers as loops, labels near the depth relative to it."""
+        out = [self.relabel.statement(st) for st in fold_definitions(defines, self.ctx)]
+        return tuple(group_sums(out, self.ctx))
+
+    def forward(self) -> Function:
+        depth, k = self.depth, self.ctx.loop_vars[0]
+        fam = next(iter(self.families), None)
+        prologue = [Python("t = {name: data[name] for name in INPUTS}"),
+                    Assign(Var(depth), Call("len", (Item(Var("params"), Str(fam)),)) if fam else Num(0)),
+                    Assign(Item(T, Str(DEPTH_KEY)), Var(depth))]
+        prologue += [Assign(Item(T, Str(str(p))), Item(Var("params"), Str(str(p)))) for p in self.plain]
+        for base in self.families:  # t["w(k)"] = params["w"][k - 1]
+            member = Item(Item(Var("params"), Str(base)), Label(Sym(k, -1)))
+            prologue.append(Loop(k, Range(1, Sym(depth, 1)), (Assign(Item(T, Key(Name(base, (Sym(k),)))), member),)))
+        body = self.layers([st for st in self.fns["_forward"].body if isinstance(st, Define)]) + (Return(T),)
+        return Function("_forward", ("params", "data"), "Every tensor by name (family members as 'w(3)'), the "
+                        "depth under t['depth']; layers as loops.", body, tuple(prologue), Frame.NAMES)
+
+    def backward(self) -> Function:
+        ctx = self.ctx
+        quantities = ctx.needed([ctx.d.blocks[(p,)].expr for p in ctx.params])
+        return Function("_backward", ("t",), "Back-propagated quantities into t (a reversed loop over layers).",
+                        self.layers([Define(q.name, q.indices, q.expr) for q in quantities]),
+                        (Assign(Var(self.depth), Item(T, Str(DEPTH_KEY))),), Frame.NAMES)
+
+    def objective(self) -> Function:
+        f = Item(T, Str(str(self.ctx.net.objective)))
+        return Function("objective", ("params", "data"), "Per-sample objective, shape (B,).",
+                        (forward_call(), batch_line(self.ctx), Return(Lib("broadcast_to", (f, BATCH_SHAPE)))))
+
+    def gradients(self, name: str, doc: str) -> Function:
+        """Plain parameters' gradients, then each family's as a list filled by layer."""
+        ctx, fn = self.ctx, self.fns[name]
         blocks = {st.wrt[0]: st for st in fn.body if isinstance(st, Block)}
         body, out = [], []
-        for p in plain:
-            b = relabel.block(blocks[p], _shape_of)
+        for p in self.plain:
+            b = self.relabel.block(blocks[p], _shape_of)
             body.append(accumulate(ctx, b))
             out.append((Str(str(p)), b.target))
-        for base, members in families.items():
+        for base, members in self.families.items():
             grads = Local(f"grad_{base}")
-            body.append(Assign(grads, Code(f"[None] * {depth}")))
-            body += _family(ctx, relabel, grads, {lb: blocks[w] for lb, w in members.items()})
+            body.append(Assign(grads, Code(f"[None] * {self.depth}")))
+            body += _family(ctx, self.relabel, grads, {lb: blocks[w] for lb, w in members.items()})
             out.append((Str(base), grads))
-        return Function(fn.name, fn.args, doc, tuple(body) + (Return(DictOf(tuple(out))),), head, "names")
+        prologue = (forward_call(), Assign(Var(self.depth), Item(T, Str(DEPTH_KEY))), Run(Call("_backward", (T,))),
+                    batch_line(ctx))
+        return Function(fn.name, fn.args, doc, tuple(body) + (Return(DictOf(tuple(out))),), prologue, Frame.NAMES)
 
-    shapes = [(Str(str(p)), Py(ctx.shape[p])) for p in plain]
-    shapes += [(Str(base), Code(f"[{ctx.shape[ms[min(ms)]]!r}] + [{ctx.shape[ms[max(ms)]]!r}] * ({depth} - 1)"))
-               for base, ms in families.items()]
-    param_shapes = Function("param_shapes", (depth,), "Parameter shapes at depth n: name -> shape, a family -> "
-                            "list of n shapes.", (Return(DictOf(tuple(shapes))),))
-    items = (param_shapes, Helpers(), forward, backward, objective,
-             gradients(fns["gradient"], "Batch-mean gradient: name -> array; a family -> list of n arrays "
-                                        "(layer 1 first)."),
-             gradients(fns["per_sample_gradient"], "Per-sample gradients: name -> (B, *shape); a family -> "
-                                                   "list of n such arrays."))
-    constants = (Constant("FAMILIES", Py({b: depth for b in families})),
-                 next(c for c in module.constants if c.name == "INPUTS"))
-    header = ctx.header(omit=depth, sizes_prefix=f"Depth {depth}: given at run time (len(params[family])).  "
-                                                 "Network shown at the reference depth.  ")
-    return Module(header, constants, items)
+    def param_shapes(self) -> Function:
+        shape, depth = self.ctx.shape, self.depth
+        shapes = [(Str(str(p)), Py(shape[p])) for p in self.plain]
+        shapes += [(Str(base), Code(f"[{shape[ms[min(ms)]]!r}] + [{shape[ms[max(ms)]]!r}] * ({depth} - 1)"))
+                   for base, ms in self.families.items()]
+        return Function("param_shapes", (depth,), "Parameter shapes at depth n: name -> shape, a family -> "
+                        "list of n shapes.", (Return(DictOf(tuple(shapes))),))
+
+    def module(self) -> Module:
+        items = (self.param_shapes(), Helpers(), self.forward(), self.backward(), self.objective(),
+                 self.gradients("gradient", "Batch-mean gradient: name -> array; a family -> list of n arrays "
+                                            "(layer 1 first)."),
+                 self.gradients("per_sample_gradient", "Per-sample gradients: name -> (B, *shape); a family -> "
+                                                       "list of n such arrays."))
+        constants = (Constant("FAMILIES", Py({b: self.depth for b in self.families})),
+                     next(c for c in self.unrolled.constants if c.name == "INPUTS"))
+        header = self.ctx.header(omit=self.depth, sizes_prefix=f"Depth {self.depth}: given at run time "
+                                 "(len(params[family])).  Network shown at the reference depth.  ")
+        return Module(header, constants, items)
 
 
 def _family(ctx: Context, relabel: _Depth, grads: Local, blocks: dict) -> list:
