@@ -116,6 +116,7 @@ class Context:
         self.batched = self._batched()
         self.applied = self._applied()
         self._needed: dict = {}
+        self._symbolic: dict = {}
 
     # -- sizes ---------------------------------------------------------------
     def _sizes(self, given: dict) -> dict:
@@ -180,6 +181,13 @@ class Context:
                         out[(fn, _shift(arg, ref, sym))] = _shift(node, ref, sym)
         return out
 
+    def symbolic(self, name: TensorName) -> bool:
+        """:func:`has_symbols`, remembered (asked for every tensor a lowering reads)."""
+        known = self._symbolic.get(name)
+        if known is None:
+            known = self._symbolic[name] = has_symbols(name)
+        return known
+
     def batched_member(self, name: TensorName) -> bool:
         """Whether a family member (or any tensor with integer labels) carries the batch axis."""
         return self.batched.get(name, False)
@@ -222,7 +230,7 @@ class Context:
     # -- names and formulas -------------------------------------------------------
     def name(self, n: TensorName) -> str:
         """The identifier of a tensor in generated code (``h_km1`` for ``h(k-1)``)."""
-        if has_symbols(n):
+        if self.symbolic(n):
             return local_hint(n, self.symbols)
         return self.ident.get(n) or quantity_identifier(n)
 

@@ -35,7 +35,7 @@ from .kernel import Assign, Contraction, Elementwise, Frame, Loop, Python, Range
 from .kernel_arrays import (BATCH, ArrayExpr, Div, Einsum, Eye, Item, Key, Num, Paren, Reduction, Str, Subscript,
                             Sum, Transpose, Var, atom, is_dotted, mul, operand, scaled)
 from .kernel_arrays import Ones as OnesArray
-from .kernel_context import Context, Val, has_symbols
+from .kernel_context import Context, Val
 from .kernel_names import Letters, local_hint
 
 #: batch size assumed when choosing contraction paths (the path stays valid for any B)
@@ -124,7 +124,7 @@ class Scope:
     def ref(self, name) -> str:
         """The variable holding tensor ``name``, loaded on first use."""
         if name not in self.loaded:
-            if self.frame is Frame.NAMES and has_symbols(name):  # h(k-1) -> h_km1
+            if self.frame is Frame.NAMES and self.ctx.symbolic(name):  # h(k-1) -> h_km1
                 var = self.names.new(local_hint(name, self.ctx.symbols))
             else:
                 var = self.ctx.ident[name]

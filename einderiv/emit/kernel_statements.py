@@ -22,7 +22,7 @@ from .kernel import (Accumulate, Append, Assign, Block, Comment, Define, Factors
                      Module, Python, Return, SquaredNorm, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum, TupleOf,
                             Var, Zeros, is_identifier, operand, param_shape, shape_sum)
-from .kernel_context import Context, has_symbols
+from .kernel_context import Context
 from .kernel_lower import Scope, combine, total
 from .kernel_names import Letters, Namer, local_hint
 
@@ -78,7 +78,7 @@ def resolve(s: Scope, e):
 def define(s: Scope, st: Define) -> None:
     """A tensor computed into its variable (stored in ``t`` in a :attr:`Frame.NAMES` function)."""
     ctx, name, indices, expr = s.ctx, st.name, st.indices, st.expr
-    var = s.names.new(local_hint(name, ctx.symbols)) if s.frame is Frame.NAMES and has_symbols(name) \
+    var = s.names.new(local_hint(name, ctx.symbols)) if s.frame is Frame.NAMES and ctx.symbolic(name) \
         else ctx.ident[name]
     if st.groups:  # a sum over steps: accumulated in loops
         L = Letters(indices)
