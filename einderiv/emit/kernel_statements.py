@@ -34,6 +34,7 @@ def lower_module(ctx: Context, module: Module) -> Module:
 
 
 def lower_function(ctx: Context, fn: Function) -> Function:
+    """One function's body as array statements (a function with nothing to do says ``pass``)."""
     s = Scope(ctx, fn.frame, Namer(ctx.globals))
     if fn.frame is Frame.NAMES:  # loop variables and the depth
         s.names.taken.update(ctx.symbols)
@@ -44,6 +45,7 @@ def lower_function(ctx: Context, fn: Function) -> Function:
 
 
 def lower_statement(s: Scope, st) -> None:
+    """Emit the array statements of ``st`` into ``s``."""
     rule = _RULES.get(type(st))
     if rule is not None:
         rule(s, st)

@@ -130,7 +130,6 @@ class NumPyPrinter(Printer):
     Settings: ``indent`` (one level of indentation).
     """
 
-    printmethod = "_numpycode"
     _default_settings = {"indent": "    "}
     #: what the module imports
     prelude = "import numpy as np"
@@ -151,10 +150,10 @@ class NumPyPrinter(Printer):
         """The SymPy printer of elementwise bodies."""
         return ScalarPrinter({"allow_unknown_functions": False})
 
-    def _print(self, e, **kwargs):
+    def _print(self, e, **kwargs):  # one method per node class, found once
         method = self._methods.get(type(e))
         if method is None:
-            method = self._methods[type(e)] = getattr(self, "_print_" + type(e).__name__)
+            method = self._methods[type(e)] = getattr(self, "_print_" + type(e).__name__, self.emptyPrinter)
         return method(e)
 
     def emptyPrinter(self, e):
