@@ -37,7 +37,7 @@ from typing import NamedTuple
 import numpy as np
 import sympy
 
-from .emit.numpy import _qname, generate
+from .emit.numpy import generate, identifiers
 from .ir import Apply, Kind, Ref
 
 STEP = 1e-5
@@ -145,13 +145,14 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
 
     J_a = ∂a/∂θ by central differences of the generated ``_forward``; ∂²f/∂a∂b is
     the module's own ``hobj`` quantity (checked on its own: it is the Gauss–Newton
-    term of every Hessian block, which is compared with finite differences).
+    term of every Hessian block, which is compared with finite differences), computed by
+    the module's quantity functions, found by :func:`einderiv.emit.numpy.identifiers`.
     """
     t = mod["_forward"](params, data)
     batch = next(iter(data.values())).shape[0] if data else 1
+    ids = identifiers(derivation)  # quantity q: function "_" + ids[q], key ids[q] in t
     for q in derivation.quantities:  # dependency order: hobj's inputs come first
-        name = _qname(q.name)
-        t[name] = mod[f"_{name}"](t)
+        t[ids[q.name]] = mod["_" + ids[q.name]](t)
     out = {}
     for theta, shape in mod["PARAMS"].items():
         size = int(np.prod(shape, dtype=int))
@@ -170,7 +171,7 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
                 continue
             a, b = map(str, q.name.parts)
             Ja, Jb = J(a), J(b)
-            H = np.asarray(t[_qname(q.name)], dtype=float)
+            H = np.asarray(t[ids[q.name]], dtype=float)
             if H.ndim == len(q.indices):  # the same for every sample (squared error: δ)
                 H = np.broadcast_to(H, (batch,) + H.shape)
             H = H.reshape(batch, Ja.shape[1], Jb.shape[1])

@@ -10,7 +10,9 @@ import pytest
 
 from einderiv.frontend.check import load as load_network
 from einderiv.calculus.derive import derive
-from einderiv.emit.numpy import generate
+from einderiv.emit import lower
+from einderiv.emit.kernel_arrays import MatMul, Transpose, Var
+from einderiv.emit.numpy import NumPyPrinter, generate
 from einderiv.errors import ShapeError, UsageError
 from einderiv.numcheck import check, error, load
 from netbuild import mlp
@@ -267,20 +269,31 @@ def _rand_pair(rng):
 
 @pytest.mark.parametrize("seed", range(300))
 def test_pair_lowering_matches_einsum(seed):
-    from einderiv.emit import lower
     rng = np.random.default_rng(seed)
     sa, sb, out = _rand_pair(rng)
     size = {c: int(rng.integers(1, 5)) for c in "abcdef"}
     a = rng.normal(size=[size[c] for c in sa])
     b = rng.normal(size=[size[c] for c in sb])
-    code = lower.pair(sa, sb, out, "a", "b")
+    printer = NumPyPrinter()
+    code = printer.doprint(lower.pair(sa, sb, out, Var("a"), Var("b")))
     got = eval(code, {"np": np, "a": a, "b": b})
     want = np.einsum(f"{sa},{sb}->{out}", a, b)
     assert np.shape(got) == want.shape, code
     assert np.allclose(got, want, atol=1e-12), code
     own = "".join(c for c in out if c in sa)
-    one = eval(lower.single(sa, own, "a"), {"np": np, "a": a})
+    one = eval(printer.doprint(lower.single(sa, own, Var("a"))), {"np": np, "a": a})
     assert np.allclose(one, np.einsum(f"{sa}->{own}", a))
+
+
+def test_lowering_steps_are_data():
+    """A pairwise step is an array expression a printer writes: x @ W1.T, d.T @ x."""
+    printer = NumPyPrinter()
+    assert lower.pair("ji", "Bi", "Bj", Var("W1"), Var("x")) == MatMul(Var("x"), Transpose(Var("W1"), (1, 0)))
+    assert printer.doprint(lower.pair("ji", "Bi", "Bj", Var("W1"), Var("x"))) == "x @ W1.T"
+    assert printer.doprint(lower.pair("Bj", "Bi", "ji", Var("d"), Var("x"))) == "d.T @ x"
+    steps, value = lower.plan("Bc,Bc,Bl->Bl", ((64, 3), (64, 3), (64, 3)), [Var("a"), Var("s"), Var("s")],
+                              iter(["tmp"]).__next__)
+    assert [st.target for st in steps] == ["tmp", None] and value == steps[-1].expr
 
 
 def test_norms_and_ggn_never_form_a_per_sample_gradient(draw):
@@ -326,3 +339,12 @@ def test_ggn_of_a_linear_model_is_the_hessian(draw):
         for a, shape in ns["PARAMS"].items():
             n = int(np.prod(shape))
             assert error(G[a], np.diag(H[(a, a)].reshape(n, n)).reshape(shape)) < 1e-13, (objective, a)
+
+
+def test_printer_settings_are_validated_and_nodes_frozen():
+    import dataclasses
+    with pytest.raises(TypeError):
+        NumPyPrinter({"colour": "blue"})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Var("x").name = "y"
+    assert NumPyPrinter({"indent": "  "}).doprint(Var("x")) == "x"

@@ -11,7 +11,9 @@ import einderiv
 from einderiv.frontend.check import load
 from einderiv.calculus.derive import derive
 from einderiv.emit import numpy as emit_numpy
-from einderiv.emit.loops import fstring_key, local_hint, schedule
+from einderiv.emit.kernel_arrays import Item, Key, Var
+from einderiv.emit.kernel_names import local_hint
+from einderiv.emit.loops import schedule
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 RNN = (ROOT / "derivations" / "rnn.ein").read_text()
@@ -22,7 +24,7 @@ GRADIENT_PATH = ("_forward", "_backward", "gradient", "per_sample_gradient", "gr
 
 def module(text: str, T: int, unrolled: bool = False) -> tuple[str, dict]:
     d = derive(load("r.ein", text, dims={"T": T}), 2, expanded=False)
-    src = emit_numpy._Generator(d, None).module() if unrolled else emit_numpy.generate(d)
+    src = emit_numpy.generate(d, unrolled=unrolled)
     ns: dict = {}
     exec(compile(src, "<generated>", "exec"), ns)
     return src, ns
@@ -45,10 +47,14 @@ def function_lines(src: str) -> dict[str, int]:
 
 def test_names_with_the_loop_variable():
     Name, Sym = einderiv.ir.Name, einderiv.ir.Sym
-    assert fstring_key(Name("h", (Sym("k", -1),)), ("k", "m")) == 't[f"h({k-1})"]'
-    assert fstring_key(Name("h", (3,)), ("k", "m")) == 't["h(3)"]'
+
+    def key(name):
+        return emit_numpy.NumPyPrinter().doprint(Item(Var("t"), Key(name)))
+
+    assert key(Name("h", (Sym("k", -1),))) == 't[f"h({k-1})"]'
+    assert key(Name("h", (3,))) == 't["h(3)"]'
     q = einderiv.ir.Quantity(einderiv.ir.Kind.ADJ, (Name("h", (Sym("k", 1),), arg=1),))
-    assert fstring_key(q, ("k", "m")) == 't[f"adj[z_h({k+1})]"]'
+    assert key(q) == 't[f"adj[z_h({k+1})]"]'
     assert local_hint(q, ("k", "m")) == "adj_z_h_kp1"
 
 
@@ -108,3 +114,24 @@ def test_schedule_falls_back_to_straight_line_without_families():
     d = derive(net, 1)
     items = schedule([(n.name, n.indices, n.expr) for n in d.nodes])
     assert all(kind == "def" for kind, *_ in items)
+
+
+def test_loops_are_a_pass_over_the_unrolled_statements():
+    """The builder writes one Define per member; the loop pass groups them by structure into a
+    Loop whose statements carry the loop variable as a label (adj[h(k)]), never as text."""
+    from einderiv.emit.kernel import Define, Function, Loop, Range
+    from einderiv.emit.kernel_build import build
+    from einderiv.emit.kernel_context import Context
+    from einderiv.emit.loops import fold_loops
+
+    ir = einderiv.ir
+    ctx = Context(derive(load("r.ein", RNN, dims={"T": 4}), 2, expanded=False))
+    unrolled = build(ctx)
+    looped = fold_loops(unrolled, ctx)
+    fns = {f.name: f for f in looped.items if isinstance(f, Function)}
+    assert not any(isinstance(st, Loop) for f in unrolled.items if isinstance(f, Function) for st in f.body)
+    (loop,) = [st for st in fns["_backward"].body if isinstance(st, Loop)]
+    assert loop.over == Range(3, 0, -1) and loop.var == "k"
+    adj_h = ir.Quantity(ir.Kind.ADJ, (ir.Name("h", (ir.Sym("k"),)),))
+    assert adj_h in {st.name for st in loop.body if isinstance(st, Define)}
+    assert any(isinstance(st, Loop) and st.over == Range(2, 5) for st in fns["_forward"].body)

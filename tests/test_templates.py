@@ -336,3 +336,18 @@ def test_runtime_depth_gradient_cost_is_linear_in_n(monkeypatch):
         counts.append(calls["n"])
     steps = np.diff(counts)  # e.g. [3, 6, 9, ...]: three products per layer (forward, back, gradient)
     assert counts[0] > 0 and len(set(steps[1:])) == 1 and steps[-1] > 0, counts
+
+
+def test_run_time_depth_is_a_pass_over_statements():
+    """Labels near the reference depth become Sym labels of the depth, loop bounds Sym expressions."""
+    from einderiv.emit.kernel import Define, Function, Loop, Range
+    from einderiv.emit.template_kernel import template_kernel
+    from einderiv.ir import Kind, Name, Quantity, Sym
+
+    module, _ = template_kernel(einderiv.load(str(ROOT / "derivations" / "deep_template.ein")))
+    fns = {f.name: f for f in module.items if isinstance(f, Function)}
+    assert [st.over for st in fns["_forward"].body if isinstance(st, Loop)] == [Range(2, Sym("n", 1))]
+    assert [st.over for st in fns["_backward"].body if isinstance(st, Loop)] == [Range(Sym("n", -1), 0, -1)]
+    base_case = Quantity(Kind.ADJ, (Name("v", (Sym("n"),)),))  # adj[v(n)] = U adj[p], before the loop
+    assert base_case in {st.name for st in fns["_backward"].body if isinstance(st, Define)}
+    assert set(fns) == {"param_shapes", "_forward", "_backward", "objective", "gradient", "per_sample_gradient"}

@@ -1,0 +1,214 @@
+"""From a derivation to its kernel: the functions of the generated module, as tensor statements.
+
+:func:`build` writes every family member out (the *unrolled* module); the loop pass
+(:mod:`einderiv.emit.loops`) and the run-time-depth pass (:mod:`einderiv.emit.template_kernel`)
+rewrite it, :mod:`einderiv.emit.kernel_statements` lowers it and a printer prints it.  The
+functions (the module contract, :mod:`einderiv.emit.numpy`):
+
+* ``_forward(params, data)`` — every tensor by name; ``_<identifier>(t)`` — one per quantity;
+* ``objective``, ``gradient``, ``per_sample_gradient``, ``gradient_factors`` (with the constant
+  ``GRADIENT_FACTOR_AXES``), ``per_sample_gradient_norms``, ``expand_factors``;
+* at order ≥ 2 ``hessian``, ``hvp`` (through the R-operator quantities: the direction is the
+  ``vector`` argument), ``ggn_diagonal``; at order ≥ 3 ``third_derivative``.
+
+Each public function starts with a prologue (the forward pass, then the quantities its blocks
+read, then the batch size ``B``) and holds one tensor statement per parameter or block.
+"""
+from __future__ import annotations
+
+from ..analysis.factor import as_terms, factored
+from ..ir import Const, Delta, Prod, add, rename
+from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, Helpers, Local, Module, Return,
+                     SquaredNorm, Support, Tensor, Use, Value)
+from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, Code, DictOf, Item, Lib, Num, Py, Str, TupleOf,
+                            Var, param_shape)
+from .kernel_context import Context
+
+T, PARAMS_VAR = Var("t"), Var("PARAMS")
+DOCS = {
+    "_forward": "Every tensor of the network by name: parameters, data and nodes (data and nodes per sample).",
+    "objective": "Per-sample objective, shape (B,).",
+    "gradient": "Batch-mean gradient: name -> array of the parameter's shape.",
+    "per_sample_gradient": "Per-sample gradients: name -> array (B, *shape).",
+    "gradient_factors": "Per-sample gradient of each parameter as a sum of outer products: name -> list of "
+                        "terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES).",
+    "per_sample_gradient_norms": "Euclidean norm of each sample's gradient, per parameter: name -> (B,), "
+                                 "from the gradient's outer-product factors (no (B, *shape) array).",
+    "hessian": "Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.",
+    "hvp": "Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the "
+           "R-operator: the directional derivative of the gradient, through forward tangents tan[n] and "
+           "R-adjoints radj[n] — no Hessian block and no Jacobian is formed.",
+    "ggn_diagonal": "Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix "
+                    "Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the "
+                    "parameter's shape.",
+    "third_derivative": "Batch-mean third-derivative block for wrt = (a, b, c), shape_a + shape_b + shape_c.",
+}
+PUBLIC_ARGS = ("params", "data")
+
+
+def build(ctx: Context) -> Module:
+    """The unrolled kernel module of the derivation of ``ctx``."""
+    return Builder(ctx).module()
+
+
+def batch_line(ctx: Context) -> Assign:
+    """``B = t["x"].shape[0]`` (the batch size, from the first input)."""
+    if ctx.first_data is None:
+        return Assign(BATCH, Num(1))
+    return Assign(BATCH, BatchSize(Item(T, Str(str(ctx.first_data)))))
+
+
+def forward_call() -> Assign:
+    return Assign(T, Call("_forward", (Var("params"), Var("data"))))
+
+
+def factor_axes(ft, indices) -> tuple:
+    """The block axes each factor of a factored term carries (GRADIENT_FACTOR_AXES)."""
+    pos = {ix: k for k, ix in enumerate(indices)}
+    return tuple(tuple(pos[i] for i in g.free) for g in ft.groups or ()) or ((),)
+
+
+def factor_axes_constant(ctx: Context, axes: dict) -> Constant:
+    return Constant("GRADIENT_FACTOR_AXES", DictOf(tuple((Str(str(p)), Py(axes[p])) for p in ctx.params), True))
+
+
+class Builder:
+    """Writes the unrolled module of one derivation (see the module docstring)."""
+
+    def __init__(self, ctx: Context):
+        self.ctx = ctx
+        self.d = ctx.d
+
+    def prologue(self, exprs, direction: bool = False) -> tuple:
+        """Forward pass, then the quantities ``exprs`` need (and the HVP's vector), then ``B``."""
+        ctx = self.ctx
+        lines = [forward_call()]
+        if direction:
+            lines += [Assign(Item(T, Str(ctx.key[q])), Item(Var("vector"), Str(str(p))))
+                      for q, p in ctx.direction.items()]
+        lines += [Assign(Item(T, Str(ctx.key[q.name])), Call("_" + ctx.ident[q.name], (T,)))
+                  for q in ctx.needed(exprs)]
+        return tuple(lines) + (batch_line(ctx),)
+
+    # -- functions -------------------------------------------------------------------------
+    def forward(self) -> Function:
+        net = self.ctx.net
+        names = [t.name for t in net.tensors] + [n.name for n in self.d.nodes]
+        body = [Use(tuple(t.name for t in net.tensors))]
+        body += [Define(n.name, n.indices, n.expr) for n in self.d.nodes]
+        body.append(Return(DictOf(tuple((Str(str(n)), Tensor(n)) for n in names))))
+        return Function("_forward", PUBLIC_ARGS, DOCS["_forward"], tuple(body), frame=Frame.INPUTS)
+
+    def quantity(self, q) -> Function:
+        var = self.ctx.ident[q.name]
+        return Function(f"_{var}", ("t",), self.ctx.show(var, q.indices, q.expr),
+                        (Return(Value(q.expr, q.indices)),), frame=Frame.IDENT)
+
+    def objective(self) -> Function:
+        ctx, f = self.ctx, str(self.ctx.net.objective)
+        if ctx.batched[ctx.net.objective]:
+            body = (Return(Item(Call("_forward", (Var("params"), Var("data"))), Str(f))),)
+        else:
+            body = (forward_call(), batch_line(ctx), Return(Lib("broadcast_to", (Item(T, Str(f)), BATCH_SHAPE))))
+        return Function("objective", PUBLIC_ARGS, DOCS["objective"], body)
+
+    def blocks(self, name: str, wrts, prefix: str, keep_batch: bool, key=lambda w: Str(str(w[0])),
+               doc: str | None = None) -> Function:
+        blocks = [self.d.blocks[w] for w in wrts]
+        body, out = [], []
+        for b in blocks:
+            target = Local(prefix + "__".join(map(str, b.wrt)))
+            body.append(Block(target, b.wrt, b.indices, b.expr, keep_batch, "∂f/∂" + ",".join(map(str, b.wrt)),
+                              param_shape(b.wrt)))
+            out.append((key(b.wrt), target))
+        body.append(Return(DictOf(tuple(out))))
+        return Function(name, PUBLIC_ARGS, doc or DOCS[name], tuple(body), self.prologue([b.expr for b in blocks]),
+                        Frame.IDENT)
+
+    def _per_param(self, name: str, make) -> Function:
+        body, out, exprs = [], [], []
+        for a in self.ctx.params:
+            b = self.d.blocks[(a,)]
+            exprs.append(b.expr)
+            target = Local(name)
+            body.append(make(target, a, b))
+            out.append((Str(str(a)), target))
+        body.append(Return(DictOf(tuple(out))))
+        return Function(name, PUBLIC_ARGS, DOCS[name], tuple(body), self.prologue(exprs), Frame.IDENT)
+
+    def factors(self) -> Function:
+        return self._per_param("gradient_factors", lambda t, a, b: Factors(t, a, b.indices, b.expr))
+
+    def norms(self) -> Function:
+        return self._per_param("per_sample_gradient_norms", lambda t, a, b: SquaredNorm(t, a, b.indices, b.expr))
+
+    def hvp(self) -> Function:
+        body, out = [], []
+        for a in self.ctx.params:
+            b = self.d.hvp[a]
+            target = Local(f"hvp_{a}")
+            body.append(Block(target, (a,), b.indices, b.expr, False, f"Σ_b H[{a},b]·vector[b]", param_shape([a])))
+            out.append((Str(str(a)), target))
+        body.append(Return(DictOf(tuple(out))))
+        return Function("hvp", ("params", "data", "vector"), DOCS["hvp"], tuple(body),
+                        self.prologue([b.expr for b in self.d.hvp.values()], direction=True), Frame.IDENT)
+
+    def ggn(self) -> Function:
+        """Diagonal of the generalised Gauss–Newton matrix: the derivation's GGN block of each
+        parameter (J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments a, b), read on θ = φ."""
+        body, out, exprs = [], [], []
+        for a in self.ctx.params:
+            blk = self.d.ggn[a]
+            k = len(self.ctx.shape[a])
+            theta, phi = blk.indices[:k], blk.indices[k:]
+            diag = dict(zip(phi, theta))
+            terms = []
+            for t in as_terms(blk.expr, blk.indices):
+                fs = tuple(f for f in (rename(f, diag) for f in t.factors)
+                           if not (isinstance(f, Delta) and f.a == f.b))
+                terms.append(Prod((Const(t.coef),) + fs, theta))
+                exprs.append(Prod(fs, theta))
+            target = Local(f"ggn_{a}")
+            body.append(Block(target, (a,), theta, add(terms), False, f"diag GGN[{a}]",
+                              Item(PARAMS_VAR, Py(str(a))), "ggn"))
+            out.append((Str(str(a)), target))
+        body.append(Return(DictOf(tuple(out))))
+        return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body), self.prologue(exprs), Frame.IDENT)
+
+    def third(self, wrts) -> list:
+        items = []
+        for w in wrts:
+            name = f"_third_{'__'.join(map(str, w))}"
+            items.append(self.blocks(name, [w], "d3_", False, key=lambda w: Str("block"),
+                                     doc=f"Batch-mean block ∂³f/∂{w[0]}∂{w[1]}∂{w[2]}."))
+        table = DictOf(tuple((Py(tuple(map(str, w))), Var(f"_third_{'__'.join(map(str, w))}")) for w in wrts), True)
+        items.append(Constant("_THIRD", table))
+        items.append(Function("third_derivative", ("params", "data", "wrt"), DOCS["third_derivative"],
+                              (Return(Code('_THIRD[tuple(wrt)](params, data)["block"]')),)))
+        return items
+
+    # -- module ------------------------------------------------------------------------------
+    def module(self) -> Module:
+        ctx, d = self.ctx, self.d
+        grads = [(p,) for p in ctx.params]
+        hess = [w for w in d.blocks if len(w) == 2]
+        third = [w for w in d.blocks if len(w) == 3]
+        axes = {}
+        for a in ctx.params:
+            b = d.blocks[(a,)]
+            axes[a] = [factor_axes(ft, b.indices) for ft in factored(b.expr, b.indices)] or \
+                [(tuple(range(len(ctx.shape[a]))),)]
+        items = [Helpers(), self.forward()] + [self.quantity(q) for q in d.quantities + d.hvp_quantities]
+        items += [self.objective(), self.blocks("gradient", grads, "grad_", False),
+                  self.blocks("per_sample_gradient", grads, "grad_", True), self.factors(), self.norms(),
+                  Support("expand_factors")]
+        if hess:
+            pair = lambda w: TupleOf(tuple(Str(str(x)) for x in w))  # noqa: E731
+            items += [self.blocks("hessian", hess, "hess_", False, key=pair), self.hvp(), self.ggn()]
+        if third:
+            items += self.third(third)
+        constants = (
+            Constant("PARAMS", DictOf(tuple((Str(str(p)), Py(ctx.shape[p])) for p in ctx.params), True)),
+            Constant("INPUTS", DictOf(tuple((Str(str(t.name)), Py(ctx.shape[t.name])) for t in ctx.net.data), True)),
+            factor_axes_constant(ctx, axes))
+        return Module(ctx.header(), constants, tuple(items))

@@ -1,0 +1,261 @@
+"""Lowering tensor statements to array statements, one function at a time.
+
+:func:`lower_module` gives each function of a kernel module its own
+:class:`~einderiv.emit.kernel_lower.Scope` and turns every tensor statement of its body
+(:class:`~einderiv.emit.kernel.Define`, :class:`~einderiv.emit.kernel.Block`, …) into the
+array statements a printer prints; array statements pass through, with the tensor-level
+expressions they mention (:class:`~einderiv.emit.kernel.Local`,
+:class:`~einderiv.emit.kernel.Tensor`, :class:`~einderiv.emit.kernel.Value`) resolved.
+
+A term group with labels (:class:`~einderiv.emit.kernel.TermGroup`, from the loop pass)
+becomes a loop that accumulates one term per step; the squared norm of a gradient that is a
+sum over steps is a double loop over pairs of steps (O(T²) small contractions, constant code).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Callable
+
+from ..analysis.factor import as_terms, factored
+from ..ir import Apply, LogSumExp, Softmax, fresh, is_zero, refs, rename
+from .kernel import (Accumulate, Append, Assign, Block, Comment, Define, Factors, Frame, Function, Local, Loop,
+                     Module, Python, Return, SquaredNorm, Tensor, Use, Value)
+from .kernel_arrays import (BATCH, BATCH_SHAPE, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum, TupleOf,
+                            Var, Zeros, is_identifier, operand, param_shape, shape_sum)
+from .kernel_context import Context
+from .kernel_lower import Scope, combine, total
+from .kernel_names import Letters, Namer, local_hint
+
+
+def lower_module(ctx: Context, module: Module) -> Module:
+    """``module`` with every function's tensor statements lowered to array statements."""
+    items = tuple(lower_function(ctx, it) if isinstance(it, Function) else it for it in module.items)
+    return Module(module.header, module.constants, items)
+
+
+def lower_function(ctx: Context, fn: Function) -> Function:
+    """One function's body as array statements (a function with nothing to do says ``pass``)."""
+    s = Scope(ctx, fn.frame, Namer(ctx.globals))
+    if fn.frame is Frame.NAMES:  # loop variables and the depth
+        s.names.taken.update(ctx.symbols)
+    for st in fn.body:
+        lower_statement(s, st)
+    body = tuple(s.out) if s.out or fn.prologue else (Python("pass"),)
+    return Function(fn.name, fn.args, fn.doc, body, fn.prologue, fn.frame)
+
+
+def lower_statement(s: Scope, st) -> None:
+    """Emit the array statements of ``st`` into ``s``."""
+    rule = _RULES.get(type(st))
+    if rule is not None:
+        rule(s, st)
+    elif isinstance(st, Return):
+        s.emit(Return(resolve(s, st.value)))
+    elif isinstance(st, Assign) and isinstance(st.target, Local) and st.target not in s.locals:
+        s.locals[st.target] = Var(s.bind(st.target.hint, resolve(s, st.value)))  # a new local variable
+    elif isinstance(st, (Assign, Append)):
+        s.emit(type(st)(resolve(s, st.target), resolve(s, st.value)))
+    else:
+        s.emit(st)
+
+
+def resolve(s: Scope, e):
+    """``e`` with its tensor-level parts replaced by what lowering made of them."""
+    if isinstance(e, Local):
+        return s.locals[e]
+    if isinstance(e, Tensor):
+        return Var(s.ref(e.name))
+    if isinstance(e, Value):
+        return total([c for c, _ in s.terms(e.expr, e.indices, True, Letters(e.indices))])
+    if isinstance(e, (TupleOf, ListOf)):
+        return type(e)(tuple(resolve(s, x) for x in e.items))
+    if isinstance(e, DictOf):
+        return DictOf(tuple((resolve(s, k), resolve(s, v)) for k, v in e.items), e.multiline)
+    if isinstance(e, Item):
+        return Item(resolve(s, e.obj), resolve(s, e.key))
+    return e
+
+
+# ------------------------------------------------------------------ definitions
+def define(s: Scope, st: Define) -> None:
+    """A tensor computed into its variable (stored in ``t`` in a :attr:`Frame.NAMES` function)."""
+    ctx, name, indices, expr = s.ctx, st.name, st.indices, st.expr
+    var = s.names.new(local_hint(name, ctx.symbols)) if s.frame is Frame.NAMES and ctx.symbolic(name) \
+        else ctx.ident[name]
+    if st.groups:  # a sum over steps: accumulated in loops
+        L = Letters(indices)
+        s.emit(Comment(var + L.subscripts(indices) + " = " + " + ".join(
+            ("Σ_" + ctx.loop_vars[0] + " " if g.labels else "") + ctx.formula(g.term, L) for g in st.groups)))
+        s.bind(var, Num(0.0), exact=True)
+        for g in st.groups:
+            def emit(g=g):
+                t = as_terms(g.term, indices)[0]
+                value, _ = s.contract([s.lower(f) for f in t.factors], t.coef, indices, True, L)
+                s.emit(Assign(Var(var), Sum((Var(var), value))))
+            s.each(g.labels, emit, exprs=[g.term])
+    else:
+        s.emit(Comment(ctx.show(var, indices, expr)))
+        if isinstance(expr, (Apply, Softmax, LogSumExp)) and expr.free == indices:
+            v = s.lower(expr, target=var)
+            if v.expr != Var(var):
+                s.bind(var, v.expr, exact=True)
+        else:
+            parts = s.terms(expr, indices, True, Letters(indices))
+            s.bind(var, total([c for c, _ in parts]), exact=True)
+    s.loaded[name] = var
+    if s.frame is Frame.NAMES:
+        s.emit(Assign(Item(Var("t"), Key(name)), Var(var)))
+
+
+def loop(s: Scope, st: Loop) -> None:
+    """A loop of tensor statements (a family's steps, written with the loop variable)."""
+    def body():
+        for b in st.body:
+            lower_statement(s, b)
+
+    s.loop(st.var, st.over, body, [e for b in st.body for e in _exprs(b)])
+
+
+def _exprs(st) -> list:
+    """The IR expressions a tensor statement reads (the parameters a loop reads before it starts)."""
+    if isinstance(st, Define):
+        return [st.expr]
+    if isinstance(st, Accumulate):
+        return [g.term for g in st.groups]
+    return []
+
+
+def use(s: Scope, st: Use) -> None:
+    for name in st.names:
+        s.ref(name)
+
+
+# ------------------------------------------------------------------ blocks
+def _zeros(shape, keep_batch: bool):
+    return Zeros(Paren(shape_sum(BATCH_SHAPE, shape))) if keep_batch else Zeros(shape)
+
+
+def block(s: Scope, st: Block) -> None:
+    """A block as one sum of contractions (batch mean unless ``keep_batch``)."""
+    if is_zero(st.expr):
+        var = s.bind(st.target.hint, _zeros(st.shape, st.keep_batch))
+    else:
+        L = Letters(st.indices)
+        if st.kind == "ggn":  # the comment names the contraction's letters
+            s.emit(Comment(st.label + " = " + s.ctx.formula(st.expr, L)))
+        else:
+            s.emit(Comment(s.ctx.show(st.label, st.indices, st.expr)))
+        parts = [s.contract([s.lower(f) for f in t.factors], t.coef, st.indices, st.keep_batch, L)
+                 for t in as_terms(st.expr, st.indices)]
+        var = s.bind(st.target.hint, combine(parts, st.keep_batch))
+        if st.keep_batch and not any(s.is_batched(r.name) for r in refs(st.expr)):
+            var = s.bind(var, Lib("broadcast_to", (Var(var), shape_sum(BATCH_SHAPE, st.shape))))
+    s.locals[st.target] = Var(var)
+
+
+def accumulate(s: Scope, st: Accumulate) -> None:
+    """A block added up term group by term group; a group with labels is a loop over them."""
+    var = s.bind(st.target.hint, _zeros(st.shape, st.keep_batch))
+    s.locals[st.target] = Var(var)
+    if not st.groups:
+        return
+    L = Letters(st.indices)
+    s.emit(Comment(st.label + " = " + " + ".join(("Σ_" + st.var + " " if g.labels else "") +
+                                                 s.ctx.formula(g.term, L) for g in st.groups)))
+    for g in st.groups:
+        def emit(g=g):
+            t = as_terms(g.term, st.indices)[0]
+            value, batched = s.contract([s.lower(f) for f in t.factors], t.coef, st.indices, st.keep_batch, L)
+            if batched and not st.keep_batch:
+                value = Div(operand(value), BATCH)
+            s.emit(Assign(Var(var), Sum((Var(var), value))))
+        s.each(g.labels, emit, st.var, exprs=[g.term])
+
+
+# ------------------------------------------------------------------ factors and norms
+def factor_values(s: Scope, ft) -> list:
+    """One per-sample array per outer-product factor of a factored term (scalar groups and the
+    coefficient go into the first factor; unbatched factors are broadcast over the batch)."""
+    scal = [f for g in ft.scalars for f in g.factors]
+    values = []
+    for k, g in enumerate(ft.groups or [None]):
+        fs = (list(g.factors) if g else []) + (scal if k == 0 else [])
+        free = g.free if g else ()
+        value, batched = s.contract([s.lower(f) for f in fs], ft.coef if k == 0 else 1, free, True)
+        if not batched:
+            value = Lib("broadcast_to", (value, shape_sum(BATCH_SHAPE, Py(tuple(s.ctx.dim(i) for i in free)))))
+        values.append(value)
+    return values
+
+
+def factors(s: Scope, st: Factors) -> None:
+    """The list of factor tuples of one parameter's gradient (appended in loops for groups)."""
+    a = st.param
+    zeros = TupleOf((Zeros(shape_sum(BATCH_SHAPE, param_shape([a]))),))
+    if st.groups is None:
+        terms = []
+        for n, ft in enumerate(factored(st.expr, st.indices)):
+            terms.append(TupleOf(tuple(v if is_identifier(v) else Var(s.bind(f"fac_{a}_{n}_{k}", v))
+                                       for k, v in enumerate(factor_values(s, ft)))))
+        s.locals[st.target] = ListOf(tuple(terms) or (zeros,))
+        return
+    var = Var(s.bind(f"terms_{a}", ListOf(())))
+    for g in st.groups:
+        ft = factored(g.term, st.indices)[0]
+        s.each(g.labels, lambda ft=ft: s.emit(Append(var, TupleOf(tuple(factor_values(s, ft))))), exprs=[g.term])
+    if not st.groups:
+        s.emit(Append(var, zeros))
+    s.locals[st.target] = var
+
+
+def _inner(s: Scope, ti, tj, coef):
+    """⟨term i, term j⟩ per sample: one contraction of both terms' factors."""
+    dummies = {ix: fresh(ix.dim, ix.name) for ix in tj.bound}  # not ti's
+    other = tuple(rename(f, dummies) for f in tj.factors)
+    return s.contract([s.lower(f) for f in ti.factors + other], coef, (), True)
+
+
+def _norm(sq: str):
+    return Lib("sqrt", (Lib("maximum", (Var(sq), Num(0.0))),))
+
+
+def squared_norm(s: Scope, st: SquaredNorm) -> None:
+    """‖Σ_t g_t‖² = Σ_t Σ_u ⟨g_t, g_u⟩ per sample, never forming (B, *shape)."""
+    a = st.param
+    if st.groups is None:
+        terms = as_terms(st.expr, st.indices)
+        s.emit(Comment(f"‖∂f/∂{a}‖² = Σ over pairs of terms of their inner product: " +
+                       s.ctx.formula(st.expr, Letters(st.indices))))
+        parts = [_inner(s, terms[i], terms[j], terms[i].coef * terms[j].coef * (1 if i == j else 2))
+                 for i, j in itertools.product(range(len(terms)), repeat=2) if j >= i]
+        if not parts:
+            var = s.bind(f"norm_{a}", Zeros(BATCH))
+        else:
+            sq = s.bind(f"sq_{a}", total([c for c, _ in parts]))
+            if not any(b for _, b in parts):
+                sq = s.bind(f"sq_{a}", Lib("broadcast_to", (Var(sq), BATCH_SHAPE)))
+            var = s.bind(f"norm_{a}", _norm(sq))
+        s.locals[st.target] = Var(var)
+        return
+    k, m = s.ctx.loop_vars
+    first, second = st.groups
+    sq = s.bind(f"sq_{a}", Zeros(BATCH))
+    s.emit(Comment(f"‖∂f/∂{a}‖² = Σ over pairs of terms (steps {k}, {m}) of their inner product"))
+    for i, gi in enumerate(first):
+        for j in range(i, len(first)):
+            gj = second[j]
+            ti, tj = as_terms(gi.term, st.indices)[0], as_terms(gj.term, st.indices)[0]
+
+            def inner(ti=ti, tj=tj, coef=ti.coef * tj.coef * (1 if i == j else 2)):
+                value, _ = _inner(s, ti, tj, coef)
+                s.emit(Assign(Var(sq), Sum((Var(sq), value))))
+
+            s.each(gi.labels, lambda gj=gj, inner=inner: s.each(gj.labels, inner, m, [gj.term]), k,
+                   [gi.term, gj.term])
+    s.locals[st.target] = Var(s.bind(f"norm_{a}", _norm(sq)))
+
+
+_RULES: dict[type, Callable] = {
+    Define: define, Loop: loop, Use: use, Block: block, Accumulate: accumulate, Factors: factors,
+    SquaredNorm: squared_norm,
+}
