@@ -402,3 +402,23 @@ def test_a_softmax_diagonal_keeps_its_normaliser():
     assert error(evaluate(SIMPLIFIER.simplify(e), env, e.free), want) <= 1e-12
     renamed = ir.rename(Softmax(t, _j), {_j: _i})  # the diagonal, by renaming
     assert error(evaluate(renamed, env), want) <= 1e-12
+
+
+def test_a_delta_contracted_into_a_function_leaves_no_trivial_delta():
+    """BUG 6 (found by the properties): Σ_d δ^c_d tanh(δ^c_d x^a) renamed d → c inside the
+    function's argument and left δ^c_c there; a second pass turned it into 𝟙^c (not idempotent)."""
+    _c, _d = Index("c", THREE), Index("d", THREE)
+    e = Prod((Delta(_c, _d), Apply(Fn("tanh", (0,)), (Prod((Delta(_c, _d), Ref("x", (_a,))), (_c, _d, _a)),))),
+             (_c, _a))
+    once = SIMPLIFIER.simplify(e)
+    assert not any(isinstance(x, Delta) and x.a == x.b for x in _walk(once)), once
+    assert alpha_key(SIMPLIFIER.simplify(once)) == alpha_key(once)
+
+
+def test_a_softmax_of_a_cancelling_argument_keeps_its_axis():
+    """BUG 7 (found by the properties): softmax_a(x^a − x^a) simplified its argument to 0, with
+    no axis a left to normalise over; it is softmax_a of a constant along a (1/n each)."""
+    arg = Add((Ref("x", (_a,)), Prod((Const(-1), Ref("x", (_a,))), (_a,))))
+    once = SIMPLIFIER.simplify(Softmax(arg, _a))
+    env = {n: np.random.default_rng(7).normal(0, 0.5, (1,) + s) for n, s in TENSORS.items()}
+    np.testing.assert_allclose(evaluate(once, env, (_a,)), np.full((1, 2), 0.5))

@@ -83,10 +83,11 @@ class Simplifier:
         if isinstance(e, Apply):
             return self._expand_apply(e)
         if isinstance(e, Softmax):
-            return [_atom(Softmax(self.simplify(e.arg), e.over), e.free)]
+            return [_atom(Softmax(_keeping(self.simplify(e.arg), e.arg.free), e.over), e.free)]
         if isinstance(e, LogSumExp):  # like a product's dummies, its own gets a fresh name first
             over = fresh(e.over.dim, e.over.name)
-            return [_atom(LogSumExp(self.simplify(rename(e.arg, {e.over: over})), over), e.free)]
+            arg = rename(e.arg, {e.over: over})
+            return [_atom(LogSumExp(_keeping(self.simplify(arg), arg.free), over), e.free)]
         raise TypeError(f"simplify: unknown node {type(e).__name__}")
 
     def _expand_apply(self, e: Apply) -> list[Term]:
@@ -113,9 +114,38 @@ class Simplifier:
                 coef *= t.coef
                 fs.extend(t.factors)
             term = contract_deltas(Term(coef, tuple(fs), e.out))
+            if term is not None and any(_reducible(f) for f in term.factors):
+                term = self._again(term)
             if term is not None:
                 result.append(term)
         return result
+
+    def _again(self, t: Term) -> Term | None:
+        """``t`` with its function-like factors simplified once more: contracting a delta into
+        one (δ^c_d with d summed, in tanh(δ^c_d x^a)) leaves δ^c_c, which simplifies further."""
+        coef, fs = t.coef, []
+        for f in t.factors:
+            if not _reducible(f):
+                fs.append(f)
+                continue
+            (sub,) = self._expand(f) or (None,)
+            if sub is None:
+                return None
+            coef *= sub.coef
+            fs.extend(sub.factors)
+        return contract_deltas(Term(coef, tuple(fs), t.out))
+
+
+def _reducible(f: Expr) -> bool:
+    """A factor with a sum inside it that renaming left with a trivial delta δ^c_c."""
+    return bool(f.CHILDREN) and any(isinstance(x, Delta) and x.a == x.b for x in walk(f))
+
+
+def _keeping(arg: Expr, free: tuple[Index, ...]) -> Expr:
+    """A softmax's or log-sum-exp's simplified argument, still carrying the axes it had
+    (``softmax_a(x^a − x^a)`` is over a constant along a, not over nothing)."""
+    missing = tuple(Ones(ix) for ix in free if ix not in set(arg.free))
+    return Prod((arg,) + missing, tuple(free)) if missing else arg
 
 
 def _atom(node: Expr | None, free: tuple[Index, ...], coef=sympy.Integer(1)) -> Term:
