@@ -46,7 +46,7 @@ import sympy
 from .emit.backends import PRINTERS
 from .emit.numpy import generate, identifiers
 from .ir import Apply, Kind, Ref
-from .runtime import load, numpy_view
+from .runtime import library, load, numpy_view
 
 STEP = 1e-5
 KINK_MARGIN = 1e-3
@@ -195,6 +195,7 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
     compiled with ``jax.jit``) through :func:`einderiv.runtime.numpy_view`: the same draws,
     the same references, the same tolerance.
     """
+    library(backend)  # a missing library is bad input (exit 2), named with the extra to install
     source = generate(derivation, sizes, printer=PRINTERS[backend])
     mod = numpy_view(load(source), backend, jit=True)
     # draws and the GGN's reference read the forward pass and quantities of the NumPy module

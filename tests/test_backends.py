@@ -104,6 +104,22 @@ def test_runtime_depth_module_equals_numpy(name, backend, draw):
                 np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-12, err_msg=f"{fn} n={n}")
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_literal_einsum_modules_equal_numpy(backend, draw):
+    """With ``literal_einsum`` every contraction is one einsum call with its path as a literal."""
+    from einderiv.emit.backends import PRINTERS
+    from einderiv.emit.numpy import generate
+    derivation = einderiv.derive(einderiv.load("derivations/attention.ein"), 2)
+    ref = load(generate(derivation))
+    source = generate(derivation, literal_einsum=True, printer=PRINTERS[backend])
+    assert source.count("einsum(") > 20
+    mod = numpy_view(load(source), backend, jit=True)
+    params, data = draw(ref, 5, batch=3)
+    for fn in ("gradient", "hessian", "ggn_diagonal"):
+        for g, w in zip(_leaves(mod[fn](params, data)), _leaves(ref[fn](params, data))):
+            np.testing.assert_allclose(g, w, rtol=1e-12, atol=1e-13, err_msg=fn)
+
+
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 def test_source_is_deterministic_and_names_only_its_library(backend):
     derivation = einderiv.derive(einderiv.load("derivations/layernorm_mlp.ein"), 2)
@@ -124,6 +140,15 @@ def test_unknown_backend_is_a_usage_error():
     assert run.returncode == 2
     assert run.stderr == ("einderiv: error: argument --backend: invalid choice: 'tensorflow' "
                           "(choose from 'numpy', 'torch', 'jax')\n")
+
+
+def test_a_missing_library_is_named_with_its_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    derivation = einderiv.derive(einderiv.load("derivations/tanh_mlp.ein"), 1)
+    assert "import torch" in einderiv.codegen(derivation, backend="torch")  # printing needs no torch
+    with pytest.raises(UsageError) as err:
+        einderiv.check(derivation, backend="torch")
+    assert str(err.value) == "the torch backend needs torch: pip install 'einderiv[torch]'"
 
 
 def test_cli_writes_each_backend():

@@ -29,7 +29,8 @@ generated module imports only numpy and defines (other tools call these names):
 
 A printer for another array library subclasses :class:`NumPyPrinter` and overrides the methods
 that name NumPy (:attr:`NumPyPrinter.prelude`, the creation functions, ``tensordot``,
-``transpose``, the helper sources, the scalar printer).
+``transpose``, the helper sources, the scalar printer) and the hooks :meth:`NumPyPrinter.broadcast`
+and :meth:`NumPyPrinter.preamble`; :mod:`einderiv.emit.torch` and :mod:`einderiv.emit.jax` do.
 
 Example:
     >>> src = generate(derive(network, 2), {"n1": 5})     # doctest: +SKIP
