@@ -373,40 +373,30 @@ def depth_curves(tab, depths, engine_depths, B, h, rounds, inner):
                 "", "", "", "≤ L^2")
 
 
-#: what the table's rows say about the issue's targets, and why the misses miss
+#: how to read the rows (which targets are met is the verdict column's, computed in the run)
 STATUS = """
-## Targets: met and not met
+## Reading the table
 
-Measured on a shared 2-core machine: the same ratio moves by up to ±20–30% between runs, so a
-ratio within that of its target is reported as borderline, not as met or missed.
+The verdict column is computed from each row's ratio and target in this run.  On a shared 2-core
+machine the same ratio moves by up to ±20–30% between runs, so a ratio above its target by less
+than that is called borderline, not met or missed.
 
-Met:
-
-* `gradient` beats torch autograd at both sizes and grows linearly in depth (fit exponent in the
-  table); at L=4, h=64, B=256 it is within 1.2× of hand-written NumPy backprop.
-* `per_sample_gradient_norms` costs about one gradient and is 14–40× faster than torch.func
-  vmap(grad); nothing of size B × P is formed (a test spies on array sizes).
-* `hvp` costs under 2× a gradient: it is the R-operator derived from the gradient expression
-  (forward tangents and R-adjoints, all vector-sized), and beats torch double backward.
-* `hessian` (P ≈ 2.4k) is more than 10× faster than torch.func.hessian and about 5× faster than
-  jax.hessian (jit): the blocks go through the second-order adjoints hess[s,s'] (B × h × h per
-  pair of layers) and are assembled as hess ⊗ v ⊗ v plus the cross terms.
-* The engine derives order 2 and generates code for a 16-layer MLP in about 1.2 s, growing
-  slower than L² (the compact form has O(L²) terms; the printed, expanded form keeps the
-  paper's O(L³) A″ terms and is not on this path).
-* `ggn_diagonal` is within 3× a gradient at L=2, h=32.
-
-Not met, and why:
-
-* `gradient` ≤ 1.2× hand-written NumPy at L=2, h=32, B=64 (measured 1.2–1.3×): the matmuls
-  are the same; the gap is fixed Python cost per call (a dict of every tensor, one function per
-  named quantity, the objective's value computed though the gradient does not need it).  It
-  closes with size.
-* `ggn_diagonal` ≤ 3× the gradient at L=4, h=64, B=256 (measured about 4×, against BackPACK's
-  5.25× for DiagGGNExact): the Gauss–Newton factors η[p,s] are accumulated backwards, but with
-  10 classes each layer's is B × 10 × h, i.e. ten vector back-propagations' worth of matmuls.
-  A symmetric factorisation of ∂²f/∂p∂p (rank c − 1 for softmax) would not change that count;
-  a Monte-Carlo GGN would, but it is not exact.
+* `gradient` against hand-written NumPy backprop: the matmuls are the same; the gap is fixed
+  Python cost per call (a dict of every tensor, one function per named quantity, the objective's
+  value computed though the gradient does not need it), so the ratio falls with size.
+* `per_sample_gradient_norms` contracts the factors of each per-sample gradient: about one
+  gradient's cost, nothing of size B × P formed (a test spies on array sizes).
+* `hvp` is the R-operator derived from the gradient expression (forward tangents and
+  R-adjoints, all vector-sized).
+* `hessian` goes through the second-order adjoints hess[s,s'] (B × h × h per pair of layers)
+  and assembles each block as hess ⊗ v ⊗ v plus the cross terms.
+* The engine rows time `derive` (order 2, compact form: O(L²) terms) and `generate`; the printed,
+  expanded form keeps the paper's O(L³) A″ terms and is not on this path.
+* `ggn_diagonal`: the Gauss–Newton factors η[p,s] are accumulated backwards; with 10 classes each
+  layer's is B × 10 × h, ten vector back-propagations' worth of matmuls, which is what the ratio
+  to one gradient measures.  A symmetric factorisation of
+  ∂²f/∂p∂p (rank c − 1 for softmax) would not change that count; a Monte-Carlo GGN would, but it
+  is not exact.
 """.splitlines()
 
 
