@@ -431,3 +431,13 @@ def test_terms_equal_up_to_a_binders_letter_merge():
     lse = lambda ix: LogSumExp(Prod((Ref("s", ()), Ref("x", (ix,))), (ix,)), ix)  # noqa: E731
     once = SIMPLIFIER.simplify(Add((lse(_a), lse(_i2))))
     assert not isinstance(once, Add) and not _like_terms(once), once
+
+
+def test_terms_transposed_against_each_other_do_not_merge():
+    """The merge key identifies free indices by name: B^{cd} s with outputs (d, c) and B^{dc} s
+    with outputs (c, d) are different terms (a 4000-example run caught a key that took the
+    outputs by position and summed B + Bᵀ into 2B)."""
+    _c, _d = Index("c", THREE), Index("d", THREE)
+    e = Add((Prod((Ref("B", (_c, _d)), Ref("s", ())), (_d, _c)), Prod((Ref("B", (_d, _c)), Ref("s", ())), (_c, _d))))
+    env = {n: np.random.default_rng(8).normal(0, 0.5, (1,) + s) for n, s in TENSORS.items()}
+    assert error(evaluate(SIMPLIFIER.simplify(e), env, e.free), evaluate(e, env)) <= 1e-12

@@ -314,7 +314,8 @@ def merge(terms: list[Term]) -> list[Term]:
         c = canonical(t)
         # canonical order and names, then alpha_key: binders that kept different hints
         # (log Σ_a exp(x^a) and log Σ_b exp(x^b)) are still the same term
-        key = alpha_key(Prod(c.factors, c.out), c.out)
+        # (free indices by name — the terms of a sum may list them in different orders)
+        key = alpha_key(Prod(c.factors, c.out), tuple(sorted(c.out, key=lambda ix: ix.name)))
         if key in acc:
             prev = acc[key]
             acc[key] = Term(prev.coef + c.coef, prev.factors, prev.out)
