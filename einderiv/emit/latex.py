@@ -207,14 +207,15 @@ class LatexDocumentPrinter(GeneralLatex, DocumentPrinter):
                     f"$\\gamma^{{({k})}} = \\partial {v}^{{({k})}}/\\partial z^{{({k})}}$ is the paper's Eq.~1 and "
                     f"$\\eta^{{({k},{l})}} = \\partial {v}^{{({k})}}/\\partial z^{{({l})}}$ its Eq.~4: in the bracket "
                     f"of $\\eta$ a layer's label stands for the layer in the first place and for its argument in "
-                    f"the second; any other name is written short ($z_{{{k}}}$ for $z^{{({k})}}$, ${v}_{{{k}}}$ "
-                    f"for ${v}^{{({k})}}$).")
+                    f"the second, and any other name is written short: $\\eta^{{(z_{{{k}}},{l})}} = "
+                    f"\\partial z^{{({k})}}/\\partial z^{{({l})}}$, $\\eta^{{(p,{v}_{{{k}}})}} = "
+                    f"\\partial p/\\partial {v}^{{({k})}}$.")
         if n.compact and n.layers:
             layer = min(n.layers, key=str).relabel(lambda _: Sym(example[0] if example else "t"))
             p = self.statement(())
             v, z, s = p.short(layer), p.short(Name(layer.base, layer.labels, 1)), n.short(layer)
             return (f"$\\gamma^{{({s})}} = \\partial {v}/\\partial {z}$ is the Jacobian of the paper's Eq.~1 "
-                    f"(${z}$ the argument of the activation of ${v}$, written $z_{{{s}}}$ in a bracket) and "
+                    f"(${z}$ the argument of the activation of ${v}$, written with a $z$ in a bracket) and "
                     r"$\eta$ that of Eq.~4, by the second name in its bracket.")
         return (r"$\gamma$ and $\eta$ are the Jacobians of the paper's Eqs.~1 and~4, the second by the second "
                 r"name in its bracket.")
@@ -319,9 +320,8 @@ class LatexDocumentPrinter(GeneralLatex, DocumentPrinter):
     def _print_IntermediatesSection(self, s: IntermediatesSection) -> str:
         return (self.heading("Shared intermediates") + r"Each is defined once, in dependency order." + (
             "" if s.expanded else
-            r" $\mathcal{H}^{(s,s')} = \partial^2 f/\partial\varepsilon_s\,\partial\varepsilon_{s'}$ is the"
-            r" second derivative of $f$ with respect to perturbations $\varepsilon$ added to nodes $s$"
-            r" and $s'$ (second-order adjoint).") + (
+            r" $\mathcal{H}$ with two nodes in its bracket is the second derivative of $f$ with respect to"
+            r" perturbations added to those nodes (the second-order adjoint).") + (
             r" A recurrence over $t$ is written once, with its range, and followed by its base case."
             if s.recurrent else "") + "\n" + self.align(self._print(s.defs)))
 

@@ -144,7 +144,7 @@ class TextDocumentPrinter(DocumentPrinter):
     def _print_IntermediatesSection(self, s: IntermediatesSection) -> list[str]:
         head = ("Shared intermediates (dependency order; ∂f/∂n the back-propagated adjoint, γ[v] = ∂v/∂z_v, "
                 "η[a,s] = ∂a/∂s" + (
-            "" if s.expanded else ", H[s,s'] = ∂²f/∂ε_s∂ε_s' for perturbations ε of nodes s, s'") + ")")
+            "" if s.expanded else ", H[m,n] = ∂²f/∂εₘ∂εₙ for perturbations ε of two nodes m, n") + ")")
         return [head] + self._print(s.defs) + [""]
 
     def _print_GeneralIntermediates(self, s: GeneralIntermediates) -> list[str]:

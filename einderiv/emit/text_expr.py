@@ -32,6 +32,16 @@ PRIMES = {1: "′", 2: "″", 3: "‴"}
 MINUS = "−"
 
 
+#: subscript letters Unicode has (for ``(∂²f/∂U∂U)|ₚ``, at fixed p)
+_SUB_LETTERS = dict(zip("aehijklmnoprstuvx", "ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
+
+
+def sub_name(name) -> str:
+    """A name as a subscript where Unicode can write it (``p`` → ``ₚ``), else after ``at ``."""
+    text = str(name)
+    return "".join(_SUB_LETTERS[c] for c in text) if all(c in _SUB_LETTERS for c in text) else f" at {text}"
+
+
 def hat(name) -> str:
     """``p̂`` (a combining circumflex on the name's first letter): the softmax of ``p``."""
     text = str(name)
@@ -212,7 +222,7 @@ class TextPrinter(IndexPrinter):
             at += n
         head = f"∂{sup(k) if k > 1 else ''}{self.ctx.objective}/" + out
         held = self.ctx.held(q)
-        return f"({head})|_{','.join(map(str, held))}" if held else head
+        return f"({head})|{','.join(map(sub_name, held))}" if held else head
 
     def _print_quantity(self, q: Quantity, ixs: tuple[Index, ...]) -> str:
         role = self.ctx.role(q)
