@@ -29,15 +29,34 @@ TOP_PT = 4.5
 FOOTER_PT = (40.0, 45.0)
 
 
-def tools() -> tuple[str, str]:
-    """pdflatex and pdftoppm, or a skip (a failure on CI, which installs them)."""
-    found = shutil.which("pdflatex"), shutil.which("pdftoppm")
+def _need(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The tools' paths, or a skip (a failure on CI, which installs them)."""
+    found = tuple(shutil.which(n) for n in names)
     if None in found:
-        missing = ", ".join(n for n, f in zip(("pdflatex", "pdftoppm"), found) if f is None)
+        missing = ", ".join(n for n, f in zip(names, found) if f is None)
         if os.environ.get("CI"):
             pytest.fail(f"{missing} not installed (CI must install texlive and poppler-utils)")
         pytest.skip(f"{missing} not on PATH")
     return found
+
+
+def tools() -> tuple[str, str]:
+    """pdflatex and pdftoppm, or a skip (a failure on CI, which installs them)."""
+    return _need(("pdflatex", "pdftoppm"))
+
+
+def page_lines(pdf: Path) -> list[list[str]]:
+    """The text lines of each page (pdftotext, poppler-utils), blank lines and the page number dropped."""
+    (exe,) = _need(("pdftotext",))
+    text = subprocess.run([exe, "-layout", str(pdf), "-"], capture_output=True, text=True, check=True,
+                          timeout=300).stdout
+    pages = []
+    for page in text.split("\f"):
+        lines = [ln.strip() for ln in page.splitlines() if ln.strip()]
+        if lines and lines[-1].isdigit():
+            lines.pop()
+        pages.append(lines)
+    return [p for p in pages if p]
 
 
 def compile_tex(tex: str, workdir: Path, name: str = "doc") -> tuple[Path, str]:

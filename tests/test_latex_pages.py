@@ -11,13 +11,14 @@ without them.
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from pdfpages import compile_tex, layout, measure, warnings  # noqa: E402
+from pdfpages import compile_tex, layout, measure, page_lines, warnings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 KEPT = sorted((ROOT / "derivations").glob("*.tex"))
@@ -35,6 +36,11 @@ def test_kept_document_compiles_without_warnings_and_fits_its_pages(path, tmp_pa
     assert not sparse, f"pages less than {LEAST_FULL:.0%} full before the last: {sparse}"
     outside = [(p.number, p.outside, p.first_outside) for p in pages if p.outside]
     assert not outside, f"ink outside the text block (page, pixels, first at x,y pt): {outside}"
+    headings = {h.replace("~", " ").replace("--", "–") for h in re.findall(r"\\section\*\{(.*)\}", path.read_text())}
+    lines = page_lines(pdf)
+    assert len(lines) == len(pages)
+    stranded = [(k + 1, ln) for k, page in enumerate(lines[:-1]) for ln in page[-2:] if ln in headings]
+    assert not stranded, f"a heading at the foot of a page, its content on the next: {stranded}"
 
 
 def test_the_measure_sees_overflow_and_empty_pages(tmp_path):
@@ -51,3 +57,14 @@ def test_the_measure_sees_overflow_and_empty_pages(tmp_path):
 def test_measure_of_a_blank_page():
     import numpy as np
     assert measure(np.full((550, 425), 255, dtype=np.uint8), 1).full == 0.0
+
+
+def test_the_reader_sees_a_stranded_heading(tmp_path):
+    """A heading pushed to the foot of a page by LaTeX's own rules is what the test above looks for."""
+    filler = r"\par ".join(["text"] * 49)
+    tex = (r"\documentclass[10pt]{article}\usepackage[letterpaper,margin=2cm]{geometry}\begin{document}"
+           + filler + r"\section*{Lonely}\nopagebreak[0]\vspace*{40pt}\begin{center}\rule{1pt}{300pt}\\ after\end{center}"
+           r"\end{document}")
+    pdf, _ = compile_tex(tex, tmp_path, "stranded")
+    lines = page_lines(pdf)
+    assert len(lines) == 2 and "Lonely" in lines[0][-2:]

@@ -81,10 +81,10 @@ class TextDocumentPrinter(DocumentPrinter):
         return [head] + ([f"  {t.heading}"] if t.heading else []) + [""]
 
     def _print_GeneralTitle(self, t: GeneralTitle) -> list[str]:
-        return [f"einderiv: general form of the derivatives of {t.objective} for {t.path} "
-                f"(order {t.order}, any depth {t.depth})",
-                f"  read off the derivation at {t.depth} = {t.reference}; reproduced exactly at "
-                f"{t.depth} = {', '.join(map(str, t.checked))}", ""]
+        return ([f"einderiv: general form of the derivatives of {t.objective} for {t.path} "
+                 f"(order {t.order}, any depth {t.depth})"] + ([f"  {t.heading}"] if t.heading else [])
+                + [f"  read off the derivation at {t.depth} = {t.reference}; reproduced exactly at "
+                   f"{t.depth} = {', '.join(map(str, t.checked))}", ""])
 
     # -- network ------------------------------------------------------------------
     @staticmethod
