@@ -188,6 +188,23 @@ def _hobj_p__p(t):
     return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
 
 
+def _hobj_p__p__p(t):
+    """hobj_p__p__p[l,i,j] = δ[l,i] δ[l,j] softmax_l(p[l]) - δ[l,i] softmax_l(p[l]) softmax_j(p[j]) - δ[i,j] softmax_i(p[i]) softmax_l(p[l]) + 2 softmax_i(p[i]) softmax_l(p[l]) softmax_j(p[j]) - δ[l,j] softmax_i(p[i]) softmax_l(p[l])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,lj,Bl->Blij", np.eye(2), np.eye(2), softmax_p)
+    tmp = (np.eye(2))[:, :, None] * (np.eye(2))[:, None]
+    # einsum("li,Bl,Bj->Blij", np.eye(2), softmax_p, softmax_p)
+    tmp_2 = softmax_p[:, :, None] * np.eye(2)
+    # einsum("ij,Bi,Bl->Blij", np.eye(2), softmax_p, softmax_p)
+    tmp_3 = softmax_p[:, :, None] * np.eye(2)
+    # einsum("Bi,Bl,Bj->Blij", softmax_p, softmax_p, softmax_p)
+    tmp_4 = softmax_p[:, :, None] * softmax_p[:, None]
+    # einsum("lj,Bi,Bl->Blij", np.eye(2), softmax_p, softmax_p)
+    tmp_5 = softmax_p[:, :, None] * np.eye(2)
+    return tmp.transpose(0, 2, 1) * softmax_p[:, :, None, None] - tmp_2[:, :, :, None] * softmax_p[:, None, None] - tmp_3[:, None] * softmax_p[:, :, None, None] + 2 * tmp_4[:, :, :, None] * softmax_p[:, None, None] - tmp_5[:, :, None] * softmax_p[:, None, :, None]
+
+
 def _tan_z_v1(t):
     """tan_z_v1[j] = Σ_c dir_W1[j,c] x[c]"""
     dir_W1 = t["dir_W1"]
@@ -587,48 +604,19 @@ def _third_W1__W1__W1(params, data):
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1,W1[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,m] jac_p__z_v1[c,j] jac_p__z_v1[c,k] x[n] x[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,j] jac_p__z_v1[o,k] x[n] x[i] x[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,j] jac_p__z_v1[c,k] x[n] x[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v1[o,j] jac_p__z_v1[p,k] x[n] x[i] x[l] softmax_c(p[c]) softmax_p(p[p]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[c,j] jac_p__z_v1[o,k] x[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c])
+    # ∂f/∂W1,W1,W1[j,i,k,l,m,n] = Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[p,m] jac_p__z_v1[c,j] jac_p__z_v1[o,k] x[n] x[i] x[l]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bcm,Bcj,Bck,Bn,Bi,Bl,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * x[:, None]
-    tmp_3 = jac_p__z_v1[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_4 = np.einsum("Bckj,Bcm->Bkjm", tmp_3, tmp, optimize=False)
-    tmp_5 = tmp_2[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Boj,Bok,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_9 = x[:, :, None] * x[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_6[:, None, None]
-    # einsum("Bcm,Boj,Bck,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_15 = x[:, :, None] * x[:, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    tmp_17 = tmp_15[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Boj,Bpk,Bn,Bi,Bl,Bc,Bp,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_18 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_21 = x[:, :, None] * x[:, None]
-    tmp_22 = tmp_18[:, :, None] * x[:, None]
-    tmp_23 = tmp_20[:, :, None] * tmp_19[:, None]
-    tmp_24 = tmp_22[:, :, :, None, None] * tmp_21[:, None, None]
-    # einsum("Bcm,Bcj,Bok,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_26 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_28 = x[:, :, None] * x[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * x[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
-    d3_W1__W1__W1 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 0, 3, 2, 5, 1) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(5, 2, 4, 1, 0, 3) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1)) / B
+    # einsum("Bcop,Bpm,Bcj,Bok,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x)
+    tmp = np.einsum("Bpm,Bcop->Bmco", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_2 = np.einsum("Bmco,Bcj->Bmoj", tmp, jac_p__z_v1, optimize=False)
+    tmp_3 = np.einsum("Bmoj,Bok->Bmjk", tmp_2, jac_p__z_v1, optimize=False)
+    tmp_4 = x[:, :, None] * x[:, None]
+    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
+    d3_W1__W1__W1 = (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) / B
     return {"block": d3_W1__W1__W1}
 
 
@@ -640,65 +628,36 @@ def _third_W1__W1__W2(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1,W2[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,k] jac_p__z_v2[c,m] v1[n] x[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[c,k] jac_p__z_v2[o,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[o,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[p,m] v1[n] x[i] x[l] softmax_p(p[p]) softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[c,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,m] x[i] x[l] + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,m] x[i] x[l]
+    # ∂f/∂W1,W1,W2[j,i,k,l,m,n] = Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[p,m] v1[n] x[i] x[l] + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,m] x[i] x[l] + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,m] x[i] x[l]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bcj,Bck,Bcm,Bn,Bi,Bl,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * v1[:, None]
-    tmp_3 = jac_p__z_v2[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_4 = np.einsum("Bcmk,Bcj->Bmkj", tmp_3, tmp, optimize=False)
-    tmp_5 = tmp_2[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bck,Bom,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_9 = x[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_6[:, None, None]
-    # einsum("Bcj,Bok,Bom,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_15 = x[:, :, None] * v1[:, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    tmp_17 = tmp_15[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcj,Bok,Bpm,Bn,Bi,Bl,Bp,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_18 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_21 = x[:, :, None] * v1[:, None]
-    tmp_22 = tmp_18[:, :, None] * x[:, None]
-    tmp_23 = tmp_20[:, :, None] * tmp_19[:, None]
-    tmp_24 = tmp_22[:, :, :, None, None] * tmp_21[:, None, None]
-    # einsum("Bcj,Bok,Bcm,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_26 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_28 = x[:, :, None] * v1[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * x[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
+    # einsum("Bcop,Bcj,Bok,Bpm,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x)
+    tmp = np.einsum("Bcj,Bcop->Bjop", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_2 = np.einsum("Bjop,Bok->Bjpk", tmp, jac_p__z_v1, optimize=False)
+    tmp_3 = np.einsum("Bjpk,Bpm->Bjkm", tmp_2, jac_p__z_v2, optimize=False)
+    tmp_4 = x[:, :, None] * v1[:, None]
+    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hobj_p__p = t["hobj_p__p"]
     # einsum("Bj,jn,Bco,Bok,Bcm,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, x)
-    tmp_31 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_32 = tmp_31 @ jac_p__z_v2
-    tmp_33 = x[:, :, None] * drelu_z_v1[:, None]
-    tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
-    tmp_35 = np.tensordot(tmp_34, tmp_33, axes=([0], [0]))
+    tmp_6 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_7 = tmp_6 @ jac_p__z_v2
+    tmp_8 = x[:, :, None] * drelu_z_v1[:, None]
+    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
+    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
     # einsum("Bk,kn,Bco,Bcj,Bom,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, x)
-    tmp_36 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_37 = tmp_36 @ jac_p__z_v2
-    tmp_38 = x[:, :, None] * drelu_z_v1[:, None]
-    tmp_39 = tmp_37[:, :, :, None] * x[:, None, None]
-    tmp_40 = np.tensordot(tmp_39, tmp_38, axes=([0], [0]))
-    d3_W1__W1__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 0, 4, 2, 3, 1) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(0, 2, 5, 1, 4, 3) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (tmp_35.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_40.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    tmp_11 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_12 = tmp_11 @ jac_p__z_v2
+    tmp_13 = x[:, :, None] * drelu_z_v1[:, None]
+    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
+    tmp_15 = np.tensordot(tmp_14, tmp_13, axes=([0], [0]))
+    d3_W1__W1__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(3, 0, 4, 2, 5, 1) + (tmp_10.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_15.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_W1__W1__W2}
 
 
@@ -710,43 +669,18 @@ def _third_W1__W1__U(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1,U[j,i,k,l,m,n] = jac_p__z_v1[m,j] jac_p__z_v1[m,k] v2[n] x[i] x[l] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,k] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[m,k] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] v2[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v1[m,j] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v1[c,k] x[i] x[l] + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v1[c,j] x[i] x[l]
+    # ∂f/∂W1,W1,U[j,i,k,l,m,n] = Σ_co hobj_p__p__p[c,o,m] jac_p__z_v1[c,j] jac_p__z_v1[o,k] v2[n] x[i] x[l] + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v1[c,k] x[i] x[l] + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v1[c,j] x[i] x[l]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     v2 = t["v2"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bmj,Bmk,Bn,Bi,Bl,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_4 = tmp_2[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bck,Bn,Bi,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_5 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_6 = (tmp_5.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_7 = x[:, :, None] * v2[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * x[:, None, None]
-    tmp_9 = tmp_7[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcj,Bmk,Bn,Bi,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = x[:, :, None] * v2[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * tmp_10[:, None, None]
-    # einsum("Bcj,Bok,Bn,Bi,Bl,Bo,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_16 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_17 = x[:, :, None] * v2[:, None]
-    tmp_18 = softmax_p[:, :, None] * x[:, None]
-    tmp_19 = tmp_17[:, :, :, None] * tmp_15[:, None, None]
-    tmp_20 = tmp_18[:, :, :, None] * tmp_16[:, None, None]
-    # einsum("Bck,Bmj,Bn,Bi,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_21 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_22 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_23 = x[:, :, None] * v2[:, None]
-    tmp_24 = tmp_22[:, :, :, None] * x[:, None, None]
-    tmp_25 = tmp_23[:, :, :, None] * tmp_21[:, None, None]
+    # einsum("Bcom,Bcj,Bok,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, v2, x, x)
+    tmp = np.einsum("Bcj,Bcom->Bjom", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_2 = np.einsum("Bjom,Bok->Bjmk", tmp, jac_p__z_v1, optimize=False)
+    tmp_3 = x[:, :, None] * v2[:, None]
+    tmp_4 = tmp_3[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
@@ -755,18 +689,18 @@ def _third_W1__W1__U(params, data):
     W2 = t["W2"]
     hobj_p__p = t["hobj_p__p"]
     # einsum("Bj,Bn,nj,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v1, x, x)
-    tmp_26 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_27 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_28 = tmp_27 * W2
-    tmp_29 = tmp_26[:, :, :, None] * x[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * x[:, None, None]
+    tmp_5 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_6 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_7 = tmp_6 * W2
+    tmp_8 = tmp_5[:, :, :, None] * x[:, None, None]
+    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
     # einsum("Bk,Bn,nk,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v1, x, x)
-    tmp_31 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_32 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_33 = tmp_32 * W2
-    tmp_34 = tmp_31[:, :, :, None] * x[:, None, None]
-    tmp_35 = tmp_33[:, :, :, None] * x[:, None, None]
-    d3_W1__W1__U = ((np.tensordot(tmp_4, tmp_3, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) - (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (np.tensordot(tmp_25, tmp_24, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(1, 5, 3, 2, 4, 0) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0)) / B
+    tmp_10 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_11 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_12 = tmp_11 * W2
+    tmp_13 = tmp_10[:, :, :, None] * x[:, None, None]
+    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
+    d3_W1__W1__U = ((np.tensordot(tmp_4, tmp_2, axes=([0], [0]))).transpose(3, 0, 5, 2, 4, 1) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(1, 5, 3, 2, 4, 0) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0)) / B
     return {"block": d3_W1__W1__U}
 
 
@@ -779,74 +713,38 @@ def _third_W1__W2__W1(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W2,W1[j,i,k,l,m,n] = Σ_c relu'(z_v2[k]) U[c,k] jac_p__z_v1[c,m] jac_v1__z_v1[l,j] x[i] x[n] softmax_c(p[c]) - Σ_co relu'(z_v2[k]) U[c,k] jac_p__z_v1[o,m] jac_v1__z_v1[l,j] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,m] jac_p__z_v2[c,k] v1[l] x[i] x[n] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[c,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[p,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_p(p[p]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[c,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] x[i] x[n]
+    # ∂f/∂W1,W2,W1[j,i,k,l,m,n] = Σ_co relu'(z_v2[k]) U[c,k] hobj_p__p[c,o] jac_p__z_v1[o,m] jac_v1__z_v1[l,j] x[i] x[n] + Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[c,j] jac_p__z_v1[p,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] + Σ_co hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] x[i] x[n]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     U = t["U"]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bk,ck,Bcm,Blj,Bi,Bn,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v1, jac_v1__z_v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * drelu_z_v2[:, None]
-    tmp_3 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_4 = np.tensordot(tmp, U, axes=([1], [0]))
-    tmp_5 = tmp_4[:, :, :, None] * (tmp_2.transpose(0, 2, 1))[:, None]
-    # einsum("Bk,ck,Bom,Blj,Bi,Bn,Bo,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v1, jac_v1__z_v1, x, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_7 = softmax_p @ U
-    tmp_8 = tmp_7 * drelu_z_v2
-    tmp_9 = x[:, :, None] * x[:, None]
-    tmp_10 = tmp_6[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_8[:, None, None]
+    # einsum("Bk,ck,Bco,Bom,Blj,Bi,Bn->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v1, jac_v1__z_v1, x, x)
+    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_2 = np.tensordot(tmp, U, axes=([2], [0]))
+    tmp_3 = tmp_2 * drelu_z_v2[:, None]
+    tmp_4 = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_5 = tmp_3[:, :, :, None] * x[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
-    # einsum("Bcj,Bcm,Bck,Bl,Bi,Bn,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p)
-    tmp_12 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_13 = x[:, :, None] * v1[:, None]
-    tmp_14 = jac_p__z_v2[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_15 = np.einsum("Bckm,Bcj->Bkmj", tmp_14, tmp_12, optimize=False)
-    tmp_16 = tmp_13[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bom,Bck,Bl,Bi,Bn,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = (tmp_18.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_20 = x[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcj,Bom,Bok,Bl,Bi,Bn,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_24 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_26 = x[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcj,Bom,Bpk,Bl,Bi,Bn,Bo,Bp,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_29 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_32 = x[:, :, None] * v1[:, None]
-    tmp_33 = tmp_29[:, :, None] * x[:, None]
-    tmp_34 = tmp_31[:, :, None] * tmp_30[:, None]
-    tmp_35 = tmp_33[:, :, :, None, None] * tmp_32[:, None, None]
-    # einsum("Bcj,Bcm,Bok,Bl,Bi,Bn,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_36 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_37 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_38 = (tmp_37.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_39 = x[:, :, None] * v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
+    # einsum("Bcop,Bcj,Bpm,Bok,Bl,Bi,Bn->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x)
+    tmp_6 = np.einsum("Bcj,Bcop->Bjop", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_7 = np.einsum("Bjop,Bpm->Bjom", tmp_6, jac_p__z_v1, optimize=False)
+    tmp_8 = np.einsum("Bjom,Bok->Bjmk", tmp_7, jac_p__z_v2, optimize=False)
+    tmp_9 = x[:, :, None] * v1[:, None]
+    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
     # einsum("Bco,Bcj,Bok,Blm,Bi,Bn->jiklmn", hobj_p__p, jac_p__z_v1, jac_p__z_v2, jac_v1__z_v1, x, x)
-    tmp_42 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_43 = tmp_42 @ jac_p__z_v2
-    tmp_44 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    d3_W1__W2__W1 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(5, 1, 2, 4, 3, 0) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 0, 3, 1, 4, 2) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 0, 4, 1, 2, 5) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 0, 4, 1, 3, 5) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 2, 4, 3, 5, 1) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(3, 0, 2, 1, 4, 5) + (np.tensordot(tmp_45, tmp_44, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
+    tmp_11 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_12 = tmp_11 @ jac_p__z_v2
+    tmp_13 = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
+    d3_W1__W2__W1 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(3, 0, 5, 1, 4, 2) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
     return {"block": d3_W1__W2__W1}
 
 
@@ -859,77 +757,41 @@ def _third_W1__W2__W2(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W2,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[k]) U[c,k] jac_p__z_v2[c,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_c(p[c]) - Σ_co relu'(z_v2[k]) U[c,k] jac_p__z_v2[o,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[p,m] v1[l] v1[n] x[i] softmax_p(p[p]) softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] x[i]
+    # ∂f/∂W1,W2,W2[j,i,k,l,m,n] = Σ_co relu'(z_v2[k]) U[c,k] hobj_p__p[c,o] jac_p__z_v2[o,m] jac_v1__z_v1[l,j] v1[n] x[i] + Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[p,m] v1[l] v1[n] x[i] + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] x[i]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     U = t["U"]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bk,ck,Bcm,Blj,Bn,Bi,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v2, jac_v1__z_v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_3 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_4 = np.tensordot(tmp, U, axes=([1], [0]))
-    tmp_5 = tmp_4[:, :, :, None] * (tmp_2.transpose(0, 2, 1))[:, None]
-    # einsum("Bk,ck,Bom,Blj,Bn,Bi,Bo,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v2, jac_v1__z_v1, v1, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_7 = softmax_p @ U
-    tmp_8 = tmp_7 * drelu_z_v2
-    tmp_9 = x[:, :, None] * v1[:, None]
-    tmp_10 = tmp_6[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_8[:, None, None]
+    # einsum("Bk,ck,Bco,Bom,Blj,Bn,Bi->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v1, x)
+    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_2 = np.tensordot(tmp, U, axes=([2], [0]))
+    tmp_3 = tmp_2 * drelu_z_v2[:, None]
+    tmp_4 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_5 = tmp_3[:, :, :, None] * x[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bcj,Bck,Bcm,Bl,Bn,Bi,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p)
-    tmp_12 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_13 = v1[:, :, None] * v1[:, None]
-    tmp_14 = jac_p__z_v2[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_15 = np.einsum("Bcmk,Bcj->Bmkj", tmp_14, tmp_12, optimize=False)
-    tmp_16 = tmp_13[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bck,Bom,Bl,Bn,Bi,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = (tmp_18.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_20 = v1[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcj,Bok,Bom,Bl,Bn,Bi,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_24 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_26 = v1[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcj,Bok,Bpm,Bl,Bn,Bi,Bp,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p, softmax_p)
-    tmp_29 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_32 = v1[:, :, None] * v1[:, None]
-    tmp_33 = tmp_29[:, :, None] * x[:, None]
-    tmp_34 = tmp_31[:, :, None] * tmp_30[:, None]
-    tmp_35 = tmp_33[:, :, :, None, None] * tmp_32[:, None, None]
-    # einsum("Bcj,Bok,Bcm,Bl,Bn,Bi,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_36 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_37 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_38 = (tmp_37.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_39 = v1[:, :, None] * v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
+    # einsum("Bcop,Bcj,Bok,Bpm,Bl,Bn,Bi->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x)
+    tmp_6 = np.einsum("Bcj,Bcop->Bjop", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_7 = np.einsum("Bjop,Bok->Bjpk", tmp_6, jac_p__z_v2, optimize=False)
+    tmp_8 = np.einsum("Bjpk,Bpm->Bjkm", tmp_7, jac_p__z_v2, optimize=False)
+    tmp_9 = v1[:, :, None] * v1[:, None]
+    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bj,jn,Bco,Bok,Bcm,Bl,Bi->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, x)
-    tmp_42 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_43 = tmp_42 @ jac_p__z_v2
-    tmp_44 = v1[:, :, None] * drelu_z_v1[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
-    d3_W1__W2__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 2, 4, 1, 3, 0) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 5, 3, 1, 4, 0) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 1, 5, 3, 4, 2) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(3, 5, 2, 1, 4, 0) + (tmp_46.transpose(4, 2, 0, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
+    tmp_11 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_12 = tmp_11 @ jac_p__z_v2
+    tmp_13 = v1[:, :, None] * drelu_z_v1[:, None]
+    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
+    tmp_15 = np.tensordot(tmp_14, tmp_13, axes=([0], [0]))
+    d3_W1__W2__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(3, 2, 4, 1, 5, 0) + (tmp_15.transpose(4, 2, 0, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
     return {"block": d3_W1__W2__W2}
 
 
@@ -943,8 +805,9 @@ def _third_W1__W2__U(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W2,U[j,i,k,l,m,n] = relu'(z_v2[k]) δ[k,n] adj_p[m] jac_v1__z_v1[l,j] x[i] + relu'(z_v2[k]) U[m,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_m(p[m]) - Σ_c relu'(z_v2[k]) U[c,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] v1[l] v2[n] x[i] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[l] x[i] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v1[c,j] v1[l] x[i]
+    # ∂f/∂W1,W2,U[j,i,k,l,m,n] = relu'(z_v2[k]) δ[k,n] adj_p[m] jac_v1__z_v1[l,j] x[i] + Σ_c relu'(z_v2[k]) U[c,k] hobj_p__p[c,m] jac_v1__z_v1[l,j] v2[n] x[i] + Σ_co hobj_p__p__p[c,o,m] jac_p__z_v1[c,j] jac_p__z_v2[o,k] v1[l] v2[n] x[i] + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[l] x[i] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v1[c,j] v1[l] x[i]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
@@ -956,68 +819,36 @@ def _third_W1__W2__U(params, data):
     tmp_2 = x[:, :, None, None] * jac_v1__z_v1[:, None]
     tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
     U = t["U"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bk,mk,Blj,Bn,Bi,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p)
-    tmp_4 = v2[:, :, None] * drelu_z_v2[:, None]
-    tmp_5 = softmax_p[:, :, None] * U
-    tmp_6 = tmp_5[:, :, :, None] * (tmp_4.transpose(0, 2, 1))[:, None]
-    tmp_7 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    # einsum("Bk,ck,Blj,Bn,Bi,Bc,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p, softmax_p)
-    tmp_8 = softmax_p @ U
-    tmp_9 = tmp_8 * drelu_z_v2
-    tmp_10 = x[:, :, None] * v2[:, None]
-    tmp_11 = softmax_p[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * tmp_9[:, None, None]
+    hobj_p__p = t["hobj_p__p"]
+    # einsum("Bk,ck,Bcm,Blj,Bn,Bi->jiklmn", drelu_z_v2, U, hobj_p__p, jac_v1__z_v1, v2, x)
+    tmp_4 = np.tensordot(hobj_p__p, U, axes=([1], [0]))
+    tmp_5 = tmp_4 * drelu_z_v2[:, None]
+    tmp_6 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_7 = tmp_5[:, :, :, None] * x[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
-    # einsum("Bmj,Bmk,Bl,Bn,Bi,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = v2[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bck,Bl,Bn,Bi,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_17 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_18 = (tmp_17.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_19 = v2[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcj,Bmk,Bl,Bn,Bi,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_23 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_24 = v2[:, :, None] * v1[:, None]
-    tmp_25 = tmp_23[:, :, :, None] * x[:, None, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    # einsum("Bcj,Bok,Bl,Bn,Bi,Bo,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_27 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = v2[:, :, None] * v1[:, None]
-    tmp_30 = softmax_p[:, :, None] * x[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * tmp_27[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    # einsum("Bmj,Bck,Bl,Bn,Bi,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_33 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_34 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_35 = v2[:, :, None] * v1[:, None]
-    tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
-    tmp_37 = tmp_35[:, :, :, None] * tmp_33[:, None, None]
+    # einsum("Bcom,Bcj,Bok,Bl,Bn,Bi->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
+    tmp_8 = np.einsum("Bcj,Bcom->Bjom", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_9 = np.einsum("Bjom,Bok->Bjmk", tmp_8, jac_p__z_v2, optimize=False)
+    tmp_10 = v2[:, :, None] * v1[:, None]
+    tmp_11 = tmp_10[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bj,Bn,nj,Bmc,Bck,Bl,Bi->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v2, v1, x)
-    tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_39 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_40 = tmp_39 * W2
-    tmp_41 = tmp_38[:, :, :, None] * v1[:, None, None]
-    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
+    tmp_12 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_13 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_14 = tmp_13 * W2
+    tmp_15 = tmp_12[:, :, :, None] * v1[:, None, None]
+    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
     # einsum("Bk,kn,Bcm,Bcj,Bl,Bi->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v1, v1, x)
-    tmp_43 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_44 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
-    d3_W1__W2__U = ((tmp_3.transpose(2, 0, 4, 1, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 0, 4, 1, 3, 5) - (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(4, 2, 5, 1, 3, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 5, 4, 1, 3, 0) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(5, 1, 2, 4, 0, 3) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(1, 2, 3, 5, 4, 0) + (tmp_46.transpose(0, 2, 4, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    tmp_17 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_18 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_19 = tmp_17[:, :, :, None] * x[:, None, None]
+    tmp_20 = np.tensordot(tmp_19, tmp_18, axes=([0], [0]))
+    d3_W1__W2__U = ((tmp_3.transpose(2, 0, 4, 1, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) + (np.tensordot(tmp_11, tmp_9, axes=([0], [0]))).transpose(3, 2, 5, 1, 4, 0) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(1, 2, 3, 5, 4, 0) + (tmp_20.transpose(0, 2, 4, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_W1__W2__U}
 
 
@@ -1032,59 +863,29 @@ def _third_W1__U__W1(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,U,W1[j,i,l,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v1[k,j] x[i] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v1[k,j] x[i] x[n] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v1[l,j] jac_p__z_v1[l,m] v2[k] x[i] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v1[l,j] v2[k] x[i] x[n] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[l,m] v2[k] x[i] x[n] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] v2[k] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,m] v2[k] x[i] x[n] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v1[k,m] x[i] x[n]
+    # ∂f/∂W1,U,W1[j,i,l,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v1[c,m] jac_v2__z_v1[k,j] x[i] x[n] + Σ_co hobj_p__p__p[c,l,o] jac_p__z_v1[c,j] jac_p__z_v1[o,m] v2[k] x[i] x[n] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v1[k,m] x[i] x[n]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bkj,Bi,Bn,Bl->jilkmn", jac_p__z_v1, jac_v2__z_v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Blc,Bcm,Bkj,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
+    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
     tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bkj,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_v2__z_v1, x, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_5 = x[:, :, None] * x[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     v2 = t["v2"]
-    # einsum("Blj,Blm,Bk,Bi,Bn,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p)
-    tmp_8 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_9 = x[:, :, None] * v2[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_11 = tmp_9[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Blj,Bk,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = x[:, :, None] * v2[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * x[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcj,Blm,Bk,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = x[:, :, None] * v2[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcj,Bom,Bk,Bi,Bn,Bo,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_24 = x[:, :, None] * v2[:, None]
-    tmp_25 = softmax_p[:, :, None] * x[:, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcj,Bcm,Bk,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_28 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_29 = (tmp_28.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_30 = x[:, :, None] * v2[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * x[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * softmax_p[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
+    # einsum("Bclo,Bcj,Bom,Bk,Bi,Bn->jilkmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, v2, x, x)
+    tmp_4 = np.einsum("Bcj,Bclo->Bjlo", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_5 = np.einsum("Bjlo,Bom->Bjlm", tmp_4, jac_p__z_v1, optimize=False)
+    tmp_6 = x[:, :, None] * v2[:, None]
+    tmp_7 = tmp_6[:, :, :, None] * x[:, None, None]
     # einsum("Bcl,Bcj,Bkm,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
-    tmp_33 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_34 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_35 = tmp_33[:, :, :, None] * x[:, None, None]
-    d3_W1__U__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 3, 0, 4, 1, 2) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 1, 3, 4, 2, 0) + (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(4, 0, 3, 1, 5, 2) - (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(4, 0, 3, 1, 2, 5) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + 2 * (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(5, 3, 0, 4, 2, 1) - (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(3, 0, 2, 1, 4, 5) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
+    tmp_8 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_9 = x[:, :, None, None] * jac_v2__z_v1[:, None]
+    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
+    d3_W1__U__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) + (np.tensordot(tmp_7, tmp_5, axes=([0], [0]))).transpose(3, 0, 4, 1, 5, 2) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
     return {"block": d3_W1__U__W1}
 
 
@@ -1101,77 +902,47 @@ def _third_W1__U__W2(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,U,W2[j,i,l,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v1[k,j] v1[n] x[i] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v1[k,j] v1[n] x[i] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[k]) δ[k,m] adj_p[l] jac_v1__z_v1[n,j] x[i] + jac_p__z_v1[l,j] jac_p__z_v2[l,m] v1[n] v2[k] x[i] softmax_l(p[l]) - Σ_c jac_p__z_v1[l,j] jac_p__z_v2[c,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[l,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,m] v1[n] v2[k] x[i] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + Σ_c relu'(z_v1[j]) δ[j,n] hobj_p__p[c,l] jac_p__z_v2[c,m] v2[k] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v2[k,m] v1[n] x[i]
+    # ∂f/∂W1,U,W2[j,i,l,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v2[c,m] jac_v2__z_v1[k,j] v1[n] x[i] + relu'(z_v2[k]) δ[k,m] adj_p[l] jac_v1__z_v1[n,j] x[i] + Σ_co hobj_p__p__p[c,l,o] jac_p__z_v1[c,j] jac_p__z_v2[o,m] v1[n] v2[k] x[i] + Σ_c relu'(z_v1[j]) δ[j,n] hobj_p__p[c,l] jac_p__z_v2[c,m] v2[k] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v2[k,m] v1[n] x[i]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bkj,Bn,Bi,Bl->jilkmn", jac_p__z_v2, jac_v2__z_v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
+    # einsum("Blc,Bcm,Bkj,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
+    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_2 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
     tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bkj,Bn,Bi,Bc,Bl->jilkmn", jac_p__z_v2, jac_v2__z_v1, v1, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_5 = x[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_p = t["adj_p"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bk,km,Bl,Bnj,Bi->jilkmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp_8 = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_9 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
+    tmp_4 = adj_p[:, :, None] * drelu_z_v2[:, None]
+    tmp_5 = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_6 = np.tensordot(tmp_5, tmp_4, axes=([0], [0]))
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Blj,Blm,Bn,Bk,Bi,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = v2[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    # einsum("Blj,Bcm,Bn,Bk,Bi,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_16 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_17 = v2[:, :, None] * v1[:, None]
-    tmp_18 = tmp_16[:, :, :, None] * x[:, None, None]
-    tmp_19 = tmp_17[:, :, :, None] * tmp_15[:, None, None]
-    # einsum("Bcj,Blm,Bn,Bk,Bi,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_21 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_22 = v2[:, :, None] * v1[:, None]
-    tmp_23 = tmp_21[:, :, :, None] * x[:, None, None]
-    tmp_24 = tmp_22[:, :, :, None] * tmp_20[:, None, None]
-    # einsum("Bcj,Bom,Bn,Bk,Bi,Bo,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_26 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_27 = v2[:, :, None] * v1[:, None]
-    tmp_28 = softmax_p[:, :, None] * x[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * tmp_25[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_26[:, None, None]
-    # einsum("Bcj,Bcm,Bn,Bk,Bi,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_31 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_32 = (tmp_31.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_33 = v2[:, :, None] * v1[:, None]
-    tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
-    tmp_35 = tmp_33[:, :, :, None] * softmax_p[:, None, None]
+    # einsum("Bclo,Bcj,Bom,Bn,Bk,Bi->jilkmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
+    tmp_7 = np.einsum("Bcj,Bclo->Bjlo", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_8 = np.einsum("Bjlo,Bom->Bjlm", tmp_7, jac_p__z_v2, optimize=False)
+    tmp_9 = v2[:, :, None] * v1[:, None]
+    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bj,jn,Bcl,Bcm,Bk,Bi->jilkmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, v2, x)
-    tmp_36 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_37 = v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_38 = tmp_36[:, :, :, None] * x[:, None, None]
-    tmp_39 = np.tensordot(tmp_38, tmp_37, axes=([0], [0]))
+    tmp_11 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_12 = v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
+    tmp_14 = np.tensordot(tmp_13, tmp_12, axes=([0], [0]))
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Bcl,Bcj,Bkm,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp_40 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_41 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
-    d3_W1__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 0, 4, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 0, 3, 4, 2, 1) + (tmp_10.transpose(2, 0, 3, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, :, None] + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 2, 3, 0, 5, 1) - (np.tensordot(tmp_19, tmp_18, axes=([0], [0]))).transpose(4, 5, 3, 0, 2, 1) - (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 5, 3, 0, 4, 1) + 2 * (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(5, 1, 0, 3, 2, 4) - (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 5, 2, 0, 4, 1) + (tmp_39.transpose(4, 2, 1, 3, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
+    tmp_15 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_16 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
+    tmp_17 = tmp_15[:, :, :, None] * x[:, None, None]
+    d3_W1__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) + (tmp_6.transpose(2, 0, 3, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, :, None] + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(3, 2, 4, 0, 5, 1) + (tmp_14.transpose(4, 2, 1, 3, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
     return {"block": d3_W1__U__W2}
 
 
@@ -1186,62 +957,34 @@ def _third_W1__U__U(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,U,U[j,i,l,k,m,n] = δ[l,m] jac_v2__z_v1[k,j] v2[n] x[i] softmax_l(p[l]) - jac_v2__z_v1[k,j] v2[n] x[i] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v1[l,j] v2[n] v2[k] x[i] softmax_l(p[l]) - jac_p__z_v1[l,j] v2[n] v2[k] x[i] softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v1[c,j] v2[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v1[c,j] v2[n] v2[k] x[i] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v1[m,j] v2[n] v2[k] x[i] softmax_m(p[m]) softmax_l(p[l]) + relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,l] v2[k] x[i]
+    # ∂f/∂W1,U,U[j,i,l,k,m,n] = hobj_p__p[l,m] jac_v2__z_v1[k,j] v2[n] x[i] + Σ_c hobj_p__p__p[c,l,m] jac_p__z_v1[c,j] v2[n] v2[k] x[i] + relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,l] v2[k] x[i]
+    hobj_p__p = t["hobj_p__p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     v2 = t["v2"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,Bkj,Bn,Bi,Bl->jilkmn", np.eye(2), jac_v2__z_v1, v2, x, softmax_p)
-    tmp = x[:, :, None] * v2[:, None]
-    tmp_2 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    # einsum("Bkj,Bn,Bi,Bm,Bl->jilkmn", jac_v2__z_v1, v2, x, softmax_p, softmax_p)
-    tmp_4 = x[:, :, None] * v2[:, None]
-    tmp_5 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_6 = tmp_4[:, :, :, None] * softmax_p[:, None, None]
+    # einsum("Blm,Bkj,Bn,Bi->jilkmn", hobj_p__p, jac_v2__z_v1, v2, x)
+    tmp = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("lm,Blj,Bn,Bk,Bi,Bl->jilkmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p)
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_8 = v2[:, :, None] * v2[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    # einsum("Blj,Bn,Bk,Bi,Bm,Bl->jilkmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = v2[:, :, None] * v2[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("lm,Bcj,Bn,Bk,Bi,Bc,Bl->jilkmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_16 = v2[:, :, None] * v2[:, None]
-    tmp_17 = softmax_p[:, :, None] * x[:, None]
-    tmp_18 = tmp_16[:, :, :, None] * tmp_15[:, None, None]
-    tmp_19 = np.tensordot(tmp_18, tmp_17, axes=([0], [0]))
-    # einsum("Bcj,Bn,Bk,Bi,Bc,Bm,Bl->jilkmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_21 = v2[:, :, None] * v2[:, None]
-    tmp_22 = softmax_p[:, :, None] * x[:, None]
-    tmp_23 = tmp_21[:, :, :, None] * softmax_p[:, None, None]
-    tmp_24 = tmp_22[:, :, :, None] * tmp_20[:, None, None]
-    # einsum("Bmj,Bn,Bk,Bi,Bm,Bl->jilkmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_25 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_26 = v2[:, :, None] * v2[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * softmax_p[:, None, None]
+    # einsum("Bclm,Bcj,Bn,Bk,Bi->jilkmn", hobj_p__p__p, jac_p__z_v1, v2, v2, x)
+    tmp_3 = np.einsum("Bcj,Bclm->Bjlm", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_4 = v2[:, :, None] * v2[:, None]
+    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     z_v2 = t["z_v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bj,Bn,nj,Bml,Bk,Bi->jilkmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, v2, x)
-    tmp_29 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_30 = tmp_29 * W2
-    tmp_31 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_32 = tmp_30[:, :, :, None] * x[:, None, None]
-    d3_W1__U__U = ((tmp_3.transpose(2, 3, 0, 1, 4))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (tmp_10.transpose(1, 2, 0, 3, 4))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 5, 3, 0, 2, 1) - (tmp_19.transpose(2, 4, 3, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 1, 5, 3, 0, 4) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(4, 5, 2, 0, 3, 1) + (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(1, 2, 5, 3, 4, 0)) / B
+    tmp_6 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_7 = tmp_6 * W2
+    tmp_8 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
+    d3_W1__U__U = ((np.tensordot(tmp_2, tmp, axes=([0], [0]))).transpose(2, 0, 4, 1, 5, 3) + (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(3, 2, 4, 0, 5, 1) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(1, 2, 5, 3, 4, 0)) / B
     return {"block": d3_W1__U__U}
 
 
@@ -1254,74 +997,38 @@ def _third_W2__W1__W1(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W1,W1[j,i,k,l,m,n] = Σ_c relu'(z_v2[j]) U[c,j] jac_p__z_v1[c,m] jac_v1__z_v1[i,k] x[n] x[l] softmax_c(p[c]) - Σ_co relu'(z_v2[j]) U[c,j] jac_p__z_v1[o,m] jac_v1__z_v1[i,k] x[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,m] jac_p__z_v1[c,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[o,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[c,k] jac_p__z_v2[o,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[p,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) softmax_p(p[p]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] x[n] x[l]
+    # ∂f/∂W2,W1,W1[j,i,k,l,m,n] = Σ_co relu'(z_v2[j]) U[c,j] hobj_p__p[c,o] jac_p__z_v1[o,m] jac_v1__z_v1[i,k] x[n] x[l] + Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[p,m] jac_p__z_v1[o,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] + Σ_co hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] x[n] x[l]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     U = t["U"]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bj,cj,Bcm,Bik,Bn,Bl,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v1, jac_v1__z_v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * drelu_z_v2[:, None]
-    tmp_3 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_4 = np.tensordot(tmp, U, axes=([1], [0]))
-    tmp_5 = tmp_4[:, :, :, None] * (tmp_2.transpose(0, 2, 1))[:, None]
-    # einsum("Bj,cj,Bom,Bik,Bn,Bl,Bo,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v1, jac_v1__z_v1, x, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_7 = softmax_p @ U
-    tmp_8 = tmp_7 * drelu_z_v2
-    tmp_9 = x[:, :, None] * x[:, None]
-    tmp_10 = tmp_6[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_8[:, None, None]
+    # einsum("Bj,cj,Bco,Bom,Bik,Bn,Bl->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v1, jac_v1__z_v1, x, x)
+    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_2 = np.tensordot(tmp, U, axes=([2], [0]))
+    tmp_3 = tmp_2 * drelu_z_v2[:, None]
+    tmp_4 = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_5 = tmp_3[:, :, :, None] * x[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
-    # einsum("Bcm,Bck,Bcj,Bi,Bn,Bl,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p)
-    tmp_12 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_13 = x[:, :, None] * v1[:, None]
-    tmp_14 = jac_p__z_v2[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_15 = np.einsum("Bcjk,Bcm->Bjkm", tmp_14, tmp_12, optimize=False)
-    tmp_16 = tmp_13[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bok,Boj,Bi,Bn,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = (tmp_18.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_20 = x[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcm,Bck,Boj,Bi,Bn,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_24 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_26 = x[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcm,Bok,Bpj,Bi,Bn,Bl,Bc,Bo,Bp->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_29 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_32 = x[:, :, None] * v1[:, None]
-    tmp_33 = tmp_29[:, :, None] * x[:, None]
-    tmp_34 = tmp_31[:, :, None] * tmp_30[:, None]
-    tmp_35 = tmp_33[:, :, :, None, None] * tmp_32[:, None, None]
-    # einsum("Bcm,Bok,Bcj,Bi,Bn,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_36 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_37 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_38 = (tmp_37.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_39 = x[:, :, None] * v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
+    # einsum("Bcop,Bpm,Bok,Bcj,Bi,Bn,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x)
+    tmp_6 = np.einsum("Bpm,Bcop->Bmco", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_7 = np.einsum("Bmco,Bok->Bmck", tmp_6, jac_p__z_v1, optimize=False)
+    tmp_8 = np.einsum("Bmck,Bcj->Bmkj", tmp_7, jac_p__z_v2, optimize=False)
+    tmp_9 = x[:, :, None] * v1[:, None]
+    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
     # einsum("Bco,Bok,Bcj,Bim,Bn,Bl->jiklmn", hobj_p__p, jac_p__z_v1, jac_p__z_v2, jac_v1__z_v1, x, x)
-    tmp_42 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_43 = tmp_42 @ jac_p__z_v2
-    tmp_44 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    d3_W2__W1__W1 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(1, 4, 5, 3, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 1, 4, 2, 5, 0) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(4, 3, 5, 1, 0, 2) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (np.tensordot(tmp_45, tmp_44, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
+    tmp_11 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_12 = tmp_11 @ jac_p__z_v2
+    tmp_13 = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
+    d3_W2__W1__W1 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(5, 1, 4, 2, 3, 0) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
     return {"block": d3_W2__W1__W1}
 
 
@@ -1334,77 +1041,41 @@ def _third_W2__W1__W2(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W1,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[j]) U[c,j] jac_p__z_v2[c,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_c(p[c]) - Σ_co relu'(z_v2[j]) U[c,j] jac_p__z_v2[o,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[p,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) softmax_p(p[p]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[i] x[l]
+    # ∂f/∂W2,W1,W2[j,i,k,l,m,n] = Σ_co relu'(z_v2[j]) U[c,j] hobj_p__p[c,o] jac_p__z_v2[o,m] jac_v1__z_v1[i,k] v1[n] x[l] + Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[o,k] jac_p__z_v2[p,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[i] x[l]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     U = t["U"]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bj,cj,Bcm,Bik,Bn,Bl,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v2, jac_v1__z_v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_3 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_4 = np.tensordot(tmp, U, axes=([1], [0]))
-    tmp_5 = tmp_4[:, :, :, None] * (tmp_2.transpose(0, 2, 1))[:, None]
-    # einsum("Bj,cj,Bom,Bik,Bn,Bl,Bo,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v2, jac_v1__z_v1, v1, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_7 = softmax_p @ U
-    tmp_8 = tmp_7 * drelu_z_v2
-    tmp_9 = x[:, :, None] * v1[:, None]
-    tmp_10 = tmp_6[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_8[:, None, None]
+    # einsum("Bj,cj,Bco,Bom,Bik,Bn,Bl->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v1, x)
+    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_2 = np.tensordot(tmp, U, axes=([2], [0]))
+    tmp_3 = tmp_2 * drelu_z_v2[:, None]
+    tmp_4 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_5 = tmp_3[:, :, :, None] * x[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bck,Bcm,Bcj,Bn,Bi,Bl,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p)
-    tmp_12 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_13 = v1[:, :, None] * v1[:, None]
-    tmp_14 = jac_p__z_v2[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_15 = np.einsum("Bcjm,Bck->Bjmk", tmp_14, tmp_12, optimize=False)
-    tmp_16 = tmp_13[:, :, :, None] * x[:, None, None]
-    # einsum("Bck,Bom,Bcj,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = (tmp_18.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_20 = v1[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bck,Bcm,Boj,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_24 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_26 = v1[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bck,Bom,Bpj,Bn,Bi,Bl,Bo,Bc,Bp->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p, softmax_p)
-    tmp_29 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_32 = v1[:, :, None] * v1[:, None]
-    tmp_33 = tmp_29[:, :, None] * x[:, None]
-    tmp_34 = tmp_31[:, :, None] * tmp_30[:, None]
-    tmp_35 = tmp_33[:, :, :, None, None] * tmp_32[:, None, None]
-    # einsum("Bck,Bom,Boj,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_36 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_37 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_38 = (tmp_37.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_39 = v1[:, :, None] * v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
+    # einsum("Bcop,Bok,Bpm,Bcj,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x)
+    tmp_6 = np.einsum("Bok,Bcop->Bkcp", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_7 = np.einsum("Bkcp,Bpm->Bkcm", tmp_6, jac_p__z_v2, optimize=False)
+    tmp_8 = np.einsum("Bkcm,Bcj->Bkmj", tmp_7, jac_p__z_v2, optimize=False)
+    tmp_9 = v1[:, :, None] * v1[:, None]
+    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bk,kn,Bco,Bom,Bcj,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, x)
-    tmp_42 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_43 = tmp_42 @ jac_p__z_v2
-    tmp_44 = v1[:, :, None] * drelu_z_v1[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
-    d3_W2__W1__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(1, 4, 5, 3, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 0, 5, 2, 4, 1) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(4, 0, 3, 5, 2, 1) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(4, 2, 0, 1, 5, 3) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (tmp_46.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    tmp_11 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_12 = tmp_11 @ jac_p__z_v2
+    tmp_13 = v1[:, :, None] * drelu_z_v1[:, None]
+    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
+    tmp_15 = np.tensordot(tmp_14, tmp_13, axes=([0], [0]))
+    d3_W2__W1__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(5, 0, 3, 2, 4, 1) + (tmp_15.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_W2__W1__W2}
 
 
@@ -1418,8 +1089,9 @@ def _third_W2__W1__U(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W1,U[j,i,k,l,m,n] = relu'(z_v2[j]) δ[j,n] adj_p[m] jac_v1__z_v1[i,k] x[l] + relu'(z_v2[j]) U[m,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_m(p[m]) - Σ_c relu'(z_v2[j]) U[c,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_o(p[o]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] x[l] + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v1[c,k] v1[i] x[l]
+    # ∂f/∂W2,W1,U[j,i,k,l,m,n] = relu'(z_v2[j]) δ[j,n] adj_p[m] jac_v1__z_v1[i,k] x[l] + Σ_c relu'(z_v2[j]) U[c,j] hobj_p__p[c,m] jac_v1__z_v1[i,k] v2[n] x[l] + Σ_co hobj_p__p__p[c,o,m] jac_p__z_v1[o,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] x[l] + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v1[c,k] v1[i] x[l]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
@@ -1431,68 +1103,36 @@ def _third_W2__W1__U(params, data):
     tmp_2 = x[:, :, None, None] * jac_v1__z_v1[:, None]
     tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
     U = t["U"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bj,mj,Bik,Bn,Bl,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p)
-    tmp_4 = v2[:, :, None] * drelu_z_v2[:, None]
-    tmp_5 = softmax_p[:, :, None] * U
-    tmp_6 = tmp_5[:, :, :, None] * (tmp_4.transpose(0, 2, 1))[:, None]
-    tmp_7 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    # einsum("Bj,cj,Bik,Bn,Bl,Bc,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p, softmax_p)
-    tmp_8 = softmax_p @ U
-    tmp_9 = tmp_8 * drelu_z_v2
-    tmp_10 = x[:, :, None] * v2[:, None]
-    tmp_11 = softmax_p[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * tmp_9[:, None, None]
+    hobj_p__p = t["hobj_p__p"]
+    # einsum("Bj,cj,Bcm,Bik,Bn,Bl->jiklmn", drelu_z_v2, U, hobj_p__p, jac_v1__z_v1, v2, x)
+    tmp_4 = np.tensordot(hobj_p__p, U, axes=([1], [0]))
+    tmp_5 = tmp_4 * drelu_z_v2[:, None]
+    tmp_6 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_7 = tmp_5[:, :, :, None] * x[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
-    # einsum("Bmk,Bmj,Bi,Bn,Bl,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = v2[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bck,Bcj,Bi,Bn,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_17 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_18 = (tmp_17.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_19 = v2[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bmk,Bcj,Bi,Bn,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_23 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_24 = v2[:, :, None] * v1[:, None]
-    tmp_25 = tmp_23[:, :, :, None] * x[:, None, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    # einsum("Bck,Boj,Bi,Bn,Bl,Bc,Bo,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_27 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = v2[:, :, None] * v1[:, None]
-    tmp_30 = softmax_p[:, :, None] * x[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * tmp_27[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    # einsum("Bck,Bmj,Bi,Bn,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_33 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_34 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_35 = v2[:, :, None] * v1[:, None]
-    tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
-    tmp_37 = tmp_35[:, :, :, None] * tmp_33[:, None, None]
+    # einsum("Bcom,Bok,Bcj,Bi,Bn,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
+    tmp_8 = np.einsum("Bok,Bcom->Bkcm", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_9 = np.einsum("Bkcm,Bcj->Bkmj", tmp_8, jac_p__z_v2, optimize=False)
+    tmp_10 = v2[:, :, None] * v1[:, None]
+    tmp_11 = tmp_10[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bk,Bn,nk,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v2, v1, x)
-    tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_39 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_40 = tmp_39 * W2
-    tmp_41 = tmp_38[:, :, :, None] * v1[:, None, None]
-    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
+    tmp_12 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_13 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_14 = tmp_13 * W2
+    tmp_15 = tmp_12[:, :, :, None] * v1[:, None, None]
+    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
     # einsum("Bj,jn,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v1, v1, x)
-    tmp_43 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_44 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
-    d3_W2__W1__U = ((tmp_3.transpose(4, 1, 2, 0, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) - (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 1, 4, 2, 3, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(2, 4, 5, 1, 0, 3) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0) + (tmp_46.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
+    tmp_17 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_18 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_19 = tmp_17[:, :, :, None] * x[:, None, None]
+    tmp_20 = np.tensordot(tmp_19, tmp_18, axes=([0], [0]))
+    d3_W2__W1__U = ((tmp_3.transpose(4, 1, 2, 0, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_11, tmp_9, axes=([0], [0]))).transpose(5, 1, 3, 2, 4, 0) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0) + (tmp_20.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
     return {"block": d3_W2__W1__U}
 
 
@@ -1505,62 +1145,33 @@ def _third_W2__W2__W1(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W2,W1[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,m] jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[i] v1[l] x[n] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,j] jac_p__z_v2[o,k] v1[i] v1[l] x[n] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,j] jac_p__z_v2[c,k] v1[i] v1[l] x[n] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v2[o,j] jac_p__z_v2[p,k] v1[i] v1[l] x[n] softmax_c(p[c]) softmax_p(p[p]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[i,m] v1[l] x[n] + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] v1[i] x[n]
+    # ∂f/∂W2,W2,W1[j,i,k,l,m,n] = Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[p,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] x[n] + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[i,m] v1[l] x[n] + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] v1[i] x[n]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bcm,Bcj,Bck,Bi,Bl,Bn,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = v1[:, :, None] * v1[:, None]
-    tmp_3 = jac_p__z_v2[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_4 = np.einsum("Bckj,Bcm->Bkjm", tmp_3, tmp, optimize=False)
-    tmp_5 = tmp_2[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Boj,Bok,Bi,Bl,Bn,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_6[:, None, None]
-    # einsum("Bcm,Boj,Bck,Bi,Bl,Bn,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_15 = v1[:, :, None] * v1[:, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    tmp_17 = tmp_15[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Boj,Bpk,Bi,Bl,Bn,Bc,Bp,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p, softmax_p)
-    tmp_18 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_21 = v1[:, :, None] * v1[:, None]
-    tmp_22 = tmp_18[:, :, None] * x[:, None]
-    tmp_23 = tmp_20[:, :, None] * tmp_19[:, None]
-    tmp_24 = tmp_22[:, :, :, None, None] * tmp_21[:, None, None]
-    # einsum("Bcm,Bcj,Bok,Bi,Bl,Bn,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_26 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_28 = v1[:, :, None] * v1[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * x[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
+    # einsum("Bcop,Bpm,Bcj,Bok,Bi,Bl,Bn->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x)
+    tmp = np.einsum("Bpm,Bcop->Bmco", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_2 = np.einsum("Bmco,Bcj->Bmoj", tmp, jac_p__z_v2, optimize=False)
+    tmp_3 = np.einsum("Bmoj,Bok->Bmjk", tmp_2, jac_p__z_v2, optimize=False)
+    tmp_4 = v1[:, :, None] * v1[:, None]
+    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
     hobj_p__p = t["hobj_p__p"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bco,Bcj,Bok,Bim,Bl,Bn->jiklmn", hobj_p__p, jac_p__z_v2, jac_p__z_v2, jac_v1__z_v1, v1, x)
-    tmp_31 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_32 = tmp_31 @ jac_p__z_v2
-    tmp_33 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
+    tmp_6 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_7 = tmp_6 @ jac_p__z_v2
+    tmp_8 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
     # einsum("Bco,Bcj,Bok,Blm,Bi,Bn->jiklmn", hobj_p__p, jac_p__z_v2, jac_p__z_v2, jac_v1__z_v1, v1, x)
-    tmp_35 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_36 = tmp_35 @ jac_p__z_v2
-    tmp_37 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_38 = tmp_36[:, :, :, None] * x[:, None, None]
-    d3_W2__W2__W1 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 1, 3, 0, 5, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 1, 4, 0, 2, 5) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 1, 4, 0, 3, 5) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(5, 3, 4, 2, 0, 1) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) + (np.tensordot(tmp_34, tmp_33, axes=([0], [0]))).transpose(0, 4, 1, 3, 5, 2) + (np.tensordot(tmp_38, tmp_37, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
+    tmp_10 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_11 = tmp_10 @ jac_p__z_v2
+    tmp_12 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
+    d3_W2__W2__W1 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 1, 5, 0, 3, 2) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(0, 4, 1, 3, 5, 2) + (np.tensordot(tmp_13, tmp_12, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
     return {"block": d3_W2__W2__W1}
 
 
@@ -1569,48 +1180,19 @@ def _third_W2__W2__W2(params, data):
     t = _forward(params, data)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W2,W2[j,i,k,l,m,n] = Σ_c jac_p__z_v2[c,m] jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[n] v1[i] v1[l] softmax_c(p[c]) - Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,j] jac_p__z_v2[o,k] v1[n] v1[i] v1[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,j] jac_p__z_v2[c,k] v1[n] v1[i] v1[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v2[c,m] jac_p__z_v2[o,j] jac_p__z_v2[p,k] v1[n] v1[i] v1[l] softmax_c(p[c]) softmax_p(p[p]) softmax_o(p[o]) - Σ_co jac_p__z_v2[c,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[n] v1[i] v1[l] softmax_o(p[o]) softmax_c(p[c])
+    # ∂f/∂W2,W2,W2[j,i,k,l,m,n] = Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v2[p,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[n] v1[i] v1[l]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bcm,Bcj,Bck,Bn,Bi,Bl,Bc->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None] * v1[:, None]
-    tmp_3 = jac_p__z_v2[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_4 = np.einsum("Bckj,Bcm->Bkjm", tmp_3, tmp, optimize=False)
-    tmp_5 = tmp_2[:, :, :, None] * v1[:, None, None]
-    # einsum("Bcm,Boj,Bok,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * v1[:, None, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_6[:, None, None]
-    # einsum("Bcm,Boj,Bck,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_15 = v1[:, :, None] * v1[:, None]
-    tmp_16 = tmp_14[:, :, :, None] * v1[:, None, None]
-    tmp_17 = tmp_15[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Boj,Bpk,Bn,Bi,Bl,Bc,Bp,Bo->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p, softmax_p, softmax_p)
-    tmp_18 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_21 = v1[:, :, None] * v1[:, None]
-    tmp_22 = tmp_18[:, :, None] * v1[:, None]
-    tmp_23 = tmp_20[:, :, None] * tmp_19[:, None]
-    tmp_24 = tmp_22[:, :, :, None, None] * tmp_21[:, None, None]
-    # einsum("Bcm,Bcj,Bok,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_26 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_28 = v1[:, :, None] * v1[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * v1[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
-    d3_W2__W2__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 0, 3, 2, 5, 1) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(5, 2, 4, 1, 0, 3) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1)) / B
+    # einsum("Bcop,Bpm,Bcj,Bok,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1)
+    tmp = np.einsum("Bpm,Bcop->Bmco", jac_p__z_v2, hobj_p__p__p, optimize=False)
+    tmp_2 = np.einsum("Bmco,Bcj->Bmoj", tmp, jac_p__z_v2, optimize=False)
+    tmp_3 = np.einsum("Bmoj,Bok->Bmjk", tmp_2, jac_p__z_v2, optimize=False)
+    tmp_4 = v1[:, :, None] * v1[:, None]
+    tmp_5 = tmp_4[:, :, :, None] * v1[:, None, None]
+    d3_W2__W2__W2 = (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) / B
     return {"block": d3_W2__W2__W2}
 
 
@@ -1620,57 +1202,32 @@ def _third_W2__W2__U(params, data):
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W2,U[j,i,k,l,m,n] = jac_p__z_v2[m,j] jac_p__z_v2[m,k] v1[i] v1[l] v2[n] softmax_m(p[m]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] v2[n] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v2[c,k] jac_p__z_v2[m,j] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[i] v1[l] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] v1[l]
+    # ∂f/∂W2,W2,U[j,i,k,l,m,n] = Σ_co hobj_p__p__p[c,o,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] v2[n] + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[i] v1[l] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] v1[l]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
     v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bmj,Bmk,Bi,Bl,Bn,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None] * v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_4 = tmp_2[:, :, :, None] * v2[:, None, None]
-    # einsum("Bcj,Bck,Bi,Bl,Bn,Bc,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_5 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_6 = (tmp_5.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_7 = v1[:, :, None] * v1[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * v2[:, None, None]
-    tmp_9 = tmp_7[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcj,Bmk,Bi,Bl,Bn,Bc,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_12 = v1[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * v2[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * tmp_10[:, None, None]
-    # einsum("Bcj,Bok,Bi,Bl,Bn,Bo,Bc,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_16 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_17 = v1[:, :, None] * v1[:, None]
-    tmp_18 = softmax_p[:, :, None] * v2[:, None]
-    tmp_19 = tmp_17[:, :, :, None] * tmp_15[:, None, None]
-    tmp_20 = tmp_18[:, :, :, None] * tmp_16[:, None, None]
-    # einsum("Bck,Bmj,Bi,Bl,Bn,Bc,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_21 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_22 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_23 = v1[:, :, None] * v1[:, None]
-    tmp_24 = tmp_22[:, :, :, None] * v2[:, None, None]
-    tmp_25 = tmp_23[:, :, :, None] * tmp_21[:, None, None]
+    # einsum("Bcom,Bcj,Bok,Bi,Bl,Bn->jiklmn", hobj_p__p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, v2)
+    tmp = np.einsum("Bcj,Bcom->Bjom", jac_p__z_v2, hobj_p__p__p, optimize=False)
+    tmp_2 = np.einsum("Bjom,Bok->Bjmk", tmp, jac_p__z_v2, optimize=False)
+    tmp_3 = v1[:, :, None] * v1[:, None]
+    tmp_4 = tmp_3[:, :, :, None] * v2[:, None, None]
     z_v2 = t["z_v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hobj_p__p = t["hobj_p__p"]
     # einsum("Bj,jn,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v2, v1, v1)
-    tmp_26 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_27 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_28 = tmp_26[:, :, :, None] * v1[:, None, None]
-    tmp_29 = np.tensordot(tmp_28, tmp_27, axes=([0], [0]))
+    tmp_5 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_6 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_7 = tmp_5[:, :, :, None] * v1[:, None, None]
+    tmp_8 = np.tensordot(tmp_7, tmp_6, axes=([0], [0]))
     # einsum("Bk,kn,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v2, v1, v1)
-    tmp_30 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_31 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_32 = tmp_30[:, :, :, None] * v1[:, None, None]
-    tmp_33 = np.tensordot(tmp_32, tmp_31, axes=([0], [0]))
-    d3_W2__W2__U = ((np.tensordot(tmp_4, tmp_3, axes=([0], [0]))).transpose(4, 1, 5, 0, 3, 2) - (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(3, 1, 4, 0, 2, 5) - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(2, 1, 4, 0, 3, 5) + 2 * (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(5, 4, 2, 3, 0, 1) - (np.tensordot(tmp_25, tmp_24, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) + (tmp_29.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_33.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    tmp_9 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_10 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_11 = tmp_9[:, :, :, None] * v1[:, None, None]
+    tmp_12 = np.tensordot(tmp_11, tmp_10, axes=([0], [0]))
+    d3_W2__W2__U = ((np.tensordot(tmp_4, tmp_2, axes=([0], [0]))).transpose(3, 1, 5, 0, 4, 2) + (tmp_8.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_12.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_W2__W2__U}
 
 
@@ -1687,71 +1244,41 @@ def _third_W2__U__W1(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,U,W1[j,i,l,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v2[k,j] v1[i] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v2[k,j] v1[i] x[n] softmax_c(p[c]) softmax_l(p[l]) + adj_p[l] jac_v1__z_v1[i,m] jac_v2__z_v2[k,j] x[n] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] v2[k] x[n] + jac_p__z_v1[l,m] jac_p__z_v2[l,j] v1[i] v2[k] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[l,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[l,m] jac_p__z_v2[c,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[c,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v1[k,m] v1[i] x[n]
+    # ∂f/∂W2,U,W1[j,i,l,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v1[c,m] jac_v2__z_v2[k,j] v1[i] x[n] + adj_p[l] jac_v1__z_v1[i,m] jac_v2__z_v2[k,j] x[n] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] v2[k] x[n] + Σ_co hobj_p__p__p[c,l,o] jac_p__z_v1[o,m] jac_p__z_v2[c,j] v1[i] v2[k] x[n] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v1[k,m] v1[i] x[n]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bkj,Bi,Bn,Bl->jilkmn", jac_p__z_v1, jac_v2__z_v2, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Blc,Bcm,Bkj,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
+    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
     tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bkj,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_v2__z_v2, v1, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_5 = x[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
     adj_p = t["adj_p"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bl,Bim,Bkj,Bn->jilkmn", adj_p, jac_v1__z_v1, jac_v2__z_v2, x)
-    tmp_8 = jac_v1__z_v1[:, :, :, None] * adj_p[:, None, None]
-    tmp_9 = x[:, :, None, None] * jac_v2__z_v2[:, None]
-    hobj_p__p = t["hobj_p__p"]
+    tmp_4 = jac_v1__z_v1[:, :, :, None] * adj_p[:, None, None]
+    tmp_5 = x[:, :, None, None] * jac_v2__z_v2[:, None]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v2 = t["v2"]
     # einsum("Bcl,Bcj,Bim,Bk,Bn->jilkmn", hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v2, x)
-    tmp_10 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_11 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * x[:, None, None]
-    # einsum("Blm,Blj,Bi,Bk,Bn,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = v2[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Blj,Bi,Bk,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_19 = v2[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Blm,Bcj,Bi,Bk,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_23 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_24 = v2[:, :, None] * v1[:, None]
-    tmp_25 = tmp_23[:, :, :, None] * x[:, None, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    # einsum("Bcm,Boj,Bi,Bk,Bn,Bc,Bo,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_27 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = v2[:, :, None] * v1[:, None]
-    tmp_30 = softmax_p[:, :, None] * x[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * tmp_27[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    # einsum("Bcm,Bcj,Bi,Bk,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_33 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_34 = (tmp_33.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_35 = v2[:, :, None] * v1[:, None]
-    tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
-    tmp_37 = tmp_35[:, :, :, None] * softmax_p[:, None, None]
+    tmp_6 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_7 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_8 = tmp_6[:, :, :, None] * x[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
+    # einsum("Bclo,Bom,Bcj,Bi,Bk,Bn->jilkmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
+    tmp_9 = np.einsum("Bom,Bclo->Bmcl", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_10 = np.einsum("Bmcl,Bcj->Bmlj", tmp_9, jac_p__z_v2, optimize=False)
+    tmp_11 = v2[:, :, None] * v1[:, None]
+    tmp_12 = tmp_11[:, :, :, None] * x[:, None, None]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Bcl,Bcj,Bkm,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
-    tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_39 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    d3_W2__U__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 3, 0, 4, 1, 2) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 1, 3, 4, 2, 0) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(2, 3, 5, 1, 4, 0) + (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(0, 4, 1, 3, 5, 2) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 1, 3, 0, 4, 2) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(4, 1, 3, 0, 2, 5) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(2, 4, 0, 3, 5, 1) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) + (np.tensordot(tmp_40, tmp_39, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
+    tmp_13 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_14 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
+    tmp_15 = tmp_13[:, :, :, None] * x[:, None, None]
+    d3_W2__U__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) + (np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(2, 3, 5, 1, 4, 0) + (np.tensordot(tmp_8, tmp_7, axes=([0], [0]))).transpose(0, 4, 1, 3, 5, 2) + (np.tensordot(tmp_12, tmp_10, axes=([0], [0]))).transpose(5, 1, 4, 0, 3, 2) + (np.tensordot(tmp_15, tmp_14, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
     return {"block": d3_W2__U__W1}
 
 
@@ -1762,59 +1289,29 @@ def _third_W2__U__W2(params, data):
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,U,W2[j,i,l,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v2[k,j] v1[n] v1[i] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v2[k,j] v1[n] v1[i] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v2[l,m] jac_p__z_v2[l,j] v1[n] v1[i] v2[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[l,j] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[l,m] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,j] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[c,j] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v2[k,m] v1[n] v1[i]
+    # ∂f/∂W2,U,W2[j,i,l,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v2[c,m] jac_v2__z_v2[k,j] v1[n] v1[i] + Σ_co hobj_p__p__p[c,l,o] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[n] v1[i] v2[k] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v2[k,m] v1[n] v1[i]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bkj,Bn,Bi,Bl->jilkmn", jac_p__z_v2, jac_v2__z_v2, v1, v1, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
+    # einsum("Blc,Bcm,Bkj,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
+    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
     tmp_3 = tmp[:, :, :, None] * v1[:, None, None]
-    # einsum("Bcm,Bkj,Bn,Bi,Bc,Bl->jilkmn", jac_p__z_v2, jac_v2__z_v2, v1, v1, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_5 = v1[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     v2 = t["v2"]
-    # einsum("Blm,Blj,Bn,Bi,Bk,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p)
-    tmp_8 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_11 = tmp_9[:, :, :, None] * v2[:, None, None]
-    # einsum("Bcm,Blj,Bn,Bi,Bk,Bc,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_14 = v1[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * v2[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcj,Blm,Bn,Bi,Bk,Bc,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_19 = v1[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * v2[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcm,Boj,Bn,Bi,Bk,Bc,Bo,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_24 = v1[:, :, None] * v1[:, None]
-    tmp_25 = softmax_p[:, :, None] * v2[:, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcm,Bcj,Bn,Bi,Bk,Bc,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_28 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_29 = (tmp_28.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_30 = v1[:, :, None] * v1[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * v2[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * softmax_p[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
+    # einsum("Bclo,Bom,Bcj,Bn,Bi,Bk->jilkmn", hobj_p__p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, v2)
+    tmp_4 = np.einsum("Bom,Bclo->Bmcl", jac_p__z_v2, hobj_p__p__p, optimize=False)
+    tmp_5 = np.einsum("Bmcl,Bcj->Bmlj", tmp_4, jac_p__z_v2, optimize=False)
+    tmp_6 = v1[:, :, None] * v1[:, None]
+    tmp_7 = tmp_6[:, :, :, None] * v2[:, None, None]
     # einsum("Bcl,Bcj,Bkm,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
-    tmp_33 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_34 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_35 = tmp_33[:, :, :, None] * v1[:, None, None]
-    d3_W2__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 0, 4, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 0, 3, 4, 2, 1) + (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(5, 0, 3, 2, 4, 1) - (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(4, 0, 3, 5, 2, 1) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(2, 3, 0, 1, 5, 4) - (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
+    tmp_8 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_9 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
+    tmp_10 = tmp_8[:, :, :, None] * v1[:, None, None]
+    d3_W2__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) + (np.tensordot(tmp_7, tmp_5, axes=([0], [0]))).transpose(5, 0, 4, 2, 3, 1) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
     return {"block": d3_W2__U__W2}
 
 
@@ -1825,57 +1322,29 @@ def _third_W2__U__U(params, data):
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,U,U[j,i,l,k,m,n] = δ[l,m] jac_v2__z_v2[k,j] v1[i] v2[n] softmax_l(p[l]) - jac_v2__z_v2[k,j] v1[i] v2[n] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v2[l,j] v1[i] v2[n] v2[k] softmax_l(p[l]) - jac_p__z_v2[l,j] v1[i] v2[n] v2[k] softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v2[c,j] v1[i] v2[n] v2[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v2[c,j] v1[i] v2[n] v2[k] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v2[m,j] v1[i] v2[n] v2[k] softmax_m(p[m]) softmax_l(p[l]) + relu'(z_v2[j]) δ[j,n] hobj_p__p[m,l] v1[i] v2[k]
+    # ∂f/∂W2,U,U[j,i,l,k,m,n] = hobj_p__p[l,m] jac_v2__z_v2[k,j] v1[i] v2[n] + Σ_c hobj_p__p__p[c,l,m] jac_p__z_v2[c,j] v1[i] v2[n] v2[k] + relu'(z_v2[j]) δ[j,n] hobj_p__p[m,l] v1[i] v2[k]
+    hobj_p__p = t["hobj_p__p"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
     v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,Bkj,Bi,Bn,Bl->jilkmn", np.eye(2), jac_v2__z_v2, v1, v2, softmax_p)
-    tmp = v2[:, :, None] * v1[:, None]
-    tmp_2 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    # einsum("Bkj,Bi,Bn,Bm,Bl->jilkmn", jac_v2__z_v2, v1, v2, softmax_p, softmax_p)
-    tmp_4 = v2[:, :, None] * v1[:, None]
-    tmp_5 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_6 = tmp_4[:, :, :, None] * softmax_p[:, None, None]
+    # einsum("Blm,Bkj,Bi,Bn->jilkmn", hobj_p__p, jac_v2__z_v2, v1, v2)
+    tmp = v1[:, :, None, None] * hobj_p__p[:, None]
+    tmp_2 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("lm,Blj,Bi,Bn,Bk,Bl->jilkmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p)
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_8 = v2[:, :, None] * v1[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * v2[:, None, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    # einsum("Blj,Bi,Bn,Bk,Bm,Bl->jilkmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_12 = v2[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * v2[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("lm,Bcj,Bi,Bn,Bk,Bc,Bl->jilkmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_16 = v2[:, :, None] * v1[:, None]
-    tmp_17 = softmax_p[:, :, None] * v2[:, None]
-    tmp_18 = tmp_16[:, :, :, None] * tmp_15[:, None, None]
-    tmp_19 = np.tensordot(tmp_18, tmp_17, axes=([0], [0]))
-    # einsum("Bcj,Bi,Bn,Bk,Bc,Bm,Bl->jilkmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p, softmax_p)
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_21 = v2[:, :, None] * v1[:, None]
-    tmp_22 = softmax_p[:, :, None] * v2[:, None]
-    tmp_23 = tmp_21[:, :, :, None] * softmax_p[:, None, None]
-    tmp_24 = tmp_22[:, :, :, None] * tmp_20[:, None, None]
-    # einsum("Bmj,Bi,Bn,Bk,Bm,Bl->jilkmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_25 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_26 = v2[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * v2[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * softmax_p[:, None, None]
+    # einsum("Bclm,Bcj,Bi,Bn,Bk->jilkmn", hobj_p__p__p, jac_p__z_v2, v1, v2, v2)
+    tmp_3 = np.einsum("Bcj,Bclm->Bjlm", jac_p__z_v2, hobj_p__p__p, optimize=False)
+    tmp_4 = v2[:, :, None] * v1[:, None]
+    tmp_5 = tmp_4[:, :, :, None] * v2[:, None, None]
     z_v2 = t["z_v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bj,jn,Bml,Bi,Bk->jilkmn", drelu_z_v2, np.eye(2), hobj_p__p, v1, v2)
-    tmp_29 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_30 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_31 = np.tensordot(tmp_30, tmp_29, axes=([0], [0]))
-    d3_W2__U__U = ((tmp_3.transpose(2, 4, 0, 1, 3))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(5, 1, 2, 4, 3, 0) + (tmp_10.transpose(1, 4, 0, 2, 3))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (tmp_19.transpose(2, 1, 3, 4, 0))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 4, 5, 1, 0, 3) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (tmp_31.transpose(4, 3, 2, 0, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
+    tmp_6 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_7 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_8 = np.tensordot(tmp_7, tmp_6, axes=([0], [0]))
+    d3_W2__U__U = ((np.tensordot(tmp_2, tmp, axes=([0], [0]))).transpose(2, 3, 4, 1, 5, 0) + (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(3, 1, 4, 2, 5, 0) + (tmp_8.transpose(4, 3, 2, 0, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
     return {"block": d3_W2__U__U}
 
 
@@ -1890,59 +1359,29 @@ def _third_U__W1__W1(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W1,W1[l,j,i,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v1[j,i] x[n] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v1[j,i] x[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v1[l,m] jac_p__z_v1[l,i] v2[j] x[n] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v1[l,i] v2[j] x[n] x[k] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v1[c,i] v2[j] x[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,i] v2[j] x[n] x[k] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v1[l,m] v2[j] x[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v1[j,m] x[n] x[k]
+    # ∂f/∂U,W1,W1[l,j,i,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v1[c,m] jac_v2__z_v1[j,i] x[n] x[k] + Σ_co hobj_p__p__p[l,c,o] jac_p__z_v1[o,m] jac_p__z_v1[c,i] v2[j] x[n] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v1[j,m] x[n] x[k]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bji,Bn,Bk,Bl->ljikmn", jac_p__z_v1, jac_v2__z_v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Blc,Bcm,Bji,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
+    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
     tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bji,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_v2__z_v1, x, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_5 = x[:, :, None] * x[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     v2 = t["v2"]
-    # einsum("Blm,Bli,Bj,Bn,Bk,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p)
-    tmp_8 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_9 = x[:, :, None] * v2[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_11 = tmp_9[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bli,Bj,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = x[:, :, None] * v2[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * x[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Bci,Bj,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_17 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_18 = (tmp_17.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_19 = x[:, :, None] * v2[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Boi,Bj,Bn,Bk,Bc,Bo,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_24 = x[:, :, None] * v2[:, None]
-    tmp_25 = softmax_p[:, :, None] * x[:, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bci,Blm,Bj,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_29 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_30 = x[:, :, None] * v2[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * x[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
+    # einsum("Blco,Bom,Bci,Bj,Bn,Bk->ljikmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, v2, x, x)
+    tmp_4 = np.einsum("Bom,Blco->Bmlc", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_5 = np.einsum("Bmlc,Bci->Bmli", tmp_4, jac_p__z_v1, optimize=False)
+    tmp_6 = x[:, :, None] * v2[:, None]
+    tmp_7 = tmp_6[:, :, :, None] * x[:, None, None]
     # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
-    tmp_33 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_34 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_35 = tmp_33[:, :, :, None] * x[:, None, None]
-    d3_U__W1__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 2, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 0, 2, 1) + (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 1, 5, 2, 4, 0) - (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) + 2 * (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(0, 4, 2, 1, 5, 3) - (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(3, 1, 2, 5, 4, 0) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
+    tmp_8 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_9 = x[:, :, None, None] * jac_v2__z_v1[:, None]
+    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
+    d3_U__W1__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_7, tmp_5, axes=([0], [0]))).transpose(4, 1, 5, 2, 3, 0) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
     return {"block": d3_U__W1__W1}
 
 
@@ -1959,77 +1398,47 @@ def _third_U__W1__W2(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W1,W2[l,j,i,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v1[j,i] v1[n] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v1[j,i] v1[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[j]) δ[j,m] adj_p[l] jac_v1__z_v1[n,i] x[k] + jac_p__z_v1[l,i] jac_p__z_v2[l,m] v1[n] v2[j] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v1[l,i] jac_p__z_v2[c,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v2[c,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,i] jac_p__z_v2[o,m] v1[n] v2[j] x[k] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v2[l,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + Σ_c relu'(z_v1[i]) δ[i,n] hobj_p__p[l,c] jac_p__z_v2[c,m] v2[j] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v2[j,m] v1[n] x[k]
+    # ∂f/∂U,W1,W2[l,j,i,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v2[c,m] jac_v2__z_v1[j,i] v1[n] x[k] + relu'(z_v2[j]) δ[j,m] adj_p[l] jac_v1__z_v1[n,i] x[k] + Σ_co hobj_p__p__p[l,c,o] jac_p__z_v1[c,i] jac_p__z_v2[o,m] v1[n] v2[j] x[k] + Σ_c relu'(z_v1[i]) δ[i,n] hobj_p__p[l,c] jac_p__z_v2[c,m] v2[j] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v2[j,m] v1[n] x[k]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bji,Bn,Bk,Bl->ljikmn", jac_p__z_v2, jac_v2__z_v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
+    # einsum("Blc,Bcm,Bji,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
+    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_2 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
     tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bji,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v2, jac_v2__z_v1, v1, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_5 = x[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
     z_v2 = t["z_v2"]
     v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_p = t["adj_p"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bj,jm,Bl,Bni,Bk->ljikmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp_8 = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_9 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
+    tmp_4 = adj_p[:, :, None] * drelu_z_v2[:, None]
+    tmp_5 = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_6 = np.tensordot(tmp_5, tmp_4, axes=([0], [0]))
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bli,Blm,Bn,Bj,Bk,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = v2[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    # einsum("Bli,Bcm,Bn,Bj,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_16 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_17 = v2[:, :, None] * v1[:, None]
-    tmp_18 = tmp_16[:, :, :, None] * x[:, None, None]
-    tmp_19 = tmp_17[:, :, :, None] * tmp_15[:, None, None]
-    # einsum("Bci,Bcm,Bn,Bj,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_20 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_21 = (tmp_20.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_22 = v2[:, :, None] * v1[:, None]
-    tmp_23 = tmp_21[:, :, :, None] * x[:, None, None]
-    tmp_24 = tmp_22[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bci,Bom,Bn,Bj,Bk,Bo,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_26 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_27 = v2[:, :, None] * v1[:, None]
-    tmp_28 = softmax_p[:, :, None] * x[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * tmp_25[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_26[:, None, None]
-    # einsum("Bci,Blm,Bn,Bj,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_32 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_33 = v2[:, :, None] * v1[:, None]
-    tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
-    tmp_35 = tmp_33[:, :, :, None] * tmp_31[:, None, None]
+    # einsum("Blco,Bci,Bom,Bn,Bj,Bk->ljikmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
+    tmp_7 = np.einsum("Bci,Blco->Bilo", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_8 = np.einsum("Bilo,Bom->Bilm", tmp_7, jac_p__z_v2, optimize=False)
+    tmp_9 = v2[:, :, None] * v1[:, None]
+    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bi,in,Blc,Bcm,Bj,Bk->ljikmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, v2, x)
-    tmp_36 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_37 = v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_38 = tmp_36[:, :, :, None] * x[:, None, None]
-    tmp_39 = np.tensordot(tmp_38, tmp_37, axes=([0], [0]))
+    tmp_11 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_12 = v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
+    tmp_14 = np.tensordot(tmp_13, tmp_12, axes=([0], [0]))
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp_40 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_41 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
-    d3_U__W1__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 2, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 0, 2, 1) + (tmp_10.transpose(3, 4, 2, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, :, None] + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 0, 4, 2, 5, 1) - (np.tensordot(tmp_19, tmp_18, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(0, 3, 5, 1, 2, 4) - (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (tmp_39.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
+    tmp_15 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_16 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
+    tmp_17 = tmp_15[:, :, :, None] * x[:, None, None]
+    d3_U__W1__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (tmp_6.transpose(3, 4, 2, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, :, None] + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(4, 0, 3, 2, 5, 1) + (tmp_14.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
     return {"block": d3_U__W1__W2}
 
 
@@ -2044,62 +1453,34 @@ def _third_U__W1__U(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W1,U[l,j,i,k,m,n] = δ[l,m] jac_v2__z_v1[j,i] v2[n] x[k] softmax_l(p[l]) - jac_v2__z_v1[j,i] v2[n] x[k] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v1[l,i] v2[n] v2[j] x[k] softmax_l(p[l]) - jac_p__z_v1[l,i] v2[n] v2[j] x[k] softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v1[m,i] v2[n] v2[j] x[k] softmax_m(p[m]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v1[c,i] v2[n] v2[j] x[k] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v1[c,i] v2[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v1[i]) relu'(z_v2[n]) W2[n,i] hobj_p__p[l,m] v2[j] x[k]
+    # ∂f/∂U,W1,U[l,j,i,k,m,n] = hobj_p__p[l,m] jac_v2__z_v1[j,i] v2[n] x[k] + Σ_c hobj_p__p__p[l,c,m] jac_p__z_v1[c,i] v2[n] v2[j] x[k] + relu'(z_v1[i]) relu'(z_v2[n]) W2[n,i] hobj_p__p[l,m] v2[j] x[k]
+    hobj_p__p = t["hobj_p__p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     v2 = t["v2"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,Bji,Bn,Bk,Bl->ljikmn", np.eye(2), jac_v2__z_v1, v2, x, softmax_p)
-    tmp = x[:, :, None] * v2[:, None]
-    tmp_2 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    # einsum("Bji,Bn,Bk,Bm,Bl->ljikmn", jac_v2__z_v1, v2, x, softmax_p, softmax_p)
-    tmp_4 = x[:, :, None] * v2[:, None]
-    tmp_5 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_6 = tmp_4[:, :, :, None] * softmax_p[:, None, None]
+    # einsum("Blm,Bji,Bn,Bk->ljikmn", hobj_p__p, jac_v2__z_v1, v2, x)
+    tmp = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("lm,Bli,Bn,Bj,Bk,Bl->ljikmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p)
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_8 = v2[:, :, None] * v2[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    # einsum("Bli,Bn,Bj,Bk,Bm,Bl->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = v2[:, :, None] * v2[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bmi,Bn,Bj,Bk,Bm,Bl->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_15 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_16 = v2[:, :, None] * v2[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * x[:, None, None]
-    tmp_18 = tmp_16[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bci,Bn,Bj,Bk,Bc,Bm,Bl->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_20 = v2[:, :, None] * v2[:, None]
-    tmp_21 = softmax_p[:, :, None] * x[:, None]
-    tmp_22 = tmp_20[:, :, :, None] * softmax_p[:, None, None]
-    tmp_23 = tmp_21[:, :, :, None] * tmp_19[:, None, None]
-    # einsum("lm,Bci,Bn,Bj,Bk,Bc,Bl->ljikmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_24 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_25 = v2[:, :, None] * v2[:, None]
-    tmp_26 = softmax_p[:, :, None] * x[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_24[:, None, None]
-    tmp_28 = np.tensordot(tmp_27, tmp_26, axes=([0], [0]))
+    # einsum("Blcm,Bci,Bn,Bj,Bk->ljikmn", hobj_p__p__p, jac_p__z_v1, v2, v2, x)
+    tmp_3 = np.einsum("Bci,Blcm->Bilm", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_4 = v2[:, :, None] * v2[:, None]
+    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
     z_v1 = t["z_v1"]
     v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     z_v2 = t["z_v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bi,Bn,ni,Blm,Bj,Bk->ljikmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, v2, x)
-    tmp_29 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_30 = tmp_29 * W2
-    tmp_31 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_32 = tmp_30[:, :, :, None] * x[:, None, None]
-    d3_U__W1__U = (tmp_3[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (tmp_10.transpose(0, 3, 1, 2, 4))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (tmp_28.transpose(3, 0, 2, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] + (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(4, 3, 1, 2, 5, 0)) / B
+    tmp_6 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
+    tmp_7 = tmp_6 * W2
+    tmp_8 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
+    d3_U__W1__U = ((np.tensordot(tmp_2, tmp, axes=([0], [0]))).transpose(4, 1, 2, 0, 5, 3) + (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 0, 3, 2, 5, 1) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(4, 3, 1, 2, 5, 0)) / B
     return {"block": d3_U__W1__U}
 
 
@@ -2116,71 +1497,41 @@ def _third_U__W2__W1(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W2,W1[l,j,i,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v2[j,i] v1[k] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v2[j,i] v1[k] x[n] softmax_c(p[c]) softmax_l(p[l]) + adj_p[l] jac_v1__z_v1[k,m] jac_v2__z_v2[j,i] x[n] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v1__z_v1[k,m] v2[j] x[n] + jac_p__z_v1[l,m] jac_p__z_v2[l,i] v1[k] v2[j] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[l,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[c,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v1[l,m] jac_p__z_v2[c,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v1[j,m] v1[k] x[n]
+    # ∂f/∂U,W2,W1[l,j,i,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v1[c,m] jac_v2__z_v2[j,i] v1[k] x[n] + adj_p[l] jac_v1__z_v1[k,m] jac_v2__z_v2[j,i] x[n] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v1__z_v1[k,m] v2[j] x[n] + Σ_co hobj_p__p__p[l,c,o] jac_p__z_v1[o,m] jac_p__z_v2[c,i] v1[k] v2[j] x[n] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v1[j,m] v1[k] x[n]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bji,Bk,Bn,Bl->ljikmn", jac_p__z_v1, jac_v2__z_v2, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Blc,Bcm,Bji,Bk,Bn->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
+    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
     tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bji,Bk,Bn,Bc,Bl->ljikmn", jac_p__z_v1, jac_v2__z_v2, v1, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_5 = x[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
     adj_p = t["adj_p"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bl,Bkm,Bji,Bn->ljikmn", adj_p, jac_v1__z_v1, jac_v2__z_v2, x)
-    tmp_8 = jac_v1__z_v1[:, :, :, None] * adj_p[:, None, None]
-    tmp_9 = x[:, :, None, None] * jac_v2__z_v2[:, None]
-    hobj_p__p = t["hobj_p__p"]
+    tmp_4 = jac_v1__z_v1[:, :, :, None] * adj_p[:, None, None]
+    tmp_5 = x[:, :, None, None] * jac_v2__z_v2[:, None]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v2 = t["v2"]
     # einsum("Blc,Bci,Bkm,Bj,Bn->ljikmn", hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v2, x)
-    tmp_10 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_11 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * x[:, None, None]
-    # einsum("Blm,Bli,Bk,Bj,Bn,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = v2[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bli,Bk,Bj,Bn,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_19 = v2[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcm,Bci,Bk,Bj,Bn,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_22 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_23 = (tmp_22.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_24 = v2[:, :, None] * v1[:, None]
-    tmp_25 = tmp_23[:, :, :, None] * x[:, None, None]
-    tmp_26 = tmp_24[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Boi,Bk,Bj,Bn,Bc,Bo,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_27 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = v2[:, :, None] * v1[:, None]
-    tmp_30 = softmax_p[:, :, None] * x[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * tmp_27[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    # einsum("Blm,Bci,Bk,Bj,Bn,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_33 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_34 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_35 = v2[:, :, None] * v1[:, None]
-    tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
-    tmp_37 = tmp_35[:, :, :, None] * tmp_33[:, None, None]
+    tmp_6 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_7 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
+    tmp_8 = tmp_6[:, :, :, None] * x[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
+    # einsum("Blco,Bom,Bci,Bk,Bj,Bn->ljikmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
+    tmp_9 = np.einsum("Bom,Blco->Bmlc", jac_p__z_v1, hobj_p__p__p, optimize=False)
+    tmp_10 = np.einsum("Bmlc,Bci->Bmli", tmp_9, jac_p__z_v2, optimize=False)
+    tmp_11 = v2[:, :, None] * v1[:, None]
+    tmp_12 = tmp_11[:, :, :, None] * x[:, None, None]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Blc,Bci,Bjm,Bk,Bn->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
-    tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_39 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    d3_U__W2__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 3, 1, 2) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 1, 2, 0) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(5, 1, 2, 3, 4, 0) + (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(1, 3, 0, 4, 5, 2) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 0, 5, 1, 4, 2) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 0, 4, 1, 2, 5) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 0, 4, 1, 3, 5) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(0, 3, 2, 4, 5, 1) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(3, 0, 2, 1, 4, 5) + (np.tensordot(tmp_40, tmp_39, axes=([0], [0]))).transpose(1, 4, 0, 3, 5, 2)) / B
+    tmp_13 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_14 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
+    tmp_15 = tmp_13[:, :, :, None] * x[:, None, None]
+    d3_U__W2__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(1, 4, 5, 3, 0, 2) + (np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 1, 2, 3, 4, 0) + (np.tensordot(tmp_8, tmp_7, axes=([0], [0]))).transpose(1, 3, 0, 4, 5, 2) + (np.tensordot(tmp_12, tmp_10, axes=([0], [0]))).transpose(4, 0, 5, 1, 3, 2) + (np.tensordot(tmp_15, tmp_14, axes=([0], [0]))).transpose(1, 4, 0, 3, 5, 2)) / B
     return {"block": d3_U__W2__W1}
 
 
@@ -2191,59 +1542,29 @@ def _third_U__W2__W2(params, data):
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W2,W2[l,j,i,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v2[j,i] v1[n] v1[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v2[j,i] v1[n] v1[k] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v2[l,m] jac_p__z_v2[l,i] v1[n] v1[k] v2[j] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[l,i] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[c,i] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,i] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,i] jac_p__z_v2[l,m] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v2[j,m] v1[n] v1[k]
+    # ∂f/∂U,W2,W2[l,j,i,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v2[c,m] jac_v2__z_v2[j,i] v1[n] v1[k] + Σ_co hobj_p__p__p[l,c,o] jac_p__z_v2[o,m] jac_p__z_v2[c,i] v1[n] v1[k] v2[j] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v2[j,m] v1[n] v1[k]
+    hobj_p__p = t["hobj_p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bji,Bn,Bk,Bl->ljikmn", jac_p__z_v2, jac_v2__z_v2, v1, v1, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
+    # einsum("Blc,Bcm,Bji,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
+    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
     tmp_3 = tmp[:, :, :, None] * v1[:, None, None]
-    # einsum("Bcm,Bji,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v2, jac_v2__z_v2, v1, v1, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_5 = v1[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     v2 = t["v2"]
-    # einsum("Blm,Bli,Bn,Bk,Bj,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p)
-    tmp_8 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_11 = tmp_9[:, :, :, None] * v2[:, None, None]
-    # einsum("Bcm,Bli,Bn,Bk,Bj,Bc,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_14 = v1[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * v2[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Bci,Bn,Bk,Bj,Bc,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_17 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_18 = (tmp_17.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_19 = v1[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * v2[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Boi,Bn,Bk,Bj,Bc,Bo,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_24 = v1[:, :, None] * v1[:, None]
-    tmp_25 = softmax_p[:, :, None] * v2[:, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bci,Blm,Bn,Bk,Bj,Bc,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_30 = v1[:, :, None] * v1[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * v2[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
+    # einsum("Blco,Bom,Bci,Bn,Bk,Bj->ljikmn", hobj_p__p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, v2)
+    tmp_4 = np.einsum("Bom,Blco->Bmlc", jac_p__z_v2, hobj_p__p__p, optimize=False)
+    tmp_5 = np.einsum("Bmlc,Bci->Bmli", tmp_4, jac_p__z_v2, optimize=False)
+    tmp_6 = v1[:, :, None] * v1[:, None]
+    tmp_7 = tmp_6[:, :, :, None] * v2[:, None, None]
     # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
-    tmp_33 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_34 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_35 = tmp_33[:, :, :, None] * v1[:, None, None]
-    d3_U__W2__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 2, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 0, 2, 1) + (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 2, 5, 0, 4, 1) - (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 5, 4, 0, 2, 1) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(2, 5, 4, 0, 3, 1) + 2 * (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(0, 1, 2, 3, 5, 4) - (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(3, 5, 2, 0, 4, 1) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
+    tmp_8 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_9 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
+    tmp_10 = tmp_8[:, :, :, None] * v1[:, None, None]
+    d3_U__W2__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_7, tmp_5, axes=([0], [0]))).transpose(4, 2, 5, 0, 3, 1) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
     return {"block": d3_U__W2__W2}
 
 
@@ -2254,57 +1575,29 @@ def _third_U__W2__U(params, data):
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W2,U[l,j,i,k,m,n] = δ[l,m] jac_v2__z_v2[j,i] v1[k] v2[n] softmax_l(p[l]) - jac_v2__z_v2[j,i] v1[k] v2[n] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v2[l,i] v1[k] v2[n] v2[j] softmax_l(p[l]) - jac_p__z_v2[l,i] v1[k] v2[n] v2[j] softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v2[m,i] v1[k] v2[n] v2[j] softmax_m(p[m]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v2[c,i] v1[k] v2[n] v2[j] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v2[c,i] v1[k] v2[n] v2[j] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[i]) δ[i,n] hobj_p__p[l,m] v1[k] v2[j]
+    # ∂f/∂U,W2,U[l,j,i,k,m,n] = hobj_p__p[l,m] jac_v2__z_v2[j,i] v1[k] v2[n] + Σ_c hobj_p__p__p[l,c,m] jac_p__z_v2[c,i] v1[k] v2[n] v2[j] + relu'(z_v2[i]) δ[i,n] hobj_p__p[l,m] v1[k] v2[j]
+    hobj_p__p = t["hobj_p__p"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
     v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,Bji,Bk,Bn,Bl->ljikmn", np.eye(2), jac_v2__z_v2, v1, v2, softmax_p)
-    tmp = v2[:, :, None] * v1[:, None]
-    tmp_2 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    # einsum("Bji,Bk,Bn,Bm,Bl->ljikmn", jac_v2__z_v2, v1, v2, softmax_p, softmax_p)
-    tmp_4 = v2[:, :, None] * v1[:, None]
-    tmp_5 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_6 = tmp_4[:, :, :, None] * softmax_p[:, None, None]
+    # einsum("Blm,Bji,Bk,Bn->ljikmn", hobj_p__p, jac_v2__z_v2, v1, v2)
+    tmp = v1[:, :, None, None] * hobj_p__p[:, None]
+    tmp_2 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("lm,Bli,Bk,Bn,Bj,Bl->ljikmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p)
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_8 = v2[:, :, None] * v1[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * v2[:, None, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    # einsum("Bli,Bk,Bn,Bj,Bm,Bl->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_12 = v2[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * v2[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bmi,Bk,Bn,Bj,Bm,Bl->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_15 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_16 = v2[:, :, None] * v1[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * v2[:, None, None]
-    tmp_18 = tmp_16[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bci,Bk,Bn,Bj,Bc,Bm,Bl->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p, softmax_p)
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_20 = v2[:, :, None] * v1[:, None]
-    tmp_21 = softmax_p[:, :, None] * v2[:, None]
-    tmp_22 = tmp_20[:, :, :, None] * softmax_p[:, None, None]
-    tmp_23 = tmp_21[:, :, :, None] * tmp_19[:, None, None]
-    # einsum("lm,Bci,Bk,Bn,Bj,Bc,Bl->ljikmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_24 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_25 = v2[:, :, None] * v1[:, None]
-    tmp_26 = softmax_p[:, :, None] * v2[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_24[:, None, None]
-    tmp_28 = np.tensordot(tmp_27, tmp_26, axes=([0], [0]))
+    # einsum("Blcm,Bci,Bk,Bn,Bj->ljikmn", hobj_p__p__p, jac_p__z_v2, v1, v2, v2)
+    tmp_3 = np.einsum("Bci,Blcm->Bilm", jac_p__z_v2, hobj_p__p__p, optimize=False)
+    tmp_4 = v2[:, :, None] * v1[:, None]
+    tmp_5 = tmp_4[:, :, :, None] * v2[:, None, None]
     z_v2 = t["z_v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    hobj_p__p = t["hobj_p__p"]
     # einsum("Bi,in,Blm,Bk,Bj->ljikmn", drelu_z_v2, np.eye(2), hobj_p__p, v1, v2)
-    tmp_29 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_30 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_31 = np.tensordot(tmp_30, tmp_29, axes=([0], [0]))
-    d3_U__W2__U = ((tmp_3.transpose(0, 1, 2, 4, 3))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(2, 4, 5, 1, 3, 0) + (tmp_10.transpose(0, 2, 1, 4, 3))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(2, 5, 4, 1, 3, 0) + 2 * (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(5, 1, 2, 4, 0, 3) - (tmp_28.transpose(3, 4, 2, 1, 0))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] + (tmp_31.transpose(1, 0, 4, 3, 2))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    tmp_6 = v1[:, :, None] * drelu_z_v2[:, None]
+    tmp_7 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_8 = np.tensordot(tmp_7, tmp_6, axes=([0], [0]))
+    d3_U__W2__U = ((np.tensordot(tmp_2, tmp, axes=([0], [0]))).transpose(4, 1, 2, 3, 5, 0) + (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 2, 3, 1, 5, 0) + (tmp_8.transpose(1, 0, 4, 3, 2))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
     return {"block": d3_U__W2__U}
 
 
@@ -2319,49 +1612,26 @@ def _third_U__U__W1(params, data):
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,U,W1[l,j,i,k,m,n] = δ[l,i] jac_p__z_v1[l,m] v2[j] v2[k] x[n] softmax_l(p[l]) - Σ_c δ[l,i] jac_p__z_v1[c,m] v2[j] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) - jac_p__z_v1[i,m] v2[j] v2[k] x[n] softmax_l(p[l]) softmax_i(p[i]) + 2 Σ_c jac_p__z_v1[c,m] v2[j] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) softmax_i(p[i]) - jac_p__z_v1[l,m] v2[j] v2[k] x[n] softmax_l(p[l]) softmax_i(p[i]) + hobj_p__p[l,i] jac_v2__z_v1[j,m] v2[k] x[n] + hobj_p__p[l,i] jac_v2__z_v1[k,m] v2[j] x[n]
+    # ∂f/∂U,U,W1[l,j,i,k,m,n] = Σ_c hobj_p__p__p[l,i,c] jac_p__z_v1[c,m] v2[j] v2[k] x[n] + hobj_p__p[l,i] jac_v2__z_v1[j,m] v2[k] x[n] + hobj_p__p[l,i] jac_v2__z_v1[k,m] v2[j] x[n]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v1 = t["jac_p__z_v1"]
     v2 = t["v2"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("li,Blm,Bj,Bk,Bn,Bl->ljikmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Blic,Bcm,Bj,Bk,Bn->ljikmn", hobj_p__p__p, jac_p__z_v1, v2, v2, x)
+    tmp = np.einsum("Bcm,Blic->Bmli", jac_p__z_v1, hobj_p__p__p, optimize=False)
     tmp_2 = v2[:, :, None] * v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    tmp_4 = np.tensordot(tmp_3, tmp_2, axes=([0], [0]))
-    # einsum("li,Bcm,Bj,Bk,Bn,Bc,Bl->ljikmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_5 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_6 = v2[:, :, None] * v2[:, None]
-    tmp_7 = softmax_p[:, :, None] * x[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * tmp_5[:, None, None]
-    tmp_9 = np.tensordot(tmp_8, tmp_7, axes=([0], [0]))
-    # einsum("Bim,Bj,Bk,Bn,Bl,Bi->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_10 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_11 = v2[:, :, None] * v2[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * x[:, None, None]
-    tmp_13 = tmp_11[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Bj,Bk,Bn,Bc,Bl,Bi->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_14 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_15 = v2[:, :, None] * v2[:, None]
-    tmp_16 = softmax_p[:, :, None] * x[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * softmax_p[:, None, None]
-    tmp_18 = tmp_16[:, :, :, None] * tmp_14[:, None, None]
-    # einsum("Blm,Bj,Bk,Bn,Bl,Bi->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_19 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_20 = v2[:, :, None] * v2[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * softmax_p[:, None, None]
+    tmp_3 = tmp_2[:, :, :, None] * x[:, None, None]
     hobj_p__p = t["hobj_p__p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Bli,Bjm,Bk,Bn->ljikmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp_23 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_24 = x[:, :, None, None] * jac_v2__z_v1[:, None]
+    tmp_4 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_5 = x[:, :, None, None] * jac_v2__z_v1[:, None]
     # einsum("Bli,Bkm,Bj,Bn->ljikmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp_25 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_26 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    d3_U__U__W1 = ((tmp_4.transpose(0, 4, 3, 1, 2))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (tmp_9.transpose(3, 1, 0, 2, 4))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (np.tensordot(tmp_13, tmp_12, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) + 2 * (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(0, 4, 5, 3, 2, 1) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(4, 1, 5, 3, 2, 0) + (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(4, 3, 5, 1, 2, 0)) / B
+    tmp_6 = v2[:, :, None, None] * hobj_p__p[:, None]
+    tmp_7 = x[:, :, None, None] * jac_v2__z_v1[:, None]
+    d3_U__U__W1 = ((np.tensordot(tmp_3, tmp, axes=([0], [0]))).transpose(4, 1, 5, 0, 3, 2) + (np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 1, 5, 3, 2, 0) + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(4, 3, 5, 1, 2, 0)) / B
     return {"block": d3_U__U__W1}
 
 
@@ -2372,86 +1642,41 @@ def _third_U__U__W2(params, data):
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["hobj_p__p"] = _hobj_p__p(t)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,U,W2[l,j,i,k,m,n] = δ[l,i] jac_p__z_v2[l,m] v1[n] v2[j] v2[k] softmax_l(p[l]) - Σ_c δ[l,i] jac_p__z_v2[c,m] v1[n] v2[j] v2[k] softmax_c(p[c]) softmax_l(p[l]) - jac_p__z_v2[i,m] v1[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i]) + 2 Σ_c jac_p__z_v2[c,m] v1[n] v2[j] v2[k] softmax_c(p[c]) softmax_l(p[l]) softmax_i(p[i]) - jac_p__z_v2[l,m] v1[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i]) + hobj_p__p[l,i] jac_v2__z_v2[j,m] v1[n] v2[k] + hobj_p__p[l,i] jac_v2__z_v2[k,m] v1[n] v2[j]
+    # ∂f/∂U,U,W2[l,j,i,k,m,n] = Σ_c hobj_p__p__p[l,i,c] jac_p__z_v2[c,m] v1[n] v2[j] v2[k] + hobj_p__p[l,i] jac_v2__z_v2[j,m] v1[n] v2[k] + hobj_p__p[l,i] jac_v2__z_v2[k,m] v1[n] v2[j]
+    hobj_p__p__p = t["hobj_p__p__p"]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
     v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("li,Blm,Bn,Bj,Bk,Bl->ljikmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
+    # einsum("Blic,Bcm,Bn,Bj,Bk->ljikmn", hobj_p__p__p, jac_p__z_v2, v1, v2, v2)
+    tmp = np.einsum("Bcm,Blic->Bmli", jac_p__z_v2, hobj_p__p__p, optimize=False)
     tmp_2 = v2[:, :, None] * v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * v2[:, None, None]
-    tmp_4 = np.tensordot(tmp_3, tmp_2, axes=([0], [0]))
-    # einsum("li,Bcm,Bn,Bj,Bk,Bc,Bl->ljikmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_5 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_6 = v2[:, :, None] * v1[:, None]
-    tmp_7 = softmax_p[:, :, None] * v2[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * tmp_5[:, None, None]
-    tmp_9 = np.tensordot(tmp_8, tmp_7, axes=([0], [0]))
-    # einsum("Bim,Bn,Bj,Bk,Bl,Bi->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_10 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_11 = v2[:, :, None] * v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * v2[:, None, None]
-    tmp_13 = tmp_11[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Bn,Bj,Bk,Bc,Bl,Bi->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p, softmax_p)
-    tmp_14 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_15 = v2[:, :, None] * v1[:, None]
-    tmp_16 = softmax_p[:, :, None] * v2[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * softmax_p[:, None, None]
-    tmp_18 = tmp_16[:, :, :, None] * tmp_14[:, None, None]
-    # einsum("Blm,Bn,Bj,Bk,Bl,Bi->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_19 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_20 = v2[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * v2[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * softmax_p[:, None, None]
+    tmp_3 = tmp_2[:, :, :, None] * v2[:, None, None]
     hobj_p__p = t["hobj_p__p"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Bli,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp_23 = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_24 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
+    tmp_4 = v1[:, :, None, None] * hobj_p__p[:, None]
+    tmp_5 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
     # einsum("Bli,Bkm,Bn,Bj->ljikmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp_25 = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_26 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
-    d3_U__U__W2 = ((tmp_4.transpose(0, 3, 2, 1, 4))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (tmp_9.transpose(3, 0, 4, 2, 1))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (np.tensordot(tmp_13, tmp_12, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(0, 3, 5, 1, 2, 4) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(4, 1, 5, 0, 2, 3) + (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(4, 0, 5, 1, 2, 3)) / B
+    tmp_6 = v1[:, :, None, None] * hobj_p__p[:, None]
+    tmp_7 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
+    d3_U__U__W2 = ((np.tensordot(tmp_3, tmp, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) + (np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 1, 5, 0, 2, 3) + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(4, 0, 5, 1, 2, 3)) / B
     return {"block": d3_U__U__W2}
 
 
 def _third_U__U__U(params, data):
     """Batch-mean block ∂³f/∂U∂U∂U."""
     t = _forward(params, data)
+    t["hobj_p__p__p"] = _hobj_p__p__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,U,U[l,j,i,k,m,n] = δ[l,m] δ[l,i] v2[n] v2[j] v2[k] softmax_l(p[l]) - δ[l,i] v2[n] v2[j] v2[k] softmax_m(p[m]) softmax_l(p[l]) - δ[i,m] v2[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i]) + 2 v2[n] v2[j] v2[k] softmax_m(p[m]) softmax_l(p[l]) softmax_i(p[i]) - δ[l,m] v2[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i])
+    # ∂f/∂U,U,U[l,j,i,k,m,n] = hobj_p__p__p[l,i,m] v2[n] v2[j] v2[k]
+    hobj_p__p__p = t["hobj_p__p__p"]
     v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,li,Bn,Bj,Bk,Bl->ljikmn", np.eye(2), np.eye(2), v2, v2, v2, softmax_p)
-    tmp = (np.eye(2))[:, :, None] * (np.eye(2))[:, None]
-    tmp_2 = v2[:, :, None] * v2[:, None]
-    tmp_3 = softmax_p[:, :, None] * v2[:, None]
-    tmp_4 = np.tensordot(tmp_3, tmp_2, axes=([0], [0]))
-    # einsum("li,Bn,Bj,Bk,Bm,Bl->ljikmn", np.eye(2), v2, v2, v2, softmax_p, softmax_p)
-    tmp_5 = v2[:, :, None] * v2[:, None]
-    tmp_6 = softmax_p[:, :, None] * v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * softmax_p[:, None, None]
-    tmp_8 = np.tensordot(tmp_7, tmp_6, axes=([0], [0]))
-    # einsum("im,Bn,Bj,Bk,Bl,Bi->ljikmn", np.eye(2), v2, v2, v2, softmax_p, softmax_p)
-    tmp_9 = v2[:, :, None] * v2[:, None]
-    tmp_10 = softmax_p[:, :, None] * v2[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * softmax_p[:, None, None]
-    tmp_12 = np.tensordot(tmp_11, tmp_10, axes=([0], [0]))
-    # einsum("Bn,Bj,Bk,Bm,Bl,Bi->ljikmn", v2, v2, v2, softmax_p, softmax_p, softmax_p)
-    tmp_13 = v2[:, :, None] * v2[:, None]
-    tmp_14 = softmax_p[:, :, None] * v2[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * softmax_p[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("lm,Bn,Bj,Bk,Bl,Bi->ljikmn", np.eye(2), v2, v2, v2, softmax_p, softmax_p)
-    tmp_17 = v2[:, :, None] * v2[:, None]
-    tmp_18 = softmax_p[:, :, None] * v2[:, None]
-    tmp_19 = tmp_17[:, :, :, None] * softmax_p[:, None, None]
-    tmp_20 = np.tensordot(tmp_19, tmp_18, axes=([0], [0]))
-    d3_U__U__U = ((tmp_4.transpose(0, 2, 1, 3))[:, :, None, :, None] * tmp[:, None, :, None, :, None] - (tmp_8.transpose(2, 0, 4, 3, 1))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (tmp_12.transpose(3, 0, 2, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (tmp_20.transpose(3, 0, 2, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None]) / B
+    # einsum("Blim,Bn,Bj,Bk->ljikmn", hobj_p__p__p, v2, v2, v2)
+    tmp = v2[:, :, None] * v2[:, None]
+    tmp_2 = tmp[:, :, :, None] * v2[:, None, None]
+    d3_U__U__U = (np.tensordot(tmp_2, hobj_p__p__p, axes=([0], [0]))).transpose(3, 0, 4, 2, 5, 1) / B
     return {"block": d3_U__U__U}
 
 

@@ -20,7 +20,8 @@ takes the depth at run time; ``template.instantiate(3)`` — or ``load(path, dep
 compact form (through second-order adjoints ``hess[s,s']``: O(L²) terms, what the code
 generator uses); the paper's expanded form (every Gauss–Newton and A″ term spelled out) is
 built from it when asked for, and kept (as data: ``einderiv.calculus.derive.in_form(d, "expanded")``).  Each job has one default, the same here and on the command
-line: ``derivation_text``, ``latex`` and ``structure`` print ``form="expanded"``;
+line: ``derivation_text``, ``latex`` and ``structure`` print ``form="expanded"`` (unless the
+file says ``# einderiv: form compact``);
 ``codegen`` and ``check`` use ``form="compact"`` (``form="expanded"`` checks the printed
 form).  So ``derivation_text(derive(net))`` is what ``einderiv derive FILE`` prints and
 ``codegen(derive(net))`` what ``einderiv codegen FILE`` writes.
@@ -52,39 +53,52 @@ __all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "st
            "Network", "Template", "Derivation", "GeneralForm", "CheckReport"]
 
 Sizes = Union[Mapping[str, int], None]
+#: the order :func:`derive` goes to when neither its caller nor the file says
+DEFAULT_ORDER = 2
 
 
-def derive(model: Network | Template, order: int = 2) -> Derivation | GeneralForm:
-    """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …).
+def derive(model: Network | Template, order: int | None = None) -> Derivation | GeneralForm:
+    """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …); without
+    ``order``, the file's ``# einderiv: order N`` directive, else 2.
 
     For a :class:`Network`, the :class:`Derivation` (Hessian blocks compact; the printers
     build the expanded form they show).  For a layer :class:`Template`, its
     :class:`GeneralForm` (order ≤ 2), validated against the derivation at several depths.
     """
+    if order is None:
+        order = model.header.order or DEFAULT_ORDER
     if isinstance(model, Template):
         return general_form(model, order)
     return _derive(model, order, expanded=False)
 
 
-def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str = "expanded") -> str:
-    """The derivation in readable index notation, with the structure summary (``einderiv derive``)."""
+def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str | None = None) -> str:
+    """The derivation in readable index notation, with the structure summary (``einderiv derive``).
+    Without ``form``, the file's ``# einderiv: form`` directive, else ``"expanded"``."""
     if isinstance(derivation, GeneralForm):
         _general_only(sizes, form)
         return _text.render_general(derivation)
-    return _text.render(in_form(derivation, form), sizes)
+    return _text.render(in_form(derivation, printed_form(derivation, form)), sizes)
 
 
-def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str = "expanded") -> str:
-    """A standalone LaTeX (amsmath) document of the derivation (``einderiv latex``)."""
+def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str | None = None,
+          naming: str = "compact") -> str:
+    """A standalone LaTeX (amsmath) document of the derivation (``einderiv latex``).
+
+    ``naming="compact"`` writes intermediates as the paper does (``z^{(1)}``, ``γ^{(1)}``,
+    ``η^{(2,1)}`` = ∂v^{(2)}/∂z^{(1)}); ``"nested"`` spells every name out
+    (``η^{(v_{2},z_{v_{1}})}``).  ``form`` as for :func:`derivation_text`.
+    """
     if isinstance(derivation, GeneralForm):
         _general_only(sizes, form)
-        return _latex.render_general(derivation)
-    return _latex.render(in_form(derivation, form), sizes)
+        return _latex.render_general(derivation, naming)
+    return _latex.render(in_form(derivation, printed_form(derivation, form)), sizes, naming)
 
 
-def structure(derivation: Derivation, sizes: Sizes = None, form: str = "expanded") -> str:
+def structure(derivation: Derivation, sizes: Sizes = None, form: str | None = None) -> str:
     """The per-block structure table: outer products, terms, storage (``einderiv structure``)."""
-    return _text.structure_table(summarize(in_form(_concrete(derivation, "structure"), form), sizes))
+    derivation = _concrete(derivation, "structure")
+    return _text.structure_table(summarize(in_form(derivation, printed_form(derivation, form)), sizes))
 
 
 def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str = "compact",
@@ -126,12 +140,17 @@ def _printer(backend: str):
     return PRINTERS[backend]
 
 
-def _general_only(sizes: Sizes, form: str) -> None:
+def printed_form(derivation: Derivation, form: str | None) -> str:
+    """The Hessian form to print: ``form``, else the file's directive, else ``"expanded"``."""
+    return form or derivation.network.header.form or "expanded"
+
+
+def _general_only(sizes: Sizes, form: str | None) -> None:
     """A general form is printed as it is: symbolic sizes, Hessian blocks expanded."""
     if sizes:
         raise UsageError("{0}: the general form of a layer template keeps its sizes symbolic; "
                          "give sizes to a network at a concrete depth", arguments=(Argument("sizes", None, dict(sizes)),))
-    if form != "expanded":
+    if form not in (None, "expanded"):
         raise UsageError("{0}: the general form of a layer template writes its Hessian blocks expanded; "
                          "the compact form needs a concrete depth", arguments=(Argument("form", None, form),))
 

@@ -168,7 +168,7 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
 
         total = np.zeros(size)
         for q in derivation.quantities:
-            if q.name.kind is not Kind.HOBJ:
+            if q.name.kind is not Kind.HOBJ or len(q.name.parts) != 2:
                 continue
             a, b = map(str, q.name.parts)
             Ja, Jb = J(a), J(b)

@@ -22,7 +22,7 @@ def run(*args, cwd=None):
 def test_derive_prints_factored_gradient(capsys):
     assert main(["derive", PAPER]) == 0
     out = capsys.readouterr().out
-    assert "∂f/∂W1^j_i = δ[z_v1]_j ⊗ x^i" in out
+    assert "∂f/∂W1^j_i = ∂f/∂z_v1_j ⊗ x^i" in out
     assert "(∂f/∂p_l U^l_m η[v2,z_v1]^m_j) ⊗ x^i   (Eq. 6 form)" in out
     assert "one outer product" in out
 
@@ -208,6 +208,23 @@ def test_api_and_cli_agree(name, tmp_path, monkeypatch):
         assert _cli(["structure", path], tmp_path) == einderiv.structure(d)
         assert _cli(["derive", path, "--form", "compact"], tmp_path) == einderiv.derivation_text(d, form="compact")
         assert _cli(["codegen", path, "--form", "expanded"], tmp_path) == einderiv.codegen(d, form="expanded")
+
+
+def test_cli_honours_the_files_directives(tmp_path, monkeypatch):
+    """paper_mlp_order3.ein says '# einderiv: order 3': latex and derive go to order 3 without --order;
+    gru_unrolled.ein says '# einderiv: form compact': its Hessian blocks print compact."""
+    import einderiv
+
+    monkeypatch.chdir(ROOT)
+    path = "derivations/paper_mlp_order3.ein"
+    tex = _cli(["latex", path], tmp_path)
+    assert tex == einderiv.latex(einderiv.derive(einderiv.load(path), 3))
+    assert r"\section*{Derivatives of order 3}" in tex
+    assert "Order-3 derivatives" not in _cli(["derive", path, "--order", "2"], tmp_path)  # the flag wins
+    gru = "derivations/gru_unrolled.ein"
+    d = einderiv.derive(einderiv.load(gru))
+    assert _cli(["derive", gru], tmp_path) == einderiv.derivation_text(d, form="compact")
+    assert _cli(["latex", gru, "--naming", "nested"], tmp_path) == einderiv.latex(d, form="compact", naming="nested")
 
 
 def test_api_and_cli_agree_on_a_template(tmp_path, monkeypatch):

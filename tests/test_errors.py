@@ -287,3 +287,30 @@ def test_a_network_without_weights_has_nothing_to_differentiate():
         einderiv.derive(load("t.ein", "dims n = 2\ninput x^i : n\nf = x^i x^i\n"))
     assert str(info.value) == ("t.ein:3:1: the network declares no weight to differentiate; declare one, "
                                "e.g. weight W^j_i : n, n")
+
+
+# --------------------------------------------------------- directives in the leading comment
+DIRECTIVES = [
+    ("# einderiv: order x", "t.ein:1:1: '# einderiv: order x' needs a positive integer order; expected e.g. "
+                            "'# einderiv: order 3'"),
+    ("# einderiv: order 0", "t.ein:1:1: '# einderiv: order 0' needs a positive integer order; expected e.g. "
+                            "'# einderiv: order 3'"),
+    ("# a title\n  # einderiv: form fast", "t.ein:2:3: '# einderiv: form fast' names no Hessian form; expected "
+                                         "one of: expanded, compact"),
+    ("# einderiv: colour red", "t.ein:1:1: unknown directive '# einderiv: colour'; expected 'order N' or "
+                               "'form expanded|compact'"),
+]
+
+
+@pytest.mark.parametrize("header, message", DIRECTIVES, ids=[h for h, _ in DIRECTIVES])
+def test_bad_directive(header, message):
+    with pytest.raises(ParseError) as exc:
+        load("t.ein", header + "\n" + HEAD + OK)
+    assert str(exc.value) == message
+
+
+def test_directives_and_title_are_read_from_the_leading_comment():
+    net = load("t.ein", "# einderiv: order 3\n# einderiv: form compact\n# A small net: one layer.\n\n# more\n"
+               + HEAD + OK + "\n# einderiv: order 7\n")
+    assert (net.header.order, net.header.form, net.header.title) == (3, "compact", "A small net")
+    assert load("t.ein", HEAD + OK).header.order is None  # no comment: nothing said

@@ -1,7 +1,4 @@
 """LaTeX rendering: exact printer units, and whole documents compiled with pdflatex."""
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,10 +7,12 @@ import sympy
 
 sys.path.insert(0, str(Path(__file__).parent))
 from netbuild import mlp  # noqa: E402
+from pdfpages import compile_tex, layout, warnings  # noqa: E402
 
 from einderiv.calculus.derive import derive  # noqa: E402
 from einderiv.emit.latex import render  # noqa: E402
-from einderiv.emit.latex_expr import LatexIndexPrinter, ScalarLatexPrinter, tex_compact, tex_tensor  # noqa: E402
+from einderiv.emit.latex_expr import LatexIndexPrinter, ScalarLatexPrinter  # noqa: E402
+from einderiv.emit.latex_names import tex_compact, tex_tensor  # noqa: E402
 from einderiv.analysis.roles import Context  # noqa: E402
 from einderiv.emit.letters import IndexNames  # noqa: E402
 from einderiv.calculus.functions import FunctionTable  # noqa: E402
@@ -26,7 +25,7 @@ n0, n1, c = sympy.symbols("n0 n1 c", positive=True, integer=True)
 j, i, l = Index("j", n1), Index("i", n0), Index("l", c)
 Z_V1 = Name("v1", arg=1)  # the pre-activation z_v1 of v1
 CTX = Context(objective_args=(Name("p"),), arity={Name("p"): 1, Name("v1"): 1, Name("v2"): 1, Z_V1: 1},
-              gammas=frozenset({(Name("v1"), Z_V1)}), softmax={Name("p"): "s"})
+              gammas=frozenset({(Name("v1"), Z_V1)}), softmax={Name("p"): "hat"})
 
 
 def tex(e, free=(), ctx=CTX) -> str:
@@ -85,7 +84,7 @@ def test_apply_derivatives():
 
 
 def test_softmax_and_logsumexp():
-    assert tex(Softmax(Ref("p", (l,)), l)) == "s^{l}"
+    assert tex(Softmax(Ref("p", (l,)), l)) == r"\hat{p}^{l}"
     assert tex(Softmax(Ref("q", (l,)), l)) == r"\operatorname{softmax}_{l}\!\left(q^{l}\right)"
     assert tex(LogSumExp(Ref("p", (l,)), l)) == r"\log \sum_{l} \exp\!\left(p^{l}\right)"
 
@@ -127,7 +126,8 @@ def test_document_shape(document):
     name, doc = document
     assert doc.isascii()
     assert doc.startswith("\\documentclass")
-    assert doc.count(r"\begin{align*}") == doc.count(r"\end{align*}")
+    assert doc.count(r"\begin{equation}") == doc.count(r"\end{equation}") > 0
+    assert "align*" not in doc and doc.count(r"\label{") > doc.count(r"\begin{equation}")
     assert r"\otimes" in doc and doc.rstrip().endswith(r"\end{document}")
     assert "_c0" not in doc and "_j_" not in doc
 
@@ -135,10 +135,15 @@ def test_document_shape(document):
 def test_paper_document_content():
     doc = DOCS["paper_mlp"]()
     assert r"\frac{\partial f}{\partial W^{(1),j}_{i}}" in doc
-    assert r"&= \frac{\partial f}{\partial z^{(v_{1})}_{j}} \otimes x^{i}" in doc
-    assert r"\gamma^{(v_{1}),j}_{s} &= \operatorname{relu}'(z^{(v_{1}),j}) \delta^{j}_{s}" in doc
-    assert r"\frac{\partial^{2} f}{\partial W^{(1),j}_{i}\, \partial W^{(2),s}_{t}}" in doc
-    assert r"&= \gamma^{(v_{1}),t}_{j} \otimes x^{i} \otimes \frac{\partial f}{\partial z^{(v_{2})}_{s}}" in doc
+    # the paper's names: z^{(1)} the argument of v^{(1)}, γ^{(1)} (Eq. 1), η^{(2,1)} = ∂v^{(2)}/∂z^{(1)} (Eq. 4)
+    assert (r"\frac{\partial f}{\partial W^{(1),j}_{i}} &= \frac{\partial f}{\partial z^{(1)}_{j}} \otimes x^{i} \\"
+            "\n" r"&= \left(\frac{\partial f}{\partial p_{l}} U^{l}_{m} \eta^{(2,1),m}_{j}\right) \otimes x^{i}") in doc
+    assert r"\gamma^{(1),j}_{s} &= \operatorname{relu}'(z^{(1),j}) \delta^{j}_{s}" in doc
+    assert (r"\frac{\partial^{2} f}{\partial W^{(1),j}_{i}\, \partial W^{(2),s}_{t}} &= \gamma^{(1),t}_{j} "
+            r"\otimes x^{i} \otimes \frac{\partial f}{\partial z^{(2)}_{s}}") in doc
+    nested = render(derive(paper_net(), 2), naming="nested")  # today's spelled-out names, on request
+    assert r"\gamma^{(v_{1}),t}_{j} \otimes x^{i} \otimes \frac{\partial f}{\partial z^{(v_{2})}_{s}}" in nested
+    assert r"\eta^{(v_{2},z_{v_{1}}),m}_{j}" in nested
 
 
 def test_deterministic():
@@ -146,20 +151,11 @@ def test_deterministic():
 
 
 def test_compiles_with_pdflatex(document, tmp_path):
+    """Compiled twice (for \\eqref): no warning but the untitled author, no bad box; every page fits."""
     name, doc = document
-    exe = shutil.which("pdflatex")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("pdflatex is not installed (CI must install texlive)")
-        pytest.skip("pdflatex not on PATH")
-    (tmp_path / f"{name}.tex").write_text(doc)
-    run = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    log = (tmp_path / f"{name}.log").read_text(errors="replace")
-    assert run.returncode == 0, log[-3000:]
-    assert "Undefined control sequence" not in log
-    assert "Missing" not in log
-    assert (tmp_path / f"{name}.pdf").stat().st_size > 0
+    pdf, log = compile_tex(doc, tmp_path, name)
+    assert warnings(log) == []
+    assert all(p.outside == 0 for p in layout(pdf))
 
 
 def test_document_does_not_depend_on_earlier_derivations():
@@ -174,13 +170,14 @@ def test_recurrence_is_typeset_once_with_its_base_case():
 
     src = (ROOT / "derivations" / "rnn.ein").read_text()
     doc = render(derive(load("rnn.ein", src), 1))
-    # δ[h(t)] = δ[z_h(t+1)] W for t = 1..T-1, then its base case δ[h(T)] = ∂f/∂p U
-    rec = (r"\frac{\partial f}{\partial h^{(t)}_{j}} &= \frac{\partial f}{\partial z^{(h^{(t+1)})}_{l}} "
-           r"W^{l}_{j} && t = 1,\dots,T-1")
-    base = r"\frac{\partial f}{\partial h^{(T)}_{j}} &= \frac{\partial f}{\partial p_{l}} U^{l}_{j} && \text{(base case)}"
+    # ∂f/∂h(t) = ∂f/∂z_h(t+1) W for t = 1..T-1, then its base case ∂f/∂h(T) = ∂f/∂p U, which refers to it
+    rec = (r"\frac{\partial f}{\partial h^{(t)}_{j}} &= \frac{\partial f}{\partial z^{(t+1)}_{l}} "
+           r"W^{l}_{j} && t = 1,\dots,T-1 \label{eq:def-adj-h-t}")
+    base = (r"\frac{\partial f}{\partial h^{(T)}_{j}} &= \frac{\partial f}{\partial p_{l}} U^{l}_{j} && "
+            r"\text{base case of \eqref{eq:def-adj-h-t}}")
     assert rec in doc and base in doc and doc.index(rec) < doc.index(base)
-    assert r"&= \sum_{t=1}^{T} \frac{\partial f}{\partial z^{(h^{(t)})}_{j}} \otimes x^{(t),k}" in doc
-    assert r"$x^{(t),k}$ & Input vector for a single sample ($n = 3$), $t = 1,\dots,T$" in doc
+    assert r"&= \sum_{t=1}^{T} \frac{\partial f}{\partial z^{(t)}_{j}} \otimes x^{(t),k}" in doc
+    assert r"$x^{(t),k}$ & Input vector for a single sample, $n$ ($3$), $t = 1,\dots,T$" in doc
     assert r"h^{(4),j} = \tanh" not in doc  # the network's recurrence is one row too
 
 
@@ -196,9 +193,9 @@ def attention_tex():
 
 
 def test_node_definition_prints_the_node_name(attention_tex):
-    assert (r"\frac{\partial f}{\partial s_{qk}} &= a^{q}_{k} \frac{\partial f}{\partial a_{qk}}"
-            r" - \frac{\partial f}{\partial a_{ql}} a^{q}_{l} a^{q}_{k} \\") in attention_tex
-    assert r"$a^{q}_{k} = \operatorname{softmax}_{k}\!\left(s^{q}_{k}\right)$ & Output of \texttt{a} \\" \
+    assert (r"\frac{\partial f}{\partial s_{qk}} &= a^{qk} \frac{\partial f}{\partial a_{qk}}"
+            r" - \frac{\partial f}{\partial a_{ql}} a^{ql} a^{qk} \label{") in attention_tex
+    assert r"$a^{qk} = \operatorname{softmax}_{k}\!\left(s^{qk}\right)$ & Output of \texttt{a} \\" \
         in attention_tex
 
 
@@ -208,14 +205,18 @@ def test_constant_factors_fold_into_one_coefficient(attention_tex):
     e = Prod((Const(1 / sympy.sqrt(d)), Ref("U", (l, dd)),
               Prod((Const(1 / t), Ref("o", (q, dd))), (dd,))), (l,))
     assert tex(e) == r"\frac{1}{\sqrt{d} t} U^{l}_{d} \sum_{q} o^{q}_{d}"
-    assert r"$p^{l} = \frac{1}{t} U^{l}_{d} \sum_{q} o^{q}_{d}$ & Output of \texttt{p} \\" in attention_tex
+    # d is a size of attention.ein: its index d is shown as e
+    assert r"$p^{l} = \frac{1}{t} U^{l}_{e} \sum_{q} o^{q}_{e}$ & Output of \texttt{p} \\" in attention_tex
 
 
 def test_table_says_vector_matrix_or_tensor(attention_tex):
-    assert r"$X^{s}_{i}$ & Input matrix for a single sample ($t = 3 \times n = 2$) \\" in attention_tex
-    assert r"$y^{l}$ & Label vector for a single sample ($c = 2$) \\" in attention_tex
+    # the file's X^s_i: s (a tensor's name there) is shown as b; the sizes, then their values
+    assert r"$X^{b}_{i}$ & Input matrix for a single sample, $t \times n$ ($3 \times 2$) \\" in attention_tex
+    assert r"$y^{l}$ & Label vector for a single sample, $c$ ($2$) \\" in attention_tex
     cnn = example_tex("cnn2d.ein")
-    assert r"$x^{c}_{uw}$ & Input tensor for a single sample ($C = 2 \times H = 4 \times Wd = 4$) \\" in cnn
+    # x^{c,u,w} as written (all up); c is a size, shown as d
+    assert r"$x^{duw}$ & Input tensor for a single sample, $C \times H \times Wd$ ($2 \times 4 \times 4$) \\" in cnn
+    assert r"$b^{o}$ & Biases, $O$ ($2$) \\" in cnn  # a bias is listed as a bias
 
 
 def test_broadcast_ones_in_a_sum_print_as_one():
@@ -223,10 +224,44 @@ def test_broadcast_ones_in_a_sum_print_as_one():
     assert (r"$h^{(1),j} = \mathrm{zg}^{j} h^{(0),j} + \left(1 - \mathrm{zg}^{j}\right) \mathrm{hc}^{j}$"
             r" & Output of \texttt{h1} \\") in gru
     ln = example_tex("layernorm_mlp.ein")
-    assert r"\eta^{(m,z)}_{j} &= \frac{1}{h} \mathbf{1}^{j} \\" in ln  # a factor keeps its ones vector
+    assert r"\eta^{(m,z)}_{j} &= \frac{1}{h} \mathbf{1}^{j} \label{" in ln  # a factor keeps its ones vector
 
 
 def test_unrolled_template_rows_per_shape():
     doc = example_tex("deep_template.ein", dims={"n": 3})
-    assert (r"$w^{(1),j}_{i}$ & Weights ($h = 5 \times n_{in} = 4$) \\" + "\n"
-            r"$w^{(t),j}_{i}$ & Weights ($h = 5 \times h = 5$), $t = 2, 3$ \\") in doc
+    assert (r"$w^{(1),j}_{i}$ & Weights, $h \times n_{in}$ ($5 \times 4$) \\" + "\n"
+            r"$w^{(t),j}_{i}$ & Weights, $h \times h$ ($5 \times 5$), $t = 2, 3$ \\") in doc
+
+
+def test_strided_selection_tensor_is_one_symbol(tmp_path):
+    """S^u_{t,a} with stride 2, where no index arithmetic replaces it, is {S_{2}}^{u}_{lm}: no double
+    subscript for pdflatex."""
+    from einderiv.ir import Window
+    u, t, a = Index("u", n0), Index("_t_1", n1), Index("_a_2", c)
+    s = tex(Window(u, t, a, 2), [u])
+    assert s == r"{S_{2}}^{u}_{lm}"
+    doc = "\\documentclass{article}\\usepackage{amsmath}\\begin{document}$" + s + "$\\end{document}\n"
+    pdf, log = compile_tex(doc, tmp_path, "window")
+    assert warnings(log) == [] and "Double subscript" not in log
+
+
+def test_title_is_the_files_own_and_the_path_is_below_it():
+    doc = example_tex("paper_mlp.ein")
+    assert (r"\title{The feedforward network of Table 1\\[6pt] \large Gradients and Hessian blocks of $f$\\[2pt] "
+            r"\normalsize\texttt{") in doc and r"derivations/paper\_mlp.ein}}" in doc
+    assert r"\title{A recurrent tanh network" in example_tex("rnn.ein")  # a file without a comment
+
+
+def test_long_terms_fold_with_a_deeper_indent():
+    """A term longer than the line continues on the next one at ⊗, indented past a new term's +,
+    and no line is estimated wider than the display."""
+    from einderiv.emit.latex import CONTINUED, NEW_TERM, LatexDocumentPrinter
+    from einderiv.emit.latex_layout import DISPLAY_PT, tex_width
+    lhs = r"\frac{\partial^{3} f}{\partial W^{(1),j}_{i}\, \partial W^{(1),s}_{t}\, \partial U^{l}_{r}}"
+    factor = r"\left(\frac{\partial^{2} f}{\partial p_{l}\, \partial p_{m}} \eta^{(p,1),m}_{s}\right)"
+    rows = LatexDocumentPrinter().equation_lines(lhs, [["= 2", factor, "x^{i}"] * 4, ["+", factor, "x^{t}"]])
+    first, second = rows
+    assert len(first) > 1 and all(line.startswith(CONTINUED + r"\otimes ") for line in first[1:])
+    assert second[0].startswith(NEW_TERM + "+ ")
+    assert len(CONTINUED) > len(NEW_TERM)  # \qquad\qquad against \quad
+    assert all(tex_width(line) <= DISPLAY_PT for row in rows for line in row[1:])

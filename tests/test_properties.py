@@ -422,3 +422,22 @@ def test_a_softmax_of_a_cancelling_argument_keeps_its_axis():
     once = SIMPLIFIER.simplify(Softmax(arg, _a))
     env = {n: np.random.default_rng(7).normal(0, 0.5, (1,) + s) for n, s in TENSORS.items()}
     np.testing.assert_allclose(evaluate(once, env, (_a,)), np.full((1, 2), 0.5))
+
+
+def test_terms_equal_up_to_a_binders_letter_merge():
+    """BUG 8 (found by the properties): log Σ_a exp(s x^a) + log Σ_b exp(s x^b) stayed two terms
+    (their dummies keep their letters a and b); merging compares terms up to index names."""
+    _i2 = Index("i", TWO)
+    lse = lambda ix: LogSumExp(Prod((Ref("s", ()), Ref("x", (ix,))), (ix,)), ix)  # noqa: E731
+    once = SIMPLIFIER.simplify(Add((lse(_a), lse(_i2))))
+    assert not isinstance(once, Add) and not _like_terms(once), once
+
+
+def test_terms_transposed_against_each_other_do_not_merge():
+    """The merge key identifies free indices by name: B^{cd} s with outputs (d, c) and B^{dc} s
+    with outputs (c, d) are different terms (a 4000-example run caught a key that took the
+    outputs by position and summed B + Bᵀ into 2B)."""
+    _c, _d = Index("c", THREE), Index("d", THREE)
+    e = Add((Prod((Ref("B", (_c, _d)), Ref("s", ())), (_d, _c)), Prod((Ref("B", (_d, _c)), Ref("s", ())), (_c, _d))))
+    env = {n: np.random.default_rng(8).normal(0, 0.5, (1,) + s) for n, s in TENSORS.items()}
+    assert error(evaluate(SIMPLIFIER.simplify(e), env, e.free), evaluate(e, env)) <= 1e-12

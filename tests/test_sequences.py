@@ -45,9 +45,9 @@ def test_family_members_are_unrolled_with_labels():
 def test_recurrence_is_printed_once_with_its_base_case():
     text = render(derive(load("r.ein", RNN), 1))
     assert "h(t)^j = tanh(z_h(t)^j)   for t = 1..3" in text
-    assert "δ[h(t)]_j = δ[z_h(t+1)]_l W^l_j   for t = 1, 2" in text
-    assert "δ[h(3)]_j = ∂f/∂p_l U^l_j" in text
-    assert "∂f/∂V^j_k = Σ_{t=1..3} δ[z_h(t)]_j ⊗ x(t)^k" in text
+    assert "∂f/∂h(t)_j = ∂f/∂z_h(t+1)_l W^l_j   for t = 1, 2" in text
+    assert "∂f/∂h(3)_j = ∂f/∂p_l U^l_j" in text
+    assert "∂f/∂V^j_k = Σ_{t=1..3} ∂f/∂z_h(t)_j ⊗ x(t)^k" in text
 
 
 def test_shared_weight_structure_is_a_sum_over_steps():
@@ -81,7 +81,7 @@ def test_conv_kernel_has_no_outer_product_and_dense_after_keeps_it():
 
 def test_text_prints_index_arithmetic():
     text = render(derive(load("c.ein", CNN), 1))
-    assert "z_v^t = K^a x^{t+a}" in text  # a one-index tensor prints its index up
+    assert "weight K_a : A" in text and "z_v^t = K_a x^{t+a}" in text  # placed as declared
 
 
 @pytest.mark.parametrize("src", [RNN, CNN, CNN.replace("x^{t+a}", "x^{2t+a}").replace("c, 4", "c, 2")])

@@ -108,7 +108,7 @@ def test_no_outer_product_structure_names_the_coupling():
     assert c.how is How.SUMMED and len(c.indices) == 1  # an Index summed inside the coupled factor
     assert any(c.indices[0] in g.bound for g in c.term.groups)
     assert [str(f.name) for f in c.factors] == ["adj[z]", "X"]
-    assert reason(r) == "summed index l couples δ[z] and X"
+    assert reason(r) == "summed index l couples ∂f/∂z and X"
     assert (r.factored, r.dense) == (12, 12)
 
 
@@ -122,7 +122,7 @@ def test_structure_table(relu_rows):
 
 
 def test_coupling_reason_uses_the_letters_of_the_text_output():
-    """The WQ,WK block of attention shows η[s,Q]^{bc}_{ld} X^l_i: the reason names l, as printed."""
+    """The WQ,WK block of attention shows η[s,Q]^{gh}_l^e X^l_i: the reason names l, as printed."""
     from einderiv.frontend.check import load
     from einderiv.emit.text import render
 
@@ -131,6 +131,7 @@ def test_coupling_reason_uses_the_letters_of_the_text_output():
     r = {tuple(map(str, x.wrt)): x for x in summarize(d)}[("WQ", "WK")]
     assert reason(r) == "summed index l couples η[s,Q] and X"
     text = render(d)
-    block = text[text.index("∂²f/∂WQ^d_i∂WK^s_t ="):text.index("∂²f/∂WQ^d_i∂WV^s_t =")]
-    assert "η[s,Q]^{bc}_{ld} X^l_i" in block
+    # d (a size) and s (a tensor) are attention's own names: its indices d, s are shown as e, b
+    block = text[text.index("∂²f/∂WQ^e_i∂WK^r_k ="):text.index("∂²f/∂WQ^e_i∂WV^r_k =")]
+    assert "η[s,Q]^{gh}_l^e X^l_i" in block
     assert "  WQ,WK  7  no outer-product structure (summed index l couples η[s,Q] and X)" in text

@@ -172,15 +172,19 @@ def tanh_form():
 
 def test_relu_general_form_is_the_papers_eq_9(relu_form):
     text = einderiv.derivation_text(relu_form)
-    assert "δ[v(n)]_j = ∂f/∂p_l u^l_j\n" in text
-    assert "δ[v(k)]_j = δ[z_v(k+1)]_l w(k+1)^l_j   for k = 1..n-1" in text
-    assert "η[z_v(k),z_v(l)]^j_s = w(k)^j_l η[v(k-1),z_v(l)]^l_s   for 1 ≤ l < k ≤ n" in text
-    assert "= (∂f/∂p_l u^l_q η[v(n),z_v(k)]^q_j) ⊗ v(k-1)^i   (Eq. 6 form)" in text
+    # l is a layer label here (η[v(k),z_v(l)]): the file's index l is shown as a, summed ones from a, b, …
+    assert "∂f/∂v(n)_j = ∂f/∂p_a u^a_j\n" in text
+    assert "∂f/∂v(k)_j = ∂f/∂z_v(k+1)_a w(k+1)^a_j   for k = 1..n-1" in text
+    assert "η[z_v(k),z_v(l)]^j_s = w(k)^j_a η[v(k-1),z_v(l)]^a_s   for 1 ≤ l < k ≤ n" in text
+    # the recurrence's base case and its zero, which the paper leaves to prose
+    assert "η[v(k),z_v(l)]^j_s = γ[v(l)]^j_s   for k = l\n" in text
+    assert "η[v(k),z_v(l)]^j_s = 0   for k < l\n" in text
+    assert "= (∂f/∂p_a u^a_b η[v(n),z_v(k)]^b_j) ⊗ v(k-1)^i   (Eq. 6 form)" in text
     eq9 = text[text.index("∂²f/∂w(k)^j_i∂w(r)^s_t ="):text.index("∂²f/∂w(k)^j_i∂u")]
-    assert "(∂²f/∂p_l∂p_q η[p,z_v(k)]^l_j η[p,z_v(r)]^q_s) ⊗ v(k-1)^i ⊗ v(r-1)^t" in eq9
-    assert "r > k :  η[v(r-1),z_v(k)]^t_j ⊗ v(k-1)^i ⊗ δ[z_v(r)]_s" in eq9
+    assert "(∂²f/∂p_a∂p_b η[p,z_v(k)]^a_j η[p,z_v(r)]^b_s) ⊗ v(k-1)^i ⊗ v(r-1)^t" in eq9
+    assert "r > k :  η[v(r-1),z_v(k)]^t_j ⊗ v(k-1)^i ⊗ ∂f/∂z_v(r)_s" in eq9
     assert "r = k :  0" in eq9
-    assert "r < k :  δ[z_v(k)]_j ⊗ η[v(k-1),z_v(r)]^i_s ⊗ v(r-1)^t" in eq9
+    assert "r < k :  ∂f/∂z_v(k)_j ⊗ η[v(k-1),z_v(r)]^i_s ⊗ v(r-1)^t" in eq9
     assert "Σ_{m=" not in eq9  # ReLU: no A'' terms
 
 
@@ -188,8 +192,8 @@ def test_tanh_general_form_adds_the_A2_terms_as_a_sum_over_layers(tanh_form):
     text = einderiv.derivation_text(tanh_form)
     eq9 = text[text.index("∂²f/∂w(k)^j_i∂w(r)^s_t ="):text.index("∂²f/∂w(k)^j_i∂u")]
     a2 = next(line for line in eq9.splitlines() if "Σ_{m=max(k,r)+1..n}" in line)
-    assert all(s in a2 for s in ("δ[v(m)]", "tanh″(z_v(m)", "η[z_v(m),z_v(k)]", "η[z_v(m),z_v(r)]"))
-    assert "r = k :  (tanh″(z_v(k)^j) δ^j_s δ[v(k)]_j) ⊗ v(k-1)^i ⊗ v(k-1)^t" in eq9
+    assert all(s in a2 for s in ("∂f/∂v(m)", "tanh″(z_v(m)", "η[z_v(m),z_v(k)]", "η[z_v(m),z_v(r)]"))
+    assert "r = k :  (tanh″(z_v(k)^j) δ^j_s ∂f/∂v(k)_j) ⊗ v(k-1)^i ⊗ v(k-1)^t" in eq9
 
 
 def test_validation_fails_loudly_on_a_wrong_general_formula(relu_form):

@@ -61,7 +61,7 @@ def test_delta_and_hadamard():
     p = TextPrinter({"names": names})
     assert p.doprint(Delta(j, s)) == "δ^j_s"
     had = Prod((Apply(Fn("relu", (1,)), (Ref(Z_V1, (j,)),)), Ref(Quantity(Kind.ADJ, (Name("v1"),)), (j,))), (j,))
-    assert p.doprint(had) == "relu′(z_v1^j) δ[v1]_j"
+    assert p.doprint(had) == "relu′(z_v1^j) ∂f/∂v1_j"  # the adjoint is not written δ: δ is Kronecker's
 
 
 def test_machine_indices_get_letters():
@@ -74,9 +74,9 @@ def test_machine_indices_get_letters():
 
 
 def test_coefficients_and_softmax():
-    ctx = Context(softmax={Name("p"): "s"})
+    ctx = Context(softmax={Name("p"): "hat"})
     p = TextPrinter({"context": ctx})
-    assert p.doprint(Softmax(Ref("p", (l,)), l)) == "s^l"
+    assert p.doprint(Softmax(Ref("p", (l,)), l)) == "p̂^l"
     assert TextPrinter().doprint(Softmax(Ref("p", (l,)), l)) == "softmax_l(p^l)"
     assert p.doprint(Prod((Const(sympy.Integer(-1)), Ref("y", (l,))), (l,))) == "−y^l"
     assert p.doprint(Prod((Const(sympy.Rational(1, 2)), Ref("y", (l,))), (l,))) == "1/2 y^l"
@@ -94,10 +94,10 @@ def test_network_and_objective_sections(paper):
     text = paper[0]
     assert "  z_v1^j = W1^j_i x^i   (pre-activation)\n" in text
     assert "  v1^j = relu(z_v1^j)\n" in text
-    assert "  s^l = softmax_l(p^l)\n" in text
-    assert "  ∂f/∂p_l = s^l − y^l\n" in text
-    assert re.search(r"\n  ∂²f/∂p_l∂p_(\w) = δ\^l_\1 s\^l − s\^l s\^\1\n", text)  # diag(s) − s sᵀ
-    assert "  relu′(z) = Heaviside(z)\n  relu″(z) = 0\n" in text
+    assert "  p̂^l = softmax_l(p^l)\n" in text
+    assert "  ∂f/∂p_l = p̂^l − y^l\n" in text
+    assert "\n  ∂²f/∂p_l∂p_s = δ^l_s p̂^l − p̂^l p̂^s\n" in text  # diag(p̂) − p̂ p̂ᵀ, with the paper's s
+    assert "  relu′(z) = θ(z)\n  relu″(z) = 0\n" in text
 
 
 def test_intermediates_defined_once_in_order(paper):
@@ -105,18 +105,18 @@ def test_intermediates_defined_once_in_order(paper):
     lines = text[text.index("Shared intermediates"):text.index("First derivatives")].splitlines()[1:]
     defs = [ln.split(" = ")[0].strip() for ln in lines if " = " in ln]
     assert len(defs) == len(set(defs))
-    assert f"  δ[v2]_j = ∂f/∂p_l {out}^l_j" in lines
-    assert "  δ[z_v2]_j = relu′(z_v2^j) δ[v2]_j" in lines
-    assert "  δ[v1]_j = δ[z_v2]_l W2^l_j" in lines
+    assert f"  ∂f/∂v2_j = ∂f/∂p_l {out}^l_j" in lines
+    assert "  ∂f/∂z_v2_j = relu′(z_v2^j) ∂f/∂v2_j" in lines
+    assert "  ∂f/∂v1_j = ∂f/∂z_v2_l W2^l_j" in lines
     assert "  γ[v1]^j_s = relu′(z_v1^j) δ^j_s" in lines  # the paper's Eq. 1
-    assert defs.index("δ[v1]_j") > defs.index("δ[z_v2]_j") > defs.index("δ[v2]_j")
+    assert defs.index("∂f/∂v1_j") > defs.index("∂f/∂z_v2_j") > defs.index("∂f/∂v2_j")
 
 
 def test_gradients_are_outer_products(paper):
     text, out, out_ref, out_grad = paper
-    assert "  ∂f/∂W1^j_i = δ[z_v1]_j ⊗ x^i\n" in text
+    assert "  ∂f/∂W1^j_i = ∂f/∂z_v1_j ⊗ x^i\n" in text
     assert f"= (∂f/∂p_l {out_ref} η[v2,z_v1]^m_j) ⊗ x^i   (Eq. 6 form)" in text
-    assert "  ∂f/∂W2^j_i = δ[z_v2]_j ⊗ v1^i\n" in text
+    assert "  ∂f/∂W2^j_i = ∂f/∂z_v2_j ⊗ v1^i\n" in text
     assert f"= (∂f/∂p_l {out_ref} γ[v2]^m_j) ⊗ v1^i   (Eq. 6 form)" in text
     assert f"  {out_grad}\n" in text  # Eq. 5
 
@@ -124,10 +124,10 @@ def test_gradients_are_outer_products(paper):
 def test_eq9_cross_terms(paper):
     text = paper[0]
     w12 = block(text, "∂²f/∂W1^j_i∂W2^s_t =")
-    assert "      γ[v1]^t_j ⊗ x^i ⊗ δ[z_v2]_s\n" in w12  # r > k: η^{(r-1,k)} cross term
+    assert "      γ[v1]^t_j ⊗ x^i ⊗ ∂f/∂z_v2_s\n" in w12  # r > k: η^{(r-1,k)} cross term
     assert "    + (∂²f/∂p_l∂p_m η[p,z_v1]^l_j η[p,z_v2]^m_s) ⊗ x^i ⊗ v1^t" in w12  # Gauss-Newton
     w21 = block(text, "∂²f/∂W2^j_i∂W1^s_t =")
-    assert "      δ[z_v2]_j ⊗ γ[v1]^i_s ⊗ x^t\n" in w21  # r < k
+    assert "      ∂f/∂z_v2_j ⊗ γ[v1]^i_s ⊗ x^t\n" in w21  # r < k
     w11 = block(text, "∂²f/∂W1^j_i∂W1^s_t =")
     assert w11.count("⊗") == 2 and "γ" not in w11  # r = k: no cross term for ReLU
 
@@ -136,7 +136,7 @@ def test_relu_has_no_second_derivative_terms(paper, tanh_text):
     blocks = paper[0][paper[0].index("Second derivatives"):]
     assert "relu″(" not in blocks
     tblocks = tanh_text[tanh_text.index("Second derivatives"):]
-    assert "(tanh″(z_v1^j) δ^j_s δ[v1]_j) ⊗ x^i ⊗ x^t" in tblocks
+    assert "(tanh″(z_v1^j) δ^j_s ∂f/∂v1_j) ⊗ x^i ⊗ x^t" in tblocks
     assert "tanh′(z) = 1 − tanh(z)²" in tanh_text
 
 
@@ -181,10 +181,10 @@ def attention_text():
 
 def test_node_definition_inside_a_derivative_prints_the_node_name(attention_text):
     # a^{qk} = softmax_k(s^{qk}) is named a wherever a derivative repeats it ...
-    assert "  δ[s]_{qk} = a^q_k δ[a]_{qk} − δ[a]_{ql} a^q_l a^q_k\n" in attention_text
+    assert "  ∂f/∂s_{qk} = a^{qk} ∂f/∂a_{qk} − ∂f/∂a_{ql} a^{ql} a^{qk}\n" in attention_text
     assert "softmax_k(" not in attention_text[attention_text.index("Shared intermediates"):]
     # ... and its own definition, in the Network section, reads as written
-    assert "  a^q_k = softmax_k(s^q_k)\n" in attention_text
+    assert "  a^{qk} = softmax_k(s^{qk})\n" in attention_text  # placed as the file writes it
 
 
 def test_named_node_unit():
@@ -203,8 +203,9 @@ def test_constant_factors_fold_into_one_coefficient(attention_text):
     q, dd = Index("q", t), Index("d", d)
     mean = Prod((Const(1 / t), Ref("o", (q, dd))), (dd,))
     e = Prod((Const(1 / sympy.sqrt(d)), Ref("U", (l, dd)), mean), (l,))
-    assert TextPrinter().doprint(e) == "1/(sqrt(d)*t) U^l_d Σ_q o^q_d"
-    assert "  p^l = 1/t U^l_d Σ_q o^q_d\n" in attention_text  # was U^l_d 1/t Σ_q o^q_d
+    assert TextPrinter().doprint(e) == "1/(√d t) U^l_d Σ_q o^q_d"
+    # d is a size of attention.ein: its index d is shown as e
+    assert "  p^l = 1/t U^l_e Σ_q o^q_e\n" in attention_text  # was U^l_d 1/t Σ_q o^q_d
 
 
 def test_broadcast_ones_in_a_sum_print_as_one():
@@ -213,7 +214,7 @@ def test_broadcast_ones_in_a_sum_print_as_one():
     ln = derivation_text("layernorm_mlp.ein")
     # a factor of a product keeps its ones vector
     assert "  η[m,z]_j = 1/h 𝟙^j\n" in ln
-    assert "  δ[z]_j = ∂₁lnorm(z^j, m, q) δ[u]_j + 2/h z^j δ[q] + 1/h δ[m] 𝟙^j\n" in ln
+    assert "  ∂f/∂z_j = ∂₁lnorm(z^j, m, q) ∂f/∂u_j + 2/h z^j ∂f/∂q + 1/h ∂f/∂m 𝟙^j\n" in ln
 
 
 def test_unrolled_template_declares_each_shape_once():
@@ -225,7 +226,8 @@ def test_unrolled_template_declares_each_shape_once():
 
 
 # ---------------------------------------------------------------- the document model
-MODEL_MODULES = ("einderiv.analysis.document", "einderiv.analysis.general_document")
+MODEL_MODULES = ("einderiv.analysis.document", "einderiv.analysis.general_document",
+                 "einderiv.analysis.closed_forms")
 
 
 def _model_classes(obj, seen=None) -> set[type]:
@@ -263,3 +265,37 @@ def test_each_printer_prints_every_kind_of_section_and_item():
     for printer in (TextDocumentPrinter, LatexDocumentPrinter):
         missing = [c for c in sorted(parts) if not hasattr(printer, f"_print_{c}")]
         assert not missing, f"{printer.__name__} cannot print {missing}"
+
+
+# ---------------------------------------------------------------- no Python, no SymPy, one δ
+KEPT_TEXT = sorted((ROOT / "derivations").glob("*.txt"))
+
+
+@pytest.mark.parametrize("path", KEPT_TEXT, ids=lambda p: p.stem)
+def test_text_reads_as_mathematics(path):
+    """No ``**`` or ``*``, no ``Heaviside``, no ASCII minus in a formula; δ only as Kronecker's
+    (δ^j_s), never an adjoint's name; the logistic function as σ."""
+    text = path.read_text(encoding="utf-8")
+    assert "*" not in text and "Heaviside" not in text and "sqrt(" not in text
+    assert "δ[" not in text and "exp(−z)/(1 + exp(−z))²" not in text
+    for line in text.splitlines():
+        if " = " in line and "for " not in line and "dims" not in line and "read off" not in line:
+            formula = line.split("   (")[0]
+            assert not re.search(r"(?<![A-Za-z(0-9,])-(?![0-9])|\s-\s", formula.split(" = ", 1)[1]), line
+
+
+def test_explicit_parameter_term_has_its_own_symbol():
+    """swish_bce's penalty 0.001 U U: its own ∂²f/∂U∂U is written at fixed p, apart from the block."""
+    text = (ROOT / "derivations" / "swish_bce.txt").read_text(encoding="utf-8")
+    assert "  (∂²f/∂U_l^j∂U_s^t)|ₚ = 1/500 δ^l_s δ^j_t\n" in text
+    assert "  ∂²f/∂U^l_j∂U^s_t =\n        (∂²f/∂U_l^j∂U_s^t)|ₚ\n" in text
+
+
+def test_third_derivative_of_the_objective_stays_named():
+    text = (ROOT / "derivations" / "paper_mlp_order3.txt").read_text(encoding="utf-8")
+    assert "  ∂³f/∂p_l∂p_s∂p_t = δ^l_s δ^l_t p̂^l − " in text
+    blocks = text[text.index("Order-3 derivatives"):text.index("Structure")]
+    assert "∂³f/∂p_l∂p_m∂p_q η[p,z_v1]^l_j η[p,z_v1]^m_s η[p,z_v1]^q_r" in blocks
+    assert "p̂" not in blocks  # the softmax's derivatives are not spelled out in the blocks
+    assert blocks.count("  ∂³f/∂") == 10  # one per set of parameters; permutations named, not rewritten
+    assert "(∂³f/∂W1∂W2∂W1, ∂³f/∂W2∂W1∂W1: the same block, its axes permuted)" in blocks

@@ -45,7 +45,8 @@ from typing import Iterator, Mapping, Sequence
 import sympy
 
 from ..calculus.derivation import Block
-from ..ir import Apply, Expr, Index, Name, Ref, Softmax, Sym, TensorName, labels_of, map_names, map_refs, walk
+from ..ir import Expr, Index, Name, Ref, Softmax, Sym, TensorName, labels_of, map_names, map_refs
+from .closed_forms import SIGMA, ClosedForm, closed_forms, wanted_functions  # noqa: F401 (the model's items)
 from .factor import FactoredTerm, as_terms, factored
 from .fold import fold_definitions, fold_terms, shift_labels
 from .order import axes_of, term_order
@@ -60,7 +61,7 @@ class Declared:
 
     name: TensorName  # as shown: x(t) for a family
     indices: tuple[Index, ...]
-    role: str  # input, label, weight, …
+    role: str  # input, label, weight, bias
     labels: tuple[int, ...] = ()  # a family's labels, () for a single tensor
     range: str = ""  # a layer template's family: ``k = 2..n``
 
@@ -79,6 +80,7 @@ class Defined:
     objective: bool = False  # the objective's definition
     origin: TensorName | None = None  # a pre-activation: the node whose argument it is (``h(t)``)
     cond: str = ""  # a layer template's case, ``k < n`` ('' when its labels are pinned)
+    paper_eq: int | None = None  # the paper's equation this definition is (β: 2, α: 3, η = α γ: 4)
 
     def at_horizon(self, hz: tuple[str, int] | None) -> "Defined":
         """A base case at the last steps written at the horizon: ``h(4)`` → ``h(T)`` and
@@ -124,15 +126,6 @@ class SoftmaxDef:
 
 
 @dataclass(frozen=True)
-class ClosedForm:
-    """A function's derivative as SymPy gives it: ``tanh′(z) = 1 − tanh(z)²``."""
-
-    fn: str
-    deriv: tuple[int, ...]  # orders per argument
-    expr: sympy.Expr  # in the placeholders einderiv.frontend.builtins.ARG
-
-
-@dataclass(frozen=True)
 class FoldedTerm:
     """A term of a block; with ``labels`` it stands for Σ over the labels (``symbol`` in its names)."""
 
@@ -143,10 +136,14 @@ class FoldedTerm:
 
 @dataclass(frozen=True)
 class BlockItem:
-    """One derivative block ∂^k f/∂θ1…∂θk and the parameters with their slices of its axes."""
+    """One derivative block ∂^k f/∂θ1…∂θk and the parameters with their slices of its axes.
+
+    ``same``: the other orders of the same parameters (order ≥ 3), which are this block with its
+    axes permuted (derivatives commute) and are not written again."""
 
     block: Block
     params: tuple[Ref, ...]  # θ1 with the block's first axes, θ2 with the next, …
+    same: tuple[tuple[Name, ...], ...] = ()
 
     def terms(self, symbol: str = "t") -> tuple[FoldedTerm, ...]:
         """The block's terms, each family over steps folded into one (:func:`folded_terms`).
@@ -168,11 +165,16 @@ class BlockItem:
 # ------------------------------------------------------------------ sections
 @dataclass(frozen=True)
 class Title:
-    """What is derived, from which file, to which order."""
+    """What is derived, from which file, to which order; ``heading`` is the file's own title
+    (its leading comment's first sentence, :mod:`einderiv.frontend.header`), ``functions`` the
+    activations used and ``recurrent`` whether a family is unrolled (to word a title without one)."""
 
     objective: Name
     path: str
     order: int
+    heading: str = ""
+    functions: tuple[str, ...] = ()
+    recurrent: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,9 +198,11 @@ class ObjectiveSection:
 
 @dataclass(frozen=True)
 class FunctionsSection:
-    """The closed forms of the functions' derivatives the derivation uses."""
+    """The closed forms of the functions' derivatives the derivation uses; ``symbols``: the special
+    functions they are written with (``sigma``, the logistic σ; ``theta``, the unit step θ)."""
 
     forms: tuple[ClosedForm, ...]
+    symbols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -259,8 +263,9 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
     own = [q for q in derivation.quantities if ctx.of_objective(q.name)]
     rest = [q for q in derivation.quantities if not ctx.of_objective(q.name)]
     hz = horizon(derivation)
+    acts = tuple(dict.fromkeys(name for name, _ in wanted_functions(derivation)))
     sections: list = [
-        Title(net.objective, net.path, derivation.order),
+        Title(net.objective, net.path, derivation.order, net.header.title, acts, hz is not None),
         NetworkSection(tuple(net.dims), tuple(declared_families(net.tensors)),
                        Definitions(tuple(nodes), True), Definitions(tuple(written), True)),
         ObjectiveSection(tuple(derivation.objective_args), softmax_defs(derivation, ctx),
@@ -268,18 +273,47 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
     ]
     forms = closed_forms(derivation)
     if forms:
-        sections.append(FunctionsSection(forms))
+        sections.append(functions_section(forms))
     if rest:
         sections.append(IntermediatesSection(
             Definitions(tuple(shown_families([(q.name, q.indices, q.expr) for q in rest]))),
             derivation.expanded, hz is not None))
+    shown = shown_blocks(derivation)
     for k in range(1, derivation.order + 1):
-        blocks = derivation.blocks_of_order(k)
-        if blocks:
-            sections.append(BlocksSection(k, tuple(BlockItem(b, block_params(derivation, b))
-                                                   for b in blocks.values())))
-    sections.append(StructureSection(tuple(summarize(derivation, sizes, ctx))))
+        items = tuple(BlockItem(b, block_params(derivation, b), shown[w]) for w, b in
+                      derivation.blocks_of_order(k).items() if w in shown)
+        if items:
+            sections.append(BlocksSection(k, items))
+    rows = tuple(r for r in summarize(derivation, sizes, ctx) if r.wrt in shown)
+    sections.append(StructureSection(rows))
     return Document(ctx, hz, tuple(sections))
+
+
+def functions_section(forms: Sequence[ClosedForm]) -> FunctionsSection:
+    """The closed forms, and the special functions they are written with."""
+    used = {"sigma": SIGMA, "theta": sympy.Heaviside}
+    symbols = tuple(k for k, fn in used.items() if any(f.expr.has(fn) for f in forms))
+    return FunctionsSection(tuple(forms), symbols)
+
+
+def shown_blocks(derivation) -> dict[tuple, tuple[tuple, ...]]:
+    """The blocks a document writes, each with the other orders of its parameters it stands for.
+
+    Derivatives commute, so at order ≥ 3 the blocks of one multiset of parameters are one block
+    with its axes permuted: the one with the fewest terms is written (the first in derivation
+    order among equals).  Gradients and Hessian blocks are all written, as the paper does."""
+    out: dict[tuple, tuple[tuple, ...]] = {}
+    groups: dict[tuple, list] = {}
+    rank = {t.name: k for k, t in enumerate(derivation.network.params)}
+    for wrt, b in derivation.blocks.items():
+        if len(wrt) < 3:
+            out[wrt] = ()
+        else:
+            groups.setdefault(tuple(sorted(wrt, key=rank.__getitem__)), []).append((wrt, b))
+    for members in groups.values():
+        best = min(members, key=lambda m: len(as_terms(m[1].expr, m[1].indices)))[0]
+        out[best] = tuple(w for w, _ in members if w != best)
+    return {w: out[w] for w in derivation.blocks if w in out}
 
 
 # ------------------------------------------------------------------ decisions
@@ -301,31 +335,6 @@ def softmax_defs(derivation, ctx: Context) -> tuple[SoftmaxDef, ...]:
         if n is not None and len(n.indices) == 1:
             out.append(SoftmaxDef(Ref(arg, n.indices)))
     return tuple(out)
-
-
-def wanted_functions(derivation) -> list[tuple[str, tuple[int, ...]]]:
-    """(name, orders) of every derivative worth listing: A′ … A^(order) of each function used."""
-    seen: dict[tuple[str, tuple[int, ...]], None] = {}
-    exprs = [n.expr for n in derivation.nodes] + [q.expr for q in derivation.quantities]
-    exprs += [b.expr for b in derivation.blocks.values()]
-    for e in exprs:
-        for x in walk(e):
-            if isinstance(x, Apply):
-                seen.setdefault((x.fn.name, x.fn.deriv), None)
-    wanted: dict[tuple[str, tuple[int, ...]], None] = {}
-    for name, deriv in sorted(seen):
-        if len(deriv) == 1:
-            for o in range(1, max(2, derivation.order) + 1):
-                wanted.setdefault((name, (o,)), None)
-        elif any(deriv):
-            wanted.setdefault((name, deriv), None)
-    return sorted(wanted)
-
-
-def closed_forms(derivation) -> tuple[ClosedForm, ...]:
-    """The closed form of each :func:`wanted_functions` derivative."""
-    return tuple(ClosedForm(name, deriv, derivation.table.derivative(name, deriv))
-                 for name, deriv in wanted_functions(derivation))
 
 
 def shown_families(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]]) -> list[Defined]:
@@ -387,9 +396,14 @@ def declared_families(tensors) -> list[Declared]:
         else:
             last[base] = len(out)
             out.append((t.name, t, [lab]))
-    return [Declared(Name(n.base, (Sym("t"),)) if len(labs) > 1 else n, t.indices, t.role,
+    return [Declared(Name(n.base, (Sym("t"),)) if len(labs) > 1 else n, t.indices, shown_role(t),
                      tuple(labs) if len(labs) > 1 else ())
             for n, t, labs in out]
+
+
+def shown_role(t) -> str:
+    """A declaration's role as the file writes it: ``bias`` for a bias (a weight to the engine)."""
+    return "bias" if t.bias else t.role
 
 
 def folded_terms(block: Block, symbol: str = "t", expr: Expr | None = None) -> tuple[FoldedTerm, ...]:

@@ -28,17 +28,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..ir import Expr, Index, Label, Name, Ref, Sym, TensorName, map_names, map_refs
-from .document import (ClosedForm, Declared, Defined, Definitions, FunctionsSection, ObjectiveSection,
-                       closed_forms, softmax_defs)
+import sympy
+
+from ..ir import (Apply, Const, Delta, Expr, Index, Kind, Label, Name, Prod, Quantity, Ref, Sym, TensorName,
+                  map_names, map_refs)
+from .document import (ClosedForm, Declared, Defined, Definitions, ObjectiveSection,
+                       closed_forms, functions_section, shown_role, softmax_defs)
 from .factor import FactoredTerm, factored
 from .order import axes_of, term_order
 from .roles import Context
 from .template import (MAX_BOUND, REF_DEPTH, Condition, GeneralBlock, GeneralDef, GeneralForm, GeneralTerm,
                        MaxOf, concrete_name, split_common)
 
-#: letters that name layers in the general form; index letters keep clear of them
-LAYER_LETTERS = ("k", "m", "n", "r")
+#: letters that name layers in the general form (k, r of the blocks, l, q of definitions, m summed
+#: over, the depth n); index letters keep clear of them
+LAYER_LETTERS = ("k", "l", "m", "n", "q", "r")
 
 
 # ----------------------------------------------------------- pinned labels
@@ -134,6 +138,7 @@ class GeneralTitle:
     depth: str  # the depth's symbol, n
     reference: int  # the depth the formulas were read off
     checked: tuple[int, ...]  # the depths they reproduce exactly
+    heading: str = ""  # the file's own title (its leading comment's first sentence)
 
 
 @dataclass(frozen=True)
@@ -148,9 +153,11 @@ class TemplateNetwork:
 
 @dataclass(frozen=True)
 class GeneralIntermediates:
-    """δ, γ, η of Eqs. 1–4 for generic layers, each case once."""
+    """δ, γ, η of Eqs. 1–4 for generic layers, each case once; ``paper``: for layers of the paper's
+    form v(k) = A(w(k) v(k−1)), its Eqs. 2–4 (β, α, and η = α γ) as definitions (:func:`paper_forms`)."""
 
     defs: Definitions
+    paper: Definitions | None = None
 
 
 @dataclass(frozen=True)
@@ -169,9 +176,9 @@ class GeneralDocument:
     sections: tuple
     horizon: None = None  # labels are symbolic: no range is written against a size
 
-    def reserved(self, exprs: Sequence[Expr]) -> tuple[str, ...]:
-        """Symbols no index letter may take: the layer labels."""
-        return LAYER_LETTERS
+    def reserved(self, exprs: Sequence[Expr] = ()) -> tuple[str, ...]:
+        """Names no index letter may take: the layer labels, and every name of the document."""
+        return self.context.letters_taken()
 
 
 def general_document(gf: GeneralForm) -> GeneralDocument:
@@ -179,7 +186,7 @@ def general_document(gf: GeneralForm) -> GeneralDocument:
     ref = gf.reference
     net = ref.network
     tpl = gf.template
-    ctx = Context.of(ref)
+    ctx = Context.of(ref, folded=False).reserving(LAYER_LETTERS)
     pre = {n.name for n in ref.nodes if n.pre}
     nodes = []
     for g in gf.nodes:
@@ -188,19 +195,76 @@ def general_document(gf: GeneralForm) -> GeneralDocument:
     own = [general_def(g) for g in gf.quantities if ctx.of_objective(g.name)]
     rest = [general_def(g) for g in gf.quantities if not ctx.of_objective(g.name)]
     sections: list = [
-        GeneralTitle(net.objective, tpl.path, gf.order, tpl.depth, REF_DEPTH, tuple(gf.checked)),
+        GeneralTitle(net.objective, tpl.path, gf.order, tpl.depth, REF_DEPTH, tuple(gf.checked), tpl.header.title),
         TemplateNetwork(tuple((n, s) for n, s in net.dims if n != tpl.depth), tpl.depth,
                         tuple(general_declarations(gf)), Definitions(tuple(nodes))),
         ObjectiveSection(tuple(ref.objective_args), softmax_defs(ref, ctx), Definitions(tuple(own))),
     ]
     forms: tuple[ClosedForm, ...] = closed_forms(ref)
     if forms:
-        sections.append(FunctionsSection(forms))
-    sections.append(GeneralIntermediates(Definitions(tuple(rest))))
+        sections.append(functions_section(forms))
+    layers = paper_layers(gf)
+    rest += complete_eta(layers) if layers else []
+    sections.append(GeneralIntermediates(Definitions(tuple(rest)), paper_forms(layers) if layers else None))
     for order in range(1, gf.order + 1):
         groups = [case_group(gf, cases) for cases in block_families(gf) if len(cases[0].bases) == order]
         sections.append(GeneralBlocks(order, tuple(groups)))
     return GeneralDocument(ctx, tuple(sections))
+
+
+def paper_layers(gf: GeneralForm) -> tuple[Name, Name, tuple[Index, Index]] | None:
+    """``(v(k), w(k), (j, i))`` when the template's layers are the paper's ``v(k) = A(w(k)^j_i v(k-1)^i)``
+    for every k (Table 1), else None."""
+    k = Sym("k")
+    for g in gf.nodes:
+        name = g.name
+        if not (isinstance(name, Name) and name.arg == 1 and name.labels == (k,)):
+            continue
+        layer = Name(name.base, (k,))
+        e = g.expr
+        if not any(isinstance(n.expr, Apply) and n.expr.args == (Ref(name, g.indices),) for n in gf.nodes
+                   if n.name == layer) or not isinstance(e, Prod) or len(e.factors) != 2:
+            continue
+        w, v = e.factors
+        if (isinstance(w, Ref) and isinstance(v, Ref) and isinstance(w.name, Name) and w.name.labels == (k,)
+                and v.name == Name(name.base, (Sym("k", -1),)) and len(w.indices) == 2
+                and w.indices[0] == g.indices[0] and w.indices[1] == v.indices[0]):
+            return layer, w.name, (g.indices[0], v.indices[0])
+    return None
+
+
+def paper_forms(layers: tuple[Name, Name, tuple[Index, Index]]) -> Definitions:
+    """The paper's Eqs. 2–4 for layers v(k) = A(w(k) v(k−1)), as definitions (β, α, and η = α γ⁽ˡ⁾:
+    the paper prints γ⁽ᵏ⁾ in Eq. 4, but ∂v(k)/∂z(l) = ∂v(k)/∂v(l) ∂v(l)/∂z(l) needs γ⁽ˡ⁾)."""
+    v_k, w_k, (j, i) = layers
+    base = v_k.base
+    v_l, v_prev = Name(base, (Sym("l"),)), Name(base, (Sym("k", -1),))
+    s = Index("s", j.dim)  # written as the paper writes it: the stored order of each product is kept
+    jac = Quantity(Kind.JAC, (v_k, Name(base, (Sym("k"),), 1)))
+    beta, alpha = Quantity(Kind.BETA, (v_k, v_prev)), Quantity(Kind.ALPHA, (v_k, v_l))
+    gamma_l = Quantity(Kind.JAC, (v_l, Name(base, (Sym("l"),), 1)))
+    eta = Quantity(Kind.JAC, (v_k, Name(base, (Sym("l"),), 1)))
+    rows = (
+        Defined(beta, (j, i), Prod((Ref(jac, (j, s)), Ref(w_k, (s, i))), (j, i)), cond="k = 1..n", paper_eq=2),
+        Defined(alpha, (j, i), Prod((Ref(beta, (j, s)), Ref(Quantity(Kind.ALPHA, (v_prev, v_l)), (s, i))), (j, i)),
+                cond="1 ≤ l < k ≤ n", paper_eq=3),
+        Defined(alpha, (j, i), Delta(j, i), cond="k = l", paper_eq=3),
+        Defined(alpha, (j, i), Const(sympy.Integer(0)), cond="k < l", paper_eq=3),
+        Defined(eta, (j, i), Prod((Ref(alpha, (j, s)), Ref(gamma_l, (s, i))), (j, i)), cond="1 ≤ l ≤ k ≤ n",
+                paper_eq=4),
+    )
+    return Definitions(rows)
+
+
+def complete_eta(layers: tuple[Name, Name, tuple[Index, Index]]) -> list[Defined]:
+    """The cases the η recurrence leaves to prose: η[v(k),z_v(l)] = γ[v(l)] at k = l, and 0 for k < l."""
+    v_k, _, (j, _) = layers
+    z_l = Name(v_k.base, (Sym("l"),), 1)
+    eta = Quantity(Kind.JAC, (v_k, z_l))
+    gamma_l = Quantity(Kind.JAC, (Name(v_k.base, (Sym("l"),)), z_l))
+    a, b = Index("_" + j.name + "_eta", j.dim), Index("_" + j.name + "_eta2", j.dim)  # lettered as the recurrence
+    return [Defined(eta, (a, b), Ref(gamma_l, (a, b)), cond="k = l"),
+            Defined(eta, (a, b), Const(sympy.Integer(0)), cond="k < l")]
 
 
 def general_def(g: GeneralDef, pre: bool = False, objective: bool = False) -> Defined:
@@ -216,13 +280,13 @@ def general_declarations(gf: GeneralForm) -> list[Declared]:
     out, seen = [], {}
     for t in net.tensors:
         if not t.name.ints:
-            out.append(Declared(t.name, t.indices, t.role))
+            out.append(Declared(t.name, t.indices, shown_role(t)))
             continue
         base, lab = t.name.base, t.name.ints[0]
         key = (base, tuple(str(ix.dim) for ix in t.indices))
         if key not in seen:
             seen[key] = len(out)
-            out.append([base, t.indices, t.role, [lab]])
+            out.append([base, t.indices, shown_role(t), [lab]])
         else:
             out[seen[key]][3].append(lab)
     rows = []

@@ -47,6 +47,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from ..calculus.derivation import display
 from ..calculus.derive import Derivation, derive
 from ..errors import Argument, EinderivError, UsageError
 from ..frontend.model import REF_DEPTH, Template
@@ -303,6 +304,12 @@ class GeneralForm:
     quantities: list[GeneralDef]
     blocks: list[GeneralBlock]
     checked: tuple[int, ...] = ()
+
+    def _repr_latex_(self) -> str:  # a notebook shows the blocks …
+        return display("latex", self)
+
+    def _repr_markdown_(self) -> str:  # … or the whole general form
+        return display("markdown", self)
 
 
 def general_form(tpl: Template, order: int = 2, check_depths: Sequence[int] = CHECK_DEPTHS) -> GeneralForm:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from typing import Callable
+
+from ..errors import InternalError
 from ..frontend.network import Network
 from ..ir import Apply, Const, Expr, Index, LogSumExp, Name, Quantity, Ref, Softmax, map_children, rename
 from .functions import FunctionTable
+from .to_sympy import SympyBlock, sympy_block, sympy_definitions
 
 
 # ------------------------------------------------------------------- records
@@ -92,6 +96,34 @@ class Derivation:
 
     def blocks_of_order(self, k: int) -> dict[tuple[Name, ...], Block]:
         return {w: b for w, b in self.blocks.items() if len(w) == k}
+
+    # -- going on elsewhere: SymPy, a notebook ---------------------------------------
+    def sympy_block(self, *wrt: Name | str, inline: bool = True) -> SympyBlock:
+        """The block ∂^k f/∂wrt[0]…∂wrt[k-1] as a SymPy expression (``IndexedBase``, ``Idx``, ``Sum``):
+        ``.expr``, ``.axes``, ``.evaluate({...})``; see :mod:`einderiv.calculus.to_sympy`."""
+        return sympy_block(self, wrt, inline)
+
+    def sympy_definitions(self):
+        """Every node and derived quantity as SymPy (what ``sympy_block(..., inline=False)`` names)."""
+        return sympy_definitions(self)
+
+    def _repr_latex_(self) -> str:
+        return display("latex", self)
+
+    def _repr_markdown_(self) -> str:
+        return display("markdown", self)
+
+
+#: how a derivation (or a layer template's general form) shows itself in a notebook, by format:
+#: filled in by the printers (:mod:`einderiv.emit.notebook`), which the calculus cannot import
+DISPLAYS: dict[str, Callable] = {}
+
+
+def display(kind: str, obj) -> str:
+    """``obj`` in a notebook's ``kind`` (``latex``: the blocks; ``markdown``: the whole document)."""
+    if kind not in DISPLAYS:
+        raise InternalError(f"no {kind} display registered: import einderiv (its printers register them)")
+    return DISPLAYS[kind](obj)
 
 
 # --------------------------------------------------------------------- lifting

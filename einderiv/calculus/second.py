@@ -194,13 +194,41 @@ class SecondOrder(ChainRule):
             if q not in self.quant:
                 d = self.quant[name]
                 ti = self.slots(theta)
-                self.define(q, d.indices + ti, self.total(d.expr, theta, ti))
+                body = self.objective_total(name, theta, ti) if self.objective_own(name) else \
+                    self.total(d.expr, theta, ti)
+                self.define(q, d.indices + ti, body)
             idx = self.slots(q)
             return Rel(idx, self.qref(q, idx))
         if name in self.node or name in self.params:
             return self.fwd(name, theta)
         ri, ti = self.slots(name), self.slots(theta)
         return Rel(ri + ti, ZERO)
+
+    def objective_own(self, q: Quantity) -> bool:
+        """Whether ``q`` is the objective's own derivative: ∂f/∂p of an argument only the objective
+        uses, or ∂²f/∂p∂p, ∂³f/∂p∂p∂p, … (left named, as the paper leaves ∂f/∂p)."""
+        if q.kind is Kind.HOBJ:
+            return True
+        a = q.parts[0] if q.kind is Kind.ADJ else None
+        return a in self.node_args(self.f) and self.consumers(a) == (self.f,)
+
+    def objective_total(self, q: Quantity, theta: Name, ti: tuple[Index, ...]) -> Expr:
+        """d q/d θ for the objective's own derivative q = ∂^k f/∂a…: Σ_c ∂^{k+1} f/∂a…∂c · dc/dθ
+        over the objective's arguments c, each higher derivative a named ``hobj`` quantity."""
+        d = self.quant[q]
+        parts = q.parts
+        terms = []
+        for c in self.node_args(self.f):
+            tot = self.fwd(c, theta)
+            if is_zero(tot.expr):
+                continue
+            h = Quantity(Kind.HOBJ, parts + (c,))
+            if h not in self.quant:
+                w = self.slots(c)
+                self.define(h, d.indices + w, partial(d.expr, c, w))
+            ci = self.slots(c)
+            terms.append(prod((self.qref(h, d.indices + ci), tot.at(ci + ti)), d.indices + ti))
+        return add(terms)
 
     def higher(self, block: Block, psi: Name) -> Block:
         pi = self.slots(psi)

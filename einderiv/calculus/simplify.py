@@ -312,10 +312,13 @@ def merge(terms: list[Term]) -> list[Term]:
     acc: dict[tuple, Term] = {}
     for t in terms:
         c = canonical(t)
-        key = (c.factors, c.out)
+        # canonical order and names, then alpha_key: binders that kept different hints
+        # (log Σ_a exp(x^a) and log Σ_b exp(x^b)) are still the same term
+        # (free indices by name — the terms of a sum may list them in different orders)
+        key = alpha_key(Prod(c.factors, c.out), tuple(sorted(c.out, key=lambda ix: ix.name)))
         if key in acc:
             prev = acc[key]
-            acc[key] = Term(prev.coef + c.coef, c.factors, c.out)
+            acc[key] = Term(prev.coef + c.coef, prev.factors, prev.out)
         else:
             acc[key] = c
     return [t for t in acc.values() if sympy.simplify(t.coef) != 0]

@@ -33,6 +33,18 @@ from ..ir import Add, Apply, Const, Expr, Fn, Index, LogSumExp, Prod, Ref, Softm
 from .letters import IndexNames
 
 
+def mul_parts(expr: sympy.Mul) -> tuple[sympy.Expr, list, list] | None:
+    """A product without a denominator as (number, plain factors, bracketed sums), in the order a
+    reader writes them (the closed forms: ``−2 tanh(z) (1 − tanh(z)²)``); None for a product with a
+    denominator or without a sum, which SymPy's own printing writes well."""
+    factors = list(expr.args)
+    if not any(f.is_Add for f in factors) or any(f.is_Pow and f.exp.is_negative for f in factors):
+        return None
+    coef = sympy.Mul(*[f for f in factors if f.is_Number])
+    plain = [f for f in factors if not f.is_Number and not f.is_Add]
+    return coef, plain, [f for f in factors if f.is_Add]
+
+
 class IndexPrinter(Printer):
     """Base of the index-notation printers (settings: ``names``, ``context``)."""
 
@@ -188,11 +200,16 @@ class DocumentPrinter(Printer):
         ``ctx`` and ``reserved`` stand in for the document's when there is none."""
         ctx = ctx or self.doc.context
         reserved = self.doc.reserved(exprs) if reserved is None else reserved
-        p = self.expr_printer({"names": IndexNames(free, reserved).reserve_user(exprs), "context": ctx})
+        names = IndexNames(free, reserved, ctx.renames).reserve_user(exprs)
+        p = self.expr_printer({"names": names, "context": ctx, **self.expr_settings()})
         if walk:
             for e in exprs:
                 p.names.walk(e)
         return p
+
+    def expr_settings(self) -> dict:
+        """Settings every expression printer of this document gets besides its letters and context."""
+        return {}
 
     def coupling_printer(self, row) -> IndexPrinter:
         """The printer of a structure row's block after its terms and then the coupled term are

@@ -2,22 +2,31 @@
 
 :func:`render` prints the document of a derivation
 (:func:`einderiv.analysis.document.document`) as an ``article`` (amsmath,
-amssymb, geometry) with the sections of the text output: a Table-1-like
-nomenclature (each input or label called a vector, matrix or tensor by its
-number of indices), the objective's and the activations' derivatives, the
-shared intermediates, one ``align*`` per derivative block with one term per
-line, and the structure table.  An unrolled recurrence is written once per
-family: the recurrence with its range
-(``\\frac{\\partial f}{\\partial h^{(t)}_{j}} = \\dots \\quad t = 1,\\dots,T-1``), then
-its base case at ``h^{(T)}``; a shared weight's gradient is ``\\sum_{t=1}^{T}``
-of one outer product.  :func:`render_general` prints a layer template's general
-form (:mod:`einderiv.analysis.general_document`) with Eq. 9's case split as
-``\\begin{cases}``.
+amssymb, longtable, geometry; :mod:`einderiv.emit.latex_layout`) with the
+sections of the text output: a title (the file's own, from its leading
+comment, with the path below it), a Table-1-like nomenclature (each input or
+label called a vector, matrix or tensor by its number of indices, biases
+apart from weights), the objective's and the activations' derivatives, the
+shared intermediates, one numbered equation per derivative block (a term per
+line, a long term folded with a deeper indent), and the structure table,
+which refers to each block's equation with ``\\eqref``.  Every equation is
+numbered and labelled; a block never breaks across pages and a heading stays
+with what follows.  An unrolled recurrence is written once per family: the
+recurrence with its range (``\\frac{\\partial f}{\\partial h^{(t)}_{j}} = \\dots
+\\quad t = 1,\\dots,T-1``), then its base case at ``h^{(T)}``; a shared weight's
+gradient is ``\\sum_{t=1}^{T}`` of one outer product.  :func:`render_general`
+prints a layer template's general form (:mod:`einderiv.emit.latex_general`).
 
-:class:`LatexDocumentPrinter` has one ``_print_<Class>`` method per section and
-item of the document model; expressions are typeset by
-:class:`~einderiv.emit.latex_expr.LatexIndexPrinter`.  The output is ASCII
-only and depends only on the derivation.
+Names are :class:`~einderiv.emit.latex_names.Naming`'s: ``naming="compact"`` (the
+default) writes intermediates as the paper does (``z^{(1)}``, ``\\gamma^{(1)}``,
+``\\eta^{(2,1)}``), ``"nested"`` spells them out.  :class:`LatexDocumentPrinter` has
+one ``_print_<Class>`` method per section and item of the document model, and
+writes headings, tables, equations and references through a few hooks
+(:meth:`~LatexDocumentPrinter.heading`, ``table``, ``align``, ``equation``,
+``ref``, ``label``, ``para``, ``tt``) that the notebook printer
+(:mod:`einderiv.emit.notebook`) overrides.  Expressions are typeset by
+:class:`~einderiv.emit.latex_expr.LatexIndexPrinter`.  The output is ASCII only and
+depends only on the derivation.
 """
 from __future__ import annotations
 
@@ -28,61 +37,126 @@ import sympy
 from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared, Defined, Definitions, Document,
                                  FoldedTerm, FunctionsSection, IntermediatesSection, NetworkSection,
                                  ObjectiveSection, SoftmaxDef, StructureSection, Title, document)
-from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, GeneralCase, GeneralIntermediates,
-                                         GeneralTermItem, GeneralTitle, TemplateNetwork,
-                                         general_document)
+from ..analysis.general_document import general_document
 from ..analysis.structure import BlockStructure, How
-from ..ir import Name, Ref
+from ..ir import Name, Ref, Sym
 from .base import DocumentPrinter
-from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex, tex_index, tex_tensor
+from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex, tex_index
+from .latex_general import GeneralLatex, tex_cond
+from .latex_layout import DISPLAY_PT, EQUATION_PT, KEEP, PREAMBLE, Labels, fold, line_height, tex_width
+from .latex_names import Naming
 from .text import kind_words
 
-PREAMBLE = r"""\documentclass[10pt]{article}
-\usepackage{amsmath}
-\usepackage{amssymb}
-\usepackage[margin=2cm]{geometry}
-\allowdisplaybreaks
-"""
-
-#: a term with more outer-product factors than this is broken across lines at \otimes
-WRAP_FACTORS = 4
 BLOCK_TITLES = {1: "First derivatives", 2: "Second derivatives"}
-GENERAL_BLOCK_TITLES = {1: "Gradients (Eqs.~5--6)", 2: "Hessian blocks (Eqs.~7--9)"}
-TABLE_HEAD = "\\begin{center}\n\\begin{tabular}{ll}\n\\hline\nQuantity & Description \\\\\n\\hline\n"
-TABLE_FOOT = "\\hline\n\\end{tabular}\n\\end{center}\n"
+ORDER_WORDS = {1: "Gradients", 2: "Gradients and Hessian blocks", 3: "Gradients, Hessian blocks and third derivatives"}
+#: the indent of a new term (after the first) and of a folded term's continuation
+NEW_TERM, CONTINUED = r"&\quad ", r"&\qquad\qquad "
+KIND = {0: "scalar", 1: "vector", 2: "matrix"}
+WHAT = {"weight": "Weights", "bias": "Biases"}
+#: the network table: formulas that wrap at their operators, and what they are
+QUANTITY_COLUMNS = (r">{\raggedright\arraybackslash}p{0.55\textwidth}>{\raggedright\arraybackslash}"
+                    r"p{0.38\textwidth}")
+STRUCTURE_COLUMNS = r"p{0.28\textwidth}rp{0.4\textwidth}rr"
 
 
-def render(derivation, sizes=None) -> str:
+def render(derivation, sizes=None, naming: str = "compact") -> str:
     """The whole derivation as a standalone LaTeX document."""
-    return LatexDocumentPrinter().doprint(document(derivation, sizes))
+    return LatexDocumentPrinter({"naming": naming}).doprint(document(derivation, sizes))
 
 
-def render_general(gf) -> str:
+def render_general(gf, naming: str = "compact") -> str:
     """A layer template's general form (:class:`~einderiv.analysis.template.GeneralForm`) as LaTeX."""
-    return LatexDocumentPrinter().doprint(general_document(gf))
+    return LatexDocumentPrinter({"naming": naming}).doprint(general_document(gf))
 
 
-def align(rows: Sequence[str]) -> str:
-    """An ``align*`` environment, a row per line."""
-    return "\\begin{align*}\n  " + " \\\\\n  ".join(rows) + "\n\\end{align*}\n"
+class LatexDocumentPrinter(GeneralLatex, DocumentPrinter):
+    """Prints a document model as LaTeX: each ``_print_<Section>`` returns the section's source.
 
-
-def tex_cond(text: str) -> str:
-    """A condition (``1 ≤ l < k ≤ n``, ``k = 1..n``) in LaTeX."""
-    return text.replace("≥", r"\geq").replace("≤", r"\leq").replace("..", r",\dots,")
-
-
-class LatexDocumentPrinter(DocumentPrinter):
-    """Prints a document model as LaTeX: each ``_print_<Section>`` returns the section's source."""
+    Settings: ``naming``, ``"compact"`` (the paper's names) or ``"nested"``."""
 
     printmethod = "_einderiv_latex_document"
     expr_printer = LatexIndexPrinter
+    _default_settings = {"naming": "compact"}
 
-    def lhs(self, p: LatexIndexPrinter, params: Sequence[Ref]) -> str:
-        """``\\frac{\\partial^{2} f}{\\partial W^{(1),j}_{i}\\, \\partial W^{(2),s}_{t}}``."""
-        k = len(params)
-        num = r"\partial" + (f"^{{{k}}}" if k > 1 else "") + " " + p.f
-        return r"\frac{" + num + "}{" + r"\, ".join(r"\partial " + p._print(r) for r in params) + "}"
+    def doprint(self, doc) -> str:
+        self.naming = Naming(doc.context, self._settings["naming"])
+        self.labels = Labels()
+        return super().doprint(doc)
+
+    def expr_settings(self) -> dict:
+        return {"naming": self.naming}
+
+    # -- hooks: how a heading, a table, an equation, a reference is written ----------------
+    def heading(self, title: str) -> str:
+        """A section heading that stays on the page of what follows it."""
+        return f"\\keep{{{KEEP}}}\n\\section*{{{title}}}\n"
+
+    def tt(self, name) -> str:
+        """A name as the file writes it, in typewriter type."""
+        return r"\texttt{" + escape(str(name)) + "}"
+
+    def para(self, text: str) -> str:
+        """A paragraph flush with the margin."""
+        return r"\noindent " + text + "\n\n"
+
+    def label(self, key: str) -> str:
+        return r" \label{" + key + "}"
+
+    def ref(self, key: str) -> str:
+        """A reference to an equation (``''`` where there are no numbers)."""
+        return r"\eqref{" + key + "}"
+
+    def table(self, columns: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+        """A table that may run over pages, its head repeated."""
+        line = " & ".join(head) + " \\\\\n"
+        return ("\\begin{longtable}{" + columns + "}\n\\hline\n" + line + "\\hline\n\\endhead\n\\hline\n\\endfoot\n"
+                + "".join(" & ".join(r) + " \\\\\n" for r in rows) + "\\end{longtable}\n")
+
+    def quantities(self, rows: Sequence[Sequence[str]]) -> str:
+        return self.table(QUANTITY_COLUMNS, ("Quantity", "Description"), rows) + "\n"
+
+    def align(self, rows: Sequence[str]) -> str:
+        """A numbered ``align``, a row per line (each row labels itself); it may break between rows."""
+        return "\\begin{align}\n  " + " \\\\\n  ".join(rows) + "\n\\end{align}\n" if rows else ""
+
+    def equation(self, lhs: str, terms: Sequence[list[str]], label: str) -> str:
+        """A numbered ``equation`` + ``split``, kept on one page (:meth:`equation_lines`).  A block
+        taller than a page is an ``align`` that may break between terms (never inside one),
+        numbered on its last line."""
+        rows = self.equation_lines(lhs, terms)
+        if sum(line_height(line) for row in rows for line in row) <= EQUATION_PT:
+            body = " \\\\\n".join(line for row in rows for line in row)
+            return "\\begin{equation}\n\\begin{split}\n" + body + "\n\\end{split}" + self.label(label) + \
+                "\n\\end{equation}\n"
+        lines = [" \\\\*\n".join(row) for row in rows]  # too tall for a page: break between terms only
+        return "\\begin{align}\n" + " \\nonumber \\\\\n".join(lines) + self.label(label) + "\n\\end{align}\n"
+
+    def equation_lines(self, lhs: str, terms: Sequence[list[str]]) -> list[list[str]]:
+        """The lines of a block, a list per term: each term's pieces folded to the page width, a
+        continuation indented further than a new term; the left side on a line of its own when
+        the terms need the room."""
+        lw = tex_width(lhs)
+        widest = max(tex_width(" ".join(t)) for t in terms)
+        inline = lw + widest + 10.0 <= DISPLAY_PT or lw <= DISPLAY_PT / 4
+        room = DISPLAY_PT - (lw if inline else 0.0) - 10.0
+        rows: list[list[str]] = [] if inline else [["&" + lhs]]
+        for k, pieces in enumerate(terms):
+            head, groups = pieces[0], pieces[1:]
+            first = head + (" " + groups[0] if groups else "")
+            row = []
+            for n, line in enumerate(fold(first, groups[1:], r" \otimes ", room, room - 10.0)):
+                if n:
+                    row.append(CONTINUED + line)
+                elif inline and line.startswith("="):
+                    row.append((lhs + " " if k == 0 else "") + "&" + line)
+                else:
+                    row.append(NEW_TERM + line)
+            rows.append(row)
+        return rows
+
+    def title(self, heading: str, what: str, path: str) -> str:
+        return (r"\title{" + escape(heading) + r"\\[6pt] \large " + what + r"\\[2pt] \normalsize" + self.tt(path)
+                + "}\n" + r"\date{}" + "\n" + r"\begin{document}" + "\n" + r"\maketitle" + "\n")
 
     # -- documents --------------------------------------------------------------
     def _print_Document(self, doc: Document) -> str:
@@ -90,26 +164,61 @@ class LatexDocumentPrinter(DocumentPrinter):
 
     _print_GeneralDocument = _print_Document
 
+    def lhs(self, p: LatexIndexPrinter, params: Sequence[Ref]) -> str:
+        """``\\frac{\\partial^{2} f}{\\partial W^{(1),j}_{i}\\, \\partial W^{(2),s}_{t}}``."""
+        k = len(params)
+        num = r"\partial" + (f"^{{{k}}}" if k > 1 else "") + " " + p.f
+        return r"\frac{" + num + "}{" + r"\, ".join(r"\partial " + p._print(r) for r in params) + "}"
+
+    def short_lhs(self, p: LatexIndexPrinter, wrt: Sequence) -> str:
+        """``\\partial^{2} f/\\partial W^{(1)}\\partial U`` (a block named without its indices)."""
+        k = len(wrt)
+        return (r"\partial" + (f"^{{{k}}}" if k > 1 else "") + " " + p.f + "/"
+                + "".join(r"\partial " + p.short(w) for w in wrt))
+
+    @staticmethod
+    def order_words(order: int) -> str:
+        return ORDER_WORDS.get(order, f"Derivatives to order {order}")
+
     def _print_Title(self, t: Title) -> str:
         f = self.statement(()).f
-        return (r"\title{Derivatives of \texttt{" + escape(t.path) + r"}}" + "\n"
-                + r"\date{}" + "\n" + r"\begin{document}" + "\n" + r"\maketitle" + "\n"
-                + r"\noindent Index notation with the summation convention: an index repeated in a product is "
-                r"summed unless it is free on the left-hand side (then the product is elementwise). "
-                r"$\delta^{j}_{s}$ is the Kronecker delta, $\otimes$ separates the outer-product factors of a "
-                r"term, $\gamma$ and $\eta$ are the Jacobians of the paper's Eqs.~1 and~4, and "
-                r"$\partial " + f + r"/\partial z$ is the back-propagated adjoint." + "\n\n")
+        acts = ", ".join(t.functions)
+        heading = t.heading or (("A recurrent " if t.recurrent else "A ") + (acts + " " if acts else "") + "network")
+        return (self.title(heading, self.order_words(t.order) + f" of ${f}$", t.path)
+                + self.para(r"Index notation with the summation convention: an index repeated in a product is "
+                            r"summed unless it is free on the left-hand side (then the product is elementwise); an "
+                            r"index is written up or down as the network file writes it, and flipped in a "
+                            r"derivative by it. $\delta$ with two indices is the Kronecker delta, $\otimes$ "
+                            r"separates the outer-product factors of a term, $\partial " + f + r"/\partial z$ is "
+                            r"the back-propagated adjoint, and " + self.legend(("t", "t-1") if t.recurrent else None)
+                            + self.numbered()))
 
-    def _print_GeneralTitle(self, t: GeneralTitle) -> str:
-        return (r"\title{General form of the derivatives of \texttt{" + escape(t.path) + r"} for any depth $"
-                + t.depth + "$}\n" + r"\date{}" + "\n" + r"\begin{document}" + "\n" + r"\maketitle" + "\n"
-                + r"\noindent Index notation with the summation convention; bracketed layer labels are summed "
-                r"only where a $\sum$ says so. The formulas were read off the derivation at $" + t.depth
-                + f" = {t.reference}$" r" and reproduce the derivation exactly at $" + t.depth + " = "
-                + ", ".join(map(str, t.checked))
-                + r"$. $\gamma$ and $\eta$ are the Jacobians of the paper's Eqs.~1 and~4, with "
-                r"$\eta^{(v^{(l)},z_{v}^{(l)})} = \gamma^{(l)}$; $\partial f/\partial z$ is the back-propagated "
-                "adjoint.\n\n")
+    def numbered(self) -> str:
+        return " Every equation is numbered; the structure table at the end refers to them."
+
+    def legend(self, example: tuple[str, str] | None) -> str:
+        """What γ and η stand for in the document's naming, with an example from its own layers."""
+        n = self.naming
+        if n.compact and n.family is not None:
+            layers = sorted(str(n.label(x)) for x in n.layers)
+            k, l = example or ((layers[1], layers[0]) if len(layers) > 1 else (layers[0], layers[0]))
+            v = n.family
+            return (f"$z^{{({k})}}$ is the argument of the activation of layer ${v}^{{({k})}}$, "
+                    f"$\\gamma^{{({k})}} = \\partial {v}^{{({k})}}/\\partial z^{{({k})}}$ is the paper's Eq.~1 and "
+                    f"$\\eta^{{({k},{l})}} = \\partial {v}^{{({k})}}/\\partial z^{{({l})}}$ its Eq.~4: in the bracket "
+                    f"of $\\eta$ a layer's label stands for the layer in the first place and for its argument in "
+                    f"the second, and any other name is written short: $\\eta^{{(z_{{{k}}},{l})}} = "
+                    f"\\partial z^{{({k})}}/\\partial z^{{({l})}}$, $\\eta^{{(p,{v}_{{{k}}})}} = "
+                    f"\\partial p/\\partial {v}^{{({k})}}$.")
+        if n.compact and n.layers:
+            layer = min(n.layers, key=str).relabel(lambda _: Sym(example[0] if example else "t"))
+            p = self.statement(())
+            v, z, s = p.short(layer), p.short(Name(layer.base, layer.labels, 1)), n.short(layer)
+            return (f"$\\gamma^{{({s})}} = \\partial {v}/\\partial {z}$ is the Jacobian of the paper's Eq.~1 "
+                    f"(${z}$ the argument of the activation of ${v}$, written with a $z$ in a bracket) and "
+                    r"$\eta$ that of Eq.~4, by the second name in its bracket.")
+        return (r"$\gamma$ and $\eta$ are the Jacobians of the paper's Eqs.~1 and~4, the second by the second "
+                r"name in its bracket.")
 
     # -- network: a table of quantities ---------------------------------------------
     def steps(self, labels: Sequence[int], base_of=None) -> str:
@@ -118,209 +227,170 @@ class LatexDocumentPrinter(DocumentPrinter):
             return ", base case"
         return f", ${range_tex('t', labels, self.doc.horizon)}$" if labels else ""
 
+    @staticmethod
+    def shape(d: Declared, sizes: dict | None = None) -> str:
+        """``, $n_{1} \\times n_{0}$ ($5 \\times 4$)``: the sizes' names, then their values when known."""
+        if not d.indices:
+            return ""
+        dims = [sympy.sympify(ix.dim) for ix in d.indices]
+        names = r" \times ".join(ScalarLatexPrinter().doprint(x) for x in dims)
+        values = [(sizes or {}).get(str(x)) if not x.is_Integer else int(x) for x in dims]
+        known = "" if any(v is None for v in values) or not sizes else \
+            r" ($" + r" \times ".join(map(str, values)) + "$)"
+        return f", ${names}${known}"
+
+    def declared_what(self, d: Declared) -> str:
+        if d.role in ("input", "label"):
+            return f"{d.role.capitalize()} {KIND.get(len(d.indices), 'tensor')} for a single sample"
+        return WHAT.get(d.role, escape(d.role))
+
     def _print_NetworkSection(self, s: NetworkSection) -> str:
         rows = [self._print(d, sizes=dict(s.dims)) for d in s.declarations]
         for d in s.written.recurrences_first():
-            what = (r"Output of \texttt{" + escape(str(d.name)) + "}" + self.steps(d.labels, d.base_of)
+            what = ("Output of " + self.tt(d.name) + self.steps(d.labels, d.base_of)
                     if not d.objective else "Scalar objective function value for a single sample")
             rows.append(self.network_row(d, what))
-        rows += [self.network_row(d, r"Argument of the activation of \texttt{" + escape(str(d.origin))
-                                  + "} (named)" + self.steps(d.labels, d.base_of))
+        rows += [self.network_row(d, "Argument of the activation of " + self.tt(d.origin) + " (named)"
+                                  + self.steps(d.labels, d.base_of))
                  for d in s.nodes.pre().recurrences_first()]
-        return r"\section*{Network}" + "\n" + TABLE_HEAD + "".join(rows) + TABLE_FOOT + "\n"
+        return self.heading("Network") + self.quantities(rows)
 
-    def _print_Declared(self, d: Declared, sizes: dict) -> str:
-        """``$x^{(t),k}$ & Input vector for a single sample ($n = 3$), $t = 1,\\dots,T$``."""
+    def _print_Declared(self, d: Declared, sizes: dict) -> list[str]:
+        """``$x^{(t),k}$``, ``Input vector for a single sample, $n$ ($3$), $t = 1,\\dots,T$``."""
         p = self.statement(d.indices)
-        kind = {0: "scalar", 1: "vector", 2: "matrix"}.get(len(d.indices), "tensor")
-        what = (f"{d.role.capitalize()} {kind} for a single sample" if d.role in ("input", "label")
-                else "Weights" if d.role == "weight" else escape(d.role))
-        parts = []
-        for ix in d.indices:
-            dim = sympy.sympify(ix.dim)
-            size = sizes.get(str(dim))
-            parts.append(ScalarLatexPrinter().doprint(dim) + (f" = {size}" if size is not None else ""))
-        shape = r" \times ".join(parts)
-        desc = f"{what} (${shape}$){self.steps(d.labels)}" if d.indices else what
-        return f"${p._print(Ref(d.name, d.indices))}$ & {desc} \\\\\n"
+        return [f"${p._print(Ref(d.name, d.indices))}$",
+                self.declared_what(d) + self.shape(d, sizes) + self.steps(d.labels)]
 
-    def network_row(self, d: Defined, desc: str) -> str:
+    def network_row(self, d: Defined, desc: str) -> list[str]:
         """A definition as written, and what it is."""
         p = self.statement(d.indices, [d.expr])
         p.name_nodes = False
-        return f"${p._print(Ref(d.name, d.indices))} = {p._print(d.expr)}$ & {desc} \\\\\n"
-
-    def _print_TemplateNetwork(self, s: TemplateNetwork) -> str:
-        what = {"input": "Input vector for a single sample", "label": "Labels for a single sample",
-                "weight": "Weights"}
-        rows = [f"${s.depth}$ & Number of hidden layers \\\\\n"]
-        for d in s.declarations:
-            p = self.statement(d.indices)
-            shape = r" \times ".join(ScalarLatexPrinter().doprint(sympy.sympify(ix.dim)) for ix in d.indices)
-            rows.append(f"${p._print(Ref(d.name, d.indices))}$ & {what.get(d.role, escape(d.role))} (${shape}$)"
-                        + (f", ${tex_cond(d.range)}$" if d.range else "") + " \\\\\n")
-        for d in s.nodes:
-            p = self.statement(d.indices, [d.expr], walk=True)
-            rows.append(f"${p._print(Ref(d.name, d.indices))} = {p._print(d.expr)}$ & "
-                        + (f"${tex_cond(d.cond)}$" if d.cond else "") + " \\\\\n")
-        return r"\section*{Network (layer template)}" + "\n" + TABLE_HEAD + "".join(rows) + TABLE_FOOT + "\n"
+        return [f"${p._print(Ref(d.name, d.indices))} = {p._print(d.expr)}$", desc]
 
     # -- definitions ----------------------------------------------------------------
+    def def_label(self, name, cond: str = "") -> str:
+        """The label of the definition of ``name`` (in the case ``cond``)."""
+        return self.labels("def", name, cond)
+
     def _print_Defined(self, d: Defined, as_written: bool = False) -> str:
-        """``lhs &= rhs && t = 1,\\dots,T-1`` (a family), ``&& \\text{(base case)}``, ``&& k < n`` (a case)."""
+        """``lhs &= rhs && t = 1,\\dots,T-1 \\label{…}`` (a family), ``&& \\text{base case of (3)}``,
+        ``&& k < n`` (a case)."""
         d = d.at_horizon(self.doc.horizon)
         p = self.statement(d.indices, [d.expr], walk=not as_written)
         p.name_nodes = not as_written
         row = p._print(Ref(d.name, d.indices)) + " &= " + p._print(d.expr)
+        notes = []
         if d.cond:
-            row += r" && " + tex_cond(d.cond)
+            notes.append(tex_cond(d.cond))
         elif d.labels:
-            row += r" && " + range_tex("t", d.labels, self.doc.horizon)
+            notes.append(range_tex("t", d.labels, self.doc.horizon))
         elif d.base_of is not None:
-            row += r" && \text{(base case)}"
-        return row
+            ref = self.ref(self.def_label(d.base_of))
+            notes.append(r"\text{base case" + (" of " + ref if ref else "") + "}")
+        if d.paper_eq is not None:
+            notes.append(rf"\text{{the paper's Eq.~{d.paper_eq}}}")
+        if notes:
+            row += r" && " + r",\quad ".join(notes)
+        return row + self.label(self.def_label(d.name, d.cond))
 
     def _print_Definitions(self, defs: Definitions) -> list[str]:
-        """Rows of an ``align*``, each base case after its recurrence."""
+        """Rows of an ``align``, each base case after its recurrence."""
         return [self._print(d, as_written=defs.as_written) for d in defs.recurrences_first()]
 
     def _print_ObjectiveSection(self, s: ObjectiveSection) -> str:
         rows = [self._print(x) for x in s.softmaxes] + self._print(s.defs)
-        return r"\section*{Objective}" + "\n" + (align(rows) if rows else "")
+        return self.heading("Objective") + self.align(rows)
 
     def _print_SoftmaxDef(self, s: SoftmaxDef) -> str:
         p = self.statement(s.arg.indices, [s.expr])
         return (p._print(s.expr) + r" &= \operatorname{softmax}_{" + p._print(s.expr.over)
-                + r"}\!\left(" + p._print(s.arg) + r"\right)")
+                + r"}\!\left(" + p._print(s.arg) + r"\right)" + self.label(self.labels("softmax", s.arg.name)))
 
     def _print_FunctionsSection(self, s: FunctionsSection) -> str:
-        return r"\section*{Activation derivatives}" + "\n" + align([self._print(f) for f in s.forms])
+        words = {"sigma": r"$\sigma(z) = 1/(1 + e^{-z})$ is the logistic function",
+                 "theta": r"$\theta$ is the unit step"}
+        note = "; ".join(words[k] for k in s.symbols)
+        return (self.heading("Activation derivatives") + (note[0].upper() + note[1:] + ".\n" if note else "")
+                + self.align([self._print(f) for f in s.forms]))
 
     def _print_ClosedForm(self, f: ClosedForm) -> str:
-        return LatexIndexPrinter().closed_form(f, " &= ")
+        return (LatexIndexPrinter({"naming": self.naming}).closed_form(f, " &= ")
+                + self.label(self.labels("fn", f.fn, *f.deriv)))
 
     def _print_IntermediatesSection(self, s: IntermediatesSection) -> str:
-        return (r"\section*{Shared intermediates}" + "\n" r"Each is defined once, in dependency order." + (
+        return (self.heading("Shared intermediates") + r"Each is defined once, in dependency order." + (
             "" if s.expanded else
-            r" $\mathcal{H}^{(s,s')} = \partial^2 f/\partial\varepsilon_s\,\partial\varepsilon_{s'}$ is the"
-            r" second derivative of $f$ with respect to perturbations $\varepsilon$ added to nodes $s$"
-            r" and $s'$ (second-order adjoint).") + (
+            r" $\mathcal{H}$ with two nodes in its bracket is the second derivative of $f$ with respect to"
+            r" perturbations added to those nodes (the second-order adjoint).") + (
             r" A recurrence over $t$ is written once, with its range, and followed by its base case."
-            if s.recurrent else "") + "\n" + align(self._print(s.defs)))
-
-    def _print_GeneralIntermediates(self, s: GeneralIntermediates) -> str:
-        return r"\section*{Intermediates (Eqs.~1--4), for generic layers}" + "\n" + align(self._print(s.defs))
+            if s.recurrent else "") + "\n" + self.align(self._print(s.defs)))
 
     # -- blocks -------------------------------------------------------------------
+    def block_label(self, wrt) -> str:
+        return self.labels("d", *wrt)
+
     def _print_BlocksSection(self, s: BlocksSection) -> str:
         title = BLOCK_TITLES.get(s.order, f"Derivatives of order {s.order}")
-        return r"\section*{" + title + "}\n" + "".join(self._print(b) for b in s.blocks)
+        papers = [b for b in s.blocks if b.paper is not None]
+        intro = ""
+        if papers:
+            refs = ", ".join(filter(None, (self.ref(self.block_label(b.block.wrt)) for b in papers)))
+            intro = (f"The second line of {refs or 'a gradient'} is the gradient in the paper's Eq.~6 form: the "
+                     r"objective's $\partial f/\partial p$, the output layer and $\eta$." + "\n")
+        if s.order >= 3:
+            intro += ("Derivatives commute: each block is written for one order of its parameters, the "
+                      "others are the same block with its axes permuted.\n")
+        return self.heading(title) + intro + "".join(self._print(b) for b in s.blocks)
 
     def _print_BlockItem(self, b: BlockItem) -> str:
-        """One ``align*``: a term per line, the Eq. 6 form below a gradient."""
+        """One numbered equation kept on one page: a term per line, the Eq. 6 form below a gradient."""
         ix = b.block.indices
         p = self.statement(ix, [b.block.expr])
-        lhs = self.lhs(p, b.params)
-        lines = self.term_lines(p, b.terms(self.step_symbol(p, ix)), ix)
+        terms = [self.term_pieces(p, t, ix, k) for k, t in enumerate(b.terms(self.step_symbol(p, ix)))]
         self.block_printers[b.block.wrt] = p
         if b.paper is not None:
             pp = self.statement(ix, [b.paper])
-            plines = self.term_lines(pp, b.paper_terms(self.step_symbol(pp, ix)), ix)
-            lines.append(r"&= " + plines[0][len("&= "):])
-            lines.extend(plines[1:])
-        return "\\begin{align*}\n" + lhs + "\n  " + " \\\\\n  ".join(lines) + "\n\\end{align*}\n"
+            terms += [self.term_pieces(pp, t, ix, k) for k, t in enumerate(b.paper_terms(self.step_symbol(pp, ix)))]
+        label = self.block_label(b.block.wrt)
+        out = self.equation(self.lhs(p, b.params), terms or [["= 0"]], label)
+        if b.same:
+            others = ", ".join(f"${self.short_lhs(p, w)}$" for w in b.same)
+            out += self.para(others + (" is " if len(b.same) == 1 else " are ") + (self.ref(label) or "this block")
+                             + " with its axes permuted.")
+        return out
 
     def sum_prefix(self, t: FoldedTerm) -> str:
         """``\\sum_{t=1}^{T} `` before a family of terms ('' for a term that stands alone)."""
         return sum_tex(t.symbol, t.labels, self.doc.horizon) + " " if t.labels else ""
 
-    def term_lines(self, p: LatexIndexPrinter, terms: Sequence[FoldedTerm], out) -> list[str]:
-        """``&= …`` then ``&\\quad + …`` per term, a long term broken at ``\\otimes``."""
-        if not terms:
-            return ["&= 0"]
-        lines = []
-        for k, t in enumerate(terms):
-            summed = self.sum_prefix(t)
-            prefix, groups = p.term_groups(t.term, out)
-            sign = ""
-            if prefix.startswith("-"):
-                sign, prefix = "-", prefix[1:].lstrip()
-            if prefix == "1":
-                prefix = ""
-            lead = ("&= " + (sign and "-")) if k == 0 else (r"&\quad " + (sign or "+") + " ")
-            chunks = [groups[i:i + WRAP_FACTORS] for i in range(0, len(groups), WRAP_FACTORS)] or [[]]
-            first = (prefix + " " if prefix else "") + r" \otimes ".join(chunks[0])
-            lines.append(lead + summed + (first.strip() or "1"))
-            for c in chunks[1:]:
-                lines.append(r"&\qquad \otimes " + r" \otimes ".join(c))
-        return lines
-
-    # -- a template's general blocks ----------------------------------------------
-    def _print_GeneralBlocks(self, s: GeneralBlocks) -> str:
-        return r"\section*{" + GENERAL_BLOCK_TITLES[s.order] + "}\n" + "".join(self._print(g) for g in s.groups)
-
-    def _print_GeneralTermItem(self, t: GeneralTermItem, printer: LatexIndexPrinter, out) -> str:
-        body = printer.term(t.term, out)
-        if t.over is None:
-            return body
-        lo, hi = (str(x).replace("max(k,r)", r"\max(k,r)") for x in t.over)
-        return r"\sum_{m=" + lo + "}^{" + hi + "} " + body
-
-    def general_terms(self, p, terms, out) -> list[str]:
-        """``&= …`` then ``&\\quad + …`` per term of a general block (``0`` without terms)."""
-        body = [self._print(t, printer=p, out=out) for t in terms] or ["0"]
-        return [("&= " if k == 0 else r"&\quad + ") + s for k, s in enumerate(body)]
-
-    def _print_CaseGroup(self, g: CaseGroup) -> str:
-        return align([line for c in g.cases for line in self._print(c)])
-
-    def _print_GeneralCase(self, c: GeneralCase) -> list[str]:
-        p = self.statement(c.indices, c.exprs, walk=True)
-        lines = self.general_terms(p, c.terms, c.indices)
-        lines[0] = self.lhs(p, c.params) + " " + lines[0] + (r" \qquad (" + tex_cond(c.cond) + ")" if c.cond else "")
-        if c.paper is not None:
-            lines.append("&= " + " + ".join(self._print(t, printer=p, out=c.indices) for t in c.paper)
-                         + r" \qquad \text{(Eq.~6)}")
-        return lines
-
-    def _print_CaseSplit(self, c: CaseSplit) -> str:
-        p = self.statement(c.indices, c.exprs, walk=True)
-        lhs = self.lhs(p, c.params)
-        lines = self.general_terms(p, c.common, c.indices) if c.common else []
-        if lines:
-            lines[0] = lhs + " " + lines[0]
-        arms = []
-        for a in c.arms:
-            pa = self.statement(a.indices, a.exprs, walk=True)
-            terms = [self._print(t, printer=pa, out=a.indices) for t in a.terms] or ["0"]
-            body = (r"\begin{aligned}[t] &" + r" \\ &+ ".join(terms) + r"\end{aligned}") if len(terms) > 1 else terms[0]
-            arms.append(body + " & " + tex_cond(a.cond))
-        cases = r"\begin{cases} " + r" \\[4pt] ".join(arms) + r" \end{cases}"
-        if lines:
-            lines.append(r"&\quad + " + cases)
-        else:
-            lines = [lhs + " &= " + cases]
-        return align(lines)
+    def term_pieces(self, p: LatexIndexPrinter, t: FoldedTerm, out, k: int) -> list[str]:
+        """One term as pieces :meth:`equation` folds over lines: its sign (``=`` before the first), Σ
+        over steps and scalar prefix, then each outer-product factor."""
+        prefix, groups = p.term_groups(t.term, out)
+        sign = ""
+        if prefix.startswith("-"):
+            sign, prefix = "-", prefix[1:].lstrip()
+        if prefix == "1":
+            prefix = ""
+        head = (("= " + sign) if k == 0 else (sign or "+") + " ") + self.sum_prefix(t) + prefix
+        return [head.rstrip()] + (groups or ([] if prefix else ["1"]))
 
     # -- structure ----------------------------------------------------------------
     def _print_StructureSection(self, s: StructureSection) -> str:
-        """The structure rows as a tabular (per-sample storage, factored against dense)."""
+        """The structure rows as a table (per-sample storage, factored against dense), each block
+        named with the number of its equation."""
         sc = ScalarLatexPrinter()
-        out = [r"\section*{Structure}" + "\n",
-               "Per-sample storage: numbers held by the factored form against the dense block.\n\n",
-               "\\begin{center}\n\\begin{tabular}{lrp{0.45\\textwidth}rr}\n\\hline\n",
-               "Block & $K$ & Structure & Factored & Dense \\\\\n\\hline\n"]
+        rows = []
         for r in s.rows:
-            k = len(r.wrt)
             p = self.statement(())
-            name = (r"$\partial" + (f"^{{{k}}}" if k > 1 else "") + " " + p.f + "/"
-                    + "".join(r"\partial " + p.short(w) for w in r.wrt) + "$")
+            name = f"${self.short_lhs(p, r.wrt)}$ " + self.ref(self.block_label(r.wrt))
             kind = escape(kind_words(r))
             if r.coupling is not None:
                 kind += " (" + self.coupling(r) + ")"
-            out.append(f"{name} & {r.terms} & {kind} & ${sc.doprint(r.factored)}$ & ${sc.doprint(r.dense)}$ \\\\\n")
-        out.append("\\hline\n\\end{tabular}\n\\end{center}\n")
-        return "".join(out)
+            rows.append([name.strip(), str(r.terms), kind, f"${sc.doprint(r.factored)}$", f"${sc.doprint(r.dense)}$"])
+        return (self.heading("Structure") + "Per-sample storage: numbers held by the factored form against the "
+                "dense block.\n\n" + self.table(STRUCTURE_COLUMNS, ("Block", "$K$", "Structure", "Factored", "Dense"),
+                                                rows))
 
     def coupling(self, r: BlockStructure) -> str:
         """What couples a block's axes, named with the letters the block was shown with."""
@@ -346,6 +416,6 @@ class LatexDocumentPrinter(DocumentPrinter):
         arith = f"{c.stride if c.stride != 1 else ''}{t}+{a}"
         x = c.factors[-1]
         if isinstance(x, Ref) and isinstance(x.name, Name):
-            base, label = tex_tensor(x.name)
+            base, label = p.naming.tensor(x.name)
             return base + "^{" + (f"({label})," if label else "") + arith + "}"
         return "{" + p.short(x) + "}^{" + arith + "}"

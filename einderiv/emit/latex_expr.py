@@ -23,114 +23,16 @@ Example::
 """
 from __future__ import annotations
 
-import re
 from typing import Sequence
 
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from ..analysis.factor import FactoredTerm
 from ..frontend.builtins import ARG
 from ..ir import Apply, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
-from .base import IndexPrinter
-
-
-GREEK = frozenset("""alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho
-sigma tau upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega""".split())
-#: functions LaTeX already typesets upright
-TEX_FUNCTIONS = frozenset("exp log sin cos tan sinh cosh tanh".split())
-
-
-# ------------------------------------------------------------ names
-def escape(text: str) -> str:
-    """Escape the characters of an identifier (or a plain phrase) for LaTeX."""
-    out = []
-    for ch in text:
-        if ch in "_&%$#{}":
-            out.append("\\" + ch)
-        elif ch == "\\":
-            out.append(r"\textbackslash{}")
-        elif ch in "^~":
-            out.append(r"\^{}" if ch == "^" else r"\~{}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def tex_word(word: str) -> str:
-    """One identifier fragment without ``_``: a letter, a Greek name, or upright text."""
-    if word in GREEK:
-        return "\\" + word
-    if len(word) == 1:
-        return word
-    return r"\mathrm{" + escape(word) + "}"
-
-
-def _tex_plain(name: str, compact: bool) -> tuple[str, str | None]:
-    """A user's name without labels: ``W1`` → (W, 1), ``z_v1`` → (z, v_{1}), ``x`` → (x, None)."""
-    m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
-    if m:
-        return tex_word(m[1]), m[2]
-    if compact and name.isdigit():
-        return name, None
-    head, sep, tail = name.partition("_")
-    if sep and head and tail:
-        return tex_word(head), tex_compact(tail)
-    return tex_word(name), None
-
-
-def _tex_parts(name: Name | str) -> tuple[str, str | None]:
-    """(base, label) of a name before its family labels are attached."""
-    if isinstance(name, str):
-        return _tex_plain(name, True)
-    inner = Name(name.base)
-    if name.arg:  # a lifted argument: z_v1 → (z, v_{1}); the second one z2_v1 → (\mathrm{z2}, v_{1})
-        return tex_word("z" if name.arg == 1 else f"z{name.arg}"), tex_compact(inner)
-    return _tex_plain(name.base, True)
-
-
-def tex_compact(name: Name | str) -> str:
-    """A name as a label inside brackets: ``v2`` → ``v_{2}``, ``z_v1`` → ``z_{v_{1}}``,
-    a family member ``h(t-1)`` → ``h^{(t-1)}``."""
-    if isinstance(name, Name) and name.labels:
-        return f"{tex_compact(Name(name.base, name.labels[:-1], name.arg))}^{{({tex_label(str(name.labels[-1]))})}}"
-    if isinstance(name, str) and name.isdigit():
-        return name
-    base, label = _tex_parts(name)
-    return base if label is None else f"{base}_{{{label}}}"
-
-
-def tex_tensor(name: Name | str) -> tuple[str, str | None]:
-    """(base, bracketed label): ``W1`` → (W, 1), ``z_v1`` → (z, v_{1}), ``x`` → (x, None),
-    ``h(t-1)`` → (h, t-1), ``z_h(t)`` → (z, h^{(t)})."""
-    if isinstance(name, Name) and name.labels:
-        base, label = tex_tensor(Name(name.base, name.labels[:-1], name.arg))
-        lab = tex_label(str(name.labels[-1]))
-        return (base, lab) if label is None else (base, f"{label}^{{({lab})}}")
-    if isinstance(name, Name) and name.arg:
-        return _tex_parts(name)
-    return _tex_plain(str(name), False)
-
-
-def tex_label(label: str) -> str:
-    """A family label as written in a name: ``t-1`` stays, the folding letter ``τ`` becomes ``\\tau``."""
-    return label.replace("τ", r"\tau ").replace(r"\tau -", r"\tau-").replace(r"\tau +", r"\tau+").rstrip()
-
-
-def tex_index(letter: str) -> str:
-    if len(letter) == 1:
-        return letter
-    m = re.fullmatch(r"([A-Za-z]+)(\d+)", letter)
-    if m and len(m[1]) == 1:
-        return f"{m[1]}_{{{m[2]}}}"
-    return r"\mathit{" + escape(letter) + "}"
-
-
-def tex_function(name: str) -> str:
-    return "\\" + name if name in TEX_FUNCTIONS else r"\operatorname{" + escape(name) + "}"
-
-
-def tex_primes(order: int) -> str:
-    return "'" * order if order <= 3 else f"^{{({order})}}"
+from .base import IndexPrinter, mul_parts
+from .latex_names import Naming, escape, tex_function, tex_index, tex_primes, tex_tensor
 
 
 # ------------------------------------------------------------ scalar printer
@@ -145,15 +47,33 @@ class ScalarLatexPrinter(LatexPrinter):
             return "z" if self._settings["nargs"] == 1 else f"z_{{{k + 1}}}"
         return super()._print_Symbol(expr, style)
 
+    def _print_Mul(self, expr):
+        """Factors side by side, the number first and bracketed sums last (:func:`mul_parts`)."""
+        parts = mul_parts(expr)
+        if parts is None:
+            return super()._print_Mul(expr)
+        coef, plain, brackets = parts
+        body = " ".join([self.parenthesize(f, PRECEDENCE["Mul"]) for f in plain]
+                        + [r"\left(" + self._print(f) + r"\right)" for f in brackets])
+        return ("-" if coef == -1 else "" if coef == 1 else self._print(coef) + " ") + body
+
 
 # ------------------------------------------------------------ index printer
 class LatexIndexPrinter(IndexPrinter):
     """Prints einderiv IR as LaTeX math, one ``_print_<Node>`` per IR node.
 
-    Settings: ``names`` (:class:`IndexNames`) and ``context`` (:class:`Context`).
+    Settings: ``names`` (:class:`IndexNames`), ``context`` (:class:`Context`) and
+    ``naming`` (a :class:`~einderiv.emit.latex_names.Naming`, or its mode: ``"compact"``,
+    the paper's ``η^{(2,1)}``, or ``"nested"``, ``η^{(v_{2},z_{v_{1}})}``).
     """
 
     printmethod = "_einderiv_latex"
+    _default_settings = dict(IndexPrinter._default_settings, naming="nested")
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        naming = self._settings["naming"]
+        self.naming: Naming = naming if isinstance(naming, Naming) else Naming(self.ctx, naming)
 
     def scalar_printer(self):
         return ScalarLatexPrinter()
@@ -176,12 +96,27 @@ class LatexIndexPrinter(IndexPrinter):
         return ("," if any(len(self.names[ix]) > 1 or ix in self.arith for ix in ixs) else "").join(parts)
 
     def tensor(self, base: str, label: str | None, up: Sequence[Index], down: Sequence[Index]) -> str:
-        sup = ",".join(x for x in ((f"({label})" if label else ""), self._letters(up)) if x)
+        """``base^{(label),up}_{down}``: every upper index before every lower one."""
+        return self.slots(base, label, [(ix, True) for ix in up] + [(ix, False) for ix in down])
+
+    def slots(self, base: str, label: str | None, slots: Sequence[tuple[Index, bool]]) -> str:
+        """``base`` with its indices in order, each up or down: ``W^{(1),j}_{i}``; indices
+        out of the usual up-then-down order are staggered, ``X_{s}{}^{i}``."""
+        parts: list[list] = [["^", [f"({label})"]]] if label else []
+        for ix, up in slots:
+            mark = "^" if up else "_"
+            if parts and parts[-1][0] == mark:
+                parts[-1][1].append(ix)
+            else:
+                parts.append([mark, [ix]])
         out = base
-        if sup:
-            out += "^{" + sup + "}"
-        if down:
-            out += "_{" + self._letters(down) + "}"
+        for k, (mark, items) in enumerate(parts):
+            ixs = [x for x in items if isinstance(x, Index)]
+            body = ",".join(x for x in ([items[0]] if isinstance(items[0], str) else []) + (
+                [self._letters(ixs)] if ixs else []) if x)
+            if k >= 2 or (k == 1 and parts[0][0] != "^"):
+                out += "{}"
+            out += mark + "{" + body + "}"
         return out
 
     # -- symbols ------------------------------------------------------------
@@ -189,12 +124,8 @@ class LatexIndexPrinter(IndexPrinter):
     def f(self) -> str:
         return self.tensor(*tex_tensor(self.ctx.objective), (), ())
 
-    def dtensor(self, name: str, ixs: Sequence[Index]) -> str:
-        """``\\partial p_{l}``: a tensor in a derivative's denominator, indices down."""
-        return r"\partial " + self.tensor(*tex_tensor(name), (), ixs)
-
     def short(self, e) -> str:
-        """A tensor's symbol without indices: ``W^{(1)}``, ``\\eta^{(v_{2},z_{v_{1}})}``."""
+        """A tensor's symbol without indices: ``W^{(1)}``, ``\\eta^{(2,1)}``."""
         if isinstance(e, Ref):
             return self.short(e.name)
         if isinstance(e, Quantity):
@@ -204,7 +135,7 @@ class LatexIndexPrinter(IndexPrinter):
         if isinstance(e, Delta):
             return r"\delta"
         if isinstance(e, Name):
-            return self.tensor(*tex_tensor(e), (), ())
+            return self.tensor(*self.naming.tensor(e), (), ())
         return self._print(e)
 
     def fn_name(self, e: Apply) -> str:
@@ -220,26 +151,38 @@ class LatexIndexPrinter(IndexPrinter):
         if isinstance(e.name, Quantity):
             return self._print_quantity(e.name, e.indices)
         up = self.ctx.upper(e.name, len(e.indices))
-        base, label = tex_tensor(e.name)
-        return self.tensor(base, label, [ix for ix, u in zip(e.indices, up) if u],
-                           [ix for ix, u in zip(e.indices, up) if not u])
+        return self.slots(*self.naming.tensor(e.name), list(zip(e.indices, up)))
+
+    def derivative(self, q: Quantity, ixs: Sequence[Index]) -> str:
+        """``\\frac{\\partial^{k} f}{\\partial p_{l}\\, \\partial p_{m}}`` of the objective by the
+        quantity's parts, each with its slots flipped; a parameter the objective uses itself is
+        differentiated at fixed other arguments: ``\\left.…\\right|_{p}``."""
+        up = self.ctx.upper(q, len(ixs)) if ixs else ()
+        sizes = self.ctx.split_parts(q, len(ixs)) if ixs else (0,) * len(q.parts)
+        dens, at = [], 0
+        for part, n in zip(q.parts, sizes):
+            dens.append(r"\partial " + self.slots(*self.naming.tensor(part), list(zip(ixs[at:at + n], up[at:at + n]))))
+            at += n
+        k = len(q.parts)
+        frac = (r"\frac{\partial" + (f"^{{{k}}}" if k > 1 else "") + " " + self.f + "}{" + r"\, ".join(dens) + "}")
+        held = self.ctx.held(q)
+        if not held:
+            return frac
+        return r"\left." + frac + r"\right|_{" + ",".join(self.short(h) for h in held) + "}"
 
     def _print_quantity(self, q: Quantity, ixs: Sequence[Index]) -> str:
         role = self.ctx.role(q)
+        up = self.ctx.upper(q, len(ixs)) if ixs else ()
         if role in ("gamma", "eta"):
-            a, s = self.ctx.split_jac(q, ixs) if ixs else ((), ())
-            if role == "gamma":
-                return self.tensor(r"\gamma", tex_compact(q.parts[0]), a, s)
-            return self.tensor(r"\eta", ",".join(tex_compact(x) for x in q.parts), a, s)
-        if role in ("dfdp", "adj"):
-            return r"\frac{\partial " + self.f + "}{" + self.dtensor(q.parts[0], ixs) + "}"
-        if role == "hobj":
-            k = self.ctx.n_indices(q.parts[0], len(ixs) // 2) if ixs else 0
-            return (r"\frac{\partial^{2} " + self.f + "}{" + self.dtensor(q.parts[0], ixs[:k])
-                    + r"\, " + self.dtensor(q.parts[1], ixs[k:]) + "}")
+            label = self.naming.gamma(q) if role == "gamma" else self.naming.eta(q)
+            return self.slots(r"\gamma" if role == "gamma" else r"\eta", label, list(zip(ixs, up)))
+        if role in ("dfdp", "adj", "hobj"):
+            return self.derivative(q, ixs)
+        if role in ("beta", "alpha"):  # the paper's Eqs. 2–3: layers by their labels
+            label = self.naming.alpha(q) if role == "alpha" else self.naming.gamma(q)
+            return self.slots("\\" + role, label, list(zip(ixs, up)))
         if role == "hess":  # second-order adjoint ∂²f/∂ε_s∂ε_s'
-            label = ",".join(tex_compact(x) for x in q.parts)
-            return r"\mathcal{H}^{(" + label + ")}" + ("_{" + self._letters(ixs) + "}" if ixs else "")
+            return self.slots(r"\mathcal{H}", self.naming.bracket(q), list(zip(ixs, up)))
         if role == "d":
             head = r"\mathrm{D}_{" + self.short(q.parts[1]) + r"}\!\left[" + self.short(q.parts[0]) + r"\right]"
             return head + ("_{" + self._letters(ixs) + "}" if ixs else "")
@@ -253,20 +196,21 @@ class LatexIndexPrinter(IndexPrinter):
         return r"\mathbf{1}^{" + self._print(e.index) + "}"
 
     def _print_Window(self, e: Window) -> str:
-        """S^u_{t,a} = [u = stride·t + a], the selection tensor of index arithmetic."""
-        mark = f"_{{({e.stride})}}" if e.stride != 1 else ""
-        return r"S" + mark + "^{" + self._print(e.u) + "}_{" + self._letters((e.t, e.a)) + "}"
+        """S^u_{t,a} = [u = stride·t + a], the selection tensor of index arithmetic (``{S_{2}}`` for stride 2)."""
+        base = f"{{S_{{{e.stride}}}}}" if e.stride != 1 else "S"
+        return base + "^{" + self._print(e.u) + "}_{" + self._letters((e.t, e.a)) + "}"
 
     def _print_Apply(self, e: Apply) -> str:
         args = ", ".join(self._print(a) for a in e.args)
         return self.fn_name(e) + "(" + args + ")"
 
     def _print_Softmax(self, e: Softmax) -> str:
+        """``\\hat{p}^{l}`` = softmax_l(p^l) where the context names it so."""
         arg = e.arg
         if isinstance(arg, Ref) and arg.indices == (e.over,) and arg.name in self.ctx.softmax:
-            base, label = ("s", None) if self.ctx.softmax[arg.name] == "s" else ("s", tex_compact(arg.name))
+            base, label = self.naming.tensor(arg.name)
             up = self.ctx.upper(arg.name, 1)[0]
-            return self.tensor(base, label, (e.over,) if up else (), () if up else (e.over,))
+            return self.slots(r"\hat{" + base + "}", label, [(e.over, up)])
         return (r"\operatorname{softmax}_{" + self._print(e.over) + r"}\!\left("
                 + self._print(arg) + r"\right)")
 

@@ -6,7 +6,11 @@ definition, a derivative block) a letter: the block's axes get the declared
 letters of their parameters (``W1^j_i``; the second parameter of a Hessian
 block, whose letters clash, gets ``s, t`` as in the paper's Eq. 9), summed
 indices get fresh letters in reading order from ``l, m, q, a, …`` — the
-paper's choice — never clashing with a free one or a reserved symbol.
+paper's choice — never clashing with a free one or a reserved name (a tensor,
+size, label or function of the same document:
+:attr:`~einderiv.analysis.roles.Context.reserved`); a letter the user wrote that
+is such a name is shown as its replacement
+(:attr:`~einderiv.analysis.roles.Context.renames`).
 
 Letters are the printers' business; the order in which a printer meets the
 indices (:mod:`einderiv.analysis.order`) decides which letter each gets.
@@ -23,7 +27,7 @@ Example::
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from ..analysis.order import display_order, split_coef, sum_terms
 from ..ir import Add, Delta, Expr, Index, LogSumExp, Ones, Prod, Ref, Softmax, Window, all_indices
@@ -52,27 +56,30 @@ class IndexNames:
     unused letter of :data:`SUMMED_POOL`.  ``reserved`` letters are never given.
     """
 
-    def __init__(self, free: Iterable[Index | tuple[Index, str]] = (), reserved: Iterable[str] = ()):
+    def __init__(self, free: Iterable[Index | tuple[Index, str]] = (), reserved: Iterable[str] = (),
+                 renames: Mapping[str, str] | None = None):
         #: what a printer shows in place of an expression (a node's name for its definition,
         #: :meth:`~einderiv.analysis.roles.Context.named`); :meth:`walk` follows it so letters
         #: come in printed order
         self.alias = None
         self.names: dict[Index, str] = {}
         self.used: set[str] = set(reserved)
+        #: a user's letter that names something else in the document → the letter shown instead
+        self.renames: dict[str, str] = dict(renames or {})
         self.free: dict[Index, int] = {}  # the statement's open indices, in axis order
         for item in free:
             ix, pref = item if isinstance(item, tuple) else (item, hint(item))
             if ix in self.names:
                 continue
             self.free[ix] = len(self.free)
-            self._take(ix, pref, FREE_POOL)
+            self._take(ix, self.renames.get(pref, pref), FREE_POOL)
 
     def reserve_user(self, exprs: Iterable[Expr]) -> "IndexNames":
         """Keep letters that the user wrote (indices without ``_``) off-limits for others."""
         for e in exprs:
             for ix in all_indices(e):
                 if not ix.name.startswith("_") and ix not in self.names:
-                    self._take(ix, ix.name, SUMMED_POOL)
+                    self._take(ix, self.renames.get(ix.name, ix.name), SUMMED_POOL)
         return self
 
     def _take(self, ix: Index, pref: str, pool: Sequence[str]) -> str:
@@ -93,7 +100,7 @@ class IndexNames:
         if ix in self.names:
             return self.names[ix]
         if not ix.name.startswith("_"):
-            return self._take(ix, ix.name, SUMMED_POOL)
+            return self._take(ix, self.renames.get(ix.name, ix.name), SUMMED_POOL)
         return self._take(ix, "", SUMMED_POOL)
 
     def walk(self, e: Expr) -> "IndexNames":

@@ -77,13 +77,14 @@ class TextDocumentPrinter(DocumentPrinter):
     _print_GeneralDocument = _print_Document
 
     def _print_Title(self, t: Title) -> list[str]:
-        return [f"einderiv: derivatives of {t.objective} for {t.path} (order {t.order})", ""]
+        head = f"einderiv: derivatives of {t.objective} for {t.path} (order {t.order})"
+        return [head] + ([f"  {t.heading}"] if t.heading else []) + [""]
 
     def _print_GeneralTitle(self, t: GeneralTitle) -> list[str]:
-        return [f"einderiv: general form of the derivatives of {t.objective} for {t.path} "
-                f"(order {t.order}, any depth {t.depth})",
-                f"  read off the derivation at {t.depth} = {t.reference}; reproduced exactly at "
-                f"{t.depth} = {', '.join(map(str, t.checked))}", ""]
+        return ([f"einderiv: general form of the derivatives of {t.objective} for {t.path} "
+                 f"(order {t.order}, any depth {t.depth})"] + ([f"  {t.heading}"] if t.heading else [])
+                + [f"  read off the derivation at {t.depth} = {t.reference}; reproduced exactly at "
+                   f"{t.depth} = {', '.join(map(str, t.checked))}", ""])
 
     # -- network ------------------------------------------------------------------
     @staticmethod
@@ -118,6 +119,8 @@ class TextDocumentPrinter(DocumentPrinter):
         p = self.statement(d.indices, [d.expr], walk=not as_written)
         p.name_nodes = not as_written
         note = "   (pre-activation)" if d.pre else ("   (objective)" if d.objective else "")
+        if d.paper_eq is not None:
+            note = f"   (the paper's Eq. {d.paper_eq})"
         return f"{p._print(Ref(d.name, d.indices))} = {p._print(d.expr)}{self.range(d.labels, d.cond)}{note}"
 
     # -- objective and functions ------------------------------------------------
@@ -131,20 +134,28 @@ class TextDocumentPrinter(DocumentPrinter):
         return f"{p._print(s.expr)} = softmax_{p._print(s.expr.over)}({p._print(s.arg)})"
 
     def _print_FunctionsSection(self, s: FunctionsSection) -> list[str]:
-        return ["Activation derivatives (SymPy)"] + ["  " + self._print(f) for f in s.forms] + [""]
+        words = {"sigma": "σ(z) = 1/(1 + exp(−z))", "theta": "θ the unit step"}
+        legend = "".join(f"; {words[k]}" for k in s.symbols)
+        return [f"Activation derivatives (SymPy{legend})"] + ["  " + self._print(f) for f in s.forms] + [""]
 
     def _print_ClosedForm(self, f: ClosedForm) -> str:
         return TextPrinter().closed_form(f, " = ")
 
     def _print_IntermediatesSection(self, s: IntermediatesSection) -> list[str]:
-        head = ("Shared intermediates (dependency order; δ[n] = ∂f/∂n, γ[v] = ∂v/∂z_v, η[a,s] = ∂a/∂s" + (
-            "" if s.expanded else ", H[s,s'] = ∂²f/∂ε_s∂ε_s' for perturbations ε of nodes s, s'") + ")")
+        head = ("Shared intermediates (dependency order; ∂f/∂n the back-propagated adjoint, γ[v] = ∂v/∂z_v, "
+                "η[a,s] = ∂a/∂s" + (
+            "" if s.expanded else ", H[m,n] = ∂²f/∂εₘ∂εₙ for perturbations ε of two nodes m, n") + ")")
         return [head] + self._print(s.defs) + [""]
 
     def _print_GeneralIntermediates(self, s: GeneralIntermediates) -> list[str]:
-        head = ("Shared intermediates for generic layers (δ[n] = ∂f/∂n; γ[v(k)] = ∂v(k)/∂z_v(k), Eq. 1; "
-                "η[a,s] = ∂a/∂s, Eq. 4; η[v(l),z_v(l)] = γ[v(l)])")
-        return [head] + self._print(s.defs) + [""]
+        head = ("Shared intermediates for generic layers (∂f/∂n the back-propagated adjoint; "
+                "γ[v(k)] = ∂v(k)/∂z_v(k), Eq. 1; η[a,s] = ∂a/∂s, Eq. 4)")
+        lines = [head] + self._print(s.defs) + [""]
+        if s.paper is not None:
+            lines += (["The paper's Eqs. 2–4 for these layers (β[v(k)] = ∂v(k)/∂v(k-1), α[v(k),v(l)] = "
+                       "∂v(k)/∂v(l)); the paper prints Eq. 4 with γ[v(k)], where ∂v(k)/∂z_v(l) needs γ[v(l)]"]
+                      + self._print(s.paper) + [""])
+        return lines
 
     # -- blocks -------------------------------------------------------------------
     def _print_BlocksSection(self, s: BlocksSection) -> list[str]:
@@ -180,6 +191,10 @@ class TextDocumentPrinter(DocumentPrinter):
             pp = self.statement(ix, [b.paper])
             paper = [self._print(t, printer=pp, out=ix) for t in b.paper_terms(self.step_symbol(pp, ix))]
             lines.append(" " * len(lhs) + " = " + " + ".join(paper) + "   (Eq. 6 form)")
+        if b.same:
+            k = len(b.block.wrt)
+            others = ", ".join(f"∂{sup(k)}{p.ctx.objective}/" + "".join(f"∂{w}" for w in wrt) for wrt in b.same)
+            lines.append(f"    ({others}: the same block, its axes permuted)")
         return lines
 
     # -- a template's general blocks ----------------------------------------------

@@ -1,11 +1,12 @@
 """Plain-text (Unicode) index notation: how one expression is written.
 
 :class:`TextPrinter` prints einderiv IR as ``einderiv derive`` shows it:
-``W1^j_i`` (first index up, the rest down); ``δ[z_v1]_j`` = ∂f/∂z_v1 (the
-back-propagated adjoint); ``γ[v1]^j_s`` = ∂v1/∂z_v1 = δ^j_s A′ (Eq. 1);
-``η[v2,z_v1]^m_j`` = ∂v2/∂z_v1 (Eq. 4); ``∂²f/∂p_l∂p_q`` the objective's
-Hessian; ``δ^j_s`` a Kronecker delta; ``relu′(z_v1^j)`` an elementwise
-derivative.  A repeated index is summed unless it is free on the left-hand
+``W1^j_i`` (indices up or down as the file writes them); ``∂f/∂z_v1_j`` (the
+back-propagated adjoint, its tensor's indices flipped); ``γ[v1]^j_s`` =
+∂v1/∂z_v1 = δ^j_s A′ (Eq. 1); ``η[v2,z_v1]^m_j`` = ∂v2/∂z_v1 (Eq. 4);
+``∂²f/∂p_l∂p_q`` the objective's Hessian (``∂³f/∂p_l∂p_m∂p_q`` its third
+derivative); ``p̂^l`` = softmax_l(p^l); ``δ^j_s`` the Kronecker delta, the only δ;
+``relu′(z_v1^j)`` an elementwise derivative.  A repeated index is summed unless it is free on the left-hand
 side (then the product is elementwise); ``Σ_l`` is written out only where an
 index is summed over other than two factors.  :class:`ScalarStrPrinter` is
 SymPy's str printer for the closed forms of A′, A″.
@@ -16,17 +17,35 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import sympy
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from ..analysis.factor import FactoredTerm
 from ..frontend.builtins import ARG
 from ..ir import Apply, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
-from .base import IndexPrinter
+from .base import IndexPrinter, mul_parts
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 PRIMES = {1: "′", 2: "″", 3: "‴"}
 MINUS = "−"
+
+
+#: subscript letters Unicode has (for ``(∂²f/∂U∂U)|ₚ``, at fixed p)
+_SUB_LETTERS = dict(zip("aehijklmnoprstuvx", "ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
+
+
+def sub_name(name) -> str:
+    """A name as a subscript where Unicode can write it (``p`` → ``ₚ``), else after ``at ``."""
+    text = str(name)
+    return "".join(_SUB_LETTERS[c] for c in text) if all(c in _SUB_LETTERS for c in text) else f" at {text}"
+
+
+def hat(name) -> str:
+    """``p̂`` (a combining circumflex on the name's first letter): the softmax of ``p``."""
+    text = str(name)
+    return text[0] + "\u0302" + text[1:]
 
 
 def sup(n) -> str:
@@ -39,7 +58,9 @@ def primes(order: int) -> str:
 
 # ------------------------------------------------------------ scalar printer
 class ScalarStrPrinter(StrPrinter):
-    """SymPy's str printer with the placeholders z0, z1 shown as z (or z₁, z₂) and x² powers."""
+    """SymPy's str printer as a reader writes it: the placeholders z0, z1 as z (or z₁, z₂), products
+    by juxtaposition (``2 tanh(z)``), powers as superscripts (``tanh(z)²``, ``1/t²``), ``−`` for minus,
+    the unit step as θ and the logistic function as σ."""
 
     _default_settings = dict(StrPrinter._default_settings, nargs=1)
 
@@ -51,16 +72,38 @@ class ScalarStrPrinter(StrPrinter):
 
     def _print_Pow(self, expr, rational=False):
         b, e = expr.as_base_exp()
-        if e.is_Integer and 1 < e < 10:
-            base = self._print(b)
-            if not (b.is_Atom or b.is_Function):
-                base = f"({base})"
+        if e.is_Rational and e < 0:
+            return "1/" + (self._print_Pow(sympy.Pow(b, -e, evaluate=False)) if e != -1
+                           else self.parenthesize(b, PRECEDENCE["Pow"]))
+        base = self._print(b)
+        if not (b.is_Atom or b.is_Function):
+            base = f"({base})"
+        if e == sympy.S.Half:
+            return f"√{base}"
+        if e.is_Integer and e > 1:
             return base + sup(e)
-        return super()._print_Pow(expr, rational)
+        return f"{base}^({self._print(e)})"
+
+    def _print_Mul(self, expr):
+        """Factors side by side, the number first and bracketed sums last: ``−2 tanh(z) (1 − tanh(z)²)``."""
+        parts = mul_parts(expr)
+        if parts is None:
+            return super()._print_Mul(expr).replace("*", " ")
+        coef, plain, brackets = parts
+        body = " ".join([self.parenthesize(f, PRECEDENCE["Mul"]) for f in plain]
+                        + [f"({self._print(f)})" for f in brackets])
+        return ("-" if coef == -1 else "" if coef == 1 else self._print(coef) + " ") + body
+
+    def _print_Heaviside(self, expr):
+        return f"θ({self._print(expr.args[0])})"
+
+    def _print_Function(self, expr):
+        if expr.func.__name__ == "sigma":
+            return f"σ({self._print(expr.args[0])})"
+        return super()._print_Function(expr)
 
     def doprint(self, expr):
-        s = super().doprint(expr)
-        return s.replace(" - ", f" {MINUS} ").replace("-", MINUS) if s.startswith("-") or " - " in s else s
+        return super().doprint(expr).replace("-", MINUS)
 
 
 # ------------------------------------------------------------ index printer
@@ -97,7 +140,21 @@ class TextPrinter(IndexPrinter):
         return f"{w.stride if w.stride != 1 else ''}{self.names[w.t]}+{self.names[w.a]}"
 
     def script(self, up: Sequence[Index], down: Sequence[Index]) -> str:
-        return self._group("^", up) + self._group("_", down)
+        """``^{up}_{down}``: every upper index before every lower one."""
+        return self.slots([(ix, True) for ix in up] + [(ix, False) for ix in down])
+
+    def slots(self, slots: Sequence[tuple[Index, bool]]) -> str:
+        """The indices in order, each run up or down: ``^j_i``, ``_s^i``."""
+        out, run, mark = "", [], None
+        for ix, up in list(slots) + [(None, None)]:
+            m = None if ix is None else ("^" if up else "_")
+            if m != mark and run:
+                out += self._group(mark, run)
+                run = []
+            mark = m
+            if ix is not None:
+                run.append(ix)
+        return out
 
     def _group(self, mark: str, ixs: Sequence[Index]) -> str:
         if not ixs:
@@ -110,22 +167,21 @@ class TextPrinter(IndexPrinter):
 
     # -- symbols ------------------------------------------------------------
     def short(self, e) -> str:
-        """A tensor's symbol without indices (for messages): ``W1``, ``δ[z_v1]``, ``η[v2,z_v1]``."""
+        """A tensor's symbol without indices (for messages): ``W1``, ``∂f/∂z_v1``, ``η[v2,z_v1]``."""
         if isinstance(e, Ref):
             return self.short(e.name)
         if isinstance(e, Quantity):
             role = self.ctx.role(e)
-            f = self.ctx.objective
-            if role == "dfdp":
-                return f"∂{f}/∂{e.parts[0]}"
-            if role == "adj":
-                return f"δ[{e.parts[0]}]"
+            if role in ("dfdp", "adj", "hobj"):
+                return self.derivative(e, ())
             if role == "gamma":
                 return f"γ[{e.parts[0]}]"
             if role == "eta":
                 return f"η[{','.join(map(str, e.parts))}]"
-            if role == "hobj":
-                return f"∂²{f}/∂{e.parts[0]}∂{e.parts[1]}"
+            if role == "beta":
+                return f"β[{e.parts[0]}]"
+            if role == "alpha":
+                return f"α[{','.join(map(str, e.parts))}]"
             if role == "hess":  # second-order adjoint ∂²f/∂ε_s∂ε_s'
                 return f"H[{e.parts[0]},{e.parts[1]}]"
             if role == "d":
@@ -152,25 +208,30 @@ class TextPrinter(IndexPrinter):
         name = e.name
         if isinstance(name, Quantity):
             return self._print_quantity(name, e.indices)
-        up = self.ctx.upper(name, len(e.indices))
-        return str(name) + self.script([ix for ix, u in zip(e.indices, up) if u],
-                                  [ix for ix, u in zip(e.indices, up) if not u])
+        return str(name) + self.slots(list(zip(e.indices, self.ctx.upper(name, len(e.indices)))))
+
+    def derivative(self, q: Quantity, ixs: Sequence[Index]) -> str:
+        """``∂f/∂z_v1_j``, ``∂²f/∂p_l∂p_m``: the objective by the quantity's parts, each with its
+        slots flipped; a parameter the objective uses itself at fixed other arguments
+        (``(∂²f/∂U_{lj}∂U_{st})|_p``)."""
+        up = self.ctx.upper(q, len(ixs)) if ixs else ()
+        sizes = self.ctx.split_parts(q, len(ixs)) if ixs else (0,) * len(q.parts)
+        k, at, out = len(q.parts), 0, ""
+        for part, n in zip(q.parts, sizes):
+            out += f"∂{part}" + self.slots(list(zip(ixs[at:at + n], up[at:at + n])))
+            at += n
+        head = f"∂{sup(k) if k > 1 else ''}{self.ctx.objective}/" + out
+        held = self.ctx.held(q)
+        return f"({head})|{','.join(map(sub_name, held))}" if held else head
 
     def _print_quantity(self, q: Quantity, ixs: tuple[Index, ...]) -> str:
         role = self.ctx.role(q)
-        f = self.ctx.objective
-        if role in ("gamma", "eta"):
-            a, s = self.ctx.split_jac(q, ixs)
-            return self.short(q) + self.script(a, s)
-        if role == "dfdp":
-            return f"∂{f}/∂{q.parts[0]}" + self.script((), ixs)
-        if role == "hobj":
-            k = self.ctx.n_indices(q.parts[0], len(ixs) // 2)
-            return (f"∂²{f}/∂{q.parts[0]}" + self.script((), ixs[:k])
-                    + f"∂{q.parts[1]}" + self.script((), ixs[k:]))
+        if role in ("dfdp", "adj", "hobj"):
+            return self.derivative(q, ixs)
+        up = self.ctx.upper(q, len(ixs))
         if role == "d":
             return f"({self.short(q)})" + self.script((), ixs)
-        return self.short(q) + self.script((), ixs)
+        return self.short(q) + self.slots(list(zip(ixs, up)))
 
     def _print_Delta(self, e: Delta) -> str:
         return "δ" + self.script((e.a,), (e.b,))
@@ -188,11 +249,11 @@ class TextPrinter(IndexPrinter):
         return f"{self.fn_name(e)}({', '.join(self._print(a) for a in e.args)})"
 
     def _print_Softmax(self, e: Softmax) -> str:
+        """``p̂^l`` = softmax_l(p^l) where the context names it so."""
         arg = e.arg
         if isinstance(arg, Ref) and arg.indices == (e.over,) and arg.name in self.ctx.softmax:
             up = self.ctx.upper(arg.name, 1)[0]
-            sym = self.ctx.softmax[arg.name]
-            return sym + (self.script((e.over,), ()) if up else self.script((), (e.over,)))
+            return hat(arg.name) + self.slots([(e.over, up)])
         return f"softmax_{self._print(e.over)}({self._print(arg)})"
 
     def _print_LogSumExp(self, e: LogSumExp) -> str:

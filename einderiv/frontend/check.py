@@ -37,6 +37,7 @@ from ..ir import Index, Name
 from .builtins import BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
 from .context import REDUCTION, Context, Shape, fmt
 from .families import Member
+from .header import header
 from .network import Definition, Network, TensorDecl, UserFunction, dim_symbol
 from .parse import parse, read
 from .summation import Scope, all_zero
@@ -93,7 +94,7 @@ class Checker(Context):
         definitions = [self.definition(a) for a in self.order(assigns)]
         objective = self.objective(definitions, assigns)
         return Network(self.path, dims, tuple(tensors), tuple(functions), tuple(definitions),
-                       objective, self.text)
+                       objective, self.text, header(self.text, self.path))
 
     # ---------------------------------------------------------------- dims
     def dims(self, items: list[S.DimItem]) -> tuple[tuple[str, int | None], ...]:
@@ -195,7 +196,8 @@ class Checker(Context):
                 names = list("ijklmnopqrstuvwxyzabcdefgh"[: len(shape)])
             indices = tuple(Index(n, s) for n, s in zip(names, shape))
             role = "weight" if d.role == "bias" else d.role
-            out.append(TensorDecl(name, role, indices, self.loc(d)))
+            up = tuple(ix.up for ix in d.indices)
+            out.append(TensorDecl(name, role, indices, self.loc(d), up, d.role == "bias"))
             self.shapes[name] = Shape(shape, S.written(name, d.indices), "declaration", d.line, role)
         return out
 
@@ -334,7 +336,7 @@ class Checker(Context):
         indices = tuple(scope.index[n] for n in lhs)
         self.shapes[m.name] = Shape(tuple(ix.dim for ix in indices), S.written(m.name, a.indices),
                                     "definition", a.line)
-        return Definition(m.name, indices, expr, self.loc(a))
+        return Definition(m.name, indices, expr, self.loc(a), tuple(ix.up for ix in a.indices))
 
     def objective(self, definitions: list[Definition], assigns: list[Member]) -> Name:
         used = {n for d in definitions for n in ir.ref_names(d.expr)}

@@ -21,6 +21,7 @@ from typing import Mapping
 from . import syntax as S
 from ..errors import Argument, UsageError
 from .check import check
+from .header import header
 from .network import Network
 from .parse import parse, read
 
@@ -33,7 +34,8 @@ class Template:
     """A network file with a symbolic depth: the parsed file, checked at any depth.
 
     ``path`` and ``text`` are the file's, ``depth`` the symbolic depth's name, ``dims``
-    the sizes given when it was loaded (read-only).
+    the sizes given when it was loaded (read-only), ``header`` the file's directives and
+    title (:mod:`einderiv.frontend.header`).
     """
 
     def __init__(self, path: str, text: str, module: S.Module, depth: str, dims: Mapping[str, int]):
@@ -42,6 +44,7 @@ class Template:
         self.module = module
         self.depth = depth
         self.dims = MappingProxyType(dict(dims))
+        self.header = header(text, path)
         self._networks: dict[int, Network] = {}
 
     def instantiate(self, n: int) -> Network:

@@ -3,7 +3,9 @@
 A :class:`Network` holds declared tensors (inputs, labels, parameters), the
 definitions in dependency order with their right-hand sides as IR
 expressions (:mod:`einderiv.ir`, summation already resolved), user-defined
-functions, and the name of the scalar objective.
+functions, the name of the scalar objective, and the file's header
+(directives and title).  Declarations and definitions keep the index
+placement the user wrote (``up``), for the printers.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import sympy
 
 from ..errors import Location
 from ..ir import Expr, Index, Name
+from .header import Header
 
 ROLES = ("input", "label", "weight")
 
@@ -35,9 +38,18 @@ class TensorDecl:
     role: str  # one of ROLES
     indices: tuple[Index, ...]  # as written, each with its dimension
     loc: Location
+    #: whether each index was written up (``W1^j_i`` → (True, False)); () for the default,
+    #: first index up and the rest down.  For printing only: it has no meaning.
+    up: tuple[bool, ...] = ()
+    bias: bool = False  # declared ``bias`` (a weight, shown as a bias)
 
     def __post_init__(self):
         object.__setattr__(self, "name", as_name(self.name))
+
+    @property
+    def placement(self) -> tuple[bool, ...]:
+        """Whether each index is written up, as declared (:func:`placement`)."""
+        return placement(self.up, len(self.indices))
 
     @property
     def shape(self) -> tuple[sympy.Expr, ...]:
@@ -56,6 +68,7 @@ class Definition:
     indices: tuple[Index, ...]
     expr: Expr
     loc: Location
+    up: tuple[bool, ...] = ()  # the left side's index placement, as :attr:`TensorDecl.up`
 
     def __post_init__(self):
         object.__setattr__(self, "name", as_name(self.name))
@@ -63,6 +76,15 @@ class Definition:
     @property
     def shape(self) -> tuple[sympy.Expr, ...]:
         return tuple(ix.dim for ix in self.indices)
+
+    @property
+    def placement(self) -> tuple[bool, ...]:
+        return placement(self.up, len(self.indices))
+
+
+def placement(up: tuple[bool, ...], n: int) -> tuple[bool, ...]:
+    """``up`` when it gives every index a place, else the default: the first index up, the rest down."""
+    return tuple(up) if len(up) == n else tuple(k == 0 for k in range(n))
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,9 @@ class Network:
     definitions: tuple[Definition, ...]  # dependency order
     objective: Name  # name of the scalar definition that is minimised
     source: str = field(default="", compare=False, repr=False)
+    #: the file's directives (``# einderiv: order 3``, ``form compact``) and title
+    #: (:mod:`einderiv.frontend.header`)
+    header: Header = field(default=Header(), compare=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "objective", as_name(self.objective))
@@ -113,4 +138,4 @@ class Network:
         """A copy with the named sizes filled in (``--dim n0=4``)."""
         dims = tuple((n, given.get(n, s)) for n, s in self.dims)
         return Network(self.path, dims, self.tensors, self.functions,
-                       self.definitions, self.objective, self.source)
+                       self.definitions, self.objective, self.source, self.header)

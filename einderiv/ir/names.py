@@ -147,6 +147,8 @@ class Kind(Enum):
     RADJ = "radj"  # the R-adjoint: the adjoint's derivative along v
     R = "R"  # the derivative along v of another quantity: parts = (quantity,)
     D = "d"  # the total derivative of a quantity by a parameter: parts = (quantity, parameter)
+    BETA = "beta"  # β[v(k)] = ∂v(k)/∂v(k-1), the paper's Eq. 2 (shown for a layer template)
+    ALPHA = "alpha"  # α[v(k),v(l)] = ∂v(k)/∂v(l), the paper's Eq. 3 (shown for a layer template)
 
 
 class Quantity(_Interned):
