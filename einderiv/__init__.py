@@ -4,7 +4,9 @@ The pipeline, one folder each (the imports obey this order):
 ``frontend`` (parse, check, summation → a ``Network`` of IR, or a layer ``Template``)
 → ``calculus`` (the rule table, simplify, derive: named adjoints, Jacobians, every
 derivative block) → ``analysis`` (factor, fold, structure, the general form of a
-template) → ``emit`` (text, LaTeX, NumPy); ``numcheck`` checks kernels numerically.
+template) → ``emit`` (text, LaTeX, NumPy/torch/JAX kernels); ``runtime`` runs a kernel module of
+any backend from NumPy, ``numcheck`` checks kernels numerically, ``einderiv.dask`` runs them over
+Dask arrays on a cluster.
 
 See :mod:`einderiv.api` for the Python API and ``einderiv --help`` for the CLI.
 """

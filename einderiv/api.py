@@ -6,6 +6,7 @@
     >>> print(einderiv.derivation_text(d))                         # doctest: +SKIP
     >>> tex = einderiv.latex(d)                                     # standalone document
     >>> src = einderiv.codegen(d)                                   # NumPy module source
+    >>> src = einderiv.codegen(d, backend="torch")                  # the same over torch
     >>> einderiv.check(d, seed=0).ok
     True
 
@@ -40,6 +41,7 @@ from .calculus.derive import derive as _derive
 from .emit import latex as _latex
 from .emit import numpy as _numpy
 from .emit import text as _text
+from .emit.backends import BACKENDS, PRINTERS
 from .emit.template_numpy import generate_template
 from .errors import Argument, UsageError
 from .frontend.model import Template, load
@@ -47,7 +49,7 @@ from .frontend.network import Network
 from .numcheck import CheckReport
 from .numcheck import check as _check
 
-__all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "structure",
+__all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "structure", "BACKENDS",
            "Network", "Template", "Derivation", "GeneralForm", "CheckReport"]
 
 Sizes = Union[Mapping[str, int], None]
@@ -99,30 +101,45 @@ def structure(derivation: Derivation, sizes: Sizes = None, form: str | None = No
     return _text.structure_table(summarize(in_form(derivation, printed_form(derivation, form)), sizes))
 
 
-def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str = "compact") -> str:
-    """Source of a standalone NumPy module (``gradient``, ``hessian``, ``hvp``, …; ``einderiv codegen``).
+def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str = "compact",
+            backend: str = "numpy") -> str:
+    """Source of a standalone module (``gradient``, ``hessian``, ``hvp``, …; ``einderiv codegen``).
 
+    ``backend`` is the array library it computes with: ``"numpy"``, ``"torch"`` (plain torch
+    ops on the inputs' device and dtype, no autograd) or ``"jax"`` (pure, jit-compatible
+    functions of ``jax.numpy`` arrays); the contract and the contraction plans are the same.
     Every size must be known: from the file's ``dims``, ``load(..., dims=...)`` or ``sizes``.
     A layer template (or its general form) gives a gradient module whose depth is the
     length of the parameter lists it is called with.
     """
+    printer = _printer(backend)
     if isinstance(derivation, GeneralForm):
         derivation = derivation.template
     if isinstance(derivation, Template):
         if sizes:
             raise UsageError("{0}: a layer template takes its sizes when it is loaded, "
                              "load(path, dims=...)", arguments=(Argument("sizes", None, dict(sizes)),))
-        return generate_template(derivation)
-    return _numpy.generate(in_form(derivation, form), sizes)
+        return generate_template(derivation, printer=printer)
+    return _numpy.generate(in_form(derivation, form), sizes, printer=printer)
 
 
 def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int = 3, tol: float = 1e-6,
-          form: str = "compact") -> CheckReport:
-    """Run the generated kernels and compare every block with central differences (``einderiv check``)."""
-    return _check(in_form(_concrete(derivation, "check"), form), sizes, seed=seed, batch=batch, tol=tol)
+          form: str = "compact", backend: str = "numpy") -> CheckReport:
+    """Run the generated kernels and compare every block with central differences (``einderiv check``);
+    ``backend`` ``"torch"``/``"jax"`` checks that library's module, in float64."""
+    _printer(backend)
+    return _check(in_form(_concrete(derivation, "check"), form), sizes, seed=seed, batch=batch, tol=tol,
+                  backend=backend)
 
 
 # ------------------------------------------------------------------ helpers
+def _printer(backend: str):
+    if backend not in PRINTERS:
+        raise UsageError(f"{{0}}: unknown backend; expected one of {', '.join(BACKENDS)}",
+                         arguments=(Argument("backend", None, backend),))
+    return PRINTERS[backend]
+
+
 def printed_form(derivation: Derivation, form: str | None) -> str:
     """The Hessian form to print: ``form``, else the file's directive, else ``"expanded"``."""
     return form or derivation.network.header.form or "expanded"

@@ -26,7 +26,7 @@ from .errors import Argument, EinderivError, InternalError, UsageError
 COMMANDS = {
     "derive": "print the derivation in index notation, with the structure summary",
     "latex": "write a standalone LaTeX document of the derivation",
-    "codegen": "write a standalone NumPy module of gradient/Hessian/HVP kernels",
+    "codegen": "write a standalone NumPy, PyTorch or JAX module of gradient/Hessian/HVP kernels",
     "check": "run the generated kernels and compare every block with finite differences",
     "structure": "print, per parameter and Hessian block, its outer-product structure",
 }
@@ -34,7 +34,8 @@ COMMANDS = {
 DEFAULT_FORM = {"derive": "expanded", "latex": "expanded", "structure": "expanded",
                 "codegen": "compact", "check": "compact"}
 #: how the command line spells an API argument
-FLAGS = {"dims": "--dim", "sizes": "--dim", "depth": "--depth", "order": "--order", "form": "--form"}
+FLAGS = {"dims": "--dim", "sizes": "--dim", "depth": "--depth", "order": "--order", "form": "--form",
+         "backend": "--backend"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
                            help="Hessian blocks through second-order adjoints hess[s,s'] (compact, the "
                                 "default: O(L^2) terms) or in the paper's expanded form that "
                                 "'derive' and 'latex' print")
+        if name in ("codegen", "check"):
+            c.add_argument("--backend", choices=api.BACKENDS, default="numpy",
+                           help="array library of the generated module: numpy (default), torch (plain "
+                                "ops, any device, the inputs' dtype) or jax (pure, jit-compatible)"
+                                + ("; check runs it in float64" if name == "check" else ""))
         if name == "latex":
             c.add_argument("--naming", choices=("compact", "nested"), default="compact",
                            help="names of intermediates: as the paper writes them (compact, the default: "
@@ -128,7 +134,7 @@ def run(argv: list[str]) -> int:
             raise UsageError(f"'{args.command}' needs a concrete depth for a layer template: "
                              f"add --depth {model.depth}=3")
         if args.command == "codegen":  # a gradient module for a depth given at run time
-            _write(api.codegen(model), output)
+            _write(api.codegen(model, backend=args.backend), output)
             return 0
     derivation = api.derive(model, order=args.order)
     if args.command == "derive":
@@ -138,9 +144,10 @@ def run(argv: list[str]) -> int:
     elif args.command == "structure":
         _write(api.structure(derivation, form=args.form), output)
     elif args.command == "codegen":
-        _write(api.codegen(derivation, form=args.form), output)
+        _write(api.codegen(derivation, form=args.form, backend=args.backend), output)
     elif args.command == "check":
-        report = api.check(derivation, seed=args.seed, batch=args.batch, tol=args.tol, form=args.form)
+        report = api.check(derivation, seed=args.seed, batch=args.batch, tol=args.tol, form=args.form,
+                           backend=args.backend)
         print(report.format())
         return 0 if report.ok else 1
     return 0

@@ -1,4 +1,4 @@
-"""Finite-difference check of generated NumPy code (the CLI's ``check`` command, the tests).
+"""Finite-difference check of generated code, of any backend (the CLI's ``check`` command, the tests).
 
 :func:`check` generates the module for a derivation, executes it in a fresh
 namespace, draws random float64 parameters (normal, scale 0.5), inputs
@@ -13,7 +13,13 @@ objectives), and compares in float64:
 * ``per_sample_gradient_norms`` with the norms of ``per_sample_gradient``;
 * ``ggn_diagonal``         with diag(Σ_ab J_aᵀ ∂²f/∂a∂b J_b), J by central differences
                            of the forward pass (:func:`ggn_reference`);
-* ``third_derivative``     with central differences of ``hessian`` (order ≥ 3).
+* ``third_derivative``     with central differences of ``hessian`` (order ≥ 3);
+* for a backend other than NumPy, every value above with the NumPy module's (rows ``… = numpy``).
+
+The module may be of any backend (``backend="torch"``, ``"jax"``): its functions are run
+through :func:`einderiv.runtime.numpy_view`, in float64 (JAX's compiled with ``jax.jit``); the
+draws and the GGN's reference use the NumPy module's forward pass and ``hobj`` quantity, so
+every backend is judged against the same numbers.
 
 The step for entry θ_i is ``h = 1e-5 · max(1, |θ_i|)``.  The error of a block is
 ``max|got − ref| / max(1, max|ref|)``: absolute for blocks of size ≲ 1, relative
@@ -37,8 +43,10 @@ from typing import NamedTuple
 import numpy as np
 import sympy
 
+from .emit.backends import PRINTERS
 from .emit.numpy import generate, identifiers
 from .ir import Apply, Kind, Ref
+from .runtime import library, load, numpy_view
 
 STEP = 1e-5
 KINK_MARGIN = 1e-3
@@ -82,13 +90,6 @@ def error(got, ref) -> float:
         return 0.0
     diff = float(np.max(np.abs(got - ref)))
     return diff / max(1.0, float(np.max(np.abs(ref)))) if np.isfinite(diff) else float("inf")
-
-
-def load(source: str) -> dict:
-    """Execute a generated module's source in a fresh namespace."""
-    ns: dict = {"__name__": "einderiv_generated"}
-    exec(compile(source, "<einderiv generated>", "exec"), ns)
-    return ns
 
 
 def central(fn, params: dict, name: str):
@@ -186,12 +187,22 @@ def _as_batch(value, name, mod, batch):
     return np.broadcast_to(value, (batch,) + value.shape) if name in mod["PARAMS"] else value
 
 
-def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e-6) -> CheckReport:
-    """Generate, execute and compare every derivative function with finite differences."""
-    source = generate(derivation, sizes)
-    mod = load(source)
+def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e-6,
+          backend: str = "numpy") -> CheckReport:
+    """Generate, execute and compare every derivative function with finite differences.
+
+    ``backend`` ``"torch"`` or ``"jax"`` checks that library's module (float64; JAX's functions
+    compiled with ``jax.jit``) through :func:`einderiv.runtime.numpy_view`: the same draws,
+    the same references, the same tolerance.
+    """
+    library(backend)  # a missing library is bad input (exit 2), named with the extra to install
+    source = generate(derivation, sizes, printer=PRINTERS[backend])
+    mod = numpy_view(load(source), backend, jit=True)
+    # draws and the GGN's reference read the forward pass and quantities of the NumPy module
+    # (the same for every backend; the checks below judge `mod`'s contract functions)
+    ref_mod = mod if backend == "numpy" else load(generate(derivation, sizes))
     rng = np.random.default_rng(seed)
-    params, data, smooth = draw(mod, derivation, rng, batch)
+    params, data, smooth = draw(ref_mod, derivation, rng, batch)
     notes = [] if smooth else ["could not draw values away from a kink; expect FD mismatches there"]
     rows: list[Row] = []
 
@@ -201,10 +212,12 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
 
     names = list(mod["PARAMS"])
     shape = mod["PARAMS"]
+    got: dict = {}  # (function, key) -> value at the drawn point, compared with NumPy's below
     grad = mod["gradient"](params, data)
     psg = mod["per_sample_gradient"](params, data)
     facs = mod["gradient_factors"](params, data)
     norms = mod["per_sample_gradient_norms"](params, data)
+    got[("objective", "")] = mod["objective"](params, data)
     for a in names:
         ref = np.zeros((batch,) + shape[a])
         for idx, d in central(lambda p: mod["objective"](p, data), params, a):
@@ -214,6 +227,8 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
         row(f"gradient_factors {a}", mod["expand_factors"](a, facs[a]), psg[a])
         ref_norm = np.sqrt(np.sum(psg[a].reshape(batch, -1) ** 2, axis=1))
         row(f"per_sample_gradient_norms {a}", norms[a], ref_norm)
+        got.update({("gradient", a): grad[a], ("per_sample_gradient", a): psg[a],
+                    ("per_sample_gradient_norms", a): norms[a]})
 
     if derivation.order >= 2:
         hess = mod["hessian"](params, data)
@@ -225,14 +240,17 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
         for key in ref:
             row(f"hessian {','.join(key)}", hess[key], ref[key])
         ggn = mod["ggn_diagonal"](params, data)
-        ref = ggn_reference(mod, derivation, params, data)
+        ref = ggn_reference(ref_mod, derivation, params, data)
         for a in names:
             row(f"ggn_diagonal {a}", ggn[a], ref[a])
         vector = {n: rng.normal(0.0, 1.0, shape[n]) for n in names}
-        got = mod["hvp"](params, data, vector)
+        hvp = mod["hvp"](params, data, vector)
         for a in names:
             want = sum(np.tensordot(hess[(a, b)], vector[b], axes=len(shape[b])) for b in names)
-            row(f"hvp {a}", got[a], want)
+            row(f"hvp {a}", hvp[a], want)
+        got.update({("hessian", k): v for k, v in hess.items()})
+        got.update({("ggn_diagonal", a): ggn[a] for a in names})
+        got.update({("hvp", a): hvp[a] for a in names})
 
     if derivation.order >= 3:
         ref = {k: np.zeros(shape[k[0]] + shape[k[1]] + shape[k[2]])
@@ -242,5 +260,14 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
                 for a, b in itertools.product(names, names):
                     ref[(a, b, c)][(Ellipsis,) + idx] = d[(a, b)]
         for key in ref:
-            row(f"third_derivative {','.join(key)}", mod["third_derivative"](params, data, key), ref[key])
+            got[("third_derivative", key)] = mod["third_derivative"](params, data, key)
+            row(f"third_derivative {','.join(key)}", got[("third_derivative", key)], ref[key])
+
+    if backend != "numpy":  # the same numbers as the NumPy module, on the same inputs
+        for (fn, key), value in got.items():
+            args = (params, data) + ((vector,) if fn == "hvp" else (key,) if fn == "third_derivative" else ())
+            want = ref_mod[fn](*args)
+            want = want if fn in ("objective", "third_derivative") else want[key]
+            label = ",".join(key) if isinstance(key, tuple) else key
+            row(f"{fn}{' ' + label if label else ''} = numpy", value, want)
     return CheckReport(rows, tol, notes, source)

@@ -223,7 +223,7 @@ def test_checker_catches_a_wrong_module(small, monkeypatch):
     good = generate(small, literal_einsum=True)
     bad = good.replace('hess_W2__W2 = np.einsum("Bjk,Bi,Bl->jikl"', 'hess_W2__W2 = 0.5 * np.einsum("Bjk,Bi,Bl->jikl"')
     assert bad != good
-    monkeypatch.setattr(numcheck, "generate", lambda d, sizes=None: bad)
+    monkeypatch.setattr(numcheck, "generate", lambda d, sizes=None, printer=None: bad)
     report = numcheck.check(small)
     failed = [r.name for r in report.rows if not r.ok]
     assert failed == ["hessian W2,W2", "hvp W2"] or failed == ["hessian W2,W2"]

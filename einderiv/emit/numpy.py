@@ -29,7 +29,8 @@ generated module imports only numpy and defines (other tools call these names):
 
 A printer for another array library subclasses :class:`NumPyPrinter` and overrides the methods
 that name NumPy (:attr:`NumPyPrinter.prelude`, the creation functions, ``tensordot``,
-``transpose``, the helper sources, the scalar printer).
+``transpose``, the helper sources, the scalar printer) and the hooks :meth:`NumPyPrinter.broadcast`
+and :meth:`NumPyPrinter.preamble`; :mod:`einderiv.emit.torch` and :mod:`einderiv.emit.jax` do.
 
 Example:
     >>> src = generate(derive(network, 2), {"n1": 5})     # doctest: +SKIP
@@ -178,10 +179,16 @@ class NumPyPrinter(Printer):
         return "\n".join(head + [self._print(c) for c in m.constants]) + "\n\n\n" + "\n\n\n".join(body) + "\n"
 
     def _print_Function(self, f) -> str:
+        body = []
+        for st in f.prologue + f.body:  # first: the preamble may depend on what the body needs
+            body += [self.indent + line for line in self._print(st)]
         lines = [f"def {f.name}({', '.join(f.args)}):", f'{self.indent}"""{f.doc}"""']
-        for st in f.prologue + f.body:
-            lines += [self.indent + line for line in self._print(st)]
-        return "\n".join(lines)
+        return "\n".join(lines + [self.indent + line for line in self.preamble(f)] + body)
+
+    def preamble(self, f) -> list:
+        """Lines a function starts with, asked after its body is printed (a backend that creates
+        arrays with the inputs' dtype reads it here); NumPy needs none."""
+        return []
 
     def _print_Constant(self, c) -> str:
         return f"{c.name} = {self._print(c.value)}"
@@ -223,9 +230,14 @@ class NumPyPrinter(Printer):
             text = self._scalars[(s.body, names)] = self.scalar.doprint(
                 s.body.xreplace({sym: sympy.Symbol(x, real=True) for sym, x in names}))
         if s.broadcast is not None:
-            shapes = ", ".join(self.call("shape", self._print(x)) for x in s.broadcast)
-            text = self.call("broadcast_to", text, self.call("broadcast_shapes", shapes))
+            text = self.broadcast(text, [self._print(x) for x in s.broadcast], not s.body.free_symbols)
         return [f"{s.target} = {text}"]
+
+    def broadcast(self, text: str, operands: list, constant: bool) -> str:
+        """The elementwise value ``text`` broadcast to the common shape of ``operands``
+        (``constant``: ``text`` is a number, it reads none of them)."""
+        shapes = ", ".join(self.call("shape", x) for x in operands)
+        return self.call("broadcast_to", text, self.call("broadcast_shapes", shapes))
 
     def _print_Loop(self, s) -> list:
         if isinstance(s.over, Range):
@@ -374,7 +386,7 @@ def _negative(t) -> bool:
 
 
 def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum: bool = False,
-             unrolled: bool = False) -> str:
+             unrolled: bool = False, printer: type = None) -> str:
     """The source of a standalone NumPy module for ``derivation`` (see the module docstring).
 
     Every size must be known, from the network's ``dims`` or from ``sizes``;
@@ -383,10 +395,12 @@ def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum:
     its path as a literal, instead of the BLAS-backed statements of
     :mod:`einderiv.emit.lower` (same numbers; slower on small sizes).
     ``unrolled=True`` writes every member of a family out instead of loops over its steps.
+    ``printer``: the printer class of another array library (a :class:`NumPyPrinter` subclass:
+    :mod:`einderiv.emit.torch`, :mod:`einderiv.emit.jax`); the kernel is the same.
     """
     with static_heap():
         ctx = Context(derivation, sizes, literal_einsum)
         module = build(ctx)
         if not unrolled and has_families(derivation):
             module = fold_loops(module, ctx)
-        return NumPyPrinter().doprint(lower_module(ctx, module))
+        return (printer or NumPyPrinter)().doprint(lower_module(ctx, module))

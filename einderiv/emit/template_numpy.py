@@ -11,8 +11,9 @@ from .numpy import NumPyPrinter
 from .template_kernel import template_kernel
 
 
-def generate_template(tpl) -> str:
-    """The run-time-depth NumPy module of a :class:`~einderiv.analysis.template.Template`."""
+def generate_template(tpl, printer: type = None) -> str:
+    """The run-time-depth NumPy module of a :class:`~einderiv.analysis.template.Template`
+    (``printer``: another array library's :class:`~einderiv.emit.numpy.NumPyPrinter` subclass)."""
     with static_heap():
         module, ctx = template_kernel(tpl)
-        return NumPyPrinter().doprint(lower_module(ctx, module))
+        return (printer or NumPyPrinter)().doprint(lower_module(ctx, module))

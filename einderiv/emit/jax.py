@@ -1,0 +1,133 @@
+"""JAX code generation: the kernel of :mod:`einderiv.emit.numpy`, printed with ``jax.numpy``.
+
+:class:`JaxPrinter` prints the same lowered kernel as :class:`~einderiv.emit.numpy.NumPyPrinter`
+(the same statements, contraction plans and loops) over ``jax.numpy``.  The generated module
+has the NumPy module's contract over JAX arrays, and every function is:
+
+* pure: no array is updated in place (accumulations rebind: ``g = g + term``), nothing global
+  is written;
+* jit-compatible: Python branches and loops depend only on shapes, names and the depth (the
+  length of a parameter list), never on values; ``jax.jit(mod["gradient"])`` traces once per
+  set of shapes (``third_derivative``'s block key is a static argument);
+* vmap-free: per-sample quantities carry the batch axis explicitly, as in NumPy;
+* in the inputs' dtype: an array a function creates takes the dtype of the first
+  floating-point array of its first argument (``_dtype = _dtype_of(params)``), so float32
+  inputs stay float32 when ``jax_enable_x64`` is on.
+"""
+from __future__ import annotations
+
+import functools
+
+import sympy
+from sympy.printing.numpy import JaxPrinter as SympyJaxPrinter
+
+from .numpy import HELPERS as NUMPY_HELPERS
+from .numpy import SUPPORT as NUMPY_SUPPORT
+from .numpy import NumPyPrinter
+
+__all__ = ["JaxPrinter", "JaxScalarPrinter"]
+
+
+class JaxScalarPrinter(SympyJaxPrinter):
+    """SymPy's JAX printer writing ``jnp.``, with ReLU's convention and stable softplus."""
+
+    def _module_format(self, fqn, register=True):
+        text = super()._module_format(fqn, register)
+        return "jnp." + text[len("jax.numpy."):] if text.startswith("jax.numpy.") else text
+
+    def _print_Heaviside(self, e):  # relu'(0) = 0, as autodiff frameworks choose
+        return f"jnp.heaviside({self._print(e.args[0])}, 0.0)"
+
+    def _print_Max(self, e):
+        return functools.reduce(lambda a, b: f"jnp.maximum({a}, {b})", (self._print(a) for a in e.args))
+
+    def _print_Min(self, e):
+        return functools.reduce(lambda a, b: f"jnp.minimum({a}, {b})", (self._print(a) for a in e.args))
+
+    def _print_log(self, e):  # log(1 + exp(x)) overflows for large x; logaddexp does not
+        x = sympy.Wild("x")
+        m = e.args[0].match(1 + sympy.exp(x))
+        if m is not None:
+            return f"jnp.logaddexp(0.0, {self._print(m[x])})"
+        return super()._print_log(e)
+
+
+HELPERS = {
+    "_dtype_of": '''def _dtype_of(d):
+    """The dtype of a call's arrays: that of the first floating-point array in the dict ``d``
+    (a list of arrays counts by its first); the arrays a function creates take it."""
+    for v in d.values():
+        x = v[0] if isinstance(v, (list, tuple)) and v else v
+        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
+            return x.dtype
+    return jnp.zeros(()).dtype''',
+    "_softmax": NUMPY_HELPERS["_softmax"].replace("np.", "jnp."),
+    "_logsumexp": NUMPY_HELPERS["_logsumexp"].replace("np.", "jnp."),
+    "_window_view": '''def _window_view(a, size, axis, stride, count):
+    """`a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
+    out[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding); a gather
+    with constant indices."""
+    index = stride * jnp.arange(count)[:, None] + jnp.arange(size)
+    return jnp.moveaxis(jnp.take(a, index, axis=axis), axis + 1, -1)''',
+    "_window_array": '''def _window_array(n, count, size, stride, dtype):
+    """S[u, t, tap] = 1 where u = stride*t + tap: the selection tensor of index arithmetic as a
+    small 0/1 array, for a window not contracted with one tensor on u (never the circulant matrix)."""
+    u = jnp.arange(n)[:, None, None]
+    t = jnp.arange(count)[:, None]
+    return (u == stride * t + jnp.arange(size)).astype(dtype)''',
+}
+
+SUPPORT = {"expand_factors": NUMPY_SUPPORT["expand_factors"].replace("np.", "jnp.")}
+
+
+class JaxPrinter(NumPyPrinter):
+    """Prints a lowered kernel module as JAX source (see the module docstring)."""
+
+    prelude = "import jax.numpy as jnp"
+    lib = "jnp"
+    helpers = HELPERS
+    support = SUPPORT
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self._creates = False  # whether the function being printed creates an array
+
+    def scalar_printer(self):
+        return JaxScalarPrinter({"allow_unknown_functions": False})
+
+    def create(self, fn: str, *args) -> str:
+        """``jnp.fn(args, dtype=_dtype)``: an array in the inputs' dtype."""
+        self._creates = True
+        return self.call(fn, *args, "dtype=_dtype")
+
+    def preamble(self, f) -> list:
+        return [f"_dtype = {self.helper('_dtype_of')}({f.args[0]})"] if self._creates else []
+
+    def _print_Function(self, f) -> str:
+        self._creates = False
+        return super()._print_Function(f)
+
+    def _print_Eye(self, e) -> str:
+        return self.create("eye", str(e.n))
+
+    def _print_Ones(self, e) -> str:
+        return self.create("ones", str(e.n))
+
+    def _print_Zeros(self, e) -> str:
+        return self.create("zeros", self._print(e.shape))
+
+    def _print_SelectionArray(self, e) -> str:
+        self._creates = True
+        return f"{self.helper('_window_array')}({e.n}, {e.count}, {e.size}, {e.stride}, _dtype)"
+
+    def broadcast(self, text: str, operands: list, constant: bool) -> str:
+        shape = self.call("broadcast_shapes", *(self.call("shape", x) for x in operands))
+        if constant:
+            return self.create("full", shape, text)
+        return self.call("broadcast_to", text, shape)
+
+    def _print_Einsum(self, e) -> str:  # a fixed path, as opt_einsum writes it
+        ops = [self._print(o) for o in e.operands]
+        if isinstance(e.optimize, tuple):
+            return self.call("einsum", f'"{e.subscripts}"', *ops, f"optimize={list(e.optimize)}")
+        return self.call("einsum", f'"{e.subscripts}"', *ops)

@@ -1,0 +1,193 @@
+"""PyTorch code generation: the kernel of :mod:`einderiv.emit.numpy`, printed with torch ops.
+
+:class:`TorchPrinter` prints the same lowered kernel (the same statements, the same pairwise
+contraction plans, the same loops) as :class:`~einderiv.emit.numpy.NumPyPrinter`, in plain
+torch operations.  The generated module has the NumPy module's contract over ``torch.Tensor``
+s (``PARAMS``, ``INPUTS``, ``objective``, ``gradient``, …, ``third_derivative``) and:
+
+* needs no autograd: every derivative is written out (call it under ``torch.no_grad()`` or
+  not; it builds no graph of its own unless its inputs require grad);
+* runs on the device of its inputs and in their dtype (float32 or float64): an array a function
+  creates (zeros, the identity, ones, a window's selection tensor) takes the dtype and device
+  of the first floating-point tensor of its first argument (``params`` or ``t``), read once
+  at the top of each function that creates one (``_dtype, _device = _dtype_device(params)``);
+* traces under ``torch.compile`` (no data-dependent Python branching, no in-place updates of
+  inputs, no NumPy).
+
+Where NumPy and torch differ the printer writes torch's form: ``permute`` for a transpose of
+more than two axes, ``sum(dim=)``, ``tensordot(dims=)``, ``clamp(min=)`` for a maximum with a
+number, ``torch.softmax``/``torch.logsumexp`` for the stable reductions, ``unfold`` for a
+window view (a view, no copy), and a SymPy scalar printer with ReLU's convention
+``relu'(0) = 0`` and an exact ``softplus``.
+"""
+from __future__ import annotations
+
+import functools
+
+import sympy
+from sympy.printing.pytorch import TorchPrinter as SympyTorchPrinter
+
+from .kernel_arrays import Num
+from .numpy import NumPyPrinter
+
+__all__ = ["TorchPrinter", "TorchScalarPrinter"]
+
+
+class TorchScalarPrinter(SympyTorchPrinter):
+    """SymPy's PyTorch printer with ReLU's convention, exact softplus, and max/min of a number.
+
+    ``helper(name)`` records a helper function of the generated module that a body calls.
+    """
+
+    def __init__(self, settings=None, helper=None):
+        super().__init__(settings)
+        self.helper = helper or (lambda name: name)
+
+    def _print_Heaviside(self, e):  # relu'(0) = 0, as autodiff frameworks choose
+        return f"{self.helper('_heaviside')}({self._print(e.args[0])})"
+
+    def _extremum(self, e, fn: str, bound: str):
+        nums = [a for a in e.args if a.is_number]
+        rest = [self._print(a) for a in e.args if not a.is_number]
+        text = functools.reduce(lambda a, b: f"torch.{fn}({a}, {b})", rest)
+        if nums:  # a bound by a number: clamp (torch.maximum needs two tensors)
+            value = (max if fn == "maximum" else min)(nums)
+            text = f"torch.clamp({text}, {bound}={self._print(sympy.Float(value))})"
+        return text
+
+    def _print_Max(self, e):
+        return self._extremum(e, "maximum", "min")
+
+    def _print_Min(self, e):
+        return self._extremum(e, "minimum", "max")
+
+    def _print_log(self, e):  # log(1 + exp(x)) overflows for large x; logaddexp does not
+        x = sympy.Wild("x")
+        m = e.args[0].match(1 + sympy.exp(x))
+        if m is not None:
+            return f"{self.helper('_softplus')}({self._print(m[x])})"
+        return super()._print_log(e)
+
+
+HELPERS = {
+    "_dtype_device": '''def _dtype_device(d):
+    """The dtype and device of a call's tensors: those of the first floating-point tensor in the
+    dict ``d`` (a list of tensors counts by its first); the arrays a function creates take them."""
+    for v in d.values():
+        x = v[0] if isinstance(v, (list, tuple)) and v else v
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            return x.dtype, x.device
+    return torch.get_default_dtype(), torch.device("cpu")''',
+    "_heaviside": '''def _heaviside(x):
+    """1 where x > 0, else 0 (relu'(0) = 0), in x's dtype."""
+    return (x > 0).to(x.dtype)''',
+    "_softplus": '''def _softplus(x):
+    """log(1 + exp(x)), exact and without overflow."""
+    return torch.logaddexp(x, torch.zeros_like(x))''',
+    "_window_view": '''def _window_view(a, size, axis, stride, count):
+    """View of `a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
+    view[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding).  No copy."""
+    return a.unfold(axis, size, stride).narrow(axis, 0, count)''',
+    "_window_array": '''def _window_array(n, count, size, stride, dtype, device):
+    """S[u, t, tap] = 1 where u = stride*t + tap: the selection tensor of index arithmetic as a
+    small 0/1 array, for a window not contracted with one tensor on u (never the circulant matrix)."""
+    u = torch.arange(n, device=device)[:, None, None]
+    t = torch.arange(count, device=device)[:, None]
+    k = torch.arange(size, device=device)
+    return (u == stride * t + k).to(dtype)''',
+}
+
+SUPPORT = {
+    "expand_factors": '''def expand_factors(name, terms):
+    """Rebuild the per-sample gradient of `name` from gradient_factors(...)[name] (for checking)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = "Z" + letters[:len(PARAMS[name])]
+    total = 0.0
+    for term, axes in zip(terms, GRADIENT_FACTOR_AXES[name]):
+        subs = ",".join("Z" + "".join(letters[a] for a in ax) for ax in axes)
+        total = total + torch.einsum(subs + "->" + out, *term)
+    return total''',
+}
+
+
+class TorchPrinter(NumPyPrinter):
+    """Prints a lowered kernel module as PyTorch source (see the module docstring)."""
+
+    prelude = "import torch"
+    lib = "torch"
+    helpers = HELPERS
+    support = SUPPORT
+    #: the keyword arguments an array creation passes
+    created = "dtype=_dtype, device=_device"
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self._creates = False  # whether the function being printed creates an array
+
+    def scalar_printer(self):
+        return TorchScalarPrinter({"allow_unknown_functions": False}, helper=self.helper)
+
+    def create(self, fn: str, *args) -> str:
+        """``torch.fn(args, dtype=_dtype, device=_device)``: an array in the inputs' dtype and device."""
+        self._creates = True
+        return self.call(fn, *args, self.created)
+
+    def preamble(self, f) -> list:
+        if not self._creates:
+            return []
+        return [f"_dtype, _device = {self.helper('_dtype_device')}({f.args[0]})"]
+
+    def _print_Function(self, f) -> str:
+        self._creates = False
+        return super()._print_Function(f)
+
+    # -- creation -------------------------------------------------------------------------
+    def _print_Eye(self, e) -> str:
+        return self.create("eye", str(e.n))
+
+    def _print_Ones(self, e) -> str:
+        return self.create("ones", str(e.n))
+
+    def _print_Zeros(self, e) -> str:
+        return self.create("zeros", self._print(e.shape))
+
+    def _print_SelectionArray(self, e) -> str:
+        self._creates = True
+        return f"{self.helper('_window_array')}({e.n}, {e.count}, {e.size}, {e.stride}, _dtype, _device)"
+
+    def broadcast(self, text: str, operands: list, constant: bool) -> str:
+        shape = self.call("broadcast_shapes", *(f"{x}.shape" for x in operands))
+        if constant:
+            return self.create("full", shape, text)
+        return self.call("broadcast_to", text, shape)
+
+    # -- operations --------------------------------------------------------------------
+    def _print_Transpose(self, e) -> str:
+        if len(e.perm) == 2:
+            return f"{self._print(e.x)}.T"
+        return f"{self._print(e.x)}.permute({', '.join(map(str, e.perm))})"
+
+    def _print_SumAxes(self, e) -> str:
+        dim = str(e.axes[0]) if len(e.axes) == 1 else str(e.axes)
+        return f"{self._print(e.x)}.sum(dim={dim})"
+
+    def _print_TensorDot(self, e) -> str:
+        ka, kb = e.axes
+        return self.call("tensordot", self._print(e.a), self._print(e.b), f"dims=({list(ka)}, {list(kb)})")
+
+    def _print_Einsum(self, e) -> str:  # torch plans the contraction itself (opt_einsum when installed)
+        return self.call("einsum", f'"{e.subscripts}"', *(self._print(o) for o in e.operands))
+
+    def _print_Lib(self, e) -> str:
+        args = [self._print(a) for a in e.args]
+        if e.fn == "shape":
+            return f"{args[0]}.shape"
+        if e.fn in ("maximum", "minimum") and any(isinstance(a, Num) for a in e.args):
+            num = next(a for a in e.args if isinstance(a, Num))
+            other = next(self._print(a) for a in e.args if a is not num)
+            bound = "min" if e.fn == "maximum" else "max"
+            return self.call("clamp", other, f"{bound}={self._print(Num(float(num.value)))}")
+        return self.call(e.fn, *args)
+
+    def _print_Reduction(self, e) -> str:
+        return self.call(e.kind, self._print(e.x), f"dim={e.axis}")
