@@ -280,13 +280,16 @@ def term_key(e: Expr, slots: tuple[Index, ...], *, sizes: bool = True) -> tuple:
 def merge(terms: list[Term]) -> list[Term]:
     """Add up terms that are equal up to the names of their dummies."""
     acc: dict[tuple, Term] = {}
+    summed: set[tuple] = set()
     for t in terms:
         c = canonical(t)
         key = (c.factors, c.out)
         if key in acc:
             prev = acc[key]
             acc[key] = Term(prev.coef + c.coef, c.factors, c.out)
+            summed.add(key)
         else:
             acc[key] = c
-    return [t for t in acc.values() if sympy.simplify(t.coef) != 0]
+    # only a sum of coefficients can cancel to zero without SymPy seeing it at once (simplify is slow)
+    return [t for key, t in acc.items() if t.coef != 0 and (key not in summed or sympy.simplify(t.coef) != 0)]
 
