@@ -143,7 +143,10 @@ def test_relu_has_no_second_derivative_terms(paper, tanh_text):
 def test_structure_table_at_the_end(paper):
     tail = paper[0][paper[0].index("Structure"):]
     assert re.search(r"\n  W1 +1  one outer product +9 +20\n", tail)
-    assert re.search(r"\n  W1,W2 +2  sum of 2 outer products +68 +500\n", tail)
+    assert re.search(r"\n  W1,W2 +1  one outer product +64 +500\n", tail)
+    forms = paper[0][paper[0].index("Outer-product forms"):paper[0].index("Structure")]
+    assert ("  ∂²f/∂W1^j_i∂W2^s_t = (δ[z_v2]_s γ[v1]^t_j + ∂²f/∂p_l∂p_m η[p,z_v1]^l_j η[p,z_v2]^m_s v1^t) ⊗ x^i"
+            "   (K = 1)\n") in forms
 
 
 def test_no_machine_names_leak(paper, tanh_text):

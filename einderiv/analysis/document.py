@@ -18,7 +18,11 @@ sections in order, each a frozen record that the printers
 6. :class:`BlocksSection`, one per order — each block (:class:`BlockItem`)
    as a sum of factored terms folded into sums over steps
    (:class:`FoldedTerm`), and for gradients the paper's Eq. 6 form;
-7. :class:`StructureSection` — :func:`einderiv.analysis.structure.summarize`.
+7. :class:`OuterFormsSection` — each block whose outer-product form
+   (:mod:`einderiv.analysis.outer`) differs from its terms as shown: terms that share
+   outer factors merged, sums over shared indices pulled out, quantities written out
+   where that proves a smaller K — the form the structure table's K counts;
+8. :class:`StructureSection` — :func:`einderiv.analysis.structure.summarize`.
 
 Decided here, so that every printer agrees: an unrolled recurrence is
 written once per family (:func:`shown_families`, built on
@@ -50,7 +54,7 @@ from .factor import FactoredTerm, as_terms, factored
 from .fold import fold_definitions, fold_terms, shift_labels
 from .order import axes_of, term_order
 from .roles import Context
-from .structure import BlockStructure, summarize
+from .structure import BlockStructure, as_factored, folded_outer, summarize
 
 
 # ------------------------------------------------------------------ items
@@ -219,6 +223,29 @@ class BlocksSection:
 
 
 @dataclass(frozen=True)
+class OuterItem:
+    """A block's outer-product form: K outer products over a split of its axes (or over
+    different splits: a mixed form)."""
+
+    row: BlockStructure
+    params: tuple[Ref, ...]  # as for :class:`BlockItem`
+
+    def terms(self, symbol: str = "t") -> tuple[FoldedTerm, ...]:
+        """The form's terms, a family over unrolled steps once (``symbol`` names the step)."""
+        items = [FoldedTerm(as_factored(t), labels, symbol) for t, labels in folded_outer(self.row.outer, symbol)]
+        order = term_order([it.term for it in items], axes_of(self.row.block.indices))
+        rank = {id(ft): k for k, ft in enumerate(order)}
+        return tuple(sorted(items, key=lambda it: rank[id(it.term)]))
+
+
+@dataclass(frozen=True)
+class OuterFormsSection:
+    """The blocks whose outer-product form is not the form they are shown in."""
+
+    items: tuple[OuterItem, ...]
+
+
+@dataclass(frozen=True)
 class StructureSection:
     """Which blocks are outer products, and the storage that saves."""
 
@@ -278,7 +305,12 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
         if blocks:
             sections.append(BlocksSection(k, tuple(BlockItem(b, block_params(derivation, b))
                                                    for b in blocks.values())))
-    sections.append(StructureSection(tuple(summarize(derivation, sizes, ctx))))
+    rows = summarize(derivation, sizes, ctx)
+    outer = tuple(OuterItem(r, block_params(derivation, r.block)) for r in rows
+                  if r.outer is not None and r.outer.rewritten)
+    if outer:
+        sections.append(OuterFormsSection(outer))
+    sections.append(StructureSection(tuple(rows)))
     return Document(ctx, hz, tuple(sections))
 
 

@@ -27,11 +27,12 @@ import sympy
 
 from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared, Defined, Definitions, Document,
                                  FoldedTerm, FunctionsSection, IntermediatesSection, NetworkSection,
-                                 ObjectiveSection, SoftmaxDef, StructureSection, Title, document)
+                                 ObjectiveSection, OuterFormsSection, OuterItem, SoftmaxDef, StructureSection,
+                                 Title, document)
 from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, GeneralCase, GeneralIntermediates,
                                          GeneralTermItem, GeneralTitle, TemplateNetwork,
                                          general_document)
-from ..analysis.structure import BlockStructure, How
+from ..analysis.structure import BlockStructure, Form, How
 from ..ir import Name, Ref
 from .base import DocumentPrinter
 from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex, tex_index, tex_tensor
@@ -65,6 +66,11 @@ def render_general(gf) -> str:
 def align(rows: Sequence[str]) -> str:
     """An ``align*`` environment, a row per line."""
     return "\\begin{align*}\n  " + " \\\\\n  ".join(rows) + "\n\\end{align*}\n"
+
+
+def sc_text(x) -> str:
+    """A size or count in LaTeX."""
+    return ScalarLatexPrinter().doprint(x)
 
 
 def tex_cond(text: str) -> str:
@@ -255,6 +261,24 @@ class LatexDocumentPrinter(DocumentPrinter):
                 lines.append(r"&\qquad \otimes " + r" \otimes ".join(c))
         return lines
 
+    # -- outer-product forms --------------------------------------------------------
+    def _print_OuterFormsSection(self, s: OuterFormsSection) -> str:
+        return (r"\section*{Outer-product forms}" + "\n"
+                + r"The blocks above with the terms that share outer factors merged and a sum over a shared "
+                r"index written outside the outer product: $K$ counts these outer products." + "\n"
+                + "".join(self._print(o) for o in s.items))
+
+    def _print_OuterItem(self, o: OuterItem) -> str:
+        """One ``align*``: a term per line, then ``(K = …)``."""
+        r = o.row
+        ix = r.block.indices
+        p = self.statement(ix, [t.expr(ix) for t in r.outer.terms])
+        lines = self.term_lines(p, o.terms(self.step_symbol(p, ix)), ix)
+        self.outer_printers[r.wrt] = p
+        lines[0] = self.lhs(p, o.params) + " " + lines[0]
+        lines[-1] += r" \qquad (K = " + ScalarLatexPrinter().doprint(r.terms) + ")"
+        return align(lines)
+
     # -- a template's general blocks ----------------------------------------------
     def _print_GeneralBlocks(self, s: GeneralBlocks) -> str:
         return r"\section*{" + GENERAL_BLOCK_TITLES[s.order] + "}\n" + "".join(self._print(g) for g in s.groups)
@@ -316,34 +340,54 @@ class LatexDocumentPrinter(DocumentPrinter):
             name = (r"$\partial" + (f"^{{{k}}}" if k > 1 else "") + " " + p.f + "/"
                     + "".join(r"\partial " + p.short(w) for w in r.wrt) + "$")
             kind = escape(kind_words(r))
-            if r.coupling is not None:
-                kind += " (" + self.coupling(r) + ")"
-            out.append(f"{name} & {r.terms} & {kind} & ${sc.doprint(r.factored)}$ & ${sc.doprint(r.dense)}$ \\\\\n")
+            why = self.reason(r)
+            if why:
+                kind += " (" + why + ")"
+            k = "--" if r.kind is Form.NONE else f"${sc.doprint(r.terms)}$"
+            out.append(f"{name} & {k} & {kind} & ${sc.doprint(r.factored)}$ & ${sc.doprint(r.dense)}$ \\\\\n")
         out.append("\\hline\n\\end{tabular}\n\\end{center}\n")
         return "".join(out)
 
-    def coupling(self, r: BlockStructure) -> str:
-        """What couples a block's axes, named with the letters the block was shown with."""
-        c, p = r.coupling, self.coupling_printer(r)
+    def reason(self, r: BlockStructure) -> str:
+        """Why a block is what it is, as the text table words it, with the block's letters."""
+        why = self.why(r)
+        if r.kind in (Form.OUTER, Form.SUM, Form.SHARED, Form.CORRELATION, Form.MIXED) and not r.saves:
+            why += ("; " if why else "") + "no saving: the dense block is smaller"
+        return why
+
+    def why(self, r: BlockStructure) -> str:
+        if r.kind is Form.SUM and r.steps:
+            rng = "$" + range_tex("t", r.steps[0], self.doc.horizon if self.doc else None) + "$"
+            return f"one per step {rng}" + (": a weight shared over the steps" if len(r.wrt) == 1 else "")
+        if r.kind is Form.MIXED:
+            return "each over its own split of the axes"
+        if r.coupling is None:
+            return ""
+        c = r.coupling
+        if c.how is How.TERMS:
+            return "each term splits the axes, but no split is common to the terms"
+        p = self.coupling_printer(r)
         names = " and ".join(dict.fromkeys(f"${p.short(f)}$" for f in c.factors))
         letters = [f"${tex_index(p.names[ix])}$" for ix in c.indices]
         if c.how is How.SUMMED:
-            return f"summed index {letters[0]} couples {names}"
+            shared = f": a weight shared over {letters[0]}" if len(r.wrt) == 1 else ""
+            return f"over {letters[0]}, read by {names}{shared}"
         if c.how is How.DIAGONAL:
             return rf"a diagonal: $\delta$ ties {letters[0]} and {letters[1]}"
         if c.how is How.ELEMENTWISE:
             return f"elementwise product over {letters[0]} ties {names}"
         if c.how is How.POSITION:
             head = " and ".join(dict.fromkeys(f"${p.short(f)}$" for f in c.factors[:-1]))
-            return (f"summed position {letters[0]} couples {head} and ${self.shifted(p, c)}$: "
-                    "a correlation over positions")
+            pos = ",".join(tex_index(p.names[ix]) for ix in c.indices[0::2])
+            return (rf"$\sum_{{{pos}}}$ {head} $\otimes$ ${self.shifted(p, c)}$: "
+                    f"${sc_text(r.terms)}$ outer products")
         return f"{names} carries axes {', '.join(letters)} together"
 
     @staticmethod
     def shifted(p: LatexIndexPrinter, c) -> str:
-        """The tensor a correlation reads at the shifted position: ``x^{2q+a}``."""
-        t, a = (tex_index(p.names[ix]) for ix in c.indices)
-        arith = f"{c.stride if c.stride != 1 else ''}{t}+{a}"
+        """The tensor a correlation reads at the shifted positions: ``x^{2q+a}``, ``x^{q+a,r+b}``."""
+        letters = [tex_index(p.names[ix]) for ix in c.indices]
+        arith = ",".join(f"{st if st != 1 else ''}{t}+{a}" for st, t, a in zip(c.strides, letters[0::2], letters[1::2]))
         x = c.factors[-1]
         if isinstance(x, Ref) and isinstance(x.name, Name):
             base, label = tex_tensor(x.name)
