@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import Mapping, Union
 
 from .analysis.structure import summarize
-from .analysis.template import GeneralForm, general_form
+from .analysis.template import GeneralForm, general_form, in_general_form
 from .calculus.derive import Derivation, in_form
 from .calculus.derive import derive as _derive
 from .emit import latex as _latex
@@ -67,16 +67,14 @@ def derive(model: Network | Template, order: int = 2) -> Derivation | GeneralFor
 def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str = "expanded") -> str:
     """The derivation in readable index notation, with the structure summary (``einderiv derive``)."""
     if isinstance(derivation, GeneralForm):
-        _general_only(sizes, form)
-        return _text.render_general(derivation)
+        return _text.render_general(_general_only(derivation, sizes, form))
     return _text.render(in_form(derivation, form), sizes)
 
 
 def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str = "expanded") -> str:
     """A standalone LaTeX (amsmath) document of the derivation (``einderiv latex``)."""
     if isinstance(derivation, GeneralForm):
-        _general_only(sizes, form)
-        return _latex.render_general(derivation)
+        return _latex.render_general(_general_only(derivation, sizes, form))
     return _latex.render(in_form(derivation, form), sizes)
 
 
@@ -98,6 +96,10 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
         if sizes:
             raise UsageError("{0}: a layer template takes its sizes when it is loaded, "
                              "load(path, dims=...)", arguments=(Argument("sizes", None, dict(sizes)),))
+        if derivation.sequence:  # a module would read no length from its parameters: T = 0
+            raise UsageError(f"a module for a recurrence over {derivation.depth} steps is generated at a given "
+                             f"length (one that reads {derivation.depth} at run time is not written yet): "
+                             "give it, e.g. {0}", arguments=(Argument("depth", derivation.depth, 4),))
         return generate_template(derivation)
     return _numpy.generate(in_form(derivation, form), sizes)
 
@@ -109,14 +111,13 @@ def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int
 
 
 # ------------------------------------------------------------------ helpers
-def _general_only(sizes: Sizes, form: str) -> None:
-    """A general form is printed as it is: symbolic sizes, Hessian blocks expanded."""
+def _general_only(general: GeneralForm, sizes: Sizes, form: str) -> GeneralForm:
+    """A general form is printed with symbolic sizes; its Hessian blocks expanded, or for a
+    recurrence either form."""
     if sizes:
         raise UsageError("{0}: the general form of a layer template keeps its sizes symbolic; "
                          "give sizes to a network at a concrete depth", arguments=(Argument("sizes", None, dict(sizes)),))
-    if form != "expanded":
-        raise UsageError("{0}: the general form of a layer template writes its Hessian blocks expanded; "
-                         "the compact form needs a concrete depth", arguments=(Argument("form", None, form),))
+    return in_general_form(general, form)
 
 
 def _concrete(derivation, job: str) -> Derivation:

@@ -119,6 +119,9 @@ def run(argv: list[str]) -> int:
     output = getattr(args, "output", None)
     if isinstance(model, api.Template):
         if args.command in ("check", "structure"):
+            if model.sequence:
+                raise UsageError(f"'{args.command}' needs a concrete length for a recurrence over "
+                                 f"{model.depth} steps: add --depth {model.depth}=4")
             raise UsageError(f"'{args.command}' needs a concrete depth for a layer template: "
                              f"add --depth {model.depth}=3")
         if args.command == "codegen":  # a gradient module for a depth given at run time

@@ -173,7 +173,7 @@ def test_recurrence_is_typeset_once_with_its_base_case():
     from einderiv.frontend.check import load
 
     src = (ROOT / "derivations" / "rnn.ein").read_text()
-    doc = render(derive(load("rnn.ein", src), 1))
+    doc = render(derive(load("rnn.ein", src, dims={"T": 4}), 1))  # the recurrence at length 4
     # δ[h(t)] = δ[z_h(t+1)] W for t = 1..T-1, then its base case δ[h(T)] = ∂f/∂p U
     rec = (r"\frac{\partial f}{\partial h^{(t)}_{j}} &= \frac{\partial f}{\partial z^{(h^{(t+1)})}_{l}} "
            r"W^{l}_{j} && t = 1,\dots,T-1")

@@ -255,13 +255,13 @@ def test_each_printer_prints_every_kind_of_section_and_item():
     from einderiv.emit.text import TextDocumentPrinter
     from einderiv.frontend.check import load
 
-    rnn = document(derive(load(str(ROOT / "derivations" / "rnn.ein")), 2))
+    rnn = document(derive(load(str(ROOT / "derivations" / "rnn.ein"), dims={"T": 4}), 2))
     tpl = general_document(general_form(load_model(str(ROOT / "derivations" / "deep_template_tanh.ein"))))
     classes = _model_classes(rnn) | _model_classes(tpl)
     parts = {"Document", "GeneralDocument", "Title", "NetworkSection", "ObjectiveSection", "FunctionsSection",
              "IntermediatesSection", "BlocksSection", "StructureSection", "GeneralTitle", "TemplateNetwork",
              "GeneralIntermediates", "GeneralBlocks", "CaseGroup", "CaseSplit", "GeneralCase", "Defined",
-             "Definitions", "Declared", "ClosedForm", "SoftmaxDef", "BlockItem"}
+             "Definitions", "Declared", "ClosedForm", "SoftmaxDef", "BlockItem", "OuterFormsSection", "OuterItem"}
     assert parts <= {c.__name__ for c in classes}
     for printer in (TextDocumentPrinter, LatexDocumentPrinter):
         missing = [c for c in sorted(parts) if not hasattr(printer, f"_print_{c}")]

@@ -34,20 +34,22 @@ from .document import (ClosedForm, Declared, Defined, Definitions, FunctionsSect
 from .factor import FactoredTerm, factored
 from .order import axes_of, term_order
 from .roles import Context
+from .labels import LAYERS, Labels, StepRange, step_ranges
+from .cases import split_common
 from .template import (MAX_BOUND, REF_DEPTH, Condition, GeneralBlock, GeneralDef, GeneralForm, GeneralTerm,
-                       MaxOf, concrete_name, split_common)
+                       MaxOf, concrete_name)
 
 #: letters that name layers in the general form; index letters keep clear of them
 LAYER_LETTERS = ("k", "m", "n", "r")
 
 
 # ----------------------------------------------------------- pinned labels
-def pinned(cond: Condition, symbols: Sequence[str]) -> dict[str, Label]:
-    """Symbols a case fixes: ``k = n`` → {'k': n}, ``k = 0`` → {'k': 0}."""
+def pinned(cond: Condition, symbols: Sequence[str], depth: str = "n") -> dict[str, Label]:
+    """Symbols a case fixes: ``k = n`` → {'k': n}, ``k = 0`` → {'k': 0} (``depth``: the depth's symbol)."""
     out: dict[str, Label] = {}
     for x, y, lo, hi in cond.bounds:
-        if x in symbols and lo is not None and lo == hi and y in ("0", "n") and x not in out:
-            out[x] = lo if y == "0" else Sym("n", lo)
+        if x in symbols and lo is not None and lo == hi and y in ("0", depth) and x not in out:
+            out[x] = lo if y == "0" else Sym(depth, lo)
     return out
 
 
@@ -77,10 +79,13 @@ def all_pinned(pins: dict[str, Label], symbols: Sequence[str]) -> bool:
 # ------------------------------------------------------------------ items
 @dataclass(frozen=True)
 class GeneralTermItem:
-    """A term of a general block; with ``over`` = (lo, hi) it is Σ_{m=lo}^{hi} of ``term``."""
+    """A term of a general block; with ``over`` = (lo, hi) it is Σ_{m=lo}^{hi} of ``term``; with
+    ``steps`` (:class:`~einderiv.analysis.labels.StepRange`, outermost first) it is
+    Σ_{t=lo..hi} Σ_{τ=lo..hi} … of ``term``."""
 
     term: FactoredTerm
     over: tuple[Label | MaxOf, Label | MaxOf] | None = None
+    steps: tuple[StepRange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class GeneralTitle:
     depth: str  # the depth's symbol, n
     reference: int  # the depth the formulas were read off
     checked: tuple[int, ...]  # the depths they reproduce exactly
+    what: str = "depth"  # what the depth counts: "depth" (layers) or "length" (steps of a recurrence)
 
 
 @dataclass(frozen=True)
@@ -144,13 +150,15 @@ class TemplateNetwork:
     depth: str
     declarations: tuple[Declared, ...]
     nodes: Definitions
+    steps: str = ""  # a recurrence: its step symbol (t); '' for a layer template
 
 
 @dataclass(frozen=True)
 class GeneralIntermediates:
-    """δ, γ, η of Eqs. 1–4 for generic layers, each case once."""
+    """δ, γ, η of Eqs. 1–4 for generic layers (or steps), each case once."""
 
     defs: Definitions
+    steps: bool = False  # a recurrence's: cases are steps, not layers
 
 
 @dataclass(frozen=True)
@@ -168,10 +176,11 @@ class GeneralDocument:
     context: Context
     sections: tuple
     horizon: None = None  # labels are symbolic: no range is written against a size
+    letters: tuple[str, ...] = LAYER_LETTERS  # the label symbols
 
     def reserved(self, exprs: Sequence[Expr]) -> tuple[str, ...]:
-        """Symbols no index letter may take: the layer labels."""
-        return LAYER_LETTERS
+        """Symbols no index letter may take: the labels' symbols."""
+        return self.letters
 
 
 def general_document(gf: GeneralForm) -> GeneralDocument:
@@ -180,32 +189,34 @@ def general_document(gf: GeneralForm) -> GeneralDocument:
     net = ref.network
     tpl = gf.template
     ctx = Context.of(ref)
+    labels = gf.labels
     pre = {n.name for n in ref.nodes if n.pre}
     nodes = []
     for g in gf.nodes:
         first = concrete_name(g.name, g.members[0]) if g.members else g.name
-        nodes.append(general_def(g, pre=first in pre, objective=g.name == net.objective))
-    own = [general_def(g) for g in gf.quantities if ctx.of_objective(g.name)]
-    rest = [general_def(g) for g in gf.quantities if not ctx.of_objective(g.name)]
+        nodes.append(general_def(g, pre=first in pre, objective=g.name == net.objective, depth=labels.depth))
+    own = [general_def(g, depth=labels.depth) for g in gf.quantities if ctx.of_objective(g.name)]
+    rest = [general_def(g, depth=labels.depth) for g in gf.quantities if not ctx.of_objective(g.name)]
     sections: list = [
-        GeneralTitle(net.objective, tpl.path, gf.order, tpl.depth, REF_DEPTH, tuple(gf.checked)),
+        GeneralTitle(net.objective, tpl.path, gf.order, tpl.depth, REF_DEPTH, tuple(gf.checked), labels.what),
         TemplateNetwork(tuple((n, s) for n, s in net.dims if n != tpl.depth), tpl.depth,
-                        tuple(general_declarations(gf)), Definitions(tuple(nodes))),
+                        tuple(general_declarations(gf)), Definitions(tuple(nodes)),
+                        labels.defs[0] if labels.steps else ""),
         ObjectiveSection(tuple(ref.objective_args), softmax_defs(ref, ctx), Definitions(tuple(own))),
     ]
     forms: tuple[ClosedForm, ...] = closed_forms(ref)
     if forms:
         sections.append(FunctionsSection(forms))
-    sections.append(GeneralIntermediates(Definitions(tuple(rest))))
+    sections.append(GeneralIntermediates(Definitions(tuple(rest)), bool(labels.steps)))
     for order in range(1, gf.order + 1):
         groups = [case_group(gf, cases) for cases in block_families(gf) if len(cases[0].bases) == order]
         sections.append(GeneralBlocks(order, tuple(groups)))
-    return GeneralDocument(ctx, tuple(sections))
+    return GeneralDocument(ctx, tuple(sections), letters=labels.reserved if labels.steps else LAYER_LETTERS)
 
 
-def general_def(g: GeneralDef, pre: bool = False, objective: bool = False) -> Defined:
+def general_def(g: GeneralDef, pre: bool = False, objective: bool = False, depth: str = "n") -> Defined:
     """A general definition with its pinned labels substituted and its condition."""
-    pins = pinned(g.cond, g.symbols)
+    pins = pinned(g.cond, g.symbols, depth)
     return Defined(pin_name(g.name, pins), g.indices, pin(g.expr, pins), pre=pre, objective=objective,
                    cond="" if all_pinned(pins, g.symbols) else g.text)
 
@@ -213,6 +224,7 @@ def general_def(g: GeneralDef, pre: bool = False, objective: bool = False) -> De
 def general_declarations(gf: GeneralForm) -> list[Declared]:
     """Declared tensors, a family per shape with its layer range: ``w(k) : h × h  for k = 2..n``."""
     net = gf.reference.network
+    sym, depth = gf.labels.defs[0], gf.labels.depth
     out, seen = [], {}
     for t in net.tensors:
         if not t.name.ints:
@@ -234,11 +246,11 @@ def general_declarations(gf: GeneralForm) -> list[Declared]:
         if len(labs) == 1 and labs[0] <= MAX_BOUND:
             rows.append(Declared(Name(base, (labs[0],)), ixs, role))
         elif len(labs) == 1 and labs[0] == REF_DEPTH:
-            rows.append(Declared(Name(base, (Sym("n"),)), ixs, role))
+            rows.append(Declared(Name(base, (Sym(depth),)), ixs, role))
         else:
             hi = REF_DEPTH - max(labs)
-            rows.append(Declared(Name(base, (Sym("k"),)), ixs, role, (),
-                                 f"k = {min(labs)}..n" + (f"{-hi:+d}" if hi else "")))
+            rows.append(Declared(Name(base, (Sym(sym),)), ixs, role, (),
+                                 f"{sym} = {min(labs)}..{depth}" + (f"{-hi:+d}" if hi else "")))
     return rows
 
 
@@ -255,11 +267,12 @@ def block_families(gf: GeneralForm) -> list[list[GeneralBlock]]:
     return [sorted(g, key=_case_rank) for g in groups.values()]
 
 
-def term_items(terms: Sequence[GeneralTerm], out: tuple[Index, ...], pins, ordered: bool = True
-               ) -> tuple[GeneralTermItem, ...]:
+def term_items(terms: Sequence[GeneralTerm], out: tuple[Index, ...], pins, ordered: bool = True,
+               labels: Labels = LAYERS) -> tuple[GeneralTermItem, ...]:
     """General terms with pins substituted, factored over ``out``, in display order (``ordered``)."""
     items = [GeneralTermItem(factored(pin(t.term, pins), out)[0],
-                             None if t.over is None else tuple(pin_label(x, pins) for x in t.over))
+                             None if t.over is None else tuple(pin_label(x, pins) for x in t.over),
+                             step_ranges(t.steps, t.cond, labels) if t.steps else ())
              for t in terms]
     if not ordered:
         return tuple(items)
@@ -285,15 +298,16 @@ def case_group(gf: GeneralForm, cases: list[GeneralBlock]) -> CaseGroup | CaseSp
     if split is None:
         out = []
         for b in cases:
-            pins = pinned(b.cond, b.symbols)
-            paper = None if b.paper is None else term_items(b.paper, b.indices, pins, ordered=False)
-            out.append(GeneralCase(params(gf, b, pins), b.indices, term_items(b.terms, b.indices, pins), paper,
+            pins = pinned(b.cond, b.symbols, gf.labels.depth)
+            paper = None if b.paper is None else term_items(b.paper, b.indices, pins, False, gf.labels)
+            out.append(GeneralCase(params(gf, b, pins), b.indices, term_items(b.terms, b.indices, pins, True,
+                                                                                gf.labels), paper,
                                    "" if all_pinned(pins, b.symbols) else b.text,
                                    tuple(t.term for t in b.terms)))
         return CaseGroup(tuple(out))
     common, own = split
     base = max(cases, key=lambda c: len(c.members))
-    arms = tuple(CaseArm(c.text, c.indices, term_items(mine, c.indices, {}), tuple(t.term for t in mine))
-                 for c, mine in zip(cases, own))
-    return CaseSplit(params(gf, base, {}), base.indices, term_items(common, base.indices, {}), arms,
+    arms = tuple(CaseArm(c.text, c.indices, term_items(mine, c.indices, {}, True, gf.labels),
+                         tuple(t.term for t in mine)) for c, mine in zip(cases, own))
+    return CaseSplit(params(gf, base, {}), base.indices, term_items(common, base.indices, {}, True, gf.labels), arms,
                      tuple(t.term for c in cases for t in c.terms))

@@ -190,7 +190,7 @@ def _softmax_diagonal(e: Expr, a: Index, b: Index) -> bool:
 
 
 # ------------------------------------------------------------ canonical forms
-def _atom_key(f: Expr, bound: set[Index]) -> str:
+def atom_key(f: Expr, bound: set[Index]) -> str:
     """A sort key for a factor that does not depend on the names of dummies."""
 
     def name(ix: Index) -> str:
@@ -234,7 +234,7 @@ def canonical(t: Term) -> Term:
     name its dummies by :func:`~einderiv.ir.name_binders`.  Sort keys never read a dummy's name,
     so putting a canonical term in canonical form changes nothing: simplification is idempotent."""
     bound = set(t.bound)
-    fs = sorted(t.factors, key=lambda f: _atom_key(f, bound))
+    fs = sorted(t.factors, key=lambda f: atom_key(f, bound))
     mapping: dict[Index, Index] = {}
     for f in fs:
         for ix in f.free:
@@ -250,7 +250,7 @@ def _sorted_inside(e: Expr) -> Expr:
     e = map_children(e, _sorted_inside)
     if isinstance(e, Prod):
         inner = set(e.bound)
-        return Prod(tuple(sorted(e.factors, key=lambda f: _atom_key(f, inner))), e.out)
+        return Prod(tuple(sorted(e.factors, key=lambda f: atom_key(f, inner))), e.out)
     return e
 
 

@@ -36,7 +36,7 @@ from ..analysis.structure import BlockStructure, Form, How
 from ..ir import Name, Ref
 from .base import DocumentPrinter
 from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex, tex_index, tex_tensor
-from .text import kind_words
+from .text import bound, kind_words
 
 PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage{amsmath}
@@ -68,6 +68,11 @@ def align(rows: Sequence[str]) -> str:
     return "\\begin{align*}\n  " + " \\\\\n  ".join(rows) + "\n\\end{align*}\n"
 
 
+def step_tex(symbol: str) -> str:
+    """A step symbol in LaTeX: ``τ`` → ``\\tau``."""
+    return {"τ": r"\tau", "σ": r"\sigma", "ρ": r"\rho"}.get(symbol, symbol)
+
+
 def sc_text(x) -> str:
     """A size or count in LaTeX."""
     return ScalarLatexPrinter().doprint(x)
@@ -75,6 +80,8 @@ def sc_text(x) -> str:
 
 def tex_cond(text: str) -> str:
     """A condition (``1 ≤ l < k ≤ n``, ``k = 1..n``) in LaTeX."""
+    for greek, tex in (("τ", r"\tau "), ("σ", r"\sigma "), ("ρ", r"\rho ")):
+        text = text.replace(greek, tex)
     return text.replace("≥", r"\geq").replace("≤", r"\leq").replace("..", r",\dots,")
 
 
@@ -107,8 +114,9 @@ class LatexDocumentPrinter(DocumentPrinter):
                 r"$\partial " + f + r"/\partial z$ is the back-propagated adjoint." + "\n\n")
 
     def _print_GeneralTitle(self, t: GeneralTitle) -> str:
-        return (r"\title{General form of the derivatives of \texttt{" + escape(t.path) + r"} for any depth $"
-                + t.depth + "$}\n" + r"\date{}" + "\n" + r"\begin{document}" + "\n" + r"\maketitle" + "\n"
+        least = rf" \geq {min(t.checked)}" if t.checked and min(t.checked) > 1 else ""
+        return (r"\title{General form of the derivatives of \texttt{" + escape(t.path) + r"} for any " + t.what + " $"
+                + t.depth + least + "$}\n" + r"\date{}" + "\n" + r"\begin{document}" + "\n" + r"\maketitle" + "\n"
                 + r"\noindent Index notation with the summation convention; bracketed layer labels are summed "
                 r"only where a $\sum$ says so. The formulas were read off the derivation at $" + t.depth
                 + f" = {t.reference}$" r" and reproduce the derivation exactly at $" + t.depth + " = "
@@ -159,7 +167,7 @@ class LatexDocumentPrinter(DocumentPrinter):
     def _print_TemplateNetwork(self, s: TemplateNetwork) -> str:
         what = {"input": "Input vector for a single sample", "label": "Labels for a single sample",
                 "weight": "Weights"}
-        rows = [f"${s.depth}$ & Number of hidden layers \\\\\n"]
+        rows = [f"${s.depth}$ & " + ("Number of steps" if s.steps else "Number of hidden layers") + " \\\\\n"]
         for d in s.declarations:
             p = self.statement(d.indices)
             shape = r" \times ".join(ScalarLatexPrinter().doprint(sympy.sympify(ix.dim)) for ix in d.indices)
@@ -215,7 +223,8 @@ class LatexDocumentPrinter(DocumentPrinter):
             if s.recurrent else "") + "\n" + align(self._print(s.defs)))
 
     def _print_GeneralIntermediates(self, s: GeneralIntermediates) -> str:
-        return r"\section*{Intermediates (Eqs.~1--4), for generic layers}" + "\n" + align(self._print(s.defs))
+        what = "generic steps (back-propagation through time)" if s.steps else "generic layers"
+        return r"\section*{Intermediates (Eqs.~1--4), for " + what + "}" + "\n" + align(self._print(s.defs))
 
     # -- blocks -------------------------------------------------------------------
     def _print_BlocksSection(self, s: BlocksSection) -> str:
@@ -285,6 +294,9 @@ class LatexDocumentPrinter(DocumentPrinter):
 
     def _print_GeneralTermItem(self, t: GeneralTermItem, printer: LatexIndexPrinter, out) -> str:
         body = printer.term(t.term, out)
+        if t.steps:
+            return "".join(r"\sum_{" + step_tex(r.symbol) + "=" + bound(r.lows, r"\max", step_tex) + "}^{"
+                           + bound(r.highs, r"\min", step_tex) + "} " for r in t.steps) + body
         if t.over is None:
             return body
         lo, hi = (str(x).replace("max(k,r)", r"\max(k,r)") for x in t.over)

@@ -112,8 +112,11 @@ def tex_tensor(name: Name | str) -> tuple[str, str | None]:
 
 
 def tex_label(label: str) -> str:
-    """A family label as written in a name: ``t-1`` stays, the folding letter ``τ`` becomes ``\\tau``."""
-    return label.replace("τ", r"\tau ").replace(r"\tau -", r"\tau-").replace(r"\tau +", r"\tau+").rstrip()
+    """A family label as written in a name: ``t-1`` stays, the step letters ``τ``, ``σ``, ``ρ`` become
+    ``\\tau``, ``\\sigma``, ``\\rho``."""
+    for greek, tex in (("τ", r"\tau"), ("σ", r"\sigma"), ("ρ", r"\rho")):
+        label = label.replace(greek, tex + " ").replace(tex + " -", tex + "-").replace(tex + " +", tex + "+")
+    return label.rstrip()
 
 
 def tex_index(letter: str) -> str:

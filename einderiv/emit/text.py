@@ -83,8 +83,9 @@ class TextDocumentPrinter(DocumentPrinter):
         return [f"einderiv: derivatives of {t.objective} for {t.path} (order {t.order})", ""]
 
     def _print_GeneralTitle(self, t: GeneralTitle) -> list[str]:
+        least = f" ≥ {min(t.checked)}" if t.checked and min(t.checked) > 1 else ""
         return [f"einderiv: general form of the derivatives of {t.objective} for {t.path} "
-                f"(order {t.order}, any depth {t.depth})",
+                f"(order {t.order}, any {t.what} {t.depth}{least})",
                 f"  read off the derivation at {t.depth} = {t.reference}; reproduced exactly at "
                 f"{t.depth} = {', '.join(map(str, t.checked))}", ""]
 
@@ -99,7 +100,8 @@ class TextDocumentPrinter(DocumentPrinter):
                 + self._print(s.nodes) + [""])
 
     def _print_TemplateNetwork(self, s: TemplateNetwork) -> list[str]:
-        return (["Network (layer template)", self.dims(s.dims), f"  depth {s.depth}"]
+        head = f"Network (a recurrence over {s.steps} = 1..{s.depth})" if s.steps else "Network (layer template)"
+        return ([head, self.dims(s.dims), f"  depth {s.depth}"]
                 + ["  " + self._print(d) for d in s.declarations] + self._print(s.nodes) + [""])
 
     def _print_Declared(self, d: Declared) -> str:
@@ -145,8 +147,12 @@ class TextDocumentPrinter(DocumentPrinter):
         return [head] + self._print(s.defs) + [""]
 
     def _print_GeneralIntermediates(self, s: GeneralIntermediates) -> list[str]:
-        head = ("Shared intermediates for generic layers (δ[n] = ∂f/∂n; γ[v(k)] = ∂v(k)/∂z_v(k), Eq. 1; "
-                "η[a,s] = ∂a/∂s, Eq. 4; η[v(l),z_v(l)] = γ[v(l)])")
+        if s.steps:
+            head = ("Shared intermediates for generic steps (δ[n] = ∂f/∂n, back-propagated through time; "
+                    "γ[v(t)] = ∂v(t)/∂z_v(t); η[a,s] = ∂a/∂s; each recurrence with its base cases)")
+        else:
+            head = ("Shared intermediates for generic layers (δ[n] = ∂f/∂n; γ[v(k)] = ∂v(k)/∂z_v(k), Eq. 1; "
+                    "η[a,s] = ∂a/∂s, Eq. 4; η[v(l),z_v(l)] = γ[v(l)])")
         return [head] + self._print(s.defs) + [""]
 
     # -- blocks -------------------------------------------------------------------
@@ -216,8 +222,11 @@ class TextDocumentPrinter(DocumentPrinter):
         return lines + [""]
 
     def _print_GeneralTermItem(self, t: GeneralTermItem, printer: TextPrinter, out: Sequence[Index]) -> str:
-        """A term, or ``Σ_{m=lo..hi} (…)`` over layers."""
+        """A term, ``Σ_{m=lo..hi} (…)`` over layers, or ``Σ_{t=2..T} Σ_{τ=2..t-1} (…)`` over steps."""
         body = printer.term(t.term, out)
+        if t.steps:
+            head = " ".join(f"Σ_{{{r.symbol}={bound(r.lows, 'max')}..{bound(r.highs, 'min')}}}" for r in t.steps)
+            return f"{head} " + (f"({body})" if " + " in body else body)
         if t.over is None:
             return body
         lo, hi = map(str, t.over)
@@ -314,6 +323,12 @@ class TextDocumentPrinter(DocumentPrinter):
         if c.how is How.ELEMENTWISE:
             return f"elementwise product over {letters[0]} ties {names}"
         return f"{names} carries axes {', '.join(letters)} together"
+
+
+def bound(terms, many: str, symbol=str) -> str:
+    """A bound of a sum over steps: ``2``, ``t-1``, ``T``, or ``max(t+1,τ)`` (``symbol`` writes a step)."""
+    parts = [str(c) if y == "0" else symbol(y) + (f"{c:+d}" if c else "") for y, c in terms]
+    return parts[0] if len(parts) == 1 else f"{many}(" + ",".join(parts) + ")"
 
 
 def reason(r: BlockStructure) -> str:
