@@ -81,7 +81,7 @@ def template_outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     (a recurrence: any length, in the file's Hessian form); ``einderiv codegen``: a layer
     template's module for a depth given at run time (a recurrence has none yet: no module)."""
     template = _load(path)
-    general = einderiv.derive(template, order(path))
+    general = einderiv.derive(template, order(path), form=form(path))
     stem = path.with_suffix("")
     out = {stem.with_suffix(".txt"): einderiv.derivation_text(general, form=form(path)),
            stem.with_suffix(".tex"): einderiv.latex(general, form=form(path))}

@@ -52,15 +52,17 @@ __all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "st
 Sizes = Union[Mapping[str, int], None]
 
 
-def derive(model: Network | Template, order: int = 2) -> Derivation | GeneralForm:
+def derive(model: Network | Template, order: int = 2, form: str = "expanded") -> Derivation | GeneralForm:
     """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …).
 
     For a :class:`Network`, the :class:`Derivation` (Hessian blocks compact; the printers
-    build the expanded form they show).  For a layer :class:`Template`, its
-    :class:`GeneralForm` (order ≤ 2), validated against the derivation at several depths.
+    build the expanded form they show, whatever ``form`` says).  For a :class:`Template`, its
+    :class:`GeneralForm` (order ≤ 2), validated against the derivation at several depths, with
+    its Hessian blocks in ``form`` (a recurrence may be written ``"compact"``; the other form is
+    built when a printer asks for it).
     """
     if isinstance(model, Template):
-        return general_form(model, order)
+        return general_form(model, order, expanded=form != "compact" or not model.sequence)
     return _derive(model, order, expanded=False)
 
 

@@ -127,7 +127,7 @@ def run(argv: list[str]) -> int:
         if args.command == "codegen":  # a gradient module for a depth given at run time
             _write(api.codegen(model), output)
             return 0
-    derivation = api.derive(model, order=args.order)
+    derivation = api.derive(model, order=args.order, form=args.form)
     if args.command == "derive":
         _write(api.derivation_text(derivation, form=args.form), output)
     elif args.command == "latex":

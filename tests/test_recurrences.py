@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 import einderiv
-from einderiv.analysis.template import FoldError, general_form, written_at
-from einderiv.calculus.derive import derive
+from einderiv.analysis.template import FoldError, derived, general_form, written_at
 from einderiv.cli import main
 from einderiv.emit.numpy import generate
 from einderiv.numcheck import load as load_module
@@ -85,7 +84,7 @@ def check_at(gf, T: int, seed: int) -> None:
     env.update({k: np.broadcast_to(v, (2,) + np.shape(v)) for k, v in params.items()})
     env = _values(defs, env, evaluator, 2)
     fd = ref.gradient(params, data)
-    hess = load_module(generate(derive(net, 2, expanded=False)))["hessian"](params, data)
+    hess = load_module(generate(derived(gf.template, T, 2, False)))["hessian"](params, data)
     for wrt, (axes, expr) in blocks.items():
         got = np.array(evaluator.align(evaluator.evaluate(expr, env, 2), expr.free, axes))
         if len(wrt) == 1:

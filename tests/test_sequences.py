@@ -75,7 +75,7 @@ def test_conv_kernel_has_no_outer_product_and_dense_after_keeps_it():
                                                      .replace("U^l_t v", "U^l_{o,t} v")), 1))}
     k = rows2[("K",)]
     assert kind_words(k) == "a correlation over positions" and k.terms == 4  # one per output position
-    assert reason(k) == "Σ_l δ[z_v] ⊗ x^{l+a}: 4 outer products; no saving: the dense block is smaller"
+    assert reason(k) == "Σ_l δ[z_v] ⊗ x^{l+a}: 4 outer products; no saving"
     assert kind_words(rows2[("U",)]) == "one outer product"
 
 

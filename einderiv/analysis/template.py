@@ -43,6 +43,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -319,6 +320,18 @@ class GeneralForm:
     forms: dict = field(default_factory=dict, repr=False, compare=False)
 
 
+_DERIVED: "weakref.WeakKeyDictionary[Template, dict]" = weakref.WeakKeyDictionary()
+
+
+def derived(tpl: Template, depth: int, order: int, expanded: bool) -> Derivation:
+    """The derivation of ``tpl`` at ``depth`` (kept with the template: a general form, its other
+    Hessian form and :func:`written_at` all derive the same lengths)."""
+    kept = _DERIVED.setdefault(tpl, {})
+    if (depth, order, expanded) not in kept:
+        kept[(depth, order, expanded)] = derive(tpl.instantiate(depth), order, expanded)
+    return kept[(depth, order, expanded)]
+
+
 def general_form(tpl: Template, order: int = 2, check_depths: Sequence[int] | None = None,
                  expanded: bool = True) -> GeneralForm:
     """Derive ``tpl`` at :data:`REF_DEPTH`, fold it with symbolic labels, validate it at
@@ -337,7 +350,7 @@ def general_form(tpl: Template, order: int = 2, check_depths: Sequence[int] | No
     if check_depths is None:
         check_depths = STEP_CHECKS if tpl.sequence else CHECK_DEPTHS
     try:
-        ref = derive(tpl.instantiate(REF_DEPTH), order, expanded)
+        ref = derived(tpl, REF_DEPTH, order, expanded)
         gf = GeneralForm(tpl, order, ref,
                          fold_defs([(n.name, n.indices, n.expr) for n in ref.nodes], REF_DEPTH, labels),
                          fold_defs([(q.name, q.indices, q.expr) for q in ref.quantities], REF_DEPTH, labels),
@@ -345,7 +358,7 @@ def general_form(tpl: Template, order: int = 2, check_depths: Sequence[int] | No
         checked = []
         for depth in check_depths:
             try:
-                validate(gf, derive(tpl.instantiate(depth), order, expanded), depth)
+                validate(gf, derived(tpl, depth, order, expanded), depth)
             except FoldError:
                 if not (tpl.sequence and depth == min(check_depths)):
                     raise
@@ -411,7 +424,7 @@ def written_at(gf: GeneralForm, depth: int):
     in its order, and each block as ``wrt -> (axes, expr)``.  (The fresh
     derivation supplies only names, axes and order; a test evaluates these numerically.)"""
     labels = gf.labels
-    d = derive(gf.template.instantiate(depth), gf.order, gf.expanded)
+    d = derived(gf.template, depth, gf.order, gf.expanded)
     defs = []
     for general, items in ((gf.nodes, d.nodes), (gf.quantities, d.quantities)):
         for item in items:

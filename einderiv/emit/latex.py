@@ -33,7 +33,8 @@ from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, Ge
                                          GeneralTermItem, GeneralTitle, TemplateNetwork,
                                          general_document)
 from ..analysis.structure import BlockStructure, Form, How
-from ..ir import Name, Ref
+from ..analysis.order import sum_terms
+from ..ir import Add, Name, Ref
 from .base import DocumentPrinter
 from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex, tex_index, tex_tensor
 from .text import bound, kind_words
@@ -42,11 +43,14 @@ PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage{amsmath}
 \usepackage{amssymb}
 \usepackage[margin=2cm]{geometry}
+\usepackage{longtable}
 \allowdisplaybreaks
 """
 
 #: a term with more outer-product factors than this is broken across lines at \otimes
 WRAP_FACTORS = 4
+#: an outer-product form's term longer than this (characters of source) has its merged sum broken
+LONG_LINE = 200
 BLOCK_TITLES = {1: "First derivatives", 2: "Second derivatives"}
 GENERAL_BLOCK_TITLES = {1: "Gradients (Eqs.~5--6)", 2: "Hessian blocks (Eqs.~7--9)"}
 TABLE_HEAD = "\\begin{center}\n\\begin{tabular}{ll}\n\\hline\nQuantity & Description \\\\\n\\hline\n"
@@ -270,6 +274,24 @@ class LatexDocumentPrinter(DocumentPrinter):
                 lines.append(r"&\qquad \otimes " + r" \otimes ".join(c))
         return lines
 
+    def broken_sum(self, p: LatexIndexPrinter, t: FoldedTerm, out, lines: list[str]) -> list[str]:
+        """A term whose merged factor (a sum) is too long for a line, that sum a summand per line:
+        ``\\Big( a`` / ``+ b`` / ``+ c \\Big) \\otimes x``; other terms as they are."""
+        groups = t.term.groups
+        k = next((k for k, g in enumerate(groups) if len(g.factors) == 1 and isinstance(g.factors[0], Add)), None)
+        if k is None or len(groups) > WRAP_FACTORS:
+            return lines
+        summands = [p._print(x) if one is None else p._with_coef(one, "")
+                    for x, one in sum_terms(groups[k].factors[0], p.names.free)]
+        _, printed = p.term_groups(t.term, out)
+        head = lines[0][:len(lines[0]) - len(r" \otimes ".join(printed))]
+        before, after = printed[:k], printed[k + 1:]
+        out_lines = [head + "".join(g + r" \otimes " for g in before) + r"\Big(" + summands[0]]
+        for x in summands[1:]:
+            out_lines.append(r"&\qquad " + ("- " + x[1:].lstrip() if x.startswith("-") else "+ " + x))
+        out_lines[-1] += r" \Big)" + "".join(r" \otimes " + g for g in after)
+        return out_lines
+
     # -- outer-product forms --------------------------------------------------------
     def _print_OuterFormsSection(self, s: OuterFormsSection) -> str:
         return (r"\section*{Outer-product forms}" + "\n"
@@ -282,7 +304,13 @@ class LatexDocumentPrinter(DocumentPrinter):
         r = o.row
         ix = r.block.indices
         p = self.statement(ix, [t.expr(ix) for t in r.outer.terms])
-        lines = self.term_lines(p, o.terms(self.step_symbol(p, ix)), ix)
+        lines = []
+        for k, t in enumerate(o.terms(self.step_symbol(p, ix))):
+            mine = self.term_lines(p, [t], ix)
+            if k:  # term_lines leads a lone term with &=
+                mine[0] = r"&\quad " + ("- " + mine[0][4:].lstrip() if mine[0].startswith("&= -")
+                                        else "+ " + mine[0][3:])
+            lines.extend(self.broken_sum(p, t, ix, mine) if len(mine[0]) > LONG_LINE else mine)
         self.outer_printers[r.wrt] = p
         lines[0] = self.lhs(p, o.params) + " " + lines[0]
         lines[-1] += r" \qquad (K = " + ScalarLatexPrinter().doprint(r.terms) + ")"
@@ -343,9 +371,10 @@ class LatexDocumentPrinter(DocumentPrinter):
         """The structure rows as a tabular (per-sample storage, factored against dense)."""
         sc = ScalarLatexPrinter()
         out = [r"\section*{Structure}" + "\n",
-               "Per-sample storage: numbers held by the factored form against the dense block.\n\n",
-               "\\begin{center}\n\\begin{tabular}{lrp{0.45\\textwidth}rr}\n\\hline\n",
-               "Block & $K$ & Structure & Factored & Dense \\\\\n\\hline\n"]
+               "$K$: the outer products a block is per sample. Per-sample storage: numbers held by the "
+               "factored form against the dense block (\\emph{no saving} where it is not smaller).\n\n",
+               "\\begin{longtable}{lrp{0.45\\textwidth}rr}\n\\hline\n",  # breaks across pages
+               "Block & $K$ & Structure & Factored & Dense \\\\\n\\hline\n\\endhead\n"]
         for r in s.rows:
             k = len(r.wrt)
             p = self.statement(())
@@ -357,14 +386,14 @@ class LatexDocumentPrinter(DocumentPrinter):
                 kind += " (" + why + ")"
             k = "--" if r.kind is Form.NONE else f"${sc.doprint(r.terms)}$"
             out.append(f"{name} & {k} & {kind} & ${sc.doprint(r.factored)}$ & ${sc.doprint(r.dense)}$ \\\\\n")
-        out.append("\\hline\n\\end{tabular}\n\\end{center}\n")
+        out.append("\\hline\n\\end{longtable}\n")
         return "".join(out)
 
     def reason(self, r: BlockStructure) -> str:
         """Why a block is what it is, as the text table words it, with the block's letters."""
         why = self.why(r)
         if r.kind in (Form.OUTER, Form.SUM, Form.SHARED, Form.CORRELATION, Form.MIXED) and not r.saves:
-            why += ("; " if why else "") + "no saving: the dense block is smaller"
+            why += ("; " if why else "") + "no saving"
         return why
 
     def why(self, r: BlockStructure) -> str:

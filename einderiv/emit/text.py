@@ -268,7 +268,8 @@ class TextDocumentPrinter(DocumentPrinter):
 
     # -- structure ----------------------------------------------------------------
     def _print_StructureSection(self, s: StructureSection) -> list[str]:
-        return ["Structure (per sample; storage in numbers)"] + ["  " + line for line in self.table(s.rows)]
+        return (["Structure (per sample: K outer products; storage in numbers, factored against dense, "
+                 "\"no saving\" where it is not smaller)"] + ["  " + line for line in self.table(s.rows)])
 
     def table(self, rows: Sequence[BlockStructure]) -> list[str]:
         """One line per block: parameters, K, what it is (and why), factored and dense storage."""
@@ -292,7 +293,7 @@ class TextDocumentPrinter(DocumentPrinter):
         """Why a block is what it is, in words ('' when it goes without saying)."""
         why = self.why(r)
         if r.kind in (Form.OUTER, Form.SUM, Form.SHARED, Form.CORRELATION, Form.MIXED) and not r.saves:
-            why += ("; " if why else "") + "no saving: the dense block is smaller"
+            why += ("; " if why else "") + "no saving"
         return why
 
     def why(self, r: BlockStructure) -> str:
