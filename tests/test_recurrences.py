@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import einderiv
+from einderiv.analysis.labels import loop_points, points, step_ranges
 from einderiv.analysis.template import FoldError, derived, general_form, written_at
 from einderiv.cli import main
 from einderiv.emit.numpy import generate
@@ -123,6 +124,25 @@ def test_gru_general_form_holds_from_length_two(gru_compact):
 @pytest.mark.parametrize("T", [2, 3, 4, 5, 6])
 def test_gru_general_form_at_each_length(gru_compact, T):
     check_at(gru_compact, T, seed=20 + T)
+
+
+# ------------------------------------------------------------------ what a generator reads
+@pytest.mark.parametrize("which", ["rnn", "gru"])
+def test_loop_bounds_visit_exactly_the_steps(which, rnn_form, gru_compact):
+    """Every recurrence and every sum over steps of the general form, as the nested loops a module
+    that reads T at run time would run (step_ranges → loop_points), visits exactly the steps its
+    condition holds for, at T = 2..6."""
+    gf = rnn_form if which == "rnn" else gru_compact
+    labels = gf.labels
+    items = [(g.symbols, g.cond) for g in gf.nodes + gf.quantities if g.symbols]
+    items += [(t.steps, t.cond) for b in gf.blocks for t in b.terms if t.steps]
+    assert len(items) > 10
+    for T in range(2, 7):
+        env = {labels.depth: T}
+        for symbols, cond in items:
+            loops = [tuple(p[s] for s in symbols) for p in loop_points(step_ranges(symbols, cond, labels), env)]
+            want = sorted(tuple(p[s] for s in symbols) for p in points(symbols, cond, env, labels))
+            assert loops == sorted(loops) == want, (symbols, cond, T)
 
 
 # ------------------------------------------------------------------ errors and commands

@@ -107,6 +107,15 @@ class StepRange:
     highs: tuple[tuple[str, int], ...]
 
 
+def _tightest(bounds: list, implies) -> tuple[tuple[str, int], ...]:
+    """The bounds no other implies (``implies(a, b)``: bound a is always at least as tight as b)."""
+    keep = []
+    for k, b in enumerate(bounds):
+        if not any(j != k and implies(a, b) and (not implies(b, a) or j < k) for j, a in enumerate(bounds)):
+            keep.append((b[0], int(b[1])))
+    return tuple(keep)
+
+
 def step_ranges(steps: Sequence[str], cond: Condition, labels: Labels) -> tuple[StepRange, ...]:
     """A sum over steps as nested ranges, each step bounded by constants, the length and the steps
     before it, tightened by the others (τ ≥ 2 and τ < t give t ≥ 3): Σ_{t=3..T} Σ_{τ=2..t-1} is
@@ -123,12 +132,33 @@ def step_ranges(steps: Sequence[str], cond: Condition, labels: Labels) -> tuple[
         before = ["0", labels.depth] + list(steps[:k])
         lows = [(y, -ub[y][s]) for y in before if ub[y][s] != float("inf")]
         highs = [(y, ub[s][y]) for y in before if ub[s][y] != float("inf")]
-        # keep the bounds no other bound implies (y' + c' ≥ y + c always: y' − y ≥ c − c')
-        lows = [(y, int(c)) for y, c in lows
-                if not any((y2, c2) != (y, c) and -ub[y][y2] >= c - c2 for y2, c2 in lows)]
-        highs = [(y, int(c)) for y, c in highs
-                 if not any((y2, c2) != (y, c) and ub[y2][y] <= c - c2 for y2, c2 in highs)]
+        # keep the bounds no other bound implies (a lower y' + c' ≥ y + c always: y' − y ≥ c − c');
+        # of two that imply each other (t = T), the first: a constant, the length, an earlier step
+        lows = _tightest(lows, lambda a, b: -ub[b[0]][a[0]] >= b[1] - a[1])
+        highs = _tightest(highs, lambda a, b: ub[a[0]][b[0]] <= b[1] - a[1])
         if not lows or not highs:
             raise FoldError(f"the sum over {s} has no {'lower' if not lows else 'upper'} bound")
-        out.append(StepRange(s, tuple(lows), tuple(highs)))
+        out.append(StepRange(s, lows, highs))
     return tuple(out)
+
+
+def loop_points(ranges: Sequence[StepRange], env: dict[str, int]) -> Iterator[dict]:
+    """The points nested loops over ``ranges`` visit at ``env`` (the length and any outer labels):
+    what a generated module's ``for t in range(lo, hi + 1)`` loops run, in their order.
+
+    >>> c = Condition((("t", "0", 2, None), ("t", "T", None, 0), ("τ", "0", 2, None), ("τ", "t", None, -1)))
+    >>> [(p["t"], p["τ"]) for p in loop_points(step_ranges(("t", "τ"), c, sequence_labels("T")), {"T": 4})]
+    [(3, 2), (4, 2), (4, 3)]
+    """
+    if not ranges:
+        yield dict(env)
+        return
+    r, rest = ranges[0], ranges[1:]
+
+    def value(y: str, c: int) -> int:
+        return c if y == "0" else env[y] + c
+
+    lo = max(value(y, c) for y, c in r.lows)
+    hi = min(value(y, c) for y, c in r.highs)
+    for v in range(lo, hi + 1):
+        yield from loop_points(rest, {**env, r.symbol: v})
