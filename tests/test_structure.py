@@ -177,6 +177,32 @@ def test_report_agrees_with_the_eq6_form():
     assert "  W      1  one outer product" in text
 
 
+MIXTURE = """dims n = 3, e = 2, h = 3, c = 2
+input x^i : n
+label y^l : c
+weight G^k_i : e, n
+weight W^{k,j}_i : e, h, n
+weight U^l_j : c, h
+g^k = softmax_k(G^k_i x^i)
+m^j = g^k tanh(W^{k,j}_i x^i)
+p^l = U^l_j m^j
+f = softmax_cross_entropy(p, y)
+"""
+
+
+def test_mixture_of_experts_weights_agree_with_their_eq6_form():
+    """The experts' weight W^{k,j}_i: δ[z_m]_{kj} carries the expert and the unit together, one factor
+    over (k, j) against x^i — one outer product, as its Eq. 6 form prints."""
+    from einderiv.emit.text import render
+
+    d = derive(load("moe.ein", MIXTURE), 1)
+    rows = {tuple(map(str, x.wrt)): x for x in summarize(d)}
+    assert [(rows[(w,)].kind, rows[(w,)].terms) for w in ("G", "W", "U")] == [(Form.OUTER, 1)] * 3
+    k, j, i = rows[("W",)].block.indices
+    assert rows[("W",)].outer.parts == ((k, j), (i,))
+    assert "= (∂f/∂p_l U^l_m η[m,z_m]^m_{kj}) ⊗ x^i   (Eq. 6 form)" in render(d)
+
+
 def test_attention_value_weight_with_mean_pooling_is_rank_one():
     d = derive(load(str(ROOT / "derivations" / "attention.ein")), 2)
     r = {tuple(map(str, x.wrt)): x for x in summarize(d)}
