@@ -170,18 +170,20 @@ def test_document_does_not_depend_on_earlier_derivations():
 
 
 def test_recurrence_is_typeset_once_with_its_base_case():
+    """At a concrete length (T = 4) the labels are numbers: only the general form is written for any T."""
     from einderiv.frontend.check import load
 
     src = (ROOT / "derivations" / "rnn.ein").read_text()
     doc = render(derive(load("rnn.ein", src, dims={"T": 4}), 1))  # the recurrence at length 4
-    # δ[h(t)] = δ[z_h(t+1)] W for t = 1..T-1, then its base case δ[h(T)] = ∂f/∂p U
+    # δ[h(t)] = δ[z_h(t+1)] W for t = 1..3, then its base case δ[h(4)] = ∂f/∂p U
     rec = (r"\frac{\partial f}{\partial h^{(t)}_{j}} &= \frac{\partial f}{\partial z^{(h^{(t+1)})}_{l}} "
-           r"W^{l}_{j} && t = 1,\dots,T-1")
-    base = r"\frac{\partial f}{\partial h^{(T)}_{j}} &= \frac{\partial f}{\partial p_{l}} U^{l}_{j} && \text{(base case)}"
+           r"W^{l}_{j} && t = 1,\dots,3")
+    base = r"\frac{\partial f}{\partial h^{(4)}_{j}} &= \frac{\partial f}{\partial p_{l}} U^{l}_{j} && \text{(base case)}"
     assert rec in doc and base in doc and doc.index(rec) < doc.index(base)
-    assert r"&= \sum_{t=1}^{T} \frac{\partial f}{\partial z^{(h^{(t)})}_{j}} \otimes x^{(t),k}" in doc
-    assert r"$x^{(t),k}$ & Input vector for a single sample ($n = 3$), $t = 1,\dots,T$" in doc
+    assert r"&= \sum_{t=1}^{4} \frac{\partial f}{\partial z^{(h^{(t)})}_{j}} \otimes x^{(t),k}" in doc
+    assert r"$x^{(t),k}$ & Input vector for a single sample ($n = 3$), $t = 1,\dots,4$" in doc
     assert r"h^{(4),j} = \tanh" not in doc  # the network's recurrence is one row too
+    assert "T-1" not in doc and "h^{(T)}" not in doc
 
 
 # ---------------------------------------------------------------- readability

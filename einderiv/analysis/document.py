@@ -30,9 +30,10 @@ written once per family (:func:`shown_families`, built on
 is its *base case* (shown in dependency order, or after the recurrence with
 :func:`recurrences_first`); declared families are grouped only while their
 members' shapes agree (:func:`declared_families`); which closed forms are
-listed (:func:`wanted_functions`); and the size a family's last label stands
-for (:func:`horizon`: ``t = 1,…,T-1``).  Index letters and symbols are the
-printers' (:mod:`einderiv.emit.letters`).
+listed (:func:`wanted_functions`).  A derivation is at a concrete length, so its
+labels and ranges are numbers (``t = 1..3``, ``h(4)``): only a template's general
+form (:mod:`einderiv.analysis.general_document`) is written for any T.  Index
+letters and symbols are the printers' (:mod:`einderiv.emit.letters`).
 
 Example::
 
@@ -49,7 +50,7 @@ from typing import Iterator, Mapping, Sequence
 import sympy
 
 from ..calculus.derivation import Block
-from ..ir import Apply, Expr, Index, Name, Ref, Softmax, Sym, TensorName, labels_of, map_names, map_refs, walk
+from ..ir import Apply, Expr, Index, Name, Ref, Softmax, Sym, TensorName, labels_of, walk
 from .factor import FactoredTerm, as_terms, factored
 from .fold import fold_definitions, fold_terms, shift_labels
 from .order import axes_of, term_order
@@ -83,14 +84,6 @@ class Defined:
     objective: bool = False  # the objective's definition
     origin: TensorName | None = None  # a pre-activation: the node whose argument it is (``h(t)``)
     cond: str = ""  # a layer template's case, ``k < n`` ('' when its labels are pinned)
-
-    def at_horizon(self, hz: tuple[str, int] | None) -> "Defined":
-        """A base case at the last steps written at the horizon: ``h(4)`` → ``h(T)`` and
-        ``h(3)`` → ``h(T-1)`` when T = 4, so it reads as the recurrence's end."""
-        if self.base_of is None:
-            return self
-        return dataclasses.replace(self, name=at_horizon(self.name, hz),
-                                   expr=map_refs(self.expr, lambda n: at_horizon(n, hz)))
 
 
 @dataclass(frozen=True)
@@ -257,7 +250,9 @@ class Document:
     """A derivation's document: its sections in order, and what every section is printed with."""
 
     context: Context
-    horizon: tuple[str, int] | None  # the size a family's last label stands for (``('T', 4)``)
+    #: the size a family's last label stands for (``('T', 4)``, written ``T``): None — a derivation at
+    #: a concrete length writes its labels as numbers (only a general form is written for any T)
+    horizon: tuple[str, int] | None
     sections: tuple
 
     def reserved(self, exprs: Sequence[Expr]) -> tuple[str, ...]:
@@ -285,7 +280,7 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
                for d in shown_families([(d.name, d.indices, d.expr) for d in net.definitions])]
     own = [q for q in derivation.quantities if ctx.of_objective(q.name)]
     rest = [q for q in derivation.quantities if not ctx.of_objective(q.name)]
-    hz = horizon(derivation)
+    recurrent = any(labels_of(n.name) for n in derivation.nodes)
     sections: list = [
         Title(net.objective, net.path, derivation.order),
         NetworkSection(tuple(net.dims), tuple(declared_families(net.tensors)),
@@ -299,7 +294,7 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
     if rest:
         sections.append(IntermediatesSection(
             Definitions(tuple(shown_families([(q.name, q.indices, q.expr) for q in rest]))),
-            derivation.expanded, hz is not None))
+            derivation.expanded, recurrent))
     for k in range(1, derivation.order + 1):
         blocks = derivation.blocks_of_order(k)
         if blocks:
@@ -311,7 +306,7 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
     if outer:
         sections.append(OuterFormsSection(outer))
     sections.append(StructureSection(tuple(rows)))
-    return Document(ctx, hz, tuple(sections))
+    return Document(ctx, None, tuple(sections))
 
 
 # ------------------------------------------------------------------ decisions
@@ -435,34 +430,3 @@ def folded_terms(block: Block, symbol: str = "t", expr: Expr | None = None) -> t
     order = term_order([it.term for it in items], axes_of(block.indices))
     rank = {id(ft): k for k, ft in enumerate(order)}
     return tuple(sorted(items, key=lambda it: rank[id(it.term)]))
-
-
-def horizon(derivation) -> tuple[str, int] | None:
-    """The size a family's last label stands for (``('T', 4)``), to write ranges as ``1..T-1``.
-
-    It is the dimension whose size is the largest label any tensor carries;
-    where several have that size, one named ``T`` wins, and otherwise none
-    (a range is then written with numbers).
-    """
-    net = derivation.network
-    labels = [lab for t in net.tensors for lab in labels_of(t.name)]
-    labels += [lab for n in derivation.nodes for lab in labels_of(n.name)]
-    if not labels:
-        return None
-    top = max(labels)
-    cands = [name for name, size in net.dims if size == top]
-    if len(cands) == 1:
-        return cands[0], top
-    return ("T", top) if "T" in cands else None
-
-
-def at_horizon(name: TensorName, hz: tuple[str, int] | None) -> TensorName:
-    """``h(4)`` → ``h(T)`` and ``h(3)`` → ``h(T-1)`` when T = 4 (other labels stay)."""
-    if hz is None or not labels_of(name):
-        return name
-    symbol, top = hz
-
-    def one(lab):
-        return Sym(symbol, lab - top) if isinstance(lab, int) and 0 <= top - lab <= 1 else lab
-
-    return map_names(name, lambda n: n.relabel(one))

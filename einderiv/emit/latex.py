@@ -8,11 +8,12 @@ number of indices), the objective's and the activations' derivatives, the
 shared intermediates, one ``align*`` per derivative block with one term per
 line, and the structure table.  An unrolled recurrence is written once per
 family: the recurrence with its range
-(``\\frac{\\partial f}{\\partial h^{(t)}_{j}} = \\dots \\quad t = 1,\\dots,T-1``), then
-its base case at ``h^{(T)}``; a shared weight's gradient is ``\\sum_{t=1}^{T}``
-of one outer product.  :func:`render_general` prints a layer template's general
-form (:mod:`einderiv.analysis.general_document`) with Eq. 9's case split as
-``\\begin{cases}``.
+(``\\frac{\\partial f}{\\partial h^{(t)}_{j}} = \\dots \\quad t = 1,\\dots,3``), then
+its base case at ``h^{(4)}`` (a derivation is at a concrete length: numbers); a shared
+weight's gradient is ``\\sum_{t=1}^{4}`` of one outer product.  :func:`render_general`
+prints a template's general form (:mod:`einderiv.analysis.general_document`): a layer
+template's with Eq. 9's case split as ``\\begin{cases}``, a recurrence's with its sums over
+steps ``\\sum_{t=3}^{T}\\sum_{\\tau=2}^{t-1}``.
 
 :class:`LatexDocumentPrinter` has one ``_print_<Class>`` method per section and
 item of the document model; expressions are typeset by
@@ -186,7 +187,6 @@ class LatexDocumentPrinter(DocumentPrinter):
     # -- definitions ----------------------------------------------------------------
     def _print_Defined(self, d: Defined, as_written: bool = False) -> str:
         """``lhs &= rhs && t = 1,\\dots,T-1`` (a family), ``&& \\text{(base case)}``, ``&& k < n`` (a case)."""
-        d = d.at_horizon(self.doc.horizon)
         p = self.statement(d.indices, [d.expr], walk=not as_written)
         p.name_nodes = not as_written
         row = p._print(Ref(d.name, d.indices)) + " &= " + p._print(d.expr)
