@@ -36,6 +36,7 @@ from .order import axes_of, term_order
 from .roles import Context
 from .labels import LAYERS, Labels, StepRange, step_ranges
 from .cases import split_common
+from .conditions import describe, range_text
 from .template import (MAX_BOUND, REF_DEPTH, Condition, GeneralBlock, GeneralDef, GeneralForm, GeneralTerm,
                        MaxOf, concrete_name)
 
@@ -217,8 +218,36 @@ def general_document(gf: GeneralForm) -> GeneralDocument:
 def general_def(g: GeneralDef, pre: bool = False, objective: bool = False, depth: str = "n") -> Defined:
     """A general definition with its pinned labels substituted and its condition."""
     pins = pinned(g.cond, g.symbols, depth)
-    return Defined(pin_name(g.name, pins), g.indices, pin(g.expr, pins), pre=pre, objective=objective,
-                   cond="" if all_pinned(pins, g.symbols) else g.text)
+    if all_pinned(pins, g.symbols):
+        cond = ""
+    elif pins:  # the pinned labels are in the name (H[h(T),z_h(τ)]): the condition is about the rest
+        free = tuple(x for x in g.symbols if x not in pins)
+        rest = pin_condition(g.cond, pins, depth)
+        rng = range_text(rest, free[0], depth) if len(free) == 1 else None
+        cond = f"{free[0]} = {rng}" if rng else describe(rest, Condition(()), free, None, depth)
+    else:
+        cond = g.text
+    return Defined(pin_name(g.name, pins), g.indices, pin(g.expr, pins), pre=pre, objective=objective, cond=cond)
+
+
+def pin_condition(cond: Condition, pins: dict[str, Label], depth: str) -> Condition:
+    """``cond`` with pinned symbols replaced by their values: with t = T, ``t − τ ≥ 2`` is ``τ − T ≤ −2``."""
+    def at(x):
+        p = pins.get(x)
+        return (x, 0) if p is None else ("0", p) if isinstance(p, int) else (depth, p.offset)
+
+    out = []
+    for x, y, lo, hi in cond.bounds:
+        (a, oa), (b, ob) = at(x), at(y)
+        if a == b:
+            continue  # both pinned: a fact about the case, not a condition on the rest
+        shift = oa - ob  # x − y = (a − b) + shift
+        lo2 = None if lo is None else lo - shift
+        hi2 = None if hi is None else hi - shift
+        if a in pins or a in ("0", depth) and b not in ("0", depth):  # keep the free symbol first
+            a, b, lo2, hi2 = b, a, (None if hi2 is None else -hi2), (None if lo2 is None else -lo2)
+        out.append((a, b, lo2, hi2))
+    return Condition(tuple(out))
 
 
 def general_declarations(gf: GeneralForm) -> list[Declared]:
