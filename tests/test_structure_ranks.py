@@ -4,7 +4,11 @@ For each network in derivations/ and 100 random networks (MLPs of ``test_random_
 recurrent, convolutional and token/attention networks of ``test_random_rnn_cnn``), each
 block of the derivation and the outer-product form the report's K counts are evaluated per
 sample at random parameters and data by the independent evaluator of ``reference`` (the
-derivation's nodes and named quantities, then the block), and:
+derivation's nodes and named quantities, then the block) — with generic values where the
+network's own would be special by accident: relu and its derivatives as softplus's (a dead unit
+lowers a rank by chance) and the objective's own derivatives ∂f/∂p, ∂²f/∂p∂p random (softmax's
+Hessian is singular); the report treats both as opaque factors, so its claims, identities in the
+factors' values, must hold for any values — and:
 
 * the outer-product form equals the block (so what the report counts is the block);
 * K is the number of outer products the document prints for the block (its outer-product
@@ -18,7 +22,8 @@ derivation's nodes and named quantities, then the block), and:
   parameter's axes | the rest) — for a gradient, (out | in);
 * the row says "no saving" exactly where the factored form stores at least the dense block.
 
-The counts of what was checked are kept in ``COUNTS`` and printed by ``-s``.
+The counts of what was checked are kept in ``COUNTS`` (rows per class; rank checks, and in how
+many the numeric rank reaches K).
 """
 from __future__ import annotations
 
