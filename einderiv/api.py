@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import Mapping, Union
 
 from .analysis.structure import summarize
-from .analysis.template import GeneralForm, general_form
+from .analysis.template import GeneralForm, general_form, in_general_form
 from .calculus.derive import Derivation, in_form
 from .calculus.derive import derive as _derive
 from .emit import latex as _latex
@@ -57,18 +57,23 @@ Sizes = Union[Mapping[str, int], None]
 DEFAULT_ORDER = 2
 
 
-def derive(model: Network | Template, order: int | None = None) -> Derivation | GeneralForm:
+def derive(model: Network | Template, order: int | None = None,
+           form: str | None = None) -> Derivation | GeneralForm:
     """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …); without
     ``order``, the file's ``# einderiv: order N`` directive, else 2.
 
     For a :class:`Network`, the :class:`Derivation` (Hessian blocks compact; the printers
-    build the expanded form they show).  For a layer :class:`Template`, its
-    :class:`GeneralForm` (order ≤ 2), validated against the derivation at several depths.
+    build the expanded form they show, whatever ``form`` says).  For a :class:`Template`, its
+    :class:`GeneralForm` (order ≤ 2), validated against the derivation at several depths, with
+    its Hessian blocks in ``form`` — without it, the file's ``# einderiv: form`` directive, else
+    ``"expanded"`` (a recurrence may be written ``"compact"``; the other form is built when a
+    printer asks for it).
     """
     if order is None:
         order = model.header.order or DEFAULT_ORDER
     if isinstance(model, Template):
-        return general_form(model, order)
+        form = form or model.header.form or "expanded"
+        return general_form(model, order, expanded=form != "compact" or not model.sequence)
     return _derive(model, order, expanded=False)
 
 
@@ -76,8 +81,7 @@ def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, f
     """The derivation in readable index notation, with the structure summary (``einderiv derive``).
     Without ``form``, the file's ``# einderiv: form`` directive, else ``"expanded"``."""
     if isinstance(derivation, GeneralForm):
-        _general_only(sizes, form)
-        return _text.render_general(derivation)
+        return _text.render_general(_general_only(derivation, sizes, form))
     return _text.render(in_form(derivation, printed_form(derivation, form)), sizes)
 
 
@@ -90,8 +94,7 @@ def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str |
     (``η^{(v_{2},z_{v_{1}})}``).  ``form`` as for :func:`derivation_text`.
     """
     if isinstance(derivation, GeneralForm):
-        _general_only(sizes, form)
-        return _latex.render_general(derivation, naming)
+        return _latex.render_general(_general_only(derivation, sizes, form), naming)
     return _latex.render(in_form(derivation, printed_form(derivation, form)), sizes, naming)
 
 
@@ -119,6 +122,10 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
         if sizes:
             raise UsageError("{0}: a layer template takes its sizes when it is loaded, "
                              "load(path, dims=...)", arguments=(Argument("sizes", None, dict(sizes)),))
+        if derivation.sequence:  # a module would read no length from its parameters: T = 0
+            raise UsageError(f"a module for a recurrence over {derivation.depth} steps is generated at a given "
+                             f"length (one that reads {derivation.depth} at run time is not written yet): "
+                             "give it, e.g. {0}", arguments=(Argument("depth", derivation.depth, 4),))
         return generate_template(derivation, printer=printer)
     return _numpy.generate(in_form(derivation, form), sizes, printer=printer)
 
@@ -145,14 +152,13 @@ def printed_form(derivation: Derivation, form: str | None) -> str:
     return form or derivation.network.header.form or "expanded"
 
 
-def _general_only(sizes: Sizes, form: str | None) -> None:
-    """A general form is printed as it is: symbolic sizes, Hessian blocks expanded."""
+def _general_only(general: GeneralForm, sizes: Sizes, form: str | None) -> GeneralForm:
+    """A general form is printed with symbolic sizes; its Hessian blocks expanded, or for a
+    recurrence either form (``form``, else the file's directive, else ``"expanded"``)."""
     if sizes:
         raise UsageError("{0}: the general form of a layer template keeps its sizes symbolic; "
                          "give sizes to a network at a concrete depth", arguments=(Argument("sizes", None, dict(sizes)),))
-    if form not in (None, "expanded"):
-        raise UsageError("{0}: the general form of a layer template writes its Hessian blocks expanded; "
-                         "the compact form needs a concrete depth", arguments=(Argument("form", None, form),))
+    return in_general_form(general, form or general.template.header.form or "expanded")
 
 
 def _concrete(derivation, job: str) -> Derivation:

@@ -131,12 +131,15 @@ def run(argv: list[str]) -> int:
     output = getattr(args, "output", None)
     if isinstance(model, api.Template):
         if args.command in ("check", "structure"):
+            if model.sequence:
+                raise UsageError(f"'{args.command}' needs a concrete length for a recurrence over "
+                                 f"{model.depth} steps: add --depth {model.depth}=4")
             raise UsageError(f"'{args.command}' needs a concrete depth for a layer template: "
                              f"add --depth {model.depth}=3")
         if args.command == "codegen":  # a gradient module for a depth given at run time
             _write(api.codegen(model, backend=args.backend), output)
             return 0
-    derivation = api.derive(model, order=args.order)
+    derivation = api.derive(model, order=args.order, form=args.form)
     if args.command == "derive":
         _write(api.derivation_text(derivation, form=args.form), output)
     elif args.command == "latex":

@@ -184,7 +184,7 @@ def test_version(capsys):
 
 
 # -------------------------------------------- the CLI is a thin layer over the API
-EXAMPLES = ["paper_mlp", "tanh_mlp", "rnn", "gru_unrolled", "paper_mlp_order3"]
+EXAMPLES = ["paper_mlp", "tanh_mlp", "rnn_all_steps", "gru_unrolled", "paper_mlp_order3"]
 
 
 def _cli(args, tmp_path) -> str:
@@ -239,6 +239,21 @@ def test_api_and_cli_agree_on_a_template(tmp_path, monkeypatch):
     d = einderiv.derive(einderiv.load(path, depth={"n": 2}))
     assert _cli(["codegen", path, "--depth", "n=2"], tmp_path) == einderiv.codegen(d)
     assert _cli(["derive", path, "--depth", "n=2"], tmp_path) == einderiv.derivation_text(d)
+
+
+def test_api_and_cli_agree_on_a_recurrence(tmp_path, monkeypatch):
+    """rnn.ein's length is symbolic: derive and latex print its general form (either Hessian form);
+    a concrete length gives the network at that length."""
+    import einderiv
+
+    monkeypatch.chdir(ROOT)
+    path = "derivations/rnn.ein"
+    general = einderiv.derive(einderiv.load(path), 1)
+    assert _cli(["derive", path, "--order", "1"], tmp_path) == einderiv.derivation_text(general)
+    assert _cli(["latex", path, "--order", "1"], tmp_path) == einderiv.latex(general)
+    d = einderiv.derive(einderiv.load(path, depth={"T": 3}))
+    assert _cli(["codegen", path, "--depth", "T=3"], tmp_path) == einderiv.codegen(d)
+    assert _cli(["structure", path, "--depth", "T=3"], tmp_path) == einderiv.structure(d)
 
 
 @pytest.mark.parametrize("args", [["derive"], ["latex"], ["codegen"], ["derive", "--depth", "n=3"],

@@ -166,19 +166,21 @@ def test_document_does_not_depend_on_earlier_derivations():
 
 
 def test_recurrence_is_typeset_once_with_its_base_case():
+    """At a concrete length (T = 4) the labels are numbers: only the general form is written for any T."""
     from einderiv.frontend.check import load
 
     src = (ROOT / "derivations" / "rnn.ein").read_text()
-    doc = render(derive(load("rnn.ein", src), 1))
-    # ∂f/∂h(t) = ∂f/∂z_h(t+1) W for t = 1..T-1, then its base case ∂f/∂h(T) = ∂f/∂p U, which refers to it
+    doc = render(derive(load("rnn.ein", src, dims={"T": 4}), 1))  # the recurrence at length 4
+    # ∂f/∂h(t) = ∂f/∂z_h(t+1) W for t = 1..3, then its base case ∂f/∂h(4) = ∂f/∂p U, which refers to it
     rec = (r"\frac{\partial f}{\partial h^{(t)}_{j}} &= \frac{\partial f}{\partial z^{(t+1)}_{l}} "
-           r"W^{l}_{j} && t = 1,\dots,T-1 \label{eq:def-adj-h-t}")
-    base = (r"\frac{\partial f}{\partial h^{(T)}_{j}} &= \frac{\partial f}{\partial p_{l}} U^{l}_{j} && "
+           r"W^{l}_{j} && t = 1,\dots,3 \label{eq:def-adj-h-t}")
+    base = (r"\frac{\partial f}{\partial h^{(4)}_{j}} &= \frac{\partial f}{\partial p_{l}} U^{l}_{j} && "
             r"\text{base case of \eqref{eq:def-adj-h-t}}")
     assert rec in doc and base in doc and doc.index(rec) < doc.index(base)
-    assert r"&= \sum_{t=1}^{T} \frac{\partial f}{\partial z^{(t)}_{j}} \otimes x^{(t),k}" in doc
-    assert r"$x^{(t),k}$ & Input vector for a single sample, $n$ ($3$), $t = 1,\dots,T$" in doc
+    assert r"&= \sum_{t=1}^{4} \frac{\partial f}{\partial z^{(t)}_{j}} \otimes x^{(t),k}" in doc
+    assert r"$x^{(t),k}$ & Input vector for a single sample, $n$ ($3$), $t = 1,\dots,4$" in doc
     assert r"h^{(4),j} = \tanh" not in doc  # the network's recurrence is one row too
+    assert "T-1" not in doc and "h^{(T)}" not in doc
 
 
 # ---------------------------------------------------------------- readability
@@ -249,7 +251,10 @@ def test_title_is_the_files_own_and_the_path_is_below_it():
     doc = example_tex("paper_mlp.ein")
     assert (r"\title{The feedforward network of Table 1\\[6pt] \large Gradients and Hessian blocks of $f$\\[2pt] "
             r"\normalsize\texttt{") in doc and r"derivations/paper\_mlp.ein}}" in doc
-    assert r"\title{A recurrent tanh network" in example_tex("rnn.ein")  # a file without a comment
+    from einderiv.frontend.check import load
+    lines = (ROOT / "derivations" / "rnn.ein").read_text().splitlines()
+    src = "\n".join(x for x in lines if not x.startswith("#")) + "\n"  # a file without a comment
+    assert r"\title{A recurrent tanh network" in render(derive(load("rnn.ein", src, dims={"T": 4}), 1))
 
 
 def test_long_terms_fold_with_a_deeper_indent():
@@ -265,3 +270,32 @@ def test_long_terms_fold_with_a_deeper_indent():
     assert second[0].startswith(NEW_TERM + "+ ")
     assert len(CONTINUED) > len(NEW_TERM)  # \qquad\qquad against \quad
     assert all(tex_width(line) <= DISPLAY_PT for row in rows for line in row[1:])
+
+
+# ---------------------------------------------------------------- structure rows with their equations
+def test_structure_row_names_its_block_and_its_outer_product_form():
+    """The table refers to each block's numbered equation; where K counts a form other than the
+    block's own (terms sharing an outer factor merged), that form is a numbered equation too."""
+    tex = (ROOT / "derivations" / "paper_mlp.tex").read_text()
+    row = (r"$\partial^{2} f/\partial W^{(1)}\partial W^{(2)}$ \eqref{eq:d-W1-W2} & $1$ & one outer product, "
+           r"as \eqref{eq:outer-W1-W2} & $64$ & $500$ \\")
+    assert row in tex and r"\label{eq:d-W1-W2}" in tex and r"\label{eq:outer-W1-W2}" in tex
+    assert r"\otimes x^{i} \qquad (K = 1)" in tex[tex.index(r"\section*{Outer-product forms}"):]
+    swish = (ROOT / "derivations" / "swish_bce.tex").read_text()  # no outer-product structure: K is --
+    assert r"\eqref{eq:d-U-U} & -- & no outer-product structure (" in swish
+
+
+def test_long_merged_sum_and_long_definition_fold_inside_the_page():
+    """A merged factor that is a long sum opens between its summands (attention's WQ,WK form); a
+    definition wider than the line continues on an unnumbered line (the GRU's H recurrences)."""
+    from einderiv.emit.latex_layout import DISPLAY_PT, tex_width
+
+    att = (ROOT / "derivations" / "attention.tex").read_text()
+    form = att[att.index(r"\section*{Outer-product forms}"):att.index(r"\section*{Structure}")]
+    eq = form[:form.index(r"\label{eq:outer-WQ-WK}")]
+    eq = eq[eq.rindex(r"\begin{equation}"):]
+    lines = eq.split(" \\\\\n")
+    assert r"\Big(" in lines[0] and r"\Big) \otimes X^{l}_{i} \qquad (K = 3)" in lines[-1] and len(lines) > 3
+    assert all(tex_width(x.split("&", 1)[-1]) <= DISPLAY_PT for x in lines[1:])
+    gru = (ROOT / "derivations" / "gru.tex").read_text()
+    assert "\\nonumber \\\\\n  &\\qquad + " in gru

@@ -9,7 +9,11 @@ arithmetic ``x^{c,2t+a}``) is exercised as well as the engine:
   data (``input``) or learnable (``weight``), the loss at the last step or summed
   over every step, a random built-in objective;
 * **CNN**: 1-D or 2-D, stride 1–2, kernel 1–3, input and output channels 1–2
-  (valid padding), then 0–2 hidden dense layers and a linear readout.
+  (valid padding), then 0–2 hidden dense layers and a linear readout;
+* **tokens**: a sequence of T = 2–4 tokens ``X^s_i``, a token-wise layer (a weight shared over
+  positions, with or without a residual connection) and/or single-head self-attention
+  (query, key and value weights shared over positions; scores scaled or not), pooled by
+  ``mean_q``, ``sum_q`` or a readout over every position, a random built-in objective.
 
 Each is derived to order 2 and checked by :func:`einderiv.numcheck.check`:
 gradients, per-sample gradients and their factors, every Hessian block, ``hvp``
@@ -24,10 +28,12 @@ import pytest
 import einderiv
 
 ACTS = ("relu", "tanh", "sigmoid", "softplus")
+TOKEN_ACTS = ACTS + ("identity",)
 OBJECTIVES = ("squared_error", "softmax_cross_entropy", "binary_cross_entropy")
 INITS = ("zero", "data", "learnable")
 N_RNN = 14
 N_CNN = 12
+N_TOKEN = 10
 
 
 def random_rnn(seed: int) -> str:
@@ -104,11 +110,52 @@ def random_cnn(seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-NETWORKS = [("rnn", s) for s in range(N_RNN)] + [("cnn", s) for s in range(N_CNN)]
+def random_token(seed: int) -> str:
+    """Token-wise layers and/or self-attention over T tokens, pooled, as .ein text (from ``seed``)."""
+    rng = random.Random(2000 + seed)
+    T, n, c = rng.randint(2, 4), rng.randint(1, 3), rng.randint(1, 3)
+    dims = {"t": T, "n": n, "c": c}
+    layer, attention = rng.random() < 0.7, rng.random() < 0.6
+    if not (layer or attention):
+        layer = True  # at least one weight shared over the positions
+    decls, defs, what = ["input  X^s_i : t, n", "label  y^l : c"], [], []
+    cur, cur_dim = "X", "n"
+    if layer:
+        h, act = rng.randint(1, 3), rng.choice(TOKEN_ACTS)
+        dims["h"] = h
+        residual = h == n and rng.random() < 0.5
+        decls.append("weight W1^j_i : h, n")
+        defs.append(f"Y^s_j = {'X^s_j + ' if residual else ''}{act}(W1^j_i X^s_i)")
+        what.append(f"layer {act}{' residual' if residual else ''}")
+        cur, cur_dim = "Y", "h"
+    if attention:
+        dims["d"] = rng.randint(1, 3)
+        scaled = rng.random() < 0.5
+        decls += [f"weight W{x}^e_j : d, {cur_dim}" for x in "QKV"]
+        defs += [f"Q^s_e = WQ^e_j {cur}^s_j", f"K^s_e = WK^e_j {cur}^s_j", f"V^s_e = WV^e_j {cur}^s_j",
+                 "S^{qk} = Q^q_e K^k_e" + (" / sqrt(d)" if scaled else ""),
+                 "A^{qk} = softmax_k(S^{qk})", "O^q_e = A^{qk} V^k_e"]
+        what.append("attention" + (" scaled" if scaled else ""))
+        cur, cur_dim = "O", "d"
+    pooling, objective = rng.choice(("mean", "sum", "every position")), rng.choice(OBJECTIVES)
+    if pooling == "every position":
+        decls.append(f"weight U^l_{{q,j}} : c, t, {cur_dim}")
+        defs.append(f"p^l = U^l_{{q,j}} {cur}^{{q,j}}")
+    else:
+        decls.append(f"weight U^l_j : c, {cur_dim}")
+        defs.append(f"p^l = U^l_j {pooling}_q({cur}^q_j)")
+    defs.append(f"f = {objective}(p, y)")
+    head = f"# tokens seed {seed}: {' + '.join(what)} pooled by {pooling} {objective}"
+    return "\n".join([head, "dims " + ", ".join(f"{k} = {v}" for k, v in dims.items())] + decls + defs) + "\n"
+
+
+NETWORKS = ([("rnn", s) for s in range(N_RNN)] + [("cnn", s) for s in range(N_CNN)]
+            + [("tokens", s) for s in range(N_TOKEN)])
+GENERATORS = {"rnn": random_rnn, "cnn": random_cnn, "tokens": random_token}
 
 
 def source(kind: str, seed: int) -> str:
-    return random_rnn(seed) if kind == "rnn" else random_cnn(seed)
+    return GENERATORS[kind](seed)
 
 
 def test_generator_covers_the_space():
@@ -122,6 +169,10 @@ def test_generator_covers_the_space():
         assert word in cnns, word
     assert any(random_cnn(s).count("weight W") == 2 for s in range(N_CNN))
     assert any(random_cnn(s).count("weight W") == 1 for s in range(N_CNN))
+    tokens = " ".join(random_token(s).split("\n", 1)[0] for s in range(N_TOKEN))
+    for word in ("layer", "residual", "attention", "attention scaled", "layer identity", "pooled by mean",
+                 "pooled by sum", "pooled by every position") + OBJECTIVES:
+        assert word in tokens, word
 
 
 @pytest.mark.parametrize("kind,seed", NETWORKS, ids=[f"{k}{s}" for k, s in NETWORKS])

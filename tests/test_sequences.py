@@ -74,8 +74,8 @@ def test_conv_kernel_has_no_outer_product_and_dense_after_keeps_it():
                                                      .replace("U^l_t : c, 4", "U^l_{o,t} : c, 2, 4")
                                                      .replace("U^l_t v", "U^l_{o,t} v")), 1))}
     k = rows2[("K",)]
-    assert kind_words(k) == "no outer-product structure"
-    assert "summed position" in reason(k) and "x^{" in reason(k) and "correlation" in reason(k)
+    assert kind_words(k) == "a correlation over positions" and k.terms == 4  # one per output position
+    assert reason(k) == "Σ_l ∂f/∂z_v ⊗ x^{l+a}: 4 outer products; no saving"
     assert kind_words(rows2[("U",)]) == "one outer product"
 
 

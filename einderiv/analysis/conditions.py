@@ -35,9 +35,10 @@ class Condition:
         return True
 
 
-def condition_of(members: Sequence[dict[str, int]], symbols: Sequence[str]) -> Condition:
-    """The bounds every member satisfies, keeping only those that do not grow with the depth."""
-    names = list(symbols) + ["n", "0"]
+def condition_of(members: Sequence[dict[str, int]], symbols: Sequence[str], depth: str = "n") -> Condition:
+    """The bounds every member satisfies, keeping only those that do not grow with the depth
+    (``depth``: the depth's symbol, a key of every member)."""
+    names = list(symbols) + [depth, "0"]
     out = []
     for x, y in itertools.combinations(names, 2):
         if x not in symbols and y not in symbols:
@@ -51,7 +52,7 @@ def condition_of(members: Sequence[dict[str, int]], symbols: Sequence[str]) -> C
     return Condition(tuple(out))
 
 
-def _closure(bounds, names):
+def closure(bounds, names):
     """Tightest upper bounds ub[x][y] ≥ x − y implied by ``bounds`` (Floyd–Warshall)."""
     inf = float("inf")
     ub = {x: {y: (0 if x == y else inf) for y in names} for x in names}
@@ -68,12 +69,13 @@ def _closure(bounds, names):
     return ub
 
 
-def describe(cond: Condition, domain: Condition, symbols: Sequence[str], lead: str | None = None) -> str:
+def describe(cond: Condition, domain: Condition, symbols: Sequence[str], lead: str | None = None,
+             depth: str = "n") -> str:
     """The bounds of ``cond`` that ``domain`` (and its other bounds) do not imply, as text.
 
     ``lead`` is the symbol written first in a comparison (``r > k`` for a block).
     """
-    names = list(symbols) + ["n", "0"]
+    names = list(symbols) + [depth, "0"]
     atoms = []  # (x, y, op, c): x op y + c
     for x, y, lo, hi in cond.bounds:
         if lo is not None and lo == hi:
@@ -86,15 +88,15 @@ def describe(cond: Condition, domain: Condition, symbols: Sequence[str], lead: s
     kept = list(atoms)
     for a in list(atoms):
         others = [b[4] for b in kept if b is not a] + list(domain.bounds)
-        ub = _closure(others, names)
+        ub = closure(others, names)
         x, y, op, c, _ = a
         implied = ((op in "≤=" and ub[x][y] <= c) or op == "≥") and ((op in "≥=" and -ub[y][x] >= c) or op == "≤")
         if implied:
             kept.remove(a)
     parts = [_atom_text(x, y, op, c, lead) for x, y, op, c, _ in kept]
-    if len(symbols) == 2 and sorted(parts) == sorted([f"{symbols[0]} > {symbols[1]}", f"{symbols[0]} ≤ n",
+    if len(symbols) == 2 and sorted(parts) == sorted([f"{symbols[0]} > {symbols[1]}", f"{symbols[0]} ≤ {depth}",
                                                       f"{symbols[1]} ≥ 1"]):
-        return f"1 ≤ {symbols[1]} < {symbols[0]} ≤ n"  # the paper's layer pair (k, l)
+        return f"1 ≤ {symbols[1]} < {symbols[0]} ≤ {depth}"  # the paper's layer pair (k, l)
     return ", ".join(parts)
 
 
@@ -117,12 +119,12 @@ def _atom_text(x, y, op, c, lead) -> str:
     return f"{x} {rel} {y}" + (f"{c:+d}" if c else "")
 
 
-def range_text(cond: Condition, sym: str) -> str | None:
-    """``1..n`` or ``2..n`` when ``cond`` bounds ``sym`` between a constant and ``n`` (else None)."""
+def range_text(cond: Condition, sym: str, depth: str = "n") -> str | None:
+    """``1..n`` or ``2..n`` when ``cond`` bounds ``sym`` between a constant and the depth (else None)."""
     lo = hi = None
     for x, y, blo, bhi in cond.bounds:
-        if x == sym and y == "n" and bhi is not None:
-            hi = "n" if bhi == 0 else f"n{bhi:+d}"
+        if x == sym and y == depth and bhi is not None:
+            hi = depth if bhi == 0 else f"{depth}{bhi:+d}"
         if x == sym and y == "0" and blo is not None:
             lo = str(blo)
     return f"{lo}..{hi}" if lo is not None and hi is not None else None

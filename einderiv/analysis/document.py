@@ -18,7 +18,11 @@ sections in order, each a frozen record that the printers
 6. :class:`BlocksSection`, one per order — each block (:class:`BlockItem`)
    as a sum of factored terms folded into sums over steps
    (:class:`FoldedTerm`), and for gradients the paper's Eq. 6 form;
-7. :class:`StructureSection` — :func:`einderiv.analysis.structure.summarize`.
+7. :class:`OuterFormsSection` — each block whose outer-product form
+   (:mod:`einderiv.analysis.outer`) differs from its terms as shown: terms that share
+   outer factors merged, sums over shared indices pulled out, quantities written out
+   where that proves a smaller K — the form the structure table's K counts;
+8. :class:`StructureSection` — :func:`einderiv.analysis.structure.summarize`.
 
 Decided here, so that every printer agrees: an unrolled recurrence is
 written once per family (:func:`shown_families`, built on
@@ -26,9 +30,10 @@ written once per family (:func:`shown_families`, built on
 is its *base case* (shown in dependency order, or after the recurrence with
 :func:`recurrences_first`); declared families are grouped only while their
 members' shapes agree (:func:`declared_families`); which closed forms are
-listed (:func:`wanted_functions`); and the size a family's last label stands
-for (:func:`horizon`: ``t = 1,…,T-1``).  Index letters and symbols are the
-printers' (:mod:`einderiv.emit.letters`).
+listed (:func:`wanted_functions`).  A derivation is at a concrete length, so its
+labels and ranges are numbers (``t = 1..3``, ``h(4)``): only a template's general
+form (:mod:`einderiv.analysis.general_document`) is written for any T.  Index
+letters and symbols are the printers' (:mod:`einderiv.emit.letters`).
 
 Example::
 
@@ -45,13 +50,13 @@ from typing import Iterator, Mapping, Sequence
 import sympy
 
 from ..calculus.derivation import Block
-from ..ir import Expr, Index, Name, Ref, Softmax, Sym, TensorName, labels_of, map_names, map_refs
+from ..ir import Expr, Index, Name, Ref, Softmax, Sym, TensorName, labels_of
 from .closed_forms import SIGMA, ClosedForm, closed_forms, wanted_functions  # noqa: F401 (the model's items)
 from .factor import FactoredTerm, as_terms, factored
 from .fold import fold_definitions, fold_terms, shift_labels
 from .order import axes_of, term_order
 from .roles import Context
-from .structure import BlockStructure, summarize
+from .structure import BlockStructure, as_factored, folded_outer, summarize
 
 
 # ------------------------------------------------------------------ items
@@ -81,14 +86,6 @@ class Defined:
     origin: TensorName | None = None  # a pre-activation: the node whose argument it is (``h(t)``)
     cond: str = ""  # a layer template's case, ``k < n`` ('' when its labels are pinned)
     paper_eq: int | None = None  # the paper's equation this definition is (β: 2, α: 3, η = α γ: 4)
-
-    def at_horizon(self, hz: tuple[str, int] | None) -> "Defined":
-        """A base case at the last steps written at the horizon: ``h(4)`` → ``h(T)`` and
-        ``h(3)`` → ``h(T-1)`` when T = 4, so it reads as the recurrence's end."""
-        if self.base_of is None:
-            return self
-        return dataclasses.replace(self, name=at_horizon(self.name, hz),
-                                   expr=map_refs(self.expr, lambda n: at_horizon(n, hz)))
 
 
 @dataclass(frozen=True)
@@ -223,6 +220,29 @@ class BlocksSection:
 
 
 @dataclass(frozen=True)
+class OuterItem:
+    """A block's outer-product form: K outer products over a split of its axes (or over
+    different splits: a mixed form)."""
+
+    row: BlockStructure
+    params: tuple[Ref, ...]  # as for :class:`BlockItem`
+
+    def terms(self, symbol: str = "t") -> tuple[FoldedTerm, ...]:
+        """The form's terms, a family over unrolled steps once (``symbol`` names the step)."""
+        items = [FoldedTerm(as_factored(t), labels, symbol) for t, labels in folded_outer(self.row.outer, symbol)]
+        order = term_order([it.term for it in items], axes_of(self.row.block.indices))
+        rank = {id(ft): k for k, ft in enumerate(order)}
+        return tuple(sorted(items, key=lambda it: rank[id(it.term)]))
+
+
+@dataclass(frozen=True)
+class OuterFormsSection:
+    """The blocks whose outer-product form is not the form they are shown in."""
+
+    items: tuple[OuterItem, ...]
+
+
+@dataclass(frozen=True)
 class StructureSection:
     """Which blocks are outer products, and the storage that saves."""
 
@@ -234,7 +254,9 @@ class Document:
     """A derivation's document: its sections in order, and what every section is printed with."""
 
     context: Context
-    horizon: tuple[str, int] | None  # the size a family's last label stands for (``('T', 4)``)
+    #: the size a family's last label stands for (``('T', 4)``, written ``T``): None — a derivation at
+    #: a concrete length writes its labels as numbers (only a general form is written for any T)
+    horizon: tuple[str, int] | None
     sections: tuple
 
     def reserved(self, exprs: Sequence[Expr]) -> tuple[str, ...]:
@@ -262,10 +284,10 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
                for d in shown_families([(d.name, d.indices, d.expr) for d in net.definitions])]
     own = [q for q in derivation.quantities if ctx.of_objective(q.name)]
     rest = [q for q in derivation.quantities if not ctx.of_objective(q.name)]
-    hz = horizon(derivation)
+    recurrent = any(labels_of(n.name) for n in derivation.nodes)
     acts = tuple(dict.fromkeys(name for name, _ in wanted_functions(derivation)))
     sections: list = [
-        Title(net.objective, net.path, derivation.order, net.header.title, acts, hz is not None),
+        Title(net.objective, net.path, derivation.order, net.header.title, acts, recurrent),
         NetworkSection(tuple(net.dims), tuple(declared_families(net.tensors)),
                        Definitions(tuple(nodes), True), Definitions(tuple(written), True)),
         ObjectiveSection(tuple(derivation.objective_args), softmax_defs(derivation, ctx),
@@ -277,7 +299,7 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
     if rest:
         sections.append(IntermediatesSection(
             Definitions(tuple(shown_families([(q.name, q.indices, q.expr) for q in rest]))),
-            derivation.expanded, hz is not None))
+            derivation.expanded, recurrent))
     shown = shown_blocks(derivation)
     for k in range(1, derivation.order + 1):
         items = tuple(BlockItem(b, block_params(derivation, b), shown[w]) for w, b in
@@ -285,8 +307,12 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
         if items:
             sections.append(BlocksSection(k, items))
     rows = tuple(r for r in summarize(derivation, sizes, ctx) if r.wrt in shown)
+    outer = tuple(OuterItem(r, block_params(derivation, r.block)) for r in rows
+                  if r.outer is not None and r.outer.rewritten)
+    if outer:
+        sections.append(OuterFormsSection(outer))
     sections.append(StructureSection(rows))
-    return Document(ctx, hz, tuple(sections))
+    return Document(ctx, None, tuple(sections))
 
 
 def functions_section(forms: Sequence[ClosedForm]) -> FunctionsSection:
@@ -417,34 +443,3 @@ def folded_terms(block: Block, symbol: str = "t", expr: Expr | None = None) -> t
     order = term_order([it.term for it in items], axes_of(block.indices))
     rank = {id(ft): k for k, ft in enumerate(order)}
     return tuple(sorted(items, key=lambda it: rank[id(it.term)]))
-
-
-def horizon(derivation) -> tuple[str, int] | None:
-    """The size a family's last label stands for (``('T', 4)``), to write ranges as ``1..T-1``.
-
-    It is the dimension whose size is the largest label any tensor carries;
-    where several have that size, one named ``T`` wins, and otherwise none
-    (a range is then written with numbers).
-    """
-    net = derivation.network
-    labels = [lab for t in net.tensors for lab in labels_of(t.name)]
-    labels += [lab for n in derivation.nodes for lab in labels_of(n.name)]
-    if not labels:
-        return None
-    top = max(labels)
-    cands = [name for name, size in net.dims if size == top]
-    if len(cands) == 1:
-        return cands[0], top
-    return ("T", top) if "T" in cands else None
-
-
-def at_horizon(name: TensorName, hz: tuple[str, int] | None) -> TensorName:
-    """``h(4)`` → ``h(T)`` and ``h(3)`` → ``h(T-1)`` when T = 4 (other labels stay)."""
-    if hz is None or not labels_of(name):
-        return name
-    symbol, top = hz
-
-    def one(lab):
-        return Sym(symbol, lab - top) if isinstance(lab, int) and 0 <= top - lab <= 1 else lab
-
-    return map_names(name, lambda n: n.relabel(one))

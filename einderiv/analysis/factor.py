@@ -6,8 +6,8 @@ term whose groups each carry their own free indices is a tensor product of
 those groups: ``(∂f/∂p_l u^l_m η^{m}_i) ⊗ v^j`` has groups ``{∂f/∂p, u, η}``
 and ``{v}``.  Groups without free indices are scalar weights.
 
-:func:`structure` turns that into the per-parameter report: one outer product,
-a sum of K outer products, or no outer-product structure (and why).
+:mod:`einderiv.analysis.outer` regroups, cuts and merges such terms into a block's
+outer-product form; :mod:`einderiv.analysis.structure` turns that into the report.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ class FactoredTerm:
     coef: sympy.Expr
     scalars: tuple[Group, ...]  # groups with no free index
     groups: tuple[Group, ...]  # groups with free indices, in order of the block's axes
+    #: indices summed outside the outer product (Σ_q a_q ⊗ b_q): every group may read them
+    over: tuple[Index, ...] = ()
 
     @property
     def rank(self) -> int:

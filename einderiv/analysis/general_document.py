@@ -37,8 +37,11 @@ from .document import (ClosedForm, Declared, Defined, Definitions, ObjectiveSect
 from .factor import FactoredTerm, factored
 from .order import axes_of, term_order
 from .roles import Context
+from .labels import LAYERS, Labels, StepRange, step_ranges
+from .cases import split_common
+from .conditions import describe, range_text
 from .template import (MAX_BOUND, REF_DEPTH, Condition, GeneralBlock, GeneralDef, GeneralForm, GeneralTerm,
-                       MaxOf, concrete_name, split_common)
+                       MaxOf, concrete_name)
 
 #: letters that name layers in the general form (k, r of the blocks, l, q of definitions, m summed
 #: over, the depth n); index letters keep clear of them
@@ -46,12 +49,12 @@ LAYER_LETTERS = ("k", "l", "m", "n", "q", "r")
 
 
 # ----------------------------------------------------------- pinned labels
-def pinned(cond: Condition, symbols: Sequence[str]) -> dict[str, Label]:
-    """Symbols a case fixes: ``k = n`` → {'k': n}, ``k = 0`` → {'k': 0}."""
+def pinned(cond: Condition, symbols: Sequence[str], depth: str = "n") -> dict[str, Label]:
+    """Symbols a case fixes: ``k = n`` → {'k': n}, ``k = 0`` → {'k': 0} (``depth``: the depth's symbol)."""
     out: dict[str, Label] = {}
     for x, y, lo, hi in cond.bounds:
-        if x in symbols and lo is not None and lo == hi and y in ("0", "n") and x not in out:
-            out[x] = lo if y == "0" else Sym("n", lo)
+        if x in symbols and lo is not None and lo == hi and y in ("0", depth) and x not in out:
+            out[x] = lo if y == "0" else Sym(depth, lo)
     return out
 
 
@@ -81,10 +84,13 @@ def all_pinned(pins: dict[str, Label], symbols: Sequence[str]) -> bool:
 # ------------------------------------------------------------------ items
 @dataclass(frozen=True)
 class GeneralTermItem:
-    """A term of a general block; with ``over`` = (lo, hi) it is Σ_{m=lo}^{hi} of ``term``."""
+    """A term of a general block; with ``over`` = (lo, hi) it is Σ_{m=lo}^{hi} of ``term``; with
+    ``steps`` (:class:`~einderiv.analysis.labels.StepRange`, outermost first) it is
+    Σ_{t=lo..hi} Σ_{τ=lo..hi} … of ``term``."""
 
     term: FactoredTerm
     over: tuple[Label | MaxOf, Label | MaxOf] | None = None
+    steps: tuple[StepRange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,7 @@ class GeneralTitle:
     reference: int  # the depth the formulas were read off
     checked: tuple[int, ...]  # the depths they reproduce exactly
     heading: str = ""  # the file's own title (its leading comment's first sentence)
+    what: str = "depth"  # what the depth counts: "depth" (layers) or "length" (steps of a recurrence)
 
 
 @dataclass(frozen=True)
@@ -149,15 +156,18 @@ class TemplateNetwork:
     depth: str
     declarations: tuple[Declared, ...]
     nodes: Definitions
+    steps: str = ""  # a recurrence: its step symbol (t); '' for a layer template
 
 
 @dataclass(frozen=True)
 class GeneralIntermediates:
-    """δ, γ, η of Eqs. 1–4 for generic layers, each case once; ``paper``: for layers of the paper's
-    form v(k) = A(w(k) v(k−1)), its Eqs. 2–4 (β, α, and η = α γ) as definitions (:func:`paper_forms`)."""
+    """δ, γ, η of Eqs. 1–4 for generic layers (or steps), each case once; ``paper``: for layers of
+    the paper's form v(k) = A(w(k) v(k−1)), its Eqs. 2–4 (β, α, and η = α γ) as definitions
+    (:func:`paper_forms`)."""
 
     defs: Definitions
     paper: Definitions | None = None
+    steps: bool = False  # a recurrence's: cases are steps, not layers
 
 
 @dataclass(frozen=True)
@@ -177,7 +187,7 @@ class GeneralDocument:
     horizon: None = None  # labels are symbolic: no range is written against a size
 
     def reserved(self, exprs: Sequence[Expr] = ()) -> tuple[str, ...]:
-        """Names no index letter may take: the layer labels, and every name of the document."""
+        """Names no index letter may take: the labels' symbols, and every name of the document."""
         return self.context.letters_taken()
 
 
@@ -186,18 +196,21 @@ def general_document(gf: GeneralForm) -> GeneralDocument:
     ref = gf.reference
     net = ref.network
     tpl = gf.template
-    ctx = Context.of(ref, folded=False).reserving(LAYER_LETTERS)
+    labels = gf.labels
+    ctx = Context.of(ref, folded=False).reserving(labels.reserved if labels.steps else LAYER_LETTERS)
     pre = {n.name for n in ref.nodes if n.pre}
     nodes = []
     for g in gf.nodes:
         first = concrete_name(g.name, g.members[0]) if g.members else g.name
-        nodes.append(general_def(g, pre=first in pre, objective=g.name == net.objective))
-    own = [general_def(g) for g in gf.quantities if ctx.of_objective(g.name)]
-    rest = [general_def(g) for g in gf.quantities if not ctx.of_objective(g.name)]
+        nodes.append(general_def(g, pre=first in pre, objective=g.name == net.objective, depth=labels.depth))
+    own = [general_def(g, depth=labels.depth) for g in gf.quantities if ctx.of_objective(g.name)]
+    rest = [general_def(g, depth=labels.depth) for g in gf.quantities if not ctx.of_objective(g.name)]
     sections: list = [
-        GeneralTitle(net.objective, tpl.path, gf.order, tpl.depth, REF_DEPTH, tuple(gf.checked), tpl.header.title),
+        GeneralTitle(net.objective, tpl.path, gf.order, tpl.depth, REF_DEPTH, tuple(gf.checked), tpl.header.title,
+                     labels.what),
         TemplateNetwork(tuple((n, s) for n, s in net.dims if n != tpl.depth), tpl.depth,
-                        tuple(general_declarations(gf)), Definitions(tuple(nodes))),
+                        tuple(general_declarations(gf)), Definitions(tuple(nodes)),
+                        labels.defs[0] if labels.steps else ""),
         ObjectiveSection(tuple(ref.objective_args), softmax_defs(ref, ctx), Definitions(tuple(own))),
     ]
     forms: tuple[ClosedForm, ...] = closed_forms(ref)
@@ -205,7 +218,8 @@ def general_document(gf: GeneralForm) -> GeneralDocument:
         sections.append(functions_section(forms))
     layers = paper_layers(gf)
     rest += complete_eta(layers) if layers else []
-    sections.append(GeneralIntermediates(Definitions(tuple(rest)), paper_forms(layers) if layers else None))
+    sections.append(GeneralIntermediates(Definitions(tuple(rest)), paper_forms(layers) if layers else None,
+                                         bool(labels.steps)))
     for order in range(1, gf.order + 1):
         groups = [case_group(gf, cases) for cases in block_families(gf) if len(cases[0].bases) == order]
         sections.append(GeneralBlocks(order, tuple(groups)))
@@ -267,16 +281,45 @@ def complete_eta(layers: tuple[Name, Name, tuple[Index, Index]]) -> list[Defined
             Defined(eta, (a, b), Const(sympy.Integer(0)), cond="k < l")]
 
 
-def general_def(g: GeneralDef, pre: bool = False, objective: bool = False) -> Defined:
+def general_def(g: GeneralDef, pre: bool = False, objective: bool = False, depth: str = "n") -> Defined:
     """A general definition with its pinned labels substituted and its condition."""
-    pins = pinned(g.cond, g.symbols)
-    return Defined(pin_name(g.name, pins), g.indices, pin(g.expr, pins), pre=pre, objective=objective,
-                   cond="" if all_pinned(pins, g.symbols) else g.text)
+    pins = pinned(g.cond, g.symbols, depth)
+    if all_pinned(pins, g.symbols):
+        cond = ""
+    elif pins:  # the pinned labels are in the name (H[h(T),z_h(τ)]): the condition is about the rest
+        free = tuple(x for x in g.symbols if x not in pins)
+        rest = pin_condition(g.cond, pins, depth)
+        rng = range_text(rest, free[0], depth) if len(free) == 1 else None
+        cond = f"{free[0]} = {rng}" if rng else describe(rest, Condition(()), free, None, depth)
+    else:
+        cond = g.text
+    return Defined(pin_name(g.name, pins), g.indices, pin(g.expr, pins), pre=pre, objective=objective, cond=cond)
+
+
+def pin_condition(cond: Condition, pins: dict[str, Label], depth: str) -> Condition:
+    """``cond`` with pinned symbols replaced by their values: with t = T, ``t − τ ≥ 2`` is ``τ − T ≤ −2``."""
+    def at(x):
+        p = pins.get(x)
+        return (x, 0) if p is None else ("0", p) if isinstance(p, int) else (depth, p.offset)
+
+    out = []
+    for x, y, lo, hi in cond.bounds:
+        (a, oa), (b, ob) = at(x), at(y)
+        if a == b:
+            continue  # both pinned: a fact about the case, not a condition on the rest
+        shift = oa - ob  # x − y = (a − b) + shift
+        lo2 = None if lo is None else lo - shift
+        hi2 = None if hi is None else hi - shift
+        if a in pins or a in ("0", depth) and b not in ("0", depth):  # keep the free symbol first
+            a, b, lo2, hi2 = b, a, (None if hi2 is None else -hi2), (None if lo2 is None else -lo2)
+        out.append((a, b, lo2, hi2))
+    return Condition(tuple(out))
 
 
 def general_declarations(gf: GeneralForm) -> list[Declared]:
     """Declared tensors, a family per shape with its layer range: ``w(k) : h × h  for k = 2..n``."""
     net = gf.reference.network
+    sym, depth = gf.labels.defs[0], gf.labels.depth
     out, seen = [], {}
     for t in net.tensors:
         if not t.name.ints:
@@ -298,11 +341,11 @@ def general_declarations(gf: GeneralForm) -> list[Declared]:
         if len(labs) == 1 and labs[0] <= MAX_BOUND:
             rows.append(Declared(Name(base, (labs[0],)), ixs, role))
         elif len(labs) == 1 and labs[0] == REF_DEPTH:
-            rows.append(Declared(Name(base, (Sym("n"),)), ixs, role))
+            rows.append(Declared(Name(base, (Sym(depth),)), ixs, role))
         else:
             hi = REF_DEPTH - max(labs)
-            rows.append(Declared(Name(base, (Sym("k"),)), ixs, role, (),
-                                 f"k = {min(labs)}..n" + (f"{-hi:+d}" if hi else "")))
+            rows.append(Declared(Name(base, (Sym(sym),)), ixs, role, (),
+                                 f"{sym} = {min(labs)}..{depth}" + (f"{-hi:+d}" if hi else "")))
     return rows
 
 
@@ -319,11 +362,12 @@ def block_families(gf: GeneralForm) -> list[list[GeneralBlock]]:
     return [sorted(g, key=_case_rank) for g in groups.values()]
 
 
-def term_items(terms: Sequence[GeneralTerm], out: tuple[Index, ...], pins, ordered: bool = True
-               ) -> tuple[GeneralTermItem, ...]:
+def term_items(terms: Sequence[GeneralTerm], out: tuple[Index, ...], pins, ordered: bool = True,
+               labels: Labels = LAYERS) -> tuple[GeneralTermItem, ...]:
     """General terms with pins substituted, factored over ``out``, in display order (``ordered``)."""
     items = [GeneralTermItem(factored(pin(t.term, pins), out)[0],
-                             None if t.over is None else tuple(pin_label(x, pins) for x in t.over))
+                             None if t.over is None else tuple(pin_label(x, pins) for x in t.over),
+                             step_ranges(t.steps, t.cond, labels) if t.steps else ())
              for t in terms]
     if not ordered:
         return tuple(items)
@@ -349,15 +393,16 @@ def case_group(gf: GeneralForm, cases: list[GeneralBlock]) -> CaseGroup | CaseSp
     if split is None:
         out = []
         for b in cases:
-            pins = pinned(b.cond, b.symbols)
-            paper = None if b.paper is None else term_items(b.paper, b.indices, pins, ordered=False)
-            out.append(GeneralCase(params(gf, b, pins), b.indices, term_items(b.terms, b.indices, pins), paper,
+            pins = pinned(b.cond, b.symbols, gf.labels.depth)
+            paper = None if b.paper is None else term_items(b.paper, b.indices, pins, False, gf.labels)
+            out.append(GeneralCase(params(gf, b, pins), b.indices, term_items(b.terms, b.indices, pins, True,
+                                                                                gf.labels), paper,
                                    "" if all_pinned(pins, b.symbols) else b.text,
                                    tuple(t.term for t in b.terms)))
         return CaseGroup(tuple(out))
     common, own = split
     base = max(cases, key=lambda c: len(c.members))
-    arms = tuple(CaseArm(c.text, c.indices, term_items(mine, c.indices, {}), tuple(t.term for t in mine))
-                 for c, mine in zip(cases, own))
-    return CaseSplit(params(gf, base, {}), base.indices, term_items(common, base.indices, {}), arms,
+    arms = tuple(CaseArm(c.text, c.indices, term_items(mine, c.indices, {}, True, gf.labels),
+                         tuple(t.term for t in mine)) for c, mine in zip(cases, own))
+    return CaseSplit(params(gf, base, {}), base.indices, term_items(common, base.indices, {}, True, gf.labels), arms,
                      tuple(t.term for c in cases for t in c.terms))

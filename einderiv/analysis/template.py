@@ -43,32 +43,31 @@ Example:
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from ..calculus.derivation import display
 from ..calculus.derive import Derivation, derive
-from ..errors import Argument, EinderivError, UsageError
+from ..errors import Argument, UsageError
 from ..frontend.model import REF_DEPTH, Template
-from ..ir import Expr, Index, Label, Sym, TensorName, labels_of, rename
+from ..ir import Expr, Index, TensorName, add, labels_of, rename
 from .anchors import (MAX_OFFSET, MaxOf, TooFar, abstract, abstract_name, concrete_name, eval_label,
                       instantiate, key, sym_label, term_keys, uses_symbol)
 from .conditions import MAX_BOUND, Condition, condition_of, describe, range_text
 from .factor import as_terms
 from .fold import tensor_labels
+from .labels import LAYERS, STEP_CHECKS, FoldError, GeneralTerm, Labels, expand, sequence_labels
+from .steps import fold_step_terms
 
-__all__ = ["REF_DEPTH", "CHECK_DEPTHS", "MAX_BOUND", "MAX_OFFSET", "FoldError", "Template", "Condition",
-           "MaxOf", "GeneralDef", "GeneralTerm", "GeneralBlock", "GeneralForm", "general_form", "validate",
-           "fold_defs", "fold_blocks", "fold_block_terms", "expand", "expand_keys", "split_common",
+__all__ = ["REF_DEPTH", "CHECK_DEPTHS", "STEP_CHECKS", "MAX_BOUND", "MAX_OFFSET", "FoldError", "Template",
+           "Condition", "MaxOf", "Labels", "GeneralDef", "GeneralTerm", "GeneralBlock", "GeneralForm",
+           "general_form", "in_general_form", "validate", "written_at", "fold_defs", "fold_blocks", "fold_block_terms", "expand", "expand_keys",
            "concrete_name", "eval_label", "instantiate", "sym_label"]
 
 #: depths at which the general form is instantiated and compared with a fresh derivation
 CHECK_DEPTHS = (1, 2, 3, 5)
-
-
-class FoldError(EinderivError):
-    """The general form does not reproduce the unrolled derivation (or cannot be written)."""
 
 
 # ------------------------------------------------------------ definitions
@@ -85,28 +84,31 @@ class GeneralDef:
     text: str = ""  # the condition as the printers show it
 
 
-def _def_symbols(name: TensorName) -> tuple[tuple[str, ...], tuple[int, ...]]:
+def _def_symbols(name: TensorName, labels: Labels = LAYERS) -> tuple[tuple[str, ...], tuple[int, ...]]:
     labs = tuple(dict.fromkeys(labels_of(name)))
-    return ("k", "l", "q")[:len(labs)], labs
+    if len(labs) > len(labels.defs):
+        raise FoldError(f"cannot write {name} with at most {len(labels.defs)} symbolic labels")
+    return labels.defs[:len(labs)], labs
 
 
-def _env(symbols, labs, depth) -> dict[str, int]:
-    return {**dict(zip(symbols, labs)), "n": depth}
+def _env(symbols, labs, depth, labels: Labels = LAYERS) -> dict[str, int]:
+    return {**dict(zip(symbols, labs)), labels.depth: depth}
 
 
-def fold_defs(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]], depth: int) -> list[GeneralDef]:
+def fold_defs(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]], depth: int,
+              labels: Labels = LAYERS) -> list[GeneralDef]:
     """Definitions at ``depth`` as general cases (in order of first appearance)."""
     groups: dict[tuple, GeneralDef] = {}
     concrete: dict[int, list] = {}
     for name, indices, expr in defs:
-        symbols, labs = _def_symbols(name)
-        env = _env(symbols, labs, depth)
-        anchors = list(zip(symbols, labs)) + [("n", depth)]
+        symbols, labs = _def_symbols(name, labels)
+        env = _env(symbols, labs, depth, labels)
+        anchors = list(zip(symbols, labs)) + [(labels.depth, depth)]
         try:
             aname, aexpr = abstract_name(name, anchors), abstract(expr, anchors)
         except TooFar as exc:
-            raise FoldError(f"cannot write {name} in terms of its own layers and n: {exc} is too far "
-                            "from them") from None
+            raise FoldError(f"cannot write {name} in terms of its own labels and {labels.depth}: {exc} is too "
+                            "far from them") from None
         k = (aname, key(aexpr, indices))
         g = groups.setdefault(k, GeneralDef(aname, indices, aexpr, symbols))
         g.members.append(env)
@@ -126,29 +128,43 @@ def fold_defs(defs: Sequence[tuple[TensorName, tuple[Index, ...], Expr]], depth:
                 g.members.extend(h.members)
                 merged.add(id(h))
     out = [g for g in out if id(g) not in merged]
-    for g in out:
-        g.cond = condition_of(g.members, g.symbols)
+    dn = labels.depth
+    out = [h for g in out for h in _convex(g, depth, dn)]
     for g in out:
         siblings = [h for h in out if h.name == g.name]
-        if len(g.symbols) == 1 and range_text(g.cond, g.symbols[0]):
-            g.text = f"{g.symbols[0]} = {range_text(g.cond, g.symbols[0])}"
+        if len(g.symbols) == 1 and range_text(g.cond, g.symbols[0], dn):
+            g.text = f"{g.symbols[0]} = {range_text(g.cond, g.symbols[0], dn)}"
         elif len(siblings) == 1:
-            g.text = describe(g.cond, Condition(()), g.symbols, None) if g.symbols else ""
+            g.text = describe(g.cond, Condition(()), g.symbols, None, dn) if g.symbols else ""
         else:
-            domain = condition_of([m for h in siblings for m in h.members], g.symbols)
-            g.text = describe(g.cond, domain, g.symbols, None)
+            domain = condition_of([m for h in siblings for m in h.members], g.symbols, dn)
+            g.text = describe(g.cond, domain, g.symbols, None, dn)
+    return out
+
+
+def _convex(g: GeneralDef, depth: int, dn: str) -> list[GeneralDef]:
+    """``g`` with the condition its members satisfy; split by the order of its labels (``τ < t``,
+    ``τ > t``) when that condition also holds where there is no member (``t = τ`` is another name:
+    a member with equal labels has fewer symbols)."""
+    g.cond = condition_of(g.members, g.symbols, dn)
+    if len(g.symbols) < 2:
+        return [g]
+    have = {tuple(m[x] for x in g.symbols) for m in g.members}
+    if all(tuple(env[x] for x in g.symbols) in have for env in _envs(g.symbols, g.cond, depth, Labels(dn))):
+        return [g]
+    parts: dict[tuple, list] = {}
+    for m in g.members:
+        sign = tuple((m[a] > m[b]) - (m[a] < m[b]) for k, a in enumerate(g.symbols) for b in g.symbols[k + 1:])
+        parts.setdefault(sign, []).append(m)
+    out = []
+    for members in parts.values():
+        h = GeneralDef(g.name, g.indices, g.expr, g.symbols, members)
+        h.cond = condition_of(members, g.symbols, dn)
+        out.append(h)
     return out
 
 
 # ----------------------------------------------------------------- blocks
-@dataclass
-class GeneralTerm:
-    """A term of a block; with ``over`` = (lo, hi) it is Σ_{m=lo}^{hi} of ``term``."""
-
-    term: Expr
-    over: tuple[Label | MaxOf, Label | MaxOf] | None = None
-
-
 @dataclass
 class GeneralBlock:
     """One case of a family of blocks ∂f/∂w(k), ∂²f/∂w(k)∂w(r): terms with symbolic labels."""
@@ -164,27 +180,17 @@ class GeneralBlock:
     text: str = ""
 
 
-def expand(terms: Sequence[GeneralTerm], env: dict[str, int]) -> list[Expr]:
-    """The unrolled terms of a general block at ``env`` (a Σ over an empty range gives none)."""
-    out = []
-    for gt in terms:
-        if gt.over is None:
-            out.append(instantiate(gt.term, env))
-            continue
-        lo, hi = (eval_label(x, env) for x in gt.over)
-        out.extend(instantiate(gt.term, {**env, "m": m}) for m in range(lo, hi + 1))
-    return out
-
-
-def expand_keys(terms: Sequence[GeneralTerm], env, out, src: tuple[Index, ...] | None = None) -> Counter:
+def expand_keys(terms: Sequence[GeneralTerm], env, out, src: tuple[Index, ...] | None = None,
+                labels: Labels = LAYERS) -> Counter:
     """Keys of the unrolled terms; ``src``: the terms' own slot indices, when not ``out``."""
-    ts = expand(terms, env)
+    ts = expand(terms, env, labels)
     if src is not None and src != out:
         ts = [rename(t, dict(zip(src, out))) for t in ts]
     return Counter(key(t, out) for t in ts)
 
 
-def fold_block_terms(terms: Sequence[Expr], out: tuple[Index, ...], anchors, env) -> list[GeneralTerm]:
+def fold_block_terms(terms: Sequence[Expr], out: tuple[Index, ...], anchors, env,
+                     labels: Labels = LAYERS) -> list[GeneralTerm]:
     """Terms relative to the block's anchors; runs of one pattern over a further layer become Σ_m."""
     remaining = Counter(key(t, out) for t in terms)
     result = []
@@ -230,9 +236,12 @@ def fold_block_terms(terms: Sequence[Expr], out: tuple[Index, ...], anchors, env
     return result
 
 
-def fold_blocks(derivation: Derivation, depth: int, order: int) -> list[GeneralBlock]:
-    """Every block up to ``order`` as general cases, grouped by the families it differentiates."""
-    symbols_by_pos = ("k", "r", "q")
+def fold_blocks(derivation: Derivation, depth: int, order: int, labels: Labels = LAYERS) -> list[GeneralBlock]:
+    """Every block up to ``order`` as general cases, grouped by the families it differentiates;
+    a recurrence's terms are folded into sums over steps (:func:`~.steps.fold_step_terms`)."""
+    symbols_by_pos = labels.blocks
+    dn = labels.depth
+    fold = fold_step_terms if labels.steps else fold_block_terms
     groups: dict[tuple, GeneralBlock] = {}
     concrete: dict[int, list] = {}
     for wrt, block in derivation.blocks.items():
@@ -244,16 +253,17 @@ def fold_blocks(derivation: Derivation, depth: int, order: int) -> list[GeneralB
             if w.ints:
                 syms.append(symbols_by_pos[pos])
                 anchors.append((symbols_by_pos[pos], w.ints[0]))
-        anchors.append(("n", depth))
+        anchors.append((dn, depth))
         env = {**dict(anchors)}
-        gterms = fold_block_terms([t.expr() for t in as_terms(block.expr, block.indices)],
-                                  block.indices, anchors, env)
-        gkey = (tuple(bases), tuple(sorted(((key(g.term, block.indices), g.over) for g in gterms), key=repr)))
+        gterms = fold([t.expr() for t in as_terms(block.expr, block.indices)], block.indices, anchors, env,
+                      labels)
+        gkey = (tuple(bases), tuple(sorted(((key(g.term, block.indices), g.over, g.steps, g.cond)
+                                            for g in gterms), key=repr)))
         if gkey not in groups:
             paper = None
             if block.paper is not None and block.paper != block.expr:
-                paper = fold_block_terms([t.expr() for t in as_terms(block.paper, block.indices)],
-                                         block.indices, anchors, env)
+                paper = fold([t.expr() for t in as_terms(block.paper, block.indices)], block.indices, anchors,
+                             env, labels)
             groups[gkey] = GeneralBlock(tuple(bases), tuple(abstract_name(w, anchors) for w in wrt),
                                         block.indices, gterms, tuple(syms), paper)
         g = groups[gkey]
@@ -268,7 +278,7 @@ def fold_blocks(derivation: Derivation, depth: int, order: int) -> list[GeneralB
         for h in by_size:
             if h is g or id(h) in merged or h.bases != g.bases:
                 continue
-            if all(expand_keys(g.terms, env, g.indices) == term_keys(b.expr, b.indices)
+            if all(expand_keys(g.terms, env, g.indices, labels=labels) == term_keys(b.expr, b.indices)
                    for env, b in zip(h.members, concrete[id(h)])):
                 g.members.extend(h.members)
                 concrete[id(g)].extend(concrete[id(h)])
@@ -276,26 +286,27 @@ def fold_blocks(derivation: Derivation, depth: int, order: int) -> list[GeneralB
     out = [g for g in out if id(g) not in merged]
     for g in out:
         # keep the paper's form only where it holds for every member
-        if g.paper is not None and not all(expand_keys(g.paper, env, g.indices) == term_keys(b.paper, b.indices)
+        if g.paper is not None and not all(expand_keys(g.paper, env, g.indices, labels=labels)
+                                           == term_keys(b.paper, b.indices)
                                            for env, b in zip(g.members, concrete[id(g)])):
             g.paper = None
-        g.cond = condition_of(g.members, g.symbols)
+        g.cond = condition_of(g.members, g.symbols, dn)
     for g in out:
         siblings = [h for h in out if h.bases == g.bases]
-        if len(siblings) == 1 and len(g.symbols) == 1 and range_text(g.cond, g.symbols[0]):
-            g.text = f"{g.symbols[0]} = {range_text(g.cond, g.symbols[0])}"
+        if len(siblings) == 1 and len(g.symbols) == 1 and range_text(g.cond, g.symbols[0], dn):
+            g.text = f"{g.symbols[0]} = {range_text(g.cond, g.symbols[0], dn)}"
         elif len(siblings) == 1:
-            g.text = describe(g.cond, Condition(()), g.symbols, g.symbols[-1] if g.symbols else None)
+            g.text = describe(g.cond, Condition(()), g.symbols, g.symbols[-1] if g.symbols else None, dn)
         else:
-            domain = condition_of([m for h in siblings for m in h.members], g.symbols)
-            g.text = describe(g.cond, domain, g.symbols, g.symbols[-1])
+            domain = condition_of([m for h in siblings for m in h.members], g.symbols, dn)
+            g.text = describe(g.cond, domain, g.symbols, g.symbols[-1], dn)
     return out
 
 
 # ------------------------------------------------------------- the whole
 @dataclass
 class GeneralForm:
-    """The derivation of a template for any depth, validated at :data:`CHECK_DEPTHS`."""
+    """The derivation of a template for any depth (or length), validated at ``checked``."""
 
     template: Template
     order: int
@@ -304,6 +315,10 @@ class GeneralForm:
     quantities: list[GeneralDef]
     blocks: list[GeneralBlock]
     checked: tuple[int, ...] = ()
+    labels: Labels = LAYERS  # the symbols it is written with
+    expanded: bool = True  # Hessian blocks expanded (else through second-order adjoints H[s,s'])
+    #: the same general form with the other Hessian form, once built (:func:`in_general_form`)
+    forms: dict = field(default_factory=dict, repr=False, compare=False)
 
     def _repr_latex_(self) -> str:  # a notebook shows the blocks …
         return display("latex", self)
@@ -312,21 +327,72 @@ class GeneralForm:
         return display("markdown", self)
 
 
-def general_form(tpl: Template, order: int = 2, check_depths: Sequence[int] = CHECK_DEPTHS) -> GeneralForm:
-    """Derive ``tpl`` at :data:`REF_DEPTH`, fold it with symbolic labels, validate it."""
+_DERIVED: "weakref.WeakKeyDictionary[Template, dict]" = weakref.WeakKeyDictionary()
+
+
+def derived(tpl: Template, depth: int, order: int, expanded: bool) -> Derivation:
+    """The derivation of ``tpl`` at ``depth`` (kept with the template: a general form, its other
+    Hessian form and :func:`written_at` all derive the same lengths)."""
+    kept = _DERIVED.setdefault(tpl, {})
+    if (depth, order, expanded) not in kept:
+        kept[(depth, order, expanded)] = derive(tpl.instantiate(depth), order, expanded)
+    return kept[(depth, order, expanded)]
+
+
+def general_form(tpl: Template, order: int = 2, check_depths: Sequence[int] | None = None,
+                 expanded: bool = True) -> GeneralForm:
+    """Derive ``tpl`` at :data:`REF_DEPTH`, fold it with symbolic labels, validate it at
+    ``check_depths`` (layers: :data:`CHECK_DEPTHS`; a recurrence's lengths: :data:`STEP_CHECKS`).
+
+    A recurrence (``tpl.sequence``) may write its Hessian blocks compact (``expanded=False``,
+    through second-order adjoints H[s,s'] that are themselves recurrences); a layer template's
+    are expanded.  A general form that cannot be written, or that a fresh derivation at another
+    depth contradicts, raises :class:`FoldError` at the file's ``depth`` line.
+    """
     if order > 2:
         raise UsageError(f"the general form of a template goes to order 2 (gradients and Hessian blocks); "
                          f"for order {order} give a concrete depth, e.g. {{0}}",
                          arguments=(Argument("depth", tpl.depth, 3),))
-    ref = derive(tpl.instantiate(REF_DEPTH), order)
-    gf = GeneralForm(tpl, order, ref,
-                     fold_defs([(n.name, n.indices, n.expr) for n in ref.nodes], REF_DEPTH),
-                     fold_defs([(q.name, q.indices, q.expr) for q in ref.quantities], REF_DEPTH),
-                     fold_blocks(ref, REF_DEPTH, order))
-    for depth in check_depths:
-        validate(gf, derive(tpl.instantiate(depth), order), depth)
-    gf.checked = tuple(check_depths)
+    labels = sequence_labels(tpl.depth) if tpl.sequence else LAYERS
+    if check_depths is None:
+        check_depths = STEP_CHECKS if tpl.sequence else CHECK_DEPTHS
+    try:
+        ref = derived(tpl, REF_DEPTH, order, expanded)
+        gf = GeneralForm(tpl, order, ref,
+                         fold_defs([(n.name, n.indices, n.expr) for n in ref.nodes], REF_DEPTH, labels),
+                         fold_defs([(q.name, q.indices, q.expr) for q in ref.quantities], REF_DEPTH, labels),
+                         fold_blocks(ref, REF_DEPTH, order, labels), labels=labels, expanded=expanded)
+        checked = []
+        for depth in check_depths:
+            try:
+                validate(gf, derived(tpl, depth, order, expanded), depth)
+            except FoldError:
+                if not (tpl.sequence and depth == min(check_depths)):
+                    raise
+                continue  # a recurrence whose families start later: the form holds from the next length on
+            checked.append(depth)
+    except FoldError as err:
+        if err.loc is not None:
+            raise
+        raise FoldError(f"{err.message}; einderiv writes no general formula it cannot check: give the "
+                        f"{labels.what}, e.g. {{0}}", tpl.depth_loc,
+                        arguments=(Argument("depth", tpl.depth, 4),)) from None
+    gf.checked = tuple(checked)
     return gf
+
+
+def in_general_form(gf: GeneralForm, form: str) -> GeneralForm:
+    """``gf`` with its Hessian blocks in ``form`` ("expanded" or "compact"), built once and kept.
+    Only a recurrence's general form has a compact form (its H[s,s'] are recurrences too)."""
+    expanded = form == "expanded"
+    if gf.expanded == expanded or gf.order < 2:
+        return gf
+    if not gf.template.sequence:
+        raise UsageError("{0}: the general form of a layer template writes its Hessian blocks expanded; "
+                         "the compact form needs a concrete depth", arguments=(Argument("form", None, form),))
+    if form not in gf.forms:
+        gf.forms[form] = general_form(gf.template, gf.order, gf.checked, expanded)
+    return gf.forms[form]
 
 
 def validate(gf: GeneralForm, d: Derivation, depth: int) -> None:
@@ -335,49 +401,78 @@ def validate(gf: GeneralForm, d: Derivation, depth: int) -> None:
     Raises :class:`FoldError` naming the first member that differs, is missing, or is
     predicted but absent.
     """
-    where = f"at depth {gf.template.depth} = {depth}"
-    _validate_defs(gf.nodes, [(n.name, n.indices, n.expr) for n in d.nodes], depth, where)
-    _validate_defs(gf.quantities, [(q.name, q.indices, q.expr) for q in d.quantities], depth, where)
+    labels = gf.labels
+    where = f"at {labels.what} {gf.template.depth} = {depth}"
+    _validate_defs(gf.nodes, [(n.name, n.indices, n.expr) for n in d.nodes], depth, where, labels)
+    _validate_defs(gf.quantities, [(q.name, q.indices, q.expr) for q in d.quantities], depth, where, labels)
     have = {}
     for wrt, block in d.blocks.items():
         if len(wrt) > gf.order:
             continue
-        bases, env = _block_env(wrt, depth)
+        bases, env = _block_env(wrt, depth, labels)
         have[(bases, tuple(sorted(env.items())))] = block
         cases = [g for g in gf.blocks if g.bases == bases and g.cond.holds(env)]
         if not cases:
             raise FoldError(f"the general form has no case for the block {wrt} {where}")
-        if expand_keys(cases[0].terms, env, cases[0].indices) != term_keys(block.expr, block.indices):
+        if expand_keys(cases[0].terms, env, cases[0].indices, labels=labels) != term_keys(block.expr,
+                                                                                          block.indices):
             raise FoldError(f"the general form of the block {cases[0].wrt} ({cases[0].text or 'all'}) does not "
                             f"reproduce the derived block {wrt} {where}")
     for g in gf.blocks:
-        for env in _envs(g.symbols, g.cond, depth):
+        for env in _envs(g.symbols, g.cond, depth, labels):
             if (g.bases, tuple(sorted(env.items()))) not in have:
                 raise FoldError(f"the general block {g.wrt} ({g.text}) predicts a block at {env} that the "
                                 f"derivation {where} does not have")
 
 
-def _block_env(wrt, depth):
-    bases, env = [], {"n": depth}
+def written_at(gf: GeneralForm, depth: int):
+    """The general form written out at ``depth`` from its general formulas alone: ``(definitions,
+    blocks)`` — every node and quantity of a derivation at that depth as ``(name, indices, expr)``
+    in its order, and each block as ``wrt -> (axes, expr)``.  (The fresh
+    derivation supplies only names, axes and order; a test evaluates these numerically.)"""
+    labels = gf.labels
+    d = derived(gf.template, depth, gf.order, gf.expanded)
+    defs = []
+    for general, items in ((gf.nodes, d.nodes), (gf.quantities, d.quantities)):
+        for item in items:
+            symbols, labs = _def_symbols(item.name, labels)
+            env = _env(symbols, labs, depth, labels)
+            aname = abstract_name(item.name, list(zip(symbols, labs)))
+            case = next(g for g in general if g.name == aname and g.cond.holds(env))
+            defs.append((item.name, item.indices,
+                         rename(instantiate(case.expr, env), dict(zip(case.indices, item.indices)))))
+    blocks = {}
+    for wrt, block in d.blocks.items():
+        if len(wrt) > gf.order:
+            continue
+        bases, env = _block_env(wrt, depth, labels)
+        case = next(g for g in gf.blocks if g.bases == bases and g.cond.holds(env))
+        terms = [rename(t, dict(zip(case.indices, block.indices))) for t in expand(case.terms, env, labels)]
+        blocks[wrt] = (block.indices, add(terms))
+    return defs, blocks
+
+
+def _block_env(wrt, depth, labels: Labels = LAYERS):
+    bases, env = [], {labels.depth: depth}
     for pos, w in enumerate(wrt):
         bases.append(w.base)
         if w.ints:
-            env[("k", "r", "q")[pos]] = w.ints[0]
+            env[labels.blocks[pos]] = w.ints[0]
     return tuple(bases), env
 
 
-def _envs(symbols, cond: Condition, depth: int):
+def _envs(symbols, cond: Condition, depth: int, labels: Labels = LAYERS):
     for labs in itertools.product(range(0, depth + 2), repeat=len(symbols)):
-        env = _env(symbols, labs, depth)
+        env = _env(symbols, labs, depth, labels)
         if cond.holds(env):
             yield env
 
 
-def _validate_defs(general: list[GeneralDef], defs, depth: int, where: str) -> None:
+def _validate_defs(general: list[GeneralDef], defs, depth: int, where: str, labels: Labels = LAYERS) -> None:
     have = {}
     for name, indices, expr in defs:
-        symbols, labs = _def_symbols(name)
-        env = _env(symbols, labs, depth)
+        symbols, labs = _def_symbols(name, labels)
+        env = _env(symbols, labs, depth, labels)
         aname = abstract_name(name, list(zip(symbols, labs)))
         have[(aname, tuple(sorted(env.items())))] = True
         cases = [g for g in general if g.name == aname and g.cond.holds(env)]
@@ -387,62 +482,7 @@ def _validate_defs(general: list[GeneralDef], defs, depth: int, where: str) -> N
             raise FoldError(f"the general definition of {aname} ({cases[0].text or 'all'}) does not reproduce "
                             f"{name} {where}")
     for g in general:
-        for env in _envs(g.symbols, g.cond, depth):
+        for env in _envs(g.symbols, g.cond, depth, labels):
             if (g.name, tuple(sorted(env.items()))) not in have:
                 raise FoldError(f"the general definition {g.name} ({g.text}) predicts a member at {env} that "
                                 f"the derivation {where} does not have")
-
-
-# ------------------------------------------------------------ case splits
-def split_common(cases: Sequence[GeneralBlock]) -> tuple[list[GeneralTerm], list[list[GeneralTerm]]] | None:
-    """Terms shared by every case (as in Eq. 9's first term), and each case's own terms.
-
-    A sum whose range starts after one block layer is tried with the range starting after
-    both (``Σ_{m=max(k,r)+1}^{n}``), which is what makes the A'' terms common to r > k and
-    r < k.  None when the cases do not decompose that way.
-    """
-    if len(cases) < 2:
-        return None
-    remaining = {(ci, mi): expand_keys(c.terms, env, c.indices)
-                 for ci, c in enumerate(cases) for mi, env in enumerate(c.members)}
-    base = max(cases, key=lambda c: len(c.members))
-
-    def fits(terms, src, ci_set=None) -> bool:
-        for (ci, mi), rest in remaining.items():
-            if ci_set is not None and ci not in ci_set:
-                continue
-            c = cases[ci]
-            if expand_keys(terms, c.members[mi], c.indices, src) - rest:
-                return False
-        return True
-
-    def take(terms, src, ci_set=None) -> None:
-        for (ci, mi) in remaining:
-            if ci_set is not None and ci not in ci_set:
-                continue
-            c = cases[ci]
-            remaining[(ci, mi)] = remaining[(ci, mi)] - expand_keys(terms, c.members[mi], c.indices, src)
-
-    common = []
-    for gt in base.terms:
-        variants = [gt]
-        if gt.over is not None:
-            lo = gt.over[0]
-            if isinstance(lo, Sym) and lo.symbol in ("k", "r"):
-                variants.insert(0, GeneralTerm(gt.term, (MaxOf(("k", "r"), lo.offset), gt.over[1])))
-        for v in variants:
-            if fits([v], base.indices):
-                take([v], base.indices)
-                common.append(v)
-                break
-    own = []
-    for ci, c in enumerate(cases):
-        mine = []
-        for gt in c.terms:
-            if fits([gt], c.indices, {ci}):
-                take([gt], c.indices, {ci})
-                mine.append(gt)
-        own.append(mine)
-    if any(remaining.values()):
-        return None
-    return common, own

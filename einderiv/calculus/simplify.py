@@ -220,7 +220,7 @@ def _softmax_diagonal(e: Expr, a: Index, b: Index) -> bool:
 
 
 # ------------------------------------------------------------ canonical forms
-def _atom_key(f: Expr, bound: set[Index]) -> str:
+def atom_key(f: Expr, bound: set[Index]) -> str:
     """A sort key for a factor that does not depend on the names of dummies."""
 
     def name(ix: Index) -> str:
@@ -264,7 +264,7 @@ def canonical(t: Term) -> Term:
     name its dummies by :func:`~einderiv.ir.name_binders`.  Sort keys never read a dummy's name,
     so putting a canonical term in canonical form changes nothing: simplification is idempotent."""
     bound = set(t.bound)
-    fs = sorted(t.factors, key=lambda f: _atom_key(f, bound))
+    fs = sorted(t.factors, key=lambda f: atom_key(f, bound))
     mapping: dict[Index, Index] = {}
     for f in fs:
         for ix in f.free:
@@ -280,7 +280,7 @@ def _sorted_inside(e: Expr) -> Expr:
     e = map_children(e, _sorted_inside)
     if isinstance(e, Prod):
         inner = set(e.bound)
-        return Prod(tuple(sorted(e.factors, key=lambda f: _atom_key(f, inner))), e.out)
+        return Prod(tuple(sorted(e.factors, key=lambda f: atom_key(f, inner))), e.out)
     return e
 
 
@@ -310,6 +310,7 @@ def term_key(e: Expr, slots: tuple[Index, ...], *, sizes: bool = True) -> tuple:
 def merge(terms: list[Term]) -> list[Term]:
     """Add up terms that are equal up to the names of their dummies."""
     acc: dict[tuple, Term] = {}
+    summed: set[tuple] = set()
     for t in terms:
         c = canonical(t)
         # canonical order and names, then alpha_key: binders that kept different hints
@@ -319,7 +320,9 @@ def merge(terms: list[Term]) -> list[Term]:
         if key in acc:
             prev = acc[key]
             acc[key] = Term(prev.coef + c.coef, prev.factors, prev.out)
+            summed.add(key)
         else:
             acc[key] = c
-    return [t for t in acc.values() if sympy.simplify(t.coef) != 0]
+    # only a sum of coefficients can cancel to zero without SymPy seeing it at once (simplify is slow)
+    return [t for key, t in acc.items() if t.coef != 0 and (key not in summed or sympy.simplify(t.coef) != 0)]
 

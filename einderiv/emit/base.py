@@ -24,7 +24,7 @@ from typing import Sequence
 import sympy
 from sympy.printing.printer import Printer
 
-from ..analysis.document import folded_terms
+from ..analysis.document import OuterItem, folded_terms
 from ..analysis.factor import FactoredTerm
 from ..analysis.order import display_order, split_coef, sum_terms, term_parts, windows_shown
 from ..analysis.roles import Context
@@ -166,15 +166,24 @@ class IndexPrinter(Printer):
 
     def term_parts(self, t: FactoredTerm, out: Sequence[Index]) -> tuple[sympy.Expr, list[str], list[str]]:
         """A term of a block as (coefficient, printed scalar weights, printed outer-product factors);
-        a factor of several tensors is bracketed when there are several factors."""
-        coef, scalars, groups_fs = term_parts(t, out, self.names.free)
-        pieces = [self.product(1, fs, out) for fs in scalars]
+        a factor of several tensors is bracketed when there are several factors.  A term summed
+        outside its product (``t.over``) starts with that sum: ``Σ_q ∂f/∂Q_{qd} ⊗ X^q_i``."""
+        opened = tuple(out) + tuple(t.over)
+        coef, scalars, groups_fs = term_parts(t, opened, self.names.free)
+        pieces = ([self.sum_prefix(t.over).rstrip()] if t.over else []) + [self.product(1, fs, opened)
+                                                                             for fs in scalars]
         many = len(groups_fs) > 1
         groups = []
         for fs in groups_fs:
-            s = self.product(1, fs, out)
-            groups.append(self.paren(s) if many and len(fs) > 1 else s)
+            s = self.product(1, fs, opened)
+            shown = len(fs) - len(windows_shown(fs, opened))  # x^{t+a} is one tensor
+            groups.append(self.paren(s) if many and shown > 1 else s)
         return coef, pieces, groups
+
+
+def outer_terms(row) -> tuple:
+    """The folded terms of a structure row's outer-product form (as the document shows them)."""
+    return OuterItem(row, ()).terms()
 
 
 class DocumentPrinter(Printer):
@@ -188,6 +197,8 @@ class DocumentPrinter(Printer):
         #: each block's printer once its terms are printed: the structure section names the
         #: indices of a coupling with the letters the block was shown with
         self.block_printers: dict[tuple, IndexPrinter] = {}
+        #: the same for each block's outer-product form, once printed
+        self.outer_printers: dict[tuple, IndexPrinter] = {}
 
     def doprint(self, doc) -> str:
         self.doc = doc
@@ -212,14 +223,16 @@ class DocumentPrinter(Printer):
         return {}
 
     def coupling_printer(self, row) -> IndexPrinter:
-        """The printer of a structure row's block after its terms and then the coupled term are
-        printed, so the coupling's indices have the letters the block is shown with."""
+        """The printer of a structure row's block after its terms (or its outer-product form, when
+        that is what the row's coupling names) and then the coupled term are printed, so the
+        coupling's indices have the letters the block is shown with."""
         block, c = row.block, row.coupling
-        p = self.block_printers.pop(row.wrt, None)
-        if p is None:  # the block was not shown: print its terms to letter them
-            p = self.statement(block.indices, [block.expr], ctx=c.context,
-                               reserved=c.context.letters_taken([block.expr]))
-            for t in folded_terms(block, self.step_symbol(p, block.indices)):
+        own = row.outer is not None and row.outer.rewritten
+        p = (self.outer_printers if own else self.block_printers).pop(row.wrt, None)
+        if p is None:  # not shown: print its terms to letter them
+            exprs = [t.expr(block.indices) for t in row.outer.terms] if own else [block.expr]
+            p = self.statement(block.indices, exprs, ctx=c.context, reserved=c.context.letters_taken(exprs))
+            for t in (outer_terms(row) if own else folded_terms(block, self.step_symbol(p, block.indices))):
                 p.term_parts(t.term, block.indices)
         p.term_parts(c.term, block.indices)  # (a term folded over steps names its own indices)
         return p

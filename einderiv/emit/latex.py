@@ -8,14 +8,17 @@ comment, with the path below it), a Table-1-like nomenclature (each input or
 label called a vector, matrix or tensor by its number of indices, biases
 apart from weights), the objective's and the activations' derivatives, the
 shared intermediates, one numbered equation per derivative block (a term per
-line, a long term folded with a deeper indent), and the structure table,
-which refers to each block's equation with ``\\eqref``.  Every equation is
-numbered and labelled; a block never breaks across pages and a heading stays
-with what follows.  An unrolled recurrence is written once per family: the
-recurrence with its range (``\\frac{\\partial f}{\\partial h^{(t)}_{j}} = \\dots
-\\quad t = 1,\\dots,T-1``), then its base case at ``h^{(T)}``; a shared weight's
-gradient is ``\\sum_{t=1}^{T}`` of one outer product.  :func:`render_general`
-prints a layer template's general form (:mod:`einderiv.emit.latex_general`).
+line, a long term folded with a deeper indent), the outer-product forms and
+the structure table, which refers to each block's equation with ``\\eqref``
+(:mod:`einderiv.emit.latex_structure`).  Every equation is numbered and
+labelled; a block never breaks across pages and a heading stays with what
+follows.  An unrolled recurrence is written once per family: the recurrence
+with its range (``\\frac{\\partial f}{\\partial h^{(t)}_{j}} = \\dots \\quad
+t = 1,\\dots,3``), then its base case at ``h^{(4)}`` (a derivation is at a
+concrete length: numbers); a shared weight's gradient is ``\\sum_{t=1}^{4}`` of
+one outer product.  :func:`render_general` prints a template's general form
+(:mod:`einderiv.emit.latex_general`): a layer template's, or a recurrence's
+with its sums over steps ``\\sum_{t=3}^{T}\\sum_{\\tau=2}^{t-1}``.
 
 Names are :class:`~einderiv.emit.latex_names.Naming`'s: ``naming="compact"`` (the
 default) writes intermediates as the paper does (``z^{(1)}``, ``\\gamma^{(1)}``,
@@ -36,16 +39,16 @@ import sympy
 
 from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared, Defined, Definitions, Document,
                                  FoldedTerm, FunctionsSection, IntermediatesSection, NetworkSection,
-                                 ObjectiveSection, SoftmaxDef, StructureSection, Title, document)
+                                 ObjectiveSection, SoftmaxDef, Title, document)
 from ..analysis.general_document import general_document
-from ..analysis.structure import BlockStructure, How
-from ..ir import Name, Ref, Sym
+from ..analysis.order import sum_terms
+from ..ir import Add, Name, Ref, Sym
 from .base import DocumentPrinter
-from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex, tex_index
+from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex
 from .latex_general import GeneralLatex, tex_cond
-from .latex_layout import DISPLAY_PT, EQUATION_PT, KEEP, PREAMBLE, Labels, fold, line_height, tex_width
+from .latex_layout import DISPLAY_PT, EQUATION_PT, KEEP, PREAMBLE, Labels, fold, line_height, piece_text, tex_width
 from .latex_names import Naming
-from .text import kind_words
+from .latex_structure import StructureLatex
 
 BLOCK_TITLES = {1: "First derivatives", 2: "Second derivatives"}
 ORDER_WORDS = {1: "Gradients", 2: "Gradients and Hessian blocks", 3: "Gradients, Hessian blocks and third derivatives"}
@@ -56,7 +59,6 @@ WHAT = {"weight": "Weights", "bias": "Biases"}
 #: the network table: formulas that wrap at their operators, and what they are
 QUANTITY_COLUMNS = (r">{\raggedright\arraybackslash}p{0.55\textwidth}>{\raggedright\arraybackslash}"
                     r"p{0.38\textwidth}")
-STRUCTURE_COLUMNS = r"p{0.28\textwidth}rp{0.4\textwidth}rr"
 
 
 def render(derivation, sizes=None, naming: str = "compact") -> str:
@@ -69,7 +71,7 @@ def render_general(gf, naming: str = "compact") -> str:
     return LatexDocumentPrinter({"naming": naming}).doprint(general_document(gf))
 
 
-class LatexDocumentPrinter(GeneralLatex, DocumentPrinter):
+class LatexDocumentPrinter(GeneralLatex, StructureLatex, DocumentPrinter):
     """Prints a document model as LaTeX: each ``_print_<Section>`` returns the section's source.
 
     Settings: ``naming``, ``"compact"`` (the paper's names) or ``"nested"``."""
@@ -136,7 +138,7 @@ class LatexDocumentPrinter(GeneralLatex, DocumentPrinter):
         continuation indented further than a new term; the left side on a line of its own when
         the terms need the room."""
         lw = tex_width(lhs)
-        widest = max(tex_width(" ".join(t)) for t in terms)
+        widest = max(tex_width(" ".join(map(piece_text, t))) for t in terms)
         inline = lw + widest + 10.0 <= DISPLAY_PT or lw <= DISPLAY_PT / 4
         room = DISPLAY_PT - (lw if inline else 0.0) - 10.0
         rows: list[list[str]] = [] if inline else [["&" + lhs]]
@@ -275,10 +277,8 @@ class LatexDocumentPrinter(GeneralLatex, DocumentPrinter):
     def _print_Defined(self, d: Defined, as_written: bool = False) -> str:
         """``lhs &= rhs && t = 1,\\dots,T-1 \\label{…}`` (a family), ``&& \\text{base case of (3)}``,
         ``&& k < n`` (a case)."""
-        d = d.at_horizon(self.doc.horizon)
         p = self.statement(d.indices, [d.expr], walk=not as_written)
         p.name_nodes = not as_written
-        row = p._print(Ref(d.name, d.indices)) + " &= " + p._print(d.expr)
         notes = []
         if d.cond:
             notes.append(tex_cond(d.cond))
@@ -289,9 +289,27 @@ class LatexDocumentPrinter(GeneralLatex, DocumentPrinter):
             notes.append(r"\text{base case" + (" of " + ref if ref else "") + "}")
         if d.paper_eq is not None:
             notes.append(rf"\text{{the paper's Eq.~{d.paper_eq}}}")
+        note = r",\quad ".join(notes)
+        lhs = p._print(Ref(d.name, d.indices))
+        row = lhs + " &= " + self.definition_lines(p, d.expr, DISPLAY_PT - tex_width(lhs) - tex_width(note) - 40.0)
         if notes:
-            row += r" && " + r",\quad ".join(notes)
+            row += r" && " + note
         return row + self.label(self.def_label(d.name, d.cond))
+
+    def nonumber(self) -> str:
+        """What keeps a line of a numbered row from taking a number of its own."""
+        return r" \nonumber"
+
+    def definition_lines(self, p: LatexIndexPrinter, e, room: float) -> str:
+        """A definition's right side; a sum wider than ``room`` folded between its terms, each
+        further line indented and unnumbered but the last (which carries the row's number)."""
+        text = p._print(e)
+        if not isinstance(e, Add) or tex_width(text) <= room:
+            return text
+        terms = [p._print(t) if one is None else p._with_coef(one, "") for t, one in sum_terms(e, p.names.free)]
+        pieces = [(" - ", x[1:].lstrip()) if x.startswith("-") else (" + ", x) for x in terms[1:]]
+        lines = fold(terms[0], pieces, " + ", room, room - 20.0)
+        return (self.nonumber() + " \\\\\n  &\\qquad ").join(lines)
 
     def _print_Definitions(self, defs: Definitions) -> list[str]:
         """Rows of an ``align``, each base case after its recurrence."""
@@ -374,48 +392,3 @@ class LatexDocumentPrinter(GeneralLatex, DocumentPrinter):
             prefix = ""
         head = (("= " + sign) if k == 0 else (sign or "+") + " ") + self.sum_prefix(t) + prefix
         return [head.rstrip()] + (groups or ([] if prefix else ["1"]))
-
-    # -- structure ----------------------------------------------------------------
-    def _print_StructureSection(self, s: StructureSection) -> str:
-        """The structure rows as a table (per-sample storage, factored against dense), each block
-        named with the number of its equation."""
-        sc = ScalarLatexPrinter()
-        rows = []
-        for r in s.rows:
-            p = self.statement(())
-            name = f"${self.short_lhs(p, r.wrt)}$ " + self.ref(self.block_label(r.wrt))
-            kind = escape(kind_words(r))
-            if r.coupling is not None:
-                kind += " (" + self.coupling(r) + ")"
-            rows.append([name.strip(), str(r.terms), kind, f"${sc.doprint(r.factored)}$", f"${sc.doprint(r.dense)}$"])
-        return (self.heading("Structure") + "Per-sample storage: numbers held by the factored form against the "
-                "dense block.\n\n" + self.table(STRUCTURE_COLUMNS, ("Block", "$K$", "Structure", "Factored", "Dense"),
-                                                rows))
-
-    def coupling(self, r: BlockStructure) -> str:
-        """What couples a block's axes, named with the letters the block was shown with."""
-        c, p = r.coupling, self.coupling_printer(r)
-        names = " and ".join(dict.fromkeys(f"${p.short(f)}$" for f in c.factors))
-        letters = [f"${tex_index(p.names[ix])}$" for ix in c.indices]
-        if c.how is How.SUMMED:
-            return f"summed index {letters[0]} couples {names}"
-        if c.how is How.DIAGONAL:
-            return rf"a diagonal: $\delta$ ties {letters[0]} and {letters[1]}"
-        if c.how is How.ELEMENTWISE:
-            return f"elementwise product over {letters[0]} ties {names}"
-        if c.how is How.POSITION:
-            head = " and ".join(dict.fromkeys(f"${p.short(f)}$" for f in c.factors[:-1]))
-            return (f"summed position {letters[0]} couples {head} and ${self.shifted(p, c)}$: "
-                    "a correlation over positions")
-        return f"{names} carries axes {', '.join(letters)} together"
-
-    @staticmethod
-    def shifted(p: LatexIndexPrinter, c) -> str:
-        """The tensor a correlation reads at the shifted position: ``x^{2q+a}``."""
-        t, a = (tex_index(p.names[ix]) for ix in c.indices)
-        arith = f"{c.stride if c.stride != 1 else ''}{t}+{a}"
-        x = c.factors[-1]
-        if isinstance(x, Ref) and isinstance(x.name, Name):
-            base, label = p.naming.tensor(x.name)
-            return base + "^{" + (f"({label})," if label else "") + arith + "}"
-        return "{" + p.short(x) + "}^{" + arith + "}"

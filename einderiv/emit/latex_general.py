@@ -3,10 +3,11 @@
 :class:`GeneralLatex` is a mixin of :class:`~einderiv.emit.latex.LatexDocumentPrinter`
 with one ``_print_<Class>`` method per section and item of
 :mod:`einderiv.analysis.general_document`: the title (the depth symbol, the depths the
-formulas were checked at), the network as a table of families over layers, the
-intermediates for generic layers with the paper's Eqs. 2–4 (β, α, η = α γ^{(l)} and
+formulas were checked at), the network as a table of families over layers (or
+steps), the intermediates for generic layers (or steps) with the paper's Eqs. 2–4 (β, α, η = α γ^{(l)} and
 the note on the paper's printed γ^{(k)}), and the blocks — each case of a family pair
-an equation of its own, Eq. 9 as the shared terms and a ``\\begin{cases}`` split.
+an equation of its own, Eq. 9 as the shared terms and a ``\\begin{cases}`` split; a
+recurrence's terms with their sums over steps ``\\sum_{t=3}^{T}\\sum_{\\tau=2}^{t-1}``.
 It uses the document printer's hooks (``heading``, ``table``, ``align``,
 ``equation``, ``ref``, ``label``), so the notebook printer prints it too.
 """
@@ -19,13 +20,28 @@ from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, Ge
                                          GeneralTermItem, GeneralTitle, TemplateNetwork)
 from ..ir import Ref
 from .latex_expr import LatexIndexPrinter
+from .latex_names import STEP_TEX
+from .text import bound
 
 GENERAL_BLOCK_TITLES = {1: "Gradients (Eqs.~5--6)", 2: "Hessian blocks (Eqs.~7--9)"}
 
 
 def tex_cond(text: str) -> str:
-    """A condition (``1 ≤ l < k ≤ n``, ``k = 1..n``) in LaTeX."""
+    """A condition (``1 ≤ l < k ≤ n``, ``k = 1..n``, ``2 ≤ τ < t ≤ T``) in LaTeX."""
+    for greek, tex in STEP_TEX.items():
+        text = text.replace(greek, tex + " ")
     return text.replace("≥", r"\geq").replace("≤", r"\leq").replace("..", r",\dots,")
+
+
+def step_tex(symbol: str) -> str:
+    """A step symbol in LaTeX: ``τ`` → ``\\tau``."""
+    return STEP_TEX.get(symbol, symbol)
+
+
+def steps_tex(steps) -> str:
+    """``\\sum_{t=3}^{T}\\sum_{\\tau=2}^{t-1}`` for a sum over steps (its ranges' bounds)."""
+    return " ".join(r"\sum_{" + step_tex(r.symbol) + "=" + bound(r.lows, r"\max", step_tex) + "}^{"
+                    + bound(r.highs, r"\min", step_tex) + "}" for r in steps)
 
 
 def over_tex(over) -> str:
@@ -39,16 +55,19 @@ class GeneralLatex:
 
     def _print_GeneralTitle(self, t: GeneralTitle) -> str:
         f = self.statement(()).f
-        what = self.order_words(t.order) + f" of ${f}$ for any depth ${t.depth}$"
-        return (self.title(t.heading or "A layer template", what, t.path)
+        least = rf" \geq {min(t.checked)}" if t.checked and min(t.checked) > 1 else ""
+        what = self.order_words(t.order) + f" of ${f}$ for any {t.what} ${t.depth}{least}$"
+        steps = t.what == "length"
+        return (self.title(t.heading or ("A recurrence" if steps else "A layer template"), what, t.path)
                 + self.para(r"Index notation with the summation convention; bracketed layer labels are summed "
                             r"only where a $\sum$ says so. The formulas were read off the derivation at $"
                             + t.depth + f" = {t.reference}$" r" and reproduce the derivation exactly at $"
                             + t.depth + " = " + ", ".join(map(str, t.checked)) + r"$. $\partial " + f
-                            + r"/\partial z$ is the back-propagated adjoint and " + self.legend(("k", "l"))))
+                            + r"/\partial z$ is the back-propagated adjoint and "
+                            + self.legend(("t", r"\tau") if steps else ("k", "l"))))
 
     def _print_TemplateNetwork(self, s: TemplateNetwork) -> str:
-        rows = [[f"${s.depth}$", "Number of hidden layers"]]
+        rows = [[f"${s.depth}$", "Number of steps" if s.steps else "Number of hidden layers"]]
         for d in s.declarations:
             p = self.statement(d.indices)
             rows.append([f"${p._print(Ref(d.name, d.indices))}$",
@@ -58,10 +77,13 @@ class GeneralLatex:
             p = self.statement(d.indices, [d.expr], walk=True)
             rows.append([f"${p._print(Ref(d.name, d.indices))} = {p._print(d.expr)}$",
                          f"${tex_cond(d.cond)}$" if d.cond else ""])
-        return self.heading("Network (layer template)") + self.quantities(rows)
+        head = (f"Network (a recurrence over ${s.steps} = 1,\\dots,{s.depth}$)" if s.steps
+                else "Network (layer template)")
+        return self.heading(head) + self.quantities(rows)
 
     def _print_GeneralIntermediates(self, s: GeneralIntermediates) -> str:
-        out = self.heading(r"Intermediates (Eqs.~1--4), for generic layers") + self.align(self._print(s.defs))
+        what = "generic steps (back-propagation through time)" if s.steps else "generic layers"
+        out = self.heading(r"Intermediates (Eqs.~1--4), for " + what) + self.align(self._print(s.defs))
         if s.paper is None:
             return out
         last = s.paper.items[-1]
@@ -77,18 +99,21 @@ class GeneralLatex:
         return self.heading(GENERAL_BLOCK_TITLES[s.order]) + "".join(self._print(g) for g in s.groups)
 
     def _print_GeneralTermItem(self, t: GeneralTermItem, printer: LatexIndexPrinter, out) -> str:
-        """A term on one line (inside a case of Eq. 9), with its Σ over layers."""
+        """A term on one line (inside a case of Eq. 9), with its Σ over layers or over steps."""
         body = printer.term(t.term, out)
+        if t.steps:
+            return steps_tex(t.steps) + " " + body
         return body if t.over is None else over_tex(t.over) + " " + body
 
     def general_terms(self, p, terms: Sequence[GeneralTermItem], out) -> list[list[str]]:
-        """Each term's pieces (:meth:`term_pieces`), a Σ over layers in its head; ``= 0`` without terms."""
+        """Each term's pieces (:meth:`term_pieces`), a Σ over layers or steps in its head; ``= 0`` without terms."""
         pieces = []
         for k, t in enumerate(terms):
             item = self.term_pieces(p, FoldedTerm(t.term), out, k)
-            if t.over is not None:
+            if t.over is not None or t.steps:
                 head, groups = item[0], item[1:]
-                item = [f"{head[:1]} " + over_tex(t.over) + " " + head[1:].strip()] + groups
+                summed = steps_tex(t.steps) if t.steps else over_tex(t.over)
+                item = [" ".join(filter(None, (head[:1], summed, head[1:].strip())))] + groups
             pieces.append(item)
         return pieces or [["= 0"]]
 

@@ -154,22 +154,31 @@ def line_height(tex: str) -> float:
     return 19.0
 
 
-def fold(first: str, pieces: Sequence[str], sep: str, room: float, more: float) -> list[str]:
+def piece_text(piece: str | tuple[str, str]) -> str:
+    """A piece of a folded formula as text (a piece with its own separator: the two joined)."""
+    return piece if isinstance(piece, str) else piece[0] + piece[1]
+
+
+def fold(first: str, pieces: Sequence[str | tuple[str, str]], sep: str, room: float, more: float) -> list[str]:
     """``first`` then ``pieces`` joined by ``sep``, over as many lines as it takes: the first line
     holds ``room`` points, each further one ``more`` (it is indented further) and starts with ``sep``.
+    A piece ``(own, text)`` is joined by its own separator (a summand of a sum opened over lines).
 
     >>> fold("a", ["b", "c"], " + ", 1000.0, 1000.0)
     ['a + b + c']
+    >>> fold("(a", [(" + ", "b)"), "c"], r" \\otimes ", 30.0, 30.0)
+    ['(a', '+ b)', '\\otimes c']
     """
     lines: list[str] = [first]
     budget = room - tex_width(first)
-    for p in pieces:
-        w = tex_width(sep + p)
+    for piece in pieces:
+        join, p = (sep, piece) if isinstance(piece, str) else piece
+        w = tex_width(join + p)
         if lines[-1] and w > budget:
-            lines.append(sep.lstrip() + p)
+            lines.append(join.lstrip() + p)
             budget = more - w
         else:
-            lines[-1] = (lines[-1] + sep + p) if lines[-1] else p
+            lines[-1] = (lines[-1] + join + p) if lines[-1] else p
             budget -= w
     return lines
 

@@ -36,6 +36,8 @@ GREEK = frozenset("""alpha beta gamma delta epsilon zeta eta theta iota kappa la
 sigma tau upsilon phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega""".split())
 #: functions LaTeX already typesets upright
 TEX_FUNCTIONS = frozenset("exp log sin cos tan sinh cosh tanh".split())
+#: the step symbols of a recurrence's general form (:func:`einderiv.analysis.labels.sequence_labels`)
+STEP_TEX = {"τ": r"\tau", "ρ": r"\rho", "κ": r"\kappa"}
 #: the naming modes (see :class:`Naming`)
 NAMINGS = ("compact", "nested")
 #: characters of free text (a file's title) written in LaTeX
@@ -118,8 +120,11 @@ def tex_tensor(name: Name | str) -> tuple[str, str | None]:
 
 
 def tex_label(label: str) -> str:
-    """A family label as written in a name: ``t-1`` stays, the folding letter ``τ`` becomes ``\\tau``."""
-    return label.replace("τ", r"\tau ").replace(r"\tau -", r"\tau-").replace(r"\tau +", r"\tau+").rstrip()
+    """A family label as written in a name: ``t-1`` stays, the step letters ``τ``, ``ρ``, ``κ``
+    (:data:`STEP_TEX`) become ``\\tau``, ``\\rho``, ``\\kappa``."""
+    for greek, tex in STEP_TEX.items():
+        label = label.replace(greek, tex + " ").replace(tex + " -", tex + "-").replace(tex + " +", tex + "+")
+    return label.rstrip()
 
 
 def tex_index(letter: str) -> str:

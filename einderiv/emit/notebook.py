@@ -10,7 +10,8 @@ einderiv`` does):
 * ``markdown`` — the whole document (:class:`NotebookPrinter`): the LaTeX
   document printer's sections with Markdown headings and tables and ``$$``
   displays (``aligned``, no numbers: MathJax in a notebook keeps no labels);
-* ``latex`` — the derivative blocks only, one ``$$\\begin{aligned}…$$`` display.
+* ``latex`` — the derivative blocks only (not their outer-product forms), one
+  ``$$\\begin{aligned}…$$`` display.
 
 A derivation is shown with its Hessian blocks in the form its file prints (expanded
 unless it says ``# einderiv: form compact``), as ``einderiv latex`` does.
@@ -52,6 +53,9 @@ class NotebookPrinter(LatexDocumentPrinter):
     def numbered(self) -> str:
         return ""
 
+    def nonumber(self) -> str:
+        return ""
+
     def table(self, columns: str, head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         def line(cells):
             return "| " + " | ".join(c.replace("|", r"\|") for c in cells) + " |\n"
@@ -86,6 +90,9 @@ class BlockCollector(NotebookPrinter):
     def equation(self, lhs: str, terms, label: str) -> str:
         self.blocks.append(" \\\\\n".join(line for row in self.equation_lines(lhs, terms) for line in row))
         return ""
+
+    def _print_OuterFormsSection(self, s) -> str:
+        return ""  # the blocks only: their outer-product forms are the document's
 
 
 def markdown(obj) -> str:

@@ -11,7 +11,9 @@
 5. the gradients, factored with ``⊗`` between outer-product factors, and the
    paper's Eq. 6 form ``(∂f/∂p_l W3^l_m η[v2,z_v1]^m_j) ⊗ x^i``;
 6. every higher block as a sum of factored terms;
-7. the structure summary (:func:`structure_table`).
+7. the outer-product forms that differ from the blocks as shown (terms sharing outer
+   factors merged, sums over shared indices pulled out: what K counts);
+8. the structure summary (:func:`structure_table`).
 
 :func:`render_general` prints a layer template's general form
 (:mod:`einderiv.analysis.general_document`): the same sections for generic
@@ -30,7 +32,8 @@ import sympy
 
 from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared, Defined, Definitions, Document,
                                  FoldedTerm, FunctionsSection, IntermediatesSection, NetworkSection,
-                                 ObjectiveSection, SoftmaxDef, StructureSection, Title, document)
+                                 ObjectiveSection, OuterFormsSection, OuterItem, SoftmaxDef, StructureSection,
+                                 Title, document)
 from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, GeneralCase, GeneralIntermediates,
                                          GeneralTermItem, GeneralTitle, TemplateNetwork, general_document)
 from ..analysis.structure import BlockStructure, Form, How
@@ -41,7 +44,7 @@ from .text_expr import MINUS, TextPrinter, sup
 BLOCK_TITLES = {1: "First derivatives", 2: "Second derivatives (Hessian blocks)"}
 GENERAL_BLOCK_TITLES = {1: "First derivatives (Eqs. 5–6)", 2: "Second derivatives (Eqs. 7–9)"}
 KIND_WORDS = {Form.ZERO: "zero", Form.VECTOR: "a vector", Form.OUTER: "one outer product",
-              Form.NONE: "no outer-product structure"}
+              Form.CORRELATION: "a correlation over positions", Form.NONE: "no outer-product structure"}
 
 
 def render(derivation, sizes=None) -> str:
@@ -81,8 +84,9 @@ class TextDocumentPrinter(DocumentPrinter):
         return [head] + ([f"  {t.heading}"] if t.heading else []) + [""]
 
     def _print_GeneralTitle(self, t: GeneralTitle) -> list[str]:
+        least = f" ≥ {min(t.checked)}" if t.checked and min(t.checked) > 1 else ""
         return ([f"einderiv: general form of the derivatives of {t.objective} for {t.path} "
-                 f"(order {t.order}, any depth {t.depth})"] + ([f"  {t.heading}"] if t.heading else [])
+                 f"(order {t.order}, any {t.what} {t.depth}{least})"] + ([f"  {t.heading}"] if t.heading else [])
                 + [f"  read off the derivation at {t.depth} = {t.reference}; reproduced exactly at "
                    f"{t.depth} = {', '.join(map(str, t.checked))}", ""])
 
@@ -97,7 +101,8 @@ class TextDocumentPrinter(DocumentPrinter):
                 + self._print(s.nodes) + [""])
 
     def _print_TemplateNetwork(self, s: TemplateNetwork) -> list[str]:
-        return (["Network (layer template)", self.dims(s.dims), f"  depth {s.depth}"]
+        head = f"Network (a recurrence over {s.steps} = 1..{s.depth})" if s.steps else "Network (layer template)"
+        return ([head, self.dims(s.dims), f"  depth {s.depth}"]
                 + ["  " + self._print(d) for d in s.declarations] + self._print(s.nodes) + [""])
 
     def _print_Declared(self, d: Declared) -> str:
@@ -148,8 +153,12 @@ class TextDocumentPrinter(DocumentPrinter):
         return [head] + self._print(s.defs) + [""]
 
     def _print_GeneralIntermediates(self, s: GeneralIntermediates) -> list[str]:
-        head = ("Shared intermediates for generic layers (∂f/∂n the back-propagated adjoint; "
-                "γ[v(k)] = ∂v(k)/∂z_v(k), Eq. 1; η[a,s] = ∂a/∂s, Eq. 4)")
+        if s.steps:
+            head = ("Shared intermediates for generic steps (∂f/∂n the adjoint, back-propagated through time; "
+                    "γ[v(t)] = ∂v(t)/∂z_v(t); η[a,s] = ∂a/∂s; each recurrence with its base cases)")
+        else:
+            head = ("Shared intermediates for generic layers (∂f/∂n the back-propagated adjoint; "
+                    "γ[v(k)] = ∂v(k)/∂z_v(k), Eq. 1; η[a,s] = ∂a/∂s, Eq. 4)")
         lines = [head] + self._print(s.defs) + [""]
         if s.paper is not None:
             lines += (["The paper's Eqs. 2–4 for these layers (β[v(k)] = ∂v(k)/∂v(k-1), α[v(k),v(l)] = "
@@ -169,6 +178,22 @@ class TextDocumentPrinter(DocumentPrinter):
         head = f"Σ_{{{t.symbol}={label_range(t.labels)}}} " if t.labels else ""
         return head + printer.term(t.term, out)
 
+    @staticmethod
+    def sum_lines(lhs: str, body: Sequence[str], tail: str = "") -> list[str]:
+        """``LHS = term``, or ``LHS =`` then a term per line (``tail`` after the last)."""
+        if len(body) == 1:
+            return [f"{lhs} = {body[0]}{tail}"]
+        lines = [f"{lhs} ="]
+        for k, s in enumerate(body):
+            end = tail if k == len(body) - 1 else ""
+            if k == 0:
+                lines.append(f"      {s}{end}")
+            elif s.startswith(MINUS):
+                lines.append(f"    {MINUS} {s[1:].lstrip()}{end}")
+            else:
+                lines.append(f"    + {s}{end}")
+        return lines
+
     def _print_BlockItem(self, b: BlockItem) -> list[str]:
         """``LHS = term``, or ``LHS =`` then a term per line; the Eq. 6 form below a gradient."""
         ix = b.block.indices
@@ -176,17 +201,7 @@ class TextDocumentPrinter(DocumentPrinter):
         body = [self._print(t, printer=p, out=ix) for t in b.terms(self.step_symbol(p, ix))] or ["0"]
         self.block_printers[b.block.wrt] = p
         lhs = self.lhs(p, b.params)
-        if len(body) == 1:
-            lines = [f"{lhs} = {body[0]}"]
-        else:
-            lines = [f"{lhs} ="]
-            for k, s in enumerate(body):
-                if k == 0:
-                    lines.append(f"      {s}")
-                elif s.startswith(MINUS):
-                    lines.append(f"    {MINUS} {s[1:].lstrip()}")
-                else:
-                    lines.append(f"    + {s}")
+        lines = self.sum_lines(lhs, body)
         if b.paper is not None:
             pp = self.statement(ix, [b.paper])
             paper = [self._print(t, printer=pp, out=ix) for t in b.paper_terms(self.step_symbol(pp, ix))]
@@ -197,6 +212,23 @@ class TextDocumentPrinter(DocumentPrinter):
             lines.append(f"    ({others}: the same block, its axes permuted)")
         return lines
 
+    # -- outer-product forms --------------------------------------------------------
+    def _print_OuterFormsSection(self, s: OuterFormsSection) -> list[str]:
+        lines = ["Outer-product forms (the blocks above with terms that share outer factors merged, sums over "
+                 "a shared index written outside ⊗: K counts these outer products)"]
+        for o in s.items:
+            lines.extend("  " + line for line in self._print(o))
+        return lines + [""]
+
+    def _print_OuterItem(self, o: OuterItem) -> list[str]:
+        """``LHS = term`` (a term per line) and the count K."""
+        r = o.row
+        ix = r.block.indices
+        p = self.statement(ix, [t.expr(ix) for t in r.outer.terms])
+        body = [self._print(t, printer=p, out=ix) for t in o.terms(self.step_symbol(p, ix))]
+        self.outer_printers[r.wrt] = p
+        return self.sum_lines(self.lhs(p, o.params), body, f"   (K = {r.terms})")
+
     # -- a template's general blocks ----------------------------------------------
     def _print_GeneralBlocks(self, s: GeneralBlocks) -> list[str]:
         lines = [GENERAL_BLOCK_TITLES[s.order]]
@@ -205,8 +237,11 @@ class TextDocumentPrinter(DocumentPrinter):
         return lines + [""]
 
     def _print_GeneralTermItem(self, t: GeneralTermItem, printer: TextPrinter, out: Sequence[Index]) -> str:
-        """A term, or ``Σ_{m=lo..hi} (…)`` over layers."""
+        """A term, ``Σ_{m=lo..hi} (…)`` over layers, or ``Σ_{t=2..T} Σ_{τ=2..t-1} (…)`` over steps."""
         body = printer.term(t.term, out)
+        if t.steps:
+            head = " ".join(f"Σ_{{{r.symbol}={bound(r.lows, 'max')}..{bound(r.highs, 'min')}}}" for r in t.steps)
+            return f"{head} " + (f"({body})" if " + " in body else body)
         if t.over is None:
             return body
         lo, hi = map(str, t.over)
@@ -248,7 +283,8 @@ class TextDocumentPrinter(DocumentPrinter):
 
     # -- structure ----------------------------------------------------------------
     def _print_StructureSection(self, s: StructureSection) -> list[str]:
-        return ["Structure (per sample; storage in numbers)"] + ["  " + line for line in self.table(s.rows)]
+        return (["Structure (per sample: K outer products; storage in numbers, factored against dense, "
+                 "\"no saving\" where it is not smaller)"] + ["  " + line for line in self.table(s.rows)])
 
     def table(self, rows: Sequence[BlockStructure]) -> list[str]:
         """One line per block: parameters, K, what it is (and why), factored and dense storage."""
@@ -256,7 +292,7 @@ class TextDocumentPrinter(DocumentPrinter):
         body = []
         for r in rows:
             why = self.reason(r)
-            body.append((",".join(map(str, r.wrt)), str(r.terms), kind_words(r) + (f" ({why})" if why else ""),
+            body.append((",".join(map(str, r.wrt)), k_text(r), kind_words(r) + (f" ({why})" if why else ""),
                           sympy.sstr(r.factored, order="lex"), sympy.sstr(r.dense, order="lex")))
         widths = [max(len(row[k]) for row in [head] + body) for k in range(len(head))]
         lines = []
@@ -270,25 +306,34 @@ class TextDocumentPrinter(DocumentPrinter):
 
     def reason(self, r: BlockStructure) -> str:
         """Why a block is what it is, in words ('' when it goes without saying)."""
-        if r.kind is Form.MATRIX:
-            return "each parameter is a vector: nothing to split"
+        why = self.why(r)
+        if r.kind in (Form.OUTER, Form.SUM, Form.SHARED, Form.CORRELATION, Form.MIXED) and not r.saves:
+            why += ("; " if why else "") + "no saving"
+        return why
+
+    def why(self, r: BlockStructure) -> str:
         if r.kind is Form.SUM and r.steps:
             if len(r.wrt) == 1 and len(r.steps) == 1:
                 return f"one per step t = {label_range(r.steps[0])}: a weight shared over the steps"
-            return f"{len(r.steps)} families of terms over the steps"
+            return f"one per step t = {label_range(r.steps[0])}"
+        if r.kind is Form.MIXED:
+            return "each over its own split of the axes"
         if r.coupling is None:
             return ""
-        c, p = r.coupling, self.coupling_printer(r)
+        c = r.coupling
+        if c.how is How.TERMS:
+            return "each term splits the axes, but no split is common to the terms"
+        p = self.coupling_printer(r)
         letters = [p.names[ix] for ix in c.indices]
         names = " and ".join(dict.fromkeys(p.short(f) for f in c.factors))
         if c.how is How.POSITION:
-            t, a = letters
+            pos = letters[0::2]
             head = " and ".join(dict.fromkeys(p.short(f) for f in c.factors[:-1]))
-            stride = str(c.stride) if c.stride != 1 else ""
-            x = f"{p.short(c.factors[-1])}^{{{stride}{t}+{a}}}"
-            return f"summed position {t} couples {head} and {x}: a correlation over positions"
+            arith = ",".join(f"{st if st != 1 else ''}{t}+{a}" for st, t, a in zip(c.strides, pos, letters[1::2]))
+            return f"Σ_{''.join(pos)} {head} ⊗ {p.short(c.factors[-1])}^{{{arith}}}: {r.terms} outer products"
         if c.how is How.SUMMED:
-            return f"summed index {letters[0]} couples {names}"
+            shared = f": a weight shared over {letters[0]}" if len(r.wrt) == 1 else ""
+            return f"over {letters[0]}, read by {names}{shared}"
         if c.how is How.DIAGONAL:
             return f"a diagonal: δ ties {letters[0]} and {letters[1]}"
         if c.how is How.ELEMENTWISE:
@@ -296,15 +341,24 @@ class TextDocumentPrinter(DocumentPrinter):
         return f"{names} carries axes {', '.join(letters)} together"
 
 
+def bound(terms, many: str, symbol=str) -> str:
+    """A bound of a sum over steps: ``2``, ``t-1``, ``T``, or ``max(t+1,τ)`` (``symbol`` writes a step)."""
+    parts = [str(c) if y == "0" else symbol(y) + (f"{c:+d}" if c else "") for y, c in terms]
+    return parts[0] if len(parts) == 1 else f"{many}(" + ",".join(parts) + ")"
+
+
 def reason(r: BlockStructure) -> str:
     """Why a block is what it is, as ``einderiv structure`` words it ('' when it goes without saying)."""
     return TextDocumentPrinter().reason(r)
 
 
+def k_text(r: BlockStructure) -> str:
+    """The K column: the number of outer products, '-' where there is no outer-product structure."""
+    return "-" if r.kind is Form.NONE else str(r.terms)
+
+
 def kind_words(r: BlockStructure) -> str:
     """What a block is: 'one outer product', 'sum of 3 outer products', 'a vector', …"""
-    if r.kind is Form.MATRIX:
-        return "a matrix" if len(r.wrt) == 2 else f"an order-{len(r.wrt)} tensor"
-    if r.kind is Form.SUM:
+    if r.kind in (Form.SUM, Form.SHARED, Form.MIXED):
         return f"sum of {r.terms} outer products"
     return KIND_WORDS[r.kind]

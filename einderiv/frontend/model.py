@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from . import syntax as S
-from ..errors import Argument, UsageError
+from ..errors import Argument, Location, UsageError
 from .check import check
 from .header import header
 from .network import Network
@@ -46,6 +46,19 @@ class Template:
         self.dims = MappingProxyType(dict(dims))
         self.header = header(text, path)
         self._networks: dict[int, Network] = {}
+
+    @property
+    def depth_loc(self) -> Location:
+        """Where the file declares the symbolic depth (``depth T``)."""
+        node = next(s for s in self.module.statements if isinstance(s, S.Depth) and s.item.name == self.depth)
+        return Location(self.path, node.line, node.column)
+
+    @property
+    def sequence(self) -> bool:
+        """Whether the depth counts the steps of a recurrence (weights shared over the steps), not
+        layers (a weight per layer): no weight family grows with the depth."""
+        net = self.instantiate(REF_DEPTH)
+        return not any(t.is_param and any(lab > 1 for lab in t.name.ints) for t in net.tensors)
 
     def instantiate(self, n: int) -> Network:
         """The network at depth ``n`` (checked on first use, then kept: networks are immutable)."""
