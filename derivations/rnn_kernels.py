@@ -820,7 +820,7 @@ def _tan_h_1(t):
 
 
 def _tan_z_h_2(t):
-    """tan_z_h_2[j] = Σ_c dir_W[j,c] h_1[c] + Σ_c W[j,c] tan_h_1[c] + Σ_i dir_V[j,i] x_2[i]"""
+    """tan_z_h_2[j] = Σ_c dir_W[j,c] h_1[c] + Σ_c W[j,c] tan_h_1[c] + Σ_c dir_V[j,c] x_2[c]"""
     dir_W = t["dir_W"]
     h_1 = t["h(1)"]
     # einsum("jc,Bc->Bj", dir_W, h_1)
@@ -829,7 +829,7 @@ def _tan_z_h_2(t):
     # einsum("jc,Bc->Bj", W, tan_h_1)
     dir_V = t["dir_V"]
     x_2 = t["x(2)"]
-    # einsum("ji,Bi->Bj", dir_V, x_2)
+    # einsum("jc,Bc->Bj", dir_V, x_2)
     return h_1 @ dir_W.T + tan_h_1 @ W.T + x_2 @ dir_V.T
 
 
@@ -843,7 +843,7 @@ def _tan_h_2(t):
 
 
 def _tan_z_h_3(t):
-    """tan_z_h_3[j] = Σ_c dir_W[j,c] h_2[c] + Σ_c W[j,c] tan_h_2[c] + Σ_i dir_V[j,i] x_3[i]"""
+    """tan_z_h_3[j] = Σ_c dir_W[j,c] h_2[c] + Σ_c W[j,c] tan_h_2[c] + Σ_c dir_V[j,c] x_3[c]"""
     dir_W = t["dir_W"]
     h_2 = t["h(2)"]
     # einsum("jc,Bc->Bj", dir_W, h_2)
@@ -852,7 +852,7 @@ def _tan_z_h_3(t):
     # einsum("jc,Bc->Bj", W, tan_h_2)
     dir_V = t["dir_V"]
     x_3 = t["x(3)"]
-    # einsum("ji,Bi->Bj", dir_V, x_3)
+    # einsum("jc,Bc->Bj", dir_V, x_3)
     return h_2 @ dir_W.T + tan_h_2 @ W.T + x_3 @ dir_V.T
 
 
@@ -866,7 +866,7 @@ def _tan_h_3(t):
 
 
 def _tan_z_h_4(t):
-    """tan_z_h_4[j] = Σ_c dir_W[j,c] h_3[c] + Σ_c W[j,c] tan_h_3[c] + Σ_i dir_V[j,i] x_4[i]"""
+    """tan_z_h_4[j] = Σ_c dir_W[j,c] h_3[c] + Σ_c W[j,c] tan_h_3[c] + Σ_c dir_V[j,c] x_4[c]"""
     dir_W = t["dir_W"]
     h_3 = t["h(3)"]
     # einsum("jc,Bc->Bj", dir_W, h_3)
@@ -875,7 +875,7 @@ def _tan_z_h_4(t):
     # einsum("jc,Bc->Bj", W, tan_h_3)
     dir_V = t["dir_V"]
     x_4 = t["x(4)"]
-    # einsum("ji,Bi->Bj", dir_V, x_4)
+    # einsum("jc,Bc->Bj", dir_V, x_4)
     return h_3 @ dir_W.T + tan_h_3 @ W.T + x_4 @ dir_V.T
 
 
@@ -1047,13 +1047,13 @@ def _r_pass(t):
     dir_W = t["dir[W]"]
     W = t["W"]
     for k in range(2, 5):
-        # tan_z_h_k[j] = Σ_c dir_W[j,c] h_km1[c] + Σ_c W[j,c] tan_h_km1[c] + Σ_i dir_V[j,i] x_k[i]
+        # tan_z_h_k[j] = Σ_c dir_W[j,c] h_km1[c] + Σ_c W[j,c] tan_h_km1[c] + Σ_c dir_V[j,c] x_k[c]
         h_km1 = t[f"h({k-1})"]
         # einsum("jc,Bc->Bj", dir_W, h_km1)
         tan_h_km1 = t[f"tan[h({k-1})]"]
         # einsum("jc,Bc->Bj", W, tan_h_km1)
         x_k = t[f"x({k})"]
-        # einsum("ji,Bi->Bj", dir_V, x_k)
+        # einsum("jc,Bc->Bj", dir_V, x_k)
         tan_z_h_k = h_km1 @ dir_W.T + tan_h_km1 @ W.T + x_k @ dir_V.T
         t[f"tan[z_h({k})]"] = tan_z_h_k
         # tan_h_k[j] = tanh'(z_h_k[j]) tan_z_h_k[j]

@@ -187,7 +187,7 @@ class Scope:
 
     def terms(self, e: Expr, order: tuple, keep_batch: bool, L: Letters | None = None) -> list:
         """Each term of ``e`` as (expression, batched) with axes ``order`` (batch summed unless
-        ``keep_batch``)."""
+        ``keep_batch``); each term's einsum letters its dummies afresh (a fork of ``L``)."""
         parts = []
         for t in (e.terms if isinstance(e, Add) else (e,)):
             if isinstance(t, Add):
@@ -196,7 +196,7 @@ class Scope:
             factors = t.factors if isinstance(t, Prod) else (t,)
             coef = sympy.Mul(*[f.value for f in factors if isinstance(f, Const)])
             ops = [self.lower(f) for f in factors if not isinstance(f, Const)]
-            parts.append(self.contract(ops, coef, order, keep_batch, L))
+            parts.append(self.contract(ops, coef, order, keep_batch, L.fork() if L else None))
         return parts
 
     # -- nodes ------------------------------------------------------------------------
