@@ -179,6 +179,145 @@ def _jac_p__z_v1(t):
     return jac_p__v1 * drelu_z_v1[:, None]
 
 
+def _hess_p__z_v1(t):
+    """hess_p__z_v1[l,j] = jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blj,Bl->Blj", jac_p__z_v1, softmax_p)
+    # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v1, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    return softmax_p[:, :, None] * jac_p__z_v1 - tmp[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v2__z_v1(t):
+    """hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]"""
+    U = t["U"]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v1)
+    return (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v1(t):
+    """hess_z_v2__z_v1[j,i] = relu'(z_v2[j]) hess_v2__z_v1[j,i]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    hess_v2__z_v1 = t["hess_v2__z_v1"]
+    # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v1)
+    return hess_v2__z_v1 * drelu_z_v2[:, :, None]
+
+
+def _hess_v1__z_v1(t):
+    """hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
+    return (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__z_v1(t):
+    """hess_z_v1__z_v1[j,i] = relu'(z_v1[j]) hess_v1__z_v1[j,i]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    hess_v1__z_v1 = t["hess_v1__z_v1"]
+    # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v1)
+    return hess_v1__z_v1 * drelu_z_v1[:, :, None]
+
+
+def _hess_p__z_v2(t):
+    """hess_p__z_v2[l,j] = jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blj,Bl->Blj", jac_p__z_v2, softmax_p)
+    # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v2, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    return softmax_p[:, :, None] * jac_p__z_v2 - tmp[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v2__z_v2(t):
+    """hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]"""
+    U = t["U"]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v2)
+    return (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v2(t):
+    """hess_z_v2__z_v2[j,i] = relu'(z_v2[j]) hess_v2__z_v2[j,i]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    hess_v2__z_v2 = t["hess_v2__z_v2"]
+    # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v2)
+    return hess_v2__z_v2 * drelu_z_v2[:, :, None]
+
+
+def _hess_v1__z_v2(t):
+    """hess_v1__z_v2[j,i] = Σ_c W2[c,j] hess_z_v2__z_v2[c,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v2)
+    return (np.tensordot(hess_z_v2__z_v2, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__z_v2(t):
+    """hess_z_v1__z_v2[j,i] = relu'(z_v1[j]) hess_v1__z_v2[j,i]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    hess_v1__z_v2 = t["hess_v1__z_v2"]
+    # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v2)
+    return hess_v1__z_v2 * drelu_z_v1[:, :, None]
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v2__p(t):
+    """hess_v2__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cj,Bcl->Bjl", U, hess_p__p)
+    return (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__p(t):
+    """hess_z_v2__p[j,l] = relu'(z_v2[j]) hess_v2__p[j,l]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    hess_v2__p = t["hess_v2__p"]
+    # einsum("Bj,Bjl->Bjl", drelu_z_v2, hess_v2__p)
+    return hess_v2__p * drelu_z_v2[:, :, None]
+
+
+def _hess_v1__p(t):
+    """hess_v1__p[j,l] = Σ_c W2[c,j] hess_z_v2__p[c,l]"""
+    W2 = t["W2"]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("cj,Bcl->Bjl", W2, hess_z_v2__p)
+    return (np.tensordot(hess_z_v2__p, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__p(t):
+    """hess_z_v1__p[j,l] = relu'(z_v1[j]) hess_v1__p[j,l]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    hess_v1__p = t["hess_v1__p"]
+    # einsum("Bj,Bjl->Bjl", drelu_z_v1, hess_v1__p)
+    return hess_v1__p * drelu_z_v1[:, :, None]
+
+
 def _hobj_p__p(t):
     """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
     p = t["p"]
@@ -186,6 +325,518 @@ def _hobj_p__p(t):
     # einsum("li,Bl->Bli", np.eye(2), softmax_p)
     # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
     return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
+
+
+def _d_p__W1(t):
+    """d_p__W1[l,j,i] = jac_p__z_v1[l,j] x[i]"""
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    x = t["x"]
+    # einsum("Blj,Bi->Blji", jac_p__z_v1, x)
+    return x[:, None, None] * jac_p__z_v1[:, :, :, None]
+
+
+def _d_hess_p__z_v1__W1(t):
+    """d_hess_p__z_v1__W1[l,j,i,k] = d_p__W1[l,i,k] jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c d_p__W1[c,i,k] jac_p__z_v1[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W1[c,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__W1[c,i,k] jac_p__z_v1[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W1[l,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    d_p__W1 = t["d_p__W1"]
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blik,Blj,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p)
+    tmp = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_2 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W1, optimize=False)
+    tmp_3 = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_4 = softmax_p[:, :, None] * jac_p__z_v1
+    tmp_5 = np.einsum("Bcj,Bcik->Bjik", tmp_4, d_p__W1, optimize=False)
+    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p, softmax_p, softmax_p)
+    tmp_6 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W1, optimize=False)
+    tmp_7 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    tmp_8 = tmp_7[:, :, None] * softmax_p[:, None]
+    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_9 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    tmp_10 = tmp_9[:, :, None] * softmax_p[:, None]
+    return tmp[:, :, :, None, None] * d_p__W1[:, :, None] - tmp_3[:, :, :, None, None] * tmp_2[:, None, None] - tmp_5[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_8.transpose(0, 2, 1))[:, :, :, None, None] * tmp_6[:, None, None] - (tmp_10.transpose(0, 2, 1))[:, :, :, None, None] * d_p__W1[:, :, None]
+
+
+def _d_hess_v2__z_v1__W1(t):
+    """d_hess_v2__z_v1__W1[j,i,k,l] = Σ_c U[c,j] d_hess_p__z_v1__W1[c,i,k,l]"""
+    U = t["U"]
+    d_hess_p__z_v1__W1 = t["d_hess_p__z_v1__W1"]
+    # einsum("cj,Bcikl->Bjikl", U, d_hess_p__z_v1__W1)
+    return (np.tensordot(d_hess_p__z_v1__W1, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v2__z_v1__W1(t):
+    """d_hess_z_v2__z_v1__W1[j,i,k,l] = relu'(z_v2[j]) d_hess_v2__z_v1__W1[j,i,k,l]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    d_hess_v2__z_v1__W1 = t["d_hess_v2__z_v1__W1"]
+    # einsum("Bj,Bjikl->Bjikl", drelu_z_v2, d_hess_v2__z_v1__W1)
+    return d_hess_v2__z_v1__W1 * drelu_z_v2[:, :, None, None, None]
+
+
+def _d_hess_v1__z_v1__W1(t):
+    """d_hess_v1__z_v1__W1[j,i,k,l] = Σ_c W2[c,j] d_hess_z_v2__z_v1__W1[c,i,k,l]"""
+    W2 = t["W2"]
+    d_hess_z_v2__z_v1__W1 = t["d_hess_z_v2__z_v1__W1"]
+    # einsum("cj,Bcikl->Bjikl", W2, d_hess_z_v2__z_v1__W1)
+    return (np.tensordot(d_hess_z_v2__z_v1__W1, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v1__z_v1__W1(t):
+    """d_hess_z_v1__z_v1__W1[j,i,k,l] = relu'(z_v1[j]) d_hess_v1__z_v1__W1[j,i,k,l]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    d_hess_v1__z_v1__W1 = t["d_hess_v1__z_v1__W1"]
+    # einsum("Bj,Bjikl->Bjikl", drelu_z_v1, d_hess_v1__z_v1__W1)
+    return d_hess_v1__z_v1__W1 * drelu_z_v1[:, :, None, None, None]
+
+
+def _d_jac_p__v1__W2(t):
+    """d_jac_p__v1__W2[l,j,i,k] = δ[j,k] jac_p__z_v2[l,i]"""
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("jk,Bli->Bljik", np.eye(2), jac_p__z_v2)
+    return jac_p__z_v2[:, :, None, :, None] * (np.eye(2))[:, None]
+
+
+def _d_jac_p__z_v1__W2(t):
+    """d_jac_p__z_v1__W2[l,j,i,k] = relu'(z_v1[j]) d_jac_p__v1__W2[l,j,i,k]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    d_jac_p__v1__W2 = t["d_jac_p__v1__W2"]
+    # einsum("Bj,Bljik->Bljik", drelu_z_v1, d_jac_p__v1__W2)
+    return d_jac_p__v1__W2 * drelu_z_v1[:, None, :, None, None]
+
+
+def _d_p__W2(t):
+    """d_p__W2[l,j,i] = jac_p__z_v2[l,j] v1[i]"""
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    v1 = t["v1"]
+    # einsum("Blj,Bi->Blji", jac_p__z_v2, v1)
+    return v1[:, None, None] * jac_p__z_v2[:, :, :, None]
+
+
+def _d_hess_p__z_v1__W2(t):
+    """d_hess_p__z_v1__W2[l,j,i,k] = d_jac_p__z_v1__W2[l,j,i,k] softmax_l(p[l]) - Σ_c d_jac_p__z_v1__W2[c,j,i,k] softmax_c(p[c]) softmax_l(p[l]) + d_p__W2[l,i,k] jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c d_p__W2[c,i,k] jac_p__z_v1[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W2[c,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__W2[c,i,k] jac_p__z_v1[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W2[l,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    d_jac_p__z_v1__W2 = t["d_jac_p__z_v1__W2"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Bljik,Bl->Bljik", d_jac_p__z_v1__W2, softmax_p)
+    # einsum("Bcjik,Bc,Bl->Bljik", d_jac_p__z_v1__W2, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcjik->Bjik", softmax_p, d_jac_p__z_v1__W2, optimize=False)
+    d_p__W2 = t["d_p__W2"]
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    # einsum("Blik,Blj,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p)
+    tmp_2 = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_3 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W2, optimize=False)
+    tmp_4 = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_5 = softmax_p[:, :, None] * jac_p__z_v1
+    tmp_6 = np.einsum("Bcj,Bcik->Bjik", tmp_5, d_p__W2, optimize=False)
+    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p, softmax_p, softmax_p)
+    tmp_7 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W2, optimize=False)
+    tmp_8 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    tmp_9 = tmp_8[:, :, None] * softmax_p[:, None]
+    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    tmp_11 = tmp_10[:, :, None] * softmax_p[:, None]
+    return softmax_p[:, :, None, None, None] * d_jac_p__z_v1__W2 - tmp[:, None] * softmax_p[:, :, None, None, None] + tmp_2[:, :, :, None, None] * d_p__W2[:, :, None] - tmp_4[:, :, :, None, None] * tmp_3[:, None, None] - tmp_6[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_9.transpose(0, 2, 1))[:, :, :, None, None] * tmp_7[:, None, None] - (tmp_11.transpose(0, 2, 1))[:, :, :, None, None] * d_p__W2[:, :, None]
+
+
+def _d_hess_v2__z_v1__W2(t):
+    """d_hess_v2__z_v1__W2[j,i,k,l] = Σ_c U[c,j] d_hess_p__z_v1__W2[c,i,k,l]"""
+    U = t["U"]
+    d_hess_p__z_v1__W2 = t["d_hess_p__z_v1__W2"]
+    # einsum("cj,Bcikl->Bjikl", U, d_hess_p__z_v1__W2)
+    return (np.tensordot(d_hess_p__z_v1__W2, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v2__z_v1__W2(t):
+    """d_hess_z_v2__z_v1__W2[j,i,k,l] = relu'(z_v2[j]) d_hess_v2__z_v1__W2[j,i,k,l]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    d_hess_v2__z_v1__W2 = t["d_hess_v2__z_v1__W2"]
+    # einsum("Bj,Bjikl->Bjikl", drelu_z_v2, d_hess_v2__z_v1__W2)
+    return d_hess_v2__z_v1__W2 * drelu_z_v2[:, :, None, None, None]
+
+
+def _d_hess_v1__z_v1__W2(t):
+    """d_hess_v1__z_v1__W2[j,i,k,l] = δ[j,l] hess_z_v2__z_v1[k,i] + Σ_c W2[c,j] d_hess_z_v2__z_v1__W2[c,i,k,l]"""
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("jl,Bki->Bjikl", np.eye(2), hess_z_v2__z_v1)
+    W2 = t["W2"]
+    d_hess_z_v2__z_v1__W2 = t["d_hess_z_v2__z_v1__W2"]
+    # einsum("cj,Bcikl->Bjikl", W2, d_hess_z_v2__z_v1__W2)
+    return (hess_z_v2__z_v1.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_z_v2__z_v1__W2, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v1__z_v1__W2(t):
+    """d_hess_z_v1__z_v1__W2[j,i,k,l] = relu'(z_v1[j]) d_hess_v1__z_v1__W2[j,i,k,l]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    d_hess_v1__z_v1__W2 = t["d_hess_v1__z_v1__W2"]
+    # einsum("Bj,Bjikl->Bjikl", drelu_z_v1, d_hess_v1__z_v1__W2)
+    return d_hess_v1__z_v1__W2 * drelu_z_v1[:, :, None, None, None]
+
+
+def _d_jac_p__v2__U(t):
+    """d_jac_p__v2__U[l,j,i,k] = δ[j,k] δ[l,i]"""
+    # einsum("jk,li->ljik", np.eye(2), np.eye(2))
+    return (np.eye(2))[:, None, :, None] * (np.eye(2))[:, None]
+
+
+def _d_jac_p__z_v2__U(t):
+    """d_jac_p__z_v2__U[l,j,i,k] = relu'(z_v2[j]) d_jac_p__v2__U[l,j,i,k]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    d_jac_p__v2__U = t["d_jac_p__v2__U"]
+    # einsum("Bj,ljik->Bljik", drelu_z_v2, d_jac_p__v2__U)
+    return d_jac_p__v2__U * drelu_z_v2[:, None, :, None, None]
+
+
+def _d_jac_p__v1__U(t):
+    """d_jac_p__v1__U[l,j,i,k] = Σ_c W2[c,j] d_jac_p__z_v2__U[l,c,i,k]"""
+    W2 = t["W2"]
+    d_jac_p__z_v2__U = t["d_jac_p__z_v2__U"]
+    # einsum("cj,Blcik->Bljik", W2, d_jac_p__z_v2__U)
+    return (np.tensordot(d_jac_p__z_v2__U, W2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+
+
+def _d_jac_p__z_v1__U(t):
+    """d_jac_p__z_v1__U[l,j,i,k] = relu'(z_v1[j]) d_jac_p__v1__U[l,j,i,k]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    d_jac_p__v1__U = t["d_jac_p__v1__U"]
+    # einsum("Bj,Bljik->Bljik", drelu_z_v1, d_jac_p__v1__U)
+    return d_jac_p__v1__U * drelu_z_v1[:, None, :, None, None]
+
+
+def _d_p__U(t):
+    """d_p__U[l,i,j] = δ[l,i] v2[j]"""
+    v2 = t["v2"]
+    # einsum("li,Bj->Blij", np.eye(2), v2)
+    return v2[:, None, None] * (np.eye(2))[:, :, None]
+
+
+def _d_hess_p__z_v1__U(t):
+    """d_hess_p__z_v1__U[l,j,i,k] = d_jac_p__z_v1__U[l,j,i,k] softmax_l(p[l]) - Σ_c d_jac_p__z_v1__U[c,j,i,k] softmax_c(p[c]) softmax_l(p[l]) + d_p__U[l,i,k] jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c d_p__U[c,i,k] jac_p__z_v1[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__U[c,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__U[c,i,k] jac_p__z_v1[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__U[l,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    d_jac_p__z_v1__U = t["d_jac_p__z_v1__U"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Bljik,Bl->Bljik", d_jac_p__z_v1__U, softmax_p)
+    # einsum("Bcjik,Bc,Bl->Bljik", d_jac_p__z_v1__U, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcjik->Bjik", softmax_p, d_jac_p__z_v1__U, optimize=False)
+    d_p__U = t["d_p__U"]
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    # einsum("Blik,Blj,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p)
+    tmp_2 = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_3 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__U, optimize=False)
+    tmp_4 = softmax_p[:, :, None] * jac_p__z_v1
+    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_5 = softmax_p[:, :, None] * jac_p__z_v1
+    tmp_6 = np.einsum("Bcj,Bcik->Bjik", tmp_5, d_p__U, optimize=False)
+    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p, softmax_p, softmax_p)
+    tmp_7 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__U, optimize=False)
+    tmp_8 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    tmp_9 = tmp_8[:, :, None] * softmax_p[:, None]
+    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    tmp_11 = tmp_10[:, :, None] * softmax_p[:, None]
+    return softmax_p[:, :, None, None, None] * d_jac_p__z_v1__U - tmp[:, None] * softmax_p[:, :, None, None, None] + tmp_2[:, :, :, None, None] * d_p__U[:, :, None] - tmp_4[:, :, :, None, None] * tmp_3[:, None, None] - tmp_6[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_9.transpose(0, 2, 1))[:, :, :, None, None] * tmp_7[:, None, None] - (tmp_11.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, :, None]
+
+
+def _d_hess_v2__z_v1__U(t):
+    """d_hess_v2__z_v1__U[j,i,l,k] = δ[j,k] hess_p__z_v1[l,i] + Σ_c U[c,j] d_hess_p__z_v1__U[c,i,l,k]"""
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("jk,Bli->Bjilk", np.eye(2), hess_p__z_v1)
+    U = t["U"]
+    d_hess_p__z_v1__U = t["d_hess_p__z_v1__U"]
+    # einsum("cj,Bcilk->Bjilk", U, d_hess_p__z_v1__U)
+    return (hess_p__z_v1.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_p__z_v1__U, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v2__z_v1__U(t):
+    """d_hess_z_v2__z_v1__U[j,i,l,k] = relu'(z_v2[j]) d_hess_v2__z_v1__U[j,i,l,k]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    d_hess_v2__z_v1__U = t["d_hess_v2__z_v1__U"]
+    # einsum("Bj,Bjilk->Bjilk", drelu_z_v2, d_hess_v2__z_v1__U)
+    return d_hess_v2__z_v1__U * drelu_z_v2[:, :, None, None, None]
+
+
+def _d_hess_v1__z_v1__U(t):
+    """d_hess_v1__z_v1__U[j,i,l,k] = Σ_c W2[c,j] d_hess_z_v2__z_v1__U[c,i,l,k]"""
+    W2 = t["W2"]
+    d_hess_z_v2__z_v1__U = t["d_hess_z_v2__z_v1__U"]
+    # einsum("cj,Bcilk->Bjilk", W2, d_hess_z_v2__z_v1__U)
+    return (np.tensordot(d_hess_z_v2__z_v1__U, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v1__z_v1__U(t):
+    """d_hess_z_v1__z_v1__U[j,i,l,k] = relu'(z_v1[j]) d_hess_v1__z_v1__U[j,i,l,k]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    d_hess_v1__z_v1__U = t["d_hess_v1__z_v1__U"]
+    # einsum("Bj,Bjilk->Bjilk", drelu_z_v1, d_hess_v1__z_v1__U)
+    return d_hess_v1__z_v1__U * drelu_z_v1[:, :, None, None, None]
+
+
+def _d_adj_p__W2(t):
+    """d_adj_p__W2[l,j,i] = d_p__W2[l,j,i] softmax_l(p[l]) - Σ_c d_p__W2[c,j,i] softmax_c(p[c]) softmax_l(p[l])"""
+    d_p__W2 = t["d_p__W2"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blji,Bl->Blji", d_p__W2, softmax_p)
+    # einsum("Bcji,Bc,Bl->Blji", d_p__W2, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcji->Bji", softmax_p, d_p__W2, optimize=False)
+    return softmax_p[:, :, None, None] * d_p__W2 - tmp[:, None] * softmax_p[:, :, None, None]
+
+
+def _d_adj_v2__W2(t):
+    """d_adj_v2__W2[j,i,k] = Σ_c U[c,j] d_adj_p__W2[c,i,k]"""
+    U = t["U"]
+    d_adj_p__W2 = t["d_adj_p__W2"]
+    # einsum("cj,Bcik->Bjik", U, d_adj_p__W2)
+    return (np.tensordot(d_adj_p__W2, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
+
+
+def _d_adj_z_v2__W2(t):
+    """d_adj_z_v2__W2[j,i,k] = relu'(z_v2[j]) d_adj_v2__W2[j,i,k]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    d_adj_v2__W2 = t["d_adj_v2__W2"]
+    # einsum("Bj,Bjik->Bjik", drelu_z_v2, d_adj_v2__W2)
+    return d_adj_v2__W2 * drelu_z_v2[:, :, None, None]
+
+
+def _d_hess_p__z_v2__W2(t):
+    """d_hess_p__z_v2__W2[l,j,i,k] = d_p__W2[l,i,k] jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c d_p__W2[c,i,k] jac_p__z_v2[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W2[c,i,k] jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__W2[c,i,k] jac_p__z_v2[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W2[l,i,k] jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    d_p__W2 = t["d_p__W2"]
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blik,Blj,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p)
+    tmp = softmax_p[:, :, None] * jac_p__z_v2
+    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p, softmax_p)
+    tmp_2 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W2, optimize=False)
+    tmp_3 = softmax_p[:, :, None] * jac_p__z_v2
+    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p, softmax_p)
+    tmp_4 = softmax_p[:, :, None] * jac_p__z_v2
+    tmp_5 = np.einsum("Bcj,Bcik->Bjik", tmp_4, d_p__W2, optimize=False)
+    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p, softmax_p, softmax_p)
+    tmp_6 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W2, optimize=False)
+    tmp_7 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    tmp_8 = tmp_7[:, :, None] * softmax_p[:, None]
+    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p, softmax_p)
+    tmp_9 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    tmp_10 = tmp_9[:, :, None] * softmax_p[:, None]
+    return tmp[:, :, :, None, None] * d_p__W2[:, :, None] - tmp_3[:, :, :, None, None] * tmp_2[:, None, None] - tmp_5[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_8.transpose(0, 2, 1))[:, :, :, None, None] * tmp_6[:, None, None] - (tmp_10.transpose(0, 2, 1))[:, :, :, None, None] * d_p__W2[:, :, None]
+
+
+def _d_hess_v2__z_v2__W2(t):
+    """d_hess_v2__z_v2__W2[j,i,k,l] = Σ_c U[c,j] d_hess_p__z_v2__W2[c,i,k,l]"""
+    U = t["U"]
+    d_hess_p__z_v2__W2 = t["d_hess_p__z_v2__W2"]
+    # einsum("cj,Bcikl->Bjikl", U, d_hess_p__z_v2__W2)
+    return (np.tensordot(d_hess_p__z_v2__W2, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v2__z_v2__W2(t):
+    """d_hess_z_v2__z_v2__W2[j,i,k,l] = relu'(z_v2[j]) d_hess_v2__z_v2__W2[j,i,k,l]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    d_hess_v2__z_v2__W2 = t["d_hess_v2__z_v2__W2"]
+    # einsum("Bj,Bjikl->Bjikl", drelu_z_v2, d_hess_v2__z_v2__W2)
+    return d_hess_v2__z_v2__W2 * drelu_z_v2[:, :, None, None, None]
+
+
+def _d_hess_v1__z_v2__W2(t):
+    """d_hess_v1__z_v2__W2[j,i,k,l] = δ[j,l] hess_z_v2__z_v2[k,i] + Σ_c W2[c,j] d_hess_z_v2__z_v2__W2[c,i,k,l]"""
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("jl,Bki->Bjikl", np.eye(2), hess_z_v2__z_v2)
+    W2 = t["W2"]
+    d_hess_z_v2__z_v2__W2 = t["d_hess_z_v2__z_v2__W2"]
+    # einsum("cj,Bcikl->Bjikl", W2, d_hess_z_v2__z_v2__W2)
+    return (hess_z_v2__z_v2.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_z_v2__z_v2__W2, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v1__z_v2__W2(t):
+    """d_hess_z_v1__z_v2__W2[j,i,k,l] = relu'(z_v1[j]) d_hess_v1__z_v2__W2[j,i,k,l]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    d_hess_v1__z_v2__W2 = t["d_hess_v1__z_v2__W2"]
+    # einsum("Bj,Bjikl->Bjikl", drelu_z_v1, d_hess_v1__z_v2__W2)
+    return d_hess_v1__z_v2__W2 * drelu_z_v1[:, :, None, None, None]
+
+
+def _d_adj_p__U(t):
+    """d_adj_p__U[l,i,j] = d_p__U[l,i,j] softmax_l(p[l]) - Σ_c d_p__U[c,i,j] softmax_c(p[c]) softmax_l(p[l])"""
+    d_p__U = t["d_p__U"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blij,Bl->Blij", d_p__U, softmax_p)
+    # einsum("Bcij,Bc,Bl->Blij", d_p__U, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcij->Bij", softmax_p, d_p__U, optimize=False)
+    return softmax_p[:, :, None, None] * d_p__U - tmp[:, None] * softmax_p[:, :, None, None]
+
+
+def _d_adj_v2__U(t):
+    """d_adj_v2__U[j,l,i] = δ[j,i] adj_p[l] + Σ_c U[c,j] d_adj_p__U[c,l,i]"""
+    adj_p = t["adj_p"]
+    # einsum("ji,Bl->Bjli", np.eye(2), adj_p)
+    U = t["U"]
+    d_adj_p__U = t["d_adj_p__U"]
+    # einsum("cj,Bcli->Bjli", U, d_adj_p__U)
+    return adj_p[:, None, :, None] * (np.eye(2))[:, None] + (np.tensordot(d_adj_p__U, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
+
+
+def _d_adj_z_v2__U(t):
+    """d_adj_z_v2__U[j,l,i] = relu'(z_v2[j]) d_adj_v2__U[j,l,i]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    d_adj_v2__U = t["d_adj_v2__U"]
+    # einsum("Bj,Bjli->Bjli", drelu_z_v2, d_adj_v2__U)
+    return d_adj_v2__U * drelu_z_v2[:, :, None, None]
+
+
+def _d_hess_p__z_v2__U(t):
+    """d_hess_p__z_v2__U[l,j,i,k] = d_jac_p__z_v2__U[l,j,i,k] softmax_l(p[l]) - Σ_c d_jac_p__z_v2__U[c,j,i,k] softmax_c(p[c]) softmax_l(p[l]) + d_p__U[l,i,k] jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c d_p__U[c,i,k] jac_p__z_v2[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__U[c,i,k] jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__U[c,i,k] jac_p__z_v2[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__U[l,i,k] jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    d_jac_p__z_v2__U = t["d_jac_p__z_v2__U"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Bljik,Bl->Bljik", d_jac_p__z_v2__U, softmax_p)
+    # einsum("Bcjik,Bc,Bl->Bljik", d_jac_p__z_v2__U, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcjik->Bjik", softmax_p, d_jac_p__z_v2__U, optimize=False)
+    d_p__U = t["d_p__U"]
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("Blik,Blj,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p)
+    tmp_2 = softmax_p[:, :, None] * jac_p__z_v2
+    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p, softmax_p)
+    tmp_3 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__U, optimize=False)
+    tmp_4 = softmax_p[:, :, None] * jac_p__z_v2
+    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p, softmax_p)
+    tmp_5 = softmax_p[:, :, None] * jac_p__z_v2
+    tmp_6 = np.einsum("Bcj,Bcik->Bjik", tmp_5, d_p__U, optimize=False)
+    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p, softmax_p, softmax_p)
+    tmp_7 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__U, optimize=False)
+    tmp_8 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    tmp_9 = tmp_8[:, :, None] * softmax_p[:, None]
+    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p, softmax_p)
+    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    tmp_11 = tmp_10[:, :, None] * softmax_p[:, None]
+    return softmax_p[:, :, None, None, None] * d_jac_p__z_v2__U - tmp[:, None] * softmax_p[:, :, None, None, None] + tmp_2[:, :, :, None, None] * d_p__U[:, :, None] - tmp_4[:, :, :, None, None] * tmp_3[:, None, None] - tmp_6[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_9.transpose(0, 2, 1))[:, :, :, None, None] * tmp_7[:, None, None] - (tmp_11.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, :, None]
+
+
+def _d_hess_v2__z_v2__U(t):
+    """d_hess_v2__z_v2__U[j,i,l,k] = δ[j,k] hess_p__z_v2[l,i] + Σ_c U[c,j] d_hess_p__z_v2__U[c,i,l,k]"""
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("jk,Bli->Bjilk", np.eye(2), hess_p__z_v2)
+    U = t["U"]
+    d_hess_p__z_v2__U = t["d_hess_p__z_v2__U"]
+    # einsum("cj,Bcilk->Bjilk", U, d_hess_p__z_v2__U)
+    return (hess_p__z_v2.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_p__z_v2__U, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v2__z_v2__U(t):
+    """d_hess_z_v2__z_v2__U[j,i,l,k] = relu'(z_v2[j]) d_hess_v2__z_v2__U[j,i,l,k]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    d_hess_v2__z_v2__U = t["d_hess_v2__z_v2__U"]
+    # einsum("Bj,Bjilk->Bjilk", drelu_z_v2, d_hess_v2__z_v2__U)
+    return d_hess_v2__z_v2__U * drelu_z_v2[:, :, None, None, None]
+
+
+def _d_hess_v1__z_v2__U(t):
+    """d_hess_v1__z_v2__U[j,i,l,k] = Σ_c W2[c,j] d_hess_z_v2__z_v2__U[c,i,l,k]"""
+    W2 = t["W2"]
+    d_hess_z_v2__z_v2__U = t["d_hess_z_v2__z_v2__U"]
+    # einsum("cj,Bcilk->Bjilk", W2, d_hess_z_v2__z_v2__U)
+    return (np.tensordot(d_hess_z_v2__z_v2__U, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v1__z_v2__U(t):
+    """d_hess_z_v1__z_v2__U[j,i,l,k] = relu'(z_v1[j]) d_hess_v1__z_v2__U[j,i,l,k]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    d_hess_v1__z_v2__U = t["d_hess_v1__z_v2__U"]
+    # einsum("Bj,Bjilk->Bjilk", drelu_z_v1, d_hess_v1__z_v2__U)
+    return d_hess_v1__z_v2__U * drelu_z_v1[:, :, None, None, None]
+
+
+def _d_hess_p__p__U(t):
+    """d_hess_p__p__U[l,i,j,k] = δ[l,i] d_p__U[l,j,k] softmax_l(p[l]) - Σ_c δ[l,i] d_p__U[c,j,k] softmax_c(p[c]) softmax_l(p[l]) - d_p__U[l,j,k] softmax_l(p[l]) softmax_i(p[i]) + 2 Σ_c d_p__U[c,j,k] softmax_c(p[c]) softmax_l(p[l]) softmax_i(p[i]) - d_p__U[i,j,k] softmax_l(p[l]) softmax_i(p[i])"""
+    d_p__U = t["d_p__U"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bljk,Bl->Blijk", np.eye(2), d_p__U, softmax_p)
+    tmp = softmax_p[:, :, None] * np.eye(2)
+    # einsum("li,Bcjk,Bc,Bl->Blijk", np.eye(2), d_p__U, softmax_p, softmax_p)
+    tmp_2 = softmax_p[:, :, None] * np.eye(2)
+    tmp_3 = np.einsum("Bc,Bcjk->Bjk", softmax_p, d_p__U, optimize=False)
+    # einsum("Bljk,Bl,Bi->Blijk", d_p__U, softmax_p, softmax_p)
+    tmp_4 = softmax_p[:, :, None] * softmax_p[:, None]
+    # einsum("Bcjk,Bc,Bl,Bi->Blijk", d_p__U, softmax_p, softmax_p, softmax_p)
+    tmp_5 = np.einsum("Bc,Bcjk->Bjk", softmax_p, d_p__U, optimize=False)
+    tmp_6 = softmax_p[:, :, None] * softmax_p[:, None]
+    # einsum("Bijk,Bl,Bi->Blijk", d_p__U, softmax_p, softmax_p)
+    tmp_7 = softmax_p[:, :, None] * softmax_p[:, None]
+    return tmp[:, :, :, None, None] * d_p__U[:, :, None] - tmp_3[:, None, None] * tmp_2[:, :, :, None, None] - (tmp_4.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, :, None] + 2 * (tmp_6.transpose(0, 2, 1))[:, :, :, None, None] * tmp_5[:, None, None] - (tmp_7.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, None]
+
+
+def _d_hess_v2__p__U(t):
+    """d_hess_v2__p__U[j,l,i,k] = δ[j,k] hess_p__p[i,l] + Σ_c U[c,j] d_hess_p__p__U[c,l,i,k]"""
+    hess_p__p = t["hess_p__p"]
+    # einsum("jk,Bil->Bjlik", np.eye(2), hess_p__p)
+    U = t["U"]
+    d_hess_p__p__U = t["d_hess_p__p__U"]
+    # einsum("cj,Bclik->Bjlik", U, d_hess_p__p__U)
+    return (hess_p__p.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_p__p__U, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v2__p__U(t):
+    """d_hess_z_v2__p__U[j,l,i,k] = relu'(z_v2[j]) d_hess_v2__p__U[j,l,i,k]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    d_hess_v2__p__U = t["d_hess_v2__p__U"]
+    # einsum("Bj,Bjlik->Bjlik", drelu_z_v2, d_hess_v2__p__U)
+    return d_hess_v2__p__U * drelu_z_v2[:, :, None, None, None]
+
+
+def _d_hess_v1__p__U(t):
+    """d_hess_v1__p__U[j,l,i,k] = Σ_c W2[c,j] d_hess_z_v2__p__U[c,l,i,k]"""
+    W2 = t["W2"]
+    d_hess_z_v2__p__U = t["d_hess_z_v2__p__U"]
+    # einsum("cj,Bclik->Bjlik", W2, d_hess_z_v2__p__U)
+    return (np.tensordot(d_hess_z_v2__p__U, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_hess_z_v1__p__U(t):
+    """d_hess_z_v1__p__U[j,l,i,k] = relu'(z_v1[j]) d_hess_v1__p__U[j,l,i,k]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    d_hess_v1__p__U = t["d_hess_v1__p__U"]
+    # einsum("Bj,Bjlik->Bjlik", drelu_z_v1, d_hess_v1__p__U)
+    return d_hess_v1__p__U * drelu_z_v1[:, :, None, None, None]
 
 
 def _tan_z_v1(t):
@@ -424,79 +1075,87 @@ def hessian(params, data):
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
+    t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
+    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_v2__p"] = _hess_v2__p(t)
+    t["hess_z_v2__p"] = _hess_z_v2__p(t)
+    t["hess_v1__p"] = _hess_v1__p(t)
+    t["hess_z_v1__p"] = _hess_z_v1__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1[j,i,k,l] = Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v1[m,k] x[i] x[l]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
+    # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
+    hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = tmp @ jac_p__z_v1
-    tmp_3 = x[:, :, None] * x[:, None]
-    hess_W1__W1 = (np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v1__z_v1, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    hess_W1__W1 = (np.tensordot(tmp, hess_z_v1__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_4 = x[:, :, None] * adj_z_v2[:, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    tmp_2 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
     v1 = t["v1"]
-    # einsum("Bcm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_5 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_6 = tmp_5 @ jac_p__z_v2
-    tmp_7 = x[:, :, None] * v1[:, None]
-    hess_W1__W2 = ((np.tensordot(tmp_4, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
+    # einsum("Bjk,Bl,Bi->jikl", hess_z_v1__z_v2, v1, x)
+    tmp_3 = x[:, :, None] * v1[:, None]
+    hess_W1__W2 = ((np.tensordot(tmp_2, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3, hess_z_v1__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
-    tmp_8 = x[:, :, None] * adj_p[:, None]
+    tmp_4 = x[:, :, None] * adj_p[:, None]
+    hess_z_v1__p = t["hess_z_v1__p"]
     v2 = t["v2"]
-    # einsum("Bcl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_9 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_10 = x[:, :, None] * v2[:, None]
-    hess_W1__U = ((np.tensordot(tmp_8, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
+    # einsum("Bjl,Bk,Bi->jilk", hess_z_v1__p, v2, x)
+    tmp_5 = x[:, :, None] * v2[:, None]
+    hess_W1__U = ((np.tensordot(tmp_4, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_5, hess_z_v1__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + hess_z_v2__z_v1[j,k] v1[i] x[l]
     # einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_11 = x[:, :, None] * adj_z_v2[:, None]
-    # einsum("Bcm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_12 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_13 = tmp_12 @ jac_p__z_v2
-    tmp_14 = x[:, :, None] * v1[:, None]
-    hess_W2__W1 = ((np.tensordot(tmp_11, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂W2,W2[j,i,k,l] = Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_15 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_16 = tmp_15 @ jac_p__z_v2
-    tmp_17 = v1[:, :, None] * v1[:, None]
-    hess_W2__W2 = (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
+    tmp_6 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v1, v1, x)
+    tmp_7 = x[:, :, None] * v1[:, None]
+    hess_W2__W1 = ((np.tensordot(tmp_6, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_7, hess_z_v2__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v2, v1, v1)
+    tmp_8 = v1[:, :, None] * v1[:, None]
+    hess_W2__W2 = (np.tensordot(tmp_8, hess_z_v2__z_v2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1)
-    tmp_18 = v1[:, :, None] * adj_p[:, None]
-    # einsum("Bcl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_19 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_20 = v2[:, :, None] * v1[:, None]
-    hess_W2__U = ((np.tensordot(tmp_18, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
+    tmp_9 = v1[:, :, None] * adj_p[:, None]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("Bjl,Bi,Bk->jilk", hess_z_v2__p, v1, v2)
+    tmp_10 = v2[:, :, None] * v1[:, None]
+    hess_W2__U = ((np.tensordot(tmp_9, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, hess_z_v2__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + hess_p__z_v1[l,i] v2[j] x[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x)
-    tmp_21 = x[:, :, None] * adj_p[:, None]
-    # einsum("Blc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_22 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_23 = x[:, :, None] * v2[:, None]
-    hess_U__W1 = ((np.tensordot(tmp_21, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
+    tmp_11 = x[:, :, None] * adj_p[:, None]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("Bli,Bj,Bk->ljik", hess_p__z_v1, v2, x)
+    tmp_12 = x[:, :, None] * v2[:, None]
+    hess_U__W1 = ((np.tensordot(tmp_11, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_12, hess_p__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + hess_p__z_v2[l,i] v1[k] v2[j]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1)
-    tmp_24 = v1[:, :, None] * adj_p[:, None]
-    # einsum("Blc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_25 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_26 = v2[:, :, None] * v1[:, None]
-    hess_U__W2 = ((np.tensordot(tmp_24, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂U,U[l,j,i,k] = hobj_p__p[l,i] v2[j] v2[k]
-    # einsum("Bli,Bj,Bk->ljik", hobj_p__p, v2, v2)
-    tmp_27 = v2[:, :, None] * v2[:, None]
-    hess_U__U = (np.tensordot(tmp_27, hobj_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    tmp_13 = v1[:, :, None] * adj_p[:, None]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("Bli,Bk,Bj->ljik", hess_p__z_v2, v1, v2)
+    tmp_14 = v2[:, :, None] * v1[:, None]
+    hess_U__W2 = ((np.tensordot(tmp_13, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, hess_p__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bli,Bj,Bk->ljik", hess_p__p, v2, v2)
+    tmp_15 = v2[:, :, None] * v2[:, None]
+    hess_U__U = (np.tensordot(tmp_15, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
     return {("W1", "W1"): hess_W1__W1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("W2", "W1"): hess_W2__W1, ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): hess_U__W1, ("U", "W2"): hess_U__W2, ("U", "U"): hess_U__U}
 
 
@@ -587,48 +1246,19 @@ def _third_W1__W1__W1(params, data):
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
+    t["d_p__W1"] = _d_p__W1(t)
+    t["d_hess_p__z_v1__W1"] = _d_hess_p__z_v1__W1(t)
+    t["d_hess_v2__z_v1__W1"] = _d_hess_v2__z_v1__W1(t)
+    t["d_hess_z_v2__z_v1__W1"] = _d_hess_z_v2__z_v1__W1(t)
+    t["d_hess_v1__z_v1__W1"] = _d_hess_v1__z_v1__W1(t)
+    t["d_hess_z_v1__z_v1__W1"] = _d_hess_z_v1__z_v1__W1(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1,W1[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,m] jac_p__z_v1[c,j] jac_p__z_v1[c,k] x[n] x[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,j] jac_p__z_v1[o,k] x[n] x[i] x[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,j] jac_p__z_v1[c,k] x[n] x[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v1[o,j] jac_p__z_v1[p,k] x[n] x[i] x[l] softmax_c(p[c]) softmax_p(p[p]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[c,j] jac_p__z_v1[o,k] x[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c])
-    jac_p__z_v1 = t["jac_p__z_v1"]
+    # ∂f/∂W1,W1,W1[j,i,k,l,m,n] = d_hess_z_v1__z_v1__W1[j,k,m,n] x[i] x[l]
+    d_hess_z_v1__z_v1__W1 = t["d_hess_z_v1__z_v1__W1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bcm,Bcj,Bck,Bn,Bi,Bl,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * x[:, None]
-    tmp_3 = jac_p__z_v1[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_4 = np.einsum("Bckj,Bcm->Bkjm", tmp_3, tmp, optimize=False)
-    tmp_5 = tmp_2[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Boj,Bok,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_9 = x[:, :, None] * x[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_6[:, None, None]
-    # einsum("Bcm,Boj,Bck,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_15 = x[:, :, None] * x[:, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    tmp_17 = tmp_15[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Boj,Bpk,Bn,Bi,Bl,Bc,Bp,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_18 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_21 = x[:, :, None] * x[:, None]
-    tmp_22 = tmp_18[:, :, None] * x[:, None]
-    tmp_23 = tmp_20[:, :, None] * tmp_19[:, None]
-    tmp_24 = tmp_22[:, :, :, None, None] * tmp_21[:, None, None]
-    # einsum("Bcm,Bcj,Bok,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_26 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_28 = x[:, :, None] * x[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * x[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
-    d3_W1__W1__W1 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 0, 3, 2, 5, 1) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(5, 2, 4, 1, 0, 3) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1)) / B
+    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v1__W1, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    d3_W1__W1__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__W1, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
     return {"block": d3_W1__W1__W1}
 
 
@@ -639,66 +1269,24 @@ def _third_W1__W1__W2(params, data):
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    t["d_jac_p__v1__W2"] = _d_jac_p__v1__W2(t)
+    t["d_jac_p__z_v1__W2"] = _d_jac_p__z_v1__W2(t)
+    t["d_p__W2"] = _d_p__W2(t)
+    t["d_hess_p__z_v1__W2"] = _d_hess_p__z_v1__W2(t)
+    t["d_hess_v2__z_v1__W2"] = _d_hess_v2__z_v1__W2(t)
+    t["d_hess_z_v2__z_v1__W2"] = _d_hess_z_v2__z_v1__W2(t)
+    t["d_hess_v1__z_v1__W2"] = _d_hess_v1__z_v1__W2(t)
+    t["d_hess_z_v1__z_v1__W2"] = _d_hess_z_v1__z_v1__W2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1,W2[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,k] jac_p__z_v2[c,m] v1[n] x[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[c,k] jac_p__z_v2[o,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[o,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[p,m] v1[n] x[i] x[l] softmax_p(p[p]) softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[c,m] v1[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,m] x[i] x[l] + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,m] x[i] x[l]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
+    # ∂f/∂W1,W1,W2[j,i,k,l,m,n] = d_hess_z_v1__z_v1__W2[j,k,m,n] x[i] x[l]
+    d_hess_z_v1__z_v1__W2 = t["d_hess_z_v1__z_v1__W2"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bcj,Bck,Bcm,Bn,Bi,Bl,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * v1[:, None]
-    tmp_3 = jac_p__z_v2[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_4 = np.einsum("Bcmk,Bcj->Bmkj", tmp_3, tmp, optimize=False)
-    tmp_5 = tmp_2[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bck,Bom,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_9 = x[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_6[:, None, None]
-    # einsum("Bcj,Bok,Bom,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_15 = x[:, :, None] * v1[:, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    tmp_17 = tmp_15[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcj,Bok,Bpm,Bn,Bi,Bl,Bp,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_18 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_21 = x[:, :, None] * v1[:, None]
-    tmp_22 = tmp_18[:, :, None] * x[:, None]
-    tmp_23 = tmp_20[:, :, None] * tmp_19[:, None]
-    tmp_24 = tmp_22[:, :, :, None, None] * tmp_21[:, None, None]
-    # einsum("Bcj,Bok,Bcm,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_26 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_28 = x[:, :, None] * v1[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * x[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,jn,Bco,Bok,Bcm,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, x)
-    tmp_31 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_32 = tmp_31 @ jac_p__z_v2
-    tmp_33 = x[:, :, None] * drelu_z_v1[:, None]
-    tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
-    tmp_35 = np.tensordot(tmp_34, tmp_33, axes=([0], [0]))
-    # einsum("Bk,kn,Bco,Bcj,Bom,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, x)
-    tmp_36 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_37 = tmp_36 @ jac_p__z_v2
-    tmp_38 = x[:, :, None] * drelu_z_v1[:, None]
-    tmp_39 = tmp_37[:, :, :, None] * x[:, None, None]
-    tmp_40 = np.tensordot(tmp_39, tmp_38, axes=([0], [0]))
-    d3_W1__W1__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 0, 4, 2, 3, 1) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(0, 2, 5, 1, 4, 3) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (tmp_35.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_40.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v1__W2, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    d3_W1__W1__W2 = (np.tensordot(tmp, d_hess_z_v1__z_v1__W2, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
     return {"block": d3_W1__W1__W2}
 
 
@@ -709,144 +1297,52 @@ def _third_W1__W1__U(params, data):
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_jac_p__v1__U"] = _d_jac_p__v1__U(t)
+    t["d_jac_p__z_v1__U"] = _d_jac_p__z_v1__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_hess_p__z_v1__U"] = _d_hess_p__z_v1__U(t)
+    t["d_hess_v2__z_v1__U"] = _d_hess_v2__z_v1__U(t)
+    t["d_hess_z_v2__z_v1__U"] = _d_hess_z_v2__z_v1__U(t)
+    t["d_hess_v1__z_v1__U"] = _d_hess_v1__z_v1__U(t)
+    t["d_hess_z_v1__z_v1__U"] = _d_hess_z_v1__z_v1__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1,U[j,i,k,l,m,n] = jac_p__z_v1[m,j] jac_p__z_v1[m,k] v2[n] x[i] x[l] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,k] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[m,k] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,k] v2[n] x[i] x[l] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v1[m,j] v2[n] x[i] x[l] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v1[c,k] x[i] x[l] + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v1[c,j] x[i] x[l]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    v2 = t["v2"]
+    # ∂f/∂W1,W1,U[j,i,k,l,m,n] = d_hess_z_v1__z_v1__U[j,k,m,n] x[i] x[l]
+    d_hess_z_v1__z_v1__U = t["d_hess_z_v1__z_v1__U"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bmj,Bmk,Bn,Bi,Bl,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_4 = tmp_2[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bck,Bn,Bi,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_5 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_6 = (tmp_5.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_7 = x[:, :, None] * v2[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * x[:, None, None]
-    tmp_9 = tmp_7[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcj,Bmk,Bn,Bi,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = x[:, :, None] * v2[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * tmp_10[:, None, None]
-    # einsum("Bcj,Bok,Bn,Bi,Bl,Bo,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_16 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_17 = x[:, :, None] * v2[:, None]
-    tmp_18 = softmax_p[:, :, None] * x[:, None]
-    tmp_19 = tmp_17[:, :, :, None] * tmp_15[:, None, None]
-    tmp_20 = tmp_18[:, :, :, None] * tmp_16[:, None, None]
-    # einsum("Bck,Bmj,Bn,Bi,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_21 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_22 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_23 = x[:, :, None] * v2[:, None]
-    tmp_24 = tmp_22[:, :, :, None] * x[:, None, None]
-    tmp_25 = tmp_23[:, :, :, None] * tmp_21[:, None, None]
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,Bn,nj,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v1, x, x)
-    tmp_26 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_27 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_28 = tmp_27 * W2
-    tmp_29 = tmp_26[:, :, :, None] * x[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * x[:, None, None]
-    # einsum("Bk,Bn,nk,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v1, x, x)
-    tmp_31 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_32 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_33 = tmp_32 * W2
-    tmp_34 = tmp_31[:, :, :, None] * x[:, None, None]
-    tmp_35 = tmp_33[:, :, :, None] * x[:, None, None]
-    d3_W1__W1__U = ((np.tensordot(tmp_4, tmp_3, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) - (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (np.tensordot(tmp_25, tmp_24, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(1, 5, 3, 2, 4, 0) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0)) / B
+    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v1__U, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    d3_W1__W1__U = (np.tensordot(tmp, d_hess_z_v1__z_v1__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
     return {"block": d3_W1__W1__U}
 
 
 def _third_W1__W2__W1(params, data):
     """Batch-mean block ∂³f/∂W1∂W2∂W1."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    t["d_jac_p__v1__W2"] = _d_jac_p__v1__W2(t)
+    t["d_jac_p__z_v1__W2"] = _d_jac_p__z_v1__W2(t)
+    t["d_p__W2"] = _d_p__W2(t)
+    t["d_hess_p__z_v1__W2"] = _d_hess_p__z_v1__W2(t)
+    t["d_hess_v2__z_v1__W2"] = _d_hess_v2__z_v1__W2(t)
+    t["d_hess_z_v2__z_v1__W2"] = _d_hess_z_v2__z_v1__W2(t)
+    t["d_hess_v1__z_v1__W2"] = _d_hess_v1__z_v1__W2(t)
+    t["d_hess_z_v1__z_v1__W2"] = _d_hess_z_v1__z_v1__W2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W2,W1[j,i,k,l,m,n] = Σ_c relu'(z_v2[k]) U[c,k] jac_p__z_v1[c,m] jac_v1__z_v1[l,j] x[i] x[n] softmax_c(p[c]) - Σ_co relu'(z_v2[k]) U[c,k] jac_p__z_v1[o,m] jac_v1__z_v1[l,j] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,m] jac_p__z_v2[c,k] v1[l] x[i] x[n] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[c,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v1[o,m] jac_p__z_v2[p,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_p(p[p]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v1[c,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] x[i] x[n]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    U = t["U"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
+    # ∂f/∂W1,W2,W1[j,i,k,l,m,n] = d_hess_z_v1__z_v1__W2[j,m,k,l] x[i] x[n]
+    d_hess_z_v1__z_v1__W2 = t["d_hess_z_v1__z_v1__W2"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bk,ck,Bcm,Blj,Bi,Bn,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v1, jac_v1__z_v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * drelu_z_v2[:, None]
-    tmp_3 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_4 = np.tensordot(tmp, U, axes=([1], [0]))
-    tmp_5 = tmp_4[:, :, :, None] * (tmp_2.transpose(0, 2, 1))[:, None]
-    # einsum("Bk,ck,Bom,Blj,Bi,Bn,Bo,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v1, jac_v1__z_v1, x, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_7 = softmax_p @ U
-    tmp_8 = tmp_7 * drelu_z_v2
-    tmp_9 = x[:, :, None] * x[:, None]
-    tmp_10 = tmp_6[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_8[:, None, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    # einsum("Bcj,Bcm,Bck,Bl,Bi,Bn,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p)
-    tmp_12 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_13 = x[:, :, None] * v1[:, None]
-    tmp_14 = jac_p__z_v2[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_15 = np.einsum("Bckm,Bcj->Bkmj", tmp_14, tmp_12, optimize=False)
-    tmp_16 = tmp_13[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bom,Bck,Bl,Bi,Bn,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = (tmp_18.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_20 = x[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcj,Bom,Bok,Bl,Bi,Bn,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_24 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_26 = x[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcj,Bom,Bpk,Bl,Bi,Bn,Bo,Bp,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_29 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_32 = x[:, :, None] * v1[:, None]
-    tmp_33 = tmp_29[:, :, None] * x[:, None]
-    tmp_34 = tmp_31[:, :, None] * tmp_30[:, None]
-    tmp_35 = tmp_33[:, :, :, None, None] * tmp_32[:, None, None]
-    # einsum("Bcj,Bcm,Bok,Bl,Bi,Bn,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_36 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_37 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_38 = (tmp_37.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_39 = x[:, :, None] * v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bco,Bcj,Bok,Blm,Bi,Bn->jiklmn", hobj_p__p, jac_p__z_v1, jac_p__z_v2, jac_v1__z_v1, x, x)
-    tmp_42 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_43 = tmp_42 @ jac_p__z_v2
-    tmp_44 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    d3_W1__W2__W1 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(5, 1, 2, 4, 3, 0) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 0, 3, 1, 4, 2) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 0, 4, 1, 2, 5) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 0, 4, 1, 3, 5) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 2, 4, 3, 5, 1) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(3, 0, 2, 1, 4, 5) + (np.tensordot(tmp_45, tmp_44, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
+    # einsum("Bjmkl,Bi,Bn->jiklmn", d_hess_z_v1__z_v1__W2, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    d3_W1__W2__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__W2, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) / B
     return {"block": d3_W1__W2__W1}
 
 
@@ -856,80 +1352,30 @@ def _third_W1__W2__W2(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    t["d_p__W2"] = _d_p__W2(t)
+    t["d_adj_p__W2"] = _d_adj_p__W2(t)
+    t["d_adj_v2__W2"] = _d_adj_v2__W2(t)
+    t["d_adj_z_v2__W2"] = _d_adj_z_v2__W2(t)
+    t["d_hess_p__z_v2__W2"] = _d_hess_p__z_v2__W2(t)
+    t["d_hess_v2__z_v2__W2"] = _d_hess_v2__z_v2__W2(t)
+    t["d_hess_z_v2__z_v2__W2"] = _d_hess_z_v2__z_v2__W2(t)
+    t["d_hess_v1__z_v2__W2"] = _d_hess_v1__z_v2__W2(t)
+    t["d_hess_z_v1__z_v2__W2"] = _d_hess_z_v1__z_v2__W2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W2,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[k]) U[c,k] jac_p__z_v2[c,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_c(p[c]) - Σ_co relu'(z_v2[k]) U[c,k] jac_p__z_v2[o,m] jac_v1__z_v1[l,j] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[c,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[o,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + 2 Σ_cop jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[p,m] v1[l] v1[n] x[i] softmax_p(p[p]) softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] v1[n] x[i] softmax_o(p[o]) softmax_c(p[c]) + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] x[i]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    U = t["U"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    # ∂f/∂W1,W2,W2[j,i,k,l,m,n] = d_adj_z_v2__W2[k,m,n] jac_v1__z_v1[l,j] x[i] + d_hess_z_v1__z_v2__W2[j,k,m,n] v1[l] x[i]
+    d_adj_z_v2__W2 = t["d_adj_z_v2__W2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bk,ck,Bcm,Blj,Bn,Bi,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v2, jac_v1__z_v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_3 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_4 = np.tensordot(tmp, U, axes=([1], [0]))
-    tmp_5 = tmp_4[:, :, :, None] * (tmp_2.transpose(0, 2, 1))[:, None]
-    # einsum("Bk,ck,Bom,Blj,Bn,Bi,Bo,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v2, jac_v1__z_v1, v1, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_7 = softmax_p @ U
-    tmp_8 = tmp_7 * drelu_z_v2
-    tmp_9 = x[:, :, None] * v1[:, None]
-    tmp_10 = tmp_6[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_8[:, None, None]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bcj,Bck,Bcm,Bl,Bn,Bi,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p)
-    tmp_12 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_13 = v1[:, :, None] * v1[:, None]
-    tmp_14 = jac_p__z_v2[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_15 = np.einsum("Bcmk,Bcj->Bmkj", tmp_14, tmp_12, optimize=False)
-    tmp_16 = tmp_13[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bck,Bom,Bl,Bn,Bi,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = (tmp_18.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_20 = v1[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcj,Bok,Bom,Bl,Bn,Bi,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_24 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_26 = v1[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcj,Bok,Bpm,Bl,Bn,Bi,Bp,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p, softmax_p)
-    tmp_29 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_32 = v1[:, :, None] * v1[:, None]
-    tmp_33 = tmp_29[:, :, None] * x[:, None]
-    tmp_34 = tmp_31[:, :, None] * tmp_30[:, None]
-    tmp_35 = tmp_33[:, :, :, None, None] * tmp_32[:, None, None]
-    # einsum("Bcj,Bok,Bcm,Bl,Bn,Bi,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_36 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_37 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_38 = (tmp_37.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_39 = v1[:, :, None] * v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,jn,Bco,Bok,Bcm,Bl,Bi->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, x)
-    tmp_42 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_43 = tmp_42 @ jac_p__z_v2
-    tmp_44 = v1[:, :, None] * drelu_z_v1[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
-    d3_W1__W2__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 2, 4, 1, 3, 0) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 5, 3, 1, 4, 0) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 1, 5, 3, 4, 2) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(3, 5, 2, 1, 4, 0) + (tmp_46.transpose(4, 2, 0, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
+    # einsum("Bkmn,Blj,Bi->jiklmn", d_adj_z_v2__W2, jac_v1__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    d_hess_z_v1__z_v2__W2 = t["d_hess_z_v1__z_v2__W2"]
+    v1 = t["v1"]
+    # einsum("Bjkmn,Bl,Bi->jiklmn", d_hess_z_v1__z_v2__W2, v1, x)
+    tmp_2 = x[:, :, None] * v1[:, None]
+    d3_W1__W2__W2 = ((np.tensordot(tmp, d_adj_z_v2__W2, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__W2, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5)) / B
     return {"block": d3_W1__W2__W2}
 
 
@@ -940,151 +1386,58 @@ def _third_W1__W2__U(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_adj_v2__U"] = _d_adj_v2__U(t)
+    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
+    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
+    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
+    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
+    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
+    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W2,U[j,i,k,l,m,n] = relu'(z_v2[k]) δ[k,n] adj_p[m] jac_v1__z_v1[l,j] x[i] + relu'(z_v2[k]) U[m,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_m(p[m]) - Σ_c relu'(z_v2[k]) U[c,k] jac_v1__z_v1[l,j] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,k] v1[l] v2[n] x[i] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,j] jac_p__z_v2[c,k] v1[l] v2[n] x[i] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[l] x[i] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v1[c,j] v1[l] x[i]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    adj_p = t["adj_p"]
+    # ∂f/∂W1,W2,U[j,i,k,l,m,n] = d_adj_z_v2__U[k,m,n] jac_v1__z_v1[l,j] x[i] + d_hess_z_v1__z_v2__U[j,k,m,n] v1[l] x[i]
+    d_adj_z_v2__U = t["d_adj_z_v2__U"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     x = t["x"]
-    # einsum("Bk,kn,Bm,Blj,Bi->jiklmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_2 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    U = t["U"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bk,mk,Blj,Bn,Bi,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p)
-    tmp_4 = v2[:, :, None] * drelu_z_v2[:, None]
-    tmp_5 = softmax_p[:, :, None] * U
-    tmp_6 = tmp_5[:, :, :, None] * (tmp_4.transpose(0, 2, 1))[:, None]
-    tmp_7 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    # einsum("Bk,ck,Blj,Bn,Bi,Bc,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p, softmax_p)
-    tmp_8 = softmax_p @ U
-    tmp_9 = tmp_8 * drelu_z_v2
-    tmp_10 = x[:, :, None] * v2[:, None]
-    tmp_11 = softmax_p[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * tmp_9[:, None, None]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("Bkmn,Blj,Bi->jiklmn", d_adj_z_v2__U, jac_v1__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
     v1 = t["v1"]
-    # einsum("Bmj,Bmk,Bl,Bn,Bi,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = v2[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bcj,Bck,Bl,Bn,Bi,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_17 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_18 = (tmp_17.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_19 = v2[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcj,Bmk,Bl,Bn,Bi,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_23 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_24 = v2[:, :, None] * v1[:, None]
-    tmp_25 = tmp_23[:, :, :, None] * x[:, None, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    # einsum("Bcj,Bok,Bl,Bn,Bi,Bo,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_27 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = v2[:, :, None] * v1[:, None]
-    tmp_30 = softmax_p[:, :, None] * x[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * tmp_27[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    # einsum("Bmj,Bck,Bl,Bn,Bi,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_33 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_34 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_35 = v2[:, :, None] * v1[:, None]
-    tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
-    tmp_37 = tmp_35[:, :, :, None] * tmp_33[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,Bn,nj,Bmc,Bck,Bl,Bi->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v2, v1, x)
-    tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_39 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_40 = tmp_39 * W2
-    tmp_41 = tmp_38[:, :, :, None] * v1[:, None, None]
-    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
-    # einsum("Bk,kn,Bcm,Bcj,Bl,Bi->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v1, v1, x)
-    tmp_43 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_44 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
-    d3_W1__W2__U = ((tmp_3.transpose(2, 0, 4, 1, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 0, 4, 1, 3, 5) - (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(4, 2, 5, 1, 3, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 5, 4, 1, 3, 0) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(5, 1, 2, 4, 0, 3) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(1, 2, 3, 5, 4, 0) + (tmp_46.transpose(0, 2, 4, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    # einsum("Bjkmn,Bl,Bi->jiklmn", d_hess_z_v1__z_v2__U, v1, x)
+    tmp_2 = x[:, :, None] * v1[:, None]
+    d3_W1__W2__U = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5)) / B
     return {"block": d3_W1__W2__U}
 
 
 def _third_W1__U__W1(params, data):
     """Batch-mean block ∂³f/∂W1∂U∂W1."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_jac_p__v1__U"] = _d_jac_p__v1__U(t)
+    t["d_jac_p__z_v1__U"] = _d_jac_p__z_v1__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_hess_p__z_v1__U"] = _d_hess_p__z_v1__U(t)
+    t["d_hess_v2__z_v1__U"] = _d_hess_v2__z_v1__U(t)
+    t["d_hess_z_v2__z_v1__U"] = _d_hess_z_v2__z_v1__U(t)
+    t["d_hess_v1__z_v1__U"] = _d_hess_v1__z_v1__U(t)
+    t["d_hess_z_v1__z_v1__U"] = _d_hess_z_v1__z_v1__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,U,W1[j,i,l,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v1[k,j] x[i] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v1[k,j] x[i] x[n] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v1[l,j] jac_p__z_v1[l,m] v2[k] x[i] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v1[l,j] v2[k] x[i] x[n] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[l,m] v2[k] x[i] x[n] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v1[o,m] v2[k] x[i] x[n] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,m] v2[k] x[i] x[n] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v1[k,m] x[i] x[n]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
+    # ∂f/∂W1,U,W1[j,i,l,k,m,n] = d_hess_z_v1__z_v1__U[j,m,l,k] x[i] x[n]
+    d_hess_z_v1__z_v1__U = t["d_hess_z_v1__z_v1__U"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bkj,Bi,Bn,Bl->jilkmn", jac_p__z_v1, jac_v2__z_v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bkj,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_v2__z_v1, x, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_5 = x[:, :, None] * x[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
-    v2 = t["v2"]
-    # einsum("Blj,Blm,Bk,Bi,Bn,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p)
-    tmp_8 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_9 = x[:, :, None] * v2[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_11 = tmp_9[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Blj,Bk,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = x[:, :, None] * v2[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * x[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcj,Blm,Bk,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = x[:, :, None] * v2[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcj,Bom,Bk,Bi,Bn,Bo,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_24 = x[:, :, None] * v2[:, None]
-    tmp_25 = softmax_p[:, :, None] * x[:, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcj,Bcm,Bk,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_28 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_29 = (tmp_28.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_30 = x[:, :, None] * v2[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * x[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * softmax_p[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bcl,Bcj,Bkm,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
-    tmp_33 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_34 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_35 = tmp_33[:, :, :, None] * x[:, None, None]
-    d3_W1__U__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 3, 0, 4, 1, 2) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 1, 3, 4, 2, 0) + (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(4, 0, 3, 1, 5, 2) - (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(4, 0, 3, 1, 2, 5) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + 2 * (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(5, 3, 0, 4, 2, 1) - (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(3, 0, 2, 1, 4, 5) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
+    # einsum("Bjmlk,Bi,Bn->jilkmn", d_hess_z_v1__z_v1__U, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    d3_W1__U__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__U, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) / B
     return {"block": d3_W1__U__W1}
 
 
@@ -1093,85 +1446,32 @@ def _third_W1__U__W2(params, data):
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_adj_v2__U"] = _d_adj_v2__U(t)
+    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
+    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
+    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
+    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
+    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
+    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,U,W2[j,i,l,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v1[k,j] v1[n] x[i] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v1[k,j] v1[n] x[i] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[k]) δ[k,m] adj_p[l] jac_v1__z_v1[n,j] x[i] + jac_p__z_v1[l,j] jac_p__z_v2[l,m] v1[n] v2[k] x[i] softmax_l(p[l]) - Σ_c jac_p__z_v1[l,j] jac_p__z_v2[c,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[l,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,j] jac_p__z_v2[o,m] v1[n] v2[k] x[i] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] jac_p__z_v2[c,m] v1[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + Σ_c relu'(z_v1[j]) δ[j,n] hobj_p__p[c,l] jac_p__z_v2[c,m] v2[k] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v2[k,m] v1[n] x[i]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    v1 = t["v1"]
-    x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bkj,Bn,Bi,Bl->jilkmn", jac_p__z_v2, jac_v2__z_v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bkj,Bn,Bi,Bc,Bl->jilkmn", jac_p__z_v2, jac_v2__z_v1, v1, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_5 = x[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    adj_p = t["adj_p"]
+    # ∂f/∂W1,U,W2[j,i,l,k,m,n] = d_adj_z_v2__U[m,l,k] jac_v1__z_v1[n,j] x[i] + d_hess_z_v1__z_v2__U[j,m,l,k] v1[n] x[i]
+    d_adj_z_v2__U = t["d_adj_z_v2__U"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bk,km,Bl,Bnj,Bi->jilkmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp_8 = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_9 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Blj,Blm,Bn,Bk,Bi,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = v2[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    # einsum("Blj,Bcm,Bn,Bk,Bi,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_16 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_17 = v2[:, :, None] * v1[:, None]
-    tmp_18 = tmp_16[:, :, :, None] * x[:, None, None]
-    tmp_19 = tmp_17[:, :, :, None] * tmp_15[:, None, None]
-    # einsum("Bcj,Blm,Bn,Bk,Bi,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_21 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_22 = v2[:, :, None] * v1[:, None]
-    tmp_23 = tmp_21[:, :, :, None] * x[:, None, None]
-    tmp_24 = tmp_22[:, :, :, None] * tmp_20[:, None, None]
-    # einsum("Bcj,Bom,Bn,Bk,Bi,Bo,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_26 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_27 = v2[:, :, None] * v1[:, None]
-    tmp_28 = softmax_p[:, :, None] * x[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * tmp_25[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_26[:, None, None]
-    # einsum("Bcj,Bcm,Bn,Bk,Bi,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_31 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_32 = (tmp_31.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_33 = v2[:, :, None] * v1[:, None]
-    tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
-    tmp_35 = tmp_33[:, :, :, None] * softmax_p[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,jn,Bcl,Bcm,Bk,Bi->jilkmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, v2, x)
-    tmp_36 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_37 = v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_38 = tmp_36[:, :, :, None] * x[:, None, None]
-    tmp_39 = np.tensordot(tmp_38, tmp_37, axes=([0], [0]))
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bcl,Bcj,Bkm,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp_40 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_41 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
-    d3_W1__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 0, 4, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 0, 3, 4, 2, 1) + (tmp_10.transpose(2, 0, 3, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, :, None] + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 2, 3, 0, 5, 1) - (np.tensordot(tmp_19, tmp_18, axes=([0], [0]))).transpose(4, 5, 3, 0, 2, 1) - (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 5, 3, 0, 4, 1) + 2 * (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(5, 1, 0, 3, 2, 4) - (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 5, 2, 0, 4, 1) + (tmp_39.transpose(4, 2, 1, 3, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
+    x = t["x"]
+    # einsum("Bmlk,Bnj,Bi->jilkmn", d_adj_z_v2__U, jac_v1__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
+    v1 = t["v1"]
+    # einsum("Bjmlk,Bn,Bi->jilkmn", d_hess_z_v1__z_v2__U, v1, x)
+    tmp_2 = x[:, :, None] * v1[:, None]
+    d3_W1__U__W2 = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1)) / B
     return {"block": d3_W1__U__W2}
 
 
@@ -1181,147 +1481,54 @@ def _third_W1__U__U(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
+    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
+    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
+    t["d_hess_v1__p__U"] = _d_hess_v1__p__U(t)
+    t["d_hess_z_v1__p__U"] = _d_hess_z_v1__p__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,U,U[j,i,l,k,m,n] = δ[l,m] jac_v2__z_v1[k,j] v2[n] x[i] softmax_l(p[l]) - jac_v2__z_v1[k,j] v2[n] x[i] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v1[l,j] v2[n] v2[k] x[i] softmax_l(p[l]) - jac_p__z_v1[l,j] v2[n] v2[k] x[i] softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v1[c,j] v2[n] v2[k] x[i] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v1[c,j] v2[n] v2[k] x[i] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v1[m,j] v2[n] v2[k] x[i] softmax_m(p[m]) softmax_l(p[l]) + relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,l] v2[k] x[i]
+    # ∂f/∂W1,U,U[j,i,l,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v1[k,j] x[i] + d_hess_z_v1__p__U[j,l,m,n] v2[k] x[i]
+    d_adj_p__U = t["d_adj_p__U"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
-    v2 = t["v2"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,Bkj,Bn,Bi,Bl->jilkmn", np.eye(2), jac_v2__z_v1, v2, x, softmax_p)
-    tmp = x[:, :, None] * v2[:, None]
-    tmp_2 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    # einsum("Bkj,Bn,Bi,Bm,Bl->jilkmn", jac_v2__z_v1, v2, x, softmax_p, softmax_p)
-    tmp_4 = x[:, :, None] * v2[:, None]
-    tmp_5 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_6 = tmp_4[:, :, :, None] * softmax_p[:, None, None]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("lm,Blj,Bn,Bk,Bi,Bl->jilkmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p)
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_8 = v2[:, :, None] * v2[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    # einsum("Blj,Bn,Bk,Bi,Bm,Bl->jilkmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = v2[:, :, None] * v2[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("lm,Bcj,Bn,Bk,Bi,Bc,Bl->jilkmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_16 = v2[:, :, None] * v2[:, None]
-    tmp_17 = softmax_p[:, :, None] * x[:, None]
-    tmp_18 = tmp_16[:, :, :, None] * tmp_15[:, None, None]
-    tmp_19 = np.tensordot(tmp_18, tmp_17, axes=([0], [0]))
-    # einsum("Bcj,Bn,Bk,Bi,Bc,Bm,Bl->jilkmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_21 = v2[:, :, None] * v2[:, None]
-    tmp_22 = softmax_p[:, :, None] * x[:, None]
-    tmp_23 = tmp_21[:, :, :, None] * softmax_p[:, None, None]
-    tmp_24 = tmp_22[:, :, :, None] * tmp_20[:, None, None]
-    # einsum("Bmj,Bn,Bk,Bi,Bm,Bl->jilkmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_25 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_26 = v2[:, :, None] * v2[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * softmax_p[:, None, None]
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,Bn,nj,Bml,Bk,Bi->jilkmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, v2, x)
-    tmp_29 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_30 = tmp_29 * W2
-    tmp_31 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_32 = tmp_30[:, :, :, None] * x[:, None, None]
-    d3_W1__U__U = ((tmp_3.transpose(2, 3, 0, 1, 4))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(5, 0, 2, 4, 3, 1) + (tmp_10.transpose(1, 2, 0, 3, 4))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 5, 3, 0, 2, 1) - (tmp_19.transpose(2, 4, 3, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 1, 5, 3, 0, 4) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(4, 5, 2, 0, 3, 1) + (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(1, 2, 5, 3, 4, 0)) / B
+    # einsum("Blmn,Bkj,Bi->jilkmn", d_adj_p__U, jac_v2__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v2__z_v1[:, None]
+    d_hess_z_v1__p__U = t["d_hess_z_v1__p__U"]
+    v2 = t["v2"]
+    # einsum("Bjlmn,Bk,Bi->jilkmn", d_hess_z_v1__p__U, v2, x)
+    tmp_2 = x[:, :, None] * v2[:, None]
+    d3_W1__U__U = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__p__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5)) / B
     return {"block": d3_W1__U__U}
 
 
 def _third_W2__W1__W1(params, data):
     """Batch-mean block ∂³f/∂W2∂W1∂W1."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    t["d_jac_p__v1__W2"] = _d_jac_p__v1__W2(t)
+    t["d_jac_p__z_v1__W2"] = _d_jac_p__z_v1__W2(t)
+    t["d_p__W2"] = _d_p__W2(t)
+    t["d_hess_p__z_v1__W2"] = _d_hess_p__z_v1__W2(t)
+    t["d_hess_v2__z_v1__W2"] = _d_hess_v2__z_v1__W2(t)
+    t["d_hess_z_v2__z_v1__W2"] = _d_hess_z_v2__z_v1__W2(t)
+    t["d_hess_v1__z_v1__W2"] = _d_hess_v1__z_v1__W2(t)
+    t["d_hess_z_v1__z_v1__W2"] = _d_hess_z_v1__z_v1__W2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W1,W1[j,i,k,l,m,n] = Σ_c relu'(z_v2[j]) U[c,j] jac_p__z_v1[c,m] jac_v1__z_v1[i,k] x[n] x[l] softmax_c(p[c]) - Σ_co relu'(z_v2[j]) U[c,j] jac_p__z_v1[o,m] jac_v1__z_v1[i,k] x[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,m] jac_p__z_v1[c,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[o,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[c,k] jac_p__z_v2[o,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[p,j] v1[i] x[n] x[l] softmax_c(p[c]) softmax_o(p[o]) softmax_p(p[p]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] x[n] x[l]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    U = t["U"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
+    # ∂f/∂W2,W1,W1[j,i,k,l,m,n] = d_hess_z_v1__z_v1__W2[k,m,j,i] x[l] x[n]
+    d_hess_z_v1__z_v1__W2 = t["d_hess_z_v1__z_v1__W2"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bj,cj,Bcm,Bik,Bn,Bl,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v1, jac_v1__z_v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None] * drelu_z_v2[:, None]
-    tmp_3 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_4 = np.tensordot(tmp, U, axes=([1], [0]))
-    tmp_5 = tmp_4[:, :, :, None] * (tmp_2.transpose(0, 2, 1))[:, None]
-    # einsum("Bj,cj,Bom,Bik,Bn,Bl,Bo,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v1, jac_v1__z_v1, x, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_7 = softmax_p @ U
-    tmp_8 = tmp_7 * drelu_z_v2
-    tmp_9 = x[:, :, None] * x[:, None]
-    tmp_10 = tmp_6[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_8[:, None, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    # einsum("Bcm,Bck,Bcj,Bi,Bn,Bl,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p)
-    tmp_12 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_13 = x[:, :, None] * v1[:, None]
-    tmp_14 = jac_p__z_v2[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_15 = np.einsum("Bcjk,Bcm->Bjkm", tmp_14, tmp_12, optimize=False)
-    tmp_16 = tmp_13[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bok,Boj,Bi,Bn,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = (tmp_18.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_20 = x[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcm,Bck,Boj,Bi,Bn,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_24 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_26 = x[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcm,Bok,Bpj,Bi,Bn,Bl,Bc,Bo,Bp->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_29 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_32 = x[:, :, None] * v1[:, None]
-    tmp_33 = tmp_29[:, :, None] * x[:, None]
-    tmp_34 = tmp_31[:, :, None] * tmp_30[:, None]
-    tmp_35 = tmp_33[:, :, :, None, None] * tmp_32[:, None, None]
-    # einsum("Bcm,Bok,Bcj,Bi,Bn,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x, softmax_p, softmax_p)
-    tmp_36 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_37 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_38 = (tmp_37.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_39 = x[:, :, None] * v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bco,Bok,Bcj,Bim,Bn,Bl->jiklmn", hobj_p__p, jac_p__z_v1, jac_p__z_v2, jac_v1__z_v1, x, x)
-    tmp_42 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_43 = tmp_42 @ jac_p__z_v2
-    tmp_44 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    d3_W2__W1__W1 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(1, 4, 5, 3, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 1, 4, 2, 5, 0) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(4, 3, 5, 1, 0, 2) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (np.tensordot(tmp_45, tmp_44, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
+    # einsum("Bkmji,Bl,Bn->jiklmn", d_hess_z_v1__z_v1__W2, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    d3_W2__W1__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__W2, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) / B
     return {"block": d3_W2__W1__W1}
 
 
@@ -1331,80 +1538,30 @@ def _third_W2__W1__W2(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    t["d_p__W2"] = _d_p__W2(t)
+    t["d_adj_p__W2"] = _d_adj_p__W2(t)
+    t["d_adj_v2__W2"] = _d_adj_v2__W2(t)
+    t["d_adj_z_v2__W2"] = _d_adj_z_v2__W2(t)
+    t["d_hess_p__z_v2__W2"] = _d_hess_p__z_v2__W2(t)
+    t["d_hess_v2__z_v2__W2"] = _d_hess_v2__z_v2__W2(t)
+    t["d_hess_z_v2__z_v2__W2"] = _d_hess_z_v2__z_v2__W2(t)
+    t["d_hess_v1__z_v2__W2"] = _d_hess_v1__z_v2__W2(t)
+    t["d_hess_z_v1__z_v2__W2"] = _d_hess_z_v1__z_v2__W2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W1,W2[j,i,k,l,m,n] = Σ_c relu'(z_v2[j]) U[c,j] jac_p__z_v2[c,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_c(p[c]) - Σ_co relu'(z_v2[j]) U[c,j] jac_p__z_v2[o,m] jac_v1__z_v1[i,k] v1[n] x[l] softmax_o(p[o]) softmax_c(p[c]) + Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[c,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[p,j] v1[n] v1[i] x[l] softmax_o(p[o]) softmax_c(p[c]) softmax_p(p[p]) - Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,m] jac_p__z_v2[o,j] v1[n] v1[i] x[l] softmax_c(p[c]) softmax_o(p[o]) + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[i] x[l]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    U = t["U"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    # ∂f/∂W2,W1,W2[j,i,k,l,m,n] = d_adj_z_v2__W2[j,m,n] jac_v1__z_v1[i,k] x[l] + d_hess_z_v1__z_v2__W2[k,j,m,n] v1[i] x[l]
+    d_adj_z_v2__W2 = t["d_adj_z_v2__W2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    v1 = t["v1"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bj,cj,Bcm,Bik,Bn,Bl,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v2, jac_v1__z_v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_3 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_4 = np.tensordot(tmp, U, axes=([1], [0]))
-    tmp_5 = tmp_4[:, :, :, None] * (tmp_2.transpose(0, 2, 1))[:, None]
-    # einsum("Bj,cj,Bom,Bik,Bn,Bl,Bo,Bc->jiklmn", drelu_z_v2, U, jac_p__z_v2, jac_v1__z_v1, v1, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_7 = softmax_p @ U
-    tmp_8 = tmp_7 * drelu_z_v2
-    tmp_9 = x[:, :, None] * v1[:, None]
-    tmp_10 = tmp_6[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_8[:, None, None]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bck,Bcm,Bcj,Bn,Bi,Bl,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p)
-    tmp_12 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_13 = v1[:, :, None] * v1[:, None]
-    tmp_14 = jac_p__z_v2[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_15 = np.einsum("Bcjm,Bck->Bjmk", tmp_14, tmp_12, optimize=False)
-    tmp_16 = tmp_13[:, :, :, None] * x[:, None, None]
-    # einsum("Bck,Bom,Bcj,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_19 = (tmp_18.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_20 = v1[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bck,Bcm,Boj,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_24 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_26 = v1[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * x[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bck,Bom,Bpj,Bn,Bi,Bl,Bo,Bc,Bp->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p, softmax_p)
-    tmp_29 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_32 = v1[:, :, None] * v1[:, None]
-    tmp_33 = tmp_29[:, :, None] * x[:, None]
-    tmp_34 = tmp_31[:, :, None] * tmp_30[:, None]
-    tmp_35 = tmp_33[:, :, :, None, None] * tmp_32[:, None, None]
-    # einsum("Bck,Bom,Boj,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_36 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_37 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_38 = (tmp_37.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_39 = v1[:, :, None] * v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    tmp_41 = tmp_39[:, :, :, None] * tmp_36[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bk,kn,Bco,Bom,Bcj,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, x)
-    tmp_42 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_43 = tmp_42 @ jac_p__z_v2
-    tmp_44 = v1[:, :, None] * drelu_z_v1[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
-    d3_W2__W1__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(1, 4, 5, 3, 0, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 0, 5, 2, 4, 1) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(4, 0, 3, 5, 2, 1) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(4, 2, 0, 1, 5, 3) - (np.tensordot(tmp_41, tmp_40, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (tmp_46.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    # einsum("Bjmn,Bik,Bl->jiklmn", d_adj_z_v2__W2, jac_v1__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    d_hess_z_v1__z_v2__W2 = t["d_hess_z_v1__z_v2__W2"]
+    v1 = t["v1"]
+    # einsum("Bkjmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v2__W2, v1, x)
+    tmp_2 = x[:, :, None] * v1[:, None]
+    d3_W2__W1__W2 = ((np.tensordot(tmp, d_adj_z_v2__W2, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__W2, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5)) / B
     return {"block": d3_W2__W1__W2}
 
 
@@ -1415,84 +1572,30 @@ def _third_W2__W1__U(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_adj_v2__U"] = _d_adj_v2__U(t)
+    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
+    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
+    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
+    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
+    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
+    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W1,U[j,i,k,l,m,n] = relu'(z_v2[j]) δ[j,n] adj_p[m] jac_v1__z_v1[i,k] x[l] + relu'(z_v2[j]) U[m,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_m(p[m]) - Σ_c relu'(z_v2[j]) U[c,j] jac_v1__z_v1[i,k] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + jac_p__z_v1[m,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v1[c,k] jac_p__z_v2[o,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_o(p[o]) softmax_m(p[m]) - Σ_c jac_p__z_v1[c,k] jac_p__z_v2[m,j] v1[i] v2[n] x[l] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] x[l] + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v1[c,k] v1[i] x[l]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    adj_p = t["adj_p"]
+    # ∂f/∂W2,W1,U[j,i,k,l,m,n] = d_adj_z_v2__U[j,m,n] jac_v1__z_v1[i,k] x[l] + d_hess_z_v1__z_v2__U[k,j,m,n] v1[i] x[l]
+    d_adj_z_v2__U = t["d_adj_z_v2__U"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     x = t["x"]
-    # einsum("Bj,jn,Bm,Bik,Bl->jiklmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_2 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    U = t["U"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bj,mj,Bik,Bn,Bl,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p)
-    tmp_4 = v2[:, :, None] * drelu_z_v2[:, None]
-    tmp_5 = softmax_p[:, :, None] * U
-    tmp_6 = tmp_5[:, :, :, None] * (tmp_4.transpose(0, 2, 1))[:, None]
-    tmp_7 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    # einsum("Bj,cj,Bik,Bn,Bl,Bc,Bm->jiklmn", drelu_z_v2, U, jac_v1__z_v1, v2, x, softmax_p, softmax_p)
-    tmp_8 = softmax_p @ U
-    tmp_9 = tmp_8 * drelu_z_v2
-    tmp_10 = x[:, :, None] * v2[:, None]
-    tmp_11 = softmax_p[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * tmp_9[:, None, None]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    # einsum("Bjmn,Bik,Bl->jiklmn", d_adj_z_v2__U, jac_v1__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
     v1 = t["v1"]
-    # einsum("Bmk,Bmj,Bi,Bn,Bl,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = v2[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bck,Bcj,Bi,Bn,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_17 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_18 = (tmp_17.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_19 = v2[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bmk,Bcj,Bi,Bn,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_23 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_24 = v2[:, :, None] * v1[:, None]
-    tmp_25 = tmp_23[:, :, :, None] * x[:, None, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    # einsum("Bck,Boj,Bi,Bn,Bl,Bc,Bo,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_27 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = v2[:, :, None] * v1[:, None]
-    tmp_30 = softmax_p[:, :, None] * x[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * tmp_27[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    # einsum("Bck,Bmj,Bi,Bn,Bl,Bc,Bm->jiklmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_33 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_34 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_35 = v2[:, :, None] * v1[:, None]
-    tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
-    tmp_37 = tmp_35[:, :, :, None] * tmp_33[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bk,Bn,nk,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v2, v1, x)
-    tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_39 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_40 = tmp_39 * W2
-    tmp_41 = tmp_38[:, :, :, None] * v1[:, None, None]
-    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
-    # einsum("Bj,jn,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v1, v1, x)
-    tmp_43 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_44 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_45 = tmp_43[:, :, :, None] * x[:, None, None]
-    tmp_46 = np.tensordot(tmp_45, tmp_44, axes=([0], [0]))
-    d3_W2__W1__U = ((tmp_3.transpose(4, 1, 2, 0, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) - (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 1, 4, 2, 3, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(2, 4, 5, 1, 0, 3) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0) + (tmp_46.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
+    # einsum("Bkjmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v2__U, v1, x)
+    tmp_2 = x[:, :, None] * v1[:, None]
+    d3_W2__W1__U = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5)) / B
     return {"block": d3_W2__W1__U}
 
 
@@ -1502,65 +1605,30 @@ def _third_W2__W2__W1(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    t["d_p__W2"] = _d_p__W2(t)
+    t["d_adj_p__W2"] = _d_adj_p__W2(t)
+    t["d_adj_v2__W2"] = _d_adj_v2__W2(t)
+    t["d_adj_z_v2__W2"] = _d_adj_z_v2__W2(t)
+    t["d_hess_p__z_v2__W2"] = _d_hess_p__z_v2__W2(t)
+    t["d_hess_v2__z_v2__W2"] = _d_hess_v2__z_v2__W2(t)
+    t["d_hess_z_v2__z_v2__W2"] = _d_hess_z_v2__z_v2__W2(t)
+    t["d_hess_v1__z_v2__W2"] = _d_hess_v1__z_v2__W2(t)
+    t["d_hess_z_v1__z_v2__W2"] = _d_hess_z_v1__z_v2__W2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W2,W1[j,i,k,l,m,n] = Σ_c jac_p__z_v1[c,m] jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[i] v1[l] x[n] softmax_c(p[c]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,j] jac_p__z_v2[o,k] v1[i] v1[l] x[n] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,j] jac_p__z_v2[c,k] v1[i] v1[l] x[n] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v1[c,m] jac_p__z_v2[o,j] jac_p__z_v2[p,k] v1[i] v1[l] x[n] softmax_c(p[c]) softmax_p(p[p]) softmax_o(p[o]) - Σ_co jac_p__z_v1[c,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] x[n] softmax_o(p[o]) softmax_c(p[c]) + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[i,m] v1[l] x[n] + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] v1[i] x[n]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bcm,Bcj,Bck,Bi,Bl,Bn,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = v1[:, :, None] * v1[:, None]
-    tmp_3 = jac_p__z_v2[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_4 = np.einsum("Bckj,Bcm->Bkjm", tmp_3, tmp, optimize=False)
-    tmp_5 = tmp_2[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Boj,Bok,Bi,Bl,Bn,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_6[:, None, None]
-    # einsum("Bcm,Boj,Bck,Bi,Bl,Bn,Bc,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_15 = v1[:, :, None] * v1[:, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    tmp_17 = tmp_15[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Boj,Bpk,Bi,Bl,Bn,Bc,Bp,Bo->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p, softmax_p)
-    tmp_18 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_21 = v1[:, :, None] * v1[:, None]
-    tmp_22 = tmp_18[:, :, None] * x[:, None]
-    tmp_23 = tmp_20[:, :, None] * tmp_19[:, None]
-    tmp_24 = tmp_22[:, :, :, None, None] * tmp_21[:, None, None]
-    # einsum("Bcm,Bcj,Bok,Bi,Bl,Bn,Bo,Bc->jiklmn", jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_26 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_28 = v1[:, :, None] * v1[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * x[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
+    # ∂f/∂W2,W2,W1[j,i,k,l,m,n] = d_adj_z_v2__W2[j,k,l] jac_v1__z_v1[i,m] x[n] + d_hess_z_v1__z_v2__W2[m,j,k,l] v1[i] x[n]
+    d_adj_z_v2__W2 = t["d_adj_z_v2__W2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bco,Bcj,Bok,Bim,Bl,Bn->jiklmn", hobj_p__p, jac_p__z_v2, jac_p__z_v2, jac_v1__z_v1, v1, x)
-    tmp_31 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_32 = tmp_31 @ jac_p__z_v2
-    tmp_33 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
-    # einsum("Bco,Bcj,Bok,Blm,Bi,Bn->jiklmn", hobj_p__p, jac_p__z_v2, jac_p__z_v2, jac_v1__z_v1, v1, x)
-    tmp_35 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_36 = tmp_35 @ jac_p__z_v2
-    tmp_37 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_38 = tmp_36[:, :, :, None] * x[:, None, None]
-    d3_W2__W2__W1 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 1, 3, 0, 5, 2) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 1, 4, 0, 2, 5) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 1, 4, 0, 3, 5) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(5, 3, 4, 2, 0, 1) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) + (np.tensordot(tmp_34, tmp_33, axes=([0], [0]))).transpose(0, 4, 1, 3, 5, 2) + (np.tensordot(tmp_38, tmp_37, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
+    x = t["x"]
+    # einsum("Bjkl,Bim,Bn->jiklmn", d_adj_z_v2__W2, jac_v1__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    d_hess_z_v1__z_v2__W2 = t["d_hess_z_v1__z_v2__W2"]
+    v1 = t["v1"]
+    # einsum("Bmjkl,Bi,Bn->jiklmn", d_hess_z_v1__z_v2__W2, v1, x)
+    tmp_2 = x[:, :, None] * v1[:, None]
+    d3_W2__W2__W1 = ((np.tensordot(tmp, d_adj_z_v2__W2, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__W2, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0)) / B
     return {"block": d3_W2__W2__W1}
 
 
@@ -1569,48 +1637,17 @@ def _third_W2__W2__W2(params, data):
     t = _forward(params, data)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    t["d_p__W2"] = _d_p__W2(t)
+    t["d_hess_p__z_v2__W2"] = _d_hess_p__z_v2__W2(t)
+    t["d_hess_v2__z_v2__W2"] = _d_hess_v2__z_v2__W2(t)
+    t["d_hess_z_v2__z_v2__W2"] = _d_hess_z_v2__z_v2__W2(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W2,W2[j,i,k,l,m,n] = Σ_c jac_p__z_v2[c,m] jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[n] v1[i] v1[l] softmax_c(p[c]) - Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,j] jac_p__z_v2[o,k] v1[n] v1[i] v1[l] softmax_c(p[c]) softmax_o(p[o]) - Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,j] jac_p__z_v2[c,k] v1[n] v1[i] v1[l] softmax_c(p[c]) softmax_o(p[o]) + 2 Σ_cop jac_p__z_v2[c,m] jac_p__z_v2[o,j] jac_p__z_v2[p,k] v1[n] v1[i] v1[l] softmax_c(p[c]) softmax_p(p[p]) softmax_o(p[o]) - Σ_co jac_p__z_v2[c,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[n] v1[i] v1[l] softmax_o(p[o]) softmax_c(p[c])
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    # ∂f/∂W2,W2,W2[j,i,k,l,m,n] = d_hess_z_v2__z_v2__W2[j,k,m,n] v1[i] v1[l]
+    d_hess_z_v2__z_v2__W2 = t["d_hess_z_v2__z_v2__W2"]
     v1 = t["v1"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bcm,Bcj,Bck,Bn,Bi,Bl,Bc->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None] * v1[:, None]
-    tmp_3 = jac_p__z_v2[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_4 = np.einsum("Bckj,Bcm->Bkjm", tmp_3, tmp, optimize=False)
-    tmp_5 = tmp_2[:, :, :, None] * v1[:, None, None]
-    # einsum("Bcm,Boj,Bok,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p, softmax_p)
-    tmp_6 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * v1[:, None, None]
-    tmp_11 = tmp_9[:, :, :, None] * tmp_6[:, None, None]
-    # einsum("Bcm,Boj,Bck,Bn,Bi,Bl,Bc,Bo->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_15 = v1[:, :, None] * v1[:, None]
-    tmp_16 = tmp_14[:, :, :, None] * v1[:, None, None]
-    tmp_17 = tmp_15[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Boj,Bpk,Bn,Bi,Bl,Bc,Bp,Bo->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p, softmax_p, softmax_p)
-    tmp_18 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_21 = v1[:, :, None] * v1[:, None]
-    tmp_22 = tmp_18[:, :, None] * v1[:, None]
-    tmp_23 = tmp_20[:, :, None] * tmp_19[:, None]
-    tmp_24 = tmp_22[:, :, :, None, None] * tmp_21[:, None, None]
-    # einsum("Bcm,Bcj,Bok,Bn,Bi,Bl,Bo,Bc->jiklmn", jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_26 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_28 = v1[:, :, None] * v1[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * v1[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_25[:, None, None]
-    d3_W2__W2__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 0, 3, 2, 5, 1) - (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(5, 2, 4, 1, 0, 3) - (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1)) / B
+    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v2__z_v2__W2, v1, v1)
+    tmp = v1[:, :, None] * v1[:, None]
+    d3_W2__W2__W2 = (np.tensordot(tmp, d_hess_z_v2__z_v2__W2, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
     return {"block": d3_W2__W2__W2}
 
 
@@ -1619,58 +1656,20 @@ def _third_W2__W2__U(params, data):
     t = _forward(params, data)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
+    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
+    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,W2,U[j,i,k,l,m,n] = jac_p__z_v2[m,j] jac_p__z_v2[m,k] v1[i] v1[l] v2[n] softmax_m(p[m]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[c,k] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) + 2 Σ_co jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] v2[n] softmax_o(p[o]) softmax_c(p[c]) softmax_m(p[m]) - Σ_c jac_p__z_v2[c,k] jac_p__z_v2[m,j] v1[i] v1[l] v2[n] softmax_c(p[c]) softmax_m(p[m]) + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[i] v1[l] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] v1[l]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    # ∂f/∂W2,W2,U[j,i,k,l,m,n] = d_hess_z_v2__z_v2__U[j,k,m,n] v1[i] v1[l]
+    d_hess_z_v2__z_v2__U = t["d_hess_z_v2__z_v2__U"]
     v1 = t["v1"]
-    v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bmj,Bmk,Bi,Bl,Bn,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None] * v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_4 = tmp_2[:, :, :, None] * v2[:, None, None]
-    # einsum("Bcj,Bck,Bi,Bl,Bn,Bc,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_5 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_6 = (tmp_5.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_7 = v1[:, :, None] * v1[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * v2[:, None, None]
-    tmp_9 = tmp_7[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcj,Bmk,Bi,Bl,Bn,Bc,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_12 = v1[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * v2[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * tmp_10[:, None, None]
-    # einsum("Bcj,Bok,Bi,Bl,Bn,Bo,Bc,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_16 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_17 = v1[:, :, None] * v1[:, None]
-    tmp_18 = softmax_p[:, :, None] * v2[:, None]
-    tmp_19 = tmp_17[:, :, :, None] * tmp_15[:, None, None]
-    tmp_20 = tmp_18[:, :, :, None] * tmp_16[:, None, None]
-    # einsum("Bck,Bmj,Bi,Bl,Bn,Bc,Bm->jiklmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_21 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_22 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_23 = v1[:, :, None] * v1[:, None]
-    tmp_24 = tmp_22[:, :, :, None] * v2[:, None, None]
-    tmp_25 = tmp_23[:, :, :, None] * tmp_21[:, None, None]
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,jn,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v2, v1, v1)
-    tmp_26 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_27 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_28 = tmp_26[:, :, :, None] * v1[:, None, None]
-    tmp_29 = np.tensordot(tmp_28, tmp_27, axes=([0], [0]))
-    # einsum("Bk,kn,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v2, v1, v1)
-    tmp_30 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_31 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_32 = tmp_30[:, :, :, None] * v1[:, None, None]
-    tmp_33 = np.tensordot(tmp_32, tmp_31, axes=([0], [0]))
-    d3_W2__W2__U = ((np.tensordot(tmp_4, tmp_3, axes=([0], [0]))).transpose(4, 1, 5, 0, 3, 2) - (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(3, 1, 4, 0, 2, 5) - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(2, 1, 4, 0, 3, 5) + 2 * (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(5, 4, 2, 3, 0, 1) - (np.tensordot(tmp_25, tmp_24, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) + (tmp_29.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_33.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v2__z_v2__U, v1, v1)
+    tmp = v1[:, :, None] * v1[:, None]
+    d3_W2__W2__U = (np.tensordot(tmp, d_hess_z_v2__z_v2__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
     return {"block": d3_W2__W2__U}
 
 
@@ -1679,142 +1678,54 @@ def _third_W2__U__W1(params, data):
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_adj_v2__U"] = _d_adj_v2__U(t)
+    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
+    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
+    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
+    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
+    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
+    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,U,W1[j,i,l,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v2[k,j] v1[i] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v2[k,j] v1[i] x[n] softmax_c(p[c]) softmax_l(p[l]) + adj_p[l] jac_v1__z_v1[i,m] jac_v2__z_v2[k,j] x[n] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] v2[k] x[n] + jac_p__z_v1[l,m] jac_p__z_v2[l,j] v1[i] v2[k] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[l,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[l,m] jac_p__z_v2[c,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[c,j] v1[i] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v1[k,m] v1[i] x[n]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bkj,Bi,Bn,Bl->jilkmn", jac_p__z_v1, jac_v2__z_v2, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bkj,Bi,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_v2__z_v2, v1, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_5 = x[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
-    adj_p = t["adj_p"]
+    # ∂f/∂W2,U,W1[j,i,l,k,m,n] = d_adj_z_v2__U[j,l,k] jac_v1__z_v1[i,m] x[n] + d_hess_z_v1__z_v2__U[m,j,l,k] v1[i] x[n]
+    d_adj_z_v2__U = t["d_adj_z_v2__U"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bl,Bim,Bkj,Bn->jilkmn", adj_p, jac_v1__z_v1, jac_v2__z_v2, x)
-    tmp_8 = jac_v1__z_v1[:, :, :, None] * adj_p[:, None, None]
-    tmp_9 = x[:, :, None, None] * jac_v2__z_v2[:, None]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v2 = t["v2"]
-    # einsum("Bcl,Bcj,Bim,Bk,Bn->jilkmn", hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v2, x)
-    tmp_10 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_11 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * x[:, None, None]
-    # einsum("Blm,Blj,Bi,Bk,Bn,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = v2[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Blj,Bi,Bk,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_19 = v2[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Blm,Bcj,Bi,Bk,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_23 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_24 = v2[:, :, None] * v1[:, None]
-    tmp_25 = tmp_23[:, :, :, None] * x[:, None, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    # einsum("Bcm,Boj,Bi,Bk,Bn,Bc,Bo,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_27 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = v2[:, :, None] * v1[:, None]
-    tmp_30 = softmax_p[:, :, None] * x[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * tmp_27[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    # einsum("Bcm,Bcj,Bi,Bk,Bn,Bc,Bl->jilkmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_33 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_34 = (tmp_33.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_35 = v2[:, :, None] * v1[:, None]
-    tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
-    tmp_37 = tmp_35[:, :, :, None] * softmax_p[:, None, None]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bcl,Bcj,Bkm,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
-    tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_39 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    d3_W2__U__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 3, 0, 4, 1, 2) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 1, 3, 4, 2, 0) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(2, 3, 5, 1, 4, 0) + (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(0, 4, 1, 3, 5, 2) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 1, 3, 0, 4, 2) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(4, 1, 3, 0, 2, 5) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(2, 4, 0, 3, 5, 1) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(4, 1, 2, 0, 3, 5) + (np.tensordot(tmp_40, tmp_39, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
+    x = t["x"]
+    # einsum("Bjlk,Bim,Bn->jilkmn", d_adj_z_v2__U, jac_v1__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
+    v1 = t["v1"]
+    # einsum("Bmjlk,Bi,Bn->jilkmn", d_hess_z_v1__z_v2__U, v1, x)
+    tmp_2 = x[:, :, None] * v1[:, None]
+    d3_W2__U__W1 = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0)) / B
     return {"block": d3_W2__U__W1}
 
 
 def _third_W2__U__W2(params, data):
     """Batch-mean block ∂³f/∂W2∂U∂W2."""
     t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
+    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
+    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,U,W2[j,i,l,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v2[k,j] v1[n] v1[i] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v2[k,j] v1[n] v1[i] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v2[l,m] jac_p__z_v2[l,j] v1[n] v1[i] v2[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[l,j] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,j] jac_p__z_v2[l,m] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,j] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[c,j] v1[n] v1[i] v2[k] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v2[k,m] v1[n] v1[i]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
+    # ∂f/∂W2,U,W2[j,i,l,k,m,n] = d_hess_z_v2__z_v2__U[j,m,l,k] v1[i] v1[n]
+    d_hess_z_v2__z_v2__U = t["d_hess_z_v2__z_v2__U"]
     v1 = t["v1"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bkj,Bn,Bi,Bl->jilkmn", jac_p__z_v2, jac_v2__z_v2, v1, v1, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * v1[:, None, None]
-    # einsum("Bcm,Bkj,Bn,Bi,Bc,Bl->jilkmn", jac_p__z_v2, jac_v2__z_v2, v1, v1, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_5 = v1[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
-    v2 = t["v2"]
-    # einsum("Blm,Blj,Bn,Bi,Bk,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p)
-    tmp_8 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_11 = tmp_9[:, :, :, None] * v2[:, None, None]
-    # einsum("Bcm,Blj,Bn,Bi,Bk,Bc,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_14 = v1[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * v2[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcj,Blm,Bn,Bi,Bk,Bc,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_19 = v1[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * v2[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcm,Boj,Bn,Bi,Bk,Bc,Bo,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_24 = v1[:, :, None] * v1[:, None]
-    tmp_25 = softmax_p[:, :, None] * v2[:, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bcm,Bcj,Bn,Bi,Bk,Bc,Bl->jilkmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_28 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_29 = (tmp_28.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_30 = v1[:, :, None] * v1[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * v2[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * softmax_p[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bcl,Bcj,Bkm,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
-    tmp_33 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_34 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_35 = tmp_33[:, :, :, None] * v1[:, None, None]
-    d3_W2__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 0, 4, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 0, 3, 4, 2, 1) + (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(5, 0, 3, 2, 4, 1) - (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(4, 0, 3, 5, 2, 1) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(2, 3, 0, 1, 5, 4) - (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(4, 0, 2, 5, 3, 1) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
+    # einsum("Bjmlk,Bi,Bn->jilkmn", d_hess_z_v2__z_v2__U, v1, v1)
+    tmp = v1[:, :, None] * v1[:, None]
+    d3_W2__U__W2 = (np.tensordot(tmp, d_hess_z_v2__z_v2__U, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) / B
     return {"block": d3_W2__U__W2}
 
 
@@ -1822,127 +1733,52 @@ def _third_W2__U__U(params, data):
     """Batch-mean block ∂³f/∂W2∂U∂U."""
     t = _forward(params, data)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
+    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
+    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂W2,U,U[j,i,l,k,m,n] = δ[l,m] jac_v2__z_v2[k,j] v1[i] v2[n] softmax_l(p[l]) - jac_v2__z_v2[k,j] v1[i] v2[n] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v2[l,j] v1[i] v2[n] v2[k] softmax_l(p[l]) - jac_p__z_v2[l,j] v1[i] v2[n] v2[k] softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v2[c,j] v1[i] v2[n] v2[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v2[c,j] v1[i] v2[n] v2[k] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v2[m,j] v1[i] v2[n] v2[k] softmax_m(p[m]) softmax_l(p[l]) + relu'(z_v2[j]) δ[j,n] hobj_p__p[m,l] v1[i] v2[k]
+    # ∂f/∂W2,U,U[j,i,l,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v2[k,j] v1[i] + d_hess_z_v2__p__U[j,l,m,n] v1[i] v2[k]
+    d_adj_p__U = t["d_adj_p__U"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
+    # einsum("Blmn,Bkj,Bi->jilkmn", d_adj_p__U, jac_v2__z_v2, v1)
+    tmp = v1[:, :, None, None] * jac_v2__z_v2[:, None]
+    d_hess_z_v2__p__U = t["d_hess_z_v2__p__U"]
     v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,Bkj,Bi,Bn,Bl->jilkmn", np.eye(2), jac_v2__z_v2, v1, v2, softmax_p)
-    tmp = v2[:, :, None] * v1[:, None]
-    tmp_2 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    # einsum("Bkj,Bi,Bn,Bm,Bl->jilkmn", jac_v2__z_v2, v1, v2, softmax_p, softmax_p)
-    tmp_4 = v2[:, :, None] * v1[:, None]
-    tmp_5 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_6 = tmp_4[:, :, :, None] * softmax_p[:, None, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("lm,Blj,Bi,Bn,Bk,Bl->jilkmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p)
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_8 = v2[:, :, None] * v1[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * v2[:, None, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    # einsum("Blj,Bi,Bn,Bk,Bm,Bl->jilkmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_12 = v2[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * v2[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("lm,Bcj,Bi,Bn,Bk,Bc,Bl->jilkmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_16 = v2[:, :, None] * v1[:, None]
-    tmp_17 = softmax_p[:, :, None] * v2[:, None]
-    tmp_18 = tmp_16[:, :, :, None] * tmp_15[:, None, None]
-    tmp_19 = np.tensordot(tmp_18, tmp_17, axes=([0], [0]))
-    # einsum("Bcj,Bi,Bn,Bk,Bc,Bm,Bl->jilkmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p, softmax_p)
-    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_21 = v2[:, :, None] * v1[:, None]
-    tmp_22 = softmax_p[:, :, None] * v2[:, None]
-    tmp_23 = tmp_21[:, :, :, None] * softmax_p[:, None, None]
-    tmp_24 = tmp_22[:, :, :, None] * tmp_20[:, None, None]
-    # einsum("Bmj,Bi,Bn,Bk,Bm,Bl->jilkmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_25 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_26 = v2[:, :, None] * v1[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * v2[:, None, None]
-    tmp_28 = tmp_26[:, :, :, None] * softmax_p[:, None, None]
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,jn,Bml,Bi,Bk->jilkmn", drelu_z_v2, np.eye(2), hobj_p__p, v1, v2)
-    tmp_29 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_30 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_31 = np.tensordot(tmp_30, tmp_29, axes=([0], [0]))
-    d3_W2__U__U = ((tmp_3.transpose(2, 4, 0, 1, 3))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(5, 1, 2, 4, 3, 0) + (tmp_10.transpose(1, 4, 0, 2, 3))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(4, 1, 3, 5, 2, 0) - (tmp_19.transpose(2, 1, 3, 4, 0))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 4, 5, 1, 0, 3) - (np.tensordot(tmp_28, tmp_27, axes=([0], [0]))).transpose(4, 1, 2, 5, 3, 0) + (tmp_31.transpose(4, 3, 2, 0, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
+    # einsum("Bjlmn,Bi,Bk->jilkmn", d_hess_z_v2__p__U, v1, v2)
+    tmp_2 = v2[:, :, None] * v1[:, None]
+    d3_W2__U__U = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v2__p__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5)) / B
     return {"block": d3_W2__U__U}
 
 
 def _third_U__W1__W1(params, data):
     """Batch-mean block ∂³f/∂U∂W1∂W1."""
     t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_jac_p__v1__U"] = _d_jac_p__v1__U(t)
+    t["d_jac_p__z_v1__U"] = _d_jac_p__z_v1__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_hess_p__z_v1__U"] = _d_hess_p__z_v1__U(t)
+    t["d_hess_v2__z_v1__U"] = _d_hess_v2__z_v1__U(t)
+    t["d_hess_z_v2__z_v1__U"] = _d_hess_z_v2__z_v1__U(t)
+    t["d_hess_v1__z_v1__U"] = _d_hess_v1__z_v1__U(t)
+    t["d_hess_z_v1__z_v1__U"] = _d_hess_z_v1__z_v1__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W1,W1[l,j,i,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v1[j,i] x[n] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v1[j,i] x[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v1[l,m] jac_p__z_v1[l,i] v2[j] x[n] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v1[l,i] v2[j] x[n] x[k] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v1[c,i] v2[j] x[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,m] jac_p__z_v1[o,i] v2[j] x[n] x[k] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v1[l,m] v2[j] x[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v1[j,m] x[n] x[k]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
+    # ∂f/∂U,W1,W1[l,j,i,k,m,n] = d_hess_z_v1__z_v1__U[i,m,l,j] x[k] x[n]
+    d_hess_z_v1__z_v1__U = t["d_hess_z_v1__z_v1__U"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bji,Bn,Bk,Bl->ljikmn", jac_p__z_v1, jac_v2__z_v1, x, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bji,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_v2__z_v1, x, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_5 = x[:, :, None] * x[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
-    v2 = t["v2"]
-    # einsum("Blm,Bli,Bj,Bn,Bk,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p)
-    tmp_8 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_9 = x[:, :, None] * v2[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * jac_p__z_v1[:, :, None]
-    tmp_11 = tmp_9[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bli,Bj,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = x[:, :, None] * v2[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * x[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Bci,Bj,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_17 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_18 = (tmp_17.transpose(0, 2, 1)) @ jac_p__z_v1
-    tmp_19 = x[:, :, None] * v2[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Boi,Bj,Bn,Bk,Bc,Bo,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_24 = x[:, :, None] * v2[:, None]
-    tmp_25 = softmax_p[:, :, None] * x[:, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bci,Blm,Bj,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v1, v2, x, x, softmax_p, softmax_p)
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_29 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_30 = x[:, :, None] * v2[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * x[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
-    tmp_33 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_34 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_35 = tmp_33[:, :, :, None] * x[:, None, None]
-    d3_U__W1__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 2, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 0, 2, 1) + (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 1, 5, 2, 4, 0) - (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) + 2 * (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(0, 4, 2, 1, 5, 3) - (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(3, 1, 2, 5, 4, 0) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
+    # einsum("Bimlj,Bk,Bn->ljikmn", d_hess_z_v1__z_v1__U, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    d3_U__W1__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__U, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) / B
     return {"block": d3_U__W1__W1}
 
 
@@ -1951,85 +1787,32 @@ def _third_U__W1__W2(params, data):
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_adj_v2__U"] = _d_adj_v2__U(t)
+    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
+    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
+    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
+    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
+    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
+    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W1,W2[l,j,i,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v1[j,i] v1[n] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v1[j,i] v1[n] x[k] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[j]) δ[j,m] adj_p[l] jac_v1__z_v1[n,i] x[k] + jac_p__z_v1[l,i] jac_p__z_v2[l,m] v1[n] v2[j] x[k] softmax_l(p[l]) - Σ_c jac_p__z_v1[l,i] jac_p__z_v2[c,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v2[c,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,i] jac_p__z_v2[o,m] v1[n] v2[j] x[k] softmax_o(p[o]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,i] jac_p__z_v2[l,m] v1[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + Σ_c relu'(z_v1[i]) δ[i,n] hobj_p__p[l,c] jac_p__z_v2[c,m] v2[j] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v2[j,m] v1[n] x[k]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    v1 = t["v1"]
-    x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bji,Bn,Bk,Bl->ljikmn", jac_p__z_v2, jac_v2__z_v1, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bji,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v2, jac_v2__z_v1, v1, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_5 = x[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    adj_p = t["adj_p"]
+    # ∂f/∂U,W1,W2[l,j,i,k,m,n] = d_adj_z_v2__U[m,l,j] jac_v1__z_v1[n,i] x[k] + d_hess_z_v1__z_v2__U[i,m,l,j] v1[n] x[k]
+    d_adj_z_v2__U = t["d_adj_z_v2__U"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bj,jm,Bl,Bni,Bk->ljikmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp_8 = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_9 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bli,Blm,Bn,Bj,Bk,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = v2[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    # einsum("Bli,Bcm,Bn,Bj,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_16 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_17 = v2[:, :, None] * v1[:, None]
-    tmp_18 = tmp_16[:, :, :, None] * x[:, None, None]
-    tmp_19 = tmp_17[:, :, :, None] * tmp_15[:, None, None]
-    # einsum("Bci,Bcm,Bn,Bj,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_20 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_21 = (tmp_20.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_22 = v2[:, :, None] * v1[:, None]
-    tmp_23 = tmp_21[:, :, :, None] * x[:, None, None]
-    tmp_24 = tmp_22[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bci,Bom,Bn,Bj,Bk,Bo,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_26 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_27 = v2[:, :, None] * v1[:, None]
-    tmp_28 = softmax_p[:, :, None] * x[:, None]
-    tmp_29 = tmp_27[:, :, :, None] * tmp_25[:, None, None]
-    tmp_30 = tmp_28[:, :, :, None] * tmp_26[:, None, None]
-    # einsum("Bci,Blm,Bn,Bj,Bk,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_32 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_33 = v2[:, :, None] * v1[:, None]
-    tmp_34 = tmp_32[:, :, :, None] * x[:, None, None]
-    tmp_35 = tmp_33[:, :, :, None] * tmp_31[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bi,in,Blc,Bcm,Bj,Bk->ljikmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, v2, x)
-    tmp_36 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_37 = v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_38 = tmp_36[:, :, :, None] * x[:, None, None]
-    tmp_39 = np.tensordot(tmp_38, tmp_37, axes=([0], [0]))
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp_40 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_41 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_42 = tmp_40[:, :, :, None] * x[:, None, None]
-    d3_U__W1__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 2, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 0, 2, 1) + (tmp_10.transpose(3, 4, 2, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, :, None] + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 0, 4, 2, 5, 1) - (np.tensordot(tmp_19, tmp_18, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_30, tmp_29, axes=([0], [0]))).transpose(0, 3, 5, 1, 2, 4) - (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (tmp_39.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_42, tmp_41, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
+    x = t["x"]
+    # einsum("Bmlj,Bni,Bk->ljikmn", d_adj_z_v2__U, jac_v1__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
+    v1 = t["v1"]
+    # einsum("Bimlj,Bn,Bk->ljikmn", d_hess_z_v1__z_v2__U, v1, x)
+    tmp_2 = x[:, :, None] * v1[:, None]
+    d3_U__W1__W2 = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(4, 5, 2, 0, 3, 1) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(4, 5, 2, 0, 3, 1)) / B
     return {"block": d3_U__W1__W2}
 
 
@@ -2039,67 +1822,26 @@ def _third_U__W1__U(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
+    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
+    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
+    t["d_hess_v1__p__U"] = _d_hess_v1__p__U(t)
+    t["d_hess_z_v1__p__U"] = _d_hess_z_v1__p__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W1,U[l,j,i,k,m,n] = δ[l,m] jac_v2__z_v1[j,i] v2[n] x[k] softmax_l(p[l]) - jac_v2__z_v1[j,i] v2[n] x[k] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v1[l,i] v2[n] v2[j] x[k] softmax_l(p[l]) - jac_p__z_v1[l,i] v2[n] v2[j] x[k] softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v1[m,i] v2[n] v2[j] x[k] softmax_m(p[m]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v1[c,i] v2[n] v2[j] x[k] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v1[c,i] v2[n] v2[j] x[k] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v1[i]) relu'(z_v2[n]) W2[n,i] hobj_p__p[l,m] v2[j] x[k]
+    # ∂f/∂U,W1,U[l,j,i,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v1[j,i] x[k] + d_hess_z_v1__p__U[i,l,m,n] v2[j] x[k]
+    d_adj_p__U = t["d_adj_p__U"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
-    v2 = t["v2"]
     x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,Bji,Bn,Bk,Bl->ljikmn", np.eye(2), jac_v2__z_v1, v2, x, softmax_p)
-    tmp = x[:, :, None] * v2[:, None]
-    tmp_2 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    # einsum("Bji,Bn,Bk,Bm,Bl->ljikmn", jac_v2__z_v1, v2, x, softmax_p, softmax_p)
-    tmp_4 = x[:, :, None] * v2[:, None]
-    tmp_5 = softmax_p[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_6 = tmp_4[:, :, :, None] * softmax_p[:, None, None]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("lm,Bli,Bn,Bj,Bk,Bl->ljikmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p)
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_8 = v2[:, :, None] * v2[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    # einsum("Bli,Bn,Bj,Bk,Bm,Bl->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_12 = v2[:, :, None] * v2[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bmi,Bn,Bj,Bk,Bm,Bl->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_15 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_16 = v2[:, :, None] * v2[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * x[:, None, None]
-    tmp_18 = tmp_16[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bci,Bn,Bj,Bk,Bc,Bm,Bl->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_20 = v2[:, :, None] * v2[:, None]
-    tmp_21 = softmax_p[:, :, None] * x[:, None]
-    tmp_22 = tmp_20[:, :, :, None] * softmax_p[:, None, None]
-    tmp_23 = tmp_21[:, :, :, None] * tmp_19[:, None, None]
-    # einsum("lm,Bci,Bn,Bj,Bk,Bc,Bl->ljikmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_24 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_25 = v2[:, :, None] * v2[:, None]
-    tmp_26 = softmax_p[:, :, None] * x[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_24[:, None, None]
-    tmp_28 = np.tensordot(tmp_27, tmp_26, axes=([0], [0]))
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bi,Bn,ni,Blm,Bj,Bk->ljikmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, v2, x)
-    tmp_29 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_30 = tmp_29 * W2
-    tmp_31 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_32 = tmp_30[:, :, :, None] * x[:, None, None]
-    d3_U__W1__U = (tmp_3[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(2, 4, 5, 0, 3, 1) + (tmp_10.transpose(0, 3, 1, 2, 4))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1) - (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + 2 * (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (tmp_28.transpose(3, 0, 2, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] + (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(4, 3, 1, 2, 5, 0)) / B
+    # einsum("Blmn,Bji,Bk->ljikmn", d_adj_p__U, jac_v2__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v2__z_v1[:, None]
+    d_hess_z_v1__p__U = t["d_hess_z_v1__p__U"]
+    v2 = t["v2"]
+    # einsum("Bilmn,Bj,Bk->ljikmn", d_hess_z_v1__p__U, v2, x)
+    tmp_2 = x[:, :, None] * v2[:, None]
+    d3_U__W1__U = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__p__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5)) / B
     return {"block": d3_U__W1__U}
 
 
@@ -2108,142 +1850,54 @@ def _third_U__W2__W1(params, data):
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_adj_v2__U"] = _d_adj_v2__U(t)
+    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
+    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
+    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
+    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
+    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
+    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W2,W1[l,j,i,k,m,n] = jac_p__z_v1[l,m] jac_v2__z_v2[j,i] v1[k] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_v2__z_v2[j,i] v1[k] x[n] softmax_c(p[c]) softmax_l(p[l]) + adj_p[l] jac_v1__z_v1[k,m] jac_v2__z_v2[j,i] x[n] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v1__z_v1[k,m] v2[j] x[n] + jac_p__z_v1[l,m] jac_p__z_v2[l,i] v1[k] v2[j] x[n] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[l,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v1[c,m] jac_p__z_v2[c,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v1[c,m] jac_p__z_v2[o,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v1[l,m] jac_p__z_v2[c,i] v1[k] v2[j] x[n] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v1[j,m] v1[k] x[n]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bji,Bk,Bn,Bl->ljikmn", jac_p__z_v1, jac_v2__z_v2, v1, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bji,Bk,Bn,Bc,Bl->ljikmn", jac_p__z_v1, jac_v2__z_v2, v1, x, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_5 = x[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
-    adj_p = t["adj_p"]
+    # ∂f/∂U,W2,W1[l,j,i,k,m,n] = d_adj_z_v2__U[i,l,j] jac_v1__z_v1[k,m] x[n] + d_hess_z_v1__z_v2__U[m,i,l,j] v1[k] x[n]
+    d_adj_z_v2__U = t["d_adj_z_v2__U"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bl,Bkm,Bji,Bn->ljikmn", adj_p, jac_v1__z_v1, jac_v2__z_v2, x)
-    tmp_8 = jac_v1__z_v1[:, :, :, None] * adj_p[:, None, None]
-    tmp_9 = x[:, :, None, None] * jac_v2__z_v2[:, None]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v2 = t["v2"]
-    # einsum("Blc,Bci,Bkm,Bj,Bn->ljikmn", hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v2, x)
-    tmp_10 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_11 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * x[:, None, None]
-    # einsum("Blm,Bli,Bk,Bj,Bn,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p)
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_14 = v2[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bcm,Bli,Bk,Bj,Bn,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_18 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_19 = v2[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * x[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * tmp_17[:, None, None]
-    # einsum("Bcm,Bci,Bk,Bj,Bn,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_22 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_23 = (tmp_22.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_24 = v2[:, :, None] * v1[:, None]
-    tmp_25 = tmp_23[:, :, :, None] * x[:, None, None]
-    tmp_26 = tmp_24[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Boi,Bk,Bj,Bn,Bc,Bo,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_27 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = v2[:, :, None] * v1[:, None]
-    tmp_30 = softmax_p[:, :, None] * x[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * tmp_27[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    # einsum("Blm,Bci,Bk,Bj,Bn,Bc,Bl->ljikmn", jac_p__z_v1, jac_p__z_v2, v1, v2, x, softmax_p, softmax_p)
-    tmp_33 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_34 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_35 = v2[:, :, None] * v1[:, None]
-    tmp_36 = tmp_34[:, :, :, None] * x[:, None, None]
-    tmp_37 = tmp_35[:, :, :, None] * tmp_33[:, None, None]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Blc,Bci,Bjm,Bk,Bn->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
-    tmp_38 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_39 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_40 = tmp_38[:, :, :, None] * x[:, None, None]
-    d3_U__W2__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 3, 1, 2) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 1, 2, 0) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(5, 1, 2, 3, 4, 0) + (np.tensordot(tmp_12, tmp_11, axes=([0], [0]))).transpose(1, 3, 0, 4, 5, 2) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 0, 5, 1, 4, 2) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(3, 0, 4, 1, 2, 5) - (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(2, 0, 4, 1, 3, 5) + 2 * (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(0, 3, 2, 4, 5, 1) - (np.tensordot(tmp_37, tmp_36, axes=([0], [0]))).transpose(3, 0, 2, 1, 4, 5) + (np.tensordot(tmp_40, tmp_39, axes=([0], [0]))).transpose(1, 4, 0, 3, 5, 2)) / B
+    x = t["x"]
+    # einsum("Bilj,Bkm,Bn->ljikmn", d_adj_z_v2__U, jac_v1__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
+    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
+    v1 = t["v1"]
+    # einsum("Bmilj,Bk,Bn->ljikmn", d_hess_z_v1__z_v2__U, v1, x)
+    tmp_2 = x[:, :, None] * v1[:, None]
+    d3_U__W2__W1 = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(4, 5, 3, 1, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(4, 5, 3, 1, 2, 0)) / B
     return {"block": d3_U__W2__W1}
 
 
 def _third_U__W2__W2(params, data):
     """Batch-mean block ∂³f/∂U∂W2∂W2."""
     t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
+    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
+    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
+    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W2,W2[l,j,i,k,m,n] = jac_p__z_v2[l,m] jac_v2__z_v2[j,i] v1[n] v1[k] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_v2__z_v2[j,i] v1[n] v1[k] softmax_c(p[c]) softmax_l(p[l]) + jac_p__z_v2[l,m] jac_p__z_v2[l,i] v1[n] v1[k] v2[j] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[l,i] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,m] jac_p__z_v2[c,i] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_co jac_p__z_v2[c,m] jac_p__z_v2[o,i] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_o(p[o]) softmax_l(p[l]) - Σ_c jac_p__z_v2[c,i] jac_p__z_v2[l,m] v1[n] v1[k] v2[j] softmax_c(p[c]) softmax_l(p[l]) + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v2[j,m] v1[n] v1[k]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
+    # ∂f/∂U,W2,W2[l,j,i,k,m,n] = d_hess_z_v2__z_v2__U[i,m,l,j] v1[k] v1[n]
+    d_hess_z_v2__z_v2__U = t["d_hess_z_v2__z_v2__U"]
     v1 = t["v1"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blm,Bji,Bn,Bk,Bl->ljikmn", jac_p__z_v2, jac_v2__z_v2, v1, v1, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * v1[:, None, None]
-    # einsum("Bcm,Bji,Bn,Bk,Bc,Bl->ljikmn", jac_p__z_v2, jac_v2__z_v2, v1, v1, softmax_p, softmax_p)
-    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_5 = v1[:, :, None] * v1[:, None]
-    tmp_6 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * tmp_4[:, None, None]
-    v2 = t["v2"]
-    # einsum("Blm,Bli,Bn,Bk,Bj,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p)
-    tmp_8 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * jac_p__z_v2[:, :, None]
-    tmp_11 = tmp_9[:, :, :, None] * v2[:, None, None]
-    # einsum("Bcm,Bli,Bn,Bk,Bj,Bc,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_13 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_14 = v1[:, :, None] * v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * v2[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * tmp_12[:, None, None]
-    # einsum("Bcm,Bci,Bn,Bk,Bj,Bc,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_17 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_18 = (tmp_17.transpose(0, 2, 1)) @ jac_p__z_v2
-    tmp_19 = v1[:, :, None] * v1[:, None]
-    tmp_20 = tmp_18[:, :, :, None] * v2[:, None, None]
-    tmp_21 = tmp_19[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Boi,Bn,Bk,Bj,Bc,Bo,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p, softmax_p)
-    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_23 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_24 = v1[:, :, None] * v1[:, None]
-    tmp_25 = softmax_p[:, :, None] * v2[:, None]
-    tmp_26 = tmp_24[:, :, :, None] * tmp_22[:, None, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_23[:, None, None]
-    # einsum("Bci,Blm,Bn,Bk,Bj,Bc,Bl->ljikmn", jac_p__z_v2, jac_p__z_v2, v1, v1, v2, softmax_p, softmax_p)
-    tmp_28 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_29 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_30 = v1[:, :, None] * v1[:, None]
-    tmp_31 = tmp_29[:, :, :, None] * v2[:, None, None]
-    tmp_32 = tmp_30[:, :, :, None] * tmp_28[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
-    tmp_33 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_34 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_35 = tmp_33[:, :, :, None] * v1[:, None, None]
-    d3_U__W2__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(0, 4, 5, 2, 1, 3) - (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(3, 4, 5, 0, 2, 1) + (np.tensordot(tmp_11, tmp_10, axes=([0], [0]))).transpose(3, 2, 5, 0, 4, 1) - (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 5, 4, 0, 2, 1) - (np.tensordot(tmp_21, tmp_20, axes=([0], [0]))).transpose(2, 5, 4, 0, 3, 1) + 2 * (np.tensordot(tmp_27, tmp_26, axes=([0], [0]))).transpose(0, 1, 2, 3, 5, 4) - (np.tensordot(tmp_32, tmp_31, axes=([0], [0]))).transpose(3, 5, 2, 0, 4, 1) + (np.tensordot(tmp_35, tmp_34, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
+    # einsum("Bimlj,Bk,Bn->ljikmn", d_hess_z_v2__z_v2__U, v1, v1)
+    tmp = v1[:, :, None] * v1[:, None]
+    d3_U__W2__W2 = (np.tensordot(tmp, d_hess_z_v2__z_v2__U, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) / B
     return {"block": d3_U__W2__W2}
 
 
@@ -2251,60 +1905,24 @@ def _third_U__W2__U(params, data):
     """Batch-mean block ∂³f/∂U∂W2∂U."""
     t = _forward(params, data)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
+    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
+    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,W2,U[l,j,i,k,m,n] = δ[l,m] jac_v2__z_v2[j,i] v1[k] v2[n] softmax_l(p[l]) - jac_v2__z_v2[j,i] v1[k] v2[n] softmax_m(p[m]) softmax_l(p[l]) + δ[l,m] jac_p__z_v2[l,i] v1[k] v2[n] v2[j] softmax_l(p[l]) - jac_p__z_v2[l,i] v1[k] v2[n] v2[j] softmax_m(p[m]) softmax_l(p[l]) - jac_p__z_v2[m,i] v1[k] v2[n] v2[j] softmax_m(p[m]) softmax_l(p[l]) + 2 Σ_c jac_p__z_v2[c,i] v1[k] v2[n] v2[j] softmax_c(p[c]) softmax_m(p[m]) softmax_l(p[l]) - Σ_c δ[l,m] jac_p__z_v2[c,i] v1[k] v2[n] v2[j] softmax_c(p[c]) softmax_l(p[l]) + relu'(z_v2[i]) δ[i,n] hobj_p__p[l,m] v1[k] v2[j]
+    # ∂f/∂U,W2,U[l,j,i,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v2[j,i] v1[k] + d_hess_z_v2__p__U[i,l,m,n] v1[k] v2[j]
+    d_adj_p__U = t["d_adj_p__U"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1 = t["v1"]
+    # einsum("Blmn,Bji,Bk->ljikmn", d_adj_p__U, jac_v2__z_v2, v1)
+    tmp = v1[:, :, None, None] * jac_v2__z_v2[:, None]
+    d_hess_z_v2__p__U = t["d_hess_z_v2__p__U"]
     v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,Bji,Bk,Bn,Bl->ljikmn", np.eye(2), jac_v2__z_v2, v1, v2, softmax_p)
-    tmp = v2[:, :, None] * v1[:, None]
-    tmp_2 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    # einsum("Bji,Bk,Bn,Bm,Bl->ljikmn", jac_v2__z_v2, v1, v2, softmax_p, softmax_p)
-    tmp_4 = v2[:, :, None] * v1[:, None]
-    tmp_5 = softmax_p[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_6 = tmp_4[:, :, :, None] * softmax_p[:, None, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("lm,Bli,Bk,Bn,Bj,Bl->ljikmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p)
-    tmp_7 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_8 = v2[:, :, None] * v1[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * v2[:, None, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    # einsum("Bli,Bk,Bn,Bj,Bm,Bl->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_11 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_12 = v2[:, :, None] * v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * v2[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bmi,Bk,Bn,Bj,Bm,Bl->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_15 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_16 = v2[:, :, None] * v1[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * v2[:, None, None]
-    tmp_18 = tmp_16[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bci,Bk,Bn,Bj,Bc,Bm,Bl->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p, softmax_p)
-    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_20 = v2[:, :, None] * v1[:, None]
-    tmp_21 = softmax_p[:, :, None] * v2[:, None]
-    tmp_22 = tmp_20[:, :, :, None] * softmax_p[:, None, None]
-    tmp_23 = tmp_21[:, :, :, None] * tmp_19[:, None, None]
-    # einsum("lm,Bci,Bk,Bn,Bj,Bc,Bl->ljikmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_24 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_25 = v2[:, :, None] * v1[:, None]
-    tmp_26 = softmax_p[:, :, None] * v2[:, None]
-    tmp_27 = tmp_25[:, :, :, None] * tmp_24[:, None, None]
-    tmp_28 = np.tensordot(tmp_27, tmp_26, axes=([0], [0]))
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bi,in,Blm,Bk,Bj->ljikmn", drelu_z_v2, np.eye(2), hobj_p__p, v1, v2)
-    tmp_29 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_30 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_31 = np.tensordot(tmp_30, tmp_29, axes=([0], [0]))
-    d3_U__W2__U = ((tmp_3.transpose(0, 1, 2, 4, 3))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_6, tmp_5, axes=([0], [0]))).transpose(2, 4, 5, 1, 3, 0) + (tmp_10.transpose(0, 2, 1, 4, 3))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] - (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 5, 4, 1, 2, 0) - (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(2, 5, 4, 1, 3, 0) + 2 * (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(5, 1, 2, 4, 0, 3) - (tmp_28.transpose(3, 4, 2, 1, 0))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None] + (tmp_31.transpose(1, 0, 4, 3, 2))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
+    # einsum("Bilmn,Bk,Bj->ljikmn", d_hess_z_v2__p__U, v1, v2)
+    tmp_2 = v2[:, :, None] * v1[:, None]
+    d3_U__W2__U = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v2__p__U, axes=([0], [0]))).transpose(3, 0, 2, 1, 4, 5)) / B
     return {"block": d3_U__W2__U}
 
 
@@ -2314,54 +1932,26 @@ def _third_U__U__W1(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
+    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
+    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
+    t["d_hess_v1__p__U"] = _d_hess_v1__p__U(t)
+    t["d_hess_z_v1__p__U"] = _d_hess_z_v1__p__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,U,W1[l,j,i,k,m,n] = δ[l,i] jac_p__z_v1[l,m] v2[j] v2[k] x[n] softmax_l(p[l]) - Σ_c δ[l,i] jac_p__z_v1[c,m] v2[j] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) - jac_p__z_v1[i,m] v2[j] v2[k] x[n] softmax_l(p[l]) softmax_i(p[i]) + 2 Σ_c jac_p__z_v1[c,m] v2[j] v2[k] x[n] softmax_c(p[c]) softmax_l(p[l]) softmax_i(p[i]) - jac_p__z_v1[l,m] v2[j] v2[k] x[n] softmax_l(p[l]) softmax_i(p[i]) + hobj_p__p[l,i] jac_v2__z_v1[j,m] v2[k] x[n] + hobj_p__p[l,i] jac_v2__z_v1[k,m] v2[j] x[n]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    v2 = t["v2"]
-    x = t["x"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("li,Blm,Bj,Bk,Bn,Bl->ljikmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_2 = v2[:, :, None] * v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    tmp_4 = np.tensordot(tmp_3, tmp_2, axes=([0], [0]))
-    # einsum("li,Bcm,Bj,Bk,Bn,Bc,Bl->ljikmn", np.eye(2), jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_5 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_6 = v2[:, :, None] * v2[:, None]
-    tmp_7 = softmax_p[:, :, None] * x[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * tmp_5[:, None, None]
-    tmp_9 = np.tensordot(tmp_8, tmp_7, axes=([0], [0]))
-    # einsum("Bim,Bj,Bk,Bn,Bl,Bi->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_10 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_11 = v2[:, :, None] * v2[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * x[:, None, None]
-    tmp_13 = tmp_11[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Bj,Bk,Bn,Bc,Bl,Bi->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p, softmax_p)
-    tmp_14 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_15 = v2[:, :, None] * v2[:, None]
-    tmp_16 = softmax_p[:, :, None] * x[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * softmax_p[:, None, None]
-    tmp_18 = tmp_16[:, :, :, None] * tmp_14[:, None, None]
-    # einsum("Blm,Bj,Bk,Bn,Bl,Bi->ljikmn", jac_p__z_v1, v2, v2, x, softmax_p, softmax_p)
-    tmp_19 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_20 = v2[:, :, None] * v2[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * x[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * softmax_p[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
+    # ∂f/∂U,U,W1[l,j,i,k,m,n] = d_adj_p__U[l,i,k] jac_v2__z_v1[j,m] x[n] + d_hess_z_v1__p__U[m,l,i,k] v2[j] x[n]
+    d_adj_p__U = t["d_adj_p__U"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bli,Bjm,Bk,Bn->ljikmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp_23 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_24 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    # einsum("Bli,Bkm,Bj,Bn->ljikmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp_25 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_26 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    d3_U__U__W1 = ((tmp_4.transpose(0, 4, 3, 1, 2))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (tmp_9.transpose(3, 1, 0, 2, 4))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (np.tensordot(tmp_13, tmp_12, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) + 2 * (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(0, 4, 5, 3, 2, 1) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(4, 1, 5, 3, 2, 0) + (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(4, 3, 5, 1, 2, 0)) / B
+    x = t["x"]
+    # einsum("Blik,Bjm,Bn->ljikmn", d_adj_p__U, jac_v2__z_v1, x)
+    tmp = x[:, :, None, None] * jac_v2__z_v1[:, None]
+    d_hess_z_v1__p__U = t["d_hess_z_v1__p__U"]
+    v2 = t["v2"]
+    # einsum("Bmlik,Bj,Bn->ljikmn", d_hess_z_v1__p__U, v2, x)
+    tmp_2 = x[:, :, None] * v2[:, None]
+    d3_U__U__W1 = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v1__p__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0)) / B
     return {"block": d3_U__U__W1}
 
 
@@ -2369,89 +1959,39 @@ def _third_U__U__W2(params, data):
     """Batch-mean block ∂³f/∂U∂U∂W2."""
     t = _forward(params, data)
     t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_adj_p__U"] = _d_adj_p__U(t)
+    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
+    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
+    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,U,W2[l,j,i,k,m,n] = δ[l,i] jac_p__z_v2[l,m] v1[n] v2[j] v2[k] softmax_l(p[l]) - Σ_c δ[l,i] jac_p__z_v2[c,m] v1[n] v2[j] v2[k] softmax_c(p[c]) softmax_l(p[l]) - jac_p__z_v2[i,m] v1[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i]) + 2 Σ_c jac_p__z_v2[c,m] v1[n] v2[j] v2[k] softmax_c(p[c]) softmax_l(p[l]) softmax_i(p[i]) - jac_p__z_v2[l,m] v1[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i]) + hobj_p__p[l,i] jac_v2__z_v2[j,m] v1[n] v2[k] + hobj_p__p[l,i] jac_v2__z_v2[k,m] v1[n] v2[j]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("li,Blm,Bn,Bj,Bk,Bl->ljikmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_2 = v2[:, :, None] * v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * v2[:, None, None]
-    tmp_4 = np.tensordot(tmp_3, tmp_2, axes=([0], [0]))
-    # einsum("li,Bcm,Bn,Bj,Bk,Bc,Bl->ljikmn", np.eye(2), jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_5 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_6 = v2[:, :, None] * v1[:, None]
-    tmp_7 = softmax_p[:, :, None] * v2[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * tmp_5[:, None, None]
-    tmp_9 = np.tensordot(tmp_8, tmp_7, axes=([0], [0]))
-    # einsum("Bim,Bn,Bj,Bk,Bl,Bi->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_10 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_11 = v2[:, :, None] * v1[:, None]
-    tmp_12 = tmp_10[:, :, :, None] * v2[:, None, None]
-    tmp_13 = tmp_11[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("Bcm,Bn,Bj,Bk,Bc,Bl,Bi->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p, softmax_p)
-    tmp_14 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_15 = v2[:, :, None] * v1[:, None]
-    tmp_16 = softmax_p[:, :, None] * v2[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * softmax_p[:, None, None]
-    tmp_18 = tmp_16[:, :, :, None] * tmp_14[:, None, None]
-    # einsum("Blm,Bn,Bj,Bk,Bl,Bi->ljikmn", jac_p__z_v2, v1, v2, v2, softmax_p, softmax_p)
-    tmp_19 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_20 = v2[:, :, None] * v1[:, None]
-    tmp_21 = tmp_19[:, :, :, None] * v2[:, None, None]
-    tmp_22 = tmp_20[:, :, :, None] * softmax_p[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
+    # ∂f/∂U,U,W2[l,j,i,k,m,n] = d_adj_p__U[l,i,k] jac_v2__z_v2[j,m] v1[n] + d_hess_z_v2__p__U[m,l,i,k] v1[n] v2[j]
+    d_adj_p__U = t["d_adj_p__U"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bli,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp_23 = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_24 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
-    # einsum("Bli,Bkm,Bn,Bj->ljikmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp_25 = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_26 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
-    d3_U__U__W2 = ((tmp_4.transpose(0, 3, 2, 1, 4))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (tmp_9.transpose(3, 0, 4, 2, 1))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (np.tensordot(tmp_13, tmp_12, axes=([0], [0]))).transpose(2, 0, 3, 5, 4, 1) + 2 * (np.tensordot(tmp_18, tmp_17, axes=([0], [0]))).transpose(0, 3, 5, 1, 2, 4) - (np.tensordot(tmp_22, tmp_21, axes=([0], [0]))).transpose(3, 0, 2, 5, 4, 1) + (np.tensordot(tmp_24, tmp_23, axes=([0], [0]))).transpose(4, 1, 5, 0, 2, 3) + (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(4, 0, 5, 1, 2, 3)) / B
+    v1 = t["v1"]
+    # einsum("Blik,Bjm,Bn->ljikmn", d_adj_p__U, jac_v2__z_v2, v1)
+    tmp = v1[:, :, None, None] * jac_v2__z_v2[:, None]
+    d_hess_z_v2__p__U = t["d_hess_z_v2__p__U"]
+    v2 = t["v2"]
+    # einsum("Bmlik,Bn,Bj->ljikmn", d_hess_z_v2__p__U, v1, v2)
+    tmp_2 = v2[:, :, None] * v1[:, None]
+    d3_U__U__W2 = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v2__p__U, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1)) / B
     return {"block": d3_U__U__W2}
 
 
 def _third_U__U__U(params, data):
     """Batch-mean block ∂³f/∂U∂U∂U."""
     t = _forward(params, data)
+    t["d_p__U"] = _d_p__U(t)
+    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
     B = t["x"].shape[0]
-    # ∂f/∂U,U,U[l,j,i,k,m,n] = δ[l,m] δ[l,i] v2[n] v2[j] v2[k] softmax_l(p[l]) - δ[l,i] v2[n] v2[j] v2[k] softmax_m(p[m]) softmax_l(p[l]) - δ[i,m] v2[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i]) + 2 v2[n] v2[j] v2[k] softmax_m(p[m]) softmax_l(p[l]) softmax_i(p[i]) - δ[l,m] v2[n] v2[j] v2[k] softmax_l(p[l]) softmax_i(p[i])
+    # ∂f/∂U,U,U[l,j,i,k,m,n] = d_hess_p__p__U[l,i,m,n] v2[j] v2[k]
+    d_hess_p__p__U = t["d_hess_p__p__U"]
     v2 = t["v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("lm,li,Bn,Bj,Bk,Bl->ljikmn", np.eye(2), np.eye(2), v2, v2, v2, softmax_p)
-    tmp = (np.eye(2))[:, :, None] * (np.eye(2))[:, None]
-    tmp_2 = v2[:, :, None] * v2[:, None]
-    tmp_3 = softmax_p[:, :, None] * v2[:, None]
-    tmp_4 = np.tensordot(tmp_3, tmp_2, axes=([0], [0]))
-    # einsum("li,Bn,Bj,Bk,Bm,Bl->ljikmn", np.eye(2), v2, v2, v2, softmax_p, softmax_p)
-    tmp_5 = v2[:, :, None] * v2[:, None]
-    tmp_6 = softmax_p[:, :, None] * v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * softmax_p[:, None, None]
-    tmp_8 = np.tensordot(tmp_7, tmp_6, axes=([0], [0]))
-    # einsum("im,Bn,Bj,Bk,Bl,Bi->ljikmn", np.eye(2), v2, v2, v2, softmax_p, softmax_p)
-    tmp_9 = v2[:, :, None] * v2[:, None]
-    tmp_10 = softmax_p[:, :, None] * v2[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * softmax_p[:, None, None]
-    tmp_12 = np.tensordot(tmp_11, tmp_10, axes=([0], [0]))
-    # einsum("Bn,Bj,Bk,Bm,Bl,Bi->ljikmn", v2, v2, v2, softmax_p, softmax_p, softmax_p)
-    tmp_13 = v2[:, :, None] * v2[:, None]
-    tmp_14 = softmax_p[:, :, None] * v2[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * softmax_p[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * softmax_p[:, None, None]
-    # einsum("lm,Bn,Bj,Bk,Bl,Bi->ljikmn", np.eye(2), v2, v2, v2, softmax_p, softmax_p)
-    tmp_17 = v2[:, :, None] * v2[:, None]
-    tmp_18 = softmax_p[:, :, None] * v2[:, None]
-    tmp_19 = tmp_17[:, :, :, None] * softmax_p[:, None, None]
-    tmp_20 = np.tensordot(tmp_19, tmp_18, axes=([0], [0]))
-    d3_U__U__U = ((tmp_4.transpose(0, 2, 1, 3))[:, :, None, :, None] * tmp[:, None, :, None, :, None] - (tmp_8.transpose(2, 0, 4, 3, 1))[:, :, None] * (np.eye(2))[:, None, :, None, None, None] - (tmp_12.transpose(3, 0, 2, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, None, :, None] + 2 * (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(5, 3, 2, 1, 0, 4) - (tmp_20.transpose(3, 0, 2, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, None, :, None]) / B
+    # einsum("Blimn,Bj,Bk->ljikmn", d_hess_p__p__U, v2, v2)
+    tmp = v2[:, :, None] * v2[:, None]
+    d3_U__U__U = (np.tensordot(tmp, d_hess_p__p__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
     return {"block": d3_U__U__U}
 
 

@@ -212,10 +212,12 @@ class IntermediatesSection:
 
 @dataclass(frozen=True)
 class BlocksSection:
-    """The derivative blocks of one order (gradients, Hessian blocks, …)."""
+    """The derivative blocks of one order (gradients, Hessian blocks, …); from order 3 on, each
+    set of parameters once: ``transposes`` other orderings are these blocks transposed."""
 
     order: int
     blocks: tuple[BlockItem, ...]
+    transposes: int = 0
 
 
 @dataclass(frozen=True)
@@ -276,8 +278,9 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
     for k in range(1, derivation.order + 1):
         blocks = derivation.blocks_of_order(k)
         if blocks:
-            sections.append(BlocksSection(k, tuple(BlockItem(b, block_params(derivation, b))
-                                                   for b in blocks.values())))
+            shown = [b for b in blocks.values() if not b.transposed]
+            sections.append(BlocksSection(k, tuple(BlockItem(b, block_params(derivation, b)) for b in shown),
+                                          len(blocks) - len(shown)))
     sections.append(StructureSection(tuple(summarize(derivation, sizes, ctx))))
     return Document(ctx, hz, tuple(sections))
 

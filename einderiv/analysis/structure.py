@@ -204,11 +204,14 @@ def coupling(g: Group, term: FactoredTerm, ctx: Context) -> Coupling:
 
 def summarize(derivation, sizes: Mapping | None = None, context: Context | None = None) -> list[BlockStructure]:
     """One :class:`BlockStructure` per block, in the derivation's block order (``context``: the
-    derivation's tensor roles, when the caller has them)."""
+    derivation's tensor roles, when the caller has them); a block that is another's transpose
+    (orders ≥ 3) has no row of its own."""
     subs = _sizes(derivation, sizes)
     net = derivation.network
     rows = []
     for wrt, block in derivation.blocks.items():
+        if block.transposed:  # another block's transpose: the same structure
+            continue
         arity = [len(net.tensor(w).indices) for w in wrt]
         slot = _slot_of(block.indices, arity)
         shape = tuple(sympy.sympify(ix.dim).subs(subs) for ix in block.indices)

@@ -214,7 +214,9 @@ class LatexDocumentPrinter(DocumentPrinter):
     # -- blocks -------------------------------------------------------------------
     def _print_BlocksSection(self, s: BlocksSection) -> str:
         title = BLOCK_TITLES.get(s.order, f"Derivatives of order {s.order}")
-        return r"\section*{" + title + "}\n" + "".join(self._print(b) for b in s.blocks)
+        note = (f"The other {s.transposes} orderings of the parameters are transposes of these blocks "
+                "(mixed partial derivatives commute).\n") if s.transposes else ""
+        return r"\section*{" + title + "}\n" + "".join(self._print(b) for b in s.blocks) + note
 
     def _print_BlockItem(self, b: BlockItem) -> str:
         """One ``align*``: a term per line, the Eq. 6 form below a gradient."""

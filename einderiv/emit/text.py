@@ -151,6 +151,9 @@ class TextDocumentPrinter(DocumentPrinter):
         lines = [BLOCK_TITLES.get(s.order, f"Order-{s.order} derivatives")]
         for b in s.blocks:
             lines.extend("  " + line for line in self._print(b))
+        if s.transposes:
+            lines.append(f"  The other {s.transposes} orderings of the parameters are transposes of these blocks "
+                         "(mixed partial derivatives commute).")
         return lines + [""]
 
     def _print_FoldedTerm(self, t: FoldedTerm, printer: TextPrinter, out: Sequence[Index]) -> str:
