@@ -327,518 +327,6 @@ def _hobj_p__p(t):
     return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
 
 
-def _d_p__W1(t):
-    """d_p__W1[l,j,i] = jac_p__z_v1[l,j] x[i]"""
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    x = t["x"]
-    # einsum("Blj,Bi->Blji", jac_p__z_v1, x)
-    return x[:, None, None] * jac_p__z_v1[:, :, :, None]
-
-
-def _d_hess_p__z_v1__W1(t):
-    """d_hess_p__z_v1__W1[l,j,i,k] = d_p__W1[l,i,k] jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c d_p__W1[c,i,k] jac_p__z_v1[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W1[c,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__W1[c,i,k] jac_p__z_v1[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W1[l,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])"""
-    d_p__W1 = t["d_p__W1"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blik,Blj,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v1
-    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p, softmax_p)
-    tmp_2 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W1, optimize=False)
-    tmp_3 = softmax_p[:, :, None] * jac_p__z_v1
-    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p, softmax_p)
-    tmp_4 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_5 = np.einsum("Bcj,Bcik->Bjik", tmp_4, d_p__W1, optimize=False)
-    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p, softmax_p, softmax_p)
-    tmp_6 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W1, optimize=False)
-    tmp_7 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_8 = tmp_7[:, :, None] * softmax_p[:, None]
-    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__W1, jac_p__z_v1, softmax_p, softmax_p)
-    tmp_9 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_10 = tmp_9[:, :, None] * softmax_p[:, None]
-    return tmp[:, :, :, None, None] * d_p__W1[:, :, None] - tmp_3[:, :, :, None, None] * tmp_2[:, None, None] - tmp_5[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_8.transpose(0, 2, 1))[:, :, :, None, None] * tmp_6[:, None, None] - (tmp_10.transpose(0, 2, 1))[:, :, :, None, None] * d_p__W1[:, :, None]
-
-
-def _d_hess_v2__z_v1__W1(t):
-    """d_hess_v2__z_v1__W1[j,i,k,l] = Σ_c U[c,j] d_hess_p__z_v1__W1[c,i,k,l]"""
-    U = t["U"]
-    d_hess_p__z_v1__W1 = t["d_hess_p__z_v1__W1"]
-    # einsum("cj,Bcikl->Bjikl", U, d_hess_p__z_v1__W1)
-    return (np.tensordot(d_hess_p__z_v1__W1, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v2__z_v1__W1(t):
-    """d_hess_z_v2__z_v1__W1[j,i,k,l] = relu'(z_v2[j]) d_hess_v2__z_v1__W1[j,i,k,l]"""
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    d_hess_v2__z_v1__W1 = t["d_hess_v2__z_v1__W1"]
-    # einsum("Bj,Bjikl->Bjikl", drelu_z_v2, d_hess_v2__z_v1__W1)
-    return d_hess_v2__z_v1__W1 * drelu_z_v2[:, :, None, None, None]
-
-
-def _d_hess_v1__z_v1__W1(t):
-    """d_hess_v1__z_v1__W1[j,i,k,l] = Σ_c W2[c,j] d_hess_z_v2__z_v1__W1[c,i,k,l]"""
-    W2 = t["W2"]
-    d_hess_z_v2__z_v1__W1 = t["d_hess_z_v2__z_v1__W1"]
-    # einsum("cj,Bcikl->Bjikl", W2, d_hess_z_v2__z_v1__W1)
-    return (np.tensordot(d_hess_z_v2__z_v1__W1, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v1__z_v1__W1(t):
-    """d_hess_z_v1__z_v1__W1[j,i,k,l] = relu'(z_v1[j]) d_hess_v1__z_v1__W1[j,i,k,l]"""
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    d_hess_v1__z_v1__W1 = t["d_hess_v1__z_v1__W1"]
-    # einsum("Bj,Bjikl->Bjikl", drelu_z_v1, d_hess_v1__z_v1__W1)
-    return d_hess_v1__z_v1__W1 * drelu_z_v1[:, :, None, None, None]
-
-
-def _d_jac_p__v1__W2(t):
-    """d_jac_p__v1__W2[l,j,i,k] = δ[j,k] jac_p__z_v2[l,i]"""
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("jk,Bli->Bljik", np.eye(2), jac_p__z_v2)
-    return jac_p__z_v2[:, :, None, :, None] * (np.eye(2))[:, None]
-
-
-def _d_jac_p__z_v1__W2(t):
-    """d_jac_p__z_v1__W2[l,j,i,k] = relu'(z_v1[j]) d_jac_p__v1__W2[l,j,i,k]"""
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    d_jac_p__v1__W2 = t["d_jac_p__v1__W2"]
-    # einsum("Bj,Bljik->Bljik", drelu_z_v1, d_jac_p__v1__W2)
-    return d_jac_p__v1__W2 * drelu_z_v1[:, None, :, None, None]
-
-
-def _d_p__W2(t):
-    """d_p__W2[l,j,i] = jac_p__z_v2[l,j] v1[i]"""
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    # einsum("Blj,Bi->Blji", jac_p__z_v2, v1)
-    return v1[:, None, None] * jac_p__z_v2[:, :, :, None]
-
-
-def _d_hess_p__z_v1__W2(t):
-    """d_hess_p__z_v1__W2[l,j,i,k] = d_jac_p__z_v1__W2[l,j,i,k] softmax_l(p[l]) - Σ_c d_jac_p__z_v1__W2[c,j,i,k] softmax_c(p[c]) softmax_l(p[l]) + d_p__W2[l,i,k] jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c d_p__W2[c,i,k] jac_p__z_v1[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W2[c,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__W2[c,i,k] jac_p__z_v1[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W2[l,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])"""
-    d_jac_p__z_v1__W2 = t["d_jac_p__z_v1__W2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bljik,Bl->Bljik", d_jac_p__z_v1__W2, softmax_p)
-    # einsum("Bcjik,Bc,Bl->Bljik", d_jac_p__z_v1__W2, softmax_p, softmax_p)
-    tmp = np.einsum("Bc,Bcjik->Bjik", softmax_p, d_jac_p__z_v1__W2, optimize=False)
-    d_p__W2 = t["d_p__W2"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Blik,Blj,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p)
-    tmp_2 = softmax_p[:, :, None] * jac_p__z_v1
-    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p, softmax_p)
-    tmp_3 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W2, optimize=False)
-    tmp_4 = softmax_p[:, :, None] * jac_p__z_v1
-    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p, softmax_p)
-    tmp_5 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_6 = np.einsum("Bcj,Bcik->Bjik", tmp_5, d_p__W2, optimize=False)
-    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p, softmax_p, softmax_p)
-    tmp_7 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W2, optimize=False)
-    tmp_8 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_9 = tmp_8[:, :, None] * softmax_p[:, None]
-    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v1, softmax_p, softmax_p)
-    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_11 = tmp_10[:, :, None] * softmax_p[:, None]
-    return softmax_p[:, :, None, None, None] * d_jac_p__z_v1__W2 - tmp[:, None] * softmax_p[:, :, None, None, None] + tmp_2[:, :, :, None, None] * d_p__W2[:, :, None] - tmp_4[:, :, :, None, None] * tmp_3[:, None, None] - tmp_6[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_9.transpose(0, 2, 1))[:, :, :, None, None] * tmp_7[:, None, None] - (tmp_11.transpose(0, 2, 1))[:, :, :, None, None] * d_p__W2[:, :, None]
-
-
-def _d_hess_v2__z_v1__W2(t):
-    """d_hess_v2__z_v1__W2[j,i,k,l] = Σ_c U[c,j] d_hess_p__z_v1__W2[c,i,k,l]"""
-    U = t["U"]
-    d_hess_p__z_v1__W2 = t["d_hess_p__z_v1__W2"]
-    # einsum("cj,Bcikl->Bjikl", U, d_hess_p__z_v1__W2)
-    return (np.tensordot(d_hess_p__z_v1__W2, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v2__z_v1__W2(t):
-    """d_hess_z_v2__z_v1__W2[j,i,k,l] = relu'(z_v2[j]) d_hess_v2__z_v1__W2[j,i,k,l]"""
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    d_hess_v2__z_v1__W2 = t["d_hess_v2__z_v1__W2"]
-    # einsum("Bj,Bjikl->Bjikl", drelu_z_v2, d_hess_v2__z_v1__W2)
-    return d_hess_v2__z_v1__W2 * drelu_z_v2[:, :, None, None, None]
-
-
-def _d_hess_v1__z_v1__W2(t):
-    """d_hess_v1__z_v1__W2[j,i,k,l] = δ[j,l] hess_z_v2__z_v1[k,i] + Σ_c W2[c,j] d_hess_z_v2__z_v1__W2[c,i,k,l]"""
-    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
-    # einsum("jl,Bki->Bjikl", np.eye(2), hess_z_v2__z_v1)
-    W2 = t["W2"]
-    d_hess_z_v2__z_v1__W2 = t["d_hess_z_v2__z_v1__W2"]
-    # einsum("cj,Bcikl->Bjikl", W2, d_hess_z_v2__z_v1__W2)
-    return (hess_z_v2__z_v1.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_z_v2__z_v1__W2, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v1__z_v1__W2(t):
-    """d_hess_z_v1__z_v1__W2[j,i,k,l] = relu'(z_v1[j]) d_hess_v1__z_v1__W2[j,i,k,l]"""
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    d_hess_v1__z_v1__W2 = t["d_hess_v1__z_v1__W2"]
-    # einsum("Bj,Bjikl->Bjikl", drelu_z_v1, d_hess_v1__z_v1__W2)
-    return d_hess_v1__z_v1__W2 * drelu_z_v1[:, :, None, None, None]
-
-
-def _d_jac_p__v2__U(t):
-    """d_jac_p__v2__U[l,j,i,k] = δ[j,k] δ[l,i]"""
-    # einsum("jk,li->ljik", np.eye(2), np.eye(2))
-    return (np.eye(2))[:, None, :, None] * (np.eye(2))[:, None]
-
-
-def _d_jac_p__z_v2__U(t):
-    """d_jac_p__z_v2__U[l,j,i,k] = relu'(z_v2[j]) d_jac_p__v2__U[l,j,i,k]"""
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    d_jac_p__v2__U = t["d_jac_p__v2__U"]
-    # einsum("Bj,ljik->Bljik", drelu_z_v2, d_jac_p__v2__U)
-    return d_jac_p__v2__U * drelu_z_v2[:, None, :, None, None]
-
-
-def _d_jac_p__v1__U(t):
-    """d_jac_p__v1__U[l,j,i,k] = Σ_c W2[c,j] d_jac_p__z_v2__U[l,c,i,k]"""
-    W2 = t["W2"]
-    d_jac_p__z_v2__U = t["d_jac_p__z_v2__U"]
-    # einsum("cj,Blcik->Bljik", W2, d_jac_p__z_v2__U)
-    return (np.tensordot(d_jac_p__z_v2__U, W2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
-
-
-def _d_jac_p__z_v1__U(t):
-    """d_jac_p__z_v1__U[l,j,i,k] = relu'(z_v1[j]) d_jac_p__v1__U[l,j,i,k]"""
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    d_jac_p__v1__U = t["d_jac_p__v1__U"]
-    # einsum("Bj,Bljik->Bljik", drelu_z_v1, d_jac_p__v1__U)
-    return d_jac_p__v1__U * drelu_z_v1[:, None, :, None, None]
-
-
-def _d_p__U(t):
-    """d_p__U[l,i,j] = δ[l,i] v2[j]"""
-    v2 = t["v2"]
-    # einsum("li,Bj->Blij", np.eye(2), v2)
-    return v2[:, None, None] * (np.eye(2))[:, :, None]
-
-
-def _d_hess_p__z_v1__U(t):
-    """d_hess_p__z_v1__U[l,j,i,k] = d_jac_p__z_v1__U[l,j,i,k] softmax_l(p[l]) - Σ_c d_jac_p__z_v1__U[c,j,i,k] softmax_c(p[c]) softmax_l(p[l]) + d_p__U[l,i,k] jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c d_p__U[c,i,k] jac_p__z_v1[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__U[c,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__U[c,i,k] jac_p__z_v1[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__U[l,i,k] jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])"""
-    d_jac_p__z_v1__U = t["d_jac_p__z_v1__U"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bljik,Bl->Bljik", d_jac_p__z_v1__U, softmax_p)
-    # einsum("Bcjik,Bc,Bl->Bljik", d_jac_p__z_v1__U, softmax_p, softmax_p)
-    tmp = np.einsum("Bc,Bcjik->Bjik", softmax_p, d_jac_p__z_v1__U, optimize=False)
-    d_p__U = t["d_p__U"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Blik,Blj,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p)
-    tmp_2 = softmax_p[:, :, None] * jac_p__z_v1
-    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p, softmax_p)
-    tmp_3 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__U, optimize=False)
-    tmp_4 = softmax_p[:, :, None] * jac_p__z_v1
-    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p, softmax_p)
-    tmp_5 = softmax_p[:, :, None] * jac_p__z_v1
-    tmp_6 = np.einsum("Bcj,Bcik->Bjik", tmp_5, d_p__U, optimize=False)
-    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p, softmax_p, softmax_p)
-    tmp_7 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__U, optimize=False)
-    tmp_8 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_9 = tmp_8[:, :, None] * softmax_p[:, None]
-    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__U, jac_p__z_v1, softmax_p, softmax_p)
-    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
-    tmp_11 = tmp_10[:, :, None] * softmax_p[:, None]
-    return softmax_p[:, :, None, None, None] * d_jac_p__z_v1__U - tmp[:, None] * softmax_p[:, :, None, None, None] + tmp_2[:, :, :, None, None] * d_p__U[:, :, None] - tmp_4[:, :, :, None, None] * tmp_3[:, None, None] - tmp_6[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_9.transpose(0, 2, 1))[:, :, :, None, None] * tmp_7[:, None, None] - (tmp_11.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, :, None]
-
-
-def _d_hess_v2__z_v1__U(t):
-    """d_hess_v2__z_v1__U[j,i,l,k] = δ[j,k] hess_p__z_v1[l,i] + Σ_c U[c,j] d_hess_p__z_v1__U[c,i,l,k]"""
-    hess_p__z_v1 = t["hess_p__z_v1"]
-    # einsum("jk,Bli->Bjilk", np.eye(2), hess_p__z_v1)
-    U = t["U"]
-    d_hess_p__z_v1__U = t["d_hess_p__z_v1__U"]
-    # einsum("cj,Bcilk->Bjilk", U, d_hess_p__z_v1__U)
-    return (hess_p__z_v1.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_p__z_v1__U, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v2__z_v1__U(t):
-    """d_hess_z_v2__z_v1__U[j,i,l,k] = relu'(z_v2[j]) d_hess_v2__z_v1__U[j,i,l,k]"""
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    d_hess_v2__z_v1__U = t["d_hess_v2__z_v1__U"]
-    # einsum("Bj,Bjilk->Bjilk", drelu_z_v2, d_hess_v2__z_v1__U)
-    return d_hess_v2__z_v1__U * drelu_z_v2[:, :, None, None, None]
-
-
-def _d_hess_v1__z_v1__U(t):
-    """d_hess_v1__z_v1__U[j,i,l,k] = Σ_c W2[c,j] d_hess_z_v2__z_v1__U[c,i,l,k]"""
-    W2 = t["W2"]
-    d_hess_z_v2__z_v1__U = t["d_hess_z_v2__z_v1__U"]
-    # einsum("cj,Bcilk->Bjilk", W2, d_hess_z_v2__z_v1__U)
-    return (np.tensordot(d_hess_z_v2__z_v1__U, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v1__z_v1__U(t):
-    """d_hess_z_v1__z_v1__U[j,i,l,k] = relu'(z_v1[j]) d_hess_v1__z_v1__U[j,i,l,k]"""
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    d_hess_v1__z_v1__U = t["d_hess_v1__z_v1__U"]
-    # einsum("Bj,Bjilk->Bjilk", drelu_z_v1, d_hess_v1__z_v1__U)
-    return d_hess_v1__z_v1__U * drelu_z_v1[:, :, None, None, None]
-
-
-def _d_adj_p__W2(t):
-    """d_adj_p__W2[l,j,i] = d_p__W2[l,j,i] softmax_l(p[l]) - Σ_c d_p__W2[c,j,i] softmax_c(p[c]) softmax_l(p[l])"""
-    d_p__W2 = t["d_p__W2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blji,Bl->Blji", d_p__W2, softmax_p)
-    # einsum("Bcji,Bc,Bl->Blji", d_p__W2, softmax_p, softmax_p)
-    tmp = np.einsum("Bc,Bcji->Bji", softmax_p, d_p__W2, optimize=False)
-    return softmax_p[:, :, None, None] * d_p__W2 - tmp[:, None] * softmax_p[:, :, None, None]
-
-
-def _d_adj_v2__W2(t):
-    """d_adj_v2__W2[j,i,k] = Σ_c U[c,j] d_adj_p__W2[c,i,k]"""
-    U = t["U"]
-    d_adj_p__W2 = t["d_adj_p__W2"]
-    # einsum("cj,Bcik->Bjik", U, d_adj_p__W2)
-    return (np.tensordot(d_adj_p__W2, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
-
-
-def _d_adj_z_v2__W2(t):
-    """d_adj_z_v2__W2[j,i,k] = relu'(z_v2[j]) d_adj_v2__W2[j,i,k]"""
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    d_adj_v2__W2 = t["d_adj_v2__W2"]
-    # einsum("Bj,Bjik->Bjik", drelu_z_v2, d_adj_v2__W2)
-    return d_adj_v2__W2 * drelu_z_v2[:, :, None, None]
-
-
-def _d_hess_p__z_v2__W2(t):
-    """d_hess_p__z_v2__W2[l,j,i,k] = d_p__W2[l,i,k] jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c d_p__W2[c,i,k] jac_p__z_v2[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W2[c,i,k] jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__W2[c,i,k] jac_p__z_v2[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__W2[l,i,k] jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])"""
-    d_p__W2 = t["d_p__W2"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blik,Blj,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p)
-    tmp = softmax_p[:, :, None] * jac_p__z_v2
-    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p, softmax_p)
-    tmp_2 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W2, optimize=False)
-    tmp_3 = softmax_p[:, :, None] * jac_p__z_v2
-    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p, softmax_p)
-    tmp_4 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_5 = np.einsum("Bcj,Bcik->Bjik", tmp_4, d_p__W2, optimize=False)
-    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p, softmax_p, softmax_p)
-    tmp_6 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__W2, optimize=False)
-    tmp_7 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_8 = tmp_7[:, :, None] * softmax_p[:, None]
-    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__W2, jac_p__z_v2, softmax_p, softmax_p)
-    tmp_9 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_10 = tmp_9[:, :, None] * softmax_p[:, None]
-    return tmp[:, :, :, None, None] * d_p__W2[:, :, None] - tmp_3[:, :, :, None, None] * tmp_2[:, None, None] - tmp_5[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_8.transpose(0, 2, 1))[:, :, :, None, None] * tmp_6[:, None, None] - (tmp_10.transpose(0, 2, 1))[:, :, :, None, None] * d_p__W2[:, :, None]
-
-
-def _d_hess_v2__z_v2__W2(t):
-    """d_hess_v2__z_v2__W2[j,i,k,l] = Σ_c U[c,j] d_hess_p__z_v2__W2[c,i,k,l]"""
-    U = t["U"]
-    d_hess_p__z_v2__W2 = t["d_hess_p__z_v2__W2"]
-    # einsum("cj,Bcikl->Bjikl", U, d_hess_p__z_v2__W2)
-    return (np.tensordot(d_hess_p__z_v2__W2, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v2__z_v2__W2(t):
-    """d_hess_z_v2__z_v2__W2[j,i,k,l] = relu'(z_v2[j]) d_hess_v2__z_v2__W2[j,i,k,l]"""
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    d_hess_v2__z_v2__W2 = t["d_hess_v2__z_v2__W2"]
-    # einsum("Bj,Bjikl->Bjikl", drelu_z_v2, d_hess_v2__z_v2__W2)
-    return d_hess_v2__z_v2__W2 * drelu_z_v2[:, :, None, None, None]
-
-
-def _d_hess_v1__z_v2__W2(t):
-    """d_hess_v1__z_v2__W2[j,i,k,l] = δ[j,l] hess_z_v2__z_v2[k,i] + Σ_c W2[c,j] d_hess_z_v2__z_v2__W2[c,i,k,l]"""
-    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    # einsum("jl,Bki->Bjikl", np.eye(2), hess_z_v2__z_v2)
-    W2 = t["W2"]
-    d_hess_z_v2__z_v2__W2 = t["d_hess_z_v2__z_v2__W2"]
-    # einsum("cj,Bcikl->Bjikl", W2, d_hess_z_v2__z_v2__W2)
-    return (hess_z_v2__z_v2.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_z_v2__z_v2__W2, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v1__z_v2__W2(t):
-    """d_hess_z_v1__z_v2__W2[j,i,k,l] = relu'(z_v1[j]) d_hess_v1__z_v2__W2[j,i,k,l]"""
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    d_hess_v1__z_v2__W2 = t["d_hess_v1__z_v2__W2"]
-    # einsum("Bj,Bjikl->Bjikl", drelu_z_v1, d_hess_v1__z_v2__W2)
-    return d_hess_v1__z_v2__W2 * drelu_z_v1[:, :, None, None, None]
-
-
-def _d_adj_p__U(t):
-    """d_adj_p__U[l,i,j] = d_p__U[l,i,j] softmax_l(p[l]) - Σ_c d_p__U[c,i,j] softmax_c(p[c]) softmax_l(p[l])"""
-    d_p__U = t["d_p__U"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Blij,Bl->Blij", d_p__U, softmax_p)
-    # einsum("Bcij,Bc,Bl->Blij", d_p__U, softmax_p, softmax_p)
-    tmp = np.einsum("Bc,Bcij->Bij", softmax_p, d_p__U, optimize=False)
-    return softmax_p[:, :, None, None] * d_p__U - tmp[:, None] * softmax_p[:, :, None, None]
-
-
-def _d_adj_v2__U(t):
-    """d_adj_v2__U[j,l,i] = δ[j,i] adj_p[l] + Σ_c U[c,j] d_adj_p__U[c,l,i]"""
-    adj_p = t["adj_p"]
-    # einsum("ji,Bl->Bjli", np.eye(2), adj_p)
-    U = t["U"]
-    d_adj_p__U = t["d_adj_p__U"]
-    # einsum("cj,Bcli->Bjli", U, d_adj_p__U)
-    return adj_p[:, None, :, None] * (np.eye(2))[:, None] + (np.tensordot(d_adj_p__U, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
-
-
-def _d_adj_z_v2__U(t):
-    """d_adj_z_v2__U[j,l,i] = relu'(z_v2[j]) d_adj_v2__U[j,l,i]"""
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    d_adj_v2__U = t["d_adj_v2__U"]
-    # einsum("Bj,Bjli->Bjli", drelu_z_v2, d_adj_v2__U)
-    return d_adj_v2__U * drelu_z_v2[:, :, None, None]
-
-
-def _d_hess_p__z_v2__U(t):
-    """d_hess_p__z_v2__U[l,j,i,k] = d_jac_p__z_v2__U[l,j,i,k] softmax_l(p[l]) - Σ_c d_jac_p__z_v2__U[c,j,i,k] softmax_c(p[c]) softmax_l(p[l]) + d_p__U[l,i,k] jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c d_p__U[c,i,k] jac_p__z_v2[l,j] softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__U[c,i,k] jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l]) + 2 Σ_cm d_p__U[c,i,k] jac_p__z_v2[m,j] softmax_m(p[m]) softmax_c(p[c]) softmax_l(p[l]) - Σ_c d_p__U[l,i,k] jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])"""
-    d_jac_p__z_v2__U = t["d_jac_p__z_v2__U"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("Bljik,Bl->Bljik", d_jac_p__z_v2__U, softmax_p)
-    # einsum("Bcjik,Bc,Bl->Bljik", d_jac_p__z_v2__U, softmax_p, softmax_p)
-    tmp = np.einsum("Bc,Bcjik->Bjik", softmax_p, d_jac_p__z_v2__U, optimize=False)
-    d_p__U = t["d_p__U"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("Blik,Blj,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p)
-    tmp_2 = softmax_p[:, :, None] * jac_p__z_v2
-    # einsum("Bcik,Blj,Bc,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p, softmax_p)
-    tmp_3 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__U, optimize=False)
-    tmp_4 = softmax_p[:, :, None] * jac_p__z_v2
-    # einsum("Bcik,Bcj,Bc,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p, softmax_p)
-    tmp_5 = softmax_p[:, :, None] * jac_p__z_v2
-    tmp_6 = np.einsum("Bcj,Bcik->Bjik", tmp_5, d_p__U, optimize=False)
-    # einsum("Bcik,Bmj,Bm,Bc,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p, softmax_p, softmax_p)
-    tmp_7 = np.einsum("Bc,Bcik->Bik", softmax_p, d_p__U, optimize=False)
-    tmp_8 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_9 = tmp_8[:, :, None] * softmax_p[:, None]
-    # einsum("Blik,Bcj,Bc,Bl->Bljik", d_p__U, jac_p__z_v2, softmax_p, softmax_p)
-    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
-    tmp_11 = tmp_10[:, :, None] * softmax_p[:, None]
-    return softmax_p[:, :, None, None, None] * d_jac_p__z_v2__U - tmp[:, None] * softmax_p[:, :, None, None, None] + tmp_2[:, :, :, None, None] * d_p__U[:, :, None] - tmp_4[:, :, :, None, None] * tmp_3[:, None, None] - tmp_6[:, None] * softmax_p[:, :, None, None, None] + 2 * (tmp_9.transpose(0, 2, 1))[:, :, :, None, None] * tmp_7[:, None, None] - (tmp_11.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, :, None]
-
-
-def _d_hess_v2__z_v2__U(t):
-    """d_hess_v2__z_v2__U[j,i,l,k] = δ[j,k] hess_p__z_v2[l,i] + Σ_c U[c,j] d_hess_p__z_v2__U[c,i,l,k]"""
-    hess_p__z_v2 = t["hess_p__z_v2"]
-    # einsum("jk,Bli->Bjilk", np.eye(2), hess_p__z_v2)
-    U = t["U"]
-    d_hess_p__z_v2__U = t["d_hess_p__z_v2__U"]
-    # einsum("cj,Bcilk->Bjilk", U, d_hess_p__z_v2__U)
-    return (hess_p__z_v2.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_p__z_v2__U, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v2__z_v2__U(t):
-    """d_hess_z_v2__z_v2__U[j,i,l,k] = relu'(z_v2[j]) d_hess_v2__z_v2__U[j,i,l,k]"""
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    d_hess_v2__z_v2__U = t["d_hess_v2__z_v2__U"]
-    # einsum("Bj,Bjilk->Bjilk", drelu_z_v2, d_hess_v2__z_v2__U)
-    return d_hess_v2__z_v2__U * drelu_z_v2[:, :, None, None, None]
-
-
-def _d_hess_v1__z_v2__U(t):
-    """d_hess_v1__z_v2__U[j,i,l,k] = Σ_c W2[c,j] d_hess_z_v2__z_v2__U[c,i,l,k]"""
-    W2 = t["W2"]
-    d_hess_z_v2__z_v2__U = t["d_hess_z_v2__z_v2__U"]
-    # einsum("cj,Bcilk->Bjilk", W2, d_hess_z_v2__z_v2__U)
-    return (np.tensordot(d_hess_z_v2__z_v2__U, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v1__z_v2__U(t):
-    """d_hess_z_v1__z_v2__U[j,i,l,k] = relu'(z_v1[j]) d_hess_v1__z_v2__U[j,i,l,k]"""
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    d_hess_v1__z_v2__U = t["d_hess_v1__z_v2__U"]
-    # einsum("Bj,Bjilk->Bjilk", drelu_z_v1, d_hess_v1__z_v2__U)
-    return d_hess_v1__z_v2__U * drelu_z_v1[:, :, None, None, None]
-
-
-def _d_hess_p__p__U(t):
-    """d_hess_p__p__U[l,i,j,k] = δ[l,i] d_p__U[l,j,k] softmax_l(p[l]) - Σ_c δ[l,i] d_p__U[c,j,k] softmax_c(p[c]) softmax_l(p[l]) - d_p__U[l,j,k] softmax_l(p[l]) softmax_i(p[i]) + 2 Σ_c d_p__U[c,j,k] softmax_c(p[c]) softmax_l(p[l]) softmax_i(p[i]) - d_p__U[i,j,k] softmax_l(p[l]) softmax_i(p[i])"""
-    d_p__U = t["d_p__U"]
-    p = t["p"]
-    softmax_p = _softmax(p, axis=1)
-    # einsum("li,Bljk,Bl->Blijk", np.eye(2), d_p__U, softmax_p)
-    tmp = softmax_p[:, :, None] * np.eye(2)
-    # einsum("li,Bcjk,Bc,Bl->Blijk", np.eye(2), d_p__U, softmax_p, softmax_p)
-    tmp_2 = softmax_p[:, :, None] * np.eye(2)
-    tmp_3 = np.einsum("Bc,Bcjk->Bjk", softmax_p, d_p__U, optimize=False)
-    # einsum("Bljk,Bl,Bi->Blijk", d_p__U, softmax_p, softmax_p)
-    tmp_4 = softmax_p[:, :, None] * softmax_p[:, None]
-    # einsum("Bcjk,Bc,Bl,Bi->Blijk", d_p__U, softmax_p, softmax_p, softmax_p)
-    tmp_5 = np.einsum("Bc,Bcjk->Bjk", softmax_p, d_p__U, optimize=False)
-    tmp_6 = softmax_p[:, :, None] * softmax_p[:, None]
-    # einsum("Bijk,Bl,Bi->Blijk", d_p__U, softmax_p, softmax_p)
-    tmp_7 = softmax_p[:, :, None] * softmax_p[:, None]
-    return tmp[:, :, :, None, None] * d_p__U[:, :, None] - tmp_3[:, None, None] * tmp_2[:, :, :, None, None] - (tmp_4.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, :, None] + 2 * (tmp_6.transpose(0, 2, 1))[:, :, :, None, None] * tmp_5[:, None, None] - (tmp_7.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, None]
-
-
-def _d_hess_v2__p__U(t):
-    """d_hess_v2__p__U[j,l,i,k] = δ[j,k] hess_p__p[i,l] + Σ_c U[c,j] d_hess_p__p__U[c,l,i,k]"""
-    hess_p__p = t["hess_p__p"]
-    # einsum("jk,Bil->Bjlik", np.eye(2), hess_p__p)
-    U = t["U"]
-    d_hess_p__p__U = t["d_hess_p__p__U"]
-    # einsum("cj,Bclik->Bjlik", U, d_hess_p__p__U)
-    return (hess_p__p.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess_p__p__U, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v2__p__U(t):
-    """d_hess_z_v2__p__U[j,l,i,k] = relu'(z_v2[j]) d_hess_v2__p__U[j,l,i,k]"""
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    d_hess_v2__p__U = t["d_hess_v2__p__U"]
-    # einsum("Bj,Bjlik->Bjlik", drelu_z_v2, d_hess_v2__p__U)
-    return d_hess_v2__p__U * drelu_z_v2[:, :, None, None, None]
-
-
-def _d_hess_v1__p__U(t):
-    """d_hess_v1__p__U[j,l,i,k] = Σ_c W2[c,j] d_hess_z_v2__p__U[c,l,i,k]"""
-    W2 = t["W2"]
-    d_hess_z_v2__p__U = t["d_hess_z_v2__p__U"]
-    # einsum("cj,Bclik->Bjlik", W2, d_hess_z_v2__p__U)
-    return (np.tensordot(d_hess_z_v2__p__U, W2, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
-
-
-def _d_hess_z_v1__p__U(t):
-    """d_hess_z_v1__p__U[j,l,i,k] = relu'(z_v1[j]) d_hess_v1__p__U[j,l,i,k]"""
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    d_hess_v1__p__U = t["d_hess_v1__p__U"]
-    # einsum("Bj,Bjlik->Bjlik", drelu_z_v1, d_hess_v1__p__U)
-    return d_hess_v1__p__U * drelu_z_v1[:, :, None, None, None]
-
-
 def _tan_z_v1(t):
     """tan_z_v1[j] = Σ_c dir_W1[j,c] x[c]"""
     dir_W1 = t["dir_W1"]
@@ -1239,793 +727,259 @@ def ggn_diagonal(params, data):
     return {"W1": ggn_W1, "W2": ggn_W2, "U": ggn_U}
 
 
-def _third_W1__W1__W1(params, data):
-    """Batch-mean block ∂³f/∂W1∂W1∂W1."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["d_p__W1"] = _d_p__W1(t)
-    t["d_hess_p__z_v1__W1"] = _d_hess_p__z_v1__W1(t)
-    t["d_hess_v2__z_v1__W1"] = _d_hess_v2__z_v1__W1(t)
-    t["d_hess_z_v2__z_v1__W1"] = _d_hess_z_v2__z_v1__W1(t)
-    t["d_hess_v1__z_v1__W1"] = _d_hess_v1__z_v1__W1(t)
-    t["d_hess_z_v1__z_v1__W1"] = _d_hess_z_v1__z_v1__W1(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W1,W1[j,i,k,l,m,n] = d_hess_z_v1__z_v1__W1[j,k,m,n] x[i] x[l]
-    d_hess_z_v1__z_v1__W1 = t["d_hess_z_v1__z_v1__W1"]
-    x = t["x"]
-    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v1__W1, x, x)
+class _Tensors(dict):
+    """The dict t of a third-derivative call: tensors by name, and each quantity computed the first
+    time it is read (its row of _DERIVATIVES, or its function _<key>(t)): a call computes what its
+    blocks need, once."""
+
+    def __missing__(self, key):
+        row = _DERIVATIVES.get(key)
+        value = self[key] = row[0](*[self[k] for k in row[1:]]) if row else globals()["_" + key](self)
+        return value
+
+
+def _d_p__W1(jac_p__z_v1, x):
+    """d[p,W1]: value[l,j,i] = jac_p__z_v1[l,j] x[i]"""
+    return x[:, None, None] * jac_p__z_v1[:, :, :, None]
+
+
+def _shared_1(d_v, jac, v):
+    """Shared by 2 quantities: value[l,j,i,k] = d_v[l,i,k] jac[l,j] softmax_l(v[l]) - Σ_c d_v[c,i,k] jac[l,j] softmax_c(v[c]) softmax_l(v[l]) - Σ_c d_v[c,i,k] jac[c,j] softmax_c(v[c]) softmax_l(v[l]) + 2 Σ_cm d_v[c,i,k] jac[m,j] softmax_m(v[m]) softmax_c(v[c]) softmax_l(v[l]) - Σ_c d_v[l,i,k] jac[c,j] softmax_c(v[c]) softmax_l(v[l])"""
+    softmax_v = _softmax(v, axis=1)
+    tmp = softmax_v[:, :, None] * jac
+    tmp_2 = np.einsum("Bc,Bcik->Bik", softmax_v, d_v, optimize=False)
+    tmp_3 = softmax_v[:, :, None] * jac
+    tmp_4 = softmax_v[:, :, None] * jac
+    tmp_5 = np.einsum("Bcj,Bcik->Bjik", tmp_4, d_v, optimize=False)
+    tmp_6 = np.einsum("Bc,Bcik->Bik", softmax_v, d_v, optimize=False)
+    tmp_7 = (softmax_v[..., None, :] @ jac)[..., 0, :]
+    tmp_8 = tmp_7[:, :, None] * softmax_v[:, None]
+    tmp_9 = (softmax_v[..., None, :] @ jac)[..., 0, :]
+    tmp_10 = tmp_9[:, :, None] * softmax_v[:, None]
+    return tmp[:, :, :, None, None] * d_v[:, :, None] - tmp_3[:, :, :, None, None] * tmp_2[:, None, None] - tmp_5[:, None] * softmax_v[:, :, None, None, None] + 2 * (tmp_8.transpose(0, 2, 1))[:, :, :, None, None] * tmp_6[:, None, None] - (tmp_10.transpose(0, 2, 1))[:, :, :, None, None] * d_v[:, :, None]
+
+
+def _shared_2(w, d_hess):
+    """Shared by 7 quantities: value[j,i,k,l] = Σ_c w[c,j] d_hess[c,i,k,l]"""
+    return (np.tensordot(d_hess, w, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _shared_3(z, d_hess):
+    """Shared by 12 quantities: value[j,i,k,l] = relu'(z[j]) d_hess[j,i,k,l]"""
+    drelu_z = np.heaviside(z, 0.0)
+    return d_hess * drelu_z[:, :, None, None, None]
+
+
+def _d_jac_p__v1__W2(jac_p__z_v2):
+    """d[jac[p,v1],W2]: value[l,j,i,k] = δ[j,k] jac_p__z_v2[l,i]"""
+    return jac_p__z_v2[:, :, None, :, None] * (np.eye(2))[:, None]
+
+
+def _shared_4(z, d_jac):
+    """Shared by 2 quantities: value[l,j,i,k] = relu'(z[j]) d_jac[l,j,i,k]"""
+    drelu_z = np.heaviside(z, 0.0)
+    return d_jac * drelu_z[:, None, :, None, None]
+
+
+def _d_p__W2(jac_p__z_v2, v1):
+    """d[p,W2]: value[l,j,i] = jac_p__z_v2[l,j] v1[i]"""
+    return v1[:, None, None] * jac_p__z_v2[:, :, :, None]
+
+
+def _shared_5(d_jac, v, d_v, jac):
+    """Shared by 3 quantities: value[l,j,i,k] = d_jac[l,j,i,k] softmax_l(v[l]) - Σ_c d_jac[c,j,i,k] softmax_c(v[c]) softmax_l(v[l]) + d_v[l,i,k] jac[l,j] softmax_l(v[l]) - Σ_c d_v[c,i,k] jac[l,j] softmax_c(v[c]) softmax_l(v[l]) - Σ_c d_v[c,i,k] jac[c,j] softmax_c(v[c]) softmax_l(v[l]) + 2 Σ_cm d_v[c,i,k] jac[m,j] softmax_m(v[m]) softmax_c(v[c]) softmax_l(v[l]) - Σ_c d_v[l,i,k] jac[c,j] softmax_c(v[c]) softmax_l(v[l])"""
+    softmax_v = _softmax(v, axis=1)
+    tmp = np.einsum("Bc,Bcjik->Bjik", softmax_v, d_jac, optimize=False)
+    tmp_2 = softmax_v[:, :, None] * jac
+    tmp_3 = np.einsum("Bc,Bcik->Bik", softmax_v, d_v, optimize=False)
+    tmp_4 = softmax_v[:, :, None] * jac
+    tmp_5 = softmax_v[:, :, None] * jac
+    tmp_6 = np.einsum("Bcj,Bcik->Bjik", tmp_5, d_v, optimize=False)
+    tmp_7 = np.einsum("Bc,Bcik->Bik", softmax_v, d_v, optimize=False)
+    tmp_8 = (softmax_v[..., None, :] @ jac)[..., 0, :]
+    tmp_9 = tmp_8[:, :, None] * softmax_v[:, None]
+    tmp_10 = (softmax_v[..., None, :] @ jac)[..., 0, :]
+    tmp_11 = tmp_10[:, :, None] * softmax_v[:, None]
+    return softmax_v[:, :, None, None, None] * d_jac - tmp[:, None] * softmax_v[:, :, None, None, None] + tmp_2[:, :, :, None, None] * d_v[:, :, None] - tmp_4[:, :, :, None, None] * tmp_3[:, None, None] - tmp_6[:, None] * softmax_v[:, :, None, None, None] + 2 * (tmp_9.transpose(0, 2, 1))[:, :, :, None, None] * tmp_7[:, None, None] - (tmp_11.transpose(0, 2, 1))[:, :, :, None, None] * d_v[:, :, None]
+
+
+def _shared_6(hess, w, d_hess):
+    """Shared by 5 quantities: value[j,i,k,l] = δ[j,l] hess[k,i] + Σ_c w[c,j] d_hess[c,i,k,l]"""
+    return (hess.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess, w, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_jac_p__v2__U():
+    """d[jac[p,v2],U]: value[l,j,i,k] = δ[j,k] δ[l,i]"""
+    return (np.eye(2))[:, None, :, None] * (np.eye(2))[:, None]
+
+
+def _d_jac_p__z_v2__U(z_v2, d_jac_p__v2__U):
+    """d[jac[p,z_v2],U]: value[l,j,i,k] = relu'(z_v2[j]) d_jac_p__v2__U[l,j,i,k]"""
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    return d_jac_p__v2__U * drelu_z_v2[:, None, :, None, None]
+
+
+def _d_jac_p__v1__U(W2, d_jac_p__z_v2__U):
+    """d[jac[p,v1],U]: value[l,j,i,k] = Σ_c W2[c,j] d_jac_p__z_v2__U[l,c,i,k]"""
+    return (np.tensordot(d_jac_p__z_v2__U, W2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+
+
+def _d_p__U(v2):
+    """d[p,U]: value[l,i,j] = δ[l,i] v2[j]"""
+    return v2[:, None, None] * (np.eye(2))[:, :, None]
+
+
+def _shared_7(d_v, v):
+    """Shared by 2 quantities: value[l,j,i] = d_v[l,j,i] softmax_l(v[l]) - Σ_c d_v[c,j,i] softmax_c(v[c]) softmax_l(v[l])"""
+    softmax_v = _softmax(v, axis=1)
+    tmp = np.einsum("Bc,Bcji->Bji", softmax_v, d_v, optimize=False)
+    return softmax_v[:, :, None, None] * d_v - tmp[:, None] * softmax_v[:, :, None, None]
+
+
+def _d_adj_v2__W2(U, d_adj_p__W2):
+    """d[adj[v2],W2]: value[j,i,k] = Σ_c U[c,j] d_adj_p__W2[c,i,k]"""
+    return (np.tensordot(d_adj_p__W2, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
+
+
+def _shared_8(z, d_adj):
+    """Shared by 2 quantities: value[j,i,k] = relu'(z[j]) d_adj[j,i,k]"""
+    drelu_z = np.heaviside(z, 0.0)
+    return d_adj * drelu_z[:, :, None, None]
+
+
+def _d_adj_v2__U(adj_p, U, d_adj_p__U):
+    """d[adj[v2],U]: value[j,l,i] = δ[j,i] adj_p[l] + Σ_c U[c,j] d_adj_p__U[c,l,i]"""
+    return adj_p[:, None, :, None] * (np.eye(2))[:, None] + (np.tensordot(d_adj_p__U, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
+
+
+def _d_hess_p__p__U(d_p__U, p):
+    """d[hess[p,p],U]: value[l,i,j,k] = δ[l,i] d_p__U[l,j,k] softmax_l(p[l]) - Σ_c δ[l,i] d_p__U[c,j,k] softmax_c(p[c]) softmax_l(p[l]) - d_p__U[l,j,k] softmax_l(p[l]) softmax_i(p[i]) + 2 Σ_c d_p__U[c,j,k] softmax_c(p[c]) softmax_l(p[l]) softmax_i(p[i]) - d_p__U[i,j,k] softmax_l(p[l]) softmax_i(p[i])"""
+    softmax_p = _softmax(p, axis=1)
+    tmp = softmax_p[:, :, None] * np.eye(2)
+    tmp_2 = softmax_p[:, :, None] * np.eye(2)
+    tmp_3 = np.einsum("Bc,Bcjk->Bjk", softmax_p, d_p__U, optimize=False)
+    tmp_4 = softmax_p[:, :, None] * softmax_p[:, None]
+    tmp_5 = np.einsum("Bc,Bcjk->Bjk", softmax_p, d_p__U, optimize=False)
+    tmp_6 = softmax_p[:, :, None] * softmax_p[:, None]
+    tmp_7 = softmax_p[:, :, None] * softmax_p[:, None]
+    return tmp[:, :, :, None, None] * d_p__U[:, :, None] - tmp_3[:, None, None] * tmp_2[:, :, :, None, None] - (tmp_4.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, :, None] + 2 * (tmp_6.transpose(0, 2, 1))[:, :, :, None, None] * tmp_5[:, None, None] - (tmp_7.transpose(0, 2, 1))[:, :, :, None, None] * d_p__U[:, None]
+
+
+def _shared_9(B, d_hess, x):
+    """Shared by 3 blocks: block[j,i,k,l,m,n] = d_hess[j,k,m,n] x[i] x[l]"""
     tmp = x[:, :, None] * x[:, None]
-    d3_W1__W1__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__W1, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
-    return {"block": d3_W1__W1__W1}
+    block = (np.tensordot(tmp, d_hess, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
+    return block
 
 
-def _third_W1__W1__W2(params, data):
-    """Batch-mean block ∂³f/∂W1∂W1∂W2."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hess_p__z_v1"] = _hess_p__z_v1(t)
-    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
-    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
-    t["d_jac_p__v1__W2"] = _d_jac_p__v1__W2(t)
-    t["d_jac_p__z_v1__W2"] = _d_jac_p__z_v1__W2(t)
-    t["d_p__W2"] = _d_p__W2(t)
-    t["d_hess_p__z_v1__W2"] = _d_hess_p__z_v1__W2(t)
-    t["d_hess_v2__z_v1__W2"] = _d_hess_v2__z_v1__W2(t)
-    t["d_hess_z_v2__z_v1__W2"] = _d_hess_z_v2__z_v1__W2(t)
-    t["d_hess_v1__z_v1__W2"] = _d_hess_v1__z_v1__W2(t)
-    t["d_hess_z_v1__z_v1__W2"] = _d_hess_z_v1__z_v1__W2(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W1,W2[j,i,k,l,m,n] = d_hess_z_v1__z_v1__W2[j,k,m,n] x[i] x[l]
-    d_hess_z_v1__z_v1__W2 = t["d_hess_z_v1__z_v1__W2"]
-    x = t["x"]
-    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v1__W2, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    d3_W1__W1__W2 = (np.tensordot(tmp, d_hess_z_v1__z_v1__W2, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
-    return {"block": d3_W1__W1__W2}
+def _shared_10(B, d_adj, jac, x, d_hess, v):
+    """Shared by 3 blocks: block[j,i,k,l,m,n] = d_adj[k,m,n] jac[l,j] x[i] + d_hess[j,k,m,n] v[l] x[i]"""
+    tmp = x[:, :, None, None] * jac[:, None]
+    tmp_2 = x[:, :, None] * v[:, None]
+    block = ((np.tensordot(tmp, d_adj, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5)) / B
+    return block
 
 
-def _third_W1__W1__U(params, data):
-    """Batch-mean block ∂³f/∂W1∂W1∂U."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hess_p__z_v1"] = _hess_p__z_v1(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_jac_p__v1__U"] = _d_jac_p__v1__U(t)
-    t["d_jac_p__z_v1__U"] = _d_jac_p__z_v1__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_hess_p__z_v1__U"] = _d_hess_p__z_v1__U(t)
-    t["d_hess_v2__z_v1__U"] = _d_hess_v2__z_v1__U(t)
-    t["d_hess_z_v2__z_v1__U"] = _d_hess_z_v2__z_v1__U(t)
-    t["d_hess_v1__z_v1__U"] = _d_hess_v1__z_v1__U(t)
-    t["d_hess_z_v1__z_v1__U"] = _d_hess_z_v1__z_v1__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W1,U[j,i,k,l,m,n] = d_hess_z_v1__z_v1__U[j,k,m,n] x[i] x[l]
-    d_hess_z_v1__z_v1__U = t["d_hess_z_v1__z_v1__U"]
-    x = t["x"]
-    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v1__U, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    d3_W1__W1__U = (np.tensordot(tmp, d_hess_z_v1__z_v1__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
-    return {"block": d3_W1__W1__U}
+def _shared_11(B, d_hess, v):
+    """Shared by 3 blocks: block[j,i,k,l,m,n] = d_hess[j,k,m,n] v[i] v[l]"""
+    tmp = v[:, :, None] * v[:, None]
+    block = (np.tensordot(tmp, d_hess, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
+    return block
 
 
-def _third_W1__W2__W1(params, data):
-    """Batch-mean block ∂³f/∂W1∂W2∂W1."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hess_p__z_v1"] = _hess_p__z_v1(t)
-    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
-    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
-    t["d_jac_p__v1__W2"] = _d_jac_p__v1__W2(t)
-    t["d_jac_p__z_v1__W2"] = _d_jac_p__z_v1__W2(t)
-    t["d_p__W2"] = _d_p__W2(t)
-    t["d_hess_p__z_v1__W2"] = _d_hess_p__z_v1__W2(t)
-    t["d_hess_v2__z_v1__W2"] = _d_hess_v2__z_v1__W2(t)
-    t["d_hess_z_v2__z_v1__W2"] = _d_hess_z_v2__z_v1__W2(t)
-    t["d_hess_v1__z_v1__W2"] = _d_hess_v1__z_v1__W2(t)
-    t["d_hess_z_v1__z_v1__W2"] = _d_hess_z_v1__z_v1__W2(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W2,W1[j,i,k,l,m,n] = d_hess_z_v1__z_v1__W2[j,m,k,l] x[i] x[n]
-    d_hess_z_v1__z_v1__W2 = t["d_hess_z_v1__z_v1__W2"]
-    x = t["x"]
-    # einsum("Bjmkl,Bi,Bn->jiklmn", d_hess_z_v1__z_v1__W2, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    d3_W1__W2__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__W2, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) / B
-    return {"block": d3_W1__W2__W1}
-
-
-def _third_W1__W2__W2(params, data):
-    """Batch-mean block ∂³f/∂W1∂W2∂W2."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
-    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
-    t["d_p__W2"] = _d_p__W2(t)
-    t["d_adj_p__W2"] = _d_adj_p__W2(t)
-    t["d_adj_v2__W2"] = _d_adj_v2__W2(t)
-    t["d_adj_z_v2__W2"] = _d_adj_z_v2__W2(t)
-    t["d_hess_p__z_v2__W2"] = _d_hess_p__z_v2__W2(t)
-    t["d_hess_v2__z_v2__W2"] = _d_hess_v2__z_v2__W2(t)
-    t["d_hess_z_v2__z_v2__W2"] = _d_hess_z_v2__z_v2__W2(t)
-    t["d_hess_v1__z_v2__W2"] = _d_hess_v1__z_v2__W2(t)
-    t["d_hess_z_v1__z_v2__W2"] = _d_hess_z_v1__z_v2__W2(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W2,W2[j,i,k,l,m,n] = d_adj_z_v2__W2[k,m,n] jac_v1__z_v1[l,j] x[i] + d_hess_z_v1__z_v2__W2[j,k,m,n] v1[l] x[i]
-    d_adj_z_v2__W2 = t["d_adj_z_v2__W2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bkmn,Blj,Bi->jiklmn", d_adj_z_v2__W2, jac_v1__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    d_hess_z_v1__z_v2__W2 = t["d_hess_z_v1__z_v2__W2"]
-    v1 = t["v1"]
-    # einsum("Bjkmn,Bl,Bi->jiklmn", d_hess_z_v1__z_v2__W2, v1, x)
-    tmp_2 = x[:, :, None] * v1[:, None]
-    d3_W1__W2__W2 = ((np.tensordot(tmp, d_adj_z_v2__W2, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__W2, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5)) / B
-    return {"block": d3_W1__W2__W2}
-
-
-def _third_W1__W2__U(params, data):
-    """Batch-mean block ∂³f/∂W1∂W2∂U."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_adj_v2__U"] = _d_adj_v2__U(t)
-    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
-    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
-    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
-    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
-    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
-    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W2,U[j,i,k,l,m,n] = d_adj_z_v2__U[k,m,n] jac_v1__z_v1[l,j] x[i] + d_hess_z_v1__z_v2__U[j,k,m,n] v1[l] x[i]
-    d_adj_z_v2__U = t["d_adj_z_v2__U"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bkmn,Blj,Bi->jiklmn", d_adj_z_v2__U, jac_v1__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
-    v1 = t["v1"]
-    # einsum("Bjkmn,Bl,Bi->jiklmn", d_hess_z_v1__z_v2__U, v1, x)
-    tmp_2 = x[:, :, None] * v1[:, None]
-    d3_W1__W2__U = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5)) / B
-    return {"block": d3_W1__W2__U}
-
-
-def _third_W1__U__W1(params, data):
-    """Batch-mean block ∂³f/∂W1∂U∂W1."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hess_p__z_v1"] = _hess_p__z_v1(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_jac_p__v1__U"] = _d_jac_p__v1__U(t)
-    t["d_jac_p__z_v1__U"] = _d_jac_p__z_v1__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_hess_p__z_v1__U"] = _d_hess_p__z_v1__U(t)
-    t["d_hess_v2__z_v1__U"] = _d_hess_v2__z_v1__U(t)
-    t["d_hess_z_v2__z_v1__U"] = _d_hess_z_v2__z_v1__U(t)
-    t["d_hess_v1__z_v1__U"] = _d_hess_v1__z_v1__U(t)
-    t["d_hess_z_v1__z_v1__U"] = _d_hess_z_v1__z_v1__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,U,W1[j,i,l,k,m,n] = d_hess_z_v1__z_v1__U[j,m,l,k] x[i] x[n]
-    d_hess_z_v1__z_v1__U = t["d_hess_z_v1__z_v1__U"]
-    x = t["x"]
-    # einsum("Bjmlk,Bi,Bn->jilkmn", d_hess_z_v1__z_v1__U, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    d3_W1__U__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__U, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) / B
-    return {"block": d3_W1__U__W1}
-
-
-def _third_W1__U__W2(params, data):
-    """Batch-mean block ∂³f/∂W1∂U∂W2."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_adj_v2__U"] = _d_adj_v2__U(t)
-    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
-    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
-    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
-    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
-    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
-    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,U,W2[j,i,l,k,m,n] = d_adj_z_v2__U[m,l,k] jac_v1__z_v1[n,j] x[i] + d_hess_z_v1__z_v2__U[j,m,l,k] v1[n] x[i]
-    d_adj_z_v2__U = t["d_adj_z_v2__U"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bmlk,Bnj,Bi->jilkmn", d_adj_z_v2__U, jac_v1__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
-    v1 = t["v1"]
-    # einsum("Bjmlk,Bn,Bi->jilkmn", d_hess_z_v1__z_v2__U, v1, x)
-    tmp_2 = x[:, :, None] * v1[:, None]
-    d3_W1__U__W2 = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(2, 0, 4, 5, 3, 1)) / B
-    return {"block": d3_W1__U__W2}
-
-
-def _third_W1__U__U(params, data):
-    """Batch-mean block ∂³f/∂W1∂U∂U."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
-    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
-    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
-    t["d_hess_v1__p__U"] = _d_hess_v1__p__U(t)
-    t["d_hess_z_v1__p__U"] = _d_hess_z_v1__p__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,U,U[j,i,l,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v1[k,j] x[i] + d_hess_z_v1__p__U[j,l,m,n] v2[k] x[i]
-    d_adj_p__U = t["d_adj_p__U"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    x = t["x"]
-    # einsum("Blmn,Bkj,Bi->jilkmn", d_adj_p__U, jac_v2__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    d_hess_z_v1__p__U = t["d_hess_z_v1__p__U"]
-    v2 = t["v2"]
-    # einsum("Bjlmn,Bk,Bi->jilkmn", d_hess_z_v1__p__U, v2, x)
-    tmp_2 = x[:, :, None] * v2[:, None]
-    d3_W1__U__U = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__p__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5)) / B
-    return {"block": d3_W1__U__U}
-
-
-def _third_W2__W1__W1(params, data):
-    """Batch-mean block ∂³f/∂W2∂W1∂W1."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hess_p__z_v1"] = _hess_p__z_v1(t)
-    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
-    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
-    t["d_jac_p__v1__W2"] = _d_jac_p__v1__W2(t)
-    t["d_jac_p__z_v1__W2"] = _d_jac_p__z_v1__W2(t)
-    t["d_p__W2"] = _d_p__W2(t)
-    t["d_hess_p__z_v1__W2"] = _d_hess_p__z_v1__W2(t)
-    t["d_hess_v2__z_v1__W2"] = _d_hess_v2__z_v1__W2(t)
-    t["d_hess_z_v2__z_v1__W2"] = _d_hess_z_v2__z_v1__W2(t)
-    t["d_hess_v1__z_v1__W2"] = _d_hess_v1__z_v1__W2(t)
-    t["d_hess_z_v1__z_v1__W2"] = _d_hess_z_v1__z_v1__W2(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W1,W1[j,i,k,l,m,n] = d_hess_z_v1__z_v1__W2[k,m,j,i] x[l] x[n]
-    d_hess_z_v1__z_v1__W2 = t["d_hess_z_v1__z_v1__W2"]
-    x = t["x"]
-    # einsum("Bkmji,Bl,Bn->jiklmn", d_hess_z_v1__z_v1__W2, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    d3_W2__W1__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__W2, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) / B
-    return {"block": d3_W2__W1__W1}
-
-
-def _third_W2__W1__W2(params, data):
-    """Batch-mean block ∂³f/∂W2∂W1∂W2."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
-    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
-    t["d_p__W2"] = _d_p__W2(t)
-    t["d_adj_p__W2"] = _d_adj_p__W2(t)
-    t["d_adj_v2__W2"] = _d_adj_v2__W2(t)
-    t["d_adj_z_v2__W2"] = _d_adj_z_v2__W2(t)
-    t["d_hess_p__z_v2__W2"] = _d_hess_p__z_v2__W2(t)
-    t["d_hess_v2__z_v2__W2"] = _d_hess_v2__z_v2__W2(t)
-    t["d_hess_z_v2__z_v2__W2"] = _d_hess_z_v2__z_v2__W2(t)
-    t["d_hess_v1__z_v2__W2"] = _d_hess_v1__z_v2__W2(t)
-    t["d_hess_z_v1__z_v2__W2"] = _d_hess_z_v1__z_v2__W2(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W1,W2[j,i,k,l,m,n] = d_adj_z_v2__W2[j,m,n] jac_v1__z_v1[i,k] x[l] + d_hess_z_v1__z_v2__W2[k,j,m,n] v1[i] x[l]
-    d_adj_z_v2__W2 = t["d_adj_z_v2__W2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bjmn,Bik,Bl->jiklmn", d_adj_z_v2__W2, jac_v1__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    d_hess_z_v1__z_v2__W2 = t["d_hess_z_v1__z_v2__W2"]
-    v1 = t["v1"]
-    # einsum("Bkjmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v2__W2, v1, x)
-    tmp_2 = x[:, :, None] * v1[:, None]
-    d3_W2__W1__W2 = ((np.tensordot(tmp, d_adj_z_v2__W2, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__W2, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5)) / B
-    return {"block": d3_W2__W1__W2}
-
-
-def _third_W2__W1__U(params, data):
-    """Batch-mean block ∂³f/∂W2∂W1∂U."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_adj_v2__U"] = _d_adj_v2__U(t)
-    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
-    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
-    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
-    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
-    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
-    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W1,U[j,i,k,l,m,n] = d_adj_z_v2__U[j,m,n] jac_v1__z_v1[i,k] x[l] + d_hess_z_v1__z_v2__U[k,j,m,n] v1[i] x[l]
-    d_adj_z_v2__U = t["d_adj_z_v2__U"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bjmn,Bik,Bl->jiklmn", d_adj_z_v2__U, jac_v1__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
-    v1 = t["v1"]
-    # einsum("Bkjmn,Bi,Bl->jiklmn", d_hess_z_v1__z_v2__U, v1, x)
-    tmp_2 = x[:, :, None] * v1[:, None]
-    d3_W2__W1__U = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5)) / B
-    return {"block": d3_W2__W1__U}
-
-
-def _third_W2__W2__W1(params, data):
-    """Batch-mean block ∂³f/∂W2∂W2∂W1."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
-    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
-    t["d_p__W2"] = _d_p__W2(t)
-    t["d_adj_p__W2"] = _d_adj_p__W2(t)
-    t["d_adj_v2__W2"] = _d_adj_v2__W2(t)
-    t["d_adj_z_v2__W2"] = _d_adj_z_v2__W2(t)
-    t["d_hess_p__z_v2__W2"] = _d_hess_p__z_v2__W2(t)
-    t["d_hess_v2__z_v2__W2"] = _d_hess_v2__z_v2__W2(t)
-    t["d_hess_z_v2__z_v2__W2"] = _d_hess_z_v2__z_v2__W2(t)
-    t["d_hess_v1__z_v2__W2"] = _d_hess_v1__z_v2__W2(t)
-    t["d_hess_z_v1__z_v2__W2"] = _d_hess_z_v1__z_v2__W2(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W2,W1[j,i,k,l,m,n] = d_adj_z_v2__W2[j,k,l] jac_v1__z_v1[i,m] x[n] + d_hess_z_v1__z_v2__W2[m,j,k,l] v1[i] x[n]
-    d_adj_z_v2__W2 = t["d_adj_z_v2__W2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bjkl,Bim,Bn->jiklmn", d_adj_z_v2__W2, jac_v1__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    d_hess_z_v1__z_v2__W2 = t["d_hess_z_v1__z_v2__W2"]
-    v1 = t["v1"]
-    # einsum("Bmjkl,Bi,Bn->jiklmn", d_hess_z_v1__z_v2__W2, v1, x)
-    tmp_2 = x[:, :, None] * v1[:, None]
-    d3_W2__W2__W1 = ((np.tensordot(tmp, d_adj_z_v2__W2, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__W2, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0)) / B
-    return {"block": d3_W2__W2__W1}
-
-
-def _third_W2__W2__W2(params, data):
-    """Batch-mean block ∂³f/∂W2∂W2∂W2."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["d_p__W2"] = _d_p__W2(t)
-    t["d_hess_p__z_v2__W2"] = _d_hess_p__z_v2__W2(t)
-    t["d_hess_v2__z_v2__W2"] = _d_hess_v2__z_v2__W2(t)
-    t["d_hess_z_v2__z_v2__W2"] = _d_hess_z_v2__z_v2__W2(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W2,W2[j,i,k,l,m,n] = d_hess_z_v2__z_v2__W2[j,k,m,n] v1[i] v1[l]
-    d_hess_z_v2__z_v2__W2 = t["d_hess_z_v2__z_v2__W2"]
-    v1 = t["v1"]
-    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v2__z_v2__W2, v1, v1)
-    tmp = v1[:, :, None] * v1[:, None]
-    d3_W2__W2__W2 = (np.tensordot(tmp, d_hess_z_v2__z_v2__W2, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
-    return {"block": d3_W2__W2__W2}
-
-
-def _third_W2__W2__U(params, data):
-    """Batch-mean block ∂³f/∂W2∂W2∂U."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
-    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
-    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W2,U[j,i,k,l,m,n] = d_hess_z_v2__z_v2__U[j,k,m,n] v1[i] v1[l]
-    d_hess_z_v2__z_v2__U = t["d_hess_z_v2__z_v2__U"]
-    v1 = t["v1"]
-    # einsum("Bjkmn,Bi,Bl->jiklmn", d_hess_z_v2__z_v2__U, v1, v1)
-    tmp = v1[:, :, None] * v1[:, None]
-    d3_W2__W2__U = (np.tensordot(tmp, d_hess_z_v2__z_v2__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
-    return {"block": d3_W2__W2__U}
-
-
-def _third_W2__U__W1(params, data):
-    """Batch-mean block ∂³f/∂W2∂U∂W1."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_adj_v2__U"] = _d_adj_v2__U(t)
-    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
-    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
-    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
-    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
-    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
-    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,U,W1[j,i,l,k,m,n] = d_adj_z_v2__U[j,l,k] jac_v1__z_v1[i,m] x[n] + d_hess_z_v1__z_v2__U[m,j,l,k] v1[i] x[n]
-    d_adj_z_v2__U = t["d_adj_z_v2__U"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bjlk,Bim,Bn->jilkmn", d_adj_z_v2__U, jac_v1__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
-    v1 = t["v1"]
-    # einsum("Bmjlk,Bi,Bn->jilkmn", d_hess_z_v1__z_v2__U, v1, x)
-    tmp_2 = x[:, :, None] * v1[:, None]
-    d3_W2__U__W1 = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0)) / B
-    return {"block": d3_W2__U__W1}
-
-
-def _third_W2__U__W2(params, data):
-    """Batch-mean block ∂³f/∂W2∂U∂W2."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
-    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
-    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,U,W2[j,i,l,k,m,n] = d_hess_z_v2__z_v2__U[j,m,l,k] v1[i] v1[n]
-    d_hess_z_v2__z_v2__U = t["d_hess_z_v2__z_v2__U"]
-    v1 = t["v1"]
-    # einsum("Bjmlk,Bi,Bn->jilkmn", d_hess_z_v2__z_v2__U, v1, v1)
-    tmp = v1[:, :, None] * v1[:, None]
-    d3_W2__U__W2 = (np.tensordot(tmp, d_hess_z_v2__z_v2__U, axes=([0], [0]))).transpose(2, 1, 4, 5, 3, 0) / B
-    return {"block": d3_W2__U__W2}
-
-
-def _third_W2__U__U(params, data):
-    """Batch-mean block ∂³f/∂W2∂U∂U."""
-    t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
-    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
-    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,U,U[j,i,l,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v2[k,j] v1[i] + d_hess_z_v2__p__U[j,l,m,n] v1[i] v2[k]
-    d_adj_p__U = t["d_adj_p__U"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    # einsum("Blmn,Bkj,Bi->jilkmn", d_adj_p__U, jac_v2__z_v2, v1)
+def _third_W2__U__U(B, d_adj_p__U, jac_v2__z_v2, v1, d_hess_z_v2__p__U, v2):
+    """Batch-mean block ∂³f/∂W2∂U∂U: block[j,i,l,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v2[k,j] v1[i] + d_hess_z_v2__p__U[j,l,m,n] v1[i] v2[k]"""
     tmp = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    d_hess_z_v2__p__U = t["d_hess_z_v2__p__U"]
-    v2 = t["v2"]
-    # einsum("Bjlmn,Bi,Bk->jilkmn", d_hess_z_v2__p__U, v1, v2)
     tmp_2 = v2[:, :, None] * v1[:, None]
-    d3_W2__U__U = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v2__p__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5)) / B
-    return {"block": d3_W2__U__U}
+    block = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v2__p__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5)) / B
+    return block
 
 
-def _third_U__W1__W1(params, data):
-    """Batch-mean block ∂³f/∂U∂W1∂W1."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hess_p__z_v1"] = _hess_p__z_v1(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_jac_p__v1__U"] = _d_jac_p__v1__U(t)
-    t["d_jac_p__z_v1__U"] = _d_jac_p__z_v1__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_hess_p__z_v1__U"] = _d_hess_p__z_v1__U(t)
-    t["d_hess_v2__z_v1__U"] = _d_hess_v2__z_v1__U(t)
-    t["d_hess_z_v2__z_v1__U"] = _d_hess_z_v2__z_v1__U(t)
-    t["d_hess_v1__z_v1__U"] = _d_hess_v1__z_v1__U(t)
-    t["d_hess_z_v1__z_v1__U"] = _d_hess_z_v1__z_v1__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W1,W1[l,j,i,k,m,n] = d_hess_z_v1__z_v1__U[i,m,l,j] x[k] x[n]
-    d_hess_z_v1__z_v1__U = t["d_hess_z_v1__z_v1__U"]
-    x = t["x"]
-    # einsum("Bimlj,Bk,Bn->ljikmn", d_hess_z_v1__z_v1__U, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    d3_U__W1__W1 = (np.tensordot(tmp, d_hess_z_v1__z_v1__U, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) / B
-    return {"block": d3_U__W1__W1}
-
-
-def _third_U__W1__W2(params, data):
-    """Batch-mean block ∂³f/∂U∂W1∂W2."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_adj_v2__U"] = _d_adj_v2__U(t)
-    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
-    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
-    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
-    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
-    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
-    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W1,W2[l,j,i,k,m,n] = d_adj_z_v2__U[m,l,j] jac_v1__z_v1[n,i] x[k] + d_hess_z_v1__z_v2__U[i,m,l,j] v1[n] x[k]
-    d_adj_z_v2__U = t["d_adj_z_v2__U"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bmlj,Bni,Bk->ljikmn", d_adj_z_v2__U, jac_v1__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
-    v1 = t["v1"]
-    # einsum("Bimlj,Bn,Bk->ljikmn", d_hess_z_v1__z_v2__U, v1, x)
-    tmp_2 = x[:, :, None] * v1[:, None]
-    d3_U__W1__W2 = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(4, 5, 2, 0, 3, 1) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(4, 5, 2, 0, 3, 1)) / B
-    return {"block": d3_U__W1__W2}
-
-
-def _third_U__W1__U(params, data):
-    """Batch-mean block ∂³f/∂U∂W1∂U."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
-    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
-    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
-    t["d_hess_v1__p__U"] = _d_hess_v1__p__U(t)
-    t["d_hess_z_v1__p__U"] = _d_hess_z_v1__p__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W1,U[l,j,i,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v1[j,i] x[k] + d_hess_z_v1__p__U[i,l,m,n] v2[j] x[k]
-    d_adj_p__U = t["d_adj_p__U"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    x = t["x"]
-    # einsum("Blmn,Bji,Bk->ljikmn", d_adj_p__U, jac_v2__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    d_hess_z_v1__p__U = t["d_hess_z_v1__p__U"]
-    v2 = t["v2"]
-    # einsum("Bilmn,Bj,Bk->ljikmn", d_hess_z_v1__p__U, v2, x)
-    tmp_2 = x[:, :, None] * v2[:, None]
-    d3_U__W1__U = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v1__p__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5)) / B
-    return {"block": d3_U__W1__U}
-
-
-def _third_U__W2__W1(params, data):
-    """Batch-mean block ∂³f/∂U∂W2∂W1."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_adj_v2__U"] = _d_adj_v2__U(t)
-    t["d_adj_z_v2__U"] = _d_adj_z_v2__U(t)
-    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
-    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
-    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
-    t["d_hess_v1__z_v2__U"] = _d_hess_v1__z_v2__U(t)
-    t["d_hess_z_v1__z_v2__U"] = _d_hess_z_v1__z_v2__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W2,W1[l,j,i,k,m,n] = d_adj_z_v2__U[i,l,j] jac_v1__z_v1[k,m] x[n] + d_hess_z_v1__z_v2__U[m,i,l,j] v1[k] x[n]
-    d_adj_z_v2__U = t["d_adj_z_v2__U"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bilj,Bkm,Bn->ljikmn", d_adj_z_v2__U, jac_v1__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    d_hess_z_v1__z_v2__U = t["d_hess_z_v1__z_v2__U"]
-    v1 = t["v1"]
-    # einsum("Bmilj,Bk,Bn->ljikmn", d_hess_z_v1__z_v2__U, v1, x)
-    tmp_2 = x[:, :, None] * v1[:, None]
-    d3_U__W2__W1 = ((np.tensordot(tmp, d_adj_z_v2__U, axes=([0], [0]))).transpose(4, 5, 3, 1, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v1__z_v2__U, axes=([0], [0]))).transpose(4, 5, 3, 1, 2, 0)) / B
-    return {"block": d3_U__W2__W1}
-
-
-def _third_U__W2__W2(params, data):
-    """Batch-mean block ∂³f/∂U∂W2∂W2."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["d_jac_p__v2__U"] = _d_jac_p__v2__U(t)
-    t["d_jac_p__z_v2__U"] = _d_jac_p__z_v2__U(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_hess_p__z_v2__U"] = _d_hess_p__z_v2__U(t)
-    t["d_hess_v2__z_v2__U"] = _d_hess_v2__z_v2__U(t)
-    t["d_hess_z_v2__z_v2__U"] = _d_hess_z_v2__z_v2__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W2,W2[l,j,i,k,m,n] = d_hess_z_v2__z_v2__U[i,m,l,j] v1[k] v1[n]
-    d_hess_z_v2__z_v2__U = t["d_hess_z_v2__z_v2__U"]
-    v1 = t["v1"]
-    # einsum("Bimlj,Bk,Bn->ljikmn", d_hess_z_v2__z_v2__U, v1, v1)
-    tmp = v1[:, :, None] * v1[:, None]
-    d3_U__W2__W2 = (np.tensordot(tmp, d_hess_z_v2__z_v2__U, axes=([0], [0]))).transpose(4, 5, 2, 1, 3, 0) / B
-    return {"block": d3_U__W2__W2}
-
-
-def _third_U__W2__U(params, data):
-    """Batch-mean block ∂³f/∂U∂W2∂U."""
-    t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
-    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
-    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W2,U[l,j,i,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v2[j,i] v1[k] + d_hess_z_v2__p__U[i,l,m,n] v1[k] v2[j]
-    d_adj_p__U = t["d_adj_p__U"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    # einsum("Blmn,Bji,Bk->ljikmn", d_adj_p__U, jac_v2__z_v2, v1)
-    tmp = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    d_hess_z_v2__p__U = t["d_hess_z_v2__p__U"]
-    v2 = t["v2"]
-    # einsum("Bilmn,Bk,Bj->ljikmn", d_hess_z_v2__p__U, v1, v2)
-    tmp_2 = v2[:, :, None] * v1[:, None]
-    d3_U__W2__U = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(3, 1, 2, 0, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v2__p__U, axes=([0], [0]))).transpose(3, 0, 2, 1, 4, 5)) / B
-    return {"block": d3_U__W2__U}
-
-
-def _third_U__U__W1(params, data):
-    """Batch-mean block ∂³f/∂U∂U∂W1."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
-    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
-    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
-    t["d_hess_v1__p__U"] = _d_hess_v1__p__U(t)
-    t["d_hess_z_v1__p__U"] = _d_hess_z_v1__p__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,U,W1[l,j,i,k,m,n] = d_adj_p__U[l,i,k] jac_v2__z_v1[j,m] x[n] + d_hess_z_v1__p__U[m,l,i,k] v2[j] x[n]
-    d_adj_p__U = t["d_adj_p__U"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    x = t["x"]
-    # einsum("Blik,Bjm,Bn->ljikmn", d_adj_p__U, jac_v2__z_v1, x)
-    tmp = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    d_hess_z_v1__p__U = t["d_hess_z_v1__p__U"]
-    v2 = t["v2"]
-    # einsum("Bmlik,Bj,Bn->ljikmn", d_hess_z_v1__p__U, v2, x)
-    tmp_2 = x[:, :, None] * v2[:, None]
-    d3_U__U__W1 = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v1__p__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0)) / B
-    return {"block": d3_U__U__W1}
-
-
-def _third_U__U__W2(params, data):
-    """Batch-mean block ∂³f/∂U∂U∂W2."""
-    t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_adj_p__U"] = _d_adj_p__U(t)
-    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
-    t["d_hess_v2__p__U"] = _d_hess_v2__p__U(t)
-    t["d_hess_z_v2__p__U"] = _d_hess_z_v2__p__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,U,W2[l,j,i,k,m,n] = d_adj_p__U[l,i,k] jac_v2__z_v2[j,m] v1[n] + d_hess_z_v2__p__U[m,l,i,k] v1[n] v2[j]
-    d_adj_p__U = t["d_adj_p__U"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    # einsum("Blik,Bjm,Bn->ljikmn", d_adj_p__U, jac_v2__z_v2, v1)
-    tmp = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    d_hess_z_v2__p__U = t["d_hess_z_v2__p__U"]
-    v2 = t["v2"]
-    # einsum("Bmlik,Bn,Bj->ljikmn", d_hess_z_v2__p__U, v1, v2)
-    tmp_2 = v2[:, :, None] * v1[:, None]
-    d3_U__U__W2 = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(3, 1, 4, 5, 2, 0) + (np.tensordot(tmp_2, d_hess_z_v2__p__U, axes=([0], [0]))).transpose(3, 0, 4, 5, 2, 1)) / B
-    return {"block": d3_U__U__W2}
-
-
-def _third_U__U__U(params, data):
-    """Batch-mean block ∂³f/∂U∂U∂U."""
-    t = _forward(params, data)
-    t["d_p__U"] = _d_p__U(t)
-    t["d_hess_p__p__U"] = _d_hess_p__p__U(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,U,U[l,j,i,k,m,n] = d_hess_p__p__U[l,i,m,n] v2[j] v2[k]
-    d_hess_p__p__U = t["d_hess_p__p__U"]
-    v2 = t["v2"]
-    # einsum("Blimn,Bj,Bk->ljikmn", d_hess_p__p__U, v2, v2)
-    tmp = v2[:, :, None] * v2[:, None]
-    d3_U__U__U = (np.tensordot(tmp, d_hess_p__p__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
-    return {"block": d3_U__U__U}
+_DERIVATIVES = {
+    "d_p__W1": (_d_p__W1, "jac_p__z_v1", "x"),
+    "d_hess_p__z_v1__W1": (_shared_1, "d_p__W1", "jac_p__z_v1", "p"),
+    "d_hess_v2__z_v1__W1": (_shared_2, "U", "d_hess_p__z_v1__W1"),
+    "d_hess_z_v2__z_v1__W1": (_shared_3, "z_v2", "d_hess_v2__z_v1__W1"),
+    "d_hess_v1__z_v1__W1": (_shared_2, "W2", "d_hess_z_v2__z_v1__W1"),
+    "d_hess_z_v1__z_v1__W1": (_shared_3, "z_v1", "d_hess_v1__z_v1__W1"),
+    "d_jac_p__v1__W2": (_d_jac_p__v1__W2, "jac_p__z_v2"),
+    "d_jac_p__z_v1__W2": (_shared_4, "z_v1", "d_jac_p__v1__W2"),
+    "d_p__W2": (_d_p__W2, "jac_p__z_v2", "v1"),
+    "d_hess_p__z_v1__W2": (_shared_5, "d_jac_p__z_v1__W2", "p", "d_p__W2", "jac_p__z_v1"),
+    "d_hess_v2__z_v1__W2": (_shared_2, "U", "d_hess_p__z_v1__W2"),
+    "d_hess_z_v2__z_v1__W2": (_shared_3, "z_v2", "d_hess_v2__z_v1__W2"),
+    "d_hess_v1__z_v1__W2": (_shared_6, "hess_z_v2__z_v1", "W2", "d_hess_z_v2__z_v1__W2"),
+    "d_hess_z_v1__z_v1__W2": (_shared_3, "z_v1", "d_hess_v1__z_v1__W2"),
+    "d_jac_p__v2__U": (_d_jac_p__v2__U,),
+    "d_jac_p__z_v2__U": (_d_jac_p__z_v2__U, "z_v2", "d_jac_p__v2__U"),
+    "d_jac_p__v1__U": (_d_jac_p__v1__U, "W2", "d_jac_p__z_v2__U"),
+    "d_jac_p__z_v1__U": (_shared_4, "z_v1", "d_jac_p__v1__U"),
+    "d_p__U": (_d_p__U, "v2"),
+    "d_hess_p__z_v1__U": (_shared_5, "d_jac_p__z_v1__U", "p", "d_p__U", "jac_p__z_v1"),
+    "d_hess_v2__z_v1__U": (_shared_6, "hess_p__z_v1", "U", "d_hess_p__z_v1__U"),
+    "d_hess_z_v2__z_v1__U": (_shared_3, "z_v2", "d_hess_v2__z_v1__U"),
+    "d_hess_v1__z_v1__U": (_shared_2, "W2", "d_hess_z_v2__z_v1__U"),
+    "d_hess_z_v1__z_v1__U": (_shared_3, "z_v1", "d_hess_v1__z_v1__U"),
+    "d_adj_p__W2": (_shared_7, "d_p__W2", "p"),
+    "d_adj_v2__W2": (_d_adj_v2__W2, "U", "d_adj_p__W2"),
+    "d_adj_z_v2__W2": (_shared_8, "z_v2", "d_adj_v2__W2"),
+    "d_hess_p__z_v2__W2": (_shared_1, "d_p__W2", "jac_p__z_v2", "p"),
+    "d_hess_v2__z_v2__W2": (_shared_2, "U", "d_hess_p__z_v2__W2"),
+    "d_hess_z_v2__z_v2__W2": (_shared_3, "z_v2", "d_hess_v2__z_v2__W2"),
+    "d_hess_v1__z_v2__W2": (_shared_6, "hess_z_v2__z_v2", "W2", "d_hess_z_v2__z_v2__W2"),
+    "d_hess_z_v1__z_v2__W2": (_shared_3, "z_v1", "d_hess_v1__z_v2__W2"),
+    "d_adj_p__U": (_shared_7, "d_p__U", "p"),
+    "d_adj_v2__U": (_d_adj_v2__U, "adj_p", "U", "d_adj_p__U"),
+    "d_adj_z_v2__U": (_shared_8, "z_v2", "d_adj_v2__U"),
+    "d_hess_p__z_v2__U": (_shared_5, "d_jac_p__z_v2__U", "p", "d_p__U", "jac_p__z_v2"),
+    "d_hess_v2__z_v2__U": (_shared_6, "hess_p__z_v2", "U", "d_hess_p__z_v2__U"),
+    "d_hess_z_v2__z_v2__U": (_shared_3, "z_v2", "d_hess_v2__z_v2__U"),
+    "d_hess_v1__z_v2__U": (_shared_2, "W2", "d_hess_z_v2__z_v2__U"),
+    "d_hess_z_v1__z_v2__U": (_shared_3, "z_v1", "d_hess_v1__z_v2__U"),
+    "d_hess_p__p__U": (_d_hess_p__p__U, "d_p__U", "p"),
+    "d_hess_v2__p__U": (_shared_6, "hess_p__p", "U", "d_hess_p__p__U"),
+    "d_hess_z_v2__p__U": (_shared_3, "z_v2", "d_hess_v2__p__U"),
+    "d_hess_v1__p__U": (_shared_2, "W2", "d_hess_z_v2__p__U"),
+    "d_hess_z_v1__p__U": (_shared_3, "z_v1", "d_hess_v1__p__U"),
+}
 
 
 _THIRD = {
-    ('W1', 'W1', 'W1'): _third_W1__W1__W1,
-    ('W1', 'W1', 'W2'): _third_W1__W1__W2,
-    ('W1', 'W1', 'U'): _third_W1__W1__U,
-    ('W1', 'W2', 'W1'): _third_W1__W2__W1,
-    ('W1', 'W2', 'W2'): _third_W1__W2__W2,
-    ('W1', 'W2', 'U'): _third_W1__W2__U,
-    ('W1', 'U', 'W1'): _third_W1__U__W1,
-    ('W1', 'U', 'W2'): _third_W1__U__W2,
-    ('W1', 'U', 'U'): _third_W1__U__U,
-    ('W2', 'W1', 'W1'): _third_W2__W1__W1,
-    ('W2', 'W1', 'W2'): _third_W2__W1__W2,
-    ('W2', 'W1', 'U'): _third_W2__W1__U,
-    ('W2', 'W2', 'W1'): _third_W2__W2__W1,
-    ('W2', 'W2', 'W2'): _third_W2__W2__W2,
-    ('W2', 'W2', 'U'): _third_W2__W2__U,
-    ('W2', 'U', 'W1'): _third_W2__U__W1,
-    ('W2', 'U', 'W2'): _third_W2__U__W2,
-    ('W2', 'U', 'U'): _third_W2__U__U,
-    ('U', 'W1', 'W1'): _third_U__W1__W1,
-    ('U', 'W1', 'W2'): _third_U__W1__W2,
-    ('U', 'W1', 'U'): _third_U__W1__U,
-    ('U', 'W2', 'W1'): _third_U__W2__W1,
-    ('U', 'W2', 'W2'): _third_U__W2__W2,
-    ('U', 'W2', 'U'): _third_U__W2__U,
-    ('U', 'U', 'W1'): _third_U__U__W1,
-    ('U', 'U', 'W2'): _third_U__U__W2,
-    ('U', 'U', 'U'): _third_U__U__U,
+    ('W1', 'W1', 'W1'): (_shared_9, "d_hess_z_v1__z_v1__W1", "x"),
+    ('W1', 'W1', 'W2'): (_shared_9, "d_hess_z_v1__z_v1__W2", "x"),
+    ('W1', 'W1', 'U'): (_shared_9, "d_hess_z_v1__z_v1__U", "x"),
+    ('W1', 'W2', 'W2'): (_shared_10, "d_adj_z_v2__W2", "jac_v1__z_v1", "x", "d_hess_z_v1__z_v2__W2", "v1"),
+    ('W1', 'W2', 'U'): (_shared_10, "d_adj_z_v2__U", "jac_v1__z_v1", "x", "d_hess_z_v1__z_v2__U", "v1"),
+    ('W1', 'U', 'U'): (_shared_10, "d_adj_p__U", "jac_v2__z_v1", "x", "d_hess_z_v1__p__U", "v2"),
+    ('W2', 'W2', 'W2'): (_shared_11, "d_hess_z_v2__z_v2__W2", "v1"),
+    ('W2', 'W2', 'U'): (_shared_11, "d_hess_z_v2__z_v2__U", "v1"),
+    ('W2', 'U', 'U'): (_third_W2__U__U, "d_adj_p__U", "jac_v2__z_v2", "v1", "d_hess_z_v2__p__U", "v2"),
+    ('U', 'U', 'U'): (_shared_11, "d_hess_p__p__U", "v2"),
 }
+
+
+def third_derivatives(params, data, wrts=None):
+    """Batch-mean third-derivative blocks: (a, b, c) -> array shape_a + shape_b + shape_c, for each
+    ordering in wrts (default: every distinct block once, the keys of _THIRD).  One forward pass, and
+    every intermediate computed once, when a block first reads it.  Mixed partial derivatives commute:
+    an ordering is the block of its parameters in PARAMS order, transposed."""
+    t = _Tensors(_forward(params, data))
+    B = next(iter(data.values())).shape[0] if data else 1
+    names = list(PARAMS)
+    out = {}
+    for wrt in (_THIRD if wrts is None else wrts):
+        wrt = tuple(wrt)
+        if len(wrt) != 3 or any(w not in PARAMS for w in wrt):
+            raise KeyError(f"{wrt!r}: a third-derivative block takes three of {names}")
+        order = sorted(range(3), key=lambda k: names.index(wrt[k]))
+        row = _THIRD[tuple(wrt[k] for k in order)]
+        block = row[0](B, *[t[k] for k in row[1:]])
+        start = np.cumsum([0] + [len(PARAMS[wrt[k]]) for k in order])
+        axes = [a for k in range(3) for a in range(start[order.index(k)], start[order.index(k) + 1])]
+        out[wrt] = np.transpose(block, axes)
+    return out
 
 
 def third_derivative(params, data, wrt):
     """Batch-mean third-derivative block for wrt = (a, b, c), shape_a + shape_b + shape_c."""
-    return _THIRD[tuple(wrt)](params, data)["block"]
+    return third_derivatives(params, data, [wrt])[tuple(wrt)]

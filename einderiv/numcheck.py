@@ -13,7 +13,11 @@ objectives), and compares in float64:
 * ``per_sample_gradient_norms`` with the norms of ``per_sample_gradient``;
 * ``ggn_diagonal``         with diag(Σ_ab J_aᵀ ∂²f/∂a∂b J_b), J by central differences
                            of the forward pass (:func:`ggn_reference`);
-* ``third_derivative``     with central differences of ``hessian`` (order ≥ 3).
+* ``third_derivatives``    with central differences of ``hessian`` (order ≥ 3): each distinct
+                           block ∂³f/∂a∂b∂c against the differences of ∂²f/∂a∂b along c, and
+                           its reversed ordering ∂³f/∂c∂b∂a — another Hessian block, differenced
+                           along another parameter: the transposition checked; ``third_derivative``
+                           for one of them on its own.
 
 The step for entry θ_i is ``h = 1e-5 · max(1, |θ_i|)``.  The error of a block is
 ``max|got − ref| / max(1, max|ref|)``: absolute for blocks of size ≲ 1, relative
@@ -152,7 +156,8 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
     batch = next(iter(data.values())).shape[0] if data else 1
     ids = identifiers(derivation)  # quantity q: function "_" + ids[q], key ids[q] in t
     for q in derivation.quantities:  # dependency order: hobj's inputs come first
-        t[ids[q.name]] = mod["_" + ids[q.name]](t)
+        if q.name.kind is not Kind.D:  # (derivatives d[q,θ] are third-order rows: not needed here)
+            t[ids[q.name]] = mod["_" + ids[q.name]](t)
     out = {}
     for theta, shape in mod["PARAMS"].items():
         size = int(np.prod(shape, dtype=int))
@@ -241,6 +246,14 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
             for idx, d in central(lambda p: mod["hessian"](p, data), params, c):
                 for a, b in itertools.product(names, names):
                     ref[(a, b, c)][(Ellipsis,) + idx] = d[(a, b)]
-        for key in ref:
-            row(f"third_derivative {','.join(key)}", mod["third_derivative"](params, data, key), ref[key])
+        distinct = mod["third_derivatives"](params, data)  # each distinct block once
+        # the reversed ordering of each: another Hessian block's differences, along another parameter
+        others = [k[::-1] for k in distinct if k[::-1] != k]
+        transposed = mod["third_derivatives"](params, data, others)
+        for key, got in distinct.items():
+            row(f"third_derivative {','.join(key)}", got, ref[key])
+            if key[::-1] in transposed:
+                row(f"third_derivative {','.join(key[::-1])}", transposed[key[::-1]], ref[key[::-1]])
+        for key in others[:1]:  # and one block on its own
+            row(f"third_derivative {','.join(key)} (alone)", mod["third_derivative"](params, data, key), ref[key])
     return CheckReport(rows, tol, notes, source)

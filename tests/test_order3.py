@@ -1,15 +1,22 @@
-"""Third derivatives: mixed partial derivatives commute, so one block per set of parameters is
-derived and the other orderings are its transposes (the same expression, axes regrouped); the
-documents write each derived block once."""
+"""Third derivatives: symmetry and shared code.
+
+* Mixed partial derivatives commute: one block per set of parameters is derived, the other
+  orderings are its transposes (the same expression, axes regrouped) — in the derivation and
+  in the generated module, where every ordering is still compared with finite differences.
+* The generated module computes each intermediate once per call, however many blocks read it,
+  and writes each formula once however many intermediates share it.
+"""
 from __future__ import annotations
 
 import itertools
 import math
 
+import numpy as np
 import pytest
 
 import einderiv
 from einderiv.calculus.derive import derive as derive_network
+from einderiv.numcheck import central, error, load
 
 GATED = """dims n = 3, h = 2, c = 2
 input  x^i    : n
@@ -44,6 +51,55 @@ def test_each_set_of_parameters_is_derived_once(expanded):
         assert sorted(w, key=params.index) == list(b.source) and b.expr is src.expr
         assert sorted(b.indices, key=id) == sorted(src.indices, key=id)  # the same axes, regrouped
         assert tuple(b.source[g] for g in b.groups) == w
+
+
+def test_every_ordering_against_finite_differences(draw):
+    """All 64 orderings of a 4-parameter network (not only those check() looks at) equal the
+    central differences of the Hessian block of their first two parameters along the third."""
+    ns = load(einderiv.codegen(derive(GATED)))
+    params, data = draw(ns, 1, batch=3)
+    names = list(ns["PARAMS"])
+    ref = {}
+    for c in names:
+        for idx, d in central(lambda p: ns["hessian"](p, data), params, c):
+            for a, b in itertools.product(names, names):
+                ref.setdefault((a, b, c), np.zeros(ns["PARAMS"][a] + ns["PARAMS"][b] + ns["PARAMS"][c]))
+                ref[(a, b, c)][(Ellipsis,) + idx] = d[(a, b)]
+    every = ns["third_derivatives"](params, data, list(ref))
+    assert len(every) == 64 and len(ns["_THIRD"]) == math.comb(6, 3)
+    for key, want in ref.items():
+        assert error(every[key], want) < 1e-6, key
+        assert error(ns["third_derivative"](params, data, key), want) < 1e-6, key
+    with pytest.raises(KeyError, match="a third-derivative block takes three of"):
+        ns["third_derivative"](params, data, ("A", "Q", "U"))
+
+
+def test_each_intermediate_is_computed_once_per_call(draw):
+    ns = load(einderiv.codegen(derive(GATED)))
+    params, data = draw(ns, 2)
+    calls = []
+    for key, row in list(ns["_DERIVATIVES"].items()):
+        def spy(*args, key=key, fn=row[0]):
+            calls.append(key)
+            return fn(*args)
+        ns["_DERIVATIVES"][key] = (spy,) + row[1:]
+    ns["third_derivatives"](params, data)
+    assert sorted(calls) == sorted(ns["_DERIVATIVES"])  # every one, each once
+    calls.clear()
+    ns["third_derivative"](params, data, ("U", "U", "U"))
+    assert 0 < len(calls) == len(set(calls)) < len(ns["_DERIVATIVES"])  # only what this block reads
+
+
+def test_formulas_equal_up_to_their_tensors_share_one_function():
+    src = einderiv.codegen(derive(GATED))
+    ns = load(src)
+    rows = list(ns["_DERIVATIVES"].values()) + list(ns["_THIRD"].values())
+    functions = {row[0].__name__ for row in rows}
+    assert len(functions) < len(rows)
+    for name in functions:
+        users = sum(row[0].__name__ == name for row in rows)
+        assert name.startswith("_shared_") == (users > 1), name
+        assert src.count(f"\ndef {name}(") == 1
 
 
 def test_documents_write_each_set_of_parameters_once():

@@ -30,7 +30,7 @@ POOL = "ijklmnopqrstuvwxyz" + "acdefgh" + "ACDEFGHIJKLMNOPQRSTUVWXYZ"
 #: names the module contract uses: never a tensor's identifier
 RESERVED = {"np", "t", "B", "params", "data", "vector", "wrt", "PARAMS", "INPUTS",
             "GRADIENT_FACTOR_AXES", "objective", "gradient", "per_sample_gradient",
-            "gradient_factors", "expand_factors", "hessian", "hvp", "third_derivative",
+            "gradient_factors", "expand_factors", "hessian", "hvp", "third_derivative", "third_derivatives",
             "per_sample_gradient_norms", "ggn_diagonal"}
 
 

@@ -38,6 +38,8 @@ def lower_function(ctx: Context, fn: Function) -> Function:
     s = Scope(ctx, fn.frame, Namer(ctx.globals))
     if fn.frame is Frame.NAMES:  # loop variables and the depth
         s.names.taken.update(ctx.symbols)
+    if fn.frame is Frame.ARGS:
+        s.names.taken.update(fn.args)
     for st in fn.body:
         lower_statement(s, st)
     body = tuple(s.out) if s.out or fn.prologue else (Python("pass"),)
@@ -146,7 +148,7 @@ def block(s: Scope, st: Block) -> None:
         if st.kind == "ggn":  # the comment names the contractions' letters
             items = st.expr.terms if isinstance(st.expr, Add) else (st.expr,)
             s.emit(Comment(st.label + " = " + join([s.ctx.formula(e, L) for e, L in zip(items, letters)])))
-        else:
+        elif s.frame is not Frame.ARGS:  # (a function of tensors has its formula as its docstring)
             s.emit(Comment(s.ctx.show(st.label, st.indices, st.expr)))
         parts = [s.contract([s.lower(f) for f in t.factors], t.coef, st.indices, st.keep_batch, L)
                  for t, L in zip(terms, letters)]
