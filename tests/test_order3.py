@@ -1,15 +1,19 @@
-"""Third derivatives: symmetry and shared code.
+"""Third derivatives at the size of real blocks: symmetry, shared code, letters, module size.
 
 * Mixed partial derivatives commute: one block per set of parameters is derived, the other
   orderings are its transposes (the same expression, axes regrouped) — in the derivation and
   in the generated module, where every ordering is still compared with finite differences.
 * The generated module computes each intermediate once per call, however many blocks read it,
   and writes each formula once however many intermediates share it.
+* The three networks of tests/networks/ (attention block, LSTM over 3 steps, GLU/highway/RMSNorm)
+  generate at order 3, pass ``check`` (third derivatives against central differences of the
+  Hessian, smooth activations throughout) and stay under 5 MB (their times: benchmarks/order3.py).
 """
 from __future__ import annotations
 
 import itertools
 import math
+import pathlib
 
 import numpy as np
 import pytest
@@ -17,6 +21,8 @@ import pytest
 import einderiv
 from einderiv.calculus.derive import derive as derive_network
 from einderiv.numcheck import central, error, load
+
+NETWORKS = pathlib.Path(__file__).resolve().parent / "networks"
 
 GATED = """dims n = 3, h = 2, c = 2
 input  x^i    : n
@@ -100,6 +106,16 @@ def test_formulas_equal_up_to_their_tensors_share_one_function():
         users = sum(row[0].__name__ == name for row in rows)
         assert name.startswith("_shared_") == (users > 1), name
         assert src.count(f"\ndef {name}(") == 1
+
+
+@pytest.mark.parametrize("path", sorted(NETWORKS.glob("*.ein")), ids=lambda p: p.stem)
+def test_real_blocks_pass_check_at_order_3(path):
+    d = einderiv.derive(einderiv.load(str(path)), order=3)
+    report = einderiv.check(d)
+    third = [r for r in report.rows if r.name.startswith("third_derivative")]
+    n = len(d.network.params)
+    assert len(third) > math.comb(n + 2, 3) and report.ok, report.format()
+    assert len(report.source.encode()) < 5_000_000
 
 
 def test_documents_write_each_set_of_parameters_once():
