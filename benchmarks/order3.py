@@ -55,13 +55,16 @@ def run(script: str, path: pathlib.Path, timeout: float) -> dict:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t = time.perf_counter()
         p = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=out, stderr=err, cwd=ROOT)
-        try:
-            p.wait(timeout)
-            stopped = False
-        except subprocess.TimeoutExpired:
-            p.kill()
-            stopped = True
-        _, status, usage = os.wait4(p.pid, 0)
+        stopped = False
+        while True:  # reap it ourselves: wait4 gives its resource usage, also once it is killed
+            pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - t > timeout and not stopped:
+                p.kill()
+                stopped = True
+            time.sleep(0.05)
+        p.returncode = status  # (reaped here: Popen must not wait for it again)
         info = {"wall": time.perf_counter() - t, "cpu": usage.ru_utime + usage.ru_stime,
                 "rss": usage.ru_maxrss / 1024}
         out.seek(0)
