@@ -366,19 +366,19 @@ def _tan_w(t):
 
 
 def _tan_p(t):
-    """tan_p[l] = Σ_ci dir_U[l,c,i] v[c,i] + Σ_cj U[l,c,j] tan_v[c,j] + Σ_ck dir_R[l,c,k] w[c,k] + Σ_cm R[l,c,m] tan_w[c,m]"""
+    """tan_p[l] = Σ_ci dir_U[l,c,i] v[c,i] + Σ_ci U[l,c,i] tan_v[c,i] + Σ_ci dir_R[l,c,i] w[c,i] + Σ_ci R[l,c,i] tan_w[c,i]"""
     dir_U = t["dir_U"]
     v = t["v"]
     # einsum("lci,Bci->Bl", dir_U, v)
     U = t["U"]
     tan_v = t["tan_v"]
-    # einsum("lcj,Bcj->Bl", U, tan_v)
+    # einsum("lci,Bci->Bl", U, tan_v)
     dir_R = t["dir_R"]
     w = t["w"]
-    # einsum("lck,Bck->Bl", dir_R, w)
+    # einsum("lci,Bci->Bl", dir_R, w)
     R = t["R"]
     tan_w = t["tan_w"]
-    # einsum("lcm,Bcm->Bl", R, tan_w)
+    # einsum("lci,Bci->Bl", R, tan_w)
     return np.tensordot(v, dir_U, axes=([1, 2], [1, 2])) + np.tensordot(tan_v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, dir_R, axes=([1, 2], [1, 2])) + np.tensordot(tan_w, R, axes=([1, 2], [1, 2]))
 
 

@@ -352,13 +352,13 @@ def _tan_v(t):
 
 
 def _tan_z_h(t):
-    """tan_z_h[j] = Σ_cik dir_W1[j,c,i,k] v[c,i,k] + Σ_clm W1[j,c,l,m] tan_v[c,l,m]"""
+    """tan_z_h[j] = Σ_cik dir_W1[j,c,i,k] v[c,i,k] + Σ_cik W1[j,c,i,k] tan_v[c,i,k]"""
     dir_W1 = t["dir_W1"]
     v = t["v"]
     # einsum("jcik,Bcik->Bj", dir_W1, v)
     W1 = t["W1"]
     tan_v = t["tan_v"]
-    # einsum("jclm,Bclm->Bj", W1, tan_v)
+    # einsum("jcik,Bcik->Bj", W1, tan_v)
     return np.tensordot(v, dir_W1, axes=([1, 2, 3], [1, 2, 3])) + np.tensordot(tan_v, W1, axes=([1, 2, 3], [1, 2, 3]))
 
 

@@ -685,13 +685,13 @@ def _hobj_p__p(t):
 
 
 def _tan_z_zg(t):
-    """tan_z_zg[j] = Σ_c dir_Wz[j,c] x[c] + Σ_i dir_Uz[j,i] h0[i]"""
+    """tan_z_zg[j] = Σ_c dir_Wz[j,c] x[c] + Σ_c dir_Uz[j,c] h0[c]"""
     dir_Wz = t["dir_Wz"]
     x = t["x"]
     # einsum("jc,Bc->Bj", dir_Wz, x)
     dir_Uz = t["dir_Uz"]
     h0 = t["h0"]
-    # einsum("ji,Bi->Bj", dir_Uz, h0)
+    # einsum("jc,Bc->Bj", dir_Uz, h0)
     return x @ dir_Wz.T + h0 @ dir_Uz.T
 
 
@@ -705,13 +705,13 @@ def _tan_zg(t):
 
 
 def _tan_z_rg(t):
-    """tan_z_rg[j] = Σ_c dir_Wr[j,c] x[c] + Σ_i dir_Ur[j,i] h0[i]"""
+    """tan_z_rg[j] = Σ_c dir_Wr[j,c] x[c] + Σ_c dir_Ur[j,c] h0[c]"""
     dir_Wr = t["dir_Wr"]
     x = t["x"]
     # einsum("jc,Bc->Bj", dir_Wr, x)
     dir_Ur = t["dir_Ur"]
     h0 = t["h0"]
-    # einsum("ji,Bi->Bj", dir_Ur, h0)
+    # einsum("jc,Bc->Bj", dir_Ur, h0)
     return x @ dir_Wr.T + h0 @ dir_Ur.T
 
 
@@ -732,16 +732,16 @@ def _tan_rh(t):
 
 
 def _tan_z_hc(t):
-    """tan_z_hc[j] = Σ_c dir_Wh[j,c] x[c] + Σ_i dir_Uh[j,i] rh[i] + Σ_i Uh[j,i] tan_rh[i]"""
+    """tan_z_hc[j] = Σ_c dir_Wh[j,c] x[c] + Σ_c dir_Uh[j,c] rh[c] + Σ_c Uh[j,c] tan_rh[c]"""
     dir_Wh = t["dir_Wh"]
     x = t["x"]
     # einsum("jc,Bc->Bj", dir_Wh, x)
     dir_Uh = t["dir_Uh"]
     rh = t["rh"]
-    # einsum("ji,Bi->Bj", dir_Uh, rh)
+    # einsum("jc,Bc->Bj", dir_Uh, rh)
     Uh = t["Uh"]
     tan_rh = t["tan_rh"]
-    # einsum("ji,Bi->Bj", Uh, tan_rh)
+    # einsum("jc,Bc->Bj", Uh, tan_rh)
     return x @ dir_Wh.T + rh @ dir_Uh.T + tan_rh @ Uh.T
 
 

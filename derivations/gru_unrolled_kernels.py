@@ -4399,24 +4399,24 @@ def _hobj_p__p(t):
 
 
 def _tan_z_za(t):
-    """tan_z_za[j] = Σ_c dir_Wz[j,c] x1[c] + Σ_i dir_Uz[j,i] h0[i]"""
+    """tan_z_za[j] = Σ_c dir_Wz[j,c] x1[c] + Σ_c dir_Uz[j,c] h0[c]"""
     dir_Wz = t["dir_Wz"]
     x1 = t["x1"]
     # einsum("jc,Bc->Bj", dir_Wz, x1)
     dir_Uz = t["dir_Uz"]
     h0 = t["h0"]
-    # einsum("ji,Bi->Bj", dir_Uz, h0)
+    # einsum("jc,Bc->Bj", dir_Uz, h0)
     return x1 @ dir_Wz.T + h0 @ dir_Uz.T
 
 
 def _tan_z_ra(t):
-    """tan_z_ra[j] = Σ_c dir_Wr[j,c] x1[c] + Σ_i dir_Ur[j,i] h0[i]"""
+    """tan_z_ra[j] = Σ_c dir_Wr[j,c] x1[c] + Σ_c dir_Ur[j,c] h0[c]"""
     dir_Wr = t["dir_Wr"]
     x1 = t["x1"]
     # einsum("jc,Bc->Bj", dir_Wr, x1)
     dir_Ur = t["dir_Ur"]
     h0 = t["h0"]
-    # einsum("ji,Bi->Bj", dir_Ur, h0)
+    # einsum("jc,Bc->Bj", dir_Ur, h0)
     return x1 @ dir_Wr.T + h0 @ dir_Ur.T
 
 
@@ -4437,16 +4437,16 @@ def _tan_rha(t):
 
 
 def _tan_z_ca(t):
-    """tan_z_ca[j] = Σ_c dir_Wh[j,c] x1[c] + Σ_i dir_Uh[j,i] rha[i] + Σ_i Uh[j,i] tan_rha[i]"""
+    """tan_z_ca[j] = Σ_c dir_Wh[j,c] x1[c] + Σ_c dir_Uh[j,c] rha[c] + Σ_c Uh[j,c] tan_rha[c]"""
     dir_Wh = t["dir_Wh"]
     x1 = t["x1"]
     # einsum("jc,Bc->Bj", dir_Wh, x1)
     dir_Uh = t["dir_Uh"]
     rha = t["rha"]
-    # einsum("ji,Bi->Bj", dir_Uh, rha)
+    # einsum("jc,Bc->Bj", dir_Uh, rha)
     Uh = t["Uh"]
     tan_rha = t["tan_rha"]
-    # einsum("ji,Bi->Bj", Uh, tan_rha)
+    # einsum("jc,Bc->Bj", Uh, tan_rha)
     return x1 @ dir_Wh.T + rha @ dir_Uh.T + tan_rha @ Uh.T
 
 
@@ -4479,30 +4479,30 @@ def _tan_h1(t):
 
 
 def _tan_z_zb(t):
-    """tan_z_zb[j] = Σ_c dir_Wz[j,c] x2[c] + Σ_i dir_Uz[j,i] h1[i] + Σ_i Uz[j,i] tan_h1[i]"""
+    """tan_z_zb[j] = Σ_c dir_Wz[j,c] x2[c] + Σ_c dir_Uz[j,c] h1[c] + Σ_c Uz[j,c] tan_h1[c]"""
     dir_Wz = t["dir_Wz"]
     x2 = t["x2"]
     # einsum("jc,Bc->Bj", dir_Wz, x2)
     dir_Uz = t["dir_Uz"]
     h1 = t["h1"]
-    # einsum("ji,Bi->Bj", dir_Uz, h1)
+    # einsum("jc,Bc->Bj", dir_Uz, h1)
     Uz = t["Uz"]
     tan_h1 = t["tan_h1"]
-    # einsum("ji,Bi->Bj", Uz, tan_h1)
+    # einsum("jc,Bc->Bj", Uz, tan_h1)
     return x2 @ dir_Wz.T + h1 @ dir_Uz.T + tan_h1 @ Uz.T
 
 
 def _tan_z_rb(t):
-    """tan_z_rb[j] = Σ_c dir_Wr[j,c] x2[c] + Σ_i dir_Ur[j,i] h1[i] + Σ_i Ur[j,i] tan_h1[i]"""
+    """tan_z_rb[j] = Σ_c dir_Wr[j,c] x2[c] + Σ_c dir_Ur[j,c] h1[c] + Σ_c Ur[j,c] tan_h1[c]"""
     dir_Wr = t["dir_Wr"]
     x2 = t["x2"]
     # einsum("jc,Bc->Bj", dir_Wr, x2)
     dir_Ur = t["dir_Ur"]
     h1 = t["h1"]
-    # einsum("ji,Bi->Bj", dir_Ur, h1)
+    # einsum("jc,Bc->Bj", dir_Ur, h1)
     Ur = t["Ur"]
     tan_h1 = t["tan_h1"]
-    # einsum("ji,Bi->Bj", Ur, tan_h1)
+    # einsum("jc,Bc->Bj", Ur, tan_h1)
     return x2 @ dir_Wr.T + h1 @ dir_Ur.T + tan_h1 @ Ur.T
 
 
@@ -4525,16 +4525,16 @@ def _tan_rhb(t):
 
 
 def _tan_z_cb(t):
-    """tan_z_cb[j] = Σ_c dir_Wh[j,c] x2[c] + Σ_i dir_Uh[j,i] rhb[i] + Σ_i Uh[j,i] tan_rhb[i]"""
+    """tan_z_cb[j] = Σ_c dir_Wh[j,c] x2[c] + Σ_c dir_Uh[j,c] rhb[c] + Σ_c Uh[j,c] tan_rhb[c]"""
     dir_Wh = t["dir_Wh"]
     x2 = t["x2"]
     # einsum("jc,Bc->Bj", dir_Wh, x2)
     dir_Uh = t["dir_Uh"]
     rhb = t["rhb"]
-    # einsum("ji,Bi->Bj", dir_Uh, rhb)
+    # einsum("jc,Bc->Bj", dir_Uh, rhb)
     Uh = t["Uh"]
     tan_rhb = t["tan_rhb"]
-    # einsum("ji,Bi->Bj", Uh, tan_rhb)
+    # einsum("jc,Bc->Bj", Uh, tan_rhb)
     return x2 @ dir_Wh.T + rhb @ dir_Uh.T + tan_rhb @ Uh.T
 
 
@@ -4568,30 +4568,30 @@ def _tan_h2(t):
 
 
 def _tan_z_zc(t):
-    """tan_z_zc[j] = Σ_c dir_Wz[j,c] x3[c] + Σ_i dir_Uz[j,i] h2[i] + Σ_i Uz[j,i] tan_h2[i]"""
+    """tan_z_zc[j] = Σ_c dir_Wz[j,c] x3[c] + Σ_c dir_Uz[j,c] h2[c] + Σ_c Uz[j,c] tan_h2[c]"""
     dir_Wz = t["dir_Wz"]
     x3 = t["x3"]
     # einsum("jc,Bc->Bj", dir_Wz, x3)
     dir_Uz = t["dir_Uz"]
     h2 = t["h2"]
-    # einsum("ji,Bi->Bj", dir_Uz, h2)
+    # einsum("jc,Bc->Bj", dir_Uz, h2)
     Uz = t["Uz"]
     tan_h2 = t["tan_h2"]
-    # einsum("ji,Bi->Bj", Uz, tan_h2)
+    # einsum("jc,Bc->Bj", Uz, tan_h2)
     return x3 @ dir_Wz.T + h2 @ dir_Uz.T + tan_h2 @ Uz.T
 
 
 def _tan_z_rc(t):
-    """tan_z_rc[j] = Σ_c dir_Wr[j,c] x3[c] + Σ_i dir_Ur[j,i] h2[i] + Σ_i Ur[j,i] tan_h2[i]"""
+    """tan_z_rc[j] = Σ_c dir_Wr[j,c] x3[c] + Σ_c dir_Ur[j,c] h2[c] + Σ_c Ur[j,c] tan_h2[c]"""
     dir_Wr = t["dir_Wr"]
     x3 = t["x3"]
     # einsum("jc,Bc->Bj", dir_Wr, x3)
     dir_Ur = t["dir_Ur"]
     h2 = t["h2"]
-    # einsum("ji,Bi->Bj", dir_Ur, h2)
+    # einsum("jc,Bc->Bj", dir_Ur, h2)
     Ur = t["Ur"]
     tan_h2 = t["tan_h2"]
-    # einsum("ji,Bi->Bj", Ur, tan_h2)
+    # einsum("jc,Bc->Bj", Ur, tan_h2)
     return x3 @ dir_Wr.T + h2 @ dir_Ur.T + tan_h2 @ Ur.T
 
 
@@ -4614,16 +4614,16 @@ def _tan_rhc(t):
 
 
 def _tan_z_cc(t):
-    """tan_z_cc[j] = Σ_c dir_Wh[j,c] x3[c] + Σ_i dir_Uh[j,i] rhc[i] + Σ_i Uh[j,i] tan_rhc[i]"""
+    """tan_z_cc[j] = Σ_c dir_Wh[j,c] x3[c] + Σ_c dir_Uh[j,c] rhc[c] + Σ_c Uh[j,c] tan_rhc[c]"""
     dir_Wh = t["dir_Wh"]
     x3 = t["x3"]
     # einsum("jc,Bc->Bj", dir_Wh, x3)
     dir_Uh = t["dir_Uh"]
     rhc = t["rhc"]
-    # einsum("ji,Bi->Bj", dir_Uh, rhc)
+    # einsum("jc,Bc->Bj", dir_Uh, rhc)
     Uh = t["Uh"]
     tan_rhc = t["tan_rhc"]
-    # einsum("ji,Bi->Bj", Uh, tan_rhc)
+    # einsum("jc,Bc->Bj", Uh, tan_rhc)
     return x3 @ dir_Wh.T + rhc @ dir_Uh.T + tan_rhc @ Uh.T
 
 

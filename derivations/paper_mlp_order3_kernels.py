@@ -179,6 +179,145 @@ def _jac_p__z_v1(t):
     return jac_p__v1 * drelu_z_v1[:, None]
 
 
+def _hess_p__z_v1(t):
+    """hess_p__z_v1[l,j] = jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blj,Bl->Blj", jac_p__z_v1, softmax_p)
+    # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v1, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    return softmax_p[:, :, None] * jac_p__z_v1 - tmp[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v2__z_v1(t):
+    """hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]"""
+    U = t["U"]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v1)
+    return (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v1(t):
+    """hess_z_v2__z_v1[j,i] = relu'(z_v2[j]) hess_v2__z_v1[j,i]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    hess_v2__z_v1 = t["hess_v2__z_v1"]
+    # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v1)
+    return hess_v2__z_v1 * drelu_z_v2[:, :, None]
+
+
+def _hess_v1__z_v1(t):
+    """hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
+    return (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__z_v1(t):
+    """hess_z_v1__z_v1[j,i] = relu'(z_v1[j]) hess_v1__z_v1[j,i]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    hess_v1__z_v1 = t["hess_v1__z_v1"]
+    # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v1)
+    return hess_v1__z_v1 * drelu_z_v1[:, :, None]
+
+
+def _hess_p__z_v2(t):
+    """hess_p__z_v2[l,j] = jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_v2 = t["jac_p__z_v2"]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Blj,Bl->Blj", jac_p__z_v2, softmax_p)
+    # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v2, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    return softmax_p[:, :, None] * jac_p__z_v2 - tmp[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v2__z_v2(t):
+    """hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]"""
+    U = t["U"]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("cj,Bci->Bji", U, hess_p__z_v2)
+    return (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__z_v2(t):
+    """hess_z_v2__z_v2[j,i] = relu'(z_v2[j]) hess_v2__z_v2[j,i]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    hess_v2__z_v2 = t["hess_v2__z_v2"]
+    # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v2)
+    return hess_v2__z_v2 * drelu_z_v2[:, :, None]
+
+
+def _hess_v1__z_v2(t):
+    """hess_v1__z_v2[j,i] = Σ_c W2[c,j] hess_z_v2__z_v2[c,i]"""
+    W2 = t["W2"]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v2)
+    return (np.tensordot(hess_z_v2__z_v2, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__z_v2(t):
+    """hess_z_v1__z_v2[j,i] = relu'(z_v1[j]) hess_v1__z_v2[j,i]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    hess_v1__z_v2 = t["hess_v1__z_v2"]
+    # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v2)
+    return hess_v1__z_v2 * drelu_z_v1[:, :, None]
+
+
+def _hess_p__p(t):
+    """hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+
+
+def _hess_v2__p(t):
+    """hess_v2__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]"""
+    U = t["U"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("cj,Bcl->Bjl", U, hess_p__p)
+    return (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v2__p(t):
+    """hess_z_v2__p[j,l] = relu'(z_v2[j]) hess_v2__p[j,l]"""
+    z_v2 = t["z_v2"]
+    v2 = t["v2"]
+    drelu_z_v2 = np.heaviside(z_v2, 0.0)
+    hess_v2__p = t["hess_v2__p"]
+    # einsum("Bj,Bjl->Bjl", drelu_z_v2, hess_v2__p)
+    return hess_v2__p * drelu_z_v2[:, :, None]
+
+
+def _hess_v1__p(t):
+    """hess_v1__p[j,l] = Σ_c W2[c,j] hess_z_v2__p[c,l]"""
+    W2 = t["W2"]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("cj,Bcl->Bjl", W2, hess_z_v2__p)
+    return (np.tensordot(hess_z_v2__p, W2, axes=([1], [0]))).transpose(0, 2, 1)
+
+
+def _hess_z_v1__p(t):
+    """hess_z_v1__p[j,l] = relu'(z_v1[j]) hess_v1__p[j,l]"""
+    z_v1 = t["z_v1"]
+    v1 = t["v1"]
+    drelu_z_v1 = np.heaviside(z_v1, 0.0)
+    hess_v1__p = t["hess_v1__p"]
+    # einsum("Bj,Bjl->Bjl", drelu_z_v1, hess_v1__p)
+    return hess_v1__p * drelu_z_v1[:, :, None]
+
+
 def _hobj_p__p(t):
     """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
     p = t["p"]
@@ -189,20 +328,20 @@ def _hobj_p__p(t):
 
 
 def _hobj_p__p__p(t):
-    """hobj_p__p__p[l,i,j] = δ[l,i] δ[l,j] softmax_l(p[l]) - δ[l,i] softmax_l(p[l]) softmax_j(p[j]) - δ[i,j] softmax_i(p[i]) softmax_l(p[l]) + 2 softmax_i(p[i]) softmax_l(p[l]) softmax_j(p[j]) - δ[l,j] softmax_i(p[i]) softmax_l(p[l])"""
+    """hobj_p__p__p[l,i,j] = δ[l,j] δ[l,i] softmax_l(p[l]) - δ[l,i] softmax_j(p[j]) softmax_l(p[l]) - δ[l,j] softmax_l(p[l]) softmax_i(p[i]) + 2 softmax_j(p[j]) softmax_l(p[l]) softmax_i(p[i]) - δ[i,j] softmax_l(p[l]) softmax_i(p[i])"""
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
-    # einsum("li,lj,Bl->Blij", np.eye(2), np.eye(2), softmax_p)
+    # einsum("lj,li,Bl->Blij", np.eye(2), np.eye(2), softmax_p)
     tmp = (np.eye(2))[:, :, None] * (np.eye(2))[:, None]
-    # einsum("li,Bl,Bj->Blij", np.eye(2), softmax_p, softmax_p)
+    # einsum("li,Bj,Bl->Blij", np.eye(2), softmax_p, softmax_p)
     tmp_2 = softmax_p[:, :, None] * np.eye(2)
-    # einsum("ij,Bi,Bl->Blij", np.eye(2), softmax_p, softmax_p)
+    # einsum("lj,Bl,Bi->Blij", np.eye(2), softmax_p, softmax_p)
     tmp_3 = softmax_p[:, :, None] * np.eye(2)
-    # einsum("Bi,Bl,Bj->Blij", softmax_p, softmax_p, softmax_p)
+    # einsum("Bj,Bl,Bi->Blij", softmax_p, softmax_p, softmax_p)
     tmp_4 = softmax_p[:, :, None] * softmax_p[:, None]
-    # einsum("lj,Bi,Bl->Blij", np.eye(2), softmax_p, softmax_p)
+    # einsum("ij,Bl,Bi->Blij", np.eye(2), softmax_p, softmax_p)
     tmp_5 = softmax_p[:, :, None] * np.eye(2)
-    return tmp.transpose(0, 2, 1) * softmax_p[:, :, None, None] - tmp_2[:, :, :, None] * softmax_p[:, None, None] - tmp_3[:, None] * softmax_p[:, :, None, None] + 2 * tmp_4[:, :, :, None] * softmax_p[:, None, None] - tmp_5[:, :, None] * softmax_p[:, None, :, None]
+    return tmp * softmax_p[:, :, None, None] - tmp_2[:, :, :, None] * softmax_p[:, None, None] - tmp_3[:, :, None] * softmax_p[:, None, :, None] + 2 * tmp_4[:, :, None] * softmax_p[:, None, :, None] - tmp_5[:, None] * softmax_p[:, :, None, None]
 
 
 def _tan_z_v1(t):
@@ -441,79 +580,87 @@ def hessian(params, data):
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
+    t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
+    t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
+    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
+    t["hess_p__p"] = _hess_p__p(t)
+    t["hess_v2__p"] = _hess_v2__p(t)
+    t["hess_z_v2__p"] = _hess_z_v2__p(t)
+    t["hess_v1__p"] = _hess_v1__p(t)
+    t["hess_z_v1__p"] = _hess_z_v1__p(t)
     B = t["x"].shape[0]
-    # ∂f/∂W1,W1[j,i,k,l] = Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v1[m,k] x[i] x[l]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
+    # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
+    hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = tmp @ jac_p__z_v1
-    tmp_3 = x[:, :, None] * x[:, None]
-    hess_W1__W1 = (np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[c,j] jac_p__z_v2[m,k] v1[l] x[i]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v1__z_v1, x, x)
+    tmp = x[:, :, None] * x[:, None]
+    hess_W1__W1 = (np.tensordot(tmp, hess_z_v1__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
     adj_z_v2 = t["adj_z_v2"]
     jac_v1__z_v1 = t["jac_v1__z_v1"]
     # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_4 = x[:, :, None] * adj_z_v2[:, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
+    tmp_2 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
     v1 = t["v1"]
-    # einsum("Bcm,Bcj,Bmk,Bl,Bi->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_5 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_6 = tmp_5 @ jac_p__z_v2
-    tmp_7 = x[:, :, None] * v1[:, None]
-    hess_W1__W2 = ((np.tensordot(tmp_4, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] v2[k] x[i]
+    # einsum("Bjk,Bl,Bi->jikl", hess_z_v1__z_v2, v1, x)
+    tmp_3 = x[:, :, None] * v1[:, None]
+    hess_W1__W2 = ((np.tensordot(tmp_2, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3, hess_z_v1__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
     adj_p = t["adj_p"]
     jac_v2__z_v1 = t["jac_v2__z_v1"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
-    tmp_8 = x[:, :, None] * adj_p[:, None]
+    tmp_4 = x[:, :, None] * adj_p[:, None]
+    hess_z_v1__p = t["hess_z_v1__p"]
     v2 = t["v2"]
-    # einsum("Bcl,Bcj,Bk,Bi->jilk", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_9 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_10 = x[:, :, None] * v2[:, None]
-    hess_W1__U = ((np.tensordot(tmp_8, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + Σ_cm hobj_p__p[c,m] jac_p__z_v1[m,k] jac_p__z_v2[c,j] v1[i] x[l]
+    # einsum("Bjl,Bk,Bi->jilk", hess_z_v1__p, v2, x)
+    tmp_5 = x[:, :, None] * v2[:, None]
+    hess_W1__U = ((np.tensordot(tmp_4, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_5, hess_z_v1__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + hess_z_v2__z_v1[j,k] v1[i] x[l]
     # einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_11 = x[:, :, None] * adj_z_v2[:, None]
-    # einsum("Bcm,Bmk,Bcj,Bi,Bl->jikl", hobj_p__p, jac_p__z_v1, jac_p__z_v2, v1, x)
-    tmp_12 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_13 = tmp_12 @ jac_p__z_v2
-    tmp_14 = x[:, :, None] * v1[:, None]
-    hess_W2__W1 = ((np.tensordot(tmp_11, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂W2,W2[j,i,k,l] = Σ_cm hobj_p__p[c,m] jac_p__z_v2[c,j] jac_p__z_v2[m,k] v1[i] v1[l]
-    # einsum("Bcm,Bcj,Bmk,Bi,Bl->jikl", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_15 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_16 = tmp_15 @ jac_p__z_v2
-    tmp_17 = v1[:, :, None] * v1[:, None]
-    hess_W2__W2 = (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] v1[i] v2[k]
+    tmp_6 = x[:, :, None] * adj_z_v2[:, None]
+    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v1, v1, x)
+    tmp_7 = x[:, :, None] * v1[:, None]
+    hess_W2__W1 = ((np.tensordot(tmp_6, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_7, hess_z_v2__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v2, v1, v1)
+    tmp_8 = v1[:, :, None] * v1[:, None]
+    hess_W2__W2 = (np.tensordot(tmp_8, hess_z_v2__z_v2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1)
-    tmp_18 = v1[:, :, None] * adj_p[:, None]
-    # einsum("Bcl,Bcj,Bi,Bk->jilk", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_19 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_20 = v2[:, :, None] * v1[:, None]
-    hess_W2__U = ((np.tensordot(tmp_18, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_20, tmp_19, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] v2[j] x[k]
+    tmp_9 = v1[:, :, None] * adj_p[:, None]
+    hess_z_v2__p = t["hess_z_v2__p"]
+    # einsum("Bjl,Bi,Bk->jilk", hess_z_v2__p, v1, v2)
+    tmp_10 = v2[:, :, None] * v1[:, None]
+    hess_W2__U = ((np.tensordot(tmp_9, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, hess_z_v2__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + hess_p__z_v1[l,i] v2[j] x[k]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x)
-    tmp_21 = x[:, :, None] * adj_p[:, None]
-    # einsum("Blc,Bci,Bj,Bk->ljik", hobj_p__p, jac_p__z_v1, v2, x)
-    tmp_22 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_23 = x[:, :, None] * v2[:, None]
-    hess_U__W1 = ((np.tensordot(tmp_21, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_23, tmp_22, axes=([0], [0]))).transpose(3, 1, 2, 0)) / B
-    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] v1[k] v2[j]
+    tmp_11 = x[:, :, None] * adj_p[:, None]
+    hess_p__z_v1 = t["hess_p__z_v1"]
+    # einsum("Bli,Bj,Bk->ljik", hess_p__z_v1, v2, x)
+    tmp_12 = x[:, :, None] * v2[:, None]
+    hess_U__W1 = ((np.tensordot(tmp_11, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_12, hess_p__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + hess_p__z_v2[l,i] v1[k] v2[j]
     # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1)
-    tmp_24 = v1[:, :, None] * adj_p[:, None]
-    # einsum("Blc,Bci,Bk,Bj->ljik", hobj_p__p, jac_p__z_v2, v1, v2)
-    tmp_25 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_26 = v2[:, :, None] * v1[:, None]
-    hess_U__W2 = ((np.tensordot(tmp_24, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_26, tmp_25, axes=([0], [0]))).transpose(3, 0, 2, 1)) / B
-    # ∂f/∂U,U[l,j,i,k] = hobj_p__p[l,i] v2[j] v2[k]
-    # einsum("Bli,Bj,Bk->ljik", hobj_p__p, v2, v2)
-    tmp_27 = v2[:, :, None] * v2[:, None]
-    hess_U__U = (np.tensordot(tmp_27, hobj_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    tmp_13 = v1[:, :, None] * adj_p[:, None]
+    hess_p__z_v2 = t["hess_p__z_v2"]
+    # einsum("Bli,Bk,Bj->ljik", hess_p__z_v2, v1, v2)
+    tmp_14 = v2[:, :, None] * v1[:, None]
+    hess_U__W2 = ((np.tensordot(tmp_13, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, hess_p__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bli,Bj,Bk->ljik", hess_p__p, v2, v2)
+    tmp_15 = v2[:, :, None] * v2[:, None]
+    hess_U__U = (np.tensordot(tmp_15, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
     return {("W1", "W1"): hess_W1__W1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("W2", "W1"): hess_W2__W1, ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): hess_U__W1, ("U", "W2"): hess_U__W2, ("U", "U"): hess_U__U}
 
 
@@ -597,1120 +744,249 @@ def ggn_diagonal(params, data):
     return {"W1": ggn_W1, "W2": ggn_W2, "U": ggn_U}
 
 
-def _third_W1__W1__W1(params, data):
-    """Batch-mean block ∂³f/∂W1∂W1∂W1."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W1,W1[j,i,k,l,m,n] = Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[p,m] jac_p__z_v1[c,j] jac_p__z_v1[o,k] x[n] x[i] x[l]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    x = t["x"]
-    # einsum("Bcop,Bpm,Bcj,Bok,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, jac_p__z_v1, x, x, x)
-    tmp = np.einsum("Bpm,Bcop->Bmco", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_2 = np.einsum("Bmco,Bcj->Bmoj", tmp, jac_p__z_v1, optimize=False)
-    tmp_3 = np.einsum("Bmoj,Bok->Bmjk", tmp_2, jac_p__z_v1, optimize=False)
-    tmp_4 = x[:, :, None] * x[:, None]
-    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
-    d3_W1__W1__W1 = (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) / B
-    return {"block": d3_W1__W1__W1}
+class _Tensors(dict):
+    """The dict t of a third-derivative call: tensors by name, and each quantity computed the first
+    time it is read (its row of _DERIVATIVES, or its function _<key>(t)): a call computes what its
+    blocks need, once."""
+
+    def __missing__(self, key):
+        row = _DERIVATIVES.get(key)
+        value = self[key] = row[0](*[self[k] for k in row[1:]]) if row else globals()["_" + key](self)
+        return value
 
 
-def _third_W1__W1__W2(params, data):
-    """Batch-mean block ∂³f/∂W1∂W1∂W2."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W1,W2[j,i,k,l,m,n] = Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[c,j] jac_p__z_v1[o,k] jac_p__z_v2[p,m] v1[n] x[i] x[l] + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,m] x[i] x[l] + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,m] x[i] x[l]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    x = t["x"]
-    # einsum("Bcop,Bcj,Bok,Bpm,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x)
-    tmp = np.einsum("Bcj,Bcop->Bjop", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_2 = np.einsum("Bjop,Bok->Bjpk", tmp, jac_p__z_v1, optimize=False)
-    tmp_3 = np.einsum("Bjpk,Bpm->Bjkm", tmp_2, jac_p__z_v2, optimize=False)
-    tmp_4 = x[:, :, None] * v1[:, None]
-    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,jn,Bco,Bok,Bcm,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, x)
-    tmp_6 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_7 = tmp_6 @ jac_p__z_v2
-    tmp_8 = x[:, :, None] * drelu_z_v1[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
-    tmp_10 = np.tensordot(tmp_9, tmp_8, axes=([0], [0]))
-    # einsum("Bk,kn,Bco,Bcj,Bom,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v1, jac_p__z_v2, x, x)
-    tmp_11 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_12 = tmp_11 @ jac_p__z_v2
-    tmp_13 = x[:, :, None] * drelu_z_v1[:, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    tmp_15 = np.tensordot(tmp_14, tmp_13, axes=([0], [0]))
-    d3_W1__W1__W2 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(3, 0, 4, 2, 5, 1) + (tmp_10.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_15.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
-    return {"block": d3_W1__W1__W2}
+def _d_p__W1(jac_p__z_v1, x):
+    """d[p,W1]: value[l,j,i] = jac_p__z_v1[l,j] x[i]"""
+    return x[:, None, None] * jac_p__z_v1[:, :, :, None]
 
 
-def _third_W1__W1__U(params, data):
-    """Batch-mean block ∂³f/∂W1∂W1∂U."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W1,U[j,i,k,l,m,n] = Σ_co hobj_p__p__p[c,o,m] jac_p__z_v1[c,j] jac_p__z_v1[o,k] v2[n] x[i] x[l] + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v1[c,k] x[i] x[l] + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v1[c,j] x[i] x[l]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    v2 = t["v2"]
-    x = t["x"]
-    # einsum("Bcom,Bcj,Bok,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, v2, x, x)
-    tmp = np.einsum("Bcj,Bcom->Bjom", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_2 = np.einsum("Bjom,Bok->Bjmk", tmp, jac_p__z_v1, optimize=False)
-    tmp_3 = x[:, :, None] * v2[:, None]
-    tmp_4 = tmp_3[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    z_v2 = t["z_v2"]
+def _shared_1(d_v, jac, v):
+    """Shared by 2 quantities: value[l,j,i,k] = d_v[l,i,k] jac[l,j] softmax_l(v[l]) - Σ_c d_v[c,i,k] jac[l,j] softmax_c(v[c]) softmax_l(v[l]) - Σ_c d_v[c,i,k] jac[c,j] softmax_c(v[c]) softmax_l(v[l]) + 2 Σ_cm d_v[c,i,k] jac[m,j] softmax_m(v[m]) softmax_c(v[c]) softmax_l(v[l]) - Σ_c d_v[l,i,k] jac[c,j] softmax_c(v[c]) softmax_l(v[l])"""
+    softmax_v = _softmax(v, axis=1)
+    tmp = softmax_v[:, :, None] * jac
+    tmp_2 = np.einsum("Bc,Bcik->Bik", softmax_v, d_v, optimize=False)
+    tmp_3 = softmax_v[:, :, None] * jac
+    tmp_4 = softmax_v[:, :, None] * jac
+    tmp_5 = np.einsum("Bcj,Bcik->Bjik", tmp_4, d_v, optimize=False)
+    tmp_6 = np.einsum("Bc,Bcik->Bik", softmax_v, d_v, optimize=False)
+    tmp_7 = (softmax_v[..., None, :] @ jac)[..., 0, :]
+    tmp_8 = tmp_7[:, :, None] * softmax_v[:, None]
+    tmp_9 = (softmax_v[..., None, :] @ jac)[..., 0, :]
+    tmp_10 = tmp_9[:, :, None] * softmax_v[:, None]
+    return tmp[:, :, :, None, None] * d_v[:, :, None] - tmp_3[:, :, :, None, None] * tmp_2[:, None, None] - tmp_5[:, None] * softmax_v[:, :, None, None, None] + 2 * (tmp_8.transpose(0, 2, 1))[:, :, :, None, None] * tmp_6[:, None, None] - (tmp_10.transpose(0, 2, 1))[:, :, :, None, None] * d_v[:, :, None]
+
+
+def _shared_2(w, d_hess):
+    """Shared by 7 quantities: value[j,i,k,l] = Σ_c w[c,j] d_hess[c,i,k,l]"""
+    return (np.tensordot(d_hess, w, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _shared_3(z, d_hess):
+    """Shared by 12 quantities: value[j,i,k,l] = relu'(z[j]) d_hess[j,i,k,l]"""
+    drelu_z = np.heaviside(z, 0.0)
+    return d_hess * drelu_z[:, :, None, None, None]
+
+
+def _d_jac_p__v1__W2(jac_p__z_v2):
+    """d[jac[p,v1],W2]: value[l,j,i,k] = δ[j,k] jac_p__z_v2[l,i]"""
+    return jac_p__z_v2[:, :, None, :, None] * (np.eye(2))[:, None]
+
+
+def _shared_4(z, d_jac):
+    """Shared by 2 quantities: value[l,j,i,k] = relu'(z[j]) d_jac[l,j,i,k]"""
+    drelu_z = np.heaviside(z, 0.0)
+    return d_jac * drelu_z[:, None, :, None, None]
+
+
+def _d_p__W2(jac_p__z_v2, v1):
+    """d[p,W2]: value[l,j,i] = jac_p__z_v2[l,j] v1[i]"""
+    return v1[:, None, None] * jac_p__z_v2[:, :, :, None]
+
+
+def _shared_5(d_jac, v, d_v, jac):
+    """Shared by 3 quantities: value[l,j,i,k] = d_jac[l,j,i,k] softmax_l(v[l]) - Σ_c d_jac[c,j,i,k] softmax_c(v[c]) softmax_l(v[l]) + d_v[l,i,k] jac[l,j] softmax_l(v[l]) - Σ_c d_v[c,i,k] jac[l,j] softmax_c(v[c]) softmax_l(v[l]) - Σ_c d_v[c,i,k] jac[c,j] softmax_c(v[c]) softmax_l(v[l]) + 2 Σ_cm d_v[c,i,k] jac[m,j] softmax_m(v[m]) softmax_c(v[c]) softmax_l(v[l]) - Σ_c d_v[l,i,k] jac[c,j] softmax_c(v[c]) softmax_l(v[l])"""
+    softmax_v = _softmax(v, axis=1)
+    tmp = np.einsum("Bc,Bcjik->Bjik", softmax_v, d_jac, optimize=False)
+    tmp_2 = softmax_v[:, :, None] * jac
+    tmp_3 = np.einsum("Bc,Bcik->Bik", softmax_v, d_v, optimize=False)
+    tmp_4 = softmax_v[:, :, None] * jac
+    tmp_5 = softmax_v[:, :, None] * jac
+    tmp_6 = np.einsum("Bcj,Bcik->Bjik", tmp_5, d_v, optimize=False)
+    tmp_7 = np.einsum("Bc,Bcik->Bik", softmax_v, d_v, optimize=False)
+    tmp_8 = (softmax_v[..., None, :] @ jac)[..., 0, :]
+    tmp_9 = tmp_8[:, :, None] * softmax_v[:, None]
+    tmp_10 = (softmax_v[..., None, :] @ jac)[..., 0, :]
+    tmp_11 = tmp_10[:, :, None] * softmax_v[:, None]
+    return softmax_v[:, :, None, None, None] * d_jac - tmp[:, None] * softmax_v[:, :, None, None, None] + tmp_2[:, :, :, None, None] * d_v[:, :, None] - tmp_4[:, :, :, None, None] * tmp_3[:, None, None] - tmp_6[:, None] * softmax_v[:, :, None, None, None] + 2 * (tmp_9.transpose(0, 2, 1))[:, :, :, None, None] * tmp_7[:, None, None] - (tmp_11.transpose(0, 2, 1))[:, :, :, None, None] * d_v[:, :, None]
+
+
+def _shared_6(hess, w, d_hess):
+    """Shared by 5 quantities: value[j,i,k,l] = δ[j,l] hess[k,i] + Σ_c w[c,j] d_hess[c,i,k,l]"""
+    return (hess.transpose(0, 2, 1))[:, None, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(d_hess, w, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+
+
+def _d_jac_p__v2__U():
+    """d[jac[p,v2],U]: value[l,j,i,k] = δ[j,k] δ[l,i]"""
+    return (np.eye(2))[:, None, :, None] * (np.eye(2))[:, None]
+
+
+def _d_jac_p__z_v2__U(z_v2, d_jac_p__v2__U):
+    """d[jac[p,z_v2],U]: value[l,j,i,k] = relu'(z_v2[j]) d_jac_p__v2__U[l,j,i,k]"""
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    W2 = t["W2"]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,Bn,nj,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v1, x, x)
-    tmp_5 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_6 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_7 = tmp_6 * W2
-    tmp_8 = tmp_5[:, :, :, None] * x[:, None, None]
-    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
-    # einsum("Bk,Bn,nk,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v1, x, x)
-    tmp_10 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_11 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_12 = tmp_11 * W2
-    tmp_13 = tmp_10[:, :, :, None] * x[:, None, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    d3_W1__W1__U = ((np.tensordot(tmp_4, tmp_2, axes=([0], [0]))).transpose(3, 0, 5, 2, 4, 1) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(1, 5, 3, 2, 4, 0) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0)) / B
-    return {"block": d3_W1__W1__U}
+    return d_jac_p__v2__U * drelu_z_v2[:, None, :, None, None]
 
 
-def _third_W1__W2__W1(params, data):
-    """Batch-mean block ∂³f/∂W1∂W2∂W1."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W2,W1[j,i,k,l,m,n] = Σ_co relu'(z_v2[k]) U[c,k] hobj_p__p[c,o] jac_p__z_v1[o,m] jac_v1__z_v1[l,j] x[i] x[n] + Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[c,j] jac_p__z_v1[p,m] jac_p__z_v2[o,k] v1[l] x[i] x[n] + Σ_co hobj_p__p[c,o] jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] x[i] x[n]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    U = t["U"]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bk,ck,Bco,Bom,Blj,Bi,Bn->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v1, jac_v1__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = np.tensordot(tmp, U, axes=([2], [0]))
-    tmp_3 = tmp_2 * drelu_z_v2[:, None]
-    tmp_4 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_5 = tmp_3[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    # einsum("Bcop,Bcj,Bpm,Bok,Bl,Bi,Bn->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x)
-    tmp_6 = np.einsum("Bcj,Bcop->Bjop", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_7 = np.einsum("Bjop,Bpm->Bjom", tmp_6, jac_p__z_v1, optimize=False)
-    tmp_8 = np.einsum("Bjom,Bok->Bjmk", tmp_7, jac_p__z_v2, optimize=False)
-    tmp_9 = x[:, :, None] * v1[:, None]
-    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
-    # einsum("Bco,Bcj,Bok,Blm,Bi,Bn->jiklmn", hobj_p__p, jac_p__z_v1, jac_p__z_v2, jac_v1__z_v1, x, x)
-    tmp_11 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_12 = tmp_11 @ jac_p__z_v2
-    tmp_13 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    d3_W1__W2__W1 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(3, 0, 5, 1, 4, 2) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
-    return {"block": d3_W1__W2__W1}
+def _d_jac_p__v1__U(W2, d_jac_p__z_v2__U):
+    """d[jac[p,v1],U]: value[l,j,i,k] = Σ_c W2[c,j] d_jac_p__z_v2__U[l,c,i,k]"""
+    return (np.tensordot(d_jac_p__z_v2__U, W2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
 
 
-def _third_W1__W2__W2(params, data):
-    """Batch-mean block ∂³f/∂W1∂W2∂W2."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W2,W2[j,i,k,l,m,n] = Σ_co relu'(z_v2[k]) U[c,k] hobj_p__p[c,o] jac_p__z_v2[o,m] jac_v1__z_v1[l,j] v1[n] x[i] + Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[c,j] jac_p__z_v2[o,k] jac_p__z_v2[p,m] v1[l] v1[n] x[i] + Σ_co relu'(z_v1[j]) δ[j,n] hobj_p__p[c,o] jac_p__z_v2[o,k] jac_p__z_v2[c,m] v1[l] x[i]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    U = t["U"]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    v1 = t["v1"]
-    x = t["x"]
-    # einsum("Bk,ck,Bco,Bom,Blj,Bn,Bi->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v1, x)
-    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = np.tensordot(tmp, U, axes=([2], [0]))
-    tmp_3 = tmp_2 * drelu_z_v2[:, None]
-    tmp_4 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_5 = tmp_3[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bcop,Bcj,Bok,Bpm,Bl,Bn,Bi->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x)
-    tmp_6 = np.einsum("Bcj,Bcop->Bjop", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_7 = np.einsum("Bjop,Bok->Bjpk", tmp_6, jac_p__z_v2, optimize=False)
-    tmp_8 = np.einsum("Bjpk,Bpm->Bjkm", tmp_7, jac_p__z_v2, optimize=False)
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    # einsum("Bj,jn,Bco,Bok,Bcm,Bl,Bi->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, x)
-    tmp_11 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_12 = tmp_11 @ jac_p__z_v2
-    tmp_13 = v1[:, :, None] * drelu_z_v1[:, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    tmp_15 = np.tensordot(tmp_14, tmp_13, axes=([0], [0]))
-    d3_W1__W2__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(3, 2, 4, 1, 5, 0) + (tmp_15.transpose(4, 2, 0, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
-    return {"block": d3_W1__W2__W2}
+def _d_p__U(v2):
+    """d[p,U]: value[l,i,j] = δ[l,i] v2[j]"""
+    return v2[:, None, None] * (np.eye(2))[:, :, None]
 
 
-def _third_W1__W2__U(params, data):
-    """Batch-mean block ∂³f/∂W1∂W2∂U."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,W2,U[j,i,k,l,m,n] = relu'(z_v2[k]) δ[k,n] adj_p[m] jac_v1__z_v1[l,j] x[i] + Σ_c relu'(z_v2[k]) U[c,k] hobj_p__p[c,m] jac_v1__z_v1[l,j] v2[n] x[i] + Σ_co hobj_p__p__p[c,o,m] jac_p__z_v1[c,j] jac_p__z_v2[o,k] v1[l] v2[n] x[i] + Σ_c relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[l] x[i] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v1[c,j] v1[l] x[i]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    adj_p = t["adj_p"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bk,kn,Bm,Blj,Bi->jiklmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_2 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    U = t["U"]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bk,ck,Bcm,Blj,Bn,Bi->jiklmn", drelu_z_v2, U, hobj_p__p, jac_v1__z_v1, v2, x)
-    tmp_4 = np.tensordot(hobj_p__p, U, axes=([1], [0]))
-    tmp_5 = tmp_4 * drelu_z_v2[:, None]
-    tmp_6 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    # einsum("Bcom,Bcj,Bok,Bl,Bn,Bi->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
-    tmp_8 = np.einsum("Bcj,Bcom->Bjom", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_9 = np.einsum("Bjom,Bok->Bjmk", tmp_8, jac_p__z_v2, optimize=False)
-    tmp_10 = v2[:, :, None] * v1[:, None]
-    tmp_11 = tmp_10[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    W2 = t["W2"]
-    # einsum("Bj,Bn,nj,Bmc,Bck,Bl,Bi->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v2, v1, x)
-    tmp_12 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_13 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_14 = tmp_13 * W2
-    tmp_15 = tmp_12[:, :, :, None] * v1[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bk,kn,Bcm,Bcj,Bl,Bi->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v1, v1, x)
-    tmp_17 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_18 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_19 = tmp_17[:, :, :, None] * x[:, None, None]
-    tmp_20 = np.tensordot(tmp_19, tmp_18, axes=([0], [0]))
-    d3_W1__W2__U = ((tmp_3.transpose(2, 0, 4, 1, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) + (np.tensordot(tmp_11, tmp_9, axes=([0], [0]))).transpose(3, 2, 5, 1, 4, 0) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(1, 2, 3, 5, 4, 0) + (tmp_20.transpose(0, 2, 4, 3, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
-    return {"block": d3_W1__W2__U}
+def _shared_7(d_v, hobj):
+    """Shared by 2 quantities: value[l,j,i] = Σ_c d_v[c,j,i] hobj[l,c]"""
+    return np.einsum("Blc,Bcji->Blji", hobj, d_v, optimize=False)
 
 
-def _third_W1__U__W1(params, data):
-    """Batch-mean block ∂³f/∂W1∂U∂W1."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,U,W1[j,i,l,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v1[c,m] jac_v2__z_v1[k,j] x[i] x[n] + Σ_co hobj_p__p__p[c,l,o] jac_p__z_v1[c,j] jac_p__z_v1[o,m] v2[k] x[i] x[n] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v1[k,m] x[i] x[n]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    x = t["x"]
-    # einsum("Blc,Bcm,Bkj,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    v2 = t["v2"]
-    # einsum("Bclo,Bcj,Bom,Bk,Bi,Bn->jilkmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, v2, x, x)
-    tmp_4 = np.einsum("Bcj,Bclo->Bjlo", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_5 = np.einsum("Bjlo,Bom->Bjlm", tmp_4, jac_p__z_v1, optimize=False)
-    tmp_6 = x[:, :, None] * v2[:, None]
-    tmp_7 = tmp_6[:, :, :, None] * x[:, None, None]
-    # einsum("Bcl,Bcj,Bkm,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
-    tmp_8 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_9 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
-    d3_W1__U__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) + (np.tensordot(tmp_7, tmp_5, axes=([0], [0]))).transpose(3, 0, 4, 1, 5, 2) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
-    return {"block": d3_W1__U__W1}
+def _d_adj_v2__W2(U, d_adj_p__W2):
+    """d[adj[v2],W2]: value[j,i,k] = Σ_c U[c,j] d_adj_p__W2[c,i,k]"""
+    return (np.tensordot(d_adj_p__W2, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
 
 
-def _third_W1__U__W2(params, data):
-    """Batch-mean block ∂³f/∂W1∂U∂W2."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,U,W2[j,i,l,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v2[c,m] jac_v2__z_v1[k,j] v1[n] x[i] + relu'(z_v2[k]) δ[k,m] adj_p[l] jac_v1__z_v1[n,j] x[i] + Σ_co hobj_p__p__p[c,l,o] jac_p__z_v1[c,j] jac_p__z_v2[o,m] v1[n] v2[k] x[i] + Σ_c relu'(z_v1[j]) δ[j,n] hobj_p__p[c,l] jac_p__z_v2[c,m] v2[k] x[i] + Σ_c hobj_p__p[c,l] jac_p__z_v1[c,j] jac_v2__z_v2[k,m] v1[n] x[i]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    v1 = t["v1"]
-    x = t["x"]
-    # einsum("Blc,Bcm,Bkj,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
-    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    adj_p = t["adj_p"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bk,km,Bl,Bnj,Bi->jilkmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp_4 = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_5 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_6 = np.tensordot(tmp_5, tmp_4, axes=([0], [0]))
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bclo,Bcj,Bom,Bn,Bk,Bi->jilkmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
-    tmp_7 = np.einsum("Bcj,Bclo->Bjlo", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_8 = np.einsum("Bjlo,Bom->Bjlm", tmp_7, jac_p__z_v2, optimize=False)
-    tmp_9 = v2[:, :, None] * v1[:, None]
-    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    # einsum("Bj,jn,Bcl,Bcm,Bk,Bi->jilkmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, v2, x)
-    tmp_11 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_12 = v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
-    tmp_14 = np.tensordot(tmp_13, tmp_12, axes=([0], [0]))
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bcl,Bcj,Bkm,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp_15 = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_16 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * x[:, None, None]
-    d3_W1__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) + (tmp_6.transpose(2, 0, 3, 4, 1))[:, :, :, :, None] * (np.eye(2))[:, :, None] + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(3, 2, 4, 0, 5, 1) + (tmp_14.transpose(4, 2, 1, 3, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
-    return {"block": d3_W1__U__W2}
+def _shared_8(z, d_adj):
+    """Shared by 2 quantities: value[j,i,k] = relu'(z[j]) d_adj[j,i,k]"""
+    drelu_z = np.heaviside(z, 0.0)
+    return d_adj * drelu_z[:, :, None, None]
 
 
-def _third_W1__U__U(params, data):
-    """Batch-mean block ∂³f/∂W1∂U∂U."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1,U,U[j,i,l,k,m,n] = hobj_p__p[l,m] jac_v2__z_v1[k,j] v2[n] x[i] + Σ_c hobj_p__p__p[c,l,m] jac_p__z_v1[c,j] v2[n] v2[k] x[i] + relu'(z_v1[j]) relu'(z_v2[n]) W2[n,j] hobj_p__p[m,l] v2[k] x[i]
-    hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    v2 = t["v2"]
-    x = t["x"]
-    # einsum("Blm,Bkj,Bn,Bi->jilkmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bclm,Bcj,Bn,Bk,Bi->jilkmn", hobj_p__p__p, jac_p__z_v1, v2, v2, x)
-    tmp_3 = np.einsum("Bcj,Bclm->Bjlm", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_4 = v2[:, :, None] * v2[:, None]
-    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    W2 = t["W2"]
-    # einsum("Bj,Bn,nj,Bml,Bk,Bi->jilkmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, v2, x)
-    tmp_6 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_7 = tmp_6 * W2
-    tmp_8 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
-    d3_W1__U__U = ((np.tensordot(tmp_2, tmp, axes=([0], [0]))).transpose(2, 0, 4, 1, 5, 3) + (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(3, 2, 4, 0, 5, 1) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(1, 2, 5, 3, 4, 0)) / B
-    return {"block": d3_W1__U__U}
+def _d_adj_v2__U(adj_p, U, d_adj_p__U):
+    """d[adj[v2],U]: value[j,l,i] = δ[j,i] adj_p[l] + Σ_c U[c,j] d_adj_p__U[c,l,i]"""
+    return adj_p[:, None, :, None] * (np.eye(2))[:, None] + (np.tensordot(d_adj_p__U, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
 
 
-def _third_W2__W1__W1(params, data):
-    """Batch-mean block ∂³f/∂W2∂W1∂W1."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W1,W1[j,i,k,l,m,n] = Σ_co relu'(z_v2[j]) U[c,j] hobj_p__p[c,o] jac_p__z_v1[o,m] jac_v1__z_v1[i,k] x[n] x[l] + Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[p,m] jac_p__z_v1[o,k] jac_p__z_v2[c,j] v1[i] x[n] x[l] + Σ_co hobj_p__p[c,o] jac_p__z_v1[o,k] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] x[n] x[l]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    U = t["U"]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bj,cj,Bco,Bom,Bik,Bn,Bl->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v1, jac_v1__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = np.tensordot(tmp, U, axes=([2], [0]))
-    tmp_3 = tmp_2 * drelu_z_v2[:, None]
-    tmp_4 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_5 = tmp_3[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    # einsum("Bcop,Bpm,Bok,Bcj,Bi,Bn,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, jac_p__z_v2, v1, x, x)
-    tmp_6 = np.einsum("Bpm,Bcop->Bmco", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_7 = np.einsum("Bmco,Bok->Bmck", tmp_6, jac_p__z_v1, optimize=False)
-    tmp_8 = np.einsum("Bmck,Bcj->Bmkj", tmp_7, jac_p__z_v2, optimize=False)
-    tmp_9 = x[:, :, None] * v1[:, None]
-    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
-    # einsum("Bco,Bok,Bcj,Bim,Bn,Bl->jiklmn", hobj_p__p, jac_p__z_v1, jac_p__z_v2, jac_v1__z_v1, x, x)
-    tmp_11 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_12 = tmp_11 @ jac_p__z_v2
-    tmp_13 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    d3_W2__W1__W1 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(5, 1, 4, 2, 3, 0) + (np.tensordot(tmp_14, tmp_13, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
-    return {"block": d3_W2__W1__W1}
+def _d_hess_p__p__U(d_p__U, hobj_p__p__p):
+    """d[hess[p,p],U]: value[l,i,j,k] = Σ_c d_p__U[c,j,k] hobj_p__p__p[l,i,c]"""
+    return np.einsum("Blic,Bcjk->Blijk", hobj_p__p__p, d_p__U, optimize=False)
 
 
-def _third_W2__W1__W2(params, data):
-    """Batch-mean block ∂³f/∂W2∂W1∂W2."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W1,W2[j,i,k,l,m,n] = Σ_co relu'(z_v2[j]) U[c,j] hobj_p__p[c,o] jac_p__z_v2[o,m] jac_v1__z_v1[i,k] v1[n] x[l] + Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[o,k] jac_p__z_v2[p,m] jac_p__z_v2[c,j] v1[n] v1[i] x[l] + Σ_co relu'(z_v1[k]) δ[k,n] hobj_p__p[c,o] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[i] x[l]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    U = t["U"]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    v1 = t["v1"]
-    x = t["x"]
-    # einsum("Bj,cj,Bco,Bom,Bik,Bn,Bl->jiklmn", drelu_z_v2, U, hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v1, x)
-    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = np.tensordot(tmp, U, axes=([2], [0]))
-    tmp_3 = tmp_2 * drelu_z_v2[:, None]
-    tmp_4 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_5 = tmp_3[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Bcop,Bok,Bpm,Bcj,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x)
-    tmp_6 = np.einsum("Bok,Bcop->Bkcp", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_7 = np.einsum("Bkcp,Bpm->Bkcm", tmp_6, jac_p__z_v2, optimize=False)
-    tmp_8 = np.einsum("Bkcm,Bcj->Bkmj", tmp_7, jac_p__z_v2, optimize=False)
-    tmp_9 = v1[:, :, None] * v1[:, None]
-    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    # einsum("Bk,kn,Bco,Bom,Bcj,Bi,Bl->jiklmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, x)
-    tmp_11 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_12 = tmp_11 @ jac_p__z_v2
-    tmp_13 = v1[:, :, None] * drelu_z_v1[:, None]
-    tmp_14 = tmp_12[:, :, :, None] * x[:, None, None]
-    tmp_15 = np.tensordot(tmp_14, tmp_13, axes=([0], [0]))
-    d3_W2__W1__W2 = ((np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(5, 0, 3, 2, 4, 1) + (tmp_15.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
-    return {"block": d3_W2__W1__W2}
+def _shared_9(B, d_hess, x):
+    """Shared by 3 blocks: block[j,i,k,l,m,n] = d_hess[j,k,m,n] x[i] x[l]"""
+    tmp = x[:, :, None] * x[:, None]
+    block = (np.tensordot(tmp, d_hess, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
+    return block
 
 
-def _third_W2__W1__U(params, data):
-    """Batch-mean block ∂³f/∂W2∂W1∂U."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W1,U[j,i,k,l,m,n] = relu'(z_v2[j]) δ[j,n] adj_p[m] jac_v1__z_v1[i,k] x[l] + Σ_c relu'(z_v2[j]) U[c,j] hobj_p__p[c,m] jac_v1__z_v1[i,k] v2[n] x[l] + Σ_co hobj_p__p__p[c,o,m] jac_p__z_v1[o,k] jac_p__z_v2[c,j] v1[i] v2[n] x[l] + Σ_c relu'(z_v1[k]) relu'(z_v2[n]) W2[n,k] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] x[l] + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v1[c,k] v1[i] x[l]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    adj_p = t["adj_p"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x = t["x"]
-    # einsum("Bj,jn,Bm,Bik,Bl->jiklmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_2 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_3 = np.tensordot(tmp_2, tmp, axes=([0], [0]))
-    U = t["U"]
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,cj,Bcm,Bik,Bn,Bl->jiklmn", drelu_z_v2, U, hobj_p__p, jac_v1__z_v1, v2, x)
-    tmp_4 = np.tensordot(hobj_p__p, U, axes=([1], [0]))
-    tmp_5 = tmp_4 * drelu_z_v2[:, None]
-    tmp_6 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    # einsum("Bcom,Bok,Bcj,Bi,Bn,Bl->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
-    tmp_8 = np.einsum("Bok,Bcom->Bkcm", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_9 = np.einsum("Bkcm,Bcj->Bkmj", tmp_8, jac_p__z_v2, optimize=False)
-    tmp_10 = v2[:, :, None] * v1[:, None]
-    tmp_11 = tmp_10[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    W2 = t["W2"]
-    # einsum("Bk,Bn,nk,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, jac_p__z_v2, v1, x)
-    tmp_12 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_13 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_14 = tmp_13 * W2
-    tmp_15 = tmp_12[:, :, :, None] * v1[:, None, None]
-    tmp_16 = tmp_14[:, :, :, None] * x[:, None, None]
-    # einsum("Bj,jn,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v1, v1, x)
-    tmp_17 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_18 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_19 = tmp_17[:, :, :, None] * x[:, None, None]
-    tmp_20 = np.tensordot(tmp_19, tmp_18, axes=([0], [0]))
-    d3_W2__W1__U = ((tmp_3.transpose(4, 1, 2, 0, 3))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_11, tmp_9, axes=([0], [0]))).transpose(5, 1, 3, 2, 4, 0) + (np.tensordot(tmp_16, tmp_15, axes=([0], [0]))).transpose(3, 5, 1, 2, 4, 0) + (tmp_20.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
-    return {"block": d3_W2__W1__U}
+def _shared_10(B, d_adj, jac, x, d_hess, v):
+    """Shared by 3 blocks: block[j,i,k,l,m,n] = d_adj[k,m,n] jac[l,j] x[i] + d_hess[j,k,m,n] v[l] x[i]"""
+    tmp = x[:, :, None, None] * jac[:, None]
+    tmp_2 = x[:, :, None] * v[:, None]
+    block = ((np.tensordot(tmp, d_adj, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5)) / B
+    return block
 
 
-def _third_W2__W2__W1(params, data):
-    """Batch-mean block ∂³f/∂W2∂W2∂W1."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W2,W1[j,i,k,l,m,n] = Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v1[p,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] x[n] + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[i,m] v1[l] x[n] + Σ_co hobj_p__p[c,o] jac_p__z_v2[c,j] jac_p__z_v2[o,k] jac_v1__z_v1[l,m] v1[i] x[n]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    x = t["x"]
-    # einsum("Bcop,Bpm,Bcj,Bok,Bi,Bl,Bn->jiklmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, jac_p__z_v2, v1, v1, x)
-    tmp = np.einsum("Bpm,Bcop->Bmco", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_2 = np.einsum("Bmco,Bcj->Bmoj", tmp, jac_p__z_v2, optimize=False)
-    tmp_3 = np.einsum("Bmoj,Bok->Bmjk", tmp_2, jac_p__z_v2, optimize=False)
-    tmp_4 = v1[:, :, None] * v1[:, None]
-    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bco,Bcj,Bok,Bim,Bl,Bn->jiklmn", hobj_p__p, jac_p__z_v2, jac_p__z_v2, jac_v1__z_v1, v1, x)
-    tmp_6 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_7 = tmp_6 @ jac_p__z_v2
-    tmp_8 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
-    # einsum("Bco,Bcj,Bok,Blm,Bi,Bn->jiklmn", hobj_p__p, jac_p__z_v2, jac_p__z_v2, jac_v1__z_v1, v1, x)
-    tmp_10 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_11 = tmp_10 @ jac_p__z_v2
-    tmp_12 = v1[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
-    d3_W2__W2__W1 = ((np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 1, 5, 0, 3, 2) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(0, 4, 1, 3, 5, 2) + (np.tensordot(tmp_13, tmp_12, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
-    return {"block": d3_W2__W2__W1}
+def _shared_11(B, d_hess, v):
+    """Shared by 3 blocks: block[j,i,k,l,m,n] = d_hess[j,k,m,n] v[i] v[l]"""
+    tmp = v[:, :, None] * v[:, None]
+    block = (np.tensordot(tmp, d_hess, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5) / B
+    return block
 
 
-def _third_W2__W2__W2(params, data):
-    """Batch-mean block ∂³f/∂W2∂W2∂W2."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W2,W2[j,i,k,l,m,n] = Σ_cop hobj_p__p__p[c,o,p] jac_p__z_v2[p,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[n] v1[i] v1[l]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    # einsum("Bcop,Bpm,Bcj,Bok,Bn,Bi,Bl->jiklmn", hobj_p__p__p, jac_p__z_v2, jac_p__z_v2, jac_p__z_v2, v1, v1, v1)
-    tmp = np.einsum("Bpm,Bcop->Bmco", jac_p__z_v2, hobj_p__p__p, optimize=False)
-    tmp_2 = np.einsum("Bmco,Bcj->Bmoj", tmp, jac_p__z_v2, optimize=False)
-    tmp_3 = np.einsum("Bmoj,Bok->Bmjk", tmp_2, jac_p__z_v2, optimize=False)
-    tmp_4 = v1[:, :, None] * v1[:, None]
-    tmp_5 = tmp_4[:, :, :, None] * v1[:, None, None]
-    d3_W2__W2__W2 = (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) / B
-    return {"block": d3_W2__W2__W2}
-
-
-def _third_W2__W2__U(params, data):
-    """Batch-mean block ∂³f/∂W2∂W2∂U."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,W2,U[j,i,k,l,m,n] = Σ_co hobj_p__p__p[c,o,m] jac_p__z_v2[c,j] jac_p__z_v2[o,k] v1[i] v1[l] v2[n] + Σ_c relu'(z_v2[j]) δ[j,n] hobj_p__p[m,c] jac_p__z_v2[c,k] v1[i] v1[l] + Σ_c relu'(z_v2[k]) δ[k,n] hobj_p__p[c,m] jac_p__z_v2[c,j] v1[i] v1[l]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    v2 = t["v2"]
-    # einsum("Bcom,Bcj,Bok,Bi,Bl,Bn->jiklmn", hobj_p__p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, v2)
-    tmp = np.einsum("Bcj,Bcom->Bjom", jac_p__z_v2, hobj_p__p__p, optimize=False)
-    tmp_2 = np.einsum("Bjom,Bok->Bjmk", tmp, jac_p__z_v2, optimize=False)
-    tmp_3 = v1[:, :, None] * v1[:, None]
-    tmp_4 = tmp_3[:, :, :, None] * v2[:, None, None]
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    hobj_p__p = t["hobj_p__p"]
-    # einsum("Bj,jn,Bmc,Bck,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v2, v1, v1)
-    tmp_5 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_6 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_7 = tmp_5[:, :, :, None] * v1[:, None, None]
-    tmp_8 = np.tensordot(tmp_7, tmp_6, axes=([0], [0]))
-    # einsum("Bk,kn,Bcm,Bcj,Bi,Bl->jiklmn", drelu_z_v2, np.eye(2), hobj_p__p, jac_p__z_v2, v1, v1)
-    tmp_9 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_10 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_11 = tmp_9[:, :, :, None] * v1[:, None, None]
-    tmp_12 = np.tensordot(tmp_11, tmp_10, axes=([0], [0]))
-    d3_W2__W2__U = ((np.tensordot(tmp_4, tmp_2, axes=([0], [0]))).transpose(3, 1, 5, 0, 4, 2) + (tmp_8.transpose(4, 3, 0, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None] + (tmp_12.transpose(0, 3, 4, 2, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
-    return {"block": d3_W2__W2__U}
-
-
-def _third_W2__U__W1(params, data):
-    """Batch-mean block ∂³f/∂W2∂U∂W1."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,U,W1[j,i,l,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v1[c,m] jac_v2__z_v2[k,j] v1[i] x[n] + adj_p[l] jac_v1__z_v1[i,m] jac_v2__z_v2[k,j] x[n] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v1__z_v1[i,m] v2[k] x[n] + Σ_co hobj_p__p__p[c,l,o] jac_p__z_v1[o,m] jac_p__z_v2[c,j] v1[i] v2[k] x[n] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v1[k,m] v1[i] x[n]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    x = t["x"]
-    # einsum("Blc,Bcm,Bkj,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    adj_p = t["adj_p"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bl,Bim,Bkj,Bn->jilkmn", adj_p, jac_v1__z_v1, jac_v2__z_v2, x)
-    tmp_4 = jac_v1__z_v1[:, :, :, None] * adj_p[:, None, None]
-    tmp_5 = x[:, :, None, None] * jac_v2__z_v2[:, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v2 = t["v2"]
-    # einsum("Bcl,Bcj,Bim,Bk,Bn->jilkmn", hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v2, x)
-    tmp_6 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_7 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    # einsum("Bclo,Bom,Bcj,Bi,Bk,Bn->jilkmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
-    tmp_9 = np.einsum("Bom,Bclo->Bmcl", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_10 = np.einsum("Bmcl,Bcj->Bmlj", tmp_9, jac_p__z_v2, optimize=False)
-    tmp_11 = v2[:, :, None] * v1[:, None]
-    tmp_12 = tmp_11[:, :, :, None] * x[:, None, None]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bcl,Bcj,Bkm,Bi,Bn->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
-    tmp_13 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_14 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * x[:, None, None]
-    d3_W2__U__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 3, 1, 4, 0, 2) + (np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(2, 3, 5, 1, 4, 0) + (np.tensordot(tmp_8, tmp_7, axes=([0], [0]))).transpose(0, 4, 1, 3, 5, 2) + (np.tensordot(tmp_12, tmp_10, axes=([0], [0]))).transpose(5, 1, 4, 0, 3, 2) + (np.tensordot(tmp_15, tmp_14, axes=([0], [0]))).transpose(0, 3, 1, 4, 5, 2)) / B
-    return {"block": d3_W2__U__W1}
-
-
-def _third_W2__U__W2(params, data):
-    """Batch-mean block ∂³f/∂W2∂U∂W2."""
-    t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,U,W2[j,i,l,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v2[c,m] jac_v2__z_v2[k,j] v1[n] v1[i] + Σ_co hobj_p__p__p[c,l,o] jac_p__z_v2[o,m] jac_p__z_v2[c,j] v1[n] v1[i] v2[k] + Σ_c hobj_p__p[c,l] jac_p__z_v2[c,j] jac_v2__z_v2[k,m] v1[n] v1[i]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    # einsum("Blc,Bcm,Bkj,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
-    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * v1[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    v2 = t["v2"]
-    # einsum("Bclo,Bom,Bcj,Bn,Bi,Bk->jilkmn", hobj_p__p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, v2)
-    tmp_4 = np.einsum("Bom,Bclo->Bmcl", jac_p__z_v2, hobj_p__p__p, optimize=False)
-    tmp_5 = np.einsum("Bmcl,Bcj->Bmlj", tmp_4, jac_p__z_v2, optimize=False)
-    tmp_6 = v1[:, :, None] * v1[:, None]
-    tmp_7 = tmp_6[:, :, :, None] * v2[:, None, None]
-    # einsum("Bcl,Bcj,Bkm,Bn,Bi->jilkmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
-    tmp_8 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_9 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * v1[:, None, None]
-    d3_W2__U__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(5, 2, 1, 4, 0, 3) + (np.tensordot(tmp_7, tmp_5, axes=([0], [0]))).transpose(5, 0, 4, 2, 3, 1) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(0, 2, 1, 4, 5, 3)) / B
-    return {"block": d3_W2__U__W2}
-
-
-def _third_W2__U__U(params, data):
-    """Batch-mean block ∂³f/∂W2∂U∂U."""
-    t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W2,U,U[j,i,l,k,m,n] = hobj_p__p[l,m] jac_v2__z_v2[k,j] v1[i] v2[n] + Σ_c hobj_p__p__p[c,l,m] jac_p__z_v2[c,j] v1[i] v2[n] v2[k] + relu'(z_v2[j]) δ[j,n] hobj_p__p[m,l] v1[i] v2[k]
-    hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    v2 = t["v2"]
-    # einsum("Blm,Bkj,Bi,Bn->jilkmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_2 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("Bclm,Bcj,Bi,Bn,Bk->jilkmn", hobj_p__p__p, jac_p__z_v2, v1, v2, v2)
-    tmp_3 = np.einsum("Bcj,Bclm->Bjlm", jac_p__z_v2, hobj_p__p__p, optimize=False)
-    tmp_4 = v2[:, :, None] * v1[:, None]
-    tmp_5 = tmp_4[:, :, :, None] * v2[:, None, None]
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    # einsum("Bj,jn,Bml,Bi,Bk->jilkmn", drelu_z_v2, np.eye(2), hobj_p__p, v1, v2)
-    tmp_6 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_7 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_8 = np.tensordot(tmp_7, tmp_6, axes=([0], [0]))
-    d3_W2__U__U = ((np.tensordot(tmp_2, tmp, axes=([0], [0]))).transpose(2, 3, 4, 1, 5, 0) + (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(3, 1, 4, 2, 5, 0) + (tmp_8.transpose(4, 3, 2, 0, 1))[:, :, :, :, :, None] * (np.eye(2))[:, None, None, None, None]) / B
-    return {"block": d3_W2__U__U}
-
-
-def _third_U__W1__W1(params, data):
-    """Batch-mean block ∂³f/∂U∂W1∂W1."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W1,W1[l,j,i,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v1[c,m] jac_v2__z_v1[j,i] x[n] x[k] + Σ_co hobj_p__p__p[l,c,o] jac_p__z_v1[o,m] jac_p__z_v1[c,i] v2[j] x[n] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v1[j,m] x[n] x[k]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    x = t["x"]
-    # einsum("Blc,Bcm,Bji,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    v2 = t["v2"]
-    # einsum("Blco,Bom,Bci,Bj,Bn,Bk->ljikmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v1, v2, x, x)
-    tmp_4 = np.einsum("Bom,Blco->Bmlc", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_5 = np.einsum("Bmlc,Bci->Bmli", tmp_4, jac_p__z_v1, optimize=False)
-    tmp_6 = x[:, :, None] * v2[:, None]
-    tmp_7 = tmp_6[:, :, :, None] * x[:, None, None]
-    # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v1, x, x)
-    tmp_8 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_9 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * x[:, None, None]
-    d3_U__W1__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_7, tmp_5, axes=([0], [0]))).transpose(4, 1, 5, 2, 3, 0) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
-    return {"block": d3_U__W1__W1}
-
-
-def _third_U__W1__W2(params, data):
-    """Batch-mean block ∂³f/∂U∂W1∂W2."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W1,W2[l,j,i,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v2[c,m] jac_v2__z_v1[j,i] v1[n] x[k] + relu'(z_v2[j]) δ[j,m] adj_p[l] jac_v1__z_v1[n,i] x[k] + Σ_co hobj_p__p__p[l,c,o] jac_p__z_v1[c,i] jac_p__z_v2[o,m] v1[n] v2[j] x[k] + Σ_c relu'(z_v1[i]) δ[i,n] hobj_p__p[l,c] jac_p__z_v2[c,m] v2[j] x[k] + Σ_c hobj_p__p[l,c] jac_p__z_v1[c,i] jac_v2__z_v2[j,m] v1[n] x[k]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    v1 = t["v1"]
-    x = t["x"]
-    # einsum("Blc,Bcm,Bji,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
-    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    z_v2 = t["z_v2"]
-    v2 = t["v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    adj_p = t["adj_p"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bj,jm,Bl,Bni,Bk->ljikmn", drelu_z_v2, np.eye(2), adj_p, jac_v1__z_v1, x)
-    tmp_4 = adj_p[:, :, None] * drelu_z_v2[:, None]
-    tmp_5 = x[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_6 = np.tensordot(tmp_5, tmp_4, axes=([0], [0]))
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Blco,Bci,Bom,Bn,Bj,Bk->ljikmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
-    tmp_7 = np.einsum("Bci,Blco->Bilo", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_8 = np.einsum("Bilo,Bom->Bilm", tmp_7, jac_p__z_v2, optimize=False)
-    tmp_9 = v2[:, :, None] * v1[:, None]
-    tmp_10 = tmp_9[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    # einsum("Bi,in,Blc,Bcm,Bj,Bk->ljikmn", drelu_z_v1, np.eye(2), hobj_p__p, jac_p__z_v2, v2, x)
-    tmp_11 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_12 = v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_13 = tmp_11[:, :, :, None] * x[:, None, None]
-    tmp_14 = np.tensordot(tmp_13, tmp_12, axes=([0], [0]))
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp_15 = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_16 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_17 = tmp_15[:, :, :, None] * x[:, None, None]
-    d3_U__W1__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (tmp_6.transpose(3, 4, 2, 0, 1))[:, :, :, :, None] * (np.eye(2))[:, None, None, :, None] + (np.tensordot(tmp_10, tmp_8, axes=([0], [0]))).transpose(4, 0, 3, 2, 5, 1) + (tmp_14.transpose(1, 3, 4, 2, 0))[:, :, :, :, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_17, tmp_16, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
-    return {"block": d3_U__W1__W2}
-
-
-def _third_U__W1__U(params, data):
-    """Batch-mean block ∂³f/∂U∂W1∂U."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W1,U[l,j,i,k,m,n] = hobj_p__p[l,m] jac_v2__z_v1[j,i] v2[n] x[k] + Σ_c hobj_p__p__p[l,c,m] jac_p__z_v1[c,i] v2[n] v2[j] x[k] + relu'(z_v1[i]) relu'(z_v2[n]) W2[n,i] hobj_p__p[l,m] v2[j] x[k]
-    hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    v2 = t["v2"]
-    x = t["x"]
-    # einsum("Blm,Bji,Bn,Bk->ljikmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_2 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    # einsum("Blcm,Bci,Bn,Bj,Bk->ljikmn", hobj_p__p__p, jac_p__z_v1, v2, v2, x)
-    tmp_3 = np.einsum("Bci,Blcm->Bilm", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_4 = v2[:, :, None] * v2[:, None]
-    tmp_5 = tmp_4[:, :, :, None] * x[:, None, None]
-    z_v1 = t["z_v1"]
-    v1 = t["v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    W2 = t["W2"]
-    # einsum("Bi,Bn,ni,Blm,Bj,Bk->ljikmn", drelu_z_v1, drelu_z_v2, W2, hobj_p__p, v2, x)
-    tmp_6 = drelu_z_v2[:, :, None] * drelu_z_v1[:, None]
-    tmp_7 = tmp_6 * W2
-    tmp_8 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_9 = tmp_7[:, :, :, None] * x[:, None, None]
-    d3_U__W1__U = ((np.tensordot(tmp_2, tmp, axes=([0], [0]))).transpose(4, 1, 2, 0, 5, 3) + (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 0, 3, 2, 5, 1) + (np.tensordot(tmp_9, tmp_8, axes=([0], [0]))).transpose(4, 3, 1, 2, 5, 0)) / B
-    return {"block": d3_U__W1__U}
-
-
-def _third_U__W2__W1(params, data):
-    """Batch-mean block ∂³f/∂U∂W2∂W1."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W2,W1[l,j,i,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v1[c,m] jac_v2__z_v2[j,i] v1[k] x[n] + adj_p[l] jac_v1__z_v1[k,m] jac_v2__z_v2[j,i] x[n] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v1__z_v1[k,m] v2[j] x[n] + Σ_co hobj_p__p__p[l,c,o] jac_p__z_v1[o,m] jac_p__z_v2[c,i] v1[k] v2[j] x[n] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v1[j,m] v1[k] x[n]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    x = t["x"]
-    # einsum("Blc,Bcm,Bji,Bk,Bn->ljikmn", hobj_p__p, jac_p__z_v1, jac_v2__z_v2, v1, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * x[:, None, None]
-    adj_p = t["adj_p"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bl,Bkm,Bji,Bn->ljikmn", adj_p, jac_v1__z_v1, jac_v2__z_v2, x)
-    tmp_4 = jac_v1__z_v1[:, :, :, None] * adj_p[:, None, None]
-    tmp_5 = x[:, :, None, None] * jac_v2__z_v2[:, None]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v2 = t["v2"]
-    # einsum("Blc,Bci,Bkm,Bj,Bn->ljikmn", hobj_p__p, jac_p__z_v2, jac_v1__z_v1, v2, x)
-    tmp_6 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_7 = v2[:, :, None, None] * jac_v1__z_v1[:, None]
-    tmp_8 = tmp_6[:, :, :, None] * x[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    # einsum("Blco,Bom,Bci,Bk,Bj,Bn->ljikmn", hobj_p__p__p, jac_p__z_v1, jac_p__z_v2, v1, v2, x)
-    tmp_9 = np.einsum("Bom,Blco->Bmlc", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_10 = np.einsum("Bmlc,Bci->Bmli", tmp_9, jac_p__z_v2, optimize=False)
-    tmp_11 = v2[:, :, None] * v1[:, None]
-    tmp_12 = tmp_11[:, :, :, None] * x[:, None, None]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Blc,Bci,Bjm,Bk,Bn->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v1, v1, x)
-    tmp_13 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_14 = v1[:, :, None, None] * jac_v2__z_v1[:, None]
-    tmp_15 = tmp_13[:, :, :, None] * x[:, None, None]
-    d3_U__W2__W1 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(1, 4, 5, 3, 0, 2) + (np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(5, 1, 2, 3, 4, 0) + (np.tensordot(tmp_8, tmp_7, axes=([0], [0]))).transpose(1, 3, 0, 4, 5, 2) + (np.tensordot(tmp_12, tmp_10, axes=([0], [0]))).transpose(4, 0, 5, 1, 3, 2) + (np.tensordot(tmp_15, tmp_14, axes=([0], [0]))).transpose(1, 4, 0, 3, 5, 2)) / B
-    return {"block": d3_U__W2__W1}
-
-
-def _third_U__W2__W2(params, data):
-    """Batch-mean block ∂³f/∂U∂W2∂W2."""
-    t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W2,W2[l,j,i,k,m,n] = Σ_c hobj_p__p[l,c] jac_p__z_v2[c,m] jac_v2__z_v2[j,i] v1[n] v1[k] + Σ_co hobj_p__p__p[l,c,o] jac_p__z_v2[o,m] jac_p__z_v2[c,i] v1[n] v1[k] v2[j] + Σ_c hobj_p__p[l,c] jac_p__z_v2[c,i] jac_v2__z_v2[j,m] v1[n] v1[k]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    # einsum("Blc,Bcm,Bji,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
-    tmp = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_2 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_3 = tmp[:, :, :, None] * v1[:, None, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    v2 = t["v2"]
-    # einsum("Blco,Bom,Bci,Bn,Bk,Bj->ljikmn", hobj_p__p__p, jac_p__z_v2, jac_p__z_v2, v1, v1, v2)
-    tmp_4 = np.einsum("Bom,Blco->Bmlc", jac_p__z_v2, hobj_p__p__p, optimize=False)
-    tmp_5 = np.einsum("Bmlc,Bci->Bmli", tmp_4, jac_p__z_v2, optimize=False)
-    tmp_6 = v1[:, :, None] * v1[:, None]
-    tmp_7 = tmp_6[:, :, :, None] * v2[:, None, None]
-    # einsum("Blc,Bci,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_p__z_v2, jac_v2__z_v2, v1, v1)
-    tmp_8 = (jac_p__z_v2.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_9 = v1[:, :, None, None] * jac_v2__z_v2[:, None]
-    tmp_10 = tmp_8[:, :, :, None] * v1[:, None, None]
-    d3_U__W2__W2 = ((np.tensordot(tmp_3, tmp_2, axes=([0], [0]))).transpose(1, 4, 5, 2, 0, 3) + (np.tensordot(tmp_7, tmp_5, axes=([0], [0]))).transpose(4, 2, 5, 0, 3, 1) + (np.tensordot(tmp_10, tmp_9, axes=([0], [0]))).transpose(1, 4, 0, 2, 5, 3)) / B
-    return {"block": d3_U__W2__W2}
-
-
-def _third_U__W2__U(params, data):
-    """Batch-mean block ∂³f/∂U∂W2∂U."""
-    t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,W2,U[l,j,i,k,m,n] = hobj_p__p[l,m] jac_v2__z_v2[j,i] v1[k] v2[n] + Σ_c hobj_p__p__p[l,c,m] jac_p__z_v2[c,i] v1[k] v2[n] v2[j] + relu'(z_v2[i]) δ[i,n] hobj_p__p[l,m] v1[k] v2[j]
-    hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1 = t["v1"]
-    v2 = t["v2"]
-    # einsum("Blm,Bji,Bk,Bn->ljikmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_2 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    # einsum("Blcm,Bci,Bk,Bn,Bj->ljikmn", hobj_p__p__p, jac_p__z_v2, v1, v2, v2)
-    tmp_3 = np.einsum("Bci,Blcm->Bilm", jac_p__z_v2, hobj_p__p__p, optimize=False)
-    tmp_4 = v2[:, :, None] * v1[:, None]
-    tmp_5 = tmp_4[:, :, :, None] * v2[:, None, None]
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    # einsum("Bi,in,Blm,Bk,Bj->ljikmn", drelu_z_v2, np.eye(2), hobj_p__p, v1, v2)
-    tmp_6 = v1[:, :, None] * drelu_z_v2[:, None]
-    tmp_7 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_8 = np.tensordot(tmp_7, tmp_6, axes=([0], [0]))
-    d3_U__W2__U = ((np.tensordot(tmp_2, tmp, axes=([0], [0]))).transpose(4, 1, 2, 3, 5, 0) + (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(4, 2, 3, 1, 5, 0) + (tmp_8.transpose(1, 0, 4, 3, 2))[:, :, :, :, :, None] * (np.eye(2))[:, None, None]) / B
-    return {"block": d3_U__W2__U}
-
-
-def _third_U__U__W1(params, data):
-    """Batch-mean block ∂³f/∂U∂U∂W1."""
-    t = _forward(params, data)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,U,W1[l,j,i,k,m,n] = Σ_c hobj_p__p__p[l,i,c] jac_p__z_v1[c,m] v2[j] v2[k] x[n] + hobj_p__p[l,i] jac_v2__z_v1[j,m] v2[k] x[n] + hobj_p__p[l,i] jac_v2__z_v1[k,m] v2[j] x[n]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    v2 = t["v2"]
-    x = t["x"]
-    # einsum("Blic,Bcm,Bj,Bk,Bn->ljikmn", hobj_p__p__p, jac_p__z_v1, v2, v2, x)
-    tmp = np.einsum("Bcm,Blic->Bmli", jac_p__z_v1, hobj_p__p__p, optimize=False)
-    tmp_2 = v2[:, :, None] * v2[:, None]
-    tmp_3 = tmp_2[:, :, :, None] * x[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bli,Bjm,Bk,Bn->ljikmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp_4 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_5 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    # einsum("Bli,Bkm,Bj,Bn->ljikmn", hobj_p__p, jac_v2__z_v1, v2, x)
-    tmp_6 = v2[:, :, None, None] * hobj_p__p[:, None]
-    tmp_7 = x[:, :, None, None] * jac_v2__z_v1[:, None]
-    d3_U__U__W1 = ((np.tensordot(tmp_3, tmp, axes=([0], [0]))).transpose(4, 1, 5, 0, 3, 2) + (np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 1, 5, 3, 2, 0) + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(4, 3, 5, 1, 2, 0)) / B
-    return {"block": d3_U__U__W1}
-
-
-def _third_U__U__W2(params, data):
-    """Batch-mean block ∂³f/∂U∂U∂W2."""
-    t = _forward(params, data)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,U,W2[l,j,i,k,m,n] = Σ_c hobj_p__p__p[l,i,c] jac_p__z_v2[c,m] v1[n] v2[j] v2[k] + hobj_p__p[l,i] jac_v2__z_v2[j,m] v1[n] v2[k] + hobj_p__p[l,i] jac_v2__z_v2[k,m] v1[n] v2[j]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
-    v2 = t["v2"]
-    # einsum("Blic,Bcm,Bn,Bj,Bk->ljikmn", hobj_p__p__p, jac_p__z_v2, v1, v2, v2)
-    tmp = np.einsum("Bcm,Blic->Bmli", jac_p__z_v2, hobj_p__p__p, optimize=False)
+def _third_W2__U__U(B, d_adj_p__U, jac_v2__z_v2, v1, d_hess_z_v2__p__U, v2):
+    """Batch-mean block ∂³f/∂W2∂U∂U: block[j,i,l,k,m,n] = d_adj_p__U[l,m,n] jac_v2__z_v2[k,j] v1[i] + d_hess_z_v2__p__U[j,l,m,n] v1[i] v2[k]"""
+    tmp = v1[:, :, None, None] * jac_v2__z_v2[:, None]
     tmp_2 = v2[:, :, None] * v1[:, None]
-    tmp_3 = tmp_2[:, :, :, None] * v2[:, None, None]
-    hobj_p__p = t["hobj_p__p"]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bli,Bjm,Bn,Bk->ljikmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp_4 = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_5 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
-    # einsum("Bli,Bkm,Bn,Bj->ljikmn", hobj_p__p, jac_v2__z_v2, v1, v2)
-    tmp_6 = v1[:, :, None, None] * hobj_p__p[:, None]
-    tmp_7 = v2[:, :, None, None] * jac_v2__z_v2[:, None]
-    d3_U__U__W2 = ((np.tensordot(tmp_3, tmp, axes=([0], [0]))).transpose(4, 0, 5, 2, 3, 1) + (np.tensordot(tmp_5, tmp_4, axes=([0], [0]))).transpose(4, 1, 5, 0, 2, 3) + (np.tensordot(tmp_7, tmp_6, axes=([0], [0]))).transpose(4, 0, 5, 1, 2, 3)) / B
-    return {"block": d3_U__U__W2}
+    block = ((np.tensordot(tmp, d_adj_p__U, axes=([0], [0]))).transpose(2, 0, 3, 1, 4, 5) + (np.tensordot(tmp_2, d_hess_z_v2__p__U, axes=([0], [0]))).transpose(2, 1, 3, 0, 4, 5)) / B
+    return block
 
 
-def _third_U__U__U(params, data):
-    """Batch-mean block ∂³f/∂U∂U∂U."""
-    t = _forward(params, data)
-    t["hobj_p__p__p"] = _hobj_p__p__p(t)
-    B = t["x"].shape[0]
-    # ∂f/∂U,U,U[l,j,i,k,m,n] = hobj_p__p__p[l,i,m] v2[n] v2[j] v2[k]
-    hobj_p__p__p = t["hobj_p__p__p"]
-    v2 = t["v2"]
-    # einsum("Blim,Bn,Bj,Bk->ljikmn", hobj_p__p__p, v2, v2, v2)
-    tmp = v2[:, :, None] * v2[:, None]
-    tmp_2 = tmp[:, :, :, None] * v2[:, None, None]
-    d3_U__U__U = (np.tensordot(tmp_2, hobj_p__p__p, axes=([0], [0]))).transpose(3, 0, 4, 2, 5, 1) / B
-    return {"block": d3_U__U__U}
+_DERIVATIVES = {
+    "d_p__W1": (_d_p__W1, "jac_p__z_v1", "x"),
+    "d_hess_p__z_v1__W1": (_shared_1, "d_p__W1", "jac_p__z_v1", "p"),
+    "d_hess_v2__z_v1__W1": (_shared_2, "U", "d_hess_p__z_v1__W1"),
+    "d_hess_z_v2__z_v1__W1": (_shared_3, "z_v2", "d_hess_v2__z_v1__W1"),
+    "d_hess_v1__z_v1__W1": (_shared_2, "W2", "d_hess_z_v2__z_v1__W1"),
+    "d_hess_z_v1__z_v1__W1": (_shared_3, "z_v1", "d_hess_v1__z_v1__W1"),
+    "d_jac_p__v1__W2": (_d_jac_p__v1__W2, "jac_p__z_v2"),
+    "d_jac_p__z_v1__W2": (_shared_4, "z_v1", "d_jac_p__v1__W2"),
+    "d_p__W2": (_d_p__W2, "jac_p__z_v2", "v1"),
+    "d_hess_p__z_v1__W2": (_shared_5, "d_jac_p__z_v1__W2", "p", "d_p__W2", "jac_p__z_v1"),
+    "d_hess_v2__z_v1__W2": (_shared_2, "U", "d_hess_p__z_v1__W2"),
+    "d_hess_z_v2__z_v1__W2": (_shared_3, "z_v2", "d_hess_v2__z_v1__W2"),
+    "d_hess_v1__z_v1__W2": (_shared_6, "hess_z_v2__z_v1", "W2", "d_hess_z_v2__z_v1__W2"),
+    "d_hess_z_v1__z_v1__W2": (_shared_3, "z_v1", "d_hess_v1__z_v1__W2"),
+    "d_jac_p__v2__U": (_d_jac_p__v2__U,),
+    "d_jac_p__z_v2__U": (_d_jac_p__z_v2__U, "z_v2", "d_jac_p__v2__U"),
+    "d_jac_p__v1__U": (_d_jac_p__v1__U, "W2", "d_jac_p__z_v2__U"),
+    "d_jac_p__z_v1__U": (_shared_4, "z_v1", "d_jac_p__v1__U"),
+    "d_p__U": (_d_p__U, "v2"),
+    "d_hess_p__z_v1__U": (_shared_5, "d_jac_p__z_v1__U", "p", "d_p__U", "jac_p__z_v1"),
+    "d_hess_v2__z_v1__U": (_shared_6, "hess_p__z_v1", "U", "d_hess_p__z_v1__U"),
+    "d_hess_z_v2__z_v1__U": (_shared_3, "z_v2", "d_hess_v2__z_v1__U"),
+    "d_hess_v1__z_v1__U": (_shared_2, "W2", "d_hess_z_v2__z_v1__U"),
+    "d_hess_z_v1__z_v1__U": (_shared_3, "z_v1", "d_hess_v1__z_v1__U"),
+    "d_adj_p__W2": (_shared_7, "d_p__W2", "hobj_p__p"),
+    "d_adj_v2__W2": (_d_adj_v2__W2, "U", "d_adj_p__W2"),
+    "d_adj_z_v2__W2": (_shared_8, "z_v2", "d_adj_v2__W2"),
+    "d_hess_p__z_v2__W2": (_shared_1, "d_p__W2", "jac_p__z_v2", "p"),
+    "d_hess_v2__z_v2__W2": (_shared_2, "U", "d_hess_p__z_v2__W2"),
+    "d_hess_z_v2__z_v2__W2": (_shared_3, "z_v2", "d_hess_v2__z_v2__W2"),
+    "d_hess_v1__z_v2__W2": (_shared_6, "hess_z_v2__z_v2", "W2", "d_hess_z_v2__z_v2__W2"),
+    "d_hess_z_v1__z_v2__W2": (_shared_3, "z_v1", "d_hess_v1__z_v2__W2"),
+    "d_adj_p__U": (_shared_7, "d_p__U", "hobj_p__p"),
+    "d_adj_v2__U": (_d_adj_v2__U, "adj_p", "U", "d_adj_p__U"),
+    "d_adj_z_v2__U": (_shared_8, "z_v2", "d_adj_v2__U"),
+    "d_hess_p__z_v2__U": (_shared_5, "d_jac_p__z_v2__U", "p", "d_p__U", "jac_p__z_v2"),
+    "d_hess_v2__z_v2__U": (_shared_6, "hess_p__z_v2", "U", "d_hess_p__z_v2__U"),
+    "d_hess_z_v2__z_v2__U": (_shared_3, "z_v2", "d_hess_v2__z_v2__U"),
+    "d_hess_v1__z_v2__U": (_shared_2, "W2", "d_hess_z_v2__z_v2__U"),
+    "d_hess_z_v1__z_v2__U": (_shared_3, "z_v1", "d_hess_v1__z_v2__U"),
+    "d_hess_p__p__U": (_d_hess_p__p__U, "d_p__U", "hobj_p__p__p"),
+    "d_hess_v2__p__U": (_shared_6, "hess_p__p", "U", "d_hess_p__p__U"),
+    "d_hess_z_v2__p__U": (_shared_3, "z_v2", "d_hess_v2__p__U"),
+    "d_hess_v1__p__U": (_shared_2, "W2", "d_hess_z_v2__p__U"),
+    "d_hess_z_v1__p__U": (_shared_3, "z_v1", "d_hess_v1__p__U"),
+}
 
 
 _THIRD = {
-    ('W1', 'W1', 'W1'): _third_W1__W1__W1,
-    ('W1', 'W1', 'W2'): _third_W1__W1__W2,
-    ('W1', 'W1', 'U'): _third_W1__W1__U,
-    ('W1', 'W2', 'W1'): _third_W1__W2__W1,
-    ('W1', 'W2', 'W2'): _third_W1__W2__W2,
-    ('W1', 'W2', 'U'): _third_W1__W2__U,
-    ('W1', 'U', 'W1'): _third_W1__U__W1,
-    ('W1', 'U', 'W2'): _third_W1__U__W2,
-    ('W1', 'U', 'U'): _third_W1__U__U,
-    ('W2', 'W1', 'W1'): _third_W2__W1__W1,
-    ('W2', 'W1', 'W2'): _third_W2__W1__W2,
-    ('W2', 'W1', 'U'): _third_W2__W1__U,
-    ('W2', 'W2', 'W1'): _third_W2__W2__W1,
-    ('W2', 'W2', 'W2'): _third_W2__W2__W2,
-    ('W2', 'W2', 'U'): _third_W2__W2__U,
-    ('W2', 'U', 'W1'): _third_W2__U__W1,
-    ('W2', 'U', 'W2'): _third_W2__U__W2,
-    ('W2', 'U', 'U'): _third_W2__U__U,
-    ('U', 'W1', 'W1'): _third_U__W1__W1,
-    ('U', 'W1', 'W2'): _third_U__W1__W2,
-    ('U', 'W1', 'U'): _third_U__W1__U,
-    ('U', 'W2', 'W1'): _third_U__W2__W1,
-    ('U', 'W2', 'W2'): _third_U__W2__W2,
-    ('U', 'W2', 'U'): _third_U__W2__U,
-    ('U', 'U', 'W1'): _third_U__U__W1,
-    ('U', 'U', 'W2'): _third_U__U__W2,
-    ('U', 'U', 'U'): _third_U__U__U,
+    ('W1', 'W1', 'W1'): (_shared_9, "d_hess_z_v1__z_v1__W1", "x"),
+    ('W1', 'W1', 'W2'): (_shared_9, "d_hess_z_v1__z_v1__W2", "x"),
+    ('W1', 'W1', 'U'): (_shared_9, "d_hess_z_v1__z_v1__U", "x"),
+    ('W1', 'W2', 'W2'): (_shared_10, "d_adj_z_v2__W2", "jac_v1__z_v1", "x", "d_hess_z_v1__z_v2__W2", "v1"),
+    ('W1', 'W2', 'U'): (_shared_10, "d_adj_z_v2__U", "jac_v1__z_v1", "x", "d_hess_z_v1__z_v2__U", "v1"),
+    ('W1', 'U', 'U'): (_shared_10, "d_adj_p__U", "jac_v2__z_v1", "x", "d_hess_z_v1__p__U", "v2"),
+    ('W2', 'W2', 'W2'): (_shared_11, "d_hess_z_v2__z_v2__W2", "v1"),
+    ('W2', 'W2', 'U'): (_shared_11, "d_hess_z_v2__z_v2__U", "v1"),
+    ('W2', 'U', 'U'): (_third_W2__U__U, "d_adj_p__U", "jac_v2__z_v2", "v1", "d_hess_z_v2__p__U", "v2"),
+    ('U', 'U', 'U'): (_shared_11, "d_hess_p__p__U", "v2"),
 }
+
+
+def third_derivatives(params, data, wrts=None):
+    """Batch-mean third-derivative blocks: (a, b, c) -> array shape_a + shape_b + shape_c, for each
+    ordering in wrts (default: every distinct block once, the keys of _THIRD).  One forward pass, and
+    every intermediate computed once, when a block first reads it.  Mixed partial derivatives commute:
+    an ordering is the block of its parameters in PARAMS order, transposed."""
+    t = _Tensors(_forward(params, data))
+    B = next(iter(data.values())).shape[0] if data else 1
+    names = list(PARAMS)
+    out = {}
+    for wrt in (_THIRD if wrts is None else wrts):
+        wrt = tuple(wrt)
+        if len(wrt) != 3 or any(w not in PARAMS for w in wrt):
+            raise KeyError(f"{wrt!r}: a third-derivative block takes three of {names}")
+        order = sorted(range(3), key=lambda k: names.index(wrt[k]))
+        row = _THIRD[tuple(wrt[k] for k in order)]
+        block = row[0](B, *[t[k] for k in row[1:]])
+        start = [sum(len(PARAMS[wrt[k]]) for k in order[:g]) for g in range(4)]  # each group's first axis
+        axes = [a for k in range(3) for a in range(start[order.index(k)], start[order.index(k) + 1])]
+        out[wrt] = np.transpose(block, axes)
+    return out
 
 
 def third_derivative(params, data, wrt):
     """Batch-mean third-derivative block for wrt = (a, b, c), shape_a + shape_b + shape_c."""
-    return _THIRD[tuple(wrt)](params, data)["block"]
+    return third_derivatives(params, data, [wrt])[tuple(wrt)]

@@ -159,13 +159,13 @@ def _adj_p_2(t):
 
 
 def _adj_r_2(t):
-    """adj_r_2[m] = Σ_c A[c,m] adj_z_r_3[c] + Σ_i U[i,m] adj_p_2[i]"""
+    """adj_r_2[m] = Σ_c A[c,m] adj_z_r_3[c] + Σ_c U[c,m] adj_p_2[c]"""
     A = t["A"]
     adj_z_r_3 = t["adj_z_r_3"]
     # einsum("cm,Bc->Bm", A, adj_z_r_3)
     U = t["U"]
     adj_p_2 = t["adj_p_2"]
-    # einsum("im,Bi->Bm", U, adj_p_2)
+    # einsum("cm,Bc->Bm", U, adj_p_2)
     return adj_z_r_3 @ A + adj_p_2 @ U
 
 
@@ -179,13 +179,13 @@ def _adj_z_r_2(t):
 
 
 def _adj_h_2(t):
-    """adj_h_2[j] = Σ_c W[c,j] adj_z_h_3[c] + Σ_i B_2[i,j] adj_z_r_2[i]"""
+    """adj_h_2[j] = Σ_c W[c,j] adj_z_h_3[c] + Σ_c B_2[c,j] adj_z_r_2[c]"""
     W = t["W"]
     adj_z_h_3 = t["adj_z_h_3"]
     # einsum("cj,Bc->Bj", W, adj_z_h_3)
     B_2 = t["B"]
     adj_z_r_2 = t["adj_z_r_2"]
-    # einsum("ij,Bi->Bj", B_2, adj_z_r_2)
+    # einsum("cj,Bc->Bj", B_2, adj_z_r_2)
     return adj_z_h_3 @ W + adj_z_r_2 @ B_2
 
 
@@ -206,13 +206,13 @@ def _adj_p_1(t):
 
 
 def _adj_r_1(t):
-    """adj_r_1[m] = Σ_c A[c,m] adj_z_r_2[c] + Σ_i U[i,m] adj_p_1[i]"""
+    """adj_r_1[m] = Σ_c A[c,m] adj_z_r_2[c] + Σ_c U[c,m] adj_p_1[c]"""
     A = t["A"]
     adj_z_r_2 = t["adj_z_r_2"]
     # einsum("cm,Bc->Bm", A, adj_z_r_2)
     U = t["U"]
     adj_p_1 = t["adj_p_1"]
-    # einsum("im,Bi->Bm", U, adj_p_1)
+    # einsum("cm,Bc->Bm", U, adj_p_1)
     return adj_z_r_2 @ A + adj_p_1 @ U
 
 
@@ -226,13 +226,13 @@ def _adj_z_r_1(t):
 
 
 def _adj_h_1(t):
-    """adj_h_1[j] = Σ_c W[c,j] adj_z_h_2[c] + Σ_i B_2[i,j] adj_z_r_1[i]"""
+    """adj_h_1[j] = Σ_c W[c,j] adj_z_h_2[c] + Σ_c B_2[c,j] adj_z_r_1[c]"""
     W = t["W"]
     adj_z_h_2 = t["adj_z_h_2"]
     # einsum("cj,Bc->Bj", W, adj_z_h_2)
     B_2 = t["B"]
     adj_z_r_1 = t["adj_z_r_1"]
-    # einsum("ij,Bi->Bj", B_2, adj_z_r_1)
+    # einsum("cj,Bc->Bj", B_2, adj_z_r_1)
     return adj_z_h_2 @ W + adj_z_r_1 @ B_2
 
 
@@ -291,13 +291,13 @@ def _jac_h_2__z_h_1(t):
 
 
 def _jac_z_r_2__z_h_1(t):
-    """jac_z_r_2__z_h_1[m,j] = Σ_c A[m,c] jac_r_1__z_h_1[c,j] + Σ_i B_2[m,i] jac_h_2__z_h_1[i,j]"""
+    """jac_z_r_2__z_h_1[m,j] = Σ_c A[m,c] jac_r_1__z_h_1[c,j] + Σ_c B_2[m,c] jac_h_2__z_h_1[c,j]"""
     A = t["A"]
     jac_r_1__z_h_1 = t["jac_r_1__z_h_1"]
     # einsum("mc,Bcj->Bmj", A, jac_r_1__z_h_1)
     B_2 = t["B"]
     jac_h_2__z_h_1 = t["jac_h_2__z_h_1"]
-    # einsum("mi,Bij->Bmj", B_2, jac_h_2__z_h_1)
+    # einsum("mc,Bcj->Bmj", B_2, jac_h_2__z_h_1)
     return (np.tensordot(jac_r_1__z_h_1, A, axes=([1], [1]))).transpose(0, 2, 1) + (np.tensordot(jac_h_2__z_h_1, B_2, axes=([1], [1]))).transpose(0, 2, 1)
 
 
@@ -330,13 +330,13 @@ def _jac_h_3__z_h_1(t):
 
 
 def _jac_z_r_3__z_h_1(t):
-    """jac_z_r_3__z_h_1[m,j] = Σ_c A[m,c] jac_r_2__z_h_1[c,j] + Σ_i B_2[m,i] jac_h_3__z_h_1[i,j]"""
+    """jac_z_r_3__z_h_1[m,j] = Σ_c A[m,c] jac_r_2__z_h_1[c,j] + Σ_c B_2[m,c] jac_h_3__z_h_1[c,j]"""
     A = t["A"]
     jac_r_2__z_h_1 = t["jac_r_2__z_h_1"]
     # einsum("mc,Bcj->Bmj", A, jac_r_2__z_h_1)
     B_2 = t["B"]
     jac_h_3__z_h_1 = t["jac_h_3__z_h_1"]
-    # einsum("mi,Bij->Bmj", B_2, jac_h_3__z_h_1)
+    # einsum("mc,Bcj->Bmj", B_2, jac_h_3__z_h_1)
     return (np.tensordot(jac_r_2__z_h_1, A, axes=([1], [1]))).transpose(0, 2, 1) + (np.tensordot(jac_h_3__z_h_1, B_2, axes=([1], [1]))).transpose(0, 2, 1)
 
 
@@ -396,13 +396,13 @@ def _jac_h_3__z_h_2(t):
 
 
 def _jac_z_r_3__z_h_2(t):
-    """jac_z_r_3__z_h_2[m,j] = Σ_c A[m,c] jac_r_2__z_h_2[c,j] + Σ_i B_2[m,i] jac_h_3__z_h_2[i,j]"""
+    """jac_z_r_3__z_h_2[m,j] = Σ_c A[m,c] jac_r_2__z_h_2[c,j] + Σ_c B_2[m,c] jac_h_3__z_h_2[c,j]"""
     A = t["A"]
     jac_r_2__z_h_2 = t["jac_r_2__z_h_2"]
     # einsum("mc,Bcj->Bmj", A, jac_r_2__z_h_2)
     B_2 = t["B"]
     jac_h_3__z_h_2 = t["jac_h_3__z_h_2"]
-    # einsum("mi,Bij->Bmj", B_2, jac_h_3__z_h_2)
+    # einsum("mc,Bcj->Bmj", B_2, jac_h_3__z_h_2)
     return (np.tensordot(jac_r_2__z_h_2, A, axes=([1], [1]))).transpose(0, 2, 1) + (np.tensordot(jac_h_3__z_h_2, B_2, axes=([1], [1]))).transpose(0, 2, 1)
 
 
@@ -577,13 +577,13 @@ def _jac_p_3__z_r_2(t):
 
 
 def _jac_p_3__h_2(t):
-    """jac_p_3__h_2[l,j] = Σ_c W[c,j] jac_p_3__z_h_3[l,c] + Σ_i B_2[i,j] jac_p_3__z_r_2[l,i]"""
+    """jac_p_3__h_2[l,j] = Σ_c W[c,j] jac_p_3__z_h_3[l,c] + Σ_c B_2[c,j] jac_p_3__z_r_2[l,c]"""
     W = t["W"]
     jac_p_3__z_h_3 = t["jac_p_3__z_h_3"]
     # einsum("cj,Blc->Blj", W, jac_p_3__z_h_3)
     B_2 = t["B"]
     jac_p_3__z_r_2 = t["jac_p_3__z_r_2"]
-    # einsum("ij,Bli->Blj", B_2, jac_p_3__z_r_2)
+    # einsum("cj,Blc->Blj", B_2, jac_p_3__z_r_2)
     return np.tensordot(jac_p_3__z_h_3, W, axes=([2], [0])) + np.tensordot(jac_p_3__z_r_2, B_2, axes=([2], [0]))
 
 
@@ -616,13 +616,13 @@ def _jac_p_3__z_r_1(t):
 
 
 def _jac_p_3__h_1(t):
-    """jac_p_3__h_1[l,j] = Σ_c W[c,j] jac_p_3__z_h_2[l,c] + Σ_i B_2[i,j] jac_p_3__z_r_1[l,i]"""
+    """jac_p_3__h_1[l,j] = Σ_c W[c,j] jac_p_3__z_h_2[l,c] + Σ_c B_2[c,j] jac_p_3__z_r_1[l,c]"""
     W = t["W"]
     jac_p_3__z_h_2 = t["jac_p_3__z_h_2"]
     # einsum("cj,Blc->Blj", W, jac_p_3__z_h_2)
     B_2 = t["B"]
     jac_p_3__z_r_1 = t["jac_p_3__z_r_1"]
-    # einsum("ij,Bli->Blj", B_2, jac_p_3__z_r_1)
+    # einsum("cj,Blc->Blj", B_2, jac_p_3__z_r_1)
     return np.tensordot(jac_p_3__z_h_2, W, axes=([2], [0])) + np.tensordot(jac_p_3__z_r_1, B_2, axes=([2], [0]))
 
 
@@ -741,13 +741,13 @@ def _jac_p_2__z_r_1(t):
 
 
 def _jac_p_2__h_1(t):
-    """jac_p_2__h_1[l,j] = Σ_c W[c,j] jac_p_2__z_h_2[l,c] + Σ_i B_2[i,j] jac_p_2__z_r_1[l,i]"""
+    """jac_p_2__h_1[l,j] = Σ_c W[c,j] jac_p_2__z_h_2[l,c] + Σ_c B_2[c,j] jac_p_2__z_r_1[l,c]"""
     W = t["W"]
     jac_p_2__z_h_2 = t["jac_p_2__z_h_2"]
     # einsum("cj,Blc->Blj", W, jac_p_2__z_h_2)
     B_2 = t["B"]
     jac_p_2__z_r_1 = t["jac_p_2__z_r_1"]
-    # einsum("ij,Bli->Blj", B_2, jac_p_2__z_r_1)
+    # einsum("cj,Blc->Blj", B_2, jac_p_2__z_r_1)
     return np.tensordot(jac_p_2__z_h_2, W, axes=([2], [0])) + np.tensordot(jac_p_2__z_r_1, B_2, axes=([2], [0]))
 
 
@@ -768,13 +768,13 @@ def _hess_p_2__z_h_1(t):
 
 
 def _hess_r_2__z_h_1(t):
-    """hess_r_2__z_h_1[m,j] = Σ_c A[c,m] hess_z_r_3__z_h_1[c,j] + Σ_i U[i,m] hess_p_2__z_h_1[i,j]"""
+    """hess_r_2__z_h_1[m,j] = Σ_c A[c,m] hess_z_r_3__z_h_1[c,j] + Σ_c U[c,m] hess_p_2__z_h_1[c,j]"""
     A = t["A"]
     hess_z_r_3__z_h_1 = t["hess_z_r_3__z_h_1"]
     # einsum("cm,Bcj->Bmj", A, hess_z_r_3__z_h_1)
     U = t["U"]
     hess_p_2__z_h_1 = t["hess_p_2__z_h_1"]
-    # einsum("im,Bij->Bmj", U, hess_p_2__z_h_1)
+    # einsum("cm,Bcj->Bmj", U, hess_p_2__z_h_1)
     return (np.tensordot(hess_z_r_3__z_h_1, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_2__z_h_1, U, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -794,13 +794,13 @@ def _hess_z_r_2__z_h_1(t):
 
 
 def _hess_h_2__z_h_1(t):
-    """hess_h_2__z_h_1[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_1[c,i] + Σ_k B_2[k,j] hess_z_r_2__z_h_1[k,i]"""
+    """hess_h_2__z_h_1[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_1[c,i] + Σ_c B_2[c,j] hess_z_r_2__z_h_1[c,i]"""
     W = t["W"]
     hess_z_h_3__z_h_1 = t["hess_z_h_3__z_h_1"]
     # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_1)
     B_2 = t["B"]
     hess_z_r_2__z_h_1 = t["hess_z_r_2__z_h_1"]
-    # einsum("kj,Bki->Bji", B_2, hess_z_r_2__z_h_1)
+    # einsum("cj,Bci->Bji", B_2, hess_z_r_2__z_h_1)
     return (np.tensordot(hess_z_h_3__z_h_1, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_h_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -860,13 +860,13 @@ def _hess_p_1__z_h_1(t):
 
 
 def _hess_r_1__z_h_1(t):
-    """hess_r_1__z_h_1[m,j] = Σ_c A[c,m] hess_z_r_2__z_h_1[c,j] + Σ_i U[i,m] hess_p_1__z_h_1[i,j]"""
+    """hess_r_1__z_h_1[m,j] = Σ_c A[c,m] hess_z_r_2__z_h_1[c,j] + Σ_c U[c,m] hess_p_1__z_h_1[c,j]"""
     A = t["A"]
     hess_z_r_2__z_h_1 = t["hess_z_r_2__z_h_1"]
     # einsum("cm,Bcj->Bmj", A, hess_z_r_2__z_h_1)
     U = t["U"]
     hess_p_1__z_h_1 = t["hess_p_1__z_h_1"]
-    # einsum("im,Bij->Bmj", U, hess_p_1__z_h_1)
+    # einsum("cm,Bcj->Bmj", U, hess_p_1__z_h_1)
     return (np.tensordot(hess_z_r_2__z_h_1, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_1__z_h_1, U, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -886,13 +886,13 @@ def _hess_z_r_1__z_h_1(t):
 
 
 def _hess_h_1__z_h_1(t):
-    """hess_h_1__z_h_1[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_1[c,i] + Σ_k B_2[k,j] hess_z_r_1__z_h_1[k,i]"""
+    """hess_h_1__z_h_1[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_1[c,i] + Σ_c B_2[c,j] hess_z_r_1__z_h_1[c,i]"""
     W = t["W"]
     hess_z_h_2__z_h_1 = t["hess_z_h_2__z_h_1"]
     # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_1)
     B_2 = t["B"]
     hess_z_r_1__z_h_1 = t["hess_z_r_1__z_h_1"]
-    # einsum("kj,Bki->Bji", B_2, hess_z_r_1__z_h_1)
+    # einsum("cj,Bci->Bji", B_2, hess_z_r_1__z_h_1)
     return (np.tensordot(hess_z_h_2__z_h_1, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_h_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -969,13 +969,13 @@ def _hess_p_2__z_h_2(t):
 
 
 def _hess_r_2__z_h_2(t):
-    """hess_r_2__z_h_2[m,j] = Σ_c A[c,m] hess_z_r_3__z_h_2[c,j] + Σ_i U[i,m] hess_p_2__z_h_2[i,j]"""
+    """hess_r_2__z_h_2[m,j] = Σ_c A[c,m] hess_z_r_3__z_h_2[c,j] + Σ_c U[c,m] hess_p_2__z_h_2[c,j]"""
     A = t["A"]
     hess_z_r_3__z_h_2 = t["hess_z_r_3__z_h_2"]
     # einsum("cm,Bcj->Bmj", A, hess_z_r_3__z_h_2)
     U = t["U"]
     hess_p_2__z_h_2 = t["hess_p_2__z_h_2"]
-    # einsum("im,Bij->Bmj", U, hess_p_2__z_h_2)
+    # einsum("cm,Bcj->Bmj", U, hess_p_2__z_h_2)
     return (np.tensordot(hess_z_r_3__z_h_2, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_2__z_h_2, U, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -995,13 +995,13 @@ def _hess_z_r_2__z_h_2(t):
 
 
 def _hess_h_2__z_h_2(t):
-    """hess_h_2__z_h_2[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_2[c,i] + Σ_k B_2[k,j] hess_z_r_2__z_h_2[k,i]"""
+    """hess_h_2__z_h_2[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_2[c,i] + Σ_c B_2[c,j] hess_z_r_2__z_h_2[c,i]"""
     W = t["W"]
     hess_z_h_3__z_h_2 = t["hess_z_h_3__z_h_2"]
     # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_2)
     B_2 = t["B"]
     hess_z_r_2__z_h_2 = t["hess_z_r_2__z_h_2"]
-    # einsum("kj,Bki->Bji", B_2, hess_z_r_2__z_h_2)
+    # einsum("cj,Bci->Bji", B_2, hess_z_r_2__z_h_2)
     return (np.tensordot(hess_z_h_3__z_h_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_h_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1038,13 +1038,13 @@ def _hess_z_r_1__z_h_2(t):
 
 
 def _hess_h_1__z_h_2(t):
-    """hess_h_1__z_h_2[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_2[c,i] + Σ_k B_2[k,j] hess_z_r_1__z_h_2[k,i]"""
+    """hess_h_1__z_h_2[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_2[c,i] + Σ_c B_2[c,j] hess_z_r_1__z_h_2[c,i]"""
     W = t["W"]
     hess_z_h_2__z_h_2 = t["hess_z_h_2__z_h_2"]
     # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_2)
     B_2 = t["B"]
     hess_z_r_1__z_h_2 = t["hess_z_r_1__z_h_2"]
-    # einsum("kj,Bki->Bji", B_2, hess_z_r_1__z_h_2)
+    # einsum("cj,Bci->Bji", B_2, hess_z_r_1__z_h_2)
     return (np.tensordot(hess_z_h_2__z_h_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_h_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1128,13 +1128,13 @@ def _hess_z_r_2__z_h_3(t):
 
 
 def _hess_h_2__z_h_3(t):
-    """hess_h_2__z_h_3[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_3[c,i] + Σ_k B_2[k,j] hess_z_r_2__z_h_3[k,i]"""
+    """hess_h_2__z_h_3[j,i] = Σ_c W[c,j] hess_z_h_3__z_h_3[c,i] + Σ_c B_2[c,j] hess_z_r_2__z_h_3[c,i]"""
     W = t["W"]
     hess_z_h_3__z_h_3 = t["hess_z_h_3__z_h_3"]
     # einsum("cj,Bci->Bji", W, hess_z_h_3__z_h_3)
     B_2 = t["B"]
     hess_z_r_2__z_h_3 = t["hess_z_r_2__z_h_3"]
-    # einsum("kj,Bki->Bji", B_2, hess_z_r_2__z_h_3)
+    # einsum("cj,Bci->Bji", B_2, hess_z_r_2__z_h_3)
     return (np.tensordot(hess_z_h_3__z_h_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_h_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1167,13 +1167,13 @@ def _hess_z_r_1__z_h_3(t):
 
 
 def _hess_h_1__z_h_3(t):
-    """hess_h_1__z_h_3[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_3[c,i] + Σ_k B_2[k,j] hess_z_r_1__z_h_3[k,i]"""
+    """hess_h_1__z_h_3[j,i] = Σ_c W[c,j] hess_z_h_2__z_h_3[c,i] + Σ_c B_2[c,j] hess_z_r_1__z_h_3[c,i]"""
     W = t["W"]
     hess_z_h_2__z_h_3 = t["hess_z_h_2__z_h_3"]
     # einsum("cj,Bci->Bji", W, hess_z_h_2__z_h_3)
     B_2 = t["B"]
     hess_z_r_1__z_h_3 = t["hess_z_r_1__z_h_3"]
-    # einsum("kj,Bki->Bji", B_2, hess_z_r_1__z_h_3)
+    # einsum("cj,Bci->Bji", B_2, hess_z_r_1__z_h_3)
     return (np.tensordot(hess_z_h_2__z_h_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_h_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1241,13 +1241,13 @@ def _hess_p_2__z_r_2(t):
 
 
 def _hess_r_2__z_r_2(t):
-    """hess_r_2__z_r_2[m,i] = Σ_c A[c,m] hess_z_r_3__z_r_2[c,i] + Σ_j U[j,m] hess_p_2__z_r_2[j,i]"""
+    """hess_r_2__z_r_2[m,i] = Σ_c A[c,m] hess_z_r_3__z_r_2[c,i] + Σ_c U[c,m] hess_p_2__z_r_2[c,i]"""
     A = t["A"]
     hess_z_r_3__z_r_2 = t["hess_z_r_3__z_r_2"]
     # einsum("cm,Bci->Bmi", A, hess_z_r_3__z_r_2)
     U = t["U"]
     hess_p_2__z_r_2 = t["hess_p_2__z_r_2"]
-    # einsum("jm,Bji->Bmi", U, hess_p_2__z_r_2)
+    # einsum("cm,Bci->Bmi", U, hess_p_2__z_r_2)
     return (np.tensordot(hess_z_r_3__z_r_2, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_2__z_r_2, U, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1266,13 +1266,13 @@ def _hess_z_r_2__z_r_2(t):
 
 
 def _hess_h_2__z_r_2(t):
-    """hess_h_2__z_r_2[j,m] = Σ_c W[c,j] hess_z_h_3__z_r_2[c,m] + Σ_i B_2[i,j] hess_z_r_2__z_r_2[i,m]"""
+    """hess_h_2__z_r_2[j,m] = Σ_c W[c,j] hess_z_h_3__z_r_2[c,m] + Σ_c B_2[c,j] hess_z_r_2__z_r_2[c,m]"""
     W = t["W"]
     hess_z_h_3__z_r_2 = t["hess_z_h_3__z_r_2"]
     # einsum("cj,Bcm->Bjm", W, hess_z_h_3__z_r_2)
     B_2 = t["B"]
     hess_z_r_2__z_r_2 = t["hess_z_r_2__z_r_2"]
-    # einsum("ij,Bim->Bjm", B_2, hess_z_r_2__z_r_2)
+    # einsum("cj,Bcm->Bjm", B_2, hess_z_r_2__z_r_2)
     return (np.tensordot(hess_z_h_3__z_r_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_r_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1305,13 +1305,13 @@ def _hess_z_r_1__z_r_2(t):
 
 
 def _hess_h_1__z_r_2(t):
-    """hess_h_1__z_r_2[j,m] = Σ_c W[c,j] hess_z_h_2__z_r_2[c,m] + Σ_i B_2[i,j] hess_z_r_1__z_r_2[i,m]"""
+    """hess_h_1__z_r_2[j,m] = Σ_c W[c,j] hess_z_h_2__z_r_2[c,m] + Σ_c B_2[c,j] hess_z_r_1__z_r_2[c,m]"""
     W = t["W"]
     hess_z_h_2__z_r_2 = t["hess_z_h_2__z_r_2"]
     # einsum("cj,Bcm->Bjm", W, hess_z_h_2__z_r_2)
     B_2 = t["B"]
     hess_z_r_1__z_r_2 = t["hess_z_r_1__z_r_2"]
-    # einsum("ij,Bim->Bjm", B_2, hess_z_r_1__z_r_2)
+    # einsum("cj,Bcm->Bjm", B_2, hess_z_r_1__z_r_2)
     return (np.tensordot(hess_z_h_2__z_r_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_r_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1390,13 +1390,13 @@ def _hess_z_r_2__z_r_3(t):
 
 
 def _hess_h_2__z_r_3(t):
-    """hess_h_2__z_r_3[j,m] = Σ_c W[c,j] hess_z_h_3__z_r_3[c,m] + Σ_i B_2[i,j] hess_z_r_2__z_r_3[i,m]"""
+    """hess_h_2__z_r_3[j,m] = Σ_c W[c,j] hess_z_h_3__z_r_3[c,m] + Σ_c B_2[c,j] hess_z_r_2__z_r_3[c,m]"""
     W = t["W"]
     hess_z_h_3__z_r_3 = t["hess_z_h_3__z_r_3"]
     # einsum("cj,Bcm->Bjm", W, hess_z_h_3__z_r_3)
     B_2 = t["B"]
     hess_z_r_2__z_r_3 = t["hess_z_r_2__z_r_3"]
-    # einsum("ij,Bim->Bjm", B_2, hess_z_r_2__z_r_3)
+    # einsum("cj,Bcm->Bjm", B_2, hess_z_r_2__z_r_3)
     return (np.tensordot(hess_z_h_3__z_r_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_r_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1429,13 +1429,13 @@ def _hess_z_r_1__z_r_3(t):
 
 
 def _hess_h_1__z_r_3(t):
-    """hess_h_1__z_r_3[j,m] = Σ_c W[c,j] hess_z_h_2__z_r_3[c,m] + Σ_i B_2[i,j] hess_z_r_1__z_r_3[i,m]"""
+    """hess_h_1__z_r_3[j,m] = Σ_c W[c,j] hess_z_h_2__z_r_3[c,m] + Σ_c B_2[c,j] hess_z_r_1__z_r_3[c,m]"""
     W = t["W"]
     hess_z_h_2__z_r_3 = t["hess_z_h_2__z_r_3"]
     # einsum("cj,Bcm->Bjm", W, hess_z_h_2__z_r_3)
     B_2 = t["B"]
     hess_z_r_1__z_r_3 = t["hess_z_r_1__z_r_3"]
-    # einsum("ij,Bim->Bjm", B_2, hess_z_r_1__z_r_3)
+    # einsum("cj,Bcm->Bjm", B_2, hess_z_r_1__z_r_3)
     return (np.tensordot(hess_z_h_2__z_r_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_r_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1503,13 +1503,13 @@ def _hess_p_2__z_r_1(t):
 
 
 def _hess_r_2__z_r_1(t):
-    """hess_r_2__z_r_1[m,i] = Σ_c A[c,m] hess_z_r_3__z_r_1[c,i] + Σ_j U[j,m] hess_p_2__z_r_1[j,i]"""
+    """hess_r_2__z_r_1[m,i] = Σ_c A[c,m] hess_z_r_3__z_r_1[c,i] + Σ_c U[c,m] hess_p_2__z_r_1[c,i]"""
     A = t["A"]
     hess_z_r_3__z_r_1 = t["hess_z_r_3__z_r_1"]
     # einsum("cm,Bci->Bmi", A, hess_z_r_3__z_r_1)
     U = t["U"]
     hess_p_2__z_r_1 = t["hess_p_2__z_r_1"]
-    # einsum("jm,Bji->Bmi", U, hess_p_2__z_r_1)
+    # einsum("cm,Bci->Bmi", U, hess_p_2__z_r_1)
     return (np.tensordot(hess_z_r_3__z_r_1, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_2__z_r_1, U, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1529,13 +1529,13 @@ def _hess_z_r_2__z_r_1(t):
 
 
 def _hess_h_2__z_r_1(t):
-    """hess_h_2__z_r_1[j,m] = Σ_c W[c,j] hess_z_h_3__z_r_1[c,m] + Σ_i B_2[i,j] hess_z_r_2__z_r_1[i,m]"""
+    """hess_h_2__z_r_1[j,m] = Σ_c W[c,j] hess_z_h_3__z_r_1[c,m] + Σ_c B_2[c,j] hess_z_r_2__z_r_1[c,m]"""
     W = t["W"]
     hess_z_h_3__z_r_1 = t["hess_z_h_3__z_r_1"]
     # einsum("cj,Bcm->Bjm", W, hess_z_h_3__z_r_1)
     B_2 = t["B"]
     hess_z_r_2__z_r_1 = t["hess_z_r_2__z_r_1"]
-    # einsum("ij,Bim->Bjm", B_2, hess_z_r_2__z_r_1)
+    # einsum("cj,Bcm->Bjm", B_2, hess_z_r_2__z_r_1)
     return (np.tensordot(hess_z_h_3__z_r_1, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__z_r_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1556,13 +1556,13 @@ def _hess_p_1__z_r_1(t):
 
 
 def _hess_r_1__z_r_1(t):
-    """hess_r_1__z_r_1[m,i] = Σ_c A[c,m] hess_z_r_2__z_r_1[c,i] + Σ_j U[j,m] hess_p_1__z_r_1[j,i]"""
+    """hess_r_1__z_r_1[m,i] = Σ_c A[c,m] hess_z_r_2__z_r_1[c,i] + Σ_c U[c,m] hess_p_1__z_r_1[c,i]"""
     A = t["A"]
     hess_z_r_2__z_r_1 = t["hess_z_r_2__z_r_1"]
     # einsum("cm,Bci->Bmi", A, hess_z_r_2__z_r_1)
     U = t["U"]
     hess_p_1__z_r_1 = t["hess_p_1__z_r_1"]
-    # einsum("jm,Bji->Bmi", U, hess_p_1__z_r_1)
+    # einsum("cm,Bci->Bmi", U, hess_p_1__z_r_1)
     return (np.tensordot(hess_z_r_2__z_r_1, A, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_p_1__z_r_1, U, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1581,13 +1581,13 @@ def _hess_z_r_1__z_r_1(t):
 
 
 def _hess_h_1__z_r_1(t):
-    """hess_h_1__z_r_1[j,m] = Σ_c W[c,j] hess_z_h_2__z_r_1[c,m] + Σ_i B_2[i,j] hess_z_r_1__z_r_1[i,m]"""
+    """hess_h_1__z_r_1[j,m] = Σ_c W[c,j] hess_z_h_2__z_r_1[c,m] + Σ_c B_2[c,j] hess_z_r_1__z_r_1[c,m]"""
     W = t["W"]
     hess_z_h_2__z_r_1 = t["hess_z_h_2__z_r_1"]
     # einsum("cj,Bcm->Bjm", W, hess_z_h_2__z_r_1)
     B_2 = t["B"]
     hess_z_r_1__z_r_1 = t["hess_z_r_1__z_r_1"]
-    # einsum("ij,Bim->Bjm", B_2, hess_z_r_1__z_r_1)
+    # einsum("cj,Bcm->Bjm", B_2, hess_z_r_1__z_r_1)
     return (np.tensordot(hess_z_h_2__z_r_1, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__z_r_1, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1702,13 +1702,13 @@ def _hess_z_r_1__p_2(t):
 
 
 def _hess_h_1__p_2(t):
-    """hess_h_1__p_2[j,l] = Σ_c W[c,j] hess_z_h_2__p_2[c,l] + Σ_i B_2[i,j] hess_z_r_1__p_2[i,l]"""
+    """hess_h_1__p_2[j,l] = Σ_c W[c,j] hess_z_h_2__p_2[c,l] + Σ_c B_2[c,j] hess_z_r_1__p_2[c,l]"""
     W = t["W"]
     hess_z_h_2__p_2 = t["hess_z_h_2__p_2"]
     # einsum("cj,Bcl->Bjl", W, hess_z_h_2__p_2)
     B_2 = t["B"]
     hess_z_r_1__p_2 = t["hess_z_r_1__p_2"]
-    # einsum("ij,Bil->Bjl", B_2, hess_z_r_1__p_2)
+    # einsum("cj,Bcl->Bjl", B_2, hess_z_r_1__p_2)
     return (np.tensordot(hess_z_h_2__p_2, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__p_2, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1782,13 +1782,13 @@ def _hess_z_r_2__p_3(t):
 
 
 def _hess_h_2__p_3(t):
-    """hess_h_2__p_3[j,l] = Σ_c W[c,j] hess_z_h_3__p_3[c,l] + Σ_i B_2[i,j] hess_z_r_2__p_3[i,l]"""
+    """hess_h_2__p_3[j,l] = Σ_c W[c,j] hess_z_h_3__p_3[c,l] + Σ_c B_2[c,j] hess_z_r_2__p_3[c,l]"""
     W = t["W"]
     hess_z_h_3__p_3 = t["hess_z_h_3__p_3"]
     # einsum("cj,Bcl->Bjl", W, hess_z_h_3__p_3)
     B_2 = t["B"]
     hess_z_r_2__p_3 = t["hess_z_r_2__p_3"]
-    # einsum("ij,Bil->Bjl", B_2, hess_z_r_2__p_3)
+    # einsum("cj,Bcl->Bjl", B_2, hess_z_r_2__p_3)
     return (np.tensordot(hess_z_h_3__p_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_2__p_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1821,13 +1821,13 @@ def _hess_z_r_1__p_3(t):
 
 
 def _hess_h_1__p_3(t):
-    """hess_h_1__p_3[j,l] = Σ_c W[c,j] hess_z_h_2__p_3[c,l] + Σ_i B_2[i,j] hess_z_r_1__p_3[i,l]"""
+    """hess_h_1__p_3[j,l] = Σ_c W[c,j] hess_z_h_2__p_3[c,l] + Σ_c B_2[c,j] hess_z_r_1__p_3[c,l]"""
     W = t["W"]
     hess_z_h_2__p_3 = t["hess_z_h_2__p_3"]
     # einsum("cj,Bcl->Bjl", W, hess_z_h_2__p_3)
     B_2 = t["B"]
     hess_z_r_1__p_3 = t["hess_z_r_1__p_3"]
-    # einsum("ij,Bil->Bjl", B_2, hess_z_r_1__p_3)
+    # einsum("cj,Bcl->Bjl", B_2, hess_z_r_1__p_3)
     return (np.tensordot(hess_z_h_2__p_3, W, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_r_1__p_3, B_2, axes=([1], [0]))).transpose(0, 2, 1)
 
 
@@ -1857,7 +1857,7 @@ def _hobj_p_3__p_3(t):
 
 
 def _tan_z_h_1(t):
-    """tan_z_h_1[j] = Σ_c dir_W[j,c] h_0[c] + Σ_c W[j,c] dir_h_0[c] + Σ_i dir_V[j,i] x_1[i]"""
+    """tan_z_h_1[j] = Σ_c dir_W[j,c] h_0[c] + Σ_c W[j,c] dir_h_0[c] + Σ_c dir_V[j,c] x_1[c]"""
     dir_W = t["dir_W"]
     h_0 = t["h(0)"]
     # einsum("jc,c->j", dir_W, h_0)
@@ -1866,7 +1866,7 @@ def _tan_z_h_1(t):
     # einsum("jc,c->j", W, dir_h_0)
     dir_V = t["dir_V"]
     x_1 = t["x(1)"]
-    # einsum("ji,Bi->Bj", dir_V, x_1)
+    # einsum("jc,Bc->Bj", dir_V, x_1)
     return dir_W @ h_0 + W @ dir_h_0 + x_1 @ dir_V.T
 
 
@@ -1880,7 +1880,7 @@ def _tan_h_1(t):
 
 
 def _tan_z_h_2(t):
-    """tan_z_h_2[j] = Σ_c dir_W[j,c] h_1[c] + Σ_c W[j,c] tan_h_1[c] + Σ_i dir_V[j,i] x_2[i]"""
+    """tan_z_h_2[j] = Σ_c dir_W[j,c] h_1[c] + Σ_c W[j,c] tan_h_1[c] + Σ_c dir_V[j,c] x_2[c]"""
     dir_W = t["dir_W"]
     h_1 = t["h(1)"]
     # einsum("jc,Bc->Bj", dir_W, h_1)
@@ -1889,7 +1889,7 @@ def _tan_z_h_2(t):
     # einsum("jc,Bc->Bj", W, tan_h_1)
     dir_V = t["dir_V"]
     x_2 = t["x(2)"]
-    # einsum("ji,Bi->Bj", dir_V, x_2)
+    # einsum("jc,Bc->Bj", dir_V, x_2)
     return h_1 @ dir_W.T + tan_h_1 @ W.T + x_2 @ dir_V.T
 
 
@@ -1903,7 +1903,7 @@ def _tan_h_2(t):
 
 
 def _tan_z_h_3(t):
-    """tan_z_h_3[j] = Σ_c dir_W[j,c] h_2[c] + Σ_c W[j,c] tan_h_2[c] + Σ_i dir_V[j,i] x_3[i]"""
+    """tan_z_h_3[j] = Σ_c dir_W[j,c] h_2[c] + Σ_c W[j,c] tan_h_2[c] + Σ_c dir_V[j,c] x_3[c]"""
     dir_W = t["dir_W"]
     h_2 = t["h(2)"]
     # einsum("jc,Bc->Bj", dir_W, h_2)
@@ -1912,7 +1912,7 @@ def _tan_z_h_3(t):
     # einsum("jc,Bc->Bj", W, tan_h_2)
     dir_V = t["dir_V"]
     x_3 = t["x(3)"]
-    # einsum("ji,Bi->Bj", dir_V, x_3)
+    # einsum("jc,Bc->Bj", dir_V, x_3)
     return h_2 @ dir_W.T + tan_h_2 @ W.T + x_3 @ dir_V.T
 
 
@@ -1937,7 +1937,7 @@ def _tan_r_1(t):
 
 
 def _tan_z_r_2(t):
-    """tan_z_r_2[m] = Σ_c dir_A[m,c] r_1[c] + Σ_c A[m,c] tan_r_1[c] + Σ_i dir_B[m,i] h_2[i] + Σ_i B_2[m,i] tan_h_2[i]"""
+    """tan_z_r_2[m] = Σ_c dir_A[m,c] r_1[c] + Σ_c A[m,c] tan_r_1[c] + Σ_c dir_B[m,c] h_2[c] + Σ_c B_2[m,c] tan_h_2[c]"""
     dir_A = t["dir_A"]
     r_1 = t["r(1)"]
     # einsum("mc,Bc->Bm", dir_A, r_1)
@@ -1946,10 +1946,10 @@ def _tan_z_r_2(t):
     # einsum("mc,Bc->Bm", A, tan_r_1)
     dir_B = t["dir_B"]
     h_2 = t["h(2)"]
-    # einsum("mi,Bi->Bm", dir_B, h_2)
+    # einsum("mc,Bc->Bm", dir_B, h_2)
     B_2 = t["B"]
     tan_h_2 = t["tan_h_2"]
-    # einsum("mi,Bi->Bm", B_2, tan_h_2)
+    # einsum("mc,Bc->Bm", B_2, tan_h_2)
     return r_1 @ dir_A.T + tan_r_1 @ A.T + h_2 @ dir_B.T + tan_h_2 @ B_2.T
 
 
@@ -1972,7 +1972,7 @@ def _tan_h_3(t):
 
 
 def _tan_z_r_3(t):
-    """tan_z_r_3[m] = Σ_c dir_A[m,c] r_2[c] + Σ_c A[m,c] tan_r_2[c] + Σ_i dir_B[m,i] h_3[i] + Σ_i B_2[m,i] tan_h_3[i]"""
+    """tan_z_r_3[m] = Σ_c dir_A[m,c] r_2[c] + Σ_c A[m,c] tan_r_2[c] + Σ_c dir_B[m,c] h_3[c] + Σ_c B_2[m,c] tan_h_3[c]"""
     dir_A = t["dir_A"]
     r_2 = t["r(2)"]
     # einsum("mc,Bc->Bm", dir_A, r_2)
@@ -1981,10 +1981,10 @@ def _tan_z_r_3(t):
     # einsum("mc,Bc->Bm", A, tan_r_2)
     dir_B = t["dir_B"]
     h_3 = t["h(3)"]
-    # einsum("mi,Bi->Bm", dir_B, h_3)
+    # einsum("mc,Bc->Bm", dir_B, h_3)
     B_2 = t["B"]
     tan_h_3 = t["tan_h_3"]
-    # einsum("mi,Bi->Bm", B_2, tan_h_3)
+    # einsum("mc,Bc->Bm", B_2, tan_h_3)
     return r_2 @ dir_A.T + tan_r_2 @ A.T + h_3 @ dir_B.T + tan_h_3 @ B_2.T
 
 
@@ -2078,7 +2078,7 @@ def _radj_p_2(t):
 
 
 def _radj_r_2(t):
-    """radj_r_2[m] = Σ_c adj_z_r_3[c] dir_A[c,m] + Σ_c A[c,m] radj_z_r_3[c] + Σ_i adj_p_2[i] dir_U[i,m] + Σ_i U[i,m] radj_p_2[i]"""
+    """radj_r_2[m] = Σ_c adj_z_r_3[c] dir_A[c,m] + Σ_c A[c,m] radj_z_r_3[c] + Σ_c adj_p_2[c] dir_U[c,m] + Σ_c U[c,m] radj_p_2[c]"""
     adj_z_r_3 = t["adj_z_r_3"]
     dir_A = t["dir_A"]
     # einsum("Bc,cm->Bm", adj_z_r_3, dir_A)
@@ -2087,10 +2087,10 @@ def _radj_r_2(t):
     # einsum("cm,Bc->Bm", A, radj_z_r_3)
     adj_p_2 = t["adj_p_2"]
     dir_U = t["dir_U"]
-    # einsum("Bi,im->Bm", adj_p_2, dir_U)
+    # einsum("Bc,cm->Bm", adj_p_2, dir_U)
     U = t["U"]
     radj_p_2 = t["radj_p_2"]
-    # einsum("im,Bi->Bm", U, radj_p_2)
+    # einsum("cm,Bc->Bm", U, radj_p_2)
     return adj_z_r_3 @ dir_A + radj_z_r_3 @ A + adj_p_2 @ dir_U + radj_p_2 @ U
 
 
@@ -2107,7 +2107,7 @@ def _radj_z_r_2(t):
 
 
 def _radj_h_2(t):
-    """radj_h_2[j] = Σ_c adj_z_h_3[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_3[c] + Σ_i adj_z_r_2[i] dir_B[i,j] + Σ_i B_2[i,j] radj_z_r_2[i]"""
+    """radj_h_2[j] = Σ_c adj_z_h_3[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_3[c] + Σ_c adj_z_r_2[c] dir_B[c,j] + Σ_c B_2[c,j] radj_z_r_2[c]"""
     adj_z_h_3 = t["adj_z_h_3"]
     dir_W = t["dir_W"]
     # einsum("Bc,cj->Bj", adj_z_h_3, dir_W)
@@ -2116,10 +2116,10 @@ def _radj_h_2(t):
     # einsum("cj,Bc->Bj", W, radj_z_h_3)
     adj_z_r_2 = t["adj_z_r_2"]
     dir_B = t["dir_B"]
-    # einsum("Bi,ij->Bj", adj_z_r_2, dir_B)
+    # einsum("Bc,cj->Bj", adj_z_r_2, dir_B)
     B_2 = t["B"]
     radj_z_r_2 = t["radj_z_r_2"]
-    # einsum("ij,Bi->Bj", B_2, radj_z_r_2)
+    # einsum("cj,Bc->Bj", B_2, radj_z_r_2)
     return adj_z_h_3 @ dir_W + radj_z_h_3 @ W + adj_z_r_2 @ dir_B + radj_z_r_2 @ B_2
 
 
@@ -2153,7 +2153,7 @@ def _radj_p_1(t):
 
 
 def _radj_r_1(t):
-    """radj_r_1[m] = Σ_c adj_z_r_2[c] dir_A[c,m] + Σ_c A[c,m] radj_z_r_2[c] + Σ_i adj_p_1[i] dir_U[i,m] + Σ_i U[i,m] radj_p_1[i]"""
+    """radj_r_1[m] = Σ_c adj_z_r_2[c] dir_A[c,m] + Σ_c A[c,m] radj_z_r_2[c] + Σ_c adj_p_1[c] dir_U[c,m] + Σ_c U[c,m] radj_p_1[c]"""
     adj_z_r_2 = t["adj_z_r_2"]
     dir_A = t["dir_A"]
     # einsum("Bc,cm->Bm", adj_z_r_2, dir_A)
@@ -2162,10 +2162,10 @@ def _radj_r_1(t):
     # einsum("cm,Bc->Bm", A, radj_z_r_2)
     adj_p_1 = t["adj_p_1"]
     dir_U = t["dir_U"]
-    # einsum("Bi,im->Bm", adj_p_1, dir_U)
+    # einsum("Bc,cm->Bm", adj_p_1, dir_U)
     U = t["U"]
     radj_p_1 = t["radj_p_1"]
-    # einsum("im,Bi->Bm", U, radj_p_1)
+    # einsum("cm,Bc->Bm", U, radj_p_1)
     return adj_z_r_2 @ dir_A + radj_z_r_2 @ A + adj_p_1 @ dir_U + radj_p_1 @ U
 
 
@@ -2182,7 +2182,7 @@ def _radj_z_r_1(t):
 
 
 def _radj_h_1(t):
-    """radj_h_1[j] = Σ_c adj_z_h_2[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_2[c] + Σ_i adj_z_r_1[i] dir_B[i,j] + Σ_i B_2[i,j] radj_z_r_1[i]"""
+    """radj_h_1[j] = Σ_c adj_z_h_2[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_2[c] + Σ_c adj_z_r_1[c] dir_B[c,j] + Σ_c B_2[c,j] radj_z_r_1[c]"""
     adj_z_h_2 = t["adj_z_h_2"]
     dir_W = t["dir_W"]
     # einsum("Bc,cj->Bj", adj_z_h_2, dir_W)
@@ -2191,10 +2191,10 @@ def _radj_h_1(t):
     # einsum("cj,Bc->Bj", W, radj_z_h_2)
     adj_z_r_1 = t["adj_z_r_1"]
     dir_B = t["dir_B"]
-    # einsum("Bi,ij->Bj", adj_z_r_1, dir_B)
+    # einsum("Bc,cj->Bj", adj_z_r_1, dir_B)
     B_2 = t["B"]
     radj_z_r_1 = t["radj_z_r_1"]
-    # einsum("ij,Bi->Bj", B_2, radj_z_r_1)
+    # einsum("cj,Bc->Bj", B_2, radj_z_r_1)
     return adj_z_h_2 @ dir_W + radj_z_h_2 @ W + adj_z_r_1 @ dir_B + radj_z_r_1 @ B_2
 
 
@@ -2247,10 +2247,10 @@ def _backward(t):
         y_k = t[f"y({k})"]
         adj_p_k = p_k - y_k
         t[f"adj[p({k})]"] = adj_p_k
-        # adj_r_k[m] = Σ_c A[c,m] adj_z_r_kp1[c] + Σ_i U[i,m] adj_p_k[i]
+        # adj_r_k[m] = Σ_c A[c,m] adj_z_r_kp1[c] + Σ_c U[c,m] adj_p_k[c]
         adj_z_r_kp1 = t[f"adj[z_r({k+1})]"]
         # einsum("cm,Bc->Bm", A, adj_z_r_kp1)
-        # einsum("im,Bi->Bm", U, adj_p_k)
+        # einsum("cm,Bc->Bm", U, adj_p_k)
         adj_r_k = adj_z_r_kp1 @ A + adj_p_k @ U
         t[f"adj[r({k})]"] = adj_r_k
         # adj_z_r_k[m] = tanh'(z_r_k[m]) adj_r_k[m]
@@ -2259,10 +2259,10 @@ def _backward(t):
         dtanh_z_r_k = 1 - r_k**2
         adj_z_r_k = dtanh_z_r_k * adj_r_k
         t[f"adj[z_r({k})]"] = adj_z_r_k
-        # adj_h_k[j] = Σ_c W[c,j] adj_z_h_kp1[c] + Σ_i B_2[i,j] adj_z_r_k[i]
+        # adj_h_k[j] = Σ_c W[c,j] adj_z_h_kp1[c] + Σ_c B_2[c,j] adj_z_r_k[c]
         adj_z_h_kp1 = t[f"adj[z_h({k+1})]"]
         # einsum("cj,Bc->Bj", W, adj_z_h_kp1)
-        # einsum("ij,Bi->Bj", B_2, adj_z_r_k)
+        # einsum("cj,Bc->Bj", B_2, adj_z_r_k)
         adj_h_k = adj_z_h_kp1 @ W + adj_z_r_k @ B_2
         t[f"adj[h({k})]"] = adj_h_k
         # adj_z_h_k[j] = tanh'(z_h_k[j]) adj_h_k[j]
@@ -2275,7 +2275,7 @@ def _backward(t):
 
 def _r_pass(t):
     """Forward tangents tan[n] (ascending loops) and R-adjoints radj[n] (reversed loops) of the HVP into t."""
-    # tan_z_h_1[j] = Σ_c dir_W[j,c] h_0[c] + Σ_c W[j,c] dir_h_0[c] + Σ_i dir_V[j,i] x_1[i]
+    # tan_z_h_1[j] = Σ_c dir_W[j,c] h_0[c] + Σ_c W[j,c] dir_h_0[c] + Σ_c dir_V[j,c] x_1[c]
     dir_W = t["dir[W]"]
     h_0 = t["h(0)"]
     # einsum("jc,c->j", dir_W, h_0)
@@ -2284,7 +2284,7 @@ def _r_pass(t):
     # einsum("jc,c->j", W, dir_h_0)
     dir_V = t["dir[V]"]
     x_1 = t["x(1)"]
-    # einsum("ji,Bi->Bj", dir_V, x_1)
+    # einsum("jc,Bc->Bj", dir_V, x_1)
     tan_z_h_1 = dir_W @ h_0 + W @ dir_h_0 + x_1 @ dir_V.T
     t["tan[z_h(1)]"] = tan_z_h_1
     # tan_h_1[j] = tanh'(z_h_1[j]) tan_z_h_1[j]
@@ -2311,13 +2311,13 @@ def _r_pass(t):
     dir_U = t["dir[U]"]
     U = t["U"]
     for k in range(2, 4):
-        # tan_z_h_k[j] = Σ_c dir_W[j,c] h_km1[c] + Σ_c W[j,c] tan_h_km1[c] + Σ_i dir_V[j,i] x_k[i]
+        # tan_z_h_k[j] = Σ_c dir_W[j,c] h_km1[c] + Σ_c W[j,c] tan_h_km1[c] + Σ_c dir_V[j,c] x_k[c]
         h_km1 = t[f"h({k-1})"]
         # einsum("jc,Bc->Bj", dir_W, h_km1)
         tan_h_km1 = t[f"tan[h({k-1})]"]
         # einsum("jc,Bc->Bj", W, tan_h_km1)
         x_k = t[f"x({k})"]
-        # einsum("ji,Bi->Bj", dir_V, x_k)
+        # einsum("jc,Bc->Bj", dir_V, x_k)
         tan_z_h_k = h_km1 @ dir_W.T + tan_h_km1 @ W.T + x_k @ dir_V.T
         t[f"tan[z_h({k})]"] = tan_z_h_k
         # tan_h_k[j] = tanh'(z_h_k[j]) tan_z_h_k[j]
@@ -2326,13 +2326,13 @@ def _r_pass(t):
         dtanh_z_h_k = 1 - h_k**2
         tan_h_k = dtanh_z_h_k * tan_z_h_k
         t[f"tan[h({k})]"] = tan_h_k
-        # tan_z_r_k[m] = Σ_c dir_A[m,c] r_km1[c] + Σ_c A[m,c] tan_r_km1[c] + Σ_i dir_B[m,i] h_k[i] + Σ_i B_2[m,i] tan_h_k[i]
+        # tan_z_r_k[m] = Σ_c dir_A[m,c] r_km1[c] + Σ_c A[m,c] tan_r_km1[c] + Σ_c dir_B[m,c] h_k[c] + Σ_c B_2[m,c] tan_h_k[c]
         r_km1 = t[f"r({k-1})"]
         # einsum("mc,Bc->Bm", dir_A, r_km1)
         tan_r_km1 = t[f"tan[r({k-1})]"]
         # einsum("mc,Bc->Bm", A, tan_r_km1)
-        # einsum("mi,Bi->Bm", dir_B, h_k)
-        # einsum("mi,Bi->Bm", B_2, tan_h_k)
+        # einsum("mc,Bc->Bm", dir_B, h_k)
+        # einsum("mc,Bc->Bm", B_2, tan_h_k)
         tan_z_r_k = r_km1 @ dir_A.T + tan_r_km1 @ A.T + h_k @ dir_B.T + tan_h_k @ B_2.T
         t[f"tan[z_r({k})]"] = tan_z_r_k
         # tan_r_k[m] = tanh'(z_r_k[m]) tan_z_r_k[m]
@@ -2389,15 +2389,15 @@ def _r_pass(t):
     radj_p_1 = tan_p_1
     t["radj[p(1)]"] = radj_p_1
     for k in range(2, 0, -1):
-        # radj_r_k[m] = Σ_c adj_z_r_kp1[c] dir_A[c,m] + Σ_c A[c,m] radj_z_r_kp1[c] + Σ_i adj_p_k[i] dir_U[i,m] + Σ_i U[i,m] radj_p_k[i]
+        # radj_r_k[m] = Σ_c adj_z_r_kp1[c] dir_A[c,m] + Σ_c A[c,m] radj_z_r_kp1[c] + Σ_c adj_p_k[c] dir_U[c,m] + Σ_c U[c,m] radj_p_k[c]
         adj_z_r_kp1 = t[f"adj[z_r({k+1})]"]
         # einsum("Bc,cm->Bm", adj_z_r_kp1, dir_A)
         radj_z_r_kp1 = t[f"radj[z_r({k+1})]"]
         # einsum("cm,Bc->Bm", A, radj_z_r_kp1)
         adj_p_k = t[f"adj[p({k})]"]
-        # einsum("Bi,im->Bm", adj_p_k, dir_U)
+        # einsum("Bc,cm->Bm", adj_p_k, dir_U)
         radj_p_k_2 = t[f"radj[p({k})]"]
-        # einsum("im,Bi->Bm", U, radj_p_k_2)
+        # einsum("cm,Bc->Bm", U, radj_p_k_2)
         radj_r_k = adj_z_r_kp1 @ dir_A + radj_z_r_kp1 @ A + adj_p_k @ dir_U + radj_p_k_2 @ U
         t[f"radj[r({k})]"] = radj_r_k
         # radj_z_r_k[m] = tanh''(z_r_k[m]) adj_r_k[m] tan_z_r_k[m] + tanh'(z_r_k[m]) radj_r_k[m]
@@ -2409,14 +2409,14 @@ def _r_pass(t):
         dtanh_z_r_k_2 = 1 - r_k_2**2
         radj_z_r_k = d2tanh_z_r_k * adj_r_k * tan_z_r_k_2 + dtanh_z_r_k_2 * radj_r_k
         t[f"radj[z_r({k})]"] = radj_z_r_k
-        # radj_h_k[j] = Σ_c adj_z_h_kp1[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_kp1[c] + Σ_i adj_z_r_k[i] dir_B[i,j] + Σ_i B_2[i,j] radj_z_r_k[i]
+        # radj_h_k[j] = Σ_c adj_z_h_kp1[c] dir_W[c,j] + Σ_c W[c,j] radj_z_h_kp1[c] + Σ_c adj_z_r_k[c] dir_B[c,j] + Σ_c B_2[c,j] radj_z_r_k[c]
         adj_z_h_kp1 = t[f"adj[z_h({k+1})]"]
         # einsum("Bc,cj->Bj", adj_z_h_kp1, dir_W)
         radj_z_h_kp1 = t[f"radj[z_h({k+1})]"]
         # einsum("cj,Bc->Bj", W, radj_z_h_kp1)
         adj_z_r_k = t[f"adj[z_r({k})]"]
-        # einsum("Bi,ij->Bj", adj_z_r_k, dir_B)
-        # einsum("ij,Bi->Bj", B_2, radj_z_r_k)
+        # einsum("Bc,cj->Bj", adj_z_r_k, dir_B)
+        # einsum("cj,Bc->Bj", B_2, radj_z_r_k)
         radj_h_k = adj_z_h_kp1 @ dir_W + radj_z_h_kp1 @ W + adj_z_r_k @ dir_B + radj_z_r_k @ B_2
         t[f"radj[h({k})]"] = radj_h_k
         # radj_z_h_k[j] = tanh''(z_h_k[j]) adj_h_k[j] tan_z_h_k[j] + tanh'(z_h_k[j]) radj_h_k[j]

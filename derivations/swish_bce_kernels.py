@@ -4,7 +4,7 @@ Network (per sample; Σ_i sums over i):
     v1[j] = swish(Σ_i W1[j,i] x[i])
     v2[j] = softplus(Σ_i W2[j,i] v1[i])
     p[l] = Σ_j U[l,j] v2[j]
-    f = Σ_l (softplus(p[l]) - y[l] p[l]) + 1/1000 Σ_ij U[i,j] U[i,j]
+    f = Σ_l (softplus(p[l]) - y[l] p[l]) + 1/1000 Σ_lj U[l,j] U[l,j]
 
 Objective: f.  Derivative order: 2.  Sizes: n0=3, h=4, c=2.
 Arrays in `data` and every per-sample result carry a leading batch axis B;
@@ -48,11 +48,11 @@ def _forward(params, data):
     # p[l] = Σ_j U[l,j] v2[j]
     # einsum("lj,Bj->Bl", U, v2)
     p = v2 @ U.T
-    # f = Σ_l (softplus(p[l]) - y[l] p[l]) + 1/1000 Σ_ij U[i,j] U[i,j]
+    # f = Σ_l (softplus(p[l]) - y[l] p[l]) + 1/1000 Σ_lj U[l,j] U[l,j]
     softplus_p = np.logaddexp(0, p)
     tmp = softplus_p - y * p
     # einsum("Bl->B", tmp)
-    # einsum("ij,ij->", U, U)
+    # einsum("lj,lj->", U, U)
     f = tmp.sum(axis=1) + 0.001 * np.tensordot(U, U, axes=([0, 1], [0, 1]))
     return {"x": x, "y": y, "W1": W1, "W2": W2, "U": U, "z_v1": z_v1, "v1": v1, "z_v2": z_v2, "v2": v2, "p": p, "f": f}
 

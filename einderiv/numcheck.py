@@ -13,7 +13,11 @@ objectives), and compares in float64:
 * ``per_sample_gradient_norms`` with the norms of ``per_sample_gradient``;
 * ``ggn_diagonal``         with diag(Σ_ab J_aᵀ ∂²f/∂a∂b J_b), J by central differences
                            of the forward pass (:func:`ggn_reference`);
-* ``third_derivative``     with central differences of ``hessian`` (order ≥ 3);
+* ``third_derivatives``    with central differences of ``hessian`` (order ≥ 3): each distinct
+                           block ∂³f/∂a∂b∂c against the differences of ∂²f/∂a∂b along c, and
+                           its reversed ordering ∂³f/∂c∂b∂a — another Hessian block, differenced
+                           along another parameter: the transposition checked; ``third_derivative``
+                           for one of them on its own;
 * for a backend other than NumPy, every value above with the NumPy module's (rows ``… = numpy``).
 
 The module may be of any backend (``backend="torch"``, ``"jax"``): its functions are run
@@ -153,7 +157,8 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
     batch = next(iter(data.values())).shape[0] if data else 1
     ids = identifiers(derivation)  # quantity q: function "_" + ids[q], key ids[q] in t
     for q in derivation.quantities:  # dependency order: hobj's inputs come first
-        t[ids[q.name]] = mod["_" + ids[q.name]](t)
+        if q.name.kind is not Kind.D:  # (derivatives d[q,θ] are third-order rows: not needed here)
+            t[ids[q.name]] = mod["_" + ids[q.name]](t)
     out = {}
     for theta, shape in mod["PARAMS"].items():
         size = int(np.prod(shape, dtype=int))
@@ -259,15 +264,30 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
             for idx, d in central(lambda p: mod["hessian"](p, data), params, c):
                 for a, b in itertools.product(names, names):
                     ref[(a, b, c)][(Ellipsis,) + idx] = d[(a, b)]
-        for key in ref:
+        distinct = mod["third_derivatives"](params, data)  # each distinct block once
+        # the reversed ordering of each: another Hessian block's differences, along another parameter
+        others = [k[::-1] for k in distinct if k[::-1] != k]
+        transposed = mod["third_derivatives"](params, data, others)
+        for key, value in distinct.items():
+            got[("third_derivatives", key)] = value
+            row(f"third_derivative {','.join(key)}", value, ref[key])
+            if key[::-1] in transposed:
+                got[("third_derivatives", key[::-1])] = transposed[key[::-1]]
+                row(f"third_derivative {','.join(key[::-1])}", transposed[key[::-1]], ref[key[::-1]])
+        for key in others[:1]:  # and one block on its own
             got[("third_derivative", key)] = mod["third_derivative"](params, data, key)
-            row(f"third_derivative {','.join(key)}", got[("third_derivative", key)], ref[key])
+            row(f"third_derivative {','.join(key)} (alone)", got[("third_derivative", key)], ref[key])
 
     if backend != "numpy":  # the same numbers as the NumPy module, on the same inputs
+        third = [key for fn, key in got if fn == "third_derivatives"]
+        third = ref_mod["third_derivatives"](params, data, third) if third else {}  # in one call
         for (fn, key), value in got.items():
-            args = (params, data) + ((vector,) if fn == "hvp" else (key,) if fn == "third_derivative" else ())
-            want = ref_mod[fn](*args)
-            want = want if fn in ("objective", "third_derivative") else want[key]
+            if fn == "third_derivatives":
+                want = third[key]
+            else:
+                args = (params, data) + ((vector,) if fn == "hvp" else (key,) if fn == "third_derivative" else ())
+                want = ref_mod[fn](*args)
+                want = want if fn in ("objective", "third_derivative") else want[key]
             label = ",".join(key) if isinstance(key, tuple) else key
             row(f"{fn}{' ' + label if label else ''} = numpy", value, want)
     return CheckReport(rows, tol, notes, source)

@@ -8,8 +8,8 @@ check (:mod:`einderiv.numcheck`) and one Dask driver (:mod:`einderiv.dask`) serv
 backend.  A view's calls run in ``dtype`` (float64 by default; for JAX that turns on
 ``jax_enable_x64``); with ``jit=True`` a JAX module's public functions (the contract:
 ``gradient``, ``hessian``, …) are compiled with ``jax.jit`` first (``third_derivative``'s
-block key static), which is also how the checks prove them jit-compatible; the private
-``_forward`` and ``_<quantity>`` functions run op by op.  Torch and JAX are imported only when a view of their module is made.
+block key and ``third_derivatives``' orderings static), which is also how the checks prove
+them jit-compatible; the private ``_forward`` and ``_<quantity>`` functions run op by op.  Torch and JAX are imported only when a view of their module is made.
 
 Example:
     >>> mod = numpy_view(load(einderiv.codegen(d, backend="torch")), "torch")  # doctest: +SKIP
@@ -89,6 +89,10 @@ def _jitted(backend: str, name: str, fn: Callable) -> Callable:
     jax = library("jax")
     if name == "third_derivative":
         return jax.jit(fn, static_argnums=2)
+    if name == "third_derivatives":  # the orderings asked for are static: a tuple (hashable)
+        compiled = jax.jit(fn, static_argnums=2)
+        return lambda params, data, wrts=None: compiled(params, data, None if wrts is None else
+                                                        tuple(tuple(w) for w in wrts))
     return jax.jit(fn)
 
 

@@ -11,9 +11,13 @@ import pytest
 from einderiv.frontend.check import load as load_network
 from einderiv.calculus.derive import derive
 from einderiv.emit import lower
-from einderiv.emit.kernel_arrays import MatMul, Transpose, Var
+from einderiv.emit.kernel import Block, Frame, Function, Local, Return
+from einderiv.emit.kernel_arrays import MatMul, Transpose, Var, param_shape
+from einderiv.emit.kernel_context import Context
+from einderiv.emit.kernel_statements import lower_function
 from einderiv.emit.numpy import NumPyPrinter, generate
 from einderiv.errors import ShapeError, UsageError
+from einderiv.ir import Add, Index, Name, Prod, Ref
 from einderiv.numcheck import check, error, load
 from netbuild import mlp
 
@@ -193,7 +197,10 @@ def test_third_derivative():
     d = derive(mlp([2, 3, 2], ["tanh"], "squared_error", bias=True), 3)
     report = check(d, seed=4)
     assert report.ok, report.format()
-    assert sum(r.name.startswith("third_derivative") for r in report.rows) == 4 ** 3
+    rows = [r.name.split()[1] for r in report.rows if r.name.startswith("third_derivative")]
+    # each of the C(4+2, 3) = 20 distinct blocks, the reversed ordering of the 16 not all one
+    # parameter, and one of those again through third_derivative alone
+    assert len(rows) == 20 + 16 + 1 and len(set(rows)) == 20 + 16
 
 
 def test_hessian_blocks_are_symmetric(small, draw):
@@ -348,3 +355,20 @@ def test_printer_settings_are_validated_and_nodes_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         Var("x").name = "y"
     assert NumPyPrinter({"indent": "  "}).doprint(Var("x")) == "x"
+
+
+def test_letters_are_allotted_per_term(draw):
+    """A block of 60 terms with a dummy each: each term letters its own dummies (one pool of
+    letters for the whole block ran out at 51, though no einsum needs more than 3)."""
+    d = derive(load_network("t.ein", "dims n = 3\ninput x^i : n\nlabel y^j : n\nweight W^j_i : n, n\n"
+                                     "p^j = W^j_i x^i\nf = squared_error(p, y)\n"), 1)
+    W, x = Name("W"), Name("x")
+    j, i = d.network.tensor(W).indices
+    terms = tuple(Prod((Ref(W, (j, c)), Ref(x, (c,))), (j,)) for c in (Index(f"_c{k}", i.dim) for k in range(60)))
+    target = Local("out")
+    fn = Function("sixty", ("params", "data"), "60 W x", (
+        Block(target, (W,), (j,), Add(terms), True, "sixty", param_shape([W])), Return(target)), frame=Frame.INPUTS)
+    ns = {"np": np}
+    exec(NumPyPrinter()._print(lower_function(Context(d), fn)), ns)
+    params, data = draw({"PARAMS": {"W": (3, 3)}, "INPUTS": {"x": (3,)}}, 0)
+    np.testing.assert_allclose(ns["sixty"](params, data), 60 * data["x"] @ params["W"].T)

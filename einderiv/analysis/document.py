@@ -213,7 +213,8 @@ class IntermediatesSection:
 
 @dataclass(frozen=True)
 class BlocksSection:
-    """The derivative blocks of one order (gradients, Hessian blocks, …)."""
+    """The derivative blocks of one order (gradients, Hessian blocks, …); from order 3 on, each
+    set of parameters once, naming the orderings it stands for (:attr:`BlockItem.same`)."""
 
     order: int
     blocks: tuple[BlockItem, ...]
@@ -306,7 +307,7 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
                       derivation.blocks_of_order(k).items() if w in shown)
         if items:
             sections.append(BlocksSection(k, items))
-    rows = tuple(r for r in summarize(derivation, sizes, ctx) if r.wrt in shown)
+    rows = tuple(summarize(derivation, sizes, ctx))  # one row per derived block
     outer = tuple(OuterItem(r, block_params(derivation, r.block)) for r in rows
                   if r.outer is not None and r.outer.rewritten)
     if outer:
@@ -325,21 +326,16 @@ def functions_section(forms: Sequence[ClosedForm]) -> FunctionsSection:
 def shown_blocks(derivation) -> dict[tuple, tuple[tuple, ...]]:
     """The blocks a document writes, each with the other orders of its parameters it stands for.
 
-    Derivatives commute, so at order ≥ 3 the blocks of one multiset of parameters are one block
-    with its axes permuted: the one with the fewest terms is written (the first in derivation
-    order among equals).  Gradients and Hessian blocks are all written, as the paper does."""
-    out: dict[tuple, tuple[tuple, ...]] = {}
-    groups: dict[tuple, list] = {}
-    rank = {t.name: k for k, t in enumerate(derivation.network.params)}
+    Derivatives commute, so from order 3 on one block per set of parameters is derived (its
+    parameters in declaration order) and every other ordering is that block transposed
+    (:attr:`~einderiv.calculus.derivation.Block.source`): the derived block is written, with the
+    orderings it stands for, in derivation order.  Gradients and Hessian blocks are all written,
+    as the paper does."""
+    out: dict[tuple, list[tuple]] = {w: [] for w, b in derivation.blocks.items() if not b.transposed}
     for wrt, b in derivation.blocks.items():
-        if len(wrt) < 3:
-            out[wrt] = ()
-        else:
-            groups.setdefault(tuple(sorted(wrt, key=rank.__getitem__)), []).append((wrt, b))
-    for members in groups.values():
-        best = min(members, key=lambda m: len(as_terms(m[1].expr, m[1].indices)))[0]
-        out[best] = tuple(w for w, _ in members if w != best)
-    return {w: out[w] for w in derivation.blocks if w in out}
+        if b.transposed:
+            out[b.source].append(wrt)
+    return {w: tuple(same) for w, same in out.items()}
 
 
 # ------------------------------------------------------------------ decisions

@@ -140,12 +140,14 @@ def _sizes(derivation, sizes: Mapping | None) -> dict[sympy.Symbol, int]:
 
 def summarize(derivation, sizes: Mapping | None = None, context: Context | None = None) -> list[BlockStructure]:
     """One :class:`BlockStructure` per block, in the derivation's block order (``context``: the
-    derivation's tensor roles, when the caller has them)."""
+    derivation's tensor roles, when the caller has them); a block that is another's transpose
+    (orders ≥ 3) has no row of its own."""
     subs = _sizes(derivation, sizes)
     ctx = context or Context.of(derivation)
     inliners = (Inliner(derivation, ctx), Inliner(derivation, ctx, chains=True))
     probe = Probe(subs)
-    return [block_structure(wrt, block, subs, ctx, inliners, probe) for wrt, block in derivation.blocks.items()]
+    return [block_structure(wrt, block, subs, ctx, inliners, probe) for wrt, block in derivation.blocks.items()
+            if not block.transposed]  # a transpose has its source's structure
 
 
 def best_form(terms: list[Term], axes: tuple[Index, ...], probe: Probe,

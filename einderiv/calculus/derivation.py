@@ -55,12 +55,52 @@ class QDef:
 
 @dataclass(frozen=True)
 class Block:
-    """One derivative block ∂^k f / ∂θ1 … ∂θk (per sample)."""
+    """One derivative block ∂^k f / ∂θ1 … ∂θk (per sample).
+
+    From order 3 on, one block per *set* of parameters is derived (``wrt`` in declaration
+    order); every other ordering is that block transposed: ``source`` names the derived
+    block, and ``groups[k]`` says which of its parameter groups this block's k-th parameter
+    is.  A transposed block shares the source's expression (``expr`` is the same object),
+    with its ``indices`` permuted accordingly.
+    """
 
     wrt: tuple[Name, ...]
     indices: tuple[Index, ...]  # θ1's axes, then θ2's, …
     expr: Expr  # simplified sum of monomials
     paper: Expr | None = None  # the paper's form (first order), for display
+    source: tuple[Name, ...] | None = None  # the derived block this one transposes
+    groups: tuple[int, ...] | None = None  # this block's parameter k is the source's groups[k]
+
+    @property
+    def transposed(self) -> bool:
+        """Whether this block is another block's transpose (not derived on its own)."""
+        return self.source is not None
+
+
+def canonical(wrt: tuple[Name, ...], position: dict[Name, int]) -> tuple[tuple[Name, ...], tuple[int, ...]]:
+    """The derived ordering of ``wrt`` (parameters by ``position``: declaration order) and, for
+    each parameter of ``wrt``, its group in that ordering (equal parameters keep their order).
+
+    >>> a, b = Name("a"), Name("b")
+    >>> canonical((b, a, a), {a: 0, b: 1})
+    ((Name('a'), Name('a'), Name('b')), (2, 0, 1))
+    """
+    order = sorted(range(len(wrt)), key=lambda k: position[wrt[k]])
+    groups = [0] * len(wrt)
+    for g, k in enumerate(order):
+        groups[k] = g
+    return tuple(wrt[k] for k in order), tuple(groups)
+
+
+def transpose(block: Block, wrt: tuple[Name, ...], groups: tuple[int, ...], ranks: dict[Name, int]) -> Block:
+    """``block`` seen with its parameters in the order ``wrt`` (see :func:`canonical`): the same
+    expression, its axes regrouped — ∂³f/∂b∂a∂c is ∂³f/∂a∂b∂c with a's and b's axes swapped."""
+    cut, pos = [], 0
+    for w in block.wrt:
+        cut.append(block.indices[pos:pos + ranks[w]])
+        pos += ranks[w]
+    indices = tuple(ix for g in groups for ix in cut[g])
+    return Block(wrt, indices, block.expr, source=block.wrt, groups=groups)
 
 
 @dataclass

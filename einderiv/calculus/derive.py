@@ -29,7 +29,10 @@ nodes ``z = W v`` give the r ≠ k cross terms of Eq. 9, and activation nodes
 give the A'' terms that Eq. 9 drops for ReLU.
 
 Orders ≥ 3 apply a total derivative to the order-(N−1) blocks; named
-quantities it meets are differentiated once and named (``d[...]``).
+quantities it meets are differentiated once and named (``d[...]``).  Mixed
+partial derivatives commute, so one block per set of parameters is derived
+(the parameters in declaration order, differentiated in that order); every
+other ordering is that block transposed (:func:`~einderiv.calculus.derivation.transpose`).
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ import itertools
 from ..errors import Argument, EinderivError, InternalError, UsageError
 from ..frontend.network import Network
 from ..ir import Expr, Kind, Quantity, is_zero, ref_names
-from .derivation import Block, Derivation, QDef
+from .derivation import Block, Derivation, QDef, canonical, transpose
 from .second import SecondOrder
 
 __all__ = ["derive", "in_form", "Derivation", "FORMS"]
@@ -53,17 +56,20 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
     """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …).
 
     ``expanded=True`` writes Hessian blocks in the paper's expanded form (every
-    Gauss–Newton and A″ term spelled out, Eqs. 7–9) — what the printers show;
-    ``expanded=False`` writes them through the second-order adjoints
-    ``hess[s,s']`` (O(L²) terms in all, for the code generator).  Both are
-    checked numerically; orders ≥ 3 always build on the expanded form.
-    :func:`in_form` gives a derivation in the other form.
+    Gauss–Newton and A″ term spelled out, Eqs. 7–9) and higher orders with every
+    derivative of an intermediate written out — what the printers show;
+    ``expanded=False`` writes Hessian blocks through the second-order adjoints
+    ``hess[s,s']`` (O(L²) terms in all) and higher orders through named derivatives
+    ``d[q,θ]`` of the intermediates, shared by all blocks — for the code generator.
+    Both are checked numerically.  :func:`in_form` gives a derivation in the other form.
+    From order 3 on, each set of parameters is derived once; the other orderings of it
+    are transposes (:attr:`~einderiv.calculus.derivation.Block.source`).
     """
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise UsageError("{0}: the derivative order must be a positive integer",
                          arguments=(Argument("order", None, order),))
-    expanded = expanded or order >= 3
     d = SecondOrder(network)
+    d.named_totals = not expanded
     params = tuple(d.params)
     if not params:
         objective = network.definition(network.objective)
@@ -77,9 +83,13 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
         for a, b in itertools.product(params, params):
             blocks[(a, b)] = d.hessian(a, b) if expanded else d.hessian_compact(a, b)
         ggn = {t: d.gauss_newton(t) for t in params}
+    position = {p: k for k, p in enumerate(params)}
+    ranks = {p: len(d.decl[p].indices) for p in params}
     for k in range(3, order + 1):
-        for wrt in itertools.product(params, repeat=k):
-            blocks[wrt] = d.higher(blocks[wrt[:-1]], wrt[-1])
+        for wrt in itertools.product(params, repeat=k):  # a set's own ordering comes first
+            key, groups = canonical(wrt, position)
+            blocks[wrt] = d.higher(blocks[wrt[:-1]], wrt[-1]) if key == wrt else \
+                transpose(blocks[key], wrt, groups, ranks)
     quantities = _dependency_order(d.quant, tuple(b.expr for b in (*blocks.values(), *ggn.values())))
     hvp: dict[str, Block] = {}
     hvp_quantities: tuple[QDef, ...] = ()
@@ -96,12 +106,12 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
 def in_form(derivation: Derivation, form: str) -> Derivation:
     """The derivation with its Hessian blocks in ``form``: ``"expanded"`` (the paper's) or
     ``"compact"`` (through ``hess[s,s']``).  Built on first use and kept with the derivation;
-    at order ≥ 3 both are the expanded form, at order 1 they differ only in the flag.
+    at order 1 they differ only in the flag.
     """
     if form not in FORMS:
         raise UsageError("{0}: the Hessian form is 'expanded' or 'compact'",
                          arguments=(Argument("form", None, form),))
-    expanded = form == "expanded" or derivation.order >= 3
+    expanded = form == "expanded"
     if derivation.expanded == expanded:
         return derivation
     if form not in derivation.forms:

@@ -15,8 +15,10 @@ blocks through second-order adjoints ``hess[s,s']`` (O(L²) terms instead of
 O(L³)); :meth:`SecondOrder.hvp` is Pearlmutter's R-operator, derived.
 
 Orders ≥ 3 apply a total derivative to the order-(N−1) blocks; named
-quantities it meets are differentiated once and named (``d[...]``), then
-written out inline.
+quantities it meets are differentiated once and named (``d[...]``).  The
+expanded form writes them out inline (every term shows its outer-product
+factors); the compact form keeps them named, shared by every block that
+needs them, and names each node's derivative ``d[n,θ]`` too.
 """
 from __future__ import annotations
 
@@ -30,7 +32,12 @@ from .diff import partial
 
 
 class SecondOrder(ChainRule):
-    """The chain rule of :class:`~einderiv.calculus.chain.ChainRule`, to every order."""
+    """The chain rule of :class:`~einderiv.calculus.chain.ChainRule`, to every order.
+
+    ``named_totals``: orders ≥ 3 in the compact form (``d[...]`` quantities stay named).
+    """
+
+    named_totals = False
 
     def hessian(self, theta: Name, phi: Name, node_pairs: bool = True) -> Block:
         """The expanded (paper) form: Faà di Bruno over every node and argument pair.
@@ -189,6 +196,9 @@ class SecondOrder(ChainRule):
         return add(terms)
 
     def total_of(self, name, theta: Name) -> Rel:
+        """d name / d θ: a ``d[...]`` quantity for a named one (and, in the compact form, for a
+        node: its forward derivative, Σ_s η[n,s] ∂E_s/∂θ, named once instead of written out at
+        each use), the forward derivative of a parameter (δ or 0)."""
         if isinstance(name, Quantity):
             q = Quantity(Kind.D, (name, theta))
             if q not in self.quant:
@@ -199,6 +209,13 @@ class SecondOrder(ChainRule):
                 self.define(q, d.indices + ti, body)
             idx = self.slots(q)
             return Rel(idx, self.qref(q, idx))
+        if name in self.node and self.named_totals:  # a node's tangent, named too
+            q = Quantity(Kind.D, (name, theta))
+            if q not in self.quant:
+                f = self.fwd(name, theta)
+                self.define(q, f.indices, f.expr)
+            idx = self.slots(q)
+            return Rel(idx, self.qref(q, idx))
         if name in self.node or name in self.params:
             return self.fwd(name, theta)
         ri, ti = self.slots(name), self.slots(theta)
@@ -206,11 +223,12 @@ class SecondOrder(ChainRule):
 
     def objective_own(self, q: Quantity) -> bool:
         """Whether ``q`` is the objective's own derivative: ∂f/∂p of an argument only the objective
-        uses, or ∂²f/∂p∂p, ∂³f/∂p∂p∂p, … (left named, as the paper leaves ∂f/∂p)."""
+        uses, or ∂²f/∂p∂p, ∂³f/∂p∂p∂p, … (left named, as the paper leaves ∂f/∂p) — the compact
+        form's second-order adjoint ``hess[p,p']`` of two such arguments included: it is ∂²f/∂p∂p'."""
         if q.kind is Kind.HOBJ:
             return True
-        a = q.parts[0] if q.kind is Kind.ADJ else None
-        return a in self.node_args(self.f) and self.consumers(a) == (self.f,)
+        parts = q.parts[:1] if q.kind is Kind.ADJ else q.parts if q.kind is Kind.HESS else ()
+        return bool(parts) and all(a in self.node_args(self.f) and self.consumers(a) == (self.f,) for a in parts)
 
     def objective_total(self, q: Quantity, theta: Name, ti: tuple[Index, ...]) -> Expr:
         """d q/d θ for the objective's own derivative q = ∂^k f/∂a…: Σ_c ∂^{k+1} f/∂a…∂c · dc/dθ
@@ -219,7 +237,7 @@ class SecondOrder(ChainRule):
         parts = q.parts
         terms = []
         for c in self.node_args(self.f):
-            tot = self.fwd(c, theta)
+            tot = self.total_of(c, theta)  # (in the compact form a node's d[c,θ], named)
             if is_zero(tot.expr):
                 continue
             h = Quantity(Kind.HOBJ, parts + (c,))
@@ -231,8 +249,11 @@ class SecondOrder(ChainRule):
         return add(terms)
 
     def higher(self, block: Block, psi: Name) -> Block:
+        """d block / d ψ: ``d[...]`` quantities written out (expanded) or named (compact)."""
         pi = self.slots(psi)
-        e = self.inline_totals(self.total(block.expr, psi, pi))
+        e = self.total(block.expr, psi, pi)
+        if not self.named_totals:
+            e = self.inline_totals(e)
         return Block(block.wrt + (psi,), block.indices + pi, self.S.simplify(e))
 
     def inline_totals(self, e: Expr) -> Expr:

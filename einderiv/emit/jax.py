@@ -54,9 +54,9 @@ class JaxScalarPrinter(SympyJaxPrinter):
 
 HELPERS = {
     "_dtype_of": '''def _dtype_of(d):
-    """The dtype of a call's arrays: that of the first floating-point array in the dict ``d``
-    (a list of arrays counts by its first); the arrays a function creates take it."""
-    for v in d.values():
+    """The dtype of a call's arrays: that of the first floating-point array in the dict ``d`` or
+    the tuple ``d`` (a list of arrays counts by its first); the arrays a function creates take it."""
+    for v in (d.values() if isinstance(d, dict) else d):
         x = v[0] if isinstance(v, (list, tuple)) and v else v
         if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
             return x.dtype
@@ -77,7 +77,15 @@ HELPERS = {
     return (u == stride * t + jnp.arange(size)).astype(dtype)''',
 }
 
-SUPPORT = {"expand_factors": NUMPY_SUPPORT["expand_factors"].replace("np.", "jnp.")}
+SUPPORT = {
+    "_Tensors": NUMPY_SUPPORT["_Tensors"],
+    # a block in the inputs' dtype (a block that reads no tensor, a zero one, cannot tell it)
+    "third_derivatives": NUMPY_SUPPORT["third_derivatives"].replace(
+        "    t = _Tensors(", "    _dtype = _dtype_of(params)\n    t = _Tensors(").replace(
+        "np.transpose(block, axes)", "jnp.transpose(block, axes).astype(_dtype)"),
+    "third_derivative": NUMPY_SUPPORT["third_derivative"],
+    "expand_factors": NUMPY_SUPPORT["expand_factors"].replace("np.", "jnp."),
+}
 
 
 class JaxPrinter(NumPyPrinter):
@@ -101,7 +109,12 @@ class JaxPrinter(NumPyPrinter):
         return self.call(fn, *args, "dtype=_dtype")
 
     def preamble(self, f) -> list:
-        return [f"_dtype = {self.helper('_dtype_of')}({f.args[0]})"] if self._creates else []
+        return [f"_dtype = {self.helper('_dtype_of')}({self.inputs_of(f)})"] if self._creates else []
+
+    def _print_Support(self, s) -> str:
+        if s.name == "third_derivatives":  # reads the inputs' dtype
+            self.helper("_dtype_of")
+        return super()._print_Support(s)
 
     def _print_Function(self, f) -> str:
         self._creates = False

@@ -97,13 +97,15 @@ class Step:
 @node
 class Contraction:
     """``einsum(subscripts, *operands)`` with its pairwise plan chosen at generation time
-    (opt_einsum on the concrete sizes).  Printing it writes the einsum as a comment and binds the
-    intermediate steps; ``value`` (the last step) is what the enclosing statement uses."""
+    (opt_einsum on the concrete sizes).  Printing it writes the einsum as a comment (unless
+    ``note`` is false: a function whose docstring holds its formula) and binds the intermediate
+    steps; ``value`` (the last step) is what the enclosing statement uses."""
 
     subscripts: str
     operands: tuple
     steps: tuple[Step, ...]
     value: ArrayExpr
+    note: bool = True
 
 
 @node
@@ -253,6 +255,7 @@ class Frame(Enum):
     INPUTS = "inputs"  # params["W1"], data["x"]: the forward pass of an unrolled module
     IDENT = "ident"  # t["adj_p"]: a quantity by its identifier (unrolled functions)
     NAMES = "names"  # t["adj[p]"], t[f"h({k-1})"]: by name, definitions stored back (loops)
+    ARGS = "args"  # the function's arguments, named by their identifiers (shared functions)
 
 
 @node

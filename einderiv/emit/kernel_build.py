@@ -9,20 +9,27 @@ functions (the module contract, :mod:`einderiv.emit.numpy`):
 * ``objective``, ``gradient``, ``per_sample_gradient``, ``gradient_factors`` (with the constant
   ``GRADIENT_FACTOR_AXES``), ``per_sample_gradient_norms``, ``expand_factors``;
 * at order ≥ 2 ``hessian``, ``hvp`` (through the R-operator quantities: the direction is the
-  ``vector`` argument), ``ggn_diagonal``; at order ≥ 3 ``third_derivative``.
+  ``vector`` argument), ``ggn_diagonal``;
+* at order ≥ 3 ``third_derivatives`` and ``third_derivative``, through a row per derived block
+  (``_THIRD``: parameters in declaration order; any other ordering is its transpose) and per
+  derivative ``d[q,θ]`` of an intermediate (``_DERIVATIVES``, by identifier): a function of
+  tensors, then their keys in ``t`` (:mod:`einderiv.emit.share`: formulas equal up to the
+  tensors they read share one function).  ``t`` is a ``_Tensors`` dict, which computes a
+  quantity the first time it is read.
 
-Each public function starts with a prologue (the forward pass, then the quantities its blocks
-read, then the batch size ``B``) and holds one tensor statement per parameter or block.
+Each other public function starts with a prologue (the forward pass, then the quantities its
+blocks read, then the batch size ``B``) and holds one tensor statement per parameter or block.
 """
 from __future__ import annotations
 
 from ..analysis.factor import as_terms, factored
-from ..ir import Const, Delta, Prod, add, rename
+from ..ir import Const, Delta, Kind, Prod, add, rename
 from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, Helpers, Local, Module, Return,
                      SquaredNorm, Support, Tensor, Use, Value)
-from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, Code, DictOf, Item, Lib, Num, Py, Str, TupleOf,
+from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, DictOf, Item, Lib, Num, Py, Str, TupleOf,
                             Var, param_shape)
 from .kernel_context import Context
+from .share import Sharing, Spec
 
 T, PARAMS_VAR = Var("t"), Var("PARAMS")
 DOCS = {
@@ -41,7 +48,6 @@ DOCS = {
     "ggn_diagonal": "Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix "
                     "Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the "
                     "parameter's shape.",
-    "third_derivative": "Batch-mean third-derivative block for wrt = (a, b, c), shape_a + shape_b + shape_c.",
 }
 PUBLIC_ARGS = ("params", "data")
 
@@ -176,16 +182,24 @@ class Builder:
         return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body), self.prologue(exprs), Frame.IDENT)
 
     def third(self, wrts) -> list:
-        items = []
-        for w in wrts:
-            name = f"_third_{'__'.join(map(str, w))}"
-            items.append(self.blocks(name, [w], "d3_", False, key=lambda w: Str("block"),
-                                     doc=f"Batch-mean block ∂³f/∂{w[0]}∂{w[1]}∂{w[2]}."))
-        table = DictOf(tuple((Py(tuple(map(str, w))), Var(f"_third_{'__'.join(map(str, w))}")) for w in wrts), True)
-        items.append(Constant("_THIRD", table))
-        items.append(Function("third_derivative", ("params", "data", "wrt"), DOCS["third_derivative"],
-                              (Return(Code('_THIRD[tuple(wrt)](params, data)["block"]')),)))
-        return items
+        """The third-derivative functions: one per derived block (the others are its transposes)
+        and one per derivative ``d[q,θ]`` of an intermediate, those equal up to the tensors they
+        read sharing one function (:mod:`einderiv.emit.share`); the rows that apply them
+        (``_DERIVATIVES``, ``_THIRD``); ``third_derivatives`` and ``third_derivative``."""
+        ctx, d = self.ctx, self.d
+        specs = [Spec(q.name, "_" + ctx.ident[q.name], str(q.name), q.indices, q.expr)
+                 for q in d.quantities if q.name.kind is Kind.D]
+        derived = [w for w in wrts if not d.blocks[w].transposed]
+        for w in derived:
+            b = d.blocks[w]
+            specs.append(Spec(w, "_third_" + "__".join(ctx.ident[p] for p in w),
+                              "Batch-mean block ∂³f/∂" + "∂".join(map(str, w)), b.indices, b.expr, w))
+        functions, rows = Sharing(ctx).share(specs)
+        quantities = DictOf(tuple((Str(ctx.key[s.key]), rows[s.key]) for s in specs if s.block is None), True)
+        blocks = DictOf(tuple((Py(tuple(map(str, w))), rows[w]) for w in derived), True)
+        return [Support("_Tensors")] + functions + [
+            Constant("_DERIVATIVES", quantities), Constant("_THIRD", blocks),
+            Support("third_derivatives"), Support("third_derivative")]
 
     # -- module ------------------------------------------------------------------------------
     def module(self) -> Module:
@@ -198,7 +212,8 @@ class Builder:
             b = d.blocks[(a,)]
             axes[a] = [factor_axes(ft, b.indices) for ft in factored(b.expr, b.indices)] or \
                 [(tuple(range(len(ctx.shape[a]))),)]
-        items = [Helpers(), self.forward()] + [self.quantity(q) for q in d.quantities + d.hvp_quantities]
+        items = [Helpers(), self.forward()] + [self.quantity(q) for q in d.quantities + d.hvp_quantities
+                                                if q.name.kind is not Kind.D]
         items += [self.objective(), self.blocks("gradient", grads, "grad_", False),
                   self.blocks("per_sample_gradient", grads, "grad_", True), self.factors(), self.norms(),
                   Support("expand_factors")]

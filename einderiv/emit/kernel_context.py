@@ -198,6 +198,15 @@ class Context:
             return self.batched[name]
         return self.batched[concretize(name, env)]
 
+    def bind_arguments(self, arguments: dict, applied: dict) -> None:
+        """Make the placeholder tensors of a shared function (:mod:`einderiv.emit.share`) known:
+        ``arguments`` maps each to (its argument's name, whether it carries the batch axis);
+        ``applied`` maps (function, placeholder argument) to the placeholder holding that call."""
+        for name, (ident, batched) in arguments.items():
+            self.ident[name] = ident
+            self.batched[name] = batched
+        self.applied.update(applied)
+
     def known_value(self, e: Apply) -> TensorName | None:
         """The node already holding ``fn(args)`` when ``e`` is a derivative of that same
         elementwise call of one tensor (same axes), so its value need not be recomputed."""

@@ -124,6 +124,9 @@ class Scope:
     def ref(self, name) -> str:
         """The variable holding tensor ``name``, loaded on first use."""
         if name not in self.loaded:
+            if self.frame is Frame.ARGS:  # an argument of the function: nothing to load
+                self.loaded[name] = self.ctx.ident[name]
+                return self.loaded[name]
             if self.frame is Frame.NAMES and self.ctx.symbolic(name):  # h(k-1) -> h_km1
                 var = self.names.new(local_hint(name, self.ctx.symbols))
             else:
@@ -182,12 +185,12 @@ class Scope:
                 value = Einsum(eq, args, lower.path(eq, shapes))
             else:
                 steps, value = lower.plan(eq, shapes, args, lambda: self.names.new("tmp"))
-                self.out.append(Contraction(eq, args, steps, value))
+                self.out.append(Contraction(eq, args, steps, value, self.frame is not Frame.ARGS))
         return scaled(coef, value), batched
 
     def terms(self, e: Expr, order: tuple, keep_batch: bool, L: Letters | None = None) -> list:
         """Each term of ``e`` as (expression, batched) with axes ``order`` (batch summed unless
-        ``keep_batch``)."""
+        ``keep_batch``); each term's einsum letters its dummies afresh (a fork of ``L``)."""
         parts = []
         for t in (e.terms if isinstance(e, Add) else (e,)):
             if isinstance(t, Add):
@@ -196,7 +199,7 @@ class Scope:
             factors = t.factors if isinstance(t, Prod) else (t,)
             coef = sympy.Mul(*[f.value for f in factors if isinstance(f, Const)])
             ops = [self.lower(f) for f in factors if not isinstance(f, Const)]
-            parts.append(self.contract(ops, coef, order, keep_batch, L))
+            parts.append(self.contract(ops, coef, order, keep_batch, L.fork() if L else None))
         return parts
 
     # -- nodes ------------------------------------------------------------------------
@@ -240,10 +243,10 @@ class Scope:
         value, known = self.ctx.known_value(e), ()
         if value is not None and e.fn.deriv != (0,) * len(e.args):  # tanh' = 1 - tanh²: reuse v = tanh(z)
             var = self.ref(value)
-            body, used, reused = _body(self.ctx.table, e.fn.name, e.fn.deriv, True)
+            body, used, reused = derivative_body(self.ctx.table, e.fn.name, e.fn.deriv, True)
             known = ((KNOWN, Var(var)),) if reused else ()
         else:
-            body, used, reused = _body(self.ctx.table, e.fn.name, e.fn.deriv, False)
+            body, used, reused = derivative_body(self.ctx.table, e.fn.name, e.fn.deriv, False)
         covered = {i for k in used for i in args[k].idx}
         broadcast = None
         if not reused and (covered != set(order) or (batched and not any(args[k].batched for k in used))):
@@ -264,7 +267,7 @@ class Scope:
 
 
 @functools.lru_cache(maxsize=None)
-def _body(table, fn: str, deriv: tuple, known: bool) -> tuple:
+def derivative_body(table, fn: str, deriv: tuple, known: bool) -> tuple:
     """The derivative's SymPy body (with the function's own value as :data:`KNOWN` if ``known``),
     the arguments it uses, and whether it reads the known value."""
     body = table.derivative(fn, deriv)

@@ -30,7 +30,7 @@ POOL = "ijklmnopqrstuvwxyz" + "acdefgh" + "ACDEFGHIJKLMNOPQRSTUVWXYZ"
 #: names the module contract uses: never a tensor's identifier
 RESERVED = {"np", "t", "B", "params", "data", "vector", "wrt", "PARAMS", "INPUTS",
             "GRADIENT_FACTOR_AXES", "objective", "gradient", "per_sample_gradient",
-            "gradient_factors", "expand_factors", "hessian", "hvp", "third_derivative",
+            "gradient_factors", "expand_factors", "hessian", "hvp", "third_derivative", "third_derivatives",
             "per_sample_gradient_norms", "ggn_diagonal"}
 
 
@@ -91,13 +91,24 @@ def _hint(ix: Index) -> str:
 
 
 class Letters:
-    """Index → einsum letter for one statement (its comment uses the same letters)."""
+    """Index → einsum letter for one statement (its comment uses the same letters).
+
+    A sum's terms are separate statements: each takes a :meth:`fork` of the letters of the
+    sum's own axes, so the dummies of one term never use up the letters of the next — a
+    block of hundreds of terms needs only as many letters as its largest term.
+    """
 
     def __init__(self, first=()):
         self.of: dict[Index, str] = {}
         self.used = {"B"}
         for ix in first:
             self[ix]
+
+    def fork(self) -> "Letters":
+        """A copy for one term: letters it adds are its own."""
+        other = Letters()
+        other.of, other.used = dict(self.of), set(self.used)
+        return other
 
     def __getitem__(self, ix: Index) -> str:
         if ix not in self.of:
@@ -166,7 +177,12 @@ class FormulaPrinter(Printer):
         return body if coef == 1 else "-" + body if coef == -1 else f"{coef} {body}"
 
     def _print_Add(self, e) -> str:
-        return join([self._print(t) for t in e.terms])
+        base, texts = self.L, []
+        for t in e.terms:  # each term letters its own dummies (Letters.fork)
+            self.L = base.fork()
+            texts.append(self._print(t))
+        self.L = base
+        return join(texts)
 
     def _print_Apply(self, e) -> str:
         d = e.fn.deriv

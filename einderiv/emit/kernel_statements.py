@@ -17,14 +17,14 @@ import itertools
 from typing import Callable
 
 from ..analysis.factor import as_terms, factored
-from ..ir import Apply, LogSumExp, Softmax, fresh, is_zero, refs, rename
+from ..ir import Add, Apply, LogSumExp, Softmax, fresh, is_zero, refs, rename
 from .kernel import (Accumulate, Append, Assign, Block, Comment, Define, Factors, Frame, Function, Local, Loop,
                      Module, Python, Return, SquaredNorm, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum, TupleOf,
                             Var, Zeros, is_identifier, operand, param_shape, shape_sum)
 from .kernel_context import Context
 from .kernel_lower import Scope, combine, total
-from .kernel_names import Letters, Namer, local_hint
+from .kernel_names import Letters, Namer, join, local_hint
 
 
 def lower_module(ctx: Context, module: Module) -> Module:
@@ -38,6 +38,8 @@ def lower_function(ctx: Context, fn: Function) -> Function:
     s = Scope(ctx, fn.frame, Namer(ctx.globals))
     if fn.frame is Frame.NAMES:  # loop variables and the depth
         s.names.taken.update(ctx.symbols)
+    if fn.frame is Frame.ARGS:
+        s.names.taken.update(fn.args)
     for st in fn.body:
         lower_statement(s, st)
     body = tuple(s.out) if s.out or fn.prologue else (Python("pass"),)
@@ -83,12 +85,13 @@ def define(s: Scope, st: Define) -> None:
     var = s.names.new(local_hint(name, ctx.symbols)) if s.frame is Frame.NAMES and ctx.symbolic(name) \
         else ctx.ident[name]
     if st.groups:  # a sum over steps: accumulated in loops
-        L = Letters(indices)
-        s.emit(Comment(var + L.subscripts(indices) + " = " + " + ".join(
-            ("Σ_" + ctx.loop_vars[0] + " " if g.labels else "") + ctx.formula(g.term, L) for g in st.groups)))
+        letters = [Letters(indices) for _ in st.groups]  # the comment names each group's einsum letters
+        s.emit(Comment(var + letters[0].subscripts(indices) + " = " + " + ".join(
+            ("Σ_" + ctx.loop_vars[0] + " " if g.labels else "") + ctx.formula(g.term, L)
+            for g, L in zip(st.groups, letters))))
         s.bind(var, Num(0.0), exact=True)
-        for g in st.groups:
-            def emit(g=g):
+        for g, L in zip(st.groups, letters):
+            def emit(g=g, L=L):
                 t = as_terms(g.term, indices)[0]
                 value, _ = s.contract([s.lower(f) for f in t.factors], t.coef, indices, True, L)
                 s.emit(Assign(Var(var), Sum((Var(var), value))))
@@ -140,13 +143,15 @@ def block(s: Scope, st: Block) -> None:
     if is_zero(st.expr):
         var = s.bind(st.target.hint, _zeros(st.shape, st.keep_batch))
     else:
-        L = Letters(st.indices)
-        if st.kind == "ggn":  # the comment names the contraction's letters
-            s.emit(Comment(st.label + " = " + s.ctx.formula(st.expr, L)))
-        else:
+        terms = as_terms(st.expr, st.indices)
+        letters = [Letters(st.indices) for _ in terms]  # each term's einsum letters its own dummies
+        if st.kind == "ggn":  # the comment names the contractions' letters
+            items = st.expr.terms if isinstance(st.expr, Add) else (st.expr,)
+            s.emit(Comment(st.label + " = " + join([s.ctx.formula(e, L) for e, L in zip(items, letters)])))
+        elif s.frame is not Frame.ARGS:  # (a function of tensors has its formula as its docstring)
             s.emit(Comment(s.ctx.show(st.label, st.indices, st.expr)))
         parts = [s.contract([s.lower(f) for f in t.factors], t.coef, st.indices, st.keep_batch, L)
-                 for t in as_terms(st.expr, st.indices)]
+                 for t, L in zip(terms, letters)]
         var = s.bind(st.target.hint, combine(parts, st.keep_batch))
         if st.keep_batch and not any(s.is_batched(r.name) for r in refs(st.expr)):
             var = s.bind(var, Lib("broadcast_to", (Var(var), shape_sum(BATCH_SHAPE, st.shape))))
@@ -159,11 +164,11 @@ def accumulate(s: Scope, st: Accumulate) -> None:
     s.locals[st.target] = Var(var)
     if not st.groups:
         return
-    L = Letters(st.indices)
+    letters = [Letters(st.indices) for _ in st.groups]  # the comment names each group's einsum letters
     s.emit(Comment(st.label + " = " + " + ".join(("Σ_" + st.var + " " if g.labels else "") +
-                                                 s.ctx.formula(g.term, L) for g in st.groups)))
-    for g in st.groups:
-        def emit(g=g):
+                                                 s.ctx.formula(g.term, L) for g, L in zip(st.groups, letters))))
+    for g, L in zip(st.groups, letters):
+        def emit(g=g, L=L):
             t = as_terms(g.term, st.indices)[0]
             value, batched = s.contract([s.lower(f) for f in t.factors], t.coef, st.indices, st.keep_batch, L)
             if batched and not st.keep_batch:

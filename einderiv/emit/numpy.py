@@ -22,10 +22,14 @@ generated module imports only numpy and defines (other tools call these names):
 * ``ggn_diagonal(params, data)`` → name → exact diagonal of the batch-mean generalised
   Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b (a, b the objective's arguments): the
   diagonal of the terms of each block ∂²f/∂θ∂θ that carry the objective's Hessian;
-* ``third_derivative(params, data, (a, b, c))`` when the derivation has order ≥ 3;
+* ``third_derivative(params, data, (a, b, c))`` when the derivation has order ≥ 3, and
+  ``third_derivatives(params, data, wrts=None)`` for several blocks at once (default: each distinct
+  block once), sharing the forward pass and every intermediate;
 * for checking tools: ``_forward(params, data)`` → every tensor of the network by name, and
   one function ``_<id>(t)`` per quantity ``q`` with ``id = identifiers(derivation)[q]``, which
-  reads the tensors and quantities it needs from ``t`` (keys: tensor names, quantity ids).
+  reads the tensors and quantities it needs from ``t`` (keys: tensor names, quantity ids) —
+  except the derivatives ``d[q,θ]`` of order 3, whose row ``_DERIVATIVES[id]`` is a function of
+  tensors and the keys of its arguments (:mod:`einderiv.emit.kernel_build`).
 
 A printer for another array library subclasses :class:`NumPyPrinter` and overrides the methods
 that name NumPy (:attr:`NumPyPrinter.prelude`, the creation functions, ``tensordot``,
@@ -46,8 +50,8 @@ from sympy.printing.numpy import NumPyPrinter as SympyNumPyPrinter
 from sympy.printing.printer import Printer
 
 from ..ir import Sym
-from .kernel import Helpers, Range
-from .kernel_arrays import Num, Scale
+from .kernel import Frame, Helpers, Range
+from .kernel_arrays import BATCH, Num, Scale
 from .kernel_build import build
 from .kernel_context import Context, identifiers, static_heap
 from .kernel_statements import lower_module
@@ -104,6 +108,38 @@ HELPERS = {
 }
 
 SUPPORT = {
+    "_Tensors": '''class _Tensors(dict):
+    """The dict t of a third-derivative call: tensors by name, and each quantity computed the first
+    time it is read (its row of _DERIVATIVES, or its function _<key>(t)): a call computes what its
+    blocks need, once."""
+
+    def __missing__(self, key):
+        row = _DERIVATIVES.get(key)
+        value = self[key] = row[0](*[self[k] for k in row[1:]]) if row else globals()["_" + key](self)
+        return value''',
+    "third_derivatives": '''def third_derivatives(params, data, wrts=None):
+    """Batch-mean third-derivative blocks: (a, b, c) -> array shape_a + shape_b + shape_c, for each
+    ordering in wrts (default: every distinct block once, the keys of _THIRD).  One forward pass, and
+    every intermediate computed once, when a block first reads it.  Mixed partial derivatives commute:
+    an ordering is the block of its parameters in PARAMS order, transposed."""
+    t = _Tensors(_forward(params, data))
+    B = next(iter(data.values())).shape[0] if data else 1
+    names = list(PARAMS)
+    out = {}
+    for wrt in (_THIRD if wrts is None else wrts):
+        wrt = tuple(wrt)
+        if len(wrt) != 3 or any(w not in PARAMS for w in wrt):
+            raise KeyError(f"{wrt!r}: a third-derivative block takes three of {names}")
+        order = sorted(range(3), key=lambda k: names.index(wrt[k]))
+        row = _THIRD[tuple(wrt[k] for k in order)]
+        block = row[0](B, *[t[k] for k in row[1:]])
+        start = [sum(len(PARAMS[wrt[k]]) for k in order[:g]) for g in range(4)]  # each group's first axis
+        axes = [a for k in range(3) for a in range(start[order.index(k)], start[order.index(k) + 1])]
+        out[wrt] = np.transpose(block, axes)
+    return out''',
+    "third_derivative": '''def third_derivative(params, data, wrt):
+    """Batch-mean third-derivative block for wrt = (a, b, c), shape_a + shape_b + shape_c."""
+    return third_derivatives(params, data, [wrt])[tuple(wrt)]''',
     "expand_factors": '''def expand_factors(name, terms):
     """Rebuild the per-sample gradient of `name` from gradient_factors(...)[name] (for checking)."""
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -190,6 +226,16 @@ class NumPyPrinter(Printer):
         arrays with the inputs' dtype reads it here); NumPy needs none."""
         return []
 
+    @staticmethod
+    def inputs_of(f) -> str:
+        """What a function's inputs are, for a backend that reads their dtype: its first argument
+        (``params`` or ``t``, a dict), or for a function of tensors (``Frame.ARGS``: a shared
+        third-order function) the tuple of its tensor arguments (the batch size ``B`` is none)."""
+        if f.frame is Frame.ARGS:
+            tensors = [a for a in f.args if a != BATCH.name]
+            return "(" + "".join(a + ", " for a in tensors) + ")"
+        return f.args[0]
+
     def _print_Constant(self, c) -> str:
         return f"{c.name} = {self._print(c.value)}"
 
@@ -220,7 +266,7 @@ class NumPyPrinter(Printer):
 
     def _print_Contraction(self, s) -> list:
         ops = ", ".join(self._print(o) for o in s.operands)
-        return [f'# einsum("{s.subscripts}", {ops})'] + \
+        return ([f'# einsum("{s.subscripts}", {ops})'] if s.note else []) + \
             [f"{st.target} = {self._print(st.expr)}" for st in s.steps if st.target is not None]
 
     def _print_Elementwise(self, s) -> list:

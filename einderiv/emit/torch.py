@@ -28,6 +28,7 @@ import sympy
 from sympy.printing.pytorch import TorchPrinter as SympyTorchPrinter
 
 from .kernel_arrays import Num
+from .numpy import SUPPORT as NUMPY_SUPPORT
 from .numpy import NumPyPrinter
 
 __all__ = ["TorchPrinter", "TorchScalarPrinter"]
@@ -72,8 +73,9 @@ class TorchScalarPrinter(SympyTorchPrinter):
 HELPERS = {
     "_dtype_device": '''def _dtype_device(d):
     """The dtype and device of a call's tensors: those of the first floating-point tensor in the
-    dict ``d`` (a list of tensors counts by its first); the arrays a function creates take them."""
-    for v in d.values():
+    dict ``d`` or the tuple ``d`` (a list of tensors counts by its first); the arrays a function
+    creates take them."""
+    for v in (d.values() if isinstance(d, dict) else d):
         x = v[0] if isinstance(v, (list, tuple)) and v else v
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             return x.dtype, x.device
@@ -98,6 +100,13 @@ HELPERS = {
 }
 
 SUPPORT = {
+    "_Tensors": NUMPY_SUPPORT["_Tensors"],
+    # a block is transposed by permute, and made in the inputs' dtype and device (a block that
+    # reads no tensor, a zero one, cannot tell them; for the others .to is no copy)
+    "third_derivatives": NUMPY_SUPPORT["third_derivatives"].replace(
+        "    t = _Tensors(", "    _dtype, _device = _dtype_device(params)\n    t = _Tensors(").replace(
+        "np.transpose(block, axes)", "block.permute(axes).to(dtype=_dtype, device=_device)"),
+    "third_derivative": NUMPY_SUPPORT["third_derivative"],
     "expand_factors": '''def expand_factors(name, terms):
     """Rebuild the per-sample gradient of `name` from gradient_factors(...)[name] (for checking)."""
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -135,7 +144,12 @@ class TorchPrinter(NumPyPrinter):
     def preamble(self, f) -> list:
         if not self._creates:
             return []
-        return [f"_dtype, _device = {self.helper('_dtype_device')}({f.args[0]})"]
+        return [f"_dtype, _device = {self.helper('_dtype_device')}({self.inputs_of(f)})"]
+
+    def _print_Support(self, s) -> str:
+        if s.name == "third_derivatives":  # reads the inputs' dtype and device
+            self.helper("_dtype_device")
+        return super()._print_Support(s)
 
     def _print_Function(self, f) -> str:
         self._creates = False
