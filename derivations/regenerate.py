@@ -2,47 +2,22 @@
 
     python derivations/regenerate.py
 
-For each ``NAME.ein`` it writes ``NAME.txt`` (``einderiv derive``),
-``NAME.tex`` (``einderiv latex``) and ``NAME_kernels.py`` (``einderiv
-codegen``: Hessian blocks in the compact form), at order 2 unless a first-line directive
-says otherwise (``# einderiv: order 3``; ``# einderiv: form compact`` prints the Hessian
-blocks of a long unrolled network through second-order adjoints).  ``tests/test_derivations.py`` fails when a kept
-file differs from what the current einderiv produces.
+For each ``NAME.ein`` it writes ``NAME.txt`` (``einderiv derive NAME.ein``),
+``NAME.tex`` (``einderiv latex``) and ``NAME_kernels.py`` (``einderiv codegen``), each with
+the commands' defaults — which a file's directives set, as they do for every command
+(``# einderiv: order 3``; ``# einderiv: form compact`` prints the Hessian blocks of a long
+unrolled network through second-order adjoints).  ``tests/test_derivations.py`` fails when
+a kept file differs from what the current einderiv produces.
 """
 from __future__ import annotations
 
 import os
 import pathlib
-import re
 import sys
 
 import einderiv
 
 HERE = pathlib.Path(__file__).resolve().parent
-ORDER = 2
-_ORDER_LINE = re.compile(r"#\s*einderiv:\s*order\s+(\d+)\s*$")
-_FORM_LINE = re.compile(r"#\s*einderiv:\s*form\s+(compact|expanded)\s*$")
-
-
-def _directive(path: pathlib.Path, pattern: re.Pattern) -> str | None:
-    """A ``# einderiv: …`` directive among the file's first two lines."""
-    for line in path.read_text(encoding="utf-8").split("\n")[:2]:
-        m = pattern.match(line.strip())
-        if m:
-            return m.group(1)
-    return None
-
-
-def order(path: pathlib.Path) -> int:
-    """The derivative order a network is kept at: ``# einderiv: order N``, else ORDER."""
-    found = _directive(path, _ORDER_LINE)
-    return int(found) if found else ORDER
-
-
-def form(path: pathlib.Path) -> str:
-    """The Hessian form the kept text and LaTeX show: expanded (the default) or, with
-    ``# einderiv: form compact``, through second-order adjoints (long unrolled networks)."""
-    return _directive(path, _FORM_LINE) or "expanded"
 
 
 def _load(path: pathlib.Path):
@@ -53,12 +28,12 @@ def _load(path: pathlib.Path):
 
 def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     """What einderiv generates for one network file, by output path (``einderiv derive``,
-    ``latex`` with the file's form; ``codegen`` in its default, compact, form)."""
-    derivation = einderiv.derive(_load(path), order(path))
+    ``latex``, ``codegen``, with the file's directives)."""
+    derivation = einderiv.derive(_load(path))
     stem = path.with_suffix("")
     return {
-        stem.with_suffix(".txt"): einderiv.derivation_text(derivation, form=form(path)),
-        stem.with_suffix(".tex"): einderiv.latex(derivation, form=form(path)),
+        stem.with_suffix(".txt"): einderiv.derivation_text(derivation),
+        stem.with_suffix(".tex"): einderiv.latex(derivation),
         stem.parent / f"{stem.name}_kernels.py": einderiv.codegen(derivation),
     }
 
@@ -80,7 +55,7 @@ def template_outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     """``einderiv derive`` and ``einderiv latex`` of a template: the general form for any depth;
     ``einderiv codegen``: its module for a depth given at run time."""
     template = _load(path)
-    general = einderiv.derive(template, order(path))
+    general = einderiv.derive(template)
     stem = path.with_suffix("")
     return {stem.with_suffix(".txt"): einderiv.derivation_text(general),
             stem.with_suffix(".tex"): einderiv.latex(general),

@@ -24,6 +24,11 @@ line: ``derivation_text``, ``latex`` and ``structure`` print ``form="expanded"``
 form).  So ``derivation_text(derive(net))`` is what ``einderiv derive FILE`` prints and
 ``codegen(derive(net))`` what ``einderiv codegen FILE`` writes.
 
+**Directives.**  A file that opens with ``# einderiv: order 3`` or ``# einderiv: form
+compact`` (:mod:`einderiv.frontend.directives`) changes these defaults for that network,
+here as on the command line: an argument left at ``None`` takes the file's directive,
+else the default above; an argument given wins.
+
 Errors: bad input raises an :class:`~einderiv.errors.EinderivError` (a bad file with its
 ``file:line:col``; a bad argument named as you passed it, ``dims={'x': 3} names no
 dimension 'x'…``); a bug in einderiv raises :class:`~einderiv.errors.InternalError`.
@@ -41,6 +46,7 @@ from .emit import numpy as _numpy
 from .emit import text as _text
 from .emit.template_numpy import generate_template
 from .errors import Argument, UsageError
+from .frontend.directives import Directives
 from .frontend.model import Template, load
 from .frontend.network import Network
 from .numcheck import CheckReport
@@ -52,41 +58,51 @@ __all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "st
 Sizes = Union[Mapping[str, int], None]
 
 
-def derive(model: Network | Template, order: int = 2) -> Derivation | GeneralForm:
-    """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …).
+def derive(model: Network | Template, order: int | None = None) -> Derivation | GeneralForm:
+    """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …; None: the
+    file's ``# einderiv: order N``, else 2).
 
     For a :class:`Network`, the :class:`Derivation` (Hessian blocks compact; the printers
     build the expanded form they show).  For a layer :class:`Template`, its
     :class:`GeneralForm` (order ≤ 2), validated against the derivation at several depths.
     """
+    order = _option(model, "order", order, 2)
     if isinstance(model, Template):
         return general_form(model, order)
     return _derive(model, order, expanded=False)
 
 
-def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str = "expanded") -> str:
-    """The derivation in readable index notation, with the structure summary (``einderiv derive``)."""
+def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str | None = None) -> str:
+    """The derivation in readable index notation, with the structure summary (``einderiv derive``).
+
+    ``form`` None: the file's ``# einderiv: form``, else ``"expanded"``.
+    """
     if isinstance(derivation, GeneralForm):
-        _general_only(sizes, form)
+        _general_only(derivation, sizes, form)
         return _text.render_general(derivation)
-    return _text.render(in_form(derivation, form), sizes)
+    return _text.render(in_form(derivation, _option(derivation, "form", form, "expanded")), sizes)
 
 
-def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str = "expanded") -> str:
-    """A standalone LaTeX (amsmath) document of the derivation (``einderiv latex``)."""
+def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str | None = None) -> str:
+    """A standalone LaTeX (amsmath) document of the derivation (``einderiv latex``; ``form`` as
+    :func:`derivation_text`'s)."""
     if isinstance(derivation, GeneralForm):
-        _general_only(sizes, form)
+        _general_only(derivation, sizes, form)
         return _latex.render_general(derivation)
-    return _latex.render(in_form(derivation, form), sizes)
+    return _latex.render(in_form(derivation, _option(derivation, "form", form, "expanded")), sizes)
 
 
-def structure(derivation: Derivation, sizes: Sizes = None, form: str = "expanded") -> str:
-    """The per-block structure table: outer products, terms, storage (``einderiv structure``)."""
-    return _text.structure_table(summarize(in_form(_concrete(derivation, "structure"), form), sizes))
+def structure(derivation: Derivation, sizes: Sizes = None, form: str | None = None) -> str:
+    """The per-block structure table: outer products, terms, storage (``einderiv structure``;
+    ``form`` as :func:`derivation_text`'s)."""
+    derivation = _concrete(derivation, "structure")
+    return _text.structure_table(summarize(in_form(derivation, _option(derivation, "form", form, "expanded")),
+                                           sizes))
 
 
-def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str = "compact") -> str:
-    """Source of a standalone NumPy module (``gradient``, ``hessian``, ``hvp``, …; ``einderiv codegen``).
+def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str | None = None) -> str:
+    """Source of a standalone NumPy module (``gradient``, ``hessian``, ``hvp``, …; ``einderiv codegen``;
+    ``form`` None: the file's ``# einderiv: form``, else ``"compact"``).  docs/module.md is its contract.
 
     Every size must be known: from the file's ``dims``, ``load(..., dims=...)`` or ``sizes``.
     A layer template (or its general form) gives a gradient module whose depth is the
@@ -99,22 +115,47 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
             raise UsageError("{0}: a layer template takes its sizes when it is loaded, "
                              "load(path, dims=...)", arguments=(Argument("sizes", None, dict(sizes)),))
         return generate_template(derivation)
-    return _numpy.generate(in_form(derivation, form), sizes)
+    return _numpy.generate(in_form(derivation, _option(derivation, "form", form, "compact")), sizes)
 
 
 def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int = 3, tol: float = 1e-6,
-          form: str = "compact") -> CheckReport:
-    """Run the generated kernels and compare every block with central differences (``einderiv check``)."""
-    return _check(in_form(_concrete(derivation, "check"), form), sizes, seed=seed, batch=batch, tol=tol)
+          form: str | None = None) -> CheckReport:
+    """Run the generated kernels and compare every block with central differences (``einderiv check``;
+    ``form`` as :func:`codegen`'s)."""
+    derivation = _concrete(derivation, "check")
+    return _check(in_form(derivation, _option(derivation, "form", form, "compact")), sizes,
+                  seed=seed, batch=batch, tol=tol)
 
 
 # ------------------------------------------------------------------ helpers
-def _general_only(sizes: Sizes, form: str) -> None:
+def _directives(obj: Network | Template | Derivation | GeneralForm) -> Directives:
+    """The ``# einderiv: …`` directives of the file ``obj`` was made from."""
+    if isinstance(obj, GeneralForm):
+        obj = obj.template
+    if isinstance(obj, Derivation):
+        obj = obj.network
+    return obj.directives
+
+
+def _option(obj, key: str, given, default):
+    """An argument given wins; else the file's directive for ``key``; else the default."""
+    if given is not None:
+        return given
+    found = _directives(obj).get(key)
+    return default if found is None else found
+
+
+def _general_only(general: GeneralForm, sizes: Sizes, form: str | None) -> None:
     """A general form is printed as it is: symbolic sizes, Hessian blocks expanded."""
     if sizes:
         raise UsageError("{0}: the general form of a layer template keeps its sizes symbolic; "
                          "give sizes to a network at a concrete depth", arguments=(Argument("sizes", None, dict(sizes)),))
-    if form != "expanded":
+    if form is None and _directives(general).form == "compact":
+        raise UsageError("directive 'form compact': the general form of a layer template writes its Hessian "
+                         "blocks expanded; the compact form needs a concrete depth, e.g. {0}",
+                         _directives(general).where("form"),
+                         arguments=(Argument("depth", general.template.depth, 3),))
+    if form not in (None, "expanded"):
         raise UsageError("{0}: the general form of a layer template writes its Hessian blocks expanded; "
                          "the compact form needs a concrete depth", arguments=(Argument("form", None, form),))
 

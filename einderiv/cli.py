@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("file", help="network file (.ein)")
         c.add_argument("--traceback", "--debug", action="store_true", dest="traceback", default=argparse.SUPPRESS,
                        help="show the traceback of an error (for reporting a bug)")
-        c.add_argument("--order", type=int, default=2,
-                       help="highest derivative order (default 2: gradients and Hessian blocks)")
+        c.add_argument("--order", type=int, default=None,
+                       help="highest derivative order (default: the file's '# einderiv: order N', else 2: "
+                            "gradients and Hessian blocks)")
         c.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                        help="give or replace the size of a dimension (repeatable)")
         c.add_argument("--depth", action="append", default=[], metavar="NAME=N",
@@ -65,15 +66,16 @@ def _parser() -> argparse.ArgumentParser:
         if name in ("latex", "codegen", "derive", "structure"):
             c.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
         if DEFAULT_FORM[name] == "expanded":
-            c.add_argument("--form", choices=("expanded", "compact"), default="expanded",
-                           help="Hessian blocks in the paper's expanded form (default: every "
-                                "Gauss-Newton and A'' term spelled out) or through the second-order "
-                                "adjoints H[s,s'] (compact: shorter for deep or recurrent networks)")
+            c.add_argument("--form", choices=("expanded", "compact"), default=None,
+                           help="Hessian blocks in the paper's expanded form (default, unless the file "
+                                "says '# einderiv: form compact': every Gauss-Newton and A'' term spelled "
+                                "out) or through the second-order adjoints H[s,s'] (compact: shorter for "
+                                "deep or recurrent networks)")
         else:
-            c.add_argument("--form", choices=("compact", "expanded"), default="compact",
+            c.add_argument("--form", choices=("compact", "expanded"), default=None,
                            help="Hessian blocks through second-order adjoints hess[s,s'] (compact, the "
-                                "default: O(L^2) terms) or in the paper's expanded form that "
-                                "'derive' and 'latex' print")
+                                "default unless the file says '# einderiv: form expanded': O(L^2) terms) "
+                                "or in the paper's expanded form that 'derive' and 'latex' print")
         if name == "check":
             c.add_argument("--seed", type=int, default=0, help="random seed for parameters and data")
             c.add_argument("--batch", type=int, default=3, help="samples per batch (default 3)")
@@ -111,7 +113,7 @@ def _write(text: str, output: str | None) -> None:
 def run(argv: list[str]) -> int:
     """Run one command; raise on any error (see :func:`main` for the exit codes)."""
     args = _parser().parse_args(argv)
-    if args.order < 1:
+    if args.order is not None and args.order < 1:
         raise UsageError(f"--order must be a positive integer, got {args.order}")
     if args.command == "check" and args.batch < 1:
         raise UsageError(f"--batch must be a positive integer, got {args.batch}")

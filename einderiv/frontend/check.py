@@ -93,7 +93,7 @@ class Checker(Context):
         definitions = [self.definition(a) for a in self.order(assigns)]
         objective = self.objective(definitions, assigns)
         return Network(self.path, dims, tuple(tensors), tuple(functions), tuple(definitions),
-                       objective, self.text)
+                       objective, self.text, module.directives)
 
     # ---------------------------------------------------------------- dims
     def dims(self, items: list[S.DimItem]) -> tuple[tuple[str, int | None], ...]:

@@ -21,6 +21,7 @@ from typing import Mapping
 from . import syntax as S
 from ..errors import Argument, UsageError
 from .check import check
+from .directives import Directives
 from .network import Network
 from .parse import parse, read
 
@@ -52,6 +53,11 @@ class Template:
         if n not in self._networks:
             self._networks[n] = check(self.module, self.path, self.text, {**self.dims, self.depth: n})
         return self._networks[n]
+
+    @property
+    def directives(self) -> Directives:
+        """The file's ``# einderiv: order 3`` lines (:mod:`.directives`)."""
+        return self.module.directives
 
     def __repr__(self) -> str:
         return f"Template({self.path!r}, depth={self.depth!r})"

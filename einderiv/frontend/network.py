@@ -13,6 +13,7 @@ import sympy
 
 from ..errors import Location
 from ..ir import Expr, Index, Name
+from .directives import Directives
 
 ROLES = ("input", "label", "weight")
 
@@ -84,6 +85,8 @@ class Network:
     definitions: tuple[Definition, ...]  # dependency order
     objective: Name  # name of the scalar definition that is minimised
     source: str = field(default="", compare=False, repr=False)
+    #: the file's ``# einderiv: order 3`` lines: defaults of the commands' options
+    directives: Directives = field(default=Directives(), compare=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "objective", as_name(self.objective))
@@ -113,4 +116,4 @@ class Network:
         """A copy with the named sizes filled in (``--dim n0=4``)."""
         dims = tuple((n, given.get(n, s)) for n, s in self.dims)
         return Network(self.path, dims, self.tensors, self.functions,
-                       self.definitions, self.objective, self.source)
+                       self.definitions, self.objective, self.source, self.directives)

@@ -21,6 +21,7 @@ from pathlib import Path
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
+from . import directives
 from . import syntax as S
 from ..errors import EinderivError, Location, ParseError, UsageError
 
@@ -70,10 +71,11 @@ def _split(tok: Token, up: bool) -> tuple[S.Idx, ...]:
 class _ToSyntax(Transformer):
     """Parse tree → syntax nodes; one method per grammar rule."""
 
-    def __init__(self, path: str, text: str):
+    def __init__(self, path: str, text: str, found: directives.Directives):
         super().__init__()
         self._path = path
         self._text = text
+        self._directives = found
 
     # -- index groups --------------------------------------------------
     def braced(self, toks):
@@ -141,7 +143,7 @@ class _ToSyntax(Transformer):
 
     # -- statements ----------------------------------------------------
     def start(self, stmts):
-        return S.Module(1, 1, tuple(stmts))
+        return S.Module(1, 1, tuple(stmts), self._directives)
 
     def dim_item(self, children):
         name = children[0]
@@ -274,6 +276,29 @@ def _token_text(tok: Token) -> str:
     return repr(str(tok))
 
 
+#: why the operator is not a power, after "a power is not written with OP in a network expression"
+POWER_HINT = {"^": " ('^' starts an index group: x^i)", "**": ""}
+_STATEMENT_WORDS = ("dims", "depth", "input", "label", "weight", "bias", "function")
+
+
+def _power_at(text: str, line: int, column: int) -> tuple[str, int] | None:
+    """A syntax error at ``line:column`` that is a power (``v^j^2``, ``(a)^2``, ``x**2``) on the
+    right side of a definition: the operator and its column, else None."""
+    lines = text.splitlines()
+    src = lines[line - 1] if 0 < line <= len(lines) else ""
+    head = src.split("#", 1)[0]
+    if "=" not in head[: column - 1] or head.lstrip().startswith(_STATEMENT_WORDS):
+        return None
+    before, rest = src[: column - 1].rstrip(), src[column - 1:]
+    if rest.startswith("*") and before.endswith("*"):
+        return "**", len(before)
+    if rest.startswith("^") and rest[1:].lstrip()[:1].isdigit():
+        return "^", column
+    if rest[:1].isdigit() and (before.endswith("^") or before.endswith("^{")):
+        return "^", before.rindex("^") + 1
+    return None
+
+
 def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
     line, column = max(e.line, 1), max(e.column, 1)
     if isinstance(e, UnexpectedToken):
@@ -297,6 +322,14 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
         expected = e.allowed or ()
     else:  # pragma: no cover - LALR raises only the two above
         got, expected = "input", ()
+    power = _power_at(text, line, column)
+    if power is not None:
+        operator, column = power
+        return ParseError(f"syntax error: a power is not written with '{operator}' in a network expression"
+                          f"{POWER_HINT[operator]}; write square(...) for an elementwise square, a product "
+                          "such as x^j x^j for a sum of squares, or a function with the power in its body "
+                          "(function cube(z) = z^3)",
+                          Location(path, line, column), caret_context(text, line, column))
     msg = f"syntax error: unexpected {got}"
     if expected:
         msg += f"; expected one of: {_expected(expected)}"
@@ -340,8 +373,10 @@ def read(path: str) -> str:
 def parse(text: str, path: str) -> S.Module:
     """Parse network source ``text`` (``path`` is only used in messages).
 
-    Raises :class:`ParseError` (``file:line:col: syntax error: ...``).
+    Raises :class:`ParseError` (``file:line:col: syntax error: ...``).  The file's
+    directives (``# einderiv: order 3``) are read too, into ``Module.directives``.
     """
+    found = directives.read(text, path)
     text = paper_labels(text)
     padded = text if text.endswith("\n") else text + "\n"
     try:
@@ -349,7 +384,7 @@ def parse(text: str, path: str) -> S.Module:
     except UnexpectedInput as e:
         raise _syntax_error(e, text, path) from None
     try:
-        return _ToSyntax(path, text).transform(tree)
+        return _ToSyntax(path, text, found).transform(tree)
     except VisitError as e:
         orig = e.orig_exc
         if isinstance(orig, _SyntaxErrorAt):

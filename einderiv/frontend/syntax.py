@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from .directives import Directives
+
 
 @dataclass(frozen=True)
 class Node:
@@ -133,6 +135,7 @@ Statement = Union[Dims, Depth, Decl, FunctionDef, Assign]
 @dataclass(frozen=True)
 class Module(Node):
     statements: tuple[Statement, ...]
+    directives: Directives = Directives()  # ``# einderiv: order 3`` lines (:mod:`.directives`)
 
 
 # ----------------------------------------------------------------- expressions
