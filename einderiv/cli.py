@@ -41,6 +41,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit code 2."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
+        if message.endswith("required: COMMAND"):  # a bare `einderiv`
+            message += f"; expected one of: {', '.join(COMMANDS)} (einderiv --help)"
         raise UsageError(message)
 
 
