@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from typing import Mapping, Union
 
+from . import progress
 from .analysis.structure import summarize
 from .analysis.template import GeneralForm, general_form
 from .calculus.derive import Derivation, in_form
@@ -49,6 +50,7 @@ from .errors import Argument, UsageError
 from .frontend.directives import Directives
 from .frontend.model import Template, load
 from .frontend.network import Network
+from .ir.tools import walk
 from .numcheck import CheckReport
 from .numcheck import check as _check
 
@@ -56,6 +58,8 @@ __all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "st
            "Network", "Template", "Derivation", "GeneralForm", "CheckReport"]
 
 Sizes = Union[Mapping[str, int], None]
+#: seconds the expanded form may take before a note (on a progress display) compares it with the compact one
+NOTE_AFTER = 5.0
 
 
 def derive(model: Network | Template, order: int | None = None) -> Derivation | GeneralForm:
@@ -68,8 +72,10 @@ def derive(model: Network | Template, order: int | None = None) -> Derivation | 
     """
     order = _option(model, "order", order, 2)
     if isinstance(model, Template):
-        return general_form(model, order)
-    return _derive(model, order, expanded=False)
+        with progress.stage("the general form"):
+            return general_form(model, order)
+    with progress.stage("deriving"):
+        return _derive(model, order, expanded=False)
 
 
 def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str | None = None) -> str:
@@ -80,7 +86,9 @@ def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, f
     if isinstance(derivation, GeneralForm):
         _general_only(derivation, sizes, form)
         return _text.render_general(derivation)
-    return _text.render(in_form(derivation, _option(derivation, "form", form, "expanded")), sizes)
+    derivation = _in_form(derivation, _option(derivation, "form", form, "expanded"))
+    with progress.stage("writing the derivation"):
+        return _text.render(derivation, sizes)
 
 
 def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str | None = None) -> str:
@@ -89,15 +97,18 @@ def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str |
     if isinstance(derivation, GeneralForm):
         _general_only(derivation, sizes, form)
         return _latex.render_general(derivation)
-    return _latex.render(in_form(derivation, _option(derivation, "form", form, "expanded")), sizes)
+    derivation = _in_form(derivation, _option(derivation, "form", form, "expanded"))
+    with progress.stage("writing the LaTeX document"):
+        return _latex.render(derivation, sizes)
 
 
 def structure(derivation: Derivation, sizes: Sizes = None, form: str | None = None) -> str:
     """The per-block structure table: outer products, terms, storage (``einderiv structure``;
     ``form`` as :func:`derivation_text`'s)."""
     derivation = _concrete(derivation, "structure")
-    return _text.structure_table(summarize(in_form(derivation, _option(derivation, "form", form, "expanded")),
-                                           sizes))
+    derivation = _in_form(derivation, _option(derivation, "form", form, "expanded"))
+    with progress.stage("the structure table"):
+        return _text.structure_table(summarize(derivation, sizes))
 
 
 def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str | None = None) -> str:
@@ -114,17 +125,20 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
         if sizes:
             raise UsageError("{0}: a layer template takes its sizes when it is loaded, "
                              "load(path, dims=...)", arguments=(Argument("sizes", None, dict(sizes)),))
-        return generate_template(derivation)
-    return _numpy.generate(in_form(derivation, _option(derivation, "form", form, "compact")), sizes)
+        with progress.stage("generating the NumPy module"):
+            return generate_template(derivation)
+    derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))
+    with progress.stage("generating the NumPy module"):
+        return _numpy.generate(derivation, sizes)
 
 
 def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int = 3, tol: float = 1e-6,
           form: str | None = None) -> CheckReport:
     """Run the generated kernels and compare every block with central differences (``einderiv check``;
     ``form`` as :func:`codegen`'s)."""
-    derivation = _concrete(derivation, "check")
-    return _check(in_form(derivation, _option(derivation, "form", form, "compact")), sizes,
-                  seed=seed, batch=batch, tol=tol)
+    derivation = _in_form(_concrete(derivation, "check"), _option(derivation, "form", form, "compact"))
+    with progress.stage("checking against finite differences"):
+        return _check(derivation, sizes, seed=seed, batch=batch, tol=tol)
 
 
 # ------------------------------------------------------------------ helpers
@@ -143,6 +157,40 @@ def _option(obj, key: str, given, default):
         return given
     found = _directives(obj).get(key)
     return default if found is None else found
+
+
+def _in_form(derivation: Derivation, form: str) -> Derivation:
+    """:func:`in_form` as a progress stage; when the expanded form took long and is much larger
+    than the compact one, a note (on the progress display only) says so, with the numbers."""
+    if (form == "expanded" or derivation.order >= 3) == derivation.expanded:
+        return in_form(derivation, form)  # already in that form: nothing to build
+    label = f"the {form} form"
+    with progress.stage(label):
+        other = in_form(derivation, form)
+    seconds = progress.took(label)
+    if other is not derivation and other.expanded and seconds is not None and seconds >= NOTE_AFTER:
+        note = _forms_note(derivation, other, seconds, progress.took("deriving"))
+        if note:
+            progress.note(note)
+    return other
+
+
+def _size(derivation: Derivation) -> int:
+    """Expression nodes in the Hessian (and higher) blocks and the named quantities: what
+    deriving and printing them walks."""
+    exprs = [b.expr for wrt, b in derivation.blocks.items() if len(wrt) >= 2]
+    return sum(1 for e in exprs + [q.expr for q in derivation.quantities] for _ in walk(e))
+
+
+def _forms_note(compact: Derivation, expanded: Derivation, seconds: float, compact_seconds: float | None) -> str:
+    """The note that ``--form compact`` would be much less work: the two forms' sizes (and
+    times), when the expanded form is at least twice the compact one's size; else ""."""
+    big, small = _size(expanded), _size(compact)
+    if big < 2 * small:
+        return ""
+    took = f", which took {compact_seconds:.1f} s" if compact_seconds is not None else ""
+    return (f"einderiv: note: the expanded form took {seconds:.1f} s and is {big / small:.1f}× the size of the "
+            f"compact form ({big:,} vs {small:,} expression nodes){took}: add --form compact for the compact form")
 
 
 def _general_only(general: GeneralForm, sizes: Sizes, form: str | None) -> None:

@@ -12,6 +12,11 @@ Exit codes:
 * 3 — an internal error, a bug in einderiv: one line asking for a report; the
   traceback only with ``--traceback`` (alias ``--debug``, or ``EINDERIV_DEBUG`` set);
 * 130 — interrupted.
+
+Options default to the file's directives (``# einderiv: order 3``; see
+:mod:`einderiv.frontend.directives`), the command line winning.  While a command runs,
+a progress line on standard error shows its stages — only when standard error is a
+terminal (:mod:`einderiv.progress`), and erased when the command ends.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import os
 import sys
 import traceback
 
-from . import __version__, api
+from . import __version__, api, progress
 from .errors import Argument, EinderivError, InternalError, UsageError
 
 COMMANDS = {
@@ -149,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     show = ("--traceback" in argv or "--debug" in argv) or bool(os.environ.get("EINDERIV_DEBUG"))
     try:
-        return run(argv)
+        with progress.shown(sys.stderr):  # progress on a terminal only; piped, stderr has errors only
+            return run(argv)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except EinderivError as err:

@@ -290,8 +290,8 @@ def _power_at(text: str, line: int, column: int) -> tuple[str, int] | None:
     if "=" not in head[: column - 1] or head.lstrip().startswith(_STATEMENT_WORDS):
         return None
     before, rest = src[: column - 1].rstrip(), src[column - 1:]
-    if rest.startswith("*") and before.endswith("*"):
-        return "**", len(before)
+    if rest.startswith("*") and src[: column - 1].endswith("*"):  # `**`, not `* *`
+        return "**", column - 1
     if rest.startswith("^") and rest[1:].lstrip()[:1].isdigit():
         return "^", column
     if rest[:1].isdigit() and (before.endswith("^") or before.endswith("^{")):
