@@ -168,7 +168,7 @@ def _in_form(derivation: Derivation, form: str) -> Derivation:
     with progress.stage(label):
         other = in_form(derivation, form)
     seconds = progress.took(label)
-    if other is not derivation and other.expanded and seconds is not None and seconds >= NOTE_AFTER:
+    if other.expanded and seconds is not None and seconds >= NOTE_AFTER:  # built from the compact one
         note = _forms_note(derivation, other, seconds, progress.took("deriving"))
         if note:
             progress.note(note)
