@@ -127,8 +127,8 @@ label y^l : c
 weight w(1)^j_i : h, n_in
 weight w(k)^j_i : h, h          for k = 2..n
 weight u^l_j : c, h
-v(1)^j = tanh(w(1)^j_i x^i)
-v(k)^j = tanh(w(k)^j_i v(k-1)^i)  for k = 2..n
+v(1)^j = relu(w(1)^j_i x^i)
+v(k)^j = relu(w(k)^j_i v(k-1)^i)  for k = 2..n
 p^l = u^l_j v(n)^j
 f = squared_error(p, y)
 """

@@ -159,9 +159,15 @@ def nodes(d) -> int:
     return count + sum(len(list(walk(q.expr))) for q in d.quantities)
 
 
-def test_forms_note_states_the_true_sizes():
+@pytest.fixture(scope="module")
+def deep():
+    """A 14-layer tanh MLP, derived (compact) and in the expanded form (built once)."""
     d = einderiv.derive(einderiv.load("deep.ein", text=deep_tanh(14)))
-    e = in_form(d, "expanded")
+    return d, in_form(d, "expanded")
+
+
+def test_forms_note_states_the_true_sizes(deep):
+    d, e = deep
     big, small = nodes(e), nodes(d)
     assert big >= 2 * small  # a deep tanh MLP: the expanded form is the larger
     note = api._forms_note(d, e, 7.25, 1.5)
@@ -173,19 +179,29 @@ def test_forms_note_states_the_true_sizes():
     assert api._forms_note(small_net, in_form(small_net, "expanded"), 9.0, 1.0) == ""
 
 
-def test_the_note_is_shown_when_the_expanded_form_is_slow(tmp_path, eager, monkeypatch, capsys):
+def test_the_note_waits_for_a_slow_expanded_form(deep, eager, monkeypatch):
+    d, e = deep
+    term = Terminal()
+    with progress.shown(term, tick=False):
+        monkeypatch.setattr(api, "NOTE_AFTER", 1e9)
+        assert api._in_form(d, "expanded") is e
+        assert "note" not in term.getvalue()
+        monkeypatch.setattr(api, "NOTE_AFTER", 0.0)
+        assert api._in_form(d, "expanded") is e
+        assert api._in_form(d, "compact") is d and api._in_form(e, "expanded") is e  # nothing built: no note
+    notes = [line for part in term.getvalue().split(ERASE) for line in part.split("\n") if "note" in line]
+    assert len(notes) == 1 and f"({nodes(e):,} vs {nodes(d):,} expression nodes)" in notes[0]
+
+
+def test_the_note_is_shown_by_the_command_line(deep, tmp_path, eager, monkeypatch, capsys):
+    d, e = deep
     src = tmp_path / "deep.ein"
     src.write_text(deep_tanh(14))
-    for after, shown in ((1e9, False), (0.0, True)):
-        monkeypatch.setattr(api, "NOTE_AFTER", after)
-        term = Terminal()
-        monkeypatch.setattr(sys, "stderr", term)
-        assert main(["derive", str(src)]) == 0
-        assert ("einderiv: note: the expanded form took" in term.getvalue()) == shown
-    lines = [line for part in term.getvalue().split(ERASE) for line in part.split("\n") if "note" in line]
-    d = einderiv.derive(einderiv.load(str(src)))
-    big, small = nodes(in_form(d, "expanded")), nodes(d)
-    assert len(lines) == 1 and f"({big:,} vs {small:,} expression nodes)" in lines[0]
-    assert main(["derive", str(src), "--form", "compact"]) == 0  # the compact form: nothing to compare
-    assert "note" not in term.getvalue().split(lines[0])[1]
-    capsys.readouterr()
+    monkeypatch.setattr(api, "NOTE_AFTER", 0.0)
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    assert main(["structure", str(src)]) == 0
+    notes = [line for part in term.getvalue().split(ERASE) for line in part.split("\n") if "note" in line]
+    assert len(notes) == 1 and notes[0].startswith("einderiv: note: the expanded form took ")
+    assert f"({nodes(e):,} vs {nodes(d):,} expression nodes), which took " in notes[0]
+    assert capsys.readouterr().out == api.structure(d) + "\n"
