@@ -52,7 +52,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="einderiv", description="Symbolic index-notation derivatives of neural networks.")
+    p = _Parser(prog="einderiv", description="Symbolic index-notation derivatives of neural networks.",
+                epilog="A file may set --order and --form for every command in the comments that open it "
+                       "('# einderiv: order 3', '# einderiv: form compact'); the command line wins.")
     p.add_argument("--version", action="version", version=f"einderiv {__version__}")
     p.add_argument("--traceback", "--debug", action="store_true", dest="traceback",
                    help="show the traceback of an error (for reporting a bug)")
