@@ -12,6 +12,8 @@ import importlib.util
 import pathlib
 import re
 import shlex
+import subprocess
+import sys
 
 import pytest
 
@@ -102,3 +104,24 @@ def test_each_writes_sentence_is_true(tmp_path, monkeypatch, capsys):
         written = (tmp_path / out).read_text(encoding="utf-8")
         made = {"codegen": einderiv.codegen, "derive": einderiv.derivation_text, "latex": einderiv.latex}
         assert written == made[command](einderiv.derive(einderiv.load(source)))
+
+
+#: a fresh interpreter in which the package ``einderiv.grammar`` cannot be imported, as when the
+#: tests import the source tree beside a non-editable install (README command 2)
+NO_GRAMMAR_PACKAGE = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "einderiv.grammar":
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, Block())
+import einderiv
+net = einderiv.load("derivations/paper_mlp.ein")
+print(einderiv.__file__, len(net.params))
+"""
+
+
+def test_the_source_tree_finds_its_grammar_without_the_installed_package():
+    p = subprocess.run([sys.executable, "-c", NO_GRAMMAR_PACKAGE], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [str(ROOT / "einderiv" / "__init__.py"), "3"]

@@ -40,13 +40,18 @@ _TERMINAL_WORDS = {
 }
 
 
+#: the grammar in a source checkout (the repository's top-level grammar/ folder)
+SOURCE_GRAMMAR = Path(__file__).resolve().parents[2] / "grammar" / "einderiv.lark"
+
+
 def _grammar_text() -> str:
     try:
         return resources.files("einderiv.grammar").joinpath("einderiv.lark").read_text(encoding="utf-8")
     except ModuleNotFoundError:
-        # Running from a source checkout that is not installed: setuptools maps
-        # the top-level grammar/ folder to einderiv.grammar only on install.
-        return (Path(__file__).resolve().parent.parent / "grammar" / "einderiv.lark").read_text(encoding="utf-8")
+        # Running from a source checkout that is not installed (or beside a non-editable
+        # install, as the README's test command does): setuptools maps the top-level
+        # grammar/ folder to einderiv.grammar only on install.
+        return SOURCE_GRAMMAR.read_text(encoding="utf-8")
 
 
 @lru_cache(maxsize=1)
