@@ -2,14 +2,13 @@
 
     python derivations/regenerate.py
 
-For each ``NAME.ein`` it writes ``NAME.txt`` (``einderiv derive``),
-``NAME.tex`` (``einderiv latex``) and ``NAME_kernels.py`` (``einderiv
-codegen``: Hessian blocks in the compact form) — exactly what the commands write for
-the file: at order 2 unless its directive says otherwise (``# einderiv: order 3``;
-``# einderiv: form compact`` prints the Hessian blocks of a long unrolled network
-through second-order adjoints), read by the front end (:mod:`einderiv.frontend.header`).
-``tests/test_derivations.py`` fails when a kept file differs from what the current
-einderiv produces.
+For each ``NAME.ein`` it writes ``NAME.txt`` (``einderiv derive NAME.ein``),
+``NAME.tex`` (``einderiv latex``) and ``NAME_kernels.py`` (``einderiv codegen``), each with
+the commands' defaults — which a file's directives set, as they do for every command
+(``# einderiv: order 3``; ``# einderiv: form compact`` prints the Hessian blocks of a long
+unrolled network through second-order adjoints; read by :mod:`einderiv.frontend.header`).
+``tests/test_derivations.py`` fails when a kept file differs from what the current einderiv
+produces.
 """
 from __future__ import annotations
 
@@ -20,18 +19,6 @@ import sys
 import einderiv
 
 HERE = pathlib.Path(__file__).resolve().parent
-ORDER = einderiv.api.DEFAULT_ORDER
-
-
-def order(path: pathlib.Path) -> int:
-    """The derivative order a network is kept at: ``# einderiv: order N``, else ORDER."""
-    return _load(path).header.order or ORDER
-
-
-def form(path: pathlib.Path) -> str:
-    """The Hessian form the kept text and LaTeX show: expanded (the default) or, with
-    ``# einderiv: form compact``, through second-order adjoints (long unrolled networks)."""
-    return _load(path).header.form or "expanded"
 
 
 def _load(path: pathlib.Path):
@@ -42,7 +29,7 @@ def _load(path: pathlib.Path):
 
 def outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     """What einderiv generates for one network file, by output path (``einderiv derive``,
-    ``latex`` with the file's form; ``codegen`` in its default, compact, form)."""
+    ``latex``, ``codegen``, with the file's directives)."""
     derivation = einderiv.derive(_load(path))  # the file's directives, as the command line reads them
     stem = path.with_suffix("")
     return {

@@ -26,6 +26,11 @@ file says ``# einderiv: form compact``);
 form).  So ``derivation_text(derive(net))`` is what ``einderiv derive FILE`` prints and
 ``codegen(derive(net))`` what ``einderiv codegen FILE`` writes.
 
+**Directives.**  A file that opens with ``# einderiv: order 3`` or ``# einderiv: form
+compact`` (:mod:`einderiv.frontend.header`) changes these defaults for that network,
+here as on the command line: an argument left at ``None`` takes the file's directive,
+else the default above; an argument given wins.
+
 Errors: bad input raises an :class:`~einderiv.errors.EinderivError` (a bad file with its
 ``file:line:col``; a bad argument named as you passed it, ``dims={'x': 3} names no
 dimension 'x'…``); a bug in einderiv raises :class:`~einderiv.errors.InternalError`.
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 from typing import Mapping, Union
 
+from . import progress
 from .analysis.structure import summarize
 from .analysis.template import GeneralForm, general_form, in_general_form
 from .calculus.derive import Derivation, in_form
@@ -44,8 +50,10 @@ from .emit import text as _text
 from .emit.backends import BACKENDS, PRINTERS
 from .emit.template_numpy import generate_template
 from .errors import Argument, UsageError
+from .frontend.header import Header
 from .frontend.model import Template, load
 from .frontend.network import Network
+from .ir.tools import walk
 from .numcheck import CheckReport
 from .numcheck import check as _check
 
@@ -55,12 +63,16 @@ __all__ = ["load", "derive", "derivation_text", "latex", "codegen", "check", "st
 Sizes = Union[Mapping[str, int], None]
 #: the order :func:`derive` goes to when neither its caller nor the file says
 DEFAULT_ORDER = 2
+#: seconds the expanded form may take before a note (on a progress display) compares it with the compact one
+NOTE_AFTER = 5.0
+#: how a progress line names each backend's module
+LIBRARIES = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX"}
 
 
 def derive(model: Network | Template, order: int | None = None,
            form: str | None = None) -> Derivation | GeneralForm:
     """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …); without
-    ``order``, the file's ``# einderiv: order N`` directive, else 2.
+    ``order``, the file's ``# einderiv: order N`` directive, else :data:`DEFAULT_ORDER`.
 
     For a :class:`Network`, the :class:`Derivation` (Hessian blocks compact; the printers
     build the expanded form they show, whatever ``form`` says).  For a :class:`Template`, its
@@ -69,12 +81,13 @@ def derive(model: Network | Template, order: int | None = None,
     ``"expanded"`` (a recurrence may be written ``"compact"``; the other form is built when a
     printer asks for it).
     """
-    if order is None:
-        order = model.header.order or DEFAULT_ORDER
+    order = _option(model, "order", order, DEFAULT_ORDER)
     if isinstance(model, Template):
-        form = form or model.header.form or "expanded"
-        return general_form(model, order, expanded=form != "compact" or not model.sequence)
-    return _derive(model, order, expanded=False)
+        form = _option(model, "form", form, "expanded")
+        with progress.stage("the general form"):
+            return general_form(model, order, expanded=form != "compact" or not model.sequence)
+    with progress.stage("deriving"):
+        return _derive(model, order, expanded=False)
 
 
 def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str | None = None) -> str:
@@ -82,7 +95,9 @@ def derivation_text(derivation: Derivation | GeneralForm, sizes: Sizes = None, f
     Without ``form``, the file's ``# einderiv: form`` directive, else ``"expanded"``."""
     if isinstance(derivation, GeneralForm):
         return _text.render_general(_general_only(derivation, sizes, form))
-    return _text.render(in_form(derivation, printed_form(derivation, form)), sizes)
+    derivation = _in_form(derivation, printed_form(derivation, form))
+    with progress.stage("writing the derivation"):
+        return _text.render(derivation, sizes)
 
 
 def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str | None = None,
@@ -95,18 +110,25 @@ def latex(derivation: Derivation | GeneralForm, sizes: Sizes = None, form: str |
     """
     if isinstance(derivation, GeneralForm):
         return _latex.render_general(_general_only(derivation, sizes, form), naming)
-    return _latex.render(in_form(derivation, printed_form(derivation, form)), sizes, naming)
+    derivation = _in_form(derivation, printed_form(derivation, form))
+    with progress.stage("writing the LaTeX document"):
+        return _latex.render(derivation, sizes, naming)
 
 
 def structure(derivation: Derivation, sizes: Sizes = None, form: str | None = None) -> str:
-    """The per-block structure table: outer products, terms, storage (``einderiv structure``)."""
+    """The per-block structure table: outer products, terms, storage (``einderiv structure``;
+    ``form`` as for :func:`derivation_text`)."""
     derivation = _concrete(derivation, "structure")
-    return _text.structure_table(summarize(in_form(derivation, printed_form(derivation, form)), sizes))
+    derivation = _in_form(derivation, printed_form(derivation, form))
+    with progress.stage("the structure table"):
+        return _text.structure_table(summarize(derivation, sizes))
 
 
-def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str = "compact",
+def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str | None = None,
             backend: str = "numpy") -> str:
-    """Source of a standalone module (``gradient``, ``hessian``, ``hvp``, …; ``einderiv codegen``).
+    """Source of a standalone module (``gradient``, ``hessian``, ``hvp``, …; ``einderiv codegen``);
+    docs/module.md is its contract.  Without ``form``, the file's ``# einderiv: form``
+    directive, else ``"compact"``.
 
     ``backend`` is the array library it computes with: ``"numpy"``, ``"torch"`` (plain torch
     ops on the inputs' device and dtype, no autograd) or ``"jax"`` (pure, jit-compatible
@@ -116,6 +138,7 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
     length of the parameter lists it is called with.
     """
     printer = _printer(backend)
+    stage = f"generating the {LIBRARIES[backend]} module"
     if isinstance(derivation, GeneralForm):
         derivation = derivation.template
     if isinstance(derivation, Template):
@@ -126,17 +149,28 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
             raise UsageError(f"a module for a recurrence over {derivation.depth} steps is generated at a given "
                              f"length (one that reads {derivation.depth} at run time is not written yet): "
                              "give it, e.g. {0}", arguments=(Argument("depth", derivation.depth, 4),))
-        return generate_template(derivation, printer=printer)
-    return _numpy.generate(in_form(derivation, form), sizes, printer=printer)
+        with progress.stage(stage):
+            return generate_template(derivation, printer=printer)
+    derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))
+    with progress.stage(stage):
+        return _numpy.generate(derivation, sizes, printer=printer)
 
 
 def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int = 3, tol: float = 1e-6,
-          form: str = "compact", backend: str = "numpy") -> CheckReport:
-    """Run the generated kernels and compare every block with central differences (``einderiv check``);
-    ``backend`` ``"torch"``/``"jax"`` checks that library's module, in float64."""
+          form: str | None = None, backend: str = "numpy") -> CheckReport:
+    """Run the generated kernels and compare every block with central differences (``einderiv check``;
+    ``form`` as for :func:`codegen`); ``backend`` ``"torch"``/``"jax"`` checks that library's
+    module, in float64."""
     _printer(backend)
-    return _check(in_form(_concrete(derivation, "check"), form), sizes, seed=seed, batch=batch, tol=tol,
-                  backend=backend)
+    derivation = _concrete(derivation, "check")
+    derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))
+    with progress.stage("checking against finite differences"):
+        return _check(derivation, sizes, seed=seed, batch=batch, tol=tol, backend=backend)
+
+
+def printed_form(derivation: Derivation, form: str | None) -> str:
+    """The Hessian form to print: ``form``, else the file's directive, else ``"expanded"``."""
+    return _option(derivation, "form", form, "expanded")
 
 
 # ------------------------------------------------------------------ helpers
@@ -147,9 +181,55 @@ def _printer(backend: str):
     return PRINTERS[backend]
 
 
-def printed_form(derivation: Derivation, form: str | None) -> str:
-    """The Hessian form to print: ``form``, else the file's directive, else ``"expanded"``."""
-    return form or derivation.network.header.form or "expanded"
+def _header(obj: Network | Template | Derivation | GeneralForm) -> Header:
+    """The leading comment (directives, title) of the file ``obj`` was made from."""
+    if isinstance(obj, GeneralForm):
+        obj = obj.template
+    if isinstance(obj, Derivation):
+        obj = obj.network
+    return obj.header
+
+
+def _option(obj, key: str, given, default):
+    """An argument given wins; else the file's directive for ``key``; else the default."""
+    if given is not None:
+        return given
+    found = _header(obj).get(key)
+    return default if found is None else found
+
+
+def _in_form(derivation: Derivation, form: str) -> Derivation:
+    """:func:`in_form` as a progress stage; when the expanded form took long and is much larger
+    than the compact one, a note (on the progress display only) says so, with the numbers."""
+    if (form == "expanded" or derivation.order >= 3) == derivation.expanded:
+        return in_form(derivation, form)  # already in that form: nothing to build
+    label = f"the {form} form"
+    with progress.stage(label):
+        other = in_form(derivation, form)
+    seconds = progress.took(label)
+    if other.expanded and seconds is not None and seconds >= NOTE_AFTER:  # built from the compact one
+        note = _forms_note(derivation, other, seconds, progress.took("deriving"))
+        if note:
+            progress.note(note)
+    return other
+
+
+def _size(derivation: Derivation) -> int:
+    """Expression nodes in the Hessian (and higher) blocks and the named quantities: what
+    deriving and printing them walks."""
+    exprs = [b.expr for wrt, b in derivation.blocks.items() if len(wrt) >= 2]
+    return sum(1 for e in exprs + [q.expr for q in derivation.quantities] for _ in walk(e))
+
+
+def _forms_note(compact: Derivation, expanded: Derivation, seconds: float, compact_seconds: float | None) -> str:
+    """The note that ``--form compact`` would be much less work: the two forms' sizes (and
+    times), when the expanded form is at least twice the compact one's size; else ""."""
+    big, small = _size(expanded), _size(compact)
+    if big < 2 * small:
+        return ""
+    took = f", which took {compact_seconds:.1f} s" if compact_seconds is not None else ""
+    return (f"einderiv: note: the expanded form took {seconds:.1f} s and is {big / small:.1f}× the size of the "
+            f"compact form ({big:,} vs {small:,} expression nodes){took}: add --form compact for the compact form")
 
 
 def _general_only(general: GeneralForm, sizes: Sizes, form: str | None) -> GeneralForm:
@@ -158,7 +238,12 @@ def _general_only(general: GeneralForm, sizes: Sizes, form: str | None) -> Gener
     if sizes:
         raise UsageError("{0}: the general form of a layer template keeps its sizes symbolic; "
                          "give sizes to a network at a concrete depth", arguments=(Argument("sizes", None, dict(sizes)),))
-    return in_general_form(general, form or general.template.header.form or "expanded")
+    tpl = general.template
+    if form is None and tpl.header.form == "compact" and not tpl.sequence:
+        raise UsageError("directive 'form compact': the general form of a layer template writes its Hessian "
+                         "blocks expanded; the compact form needs a concrete depth, e.g. {0}",
+                         tpl.header.where("form"), arguments=(Argument("depth", tpl.depth, 3),))
+    return in_general_form(general, _option(general, "form", form, "expanded"))
 
 
 def _concrete(derivation, job: str) -> Derivation:

@@ -12,6 +12,11 @@ Exit codes:
 * 3 — an internal error, a bug in einderiv: one line asking for a report; the
   traceback only with ``--traceback`` (alias ``--debug``, or ``EINDERIV_DEBUG`` set);
 * 130 — interrupted.
+
+Options default to the file's directives (``# einderiv: order 3``; see
+:mod:`einderiv.frontend.header`), the command line winning.  While a command runs,
+a progress line on standard error shows its stages — only when standard error is a
+terminal (:mod:`einderiv.progress`), and erased when the command ends.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import os
 import sys
 import traceback
 
-from . import __version__, api
+from . import __version__, api, progress
 from .errors import Argument, EinderivError, InternalError, UsageError
 
 COMMANDS = {
@@ -42,11 +47,15 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line and exit code 2."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
+        if message.endswith("required: COMMAND"):  # a bare `einderiv`
+            message += f"; expected one of: {', '.join(COMMANDS)} (einderiv --help)"
         raise UsageError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="einderiv", description="Symbolic index-notation derivatives of neural networks.")
+    p = _Parser(prog="einderiv", description="Symbolic index-notation derivatives of neural networks.",
+                epilog="A file may set --order and --form for every command in the comments that open it "
+                       "('# einderiv: order 3', '# einderiv: form compact'); the command line wins.")
     p.add_argument("--version", action="version", version=f"einderiv {__version__}")
     p.add_argument("--traceback", "--debug", action="store_true", dest="traceback",
                    help="show the traceback of an error (for reporting a bug)")
@@ -73,10 +82,10 @@ def _parser() -> argparse.ArgumentParser:
                                 "spelled out) or through the second-order adjoints H[s,s'] (compact: "
                                 "shorter for deep or recurrent networks)")
         else:
-            c.add_argument("--form", choices=("compact", "expanded"), default="compact",
+            c.add_argument("--form", choices=("compact", "expanded"), default=None,
                            help="Hessian blocks through second-order adjoints hess[s,s'] (compact, the "
-                                "default: O(L^2) terms) or in the paper's expanded form that "
-                                "'derive' and 'latex' print")
+                                "default unless the file says '# einderiv: form expanded': O(L^2) terms) "
+                                "or in the paper's expanded form that 'derive' and 'latex' print")
         if name in ("codegen", "check"):
             c.add_argument("--backend", choices=api.BACKENDS, default="numpy",
                            help="array library of the generated module: numpy (default), torch (plain "
@@ -161,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     show = ("--traceback" in argv or "--debug" in argv) or bool(os.environ.get("EINDERIV_DEBUG"))
     try:
-        return run(argv)
+        with progress.shown(sys.stderr):  # progress on a terminal only; piped, stderr has errors only
+            return run(argv)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except EinderivError as err:

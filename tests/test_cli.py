@@ -183,6 +183,23 @@ def test_version(capsys):
     assert capsys.readouterr().out == f"einderiv {einderiv.__version__}\n"
 
 
+def test_version_is_the_packages_in_a_fresh_process():
+    """``einderiv --version`` from a new interpreter, equal to pyproject.toml's and the installed metadata's."""
+    import importlib.metadata
+    import re
+
+    import einderiv
+
+    declared = re.search(r'^version = "([^"]+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert einderiv.__version__ == declared == importlib.metadata.version("einderiv")
+    assert run("--version") == (0, f"einderiv {declared}\n", "")
+
+
+def test_no_command_names_the_commands():
+    assert run() == (2, "", "einderiv: error: the following arguments are required: COMMAND; expected one "
+                            "of: derive, latex, codegen, check, structure (einderiv --help)\n")
+
+
 # -------------------------------------------- the CLI is a thin layer over the API
 EXAMPLES = ["paper_mlp", "tanh_mlp", "rnn_all_steps", "gru_unrolled", "paper_mlp_order3"]
 

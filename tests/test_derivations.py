@@ -30,9 +30,13 @@ def test_examples_exist():
             "paper_mlp_order3.ein"} <= names
 
 
-def test_order_declared_in_first_line():
-    assert regenerate.order(ROOT / "derivations" / "paper_mlp_order3.ein") == 3
-    assert regenerate.order(ROOT / "derivations" / "paper_mlp.ein") == 2
+def test_directives_of_the_examples_are_read():
+    """Kept at the order and form their first line says (every command honours it: test_directives.py)."""
+    assert einderiv.load("derivations/paper_mlp_order3.ein").header.order == 3
+    assert einderiv.load("derivations/gru_unrolled.ein").header.form == "compact"
+    plain = einderiv.load("derivations/paper_mlp.ein").header
+    assert (plain.order, plain.form) == (None, None)
+    assert "∂³f/" in (ROOT / "derivations" / "paper_mlp_order3.txt").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
@@ -48,7 +52,7 @@ def test_kept_outputs_are_current(path):
 @pytest.mark.parametrize("form", ["expanded", "compact"])
 def test_checks_numerically(path, form):
     """Both forms of the Hessian blocks: the printed (expanded) one and the generated (compact) one."""
-    derivation = einderiv.derive(einderiv.load(os.path.relpath(path, ROOT)), regenerate.order(path))
+    derivation = einderiv.derive(einderiv.load(os.path.relpath(path, ROOT)))  # at the file's order
     report = einderiv.check(derivation, seed=1, form=form)
     assert report.rows and report.ok, report.format()
 

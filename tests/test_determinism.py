@@ -14,6 +14,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 import einderiv
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -58,6 +60,7 @@ def _regenerate_all(tmp_path: pathlib.Path) -> dict[int, tuple[pathlib.Path, lis
     return results
 
 
+@pytest.mark.slow  # two processes regenerate every example: ~40 s of CPU; .ci/run runs it
 def test_outputs_do_not_depend_on_the_hash_seed(tmp_path):
     results = _regenerate_all(tmp_path)
     stdouts = [lines for _, lines in results.values()]

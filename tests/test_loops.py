@@ -78,7 +78,7 @@ def test_two_layers_share_one_step_body():
     assert order == sorted(order)  # every member of a step, in dependency order
 
 
-@pytest.mark.parametrize("text", [RNN, RNN_ALL], ids=["rnn", "rnn_all_steps"])
+@pytest.mark.parametrize("text", [RNN, pytest.param(RNN_ALL, marks=pytest.mark.slow)], ids=["rnn", "rnn_all_steps"])
 def test_gradient_path_size_does_not_grow_with_T(text):
     sizes = {T: function_lines(module(text, T)[0]) for T in (4, 8, 16)}
     for name in GRADIENT_PATH:

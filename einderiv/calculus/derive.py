@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+from .. import progress
 from ..errors import Argument, EinderivError, InternalError, UsageError
 from ..frontend.network import Network
 from ..ir import Expr, Kind, Quantity, is_zero, ref_names
@@ -76,25 +77,32 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
         raise EinderivError("the network declares no weight to differentiate; declare one, e.g. "
                             "weight W^j_i : n, n", objective.loc if objective else None)
     blocks: dict[tuple[str, ...], Block] = {}
-    for t in params:
-        blocks[(t,)] = d.gradient(t)
+    with progress.stage("gradients", len(params)) as step:
+        for t in params:
+            blocks[(t,)] = d.gradient(t)
+            step()
     ggn: dict[str, Block] = {}
     if order >= 2:
-        for a, b in itertools.product(params, params):
-            blocks[(a, b)] = d.hessian(a, b) if expanded else d.hessian_compact(a, b)
+        with progress.stage("Hessian blocks", len(params) ** 2) as step:
+            for a, b in itertools.product(params, params):
+                blocks[(a, b)] = d.hessian(a, b) if expanded else d.hessian_compact(a, b)
+                step()
         ggn = {t: d.gauss_newton(t) for t in params}
     position = {p: k for k, p in enumerate(params)}
     ranks = {p: len(d.decl[p].indices) for p in params}
     for k in range(3, order + 1):
-        for wrt in itertools.product(params, repeat=k):  # a set's own ordering comes first
-            key, groups = canonical(wrt, position)
-            blocks[wrt] = d.higher(blocks[wrt[:-1]], wrt[-1]) if key == wrt else \
-                transpose(blocks[key], wrt, groups, ranks)
+        with progress.stage(f"order-{k} blocks", len(params) ** k) as step:
+            for wrt in itertools.product(params, repeat=k):  # a set's own ordering comes first
+                key, groups = canonical(wrt, position)
+                blocks[wrt] = d.higher(blocks[wrt[:-1]], wrt[-1]) if key == wrt else \
+                    transpose(blocks[key], wrt, groups, ranks)
+                step()
     quantities = _dependency_order(d.quant, tuple(b.expr for b in (*blocks.values(), *ggn.values())))
     hvp: dict[str, Block] = {}
     hvp_quantities: tuple[QDef, ...] = ()
     if order >= 2:
-        hvp = {t: d.hvp(t, blocks[(t,)]) for t in params}
+        with progress.stage("Hessian-vector products"):
+            hvp = {t: d.hvp(t, blocks[(t,)]) for t in params}
         known = {q.name for q in quantities}
         hvp_quantities = tuple(q for q in _dependency_order(d.quant, tuple(b.expr for b in hvp.values()))
                                if q.name not in known and q.name.kind is not Kind.DIR)

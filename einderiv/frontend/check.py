@@ -37,7 +37,6 @@ from ..ir import Index, Name
 from .builtins import BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
 from .context import REDUCTION, Context, Shape, fmt
 from .families import Member
-from .header import header
 from .network import Definition, Network, TensorDecl, UserFunction, dim_symbol
 from .parse import parse, read
 from .summation import Scope, all_zero
@@ -94,7 +93,7 @@ class Checker(Context):
         definitions = [self.definition(a) for a in self.order(assigns)]
         objective = self.objective(definitions, assigns)
         return Network(self.path, dims, tuple(tensors), tuple(functions), tuple(definitions),
-                       objective, self.text, header(self.text, self.path))
+                       objective, self.text, module.header)
 
     # ---------------------------------------------------------------- dims
     def dims(self, items: list[S.DimItem]) -> tuple[tuple[str, int | None], ...]:

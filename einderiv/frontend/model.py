@@ -21,7 +21,6 @@ from typing import Mapping
 from . import syntax as S
 from ..errors import Argument, Location, UsageError
 from .check import check
-from .header import header
 from .network import Network
 from .parse import parse, read
 
@@ -44,7 +43,7 @@ class Template:
         self.module = module
         self.depth = depth
         self.dims = MappingProxyType(dict(dims))
-        self.header = header(text, path)
+        self.header = module.header
         self._networks: dict[int, Network] = {}
 
     @property

@@ -23,6 +23,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from . import syntax as S
 from ..errors import EinderivError, Location, ParseError, UsageError
+from .header import Header, header
 
 #: how terminals are named in "expected one of: ..." lists
 _TERMINAL_WORDS = {
@@ -75,10 +76,11 @@ def _split(tok: Token, up: bool) -> tuple[S.Idx, ...]:
 class _ToSyntax(Transformer):
     """Parse tree → syntax nodes; one method per grammar rule."""
 
-    def __init__(self, path: str, text: str):
+    def __init__(self, path: str, text: str, found: Header):
         super().__init__()
         self._path = path
         self._text = text
+        self._header = found
 
     # -- index groups --------------------------------------------------
     def braced(self, toks):
@@ -146,7 +148,7 @@ class _ToSyntax(Transformer):
 
     # -- statements ----------------------------------------------------
     def start(self, stmts):
-        return S.Module(1, 1, tuple(stmts))
+        return S.Module(1, 1, tuple(stmts), self._header)
 
     def dim_item(self, children):
         name = children[0]
@@ -279,6 +281,29 @@ def _token_text(tok: Token) -> str:
     return repr(str(tok))
 
 
+#: why the operator is not a power, after "a power is not written with OP in a network expression"
+POWER_HINT = {"^": " ('^' starts an index group: x^i)", "**": ""}
+_STATEMENT_WORDS = ("dims", "depth", "input", "label", "weight", "bias", "function")
+
+
+def _power_at(text: str, line: int, column: int) -> tuple[str, int] | None:
+    """A syntax error at ``line:column`` that is a power (``v^j^2``, ``(a)^2``, ``x**2``) on the
+    right side of a definition: the operator and its column, else None."""
+    lines = text.splitlines()
+    src = lines[line - 1] if 0 < line <= len(lines) else ""
+    head = src.split("#", 1)[0]
+    if "=" not in head[: column - 1] or head.lstrip().startswith(_STATEMENT_WORDS):
+        return None
+    before, rest = src[: column - 1].rstrip(), src[column - 1:]
+    if rest.startswith("*") and src[: column - 1].endswith("*"):  # `**`, not `* *`
+        return "**", column - 1
+    if rest.startswith("^") and rest[1:].lstrip()[:1].isdigit():
+        return "^", column
+    if rest[:1].isdigit() and (before.endswith("^") or before.endswith("^{")):
+        return "^", before.rindex("^") + 1
+    return None
+
+
 def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
     line, column = max(e.line, 1), max(e.column, 1)
     if isinstance(e, UnexpectedToken):
@@ -302,6 +327,14 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
         expected = e.allowed or ()
     else:  # pragma: no cover - LALR raises only the two above
         got, expected = "input", ()
+    power = _power_at(text, line, column)
+    if power is not None:
+        operator, column = power
+        return ParseError(f"syntax error: a power is not written with '{operator}' in a network expression"
+                          f"{POWER_HINT[operator]}; write square(...) for an elementwise square, a product "
+                          "such as x^j x^j for a sum of squares, or a function with the power in its body "
+                          "(function cube(z) = z^3)",
+                          Location(path, line, column), caret_context(text, line, column))
     msg = f"syntax error: unexpected {got}"
     if expected:
         msg += f"; expected one of: {_expected(expected)}"
@@ -345,8 +378,10 @@ def read(path: str) -> str:
 def parse(text: str, path: str) -> S.Module:
     """Parse network source ``text`` (``path`` is only used in messages).
 
-    Raises :class:`ParseError` (``file:line:col: syntax error: ...``).
+    Raises :class:`ParseError` (``file:line:col: syntax error: ...``).  The file's
+    header (directives ``# einderiv: order 3``, title) is read too, into ``Module.header``.
     """
+    found = header(text, path)
     text = paper_labels(text)
     padded = text if text.endswith("\n") else text + "\n"
     try:
@@ -354,7 +389,7 @@ def parse(text: str, path: str) -> S.Module:
     except UnexpectedInput as e:
         raise _syntax_error(e, text, path) from None
     try:
-        return _ToSyntax(path, text).transform(tree)
+        return _ToSyntax(path, text, found).transform(tree)
     except VisitError as e:
         orig = e.orig_exc
         if isinstance(orig, _SyntaxErrorAt):

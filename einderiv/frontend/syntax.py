@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
+from .header import Header
+
 
 @dataclass(frozen=True)
 class Node:
@@ -133,6 +135,7 @@ Statement = Union[Dims, Depth, Decl, FunctionDef, Assign]
 @dataclass(frozen=True)
 class Module(Node):
     statements: tuple[Statement, ...]
+    header: Header = Header()  # the leading comment's directives and title (:mod:`.header`)
 
 
 # ----------------------------------------------------------------- expressions
