@@ -49,7 +49,8 @@ import sympy
 
 from .emit.backends import PRINTERS
 from .emit.numpy import generate, identifiers
-from .ir import Apply, Kind, Ref
+from .frontend.builtins import ARG
+from .ir import Apply, Const, Kind, Max, Ref
 from .runtime import library, load, numpy_view
 
 STEP = 1e-5
@@ -116,13 +117,38 @@ def central(fn, params: dict, name: str):
             yield idx, (up - down) / (2 * h)
 
 
-def kink_args(derivation) -> list[str]:
-    """Nodes that are arguments of a non-smooth function (ReLU's pre-activations)."""
-    out: list[str] = []
+def _kink_points(body: sympy.Expr) -> list[sympy.Expr]:
+    """Expressions in the function's placeholders that are zero where ``body`` has a kink:
+    ``Max(a, b)`` → a − b, ``Abs(a)`` → a, a ``Piecewise`` condition ``a < b`` → a − b."""
+    out = []
+    for e in sympy.preorder_traversal(body):
+        if isinstance(e, (sympy.Max, sympy.Min)) and len(e.args) == 2:
+            out.append(e.args[0] - e.args[1])
+        elif isinstance(e, (sympy.Abs, sympy.Heaviside, sympy.sign)):
+            out.append(e.args[0])
+        elif isinstance(e, sympy.Piecewise):
+            out.extend(c.lhs - c.rhs for _, c in e.args if isinstance(c, sympy.core.relational.Relational))
+    return out
+
+
+def kinks(derivation) -> list[tuple]:
+    """Where the drawn values must keep away from a kink, as ``(what, distance)``: ``distance(t)``
+    of the forward values ``t`` is the least distance to one (a non-smooth function's argument
+    from its kink points; the best and second-best entries along a ``max_k``/``min_k`` axis)."""
+    out: list[tuple] = []
 
     def walk(e):
-        if isinstance(e, Apply) and derivation.table.body(e.fn.name).has(*_NON_SMOOTH):
-            out.extend(str(a.name) for a in e.args if isinstance(a, Ref) and str(a.name) not in out)
+        if isinstance(e, Apply) and derivation.table.body(e.fn.name).has(*_NON_SMOOTH) \
+                and all(isinstance(a, (Ref, Const)) for a in e.args):
+            names = [str(a.name) if isinstance(a, Ref) else a.value for a in e.args]
+            for point in _kink_points(derivation.table.body(e.fn.name)):
+                f = sympy.lambdify(ARG[:len(names)], point, "numpy")
+                out.append((names[0] if len(names) == 1 else tuple(names),
+                            lambda t, f=f, names=names: f(*(t[n] if isinstance(n, str) else float(n)
+                                                            for n in names))))
+        if isinstance(e, Max) and isinstance(e.arg, Ref):
+            name, pos = str(e.arg.name), e.arg.indices.index(e.over)
+            out.append(((name, e.over.name), lambda t, name=name, pos=pos: _gap(t[name], pos, len(e.arg.indices))))
         for c in e.children():
             walk(c)
 
@@ -131,16 +157,26 @@ def kink_args(derivation) -> list[str]:
     return out
 
 
+def _gap(a: np.ndarray, pos: int, rank: int) -> np.ndarray:
+    """The gap between the two largest and the two smallest entries along axis ``pos`` of a
+    (possibly batched) tensor of ``rank`` indices: a max or min switches maximiser there."""
+    a = np.sort(np.asarray(a), axis=a.ndim - rank + pos)
+    if a.shape[a.ndim - rank + pos] < 2:
+        return np.full(1, np.inf)
+    a = np.moveaxis(a, a.ndim - rank + pos, 0)
+    return np.minimum(a[-1] - a[-2], a[1] - a[0])
+
+
 def draw(mod: dict, derivation, rng, batch: int) -> tuple[dict, dict, bool]:
     """Random params and data, away from kinks when possible (third item: whether it was)."""
     roles = {str(t.name): t.role for t in derivation.network.tensors}
-    kinks = kink_args(derivation)
+    where = kinks(derivation)
     for _ in range(50):
         params = {n: rng.normal(0.0, 0.5, s) for n, s in mod["PARAMS"].items()}
         data = {n: (rng.uniform(0.0, 1.0, (batch,) + s) if roles[n] == "label"
                     else rng.normal(0.0, 1.0, (batch,) + s)) for n, s in mod["INPUTS"].items()}
-        t = mod["_forward"](params, data)
-        if all(np.min(np.abs(t[k]), initial=np.inf) > KINK_MARGIN for k in kinks):
+        t = {**params, **data, **mod["_forward"](params, data)}
+        if all(np.min(np.abs(distance(t)), initial=np.inf) > KINK_MARGIN for _, distance in where):
             return params, data, True
     return params, data, False
 

@@ -6,7 +6,7 @@ against finite differences *of itself*, and pass.  This evaluator shares none of
 machinery: of einderiv it uses only the checked IR of each definition (``einderiv.load``, or
 a network built by ``netbuild``) and the sizes; it evaluates
 
-* each ``Prod`` with one ``np.einsum``, ``Add``, ``Softmax``, ``LogSumExp``, ``Delta``,
+* each ``Prod`` with one ``np.einsum``, ``Add``, ``Softmax``, ``LogSumExp``, ``Max``/``ArgMax``, ``Delta``,
   ``Ones`` and ``Window`` (S[u, t, a] = [u == stride·t + a]) directly;
 * each ``Apply`` with the NumPy functions written out below (values and derivatives, by
   hand), user functions by ``sympy.lambdify`` of their bodies;
@@ -242,6 +242,19 @@ class Evaluator:
             axis = 1 + e.arg.free.index(e.over)
             m = x.max(axis=axis, keepdims=True)
             return np.squeeze(m, axis) + np.log(np.exp(x - m).sum(axis=axis))
+        if isinstance(e, (ir.Max, ir.ArgMax)):
+            x = self._eval(e.arg, env, batch)
+            axis = 1 + e.arg.free.index(e.over)
+            best = (np.max if e.kind == "max" else np.min)(x, axis=axis, keepdims=True)
+            if isinstance(e, ir.Max):  # a kink where the two best entries tie
+                ranked = np.sort(x, axis=axis)
+                if ranked.shape[axis] > 1:
+                    gap = np.abs(np.take(ranked, -1 if e.kind == "max" else 0, axis)
+                                 - np.take(ranked, -2 if e.kind == "max" else 1, axis))
+                    self.kink_distance = min(self.kink_distance, float(np.min(gap, initial=np.inf)))
+                return np.squeeze(best, axis)
+            hit = np.isclose(x, best, rtol=0.0, atol=1e-12).astype(float)  # ties split equally
+            return hit / hit.sum(axis=axis, keepdims=True)
         raise TypeError(f"reference: unknown IR node {type(e).__name__}")
 
     def align(self, value, axes, target):

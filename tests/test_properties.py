@@ -2,7 +2,7 @@
 
 Random well-formed IR expressions over small concrete dimensions (refs of a few tensors,
 products with a random output, sums of terms with the same free indices, tanh / sigmoid /
-softplus / square, deltas, ones, softmax and log-sum-exp over an index) are checked for:
+softplus / square, deltas, ones, softmax, log-sum-exp, max and min over an index) are checked for:
 
 * ``Simplifier.simplify`` is idempotent, up to the names of bound indices;
 * renaming bound indices (``ir.rename``, or one product's dummy by hand) preserves the
@@ -79,9 +79,11 @@ def alpha_key(e: ir.Expr):
             return ("F", x.fn, tuple(walk(a, env) for a in x.args))
         if isinstance(x, Softmax):
             return ("S", walk(x.arg, env), ix(x.over))
-        if isinstance(x, LogSumExp):
+        if isinstance(x, (LogSumExp, ir.Max)):
             inner = {**env, x.over: max(env.values(), default=-1) + 1}
-            return ("L", walk(x.arg, inner), inner[x.over])
+            return ("L", getattr(x, "kind", ""), walk(x.arg, inner), inner[x.over])
+        if isinstance(x, ir.ArgMax):
+            return ("A", x.kind, walk(x.arg, env), ix(x.over))
         raise TypeError(type(x).__name__)
 
     return walk(e, {})
@@ -156,12 +158,12 @@ def expressions(draw, free: tuple[Index, ...], depth: int):
     """
     if depth == 0:
         return draw(leaves(free))
-    kind = draw(st.sampled_from(["prod", "prod", "add", "apply", "apply", "softmax", "lse"]))
+    kind = draw(st.sampled_from(["prod", "prod", "add", "apply", "apply", "softmax", "lse", "max"]))
     sub = lambda f: expressions(f, depth - 1)  # noqa: E731
     spare = [i for i in POOL if i not in free]  # indices free to be summed here
-    if kind == "lse":
+    if kind in ("lse", "max"):
         spare_lse = spare
-        kind = "lse" if spare_lse else "prod"
+        kind = kind if spare_lse else "prod"
     if kind == "prod":
         bound = draw(st.lists(st.sampled_from(spare), max_size=2, unique=True)) if spare else []
         n = draw(st.integers(1, 3))
@@ -178,6 +180,9 @@ def expressions(draw, free: tuple[Index, ...], depth: int):
     if kind == "lse":
         over = draw(st.sampled_from(spare_lse))
         return LogSumExp(draw(sub(free + (over,))), over)
+    if kind == "max":  # max_k or min_k; its derivative brings the maximisers' weights (ArgMax)
+        over = draw(st.sampled_from(spare_lse))
+        return ir.Max(draw(sub(free + (over,))), over, draw(st.sampled_from(ir.EXTREMES)))
     return draw(leaves(free))
 
 
@@ -214,7 +219,7 @@ def test_generator_covers_the_ir():
         walk(case[0])
 
     collect()
-    assert {"Const", "Ref", "Delta", "Ones", "Prod", "Add", "Apply", "Softmax", "LogSumExp", "bound"} <= seen
+    assert {"Const", "Ref", "Delta", "Ones", "Prod", "Add", "Apply", "Softmax", "LogSumExp", "Max", "bound"} <= seen
 
 
 # ------------------------------------------------------------------ (a) simplify is idempotent
@@ -277,7 +282,7 @@ def test_renaming_one_products_dummy_by_hand_preserves_the_key(case, data):
 def _binders(e):
     """Every Prod with a summed index and every LogSumExp in ``e``."""
     out = []
-    if (isinstance(e, Prod) and e.bound) or isinstance(e, LogSumExp):
+    if (isinstance(e, Prod) and e.bound) or isinstance(e, (LogSumExp, ir.Max)):
         out.append(e)
     for c in e.children():
         out += _binders(c)
@@ -326,6 +331,9 @@ def _wrt(name, prefix):
 def _checked_partial(e, env, name, prefix):
     """``(∂e/∂name, its value)`` after asserting that it agrees with central differences."""
     wrt = _wrt(name, prefix)
+    EVAL.kink_distance = np.inf
+    evaluate(e, env)
+    assume(EVAL.kink_distance > 1e-3)  # a max_k whose two best entries (nearly) tie has a kink there
     d = partial(e, name, wrt)
     axes = e.free + wrt
     fd = _central(e, env, name)

@@ -13,7 +13,8 @@ arithmetic ``x^{c,2t+a}``) is exercised as well as the engine:
 * **tokens**: a sequence of T = 2–4 tokens ``X^s_i``, a token-wise layer (a weight shared over
   positions, with or without a residual connection) and/or single-head self-attention
   (query, key and value weights shared over positions; scores scaled or not), pooled by
-  ``mean_q``, ``sum_q`` or a readout over every position, a random built-in objective.
+  ``mean_q``, ``sum_q``, ``max_q``, ``min_q``, ``logsumexp_q`` or a readout over every position, a
+  random built-in objective.
 
 Each is derived to order 2 and checked by :func:`einderiv.numcheck.check`:
 gradients, per-sample gradients and their factors, every Hessian block, ``hvp``
@@ -33,7 +34,7 @@ OBJECTIVES = ("squared_error", "softmax_cross_entropy", "binary_cross_entropy")
 INITS = ("zero", "data", "learnable")
 N_RNN = 14
 N_CNN = 12
-N_TOKEN = 10
+N_TOKEN = 23
 
 
 def random_rnn(seed: int) -> str:
@@ -138,6 +139,8 @@ def random_token(seed: int) -> str:
         what.append("attention" + (" scaled" if scaled else ""))
         cur, cur_dim = "O", "d"
     pooling, objective = rng.choice(("mean", "sum", "every position")), rng.choice(OBJECTIVES)
+    if pooling != "every position" and rng.random() < 0.5:  # drawn last: the draws above stay as they were
+        pooling = rng.choice(("max", "min", "logsumexp"))
     if pooling == "every position":
         decls.append(f"weight U^l_{{q,j}} : c, t, {cur_dim}")
         defs.append(f"p^l = U^l_{{q,j}} {cur}^{{q,j}}")
@@ -171,7 +174,8 @@ def test_generator_covers_the_space():
     assert any(random_cnn(s).count("weight W") == 1 for s in range(N_CNN))
     tokens = " ".join(random_token(s).split("\n", 1)[0] for s in range(N_TOKEN))
     for word in ("layer", "residual", "attention", "attention scaled", "layer identity", "pooled by mean",
-                 "pooled by sum", "pooled by every position") + OBJECTIVES:
+                 "pooled by sum", "pooled by every position", "pooled by max", "pooled by min",
+                 "pooled by logsumexp") + OBJECTIVES:
         assert word in tokens, word
 
 

@@ -25,7 +25,7 @@ from typing import Iterable, Mapping, Sequence
 
 import sympy
 
-from ..ir import (Add, Apply, Const, Delta, Expr, Index, Kind, LogSumExp, Ones, Prod, Quantity, Ref, Softmax,
+from ..ir import (REDUCTIONS, Add, Apply, Const, Delta, Expr, Index, Kind, Ones, Prod, Quantity, Ref,
                   Window)
 
 Axes = Mapping[Index, int]
@@ -54,8 +54,8 @@ def _stable_key(f: Expr, rank_of) -> tuple:
         rank, name = 0, (f.fn.name, f.fn.deriv)
     elif isinstance(f, Delta):
         rank, name = 1, ()
-    elif isinstance(f, (Softmax, LogSumExp)):
-        rank, name = 2, (type(f).__name__,)
+    elif isinstance(f, REDUCTIONS):
+        rank, name = 2, (type(f).__name__, getattr(f, "kind", ""))
     elif isinstance(f, Ref):
         rank, name = (4, (str(f.name),)) if isinstance(f.name, Quantity) else (3, (f.name,))
     else:

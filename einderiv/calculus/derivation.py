@@ -9,13 +9,13 @@ plus one per function argument that is not a bare tensor (the pre-activation
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from typing import Callable
 
 from ..errors import InternalError
 from ..frontend.network import Network
-from ..ir import Apply, Const, Expr, Index, LogSumExp, Name, Quantity, Ref, Softmax, map_children, rename
+from ..ir import REDUCTIONS, Apply, Const, Expr, Index, Name, Quantity, Ref, map_children, rename
 from .functions import FunctionTable
 from .to_sympy import SympyBlock, sympy_block, sympy_definitions
 
@@ -177,8 +177,8 @@ def lift(network: Network) -> tuple[Node, ...]:
             e = map_children(e, visit)
             if isinstance(e, Apply):
                 return Apply(e.fn, tuple(hoist(a) for a in e.args))
-            if isinstance(e, (Softmax, LogSumExp)):
-                return type(e)(hoist(e.arg), e.over)
+            if isinstance(e, REDUCTIONS):
+                return replace(e, arg=hoist(e.arg))
             return e
 
         def hoist(a: Expr) -> Expr:

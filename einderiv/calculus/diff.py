@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import singledispatch
 
 from ..errors import InternalError
-from ..ir import (ZERO, Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
+from ..ir import (ZERO, Add, Apply, ArgMax, Const, Delta, Expr, Index, LogSumExp, Max, Prod, Ref,
                  Ones, Softmax, TensorName, Window, add, fresh, prod,
                  rename)
 
@@ -36,6 +36,7 @@ def _d(e: Expr, name: TensorName, wrt: tuple[Index, ...]) -> Expr:
 @_d.register(Delta)
 @_d.register(Window)
 @_d.register(Ones)
+@_d.register(ArgMax)  # piecewise constant: the maximisers' weights change only across a tie
 def _constant(e, name, wrt):
     return ZERO
 
@@ -99,3 +100,12 @@ def _(e: LogSumExp, name, wrt):
     if isinstance(dx, Const) and dx.value == 0:
         return ZERO
     return prod((Softmax(e.arg, e.over), dx), e.free + wrt)
+
+
+@_d.register
+def _(e: Max, name, wrt):
+    # ∂ max_k x^k = a^k ∂x^k with a = argmax weights (1 on the maximiser; 1/m each on m tied ones)
+    dx = _d(e.arg, name, wrt)
+    if isinstance(dx, Const) and dx.value == 0:
+        return ZERO
+    return prod((ArgMax(e.arg, e.over, e.kind), dx), e.free + wrt)

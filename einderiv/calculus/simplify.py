@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sympy
 
 from .functions import FunctionTable
-from ..ir import (Add, Apply, Const, Delta, Expr, Index, LogSumExp, Prod, Ref,
+from ..ir import (Add, Apply, ArgMax, Const, Delta, Expr, Index, LogSumExp, Max, Prod, Ref,
                  Ones, Softmax, Window, ZERO, alpha_key, fresh, map_children, name_binders, rename, walk)
 
 
@@ -84,10 +84,12 @@ class Simplifier:
             return self._expand_apply(e)
         if isinstance(e, Softmax):
             return [_atom(Softmax(_keeping(self.simplify(e.arg), e.arg.free), e.over), e.free)]
-        if isinstance(e, LogSumExp):  # like a product's dummies, its own gets a fresh name first
+        if isinstance(e, ArgMax):
+            return [_atom(ArgMax(_keeping(self.simplify(e.arg), e.arg.free), e.over, e.kind), e.free)]
+        if isinstance(e, (LogSumExp, Max)):  # like a product's dummies, its own gets a fresh name first
             over = fresh(e.over.dim, e.over.name)
             arg = rename(e.arg, {e.over: over})
-            return [_atom(LogSumExp(_keeping(self.simplify(arg), arg.free), over), e.free)]
+            return [_atom(_rebuilt(e, _keeping(self.simplify(arg), arg.free), over), e.free)]
         raise TypeError(f"simplify: unknown node {type(e).__name__}")
 
     def _expand_apply(self, e: Apply) -> list[Term]:
@@ -134,6 +136,10 @@ class Simplifier:
             coef *= sub.coef
             fs.extend(sub.factors)
         return contract_deltas(Term(coef, tuple(fs), t.out))
+
+
+def _rebuilt(e: LogSumExp | Max, arg: Expr, over: Index) -> Expr:
+    return LogSumExp(arg, over) if isinstance(e, LogSumExp) else Max(arg, over, e.kind)
 
 
 def _reducible(f: Expr) -> bool:
@@ -216,7 +222,7 @@ def contract_deltas(t: Term) -> Term | None:
 def _softmax_diagonal(e: Expr, a: Index, b: Index) -> bool:
     """Whether identifying ``a`` and ``b`` in ``e`` would take the diagonal of a softmax along
     one of them (:meth:`~einderiv.ir.Softmax.renamed`)."""
-    return any(isinstance(x, Softmax) and x.over in (a, b) and {a, b} <= set(x.free) for x in walk(e))
+    return any(isinstance(x, (Softmax, ArgMax)) and x.over in (a, b) and {a, b} <= set(x.free) for x in walk(e))
 
 
 # ------------------------------------------------------------ canonical forms
@@ -255,6 +261,8 @@ def _struct(e: Expr) -> str:
         return type(e).__name__ + "(" + ";".join(_struct(c) for c in e.children()) + ")"
     if isinstance(e, (Softmax, LogSumExp)):
         return type(e).__name__ + "(" + _struct(e.arg) + ")"
+    if isinstance(e, (Max, ArgMax)):
+        return type(e).__name__ + e.kind + "(" + _struct(e.arg) + ")"
     return type(e).__name__
 
 

@@ -39,12 +39,24 @@ from sympy.utilities.lambdify import implemented_function
 
 from ..errors import UsageError
 from ..frontend.builtins import ARG
-from ..ir import Add, Apply, Const, Delta, Index, LogSumExp, Name, Ones, Prod, Ref, Softmax, Window
+from ..ir import Add, Apply, ArgMax, Const, Delta, Index, LogSumExp, Max, Name, Ones, Prod, Ref, Softmax, Window
 
 
 _STEP = implemented_function("unit_step", lambda v: 0.5 * (np.sign(v) + 1.0))
 _MAX = implemented_function("maximum", lambda *v: max(v))
 _MIN = implemented_function("minimum", lambda *v: min(v))
+
+
+def _weight(pick):
+    """The weight of ``v`` among ``xs`` in ∂ max: ``1/m`` on each of the ``m`` extremes, else 0."""
+    def weight(v, *xs):
+        best = pick(xs)
+        return float(v == best) / sum(x == best for x in xs)
+    return weight
+
+
+_ARG = {"max": implemented_function("argmax_weight", _weight(max)),
+        "min": implemented_function("argmin_weight", _weight(min))}
 
 
 def symbol_name(name) -> str:
@@ -172,6 +184,23 @@ class SympyWriter(Printer):
         def bottom(new):
             return sympy.Sum(sympy.exp(self._print(e.arg)), (new[e.over], new[e.over].lower, new[e.over].upper))
         return top / self.under((e.over,), bottom)
+
+    def members(self, e: Max | ArgMax) -> list:
+        """``e.arg`` at each value of ``e.over`` (a maximum is not a SymPy sum: it lists them)."""
+        def build(new):
+            c = new[e.over]
+            if not c.upper.is_Integer:
+                raise UsageError(f"a sympy block writes {e.kind}_{e.over.name} out term by term: it needs "
+                                 "concrete sizes")
+            body = self._print(e.arg)
+            return [body.subs(c, v) for v in range(int(c.upper) + 1)]
+        return self.under((e.over,), build)
+
+    def _print_Max(self, e: Max):
+        return (sympy.Max if e.kind == "max" else sympy.Min)(*self.members(e))
+
+    def _print_ArgMax(self, e: ArgMax):
+        return _ARG[e.kind](self._print(e.arg), *self.members(e))
 
     def _print_LogSumExp(self, e: LogSumExp):
         def build(new):

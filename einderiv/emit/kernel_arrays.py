@@ -214,7 +214,8 @@ class Lib:
 
 @node
 class Reduction:
-    """``softmax`` or ``logsumexp`` of ``x`` along ``axis`` (numerically stable)."""
+    """``softmax``, ``logsumexp`` (numerically stable), ``max``, ``min`` of ``x`` along ``axis``, or
+    ``argmax``/``argmin``: the weights of their derivative (one-hot, split equally at ties)."""
 
     kind: str
     x: "ArrayExpr"

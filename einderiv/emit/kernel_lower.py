@@ -14,7 +14,7 @@ and emits the statements it needs:
 * ``Add`` → a sum of operands aligned to one axis order;
 * ``Apply`` → an :class:`~einderiv.emit.kernel.Elementwise` statement: the SymPy body of the
   derivative with its operands bound (``tanh'`` reuses the node holding ``tanh``);
-* ``Softmax``/``LogSumExp`` → a stable :class:`~einderiv.emit.kernel.Reduction`;
+* ``Softmax``/``LogSumExp``/``Max``/``ArgMax`` → a stable :class:`~einderiv.emit.kernel.Reduction`;
 * ``Window`` → a strided view of its neighbour (:mod:`einderiv.emit.window`).
 
 Data, nodes and quantities carry a leading batch axis (letter ``B`` in einsum strings);
@@ -28,8 +28,8 @@ from typing import Callable
 import sympy
 
 from ..frontend.builtins import ARG
-from ..ir import (Add, Apply, Const, Delta, Expr, LogSumExp, Ones, Prod, Ref, Softmax, Window, alpha_key,
-                  labels_of, refs)
+from ..ir import (Add, Apply, ArgMax, Const, Delta, Expr, LogSumExp, Max, Ones, Prod, Ref, Softmax, Window,
+                  alpha_key, labels_of, refs)
 from . import lower, window
 from .kernel import Assign, Contraction, Elementwise, Frame, Loop, Python, Range
 from .kernel_arrays import (BATCH, ArrayExpr, Div, Einsum, Eye, Item, Key, Num, Paren, Reduction, Str, Subscript,
@@ -258,9 +258,10 @@ class Scope:
         self.out.append(Elementwise(var, body, tuple((ARG[k], codes[k]) for k in used) + known, broadcast))
         return Val(Var(var), order, batched)
 
-    def _reduce(self, e: Softmax | LogSumExp, target) -> Val:
+    def _reduce(self, e: Softmax | LogSumExp | Max | ArgMax, target) -> Val:
         v = self.lower(e.arg)
-        kind = "softmax" if isinstance(e, Softmax) else "logsumexp"
+        kind = {Softmax: "softmax", LogSumExp: "logsumexp"}.get(type(e)) or \
+            ("arg" if isinstance(e, ArgMax) else "") + e.kind
         axis = v.idx.index(e.over) + (1 if v.batched else 0)
         var = self.bind(target or f"{kind}_{self.label(e.arg)}", Reduction(kind, v.expr, axis), bool(target))
         return Val(Var(var), e.free, v.batched)
@@ -291,4 +292,5 @@ _LEAVES: dict[type, Callable] = {
 }
 _COMPOUND: dict[type, Callable] = {
     Prod: Scope._sum, Add: Scope._sum, Apply: Scope._apply, Softmax: Scope._reduce, LogSumExp: Scope._reduce,
+    Max: Scope._reduce, ArgMax: Scope._reduce,
 }

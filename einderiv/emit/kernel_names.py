@@ -195,6 +195,12 @@ class FormulaPrinter(Printer):
     def _print_LogSumExp(self, e) -> str:
         return f"logsumexp_{self.L[e.over]}({self._print(e.arg)})"
 
+    def _print_Max(self, e) -> str:
+        return f"{e.kind}_{self.L[e.over]}({self._print(e.arg)})"
+
+    def _print_ArgMax(self, e) -> str:
+        return f"arg{e.kind}_{self.L[e.over]}({self._print(e.arg)})"
+
     def emptyPrinter(self, e):
         raise TypeError(f"no formula for {type(e).__name__}")
 

@@ -17,7 +17,7 @@ import itertools
 from typing import Callable
 
 from ..analysis.factor import as_terms, factored
-from ..ir import Add, Apply, LogSumExp, Softmax, fresh, is_zero, refs, rename
+from ..ir import REDUCTIONS, Add, Apply, fresh, is_zero, refs, rename
 from .kernel import (Accumulate, Append, Assign, Block, Comment, Define, Factors, Frame, Function, Local, Loop,
                      Module, Python, Return, SquaredNorm, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum, TupleOf,
@@ -98,7 +98,7 @@ def define(s: Scope, st: Define) -> None:
             s.each(g.labels, emit, exprs=[g.term])
     else:
         s.emit(Comment(ctx.show(var, indices, expr)))
-        if isinstance(expr, (Apply, Softmax, LogSumExp)) and expr.free == indices:
+        if isinstance(expr, (Apply,) + REDUCTIONS) and expr.free == indices:
             v = s.lower(expr, target=var)
             if v.expr != Var(var):
                 s.bind(var, v.expr, exact=True)

@@ -30,7 +30,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from ..analysis.factor import FactoredTerm
 from ..frontend.builtins import ARG
-from ..ir import Apply, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
+from ..ir import Apply, ArgMax, Max, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
 from .base import IndexPrinter, mul_parts
 from .latex_names import Naming, escape, tex_function, tex_index, tex_primes, tex_tensor
 
@@ -216,6 +216,14 @@ class LatexIndexPrinter(IndexPrinter):
 
     def _print_LogSumExp(self, e: LogSumExp) -> str:
         return r"\log \sum_{" + self._print(e.over) + r"} \exp\!\left(" + self._print(e.arg) + r"\right)"
+
+    def _print_Max(self, e: Max) -> str:
+        return "\\" + e.kind + "_{" + self._print(e.over) + r"} \left(" + self._print(e.arg) + r"\right)"
+
+    def _print_ArgMax(self, e: ArgMax) -> str:
+        r"""The maximisers' weights (one-hot, split at ties), ``\operatorname{argmax}_{k}(x^{k})``."""
+        return (r"\operatorname{arg" + e.kind + "}_{" + self._print(e.over) + r"}\!\left("
+                + self._print(e.arg) + r"\right)")
 
     # -- factored terms ----------------------------------------------------
     def term_groups(self, t: FactoredTerm, out: Sequence[Index]) -> tuple[str, list[str]]:

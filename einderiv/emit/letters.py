@@ -30,7 +30,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping, Sequence
 
 from ..analysis.order import display_order, split_coef, sum_terms
-from ..ir import Add, Delta, Expr, Index, LogSumExp, Ones, Prod, Ref, Softmax, Window, all_indices
+from ..ir import REDUCTIONS, Add, Delta, Expr, Index, Ones, Prod, Ref, Window, all_indices
 
 #: letters for free indices whose declared letter is taken (the paper's s, t)
 FREE_POOL = ("s", "t", "r", "k", "a", "b", "c", "d", "e", "g", "h", "o", "u", "w")
@@ -123,7 +123,7 @@ class IndexNames:
         elif isinstance(e, Add):
             for t, _ in sum_terms(e, self.free):
                 self.walk(t)
-        elif isinstance(e, (Softmax, LogSumExp)):
+        elif isinstance(e, REDUCTIONS):
             self[e.over]
             self.walk(e.arg)
         else:

@@ -93,6 +93,20 @@ HELPERS = {
     """log Σ exp(a) along ``axis``, shifted by the maximum for stability."""
     m = np.max(a, axis=axis, keepdims=True)
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))''',
+    "_max": '''def _max(a, axis):
+    """The maximum along ``axis``."""
+    return np.max(a, axis=axis)''',
+    "_min": '''def _min(a, axis):
+    """The minimum along ``axis``."""
+    return np.min(a, axis=axis)''',
+    "_argmax": '''def _argmax(a, axis):
+    """The weights of ∂ max along ``axis``: 1 at the maximiser; 1/m at each of m tied ones."""
+    e = (a == np.max(a, axis=axis, keepdims=True)).astype(a.dtype)
+    return e / np.sum(e, axis=axis, keepdims=True)''',
+    "_argmin": '''def _argmin(a, axis):
+    """The weights of ∂ min along ``axis``: 1 at the minimiser; 1/m at each of m tied ones."""
+    e = (a == np.min(a, axis=axis, keepdims=True)).astype(a.dtype)
+    return e / np.sum(e, axis=axis, keepdims=True)''',
     "_window_view": '''def _window_view(a, size, axis, stride, count):
     """View of `a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
     view[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding).  No copy."""

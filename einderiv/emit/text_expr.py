@@ -23,7 +23,7 @@ from sympy.printing.str import StrPrinter
 
 from ..analysis.factor import FactoredTerm
 from ..frontend.builtins import ARG
-from ..ir import Apply, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
+from ..ir import Apply, ArgMax, Max, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
 from .base import IndexPrinter, mul_parts
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -258,6 +258,13 @@ class TextPrinter(IndexPrinter):
 
     def _print_LogSumExp(self, e: LogSumExp) -> str:
         return f"log Σ_{self._print(e.over)} exp({self._print(e.arg)})"
+
+    def _print_Max(self, e: Max) -> str:
+        return f"{e.kind}_{self._print(e.over)}({self._print(e.arg)})"
+
+    def _print_ArgMax(self, e: ArgMax) -> str:
+        """The maximisers' weights ∂ max_k(x)/∂x^k: ``argmax_k(x)`` (one-hot, split at ties)."""
+        return f"arg{e.kind}_{self._print(e.over)}({self._print(e.arg)})"
 
     # -- factored terms ----------------------------------------------------
     def term(self, t: FactoredTerm, out: Sequence[Index], sep: str = " ⊗ ") -> str:

@@ -86,6 +86,14 @@ HELPERS = {
     "_softplus": '''def _softplus(x):
     """log(1 + exp(x)), exact and without overflow."""
     return torch.logaddexp(x, torch.zeros_like(x))''',
+    "_argmax": '''def _argmax(a, axis):
+    """The weights of ∂ max along ``axis``: 1 at the maximiser; 1/m at each of m tied ones."""
+    e = (a == torch.amax(a, dim=axis, keepdim=True)).to(a.dtype)
+    return e / torch.sum(e, dim=axis, keepdim=True)''',
+    "_argmin": '''def _argmin(a, axis):
+    """The weights of ∂ min along ``axis``: 1 at the minimiser; 1/m at each of m tied ones."""
+    e = (a == torch.amin(a, dim=axis, keepdim=True)).to(a.dtype)
+    return e / torch.sum(e, dim=axis, keepdim=True)''',
     "_window_view": '''def _window_view(a, size, axis, stride, count):
     """View of `a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
     view[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding).  No copy."""
@@ -204,4 +212,7 @@ class TorchPrinter(NumPyPrinter):
         return self.call(e.fn, *args)
 
     def _print_Reduction(self, e) -> str:
-        return self.call(e.kind, self._print(e.x), f"dim={e.axis}")
+        if e.kind.startswith("arg"):
+            return f"{self.helper('_' + e.kind)}({self._print(e.x)}, axis={e.axis})"
+        kind = {"max": "amax", "min": "amin"}.get(e.kind, e.kind)
+        return self.call(kind, self._print(e.x), f"dim={e.axis}")

@@ -30,10 +30,11 @@ from .network import dim_symbol
 IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 #: shown in "known functions" lists; `reciprocal` is internal (division)
 PUBLIC_BUILTINS = tuple(sorted(n for n in BUILTINS if n != "reciprocal"))
-#: ``sum_i(…)``, ``mean_i(…)``, ``softmax_k(…)``: a reduction over the index after the ``_``
-#: (the lexer reads ``sum_i(`` as one call name, since tensor names cannot contain ``_``)
-REDUCTIONS = ("sum", "mean", "softmax")
-REDUCTION = re.compile(r"(sum|mean|softmax)_(.+)\Z")
+#: ``sum_i(…)``, ``mean_i(…)``, ``softmax_k(…)``, ``max_k``, ``min_k``, ``logsumexp_k``: a reduction
+#: over the index after the ``_`` (the lexer reads ``sum_i(`` as one call name, since tensor names
+#: cannot contain ``_``)
+REDUCTIONS = ("sum", "mean", "softmax", "max", "min", "logsumexp")
+REDUCTION = re.compile(r"(sum|mean|softmax|max|min|logsumexp)_(.+)\Z")
 
 
 @dataclass(frozen=True)

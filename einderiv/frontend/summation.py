@@ -284,7 +284,7 @@ class Scope:
         return ir.Apply(ir.Fn(n.name, (0,) * arity), tuple(args)), locs
 
     def reduction(self, n: S.Call, kind: str, k: str):
-        """``sum_k(e)``, ``mean_k(e)``, ``softmax_k(e)``.
+        """``sum_k(e)``, ``mean_k(e)``, ``softmax_k(e)``, ``max_k(e)``, ``min_k(e)``, ``logsumexp_k(e)``.
 
         Inside the argument ``k`` is held like a left-side index (repeats are
         elementwise, never summed), so ``mean_j(c^j c^j)`` is a mean of squares.
@@ -292,14 +292,18 @@ class Scope:
         if len(n.args) != 1:
             raise FunctionError(f"{n.name} takes 1 argument, got {len(n.args)}", self.c.loc(n))
         where = Location(self.c.path, n.line, n.column + len(kind) + 1)
-        if kind != "softmax" and k not in self.env and self.c.fam.uses_var(n.args[0], k):
+        if k not in self.env and self.c.fam.uses_var(n.args[0], k):
+            if kind not in ("sum", "mean"):
+                raise IndexError_(f"{n.name} reduces over '{k}', a family label; only sum_{k} and mean_{k} "
+                                  f"run over labels: write a tensor with an index {k} instead of a family", where)
             return self.label_sum(n, kind, k)
         if not IDENT.match(k) or "_" in k:
             raise IndexError_(f"'{k}' is not an index: {kind}_ must be followed by one index name "
                               f"(letters and digits), as in {kind}_k(...)", where)
         held = self.L
         if kind != "softmax" and k in held:
-            raise IndexError_(f"{n.name} sums over '{k}', which is on the left side of {self.name}; an index "
+            verb = "sums" if kind in ("sum", "mean") else "reduces"
+            raise IndexError_(f"{n.name} {verb} over '{k}', which is on the left side of {self.name}; an index "
                               "on the left side stays free", where)
         self.L = held | {k}
         try:
@@ -314,6 +318,11 @@ class Scope:
         ix = self.index[k]
         if kind == "softmax":
             return ir.Softmax(e, ix), locs
+        rest = {m: w for m, w in locs.items() if m != k}
+        if kind in ir.EXTREMES:
+            return ir.Max(e, ix, kind), rest
+        if kind == "logsumexp":
+            return ir.LogSumExp(e, ix), rest
         out = tuple(self.index[m] for m in locs if m != k)
         factors = e.factors if isinstance(e, ir.Prod) else (e,)
         if kind == "mean":

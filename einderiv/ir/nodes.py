@@ -267,12 +267,7 @@ class Softmax(Expr):
         """``over`` is both an output axis and the axis normalised over: renaming it onto
         another index of the argument (the diagonal ``s[a, a]`` that contracting δ^a_b makes)
         must keep the normaliser's own axis, so it becomes Σ_c softmax_c(arg[…, c]) δ^c_a."""
-        target = mapping.get(self.over, self.over)
-        if target not in {mapping.get(ix, ix) for ix in self.arg.free if ix != self.over}:
-            return None
-        c = fresh(self.over.dim, self.over.name)
-        inner = rename(self.arg, {**mapping, self.over: c})
-        return Prod((Softmax(inner, c), Delta(c, target)), unique(mapping.get(ix, ix) for ix in self.free))
+        return _diagonal(self, mapping, rename, lambda inner, c: Softmax(inner, c))
 
     @property
     def free(self) -> tuple[Index, ...]:
@@ -300,6 +295,72 @@ class LogSumExp(Expr):
 
     def binds(self) -> tuple[Index, ...]:
         return (self.over,)
+
+
+def _diagonal(e, mapping: dict[Index, Index], rename, make) -> Expr | None:
+    """The renaming of a node whose ``over`` axis is both free and reduced over (softmax, the
+    maximiser's weights): renamed onto another index of its argument it keeps its own axis."""
+    target = mapping.get(e.over, e.over)
+    if target not in {mapping.get(ix, ix) for ix in e.arg.free if ix != e.over}:
+        return None
+    c = fresh(e.over.dim, e.over.name)
+    inner = rename(e.arg, {**mapping, e.over: c})
+    return Prod((make(inner, c), Delta(c, target)), unique(mapping.get(ix, ix) for ix in e.free))
+
+
+#: the extreme-value reductions: ``max_k`` and ``min_k``
+EXTREMES = ("max", "min")
+
+
+@dataclass(frozen=True)
+class Max(Expr):
+    """``max_over arg`` (``kind`` "max") or ``min_over arg`` (``kind`` "min") — binds ``over``.
+
+    Its derivative is :class:`ArgMax`: at a tie the subgradient splits equally between the
+    maximisers (the rule of ``torch.amax`` and ``jnp.max``)."""
+
+    arg: Expr
+    over: Index
+    kind: str = "max"
+    CHILDREN = ("arg",)
+    INDICES = ("over",)
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return tuple(ix for ix in self.arg.free if ix != self.over)
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.arg,)
+
+    def binds(self) -> tuple[Index, ...]:
+        return (self.over,)
+
+
+@dataclass(frozen=True)
+class ArgMax(Expr):
+    """The weights ∂ max_over(arg)/∂arg^over: ``1/m`` on each of the ``m`` maximisers along
+    ``over`` (minimisers for ``kind`` "min"), 0 elsewhere; ``over`` stays free.  Piecewise
+    constant, so its own derivative is zero."""
+
+    arg: Expr
+    over: Index
+    kind: str = "max"
+    CHILDREN = ("arg",)
+    INDICES = ("over",)
+
+    def renamed(self, mapping: dict[Index, Index], rename) -> Expr | None:
+        return _diagonal(self, mapping, rename, lambda inner, c: ArgMax(inner, c, self.kind))
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return self.arg.free
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.arg,)
+
+
+#: the reductions along one axis, whose argument is evaluated whole (lifted, lowered to one call)
+REDUCTIONS = (Softmax, LogSumExp, Max, ArgMax)
 
 
 # ------------------------------------------------------------- constructors
