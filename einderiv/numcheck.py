@@ -127,7 +127,8 @@ def _kink_points(body: sympy.Expr) -> list[sympy.Expr]:
         elif isinstance(e, (sympy.Abs, sympy.Heaviside, sympy.sign)):
             out.append(e.args[0])
         elif isinstance(e, sympy.Piecewise):
-            out.extend(c.lhs - c.rhs for _, c in e.args if isinstance(c, sympy.core.relational.Relational))
+            conditions = (sympy.sympify(c) for _, c in e.args)
+            out.extend(r.lhs - r.rhs for c in conditions for r in c.atoms(sympy.core.relational.Relational))
     return out
 
 

@@ -166,6 +166,8 @@ class Evaluator:
             for k, order in enumerate(fn.deriv):
                 if order:
                     body = sympy.diff(body, args[k], order)
+            # a Dirac delta at a kink (d/dz sign z) is 0 everywhere the values are drawn
+            body = body.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
             self._lambdified[key] = sympy.lambdify(args, body, "numpy")
         return self._lambdified[key]
 
@@ -173,6 +175,23 @@ class Evaluator:
         if fn.name in BUILTIN_FUNCTIONS:
             return fn.name in NON_SMOOTH_BUILTINS
         return self.user[fn.name].body.has(*_NON_SMOOTH)
+
+    def kink_points(self, fn: ir.Fn) -> list[Callable]:
+        """Functions of the arguments that vanish at a kink: the argument itself for a built-in
+        (ReLU's 0); for a user body, each ``Abs``/``sign`` argument, ``a − b`` of ``Max(a, b)`` and
+        of each comparison ``a < b`` in a ``Piecewise`` (a Huber threshold)."""
+        if fn.name in BUILTIN_FUNCTIONS:
+            return [lambda z: z]
+        uf = self.user[fn.name]
+        points = []
+        for x in sympy.preorder_traversal(uf.body):
+            if isinstance(x, (sympy.Abs, sympy.sign, sympy.Heaviside)):
+                points.append(x.args[0])
+            elif isinstance(x, (sympy.Max, sympy.Min)):
+                points += [x.args[0] - b for b in x.args[1:]]
+            elif isinstance(x, sympy.core.relational.Relational):
+                points.append(x.lhs - x.rhs)
+        return [sympy.lambdify(ARG[:len(uf.params)], p, "numpy") for p in points]
 
     # -- evaluation
     def evaluate(self, e: ir.Expr, env: dict, batch: int) -> np.ndarray:
@@ -228,8 +247,9 @@ class Evaluator:
         if isinstance(e, ir.Apply):
             args = [self.align(self._eval(a, env, batch), a.free, e.free) for a in e.args]
             if self.non_smooth(e.fn):
-                for a in args:
-                    self.kink_distance = min(self.kink_distance, float(np.min(np.abs(a), initial=np.inf)))
+                for point in self.kink_points(e.fn):
+                    distance = np.abs(point(*args)) * np.ones_like(args[0])
+                    self.kink_distance = min(self.kink_distance, float(np.min(distance, initial=np.inf)))
             value = self.function(e.fn)(*args)
             return np.broadcast_to(value, (batch,) + tuple(self.dim(ix) for ix in e.free)) * 1.0
         if isinstance(e, ir.Softmax):

@@ -146,10 +146,10 @@ BAD = [
      "t.ein:5:17: function 'g' uses undefined name 'chr'; expected only its parameters (z) and known functions"),
     ("function g(z) = __import__('os')" + OK, FunctionError,
      "t.ein:5:17: unexpected character '_' in the body of function 'g'; expected numbers, + - * / ^ **, "
-     "parentheses, its parameters and functions"),
+     "comparisons < <= > >= inside where(...), parentheses, its parameters and functions"),
     ("function g(z) = z.func" + OK, FunctionError,
      "t.ein:5:18: unexpected character '.' in the body of function 'g'; expected numbers, + - * / ^ **, "
-     "parentheses, its parameters and functions"),
+     "comparisons < <= > >= inside where(...), parentheses, its parameters and functions"),
     ("function g(z) = sigmoid(z, z)" + OK, FunctionError, "t.ein:5:17: function 'sigmoid' takes 1 argument, got 2"),
     ("function g(z, z) = z" + OK, FunctionError, "t.ein:5:15: function 'g' has two parameters named 'z'"),
     ("function g(z) = floor(z)" + OK, FunctionError,

@@ -2,7 +2,7 @@
 
 Random well-formed IR expressions over small concrete dimensions (refs of a few tensors,
 products with a random output, sums of terms with the same free indices, tanh / sigmoid /
-softplus / square, deltas, ones, softmax, log-sum-exp, max and min over an index) are checked for:
+softplus / square / a piecewise function, deltas, ones, softmax, log-sum-exp, max and min over an index) are checked for:
 
 * ``Simplifier.simplify`` is idempotent, up to the names of bound indices;
 * renaming bound indices (``ir.rename``, or one product's dummy by hand) preserves the
@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 from einderiv import ir
 from einderiv.calculus.diff import partial
 from einderiv.calculus.functions import FunctionTable
+from einderiv.frontend.builtins import ARG
+from einderiv.frontend.network import UserFunction
 from einderiv.ir import Add, Apply, Const, Delta, Fn, Index, LogSumExp, Ones, Prod, Ref, Softmax
 from einderiv.calculus.simplify import Simplifier
 from reference import STEP, Evaluator, error
@@ -38,10 +40,15 @@ TWO, THREE = sympy.Integer(2), sympy.Integer(3)
 POOL = (Index("a", TWO), Index("b", TWO), Index("e", TWO), Index("c", THREE), Index("d", THREE),
         Index("g", THREE))
 TENSORS = {"x": (2,), "y": (3,), "A": (2, 3), "B": (3, 3), "s": ()}
-FUNCTIONS = ("tanh", "sigmoid", "softplus", "square")
+FUNCTIONS = ("tanh", "sigmoid", "softplus", "square", "pw")
+#: a piecewise user function (as ``function pw(z) = where(z < 1/2, z^2/2, z/2 - 1/8)`` reads): a
+#: Huber-like kink at 1/2, where the derivatives come from SymPy's Piecewise
+_z = ARG[0]
+PIECEWISE = UserFunction("pw", ("z",), sympy.Piecewise((_z ** 2 / 2, _z < sympy.Rational(1, 2)),
+                                                      (_z / 2 - sympy.Rational(1, 8), True)), None)
 CONSTS = (sympy.Rational(1, 2), sympy.Integer(-1), sympy.Integer(2), sympy.Rational(-3, 2))
-SIMPLIFIER = Simplifier(FunctionTable())
-EVAL = Evaluator({})
+SIMPLIFIER = Simplifier(FunctionTable(((PIECEWISE.name, 1, PIECEWISE.body),)))
+EVAL = Evaluator({}, (PIECEWISE,))
 
 
 # ------------------------------------------------------------------ alpha-equivalence
@@ -212,6 +219,8 @@ def test_generator_covers_the_ir():
     def collect(case):
         def walk(x):
             seen.add(type(x).__name__)
+            if isinstance(x, Apply):
+                seen.add(x.fn.name)
             if isinstance(x, Prod) and x.bound:
                 seen.add("bound")
             for c in x.children():
@@ -219,7 +228,7 @@ def test_generator_covers_the_ir():
         walk(case[0])
 
     collect()
-    assert {"Const", "Ref", "Delta", "Ones", "Prod", "Add", "Apply", "Softmax", "LogSumExp", "Max", "bound"} <= seen
+    assert {"Const", "Ref", "Delta", "Ones", "Prod", "Add", "Apply", "Softmax", "LogSumExp", "Max", "bound", "pw"} <= seen
 
 
 # ------------------------------------------------------------------ (a) simplify is idempotent
@@ -333,7 +342,7 @@ def _checked_partial(e, env, name, prefix):
     wrt = _wrt(name, prefix)
     EVAL.kink_distance = np.inf
     evaluate(e, env)
-    assume(EVAL.kink_distance > 1e-3)  # a max_k whose two best entries (nearly) tie has a kink there
+    assume(EVAL.kink_distance > 1e-3)  # near a tie of a max_k's two best entries, or pw's threshold
     d = partial(e, name, wrt)
     axes = e.free + wrt
     fd = _central(e, env, name)

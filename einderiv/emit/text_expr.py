@@ -60,7 +60,7 @@ def primes(order: int) -> str:
 class ScalarStrPrinter(StrPrinter):
     """SymPy's str printer as a reader writes it: the placeholders z0, z1 as z (or z₁, z₂), products
     by juxtaposition (``2 tanh(z)``), powers as superscripts (``tanh(z)²``, ``1/t²``), ``−`` for minus,
-    the unit step as θ and the logistic function as σ."""
+    the unit step as θ, the logistic function as σ, a piecewise function as ``where(c, a, b)``."""
 
     _default_settings = dict(StrPrinter._default_settings, nargs=1)
 
@@ -96,6 +96,21 @@ class ScalarStrPrinter(StrPrinter):
 
     def _print_Heaviside(self, expr):
         return f"θ({self._print(expr.args[0])})"
+
+    def _print_Abs(self, expr):
+        return f"|{self._print(expr.args[0])}|"
+
+    def _print_Relational(self, expr):
+        op = {">=": "≥", "<=": "≤"}.get(expr.rel_op, expr.rel_op)
+        return f"{self._print(expr.lhs)} {op} {self._print(expr.rhs)}"
+
+    def _print_Piecewise(self, expr):
+        """As the notation writes it: ``where(z ≤ 1, a, b)``, nested for more pieces."""
+        *rest, (last, cond) = expr.args
+        out = self._print(last) if cond == sympy.true else f"where({self._print(cond)}, {self._print(last)}, nan)"
+        for value, c in reversed(rest):
+            out = f"where({self._print(c)}, {self._print(value)}, {out})"
+        return out
 
     def _print_Function(self, expr):
         if expr.func.__name__ == "sigma":

@@ -56,6 +56,29 @@ class TorchScalarPrinter(SympyTorchPrinter):
             text = f"torch.clamp({text}, {bound}={self._print(sympy.Float(value))})"
         return text
 
+    def _print_Relational(self, e):  # Python's operators: torch.ge(1, x) rejects a number first
+        return f"({self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)})"
+
+    _print_GreaterThan = _print_StrictGreaterThan = _print_LessThan = _print_StrictLessThan = _print_Relational
+
+    def _print_Piecewise(self, e):
+        """Nested ``torch.where``; a number branch is a tensor like the body's first argument
+        (its dtype and device: ``torch.where(c, 1, 0)`` would make an integer or float32 one)."""
+        arrays = sorted(str(x) for x in e.free_symbols if str(x).isidentifier())  # (numbers are symbols "1")
+        like = arrays[0] if arrays else None
+
+        def branch(v):
+            if not v.is_number:
+                return self._print(v)
+            return f"torch.full_like({like}, {float(v)})" if like else repr(float(v))
+        *rest, (last, cond) = e.args
+        out = branch(last) if cond == sympy.true else branch(sympy.nan)
+        if cond != sympy.true:
+            rest.append((last, cond))
+        for value, c in reversed(rest):
+            out = f"torch.where({self._print(c)}, {branch(value)}, {out})"
+        return out
+
     def _print_Max(self, e):
         return self._extremum(e, "maximum", "min")
 

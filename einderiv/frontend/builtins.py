@@ -89,7 +89,21 @@ def parse_user_function(name: str, params: tuple[str, ...], body: str, loc: Loca
             return fbody.subs({ARG[k]: a for k, a in enumerate(args)}, simultaneous=True)
         return call
 
+    names = {ARG[k]: sympy.Symbol(p) for k, p in enumerate(params)}  # the user's names, for messages
+
+    def where(*args):
+        """``where(z < d, a, b)``: a where the comparison holds, else b (a SymPy Piecewise)."""
+        if len(args) != 3:
+            raise FunctionError(f"where takes 3 arguments (where(z < d, a, b)), got {len(args)}", loc)
+        if not isinstance(args[0], sympy.core.relational.Relational):
+            raise FunctionError(f"the first argument of where must be a comparison (<, <=, >, >=), as in "
+                                f"where(z < 1, a, b); got {sympy.sympify(args[0]).xreplace(names)}", loc)
+        if any(isinstance(a, (sympy.logic.boolalg.Boolean)) for a in args[1:]):
+            raise FunctionError("the branches of where must be numbers, not comparisons", loc)
+        return sympy.Piecewise((args[1], args[0]), (args[2], True))
+
     namespace = {n: caller(n, b) for n, b in {**BUILTINS, **known}.items()}
+    namespace.update({"where": where, "abs": sympy.Abs})
     namespace.update(local)
     try:
         expr = sympy.sympify(body, locals=namespace, convert_xor=True)
@@ -97,6 +111,9 @@ def parse_user_function(name: str, params: tuple[str, ...], body: str, loc: Loca
         raise
     except Exception as exc:  # SymPy raises many types for bad text
         raise FunctionError(f"cannot read the body of function '{name}' as a SymPy expression: {exc}", loc) from None
+    if isinstance(expr, sympy.core.relational.Relational):
+        raise FunctionError(f"the body of function '{name}' is a comparison, not a number; a comparison "
+                            "chooses between two values in where(z < d, a, b)", loc)
     if not isinstance(expr, sympy.Expr):
         raise FunctionError(f"the body of function '{name}' is not a scalar expression", loc)
     stray = sorted(str(s) for s in expr.free_symbols if s not in local.values())

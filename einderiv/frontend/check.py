@@ -42,7 +42,9 @@ from .parse import parse, read
 from .summation import Scope, all_zero
 
 _BODY_TOKEN = re.compile(r"\s+|(?P<num>([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)"
-                         r"|(?P<name>[A-Za-z][A-Za-z0-9_]*)|\*\*|[-+*/^(),]")
+                         r"|(?P<name>[A-Za-z][A-Za-z0-9_]*)|\*\*|<=|>=|[-+*/^(),<>]")
+#: names a function body may use besides its parameters, functions and SymPy's (piecewise bodies)
+_BODY_NAMES = ("where", "abs")
 
 
 # --------------------------------------------------------------------- public
@@ -159,9 +161,10 @@ class Checker(Context):
             if m is None:
                 raise FunctionError(
                     f"unexpected character '{fd.body[pos]}' in the body of function '{fd.name}'; expected "
-                    "numbers, + - * / ^ **, parentheses, its parameters and functions", where)
+                    "numbers, + - * / ^ **, comparisons < <= > >= inside where(...), parentheses, its parameters "
+                    "and functions", where)
             name = m.group("name")
-            if name is not None and not (name in params or name in BUILTINS or name in known
+            if name is not None and not (name in params or name in BUILTINS or name in known or name in _BODY_NAMES
                                          or (_sympy_allowed(name) and not keyword.iskeyword(name))):
                 raise FunctionError(
                     f"function '{fd.name}' uses undefined name '{name}'; expected only its parameters "
