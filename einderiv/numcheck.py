@@ -29,9 +29,11 @@ The step for entry θ_i is ``h = 1e-5 · max(1, |θ_i|)``.  The error of a block
 ``max|got − ref| / max(1, max|ref|)``: absolute for blocks of size ≲ 1, relative
 for larger ones, so neither tiny nor huge blocks are judged unfairly.
 
-Non-smooth functions (ReLU's kink): if an argument of one is within
-:data:`KINK_MARGIN` of a kink (0) for the drawn values, the draw is repeated
-(up to 50 times; the report notes it if that never succeeds).
+Data is drawn in its declared domain (:func:`data_values`: ``positive``, ``probability``,
+``onehot``).  Non-smooth places (:func:`kinks`): if an argument of a non-smooth function is
+within :data:`KINK_MARGIN` of a kink (ReLU's 0, a ``where`` threshold), or the two best entries
+along a ``max_k``/``min_k`` axis are that close, the draw is repeated (up to 50 times; the
+report notes it if that never succeeds).
 
 Example:
     >>> report = check(derive(network, 2))                          # doctest: +SKIP
@@ -168,14 +170,27 @@ def _gap(a: np.ndarray, pos: int, rank: int) -> np.ndarray:
     return np.minimum(a[-1] - a[-2], a[1] - a[0])
 
 
+def data_values(rng, shape: tuple, role: str, domain: str | None) -> np.ndarray:
+    """Random data of ``shape`` in its declared domain: ``positive`` log-normal (e^N(0, 0.5²)),
+    ``probability`` rows that sum to 1 along the last axis (each entry at least 0.05 before
+    normalising), ``onehot`` one 1 per row; otherwise labels uniform on [0, 1), inputs N(0, 1)."""
+    if domain == "positive":
+        return np.exp(rng.normal(0.0, 0.5, shape))
+    if domain == "probability":
+        u = rng.uniform(0.05, 1.0, shape)
+        return u / u.sum(axis=-1, keepdims=True)
+    if domain == "onehot":
+        return np.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
+    return rng.uniform(0.0, 1.0, shape) if role == "label" else rng.normal(0.0, 1.0, shape)
+
+
 def draw(mod: dict, derivation, rng, batch: int) -> tuple[dict, dict, bool]:
     """Random params and data, away from kinks when possible (third item: whether it was)."""
-    roles = {str(t.name): t.role for t in derivation.network.tensors}
+    decls = {str(t.name): t for t in derivation.network.tensors}
     where = kinks(derivation)
     for _ in range(50):
         params = {n: rng.normal(0.0, 0.5, s) for n, s in mod["PARAMS"].items()}
-        data = {n: (rng.uniform(0.0, 1.0, (batch,) + s) if roles[n] == "label"
-                    else rng.normal(0.0, 1.0, (batch,) + s)) for n, s in mod["INPUTS"].items()}
+        data = {n: data_values(rng, (batch,) + s, decls[n].role, decls[n].domain) for n, s in mod["INPUTS"].items()}
         t = {**params, **data, **mod["_forward"](params, data)}
         if all(np.min(np.abs(distance(t)), initial=np.inf) > KINK_MARGIN for _, distance in where):
             return params, data, True

@@ -317,6 +317,7 @@ class Reference:
         self.param_shapes = {str(t.name): shape(t) for t in net.params}
         self.input_shapes = {str(t.name): shape(t) for t in net.data}
         self.roles = {str(t.name): t.role for t in net.tensors}
+        self.domains = {str(t.name): t.domain for t in net.tensors}
 
     def forward(self, params: dict, data: dict) -> dict:
         """Every tensor (declared and defined) by ``str(name)``, with a leading batch axis."""
@@ -336,14 +337,19 @@ class Reference:
 
     def draw(self, rng: np.random.Generator, batch: int) -> tuple[dict, dict]:
         """Parameters N(0, 0.5²), inputs N(0, 1), labels uniform on [0, 1); a label of softmax
-        cross-entropy is a probability vector.  Redrawn (up to 50 times) while an argument of a
+        cross-entropy is a probability vector; declared domains as declared (positive: uniform
+        on [0.2, 3), probability: rows that sum to 1, onehot: one 1 per row).  Redrawn (up to 50 times) while an argument of a
         non-smooth function is within KINK_MARGIN of its kink."""
         simplex = {str(c.y) for c in self.calls if c.kind == "softmax_cross_entropy"}
         for _ in range(50):
             params = {n: rng.normal(0.0, 0.5, s) for n, s in self.param_shapes.items()}
             data = {}
             for n, s in self.input_shapes.items():
-                if n in simplex:
+                if self.domains[n] == "positive":
+                    data[n] = rng.uniform(0.2, 3.0, (batch,) + s)
+                elif self.domains[n] == "onehot":
+                    data[n] = (np.arange(s[-1]) == rng.integers(0, s[-1], (batch,) + s[:-1] + (1,))) * 1.0
+                elif n in simplex or self.domains[n] == "probability":
                     u = rng.uniform(0.05, 1.0, (batch,) + s)
                     data[n] = u / u.sum(axis=-1, keepdims=True)
                 elif self.roles[n] == "label":

@@ -35,7 +35,8 @@ BAD = [
      "t.ein:5:9: syntax error: unexpected '$'; expected one of: '(', '*', '+', '-', '/', '^', '_', 'for', "
      "a function call, a number, a tensor name, end of line"),
     ("weight V^j_i : n1 n0", ParseError,
-     "t.ein:5:19: syntax error: unexpected 'n0'; expected one of: ',', 'for', end of line"),
+     "t.ein:5:19: syntax error: unexpected 'n0'; expected one of: ',', 'for', a domain (positive, probability, "
+     "onehot), end of line"),
     ("dims h = x", ParseError, "t.ein:5:10: syntax error: unexpected 'x'; expected one of: an integer"),
     ("v^1 = x^i", ParseError, "t.ein:5:3: syntax error: unexpected '1'; expected one of: '{', an index"),
     # a power in a network expression names what to write instead (square(), x^j x^j, a function)

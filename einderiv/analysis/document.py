@@ -69,6 +69,7 @@ class Declared:
     role: str  # input, label, weight, bias
     labels: tuple[int, ...] = ()  # a family's labels, () for a single tensor
     range: str = ""  # a layer template's family: ``k = 2..n``
+    domain: str = ""  # data's declared values: positive, probability, onehot
 
 
 @dataclass(frozen=True)
@@ -413,13 +414,14 @@ def declared_families(tensors) -> list[Declared]:
         base, (lab,) = t.name.base, t.name.ints
         shape = tuple(ix.dim for ix in t.indices)
         k = last.get(base)
-        if k is not None and out[k][1].role == t.role and tuple(ix.dim for ix in out[k][1].indices) == shape:
+        if k is not None and out[k][1].role == t.role and out[k][1].domain == t.domain \
+                and tuple(ix.dim for ix in out[k][1].indices) == shape:
             out[k][2].append(lab)
         else:
             last[base] = len(out)
             out.append((t.name, t, [lab]))
     return [Declared(Name(n.base, (Sym("t"),)) if len(labs) > 1 else n, t.indices, shown_role(t),
-                     tuple(labs) if len(labs) > 1 else ())
+                     tuple(labs) if len(labs) > 1 else (), domain=t.domain or "")
             for n, t, labs in out]
 
 

@@ -323,7 +323,7 @@ def general_declarations(gf: GeneralForm) -> list[Declared]:
     out, seen = [], {}
     for t in net.tensors:
         if not t.name.ints:
-            out.append(Declared(t.name, t.indices, shown_role(t)))
+            out.append(Declared(t.name, t.indices, shown_role(t), domain=t.domain or ""))
             continue
         base, lab = t.name.base, t.name.ints[0]
         key = (base, tuple(str(ix.dim) for ix in t.indices))

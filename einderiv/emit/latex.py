@@ -243,7 +243,9 @@ class LatexDocumentPrinter(GeneralLatex, StructureLatex, DocumentPrinter):
 
     def declared_what(self, d: Declared) -> str:
         if d.role in ("input", "label"):
-            return f"{d.role.capitalize()} {KIND.get(len(d.indices), 'tensor')} for a single sample"
+            domain = {"positive": ", positive", "probability": ", sums to 1 along its last axis",
+                      "onehot": ", one-hot along its last axis"}.get(d.domain, "")
+            return f"{d.role.capitalize()} {KIND.get(len(d.indices), 'tensor')} for a single sample{domain}"
         return WHAT.get(d.role, escape(d.role))
 
     def _print_NetworkSection(self, s: NetworkSection) -> str:

@@ -108,7 +108,8 @@ class TextDocumentPrinter(DocumentPrinter):
     def _print_Declared(self, d: Declared) -> str:
         p = self.statement(d.indices)
         shape = " × ".join(sympy.sstr(ix.dim) for ix in d.indices) or "scalar"
-        return f"{d.role:<6} {p._print(Ref(d.name, d.indices))} : {shape}{self.range(d.labels, d.range)}"
+        domain = f" {d.domain}" if d.domain else ""
+        return f"{d.role:<6} {p._print(Ref(d.name, d.indices))} : {shape}{domain}{self.range(d.labels, d.range)}"
 
     @staticmethod
     def range(labels: Sequence[int], cond: str = "") -> str:

@@ -43,6 +43,8 @@ from .summation import Scope, all_zero
 
 _BODY_TOKEN = re.compile(r"\s+|(?P<num>([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)"
                          r"|(?P<name>[A-Za-z][A-Za-z0-9_]*)|\*\*|<=|>=|[-+*/^(),<>]")
+#: the declared domains of data (grammar rule ``domain``)
+DOMAINS = ("positive", "probability", "onehot")
 #: names a function body may use besides its parameters, functions and SymPy's (piecewise bodies)
 _BODY_NAMES = ("where", "abs")
 
@@ -199,9 +201,25 @@ class Checker(Context):
             indices = tuple(Index(n, s) for n, s in zip(names, shape))
             role = "weight" if d.role == "bias" else d.role
             up = tuple(ix.up for ix in d.indices)
-            out.append(TensorDecl(name, role, indices, self.loc(d), up, d.role == "bias"))
+            domain = self.domain(d, name, indices)
+            out.append(TensorDecl(name, role, indices, self.loc(d), up, d.role == "bias", domain))
             self.shapes[name] = Shape(shape, S.written(name, d.indices), "declaration", d.line, role)
         return out
+
+    def domain(self, d: S.Decl, name: Name, indices: tuple[Index, ...]) -> str | None:
+        """The declared domain of data: weights take none, and ``probability``/``onehot`` run
+        along an axis (the last)."""
+        if d.domain is None:
+            return None
+        kind = d.domain.kind
+        if d.role not in ("input", "label"):
+            raise NameError_(f"'{kind}' declares the values of data, but {name} is a {d.role}; a domain "
+                             "follows the sizes of an input or a label (input s^i : n positive)",
+                             self.loc(d.domain))
+        if kind != "positive" and not indices:
+            raise ShapeError(f"'{kind}' runs along the last axis of {name}, which has none; declare a vector "
+                             f"(input {name}^l : c {kind}) or use 'positive'", self.loc(d.domain))
+        return kind
 
     def shape(self, d: S.Decl, name: Name) -> tuple[sympy.Expr, ...]:
         n = len(d.indices)
@@ -221,6 +239,10 @@ class Checker(Context):
                 if s.value < 1:
                     raise ShapeError(f"a size must be a positive integer, got {s.value}", self.loc(s))
                 out.append(sympy.Integer(s.value))
+            elif s.name not in self.sizes and s.name in DOMAINS:
+                scalar = f", or with no ':' for a scalar (input {name} positive)" if s.name == "positive" else ""
+                raise NameError_(f"'{s.name}' is a domain, not a dimension: write it after the sizes "
+                                 f"(input {name}^i : n {s.name}){scalar}", self.loc(s))
             elif s.name not in self.sizes:
                 have = ", ".join(self.sizes) or "none"
                 raise NameError_(f"undefined dimension '{s.name}' in the shape of {name}; "

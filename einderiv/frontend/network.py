@@ -42,6 +42,8 @@ class TensorDecl:
     #: first index up and the rest down.  For printing only: it has no meaning.
     up: tuple[bool, ...] = ()
     bias: bool = False  # declared ``bias`` (a weight, shown as a bias)
+    #: the values data takes (``check`` draws them): None, "positive", "probability", "onehot"
+    domain: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "name", as_name(self.name))

@@ -35,6 +35,7 @@ _TERMINAL_WORDS = {
     "INT": "an integer",
     "NUMBER": "a number",
     "BODY": "a function body",
+    "DOMAIN": "a domain (positive, probability, onehot)",
     "_NL": "end of line",
     "$END": "end of file",
 }
@@ -166,6 +167,10 @@ class _ToSyntax(Transformer):
     def role(self, children):
         return children[0]
 
+    def domain(self, children):
+        (t,) = children
+        return S.Domain(t.line, t.column, str(t))
+
     def size(self, children):
         (t,) = children
         if t.type == "INT":
@@ -178,9 +183,10 @@ class _ToSyntax(Transformer):
         sizes = [c for c in rest if isinstance(c, S.Size)]
         label = next((c for c in rest if isinstance(c, S.Label)), None)
         rng = next((c for c in rest if isinstance(c, S.Range)), None)
+        domain = next((c for c in rest if isinstance(c, S.Domain)), None)
         has_colon = len(sizes) > 0
         return S.Decl(role.line, role.column, str(role), str(name), self._indices(groups),
-                      tuple(sizes) if has_colon else None, label, rng)
+                      tuple(sizes) if has_colon else None, label, rng, domain)
 
     @v_args(meta=True)
     def function(self, meta, children):

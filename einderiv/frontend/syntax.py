@@ -100,6 +100,15 @@ class Decl(Node):
     shape: tuple[Size, ...] | None
     label: Label | None = None  # ``x(t)``: a family member
     range: Range | None = None
+    domain: Domain | None = None  # ``input s^i : n positive``
+
+
+@dataclass(frozen=True)
+class Domain(Node):
+    """The values a data tensor takes: ``positive``, ``probability`` (sums to 1 along its last
+    axis) or ``onehot`` (one 1 along its last axis)."""
+
+    kind: str
 
 
 @dataclass(frozen=True)
