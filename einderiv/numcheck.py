@@ -150,8 +150,8 @@ def kinks(derivation) -> list[tuple]:
                             lambda t, f=f, names=names: f(*(t[n] if isinstance(n, str) else float(n)
                                                             for n in names))))
         if isinstance(e, Max) and isinstance(e.arg, Ref):
-            name, pos = str(e.arg.name), e.arg.indices.index(e.over)
-            out.append(((name, e.over.name), lambda t, name=name, pos=pos: _gap(t[name], pos, len(e.arg.indices))))
+            name, pos, rank = str(e.arg.name), e.arg.indices.index(e.over), len(e.arg.indices)
+            out.append(((name, e.over.name), lambda t, name=name, pos=pos, rank=rank: _gap(t[name], pos, rank)))
         for c in e.children():
             walk(c)
 
