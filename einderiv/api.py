@@ -31,12 +31,17 @@ compact`` (:mod:`einderiv.frontend.header`) changes these defaults for that netw
 here as on the command line: an argument left at ``None`` takes the file's directive,
 else the default above; an argument given wins.
 
+Warnings: ``codegen`` and ``check`` warn (:class:`~einderiv.errors.EinderivWarning`) about a user
+function whose generated code can overflow at large arguments (``exp(z)`` left where the stable
+rewrite of :mod:`einderiv.emit.stable` does not apply).
+
 Errors: bad input raises an :class:`~einderiv.errors.EinderivError` (a bad file with its
 ``file:line:col``; a bad argument named as you passed it, ``dims={'x': 3} names no
 dimension 'x'…``); a bug in einderiv raises :class:`~einderiv.errors.InternalError`.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Union
 
 from . import progress
@@ -48,8 +53,9 @@ from .emit import latex as _latex
 from .emit import numpy as _numpy
 from .emit import text as _text
 from .emit.backends import BACKENDS, PRINTERS
+from .emit.stable import overflow_warnings
 from .emit.template_numpy import generate_template
-from .errors import Argument, UsageError
+from .errors import Argument, EinderivWarning, UsageError
 from .frontend.header import Header
 from .frontend.model import Template, load
 from .frontend.network import Network
@@ -152,6 +158,7 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
         with progress.stage(stage):
             return generate_template(derivation, printer=printer)
     derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))
+    _warn_overflow(derivation)
     with progress.stage(stage):
         return _numpy.generate(derivation, sizes, printer=printer)
 
@@ -164,6 +171,7 @@ def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int
     _printer(backend)
     derivation = _concrete(derivation, "check")
     derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))
+    _warn_overflow(derivation)
     with progress.stage("checking against finite differences"):
         return _check(derivation, sizes, seed=seed, batch=batch, tol=tol, backend=backend)
 
@@ -174,6 +182,13 @@ def printed_form(derivation: Derivation, form: str | None) -> str:
 
 
 # ------------------------------------------------------------------ helpers
+def _warn_overflow(derivation: Derivation) -> None:
+    """An :class:`EinderivWarning` for each user function whose generated code can overflow
+    (built-ins and what the stability rewrite fixes are printed stably: :mod:`einderiv.emit.stable`)."""
+    for line in overflow_warnings(derivation):
+        warnings.warn(line, EinderivWarning, stacklevel=3)
+
+
 def _printer(backend: str):
     if backend not in PRINTERS:
         raise UsageError(f"{{0}}: unknown backend; expected one of {', '.join(BACKENDS)}",
