@@ -350,3 +350,18 @@ def test_a_user_function_that_can_overflow_is_warned_about(tmp_path, capsys, mon
 def test_no_warning_where_the_code_is_stable(name, capsys):
     assert einderiv.cli.main(["codegen", f"derivations/{name}.ein", "-o", "/dev/null"]) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("act", ["sigmoid", "softplus", "swish"])
+def test_float32_modules_are_finite_at_saturation(backend, act):
+    """In float32 exp overflows past 88: the torch and JAX modules, which keep float32, stay
+    finite at ±800 and ±1000 and agree with the float64 NumPy module to float32's precision."""
+    source = ACTIVATION_NET.format(act=act)
+    d = einderiv.derive(einderiv.load("net.ein", text=source), 2)
+    mod = numpy_view(load(einderiv.codegen(d, backend=backend)), backend, dtype=np.float32)
+    params, data = _activation_point(0)
+    want = _computed(_module(source, 2), params, data, 2)
+    got = _computed(mod, params, data, 2)
+    assert all(np.asarray(v).dtype == np.float32 for v in got["gradient"].values())
+    assert _compare(got, want, f"{backend} float32 {act}", tol=1e-4) > 0
