@@ -21,7 +21,8 @@ compact form (through second-order adjoints ``hess[s,s']``: O(L²) terms, what t
 generator uses); the paper's expanded form (every Gauss–Newton and A″ term spelled out) is
 built from it when asked for, and kept (as data: ``einderiv.calculus.derive.in_form(d, "expanded")``).  Each job has one default, the same here and on the command
 line: ``derivation_text``, ``latex`` and ``structure`` print ``form="expanded"`` (unless the
-file says ``# einderiv: form compact``);
+file says ``# einderiv: form compact``, or the expanded form would be too large: past
+:data:`EXPANDED_LIMIT` they print the compact one, with a note);
 ``codegen`` and ``check`` use ``form="compact"`` (``form="expanded"`` checks the printed
 form).  So ``derivation_text(derive(net))`` is what ``einderiv derive FILE`` prints and
 ``codegen(derive(net))`` what ``einderiv codegen FILE`` writes.
@@ -47,7 +48,7 @@ from typing import Mapping, Union
 from . import progress
 from .analysis.structure import summarize
 from .analysis.template import GeneralForm, general_form, in_general_form
-from .calculus.derive import Derivation, in_form
+from .calculus.derive import Derivation, expanded_size, in_form
 from .calculus.derive import derive as _derive
 from .emit import latex as _latex
 from .emit import numpy as _numpy
@@ -71,6 +72,9 @@ Sizes = Union[Mapping[str, int], None]
 DEFAULT_ORDER = 2
 #: seconds the expanded form may take before a note (on a progress display) compares it with the compact one
 NOTE_AFTER = 5.0
+#: above this :func:`~einderiv.calculus.derive.expanded_size` the printers default to the compact
+#: form (a note says so): about 17 layers of a dense MLP, whose expanded form grows as L³
+EXPANDED_LIMIT = 4000
 #: how a progress line names each backend's module
 LIBRARIES = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX"}
 
@@ -177,8 +181,20 @@ def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int
 
 
 def printed_form(derivation: Derivation, form: str | None) -> str:
-    """The Hessian form to print: ``form``, else the file's directive, else ``"expanded"``."""
-    return _option(derivation, "form", form, "expanded")
+    """The Hessian form to print: ``form``, else the file's directive, else ``"expanded"`` — or
+    ``"compact"`` when the expanded form would be too large (:data:`EXPANDED_LIMIT`), with an
+    :class:`~einderiv.errors.EinderivWarning` note saying so."""
+    chosen = _option(derivation, "form", form, None)
+    if chosen is not None:
+        return chosen
+    size = expanded_size(derivation) if derivation.order >= 2 else 0
+    if size <= EXPANDED_LIMIT:
+        return "expanded"
+    warnings.warn("einderiv: note: Hessian blocks in the compact form (through second-order adjoints H[s,s′]): "
+                  f"the expanded form would spell out terms for {size:,} (node, parameter, parameter) triples, "
+                  f"over the limit of {EXPANDED_LIMIT:,} (it grows as depth cubed); --form expanded prints it",
+                  EinderivWarning, stacklevel=3)
+    return "compact"
 
 
 # ------------------------------------------------------------------ helpers
