@@ -183,11 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     show = ("--traceback" in argv or "--debug" in argv) or bool(os.environ.get("EINDERIV_DEBUG"))
     try:
-        with progress.shown(sys.stderr), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", EinderivWarning)  # progress on a terminal only
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EinderivWarning)
             try:
-                return run(argv)
-            finally:
+                with progress.shown(sys.stderr):  # progress on a terminal only; piped, stderr has errors only
+                    return run(argv)
+            finally:  # after the progress line is erased
                 _show(caught)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

@@ -32,9 +32,9 @@ for larger ones, so neither tiny nor huge blocks are judged unfairly.
 not a parameter (``W^j_i x^i``: over ``i``) is drawn with variance 1/fan-in — 2/fan-in in a
 network with ReLU (He's scaling), whose kinks halve it — where fan-in is the product of the
 contracted sizes (the largest over its uses), so that the signal neither vanishes nor explodes
-with depth; any other parameter (a bias, a gain) is drawn with scale 0.5.  A draw in which a
-ReLU's arguments are all negative for every sample (a dead layer: everything after it is zero)
-is repeated, as one near a kink is.
+with depth; any other parameter (a bias, a gain) is drawn with scale 0.5.  A draw in which no
+sample passes every ReLU layer (some argument positive in each; a layer whose arguments are all
+negative zeroes everything after it) is repeated, as one near a kink is.
 
 **Vacuous checks.**  A row whose reference is below the tolerance everywhere checks nothing —
 an answer of zeros would pass it.  If a block that is not zero symbolically (its expression in
@@ -43,7 +43,8 @@ to :data:`DRAWS` in all) and the row is taken from the first draw where its refe
 near zero; a row that stays near zero at every draw is reported ``vacuous`` and fails the
 check (exit 1), as a disagreement does — unless reference and module are both exactly 0 at
 every draw (and every draw kept a live sample): a block zero in exact arithmetic that SymPy does
-not reduce to 0 (the Hessian diag(s) − s sᵀ of a softmax over one class), which a note names.
+not reduce to 0 (the Hessian diag(s) − s sᵀ of a softmax over one class), which the report
+names (:attr:`CheckReport.zeros`, a line of its own).
 
 Non-smooth functions (ReLU's kink): if an argument of one is within
 :data:`KINK_MARGIN` of a kink (0) for the drawn values, the draw is repeated

@@ -320,6 +320,7 @@ def test_overflow_risks_are_named():
     assert overflow_risks(sympy.exp(z) * z) == [sympy.exp(z)]
     assert overflow_risks(sympy.exp(-z**2)) == []  # bounded above: cannot overflow
     assert overflow_risks(sympy.cosh(z)) == [sympy.cosh(z)]
+    assert overflow_risks(sympy.log(sympy.exp(z) + 2)) == [sympy.exp(z)]  # not a softplus: left as it is
 
 
 # ---------------------------------------------------------------- user functions the rewrite cannot fix

@@ -98,6 +98,8 @@ def _in_sigmoid(expr: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
     num, den = sympy.fraction(cand)
     if s in den.free_symbols or cand.has(sympy.exp(b)) or cand.has(sympy.exp(-b)):
         return None
+    if any(s in f.free_symbols for f in cand.atoms(sympy.Function)):  # log(s/(1 − s) + 2): no gain
+        return None
     num = sympy.factor(num, s) if s in num.free_symbols else num
     # a factor (s − 1)^k is (−σ(−b))^k: exact where σ(b) rounds to one
     t = sympy.Dummy("t", positive=True)
