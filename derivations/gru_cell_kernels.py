@@ -46,6 +46,11 @@ def _logsumexp(a, axis):
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
 
 
+def _sigmoid(x):
+    """The logistic function 1/(1 + exp(-x)), without overflow: exp(-log(1 + exp(-x)))."""
+    return np.exp(-np.logaddexp(0, -x))
+
+
 def _softmax(a, axis):
     """Softmax along ``axis``, shifted by the maximum for stability."""
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))
@@ -69,13 +74,13 @@ def _forward(params, data):
     # einsum("jk,Bk->Bj", Uz, h0)
     z_zg = x @ Wz.T + h0 @ Uz.T
     # zg[j] = sigmoid(z_zg[j])
-    zg = (1 + np.exp(-z_zg))**(-1.0)
+    zg = _sigmoid(z_zg)
     # z_rg[j] = Σ_i Wr[j,i] x[i] + Σ_k Ur[j,k] h0[k]
     # einsum("ji,Bi->Bj", Wr, x)
     # einsum("jk,Bk->Bj", Ur, h0)
     z_rg = x @ Wr.T + h0 @ Ur.T
     # rg[j] = sigmoid(z_rg[j])
-    rg = (1 + np.exp(-z_rg))**(-1.0)
+    rg = _sigmoid(z_rg)
     # rh[j] = rg[j] h0[j]
     rh = rg * h0
     # z_hc[j] = Σ_i Wh[j,i] x[i] + Σ_k Uh[j,k] rh[k]
@@ -125,7 +130,7 @@ def _adj_z_zg(t):
     """adj_z_zg[j] = sigmoid'(z_zg[j]) adj_zg[j]"""
     z_zg = t["z_zg"]
     zg = t["zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
     adj_zg = t["adj_zg"]
     return dsigmoid_z_zg * adj_zg
 
@@ -134,7 +139,7 @@ def _jac_zg__z_zg(t):
     """jac_zg__z_zg[j,i] = sigmoid'(z_zg[j]) δ[j,i]"""
     z_zg = t["z_zg"]
     zg = t["zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
     # einsum("Bj,ji->Bji", dsigmoid_z_zg, np.eye(2))
     return np.eye(2) * dsigmoid_z_zg[:, :, None]
 
@@ -184,7 +189,7 @@ def _adj_z_rg(t):
     """adj_z_rg[j] = sigmoid'(z_rg[j]) adj_rg[j]"""
     z_rg = t["z_rg"]
     rg = t["rg"]
-    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
     adj_rg = t["adj_rg"]
     return dsigmoid_z_rg * adj_rg
 
@@ -193,7 +198,7 @@ def _jac_rg__z_rg(t):
     """jac_rg__z_rg[j,i] = sigmoid'(z_rg[j]) δ[j,i]"""
     z_rg = t["z_rg"]
     rg = t["rg"]
-    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
     # einsum("Bj,ji->Bji", dsigmoid_z_rg, np.eye(2))
     return np.eye(2) * dsigmoid_z_rg[:, :, None]
 
@@ -269,7 +274,7 @@ def _jac_p__z_zg(t):
     """jac_p__z_zg[l,j] = sigmoid'(z_zg[j]) jac_p__zg[l,j]"""
     z_zg = t["z_zg"]
     zg = t["zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
     jac_p__zg = t["jac_p__zg"]
     # einsum("Bj,Blj->Blj", dsigmoid_z_zg, jac_p__zg)
     return jac_p__zg * dsigmoid_z_zg[:, None]
@@ -308,10 +313,10 @@ def _hess_z_zg__z_zg(t):
     """hess_z_zg__z_zg[j,i] = sigmoid'(z_zg[j]) hess_zg__z_zg[j,i] + sigmoid''(z_zg[j]) δ[j,i] adj_zg[j]"""
     z_zg = t["z_zg"]
     zg = t["zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
     hess_zg__z_zg = t["hess_zg__z_zg"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zg, hess_zg__z_zg)
-    d2sigmoid_z_zg = (2*zg*np.exp(-z_zg) - 1)*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    d2sigmoid_z_zg = -zg*(2*zg - 1)*_sigmoid(-z_zg)
     adj_zg = t["adj_zg"]
     # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zg, np.eye(2), adj_zg)
     tmp = adj_zg * d2sigmoid_z_zg
@@ -356,7 +361,7 @@ def _jac_p__z_rg(t):
     """jac_p__z_rg[l,j] = sigmoid'(z_rg[j]) jac_p__rg[l,j]"""
     z_rg = t["z_rg"]
     rg = t["rg"]
-    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
     jac_p__rg = t["jac_p__rg"]
     # einsum("Bj,Blj->Blj", dsigmoid_z_rg, jac_p__rg)
     return jac_p__rg * dsigmoid_z_rg[:, None]
@@ -398,7 +403,7 @@ def _hess_z_zg__z_rg(t):
     """hess_z_zg__z_rg[j,i] = sigmoid'(z_zg[j]) hess_zg__z_rg[j,i]"""
     z_zg = t["z_zg"]
     zg = t["zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
     hess_zg__z_rg = t["hess_zg__z_rg"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zg, hess_zg__z_rg)
     return hess_zg__z_rg * dsigmoid_z_zg[:, :, None]
@@ -440,7 +445,7 @@ def _hess_z_zg__z_hc(t):
     """hess_z_zg__z_hc[j,i] = sigmoid'(z_zg[j]) hess_zg__z_hc[j,i]"""
     z_zg = t["z_zg"]
     zg = t["zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
     hess_zg__z_hc = t["hess_zg__z_hc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zg, hess_zg__z_hc)
     return hess_zg__z_hc * dsigmoid_z_zg[:, :, None]
@@ -477,7 +482,7 @@ def _hess_z_zg__p(t):
     """hess_z_zg__p[j,l] = sigmoid'(z_zg[j]) hess_zg__p[j,l]"""
     z_zg = t["z_zg"]
     zg = t["zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
     hess_zg__p = t["hess_zg__p"]
     # einsum("Bj,Bjl->Bjl", dsigmoid_z_zg, hess_zg__p)
     return hess_zg__p * dsigmoid_z_zg[:, :, None]
@@ -524,7 +529,7 @@ def _hess_z_rg__z_zg(t):
     """hess_z_rg__z_zg[j,i] = sigmoid'(z_rg[j]) hess_rg__z_zg[j,i]"""
     z_rg = t["z_rg"]
     rg = t["rg"]
-    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
     hess_rg__z_zg = t["hess_rg__z_zg"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rg, hess_rg__z_zg)
     return hess_rg__z_zg * dsigmoid_z_rg[:, :, None]
@@ -573,10 +578,10 @@ def _hess_z_rg__z_rg(t):
     """hess_z_rg__z_rg[j,i] = sigmoid'(z_rg[j]) hess_rg__z_rg[j,i] + sigmoid''(z_rg[j]) δ[j,i] adj_rg[j]"""
     z_rg = t["z_rg"]
     rg = t["rg"]
-    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
     hess_rg__z_rg = t["hess_rg__z_rg"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rg, hess_rg__z_rg)
-    d2sigmoid_z_rg = (2*rg*np.exp(-z_rg) - 1)*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    d2sigmoid_z_rg = -rg*(2*rg - 1)*_sigmoid(-z_rg)
     adj_rg = t["adj_rg"]
     # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rg, np.eye(2), adj_rg)
     tmp = adj_rg * d2sigmoid_z_rg
@@ -625,7 +630,7 @@ def _hess_z_rg__z_hc(t):
     """hess_z_rg__z_hc[j,i] = sigmoid'(z_rg[j]) hess_rg__z_hc[j,i]"""
     z_rg = t["z_rg"]
     rg = t["rg"]
-    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
     hess_rg__z_hc = t["hess_rg__z_hc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rg, hess_rg__z_hc)
     return hess_rg__z_hc * dsigmoid_z_rg[:, :, None]
@@ -669,7 +674,7 @@ def _hess_z_rg__p(t):
     """hess_z_rg__p[j,l] = sigmoid'(z_rg[j]) hess_rg__p[j,l]"""
     z_rg = t["z_rg"]
     rg = t["rg"]
-    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
     hess_rg__p = t["hess_rg__p"]
     # einsum("Bj,Bjl->Bjl", dsigmoid_z_rg, hess_rg__p)
     return hess_rg__p * dsigmoid_z_rg[:, :, None]
@@ -699,7 +704,7 @@ def _tan_zg(t):
     """tan_zg[j] = sigmoid'(z_zg[j]) tan_z_zg[j]"""
     z_zg = t["z_zg"]
     zg = t["zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
     tan_z_zg = t["tan_z_zg"]
     return dsigmoid_z_zg * tan_z_zg
 
@@ -719,7 +724,7 @@ def _tan_rg(t):
     """tan_rg[j] = sigmoid'(z_rg[j]) tan_z_rg[j]"""
     z_rg = t["z_rg"]
     rg = t["rg"]
-    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
     tan_z_rg = t["tan_z_rg"]
     return dsigmoid_z_rg * tan_z_rg
 
@@ -810,10 +815,10 @@ def _radj_z_zg(t):
     """radj_z_zg[j] = sigmoid''(z_zg[j]) adj_zg[j] tan_z_zg[j] + sigmoid'(z_zg[j]) radj_zg[j]"""
     z_zg = t["z_zg"]
     zg = t["zg"]
-    d2sigmoid_z_zg = (2*zg*np.exp(-z_zg) - 1)*np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    d2sigmoid_z_zg = -zg*(2*zg - 1)*_sigmoid(-z_zg)
     adj_zg = t["adj_zg"]
     tan_z_zg = t["tan_z_zg"]
-    dsigmoid_z_zg = np.exp(-z_zg)/(1 + np.exp(-z_zg))**2
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
     radj_zg = t["radj_zg"]
     return d2sigmoid_z_zg * adj_zg * tan_z_zg + dsigmoid_z_zg * radj_zg
 
@@ -861,10 +866,10 @@ def _radj_z_rg(t):
     """radj_z_rg[j] = sigmoid''(z_rg[j]) adj_rg[j] tan_z_rg[j] + sigmoid'(z_rg[j]) radj_rg[j]"""
     z_rg = t["z_rg"]
     rg = t["rg"]
-    d2sigmoid_z_rg = (2*rg*np.exp(-z_rg) - 1)*np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    d2sigmoid_z_rg = -rg*(2*rg - 1)*_sigmoid(-z_rg)
     adj_rg = t["adj_rg"]
     tan_z_rg = t["tan_z_rg"]
-    dsigmoid_z_rg = np.exp(-z_rg)/(1 + np.exp(-z_rg))**2
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
     radj_rg = t["radj_rg"]
     return d2sigmoid_z_rg * adj_rg * tan_z_rg + dsigmoid_z_rg * radj_rg
 

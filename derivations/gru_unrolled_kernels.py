@@ -58,6 +58,11 @@ def _logsumexp(a, axis):
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
 
 
+def _sigmoid(x):
+    """The logistic function 1/(1 + exp(-x)), without overflow: exp(-log(1 + exp(-x)))."""
+    return np.exp(-np.logaddexp(0, -x))
+
+
 def _softmax(a, axis):
     """Softmax along ``axis``, shifted by the maximum for stability."""
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))
@@ -83,13 +88,13 @@ def _forward(params, data):
     # einsum("jk,Bk->Bj", Uz, h0)
     z_za = x1 @ Wz.T + h0 @ Uz.T
     # za[j] = sigmoid(z_za[j])
-    za = (1 + np.exp(-z_za))**(-1.0)
+    za = _sigmoid(z_za)
     # z_ra[j] = Σ_i Wr[j,i] x1[i] + Σ_k Ur[j,k] h0[k]
     # einsum("ji,Bi->Bj", Wr, x1)
     # einsum("jk,Bk->Bj", Ur, h0)
     z_ra = x1 @ Wr.T + h0 @ Ur.T
     # ra[j] = sigmoid(z_ra[j])
-    ra = (1 + np.exp(-z_ra))**(-1.0)
+    ra = _sigmoid(z_ra)
     # rha[j] = ra[j] h0[j]
     rha = ra * h0
     # z_ca[j] = Σ_i Wh[j,i] x1[i] + Σ_k Uh[j,k] rha[k]
@@ -106,13 +111,13 @@ def _forward(params, data):
     # einsum("jk,Bk->Bj", Uz, h1)
     z_zb = x2 @ Wz.T + h1 @ Uz.T
     # zb[j] = sigmoid(z_zb[j])
-    zb = (1 + np.exp(-z_zb))**(-1.0)
+    zb = _sigmoid(z_zb)
     # z_rb[j] = Σ_i Wr[j,i] x2[i] + Σ_k Ur[j,k] h1[k]
     # einsum("ji,Bi->Bj", Wr, x2)
     # einsum("jk,Bk->Bj", Ur, h1)
     z_rb = x2 @ Wr.T + h1 @ Ur.T
     # rb[j] = sigmoid(z_rb[j])
-    rb = (1 + np.exp(-z_rb))**(-1.0)
+    rb = _sigmoid(z_rb)
     # rhb[j] = rb[j] h1[j]
     rhb = rb * h1
     # z_cb[j] = Σ_i Wh[j,i] x2[i] + Σ_k Uh[j,k] rhb[k]
@@ -129,13 +134,13 @@ def _forward(params, data):
     # einsum("jk,Bk->Bj", Uz, h2)
     z_zc = x3 @ Wz.T + h2 @ Uz.T
     # zc[j] = sigmoid(z_zc[j])
-    zc = (1 + np.exp(-z_zc))**(-1.0)
+    zc = _sigmoid(z_zc)
     # z_rc[j] = Σ_i Wr[j,i] x3[i] + Σ_k Ur[j,k] h2[k]
     # einsum("ji,Bi->Bj", Wr, x3)
     # einsum("jk,Bk->Bj", Ur, h2)
     z_rc = x3 @ Wr.T + h2 @ Ur.T
     # rc[j] = sigmoid(z_rc[j])
-    rc = (1 + np.exp(-z_rc))**(-1.0)
+    rc = _sigmoid(z_rc)
     # rhc[j] = rc[j] h2[j]
     rhc = rc * h2
     # z_cc[j] = Σ_i Wh[j,i] x3[i] + Σ_k Uh[j,k] rhc[k]
@@ -185,7 +190,7 @@ def _adj_z_zc(t):
     """adj_z_zc[j] = sigmoid'(z_zc[j]) adj_zc[j]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     adj_zc = t["adj_zc"]
     return dsigmoid_z_zc * adj_zc
 
@@ -225,7 +230,7 @@ def _adj_z_rc(t):
     """adj_z_rc[j] = sigmoid'(z_rc[j]) adj_rc[j]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     adj_rc = t["adj_rc"]
     return dsigmoid_z_rc * adj_rc
 
@@ -257,7 +262,7 @@ def _adj_z_zb(t):
     """adj_z_zb[j] = sigmoid'(z_zb[j]) adj_zb[j]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     adj_zb = t["adj_zb"]
     return dsigmoid_z_zb * adj_zb
 
@@ -297,7 +302,7 @@ def _adj_z_rb(t):
     """adj_z_rb[j] = sigmoid'(z_rb[j]) adj_rb[j]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     adj_rb = t["adj_rb"]
     return dsigmoid_z_rb * adj_rb
 
@@ -329,7 +334,7 @@ def _adj_z_za(t):
     """adj_z_za[j] = sigmoid'(z_za[j]) adj_za[j]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     adj_za = t["adj_za"]
     return dsigmoid_z_za * adj_za
 
@@ -338,7 +343,7 @@ def _jac_za__z_za(t):
     """jac_za__z_za[j,i] = sigmoid'(z_za[j]) δ[j,i]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     # einsum("Bj,ji->Bji", dsigmoid_z_za, np.eye(2))
     return np.eye(2) * dsigmoid_z_za[:, :, None]
 
@@ -365,7 +370,7 @@ def _jac_rb__z_za(t):
     """jac_rb__z_za[j,i] = sigmoid'(z_rb[j]) jac_z_rb__z_za[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     jac_z_rb__z_za = t["jac_z_rb__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, jac_z_rb__z_za)
     return jac_z_rb__z_za * dsigmoid_z_rb[:, :, None]
@@ -412,7 +417,7 @@ def _jac_zb__z_za(t):
     """jac_zb__z_za[j,i] = sigmoid'(z_zb[j]) jac_z_zb__z_za[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     jac_z_zb__z_za = t["jac_z_zb__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, jac_z_zb__z_za)
     return jac_z_zb__z_za * dsigmoid_z_zb[:, :, None]
@@ -445,7 +450,7 @@ def _jac_rc__z_za(t):
     """jac_rc__z_za[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_za[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     jac_z_rc__z_za = t["jac_z_rc__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_za)
     return jac_z_rc__z_za * dsigmoid_z_rc[:, :, None]
@@ -492,7 +497,7 @@ def _jac_zc__z_za(t):
     """jac_zc__z_za[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_za[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     jac_z_zc__z_za = t["jac_z_zc__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_za)
     return jac_z_zc__z_za * dsigmoid_z_zc[:, :, None]
@@ -517,7 +522,7 @@ def _jac_zb__z_zb(t):
     """jac_zb__z_zb[j,i] = sigmoid'(z_zb[j]) δ[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     # einsum("Bj,ji->Bji", dsigmoid_z_zb, np.eye(2))
     return np.eye(2) * dsigmoid_z_zb[:, :, None]
 
@@ -544,7 +549,7 @@ def _jac_rc__z_zb(t):
     """jac_rc__z_zb[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_zb[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     jac_z_rc__z_zb = t["jac_z_rc__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_zb)
     return jac_z_rc__z_zb * dsigmoid_z_rc[:, :, None]
@@ -591,7 +596,7 @@ def _jac_zc__z_zb(t):
     """jac_zc__z_zb[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_zb[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     jac_z_zc__z_zb = t["jac_z_zc__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_zb)
     return jac_z_zc__z_zb * dsigmoid_z_zc[:, :, None]
@@ -616,7 +621,7 @@ def _jac_zc__z_zc(t):
     """jac_zc__z_zc[j,i] = sigmoid'(z_zc[j]) δ[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     # einsum("Bj,ji->Bji", dsigmoid_z_zc, np.eye(2))
     return np.eye(2) * dsigmoid_z_zc[:, :, None]
 
@@ -666,7 +671,7 @@ def _adj_z_ra(t):
     """adj_z_ra[j] = sigmoid'(z_ra[j]) adj_ra[j]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     adj_ra = t["adj_ra"]
     return dsigmoid_z_ra * adj_ra
 
@@ -675,7 +680,7 @@ def _jac_ra__z_ra(t):
     """jac_ra__z_ra[j,i] = sigmoid'(z_ra[j]) δ[j,i]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     # einsum("Bj,ji->Bji", dsigmoid_z_ra, np.eye(2))
     return np.eye(2) * dsigmoid_z_ra[:, :, None]
 
@@ -726,7 +731,7 @@ def _jac_rb__z_ra(t):
     """jac_rb__z_ra[j,i] = sigmoid'(z_rb[j]) jac_z_rb__z_ra[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     jac_z_rb__z_ra = t["jac_z_rb__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, jac_z_rb__z_ra)
     return jac_z_rb__z_ra * dsigmoid_z_rb[:, :, None]
@@ -773,7 +778,7 @@ def _jac_zb__z_ra(t):
     """jac_zb__z_ra[j,i] = sigmoid'(z_zb[j]) jac_z_zb__z_ra[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     jac_z_zb__z_ra = t["jac_z_zb__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, jac_z_zb__z_ra)
     return jac_z_zb__z_ra * dsigmoid_z_zb[:, :, None]
@@ -806,7 +811,7 @@ def _jac_rc__z_ra(t):
     """jac_rc__z_ra[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_ra[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     jac_z_rc__z_ra = t["jac_z_rc__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_ra)
     return jac_z_rc__z_ra * dsigmoid_z_rc[:, :, None]
@@ -853,7 +858,7 @@ def _jac_zc__z_ra(t):
     """jac_zc__z_ra[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_ra[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     jac_z_zc__z_ra = t["jac_z_zc__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_ra)
     return jac_z_zc__z_ra * dsigmoid_z_zc[:, :, None]
@@ -878,7 +883,7 @@ def _jac_rb__z_rb(t):
     """jac_rb__z_rb[j,i] = sigmoid'(z_rb[j]) δ[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     # einsum("Bj,ji->Bji", dsigmoid_z_rb, np.eye(2))
     return np.eye(2) * dsigmoid_z_rb[:, :, None]
 
@@ -929,7 +934,7 @@ def _jac_rc__z_rb(t):
     """jac_rc__z_rb[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_rb[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     jac_z_rc__z_rb = t["jac_z_rc__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_rb)
     return jac_z_rc__z_rb * dsigmoid_z_rc[:, :, None]
@@ -976,7 +981,7 @@ def _jac_zc__z_rb(t):
     """jac_zc__z_rb[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_rb[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     jac_z_zc__z_rb = t["jac_z_zc__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_rb)
     return jac_z_zc__z_rb * dsigmoid_z_zc[:, :, None]
@@ -1001,7 +1006,7 @@ def _jac_rc__z_rc(t):
     """jac_rc__z_rc[j,i] = sigmoid'(z_rc[j]) δ[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     # einsum("Bj,ji->Bji", dsigmoid_z_rc, np.eye(2))
     return np.eye(2) * dsigmoid_z_rc[:, :, None]
 
@@ -1069,7 +1074,7 @@ def _jac_rb__z_ca(t):
     """jac_rb__z_ca[j,i] = sigmoid'(z_rb[j]) jac_z_rb__z_ca[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     jac_z_rb__z_ca = t["jac_z_rb__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, jac_z_rb__z_ca)
     return jac_z_rb__z_ca * dsigmoid_z_rb[:, :, None]
@@ -1116,7 +1121,7 @@ def _jac_zb__z_ca(t):
     """jac_zb__z_ca[j,i] = sigmoid'(z_zb[j]) jac_z_zb__z_ca[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     jac_z_zb__z_ca = t["jac_z_zb__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, jac_z_zb__z_ca)
     return jac_z_zb__z_ca * dsigmoid_z_zb[:, :, None]
@@ -1149,7 +1154,7 @@ def _jac_rc__z_ca(t):
     """jac_rc__z_ca[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_ca[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     jac_z_rc__z_ca = t["jac_z_rc__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_ca)
     return jac_z_rc__z_ca * dsigmoid_z_rc[:, :, None]
@@ -1196,7 +1201,7 @@ def _jac_zc__z_ca(t):
     """jac_zc__z_ca[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_ca[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     jac_z_zc__z_ca = t["jac_z_zc__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_ca)
     return jac_z_zc__z_ca * dsigmoid_z_zc[:, :, None]
@@ -1246,7 +1251,7 @@ def _jac_rc__z_cb(t):
     """jac_rc__z_cb[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_cb[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     jac_z_rc__z_cb = t["jac_z_rc__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, jac_z_rc__z_cb)
     return jac_z_rc__z_cb * dsigmoid_z_rc[:, :, None]
@@ -1293,7 +1298,7 @@ def _jac_zc__z_cb(t):
     """jac_zc__z_cb[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_cb[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     jac_z_zc__z_cb = t["jac_z_zc__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, jac_z_zc__z_cb)
     return jac_z_zc__z_cb * dsigmoid_z_zc[:, :, None]
@@ -1351,7 +1356,7 @@ def _jac_p__z_zc(t):
     """jac_p__z_zc[l,j] = sigmoid'(z_zc[j]) jac_p__zc[l,j]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     jac_p__zc = t["jac_p__zc"]
     # einsum("Bj,Blj->Blj", dsigmoid_z_zc, jac_p__zc)
     return jac_p__zc * dsigmoid_z_zc[:, None]
@@ -1395,7 +1400,7 @@ def _jac_p__z_rc(t):
     """jac_p__z_rc[l,j] = sigmoid'(z_rc[j]) jac_p__rc[l,j]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     jac_p__rc = t["jac_p__rc"]
     # einsum("Bj,Blj->Blj", dsigmoid_z_rc, jac_p__rc)
     return jac_p__rc * dsigmoid_z_rc[:, None]
@@ -1432,7 +1437,7 @@ def _jac_p__z_zb(t):
     """jac_p__z_zb[l,j] = sigmoid'(z_zb[j]) jac_p__zb[l,j]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     jac_p__zb = t["jac_p__zb"]
     # einsum("Bj,Blj->Blj", dsigmoid_z_zb, jac_p__zb)
     return jac_p__zb * dsigmoid_z_zb[:, None]
@@ -1476,7 +1481,7 @@ def _jac_p__z_rb(t):
     """jac_p__z_rb[l,j] = sigmoid'(z_rb[j]) jac_p__rb[l,j]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     jac_p__rb = t["jac_p__rb"]
     # einsum("Bj,Blj->Blj", dsigmoid_z_rb, jac_p__rb)
     return jac_p__rb * dsigmoid_z_rb[:, None]
@@ -1513,7 +1518,7 @@ def _jac_p__z_za(t):
     """jac_p__z_za[l,j] = sigmoid'(z_za[j]) jac_p__za[l,j]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     jac_p__za = t["jac_p__za"]
     # einsum("Bj,Blj->Blj", dsigmoid_z_za, jac_p__za)
     return jac_p__za * dsigmoid_z_za[:, None]
@@ -1557,10 +1562,10 @@ def _hess_z_zc__z_za(t):
     """hess_z_zc__z_za[j,i] = sigmoid'(z_zc[j]) hess_zc__z_za[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_za[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__z_za = t["hess_zc__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, hess_zc__z_za)
-    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
     adj_zc = t["adj_zc"]
     jac_z_zc__z_za = t["jac_z_zc__z_za"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_za)
@@ -1617,10 +1622,10 @@ def _hess_z_rc__z_za(t):
     """hess_z_rc__z_za[j,i] = sigmoid'(z_rc[j]) hess_rc__z_za[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_za[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__z_za = t["hess_rc__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, hess_rc__z_za)
-    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
     adj_rc = t["adj_rc"]
     jac_z_rc__z_za = t["jac_z_rc__z_za"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_za)
@@ -1670,10 +1675,10 @@ def _hess_z_zb__z_za(t):
     """hess_z_zb__z_za[j,i] = sigmoid'(z_zb[j]) hess_zb__z_za[j,i] + sigmoid''(z_zb[j]) adj_zb[j] jac_z_zb__z_za[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__z_za = t["hess_zb__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, hess_zb__z_za)
-    d2sigmoid_z_zb = (2*zb*np.exp(-z_zb) - 1)*np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    d2sigmoid_z_zb = -zb*(2*zb - 1)*_sigmoid(-z_zb)
     adj_zb = t["adj_zb"]
     jac_z_zb__z_za = t["jac_z_zb__z_za"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zb, adj_zb, jac_z_zb__z_za)
@@ -1730,10 +1735,10 @@ def _hess_z_rb__z_za(t):
     """hess_z_rb__z_za[j,i] = sigmoid'(z_rb[j]) hess_rb__z_za[j,i] + sigmoid''(z_rb[j]) adj_rb[j] jac_z_rb__z_za[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__z_za = t["hess_rb__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, hess_rb__z_za)
-    d2sigmoid_z_rb = (2*rb*np.exp(-z_rb) - 1)*np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    d2sigmoid_z_rb = -rb*(2*rb - 1)*_sigmoid(-z_rb)
     adj_rb = t["adj_rb"]
     jac_z_rb__z_za = t["jac_z_rb__z_za"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rb, adj_rb, jac_z_rb__z_za)
@@ -1778,10 +1783,10 @@ def _hess_z_za__z_za(t):
     """hess_z_za__z_za[j,i] = sigmoid'(z_za[j]) hess_za__z_za[j,i] + sigmoid''(z_za[j]) δ[j,i] adj_za[j]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__z_za = t["hess_za__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_za, hess_za__z_za)
-    d2sigmoid_z_za = (2*za*np.exp(-z_za) - 1)*np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    d2sigmoid_z_za = -za*(2*za - 1)*_sigmoid(-z_za)
     adj_za = t["adj_za"]
     # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_za, np.eye(2), adj_za)
     tmp = adj_za * d2sigmoid_z_za
@@ -1826,10 +1831,10 @@ def _hess_z_zc__z_zb(t):
     """hess_z_zc__z_zb[j,i] = sigmoid'(z_zc[j]) hess_zc__z_zb[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_zb[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__z_zb = t["hess_zc__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, hess_zc__z_zb)
-    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
     adj_zc = t["adj_zc"]
     jac_z_zc__z_zb = t["jac_z_zc__z_zb"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_zb)
@@ -1886,10 +1891,10 @@ def _hess_z_rc__z_zb(t):
     """hess_z_rc__z_zb[j,i] = sigmoid'(z_rc[j]) hess_rc__z_zb[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_zb[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__z_zb = t["hess_rc__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, hess_rc__z_zb)
-    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
     adj_rc = t["adj_rc"]
     jac_z_rc__z_zb = t["jac_z_rc__z_zb"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_zb)
@@ -1934,10 +1939,10 @@ def _hess_z_zb__z_zb(t):
     """hess_z_zb__z_zb[j,i] = sigmoid'(z_zb[j]) hess_zb__z_zb[j,i] + sigmoid''(z_zb[j]) δ[j,i] adj_zb[j]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__z_zb = t["hess_zb__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, hess_zb__z_zb)
-    d2sigmoid_z_zb = (2*zb*np.exp(-z_zb) - 1)*np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    d2sigmoid_z_zb = -zb*(2*zb - 1)*_sigmoid(-z_zb)
     adj_zb = t["adj_zb"]
     # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zb, np.eye(2), adj_zb)
     tmp = adj_zb * d2sigmoid_z_zb
@@ -1985,7 +1990,7 @@ def _hess_z_rb__z_zb(t):
     """hess_z_rb__z_zb[j,i] = sigmoid'(z_rb[j]) hess_rb__z_zb[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__z_zb = t["hess_rb__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, hess_rb__z_zb)
     return hess_rb__z_zb * dsigmoid_z_rb[:, :, None]
@@ -2025,7 +2030,7 @@ def _hess_z_za__z_zb(t):
     """hess_z_za__z_zb[j,i] = sigmoid'(z_za[j]) hess_za__z_zb[j,i]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__z_zb = t["hess_za__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_za, hess_za__z_zb)
     return hess_za__z_zb * dsigmoid_z_za[:, :, None]
@@ -2064,10 +2069,10 @@ def _hess_z_zc__z_zc(t):
     """hess_z_zc__z_zc[j,i] = sigmoid'(z_zc[j]) hess_zc__z_zc[j,i] + sigmoid''(z_zc[j]) δ[j,i] adj_zc[j]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__z_zc = t["hess_zc__z_zc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, hess_zc__z_zc)
-    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
     adj_zc = t["adj_zc"]
     # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zc, np.eye(2), adj_zc)
     tmp = adj_zc * d2sigmoid_z_zc
@@ -2115,7 +2120,7 @@ def _hess_z_rc__z_zc(t):
     """hess_z_rc__z_zc[j,i] = sigmoid'(z_rc[j]) hess_rc__z_zc[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__z_zc = t["hess_rc__z_zc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, hess_rc__z_zc)
     return hess_rc__z_zc * dsigmoid_z_rc[:, :, None]
@@ -2155,7 +2160,7 @@ def _hess_z_zb__z_zc(t):
     """hess_z_zb__z_zc[j,i] = sigmoid'(z_zb[j]) hess_zb__z_zc[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__z_zc = t["hess_zb__z_zc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, hess_zb__z_zc)
     return hess_zb__z_zc * dsigmoid_z_zb[:, :, None]
@@ -2199,7 +2204,7 @@ def _hess_z_rb__z_zc(t):
     """hess_z_rb__z_zc[j,i] = sigmoid'(z_rb[j]) hess_rb__z_zc[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__z_zc = t["hess_rb__z_zc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, hess_rb__z_zc)
     return hess_rb__z_zc * dsigmoid_z_rb[:, :, None]
@@ -2236,7 +2241,7 @@ def _hess_z_za__z_zc(t):
     """hess_z_za__z_zc[j,i] = sigmoid'(z_za[j]) hess_za__z_zc[j,i]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__z_zc = t["hess_za__z_zc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_za, hess_za__z_zc)
     return hess_za__z_zc * dsigmoid_z_za[:, :, None]
@@ -2280,7 +2285,7 @@ def _jac_p__z_ra(t):
     """jac_p__z_ra[l,j] = sigmoid'(z_ra[j]) jac_p__ra[l,j]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     jac_p__ra = t["jac_p__ra"]
     # einsum("Bj,Blj->Blj", dsigmoid_z_ra, jac_p__ra)
     return jac_p__ra * dsigmoid_z_ra[:, None]
@@ -2324,10 +2329,10 @@ def _hess_z_zc__z_ra(t):
     """hess_z_zc__z_ra[j,i] = sigmoid'(z_zc[j]) hess_zc__z_ra[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_ra[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__z_ra = t["hess_zc__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, hess_zc__z_ra)
-    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
     adj_zc = t["adj_zc"]
     jac_z_zc__z_ra = t["jac_z_zc__z_ra"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_ra)
@@ -2384,10 +2389,10 @@ def _hess_z_rc__z_ra(t):
     """hess_z_rc__z_ra[j,i] = sigmoid'(z_rc[j]) hess_rc__z_ra[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_ra[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__z_ra = t["hess_rc__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, hess_rc__z_ra)
-    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
     adj_rc = t["adj_rc"]
     jac_z_rc__z_ra = t["jac_z_rc__z_ra"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_ra)
@@ -2437,10 +2442,10 @@ def _hess_z_zb__z_ra(t):
     """hess_z_zb__z_ra[j,i] = sigmoid'(z_zb[j]) hess_zb__z_ra[j,i] + sigmoid''(z_zb[j]) adj_zb[j] jac_z_zb__z_ra[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__z_ra = t["hess_zb__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, hess_zb__z_ra)
-    d2sigmoid_z_zb = (2*zb*np.exp(-z_zb) - 1)*np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    d2sigmoid_z_zb = -zb*(2*zb - 1)*_sigmoid(-z_zb)
     adj_zb = t["adj_zb"]
     jac_z_zb__z_ra = t["jac_z_zb__z_ra"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zb, adj_zb, jac_z_zb__z_ra)
@@ -2497,10 +2502,10 @@ def _hess_z_rb__z_ra(t):
     """hess_z_rb__z_ra[j,i] = sigmoid'(z_rb[j]) hess_rb__z_ra[j,i] + sigmoid''(z_rb[j]) adj_rb[j] jac_z_rb__z_ra[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__z_ra = t["hess_rb__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, hess_rb__z_ra)
-    d2sigmoid_z_rb = (2*rb*np.exp(-z_rb) - 1)*np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    d2sigmoid_z_rb = -rb*(2*rb - 1)*_sigmoid(-z_rb)
     adj_rb = t["adj_rb"]
     jac_z_rb__z_ra = t["jac_z_rb__z_ra"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rb, adj_rb, jac_z_rb__z_ra)
@@ -2548,7 +2553,7 @@ def _hess_z_za__z_ra(t):
     """hess_z_za__z_ra[j,i] = sigmoid'(z_za[j]) hess_za__z_ra[j,i]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__z_ra = t["hess_za__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_za, hess_za__z_ra)
     return hess_za__z_ra * dsigmoid_z_za[:, :, None]
@@ -2592,10 +2597,10 @@ def _hess_z_zc__z_rb(t):
     """hess_z_zc__z_rb[j,i] = sigmoid'(z_zc[j]) hess_zc__z_rb[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_rb[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__z_rb = t["hess_zc__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, hess_zc__z_rb)
-    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
     adj_zc = t["adj_zc"]
     jac_z_zc__z_rb = t["jac_z_zc__z_rb"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_rb)
@@ -2652,10 +2657,10 @@ def _hess_z_rc__z_rb(t):
     """hess_z_rc__z_rb[j,i] = sigmoid'(z_rc[j]) hess_rc__z_rb[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_rb[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__z_rb = t["hess_rc__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, hess_rc__z_rb)
-    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
     adj_rc = t["adj_rc"]
     jac_z_rc__z_rb = t["jac_z_rc__z_rb"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_rb)
@@ -2703,7 +2708,7 @@ def _hess_z_zb__z_rb(t):
     """hess_z_zb__z_rb[j,i] = sigmoid'(z_zb[j]) hess_zb__z_rb[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__z_rb = t["hess_zb__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, hess_zb__z_rb)
     return hess_zb__z_rb * dsigmoid_z_zb[:, :, None]
@@ -2752,10 +2757,10 @@ def _hess_z_rb__z_rb(t):
     """hess_z_rb__z_rb[j,i] = sigmoid'(z_rb[j]) hess_rb__z_rb[j,i] + sigmoid''(z_rb[j]) δ[j,i] adj_rb[j]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__z_rb = t["hess_rb__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, hess_rb__z_rb)
-    d2sigmoid_z_rb = (2*rb*np.exp(-z_rb) - 1)*np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    d2sigmoid_z_rb = -rb*(2*rb - 1)*_sigmoid(-z_rb)
     adj_rb = t["adj_rb"]
     # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rb, np.eye(2), adj_rb)
     tmp = adj_rb * d2sigmoid_z_rb
@@ -2796,7 +2801,7 @@ def _hess_z_za__z_rb(t):
     """hess_z_za__z_rb[j,i] = sigmoid'(z_za[j]) hess_za__z_rb[j,i]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__z_rb = t["hess_za__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_za, hess_za__z_rb)
     return hess_za__z_rb * dsigmoid_z_za[:, :, None]
@@ -2838,7 +2843,7 @@ def _hess_z_zc__z_rc(t):
     """hess_z_zc__z_rc[j,i] = sigmoid'(z_zc[j]) hess_zc__z_rc[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__z_rc = t["hess_zc__z_rc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, hess_zc__z_rc)
     return hess_zc__z_rc * dsigmoid_z_zc[:, :, None]
@@ -2887,10 +2892,10 @@ def _hess_z_rc__z_rc(t):
     """hess_z_rc__z_rc[j,i] = sigmoid'(z_rc[j]) hess_rc__z_rc[j,i] + sigmoid''(z_rc[j]) δ[j,i] adj_rc[j]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__z_rc = t["hess_rc__z_rc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, hess_rc__z_rc)
-    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
     adj_rc = t["adj_rc"]
     # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rc, np.eye(2), adj_rc)
     tmp = adj_rc * d2sigmoid_z_rc
@@ -2931,7 +2936,7 @@ def _hess_z_zb__z_rc(t):
     """hess_z_zb__z_rc[j,i] = sigmoid'(z_zb[j]) hess_zb__z_rc[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__z_rc = t["hess_zb__z_rc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, hess_zb__z_rc)
     return hess_zb__z_rc * dsigmoid_z_zb[:, :, None]
@@ -2975,7 +2980,7 @@ def _hess_z_rb__z_rc(t):
     """hess_z_rb__z_rc[j,i] = sigmoid'(z_rb[j]) hess_rb__z_rc[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__z_rc = t["hess_rb__z_rc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, hess_rb__z_rc)
     return hess_rb__z_rc * dsigmoid_z_rb[:, :, None]
@@ -3012,7 +3017,7 @@ def _hess_z_za__z_rc(t):
     """hess_z_za__z_rc[j,i] = sigmoid'(z_za[j]) hess_za__z_rc[j,i]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__z_rc = t["hess_za__z_rc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_za, hess_za__z_rc)
     return hess_za__z_rc * dsigmoid_z_za[:, :, None]
@@ -3056,10 +3061,10 @@ def _hess_z_zc__z_ca(t):
     """hess_z_zc__z_ca[j,i] = sigmoid'(z_zc[j]) hess_zc__z_ca[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_ca[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__z_ca = t["hess_zc__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, hess_zc__z_ca)
-    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
     adj_zc = t["adj_zc"]
     jac_z_zc__z_ca = t["jac_z_zc__z_ca"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_ca)
@@ -3116,10 +3121,10 @@ def _hess_z_rc__z_ca(t):
     """hess_z_rc__z_ca[j,i] = sigmoid'(z_rc[j]) hess_rc__z_ca[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_ca[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__z_ca = t["hess_rc__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, hess_rc__z_ca)
-    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
     adj_rc = t["adj_rc"]
     jac_z_rc__z_ca = t["jac_z_rc__z_ca"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_ca)
@@ -3169,10 +3174,10 @@ def _hess_z_zb__z_ca(t):
     """hess_z_zb__z_ca[j,i] = sigmoid'(z_zb[j]) hess_zb__z_ca[j,i] + sigmoid''(z_zb[j]) adj_zb[j] jac_z_zb__z_ca[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__z_ca = t["hess_zb__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, hess_zb__z_ca)
-    d2sigmoid_z_zb = (2*zb*np.exp(-z_zb) - 1)*np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    d2sigmoid_z_zb = -zb*(2*zb - 1)*_sigmoid(-z_zb)
     adj_zb = t["adj_zb"]
     jac_z_zb__z_ca = t["jac_z_zb__z_ca"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zb, adj_zb, jac_z_zb__z_ca)
@@ -3229,10 +3234,10 @@ def _hess_z_rb__z_ca(t):
     """hess_z_rb__z_ca[j,i] = sigmoid'(z_rb[j]) hess_rb__z_ca[j,i] + sigmoid''(z_rb[j]) adj_rb[j] jac_z_rb__z_ca[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__z_ca = t["hess_rb__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, hess_rb__z_ca)
-    d2sigmoid_z_rb = (2*rb*np.exp(-z_rb) - 1)*np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    d2sigmoid_z_rb = -rb*(2*rb - 1)*_sigmoid(-z_rb)
     adj_rb = t["adj_rb"]
     jac_z_rb__z_ca = t["jac_z_rb__z_ca"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rb, adj_rb, jac_z_rb__z_ca)
@@ -3280,7 +3285,7 @@ def _hess_z_za__z_ca(t):
     """hess_z_za__z_ca[j,i] = sigmoid'(z_za[j]) hess_za__z_ca[j,i]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__z_ca = t["hess_za__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_za, hess_za__z_ca)
     return hess_za__z_ca * dsigmoid_z_za[:, :, None]
@@ -3324,10 +3329,10 @@ def _hess_z_zc__z_cb(t):
     """hess_z_zc__z_cb[j,i] = sigmoid'(z_zc[j]) hess_zc__z_cb[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_cb[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__z_cb = t["hess_zc__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, hess_zc__z_cb)
-    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
     adj_zc = t["adj_zc"]
     jac_z_zc__z_cb = t["jac_z_zc__z_cb"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_cb)
@@ -3384,10 +3389,10 @@ def _hess_z_rc__z_cb(t):
     """hess_z_rc__z_cb[j,i] = sigmoid'(z_rc[j]) hess_rc__z_cb[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_cb[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__z_cb = t["hess_rc__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, hess_rc__z_cb)
-    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
     adj_rc = t["adj_rc"]
     jac_z_rc__z_cb = t["jac_z_rc__z_cb"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_cb)
@@ -3435,7 +3440,7 @@ def _hess_z_zb__z_cb(t):
     """hess_z_zb__z_cb[j,i] = sigmoid'(z_zb[j]) hess_zb__z_cb[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__z_cb = t["hess_zb__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, hess_zb__z_cb)
     return hess_zb__z_cb * dsigmoid_z_zb[:, :, None]
@@ -3483,7 +3488,7 @@ def _hess_z_rb__z_cb(t):
     """hess_z_rb__z_cb[j,i] = sigmoid'(z_rb[j]) hess_rb__z_cb[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__z_cb = t["hess_rb__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, hess_rb__z_cb)
     return hess_rb__z_cb * dsigmoid_z_rb[:, :, None]
@@ -3520,7 +3525,7 @@ def _hess_z_za__z_cb(t):
     """hess_z_za__z_cb[j,i] = sigmoid'(z_za[j]) hess_za__z_cb[j,i]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__z_cb = t["hess_za__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_za, hess_za__z_cb)
     return hess_za__z_cb * dsigmoid_z_za[:, :, None]
@@ -3562,7 +3567,7 @@ def _hess_z_zc__z_cc(t):
     """hess_z_zc__z_cc[j,i] = sigmoid'(z_zc[j]) hess_zc__z_cc[j,i]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__z_cc = t["hess_zc__z_cc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zc, hess_zc__z_cc)
     return hess_zc__z_cc * dsigmoid_z_zc[:, :, None]
@@ -3610,7 +3615,7 @@ def _hess_z_rc__z_cc(t):
     """hess_z_rc__z_cc[j,i] = sigmoid'(z_rc[j]) hess_rc__z_cc[j,i]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__z_cc = t["hess_rc__z_cc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rc, hess_rc__z_cc)
     return hess_rc__z_cc * dsigmoid_z_rc[:, :, None]
@@ -3647,7 +3652,7 @@ def _hess_z_zb__z_cc(t):
     """hess_z_zb__z_cc[j,i] = sigmoid'(z_zb[j]) hess_zb__z_cc[j,i]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__z_cc = t["hess_zb__z_cc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_zb, hess_zb__z_cc)
     return hess_zb__z_cc * dsigmoid_z_zb[:, :, None]
@@ -3691,7 +3696,7 @@ def _hess_z_rb__z_cc(t):
     """hess_z_rb__z_cc[j,i] = sigmoid'(z_rb[j]) hess_rb__z_cc[j,i]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__z_cc = t["hess_rb__z_cc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_rb, hess_rb__z_cc)
     return hess_rb__z_cc * dsigmoid_z_rb[:, :, None]
@@ -3728,7 +3733,7 @@ def _hess_z_za__z_cc(t):
     """hess_z_za__z_cc[j,i] = sigmoid'(z_za[j]) hess_za__z_cc[j,i]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__z_cc = t["hess_za__z_cc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_za, hess_za__z_cc)
     return hess_za__z_cc * dsigmoid_z_za[:, :, None]
@@ -3765,7 +3770,7 @@ def _hess_z_zc__p(t):
     """hess_z_zc__p[j,l] = sigmoid'(z_zc[j]) hess_zc__p[j,l]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     hess_zc__p = t["hess_zc__p"]
     # einsum("Bj,Bjl->Bjl", dsigmoid_z_zc, hess_zc__p)
     return hess_zc__p * dsigmoid_z_zc[:, :, None]
@@ -3809,7 +3814,7 @@ def _hess_z_rc__p(t):
     """hess_z_rc__p[j,l] = sigmoid'(z_rc[j]) hess_rc__p[j,l]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     hess_rc__p = t["hess_rc__p"]
     # einsum("Bj,Bjl->Bjl", dsigmoid_z_rc, hess_rc__p)
     return hess_rc__p * dsigmoid_z_rc[:, :, None]
@@ -3846,7 +3851,7 @@ def _hess_z_zb__p(t):
     """hess_z_zb__p[j,l] = sigmoid'(z_zb[j]) hess_zb__p[j,l]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     hess_zb__p = t["hess_zb__p"]
     # einsum("Bj,Bjl->Bjl", dsigmoid_z_zb, hess_zb__p)
     return hess_zb__p * dsigmoid_z_zb[:, :, None]
@@ -3890,7 +3895,7 @@ def _hess_z_rb__p(t):
     """hess_z_rb__p[j,l] = sigmoid'(z_rb[j]) hess_rb__p[j,l]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     hess_rb__p = t["hess_rb__p"]
     # einsum("Bj,Bjl->Bjl", dsigmoid_z_rb, hess_rb__p)
     return hess_rb__p * dsigmoid_z_rb[:, :, None]
@@ -3927,7 +3932,7 @@ def _hess_z_za__p(t):
     """hess_z_za__p[j,l] = sigmoid'(z_za[j]) hess_za__p[j,l]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     hess_za__p = t["hess_za__p"]
     # einsum("Bj,Bjl->Bjl", dsigmoid_z_za, hess_za__p)
     return hess_za__p * dsigmoid_z_za[:, :, None]
@@ -3974,7 +3979,7 @@ def _hess_z_ra__z_za(t):
     """hess_z_ra__z_za[j,i] = sigmoid'(z_ra[j]) hess_ra__z_za[j,i]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__z_za = t["hess_ra__z_za"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_ra, hess_ra__z_za)
     return hess_ra__z_za * dsigmoid_z_ra[:, :, None]
@@ -4018,7 +4023,7 @@ def _hess_z_ra__z_zb(t):
     """hess_z_ra__z_zb[j,i] = sigmoid'(z_ra[j]) hess_ra__z_zb[j,i]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__z_zb = t["hess_ra__z_zb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_ra, hess_ra__z_zb)
     return hess_ra__z_zb * dsigmoid_z_ra[:, :, None]
@@ -4062,7 +4067,7 @@ def _hess_z_ra__z_zc(t):
     """hess_z_ra__z_zc[j,i] = sigmoid'(z_ra[j]) hess_ra__z_zc[j,i]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__z_zc = t["hess_ra__z_zc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_ra, hess_ra__z_zc)
     return hess_ra__z_zc * dsigmoid_z_ra[:, :, None]
@@ -4111,10 +4116,10 @@ def _hess_z_ra__z_ra(t):
     """hess_z_ra__z_ra[j,i] = sigmoid'(z_ra[j]) hess_ra__z_ra[j,i] + sigmoid''(z_ra[j]) δ[j,i] adj_ra[j]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__z_ra = t["hess_ra__z_ra"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_ra, hess_ra__z_ra)
-    d2sigmoid_z_ra = (2*ra*np.exp(-z_ra) - 1)*np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    d2sigmoid_z_ra = -ra*(2*ra - 1)*_sigmoid(-z_ra)
     adj_ra = t["adj_ra"]
     # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_ra, np.eye(2), adj_ra)
     tmp = adj_ra * d2sigmoid_z_ra
@@ -4159,7 +4164,7 @@ def _hess_z_ra__z_rb(t):
     """hess_z_ra__z_rb[j,i] = sigmoid'(z_ra[j]) hess_ra__z_rb[j,i]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__z_rb = t["hess_ra__z_rb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_ra, hess_ra__z_rb)
     return hess_ra__z_rb * dsigmoid_z_ra[:, :, None]
@@ -4203,7 +4208,7 @@ def _hess_z_ra__z_rc(t):
     """hess_z_ra__z_rc[j,i] = sigmoid'(z_ra[j]) hess_ra__z_rc[j,i]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__z_rc = t["hess_ra__z_rc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_ra, hess_ra__z_rc)
     return hess_ra__z_rc * dsigmoid_z_ra[:, :, None]
@@ -4251,7 +4256,7 @@ def _hess_z_ra__z_ca(t):
     """hess_z_ra__z_ca[j,i] = sigmoid'(z_ra[j]) hess_ra__z_ca[j,i]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__z_ca = t["hess_ra__z_ca"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_ra, hess_ra__z_ca)
     return hess_ra__z_ca * dsigmoid_z_ra[:, :, None]
@@ -4295,7 +4300,7 @@ def _hess_z_ra__z_cb(t):
     """hess_z_ra__z_cb[j,i] = sigmoid'(z_ra[j]) hess_ra__z_cb[j,i]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__z_cb = t["hess_ra__z_cb"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_ra, hess_ra__z_cb)
     return hess_ra__z_cb * dsigmoid_z_ra[:, :, None]
@@ -4339,7 +4344,7 @@ def _hess_z_ra__z_cc(t):
     """hess_z_ra__z_cc[j,i] = sigmoid'(z_ra[j]) hess_ra__z_cc[j,i]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__z_cc = t["hess_ra__z_cc"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_ra, hess_ra__z_cc)
     return hess_ra__z_cc * dsigmoid_z_ra[:, :, None]
@@ -4383,7 +4388,7 @@ def _hess_z_ra__p(t):
     """hess_z_ra__p[j,l] = sigmoid'(z_ra[j]) hess_ra__p[j,l]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     hess_ra__p = t["hess_ra__p"]
     # einsum("Bj,Bjl->Bjl", dsigmoid_z_ra, hess_ra__p)
     return hess_ra__p * dsigmoid_z_ra[:, :, None]
@@ -4424,7 +4429,7 @@ def _tan_ra(t):
     """tan_ra[j] = sigmoid'(z_ra[j]) tan_z_ra[j]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     tan_z_ra = t["tan_z_ra"]
     return dsigmoid_z_ra * tan_z_ra
 
@@ -4463,7 +4468,7 @@ def _tan_za(t):
     """tan_za[j] = sigmoid'(z_za[j]) tan_z_za[j]"""
     z_za = t["z_za"]
     za = t["za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     tan_z_za = t["tan_z_za"]
     return dsigmoid_z_za * tan_z_za
 
@@ -4510,7 +4515,7 @@ def _tan_rb(t):
     """tan_rb[j] = sigmoid'(z_rb[j]) tan_z_rb[j]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     tan_z_rb = t["tan_z_rb"]
     return dsigmoid_z_rb * tan_z_rb
 
@@ -4551,7 +4556,7 @@ def _tan_zb(t):
     """tan_zb[j] = sigmoid'(z_zb[j]) tan_z_zb[j]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     tan_z_zb = t["tan_z_zb"]
     return dsigmoid_z_zb * tan_z_zb
 
@@ -4599,7 +4604,7 @@ def _tan_rc(t):
     """tan_rc[j] = sigmoid'(z_rc[j]) tan_z_rc[j]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     tan_z_rc = t["tan_z_rc"]
     return dsigmoid_z_rc * tan_z_rc
 
@@ -4640,7 +4645,7 @@ def _tan_zc(t):
     """tan_zc[j] = sigmoid'(z_zc[j]) tan_z_zc[j]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     tan_z_zc = t["tan_z_zc"]
     return dsigmoid_z_zc * tan_z_zc
 
@@ -4703,10 +4708,10 @@ def _radj_z_zc(t):
     """radj_z_zc[j] = sigmoid''(z_zc[j]) adj_zc[j] tan_z_zc[j] + sigmoid'(z_zc[j]) radj_zc[j]"""
     z_zc = t["z_zc"]
     zc = t["zc"]
-    d2sigmoid_z_zc = (2*zc*np.exp(-z_zc) - 1)*np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
     adj_zc = t["adj_zc"]
     tan_z_zc = t["tan_z_zc"]
-    dsigmoid_z_zc = np.exp(-z_zc)/(1 + np.exp(-z_zc))**2
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
     radj_zc = t["radj_zc"]
     return d2sigmoid_z_zc * adj_zc * tan_z_zc + dsigmoid_z_zc * radj_zc
 
@@ -4756,10 +4761,10 @@ def _radj_z_rc(t):
     """radj_z_rc[j] = sigmoid''(z_rc[j]) adj_rc[j] tan_z_rc[j] + sigmoid'(z_rc[j]) radj_rc[j]"""
     z_rc = t["z_rc"]
     rc = t["rc"]
-    d2sigmoid_z_rc = (2*rc*np.exp(-z_rc) - 1)*np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
     adj_rc = t["adj_rc"]
     tan_z_rc = t["tan_z_rc"]
-    dsigmoid_z_rc = np.exp(-z_rc)/(1 + np.exp(-z_rc))**2
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
     radj_rc = t["radj_rc"]
     return d2sigmoid_z_rc * adj_rc * tan_z_rc + dsigmoid_z_rc * radj_rc
 
@@ -4804,10 +4809,10 @@ def _radj_z_zb(t):
     """radj_z_zb[j] = sigmoid''(z_zb[j]) adj_zb[j] tan_z_zb[j] + sigmoid'(z_zb[j]) radj_zb[j]"""
     z_zb = t["z_zb"]
     zb = t["zb"]
-    d2sigmoid_z_zb = (2*zb*np.exp(-z_zb) - 1)*np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    d2sigmoid_z_zb = -zb*(2*zb - 1)*_sigmoid(-z_zb)
     adj_zb = t["adj_zb"]
     tan_z_zb = t["tan_z_zb"]
-    dsigmoid_z_zb = np.exp(-z_zb)/(1 + np.exp(-z_zb))**2
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
     radj_zb = t["radj_zb"]
     return d2sigmoid_z_zb * adj_zb * tan_z_zb + dsigmoid_z_zb * radj_zb
 
@@ -4857,10 +4862,10 @@ def _radj_z_rb(t):
     """radj_z_rb[j] = sigmoid''(z_rb[j]) adj_rb[j] tan_z_rb[j] + sigmoid'(z_rb[j]) radj_rb[j]"""
     z_rb = t["z_rb"]
     rb = t["rb"]
-    d2sigmoid_z_rb = (2*rb*np.exp(-z_rb) - 1)*np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    d2sigmoid_z_rb = -rb*(2*rb - 1)*_sigmoid(-z_rb)
     adj_rb = t["adj_rb"]
     tan_z_rb = t["tan_z_rb"]
-    dsigmoid_z_rb = np.exp(-z_rb)/(1 + np.exp(-z_rb))**2
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
     radj_rb = t["radj_rb"]
     return d2sigmoid_z_rb * adj_rb * tan_z_rb + dsigmoid_z_rb * radj_rb
 
@@ -4904,10 +4909,10 @@ def _radj_z_za(t):
     """radj_z_za[j] = sigmoid''(z_za[j]) adj_za[j] tan_z_za[j] + sigmoid'(z_za[j]) radj_za[j]"""
     z_za = t["z_za"]
     za = t["za"]
-    d2sigmoid_z_za = (2*za*np.exp(-z_za) - 1)*np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    d2sigmoid_z_za = -za*(2*za - 1)*_sigmoid(-z_za)
     adj_za = t["adj_za"]
     tan_z_za = t["tan_z_za"]
-    dsigmoid_z_za = np.exp(-z_za)/(1 + np.exp(-z_za))**2
+    dsigmoid_z_za = za*_sigmoid(-z_za)
     radj_za = t["radj_za"]
     return d2sigmoid_z_za * adj_za * tan_z_za + dsigmoid_z_za * radj_za
 
@@ -4955,10 +4960,10 @@ def _radj_z_ra(t):
     """radj_z_ra[j] = sigmoid''(z_ra[j]) adj_ra[j] tan_z_ra[j] + sigmoid'(z_ra[j]) radj_ra[j]"""
     z_ra = t["z_ra"]
     ra = t["ra"]
-    d2sigmoid_z_ra = (2*ra*np.exp(-z_ra) - 1)*np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    d2sigmoid_z_ra = -ra*(2*ra - 1)*_sigmoid(-z_ra)
     adj_ra = t["adj_ra"]
     tan_z_ra = t["tan_z_ra"]
-    dsigmoid_z_ra = np.exp(-z_ra)/(1 + np.exp(-z_ra))**2
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
     radj_ra = t["radj_ra"]
     return d2sigmoid_z_ra * adj_ra * tan_z_ra + dsigmoid_z_ra * radj_ra
 

@@ -28,6 +28,11 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _sigmoid(x):
+    """The logistic function 1/(1 + exp(-x)), without overflow: exp(-log(1 + exp(-x)))."""
+    return np.exp(-np.logaddexp(0, -x))
+
+
 def _forward(params, data):
     """Every tensor of the network by name: parameters, data and nodes (data and nodes per sample)."""
     x = data["x"]
@@ -39,7 +44,7 @@ def _forward(params, data):
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T
     # v1[j] = swish(z_v1[j])
-    v1 = z_v1/(1 + np.exp(-z_v1))
+    v1 = z_v1*_sigmoid(z_v1)
     # z_v2[j] = Σ_i W2[j,i] v1[i]
     # einsum("ji,Bi->Bj", W2, v1)
     z_v2 = v1 @ W2.T
@@ -60,7 +65,7 @@ def _forward(params, data):
 def _adj_p(t):
     """adj_p[l] = softplus'(p[l]) - y[l]"""
     p = t["p"]
-    dsoftplus_p = np.exp(p)/(np.exp(p) + 1)
+    dsoftplus_p = _sigmoid(p)
     y = t["y"]
     return dsoftplus_p - y
 
@@ -77,7 +82,7 @@ def _adj_z_v2(t):
     """adj_z_v2[j] = softplus'(z_v2[j]) adj_v2[j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    dsoftplus_z_v2 = _sigmoid(z_v2)
     adj_v2 = t["adj_v2"]
     return dsoftplus_z_v2 * adj_v2
 
@@ -94,7 +99,7 @@ def _adj_z_v1(t):
     """adj_z_v1[j] = swish'(z_v1[j]) adj_v1[j]"""
     z_v1 = t["z_v1"]
     v1 = t["v1"]
-    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
     adj_v1 = t["adj_v1"]
     return dswish_z_v1 * adj_v1
 
@@ -103,7 +108,7 @@ def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = swish'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
     v1 = t["v1"]
-    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
     # einsum("Bj,ji->Bji", dswish_z_v1, np.eye(4))
     return np.eye(4) * dswish_z_v1[:, :, None]
 
@@ -120,7 +125,7 @@ def _jac_v2__z_v1(t):
     """jac_v2__z_v1[j,i] = softplus'(z_v2[j]) jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    dsoftplus_z_v2 = _sigmoid(z_v2)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bji->Bji", dsoftplus_z_v2, jac_z_v2__z_v1)
     return jac_z_v2__z_v1 * dsoftplus_z_v2[:, :, None]
@@ -130,7 +135,7 @@ def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = softplus'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    dsoftplus_z_v2 = _sigmoid(z_v2)
     # einsum("Bj,ji->Bji", dsoftplus_z_v2, np.eye(4))
     return np.eye(4) * dsoftplus_z_v2[:, :, None]
 
@@ -145,7 +150,7 @@ def _jac_p__z_v2(t):
     """jac_p__z_v2[l,j] = softplus'(z_v2[j]) jac_p__v2[l,j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    dsoftplus_z_v2 = _sigmoid(z_v2)
     jac_p__v2 = t["jac_p__v2"]
     # einsum("Bj,lj->Blj", dsoftplus_z_v2, jac_p__v2)
     return jac_p__v2 * dsoftplus_z_v2[:, None]
@@ -163,7 +168,7 @@ def _jac_p__z_v1(t):
     """jac_p__z_v1[l,j] = swish'(z_v1[j]) jac_p__v1[l,j]"""
     z_v1 = t["z_v1"]
     v1 = t["v1"]
-    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
     jac_p__v1 = t["jac_p__v1"]
     # einsum("Bj,Blj->Blj", dswish_z_v1, jac_p__v1)
     return jac_p__v1 * dswish_z_v1[:, None]
@@ -172,7 +177,7 @@ def _jac_p__z_v1(t):
 def _hess_p__z_v1(t):
     """hess_p__z_v1[l,j] = softplus''(p[l]) jac_p__z_v1[l,j]"""
     p = t["p"]
-    d2softplus_p = (1 - np.exp(p)/(np.exp(p) + 1))*np.exp(p)/(np.exp(p) + 1)
+    d2softplus_p = _sigmoid(-p)*_sigmoid(p)
     jac_p__z_v1 = t["jac_p__z_v1"]
     # einsum("Bl,Blj->Blj", d2softplus_p, jac_p__z_v1)
     return jac_p__z_v1 * d2softplus_p[:, :, None]
@@ -190,10 +195,10 @@ def _hess_z_v2__z_v1(t):
     """hess_z_v2__z_v1[j,i] = softplus'(z_v2[j]) hess_v2__z_v1[j,i] + softplus''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    dsoftplus_z_v2 = _sigmoid(z_v2)
     hess_v2__z_v1 = t["hess_v2__z_v1"]
     # einsum("Bj,Bji->Bji", dsoftplus_z_v2, hess_v2__z_v1)
-    d2softplus_z_v2 = (1 - np.exp(z_v2)/(np.exp(z_v2) + 1))*np.exp(z_v2)/(np.exp(z_v2) + 1)
+    d2softplus_z_v2 = _sigmoid(-z_v2)*_sigmoid(z_v2)
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bj,Bji->Bji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1)
@@ -213,10 +218,10 @@ def _hess_z_v1__z_v1(t):
     """hess_z_v1__z_v1[j,i] = swish'(z_v1[j]) hess_v1__z_v1[j,i] + swish''(z_v1[j]) δ[j,i] adj_v1[j]"""
     z_v1 = t["z_v1"]
     v1 = t["v1"]
-    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
     hess_v1__z_v1 = t["hess_v1__z_v1"]
     # einsum("Bj,Bji->Bji", dswish_z_v1, hess_v1__z_v1)
-    d2swish_z_v1 = (-z_v1*(1 - 2*np.exp(-z_v1)/(1 + np.exp(-z_v1))) + 2)*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2
+    d2swish_z_v1 = -(2*z_v1*_sigmoid(z_v1) - z_v1 - 2)*_sigmoid(-z_v1)*_sigmoid(z_v1)
     adj_v1 = t["adj_v1"]
     # einsum("Bj,ji,Bj->Bji", d2swish_z_v1, np.eye(4), adj_v1)
     tmp = adj_v1 * d2swish_z_v1
@@ -226,7 +231,7 @@ def _hess_z_v1__z_v1(t):
 def _hess_p__z_v2(t):
     """hess_p__z_v2[l,j] = softplus''(p[l]) jac_p__z_v2[l,j]"""
     p = t["p"]
-    d2softplus_p = (1 - np.exp(p)/(np.exp(p) + 1))*np.exp(p)/(np.exp(p) + 1)
+    d2softplus_p = _sigmoid(-p)*_sigmoid(p)
     jac_p__z_v2 = t["jac_p__z_v2"]
     # einsum("Bl,Blj->Blj", d2softplus_p, jac_p__z_v2)
     return jac_p__z_v2 * d2softplus_p[:, :, None]
@@ -244,10 +249,10 @@ def _hess_z_v2__z_v2(t):
     """hess_z_v2__z_v2[j,i] = softplus'(z_v2[j]) hess_v2__z_v2[j,i] + softplus''(z_v2[j]) δ[j,i] adj_v2[j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    dsoftplus_z_v2 = _sigmoid(z_v2)
     hess_v2__z_v2 = t["hess_v2__z_v2"]
     # einsum("Bj,Bji->Bji", dsoftplus_z_v2, hess_v2__z_v2)
-    d2softplus_z_v2 = (1 - np.exp(z_v2)/(np.exp(z_v2) + 1))*np.exp(z_v2)/(np.exp(z_v2) + 1)
+    d2softplus_z_v2 = _sigmoid(-z_v2)*_sigmoid(z_v2)
     adj_v2 = t["adj_v2"]
     # einsum("Bj,ji,Bj->Bji", d2softplus_z_v2, np.eye(4), adj_v2)
     tmp = adj_v2 * d2softplus_z_v2
@@ -266,7 +271,7 @@ def _hess_z_v1__z_v2(t):
     """hess_z_v1__z_v2[j,i] = swish'(z_v1[j]) hess_v1__z_v2[j,i]"""
     z_v1 = t["z_v1"]
     v1 = t["v1"]
-    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
     hess_v1__z_v2 = t["hess_v1__z_v2"]
     # einsum("Bj,Bji->Bji", dswish_z_v1, hess_v1__z_v2)
     return hess_v1__z_v2 * dswish_z_v1[:, :, None]
@@ -275,7 +280,7 @@ def _hess_z_v1__z_v2(t):
 def _hess_p__p(t):
     """hess_p__p[l,i] = softplus''(p[l]) δ[l,i]"""
     p = t["p"]
-    d2softplus_p = (1 - np.exp(p)/(np.exp(p) + 1))*np.exp(p)/(np.exp(p) + 1)
+    d2softplus_p = _sigmoid(-p)*_sigmoid(p)
     # einsum("Bl,li->Bli", d2softplus_p, np.eye(2))
     return np.eye(2) * d2softplus_p[:, :, None]
 
@@ -292,7 +297,7 @@ def _hess_z_v2__p(t):
     """hess_z_v2__p[j,l] = softplus'(z_v2[j]) hess_v2__p[j,l]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    dsoftplus_z_v2 = _sigmoid(z_v2)
     hess_v2__p = t["hess_v2__p"]
     # einsum("Bj,Bjl->Bjl", dsoftplus_z_v2, hess_v2__p)
     return hess_v2__p * dsoftplus_z_v2[:, :, None]
@@ -310,7 +315,7 @@ def _hess_z_v1__p(t):
     """hess_z_v1__p[j,l] = swish'(z_v1[j]) hess_v1__p[j,l]"""
     z_v1 = t["z_v1"]
     v1 = t["v1"]
-    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
     hess_v1__p = t["hess_v1__p"]
     # einsum("Bj,Bjl->Bjl", dswish_z_v1, hess_v1__p)
     return hess_v1__p * dswish_z_v1[:, :, None]
@@ -325,7 +330,7 @@ def _hobj_U__U(t):
 def _hobj_p__p(t):
     """hobj_p__p[l,i] = softplus''(p[l]) δ[l,i]"""
     p = t["p"]
-    d2softplus_p = (1 - np.exp(p)/(np.exp(p) + 1))*np.exp(p)/(np.exp(p) + 1)
+    d2softplus_p = _sigmoid(-p)*_sigmoid(p)
     # einsum("Bl,li->Bli", d2softplus_p, np.eye(2))
     return np.eye(2) * d2softplus_p[:, :, None]
 
@@ -342,7 +347,7 @@ def _tan_v1(t):
     """tan_v1[j] = swish'(z_v1[j]) tan_z_v1[j]"""
     z_v1 = t["z_v1"]
     v1 = t["v1"]
-    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
     tan_z_v1 = t["tan_z_v1"]
     return dswish_z_v1 * tan_z_v1
 
@@ -362,7 +367,7 @@ def _tan_v2(t):
     """tan_v2[j] = softplus'(z_v2[j]) tan_z_v2[j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    dsoftplus_z_v2 = _sigmoid(z_v2)
     tan_z_v2 = t["tan_z_v2"]
     return dsoftplus_z_v2 * tan_z_v2
 
@@ -381,7 +386,7 @@ def _tan_p(t):
 def _radj_p(t):
     """radj_p[l] = softplus''(p[l]) tan_p[l]"""
     p = t["p"]
-    d2softplus_p = (1 - np.exp(p)/(np.exp(p) + 1))*np.exp(p)/(np.exp(p) + 1)
+    d2softplus_p = _sigmoid(-p)*_sigmoid(p)
     tan_p = t["tan_p"]
     return d2softplus_p * tan_p
 
@@ -401,10 +406,10 @@ def _radj_z_v2(t):
     """radj_z_v2[j] = softplus''(z_v2[j]) adj_v2[j] tan_z_v2[j] + softplus'(z_v2[j]) radj_v2[j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    d2softplus_z_v2 = (1 - np.exp(z_v2)/(np.exp(z_v2) + 1))*np.exp(z_v2)/(np.exp(z_v2) + 1)
+    d2softplus_z_v2 = _sigmoid(-z_v2)*_sigmoid(z_v2)
     adj_v2 = t["adj_v2"]
     tan_z_v2 = t["tan_z_v2"]
-    dsoftplus_z_v2 = np.exp(z_v2)/(np.exp(z_v2) + 1)
+    dsoftplus_z_v2 = _sigmoid(z_v2)
     radj_v2 = t["radj_v2"]
     return d2softplus_z_v2 * adj_v2 * tan_z_v2 + dsoftplus_z_v2 * radj_v2
 
@@ -424,10 +429,10 @@ def _radj_z_v1(t):
     """radj_z_v1[j] = swish''(z_v1[j]) adj_v1[j] tan_z_v1[j] + swish'(z_v1[j]) radj_v1[j]"""
     z_v1 = t["z_v1"]
     v1 = t["v1"]
-    d2swish_z_v1 = (-z_v1*(1 - 2*np.exp(-z_v1)/(1 + np.exp(-z_v1))) + 2)*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2
+    d2swish_z_v1 = -(2*z_v1*_sigmoid(z_v1) - z_v1 - 2)*_sigmoid(-z_v1)*_sigmoid(z_v1)
     adj_v1 = t["adj_v1"]
     tan_z_v1 = t["tan_z_v1"]
-    dswish_z_v1 = z_v1*np.exp(-z_v1)/(1 + np.exp(-z_v1))**2 + (1 + np.exp(-z_v1))**(-1.0)
+    dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
     radj_v1 = t["radj_v1"]
     return d2swish_z_v1 * adj_v1 * tan_z_v1 + dswish_z_v1 * radj_v1
 

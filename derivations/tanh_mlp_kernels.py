@@ -32,6 +32,11 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _sigmoid(x):
+    """The logistic function 1/(1 + exp(-x)), without overflow: exp(-log(1 + exp(-x)))."""
+    return np.exp(-np.logaddexp(0, -x))
+
+
 def _forward(params, data):
     """Every tensor of the network by name: parameters, data and nodes (data and nodes per sample)."""
     x = data["x"]
@@ -50,7 +55,7 @@ def _forward(params, data):
     # einsum("ji,Bi->Bj", W2, v1)
     z_v2 = v1 @ W2.T + b2
     # v2[j] = sigmoid(z_v2[j])
-    v2 = (1 + np.exp(-z_v2))**(-1.0)
+    v2 = _sigmoid(z_v2)
     # p[l] = Σ_j U[l,j] v2[j]
     # einsum("lj,Bj->Bl", U, v2)
     p = v2 @ U.T
@@ -80,7 +85,7 @@ def _adj_z_v2(t):
     """adj_z_v2[j] = sigmoid'(z_v2[j]) adj_v2[j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
     adj_v2 = t["adj_v2"]
     return dsigmoid_z_v2 * adj_v2
 
@@ -123,7 +128,7 @@ def _jac_v2__z_v1(t):
     """jac_v2__z_v1[j,i] = sigmoid'(z_v2[j]) jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_v2, jac_z_v2__z_v1)
     return jac_z_v2__z_v1 * dsigmoid_z_v2[:, :, None]
@@ -133,7 +138,7 @@ def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = sigmoid'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
     # einsum("Bj,ji->Bji", dsigmoid_z_v2, np.eye(4))
     return np.eye(4) * dsigmoid_z_v2[:, :, None]
 
@@ -148,7 +153,7 @@ def _jac_p__z_v2(t):
     """jac_p__z_v2[l,j] = sigmoid'(z_v2[j]) jac_p__v2[l,j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
     jac_p__v2 = t["jac_p__v2"]
     # einsum("Bj,lj->Blj", dsigmoid_z_v2, jac_p__v2)
     return jac_p__v2 * dsigmoid_z_v2[:, None]
@@ -190,10 +195,10 @@ def _hess_z_v2__z_v1(t):
     """hess_z_v2__z_v1[j,i] = sigmoid'(z_v2[j]) hess_v2__z_v1[j,i] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
     hess_v2__z_v1 = t["hess_v2__z_v1"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_v2, hess_v2__z_v1)
-    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    d2sigmoid_z_v2 = -v2*(2*v2 - 1)*_sigmoid(-z_v2)
     adj_v2 = t["adj_v2"]
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1)
@@ -241,10 +246,10 @@ def _hess_z_v2__z_v2(t):
     """hess_z_v2__z_v2[j,i] = sigmoid'(z_v2[j]) hess_v2__z_v2[j,i] + sigmoid''(z_v2[j]) δ[j,i] adj_v2[j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
     hess_v2__z_v2 = t["hess_v2__z_v2"]
     # einsum("Bj,Bji->Bji", dsigmoid_z_v2, hess_v2__z_v2)
-    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    d2sigmoid_z_v2 = -v2*(2*v2 - 1)*_sigmoid(-z_v2)
     adj_v2 = t["adj_v2"]
     # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_v2, np.eye(4), adj_v2)
     tmp = adj_v2 * d2sigmoid_z_v2
@@ -286,7 +291,7 @@ def _hess_z_v2__p(t):
     """hess_z_v2__p[j,l] = sigmoid'(z_v2[j]) hess_v2__p[j,l]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
     hess_v2__p = t["hess_v2__p"]
     # einsum("Bj,jl->Bjl", dsigmoid_z_v2, hess_v2__p)
     return hess_v2__p * dsigmoid_z_v2[:, :, None]
@@ -349,7 +354,7 @@ def _tan_v2(t):
     """tan_v2[j] = sigmoid'(z_v2[j]) tan_z_v2[j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
     tan_z_v2 = t["tan_z_v2"]
     return dsigmoid_z_v2 * tan_z_v2
 
@@ -386,10 +391,10 @@ def _radj_z_v2(t):
     """radj_z_v2[j] = sigmoid''(z_v2[j]) adj_v2[j] tan_z_v2[j] + sigmoid'(z_v2[j]) radj_v2[j]"""
     z_v2 = t["z_v2"]
     v2 = t["v2"]
-    d2sigmoid_z_v2 = (2*v2*np.exp(-z_v2) - 1)*np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    d2sigmoid_z_v2 = -v2*(2*v2 - 1)*_sigmoid(-z_v2)
     adj_v2 = t["adj_v2"]
     tan_z_v2 = t["tan_z_v2"]
-    dsigmoid_z_v2 = np.exp(-z_v2)/(1 + np.exp(-z_v2))**2
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
     radj_v2 = t["radj_v2"]
     return d2sigmoid_z_v2 * adj_v2 * tan_z_v2 + dsigmoid_z_v2 * radj_v2
 

@@ -21,7 +21,8 @@ compact form (through second-order adjoints ``hess[s,s']``: O(L²) terms, what t
 generator uses); the paper's expanded form (every Gauss–Newton and A″ term spelled out) is
 built from it when asked for, and kept (as data: ``einderiv.calculus.derive.in_form(d, "expanded")``).  Each job has one default, the same here and on the command
 line: ``derivation_text``, ``latex`` and ``structure`` print ``form="expanded"`` (unless the
-file says ``# einderiv: form compact``);
+file says ``# einderiv: form compact``, or the expanded form would be too large: past
+:data:`EXPANDED_LIMIT` they print the compact one, with a note);
 ``codegen`` and ``check`` use ``form="compact"`` (``form="expanded"`` checks the printed
 form).  So ``derivation_text(derive(net))`` is what ``einderiv derive FILE`` prints and
 ``codegen(derive(net))`` what ``einderiv codegen FILE`` writes.
@@ -31,25 +32,31 @@ compact`` (:mod:`einderiv.frontend.header`) changes these defaults for that netw
 here as on the command line: an argument left at ``None`` takes the file's directive,
 else the default above; an argument given wins.
 
+Warnings: ``codegen`` and ``check`` warn (:class:`~einderiv.errors.EinderivWarning`) about a user
+function whose generated code can overflow at large arguments (``exp(z)`` left where the stable
+rewrite of :mod:`einderiv.emit.stable` does not apply).
+
 Errors: bad input raises an :class:`~einderiv.errors.EinderivError` (a bad file with its
 ``file:line:col``; a bad argument named as you passed it, ``dims={'x': 3} names no
 dimension 'x'…``); a bug in einderiv raises :class:`~einderiv.errors.InternalError`.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Union
 
 from . import progress
 from .analysis.structure import summarize
 from .analysis.template import GeneralForm, general_form, in_general_form
-from .calculus.derive import Derivation, in_form
+from .calculus.derive import Derivation, expanded_size, in_form
 from .calculus.derive import derive as _derive
 from .emit import latex as _latex
 from .emit import numpy as _numpy
 from .emit import text as _text
 from .emit.backends import BACKENDS, PRINTERS
+from .emit.stable import overflow_warnings
 from .emit.template_numpy import generate_template
-from .errors import Argument, UsageError
+from .errors import Argument, EinderivWarning, UsageError
 from .frontend.header import Header
 from .frontend.model import Template, load
 from .frontend.network import Network
@@ -65,6 +72,9 @@ Sizes = Union[Mapping[str, int], None]
 DEFAULT_ORDER = 2
 #: seconds the expanded form may take before a note (on a progress display) compares it with the compact one
 NOTE_AFTER = 5.0
+#: above this :func:`~einderiv.calculus.derive.expanded_size` the printers default to the compact
+#: form (a note says so): about 17 layers of a dense MLP, whose expanded form grows as L³
+EXPANDED_LIMIT = 4000
 #: how a progress line names each backend's module
 LIBRARIES = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX"}
 
@@ -152,6 +162,7 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
         with progress.stage(stage):
             return generate_template(derivation, printer=printer)
     derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))
+    _warn_overflow(derivation)
     with progress.stage(stage):
         return _numpy.generate(derivation, sizes, printer=printer)
 
@@ -164,16 +175,36 @@ def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int
     _printer(backend)
     derivation = _concrete(derivation, "check")
     derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))
+    _warn_overflow(derivation)
     with progress.stage("checking against finite differences"):
         return _check(derivation, sizes, seed=seed, batch=batch, tol=tol, backend=backend)
 
 
 def printed_form(derivation: Derivation, form: str | None) -> str:
-    """The Hessian form to print: ``form``, else the file's directive, else ``"expanded"``."""
-    return _option(derivation, "form", form, "expanded")
+    """The Hessian form to print: ``form``, else the file's directive, else ``"expanded"`` — or
+    ``"compact"`` when the expanded form would be too large (:data:`EXPANDED_LIMIT`), with an
+    :class:`~einderiv.errors.EinderivWarning` note saying so."""
+    chosen = _option(derivation, "form", form, None)
+    if chosen is not None:
+        return chosen
+    size = expanded_size(derivation) if derivation.order >= 2 else 0
+    if size <= EXPANDED_LIMIT:
+        return "expanded"
+    warnings.warn("einderiv: note: Hessian blocks in the compact form (through second-order adjoints H[s,s′]): "
+                  f"the expanded form would spell out terms for {size:,} (node, parameter, parameter) triples, "
+                  f"over the limit of {EXPANDED_LIMIT:,} (it grows as depth cubed); --form expanded prints it",
+                  EinderivWarning, stacklevel=3)
+    return "compact"
 
 
 # ------------------------------------------------------------------ helpers
+def _warn_overflow(derivation: Derivation) -> None:
+    """An :class:`EinderivWarning` for each user function whose generated code can overflow
+    (built-ins and what the stability rewrite fixes are printed stably: :mod:`einderiv.emit.stable`)."""
+    for line in overflow_warnings(derivation):
+        warnings.warn(line, EinderivWarning, stacklevel=3)
+
+
 def _printer(backend: str):
     if backend not in PRINTERS:
         raise UsageError(f"{{0}}: unknown backend; expected one of {', '.join(BACKENDS)}",

@@ -13,6 +13,9 @@ Exit codes:
   traceback only with ``--traceback`` (alias ``--debug``, or ``EINDERIV_DEBUG`` set);
 * 130 — interrupted.
 
+A warning (a user function whose generated code can overflow) is one line on standard error,
+``file:line:col: warning: …``, and leaves the exit code as it is.
+
 Options default to the file's directives (``# einderiv: order 3``; see
 :mod:`einderiv.frontend.header`), the command line winning.  While a command runs,
 a progress line on standard error shows its stages — only when standard error is a
@@ -24,9 +27,10 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 
 from . import __version__, api, progress
-from .errors import Argument, EinderivError, InternalError, UsageError
+from .errors import Argument, EinderivError, EinderivWarning, InternalError, UsageError
 
 COMMANDS = {
     "derive": "print the derivation in index notation, with the structure summary",
@@ -165,13 +169,27 @@ def run(argv: list[str]) -> int:
     return 0
 
 
+def _show(caught: list) -> None:
+    """einderiv's warnings as their own lines on standard error; any other warning as Python shows it."""
+    for w in caught:
+        if issubclass(w.category, EinderivWarning):
+            print(str(w.message), file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``einderiv ARGS``: the exit code (see the module docstring)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     show = ("--traceback" in argv or "--debug" in argv) or bool(os.environ.get("EINDERIV_DEBUG"))
     try:
-        with progress.shown(sys.stderr):  # progress on a terminal only; piped, stderr has errors only
-            return run(argv)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EinderivWarning)
+            try:
+                with progress.shown(sys.stderr):  # progress on a terminal only; piped, stderr has errors only
+                    return run(argv)
+            finally:  # after the progress line is erased
+                _show(caught)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except EinderivError as err:

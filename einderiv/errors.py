@@ -4,6 +4,9 @@
   parse or check, a bad argument.  ``str(err)`` is the single line a user reads:
   ``file:line:col: message`` (a syntax error adds the offending line and a caret);
   the command line prints it and exits 2.
+* :class:`EinderivWarning` (a ``UserWarning``) is input that works but deserves a line: a user
+  function whose generated code can overflow.  Its message is the line the command line prints
+  on standard error (``file:line:col: warning: …``); the exit code does not change.
 * :class:`InternalError` is a bug in einderiv, never bad input.  It is not an
   :class:`EinderivError`, so no ``except EinderivError`` swallows it; the command line
   prints one line asking for a report and exits 3.
@@ -111,6 +114,10 @@ class FunctionError(EinderivError):
 class UsageError(EinderivError):
     """A bad argument: to an API function (``dims=``, ``depth=``, ``order=``) or on the command
     line (``--dim``, ``--depth``), or a file that cannot be read."""
+
+
+class EinderivWarning(UserWarning):
+    """Input einderiv accepts but warns about; ``str(w)`` is the one line to print."""
 
 
 class InternalError(Exception):

@@ -1,9 +1,8 @@
 """Finite-difference check of generated code, of any backend (the CLI's ``check`` command, the tests).
 
 :func:`check` generates the module for a derivation, executes it in a fresh
-namespace, draws random float64 parameters (normal, scale 0.5), inputs
-(standard normal) and labels (uniform on [0, 1) — valid for all three built-in
-objectives), and compares in float64:
+namespace, draws random float64 parameters, inputs (standard normal) and labels
+(uniform on [0, 1) — valid for all three built-in objectives), and compares in float64:
 
 * ``gradient``             with central differences of the batch-mean objective;
 * ``per_sample_gradient``  with central differences of the per-sample objective;
@@ -29,11 +28,19 @@ The step for entry θ_i is ``h = 1e-5 · max(1, |θ_i|)``.  The error of a block
 ``max|got − ref| / max(1, max|ref|)``: absolute for blocks of size ≲ 1, relative
 for larger ones, so neither tiny nor huge blocks are judged unfairly.
 
-Data is drawn in its declared domain (:func:`data_values`: ``positive``, ``probability``,
-``onehot``).  Non-smooth places (:func:`kinks`): if an argument of a non-smooth function is
-within :data:`KINK_MARGIN` of a kink (ReLU's 0, a ``where`` threshold), or the two best entries
-along a ``max_k``/``min_k`` axis are that close, the draw is repeated (up to 50 times; the
-report notes it if that never succeeds).
+Random points (:mod:`einderiv.draws`): parameters scaled by fan-in so the signal survives depth,
+data in its declared domain, away from kinks (ReLU's 0, a ``where`` threshold, near-ties of a
+``max_k``); the report notes a draw that never got away from them.
+
+**Vacuous checks.**  A row whose reference is below the tolerance everywhere checks nothing —
+an answer of zeros would pass it.  If a block that is not zero symbolically (its expression in
+the derivation is not the constant 0) gets such a row, the check is repeated at fresh draws (up
+to :data:`DRAWS` in all) and the row is taken from the first draw where its reference is not
+near zero; a row that stays near zero at every draw is reported ``vacuous`` and fails the
+check (exit 1), as a disagreement does — unless reference and module are both exactly 0 at
+every draw (and every draw kept a live sample): a block zero in exact arithmetic that SymPy does
+not reduce to 0 (the Hessian diag(s) − s sᵀ of a softmax over one class), which the report
+names (:attr:`CheckReport.zeros`, a line of its own).
 
 Example:
     >>> report = check(derive(network, 2))                          # doctest: +SKIP
@@ -47,23 +54,24 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-import sympy
 
+from .draws import draw
 from .emit.backends import PRINTERS
 from .emit.numpy import generate, identifiers
-from .frontend.builtins import ARG
-from .ir import Apply, Const, Kind, Max, Ref
+from .ir import Kind, is_zero
 from .runtime import library, load, numpy_view
 
 STEP = 1e-5
-KINK_MARGIN = 1e-3
-_NON_SMOOTH = (sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.Piecewise, sympy.sign)
+#: draws tried before a row whose reference stays near zero is reported vacuous
+DRAWS = 3
 
 
 class Row(NamedTuple):
     name: str  # "gradient W1", "hessian W1,W2", …
     error: float
     ok: bool
+    #: the reference is below the tolerance everywhere though the block is not zero symbolically
+    vacuous: bool = False
 
 
 @dataclass
@@ -72,18 +80,36 @@ class CheckReport:
     tol: float
     notes: list[str] = field(default_factory=list)
     source: str = field(default="", repr=False)  # the generated module
+    #: rows exactly 0 at every draw, reference and module, though their blocks are not 0 symbolically
+    zeros: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.rows)
 
+    @property
+    def vacuous(self) -> list[Row]:
+        return [r for r in self.rows if r.vacuous]
+
     def format(self) -> str:
         width = max([len(r.name) for r in self.rows] + [5])
         lines = [f"{'check':<{width}}  {'error':>9}  result"]
-        lines += [f"{r.name:<{width}}  {r.error:9.2e}  {'ok' if r.ok else 'FAIL'}" for r in self.rows]
-        bad = sum(not r.ok for r in self.rows)
-        lines.append(f"all {len(self.rows)} checks pass (tol {self.tol:g})" if not bad else
-                     f"{bad} of {len(self.rows)} checks FAIL (tol {self.tol:g})")
+        lines += [f"{r.name:<{width}}  {r.error:9.2e}  {'vacuous' if r.vacuous else 'ok' if r.ok else 'FAIL'}"
+                  for r in self.rows]
+        bad = sum(not r.ok and not r.vacuous for r in self.rows)
+        empty = len(self.vacuous)
+        if not bad and not empty:
+            lines.append(f"all {len(self.rows)} checks pass (tol {self.tol:g})")
+        if bad:
+            lines.append(f"{bad} of {len(self.rows)} checks FAIL (tol {self.tol:g})")
+        if empty:
+            lines.append(f"{empty} of {len(self.rows)} checks are vacuous: their reference stays within the "
+                         f"tolerance {self.tol:g} of zero at each of {DRAWS} draws, so an answer of zeros would "
+                         "pass them, although the block is not zero symbolically")
+        if self.zeros:
+            lines.append(f"{len(self.zeros)} rows are exactly 0 at each of {DRAWS} draws, in the reference and in the "
+                         "module, though their blocks are not 0 symbolically (as with a softmax over one class): "
+                         + ", ".join(self.zeros[:4]) + (", …" if len(self.zeros) > 4 else ""))
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -119,82 +145,6 @@ def central(fn, params: dict, name: str):
             yield idx, (up - down) / (2 * h)
 
 
-def _kink_points(body: sympy.Expr) -> list[sympy.Expr]:
-    """Expressions in the function's placeholders that are zero where ``body`` has a kink:
-    ``Max(a, b)`` → a − b, ``Abs(a)`` → a, a ``Piecewise`` condition ``a < b`` → a − b."""
-    out = []
-    for e in sympy.preorder_traversal(body):
-        if isinstance(e, (sympy.Max, sympy.Min)) and len(e.args) == 2:
-            out.append(e.args[0] - e.args[1])
-        elif isinstance(e, (sympy.Abs, sympy.Heaviside, sympy.sign)):
-            out.append(e.args[0])
-        elif isinstance(e, sympy.Piecewise):
-            conditions = (sympy.sympify(c) for _, c in e.args)
-            out.extend(r.lhs - r.rhs for c in conditions for r in c.atoms(sympy.core.relational.Relational))
-    return out
-
-
-def kinks(derivation) -> list[tuple]:
-    """Where the drawn values must keep away from a kink, as ``(what, distance)``: ``distance(t)``
-    of the forward values ``t`` is the least distance to one (a non-smooth function's argument
-    from its kink points; the best and second-best entries along a ``max_k``/``min_k`` axis)."""
-    out: list[tuple] = []
-
-    def walk(e):
-        if isinstance(e, Apply) and derivation.table.body(e.fn.name).has(*_NON_SMOOTH) \
-                and all(isinstance(a, (Ref, Const)) for a in e.args):
-            names = [str(a.name) if isinstance(a, Ref) else a.value for a in e.args]
-            for point in _kink_points(derivation.table.body(e.fn.name)):
-                f = sympy.lambdify(ARG[:len(names)], point, "numpy")
-                out.append((names[0] if len(names) == 1 else tuple(names),
-                            lambda t, f=f, names=names: f(*(t[n] if isinstance(n, str) else float(n)
-                                                            for n in names))))
-        if isinstance(e, Max) and isinstance(e.arg, Ref):
-            name, pos, rank = str(e.arg.name), e.arg.indices.index(e.over), len(e.arg.indices)
-            out.append(((name, e.over.name), lambda t, name=name, pos=pos, rank=rank: _gap(t[name], pos, rank)))
-        for c in e.children():
-            walk(c)
-
-    for n in derivation.nodes:
-        walk(n.expr)
-    return out
-
-
-def _gap(a: np.ndarray, pos: int, rank: int) -> np.ndarray:
-    """The gap between the two largest and the two smallest entries along axis ``pos`` of a
-    (possibly batched) tensor of ``rank`` indices: a max or min switches maximiser there."""
-    a = np.sort(np.asarray(a), axis=a.ndim - rank + pos)
-    if a.shape[a.ndim - rank + pos] < 2:
-        return np.full(1, np.inf)
-    a = np.moveaxis(a, a.ndim - rank + pos, 0)
-    return np.minimum(a[-1] - a[-2], a[1] - a[0])
-
-
-def data_values(rng, shape: tuple, role: str, domain: str | None) -> np.ndarray:
-    """Random data of ``shape`` in its declared domain: ``positive`` log-normal (e^N(0, 0.5²)),
-    ``probability`` rows that sum to 1 along the last axis (each entry at least 0.05 before
-    normalising), ``onehot`` one 1 per row; otherwise labels uniform on [0, 1), inputs N(0, 1)."""
-    if domain == "positive":
-        return np.exp(rng.normal(0.0, 0.5, shape))
-    if domain == "probability":
-        u = rng.uniform(0.05, 1.0, shape)
-        return u / u.sum(axis=-1, keepdims=True)
-    if domain == "onehot":
-        return np.eye(shape[-1])[rng.integers(0, shape[-1], shape[:-1])]
-    return rng.uniform(0.0, 1.0, shape) if role == "label" else rng.normal(0.0, 1.0, shape)
-
-
-def draw(mod: dict, derivation, rng, batch: int) -> tuple[dict, dict, bool]:
-    """Random params and data, away from kinks when possible (third item: whether it was)."""
-    decls = {str(t.name): t for t in derivation.network.tensors}
-    where = kinks(derivation)
-    for _ in range(50):
-        params = {n: rng.normal(0.0, 0.5, s) for n, s in mod["PARAMS"].items()}
-        data = {n: data_values(rng, (batch,) + s, decls[n].role, decls[n].domain) for n, s in mod["INPUTS"].items()}
-        t = {**params, **data, **mod["_forward"](params, data)}
-        if all(np.min(np.abs(distance(t)), initial=np.inf) > KINK_MARGIN for _, distance in where):
-            return params, data, True
-    return params, data, False
 
 
 def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
@@ -250,7 +200,8 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
 
     ``backend`` ``"torch"`` or ``"jax"`` checks that library's module (float64; JAX's functions
     compiled with ``jax.jit``) through :func:`einderiv.runtime.numpy_view`: the same draws,
-    the same references, the same tolerance.
+    the same references, the same tolerance.  Rows that are vacuous at the first draw are
+    compared again at up to :data:`DRAWS` − 1 more (see the module docstring).
     """
     library(backend)  # a missing library is bad input (exit 2), named with the extra to install
     source = generate(derivation, sizes, printer=PRINTERS[backend])
@@ -259,13 +210,59 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
     # (the same for every backend; the checks below judge `mod`'s contract functions)
     ref_mod = mod if backend == "numpy" else load(generate(derivation, sizes))
     rng = np.random.default_rng(seed)
-    params, data, smooth = draw(ref_mod, derivation, rng, batch)
-    notes = [] if smooth else ["could not draw values away from a kink; expect FD mismatches there"]
+    zero = _zero_blocks(derivation)
     rows: list[Row] = []
+    exact: list[bool] = []  # per row: reference and answer exactly 0 at every draw so far
+    good = True  # every draw away from kinks, with a sample alive through every ReLU layer
+    for attempt in range(DRAWS):
+        params, data, smooth = draw(ref_mod, derivation, rng, batch)
+        good = good and smooth
+        found, zeros = _compare(derivation, mod, ref_mod, backend, params, data, rng, tol, zero)
+        if attempt == 0:
+            rows, exact = found, zeros
+        else:  # a vacuous row is taken from the first draw where it is not
+            exact = [x and z for x, z in zip(exact, zeros)]
+            rows = [r if not r.vacuous else f for r, f in zip(rows, found)]
+        if not any(r.vacuous for r in rows):
+            break
+    notes = [] if good else ["could not draw values away from a kink and with a sample alive through every "
+                             "ReLU layer; expect FD mismatches or vacuous rows there"]
+    # exactly 0 at every live draw, both sides: zero in exact arithmetic though SymPy does not see it
+    # (softmax over one class has Hessian diag(s) − s sᵀ = 1 − 1); zero is the answer, not a lost signal
+    same = [k for k, r in enumerate(rows) if r.vacuous and exact[k] and good]
+    if same:
+        rows = [r._replace(vacuous=False, ok=r.error <= tol) if k in same else r for k, r in enumerate(rows)]
+    return CheckReport(rows, tol, notes, source, zeros=[rows[k].name for k in same])
 
-    def row(name, got, ref):
+
+def _zero_blocks(derivation) -> set:
+    """The rows' keys of the blocks that are zero symbolically: ``("gradient", "W")``,
+    ``("hessian", "W", "U")``, ``("third_derivative", a, b, c)`` in every ordering,
+    ``("ggn_diagonal", "W")``, ``("hvp", "W")``."""
+    kinds = {1: "gradient", 2: "hessian", 3: "third_derivative"}
+    out = set()
+    for wrt, block in derivation.blocks.items():
+        if is_zero(block.expr) and len(wrt) in kinds:
+            out |= {(kinds[len(wrt)],) + tuple(map(str, p)) for p in itertools.permutations(wrt)}
+    out |= {("ggn_diagonal", str(a)) for a, b in derivation.ggn.items() if is_zero(b.expr)}
+    out |= {("hvp", str(a)) for a, b in derivation.hvp.items() if is_zero(b.expr)}
+    return out
+
+
+def _compare(derivation, mod, ref_mod, backend, params, data, rng, tol, zero) -> tuple[list[Row], list[bool]]:
+    """Every row at one draw (see the module docstring for what is compared with what), and for
+    each whether its reference and the module's value are both exactly 0."""
+    batch = next(iter(data.values())).shape[0]
+    rows: list[Row] = []
+    exact: list[bool] = []
+
+    def row(name, got, ref, key=None):
         e = error(got, ref)
-        rows.append(Row(name, e, bool(e <= tol)))
+        ref = np.asarray(ref, dtype=float)
+        small = float(np.max(np.abs(ref), initial=0.0)) <= tol
+        vacuous = bool(small and key is not None and key not in zero)
+        rows.append(Row(name, e, bool(e <= tol) and not vacuous, vacuous))
+        exact.append(not np.any(ref) and not np.any(np.asarray(got, dtype=float)))
 
     names = list(mod["PARAMS"])
     shape = mod["PARAMS"]
@@ -279,11 +276,11 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
         ref = np.zeros((batch,) + shape[a])
         for idx, d in central(lambda p: mod["objective"](p, data), params, a):
             ref[(slice(None),) + idx] = d
-        row(f"gradient {a}", grad[a], ref.mean(axis=0))
-        row(f"per_sample_gradient {a}", psg[a], ref)
-        row(f"gradient_factors {a}", mod["expand_factors"](a, facs[a]), psg[a])
+        row(f"gradient {a}", grad[a], ref.mean(axis=0), ("gradient", a))
+        row(f"per_sample_gradient {a}", psg[a], ref, ("gradient", a))
+        row(f"gradient_factors {a}", mod["expand_factors"](a, facs[a]), psg[a], ("gradient", a))
         ref_norm = np.sqrt(np.sum(psg[a].reshape(batch, -1) ** 2, axis=1))
-        row(f"per_sample_gradient_norms {a}", norms[a], ref_norm)
+        row(f"per_sample_gradient_norms {a}", norms[a], ref_norm, ("gradient", a))
         got.update({("gradient", a): grad[a], ("per_sample_gradient", a): psg[a],
                     ("per_sample_gradient_norms", a): norms[a]})
 
@@ -295,16 +292,16 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
                 for a in names:
                     ref[(a, b)][(Ellipsis,) + idx] = d[a]
         for key in ref:
-            row(f"hessian {','.join(key)}", hess[key], ref[key])
+            row(f"hessian {','.join(key)}", hess[key], ref[key], ("hessian",) + key)
         ggn = mod["ggn_diagonal"](params, data)
         ref = ggn_reference(ref_mod, derivation, params, data)
         for a in names:
-            row(f"ggn_diagonal {a}", ggn[a], ref[a])
+            row(f"ggn_diagonal {a}", ggn[a], ref[a], ("ggn_diagonal", a))
         vector = {n: rng.normal(0.0, 1.0, shape[n]) for n in names}
         hvp = mod["hvp"](params, data, vector)
         for a in names:
             want = sum(np.tensordot(hess[(a, b)], vector[b], axes=len(shape[b])) for b in names)
-            row(f"hvp {a}", hvp[a], want)
+            row(f"hvp {a}", hvp[a], want, ("hvp", a))
         got.update({("hessian", k): v for k, v in hess.items()})
         got.update({("ggn_diagonal", a): ggn[a] for a in names})
         got.update({("hvp", a): hvp[a] for a in names})
@@ -322,13 +319,15 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
         transposed = mod["third_derivatives"](params, data, others)
         for key, value in distinct.items():
             got[("third_derivatives", key)] = value
-            row(f"third_derivative {','.join(key)}", value, ref[key])
+            row(f"third_derivative {','.join(key)}", value, ref[key], ("third_derivative",) + key)
             if key[::-1] in transposed:
                 got[("third_derivatives", key[::-1])] = transposed[key[::-1]]
-                row(f"third_derivative {','.join(key[::-1])}", transposed[key[::-1]], ref[key[::-1]])
+                row(f"third_derivative {','.join(key[::-1])}", transposed[key[::-1]], ref[key[::-1]],
+                    ("third_derivative",) + key[::-1])
         for key in others[:1]:  # and one block on its own
             got[("third_derivative", key)] = mod["third_derivative"](params, data, key)
-            row(f"third_derivative {','.join(key)} (alone)", got[("third_derivative", key)], ref[key])
+            row(f"third_derivative {','.join(key)} (alone)", got[("third_derivative", key)], ref[key],
+                ("third_derivative",) + key)
 
     if backend != "numpy":  # the same numbers as the NumPy module, on the same inputs
         third = [key for fn, key in got if fn == "third_derivatives"]
@@ -341,5 +340,7 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
                 want = ref_mod[fn](*args)
                 want = want if fn in ("objective", "third_derivative") else want[key]
             label = ",".join(key) if isinstance(key, tuple) else key
-            row(f"{fn}{' ' + label if label else ''} = numpy", value, want)
-    return CheckReport(rows, tol, notes, source)
+            kind = "third_derivative" if fn.startswith("third") else "gradient" if "gradient" in fn else fn
+            row(f"{fn}{' ' + label if label else ''} = numpy", value, want,
+                None if fn == "objective" else (kind,) + (key if isinstance(key, tuple) else (key,)))
+    return rows, exact

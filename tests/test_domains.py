@@ -17,7 +17,7 @@ import pytest
 import einderiv
 from einderiv.errors import NameError_, ParseError, ShapeError
 from einderiv.frontend.check import load
-from einderiv.numcheck import data_values
+from einderiv.draws import data_values
 from einderiv.numcheck import load as load_module
 from reference import Reference, error
 

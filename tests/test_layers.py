@@ -2,7 +2,7 @@
 
 The pipeline's layers (docs/architecture.md) are the folders of ``einderiv/``:
 
-    (errors, progress)  →  ir  →  frontend  →  calculus  →  analysis  →  emit  →  runtime  →  (numcheck, api, dask, cli)
+    (errors, progress)  →  ir  →  frontend  →  calculus  →  analysis  →  emit  →  runtime  →  draws  →  (numcheck, api, dask, cli)
 
 A module may import from its own layer and the layers before it, never after; no two
 modules import each other, even through others; imports are at the top of a module (a
@@ -17,7 +17,7 @@ import pathlib
 import pytest
 
 PKG = pathlib.Path(__file__).resolve().parents[1] / "einderiv"
-LAYERS = ["errors", "progress", "ir", "frontend", "calculus", "analysis", "emit", "runtime", "numcheck", "api",
+LAYERS = ["errors", "progress", "ir", "frontend", "calculus", "analysis", "emit", "runtime", "draws", "numcheck", "api",
           "dask", "cli", "__main__"]
 MAX_LINES = 500
 

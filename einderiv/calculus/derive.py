@@ -132,6 +132,23 @@ def in_form(derivation: Derivation, form: str) -> Derivation:
     return derivation.forms[form]
 
 
+def expanded_size(derivation: Derivation) -> int:
+    """How large the expanded Hessian form would be, known before it is built: the number of
+    (node, parameter, parameter) triples with both parameters upstream of the node — each node
+    contributes its A″ or cross terms to the blocks of those pairs.  An L-layer MLP has about
+    2·L³/3 of them (the expanded form grows as L³; the compact one as L²)."""
+    params = {t.name for t in derivation.network.params}
+    upstream: dict = {}
+    total = 0
+    for n in derivation.nodes:  # dependency order
+        ups = set()
+        for r in ref_names(n.expr):
+            ups |= {r} if r in params else upstream.get(r, set())
+        upstream[n.name] = ups
+        total += len(ups) ** 2
+    return total
+
+
 def _dependency_order(quant: dict[Quantity, QDef], roots: tuple[Expr, ...]) -> tuple[QDef, ...]:
     """The quantities the blocks use, each after those it refers to (creation order otherwise).
 

@@ -29,7 +29,21 @@ __all__ = ["JaxPrinter", "JaxScalarPrinter"]
 
 
 class JaxScalarPrinter(SympyJaxPrinter):
-    """SymPy's JAX printer writing ``jnp.``, with ReLU's convention and stable softplus."""
+    """SymPy's JAX printer writing ``jnp.``, with ReLU's convention, and stable sigmoid and softplus
+    (:mod:`einderiv.emit.stable`).
+
+    ``helper(name)`` records a helper function of the generated module that a body calls.
+    """
+
+    def __init__(self, settings=None, helper=None):
+        super().__init__(settings)
+        self.helper = helper or (lambda name: name)
+
+    def _print_Sigmoid(self, e):
+        return f"{self.helper('_sigmoid')}({self._print(e.args[0])})"
+
+    def _print_Softplus(self, e):
+        return f"jnp.logaddexp(0.0, {self._print(e.args[0])})"
 
     def _module_format(self, fqn, register=True):
         text = super()._module_format(fqn, register)
@@ -61,6 +75,7 @@ HELPERS = {
         if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating):
             return x.dtype
     return jnp.zeros(()).dtype''',
+    "_sigmoid": NUMPY_HELPERS["_sigmoid"].replace("np.", "jnp.").replace("(0, ", "(0.0, "),
     "_softmax": NUMPY_HELPERS["_softmax"].replace("np.", "jnp."),
     "_logsumexp": NUMPY_HELPERS["_logsumexp"].replace("np.", "jnp."),
     **{k: NUMPY_HELPERS[k].replace("np.", "jnp.") for k in ("_max", "_min", "_argmax", "_argmin")},
@@ -102,7 +117,7 @@ class JaxPrinter(NumPyPrinter):
         self._creates = False  # whether the function being printed creates an array
 
     def scalar_printer(self):
-        return JaxScalarPrinter({"allow_unknown_functions": False})
+        return JaxScalarPrinter({"allow_unknown_functions": False}, helper=self.helper)
 
     def create(self, fn: str, *args) -> str:
         """``jnp.fn(args, dtype=_dtype)``: an array in the inputs' dtype."""

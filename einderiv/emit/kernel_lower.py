@@ -37,6 +37,7 @@ from .kernel_arrays import (BATCH, ArrayExpr, Div, Einsum, Eye, Item, Key, Num, 
 from .kernel_arrays import Ones as OnesArray
 from .kernel_context import Context, Val
 from .kernel_names import Letters, local_hint
+from .stable import stable
 
 #: batch size assumed when choosing contraction paths (the path stays valid for any B)
 NOMINAL_BATCH = 64
@@ -269,11 +270,12 @@ class Scope:
 
 @functools.lru_cache(maxsize=None)
 def derivative_body(table, fn: str, deriv: tuple, known: bool) -> tuple:
-    """The derivative's SymPy body (with the function's own value as :data:`KNOWN` if ``known``),
-    the arguments it uses, and whether it reads the known value."""
-    body = table.derivative(fn, deriv)
+    """The derivative's SymPy body, rewritten to stay finite at saturation (:func:`stable`), with
+    the function's own value as :data:`KNOWN` if ``known``; the arguments it uses; and whether it
+    reads the known value."""
+    body = stable(table.derivative(fn, deriv))  # finite where the value is: sigmoid' = σ(z) σ(−z)
     if known:
-        body = body.xreplace({table.derivative(fn, (0,) * len(deriv)): KNOWN})
+        body = body.xreplace({stable(table.derivative(fn, (0,) * len(deriv))): KNOWN})
     free = body.free_symbols
     return body, tuple(k for k in range(len(deriv)) if ARG[k] in free), KNOWN in free
 

@@ -61,7 +61,21 @@ __all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter"]
 
 
 class ScalarPrinter(SympyNumPyPrinter):
-    """SymPy's NumPy printer with ``np.`` calls, ReLU's conventions and stable softplus."""
+    """SymPy's NumPy printer with ``np.`` calls, ReLU's conventions, and stable sigmoid and softplus
+    (:mod:`einderiv.emit.stable`).
+
+    ``helper(name)`` records a helper function of the generated module that a body calls.
+    """
+
+    def __init__(self, settings=None, helper=None):
+        super().__init__(settings)
+        self.helper = helper or (lambda name: name)
+
+    def _print_Sigmoid(self, e):
+        return f"{self.helper('_sigmoid')}({self._print(e.args[0])})"
+
+    def _print_Softplus(self, e):
+        return f"np.logaddexp(0, {self._print(e.args[0])})"
 
     def _module_format(self, fqn, register=True):
         text = super()._module_format(fqn, register)
@@ -85,6 +99,9 @@ class ScalarPrinter(SympyNumPyPrinter):
 
 
 HELPERS = {
+    "_sigmoid": '''def _sigmoid(x):
+    """The logistic function 1/(1 + exp(-x)), without overflow: exp(-log(1 + exp(-x)))."""
+    return np.exp(-np.logaddexp(0, -x))''',
     "_softmax": '''def _softmax(a, axis):
     """Softmax along ``axis``, shifted by the maximum for stability."""
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))
@@ -199,7 +216,7 @@ class NumPyPrinter(Printer):
 
     def scalar_printer(self) -> Printer:
         """The SymPy printer of elementwise bodies."""
-        return ScalarPrinter({"allow_unknown_functions": False})
+        return ScalarPrinter({"allow_unknown_functions": False}, helper=self.helper)
 
     def _print(self, e, **kwargs):  # one method per node class, found once
         method = self._methods.get(type(e))

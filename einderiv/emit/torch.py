@@ -35,7 +35,8 @@ __all__ = ["TorchPrinter", "TorchScalarPrinter"]
 
 
 class TorchScalarPrinter(SympyTorchPrinter):
-    """SymPy's PyTorch printer with ReLU's convention, exact softplus, and max/min of a number.
+    """SymPy's PyTorch printer with ReLU's convention, stable sigmoid and softplus
+    (:mod:`einderiv.emit.stable`), and max/min of a number.
 
     ``helper(name)`` records a helper function of the generated module that a body calls.
     """
@@ -84,6 +85,12 @@ class TorchScalarPrinter(SympyTorchPrinter):
 
     def _print_Min(self, e):
         return self._extremum(e, "minimum", "max")
+
+    def _print_Sigmoid(self, e):  # torch.sigmoid is exact at saturation
+        return f"torch.sigmoid({self._print(e.args[0])})"
+
+    def _print_Softplus(self, e):
+        return f"{self.helper('_softplus')}({self._print(e.args[0])})"
 
     def _print_log(self, e):  # log(1 + exp(x)) overflows for large x; logaddexp does not
         x = sympy.Wild("x")
