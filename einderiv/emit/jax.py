@@ -29,7 +29,14 @@ __all__ = ["JaxPrinter", "JaxScalarPrinter"]
 
 
 class JaxScalarPrinter(SympyJaxPrinter):
-    """SymPy's JAX printer writing ``jnp.``, with ReLU's convention and stable softplus."""
+    """SymPy's JAX printer writing ``jnp.``, with ReLU's convention, stable softplus and erf/erfc.
+
+    ``helper(name)`` records a helper function of the generated module that a body calls.
+    """
+
+    def __init__(self, settings=None, helper=None):
+        super().__init__(settings)
+        self.helper = helper or (lambda name: name)
 
     def _module_format(self, fqn, register=True):
         text = super()._module_format(fqn, register)
@@ -51,8 +58,22 @@ class JaxScalarPrinter(SympyJaxPrinter):
             return f"jnp.logaddexp(0.0, {self._print(m[x])})"
         return super()._print_log(e)
 
+    def _print_erf(self, e):  # SymPy writes math.erf, which takes no arrays (nor traced values)
+        return f"{self.helper('_erf')}({self._print(e.args[0])})"
+
+    def _print_erfc(self, e):
+        return f"{self.helper('_erfc')}({self._print(e.args[0])})"
+
 
 HELPERS = {
+    "_erf": '''def _erf(x):
+    """The error function elementwise (jax.scipy.special.erf)."""
+    import jax.scipy.special
+    return jax.scipy.special.erf(x)''',
+    "_erfc": '''def _erfc(x):
+    """The complementary error function elementwise (jax.scipy.special.erfc)."""
+    import jax.scipy.special
+    return jax.scipy.special.erfc(x)''',
     "_dtype_of": '''def _dtype_of(d):
     """The dtype of a call's arrays: that of the first floating-point array in the dict ``d`` or
     the tuple ``d`` (a list of arrays counts by its first); the arrays a function creates take it."""
@@ -101,7 +122,7 @@ class JaxPrinter(NumPyPrinter):
         self._creates = False  # whether the function being printed creates an array
 
     def scalar_printer(self):
-        return JaxScalarPrinter({"allow_unknown_functions": False})
+        return JaxScalarPrinter({"allow_unknown_functions": False}, helper=self.helper)
 
     def create(self, fn: str, *args) -> str:
         """``jnp.fn(args, dtype=_dtype)``: an array in the inputs' dtype."""

@@ -61,7 +61,15 @@ __all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter"]
 
 
 class ScalarPrinter(SympyNumPyPrinter):
-    """SymPy's NumPy printer with ``np.`` calls, ReLU's conventions and stable softplus."""
+    """SymPy's NumPy printer with ``np.`` calls, ReLU's conventions, stable softplus, and erf/erfc
+    on arrays.
+
+    ``helper(name)`` records a helper function of the generated module that a body calls.
+    """
+
+    def __init__(self, settings=None, helper=None):
+        super().__init__(settings)
+        self.helper = helper or (lambda name: name)
 
     def _module_format(self, fqn, register=True):
         text = super()._module_format(fqn, register)
@@ -83,8 +91,23 @@ class ScalarPrinter(SympyNumPyPrinter):
             return f"np.logaddexp(0, {self._print(m[x])})"
         return super()._print_log(e)
 
+    def _print_erf(self, e):  # SymPy writes math.erf, which takes no arrays
+        return f"{self.helper('_erf')}({self._print(e.args[0])})"
+
+    def _print_erfc(self, e):
+        return f"{self.helper('_erfc')}({self._print(e.args[0])})"
+
 
 HELPERS = {
+    # NumPy has no erf; math.erf entry by entry is exact to double precision (no SciPy needed)
+    "_erf": '''def _erf(x):
+    """The error function elementwise: math.erf on each entry (NumPy has none)."""
+    import math
+    return np.vectorize(math.erf, otypes=[float])(x)''',
+    "_erfc": '''def _erfc(x):
+    """The complementary error function elementwise: math.erfc on each entry (NumPy has none)."""
+    import math
+    return np.vectorize(math.erfc, otypes=[float])(x)''',
     "_softmax": '''def _softmax(a, axis):
     """Softmax along ``axis``, shifted by the maximum for stability."""
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))
@@ -185,7 +208,7 @@ class NumPyPrinter(Printer):
 
     def scalar_printer(self) -> Printer:
         """The SymPy printer of elementwise bodies."""
-        return ScalarPrinter({"allow_unknown_functions": False})
+        return ScalarPrinter({"allow_unknown_functions": False}, helper=self.helper)
 
     def _print(self, e, **kwargs):  # one method per node class, found once
         method = self._methods.get(type(e))
