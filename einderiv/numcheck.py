@@ -155,6 +155,8 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
     """
     t = mod["_forward"](params, data)
     batch = next(iter(data.values())).shape[0] if data else 1
+    ranks = {str(n.name): len(n.indices) for n in derivation.nodes}
+    ranks.update({str(d.name): len(d.indices) for d in derivation.network.tensors})
     ids = identifiers(derivation)  # quantity q: function "_" + ids[q], key ids[q] in t
     for q in derivation.quantities:  # dependency order: hobj's inputs come first
         if q.name.kind is not Kind.D:  # (derivatives d[q,θ] are third-order rows: not needed here)
@@ -167,7 +169,7 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
         def J(arg):
             if arg not in jac:
                 cols = [d.reshape(batch, -1) for _, d in central(
-                    lambda p: _as_batch(mod["_forward"](p, data)[arg], arg, mod, batch), params, theta)]
+                    lambda p: _as_batch(mod["_forward"](p, data)[arg], ranks[arg], batch), params, theta)]
                 jac[arg] = np.stack(cols, axis=2)  # (B, size of arg, size of θ)
             return jac[arg]
 
@@ -186,10 +188,11 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
     return out
 
 
-def _as_batch(value, name, mod, batch):
-    """A tensor of ``_forward`` with a leading batch axis (parameters have none)."""
+def _as_batch(value, rank: int, batch: int):
+    """A tensor of ``_forward`` with a leading batch axis: a parameter, or an intermediate that
+    reads parameters only (``w^i w^i``), has none (its per-sample ``rank`` axes only)."""
     value = np.array(value, dtype=float)  # a copy: _forward hands back the parameter itself
-    return np.broadcast_to(value, (batch,) + value.shape) if name in mod["PARAMS"] else value
+    return np.broadcast_to(value, (batch,) + value.shape) if value.ndim == rank else value
 
 
 def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e-6,
@@ -207,8 +210,13 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
     # (the same for every backend; the checks below judge `mod`'s contract functions)
     ref_mod = mod if backend == "numpy" else load(generate(derivation, sizes))
     rng = np.random.default_rng(seed)
+    notes = []
+    if not mod["INPUTS"] and batch != 1:  # no data: one sample, as the module's B = 1 says
+        notes.append(f"the network reads no data: one sample (batch 1, not {batch})")
+        batch = 1
     params, data, smooth = draw(ref_mod, derivation, rng, batch)
-    notes = [] if smooth else ["could not draw values away from a kink; expect FD mismatches there"]
+    if not smooth:
+        notes.append("could not draw values away from a kink; expect FD mismatches there")
     rows: list[Row] = []
 
     def row(name, got, ref):
