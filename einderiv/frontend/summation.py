@@ -22,6 +22,8 @@ Example:
 """
 from __future__ import annotations
 
+import re
+
 import sympy
 
 from .. import ir
@@ -29,12 +31,15 @@ from . import syntax as S
 from ..errors import EinderivError, FunctionError, IndexError_, Location, ShapeError
 from ..ir import Name
 from .builtins import ARG, BUILTINS, OBJECTIVES
-from .context import IDENT, PUBLIC_BUILTINS, REDUCTION, Context, fmt, number
+from .context import IDENT, PUBLIC_BUILTINS, REDUCTION, REDUCTIONS, Context, fmt, number
 from .families import Member, to_label
 from .network import dim_symbol
 from .objectives import objective_expr
 
 _MINUS_ONE = ir.Const(sympy.Integer(-1))
+#: names a user may expect to be reductions; a call of one (``max_j(…)``, ``logsumexp(…)``) is
+#: told which reductions there are
+REDUCTION_LIKE = ("max", "min", "logsumexp", "prod", "argmax", "argmin", "norm", "std", "var")
 
 
 def all_zero(c: Context, node: S.Expr) -> IndexError_:
@@ -128,9 +133,13 @@ class Scope:
                 occ.setdefault(name, []).append(where)
         for name, where in occ.items():
             if len(where) >= 3 and name not in self.L:
+                taken = set(self.index) | set(self.L) | set(occ)
+                fresh = next(c for c in "klmnpqrstuvwabcdefghij" + "".join(f"k{d}" for d in range(99))
+                             if c not in taken)
                 raise IndexError_(f"index '{name}' appears {len(where)} times in one product; an index may "
                                   f"appear at most twice (then it is summed) unless it is on the left side "
-                                  f"of {self.name}", where[2])
+                                  f"of {self.name}; for a second sum, rename one pair: '{fresh}' is free",
+                                  where[2])
         if zero:
             return ir.ZERO, {n: w[0] for n, w in occ.items() if len(w) == 1 or n in self.L}
         out = tuple(self.index[n] for n, w in occ.items() if len(w) == 1 or n in self.L)
@@ -147,7 +156,8 @@ class Scope:
             if name in self.c.fam.zero:
                 return ir.ZERO, [(ix.name, self.c.loc(ix)) for ix in n.indices]
             return self.use(name, n)
-        if isinstance(n, S.Use) and Name(n.name) not in self.c.shapes:  # a dimension used as a number
+        if isinstance(n, S.Use) and (Name(n.name) not in self.c.shapes  # a dimension used as a number
+                                     or (not n.indices and n.name in self.c.sizes)):
             if n.indices:
                 raise IndexError_(f"'{n.name}' is a dimension, a number: it takes no indices (write "
                                   f"{n.name}, not {S.written(n.name, n.indices)})", self.c.loc(n.indices[0]))
@@ -265,8 +275,7 @@ class Scope:
         if arity is None and REDUCTION.match(n.name):
             return self.reduction(n, *REDUCTION.match(n.name).groups())
         if arity is None:
-            known = ", ".join(list(PUBLIC_BUILTINS) + list(self.c.arity) + list(OBJECTIVES))
-            raise FunctionError(f"unknown function '{n.name}'; known functions: {known}", self.c.loc(n))
+            raise self.unknown_call(n)
         if len(n.args) != arity:
             raise FunctionError(f"function '{n.name}' takes {arity} argument{'' if arity == 1 else 's'}, "
                                 f"got {len(n.args)}", self.c.loc(n))
@@ -282,6 +291,29 @@ class Scope:
             body = self.c.bodies.get(n.name, BUILTINS.get(n.name))
             return ir.Const(body.subs({ARG[k]: a.value for k, a in enumerate(args)}, simultaneous=True)), {}
         return ir.Apply(ir.Fn(n.name, (0,) * arity), tuple(args)), locs
+
+    def unknown_call(self, n: S.Call) -> FunctionError:
+        """An unknown call; a reduction written without its index (``softmax(…)``) or one that does
+        not exist (``max_j(…)``) is told which reduction to write."""
+        m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)_([A-Za-z][A-Za-z0-9]*)", n.name)
+        word, k = (m.group(1), m.group(2)) if m else (n.name, self.only_index(n))
+        which = ", ".join(f"{r}_{k}(...)" for r in REDUCTIONS)
+        if not m and word in REDUCTIONS:
+            return FunctionError(f"'{word}' reduces over an index, which goes after '_': write {word}_{k}(...) "
+                                 f"(the reductions are {which})", self.c.loc(n))
+        if word in REDUCTION_LIKE:
+            return FunctionError(f"unknown reduction '{n.name}'; the reductions are {which}, with the index "
+                                 "after '_'", self.c.loc(n))
+        known = ", ".join(list(PUBLIC_BUILTINS) + list(self.c.arity) + list(OBJECTIVES))
+        return FunctionError(f"unknown function '{n.name}'; known functions: {known}", self.c.loc(n))
+
+    def only_index(self, n: S.Call) -> str:
+        """The free index of a one-argument call's argument when it has exactly one, else ``k``."""
+        try:
+            _, locs = self.expr(n.args[0]) if len(n.args) == 1 else (None, {})
+        except EinderivError:
+            locs = {}
+        return next(iter(locs)) if len(locs) == 1 else "k"
 
     def reduction(self, n: S.Call, kind: str, k: str):
         """``sum_k(e)``, ``mean_k(e)``, ``softmax_k(e)``.
