@@ -137,9 +137,9 @@ BAD = [
     ("v^{jj} = x^j" + OK, IndexError_, "t.ein:5:5: index 'j' appears twice on the left side of v"),
     ("weight A^i_i : n0, n0" + OK, IndexError_,
      "t.ein:5:12: index 'i' appears twice in the declaration of A; give each axis its own index"),
+    # division by a tensor is elementwise: its free indices count as a factor's do
     ("f = x^i x^i / x^k", IndexError_,
-     "t.ein:5:15: division by an expression with free indices {k}; only a number or an index-free (scalar) "
-     "expression can divide"),
+     "t.ein:5:1: free indices differ: the left side f has {} but the right side has {k}; they must be the same"),
     # --- sizes
     ("v^j = W^j_i x^j\nf = v^j v^j", ShapeError,
      "t.ein:5:15: size mismatch for index 'j': W axis 1 has size n1 (5) but x axis 1 has size n0 (4)"),

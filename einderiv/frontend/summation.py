@@ -113,20 +113,42 @@ class Scope:
             exprs.append(ir.Prod((e,) + tuple(ir.Ones(ix) for ix in missing), out) if missing else e)
         return (ir.Add(tuple(exprs)) if len(exprs) > 1 else exprs[0]), widest
 
+    def groups(self, factors) -> list:
+        """Splice each parenthesised product into the product around it, unless an index repeats
+        inside it and occurs outside too: ``U^j_k (r^k h^k)`` is U contracted with the elementwise
+        product r∘h (k held inside, then summed once outside), ("held", node, indices)."""
+        out = []
+        for k, (kind, n) in enumerate(factors):
+            if kind != "group":
+                out.append((kind, n))
+                continue
+            inside = S.direct_indices(n)
+            outside = {i for j, (_, m) in enumerate(factors) if j != k and m is not None
+                       for i in S.direct_indices(m)}
+            held = {i for i in inside if inside.count(i) >= 2 and i in outside and i not in self.L}
+            out += [("held", n, held)] if held else self.groups(S.flat_product(n))
+        return out
+
     def product(self, factors, node: S.Expr):
         if len(factors) == 1 and factors[0][0] == "expr":
             factors = S.flat_product(factors[0][1])
+        factors = self.groups(factors)
         irs: list[ir.Expr] = []
         occ: dict[str, list[Location]] = {}
         zero = False
-        for kind, n in factors:
+        for kind, n, *held in factors:
             if kind == "neg":
                 irs.append(_MINUS_ONE)
                 continue
-            if kind == "recip":
-                irs.append(self.reciprocal(n))
-                continue
-            e, seen = self.factor(n)
+            if kind == "held":
+                saved, self.L = self.L, self.L | held[0]
+                try:
+                    e, locs = self.product(S.flat_product(n), n)
+                finally:
+                    self.L = saved
+                seen = list(locs.items())
+            else:
+                e, seen = self.reciprocal(n) if kind == "recip" else self.factor(n)
             zero = zero or ir.is_zero(e)
             irs.append(e)
             for name, where in seen:
@@ -172,19 +194,20 @@ class Scope:
             e, locs = self.expr(n)
         return e, list(locs.items())
 
-    def reciprocal(self, n: S.Expr) -> ir.Expr:
+    def reciprocal(self, n: S.Expr):
+        """IR of ``1 / n`` and its index occurrences: elementwise over the free indices of ``n``
+        (``z^j / s^j``), which then count in the product like any factor's."""
         if isinstance(n, S.Number):
             v = number(n.text)
             if v == 0:
                 raise ShapeError("division by zero", self.c.loc(n))
-            return ir.Const(1 / v)
+            return ir.Const(1 / v), []
         e, locs = self.expr(n)
-        if locs:
-            raise IndexError_(f"division by an expression with free indices {fmt(locs)}; only a number or "
-                              "an index-free (scalar) expression can divide", self.c.loc(n))
+        if ir.is_zero(e):
+            raise ShapeError("division by zero", self.c.loc(n))
         if isinstance(e, ir.Const):  # a size or a function of sizes: `/ n`, `/ sqrt(d)`
-            return ir.Const(1 / e.value)
-        return ir.Apply(ir.Fn("reciprocal", (0,)), (e,))
+            return ir.Const(1 / e.value), []
+        return ir.Apply(ir.Fn("reciprocal", (0,)), (e,)), list(locs.items())
 
     def use(self, name: Name, node: S.Use | S.Call):
         """A tensor written with indices (``W^j_i``, ``h(t-1)^i``): its IR and index occurrences."""
