@@ -152,6 +152,8 @@ BAD = [
     ("weight b : 0" + OK, ShapeError, "t.ein:5:12: a size must be a positive integer, got 0"),
     ("dims h = 0" + OK, ShapeError, "t.ein:5:6: dimension 'h' must be a positive integer, got 0"),
     ("f = x^i x^i / 0", ShapeError, "t.ein:5:15: division by zero"),
+    ("h(0)^j = 0\nh(t)^j = tanh(W^j_i x^i) for t = 1..2\nf = h(2)^j / h(0)^j", ShapeError,
+     "t.ein:7:14: division by zero"),
     # --- functions
     ("v^j = foo(W^j_i x^i)\nf = v^j v^j", FunctionError,
      "t.ein:5:7: unknown function 'foo'; known functions: exp, identity, log, relu, sigmoid, softplus, "
