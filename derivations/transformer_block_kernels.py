@@ -8,9 +8,9 @@ Network (per sample; Σ_i sums over i):
     r[q,i] = X[q,i] + Σ_d O1[i,d] h1[q,d] + Σ_d O2[i,d] h2[q,d]
     mu[q] = 1/n Σ_i r[q,i]
     va[q] = 1/n Σ_i r[q,i] r[q,i] - mu[q] mu[q]
-    u[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(sqrt(va[q] + 1/100000 1[q])) + b[i] 1[q]
-    o[q,i] = u[q,i] + Σ_a F2[i,a] gelu(Σ_j F1[a,j] u[q,j])
-    p[l] = Σ_i U[l,i] 1/t Σ_q o[q,i]
+    ln[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(sd(va[q])) + b[i] 1[q]
+    ff[q,i] = ln[q,i] + Σ_a F2[i,a] gelu(Σ_j F1[a,j] ln[q,j])
+    p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
     f = logsumexp_l(p[l]) - Σ_l y[l] p[l]
 
 Objective: f.  Derivative order: 2.  Sizes: t=3, n=4, e=2, m=4, c=2.
@@ -122,36 +122,34 @@ def _forward(params, data):
     # va[q] = 1/n Σ_i r[q,i] r[q,i] - mu[q] mu[q]
     # einsum("Bqi,Bqi->Bq", r, r)
     va = 0.25 * (r[..., None, :] @ r[..., None])[..., 0, 0] - mu * mu
-    # z_u[q] = va[q] + 1/100000 1[q]
-    z_u = va + 1e-05 * (np.ones(3))
-    # z2_u[q] = sqrt(z_u[q])
-    z2_u = np.sqrt(z_u)
-    # u[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(z2_u[q]) + b[i] 1[q]
+    # z_ln[q] = sd(va[q])
+    z_ln = np.sqrt(va + 1.0e-5)
+    # ln[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(z_ln[q]) + b[i] 1[q]
     tmp_7 = -mu
     # einsum("Bq,i->Bqi", tmp_7, np.ones(4))
     tmp_8 = r + np.ones(4) * tmp_7[:, :, None]
-    reciprocal_z2_u = z2_u**(-1.0)
-    # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z2_u)
+    reciprocal_z_ln = z_ln**(-1.0)
+    # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z_ln)
     tmp_9 = tmp_8 * g
     # einsum("i,q->qi", b, np.ones(3))
-    u = tmp_9 * reciprocal_z2_u[:, :, None] + (np.ones(3))[:, None] * b
-    # z_o[a,q] = Σ_j F1[a,j] u[q,j]
-    # einsum("aj,Bqj->Baq", F1, u)
-    z_o = (np.tensordot(u, F1, axes=([2], [1]))).transpose(0, 2, 1)
-    # o[q,i] = u[q,i] + Σ_a F2[i,a] gelu(z_o[a,q])
-    gelu_z_o = (1/2)*z_o*(_erf((1/2)*np.sqrt(2)*z_o) + 1)
-    # einsum("ia,Baq->Bqi", F2, gelu_z_o)
-    o = u + np.tensordot(gelu_z_o, F2, axes=([1], [1]))
-    # p[l] = Σ_i U[l,i] 1/t Σ_q o[q,i]
-    # einsum("Bqi->Bi", o)
-    tmp_10 = 0.3333333333333333 * o.sum(axis=1)
+    ln = tmp_9 * reciprocal_z_ln[:, :, None] + (np.ones(3))[:, None] * b
+    # z_ff[a,q] = Σ_j F1[a,j] ln[q,j]
+    # einsum("aj,Bqj->Baq", F1, ln)
+    z_ff = (np.tensordot(ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
+    # ff[q,i] = ln[q,i] + Σ_a F2[i,a] gelu(z_ff[a,q])
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    # einsum("ia,Baq->Bqi", F2, gelu_z_ff)
+    ff = ln + np.tensordot(gelu_z_ff, F2, axes=([1], [1]))
+    # p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
+    # einsum("Bqi->Bi", ff)
+    tmp_10 = 0.3333333333333333 * ff.sum(axis=1)
     # einsum("li,Bi->Bl", U, tmp_10)
     p = tmp_10 @ U.T
     # f = logsumexp_l(p[l]) - Σ_l y[l] p[l]
     logsumexp_p = _logsumexp(p, axis=1)
     # einsum("Bl,Bl->B", y, p)
     f = logsumexp_p - (p[..., None, :] @ y[..., None])[..., 0, 0]
-    return {"X": X, "y": y, "Q1": Q1, "K1": K1, "V1": V1, "O1": O1, "Q2": Q2, "K2": K2, "V2": V2, "O2": O2, "g": g, "b": b, "F1": F1, "F2": F2, "U": U, "z_a1": z_a1, "a1": a1, "h1": h1, "z_a2": z_a2, "a2": a2, "h2": h2, "r": r, "mu": mu, "va": va, "z_u": z_u, "z2_u": z2_u, "u": u, "z_o": z_o, "o": o, "p": p, "f": f}
+    return {"X": X, "y": y, "Q1": Q1, "K1": K1, "V1": V1, "O1": O1, "Q2": Q2, "K2": K2, "V2": V2, "O2": O2, "g": g, "b": b, "F1": F1, "F2": F2, "U": U, "z_a1": z_a1, "a1": a1, "h1": h1, "z_a2": z_a2, "a2": a2, "h2": h2, "r": r, "mu": mu, "va": va, "z_ln": z_ln, "ln": ln, "z_ff": z_ff, "ff": ff, "p": p, "f": f}
 
 
 def _adj_p(t):
@@ -162,8 +160,8 @@ def _adj_p(t):
     return softmax_p - y
 
 
-def _adj_o(t):
-    """adj_o[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]"""
+def _adj_ff(t):
+    """adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]"""
     U = t["U"]
     adj_p = t["adj_p"]
     # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
@@ -171,84 +169,78 @@ def _adj_o(t):
     return 0.3333333333333333 * tmp[:, None] * (np.ones(3))[:, None]
 
 
-def _adj_z_o(t):
-    """adj_z_o[a,q] = Σ_c gelu'(z_o[a,q]) F2[c,a] adj_o[q,c]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _adj_z_ff(t):
+    """adj_z_ff[a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] adj_ff[q,c]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    adj_o = t["adj_o"]
-    # einsum("Baq,ca,Bqc->Baq", dgelu_z_o, F2, adj_o)
-    tmp = np.tensordot(adj_o, F2, axes=([2], [0]))
-    return tmp.transpose(0, 2, 1) * dgelu_z_o
+    adj_ff = t["adj_ff"]
+    # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, adj_ff)
+    tmp = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    return tmp.transpose(0, 2, 1) * dgelu_z_ff
 
 
-def _adj_u(t):
-    """adj_u[q,i] = Σ_c F1[c,i] adj_z_o[c,q] + adj_o[q,i]"""
+def _adj_ln(t):
+    """adj_ln[q,i] = Σ_c F1[c,i] adj_z_ff[c,q] + adj_ff[q,i]"""
     F1 = t["F1"]
-    adj_z_o = t["adj_z_o"]
-    # einsum("ci,Bcq->Bqi", F1, adj_z_o)
-    adj_o = t["adj_o"]
-    return np.tensordot(adj_z_o, F1, axes=([1], [0])) + adj_o
+    adj_z_ff = t["adj_z_ff"]
+    # einsum("ci,Bcq->Bqi", F1, adj_z_ff)
+    adj_ff = t["adj_ff"]
+    return np.tensordot(adj_z_ff, F1, axes=([1], [0])) + adj_ff
 
 
-def _adj_z2_u(t):
-    """adj_z2_u[q] = Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] r[q,c] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
+def _adj_z_ln(t):
+    """adj_z_ln[q] = Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
     g = t["g"]
     r = t["r"]
-    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z2_u, adj_u, g, r)
-    tmp = g[:, None, None] * adj_u.transpose(2, 0, 1)
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
+    tmp = g[:, None, None] * adj_ln.transpose(2, 0, 1)
     tmp_2 = (((tmp.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
     mu = t["mu"]
-    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z2_u, adj_u, g, mu)
-    tmp_3 = mu * dreciprocal_z2_u
-    tmp_4 = np.tensordot(g, adj_u, axes=([0], [2]))
-    return tmp_2 * dreciprocal_z2_u - tmp_4 * tmp_3
-
-
-def _adj_z_u(t):
-    """adj_z_u[q] = sqrt'(z_u[q]) adj_z2_u[q]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    adj_z2_u = t["adj_z2_u"]
-    return dsqrt_z_u * adj_z2_u
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, mu)
+    tmp_3 = mu * dreciprocal_z_ln
+    tmp_4 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    return tmp_2 * dreciprocal_z_ln - tmp_4 * tmp_3
 
 
 def _adj_va(t):
-    """adj_va[q] = adj_z_u[q]"""
-    adj_z_u = t["adj_z_u"]
-    return adj_z_u
+    """adj_va[q] = sd'(va[q]) adj_z_ln[q]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    adj_z_ln = t["adj_z_ln"]
+    return dsd_va * adj_z_ln
 
 
 def _adj_mu(t):
-    """adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z2_u[q]) adj_u[q,c] g[c]"""
+    """adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]"""
     adj_va = t["adj_va"]
     mu = t["mu"]
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
-    adj_u = t["adj_u"]
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
+    adj_ln = t["adj_ln"]
     g = t["g"]
-    # einsum("Bq,Bqc,c->Bq", reciprocal_z2_u, adj_u, g)
-    tmp = np.tensordot(g, adj_u, axes=([0], [2]))
-    return -2 * adj_va * mu - tmp * reciprocal_z2_u
+    # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln, adj_ln, g)
+    tmp = np.tensordot(g, adj_ln, axes=([0], [2]))
+    return -2 * adj_va * mu - tmp * reciprocal_z_ln
 
 
 def _adj_r(t):
-    """adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z2_u[q]) adj_u[q,i] g[i]"""
+    """adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] g[i]"""
     adj_mu = t["adj_mu"]
     # einsum("i,Bq->Bqi", np.ones(4), adj_mu)
     adj_va = t["adj_va"]
     r = t["r"]
     # einsum("Bq,Bqi->Bqi", adj_va, r)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
-    adj_u = t["adj_u"]
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
+    adj_ln = t["adj_ln"]
     g = t["g"]
-    # einsum("Bq,Bqi,i->Bqi", reciprocal_z2_u, adj_u, g)
-    tmp = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln, adj_ln, g)
+    tmp = adj_ln * reciprocal_z_ln[:, :, None]
     return 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp * g
 
 
@@ -327,64 +319,58 @@ def _jac_va__z_a1(t):
     return 0.5 * np.einsum("Bqc,Bqcik->Bqik", r, jac_r__z_a1, optimize=False) - 2 * mu[:, :, None, None] * jac_mu__z_a1
 
 
-def _jac_z_u__z_a1(t):
-    """jac_z_u__z_a1[q,i,k] = jac_va__z_a1[q,i,k]"""
+def _jac_z_ln__z_a1(t):
+    """jac_z_ln__z_a1[q,i,k] = sd'(va[q]) jac_va__z_a1[q,i,k]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__z_a1 = t["jac_va__z_a1"]
-    return jac_va__z_a1
+    # einsum("Bq,Bqik->Bqik", dsd_va, jac_va__z_a1)
+    return jac_va__z_a1 * dsd_va[:, :, None, None]
 
 
-def _jac_z2_u__z_a1(t):
-    """jac_z2_u__z_a1[q,i,k] = sqrt'(z_u[q]) jac_z_u__z_a1[q,i,k]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    jac_z_u__z_a1 = t["jac_z_u__z_a1"]
-    # einsum("Bq,Bqik->Bqik", dsqrt_z_u, jac_z_u__z_a1)
-    return jac_z_u__z_a1 * dsqrt_z_u[:, :, None, None]
-
-
-def _jac_u__z_a1(t):
-    """jac_u__z_a1[q,i,j,k] = reciprocal(z2_u[q]) g[i] jac_r__z_a1[q,i,j,k] - reciprocal(z2_u[q]) g[i] jac_mu__z_a1[q,j,k] + reciprocal'(z2_u[q]) g[i] jac_z2_u__z_a1[q,j,k] r[q,i] - reciprocal'(z2_u[q]) g[i] jac_z2_u__z_a1[q,j,k] mu[q]"""
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+def _jac_ln__z_a1(t):
+    """jac_ln__z_a1[q,i,j,k] = reciprocal(z_ln[q]) g[i] jac_r__z_a1[q,i,j,k] - reciprocal(z_ln[q]) g[i] jac_mu__z_a1[q,j,k] + reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a1[q,j,k] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a1[q,j,k] mu[q]"""
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
     jac_r__z_a1 = t["jac_r__z_a1"]
-    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z2_u, g, jac_r__z_a1)
-    tmp = g[:, None, None] * reciprocal_z2_u
+    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln, g, jac_r__z_a1)
+    tmp = g[:, None, None] * reciprocal_z_ln
     jac_mu__z_a1 = t["jac_mu__z_a1"]
-    # einsum("Bq,i,Bqjk->Bqijk", reciprocal_z2_u, g, jac_mu__z_a1)
-    tmp_2 = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    jac_z2_u__z_a1 = t["jac_z2_u__z_a1"]
+    # einsum("Bq,i,Bqjk->Bqijk", reciprocal_z_ln, g, jac_mu__z_a1)
+    tmp_2 = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
     r = t["r"]
-    # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z2_u, g, jac_z2_u__z_a1, r)
-    tmp_3 = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z_ln, g, jac_z_ln__z_a1, r)
+    tmp_3 = g[:, None, None] * dreciprocal_z_ln
     tmp_4 = tmp_3 * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z2_u, g, jac_z2_u__z_a1, mu)
-    tmp_5 = mu * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z_ln, g, jac_z_ln__z_a1, mu)
+    tmp_5 = mu * dreciprocal_z_ln
     tmp_6 = tmp_5[:, :, None] * g
-    return (tmp.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a1 - (tmp_2.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a1[:, :, None] + (tmp_4.transpose(1, 2, 0))[:, :, :, None, None] * jac_z2_u__z_a1[:, :, None] - tmp_6[:, :, :, None, None] * jac_z2_u__z_a1[:, :, None]
+    return (tmp.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a1 - (tmp_2.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a1[:, :, None] + (tmp_4.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None] - tmp_6[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None]
 
 
-def _jac_z_o__z_a1(t):
-    """jac_z_o__z_a1[a,q,i,k] = Σ_c F1[a,c] jac_u__z_a1[q,c,i,k]"""
+def _jac_z_ff__z_a1(t):
+    """jac_z_ff__z_a1[a,q,i,k] = Σ_c F1[a,c] jac_ln__z_a1[q,c,i,k]"""
     F1 = t["F1"]
-    jac_u__z_a1 = t["jac_u__z_a1"]
-    # einsum("ac,Bqcik->Baqik", F1, jac_u__z_a1)
-    return (np.tensordot(jac_u__z_a1, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    jac_ln__z_a1 = t["jac_ln__z_a1"]
+    # einsum("ac,Bqcik->Baqik", F1, jac_ln__z_a1)
+    return (np.tensordot(jac_ln__z_a1, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
 
 
-def _jac_o__z_a1(t):
-    """jac_o__z_a1[q,i,j,k] = jac_u__z_a1[q,i,j,k] + Σ_c gelu'(z_o[c,q]) F2[i,c] jac_z_o__z_a1[c,q,j,k]"""
-    jac_u__z_a1 = t["jac_u__z_a1"]
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _jac_ff__z_a1(t):
+    """jac_ff__z_a1[q,i,j,k] = jac_ln__z_a1[q,i,j,k] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__z_a1[c,q,j,k]"""
+    jac_ln__z_a1 = t["jac_ln__z_a1"]
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    jac_z_o__z_a1 = t["jac_z_o__z_a1"]
-    # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_o, F2, jac_z_o__z_a1)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    return jac_u__z_a1 + np.einsum("icBq,Bcqjk->Bqijk", tmp, jac_z_o__z_a1, optimize=False)
+    jac_z_ff__z_a1 = t["jac_z_ff__z_a1"]
+    # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_ff, F2, jac_z_ff__z_a1)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    return jac_ln__z_a1 + np.einsum("icBq,Bcqjk->Bqijk", tmp, jac_z_ff__z_a1, optimize=False)
 
 
 def _jac_r__h1(t):
@@ -412,64 +398,58 @@ def _jac_va__h1(t):
     return 0.5 * np.einsum("Bqc,qcid->Bqid", r, jac_r__h1, optimize=False) - 2 * mu[:, :, None, None] * jac_mu__h1
 
 
-def _jac_z_u__h1(t):
-    """jac_z_u__h1[q,i,d] = jac_va__h1[q,i,d]"""
+def _jac_z_ln__h1(t):
+    """jac_z_ln__h1[q,i,d] = sd'(va[q]) jac_va__h1[q,i,d]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__h1 = t["jac_va__h1"]
-    return jac_va__h1
+    # einsum("Bq,Bqid->Bqid", dsd_va, jac_va__h1)
+    return jac_va__h1 * dsd_va[:, :, None, None]
 
 
-def _jac_z2_u__h1(t):
-    """jac_z2_u__h1[q,i,d] = sqrt'(z_u[q]) jac_z_u__h1[q,i,d]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    jac_z_u__h1 = t["jac_z_u__h1"]
-    # einsum("Bq,Bqid->Bqid", dsqrt_z_u, jac_z_u__h1)
-    return jac_z_u__h1 * dsqrt_z_u[:, :, None, None]
-
-
-def _jac_u__h1(t):
-    """jac_u__h1[q,i,j,d] = reciprocal(z2_u[q]) g[i] jac_r__h1[q,i,j,d] - reciprocal(z2_u[q]) g[i] jac_mu__h1[q,j,d] + reciprocal'(z2_u[q]) g[i] jac_z2_u__h1[q,j,d] r[q,i] - reciprocal'(z2_u[q]) g[i] jac_z2_u__h1[q,j,d] mu[q]"""
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+def _jac_ln__h1(t):
+    """jac_ln__h1[q,i,j,d] = reciprocal(z_ln[q]) g[i] jac_r__h1[q,i,j,d] - reciprocal(z_ln[q]) g[i] jac_mu__h1[q,j,d] + reciprocal'(z_ln[q]) g[i] jac_z_ln__h1[q,j,d] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__h1[q,j,d] mu[q]"""
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
     jac_r__h1 = t["jac_r__h1"]
-    # einsum("Bq,i,qijd->Bqijd", reciprocal_z2_u, g, jac_r__h1)
+    # einsum("Bq,i,qijd->Bqijd", reciprocal_z_ln, g, jac_r__h1)
     tmp = jac_r__h1 * g[:, None, None]
     jac_mu__h1 = t["jac_mu__h1"]
-    # einsum("Bq,i,qjd->Bqijd", reciprocal_z2_u, g, jac_mu__h1)
+    # einsum("Bq,i,qjd->Bqijd", reciprocal_z_ln, g, jac_mu__h1)
     tmp_2 = jac_mu__h1[:, :, :, None] * g
-    dreciprocal_z2_u = -1/z2_u**2
-    jac_z2_u__h1 = t["jac_z2_u__h1"]
+    dreciprocal_z_ln = -1/z_ln**2
+    jac_z_ln__h1 = t["jac_z_ln__h1"]
     r = t["r"]
-    # einsum("Bq,i,Bqjd,Bqi->Bqijd", dreciprocal_z2_u, g, jac_z2_u__h1, r)
-    tmp_3 = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjd,Bqi->Bqijd", dreciprocal_z_ln, g, jac_z_ln__h1, r)
+    tmp_3 = g[:, None, None] * dreciprocal_z_ln
     tmp_4 = tmp_3 * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,i,Bqjd,Bq->Bqijd", dreciprocal_z2_u, g, jac_z2_u__h1, mu)
-    tmp_5 = mu * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjd,Bq->Bqijd", dreciprocal_z_ln, g, jac_z_ln__h1, mu)
+    tmp_5 = mu * dreciprocal_z_ln
     tmp_6 = tmp_5[:, :, None] * g
-    return tmp * reciprocal_z2_u[:, :, None, None, None] - tmp_2.transpose(0, 3, 1, 2) * reciprocal_z2_u[:, :, None, None, None] + (tmp_4.transpose(1, 2, 0))[:, :, :, None, None] * jac_z2_u__h1[:, :, None] - tmp_6[:, :, :, None, None] * jac_z2_u__h1[:, :, None]
+    return tmp * reciprocal_z_ln[:, :, None, None, None] - tmp_2.transpose(0, 3, 1, 2) * reciprocal_z_ln[:, :, None, None, None] + (tmp_4.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__h1[:, :, None] - tmp_6[:, :, :, None, None] * jac_z_ln__h1[:, :, None]
 
 
-def _jac_z_o__h1(t):
-    """jac_z_o__h1[a,q,i,d] = Σ_c F1[a,c] jac_u__h1[q,c,i,d]"""
+def _jac_z_ff__h1(t):
+    """jac_z_ff__h1[a,q,i,d] = Σ_c F1[a,c] jac_ln__h1[q,c,i,d]"""
     F1 = t["F1"]
-    jac_u__h1 = t["jac_u__h1"]
-    # einsum("ac,Bqcid->Baqid", F1, jac_u__h1)
-    return (np.tensordot(jac_u__h1, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    jac_ln__h1 = t["jac_ln__h1"]
+    # einsum("ac,Bqcid->Baqid", F1, jac_ln__h1)
+    return (np.tensordot(jac_ln__h1, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
 
 
-def _jac_o__h1(t):
-    """jac_o__h1[q,i,j,d] = jac_u__h1[q,i,j,d] + Σ_c gelu'(z_o[c,q]) F2[i,c] jac_z_o__h1[c,q,j,d]"""
-    jac_u__h1 = t["jac_u__h1"]
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _jac_ff__h1(t):
+    """jac_ff__h1[q,i,j,d] = jac_ln__h1[q,i,j,d] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__h1[c,q,j,d]"""
+    jac_ln__h1 = t["jac_ln__h1"]
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    jac_z_o__h1 = t["jac_z_o__h1"]
-    # einsum("Bcq,ic,Bcqjd->Bqijd", dgelu_z_o, F2, jac_z_o__h1)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    return jac_u__h1 + np.einsum("icBq,Bcqjd->Bqijd", tmp, jac_z_o__h1, optimize=False)
+    jac_z_ff__h1 = t["jac_z_ff__h1"]
+    # einsum("Bcq,ic,Bcqjd->Bqijd", dgelu_z_ff, F2, jac_z_ff__h1)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    return jac_ln__h1 + np.einsum("icBq,Bcqjd->Bqijd", tmp, jac_z_ff__h1, optimize=False)
 
 
 def _jac_mu__r(t):
@@ -488,64 +468,58 @@ def _jac_va__r(t):
     return 0.5 * r[:, :, None] * (np.eye(3))[:, :, None] - 2 * mu[:, :, None, None] * jac_mu__r
 
 
-def _jac_z_u__r(t):
-    """jac_z_u__r[q,i,j] = jac_va__r[q,i,j]"""
+def _jac_z_ln__r(t):
+    """jac_z_ln__r[q,i,j] = sd'(va[q]) jac_va__r[q,i,j]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__r = t["jac_va__r"]
-    return jac_va__r
+    # einsum("Bq,Bqij->Bqij", dsd_va, jac_va__r)
+    return jac_va__r * dsd_va[:, :, None, None]
 
 
-def _jac_z2_u__r(t):
-    """jac_z2_u__r[q,i,j] = sqrt'(z_u[q]) jac_z_u__r[q,i,j]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    jac_z_u__r = t["jac_z_u__r"]
-    # einsum("Bq,Bqij->Bqij", dsqrt_z_u, jac_z_u__r)
-    return jac_z_u__r * dsqrt_z_u[:, :, None, None]
-
-
-def _jac_u__r(t):
-    """jac_u__r[q,i,j,k] = reciprocal(z2_u[q]) δ[i,k] δ[q,j] g[i] - reciprocal(z2_u[q]) g[i] jac_mu__r[q,j,k] + reciprocal'(z2_u[q]) g[i] jac_z2_u__r[q,j,k] r[q,i] - reciprocal'(z2_u[q]) g[i] jac_z2_u__r[q,j,k] mu[q]"""
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+def _jac_ln__r(t):
+    """jac_ln__r[q,i,j,k] = reciprocal(z_ln[q]) δ[i,k] δ[q,j] g[i] - reciprocal(z_ln[q]) g[i] jac_mu__r[q,j,k] + reciprocal'(z_ln[q]) g[i] jac_z_ln__r[q,j,k] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__r[q,j,k] mu[q]"""
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    # einsum("Bq,ik,qj,i->Bqijk", reciprocal_z2_u, np.eye(4), np.eye(3), g)
+    # einsum("Bq,ik,qj,i->Bqijk", reciprocal_z_ln, np.eye(4), np.eye(3), g)
     tmp = g[:, None] * np.eye(4)
     tmp_2 = tmp[:, :, None, None] * np.eye(3)
     jac_mu__r = t["jac_mu__r"]
-    # einsum("Bq,i,qjk->Bqijk", reciprocal_z2_u, g, jac_mu__r)
+    # einsum("Bq,i,qjk->Bqijk", reciprocal_z_ln, g, jac_mu__r)
     tmp_3 = jac_mu__r[:, :, :, None] * g
-    dreciprocal_z2_u = -1/z2_u**2
-    jac_z2_u__r = t["jac_z2_u__r"]
+    dreciprocal_z_ln = -1/z_ln**2
+    jac_z_ln__r = t["jac_z_ln__r"]
     r = t["r"]
-    # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z2_u, g, jac_z2_u__r, r)
-    tmp_4 = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z_ln, g, jac_z_ln__r, r)
+    tmp_4 = g[:, None, None] * dreciprocal_z_ln
     tmp_5 = tmp_4 * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z2_u, g, jac_z2_u__r, mu)
-    tmp_6 = mu * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z_ln, g, jac_z_ln__r, mu)
+    tmp_6 = mu * dreciprocal_z_ln
     tmp_7 = tmp_6[:, :, None] * g
-    return tmp_2.transpose(2, 0, 3, 1) * reciprocal_z2_u[:, :, None, None, None] - tmp_3.transpose(0, 3, 1, 2) * reciprocal_z2_u[:, :, None, None, None] + (tmp_5.transpose(1, 2, 0))[:, :, :, None, None] * jac_z2_u__r[:, :, None] - tmp_7[:, :, :, None, None] * jac_z2_u__r[:, :, None]
+    return tmp_2.transpose(2, 0, 3, 1) * reciprocal_z_ln[:, :, None, None, None] - tmp_3.transpose(0, 3, 1, 2) * reciprocal_z_ln[:, :, None, None, None] + (tmp_5.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__r[:, :, None] - tmp_7[:, :, :, None, None] * jac_z_ln__r[:, :, None]
 
 
-def _jac_z_o__r(t):
-    """jac_z_o__r[a,q,i,j] = Σ_c F1[a,c] jac_u__r[q,c,i,j]"""
+def _jac_z_ff__r(t):
+    """jac_z_ff__r[a,q,i,j] = Σ_c F1[a,c] jac_ln__r[q,c,i,j]"""
     F1 = t["F1"]
-    jac_u__r = t["jac_u__r"]
-    # einsum("ac,Bqcij->Baqij", F1, jac_u__r)
-    return (np.tensordot(jac_u__r, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    jac_ln__r = t["jac_ln__r"]
+    # einsum("ac,Bqcij->Baqij", F1, jac_ln__r)
+    return (np.tensordot(jac_ln__r, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
 
 
-def _jac_o__r(t):
-    """jac_o__r[q,i,j,k] = jac_u__r[q,i,j,k] + Σ_c gelu'(z_o[c,q]) F2[i,c] jac_z_o__r[c,q,j,k]"""
-    jac_u__r = t["jac_u__r"]
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _jac_ff__r(t):
+    """jac_ff__r[q,i,j,k] = jac_ln__r[q,i,j,k] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__r[c,q,j,k]"""
+    jac_ln__r = t["jac_ln__r"]
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    jac_z_o__r = t["jac_z_o__r"]
-    # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_o, F2, jac_z_o__r)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    return jac_u__r + np.einsum("icBq,Bcqjk->Bqijk", tmp, jac_z_o__r, optimize=False)
+    jac_z_ff__r = t["jac_z_ff__r"]
+    # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_ff, F2, jac_z_ff__r)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    return jac_ln__r + np.einsum("icBq,Bcqjk->Bqijk", tmp, jac_z_ff__r, optimize=False)
 
 
 def _adj_h2(t):
@@ -623,64 +597,58 @@ def _jac_va__z_a2(t):
     return 0.5 * np.einsum("Bqc,Bqcik->Bqik", r, jac_r__z_a2, optimize=False) - 2 * mu[:, :, None, None] * jac_mu__z_a2
 
 
-def _jac_z_u__z_a2(t):
-    """jac_z_u__z_a2[q,i,k] = jac_va__z_a2[q,i,k]"""
+def _jac_z_ln__z_a2(t):
+    """jac_z_ln__z_a2[q,i,k] = sd'(va[q]) jac_va__z_a2[q,i,k]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__z_a2 = t["jac_va__z_a2"]
-    return jac_va__z_a2
+    # einsum("Bq,Bqik->Bqik", dsd_va, jac_va__z_a2)
+    return jac_va__z_a2 * dsd_va[:, :, None, None]
 
 
-def _jac_z2_u__z_a2(t):
-    """jac_z2_u__z_a2[q,i,k] = sqrt'(z_u[q]) jac_z_u__z_a2[q,i,k]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    jac_z_u__z_a2 = t["jac_z_u__z_a2"]
-    # einsum("Bq,Bqik->Bqik", dsqrt_z_u, jac_z_u__z_a2)
-    return jac_z_u__z_a2 * dsqrt_z_u[:, :, None, None]
-
-
-def _jac_u__z_a2(t):
-    """jac_u__z_a2[q,i,j,k] = reciprocal(z2_u[q]) g[i] jac_r__z_a2[q,i,j,k] - reciprocal(z2_u[q]) g[i] jac_mu__z_a2[q,j,k] + reciprocal'(z2_u[q]) g[i] jac_z2_u__z_a2[q,j,k] r[q,i] - reciprocal'(z2_u[q]) g[i] jac_z2_u__z_a2[q,j,k] mu[q]"""
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+def _jac_ln__z_a2(t):
+    """jac_ln__z_a2[q,i,j,k] = reciprocal(z_ln[q]) g[i] jac_r__z_a2[q,i,j,k] - reciprocal(z_ln[q]) g[i] jac_mu__z_a2[q,j,k] + reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a2[q,j,k] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a2[q,j,k] mu[q]"""
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
     jac_r__z_a2 = t["jac_r__z_a2"]
-    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z2_u, g, jac_r__z_a2)
-    tmp = g[:, None, None] * reciprocal_z2_u
+    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln, g, jac_r__z_a2)
+    tmp = g[:, None, None] * reciprocal_z_ln
     jac_mu__z_a2 = t["jac_mu__z_a2"]
-    # einsum("Bq,i,Bqjk->Bqijk", reciprocal_z2_u, g, jac_mu__z_a2)
-    tmp_2 = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    jac_z2_u__z_a2 = t["jac_z2_u__z_a2"]
+    # einsum("Bq,i,Bqjk->Bqijk", reciprocal_z_ln, g, jac_mu__z_a2)
+    tmp_2 = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
     r = t["r"]
-    # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z2_u, g, jac_z2_u__z_a2, r)
-    tmp_3 = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z_ln, g, jac_z_ln__z_a2, r)
+    tmp_3 = g[:, None, None] * dreciprocal_z_ln
     tmp_4 = tmp_3 * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z2_u, g, jac_z2_u__z_a2, mu)
-    tmp_5 = mu * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z_ln, g, jac_z_ln__z_a2, mu)
+    tmp_5 = mu * dreciprocal_z_ln
     tmp_6 = tmp_5[:, :, None] * g
-    return (tmp.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a2 - (tmp_2.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a2[:, :, None] + (tmp_4.transpose(1, 2, 0))[:, :, :, None, None] * jac_z2_u__z_a2[:, :, None] - tmp_6[:, :, :, None, None] * jac_z2_u__z_a2[:, :, None]
+    return (tmp.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a2 - (tmp_2.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a2[:, :, None] + (tmp_4.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None] - tmp_6[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None]
 
 
-def _jac_z_o__z_a2(t):
-    """jac_z_o__z_a2[a,q,i,k] = Σ_c F1[a,c] jac_u__z_a2[q,c,i,k]"""
+def _jac_z_ff__z_a2(t):
+    """jac_z_ff__z_a2[a,q,i,k] = Σ_c F1[a,c] jac_ln__z_a2[q,c,i,k]"""
     F1 = t["F1"]
-    jac_u__z_a2 = t["jac_u__z_a2"]
-    # einsum("ac,Bqcik->Baqik", F1, jac_u__z_a2)
-    return (np.tensordot(jac_u__z_a2, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    jac_ln__z_a2 = t["jac_ln__z_a2"]
+    # einsum("ac,Bqcik->Baqik", F1, jac_ln__z_a2)
+    return (np.tensordot(jac_ln__z_a2, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
 
 
-def _jac_o__z_a2(t):
-    """jac_o__z_a2[q,i,j,k] = jac_u__z_a2[q,i,j,k] + Σ_c gelu'(z_o[c,q]) F2[i,c] jac_z_o__z_a2[c,q,j,k]"""
-    jac_u__z_a2 = t["jac_u__z_a2"]
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _jac_ff__z_a2(t):
+    """jac_ff__z_a2[q,i,j,k] = jac_ln__z_a2[q,i,j,k] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__z_a2[c,q,j,k]"""
+    jac_ln__z_a2 = t["jac_ln__z_a2"]
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    jac_z_o__z_a2 = t["jac_z_o__z_a2"]
-    # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_o, F2, jac_z_o__z_a2)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    return jac_u__z_a2 + np.einsum("icBq,Bcqjk->Bqijk", tmp, jac_z_o__z_a2, optimize=False)
+    jac_z_ff__z_a2 = t["jac_z_ff__z_a2"]
+    # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_ff, F2, jac_z_ff__z_a2)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    return jac_ln__z_a2 + np.einsum("icBq,Bcqjk->Bqijk", tmp, jac_z_ff__z_a2, optimize=False)
 
 
 def _jac_r__h2(t):
@@ -708,183 +676,171 @@ def _jac_va__h2(t):
     return 0.5 * np.einsum("Bqc,qcid->Bqid", r, jac_r__h2, optimize=False) - 2 * mu[:, :, None, None] * jac_mu__h2
 
 
-def _jac_z_u__h2(t):
-    """jac_z_u__h2[q,i,d] = jac_va__h2[q,i,d]"""
+def _jac_z_ln__h2(t):
+    """jac_z_ln__h2[q,i,d] = sd'(va[q]) jac_va__h2[q,i,d]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__h2 = t["jac_va__h2"]
-    return jac_va__h2
+    # einsum("Bq,Bqid->Bqid", dsd_va, jac_va__h2)
+    return jac_va__h2 * dsd_va[:, :, None, None]
 
 
-def _jac_z2_u__h2(t):
-    """jac_z2_u__h2[q,i,d] = sqrt'(z_u[q]) jac_z_u__h2[q,i,d]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    jac_z_u__h2 = t["jac_z_u__h2"]
-    # einsum("Bq,Bqid->Bqid", dsqrt_z_u, jac_z_u__h2)
-    return jac_z_u__h2 * dsqrt_z_u[:, :, None, None]
-
-
-def _jac_u__h2(t):
-    """jac_u__h2[q,i,j,d] = reciprocal(z2_u[q]) g[i] jac_r__h2[q,i,j,d] - reciprocal(z2_u[q]) g[i] jac_mu__h2[q,j,d] + reciprocal'(z2_u[q]) g[i] jac_z2_u__h2[q,j,d] r[q,i] - reciprocal'(z2_u[q]) g[i] jac_z2_u__h2[q,j,d] mu[q]"""
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+def _jac_ln__h2(t):
+    """jac_ln__h2[q,i,j,d] = reciprocal(z_ln[q]) g[i] jac_r__h2[q,i,j,d] - reciprocal(z_ln[q]) g[i] jac_mu__h2[q,j,d] + reciprocal'(z_ln[q]) g[i] jac_z_ln__h2[q,j,d] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__h2[q,j,d] mu[q]"""
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
     jac_r__h2 = t["jac_r__h2"]
-    # einsum("Bq,i,qijd->Bqijd", reciprocal_z2_u, g, jac_r__h2)
+    # einsum("Bq,i,qijd->Bqijd", reciprocal_z_ln, g, jac_r__h2)
     tmp = jac_r__h2 * g[:, None, None]
     jac_mu__h2 = t["jac_mu__h2"]
-    # einsum("Bq,i,qjd->Bqijd", reciprocal_z2_u, g, jac_mu__h2)
+    # einsum("Bq,i,qjd->Bqijd", reciprocal_z_ln, g, jac_mu__h2)
     tmp_2 = jac_mu__h2[:, :, :, None] * g
-    dreciprocal_z2_u = -1/z2_u**2
-    jac_z2_u__h2 = t["jac_z2_u__h2"]
+    dreciprocal_z_ln = -1/z_ln**2
+    jac_z_ln__h2 = t["jac_z_ln__h2"]
     r = t["r"]
-    # einsum("Bq,i,Bqjd,Bqi->Bqijd", dreciprocal_z2_u, g, jac_z2_u__h2, r)
-    tmp_3 = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjd,Bqi->Bqijd", dreciprocal_z_ln, g, jac_z_ln__h2, r)
+    tmp_3 = g[:, None, None] * dreciprocal_z_ln
     tmp_4 = tmp_3 * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,i,Bqjd,Bq->Bqijd", dreciprocal_z2_u, g, jac_z2_u__h2, mu)
-    tmp_5 = mu * dreciprocal_z2_u
+    # einsum("Bq,i,Bqjd,Bq->Bqijd", dreciprocal_z_ln, g, jac_z_ln__h2, mu)
+    tmp_5 = mu * dreciprocal_z_ln
     tmp_6 = tmp_5[:, :, None] * g
-    return tmp * reciprocal_z2_u[:, :, None, None, None] - tmp_2.transpose(0, 3, 1, 2) * reciprocal_z2_u[:, :, None, None, None] + (tmp_4.transpose(1, 2, 0))[:, :, :, None, None] * jac_z2_u__h2[:, :, None] - tmp_6[:, :, :, None, None] * jac_z2_u__h2[:, :, None]
+    return tmp * reciprocal_z_ln[:, :, None, None, None] - tmp_2.transpose(0, 3, 1, 2) * reciprocal_z_ln[:, :, None, None, None] + (tmp_4.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__h2[:, :, None] - tmp_6[:, :, :, None, None] * jac_z_ln__h2[:, :, None]
 
 
-def _jac_z_o__h2(t):
-    """jac_z_o__h2[a,q,i,d] = Σ_c F1[a,c] jac_u__h2[q,c,i,d]"""
+def _jac_z_ff__h2(t):
+    """jac_z_ff__h2[a,q,i,d] = Σ_c F1[a,c] jac_ln__h2[q,c,i,d]"""
     F1 = t["F1"]
-    jac_u__h2 = t["jac_u__h2"]
-    # einsum("ac,Bqcid->Baqid", F1, jac_u__h2)
-    return (np.tensordot(jac_u__h2, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    jac_ln__h2 = t["jac_ln__h2"]
+    # einsum("ac,Bqcid->Baqid", F1, jac_ln__h2)
+    return (np.tensordot(jac_ln__h2, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
 
 
-def _jac_o__h2(t):
-    """jac_o__h2[q,i,j,d] = jac_u__h2[q,i,j,d] + Σ_c gelu'(z_o[c,q]) F2[i,c] jac_z_o__h2[c,q,j,d]"""
-    jac_u__h2 = t["jac_u__h2"]
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _jac_ff__h2(t):
+    """jac_ff__h2[q,i,j,d] = jac_ln__h2[q,i,j,d] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__h2[c,q,j,d]"""
+    jac_ln__h2 = t["jac_ln__h2"]
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    jac_z_o__h2 = t["jac_z_o__h2"]
-    # einsum("Bcq,ic,Bcqjd->Bqijd", dgelu_z_o, F2, jac_z_o__h2)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    return jac_u__h2 + np.einsum("icBq,Bcqjd->Bqijd", tmp, jac_z_o__h2, optimize=False)
+    jac_z_ff__h2 = t["jac_z_ff__h2"]
+    # einsum("Bcq,ic,Bcqjd->Bqijd", dgelu_z_ff, F2, jac_z_ff__h2)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    return jac_ln__h2 + np.einsum("icBq,Bcqjd->Bqijd", tmp, jac_z_ff__h2, optimize=False)
 
 
-def _jac_z_o__u(t):
-    """jac_z_o__u[a,q,i,j] = δ[q,i] F1[a,j]"""
+def _jac_z_ff__ln(t):
+    """jac_z_ff__ln[a,q,i,j] = δ[q,i] F1[a,j]"""
     F1 = t["F1"]
     # einsum("qi,aj->aqij", np.eye(3), F1)
     return F1[:, None, None] * (np.eye(3))[:, :, None]
 
 
-def _jac_o__u(t):
-    """jac_o__u[q,i,j,k] = δ[i,k] δ[q,j] + Σ_c gelu'(z_o[c,q]) F2[i,c] jac_z_o__u[c,q,j,k]"""
+def _jac_ff__ln(t):
+    """jac_ff__ln[q,i,j,k] = δ[i,k] δ[q,j] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__ln[c,q,j,k]"""
     # einsum("ik,qj->qijk", np.eye(4), np.eye(3))
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    jac_z_o__u = t["jac_z_o__u"]
-    # einsum("Bcq,ic,cqjk->Bqijk", dgelu_z_o, F2, jac_z_o__u)
-    tmp = jac_z_o__u[:, :, :, :, None] * F2.T[:, None, None, None]
-    return (np.eye(3))[:, None, :, None] * (np.eye(4))[:, None] + np.einsum("cqjki,Bcq->Bqijk", tmp, dgelu_z_o, optimize=False)
+    jac_z_ff__ln = t["jac_z_ff__ln"]
+    # einsum("Bcq,ic,cqjk->Bqijk", dgelu_z_ff, F2, jac_z_ff__ln)
+    tmp = jac_z_ff__ln[:, :, :, :, None] * F2.T[:, None, None, None]
+    return (np.eye(3))[:, None, :, None] * (np.eye(4))[:, None] + np.einsum("cqjki,Bcq->Bqijk", tmp, dgelu_z_ff, optimize=False)
 
 
-def _jac_o__z_o(t):
-    """jac_o__z_o[q,i,a,j] = gelu'(z_o[a,q]) δ[q,j] F2[i,a]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _jac_ff__z_ff(t):
+    """jac_ff__z_ff[q,i,a,j] = gelu'(z_ff[a,q]) δ[q,j] F2[i,a]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    # einsum("Baq,qj,ia->Bqiaj", dgelu_z_o, np.eye(3), F2)
+    # einsum("Baq,qj,ia->Bqiaj", dgelu_z_ff, np.eye(3), F2)
     tmp = F2[:, :, None, None] * np.eye(3)
-    return tmp.transpose(2, 0, 1, 3) * (dgelu_z_o.transpose(0, 2, 1))[:, :, None, :, None]
+    return tmp.transpose(2, 0, 1, 3) * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None, :, None]
 
 
-def _jac_p__o(t):
-    """jac_p__o[l,q,i] = 1/t 1[q] U[l,i]"""
+def _jac_p__ff(t):
+    """jac_p__ff[l,q,i] = 1/t 1[q] U[l,i]"""
     U = t["U"]
     # einsum("q,li->lqi", np.ones(3), U)
     return 0.3333333333333333 * U[:, None] * (np.ones(3))[:, None]
 
 
-def _jac_p__z_o(t):
-    """jac_p__z_o[l,a,q] = Σ_c gelu'(z_o[a,q]) F2[c,a] jac_p__o[l,q,c]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _jac_p__z_ff(t):
+    """jac_p__z_ff[l,a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] jac_p__ff[l,q,c]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    jac_p__o = t["jac_p__o"]
-    # einsum("Baq,ca,lqc->Blaq", dgelu_z_o, F2, jac_p__o)
-    tmp = np.tensordot(jac_p__o, F2, axes=([2], [0]))
-    return tmp.transpose(0, 2, 1) * dgelu_z_o[:, None]
+    jac_p__ff = t["jac_p__ff"]
+    # einsum("Baq,ca,lqc->Blaq", dgelu_z_ff, F2, jac_p__ff)
+    tmp = np.tensordot(jac_p__ff, F2, axes=([2], [0]))
+    return tmp.transpose(0, 2, 1) * dgelu_z_ff[:, None]
 
 
-def _jac_p__u(t):
-    """jac_p__u[l,q,i] = Σ_c F1[c,i] jac_p__z_o[l,c,q] + jac_p__o[l,q,i]"""
+def _jac_p__ln(t):
+    """jac_p__ln[l,q,i] = Σ_c F1[c,i] jac_p__z_ff[l,c,q] + jac_p__ff[l,q,i]"""
     F1 = t["F1"]
-    jac_p__z_o = t["jac_p__z_o"]
-    # einsum("ci,Blcq->Blqi", F1, jac_p__z_o)
-    jac_p__o = t["jac_p__o"]
-    return np.tensordot(jac_p__z_o, F1, axes=([2], [0])) + jac_p__o
+    jac_p__z_ff = t["jac_p__z_ff"]
+    # einsum("ci,Blcq->Blqi", F1, jac_p__z_ff)
+    jac_p__ff = t["jac_p__ff"]
+    return np.tensordot(jac_p__z_ff, F1, axes=([2], [0])) + jac_p__ff
 
 
-def _jac_p__z2_u(t):
-    """jac_p__z2_u[l,q] = Σ_c reciprocal'(z2_u[q]) g[c] jac_p__u[l,q,c] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] jac_p__u[l,q,c] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _jac_p__z_ln(t):
+    """jac_p__z_ln[l,q] = Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    jac_p__u = t["jac_p__u"]
+    jac_p__ln = t["jac_p__ln"]
     r = t["r"]
-    # einsum("Bq,c,Blqc,Bqc->Blq", dreciprocal_z2_u, g, jac_p__u, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Blqc,Bqc->Blq", dreciprocal_z_ln, g, jac_p__ln, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Blqc,Bq->Blq", dreciprocal_z2_u, g, jac_p__u, mu)
-    tmp_3 = mu * dreciprocal_z2_u
-    tmp_4 = np.tensordot(jac_p__u, g, axes=([3], [0]))
-    return ((((tmp_2.transpose(1, 2, 0))[..., None, :]) @ (jac_p__u.transpose(0, 2, 3, 1)))[..., 0, :]).transpose(0, 2, 1) - tmp_4 * tmp_3[:, None]
-
-
-def _jac_p__z_u(t):
-    """jac_p__z_u[l,q] = sqrt'(z_u[q]) jac_p__z2_u[l,q]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    jac_p__z2_u = t["jac_p__z2_u"]
-    # einsum("Bq,Blq->Blq", dsqrt_z_u, jac_p__z2_u)
-    return jac_p__z2_u * dsqrt_z_u[:, None]
+    # einsum("Bq,c,Blqc,Bq->Blq", dreciprocal_z_ln, g, jac_p__ln, mu)
+    tmp_3 = mu * dreciprocal_z_ln
+    tmp_4 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
+    return ((((tmp_2.transpose(1, 2, 0))[..., None, :]) @ (jac_p__ln.transpose(0, 2, 3, 1)))[..., 0, :]).transpose(0, 2, 1) - tmp_4 * tmp_3[:, None]
 
 
 def _jac_p__va(t):
-    """jac_p__va[l,q] = jac_p__z_u[l,q]"""
-    jac_p__z_u = t["jac_p__z_u"]
-    return jac_p__z_u
+    """jac_p__va[l,q] = sd'(va[q]) jac_p__z_ln[l,q]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    jac_p__z_ln = t["jac_p__z_ln"]
+    # einsum("Bq,Blq->Blq", dsd_va, jac_p__z_ln)
+    return jac_p__z_ln * dsd_va[:, None]
 
 
 def _jac_p__mu(t):
-    """jac_p__mu[l,q] = -2 jac_p__va[l,q] mu[q] - Σ_c reciprocal(z2_u[q]) g[c] jac_p__u[l,q,c]"""
+    """jac_p__mu[l,q] = -2 jac_p__va[l,q] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] jac_p__ln[l,q,c]"""
     jac_p__va = t["jac_p__va"]
     mu = t["mu"]
     # einsum("Blq,Bq->Blq", jac_p__va, mu)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    jac_p__u = t["jac_p__u"]
-    # einsum("Bq,c,Blqc->Blq", reciprocal_z2_u, g, jac_p__u)
-    tmp = np.tensordot(jac_p__u, g, axes=([3], [0]))
-    return -2 * mu[:, None] * jac_p__va - tmp * reciprocal_z2_u[:, None]
+    jac_p__ln = t["jac_p__ln"]
+    # einsum("Bq,c,Blqc->Blq", reciprocal_z_ln, g, jac_p__ln)
+    tmp = np.tensordot(jac_p__ln, g, axes=([3], [0]))
+    return -2 * mu[:, None] * jac_p__va - tmp * reciprocal_z_ln[:, None]
 
 
 def _jac_p__r(t):
-    """jac_p__r[l,q,i] = 1/n 1[i] jac_p__mu[l,q] + 2/n jac_p__va[l,q] r[q,i] + reciprocal(z2_u[q]) g[i] jac_p__u[l,q,i]"""
+    """jac_p__r[l,q,i] = 1/n 1[i] jac_p__mu[l,q] + 2/n jac_p__va[l,q] r[q,i] + reciprocal(z_ln[q]) g[i] jac_p__ln[l,q,i]"""
     jac_p__mu = t["jac_p__mu"]
     # einsum("i,Blq->Blqi", np.ones(4), jac_p__mu)
     jac_p__va = t["jac_p__va"]
     r = t["r"]
     # einsum("Blq,Bqi->Blqi", jac_p__va, r)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    jac_p__u = t["jac_p__u"]
-    # einsum("Bq,i,Blqi->Blqi", reciprocal_z2_u, g, jac_p__u)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    return 0.25 * jac_p__mu[:, :, :, None] * np.ones(4) + 0.5 * r[:, None] * jac_p__va[:, :, :, None] + (tmp.transpose(1, 2, 0))[:, None] * jac_p__u
+    jac_p__ln = t["jac_p__ln"]
+    # einsum("Bq,i,Blqi->Blqi", reciprocal_z_ln, g, jac_p__ln)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    return 0.25 * jac_p__mu[:, :, :, None] * np.ones(4) + 0.5 * r[:, None] * jac_p__va[:, :, :, None] + (tmp.transpose(1, 2, 0))[:, None] * jac_p__ln
 
 
 def _jac_p__h1(t):
@@ -927,8 +883,8 @@ def _hess_p__z_a1(t):
     return softmax_p[:, :, None, None] * jac_p__z_a1 - tmp[:, None] * softmax_p[:, :, None, None]
 
 
-def _hess_o__z_a1(t):
-    """hess_o__z_a1[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__z_a1[c,j,k]"""
+def _hess_ff__z_a1(t):
+    """hess_ff__z_a1[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__z_a1[c,j,k]"""
     U = t["U"]
     hess_p__z_a1 = t["hess_p__z_a1"]
     # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__z_a1)
@@ -936,114 +892,108 @@ def _hess_o__z_a1(t):
     return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
 
 
-def _hess_z_o__z_a1(t):
-    """hess_z_o__z_a1[a,q,i,k] = Σ_c gelu'(z_o[a,q]) F2[c,a] hess_o__z_a1[q,c,i,k] + Σ_c gelu''(z_o[a,q]) F2[c,a] adj_o[q,c] jac_z_o__z_a1[a,q,i,k]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _hess_z_ff__z_a1(t):
+    """hess_z_ff__z_a1[a,q,i,k] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__z_a1[q,c,i,k] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__z_a1[a,q,i,k]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    hess_o__z_a1 = t["hess_o__z_a1"]
-    # einsum("Baq,ca,Bqcik->Baqik", dgelu_z_o, F2, hess_o__z_a1)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    d2gelu_z_o = np.sqrt(2)*(1 - 1/2*z_o**2)*np.exp(-1/2*z_o**2)/np.sqrt(np.pi)
-    adj_o = t["adj_o"]
-    jac_z_o__z_a1 = t["jac_z_o__z_a1"]
-    # einsum("Baq,ca,Bqc,Baqik->Baqik", d2gelu_z_o, F2, adj_o, jac_z_o__z_a1)
-    tmp_2 = np.tensordot(adj_o, F2, axes=([2], [0]))
-    tmp_3 = tmp_2 * d2gelu_z_o.transpose(0, 2, 1)
-    return np.einsum("caBq,Bqcik->Baqik", tmp, hess_o__z_a1, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_o__z_a1
+    hess_ff__z_a1 = t["hess_ff__z_a1"]
+    # einsum("Baq,ca,Bqcik->Baqik", dgelu_z_ff, F2, hess_ff__z_a1)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+    adj_ff = t["adj_ff"]
+    jac_z_ff__z_a1 = t["jac_z_ff__z_a1"]
+    # einsum("Baq,ca,Bqc,Baqik->Baqik", d2gelu_z_ff, F2, adj_ff, jac_z_ff__z_a1)
+    tmp_2 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    tmp_3 = tmp_2 * d2gelu_z_ff.transpose(0, 2, 1)
+    return np.einsum("caBq,Bqcik->Baqik", tmp, hess_ff__z_a1, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__z_a1
 
 
-def _hess_u__z_a1(t):
-    """hess_u__z_a1[q,i,j,k] = Σ_c F1[c,i] hess_z_o__z_a1[c,q,j,k] + hess_o__z_a1[q,i,j,k]"""
+def _hess_ln__z_a1(t):
+    """hess_ln__z_a1[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__z_a1[c,q,j,k] + hess_ff__z_a1[q,i,j,k]"""
     F1 = t["F1"]
-    hess_z_o__z_a1 = t["hess_z_o__z_a1"]
-    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_o__z_a1)
-    hess_o__z_a1 = t["hess_o__z_a1"]
-    return (np.tensordot(hess_z_o__z_a1, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_o__z_a1
+    hess_z_ff__z_a1 = t["hess_z_ff__z_a1"]
+    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__z_a1)
+    hess_ff__z_a1 = t["hess_ff__z_a1"]
+    return (np.tensordot(hess_z_ff__z_a1, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__z_a1
 
 
-def _hess_z2_u__z_a1(t):
-    """hess_z2_u__z_a1[q,i,k] = Σ_c reciprocal'(z2_u[q]) g[c] hess_u__z_a1[q,c,i,k] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] hess_u__z_a1[q,c,i,k] mu[q] + Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_r__z_a1[q,c,i,k] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_mu__z_a1[q,i,k] + Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__z_a1[q,i,k] r[q,c] - Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__z_a1[q,i,k] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _hess_z_ln__z_a1(t):
+    """hess_z_ln__z_a1[q,i,k] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a1[q,c,i,k] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a1[q,c,i,k] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__z_a1[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__z_a1[q,i,k] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a1[q,i,k] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a1[q,i,k] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    hess_u__z_a1 = t["hess_u__z_a1"]
+    hess_ln__z_a1 = t["hess_ln__z_a1"]
     r = t["r"]
-    # einsum("Bq,c,Bqcik,Bqc->Bqik", dreciprocal_z2_u, g, hess_u__z_a1, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcik,Bqc->Bqik", dreciprocal_z_ln, g, hess_ln__z_a1, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Bqcik,Bq->Bqik", dreciprocal_z2_u, g, hess_u__z_a1, mu)
-    tmp_3 = mu * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcik,Bq->Bqik", dreciprocal_z_ln, g, hess_ln__z_a1, mu)
+    tmp_3 = mu * dreciprocal_z_ln
     tmp_4 = tmp_3[:, :, None] * g
-    adj_u = t["adj_u"]
+    adj_ln = t["adj_ln"]
     jac_r__z_a1 = t["jac_r__z_a1"]
-    # einsum("Bq,Bqc,c,Bqcik->Bqik", dreciprocal_z2_u, adj_u, g, jac_r__z_a1)
-    tmp_5 = adj_u * dreciprocal_z2_u[:, :, None]
+    # einsum("Bq,Bqc,c,Bqcik->Bqik", dreciprocal_z_ln, adj_ln, g, jac_r__z_a1)
+    tmp_5 = adj_ln * dreciprocal_z_ln[:, :, None]
     tmp_6 = tmp_5 * g
     jac_mu__z_a1 = t["jac_mu__z_a1"]
-    # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z2_u, adj_u, g, jac_mu__z_a1)
-    tmp_7 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_8 = tmp_7 * dreciprocal_z2_u
-    d2reciprocal_z2_u = 2/z2_u**3
-    jac_z2_u__z_a1 = t["jac_z2_u__z_a1"]
-    # einsum("Bq,Bqc,c,Bqik,Bqc->Bqik", d2reciprocal_z2_u, adj_u, g, jac_z2_u__z_a1, r)
-    tmp_9 = r * adj_u
-    tmp_10 = tmp_9 * d2reciprocal_z2_u[:, :, None]
+    # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln, adj_ln, g, jac_mu__z_a1)
+    tmp_7 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_8 = tmp_7 * dreciprocal_z_ln
+    d2reciprocal_z_ln = 2/z_ln**3
+    jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
+    # einsum("Bq,Bqc,c,Bqik,Bqc->Bqik", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__z_a1, r)
+    tmp_9 = r * adj_ln
+    tmp_10 = tmp_9 * d2reciprocal_z_ln[:, :, None]
     tmp_11 = np.tensordot(tmp_10, g, axes=([2], [0]))
-    # einsum("Bq,Bqc,c,Bqik,Bq->Bqik", d2reciprocal_z2_u, adj_u, g, jac_z2_u__z_a1, mu)
-    tmp_12 = mu * d2reciprocal_z2_u
-    tmp_13 = np.tensordot(g, adj_u, axes=([0], [2]))
+    # einsum("Bq,Bqc,c,Bqik,Bq->Bqik", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__z_a1, mu)
+    tmp_12 = mu * d2reciprocal_z_ln
+    tmp_13 = np.tensordot(g, adj_ln, axes=([0], [2]))
     tmp_14 = tmp_13 * tmp_12
-    return np.einsum("cBq,Bqcik->Bqik", tmp_2, hess_u__z_a1, optimize=False) - np.einsum("Bqc,Bqcik->Bqik", tmp_4, hess_u__z_a1, optimize=False) + np.einsum("Bqc,Bqcik->Bqik", tmp_6, jac_r__z_a1, optimize=False) - tmp_8[:, :, None, None] * jac_mu__z_a1 + tmp_11[:, :, None, None] * jac_z2_u__z_a1 - tmp_14[:, :, None, None] * jac_z2_u__z_a1
-
-
-def _hess_z_u__z_a1(t):
-    """hess_z_u__z_a1[q,i,k] = sqrt'(z_u[q]) hess_z2_u__z_a1[q,i,k] + sqrt''(z_u[q]) adj_z2_u[q] jac_z_u__z_a1[q,i,k]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    hess_z2_u__z_a1 = t["hess_z2_u__z_a1"]
-    # einsum("Bq,Bqik->Bqik", dsqrt_z_u, hess_z2_u__z_a1)
-    d2sqrt_z_u = -(1/4)/z_u**(3/2)
-    adj_z2_u = t["adj_z2_u"]
-    jac_z_u__z_a1 = t["jac_z_u__z_a1"]
-    # einsum("Bq,Bq,Bqik->Bqik", d2sqrt_z_u, adj_z2_u, jac_z_u__z_a1)
-    tmp = adj_z2_u * d2sqrt_z_u
-    return hess_z2_u__z_a1 * dsqrt_z_u[:, :, None, None] + tmp[:, :, None, None] * jac_z_u__z_a1
+    return np.einsum("cBq,Bqcik->Bqik", tmp_2, hess_ln__z_a1, optimize=False) - np.einsum("Bqc,Bqcik->Bqik", tmp_4, hess_ln__z_a1, optimize=False) + np.einsum("Bqc,Bqcik->Bqik", tmp_6, jac_r__z_a1, optimize=False) - tmp_8[:, :, None, None] * jac_mu__z_a1 + tmp_11[:, :, None, None] * jac_z_ln__z_a1 - tmp_14[:, :, None, None] * jac_z_ln__z_a1
 
 
 def _hess_va__z_a1(t):
-    """hess_va__z_a1[q,i,k] = hess_z_u__z_a1[q,i,k]"""
-    hess_z_u__z_a1 = t["hess_z_u__z_a1"]
-    return hess_z_u__z_a1
+    """hess_va__z_a1[q,i,k] = sd'(va[q]) hess_z_ln__z_a1[q,i,k] + sd''(va[q]) adj_z_ln[q] jac_va__z_a1[q,i,k]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    hess_z_ln__z_a1 = t["hess_z_ln__z_a1"]
+    # einsum("Bq,Bqik->Bqik", dsd_va, hess_z_ln__z_a1)
+    d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
+    adj_z_ln = t["adj_z_ln"]
+    jac_va__z_a1 = t["jac_va__z_a1"]
+    # einsum("Bq,Bq,Bqik->Bqik", d2sd_va, adj_z_ln, jac_va__z_a1)
+    tmp = adj_z_ln * d2sd_va
+    return hess_z_ln__z_a1 * dsd_va[:, :, None, None] + tmp[:, :, None, None] * jac_va__z_a1
 
 
 def _hess_mu__z_a1(t):
-    """hess_mu__z_a1[q,i,k] = -2 hess_va__z_a1[q,i,k] mu[q] - 2 adj_va[q] jac_mu__z_a1[q,i,k] - Σ_c reciprocal(z2_u[q]) g[c] hess_u__z_a1[q,c,i,k] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__z_a1[q,i,k]"""
+    """hess_mu__z_a1[q,i,k] = -2 hess_va__z_a1[q,i,k] mu[q] - 2 adj_va[q] jac_mu__z_a1[q,i,k] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__z_a1[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a1[q,i,k]"""
     hess_va__z_a1 = t["hess_va__z_a1"]
     mu = t["mu"]
     # einsum("Bqik,Bq->Bqik", hess_va__z_a1, mu)
     adj_va = t["adj_va"]
     jac_mu__z_a1 = t["jac_mu__z_a1"]
     # einsum("Bq,Bqik->Bqik", adj_va, jac_mu__z_a1)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__z_a1 = t["hess_u__z_a1"]
-    # einsum("Bq,c,Bqcik->Bqik", reciprocal_z2_u, g, hess_u__z_a1)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__z_a1 = t["jac_z2_u__z_a1"]
-    # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z2_u, adj_u, g, jac_z2_u__z_a1)
-    tmp_2 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_3 = tmp_2 * dreciprocal_z2_u
-    return -2 * mu[:, :, None, None] * hess_va__z_a1 - 2 * jac_mu__z_a1 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcik->Bqik", tmp, hess_u__z_a1, optimize=False) - tmp_3[:, :, None, None] * jac_z2_u__z_a1
+    hess_ln__z_a1 = t["hess_ln__z_a1"]
+    # einsum("Bq,c,Bqcik->Bqik", reciprocal_z_ln, g, hess_ln__z_a1)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
+    # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln, adj_ln, g, jac_z_ln__z_a1)
+    tmp_2 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_3 = tmp_2 * dreciprocal_z_ln
+    return -2 * mu[:, :, None, None] * hess_va__z_a1 - 2 * jac_mu__z_a1 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcik->Bqik", tmp, hess_ln__z_a1, optimize=False) - tmp_3[:, :, None, None] * jac_z_ln__z_a1
 
 
 def _hess_r__z_a1(t):
-    """hess_r__z_a1[q,i,j,k] = 1/n 1[i] hess_mu__z_a1[q,j,k] + 2/n hess_va__z_a1[q,j,k] r[q,i] + 2/n adj_va[q] jac_r__z_a1[q,i,j,k] + reciprocal(z2_u[q]) g[i] hess_u__z_a1[q,i,j,k] + reciprocal'(z2_u[q]) adj_u[q,i] g[i] jac_z2_u__z_a1[q,j,k]"""
+    """hess_r__z_a1[q,i,j,k] = 1/n 1[i] hess_mu__z_a1[q,j,k] + 2/n hess_va__z_a1[q,j,k] r[q,i] + 2/n adj_va[q] jac_r__z_a1[q,i,j,k] + reciprocal(z_ln[q]) g[i] hess_ln__z_a1[q,i,j,k] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__z_a1[q,j,k]"""
     hess_mu__z_a1 = t["hess_mu__z_a1"]
     # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__z_a1)
     hess_va__z_a1 = t["hess_va__z_a1"]
@@ -1052,19 +1002,19 @@ def _hess_r__z_a1(t):
     adj_va = t["adj_va"]
     jac_r__z_a1 = t["jac_r__z_a1"]
     # einsum("Bq,Bqijk->Bqijk", adj_va, jac_r__z_a1)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__z_a1 = t["hess_u__z_a1"]
-    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z2_u, g, hess_u__z_a1)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__z_a1 = t["jac_z2_u__z_a1"]
-    # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z2_u, adj_u, g, jac_z2_u__z_a1)
-    tmp_2 = adj_u * dreciprocal_z2_u[:, :, None]
+    hess_ln__z_a1 = t["hess_ln__z_a1"]
+    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln, g, hess_ln__z_a1)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
+    # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z_ln, adj_ln, g, jac_z_ln__z_a1)
+    tmp_2 = adj_ln * dreciprocal_z_ln[:, :, None]
     tmp_3 = tmp_2 * g
-    return 0.25 * hess_mu__z_a1[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_a1[:, :, None] + 0.5 * jac_r__z_a1 * adj_va[:, :, None, None, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_u__z_a1 + tmp_3[:, :, :, None, None] * jac_z2_u__z_a1[:, :, None]
+    return 0.25 * hess_mu__z_a1[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_a1[:, :, None] + 0.5 * jac_r__z_a1 * adj_va[:, :, None, None, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_a1 + tmp_3[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None]
 
 
 def _hess_h1__z_a1(t):
@@ -1125,8 +1075,8 @@ def _hess_p__h1(t):
     return softmax_p[:, :, None, None] * jac_p__h1 - tmp[:, None] * softmax_p[:, :, None, None]
 
 
-def _hess_o__h1(t):
-    """hess_o__h1[q,i,j,d] = 1/t Σ_c 1[q] U[c,i] hess_p__h1[c,j,d]"""
+def _hess_ff__h1(t):
+    """hess_ff__h1[q,i,j,d] = 1/t Σ_c 1[q] U[c,i] hess_p__h1[c,j,d]"""
     U = t["U"]
     hess_p__h1 = t["hess_p__h1"]
     # einsum("q,ci,Bcjd->Bqijd", np.ones(3), U, hess_p__h1)
@@ -1134,114 +1084,108 @@ def _hess_o__h1(t):
     return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
 
 
-def _hess_z_o__h1(t):
-    """hess_z_o__h1[a,q,i,d] = Σ_c gelu'(z_o[a,q]) F2[c,a] hess_o__h1[q,c,i,d] + Σ_c gelu''(z_o[a,q]) F2[c,a] adj_o[q,c] jac_z_o__h1[a,q,i,d]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _hess_z_ff__h1(t):
+    """hess_z_ff__h1[a,q,i,d] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__h1[q,c,i,d] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__h1[a,q,i,d]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    hess_o__h1 = t["hess_o__h1"]
-    # einsum("Baq,ca,Bqcid->Baqid", dgelu_z_o, F2, hess_o__h1)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    d2gelu_z_o = np.sqrt(2)*(1 - 1/2*z_o**2)*np.exp(-1/2*z_o**2)/np.sqrt(np.pi)
-    adj_o = t["adj_o"]
-    jac_z_o__h1 = t["jac_z_o__h1"]
-    # einsum("Baq,ca,Bqc,Baqid->Baqid", d2gelu_z_o, F2, adj_o, jac_z_o__h1)
-    tmp_2 = np.tensordot(adj_o, F2, axes=([2], [0]))
-    tmp_3 = tmp_2 * d2gelu_z_o.transpose(0, 2, 1)
-    return np.einsum("caBq,Bqcid->Baqid", tmp, hess_o__h1, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_o__h1
+    hess_ff__h1 = t["hess_ff__h1"]
+    # einsum("Baq,ca,Bqcid->Baqid", dgelu_z_ff, F2, hess_ff__h1)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+    adj_ff = t["adj_ff"]
+    jac_z_ff__h1 = t["jac_z_ff__h1"]
+    # einsum("Baq,ca,Bqc,Baqid->Baqid", d2gelu_z_ff, F2, adj_ff, jac_z_ff__h1)
+    tmp_2 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    tmp_3 = tmp_2 * d2gelu_z_ff.transpose(0, 2, 1)
+    return np.einsum("caBq,Bqcid->Baqid", tmp, hess_ff__h1, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__h1
 
 
-def _hess_u__h1(t):
-    """hess_u__h1[q,i,j,d] = Σ_c F1[c,i] hess_z_o__h1[c,q,j,d] + hess_o__h1[q,i,j,d]"""
+def _hess_ln__h1(t):
+    """hess_ln__h1[q,i,j,d] = Σ_c F1[c,i] hess_z_ff__h1[c,q,j,d] + hess_ff__h1[q,i,j,d]"""
     F1 = t["F1"]
-    hess_z_o__h1 = t["hess_z_o__h1"]
-    # einsum("ci,Bcqjd->Bqijd", F1, hess_z_o__h1)
-    hess_o__h1 = t["hess_o__h1"]
-    return (np.tensordot(hess_z_o__h1, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_o__h1
+    hess_z_ff__h1 = t["hess_z_ff__h1"]
+    # einsum("ci,Bcqjd->Bqijd", F1, hess_z_ff__h1)
+    hess_ff__h1 = t["hess_ff__h1"]
+    return (np.tensordot(hess_z_ff__h1, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__h1
 
 
-def _hess_z2_u__h1(t):
-    """hess_z2_u__h1[q,i,d] = Σ_c reciprocal'(z2_u[q]) g[c] hess_u__h1[q,c,i,d] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] hess_u__h1[q,c,i,d] mu[q] + Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_r__h1[q,c,i,d] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_mu__h1[q,i,d] + Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__h1[q,i,d] r[q,c] - Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__h1[q,i,d] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _hess_z_ln__h1(t):
+    """hess_z_ln__h1[q,i,d] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h1[q,c,i,d] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h1[q,c,i,d] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__h1[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__h1[q,i,d] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h1[q,i,d] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h1[q,i,d] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    hess_u__h1 = t["hess_u__h1"]
+    hess_ln__h1 = t["hess_ln__h1"]
     r = t["r"]
-    # einsum("Bq,c,Bqcid,Bqc->Bqid", dreciprocal_z2_u, g, hess_u__h1, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcid,Bqc->Bqid", dreciprocal_z_ln, g, hess_ln__h1, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Bqcid,Bq->Bqid", dreciprocal_z2_u, g, hess_u__h1, mu)
-    tmp_3 = mu * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcid,Bq->Bqid", dreciprocal_z_ln, g, hess_ln__h1, mu)
+    tmp_3 = mu * dreciprocal_z_ln
     tmp_4 = tmp_3[:, :, None] * g
-    adj_u = t["adj_u"]
+    adj_ln = t["adj_ln"]
     jac_r__h1 = t["jac_r__h1"]
-    # einsum("Bq,Bqc,c,qcid->Bqid", dreciprocal_z2_u, adj_u, g, jac_r__h1)
+    # einsum("Bq,Bqc,c,qcid->Bqid", dreciprocal_z_ln, adj_ln, g, jac_r__h1)
     tmp_5 = jac_r__h1 * g[:, None, None]
-    tmp_6 = tmp_5[:, :, :, :, None] * dreciprocal_z2_u.T[:, None, None, None]
+    tmp_6 = tmp_5[:, :, :, :, None] * dreciprocal_z_ln.T[:, None, None, None]
     jac_mu__h1 = t["jac_mu__h1"]
-    # einsum("Bq,Bqc,c,qid->Bqid", dreciprocal_z2_u, adj_u, g, jac_mu__h1)
-    tmp_7 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_8 = tmp_7 * dreciprocal_z2_u
-    d2reciprocal_z2_u = 2/z2_u**3
-    jac_z2_u__h1 = t["jac_z2_u__h1"]
-    # einsum("Bq,Bqc,c,Bqid,Bqc->Bqid", d2reciprocal_z2_u, adj_u, g, jac_z2_u__h1, r)
-    tmp_9 = r * adj_u
-    tmp_10 = tmp_9 * d2reciprocal_z2_u[:, :, None]
+    # einsum("Bq,Bqc,c,qid->Bqid", dreciprocal_z_ln, adj_ln, g, jac_mu__h1)
+    tmp_7 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_8 = tmp_7 * dreciprocal_z_ln
+    d2reciprocal_z_ln = 2/z_ln**3
+    jac_z_ln__h1 = t["jac_z_ln__h1"]
+    # einsum("Bq,Bqc,c,Bqid,Bqc->Bqid", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__h1, r)
+    tmp_9 = r * adj_ln
+    tmp_10 = tmp_9 * d2reciprocal_z_ln[:, :, None]
     tmp_11 = np.tensordot(tmp_10, g, axes=([2], [0]))
-    # einsum("Bq,Bqc,c,Bqid,Bq->Bqid", d2reciprocal_z2_u, adj_u, g, jac_z2_u__h1, mu)
-    tmp_12 = mu * d2reciprocal_z2_u
-    tmp_13 = np.tensordot(g, adj_u, axes=([0], [2]))
+    # einsum("Bq,Bqc,c,Bqid,Bq->Bqid", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__h1, mu)
+    tmp_12 = mu * d2reciprocal_z_ln
+    tmp_13 = np.tensordot(g, adj_ln, axes=([0], [2]))
     tmp_14 = tmp_13 * tmp_12
-    return np.einsum("cBq,Bqcid->Bqid", tmp_2, hess_u__h1, optimize=False) - np.einsum("Bqc,Bqcid->Bqid", tmp_4, hess_u__h1, optimize=False) + np.einsum("qcidB,Bqc->Bqid", tmp_6, adj_u, optimize=False) - tmp_8[:, :, None, None] * jac_mu__h1 + tmp_11[:, :, None, None] * jac_z2_u__h1 - tmp_14[:, :, None, None] * jac_z2_u__h1
-
-
-def _hess_z_u__h1(t):
-    """hess_z_u__h1[q,i,d] = sqrt'(z_u[q]) hess_z2_u__h1[q,i,d] + sqrt''(z_u[q]) adj_z2_u[q] jac_z_u__h1[q,i,d]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    hess_z2_u__h1 = t["hess_z2_u__h1"]
-    # einsum("Bq,Bqid->Bqid", dsqrt_z_u, hess_z2_u__h1)
-    d2sqrt_z_u = -(1/4)/z_u**(3/2)
-    adj_z2_u = t["adj_z2_u"]
-    jac_z_u__h1 = t["jac_z_u__h1"]
-    # einsum("Bq,Bq,Bqid->Bqid", d2sqrt_z_u, adj_z2_u, jac_z_u__h1)
-    tmp = adj_z2_u * d2sqrt_z_u
-    return hess_z2_u__h1 * dsqrt_z_u[:, :, None, None] + tmp[:, :, None, None] * jac_z_u__h1
+    return np.einsum("cBq,Bqcid->Bqid", tmp_2, hess_ln__h1, optimize=False) - np.einsum("Bqc,Bqcid->Bqid", tmp_4, hess_ln__h1, optimize=False) + np.einsum("qcidB,Bqc->Bqid", tmp_6, adj_ln, optimize=False) - tmp_8[:, :, None, None] * jac_mu__h1 + tmp_11[:, :, None, None] * jac_z_ln__h1 - tmp_14[:, :, None, None] * jac_z_ln__h1
 
 
 def _hess_va__h1(t):
-    """hess_va__h1[q,i,d] = hess_z_u__h1[q,i,d]"""
-    hess_z_u__h1 = t["hess_z_u__h1"]
-    return hess_z_u__h1
+    """hess_va__h1[q,i,d] = sd'(va[q]) hess_z_ln__h1[q,i,d] + sd''(va[q]) adj_z_ln[q] jac_va__h1[q,i,d]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    hess_z_ln__h1 = t["hess_z_ln__h1"]
+    # einsum("Bq,Bqid->Bqid", dsd_va, hess_z_ln__h1)
+    d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
+    adj_z_ln = t["adj_z_ln"]
+    jac_va__h1 = t["jac_va__h1"]
+    # einsum("Bq,Bq,Bqid->Bqid", d2sd_va, adj_z_ln, jac_va__h1)
+    tmp = adj_z_ln * d2sd_va
+    return hess_z_ln__h1 * dsd_va[:, :, None, None] + tmp[:, :, None, None] * jac_va__h1
 
 
 def _hess_mu__h1(t):
-    """hess_mu__h1[q,i,d] = -2 hess_va__h1[q,i,d] mu[q] - 2 adj_va[q] jac_mu__h1[q,i,d] - Σ_c reciprocal(z2_u[q]) g[c] hess_u__h1[q,c,i,d] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__h1[q,i,d]"""
+    """hess_mu__h1[q,i,d] = -2 hess_va__h1[q,i,d] mu[q] - 2 adj_va[q] jac_mu__h1[q,i,d] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__h1[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h1[q,i,d]"""
     hess_va__h1 = t["hess_va__h1"]
     mu = t["mu"]
     # einsum("Bqid,Bq->Bqid", hess_va__h1, mu)
     adj_va = t["adj_va"]
     jac_mu__h1 = t["jac_mu__h1"]
     # einsum("Bq,qid->Bqid", adj_va, jac_mu__h1)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__h1 = t["hess_u__h1"]
-    # einsum("Bq,c,Bqcid->Bqid", reciprocal_z2_u, g, hess_u__h1)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__h1 = t["jac_z2_u__h1"]
-    # einsum("Bq,Bqc,c,Bqid->Bqid", dreciprocal_z2_u, adj_u, g, jac_z2_u__h1)
-    tmp_2 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_3 = tmp_2 * dreciprocal_z2_u
-    return -2 * mu[:, :, None, None] * hess_va__h1 - 2 * jac_mu__h1 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcid->Bqid", tmp, hess_u__h1, optimize=False) - tmp_3[:, :, None, None] * jac_z2_u__h1
+    hess_ln__h1 = t["hess_ln__h1"]
+    # einsum("Bq,c,Bqcid->Bqid", reciprocal_z_ln, g, hess_ln__h1)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__h1 = t["jac_z_ln__h1"]
+    # einsum("Bq,Bqc,c,Bqid->Bqid", dreciprocal_z_ln, adj_ln, g, jac_z_ln__h1)
+    tmp_2 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_3 = tmp_2 * dreciprocal_z_ln
+    return -2 * mu[:, :, None, None] * hess_va__h1 - 2 * jac_mu__h1 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcid->Bqid", tmp, hess_ln__h1, optimize=False) - tmp_3[:, :, None, None] * jac_z_ln__h1
 
 
 def _hess_r__h1(t):
-    """hess_r__h1[q,i,j,d] = 1/n 1[i] hess_mu__h1[q,j,d] + 2/n hess_va__h1[q,j,d] r[q,i] + 2/n adj_va[q] jac_r__h1[q,i,j,d] + reciprocal(z2_u[q]) g[i] hess_u__h1[q,i,j,d] + reciprocal'(z2_u[q]) adj_u[q,i] g[i] jac_z2_u__h1[q,j,d]"""
+    """hess_r__h1[q,i,j,d] = 1/n 1[i] hess_mu__h1[q,j,d] + 2/n hess_va__h1[q,j,d] r[q,i] + 2/n adj_va[q] jac_r__h1[q,i,j,d] + reciprocal(z_ln[q]) g[i] hess_ln__h1[q,i,j,d] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__h1[q,j,d]"""
     hess_mu__h1 = t["hess_mu__h1"]
     # einsum("i,Bqjd->Bqijd", np.ones(4), hess_mu__h1)
     hess_va__h1 = t["hess_va__h1"]
@@ -1250,19 +1194,19 @@ def _hess_r__h1(t):
     adj_va = t["adj_va"]
     jac_r__h1 = t["jac_r__h1"]
     # einsum("Bq,qijd->Bqijd", adj_va, jac_r__h1)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__h1 = t["hess_u__h1"]
-    # einsum("Bq,i,Bqijd->Bqijd", reciprocal_z2_u, g, hess_u__h1)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__h1 = t["jac_z2_u__h1"]
-    # einsum("Bq,Bqi,i,Bqjd->Bqijd", dreciprocal_z2_u, adj_u, g, jac_z2_u__h1)
-    tmp_2 = adj_u * dreciprocal_z2_u[:, :, None]
+    hess_ln__h1 = t["hess_ln__h1"]
+    # einsum("Bq,i,Bqijd->Bqijd", reciprocal_z_ln, g, hess_ln__h1)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__h1 = t["jac_z_ln__h1"]
+    # einsum("Bq,Bqi,i,Bqjd->Bqijd", dreciprocal_z_ln, adj_ln, g, jac_z_ln__h1)
+    tmp_2 = adj_ln * dreciprocal_z_ln[:, :, None]
     tmp_3 = tmp_2 * g
-    return 0.25 * hess_mu__h1[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__h1[:, :, None] + 0.5 * jac_r__h1 * adj_va[:, :, None, None, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_u__h1 + tmp_3[:, :, :, None, None] * jac_z2_u__h1[:, :, None]
+    return 0.25 * hess_mu__h1[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__h1[:, :, None] + 0.5 * jac_r__h1 * adj_va[:, :, None, None, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__h1 + tmp_3[:, :, :, None, None] * jac_z_ln__h1[:, :, None]
 
 
 def _hess_h1__h1(t):
@@ -1305,8 +1249,8 @@ def _hess_p__r(t):
     return softmax_p[:, :, None, None] * jac_p__r - tmp[:, None] * softmax_p[:, :, None, None]
 
 
-def _hess_o__r(t):
-    """hess_o__r[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__r[c,j,k]"""
+def _hess_ff__r(t):
+    """hess_ff__r[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__r[c,j,k]"""
     U = t["U"]
     hess_p__r = t["hess_p__r"]
     # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__r)
@@ -1314,113 +1258,107 @@ def _hess_o__r(t):
     return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
 
 
-def _hess_z_o__r(t):
-    """hess_z_o__r[a,q,i,j] = Σ_c gelu'(z_o[a,q]) F2[c,a] hess_o__r[q,c,i,j] + Σ_c gelu''(z_o[a,q]) F2[c,a] adj_o[q,c] jac_z_o__r[a,q,i,j]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _hess_z_ff__r(t):
+    """hess_z_ff__r[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__r[q,c,i,j] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__r[a,q,i,j]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    hess_o__r = t["hess_o__r"]
-    # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_o, F2, hess_o__r)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    d2gelu_z_o = np.sqrt(2)*(1 - 1/2*z_o**2)*np.exp(-1/2*z_o**2)/np.sqrt(np.pi)
-    adj_o = t["adj_o"]
-    jac_z_o__r = t["jac_z_o__r"]
-    # einsum("Baq,ca,Bqc,Baqij->Baqij", d2gelu_z_o, F2, adj_o, jac_z_o__r)
-    tmp_2 = np.tensordot(adj_o, F2, axes=([2], [0]))
-    tmp_3 = tmp_2 * d2gelu_z_o.transpose(0, 2, 1)
-    return np.einsum("caBq,Bqcij->Baqij", tmp, hess_o__r, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_o__r
+    hess_ff__r = t["hess_ff__r"]
+    # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff, F2, hess_ff__r)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+    adj_ff = t["adj_ff"]
+    jac_z_ff__r = t["jac_z_ff__r"]
+    # einsum("Baq,ca,Bqc,Baqij->Baqij", d2gelu_z_ff, F2, adj_ff, jac_z_ff__r)
+    tmp_2 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    tmp_3 = tmp_2 * d2gelu_z_ff.transpose(0, 2, 1)
+    return np.einsum("caBq,Bqcij->Baqij", tmp, hess_ff__r, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__r
 
 
-def _hess_u__r(t):
-    """hess_u__r[q,i,j,k] = Σ_c F1[c,i] hess_z_o__r[c,q,j,k] + hess_o__r[q,i,j,k]"""
+def _hess_ln__r(t):
+    """hess_ln__r[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__r[c,q,j,k] + hess_ff__r[q,i,j,k]"""
     F1 = t["F1"]
-    hess_z_o__r = t["hess_z_o__r"]
-    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_o__r)
-    hess_o__r = t["hess_o__r"]
-    return (np.tensordot(hess_z_o__r, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_o__r
+    hess_z_ff__r = t["hess_z_ff__r"]
+    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__r)
+    hess_ff__r = t["hess_ff__r"]
+    return (np.tensordot(hess_z_ff__r, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__r
 
 
-def _hess_z2_u__r(t):
-    """hess_z2_u__r[q,i,j] = Σ_c reciprocal'(z2_u[q]) g[c] hess_u__r[q,c,i,j] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] hess_u__r[q,c,i,j] mu[q] + reciprocal'(z2_u[q]) δ[q,i] adj_u[q,j] g[j] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_mu__r[q,i,j] + Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__r[q,i,j] r[q,c] - Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__r[q,i,j] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _hess_z_ln__r(t):
+    """hess_z_ln__r[q,i,j] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__r[q,c,i,j] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__r[q,c,i,j] mu[q] + reciprocal'(z_ln[q]) δ[q,i] adj_ln[q,j] g[j] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__r[q,i,j] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__r[q,i,j] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__r[q,i,j] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    hess_u__r = t["hess_u__r"]
+    hess_ln__r = t["hess_ln__r"]
     r = t["r"]
-    # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z2_u, g, hess_u__r, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln, g, hess_ln__r, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z2_u, g, hess_u__r, mu)
-    tmp_3 = mu * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z_ln, g, hess_ln__r, mu)
+    tmp_3 = mu * dreciprocal_z_ln
     tmp_4 = tmp_3[:, :, None] * g
-    adj_u = t["adj_u"]
-    # einsum("Bq,qi,Bqj,j->Bqij", dreciprocal_z2_u, np.eye(3), adj_u, g)
-    tmp_5 = adj_u * dreciprocal_z2_u[:, :, None]
+    adj_ln = t["adj_ln"]
+    # einsum("Bq,qi,Bqj,j->Bqij", dreciprocal_z_ln, np.eye(3), adj_ln, g)
+    tmp_5 = adj_ln * dreciprocal_z_ln[:, :, None]
     tmp_6 = g[:, None, None] * np.eye(3)
     jac_mu__r = t["jac_mu__r"]
-    # einsum("Bq,Bqc,c,qij->Bqij", dreciprocal_z2_u, adj_u, g, jac_mu__r)
-    tmp_7 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_8 = tmp_7 * dreciprocal_z2_u
-    d2reciprocal_z2_u = 2/z2_u**3
-    jac_z2_u__r = t["jac_z2_u__r"]
-    # einsum("Bq,Bqc,c,Bqij,Bqc->Bqij", d2reciprocal_z2_u, adj_u, g, jac_z2_u__r, r)
-    tmp_9 = r * adj_u
-    tmp_10 = tmp_9 * d2reciprocal_z2_u[:, :, None]
+    # einsum("Bq,Bqc,c,qij->Bqij", dreciprocal_z_ln, adj_ln, g, jac_mu__r)
+    tmp_7 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_8 = tmp_7 * dreciprocal_z_ln
+    d2reciprocal_z_ln = 2/z_ln**3
+    jac_z_ln__r = t["jac_z_ln__r"]
+    # einsum("Bq,Bqc,c,Bqij,Bqc->Bqij", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__r, r)
+    tmp_9 = r * adj_ln
+    tmp_10 = tmp_9 * d2reciprocal_z_ln[:, :, None]
     tmp_11 = np.tensordot(tmp_10, g, axes=([2], [0]))
-    # einsum("Bq,Bqc,c,Bqij,Bq->Bqij", d2reciprocal_z2_u, adj_u, g, jac_z2_u__r, mu)
-    tmp_12 = mu * d2reciprocal_z2_u
-    tmp_13 = np.tensordot(g, adj_u, axes=([0], [2]))
+    # einsum("Bq,Bqc,c,Bqij,Bq->Bqij", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__r, mu)
+    tmp_12 = mu * d2reciprocal_z_ln
+    tmp_13 = np.tensordot(g, adj_ln, axes=([0], [2]))
     tmp_14 = tmp_13 * tmp_12
-    return np.einsum("cBq,Bqcij->Bqij", tmp_2, hess_u__r, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_4, hess_u__r, optimize=False) + tmp_6.transpose(1, 2, 0) * tmp_5[:, :, None] - tmp_8[:, :, None, None] * jac_mu__r + tmp_11[:, :, None, None] * jac_z2_u__r - tmp_14[:, :, None, None] * jac_z2_u__r
-
-
-def _hess_z_u__r(t):
-    """hess_z_u__r[q,i,j] = sqrt'(z_u[q]) hess_z2_u__r[q,i,j] + sqrt''(z_u[q]) adj_z2_u[q] jac_z_u__r[q,i,j]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    hess_z2_u__r = t["hess_z2_u__r"]
-    # einsum("Bq,Bqij->Bqij", dsqrt_z_u, hess_z2_u__r)
-    d2sqrt_z_u = -(1/4)/z_u**(3/2)
-    adj_z2_u = t["adj_z2_u"]
-    jac_z_u__r = t["jac_z_u__r"]
-    # einsum("Bq,Bq,Bqij->Bqij", d2sqrt_z_u, adj_z2_u, jac_z_u__r)
-    tmp = adj_z2_u * d2sqrt_z_u
-    return hess_z2_u__r * dsqrt_z_u[:, :, None, None] + tmp[:, :, None, None] * jac_z_u__r
+    return np.einsum("cBq,Bqcij->Bqij", tmp_2, hess_ln__r, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_4, hess_ln__r, optimize=False) + tmp_6.transpose(1, 2, 0) * tmp_5[:, :, None] - tmp_8[:, :, None, None] * jac_mu__r + tmp_11[:, :, None, None] * jac_z_ln__r - tmp_14[:, :, None, None] * jac_z_ln__r
 
 
 def _hess_va__r(t):
-    """hess_va__r[q,i,j] = hess_z_u__r[q,i,j]"""
-    hess_z_u__r = t["hess_z_u__r"]
-    return hess_z_u__r
+    """hess_va__r[q,i,j] = sd'(va[q]) hess_z_ln__r[q,i,j] + sd''(va[q]) adj_z_ln[q] jac_va__r[q,i,j]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    hess_z_ln__r = t["hess_z_ln__r"]
+    # einsum("Bq,Bqij->Bqij", dsd_va, hess_z_ln__r)
+    d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
+    adj_z_ln = t["adj_z_ln"]
+    jac_va__r = t["jac_va__r"]
+    # einsum("Bq,Bq,Bqij->Bqij", d2sd_va, adj_z_ln, jac_va__r)
+    tmp = adj_z_ln * d2sd_va
+    return hess_z_ln__r * dsd_va[:, :, None, None] + tmp[:, :, None, None] * jac_va__r
 
 
 def _hess_mu__r(t):
-    """hess_mu__r[q,i,j] = -2 hess_va__r[q,i,j] mu[q] - 2 adj_va[q] jac_mu__r[q,i,j] - Σ_c reciprocal(z2_u[q]) g[c] hess_u__r[q,c,i,j] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__r[q,i,j]"""
+    """hess_mu__r[q,i,j] = -2 hess_va__r[q,i,j] mu[q] - 2 adj_va[q] jac_mu__r[q,i,j] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__r[q,c,i,j] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__r[q,i,j]"""
     hess_va__r = t["hess_va__r"]
     mu = t["mu"]
     # einsum("Bqij,Bq->Bqij", hess_va__r, mu)
     adj_va = t["adj_va"]
     jac_mu__r = t["jac_mu__r"]
     # einsum("Bq,qij->Bqij", adj_va, jac_mu__r)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__r = t["hess_u__r"]
-    # einsum("Bq,c,Bqcij->Bqij", reciprocal_z2_u, g, hess_u__r)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__r = t["jac_z2_u__r"]
-    # einsum("Bq,Bqc,c,Bqij->Bqij", dreciprocal_z2_u, adj_u, g, jac_z2_u__r)
-    tmp_2 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_3 = tmp_2 * dreciprocal_z2_u
-    return -2 * mu[:, :, None, None] * hess_va__r - 2 * jac_mu__r * adj_va[:, :, None, None] - np.einsum("cBq,Bqcij->Bqij", tmp, hess_u__r, optimize=False) - tmp_3[:, :, None, None] * jac_z2_u__r
+    hess_ln__r = t["hess_ln__r"]
+    # einsum("Bq,c,Bqcij->Bqij", reciprocal_z_ln, g, hess_ln__r)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__r = t["jac_z_ln__r"]
+    # einsum("Bq,Bqc,c,Bqij->Bqij", dreciprocal_z_ln, adj_ln, g, jac_z_ln__r)
+    tmp_2 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_3 = tmp_2 * dreciprocal_z_ln
+    return -2 * mu[:, :, None, None] * hess_va__r - 2 * jac_mu__r * adj_va[:, :, None, None] - np.einsum("cBq,Bqcij->Bqij", tmp, hess_ln__r, optimize=False) - tmp_3[:, :, None, None] * jac_z_ln__r
 
 
 def _hess_r__r(t):
-    """hess_r__r[q,i,j,k] = 1/n 1[i] hess_mu__r[q,j,k] + 2/n hess_va__r[q,j,k] r[q,i] + 2/n δ[i,k] δ[q,j] adj_va[q] + reciprocal(z2_u[q]) g[i] hess_u__r[q,i,j,k] + reciprocal'(z2_u[q]) adj_u[q,i] g[i] jac_z2_u__r[q,j,k]"""
+    """hess_r__r[q,i,j,k] = 1/n 1[i] hess_mu__r[q,j,k] + 2/n hess_va__r[q,j,k] r[q,i] + 2/n δ[i,k] δ[q,j] adj_va[q] + reciprocal(z_ln[q]) g[i] hess_ln__r[q,i,j,k] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__r[q,j,k]"""
     hess_mu__r = t["hess_mu__r"]
     # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__r)
     hess_va__r = t["hess_va__r"]
@@ -1429,19 +1367,19 @@ def _hess_r__r(t):
     adj_va = t["adj_va"]
     # einsum("ik,qj,Bq->Bqijk", np.eye(4), np.eye(3), adj_va)
     tmp = (np.eye(3))[:, :, None, None] * np.eye(4)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__r = t["hess_u__r"]
-    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z2_u, g, hess_u__r)
-    tmp_2 = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__r = t["jac_z2_u__r"]
-    # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z2_u, adj_u, g, jac_z2_u__r)
-    tmp_3 = adj_u * dreciprocal_z2_u[:, :, None]
+    hess_ln__r = t["hess_ln__r"]
+    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln, g, hess_ln__r)
+    tmp_2 = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__r = t["jac_z_ln__r"]
+    # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z_ln, adj_ln, g, jac_z_ln__r)
+    tmp_3 = adj_ln * dreciprocal_z_ln[:, :, None]
     tmp_4 = tmp_3 * g
-    return 0.25 * hess_mu__r[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__r[:, :, None] + 0.5 * tmp.transpose(0, 2, 1, 3) * adj_va[:, :, None, None, None] + (tmp_2.transpose(1, 2, 0))[:, :, :, None, None] * hess_u__r + tmp_4[:, :, :, None, None] * jac_z2_u__r[:, :, None]
+    return 0.25 * hess_mu__r[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__r[:, :, None] + 0.5 * tmp.transpose(0, 2, 1, 3) * adj_va[:, :, None, None, None] + (tmp_2.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__r + tmp_4[:, :, :, None, None] * jac_z_ln__r[:, :, None]
 
 
 def _hess_h1__r(t):
@@ -1513,8 +1451,8 @@ def _hess_p__z_a2(t):
     return softmax_p[:, :, None, None] * jac_p__z_a2 - tmp[:, None] * softmax_p[:, :, None, None]
 
 
-def _hess_o__z_a2(t):
-    """hess_o__z_a2[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__z_a2[c,j,k]"""
+def _hess_ff__z_a2(t):
+    """hess_ff__z_a2[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__z_a2[c,j,k]"""
     U = t["U"]
     hess_p__z_a2 = t["hess_p__z_a2"]
     # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__z_a2)
@@ -1522,114 +1460,108 @@ def _hess_o__z_a2(t):
     return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
 
 
-def _hess_z_o__z_a2(t):
-    """hess_z_o__z_a2[a,q,i,k] = Σ_c gelu'(z_o[a,q]) F2[c,a] hess_o__z_a2[q,c,i,k] + Σ_c gelu''(z_o[a,q]) F2[c,a] adj_o[q,c] jac_z_o__z_a2[a,q,i,k]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _hess_z_ff__z_a2(t):
+    """hess_z_ff__z_a2[a,q,i,k] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__z_a2[q,c,i,k] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__z_a2[a,q,i,k]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    hess_o__z_a2 = t["hess_o__z_a2"]
-    # einsum("Baq,ca,Bqcik->Baqik", dgelu_z_o, F2, hess_o__z_a2)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    d2gelu_z_o = np.sqrt(2)*(1 - 1/2*z_o**2)*np.exp(-1/2*z_o**2)/np.sqrt(np.pi)
-    adj_o = t["adj_o"]
-    jac_z_o__z_a2 = t["jac_z_o__z_a2"]
-    # einsum("Baq,ca,Bqc,Baqik->Baqik", d2gelu_z_o, F2, adj_o, jac_z_o__z_a2)
-    tmp_2 = np.tensordot(adj_o, F2, axes=([2], [0]))
-    tmp_3 = tmp_2 * d2gelu_z_o.transpose(0, 2, 1)
-    return np.einsum("caBq,Bqcik->Baqik", tmp, hess_o__z_a2, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_o__z_a2
+    hess_ff__z_a2 = t["hess_ff__z_a2"]
+    # einsum("Baq,ca,Bqcik->Baqik", dgelu_z_ff, F2, hess_ff__z_a2)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+    adj_ff = t["adj_ff"]
+    jac_z_ff__z_a2 = t["jac_z_ff__z_a2"]
+    # einsum("Baq,ca,Bqc,Baqik->Baqik", d2gelu_z_ff, F2, adj_ff, jac_z_ff__z_a2)
+    tmp_2 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    tmp_3 = tmp_2 * d2gelu_z_ff.transpose(0, 2, 1)
+    return np.einsum("caBq,Bqcik->Baqik", tmp, hess_ff__z_a2, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__z_a2
 
 
-def _hess_u__z_a2(t):
-    """hess_u__z_a2[q,i,j,k] = Σ_c F1[c,i] hess_z_o__z_a2[c,q,j,k] + hess_o__z_a2[q,i,j,k]"""
+def _hess_ln__z_a2(t):
+    """hess_ln__z_a2[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__z_a2[c,q,j,k] + hess_ff__z_a2[q,i,j,k]"""
     F1 = t["F1"]
-    hess_z_o__z_a2 = t["hess_z_o__z_a2"]
-    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_o__z_a2)
-    hess_o__z_a2 = t["hess_o__z_a2"]
-    return (np.tensordot(hess_z_o__z_a2, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_o__z_a2
+    hess_z_ff__z_a2 = t["hess_z_ff__z_a2"]
+    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__z_a2)
+    hess_ff__z_a2 = t["hess_ff__z_a2"]
+    return (np.tensordot(hess_z_ff__z_a2, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__z_a2
 
 
-def _hess_z2_u__z_a2(t):
-    """hess_z2_u__z_a2[q,i,k] = Σ_c reciprocal'(z2_u[q]) g[c] hess_u__z_a2[q,c,i,k] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] hess_u__z_a2[q,c,i,k] mu[q] + Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_r__z_a2[q,c,i,k] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_mu__z_a2[q,i,k] + Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__z_a2[q,i,k] r[q,c] - Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__z_a2[q,i,k] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _hess_z_ln__z_a2(t):
+    """hess_z_ln__z_a2[q,i,k] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a2[q,c,i,k] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a2[q,c,i,k] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__z_a2[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__z_a2[q,i,k] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a2[q,i,k] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a2[q,i,k] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    hess_u__z_a2 = t["hess_u__z_a2"]
+    hess_ln__z_a2 = t["hess_ln__z_a2"]
     r = t["r"]
-    # einsum("Bq,c,Bqcik,Bqc->Bqik", dreciprocal_z2_u, g, hess_u__z_a2, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcik,Bqc->Bqik", dreciprocal_z_ln, g, hess_ln__z_a2, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Bqcik,Bq->Bqik", dreciprocal_z2_u, g, hess_u__z_a2, mu)
-    tmp_3 = mu * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcik,Bq->Bqik", dreciprocal_z_ln, g, hess_ln__z_a2, mu)
+    tmp_3 = mu * dreciprocal_z_ln
     tmp_4 = tmp_3[:, :, None] * g
-    adj_u = t["adj_u"]
+    adj_ln = t["adj_ln"]
     jac_r__z_a2 = t["jac_r__z_a2"]
-    # einsum("Bq,Bqc,c,Bqcik->Bqik", dreciprocal_z2_u, adj_u, g, jac_r__z_a2)
-    tmp_5 = adj_u * dreciprocal_z2_u[:, :, None]
+    # einsum("Bq,Bqc,c,Bqcik->Bqik", dreciprocal_z_ln, adj_ln, g, jac_r__z_a2)
+    tmp_5 = adj_ln * dreciprocal_z_ln[:, :, None]
     tmp_6 = tmp_5 * g
     jac_mu__z_a2 = t["jac_mu__z_a2"]
-    # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z2_u, adj_u, g, jac_mu__z_a2)
-    tmp_7 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_8 = tmp_7 * dreciprocal_z2_u
-    d2reciprocal_z2_u = 2/z2_u**3
-    jac_z2_u__z_a2 = t["jac_z2_u__z_a2"]
-    # einsum("Bq,Bqc,c,Bqik,Bqc->Bqik", d2reciprocal_z2_u, adj_u, g, jac_z2_u__z_a2, r)
-    tmp_9 = r * adj_u
-    tmp_10 = tmp_9 * d2reciprocal_z2_u[:, :, None]
+    # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln, adj_ln, g, jac_mu__z_a2)
+    tmp_7 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_8 = tmp_7 * dreciprocal_z_ln
+    d2reciprocal_z_ln = 2/z_ln**3
+    jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
+    # einsum("Bq,Bqc,c,Bqik,Bqc->Bqik", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__z_a2, r)
+    tmp_9 = r * adj_ln
+    tmp_10 = tmp_9 * d2reciprocal_z_ln[:, :, None]
     tmp_11 = np.tensordot(tmp_10, g, axes=([2], [0]))
-    # einsum("Bq,Bqc,c,Bqik,Bq->Bqik", d2reciprocal_z2_u, adj_u, g, jac_z2_u__z_a2, mu)
-    tmp_12 = mu * d2reciprocal_z2_u
-    tmp_13 = np.tensordot(g, adj_u, axes=([0], [2]))
+    # einsum("Bq,Bqc,c,Bqik,Bq->Bqik", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__z_a2, mu)
+    tmp_12 = mu * d2reciprocal_z_ln
+    tmp_13 = np.tensordot(g, adj_ln, axes=([0], [2]))
     tmp_14 = tmp_13 * tmp_12
-    return np.einsum("cBq,Bqcik->Bqik", tmp_2, hess_u__z_a2, optimize=False) - np.einsum("Bqc,Bqcik->Bqik", tmp_4, hess_u__z_a2, optimize=False) + np.einsum("Bqc,Bqcik->Bqik", tmp_6, jac_r__z_a2, optimize=False) - tmp_8[:, :, None, None] * jac_mu__z_a2 + tmp_11[:, :, None, None] * jac_z2_u__z_a2 - tmp_14[:, :, None, None] * jac_z2_u__z_a2
-
-
-def _hess_z_u__z_a2(t):
-    """hess_z_u__z_a2[q,i,k] = sqrt'(z_u[q]) hess_z2_u__z_a2[q,i,k] + sqrt''(z_u[q]) adj_z2_u[q] jac_z_u__z_a2[q,i,k]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    hess_z2_u__z_a2 = t["hess_z2_u__z_a2"]
-    # einsum("Bq,Bqik->Bqik", dsqrt_z_u, hess_z2_u__z_a2)
-    d2sqrt_z_u = -(1/4)/z_u**(3/2)
-    adj_z2_u = t["adj_z2_u"]
-    jac_z_u__z_a2 = t["jac_z_u__z_a2"]
-    # einsum("Bq,Bq,Bqik->Bqik", d2sqrt_z_u, adj_z2_u, jac_z_u__z_a2)
-    tmp = adj_z2_u * d2sqrt_z_u
-    return hess_z2_u__z_a2 * dsqrt_z_u[:, :, None, None] + tmp[:, :, None, None] * jac_z_u__z_a2
+    return np.einsum("cBq,Bqcik->Bqik", tmp_2, hess_ln__z_a2, optimize=False) - np.einsum("Bqc,Bqcik->Bqik", tmp_4, hess_ln__z_a2, optimize=False) + np.einsum("Bqc,Bqcik->Bqik", tmp_6, jac_r__z_a2, optimize=False) - tmp_8[:, :, None, None] * jac_mu__z_a2 + tmp_11[:, :, None, None] * jac_z_ln__z_a2 - tmp_14[:, :, None, None] * jac_z_ln__z_a2
 
 
 def _hess_va__z_a2(t):
-    """hess_va__z_a2[q,i,k] = hess_z_u__z_a2[q,i,k]"""
-    hess_z_u__z_a2 = t["hess_z_u__z_a2"]
-    return hess_z_u__z_a2
+    """hess_va__z_a2[q,i,k] = sd'(va[q]) hess_z_ln__z_a2[q,i,k] + sd''(va[q]) adj_z_ln[q] jac_va__z_a2[q,i,k]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    hess_z_ln__z_a2 = t["hess_z_ln__z_a2"]
+    # einsum("Bq,Bqik->Bqik", dsd_va, hess_z_ln__z_a2)
+    d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
+    adj_z_ln = t["adj_z_ln"]
+    jac_va__z_a2 = t["jac_va__z_a2"]
+    # einsum("Bq,Bq,Bqik->Bqik", d2sd_va, adj_z_ln, jac_va__z_a2)
+    tmp = adj_z_ln * d2sd_va
+    return hess_z_ln__z_a2 * dsd_va[:, :, None, None] + tmp[:, :, None, None] * jac_va__z_a2
 
 
 def _hess_mu__z_a2(t):
-    """hess_mu__z_a2[q,i,k] = -2 hess_va__z_a2[q,i,k] mu[q] - 2 adj_va[q] jac_mu__z_a2[q,i,k] - Σ_c reciprocal(z2_u[q]) g[c] hess_u__z_a2[q,c,i,k] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__z_a2[q,i,k]"""
+    """hess_mu__z_a2[q,i,k] = -2 hess_va__z_a2[q,i,k] mu[q] - 2 adj_va[q] jac_mu__z_a2[q,i,k] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__z_a2[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a2[q,i,k]"""
     hess_va__z_a2 = t["hess_va__z_a2"]
     mu = t["mu"]
     # einsum("Bqik,Bq->Bqik", hess_va__z_a2, mu)
     adj_va = t["adj_va"]
     jac_mu__z_a2 = t["jac_mu__z_a2"]
     # einsum("Bq,Bqik->Bqik", adj_va, jac_mu__z_a2)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__z_a2 = t["hess_u__z_a2"]
-    # einsum("Bq,c,Bqcik->Bqik", reciprocal_z2_u, g, hess_u__z_a2)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__z_a2 = t["jac_z2_u__z_a2"]
-    # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z2_u, adj_u, g, jac_z2_u__z_a2)
-    tmp_2 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_3 = tmp_2 * dreciprocal_z2_u
-    return -2 * mu[:, :, None, None] * hess_va__z_a2 - 2 * jac_mu__z_a2 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcik->Bqik", tmp, hess_u__z_a2, optimize=False) - tmp_3[:, :, None, None] * jac_z2_u__z_a2
+    hess_ln__z_a2 = t["hess_ln__z_a2"]
+    # einsum("Bq,c,Bqcik->Bqik", reciprocal_z_ln, g, hess_ln__z_a2)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
+    # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln, adj_ln, g, jac_z_ln__z_a2)
+    tmp_2 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_3 = tmp_2 * dreciprocal_z_ln
+    return -2 * mu[:, :, None, None] * hess_va__z_a2 - 2 * jac_mu__z_a2 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcik->Bqik", tmp, hess_ln__z_a2, optimize=False) - tmp_3[:, :, None, None] * jac_z_ln__z_a2
 
 
 def _hess_r__z_a2(t):
-    """hess_r__z_a2[q,i,j,k] = 1/n 1[i] hess_mu__z_a2[q,j,k] + 2/n hess_va__z_a2[q,j,k] r[q,i] + 2/n adj_va[q] jac_r__z_a2[q,i,j,k] + reciprocal(z2_u[q]) g[i] hess_u__z_a2[q,i,j,k] + reciprocal'(z2_u[q]) adj_u[q,i] g[i] jac_z2_u__z_a2[q,j,k]"""
+    """hess_r__z_a2[q,i,j,k] = 1/n 1[i] hess_mu__z_a2[q,j,k] + 2/n hess_va__z_a2[q,j,k] r[q,i] + 2/n adj_va[q] jac_r__z_a2[q,i,j,k] + reciprocal(z_ln[q]) g[i] hess_ln__z_a2[q,i,j,k] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__z_a2[q,j,k]"""
     hess_mu__z_a2 = t["hess_mu__z_a2"]
     # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__z_a2)
     hess_va__z_a2 = t["hess_va__z_a2"]
@@ -1638,19 +1570,19 @@ def _hess_r__z_a2(t):
     adj_va = t["adj_va"]
     jac_r__z_a2 = t["jac_r__z_a2"]
     # einsum("Bq,Bqijk->Bqijk", adj_va, jac_r__z_a2)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__z_a2 = t["hess_u__z_a2"]
-    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z2_u, g, hess_u__z_a2)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__z_a2 = t["jac_z2_u__z_a2"]
-    # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z2_u, adj_u, g, jac_z2_u__z_a2)
-    tmp_2 = adj_u * dreciprocal_z2_u[:, :, None]
+    hess_ln__z_a2 = t["hess_ln__z_a2"]
+    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln, g, hess_ln__z_a2)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
+    # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z_ln, adj_ln, g, jac_z_ln__z_a2)
+    tmp_2 = adj_ln * dreciprocal_z_ln[:, :, None]
     tmp_3 = tmp_2 * g
-    return 0.25 * hess_mu__z_a2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_a2[:, :, None] + 0.5 * jac_r__z_a2 * adj_va[:, :, None, None, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_u__z_a2 + tmp_3[:, :, :, None, None] * jac_z2_u__z_a2[:, :, None]
+    return 0.25 * hess_mu__z_a2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_a2[:, :, None] + 0.5 * jac_r__z_a2 * adj_va[:, :, None, None, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_a2 + tmp_3[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None]
 
 
 def _hess_h1__z_a2(t):
@@ -1693,8 +1625,8 @@ def _hess_p__h2(t):
     return softmax_p[:, :, None, None] * jac_p__h2 - tmp[:, None] * softmax_p[:, :, None, None]
 
 
-def _hess_o__h2(t):
-    """hess_o__h2[q,i,j,d] = 1/t Σ_c 1[q] U[c,i] hess_p__h2[c,j,d]"""
+def _hess_ff__h2(t):
+    """hess_ff__h2[q,i,j,d] = 1/t Σ_c 1[q] U[c,i] hess_p__h2[c,j,d]"""
     U = t["U"]
     hess_p__h2 = t["hess_p__h2"]
     # einsum("q,ci,Bcjd->Bqijd", np.ones(3), U, hess_p__h2)
@@ -1702,114 +1634,108 @@ def _hess_o__h2(t):
     return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
 
 
-def _hess_z_o__h2(t):
-    """hess_z_o__h2[a,q,i,d] = Σ_c gelu'(z_o[a,q]) F2[c,a] hess_o__h2[q,c,i,d] + Σ_c gelu''(z_o[a,q]) F2[c,a] adj_o[q,c] jac_z_o__h2[a,q,i,d]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _hess_z_ff__h2(t):
+    """hess_z_ff__h2[a,q,i,d] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__h2[q,c,i,d] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__h2[a,q,i,d]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    hess_o__h2 = t["hess_o__h2"]
-    # einsum("Baq,ca,Bqcid->Baqid", dgelu_z_o, F2, hess_o__h2)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    d2gelu_z_o = np.sqrt(2)*(1 - 1/2*z_o**2)*np.exp(-1/2*z_o**2)/np.sqrt(np.pi)
-    adj_o = t["adj_o"]
-    jac_z_o__h2 = t["jac_z_o__h2"]
-    # einsum("Baq,ca,Bqc,Baqid->Baqid", d2gelu_z_o, F2, adj_o, jac_z_o__h2)
-    tmp_2 = np.tensordot(adj_o, F2, axes=([2], [0]))
-    tmp_3 = tmp_2 * d2gelu_z_o.transpose(0, 2, 1)
-    return np.einsum("caBq,Bqcid->Baqid", tmp, hess_o__h2, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_o__h2
+    hess_ff__h2 = t["hess_ff__h2"]
+    # einsum("Baq,ca,Bqcid->Baqid", dgelu_z_ff, F2, hess_ff__h2)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+    adj_ff = t["adj_ff"]
+    jac_z_ff__h2 = t["jac_z_ff__h2"]
+    # einsum("Baq,ca,Bqc,Baqid->Baqid", d2gelu_z_ff, F2, adj_ff, jac_z_ff__h2)
+    tmp_2 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    tmp_3 = tmp_2 * d2gelu_z_ff.transpose(0, 2, 1)
+    return np.einsum("caBq,Bqcid->Baqid", tmp, hess_ff__h2, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__h2
 
 
-def _hess_u__h2(t):
-    """hess_u__h2[q,i,j,d] = Σ_c F1[c,i] hess_z_o__h2[c,q,j,d] + hess_o__h2[q,i,j,d]"""
+def _hess_ln__h2(t):
+    """hess_ln__h2[q,i,j,d] = Σ_c F1[c,i] hess_z_ff__h2[c,q,j,d] + hess_ff__h2[q,i,j,d]"""
     F1 = t["F1"]
-    hess_z_o__h2 = t["hess_z_o__h2"]
-    # einsum("ci,Bcqjd->Bqijd", F1, hess_z_o__h2)
-    hess_o__h2 = t["hess_o__h2"]
-    return (np.tensordot(hess_z_o__h2, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_o__h2
+    hess_z_ff__h2 = t["hess_z_ff__h2"]
+    # einsum("ci,Bcqjd->Bqijd", F1, hess_z_ff__h2)
+    hess_ff__h2 = t["hess_ff__h2"]
+    return (np.tensordot(hess_z_ff__h2, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__h2
 
 
-def _hess_z2_u__h2(t):
-    """hess_z2_u__h2[q,i,d] = Σ_c reciprocal'(z2_u[q]) g[c] hess_u__h2[q,c,i,d] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] hess_u__h2[q,c,i,d] mu[q] + Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_r__h2[q,c,i,d] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_mu__h2[q,i,d] + Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__h2[q,i,d] r[q,c] - Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__h2[q,i,d] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _hess_z_ln__h2(t):
+    """hess_z_ln__h2[q,i,d] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h2[q,c,i,d] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h2[q,c,i,d] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__h2[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__h2[q,i,d] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h2[q,i,d] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h2[q,i,d] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    hess_u__h2 = t["hess_u__h2"]
+    hess_ln__h2 = t["hess_ln__h2"]
     r = t["r"]
-    # einsum("Bq,c,Bqcid,Bqc->Bqid", dreciprocal_z2_u, g, hess_u__h2, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcid,Bqc->Bqid", dreciprocal_z_ln, g, hess_ln__h2, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Bqcid,Bq->Bqid", dreciprocal_z2_u, g, hess_u__h2, mu)
-    tmp_3 = mu * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcid,Bq->Bqid", dreciprocal_z_ln, g, hess_ln__h2, mu)
+    tmp_3 = mu * dreciprocal_z_ln
     tmp_4 = tmp_3[:, :, None] * g
-    adj_u = t["adj_u"]
+    adj_ln = t["adj_ln"]
     jac_r__h2 = t["jac_r__h2"]
-    # einsum("Bq,Bqc,c,qcid->Bqid", dreciprocal_z2_u, adj_u, g, jac_r__h2)
+    # einsum("Bq,Bqc,c,qcid->Bqid", dreciprocal_z_ln, adj_ln, g, jac_r__h2)
     tmp_5 = jac_r__h2 * g[:, None, None]
-    tmp_6 = tmp_5[:, :, :, :, None] * dreciprocal_z2_u.T[:, None, None, None]
+    tmp_6 = tmp_5[:, :, :, :, None] * dreciprocal_z_ln.T[:, None, None, None]
     jac_mu__h2 = t["jac_mu__h2"]
-    # einsum("Bq,Bqc,c,qid->Bqid", dreciprocal_z2_u, adj_u, g, jac_mu__h2)
-    tmp_7 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_8 = tmp_7 * dreciprocal_z2_u
-    d2reciprocal_z2_u = 2/z2_u**3
-    jac_z2_u__h2 = t["jac_z2_u__h2"]
-    # einsum("Bq,Bqc,c,Bqid,Bqc->Bqid", d2reciprocal_z2_u, adj_u, g, jac_z2_u__h2, r)
-    tmp_9 = r * adj_u
-    tmp_10 = tmp_9 * d2reciprocal_z2_u[:, :, None]
+    # einsum("Bq,Bqc,c,qid->Bqid", dreciprocal_z_ln, adj_ln, g, jac_mu__h2)
+    tmp_7 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_8 = tmp_7 * dreciprocal_z_ln
+    d2reciprocal_z_ln = 2/z_ln**3
+    jac_z_ln__h2 = t["jac_z_ln__h2"]
+    # einsum("Bq,Bqc,c,Bqid,Bqc->Bqid", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__h2, r)
+    tmp_9 = r * adj_ln
+    tmp_10 = tmp_9 * d2reciprocal_z_ln[:, :, None]
     tmp_11 = np.tensordot(tmp_10, g, axes=([2], [0]))
-    # einsum("Bq,Bqc,c,Bqid,Bq->Bqid", d2reciprocal_z2_u, adj_u, g, jac_z2_u__h2, mu)
-    tmp_12 = mu * d2reciprocal_z2_u
-    tmp_13 = np.tensordot(g, adj_u, axes=([0], [2]))
+    # einsum("Bq,Bqc,c,Bqid,Bq->Bqid", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__h2, mu)
+    tmp_12 = mu * d2reciprocal_z_ln
+    tmp_13 = np.tensordot(g, adj_ln, axes=([0], [2]))
     tmp_14 = tmp_13 * tmp_12
-    return np.einsum("cBq,Bqcid->Bqid", tmp_2, hess_u__h2, optimize=False) - np.einsum("Bqc,Bqcid->Bqid", tmp_4, hess_u__h2, optimize=False) + np.einsum("qcidB,Bqc->Bqid", tmp_6, adj_u, optimize=False) - tmp_8[:, :, None, None] * jac_mu__h2 + tmp_11[:, :, None, None] * jac_z2_u__h2 - tmp_14[:, :, None, None] * jac_z2_u__h2
-
-
-def _hess_z_u__h2(t):
-    """hess_z_u__h2[q,i,d] = sqrt'(z_u[q]) hess_z2_u__h2[q,i,d] + sqrt''(z_u[q]) adj_z2_u[q] jac_z_u__h2[q,i,d]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    hess_z2_u__h2 = t["hess_z2_u__h2"]
-    # einsum("Bq,Bqid->Bqid", dsqrt_z_u, hess_z2_u__h2)
-    d2sqrt_z_u = -(1/4)/z_u**(3/2)
-    adj_z2_u = t["adj_z2_u"]
-    jac_z_u__h2 = t["jac_z_u__h2"]
-    # einsum("Bq,Bq,Bqid->Bqid", d2sqrt_z_u, adj_z2_u, jac_z_u__h2)
-    tmp = adj_z2_u * d2sqrt_z_u
-    return hess_z2_u__h2 * dsqrt_z_u[:, :, None, None] + tmp[:, :, None, None] * jac_z_u__h2
+    return np.einsum("cBq,Bqcid->Bqid", tmp_2, hess_ln__h2, optimize=False) - np.einsum("Bqc,Bqcid->Bqid", tmp_4, hess_ln__h2, optimize=False) + np.einsum("qcidB,Bqc->Bqid", tmp_6, adj_ln, optimize=False) - tmp_8[:, :, None, None] * jac_mu__h2 + tmp_11[:, :, None, None] * jac_z_ln__h2 - tmp_14[:, :, None, None] * jac_z_ln__h2
 
 
 def _hess_va__h2(t):
-    """hess_va__h2[q,i,d] = hess_z_u__h2[q,i,d]"""
-    hess_z_u__h2 = t["hess_z_u__h2"]
-    return hess_z_u__h2
+    """hess_va__h2[q,i,d] = sd'(va[q]) hess_z_ln__h2[q,i,d] + sd''(va[q]) adj_z_ln[q] jac_va__h2[q,i,d]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    hess_z_ln__h2 = t["hess_z_ln__h2"]
+    # einsum("Bq,Bqid->Bqid", dsd_va, hess_z_ln__h2)
+    d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
+    adj_z_ln = t["adj_z_ln"]
+    jac_va__h2 = t["jac_va__h2"]
+    # einsum("Bq,Bq,Bqid->Bqid", d2sd_va, adj_z_ln, jac_va__h2)
+    tmp = adj_z_ln * d2sd_va
+    return hess_z_ln__h2 * dsd_va[:, :, None, None] + tmp[:, :, None, None] * jac_va__h2
 
 
 def _hess_mu__h2(t):
-    """hess_mu__h2[q,i,d] = -2 hess_va__h2[q,i,d] mu[q] - 2 adj_va[q] jac_mu__h2[q,i,d] - Σ_c reciprocal(z2_u[q]) g[c] hess_u__h2[q,c,i,d] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] jac_z2_u__h2[q,i,d]"""
+    """hess_mu__h2[q,i,d] = -2 hess_va__h2[q,i,d] mu[q] - 2 adj_va[q] jac_mu__h2[q,i,d] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__h2[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h2[q,i,d]"""
     hess_va__h2 = t["hess_va__h2"]
     mu = t["mu"]
     # einsum("Bqid,Bq->Bqid", hess_va__h2, mu)
     adj_va = t["adj_va"]
     jac_mu__h2 = t["jac_mu__h2"]
     # einsum("Bq,qid->Bqid", adj_va, jac_mu__h2)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__h2 = t["hess_u__h2"]
-    # einsum("Bq,c,Bqcid->Bqid", reciprocal_z2_u, g, hess_u__h2)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__h2 = t["jac_z2_u__h2"]
-    # einsum("Bq,Bqc,c,Bqid->Bqid", dreciprocal_z2_u, adj_u, g, jac_z2_u__h2)
-    tmp_2 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_3 = tmp_2 * dreciprocal_z2_u
-    return -2 * mu[:, :, None, None] * hess_va__h2 - 2 * jac_mu__h2 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcid->Bqid", tmp, hess_u__h2, optimize=False) - tmp_3[:, :, None, None] * jac_z2_u__h2
+    hess_ln__h2 = t["hess_ln__h2"]
+    # einsum("Bq,c,Bqcid->Bqid", reciprocal_z_ln, g, hess_ln__h2)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__h2 = t["jac_z_ln__h2"]
+    # einsum("Bq,Bqc,c,Bqid->Bqid", dreciprocal_z_ln, adj_ln, g, jac_z_ln__h2)
+    tmp_2 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_3 = tmp_2 * dreciprocal_z_ln
+    return -2 * mu[:, :, None, None] * hess_va__h2 - 2 * jac_mu__h2 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcid->Bqid", tmp, hess_ln__h2, optimize=False) - tmp_3[:, :, None, None] * jac_z_ln__h2
 
 
 def _hess_r__h2(t):
-    """hess_r__h2[q,i,j,d] = 1/n 1[i] hess_mu__h2[q,j,d] + 2/n hess_va__h2[q,j,d] r[q,i] + 2/n adj_va[q] jac_r__h2[q,i,j,d] + reciprocal(z2_u[q]) g[i] hess_u__h2[q,i,j,d] + reciprocal'(z2_u[q]) adj_u[q,i] g[i] jac_z2_u__h2[q,j,d]"""
+    """hess_r__h2[q,i,j,d] = 1/n 1[i] hess_mu__h2[q,j,d] + 2/n hess_va__h2[q,j,d] r[q,i] + 2/n adj_va[q] jac_r__h2[q,i,j,d] + reciprocal(z_ln[q]) g[i] hess_ln__h2[q,i,j,d] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__h2[q,j,d]"""
     hess_mu__h2 = t["hess_mu__h2"]
     # einsum("i,Bqjd->Bqijd", np.ones(4), hess_mu__h2)
     hess_va__h2 = t["hess_va__h2"]
@@ -1818,19 +1744,19 @@ def _hess_r__h2(t):
     adj_va = t["adj_va"]
     jac_r__h2 = t["jac_r__h2"]
     # einsum("Bq,qijd->Bqijd", adj_va, jac_r__h2)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__h2 = t["hess_u__h2"]
-    # einsum("Bq,i,Bqijd->Bqijd", reciprocal_z2_u, g, hess_u__h2)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
-    jac_z2_u__h2 = t["jac_z2_u__h2"]
-    # einsum("Bq,Bqi,i,Bqjd->Bqijd", dreciprocal_z2_u, adj_u, g, jac_z2_u__h2)
-    tmp_2 = adj_u * dreciprocal_z2_u[:, :, None]
+    hess_ln__h2 = t["hess_ln__h2"]
+    # einsum("Bq,i,Bqijd->Bqijd", reciprocal_z_ln, g, hess_ln__h2)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
+    jac_z_ln__h2 = t["jac_z_ln__h2"]
+    # einsum("Bq,Bqi,i,Bqjd->Bqijd", dreciprocal_z_ln, adj_ln, g, jac_z_ln__h2)
+    tmp_2 = adj_ln * dreciprocal_z_ln[:, :, None]
     tmp_3 = tmp_2 * g
-    return 0.25 * hess_mu__h2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__h2[:, :, None] + 0.5 * jac_r__h2 * adj_va[:, :, None, None, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_u__h2 + tmp_3[:, :, :, None, None] * jac_z2_u__h2[:, :, None]
+    return 0.25 * hess_mu__h2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__h2[:, :, None] + 0.5 * jac_r__h2 * adj_va[:, :, None, None, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__h2 + tmp_3[:, :, :, None, None] * jac_z_ln__h2[:, :, None]
 
 
 def _hess_h1__h2(t):
@@ -1862,412 +1788,394 @@ def _hess_z_a1__h2(t):
     return softmax_z_a1[:, :, :, None, None] * hess_a1__h2 - tmp[:, :, None] * softmax_z_a1[:, :, :, None, None]
 
 
-def _hess_p__u(t):
-    """hess_p__u[l,q,i] = jac_p__u[l,q,i] softmax_l(p[l]) - Σ_c jac_p__u[c,q,i] softmax_c(p[c]) softmax_l(p[l])"""
-    jac_p__u = t["jac_p__u"]
+def _hess_p__ln(t):
+    """hess_p__ln[l,q,i] = jac_p__ln[l,q,i] softmax_l(p[l]) - Σ_c jac_p__ln[c,q,i] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__ln = t["jac_p__ln"]
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
-    # einsum("Blqi,Bl->Blqi", jac_p__u, softmax_p)
-    # einsum("Bcqi,Bc,Bl->Blqi", jac_p__u, softmax_p, softmax_p)
-    tmp = np.einsum("Bc,Bcqi->Bqi", softmax_p, jac_p__u, optimize=False)
-    return softmax_p[:, :, None, None] * jac_p__u - tmp[:, None] * softmax_p[:, :, None, None]
+    # einsum("Blqi,Bl->Blqi", jac_p__ln, softmax_p)
+    # einsum("Bcqi,Bc,Bl->Blqi", jac_p__ln, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcqi->Bqi", softmax_p, jac_p__ln, optimize=False)
+    return softmax_p[:, :, None, None] * jac_p__ln - tmp[:, None] * softmax_p[:, :, None, None]
 
 
-def _hess_o__u(t):
-    """hess_o__u[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__u[c,j,k]"""
+def _hess_ff__ln(t):
+    """hess_ff__ln[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__ln[c,j,k]"""
     U = t["U"]
-    hess_p__u = t["hess_p__u"]
-    # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__u)
-    tmp = np.tensordot(hess_p__u, U, axes=([1], [0]))
+    hess_p__ln = t["hess_p__ln"]
+    # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__ln)
+    tmp = np.tensordot(hess_p__ln, U, axes=([1], [0]))
     return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
 
 
-def _hess_z_o__u(t):
-    """hess_z_o__u[a,q,i,j] = Σ_c gelu'(z_o[a,q]) F2[c,a] hess_o__u[q,c,i,j] + Σ_c gelu''(z_o[a,q]) F2[c,a] adj_o[q,c] jac_z_o__u[a,q,i,j]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _hess_z_ff__ln(t):
+    """hess_z_ff__ln[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__ln[q,c,i,j] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__ln[a,q,i,j]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    hess_o__u = t["hess_o__u"]
-    # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_o, F2, hess_o__u)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    d2gelu_z_o = np.sqrt(2)*(1 - 1/2*z_o**2)*np.exp(-1/2*z_o**2)/np.sqrt(np.pi)
-    adj_o = t["adj_o"]
-    jac_z_o__u = t["jac_z_o__u"]
-    # einsum("Baq,ca,Bqc,aqij->Baqij", d2gelu_z_o, F2, adj_o, jac_z_o__u)
-    tmp_2 = np.tensordot(adj_o, F2, axes=([2], [0]))
-    tmp_3 = tmp_2 * d2gelu_z_o.transpose(0, 2, 1)
-    return np.einsum("caBq,Bqcij->Baqij", tmp, hess_o__u, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_o__u
+    hess_ff__ln = t["hess_ff__ln"]
+    # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff, F2, hess_ff__ln)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+    adj_ff = t["adj_ff"]
+    jac_z_ff__ln = t["jac_z_ff__ln"]
+    # einsum("Baq,ca,Bqc,aqij->Baqij", d2gelu_z_ff, F2, adj_ff, jac_z_ff__ln)
+    tmp_2 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    tmp_3 = tmp_2 * d2gelu_z_ff.transpose(0, 2, 1)
+    return np.einsum("caBq,Bqcij->Baqij", tmp, hess_ff__ln, optimize=False) + (tmp_3.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__ln
 
 
-def _hess_u__u(t):
-    """hess_u__u[q,i,j,k] = Σ_c F1[c,i] hess_z_o__u[c,q,j,k] + hess_o__u[q,i,j,k]"""
+def _hess_ln__ln(t):
+    """hess_ln__ln[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__ln[c,q,j,k] + hess_ff__ln[q,i,j,k]"""
     F1 = t["F1"]
-    hess_z_o__u = t["hess_z_o__u"]
-    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_o__u)
-    hess_o__u = t["hess_o__u"]
-    return (np.tensordot(hess_z_o__u, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_o__u
+    hess_z_ff__ln = t["hess_z_ff__ln"]
+    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__ln)
+    hess_ff__ln = t["hess_ff__ln"]
+    return (np.tensordot(hess_z_ff__ln, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__ln
 
 
-def _hess_z2_u__u(t):
-    """hess_z2_u__u[q,i,j] = Σ_c reciprocal'(z2_u[q]) g[c] hess_u__u[q,c,i,j] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] hess_u__u[q,c,i,j] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _hess_z_ln__ln(t):
+    """hess_z_ln__ln[q,i,j] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ln[q,c,i,j] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ln[q,c,i,j] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    hess_u__u = t["hess_u__u"]
+    hess_ln__ln = t["hess_ln__ln"]
     r = t["r"]
-    # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z2_u, g, hess_u__u, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln, g, hess_ln__ln, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z2_u, g, hess_u__u, mu)
-    tmp_3 = mu * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z_ln, g, hess_ln__ln, mu)
+    tmp_3 = mu * dreciprocal_z_ln
     tmp_4 = tmp_3[:, :, None] * g
-    return np.einsum("cBq,Bqcij->Bqij", tmp_2, hess_u__u, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_4, hess_u__u, optimize=False)
+    return np.einsum("cBq,Bqcij->Bqij", tmp_2, hess_ln__ln, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_4, hess_ln__ln, optimize=False)
 
 
-def _hess_z_u__u(t):
-    """hess_z_u__u[q,i,j] = sqrt'(z_u[q]) hess_z2_u__u[q,i,j]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    hess_z2_u__u = t["hess_z2_u__u"]
-    # einsum("Bq,Bqij->Bqij", dsqrt_z_u, hess_z2_u__u)
-    return hess_z2_u__u * dsqrt_z_u[:, :, None, None]
+def _hess_va__ln(t):
+    """hess_va__ln[q,i,j] = sd'(va[q]) hess_z_ln__ln[q,i,j]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    hess_z_ln__ln = t["hess_z_ln__ln"]
+    # einsum("Bq,Bqij->Bqij", dsd_va, hess_z_ln__ln)
+    return hess_z_ln__ln * dsd_va[:, :, None, None]
 
 
-def _hess_va__u(t):
-    """hess_va__u[q,i,j] = hess_z_u__u[q,i,j]"""
-    hess_z_u__u = t["hess_z_u__u"]
-    return hess_z_u__u
-
-
-def _hess_mu__u(t):
-    """hess_mu__u[q,i,j] = -2 hess_va__u[q,i,j] mu[q] - Σ_c reciprocal(z2_u[q]) g[c] hess_u__u[q,c,i,j]"""
-    hess_va__u = t["hess_va__u"]
+def _hess_mu__ln(t):
+    """hess_mu__ln[q,i,j] = -2 hess_va__ln[q,i,j] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__ln[q,c,i,j]"""
+    hess_va__ln = t["hess_va__ln"]
     mu = t["mu"]
-    # einsum("Bqij,Bq->Bqij", hess_va__u, mu)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    # einsum("Bqij,Bq->Bqij", hess_va__ln, mu)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__u = t["hess_u__u"]
-    # einsum("Bq,c,Bqcij->Bqij", reciprocal_z2_u, g, hess_u__u)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    return -2 * mu[:, :, None, None] * hess_va__u - np.einsum("cBq,Bqcij->Bqij", tmp, hess_u__u, optimize=False)
+    hess_ln__ln = t["hess_ln__ln"]
+    # einsum("Bq,c,Bqcij->Bqij", reciprocal_z_ln, g, hess_ln__ln)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    return -2 * mu[:, :, None, None] * hess_va__ln - np.einsum("cBq,Bqcij->Bqij", tmp, hess_ln__ln, optimize=False)
 
 
-def _hess_r__u(t):
-    """hess_r__u[q,i,j,k] = 1/n 1[i] hess_mu__u[q,j,k] + 2/n hess_va__u[q,j,k] r[q,i] + reciprocal(z2_u[q]) g[i] hess_u__u[q,i,j,k]"""
-    hess_mu__u = t["hess_mu__u"]
-    # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__u)
-    hess_va__u = t["hess_va__u"]
+def _hess_r__ln(t):
+    """hess_r__ln[q,i,j,k] = 1/n 1[i] hess_mu__ln[q,j,k] + 2/n hess_va__ln[q,j,k] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__ln[q,i,j,k]"""
+    hess_mu__ln = t["hess_mu__ln"]
+    # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__ln)
+    hess_va__ln = t["hess_va__ln"]
     r = t["r"]
-    # einsum("Bqjk,Bqi->Bqijk", hess_va__u, r)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    # einsum("Bqjk,Bqi->Bqijk", hess_va__ln, r)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__u = t["hess_u__u"]
-    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z2_u, g, hess_u__u)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    return 0.25 * hess_mu__u[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__u[:, :, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_u__u
+    hess_ln__ln = t["hess_ln__ln"]
+    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln, g, hess_ln__ln)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    return 0.25 * hess_mu__ln[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__ln[:, :, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__ln
 
 
-def _hess_h1__u(t):
-    """hess_h1__u[q,d,i,j] = Σ_c O1[c,d] hess_r__u[q,c,i,j]"""
+def _hess_h1__ln(t):
+    """hess_h1__ln[q,d,i,j] = Σ_c O1[c,d] hess_r__ln[q,c,i,j]"""
     O1 = t["O1"]
-    hess_r__u = t["hess_r__u"]
-    # einsum("cd,Bqcij->Bqdij", O1, hess_r__u)
-    return (np.tensordot(hess_r__u, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    hess_r__ln = t["hess_r__ln"]
+    # einsum("cd,Bqcij->Bqdij", O1, hess_r__ln)
+    return (np.tensordot(hess_r__ln, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
 
 
-def _hess_a1__u(t):
-    """hess_a1__u[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__u[q,c,i,j]"""
+def _hess_a1__ln(t):
+    """hess_a1__ln[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__ln[q,c,i,j]"""
     V1 = t["V1"]
     X = t["X"]
-    hess_h1__u = t["hess_h1__u"]
-    # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__u)
+    hess_h1__ln = t["hess_h1__ln"]
+    # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__ln)
     tmp = np.tensordot(X, V1, axes=([2], [1]))
-    return np.einsum("Bkc,Bqcij->Bqkij", tmp, hess_h1__u, optimize=False)
+    return np.einsum("Bkc,Bqcij->Bqkij", tmp, hess_h1__ln, optimize=False)
 
 
-def _hess_z_a1__u(t):
-    """hess_z_a1__u[q,k,i,j] = hess_a1__u[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__u[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])"""
-    hess_a1__u = t["hess_a1__u"]
+def _hess_z_a1__ln(t):
+    """hess_z_a1__ln[q,k,i,j] = hess_a1__ln[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__ln[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])"""
+    hess_a1__ln = t["hess_a1__ln"]
     z_a1 = t["z_a1"]
     softmax_z_a1 = _softmax(z_a1, axis=2)
-    # einsum("Bqkij,Bqk->Bqkij", hess_a1__u, softmax_z_a1)
-    # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__u, softmax_z_a1, softmax_z_a1)
-    tmp = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1, hess_a1__u, optimize=False)
-    return softmax_z_a1[:, :, :, None, None] * hess_a1__u - tmp[:, :, None] * softmax_z_a1[:, :, :, None, None]
+    # einsum("Bqkij,Bqk->Bqkij", hess_a1__ln, softmax_z_a1)
+    # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__ln, softmax_z_a1, softmax_z_a1)
+    tmp = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1, hess_a1__ln, optimize=False)
+    return softmax_z_a1[:, :, :, None, None] * hess_a1__ln - tmp[:, :, None] * softmax_z_a1[:, :, :, None, None]
 
 
-def _hess_p__z_o(t):
-    """hess_p__z_o[l,a,q] = jac_p__z_o[l,a,q] softmax_l(p[l]) - Σ_c jac_p__z_o[c,a,q] softmax_c(p[c]) softmax_l(p[l])"""
-    jac_p__z_o = t["jac_p__z_o"]
+def _hess_p__z_ff(t):
+    """hess_p__z_ff[l,a,q] = jac_p__z_ff[l,a,q] softmax_l(p[l]) - Σ_c jac_p__z_ff[c,a,q] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__z_ff = t["jac_p__z_ff"]
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
-    # einsum("Blaq,Bl->Blaq", jac_p__z_o, softmax_p)
-    # einsum("Bcaq,Bc,Bl->Blaq", jac_p__z_o, softmax_p, softmax_p)
-    tmp = np.einsum("Bc,Bcaq->Baq", softmax_p, jac_p__z_o, optimize=False)
-    return softmax_p[:, :, None, None] * jac_p__z_o - tmp[:, None] * softmax_p[:, :, None, None]
+    # einsum("Blaq,Bl->Blaq", jac_p__z_ff, softmax_p)
+    # einsum("Bcaq,Bc,Bl->Blaq", jac_p__z_ff, softmax_p, softmax_p)
+    tmp = np.einsum("Bc,Bcaq->Baq", softmax_p, jac_p__z_ff, optimize=False)
+    return softmax_p[:, :, None, None] * jac_p__z_ff - tmp[:, None] * softmax_p[:, :, None, None]
 
 
-def _hess_o__z_o(t):
-    """hess_o__z_o[q,i,a,j] = 1/t Σ_c 1[q] U[c,i] hess_p__z_o[c,a,j]"""
+def _hess_ff__z_ff(t):
+    """hess_ff__z_ff[q,i,a,j] = 1/t Σ_c 1[q] U[c,i] hess_p__z_ff[c,a,j]"""
     U = t["U"]
-    hess_p__z_o = t["hess_p__z_o"]
-    # einsum("q,ci,Bcaj->Bqiaj", np.ones(3), U, hess_p__z_o)
-    tmp = np.tensordot(hess_p__z_o, U, axes=([1], [0]))
+    hess_p__z_ff = t["hess_p__z_ff"]
+    # einsum("q,ci,Bcaj->Bqiaj", np.ones(3), U, hess_p__z_ff)
+    tmp = np.tensordot(hess_p__z_ff, U, axes=([1], [0]))
     return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
 
 
-def _hess_z_o__z_o(t):
-    """hess_z_o__z_o[a,q,i,j] = Σ_c gelu'(z_o[a,q]) F2[c,a] hess_o__z_o[q,c,i,j] + Σ_c gelu''(z_o[a,q]) δ[a,i] δ[q,j] F2[c,a] adj_o[q,c]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _hess_z_ff__z_ff(t):
+    """hess_z_ff__z_ff[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__z_ff[q,c,i,j] + Σ_c gelu''(z_ff[a,q]) δ[a,i] δ[q,j] F2[c,a] adj_ff[q,c]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    hess_o__z_o = t["hess_o__z_o"]
-    # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_o, F2, hess_o__z_o)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    d2gelu_z_o = np.sqrt(2)*(1 - 1/2*z_o**2)*np.exp(-1/2*z_o**2)/np.sqrt(np.pi)
-    adj_o = t["adj_o"]
-    # einsum("Baq,ai,qj,ca,Bqc->Baqij", d2gelu_z_o, np.eye(4), np.eye(3), F2, adj_o)
-    tmp_2 = (np.eye(3))[:, :, None, None] * (d2gelu_z_o.transpose(2, 0, 1))[:, None]
-    tmp_3 = np.tensordot(adj_o, F2, axes=([2], [0]))
+    hess_ff__z_ff = t["hess_ff__z_ff"]
+    # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff, F2, hess_ff__z_ff)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+    adj_ff = t["adj_ff"]
+    # einsum("Baq,ai,qj,ca,Bqc->Baqij", d2gelu_z_ff, np.eye(4), np.eye(3), F2, adj_ff)
+    tmp_2 = (np.eye(3))[:, :, None, None] * (d2gelu_z_ff.transpose(2, 0, 1))[:, None]
+    tmp_3 = np.tensordot(adj_ff, F2, axes=([2], [0]))
     tmp_4 = tmp_3[:, :, :, None] * tmp_2.transpose(2, 0, 3, 1)
-    return np.einsum("caBq,Bqcij->Baqij", tmp, hess_o__z_o, optimize=False) + (tmp_4.transpose(0, 2, 1, 3))[:, :, :, None] * (np.eye(4))[:, None, :, None]
+    return np.einsum("caBq,Bqcij->Baqij", tmp, hess_ff__z_ff, optimize=False) + (tmp_4.transpose(0, 2, 1, 3))[:, :, :, None] * (np.eye(4))[:, None, :, None]
 
 
-def _hess_u__z_o(t):
-    """hess_u__z_o[q,i,a,j] = Σ_c F1[c,i] hess_z_o__z_o[c,q,a,j] + hess_o__z_o[q,i,a,j]"""
+def _hess_ln__z_ff(t):
+    """hess_ln__z_ff[q,i,a,j] = Σ_c F1[c,i] hess_z_ff__z_ff[c,q,a,j] + hess_ff__z_ff[q,i,a,j]"""
     F1 = t["F1"]
-    hess_z_o__z_o = t["hess_z_o__z_o"]
-    # einsum("ci,Bcqaj->Bqiaj", F1, hess_z_o__z_o)
-    hess_o__z_o = t["hess_o__z_o"]
-    return (np.tensordot(hess_z_o__z_o, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_o__z_o
+    hess_z_ff__z_ff = t["hess_z_ff__z_ff"]
+    # einsum("ci,Bcqaj->Bqiaj", F1, hess_z_ff__z_ff)
+    hess_ff__z_ff = t["hess_ff__z_ff"]
+    return (np.tensordot(hess_z_ff__z_ff, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__z_ff
 
 
-def _hess_z2_u__z_o(t):
-    """hess_z2_u__z_o[q,a,i] = Σ_c reciprocal'(z2_u[q]) g[c] hess_u__z_o[q,c,a,i] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] hess_u__z_o[q,c,a,i] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _hess_z_ln__z_ff(t):
+    """hess_z_ln__z_ff[q,a,i] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_ff[q,c,a,i] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_ff[q,c,a,i] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    hess_u__z_o = t["hess_u__z_o"]
+    hess_ln__z_ff = t["hess_ln__z_ff"]
     r = t["r"]
-    # einsum("Bq,c,Bqcai,Bqc->Bqai", dreciprocal_z2_u, g, hess_u__z_o, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcai,Bqc->Bqai", dreciprocal_z_ln, g, hess_ln__z_ff, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Bqcai,Bq->Bqai", dreciprocal_z2_u, g, hess_u__z_o, mu)
-    tmp_3 = mu * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcai,Bq->Bqai", dreciprocal_z_ln, g, hess_ln__z_ff, mu)
+    tmp_3 = mu * dreciprocal_z_ln
     tmp_4 = tmp_3[:, :, None] * g
-    return np.einsum("cBq,Bqcai->Bqai", tmp_2, hess_u__z_o, optimize=False) - np.einsum("Bqc,Bqcai->Bqai", tmp_4, hess_u__z_o, optimize=False)
+    return np.einsum("cBq,Bqcai->Bqai", tmp_2, hess_ln__z_ff, optimize=False) - np.einsum("Bqc,Bqcai->Bqai", tmp_4, hess_ln__z_ff, optimize=False)
 
 
-def _hess_z_u__z_o(t):
-    """hess_z_u__z_o[q,a,i] = sqrt'(z_u[q]) hess_z2_u__z_o[q,a,i]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    hess_z2_u__z_o = t["hess_z2_u__z_o"]
-    # einsum("Bq,Bqai->Bqai", dsqrt_z_u, hess_z2_u__z_o)
-    return hess_z2_u__z_o * dsqrt_z_u[:, :, None, None]
+def _hess_va__z_ff(t):
+    """hess_va__z_ff[q,a,i] = sd'(va[q]) hess_z_ln__z_ff[q,a,i]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    hess_z_ln__z_ff = t["hess_z_ln__z_ff"]
+    # einsum("Bq,Bqai->Bqai", dsd_va, hess_z_ln__z_ff)
+    return hess_z_ln__z_ff * dsd_va[:, :, None, None]
 
 
-def _hess_va__z_o(t):
-    """hess_va__z_o[q,a,i] = hess_z_u__z_o[q,a,i]"""
-    hess_z_u__z_o = t["hess_z_u__z_o"]
-    return hess_z_u__z_o
-
-
-def _hess_mu__z_o(t):
-    """hess_mu__z_o[q,a,i] = -2 hess_va__z_o[q,a,i] mu[q] - Σ_c reciprocal(z2_u[q]) g[c] hess_u__z_o[q,c,a,i]"""
-    hess_va__z_o = t["hess_va__z_o"]
+def _hess_mu__z_ff(t):
+    """hess_mu__z_ff[q,a,i] = -2 hess_va__z_ff[q,a,i] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__z_ff[q,c,a,i]"""
+    hess_va__z_ff = t["hess_va__z_ff"]
     mu = t["mu"]
-    # einsum("Bqai,Bq->Bqai", hess_va__z_o, mu)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    # einsum("Bqai,Bq->Bqai", hess_va__z_ff, mu)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__z_o = t["hess_u__z_o"]
-    # einsum("Bq,c,Bqcai->Bqai", reciprocal_z2_u, g, hess_u__z_o)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    return -2 * mu[:, :, None, None] * hess_va__z_o - np.einsum("cBq,Bqcai->Bqai", tmp, hess_u__z_o, optimize=False)
+    hess_ln__z_ff = t["hess_ln__z_ff"]
+    # einsum("Bq,c,Bqcai->Bqai", reciprocal_z_ln, g, hess_ln__z_ff)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    return -2 * mu[:, :, None, None] * hess_va__z_ff - np.einsum("cBq,Bqcai->Bqai", tmp, hess_ln__z_ff, optimize=False)
 
 
-def _hess_r__z_o(t):
-    """hess_r__z_o[q,i,a,j] = 1/n 1[i] hess_mu__z_o[q,a,j] + 2/n hess_va__z_o[q,a,j] r[q,i] + reciprocal(z2_u[q]) g[i] hess_u__z_o[q,i,a,j]"""
-    hess_mu__z_o = t["hess_mu__z_o"]
-    # einsum("i,Bqaj->Bqiaj", np.ones(4), hess_mu__z_o)
-    hess_va__z_o = t["hess_va__z_o"]
+def _hess_r__z_ff(t):
+    """hess_r__z_ff[q,i,a,j] = 1/n 1[i] hess_mu__z_ff[q,a,j] + 2/n hess_va__z_ff[q,a,j] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__z_ff[q,i,a,j]"""
+    hess_mu__z_ff = t["hess_mu__z_ff"]
+    # einsum("i,Bqaj->Bqiaj", np.ones(4), hess_mu__z_ff)
+    hess_va__z_ff = t["hess_va__z_ff"]
     r = t["r"]
-    # einsum("Bqaj,Bqi->Bqiaj", hess_va__z_o, r)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    # einsum("Bqaj,Bqi->Bqiaj", hess_va__z_ff, r)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__z_o = t["hess_u__z_o"]
-    # einsum("Bq,i,Bqiaj->Bqiaj", reciprocal_z2_u, g, hess_u__z_o)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    return 0.25 * hess_mu__z_o[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_o[:, :, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_u__z_o
+    hess_ln__z_ff = t["hess_ln__z_ff"]
+    # einsum("Bq,i,Bqiaj->Bqiaj", reciprocal_z_ln, g, hess_ln__z_ff)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    return 0.25 * hess_mu__z_ff[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_ff[:, :, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_ff
 
 
-def _hess_h1__z_o(t):
-    """hess_h1__z_o[q,d,a,i] = Σ_c O1[c,d] hess_r__z_o[q,c,a,i]"""
+def _hess_h1__z_ff(t):
+    """hess_h1__z_ff[q,d,a,i] = Σ_c O1[c,d] hess_r__z_ff[q,c,a,i]"""
     O1 = t["O1"]
-    hess_r__z_o = t["hess_r__z_o"]
-    # einsum("cd,Bqcai->Bqdai", O1, hess_r__z_o)
-    return (np.tensordot(hess_r__z_o, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    hess_r__z_ff = t["hess_r__z_ff"]
+    # einsum("cd,Bqcai->Bqdai", O1, hess_r__z_ff)
+    return (np.tensordot(hess_r__z_ff, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
 
 
-def _hess_a1__z_o(t):
-    """hess_a1__z_o[q,k,a,i] = Σ_cj V1[c,j] X[k,j] hess_h1__z_o[q,c,a,i]"""
+def _hess_a1__z_ff(t):
+    """hess_a1__z_ff[q,k,a,i] = Σ_cj V1[c,j] X[k,j] hess_h1__z_ff[q,c,a,i]"""
     V1 = t["V1"]
     X = t["X"]
-    hess_h1__z_o = t["hess_h1__z_o"]
-    # einsum("cj,Bkj,Bqcai->Bqkai", V1, X, hess_h1__z_o)
+    hess_h1__z_ff = t["hess_h1__z_ff"]
+    # einsum("cj,Bkj,Bqcai->Bqkai", V1, X, hess_h1__z_ff)
     tmp = np.tensordot(X, V1, axes=([2], [1]))
-    return np.einsum("Bkc,Bqcai->Bqkai", tmp, hess_h1__z_o, optimize=False)
+    return np.einsum("Bkc,Bqcai->Bqkai", tmp, hess_h1__z_ff, optimize=False)
 
 
-def _hess_z_a1__z_o(t):
-    """hess_z_a1__z_o[q,k,a,i] = hess_a1__z_o[q,k,a,i] softmax_k(z_a1[q,k]) - Σ_c hess_a1__z_o[q,c,a,i] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])"""
-    hess_a1__z_o = t["hess_a1__z_o"]
+def _hess_z_a1__z_ff(t):
+    """hess_z_a1__z_ff[q,k,a,i] = hess_a1__z_ff[q,k,a,i] softmax_k(z_a1[q,k]) - Σ_c hess_a1__z_ff[q,c,a,i] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])"""
+    hess_a1__z_ff = t["hess_a1__z_ff"]
     z_a1 = t["z_a1"]
     softmax_z_a1 = _softmax(z_a1, axis=2)
-    # einsum("Bqkai,Bqk->Bqkai", hess_a1__z_o, softmax_z_a1)
-    # einsum("Bqcai,Bqc,Bqk->Bqkai", hess_a1__z_o, softmax_z_a1, softmax_z_a1)
-    tmp = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a1, hess_a1__z_o, optimize=False)
-    return softmax_z_a1[:, :, :, None, None] * hess_a1__z_o - tmp[:, :, None] * softmax_z_a1[:, :, :, None, None]
+    # einsum("Bqkai,Bqk->Bqkai", hess_a1__z_ff, softmax_z_a1)
+    # einsum("Bqcai,Bqc,Bqk->Bqkai", hess_a1__z_ff, softmax_z_a1, softmax_z_a1)
+    tmp = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a1, hess_a1__z_ff, optimize=False)
+    return softmax_z_a1[:, :, :, None, None] * hess_a1__z_ff - tmp[:, :, None] * softmax_z_a1[:, :, :, None, None]
 
 
-def _hess_p__o(t):
-    """hess_p__o[l,q,i] = jac_p__o[l,q,i] softmax_l(p[l]) - Σ_c jac_p__o[c,q,i] softmax_c(p[c]) softmax_l(p[l])"""
-    jac_p__o = t["jac_p__o"]
+def _hess_p__ff(t):
+    """hess_p__ff[l,q,i] = jac_p__ff[l,q,i] softmax_l(p[l]) - Σ_c jac_p__ff[c,q,i] softmax_c(p[c]) softmax_l(p[l])"""
+    jac_p__ff = t["jac_p__ff"]
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
-    # einsum("lqi,Bl->Blqi", jac_p__o, softmax_p)
-    # einsum("cqi,Bc,Bl->Blqi", jac_p__o, softmax_p, softmax_p)
-    tmp = np.tensordot(softmax_p, jac_p__o, axes=([1], [0]))
-    return softmax_p[:, :, None, None] * jac_p__o - tmp[:, None] * softmax_p[:, :, None, None]
+    # einsum("lqi,Bl->Blqi", jac_p__ff, softmax_p)
+    # einsum("cqi,Bc,Bl->Blqi", jac_p__ff, softmax_p, softmax_p)
+    tmp = np.tensordot(softmax_p, jac_p__ff, axes=([1], [0]))
+    return softmax_p[:, :, None, None] * jac_p__ff - tmp[:, None] * softmax_p[:, :, None, None]
 
 
-def _hess_o__o(t):
-    """hess_o__o[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__o[c,j,k]"""
+def _hess_ff__ff(t):
+    """hess_ff__ff[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__ff[c,j,k]"""
     U = t["U"]
-    hess_p__o = t["hess_p__o"]
-    # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__o)
-    tmp = np.tensordot(hess_p__o, U, axes=([1], [0]))
+    hess_p__ff = t["hess_p__ff"]
+    # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__ff)
+    tmp = np.tensordot(hess_p__ff, U, axes=([1], [0]))
     return 0.3333333333333333 * (tmp.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
 
 
-def _hess_z_o__o(t):
-    """hess_z_o__o[a,q,i,j] = Σ_c gelu'(z_o[a,q]) F2[c,a] hess_o__o[q,c,i,j]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _hess_z_ff__ff(t):
+    """hess_z_ff__ff[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__ff[q,c,i,j]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    hess_o__o = t["hess_o__o"]
-    # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_o, F2, hess_o__o)
-    tmp = F2[:, :, None, None] * dgelu_z_o.transpose(1, 0, 2)
-    return np.einsum("caBq,Bqcij->Baqij", tmp, hess_o__o, optimize=False)
+    hess_ff__ff = t["hess_ff__ff"]
+    # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff, F2, hess_ff__ff)
+    tmp = F2[:, :, None, None] * dgelu_z_ff.transpose(1, 0, 2)
+    return np.einsum("caBq,Bqcij->Baqij", tmp, hess_ff__ff, optimize=False)
 
 
-def _hess_u__o(t):
-    """hess_u__o[q,i,j,k] = Σ_c F1[c,i] hess_z_o__o[c,q,j,k] + hess_o__o[q,i,j,k]"""
+def _hess_ln__ff(t):
+    """hess_ln__ff[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__ff[c,q,j,k] + hess_ff__ff[q,i,j,k]"""
     F1 = t["F1"]
-    hess_z_o__o = t["hess_z_o__o"]
-    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_o__o)
-    hess_o__o = t["hess_o__o"]
-    return (np.tensordot(hess_z_o__o, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_o__o
+    hess_z_ff__ff = t["hess_z_ff__ff"]
+    # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__ff)
+    hess_ff__ff = t["hess_ff__ff"]
+    return (np.tensordot(hess_z_ff__ff, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__ff
 
 
-def _hess_z2_u__o(t):
-    """hess_z2_u__o[q,i,j] = Σ_c reciprocal'(z2_u[q]) g[c] hess_u__o[q,c,i,j] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] hess_u__o[q,c,i,j] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _hess_z_ln__ff(t):
+    """hess_z_ln__ff[q,i,j] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ff[q,c,i,j] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ff[q,c,i,j] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    hess_u__o = t["hess_u__o"]
+    hess_ln__ff = t["hess_ln__ff"]
     r = t["r"]
-    # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z2_u, g, hess_u__o, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln, g, hess_ln__ff, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z2_u, g, hess_u__o, mu)
-    tmp_3 = mu * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z_ln, g, hess_ln__ff, mu)
+    tmp_3 = mu * dreciprocal_z_ln
     tmp_4 = tmp_3[:, :, None] * g
-    return np.einsum("cBq,Bqcij->Bqij", tmp_2, hess_u__o, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_4, hess_u__o, optimize=False)
+    return np.einsum("cBq,Bqcij->Bqij", tmp_2, hess_ln__ff, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_4, hess_ln__ff, optimize=False)
 
 
-def _hess_z_u__o(t):
-    """hess_z_u__o[q,i,j] = sqrt'(z_u[q]) hess_z2_u__o[q,i,j]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    hess_z2_u__o = t["hess_z2_u__o"]
-    # einsum("Bq,Bqij->Bqij", dsqrt_z_u, hess_z2_u__o)
-    return hess_z2_u__o * dsqrt_z_u[:, :, None, None]
+def _hess_va__ff(t):
+    """hess_va__ff[q,i,j] = sd'(va[q]) hess_z_ln__ff[q,i,j]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    hess_z_ln__ff = t["hess_z_ln__ff"]
+    # einsum("Bq,Bqij->Bqij", dsd_va, hess_z_ln__ff)
+    return hess_z_ln__ff * dsd_va[:, :, None, None]
 
 
-def _hess_va__o(t):
-    """hess_va__o[q,i,j] = hess_z_u__o[q,i,j]"""
-    hess_z_u__o = t["hess_z_u__o"]
-    return hess_z_u__o
-
-
-def _hess_mu__o(t):
-    """hess_mu__o[q,i,j] = -2 hess_va__o[q,i,j] mu[q] - Σ_c reciprocal(z2_u[q]) g[c] hess_u__o[q,c,i,j]"""
-    hess_va__o = t["hess_va__o"]
+def _hess_mu__ff(t):
+    """hess_mu__ff[q,i,j] = -2 hess_va__ff[q,i,j] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__ff[q,c,i,j]"""
+    hess_va__ff = t["hess_va__ff"]
     mu = t["mu"]
-    # einsum("Bqij,Bq->Bqij", hess_va__o, mu)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    # einsum("Bqij,Bq->Bqij", hess_va__ff, mu)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__o = t["hess_u__o"]
-    # einsum("Bq,c,Bqcij->Bqij", reciprocal_z2_u, g, hess_u__o)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    return -2 * mu[:, :, None, None] * hess_va__o - np.einsum("cBq,Bqcij->Bqij", tmp, hess_u__o, optimize=False)
+    hess_ln__ff = t["hess_ln__ff"]
+    # einsum("Bq,c,Bqcij->Bqij", reciprocal_z_ln, g, hess_ln__ff)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    return -2 * mu[:, :, None, None] * hess_va__ff - np.einsum("cBq,Bqcij->Bqij", tmp, hess_ln__ff, optimize=False)
 
 
-def _hess_r__o(t):
-    """hess_r__o[q,i,j,k] = 1/n 1[i] hess_mu__o[q,j,k] + 2/n hess_va__o[q,j,k] r[q,i] + reciprocal(z2_u[q]) g[i] hess_u__o[q,i,j,k]"""
-    hess_mu__o = t["hess_mu__o"]
-    # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__o)
-    hess_va__o = t["hess_va__o"]
+def _hess_r__ff(t):
+    """hess_r__ff[q,i,j,k] = 1/n 1[i] hess_mu__ff[q,j,k] + 2/n hess_va__ff[q,j,k] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__ff[q,i,j,k]"""
+    hess_mu__ff = t["hess_mu__ff"]
+    # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__ff)
+    hess_va__ff = t["hess_va__ff"]
     r = t["r"]
-    # einsum("Bqjk,Bqi->Bqijk", hess_va__o, r)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    # einsum("Bqjk,Bqi->Bqijk", hess_va__ff, r)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__o = t["hess_u__o"]
-    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z2_u, g, hess_u__o)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    return 0.25 * hess_mu__o[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__o[:, :, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_u__o
+    hess_ln__ff = t["hess_ln__ff"]
+    # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln, g, hess_ln__ff)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    return 0.25 * hess_mu__ff[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__ff[:, :, None] + (tmp.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__ff
 
 
-def _hess_h1__o(t):
-    """hess_h1__o[q,d,i,j] = Σ_c O1[c,d] hess_r__o[q,c,i,j]"""
+def _hess_h1__ff(t):
+    """hess_h1__ff[q,d,i,j] = Σ_c O1[c,d] hess_r__ff[q,c,i,j]"""
     O1 = t["O1"]
-    hess_r__o = t["hess_r__o"]
-    # einsum("cd,Bqcij->Bqdij", O1, hess_r__o)
-    return (np.tensordot(hess_r__o, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    hess_r__ff = t["hess_r__ff"]
+    # einsum("cd,Bqcij->Bqdij", O1, hess_r__ff)
+    return (np.tensordot(hess_r__ff, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
 
 
-def _hess_a1__o(t):
-    """hess_a1__o[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__o[q,c,i,j]"""
+def _hess_a1__ff(t):
+    """hess_a1__ff[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__ff[q,c,i,j]"""
     V1 = t["V1"]
     X = t["X"]
-    hess_h1__o = t["hess_h1__o"]
-    # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__o)
+    hess_h1__ff = t["hess_h1__ff"]
+    # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__ff)
     tmp = np.tensordot(X, V1, axes=([2], [1]))
-    return np.einsum("Bkc,Bqcij->Bqkij", tmp, hess_h1__o, optimize=False)
+    return np.einsum("Bkc,Bqcij->Bqkij", tmp, hess_h1__ff, optimize=False)
 
 
-def _hess_z_a1__o(t):
-    """hess_z_a1__o[q,k,i,j] = hess_a1__o[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__o[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])"""
-    hess_a1__o = t["hess_a1__o"]
+def _hess_z_a1__ff(t):
+    """hess_z_a1__ff[q,k,i,j] = hess_a1__ff[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__ff[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])"""
+    hess_a1__ff = t["hess_a1__ff"]
     z_a1 = t["z_a1"]
     softmax_z_a1 = _softmax(z_a1, axis=2)
-    # einsum("Bqkij,Bqk->Bqkij", hess_a1__o, softmax_z_a1)
-    # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__o, softmax_z_a1, softmax_z_a1)
-    tmp = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1, hess_a1__o, optimize=False)
-    return softmax_z_a1[:, :, :, None, None] * hess_a1__o - tmp[:, :, None] * softmax_z_a1[:, :, :, None, None]
+    # einsum("Bqkij,Bqk->Bqkij", hess_a1__ff, softmax_z_a1)
+    # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__ff, softmax_z_a1, softmax_z_a1)
+    tmp = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1, hess_a1__ff, optimize=False)
+    return softmax_z_a1[:, :, :, None, None] * hess_a1__ff - tmp[:, :, None] * softmax_z_a1[:, :, :, None, None]
 
 
 def _hess_p__p(t):
@@ -2279,8 +2187,8 @@ def _hess_p__p(t):
     return softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
 
 
-def _hess_o__p(t):
-    """hess_o__p[q,i,l] = 1/t Σ_c 1[q] U[c,i] hess_p__p[c,l]"""
+def _hess_ff__p(t):
+    """hess_ff__p[q,i,l] = 1/t Σ_c 1[q] U[c,i] hess_p__p[c,l]"""
     U = t["U"]
     hess_p__p = t["hess_p__p"]
     # einsum("q,ci,Bcl->Bqil", np.ones(3), U, hess_p__p)
@@ -2288,87 +2196,81 @@ def _hess_o__p(t):
     return 0.3333333333333333 * (tmp.transpose(0, 2, 1))[:, None] * (np.ones(3))[:, None, None]
 
 
-def _hess_z_o__p(t):
-    """hess_z_o__p[a,q,l] = Σ_c gelu'(z_o[a,q]) F2[c,a] hess_o__p[q,c,l]"""
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+def _hess_z_ff__p(t):
+    """hess_z_ff__p[a,q,l] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__p[q,c,l]"""
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    hess_o__p = t["hess_o__p"]
-    # einsum("Baq,ca,Bqcl->Baql", dgelu_z_o, F2, hess_o__p)
-    tmp = np.tensordot(hess_o__p, F2, axes=([2], [0]))
-    return tmp.transpose(0, 3, 1, 2) * dgelu_z_o[:, :, :, None]
+    hess_ff__p = t["hess_ff__p"]
+    # einsum("Baq,ca,Bqcl->Baql", dgelu_z_ff, F2, hess_ff__p)
+    tmp = np.tensordot(hess_ff__p, F2, axes=([2], [0]))
+    return tmp.transpose(0, 3, 1, 2) * dgelu_z_ff[:, :, :, None]
 
 
-def _hess_u__p(t):
-    """hess_u__p[q,i,l] = Σ_c F1[c,i] hess_z_o__p[c,q,l] + hess_o__p[q,i,l]"""
+def _hess_ln__p(t):
+    """hess_ln__p[q,i,l] = Σ_c F1[c,i] hess_z_ff__p[c,q,l] + hess_ff__p[q,i,l]"""
     F1 = t["F1"]
-    hess_z_o__p = t["hess_z_o__p"]
-    # einsum("ci,Bcql->Bqil", F1, hess_z_o__p)
-    hess_o__p = t["hess_o__p"]
-    return (np.tensordot(hess_z_o__p, F1, axes=([1], [0]))).transpose(0, 1, 3, 2) + hess_o__p
+    hess_z_ff__p = t["hess_z_ff__p"]
+    # einsum("ci,Bcql->Bqil", F1, hess_z_ff__p)
+    hess_ff__p = t["hess_ff__p"]
+    return (np.tensordot(hess_z_ff__p, F1, axes=([1], [0]))).transpose(0, 1, 3, 2) + hess_ff__p
 
 
-def _hess_z2_u__p(t):
-    """hess_z2_u__p[q,l] = Σ_c reciprocal'(z2_u[q]) g[c] hess_u__p[q,c,l] r[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] hess_u__p[q,c,l] mu[q]"""
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
+def _hess_z_ln__p(t):
+    """hess_z_ln__p[q,l] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__p[q,c,l] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__p[q,c,l] mu[q]"""
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
     g = t["g"]
-    hess_u__p = t["hess_u__p"]
+    hess_ln__p = t["hess_ln__p"]
     r = t["r"]
-    # einsum("Bq,c,Bqcl,Bqc->Bql", dreciprocal_z2_u, g, hess_u__p, r)
-    tmp = g[:, None, None] * dreciprocal_z2_u
+    # einsum("Bq,c,Bqcl,Bqc->Bql", dreciprocal_z_ln, g, hess_ln__p, r)
+    tmp = g[:, None, None] * dreciprocal_z_ln
     tmp_2 = tmp * r.transpose(2, 0, 1)
     mu = t["mu"]
-    # einsum("Bq,c,Bqcl,Bq->Bql", dreciprocal_z2_u, g, hess_u__p, mu)
-    tmp_3 = mu * dreciprocal_z2_u
-    tmp_4 = np.tensordot(hess_u__p, g, axes=([2], [0]))
-    return (((tmp_2.transpose(1, 2, 0))[..., None, :]) @ hess_u__p)[..., 0, :] - tmp_4 * tmp_3[:, :, None]
-
-
-def _hess_z_u__p(t):
-    """hess_z_u__p[q,l] = sqrt'(z_u[q]) hess_z2_u__p[q,l]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    hess_z2_u__p = t["hess_z2_u__p"]
-    # einsum("Bq,Bql->Bql", dsqrt_z_u, hess_z2_u__p)
-    return hess_z2_u__p * dsqrt_z_u[:, :, None]
+    # einsum("Bq,c,Bqcl,Bq->Bql", dreciprocal_z_ln, g, hess_ln__p, mu)
+    tmp_3 = mu * dreciprocal_z_ln
+    tmp_4 = np.tensordot(hess_ln__p, g, axes=([2], [0]))
+    return (((tmp_2.transpose(1, 2, 0))[..., None, :]) @ hess_ln__p)[..., 0, :] - tmp_4 * tmp_3[:, :, None]
 
 
 def _hess_va__p(t):
-    """hess_va__p[q,l] = hess_z_u__p[q,l]"""
-    hess_z_u__p = t["hess_z_u__p"]
-    return hess_z_u__p
+    """hess_va__p[q,l] = sd'(va[q]) hess_z_ln__p[q,l]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    hess_z_ln__p = t["hess_z_ln__p"]
+    # einsum("Bq,Bql->Bql", dsd_va, hess_z_ln__p)
+    return hess_z_ln__p * dsd_va[:, :, None]
 
 
 def _hess_mu__p(t):
-    """hess_mu__p[q,l] = -2 hess_va__p[q,l] mu[q] - Σ_c reciprocal(z2_u[q]) g[c] hess_u__p[q,c,l]"""
+    """hess_mu__p[q,l] = -2 hess_va__p[q,l] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__p[q,c,l]"""
     hess_va__p = t["hess_va__p"]
     mu = t["mu"]
     # einsum("Bql,Bq->Bql", hess_va__p, mu)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__p = t["hess_u__p"]
-    # einsum("Bq,c,Bqcl->Bql", reciprocal_z2_u, g, hess_u__p)
-    tmp = np.tensordot(hess_u__p, g, axes=([2], [0]))
-    return -2 * mu[:, :, None] * hess_va__p - tmp * reciprocal_z2_u[:, :, None]
+    hess_ln__p = t["hess_ln__p"]
+    # einsum("Bq,c,Bqcl->Bql", reciprocal_z_ln, g, hess_ln__p)
+    tmp = np.tensordot(hess_ln__p, g, axes=([2], [0]))
+    return -2 * mu[:, :, None] * hess_va__p - tmp * reciprocal_z_ln[:, :, None]
 
 
 def _hess_r__p(t):
-    """hess_r__p[q,i,l] = 1/n 1[i] hess_mu__p[q,l] + 2/n hess_va__p[q,l] r[q,i] + reciprocal(z2_u[q]) g[i] hess_u__p[q,i,l]"""
+    """hess_r__p[q,i,l] = 1/n 1[i] hess_mu__p[q,l] + 2/n hess_va__p[q,l] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__p[q,i,l]"""
     hess_mu__p = t["hess_mu__p"]
     # einsum("i,Bql->Bqil", np.ones(4), hess_mu__p)
     hess_va__p = t["hess_va__p"]
     r = t["r"]
     # einsum("Bql,Bqi->Bqil", hess_va__p, r)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     g = t["g"]
-    hess_u__p = t["hess_u__p"]
-    # einsum("Bq,i,Bqil->Bqil", reciprocal_z2_u, g, hess_u__p)
-    tmp = g[:, None, None] * reciprocal_z2_u
-    return 0.25 * hess_mu__p[:, :, None] * (np.ones(4))[:, None] + 0.5 * r[:, :, :, None] * hess_va__p[:, :, None] + (tmp.transpose(1, 2, 0))[:, :, :, None] * hess_u__p
+    hess_ln__p = t["hess_ln__p"]
+    # einsum("Bq,i,Bqil->Bqil", reciprocal_z_ln, g, hess_ln__p)
+    tmp = g[:, None, None] * reciprocal_z_ln
+    return 0.25 * hess_mu__p[:, :, None] * (np.ones(4))[:, None] + 0.5 * r[:, :, :, None] * hess_va__p[:, :, None] + (tmp.transpose(1, 2, 0))[:, :, :, None] * hess_ln__p
 
 
 def _hess_h1__p(t):
@@ -2563,91 +2465,91 @@ def _hess_z_a2__h2(t):
     return softmax_z_a2[:, :, :, None, None] * hess_a2__h2 - tmp[:, :, None] * softmax_z_a2[:, :, :, None, None]
 
 
-def _hess_h2__u(t):
-    """hess_h2__u[q,d,i,j] = Σ_c O2[c,d] hess_r__u[q,c,i,j]"""
+def _hess_h2__ln(t):
+    """hess_h2__ln[q,d,i,j] = Σ_c O2[c,d] hess_r__ln[q,c,i,j]"""
     O2 = t["O2"]
-    hess_r__u = t["hess_r__u"]
-    # einsum("cd,Bqcij->Bqdij", O2, hess_r__u)
-    return (np.tensordot(hess_r__u, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    hess_r__ln = t["hess_r__ln"]
+    # einsum("cd,Bqcij->Bqdij", O2, hess_r__ln)
+    return (np.tensordot(hess_r__ln, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
 
 
-def _hess_a2__u(t):
-    """hess_a2__u[q,k,i,j] = Σ_cl V2[c,l] X[k,l] hess_h2__u[q,c,i,j]"""
+def _hess_a2__ln(t):
+    """hess_a2__ln[q,k,i,j] = Σ_cl V2[c,l] X[k,l] hess_h2__ln[q,c,i,j]"""
     V2 = t["V2"]
     X = t["X"]
-    hess_h2__u = t["hess_h2__u"]
-    # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__u)
+    hess_h2__ln = t["hess_h2__ln"]
+    # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__ln)
     tmp = np.tensordot(X, V2, axes=([2], [1]))
-    return np.einsum("Bkc,Bqcij->Bqkij", tmp, hess_h2__u, optimize=False)
+    return np.einsum("Bkc,Bqcij->Bqkij", tmp, hess_h2__ln, optimize=False)
 
 
-def _hess_z_a2__u(t):
-    """hess_z_a2__u[q,k,i,j] = hess_a2__u[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__u[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])"""
-    hess_a2__u = t["hess_a2__u"]
+def _hess_z_a2__ln(t):
+    """hess_z_a2__ln[q,k,i,j] = hess_a2__ln[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__ln[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])"""
+    hess_a2__ln = t["hess_a2__ln"]
     z_a2 = t["z_a2"]
     softmax_z_a2 = _softmax(z_a2, axis=2)
-    # einsum("Bqkij,Bqk->Bqkij", hess_a2__u, softmax_z_a2)
-    # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__u, softmax_z_a2, softmax_z_a2)
-    tmp = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2, hess_a2__u, optimize=False)
-    return softmax_z_a2[:, :, :, None, None] * hess_a2__u - tmp[:, :, None] * softmax_z_a2[:, :, :, None, None]
+    # einsum("Bqkij,Bqk->Bqkij", hess_a2__ln, softmax_z_a2)
+    # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__ln, softmax_z_a2, softmax_z_a2)
+    tmp = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2, hess_a2__ln, optimize=False)
+    return softmax_z_a2[:, :, :, None, None] * hess_a2__ln - tmp[:, :, None] * softmax_z_a2[:, :, :, None, None]
 
 
-def _hess_h2__z_o(t):
-    """hess_h2__z_o[q,d,a,i] = Σ_c O2[c,d] hess_r__z_o[q,c,a,i]"""
+def _hess_h2__z_ff(t):
+    """hess_h2__z_ff[q,d,a,i] = Σ_c O2[c,d] hess_r__z_ff[q,c,a,i]"""
     O2 = t["O2"]
-    hess_r__z_o = t["hess_r__z_o"]
-    # einsum("cd,Bqcai->Bqdai", O2, hess_r__z_o)
-    return (np.tensordot(hess_r__z_o, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    hess_r__z_ff = t["hess_r__z_ff"]
+    # einsum("cd,Bqcai->Bqdai", O2, hess_r__z_ff)
+    return (np.tensordot(hess_r__z_ff, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
 
 
-def _hess_a2__z_o(t):
-    """hess_a2__z_o[q,k,a,i] = Σ_cj V2[c,j] X[k,j] hess_h2__z_o[q,c,a,i]"""
+def _hess_a2__z_ff(t):
+    """hess_a2__z_ff[q,k,a,i] = Σ_cj V2[c,j] X[k,j] hess_h2__z_ff[q,c,a,i]"""
     V2 = t["V2"]
     X = t["X"]
-    hess_h2__z_o = t["hess_h2__z_o"]
-    # einsum("cj,Bkj,Bqcai->Bqkai", V2, X, hess_h2__z_o)
+    hess_h2__z_ff = t["hess_h2__z_ff"]
+    # einsum("cj,Bkj,Bqcai->Bqkai", V2, X, hess_h2__z_ff)
     tmp = np.tensordot(X, V2, axes=([2], [1]))
-    return np.einsum("Bkc,Bqcai->Bqkai", tmp, hess_h2__z_o, optimize=False)
+    return np.einsum("Bkc,Bqcai->Bqkai", tmp, hess_h2__z_ff, optimize=False)
 
 
-def _hess_z_a2__z_o(t):
-    """hess_z_a2__z_o[q,k,a,i] = hess_a2__z_o[q,k,a,i] softmax_k(z_a2[q,k]) - Σ_c hess_a2__z_o[q,c,a,i] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])"""
-    hess_a2__z_o = t["hess_a2__z_o"]
+def _hess_z_a2__z_ff(t):
+    """hess_z_a2__z_ff[q,k,a,i] = hess_a2__z_ff[q,k,a,i] softmax_k(z_a2[q,k]) - Σ_c hess_a2__z_ff[q,c,a,i] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])"""
+    hess_a2__z_ff = t["hess_a2__z_ff"]
     z_a2 = t["z_a2"]
     softmax_z_a2 = _softmax(z_a2, axis=2)
-    # einsum("Bqkai,Bqk->Bqkai", hess_a2__z_o, softmax_z_a2)
-    # einsum("Bqcai,Bqc,Bqk->Bqkai", hess_a2__z_o, softmax_z_a2, softmax_z_a2)
-    tmp = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a2, hess_a2__z_o, optimize=False)
-    return softmax_z_a2[:, :, :, None, None] * hess_a2__z_o - tmp[:, :, None] * softmax_z_a2[:, :, :, None, None]
+    # einsum("Bqkai,Bqk->Bqkai", hess_a2__z_ff, softmax_z_a2)
+    # einsum("Bqcai,Bqc,Bqk->Bqkai", hess_a2__z_ff, softmax_z_a2, softmax_z_a2)
+    tmp = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a2, hess_a2__z_ff, optimize=False)
+    return softmax_z_a2[:, :, :, None, None] * hess_a2__z_ff - tmp[:, :, None] * softmax_z_a2[:, :, :, None, None]
 
 
-def _hess_h2__o(t):
-    """hess_h2__o[q,d,i,j] = Σ_c O2[c,d] hess_r__o[q,c,i,j]"""
+def _hess_h2__ff(t):
+    """hess_h2__ff[q,d,i,j] = Σ_c O2[c,d] hess_r__ff[q,c,i,j]"""
     O2 = t["O2"]
-    hess_r__o = t["hess_r__o"]
-    # einsum("cd,Bqcij->Bqdij", O2, hess_r__o)
-    return (np.tensordot(hess_r__o, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    hess_r__ff = t["hess_r__ff"]
+    # einsum("cd,Bqcij->Bqdij", O2, hess_r__ff)
+    return (np.tensordot(hess_r__ff, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
 
 
-def _hess_a2__o(t):
-    """hess_a2__o[q,k,i,j] = Σ_cl V2[c,l] X[k,l] hess_h2__o[q,c,i,j]"""
+def _hess_a2__ff(t):
+    """hess_a2__ff[q,k,i,j] = Σ_cl V2[c,l] X[k,l] hess_h2__ff[q,c,i,j]"""
     V2 = t["V2"]
     X = t["X"]
-    hess_h2__o = t["hess_h2__o"]
-    # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__o)
+    hess_h2__ff = t["hess_h2__ff"]
+    # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__ff)
     tmp = np.tensordot(X, V2, axes=([2], [1]))
-    return np.einsum("Bkc,Bqcij->Bqkij", tmp, hess_h2__o, optimize=False)
+    return np.einsum("Bkc,Bqcij->Bqkij", tmp, hess_h2__ff, optimize=False)
 
 
-def _hess_z_a2__o(t):
-    """hess_z_a2__o[q,k,i,j] = hess_a2__o[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__o[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])"""
-    hess_a2__o = t["hess_a2__o"]
+def _hess_z_a2__ff(t):
+    """hess_z_a2__ff[q,k,i,j] = hess_a2__ff[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__ff[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])"""
+    hess_a2__ff = t["hess_a2__ff"]
     z_a2 = t["z_a2"]
     softmax_z_a2 = _softmax(z_a2, axis=2)
-    # einsum("Bqkij,Bqk->Bqkij", hess_a2__o, softmax_z_a2)
-    # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__o, softmax_z_a2, softmax_z_a2)
-    tmp = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2, hess_a2__o, optimize=False)
-    return softmax_z_a2[:, :, :, None, None] * hess_a2__o - tmp[:, :, None] * softmax_z_a2[:, :, :, None, None]
+    # einsum("Bqkij,Bqk->Bqkij", hess_a2__ff, softmax_z_a2)
+    # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__ff, softmax_z_a2, softmax_z_a2)
+    tmp = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2, hess_a2__ff, optimize=False)
+    return softmax_z_a2[:, :, :, None, None] * hess_a2__ff - tmp[:, :, None] * softmax_z_a2[:, :, :, None, None]
 
 
 def _hess_h2__p(t):
@@ -2802,87 +2704,81 @@ def _tan_va(t):
     return 0.5 * (tan_r[..., None, :] @ r[..., None])[..., 0, 0] - 2 * mu * tan_mu
 
 
-def _tan_z_u(t):
-    """tan_z_u[q] = tan_va[q]"""
+def _tan_z_ln(t):
+    """tan_z_ln[q] = sd'(va[q]) tan_va[q]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     tan_va = t["tan_va"]
-    return tan_va
+    return dsd_va * tan_va
 
 
-def _tan_z2_u(t):
-    """tan_z2_u[q] = sqrt'(z_u[q]) tan_z_u[q]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    tan_z_u = t["tan_z_u"]
-    return dsqrt_z_u * tan_z_u
-
-
-def _tan_u(t):
-    """tan_u[q,i] = reciprocal(z2_u[q]) dir_g[i] r[q,i] - reciprocal(z2_u[q]) dir_g[i] mu[q] + reciprocal(z2_u[q]) g[i] tan_r[q,i] - reciprocal(z2_u[q]) g[i] tan_mu[q] + reciprocal'(z2_u[q]) g[i] r[q,i] tan_z2_u[q] - reciprocal'(z2_u[q]) g[i] mu[q] tan_z2_u[q] + 1[q] dir_b[i]"""
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
+def _tan_ln(t):
+    """tan_ln[q,i] = reciprocal(z_ln[q]) dir_g[i] r[q,i] - reciprocal(z_ln[q]) dir_g[i] mu[q] + reciprocal(z_ln[q]) g[i] tan_r[q,i] - reciprocal(z_ln[q]) g[i] tan_mu[q] + reciprocal'(z_ln[q]) g[i] r[q,i] tan_z_ln[q] - reciprocal'(z_ln[q]) g[i] mu[q] tan_z_ln[q] + 1[q] dir_b[i]"""
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
     dir_g = t["dir_g"]
     r = t["r"]
-    # einsum("Bq,i,Bqi->Bqi", reciprocal_z2_u, dir_g, r)
-    tmp = dir_g[:, None, None] * reciprocal_z2_u
+    # einsum("Bq,i,Bqi->Bqi", reciprocal_z_ln, dir_g, r)
+    tmp = dir_g[:, None, None] * reciprocal_z_ln
     mu = t["mu"]
-    # einsum("Bq,i,Bq->Bqi", reciprocal_z2_u, dir_g, mu)
-    tmp_2 = mu * reciprocal_z2_u
+    # einsum("Bq,i,Bq->Bqi", reciprocal_z_ln, dir_g, mu)
+    tmp_2 = mu * reciprocal_z_ln
     g = t["g"]
     tan_r = t["tan_r"]
-    # einsum("Bq,i,Bqi->Bqi", reciprocal_z2_u, g, tan_r)
-    tmp_3 = g[:, None, None] * reciprocal_z2_u
+    # einsum("Bq,i,Bqi->Bqi", reciprocal_z_ln, g, tan_r)
+    tmp_3 = g[:, None, None] * reciprocal_z_ln
     tan_mu = t["tan_mu"]
-    # einsum("Bq,i,Bq->Bqi", reciprocal_z2_u, g, tan_mu)
-    tmp_4 = tan_mu * reciprocal_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    tan_z2_u = t["tan_z2_u"]
-    # einsum("Bq,i,Bqi,Bq->Bqi", dreciprocal_z2_u, g, r, tan_z2_u)
-    tmp_5 = tan_z2_u * dreciprocal_z2_u
+    # einsum("Bq,i,Bq->Bqi", reciprocal_z_ln, g, tan_mu)
+    tmp_4 = tan_mu * reciprocal_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    tan_z_ln = t["tan_z_ln"]
+    # einsum("Bq,i,Bqi,Bq->Bqi", dreciprocal_z_ln, g, r, tan_z_ln)
+    tmp_5 = tan_z_ln * dreciprocal_z_ln
     tmp_6 = r * g
-    # einsum("Bq,i,Bq,Bq->Bqi", dreciprocal_z2_u, g, mu, tan_z2_u)
-    tmp_7 = mu * dreciprocal_z2_u
-    tmp_8 = tmp_7 * tan_z2_u
+    # einsum("Bq,i,Bq,Bq->Bqi", dreciprocal_z_ln, g, mu, tan_z_ln)
+    tmp_7 = mu * dreciprocal_z_ln
+    tmp_8 = tmp_7 * tan_z_ln
     dir_b = t["dir_b"]
     # einsum("q,i->qi", np.ones(3), dir_b)
     return tmp.transpose(1, 2, 0) * r - tmp_2[:, :, None] * dir_g + tmp_3.transpose(1, 2, 0) * tan_r - tmp_4[:, :, None] * g + tmp_6 * tmp_5[:, :, None] - tmp_8[:, :, None] * g + dir_b * (np.ones(3))[:, None]
 
 
-def _tan_z_o(t):
-    """tan_z_o[a,q] = Σ_c dir_F1[a,c] u[q,c] + Σ_c F1[a,c] tan_u[q,c]"""
+def _tan_z_ff(t):
+    """tan_z_ff[a,q] = Σ_c dir_F1[a,c] ln[q,c] + Σ_c F1[a,c] tan_ln[q,c]"""
     dir_F1 = t["dir_F1"]
-    u = t["u"]
-    # einsum("ac,Bqc->Baq", dir_F1, u)
+    ln = t["ln"]
+    # einsum("ac,Bqc->Baq", dir_F1, ln)
     F1 = t["F1"]
-    tan_u = t["tan_u"]
-    # einsum("ac,Bqc->Baq", F1, tan_u)
-    return (np.tensordot(u, dir_F1, axes=([2], [1]))).transpose(0, 2, 1) + (np.tensordot(tan_u, F1, axes=([2], [1]))).transpose(0, 2, 1)
+    tan_ln = t["tan_ln"]
+    # einsum("ac,Bqc->Baq", F1, tan_ln)
+    return (np.tensordot(ln, dir_F1, axes=([2], [1]))).transpose(0, 2, 1) + (np.tensordot(tan_ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
 
 
-def _tan_o(t):
-    """tan_o[q,i] = tan_u[q,i] + Σ_c gelu(z_o[c,q]) dir_F2[i,c] + Σ_c gelu'(z_o[c,q]) F2[i,c] tan_z_o[c,q]"""
-    tan_u = t["tan_u"]
-    z_o = t["z_o"]
-    gelu_z_o = (1/2)*z_o*(_erf((1/2)*np.sqrt(2)*z_o) + 1)
+def _tan_ff(t):
+    """tan_ff[q,i] = tan_ln[q,i] + Σ_c gelu(z_ff[c,q]) dir_F2[i,c] + Σ_c gelu'(z_ff[c,q]) F2[i,c] tan_z_ff[c,q]"""
+    tan_ln = t["tan_ln"]
+    z_ff = t["z_ff"]
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
     dir_F2 = t["dir_F2"]
-    # einsum("Bcq,ic->Bqi", gelu_z_o, dir_F2)
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+    # einsum("Bcq,ic->Bqi", gelu_z_ff, dir_F2)
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     F2 = t["F2"]
-    tan_z_o = t["tan_z_o"]
-    # einsum("Bcq,ic,Bcq->Bqi", dgelu_z_o, F2, tan_z_o)
-    tmp = tan_z_o * dgelu_z_o
-    return tan_u + (np.tensordot(dir_F2, gelu_z_o, axes=([1], [1]))).transpose(1, 2, 0) + np.tensordot(tmp, F2, axes=([1], [1]))
+    tan_z_ff = t["tan_z_ff"]
+    # einsum("Bcq,ic,Bcq->Bqi", dgelu_z_ff, F2, tan_z_ff)
+    tmp = tan_z_ff * dgelu_z_ff
+    return tan_ln + (np.tensordot(dir_F2, gelu_z_ff, axes=([1], [1]))).transpose(1, 2, 0) + np.tensordot(tmp, F2, axes=([1], [1]))
 
 
 def _tan_p(t):
-    """tan_p[l] = 1/t Σ_ci dir_U[l,c] o[i,c] + 1/t Σ_ci U[l,c] tan_o[i,c]"""
+    """tan_p[l] = 1/t Σ_ci dir_U[l,c] ff[i,c] + 1/t Σ_ci U[l,c] tan_ff[i,c]"""
     dir_U = t["dir_U"]
-    o = t["o"]
-    # einsum("lc,Bic->Bl", dir_U, o)
+    ff = t["ff"]
+    # einsum("lc,Bic->Bl", dir_U, ff)
     U = t["U"]
-    tan_o = t["tan_o"]
-    # einsum("lc,Bic->Bl", U, tan_o)
-    return 0.3333333333333333 * (o.sum(axis=1)) @ dir_U.T + 0.3333333333333333 * (tan_o.sum(axis=1)) @ U.T
+    tan_ff = t["tan_ff"]
+    # einsum("lc,Bic->Bl", U, tan_ff)
+    return 0.3333333333333333 * (ff.sum(axis=1)) @ dir_U.T + 0.3333333333333333 * (tan_ff.sum(axis=1)) @ U.T
 
 
 def _radj_p(t):
@@ -2895,8 +2791,8 @@ def _radj_p(t):
     return tan_p * softmax_p - tmp[:, None] * softmax_p
 
 
-def _radj_o(t):
-    """radj_o[q,i] = 1/t Σ_c 1[q] adj_p[c] dir_U[c,i] + 1/t Σ_c 1[q] U[c,i] radj_p[c]"""
+def _radj_ff(t):
+    """radj_ff[q,i] = 1/t Σ_c 1[q] adj_p[c] dir_U[c,i] + 1/t Σ_c 1[q] U[c,i] radj_p[c]"""
     adj_p = t["adj_p"]
     dir_U = t["dir_U"]
     # einsum("q,Bc,ci->Bqi", np.ones(3), adj_p, dir_U)
@@ -2908,125 +2804,119 @@ def _radj_o(t):
     return 0.3333333333333333 * tmp.T[:, None] * (np.ones(3))[:, None] + 0.3333333333333333 * tmp_2[:, None] * (np.ones(3))[:, None]
 
 
-def _radj_z_o(t):
-    """radj_z_o[a,q] = Σ_c gelu''(z_o[a,q]) F2[c,a] adj_o[q,c] tan_z_o[a,q] + Σ_c gelu'(z_o[a,q]) adj_o[q,c] dir_F2[c,a] + Σ_c gelu'(z_o[a,q]) F2[c,a] radj_o[q,c]"""
-    z_o = t["z_o"]
-    d2gelu_z_o = np.sqrt(2)*(1 - 1/2*z_o**2)*np.exp(-1/2*z_o**2)/np.sqrt(np.pi)
+def _radj_z_ff(t):
+    """radj_z_ff[a,q] = Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] tan_z_ff[a,q] + Σ_c gelu'(z_ff[a,q]) adj_ff[q,c] dir_F2[c,a] + Σ_c gelu'(z_ff[a,q]) F2[c,a] radj_ff[q,c]"""
+    z_ff = t["z_ff"]
+    d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
     F2 = t["F2"]
-    adj_o = t["adj_o"]
-    tan_z_o = t["tan_z_o"]
-    # einsum("Baq,ca,Bqc,Baq->Baq", d2gelu_z_o, F2, adj_o, tan_z_o)
-    tmp = tan_z_o * d2gelu_z_o
-    tmp_2 = np.tensordot(adj_o, F2, axes=([2], [0]))
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
+    adj_ff = t["adj_ff"]
+    tan_z_ff = t["tan_z_ff"]
+    # einsum("Baq,ca,Bqc,Baq->Baq", d2gelu_z_ff, F2, adj_ff, tan_z_ff)
+    tmp = tan_z_ff * d2gelu_z_ff
+    tmp_2 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     dir_F2 = t["dir_F2"]
-    # einsum("Baq,Bqc,ca->Baq", dgelu_z_o, adj_o, dir_F2)
-    tmp_3 = np.tensordot(dir_F2, adj_o, axes=([0], [2]))
-    radj_o = t["radj_o"]
-    # einsum("Baq,ca,Bqc->Baq", dgelu_z_o, F2, radj_o)
-    tmp_4 = np.tensordot(radj_o, F2, axes=([2], [0]))
-    return tmp_2.transpose(0, 2, 1) * tmp + tmp_3.transpose(1, 0, 2) * dgelu_z_o + tmp_4.transpose(0, 2, 1) * dgelu_z_o
+    # einsum("Baq,Bqc,ca->Baq", dgelu_z_ff, adj_ff, dir_F2)
+    tmp_3 = np.tensordot(dir_F2, adj_ff, axes=([0], [2]))
+    radj_ff = t["radj_ff"]
+    # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, radj_ff)
+    tmp_4 = np.tensordot(radj_ff, F2, axes=([2], [0]))
+    return tmp_2.transpose(0, 2, 1) * tmp + tmp_3.transpose(1, 0, 2) * dgelu_z_ff + tmp_4.transpose(0, 2, 1) * dgelu_z_ff
 
 
-def _radj_u(t):
-    """radj_u[q,i] = Σ_c adj_z_o[c,q] dir_F1[c,i] + Σ_c F1[c,i] radj_z_o[c,q] + radj_o[q,i]"""
-    adj_z_o = t["adj_z_o"]
+def _radj_ln(t):
+    """radj_ln[q,i] = Σ_c adj_z_ff[c,q] dir_F1[c,i] + Σ_c F1[c,i] radj_z_ff[c,q] + radj_ff[q,i]"""
+    adj_z_ff = t["adj_z_ff"]
     dir_F1 = t["dir_F1"]
-    # einsum("Bcq,ci->Bqi", adj_z_o, dir_F1)
+    # einsum("Bcq,ci->Bqi", adj_z_ff, dir_F1)
     F1 = t["F1"]
-    radj_z_o = t["radj_z_o"]
-    # einsum("ci,Bcq->Bqi", F1, radj_z_o)
-    radj_o = t["radj_o"]
-    return (np.tensordot(dir_F1, adj_z_o, axes=([0], [1]))).transpose(1, 2, 0) + np.tensordot(radj_z_o, F1, axes=([1], [0])) + radj_o
+    radj_z_ff = t["radj_z_ff"]
+    # einsum("ci,Bcq->Bqi", F1, radj_z_ff)
+    radj_ff = t["radj_ff"]
+    return (np.tensordot(dir_F1, adj_z_ff, axes=([0], [1]))).transpose(1, 2, 0) + np.tensordot(radj_z_ff, F1, axes=([1], [0])) + radj_ff
 
 
-def _radj_z2_u(t):
-    """radj_z2_u[q] = Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] r[q,c] tan_z2_u[q] - Σ_c reciprocal''(z2_u[q]) adj_u[q,c] g[c] mu[q] tan_z2_u[q] + Σ_c reciprocal'(z2_u[q]) g[c] r[q,c] radj_u[q,c] - Σ_c reciprocal'(z2_u[q]) g[c] mu[q] radj_u[q,c] + Σ_c reciprocal'(z2_u[q]) adj_u[q,c] dir_g[c] r[q,c] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] dir_g[c] mu[q] + Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] tan_r[q,c] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] tan_mu[q]"""
-    z2_u = t["z2_u"]
-    d2reciprocal_z2_u = 2/z2_u**3
-    adj_u = t["adj_u"]
+def _radj_z_ln(t):
+    """radj_z_ln[q] = Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] r[q,c] tan_z_ln[q] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] mu[q] tan_z_ln[q] + Σ_c reciprocal'(z_ln[q]) g[c] r[q,c] radj_ln[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] mu[q] radj_ln[q,c] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] dir_g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] dir_g[c] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] tan_r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] tan_mu[q]"""
+    z_ln = t["z_ln"]
+    d2reciprocal_z_ln = 2/z_ln**3
+    adj_ln = t["adj_ln"]
     g = t["g"]
     r = t["r"]
-    tan_z2_u = t["tan_z2_u"]
-    # einsum("Bq,Bqc,c,Bqc,Bq->Bq", d2reciprocal_z2_u, adj_u, g, r, tan_z2_u)
-    tmp = r * adj_u
-    tmp_2 = tan_z2_u * d2reciprocal_z2_u
+    tan_z_ln = t["tan_z_ln"]
+    # einsum("Bq,Bqc,c,Bqc,Bq->Bq", d2reciprocal_z_ln, adj_ln, g, r, tan_z_ln)
+    tmp = r * adj_ln
+    tmp_2 = tan_z_ln * d2reciprocal_z_ln
     tmp_3 = tmp_2[:, :, None] * tmp
     mu = t["mu"]
-    # einsum("Bq,Bqc,c,Bq,Bq->Bq", d2reciprocal_z2_u, adj_u, g, mu, tan_z2_u)
-    tmp_4 = mu * d2reciprocal_z2_u
-    tmp_5 = np.tensordot(g, adj_u, axes=([0], [2]))
-    tmp_6 = tmp_4 * tan_z2_u
-    dreciprocal_z2_u = -1/z2_u**2
-    radj_u = t["radj_u"]
-    # einsum("Bq,c,Bqc,Bqc->Bq", dreciprocal_z2_u, g, r, radj_u)
-    tmp_7 = g[:, None, None] * dreciprocal_z2_u
-    tmp_8 = radj_u * r
-    # einsum("Bq,c,Bq,Bqc->Bq", dreciprocal_z2_u, g, mu, radj_u)
-    tmp_9 = mu * dreciprocal_z2_u
-    tmp_10 = np.tensordot(radj_u, g, axes=([2], [0]))
+    # einsum("Bq,Bqc,c,Bq,Bq->Bq", d2reciprocal_z_ln, adj_ln, g, mu, tan_z_ln)
+    tmp_4 = mu * d2reciprocal_z_ln
+    tmp_5 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_6 = tmp_4 * tan_z_ln
+    dreciprocal_z_ln = -1/z_ln**2
+    radj_ln = t["radj_ln"]
+    # einsum("Bq,c,Bqc,Bqc->Bq", dreciprocal_z_ln, g, r, radj_ln)
+    tmp_7 = g[:, None, None] * dreciprocal_z_ln
+    tmp_8 = radj_ln * r
+    # einsum("Bq,c,Bq,Bqc->Bq", dreciprocal_z_ln, g, mu, radj_ln)
+    tmp_9 = mu * dreciprocal_z_ln
+    tmp_10 = np.tensordot(radj_ln, g, axes=([2], [0]))
     dir_g = t["dir_g"]
-    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z2_u, adj_u, dir_g, r)
-    tmp_11 = dir_g[:, None, None] * adj_u.transpose(2, 0, 1)
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, dir_g, r)
+    tmp_11 = dir_g[:, None, None] * adj_ln.transpose(2, 0, 1)
     tmp_12 = (((tmp_11.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
-    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z2_u, adj_u, dir_g, mu)
-    tmp_13 = mu * dreciprocal_z2_u
-    tmp_14 = np.tensordot(dir_g, adj_u, axes=([0], [2]))
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, dir_g, mu)
+    tmp_13 = mu * dreciprocal_z_ln
+    tmp_14 = np.tensordot(dir_g, adj_ln, axes=([0], [2]))
     tan_r = t["tan_r"]
-    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z2_u, adj_u, g, tan_r)
-    tmp_15 = g[:, None, None] * adj_u.transpose(2, 0, 1)
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, tan_r)
+    tmp_15 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
     tmp_16 = (((tmp_15.transpose(1, 2, 0))[..., None, :]) @ tan_r[..., None])[..., 0, 0]
     tan_mu = t["tan_mu"]
-    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z2_u, adj_u, g, tan_mu)
-    tmp_17 = tan_mu * dreciprocal_z2_u
-    tmp_18 = np.tensordot(g, adj_u, axes=([0], [2]))
-    return np.tensordot(tmp_3, g, axes=([2], [0])) - tmp_6 * tmp_5 + (tmp_8[..., None, :] @ ((tmp_7.transpose(1, 2, 0))[..., None]))[..., 0, 0] - tmp_10 * tmp_9 + tmp_12 * dreciprocal_z2_u - tmp_14 * tmp_13 + tmp_16 * dreciprocal_z2_u - tmp_18 * tmp_17
-
-
-def _radj_z_u(t):
-    """radj_z_u[q] = sqrt''(z_u[q]) adj_z2_u[q] tan_z_u[q] + sqrt'(z_u[q]) radj_z2_u[q]"""
-    z_u = t["z_u"]
-    z2_u = t["z2_u"]
-    d2sqrt_z_u = -(1/4)/z_u**(3/2)
-    adj_z2_u = t["adj_z2_u"]
-    tan_z_u = t["tan_z_u"]
-    dsqrt_z_u = (1/2)/np.sqrt(z_u)
-    radj_z2_u = t["radj_z2_u"]
-    return d2sqrt_z_u * adj_z2_u * tan_z_u + dsqrt_z_u * radj_z2_u
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, tan_mu)
+    tmp_17 = tan_mu * dreciprocal_z_ln
+    tmp_18 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    return np.tensordot(tmp_3, g, axes=([2], [0])) - tmp_6 * tmp_5 + (tmp_8[..., None, :] @ ((tmp_7.transpose(1, 2, 0))[..., None]))[..., 0, 0] - tmp_10 * tmp_9 + tmp_12 * dreciprocal_z_ln - tmp_14 * tmp_13 + tmp_16 * dreciprocal_z_ln - tmp_18 * tmp_17
 
 
 def _radj_va(t):
-    """radj_va[q] = radj_z_u[q]"""
-    radj_z_u = t["radj_z_u"]
-    return radj_z_u
+    """radj_va[q] = sd''(va[q]) adj_z_ln[q] tan_va[q] + sd'(va[q]) radj_z_ln[q]"""
+    va = t["va"]
+    z_ln = t["z_ln"]
+    d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
+    adj_z_ln = t["adj_z_ln"]
+    tan_va = t["tan_va"]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    radj_z_ln = t["radj_z_ln"]
+    return d2sd_va * adj_z_ln * tan_va + dsd_va * radj_z_ln
 
 
 def _radj_mu(t):
-    """radj_mu[q] = -2 mu[q] radj_va[q] - 2 adj_va[q] tan_mu[q] - Σ_c reciprocal'(z2_u[q]) adj_u[q,c] g[c] tan_z2_u[q] - Σ_c reciprocal(z2_u[q]) g[c] radj_u[q,c] - Σ_c reciprocal(z2_u[q]) adj_u[q,c] dir_g[c]"""
+    """radj_mu[q] = -2 mu[q] radj_va[q] - 2 adj_va[q] tan_mu[q] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] tan_z_ln[q] - Σ_c reciprocal(z_ln[q]) g[c] radj_ln[q,c] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] dir_g[c]"""
     mu = t["mu"]
     radj_va = t["radj_va"]
     adj_va = t["adj_va"]
     tan_mu = t["tan_mu"]
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
     g = t["g"]
-    tan_z2_u = t["tan_z2_u"]
-    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z2_u, adj_u, g, tan_z2_u)
-    tmp = tan_z2_u * dreciprocal_z2_u
-    tmp_2 = np.tensordot(g, adj_u, axes=([0], [2]))
-    reciprocal_z2_u = z2_u**(-1.0)
-    radj_u = t["radj_u"]
-    # einsum("Bq,c,Bqc->Bq", reciprocal_z2_u, g, radj_u)
-    tmp_3 = np.tensordot(radj_u, g, axes=([2], [0]))
+    tan_z_ln = t["tan_z_ln"]
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, tan_z_ln)
+    tmp = tan_z_ln * dreciprocal_z_ln
+    tmp_2 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    reciprocal_z_ln = z_ln**(-1.0)
+    radj_ln = t["radj_ln"]
+    # einsum("Bq,c,Bqc->Bq", reciprocal_z_ln, g, radj_ln)
+    tmp_3 = np.tensordot(radj_ln, g, axes=([2], [0]))
     dir_g = t["dir_g"]
-    # einsum("Bq,Bqc,c->Bq", reciprocal_z2_u, adj_u, dir_g)
-    tmp_4 = np.tensordot(dir_g, adj_u, axes=([0], [2]))
-    return -2 * mu * radj_va - 2 * adj_va * tan_mu - tmp_2 * tmp - tmp_3 * reciprocal_z2_u - tmp_4 * reciprocal_z2_u
+    # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln, adj_ln, dir_g)
+    tmp_4 = np.tensordot(dir_g, adj_ln, axes=([0], [2]))
+    return -2 * mu * radj_va - 2 * adj_va * tan_mu - tmp_2 * tmp - tmp_3 * reciprocal_z_ln - tmp_4 * reciprocal_z_ln
 
 
 def _radj_r(t):
-    """radj_r[q,i] = 1/n 1[i] radj_mu[q] + 2/n r[q,i] radj_va[q] + 2/n adj_va[q] tan_r[q,i] + reciprocal'(z2_u[q]) adj_u[q,i] g[i] tan_z2_u[q] + reciprocal(z2_u[q]) g[i] radj_u[q,i] + reciprocal(z2_u[q]) adj_u[q,i] dir_g[i]"""
+    """radj_r[q,i] = 1/n 1[i] radj_mu[q] + 2/n r[q,i] radj_va[q] + 2/n adj_va[q] tan_r[q,i] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] tan_z_ln[q] + reciprocal(z_ln[q]) g[i] radj_ln[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] dir_g[i]"""
     radj_mu = t["radj_mu"]
     # einsum("i,Bq->Bqi", np.ones(4), radj_mu)
     r = t["r"]
@@ -3035,22 +2925,22 @@ def _radj_r(t):
     adj_va = t["adj_va"]
     tan_r = t["tan_r"]
     # einsum("Bq,Bqi->Bqi", adj_va, tan_r)
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
     g = t["g"]
-    tan_z2_u = t["tan_z2_u"]
-    # einsum("Bq,Bqi,i,Bq->Bqi", dreciprocal_z2_u, adj_u, g, tan_z2_u)
-    tmp = tan_z2_u * dreciprocal_z2_u
-    tmp_2 = g[:, None, None] * adj_u.transpose(2, 0, 1)
-    reciprocal_z2_u = z2_u**(-1.0)
-    radj_u = t["radj_u"]
-    # einsum("Bq,i,Bqi->Bqi", reciprocal_z2_u, g, radj_u)
-    tmp_3 = g[:, None, None] * reciprocal_z2_u
+    tan_z_ln = t["tan_z_ln"]
+    # einsum("Bq,Bqi,i,Bq->Bqi", dreciprocal_z_ln, adj_ln, g, tan_z_ln)
+    tmp = tan_z_ln * dreciprocal_z_ln
+    tmp_2 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    reciprocal_z_ln = z_ln**(-1.0)
+    radj_ln = t["radj_ln"]
+    # einsum("Bq,i,Bqi->Bqi", reciprocal_z_ln, g, radj_ln)
+    tmp_3 = g[:, None, None] * reciprocal_z_ln
     dir_g = t["dir_g"]
-    # einsum("Bq,Bqi,i->Bqi", reciprocal_z2_u, adj_u, dir_g)
-    tmp_4 = adj_u * reciprocal_z2_u[:, :, None]
-    return 0.25 * radj_mu[:, :, None] * np.ones(4) + 0.5 * radj_va[:, :, None] * r + 0.5 * tan_r * adj_va[:, :, None] + tmp_2.transpose(1, 2, 0) * tmp[:, :, None] + tmp_3.transpose(1, 2, 0) * radj_u + tmp_4 * dir_g
+    # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln, adj_ln, dir_g)
+    tmp_4 = adj_ln * reciprocal_z_ln[:, :, None]
+    return 0.25 * radj_mu[:, :, None] * np.ones(4) + 0.5 * radj_va[:, :, None] * r + 0.5 * tan_r * adj_va[:, :, None] + tmp_2.transpose(1, 2, 0) * tmp[:, :, None] + tmp_3.transpose(1, 2, 0) * radj_ln + tmp_4 * dir_g
 
 
 def _radj_h1(t):
@@ -3162,11 +3052,10 @@ def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_z_o"] = _adj_z_o(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_z2_u"] = _adj_z2_u(t)
-    t["adj_z_u"] = _adj_z_u(t)
+    t["adj_ff"] = _adj_ff(t)
+    t["adj_z_ff"] = _adj_z_ff(t)
+    t["adj_ln"] = _adj_ln(t)
+    t["adj_z_ln"] = _adj_z_ln(t)
     t["adj_va"] = _adj_va(t)
     t["adj_mu"] = _adj_mu(t)
     t["adj_r"] = _adj_r(t)
@@ -3225,36 +3114,36 @@ def gradient(params, data):
     h2 = t["h2"]
     # einsum("Bci,Bcd->id", adj_r, h2)
     grad_O2 = (np.tensordot(h2, adj_r, axes=([0, 1], [0, 1]))).T / B
-    # ∂f/∂g[i] = Σ_c reciprocal(z2_u[c]) adj_u[c,i] r[c,i] - Σ_c reciprocal(z2_u[c]) adj_u[c,i] mu[c]
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
-    adj_u = t["adj_u"]
+    # ∂f/∂g[i] = Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
+    adj_ln = t["adj_ln"]
     r = t["r"]
-    # einsum("Bc,Bci,Bci->i", reciprocal_z2_u, adj_u, r)
-    tmp_11 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bci->i", reciprocal_z_ln, adj_ln, r)
+    tmp_11 = adj_ln * reciprocal_z_ln[:, :, None]
     mu = t["mu"]
-    # einsum("Bc,Bci,Bc->i", reciprocal_z2_u, adj_u, mu)
-    tmp_12 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bc->i", reciprocal_z_ln, adj_ln, mu)
+    tmp_12 = adj_ln * reciprocal_z_ln[:, :, None]
     grad_g = (np.einsum("Bci,Bci->i", tmp_11, r, optimize=False) - np.tensordot(tmp_12, mu, axes=([0, 1], [0, 1]))) / B
-    # ∂f/∂b[i] = Σ_c adj_u[c,i]
-    # einsum("Bci->i", adj_u)
-    grad_b = adj_u.sum(axis=(0, 1)) / B
-    # ∂f/∂F1[a,i] = Σ_c adj_z_o[a,c] u[c,i]
-    adj_z_o = t["adj_z_o"]
-    u = t["u"]
-    # einsum("Bac,Bci->ai", adj_z_o, u)
-    grad_F1 = (np.tensordot(u, adj_z_o, axes=([0, 1], [0, 2]))).T / B
-    # ∂f/∂F2[i,a] = Σ_c gelu(z_o[a,c]) adj_o[c,i]
-    z_o = t["z_o"]
-    gelu_z_o = (1/2)*z_o*(_erf((1/2)*np.sqrt(2)*z_o) + 1)
-    adj_o = t["adj_o"]
-    # einsum("Bac,Bci->ia", gelu_z_o, adj_o)
-    grad_F2 = np.tensordot(adj_o, gelu_z_o, axes=([0, 1], [0, 2])) / B
-    # ∂f/∂U[l,i] = 1/t Σ_c adj_p[l] o[c,i]
+    # ∂f/∂b[i] = Σ_c adj_ln[c,i]
+    # einsum("Bci->i", adj_ln)
+    grad_b = adj_ln.sum(axis=(0, 1)) / B
+    # ∂f/∂F1[a,i] = Σ_c adj_z_ff[a,c] ln[c,i]
+    adj_z_ff = t["adj_z_ff"]
+    ln = t["ln"]
+    # einsum("Bac,Bci->ai", adj_z_ff, ln)
+    grad_F1 = (np.tensordot(ln, adj_z_ff, axes=([0, 1], [0, 2]))).T / B
+    # ∂f/∂F2[i,a] = Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
+    z_ff = t["z_ff"]
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    adj_ff = t["adj_ff"]
+    # einsum("Bac,Bci->ia", gelu_z_ff, adj_ff)
+    grad_F2 = np.tensordot(adj_ff, gelu_z_ff, axes=([0, 1], [0, 2])) / B
+    # ∂f/∂U[l,i] = 1/t Σ_c adj_p[l] ff[c,i]
     adj_p = t["adj_p"]
-    o = t["o"]
-    # einsum("Bl,Bci->li", adj_p, o)
-    grad_U = 0.3333333333333333 * adj_p.T @ (o.sum(axis=1)) / B
+    ff = t["ff"]
+    # einsum("Bl,Bci->li", adj_p, ff)
+    grad_U = 0.3333333333333333 * adj_p.T @ (ff.sum(axis=1)) / B
     return {"Q1": grad_Q1, "K1": grad_K1, "V1": grad_V1, "O1": grad_O1, "Q2": grad_Q2, "K2": grad_K2, "V2": grad_V2, "O2": grad_O2, "g": grad_g, "b": grad_b, "F1": grad_F1, "F2": grad_F2, "U": grad_U}
 
 
@@ -3262,11 +3151,10 @@ def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_z_o"] = _adj_z_o(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_z2_u"] = _adj_z2_u(t)
-    t["adj_z_u"] = _adj_z_u(t)
+    t["adj_ff"] = _adj_ff(t)
+    t["adj_z_ff"] = _adj_z_ff(t)
+    t["adj_ln"] = _adj_ln(t)
+    t["adj_z_ln"] = _adj_z_ln(t)
     t["adj_va"] = _adj_va(t)
     t["adj_mu"] = _adj_mu(t)
     t["adj_r"] = _adj_r(t)
@@ -3325,36 +3213,36 @@ def per_sample_gradient(params, data):
     h2 = t["h2"]
     # einsum("Bci,Bcd->Bid", adj_r, h2)
     grad_O2 = ((h2.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
-    # ∂f/∂g[i] = Σ_c reciprocal(z2_u[c]) adj_u[c,i] r[c,i] - Σ_c reciprocal(z2_u[c]) adj_u[c,i] mu[c]
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
-    adj_u = t["adj_u"]
+    # ∂f/∂g[i] = Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
+    adj_ln = t["adj_ln"]
     r = t["r"]
-    # einsum("Bc,Bci,Bci->Bi", reciprocal_z2_u, adj_u, r)
-    tmp_11 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bci->Bi", reciprocal_z_ln, adj_ln, r)
+    tmp_11 = adj_ln * reciprocal_z_ln[:, :, None]
     mu = t["mu"]
-    # einsum("Bc,Bci,Bc->Bi", reciprocal_z2_u, adj_u, mu)
-    tmp_12 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bc->Bi", reciprocal_z_ln, adj_ln, mu)
+    tmp_12 = adj_ln * reciprocal_z_ln[:, :, None]
     grad_g = (((tmp_11.transpose(0, 2, 1))[..., None, :]) @ ((r.transpose(0, 2, 1))[..., None]))[..., 0, 0] - ((tmp_12.transpose(0, 2, 1)) @ mu[..., None])[..., 0]
-    # ∂f/∂b[i] = Σ_c adj_u[c,i]
-    # einsum("Bci->Bi", adj_u)
-    grad_b = adj_u.sum(axis=1)
-    # ∂f/∂F1[a,i] = Σ_c adj_z_o[a,c] u[c,i]
-    adj_z_o = t["adj_z_o"]
-    u = t["u"]
-    # einsum("Bac,Bci->Bai", adj_z_o, u)
-    grad_F1 = ((u.transpose(0, 2, 1)) @ (adj_z_o.transpose(0, 2, 1))).transpose(0, 2, 1)
-    # ∂f/∂F2[i,a] = Σ_c gelu(z_o[a,c]) adj_o[c,i]
-    z_o = t["z_o"]
-    gelu_z_o = (1/2)*z_o*(_erf((1/2)*np.sqrt(2)*z_o) + 1)
-    adj_o = t["adj_o"]
-    # einsum("Bac,Bci->Bia", gelu_z_o, adj_o)
-    grad_F2 = (adj_o.transpose(0, 2, 1)) @ (gelu_z_o.transpose(0, 2, 1))
-    # ∂f/∂U[l,i] = 1/t Σ_c adj_p[l] o[c,i]
+    # ∂f/∂b[i] = Σ_c adj_ln[c,i]
+    # einsum("Bci->Bi", adj_ln)
+    grad_b = adj_ln.sum(axis=1)
+    # ∂f/∂F1[a,i] = Σ_c adj_z_ff[a,c] ln[c,i]
+    adj_z_ff = t["adj_z_ff"]
+    ln = t["ln"]
+    # einsum("Bac,Bci->Bai", adj_z_ff, ln)
+    grad_F1 = ((ln.transpose(0, 2, 1)) @ (adj_z_ff.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # ∂f/∂F2[i,a] = Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
+    z_ff = t["z_ff"]
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    adj_ff = t["adj_ff"]
+    # einsum("Bac,Bci->Bia", gelu_z_ff, adj_ff)
+    grad_F2 = (adj_ff.transpose(0, 2, 1)) @ (gelu_z_ff.transpose(0, 2, 1))
+    # ∂f/∂U[l,i] = 1/t Σ_c adj_p[l] ff[c,i]
     adj_p = t["adj_p"]
-    o = t["o"]
-    # einsum("Bl,Bci->Bli", adj_p, o)
-    grad_U = 0.3333333333333333 * (o.sum(axis=1))[:, None] * adj_p[:, :, None]
+    ff = t["ff"]
+    # einsum("Bl,Bci->Bli", adj_p, ff)
+    grad_U = 0.3333333333333333 * (ff.sum(axis=1))[:, None] * adj_p[:, :, None]
     return {"Q1": grad_Q1, "K1": grad_K1, "V1": grad_V1, "O1": grad_O1, "Q2": grad_Q2, "K2": grad_K2, "V2": grad_V2, "O2": grad_O2, "g": grad_g, "b": grad_b, "F1": grad_F1, "F2": grad_F2, "U": grad_U}
 
 
@@ -3362,11 +3250,10 @@ def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_z_o"] = _adj_z_o(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_z2_u"] = _adj_z2_u(t)
-    t["adj_z_u"] = _adj_z_u(t)
+    t["adj_ff"] = _adj_ff(t)
+    t["adj_z_ff"] = _adj_z_ff(t)
+    t["adj_ln"] = _adj_ln(t)
+    t["adj_z_ln"] = _adj_z_ln(t)
     t["adj_va"] = _adj_va(t)
     t["adj_mu"] = _adj_mu(t)
     t["adj_r"] = _adj_r(t)
@@ -3417,33 +3304,33 @@ def gradient_factors(params, data):
     h2 = t["h2"]
     # einsum("Bci,Bcd->Bid", adj_r, h2)
     fac_O2_0_0 = ((h2.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
-    adj_u = t["adj_u"]
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
+    adj_ln = t["adj_ln"]
     r = t["r"]
-    # einsum("Bc,Bci,Bci->Bi", reciprocal_z2_u, adj_u, r)
-    tmp_11 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bci->Bi", reciprocal_z_ln, adj_ln, r)
+    tmp_11 = adj_ln * reciprocal_z_ln[:, :, None]
     fac_g_0_0 = (((tmp_11.transpose(0, 2, 1))[..., None, :]) @ ((r.transpose(0, 2, 1))[..., None]))[..., 0, 0]
     mu = t["mu"]
-    # einsum("Bc,Bci,Bc->Bi", reciprocal_z2_u, adj_u, mu)
-    tmp_12 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bc->Bi", reciprocal_z_ln, adj_ln, mu)
+    tmp_12 = adj_ln * reciprocal_z_ln[:, :, None]
     fac_g_1_0 = -((tmp_12.transpose(0, 2, 1)) @ mu[..., None])[..., 0]
-    # einsum("Bci->Bi", adj_u)
-    fac_b_0_0 = adj_u.sum(axis=1)
-    adj_z_o = t["adj_z_o"]
-    u = t["u"]
-    # einsum("Bac,Bci->Bai", adj_z_o, u)
-    fac_F1_0_0 = ((u.transpose(0, 2, 1)) @ (adj_z_o.transpose(0, 2, 1))).transpose(0, 2, 1)
-    z_o = t["z_o"]
-    gelu_z_o = (1/2)*z_o*(_erf((1/2)*np.sqrt(2)*z_o) + 1)
-    adj_o = t["adj_o"]
-    # einsum("Bac,Bci->Bia", gelu_z_o, adj_o)
-    fac_F2_0_0 = (adj_o.transpose(0, 2, 1)) @ (gelu_z_o.transpose(0, 2, 1))
+    # einsum("Bci->Bi", adj_ln)
+    fac_b_0_0 = adj_ln.sum(axis=1)
+    adj_z_ff = t["adj_z_ff"]
+    ln = t["ln"]
+    # einsum("Bac,Bci->Bai", adj_z_ff, ln)
+    fac_F1_0_0 = ((ln.transpose(0, 2, 1)) @ (adj_z_ff.transpose(0, 2, 1))).transpose(0, 2, 1)
+    z_ff = t["z_ff"]
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    adj_ff = t["adj_ff"]
+    # einsum("Bac,Bci->Bia", gelu_z_ff, adj_ff)
+    fac_F2_0_0 = (adj_ff.transpose(0, 2, 1)) @ (gelu_z_ff.transpose(0, 2, 1))
     adj_p = t["adj_p"]
-    o = t["o"]
-    # einsum("Bci->Bi", o)
+    ff = t["ff"]
+    # einsum("Bci->Bi", ff)
     fac_U_0_0 = 0.3333333333333333 * adj_p
-    fac_U_0_1 = o.sum(axis=1)
+    fac_U_0_1 = ff.sum(axis=1)
     return {"Q1": [(fac_Q1_0_0,)], "K1": [(fac_K1_0_0,)], "V1": [(fac_V1_0_0,)], "O1": [(fac_O1_0_0,)], "Q2": [(fac_Q2_0_0,)], "K2": [(fac_K2_0_0,)], "V2": [(fac_V2_0_0,)], "O2": [(fac_O2_0_0,)], "g": [(fac_g_0_0,), (fac_g_1_0,)], "b": [(fac_b_0_0,)], "F1": [(fac_F1_0_0,)], "F2": [(fac_F2_0_0,)], "U": [(fac_U_0_0, fac_U_0_1)]}
 
 
@@ -3451,11 +3338,10 @@ def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_z_o"] = _adj_z_o(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_z2_u"] = _adj_z2_u(t)
-    t["adj_z_u"] = _adj_z_u(t)
+    t["adj_ff"] = _adj_ff(t)
+    t["adj_z_ff"] = _adj_z_ff(t)
+    t["adj_ln"] = _adj_ln(t)
+    t["adj_z_ln"] = _adj_z_ln(t)
     t["adj_va"] = _adj_va(t)
     t["adj_mu"] = _adj_mu(t)
     t["adj_r"] = _adj_r(t)
@@ -3548,57 +3434,57 @@ def per_sample_gradient_norms(params, data):
     tmp_36 = tmp_35 @ (adj_r.transpose(0, 2, 1))
     sq_O2 = np.einsum("Bdj,Bjd->B", tmp_36, h2, optimize=False)
     norm_O2 = np.sqrt(np.maximum(sq_O2, 0.0))
-    # ‖∂f/∂g‖² = Σ over pairs of terms of their inner product: Σ_c reciprocal(z2_u[c]) adj_u[c,i] r[c,i] - Σ_c reciprocal(z2_u[c]) adj_u[c,i] mu[c]
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
-    adj_u = t["adj_u"]
+    # ‖∂f/∂g‖² = Σ over pairs of terms of their inner product: Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
+    adj_ln = t["adj_ln"]
     r = t["r"]
-    # einsum("Bc,Bci,Bci,Bj,Bji,Bji->B", reciprocal_z2_u, adj_u, r, reciprocal_z2_u, adj_u, r)
-    tmp_37 = r * adj_u
-    tmp_38 = r * adj_u
-    tmp_39 = ((tmp_37.transpose(0, 2, 1)) @ reciprocal_z2_u[..., None])[..., 0]
-    tmp_40 = ((tmp_38.transpose(0, 2, 1)) @ reciprocal_z2_u[..., None])[..., 0]
+    # einsum("Bc,Bci,Bci,Bj,Bji,Bji->B", reciprocal_z_ln, adj_ln, r, reciprocal_z_ln, adj_ln, r)
+    tmp_37 = r * adj_ln
+    tmp_38 = r * adj_ln
+    tmp_39 = ((tmp_37.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
+    tmp_40 = ((tmp_38.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
     mu = t["mu"]
-    # einsum("Bc,Bci,Bci,Bj,Bji,Bj->B", reciprocal_z2_u, adj_u, r, reciprocal_z2_u, adj_u, mu)
-    tmp_41 = r * adj_u
-    tmp_42 = mu * reciprocal_z2_u
-    tmp_43 = ((tmp_41.transpose(0, 2, 1)) @ reciprocal_z2_u[..., None])[..., 0]
-    tmp_44 = (tmp_42[..., None, :] @ adj_u)[..., 0, :]
-    # einsum("Bc,Bci,Bc,Bj,Bji,Bj->B", reciprocal_z2_u, adj_u, mu, reciprocal_z2_u, adj_u, mu)
-    tmp_45 = reciprocal_z2_u[:, :, None] * reciprocal_z2_u[:, None]
+    # einsum("Bc,Bci,Bci,Bj,Bji,Bj->B", reciprocal_z_ln, adj_ln, r, reciprocal_z_ln, adj_ln, mu)
+    tmp_41 = r * adj_ln
+    tmp_42 = mu * reciprocal_z_ln
+    tmp_43 = ((tmp_41.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
+    tmp_44 = (tmp_42[..., None, :] @ adj_ln)[..., 0, :]
+    # einsum("Bc,Bci,Bc,Bj,Bji,Bj->B", reciprocal_z_ln, adj_ln, mu, reciprocal_z_ln, adj_ln, mu)
+    tmp_45 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
     tmp_46 = mu[:, :, None] * mu[:, None]
     tmp_47 = tmp_46 * tmp_45
-    tmp_48 = tmp_47 @ adj_u
-    sq_g = (tmp_40[..., None, :] @ tmp_39[..., None])[..., 0, 0] - 2 * (tmp_44[..., None, :] @ tmp_43[..., None])[..., 0, 0] + np.einsum("Bji,Bji->B", tmp_48, adj_u, optimize=False)
+    tmp_48 = tmp_47 @ adj_ln
+    sq_g = (tmp_40[..., None, :] @ tmp_39[..., None])[..., 0, 0] - 2 * (tmp_44[..., None, :] @ tmp_43[..., None])[..., 0, 0] + np.einsum("Bji,Bji->B", tmp_48, adj_ln, optimize=False)
     norm_g = np.sqrt(np.maximum(sq_g, 0.0))
-    # ‖∂f/∂b‖² = Σ over pairs of terms of their inner product: Σ_c adj_u[c,i]
-    # einsum("Bci,Bji->B", adj_u, adj_u)
-    sq_b = (((adj_u.sum(axis=1))[..., None, :]) @ ((adj_u.sum(axis=1))[..., None]))[..., 0, 0]
+    # ‖∂f/∂b‖² = Σ over pairs of terms of their inner product: Σ_c adj_ln[c,i]
+    # einsum("Bci,Bji->B", adj_ln, adj_ln)
+    sq_b = (((adj_ln.sum(axis=1))[..., None, :]) @ ((adj_ln.sum(axis=1))[..., None]))[..., 0, 0]
     norm_b = np.sqrt(np.maximum(sq_b, 0.0))
-    # ‖∂f/∂F1‖² = Σ over pairs of terms of their inner product: Σ_c adj_z_o[a,c] u[c,i]
-    adj_z_o = t["adj_z_o"]
-    u = t["u"]
-    # einsum("Bac,Bci,Baj,Bji->B", adj_z_o, u, adj_z_o, u)
-    tmp_49 = (adj_z_o.transpose(0, 2, 1)) @ adj_z_o
-    tmp_50 = u @ (u.transpose(0, 2, 1))
+    # ‖∂f/∂F1‖² = Σ over pairs of terms of their inner product: Σ_c adj_z_ff[a,c] ln[c,i]
+    adj_z_ff = t["adj_z_ff"]
+    ln = t["ln"]
+    # einsum("Bac,Bci,Baj,Bji->B", adj_z_ff, ln, adj_z_ff, ln)
+    tmp_49 = (adj_z_ff.transpose(0, 2, 1)) @ adj_z_ff
+    tmp_50 = ln @ (ln.transpose(0, 2, 1))
     sq_F1 = np.einsum("Bjc,Bjc->B", tmp_50, tmp_49, optimize=False)
     norm_F1 = np.sqrt(np.maximum(sq_F1, 0.0))
-    # ‖∂f/∂F2‖² = Σ over pairs of terms of their inner product: Σ_c gelu(z_o[a,c]) adj_o[c,i]
-    z_o = t["z_o"]
-    gelu_z_o = (1/2)*z_o*(_erf((1/2)*np.sqrt(2)*z_o) + 1)
-    adj_o = t["adj_o"]
-    # einsum("Bac,Bci,Baj,Bji->B", gelu_z_o, adj_o, gelu_z_o, adj_o)
-    tmp_51 = (gelu_z_o.transpose(0, 2, 1)) @ gelu_z_o
-    tmp_52 = adj_o @ (adj_o.transpose(0, 2, 1))
+    # ‖∂f/∂F2‖² = Σ over pairs of terms of their inner product: Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
+    z_ff = t["z_ff"]
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    adj_ff = t["adj_ff"]
+    # einsum("Bac,Bci,Baj,Bji->B", gelu_z_ff, adj_ff, gelu_z_ff, adj_ff)
+    tmp_51 = (gelu_z_ff.transpose(0, 2, 1)) @ gelu_z_ff
+    tmp_52 = adj_ff @ (adj_ff.transpose(0, 2, 1))
     sq_F2 = np.einsum("Bjc,Bjc->B", tmp_52, tmp_51, optimize=False)
     norm_F2 = np.sqrt(np.maximum(sq_F2, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: 1/t Σ_c adj_p[l] o[c,i]
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: 1/t Σ_c adj_p[l] ff[c,i]
     adj_p = t["adj_p"]
-    o = t["o"]
-    # einsum("Bl,Bci,Bl,Bji->B", adj_p, o, adj_p, o)
+    ff = t["ff"]
+    # einsum("Bl,Bci,Bl,Bji->B", adj_p, ff, adj_p, ff)
     tmp_53 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_54 = tmp_53[:, None] * o.sum(axis=1)
-    sq_U = 0.1111111111111111 * (tmp_54[..., None, :] @ ((o.sum(axis=1))[..., None]))[..., 0, 0]
+    tmp_54 = tmp_53[:, None] * ff.sum(axis=1)
+    sq_U = 0.1111111111111111 * (tmp_54[..., None, :] @ ((ff.sum(axis=1))[..., None]))[..., 0, 0]
     norm_U = np.sqrt(np.maximum(sq_U, 0.0))
     return {"Q1": norm_Q1, "K1": norm_K1, "V1": norm_V1, "O1": norm_O1, "Q2": norm_Q2, "K2": norm_K2, "V2": norm_V2, "O2": norm_O2, "g": norm_g, "b": norm_b, "F1": norm_F1, "F2": norm_F2, "U": norm_U}
 
@@ -3618,11 +3504,10 @@ def hessian(params, data):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_z_o"] = _adj_z_o(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_z2_u"] = _adj_z2_u(t)
-    t["adj_z_u"] = _adj_z_u(t)
+    t["adj_ff"] = _adj_ff(t)
+    t["adj_z_ff"] = _adj_z_ff(t)
+    t["adj_ln"] = _adj_ln(t)
+    t["adj_z_ln"] = _adj_z_ln(t)
     t["adj_va"] = _adj_va(t)
     t["adj_mu"] = _adj_mu(t)
     t["adj_r"] = _adj_r(t)
@@ -3634,26 +3519,23 @@ def hessian(params, data):
     t["jac_r__z_a1"] = _jac_r__z_a1(t)
     t["jac_mu__z_a1"] = _jac_mu__z_a1(t)
     t["jac_va__z_a1"] = _jac_va__z_a1(t)
-    t["jac_z_u__z_a1"] = _jac_z_u__z_a1(t)
-    t["jac_z2_u__z_a1"] = _jac_z2_u__z_a1(t)
-    t["jac_u__z_a1"] = _jac_u__z_a1(t)
-    t["jac_z_o__z_a1"] = _jac_z_o__z_a1(t)
-    t["jac_o__z_a1"] = _jac_o__z_a1(t)
+    t["jac_z_ln__z_a1"] = _jac_z_ln__z_a1(t)
+    t["jac_ln__z_a1"] = _jac_ln__z_a1(t)
+    t["jac_z_ff__z_a1"] = _jac_z_ff__z_a1(t)
+    t["jac_ff__z_a1"] = _jac_ff__z_a1(t)
     t["jac_r__h1"] = _jac_r__h1(t)
     t["jac_mu__h1"] = _jac_mu__h1(t)
     t["jac_va__h1"] = _jac_va__h1(t)
-    t["jac_z_u__h1"] = _jac_z_u__h1(t)
-    t["jac_z2_u__h1"] = _jac_z2_u__h1(t)
-    t["jac_u__h1"] = _jac_u__h1(t)
-    t["jac_z_o__h1"] = _jac_z_o__h1(t)
-    t["jac_o__h1"] = _jac_o__h1(t)
+    t["jac_z_ln__h1"] = _jac_z_ln__h1(t)
+    t["jac_ln__h1"] = _jac_ln__h1(t)
+    t["jac_z_ff__h1"] = _jac_z_ff__h1(t)
+    t["jac_ff__h1"] = _jac_ff__h1(t)
     t["jac_mu__r"] = _jac_mu__r(t)
     t["jac_va__r"] = _jac_va__r(t)
-    t["jac_z_u__r"] = _jac_z_u__r(t)
-    t["jac_z2_u__r"] = _jac_z2_u__r(t)
-    t["jac_u__r"] = _jac_u__r(t)
-    t["jac_z_o__r"] = _jac_z_o__r(t)
-    t["jac_o__r"] = _jac_o__r(t)
+    t["jac_z_ln__r"] = _jac_z_ln__r(t)
+    t["jac_ln__r"] = _jac_ln__r(t)
+    t["jac_z_ff__r"] = _jac_z_ff__r(t)
+    t["jac_ff__r"] = _jac_ff__r(t)
     t["adj_h2"] = _adj_h2(t)
     t["adj_a2"] = _adj_a2(t)
     t["adj_z_a2"] = _adj_z_a2(t)
@@ -3662,27 +3544,24 @@ def hessian(params, data):
     t["jac_r__z_a2"] = _jac_r__z_a2(t)
     t["jac_mu__z_a2"] = _jac_mu__z_a2(t)
     t["jac_va__z_a2"] = _jac_va__z_a2(t)
-    t["jac_z_u__z_a2"] = _jac_z_u__z_a2(t)
-    t["jac_z2_u__z_a2"] = _jac_z2_u__z_a2(t)
-    t["jac_u__z_a2"] = _jac_u__z_a2(t)
-    t["jac_z_o__z_a2"] = _jac_z_o__z_a2(t)
-    t["jac_o__z_a2"] = _jac_o__z_a2(t)
+    t["jac_z_ln__z_a2"] = _jac_z_ln__z_a2(t)
+    t["jac_ln__z_a2"] = _jac_ln__z_a2(t)
+    t["jac_z_ff__z_a2"] = _jac_z_ff__z_a2(t)
+    t["jac_ff__z_a2"] = _jac_ff__z_a2(t)
     t["jac_r__h2"] = _jac_r__h2(t)
     t["jac_mu__h2"] = _jac_mu__h2(t)
     t["jac_va__h2"] = _jac_va__h2(t)
-    t["jac_z_u__h2"] = _jac_z_u__h2(t)
-    t["jac_z2_u__h2"] = _jac_z2_u__h2(t)
-    t["jac_u__h2"] = _jac_u__h2(t)
-    t["jac_z_o__h2"] = _jac_z_o__h2(t)
-    t["jac_o__h2"] = _jac_o__h2(t)
-    t["jac_z_o__u"] = _jac_z_o__u(t)
-    t["jac_o__u"] = _jac_o__u(t)
-    t["jac_o__z_o"] = _jac_o__z_o(t)
-    t["jac_p__o"] = _jac_p__o(t)
-    t["jac_p__z_o"] = _jac_p__z_o(t)
-    t["jac_p__u"] = _jac_p__u(t)
-    t["jac_p__z2_u"] = _jac_p__z2_u(t)
-    t["jac_p__z_u"] = _jac_p__z_u(t)
+    t["jac_z_ln__h2"] = _jac_z_ln__h2(t)
+    t["jac_ln__h2"] = _jac_ln__h2(t)
+    t["jac_z_ff__h2"] = _jac_z_ff__h2(t)
+    t["jac_ff__h2"] = _jac_ff__h2(t)
+    t["jac_z_ff__ln"] = _jac_z_ff__ln(t)
+    t["jac_ff__ln"] = _jac_ff__ln(t)
+    t["jac_ff__z_ff"] = _jac_ff__z_ff(t)
+    t["jac_p__ff"] = _jac_p__ff(t)
+    t["jac_p__z_ff"] = _jac_p__z_ff(t)
+    t["jac_p__ln"] = _jac_p__ln(t)
+    t["jac_p__z_ln"] = _jac_p__z_ln(t)
     t["jac_p__va"] = _jac_p__va(t)
     t["jac_p__mu"] = _jac_p__mu(t)
     t["jac_p__r"] = _jac_p__r(t)
@@ -3690,11 +3569,10 @@ def hessian(params, data):
     t["jac_p__a1"] = _jac_p__a1(t)
     t["jac_p__z_a1"] = _jac_p__z_a1(t)
     t["hess_p__z_a1"] = _hess_p__z_a1(t)
-    t["hess_o__z_a1"] = _hess_o__z_a1(t)
-    t["hess_z_o__z_a1"] = _hess_z_o__z_a1(t)
-    t["hess_u__z_a1"] = _hess_u__z_a1(t)
-    t["hess_z2_u__z_a1"] = _hess_z2_u__z_a1(t)
-    t["hess_z_u__z_a1"] = _hess_z_u__z_a1(t)
+    t["hess_ff__z_a1"] = _hess_ff__z_a1(t)
+    t["hess_z_ff__z_a1"] = _hess_z_ff__z_a1(t)
+    t["hess_ln__z_a1"] = _hess_ln__z_a1(t)
+    t["hess_z_ln__z_a1"] = _hess_z_ln__z_a1(t)
     t["hess_va__z_a1"] = _hess_va__z_a1(t)
     t["hess_mu__z_a1"] = _hess_mu__z_a1(t)
     t["hess_r__z_a1"] = _hess_r__z_a1(t)
@@ -3702,11 +3580,10 @@ def hessian(params, data):
     t["hess_a1__z_a1"] = _hess_a1__z_a1(t)
     t["hess_z_a1__z_a1"] = _hess_z_a1__z_a1(t)
     t["hess_p__h1"] = _hess_p__h1(t)
-    t["hess_o__h1"] = _hess_o__h1(t)
-    t["hess_z_o__h1"] = _hess_z_o__h1(t)
-    t["hess_u__h1"] = _hess_u__h1(t)
-    t["hess_z2_u__h1"] = _hess_z2_u__h1(t)
-    t["hess_z_u__h1"] = _hess_z_u__h1(t)
+    t["hess_ff__h1"] = _hess_ff__h1(t)
+    t["hess_z_ff__h1"] = _hess_z_ff__h1(t)
+    t["hess_ln__h1"] = _hess_ln__h1(t)
+    t["hess_z_ln__h1"] = _hess_z_ln__h1(t)
     t["hess_va__h1"] = _hess_va__h1(t)
     t["hess_mu__h1"] = _hess_mu__h1(t)
     t["hess_r__h1"] = _hess_r__h1(t)
@@ -3714,11 +3591,10 @@ def hessian(params, data):
     t["hess_a1__h1"] = _hess_a1__h1(t)
     t["hess_z_a1__h1"] = _hess_z_a1__h1(t)
     t["hess_p__r"] = _hess_p__r(t)
-    t["hess_o__r"] = _hess_o__r(t)
-    t["hess_z_o__r"] = _hess_z_o__r(t)
-    t["hess_u__r"] = _hess_u__r(t)
-    t["hess_z2_u__r"] = _hess_z2_u__r(t)
-    t["hess_z_u__r"] = _hess_z_u__r(t)
+    t["hess_ff__r"] = _hess_ff__r(t)
+    t["hess_z_ff__r"] = _hess_z_ff__r(t)
+    t["hess_ln__r"] = _hess_ln__r(t)
+    t["hess_z_ln__r"] = _hess_z_ln__r(t)
     t["hess_va__r"] = _hess_va__r(t)
     t["hess_mu__r"] = _hess_mu__r(t)
     t["hess_r__r"] = _hess_r__r(t)
@@ -3729,11 +3605,10 @@ def hessian(params, data):
     t["jac_p__a2"] = _jac_p__a2(t)
     t["jac_p__z_a2"] = _jac_p__z_a2(t)
     t["hess_p__z_a2"] = _hess_p__z_a2(t)
-    t["hess_o__z_a2"] = _hess_o__z_a2(t)
-    t["hess_z_o__z_a2"] = _hess_z_o__z_a2(t)
-    t["hess_u__z_a2"] = _hess_u__z_a2(t)
-    t["hess_z2_u__z_a2"] = _hess_z2_u__z_a2(t)
-    t["hess_z_u__z_a2"] = _hess_z_u__z_a2(t)
+    t["hess_ff__z_a2"] = _hess_ff__z_a2(t)
+    t["hess_z_ff__z_a2"] = _hess_z_ff__z_a2(t)
+    t["hess_ln__z_a2"] = _hess_ln__z_a2(t)
+    t["hess_z_ln__z_a2"] = _hess_z_ln__z_a2(t)
     t["hess_va__z_a2"] = _hess_va__z_a2(t)
     t["hess_mu__z_a2"] = _hess_mu__z_a2(t)
     t["hess_r__z_a2"] = _hess_r__z_a2(t)
@@ -3741,59 +3616,54 @@ def hessian(params, data):
     t["hess_a1__z_a2"] = _hess_a1__z_a2(t)
     t["hess_z_a1__z_a2"] = _hess_z_a1__z_a2(t)
     t["hess_p__h2"] = _hess_p__h2(t)
-    t["hess_o__h2"] = _hess_o__h2(t)
-    t["hess_z_o__h2"] = _hess_z_o__h2(t)
-    t["hess_u__h2"] = _hess_u__h2(t)
-    t["hess_z2_u__h2"] = _hess_z2_u__h2(t)
-    t["hess_z_u__h2"] = _hess_z_u__h2(t)
+    t["hess_ff__h2"] = _hess_ff__h2(t)
+    t["hess_z_ff__h2"] = _hess_z_ff__h2(t)
+    t["hess_ln__h2"] = _hess_ln__h2(t)
+    t["hess_z_ln__h2"] = _hess_z_ln__h2(t)
     t["hess_va__h2"] = _hess_va__h2(t)
     t["hess_mu__h2"] = _hess_mu__h2(t)
     t["hess_r__h2"] = _hess_r__h2(t)
     t["hess_h1__h2"] = _hess_h1__h2(t)
     t["hess_a1__h2"] = _hess_a1__h2(t)
     t["hess_z_a1__h2"] = _hess_z_a1__h2(t)
-    t["hess_p__u"] = _hess_p__u(t)
-    t["hess_o__u"] = _hess_o__u(t)
-    t["hess_z_o__u"] = _hess_z_o__u(t)
-    t["hess_u__u"] = _hess_u__u(t)
-    t["hess_z2_u__u"] = _hess_z2_u__u(t)
-    t["hess_z_u__u"] = _hess_z_u__u(t)
-    t["hess_va__u"] = _hess_va__u(t)
-    t["hess_mu__u"] = _hess_mu__u(t)
-    t["hess_r__u"] = _hess_r__u(t)
-    t["hess_h1__u"] = _hess_h1__u(t)
-    t["hess_a1__u"] = _hess_a1__u(t)
-    t["hess_z_a1__u"] = _hess_z_a1__u(t)
-    t["hess_p__z_o"] = _hess_p__z_o(t)
-    t["hess_o__z_o"] = _hess_o__z_o(t)
-    t["hess_z_o__z_o"] = _hess_z_o__z_o(t)
-    t["hess_u__z_o"] = _hess_u__z_o(t)
-    t["hess_z2_u__z_o"] = _hess_z2_u__z_o(t)
-    t["hess_z_u__z_o"] = _hess_z_u__z_o(t)
-    t["hess_va__z_o"] = _hess_va__z_o(t)
-    t["hess_mu__z_o"] = _hess_mu__z_o(t)
-    t["hess_r__z_o"] = _hess_r__z_o(t)
-    t["hess_h1__z_o"] = _hess_h1__z_o(t)
-    t["hess_a1__z_o"] = _hess_a1__z_o(t)
-    t["hess_z_a1__z_o"] = _hess_z_a1__z_o(t)
-    t["hess_p__o"] = _hess_p__o(t)
-    t["hess_o__o"] = _hess_o__o(t)
-    t["hess_z_o__o"] = _hess_z_o__o(t)
-    t["hess_u__o"] = _hess_u__o(t)
-    t["hess_z2_u__o"] = _hess_z2_u__o(t)
-    t["hess_z_u__o"] = _hess_z_u__o(t)
-    t["hess_va__o"] = _hess_va__o(t)
-    t["hess_mu__o"] = _hess_mu__o(t)
-    t["hess_r__o"] = _hess_r__o(t)
-    t["hess_h1__o"] = _hess_h1__o(t)
-    t["hess_a1__o"] = _hess_a1__o(t)
-    t["hess_z_a1__o"] = _hess_z_a1__o(t)
+    t["hess_p__ln"] = _hess_p__ln(t)
+    t["hess_ff__ln"] = _hess_ff__ln(t)
+    t["hess_z_ff__ln"] = _hess_z_ff__ln(t)
+    t["hess_ln__ln"] = _hess_ln__ln(t)
+    t["hess_z_ln__ln"] = _hess_z_ln__ln(t)
+    t["hess_va__ln"] = _hess_va__ln(t)
+    t["hess_mu__ln"] = _hess_mu__ln(t)
+    t["hess_r__ln"] = _hess_r__ln(t)
+    t["hess_h1__ln"] = _hess_h1__ln(t)
+    t["hess_a1__ln"] = _hess_a1__ln(t)
+    t["hess_z_a1__ln"] = _hess_z_a1__ln(t)
+    t["hess_p__z_ff"] = _hess_p__z_ff(t)
+    t["hess_ff__z_ff"] = _hess_ff__z_ff(t)
+    t["hess_z_ff__z_ff"] = _hess_z_ff__z_ff(t)
+    t["hess_ln__z_ff"] = _hess_ln__z_ff(t)
+    t["hess_z_ln__z_ff"] = _hess_z_ln__z_ff(t)
+    t["hess_va__z_ff"] = _hess_va__z_ff(t)
+    t["hess_mu__z_ff"] = _hess_mu__z_ff(t)
+    t["hess_r__z_ff"] = _hess_r__z_ff(t)
+    t["hess_h1__z_ff"] = _hess_h1__z_ff(t)
+    t["hess_a1__z_ff"] = _hess_a1__z_ff(t)
+    t["hess_z_a1__z_ff"] = _hess_z_a1__z_ff(t)
+    t["hess_p__ff"] = _hess_p__ff(t)
+    t["hess_ff__ff"] = _hess_ff__ff(t)
+    t["hess_z_ff__ff"] = _hess_z_ff__ff(t)
+    t["hess_ln__ff"] = _hess_ln__ff(t)
+    t["hess_z_ln__ff"] = _hess_z_ln__ff(t)
+    t["hess_va__ff"] = _hess_va__ff(t)
+    t["hess_mu__ff"] = _hess_mu__ff(t)
+    t["hess_r__ff"] = _hess_r__ff(t)
+    t["hess_h1__ff"] = _hess_h1__ff(t)
+    t["hess_a1__ff"] = _hess_a1__ff(t)
+    t["hess_z_a1__ff"] = _hess_z_a1__ff(t)
     t["hess_p__p"] = _hess_p__p(t)
-    t["hess_o__p"] = _hess_o__p(t)
-    t["hess_z_o__p"] = _hess_z_o__p(t)
-    t["hess_u__p"] = _hess_u__p(t)
-    t["hess_z2_u__p"] = _hess_z2_u__p(t)
-    t["hess_z_u__p"] = _hess_z_u__p(t)
+    t["hess_ff__p"] = _hess_ff__p(t)
+    t["hess_z_ff__p"] = _hess_z_ff__p(t)
+    t["hess_ln__p"] = _hess_ln__p(t)
+    t["hess_z_ln__p"] = _hess_z_ln__p(t)
     t["hess_va__p"] = _hess_va__p(t)
     t["hess_mu__p"] = _hess_mu__p(t)
     t["hess_r__p"] = _hess_r__p(t)
@@ -3815,15 +3685,15 @@ def hessian(params, data):
     t["hess_h2__h2"] = _hess_h2__h2(t)
     t["hess_a2__h2"] = _hess_a2__h2(t)
     t["hess_z_a2__h2"] = _hess_z_a2__h2(t)
-    t["hess_h2__u"] = _hess_h2__u(t)
-    t["hess_a2__u"] = _hess_a2__u(t)
-    t["hess_z_a2__u"] = _hess_z_a2__u(t)
-    t["hess_h2__z_o"] = _hess_h2__z_o(t)
-    t["hess_a2__z_o"] = _hess_a2__z_o(t)
-    t["hess_z_a2__z_o"] = _hess_z_a2__z_o(t)
-    t["hess_h2__o"] = _hess_h2__o(t)
-    t["hess_a2__o"] = _hess_a2__o(t)
-    t["hess_z_a2__o"] = _hess_z_a2__o(t)
+    t["hess_h2__ln"] = _hess_h2__ln(t)
+    t["hess_a2__ln"] = _hess_a2__ln(t)
+    t["hess_z_a2__ln"] = _hess_z_a2__ln(t)
+    t["hess_h2__z_ff"] = _hess_h2__z_ff(t)
+    t["hess_a2__z_ff"] = _hess_a2__z_ff(t)
+    t["hess_z_a2__z_ff"] = _hess_z_a2__z_ff(t)
+    t["hess_h2__ff"] = _hess_h2__ff(t)
+    t["hess_a2__ff"] = _hess_a2__ff(t)
+    t["hess_z_a2__ff"] = _hess_z_a2__ff(t)
     t["hess_h2__p"] = _hess_h2__p(t)
     t["hess_a2__p"] = _hess_a2__p(t)
     t["hess_z_a2__p"] = _hess_z_a2__p(t)
@@ -3917,100 +3787,100 @@ def hessian(params, data):
     tmp_42 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h2, optimize=False)
     tmp_43 = np.einsum("Bmljk,Bld->Bmjkd", tmp_42, tmp_41, optimize=False)
     hess_Q1__O2 = 0.7071067811865476 * (np.tensordot(tmp_43, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) / B
-    # ∂f/∂Q1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K1[d,k] X[l,k] X[m,i] adj_u[c,j] jac_r__z_a1[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K1[d,k] X[l,k] X[m,i] adj_u[c,j] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) K1[d,k] X[l,k] X[m,i] adj_u[c,j] jac_z2_u__z_a1[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) K1[d,k] X[l,k] X[m,i] adj_u[c,j] jac_z2_u__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__u[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__u[m,l,c,j] mu[c]
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
-    adj_u = t["adj_u"]
+    # ∂f/∂Q1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] mu[c]
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
+    adj_ln = t["adj_ln"]
     jac_r__z_a1 = t["jac_r__z_a1"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z2_u, K1, X, X, adj_u, jac_r__z_a1)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_r__z_a1)
     tmp_44 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_45 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_45 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_46 = np.einsum("Bcj,Bcjml->Bjml", tmp_45, jac_r__z_a1, optimize=False)
     tmp_47 = np.einsum("Bjml,Bld->Bjmd", tmp_46, tmp_44, optimize=False)
     jac_mu__z_a1 = t["jac_mu__z_a1"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z2_u, K1, X, X, adj_u, jac_mu__z_a1)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_mu__z_a1)
     tmp_48 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_49 = np.einsum("Bld,Bcml->Bdcm", tmp_48, jac_mu__z_a1, optimize=False)
-    tmp_50 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_50 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_51 = np.einsum("Bdcm,Bmi->Bdci", tmp_49, X, optimize=False)
-    dreciprocal_z2_u = -1/z2_u**2
-    jac_z2_u__z_a1 = t["jac_z2_u__z_a1"]
+    dreciprocal_z_ln = -1/z_ln**2
+    jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
     r = t["r"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z2_u, K1, X, X, adj_u, jac_z2_u__z_a1, r)
-    tmp_52 = r * adj_u
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, r)
+    tmp_52 = r * adj_ln
     tmp_53 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_54 = np.einsum("Bld,Bcml->Bdcm", tmp_53, jac_z2_u__z_a1, optimize=False)
-    tmp_55 = tmp_52 * dreciprocal_z2_u[:, :, None]
+    tmp_54 = np.einsum("Bld,Bcml->Bdcm", tmp_53, jac_z_ln__z_a1, optimize=False)
+    tmp_55 = tmp_52 * dreciprocal_z_ln[:, :, None]
     tmp_56 = np.einsum("Bdcm,Bmi->Bdci", tmp_54, X, optimize=False)
     mu = t["mu"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z2_u, K1, X, X, adj_u, jac_z2_u__z_a1, mu)
-    tmp_57 = mu * dreciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
+    tmp_57 = mu * dreciprocal_z_ln
     tmp_58 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_59 = np.einsum("Bld,Bcml->Bdcm", tmp_58, jac_z2_u__z_a1, optimize=False)
-    tmp_60 = tmp_57[:, :, None] * adj_u
+    tmp_59 = np.einsum("Bld,Bcml->Bdcm", tmp_58, jac_z_ln__z_a1, optimize=False)
+    tmp_60 = tmp_57[:, :, None] * adj_ln
     tmp_61 = np.einsum("Bdcm,Bmi->Bdci", tmp_59, X, optimize=False)
-    hess_z_a1__u = t["hess_z_a1__u"]
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z2_u, K1, X, X, hess_z_a1__u, r)
+    hess_z_a1__ln = t["hess_z_a1__ln"]
+    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, r)
     tmp_62 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_63 = hess_z_a1__u * reciprocal_z2_u[:, None, None, :, None]
+    tmp_63 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_64 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_63, r, optimize=False)
     tmp_65 = np.einsum("Bmlj,Bld->Bmjd", tmp_64, tmp_62, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z2_u, K1, X, X, hess_z_a1__u, mu)
-    tmp_66 = mu * reciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, mu)
+    tmp_66 = mu * reciprocal_z_ln
     tmp_67 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_68 = tmp_67[:, :, :, None] * tmp_66[:, None, None]
-    tmp_69 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_68, hess_z_a1__u, optimize=False)
+    tmp_69 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_68, hess_z_a1__ln, optimize=False)
     hess_Q1__g = (0.7071067811865476 * (np.tensordot(tmp_47, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * np.tensordot(tmp_51, tmp_50, axes=([0, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_56, tmp_55, axes=([0, 2], [0, 1])) - 0.7071067811865476 * np.tensordot(tmp_61, tmp_60, axes=([0, 2], [0, 1])) + 0.7071067811865476 * (np.tensordot(tmp_65, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * (np.tensordot(tmp_69, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1)) / B
-    # ∂f/∂Q1,b[d,i,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__u[l,k,m,j]
-    # einsum("dc,Bkc,Bli,Blkmj->dij", K1, X, X, hess_z_a1__u)
+    # ∂f/∂Q1,b[d,i,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__ln[l,k,m,j]
+    # einsum("dc,Bkc,Bli,Blkmj->dij", K1, X, X, hess_z_a1__ln)
     tmp_70 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_71 = np.einsum("Bkd,Blkj->Bdlj", tmp_70, hess_z_a1__u.sum(axis=3), optimize=False)
+    tmp_71 = np.einsum("Bkd,Blkj->Bdlj", tmp_70, hess_z_a1__ln.sum(axis=3), optimize=False)
     hess_Q1__b = 0.7071067811865476 * (np.tensordot(tmp_71, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) / B
-    # ∂f/∂Q1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] adj_z_o[a,m] jac_u__z_a1[m,j,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__z_o[l,k,a,m] u[m,j]
-    adj_z_o = t["adj_z_o"]
-    jac_u__z_a1 = t["jac_u__z_a1"]
-    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K1, X, X, adj_z_o, jac_u__z_a1)
+    # ∂f/∂Q1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[l,k,a,m] ln[m,j]
+    adj_z_ff = t["adj_z_ff"]
+    jac_ln__z_a1 = t["jac_ln__z_a1"]
+    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K1, X, X, adj_z_ff, jac_ln__z_a1)
     tmp_72 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_73 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_72, jac_u__z_a1, optimize=False)
+    tmp_73 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_72, jac_ln__z_a1, optimize=False)
     tmp_74 = np.einsum("Bdmjl,Bli->Bdmji", tmp_73, X, optimize=False)
-    hess_z_a1__z_o = t["hess_z_a1__z_o"]
-    u = t["u"]
-    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K1, X, X, hess_z_a1__z_o, u)
+    hess_z_a1__z_ff = t["hess_z_a1__z_ff"]
+    ln = t["ln"]
+    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K1, X, X, hess_z_a1__z_ff, ln)
     tmp_75 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_76 = np.einsum("Bkd,Blkam->Bdlam", tmp_75, hess_z_a1__z_o, optimize=False)
+    tmp_76 = np.einsum("Bkd,Blkam->Bdlam", tmp_75, hess_z_a1__z_ff, optimize=False)
     tmp_77 = np.einsum("Bdlam,Bli->Bdami", tmp_76, X, optimize=False)
-    hess_Q1__F1 = (0.7071067811865476 * (np.tensordot(tmp_74, adj_z_o, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_77, u, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂Q1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_o[a,c]) K1[d,k] X[l,k] X[m,i] adj_o[c,j] jac_z_o__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_o[a,c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__o[m,l,c,j]
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
-    adj_o = t["adj_o"]
-    jac_z_o__z_a1 = t["jac_z_o__z_a1"]
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_o, K1, X, X, adj_o, jac_z_o__z_a1)
+    hess_Q1__F1 = (0.7071067811865476 * (np.tensordot(tmp_74, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_77, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    # ∂f/∂Q1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ff[m,l,c,j]
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+    adj_ff = t["adj_ff"]
+    jac_z_ff__z_a1 = t["jac_z_ff__z_a1"]
+    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K1, X, X, adj_ff, jac_z_ff__z_a1)
     tmp_78 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_79 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_80 = np.einsum("Bld,Bacml->Bdacm", tmp_78, jac_z_o__z_a1, optimize=False)
+    tmp_79 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_80 = np.einsum("Bld,Bacml->Bdacm", tmp_78, jac_z_ff__z_a1, optimize=False)
     tmp_81 = np.einsum("Bdacm,Bcja->Bdamj", tmp_80, tmp_79, optimize=False)
-    gelu_z_o = (1/2)*z_o*(_erf((1/2)*np.sqrt(2)*z_o) + 1)
-    hess_z_a1__o = t["hess_z_a1__o"]
-    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_o, K1, X, X, hess_z_a1__o)
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    hess_z_a1__ff = t["hess_z_a1__ff"]
+    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K1, X, X, hess_z_a1__ff)
     tmp_82 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_83 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_82, hess_z_a1__o, optimize=False)
-    tmp_84 = np.einsum("Bdmcj,Bac->Bdmja", tmp_83, gelu_z_o, optimize=False)
+    tmp_83 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_82, hess_z_a1__ff, optimize=False)
+    tmp_84 = np.einsum("Bdmcj,Bac->Bdmja", tmp_83, gelu_z_ff, optimize=False)
     hess_Q1__F2 = (0.7071067811865476 * (np.tensordot(tmp_81, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1) + 0.7071067811865476 * (np.tensordot(tmp_84, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂Q1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] adj_p[l] jac_o__z_a1[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] hess_z_a1__p[m,k,l] o[n,j]
+    # ∂f/∂Q1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[m,k,l]
     adj_p = t["adj_p"]
-    jac_o__z_a1 = t["jac_o__z_a1"]
-    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K1, X, X, adj_p, jac_o__z_a1)
+    jac_ff__z_a1 = t["jac_ff__z_a1"]
+    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K1, X, X, adj_p, jac_ff__z_a1)
     tmp_85 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_86 = adj_p[:, :, None, None] * X[:, None]
-    tmp_87 = np.einsum("Bkd,Bjmk->Bdjm", tmp_85, jac_o__z_a1.sum(axis=1), optimize=False)
+    tmp_87 = np.einsum("Bkd,Bjmk->Bdjm", tmp_85, jac_ff__z_a1.sum(axis=1), optimize=False)
+    ff = t["ff"]
     hess_z_a1__p = t["hess_z_a1__p"]
-    o = t["o"]
-    # einsum("dc,Bkc,Bmi,Bmkl,Bnj->dilj", K1, X, X, hess_z_a1__p, o)
+    # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K1, X, X, ff, hess_z_a1__p)
     tmp_88 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_89 = np.einsum("Bkd,Bmkl->Bdml", tmp_88, hess_z_a1__p, optimize=False)
     tmp_90 = np.einsum("Bdml,Bmi->Bdli", tmp_89, X, optimize=False)
-    hess_Q1__U = (0.23570226039551584 * (np.tensordot(tmp_87, tmp_86, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_90, o.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
+    hess_Q1__U = (0.23570226039551584 * (np.tensordot(tmp_87, tmp_86, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_90, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
     # ∂f/∂K1,Q1[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a1[l,c] + 1/e Σ_clmnop K1[j,c] Q1[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a1__z_a1[m,o,p,n]
     # einsum("dj,Bci,Blk,Blc->dijk", np.eye(2), X, X, adj_z_a1)
     tmp_91 = adj_z_a1 @ X
@@ -4081,76 +3951,76 @@ def hessian(params, data):
     tmp_132 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
     tmp_133 = np.einsum("Blmjk,Bld->Bmjkd", tmp_132, tmp_131, optimize=False)
     hess_K1__O2 = 0.7071067811865476 * (np.tensordot(tmp_133, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) / B
-    # ∂f/∂K1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q1[d,k] X[l,k] X[m,i] adj_u[c,j] jac_r__z_a1[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q1[d,k] X[l,k] X[m,i] adj_u[c,j] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) Q1[d,k] X[l,k] X[m,i] adj_u[c,j] jac_z2_u__z_a1[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) Q1[d,k] X[l,k] X[m,i] adj_u[c,j] jac_z2_u__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__u[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__u[l,m,c,j] mu[c]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z2_u, Q1, X, X, adj_u, jac_r__z_a1)
+    # ∂f/∂K1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] mu[c]
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_r__z_a1)
     tmp_134 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_135 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_135 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_136 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_135, jac_r__z_a1, optimize=False)
     tmp_137 = np.einsum("Bjlm,Bld->Bjmd", tmp_136, tmp_134, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z2_u, Q1, X, X, adj_u, jac_mu__z_a1)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_mu__z_a1)
     tmp_138 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_139 = np.einsum("Bld,Bclm->Bdcm", tmp_138, jac_mu__z_a1, optimize=False)
-    tmp_140 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_140 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_141 = np.einsum("Bdcm,Bmi->Bdci", tmp_139, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z2_u, Q1, X, X, adj_u, jac_z2_u__z_a1, r)
-    tmp_142 = r * adj_u
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
+    tmp_142 = r * adj_ln
     tmp_143 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_144 = np.einsum("Bld,Bclm->Bdcm", tmp_143, jac_z2_u__z_a1, optimize=False)
-    tmp_145 = tmp_142 * dreciprocal_z2_u[:, :, None]
+    tmp_144 = np.einsum("Bld,Bclm->Bdcm", tmp_143, jac_z_ln__z_a1, optimize=False)
+    tmp_145 = tmp_142 * dreciprocal_z_ln[:, :, None]
     tmp_146 = np.einsum("Bdcm,Bmi->Bdci", tmp_144, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z2_u, Q1, X, X, adj_u, jac_z2_u__z_a1, mu)
-    tmp_147 = mu * dreciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
+    tmp_147 = mu * dreciprocal_z_ln
     tmp_148 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_149 = np.einsum("Bld,Bclm->Bdcm", tmp_148, jac_z2_u__z_a1, optimize=False)
-    tmp_150 = tmp_147[:, :, None] * adj_u
+    tmp_149 = np.einsum("Bld,Bclm->Bdcm", tmp_148, jac_z_ln__z_a1, optimize=False)
+    tmp_150 = tmp_147[:, :, None] * adj_ln
     tmp_151 = np.einsum("Bdcm,Bmi->Bdci", tmp_149, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z2_u, Q1, X, X, hess_z_a1__u, r)
+    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, r)
     tmp_152 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_153 = hess_z_a1__u * reciprocal_z2_u[:, None, None, :, None]
+    tmp_153 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_154 = np.einsum("Blmcj,Bcj->Blmj", tmp_153, r, optimize=False)
     tmp_155 = np.einsum("Blmj,Bld->Bmjd", tmp_154, tmp_152, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z2_u, Q1, X, X, hess_z_a1__u, mu)
-    tmp_156 = mu * reciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, mu)
+    tmp_156 = mu * reciprocal_z_ln
     tmp_157 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_158 = tmp_157[:, :, :, None] * tmp_156[:, None, None]
-    tmp_159 = np.einsum("Bldc,Blmcj->Bdmj", tmp_158, hess_z_a1__u, optimize=False)
+    tmp_159 = np.einsum("Bldc,Blmcj->Bdmj", tmp_158, hess_z_a1__ln, optimize=False)
     hess_K1__g = (0.7071067811865476 * (np.tensordot(tmp_137, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * np.tensordot(tmp_141, tmp_140, axes=([0, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_146, tmp_145, axes=([0, 2], [0, 1])) - 0.7071067811865476 * np.tensordot(tmp_151, tmp_150, axes=([0, 2], [0, 1])) + 0.7071067811865476 * (np.tensordot(tmp_155, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * (np.tensordot(tmp_159, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1)) / B
-    # ∂f/∂K1,b[d,i,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__u[k,l,m,j]
-    # einsum("dc,Bkc,Bli,Bklmj->dij", Q1, X, X, hess_z_a1__u)
+    # ∂f/∂K1,b[d,i,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__ln[k,l,m,j]
+    # einsum("dc,Bkc,Bli,Bklmj->dij", Q1, X, X, hess_z_a1__ln)
     tmp_160 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_161 = np.einsum("Bkd,Bklj->Bdlj", tmp_160, hess_z_a1__u.sum(axis=3), optimize=False)
+    tmp_161 = np.einsum("Bkd,Bklj->Bdlj", tmp_160, hess_z_a1__ln.sum(axis=3), optimize=False)
     hess_K1__b = 0.7071067811865476 * (np.tensordot(tmp_161, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) / B
-    # ∂f/∂K1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] adj_z_o[a,m] jac_u__z_a1[m,j,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__z_o[k,l,a,m] u[m,j]
-    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q1, X, X, adj_z_o, jac_u__z_a1)
+    # ∂f/∂K1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[k,l,a,m] ln[m,j]
+    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q1, X, X, adj_z_ff, jac_ln__z_a1)
     tmp_162 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_163 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_162, jac_u__z_a1, optimize=False)
+    tmp_163 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_162, jac_ln__z_a1, optimize=False)
     tmp_164 = np.einsum("Bdmjl,Bli->Bdmji", tmp_163, X, optimize=False)
-    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q1, X, X, hess_z_a1__z_o, u)
+    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q1, X, X, hess_z_a1__z_ff, ln)
     tmp_165 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_166 = np.einsum("Bkd,Bklam->Bdlam", tmp_165, hess_z_a1__z_o, optimize=False)
+    tmp_166 = np.einsum("Bkd,Bklam->Bdlam", tmp_165, hess_z_a1__z_ff, optimize=False)
     tmp_167 = np.einsum("Bdlam,Bli->Bdami", tmp_166, X, optimize=False)
-    hess_K1__F1 = (0.7071067811865476 * (np.tensordot(tmp_164, adj_z_o, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_167, u, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂K1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_o[a,c]) Q1[d,k] X[l,k] X[m,i] adj_o[c,j] jac_z_o__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_o[a,c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__o[l,m,c,j]
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_o, Q1, X, X, adj_o, jac_z_o__z_a1)
+    hess_K1__F1 = (0.7071067811865476 * (np.tensordot(tmp_164, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_167, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    # ∂f/∂K1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ff[l,m,c,j]
+    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q1, X, X, adj_ff, jac_z_ff__z_a1)
     tmp_168 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_169 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_170 = np.einsum("Bld,Baclm->Bdacm", tmp_168, jac_z_o__z_a1, optimize=False)
+    tmp_169 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_170 = np.einsum("Bld,Baclm->Bdacm", tmp_168, jac_z_ff__z_a1, optimize=False)
     tmp_171 = np.einsum("Bdacm,Bcja->Bdamj", tmp_170, tmp_169, optimize=False)
-    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_o, Q1, X, X, hess_z_a1__o)
+    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q1, X, X, hess_z_a1__ff)
     tmp_172 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_173 = np.einsum("Bld,Blmcj->Bdmcj", tmp_172, hess_z_a1__o, optimize=False)
-    tmp_174 = np.einsum("Bdmcj,Bac->Bdmja", tmp_173, gelu_z_o, optimize=False)
+    tmp_173 = np.einsum("Bld,Blmcj->Bdmcj", tmp_172, hess_z_a1__ff, optimize=False)
+    tmp_174 = np.einsum("Bdmcj,Bac->Bdmja", tmp_173, gelu_z_ff, optimize=False)
     hess_K1__F2 = (0.7071067811865476 * (np.tensordot(tmp_171, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1) + 0.7071067811865476 * (np.tensordot(tmp_174, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂K1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] adj_p[l] jac_o__z_a1[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] hess_z_a1__p[k,m,l] o[n,j]
-    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q1, X, X, adj_p, jac_o__z_a1)
+    # ∂f/∂K1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[k,m,l]
+    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q1, X, X, adj_p, jac_ff__z_a1)
     tmp_175 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_176 = adj_p[:, :, None, None] * X[:, None]
-    tmp_177 = np.einsum("Bkd,Bjkm->Bdjm", tmp_175, jac_o__z_a1.sum(axis=1), optimize=False)
-    # einsum("dc,Bkc,Bmi,Bkml,Bnj->dilj", Q1, X, X, hess_z_a1__p, o)
+    tmp_177 = np.einsum("Bkd,Bjkm->Bdjm", tmp_175, jac_ff__z_a1.sum(axis=1), optimize=False)
+    # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q1, X, X, ff, hess_z_a1__p)
     tmp_178 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_179 = np.einsum("Bkd,Bkml->Bdml", tmp_178, hess_z_a1__p, optimize=False)
     tmp_180 = np.einsum("Bdml,Bmi->Bdli", tmp_179, X, optimize=False)
-    hess_K1__U = (0.23570226039551584 * (np.tensordot(tmp_177, tmp_176, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_180, o.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
+    hess_K1__U = (0.23570226039551584 * (np.tensordot(tmp_177, tmp_176, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_180, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
     # ∂f/∂V1,Q1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[j,c] X[l,c] X[m,i] X[n,k] adj_h1[o,d] jac_a1__z_a1[o,m,n,l] + 1/sqrt(e) Σ_clmno K1[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a1[o,d,n,l]
     # einsum("jc,Blc,Bmi,Bnk,Bod,Bomnl->dijk", K1, X, X, X, adj_h1, jac_a1__z_a1)
     tmp_181 = np.tensordot(X, K1, axes=([2], [1]))
@@ -4219,73 +4089,73 @@ def hessian(params, data):
     tmp_215 = a1 @ X
     tmp_216 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h2, optimize=False)
     hess_V1__O2 = (np.tensordot(tmp_216, tmp_215, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2) / B
-    # ∂f/∂V1,g[d,i,j] = Σ_ckl reciprocal(z2_u[c]) X[k,i] a1[l,k] adj_u[c,j] jac_r__h1[c,j,l,d] - Σ_ckl reciprocal(z2_u[c]) X[k,i] a1[l,k] adj_u[c,j] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z2_u[c]) X[k,i] a1[l,k] adj_u[c,j] jac_z2_u__h1[c,l,d] r[c,j] - Σ_ckl reciprocal'(z2_u[c]) X[k,i] a1[l,k] adj_u[c,j] jac_z2_u__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z2_u[c]) X[k,i] a1[l,k] hess_h1__u[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z2_u[c]) X[k,i] a1[l,k] hess_h1__u[l,d,c,j] mu[c]
+    # ∂f/∂V1,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_r__h1[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] mu[c]
     jac_r__h1 = t["jac_r__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z2_u, X, a1, adj_u, jac_r__h1)
-    tmp_217 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_r__h1)
+    tmp_217 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_218 = a1 @ X
     tmp_219 = np.tensordot(tmp_218, tmp_217, axes=([0], [0]))
     jac_mu__h1 = t["jac_mu__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z2_u, X, a1, adj_u, jac_mu__h1)
-    tmp_220 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_mu__h1)
+    tmp_220 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_221 = a1 @ X
     tmp_222 = np.tensordot(tmp_221, tmp_220, axes=([0], [0]))
-    jac_z2_u__h1 = t["jac_z2_u__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z2_u, X, a1, adj_u, jac_z2_u__h1, r)
-    tmp_223 = r * adj_u
+    jac_z_ln__h1 = t["jac_z_ln__h1"]
+    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, r)
+    tmp_223 = r * adj_ln
     tmp_224 = a1 @ X
-    tmp_225 = tmp_223 * dreciprocal_z2_u[:, :, None]
-    tmp_226 = np.einsum("Bli,Bcld->Bicd", tmp_224, jac_z2_u__h1, optimize=False)
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z2_u, X, a1, adj_u, jac_z2_u__h1, mu)
-    tmp_227 = mu * dreciprocal_z2_u
+    tmp_225 = tmp_223 * dreciprocal_z_ln[:, :, None]
+    tmp_226 = np.einsum("Bli,Bcld->Bicd", tmp_224, jac_z_ln__h1, optimize=False)
+    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, mu)
+    tmp_227 = mu * dreciprocal_z_ln
     tmp_228 = a1 @ X
-    tmp_229 = tmp_227[:, :, None] * adj_u
-    tmp_230 = np.einsum("Bli,Bcld->Bicd", tmp_228, jac_z2_u__h1, optimize=False)
-    hess_h1__u = t["hess_h1__u"]
-    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z2_u, X, a1, hess_h1__u, r)
-    tmp_231 = hess_h1__u * reciprocal_z2_u[:, None, None, :, None]
+    tmp_229 = tmp_227[:, :, None] * adj_ln
+    tmp_230 = np.einsum("Bli,Bcld->Bicd", tmp_228, jac_z_ln__h1, optimize=False)
+    hess_h1__ln = t["hess_h1__ln"]
+    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a1, hess_h1__ln, r)
+    tmp_231 = hess_h1__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_232 = np.einsum("Bldcj,Bcj->Bldj", tmp_231, r, optimize=False)
     tmp_233 = a1 @ X
-    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z2_u, X, a1, hess_h1__u, mu)
-    tmp_234 = mu * reciprocal_z2_u
+    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a1, hess_h1__ln, mu)
+    tmp_234 = mu * reciprocal_z_ln
     tmp_235 = a1 @ X
     tmp_236 = tmp_235[:, :, :, None] * tmp_234[:, None, None]
-    hess_V1__g = (np.einsum("licj,cjld->dij", tmp_219, jac_r__h1, optimize=False) - (np.tensordot(tmp_222, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1) + (np.tensordot(tmp_226, tmp_225, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_230, tmp_229, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) + (np.tensordot(tmp_233, tmp_232, axes=([0, 1], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_236, hess_h1__u, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2)) / B
-    # ∂f/∂V1,b[d,i,j] = Σ_ckl X[c,i] a1[k,c] hess_h1__u[k,d,l,j]
-    # einsum("Bci,Bkc,Bkdlj->dij", X, a1, hess_h1__u)
-    tmp_237 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__u.sum(axis=3), a1, optimize=False)
+    hess_V1__g = (np.einsum("licj,cjld->dij", tmp_219, jac_r__h1, optimize=False) - (np.tensordot(tmp_222, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1) + (np.tensordot(tmp_226, tmp_225, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_230, tmp_229, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) + (np.tensordot(tmp_233, tmp_232, axes=([0, 1], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_236, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2)) / B
+    # ∂f/∂V1,b[d,i,j] = Σ_ckl X[c,i] a1[k,c] hess_h1__ln[k,d,l,j]
+    # einsum("Bci,Bkc,Bkdlj->dij", X, a1, hess_h1__ln)
+    tmp_237 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__ln.sum(axis=3), a1, optimize=False)
     hess_V1__b = (np.tensordot(tmp_237, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1) / B
-    # ∂f/∂V1,F1[d,i,a,j] = Σ_ckl X[c,i] a1[k,c] adj_z_o[a,l] jac_u__h1[l,j,k,d] + Σ_ckl X[c,i] a1[k,c] hess_h1__z_o[k,d,a,l] u[l,j]
-    jac_u__h1 = t["jac_u__h1"]
-    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a1, adj_z_o, jac_u__h1)
+    # ∂f/∂V1,F1[d,i,a,j] = Σ_ckl X[c,i] a1[k,c] adj_z_ff[a,l] jac_ln__h1[l,j,k,d] + Σ_ckl X[c,i] a1[k,c] hess_h1__z_ff[k,d,a,l] ln[l,j]
+    jac_ln__h1 = t["jac_ln__h1"]
+    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a1, adj_z_ff, jac_ln__h1)
     tmp_238 = a1 @ X
-    tmp_239 = np.einsum("Bljkd,Bal->Bjkda", jac_u__h1, adj_z_o, optimize=False)
-    hess_h1__z_o = t["hess_h1__z_o"]
-    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a1, hess_h1__z_o, u)
+    tmp_239 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
+    hess_h1__z_ff = t["hess_h1__z_ff"]
+    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a1, hess_h1__z_ff, ln)
     tmp_240 = a1 @ X
-    tmp_241 = np.einsum("Blj,Bkdal->Bjkda", u, hess_h1__z_o, optimize=False)
+    tmp_241 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
     hess_V1__F1 = ((np.tensordot(tmp_239, tmp_238, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + (np.tensordot(tmp_241, tmp_240, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂V1,F2[d,i,j,a] = Σ_ckl gelu'(z_o[a,c]) X[k,i] a1[l,k] adj_o[c,j] jac_z_o__h1[a,c,l,d] + Σ_ckl gelu(z_o[a,c]) X[k,i] a1[l,k] hess_h1__o[l,d,c,j]
-    jac_z_o__h1 = t["jac_z_o__h1"]
-    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_o, X, a1, adj_o, jac_z_o__h1)
+    # ∂f/∂V1,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a1[l,k] adj_ff[c,j] jac_z_ff__h1[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a1[l,k] hess_h1__ff[l,d,c,j]
+    jac_z_ff__h1 = t["jac_z_ff__h1"]
+    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a1, adj_ff, jac_z_ff__h1)
     tmp_242 = a1 @ X
-    tmp_243 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_244 = np.einsum("Bcja,Bacld->Bjald", tmp_243, jac_z_o__h1, optimize=False)
-    hess_h1__o = t["hess_h1__o"]
-    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_o, X, a1, hess_h1__o)
-    tmp_245 = np.einsum("Bldcj,Bac->Bldja", hess_h1__o, gelu_z_o, optimize=False)
+    tmp_243 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_244 = np.einsum("Bcja,Bacld->Bjald", tmp_243, jac_z_ff__h1, optimize=False)
+    hess_h1__ff = t["hess_h1__ff"]
+    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a1, hess_h1__ff)
+    tmp_245 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff, optimize=False)
     tmp_246 = a1 @ X
     hess_V1__F2 = ((np.tensordot(tmp_244, tmp_242, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1) + (np.tensordot(tmp_246, tmp_245, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂V1,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a1[k,c] adj_p[l] jac_o__h1[m,j,k,d] + 1/t Σ_ckm X[c,i] a1[k,c] hess_h1__p[k,d,l] o[m,j]
-    jac_o__h1 = t["jac_o__h1"]
-    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a1, adj_p, jac_o__h1)
+    # ∂f/∂V1,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a1[k,c] adj_p[l] jac_ff__h1[m,j,k,d] + 1/t Σ_ckm X[c,i] a1[k,c] ff[m,j] hess_h1__p[k,d,l]
+    jac_ff__h1 = t["jac_ff__h1"]
+    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a1, adj_p, jac_ff__h1)
     tmp_247 = a1 @ X
-    tmp_248 = (jac_o__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_248 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
     hess_h1__p = t["hess_h1__p"]
-    # einsum("Bci,Bkc,Bkdl,Bmj->dilj", X, a1, hess_h1__p, o)
+    # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a1, ff, hess_h1__p)
     tmp_249 = a1 @ X
     tmp_250 = np.einsum("Bki,Bkdl->Bidl", tmp_249, hess_h1__p, optimize=False)
-    hess_V1__U = (0.3333333333333333 * (np.tensordot(tmp_248, tmp_247, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_250, o.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3)) / B
+    hess_V1__U = (0.3333333333333333 * (np.tensordot(tmp_248, tmp_247, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_250, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3)) / B
     # ∂f/∂O1,Q1[i,d,j,k] = 1/sqrt(e) Σ_clmn K1[j,c] X[l,c] X[m,k] adj_r[n,i] jac_h1__z_a1[n,d,m,l] + 1/sqrt(e) Σ_clmn K1[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a1[n,i,m,l]
     # einsum("jc,Blc,Bmk,Bni,Bndml->idjk", K1, X, X, adj_r, jac_h1__z_a1)
     tmp_251 = np.tensordot(X, K1, axes=([2], [1]))
@@ -4344,59 +4214,59 @@ def hessian(params, data):
     # einsum("Bcd,Blk,Bcilj->idjk", h1, h2, hess_r__r)
     tmp_276 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
     hess_O1__O2 = (np.tensordot(tmp_276, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂O1,g[i,d,j] = Σ_c reciprocal(z2_u[c]) δ[i,j] adj_u[c,i] h1[c,d] - Σ_ck reciprocal(z2_u[c]) adj_u[c,j] h1[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z2_u[c]) adj_u[c,j] h1[k,d] jac_z2_u__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z2_u[c]) adj_u[c,j] h1[k,d] jac_z2_u__r[c,k,i] mu[c] + Σ_ck reciprocal(z2_u[c]) h1[k,d] hess_r__u[k,i,c,j] r[c,j] - Σ_ck reciprocal(z2_u[c]) h1[k,d] hess_r__u[k,i,c,j] mu[c]
-    # einsum("Bc,ij,Bci,Bcd->idj", reciprocal_z2_u, np.eye(4), adj_u, h1)
-    tmp_277 = adj_u * reciprocal_z2_u[:, :, None]
+    # ∂f/∂O1,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h1[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h1[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] mu[c]
+    # einsum("Bc,ij,Bci,Bcd->idj", reciprocal_z_ln, np.eye(4), adj_ln, h1)
+    tmp_277 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_278 = np.tensordot(tmp_277, h1, axes=([0, 1], [0, 1]))
     jac_mu__r = t["jac_mu__r"]
-    # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z2_u, adj_u, h1, jac_mu__r)
-    tmp_279 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h1, jac_mu__r)
+    tmp_279 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_280 = np.tensordot(tmp_279, h1, axes=([0], [0]))
-    jac_z2_u__r = t["jac_z2_u__r"]
-    # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z2_u, adj_u, h1, jac_z2_u__r, r)
-    tmp_281 = r * adj_u
-    tmp_282 = tmp_281 * dreciprocal_z2_u[:, :, None]
-    tmp_283 = np.einsum("Bcki,Bkd->Bcid", jac_z2_u__r, h1, optimize=False)
-    # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z2_u, adj_u, h1, jac_z2_u__r, mu)
-    tmp_284 = mu * dreciprocal_z2_u
-    tmp_285 = tmp_284[:, :, None] * adj_u
-    tmp_286 = np.einsum("Bcki,Bkd->Bcid", jac_z2_u__r, h1, optimize=False)
-    hess_r__u = t["hess_r__u"]
-    # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z2_u, h1, hess_r__u, r)
-    tmp_287 = hess_r__u * reciprocal_z2_u[:, None, None, :, None]
+    jac_z_ln__r = t["jac_z_ln__r"]
+    # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, r)
+    tmp_281 = r * adj_ln
+    tmp_282 = tmp_281 * dreciprocal_z_ln[:, :, None]
+    tmp_283 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, mu)
+    tmp_284 = mu * dreciprocal_z_ln
+    tmp_285 = tmp_284[:, :, None] * adj_ln
+    tmp_286 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    hess_r__ln = t["hess_r__ln"]
+    # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h1, hess_r__ln, r)
+    tmp_287 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_288 = np.einsum("Bkicj,Bcj->Bkij", tmp_287, r, optimize=False)
-    # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z2_u, h1, hess_r__u, mu)
-    tmp_289 = mu * reciprocal_z2_u
+    # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h1, hess_r__ln, mu)
+    tmp_289 = mu * reciprocal_z_ln
     tmp_290 = tmp_289[:, :, None, None] * h1[:, None]
-    hess_O1__g = (tmp_278[:, :, None] * (np.eye(4))[:, None] - (np.tensordot(tmp_280, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + np.tensordot(tmp_283, tmp_282, axes=([0, 1], [0, 1])) - np.tensordot(tmp_286, tmp_285, axes=([0, 1], [0, 1])) + (np.tensordot(tmp_288, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) - (np.tensordot(tmp_290, hess_r__u, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂O1,b[i,d,j] = Σ_ck h1[c,d] hess_r__u[c,i,k,j]
-    # einsum("Bcd,Bcikj->idj", h1, hess_r__u)
-    hess_O1__b = (np.tensordot(hess_r__u.sum(axis=3), h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) / B
-    # ∂f/∂O1,F1[i,d,a,j] = Σ_ck adj_z_o[a,c] h1[k,d] jac_u__r[c,j,k,i] + Σ_ck h1[c,d] hess_r__z_o[c,i,a,k] u[k,j]
-    jac_u__r = t["jac_u__r"]
-    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_o, h1, jac_u__r)
-    tmp_291 = np.einsum("Bcjki,Bkd->Bcjid", jac_u__r, h1, optimize=False)
-    hess_r__z_o = t["hess_r__z_o"]
-    # einsum("Bcd,Bciak,Bkj->idaj", h1, hess_r__z_o, u)
-    tmp_292 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_o, h1, optimize=False)
-    hess_O1__F1 = ((np.tensordot(tmp_291, adj_z_o, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_292, u, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂O1,F2[i,d,j,a] = Σ_ck gelu'(z_o[a,c]) adj_o[c,j] h1[k,d] jac_z_o__r[a,c,k,i] + Σ_ck gelu(z_o[a,c]) h1[k,d] hess_r__o[k,i,c,j]
-    jac_z_o__r = t["jac_z_o__r"]
-    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_o, adj_o, h1, jac_z_o__r)
-    tmp_293 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_294 = np.einsum("Backi,Bkd->Bacid", jac_z_o__r, h1, optimize=False)
-    hess_r__o = t["hess_r__o"]
-    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_o, h1, hess_r__o)
-    tmp_295 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__o, h1, optimize=False)
-    hess_O1__F2 = (np.einsum("Bacid,Bcja->idja", tmp_294, tmp_293, optimize=False) + (np.tensordot(tmp_295, gelu_z_o, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂O1,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h1[c,d] jac_o__r[k,j,c,i] + 1/t Σ_ck h1[c,d] hess_r__p[c,i,l] o[k,j]
-    jac_o__r = t["jac_o__r"]
-    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h1, jac_o__r)
-    tmp_296 = (jac_o__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_O1__g = (tmp_278[:, :, None] * (np.eye(4))[:, None] - (np.tensordot(tmp_280, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + np.tensordot(tmp_283, tmp_282, axes=([0, 1], [0, 1])) - np.tensordot(tmp_286, tmp_285, axes=([0, 1], [0, 1])) + (np.tensordot(tmp_288, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) - (np.tensordot(tmp_290, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2)) / B
+    # ∂f/∂O1,b[i,d,j] = Σ_ck h1[c,d] hess_r__ln[c,i,k,j]
+    # einsum("Bcd,Bcikj->idj", h1, hess_r__ln)
+    hess_O1__b = (np.tensordot(hess_r__ln.sum(axis=3), h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) / B
+    # ∂f/∂O1,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h1[k,d] jac_ln__r[c,j,k,i] + Σ_ck h1[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
+    jac_ln__r = t["jac_ln__r"]
+    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h1, jac_ln__r)
+    tmp_291 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
+    hess_r__z_ff = t["hess_r__z_ff"]
+    # einsum("Bcd,Bciak,Bkj->idaj", h1, hess_r__z_ff, ln)
+    tmp_292 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
+    hess_O1__F1 = ((np.tensordot(tmp_291, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_292, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    # ∂f/∂O1,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h1[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_r__ff[k,i,c,j]
+    jac_z_ff__r = t["jac_z_ff__r"]
+    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h1, jac_z_ff__r)
+    tmp_293 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_294 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
+    hess_r__ff = t["hess_r__ff"]
+    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h1, hess_r__ff)
+    tmp_295 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
+    hess_O1__F2 = (np.einsum("Bacid,Bcja->idja", tmp_294, tmp_293, optimize=False) + (np.tensordot(tmp_295, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3)) / B
+    # ∂f/∂O1,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h1[k,d] hess_r__p[k,i,l]
+    jac_ff__r = t["jac_ff__r"]
+    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h1, jac_ff__r)
+    tmp_296 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
     hess_r__p = t["hess_r__p"]
-    # einsum("Bcd,Bcil,Bkj->idlj", h1, hess_r__p, o)
-    tmp_297 = (o.sum(axis=1))[:, :, None, None] * h1[:, None]
-    hess_O1__U = (0.3333333333333333 * (np.tensordot(tmp_296, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_297, hess_r__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0)) / B
+    # einsum("Bcj,Bkd,Bkil->idlj", ff, h1, hess_r__p)
+    tmp_297 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    hess_O1__U = (0.3333333333333333 * (np.tensordot(tmp_296, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_297, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1)) / B
     # ∂f/∂Q2,Q1[d,i,j,k] = 1/e Σ_clmnop K1[j,c] K2[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a2__z_a1[o,m,p,n]
     hess_z_a2__z_a1 = t["hess_z_a2__z_a1"]
     # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bompn->dijk", K1, K2, X, X, X, X, hess_z_a2__z_a1)
@@ -4476,86 +4346,86 @@ def hessian(params, data):
     tmp_339 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
     tmp_340 = np.einsum("Bmljk,Bld->Bmjkd", tmp_339, tmp_338, optimize=False)
     hess_Q2__O2 = (0.7071067811865476 * (np.tensordot(tmp_337, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_340, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1)) / B
-    # ∂f/∂Q2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K2[d,k] X[l,k] X[m,i] adj_u[c,j] jac_r__z_a2[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K2[d,k] X[l,k] X[m,i] adj_u[c,j] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) K2[d,k] X[l,k] X[m,i] adj_u[c,j] jac_z2_u__z_a2[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) K2[d,k] X[l,k] X[m,i] adj_u[c,j] jac_z2_u__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__u[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__u[m,l,c,j] mu[c]
+    # ∂f/∂Q2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] mu[c]
     jac_r__z_a2 = t["jac_r__z_a2"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z2_u, K2, X, X, adj_u, jac_r__z_a2)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_r__z_a2)
     tmp_341 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_342 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_342 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_343 = np.einsum("Bcj,Bcjml->Bjml", tmp_342, jac_r__z_a2, optimize=False)
     tmp_344 = np.einsum("Bjml,Bld->Bjmd", tmp_343, tmp_341, optimize=False)
     jac_mu__z_a2 = t["jac_mu__z_a2"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z2_u, K2, X, X, adj_u, jac_mu__z_a2)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_mu__z_a2)
     tmp_345 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_346 = np.einsum("Bld,Bcml->Bdcm", tmp_345, jac_mu__z_a2, optimize=False)
-    tmp_347 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_347 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_348 = np.einsum("Bdcm,Bmi->Bdci", tmp_346, X, optimize=False)
-    jac_z2_u__z_a2 = t["jac_z2_u__z_a2"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z2_u, K2, X, X, adj_u, jac_z2_u__z_a2, r)
-    tmp_349 = r * adj_u
+    jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
+    tmp_349 = r * adj_ln
     tmp_350 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_351 = np.einsum("Bld,Bcml->Bdcm", tmp_350, jac_z2_u__z_a2, optimize=False)
-    tmp_352 = tmp_349 * dreciprocal_z2_u[:, :, None]
+    tmp_351 = np.einsum("Bld,Bcml->Bdcm", tmp_350, jac_z_ln__z_a2, optimize=False)
+    tmp_352 = tmp_349 * dreciprocal_z_ln[:, :, None]
     tmp_353 = np.einsum("Bdcm,Bmi->Bdci", tmp_351, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z2_u, K2, X, X, adj_u, jac_z2_u__z_a2, mu)
-    tmp_354 = mu * dreciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
+    tmp_354 = mu * dreciprocal_z_ln
     tmp_355 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_356 = np.einsum("Bld,Bcml->Bdcm", tmp_355, jac_z2_u__z_a2, optimize=False)
-    tmp_357 = tmp_354[:, :, None] * adj_u
+    tmp_356 = np.einsum("Bld,Bcml->Bdcm", tmp_355, jac_z_ln__z_a2, optimize=False)
+    tmp_357 = tmp_354[:, :, None] * adj_ln
     tmp_358 = np.einsum("Bdcm,Bmi->Bdci", tmp_356, X, optimize=False)
-    hess_z_a2__u = t["hess_z_a2__u"]
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z2_u, K2, X, X, hess_z_a2__u, r)
+    hess_z_a2__ln = t["hess_z_a2__ln"]
+    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, r)
     tmp_359 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_360 = hess_z_a2__u * reciprocal_z2_u[:, None, None, :, None]
+    tmp_360 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_361 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_360, r, optimize=False)
     tmp_362 = np.einsum("Bmlj,Bld->Bmjd", tmp_361, tmp_359, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z2_u, K2, X, X, hess_z_a2__u, mu)
-    tmp_363 = mu * reciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, mu)
+    tmp_363 = mu * reciprocal_z_ln
     tmp_364 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_365 = tmp_364[:, :, :, None] * tmp_363[:, None, None]
-    tmp_366 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_365, hess_z_a2__u, optimize=False)
+    tmp_366 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_365, hess_z_a2__ln, optimize=False)
     hess_Q2__g = (0.7071067811865476 * (np.tensordot(tmp_344, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * np.tensordot(tmp_348, tmp_347, axes=([0, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_353, tmp_352, axes=([0, 2], [0, 1])) - 0.7071067811865476 * np.tensordot(tmp_358, tmp_357, axes=([0, 2], [0, 1])) + 0.7071067811865476 * (np.tensordot(tmp_362, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * (np.tensordot(tmp_366, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1)) / B
-    # ∂f/∂Q2,b[d,i,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__u[l,k,m,j]
-    # einsum("dc,Bkc,Bli,Blkmj->dij", K2, X, X, hess_z_a2__u)
+    # ∂f/∂Q2,b[d,i,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__ln[l,k,m,j]
+    # einsum("dc,Bkc,Bli,Blkmj->dij", K2, X, X, hess_z_a2__ln)
     tmp_367 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_368 = np.einsum("Bkd,Blkj->Bdlj", tmp_367, hess_z_a2__u.sum(axis=3), optimize=False)
+    tmp_368 = np.einsum("Bkd,Blkj->Bdlj", tmp_367, hess_z_a2__ln.sum(axis=3), optimize=False)
     hess_Q2__b = 0.7071067811865476 * (np.tensordot(tmp_368, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) / B
-    # ∂f/∂Q2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] adj_z_o[a,m] jac_u__z_a2[m,j,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__z_o[l,k,a,m] u[m,j]
-    jac_u__z_a2 = t["jac_u__z_a2"]
-    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K2, X, X, adj_z_o, jac_u__z_a2)
+    # ∂f/∂Q2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[l,k,a,m] ln[m,j]
+    jac_ln__z_a2 = t["jac_ln__z_a2"]
+    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K2, X, X, adj_z_ff, jac_ln__z_a2)
     tmp_369 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_370 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_369, jac_u__z_a2, optimize=False)
+    tmp_370 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_369, jac_ln__z_a2, optimize=False)
     tmp_371 = np.einsum("Bdmjl,Bli->Bdmji", tmp_370, X, optimize=False)
-    hess_z_a2__z_o = t["hess_z_a2__z_o"]
-    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K2, X, X, hess_z_a2__z_o, u)
+    hess_z_a2__z_ff = t["hess_z_a2__z_ff"]
+    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K2, X, X, hess_z_a2__z_ff, ln)
     tmp_372 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_373 = np.einsum("Bkd,Blkam->Bdlam", tmp_372, hess_z_a2__z_o, optimize=False)
+    tmp_373 = np.einsum("Bkd,Blkam->Bdlam", tmp_372, hess_z_a2__z_ff, optimize=False)
     tmp_374 = np.einsum("Bdlam,Bli->Bdami", tmp_373, X, optimize=False)
-    hess_Q2__F1 = (0.7071067811865476 * (np.tensordot(tmp_371, adj_z_o, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_374, u, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂Q2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_o[a,c]) K2[d,k] X[l,k] X[m,i] adj_o[c,j] jac_z_o__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_o[a,c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__o[m,l,c,j]
-    jac_z_o__z_a2 = t["jac_z_o__z_a2"]
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_o, K2, X, X, adj_o, jac_z_o__z_a2)
+    hess_Q2__F1 = (0.7071067811865476 * (np.tensordot(tmp_371, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_374, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    # ∂f/∂Q2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ff[m,l,c,j]
+    jac_z_ff__z_a2 = t["jac_z_ff__z_a2"]
+    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K2, X, X, adj_ff, jac_z_ff__z_a2)
     tmp_375 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_376 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_377 = np.einsum("Bld,Bacml->Bdacm", tmp_375, jac_z_o__z_a2, optimize=False)
+    tmp_376 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_377 = np.einsum("Bld,Bacml->Bdacm", tmp_375, jac_z_ff__z_a2, optimize=False)
     tmp_378 = np.einsum("Bdacm,Bcja->Bdamj", tmp_377, tmp_376, optimize=False)
-    hess_z_a2__o = t["hess_z_a2__o"]
-    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_o, K2, X, X, hess_z_a2__o)
+    hess_z_a2__ff = t["hess_z_a2__ff"]
+    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K2, X, X, hess_z_a2__ff)
     tmp_379 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_380 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_379, hess_z_a2__o, optimize=False)
-    tmp_381 = np.einsum("Bdmcj,Bac->Bdmja", tmp_380, gelu_z_o, optimize=False)
+    tmp_380 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_379, hess_z_a2__ff, optimize=False)
+    tmp_381 = np.einsum("Bdmcj,Bac->Bdmja", tmp_380, gelu_z_ff, optimize=False)
     hess_Q2__F2 = (0.7071067811865476 * (np.tensordot(tmp_378, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1) + 0.7071067811865476 * (np.tensordot(tmp_381, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂Q2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] adj_p[l] jac_o__z_a2[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] hess_z_a2__p[m,k,l] o[n,j]
-    jac_o__z_a2 = t["jac_o__z_a2"]
-    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K2, X, X, adj_p, jac_o__z_a2)
+    # ∂f/∂Q2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[m,k,l]
+    jac_ff__z_a2 = t["jac_ff__z_a2"]
+    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K2, X, X, adj_p, jac_ff__z_a2)
     tmp_382 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_383 = adj_p[:, :, None, None] * X[:, None]
-    tmp_384 = np.einsum("Bkd,Bjmk->Bdjm", tmp_382, jac_o__z_a2.sum(axis=1), optimize=False)
+    tmp_384 = np.einsum("Bkd,Bjmk->Bdjm", tmp_382, jac_ff__z_a2.sum(axis=1), optimize=False)
     hess_z_a2__p = t["hess_z_a2__p"]
-    # einsum("dc,Bkc,Bmi,Bmkl,Bnj->dilj", K2, X, X, hess_z_a2__p, o)
+    # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K2, X, X, ff, hess_z_a2__p)
     tmp_385 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_386 = np.einsum("Bkd,Bmkl->Bdml", tmp_385, hess_z_a2__p, optimize=False)
     tmp_387 = np.einsum("Bdml,Bmi->Bdli", tmp_386, X, optimize=False)
-    hess_Q2__U = (0.23570226039551584 * (np.tensordot(tmp_384, tmp_383, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_387, o.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
+    hess_Q2__U = (0.23570226039551584 * (np.tensordot(tmp_384, tmp_383, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_387, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
     # ∂f/∂K2,Q1[d,i,j,k] = 1/e Σ_clmnop K1[j,c] Q2[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a2__z_a1[m,o,p,n]
     # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K1, Q2, X, X, X, X, hess_z_a2__z_a1)
     tmp_388 = np.tensordot(X, K1, axes=([2], [1]))
@@ -4626,76 +4496,76 @@ def hessian(params, data):
     tmp_429 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
     tmp_430 = np.einsum("Blmjk,Bld->Bmjkd", tmp_429, tmp_428, optimize=False)
     hess_K2__O2 = (0.7071067811865476 * (np.tensordot(tmp_427, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_430, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1)) / B
-    # ∂f/∂K2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q2[d,k] X[l,k] X[m,i] adj_u[c,j] jac_r__z_a2[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q2[d,k] X[l,k] X[m,i] adj_u[c,j] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) Q2[d,k] X[l,k] X[m,i] adj_u[c,j] jac_z2_u__z_a2[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) Q2[d,k] X[l,k] X[m,i] adj_u[c,j] jac_z2_u__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__u[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__u[l,m,c,j] mu[c]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z2_u, Q2, X, X, adj_u, jac_r__z_a2)
+    # ∂f/∂K2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] mu[c]
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_r__z_a2)
     tmp_431 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_432 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_432 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_433 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_432, jac_r__z_a2, optimize=False)
     tmp_434 = np.einsum("Bjlm,Bld->Bjmd", tmp_433, tmp_431, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z2_u, Q2, X, X, adj_u, jac_mu__z_a2)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_mu__z_a2)
     tmp_435 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_436 = np.einsum("Bld,Bclm->Bdcm", tmp_435, jac_mu__z_a2, optimize=False)
-    tmp_437 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_437 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_438 = np.einsum("Bdcm,Bmi->Bdci", tmp_436, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z2_u, Q2, X, X, adj_u, jac_z2_u__z_a2, r)
-    tmp_439 = r * adj_u
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
+    tmp_439 = r * adj_ln
     tmp_440 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_441 = np.einsum("Bld,Bclm->Bdcm", tmp_440, jac_z2_u__z_a2, optimize=False)
-    tmp_442 = tmp_439 * dreciprocal_z2_u[:, :, None]
+    tmp_441 = np.einsum("Bld,Bclm->Bdcm", tmp_440, jac_z_ln__z_a2, optimize=False)
+    tmp_442 = tmp_439 * dreciprocal_z_ln[:, :, None]
     tmp_443 = np.einsum("Bdcm,Bmi->Bdci", tmp_441, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z2_u, Q2, X, X, adj_u, jac_z2_u__z_a2, mu)
-    tmp_444 = mu * dreciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
+    tmp_444 = mu * dreciprocal_z_ln
     tmp_445 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_446 = np.einsum("Bld,Bclm->Bdcm", tmp_445, jac_z2_u__z_a2, optimize=False)
-    tmp_447 = tmp_444[:, :, None] * adj_u
+    tmp_446 = np.einsum("Bld,Bclm->Bdcm", tmp_445, jac_z_ln__z_a2, optimize=False)
+    tmp_447 = tmp_444[:, :, None] * adj_ln
     tmp_448 = np.einsum("Bdcm,Bmi->Bdci", tmp_446, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z2_u, Q2, X, X, hess_z_a2__u, r)
+    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, r)
     tmp_449 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_450 = hess_z_a2__u * reciprocal_z2_u[:, None, None, :, None]
+    tmp_450 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_451 = np.einsum("Blmcj,Bcj->Blmj", tmp_450, r, optimize=False)
     tmp_452 = np.einsum("Blmj,Bld->Bmjd", tmp_451, tmp_449, optimize=False)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z2_u, Q2, X, X, hess_z_a2__u, mu)
-    tmp_453 = mu * reciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, mu)
+    tmp_453 = mu * reciprocal_z_ln
     tmp_454 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_455 = tmp_454[:, :, :, None] * tmp_453[:, None, None]
-    tmp_456 = np.einsum("Bldc,Blmcj->Bdmj", tmp_455, hess_z_a2__u, optimize=False)
+    tmp_456 = np.einsum("Bldc,Blmcj->Bdmj", tmp_455, hess_z_a2__ln, optimize=False)
     hess_K2__g = (0.7071067811865476 * (np.tensordot(tmp_434, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * np.tensordot(tmp_438, tmp_437, axes=([0, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_443, tmp_442, axes=([0, 2], [0, 1])) - 0.7071067811865476 * np.tensordot(tmp_448, tmp_447, axes=([0, 2], [0, 1])) + 0.7071067811865476 * (np.tensordot(tmp_452, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * (np.tensordot(tmp_456, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1)) / B
-    # ∂f/∂K2,b[d,i,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__u[k,l,m,j]
-    # einsum("dc,Bkc,Bli,Bklmj->dij", Q2, X, X, hess_z_a2__u)
+    # ∂f/∂K2,b[d,i,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__ln[k,l,m,j]
+    # einsum("dc,Bkc,Bli,Bklmj->dij", Q2, X, X, hess_z_a2__ln)
     tmp_457 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_458 = np.einsum("Bkd,Bklj->Bdlj", tmp_457, hess_z_a2__u.sum(axis=3), optimize=False)
+    tmp_458 = np.einsum("Bkd,Bklj->Bdlj", tmp_457, hess_z_a2__ln.sum(axis=3), optimize=False)
     hess_K2__b = 0.7071067811865476 * (np.tensordot(tmp_458, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) / B
-    # ∂f/∂K2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] adj_z_o[a,m] jac_u__z_a2[m,j,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__z_o[k,l,a,m] u[m,j]
-    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q2, X, X, adj_z_o, jac_u__z_a2)
+    # ∂f/∂K2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[k,l,a,m] ln[m,j]
+    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q2, X, X, adj_z_ff, jac_ln__z_a2)
     tmp_459 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_460 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_459, jac_u__z_a2, optimize=False)
+    tmp_460 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_459, jac_ln__z_a2, optimize=False)
     tmp_461 = np.einsum("Bdmjl,Bli->Bdmji", tmp_460, X, optimize=False)
-    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q2, X, X, hess_z_a2__z_o, u)
+    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q2, X, X, hess_z_a2__z_ff, ln)
     tmp_462 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_463 = np.einsum("Bkd,Bklam->Bdlam", tmp_462, hess_z_a2__z_o, optimize=False)
+    tmp_463 = np.einsum("Bkd,Bklam->Bdlam", tmp_462, hess_z_a2__z_ff, optimize=False)
     tmp_464 = np.einsum("Bdlam,Bli->Bdami", tmp_463, X, optimize=False)
-    hess_K2__F1 = (0.7071067811865476 * (np.tensordot(tmp_461, adj_z_o, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_464, u, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂K2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_o[a,c]) Q2[d,k] X[l,k] X[m,i] adj_o[c,j] jac_z_o__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_o[a,c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__o[l,m,c,j]
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_o, Q2, X, X, adj_o, jac_z_o__z_a2)
+    hess_K2__F1 = (0.7071067811865476 * (np.tensordot(tmp_461, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_464, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    # ∂f/∂K2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ff[l,m,c,j]
+    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q2, X, X, adj_ff, jac_z_ff__z_a2)
     tmp_465 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_466 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_467 = np.einsum("Bld,Baclm->Bdacm", tmp_465, jac_z_o__z_a2, optimize=False)
+    tmp_466 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_467 = np.einsum("Bld,Baclm->Bdacm", tmp_465, jac_z_ff__z_a2, optimize=False)
     tmp_468 = np.einsum("Bdacm,Bcja->Bdamj", tmp_467, tmp_466, optimize=False)
-    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_o, Q2, X, X, hess_z_a2__o)
+    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q2, X, X, hess_z_a2__ff)
     tmp_469 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_470 = np.einsum("Bld,Blmcj->Bdmcj", tmp_469, hess_z_a2__o, optimize=False)
-    tmp_471 = np.einsum("Bdmcj,Bac->Bdmja", tmp_470, gelu_z_o, optimize=False)
+    tmp_470 = np.einsum("Bld,Blmcj->Bdmcj", tmp_469, hess_z_a2__ff, optimize=False)
+    tmp_471 = np.einsum("Bdmcj,Bac->Bdmja", tmp_470, gelu_z_ff, optimize=False)
     hess_K2__F2 = (0.7071067811865476 * (np.tensordot(tmp_468, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1) + 0.7071067811865476 * (np.tensordot(tmp_471, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂K2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] adj_p[l] jac_o__z_a2[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] hess_z_a2__p[k,m,l] o[n,j]
-    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q2, X, X, adj_p, jac_o__z_a2)
+    # ∂f/∂K2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[k,m,l]
+    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q2, X, X, adj_p, jac_ff__z_a2)
     tmp_472 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_473 = adj_p[:, :, None, None] * X[:, None]
-    tmp_474 = np.einsum("Bkd,Bjkm->Bdjm", tmp_472, jac_o__z_a2.sum(axis=1), optimize=False)
-    # einsum("dc,Bkc,Bmi,Bkml,Bnj->dilj", Q2, X, X, hess_z_a2__p, o)
+    tmp_474 = np.einsum("Bkd,Bjkm->Bdjm", tmp_472, jac_ff__z_a2.sum(axis=1), optimize=False)
+    # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q2, X, X, ff, hess_z_a2__p)
     tmp_475 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_476 = np.einsum("Bkd,Bkml->Bdml", tmp_475, hess_z_a2__p, optimize=False)
     tmp_477 = np.einsum("Bdml,Bmi->Bdli", tmp_476, X, optimize=False)
-    hess_K2__U = (0.23570226039551584 * (np.tensordot(tmp_474, tmp_473, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_477, o.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
+    hess_K2__U = (0.23570226039551584 * (np.tensordot(tmp_474, tmp_473, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_477, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
     # ∂f/∂V2,Q1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[j,c] X[l,c] X[m,i] X[n,k] a2[o,m] hess_h2__z_a1[o,d,n,l]
     hess_h2__z_a1 = t["hess_h2__z_a1"]
     # einsum("jc,Blc,Bmi,Bnk,Bom,Bodnl->dijk", K1, X, X, X, a2, hess_h2__z_a1)
@@ -4764,73 +4634,73 @@ def hessian(params, data):
     tmp_512 = a2 @ X
     tmp_513 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
     hess_V2__O2 = (tmp_511[:, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_513, tmp_512, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂V2,g[d,i,j] = Σ_ckl reciprocal(z2_u[c]) X[k,i] a2[l,k] adj_u[c,j] jac_r__h2[c,j,l,d] - Σ_ckl reciprocal(z2_u[c]) X[k,i] a2[l,k] adj_u[c,j] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z2_u[c]) X[k,i] a2[l,k] adj_u[c,j] jac_z2_u__h2[c,l,d] r[c,j] - Σ_ckl reciprocal'(z2_u[c]) X[k,i] a2[l,k] adj_u[c,j] jac_z2_u__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z2_u[c]) X[k,i] a2[l,k] hess_h2__u[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z2_u[c]) X[k,i] a2[l,k] hess_h2__u[l,d,c,j] mu[c]
+    # ∂f/∂V2,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_r__h2[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] mu[c]
     jac_r__h2 = t["jac_r__h2"]
-    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z2_u, X, a2, adj_u, jac_r__h2)
-    tmp_514 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_r__h2)
+    tmp_514 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_515 = a2 @ X
     tmp_516 = np.tensordot(tmp_515, tmp_514, axes=([0], [0]))
     jac_mu__h2 = t["jac_mu__h2"]
-    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z2_u, X, a2, adj_u, jac_mu__h2)
-    tmp_517 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_mu__h2)
+    tmp_517 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_518 = a2 @ X
     tmp_519 = np.tensordot(tmp_518, tmp_517, axes=([0], [0]))
-    jac_z2_u__h2 = t["jac_z2_u__h2"]
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z2_u, X, a2, adj_u, jac_z2_u__h2, r)
-    tmp_520 = r * adj_u
+    jac_z_ln__h2 = t["jac_z_ln__h2"]
+    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, r)
+    tmp_520 = r * adj_ln
     tmp_521 = a2 @ X
-    tmp_522 = tmp_520 * dreciprocal_z2_u[:, :, None]
-    tmp_523 = np.einsum("Bli,Bcld->Bicd", tmp_521, jac_z2_u__h2, optimize=False)
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z2_u, X, a2, adj_u, jac_z2_u__h2, mu)
-    tmp_524 = mu * dreciprocal_z2_u
+    tmp_522 = tmp_520 * dreciprocal_z_ln[:, :, None]
+    tmp_523 = np.einsum("Bli,Bcld->Bicd", tmp_521, jac_z_ln__h2, optimize=False)
+    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, mu)
+    tmp_524 = mu * dreciprocal_z_ln
     tmp_525 = a2 @ X
-    tmp_526 = tmp_524[:, :, None] * adj_u
-    tmp_527 = np.einsum("Bli,Bcld->Bicd", tmp_525, jac_z2_u__h2, optimize=False)
-    hess_h2__u = t["hess_h2__u"]
-    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z2_u, X, a2, hess_h2__u, r)
-    tmp_528 = hess_h2__u * reciprocal_z2_u[:, None, None, :, None]
+    tmp_526 = tmp_524[:, :, None] * adj_ln
+    tmp_527 = np.einsum("Bli,Bcld->Bicd", tmp_525, jac_z_ln__h2, optimize=False)
+    hess_h2__ln = t["hess_h2__ln"]
+    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a2, hess_h2__ln, r)
+    tmp_528 = hess_h2__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_529 = np.einsum("Bldcj,Bcj->Bldj", tmp_528, r, optimize=False)
     tmp_530 = a2 @ X
-    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z2_u, X, a2, hess_h2__u, mu)
-    tmp_531 = mu * reciprocal_z2_u
+    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a2, hess_h2__ln, mu)
+    tmp_531 = mu * reciprocal_z_ln
     tmp_532 = a2 @ X
     tmp_533 = tmp_532[:, :, :, None] * tmp_531[:, None, None]
-    hess_V2__g = (np.einsum("licj,cjld->dij", tmp_516, jac_r__h2, optimize=False) - (np.tensordot(tmp_519, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1) + (np.tensordot(tmp_523, tmp_522, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_527, tmp_526, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) + (np.tensordot(tmp_530, tmp_529, axes=([0, 1], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_533, hess_h2__u, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2)) / B
-    # ∂f/∂V2,b[d,i,j] = Σ_ckl X[c,i] a2[k,c] hess_h2__u[k,d,l,j]
-    # einsum("Bci,Bkc,Bkdlj->dij", X, a2, hess_h2__u)
-    tmp_534 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__u.sum(axis=3), a2, optimize=False)
+    hess_V2__g = (np.einsum("licj,cjld->dij", tmp_516, jac_r__h2, optimize=False) - (np.tensordot(tmp_519, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1) + (np.tensordot(tmp_523, tmp_522, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_527, tmp_526, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) + (np.tensordot(tmp_530, tmp_529, axes=([0, 1], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_533, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2)) / B
+    # ∂f/∂V2,b[d,i,j] = Σ_ckl X[c,i] a2[k,c] hess_h2__ln[k,d,l,j]
+    # einsum("Bci,Bkc,Bkdlj->dij", X, a2, hess_h2__ln)
+    tmp_534 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__ln.sum(axis=3), a2, optimize=False)
     hess_V2__b = (np.tensordot(tmp_534, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1) / B
-    # ∂f/∂V2,F1[d,i,a,j] = Σ_ckl X[c,i] a2[k,c] adj_z_o[a,l] jac_u__h2[l,j,k,d] + Σ_ckl X[c,i] a2[k,c] hess_h2__z_o[k,d,a,l] u[l,j]
-    jac_u__h2 = t["jac_u__h2"]
-    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a2, adj_z_o, jac_u__h2)
+    # ∂f/∂V2,F1[d,i,a,j] = Σ_ckl X[c,i] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,j,k,d] + Σ_ckl X[c,i] a2[k,c] hess_h2__z_ff[k,d,a,l] ln[l,j]
+    jac_ln__h2 = t["jac_ln__h2"]
+    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a2, adj_z_ff, jac_ln__h2)
     tmp_535 = a2 @ X
-    tmp_536 = np.einsum("Bljkd,Bal->Bjkda", jac_u__h2, adj_z_o, optimize=False)
-    hess_h2__z_o = t["hess_h2__z_o"]
-    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a2, hess_h2__z_o, u)
+    tmp_536 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
+    hess_h2__z_ff = t["hess_h2__z_ff"]
+    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a2, hess_h2__z_ff, ln)
     tmp_537 = a2 @ X
-    tmp_538 = np.einsum("Blj,Bkdal->Bjkda", u, hess_h2__z_o, optimize=False)
+    tmp_538 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
     hess_V2__F1 = ((np.tensordot(tmp_536, tmp_535, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + (np.tensordot(tmp_538, tmp_537, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂V2,F2[d,i,j,a] = Σ_ckl gelu'(z_o[a,c]) X[k,i] a2[l,k] adj_o[c,j] jac_z_o__h2[a,c,l,d] + Σ_ckl gelu(z_o[a,c]) X[k,i] a2[l,k] hess_h2__o[l,d,c,j]
-    jac_z_o__h2 = t["jac_z_o__h2"]
-    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_o, X, a2, adj_o, jac_z_o__h2)
+    # ∂f/∂V2,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a2[l,k] adj_ff[c,j] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a2[l,k] hess_h2__ff[l,d,c,j]
+    jac_z_ff__h2 = t["jac_z_ff__h2"]
+    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a2, adj_ff, jac_z_ff__h2)
     tmp_539 = a2 @ X
-    tmp_540 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_541 = np.einsum("Bcja,Bacld->Bjald", tmp_540, jac_z_o__h2, optimize=False)
-    hess_h2__o = t["hess_h2__o"]
-    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_o, X, a2, hess_h2__o)
-    tmp_542 = np.einsum("Bldcj,Bac->Bldja", hess_h2__o, gelu_z_o, optimize=False)
+    tmp_540 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_541 = np.einsum("Bcja,Bacld->Bjald", tmp_540, jac_z_ff__h2, optimize=False)
+    hess_h2__ff = t["hess_h2__ff"]
+    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a2, hess_h2__ff)
+    tmp_542 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff, optimize=False)
     tmp_543 = a2 @ X
     hess_V2__F2 = ((np.tensordot(tmp_541, tmp_539, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1) + (np.tensordot(tmp_543, tmp_542, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂V2,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a2[k,c] adj_p[l] jac_o__h2[m,j,k,d] + 1/t Σ_ckm X[c,i] a2[k,c] hess_h2__p[k,d,l] o[m,j]
-    jac_o__h2 = t["jac_o__h2"]
-    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a2, adj_p, jac_o__h2)
+    # ∂f/∂V2,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a2[k,c] adj_p[l] jac_ff__h2[m,j,k,d] + 1/t Σ_ckm X[c,i] a2[k,c] ff[m,j] hess_h2__p[k,d,l]
+    jac_ff__h2 = t["jac_ff__h2"]
+    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a2, adj_p, jac_ff__h2)
     tmp_544 = a2 @ X
-    tmp_545 = (jac_o__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_545 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
     hess_h2__p = t["hess_h2__p"]
-    # einsum("Bci,Bkc,Bkdl,Bmj->dilj", X, a2, hess_h2__p, o)
+    # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a2, ff, hess_h2__p)
     tmp_546 = a2 @ X
     tmp_547 = np.einsum("Bki,Bkdl->Bidl", tmp_546, hess_h2__p, optimize=False)
-    hess_V2__U = (0.3333333333333333 * (np.tensordot(tmp_545, tmp_544, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_547, o.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3)) / B
+    hess_V2__U = (0.3333333333333333 * (np.tensordot(tmp_545, tmp_544, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_547, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3)) / B
     # ∂f/∂O2,Q1[i,d,j,k] = 1/sqrt(e) Σ_clmn K1[j,c] X[l,c] X[m,k] h2[n,d] hess_r__z_a1[n,i,m,l]
     # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K1, X, X, h2, hess_r__z_a1)
     tmp_548 = np.tensordot(X, K1, axes=([2], [1]))
@@ -4884,767 +4754,767 @@ def hessian(params, data):
     # einsum("Bcd,Blk,Bcilj->idjk", h2, h2, hess_r__r)
     tmp_573 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
     hess_O2__O2 = (np.tensordot(tmp_573, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂O2,g[i,d,j] = Σ_c reciprocal(z2_u[c]) δ[i,j] adj_u[c,i] h2[c,d] - Σ_ck reciprocal(z2_u[c]) adj_u[c,j] h2[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z2_u[c]) adj_u[c,j] h2[k,d] jac_z2_u__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z2_u[c]) adj_u[c,j] h2[k,d] jac_z2_u__r[c,k,i] mu[c] + Σ_ck reciprocal(z2_u[c]) h2[k,d] hess_r__u[k,i,c,j] r[c,j] - Σ_ck reciprocal(z2_u[c]) h2[k,d] hess_r__u[k,i,c,j] mu[c]
-    # einsum("Bc,ij,Bci,Bcd->idj", reciprocal_z2_u, np.eye(4), adj_u, h2)
-    tmp_574 = adj_u * reciprocal_z2_u[:, :, None]
+    # ∂f/∂O2,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h2[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h2[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] mu[c]
+    # einsum("Bc,ij,Bci,Bcd->idj", reciprocal_z_ln, np.eye(4), adj_ln, h2)
+    tmp_574 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_575 = np.tensordot(tmp_574, h2, axes=([0, 1], [0, 1]))
-    # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z2_u, adj_u, h2, jac_mu__r)
-    tmp_576 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h2, jac_mu__r)
+    tmp_576 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_577 = np.tensordot(tmp_576, h2, axes=([0], [0]))
-    # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z2_u, adj_u, h2, jac_z2_u__r, r)
-    tmp_578 = r * adj_u
-    tmp_579 = tmp_578 * dreciprocal_z2_u[:, :, None]
-    tmp_580 = np.einsum("Bcki,Bkd->Bcid", jac_z2_u__r, h2, optimize=False)
-    # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z2_u, adj_u, h2, jac_z2_u__r, mu)
-    tmp_581 = mu * dreciprocal_z2_u
-    tmp_582 = tmp_581[:, :, None] * adj_u
-    tmp_583 = np.einsum("Bcki,Bkd->Bcid", jac_z2_u__r, h2, optimize=False)
-    # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z2_u, h2, hess_r__u, r)
-    tmp_584 = hess_r__u * reciprocal_z2_u[:, None, None, :, None]
+    # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, r)
+    tmp_578 = r * adj_ln
+    tmp_579 = tmp_578 * dreciprocal_z_ln[:, :, None]
+    tmp_580 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, mu)
+    tmp_581 = mu * dreciprocal_z_ln
+    tmp_582 = tmp_581[:, :, None] * adj_ln
+    tmp_583 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h2, hess_r__ln, r)
+    tmp_584 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_585 = np.einsum("Bkicj,Bcj->Bkij", tmp_584, r, optimize=False)
-    # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z2_u, h2, hess_r__u, mu)
-    tmp_586 = mu * reciprocal_z2_u
+    # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h2, hess_r__ln, mu)
+    tmp_586 = mu * reciprocal_z_ln
     tmp_587 = tmp_586[:, :, None, None] * h2[:, None]
-    hess_O2__g = (tmp_575[:, :, None] * (np.eye(4))[:, None] - (np.tensordot(tmp_577, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + np.tensordot(tmp_580, tmp_579, axes=([0, 1], [0, 1])) - np.tensordot(tmp_583, tmp_582, axes=([0, 1], [0, 1])) + (np.tensordot(tmp_585, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) - (np.tensordot(tmp_587, hess_r__u, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂O2,b[i,d,j] = Σ_ck h2[c,d] hess_r__u[c,i,k,j]
-    # einsum("Bcd,Bcikj->idj", h2, hess_r__u)
-    hess_O2__b = (np.tensordot(hess_r__u.sum(axis=3), h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) / B
-    # ∂f/∂O2,F1[i,d,a,j] = Σ_ck adj_z_o[a,c] h2[k,d] jac_u__r[c,j,k,i] + Σ_ck h2[c,d] hess_r__z_o[c,i,a,k] u[k,j]
-    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_o, h2, jac_u__r)
-    tmp_588 = np.einsum("Bcjki,Bkd->Bcjid", jac_u__r, h2, optimize=False)
-    # einsum("Bcd,Bciak,Bkj->idaj", h2, hess_r__z_o, u)
-    tmp_589 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_o, h2, optimize=False)
-    hess_O2__F1 = ((np.tensordot(tmp_588, adj_z_o, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_589, u, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂O2,F2[i,d,j,a] = Σ_ck gelu'(z_o[a,c]) adj_o[c,j] h2[k,d] jac_z_o__r[a,c,k,i] + Σ_ck gelu(z_o[a,c]) h2[k,d] hess_r__o[k,i,c,j]
-    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_o, adj_o, h2, jac_z_o__r)
-    tmp_590 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_591 = np.einsum("Backi,Bkd->Bacid", jac_z_o__r, h2, optimize=False)
-    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_o, h2, hess_r__o)
-    tmp_592 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__o, h2, optimize=False)
-    hess_O2__F2 = (np.einsum("Bacid,Bcja->idja", tmp_591, tmp_590, optimize=False) + (np.tensordot(tmp_592, gelu_z_o, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂O2,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h2[c,d] jac_o__r[k,j,c,i] + 1/t Σ_ck h2[c,d] hess_r__p[c,i,l] o[k,j]
-    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h2, jac_o__r)
-    tmp_593 = (jac_o__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    # einsum("Bcd,Bcil,Bkj->idlj", h2, hess_r__p, o)
-    tmp_594 = (o.sum(axis=1))[:, :, None, None] * h2[:, None]
-    hess_O2__U = (0.3333333333333333 * (np.tensordot(tmp_593, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_594, hess_r__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂g,Q1[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K1[d,k] X[l,k] X[m,j] adj_u[c,i] jac_r__z_a1[c,i,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K1[d,k] X[l,k] X[m,j] adj_u[c,i] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) K1[d,k] X[l,k] X[m,j] adj_u[c,i] jac_z2_u__z_a1[c,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) K1[d,k] X[l,k] X[m,j] adj_u[c,i] jac_z2_u__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K1[d,k] X[l,k] X[m,j] hess_u__z_a1[c,i,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K1[d,k] X[l,k] X[m,j] hess_u__z_a1[c,i,m,l] mu[c]
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bciml->idj", reciprocal_z2_u, K1, X, X, adj_u, jac_r__z_a1)
+    hess_O2__g = (tmp_575[:, :, None] * (np.eye(4))[:, None] - (np.tensordot(tmp_577, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + np.tensordot(tmp_580, tmp_579, axes=([0, 1], [0, 1])) - np.tensordot(tmp_583, tmp_582, axes=([0, 1], [0, 1])) + (np.tensordot(tmp_585, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) - (np.tensordot(tmp_587, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2)) / B
+    # ∂f/∂O2,b[i,d,j] = Σ_ck h2[c,d] hess_r__ln[c,i,k,j]
+    # einsum("Bcd,Bcikj->idj", h2, hess_r__ln)
+    hess_O2__b = (np.tensordot(hess_r__ln.sum(axis=3), h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) / B
+    # ∂f/∂O2,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h2[k,d] jac_ln__r[c,j,k,i] + Σ_ck h2[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
+    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h2, jac_ln__r)
+    tmp_588 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
+    # einsum("Bcd,Bciak,Bkj->idaj", h2, hess_r__z_ff, ln)
+    tmp_589 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
+    hess_O2__F1 = ((np.tensordot(tmp_588, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_589, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    # ∂f/∂O2,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h2[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h2[k,d] hess_r__ff[k,i,c,j]
+    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h2, jac_z_ff__r)
+    tmp_590 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_591 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
+    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h2, hess_r__ff)
+    tmp_592 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
+    hess_O2__F2 = (np.einsum("Bacid,Bcja->idja", tmp_591, tmp_590, optimize=False) + (np.tensordot(tmp_592, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3)) / B
+    # ∂f/∂O2,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h2[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h2[k,d] hess_r__p[k,i,l]
+    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h2, jac_ff__r)
+    tmp_593 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    # einsum("Bcj,Bkd,Bkil->idlj", ff, h2, hess_r__p)
+    tmp_594 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    hess_O2__U = (0.3333333333333333 * (np.tensordot(tmp_593, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_594, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂g,Q1[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_r__z_a1[c,i,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a1[c,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,j] hess_ln__z_a1[c,i,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,j] hess_ln__z_a1[c,i,m,l] mu[c]
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bciml->idj", reciprocal_z_ln, K1, X, X, adj_ln, jac_r__z_a1)
     tmp_595 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_596 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_596 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_597 = np.einsum("Bci,Bciml->Biml", tmp_596, jac_r__z_a1, optimize=False)
     tmp_598 = np.einsum("Biml,Bld->Bimd", tmp_597, tmp_595, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml->idj", reciprocal_z2_u, K1, X, X, adj_u, jac_mu__z_a1)
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml->idj", reciprocal_z_ln, K1, X, X, adj_ln, jac_mu__z_a1)
     tmp_599 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_600 = np.einsum("Bld,Bcml->Bdcm", tmp_599, jac_mu__z_a1, optimize=False)
-    tmp_601 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_601 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_602 = np.einsum("Bdcm,Bmj->Bdcj", tmp_600, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bci->idj", dreciprocal_z2_u, K1, X, X, adj_u, jac_z2_u__z_a1, r)
-    tmp_603 = r * adj_u
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bci->idj", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, r)
+    tmp_603 = r * adj_ln
     tmp_604 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_605 = np.einsum("Bld,Bcml->Bdcm", tmp_604, jac_z2_u__z_a1, optimize=False)
-    tmp_606 = tmp_603 * dreciprocal_z2_u[:, :, None]
+    tmp_605 = np.einsum("Bld,Bcml->Bdcm", tmp_604, jac_z_ln__z_a1, optimize=False)
+    tmp_606 = tmp_603 * dreciprocal_z_ln[:, :, None]
     tmp_607 = np.einsum("Bdcm,Bmj->Bdcj", tmp_605, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bc->idj", dreciprocal_z2_u, K1, X, X, adj_u, jac_z2_u__z_a1, mu)
-    tmp_608 = mu * dreciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bc->idj", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
+    tmp_608 = mu * dreciprocal_z_ln
     tmp_609 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_610 = np.einsum("Bld,Bcml->Bdcm", tmp_609, jac_z2_u__z_a1, optimize=False)
-    tmp_611 = tmp_608[:, :, None] * adj_u
+    tmp_610 = np.einsum("Bld,Bcml->Bdcm", tmp_609, jac_z_ln__z_a1, optimize=False)
+    tmp_611 = tmp_608[:, :, None] * adj_ln
     tmp_612 = np.einsum("Bdcm,Bmj->Bdcj", tmp_610, X, optimize=False)
-    hess_u__z_a1 = t["hess_u__z_a1"]
-    # einsum("Bc,dk,Blk,Bmj,Bciml,Bci->idj", reciprocal_z2_u, K1, X, X, hess_u__z_a1, r)
+    hess_ln__z_a1 = t["hess_ln__z_a1"]
+    # einsum("Bc,dk,Blk,Bmj,Bciml,Bci->idj", reciprocal_z_ln, K1, X, X, hess_ln__z_a1, r)
     tmp_613 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_614 = hess_u__z_a1 * reciprocal_z2_u[:, :, None, None, None]
+    tmp_614 = hess_ln__z_a1 * reciprocal_z_ln[:, :, None, None, None]
     tmp_615 = np.einsum("Bciml,Bci->Biml", tmp_614, r, optimize=False)
     tmp_616 = np.einsum("Biml,Bld->Bimd", tmp_615, tmp_613, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bciml,Bc->idj", reciprocal_z2_u, K1, X, X, hess_u__z_a1, mu)
-    tmp_617 = mu * reciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmj,Bciml,Bc->idj", reciprocal_z_ln, K1, X, X, hess_ln__z_a1, mu)
+    tmp_617 = mu * reciprocal_z_ln
     tmp_618 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_619 = tmp_618[:, :, :, None] * tmp_617[:, None, None]
-    tmp_620 = np.einsum("Bldc,Bciml->Bdim", tmp_619, hess_u__z_a1, optimize=False)
+    tmp_620 = np.einsum("Bldc,Bciml->Bdim", tmp_619, hess_ln__z_a1, optimize=False)
     hess_g__Q1 = (0.7071067811865476 * np.tensordot(tmp_598, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_602, tmp_601, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * (np.tensordot(tmp_607, tmp_606, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.7071067811865476 * (np.tensordot(tmp_612, tmp_611, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * np.tensordot(tmp_616, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_620, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂g,K1[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q1[d,k] X[l,k] X[m,j] adj_u[c,i] jac_r__z_a1[c,i,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q1[d,k] X[l,k] X[m,j] adj_u[c,i] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) Q1[d,k] X[l,k] X[m,j] adj_u[c,i] jac_z2_u__z_a1[c,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) Q1[d,k] X[l,k] X[m,j] adj_u[c,i] jac_z2_u__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q1[d,k] X[l,k] X[m,j] hess_u__z_a1[c,i,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q1[d,k] X[l,k] X[m,j] hess_u__z_a1[c,i,l,m] mu[c]
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcilm->idj", reciprocal_z2_u, Q1, X, X, adj_u, jac_r__z_a1)
+    # ∂f/∂g,K1[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_r__z_a1[c,i,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a1[c,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,j] hess_ln__z_a1[c,i,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,j] hess_ln__z_a1[c,i,l,m] mu[c]
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bcilm->idj", reciprocal_z_ln, Q1, X, X, adj_ln, jac_r__z_a1)
     tmp_621 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_622 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_622 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_623 = np.einsum("Bci,Bcilm->Bilm", tmp_622, jac_r__z_a1, optimize=False)
     tmp_624 = np.einsum("Bilm,Bld->Bimd", tmp_623, tmp_621, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm->idj", reciprocal_z2_u, Q1, X, X, adj_u, jac_mu__z_a1)
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm->idj", reciprocal_z_ln, Q1, X, X, adj_ln, jac_mu__z_a1)
     tmp_625 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_626 = np.einsum("Bld,Bclm->Bdcm", tmp_625, jac_mu__z_a1, optimize=False)
-    tmp_627 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_627 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_628 = np.einsum("Bdcm,Bmj->Bdcj", tmp_626, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bci->idj", dreciprocal_z2_u, Q1, X, X, adj_u, jac_z2_u__z_a1, r)
-    tmp_629 = r * adj_u
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bci->idj", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
+    tmp_629 = r * adj_ln
     tmp_630 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_631 = np.einsum("Bld,Bclm->Bdcm", tmp_630, jac_z2_u__z_a1, optimize=False)
-    tmp_632 = tmp_629 * dreciprocal_z2_u[:, :, None]
+    tmp_631 = np.einsum("Bld,Bclm->Bdcm", tmp_630, jac_z_ln__z_a1, optimize=False)
+    tmp_632 = tmp_629 * dreciprocal_z_ln[:, :, None]
     tmp_633 = np.einsum("Bdcm,Bmj->Bdcj", tmp_631, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bc->idj", dreciprocal_z2_u, Q1, X, X, adj_u, jac_z2_u__z_a1, mu)
-    tmp_634 = mu * dreciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bc->idj", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
+    tmp_634 = mu * dreciprocal_z_ln
     tmp_635 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_636 = np.einsum("Bld,Bclm->Bdcm", tmp_635, jac_z2_u__z_a1, optimize=False)
-    tmp_637 = tmp_634[:, :, None] * adj_u
+    tmp_636 = np.einsum("Bld,Bclm->Bdcm", tmp_635, jac_z_ln__z_a1, optimize=False)
+    tmp_637 = tmp_634[:, :, None] * adj_ln
     tmp_638 = np.einsum("Bdcm,Bmj->Bdcj", tmp_636, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bci->idj", reciprocal_z2_u, Q1, X, X, hess_u__z_a1, r)
+    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bci->idj", reciprocal_z_ln, Q1, X, X, hess_ln__z_a1, r)
     tmp_639 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_640 = hess_u__z_a1 * reciprocal_z2_u[:, :, None, None, None]
+    tmp_640 = hess_ln__z_a1 * reciprocal_z_ln[:, :, None, None, None]
     tmp_641 = np.einsum("Bcilm,Bci->Bilm", tmp_640, r, optimize=False)
     tmp_642 = np.einsum("Bilm,Bld->Bimd", tmp_641, tmp_639, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bc->idj", reciprocal_z2_u, Q1, X, X, hess_u__z_a1, mu)
-    tmp_643 = mu * reciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bc->idj", reciprocal_z_ln, Q1, X, X, hess_ln__z_a1, mu)
+    tmp_643 = mu * reciprocal_z_ln
     tmp_644 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_645 = tmp_644[:, :, :, None] * tmp_643[:, None, None]
-    tmp_646 = np.einsum("Bldc,Bcilm->Bdim", tmp_645, hess_u__z_a1, optimize=False)
+    tmp_646 = np.einsum("Bldc,Bcilm->Bdim", tmp_645, hess_ln__z_a1, optimize=False)
     hess_g__K1 = (0.7071067811865476 * np.tensordot(tmp_624, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_628, tmp_627, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * (np.tensordot(tmp_633, tmp_632, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.7071067811865476 * (np.tensordot(tmp_638, tmp_637, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * np.tensordot(tmp_642, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_646, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂g,V1[i,d,j] = Σ_ckl reciprocal(z2_u[c]) X[k,j] a1[l,k] adj_u[c,i] jac_r__h1[c,i,l,d] - Σ_ckl reciprocal(z2_u[c]) X[k,j] a1[l,k] adj_u[c,i] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z2_u[c]) X[k,j] a1[l,k] adj_u[c,i] jac_z2_u__h1[c,l,d] r[c,i] - Σ_ckl reciprocal'(z2_u[c]) X[k,j] a1[l,k] adj_u[c,i] jac_z2_u__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z2_u[c]) X[k,j] a1[l,k] hess_u__h1[c,i,l,d] r[c,i] - Σ_ckl reciprocal(z2_u[c]) X[k,j] a1[l,k] hess_u__h1[c,i,l,d] mu[c]
-    # einsum("Bc,Bkj,Blk,Bci,cild->idj", reciprocal_z2_u, X, a1, adj_u, jac_r__h1)
-    tmp_647 = adj_u * reciprocal_z2_u[:, :, None]
+    # ∂f/∂g,V1[i,d,j] = Σ_ckl reciprocal(z_ln[c]) X[k,j] a1[l,k] adj_ln[c,i] jac_r__h1[c,i,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,j] a1[l,k] adj_ln[c,i] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,j] a1[l,k] adj_ln[c,i] jac_z_ln__h1[c,l,d] r[c,i] - Σ_ckl reciprocal'(z_ln[c]) X[k,j] a1[l,k] adj_ln[c,i] jac_z_ln__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,j] a1[l,k] hess_ln__h1[c,i,l,d] r[c,i] - Σ_ckl reciprocal(z_ln[c]) X[k,j] a1[l,k] hess_ln__h1[c,i,l,d] mu[c]
+    # einsum("Bc,Bkj,Blk,Bci,cild->idj", reciprocal_z_ln, X, a1, adj_ln, jac_r__h1)
+    tmp_647 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_648 = a1 @ X
     tmp_649 = np.tensordot(tmp_648, tmp_647, axes=([0], [0]))
-    # einsum("Bc,Bkj,Blk,Bci,cld->idj", reciprocal_z2_u, X, a1, adj_u, jac_mu__h1)
-    tmp_650 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bkj,Blk,Bci,cld->idj", reciprocal_z_ln, X, a1, adj_ln, jac_mu__h1)
+    tmp_650 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_651 = a1 @ X
     tmp_652 = np.tensordot(tmp_651, tmp_650, axes=([0], [0]))
-    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bci->idj", dreciprocal_z2_u, X, a1, adj_u, jac_z2_u__h1, r)
-    tmp_653 = r * adj_u
+    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bci->idj", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, r)
+    tmp_653 = r * adj_ln
     tmp_654 = a1 @ X
-    tmp_655 = tmp_653 * dreciprocal_z2_u[:, :, None]
-    tmp_656 = np.einsum("Blj,Bcld->Bjcd", tmp_654, jac_z2_u__h1, optimize=False)
-    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bc->idj", dreciprocal_z2_u, X, a1, adj_u, jac_z2_u__h1, mu)
-    tmp_657 = mu * dreciprocal_z2_u
+    tmp_655 = tmp_653 * dreciprocal_z_ln[:, :, None]
+    tmp_656 = np.einsum("Blj,Bcld->Bjcd", tmp_654, jac_z_ln__h1, optimize=False)
+    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bc->idj", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, mu)
+    tmp_657 = mu * dreciprocal_z_ln
     tmp_658 = a1 @ X
-    tmp_659 = tmp_657[:, :, None] * adj_u
-    tmp_660 = np.einsum("Blj,Bcld->Bjcd", tmp_658, jac_z2_u__h1, optimize=False)
-    hess_u__h1 = t["hess_u__h1"]
-    # einsum("Bc,Bkj,Blk,Bcild,Bci->idj", reciprocal_z2_u, X, a1, hess_u__h1, r)
-    tmp_661 = hess_u__h1 * reciprocal_z2_u[:, :, None, None, None]
+    tmp_659 = tmp_657[:, :, None] * adj_ln
+    tmp_660 = np.einsum("Blj,Bcld->Bjcd", tmp_658, jac_z_ln__h1, optimize=False)
+    hess_ln__h1 = t["hess_ln__h1"]
+    # einsum("Bc,Bkj,Blk,Bcild,Bci->idj", reciprocal_z_ln, X, a1, hess_ln__h1, r)
+    tmp_661 = hess_ln__h1 * reciprocal_z_ln[:, :, None, None, None]
     tmp_662 = np.einsum("Bcild,Bci->Bild", tmp_661, r, optimize=False)
     tmp_663 = a1 @ X
-    # einsum("Bc,Bkj,Blk,Bcild,Bc->idj", reciprocal_z2_u, X, a1, hess_u__h1, mu)
-    tmp_664 = mu * reciprocal_z2_u
+    # einsum("Bc,Bkj,Blk,Bcild,Bc->idj", reciprocal_z_ln, X, a1, hess_ln__h1, mu)
+    tmp_664 = mu * reciprocal_z_ln
     tmp_665 = a1 @ X
     tmp_666 = tmp_665[:, :, :, None] * tmp_664[:, None, None]
-    hess_g__V1 = (np.einsum("ljci,cild->idj", tmp_649, jac_r__h1, optimize=False) - (np.tensordot(tmp_652, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(1, 2, 0) + (np.tensordot(tmp_656, tmp_655, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) - (np.tensordot(tmp_660, tmp_659, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + (np.tensordot(tmp_663, tmp_662, axes=([0, 1], [0, 2]))).transpose(1, 2, 0) - (np.tensordot(tmp_666, hess_u__h1, axes=([0, 1, 3], [0, 3, 1]))).transpose(1, 2, 0)) / B
-    # ∂f/∂g,O1[i,j,d] = Σ_c reciprocal(z2_u[c]) δ[i,j] adj_u[c,i] h1[c,d] - Σ_ck reciprocal(z2_u[c]) adj_u[c,i] h1[k,d] jac_mu__r[c,k,j] + Σ_ck reciprocal'(z2_u[c]) adj_u[c,i] h1[k,d] jac_z2_u__r[c,k,j] r[c,i] - Σ_ck reciprocal'(z2_u[c]) adj_u[c,i] h1[k,d] jac_z2_u__r[c,k,j] mu[c] + Σ_ck reciprocal(z2_u[c]) h1[k,d] hess_u__r[c,i,k,j] r[c,i] - Σ_ck reciprocal(z2_u[c]) h1[k,d] hess_u__r[c,i,k,j] mu[c]
-    # einsum("Bc,ij,Bci,Bcd->ijd", reciprocal_z2_u, np.eye(4), adj_u, h1)
-    tmp_667 = adj_u * reciprocal_z2_u[:, :, None]
+    hess_g__V1 = (np.einsum("ljci,cild->idj", tmp_649, jac_r__h1, optimize=False) - (np.tensordot(tmp_652, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(1, 2, 0) + (np.tensordot(tmp_656, tmp_655, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) - (np.tensordot(tmp_660, tmp_659, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + (np.tensordot(tmp_663, tmp_662, axes=([0, 1], [0, 2]))).transpose(1, 2, 0) - (np.tensordot(tmp_666, hess_ln__h1, axes=([0, 1, 3], [0, 3, 1]))).transpose(1, 2, 0)) / B
+    # ∂f/∂g,O1[i,j,d] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h1[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,i] h1[k,d] jac_mu__r[c,k,j] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,i] h1[k,d] jac_z_ln__r[c,k,j] r[c,i] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,i] h1[k,d] jac_z_ln__r[c,k,j] mu[c] + Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_ln__r[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_ln__r[c,i,k,j] mu[c]
+    # einsum("Bc,ij,Bci,Bcd->ijd", reciprocal_z_ln, np.eye(4), adj_ln, h1)
+    tmp_667 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_668 = np.tensordot(tmp_667, h1, axes=([0, 1], [0, 1]))
-    # einsum("Bc,Bci,Bkd,ckj->ijd", reciprocal_z2_u, adj_u, h1, jac_mu__r)
-    tmp_669 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bkd,ckj->ijd", reciprocal_z_ln, adj_ln, h1, jac_mu__r)
+    tmp_669 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_670 = np.tensordot(tmp_669, h1, axes=([0], [0]))
-    # einsum("Bc,Bci,Bkd,Bckj,Bci->ijd", dreciprocal_z2_u, adj_u, h1, jac_z2_u__r, r)
-    tmp_671 = r * adj_u
-    tmp_672 = tmp_671 * dreciprocal_z2_u[:, :, None]
-    tmp_673 = np.einsum("Bckj,Bkd->Bcjd", jac_z2_u__r, h1, optimize=False)
-    # einsum("Bc,Bci,Bkd,Bckj,Bc->ijd", dreciprocal_z2_u, adj_u, h1, jac_z2_u__r, mu)
-    tmp_674 = mu * dreciprocal_z2_u
-    tmp_675 = tmp_674[:, :, None] * adj_u
-    tmp_676 = np.einsum("Bckj,Bkd->Bcjd", jac_z2_u__r, h1, optimize=False)
-    hess_u__r = t["hess_u__r"]
-    # einsum("Bc,Bkd,Bcikj,Bci->ijd", reciprocal_z2_u, h1, hess_u__r, r)
-    tmp_677 = hess_u__r * reciprocal_z2_u[:, :, None, None, None]
+    # einsum("Bc,Bci,Bkd,Bckj,Bci->ijd", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, r)
+    tmp_671 = r * adj_ln
+    tmp_672 = tmp_671 * dreciprocal_z_ln[:, :, None]
+    tmp_673 = np.einsum("Bckj,Bkd->Bcjd", jac_z_ln__r, h1, optimize=False)
+    # einsum("Bc,Bci,Bkd,Bckj,Bc->ijd", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, mu)
+    tmp_674 = mu * dreciprocal_z_ln
+    tmp_675 = tmp_674[:, :, None] * adj_ln
+    tmp_676 = np.einsum("Bckj,Bkd->Bcjd", jac_z_ln__r, h1, optimize=False)
+    hess_ln__r = t["hess_ln__r"]
+    # einsum("Bc,Bkd,Bcikj,Bci->ijd", reciprocal_z_ln, h1, hess_ln__r, r)
+    tmp_677 = hess_ln__r * reciprocal_z_ln[:, :, None, None, None]
     tmp_678 = np.einsum("Bcikj,Bci->Bikj", tmp_677, r, optimize=False)
-    # einsum("Bc,Bkd,Bcikj,Bc->ijd", reciprocal_z2_u, h1, hess_u__r, mu)
-    tmp_679 = mu * reciprocal_z2_u
+    # einsum("Bc,Bkd,Bcikj,Bc->ijd", reciprocal_z_ln, h1, hess_ln__r, mu)
+    tmp_679 = mu * reciprocal_z_ln
     tmp_680 = tmp_679[:, :, None, None] * h1[:, None]
-    hess_g__O1 = (tmp_668[:, None] * (np.eye(4))[:, :, None] - (np.tensordot(tmp_670, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) + (np.tensordot(tmp_673, tmp_672, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) - (np.tensordot(tmp_676, tmp_675, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) + np.tensordot(tmp_678, h1, axes=([0, 2], [0, 1])) - (np.tensordot(tmp_680, hess_u__r, axes=([0, 1, 2], [0, 1, 3]))).transpose(1, 2, 0)) / B
-    # ∂f/∂g,Q2[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K2[d,k] X[l,k] X[m,j] adj_u[c,i] jac_r__z_a2[c,i,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K2[d,k] X[l,k] X[m,j] adj_u[c,i] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) K2[d,k] X[l,k] X[m,j] adj_u[c,i] jac_z2_u__z_a2[c,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) K2[d,k] X[l,k] X[m,j] adj_u[c,i] jac_z2_u__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K2[d,k] X[l,k] X[m,j] hess_u__z_a2[c,i,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) K2[d,k] X[l,k] X[m,j] hess_u__z_a2[c,i,m,l] mu[c]
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bciml->idj", reciprocal_z2_u, K2, X, X, adj_u, jac_r__z_a2)
+    hess_g__O1 = (tmp_668[:, None] * (np.eye(4))[:, :, None] - (np.tensordot(tmp_670, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) + (np.tensordot(tmp_673, tmp_672, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) - (np.tensordot(tmp_676, tmp_675, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) + np.tensordot(tmp_678, h1, axes=([0, 2], [0, 1])) - (np.tensordot(tmp_680, hess_ln__r, axes=([0, 1, 2], [0, 1, 3]))).transpose(1, 2, 0)) / B
+    # ∂f/∂g,Q2[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_r__z_a2[c,i,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a2[c,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,j] hess_ln__z_a2[c,i,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,j] hess_ln__z_a2[c,i,m,l] mu[c]
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bciml->idj", reciprocal_z_ln, K2, X, X, adj_ln, jac_r__z_a2)
     tmp_681 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_682 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_682 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_683 = np.einsum("Bci,Bciml->Biml", tmp_682, jac_r__z_a2, optimize=False)
     tmp_684 = np.einsum("Biml,Bld->Bimd", tmp_683, tmp_681, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml->idj", reciprocal_z2_u, K2, X, X, adj_u, jac_mu__z_a2)
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml->idj", reciprocal_z_ln, K2, X, X, adj_ln, jac_mu__z_a2)
     tmp_685 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_686 = np.einsum("Bld,Bcml->Bdcm", tmp_685, jac_mu__z_a2, optimize=False)
-    tmp_687 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_687 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_688 = np.einsum("Bdcm,Bmj->Bdcj", tmp_686, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bci->idj", dreciprocal_z2_u, K2, X, X, adj_u, jac_z2_u__z_a2, r)
-    tmp_689 = r * adj_u
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bci->idj", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
+    tmp_689 = r * adj_ln
     tmp_690 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_691 = np.einsum("Bld,Bcml->Bdcm", tmp_690, jac_z2_u__z_a2, optimize=False)
-    tmp_692 = tmp_689 * dreciprocal_z2_u[:, :, None]
+    tmp_691 = np.einsum("Bld,Bcml->Bdcm", tmp_690, jac_z_ln__z_a2, optimize=False)
+    tmp_692 = tmp_689 * dreciprocal_z_ln[:, :, None]
     tmp_693 = np.einsum("Bdcm,Bmj->Bdcj", tmp_691, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bc->idj", dreciprocal_z2_u, K2, X, X, adj_u, jac_z2_u__z_a2, mu)
-    tmp_694 = mu * dreciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bc->idj", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
+    tmp_694 = mu * dreciprocal_z_ln
     tmp_695 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_696 = np.einsum("Bld,Bcml->Bdcm", tmp_695, jac_z2_u__z_a2, optimize=False)
-    tmp_697 = tmp_694[:, :, None] * adj_u
+    tmp_696 = np.einsum("Bld,Bcml->Bdcm", tmp_695, jac_z_ln__z_a2, optimize=False)
+    tmp_697 = tmp_694[:, :, None] * adj_ln
     tmp_698 = np.einsum("Bdcm,Bmj->Bdcj", tmp_696, X, optimize=False)
-    hess_u__z_a2 = t["hess_u__z_a2"]
-    # einsum("Bc,dk,Blk,Bmj,Bciml,Bci->idj", reciprocal_z2_u, K2, X, X, hess_u__z_a2, r)
+    hess_ln__z_a2 = t["hess_ln__z_a2"]
+    # einsum("Bc,dk,Blk,Bmj,Bciml,Bci->idj", reciprocal_z_ln, K2, X, X, hess_ln__z_a2, r)
     tmp_699 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_700 = hess_u__z_a2 * reciprocal_z2_u[:, :, None, None, None]
+    tmp_700 = hess_ln__z_a2 * reciprocal_z_ln[:, :, None, None, None]
     tmp_701 = np.einsum("Bciml,Bci->Biml", tmp_700, r, optimize=False)
     tmp_702 = np.einsum("Biml,Bld->Bimd", tmp_701, tmp_699, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bciml,Bc->idj", reciprocal_z2_u, K2, X, X, hess_u__z_a2, mu)
-    tmp_703 = mu * reciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmj,Bciml,Bc->idj", reciprocal_z_ln, K2, X, X, hess_ln__z_a2, mu)
+    tmp_703 = mu * reciprocal_z_ln
     tmp_704 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_705 = tmp_704[:, :, :, None] * tmp_703[:, None, None]
-    tmp_706 = np.einsum("Bldc,Bciml->Bdim", tmp_705, hess_u__z_a2, optimize=False)
+    tmp_706 = np.einsum("Bldc,Bciml->Bdim", tmp_705, hess_ln__z_a2, optimize=False)
     hess_g__Q2 = (0.7071067811865476 * np.tensordot(tmp_684, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_688, tmp_687, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * (np.tensordot(tmp_693, tmp_692, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.7071067811865476 * (np.tensordot(tmp_698, tmp_697, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * np.tensordot(tmp_702, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_706, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂g,K2[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q2[d,k] X[l,k] X[m,j] adj_u[c,i] jac_r__z_a2[c,i,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q2[d,k] X[l,k] X[m,j] adj_u[c,i] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) Q2[d,k] X[l,k] X[m,j] adj_u[c,i] jac_z2_u__z_a2[c,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z2_u[c]) Q2[d,k] X[l,k] X[m,j] adj_u[c,i] jac_z2_u__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q2[d,k] X[l,k] X[m,j] hess_u__z_a2[c,i,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z2_u[c]) Q2[d,k] X[l,k] X[m,j] hess_u__z_a2[c,i,l,m] mu[c]
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcilm->idj", reciprocal_z2_u, Q2, X, X, adj_u, jac_r__z_a2)
+    # ∂f/∂g,K2[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_r__z_a2[c,i,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a2[c,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,j] hess_ln__z_a2[c,i,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,j] hess_ln__z_a2[c,i,l,m] mu[c]
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bcilm->idj", reciprocal_z_ln, Q2, X, X, adj_ln, jac_r__z_a2)
     tmp_707 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_708 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_708 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_709 = np.einsum("Bci,Bcilm->Bilm", tmp_708, jac_r__z_a2, optimize=False)
     tmp_710 = np.einsum("Bilm,Bld->Bimd", tmp_709, tmp_707, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm->idj", reciprocal_z2_u, Q2, X, X, adj_u, jac_mu__z_a2)
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm->idj", reciprocal_z_ln, Q2, X, X, adj_ln, jac_mu__z_a2)
     tmp_711 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_712 = np.einsum("Bld,Bclm->Bdcm", tmp_711, jac_mu__z_a2, optimize=False)
-    tmp_713 = adj_u * reciprocal_z2_u[:, :, None]
+    tmp_713 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_714 = np.einsum("Bdcm,Bmj->Bdcj", tmp_712, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bci->idj", dreciprocal_z2_u, Q2, X, X, adj_u, jac_z2_u__z_a2, r)
-    tmp_715 = r * adj_u
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bci->idj", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
+    tmp_715 = r * adj_ln
     tmp_716 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_717 = np.einsum("Bld,Bclm->Bdcm", tmp_716, jac_z2_u__z_a2, optimize=False)
-    tmp_718 = tmp_715 * dreciprocal_z2_u[:, :, None]
+    tmp_717 = np.einsum("Bld,Bclm->Bdcm", tmp_716, jac_z_ln__z_a2, optimize=False)
+    tmp_718 = tmp_715 * dreciprocal_z_ln[:, :, None]
     tmp_719 = np.einsum("Bdcm,Bmj->Bdcj", tmp_717, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bc->idj", dreciprocal_z2_u, Q2, X, X, adj_u, jac_z2_u__z_a2, mu)
-    tmp_720 = mu * dreciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bc->idj", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
+    tmp_720 = mu * dreciprocal_z_ln
     tmp_721 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_722 = np.einsum("Bld,Bclm->Bdcm", tmp_721, jac_z2_u__z_a2, optimize=False)
-    tmp_723 = tmp_720[:, :, None] * adj_u
+    tmp_722 = np.einsum("Bld,Bclm->Bdcm", tmp_721, jac_z_ln__z_a2, optimize=False)
+    tmp_723 = tmp_720[:, :, None] * adj_ln
     tmp_724 = np.einsum("Bdcm,Bmj->Bdcj", tmp_722, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bci->idj", reciprocal_z2_u, Q2, X, X, hess_u__z_a2, r)
+    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bci->idj", reciprocal_z_ln, Q2, X, X, hess_ln__z_a2, r)
     tmp_725 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_726 = hess_u__z_a2 * reciprocal_z2_u[:, :, None, None, None]
+    tmp_726 = hess_ln__z_a2 * reciprocal_z_ln[:, :, None, None, None]
     tmp_727 = np.einsum("Bcilm,Bci->Bilm", tmp_726, r, optimize=False)
     tmp_728 = np.einsum("Bilm,Bld->Bimd", tmp_727, tmp_725, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bc->idj", reciprocal_z2_u, Q2, X, X, hess_u__z_a2, mu)
-    tmp_729 = mu * reciprocal_z2_u
+    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bc->idj", reciprocal_z_ln, Q2, X, X, hess_ln__z_a2, mu)
+    tmp_729 = mu * reciprocal_z_ln
     tmp_730 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_731 = tmp_730[:, :, :, None] * tmp_729[:, None, None]
-    tmp_732 = np.einsum("Bldc,Bcilm->Bdim", tmp_731, hess_u__z_a2, optimize=False)
+    tmp_732 = np.einsum("Bldc,Bcilm->Bdim", tmp_731, hess_ln__z_a2, optimize=False)
     hess_g__K2 = (0.7071067811865476 * np.tensordot(tmp_710, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_714, tmp_713, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * (np.tensordot(tmp_719, tmp_718, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.7071067811865476 * (np.tensordot(tmp_724, tmp_723, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * np.tensordot(tmp_728, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_732, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂g,V2[i,d,j] = Σ_ckl reciprocal(z2_u[c]) X[k,j] a2[l,k] adj_u[c,i] jac_r__h2[c,i,l,d] - Σ_ckl reciprocal(z2_u[c]) X[k,j] a2[l,k] adj_u[c,i] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z2_u[c]) X[k,j] a2[l,k] adj_u[c,i] jac_z2_u__h2[c,l,d] r[c,i] - Σ_ckl reciprocal'(z2_u[c]) X[k,j] a2[l,k] adj_u[c,i] jac_z2_u__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z2_u[c]) X[k,j] a2[l,k] hess_u__h2[c,i,l,d] r[c,i] - Σ_ckl reciprocal(z2_u[c]) X[k,j] a2[l,k] hess_u__h2[c,i,l,d] mu[c]
-    # einsum("Bc,Bkj,Blk,Bci,cild->idj", reciprocal_z2_u, X, a2, adj_u, jac_r__h2)
-    tmp_733 = adj_u * reciprocal_z2_u[:, :, None]
+    # ∂f/∂g,V2[i,d,j] = Σ_ckl reciprocal(z_ln[c]) X[k,j] a2[l,k] adj_ln[c,i] jac_r__h2[c,i,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,j] a2[l,k] adj_ln[c,i] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,j] a2[l,k] adj_ln[c,i] jac_z_ln__h2[c,l,d] r[c,i] - Σ_ckl reciprocal'(z_ln[c]) X[k,j] a2[l,k] adj_ln[c,i] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,j] a2[l,k] hess_ln__h2[c,i,l,d] r[c,i] - Σ_ckl reciprocal(z_ln[c]) X[k,j] a2[l,k] hess_ln__h2[c,i,l,d] mu[c]
+    # einsum("Bc,Bkj,Blk,Bci,cild->idj", reciprocal_z_ln, X, a2, adj_ln, jac_r__h2)
+    tmp_733 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_734 = a2 @ X
     tmp_735 = np.tensordot(tmp_734, tmp_733, axes=([0], [0]))
-    # einsum("Bc,Bkj,Blk,Bci,cld->idj", reciprocal_z2_u, X, a2, adj_u, jac_mu__h2)
-    tmp_736 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bkj,Blk,Bci,cld->idj", reciprocal_z_ln, X, a2, adj_ln, jac_mu__h2)
+    tmp_736 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_737 = a2 @ X
     tmp_738 = np.tensordot(tmp_737, tmp_736, axes=([0], [0]))
-    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bci->idj", dreciprocal_z2_u, X, a2, adj_u, jac_z2_u__h2, r)
-    tmp_739 = r * adj_u
+    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bci->idj", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, r)
+    tmp_739 = r * adj_ln
     tmp_740 = a2 @ X
-    tmp_741 = tmp_739 * dreciprocal_z2_u[:, :, None]
-    tmp_742 = np.einsum("Blj,Bcld->Bjcd", tmp_740, jac_z2_u__h2, optimize=False)
-    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bc->idj", dreciprocal_z2_u, X, a2, adj_u, jac_z2_u__h2, mu)
-    tmp_743 = mu * dreciprocal_z2_u
+    tmp_741 = tmp_739 * dreciprocal_z_ln[:, :, None]
+    tmp_742 = np.einsum("Blj,Bcld->Bjcd", tmp_740, jac_z_ln__h2, optimize=False)
+    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bc->idj", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, mu)
+    tmp_743 = mu * dreciprocal_z_ln
     tmp_744 = a2 @ X
-    tmp_745 = tmp_743[:, :, None] * adj_u
-    tmp_746 = np.einsum("Blj,Bcld->Bjcd", tmp_744, jac_z2_u__h2, optimize=False)
-    hess_u__h2 = t["hess_u__h2"]
-    # einsum("Bc,Bkj,Blk,Bcild,Bci->idj", reciprocal_z2_u, X, a2, hess_u__h2, r)
-    tmp_747 = hess_u__h2 * reciprocal_z2_u[:, :, None, None, None]
+    tmp_745 = tmp_743[:, :, None] * adj_ln
+    tmp_746 = np.einsum("Blj,Bcld->Bjcd", tmp_744, jac_z_ln__h2, optimize=False)
+    hess_ln__h2 = t["hess_ln__h2"]
+    # einsum("Bc,Bkj,Blk,Bcild,Bci->idj", reciprocal_z_ln, X, a2, hess_ln__h2, r)
+    tmp_747 = hess_ln__h2 * reciprocal_z_ln[:, :, None, None, None]
     tmp_748 = np.einsum("Bcild,Bci->Bild", tmp_747, r, optimize=False)
     tmp_749 = a2 @ X
-    # einsum("Bc,Bkj,Blk,Bcild,Bc->idj", reciprocal_z2_u, X, a2, hess_u__h2, mu)
-    tmp_750 = mu * reciprocal_z2_u
+    # einsum("Bc,Bkj,Blk,Bcild,Bc->idj", reciprocal_z_ln, X, a2, hess_ln__h2, mu)
+    tmp_750 = mu * reciprocal_z_ln
     tmp_751 = a2 @ X
     tmp_752 = tmp_751[:, :, :, None] * tmp_750[:, None, None]
-    hess_g__V2 = (np.einsum("ljci,cild->idj", tmp_735, jac_r__h2, optimize=False) - (np.tensordot(tmp_738, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(1, 2, 0) + (np.tensordot(tmp_742, tmp_741, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) - (np.tensordot(tmp_746, tmp_745, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + (np.tensordot(tmp_749, tmp_748, axes=([0, 1], [0, 2]))).transpose(1, 2, 0) - (np.tensordot(tmp_752, hess_u__h2, axes=([0, 1, 3], [0, 3, 1]))).transpose(1, 2, 0)) / B
-    # ∂f/∂g,O2[i,j,d] = Σ_c reciprocal(z2_u[c]) δ[i,j] adj_u[c,i] h2[c,d] - Σ_ck reciprocal(z2_u[c]) adj_u[c,i] h2[k,d] jac_mu__r[c,k,j] + Σ_ck reciprocal'(z2_u[c]) adj_u[c,i] h2[k,d] jac_z2_u__r[c,k,j] r[c,i] - Σ_ck reciprocal'(z2_u[c]) adj_u[c,i] h2[k,d] jac_z2_u__r[c,k,j] mu[c] + Σ_ck reciprocal(z2_u[c]) h2[k,d] hess_u__r[c,i,k,j] r[c,i] - Σ_ck reciprocal(z2_u[c]) h2[k,d] hess_u__r[c,i,k,j] mu[c]
-    # einsum("Bc,ij,Bci,Bcd->ijd", reciprocal_z2_u, np.eye(4), adj_u, h2)
-    tmp_753 = adj_u * reciprocal_z2_u[:, :, None]
+    hess_g__V2 = (np.einsum("ljci,cild->idj", tmp_735, jac_r__h2, optimize=False) - (np.tensordot(tmp_738, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(1, 2, 0) + (np.tensordot(tmp_742, tmp_741, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) - (np.tensordot(tmp_746, tmp_745, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + (np.tensordot(tmp_749, tmp_748, axes=([0, 1], [0, 2]))).transpose(1, 2, 0) - (np.tensordot(tmp_752, hess_ln__h2, axes=([0, 1, 3], [0, 3, 1]))).transpose(1, 2, 0)) / B
+    # ∂f/∂g,O2[i,j,d] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h2[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,i] h2[k,d] jac_mu__r[c,k,j] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,i] h2[k,d] jac_z_ln__r[c,k,j] r[c,i] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,i] h2[k,d] jac_z_ln__r[c,k,j] mu[c] + Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_ln__r[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_ln__r[c,i,k,j] mu[c]
+    # einsum("Bc,ij,Bci,Bcd->ijd", reciprocal_z_ln, np.eye(4), adj_ln, h2)
+    tmp_753 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_754 = np.tensordot(tmp_753, h2, axes=([0, 1], [0, 1]))
-    # einsum("Bc,Bci,Bkd,ckj->ijd", reciprocal_z2_u, adj_u, h2, jac_mu__r)
-    tmp_755 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bkd,ckj->ijd", reciprocal_z_ln, adj_ln, h2, jac_mu__r)
+    tmp_755 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_756 = np.tensordot(tmp_755, h2, axes=([0], [0]))
-    # einsum("Bc,Bci,Bkd,Bckj,Bci->ijd", dreciprocal_z2_u, adj_u, h2, jac_z2_u__r, r)
-    tmp_757 = r * adj_u
-    tmp_758 = tmp_757 * dreciprocal_z2_u[:, :, None]
-    tmp_759 = np.einsum("Bckj,Bkd->Bcjd", jac_z2_u__r, h2, optimize=False)
-    # einsum("Bc,Bci,Bkd,Bckj,Bc->ijd", dreciprocal_z2_u, adj_u, h2, jac_z2_u__r, mu)
-    tmp_760 = mu * dreciprocal_z2_u
-    tmp_761 = tmp_760[:, :, None] * adj_u
-    tmp_762 = np.einsum("Bckj,Bkd->Bcjd", jac_z2_u__r, h2, optimize=False)
-    # einsum("Bc,Bkd,Bcikj,Bci->ijd", reciprocal_z2_u, h2, hess_u__r, r)
-    tmp_763 = hess_u__r * reciprocal_z2_u[:, :, None, None, None]
+    # einsum("Bc,Bci,Bkd,Bckj,Bci->ijd", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, r)
+    tmp_757 = r * adj_ln
+    tmp_758 = tmp_757 * dreciprocal_z_ln[:, :, None]
+    tmp_759 = np.einsum("Bckj,Bkd->Bcjd", jac_z_ln__r, h2, optimize=False)
+    # einsum("Bc,Bci,Bkd,Bckj,Bc->ijd", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, mu)
+    tmp_760 = mu * dreciprocal_z_ln
+    tmp_761 = tmp_760[:, :, None] * adj_ln
+    tmp_762 = np.einsum("Bckj,Bkd->Bcjd", jac_z_ln__r, h2, optimize=False)
+    # einsum("Bc,Bkd,Bcikj,Bci->ijd", reciprocal_z_ln, h2, hess_ln__r, r)
+    tmp_763 = hess_ln__r * reciprocal_z_ln[:, :, None, None, None]
     tmp_764 = np.einsum("Bcikj,Bci->Bikj", tmp_763, r, optimize=False)
-    # einsum("Bc,Bkd,Bcikj,Bc->ijd", reciprocal_z2_u, h2, hess_u__r, mu)
-    tmp_765 = mu * reciprocal_z2_u
+    # einsum("Bc,Bkd,Bcikj,Bc->ijd", reciprocal_z_ln, h2, hess_ln__r, mu)
+    tmp_765 = mu * reciprocal_z_ln
     tmp_766 = tmp_765[:, :, None, None] * h2[:, None]
-    hess_g__O2 = (tmp_754[:, None] * (np.eye(4))[:, :, None] - (np.tensordot(tmp_756, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) + (np.tensordot(tmp_759, tmp_758, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) - (np.tensordot(tmp_762, tmp_761, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) + np.tensordot(tmp_764, h2, axes=([0, 2], [0, 1])) - (np.tensordot(tmp_766, hess_u__r, axes=([0, 1, 2], [0, 1, 3]))).transpose(1, 2, 0)) / B
-    # ∂f/∂g,g[i,j] = Σ_ck reciprocal(z2_u[c]) reciprocal(z2_u[k]) hess_u__u[c,i,k,j] r[c,i] r[k,j] - Σ_ck reciprocal(z2_u[c]) reciprocal(z2_u[k]) hess_u__u[c,i,k,j] mu[k] r[c,i] - Σ_ck reciprocal(z2_u[c]) reciprocal(z2_u[k]) hess_u__u[c,i,k,j] mu[c] r[k,j] + Σ_ck reciprocal(z2_u[c]) reciprocal(z2_u[k]) hess_u__u[c,i,k,j] mu[c] mu[k]
-    hess_u__u = t["hess_u__u"]
-    # einsum("Bc,Bk,Bcikj,Bci,Bkj->ij", reciprocal_z2_u, reciprocal_z2_u, hess_u__u, r, r)
-    tmp_767 = reciprocal_z2_u[:, :, None] * reciprocal_z2_u[:, None]
+    hess_g__O2 = (tmp_754[:, None] * (np.eye(4))[:, :, None] - (np.tensordot(tmp_756, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) + (np.tensordot(tmp_759, tmp_758, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) - (np.tensordot(tmp_762, tmp_761, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) + np.tensordot(tmp_764, h2, axes=([0, 2], [0, 1])) - (np.tensordot(tmp_766, hess_ln__r, axes=([0, 1, 2], [0, 1, 3]))).transpose(1, 2, 0)) / B
+    # ∂f/∂g,g[i,j] = Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] r[c,i] r[k,j] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[k] r[c,i] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] r[k,j] + Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] mu[k]
+    hess_ln__ln = t["hess_ln__ln"]
+    # einsum("Bc,Bk,Bcikj,Bci,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, r, r)
+    tmp_767 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
     tmp_768 = tmp_767[:, :, :, None] * r[:, None]
-    tmp_769 = (((tmp_768.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_u__u.transpose(0, 3, 2, 1, 4)))[..., 0, :]
-    # einsum("Bc,Bk,Bcikj,Bk,Bci->ij", reciprocal_z2_u, reciprocal_z2_u, hess_u__u, mu, r)
-    tmp_770 = mu * reciprocal_z2_u
-    tmp_771 = r * reciprocal_z2_u[:, :, None]
-    tmp_772 = np.einsum("Bci,Bcikj->Bikj", tmp_771, hess_u__u, optimize=False)
-    # einsum("Bc,Bk,Bcikj,Bc,Bkj->ij", reciprocal_z2_u, reciprocal_z2_u, hess_u__u, mu, r)
-    tmp_773 = mu * reciprocal_z2_u
-    tmp_774 = r * reciprocal_z2_u[:, :, None]
-    tmp_775 = np.einsum("Bkj,Bcikj->Bjci", tmp_774, hess_u__u, optimize=False)
-    # einsum("Bc,Bk,Bcikj,Bc,Bk->ij", reciprocal_z2_u, reciprocal_z2_u, hess_u__u, mu, mu)
-    tmp_776 = mu * reciprocal_z2_u
-    tmp_777 = mu * reciprocal_z2_u
-    tmp_778 = np.einsum("Bc,Bcikj->Bikj", tmp_776, hess_u__u, optimize=False)
+    tmp_769 = (((tmp_768.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
+    # einsum("Bc,Bk,Bcikj,Bk,Bci->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
+    tmp_770 = mu * reciprocal_z_ln
+    tmp_771 = r * reciprocal_z_ln[:, :, None]
+    tmp_772 = np.einsum("Bci,Bcikj->Bikj", tmp_771, hess_ln__ln, optimize=False)
+    # einsum("Bc,Bk,Bcikj,Bc,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
+    tmp_773 = mu * reciprocal_z_ln
+    tmp_774 = r * reciprocal_z_ln[:, :, None]
+    tmp_775 = np.einsum("Bkj,Bcikj->Bjci", tmp_774, hess_ln__ln, optimize=False)
+    # einsum("Bc,Bk,Bcikj,Bc,Bk->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, mu)
+    tmp_776 = mu * reciprocal_z_ln
+    tmp_777 = mu * reciprocal_z_ln
+    tmp_778 = np.einsum("Bc,Bcikj->Bikj", tmp_776, hess_ln__ln, optimize=False)
     hess_g__g = (np.einsum("Bkij,Bkj->ij", tmp_769, r, optimize=False) - np.tensordot(tmp_772, tmp_770, axes=([0, 2], [0, 1])) - (np.tensordot(tmp_775, tmp_773, axes=([0, 2], [0, 1]))).T + np.tensordot(tmp_778, tmp_777, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂g,b[i,j] = Σ_ck reciprocal(z2_u[c]) hess_u__u[c,i,k,j] r[c,i] - Σ_ck reciprocal(z2_u[c]) hess_u__u[c,i,k,j] mu[c]
-    # einsum("Bc,Bcikj,Bci->ij", reciprocal_z2_u, hess_u__u, r)
-    tmp_779 = hess_u__u.sum(axis=3) * reciprocal_z2_u[:, :, None, None]
-    # einsum("Bc,Bcikj,Bc->ij", reciprocal_z2_u, hess_u__u, mu)
-    tmp_780 = hess_u__u.sum(axis=3) * reciprocal_z2_u[:, :, None, None]
+    # ∂f/∂g,b[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] mu[c]
+    # einsum("Bc,Bcikj,Bci->ij", reciprocal_z_ln, hess_ln__ln, r)
+    tmp_779 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
+    # einsum("Bc,Bcikj,Bc->ij", reciprocal_z_ln, hess_ln__ln, mu)
+    tmp_780 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
     hess_g__b = (np.einsum("Bcij,Bci->ij", tmp_779, r, optimize=False) - np.tensordot(tmp_780, mu, axes=([0, 1], [0, 1]))) / B
-    # ∂f/∂g,F1[i,a,j] = Σ_c reciprocal(z2_u[c]) δ[i,j] adj_z_o[a,c] r[c,i] - Σ_c reciprocal(z2_u[c]) δ[i,j] adj_z_o[a,c] mu[c] + Σ_ck reciprocal(z2_u[c]) hess_u__z_o[c,i,a,k] r[c,i] u[k,j] - Σ_ck reciprocal(z2_u[c]) hess_u__z_o[c,i,a,k] mu[c] u[k,j]
-    # einsum("Bc,ij,Bac,Bci->iaj", reciprocal_z2_u, np.eye(4), adj_z_o, r)
-    tmp_781 = adj_z_o * reciprocal_z2_u[:, None]
+    # ∂f/∂g,F1[i,a,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] r[c,i] - Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] mu[c] + Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] mu[c]
+    # einsum("Bc,ij,Bac,Bci->iaj", reciprocal_z_ln, np.eye(4), adj_z_ff, r)
+    tmp_781 = adj_z_ff * reciprocal_z_ln[:, None]
     tmp_782 = np.tensordot(tmp_781, r, axes=([0, 2], [0, 1]))
-    # einsum("Bc,ij,Bac,Bc->iaj", reciprocal_z2_u, np.eye(4), adj_z_o, mu)
-    tmp_783 = mu * reciprocal_z2_u
-    tmp_784 = np.tensordot(tmp_783, adj_z_o, axes=([0, 1], [0, 2]))
-    hess_u__z_o = t["hess_u__z_o"]
-    # einsum("Bc,Bciak,Bci,Bkj->iaj", reciprocal_z2_u, hess_u__z_o, r, u)
-    tmp_785 = r * reciprocal_z2_u[:, :, None]
-    tmp_786 = np.einsum("Bci,Bciak->Biak", tmp_785, hess_u__z_o, optimize=False)
-    # einsum("Bc,Bciak,Bc,Bkj->iaj", reciprocal_z2_u, hess_u__z_o, mu, u)
-    tmp_787 = mu * reciprocal_z2_u
-    tmp_788 = np.einsum("Bc,Bciak->Biak", tmp_787, hess_u__z_o, optimize=False)
-    hess_g__F1 = (tmp_782.T[:, :, None] * (np.eye(4))[:, None] - tmp_784[:, None] * (np.eye(4))[:, None] + np.tensordot(tmp_786, u, axes=([0, 3], [0, 1])) - np.tensordot(tmp_788, u, axes=([0, 3], [0, 1]))) / B
-    # ∂f/∂g,F2[i,j,a] = Σ_ck gelu'(z_o[a,c]) reciprocal(z2_u[k]) adj_o[c,j] jac_z_o__u[a,c,k,i] r[k,i] - Σ_ck gelu'(z_o[a,c]) reciprocal(z2_u[k]) adj_o[c,j] jac_z_o__u[a,c,k,i] mu[k] + Σ_ck gelu(z_o[a,c]) reciprocal(z2_u[k]) hess_u__o[k,i,c,j] r[k,i] - Σ_ck gelu(z_o[a,c]) reciprocal(z2_u[k]) hess_u__o[k,i,c,j] mu[k]
-    jac_z_o__u = t["jac_z_o__u"]
-    # einsum("Bac,Bk,Bcj,acki,Bki->ija", dgelu_z_o, reciprocal_z2_u, adj_o, jac_z_o__u, r)
-    tmp_789 = r * reciprocal_z2_u[:, :, None]
-    tmp_790 = np.einsum("Bki,acki->Biac", tmp_789, jac_z_o__u, optimize=False)
-    tmp_791 = tmp_790 * dgelu_z_o[:, None]
-    # einsum("Bac,Bk,Bcj,acki,Bk->ija", dgelu_z_o, reciprocal_z2_u, adj_o, jac_z_o__u, mu)
-    tmp_792 = mu * reciprocal_z2_u
-    tmp_793 = tmp_792[:, :, None, None] * dgelu_z_o[:, None]
-    tmp_794 = np.einsum("Bkac,Bcj->kacj", tmp_793, adj_o, optimize=False)
-    hess_u__o = t["hess_u__o"]
-    # einsum("Bac,Bk,Bkicj,Bki->ija", gelu_z_o, reciprocal_z2_u, hess_u__o, r)
-    tmp_795 = hess_u__o * reciprocal_z2_u[:, :, None, None, None]
+    # einsum("Bc,ij,Bac,Bc->iaj", reciprocal_z_ln, np.eye(4), adj_z_ff, mu)
+    tmp_783 = mu * reciprocal_z_ln
+    tmp_784 = np.tensordot(tmp_783, adj_z_ff, axes=([0, 1], [0, 2]))
+    hess_ln__z_ff = t["hess_ln__z_ff"]
+    # einsum("Bc,Bciak,Bkj,Bci->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, r)
+    tmp_785 = hess_ln__z_ff * reciprocal_z_ln[:, :, None, None, None]
+    tmp_786 = np.einsum("Bciak,Bci->Biak", tmp_785, r, optimize=False)
+    # einsum("Bc,Bciak,Bkj,Bc->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, mu)
+    tmp_787 = mu * reciprocal_z_ln
+    tmp_788 = tmp_787[:, :, None, None] * ln[:, None]
+    hess_g__F1 = (tmp_782.T[:, :, None] * (np.eye(4))[:, None] - tmp_784[:, None] * (np.eye(4))[:, None] + np.tensordot(tmp_786, ln, axes=([0, 3], [0, 1])) - (np.tensordot(tmp_788, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0)) / B
+    # ∂f/∂g,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] r[k,i] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] r[k,i] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] mu[k]
+    jac_z_ff__ln = t["jac_z_ff__ln"]
+    # einsum("Bac,Bk,Bcj,acki,Bki->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, r)
+    tmp_789 = r * reciprocal_z_ln[:, :, None]
+    tmp_790 = np.einsum("Bki,acki->Biac", tmp_789, jac_z_ff__ln, optimize=False)
+    tmp_791 = tmp_790 * dgelu_z_ff[:, None]
+    # einsum("Bac,Bk,Bcj,acki,Bk->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, mu)
+    tmp_792 = mu * reciprocal_z_ln
+    tmp_793 = tmp_792[:, :, None, None] * dgelu_z_ff[:, None]
+    tmp_794 = np.einsum("Bkac,Bcj->kacj", tmp_793, adj_ff, optimize=False)
+    hess_ln__ff = t["hess_ln__ff"]
+    # einsum("Bac,Bk,Bkicj,Bki->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, r)
+    tmp_795 = hess_ln__ff * reciprocal_z_ln[:, :, None, None, None]
     tmp_796 = np.einsum("Bkicj,Bki->Bicj", tmp_795, r, optimize=False)
-    # einsum("Bac,Bk,Bkicj,Bk->ija", gelu_z_o, reciprocal_z2_u, hess_u__o, mu)
-    tmp_797 = mu * reciprocal_z2_u
-    tmp_798 = tmp_797[:, :, None, None] * gelu_z_o[:, None]
-    hess_g__F2 = ((np.tensordot(tmp_791, adj_o, axes=([0, 3], [0, 1]))).transpose(0, 2, 1) - np.einsum("kacj,acki->ija", tmp_794, jac_z_o__u, optimize=False) + np.tensordot(tmp_796, gelu_z_o, axes=([0, 2], [0, 2])) - (np.tensordot(tmp_798, hess_u__o, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0)) / B
-    # ∂f/∂g,U[i,l,j] = 1/t Σ_ck reciprocal(z2_u[c]) adj_p[l] jac_o__u[k,j,c,i] r[c,i] - 1/t Σ_ck reciprocal(z2_u[c]) adj_p[l] jac_o__u[k,j,c,i] mu[c] + 1/t Σ_ck reciprocal(z2_u[c]) hess_u__p[c,i,l] o[k,j] r[c,i] - 1/t Σ_ck reciprocal(z2_u[c]) hess_u__p[c,i,l] mu[c] o[k,j]
-    jac_o__u = t["jac_o__u"]
-    # einsum("Bc,Bl,Bkjci,Bci->ilj", reciprocal_z2_u, adj_p, jac_o__u, r)
-    tmp_799 = r * reciprocal_z2_u[:, :, None]
-    tmp_800 = (((tmp_799.transpose(0, 2, 1))[..., None, :]) @ ((jac_o__u.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
-    # einsum("Bc,Bl,Bkjci,Bc->ilj", reciprocal_z2_u, adj_p, jac_o__u, mu)
-    tmp_801 = mu * reciprocal_z2_u
-    tmp_802 = np.einsum("Bc,Bjci->Bji", tmp_801, jac_o__u.sum(axis=1), optimize=False)
-    hess_u__p = t["hess_u__p"]
-    # einsum("Bc,Bcil,Bkj,Bci->ilj", reciprocal_z2_u, hess_u__p, o, r)
-    tmp_803 = r[:, :, :, None] * hess_u__p
-    tmp_804 = (o.sum(axis=1))[:, :, None] * reciprocal_z2_u[:, None]
-    # einsum("Bc,Bcil,Bc,Bkj->ilj", reciprocal_z2_u, hess_u__p, mu, o)
-    tmp_805 = mu * reciprocal_z2_u
-    tmp_806 = tmp_805[:, :, None] * (o.sum(axis=1))[:, None]
-    hess_g__U = (0.3333333333333333 * (np.tensordot(tmp_800, adj_p, axes=([0], [0]))).transpose(0, 2, 1) - 0.3333333333333333 * (np.tensordot(tmp_802, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_804, tmp_803, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.3333333333333333 * (np.tensordot(tmp_806, hess_u__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0)) / B
-    # ∂f/∂b,Q1[i,d,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,j] hess_u__z_a1[m,i,l,k]
-    # einsum("dc,Bkc,Blj,Bmilk->idj", K1, X, X, hess_u__z_a1)
+    # einsum("Bac,Bk,Bkicj,Bk->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, mu)
+    tmp_797 = mu * reciprocal_z_ln
+    tmp_798 = tmp_797[:, :, None, None] * gelu_z_ff[:, None]
+    hess_g__F2 = ((np.tensordot(tmp_791, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1) - np.einsum("kacj,acki->ija", tmp_794, jac_z_ff__ln, optimize=False) + np.tensordot(tmp_796, gelu_z_ff, axes=([0, 2], [0, 2])) - (np.tensordot(tmp_798, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0)) / B
+    # ∂f/∂g,U[i,l,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] mu[c]
+    jac_ff__ln = t["jac_ff__ln"]
+    # einsum("Bc,Bl,Bkjci,Bci->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, r)
+    tmp_799 = r * reciprocal_z_ln[:, :, None]
+    tmp_800 = (((tmp_799.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
+    # einsum("Bc,Bl,Bkjci,Bc->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, mu)
+    tmp_801 = mu * reciprocal_z_ln
+    tmp_802 = np.einsum("Bc,Bjci->Bji", tmp_801, jac_ff__ln.sum(axis=1), optimize=False)
+    hess_ln__p = t["hess_ln__p"]
+    # einsum("Bc,Bkj,Bcil,Bci->ilj", reciprocal_z_ln, ff, hess_ln__p, r)
+    tmp_803 = r[:, :, :, None] * hess_ln__p
+    tmp_804 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
+    # einsum("Bc,Bkj,Bcil,Bc->ilj", reciprocal_z_ln, ff, hess_ln__p, mu)
+    tmp_805 = mu * reciprocal_z_ln
+    tmp_806 = tmp_805[:, :, None] * (ff.sum(axis=1))[:, None]
+    hess_g__U = (0.3333333333333333 * (np.tensordot(tmp_800, adj_p, axes=([0], [0]))).transpose(0, 2, 1) - 0.3333333333333333 * (np.tensordot(tmp_802, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_804, tmp_803, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.3333333333333333 * (np.tensordot(tmp_806, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0)) / B
+    # ∂f/∂b,Q1[i,d,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,j] hess_ln__z_a1[m,i,l,k]
+    # einsum("dc,Bkc,Blj,Bmilk->idj", K1, X, X, hess_ln__z_a1)
     tmp_807 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_808 = np.einsum("Bkd,Bilk->Bdil", tmp_807, hess_u__z_a1.sum(axis=1), optimize=False)
+    tmp_808 = np.einsum("Bkd,Bilk->Bdil", tmp_807, hess_ln__z_a1.sum(axis=1), optimize=False)
     hess_b__Q1 = 0.7071067811865476 * (np.tensordot(tmp_808, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2) / B
-    # ∂f/∂b,K1[i,d,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,j] hess_u__z_a1[m,i,k,l]
-    # einsum("dc,Bkc,Blj,Bmikl->idj", Q1, X, X, hess_u__z_a1)
+    # ∂f/∂b,K1[i,d,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,j] hess_ln__z_a1[m,i,k,l]
+    # einsum("dc,Bkc,Blj,Bmikl->idj", Q1, X, X, hess_ln__z_a1)
     tmp_809 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_810 = np.einsum("Bkd,Bikl->Bdil", tmp_809, hess_u__z_a1.sum(axis=1), optimize=False)
+    tmp_810 = np.einsum("Bkd,Bikl->Bdil", tmp_809, hess_ln__z_a1.sum(axis=1), optimize=False)
     hess_b__K1 = 0.7071067811865476 * (np.tensordot(tmp_810, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2) / B
-    # ∂f/∂b,V1[i,d,j] = Σ_ckl X[c,j] a1[k,c] hess_u__h1[l,i,k,d]
-    # einsum("Bcj,Bkc,Blikd->idj", X, a1, hess_u__h1)
-    tmp_811 = np.einsum("Bikd,Bkc->Bidc", hess_u__h1.sum(axis=1), a1, optimize=False)
+    # ∂f/∂b,V1[i,d,j] = Σ_ckl X[c,j] a1[k,c] hess_ln__h1[l,i,k,d]
+    # einsum("Bcj,Bkc,Blikd->idj", X, a1, hess_ln__h1)
+    tmp_811 = np.einsum("Bikd,Bkc->Bidc", hess_ln__h1.sum(axis=1), a1, optimize=False)
     hess_b__V1 = np.tensordot(tmp_811, X, axes=([0, 3], [0, 1])) / B
-    # ∂f/∂b,O1[i,j,d] = Σ_ck h1[c,d] hess_u__r[k,i,c,j]
-    # einsum("Bcd,Bkicj->ijd", h1, hess_u__r)
-    hess_b__O1 = np.tensordot(hess_u__r.sum(axis=1), h1, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂b,Q2[i,d,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,j] hess_u__z_a2[m,i,l,k]
-    # einsum("dc,Bkc,Blj,Bmilk->idj", K2, X, X, hess_u__z_a2)
+    # ∂f/∂b,O1[i,j,d] = Σ_ck h1[c,d] hess_ln__r[k,i,c,j]
+    # einsum("Bcd,Bkicj->ijd", h1, hess_ln__r)
+    hess_b__O1 = np.tensordot(hess_ln__r.sum(axis=1), h1, axes=([0, 2], [0, 1])) / B
+    # ∂f/∂b,Q2[i,d,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,j] hess_ln__z_a2[m,i,l,k]
+    # einsum("dc,Bkc,Blj,Bmilk->idj", K2, X, X, hess_ln__z_a2)
     tmp_812 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_813 = np.einsum("Bkd,Bilk->Bdil", tmp_812, hess_u__z_a2.sum(axis=1), optimize=False)
+    tmp_813 = np.einsum("Bkd,Bilk->Bdil", tmp_812, hess_ln__z_a2.sum(axis=1), optimize=False)
     hess_b__Q2 = 0.7071067811865476 * (np.tensordot(tmp_813, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2) / B
-    # ∂f/∂b,K2[i,d,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,j] hess_u__z_a2[m,i,k,l]
-    # einsum("dc,Bkc,Blj,Bmikl->idj", Q2, X, X, hess_u__z_a2)
+    # ∂f/∂b,K2[i,d,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,j] hess_ln__z_a2[m,i,k,l]
+    # einsum("dc,Bkc,Blj,Bmikl->idj", Q2, X, X, hess_ln__z_a2)
     tmp_814 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_815 = np.einsum("Bkd,Bikl->Bdil", tmp_814, hess_u__z_a2.sum(axis=1), optimize=False)
+    tmp_815 = np.einsum("Bkd,Bikl->Bdil", tmp_814, hess_ln__z_a2.sum(axis=1), optimize=False)
     hess_b__K2 = 0.7071067811865476 * (np.tensordot(tmp_815, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2) / B
-    # ∂f/∂b,V2[i,d,j] = Σ_ckl X[c,j] a2[k,c] hess_u__h2[l,i,k,d]
-    # einsum("Bcj,Bkc,Blikd->idj", X, a2, hess_u__h2)
-    tmp_816 = np.einsum("Bikd,Bkc->Bidc", hess_u__h2.sum(axis=1), a2, optimize=False)
+    # ∂f/∂b,V2[i,d,j] = Σ_ckl X[c,j] a2[k,c] hess_ln__h2[l,i,k,d]
+    # einsum("Bcj,Bkc,Blikd->idj", X, a2, hess_ln__h2)
+    tmp_816 = np.einsum("Bikd,Bkc->Bidc", hess_ln__h2.sum(axis=1), a2, optimize=False)
     hess_b__V2 = np.tensordot(tmp_816, X, axes=([0, 3], [0, 1])) / B
-    # ∂f/∂b,O2[i,j,d] = Σ_ck h2[c,d] hess_u__r[k,i,c,j]
-    # einsum("Bcd,Bkicj->ijd", h2, hess_u__r)
-    hess_b__O2 = np.tensordot(hess_u__r.sum(axis=1), h2, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂b,g[i,j] = Σ_ck reciprocal(z2_u[c]) hess_u__u[k,i,c,j] r[c,j] - Σ_ck reciprocal(z2_u[c]) hess_u__u[k,i,c,j] mu[c]
-    # einsum("Bc,Bkicj,Bcj->ij", reciprocal_z2_u, hess_u__u, r)
-    tmp_817 = hess_u__u.sum(axis=1) * reciprocal_z2_u[:, None, :, None]
-    # einsum("Bc,Bkicj,Bc->ij", reciprocal_z2_u, hess_u__u, mu)
-    tmp_818 = hess_u__u.sum(axis=1) * reciprocal_z2_u[:, None, :, None]
+    # ∂f/∂b,O2[i,j,d] = Σ_ck h2[c,d] hess_ln__r[k,i,c,j]
+    # einsum("Bcd,Bkicj->ijd", h2, hess_ln__r)
+    hess_b__O2 = np.tensordot(hess_ln__r.sum(axis=1), h2, axes=([0, 2], [0, 1])) / B
+    # ∂f/∂b,g[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[k,i,c,j] mu[c]
+    # einsum("Bc,Bkicj,Bcj->ij", reciprocal_z_ln, hess_ln__ln, r)
+    tmp_817 = hess_ln__ln.sum(axis=1) * reciprocal_z_ln[:, None, :, None]
+    # einsum("Bc,Bkicj,Bc->ij", reciprocal_z_ln, hess_ln__ln, mu)
+    tmp_818 = hess_ln__ln.sum(axis=1) * reciprocal_z_ln[:, None, :, None]
     hess_b__g = (np.einsum("Bicj,Bcj->ij", tmp_817, r, optimize=False) - np.tensordot(tmp_818, mu, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂b,b[i,j] = Σ_ck hess_u__u[c,i,k,j]
-    # einsum("Bcikj->ij", hess_u__u)
-    hess_b__b = hess_u__u.sum(axis=(0, 1, 3)) / B
-    # ∂f/∂b,F1[i,a,j] = Σ_c δ[i,j] adj_z_o[a,c] + Σ_ck hess_u__z_o[c,i,a,k] u[k,j]
-    # einsum("ij,Bac->iaj", np.eye(4), adj_z_o)
-    # einsum("Bciak,Bkj->iaj", hess_u__z_o, u)
-    hess_b__F1 = ((adj_z_o.sum(axis=(0, 2)))[:, None] * (np.eye(4))[:, None] + (np.tensordot(u, hess_u__z_o.sum(axis=1), axes=([0, 1], [0, 3]))).transpose(1, 2, 0)) / B
-    # ∂f/∂b,F2[i,j,a] = Σ_ck gelu'(z_o[a,c]) adj_o[c,j] jac_z_o__u[a,c,k,i] + Σ_ck gelu(z_o[a,c]) hess_u__o[k,i,c,j]
-    # einsum("Bac,Bcj,acki->ija", dgelu_z_o, adj_o, jac_z_o__u)
-    tmp_819 = (adj_o.transpose(1, 2, 0)) @ (dgelu_z_o.transpose(2, 0, 1))
-    # einsum("Bac,Bkicj->ija", gelu_z_o, hess_u__o)
-    hess_b__F2 = (((tmp_819.transpose(2, 1, 0)) @ (jac_z_o__u.sum(axis=2))).transpose(2, 1, 0) + np.tensordot(hess_u__o.sum(axis=1), gelu_z_o, axes=([0, 2], [0, 2]))) / B
-    # ∂f/∂b,U[i,l,j] = 1/t Σ_ck adj_p[l] jac_o__u[c,j,k,i] + 1/t Σ_ck hess_u__p[c,i,l] o[k,j]
-    # einsum("Bl,Bcjki->ilj", adj_p, jac_o__u)
-    # einsum("Bcil,Bkj->ilj", hess_u__p, o)
-    hess_b__U = (0.3333333333333333 * (np.tensordot(jac_o__u.sum(axis=(1, 3)), adj_p, axes=([0], [0]))).transpose(1, 2, 0) + 0.3333333333333333 * (np.tensordot(o.sum(axis=1), hess_u__p.sum(axis=1), axes=([0], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂F1,Q1[a,i,d,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,j] adj_z_o[a,m] jac_u__z_a1[m,i,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,j] hess_z_o__z_a1[a,m,l,k] u[m,i]
-    # einsum("dc,Bkc,Blj,Bam,Bmilk->aidj", K1, X, X, adj_z_o, jac_u__z_a1)
+    # ∂f/∂b,b[i,j] = Σ_ck hess_ln__ln[c,i,k,j]
+    # einsum("Bcikj->ij", hess_ln__ln)
+    hess_b__b = hess_ln__ln.sum(axis=(0, 1, 3)) / B
+    # ∂f/∂b,F1[i,a,j] = Σ_c δ[i,j] adj_z_ff[a,c] + Σ_ck hess_ln__z_ff[c,i,a,k] ln[k,j]
+    # einsum("ij,Bac->iaj", np.eye(4), adj_z_ff)
+    # einsum("Bciak,Bkj->iaj", hess_ln__z_ff, ln)
+    hess_b__F1 = ((adj_z_ff.sum(axis=(0, 2)))[:, None] * (np.eye(4))[:, None] + (np.tensordot(ln, hess_ln__z_ff.sum(axis=1), axes=([0, 1], [0, 3]))).transpose(1, 2, 0)) / B
+    # ∂f/∂b,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) hess_ln__ff[k,i,c,j]
+    # einsum("Bac,Bcj,acki->ija", dgelu_z_ff, adj_ff, jac_z_ff__ln)
+    tmp_819 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
+    # einsum("Bac,Bkicj->ija", gelu_z_ff, hess_ln__ff)
+    hess_b__F2 = (((tmp_819.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0) + np.tensordot(hess_ln__ff.sum(axis=1), gelu_z_ff, axes=([0, 2], [0, 2]))) / B
+    # ∂f/∂b,U[i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__ln[c,j,k,i] + 1/t Σ_ck ff[c,j] hess_ln__p[k,i,l]
+    # einsum("Bl,Bcjki->ilj", adj_p, jac_ff__ln)
+    # einsum("Bcj,Bkil->ilj", ff, hess_ln__p)
+    hess_b__U = (0.3333333333333333 * (np.tensordot(jac_ff__ln.sum(axis=(1, 3)), adj_p, axes=([0], [0]))).transpose(1, 2, 0) + 0.3333333333333333 * np.tensordot(hess_ln__p.sum(axis=1), ff.sum(axis=1), axes=([0], [0]))) / B
+    # ∂f/∂F1,Q1[a,i,d,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,j] adj_z_ff[a,m] jac_ln__z_a1[m,i,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,j] hess_z_ff__z_a1[a,m,l,k] ln[m,i]
+    # einsum("dc,Bkc,Blj,Bam,Bmilk->aidj", K1, X, X, adj_z_ff, jac_ln__z_a1)
     tmp_820 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_821 = np.einsum("Bkd,Bmilk->Bdmil", tmp_820, jac_u__z_a1, optimize=False)
+    tmp_821 = np.einsum("Bkd,Bmilk->Bdmil", tmp_820, jac_ln__z_a1, optimize=False)
     tmp_822 = np.einsum("Bdmil,Blj->Bdmij", tmp_821, X, optimize=False)
-    hess_z_o__z_a1 = t["hess_z_o__z_a1"]
-    # einsum("dc,Bkc,Blj,Bamlk,Bmi->aidj", K1, X, X, hess_z_o__z_a1, u)
+    hess_z_ff__z_a1 = t["hess_z_ff__z_a1"]
+    # einsum("dc,Bkc,Blj,Bamlk,Bmi->aidj", K1, X, X, hess_z_ff__z_a1, ln)
     tmp_823 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_824 = np.einsum("Bkd,Bamlk->Bdaml", tmp_823, hess_z_o__z_a1, optimize=False)
+    tmp_824 = np.einsum("Bkd,Bamlk->Bdaml", tmp_823, hess_z_ff__z_a1, optimize=False)
     tmp_825 = np.einsum("Bdaml,Blj->Bdamj", tmp_824, X, optimize=False)
-    hess_F1__Q1 = (0.7071067811865476 * (np.tensordot(tmp_822, adj_z_o, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_825, u, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂F1,K1[a,i,d,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,j] adj_z_o[a,m] jac_u__z_a1[m,i,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,j] hess_z_o__z_a1[a,m,k,l] u[m,i]
-    # einsum("dc,Bkc,Blj,Bam,Bmikl->aidj", Q1, X, X, adj_z_o, jac_u__z_a1)
+    hess_F1__Q1 = (0.7071067811865476 * (np.tensordot(tmp_822, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_825, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
+    # ∂f/∂F1,K1[a,i,d,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,j] adj_z_ff[a,m] jac_ln__z_a1[m,i,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,j] hess_z_ff__z_a1[a,m,k,l] ln[m,i]
+    # einsum("dc,Bkc,Blj,Bam,Bmikl->aidj", Q1, X, X, adj_z_ff, jac_ln__z_a1)
     tmp_826 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_827 = np.einsum("Bkd,Bmikl->Bdmil", tmp_826, jac_u__z_a1, optimize=False)
+    tmp_827 = np.einsum("Bkd,Bmikl->Bdmil", tmp_826, jac_ln__z_a1, optimize=False)
     tmp_828 = np.einsum("Bdmil,Blj->Bdmij", tmp_827, X, optimize=False)
-    # einsum("dc,Bkc,Blj,Bamkl,Bmi->aidj", Q1, X, X, hess_z_o__z_a1, u)
+    # einsum("dc,Bkc,Blj,Bamkl,Bmi->aidj", Q1, X, X, hess_z_ff__z_a1, ln)
     tmp_829 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_830 = np.einsum("Bkd,Bamkl->Bdaml", tmp_829, hess_z_o__z_a1, optimize=False)
+    tmp_830 = np.einsum("Bkd,Bamkl->Bdaml", tmp_829, hess_z_ff__z_a1, optimize=False)
     tmp_831 = np.einsum("Bdaml,Blj->Bdamj", tmp_830, X, optimize=False)
-    hess_F1__K1 = (0.7071067811865476 * (np.tensordot(tmp_828, adj_z_o, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_831, u, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂F1,V1[a,i,d,j] = Σ_ckl X[c,j] a1[k,c] adj_z_o[a,l] jac_u__h1[l,i,k,d] + Σ_ckl X[c,j] a1[k,c] hess_z_o__h1[a,l,k,d] u[l,i]
-    # einsum("Bcj,Bkc,Bal,Blikd->aidj", X, a1, adj_z_o, jac_u__h1)
+    hess_F1__K1 = (0.7071067811865476 * (np.tensordot(tmp_828, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_831, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
+    # ∂f/∂F1,V1[a,i,d,j] = Σ_ckl X[c,j] a1[k,c] adj_z_ff[a,l] jac_ln__h1[l,i,k,d] + Σ_ckl X[c,j] a1[k,c] hess_z_ff__h1[a,l,k,d] ln[l,i]
+    # einsum("Bcj,Bkc,Bal,Blikd->aidj", X, a1, adj_z_ff, jac_ln__h1)
     tmp_832 = a1 @ X
-    tmp_833 = np.einsum("Blikd,Bal->Bikda", jac_u__h1, adj_z_o, optimize=False)
-    hess_z_o__h1 = t["hess_z_o__h1"]
-    # einsum("Bcj,Bkc,Balkd,Bli->aidj", X, a1, hess_z_o__h1, u)
+    tmp_833 = np.einsum("Blikd,Bal->Bikda", jac_ln__h1, adj_z_ff, optimize=False)
+    hess_z_ff__h1 = t["hess_z_ff__h1"]
+    # einsum("Bcj,Bkc,Balkd,Bli->aidj", X, a1, hess_z_ff__h1, ln)
     tmp_834 = a1 @ X
-    tmp_835 = np.einsum("Bli,Balkd->Biakd", u, hess_z_o__h1, optimize=False)
+    tmp_835 = np.einsum("Bli,Balkd->Biakd", ln, hess_z_ff__h1, optimize=False)
     hess_F1__V1 = ((np.tensordot(tmp_833, tmp_832, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + (np.tensordot(tmp_835, tmp_834, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂F1,O1[a,i,j,d] = Σ_ck adj_z_o[a,c] h1[k,d] jac_u__r[c,i,k,j] + Σ_ck h1[c,d] hess_z_o__r[a,k,c,j] u[k,i]
-    # einsum("Bac,Bkd,Bcikj->aijd", adj_z_o, h1, jac_u__r)
-    tmp_836 = np.einsum("Bcikj,Bkd->Bcijd", jac_u__r, h1, optimize=False)
-    hess_z_o__r = t["hess_z_o__r"]
-    # einsum("Bcd,Bakcj,Bki->aijd", h1, hess_z_o__r, u)
-    tmp_837 = np.einsum("Bakcj,Bcd->Bakjd", hess_z_o__r, h1, optimize=False)
-    hess_F1__O1 = ((np.tensordot(tmp_836, adj_z_o, axes=([0, 1], [0, 2]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_837, u, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂F1,Q2[a,i,d,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,j] adj_z_o[a,m] jac_u__z_a2[m,i,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,j] hess_z_o__z_a2[a,m,l,k] u[m,i]
-    # einsum("dc,Bkc,Blj,Bam,Bmilk->aidj", K2, X, X, adj_z_o, jac_u__z_a2)
+    # ∂f/∂F1,O1[a,i,j,d] = Σ_ck adj_z_ff[a,c] h1[k,d] jac_ln__r[c,i,k,j] + Σ_ck h1[c,d] hess_z_ff__r[a,k,c,j] ln[k,i]
+    # einsum("Bac,Bkd,Bcikj->aijd", adj_z_ff, h1, jac_ln__r)
+    tmp_836 = np.einsum("Bcikj,Bkd->Bcijd", jac_ln__r, h1, optimize=False)
+    hess_z_ff__r = t["hess_z_ff__r"]
+    # einsum("Bcd,Bakcj,Bki->aijd", h1, hess_z_ff__r, ln)
+    tmp_837 = np.einsum("Bakcj,Bcd->Bakjd", hess_z_ff__r, h1, optimize=False)
+    hess_F1__O1 = ((np.tensordot(tmp_836, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_837, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    # ∂f/∂F1,Q2[a,i,d,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,j] adj_z_ff[a,m] jac_ln__z_a2[m,i,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,j] hess_z_ff__z_a2[a,m,l,k] ln[m,i]
+    # einsum("dc,Bkc,Blj,Bam,Bmilk->aidj", K2, X, X, adj_z_ff, jac_ln__z_a2)
     tmp_838 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_839 = np.einsum("Bkd,Bmilk->Bdmil", tmp_838, jac_u__z_a2, optimize=False)
+    tmp_839 = np.einsum("Bkd,Bmilk->Bdmil", tmp_838, jac_ln__z_a2, optimize=False)
     tmp_840 = np.einsum("Bdmil,Blj->Bdmij", tmp_839, X, optimize=False)
-    hess_z_o__z_a2 = t["hess_z_o__z_a2"]
-    # einsum("dc,Bkc,Blj,Bamlk,Bmi->aidj", K2, X, X, hess_z_o__z_a2, u)
+    hess_z_ff__z_a2 = t["hess_z_ff__z_a2"]
+    # einsum("dc,Bkc,Blj,Bamlk,Bmi->aidj", K2, X, X, hess_z_ff__z_a2, ln)
     tmp_841 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_842 = np.einsum("Bkd,Bamlk->Bdaml", tmp_841, hess_z_o__z_a2, optimize=False)
+    tmp_842 = np.einsum("Bkd,Bamlk->Bdaml", tmp_841, hess_z_ff__z_a2, optimize=False)
     tmp_843 = np.einsum("Bdaml,Blj->Bdamj", tmp_842, X, optimize=False)
-    hess_F1__Q2 = (0.7071067811865476 * (np.tensordot(tmp_840, adj_z_o, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_843, u, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂F1,K2[a,i,d,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,j] adj_z_o[a,m] jac_u__z_a2[m,i,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,j] hess_z_o__z_a2[a,m,k,l] u[m,i]
-    # einsum("dc,Bkc,Blj,Bam,Bmikl->aidj", Q2, X, X, adj_z_o, jac_u__z_a2)
+    hess_F1__Q2 = (0.7071067811865476 * (np.tensordot(tmp_840, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_843, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
+    # ∂f/∂F1,K2[a,i,d,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,j] adj_z_ff[a,m] jac_ln__z_a2[m,i,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,j] hess_z_ff__z_a2[a,m,k,l] ln[m,i]
+    # einsum("dc,Bkc,Blj,Bam,Bmikl->aidj", Q2, X, X, adj_z_ff, jac_ln__z_a2)
     tmp_844 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_845 = np.einsum("Bkd,Bmikl->Bdmil", tmp_844, jac_u__z_a2, optimize=False)
+    tmp_845 = np.einsum("Bkd,Bmikl->Bdmil", tmp_844, jac_ln__z_a2, optimize=False)
     tmp_846 = np.einsum("Bdmil,Blj->Bdmij", tmp_845, X, optimize=False)
-    # einsum("dc,Bkc,Blj,Bamkl,Bmi->aidj", Q2, X, X, hess_z_o__z_a2, u)
+    # einsum("dc,Bkc,Blj,Bamkl,Bmi->aidj", Q2, X, X, hess_z_ff__z_a2, ln)
     tmp_847 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_848 = np.einsum("Bkd,Bamkl->Bdaml", tmp_847, hess_z_o__z_a2, optimize=False)
+    tmp_848 = np.einsum("Bkd,Bamkl->Bdaml", tmp_847, hess_z_ff__z_a2, optimize=False)
     tmp_849 = np.einsum("Bdaml,Blj->Bdamj", tmp_848, X, optimize=False)
-    hess_F1__K2 = (0.7071067811865476 * (np.tensordot(tmp_846, adj_z_o, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_849, u, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂F1,V2[a,i,d,j] = Σ_ckl X[c,j] a2[k,c] adj_z_o[a,l] jac_u__h2[l,i,k,d] + Σ_ckl X[c,j] a2[k,c] hess_z_o__h2[a,l,k,d] u[l,i]
-    # einsum("Bcj,Bkc,Bal,Blikd->aidj", X, a2, adj_z_o, jac_u__h2)
+    hess_F1__K2 = (0.7071067811865476 * (np.tensordot(tmp_846, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_849, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
+    # ∂f/∂F1,V2[a,i,d,j] = Σ_ckl X[c,j] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,i,k,d] + Σ_ckl X[c,j] a2[k,c] hess_z_ff__h2[a,l,k,d] ln[l,i]
+    # einsum("Bcj,Bkc,Bal,Blikd->aidj", X, a2, adj_z_ff, jac_ln__h2)
     tmp_850 = a2 @ X
-    tmp_851 = np.einsum("Blikd,Bal->Bikda", jac_u__h2, adj_z_o, optimize=False)
-    hess_z_o__h2 = t["hess_z_o__h2"]
-    # einsum("Bcj,Bkc,Balkd,Bli->aidj", X, a2, hess_z_o__h2, u)
+    tmp_851 = np.einsum("Blikd,Bal->Bikda", jac_ln__h2, adj_z_ff, optimize=False)
+    hess_z_ff__h2 = t["hess_z_ff__h2"]
+    # einsum("Bcj,Bkc,Balkd,Bli->aidj", X, a2, hess_z_ff__h2, ln)
     tmp_852 = a2 @ X
-    tmp_853 = np.einsum("Bli,Balkd->Biakd", u, hess_z_o__h2, optimize=False)
+    tmp_853 = np.einsum("Bli,Balkd->Biakd", ln, hess_z_ff__h2, optimize=False)
     hess_F1__V2 = ((np.tensordot(tmp_851, tmp_850, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + (np.tensordot(tmp_853, tmp_852, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂F1,O2[a,i,j,d] = Σ_ck adj_z_o[a,c] h2[k,d] jac_u__r[c,i,k,j] + Σ_ck h2[c,d] hess_z_o__r[a,k,c,j] u[k,i]
-    # einsum("Bac,Bkd,Bcikj->aijd", adj_z_o, h2, jac_u__r)
-    tmp_854 = np.einsum("Bcikj,Bkd->Bcijd", jac_u__r, h2, optimize=False)
-    # einsum("Bcd,Bakcj,Bki->aijd", h2, hess_z_o__r, u)
-    tmp_855 = np.einsum("Bakcj,Bcd->Bakjd", hess_z_o__r, h2, optimize=False)
-    hess_F1__O2 = ((np.tensordot(tmp_854, adj_z_o, axes=([0, 1], [0, 2]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_855, u, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂F1,g[a,i,j] = Σ_c reciprocal(z2_u[c]) δ[i,j] adj_z_o[a,c] r[c,i] - Σ_c reciprocal(z2_u[c]) δ[i,j] adj_z_o[a,c] mu[c] + Σ_ck reciprocal(z2_u[c]) hess_z_o__u[a,k,c,j] r[c,j] u[k,i] - Σ_ck reciprocal(z2_u[c]) hess_z_o__u[a,k,c,j] mu[c] u[k,i]
-    # einsum("Bc,ij,Bac,Bci->aij", reciprocal_z2_u, np.eye(4), adj_z_o, r)
-    tmp_856 = adj_z_o * reciprocal_z2_u[:, None]
+    # ∂f/∂F1,O2[a,i,j,d] = Σ_ck adj_z_ff[a,c] h2[k,d] jac_ln__r[c,i,k,j] + Σ_ck h2[c,d] hess_z_ff__r[a,k,c,j] ln[k,i]
+    # einsum("Bac,Bkd,Bcikj->aijd", adj_z_ff, h2, jac_ln__r)
+    tmp_854 = np.einsum("Bcikj,Bkd->Bcijd", jac_ln__r, h2, optimize=False)
+    # einsum("Bcd,Bakcj,Bki->aijd", h2, hess_z_ff__r, ln)
+    tmp_855 = np.einsum("Bakcj,Bcd->Bakjd", hess_z_ff__r, h2, optimize=False)
+    hess_F1__O2 = ((np.tensordot(tmp_854, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_855, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    # ∂f/∂F1,g[a,i,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] r[c,i] - Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] mu[c] + Σ_ck reciprocal(z_ln[c]) hess_z_ff__ln[a,k,c,j] ln[k,i] r[c,j] - Σ_ck reciprocal(z_ln[c]) hess_z_ff__ln[a,k,c,j] ln[k,i] mu[c]
+    # einsum("Bc,ij,Bac,Bci->aij", reciprocal_z_ln, np.eye(4), adj_z_ff, r)
+    tmp_856 = adj_z_ff * reciprocal_z_ln[:, None]
     tmp_857 = np.tensordot(tmp_856, r, axes=([0, 2], [0, 1]))
-    # einsum("Bc,ij,Bac,Bc->aij", reciprocal_z2_u, np.eye(4), adj_z_o, mu)
-    tmp_858 = mu * reciprocal_z2_u
-    tmp_859 = np.tensordot(tmp_858, adj_z_o, axes=([0, 1], [0, 2]))
-    hess_z_o__u = t["hess_z_o__u"]
-    # einsum("Bc,Bakcj,Bcj,Bki->aij", reciprocal_z2_u, hess_z_o__u, r, u)
-    tmp_860 = r * reciprocal_z2_u[:, :, None]
-    tmp_861 = np.einsum("Bcj,Bakcj->Bjak", tmp_860, hess_z_o__u, optimize=False)
-    # einsum("Bc,Bakcj,Bc,Bki->aij", reciprocal_z2_u, hess_z_o__u, mu, u)
-    tmp_862 = mu * reciprocal_z2_u
-    tmp_863 = np.einsum("Bc,Bakcj->Bakj", tmp_862, hess_z_o__u, optimize=False)
-    hess_F1__g = (tmp_857[:, :, None] * np.eye(4) - tmp_859[:, None, None] * np.eye(4) + (np.tensordot(tmp_861, u, axes=([0, 3], [0, 1]))).transpose(1, 2, 0) - (np.tensordot(tmp_863, u, axes=([0, 2], [0, 1]))).transpose(0, 2, 1)) / B
-    # ∂f/∂F1,b[a,i,j] = Σ_c δ[i,j] adj_z_o[a,c] + Σ_ck hess_z_o__u[a,c,k,j] u[c,i]
-    # einsum("ij,Bac->aij", np.eye(4), adj_z_o)
-    # einsum("Backj,Bci->aij", hess_z_o__u, u)
-    hess_F1__b = ((adj_z_o.sum(axis=(0, 2)))[:, None, None] * np.eye(4) + (np.tensordot(u, hess_z_o__u.sum(axis=3), axes=([0, 1], [0, 2]))).transpose(1, 0, 2)) / B
-    # ∂f/∂F1,F1[a,i,j,k] = Σ_cl hess_z_o__z_o[a,c,j,l] u[c,i] u[l,k]
-    hess_z_o__z_o = t["hess_z_o__z_o"]
-    # einsum("Bacjl,Bci,Blk->aijk", hess_z_o__z_o, u, u)
-    tmp_864 = np.einsum("Bci,Bacjl->Biajl", u, hess_z_o__z_o, optimize=False)
-    hess_F1__F1 = (np.tensordot(tmp_864, u, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3) / B
-    # ∂f/∂F1,F2[a,i,j,k] = Σ_c gelu'(z_o[a,c]) δ[a,k] adj_o[c,j] u[c,i] + Σ_cl gelu(z_o[k,c]) hess_z_o__o[a,l,c,j] u[l,i]
-    # einsum("Bac,ak,Bcj,Bci->aijk", dgelu_z_o, np.eye(4), adj_o, u)
-    tmp_865 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_866 = np.tensordot(tmp_865, u, axes=([0, 1], [0, 1]))
-    hess_z_o__o = t["hess_z_o__o"]
-    # einsum("Bkc,Balcj,Bli->aijk", gelu_z_o, hess_z_o__o, u)
-    tmp_867 = np.einsum("Balcj,Bkc->Baljk", hess_z_o__o, gelu_z_o, optimize=False)
-    hess_F1__F2 = ((tmp_866.transpose(1, 2, 0))[:, :, :, None] * (np.eye(4))[:, None, None] + (np.tensordot(tmp_867, u, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂F1,U[a,i,l,j] = 1/t Σ_ck adj_p[l] jac_o__z_o[c,j,a,k] u[k,i] + 1/t Σ_ck hess_z_o__p[a,c,l] o[k,j] u[c,i]
-    jac_o__z_o = t["jac_o__z_o"]
-    # einsum("Bl,Bcjak,Bki->ailj", adj_p, jac_o__z_o, u)
-    tmp_868 = (jac_o__z_o.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    hess_z_o__p = t["hess_z_o__p"]
-    # einsum("Bacl,Bkj,Bci->ailj", hess_z_o__p, o, u)
-    tmp_869 = u[:, :, :, None] * (o.sum(axis=1))[:, None, None]
-    hess_F1__U = (0.3333333333333333 * (np.tensordot(tmp_868, u, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_869, hess_z_o__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂F2,Q1[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_o[a,c]) K1[d,k] X[l,k] X[m,j] adj_o[c,i] jac_z_o__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_o[a,c]) K1[d,k] X[l,k] X[m,j] hess_o__z_a1[c,i,m,l]
-    # einsum("Bac,dk,Blk,Bmj,Bci,Bacml->iadj", dgelu_z_o, K1, X, X, adj_o, jac_z_o__z_a1)
+    # einsum("Bc,ij,Bac,Bc->aij", reciprocal_z_ln, np.eye(4), adj_z_ff, mu)
+    tmp_858 = mu * reciprocal_z_ln
+    tmp_859 = np.tensordot(tmp_858, adj_z_ff, axes=([0, 1], [0, 2]))
+    hess_z_ff__ln = t["hess_z_ff__ln"]
+    # einsum("Bc,Bakcj,Bki,Bcj->aij", reciprocal_z_ln, hess_z_ff__ln, ln, r)
+    tmp_860 = hess_z_ff__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_861 = np.einsum("Bakcj,Bcj->Bakj", tmp_860, r, optimize=False)
+    # einsum("Bc,Bakcj,Bki,Bc->aij", reciprocal_z_ln, hess_z_ff__ln, ln, mu)
+    tmp_862 = mu * reciprocal_z_ln
+    tmp_863 = tmp_862[:, :, None, None] * ln[:, None]
+    hess_F1__g = (tmp_857[:, :, None] * np.eye(4) - tmp_859[:, None, None] * np.eye(4) + (np.tensordot(tmp_861, ln, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) - (np.tensordot(tmp_863, hess_z_ff__ln, axes=([0, 1, 2], [0, 3, 2]))).transpose(1, 0, 2)) / B
+    # ∂f/∂F1,b[a,i,j] = Σ_c δ[i,j] adj_z_ff[a,c] + Σ_ck hess_z_ff__ln[a,c,k,j] ln[c,i]
+    # einsum("ij,Bac->aij", np.eye(4), adj_z_ff)
+    # einsum("Backj,Bci->aij", hess_z_ff__ln, ln)
+    hess_F1__b = ((adj_z_ff.sum(axis=(0, 2)))[:, None, None] * np.eye(4) + (np.tensordot(ln, hess_z_ff__ln.sum(axis=3), axes=([0, 1], [0, 2]))).transpose(1, 0, 2)) / B
+    # ∂f/∂F1,F1[a,i,j,k] = Σ_cl hess_z_ff__z_ff[a,c,j,l] ln[c,i] ln[l,k]
+    hess_z_ff__z_ff = t["hess_z_ff__z_ff"]
+    # einsum("Bacjl,Bci,Blk->aijk", hess_z_ff__z_ff, ln, ln)
+    tmp_864 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
+    hess_F1__F1 = (np.tensordot(tmp_864, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3) / B
+    # ∂f/∂F1,F2[a,i,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,k] adj_ff[c,j] ln[c,i] + Σ_cl gelu(z_ff[k,c]) hess_z_ff__ff[a,l,c,j] ln[l,i]
+    # einsum("Bac,ak,Bcj,Bci->aijk", dgelu_z_ff, np.eye(4), adj_ff, ln)
+    tmp_865 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_866 = np.tensordot(tmp_865, ln, axes=([0, 1], [0, 1]))
+    hess_z_ff__ff = t["hess_z_ff__ff"]
+    # einsum("Bkc,Balcj,Bli->aijk", gelu_z_ff, hess_z_ff__ff, ln)
+    tmp_867 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff, optimize=False)
+    hess_F1__F2 = ((tmp_866.transpose(1, 2, 0))[:, :, :, None] * (np.eye(4))[:, None, None] + (np.tensordot(tmp_867, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    # ∂f/∂F1,U[a,i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__z_ff[c,j,a,k] ln[k,i] + 1/t Σ_ck ff[c,j] hess_z_ff__p[a,k,l] ln[k,i]
+    jac_ff__z_ff = t["jac_ff__z_ff"]
+    # einsum("Bl,Bcjak,Bki->ailj", adj_p, jac_ff__z_ff, ln)
+    tmp_868 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_z_ff__p = t["hess_z_ff__p"]
+    # einsum("Bcj,Bakl,Bki->ailj", ff, hess_z_ff__p, ln)
+    tmp_869 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    hess_F1__U = (0.3333333333333333 * (np.tensordot(tmp_868, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_869, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂F2,Q1[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,j] adj_ff[c,i] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,j] hess_ff__z_a1[c,i,m,l]
+    # einsum("Bac,dk,Blk,Bmj,Bci,Bacml->iadj", dgelu_z_ff, K1, X, X, adj_ff, jac_z_ff__z_a1)
     tmp_870 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_871 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_872 = np.einsum("Bld,Bacml->Bdacm", tmp_870, jac_z_o__z_a1, optimize=False)
+    tmp_871 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_872 = np.einsum("Bld,Bacml->Bdacm", tmp_870, jac_z_ff__z_a1, optimize=False)
     tmp_873 = np.einsum("Bdacm,Bcia->Bdami", tmp_872, tmp_871, optimize=False)
-    hess_o__z_a1 = t["hess_o__z_a1"]
-    # einsum("Bac,dk,Blk,Bmj,Bciml->iadj", gelu_z_o, K1, X, X, hess_o__z_a1)
+    hess_ff__z_a1 = t["hess_ff__z_a1"]
+    # einsum("Bac,dk,Blk,Bmj,Bciml->iadj", gelu_z_ff, K1, X, X, hess_ff__z_a1)
     tmp_874 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_875 = np.einsum("Bld,Bciml->Bdcim", tmp_874, hess_o__z_a1, optimize=False)
-    tmp_876 = np.einsum("Bdcim,Bac->Bdima", tmp_875, gelu_z_o, optimize=False)
+    tmp_875 = np.einsum("Bld,Bciml->Bdcim", tmp_874, hess_ff__z_a1, optimize=False)
+    tmp_876 = np.einsum("Bdcim,Bac->Bdima", tmp_875, gelu_z_ff, optimize=False)
     hess_F2__Q1 = (0.7071067811865476 * (np.tensordot(tmp_873, X, axes=([0, 3], [0, 1]))).transpose(2, 1, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_876, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂F2,K1[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_o[a,c]) Q1[d,k] X[l,k] X[m,j] adj_o[c,i] jac_z_o__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_o[a,c]) Q1[d,k] X[l,k] X[m,j] hess_o__z_a1[c,i,l,m]
-    # einsum("Bac,dk,Blk,Bmj,Bci,Baclm->iadj", dgelu_z_o, Q1, X, X, adj_o, jac_z_o__z_a1)
+    # ∂f/∂F2,K1[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q1[d,k] X[l,k] X[m,j] adj_ff[c,i] jac_z_ff__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q1[d,k] X[l,k] X[m,j] hess_ff__z_a1[c,i,l,m]
+    # einsum("Bac,dk,Blk,Bmj,Bci,Baclm->iadj", dgelu_z_ff, Q1, X, X, adj_ff, jac_z_ff__z_a1)
     tmp_877 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_878 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_879 = np.einsum("Bld,Baclm->Bdacm", tmp_877, jac_z_o__z_a1, optimize=False)
+    tmp_878 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_879 = np.einsum("Bld,Baclm->Bdacm", tmp_877, jac_z_ff__z_a1, optimize=False)
     tmp_880 = np.einsum("Bdacm,Bcia->Bdami", tmp_879, tmp_878, optimize=False)
-    # einsum("Bac,dk,Blk,Bmj,Bcilm->iadj", gelu_z_o, Q1, X, X, hess_o__z_a1)
+    # einsum("Bac,dk,Blk,Bmj,Bcilm->iadj", gelu_z_ff, Q1, X, X, hess_ff__z_a1)
     tmp_881 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_882 = np.einsum("Bld,Bcilm->Bdcim", tmp_881, hess_o__z_a1, optimize=False)
-    tmp_883 = np.einsum("Bdcim,Bac->Bdima", tmp_882, gelu_z_o, optimize=False)
+    tmp_882 = np.einsum("Bld,Bcilm->Bdcim", tmp_881, hess_ff__z_a1, optimize=False)
+    tmp_883 = np.einsum("Bdcim,Bac->Bdima", tmp_882, gelu_z_ff, optimize=False)
     hess_F2__K1 = (0.7071067811865476 * (np.tensordot(tmp_880, X, axes=([0, 3], [0, 1]))).transpose(2, 1, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_883, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂F2,V1[i,a,d,j] = Σ_ckl gelu'(z_o[a,c]) X[k,j] a1[l,k] adj_o[c,i] jac_z_o__h1[a,c,l,d] + Σ_ckl gelu(z_o[a,c]) X[k,j] a1[l,k] hess_o__h1[c,i,l,d]
-    # einsum("Bac,Bkj,Blk,Bci,Bacld->iadj", dgelu_z_o, X, a1, adj_o, jac_z_o__h1)
+    # ∂f/∂F2,V1[i,a,d,j] = Σ_ckl gelu'(z_ff[a,c]) X[k,j] a1[l,k] adj_ff[c,i] jac_z_ff__h1[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,j] a1[l,k] hess_ff__h1[c,i,l,d]
+    # einsum("Bac,Bkj,Blk,Bci,Bacld->iadj", dgelu_z_ff, X, a1, adj_ff, jac_z_ff__h1)
     tmp_884 = a1 @ X
-    tmp_885 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_886 = np.einsum("Bcia,Bacld->Biald", tmp_885, jac_z_o__h1, optimize=False)
-    hess_o__h1 = t["hess_o__h1"]
-    # einsum("Bac,Bkj,Blk,Bcild->iadj", gelu_z_o, X, a1, hess_o__h1)
-    tmp_887 = np.einsum("Bcild,Bac->Bilda", hess_o__h1, gelu_z_o, optimize=False)
+    tmp_885 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_886 = np.einsum("Bcia,Bacld->Biald", tmp_885, jac_z_ff__h1, optimize=False)
+    hess_ff__h1 = t["hess_ff__h1"]
+    # einsum("Bac,Bkj,Blk,Bcild->iadj", gelu_z_ff, X, a1, hess_ff__h1)
+    tmp_887 = np.einsum("Bcild,Bac->Bilda", hess_ff__h1, gelu_z_ff, optimize=False)
     tmp_888 = a1 @ X
     hess_F2__V1 = (np.tensordot(tmp_886, tmp_884, axes=([0, 3], [0, 1])) + (np.tensordot(tmp_888, tmp_887, axes=([0, 1], [0, 2]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂F2,O1[i,a,j,d] = Σ_ck gelu'(z_o[a,c]) adj_o[c,i] h1[k,d] jac_z_o__r[a,c,k,j] + Σ_ck gelu(z_o[a,c]) h1[k,d] hess_o__r[c,i,k,j]
-    # einsum("Bac,Bci,Bkd,Backj->iajd", dgelu_z_o, adj_o, h1, jac_z_o__r)
-    tmp_889 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_890 = np.einsum("Backj,Bkd->Bacjd", jac_z_o__r, h1, optimize=False)
-    hess_o__r = t["hess_o__r"]
-    # einsum("Bac,Bkd,Bcikj->iajd", gelu_z_o, h1, hess_o__r)
-    tmp_891 = np.einsum("Bcikj,Bkd->Bcijd", hess_o__r, h1, optimize=False)
-    hess_F2__O1 = (np.einsum("Bacjd,Bcia->iajd", tmp_890, tmp_889, optimize=False) + (np.tensordot(tmp_891, gelu_z_o, axes=([0, 1], [0, 2]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂F2,Q2[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_o[a,c]) K2[d,k] X[l,k] X[m,j] adj_o[c,i] jac_z_o__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_o[a,c]) K2[d,k] X[l,k] X[m,j] hess_o__z_a2[c,i,m,l]
-    # einsum("Bac,dk,Blk,Bmj,Bci,Bacml->iadj", dgelu_z_o, K2, X, X, adj_o, jac_z_o__z_a2)
+    # ∂f/∂F2,O1[i,a,j,d] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,i] h1[k,d] jac_z_ff__r[a,c,k,j] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_ff__r[c,i,k,j]
+    # einsum("Bac,Bci,Bkd,Backj->iajd", dgelu_z_ff, adj_ff, h1, jac_z_ff__r)
+    tmp_889 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_890 = np.einsum("Backj,Bkd->Bacjd", jac_z_ff__r, h1, optimize=False)
+    hess_ff__r = t["hess_ff__r"]
+    # einsum("Bac,Bkd,Bcikj->iajd", gelu_z_ff, h1, hess_ff__r)
+    tmp_891 = np.einsum("Bcikj,Bkd->Bcijd", hess_ff__r, h1, optimize=False)
+    hess_F2__O1 = (np.einsum("Bacjd,Bcia->iajd", tmp_890, tmp_889, optimize=False) + (np.tensordot(tmp_891, gelu_z_ff, axes=([0, 1], [0, 2]))).transpose(0, 3, 1, 2)) / B
+    # ∂f/∂F2,Q2[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,j] adj_ff[c,i] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,j] hess_ff__z_a2[c,i,m,l]
+    # einsum("Bac,dk,Blk,Bmj,Bci,Bacml->iadj", dgelu_z_ff, K2, X, X, adj_ff, jac_z_ff__z_a2)
     tmp_892 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_893 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_894 = np.einsum("Bld,Bacml->Bdacm", tmp_892, jac_z_o__z_a2, optimize=False)
+    tmp_893 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_894 = np.einsum("Bld,Bacml->Bdacm", tmp_892, jac_z_ff__z_a2, optimize=False)
     tmp_895 = np.einsum("Bdacm,Bcia->Bdami", tmp_894, tmp_893, optimize=False)
-    hess_o__z_a2 = t["hess_o__z_a2"]
-    # einsum("Bac,dk,Blk,Bmj,Bciml->iadj", gelu_z_o, K2, X, X, hess_o__z_a2)
+    hess_ff__z_a2 = t["hess_ff__z_a2"]
+    # einsum("Bac,dk,Blk,Bmj,Bciml->iadj", gelu_z_ff, K2, X, X, hess_ff__z_a2)
     tmp_896 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_897 = np.einsum("Bld,Bciml->Bdcim", tmp_896, hess_o__z_a2, optimize=False)
-    tmp_898 = np.einsum("Bdcim,Bac->Bdima", tmp_897, gelu_z_o, optimize=False)
+    tmp_897 = np.einsum("Bld,Bciml->Bdcim", tmp_896, hess_ff__z_a2, optimize=False)
+    tmp_898 = np.einsum("Bdcim,Bac->Bdima", tmp_897, gelu_z_ff, optimize=False)
     hess_F2__Q2 = (0.7071067811865476 * (np.tensordot(tmp_895, X, axes=([0, 3], [0, 1]))).transpose(2, 1, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_898, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂F2,K2[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_o[a,c]) Q2[d,k] X[l,k] X[m,j] adj_o[c,i] jac_z_o__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_o[a,c]) Q2[d,k] X[l,k] X[m,j] hess_o__z_a2[c,i,l,m]
-    # einsum("Bac,dk,Blk,Bmj,Bci,Baclm->iadj", dgelu_z_o, Q2, X, X, adj_o, jac_z_o__z_a2)
+    # ∂f/∂F2,K2[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q2[d,k] X[l,k] X[m,j] adj_ff[c,i] jac_z_ff__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q2[d,k] X[l,k] X[m,j] hess_ff__z_a2[c,i,l,m]
+    # einsum("Bac,dk,Blk,Bmj,Bci,Baclm->iadj", dgelu_z_ff, Q2, X, X, adj_ff, jac_z_ff__z_a2)
     tmp_899 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_900 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_901 = np.einsum("Bld,Baclm->Bdacm", tmp_899, jac_z_o__z_a2, optimize=False)
+    tmp_900 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_901 = np.einsum("Bld,Baclm->Bdacm", tmp_899, jac_z_ff__z_a2, optimize=False)
     tmp_902 = np.einsum("Bdacm,Bcia->Bdami", tmp_901, tmp_900, optimize=False)
-    # einsum("Bac,dk,Blk,Bmj,Bcilm->iadj", gelu_z_o, Q2, X, X, hess_o__z_a2)
+    # einsum("Bac,dk,Blk,Bmj,Bcilm->iadj", gelu_z_ff, Q2, X, X, hess_ff__z_a2)
     tmp_903 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_904 = np.einsum("Bld,Bcilm->Bdcim", tmp_903, hess_o__z_a2, optimize=False)
-    tmp_905 = np.einsum("Bdcim,Bac->Bdima", tmp_904, gelu_z_o, optimize=False)
+    tmp_904 = np.einsum("Bld,Bcilm->Bdcim", tmp_903, hess_ff__z_a2, optimize=False)
+    tmp_905 = np.einsum("Bdcim,Bac->Bdima", tmp_904, gelu_z_ff, optimize=False)
     hess_F2__K2 = (0.7071067811865476 * (np.tensordot(tmp_902, X, axes=([0, 3], [0, 1]))).transpose(2, 1, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_905, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂F2,V2[i,a,d,j] = Σ_ckl gelu'(z_o[a,c]) X[k,j] a2[l,k] adj_o[c,i] jac_z_o__h2[a,c,l,d] + Σ_ckl gelu(z_o[a,c]) X[k,j] a2[l,k] hess_o__h2[c,i,l,d]
-    # einsum("Bac,Bkj,Blk,Bci,Bacld->iadj", dgelu_z_o, X, a2, adj_o, jac_z_o__h2)
+    # ∂f/∂F2,V2[i,a,d,j] = Σ_ckl gelu'(z_ff[a,c]) X[k,j] a2[l,k] adj_ff[c,i] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,j] a2[l,k] hess_ff__h2[c,i,l,d]
+    # einsum("Bac,Bkj,Blk,Bci,Bacld->iadj", dgelu_z_ff, X, a2, adj_ff, jac_z_ff__h2)
     tmp_906 = a2 @ X
-    tmp_907 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_908 = np.einsum("Bcia,Bacld->Biald", tmp_907, jac_z_o__h2, optimize=False)
-    hess_o__h2 = t["hess_o__h2"]
-    # einsum("Bac,Bkj,Blk,Bcild->iadj", gelu_z_o, X, a2, hess_o__h2)
-    tmp_909 = np.einsum("Bcild,Bac->Bilda", hess_o__h2, gelu_z_o, optimize=False)
+    tmp_907 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_908 = np.einsum("Bcia,Bacld->Biald", tmp_907, jac_z_ff__h2, optimize=False)
+    hess_ff__h2 = t["hess_ff__h2"]
+    # einsum("Bac,Bkj,Blk,Bcild->iadj", gelu_z_ff, X, a2, hess_ff__h2)
+    tmp_909 = np.einsum("Bcild,Bac->Bilda", hess_ff__h2, gelu_z_ff, optimize=False)
     tmp_910 = a2 @ X
     hess_F2__V2 = (np.tensordot(tmp_908, tmp_906, axes=([0, 3], [0, 1])) + (np.tensordot(tmp_910, tmp_909, axes=([0, 1], [0, 2]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂F2,O2[i,a,j,d] = Σ_ck gelu'(z_o[a,c]) adj_o[c,i] h2[k,d] jac_z_o__r[a,c,k,j] + Σ_ck gelu(z_o[a,c]) h2[k,d] hess_o__r[c,i,k,j]
-    # einsum("Bac,Bci,Bkd,Backj->iajd", dgelu_z_o, adj_o, h2, jac_z_o__r)
-    tmp_911 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_912 = np.einsum("Backj,Bkd->Bacjd", jac_z_o__r, h2, optimize=False)
-    # einsum("Bac,Bkd,Bcikj->iajd", gelu_z_o, h2, hess_o__r)
-    tmp_913 = np.einsum("Bcikj,Bkd->Bcijd", hess_o__r, h2, optimize=False)
-    hess_F2__O2 = (np.einsum("Bacjd,Bcia->iajd", tmp_912, tmp_911, optimize=False) + (np.tensordot(tmp_913, gelu_z_o, axes=([0, 1], [0, 2]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂F2,g[i,a,j] = Σ_ck gelu'(z_o[a,c]) reciprocal(z2_u[k]) adj_o[c,i] jac_z_o__u[a,c,k,j] r[k,j] - Σ_ck gelu'(z_o[a,c]) reciprocal(z2_u[k]) adj_o[c,i] jac_z_o__u[a,c,k,j] mu[k] + Σ_ck gelu(z_o[a,c]) reciprocal(z2_u[k]) hess_o__u[c,i,k,j] r[k,j] - Σ_ck gelu(z_o[a,c]) reciprocal(z2_u[k]) hess_o__u[c,i,k,j] mu[k]
-    # einsum("Bac,Bk,Bci,ackj,Bkj->iaj", dgelu_z_o, reciprocal_z2_u, adj_o, jac_z_o__u, r)
-    tmp_914 = r * reciprocal_z2_u[:, :, None]
-    tmp_915 = np.einsum("Bkj,ackj->Bjac", tmp_914, jac_z_o__u, optimize=False)
-    tmp_916 = tmp_915 * dgelu_z_o[:, None]
-    # einsum("Bac,Bk,Bci,ackj,Bk->iaj", dgelu_z_o, reciprocal_z2_u, adj_o, jac_z_o__u, mu)
-    tmp_917 = mu * reciprocal_z2_u
-    tmp_918 = tmp_917[:, :, None, None] * dgelu_z_o[:, None]
-    tmp_919 = np.einsum("Bkac,Bci->kaci", tmp_918, adj_o, optimize=False)
-    hess_o__u = t["hess_o__u"]
-    # einsum("Bac,Bk,Bcikj,Bkj->iaj", gelu_z_o, reciprocal_z2_u, hess_o__u, r)
-    tmp_920 = hess_o__u * reciprocal_z2_u[:, None, None, :, None]
+    # ∂f/∂F2,O2[i,a,j,d] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,i] h2[k,d] jac_z_ff__r[a,c,k,j] + Σ_ck gelu(z_ff[a,c]) h2[k,d] hess_ff__r[c,i,k,j]
+    # einsum("Bac,Bci,Bkd,Backj->iajd", dgelu_z_ff, adj_ff, h2, jac_z_ff__r)
+    tmp_911 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_912 = np.einsum("Backj,Bkd->Bacjd", jac_z_ff__r, h2, optimize=False)
+    # einsum("Bac,Bkd,Bcikj->iajd", gelu_z_ff, h2, hess_ff__r)
+    tmp_913 = np.einsum("Bcikj,Bkd->Bcijd", hess_ff__r, h2, optimize=False)
+    hess_F2__O2 = (np.einsum("Bacjd,Bcia->iajd", tmp_912, tmp_911, optimize=False) + (np.tensordot(tmp_913, gelu_z_ff, axes=([0, 1], [0, 2]))).transpose(0, 3, 1, 2)) / B
+    # ∂f/∂F2,g[i,a,j] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,i] jac_z_ff__ln[a,c,k,j] r[k,j] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,i] jac_z_ff__ln[a,c,k,j] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ff__ln[c,i,k,j] r[k,j] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ff__ln[c,i,k,j] mu[k]
+    # einsum("Bac,Bk,Bci,ackj,Bkj->iaj", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, r)
+    tmp_914 = r * reciprocal_z_ln[:, :, None]
+    tmp_915 = np.einsum("Bkj,ackj->Bjac", tmp_914, jac_z_ff__ln, optimize=False)
+    tmp_916 = tmp_915 * dgelu_z_ff[:, None]
+    # einsum("Bac,Bk,Bci,ackj,Bk->iaj", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, mu)
+    tmp_917 = mu * reciprocal_z_ln
+    tmp_918 = tmp_917[:, :, None, None] * dgelu_z_ff[:, None]
+    tmp_919 = np.einsum("Bkac,Bci->kaci", tmp_918, adj_ff, optimize=False)
+    hess_ff__ln = t["hess_ff__ln"]
+    # einsum("Bac,Bk,Bcikj,Bkj->iaj", gelu_z_ff, reciprocal_z_ln, hess_ff__ln, r)
+    tmp_920 = hess_ff__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_921 = np.einsum("Bcikj,Bkj->Bcij", tmp_920, r, optimize=False)
-    # einsum("Bac,Bk,Bcikj,Bk->iaj", gelu_z_o, reciprocal_z2_u, hess_o__u, mu)
-    tmp_922 = mu * reciprocal_z2_u
-    tmp_923 = tmp_922[:, :, None, None] * gelu_z_o[:, None]
-    hess_F2__g = ((np.tensordot(tmp_916, adj_o, axes=([0, 3], [0, 1]))).transpose(2, 1, 0) - np.einsum("kaci,ackj->iaj", tmp_919, jac_z_o__u, optimize=False) + (np.tensordot(tmp_921, gelu_z_o, axes=([0, 1], [0, 2]))).transpose(0, 2, 1) - (np.tensordot(tmp_923, hess_o__u, axes=([0, 1, 3], [0, 3, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂F2,b[i,a,j] = Σ_ck gelu'(z_o[a,c]) adj_o[c,i] jac_z_o__u[a,c,k,j] + Σ_ck gelu(z_o[a,c]) hess_o__u[c,i,k,j]
-    # einsum("Bac,Bci,ackj->iaj", dgelu_z_o, adj_o, jac_z_o__u)
-    tmp_924 = (adj_o.transpose(1, 2, 0)) @ (dgelu_z_o.transpose(2, 0, 1))
-    # einsum("Bac,Bcikj->iaj", gelu_z_o, hess_o__u)
-    hess_F2__b = (((tmp_924.transpose(2, 1, 0)) @ (jac_z_o__u.sum(axis=2))).transpose(1, 0, 2) + (np.tensordot(hess_o__u.sum(axis=3), gelu_z_o, axes=([0, 1], [0, 2]))).transpose(0, 2, 1)) / B
-    # ∂f/∂F2,F1[i,a,j,k] = Σ_c gelu'(z_o[a,c]) δ[a,j] adj_o[c,i] u[c,k] + Σ_cl gelu(z_o[a,c]) hess_o__z_o[c,i,j,l] u[l,k]
-    # einsum("Bac,aj,Bci,Bck->iajk", dgelu_z_o, np.eye(4), adj_o, u)
-    tmp_925 = adj_o[:, :, :, None] * (dgelu_z_o.transpose(0, 2, 1))[:, :, None]
-    tmp_926 = np.tensordot(tmp_925, u, axes=([0, 1], [0, 1]))
-    hess_o__z_o = t["hess_o__z_o"]
-    # einsum("Bac,Bcijl,Blk->iajk", gelu_z_o, hess_o__z_o, u)
-    tmp_927 = np.einsum("Bcijl,Bac->Bijla", hess_o__z_o, gelu_z_o, optimize=False)
-    hess_F2__F1 = (tmp_926[:, :, None] * (np.eye(4))[:, :, None] + (np.tensordot(tmp_927, u, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂F2,F2[i,a,j,k] = Σ_cl gelu(z_o[a,c]) gelu(z_o[k,l]) hess_o__o[c,i,l,j]
-    hess_o__o = t["hess_o__o"]
-    # einsum("Bac,Bkl,Bcilj->iajk", gelu_z_o, gelu_z_o, hess_o__o)
-    tmp_928 = np.einsum("Bcilj,Bac->Bilja", hess_o__o, gelu_z_o, optimize=False)
-    hess_F2__F2 = (np.tensordot(tmp_928, gelu_z_o, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂F2,U[i,a,l,j] = 1/t Σ_c gelu(z_o[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_o[a,c]) hess_o__p[c,i,l] o[k,j]
-    # einsum("Bac,ij,Bl->ialj", gelu_z_o, np.eye(4), adj_p)
-    tmp_929 = adj_p.T @ (gelu_z_o.sum(axis=2))
-    hess_o__p = t["hess_o__p"]
-    # einsum("Bac,Bcil,Bkj->ialj", gelu_z_o, hess_o__p, o)
-    tmp_930 = (o.sum(axis=1))[:, :, None, None] * gelu_z_o[:, None]
-    hess_F2__U = (0.3333333333333333 * tmp_929.T[:, :, None] * (np.eye(4))[:, None, None] + 0.3333333333333333 * (np.tensordot(tmp_930, hess_o__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,Q1[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,j] adj_p[l] jac_o__z_a1[n,i,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,j] hess_p__z_a1[l,m,k] o[n,i]
-    # einsum("dc,Bkc,Bmj,Bl,Bnimk->lidj", K1, X, X, adj_p, jac_o__z_a1)
+    # einsum("Bac,Bk,Bcikj,Bk->iaj", gelu_z_ff, reciprocal_z_ln, hess_ff__ln, mu)
+    tmp_922 = mu * reciprocal_z_ln
+    tmp_923 = tmp_922[:, :, None, None] * gelu_z_ff[:, None]
+    hess_F2__g = ((np.tensordot(tmp_916, adj_ff, axes=([0, 3], [0, 1]))).transpose(2, 1, 0) - np.einsum("kaci,ackj->iaj", tmp_919, jac_z_ff__ln, optimize=False) + (np.tensordot(tmp_921, gelu_z_ff, axes=([0, 1], [0, 2]))).transpose(0, 2, 1) - (np.tensordot(tmp_923, hess_ff__ln, axes=([0, 1, 3], [0, 3, 1]))).transpose(1, 0, 2)) / B
+    # ∂f/∂F2,b[i,a,j] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,i] jac_z_ff__ln[a,c,k,j] + Σ_ck gelu(z_ff[a,c]) hess_ff__ln[c,i,k,j]
+    # einsum("Bac,Bci,ackj->iaj", dgelu_z_ff, adj_ff, jac_z_ff__ln)
+    tmp_924 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
+    # einsum("Bac,Bcikj->iaj", gelu_z_ff, hess_ff__ln)
+    hess_F2__b = (((tmp_924.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(1, 0, 2) + (np.tensordot(hess_ff__ln.sum(axis=3), gelu_z_ff, axes=([0, 1], [0, 2]))).transpose(0, 2, 1)) / B
+    # ∂f/∂F2,F1[i,a,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,j] adj_ff[c,i] ln[c,k] + Σ_cl gelu(z_ff[a,c]) hess_ff__z_ff[c,i,j,l] ln[l,k]
+    # einsum("Bac,aj,Bci,Bck->iajk", dgelu_z_ff, np.eye(4), adj_ff, ln)
+    tmp_925 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_926 = np.tensordot(tmp_925, ln, axes=([0, 1], [0, 1]))
+    hess_ff__z_ff = t["hess_ff__z_ff"]
+    # einsum("Bac,Bcijl,Blk->iajk", gelu_z_ff, hess_ff__z_ff, ln)
+    tmp_927 = np.einsum("Bcijl,Bac->Bijla", hess_ff__z_ff, gelu_z_ff, optimize=False)
+    hess_F2__F1 = (tmp_926[:, :, None] * (np.eye(4))[:, :, None] + (np.tensordot(tmp_927, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    # ∂f/∂F2,F2[i,a,j,k] = Σ_cl gelu(z_ff[a,c]) gelu(z_ff[k,l]) hess_ff__ff[c,i,l,j]
+    hess_ff__ff = t["hess_ff__ff"]
+    # einsum("Bac,Bkl,Bcilj->iajk", gelu_z_ff, gelu_z_ff, hess_ff__ff)
+    tmp_928 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff, optimize=False)
+    hess_F2__F2 = (np.tensordot(tmp_928, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3) / B
+    # ∂f/∂F2,U[i,a,l,j] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,j] hess_ff__p[c,i,l]
+    # einsum("Bac,ij,Bl->ialj", gelu_z_ff, np.eye(4), adj_p)
+    tmp_929 = adj_p.T @ (gelu_z_ff.sum(axis=2))
+    hess_ff__p = t["hess_ff__p"]
+    # einsum("Bac,Bkj,Bcil->ialj", gelu_z_ff, ff, hess_ff__p)
+    tmp_930 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
+    hess_F2__U = (0.3333333333333333 * tmp_929.T[:, :, None] * (np.eye(4))[:, None, None] + 0.3333333333333333 * (np.tensordot(tmp_930, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,Q1[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,j] adj_p[l] jac_ff__z_a1[n,i,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,j] ff[n,i] hess_p__z_a1[l,m,k]
+    # einsum("dc,Bkc,Bmj,Bl,Bnimk->lidj", K1, X, X, adj_p, jac_ff__z_a1)
     tmp_931 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_932 = adj_p[:, :, None, None] * X[:, None]
-    tmp_933 = np.einsum("Bkd,Bimk->Bdim", tmp_931, jac_o__z_a1.sum(axis=1), optimize=False)
+    tmp_933 = np.einsum("Bkd,Bimk->Bdim", tmp_931, jac_ff__z_a1.sum(axis=1), optimize=False)
     hess_p__z_a1 = t["hess_p__z_a1"]
-    # einsum("dc,Bkc,Bmj,Blmk,Bni->lidj", K1, X, X, hess_p__z_a1, o)
+    # einsum("dc,Bkc,Bmj,Bni,Blmk->lidj", K1, X, X, ff, hess_p__z_a1)
     tmp_934 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_935 = np.einsum("Bkd,Blmk->Bdlm", tmp_934, hess_p__z_a1, optimize=False)
     tmp_936 = np.einsum("Bdlm,Bmj->Bdlj", tmp_935, X, optimize=False)
-    hess_U__Q1 = (0.23570226039551584 * (np.tensordot(tmp_933, tmp_932, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_936, o.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂U,K1[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,j] adj_p[l] jac_o__z_a1[n,i,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,j] hess_p__z_a1[l,k,m] o[n,i]
-    # einsum("dc,Bkc,Bmj,Bl,Bnikm->lidj", Q1, X, X, adj_p, jac_o__z_a1)
+    hess_U__Q1 = (0.23570226039551584 * (np.tensordot(tmp_933, tmp_932, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_936, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
+    # ∂f/∂U,K1[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,j] adj_p[l] jac_ff__z_a1[n,i,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,j] ff[n,i] hess_p__z_a1[l,k,m]
+    # einsum("dc,Bkc,Bmj,Bl,Bnikm->lidj", Q1, X, X, adj_p, jac_ff__z_a1)
     tmp_937 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_938 = adj_p[:, :, None, None] * X[:, None]
-    tmp_939 = np.einsum("Bkd,Bikm->Bdim", tmp_937, jac_o__z_a1.sum(axis=1), optimize=False)
-    # einsum("dc,Bkc,Bmj,Blkm,Bni->lidj", Q1, X, X, hess_p__z_a1, o)
+    tmp_939 = np.einsum("Bkd,Bikm->Bdim", tmp_937, jac_ff__z_a1.sum(axis=1), optimize=False)
+    # einsum("dc,Bkc,Bmj,Bni,Blkm->lidj", Q1, X, X, ff, hess_p__z_a1)
     tmp_940 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_941 = np.einsum("Bkd,Blkm->Bdlm", tmp_940, hess_p__z_a1, optimize=False)
     tmp_942 = np.einsum("Bdlm,Bmj->Bdlj", tmp_941, X, optimize=False)
-    hess_U__K1 = (0.23570226039551584 * (np.tensordot(tmp_939, tmp_938, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_942, o.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂U,V1[l,i,d,j] = 1/t Σ_ckm X[c,j] a1[k,c] adj_p[l] jac_o__h1[m,i,k,d] + 1/t Σ_ckm X[c,j] a1[k,c] hess_p__h1[l,k,d] o[m,i]
-    # einsum("Bcj,Bkc,Bl,Bmikd->lidj", X, a1, adj_p, jac_o__h1)
+    hess_U__K1 = (0.23570226039551584 * (np.tensordot(tmp_939, tmp_938, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_942, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
+    # ∂f/∂U,V1[l,i,d,j] = 1/t Σ_ckm X[c,j] a1[k,c] adj_p[l] jac_ff__h1[m,i,k,d] + 1/t Σ_ckm X[c,j] a1[k,c] ff[m,i] hess_p__h1[l,k,d]
+    # einsum("Bcj,Bkc,Bl,Bmikd->lidj", X, a1, adj_p, jac_ff__h1)
     tmp_943 = a1 @ X
-    tmp_944 = (jac_o__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_944 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
     hess_p__h1 = t["hess_p__h1"]
-    # einsum("Bcj,Bkc,Blkd,Bmi->lidj", X, a1, hess_p__h1, o)
+    # einsum("Bcj,Bkc,Bmi,Blkd->lidj", X, a1, ff, hess_p__h1)
     tmp_945 = a1 @ X
     tmp_946 = np.einsum("Bkj,Blkd->Bjld", tmp_945, hess_p__h1, optimize=False)
-    hess_U__V1 = (0.3333333333333333 * (np.tensordot(tmp_944, tmp_943, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_946, o.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂U,O1[l,i,j,d] = 1/t Σ_ck adj_p[l] h1[c,d] jac_o__r[k,i,c,j] + 1/t Σ_ck h1[c,d] hess_p__r[l,c,j] o[k,i]
-    # einsum("Bl,Bcd,Bkicj->lijd", adj_p, h1, jac_o__r)
-    tmp_947 = (jac_o__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_U__V1 = (0.3333333333333333 * (np.tensordot(tmp_944, tmp_943, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_946, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 2, 0)) / B
+    # ∂f/∂U,O1[l,i,j,d] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,i,c,j] + 1/t Σ_ck ff[c,i] h1[k,d] hess_p__r[l,k,j]
+    # einsum("Bl,Bcd,Bkicj->lijd", adj_p, h1, jac_ff__r)
+    tmp_947 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
     hess_p__r = t["hess_p__r"]
-    # einsum("Bcd,Blcj,Bki->lijd", h1, hess_p__r, o)
-    tmp_948 = (o.sum(axis=1))[:, :, None, None] * h1[:, None]
-    hess_U__O1 = (0.3333333333333333 * (np.tensordot(tmp_947, h1, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_948, hess_p__r, axes=([0, 2], [0, 2]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,Q2[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,j] adj_p[l] jac_o__z_a2[n,i,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,j] hess_p__z_a2[l,m,k] o[n,i]
-    # einsum("dc,Bkc,Bmj,Bl,Bnimk->lidj", K2, X, X, adj_p, jac_o__z_a2)
+    # einsum("Bci,Bkd,Blkj->lijd", ff, h1, hess_p__r)
+    tmp_948 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    hess_U__O1 = (0.3333333333333333 * (np.tensordot(tmp_947, h1, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_948, hess_p__r, axes=([0, 1], [0, 2]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,Q2[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,j] adj_p[l] jac_ff__z_a2[n,i,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,j] ff[n,i] hess_p__z_a2[l,m,k]
+    # einsum("dc,Bkc,Bmj,Bl,Bnimk->lidj", K2, X, X, adj_p, jac_ff__z_a2)
     tmp_949 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_950 = adj_p[:, :, None, None] * X[:, None]
-    tmp_951 = np.einsum("Bkd,Bimk->Bdim", tmp_949, jac_o__z_a2.sum(axis=1), optimize=False)
+    tmp_951 = np.einsum("Bkd,Bimk->Bdim", tmp_949, jac_ff__z_a2.sum(axis=1), optimize=False)
     hess_p__z_a2 = t["hess_p__z_a2"]
-    # einsum("dc,Bkc,Bmj,Blmk,Bni->lidj", K2, X, X, hess_p__z_a2, o)
+    # einsum("dc,Bkc,Bmj,Bni,Blmk->lidj", K2, X, X, ff, hess_p__z_a2)
     tmp_952 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_953 = np.einsum("Bkd,Blmk->Bdlm", tmp_952, hess_p__z_a2, optimize=False)
     tmp_954 = np.einsum("Bdlm,Bmj->Bdlj", tmp_953, X, optimize=False)
-    hess_U__Q2 = (0.23570226039551584 * (np.tensordot(tmp_951, tmp_950, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_954, o.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂U,K2[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,j] adj_p[l] jac_o__z_a2[n,i,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,j] hess_p__z_a2[l,k,m] o[n,i]
-    # einsum("dc,Bkc,Bmj,Bl,Bnikm->lidj", Q2, X, X, adj_p, jac_o__z_a2)
+    hess_U__Q2 = (0.23570226039551584 * (np.tensordot(tmp_951, tmp_950, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_954, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
+    # ∂f/∂U,K2[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,j] adj_p[l] jac_ff__z_a2[n,i,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,j] ff[n,i] hess_p__z_a2[l,k,m]
+    # einsum("dc,Bkc,Bmj,Bl,Bnikm->lidj", Q2, X, X, adj_p, jac_ff__z_a2)
     tmp_955 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_956 = adj_p[:, :, None, None] * X[:, None]
-    tmp_957 = np.einsum("Bkd,Bikm->Bdim", tmp_955, jac_o__z_a2.sum(axis=1), optimize=False)
-    # einsum("dc,Bkc,Bmj,Blkm,Bni->lidj", Q2, X, X, hess_p__z_a2, o)
+    tmp_957 = np.einsum("Bkd,Bikm->Bdim", tmp_955, jac_ff__z_a2.sum(axis=1), optimize=False)
+    # einsum("dc,Bkc,Bmj,Bni,Blkm->lidj", Q2, X, X, ff, hess_p__z_a2)
     tmp_958 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_959 = np.einsum("Bkd,Blkm->Bdlm", tmp_958, hess_p__z_a2, optimize=False)
     tmp_960 = np.einsum("Bdlm,Bmj->Bdlj", tmp_959, X, optimize=False)
-    hess_U__K2 = (0.23570226039551584 * (np.tensordot(tmp_957, tmp_956, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_960, o.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂U,V2[l,i,d,j] = 1/t Σ_ckm X[c,j] a2[k,c] adj_p[l] jac_o__h2[m,i,k,d] + 1/t Σ_ckm X[c,j] a2[k,c] hess_p__h2[l,k,d] o[m,i]
-    # einsum("Bcj,Bkc,Bl,Bmikd->lidj", X, a2, adj_p, jac_o__h2)
+    hess_U__K2 = (0.23570226039551584 * (np.tensordot(tmp_957, tmp_956, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_960, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
+    # ∂f/∂U,V2[l,i,d,j] = 1/t Σ_ckm X[c,j] a2[k,c] adj_p[l] jac_ff__h2[m,i,k,d] + 1/t Σ_ckm X[c,j] a2[k,c] ff[m,i] hess_p__h2[l,k,d]
+    # einsum("Bcj,Bkc,Bl,Bmikd->lidj", X, a2, adj_p, jac_ff__h2)
     tmp_961 = a2 @ X
-    tmp_962 = (jac_o__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_962 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
     hess_p__h2 = t["hess_p__h2"]
-    # einsum("Bcj,Bkc,Blkd,Bmi->lidj", X, a2, hess_p__h2, o)
+    # einsum("Bcj,Bkc,Bmi,Blkd->lidj", X, a2, ff, hess_p__h2)
     tmp_963 = a2 @ X
     tmp_964 = np.einsum("Bkj,Blkd->Bjld", tmp_963, hess_p__h2, optimize=False)
-    hess_U__V2 = (0.3333333333333333 * (np.tensordot(tmp_962, tmp_961, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_964, o.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂U,O2[l,i,j,d] = 1/t Σ_ck adj_p[l] h2[c,d] jac_o__r[k,i,c,j] + 1/t Σ_ck h2[c,d] hess_p__r[l,c,j] o[k,i]
-    # einsum("Bl,Bcd,Bkicj->lijd", adj_p, h2, jac_o__r)
-    tmp_965 = (jac_o__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    # einsum("Bcd,Blcj,Bki->lijd", h2, hess_p__r, o)
-    tmp_966 = (o.sum(axis=1))[:, :, None, None] * h2[:, None]
-    hess_U__O2 = (0.3333333333333333 * (np.tensordot(tmp_965, h2, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_966, hess_p__r, axes=([0, 2], [0, 2]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,g[l,i,j] = 1/t Σ_ck reciprocal(z2_u[c]) adj_p[l] jac_o__u[k,i,c,j] r[c,j] - 1/t Σ_ck reciprocal(z2_u[c]) adj_p[l] jac_o__u[k,i,c,j] mu[c] + 1/t Σ_ck reciprocal(z2_u[c]) hess_p__u[l,c,j] o[k,i] r[c,j] - 1/t Σ_ck reciprocal(z2_u[c]) hess_p__u[l,c,j] mu[c] o[k,i]
-    # einsum("Bc,Bl,Bkicj,Bcj->lij", reciprocal_z2_u, adj_p, jac_o__u, r)
-    tmp_967 = r * reciprocal_z2_u[:, :, None]
-    tmp_968 = (((tmp_967.transpose(0, 2, 1))[..., None, :]) @ ((jac_o__u.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
-    # einsum("Bc,Bl,Bkicj,Bc->lij", reciprocal_z2_u, adj_p, jac_o__u, mu)
-    tmp_969 = mu * reciprocal_z2_u
-    tmp_970 = np.einsum("Bc,Bicj->Bij", tmp_969, jac_o__u.sum(axis=1), optimize=False)
-    hess_p__u = t["hess_p__u"]
-    # einsum("Bc,Blcj,Bki,Bcj->lij", reciprocal_z2_u, hess_p__u, o, r)
-    tmp_971 = r[:, :, :, None] * hess_p__u.transpose(0, 2, 3, 1)
-    tmp_972 = (o.sum(axis=1))[:, :, None] * reciprocal_z2_u[:, None]
-    # einsum("Bc,Blcj,Bc,Bki->lij", reciprocal_z2_u, hess_p__u, mu, o)
-    tmp_973 = mu * reciprocal_z2_u
-    tmp_974 = tmp_973[:, :, None] * (o.sum(axis=1))[:, None]
-    hess_U__g = (0.3333333333333333 * (np.tensordot(tmp_968, adj_p, axes=([0], [0]))).transpose(2, 1, 0) - 0.3333333333333333 * (np.tensordot(tmp_970, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + 0.3333333333333333 * (np.tensordot(tmp_972, tmp_971, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.3333333333333333 * (np.tensordot(tmp_974, hess_p__u, axes=([0, 1], [0, 2]))).transpose(1, 0, 2)) / B
-    # ∂f/∂U,b[l,i,j] = 1/t Σ_ck adj_p[l] jac_o__u[c,i,k,j] + 1/t Σ_ck hess_p__u[l,c,j] o[k,i]
-    # einsum("Bl,Bcikj->lij", adj_p, jac_o__u)
-    # einsum("Blcj,Bki->lij", hess_p__u, o)
-    hess_U__b = (0.3333333333333333 * (np.tensordot(jac_o__u.sum(axis=(1, 3)), adj_p, axes=([0], [0]))).transpose(2, 0, 1) + 0.3333333333333333 * (np.tensordot(o.sum(axis=1), hess_p__u.sum(axis=2), axes=([0], [0]))).transpose(1, 0, 2)) / B
-    # ∂f/∂U,F1[l,i,a,j] = 1/t Σ_ck adj_p[l] jac_o__z_o[c,i,a,k] u[k,j] + 1/t Σ_ck hess_p__z_o[l,a,c] o[k,i] u[c,j]
-    # einsum("Bl,Bciak,Bkj->liaj", adj_p, jac_o__z_o, u)
-    tmp_975 = (jac_o__z_o.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    hess_p__z_o = t["hess_p__z_o"]
-    # einsum("Blac,Bki,Bcj->liaj", hess_p__z_o, o, u)
-    tmp_976 = u[:, :, :, None] * (o.sum(axis=1))[:, None, None]
-    hess_U__F1 = (0.3333333333333333 * (np.tensordot(tmp_975, u, axes=([0, 3], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_976, hess_p__z_o, axes=([0, 1], [0, 3]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,F2[l,i,j,a] = 1/t Σ_c gelu(z_o[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_o[a,c]) hess_p__o[l,c,j] o[k,i]
-    # einsum("Bac,ij,Bl->lija", gelu_z_o, np.eye(4), adj_p)
-    tmp_977 = adj_p.T @ (gelu_z_o.sum(axis=2))
-    hess_p__o = t["hess_p__o"]
-    # einsum("Bac,Blcj,Bki->lija", gelu_z_o, hess_p__o, o)
-    tmp_978 = (o.sum(axis=1))[:, :, None, None] * gelu_z_o[:, None]
-    hess_U__F2 = (0.3333333333333333 * tmp_977[:, None, None] * (np.eye(4))[:, :, None] + 0.3333333333333333 * (np.tensordot(tmp_978, hess_p__o, axes=([0, 3], [0, 2]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,U[l,i,j,k] = t**(-2) Σ_cm hess_p__p[l,j] o[c,i] o[m,k]
+    hess_U__V2 = (0.3333333333333333 * (np.tensordot(tmp_962, tmp_961, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_964, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 2, 0)) / B
+    # ∂f/∂U,O2[l,i,j,d] = 1/t Σ_ck adj_p[l] h2[c,d] jac_ff__r[k,i,c,j] + 1/t Σ_ck ff[c,i] h2[k,d] hess_p__r[l,k,j]
+    # einsum("Bl,Bcd,Bkicj->lijd", adj_p, h2, jac_ff__r)
+    tmp_965 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    # einsum("Bci,Bkd,Blkj->lijd", ff, h2, hess_p__r)
+    tmp_966 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    hess_U__O2 = (0.3333333333333333 * (np.tensordot(tmp_965, h2, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_966, hess_p__r, axes=([0, 1], [0, 2]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,g[l,i,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,i,c,j] r[c,j] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,i,c,j] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,i] hess_p__ln[l,c,j] r[c,j] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,i] hess_p__ln[l,c,j] mu[c]
+    # einsum("Bc,Bl,Bkicj,Bcj->lij", reciprocal_z_ln, adj_p, jac_ff__ln, r)
+    tmp_967 = r * reciprocal_z_ln[:, :, None]
+    tmp_968 = (((tmp_967.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
+    # einsum("Bc,Bl,Bkicj,Bc->lij", reciprocal_z_ln, adj_p, jac_ff__ln, mu)
+    tmp_969 = mu * reciprocal_z_ln
+    tmp_970 = np.einsum("Bc,Bicj->Bij", tmp_969, jac_ff__ln.sum(axis=1), optimize=False)
+    hess_p__ln = t["hess_p__ln"]
+    # einsum("Bc,Bki,Blcj,Bcj->lij", reciprocal_z_ln, ff, hess_p__ln, r)
+    tmp_971 = r[:, :, :, None] * hess_p__ln.transpose(0, 2, 3, 1)
+    tmp_972 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
+    # einsum("Bc,Bki,Blcj,Bc->lij", reciprocal_z_ln, ff, hess_p__ln, mu)
+    tmp_973 = mu * reciprocal_z_ln
+    tmp_974 = tmp_973[:, :, None] * (ff.sum(axis=1))[:, None]
+    hess_U__g = (0.3333333333333333 * (np.tensordot(tmp_968, adj_p, axes=([0], [0]))).transpose(2, 1, 0) - 0.3333333333333333 * (np.tensordot(tmp_970, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + 0.3333333333333333 * (np.tensordot(tmp_972, tmp_971, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.3333333333333333 * (np.tensordot(tmp_974, hess_p__ln, axes=([0, 1], [0, 2]))).transpose(1, 0, 2)) / B
+    # ∂f/∂U,b[l,i,j] = 1/t Σ_ck adj_p[l] jac_ff__ln[c,i,k,j] + 1/t Σ_ck ff[c,i] hess_p__ln[l,k,j]
+    # einsum("Bl,Bcikj->lij", adj_p, jac_ff__ln)
+    # einsum("Bci,Blkj->lij", ff, hess_p__ln)
+    hess_U__b = (0.3333333333333333 * (np.tensordot(jac_ff__ln.sum(axis=(1, 3)), adj_p, axes=([0], [0]))).transpose(2, 0, 1) + 0.3333333333333333 * (np.tensordot(hess_p__ln.sum(axis=2), ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1)) / B
+    # ∂f/∂U,F1[l,i,a,j] = 1/t Σ_ck adj_p[l] jac_ff__z_ff[c,i,a,k] ln[k,j] + 1/t Σ_ck ff[c,i] hess_p__z_ff[l,a,k] ln[k,j]
+    # einsum("Bl,Bciak,Bkj->liaj", adj_p, jac_ff__z_ff, ln)
+    tmp_975 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    hess_p__z_ff = t["hess_p__z_ff"]
+    # einsum("Bci,Blak,Bkj->liaj", ff, hess_p__z_ff, ln)
+    tmp_976 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    hess_U__F1 = (0.3333333333333333 * (np.tensordot(tmp_975, ln, axes=([0, 3], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_976, hess_p__z_ff, axes=([0, 1], [0, 3]))).transpose(2, 1, 3, 0)) / B
+    # ∂f/∂U,F2[l,i,j,a] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,i] hess_p__ff[l,c,j]
+    # einsum("Bac,ij,Bl->lija", gelu_z_ff, np.eye(4), adj_p)
+    tmp_977 = adj_p.T @ (gelu_z_ff.sum(axis=2))
+    hess_p__ff = t["hess_p__ff"]
+    # einsum("Bac,Bki,Blcj->lija", gelu_z_ff, ff, hess_p__ff)
+    tmp_978 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
+    hess_U__F2 = (0.3333333333333333 * tmp_977[:, None, None] * (np.eye(4))[:, :, None] + 0.3333333333333333 * (np.tensordot(tmp_978, hess_p__ff, axes=([0, 3], [0, 2]))).transpose(2, 0, 3, 1)) / B
+    # ∂f/∂U,U[l,i,j,k] = t**(-2) Σ_cm ff[c,i] ff[m,k] hess_p__p[l,j]
     hess_p__p = t["hess_p__p"]
-    # einsum("Blj,Bci,Bmk->lijk", hess_p__p, o, o)
-    tmp_979 = (o.sum(axis=1))[:, :, None] * (o.sum(axis=1))[:, None]
+    # einsum("Bci,Bmk,Blj->lijk", ff, ff, hess_p__p)
+    tmp_979 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
     hess_U__U = 0.1111111111111111 * (np.tensordot(tmp_979, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
     return {("Q1", "Q1"): hess_Q1__Q1, ("Q1", "K1"): hess_Q1__K1, ("Q1", "V1"): hess_Q1__V1, ("Q1", "O1"): hess_Q1__O1, ("Q1", "Q2"): hess_Q1__Q2, ("Q1", "K2"): hess_Q1__K2, ("Q1", "V2"): hess_Q1__V2, ("Q1", "O2"): hess_Q1__O2, ("Q1", "g"): hess_Q1__g, ("Q1", "b"): hess_Q1__b, ("Q1", "F1"): hess_Q1__F1, ("Q1", "F2"): hess_Q1__F2, ("Q1", "U"): hess_Q1__U, ("K1", "Q1"): hess_K1__Q1, ("K1", "K1"): hess_K1__K1, ("K1", "V1"): hess_K1__V1, ("K1", "O1"): hess_K1__O1, ("K1", "Q2"): hess_K1__Q2, ("K1", "K2"): hess_K1__K2, ("K1", "V2"): hess_K1__V2, ("K1", "O2"): hess_K1__O2, ("K1", "g"): hess_K1__g, ("K1", "b"): hess_K1__b, ("K1", "F1"): hess_K1__F1, ("K1", "F2"): hess_K1__F2, ("K1", "U"): hess_K1__U, ("V1", "Q1"): hess_V1__Q1, ("V1", "K1"): hess_V1__K1, ("V1", "V1"): hess_V1__V1, ("V1", "O1"): hess_V1__O1, ("V1", "Q2"): hess_V1__Q2, ("V1", "K2"): hess_V1__K2, ("V1", "V2"): hess_V1__V2, ("V1", "O2"): hess_V1__O2, ("V1", "g"): hess_V1__g, ("V1", "b"): hess_V1__b, ("V1", "F1"): hess_V1__F1, ("V1", "F2"): hess_V1__F2, ("V1", "U"): hess_V1__U, ("O1", "Q1"): hess_O1__Q1, ("O1", "K1"): hess_O1__K1, ("O1", "V1"): hess_O1__V1, ("O1", "O1"): hess_O1__O1, ("O1", "Q2"): hess_O1__Q2, ("O1", "K2"): hess_O1__K2, ("O1", "V2"): hess_O1__V2, ("O1", "O2"): hess_O1__O2, ("O1", "g"): hess_O1__g, ("O1", "b"): hess_O1__b, ("O1", "F1"): hess_O1__F1, ("O1", "F2"): hess_O1__F2, ("O1", "U"): hess_O1__U, ("Q2", "Q1"): hess_Q2__Q1, ("Q2", "K1"): hess_Q2__K1, ("Q2", "V1"): hess_Q2__V1, ("Q2", "O1"): hess_Q2__O1, ("Q2", "Q2"): hess_Q2__Q2, ("Q2", "K2"): hess_Q2__K2, ("Q2", "V2"): hess_Q2__V2, ("Q2", "O2"): hess_Q2__O2, ("Q2", "g"): hess_Q2__g, ("Q2", "b"): hess_Q2__b, ("Q2", "F1"): hess_Q2__F1, ("Q2", "F2"): hess_Q2__F2, ("Q2", "U"): hess_Q2__U, ("K2", "Q1"): hess_K2__Q1, ("K2", "K1"): hess_K2__K1, ("K2", "V1"): hess_K2__V1, ("K2", "O1"): hess_K2__O1, ("K2", "Q2"): hess_K2__Q2, ("K2", "K2"): hess_K2__K2, ("K2", "V2"): hess_K2__V2, ("K2", "O2"): hess_K2__O2, ("K2", "g"): hess_K2__g, ("K2", "b"): hess_K2__b, ("K2", "F1"): hess_K2__F1, ("K2", "F2"): hess_K2__F2, ("K2", "U"): hess_K2__U, ("V2", "Q1"): hess_V2__Q1, ("V2", "K1"): hess_V2__K1, ("V2", "V1"): hess_V2__V1, ("V2", "O1"): hess_V2__O1, ("V2", "Q2"): hess_V2__Q2, ("V2", "K2"): hess_V2__K2, ("V2", "V2"): hess_V2__V2, ("V2", "O2"): hess_V2__O2, ("V2", "g"): hess_V2__g, ("V2", "b"): hess_V2__b, ("V2", "F1"): hess_V2__F1, ("V2", "F2"): hess_V2__F2, ("V2", "U"): hess_V2__U, ("O2", "Q1"): hess_O2__Q1, ("O2", "K1"): hess_O2__K1, ("O2", "V1"): hess_O2__V1, ("O2", "O1"): hess_O2__O1, ("O2", "Q2"): hess_O2__Q2, ("O2", "K2"): hess_O2__K2, ("O2", "V2"): hess_O2__V2, ("O2", "O2"): hess_O2__O2, ("O2", "g"): hess_O2__g, ("O2", "b"): hess_O2__b, ("O2", "F1"): hess_O2__F1, ("O2", "F2"): hess_O2__F2, ("O2", "U"): hess_O2__U, ("g", "Q1"): hess_g__Q1, ("g", "K1"): hess_g__K1, ("g", "V1"): hess_g__V1, ("g", "O1"): hess_g__O1, ("g", "Q2"): hess_g__Q2, ("g", "K2"): hess_g__K2, ("g", "V2"): hess_g__V2, ("g", "O2"): hess_g__O2, ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "F1"): hess_g__F1, ("g", "F2"): hess_g__F2, ("g", "U"): hess_g__U, ("b", "Q1"): hess_b__Q1, ("b", "K1"): hess_b__K1, ("b", "V1"): hess_b__V1, ("b", "O1"): hess_b__O1, ("b", "Q2"): hess_b__Q2, ("b", "K2"): hess_b__K2, ("b", "V2"): hess_b__V2, ("b", "O2"): hess_b__O2, ("b", "g"): hess_b__g, ("b", "b"): hess_b__b, ("b", "F1"): hess_b__F1, ("b", "F2"): hess_b__F2, ("b", "U"): hess_b__U, ("F1", "Q1"): hess_F1__Q1, ("F1", "K1"): hess_F1__K1, ("F1", "V1"): hess_F1__V1, ("F1", "O1"): hess_F1__O1, ("F1", "Q2"): hess_F1__Q2, ("F1", "K2"): hess_F1__K2, ("F1", "V2"): hess_F1__V2, ("F1", "O2"): hess_F1__O2, ("F1", "g"): hess_F1__g, ("F1", "b"): hess_F1__b, ("F1", "F1"): hess_F1__F1, ("F1", "F2"): hess_F1__F2, ("F1", "U"): hess_F1__U, ("F2", "Q1"): hess_F2__Q1, ("F2", "K1"): hess_F2__K1, ("F2", "V1"): hess_F2__V1, ("F2", "O1"): hess_F2__O1, ("F2", "Q2"): hess_F2__Q2, ("F2", "K2"): hess_F2__K2, ("F2", "V2"): hess_F2__V2, ("F2", "O2"): hess_F2__O2, ("F2", "g"): hess_F2__g, ("F2", "b"): hess_F2__b, ("F2", "F1"): hess_F2__F1, ("F2", "F2"): hess_F2__F2, ("F2", "U"): hess_F2__U, ("U", "Q1"): hess_U__Q1, ("U", "K1"): hess_U__K1, ("U", "V1"): hess_U__V1, ("U", "O1"): hess_U__O1, ("U", "Q2"): hess_U__Q2, ("U", "K2"): hess_U__K2, ("U", "V2"): hess_U__V2, ("U", "O2"): hess_U__O2, ("U", "g"): hess_U__g, ("U", "b"): hess_U__b, ("U", "F1"): hess_U__F1, ("U", "F2"): hess_U__F2, ("U", "U"): hess_U__U}
 
@@ -5666,11 +5536,10 @@ def hvp(params, data, vector):
     t["dir_F2"] = vector["F2"]
     t["dir_U"] = vector["U"]
     t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_z_o"] = _adj_z_o(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_z2_u"] = _adj_z2_u(t)
-    t["adj_z_u"] = _adj_z_u(t)
+    t["adj_ff"] = _adj_ff(t)
+    t["adj_z_ff"] = _adj_z_ff(t)
+    t["adj_ln"] = _adj_ln(t)
+    t["adj_z_ln"] = _adj_z_ln(t)
     t["adj_va"] = _adj_va(t)
     t["adj_mu"] = _adj_mu(t)
     t["adj_r"] = _adj_r(t)
@@ -5689,18 +5558,16 @@ def hvp(params, data, vector):
     t["tan_r"] = _tan_r(t)
     t["tan_mu"] = _tan_mu(t)
     t["tan_va"] = _tan_va(t)
-    t["tan_z_u"] = _tan_z_u(t)
-    t["tan_z2_u"] = _tan_z2_u(t)
-    t["tan_u"] = _tan_u(t)
-    t["tan_z_o"] = _tan_z_o(t)
-    t["tan_o"] = _tan_o(t)
+    t["tan_z_ln"] = _tan_z_ln(t)
+    t["tan_ln"] = _tan_ln(t)
+    t["tan_z_ff"] = _tan_z_ff(t)
+    t["tan_ff"] = _tan_ff(t)
     t["tan_p"] = _tan_p(t)
     t["radj_p"] = _radj_p(t)
-    t["radj_o"] = _radj_o(t)
-    t["radj_z_o"] = _radj_z_o(t)
-    t["radj_u"] = _radj_u(t)
-    t["radj_z2_u"] = _radj_z2_u(t)
-    t["radj_z_u"] = _radj_z_u(t)
+    t["radj_ff"] = _radj_ff(t)
+    t["radj_z_ff"] = _radj_z_ff(t)
+    t["radj_ln"] = _radj_ln(t)
+    t["radj_z_ln"] = _radj_z_ln(t)
     t["radj_va"] = _radj_va(t)
     t["radj_mu"] = _radj_mu(t)
     t["radj_r"] = _radj_r(t)
@@ -5790,73 +5657,72 @@ def hvp(params, data, vector):
     tan_h2 = t["tan_h2"]
     # einsum("Bci,Bcd->id", adj_r, tan_h2)
     hvp_O2 = (np.tensordot(radj_r, h2, axes=([0, 1], [0, 1])) + (np.tensordot(tan_h2, adj_r, axes=([0, 1], [0, 1]))).T) / B
-    # Σ_b H[g,b]·vector[b][i] = Σ_c reciprocal'(z2_u[c]) adj_u[c,i] r[c,i] tan_z2_u[c] - Σ_c reciprocal'(z2_u[c]) adj_u[c,i] mu[c] tan_z2_u[c] + Σ_c reciprocal(z2_u[c]) r[c,i] radj_u[c,i] - Σ_c reciprocal(z2_u[c]) mu[c] radj_u[c,i] + Σ_c reciprocal(z2_u[c]) adj_u[c,i] tan_r[c,i] - Σ_c reciprocal(z2_u[c]) adj_u[c,i] tan_mu[c]
-    z2_u = t["z2_u"]
-    dreciprocal_z2_u = -1/z2_u**2
-    adj_u = t["adj_u"]
+    # Σ_b H[g,b]·vector[b][i] = Σ_c reciprocal'(z_ln[c]) adj_ln[c,i] r[c,i] tan_z_ln[c] - Σ_c reciprocal'(z_ln[c]) adj_ln[c,i] mu[c] tan_z_ln[c] + Σ_c reciprocal(z_ln[c]) r[c,i] radj_ln[c,i] - Σ_c reciprocal(z_ln[c]) mu[c] radj_ln[c,i] + Σ_c reciprocal(z_ln[c]) adj_ln[c,i] tan_r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] tan_mu[c]
+    z_ln = t["z_ln"]
+    dreciprocal_z_ln = -1/z_ln**2
+    adj_ln = t["adj_ln"]
     r = t["r"]
-    tan_z2_u = t["tan_z2_u"]
-    # einsum("Bc,Bci,Bci,Bc->i", dreciprocal_z2_u, adj_u, r, tan_z2_u)
-    tmp_21 = tan_z2_u * dreciprocal_z2_u
-    tmp_22 = r * adj_u
+    tan_z_ln = t["tan_z_ln"]
+    # einsum("Bc,Bci,Bci,Bc->i", dreciprocal_z_ln, adj_ln, r, tan_z_ln)
+    tmp_21 = tan_z_ln * dreciprocal_z_ln
+    tmp_22 = r * adj_ln
     mu = t["mu"]
-    # einsum("Bc,Bci,Bc,Bc->i", dreciprocal_z2_u, adj_u, mu, tan_z2_u)
-    tmp_23 = tan_z2_u * mu
-    tmp_24 = adj_u * dreciprocal_z2_u[:, :, None]
-    reciprocal_z2_u = z2_u**(-1.0)
-    radj_u = t["radj_u"]
-    # einsum("Bc,Bci,Bci->i", reciprocal_z2_u, r, radj_u)
-    tmp_25 = r * reciprocal_z2_u[:, :, None]
-    # einsum("Bc,Bc,Bci->i", reciprocal_z2_u, mu, radj_u)
-    tmp_26 = radj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bc,Bc->i", dreciprocal_z_ln, adj_ln, mu, tan_z_ln)
+    tmp_23 = tan_z_ln * mu
+    tmp_24 = adj_ln * dreciprocal_z_ln[:, :, None]
+    reciprocal_z_ln = z_ln**(-1.0)
+    radj_ln = t["radj_ln"]
+    # einsum("Bc,Bci,Bci->i", reciprocal_z_ln, r, radj_ln)
+    tmp_25 = r * reciprocal_z_ln[:, :, None]
+    # einsum("Bc,Bc,Bci->i", reciprocal_z_ln, mu, radj_ln)
+    tmp_26 = radj_ln * reciprocal_z_ln[:, :, None]
     tan_r = t["tan_r"]
-    # einsum("Bc,Bci,Bci->i", reciprocal_z2_u, adj_u, tan_r)
-    tmp_27 = adj_u * reciprocal_z2_u[:, :, None]
+    # einsum("Bc,Bci,Bci->i", reciprocal_z_ln, adj_ln, tan_r)
+    tmp_27 = adj_ln * reciprocal_z_ln[:, :, None]
     tan_mu = t["tan_mu"]
-    # einsum("Bc,Bci,Bc->i", reciprocal_z2_u, adj_u, tan_mu)
-    tmp_28 = adj_u * reciprocal_z2_u[:, :, None]
-    hvp_g = (np.tensordot(tmp_22, tmp_21, axes=([0, 1], [0, 1])) - np.tensordot(tmp_24, tmp_23, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_25, radj_u, optimize=False) - np.tensordot(tmp_26, mu, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_27, tan_r, optimize=False) - np.tensordot(tmp_28, tan_mu, axes=([0, 1], [0, 1]))) / B
-    # Σ_b H[b,b]·vector[b][i] = Σ_c radj_u[c,i]
-    # einsum("Bci->i", radj_u)
-    hvp_b = radj_u.sum(axis=(0, 1)) / B
-    # Σ_b H[F1,b]·vector[b][a,i] = Σ_c radj_z_o[a,c] u[c,i] + Σ_c adj_z_o[a,c] tan_u[c,i]
-    radj_z_o = t["radj_z_o"]
-    u = t["u"]
-    # einsum("Bac,Bci->ai", radj_z_o, u)
-    adj_z_o = t["adj_z_o"]
-    tan_u = t["tan_u"]
-    # einsum("Bac,Bci->ai", adj_z_o, tan_u)
-    hvp_F1 = ((np.tensordot(u, radj_z_o, axes=([0, 1], [0, 2]))).T + (np.tensordot(tan_u, adj_z_o, axes=([0, 1], [0, 2]))).T) / B
-    # Σ_b H[F2,b]·vector[b][i,a] = Σ_c gelu'(z_o[a,c]) adj_o[c,i] tan_z_o[a,c] + Σ_c gelu(z_o[a,c]) radj_o[c,i]
-    z_o = t["z_o"]
-    dgelu_z_o = (1/2)*np.sqrt(2)*z_o*np.exp(-1/2*z_o**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_o) + 1/2
-    adj_o = t["adj_o"]
-    tan_z_o = t["tan_z_o"]
-    # einsum("Bac,Bci,Bac->ia", dgelu_z_o, adj_o, tan_z_o)
-    tmp_29 = tan_z_o * dgelu_z_o
-    gelu_z_o = (1/2)*z_o*(_erf((1/2)*np.sqrt(2)*z_o) + 1)
-    radj_o = t["radj_o"]
-    # einsum("Bac,Bci->ia", gelu_z_o, radj_o)
-    hvp_F2 = ((np.tensordot(tmp_29, adj_o, axes=([0, 2], [0, 1]))).T + np.tensordot(radj_o, gelu_z_o, axes=([0, 1], [0, 2]))) / B
-    # Σ_b H[U,b]·vector[b][l,i] = 1/t Σ_c o[c,i] radj_p[l] + 1/t Σ_c adj_p[l] tan_o[c,i]
-    o = t["o"]
+    # einsum("Bc,Bci,Bc->i", reciprocal_z_ln, adj_ln, tan_mu)
+    tmp_28 = adj_ln * reciprocal_z_ln[:, :, None]
+    hvp_g = (np.tensordot(tmp_22, tmp_21, axes=([0, 1], [0, 1])) - np.tensordot(tmp_24, tmp_23, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_25, radj_ln, optimize=False) - np.tensordot(tmp_26, mu, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_27, tan_r, optimize=False) - np.tensordot(tmp_28, tan_mu, axes=([0, 1], [0, 1]))) / B
+    # Σ_b H[b,b]·vector[b][i] = Σ_c radj_ln[c,i]
+    # einsum("Bci->i", radj_ln)
+    hvp_b = radj_ln.sum(axis=(0, 1)) / B
+    # Σ_b H[F1,b]·vector[b][a,i] = Σ_c ln[c,i] radj_z_ff[a,c] + Σ_c adj_z_ff[a,c] tan_ln[c,i]
+    ln = t["ln"]
+    radj_z_ff = t["radj_z_ff"]
+    # einsum("Bci,Bac->ai", ln, radj_z_ff)
+    adj_z_ff = t["adj_z_ff"]
+    tan_ln = t["tan_ln"]
+    # einsum("Bac,Bci->ai", adj_z_ff, tan_ln)
+    hvp_F1 = (np.tensordot(radj_z_ff, ln, axes=([0, 2], [0, 1])) + (np.tensordot(tan_ln, adj_z_ff, axes=([0, 1], [0, 2]))).T) / B
+    # Σ_b H[F2,b]·vector[b][i,a] = Σ_c gelu'(z_ff[a,c]) adj_ff[c,i] tan_z_ff[a,c] + Σ_c gelu(z_ff[a,c]) radj_ff[c,i]
+    z_ff = t["z_ff"]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+    adj_ff = t["adj_ff"]
+    tan_z_ff = t["tan_z_ff"]
+    # einsum("Bac,Bci,Bac->ia", dgelu_z_ff, adj_ff, tan_z_ff)
+    tmp_29 = tan_z_ff * dgelu_z_ff
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    radj_ff = t["radj_ff"]
+    # einsum("Bac,Bci->ia", gelu_z_ff, radj_ff)
+    hvp_F2 = ((np.tensordot(tmp_29, adj_ff, axes=([0, 2], [0, 1]))).T + np.tensordot(radj_ff, gelu_z_ff, axes=([0, 1], [0, 2]))) / B
+    # Σ_b H[U,b]·vector[b][l,i] = 1/t Σ_c ff[c,i] radj_p[l] + 1/t Σ_c adj_p[l] tan_ff[c,i]
+    ff = t["ff"]
     radj_p = t["radj_p"]
-    # einsum("Bci,Bl->li", o, radj_p)
+    # einsum("Bci,Bl->li", ff, radj_p)
     adj_p = t["adj_p"]
-    tan_o = t["tan_o"]
-    # einsum("Bl,Bci->li", adj_p, tan_o)
-    hvp_U = (0.3333333333333333 * radj_p.T @ (o.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_o.sum(axis=1))) / B
+    tan_ff = t["tan_ff"]
+    # einsum("Bl,Bci->li", adj_p, tan_ff)
+    hvp_U = (0.3333333333333333 * radj_p.T @ (ff.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_ff.sum(axis=1))) / B
     return {"Q1": hvp_Q1, "K1": hvp_K1, "V1": hvp_V1, "O1": hvp_O1, "Q2": hvp_Q2, "K2": hvp_K2, "V2": hvp_V2, "O2": hvp_O2, "g": hvp_g, "b": hvp_b, "F1": hvp_F1, "F2": hvp_F2, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_p__o"] = _jac_p__o(t)
-    t["jac_p__z_o"] = _jac_p__z_o(t)
-    t["jac_p__u"] = _jac_p__u(t)
-    t["jac_p__z2_u"] = _jac_p__z2_u(t)
-    t["jac_p__z_u"] = _jac_p__z_u(t)
+    t["jac_p__ff"] = _jac_p__ff(t)
+    t["jac_p__z_ff"] = _jac_p__z_ff(t)
+    t["jac_p__ln"] = _jac_p__ln(t)
+    t["jac_p__z_ln"] = _jac_p__z_ln(t)
     t["jac_p__va"] = _jac_p__va(t)
     t["jac_p__mu"] = _jac_p__mu(t)
     t["jac_p__r"] = _jac_p__r(t)
@@ -5951,63 +5817,63 @@ def ggn_diagonal(params, data):
     tmp_43 = np.einsum("Bklcd,Bkci->Bldi", tmp_42, jac_p__r, optimize=False)
     tmp_44 = np.einsum("Blji,Bjd->Blid", jac_p__r, h2, optimize=False)
     ggn_O2 = np.einsum("Blid,Bldi->id", tmp_44, tmp_43, optimize=False) / B
-    # diag GGN[g] = Σ_cjkl reciprocal(z2_u[c]) reciprocal(z2_u[j]) hobj_p__p[k,l] jac_p__u[k,c,i] jac_p__u[l,j,i] r[c,i] r[j,i] - Σ_cjkl reciprocal(z2_u[c]) reciprocal(z2_u[j]) hobj_p__p[k,l] jac_p__u[k,c,i] jac_p__u[l,j,i] mu[j] r[c,i] - Σ_cjkl reciprocal(z2_u[c]) reciprocal(z2_u[j]) hobj_p__p[k,l] jac_p__u[k,c,i] jac_p__u[l,j,i] mu[c] r[j,i] + Σ_cjkl reciprocal(z2_u[c]) reciprocal(z2_u[j]) hobj_p__p[k,l] jac_p__u[k,c,i] jac_p__u[l,j,i] mu[c] mu[j]
-    z2_u = t["z2_u"]
-    reciprocal_z2_u = z2_u**(-1.0)
-    jac_p__u = t["jac_p__u"]
+    # diag GGN[g] = Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] r[c,i] r[j,i] - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[j] r[c,i] - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[c] r[j,i] + Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[c] mu[j]
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
+    jac_p__ln = t["jac_p__ln"]
     r = t["r"]
-    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bci,Bji->i", reciprocal_z2_u, reciprocal_z2_u, hobj_p__p, jac_p__u, jac_p__u, r, r)
-    tmp_45 = r[:, :, :, None] * jac_p__u.transpose(0, 2, 3, 1)
-    tmp_46 = r[:, :, :, None] * jac_p__u.transpose(0, 2, 3, 1)
+    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bci,Bji->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, r, r)
+    tmp_45 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
+    tmp_46 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
     tmp_47 = np.einsum("Bcik,Bkl->Bcil", tmp_45, hobj_p__p, optimize=False)
-    tmp_48 = np.einsum("Bcil,Bc->Bil", tmp_47, reciprocal_z2_u, optimize=False)
+    tmp_48 = np.einsum("Bcil,Bc->Bil", tmp_47, reciprocal_z_ln, optimize=False)
     tmp_49 = (tmp_48[..., None, :] @ (tmp_46.transpose(0, 2, 3, 1)))[..., 0, :]
     mu = t["mu"]
-    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bj,Bci->i", reciprocal_z2_u, reciprocal_z2_u, hobj_p__p, jac_p__u, jac_p__u, mu, r)
-    tmp_50 = mu * reciprocal_z2_u
-    tmp_51 = r[:, :, :, None] * jac_p__u.transpose(0, 2, 3, 1)
-    tmp_52 = np.einsum("Blji,Bkl->Bjik", jac_p__u, hobj_p__p, optimize=False)
+    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bj,Bci->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, mu, r)
+    tmp_50 = mu * reciprocal_z_ln
+    tmp_51 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
+    tmp_52 = np.einsum("Blji,Bkl->Bjik", jac_p__ln, hobj_p__p, optimize=False)
     tmp_53 = np.einsum("Bjik,Bj->Bik", tmp_52, tmp_50, optimize=False)
     tmp_54 = (tmp_53[..., None, :] @ (tmp_51.transpose(0, 2, 3, 1)))[..., 0, :]
-    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bc,Bji->i", reciprocal_z2_u, reciprocal_z2_u, hobj_p__p, jac_p__u, jac_p__u, mu, r)
-    tmp_55 = mu * reciprocal_z2_u
-    tmp_56 = r[:, :, :, None] * jac_p__u.transpose(0, 2, 3, 1)
-    tmp_57 = np.einsum("Bkci,Bkl->Bcil", jac_p__u, hobj_p__p, optimize=False)
+    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bc,Bji->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, mu, r)
+    tmp_55 = mu * reciprocal_z_ln
+    tmp_56 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
+    tmp_57 = np.einsum("Bkci,Bkl->Bcil", jac_p__ln, hobj_p__p, optimize=False)
     tmp_58 = np.einsum("Bcil,Bc->Bil", tmp_57, tmp_55, optimize=False)
     tmp_59 = (tmp_58[..., None, :] @ (tmp_56.transpose(0, 2, 3, 1)))[..., 0, :]
-    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bc,Bj->i", reciprocal_z2_u, reciprocal_z2_u, hobj_p__p, jac_p__u, jac_p__u, mu, mu)
-    tmp_60 = mu * reciprocal_z2_u
-    tmp_61 = mu * reciprocal_z2_u
-    tmp_62 = np.einsum("Bkci,Bkl->Bcil", jac_p__u, hobj_p__p, optimize=False)
+    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bc,Bj->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, mu, mu)
+    tmp_60 = mu * reciprocal_z_ln
+    tmp_61 = mu * reciprocal_z_ln
+    tmp_62 = np.einsum("Bkci,Bkl->Bcil", jac_p__ln, hobj_p__p, optimize=False)
     tmp_63 = np.einsum("Bcil,Bc->Bil", tmp_62, tmp_60, optimize=False)
-    tmp_64 = (tmp_63[..., None, :] @ (jac_p__u.transpose(0, 3, 1, 2)))[..., 0, :]
-    ggn_g = (np.tensordot(tmp_49, reciprocal_z2_u, axes=([0, 2], [0, 1])) - np.tensordot(tmp_54, reciprocal_z2_u, axes=([0, 2], [0, 1])) - np.tensordot(tmp_59, reciprocal_z2_u, axes=([0, 2], [0, 1])) + np.tensordot(tmp_64, tmp_61, axes=([0, 2], [0, 1]))) / B
-    # diag GGN[b] = Σ_cjkl hobj_p__p[c,j] jac_p__u[c,k,i] jac_p__u[j,l,i]
-    # einsum("Bcj,Bcki,Bjli->i", hobj_p__p, jac_p__u, jac_p__u)
-    tmp_65 = ((jac_p__u.sum(axis=2)).transpose(0, 2, 1)) @ hobj_p__p
-    ggn_b = np.einsum("Bij,Bji->i", tmp_65, jac_p__u.sum(axis=2), optimize=False) / B
-    # diag GGN[F1] = Σ_cjkl hobj_p__p[c,j] jac_p__z_o[c,a,k] jac_p__z_o[j,a,l] u[k,i] u[l,i]
-    jac_p__z_o = t["jac_p__z_o"]
-    u = t["u"]
-    # einsum("Bcj,Bcak,Bjal,Bki,Bli->ai", hobj_p__p, jac_p__z_o, jac_p__z_o, u, u)
-    tmp_66 = np.einsum("Bcak,Bcj->Bakj", jac_p__z_o, hobj_p__p, optimize=False)
-    tmp_67 = np.einsum("Bli,Bjal->Bija", u, jac_p__z_o, optimize=False)
-    tmp_68 = np.einsum("Bakj,Bki->Baji", tmp_66, u, optimize=False)
+    tmp_64 = (tmp_63[..., None, :] @ (jac_p__ln.transpose(0, 3, 1, 2)))[..., 0, :]
+    ggn_g = (np.tensordot(tmp_49, reciprocal_z_ln, axes=([0, 2], [0, 1])) - np.tensordot(tmp_54, reciprocal_z_ln, axes=([0, 2], [0, 1])) - np.tensordot(tmp_59, reciprocal_z_ln, axes=([0, 2], [0, 1])) + np.tensordot(tmp_64, tmp_61, axes=([0, 2], [0, 1]))) / B
+    # diag GGN[b] = Σ_cjkl hobj_p__p[c,j] jac_p__ln[c,k,i] jac_p__ln[j,l,i]
+    # einsum("Bcj,Bcki,Bjli->i", hobj_p__p, jac_p__ln, jac_p__ln)
+    tmp_65 = ((jac_p__ln.sum(axis=2)).transpose(0, 2, 1)) @ hobj_p__p
+    ggn_b = np.einsum("Bij,Bji->i", tmp_65, jac_p__ln.sum(axis=2), optimize=False) / B
+    # diag GGN[F1] = Σ_cjkl hobj_p__p[c,j] jac_p__z_ff[c,a,k] jac_p__z_ff[j,a,l] ln[k,i] ln[l,i]
+    jac_p__z_ff = t["jac_p__z_ff"]
+    ln = t["ln"]
+    # einsum("Bcj,Bcak,Bjal,Bki,Bli->ai", hobj_p__p, jac_p__z_ff, jac_p__z_ff, ln, ln)
+    tmp_66 = np.einsum("Bcak,Bcj->Bakj", jac_p__z_ff, hobj_p__p, optimize=False)
+    tmp_67 = np.einsum("Bli,Bjal->Bija", ln, jac_p__z_ff, optimize=False)
+    tmp_68 = np.einsum("Bakj,Bki->Baji", tmp_66, ln, optimize=False)
     ggn_F1 = np.einsum("Baji,Bija->ai", tmp_68, tmp_67, optimize=False) / B
-    # diag GGN[F2] = Σ_cjkl gelu(z_o[a,c]) gelu(z_o[a,j]) hobj_p__p[k,l] jac_p__o[k,c,i] jac_p__o[l,j,i]
-    z_o = t["z_o"]
-    gelu_z_o = (1/2)*z_o*(_erf((1/2)*np.sqrt(2)*z_o) + 1)
-    jac_p__o = t["jac_p__o"]
-    # einsum("Bac,Baj,Bkl,kci,lji->ia", gelu_z_o, gelu_z_o, hobj_p__p, jac_p__o, jac_p__o)
-    tmp_69 = jac_p__o[:, :, :, None, None] * jac_p__o.transpose(2, 0, 1)
-    tmp_70 = gelu_z_o[:, :, :, None] * gelu_z_o[:, :, None]
+    # diag GGN[F2] = Σ_cjkl gelu(z_ff[a,c]) gelu(z_ff[a,j]) hobj_p__p[k,l] jac_p__ff[k,c,i] jac_p__ff[l,j,i]
+    z_ff = t["z_ff"]
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    jac_p__ff = t["jac_p__ff"]
+    # einsum("Bac,Baj,Bkl,kci,lji->ia", gelu_z_ff, gelu_z_ff, hobj_p__p, jac_p__ff, jac_p__ff)
+    tmp_69 = jac_p__ff[:, :, :, None, None] * jac_p__ff.transpose(2, 0, 1)
+    tmp_70 = gelu_z_ff[:, :, :, None] * gelu_z_ff[:, :, None]
     tmp_71 = np.tensordot(tmp_70, hobj_p__p, axes=([0], [0]))
     ggn_F2 = (np.tensordot(tmp_71, tmp_69, axes=([1, 2, 3, 4], [1, 4, 3, 0]))).T / B
-    # diag GGN[U] = t**(-2) Σ_cj hobj_p__p[l,l] o[c,i] o[j,i]
+    # diag GGN[U] = t**(-2) Σ_cj ff[c,i] ff[j,i] hobj_p__p[l,l]
+    ff = t["ff"]
     # einsum("Bll->Bl", hobj_p__p)
     hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    o = t["o"]
-    # einsum("Bl,Bci,Bji->li", hobj_p__p_diag, o, o)
-    tmp_72 = o.sum(axis=1) * o.sum(axis=1)
+    # einsum("Bci,Bji,Bl->li", ff, ff, hobj_p__p_diag)
+    tmp_72 = ff.sum(axis=1) * ff.sum(axis=1)
     ggn_U = 0.1111111111111111 * hobj_p__p_diag.T @ tmp_72 / B
     return {"Q1": ggn_Q1, "K1": ggn_K1, "V1": ggn_V1, "O1": ggn_O1, "Q2": ggn_Q2, "K2": ggn_K2, "V2": ggn_V2, "O2": ggn_O2, "g": ggn_g, "b": ggn_b, "F1": ggn_F1, "F2": ggn_F2, "U": ggn_U}

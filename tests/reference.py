@@ -25,6 +25,7 @@ generated module's ``PARAMS`` and ``INPUTS`` are.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Callable, Hashable
 from unittest import mock
@@ -76,6 +77,7 @@ BUILTIN_FUNCTIONS: dict[str, list[Callable]] = {
     "reciprocal": [lambda z: 1 / z, lambda z: -1 / z ** 2, lambda z: 2 / z ** 3, lambda z: -6 / z ** 4],
 }
 NON_SMOOTH_BUILTINS = {"relu"}
+_ERF = {"erf": np.vectorize(math.erf, otypes=[float]), "erfc": np.vectorize(math.erfc, otypes=[float])}
 _NON_SMOOTH = (sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.Piecewise, sympy.sign)
 
 
@@ -166,7 +168,8 @@ class Evaluator:
             for k, order in enumerate(fn.deriv):
                 if order:
                     body = sympy.diff(body, args[k], order)
-            self._lambdified[key] = sympy.lambdify(args, body, "numpy")
+            # erf/erfc entry by entry with math's (NumPy has none; lambdify's default takes no arrays)
+            self._lambdified[key] = sympy.lambdify(args, body, [_ERF, "numpy"])
         return self._lambdified[key]
 
     def non_smooth(self, fn: ir.Fn) -> bool:
