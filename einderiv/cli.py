@@ -142,6 +142,8 @@ def run(argv: list[str]) -> int:
         raise UsageError(f"--batch must be a positive integer, got {args.batch}")
     model = api.load(args.file, dims=_pairs(args.dim, "--dim"), depth=_pairs(args.depth, "--depth"))
     output = getattr(args, "output", None)
+    for line in model.warnings() if isinstance(model, api.Network) else ():
+        print(line, file=sys.stderr)
     if isinstance(model, api.Template):
         if args.command in ("check", "structure"):
             if model.sequence:

@@ -157,6 +157,8 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
     """
     t = mod["_forward"](params, data)
     batch = next(iter(data.values())).shape[0] if data else 1
+    ranks = {str(n.name): len(n.indices) for n in derivation.nodes}
+    ranks.update({str(d.name): len(d.indices) for d in derivation.network.tensors})
     ids = identifiers(derivation)  # quantity q: function "_" + ids[q], key ids[q] in t
     for q in derivation.quantities:  # dependency order: hobj's inputs come first
         if q.name.kind is not Kind.D:  # (derivatives d[q,θ] are third-order rows: not needed here)
@@ -169,7 +171,7 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
         def J(arg):
             if arg not in jac:
                 cols = [d.reshape(batch, -1) for _, d in central(
-                    lambda p: _as_batch(mod["_forward"](p, data)[arg], arg, mod, batch), params, theta)]
+                    lambda p: _as_batch(mod["_forward"](p, data)[arg], ranks[arg], batch), params, theta)]
                 jac[arg] = np.stack(cols, axis=2)  # (B, size of arg, size of θ)
             return jac[arg]
 
@@ -188,10 +190,11 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
     return out
 
 
-def _as_batch(value, name, mod, batch):
-    """A tensor of ``_forward`` with a leading batch axis (parameters have none)."""
+def _as_batch(value, rank: int, batch: int):
+    """A tensor of ``_forward`` with a leading batch axis: a parameter, or an intermediate that
+    reads parameters only (``w^i w^i``), has none (its per-sample ``rank`` axes only)."""
     value = np.array(value, dtype=float)  # a copy: _forward hands back the parameter itself
-    return np.broadcast_to(value, (batch,) + value.shape) if name in mod["PARAMS"] else value
+    return np.broadcast_to(value, (batch,) + value.shape) if value.ndim == rank else value
 
 
 def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e-6,
@@ -210,6 +213,10 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
     # (the same for every backend; the checks below judge `mod`'s contract functions)
     ref_mod = mod if backend == "numpy" else load(generate(derivation, sizes))
     rng = np.random.default_rng(seed)
+    notes = []
+    if not mod["INPUTS"] and batch != 1:  # no data: one sample, as the module's B = 1 says
+        notes.append(f"the network reads no data: one sample (batch 1, not {batch})")
+        batch = 1
     zero = _zero_blocks(derivation)
     rows: list[Row] = []
     exact: list[bool] = []  # per row: reference and answer exactly 0 at every draw so far
@@ -217,7 +224,7 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
     for attempt in range(DRAWS):
         params, data, smooth = draw(ref_mod, derivation, rng, batch)
         good = good and smooth
-        found, zeros = _compare(derivation, mod, ref_mod, backend, params, data, rng, tol, zero)
+        found, zeros = _compare(derivation, mod, ref_mod, backend, params, data, batch, rng, tol, zero)
         if attempt == 0:
             rows, exact = found, zeros
         else:  # a vacuous row is taken from the first draw where it is not
@@ -225,8 +232,9 @@ def check(derivation, sizes=None, seed: int = 0, batch: int = 3, tol: float = 1e
             rows = [r if not r.vacuous else f for r, f in zip(rows, found)]
         if not any(r.vacuous for r in rows):
             break
-    notes = [] if good else ["could not draw values away from a kink and with a sample alive through every "
-                             "ReLU layer; expect FD mismatches or vacuous rows there"]
+    if not good:
+        notes.append("could not draw values away from a kink and with a sample alive through every "
+                     "ReLU layer; expect FD mismatches or vacuous rows there")
     # exactly 0 at every live draw, both sides: zero in exact arithmetic though SymPy does not see it
     # (softmax over one class has Hessian diag(s) − s sᵀ = 1 − 1); zero is the answer, not a lost signal
     same = [k for k, r in enumerate(rows) if r.vacuous and exact[k] and good]
@@ -249,10 +257,10 @@ def _zero_blocks(derivation) -> set:
     return out
 
 
-def _compare(derivation, mod, ref_mod, backend, params, data, rng, tol, zero) -> tuple[list[Row], list[bool]]:
+def _compare(derivation, mod, ref_mod, backend, params, data, batch, rng, tol,
+             zero) -> tuple[list[Row], list[bool]]:
     """Every row at one draw (see the module docstring for what is compared with what), and for
     each whether its reference and the module's value are both exactly 0."""
-    batch = next(iter(data.values())).shape[0]
     rows: list[Row] = []
     exact: list[bool] = []
 

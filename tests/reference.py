@@ -25,6 +25,7 @@ generated module's ``PARAMS`` and ``INPUTS`` are.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Callable, Hashable
 from unittest import mock
@@ -76,6 +77,7 @@ BUILTIN_FUNCTIONS: dict[str, list[Callable]] = {
     "reciprocal": [lambda z: 1 / z, lambda z: -1 / z ** 2, lambda z: 2 / z ** 3, lambda z: -6 / z ** 4],
 }
 NON_SMOOTH_BUILTINS = {"relu"}
+_ERF = {"erf": np.vectorize(math.erf, otypes=[float]), "erfc": np.vectorize(math.erfc, otypes=[float])}
 _NON_SMOOTH = (sympy.Max, sympy.Min, sympy.Abs, sympy.Heaviside, sympy.Piecewise, sympy.sign)
 
 
@@ -166,9 +168,10 @@ class Evaluator:
             for k, order in enumerate(fn.deriv):
                 if order:
                     body = sympy.diff(body, args[k], order)
+            # erf/erfc entry by entry with math's (NumPy has none; lambdify's default takes no arrays);
             # a Dirac delta at a kink (d/dz sign z) is 0 everywhere the values are drawn
             body = body.replace(sympy.DiracDelta, lambda *a: sympy.Integer(0))
-            self._lambdified[key] = sympy.lambdify(args, body, "numpy")
+            self._lambdified[key] = sympy.lambdify(args, body, [_ERF, "numpy"])
         return self._lambdified[key]
 
     def non_smooth(self, fn: ir.Fn) -> bool:

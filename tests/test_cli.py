@@ -109,7 +109,8 @@ def test_bad_file_one_line_with_location(tmp_path):
     code, out, err = run("derive", str(bad))
     assert code == 2 and "Traceback" not in err
     assert err.strip() == (f"{bad}:5:15: index 'j' appears 3 times in one product; an index may "
-                           "appear at most twice (then it is summed) unless it is on the left side of f")
+                           "appear at most twice (then it is summed) unless it is on the left side of f; for a "
+                           "second sum, rename one pair: 'k' is free")
 
 
 def test_syntax_error_shows_line_and_caret(tmp_path):

@@ -27,7 +27,7 @@ def test_examples_exist():
     names = {p.name for p in NETWORKS}
     assert {"paper_mlp.ein", "tanh_mlp.ein", "swish_bce.ein", "gru_cell.ein", "gru_unrolled.ein",
             "attention.ein", "layernorm_mlp.ein", "residual_mlp.ein", "tied_autoencoder.ein",
-            "paper_mlp_order3.ein"} <= names
+            "paper_mlp_order3.ein", "lstm_cell.ein", "transformer_block.ein"} <= names
 
 
 def test_directives_of_the_examples_are_read():

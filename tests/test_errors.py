@@ -65,7 +65,9 @@ BAD = [
      "t.ein:6:1: redefinition of function 'g' (first defined at line 5)"),
     ("function relu(z) = z" + OK, NameError_, "t.ein:5:1: redefinition of built-in function 'relu'; choose another name"),
     ("dims n0 = 3" + OK, NameError_, "t.ein:5:6: redefinition of dimension 'n0' (first declared at line 1)"),
-    ("weight n0 : 3" + OK, NameError_, "t.ein:5:1: 'n0' is a dimension; a tensor may not reuse a dimension name"),
+    ("weight n0" + OK, NameError_, "t.ein:5:1: 'n0' is a dimension; a scalar tensor may not reuse a dimension name (a "
+     "bare n0 in an expression is the size n0); choose another name (a tensor with indices or a label, n0^j or "
+     "n0(t), may share it)"),
     ("x^i = W^j_i" + OK, NameError_, "t.ein:5:1: 'x' is declared as input at line 2 and cannot also be defined by '='"),
     ("a = b\nb = c2\nc2 = a" + OK, NameError_, "t.ein:5:1: definition cycle: a -> b -> c2 -> a"),
     ("b = a\na = b" + OK, NameError_, "t.ein:5:1: definition cycle: b -> a -> b"),
@@ -107,7 +109,24 @@ BAD = [
      "t.ein:6:13: wrong number of indices for v: its definition v^j (line 5) has 1, this use has 0"),
     ("f = x^i x^i x^i", IndexError_,
      "t.ein:5:15: index 'i' appears 3 times in one product; an index may appear at most twice (then it is "
-     "summed) unless it is on the left side of f"),
+     "summed) unless it is on the left side of f; for a second sum, rename one pair: 'k' is free"),
+    # a bound index reused for a second sum: the message names a free one to rename a pair to
+    ("f = x^i W^j_i x^i W^j_i", IndexError_,
+     "t.ein:5:17: index 'i' appears 4 times in one product; an index may appear at most twice (then it is "
+     "summed) unless it is on the left side of f; for a second sum, rename one pair: 'k' is free"),
+    # a reduction written without its index, or one that does not exist, names the reductions
+    ("f = softmax(x^i) x^i", FunctionError,
+     "t.ein:5:5: 'softmax' reduces over an index, which goes after '_': write softmax_i(...) (the reductions "
+     "are sum_i(...), mean_i(...), softmax_i(...), max_i(...), min_i(...), logsumexp_i(...))"),
+    ("f = sum(W^j_i)", FunctionError,
+     "t.ein:5:5: 'sum' reduces over an index, which goes after '_': write sum_k(...) (the reductions are "
+     "sum_k(...), mean_k(...), softmax_k(...), max_k(...), min_k(...), logsumexp_k(...))"),
+    ("f = logsumexp(x^i)", FunctionError,
+     "t.ein:5:5: 'logsumexp' reduces over an index, which goes after '_': write logsumexp_i(...) (the "
+     "reductions are sum_i(...), mean_i(...), softmax_i(...), max_i(...), min_i(...), logsumexp_i(...))"),
+    ("f = prod_i(x^i)", FunctionError,
+     "t.ein:5:5: unknown reduction 'prod_i'; the reductions are sum_i(...), mean_i(...), softmax_i(...), "
+     "max_i(...), min_i(...), logsumexp_i(...), with the index after '_'"),
     ("v^j = W^j_i x^i + x^i\nf = v^j v^j", IndexError_,
      "t.ein:5:19: the terms of a sum have different free indices: {j} and {i}; every term must carry the "
      "same free indices, or a subset of another term's (it is then broadcast along the rest)"),
@@ -119,9 +138,9 @@ BAD = [
     ("v^{jj} = x^j" + OK, IndexError_, "t.ein:5:5: index 'j' appears twice on the left side of v"),
     ("weight A^i_i : n0, n0" + OK, IndexError_,
      "t.ein:5:12: index 'i' appears twice in the declaration of A; give each axis its own index"),
+    # division by a tensor is elementwise: its free indices count as a factor's do
     ("f = x^i x^i / x^k", IndexError_,
-     "t.ein:5:15: division by an expression with free indices {k}; only a number or an index-free (scalar) "
-     "expression can divide"),
+     "t.ein:5:1: free indices differ: the left side f has {} but the right side has {k}; they must be the same"),
     # --- sizes
     ("v^j = W^j_i x^j\nf = v^j v^j", ShapeError,
      "t.ein:5:15: size mismatch for index 'j': W axis 1 has size n1 (5) but x axis 1 has size n0 (4)"),
@@ -134,6 +153,8 @@ BAD = [
     ("weight b : 0" + OK, ShapeError, "t.ein:5:12: a size must be a positive integer, got 0"),
     ("dims h = 0" + OK, ShapeError, "t.ein:5:6: dimension 'h' must be a positive integer, got 0"),
     ("f = x^i x^i / 0", ShapeError, "t.ein:5:15: division by zero"),
+    ("h(0)^j = 0\nh(t)^j = tanh(W^j_i x^i) for t = 1..2\nf = h(2)^j / h(0)^j", ShapeError,
+     "t.ein:7:14: division by zero"),
     # --- functions
     ("v^j = foo(W^j_i x^i)\nf = v^j v^j", FunctionError,
      "t.ein:5:7: unknown function 'foo'; known functions: exp, identity, log, relu, sigmoid, softplus, "
@@ -141,6 +162,18 @@ BAD = [
     ("v^j = relu(W^j_i x^i, x^i)\nf = v^j v^j", FunctionError, "t.ein:5:7: function 'relu' takes 1 argument, got 2"),
     ("function mix(a, b) = a*b\nf = mix(x^i) x^i", FunctionError, "t.ein:6:5: function 'mix' takes 2 arguments, got 1"),
     ("function g(z) = z +* 2" + OK, FunctionError, "t.ein:5:20: cannot read the body of function 'g': invalid syntax"),
+    # juxtaposition multiplies in index expressions only; a body needs '*'
+    ("function g(z) = z sigmoid(z)" + OK, FunctionError,
+     "t.ein:5:19: function 'g' multiplies by juxtaposition, which only index expressions do; write '*' in a "
+     "function body: z * sigmoid(z)"),
+    ("function g(z) = 2z + (z + 1)(z - 1)" + OK, FunctionError,
+     "t.ein:5:18: function 'g' multiplies by juxtaposition, which only index expressions do; write '*' in a "
+     "function body: 2 * z + (z + 1)(z - 1)"),
+    # a function no code printer writes: an error at its definition, at the function's name
+    ("function g(z) = loggamma(z + 3)" + OK, FunctionError,
+     "t.ein:5:17: function 'g' uses loggamma, which einderiv cannot write as NumPy, torch and JAX code; expected "
+     "the built-in functions and exp, log, sin, cos, tan, asin, acos, atan, sinh, cosh, tanh, asinh, acosh, "
+     "atanh, erf, erfc, Abs, sign, sqrt, Max, Min, where"),
     ("function g(z) = q * z" + OK, FunctionError,
      "t.ein:5:17: function 'g' uses undefined name 'q'; expected only its parameters (z) and known functions"),
     ("function g(z) = chr(95)" + OK, FunctionError,

@@ -108,7 +108,7 @@ def test_the_networks_cover_every_objective_and_function():
         fns |= {r.fn.name for d in ref.network.definitions for r in _applies(d.expr)}
     assert kinds == set(TEXTBOOK)
     assert set(random_mlps.ACTS) | set(random_sequences.ACTS) <= fns
-    assert fns <= set(BUILTIN_FUNCTIONS) | {"swish", "lnorm", "huber"}  # user bodies: lambdify
+    assert fns <= set(BUILTIN_FUNCTIONS) | {"swish", "lnorm", "huber", "gelu", "sd"}  # user bodies: lambdify
 
 
 def _applies(e):

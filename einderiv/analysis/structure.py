@@ -63,6 +63,7 @@ class Form(Enum):
     """What a block is per sample (the printers word it)."""
 
     ZERO = "zero"
+    SCALAR = "scalar"  # no axis: a number (a scalar weight's gradient)
     VECTOR = "vector"  # one axis
     OUTER = "outer"  # one outer product
     SUM = "sum"  # a sum of K outer products
@@ -186,8 +187,9 @@ def block_structure(wrt, block: Block, subs: Mapping, ctx: Context, inliners: tu
     terms = as_terms(block.expr, block.indices)
     if not terms:
         return BlockStructure(wrt, shape, sympy.Integer(0), Form.ZERO, sympy.Integer(0), dense, block)
-    if len(block.indices) == 1:
-        return BlockStructure(wrt, shape, sympy.Integer(1), Form.VECTOR, dense, dense, block)
+    if len(block.indices) <= 1:
+        kind = Form.VECTOR if block.indices else Form.SCALAR
+        return BlockStructure(wrt, shape, sympy.Integer(1), kind, dense, dense, block)
     form = best_form(terms, block.indices, probe, inliners)
     if form is None:
         return BlockStructure(wrt, shape, sympy.Integer(len(terms)), Form.NONE, dense, dense, block,

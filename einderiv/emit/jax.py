@@ -29,8 +29,8 @@ __all__ = ["JaxPrinter", "JaxScalarPrinter"]
 
 
 class JaxScalarPrinter(SympyJaxPrinter):
-    """SymPy's JAX printer writing ``jnp.``, with ReLU's convention, and stable sigmoid and softplus
-    (:mod:`einderiv.emit.stable`).
+    """SymPy's JAX printer writing ``jnp.``, with ReLU's convention, stable sigmoid and softplus
+    (:mod:`einderiv.emit.stable`) and erf/erfc.
 
     ``helper(name)`` records a helper function of the generated module that a body calls.
     """
@@ -65,8 +65,22 @@ class JaxScalarPrinter(SympyJaxPrinter):
             return f"jnp.logaddexp(0.0, {self._print(m[x])})"
         return super()._print_log(e)
 
+    def _print_erf(self, e):  # SymPy writes math.erf, which takes no arrays (nor traced values)
+        return f"{self.helper('_erf')}({self._print(e.args[0])})"
+
+    def _print_erfc(self, e):
+        return f"{self.helper('_erfc')}({self._print(e.args[0])})"
+
 
 HELPERS = {
+    "_erf": '''def _erf(x):
+    """The error function elementwise (jax.scipy.special.erf)."""
+    import jax.scipy.special
+    return jax.scipy.special.erf(x)''',
+    "_erfc": '''def _erfc(x):
+    """The complementary error function elementwise (jax.scipy.special.erfc)."""
+    import jax.scipy.special
+    return jax.scipy.special.erfc(x)''',
     "_dtype_of": '''def _dtype_of(d):
     """The dtype of a call's arrays: that of the first floating-point array in the dict ``d`` or
     the tuple ``d`` (a list of arrays counts by its first); the arrays a function creates take it."""

@@ -152,7 +152,10 @@ def block(s: Scope, st: Block) -> None:
             s.emit(Comment(s.ctx.show(st.label, st.indices, st.expr)))
         parts = [s.contract([s.lower(f) for f in t.factors], t.coef, st.indices, st.keep_batch, L)
                  for t, L in zip(terms, letters)]
-        var = s.bind(st.target.hint, combine(parts, st.keep_batch))
+        value = combine(parts, st.keep_batch)
+        if not refs(st.expr):  # a number (∂(w^i x^i + s)/∂s = 1): an array of the block's shape
+            value = Sum((Zeros(st.shape), value))
+        var = s.bind(st.target.hint, value)
         if st.keep_batch and not any(s.is_batched(r.name) for r in refs(st.expr)):
             var = s.bind(var, Lib("broadcast_to", (Var(var), shape_sum(BATCH_SHAPE, st.shape))))
     s.locals[st.target] = Var(var)
@@ -188,7 +191,9 @@ def factor_values(s: Scope, ft) -> list:
         free = g.free if g else ()
         value, batched = s.contract([s.lower(f) for f in fs], ft.coef if k == 0 else 1, free, True)
         if not batched:
-            value = Lib("broadcast_to", (value, shape_sum(BATCH_SHAPE, Py(tuple(s.ctx.dim(i) for i in free)))))
+            shape = shape_sum(BATCH_SHAPE, Py(tuple(s.ctx.dim(i) for i in free)))
+            # a number (no factor: ∂s/∂s = 1) is no array in torch: zeros of the shape plus it
+            value = Sum((Zeros(shape), value)) if not fs else Lib("broadcast_to", (value, shape))
         values.append(value)
     return values
 
@@ -237,8 +242,8 @@ def squared_norm(s: Scope, st: SquaredNorm) -> None:
             var = s.bind(f"norm_{a}", Zeros(BATCH))
         else:
             sq = s.bind(f"sq_{a}", total([c for c, _ in parts]))
-            if not any(b for _, b in parts):
-                sq = s.bind(f"sq_{a}", Lib("broadcast_to", (Var(sq), BATCH_SHAPE)))
+            if not any(b for _, b in parts):  # (Zeros + …: a number is no array in torch)
+                sq = s.bind(f"sq_{a}", Sum((Zeros(BATCH), Var(sq))))
             var = s.bind(f"norm_{a}", _norm(sq))
         s.locals[st.target] = Var(var)
         return

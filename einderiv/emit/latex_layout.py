@@ -28,6 +28,8 @@ PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[letterpaper,margin=2cm]{geometry}
 \allowdisplaybreaks
 \setlength{\topskip}{24pt}
+% the last line of a page keeps its descenders inside the text block (a long table's row too)
+\setlength{\maxdepth}{1pt}
 \makeatletter
 % \keep{N}: start a new page unless N lines fit on this one (a heading stays with what follows)
 \newcommand{\keep}[1]{\par\penalty-100\begingroup\dimen@=#1\baselineskip

@@ -41,6 +41,41 @@ def sc_text(x) -> str:
     return ScalarLatexPrinter().doprint(x)
 
 
+#: a summand wider than this is split between its factors (no line holds it: the continuation
+#: indent and the equation number take the rest)
+SUMMAND_PT = DISPLAY_PT - 80.0
+
+
+def split_wide(piece) -> list:
+    """A summand piece wider than :data:`SUMMAND_PT` as several pieces, split at the spaces between
+    its factors (never inside braces or a ``\\left … \\right`` pair), each but the first joined by a
+    space; a narrower piece as it is."""
+    join, text = piece if isinstance(piece, tuple) else (None, piece)
+    if tex_width(text) <= SUMMAND_PT:
+        return [piece]
+    cuts, depth, pairs = [], 0, 0
+    for k, ch in enumerate(text):
+        depth += (ch == "{") - (ch == "}")
+        if text.startswith("\\left", k):
+            pairs += 1
+        elif text.startswith("\\right", k):
+            pairs -= 1
+        elif ch == " " and depth == 0 and pairs == 0:
+            cuts.append(k)
+    chunks, start, line = [], 0, ""
+    for end in cuts + [len(text)]:
+        part = text[start:end].strip()
+        if line and tex_width(line + " " + part) > SUMMAND_PT:
+            chunks.append(line)
+            line = part
+        else:
+            line = (line + " " + part) if line else part
+        start = end
+    chunks.append(line)
+    first = (join, chunks[0]) if join is not None else chunks[0]
+    return [first] + [(" ", c) for c in chunks[1:]]
+
+
 def with_tail(piece, tail: str):
     """A piece (text, or a separator with its text) with ``tail`` written after it."""
     return (piece[0], piece[1] + tail) if isinstance(piece, tuple) else piece + tail
@@ -82,7 +117,7 @@ class StructureLatex:
         opened: list = [r"\Big(" + summands[0]]
         opened += [(" - ", x[1:].lstrip()) if x.startswith("-") else (" + ", x) for x in summands[1:]]
         opened[-1] = with_tail(opened[-1], r" \Big)")
-        return pieces[:1 + n] + opened + pieces[2 + n:]
+        return pieces[:1 + n] + [q for piece in opened for q in split_wide(piece)] + pieces[2 + n:]
 
     # -- structure ----------------------------------------------------------------
     def _print_StructureSection(self, s: StructureSection) -> str:

@@ -61,8 +61,8 @@ __all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter"]
 
 
 class ScalarPrinter(SympyNumPyPrinter):
-    """SymPy's NumPy printer with ``np.`` calls, ReLU's conventions, and stable sigmoid and softplus
-    (:mod:`einderiv.emit.stable`).
+    """SymPy's NumPy printer with ``np.`` calls, ReLU's conventions, stable sigmoid and softplus
+    (:mod:`einderiv.emit.stable`) and erf/erfc on arrays.
 
     ``helper(name)`` records a helper function of the generated module that a body calls.
     """
@@ -97,11 +97,26 @@ class ScalarPrinter(SympyNumPyPrinter):
             return f"np.logaddexp(0, {self._print(m[x])})"
         return super()._print_log(e)
 
+    def _print_erf(self, e):  # SymPy writes math.erf, which takes no arrays
+        return f"{self.helper('_erf')}({self._print(e.args[0])})"
+
+    def _print_erfc(self, e):
+        return f"{self.helper('_erfc')}({self._print(e.args[0])})"
+
 
 HELPERS = {
     "_sigmoid": '''def _sigmoid(x):
     """The logistic function 1/(1 + exp(-x)), without overflow: exp(-log(1 + exp(-x)))."""
     return np.exp(-np.logaddexp(0, -x))''',
+    # NumPy has no erf; math.erf entry by entry is exact to double precision (no SciPy needed)
+    "_erf": '''def _erf(x):
+    """The error function elementwise: math.erf on each entry (NumPy has none)."""
+    import math
+    return np.vectorize(math.erf, otypes=[float])(x)''',
+    "_erfc": '''def _erfc(x):
+    """The complementary error function elementwise: math.erfc on each entry (NumPy has none)."""
+    import math
+    return np.vectorize(math.erfc, otypes=[float])(x)''',
     "_softmax": '''def _softmax(a, axis):
     """Softmax along ``axis``, shifted by the maximum for stability."""
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))

@@ -43,7 +43,7 @@ from .text_expr import MINUS, TextPrinter, sup
 
 BLOCK_TITLES = {1: "First derivatives", 2: "Second derivatives (Hessian blocks)"}
 GENERAL_BLOCK_TITLES = {1: "First derivatives (Eqs. 5–6)", 2: "Second derivatives (Eqs. 7–9)"}
-KIND_WORDS = {Form.ZERO: "zero", Form.VECTOR: "a vector", Form.OUTER: "one outer product",
+KIND_WORDS = {Form.ZERO: "zero", Form.SCALAR: "a number", Form.VECTOR: "a vector", Form.OUTER: "one outer product",
               Form.CORRELATION: "a correlation over positions", Form.NONE: "no outer-product structure"}
 
 

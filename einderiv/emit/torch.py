@@ -45,6 +45,12 @@ class TorchScalarPrinter(SympyTorchPrinter):
         super().__init__(settings)
         self.helper = helper or (lambda name: name)
 
+    def _print(self, expr, **kwargs):
+        # an irrational constant (sqrt(2), exp(-1/2)) as a float: torch.sqrt takes no Python number
+        if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Rational and expr.is_real:
+            return repr(float(expr))
+        return super()._print(expr, **kwargs)
+
     def _print_Heaviside(self, e):  # relu'(0) = 0, as autodiff frameworks choose
         return f"{self.helper('_heaviside')}({self._print(e.args[0])})"
 
@@ -97,7 +103,10 @@ class TorchScalarPrinter(SympyTorchPrinter):
         m = e.args[0].match(1 + sympy.exp(x))
         if m is not None:
             return f"{self.helper('_softplus')}({self._print(m[x])})"
-        return super()._print_log(e)
+        return f"torch.log({self._print(e.args[0])})"  # SymPy's printer has no _print_log
+
+    def _print_erfc(self, e):  # SymPy's printer knows torch.erf only
+        return f"torch.erfc({self._print(e.args[0])})"
 
 
 HELPERS = {

@@ -44,12 +44,33 @@ def unevaluated(expr: sympy.Expr) -> bool:
 #: derivatives of user functions are checked up to this total order when the file is read
 CHECKED_ORDER = 3
 
+#: The SymPy functions a body and its derivatives may use: those that every code printer
+#: (NumPy, torch, JAX) turns into array code (``tests/test_functions.py`` runs each of them).
+#: ``DiracDelta`` only comes from differentiating a step and is dropped; ``Max`` and ``Min``
+#: (and powers: ``sqrt``) are not SymPy ``Function``s and need no entry; ``Piecewise`` is what
+#: ``where(comparison, a, b)`` builds.
+PRINTABLE = ("exp", "log", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+             "asinh", "acosh", "atanh", "erf", "erfc", "Abs", "sign", "Heaviside", "DiracDelta", "Piecewise")
+_SHOWN = ", ".join(n for n in PRINTABLE if n not in ("Heaviside", "DiracDelta", "Piecewise")) + \
+    ", sqrt, Max, Min, where"
 
-def check_differentiable(name: str, params: tuple[str, ...], body: sympy.Expr, loc: Location) -> None:
-    """Every partial derivative of ``body`` up to :data:`CHECKED_ORDER` must have a closed form.
+
+def unprintable(expr: sympy.Expr) -> str | None:
+    """The name of a function in ``expr`` that einderiv cannot write as array code, if any."""
+    names = sorted({type(f).__name__ for f in expr.atoms(sympy.Function)} - set(PRINTABLE))
+    return names[0] if names else None
+
+
+def check_differentiable(name: str, params: tuple[str, ...], body: sympy.Expr, loc: Location,
+                         locate=None) -> None:
+    """Every partial derivative of ``body`` up to :data:`CHECKED_ORDER` must have a closed form,
+    and it may use only :data:`PRINTABLE` functions (whose derivatives are printable too).
 
     SymPy leaves ``d/dz floor(z)`` as an unevaluated ``Derivative``; that must
-    be an error naming the function, never a silently wrong kernel.
+    be an error naming the function, never a silently wrong kernel.  ``loggamma``
+    differentiates to ``polygamma``, which no array library's printer writes: an
+    error at the definition, never a crash when code is generated.  ``locate(fn)``
+    gives where the body names ``fn`` (default: ``loc``).
     """
     frontier = [body]
     for order in range(1, CHECKED_ORDER + 1):
@@ -67,6 +88,12 @@ def check_differentiable(name: str, params: tuple[str, ...], body: sympy.Expr, l
                 if d != 0:
                     nxt.append(d)
         frontier = list(dict.fromkeys(nxt))
+    bad = unprintable(body)
+    if bad is not None:
+        raise FunctionError(
+            f"function '{name}' uses {bad}, which einderiv cannot write as NumPy, torch and JAX code; "
+            f"expected the built-in functions and {_SHOWN}", (locate or (lambda f: loc))(bad))
+    # (the derivatives of PRINTABLE functions are PRINTABLE: tests/test_functions.py)
 
 
 def parse_user_function(name: str, params: tuple[str, ...], body: str, loc: Location,

@@ -70,11 +70,37 @@ def check(module: S.Module, path: str, text: str = "", dims: Mapping[str, int] |
     return Checker(path, text, dims or {}).run(module)
 
 
+def _juxtaposed(body: str) -> int | None:
+    """Where a function body puts two operands side by side (``2z``, ``z sigmoid(z)``, ``(z)(z)``):
+    the offset of the second, else None."""
+    prev, pos = None, 0
+    while pos < len(body):
+        m = _BODY_TOKEN.match(body, pos)
+        if m is None:
+            return None
+        text = m.group()
+        kind = "num" if m.group("num") else "name" if m.group("name") else None if text.isspace() else text
+        if kind is not None:
+            if prev in ("num", "name", ")") and kind in ("num", "name") or prev in ("num", ")") and kind == "(":
+                return pos
+            prev = kind
+        pos = m.end()
+    return None
+
+
 def _sympy_allowed(name: str) -> bool:
     """SymPy functions and constants a function body may name (erf, Abs, pi …)."""
     obj = getattr(sympy, name, None)
     return (isinstance(obj, sympy.FunctionClass) or isinstance(obj, sympy.NumberSymbol)
             or name in ("sqrt", "cbrt", "E"))
+
+
+def same_as_dimension(name: Name) -> str:
+    """The one rule for names shared with a dimension: a tensor written with indices (``h^j``) or a
+    label (``h(t)``) may share one; a bare name in an expression is the size, so a scalar may not."""
+    return (f"'{name}' is a dimension; a scalar tensor may not reuse a dimension name (a bare {name} in an "
+            f"expression is the size {name}); choose another name (a tensor with indices or a label, "
+            f"{name}^j or {name}(t), may share it)")
 
 
 # -------------------------------------------------------------------- checker
@@ -146,13 +172,18 @@ class Checker(Context):
             self.safe_body(fd, params, bodies)
             body_loc = self.at(fd.body_line, fd.body_column)
             body = parse_user_function(fd.name, params, fd.body, body_loc, dict(bodies))
-            check_differentiable(fd.name, params, body, body_loc)
+            check_differentiable(fd.name, params, body, body_loc, lambda fn, fd=fd: self.named_in(fd, fn))
             first[fd.name] = fd
             bodies[fd.name] = body
             self.bodies[fd.name] = body
             self.arity[fd.name] = len(params)
             out.append(UserFunction(fd.name, params, body, self.loc(fd)))
         return out
+
+    def named_in(self, fd: S.FunctionDef, fn: str):
+        """Where the body of ``fd`` first names the function ``fn`` (else where the body starts)."""
+        m = re.search(rf"\b{re.escape(fn)}\s*\(", fd.body)
+        return self.at(fd.body_line, fd.body_column + (m.start() if m else 0))
 
     def safe_body(self, fd: S.FunctionDef, params: tuple[str, ...], known: dict) -> None:
         """Let only numbers, operators and known names reach SymPy's parser (it uses eval)."""
@@ -172,6 +203,12 @@ class Checker(Context):
                     f"function '{fd.name}' uses undefined name '{name}'; expected only its parameters "
                     f"({', '.join(params)}) and known functions", where)
             pos = m.end()
+        at = _juxtaposed(fd.body)
+        if at is not None:
+            raise FunctionError(
+                f"function '{fd.name}' multiplies by juxtaposition, which only index expressions do; "
+                f"write '*' in a function body: {fd.body[:at].rstrip()} * {fd.body[at:].strip()}",
+                self.at(fd.body_line, fd.body_column + at))
         try:  # parse only (never run) to give a one-line message for bad syntax
             ast.parse(fd.body.replace("^", "**"), mode="eval")
         except SyntaxError as exc:
@@ -187,8 +224,8 @@ class Checker(Context):
             self.ident(name, "tensor", d)
             if name in self.shapes:
                 raise NameError_(f"redefinition of tensor '{name}' ({self.shapes[name].where})", self.loc(d))
-            if not name.labels and name.base in self.sizes:
-                raise NameError_(f"'{name}' is a dimension; a tensor may not reuse a dimension name", self.loc(d))
+            if not name.labels and d.shape is None and name.base in self.sizes:
+                raise NameError_(same_as_dimension(name), self.loc(d))
             names = [ix.name for ix in d.indices]
             for k, ix in enumerate(d.indices):
                 self.ident(ix.name, "index", ix)
@@ -263,9 +300,8 @@ class Checker(Context):
             if name in first:
                 raise NameError_(f"redefinition of '{name}' (first defined at line {first[name].node.line})",
                                  self.loc(a))
-            if not name.labels and name.base in self.sizes:
-                raise NameError_(f"'{name}' is a dimension; a definition may not reuse a dimension name",
-                                 self.loc(a))
+            if not name.labels and not a.indices and name.base in self.sizes:
+                raise NameError_(same_as_dimension(name), self.loc(a))
             first[name] = m
         for m in assigns:
             for node in self.walk(m.node.expr):
@@ -319,7 +355,7 @@ class Checker(Context):
         """Tensors ``m`` refers to; a family use whose label is summed over (sum_t) uses every member."""
         out = []
         for n in self.walk(m.node.expr):
-            if isinstance(n, S.Use):
+            if isinstance(n, S.Use) and (n.indices or n.name not in self.sizes):  # (a bare size: no tensor)
                 out.append(Name(n.name))
             elif isinstance(n, S.Call) and n.name in self.fam.members and len(n.args) == 1:
                 try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import sympy
 
 from ..errors import Location
-from ..ir import Expr, Index, Name
+from ..ir import Expr, Index, Name, ref_names
 from .header import Header
 
 ROLES = ("input", "label", "weight")
@@ -132,6 +132,23 @@ class Network:
     @property
     def data(self) -> tuple[TensorDecl, ...]:
         return tuple(t for t in self.tensors if not t.is_param)
+
+    def unused_weights(self) -> tuple[TensorDecl, ...]:
+        """The weights the objective does not read, directly or through definitions (their
+        gradient, Hessian rows and HVP are zero)."""
+        by_name = {d.name: d for d in self.definitions}
+        seen, todo = set(), [self.objective]
+        while todo:
+            name = todo.pop()
+            if name not in seen:
+                seen.add(name)
+                todo.extend(ref_names(by_name[name].expr) if name in by_name else ())
+        return tuple(t for t in self.params if t.name not in seen)
+
+    def warnings(self) -> tuple[str, ...]:
+        """One line per thing a user probably did not mean, ``file:line:col: warning: …``."""
+        return tuple(f"{t.loc}: warning: weight '{t.name}' is declared but the objective {self.objective} "
+                     "does not use it; its gradient, Hessian blocks and HVP are zero" for t in self.unused_weights())
 
     def sizes(self) -> dict[sympy.Symbol, int]:
         return {dim_symbol(n): s for n, s in self.dims if s is not None}

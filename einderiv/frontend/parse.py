@@ -18,6 +18,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import dataclasses
+
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
@@ -218,6 +220,11 @@ class _ToSyntax(Transformer):
         groups = [a for a in args if isinstance(a, tuple)]
         args = [a for a in args if not isinstance(a, tuple)]
         return S.Call(name.line, name.column, str(name), tuple(args), self._indices(groups))
+
+    def paren(self, children):
+        """A parenthesised product is marked (:func:`syntax.flat_product`); anything else is itself."""
+        (a,) = children
+        return dataclasses.replace(a, paren=True) if isinstance(a, (S.Mul, S.Div)) else a
 
     def mul(self, children):
         a, b = children

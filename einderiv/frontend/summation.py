@@ -22,6 +22,8 @@ Example:
 """
 from __future__ import annotations
 
+import re
+
 import sympy
 
 from .. import ir
@@ -29,12 +31,15 @@ from . import syntax as S
 from ..errors import EinderivError, FunctionError, IndexError_, Location, ShapeError
 from ..ir import Name
 from .builtins import ARG, BUILTINS, OBJECTIVES
-from .context import IDENT, PUBLIC_BUILTINS, REDUCTION, Context, fmt, number
+from .context import IDENT, PUBLIC_BUILTINS, REDUCTION, REDUCTIONS, Context, fmt, number
 from .families import Member, to_label
 from .network import dim_symbol
 from .objectives import objective_expr
 
 _MINUS_ONE = ir.Const(sympy.Integer(-1))
+#: names a user may expect to be reductions; a call of one (``max_j(…)``, ``logsumexp(…)``) is
+#: told which reductions there are
+REDUCTION_LIKE = ("max", "min", "logsumexp", "prod", "argmax", "argmin", "norm", "std", "var")
 
 
 def all_zero(c: Context, node: S.Expr) -> IndexError_:
@@ -108,29 +113,55 @@ class Scope:
             exprs.append(ir.Prod((e,) + tuple(ir.Ones(ix) for ix in missing), out) if missing else e)
         return (ir.Add(tuple(exprs)) if len(exprs) > 1 else exprs[0]), widest
 
+    def groups(self, factors) -> list:
+        """Splice each parenthesised product into the product around it, unless an index repeats
+        inside it and occurs outside too: ``U^j_k (r^k h^k)`` is U contracted with the elementwise
+        product r∘h (k held inside, then summed once outside), ("held", node, indices)."""
+        out = []
+        for k, (kind, n) in enumerate(factors):
+            if kind != "group":
+                out.append((kind, n))
+                continue
+            inside = S.direct_indices(n)
+            outside = {i for j, (_, m) in enumerate(factors) if j != k and m is not None
+                       for i in S.direct_indices(m)}
+            held = {i for i in inside if inside.count(i) >= 2 and i in outside and i not in self.L}
+            out += [("held", n, held)] if held else self.groups(S.flat_product(n))
+        return out
+
     def product(self, factors, node: S.Expr):
         if len(factors) == 1 and factors[0][0] == "expr":
             factors = S.flat_product(factors[0][1])
+        factors = self.groups(factors)
         irs: list[ir.Expr] = []
         occ: dict[str, list[Location]] = {}
         zero = False
-        for kind, n in factors:
+        for kind, n, *held in factors:
             if kind == "neg":
                 irs.append(_MINUS_ONE)
                 continue
-            if kind == "recip":
-                irs.append(self.reciprocal(n))
-                continue
-            e, seen = self.factor(n)
+            if kind == "held":
+                saved, self.L = self.L, self.L | held[0]
+                try:
+                    e, locs = self.product(S.flat_product(n), n)
+                finally:
+                    self.L = saved
+                seen = list(locs.items())
+            else:
+                e, seen = self.reciprocal(n) if kind == "recip" else self.factor(n)
             zero = zero or ir.is_zero(e)
             irs.append(e)
             for name, where in seen:
                 occ.setdefault(name, []).append(where)
         for name, where in occ.items():
             if len(where) >= 3 and name not in self.L:
+                taken = set(self.index) | set(self.L) | set(occ)
+                fresh = next(c for c in "klmnpqrstuvwabcdefghij" + "".join(f"k{d}" for d in range(99))
+                             if c not in taken)
                 raise IndexError_(f"index '{name}' appears {len(where)} times in one product; an index may "
                                   f"appear at most twice (then it is summed) unless it is on the left side "
-                                  f"of {self.name}", where[2])
+                                  f"of {self.name}; for a second sum, rename one pair: '{fresh}' is free",
+                                  where[2])
         if zero:
             return ir.ZERO, {n: w[0] for n, w in occ.items() if len(w) == 1 or n in self.L}
         out = tuple(self.index[n] for n, w in occ.items() if len(w) == 1 or n in self.L)
@@ -147,7 +178,8 @@ class Scope:
             if name in self.c.fam.zero:
                 return ir.ZERO, [(ix.name, self.c.loc(ix)) for ix in n.indices]
             return self.use(name, n)
-        if isinstance(n, S.Use) and Name(n.name) not in self.c.shapes:  # a dimension used as a number
+        if isinstance(n, S.Use) and (Name(n.name) not in self.c.shapes  # a dimension used as a number
+                                     or (not n.indices and n.name in self.c.sizes)):
             if n.indices:
                 raise IndexError_(f"'{n.name}' is a dimension, a number: it takes no indices (write "
                                   f"{n.name}, not {S.written(n.name, n.indices)})", self.c.loc(n.indices[0]))
@@ -162,19 +194,20 @@ class Scope:
             e, locs = self.expr(n)
         return e, list(locs.items())
 
-    def reciprocal(self, n: S.Expr) -> ir.Expr:
+    def reciprocal(self, n: S.Expr):
+        """IR of ``1 / n`` and its index occurrences: elementwise over the free indices of ``n``
+        (``z^j / s^j``), which then count in the product like any factor's."""
         if isinstance(n, S.Number):
             v = number(n.text)
             if v == 0:
                 raise ShapeError("division by zero", self.c.loc(n))
-            return ir.Const(1 / v)
+            return ir.Const(1 / v), []
         e, locs = self.expr(n)
-        if locs:
-            raise IndexError_(f"division by an expression with free indices {fmt(locs)}; only a number or "
-                              "an index-free (scalar) expression can divide", self.c.loc(n))
+        if ir.is_zero(e):
+            raise ShapeError("division by zero", self.c.loc(n))
         if isinstance(e, ir.Const):  # a size or a function of sizes: `/ n`, `/ sqrt(d)`
-            return ir.Const(1 / e.value)
-        return ir.Apply(ir.Fn("reciprocal", (0,)), (e,))
+            return ir.Const(1 / e.value), []
+        return ir.Apply(ir.Fn("reciprocal", (0,)), (e,)), list(locs.items())
 
     def use(self, name: Name, node: S.Use | S.Call):
         """A tensor written with indices (``W^j_i``, ``h(t-1)^i``): its IR and index occurrences."""
@@ -265,8 +298,7 @@ class Scope:
         if arity is None and REDUCTION.match(n.name):
             return self.reduction(n, *REDUCTION.match(n.name).groups())
         if arity is None:
-            known = ", ".join(list(PUBLIC_BUILTINS) + list(self.c.arity) + list(OBJECTIVES))
-            raise FunctionError(f"unknown function '{n.name}'; known functions: {known}", self.c.loc(n))
+            raise self.unknown_call(n)
         if len(n.args) != arity:
             raise FunctionError(f"function '{n.name}' takes {arity} argument{'' if arity == 1 else 's'}, "
                                 f"got {len(n.args)}", self.c.loc(n))
@@ -282,6 +314,29 @@ class Scope:
             body = self.c.bodies.get(n.name, BUILTINS.get(n.name))
             return ir.Const(body.subs({ARG[k]: a.value for k, a in enumerate(args)}, simultaneous=True)), {}
         return ir.Apply(ir.Fn(n.name, (0,) * arity), tuple(args)), locs
+
+    def unknown_call(self, n: S.Call) -> FunctionError:
+        """An unknown call; a reduction written without its index (``softmax(…)``) or one that does
+        not exist (``max_j(…)``) is told which reduction to write."""
+        m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)_([A-Za-z][A-Za-z0-9]*)", n.name)
+        word, k = (m.group(1), m.group(2)) if m else (n.name, self.only_index(n))
+        which = ", ".join(f"{r}_{k}(...)" for r in REDUCTIONS)
+        if not m and word in REDUCTIONS:
+            return FunctionError(f"'{word}' reduces over an index, which goes after '_': write {word}_{k}(...) "
+                                 f"(the reductions are {which})", self.c.loc(n))
+        if word in REDUCTION_LIKE:
+            return FunctionError(f"unknown reduction '{n.name}'; the reductions are {which}, with the index "
+                                 "after '_'", self.c.loc(n))
+        known = ", ".join(list(PUBLIC_BUILTINS) + list(self.c.arity) + list(OBJECTIVES))
+        return FunctionError(f"unknown function '{n.name}'; known functions: {known}", self.c.loc(n))
+
+    def only_index(self, n: S.Call) -> str:
+        """The free index of a one-argument call's argument when it has exactly one, else ``k``."""
+        try:
+            _, locs = self.expr(n.args[0]) if len(n.args) == 1 else (None, {})
+        except EinderivError:
+            locs = {}
+        return next(iter(locs)) if len(locs) == 1 else "k"
 
     def reduction(self, n: S.Call, kind: str, k: str):
         """``sum_k(e)``, ``mean_k(e)``, ``softmax_k(e)``, ``max_k(e)``, ``min_k(e)``, ``logsumexp_k(e)``.

@@ -172,16 +172,18 @@ class Call(Node):
 
 @dataclass(frozen=True)
 class Mul(Node):
-    """``a b`` or ``a * b``."""
+    """``a b`` or ``a * b``; ``paren``: written in parentheses, ``(r^k h^k)``."""
 
     left: "Expr"
     right: "Expr"
+    paren: bool = False
 
 
 @dataclass(frozen=True)
 class Div(Node):
     left: "Expr"
     right: "Expr"
+    paren: bool = False
 
 
 @dataclass(frozen=True)
@@ -229,15 +231,29 @@ def flat_sum(node: Expr, negate: bool = False):
     return [(negate, node)]
 
 
-def flat_product(node: Expr) -> list[tuple[str, Expr | None]]:
-    """Factors of nested products: ("expr", n), ("recip", n) or ("neg", None)."""
+def flat_product(node: Expr, top: bool = True) -> list[tuple[str, Expr | None]]:
+    """Factors of nested products: ("expr", n), ("recip", n), ("neg", None), or ("group", n) for a
+    parenthesised product below the top (``U^j_k (r^k h^k)``: see ``Scope.product``)."""
+    if not top and isinstance(node, (Mul, Div)) and node.paren:
+        return [("group", node)]
     if isinstance(node, Mul):
-        return flat_product(node.left) + flat_product(node.right)
+        return flat_product(node.left, False) + flat_product(node.right, False)
     if isinstance(node, Div):
-        return flat_product(node.left) + [("recip", node.right)]
+        return flat_product(node.left, False) + [("recip", node.right)]
     if isinstance(node, Neg):
-        return [("neg", None)] + flat_product(node.operand)
+        return [("neg", None)] + flat_product(node.operand, False)
     return [("expr", node)]
+
+
+def direct_indices(node: Expr) -> list[str]:
+    """The index names written on the tensors of a product (not inside calls or sums)."""
+    if isinstance(node, (Mul, Div)):
+        return direct_indices(node.left) + direct_indices(node.right)
+    if isinstance(node, Neg):
+        return direct_indices(node.operand)
+    if isinstance(node, (Use, Call)):
+        return [t for ix in node.indices for t in ([t for _, t in ix.terms] if ix.terms else [ix.name])]
+    return []
 
 
 def walk(node):
