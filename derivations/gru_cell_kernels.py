@@ -74,10 +74,12 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False):
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
     """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
     at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size)."""
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
     J, I, K, L = v.shape
     nb = G.shape[0]
     w = v.view()
@@ -88,16 +90,21 @@ def _outer_into(v, G, a, b, scale, add, swap=False):
     buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
-        W = buf[:j1 - j0]
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
         if swap:
-            np.multiply(b[None, :, :, None], Gt[j0:j1, :, None, :], out=W)
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
         else:
-            np.multiply(Gt[j0:j1, :, :, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, K * L)
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
         if add:
-            w[j0:j1] += np.matmul(aT, W)
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
-            np.matmul(aT, W, out=w[j0:j1])
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
 def _softmax(a, axis):
@@ -1183,7 +1190,7 @@ def hessian(params, data, out=None):
     hess_Wz__Wz = _block_view(H, 0, 6, 0, 6, PARAMS["Wz"] + PARAMS["Wz"])
     hess_z_zg__z_zg = t["hess_z_zg__z_zg"]
     x = t["x"]
-    _outer_into(hess_Wz__Wz, hess_z_zg__z_zg, x, x, 1 / B, False)
+    _outer_into(hess_Wz__Wz, hess_z_zg__z_zg, x, x, 1 / B, False, False, True)
     # ∂f/∂Wz,Uz[j,i,k,l] = h0[l] hess_z_zg__z_zg[j,k] x[i]
     hess_Wz__Uz = _block_view(H, 0, 6, 6, 10, PARAMS["Wz"] + PARAMS["Uz"])
     h0 = t["h0"]
@@ -1219,7 +1226,7 @@ def hessian(params, data, out=None):
     _mirror(H, 0, 6, 30, 34)
     # ∂f/∂Uz,Uz[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_zg[j,i]
     hess_Uz__Uz = _block_view(H, 6, 10, 6, 10, PARAMS["Uz"] + PARAMS["Uz"])
-    _outer_into(hess_Uz__Uz, hess_z_zg__z_zg, h0, h0, 1 / B, False)
+    _outer_into(hess_Uz__Uz, hess_z_zg__z_zg, h0, h0, 1 / B, False, False, True)
     # ∂f/∂Uz,Wr[j,k,i,l] = h0[k] hess_z_zg__z_rg[j,i] x[l]
     hess_Uz__Wr = _block_view(H, 6, 10, 10, 16, PARAMS["Uz"] + PARAMS["Wr"])
     _outer_into(hess_Uz__Wr, hess_z_zg__z_rg, h0, x, 1 / B, False)
@@ -1244,7 +1251,7 @@ def hessian(params, data, out=None):
     # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_rg__z_rg[j,k] x[i] x[l]
     hess_Wr__Wr = _block_view(H, 10, 16, 10, 16, PARAMS["Wr"] + PARAMS["Wr"])
     hess_z_rg__z_rg = t["hess_z_rg__z_rg"]
-    _outer_into(hess_Wr__Wr, hess_z_rg__z_rg, x, x, 1 / B, False)
+    _outer_into(hess_Wr__Wr, hess_z_rg__z_rg, x, x, 1 / B, False, False, True)
     # ∂f/∂Wr,Ur[j,i,k,l] = h0[l] hess_z_rg__z_rg[j,k] x[i]
     hess_Wr__Ur = _block_view(H, 10, 16, 16, 20, PARAMS["Wr"] + PARAMS["Ur"])
     _outer_into(hess_Wr__Ur, hess_z_rg__z_rg, x, h0, 1 / B, False)
@@ -1270,7 +1277,7 @@ def hessian(params, data, out=None):
     _mirror(H, 10, 16, 30, 34)
     # ∂f/∂Ur,Ur[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_rg[j,i]
     hess_Ur__Ur = _block_view(H, 16, 20, 16, 20, PARAMS["Ur"] + PARAMS["Ur"])
-    _outer_into(hess_Ur__Ur, hess_z_rg__z_rg, h0, h0, 1 / B, False)
+    _outer_into(hess_Ur__Ur, hess_z_rg__z_rg, h0, h0, 1 / B, False, False, True)
     # ∂f/∂Ur,Wh[j,k,i,l] = h0[k] hess_z_rg__z_hc[j,i] x[l]
     hess_Ur__Wh = _block_view(H, 16, 20, 20, 26, PARAMS["Ur"] + PARAMS["Wh"])
     _outer_into(hess_Ur__Wh, hess_z_rg__z_hc, h0, x, 1 / B, False)
@@ -1288,7 +1295,7 @@ def hessian(params, data, out=None):
     # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_hc__z_hc[j,k] x[i] x[l]
     hess_Wh__Wh = _block_view(H, 20, 26, 20, 26, PARAMS["Wh"] + PARAMS["Wh"])
     hess_z_hc__z_hc = t["hess_z_hc__z_hc"]
-    _outer_into(hess_Wh__Wh, hess_z_hc__z_hc, x, x, 1 / B, False)
+    _outer_into(hess_Wh__Wh, hess_z_hc__z_hc, x, x, 1 / B, False, False, True)
     # ∂f/∂Wh,Uh[j,i,k,l] = hess_z_hc__z_hc[j,k] rh[l] x[i]
     hess_Wh__Uh = _block_view(H, 20, 26, 26, 30, PARAMS["Wh"] + PARAMS["Uh"])
     _outer_into(hess_Wh__Uh, hess_z_hc__z_hc, x, rh, 1 / B, False)
@@ -1302,7 +1309,7 @@ def hessian(params, data, out=None):
     _mirror(H, 20, 26, 30, 34)
     # ∂f/∂Uh,Uh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] rh[l]
     hess_Uh__Uh = _block_view(H, 26, 30, 26, 30, PARAMS["Uh"] + PARAMS["Uh"])
-    _outer_into(hess_Uh__Uh, hess_z_hc__z_hc, rh, rh, 1 / B, False)
+    _outer_into(hess_Uh__Uh, hess_z_hc__z_hc, rh, rh, 1 / B, False, False, True)
     # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h1__z_hc[i,j] rh[k] + h1[i] hess_z_hc__p[j,l] rh[k]
     hess_Uh__V = _block_view(H, 26, 30, 30, 34, PARAMS["Uh"] + PARAMS["V"])
     _outer_into(hess_Uh__V, jac_h1__z_hc.transpose(0, 2, 1), rh, adj_p, 1 / B, False, True)
@@ -1311,7 +1318,7 @@ def hessian(params, data, out=None):
     # ∂f/∂V,V[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
     hess_V__V = _block_view(H, 30, 34, 30, 34, PARAMS["V"] + PARAMS["V"])
     hess_p__p = t["hess_p__p"]
-    _outer_into(hess_V__V, hess_p__p, h1, h1, 1 / B, False)
+    _outer_into(hess_V__V, hess_p__p, h1, h1, 1 / B, False, False, True)
     return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): _block_view(H, 6, 10, 0, 6, (2, 2, 2, 3)), ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): _block_view(H, 10, 16, 0, 6, (2, 3, 2, 3)), ("Wr", "Uz"): _block_view(H, 10, 16, 6, 10, (2, 3, 2, 2)), ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): _block_view(H, 16, 20, 0, 6, (2, 2, 2, 3)), ("Ur", "Uz"): _block_view(H, 16, 20, 6, 10, (2, 2, 2, 2)), ("Ur", "Wr"): _block_view(H, 16, 20, 10, 16, (2, 2, 2, 3)), ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): _block_view(H, 20, 26, 0, 6, (2, 3, 2, 3)), ("Wh", "Uz"): _block_view(H, 20, 26, 6, 10, (2, 3, 2, 2)), ("Wh", "Wr"): _block_view(H, 20, 26, 10, 16, (2, 3, 2, 3)), ("Wh", "Ur"): _block_view(H, 20, 26, 16, 20, (2, 3, 2, 2)), ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): _block_view(H, 26, 30, 0, 6, (2, 2, 2, 3)), ("Uh", "Uz"): _block_view(H, 26, 30, 6, 10, (2, 2, 2, 2)), ("Uh", "Wr"): _block_view(H, 26, 30, 10, 16, (2, 2, 2, 3)), ("Uh", "Ur"): _block_view(H, 26, 30, 16, 20, (2, 2, 2, 2)), ("Uh", "Wh"): _block_view(H, 26, 30, 20, 26, (2, 2, 2, 3)), ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): _block_view(H, 30, 34, 0, 6, (2, 2, 2, 3)), ("V", "Uz"): _block_view(H, 30, 34, 6, 10, (2, 2, 2, 2)), ("V", "Wr"): _block_view(H, 30, 34, 10, 16, (2, 2, 2, 3)), ("V", "Ur"): _block_view(H, 30, 34, 16, 20, (2, 2, 2, 2)), ("V", "Wh"): _block_view(H, 30, 34, 20, 26, (2, 2, 2, 3)), ("V", "Uh"): _block_view(H, 30, 34, 26, 30, (2, 2, 2, 2)), ("V", "V"): hess_V__V}
 
 

@@ -94,10 +94,12 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False):
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
     """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
     at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size)."""
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
     J, I, K, L = v.shape
     nb = G.shape[0]
     w = v.view()
@@ -108,16 +110,21 @@ def _outer_into(v, G, a, b, scale, add, swap=False):
     buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
-        W = buf[:j1 - j0]
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
         if swap:
-            np.multiply(b[None, :, :, None], Gt[j0:j1, :, None, :], out=W)
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
         else:
-            np.multiply(Gt[j0:j1, :, :, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, K * L)
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
         if add:
-            w[j0:j1] += np.matmul(aT, W)
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
-            np.matmul(aT, W, out=w[j0:j1])
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
 def _softmax(a, axis):
@@ -6370,7 +6377,7 @@ def hessian(params, data, out=None):
     # ∂f/∂V,V[l,j,i,k] = h3[j] h3[k] hess_p__p[l,i]
     hess_V__V = _block_view(H, 24, 28, 24, 28, PARAMS["V"] + PARAMS["V"])
     hess_p__p = t["hess_p__p"]
-    _outer_into(hess_V__V, hess_p__p, h3, h3, 1 / B, False)
+    _outer_into(hess_V__V, hess_p__p, h3, h3, 1 / B, False, False, True)
     return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): _block_view(H, 4, 8, 0, 4, (2, 2, 2, 2)), ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): _block_view(H, 8, 12, 0, 4, (2, 2, 2, 2)), ("Wr", "Uz"): _block_view(H, 8, 12, 4, 8, (2, 2, 2, 2)), ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): _block_view(H, 12, 16, 0, 4, (2, 2, 2, 2)), ("Ur", "Uz"): _block_view(H, 12, 16, 4, 8, (2, 2, 2, 2)), ("Ur", "Wr"): _block_view(H, 12, 16, 8, 12, (2, 2, 2, 2)), ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): _block_view(H, 16, 20, 0, 4, (2, 2, 2, 2)), ("Wh", "Uz"): _block_view(H, 16, 20, 4, 8, (2, 2, 2, 2)), ("Wh", "Wr"): _block_view(H, 16, 20, 8, 12, (2, 2, 2, 2)), ("Wh", "Ur"): _block_view(H, 16, 20, 12, 16, (2, 2, 2, 2)), ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): _block_view(H, 20, 24, 0, 4, (2, 2, 2, 2)), ("Uh", "Uz"): _block_view(H, 20, 24, 4, 8, (2, 2, 2, 2)), ("Uh", "Wr"): _block_view(H, 20, 24, 8, 12, (2, 2, 2, 2)), ("Uh", "Ur"): _block_view(H, 20, 24, 12, 16, (2, 2, 2, 2)), ("Uh", "Wh"): _block_view(H, 20, 24, 16, 20, (2, 2, 2, 2)), ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): _block_view(H, 24, 28, 0, 4, (2, 2, 2, 2)), ("V", "Uz"): _block_view(H, 24, 28, 4, 8, (2, 2, 2, 2)), ("V", "Wr"): _block_view(H, 24, 28, 8, 12, (2, 2, 2, 2)), ("V", "Ur"): _block_view(H, 24, 28, 12, 16, (2, 2, 2, 2)), ("V", "Wh"): _block_view(H, 24, 28, 16, 20, (2, 2, 2, 2)), ("V", "Uh"): _block_view(H, 24, 28, 20, 24, (2, 2, 2, 2)), ("V", "V"): hess_V__V}
 
 

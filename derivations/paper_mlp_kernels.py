@@ -80,10 +80,12 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False):
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
     """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
     at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size)."""
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
     J, I, K, L = v.shape
     nb = G.shape[0]
     w = v.view()
@@ -94,16 +96,21 @@ def _outer_into(v, G, a, b, scale, add, swap=False):
     buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
-        W = buf[:j1 - j0]
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
         if swap:
-            np.multiply(b[None, :, :, None], Gt[j0:j1, :, None, :], out=W)
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
         else:
-            np.multiply(Gt[j0:j1, :, :, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, K * L)
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
         if add:
-            w[j0:j1] += np.matmul(aT, W)
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
-            np.matmul(aT, W, out=w[j0:j1])
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
 def _softmax(a, axis):
@@ -655,7 +662,7 @@ def hessian(params, data, out=None):
     hess_W1__W1 = _block_view(H, 0, 20, 0, 20, PARAMS["W1"] + PARAMS["W1"])
     hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False)
+    _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False, False, True)
     # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] relu'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
     hess_W1__W2 = _block_view(H, 0, 20, 20, 45, PARAMS["W1"] + PARAMS["W2"])
     hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
@@ -680,7 +687,7 @@ def hessian(params, data, out=None):
     # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
     hess_W2__W2 = _block_view(H, 20, 45, 20, 45, PARAMS["W2"] + PARAMS["W2"])
     hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    _outer_into(hess_W2__W2, hess_z_v2__z_v2, v1, v1, 1 / B, False)
+    _outer_into(hess_W2__W2, hess_z_v2__z_v2, v1, v1, 1 / B, False, False, True)
     # ∂f/∂W2,U[j,i,l,k] = adj_p[l] relu'(z_v2[k]) δ[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
     hess_W2__U = _block_view(H, 20, 45, 45, 60, PARAMS["W2"] + PARAMS["U"])
     hess_z_v2__p = t["hess_z_v2__p"]
@@ -694,7 +701,7 @@ def hessian(params, data, out=None):
     # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
     hess_U__U = _block_view(H, 45, 60, 45, 60, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, v2, v2, 1 / B, False)
+    _outer_into(hess_U__U, hess_p__p, v2, v2, 1 / B, False, False, True)
     return {("W1", "W1"): hess_W1__W1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("W2", "W1"): _block_view(H, 20, 45, 0, 20, (5, 5, 5, 4)), ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): _block_view(H, 45, 60, 0, 20, (3, 5, 5, 4)), ("U", "W2"): _block_view(H, 45, 60, 20, 45, (3, 5, 5, 5)), ("U", "U"): hess_U__U}
 
 

@@ -78,10 +78,12 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False):
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
     """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
     at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size)."""
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
     J, I, K, L = v.shape
     nb = G.shape[0]
     w = v.view()
@@ -92,16 +94,21 @@ def _outer_into(v, G, a, b, scale, add, swap=False):
     buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
-        W = buf[:j1 - j0]
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
         if swap:
-            np.multiply(b[None, :, :, None], Gt[j0:j1, :, None, :], out=W)
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
         else:
-            np.multiply(Gt[j0:j1, :, :, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, K * L)
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
         if add:
-            w[j0:j1] += np.matmul(aT, W)
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
-            np.matmul(aT, W, out=w[j0:j1])
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
 def _forward(params, data):
@@ -666,7 +673,7 @@ def hessian(params, data, out=None):
     hess_W1__W1 = _block_view(H, 0, 12, 0, 12, PARAMS["W1"] + PARAMS["W1"])
     hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False)
+    _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False, False, True)
     # ∂f/∂W1,b1[j,i,k] = hess_z_v1__z_v1[j,k] x[i]
     hess_W1__b1 = _block_view(H, 0, 12, 12, 16, PARAMS["W1"] + PARAMS["b1"])
     # einsum("Bjk,Bi->jik", hess_z_v1__z_v1, x)
@@ -724,7 +731,7 @@ def hessian(params, data, out=None):
     # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
     hess_W2__W2 = _block_view(H, 16, 32, 16, 32, PARAMS["W2"] + PARAMS["W2"])
     hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    _outer_into(hess_W2__W2, hess_z_v2__z_v2, v1, v1, 1 / B, False)
+    _outer_into(hess_W2__W2, hess_z_v2__z_v2, v1, v1, 1 / B, False, False, True)
     # ∂f/∂W2,b2[j,i,k] = hess_z_v2__z_v2[j,k] v1[i]
     hess_W2__b2 = _block_view(H, 16, 32, 32, 36, PARAMS["W2"] + PARAMS["b2"])
     # einsum("Bjk,Bi->jik", hess_z_v2__z_v2, v1)

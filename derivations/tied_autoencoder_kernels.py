@@ -72,10 +72,12 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False):
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
     """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
     at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size)."""
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
     J, I, K, L = v.shape
     nb = G.shape[0]
     w = v.view()
@@ -86,16 +88,21 @@ def _outer_into(v, G, a, b, scale, add, swap=False):
     buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
-        W = buf[:j1 - j0]
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
         if swap:
-            np.multiply(b[None, :, :, None], Gt[j0:j1, :, None, :], out=W)
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
         else:
-            np.multiply(Gt[j0:j1, :, :, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, K * L)
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
         if add:
-            w[j0:j1] += np.matmul(aT, W)
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
-            np.matmul(aT, W, out=w[j0:j1])
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
 def _forward(params, data):

@@ -6,7 +6,8 @@ view, batch mean included (the 1/B scales the smallest operand or the write itse
 
 * **outer** — ``G[j,k] a[i] b[l]`` over the block's axes (j, i, k, l), the Gauss–Newton and
   second-order-adjoint term of two dense layers: ``_outer_into``, a matmul per row chunk straight
-  into the buffer;
+  into the buffer (a diagonal block that is this one term with G = hess[z,z], symmetric, and
+  a = b: only its upper half multiplied, the rest copied);
 * **diagonal** — a term with ``δ[x,y]`` over two of the block's axes (an activation's Jacobian
   written in, :func:`~einderiv.emit.kernel_build._diagonals`): the rest contracted with y renamed
   x, added onto the view's diagonal (``_diagonal_view``), not broadcast against an identity;
@@ -17,6 +18,8 @@ are all diagonal is zeroed first.  A block (a, b) with a ≠ b is then copied, t
 (b, a)'s rows and columns (``_mirror``).
 """
 from __future__ import annotations
+
+import re
 
 from ..analysis.factor import as_terms
 from ..ir import Delta, Ref, rename
@@ -45,8 +48,12 @@ def block_into(s: Scope, st: Block) -> None:
     for k in order:
         (kind, detail), t = kinds[k]
         if kind == "outer":
-            G, a, b, swap = detail
-            args = (Var(view), G, a, b, _scale(s, t.coef, True), Py(written)) + ((Py(True),) if swap else ())
+            G, a, b, swap, symmetric = detail
+            args = (Var(view), G, a, b, _scale(s, t.coef, True), Py(written))
+            if symmetric and len(terms) == 1 and st.wrt[0] == st.wrt[1]:  # one symmetric term: half of it
+                args += (Py(False), Py(True))
+            elif swap:
+                args += (Py(True),)
             s.emit(Run(Call("_outer_into", args)))
         elif kind == "diagonal":
             x, y = detail
@@ -62,6 +69,10 @@ def block_into(s: Scope, st: Block) -> None:
         written = True
     if into.mirror:
         s.emit(Run(Call("_mirror", (H,) + bounds)))
+
+
+#: a per-sample Hessian of f with respect to one node twice, hess[z,z]: symmetric in its two axes
+_SYMMETRIC = re.compile(r"hess\[([^,\]]+),\1\]")
 
 
 def _scale(s: Scope, coef, batched: bool):
@@ -96,5 +107,6 @@ def _kind(s: Scope, t, indices: tuple, square: bool):
         a, b = by.get((i,)), by.get((ll,))
         if g is not None and a is not None and b is not None and all(s.is_batched(f.name) for f in (g, a, b)):
             G = s.lower(g).expr if g.indices == (j, kk) else Transpose(s.lower(g).expr, (0, 2, 1))
-            return "outer", (G, s.lower(a).expr, s.lower(b).expr, swap)
+            symmetric = not swap and a.name == b.name and _SYMMETRIC.fullmatch(str(g.name)) is not None
+            return "outer", (G, s.lower(a).expr, s.lower(b).expr, swap, symmetric)
     return "other", None
