@@ -107,15 +107,14 @@ def torch_rows(tab, run, mlp_source, problem, close, cfg_args, rounds, inner, de
             close((B * sq.sqrt()).detach().cpu().double().numpy(), want_norms[n], f"{cfg} BackPACK {n}", tol)
         contenders["backpack"] = sync(batch_l2)
     t = run.compare(contenders, rounds, inner)
-    med = {k: statistics.median(v) for k, v in t.items()}
     what = "torch backend: "
-    tab.add(cfg, what + "gradient", run.ms(med["einderiv"]), "torch autograd, list of weights",
-            run.ms(med["autograd"]), f"{run.ratio(t, 'einderiv', 'autograd'):.2f}×", "≤ 1.1×")
-    tab.add(cfg, what + "per_sample_gradient_norms", run.ms(med["norms"]), "torch.func vmap(grad), list of weights",
-            run.ms(med["vmap"]), f"{run.ratio(t, 'norms', 'vmap'):.3f}×", "≤ 0.1×")
+    tab.add(cfg, what + "gradient", run.cw(t, "einderiv"), "torch autograd, list of weights",
+            run.cw(t, "autograd"), run.rx(run.ratio(t, 'einderiv', 'autograd')), "≤ 1.1×")
+    tab.add(cfg, what + "per_sample_gradient_norms", run.cw(t, "norms"), "torch.func vmap(grad), list of weights",
+            run.cw(t, "vmap"), run.rx(run.ratio(t, 'norms', 'vmap')), "≤ 0.1×")
     if "backpack" in t:
-        tab.add(cfg, what + "per_sample_gradient_norms", run.ms(med["norms"]), "BackPACK BatchL2Grad",
-                run.ms(med["backpack"]), f"{run.ratio(t, 'norms', 'backpack'):.2f}×", "≤ 1×")
+        tab.add(cfg, what + "per_sample_gradient_norms", run.cw(t, "norms"), "BackPACK BatchL2Grad",
+                run.cw(t, "backpack"), run.rx(run.ratio(t, 'norms', 'backpack')), "≤ 1×")
 
 
 def torch_hessian_rows(tab, run, mlp_source, problem, close, cfg_args, rounds, inner, device="cpu",
@@ -147,9 +146,8 @@ def torch_hessian_rows(tab, run, mlp_source, problem, close, cfg_args, rounds, i
           1e-9 if dtype == "float64" else 1e-4)
     sync = _sync(device)
     t = run.compare({"einderiv": sync(einderiv_full), "torch": sync(torch_full)}, rounds, inner, warmup=1)
-    med = {k: statistics.median(v) for k, v in t.items()}
-    tab.add(cfg, "torch backend: hessian (P × P)", run.ms(med["einderiv"]), "torch.func.hessian, list of weights",
-            run.ms(med["torch"]), f"{run.ratio(t, 'einderiv', 'torch'):.3f}×", "≤ 0.25×")
+    tab.add(cfg, "torch backend: hessian (P × P)", run.cw(t, "einderiv"), "torch.func.hessian, list of weights",
+            run.cw(t, "torch"), run.rx(run.ratio(t, 'einderiv', 'torch')), "≤ 0.25×")
 
 
 def jax_rows(tab, run, mlp_source, problem, close, cfg_args, rounds, inner):
@@ -188,8 +186,7 @@ def jax_rows(tab, run, mlp_source, problem, close, cfg_args, rounds, inner):
         "norms": lambda: jax.block_until_ready(norms(params, data)),
         "vmap": lambda: jax.block_until_ready(per_sample(Ws, data["x"], data["y"])),
     }, rounds, inner)
-    med = {k: statistics.median(v) for k, v in t.items()}
-    tab.add(cfg, "jax backend (jit): gradient", run.ms(med["einderiv"]), "jax.grad (jit), list of weights",
-            run.ms(med["grad"]), f"{run.ratio(t, 'einderiv', 'grad'):.2f}×", "—")
-    tab.add(cfg, "jax backend (jit): per_sample_gradient_norms", run.ms(med["norms"]),
-            "jax vmap(grad) (jit), list of weights", run.ms(med["vmap"]), f"{run.ratio(t, 'norms', 'vmap'):.3f}×", "—")
+    tab.add(cfg, "jax backend (jit): gradient", run.cw(t, "einderiv"), "jax.grad (jit), list of weights",
+            run.cw(t, "grad"), run.rx(run.ratio(t, 'einderiv', 'grad')), "—")
+    tab.add(cfg, "jax backend (jit): per_sample_gradient_norms", run.cw(t, "norms"),
+            "jax vmap(grad) (jit), list of weights", run.cw(t, "vmap"), run.rx(run.ratio(t, 'norms', 'vmap')), "—")

@@ -34,10 +34,46 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
 def _logsumexp(a, axis):
     """log Σ exp(a) along ``axis``, shifted by the maximum for stability."""
     m = np.max(a, axis=axis, keepdims=True)
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
 def _softmax(a, axis):
@@ -868,8 +904,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["adj_o"] = _adj_o(t)
@@ -908,114 +944,95 @@ def hessian(params, data):
     t["hess_a__p"] = _hess_a__p(t)
     t["hess_s__p"] = _hess_s__p(t)
     t["hess_Q__p"] = _hess_Q__p(t)
-    t["hess_K__Q"] = _hess_K__Q(t)
     t["hess_K__K"] = _hess_K__K(t)
     t["hess_K__V"] = _hess_K__V(t)
     t["hess_K__p"] = _hess_K__p(t)
-    t["hess_V__Q"] = _hess_V__Q(t)
-    t["hess_V__K"] = _hess_V__K(t)
     t["hess_V__V"] = _hess_V__V(t)
     t["hess_V__p"] = _hess_V__p(t)
     B = t["X"].shape[0]
+    H = _hessian_out(out, 16, params["WQ"])
     # ∂f/∂WQ,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__Q[c,d,l,j]
+    hess_WQ__WQ = _block_view(H, 0, 4, 0, 4, PARAMS["WQ"] + PARAMS["WQ"])
     X = t["X"]
     hess_Q__Q = t["hess_Q__Q"]
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__Q)
     tmp = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__Q, X, optimize=False)
-    hess_WQ__WQ = (np.tensordot(tmp, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    _add_into(hess_WQ__WQ, (np.tensordot(tmp, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂WQ,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__K[c,d,l,j]
+    hess_WQ__WK = _block_view(H, 0, 4, 4, 8, PARAMS["WQ"] + PARAMS["WK"])
     hess_Q__K = t["hess_Q__K"]
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__K)
     tmp_2 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__K, X, optimize=False)
-    hess_WQ__WK = (np.tensordot(tmp_2, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    _add_into(hess_WQ__WK, (np.tensordot(tmp_2, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    _mirror(H, 0, 4, 4, 8)
     # ∂f/∂WQ,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__V[c,d,l,j]
+    hess_WQ__WV = _block_view(H, 0, 4, 8, 12, PARAMS["WQ"] + PARAMS["WV"])
     hess_Q__V = t["hess_Q__V"]
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__V)
     tmp_3 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__V, X, optimize=False)
-    hess_WQ__WV = (np.tensordot(tmp_3, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    _add_into(hess_WQ__WV, (np.tensordot(tmp_3, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    _mirror(H, 0, 4, 8, 12)
     # ∂f/∂WQ,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__Q[k,j,c,d] + 1/t Σ_ck X[c,i] hess_Q__p[c,d,l] o[k,j]
+    hess_WQ__U = _block_view(H, 0, 4, 12, 16, PARAMS["WQ"] + PARAMS["U"])
     adj_p = t["adj_p"]
     jac_o__Q = t["jac_o__Q"]
     # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__Q)
     tmp_4 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_WQ__U, (np.tensordot(tmp_4, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_Q__p = t["hess_Q__p"]
     o = t["o"]
     # einsum("Bci,Bcdl,Bkj->dilj", X, hess_Q__p, o)
     tmp_5 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    hess_WQ__U = (0.3333333333333333 * (np.tensordot(tmp_4, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_5, hess_Q__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂WK,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__Q[c,d,l,j]
-    hess_K__Q = t["hess_K__Q"]
-    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__Q)
-    tmp_6 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__Q, X, optimize=False)
-    hess_WK__WQ = (np.tensordot(tmp_6, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    _add_into(hess_WQ__U, (np.tensordot(tmp_5, hess_Q__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+    _mirror(H, 0, 4, 12, 16)
     # ∂f/∂WK,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__K[c,d,l,j]
+    hess_WK__WK = _block_view(H, 4, 8, 4, 8, PARAMS["WK"] + PARAMS["WK"])
     hess_K__K = t["hess_K__K"]
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__K)
-    tmp_7 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__K, X, optimize=False)
-    hess_WK__WK = (np.tensordot(tmp_7, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_6 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__K, X, optimize=False)
+    _add_into(hess_WK__WK, (np.tensordot(tmp_6, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂WK,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__V[c,d,l,j]
+    hess_WK__WV = _block_view(H, 4, 8, 8, 12, PARAMS["WK"] + PARAMS["WV"])
     hess_K__V = t["hess_K__V"]
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__V)
-    tmp_8 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__V, X, optimize=False)
-    hess_WK__WV = (np.tensordot(tmp_8, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_7 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__V, X, optimize=False)
+    _add_into(hess_WK__WV, (np.tensordot(tmp_7, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    _mirror(H, 4, 8, 8, 12)
     # ∂f/∂WK,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__K[k,j,c,d] + 1/t Σ_ck X[c,i] hess_K__p[c,d,l] o[k,j]
+    hess_WK__U = _block_view(H, 4, 8, 12, 16, PARAMS["WK"] + PARAMS["U"])
     jac_o__K = t["jac_o__K"]
     # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__K)
-    tmp_9 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_8 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_WK__U, (np.tensordot(tmp_8, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_K__p = t["hess_K__p"]
     # einsum("Bci,Bcdl,Bkj->dilj", X, hess_K__p, o)
-    tmp_10 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    hess_WK__U = (0.3333333333333333 * (np.tensordot(tmp_9, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_10, hess_K__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂WV,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_V__Q[c,d,l,j]
-    hess_V__Q = t["hess_V__Q"]
-    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__Q)
-    tmp_11 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__Q, X, optimize=False)
-    hess_WV__WQ = (np.tensordot(tmp_11, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂WV,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_V__K[c,d,l,j]
-    hess_V__K = t["hess_V__K"]
-    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__K)
-    tmp_12 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__K, X, optimize=False)
-    hess_WV__WK = (np.tensordot(tmp_12, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_9 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    _add_into(hess_WK__U, (np.tensordot(tmp_9, hess_K__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+    _mirror(H, 4, 8, 12, 16)
     # ∂f/∂WV,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_V__V[c,d,l,j]
+    hess_WV__WV = _block_view(H, 8, 12, 8, 12, PARAMS["WV"] + PARAMS["WV"])
     hess_V__V = t["hess_V__V"]
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__V)
-    tmp_13 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__V, X, optimize=False)
-    hess_WV__WV = (np.tensordot(tmp_13, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_10 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__V, X, optimize=False)
+    _add_into(hess_WV__WV, (np.tensordot(tmp_10, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂WV,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__V[k,j,c,d] + 1/t Σ_ck X[c,i] hess_V__p[c,d,l] o[k,j]
+    hess_WV__U = _block_view(H, 8, 12, 12, 16, PARAMS["WV"] + PARAMS["U"])
     jac_o__V = t["jac_o__V"]
     # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__V)
-    tmp_14 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_11 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_WV__U, (np.tensordot(tmp_11, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_V__p = t["hess_V__p"]
     # einsum("Bci,Bcdl,Bkj->dilj", X, hess_V__p, o)
-    tmp_15 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    hess_WV__U = (0.3333333333333333 * (np.tensordot(tmp_14, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_15, hess_V__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,WQ[l,d,i,j] = 1/t Σ_ck X[c,j] adj_p[l] jac_o__Q[k,d,c,i] + 1/t Σ_ck X[c,j] hess_p__Q[l,c,i] o[k,d]
-    # einsum("Bcj,Bl,Bkdci->ldij", X, adj_p, jac_o__Q)
-    tmp_16 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    hess_p__Q = t["hess_p__Q"]
-    # einsum("Bcj,Blci,Bkd->ldij", X, hess_p__Q, o)
-    tmp_17 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    hess_U__WQ = (0.3333333333333333 * (np.tensordot(tmp_16, X, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_17, hess_p__Q, axes=([0, 2], [0, 2]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,WK[l,d,i,j] = 1/t Σ_ck X[c,j] adj_p[l] jac_o__K[k,d,c,i] + 1/t Σ_ck X[c,j] hess_p__K[l,c,i] o[k,d]
-    # einsum("Bcj,Bl,Bkdci->ldij", X, adj_p, jac_o__K)
-    tmp_18 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    hess_p__K = t["hess_p__K"]
-    # einsum("Bcj,Blci,Bkd->ldij", X, hess_p__K, o)
-    tmp_19 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    hess_U__WK = (0.3333333333333333 * (np.tensordot(tmp_18, X, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_19, hess_p__K, axes=([0, 2], [0, 2]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,WV[l,d,i,j] = 1/t Σ_ck X[c,j] adj_p[l] jac_o__V[k,d,c,i] + 1/t Σ_ck X[c,j] hess_p__V[l,c,i] o[k,d]
-    # einsum("Bcj,Bl,Bkdci->ldij", X, adj_p, jac_o__V)
-    tmp_20 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    hess_p__V = t["hess_p__V"]
-    # einsum("Bcj,Blci,Bkd->ldij", X, hess_p__V, o)
-    tmp_21 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    hess_U__WV = (0.3333333333333333 * (np.tensordot(tmp_20, X, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_21, hess_p__V, axes=([0, 2], [0, 2]))).transpose(2, 0, 3, 1)) / B
+    tmp_12 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    _add_into(hess_WV__U, (np.tensordot(tmp_12, hess_V__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+    _mirror(H, 8, 12, 12, 16)
     # ∂f/∂U,U[l,d,i,j] = t**(-2) Σ_ck hess_p__p[l,i] o[c,d] o[k,j]
+    hess_U__U = _block_view(H, 12, 16, 12, 16, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
     # einsum("Bli,Bcd,Bkj->ldij", hess_p__p, o, o)
-    tmp_22 = (o.sum(axis=1))[:, :, None] * (o.sum(axis=1))[:, None]
-    hess_U__U = 0.1111111111111111 * (np.tensordot(tmp_22, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    return {("WQ", "WQ"): hess_WQ__WQ, ("WQ", "WK"): hess_WQ__WK, ("WQ", "WV"): hess_WQ__WV, ("WQ", "U"): hess_WQ__U, ("WK", "WQ"): hess_WK__WQ, ("WK", "WK"): hess_WK__WK, ("WK", "WV"): hess_WK__WV, ("WK", "U"): hess_WK__U, ("WV", "WQ"): hess_WV__WQ, ("WV", "WK"): hess_WV__WK, ("WV", "WV"): hess_WV__WV, ("WV", "U"): hess_WV__U, ("U", "WQ"): hess_U__WQ, ("U", "WK"): hess_U__WK, ("U", "WV"): hess_U__WV, ("U", "U"): hess_U__U}
+    tmp_13 = (o.sum(axis=1))[:, :, None] * (o.sum(axis=1))[:, None]
+    _add_into(hess_U__U, (np.tensordot(tmp_13, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
+    return {("WQ", "WQ"): hess_WQ__WQ, ("WQ", "WK"): hess_WQ__WK, ("WQ", "WV"): hess_WQ__WV, ("WQ", "U"): hess_WQ__U, ("WK", "WQ"): _block_view(H, 4, 8, 0, 4, (2, 2, 2, 2)), ("WK", "WK"): hess_WK__WK, ("WK", "WV"): hess_WK__WV, ("WK", "U"): hess_WK__U, ("WV", "WQ"): _block_view(H, 8, 12, 0, 4, (2, 2, 2, 2)), ("WV", "WK"): _block_view(H, 8, 12, 4, 8, (2, 2, 2, 2)), ("WV", "WV"): hess_WV__WV, ("WV", "U"): hess_WV__U, ("U", "WQ"): _block_view(H, 12, 16, 0, 4, (2, 2, 2, 2)), ("U", "WK"): _block_view(H, 12, 16, 4, 8, (2, 2, 2, 2)), ("U", "WV"): _block_view(H, 12, 16, 8, 12, (2, 2, 2, 2)), ("U", "U"): hess_U__U}
 
 
 def hvp(params, data, vector):

@@ -30,10 +30,46 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
 def _logsumexp(a, axis):
     """log Σ exp(a) along ``axis``, shifted by the maximum for stability."""
     m = np.max(a, axis=axis, keepdims=True)
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
 def _softmax(a, axis):
@@ -585,8 +621,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["jac_v__z_v"] = _jac_v__z_v(t)
@@ -605,121 +641,99 @@ def hessian(params, data):
     t["hess_p__p"] = _hess_p__p(t)
     t["hess_v__p"] = _hess_v__p(t)
     t["hess_z_v__p"] = _hess_z_v__p(t)
-    t["hess_w__z_v"] = _hess_w__z_v(t)
-    t["hess_z_w__z_v"] = _hess_z_w__z_v(t)
     t["hess_w__z_w"] = _hess_w__z_w(t)
     t["hess_z_w__z_w"] = _hess_z_w__z_w(t)
     t["hess_w__p"] = _hess_w__p(t)
     t["hess_z_w__p"] = _hess_z_w__p(t)
     B = t["x"].shape[0]
+    H = _hessian_out(out, 36, params["K"])
     # ∂f/∂K,K[o,a,i,j] = Σ_cklm hess_z_v__z_v[o,c,i,k] x[l] x[m] S[l,c,a] S[m,k,j]
+    hess_K__K = _block_view(H, 0, 6, 0, 6, PARAMS["K"] + PARAMS["K"])
     hess_z_v__z_v = t["hess_z_v__z_v"]
     x = t["x"]
     x_win = _window_view(x, 3, 1, 1, 4)
     x_win_2 = _window_view(x, 3, 1, 1, 4)
     # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_v, x_win, x_win_2)
     tmp = np.einsum("Bca,Bocik->Baoik", x_win, hess_z_v__z_v, optimize=False)
-    hess_K__K = (np.tensordot(tmp, x_win_2, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3) / B
+    _add_into(hess_K__K, (np.tensordot(tmp, x_win_2, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     # ∂f/∂K,G[o,a,i,j] = Σ_cklm hess_z_v__z_w[o,c,i,k] x[l] x[m] S[l,c,a] S2[m,k,j]
+    hess_K__G = _block_view(H, 0, 6, 6, 12, PARAMS["K"] + PARAMS["G"])
     hess_z_v__z_w = t["hess_z_v__z_w"]
     x_win_3 = _window_view(x, 3, 1, 1, 4)
     x_win_4 = _window_view(x, 3, 1, 2, 2)
     # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_w, x_win_3, x_win_4)
     tmp_2 = np.einsum("Bca,Bocik->Baoik", x_win_3, hess_z_v__z_w, optimize=False)
-    hess_K__G = (np.tensordot(tmp_2, x_win_4, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3) / B
+    _add_into(hess_K__G, (np.tensordot(tmp_2, x_win_4, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    _mirror(H, 0, 6, 6, 12)
     # ∂f/∂K,U[o,a,l,i,t] = Σ_cj adj_p[l] jac_v__z_v[i,t,o,c] x[j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] v[i,t] x[j] S[j,c,a]
+    hess_K__U = _block_view(H, 0, 6, 12, 28, PARAMS["K"] + PARAMS["U"])
     adj_p = t["adj_p"]
     jac_v__z_v = t["jac_v__z_v"]
     x_win_5 = _window_view(x, 3, 1, 1, 4)
     # einsum("Bl,Bitoc,Bca->oalit", adj_p, jac_v__z_v, x_win_5)
     tmp_3 = np.einsum("Bca,Bitoc->Baito", x_win_5, jac_v__z_v, optimize=False)
+    _add_into(hess_K__U, (np.tensordot(tmp_3, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
     hess_z_v__p = t["hess_z_v__p"]
     v = t["v"]
     x_win_6 = _window_view(x, 3, 1, 1, 4)
     # einsum("Bocl,Bit,Bca->oalit", hess_z_v__p, v, x_win_6)
     tmp_4 = np.einsum("Bca,Bocl->Baol", x_win_6, hess_z_v__p, optimize=False)
-    hess_K__U = ((np.tensordot(tmp_3, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2) + (np.tensordot(tmp_4, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4)) / B
+    _add_into(hess_K__U, (np.tensordot(tmp_4, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
+    _mirror(H, 0, 6, 12, 28)
     # ∂f/∂K,R[o,a,l,i,s] = Σ_cj hess_z_v__p[o,c,l] w[i,s] x[j] S[j,c,a]
+    hess_K__R = _block_view(H, 0, 6, 28, 36, PARAMS["K"] + PARAMS["R"])
     w = t["w"]
     x_win_7 = _window_view(x, 3, 1, 1, 4)
     # einsum("Bocl,Bis,Bca->oalis", hess_z_v__p, w, x_win_7)
     tmp_5 = np.einsum("Bca,Bocl->Baol", x_win_7, hess_z_v__p, optimize=False)
-    hess_K__R = (np.tensordot(tmp_5, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4) / B
-    # ∂f/∂G,K[o,a,i,j] = Σ_cklm hess_z_w__z_v[o,c,i,k] x[l] x[m] S[m,k,j] S2[l,c,a]
-    hess_z_w__z_v = t["hess_z_w__z_v"]
-    x_win_8 = _window_view(x, 3, 1, 1, 4)
-    x_win_9 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bocik,Bca,Bkj->oaij", hess_z_w__z_v, x_win_9, x_win_8)
-    tmp_6 = np.einsum("Bkj,Bocik->Bjoci", x_win_8, hess_z_w__z_v, optimize=False)
-    hess_G__K = (np.tensordot(tmp_6, x_win_9, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0) / B
+    _add_into(hess_K__R, (np.tensordot(tmp_5, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
+    _mirror(H, 0, 6, 28, 36)
     # ∂f/∂G,G[o,a,i,j] = Σ_cklm hess_z_w__z_w[o,c,i,k] x[l] x[m] S2[l,c,a] S2[m,k,j]
+    hess_G__G = _block_view(H, 6, 12, 6, 12, PARAMS["G"] + PARAMS["G"])
     hess_z_w__z_w = t["hess_z_w__z_w"]
-    x_win_10 = _window_view(x, 3, 1, 2, 2)
-    x_win_11 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bocik,Bca,Bkj->oaij", hess_z_w__z_w, x_win_10, x_win_11)
-    tmp_7 = np.einsum("Bca,Bocik->Baoik", x_win_10, hess_z_w__z_w, optimize=False)
-    hess_G__G = (np.tensordot(tmp_7, x_win_11, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3) / B
+    x_win_8 = _window_view(x, 3, 1, 2, 2)
+    x_win_9 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bocik,Bca,Bkj->oaij", hess_z_w__z_w, x_win_8, x_win_9)
+    tmp_6 = np.einsum("Bca,Bocik->Baoik", x_win_8, hess_z_w__z_w, optimize=False)
+    _add_into(hess_G__G, (np.tensordot(tmp_6, x_win_9, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     # ∂f/∂G,U[o,a,l,i,t] = Σ_cj hess_z_w__p[o,c,l] v[i,t] x[j] S2[j,c,a]
+    hess_G__U = _block_view(H, 6, 12, 12, 28, PARAMS["G"] + PARAMS["U"])
     hess_z_w__p = t["hess_z_w__p"]
-    x_win_12 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bocl,Bit,Bca->oalit", hess_z_w__p, v, x_win_12)
-    tmp_8 = np.einsum("Bca,Bocl->Baol", x_win_12, hess_z_w__p, optimize=False)
-    hess_G__U = (np.tensordot(tmp_8, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4) / B
+    x_win_10 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bocl,Bit,Bca->oalit", hess_z_w__p, v, x_win_10)
+    tmp_7 = np.einsum("Bca,Bocl->Baol", x_win_10, hess_z_w__p, optimize=False)
+    _add_into(hess_G__U, (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
+    _mirror(H, 6, 12, 12, 28)
     # ∂f/∂G,R[o,a,l,i,s] = Σ_cj adj_p[l] jac_w__z_w[i,s,o,c] x[j] S2[j,c,a] + Σ_cj hess_z_w__p[o,c,l] w[i,s] x[j] S2[j,c,a]
+    hess_G__R = _block_view(H, 6, 12, 28, 36, PARAMS["G"] + PARAMS["R"])
     jac_w__z_w = t["jac_w__z_w"]
-    x_win_13 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bl,Bisoc,Bca->oalis", adj_p, jac_w__z_w, x_win_13)
-    tmp_9 = np.einsum("Bca,Bisoc->Baiso", x_win_13, jac_w__z_w, optimize=False)
-    x_win_14 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bocl,Bis,Bca->oalis", hess_z_w__p, w, x_win_14)
-    tmp_10 = np.einsum("Bca,Bocl->Baol", x_win_14, hess_z_w__p, optimize=False)
-    hess_G__R = ((np.tensordot(tmp_9, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2) + (np.tensordot(tmp_10, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4)) / B
-    # ∂f/∂U,K[l,o,t,i,a] = Σ_cj adj_p[l] jac_v__z_v[o,t,i,c] x[j] S[j,c,a] + Σ_cj hess_p__z_v[l,i,c] v[o,t] x[j] S[j,c,a]
-    x_win_15 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bl,Botic,Bca->lotia", adj_p, jac_v__z_v, x_win_15)
-    tmp_11 = np.einsum("Bca,Botic->Baoti", x_win_15, jac_v__z_v, optimize=False)
-    hess_p__z_v = t["hess_p__z_v"]
-    x_win_16 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Blic,Bot,Bca->lotia", hess_p__z_v, v, x_win_16)
-    tmp_12 = np.einsum("Bca,Blic->Bali", x_win_16, hess_p__z_v, optimize=False)
-    hess_U__K = ((np.tensordot(tmp_11, adj_p, axes=([0], [0]))).transpose(4, 1, 2, 3, 0) + (np.tensordot(tmp_12, v, axes=([0], [0]))).transpose(1, 3, 4, 2, 0)) / B
-    # ∂f/∂U,G[l,o,t,i,a] = Σ_cj hess_p__z_w[l,i,c] v[o,t] x[j] S2[j,c,a]
-    hess_p__z_w = t["hess_p__z_w"]
-    x_win_17 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Blic,Bot,Bca->lotia", hess_p__z_w, v, x_win_17)
-    tmp_13 = np.einsum("Bca,Blic->Bali", x_win_17, hess_p__z_w, optimize=False)
-    hess_U__G = (np.tensordot(tmp_13, v, axes=([0], [0]))).transpose(1, 3, 4, 2, 0) / B
+    x_win_11 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bl,Bisoc,Bca->oalis", adj_p, jac_w__z_w, x_win_11)
+    tmp_8 = np.einsum("Bca,Bisoc->Baiso", x_win_11, jac_w__z_w, optimize=False)
+    _add_into(hess_G__R, (np.tensordot(tmp_8, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
+    x_win_12 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bocl,Bis,Bca->oalis", hess_z_w__p, w, x_win_12)
+    tmp_9 = np.einsum("Bca,Bocl->Baol", x_win_12, hess_z_w__p, optimize=False)
+    _add_into(hess_G__R, (np.tensordot(tmp_9, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
+    _mirror(H, 6, 12, 28, 36)
     # ∂f/∂U,U[l,o,t,i,j,k] = hess_p__p[l,i] v[o,t] v[j,k]
+    hess_U__U = _block_view(H, 12, 28, 12, 28, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
     # einsum("Bli,Bot,Bjk->lotijk", hess_p__p, v, v)
-    tmp_14 = v[:, :, :, None, None] * hess_p__p[:, None, None]
-    hess_U__U = (np.tensordot(tmp_14, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) / B
+    tmp_10 = v[:, :, :, None, None] * hess_p__p[:, None, None]
+    _add_into(hess_U__U, (np.tensordot(tmp_10, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
     # ∂f/∂U,R[l,o,t,i,j,s] = hess_p__p[l,i] v[o,t] w[j,s]
+    hess_U__R = _block_view(H, 12, 28, 28, 36, PARAMS["U"] + PARAMS["R"])
     # einsum("Bli,Bot,Bjs->lotijs", hess_p__p, v, w)
-    tmp_15 = w[:, :, :, None, None] * hess_p__p[:, None, None]
-    hess_U__R = (np.tensordot(tmp_15, v, axes=([0], [0]))).transpose(2, 4, 5, 3, 0, 1) / B
-    # ∂f/∂R,K[l,o,s,i,a] = Σ_cj hess_p__z_v[l,i,c] w[o,s] x[j] S[j,c,a]
-    x_win_18 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Blic,Bos,Bca->losia", hess_p__z_v, w, x_win_18)
-    tmp_16 = np.einsum("Bca,Blic->Bali", x_win_18, hess_p__z_v, optimize=False)
-    hess_R__K = (np.tensordot(tmp_16, w, axes=([0], [0]))).transpose(1, 3, 4, 2, 0) / B
-    # ∂f/∂R,G[l,o,s,i,a] = Σ_cj adj_p[l] jac_w__z_w[o,s,i,c] x[j] S2[j,c,a] + Σ_cj hess_p__z_w[l,i,c] w[o,s] x[j] S2[j,c,a]
-    x_win_19 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bl,Bosic,Bca->losia", adj_p, jac_w__z_w, x_win_19)
-    tmp_17 = np.einsum("Bca,Bosic->Baosi", x_win_19, jac_w__z_w, optimize=False)
-    x_win_20 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Blic,Bos,Bca->losia", hess_p__z_w, w, x_win_20)
-    tmp_18 = np.einsum("Bca,Blic->Bali", x_win_20, hess_p__z_w, optimize=False)
-    hess_R__G = ((np.tensordot(tmp_17, adj_p, axes=([0], [0]))).transpose(4, 1, 2, 3, 0) + (np.tensordot(tmp_18, w, axes=([0], [0]))).transpose(1, 3, 4, 2, 0)) / B
-    # ∂f/∂R,U[l,o,s,i,j,t] = hess_p__p[l,i] v[j,t] w[o,s]
-    # einsum("Bli,Bjt,Bos->losijt", hess_p__p, v, w)
-    tmp_19 = w[:, :, :, None, None] * hess_p__p[:, None, None]
-    hess_R__U = (np.tensordot(tmp_19, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) / B
+    tmp_11 = w[:, :, :, None, None] * hess_p__p[:, None, None]
+    _add_into(hess_U__R, (np.tensordot(tmp_11, v, axes=([0], [0]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, False)
+    _mirror(H, 12, 28, 28, 36)
     # ∂f/∂R,R[l,o,s,i,j,k] = hess_p__p[l,i] w[o,s] w[j,k]
+    hess_R__R = _block_view(H, 28, 36, 28, 36, PARAMS["R"] + PARAMS["R"])
     # einsum("Bli,Bos,Bjk->losijk", hess_p__p, w, w)
-    tmp_20 = w[:, :, :, None, None] * hess_p__p[:, None, None]
-    hess_R__R = (np.tensordot(tmp_20, w, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) / B
-    return {("K", "K"): hess_K__K, ("K", "G"): hess_K__G, ("K", "U"): hess_K__U, ("K", "R"): hess_K__R, ("G", "K"): hess_G__K, ("G", "G"): hess_G__G, ("G", "U"): hess_G__U, ("G", "R"): hess_G__R, ("U", "K"): hess_U__K, ("U", "G"): hess_U__G, ("U", "U"): hess_U__U, ("U", "R"): hess_U__R, ("R", "K"): hess_R__K, ("R", "G"): hess_R__G, ("R", "U"): hess_R__U, ("R", "R"): hess_R__R}
+    tmp_12 = w[:, :, :, None, None] * hess_p__p[:, None, None]
+    _add_into(hess_R__R, (np.tensordot(tmp_12, w, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    return {("K", "K"): hess_K__K, ("K", "G"): hess_K__G, ("K", "U"): hess_K__U, ("K", "R"): hess_K__R, ("G", "K"): _block_view(H, 6, 12, 0, 6, (2, 3, 2, 3)), ("G", "G"): hess_G__G, ("G", "U"): hess_G__U, ("G", "R"): hess_G__R, ("U", "K"): _block_view(H, 12, 28, 0, 6, (2, 2, 4, 2, 3)), ("U", "G"): _block_view(H, 12, 28, 6, 12, (2, 2, 4, 2, 3)), ("U", "U"): hess_U__U, ("U", "R"): hess_U__R, ("R", "K"): _block_view(H, 28, 36, 0, 6, (2, 2, 2, 2, 3)), ("R", "G"): _block_view(H, 28, 36, 6, 12, (2, 2, 2, 2, 3)), ("R", "U"): _block_view(H, 28, 36, 12, 28, (2, 2, 2, 2, 2, 4)), ("R", "R"): hess_R__R}
 
 
 def hvp(params, data, vector):

@@ -30,6 +30,52 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _diagonal_view(v, x, y):
+    """The view of v on its diagonal x = y (axis y dropped; axis x steps along both)."""
+    strides = list(v.strides)
+    strides[x] += strides[y]
+    del strides[y]
+    shape = list(v.shape)
+    del shape[y]
+    return np.lib.stride_tricks.as_strided(v, shape, strides, writeable=True)
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
+
+
 def _window_view(a, size, axis, stride, count):
     """View of `a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
     view[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding).  No copy."""
@@ -582,8 +628,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["adj_h"] = _adj_h(t)
@@ -592,7 +638,6 @@ def hessian(params, data):
     t["jac_v__z_v"] = _jac_v__z_v(t)
     t["jac_z_h__z_v"] = _jac_z_h__z_v(t)
     t["jac_h__z_v"] = _jac_h__z_v(t)
-    t["jac_h__z_h"] = _jac_h__z_h(t)
     t["jac_p__h"] = _jac_p__h(t)
     t["jac_p__z_h"] = _jac_p__z_h(t)
     t["jac_p__v"] = _jac_p__v(t)
@@ -613,7 +658,9 @@ def hessian(params, data):
     t["hess_v__p"] = _hess_v__p(t)
     t["hess_z_v__p"] = _hess_z_v__p(t)
     B = t["x"].shape[0]
+    H = _hessian_out(out, 78, params["K"])
     # ∂f/∂K,K[o,c,a,b,i,j,k,l] = Σ_mnpqrstu hess_z_v__z_v[o,m,n,i,p,q] x[c,r,s] x[j,t,u] S[r,m,a] S[t,p,k] S[s,n,b] S[u,q,l]
+    hess_K__K = _block_view(H, 0, 16, 0, 16, PARAMS["K"] + PARAMS["K"])
     hess_z_v__z_v = t["hess_z_v__z_v"]
     x = t["x"]
     x_win = _window_view(x, 2, 2, 1, 3)
@@ -622,112 +669,91 @@ def hessian(params, data):
     x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
     # einsum("Bomnipq,Bcmnab,Bjpqkl->ocabijkl", hess_z_v__z_v, x_win_win, x_win_2_win)
     tmp = np.einsum("Bcmnab,Bomnipq->Bcaboipq", x_win_win, hess_z_v__z_v, optimize=False)
-    hess_K__K = (np.tensordot(tmp, x_win_2_win, axes=([0, 6, 7], [0, 2, 3]))).transpose(3, 0, 1, 2, 4, 5, 6, 7) / B
+    _add_into(hess_K__K, (np.tensordot(tmp, x_win_2_win, axes=([0, 6, 7], [0, 2, 3]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
     # ∂f/∂K,b[o,c,a,b,i] = Σ_jklmnp hess_z_v__z_v[o,j,k,i,l,m] x[c,n,p] S[n,j,a] S[p,k,b]
+    hess_K__b = _block_view(H, 0, 16, 16, 18, PARAMS["K"] + PARAMS["b"])
     x_win_3 = _window_view(x, 2, 2, 1, 3)
     x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
     # einsum("Bojkilm,Bcjkab->ocabi", hess_z_v__z_v, x_win_3_win)
-    hess_K__b = (np.tensordot(x_win_3_win, hess_z_v__z_v.sum(axis=(5, 6)), axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2, 4) / B
+    _add_into(hess_K__b, (np.tensordot(x_win_3_win, hess_z_v__z_v.sum(axis=(5, 6)), axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2, 4), 1 / B, False)
+    _mirror(H, 0, 16, 16, 18)
     # ∂f/∂K,W1[o,c,a,b,j,i,u,w] = Σ_klmn adj_z_h[j] jac_v__z_v[i,u,w,o,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn hess_z_v__z_h[o,k,l,j] v[i,u,w] x[c,m,n] S[m,k,a] S[n,l,b]
+    hess_K__W1 = _block_view(H, 0, 16, 18, 72, PARAMS["K"] + PARAMS["W1"])
     adj_z_h = t["adj_z_h"]
     jac_v__z_v = t["jac_v__z_v"]
     x_win_4 = _window_view(x, 2, 2, 1, 3)
     x_win_4_win = _window_view(x_win_4, 2, 3, 1, 3)
     # einsum("Bj,Biuwokl,Bcklab->ocabjiuw", adj_z_h, jac_v__z_v, x_win_4_win)
     tmp_2 = np.einsum("Bcklab,Biuwokl->Bcabiuwo", x_win_4_win, jac_v__z_v, optimize=False)
+    _add_into(hess_K__W1, (np.tensordot(tmp_2, adj_z_h, axes=([0], [0]))).transpose(6, 0, 1, 2, 7, 3, 4, 5), 1 / B, False)
     hess_z_v__z_h = t["hess_z_v__z_h"]
     v = t["v"]
     x_win_5 = _window_view(x, 2, 2, 1, 3)
     x_win_5_win = _window_view(x_win_5, 2, 3, 1, 3)
     # einsum("Boklj,Biuw,Bcklab->ocabjiuw", hess_z_v__z_h, v, x_win_5_win)
     tmp_3 = np.einsum("Bcklab,Boklj->Bcaboj", x_win_5_win, hess_z_v__z_h, optimize=False)
-    hess_K__W1 = ((np.tensordot(tmp_2, adj_z_h, axes=([0], [0]))).transpose(6, 0, 1, 2, 7, 3, 4, 5) + (np.tensordot(tmp_3, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7)) / B
+    _add_into(hess_K__W1, (np.tensordot(tmp_3, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, True)
+    _mirror(H, 0, 16, 18, 72)
     # ∂f/∂K,U[o,c,a,b,l,j] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_ikmn h[j] hess_z_v__p[o,i,k,l] x[c,m,n] S[m,i,a] S[n,k,b]
+    hess_K__U = _block_view(H, 0, 16, 72, 78, PARAMS["K"] + PARAMS["U"])
     adj_p = t["adj_p"]
     jac_h__z_v = t["jac_h__z_v"]
     x_win_6 = _window_view(x, 2, 2, 1, 3)
     x_win_6_win = _window_view(x_win_6, 2, 3, 1, 3)
     # einsum("Bl,Bjoik,Bcikab->ocablj", adj_p, jac_h__z_v, x_win_6_win)
     tmp_4 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_6_win, jac_h__z_v, optimize=False)
+    _add_into(hess_K__U, (np.tensordot(tmp_4, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 2, 5, 3), 1 / B, False)
     h = t["h"]
     hess_z_v__p = t["hess_z_v__p"]
     x_win_7 = _window_view(x, 2, 2, 1, 3)
     x_win_7_win = _window_view(x_win_7, 2, 3, 1, 3)
     # einsum("Bj,Boikl,Bcikab->ocablj", h, hess_z_v__p, x_win_7_win)
     tmp_5 = np.einsum("Bcikab,Boikl->Bcabol", x_win_7_win, hess_z_v__p, optimize=False)
-    hess_K__U = ((np.tensordot(tmp_4, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 2, 5, 3) + (np.tensordot(tmp_5, h, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5)) / B
-    # ∂f/∂b,K[o,i,c,a,b] = Σ_jklmnp hess_z_v__z_v[o,j,k,i,l,m] x[c,n,p] S[n,l,a] S[p,m,b]
-    x_win_8 = _window_view(x, 2, 2, 1, 3)
-    x_win_8_win = _window_view(x_win_8, 2, 3, 1, 3)
-    # einsum("Bojkilm,Bclmab->oicab", hess_z_v__z_v, x_win_8_win)
-    hess_b__K = (np.tensordot(x_win_8_win, hess_z_v__z_v.sum(axis=(2, 3)), axes=([0, 2, 3], [0, 3, 4]))).transpose(3, 4, 0, 1, 2) / B
+    _add_into(hess_K__U, (np.tensordot(tmp_5, h, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5), 1 / B, True)
+    _mirror(H, 0, 16, 72, 78)
     # ∂f/∂b,b[o,i] = Σ_cjkl hess_z_v__z_v[o,c,j,i,k,l]
+    hess_b__b = _block_view(H, 16, 18, 16, 18, PARAMS["b"] + PARAMS["b"])
     # einsum("Bocjikl->oi", hess_z_v__z_v)
-    hess_b__b = hess_z_v__z_v.sum(axis=(0, 2, 3, 5, 6)) / B
+    _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 3, 5, 6)), 1 / B, False)
     # ∂f/∂b,W1[o,j,i,u,w] = Σ_ck adj_z_h[j] jac_v__z_v[i,u,w,o,c,k] + Σ_ck hess_z_v__z_h[o,c,k,j] v[i,u,w]
+    hess_b__W1 = _block_view(H, 16, 18, 18, 72, PARAMS["b"] + PARAMS["W1"])
     # einsum("Bj,Biuwock->ojiuw", adj_z_h, jac_v__z_v)
+    _add_into(hess_b__W1, (np.tensordot(jac_v__z_v.sum(axis=(5, 6)), adj_z_h, axes=([0], [0]))).transpose(3, 4, 0, 1, 2), 1 / B, False)
     # einsum("Bockj,Biuw->ojiuw", hess_z_v__z_h, v)
-    hess_b__W1 = ((np.tensordot(jac_v__z_v.sum(axis=(5, 6)), adj_z_h, axes=([0], [0]))).transpose(3, 4, 0, 1, 2) + (np.tensordot(v, hess_z_v__z_h.sum(axis=(2, 3)), axes=([0], [0]))).transpose(3, 4, 0, 1, 2)) / B
+    _add_into(hess_b__W1, (np.tensordot(v, hess_z_v__z_h.sum(axis=(2, 3)), axes=([0], [0]))).transpose(3, 4, 0, 1, 2), 1 / B, True)
+    _mirror(H, 16, 18, 18, 72)
     # ∂f/∂b,U[o,l,j] = Σ_ci adj_p[l] jac_h__z_v[j,o,c,i] + Σ_ci h[j] hess_z_v__p[o,c,i,l]
+    hess_b__U = _block_view(H, 16, 18, 72, 78, PARAMS["b"] + PARAMS["U"])
     # einsum("Bl,Bjoci->olj", adj_p, jac_h__z_v)
+    _add_into(hess_b__U, (np.tensordot(jac_h__z_v.sum(axis=(3, 4)), adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
     # einsum("Bj,Bocil->olj", h, hess_z_v__p)
-    hess_b__U = ((np.tensordot(jac_h__z_v.sum(axis=(3, 4)), adj_p, axes=([0], [0]))).transpose(1, 2, 0) + np.tensordot(hess_z_v__p.sum(axis=(2, 3)), h, axes=([0], [0]))) / B
-    # ∂f/∂W1,K[j,o,u,w,i,c,a,b] = Σ_klmn adj_z_h[j] jac_v__z_v[o,u,w,i,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn hess_z_h__z_v[j,i,k,l] v[o,u,w] x[c,m,n] S[m,k,a] S[n,l,b]
-    x_win_9 = _window_view(x, 2, 2, 1, 3)
-    x_win_9_win = _window_view(x_win_9, 2, 3, 1, 3)
-    # einsum("Bj,Bouwikl,Bcklab->jouwicab", adj_z_h, jac_v__z_v, x_win_9_win)
-    tmp_6 = np.einsum("Bcklab,Bouwikl->Bcabouwi", x_win_9_win, jac_v__z_v, optimize=False)
-    hess_z_h__z_v = t["hess_z_h__z_v"]
-    x_win_10 = _window_view(x, 2, 2, 1, 3)
-    x_win_10_win = _window_view(x_win_10, 2, 3, 1, 3)
-    # einsum("Bjikl,Bouw,Bcklab->jouwicab", hess_z_h__z_v, v, x_win_10_win)
-    tmp_7 = np.einsum("Bcklab,Bjikl->Bcabji", x_win_10_win, hess_z_h__z_v, optimize=False)
-    hess_W1__K = ((np.tensordot(tmp_6, adj_z_h, axes=([0], [0]))).transpose(7, 3, 4, 5, 6, 0, 1, 2) + (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(3, 5, 6, 7, 4, 0, 1, 2)) / B
-    # ∂f/∂W1,b[j,o,u,w,i] = Σ_ck adj_z_h[j] jac_v__z_v[o,u,w,i,c,k] + Σ_ck hess_z_h__z_v[j,i,c,k] v[o,u,w]
-    # einsum("Bj,Bouwick->jouwi", adj_z_h, jac_v__z_v)
-    # einsum("Bjick,Bouw->jouwi", hess_z_h__z_v, v)
-    hess_W1__b = ((np.tensordot(jac_v__z_v.sum(axis=(5, 6)), adj_z_h, axes=([0], [0]))).transpose(4, 0, 1, 2, 3) + (np.tensordot(v, hess_z_h__z_v.sum(axis=(3, 4)), axes=([0], [0]))).transpose(3, 0, 1, 2, 4)) / B
+    _add_into(hess_b__U, np.tensordot(hess_z_v__p.sum(axis=(2, 3)), h, axes=([0], [0])), 1 / B, True)
+    _mirror(H, 16, 18, 72, 78)
     # ∂f/∂W1,W1[j,o,u,w,i,k,l,m] = hess_z_h__z_h[j,i] v[o,u,w] v[k,l,m]
+    hess_W1__W1 = _block_view(H, 18, 72, 18, 72, PARAMS["W1"] + PARAMS["W1"])
     hess_z_h__z_h = t["hess_z_h__z_h"]
     # einsum("Bji,Bouw,Bklm->jouwiklm", hess_z_h__z_h, v, v)
-    tmp_8 = v[:, :, :, :, None, None] * hess_z_h__z_h[:, None, None, None]
-    hess_W1__W1 = (np.tensordot(tmp_8, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7) / B
-    # ∂f/∂W1,U[j,o,u,w,l,i] = adj_p[l] jac_h__z_h[i,j] v[o,u,w] + h[i] hess_z_h__p[j,l] v[o,u,w]
-    jac_h__z_h = t["jac_h__z_h"]
-    # einsum("Bl,Bij,Bouw->jouwli", adj_p, jac_h__z_h, v)
-    tmp_9 = jac_h__z_h[:, :, :, None] * adj_p[:, None, None]
+    tmp_6 = v[:, :, :, :, None, None] * hess_z_h__z_h[:, None, None, None]
+    _add_into(hess_W1__W1, (np.tensordot(tmp_6, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
+    # ∂f/∂W1,U[j,o,u,w,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] v[o,u,w] + h[i] hess_z_h__p[j,l] v[o,u,w]
+    hess_W1__U = _block_view(H, 18, 72, 72, 78, PARAMS["W1"] + PARAMS["U"])
     hess_z_h__p = t["hess_z_h__p"]
     # einsum("Bi,Bjl,Bouw->jouwli", h, hess_z_h__p, v)
-    tmp_10 = hess_z_h__p[:, :, :, None] * h[:, None, None]
-    hess_W1__U = ((np.tensordot(tmp_9, v, axes=([0], [0]))).transpose(1, 3, 4, 5, 2, 0) + (np.tensordot(tmp_10, v, axes=([0], [0]))).transpose(0, 3, 4, 5, 1, 2)) / B
-    # ∂f/∂U,K[l,j,o,c,a,b] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_ikmn h[j] hess_p__z_v[l,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b]
-    x_win_11 = _window_view(x, 2, 2, 1, 3)
-    x_win_11_win = _window_view(x_win_11, 2, 3, 1, 3)
-    # einsum("Bl,Bjoik,Bcikab->ljocab", adj_p, jac_h__z_v, x_win_11_win)
-    tmp_11 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_11_win, jac_h__z_v, optimize=False)
-    hess_p__z_v = t["hess_p__z_v"]
-    x_win_12 = _window_view(x, 2, 2, 1, 3)
-    x_win_12_win = _window_view(x_win_12, 2, 3, 1, 3)
-    # einsum("Bj,Bloik,Bcikab->ljocab", h, hess_p__z_v, x_win_12_win)
-    tmp_12 = np.einsum("Bcikab,Bloik->Bcablo", x_win_12_win, hess_p__z_v, optimize=False)
-    hess_U__K = ((np.tensordot(tmp_11, adj_p, axes=([0], [0]))).transpose(5, 3, 4, 0, 1, 2) + (np.tensordot(tmp_12, h, axes=([0], [0]))).transpose(3, 5, 4, 0, 1, 2)) / B
-    # ∂f/∂U,b[l,j,o] = Σ_ci adj_p[l] jac_h__z_v[j,o,c,i] + Σ_ci h[j] hess_p__z_v[l,o,c,i]
-    # einsum("Bl,Bjoci->ljo", adj_p, jac_h__z_v)
-    # einsum("Bj,Bloci->ljo", h, hess_p__z_v)
-    hess_U__b = ((np.tensordot(jac_h__z_v.sum(axis=(3, 4)), adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(hess_p__z_v.sum(axis=(3, 4)), h, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂U,W1[l,j,i,o,u,w] = adj_p[l] jac_h__z_h[j,i] v[o,u,w] + h[j] hess_p__z_h[l,i] v[o,u,w]
-    # einsum("Bl,Bji,Bouw->ljiouw", adj_p, jac_h__z_h, v)
-    tmp_13 = jac_h__z_h[:, :, :, None] * adj_p[:, None, None]
-    hess_p__z_h = t["hess_p__z_h"]
-    # einsum("Bj,Bli,Bouw->ljiouw", h, hess_p__z_h, v)
-    tmp_14 = hess_p__z_h[:, :, :, None] * h[:, None, None]
-    hess_U__W1 = ((np.tensordot(tmp_13, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5) + (np.tensordot(tmp_14, v, axes=([0], [0]))).transpose(0, 2, 1, 3, 4, 5)) / B
+    tmp_7 = hess_z_h__p[:, :, :, None] * h[:, None, None]
+    _add_into(hess_W1__U, (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(0, 3, 4, 5, 1, 2), 1 / B, False)
+    z_h = t["z_h"]
+    dtanh_z_h = 1 - h**2
+    # einsum("Bl,Bj,Bouw->jouwl", adj_p, dtanh_z_h, v)
+    tmp_8 = dtanh_z_h[:, :, None] * adj_p[:, None]
+    _add_into(_diagonal_view(hess_W1__U, 0, 5), (np.tensordot(tmp_8, v, axes=([0], [0]))).transpose(0, 2, 3, 4, 1), 1 / B, True)
+    _mirror(H, 18, 72, 72, 78)
     # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
+    hess_U__U = _block_view(H, 72, 78, 72, 78, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
     # einsum("Bj,Bk,li->ljik", h, h, hess_p__p)
-    tmp_15 = h.T @ h
-    hess_U__U = tmp_15.T[:, None] * hess_p__p[:, None, :, None] / B
-    return {("K", "K"): hess_K__K, ("K", "b"): hess_K__b, ("K", "W1"): hess_K__W1, ("K", "U"): hess_K__U, ("b", "K"): hess_b__K, ("b", "b"): hess_b__b, ("b", "W1"): hess_b__W1, ("b", "U"): hess_b__U, ("W1", "K"): hess_W1__K, ("W1", "b"): hess_W1__b, ("W1", "W1"): hess_W1__W1, ("W1", "U"): hess_W1__U, ("U", "K"): hess_U__K, ("U", "b"): hess_U__b, ("U", "W1"): hess_U__W1, ("U", "U"): hess_U__U}
+    tmp_9 = h.T @ h
+    _add_into(hess_U__U, tmp_9.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
+    return {("K", "K"): hess_K__K, ("K", "b"): hess_K__b, ("K", "W1"): hess_K__W1, ("K", "U"): hess_K__U, ("b", "K"): _block_view(H, 16, 18, 0, 16, (2, 2, 2, 2, 2)), ("b", "b"): hess_b__b, ("b", "W1"): hess_b__W1, ("b", "U"): hess_b__U, ("W1", "K"): _block_view(H, 18, 72, 0, 16, (3, 2, 3, 3, 2, 2, 2, 2)), ("W1", "b"): _block_view(H, 18, 72, 16, 18, (3, 2, 3, 3, 2)), ("W1", "W1"): hess_W1__W1, ("W1", "U"): hess_W1__U, ("U", "K"): _block_view(H, 72, 78, 0, 16, (2, 3, 2, 2, 2, 2)), ("U", "b"): _block_view(H, 72, 78, 16, 18, (2, 3, 2)), ("U", "W1"): _block_view(H, 72, 78, 18, 72, (2, 3, 3, 2, 3, 3)), ("U", "U"): hess_U__U}
 
 
 def hvp(params, data, vector):

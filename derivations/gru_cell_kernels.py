@@ -40,10 +40,71 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
 def _logsumexp(a, axis):
     """log Σ exp(a) along ``axis``, shifted by the maximum for stability."""
     m = np.max(a, axis=axis, keepdims=True)
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
+
+
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
+    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
+    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
+    J, I, K, L = v.shape
+    nb = G.shape[0]
+    w = v.view()
+    w.shape = (J, I, K * L)
+    aT = (a * scale).T
+    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
+    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    for j0 in range(0, J, step):
+        j1 = min(J, j0 + step)
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
+        if swap:
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
+        else:
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        if add:
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
+        else:
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
 def _sigmoid(x):
@@ -1070,8 +1131,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["adj_h1"] = _adj_h1(t)
@@ -1113,11 +1174,6 @@ def hessian(params, data):
     t["hess_h1__p"] = _hess_h1__p(t)
     t["hess_zg__p"] = _hess_zg__p(t)
     t["hess_z_zg__p"] = _hess_z_zg__p(t)
-    t["hess_hc__z_zg"] = _hess_hc__z_zg(t)
-    t["hess_z_hc__z_zg"] = _hess_z_hc__z_zg(t)
-    t["hess_rh__z_zg"] = _hess_rh__z_zg(t)
-    t["hess_rg__z_zg"] = _hess_rg__z_zg(t)
-    t["hess_z_rg__z_zg"] = _hess_z_rg__z_zg(t)
     t["hess_hc__z_rg"] = _hess_hc__z_rg(t)
     t["hess_z_hc__z_rg"] = _hess_z_hc__z_rg(t)
     t["hess_rh__z_rg"] = _hess_rh__z_rg(t)
@@ -1134,261 +1190,141 @@ def hessian(params, data):
     t["hess_rg__p"] = _hess_rg__p(t)
     t["hess_z_rg__p"] = _hess_z_rg__p(t)
     B = t["x"].shape[0]
+    H = _hessian_out(out, 34, params["Wz"])
     # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_zg__z_zg[j,k] x[i] x[l]
+    hess_Wz__Wz = _block_view(H, 0, 6, 0, 6, PARAMS["Wz"] + PARAMS["Wz"])
     hess_z_zg__z_zg = t["hess_z_zg__z_zg"]
     x = t["x"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zg__z_zg, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    hess_Wz__Wz = (np.tensordot(tmp, hess_z_zg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wz__Wz, hess_z_zg__z_zg, x, x, 1 / B, False, False, True)
     # ∂f/∂Wz,Uz[j,i,k,l] = h0[l] hess_z_zg__z_zg[j,k] x[i]
+    hess_Wz__Uz = _block_view(H, 0, 6, 6, 10, PARAMS["Wz"] + PARAMS["Uz"])
     h0 = t["h0"]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_zg__z_zg, x)
-    tmp_2 = x[:, :, None] * h0[:, None]
-    hess_Wz__Uz = (np.tensordot(tmp_2, hess_z_zg__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    _outer_into(hess_Wz__Uz, hess_z_zg__z_zg, x, h0, 1 / B, False)
+    _mirror(H, 0, 6, 6, 10)
     # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_zg__z_rg[j,k] x[i] x[l]
+    hess_Wz__Wr = _block_view(H, 0, 6, 10, 16, PARAMS["Wz"] + PARAMS["Wr"])
     hess_z_zg__z_rg = t["hess_z_zg__z_rg"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zg__z_rg, x, x)
-    tmp_3 = x[:, :, None] * x[:, None]
-    hess_Wz__Wr = (np.tensordot(tmp_3, hess_z_zg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wz__Wr, hess_z_zg__z_rg, x, x, 1 / B, False)
+    _mirror(H, 0, 6, 10, 16)
     # ∂f/∂Wz,Ur[j,i,k,l] = h0[l] hess_z_zg__z_rg[j,k] x[i]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_zg__z_rg, x)
-    tmp_4 = x[:, :, None] * h0[:, None]
-    hess_Wz__Ur = (np.tensordot(tmp_4, hess_z_zg__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wz__Ur = _block_view(H, 0, 6, 16, 20, PARAMS["Wz"] + PARAMS["Ur"])
+    _outer_into(hess_Wz__Ur, hess_z_zg__z_rg, x, h0, 1 / B, False)
+    _mirror(H, 0, 6, 16, 20)
     # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_zg__z_hc[j,k] x[i] x[l]
+    hess_Wz__Wh = _block_view(H, 0, 6, 20, 26, PARAMS["Wz"] + PARAMS["Wh"])
     hess_z_zg__z_hc = t["hess_z_zg__z_hc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zg__z_hc, x, x)
-    tmp_5 = x[:, :, None] * x[:, None]
-    hess_Wz__Wh = (np.tensordot(tmp_5, hess_z_zg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wz__Wh, hess_z_zg__z_hc, x, x, 1 / B, False)
+    _mirror(H, 0, 6, 20, 26)
     # ∂f/∂Wz,Uh[j,i,k,l] = hess_z_zg__z_hc[j,k] rh[l] x[i]
+    hess_Wz__Uh = _block_view(H, 0, 6, 26, 30, PARAMS["Wz"] + PARAMS["Uh"])
     rh = t["rh"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zg__z_hc, rh, x)
-    tmp_6 = x[:, :, None] * rh[:, None]
-    hess_Wz__Uh = (np.tensordot(tmp_6, hess_z_zg__z_hc, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    _outer_into(hess_Wz__Uh, hess_z_zg__z_hc, x, rh, 1 / B, False)
+    _mirror(H, 0, 6, 26, 30)
     # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h1__z_zg[k,j] x[i] + h1[k] hess_z_zg__p[j,l] x[i]
-    adj_p = t["adj_p"]
+    hess_Wz__V = _block_view(H, 0, 6, 30, 34, PARAMS["Wz"] + PARAMS["V"])
     jac_h1__z_zg = t["jac_h1__z_zg"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h1__z_zg, x)
-    tmp_7 = x[:, :, None] * adj_p[:, None]
-    h1 = t["h1"]
+    adj_p = t["adj_p"]
     hess_z_zg__p = t["hess_z_zg__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h1, hess_z_zg__p, x)
-    tmp_8 = x[:, :, None] * h1[:, None]
-    hess_Wz__V = ((np.tensordot(tmp_7, jac_h1__z_zg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_8, hess_z_zg__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uz,Wz[j,k,i,l] = h0[k] hess_z_zg__z_zg[j,i] x[l]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_zg__z_zg, x)
-    tmp_9 = x[:, :, None] * h0[:, None]
-    hess_Uz__Wz = (np.tensordot(tmp_9, hess_z_zg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    h1 = t["h1"]
+    _outer_into(hess_Wz__V, jac_h1__z_zg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wz__V, hess_z_zg__p, x, h1, 1 / B, True)
+    _mirror(H, 0, 6, 30, 34)
     # ∂f/∂Uz,Uz[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_zg[j,i]
-    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_zg__z_zg)
-    tmp_10 = h0[:, :, None] * h0[:, None]
-    hess_Uz__Uz = (np.tensordot(tmp_10, hess_z_zg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uz__Uz = _block_view(H, 6, 10, 6, 10, PARAMS["Uz"] + PARAMS["Uz"])
+    _outer_into(hess_Uz__Uz, hess_z_zg__z_zg, h0, h0, 1 / B, False, False, True)
     # ∂f/∂Uz,Wr[j,k,i,l] = h0[k] hess_z_zg__z_rg[j,i] x[l]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_zg__z_rg, x)
-    tmp_11 = x[:, :, None] * h0[:, None]
-    hess_Uz__Wr = (np.tensordot(tmp_11, hess_z_zg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uz__Wr = _block_view(H, 6, 10, 10, 16, PARAMS["Uz"] + PARAMS["Wr"])
+    _outer_into(hess_Uz__Wr, hess_z_zg__z_rg, h0, x, 1 / B, False)
+    _mirror(H, 6, 10, 10, 16)
     # ∂f/∂Uz,Ur[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_rg[j,i]
-    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_zg__z_rg)
-    tmp_12 = h0[:, :, None] * h0[:, None]
-    hess_Uz__Ur = (np.tensordot(tmp_12, hess_z_zg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uz__Ur = _block_view(H, 6, 10, 16, 20, PARAMS["Uz"] + PARAMS["Ur"])
+    _outer_into(hess_Uz__Ur, hess_z_zg__z_rg, h0, h0, 1 / B, False)
+    _mirror(H, 6, 10, 16, 20)
     # ∂f/∂Uz,Wh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] x[l]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_zg__z_hc, x)
-    tmp_13 = x[:, :, None] * h0[:, None]
-    hess_Uz__Wh = (np.tensordot(tmp_13, hess_z_zg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uz__Wh = _block_view(H, 6, 10, 20, 26, PARAMS["Uz"] + PARAMS["Wh"])
+    _outer_into(hess_Uz__Wh, hess_z_zg__z_hc, h0, x, 1 / B, False)
+    _mirror(H, 6, 10, 20, 26)
     # ∂f/∂Uz,Uh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] rh[l]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_zg__z_hc, rh)
-    tmp_14 = rh[:, :, None] * h0[:, None]
-    hess_Uz__Uh = (np.tensordot(tmp_14, hess_z_zg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uz__Uh = _block_view(H, 6, 10, 26, 30, PARAMS["Uz"] + PARAMS["Uh"])
+    _outer_into(hess_Uz__Uh, hess_z_zg__z_hc, h0, rh, 1 / B, False)
+    _mirror(H, 6, 10, 26, 30)
     # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_zg[i,j] + h0[k] h1[i] hess_z_zg__p[j,l]
-    # einsum("Bl,Bk,Bij->jkli", adj_p, h0, jac_h1__z_zg)
-    tmp_15 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bi,Bjl->jkli", h0, h1, hess_z_zg__p)
-    tmp_16 = h1[:, :, None] * h0[:, None]
-    hess_Uz__V = ((np.tensordot(tmp_15, jac_h1__z_zg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_16, hess_z_zg__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wr,Wz[j,i,k,l] = hess_z_rg__z_zg[j,k] x[i] x[l]
-    hess_z_rg__z_zg = t["hess_z_rg__z_zg"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rg__z_zg, x, x)
-    tmp_17 = x[:, :, None] * x[:, None]
-    hess_Wr__Wz = (np.tensordot(tmp_17, hess_z_rg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Wr,Uz[j,i,k,l] = h0[l] hess_z_rg__z_zg[j,k] x[i]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_rg__z_zg, x)
-    tmp_18 = x[:, :, None] * h0[:, None]
-    hess_Wr__Uz = (np.tensordot(tmp_18, hess_z_rg__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Uz__V = _block_view(H, 6, 10, 30, 34, PARAMS["Uz"] + PARAMS["V"])
+    _outer_into(hess_Uz__V, jac_h1__z_zg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
+    _outer_into(hess_Uz__V, hess_z_zg__p, h0, h1, 1 / B, True)
+    _mirror(H, 6, 10, 30, 34)
     # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_rg__z_rg[j,k] x[i] x[l]
+    hess_Wr__Wr = _block_view(H, 10, 16, 10, 16, PARAMS["Wr"] + PARAMS["Wr"])
     hess_z_rg__z_rg = t["hess_z_rg__z_rg"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rg__z_rg, x, x)
-    tmp_19 = x[:, :, None] * x[:, None]
-    hess_Wr__Wr = (np.tensordot(tmp_19, hess_z_rg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wr__Wr, hess_z_rg__z_rg, x, x, 1 / B, False, False, True)
     # ∂f/∂Wr,Ur[j,i,k,l] = h0[l] hess_z_rg__z_rg[j,k] x[i]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_rg__z_rg, x)
-    tmp_20 = x[:, :, None] * h0[:, None]
-    hess_Wr__Ur = (np.tensordot(tmp_20, hess_z_rg__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wr__Ur = _block_view(H, 10, 16, 16, 20, PARAMS["Wr"] + PARAMS["Ur"])
+    _outer_into(hess_Wr__Ur, hess_z_rg__z_rg, x, h0, 1 / B, False)
+    _mirror(H, 10, 16, 16, 20)
     # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_rg__z_hc[j,k] x[i] x[l]
+    hess_Wr__Wh = _block_view(H, 10, 16, 20, 26, PARAMS["Wr"] + PARAMS["Wh"])
     hess_z_rg__z_hc = t["hess_z_rg__z_hc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rg__z_hc, x, x)
-    tmp_21 = x[:, :, None] * x[:, None]
-    hess_Wr__Wh = (np.tensordot(tmp_21, hess_z_rg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wr__Wh, hess_z_rg__z_hc, x, x, 1 / B, False)
+    _mirror(H, 10, 16, 20, 26)
     # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_hc[k] jac_rh__z_rg[l,j] x[i] + hess_z_rg__z_hc[j,k] rh[l] x[i]
-    adj_z_hc = t["adj_z_hc"]
+    hess_Wr__Uh = _block_view(H, 10, 16, 26, 30, PARAMS["Wr"] + PARAMS["Uh"])
     jac_rh__z_rg = t["jac_rh__z_rg"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_hc, jac_rh__z_rg, x)
-    tmp_22 = x[:, :, None] * adj_z_hc[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rg__z_hc, rh, x)
-    tmp_23 = x[:, :, None] * rh[:, None]
-    hess_Wr__Uh = ((np.tensordot(tmp_22, jac_rh__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_23, hess_z_rg__z_hc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    adj_z_hc = t["adj_z_hc"]
+    _outer_into(hess_Wr__Uh, jac_rh__z_rg.transpose(0, 2, 1), x, adj_z_hc, 1 / B, False, True)
+    _outer_into(hess_Wr__Uh, hess_z_rg__z_hc, x, rh, 1 / B, True)
+    _mirror(H, 10, 16, 26, 30)
     # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h1__z_rg[k,j] x[i] + h1[k] hess_z_rg__p[j,l] x[i]
+    hess_Wr__V = _block_view(H, 10, 16, 30, 34, PARAMS["Wr"] + PARAMS["V"])
     jac_h1__z_rg = t["jac_h1__z_rg"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h1__z_rg, x)
-    tmp_24 = x[:, :, None] * adj_p[:, None]
     hess_z_rg__p = t["hess_z_rg__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h1, hess_z_rg__p, x)
-    tmp_25 = x[:, :, None] * h1[:, None]
-    hess_Wr__V = ((np.tensordot(tmp_24, jac_h1__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_25, hess_z_rg__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Ur,Wz[j,k,i,l] = h0[k] hess_z_rg__z_zg[j,i] x[l]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_rg__z_zg, x)
-    tmp_26 = x[:, :, None] * h0[:, None]
-    hess_Ur__Wz = (np.tensordot(tmp_26, hess_z_rg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Ur,Uz[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_zg[j,i]
-    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_rg__z_zg)
-    tmp_27 = h0[:, :, None] * h0[:, None]
-    hess_Ur__Uz = (np.tensordot(tmp_27, hess_z_rg__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Ur,Wr[j,k,i,l] = h0[k] hess_z_rg__z_rg[j,i] x[l]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_rg__z_rg, x)
-    tmp_28 = x[:, :, None] * h0[:, None]
-    hess_Ur__Wr = (np.tensordot(tmp_28, hess_z_rg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wr__V, jac_h1__z_rg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wr__V, hess_z_rg__p, x, h1, 1 / B, True)
+    _mirror(H, 10, 16, 30, 34)
     # ∂f/∂Ur,Ur[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_rg[j,i]
-    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_rg__z_rg)
-    tmp_29 = h0[:, :, None] * h0[:, None]
-    hess_Ur__Ur = (np.tensordot(tmp_29, hess_z_rg__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ur__Ur = _block_view(H, 16, 20, 16, 20, PARAMS["Ur"] + PARAMS["Ur"])
+    _outer_into(hess_Ur__Ur, hess_z_rg__z_rg, h0, h0, 1 / B, False, False, True)
     # ∂f/∂Ur,Wh[j,k,i,l] = h0[k] hess_z_rg__z_hc[j,i] x[l]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_rg__z_hc, x)
-    tmp_30 = x[:, :, None] * h0[:, None]
-    hess_Ur__Wh = (np.tensordot(tmp_30, hess_z_rg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ur__Wh = _block_view(H, 16, 20, 20, 26, PARAMS["Ur"] + PARAMS["Wh"])
+    _outer_into(hess_Ur__Wh, hess_z_rg__z_hc, h0, x, 1 / B, False)
+    _mirror(H, 16, 20, 20, 26)
     # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_hc[i] h0[k] jac_rh__z_rg[l,j] + h0[k] hess_z_rg__z_hc[j,i] rh[l]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_hc, h0, jac_rh__z_rg)
-    tmp_31 = h0[:, :, None] * adj_z_hc[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_rg__z_hc, rh)
-    tmp_32 = rh[:, :, None] * h0[:, None]
-    hess_Ur__Uh = ((np.tensordot(tmp_31, jac_rh__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_32, hess_z_rg__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    hess_Ur__Uh = _block_view(H, 16, 20, 26, 30, PARAMS["Ur"] + PARAMS["Uh"])
+    _outer_into(hess_Ur__Uh, jac_rh__z_rg.transpose(0, 2, 1), h0, adj_z_hc, 1 / B, False, True)
+    _outer_into(hess_Ur__Uh, hess_z_rg__z_hc, h0, rh, 1 / B, True)
+    _mirror(H, 16, 20, 26, 30)
     # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_rg[i,j] + h0[k] h1[i] hess_z_rg__p[j,l]
-    # einsum("Bl,Bk,Bij->jkli", adj_p, h0, jac_h1__z_rg)
-    tmp_33 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bi,Bjl->jkli", h0, h1, hess_z_rg__p)
-    tmp_34 = h1[:, :, None] * h0[:, None]
-    hess_Ur__V = ((np.tensordot(tmp_33, jac_h1__z_rg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_34, hess_z_rg__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wh,Wz[j,i,k,l] = hess_z_hc__z_zg[j,k] x[i] x[l]
-    hess_z_hc__z_zg = t["hess_z_hc__z_zg"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_hc__z_zg, x, x)
-    tmp_35 = x[:, :, None] * x[:, None]
-    hess_Wh__Wz = (np.tensordot(tmp_35, hess_z_hc__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Wh,Uz[j,i,k,l] = h0[l] hess_z_hc__z_zg[j,k] x[i]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_hc__z_zg, x)
-    tmp_36 = x[:, :, None] * h0[:, None]
-    hess_Wh__Uz = (np.tensordot(tmp_36, hess_z_hc__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
-    # ∂f/∂Wh,Wr[j,i,k,l] = hess_z_hc__z_rg[j,k] x[i] x[l]
-    hess_z_hc__z_rg = t["hess_z_hc__z_rg"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_hc__z_rg, x, x)
-    tmp_37 = x[:, :, None] * x[:, None]
-    hess_Wh__Wr = (np.tensordot(tmp_37, hess_z_hc__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Wh,Ur[j,i,k,l] = h0[l] hess_z_hc__z_rg[j,k] x[i]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_hc__z_rg, x)
-    tmp_38 = x[:, :, None] * h0[:, None]
-    hess_Wh__Ur = (np.tensordot(tmp_38, hess_z_hc__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Ur__V = _block_view(H, 16, 20, 30, 34, PARAMS["Ur"] + PARAMS["V"])
+    _outer_into(hess_Ur__V, jac_h1__z_rg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
+    _outer_into(hess_Ur__V, hess_z_rg__p, h0, h1, 1 / B, True)
+    _mirror(H, 16, 20, 30, 34)
     # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_hc__z_hc[j,k] x[i] x[l]
+    hess_Wh__Wh = _block_view(H, 20, 26, 20, 26, PARAMS["Wh"] + PARAMS["Wh"])
     hess_z_hc__z_hc = t["hess_z_hc__z_hc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_hc__z_hc, x, x)
-    tmp_39 = x[:, :, None] * x[:, None]
-    hess_Wh__Wh = (np.tensordot(tmp_39, hess_z_hc__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wh__Wh, hess_z_hc__z_hc, x, x, 1 / B, False, False, True)
     # ∂f/∂Wh,Uh[j,i,k,l] = hess_z_hc__z_hc[j,k] rh[l] x[i]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_hc__z_hc, rh, x)
-    tmp_40 = x[:, :, None] * rh[:, None]
-    hess_Wh__Uh = (np.tensordot(tmp_40, hess_z_hc__z_hc, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wh__Uh = _block_view(H, 20, 26, 26, 30, PARAMS["Wh"] + PARAMS["Uh"])
+    _outer_into(hess_Wh__Uh, hess_z_hc__z_hc, x, rh, 1 / B, False)
+    _mirror(H, 20, 26, 26, 30)
     # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h1__z_hc[k,j] x[i] + h1[k] hess_z_hc__p[j,l] x[i]
+    hess_Wh__V = _block_view(H, 20, 26, 30, 34, PARAMS["Wh"] + PARAMS["V"])
     jac_h1__z_hc = t["jac_h1__z_hc"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h1__z_hc, x)
-    tmp_41 = x[:, :, None] * adj_p[:, None]
     hess_z_hc__p = t["hess_z_hc__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h1, hess_z_hc__p, x)
-    tmp_42 = x[:, :, None] * h1[:, None]
-    hess_Wh__V = ((np.tensordot(tmp_41, jac_h1__z_hc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_42, hess_z_hc__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uh,Wz[j,k,i,l] = hess_z_hc__z_zg[j,i] rh[k] x[l]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_hc__z_zg, rh, x)
-    tmp_43 = x[:, :, None] * rh[:, None]
-    hess_Uh__Wz = (np.tensordot(tmp_43, hess_z_hc__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Uh,Uz[j,k,i,l] = h0[l] hess_z_hc__z_zg[j,i] rh[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_hc__z_zg, rh)
-    tmp_44 = rh[:, :, None] * h0[:, None]
-    hess_Uh__Uz = (np.tensordot(tmp_44, hess_z_hc__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
-    # ∂f/∂Uh,Wr[j,k,i,l] = adj_z_hc[j] jac_rh__z_rg[k,i] x[l] + hess_z_hc__z_rg[j,i] rh[k] x[l]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_hc, jac_rh__z_rg, x)
-    tmp_45 = x[:, :, None] * adj_z_hc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_hc__z_rg, rh, x)
-    tmp_46 = x[:, :, None] * rh[:, None]
-    hess_Uh__Wr = ((np.tensordot(tmp_45, jac_rh__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_46, hess_z_hc__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Uh,Ur[j,k,i,l] = adj_z_hc[j] h0[l] jac_rh__z_rg[k,i] + h0[l] hess_z_hc__z_rg[j,i] rh[k]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_hc, h0, jac_rh__z_rg)
-    tmp_47 = h0[:, :, None] * adj_z_hc[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_hc__z_rg, rh)
-    tmp_48 = rh[:, :, None] * h0[:, None]
-    hess_Uh__Ur = ((np.tensordot(tmp_47, jac_rh__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_48, hess_z_hc__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uh,Wh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] x[l]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_hc__z_hc, rh, x)
-    tmp_49 = x[:, :, None] * rh[:, None]
-    hess_Uh__Wh = (np.tensordot(tmp_49, hess_z_hc__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wh__V, jac_h1__z_hc.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wh__V, hess_z_hc__p, x, h1, 1 / B, True)
+    _mirror(H, 20, 26, 30, 34)
     # ∂f/∂Uh,Uh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] rh[l]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_hc__z_hc, rh, rh)
-    tmp_50 = rh[:, :, None] * rh[:, None]
-    hess_Uh__Uh = (np.tensordot(tmp_50, hess_z_hc__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uh__Uh = _block_view(H, 26, 30, 26, 30, PARAMS["Uh"] + PARAMS["Uh"])
+    _outer_into(hess_Uh__Uh, hess_z_hc__z_hc, rh, rh, 1 / B, False, False, True)
     # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h1__z_hc[i,j] rh[k] + h1[i] hess_z_hc__p[j,l] rh[k]
-    # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h1__z_hc, rh)
-    tmp_51 = rh[:, :, None] * adj_p[:, None]
-    # einsum("Bi,Bjl,Bk->jkli", h1, hess_z_hc__p, rh)
-    tmp_52 = rh[:, :, None] * h1[:, None]
-    hess_Uh__V = ((np.tensordot(tmp_51, jac_h1__z_hc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_52, hess_z_hc__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂V,Wz[l,j,i,k] = adj_p[l] jac_h1__z_zg[j,i] x[k] + h1[j] hess_p__z_zg[l,i] x[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_zg, x)
-    tmp_53 = x[:, :, None] * adj_p[:, None]
-    hess_p__z_zg = t["hess_p__z_zg"]
-    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_zg, x)
-    tmp_54 = x[:, :, None] * h1[:, None]
-    hess_V__Wz = ((np.tensordot(tmp_53, jac_h1__z_zg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_54, hess_p__z_zg, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,Uz[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_zg[j,i] + h0[k] h1[j] hess_p__z_zg[l,i]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h1__z_zg)
-    tmp_55 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h0, h1, hess_p__z_zg)
-    tmp_56 = h1[:, :, None] * h0[:, None]
-    hess_V__Uz = ((np.tensordot(tmp_55, jac_h1__z_zg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_56, hess_p__z_zg, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂V,Wr[l,j,i,k] = adj_p[l] jac_h1__z_rg[j,i] x[k] + h1[j] hess_p__z_rg[l,i] x[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_rg, x)
-    tmp_57 = x[:, :, None] * adj_p[:, None]
-    hess_p__z_rg = t["hess_p__z_rg"]
-    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_rg, x)
-    tmp_58 = x[:, :, None] * h1[:, None]
-    hess_V__Wr = ((np.tensordot(tmp_57, jac_h1__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_58, hess_p__z_rg, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,Ur[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_rg[j,i] + h0[k] h1[j] hess_p__z_rg[l,i]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h1__z_rg)
-    tmp_59 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h0, h1, hess_p__z_rg)
-    tmp_60 = h1[:, :, None] * h0[:, None]
-    hess_V__Ur = ((np.tensordot(tmp_59, jac_h1__z_rg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_60, hess_p__z_rg, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂V,Wh[l,j,i,k] = adj_p[l] jac_h1__z_hc[j,i] x[k] + h1[j] hess_p__z_hc[l,i] x[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_hc, x)
-    tmp_61 = x[:, :, None] * adj_p[:, None]
-    hess_p__z_hc = t["hess_p__z_hc"]
-    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_hc, x)
-    tmp_62 = x[:, :, None] * h1[:, None]
-    hess_V__Wh = ((np.tensordot(tmp_61, jac_h1__z_hc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_62, hess_p__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,Uh[l,j,i,k] = adj_p[l] jac_h1__z_hc[j,i] rh[k] + h1[j] hess_p__z_hc[l,i] rh[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_hc, rh)
-    tmp_63 = rh[:, :, None] * adj_p[:, None]
-    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_hc, rh)
-    tmp_64 = rh[:, :, None] * h1[:, None]
-    hess_V__Uh = ((np.tensordot(tmp_63, jac_h1__z_hc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_64, hess_p__z_hc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    hess_Uh__V = _block_view(H, 26, 30, 30, 34, PARAMS["Uh"] + PARAMS["V"])
+    _outer_into(hess_Uh__V, jac_h1__z_hc.transpose(0, 2, 1), rh, adj_p, 1 / B, False, True)
+    _outer_into(hess_Uh__V, hess_z_hc__p, rh, h1, 1 / B, True)
+    _mirror(H, 26, 30, 30, 34)
     # ∂f/∂V,V[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
+    hess_V__V = _block_view(H, 30, 34, 30, 34, PARAMS["V"] + PARAMS["V"])
     hess_p__p = t["hess_p__p"]
-    # einsum("Bj,Bk,Bli->ljik", h1, h1, hess_p__p)
-    tmp_65 = h1[:, :, None] * h1[:, None]
-    hess_V__V = (np.tensordot(tmp_65, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): hess_Uz__Wz, ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): hess_Wr__Wz, ("Wr", "Uz"): hess_Wr__Uz, ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): hess_Ur__Wz, ("Ur", "Uz"): hess_Ur__Uz, ("Ur", "Wr"): hess_Ur__Wr, ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): hess_Wh__Wz, ("Wh", "Uz"): hess_Wh__Uz, ("Wh", "Wr"): hess_Wh__Wr, ("Wh", "Ur"): hess_Wh__Ur, ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): hess_Uh__Wz, ("Uh", "Uz"): hess_Uh__Uz, ("Uh", "Wr"): hess_Uh__Wr, ("Uh", "Ur"): hess_Uh__Ur, ("Uh", "Wh"): hess_Uh__Wh, ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): hess_V__Wz, ("V", "Uz"): hess_V__Uz, ("V", "Wr"): hess_V__Wr, ("V", "Ur"): hess_V__Ur, ("V", "Wh"): hess_V__Wh, ("V", "Uh"): hess_V__Uh, ("V", "V"): hess_V__V}
+    _outer_into(hess_V__V, hess_p__p, h1, h1, 1 / B, False, False, True)
+    return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): _block_view(H, 6, 10, 0, 6, (2, 2, 2, 3)), ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): _block_view(H, 10, 16, 0, 6, (2, 3, 2, 3)), ("Wr", "Uz"): _block_view(H, 10, 16, 6, 10, (2, 3, 2, 2)), ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): _block_view(H, 16, 20, 0, 6, (2, 2, 2, 3)), ("Ur", "Uz"): _block_view(H, 16, 20, 6, 10, (2, 2, 2, 2)), ("Ur", "Wr"): _block_view(H, 16, 20, 10, 16, (2, 2, 2, 3)), ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): _block_view(H, 20, 26, 0, 6, (2, 3, 2, 3)), ("Wh", "Uz"): _block_view(H, 20, 26, 6, 10, (2, 3, 2, 2)), ("Wh", "Wr"): _block_view(H, 20, 26, 10, 16, (2, 3, 2, 3)), ("Wh", "Ur"): _block_view(H, 20, 26, 16, 20, (2, 3, 2, 2)), ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): _block_view(H, 26, 30, 0, 6, (2, 2, 2, 3)), ("Uh", "Uz"): _block_view(H, 26, 30, 6, 10, (2, 2, 2, 2)), ("Uh", "Wr"): _block_view(H, 26, 30, 10, 16, (2, 2, 2, 3)), ("Uh", "Ur"): _block_view(H, 26, 30, 16, 20, (2, 2, 2, 2)), ("Uh", "Wh"): _block_view(H, 26, 30, 20, 26, (2, 2, 2, 3)), ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): _block_view(H, 30, 34, 0, 6, (2, 2, 2, 3)), ("V", "Uz"): _block_view(H, 30, 34, 6, 10, (2, 2, 2, 2)), ("V", "Wr"): _block_view(H, 30, 34, 10, 16, (2, 2, 2, 3)), ("V", "Ur"): _block_view(H, 30, 34, 16, 20, (2, 2, 2, 2)), ("V", "Wh"): _block_view(H, 30, 34, 20, 26, (2, 2, 2, 3)), ("V", "Uh"): _block_view(H, 30, 34, 26, 30, (2, 2, 2, 2)), ("V", "V"): hess_V__V}
 
 
 def hvp(params, data, vector):

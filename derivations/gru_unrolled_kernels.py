@@ -52,10 +52,79 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
 def _logsumexp(a, axis):
     """log Σ exp(a) along ``axis``, shifted by the maximum for stability."""
     m = np.max(a, axis=axis, keepdims=True)
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
+
+
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
+    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
+    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
+    J, I, K, L = v.shape
+    nb = G.shape[0]
+    w = v.view()
+    w.shape = (J, I, K * L)
+    aT = (a * scale).T
+    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
+    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    for j0 in range(0, J, step):
+        j1 = min(J, j0 + step)
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
+        if swap:
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
+        else:
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        if add:
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
+        else:
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
 def _sigmoid(x):
@@ -5390,8 +5459,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["adj_h3"] = _adj_h3(t)
@@ -5739,21 +5808,6 @@ def hessian(params, data):
     t["hess_h1__p"] = _hess_h1__p(t)
     t["hess_za__p"] = _hess_za__p(t)
     t["hess_z_za__p"] = _hess_z_za__p(t)
-    t["hess_ca__z_za"] = _hess_ca__z_za(t)
-    t["hess_z_ca__z_za"] = _hess_z_ca__z_za(t)
-    t["hess_rha__z_za"] = _hess_rha__z_za(t)
-    t["hess_ra__z_za"] = _hess_ra__z_za(t)
-    t["hess_z_ra__z_za"] = _hess_z_ra__z_za(t)
-    t["hess_ca__z_zb"] = _hess_ca__z_zb(t)
-    t["hess_z_ca__z_zb"] = _hess_z_ca__z_zb(t)
-    t["hess_rha__z_zb"] = _hess_rha__z_zb(t)
-    t["hess_ra__z_zb"] = _hess_ra__z_zb(t)
-    t["hess_z_ra__z_zb"] = _hess_z_ra__z_zb(t)
-    t["hess_ca__z_zc"] = _hess_ca__z_zc(t)
-    t["hess_z_ca__z_zc"] = _hess_z_ca__z_zc(t)
-    t["hess_rha__z_zc"] = _hess_rha__z_zc(t)
-    t["hess_ra__z_zc"] = _hess_ra__z_zc(t)
-    t["hess_z_ra__z_zc"] = _hess_z_ra__z_zc(t)
     t["hess_ca__z_ra"] = _hess_ca__z_ra(t)
     t["hess_z_ca__z_ra"] = _hess_z_ca__z_ra(t)
     t["hess_rha__z_ra"] = _hess_rha__z_ra(t)
@@ -5790,1287 +5844,546 @@ def hessian(params, data):
     t["hess_ra__p"] = _hess_ra__p(t)
     t["hess_z_ra__p"] = _hess_z_ra__p(t)
     B = t["x1"].shape[0]
+    H = _hessian_out(out, 28, params["Wz"])
     # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_za__z_za[j,k] x1[i] x1[l] + hess_z_za__z_zb[j,k] x1[i] x2[l] + hess_z_za__z_zc[j,k] x1[i] x3[l] + hess_z_zb__z_za[j,k] x1[l] x2[i] + hess_z_zb__z_zb[j,k] x2[i] x2[l] + hess_z_zb__z_zc[j,k] x2[i] x3[l] + hess_z_zc__z_za[j,k] x1[l] x3[i] + hess_z_zc__z_zb[j,k] x2[l] x3[i] + hess_z_zc__z_zc[j,k] x3[i] x3[l]
+    hess_Wz__Wz = _block_view(H, 0, 4, 0, 4, PARAMS["Wz"] + PARAMS["Wz"])
     hess_z_za__z_za = t["hess_z_za__z_za"]
     x1 = t["x1"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_za__z_za, x1, x1)
-    tmp = x1[:, :, None] * x1[:, None]
     hess_z_za__z_zb = t["hess_z_za__z_zb"]
     x2 = t["x2"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_za__z_zb, x1, x2)
-    tmp_2 = x2[:, :, None] * x1[:, None]
     hess_z_za__z_zc = t["hess_z_za__z_zc"]
     x3 = t["x3"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_za__z_zc, x1, x3)
-    tmp_3 = x3[:, :, None] * x1[:, None]
     hess_z_zb__z_za = t["hess_z_zb__z_za"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zb__z_za, x1, x2)
-    tmp_4 = x2[:, :, None] * x1[:, None]
     hess_z_zb__z_zb = t["hess_z_zb__z_zb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zb__z_zb, x2, x2)
-    tmp_5 = x2[:, :, None] * x2[:, None]
     hess_z_zb__z_zc = t["hess_z_zb__z_zc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zb__z_zc, x2, x3)
-    tmp_6 = x3[:, :, None] * x2[:, None]
     hess_z_zc__z_za = t["hess_z_zc__z_za"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zc__z_za, x1, x3)
-    tmp_7 = x3[:, :, None] * x1[:, None]
     hess_z_zc__z_zb = t["hess_z_zc__z_zb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zc__z_zb, x2, x3)
-    tmp_8 = x3[:, :, None] * x2[:, None]
     hess_z_zc__z_zc = t["hess_z_zc__z_zc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zc__z_zc, x3, x3)
-    tmp_9 = x3[:, :, None] * x3[:, None]
-    hess_Wz__Wz = ((np.tensordot(tmp, hess_z_za__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_2, hess_z_za__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_3, hess_z_za__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_4, hess_z_zb__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_5, hess_z_zb__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_6, hess_z_zb__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_7, hess_z_zc__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_8, hess_z_zc__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_9, hess_z_zc__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_Wz__Wz, hess_z_za__z_za, x1, x1, 1 / B, False)
+    _outer_into(hess_Wz__Wz, hess_z_za__z_zb, x1, x2, 1 / B, True)
+    _outer_into(hess_Wz__Wz, hess_z_za__z_zc, x1, x3, 1 / B, True)
+    _outer_into(hess_Wz__Wz, hess_z_zb__z_za, x2, x1, 1 / B, True)
+    _outer_into(hess_Wz__Wz, hess_z_zb__z_zb, x2, x2, 1 / B, True)
+    _outer_into(hess_Wz__Wz, hess_z_zb__z_zc, x2, x3, 1 / B, True)
+    _outer_into(hess_Wz__Wz, hess_z_zc__z_za, x3, x1, 1 / B, True)
+    _outer_into(hess_Wz__Wz, hess_z_zc__z_zb, x3, x2, 1 / B, True)
+    _outer_into(hess_Wz__Wz, hess_z_zc__z_zc, x3, x3, 1 / B, True)
     # ∂f/∂Wz,Uz[j,i,k,l] = adj_z_zb[k] jac_h1__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_za[j,k] x1[i] + h1[l] hess_z_za__z_zb[j,k] x1[i] + h2[l] hess_z_za__z_zc[j,k] x1[i] + h0[l] hess_z_zb__z_za[j,k] x2[i] + h1[l] hess_z_zb__z_zb[j,k] x2[i] + h2[l] hess_z_zb__z_zc[j,k] x2[i] + h0[l] hess_z_zc__z_za[j,k] x3[i] + h1[l] hess_z_zc__z_zb[j,k] x3[i] + h2[l] hess_z_zc__z_zc[j,k] x3[i]
-    adj_z_zb = t["adj_z_zb"]
+    hess_Wz__Uz = _block_view(H, 0, 4, 4, 8, PARAMS["Wz"] + PARAMS["Uz"])
     jac_h1__z_za = t["jac_h1__z_za"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_zb, jac_h1__z_za, x1)
-    tmp_10 = x1[:, :, None] * adj_z_zb[:, None]
-    adj_z_zc = t["adj_z_zc"]
+    adj_z_zb = t["adj_z_zb"]
     jac_h2__z_za = t["jac_h2__z_za"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_zc, jac_h2__z_za, x1)
-    tmp_11 = x1[:, :, None] * adj_z_zc[:, None]
+    adj_z_zc = t["adj_z_zc"]
     jac_h2__z_zb = t["jac_h2__z_zb"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_zc, jac_h2__z_zb, x2)
-    tmp_12 = x2[:, :, None] * adj_z_zc[:, None]
     h0 = t["h0"]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_za__z_za, x1)
-    tmp_13 = x1[:, :, None] * h0[:, None]
     h1 = t["h1"]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_za__z_zb, x1)
-    tmp_14 = x1[:, :, None] * h1[:, None]
     h2 = t["h2"]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_za__z_zc, x1)
-    tmp_15 = x1[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_zb__z_za, x2)
-    tmp_16 = x2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_zb__z_zb, x2)
-    tmp_17 = x2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_zb__z_zc, x2)
-    tmp_18 = x2[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_zc__z_za, x3)
-    tmp_19 = x3[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_zc__z_zb, x3)
-    tmp_20 = x3[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_zc__z_zc, x3)
-    tmp_21 = x3[:, :, None] * h2[:, None]
-    hess_Wz__Uz = ((np.tensordot(tmp_10, jac_h1__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_11, jac_h2__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_12, jac_h2__z_zb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_13, hess_z_za__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_14, hess_z_za__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_15, hess_z_za__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_16, hess_z_zb__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_17, hess_z_zb__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_18, hess_z_zb__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_19, hess_z_zc__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_20, hess_z_zc__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_21, hess_z_zc__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    _outer_into(hess_Wz__Uz, jac_h1__z_za.transpose(0, 2, 1), x1, adj_z_zb, 1 / B, False, True)
+    _outer_into(hess_Wz__Uz, jac_h2__z_za.transpose(0, 2, 1), x1, adj_z_zc, 1 / B, True, True)
+    _outer_into(hess_Wz__Uz, jac_h2__z_zb.transpose(0, 2, 1), x2, adj_z_zc, 1 / B, True, True)
+    _outer_into(hess_Wz__Uz, hess_z_za__z_za, x1, h0, 1 / B, True)
+    _outer_into(hess_Wz__Uz, hess_z_za__z_zb, x1, h1, 1 / B, True)
+    _outer_into(hess_Wz__Uz, hess_z_za__z_zc, x1, h2, 1 / B, True)
+    _outer_into(hess_Wz__Uz, hess_z_zb__z_za, x2, h0, 1 / B, True)
+    _outer_into(hess_Wz__Uz, hess_z_zb__z_zb, x2, h1, 1 / B, True)
+    _outer_into(hess_Wz__Uz, hess_z_zb__z_zc, x2, h2, 1 / B, True)
+    _outer_into(hess_Wz__Uz, hess_z_zc__z_za, x3, h0, 1 / B, True)
+    _outer_into(hess_Wz__Uz, hess_z_zc__z_zb, x3, h1, 1 / B, True)
+    _outer_into(hess_Wz__Uz, hess_z_zc__z_zc, x3, h2, 1 / B, True)
+    _mirror(H, 0, 4, 4, 8)
     # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_za__z_ra[j,k] x1[i] x1[l] + hess_z_za__z_rb[j,k] x1[i] x2[l] + hess_z_za__z_rc[j,k] x1[i] x3[l] + hess_z_zb__z_ra[j,k] x1[l] x2[i] + hess_z_zb__z_rb[j,k] x2[i] x2[l] + hess_z_zb__z_rc[j,k] x2[i] x3[l] + hess_z_zc__z_ra[j,k] x1[l] x3[i] + hess_z_zc__z_rb[j,k] x2[l] x3[i] + hess_z_zc__z_rc[j,k] x3[i] x3[l]
+    hess_Wz__Wr = _block_view(H, 0, 4, 8, 12, PARAMS["Wz"] + PARAMS["Wr"])
     hess_z_za__z_ra = t["hess_z_za__z_ra"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_za__z_ra, x1, x1)
-    tmp_22 = x1[:, :, None] * x1[:, None]
     hess_z_za__z_rb = t["hess_z_za__z_rb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_za__z_rb, x1, x2)
-    tmp_23 = x2[:, :, None] * x1[:, None]
     hess_z_za__z_rc = t["hess_z_za__z_rc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_za__z_rc, x1, x3)
-    tmp_24 = x3[:, :, None] * x1[:, None]
     hess_z_zb__z_ra = t["hess_z_zb__z_ra"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zb__z_ra, x1, x2)
-    tmp_25 = x2[:, :, None] * x1[:, None]
     hess_z_zb__z_rb = t["hess_z_zb__z_rb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zb__z_rb, x2, x2)
-    tmp_26 = x2[:, :, None] * x2[:, None]
     hess_z_zb__z_rc = t["hess_z_zb__z_rc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zb__z_rc, x2, x3)
-    tmp_27 = x3[:, :, None] * x2[:, None]
     hess_z_zc__z_ra = t["hess_z_zc__z_ra"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zc__z_ra, x1, x3)
-    tmp_28 = x3[:, :, None] * x1[:, None]
     hess_z_zc__z_rb = t["hess_z_zc__z_rb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zc__z_rb, x2, x3)
-    tmp_29 = x3[:, :, None] * x2[:, None]
     hess_z_zc__z_rc = t["hess_z_zc__z_rc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zc__z_rc, x3, x3)
-    tmp_30 = x3[:, :, None] * x3[:, None]
-    hess_Wz__Wr = ((np.tensordot(tmp_22, hess_z_za__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_23, hess_z_za__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_24, hess_z_za__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_25, hess_z_zb__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_26, hess_z_zb__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_27, hess_z_zb__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_28, hess_z_zc__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_29, hess_z_zc__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_30, hess_z_zc__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_Wz__Wr, hess_z_za__z_ra, x1, x1, 1 / B, False)
+    _outer_into(hess_Wz__Wr, hess_z_za__z_rb, x1, x2, 1 / B, True)
+    _outer_into(hess_Wz__Wr, hess_z_za__z_rc, x1, x3, 1 / B, True)
+    _outer_into(hess_Wz__Wr, hess_z_zb__z_ra, x2, x1, 1 / B, True)
+    _outer_into(hess_Wz__Wr, hess_z_zb__z_rb, x2, x2, 1 / B, True)
+    _outer_into(hess_Wz__Wr, hess_z_zb__z_rc, x2, x3, 1 / B, True)
+    _outer_into(hess_Wz__Wr, hess_z_zc__z_ra, x3, x1, 1 / B, True)
+    _outer_into(hess_Wz__Wr, hess_z_zc__z_rb, x3, x2, 1 / B, True)
+    _outer_into(hess_Wz__Wr, hess_z_zc__z_rc, x3, x3, 1 / B, True)
+    _mirror(H, 0, 4, 8, 12)
     # ∂f/∂Wz,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_ra[j,k] x1[i] + h1[l] hess_z_za__z_rb[j,k] x1[i] + h2[l] hess_z_za__z_rc[j,k] x1[i] + h0[l] hess_z_zb__z_ra[j,k] x2[i] + h1[l] hess_z_zb__z_rb[j,k] x2[i] + h2[l] hess_z_zb__z_rc[j,k] x2[i] + h0[l] hess_z_zc__z_ra[j,k] x3[i] + h1[l] hess_z_zc__z_rb[j,k] x3[i] + h2[l] hess_z_zc__z_rc[j,k] x3[i]
+    hess_Wz__Ur = _block_view(H, 0, 4, 12, 16, PARAMS["Wz"] + PARAMS["Ur"])
     adj_z_rb = t["adj_z_rb"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_rb, jac_h1__z_za, x1)
-    tmp_31 = x1[:, :, None] * adj_z_rb[:, None]
     adj_z_rc = t["adj_z_rc"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_rc, jac_h2__z_za, x1)
-    tmp_32 = x1[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_rc, jac_h2__z_zb, x2)
-    tmp_33 = x2[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_za__z_ra, x1)
-    tmp_34 = x1[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_za__z_rb, x1)
-    tmp_35 = x1[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_za__z_rc, x1)
-    tmp_36 = x1[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_zb__z_ra, x2)
-    tmp_37 = x2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_zb__z_rb, x2)
-    tmp_38 = x2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_zb__z_rc, x2)
-    tmp_39 = x2[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_zc__z_ra, x3)
-    tmp_40 = x3[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_zc__z_rb, x3)
-    tmp_41 = x3[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_zc__z_rc, x3)
-    tmp_42 = x3[:, :, None] * h2[:, None]
-    hess_Wz__Ur = ((np.tensordot(tmp_31, jac_h1__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_32, jac_h2__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_33, jac_h2__z_zb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_34, hess_z_za__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_35, hess_z_za__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_36, hess_z_za__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_37, hess_z_zb__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_38, hess_z_zb__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_39, hess_z_zb__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_40, hess_z_zc__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_41, hess_z_zc__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_42, hess_z_zc__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    _outer_into(hess_Wz__Ur, jac_h1__z_za.transpose(0, 2, 1), x1, adj_z_rb, 1 / B, False, True)
+    _outer_into(hess_Wz__Ur, jac_h2__z_za.transpose(0, 2, 1), x1, adj_z_rc, 1 / B, True, True)
+    _outer_into(hess_Wz__Ur, jac_h2__z_zb.transpose(0, 2, 1), x2, adj_z_rc, 1 / B, True, True)
+    _outer_into(hess_Wz__Ur, hess_z_za__z_ra, x1, h0, 1 / B, True)
+    _outer_into(hess_Wz__Ur, hess_z_za__z_rb, x1, h1, 1 / B, True)
+    _outer_into(hess_Wz__Ur, hess_z_za__z_rc, x1, h2, 1 / B, True)
+    _outer_into(hess_Wz__Ur, hess_z_zb__z_ra, x2, h0, 1 / B, True)
+    _outer_into(hess_Wz__Ur, hess_z_zb__z_rb, x2, h1, 1 / B, True)
+    _outer_into(hess_Wz__Ur, hess_z_zb__z_rc, x2, h2, 1 / B, True)
+    _outer_into(hess_Wz__Ur, hess_z_zc__z_ra, x3, h0, 1 / B, True)
+    _outer_into(hess_Wz__Ur, hess_z_zc__z_rb, x3, h1, 1 / B, True)
+    _outer_into(hess_Wz__Ur, hess_z_zc__z_rc, x3, h2, 1 / B, True)
+    _mirror(H, 0, 4, 12, 16)
     # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_za__z_ca[j,k] x1[i] x1[l] + hess_z_za__z_cb[j,k] x1[i] x2[l] + hess_z_za__z_cc[j,k] x1[i] x3[l] + hess_z_zb__z_ca[j,k] x1[l] x2[i] + hess_z_zb__z_cb[j,k] x2[i] x2[l] + hess_z_zb__z_cc[j,k] x2[i] x3[l] + hess_z_zc__z_ca[j,k] x1[l] x3[i] + hess_z_zc__z_cb[j,k] x2[l] x3[i] + hess_z_zc__z_cc[j,k] x3[i] x3[l]
+    hess_Wz__Wh = _block_view(H, 0, 4, 16, 20, PARAMS["Wz"] + PARAMS["Wh"])
     hess_z_za__z_ca = t["hess_z_za__z_ca"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_za__z_ca, x1, x1)
-    tmp_43 = x1[:, :, None] * x1[:, None]
     hess_z_za__z_cb = t["hess_z_za__z_cb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_za__z_cb, x1, x2)
-    tmp_44 = x2[:, :, None] * x1[:, None]
     hess_z_za__z_cc = t["hess_z_za__z_cc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_za__z_cc, x1, x3)
-    tmp_45 = x3[:, :, None] * x1[:, None]
     hess_z_zb__z_ca = t["hess_z_zb__z_ca"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zb__z_ca, x1, x2)
-    tmp_46 = x2[:, :, None] * x1[:, None]
     hess_z_zb__z_cb = t["hess_z_zb__z_cb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zb__z_cb, x2, x2)
-    tmp_47 = x2[:, :, None] * x2[:, None]
     hess_z_zb__z_cc = t["hess_z_zb__z_cc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zb__z_cc, x2, x3)
-    tmp_48 = x3[:, :, None] * x2[:, None]
     hess_z_zc__z_ca = t["hess_z_zc__z_ca"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zc__z_ca, x1, x3)
-    tmp_49 = x3[:, :, None] * x1[:, None]
     hess_z_zc__z_cb = t["hess_z_zc__z_cb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zc__z_cb, x2, x3)
-    tmp_50 = x3[:, :, None] * x2[:, None]
     hess_z_zc__z_cc = t["hess_z_zc__z_cc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_zc__z_cc, x3, x3)
-    tmp_51 = x3[:, :, None] * x3[:, None]
-    hess_Wz__Wh = ((np.tensordot(tmp_43, hess_z_za__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_44, hess_z_za__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_45, hess_z_za__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_46, hess_z_zb__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_47, hess_z_zb__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_48, hess_z_zb__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_49, hess_z_zc__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_50, hess_z_zc__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_51, hess_z_zc__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_Wz__Wh, hess_z_za__z_ca, x1, x1, 1 / B, False)
+    _outer_into(hess_Wz__Wh, hess_z_za__z_cb, x1, x2, 1 / B, True)
+    _outer_into(hess_Wz__Wh, hess_z_za__z_cc, x1, x3, 1 / B, True)
+    _outer_into(hess_Wz__Wh, hess_z_zb__z_ca, x2, x1, 1 / B, True)
+    _outer_into(hess_Wz__Wh, hess_z_zb__z_cb, x2, x2, 1 / B, True)
+    _outer_into(hess_Wz__Wh, hess_z_zb__z_cc, x2, x3, 1 / B, True)
+    _outer_into(hess_Wz__Wh, hess_z_zc__z_ca, x3, x1, 1 / B, True)
+    _outer_into(hess_Wz__Wh, hess_z_zc__z_cb, x3, x2, 1 / B, True)
+    _outer_into(hess_Wz__Wh, hess_z_zc__z_cc, x3, x3, 1 / B, True)
+    _mirror(H, 0, 4, 16, 20)
     # ∂f/∂Wz,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_zb[l,j] x2[i] + hess_z_za__z_ca[j,k] rha[l] x1[i] + hess_z_za__z_cb[j,k] rhb[l] x1[i] + hess_z_za__z_cc[j,k] rhc[l] x1[i] + hess_z_zb__z_ca[j,k] rha[l] x2[i] + hess_z_zb__z_cb[j,k] rhb[l] x2[i] + hess_z_zb__z_cc[j,k] rhc[l] x2[i] + hess_z_zc__z_ca[j,k] rha[l] x3[i] + hess_z_zc__z_cb[j,k] rhb[l] x3[i] + hess_z_zc__z_cc[j,k] rhc[l] x3[i]
-    adj_z_cb = t["adj_z_cb"]
+    hess_Wz__Uh = _block_view(H, 0, 4, 20, 24, PARAMS["Wz"] + PARAMS["Uh"])
     jac_rhb__z_za = t["jac_rhb__z_za"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cb, jac_rhb__z_za, x1)
-    tmp_52 = x1[:, :, None] * adj_z_cb[:, None]
-    adj_z_cc = t["adj_z_cc"]
+    adj_z_cb = t["adj_z_cb"]
     jac_rhc__z_za = t["jac_rhc__z_za"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cc, jac_rhc__z_za, x1)
-    tmp_53 = x1[:, :, None] * adj_z_cc[:, None]
+    adj_z_cc = t["adj_z_cc"]
     jac_rhc__z_zb = t["jac_rhc__z_zb"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cc, jac_rhc__z_zb, x2)
-    tmp_54 = x2[:, :, None] * adj_z_cc[:, None]
     rha = t["rha"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_za__z_ca, rha, x1)
-    tmp_55 = x1[:, :, None] * rha[:, None]
     rhb = t["rhb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_za__z_cb, rhb, x1)
-    tmp_56 = x1[:, :, None] * rhb[:, None]
     rhc = t["rhc"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_za__z_cc, rhc, x1)
-    tmp_57 = x1[:, :, None] * rhc[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zb__z_ca, rha, x2)
-    tmp_58 = x2[:, :, None] * rha[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zb__z_cb, rhb, x2)
-    tmp_59 = x2[:, :, None] * rhb[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zb__z_cc, rhc, x2)
-    tmp_60 = x2[:, :, None] * rhc[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zc__z_ca, rha, x3)
-    tmp_61 = x3[:, :, None] * rha[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zc__z_cb, rhb, x3)
-    tmp_62 = x3[:, :, None] * rhb[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_zc__z_cc, rhc, x3)
-    tmp_63 = x3[:, :, None] * rhc[:, None]
-    hess_Wz__Uh = ((np.tensordot(tmp_52, jac_rhb__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_53, jac_rhc__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_54, jac_rhc__z_zb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_55, hess_z_za__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_56, hess_z_za__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_57, hess_z_za__z_cc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_58, hess_z_zb__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_59, hess_z_zb__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_60, hess_z_zb__z_cc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_61, hess_z_zc__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_62, hess_z_zc__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_63, hess_z_zc__z_cc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    _outer_into(hess_Wz__Uh, jac_rhb__z_za.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, False, True)
+    _outer_into(hess_Wz__Uh, jac_rhc__z_za.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Wz__Uh, jac_rhc__z_zb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Wz__Uh, hess_z_za__z_ca, x1, rha, 1 / B, True)
+    _outer_into(hess_Wz__Uh, hess_z_za__z_cb, x1, rhb, 1 / B, True)
+    _outer_into(hess_Wz__Uh, hess_z_za__z_cc, x1, rhc, 1 / B, True)
+    _outer_into(hess_Wz__Uh, hess_z_zb__z_ca, x2, rha, 1 / B, True)
+    _outer_into(hess_Wz__Uh, hess_z_zb__z_cb, x2, rhb, 1 / B, True)
+    _outer_into(hess_Wz__Uh, hess_z_zb__z_cc, x2, rhc, 1 / B, True)
+    _outer_into(hess_Wz__Uh, hess_z_zc__z_ca, x3, rha, 1 / B, True)
+    _outer_into(hess_Wz__Uh, hess_z_zc__z_cb, x3, rhb, 1 / B, True)
+    _outer_into(hess_Wz__Uh, hess_z_zc__z_cc, x3, rhc, 1 / B, True)
+    _mirror(H, 0, 4, 20, 24)
     # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h3__z_za[k,j] x1[i] + adj_p[l] jac_h3__z_zb[k,j] x2[i] + adj_p[l] jac_h3__z_zc[k,j] x3[i] + h3[k] hess_z_za__p[j,l] x1[i] + h3[k] hess_z_zb__p[j,l] x2[i] + h3[k] hess_z_zc__p[j,l] x3[i]
-    adj_p = t["adj_p"]
+    hess_Wz__V = _block_view(H, 0, 4, 24, 28, PARAMS["Wz"] + PARAMS["V"])
     jac_h3__z_za = t["jac_h3__z_za"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h3__z_za, x1)
-    tmp_64 = x1[:, :, None] * adj_p[:, None]
+    adj_p = t["adj_p"]
     jac_h3__z_zb = t["jac_h3__z_zb"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h3__z_zb, x2)
-    tmp_65 = x2[:, :, None] * adj_p[:, None]
     jac_h3__z_zc = t["jac_h3__z_zc"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h3__z_zc, x3)
-    tmp_66 = x3[:, :, None] * adj_p[:, None]
-    h3 = t["h3"]
     hess_z_za__p = t["hess_z_za__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h3, hess_z_za__p, x1)
-    tmp_67 = x1[:, :, None] * h3[:, None]
+    h3 = t["h3"]
     hess_z_zb__p = t["hess_z_zb__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h3, hess_z_zb__p, x2)
-    tmp_68 = x2[:, :, None] * h3[:, None]
     hess_z_zc__p = t["hess_z_zc__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h3, hess_z_zc__p, x3)
-    tmp_69 = x3[:, :, None] * h3[:, None]
-    hess_Wz__V = ((np.tensordot(tmp_64, jac_h3__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_65, jac_h3__z_zb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_66, jac_h3__z_zc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_67, hess_z_za__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_68, hess_z_zb__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_69, hess_z_zc__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uz,Wz[j,k,i,l] = adj_z_zb[j] jac_h1__z_za[k,i] x1[l] + adj_z_zc[j] jac_h2__z_za[k,i] x1[l] + adj_z_zc[j] jac_h2__z_zb[k,i] x2[l] + h0[k] hess_z_za__z_za[j,i] x1[l] + h0[k] hess_z_za__z_zb[j,i] x2[l] + h0[k] hess_z_za__z_zc[j,i] x3[l] + h1[k] hess_z_zb__z_za[j,i] x1[l] + h1[k] hess_z_zb__z_zb[j,i] x2[l] + h1[k] hess_z_zb__z_zc[j,i] x3[l] + h2[k] hess_z_zc__z_za[j,i] x1[l] + h2[k] hess_z_zc__z_zb[j,i] x2[l] + h2[k] hess_z_zc__z_zc[j,i] x3[l]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_za, x1)
-    tmp_70 = x1[:, :, None] * adj_z_zb[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_za, x1)
-    tmp_71 = x1[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_zb, x2)
-    tmp_72 = x2[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_za, x1)
-    tmp_73 = x1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_zb, x2)
-    tmp_74 = x2[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_zc, x3)
-    tmp_75 = x3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_za, x1)
-    tmp_76 = x1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_zb, x2)
-    tmp_77 = x2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_zc, x3)
-    tmp_78 = x3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_za, x1)
-    tmp_79 = x1[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_zb, x2)
-    tmp_80 = x2[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_zc, x3)
-    tmp_81 = x3[:, :, None] * h2[:, None]
-    hess_Uz__Wz = ((np.tensordot(tmp_70, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_71, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_72, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_73, hess_z_za__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_74, hess_z_za__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_75, hess_z_za__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_76, hess_z_zb__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_77, hess_z_zb__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_78, hess_z_zb__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_79, hess_z_zc__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_80, hess_z_zc__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_81, hess_z_zc__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_Wz__V, jac_h3__z_za.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wz__V, jac_h3__z_zb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
+    _outer_into(hess_Wz__V, jac_h3__z_zc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
+    _outer_into(hess_Wz__V, hess_z_za__p, x1, h3, 1 / B, True)
+    _outer_into(hess_Wz__V, hess_z_zb__p, x2, h3, 1 / B, True)
+    _outer_into(hess_Wz__V, hess_z_zc__p, x3, h3, 1 / B, True)
+    _mirror(H, 0, 4, 24, 28)
     # ∂f/∂Uz,Uz[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_za[k,i] + adj_z_zb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_za[k,i] + adj_z_zc[j] h1[l] jac_h2__z_zb[k,i] + adj_z_zc[i] h0[k] jac_h2__z_za[l,j] + adj_z_zc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_za[j,i] + h0[k] h1[l] hess_z_za__z_zb[j,i] + h0[k] h2[l] hess_z_za__z_zc[j,i] + h0[l] h1[k] hess_z_zb__z_za[j,i] + h1[k] h1[l] hess_z_zb__z_zb[j,i] + h1[k] h2[l] hess_z_zb__z_zc[j,i] + h0[l] h2[k] hess_z_zc__z_za[j,i] + h1[l] h2[k] hess_z_zc__z_zb[j,i] + h2[k] h2[l] hess_z_zc__z_zc[j,i]
+    hess_Uz__Uz = _block_view(H, 4, 8, 4, 8, PARAMS["Uz"] + PARAMS["Uz"])
+    _outer_into(hess_Uz__Uz, jac_h1__z_za.transpose(0, 2, 1), h0, adj_z_zb, 1 / B, False, True)
+    _outer_into(hess_Uz__Uz, jac_h2__z_za.transpose(0, 2, 1), h0, adj_z_zc, 1 / B, True, True)
+    _outer_into(hess_Uz__Uz, jac_h2__z_zb.transpose(0, 2, 1), h1, adj_z_zc, 1 / B, True, True)
+    _outer_into(hess_Uz__Uz, hess_z_za__z_za, h0, h0, 1 / B, True)
+    _outer_into(hess_Uz__Uz, hess_z_za__z_zb, h0, h1, 1 / B, True)
+    _outer_into(hess_Uz__Uz, hess_z_za__z_zc, h0, h2, 1 / B, True)
+    _outer_into(hess_Uz__Uz, hess_z_zb__z_za, h1, h0, 1 / B, True)
+    _outer_into(hess_Uz__Uz, hess_z_zb__z_zb, h1, h1, 1 / B, True)
+    _outer_into(hess_Uz__Uz, hess_z_zb__z_zc, h1, h2, 1 / B, True)
+    _outer_into(hess_Uz__Uz, hess_z_zc__z_za, h2, h0, 1 / B, True)
+    _outer_into(hess_Uz__Uz, hess_z_zc__z_zb, h2, h1, 1 / B, True)
+    _outer_into(hess_Uz__Uz, hess_z_zc__z_zc, h2, h2, 1 / B, True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_za)
-    tmp_82 = h0[:, :, None] * adj_z_zb[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_zb, h0, jac_h1__z_za)
-    tmp_83 = h0[:, :, None] * adj_z_zb[:, None]
+    tmp = h0[:, :, None] * adj_z_zb[:, None]
+    _add_into(hess_Uz__Uz, (np.tensordot(tmp, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_za)
-    tmp_84 = h0[:, :, None] * adj_z_zc[:, None]
+    tmp_2 = h0[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Uz, (np.tensordot(tmp_2, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_zb)
-    tmp_85 = h1[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_zc, h0, jac_h2__z_za)
-    tmp_86 = h0[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_zc, h1, jac_h2__z_zb)
-    tmp_87 = h1[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_za__z_za)
-    tmp_88 = h0[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h1, hess_z_za__z_zb)
-    tmp_89 = h1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h2, hess_z_za__z_zc)
-    tmp_90 = h2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h0, h1, hess_z_zb__z_za)
-    tmp_91 = h1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h1, h1, hess_z_zb__z_zb)
-    tmp_92 = h1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h1, h2, hess_z_zb__z_zc)
-    tmp_93 = h2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h0, h2, hess_z_zc__z_za)
-    tmp_94 = h2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h1, h2, hess_z_zc__z_zb)
-    tmp_95 = h2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h2, h2, hess_z_zc__z_zc)
-    tmp_96 = h2[:, :, None] * h2[:, None]
-    hess_Uz__Uz = ((np.tensordot(tmp_82, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_83, jac_h1__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_84, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_85, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_86, jac_h2__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_87, jac_h2__z_zb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_88, hess_z_za__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_89, hess_z_za__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_90, hess_z_za__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_91, hess_z_zb__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_92, hess_z_zb__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_93, hess_z_zb__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_94, hess_z_zc__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_95, hess_z_zc__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_96, hess_z_zc__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_3 = h1[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Uz, (np.tensordot(tmp_3, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # ∂f/∂Uz,Wr[j,k,i,l] = adj_z_zb[j] jac_h1__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_rb[k,i] x2[l] + h0[k] hess_z_za__z_ra[j,i] x1[l] + h0[k] hess_z_za__z_rb[j,i] x2[l] + h0[k] hess_z_za__z_rc[j,i] x3[l] + h1[k] hess_z_zb__z_ra[j,i] x1[l] + h1[k] hess_z_zb__z_rb[j,i] x2[l] + h1[k] hess_z_zb__z_rc[j,i] x3[l] + h2[k] hess_z_zc__z_ra[j,i] x1[l] + h2[k] hess_z_zc__z_rb[j,i] x2[l] + h2[k] hess_z_zc__z_rc[j,i] x3[l]
+    hess_Uz__Wr = _block_view(H, 4, 8, 8, 12, PARAMS["Uz"] + PARAMS["Wr"])
+    _outer_into(hess_Uz__Wr, hess_z_za__z_ra, h0, x1, 1 / B, False)
+    _outer_into(hess_Uz__Wr, hess_z_za__z_rb, h0, x2, 1 / B, True)
+    _outer_into(hess_Uz__Wr, hess_z_za__z_rc, h0, x3, 1 / B, True)
+    _outer_into(hess_Uz__Wr, hess_z_zb__z_ra, h1, x1, 1 / B, True)
+    _outer_into(hess_Uz__Wr, hess_z_zb__z_rb, h1, x2, 1 / B, True)
+    _outer_into(hess_Uz__Wr, hess_z_zb__z_rc, h1, x3, 1 / B, True)
+    _outer_into(hess_Uz__Wr, hess_z_zc__z_ra, h2, x1, 1 / B, True)
+    _outer_into(hess_Uz__Wr, hess_z_zc__z_rb, h2, x2, 1 / B, True)
+    _outer_into(hess_Uz__Wr, hess_z_zc__z_rc, h2, x3, 1 / B, True)
     jac_h1__z_ra = t["jac_h1__z_ra"]
     # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ra, x1)
-    tmp_97 = x1[:, :, None] * adj_z_zb[:, None]
+    tmp_4 = x1[:, :, None] * adj_z_zb[:, None]
+    _add_into(hess_Uz__Wr, (np.tensordot(tmp_4, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     jac_h2__z_ra = t["jac_h2__z_ra"]
     # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ra, x1)
-    tmp_98 = x1[:, :, None] * adj_z_zc[:, None]
+    tmp_5 = x1[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Wr, (np.tensordot(tmp_5, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     jac_h2__z_rb = t["jac_h2__z_rb"]
     # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_rb, x2)
-    tmp_99 = x2[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_ra, x1)
-    tmp_100 = x1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_rb, x2)
-    tmp_101 = x2[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_rc, x3)
-    tmp_102 = x3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_ra, x1)
-    tmp_103 = x1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_rb, x2)
-    tmp_104 = x2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_rc, x3)
-    tmp_105 = x3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_ra, x1)
-    tmp_106 = x1[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_rb, x2)
-    tmp_107 = x2[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_rc, x3)
-    tmp_108 = x3[:, :, None] * h2[:, None]
-    hess_Uz__Wr = ((np.tensordot(tmp_97, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_98, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_99, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_100, hess_z_za__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_101, hess_z_za__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_102, hess_z_za__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_103, hess_z_zb__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_104, hess_z_zb__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_105, hess_z_zb__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_106, hess_z_zc__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_107, hess_z_zc__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_108, hess_z_zc__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_6 = x2[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Wr, (np.tensordot(tmp_6, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    _mirror(H, 4, 8, 8, 12)
     # ∂f/∂Uz,Ur[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_zc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_za[l,j] + adj_z_rc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_ra[j,i] + h0[k] h1[l] hess_z_za__z_rb[j,i] + h0[k] h2[l] hess_z_za__z_rc[j,i] + h0[l] h1[k] hess_z_zb__z_ra[j,i] + h1[k] h1[l] hess_z_zb__z_rb[j,i] + h1[k] h2[l] hess_z_zb__z_rc[j,i] + h0[l] h2[k] hess_z_zc__z_ra[j,i] + h1[l] h2[k] hess_z_zc__z_rb[j,i] + h2[k] h2[l] hess_z_zc__z_rc[j,i]
+    hess_Uz__Ur = _block_view(H, 4, 8, 12, 16, PARAMS["Uz"] + PARAMS["Ur"])
+    _outer_into(hess_Uz__Ur, jac_h1__z_za.transpose(0, 2, 1), h0, adj_z_rb, 1 / B, False, True)
+    _outer_into(hess_Uz__Ur, jac_h2__z_za.transpose(0, 2, 1), h0, adj_z_rc, 1 / B, True, True)
+    _outer_into(hess_Uz__Ur, jac_h2__z_zb.transpose(0, 2, 1), h1, adj_z_rc, 1 / B, True, True)
+    _outer_into(hess_Uz__Ur, hess_z_za__z_ra, h0, h0, 1 / B, True)
+    _outer_into(hess_Uz__Ur, hess_z_za__z_rb, h0, h1, 1 / B, True)
+    _outer_into(hess_Uz__Ur, hess_z_za__z_rc, h0, h2, 1 / B, True)
+    _outer_into(hess_Uz__Ur, hess_z_zb__z_ra, h1, h0, 1 / B, True)
+    _outer_into(hess_Uz__Ur, hess_z_zb__z_rb, h1, h1, 1 / B, True)
+    _outer_into(hess_Uz__Ur, hess_z_zb__z_rc, h1, h2, 1 / B, True)
+    _outer_into(hess_Uz__Ur, hess_z_zc__z_ra, h2, h0, 1 / B, True)
+    _outer_into(hess_Uz__Ur, hess_z_zc__z_rb, h2, h1, 1 / B, True)
+    _outer_into(hess_Uz__Ur, hess_z_zc__z_rc, h2, h2, 1 / B, True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_ra)
-    tmp_109 = h0[:, :, None] * adj_z_zb[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_rb, h0, jac_h1__z_za)
-    tmp_110 = h0[:, :, None] * adj_z_rb[:, None]
+    tmp_7 = h0[:, :, None] * adj_z_zb[:, None]
+    _add_into(hess_Uz__Ur, (np.tensordot(tmp_7, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_ra)
-    tmp_111 = h0[:, :, None] * adj_z_zc[:, None]
+    tmp_8 = h0[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Ur, (np.tensordot(tmp_8, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_rb)
-    tmp_112 = h1[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_rc, h0, jac_h2__z_za)
-    tmp_113 = h0[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_rc, h1, jac_h2__z_zb)
-    tmp_114 = h1[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_za__z_ra)
-    tmp_115 = h0[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h1, hess_z_za__z_rb)
-    tmp_116 = h1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h2, hess_z_za__z_rc)
-    tmp_117 = h2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h0, h1, hess_z_zb__z_ra)
-    tmp_118 = h1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h1, h1, hess_z_zb__z_rb)
-    tmp_119 = h1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h1, h2, hess_z_zb__z_rc)
-    tmp_120 = h2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h0, h2, hess_z_zc__z_ra)
-    tmp_121 = h2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h1, h2, hess_z_zc__z_rb)
-    tmp_122 = h2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h2, h2, hess_z_zc__z_rc)
-    tmp_123 = h2[:, :, None] * h2[:, None]
-    hess_Uz__Ur = ((np.tensordot(tmp_109, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_110, jac_h1__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_111, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_112, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_113, jac_h2__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_114, jac_h2__z_zb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_115, hess_z_za__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_116, hess_z_za__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_117, hess_z_za__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_118, hess_z_zb__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_119, hess_z_zb__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_120, hess_z_zb__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_121, hess_z_zc__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_122, hess_z_zc__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_123, hess_z_zc__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_9 = h1[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Ur, (np.tensordot(tmp_9, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    _mirror(H, 4, 8, 12, 16)
     # ∂f/∂Uz,Wh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_za__z_ca[j,i] x1[l] + h0[k] hess_z_za__z_cb[j,i] x2[l] + h0[k] hess_z_za__z_cc[j,i] x3[l] + h1[k] hess_z_zb__z_ca[j,i] x1[l] + h1[k] hess_z_zb__z_cb[j,i] x2[l] + h1[k] hess_z_zb__z_cc[j,i] x3[l] + h2[k] hess_z_zc__z_ca[j,i] x1[l] + h2[k] hess_z_zc__z_cb[j,i] x2[l] + h2[k] hess_z_zc__z_cc[j,i] x3[l]
+    hess_Uz__Wh = _block_view(H, 4, 8, 16, 20, PARAMS["Uz"] + PARAMS["Wh"])
+    _outer_into(hess_Uz__Wh, hess_z_za__z_ca, h0, x1, 1 / B, False)
+    _outer_into(hess_Uz__Wh, hess_z_za__z_cb, h0, x2, 1 / B, True)
+    _outer_into(hess_Uz__Wh, hess_z_za__z_cc, h0, x3, 1 / B, True)
+    _outer_into(hess_Uz__Wh, hess_z_zb__z_ca, h1, x1, 1 / B, True)
+    _outer_into(hess_Uz__Wh, hess_z_zb__z_cb, h1, x2, 1 / B, True)
+    _outer_into(hess_Uz__Wh, hess_z_zb__z_cc, h1, x3, 1 / B, True)
+    _outer_into(hess_Uz__Wh, hess_z_zc__z_ca, h2, x1, 1 / B, True)
+    _outer_into(hess_Uz__Wh, hess_z_zc__z_cb, h2, x2, 1 / B, True)
+    _outer_into(hess_Uz__Wh, hess_z_zc__z_cc, h2, x3, 1 / B, True)
     jac_h1__z_ca = t["jac_h1__z_ca"]
     # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, x1)
-    tmp_124 = x1[:, :, None] * adj_z_zb[:, None]
+    tmp_10 = x1[:, :, None] * adj_z_zb[:, None]
+    _add_into(hess_Uz__Wh, (np.tensordot(tmp_10, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     jac_h2__z_ca = t["jac_h2__z_ca"]
     # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ca, x1)
-    tmp_125 = x1[:, :, None] * adj_z_zc[:, None]
+    tmp_11 = x1[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Wh, (np.tensordot(tmp_11, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     jac_h2__z_cb = t["jac_h2__z_cb"]
     # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_cb, x2)
-    tmp_126 = x2[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_ca, x1)
-    tmp_127 = x1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_cb, x2)
-    tmp_128 = x2[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_cc, x3)
-    tmp_129 = x3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_ca, x1)
-    tmp_130 = x1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_cb, x2)
-    tmp_131 = x2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_cc, x3)
-    tmp_132 = x3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_ca, x1)
-    tmp_133 = x1[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_cb, x2)
-    tmp_134 = x2[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_cc, x3)
-    tmp_135 = x3[:, :, None] * h2[:, None]
-    hess_Uz__Wh = ((np.tensordot(tmp_124, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_125, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_126, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_127, hess_z_za__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_128, hess_z_za__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_129, hess_z_za__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_130, hess_z_zb__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_131, hess_z_zb__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_132, hess_z_zb__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_133, hess_z_zc__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_134, hess_z_zc__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_135, hess_z_zc__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_12 = x2[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Wh, (np.tensordot(tmp_12, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    _mirror(H, 4, 8, 16, 20)
     # ∂f/∂Uz,Uh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_za[l,j] + adj_z_zc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_zc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_za[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_zb[l,j] + h0[k] hess_z_za__z_ca[j,i] rha[l] + h0[k] hess_z_za__z_cb[j,i] rhb[l] + h0[k] hess_z_za__z_cc[j,i] rhc[l] + h1[k] hess_z_zb__z_ca[j,i] rha[l] + h1[k] hess_z_zb__z_cb[j,i] rhb[l] + h1[k] hess_z_zb__z_cc[j,i] rhc[l] + h2[k] hess_z_zc__z_ca[j,i] rha[l] + h2[k] hess_z_zc__z_cb[j,i] rhb[l] + h2[k] hess_z_zc__z_cc[j,i] rhc[l]
+    hess_Uz__Uh = _block_view(H, 4, 8, 20, 24, PARAMS["Uz"] + PARAMS["Uh"])
+    _outer_into(hess_Uz__Uh, jac_rhb__z_za.transpose(0, 2, 1), h0, adj_z_cb, 1 / B, False, True)
+    _outer_into(hess_Uz__Uh, jac_rhc__z_za.transpose(0, 2, 1), h0, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Uz__Uh, jac_rhc__z_zb.transpose(0, 2, 1), h1, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Uz__Uh, hess_z_za__z_ca, h0, rha, 1 / B, True)
+    _outer_into(hess_Uz__Uh, hess_z_za__z_cb, h0, rhb, 1 / B, True)
+    _outer_into(hess_Uz__Uh, hess_z_za__z_cc, h0, rhc, 1 / B, True)
+    _outer_into(hess_Uz__Uh, hess_z_zb__z_ca, h1, rha, 1 / B, True)
+    _outer_into(hess_Uz__Uh, hess_z_zb__z_cb, h1, rhb, 1 / B, True)
+    _outer_into(hess_Uz__Uh, hess_z_zb__z_cc, h1, rhc, 1 / B, True)
+    _outer_into(hess_Uz__Uh, hess_z_zc__z_ca, h2, rha, 1 / B, True)
+    _outer_into(hess_Uz__Uh, hess_z_zc__z_cb, h2, rhb, 1 / B, True)
+    _outer_into(hess_Uz__Uh, hess_z_zc__z_cc, h2, rhc, 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, rha)
-    tmp_136 = rha[:, :, None] * adj_z_zb[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_cb, h0, jac_rhb__z_za)
-    tmp_137 = h0[:, :, None] * adj_z_cb[:, None]
+    tmp_13 = rha[:, :, None] * adj_z_zb[:, None]
+    _add_into(hess_Uz__Uh, (np.tensordot(tmp_13, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ca, rha)
-    tmp_138 = rha[:, :, None] * adj_z_zc[:, None]
+    tmp_14 = rha[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Uh, (np.tensordot(tmp_14, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_cb, rhb)
-    tmp_139 = rhb[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_cc, h0, jac_rhc__z_za)
-    tmp_140 = h0[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_cc, h1, jac_rhc__z_zb)
-    tmp_141 = h1[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_ca, rha)
-    tmp_142 = rha[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_cb, rhb)
-    tmp_143 = rhb[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_za__z_cc, rhc)
-    tmp_144 = rhc[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_ca, rha)
-    tmp_145 = rha[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_cb, rhb)
-    tmp_146 = rhb[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_zb__z_cc, rhc)
-    tmp_147 = rhc[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_ca, rha)
-    tmp_148 = rha[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_cb, rhb)
-    tmp_149 = rhb[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_zc__z_cc, rhc)
-    tmp_150 = rhc[:, :, None] * h2[:, None]
-    hess_Uz__Uh = ((np.tensordot(tmp_136, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_137, jac_rhb__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_138, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_139, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_140, jac_rhc__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_141, jac_rhc__z_zb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_142, hess_z_za__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_143, hess_z_za__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_144, hess_z_za__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_145, hess_z_zb__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_146, hess_z_zb__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_147, hess_z_zb__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_148, hess_z_zc__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_149, hess_z_zc__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_150, hess_z_zc__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_15 = rhb[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Uh, (np.tensordot(tmp_15, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    _mirror(H, 4, 8, 20, 24)
     # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_za[i,j] + adj_p[l] h1[k] jac_h3__z_zb[i,j] + adj_p[l] h2[k] jac_h3__z_zc[i,j] + h0[k] h3[i] hess_z_za__p[j,l] + h1[k] h3[i] hess_z_zb__p[j,l] + h2[k] h3[i] hess_z_zc__p[j,l]
-    # einsum("Bl,Bk,Bij->jkli", adj_p, h0, jac_h3__z_za)
-    tmp_151 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bk,Bij->jkli", adj_p, h1, jac_h3__z_zb)
-    tmp_152 = h1[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bk,Bij->jkli", adj_p, h2, jac_h3__z_zc)
-    tmp_153 = h2[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bi,Bjl->jkli", h0, h3, hess_z_za__p)
-    tmp_154 = h3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bi,Bjl->jkli", h1, h3, hess_z_zb__p)
-    tmp_155 = h3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bi,Bjl->jkli", h2, h3, hess_z_zc__p)
-    tmp_156 = h3[:, :, None] * h2[:, None]
-    hess_Uz__V = ((np.tensordot(tmp_151, jac_h3__z_za, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_152, jac_h3__z_zb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_153, jac_h3__z_zc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_154, hess_z_za__p, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_155, hess_z_zb__p, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_156, hess_z_zc__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wr,Wz[j,i,k,l] = hess_z_ra__z_za[j,k] x1[i] x1[l] + hess_z_ra__z_zb[j,k] x1[i] x2[l] + hess_z_ra__z_zc[j,k] x1[i] x3[l] + hess_z_rb__z_za[j,k] x1[l] x2[i] + hess_z_rb__z_zb[j,k] x2[i] x2[l] + hess_z_rb__z_zc[j,k] x2[i] x3[l] + hess_z_rc__z_za[j,k] x1[l] x3[i] + hess_z_rc__z_zb[j,k] x2[l] x3[i] + hess_z_rc__z_zc[j,k] x3[i] x3[l]
-    hess_z_ra__z_za = t["hess_z_ra__z_za"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ra__z_za, x1, x1)
-    tmp_157 = x1[:, :, None] * x1[:, None]
-    hess_z_ra__z_zb = t["hess_z_ra__z_zb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ra__z_zb, x1, x2)
-    tmp_158 = x2[:, :, None] * x1[:, None]
-    hess_z_ra__z_zc = t["hess_z_ra__z_zc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ra__z_zc, x1, x3)
-    tmp_159 = x3[:, :, None] * x1[:, None]
-    hess_z_rb__z_za = t["hess_z_rb__z_za"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rb__z_za, x1, x2)
-    tmp_160 = x2[:, :, None] * x1[:, None]
-    hess_z_rb__z_zb = t["hess_z_rb__z_zb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rb__z_zb, x2, x2)
-    tmp_161 = x2[:, :, None] * x2[:, None]
-    hess_z_rb__z_zc = t["hess_z_rb__z_zc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rb__z_zc, x2, x3)
-    tmp_162 = x3[:, :, None] * x2[:, None]
-    hess_z_rc__z_za = t["hess_z_rc__z_za"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rc__z_za, x1, x3)
-    tmp_163 = x3[:, :, None] * x1[:, None]
-    hess_z_rc__z_zb = t["hess_z_rc__z_zb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rc__z_zb, x2, x3)
-    tmp_164 = x3[:, :, None] * x2[:, None]
-    hess_z_rc__z_zc = t["hess_z_rc__z_zc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rc__z_zc, x3, x3)
-    tmp_165 = x3[:, :, None] * x3[:, None]
-    hess_Wr__Wz = ((np.tensordot(tmp_157, hess_z_ra__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_158, hess_z_ra__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_159, hess_z_ra__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_160, hess_z_rb__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_161, hess_z_rb__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_162, hess_z_rb__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_163, hess_z_rc__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_164, hess_z_rc__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_165, hess_z_rc__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wr,Uz[j,i,k,l] = adj_z_zb[k] jac_h1__z_ra[l,j] x1[i] + adj_z_zc[k] jac_h2__z_ra[l,j] x1[i] + adj_z_zc[k] jac_h2__z_rb[l,j] x2[i] + h0[l] hess_z_ra__z_za[j,k] x1[i] + h1[l] hess_z_ra__z_zb[j,k] x1[i] + h2[l] hess_z_ra__z_zc[j,k] x1[i] + h0[l] hess_z_rb__z_za[j,k] x2[i] + h1[l] hess_z_rb__z_zb[j,k] x2[i] + h2[l] hess_z_rb__z_zc[j,k] x2[i] + h0[l] hess_z_rc__z_za[j,k] x3[i] + h1[l] hess_z_rc__z_zb[j,k] x3[i] + h2[l] hess_z_rc__z_zc[j,k] x3[i]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_zb, jac_h1__z_ra, x1)
-    tmp_166 = x1[:, :, None] * adj_z_zb[:, None]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_zc, jac_h2__z_ra, x1)
-    tmp_167 = x1[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_zc, jac_h2__z_rb, x2)
-    tmp_168 = x2[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_ra__z_za, x1)
-    tmp_169 = x1[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_ra__z_zb, x1)
-    tmp_170 = x1[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_ra__z_zc, x1)
-    tmp_171 = x1[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_rb__z_za, x2)
-    tmp_172 = x2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_rb__z_zb, x2)
-    tmp_173 = x2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_rb__z_zc, x2)
-    tmp_174 = x2[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_rc__z_za, x3)
-    tmp_175 = x3[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_rc__z_zb, x3)
-    tmp_176 = x3[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_rc__z_zc, x3)
-    tmp_177 = x3[:, :, None] * h2[:, None]
-    hess_Wr__Uz = ((np.tensordot(tmp_166, jac_h1__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_167, jac_h2__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_168, jac_h2__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_169, hess_z_ra__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_170, hess_z_ra__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_171, hess_z_ra__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_172, hess_z_rb__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_173, hess_z_rb__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_174, hess_z_rb__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_175, hess_z_rc__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_176, hess_z_rc__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_177, hess_z_rc__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    hess_Uz__V = _block_view(H, 4, 8, 24, 28, PARAMS["Uz"] + PARAMS["V"])
+    _outer_into(hess_Uz__V, jac_h3__z_za.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
+    _outer_into(hess_Uz__V, jac_h3__z_zb.transpose(0, 2, 1), h1, adj_p, 1 / B, True, True)
+    _outer_into(hess_Uz__V, jac_h3__z_zc.transpose(0, 2, 1), h2, adj_p, 1 / B, True, True)
+    _outer_into(hess_Uz__V, hess_z_za__p, h0, h3, 1 / B, True)
+    _outer_into(hess_Uz__V, hess_z_zb__p, h1, h3, 1 / B, True)
+    _outer_into(hess_Uz__V, hess_z_zc__p, h2, h3, 1 / B, True)
+    _mirror(H, 4, 8, 24, 28)
     # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_ra__z_ra[j,k] x1[i] x1[l] + hess_z_ra__z_rb[j,k] x1[i] x2[l] + hess_z_ra__z_rc[j,k] x1[i] x3[l] + hess_z_rb__z_ra[j,k] x1[l] x2[i] + hess_z_rb__z_rb[j,k] x2[i] x2[l] + hess_z_rb__z_rc[j,k] x2[i] x3[l] + hess_z_rc__z_ra[j,k] x1[l] x3[i] + hess_z_rc__z_rb[j,k] x2[l] x3[i] + hess_z_rc__z_rc[j,k] x3[i] x3[l]
+    hess_Wr__Wr = _block_view(H, 8, 12, 8, 12, PARAMS["Wr"] + PARAMS["Wr"])
     hess_z_ra__z_ra = t["hess_z_ra__z_ra"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ra__z_ra, x1, x1)
-    tmp_178 = x1[:, :, None] * x1[:, None]
     hess_z_ra__z_rb = t["hess_z_ra__z_rb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ra__z_rb, x1, x2)
-    tmp_179 = x2[:, :, None] * x1[:, None]
     hess_z_ra__z_rc = t["hess_z_ra__z_rc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ra__z_rc, x1, x3)
-    tmp_180 = x3[:, :, None] * x1[:, None]
     hess_z_rb__z_ra = t["hess_z_rb__z_ra"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rb__z_ra, x1, x2)
-    tmp_181 = x2[:, :, None] * x1[:, None]
     hess_z_rb__z_rb = t["hess_z_rb__z_rb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rb__z_rb, x2, x2)
-    tmp_182 = x2[:, :, None] * x2[:, None]
     hess_z_rb__z_rc = t["hess_z_rb__z_rc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rb__z_rc, x2, x3)
-    tmp_183 = x3[:, :, None] * x2[:, None]
     hess_z_rc__z_ra = t["hess_z_rc__z_ra"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rc__z_ra, x1, x3)
-    tmp_184 = x3[:, :, None] * x1[:, None]
     hess_z_rc__z_rb = t["hess_z_rc__z_rb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rc__z_rb, x2, x3)
-    tmp_185 = x3[:, :, None] * x2[:, None]
     hess_z_rc__z_rc = t["hess_z_rc__z_rc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rc__z_rc, x3, x3)
-    tmp_186 = x3[:, :, None] * x3[:, None]
-    hess_Wr__Wr = ((np.tensordot(tmp_178, hess_z_ra__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_179, hess_z_ra__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_180, hess_z_ra__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_181, hess_z_rb__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_182, hess_z_rb__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_183, hess_z_rb__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_184, hess_z_rc__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_185, hess_z_rc__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_186, hess_z_rc__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_Wr__Wr, hess_z_ra__z_ra, x1, x1, 1 / B, False)
+    _outer_into(hess_Wr__Wr, hess_z_ra__z_rb, x1, x2, 1 / B, True)
+    _outer_into(hess_Wr__Wr, hess_z_ra__z_rc, x1, x3, 1 / B, True)
+    _outer_into(hess_Wr__Wr, hess_z_rb__z_ra, x2, x1, 1 / B, True)
+    _outer_into(hess_Wr__Wr, hess_z_rb__z_rb, x2, x2, 1 / B, True)
+    _outer_into(hess_Wr__Wr, hess_z_rb__z_rc, x2, x3, 1 / B, True)
+    _outer_into(hess_Wr__Wr, hess_z_rc__z_ra, x3, x1, 1 / B, True)
+    _outer_into(hess_Wr__Wr, hess_z_rc__z_rb, x3, x2, 1 / B, True)
+    _outer_into(hess_Wr__Wr, hess_z_rc__z_rc, x3, x3, 1 / B, True)
     # ∂f/∂Wr,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_rb[l,j] x2[i] + h0[l] hess_z_ra__z_ra[j,k] x1[i] + h1[l] hess_z_ra__z_rb[j,k] x1[i] + h2[l] hess_z_ra__z_rc[j,k] x1[i] + h0[l] hess_z_rb__z_ra[j,k] x2[i] + h1[l] hess_z_rb__z_rb[j,k] x2[i] + h2[l] hess_z_rb__z_rc[j,k] x2[i] + h0[l] hess_z_rc__z_ra[j,k] x3[i] + h1[l] hess_z_rc__z_rb[j,k] x3[i] + h2[l] hess_z_rc__z_rc[j,k] x3[i]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_rb, jac_h1__z_ra, x1)
-    tmp_187 = x1[:, :, None] * adj_z_rb[:, None]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_rc, jac_h2__z_ra, x1)
-    tmp_188 = x1[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_rc, jac_h2__z_rb, x2)
-    tmp_189 = x2[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_ra__z_ra, x1)
-    tmp_190 = x1[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_ra__z_rb, x1)
-    tmp_191 = x1[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_ra__z_rc, x1)
-    tmp_192 = x1[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_rb__z_ra, x2)
-    tmp_193 = x2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_rb__z_rb, x2)
-    tmp_194 = x2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_rb__z_rc, x2)
-    tmp_195 = x2[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_rc__z_ra, x3)
-    tmp_196 = x3[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_rc__z_rb, x3)
-    tmp_197 = x3[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_rc__z_rc, x3)
-    tmp_198 = x3[:, :, None] * h2[:, None]
-    hess_Wr__Ur = ((np.tensordot(tmp_187, jac_h1__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_188, jac_h2__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_189, jac_h2__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_190, hess_z_ra__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_191, hess_z_ra__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_192, hess_z_ra__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_193, hess_z_rb__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_194, hess_z_rb__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_195, hess_z_rb__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_196, hess_z_rc__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_197, hess_z_rc__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_198, hess_z_rc__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    hess_Wr__Ur = _block_view(H, 8, 12, 12, 16, PARAMS["Wr"] + PARAMS["Ur"])
+    _outer_into(hess_Wr__Ur, jac_h1__z_ra.transpose(0, 2, 1), x1, adj_z_rb, 1 / B, False, True)
+    _outer_into(hess_Wr__Ur, jac_h2__z_ra.transpose(0, 2, 1), x1, adj_z_rc, 1 / B, True, True)
+    _outer_into(hess_Wr__Ur, jac_h2__z_rb.transpose(0, 2, 1), x2, adj_z_rc, 1 / B, True, True)
+    _outer_into(hess_Wr__Ur, hess_z_ra__z_ra, x1, h0, 1 / B, True)
+    _outer_into(hess_Wr__Ur, hess_z_ra__z_rb, x1, h1, 1 / B, True)
+    _outer_into(hess_Wr__Ur, hess_z_ra__z_rc, x1, h2, 1 / B, True)
+    _outer_into(hess_Wr__Ur, hess_z_rb__z_ra, x2, h0, 1 / B, True)
+    _outer_into(hess_Wr__Ur, hess_z_rb__z_rb, x2, h1, 1 / B, True)
+    _outer_into(hess_Wr__Ur, hess_z_rb__z_rc, x2, h2, 1 / B, True)
+    _outer_into(hess_Wr__Ur, hess_z_rc__z_ra, x3, h0, 1 / B, True)
+    _outer_into(hess_Wr__Ur, hess_z_rc__z_rb, x3, h1, 1 / B, True)
+    _outer_into(hess_Wr__Ur, hess_z_rc__z_rc, x3, h2, 1 / B, True)
+    _mirror(H, 8, 12, 12, 16)
     # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_ra__z_ca[j,k] x1[i] x1[l] + hess_z_ra__z_cb[j,k] x1[i] x2[l] + hess_z_ra__z_cc[j,k] x1[i] x3[l] + hess_z_rb__z_ca[j,k] x1[l] x2[i] + hess_z_rb__z_cb[j,k] x2[i] x2[l] + hess_z_rb__z_cc[j,k] x2[i] x3[l] + hess_z_rc__z_ca[j,k] x1[l] x3[i] + hess_z_rc__z_cb[j,k] x2[l] x3[i] + hess_z_rc__z_cc[j,k] x3[i] x3[l]
+    hess_Wr__Wh = _block_view(H, 8, 12, 16, 20, PARAMS["Wr"] + PARAMS["Wh"])
     hess_z_ra__z_ca = t["hess_z_ra__z_ca"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ra__z_ca, x1, x1)
-    tmp_199 = x1[:, :, None] * x1[:, None]
     hess_z_ra__z_cb = t["hess_z_ra__z_cb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ra__z_cb, x1, x2)
-    tmp_200 = x2[:, :, None] * x1[:, None]
     hess_z_ra__z_cc = t["hess_z_ra__z_cc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ra__z_cc, x1, x3)
-    tmp_201 = x3[:, :, None] * x1[:, None]
     hess_z_rb__z_ca = t["hess_z_rb__z_ca"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rb__z_ca, x1, x2)
-    tmp_202 = x2[:, :, None] * x1[:, None]
     hess_z_rb__z_cb = t["hess_z_rb__z_cb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rb__z_cb, x2, x2)
-    tmp_203 = x2[:, :, None] * x2[:, None]
     hess_z_rb__z_cc = t["hess_z_rb__z_cc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rb__z_cc, x2, x3)
-    tmp_204 = x3[:, :, None] * x2[:, None]
     hess_z_rc__z_ca = t["hess_z_rc__z_ca"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rc__z_ca, x1, x3)
-    tmp_205 = x3[:, :, None] * x1[:, None]
     hess_z_rc__z_cb = t["hess_z_rc__z_cb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rc__z_cb, x2, x3)
-    tmp_206 = x3[:, :, None] * x2[:, None]
     hess_z_rc__z_cc = t["hess_z_rc__z_cc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_rc__z_cc, x3, x3)
-    tmp_207 = x3[:, :, None] * x3[:, None]
-    hess_Wr__Wh = ((np.tensordot(tmp_199, hess_z_ra__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_200, hess_z_ra__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_201, hess_z_ra__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_202, hess_z_rb__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_203, hess_z_rb__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_204, hess_z_rb__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_205, hess_z_rc__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_206, hess_z_rc__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_207, hess_z_rc__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_Wr__Wh, hess_z_ra__z_ca, x1, x1, 1 / B, False)
+    _outer_into(hess_Wr__Wh, hess_z_ra__z_cb, x1, x2, 1 / B, True)
+    _outer_into(hess_Wr__Wh, hess_z_ra__z_cc, x1, x3, 1 / B, True)
+    _outer_into(hess_Wr__Wh, hess_z_rb__z_ca, x2, x1, 1 / B, True)
+    _outer_into(hess_Wr__Wh, hess_z_rb__z_cb, x2, x2, 1 / B, True)
+    _outer_into(hess_Wr__Wh, hess_z_rb__z_cc, x2, x3, 1 / B, True)
+    _outer_into(hess_Wr__Wh, hess_z_rc__z_ca, x3, x1, 1 / B, True)
+    _outer_into(hess_Wr__Wh, hess_z_rc__z_cb, x3, x2, 1 / B, True)
+    _outer_into(hess_Wr__Wh, hess_z_rc__z_cc, x3, x3, 1 / B, True)
+    _mirror(H, 8, 12, 16, 20)
     # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_ca[k] jac_rha__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_ra[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_rc[l,j] x3[i] + hess_z_ra__z_ca[j,k] rha[l] x1[i] + hess_z_ra__z_cb[j,k] rhb[l] x1[i] + hess_z_ra__z_cc[j,k] rhc[l] x1[i] + hess_z_rb__z_ca[j,k] rha[l] x2[i] + hess_z_rb__z_cb[j,k] rhb[l] x2[i] + hess_z_rb__z_cc[j,k] rhc[l] x2[i] + hess_z_rc__z_ca[j,k] rha[l] x3[i] + hess_z_rc__z_cb[j,k] rhb[l] x3[i] + hess_z_rc__z_cc[j,k] rhc[l] x3[i]
-    adj_z_ca = t["adj_z_ca"]
+    hess_Wr__Uh = _block_view(H, 8, 12, 20, 24, PARAMS["Wr"] + PARAMS["Uh"])
     jac_rha__z_ra = t["jac_rha__z_ra"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_ca, jac_rha__z_ra, x1)
-    tmp_208 = x1[:, :, None] * adj_z_ca[:, None]
+    adj_z_ca = t["adj_z_ca"]
     jac_rhb__z_ra = t["jac_rhb__z_ra"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cb, jac_rhb__z_ra, x1)
-    tmp_209 = x1[:, :, None] * adj_z_cb[:, None]
     jac_rhb__z_rb = t["jac_rhb__z_rb"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cb, jac_rhb__z_rb, x2)
-    tmp_210 = x2[:, :, None] * adj_z_cb[:, None]
     jac_rhc__z_ra = t["jac_rhc__z_ra"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cc, jac_rhc__z_ra, x1)
-    tmp_211 = x1[:, :, None] * adj_z_cc[:, None]
     jac_rhc__z_rb = t["jac_rhc__z_rb"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cc, jac_rhc__z_rb, x2)
-    tmp_212 = x2[:, :, None] * adj_z_cc[:, None]
     jac_rhc__z_rc = t["jac_rhc__z_rc"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cc, jac_rhc__z_rc, x3)
-    tmp_213 = x3[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_ra__z_ca, rha, x1)
-    tmp_214 = x1[:, :, None] * rha[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_ra__z_cb, rhb, x1)
-    tmp_215 = x1[:, :, None] * rhb[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_ra__z_cc, rhc, x1)
-    tmp_216 = x1[:, :, None] * rhc[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rb__z_ca, rha, x2)
-    tmp_217 = x2[:, :, None] * rha[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rb__z_cb, rhb, x2)
-    tmp_218 = x2[:, :, None] * rhb[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rb__z_cc, rhc, x2)
-    tmp_219 = x2[:, :, None] * rhc[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rc__z_ca, rha, x3)
-    tmp_220 = x3[:, :, None] * rha[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rc__z_cb, rhb, x3)
-    tmp_221 = x3[:, :, None] * rhb[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_rc__z_cc, rhc, x3)
-    tmp_222 = x3[:, :, None] * rhc[:, None]
-    hess_Wr__Uh = ((np.tensordot(tmp_208, jac_rha__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_209, jac_rhb__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_210, jac_rhb__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_211, jac_rhc__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_212, jac_rhc__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_213, jac_rhc__z_rc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_214, hess_z_ra__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_215, hess_z_ra__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_216, hess_z_ra__z_cc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_217, hess_z_rb__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_218, hess_z_rb__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_219, hess_z_rb__z_cc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_220, hess_z_rc__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_221, hess_z_rc__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_222, hess_z_rc__z_cc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    _outer_into(hess_Wr__Uh, jac_rha__z_ra.transpose(0, 2, 1), x1, adj_z_ca, 1 / B, False, True)
+    _outer_into(hess_Wr__Uh, jac_rhb__z_ra.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, True, True)
+    _outer_into(hess_Wr__Uh, jac_rhb__z_rb.transpose(0, 2, 1), x2, adj_z_cb, 1 / B, True, True)
+    _outer_into(hess_Wr__Uh, jac_rhc__z_ra.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Wr__Uh, jac_rhc__z_rb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Wr__Uh, jac_rhc__z_rc.transpose(0, 2, 1), x3, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Wr__Uh, hess_z_ra__z_ca, x1, rha, 1 / B, True)
+    _outer_into(hess_Wr__Uh, hess_z_ra__z_cb, x1, rhb, 1 / B, True)
+    _outer_into(hess_Wr__Uh, hess_z_ra__z_cc, x1, rhc, 1 / B, True)
+    _outer_into(hess_Wr__Uh, hess_z_rb__z_ca, x2, rha, 1 / B, True)
+    _outer_into(hess_Wr__Uh, hess_z_rb__z_cb, x2, rhb, 1 / B, True)
+    _outer_into(hess_Wr__Uh, hess_z_rb__z_cc, x2, rhc, 1 / B, True)
+    _outer_into(hess_Wr__Uh, hess_z_rc__z_ca, x3, rha, 1 / B, True)
+    _outer_into(hess_Wr__Uh, hess_z_rc__z_cb, x3, rhb, 1 / B, True)
+    _outer_into(hess_Wr__Uh, hess_z_rc__z_cc, x3, rhc, 1 / B, True)
+    _mirror(H, 8, 12, 20, 24)
     # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h3__z_ra[k,j] x1[i] + adj_p[l] jac_h3__z_rb[k,j] x2[i] + adj_p[l] jac_h3__z_rc[k,j] x3[i] + h3[k] hess_z_ra__p[j,l] x1[i] + h3[k] hess_z_rb__p[j,l] x2[i] + h3[k] hess_z_rc__p[j,l] x3[i]
+    hess_Wr__V = _block_view(H, 8, 12, 24, 28, PARAMS["Wr"] + PARAMS["V"])
     jac_h3__z_ra = t["jac_h3__z_ra"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h3__z_ra, x1)
-    tmp_223 = x1[:, :, None] * adj_p[:, None]
     jac_h3__z_rb = t["jac_h3__z_rb"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h3__z_rb, x2)
-    tmp_224 = x2[:, :, None] * adj_p[:, None]
     jac_h3__z_rc = t["jac_h3__z_rc"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h3__z_rc, x3)
-    tmp_225 = x3[:, :, None] * adj_p[:, None]
     hess_z_ra__p = t["hess_z_ra__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h3, hess_z_ra__p, x1)
-    tmp_226 = x1[:, :, None] * h3[:, None]
     hess_z_rb__p = t["hess_z_rb__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h3, hess_z_rb__p, x2)
-    tmp_227 = x2[:, :, None] * h3[:, None]
     hess_z_rc__p = t["hess_z_rc__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h3, hess_z_rc__p, x3)
-    tmp_228 = x3[:, :, None] * h3[:, None]
-    hess_Wr__V = ((np.tensordot(tmp_223, jac_h3__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_224, jac_h3__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_225, jac_h3__z_rc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_226, hess_z_ra__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_227, hess_z_rb__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_228, hess_z_rc__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Ur,Wz[j,k,i,l] = adj_z_rb[j] jac_h1__z_za[k,i] x1[l] + adj_z_rc[j] jac_h2__z_za[k,i] x1[l] + adj_z_rc[j] jac_h2__z_zb[k,i] x2[l] + h0[k] hess_z_ra__z_za[j,i] x1[l] + h0[k] hess_z_ra__z_zb[j,i] x2[l] + h0[k] hess_z_ra__z_zc[j,i] x3[l] + h1[k] hess_z_rb__z_za[j,i] x1[l] + h1[k] hess_z_rb__z_zb[j,i] x2[l] + h1[k] hess_z_rb__z_zc[j,i] x3[l] + h2[k] hess_z_rc__z_za[j,i] x1[l] + h2[k] hess_z_rc__z_zb[j,i] x2[l] + h2[k] hess_z_rc__z_zc[j,i] x3[l]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_za, x1)
-    tmp_229 = x1[:, :, None] * adj_z_rb[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_za, x1)
-    tmp_230 = x1[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_zb, x2)
-    tmp_231 = x2[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_za, x1)
-    tmp_232 = x1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_zb, x2)
-    tmp_233 = x2[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_zc, x3)
-    tmp_234 = x3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_za, x1)
-    tmp_235 = x1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_zb, x2)
-    tmp_236 = x2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_zc, x3)
-    tmp_237 = x3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_za, x1)
-    tmp_238 = x1[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_zb, x2)
-    tmp_239 = x2[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_zc, x3)
-    tmp_240 = x3[:, :, None] * h2[:, None]
-    hess_Ur__Wz = ((np.tensordot(tmp_229, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_230, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_231, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_232, hess_z_ra__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_233, hess_z_ra__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_234, hess_z_ra__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_235, hess_z_rb__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_236, hess_z_rb__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_237, hess_z_rb__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_238, hess_z_rc__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_239, hess_z_rc__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_240, hess_z_rc__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Ur,Uz[j,k,i,l] = adj_z_zb[i] h0[k] jac_h1__z_ra[l,j] + adj_z_rb[j] h0[l] jac_h1__z_za[k,i] + adj_z_zc[i] h0[k] jac_h2__z_ra[l,j] + adj_z_zc[i] h1[k] jac_h2__z_rb[l,j] + adj_z_rc[j] h0[l] jac_h2__z_za[k,i] + adj_z_rc[j] h1[l] jac_h2__z_zb[k,i] + h0[k] h0[l] hess_z_ra__z_za[j,i] + h0[k] h1[l] hess_z_ra__z_zb[j,i] + h0[k] h2[l] hess_z_ra__z_zc[j,i] + h0[l] h1[k] hess_z_rb__z_za[j,i] + h1[k] h1[l] hess_z_rb__z_zb[j,i] + h1[k] h2[l] hess_z_rb__z_zc[j,i] + h0[l] h2[k] hess_z_rc__z_za[j,i] + h1[l] h2[k] hess_z_rc__z_zb[j,i] + h2[k] h2[l] hess_z_rc__z_zc[j,i]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_zb, h0, jac_h1__z_ra)
-    tmp_241 = h0[:, :, None] * adj_z_zb[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_rb, h0, jac_h1__z_za)
-    tmp_242 = h0[:, :, None] * adj_z_rb[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_zc, h0, jac_h2__z_ra)
-    tmp_243 = h0[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_zc, h1, jac_h2__z_rb)
-    tmp_244 = h1[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h0, jac_h2__z_za)
-    tmp_245 = h0[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h1, jac_h2__z_zb)
-    tmp_246 = h1[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_ra__z_za)
-    tmp_247 = h0[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h1, hess_z_ra__z_zb)
-    tmp_248 = h1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h2, hess_z_ra__z_zc)
-    tmp_249 = h2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h0, h1, hess_z_rb__z_za)
-    tmp_250 = h1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h1, h1, hess_z_rb__z_zb)
-    tmp_251 = h1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h1, h2, hess_z_rb__z_zc)
-    tmp_252 = h2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h0, h2, hess_z_rc__z_za)
-    tmp_253 = h2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h1, h2, hess_z_rc__z_zb)
-    tmp_254 = h2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h2, h2, hess_z_rc__z_zc)
-    tmp_255 = h2[:, :, None] * h2[:, None]
-    hess_Ur__Uz = ((np.tensordot(tmp_241, jac_h1__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_242, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_243, jac_h2__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_244, jac_h2__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_245, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_246, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_247, hess_z_ra__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_248, hess_z_ra__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_249, hess_z_ra__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_250, hess_z_rb__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_251, hess_z_rb__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_252, hess_z_rb__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_253, hess_z_rc__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_254, hess_z_rc__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_255, hess_z_rc__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Ur,Wr[j,k,i,l] = adj_z_rb[j] jac_h1__z_ra[k,i] x1[l] + adj_z_rc[j] jac_h2__z_ra[k,i] x1[l] + adj_z_rc[j] jac_h2__z_rb[k,i] x2[l] + h0[k] hess_z_ra__z_ra[j,i] x1[l] + h0[k] hess_z_ra__z_rb[j,i] x2[l] + h0[k] hess_z_ra__z_rc[j,i] x3[l] + h1[k] hess_z_rb__z_ra[j,i] x1[l] + h1[k] hess_z_rb__z_rb[j,i] x2[l] + h1[k] hess_z_rb__z_rc[j,i] x3[l] + h2[k] hess_z_rc__z_ra[j,i] x1[l] + h2[k] hess_z_rc__z_rb[j,i] x2[l] + h2[k] hess_z_rc__z_rc[j,i] x3[l]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ra, x1)
-    tmp_256 = x1[:, :, None] * adj_z_rb[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ra, x1)
-    tmp_257 = x1[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_rb, x2)
-    tmp_258 = x2[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_ra, x1)
-    tmp_259 = x1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_rb, x2)
-    tmp_260 = x2[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_rc, x3)
-    tmp_261 = x3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_ra, x1)
-    tmp_262 = x1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_rb, x2)
-    tmp_263 = x2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_rc, x3)
-    tmp_264 = x3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_ra, x1)
-    tmp_265 = x1[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_rb, x2)
-    tmp_266 = x2[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_rc, x3)
-    tmp_267 = x3[:, :, None] * h2[:, None]
-    hess_Ur__Wr = ((np.tensordot(tmp_256, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_257, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_258, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_259, hess_z_ra__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_260, hess_z_ra__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_261, hess_z_ra__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_262, hess_z_rb__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_263, hess_z_rb__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_264, hess_z_rb__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_265, hess_z_rc__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_266, hess_z_rc__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_267, hess_z_rc__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_Wr__V, jac_h3__z_ra.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wr__V, jac_h3__z_rb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
+    _outer_into(hess_Wr__V, jac_h3__z_rc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
+    _outer_into(hess_Wr__V, hess_z_ra__p, x1, h3, 1 / B, True)
+    _outer_into(hess_Wr__V, hess_z_rb__p, x2, h3, 1 / B, True)
+    _outer_into(hess_Wr__V, hess_z_rc__p, x3, h3, 1 / B, True)
+    _mirror(H, 8, 12, 24, 28)
     # ∂f/∂Ur,Ur[j,k,i,l] = adj_z_rb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_ra[l,j] + adj_z_rc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_rc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_ra[l,j] + adj_z_rc[i] h1[k] jac_h2__z_rb[l,j] + h0[k] h0[l] hess_z_ra__z_ra[j,i] + h0[k] h1[l] hess_z_ra__z_rb[j,i] + h0[k] h2[l] hess_z_ra__z_rc[j,i] + h0[l] h1[k] hess_z_rb__z_ra[j,i] + h1[k] h1[l] hess_z_rb__z_rb[j,i] + h1[k] h2[l] hess_z_rb__z_rc[j,i] + h0[l] h2[k] hess_z_rc__z_ra[j,i] + h1[l] h2[k] hess_z_rc__z_rb[j,i] + h2[k] h2[l] hess_z_rc__z_rc[j,i]
+    hess_Ur__Ur = _block_view(H, 12, 16, 12, 16, PARAMS["Ur"] + PARAMS["Ur"])
+    _outer_into(hess_Ur__Ur, jac_h1__z_ra.transpose(0, 2, 1), h0, adj_z_rb, 1 / B, False, True)
+    _outer_into(hess_Ur__Ur, jac_h2__z_ra.transpose(0, 2, 1), h0, adj_z_rc, 1 / B, True, True)
+    _outer_into(hess_Ur__Ur, jac_h2__z_rb.transpose(0, 2, 1), h1, adj_z_rc, 1 / B, True, True)
+    _outer_into(hess_Ur__Ur, hess_z_ra__z_ra, h0, h0, 1 / B, True)
+    _outer_into(hess_Ur__Ur, hess_z_ra__z_rb, h0, h1, 1 / B, True)
+    _outer_into(hess_Ur__Ur, hess_z_ra__z_rc, h0, h2, 1 / B, True)
+    _outer_into(hess_Ur__Ur, hess_z_rb__z_ra, h1, h0, 1 / B, True)
+    _outer_into(hess_Ur__Ur, hess_z_rb__z_rb, h1, h1, 1 / B, True)
+    _outer_into(hess_Ur__Ur, hess_z_rb__z_rc, h1, h2, 1 / B, True)
+    _outer_into(hess_Ur__Ur, hess_z_rc__z_ra, h2, h0, 1 / B, True)
+    _outer_into(hess_Ur__Ur, hess_z_rc__z_rb, h2, h1, 1 / B, True)
+    _outer_into(hess_Ur__Ur, hess_z_rc__z_rc, h2, h2, 1 / B, True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_rb, h0, jac_h1__z_ra)
-    tmp_268 = h0[:, :, None] * adj_z_rb[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_rb, h0, jac_h1__z_ra)
-    tmp_269 = h0[:, :, None] * adj_z_rb[:, None]
+    tmp_16 = h0[:, :, None] * adj_z_rb[:, None]
+    _add_into(hess_Ur__Ur, (np.tensordot(tmp_16, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h0, jac_h2__z_ra)
-    tmp_270 = h0[:, :, None] * adj_z_rc[:, None]
+    tmp_17 = h0[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Ur, (np.tensordot(tmp_17, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h1, jac_h2__z_rb)
-    tmp_271 = h1[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_rc, h0, jac_h2__z_ra)
-    tmp_272 = h0[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_rc, h1, jac_h2__z_rb)
-    tmp_273 = h1[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h0, hess_z_ra__z_ra)
-    tmp_274 = h0[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h1, hess_z_ra__z_rb)
-    tmp_275 = h1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h0, h2, hess_z_ra__z_rc)
-    tmp_276 = h2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h0, h1, hess_z_rb__z_ra)
-    tmp_277 = h1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h1, h1, hess_z_rb__z_rb)
-    tmp_278 = h1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h1, h2, hess_z_rb__z_rc)
-    tmp_279 = h2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h0, h2, hess_z_rc__z_ra)
-    tmp_280 = h2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bk,Bji->jkil", h1, h2, hess_z_rc__z_rb)
-    tmp_281 = h2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bl,Bji->jkil", h2, h2, hess_z_rc__z_rc)
-    tmp_282 = h2[:, :, None] * h2[:, None]
-    hess_Ur__Ur = ((np.tensordot(tmp_268, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_269, jac_h1__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_270, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_271, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_272, jac_h2__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_273, jac_h2__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_274, hess_z_ra__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_275, hess_z_ra__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_276, hess_z_ra__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_277, hess_z_rb__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_278, hess_z_rb__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_279, hess_z_rb__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_280, hess_z_rc__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_281, hess_z_rc__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_282, hess_z_rc__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_18 = h1[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Ur, (np.tensordot(tmp_18, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # ∂f/∂Ur,Wh[j,k,i,l] = adj_z_rb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_ra__z_ca[j,i] x1[l] + h0[k] hess_z_ra__z_cb[j,i] x2[l] + h0[k] hess_z_ra__z_cc[j,i] x3[l] + h1[k] hess_z_rb__z_ca[j,i] x1[l] + h1[k] hess_z_rb__z_cb[j,i] x2[l] + h1[k] hess_z_rb__z_cc[j,i] x3[l] + h2[k] hess_z_rc__z_ca[j,i] x1[l] + h2[k] hess_z_rc__z_cb[j,i] x2[l] + h2[k] hess_z_rc__z_cc[j,i] x3[l]
+    hess_Ur__Wh = _block_view(H, 12, 16, 16, 20, PARAMS["Ur"] + PARAMS["Wh"])
+    _outer_into(hess_Ur__Wh, hess_z_ra__z_ca, h0, x1, 1 / B, False)
+    _outer_into(hess_Ur__Wh, hess_z_ra__z_cb, h0, x2, 1 / B, True)
+    _outer_into(hess_Ur__Wh, hess_z_ra__z_cc, h0, x3, 1 / B, True)
+    _outer_into(hess_Ur__Wh, hess_z_rb__z_ca, h1, x1, 1 / B, True)
+    _outer_into(hess_Ur__Wh, hess_z_rb__z_cb, h1, x2, 1 / B, True)
+    _outer_into(hess_Ur__Wh, hess_z_rb__z_cc, h1, x3, 1 / B, True)
+    _outer_into(hess_Ur__Wh, hess_z_rc__z_ca, h2, x1, 1 / B, True)
+    _outer_into(hess_Ur__Wh, hess_z_rc__z_cb, h2, x2, 1 / B, True)
+    _outer_into(hess_Ur__Wh, hess_z_rc__z_cc, h2, x3, 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, x1)
-    tmp_283 = x1[:, :, None] * adj_z_rb[:, None]
+    tmp_19 = x1[:, :, None] * adj_z_rb[:, None]
+    _add_into(hess_Ur__Wh, (np.tensordot(tmp_19, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, x1)
-    tmp_284 = x1[:, :, None] * adj_z_rc[:, None]
+    tmp_20 = x1[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Wh, (np.tensordot(tmp_20, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, x2)
-    tmp_285 = x2[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_ca, x1)
-    tmp_286 = x1[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_cb, x2)
-    tmp_287 = x2[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_cc, x3)
-    tmp_288 = x3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_ca, x1)
-    tmp_289 = x1[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_cb, x2)
-    tmp_290 = x2[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_cc, x3)
-    tmp_291 = x3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_ca, x1)
-    tmp_292 = x1[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_cb, x2)
-    tmp_293 = x2[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_cc, x3)
-    tmp_294 = x3[:, :, None] * h2[:, None]
-    hess_Ur__Wh = ((np.tensordot(tmp_283, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_284, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_285, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_286, hess_z_ra__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_287, hess_z_ra__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_288, hess_z_ra__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_289, hess_z_rb__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_290, hess_z_rb__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_291, hess_z_rb__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_292, hess_z_rc__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_293, hess_z_rc__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_294, hess_z_rc__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_21 = x2[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Wh, (np.tensordot(tmp_21, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    _mirror(H, 12, 16, 16, 20)
     # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_ca[i] h0[k] jac_rha__z_ra[l,j] + adj_z_rb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_ra[l,j] + adj_z_cb[i] h1[k] jac_rhb__z_rb[l,j] + adj_z_rc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_rc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_ra[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_rb[l,j] + adj_z_cc[i] h2[k] jac_rhc__z_rc[l,j] + h0[k] hess_z_ra__z_ca[j,i] rha[l] + h0[k] hess_z_ra__z_cb[j,i] rhb[l] + h0[k] hess_z_ra__z_cc[j,i] rhc[l] + h1[k] hess_z_rb__z_ca[j,i] rha[l] + h1[k] hess_z_rb__z_cb[j,i] rhb[l] + h1[k] hess_z_rb__z_cc[j,i] rhc[l] + h2[k] hess_z_rc__z_ca[j,i] rha[l] + h2[k] hess_z_rc__z_cb[j,i] rhb[l] + h2[k] hess_z_rc__z_cc[j,i] rhc[l]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_ca, h0, jac_rha__z_ra)
-    tmp_295 = h0[:, :, None] * adj_z_ca[:, None]
+    hess_Ur__Uh = _block_view(H, 12, 16, 20, 24, PARAMS["Ur"] + PARAMS["Uh"])
+    _outer_into(hess_Ur__Uh, jac_rha__z_ra.transpose(0, 2, 1), h0, adj_z_ca, 1 / B, False, True)
+    _outer_into(hess_Ur__Uh, jac_rhb__z_ra.transpose(0, 2, 1), h0, adj_z_cb, 1 / B, True, True)
+    _outer_into(hess_Ur__Uh, jac_rhb__z_rb.transpose(0, 2, 1), h1, adj_z_cb, 1 / B, True, True)
+    _outer_into(hess_Ur__Uh, jac_rhc__z_ra.transpose(0, 2, 1), h0, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Ur__Uh, jac_rhc__z_rb.transpose(0, 2, 1), h1, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Ur__Uh, jac_rhc__z_rc.transpose(0, 2, 1), h2, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Ur__Uh, hess_z_ra__z_ca, h0, rha, 1 / B, True)
+    _outer_into(hess_Ur__Uh, hess_z_ra__z_cb, h0, rhb, 1 / B, True)
+    _outer_into(hess_Ur__Uh, hess_z_ra__z_cc, h0, rhc, 1 / B, True)
+    _outer_into(hess_Ur__Uh, hess_z_rb__z_ca, h1, rha, 1 / B, True)
+    _outer_into(hess_Ur__Uh, hess_z_rb__z_cb, h1, rhb, 1 / B, True)
+    _outer_into(hess_Ur__Uh, hess_z_rb__z_cc, h1, rhc, 1 / B, True)
+    _outer_into(hess_Ur__Uh, hess_z_rc__z_ca, h2, rha, 1 / B, True)
+    _outer_into(hess_Ur__Uh, hess_z_rc__z_cb, h2, rhb, 1 / B, True)
+    _outer_into(hess_Ur__Uh, hess_z_rc__z_cc, h2, rhc, 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, rha)
-    tmp_296 = rha[:, :, None] * adj_z_rb[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_cb, h0, jac_rhb__z_ra)
-    tmp_297 = h0[:, :, None] * adj_z_cb[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_cb, h1, jac_rhb__z_rb)
-    tmp_298 = h1[:, :, None] * adj_z_cb[:, None]
+    tmp_22 = rha[:, :, None] * adj_z_rb[:, None]
+    _add_into(hess_Ur__Uh, (np.tensordot(tmp_22, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, rha)
-    tmp_299 = rha[:, :, None] * adj_z_rc[:, None]
+    tmp_23 = rha[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Uh, (np.tensordot(tmp_23, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, rhb)
-    tmp_300 = rhb[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_cc, h0, jac_rhc__z_ra)
-    tmp_301 = h0[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_cc, h1, jac_rhc__z_rb)
-    tmp_302 = h1[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bi,Bk,Blj->jkil", adj_z_cc, h2, jac_rhc__z_rc)
-    tmp_303 = h2[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_ca, rha)
-    tmp_304 = rha[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_cb, rhb)
-    tmp_305 = rhb[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h0, hess_z_ra__z_cc, rhc)
-    tmp_306 = rhc[:, :, None] * h0[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_ca, rha)
-    tmp_307 = rha[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_cb, rhb)
-    tmp_308 = rhb[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h1, hess_z_rb__z_cc, rhc)
-    tmp_309 = rhc[:, :, None] * h1[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_ca, rha)
-    tmp_310 = rha[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_cb, rhb)
-    tmp_311 = rhb[:, :, None] * h2[:, None]
-    # einsum("Bk,Bji,Bl->jkil", h2, hess_z_rc__z_cc, rhc)
-    tmp_312 = rhc[:, :, None] * h2[:, None]
-    hess_Ur__Uh = ((np.tensordot(tmp_295, jac_rha__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_296, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_297, jac_rhb__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_298, jac_rhb__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_299, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_300, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_301, jac_rhc__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_302, jac_rhc__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_303, jac_rhc__z_rc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_304, hess_z_ra__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_305, hess_z_ra__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_306, hess_z_ra__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_307, hess_z_rb__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_308, hess_z_rb__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_309, hess_z_rb__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_310, hess_z_rc__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_311, hess_z_rc__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_312, hess_z_rc__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_24 = rhb[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Uh, (np.tensordot(tmp_24, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    _mirror(H, 12, 16, 20, 24)
     # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_ra[i,j] + adj_p[l] h1[k] jac_h3__z_rb[i,j] + adj_p[l] h2[k] jac_h3__z_rc[i,j] + h0[k] h3[i] hess_z_ra__p[j,l] + h1[k] h3[i] hess_z_rb__p[j,l] + h2[k] h3[i] hess_z_rc__p[j,l]
-    # einsum("Bl,Bk,Bij->jkli", adj_p, h0, jac_h3__z_ra)
-    tmp_313 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bk,Bij->jkli", adj_p, h1, jac_h3__z_rb)
-    tmp_314 = h1[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bk,Bij->jkli", adj_p, h2, jac_h3__z_rc)
-    tmp_315 = h2[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bi,Bjl->jkli", h0, h3, hess_z_ra__p)
-    tmp_316 = h3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bi,Bjl->jkli", h1, h3, hess_z_rb__p)
-    tmp_317 = h3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bi,Bjl->jkli", h2, h3, hess_z_rc__p)
-    tmp_318 = h3[:, :, None] * h2[:, None]
-    hess_Ur__V = ((np.tensordot(tmp_313, jac_h3__z_ra, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_314, jac_h3__z_rb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_315, jac_h3__z_rc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_316, hess_z_ra__p, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_317, hess_z_rb__p, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_318, hess_z_rc__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wh,Wz[j,i,k,l] = hess_z_ca__z_za[j,k] x1[i] x1[l] + hess_z_ca__z_zb[j,k] x1[i] x2[l] + hess_z_ca__z_zc[j,k] x1[i] x3[l] + hess_z_cb__z_za[j,k] x1[l] x2[i] + hess_z_cb__z_zb[j,k] x2[i] x2[l] + hess_z_cb__z_zc[j,k] x2[i] x3[l] + hess_z_cc__z_za[j,k] x1[l] x3[i] + hess_z_cc__z_zb[j,k] x2[l] x3[i] + hess_z_cc__z_zc[j,k] x3[i] x3[l]
-    hess_z_ca__z_za = t["hess_z_ca__z_za"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ca__z_za, x1, x1)
-    tmp_319 = x1[:, :, None] * x1[:, None]
-    hess_z_ca__z_zb = t["hess_z_ca__z_zb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ca__z_zb, x1, x2)
-    tmp_320 = x2[:, :, None] * x1[:, None]
-    hess_z_ca__z_zc = t["hess_z_ca__z_zc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ca__z_zc, x1, x3)
-    tmp_321 = x3[:, :, None] * x1[:, None]
-    hess_z_cb__z_za = t["hess_z_cb__z_za"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cb__z_za, x1, x2)
-    tmp_322 = x2[:, :, None] * x1[:, None]
-    hess_z_cb__z_zb = t["hess_z_cb__z_zb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_cb__z_zb, x2, x2)
-    tmp_323 = x2[:, :, None] * x2[:, None]
-    hess_z_cb__z_zc = t["hess_z_cb__z_zc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_cb__z_zc, x2, x3)
-    tmp_324 = x3[:, :, None] * x2[:, None]
-    hess_z_cc__z_za = t["hess_z_cc__z_za"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cc__z_za, x1, x3)
-    tmp_325 = x3[:, :, None] * x1[:, None]
-    hess_z_cc__z_zb = t["hess_z_cc__z_zb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cc__z_zb, x2, x3)
-    tmp_326 = x3[:, :, None] * x2[:, None]
-    hess_z_cc__z_zc = t["hess_z_cc__z_zc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_cc__z_zc, x3, x3)
-    tmp_327 = x3[:, :, None] * x3[:, None]
-    hess_Wh__Wz = ((np.tensordot(tmp_319, hess_z_ca__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_320, hess_z_ca__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_321, hess_z_ca__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_322, hess_z_cb__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_323, hess_z_cb__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_324, hess_z_cb__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_325, hess_z_cc__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_326, hess_z_cc__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_327, hess_z_cc__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wh,Uz[j,i,k,l] = adj_z_zb[k] jac_h1__z_ca[l,j] x1[i] + adj_z_zc[k] jac_h2__z_ca[l,j] x1[i] + adj_z_zc[k] jac_h2__z_cb[l,j] x2[i] + h0[l] hess_z_ca__z_za[j,k] x1[i] + h1[l] hess_z_ca__z_zb[j,k] x1[i] + h2[l] hess_z_ca__z_zc[j,k] x1[i] + h0[l] hess_z_cb__z_za[j,k] x2[i] + h1[l] hess_z_cb__z_zb[j,k] x2[i] + h2[l] hess_z_cb__z_zc[j,k] x2[i] + h0[l] hess_z_cc__z_za[j,k] x3[i] + h1[l] hess_z_cc__z_zb[j,k] x3[i] + h2[l] hess_z_cc__z_zc[j,k] x3[i]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_zb, jac_h1__z_ca, x1)
-    tmp_328 = x1[:, :, None] * adj_z_zb[:, None]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_zc, jac_h2__z_ca, x1)
-    tmp_329 = x1[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_zc, jac_h2__z_cb, x2)
-    tmp_330 = x2[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_ca__z_za, x1)
-    tmp_331 = x1[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_ca__z_zb, x1)
-    tmp_332 = x1[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_ca__z_zc, x1)
-    tmp_333 = x1[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_cb__z_za, x2)
-    tmp_334 = x2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_cb__z_zb, x2)
-    tmp_335 = x2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_cb__z_zc, x2)
-    tmp_336 = x2[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_cc__z_za, x3)
-    tmp_337 = x3[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_cc__z_zb, x3)
-    tmp_338 = x3[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_cc__z_zc, x3)
-    tmp_339 = x3[:, :, None] * h2[:, None]
-    hess_Wh__Uz = ((np.tensordot(tmp_328, jac_h1__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_329, jac_h2__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_330, jac_h2__z_cb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_331, hess_z_ca__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_332, hess_z_ca__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_333, hess_z_ca__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_334, hess_z_cb__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_335, hess_z_cb__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_336, hess_z_cb__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_337, hess_z_cc__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_338, hess_z_cc__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_339, hess_z_cc__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Wh,Wr[j,i,k,l] = hess_z_ca__z_ra[j,k] x1[i] x1[l] + hess_z_ca__z_rb[j,k] x1[i] x2[l] + hess_z_ca__z_rc[j,k] x1[i] x3[l] + hess_z_cb__z_ra[j,k] x1[l] x2[i] + hess_z_cb__z_rb[j,k] x2[i] x2[l] + hess_z_cb__z_rc[j,k] x2[i] x3[l] + hess_z_cc__z_ra[j,k] x1[l] x3[i] + hess_z_cc__z_rb[j,k] x2[l] x3[i] + hess_z_cc__z_rc[j,k] x3[i] x3[l]
-    hess_z_ca__z_ra = t["hess_z_ca__z_ra"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ca__z_ra, x1, x1)
-    tmp_340 = x1[:, :, None] * x1[:, None]
-    hess_z_ca__z_rb = t["hess_z_ca__z_rb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ca__z_rb, x1, x2)
-    tmp_341 = x2[:, :, None] * x1[:, None]
-    hess_z_ca__z_rc = t["hess_z_ca__z_rc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ca__z_rc, x1, x3)
-    tmp_342 = x3[:, :, None] * x1[:, None]
-    hess_z_cb__z_ra = t["hess_z_cb__z_ra"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cb__z_ra, x1, x2)
-    tmp_343 = x2[:, :, None] * x1[:, None]
-    hess_z_cb__z_rb = t["hess_z_cb__z_rb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_cb__z_rb, x2, x2)
-    tmp_344 = x2[:, :, None] * x2[:, None]
-    hess_z_cb__z_rc = t["hess_z_cb__z_rc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_cb__z_rc, x2, x3)
-    tmp_345 = x3[:, :, None] * x2[:, None]
-    hess_z_cc__z_ra = t["hess_z_cc__z_ra"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cc__z_ra, x1, x3)
-    tmp_346 = x3[:, :, None] * x1[:, None]
-    hess_z_cc__z_rb = t["hess_z_cc__z_rb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cc__z_rb, x2, x3)
-    tmp_347 = x3[:, :, None] * x2[:, None]
-    hess_z_cc__z_rc = t["hess_z_cc__z_rc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_cc__z_rc, x3, x3)
-    tmp_348 = x3[:, :, None] * x3[:, None]
-    hess_Wh__Wr = ((np.tensordot(tmp_340, hess_z_ca__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_341, hess_z_ca__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_342, hess_z_ca__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_343, hess_z_cb__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_344, hess_z_cb__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_345, hess_z_cb__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_346, hess_z_cc__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_347, hess_z_cc__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_348, hess_z_cc__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Wh,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_ca[l,j] x1[i] + adj_z_rc[k] jac_h2__z_ca[l,j] x1[i] + adj_z_rc[k] jac_h2__z_cb[l,j] x2[i] + h0[l] hess_z_ca__z_ra[j,k] x1[i] + h1[l] hess_z_ca__z_rb[j,k] x1[i] + h2[l] hess_z_ca__z_rc[j,k] x1[i] + h0[l] hess_z_cb__z_ra[j,k] x2[i] + h1[l] hess_z_cb__z_rb[j,k] x2[i] + h2[l] hess_z_cb__z_rc[j,k] x2[i] + h0[l] hess_z_cc__z_ra[j,k] x3[i] + h1[l] hess_z_cc__z_rb[j,k] x3[i] + h2[l] hess_z_cc__z_rc[j,k] x3[i]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_rb, jac_h1__z_ca, x1)
-    tmp_349 = x1[:, :, None] * adj_z_rb[:, None]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_rc, jac_h2__z_ca, x1)
-    tmp_350 = x1[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_rc, jac_h2__z_cb, x2)
-    tmp_351 = x2[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_ca__z_ra, x1)
-    tmp_352 = x1[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_ca__z_rb, x1)
-    tmp_353 = x1[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_ca__z_rc, x1)
-    tmp_354 = x1[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_cb__z_ra, x2)
-    tmp_355 = x2[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_cb__z_rb, x2)
-    tmp_356 = x2[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_cb__z_rc, x2)
-    tmp_357 = x2[:, :, None] * h2[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h0, hess_z_cc__z_ra, x3)
-    tmp_358 = x3[:, :, None] * h0[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h1, hess_z_cc__z_rb, x3)
-    tmp_359 = x3[:, :, None] * h1[:, None]
-    # einsum("Bl,Bjk,Bi->jikl", h2, hess_z_cc__z_rc, x3)
-    tmp_360 = x3[:, :, None] * h2[:, None]
-    hess_Wh__Ur = ((np.tensordot(tmp_349, jac_h1__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_350, jac_h2__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_351, jac_h2__z_cb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_352, hess_z_ca__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_353, hess_z_ca__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_354, hess_z_ca__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_355, hess_z_cb__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_356, hess_z_cb__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_357, hess_z_cb__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_358, hess_z_cc__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_359, hess_z_cc__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_360, hess_z_cc__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    hess_Ur__V = _block_view(H, 12, 16, 24, 28, PARAMS["Ur"] + PARAMS["V"])
+    _outer_into(hess_Ur__V, jac_h3__z_ra.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
+    _outer_into(hess_Ur__V, jac_h3__z_rb.transpose(0, 2, 1), h1, adj_p, 1 / B, True, True)
+    _outer_into(hess_Ur__V, jac_h3__z_rc.transpose(0, 2, 1), h2, adj_p, 1 / B, True, True)
+    _outer_into(hess_Ur__V, hess_z_ra__p, h0, h3, 1 / B, True)
+    _outer_into(hess_Ur__V, hess_z_rb__p, h1, h3, 1 / B, True)
+    _outer_into(hess_Ur__V, hess_z_rc__p, h2, h3, 1 / B, True)
+    _mirror(H, 12, 16, 24, 28)
     # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_ca__z_ca[j,k] x1[i] x1[l] + hess_z_ca__z_cb[j,k] x1[i] x2[l] + hess_z_ca__z_cc[j,k] x1[i] x3[l] + hess_z_cb__z_ca[j,k] x1[l] x2[i] + hess_z_cb__z_cb[j,k] x2[i] x2[l] + hess_z_cb__z_cc[j,k] x2[i] x3[l] + hess_z_cc__z_ca[j,k] x1[l] x3[i] + hess_z_cc__z_cb[j,k] x2[l] x3[i] + hess_z_cc__z_cc[j,k] x3[i] x3[l]
+    hess_Wh__Wh = _block_view(H, 16, 20, 16, 20, PARAMS["Wh"] + PARAMS["Wh"])
     hess_z_ca__z_ca = t["hess_z_ca__z_ca"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ca__z_ca, x1, x1)
-    tmp_361 = x1[:, :, None] * x1[:, None]
     hess_z_ca__z_cb = t["hess_z_ca__z_cb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ca__z_cb, x1, x2)
-    tmp_362 = x2[:, :, None] * x1[:, None]
     hess_z_ca__z_cc = t["hess_z_ca__z_cc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_ca__z_cc, x1, x3)
-    tmp_363 = x3[:, :, None] * x1[:, None]
     hess_z_cb__z_ca = t["hess_z_cb__z_ca"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cb__z_ca, x1, x2)
-    tmp_364 = x2[:, :, None] * x1[:, None]
     hess_z_cb__z_cb = t["hess_z_cb__z_cb"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_cb__z_cb, x2, x2)
-    tmp_365 = x2[:, :, None] * x2[:, None]
     hess_z_cb__z_cc = t["hess_z_cb__z_cc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_cb__z_cc, x2, x3)
-    tmp_366 = x3[:, :, None] * x2[:, None]
     hess_z_cc__z_ca = t["hess_z_cc__z_ca"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cc__z_ca, x1, x3)
-    tmp_367 = x3[:, :, None] * x1[:, None]
     hess_z_cc__z_cb = t["hess_z_cc__z_cb"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cc__z_cb, x2, x3)
-    tmp_368 = x3[:, :, None] * x2[:, None]
     hess_z_cc__z_cc = t["hess_z_cc__z_cc"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_cc__z_cc, x3, x3)
-    tmp_369 = x3[:, :, None] * x3[:, None]
-    hess_Wh__Wh = ((np.tensordot(tmp_361, hess_z_ca__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_362, hess_z_ca__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_363, hess_z_ca__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_364, hess_z_cb__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_365, hess_z_cb__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_366, hess_z_cb__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_367, hess_z_cc__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_368, hess_z_cc__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_369, hess_z_cc__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_Wh__Wh, hess_z_ca__z_ca, x1, x1, 1 / B, False)
+    _outer_into(hess_Wh__Wh, hess_z_ca__z_cb, x1, x2, 1 / B, True)
+    _outer_into(hess_Wh__Wh, hess_z_ca__z_cc, x1, x3, 1 / B, True)
+    _outer_into(hess_Wh__Wh, hess_z_cb__z_ca, x2, x1, 1 / B, True)
+    _outer_into(hess_Wh__Wh, hess_z_cb__z_cb, x2, x2, 1 / B, True)
+    _outer_into(hess_Wh__Wh, hess_z_cb__z_cc, x2, x3, 1 / B, True)
+    _outer_into(hess_Wh__Wh, hess_z_cc__z_ca, x3, x1, 1 / B, True)
+    _outer_into(hess_Wh__Wh, hess_z_cc__z_cb, x3, x2, 1 / B, True)
+    _outer_into(hess_Wh__Wh, hess_z_cc__z_cc, x3, x3, 1 / B, True)
     # ∂f/∂Wh,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_cb[l,j] x2[i] + hess_z_ca__z_ca[j,k] rha[l] x1[i] + hess_z_ca__z_cb[j,k] rhb[l] x1[i] + hess_z_ca__z_cc[j,k] rhc[l] x1[i] + hess_z_cb__z_ca[j,k] rha[l] x2[i] + hess_z_cb__z_cb[j,k] rhb[l] x2[i] + hess_z_cb__z_cc[j,k] rhc[l] x2[i] + hess_z_cc__z_ca[j,k] rha[l] x3[i] + hess_z_cc__z_cb[j,k] rhb[l] x3[i] + hess_z_cc__z_cc[j,k] rhc[l] x3[i]
+    hess_Wh__Uh = _block_view(H, 16, 20, 20, 24, PARAMS["Wh"] + PARAMS["Uh"])
     jac_rhb__z_ca = t["jac_rhb__z_ca"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cb, jac_rhb__z_ca, x1)
-    tmp_370 = x1[:, :, None] * adj_z_cb[:, None]
     jac_rhc__z_ca = t["jac_rhc__z_ca"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cc, jac_rhc__z_ca, x1)
-    tmp_371 = x1[:, :, None] * adj_z_cc[:, None]
     jac_rhc__z_cb = t["jac_rhc__z_cb"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_cc, jac_rhc__z_cb, x2)
-    tmp_372 = x2[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_ca__z_ca, rha, x1)
-    tmp_373 = x1[:, :, None] * rha[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_ca__z_cb, rhb, x1)
-    tmp_374 = x1[:, :, None] * rhb[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_ca__z_cc, rhc, x1)
-    tmp_375 = x1[:, :, None] * rhc[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cb__z_ca, rha, x2)
-    tmp_376 = x2[:, :, None] * rha[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cb__z_cb, rhb, x2)
-    tmp_377 = x2[:, :, None] * rhb[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cb__z_cc, rhc, x2)
-    tmp_378 = x2[:, :, None] * rhc[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cc__z_ca, rha, x3)
-    tmp_379 = x3[:, :, None] * rha[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cc__z_cb, rhb, x3)
-    tmp_380 = x3[:, :, None] * rhb[:, None]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_cc__z_cc, rhc, x3)
-    tmp_381 = x3[:, :, None] * rhc[:, None]
-    hess_Wh__Uh = ((np.tensordot(tmp_370, jac_rhb__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_371, jac_rhc__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_372, jac_rhc__z_cb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_373, hess_z_ca__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_374, hess_z_ca__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_375, hess_z_ca__z_cc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_376, hess_z_cb__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_377, hess_z_cb__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_378, hess_z_cb__z_cc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_379, hess_z_cc__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_380, hess_z_cc__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_381, hess_z_cc__z_cc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    _outer_into(hess_Wh__Uh, jac_rhb__z_ca.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, False, True)
+    _outer_into(hess_Wh__Uh, jac_rhc__z_ca.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Wh__Uh, jac_rhc__z_cb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Wh__Uh, hess_z_ca__z_ca, x1, rha, 1 / B, True)
+    _outer_into(hess_Wh__Uh, hess_z_ca__z_cb, x1, rhb, 1 / B, True)
+    _outer_into(hess_Wh__Uh, hess_z_ca__z_cc, x1, rhc, 1 / B, True)
+    _outer_into(hess_Wh__Uh, hess_z_cb__z_ca, x2, rha, 1 / B, True)
+    _outer_into(hess_Wh__Uh, hess_z_cb__z_cb, x2, rhb, 1 / B, True)
+    _outer_into(hess_Wh__Uh, hess_z_cb__z_cc, x2, rhc, 1 / B, True)
+    _outer_into(hess_Wh__Uh, hess_z_cc__z_ca, x3, rha, 1 / B, True)
+    _outer_into(hess_Wh__Uh, hess_z_cc__z_cb, x3, rhb, 1 / B, True)
+    _outer_into(hess_Wh__Uh, hess_z_cc__z_cc, x3, rhc, 1 / B, True)
+    _mirror(H, 16, 20, 20, 24)
     # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h3__z_ca[k,j] x1[i] + adj_p[l] jac_h3__z_cb[k,j] x2[i] + adj_p[l] jac_h3__z_cc[k,j] x3[i] + h3[k] hess_z_ca__p[j,l] x1[i] + h3[k] hess_z_cb__p[j,l] x2[i] + h3[k] hess_z_cc__p[j,l] x3[i]
+    hess_Wh__V = _block_view(H, 16, 20, 24, 28, PARAMS["Wh"] + PARAMS["V"])
     jac_h3__z_ca = t["jac_h3__z_ca"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h3__z_ca, x1)
-    tmp_382 = x1[:, :, None] * adj_p[:, None]
     jac_h3__z_cb = t["jac_h3__z_cb"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h3__z_cb, x2)
-    tmp_383 = x2[:, :, None] * adj_p[:, None]
     jac_h3__z_cc = t["jac_h3__z_cc"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_h3__z_cc, x3)
-    tmp_384 = x3[:, :, None] * adj_p[:, None]
     hess_z_ca__p = t["hess_z_ca__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h3, hess_z_ca__p, x1)
-    tmp_385 = x1[:, :, None] * h3[:, None]
     hess_z_cb__p = t["hess_z_cb__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h3, hess_z_cb__p, x2)
-    tmp_386 = x2[:, :, None] * h3[:, None]
     hess_z_cc__p = t["hess_z_cc__p"]
-    # einsum("Bk,Bjl,Bi->jilk", h3, hess_z_cc__p, x3)
-    tmp_387 = x3[:, :, None] * h3[:, None]
-    hess_Wh__V = ((np.tensordot(tmp_382, jac_h3__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_383, jac_h3__z_cb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_384, jac_h3__z_cc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_385, hess_z_ca__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_386, hess_z_cb__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_387, hess_z_cc__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uh,Wz[j,k,i,l] = adj_z_cb[j] jac_rhb__z_za[k,i] x1[l] + adj_z_cc[j] jac_rhc__z_za[k,i] x1[l] + adj_z_cc[j] jac_rhc__z_zb[k,i] x2[l] + hess_z_ca__z_za[j,i] rha[k] x1[l] + hess_z_ca__z_zb[j,i] rha[k] x2[l] + hess_z_ca__z_zc[j,i] rha[k] x3[l] + hess_z_cb__z_za[j,i] rhb[k] x1[l] + hess_z_cb__z_zb[j,i] rhb[k] x2[l] + hess_z_cb__z_zc[j,i] rhb[k] x3[l] + hess_z_cc__z_za[j,i] rhc[k] x1[l] + hess_z_cc__z_zb[j,i] rhc[k] x2[l] + hess_z_cc__z_zc[j,i] rhc[k] x3[l]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_za, x1)
-    tmp_388 = x1[:, :, None] * adj_z_cb[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_za, x1)
-    tmp_389 = x1[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_zb, x2)
-    tmp_390 = x2[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_za, rha, x1)
-    tmp_391 = x1[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_zb, rha, x2)
-    tmp_392 = x2[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_zc, rha, x3)
-    tmp_393 = x3[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_za, rhb, x1)
-    tmp_394 = x1[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_zb, rhb, x2)
-    tmp_395 = x2[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_zc, rhb, x3)
-    tmp_396 = x3[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_za, rhc, x1)
-    tmp_397 = x1[:, :, None] * rhc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_zb, rhc, x2)
-    tmp_398 = x2[:, :, None] * rhc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_zc, rhc, x3)
-    tmp_399 = x3[:, :, None] * rhc[:, None]
-    hess_Uh__Wz = ((np.tensordot(tmp_388, jac_rhb__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_389, jac_rhc__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_390, jac_rhc__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_391, hess_z_ca__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_392, hess_z_ca__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_393, hess_z_ca__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_394, hess_z_cb__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_395, hess_z_cb__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_396, hess_z_cb__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_397, hess_z_cc__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_398, hess_z_cc__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_399, hess_z_cc__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Uh,Uz[j,k,i,l] = adj_z_zb[i] jac_h1__z_ca[l,j] rha[k] + adj_z_cb[j] h0[l] jac_rhb__z_za[k,i] + adj_z_zc[i] jac_h2__z_ca[l,j] rha[k] + adj_z_zc[i] jac_h2__z_cb[l,j] rhb[k] + adj_z_cc[j] h0[l] jac_rhc__z_za[k,i] + adj_z_cc[j] h1[l] jac_rhc__z_zb[k,i] + h0[l] hess_z_ca__z_za[j,i] rha[k] + h1[l] hess_z_ca__z_zb[j,i] rha[k] + h2[l] hess_z_ca__z_zc[j,i] rha[k] + h0[l] hess_z_cb__z_za[j,i] rhb[k] + h1[l] hess_z_cb__z_zb[j,i] rhb[k] + h2[l] hess_z_cb__z_zc[j,i] rhb[k] + h0[l] hess_z_cc__z_za[j,i] rhc[k] + h1[l] hess_z_cc__z_zb[j,i] rhc[k] + h2[l] hess_z_cc__z_zc[j,i] rhc[k]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_zb, jac_h1__z_ca, rha)
-    tmp_400 = rha[:, :, None] * adj_z_zb[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_cb, h0, jac_rhb__z_za)
-    tmp_401 = h0[:, :, None] * adj_z_cb[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_zc, jac_h2__z_ca, rha)
-    tmp_402 = rha[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_zc, jac_h2__z_cb, rhb)
-    tmp_403 = rhb[:, :, None] * adj_z_zc[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_cc, h0, jac_rhc__z_za)
-    tmp_404 = h0[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_cc, h1, jac_rhc__z_zb)
-    tmp_405 = h1[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_ca__z_za, rha)
-    tmp_406 = rha[:, :, None] * h0[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h1, hess_z_ca__z_zb, rha)
-    tmp_407 = rha[:, :, None] * h1[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h2, hess_z_ca__z_zc, rha)
-    tmp_408 = rha[:, :, None] * h2[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_cb__z_za, rhb)
-    tmp_409 = rhb[:, :, None] * h0[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h1, hess_z_cb__z_zb, rhb)
-    tmp_410 = rhb[:, :, None] * h1[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h2, hess_z_cb__z_zc, rhb)
-    tmp_411 = rhb[:, :, None] * h2[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_cc__z_za, rhc)
-    tmp_412 = rhc[:, :, None] * h0[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h1, hess_z_cc__z_zb, rhc)
-    tmp_413 = rhc[:, :, None] * h1[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h2, hess_z_cc__z_zc, rhc)
-    tmp_414 = rhc[:, :, None] * h2[:, None]
-    hess_Uh__Uz = ((np.tensordot(tmp_400, jac_h1__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_401, jac_rhb__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_402, jac_h2__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_403, jac_h2__z_cb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_404, jac_rhc__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_405, jac_rhc__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_406, hess_z_ca__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_407, hess_z_ca__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_408, hess_z_ca__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_409, hess_z_cb__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_410, hess_z_cb__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_411, hess_z_cb__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_412, hess_z_cc__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_413, hess_z_cc__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_414, hess_z_cc__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uh,Wr[j,k,i,l] = adj_z_ca[j] jac_rha__z_ra[k,i] x1[l] + adj_z_cb[j] jac_rhb__z_ra[k,i] x1[l] + adj_z_cb[j] jac_rhb__z_rb[k,i] x2[l] + adj_z_cc[j] jac_rhc__z_ra[k,i] x1[l] + adj_z_cc[j] jac_rhc__z_rb[k,i] x2[l] + adj_z_cc[j] jac_rhc__z_rc[k,i] x3[l] + hess_z_ca__z_ra[j,i] rha[k] x1[l] + hess_z_ca__z_rb[j,i] rha[k] x2[l] + hess_z_ca__z_rc[j,i] rha[k] x3[l] + hess_z_cb__z_ra[j,i] rhb[k] x1[l] + hess_z_cb__z_rb[j,i] rhb[k] x2[l] + hess_z_cb__z_rc[j,i] rhb[k] x3[l] + hess_z_cc__z_ra[j,i] rhc[k] x1[l] + hess_z_cc__z_rb[j,i] rhc[k] x2[l] + hess_z_cc__z_rc[j,i] rhc[k] x3[l]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_ca, jac_rha__z_ra, x1)
-    tmp_415 = x1[:, :, None] * adj_z_ca[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_ra, x1)
-    tmp_416 = x1[:, :, None] * adj_z_cb[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_rb, x2)
-    tmp_417 = x2[:, :, None] * adj_z_cb[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_ra, x1)
-    tmp_418 = x1[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_rb, x2)
-    tmp_419 = x2[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_rc, x3)
-    tmp_420 = x3[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_ra, rha, x1)
-    tmp_421 = x1[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_rb, rha, x2)
-    tmp_422 = x2[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_rc, rha, x3)
-    tmp_423 = x3[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_ra, rhb, x1)
-    tmp_424 = x1[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_rb, rhb, x2)
-    tmp_425 = x2[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_rc, rhb, x3)
-    tmp_426 = x3[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_ra, rhc, x1)
-    tmp_427 = x1[:, :, None] * rhc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_rb, rhc, x2)
-    tmp_428 = x2[:, :, None] * rhc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_rc, rhc, x3)
-    tmp_429 = x3[:, :, None] * rhc[:, None]
-    hess_Uh__Wr = ((np.tensordot(tmp_415, jac_rha__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_416, jac_rhb__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_417, jac_rhb__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_418, jac_rhc__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_419, jac_rhc__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_420, jac_rhc__z_rc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_421, hess_z_ca__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_422, hess_z_ca__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_423, hess_z_ca__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_424, hess_z_cb__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_425, hess_z_cb__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_426, hess_z_cb__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_427, hess_z_cc__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_428, hess_z_cc__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_429, hess_z_cc__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂Uh,Ur[j,k,i,l] = adj_z_ca[j] h0[l] jac_rha__z_ra[k,i] + adj_z_rb[i] jac_h1__z_ca[l,j] rha[k] + adj_z_cb[j] h0[l] jac_rhb__z_ra[k,i] + adj_z_cb[j] h1[l] jac_rhb__z_rb[k,i] + adj_z_rc[i] jac_h2__z_ca[l,j] rha[k] + adj_z_rc[i] jac_h2__z_cb[l,j] rhb[k] + adj_z_cc[j] h0[l] jac_rhc__z_ra[k,i] + adj_z_cc[j] h1[l] jac_rhc__z_rb[k,i] + adj_z_cc[j] h2[l] jac_rhc__z_rc[k,i] + h0[l] hess_z_ca__z_ra[j,i] rha[k] + h1[l] hess_z_ca__z_rb[j,i] rha[k] + h2[l] hess_z_ca__z_rc[j,i] rha[k] + h0[l] hess_z_cb__z_ra[j,i] rhb[k] + h1[l] hess_z_cb__z_rb[j,i] rhb[k] + h2[l] hess_z_cb__z_rc[j,i] rhb[k] + h0[l] hess_z_cc__z_ra[j,i] rhc[k] + h1[l] hess_z_cc__z_rb[j,i] rhc[k] + h2[l] hess_z_cc__z_rc[j,i] rhc[k]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_ca, h0, jac_rha__z_ra)
-    tmp_430 = h0[:, :, None] * adj_z_ca[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_rb, jac_h1__z_ca, rha)
-    tmp_431 = rha[:, :, None] * adj_z_rb[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_cb, h0, jac_rhb__z_ra)
-    tmp_432 = h0[:, :, None] * adj_z_cb[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_cb, h1, jac_rhb__z_rb)
-    tmp_433 = h1[:, :, None] * adj_z_cb[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_rc, jac_h2__z_ca, rha)
-    tmp_434 = rha[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_rc, jac_h2__z_cb, rhb)
-    tmp_435 = rhb[:, :, None] * adj_z_rc[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_cc, h0, jac_rhc__z_ra)
-    tmp_436 = h0[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_cc, h1, jac_rhc__z_rb)
-    tmp_437 = h1[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bj,Bl,Bki->jkil", adj_z_cc, h2, jac_rhc__z_rc)
-    tmp_438 = h2[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_ca__z_ra, rha)
-    tmp_439 = rha[:, :, None] * h0[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h1, hess_z_ca__z_rb, rha)
-    tmp_440 = rha[:, :, None] * h1[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h2, hess_z_ca__z_rc, rha)
-    tmp_441 = rha[:, :, None] * h2[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_cb__z_ra, rhb)
-    tmp_442 = rhb[:, :, None] * h0[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h1, hess_z_cb__z_rb, rhb)
-    tmp_443 = rhb[:, :, None] * h1[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h2, hess_z_cb__z_rc, rhb)
-    tmp_444 = rhb[:, :, None] * h2[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_cc__z_ra, rhc)
-    tmp_445 = rhc[:, :, None] * h0[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h1, hess_z_cc__z_rb, rhc)
-    tmp_446 = rhc[:, :, None] * h1[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h2, hess_z_cc__z_rc, rhc)
-    tmp_447 = rhc[:, :, None] * h2[:, None]
-    hess_Uh__Ur = ((np.tensordot(tmp_430, jac_rha__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_431, jac_h1__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_432, jac_rhb__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_433, jac_rhb__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_434, jac_h2__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_435, jac_h2__z_cb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_436, jac_rhc__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_437, jac_rhc__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_438, jac_rhc__z_rc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_439, hess_z_ca__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_440, hess_z_ca__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_441, hess_z_ca__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_442, hess_z_cb__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_443, hess_z_cb__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_444, hess_z_cb__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_445, hess_z_cc__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_446, hess_z_cc__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_447, hess_z_cc__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uh,Wh[j,k,i,l] = adj_z_cb[j] jac_rhb__z_ca[k,i] x1[l] + adj_z_cc[j] jac_rhc__z_ca[k,i] x1[l] + adj_z_cc[j] jac_rhc__z_cb[k,i] x2[l] + hess_z_ca__z_ca[j,i] rha[k] x1[l] + hess_z_ca__z_cb[j,i] rha[k] x2[l] + hess_z_ca__z_cc[j,i] rha[k] x3[l] + hess_z_cb__z_ca[j,i] rhb[k] x1[l] + hess_z_cb__z_cb[j,i] rhb[k] x2[l] + hess_z_cb__z_cc[j,i] rhb[k] x3[l] + hess_z_cc__z_ca[j,i] rhc[k] x1[l] + hess_z_cc__z_cb[j,i] rhc[k] x2[l] + hess_z_cc__z_cc[j,i] rhc[k] x3[l]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_ca, x1)
-    tmp_448 = x1[:, :, None] * adj_z_cb[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_ca, x1)
-    tmp_449 = x1[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_cb, x2)
-    tmp_450 = x2[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_ca, rha, x1)
-    tmp_451 = x1[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_cb, rha, x2)
-    tmp_452 = x2[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_cc, rha, x3)
-    tmp_453 = x3[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_ca, rhb, x1)
-    tmp_454 = x1[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_cb, rhb, x2)
-    tmp_455 = x2[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_cc, rhb, x3)
-    tmp_456 = x3[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_ca, rhc, x1)
-    tmp_457 = x1[:, :, None] * rhc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_cb, rhc, x2)
-    tmp_458 = x2[:, :, None] * rhc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_cc, rhc, x3)
-    tmp_459 = x3[:, :, None] * rhc[:, None]
-    hess_Uh__Wh = ((np.tensordot(tmp_448, jac_rhb__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_449, jac_rhc__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_450, jac_rhc__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_451, hess_z_ca__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_452, hess_z_ca__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_453, hess_z_ca__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_454, hess_z_cb__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_455, hess_z_cb__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_456, hess_z_cb__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_457, hess_z_cc__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_458, hess_z_cc__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_459, hess_z_cc__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_Wh__V, jac_h3__z_ca.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wh__V, jac_h3__z_cb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
+    _outer_into(hess_Wh__V, jac_h3__z_cc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
+    _outer_into(hess_Wh__V, hess_z_ca__p, x1, h3, 1 / B, True)
+    _outer_into(hess_Wh__V, hess_z_cb__p, x2, h3, 1 / B, True)
+    _outer_into(hess_Wh__V, hess_z_cc__p, x3, h3, 1 / B, True)
+    _mirror(H, 16, 20, 24, 28)
     # ∂f/∂Uh,Uh[j,k,i,l] = adj_z_cb[j] jac_rhb__z_ca[k,i] rha[l] + adj_z_cb[i] jac_rhb__z_ca[l,j] rha[k] + adj_z_cc[j] jac_rhc__z_ca[k,i] rha[l] + adj_z_cc[j] jac_rhc__z_cb[k,i] rhb[l] + adj_z_cc[i] jac_rhc__z_ca[l,j] rha[k] + adj_z_cc[i] jac_rhc__z_cb[l,j] rhb[k] + hess_z_ca__z_ca[j,i] rha[k] rha[l] + hess_z_ca__z_cb[j,i] rha[k] rhb[l] + hess_z_ca__z_cc[j,i] rha[k] rhc[l] + hess_z_cb__z_ca[j,i] rha[l] rhb[k] + hess_z_cb__z_cb[j,i] rhb[k] rhb[l] + hess_z_cb__z_cc[j,i] rhb[k] rhc[l] + hess_z_cc__z_ca[j,i] rha[l] rhc[k] + hess_z_cc__z_cb[j,i] rhb[l] rhc[k] + hess_z_cc__z_cc[j,i] rhc[k] rhc[l]
+    hess_Uh__Uh = _block_view(H, 20, 24, 20, 24, PARAMS["Uh"] + PARAMS["Uh"])
+    _outer_into(hess_Uh__Uh, jac_rhb__z_ca.transpose(0, 2, 1), rha, adj_z_cb, 1 / B, False, True)
+    _outer_into(hess_Uh__Uh, jac_rhc__z_ca.transpose(0, 2, 1), rha, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Uh__Uh, jac_rhc__z_cb.transpose(0, 2, 1), rhb, adj_z_cc, 1 / B, True, True)
+    _outer_into(hess_Uh__Uh, hess_z_ca__z_ca, rha, rha, 1 / B, True)
+    _outer_into(hess_Uh__Uh, hess_z_ca__z_cb, rha, rhb, 1 / B, True)
+    _outer_into(hess_Uh__Uh, hess_z_ca__z_cc, rha, rhc, 1 / B, True)
+    _outer_into(hess_Uh__Uh, hess_z_cb__z_ca, rhb, rha, 1 / B, True)
+    _outer_into(hess_Uh__Uh, hess_z_cb__z_cb, rhb, rhb, 1 / B, True)
+    _outer_into(hess_Uh__Uh, hess_z_cb__z_cc, rhb, rhc, 1 / B, True)
+    _outer_into(hess_Uh__Uh, hess_z_cc__z_ca, rhc, rha, 1 / B, True)
+    _outer_into(hess_Uh__Uh, hess_z_cc__z_cb, rhc, rhb, 1 / B, True)
+    _outer_into(hess_Uh__Uh, hess_z_cc__z_cc, rhc, rhc, 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_ca, rha)
-    tmp_460 = rha[:, :, None] * adj_z_cb[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_cb, jac_rhb__z_ca, rha)
-    tmp_461 = rha[:, :, None] * adj_z_cb[:, None]
+    tmp_25 = rha[:, :, None] * adj_z_cb[:, None]
+    _add_into(hess_Uh__Uh, (np.tensordot(tmp_25, jac_rhb__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_ca, rha)
-    tmp_462 = rha[:, :, None] * adj_z_cc[:, None]
+    tmp_26 = rha[:, :, None] * adj_z_cc[:, None]
+    _add_into(hess_Uh__Uh, (np.tensordot(tmp_26, jac_rhc__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_cb, rhb)
-    tmp_463 = rhb[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_cc, jac_rhc__z_ca, rha)
-    tmp_464 = rha[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_cc, jac_rhc__z_cb, rhb)
-    tmp_465 = rhb[:, :, None] * adj_z_cc[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_ca, rha, rha)
-    tmp_466 = rha[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_cb, rha, rhb)
-    tmp_467 = rhb[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ca__z_cc, rha, rhc)
-    tmp_468 = rhc[:, :, None] * rha[:, None]
-    # einsum("Bji,Bl,Bk->jkil", hess_z_cb__z_ca, rha, rhb)
-    tmp_469 = rhb[:, :, None] * rha[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_cb, rhb, rhb)
-    tmp_470 = rhb[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cb__z_cc, rhb, rhc)
-    tmp_471 = rhc[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bl,Bk->jkil", hess_z_cc__z_ca, rha, rhc)
-    tmp_472 = rhc[:, :, None] * rha[:, None]
-    # einsum("Bji,Bl,Bk->jkil", hess_z_cc__z_cb, rhb, rhc)
-    tmp_473 = rhc[:, :, None] * rhb[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_cc__z_cc, rhc, rhc)
-    tmp_474 = rhc[:, :, None] * rhc[:, None]
-    hess_Uh__Uh = ((np.tensordot(tmp_460, jac_rhb__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_461, jac_rhb__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_462, jac_rhc__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_463, jac_rhc__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_464, jac_rhc__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_465, jac_rhc__z_cb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_466, hess_z_ca__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_467, hess_z_ca__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_468, hess_z_ca__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_469, hess_z_cb__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_470, hess_z_cb__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_471, hess_z_cb__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_472, hess_z_cc__z_ca, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_473, hess_z_cc__z_cb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_474, hess_z_cc__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_27 = rhb[:, :, None] * adj_z_cc[:, None]
+    _add_into(hess_Uh__Uh, (np.tensordot(tmp_27, jac_rhc__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h3__z_ca[i,j] rha[k] + adj_p[l] jac_h3__z_cb[i,j] rhb[k] + adj_p[l] jac_h3__z_cc[i,j] rhc[k] + h3[i] hess_z_ca__p[j,l] rha[k] + h3[i] hess_z_cb__p[j,l] rhb[k] + h3[i] hess_z_cc__p[j,l] rhc[k]
-    # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h3__z_ca, rha)
-    tmp_475 = rha[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h3__z_cb, rhb)
-    tmp_476 = rhb[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h3__z_cc, rhc)
-    tmp_477 = rhc[:, :, None] * adj_p[:, None]
-    # einsum("Bi,Bjl,Bk->jkli", h3, hess_z_ca__p, rha)
-    tmp_478 = rha[:, :, None] * h3[:, None]
-    # einsum("Bi,Bjl,Bk->jkli", h3, hess_z_cb__p, rhb)
-    tmp_479 = rhb[:, :, None] * h3[:, None]
-    # einsum("Bi,Bjl,Bk->jkli", h3, hess_z_cc__p, rhc)
-    tmp_480 = rhc[:, :, None] * h3[:, None]
-    hess_Uh__V = ((np.tensordot(tmp_475, jac_h3__z_ca, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_476, jac_h3__z_cb, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_477, jac_h3__z_cc, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_478, hess_z_ca__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_479, hess_z_cb__p, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_480, hess_z_cc__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂V,Wz[l,j,i,k] = adj_p[l] jac_h3__z_za[j,i] x1[k] + adj_p[l] jac_h3__z_zb[j,i] x2[k] + adj_p[l] jac_h3__z_zc[j,i] x3[k] + h3[j] hess_p__z_za[l,i] x1[k] + h3[j] hess_p__z_zb[l,i] x2[k] + h3[j] hess_p__z_zc[l,i] x3[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_za, x1)
-    tmp_481 = x1[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_zb, x2)
-    tmp_482 = x2[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_zc, x3)
-    tmp_483 = x3[:, :, None] * adj_p[:, None]
-    hess_p__z_za = t["hess_p__z_za"]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_za, x1)
-    tmp_484 = x1[:, :, None] * h3[:, None]
-    hess_p__z_zb = t["hess_p__z_zb"]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_zb, x2)
-    tmp_485 = x2[:, :, None] * h3[:, None]
-    hess_p__z_zc = t["hess_p__z_zc"]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_zc, x3)
-    tmp_486 = x3[:, :, None] * h3[:, None]
-    hess_V__Wz = ((np.tensordot(tmp_481, jac_h3__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_482, jac_h3__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_483, jac_h3__z_zc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_484, hess_p__z_za, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_485, hess_p__z_zb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_486, hess_p__z_zc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,Uz[l,j,i,k] = adj_p[l] h0[k] jac_h3__z_za[j,i] + adj_p[l] h1[k] jac_h3__z_zb[j,i] + adj_p[l] h2[k] jac_h3__z_zc[j,i] + h0[k] h3[j] hess_p__z_za[l,i] + h1[k] h3[j] hess_p__z_zb[l,i] + h2[k] h3[j] hess_p__z_zc[l,i]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h3__z_za)
-    tmp_487 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h1, jac_h3__z_zb)
-    tmp_488 = h1[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h2, jac_h3__z_zc)
-    tmp_489 = h2[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h0, h3, hess_p__z_za)
-    tmp_490 = h3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h1, h3, hess_p__z_zb)
-    tmp_491 = h3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h2, h3, hess_p__z_zc)
-    tmp_492 = h3[:, :, None] * h2[:, None]
-    hess_V__Uz = ((np.tensordot(tmp_487, jac_h3__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_488, jac_h3__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_489, jac_h3__z_zc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_490, hess_p__z_za, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_491, hess_p__z_zb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_492, hess_p__z_zc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂V,Wr[l,j,i,k] = adj_p[l] jac_h3__z_ra[j,i] x1[k] + adj_p[l] jac_h3__z_rb[j,i] x2[k] + adj_p[l] jac_h3__z_rc[j,i] x3[k] + h3[j] hess_p__z_ra[l,i] x1[k] + h3[j] hess_p__z_rb[l,i] x2[k] + h3[j] hess_p__z_rc[l,i] x3[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_ra, x1)
-    tmp_493 = x1[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_rb, x2)
-    tmp_494 = x2[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_rc, x3)
-    tmp_495 = x3[:, :, None] * adj_p[:, None]
-    hess_p__z_ra = t["hess_p__z_ra"]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_ra, x1)
-    tmp_496 = x1[:, :, None] * h3[:, None]
-    hess_p__z_rb = t["hess_p__z_rb"]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_rb, x2)
-    tmp_497 = x2[:, :, None] * h3[:, None]
-    hess_p__z_rc = t["hess_p__z_rc"]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_rc, x3)
-    tmp_498 = x3[:, :, None] * h3[:, None]
-    hess_V__Wr = ((np.tensordot(tmp_493, jac_h3__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_494, jac_h3__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_495, jac_h3__z_rc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_496, hess_p__z_ra, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_497, hess_p__z_rb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_498, hess_p__z_rc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,Ur[l,j,i,k] = adj_p[l] h0[k] jac_h3__z_ra[j,i] + adj_p[l] h1[k] jac_h3__z_rb[j,i] + adj_p[l] h2[k] jac_h3__z_rc[j,i] + h0[k] h3[j] hess_p__z_ra[l,i] + h1[k] h3[j] hess_p__z_rb[l,i] + h2[k] h3[j] hess_p__z_rc[l,i]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h3__z_ra)
-    tmp_499 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h1, jac_h3__z_rb)
-    tmp_500 = h1[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h2, jac_h3__z_rc)
-    tmp_501 = h2[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h0, h3, hess_p__z_ra)
-    tmp_502 = h3[:, :, None] * h0[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h1, h3, hess_p__z_rb)
-    tmp_503 = h3[:, :, None] * h1[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h2, h3, hess_p__z_rc)
-    tmp_504 = h3[:, :, None] * h2[:, None]
-    hess_V__Ur = ((np.tensordot(tmp_499, jac_h3__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_500, jac_h3__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_501, jac_h3__z_rc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_502, hess_p__z_ra, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_503, hess_p__z_rb, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_504, hess_p__z_rc, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂V,Wh[l,j,i,k] = adj_p[l] jac_h3__z_ca[j,i] x1[k] + adj_p[l] jac_h3__z_cb[j,i] x2[k] + adj_p[l] jac_h3__z_cc[j,i] x3[k] + h3[j] hess_p__z_ca[l,i] x1[k] + h3[j] hess_p__z_cb[l,i] x2[k] + h3[j] hess_p__z_cc[l,i] x3[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_ca, x1)
-    tmp_505 = x1[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_cb, x2)
-    tmp_506 = x2[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_cc, x3)
-    tmp_507 = x3[:, :, None] * adj_p[:, None]
-    hess_p__z_ca = t["hess_p__z_ca"]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_ca, x1)
-    tmp_508 = x1[:, :, None] * h3[:, None]
-    hess_p__z_cb = t["hess_p__z_cb"]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_cb, x2)
-    tmp_509 = x2[:, :, None] * h3[:, None]
-    hess_p__z_cc = t["hess_p__z_cc"]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_cc, x3)
-    tmp_510 = x3[:, :, None] * h3[:, None]
-    hess_V__Wh = ((np.tensordot(tmp_505, jac_h3__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_506, jac_h3__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_507, jac_h3__z_cc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_508, hess_p__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_509, hess_p__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_510, hess_p__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,Uh[l,j,i,k] = adj_p[l] jac_h3__z_ca[j,i] rha[k] + adj_p[l] jac_h3__z_cb[j,i] rhb[k] + adj_p[l] jac_h3__z_cc[j,i] rhc[k] + h3[j] hess_p__z_ca[l,i] rha[k] + h3[j] hess_p__z_cb[l,i] rhb[k] + h3[j] hess_p__z_cc[l,i] rhc[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_ca, rha)
-    tmp_511 = rha[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_cb, rhb)
-    tmp_512 = rhb[:, :, None] * adj_p[:, None]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h3__z_cc, rhc)
-    tmp_513 = rhc[:, :, None] * adj_p[:, None]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_ca, rha)
-    tmp_514 = rha[:, :, None] * h3[:, None]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_cb, rhb)
-    tmp_515 = rhb[:, :, None] * h3[:, None]
-    # einsum("Bj,Bli,Bk->ljik", h3, hess_p__z_cc, rhc)
-    tmp_516 = rhc[:, :, None] * h3[:, None]
-    hess_V__Uh = ((np.tensordot(tmp_511, jac_h3__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_512, jac_h3__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_513, jac_h3__z_cc, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_514, hess_p__z_ca, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_515, hess_p__z_cb, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_516, hess_p__z_cc, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    hess_Uh__V = _block_view(H, 20, 24, 24, 28, PARAMS["Uh"] + PARAMS["V"])
+    _outer_into(hess_Uh__V, jac_h3__z_ca.transpose(0, 2, 1), rha, adj_p, 1 / B, False, True)
+    _outer_into(hess_Uh__V, jac_h3__z_cb.transpose(0, 2, 1), rhb, adj_p, 1 / B, True, True)
+    _outer_into(hess_Uh__V, jac_h3__z_cc.transpose(0, 2, 1), rhc, adj_p, 1 / B, True, True)
+    _outer_into(hess_Uh__V, hess_z_ca__p, rha, h3, 1 / B, True)
+    _outer_into(hess_Uh__V, hess_z_cb__p, rhb, h3, 1 / B, True)
+    _outer_into(hess_Uh__V, hess_z_cc__p, rhc, h3, 1 / B, True)
+    _mirror(H, 20, 24, 24, 28)
     # ∂f/∂V,V[l,j,i,k] = h3[j] h3[k] hess_p__p[l,i]
+    hess_V__V = _block_view(H, 24, 28, 24, 28, PARAMS["V"] + PARAMS["V"])
     hess_p__p = t["hess_p__p"]
-    # einsum("Bj,Bk,Bli->ljik", h3, h3, hess_p__p)
-    tmp_517 = h3[:, :, None] * h3[:, None]
-    hess_V__V = (np.tensordot(tmp_517, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): hess_Uz__Wz, ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): hess_Wr__Wz, ("Wr", "Uz"): hess_Wr__Uz, ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): hess_Ur__Wz, ("Ur", "Uz"): hess_Ur__Uz, ("Ur", "Wr"): hess_Ur__Wr, ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): hess_Wh__Wz, ("Wh", "Uz"): hess_Wh__Uz, ("Wh", "Wr"): hess_Wh__Wr, ("Wh", "Ur"): hess_Wh__Ur, ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): hess_Uh__Wz, ("Uh", "Uz"): hess_Uh__Uz, ("Uh", "Wr"): hess_Uh__Wr, ("Uh", "Ur"): hess_Uh__Ur, ("Uh", "Wh"): hess_Uh__Wh, ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): hess_V__Wz, ("V", "Uz"): hess_V__Uz, ("V", "Wr"): hess_V__Wr, ("V", "Ur"): hess_V__Ur, ("V", "Wh"): hess_V__Wh, ("V", "Uh"): hess_V__Uh, ("V", "V"): hess_V__V}
+    _outer_into(hess_V__V, hess_p__p, h3, h3, 1 / B, False, False, True)
+    return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): _block_view(H, 4, 8, 0, 4, (2, 2, 2, 2)), ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): _block_view(H, 8, 12, 0, 4, (2, 2, 2, 2)), ("Wr", "Uz"): _block_view(H, 8, 12, 4, 8, (2, 2, 2, 2)), ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): _block_view(H, 12, 16, 0, 4, (2, 2, 2, 2)), ("Ur", "Uz"): _block_view(H, 12, 16, 4, 8, (2, 2, 2, 2)), ("Ur", "Wr"): _block_view(H, 12, 16, 8, 12, (2, 2, 2, 2)), ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): _block_view(H, 16, 20, 0, 4, (2, 2, 2, 2)), ("Wh", "Uz"): _block_view(H, 16, 20, 4, 8, (2, 2, 2, 2)), ("Wh", "Wr"): _block_view(H, 16, 20, 8, 12, (2, 2, 2, 2)), ("Wh", "Ur"): _block_view(H, 16, 20, 12, 16, (2, 2, 2, 2)), ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): _block_view(H, 20, 24, 0, 4, (2, 2, 2, 2)), ("Uh", "Uz"): _block_view(H, 20, 24, 4, 8, (2, 2, 2, 2)), ("Uh", "Wr"): _block_view(H, 20, 24, 8, 12, (2, 2, 2, 2)), ("Uh", "Ur"): _block_view(H, 20, 24, 12, 16, (2, 2, 2, 2)), ("Uh", "Wh"): _block_view(H, 20, 24, 16, 20, (2, 2, 2, 2)), ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): _block_view(H, 24, 28, 0, 4, (2, 2, 2, 2)), ("V", "Uz"): _block_view(H, 24, 28, 4, 8, (2, 2, 2, 2)), ("V", "Wr"): _block_view(H, 24, 28, 8, 12, (2, 2, 2, 2)), ("V", "Ur"): _block_view(H, 24, 28, 12, 16, (2, 2, 2, 2)), ("V", "Wh"): _block_view(H, 24, 28, 16, 20, (2, 2, 2, 2)), ("V", "Uh"): _block_view(H, 24, 28, 20, 24, (2, 2, 2, 2)), ("V", "V"): hess_V__V}
 
 
 def hvp(params, data, vector):

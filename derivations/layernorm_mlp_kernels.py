@@ -33,6 +33,85 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _diagonal_view(v, x, y):
+    """The view of v on its diagonal x = y (axis y dropped; axis x steps along both)."""
+    strides = list(v.strides)
+    strides[x] += strides[y]
+    del strides[y]
+    shape = list(v.shape)
+    del shape[y]
+    return np.lib.stride_tricks.as_strided(v, shape, strides, writeable=True)
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
+
+
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
+    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
+    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
+    J, I, K, L = v.shape
+    nb = G.shape[0]
+    w = v.view()
+    w.shape = (J, I, K * L)
+    aT = (a * scale).T
+    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
+    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    for j0 in range(0, J, step):
+        j1 = min(J, j0 + step)
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
+        if swap:
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
+        else:
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        if add:
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
+        else:
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+
+
 def _forward(params, data):
     """Every tensor of the network by name: parameters, data and nodes (data and nodes per sample)."""
     x = data["x"]
@@ -896,8 +975,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["adj_v"] = _adj_v(t)
@@ -909,7 +988,6 @@ def hessian(params, data):
     t["jac_u__z"] = _jac_u__z(t)
     t["jac_z_v__z"] = _jac_z_v__z(t)
     t["jac_v__z"] = _jac_v__z(t)
-    t["jac_v__z_v"] = _jac_v__z_v(t)
     t["jac_p__v"] = _jac_p__v(t)
     t["jac_p__z_v"] = _jac_p__z_v(t)
     t["jac_p__u"] = _jac_p__u(t)
@@ -938,95 +1016,80 @@ def hessian(params, data):
     t["hess_m__p"] = _hess_m__p(t)
     t["hess_z__p"] = _hess_z__p(t)
     B = t["x"].shape[0]
+    H = _hessian_out(out, 21, params["W1"])
     # ∂f/∂W1,W1[j,i,k,l] = hess_z__z[j,k] x[i] x[l]
+    hess_W1__W1 = _block_view(H, 0, 9, 0, 9, PARAMS["W1"] + PARAMS["W1"])
     hess_z__z = t["hess_z__z"]
     x = t["x"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z__z, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    hess_W1__W1 = (np.tensordot(tmp, hess_z__z, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_W1__W1, hess_z__z, x, x, 1 / B, False, False, True)
     # ∂f/∂W1,g[j,i,k] = adj_z_v[k] jac_u__z[k,j] x[i] + hess_z__z_v[j,k] u[k] x[i]
+    hess_W1__g = _block_view(H, 0, 9, 9, 12, PARAMS["W1"] + PARAMS["g"])
     adj_z_v = t["adj_z_v"]
     jac_u__z = t["jac_u__z"]
     # einsum("Bk,Bkj,Bi->jik", adj_z_v, jac_u__z, x)
-    tmp_2 = jac_u__z * adj_z_v[:, :, None]
+    tmp = jac_u__z * adj_z_v[:, :, None]
+    _add_into(hess_W1__g, (np.tensordot(tmp, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
     hess_z__z_v = t["hess_z__z_v"]
     u = t["u"]
     # einsum("Bjk,Bk,Bi->jik", hess_z__z_v, u, x)
-    tmp_3 = u[:, :, None] * hess_z__z_v.transpose(0, 2, 1)
-    hess_W1__g = ((np.tensordot(tmp_2, x, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(tmp_3, x, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    tmp_2 = u[:, :, None] * hess_z__z_v.transpose(0, 2, 1)
+    _add_into(hess_W1__g, (np.tensordot(tmp_2, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+    _mirror(H, 0, 9, 9, 12)
     # ∂f/∂W1,b[j,i,k] = hess_z__z_v[j,k] x[i]
+    hess_W1__b = _block_view(H, 0, 9, 12, 15, PARAMS["W1"] + PARAMS["b"])
     # einsum("Bjk,Bi->jik", hess_z__z_v, x)
-    hess_W1__b = (np.tensordot(x, hess_z__z_v, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_W1__b, (np.tensordot(x, hess_z__z_v, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 9, 12, 15)
     # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v__z[k,j] x[i] + hess_z__p[j,l] v[k] x[i]
-    adj_p = t["adj_p"]
+    hess_W1__U = _block_view(H, 0, 9, 15, 21, PARAMS["W1"] + PARAMS["U"])
     jac_v__z = t["jac_v__z"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v__z, x)
-    tmp_4 = x[:, :, None] * adj_p[:, None]
+    adj_p = t["adj_p"]
     hess_z__p = t["hess_z__p"]
     v = t["v"]
-    # einsum("Bjl,Bk,Bi->jilk", hess_z__p, v, x)
-    tmp_5 = x[:, :, None] * v[:, None]
-    hess_W1__U = ((np.tensordot(tmp_4, jac_v__z, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_5, hess_z__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂g,W1[j,i,k] = adj_z_v[j] jac_u__z[j,i] x[k] + hess_z_v__z[j,i] u[j] x[k]
-    # einsum("Bj,Bji,Bk->jik", adj_z_v, jac_u__z, x)
-    tmp_6 = jac_u__z * adj_z_v[:, :, None]
-    hess_z_v__z = t["hess_z_v__z"]
-    # einsum("Bji,Bj,Bk->jik", hess_z_v__z, u, x)
-    tmp_7 = u[:, :, None] * hess_z_v__z
-    hess_g__W1 = (np.tensordot(tmp_6, x, axes=([0], [0])) + np.tensordot(tmp_7, x, axes=([0], [0]))) / B
+    _outer_into(hess_W1__U, jac_v__z.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
+    _outer_into(hess_W1__U, hess_z__p, x, v, 1 / B, True)
+    _mirror(H, 0, 9, 15, 21)
     # ∂f/∂g,g[j,i] = hess_z_v__z_v[j,i] u[j] u[i]
+    hess_g__g = _block_view(H, 9, 12, 9, 12, PARAMS["g"] + PARAMS["g"])
     hess_z_v__z_v = t["hess_z_v__z_v"]
     # einsum("Bji,Bj,Bi->ji", hess_z_v__z_v, u, u)
-    tmp_8 = u[:, :, None] * hess_z_v__z_v
-    hess_g__g = (((tmp_8.transpose(2, 1, 0)) @ u.T[..., None])[..., 0]).T / B
+    tmp_3 = u[:, :, None] * hess_z_v__z_v
+    _add_into(hess_g__g, (((tmp_3.transpose(2, 1, 0)) @ u.T[..., None])[..., 0]).T, 1 / B, False)
     # ∂f/∂g,b[j,i] = hess_z_v__z_v[j,i] u[j]
+    hess_g__b = _block_view(H, 9, 12, 12, 15, PARAMS["g"] + PARAMS["b"])
     # einsum("Bji,Bj->ji", hess_z_v__z_v, u)
-    hess_g__b = (u.T[..., None, :] @ (hess_z_v__z_v.transpose(1, 0, 2)))[..., 0, :] / B
-    # ∂f/∂g,U[j,l,i] = adj_p[l] jac_v__z_v[i,j] u[j] + hess_z_v__p[j,l] u[j] v[i]
-    jac_v__z_v = t["jac_v__z_v"]
-    # einsum("Bl,Bij,Bj->jli", adj_p, jac_v__z_v, u)
-    tmp_9 = u[:, :, None] * jac_v__z_v.transpose(0, 2, 1)
+    _add_into(hess_g__b, (u.T[..., None, :] @ (hess_z_v__z_v.transpose(1, 0, 2)))[..., 0, :], 1 / B, False)
+    _mirror(H, 9, 12, 12, 15)
+    # ∂f/∂g,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] u[j] + hess_z_v__p[j,l] u[j] v[i]
+    hess_g__U = _block_view(H, 9, 12, 15, 21, PARAMS["g"] + PARAMS["U"])
     hess_z_v__p = t["hess_z_v__p"]
     # einsum("Bjl,Bj,Bi->jli", hess_z_v__p, u, v)
-    tmp_10 = u[:, :, None] * hess_z_v__p
-    hess_g__U = ((np.tensordot(tmp_9, adj_p, axes=([0], [0]))).transpose(0, 2, 1) + np.tensordot(tmp_10, v, axes=([0], [0]))) / B
-    # ∂f/∂b,W1[j,i,k] = hess_z_v__z[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_v__z, x)
-    hess_b__W1 = (np.tensordot(x, hess_z_v__z, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂b,g[j,i] = hess_z_v__z_v[j,i] u[i]
-    # einsum("Bji,Bi->ji", hess_z_v__z_v, u)
-    hess_b__g = ((u.T[..., None, :] @ (hess_z_v__z_v.transpose(2, 0, 1)))[..., 0, :]).T / B
+    tmp_4 = u[:, :, None] * hess_z_v__p
+    _add_into(hess_g__U, np.tensordot(tmp_4, v, axes=([0], [0])), 1 / B, False)
+    z_v = t["z_v"]
+    dtanh_z_v = 1 - v**2
+    # einsum("Bl,Bj,Bj->jl", adj_p, dtanh_z_v, u)
+    tmp_5 = u * dtanh_z_v
+    _add_into(_diagonal_view(hess_g__U, 0, 2), tmp_5.T @ adj_p, 1 / B, True)
+    _mirror(H, 9, 12, 15, 21)
     # ∂f/∂b,b[j,i] = hess_z_v__z_v[j,i]
+    hess_b__b = _block_view(H, 12, 15, 12, 15, PARAMS["b"] + PARAMS["b"])
     # einsum("Bji->ji", hess_z_v__z_v)
-    hess_b__b = hess_z_v__z_v.sum(axis=0) / B
-    # ∂f/∂b,U[j,l,i] = adj_p[l] jac_v__z_v[i,j] + hess_z_v__p[j,l] v[i]
-    # einsum("Bl,Bij->jli", adj_p, jac_v__z_v)
+    _add_into(hess_b__b, hess_z_v__z_v.sum(axis=0), 1 / B, False)
+    # ∂f/∂b,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] + hess_z_v__p[j,l] v[i]
+    hess_b__U = _block_view(H, 12, 15, 15, 21, PARAMS["b"] + PARAMS["U"])
     # einsum("Bjl,Bi->jli", hess_z_v__p, v)
-    hess_b__U = ((np.tensordot(jac_v__z_v, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v, hess_z_v__p, axes=([0], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v__z[j,i] x[k] + hess_p__z[l,i] v[j] x[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v__z, x)
-    tmp_11 = x[:, :, None] * adj_p[:, None]
-    hess_p__z = t["hess_p__z"]
-    # einsum("Bli,Bj,Bk->ljik", hess_p__z, v, x)
-    tmp_12 = x[:, :, None] * v[:, None]
-    hess_U__W1 = ((np.tensordot(tmp_11, jac_v__z, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_12, hess_p__z, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,g[l,j,i] = adj_p[l] jac_v__z_v[j,i] u[i] + hess_p__z_v[l,i] u[i] v[j]
-    # einsum("Bl,Bji,Bi->lji", adj_p, jac_v__z_v, u)
-    tmp_13 = u[:, :, None] * jac_v__z_v.transpose(0, 2, 1)
-    hess_p__z_v = t["hess_p__z_v"]
-    # einsum("Bli,Bi,Bj->lji", hess_p__z_v, u, v)
-    tmp_14 = u[:, :, None] * hess_p__z_v.transpose(0, 2, 1)
-    hess_U__g = ((np.tensordot(tmp_13, adj_p, axes=([0], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_14, v, axes=([0], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂U,b[l,j,i] = adj_p[l] jac_v__z_v[j,i] + hess_p__z_v[l,i] v[j]
-    # einsum("Bl,Bji->lji", adj_p, jac_v__z_v)
-    # einsum("Bli,Bj->lji", hess_p__z_v, v)
-    hess_U__b = ((np.tensordot(jac_v__z_v, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v, hess_p__z_v, axes=([0], [0]))).transpose(1, 0, 2)) / B
+    _add_into(hess_b__U, (np.tensordot(v, hess_z_v__p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    # einsum("Bl,Bj->jl", adj_p, dtanh_z_v)
+    _add_into(_diagonal_view(hess_b__U, 0, 2), dtanh_z_v.T @ adj_p, 1 / B, True)
+    _mirror(H, 12, 15, 15, 21)
     # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v[j] v[k]
+    hess_U__U = _block_view(H, 15, 21, 15, 21, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
     # einsum("li,Bj,Bk->ljik", hess_p__p, v, v)
-    tmp_15 = v.T @ v
-    hess_U__U = tmp_15.T[:, None] * hess_p__p[:, None, :, None] / B
-    return {("W1", "W1"): hess_W1__W1, ("W1", "g"): hess_W1__g, ("W1", "b"): hess_W1__b, ("W1", "U"): hess_W1__U, ("g", "W1"): hess_g__W1, ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "U"): hess_g__U, ("b", "W1"): hess_b__W1, ("b", "g"): hess_b__g, ("b", "b"): hess_b__b, ("b", "U"): hess_b__U, ("U", "W1"): hess_U__W1, ("U", "g"): hess_U__g, ("U", "b"): hess_U__b, ("U", "U"): hess_U__U}
+    tmp_6 = v.T @ v
+    _add_into(hess_U__U, tmp_6.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
+    return {("W1", "W1"): hess_W1__W1, ("W1", "g"): hess_W1__g, ("W1", "b"): hess_W1__b, ("W1", "U"): hess_W1__U, ("g", "W1"): _block_view(H, 9, 12, 0, 9, (3, 3, 3)), ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "U"): hess_g__U, ("b", "W1"): _block_view(H, 12, 15, 0, 9, (3, 3, 3)), ("b", "g"): _block_view(H, 12, 15, 9, 12, (3, 3)), ("b", "b"): hess_b__b, ("b", "U"): hess_b__U, ("U", "W1"): _block_view(H, 15, 21, 0, 9, (2, 3, 3, 3)), ("U", "g"): _block_view(H, 15, 21, 9, 12, (2, 3, 3)), ("U", "b"): _block_view(H, 15, 21, 12, 15, (2, 3, 3)), ("U", "U"): hess_U__U}
 
 
 def hvp(params, data, vector):

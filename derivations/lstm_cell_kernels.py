@@ -54,10 +54,79 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
 def _logsumexp(a, axis):
     """log Σ exp(a) along ``axis``, shifted by the maximum for stability."""
     m = np.max(a, axis=axis, keepdims=True)
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
+
+
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
+    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
+    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
+    J, I, K, L = v.shape
+    nb = G.shape[0]
+    w = v.view()
+    w.shape = (J, I, K * L)
+    aT = (a * scale).T
+    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
+    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    for j0 in range(0, J, step):
+        j1 = min(J, j0 + step)
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
+        if swap:
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
+        else:
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        if add:
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
+        else:
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
 def _sigmoid(x):
@@ -1491,8 +1560,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["adj_h1"] = _adj_h1(t)
@@ -1547,8 +1616,6 @@ def hessian(params, data):
     t["hess_s1__p"] = _hess_s1__p(t)
     t["hess_ig__p"] = _hess_ig__p(t)
     t["hess_z_ig__p"] = _hess_z_ig__p(t)
-    t["hess_fg__z_ig"] = _hess_fg__z_ig(t)
-    t["hess_z_fg__z_ig"] = _hess_z_fg__z_ig(t)
     t["hess_fg__z_fg"] = _hess_fg__z_fg(t)
     t["hess_z_fg__z_fg"] = _hess_z_fg__z_fg(t)
     t["hess_fg__z_og"] = _hess_fg__z_og(t)
@@ -1557,689 +1624,455 @@ def hessian(params, data):
     t["hess_z_fg__z_gg"] = _hess_z_fg__z_gg(t)
     t["hess_fg__p"] = _hess_fg__p(t)
     t["hess_z_fg__p"] = _hess_z_fg__p(t)
-    t["hess_og__z_ig"] = _hess_og__z_ig(t)
-    t["hess_z_og__z_ig"] = _hess_z_og__z_ig(t)
-    t["hess_og__z_fg"] = _hess_og__z_fg(t)
-    t["hess_z_og__z_fg"] = _hess_z_og__z_fg(t)
     t["hess_og__z_og"] = _hess_og__z_og(t)
     t["hess_z_og__z_og"] = _hess_z_og__z_og(t)
     t["hess_og__z_gg"] = _hess_og__z_gg(t)
     t["hess_z_og__z_gg"] = _hess_z_og__z_gg(t)
     t["hess_og__p"] = _hess_og__p(t)
     t["hess_z_og__p"] = _hess_z_og__p(t)
-    t["hess_gg__z_ig"] = _hess_gg__z_ig(t)
-    t["hess_z_gg__z_ig"] = _hess_z_gg__z_ig(t)
-    t["hess_gg__z_fg"] = _hess_gg__z_fg(t)
-    t["hess_z_gg__z_fg"] = _hess_z_gg__z_fg(t)
-    t["hess_gg__z_og"] = _hess_gg__z_og(t)
-    t["hess_z_gg__z_og"] = _hess_z_gg__z_og(t)
     t["hess_gg__z_gg"] = _hess_gg__z_gg(t)
     t["hess_z_gg__z_gg"] = _hess_z_gg__z_gg(t)
     t["hess_gg__p"] = _hess_gg__p(t)
     t["hess_z_gg__p"] = _hess_z_gg__p(t)
     B = t["x"].shape[0]
+    H = _hessian_out(out, 90, params["Wi"])
     # ∂f/∂Wi,Wi[j,k,i,l] = hess_z_ig__z_ig[j,i] x[k] x[l]
+    hess_Wi__Wi = _block_view(H, 0, 9, 0, 9, PARAMS["Wi"] + PARAMS["Wi"])
     hess_z_ig__z_ig = t["hess_z_ig__z_ig"]
     x = t["x"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ig__z_ig, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    hess_Wi__Wi = (np.tensordot(tmp, hess_z_ig__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wi__Wi, hess_z_ig__z_ig, x, x, 1 / B, False, False, True)
     # ∂f/∂Wi,Ui[j,k,i,l] = h0[l] hess_z_ig__z_ig[j,i] x[k]
+    hess_Wi__Ui = _block_view(H, 0, 9, 9, 18, PARAMS["Wi"] + PARAMS["Ui"])
     h0 = t["h0"]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_ig__z_ig, x)
-    tmp_2 = x[:, :, None] * h0[:, None]
-    hess_Wi__Ui = (np.tensordot(tmp_2, hess_z_ig__z_ig, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    _outer_into(hess_Wi__Ui, hess_z_ig__z_ig, x, h0, 1 / B, False)
+    _mirror(H, 0, 9, 9, 18)
     # ∂f/∂Wi,bi[j,k,i] = hess_z_ig__z_ig[j,i] x[k]
+    hess_Wi__bi = _block_view(H, 0, 9, 18, 21, PARAMS["Wi"] + PARAMS["bi"])
     # einsum("Bji,Bk->jki", hess_z_ig__z_ig, x)
-    hess_Wi__bi = (np.tensordot(x, hess_z_ig__z_ig, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wi__bi, (np.tensordot(x, hess_z_ig__z_ig, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 9, 18, 21)
     # ∂f/∂Wi,Wf[j,k,i,l] = hess_z_ig__z_fg[j,i] x[k] x[l]
+    hess_Wi__Wf = _block_view(H, 0, 9, 21, 30, PARAMS["Wi"] + PARAMS["Wf"])
     hess_z_ig__z_fg = t["hess_z_ig__z_fg"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ig__z_fg, x, x)
-    tmp_3 = x[:, :, None] * x[:, None]
-    hess_Wi__Wf = (np.tensordot(tmp_3, hess_z_ig__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wi__Wf, hess_z_ig__z_fg, x, x, 1 / B, False)
+    _mirror(H, 0, 9, 21, 30)
     # ∂f/∂Wi,Uf[j,k,i,l] = h0[l] hess_z_ig__z_fg[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_ig__z_fg, x)
-    tmp_4 = x[:, :, None] * h0[:, None]
-    hess_Wi__Uf = (np.tensordot(tmp_4, hess_z_ig__z_fg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wi__Uf = _block_view(H, 0, 9, 30, 39, PARAMS["Wi"] + PARAMS["Uf"])
+    _outer_into(hess_Wi__Uf, hess_z_ig__z_fg, x, h0, 1 / B, False)
+    _mirror(H, 0, 9, 30, 39)
     # ∂f/∂Wi,bf[j,k,i] = hess_z_ig__z_fg[j,i] x[k]
+    hess_Wi__bf = _block_view(H, 0, 9, 39, 42, PARAMS["Wi"] + PARAMS["bf"])
     # einsum("Bji,Bk->jki", hess_z_ig__z_fg, x)
-    hess_Wi__bf = (np.tensordot(x, hess_z_ig__z_fg, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wi__bf, (np.tensordot(x, hess_z_ig__z_fg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 9, 39, 42)
     # ∂f/∂Wi,Wo[j,k,i,l] = hess_z_ig__z_og[j,i] x[k] x[l]
+    hess_Wi__Wo = _block_view(H, 0, 9, 42, 51, PARAMS["Wi"] + PARAMS["Wo"])
     hess_z_ig__z_og = t["hess_z_ig__z_og"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ig__z_og, x, x)
-    tmp_5 = x[:, :, None] * x[:, None]
-    hess_Wi__Wo = (np.tensordot(tmp_5, hess_z_ig__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wi__Wo, hess_z_ig__z_og, x, x, 1 / B, False)
+    _mirror(H, 0, 9, 42, 51)
     # ∂f/∂Wi,Uo[j,k,i,l] = h0[l] hess_z_ig__z_og[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_ig__z_og, x)
-    tmp_6 = x[:, :, None] * h0[:, None]
-    hess_Wi__Uo = (np.tensordot(tmp_6, hess_z_ig__z_og, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wi__Uo = _block_view(H, 0, 9, 51, 60, PARAMS["Wi"] + PARAMS["Uo"])
+    _outer_into(hess_Wi__Uo, hess_z_ig__z_og, x, h0, 1 / B, False)
+    _mirror(H, 0, 9, 51, 60)
     # ∂f/∂Wi,bo[j,k,i] = hess_z_ig__z_og[j,i] x[k]
+    hess_Wi__bo = _block_view(H, 0, 9, 60, 63, PARAMS["Wi"] + PARAMS["bo"])
     # einsum("Bji,Bk->jki", hess_z_ig__z_og, x)
-    hess_Wi__bo = (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wi__bo, (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 9, 60, 63)
     # ∂f/∂Wi,Wg[j,k,i,l] = hess_z_ig__z_gg[j,i] x[k] x[l]
+    hess_Wi__Wg = _block_view(H, 0, 9, 63, 72, PARAMS["Wi"] + PARAMS["Wg"])
     hess_z_ig__z_gg = t["hess_z_ig__z_gg"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_ig__z_gg, x, x)
-    tmp_7 = x[:, :, None] * x[:, None]
-    hess_Wi__Wg = (np.tensordot(tmp_7, hess_z_ig__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wi__Wg, hess_z_ig__z_gg, x, x, 1 / B, False)
+    _mirror(H, 0, 9, 63, 72)
     # ∂f/∂Wi,Ug[j,k,i,l] = h0[l] hess_z_ig__z_gg[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_ig__z_gg, x)
-    tmp_8 = x[:, :, None] * h0[:, None]
-    hess_Wi__Ug = (np.tensordot(tmp_8, hess_z_ig__z_gg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wi__Ug = _block_view(H, 0, 9, 72, 81, PARAMS["Wi"] + PARAMS["Ug"])
+    _outer_into(hess_Wi__Ug, hess_z_ig__z_gg, x, h0, 1 / B, False)
+    _mirror(H, 0, 9, 72, 81)
     # ∂f/∂Wi,bg[j,k,i] = hess_z_ig__z_gg[j,i] x[k]
+    hess_Wi__bg = _block_view(H, 0, 9, 81, 84, PARAMS["Wi"] + PARAMS["bg"])
     # einsum("Bji,Bk->jki", hess_z_ig__z_gg, x)
-    hess_Wi__bg = (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wi__bg, (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 9, 81, 84)
     # ∂f/∂Wi,U[j,k,l,i] = adj_p[l] jac_h1__z_ig[i,j] x[k] + h1[i] hess_z_ig__p[j,l] x[k]
-    adj_p = t["adj_p"]
+    hess_Wi__U = _block_view(H, 0, 9, 84, 90, PARAMS["Wi"] + PARAMS["U"])
     jac_h1__z_ig = t["jac_h1__z_ig"]
-    # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h1__z_ig, x)
-    tmp_9 = x[:, :, None] * adj_p[:, None]
-    h1 = t["h1"]
+    adj_p = t["adj_p"]
     hess_z_ig__p = t["hess_z_ig__p"]
-    # einsum("Bi,Bjl,Bk->jkli", h1, hess_z_ig__p, x)
-    tmp_10 = x[:, :, None] * h1[:, None]
-    hess_Wi__U = ((np.tensordot(tmp_9, jac_h1__z_ig, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, hess_z_ig__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Ui,Wi[j,i,k,l] = h0[i] hess_z_ig__z_ig[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_ig__z_ig, x)
-    tmp_11 = x[:, :, None] * h0[:, None]
-    hess_Ui__Wi = (np.tensordot(tmp_11, hess_z_ig__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    h1 = t["h1"]
+    _outer_into(hess_Wi__U, jac_h1__z_ig.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wi__U, hess_z_ig__p, x, h1, 1 / B, True)
+    _mirror(H, 0, 9, 84, 90)
     # ∂f/∂Ui,Ui[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_ig[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_ig__z_ig)
-    tmp_12 = h0[:, :, None] * h0[:, None]
-    hess_Ui__Ui = (np.tensordot(tmp_12, hess_z_ig__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ui__Ui = _block_view(H, 9, 18, 9, 18, PARAMS["Ui"] + PARAMS["Ui"])
+    _outer_into(hess_Ui__Ui, hess_z_ig__z_ig, h0, h0, 1 / B, False, False, True)
     # ∂f/∂Ui,bi[j,i,k] = h0[i] hess_z_ig__z_ig[j,k]
+    hess_Ui__bi = _block_view(H, 9, 18, 18, 21, PARAMS["Ui"] + PARAMS["bi"])
     # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_ig)
-    hess_Ui__bi = (np.tensordot(hess_z_ig__z_ig, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Ui__bi, (np.tensordot(hess_z_ig__z_ig, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 9, 18, 18, 21)
     # ∂f/∂Ui,Wf[j,i,k,l] = h0[i] hess_z_ig__z_fg[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_ig__z_fg, x)
-    tmp_13 = x[:, :, None] * h0[:, None]
-    hess_Ui__Wf = (np.tensordot(tmp_13, hess_z_ig__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ui__Wf = _block_view(H, 9, 18, 21, 30, PARAMS["Ui"] + PARAMS["Wf"])
+    _outer_into(hess_Ui__Wf, hess_z_ig__z_fg, h0, x, 1 / B, False)
+    _mirror(H, 9, 18, 21, 30)
     # ∂f/∂Ui,Uf[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_fg[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_ig__z_fg)
-    tmp_14 = h0[:, :, None] * h0[:, None]
-    hess_Ui__Uf = (np.tensordot(tmp_14, hess_z_ig__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ui__Uf = _block_view(H, 9, 18, 30, 39, PARAMS["Ui"] + PARAMS["Uf"])
+    _outer_into(hess_Ui__Uf, hess_z_ig__z_fg, h0, h0, 1 / B, False)
+    _mirror(H, 9, 18, 30, 39)
     # ∂f/∂Ui,bf[j,i,k] = h0[i] hess_z_ig__z_fg[j,k]
+    hess_Ui__bf = _block_view(H, 9, 18, 39, 42, PARAMS["Ui"] + PARAMS["bf"])
     # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_fg)
-    hess_Ui__bf = (np.tensordot(hess_z_ig__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Ui__bf, (np.tensordot(hess_z_ig__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 9, 18, 39, 42)
     # ∂f/∂Ui,Wo[j,i,k,l] = h0[i] hess_z_ig__z_og[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_ig__z_og, x)
-    tmp_15 = x[:, :, None] * h0[:, None]
-    hess_Ui__Wo = (np.tensordot(tmp_15, hess_z_ig__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ui__Wo = _block_view(H, 9, 18, 42, 51, PARAMS["Ui"] + PARAMS["Wo"])
+    _outer_into(hess_Ui__Wo, hess_z_ig__z_og, h0, x, 1 / B, False)
+    _mirror(H, 9, 18, 42, 51)
     # ∂f/∂Ui,Uo[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_og[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_ig__z_og)
-    tmp_16 = h0[:, :, None] * h0[:, None]
-    hess_Ui__Uo = (np.tensordot(tmp_16, hess_z_ig__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ui__Uo = _block_view(H, 9, 18, 51, 60, PARAMS["Ui"] + PARAMS["Uo"])
+    _outer_into(hess_Ui__Uo, hess_z_ig__z_og, h0, h0, 1 / B, False)
+    _mirror(H, 9, 18, 51, 60)
     # ∂f/∂Ui,bo[j,i,k] = h0[i] hess_z_ig__z_og[j,k]
+    hess_Ui__bo = _block_view(H, 9, 18, 60, 63, PARAMS["Ui"] + PARAMS["bo"])
     # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_og)
-    hess_Ui__bo = (np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Ui__bo, (np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 9, 18, 60, 63)
     # ∂f/∂Ui,Wg[j,i,k,l] = h0[i] hess_z_ig__z_gg[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_ig__z_gg, x)
-    tmp_17 = x[:, :, None] * h0[:, None]
-    hess_Ui__Wg = (np.tensordot(tmp_17, hess_z_ig__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ui__Wg = _block_view(H, 9, 18, 63, 72, PARAMS["Ui"] + PARAMS["Wg"])
+    _outer_into(hess_Ui__Wg, hess_z_ig__z_gg, h0, x, 1 / B, False)
+    _mirror(H, 9, 18, 63, 72)
     # ∂f/∂Ui,Ug[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_gg[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_ig__z_gg)
-    tmp_18 = h0[:, :, None] * h0[:, None]
-    hess_Ui__Ug = (np.tensordot(tmp_18, hess_z_ig__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ui__Ug = _block_view(H, 9, 18, 72, 81, PARAMS["Ui"] + PARAMS["Ug"])
+    _outer_into(hess_Ui__Ug, hess_z_ig__z_gg, h0, h0, 1 / B, False)
+    _mirror(H, 9, 18, 72, 81)
     # ∂f/∂Ui,bg[j,i,k] = h0[i] hess_z_ig__z_gg[j,k]
+    hess_Ui__bg = _block_view(H, 9, 18, 81, 84, PARAMS["Ui"] + PARAMS["bg"])
     # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_gg)
-    hess_Ui__bg = (np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Ui__bg, (np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 9, 18, 81, 84)
     # ∂f/∂Ui,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_ig[k,j] + h0[i] h1[k] hess_z_ig__p[j,l]
-    # einsum("Bl,Bi,Bkj->jilk", adj_p, h0, jac_h1__z_ig)
-    tmp_19 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bi,Bk,Bjl->jilk", h0, h1, hess_z_ig__p)
-    tmp_20 = h1[:, :, None] * h0[:, None]
-    hess_Ui__U = ((np.tensordot(tmp_19, jac_h1__z_ig, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_20, hess_z_ig__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂bi,Wi[j,i,k] = hess_z_ig__z_ig[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_ig__z_ig, x)
-    hess_bi__Wi = (np.tensordot(x, hess_z_ig__z_ig, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bi,Ui[j,i,k] = h0[k] hess_z_ig__z_ig[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_ig__z_ig)
-    hess_bi__Ui = np.tensordot(hess_z_ig__z_ig, h0, axes=([0], [0])) / B
+    hess_Ui__U = _block_view(H, 9, 18, 84, 90, PARAMS["Ui"] + PARAMS["U"])
+    _outer_into(hess_Ui__U, jac_h1__z_ig.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
+    _outer_into(hess_Ui__U, hess_z_ig__p, h0, h1, 1 / B, True)
+    _mirror(H, 9, 18, 84, 90)
     # ∂f/∂bi,bi[j,i] = hess_z_ig__z_ig[j,i]
+    hess_bi__bi = _block_view(H, 18, 21, 18, 21, PARAMS["bi"] + PARAMS["bi"])
     # einsum("Bji->ji", hess_z_ig__z_ig)
-    hess_bi__bi = hess_z_ig__z_ig.sum(axis=0) / B
+    _add_into(hess_bi__bi, hess_z_ig__z_ig.sum(axis=0), 1 / B, False)
     # ∂f/∂bi,Wf[j,i,k] = hess_z_ig__z_fg[j,i] x[k]
+    hess_bi__Wf = _block_view(H, 18, 21, 21, 30, PARAMS["bi"] + PARAMS["Wf"])
     # einsum("Bji,Bk->jik", hess_z_ig__z_fg, x)
-    hess_bi__Wf = (np.tensordot(x, hess_z_ig__z_fg, axes=([0], [0]))).transpose(1, 2, 0) / B
+    _add_into(hess_bi__Wf, (np.tensordot(x, hess_z_ig__z_fg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    _mirror(H, 18, 21, 21, 30)
     # ∂f/∂bi,Uf[j,i,k] = h0[k] hess_z_ig__z_fg[j,i]
+    hess_bi__Uf = _block_view(H, 18, 21, 30, 39, PARAMS["bi"] + PARAMS["Uf"])
     # einsum("Bk,Bji->jik", h0, hess_z_ig__z_fg)
-    hess_bi__Uf = np.tensordot(hess_z_ig__z_fg, h0, axes=([0], [0])) / B
+    _add_into(hess_bi__Uf, np.tensordot(hess_z_ig__z_fg, h0, axes=([0], [0])), 1 / B, False)
+    _mirror(H, 18, 21, 30, 39)
     # ∂f/∂bi,bf[j,i] = hess_z_ig__z_fg[j,i]
+    hess_bi__bf = _block_view(H, 18, 21, 39, 42, PARAMS["bi"] + PARAMS["bf"])
     # einsum("Bji->ji", hess_z_ig__z_fg)
-    hess_bi__bf = hess_z_ig__z_fg.sum(axis=0) / B
+    _add_into(hess_bi__bf, hess_z_ig__z_fg.sum(axis=0), 1 / B, False)
+    _mirror(H, 18, 21, 39, 42)
     # ∂f/∂bi,Wo[j,i,k] = hess_z_ig__z_og[j,i] x[k]
+    hess_bi__Wo = _block_view(H, 18, 21, 42, 51, PARAMS["bi"] + PARAMS["Wo"])
     # einsum("Bji,Bk->jik", hess_z_ig__z_og, x)
-    hess_bi__Wo = (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 2, 0) / B
+    _add_into(hess_bi__Wo, (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    _mirror(H, 18, 21, 42, 51)
     # ∂f/∂bi,Uo[j,i,k] = h0[k] hess_z_ig__z_og[j,i]
+    hess_bi__Uo = _block_view(H, 18, 21, 51, 60, PARAMS["bi"] + PARAMS["Uo"])
     # einsum("Bk,Bji->jik", h0, hess_z_ig__z_og)
-    hess_bi__Uo = np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0])) / B
+    _add_into(hess_bi__Uo, np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0])), 1 / B, False)
+    _mirror(H, 18, 21, 51, 60)
     # ∂f/∂bi,bo[j,i] = hess_z_ig__z_og[j,i]
+    hess_bi__bo = _block_view(H, 18, 21, 60, 63, PARAMS["bi"] + PARAMS["bo"])
     # einsum("Bji->ji", hess_z_ig__z_og)
-    hess_bi__bo = hess_z_ig__z_og.sum(axis=0) / B
+    _add_into(hess_bi__bo, hess_z_ig__z_og.sum(axis=0), 1 / B, False)
+    _mirror(H, 18, 21, 60, 63)
     # ∂f/∂bi,Wg[j,i,k] = hess_z_ig__z_gg[j,i] x[k]
+    hess_bi__Wg = _block_view(H, 18, 21, 63, 72, PARAMS["bi"] + PARAMS["Wg"])
     # einsum("Bji,Bk->jik", hess_z_ig__z_gg, x)
-    hess_bi__Wg = (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 2, 0) / B
+    _add_into(hess_bi__Wg, (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    _mirror(H, 18, 21, 63, 72)
     # ∂f/∂bi,Ug[j,i,k] = h0[k] hess_z_ig__z_gg[j,i]
+    hess_bi__Ug = _block_view(H, 18, 21, 72, 81, PARAMS["bi"] + PARAMS["Ug"])
     # einsum("Bk,Bji->jik", h0, hess_z_ig__z_gg)
-    hess_bi__Ug = np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0])) / B
+    _add_into(hess_bi__Ug, np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0])), 1 / B, False)
+    _mirror(H, 18, 21, 72, 81)
     # ∂f/∂bi,bg[j,i] = hess_z_ig__z_gg[j,i]
+    hess_bi__bg = _block_view(H, 18, 21, 81, 84, PARAMS["bi"] + PARAMS["bg"])
     # einsum("Bji->ji", hess_z_ig__z_gg)
-    hess_bi__bg = hess_z_ig__z_gg.sum(axis=0) / B
+    _add_into(hess_bi__bg, hess_z_ig__z_gg.sum(axis=0), 1 / B, False)
+    _mirror(H, 18, 21, 81, 84)
     # ∂f/∂bi,U[j,l,i] = adj_p[l] jac_h1__z_ig[i,j] + h1[i] hess_z_ig__p[j,l]
+    hess_bi__U = _block_view(H, 18, 21, 84, 90, PARAMS["bi"] + PARAMS["U"])
     # einsum("Bl,Bij->jli", adj_p, jac_h1__z_ig)
+    _add_into(hess_bi__U, (np.tensordot(jac_h1__z_ig, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
     # einsum("Bi,Bjl->jli", h1, hess_z_ig__p)
-    hess_bi__U = ((np.tensordot(jac_h1__z_ig, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + np.tensordot(hess_z_ig__p, h1, axes=([0], [0]))) / B
-    # ∂f/∂Wf,Wi[j,k,i,l] = hess_z_fg__z_ig[j,i] x[k] x[l]
-    hess_z_fg__z_ig = t["hess_z_fg__z_ig"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_fg__z_ig, x, x)
-    tmp_21 = x[:, :, None] * x[:, None]
-    hess_Wf__Wi = (np.tensordot(tmp_21, hess_z_fg__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Wf,Ui[j,k,i,l] = h0[l] hess_z_fg__z_ig[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_fg__z_ig, x)
-    tmp_22 = x[:, :, None] * h0[:, None]
-    hess_Wf__Ui = (np.tensordot(tmp_22, hess_z_fg__z_ig, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
-    # ∂f/∂Wf,bi[j,k,i] = hess_z_fg__z_ig[j,i] x[k]
-    # einsum("Bji,Bk->jki", hess_z_fg__z_ig, x)
-    hess_Wf__bi = (np.tensordot(x, hess_z_fg__z_ig, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_bi__U, np.tensordot(hess_z_ig__p, h1, axes=([0], [0])), 1 / B, True)
+    _mirror(H, 18, 21, 84, 90)
     # ∂f/∂Wf,Wf[j,k,i,l] = hess_z_fg__z_fg[j,i] x[k] x[l]
+    hess_Wf__Wf = _block_view(H, 21, 30, 21, 30, PARAMS["Wf"] + PARAMS["Wf"])
     hess_z_fg__z_fg = t["hess_z_fg__z_fg"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_fg__z_fg, x, x)
-    tmp_23 = x[:, :, None] * x[:, None]
-    hess_Wf__Wf = (np.tensordot(tmp_23, hess_z_fg__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wf__Wf, hess_z_fg__z_fg, x, x, 1 / B, False, False, True)
     # ∂f/∂Wf,Uf[j,k,i,l] = h0[l] hess_z_fg__z_fg[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_fg__z_fg, x)
-    tmp_24 = x[:, :, None] * h0[:, None]
-    hess_Wf__Uf = (np.tensordot(tmp_24, hess_z_fg__z_fg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wf__Uf = _block_view(H, 21, 30, 30, 39, PARAMS["Wf"] + PARAMS["Uf"])
+    _outer_into(hess_Wf__Uf, hess_z_fg__z_fg, x, h0, 1 / B, False)
+    _mirror(H, 21, 30, 30, 39)
     # ∂f/∂Wf,bf[j,k,i] = hess_z_fg__z_fg[j,i] x[k]
+    hess_Wf__bf = _block_view(H, 21, 30, 39, 42, PARAMS["Wf"] + PARAMS["bf"])
     # einsum("Bji,Bk->jki", hess_z_fg__z_fg, x)
-    hess_Wf__bf = (np.tensordot(x, hess_z_fg__z_fg, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wf__bf, (np.tensordot(x, hess_z_fg__z_fg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 21, 30, 39, 42)
     # ∂f/∂Wf,Wo[j,k,i,l] = hess_z_fg__z_og[j,i] x[k] x[l]
+    hess_Wf__Wo = _block_view(H, 21, 30, 42, 51, PARAMS["Wf"] + PARAMS["Wo"])
     hess_z_fg__z_og = t["hess_z_fg__z_og"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_fg__z_og, x, x)
-    tmp_25 = x[:, :, None] * x[:, None]
-    hess_Wf__Wo = (np.tensordot(tmp_25, hess_z_fg__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wf__Wo, hess_z_fg__z_og, x, x, 1 / B, False)
+    _mirror(H, 21, 30, 42, 51)
     # ∂f/∂Wf,Uo[j,k,i,l] = h0[l] hess_z_fg__z_og[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_fg__z_og, x)
-    tmp_26 = x[:, :, None] * h0[:, None]
-    hess_Wf__Uo = (np.tensordot(tmp_26, hess_z_fg__z_og, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wf__Uo = _block_view(H, 21, 30, 51, 60, PARAMS["Wf"] + PARAMS["Uo"])
+    _outer_into(hess_Wf__Uo, hess_z_fg__z_og, x, h0, 1 / B, False)
+    _mirror(H, 21, 30, 51, 60)
     # ∂f/∂Wf,bo[j,k,i] = hess_z_fg__z_og[j,i] x[k]
+    hess_Wf__bo = _block_view(H, 21, 30, 60, 63, PARAMS["Wf"] + PARAMS["bo"])
     # einsum("Bji,Bk->jki", hess_z_fg__z_og, x)
-    hess_Wf__bo = (np.tensordot(x, hess_z_fg__z_og, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wf__bo, (np.tensordot(x, hess_z_fg__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 21, 30, 60, 63)
     # ∂f/∂Wf,Wg[j,k,i,l] = hess_z_fg__z_gg[j,i] x[k] x[l]
+    hess_Wf__Wg = _block_view(H, 21, 30, 63, 72, PARAMS["Wf"] + PARAMS["Wg"])
     hess_z_fg__z_gg = t["hess_z_fg__z_gg"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_fg__z_gg, x, x)
-    tmp_27 = x[:, :, None] * x[:, None]
-    hess_Wf__Wg = (np.tensordot(tmp_27, hess_z_fg__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wf__Wg, hess_z_fg__z_gg, x, x, 1 / B, False)
+    _mirror(H, 21, 30, 63, 72)
     # ∂f/∂Wf,Ug[j,k,i,l] = h0[l] hess_z_fg__z_gg[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_fg__z_gg, x)
-    tmp_28 = x[:, :, None] * h0[:, None]
-    hess_Wf__Ug = (np.tensordot(tmp_28, hess_z_fg__z_gg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wf__Ug = _block_view(H, 21, 30, 72, 81, PARAMS["Wf"] + PARAMS["Ug"])
+    _outer_into(hess_Wf__Ug, hess_z_fg__z_gg, x, h0, 1 / B, False)
+    _mirror(H, 21, 30, 72, 81)
     # ∂f/∂Wf,bg[j,k,i] = hess_z_fg__z_gg[j,i] x[k]
+    hess_Wf__bg = _block_view(H, 21, 30, 81, 84, PARAMS["Wf"] + PARAMS["bg"])
     # einsum("Bji,Bk->jki", hess_z_fg__z_gg, x)
-    hess_Wf__bg = (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wf__bg, (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 21, 30, 81, 84)
     # ∂f/∂Wf,U[j,k,l,i] = adj_p[l] jac_h1__z_fg[i,j] x[k] + h1[i] hess_z_fg__p[j,l] x[k]
+    hess_Wf__U = _block_view(H, 21, 30, 84, 90, PARAMS["Wf"] + PARAMS["U"])
     jac_h1__z_fg = t["jac_h1__z_fg"]
-    # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h1__z_fg, x)
-    tmp_29 = x[:, :, None] * adj_p[:, None]
     hess_z_fg__p = t["hess_z_fg__p"]
-    # einsum("Bi,Bjl,Bk->jkli", h1, hess_z_fg__p, x)
-    tmp_30 = x[:, :, None] * h1[:, None]
-    hess_Wf__U = ((np.tensordot(tmp_29, jac_h1__z_fg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_30, hess_z_fg__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uf,Wi[j,i,k,l] = h0[i] hess_z_fg__z_ig[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_fg__z_ig, x)
-    tmp_31 = x[:, :, None] * h0[:, None]
-    hess_Uf__Wi = (np.tensordot(tmp_31, hess_z_fg__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Uf,Ui[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_ig[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_fg__z_ig)
-    tmp_32 = h0[:, :, None] * h0[:, None]
-    hess_Uf__Ui = (np.tensordot(tmp_32, hess_z_fg__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Uf,bi[j,i,k] = h0[i] hess_z_fg__z_ig[j,k]
-    # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_ig)
-    hess_Uf__bi = (np.tensordot(hess_z_fg__z_ig, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
-    # ∂f/∂Uf,Wf[j,i,k,l] = h0[i] hess_z_fg__z_fg[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_fg__z_fg, x)
-    tmp_33 = x[:, :, None] * h0[:, None]
-    hess_Uf__Wf = (np.tensordot(tmp_33, hess_z_fg__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wf__U, jac_h1__z_fg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wf__U, hess_z_fg__p, x, h1, 1 / B, True)
+    _mirror(H, 21, 30, 84, 90)
     # ∂f/∂Uf,Uf[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_fg[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_fg__z_fg)
-    tmp_34 = h0[:, :, None] * h0[:, None]
-    hess_Uf__Uf = (np.tensordot(tmp_34, hess_z_fg__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uf__Uf = _block_view(H, 30, 39, 30, 39, PARAMS["Uf"] + PARAMS["Uf"])
+    _outer_into(hess_Uf__Uf, hess_z_fg__z_fg, h0, h0, 1 / B, False, False, True)
     # ∂f/∂Uf,bf[j,i,k] = h0[i] hess_z_fg__z_fg[j,k]
+    hess_Uf__bf = _block_view(H, 30, 39, 39, 42, PARAMS["Uf"] + PARAMS["bf"])
     # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_fg)
-    hess_Uf__bf = (np.tensordot(hess_z_fg__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Uf__bf, (np.tensordot(hess_z_fg__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 30, 39, 39, 42)
     # ∂f/∂Uf,Wo[j,i,k,l] = h0[i] hess_z_fg__z_og[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_fg__z_og, x)
-    tmp_35 = x[:, :, None] * h0[:, None]
-    hess_Uf__Wo = (np.tensordot(tmp_35, hess_z_fg__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uf__Wo = _block_view(H, 30, 39, 42, 51, PARAMS["Uf"] + PARAMS["Wo"])
+    _outer_into(hess_Uf__Wo, hess_z_fg__z_og, h0, x, 1 / B, False)
+    _mirror(H, 30, 39, 42, 51)
     # ∂f/∂Uf,Uo[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_og[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_fg__z_og)
-    tmp_36 = h0[:, :, None] * h0[:, None]
-    hess_Uf__Uo = (np.tensordot(tmp_36, hess_z_fg__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uf__Uo = _block_view(H, 30, 39, 51, 60, PARAMS["Uf"] + PARAMS["Uo"])
+    _outer_into(hess_Uf__Uo, hess_z_fg__z_og, h0, h0, 1 / B, False)
+    _mirror(H, 30, 39, 51, 60)
     # ∂f/∂Uf,bo[j,i,k] = h0[i] hess_z_fg__z_og[j,k]
+    hess_Uf__bo = _block_view(H, 30, 39, 60, 63, PARAMS["Uf"] + PARAMS["bo"])
     # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_og)
-    hess_Uf__bo = (np.tensordot(hess_z_fg__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Uf__bo, (np.tensordot(hess_z_fg__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 30, 39, 60, 63)
     # ∂f/∂Uf,Wg[j,i,k,l] = h0[i] hess_z_fg__z_gg[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_fg__z_gg, x)
-    tmp_37 = x[:, :, None] * h0[:, None]
-    hess_Uf__Wg = (np.tensordot(tmp_37, hess_z_fg__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uf__Wg = _block_view(H, 30, 39, 63, 72, PARAMS["Uf"] + PARAMS["Wg"])
+    _outer_into(hess_Uf__Wg, hess_z_fg__z_gg, h0, x, 1 / B, False)
+    _mirror(H, 30, 39, 63, 72)
     # ∂f/∂Uf,Ug[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_gg[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_fg__z_gg)
-    tmp_38 = h0[:, :, None] * h0[:, None]
-    hess_Uf__Ug = (np.tensordot(tmp_38, hess_z_fg__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uf__Ug = _block_view(H, 30, 39, 72, 81, PARAMS["Uf"] + PARAMS["Ug"])
+    _outer_into(hess_Uf__Ug, hess_z_fg__z_gg, h0, h0, 1 / B, False)
+    _mirror(H, 30, 39, 72, 81)
     # ∂f/∂Uf,bg[j,i,k] = h0[i] hess_z_fg__z_gg[j,k]
+    hess_Uf__bg = _block_view(H, 30, 39, 81, 84, PARAMS["Uf"] + PARAMS["bg"])
     # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_gg)
-    hess_Uf__bg = (np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Uf__bg, (np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 30, 39, 81, 84)
     # ∂f/∂Uf,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_fg[k,j] + h0[i] h1[k] hess_z_fg__p[j,l]
-    # einsum("Bl,Bi,Bkj->jilk", adj_p, h0, jac_h1__z_fg)
-    tmp_39 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bi,Bk,Bjl->jilk", h0, h1, hess_z_fg__p)
-    tmp_40 = h1[:, :, None] * h0[:, None]
-    hess_Uf__U = ((np.tensordot(tmp_39, jac_h1__z_fg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_40, hess_z_fg__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂bf,Wi[j,i,k] = hess_z_fg__z_ig[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_fg__z_ig, x)
-    hess_bf__Wi = (np.tensordot(x, hess_z_fg__z_ig, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bf,Ui[j,i,k] = h0[k] hess_z_fg__z_ig[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_fg__z_ig)
-    hess_bf__Ui = np.tensordot(hess_z_fg__z_ig, h0, axes=([0], [0])) / B
-    # ∂f/∂bf,bi[j,i] = hess_z_fg__z_ig[j,i]
-    # einsum("Bji->ji", hess_z_fg__z_ig)
-    hess_bf__bi = hess_z_fg__z_ig.sum(axis=0) / B
-    # ∂f/∂bf,Wf[j,i,k] = hess_z_fg__z_fg[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_fg__z_fg, x)
-    hess_bf__Wf = (np.tensordot(x, hess_z_fg__z_fg, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bf,Uf[j,i,k] = h0[k] hess_z_fg__z_fg[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_fg__z_fg)
-    hess_bf__Uf = np.tensordot(hess_z_fg__z_fg, h0, axes=([0], [0])) / B
+    hess_Uf__U = _block_view(H, 30, 39, 84, 90, PARAMS["Uf"] + PARAMS["U"])
+    _outer_into(hess_Uf__U, jac_h1__z_fg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
+    _outer_into(hess_Uf__U, hess_z_fg__p, h0, h1, 1 / B, True)
+    _mirror(H, 30, 39, 84, 90)
     # ∂f/∂bf,bf[j,i] = hess_z_fg__z_fg[j,i]
+    hess_bf__bf = _block_view(H, 39, 42, 39, 42, PARAMS["bf"] + PARAMS["bf"])
     # einsum("Bji->ji", hess_z_fg__z_fg)
-    hess_bf__bf = hess_z_fg__z_fg.sum(axis=0) / B
+    _add_into(hess_bf__bf, hess_z_fg__z_fg.sum(axis=0), 1 / B, False)
     # ∂f/∂bf,Wo[j,i,k] = hess_z_fg__z_og[j,i] x[k]
+    hess_bf__Wo = _block_view(H, 39, 42, 42, 51, PARAMS["bf"] + PARAMS["Wo"])
     # einsum("Bji,Bk->jik", hess_z_fg__z_og, x)
-    hess_bf__Wo = (np.tensordot(x, hess_z_fg__z_og, axes=([0], [0]))).transpose(1, 2, 0) / B
+    _add_into(hess_bf__Wo, (np.tensordot(x, hess_z_fg__z_og, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    _mirror(H, 39, 42, 42, 51)
     # ∂f/∂bf,Uo[j,i,k] = h0[k] hess_z_fg__z_og[j,i]
+    hess_bf__Uo = _block_view(H, 39, 42, 51, 60, PARAMS["bf"] + PARAMS["Uo"])
     # einsum("Bk,Bji->jik", h0, hess_z_fg__z_og)
-    hess_bf__Uo = np.tensordot(hess_z_fg__z_og, h0, axes=([0], [0])) / B
+    _add_into(hess_bf__Uo, np.tensordot(hess_z_fg__z_og, h0, axes=([0], [0])), 1 / B, False)
+    _mirror(H, 39, 42, 51, 60)
     # ∂f/∂bf,bo[j,i] = hess_z_fg__z_og[j,i]
+    hess_bf__bo = _block_view(H, 39, 42, 60, 63, PARAMS["bf"] + PARAMS["bo"])
     # einsum("Bji->ji", hess_z_fg__z_og)
-    hess_bf__bo = hess_z_fg__z_og.sum(axis=0) / B
+    _add_into(hess_bf__bo, hess_z_fg__z_og.sum(axis=0), 1 / B, False)
+    _mirror(H, 39, 42, 60, 63)
     # ∂f/∂bf,Wg[j,i,k] = hess_z_fg__z_gg[j,i] x[k]
+    hess_bf__Wg = _block_view(H, 39, 42, 63, 72, PARAMS["bf"] + PARAMS["Wg"])
     # einsum("Bji,Bk->jik", hess_z_fg__z_gg, x)
-    hess_bf__Wg = (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 2, 0) / B
+    _add_into(hess_bf__Wg, (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    _mirror(H, 39, 42, 63, 72)
     # ∂f/∂bf,Ug[j,i,k] = h0[k] hess_z_fg__z_gg[j,i]
+    hess_bf__Ug = _block_view(H, 39, 42, 72, 81, PARAMS["bf"] + PARAMS["Ug"])
     # einsum("Bk,Bji->jik", h0, hess_z_fg__z_gg)
-    hess_bf__Ug = np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0])) / B
+    _add_into(hess_bf__Ug, np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0])), 1 / B, False)
+    _mirror(H, 39, 42, 72, 81)
     # ∂f/∂bf,bg[j,i] = hess_z_fg__z_gg[j,i]
+    hess_bf__bg = _block_view(H, 39, 42, 81, 84, PARAMS["bf"] + PARAMS["bg"])
     # einsum("Bji->ji", hess_z_fg__z_gg)
-    hess_bf__bg = hess_z_fg__z_gg.sum(axis=0) / B
+    _add_into(hess_bf__bg, hess_z_fg__z_gg.sum(axis=0), 1 / B, False)
+    _mirror(H, 39, 42, 81, 84)
     # ∂f/∂bf,U[j,l,i] = adj_p[l] jac_h1__z_fg[i,j] + h1[i] hess_z_fg__p[j,l]
+    hess_bf__U = _block_view(H, 39, 42, 84, 90, PARAMS["bf"] + PARAMS["U"])
     # einsum("Bl,Bij->jli", adj_p, jac_h1__z_fg)
+    _add_into(hess_bf__U, (np.tensordot(jac_h1__z_fg, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
     # einsum("Bi,Bjl->jli", h1, hess_z_fg__p)
-    hess_bf__U = ((np.tensordot(jac_h1__z_fg, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + np.tensordot(hess_z_fg__p, h1, axes=([0], [0]))) / B
-    # ∂f/∂Wo,Wi[j,k,i,l] = hess_z_og__z_ig[j,i] x[k] x[l]
-    hess_z_og__z_ig = t["hess_z_og__z_ig"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_og__z_ig, x, x)
-    tmp_41 = x[:, :, None] * x[:, None]
-    hess_Wo__Wi = (np.tensordot(tmp_41, hess_z_og__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Wo,Ui[j,k,i,l] = h0[l] hess_z_og__z_ig[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_og__z_ig, x)
-    tmp_42 = x[:, :, None] * h0[:, None]
-    hess_Wo__Ui = (np.tensordot(tmp_42, hess_z_og__z_ig, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
-    # ∂f/∂Wo,bi[j,k,i] = hess_z_og__z_ig[j,i] x[k]
-    # einsum("Bji,Bk->jki", hess_z_og__z_ig, x)
-    hess_Wo__bi = (np.tensordot(x, hess_z_og__z_ig, axes=([0], [0]))).transpose(1, 0, 2) / B
-    # ∂f/∂Wo,Wf[j,k,i,l] = hess_z_og__z_fg[j,i] x[k] x[l]
-    hess_z_og__z_fg = t["hess_z_og__z_fg"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_og__z_fg, x, x)
-    tmp_43 = x[:, :, None] * x[:, None]
-    hess_Wo__Wf = (np.tensordot(tmp_43, hess_z_og__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Wo,Uf[j,k,i,l] = h0[l] hess_z_og__z_fg[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_og__z_fg, x)
-    tmp_44 = x[:, :, None] * h0[:, None]
-    hess_Wo__Uf = (np.tensordot(tmp_44, hess_z_og__z_fg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
-    # ∂f/∂Wo,bf[j,k,i] = hess_z_og__z_fg[j,i] x[k]
-    # einsum("Bji,Bk->jki", hess_z_og__z_fg, x)
-    hess_Wo__bf = (np.tensordot(x, hess_z_og__z_fg, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_bf__U, np.tensordot(hess_z_fg__p, h1, axes=([0], [0])), 1 / B, True)
+    _mirror(H, 39, 42, 84, 90)
     # ∂f/∂Wo,Wo[j,k,i,l] = hess_z_og__z_og[j,i] x[k] x[l]
+    hess_Wo__Wo = _block_view(H, 42, 51, 42, 51, PARAMS["Wo"] + PARAMS["Wo"])
     hess_z_og__z_og = t["hess_z_og__z_og"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_og__z_og, x, x)
-    tmp_45 = x[:, :, None] * x[:, None]
-    hess_Wo__Wo = (np.tensordot(tmp_45, hess_z_og__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wo__Wo, hess_z_og__z_og, x, x, 1 / B, False, False, True)
     # ∂f/∂Wo,Uo[j,k,i,l] = h0[l] hess_z_og__z_og[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_og__z_og, x)
-    tmp_46 = x[:, :, None] * h0[:, None]
-    hess_Wo__Uo = (np.tensordot(tmp_46, hess_z_og__z_og, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wo__Uo = _block_view(H, 42, 51, 51, 60, PARAMS["Wo"] + PARAMS["Uo"])
+    _outer_into(hess_Wo__Uo, hess_z_og__z_og, x, h0, 1 / B, False)
+    _mirror(H, 42, 51, 51, 60)
     # ∂f/∂Wo,bo[j,k,i] = hess_z_og__z_og[j,i] x[k]
+    hess_Wo__bo = _block_view(H, 42, 51, 60, 63, PARAMS["Wo"] + PARAMS["bo"])
     # einsum("Bji,Bk->jki", hess_z_og__z_og, x)
-    hess_Wo__bo = (np.tensordot(x, hess_z_og__z_og, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wo__bo, (np.tensordot(x, hess_z_og__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 42, 51, 60, 63)
     # ∂f/∂Wo,Wg[j,k,i,l] = hess_z_og__z_gg[j,i] x[k] x[l]
+    hess_Wo__Wg = _block_view(H, 42, 51, 63, 72, PARAMS["Wo"] + PARAMS["Wg"])
     hess_z_og__z_gg = t["hess_z_og__z_gg"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_og__z_gg, x, x)
-    tmp_47 = x[:, :, None] * x[:, None]
-    hess_Wo__Wg = (np.tensordot(tmp_47, hess_z_og__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wo__Wg, hess_z_og__z_gg, x, x, 1 / B, False)
+    _mirror(H, 42, 51, 63, 72)
     # ∂f/∂Wo,Ug[j,k,i,l] = h0[l] hess_z_og__z_gg[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_og__z_gg, x)
-    tmp_48 = x[:, :, None] * h0[:, None]
-    hess_Wo__Ug = (np.tensordot(tmp_48, hess_z_og__z_gg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wo__Ug = _block_view(H, 42, 51, 72, 81, PARAMS["Wo"] + PARAMS["Ug"])
+    _outer_into(hess_Wo__Ug, hess_z_og__z_gg, x, h0, 1 / B, False)
+    _mirror(H, 42, 51, 72, 81)
     # ∂f/∂Wo,bg[j,k,i] = hess_z_og__z_gg[j,i] x[k]
+    hess_Wo__bg = _block_view(H, 42, 51, 81, 84, PARAMS["Wo"] + PARAMS["bg"])
     # einsum("Bji,Bk->jki", hess_z_og__z_gg, x)
-    hess_Wo__bg = (np.tensordot(x, hess_z_og__z_gg, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wo__bg, (np.tensordot(x, hess_z_og__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 42, 51, 81, 84)
     # ∂f/∂Wo,U[j,k,l,i] = adj_p[l] jac_h1__z_og[i,j] x[k] + h1[i] hess_z_og__p[j,l] x[k]
+    hess_Wo__U = _block_view(H, 42, 51, 84, 90, PARAMS["Wo"] + PARAMS["U"])
     jac_h1__z_og = t["jac_h1__z_og"]
-    # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h1__z_og, x)
-    tmp_49 = x[:, :, None] * adj_p[:, None]
     hess_z_og__p = t["hess_z_og__p"]
-    # einsum("Bi,Bjl,Bk->jkli", h1, hess_z_og__p, x)
-    tmp_50 = x[:, :, None] * h1[:, None]
-    hess_Wo__U = ((np.tensordot(tmp_49, jac_h1__z_og, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_50, hess_z_og__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Uo,Wi[j,i,k,l] = h0[i] hess_z_og__z_ig[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_og__z_ig, x)
-    tmp_51 = x[:, :, None] * h0[:, None]
-    hess_Uo__Wi = (np.tensordot(tmp_51, hess_z_og__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Uo,Ui[j,i,k,l] = h0[i] h0[l] hess_z_og__z_ig[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_og__z_ig)
-    tmp_52 = h0[:, :, None] * h0[:, None]
-    hess_Uo__Ui = (np.tensordot(tmp_52, hess_z_og__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Uo,bi[j,i,k] = h0[i] hess_z_og__z_ig[j,k]
-    # einsum("Bi,Bjk->jik", h0, hess_z_og__z_ig)
-    hess_Uo__bi = (np.tensordot(hess_z_og__z_ig, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
-    # ∂f/∂Uo,Wf[j,i,k,l] = h0[i] hess_z_og__z_fg[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_og__z_fg, x)
-    tmp_53 = x[:, :, None] * h0[:, None]
-    hess_Uo__Wf = (np.tensordot(tmp_53, hess_z_og__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Uo,Uf[j,i,k,l] = h0[i] h0[l] hess_z_og__z_fg[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_og__z_fg)
-    tmp_54 = h0[:, :, None] * h0[:, None]
-    hess_Uo__Uf = (np.tensordot(tmp_54, hess_z_og__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Uo,bf[j,i,k] = h0[i] hess_z_og__z_fg[j,k]
-    # einsum("Bi,Bjk->jik", h0, hess_z_og__z_fg)
-    hess_Uo__bf = (np.tensordot(hess_z_og__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
-    # ∂f/∂Uo,Wo[j,i,k,l] = h0[i] hess_z_og__z_og[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_og__z_og, x)
-    tmp_55 = x[:, :, None] * h0[:, None]
-    hess_Uo__Wo = (np.tensordot(tmp_55, hess_z_og__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wo__U, jac_h1__z_og.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wo__U, hess_z_og__p, x, h1, 1 / B, True)
+    _mirror(H, 42, 51, 84, 90)
     # ∂f/∂Uo,Uo[j,i,k,l] = h0[i] h0[l] hess_z_og__z_og[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_og__z_og)
-    tmp_56 = h0[:, :, None] * h0[:, None]
-    hess_Uo__Uo = (np.tensordot(tmp_56, hess_z_og__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uo__Uo = _block_view(H, 51, 60, 51, 60, PARAMS["Uo"] + PARAMS["Uo"])
+    _outer_into(hess_Uo__Uo, hess_z_og__z_og, h0, h0, 1 / B, False, False, True)
     # ∂f/∂Uo,bo[j,i,k] = h0[i] hess_z_og__z_og[j,k]
+    hess_Uo__bo = _block_view(H, 51, 60, 60, 63, PARAMS["Uo"] + PARAMS["bo"])
     # einsum("Bi,Bjk->jik", h0, hess_z_og__z_og)
-    hess_Uo__bo = (np.tensordot(hess_z_og__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Uo__bo, (np.tensordot(hess_z_og__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 51, 60, 60, 63)
     # ∂f/∂Uo,Wg[j,i,k,l] = h0[i] hess_z_og__z_gg[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_og__z_gg, x)
-    tmp_57 = x[:, :, None] * h0[:, None]
-    hess_Uo__Wg = (np.tensordot(tmp_57, hess_z_og__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uo__Wg = _block_view(H, 51, 60, 63, 72, PARAMS["Uo"] + PARAMS["Wg"])
+    _outer_into(hess_Uo__Wg, hess_z_og__z_gg, h0, x, 1 / B, False)
+    _mirror(H, 51, 60, 63, 72)
     # ∂f/∂Uo,Ug[j,i,k,l] = h0[i] h0[l] hess_z_og__z_gg[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_og__z_gg)
-    tmp_58 = h0[:, :, None] * h0[:, None]
-    hess_Uo__Ug = (np.tensordot(tmp_58, hess_z_og__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Uo__Ug = _block_view(H, 51, 60, 72, 81, PARAMS["Uo"] + PARAMS["Ug"])
+    _outer_into(hess_Uo__Ug, hess_z_og__z_gg, h0, h0, 1 / B, False)
+    _mirror(H, 51, 60, 72, 81)
     # ∂f/∂Uo,bg[j,i,k] = h0[i] hess_z_og__z_gg[j,k]
+    hess_Uo__bg = _block_view(H, 51, 60, 81, 84, PARAMS["Uo"] + PARAMS["bg"])
     # einsum("Bi,Bjk->jik", h0, hess_z_og__z_gg)
-    hess_Uo__bg = (np.tensordot(hess_z_og__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Uo__bg, (np.tensordot(hess_z_og__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 51, 60, 81, 84)
     # ∂f/∂Uo,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_og[k,j] + h0[i] h1[k] hess_z_og__p[j,l]
-    # einsum("Bl,Bi,Bkj->jilk", adj_p, h0, jac_h1__z_og)
-    tmp_59 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bi,Bk,Bjl->jilk", h0, h1, hess_z_og__p)
-    tmp_60 = h1[:, :, None] * h0[:, None]
-    hess_Uo__U = ((np.tensordot(tmp_59, jac_h1__z_og, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_60, hess_z_og__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂bo,Wi[j,i,k] = hess_z_og__z_ig[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_og__z_ig, x)
-    hess_bo__Wi = (np.tensordot(x, hess_z_og__z_ig, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bo,Ui[j,i,k] = h0[k] hess_z_og__z_ig[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_og__z_ig)
-    hess_bo__Ui = np.tensordot(hess_z_og__z_ig, h0, axes=([0], [0])) / B
-    # ∂f/∂bo,bi[j,i] = hess_z_og__z_ig[j,i]
-    # einsum("Bji->ji", hess_z_og__z_ig)
-    hess_bo__bi = hess_z_og__z_ig.sum(axis=0) / B
-    # ∂f/∂bo,Wf[j,i,k] = hess_z_og__z_fg[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_og__z_fg, x)
-    hess_bo__Wf = (np.tensordot(x, hess_z_og__z_fg, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bo,Uf[j,i,k] = h0[k] hess_z_og__z_fg[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_og__z_fg)
-    hess_bo__Uf = np.tensordot(hess_z_og__z_fg, h0, axes=([0], [0])) / B
-    # ∂f/∂bo,bf[j,i] = hess_z_og__z_fg[j,i]
-    # einsum("Bji->ji", hess_z_og__z_fg)
-    hess_bo__bf = hess_z_og__z_fg.sum(axis=0) / B
-    # ∂f/∂bo,Wo[j,i,k] = hess_z_og__z_og[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_og__z_og, x)
-    hess_bo__Wo = (np.tensordot(x, hess_z_og__z_og, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bo,Uo[j,i,k] = h0[k] hess_z_og__z_og[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_og__z_og)
-    hess_bo__Uo = np.tensordot(hess_z_og__z_og, h0, axes=([0], [0])) / B
+    hess_Uo__U = _block_view(H, 51, 60, 84, 90, PARAMS["Uo"] + PARAMS["U"])
+    _outer_into(hess_Uo__U, jac_h1__z_og.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
+    _outer_into(hess_Uo__U, hess_z_og__p, h0, h1, 1 / B, True)
+    _mirror(H, 51, 60, 84, 90)
     # ∂f/∂bo,bo[j,i] = hess_z_og__z_og[j,i]
+    hess_bo__bo = _block_view(H, 60, 63, 60, 63, PARAMS["bo"] + PARAMS["bo"])
     # einsum("Bji->ji", hess_z_og__z_og)
-    hess_bo__bo = hess_z_og__z_og.sum(axis=0) / B
+    _add_into(hess_bo__bo, hess_z_og__z_og.sum(axis=0), 1 / B, False)
     # ∂f/∂bo,Wg[j,i,k] = hess_z_og__z_gg[j,i] x[k]
+    hess_bo__Wg = _block_view(H, 60, 63, 63, 72, PARAMS["bo"] + PARAMS["Wg"])
     # einsum("Bji,Bk->jik", hess_z_og__z_gg, x)
-    hess_bo__Wg = (np.tensordot(x, hess_z_og__z_gg, axes=([0], [0]))).transpose(1, 2, 0) / B
+    _add_into(hess_bo__Wg, (np.tensordot(x, hess_z_og__z_gg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    _mirror(H, 60, 63, 63, 72)
     # ∂f/∂bo,Ug[j,i,k] = h0[k] hess_z_og__z_gg[j,i]
+    hess_bo__Ug = _block_view(H, 60, 63, 72, 81, PARAMS["bo"] + PARAMS["Ug"])
     # einsum("Bk,Bji->jik", h0, hess_z_og__z_gg)
-    hess_bo__Ug = np.tensordot(hess_z_og__z_gg, h0, axes=([0], [0])) / B
+    _add_into(hess_bo__Ug, np.tensordot(hess_z_og__z_gg, h0, axes=([0], [0])), 1 / B, False)
+    _mirror(H, 60, 63, 72, 81)
     # ∂f/∂bo,bg[j,i] = hess_z_og__z_gg[j,i]
+    hess_bo__bg = _block_view(H, 60, 63, 81, 84, PARAMS["bo"] + PARAMS["bg"])
     # einsum("Bji->ji", hess_z_og__z_gg)
-    hess_bo__bg = hess_z_og__z_gg.sum(axis=0) / B
+    _add_into(hess_bo__bg, hess_z_og__z_gg.sum(axis=0), 1 / B, False)
+    _mirror(H, 60, 63, 81, 84)
     # ∂f/∂bo,U[j,l,i] = adj_p[l] jac_h1__z_og[i,j] + h1[i] hess_z_og__p[j,l]
+    hess_bo__U = _block_view(H, 60, 63, 84, 90, PARAMS["bo"] + PARAMS["U"])
     # einsum("Bl,Bij->jli", adj_p, jac_h1__z_og)
+    _add_into(hess_bo__U, (np.tensordot(jac_h1__z_og, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
     # einsum("Bi,Bjl->jli", h1, hess_z_og__p)
-    hess_bo__U = ((np.tensordot(jac_h1__z_og, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + np.tensordot(hess_z_og__p, h1, axes=([0], [0]))) / B
-    # ∂f/∂Wg,Wi[j,k,i,l] = hess_z_gg__z_ig[j,i] x[k] x[l]
-    hess_z_gg__z_ig = t["hess_z_gg__z_ig"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_gg__z_ig, x, x)
-    tmp_61 = x[:, :, None] * x[:, None]
-    hess_Wg__Wi = (np.tensordot(tmp_61, hess_z_gg__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Wg,Ui[j,k,i,l] = h0[l] hess_z_gg__z_ig[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_gg__z_ig, x)
-    tmp_62 = x[:, :, None] * h0[:, None]
-    hess_Wg__Ui = (np.tensordot(tmp_62, hess_z_gg__z_ig, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
-    # ∂f/∂Wg,bi[j,k,i] = hess_z_gg__z_ig[j,i] x[k]
-    # einsum("Bji,Bk->jki", hess_z_gg__z_ig, x)
-    hess_Wg__bi = (np.tensordot(x, hess_z_gg__z_ig, axes=([0], [0]))).transpose(1, 0, 2) / B
-    # ∂f/∂Wg,Wf[j,k,i,l] = hess_z_gg__z_fg[j,i] x[k] x[l]
-    hess_z_gg__z_fg = t["hess_z_gg__z_fg"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_gg__z_fg, x, x)
-    tmp_63 = x[:, :, None] * x[:, None]
-    hess_Wg__Wf = (np.tensordot(tmp_63, hess_z_gg__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Wg,Uf[j,k,i,l] = h0[l] hess_z_gg__z_fg[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_gg__z_fg, x)
-    tmp_64 = x[:, :, None] * h0[:, None]
-    hess_Wg__Uf = (np.tensordot(tmp_64, hess_z_gg__z_fg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
-    # ∂f/∂Wg,bf[j,k,i] = hess_z_gg__z_fg[j,i] x[k]
-    # einsum("Bji,Bk->jki", hess_z_gg__z_fg, x)
-    hess_Wg__bf = (np.tensordot(x, hess_z_gg__z_fg, axes=([0], [0]))).transpose(1, 0, 2) / B
-    # ∂f/∂Wg,Wo[j,k,i,l] = hess_z_gg__z_og[j,i] x[k] x[l]
-    hess_z_gg__z_og = t["hess_z_gg__z_og"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_gg__z_og, x, x)
-    tmp_65 = x[:, :, None] * x[:, None]
-    hess_Wg__Wo = (np.tensordot(tmp_65, hess_z_gg__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Wg,Uo[j,k,i,l] = h0[l] hess_z_gg__z_og[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_gg__z_og, x)
-    tmp_66 = x[:, :, None] * h0[:, None]
-    hess_Wg__Uo = (np.tensordot(tmp_66, hess_z_gg__z_og, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
-    # ∂f/∂Wg,bo[j,k,i] = hess_z_gg__z_og[j,i] x[k]
-    # einsum("Bji,Bk->jki", hess_z_gg__z_og, x)
-    hess_Wg__bo = (np.tensordot(x, hess_z_gg__z_og, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_bo__U, np.tensordot(hess_z_og__p, h1, axes=([0], [0])), 1 / B, True)
+    _mirror(H, 60, 63, 84, 90)
     # ∂f/∂Wg,Wg[j,k,i,l] = hess_z_gg__z_gg[j,i] x[k] x[l]
+    hess_Wg__Wg = _block_view(H, 63, 72, 63, 72, PARAMS["Wg"] + PARAMS["Wg"])
     hess_z_gg__z_gg = t["hess_z_gg__z_gg"]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_gg__z_gg, x, x)
-    tmp_67 = x[:, :, None] * x[:, None]
-    hess_Wg__Wg = (np.tensordot(tmp_67, hess_z_gg__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wg__Wg, hess_z_gg__z_gg, x, x, 1 / B, False, False, True)
     # ∂f/∂Wg,Ug[j,k,i,l] = h0[l] hess_z_gg__z_gg[j,i] x[k]
-    # einsum("Bl,Bji,Bk->jkil", h0, hess_z_gg__z_gg, x)
-    tmp_68 = x[:, :, None] * h0[:, None]
-    hess_Wg__Ug = (np.tensordot(tmp_68, hess_z_gg__z_gg, axes=([0], [0]))).transpose(2, 0, 3, 1) / B
+    hess_Wg__Ug = _block_view(H, 63, 72, 72, 81, PARAMS["Wg"] + PARAMS["Ug"])
+    _outer_into(hess_Wg__Ug, hess_z_gg__z_gg, x, h0, 1 / B, False)
+    _mirror(H, 63, 72, 72, 81)
     # ∂f/∂Wg,bg[j,k,i] = hess_z_gg__z_gg[j,i] x[k]
+    hess_Wg__bg = _block_view(H, 63, 72, 81, 84, PARAMS["Wg"] + PARAMS["bg"])
     # einsum("Bji,Bk->jki", hess_z_gg__z_gg, x)
-    hess_Wg__bg = (np.tensordot(x, hess_z_gg__z_gg, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_Wg__bg, (np.tensordot(x, hess_z_gg__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 63, 72, 81, 84)
     # ∂f/∂Wg,U[j,k,l,i] = adj_p[l] jac_h1__z_gg[i,j] x[k] + h1[i] hess_z_gg__p[j,l] x[k]
+    hess_Wg__U = _block_view(H, 63, 72, 84, 90, PARAMS["Wg"] + PARAMS["U"])
     jac_h1__z_gg = t["jac_h1__z_gg"]
-    # einsum("Bl,Bij,Bk->jkli", adj_p, jac_h1__z_gg, x)
-    tmp_69 = x[:, :, None] * adj_p[:, None]
     hess_z_gg__p = t["hess_z_gg__p"]
-    # einsum("Bi,Bjl,Bk->jkli", h1, hess_z_gg__p, x)
-    tmp_70 = x[:, :, None] * h1[:, None]
-    hess_Wg__U = ((np.tensordot(tmp_69, jac_h1__z_gg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_70, hess_z_gg__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Ug,Wi[j,i,k,l] = h0[i] hess_z_gg__z_ig[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_gg__z_ig, x)
-    tmp_71 = x[:, :, None] * h0[:, None]
-    hess_Ug__Wi = (np.tensordot(tmp_71, hess_z_gg__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Ug,Ui[j,i,k,l] = h0[i] h0[l] hess_z_gg__z_ig[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_gg__z_ig)
-    tmp_72 = h0[:, :, None] * h0[:, None]
-    hess_Ug__Ui = (np.tensordot(tmp_72, hess_z_gg__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Ug,bi[j,i,k] = h0[i] hess_z_gg__z_ig[j,k]
-    # einsum("Bi,Bjk->jik", h0, hess_z_gg__z_ig)
-    hess_Ug__bi = (np.tensordot(hess_z_gg__z_ig, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
-    # ∂f/∂Ug,Wf[j,i,k,l] = h0[i] hess_z_gg__z_fg[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_gg__z_fg, x)
-    tmp_73 = x[:, :, None] * h0[:, None]
-    hess_Ug__Wf = (np.tensordot(tmp_73, hess_z_gg__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Ug,Uf[j,i,k,l] = h0[i] h0[l] hess_z_gg__z_fg[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_gg__z_fg)
-    tmp_74 = h0[:, :, None] * h0[:, None]
-    hess_Ug__Uf = (np.tensordot(tmp_74, hess_z_gg__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Ug,bf[j,i,k] = h0[i] hess_z_gg__z_fg[j,k]
-    # einsum("Bi,Bjk->jik", h0, hess_z_gg__z_fg)
-    hess_Ug__bf = (np.tensordot(hess_z_gg__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
-    # ∂f/∂Ug,Wo[j,i,k,l] = h0[i] hess_z_gg__z_og[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_gg__z_og, x)
-    tmp_75 = x[:, :, None] * h0[:, None]
-    hess_Ug__Wo = (np.tensordot(tmp_75, hess_z_gg__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Ug,Uo[j,i,k,l] = h0[i] h0[l] hess_z_gg__z_og[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_gg__z_og)
-    tmp_76 = h0[:, :, None] * h0[:, None]
-    hess_Ug__Uo = (np.tensordot(tmp_76, hess_z_gg__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    # ∂f/∂Ug,bo[j,i,k] = h0[i] hess_z_gg__z_og[j,k]
-    # einsum("Bi,Bjk->jik", h0, hess_z_gg__z_og)
-    hess_Ug__bo = (np.tensordot(hess_z_gg__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
-    # ∂f/∂Ug,Wg[j,i,k,l] = h0[i] hess_z_gg__z_gg[j,k] x[l]
-    # einsum("Bi,Bjk,Bl->jikl", h0, hess_z_gg__z_gg, x)
-    tmp_77 = x[:, :, None] * h0[:, None]
-    hess_Ug__Wg = (np.tensordot(tmp_77, hess_z_gg__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_Wg__U, jac_h1__z_gg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
+    _outer_into(hess_Wg__U, hess_z_gg__p, x, h1, 1 / B, True)
+    _mirror(H, 63, 72, 84, 90)
     # ∂f/∂Ug,Ug[j,i,k,l] = h0[i] h0[l] hess_z_gg__z_gg[j,k]
-    # einsum("Bi,Bl,Bjk->jikl", h0, h0, hess_z_gg__z_gg)
-    tmp_78 = h0[:, :, None] * h0[:, None]
-    hess_Ug__Ug = (np.tensordot(tmp_78, hess_z_gg__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    hess_Ug__Ug = _block_view(H, 72, 81, 72, 81, PARAMS["Ug"] + PARAMS["Ug"])
+    _outer_into(hess_Ug__Ug, hess_z_gg__z_gg, h0, h0, 1 / B, False, False, True)
     # ∂f/∂Ug,bg[j,i,k] = h0[i] hess_z_gg__z_gg[j,k]
+    hess_Ug__bg = _block_view(H, 72, 81, 81, 84, PARAMS["Ug"] + PARAMS["bg"])
     # einsum("Bi,Bjk->jik", h0, hess_z_gg__z_gg)
-    hess_Ug__bg = (np.tensordot(hess_z_gg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1) / B
+    _add_into(hess_Ug__bg, (np.tensordot(hess_z_gg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 72, 81, 81, 84)
     # ∂f/∂Ug,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_gg[k,j] + h0[i] h1[k] hess_z_gg__p[j,l]
-    # einsum("Bl,Bi,Bkj->jilk", adj_p, h0, jac_h1__z_gg)
-    tmp_79 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bi,Bk,Bjl->jilk", h0, h1, hess_z_gg__p)
-    tmp_80 = h1[:, :, None] * h0[:, None]
-    hess_Ug__U = ((np.tensordot(tmp_79, jac_h1__z_gg, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_80, hess_z_gg__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂bg,Wi[j,i,k] = hess_z_gg__z_ig[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_gg__z_ig, x)
-    hess_bg__Wi = (np.tensordot(x, hess_z_gg__z_ig, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bg,Ui[j,i,k] = h0[k] hess_z_gg__z_ig[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_gg__z_ig)
-    hess_bg__Ui = np.tensordot(hess_z_gg__z_ig, h0, axes=([0], [0])) / B
-    # ∂f/∂bg,bi[j,i] = hess_z_gg__z_ig[j,i]
-    # einsum("Bji->ji", hess_z_gg__z_ig)
-    hess_bg__bi = hess_z_gg__z_ig.sum(axis=0) / B
-    # ∂f/∂bg,Wf[j,i,k] = hess_z_gg__z_fg[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_gg__z_fg, x)
-    hess_bg__Wf = (np.tensordot(x, hess_z_gg__z_fg, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bg,Uf[j,i,k] = h0[k] hess_z_gg__z_fg[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_gg__z_fg)
-    hess_bg__Uf = np.tensordot(hess_z_gg__z_fg, h0, axes=([0], [0])) / B
-    # ∂f/∂bg,bf[j,i] = hess_z_gg__z_fg[j,i]
-    # einsum("Bji->ji", hess_z_gg__z_fg)
-    hess_bg__bf = hess_z_gg__z_fg.sum(axis=0) / B
-    # ∂f/∂bg,Wo[j,i,k] = hess_z_gg__z_og[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_gg__z_og, x)
-    hess_bg__Wo = (np.tensordot(x, hess_z_gg__z_og, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bg,Uo[j,i,k] = h0[k] hess_z_gg__z_og[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_gg__z_og)
-    hess_bg__Uo = np.tensordot(hess_z_gg__z_og, h0, axes=([0], [0])) / B
-    # ∂f/∂bg,bo[j,i] = hess_z_gg__z_og[j,i]
-    # einsum("Bji->ji", hess_z_gg__z_og)
-    hess_bg__bo = hess_z_gg__z_og.sum(axis=0) / B
-    # ∂f/∂bg,Wg[j,i,k] = hess_z_gg__z_gg[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_gg__z_gg, x)
-    hess_bg__Wg = (np.tensordot(x, hess_z_gg__z_gg, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂bg,Ug[j,i,k] = h0[k] hess_z_gg__z_gg[j,i]
-    # einsum("Bk,Bji->jik", h0, hess_z_gg__z_gg)
-    hess_bg__Ug = np.tensordot(hess_z_gg__z_gg, h0, axes=([0], [0])) / B
+    hess_Ug__U = _block_view(H, 72, 81, 84, 90, PARAMS["Ug"] + PARAMS["U"])
+    _outer_into(hess_Ug__U, jac_h1__z_gg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
+    _outer_into(hess_Ug__U, hess_z_gg__p, h0, h1, 1 / B, True)
+    _mirror(H, 72, 81, 84, 90)
     # ∂f/∂bg,bg[j,i] = hess_z_gg__z_gg[j,i]
+    hess_bg__bg = _block_view(H, 81, 84, 81, 84, PARAMS["bg"] + PARAMS["bg"])
     # einsum("Bji->ji", hess_z_gg__z_gg)
-    hess_bg__bg = hess_z_gg__z_gg.sum(axis=0) / B
+    _add_into(hess_bg__bg, hess_z_gg__z_gg.sum(axis=0), 1 / B, False)
     # ∂f/∂bg,U[j,l,i] = adj_p[l] jac_h1__z_gg[i,j] + h1[i] hess_z_gg__p[j,l]
+    hess_bg__U = _block_view(H, 81, 84, 84, 90, PARAMS["bg"] + PARAMS["U"])
     # einsum("Bl,Bij->jli", adj_p, jac_h1__z_gg)
+    _add_into(hess_bg__U, (np.tensordot(jac_h1__z_gg, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
     # einsum("Bi,Bjl->jli", h1, hess_z_gg__p)
-    hess_bg__U = ((np.tensordot(jac_h1__z_gg, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + np.tensordot(hess_z_gg__p, h1, axes=([0], [0]))) / B
-    # ∂f/∂U,Wi[l,j,i,k] = adj_p[l] jac_h1__z_ig[j,i] x[k] + h1[j] hess_p__z_ig[l,i] x[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_ig, x)
-    tmp_81 = x[:, :, None] * adj_p[:, None]
-    hess_p__z_ig = t["hess_p__z_ig"]
-    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_ig, x)
-    tmp_82 = x[:, :, None] * h1[:, None]
-    hess_U__Wi = ((np.tensordot(tmp_81, jac_h1__z_ig, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_82, hess_p__z_ig, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,Ui[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_ig[j,i] + h0[k] h1[j] hess_p__z_ig[l,i]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h1__z_ig)
-    tmp_83 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h0, h1, hess_p__z_ig)
-    tmp_84 = h1[:, :, None] * h0[:, None]
-    hess_U__Ui = ((np.tensordot(tmp_83, jac_h1__z_ig, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_84, hess_p__z_ig, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,bi[l,j,i] = adj_p[l] jac_h1__z_ig[j,i] + h1[j] hess_p__z_ig[l,i]
-    # einsum("Bl,Bji->lji", adj_p, jac_h1__z_ig)
-    # einsum("Bj,Bli->lji", h1, hess_p__z_ig)
-    hess_U__bi = ((np.tensordot(jac_h1__z_ig, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(hess_p__z_ig, h1, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂U,Wf[l,j,i,k] = adj_p[l] jac_h1__z_fg[j,i] x[k] + h1[j] hess_p__z_fg[l,i] x[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_fg, x)
-    tmp_85 = x[:, :, None] * adj_p[:, None]
-    hess_p__z_fg = t["hess_p__z_fg"]
-    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_fg, x)
-    tmp_86 = x[:, :, None] * h1[:, None]
-    hess_U__Wf = ((np.tensordot(tmp_85, jac_h1__z_fg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_86, hess_p__z_fg, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,Uf[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_fg[j,i] + h0[k] h1[j] hess_p__z_fg[l,i]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h1__z_fg)
-    tmp_87 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h0, h1, hess_p__z_fg)
-    tmp_88 = h1[:, :, None] * h0[:, None]
-    hess_U__Uf = ((np.tensordot(tmp_87, jac_h1__z_fg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_88, hess_p__z_fg, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,bf[l,j,i] = adj_p[l] jac_h1__z_fg[j,i] + h1[j] hess_p__z_fg[l,i]
-    # einsum("Bl,Bji->lji", adj_p, jac_h1__z_fg)
-    # einsum("Bj,Bli->lji", h1, hess_p__z_fg)
-    hess_U__bf = ((np.tensordot(jac_h1__z_fg, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(hess_p__z_fg, h1, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂U,Wo[l,j,i,k] = adj_p[l] jac_h1__z_og[j,i] x[k] + h1[j] hess_p__z_og[l,i] x[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_og, x)
-    tmp_89 = x[:, :, None] * adj_p[:, None]
-    hess_p__z_og = t["hess_p__z_og"]
-    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_og, x)
-    tmp_90 = x[:, :, None] * h1[:, None]
-    hess_U__Wo = ((np.tensordot(tmp_89, jac_h1__z_og, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_90, hess_p__z_og, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,Uo[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_og[j,i] + h0[k] h1[j] hess_p__z_og[l,i]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h1__z_og)
-    tmp_91 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h0, h1, hess_p__z_og)
-    tmp_92 = h1[:, :, None] * h0[:, None]
-    hess_U__Uo = ((np.tensordot(tmp_91, jac_h1__z_og, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_92, hess_p__z_og, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,bo[l,j,i] = adj_p[l] jac_h1__z_og[j,i] + h1[j] hess_p__z_og[l,i]
-    # einsum("Bl,Bji->lji", adj_p, jac_h1__z_og)
-    # einsum("Bj,Bli->lji", h1, hess_p__z_og)
-    hess_U__bo = ((np.tensordot(jac_h1__z_og, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(hess_p__z_og, h1, axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂U,Wg[l,j,i,k] = adj_p[l] jac_h1__z_gg[j,i] x[k] + h1[j] hess_p__z_gg[l,i] x[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_h1__z_gg, x)
-    tmp_93 = x[:, :, None] * adj_p[:, None]
-    hess_p__z_gg = t["hess_p__z_gg"]
-    # einsum("Bj,Bli,Bk->ljik", h1, hess_p__z_gg, x)
-    tmp_94 = x[:, :, None] * h1[:, None]
-    hess_U__Wg = ((np.tensordot(tmp_93, jac_h1__z_gg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_94, hess_p__z_gg, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,Ug[l,j,i,k] = adj_p[l] h0[k] jac_h1__z_gg[j,i] + h0[k] h1[j] hess_p__z_gg[l,i]
-    # einsum("Bl,Bk,Bji->ljik", adj_p, h0, jac_h1__z_gg)
-    tmp_95 = h0[:, :, None] * adj_p[:, None]
-    # einsum("Bk,Bj,Bli->ljik", h0, h1, hess_p__z_gg)
-    tmp_96 = h1[:, :, None] * h0[:, None]
-    hess_U__Ug = ((np.tensordot(tmp_95, jac_h1__z_gg, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_96, hess_p__z_gg, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,bg[l,j,i] = adj_p[l] jac_h1__z_gg[j,i] + h1[j] hess_p__z_gg[l,i]
-    # einsum("Bl,Bji->lji", adj_p, jac_h1__z_gg)
-    # einsum("Bj,Bli->lji", h1, hess_p__z_gg)
-    hess_U__bg = ((np.tensordot(jac_h1__z_gg, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(hess_p__z_gg, h1, axes=([0], [0]))).transpose(0, 2, 1)) / B
+    _add_into(hess_bg__U, np.tensordot(hess_z_gg__p, h1, axes=([0], [0])), 1 / B, True)
+    _mirror(H, 81, 84, 84, 90)
     # ∂f/∂U,U[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
+    hess_U__U = _block_view(H, 84, 90, 84, 90, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
-    # einsum("Bj,Bk,Bli->ljik", h1, h1, hess_p__p)
-    tmp_97 = h1[:, :, None] * h1[:, None]
-    hess_U__U = (np.tensordot(tmp_97, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    return {("Wi", "Wi"): hess_Wi__Wi, ("Wi", "Ui"): hess_Wi__Ui, ("Wi", "bi"): hess_Wi__bi, ("Wi", "Wf"): hess_Wi__Wf, ("Wi", "Uf"): hess_Wi__Uf, ("Wi", "bf"): hess_Wi__bf, ("Wi", "Wo"): hess_Wi__Wo, ("Wi", "Uo"): hess_Wi__Uo, ("Wi", "bo"): hess_Wi__bo, ("Wi", "Wg"): hess_Wi__Wg, ("Wi", "Ug"): hess_Wi__Ug, ("Wi", "bg"): hess_Wi__bg, ("Wi", "U"): hess_Wi__U, ("Ui", "Wi"): hess_Ui__Wi, ("Ui", "Ui"): hess_Ui__Ui, ("Ui", "bi"): hess_Ui__bi, ("Ui", "Wf"): hess_Ui__Wf, ("Ui", "Uf"): hess_Ui__Uf, ("Ui", "bf"): hess_Ui__bf, ("Ui", "Wo"): hess_Ui__Wo, ("Ui", "Uo"): hess_Ui__Uo, ("Ui", "bo"): hess_Ui__bo, ("Ui", "Wg"): hess_Ui__Wg, ("Ui", "Ug"): hess_Ui__Ug, ("Ui", "bg"): hess_Ui__bg, ("Ui", "U"): hess_Ui__U, ("bi", "Wi"): hess_bi__Wi, ("bi", "Ui"): hess_bi__Ui, ("bi", "bi"): hess_bi__bi, ("bi", "Wf"): hess_bi__Wf, ("bi", "Uf"): hess_bi__Uf, ("bi", "bf"): hess_bi__bf, ("bi", "Wo"): hess_bi__Wo, ("bi", "Uo"): hess_bi__Uo, ("bi", "bo"): hess_bi__bo, ("bi", "Wg"): hess_bi__Wg, ("bi", "Ug"): hess_bi__Ug, ("bi", "bg"): hess_bi__bg, ("bi", "U"): hess_bi__U, ("Wf", "Wi"): hess_Wf__Wi, ("Wf", "Ui"): hess_Wf__Ui, ("Wf", "bi"): hess_Wf__bi, ("Wf", "Wf"): hess_Wf__Wf, ("Wf", "Uf"): hess_Wf__Uf, ("Wf", "bf"): hess_Wf__bf, ("Wf", "Wo"): hess_Wf__Wo, ("Wf", "Uo"): hess_Wf__Uo, ("Wf", "bo"): hess_Wf__bo, ("Wf", "Wg"): hess_Wf__Wg, ("Wf", "Ug"): hess_Wf__Ug, ("Wf", "bg"): hess_Wf__bg, ("Wf", "U"): hess_Wf__U, ("Uf", "Wi"): hess_Uf__Wi, ("Uf", "Ui"): hess_Uf__Ui, ("Uf", "bi"): hess_Uf__bi, ("Uf", "Wf"): hess_Uf__Wf, ("Uf", "Uf"): hess_Uf__Uf, ("Uf", "bf"): hess_Uf__bf, ("Uf", "Wo"): hess_Uf__Wo, ("Uf", "Uo"): hess_Uf__Uo, ("Uf", "bo"): hess_Uf__bo, ("Uf", "Wg"): hess_Uf__Wg, ("Uf", "Ug"): hess_Uf__Ug, ("Uf", "bg"): hess_Uf__bg, ("Uf", "U"): hess_Uf__U, ("bf", "Wi"): hess_bf__Wi, ("bf", "Ui"): hess_bf__Ui, ("bf", "bi"): hess_bf__bi, ("bf", "Wf"): hess_bf__Wf, ("bf", "Uf"): hess_bf__Uf, ("bf", "bf"): hess_bf__bf, ("bf", "Wo"): hess_bf__Wo, ("bf", "Uo"): hess_bf__Uo, ("bf", "bo"): hess_bf__bo, ("bf", "Wg"): hess_bf__Wg, ("bf", "Ug"): hess_bf__Ug, ("bf", "bg"): hess_bf__bg, ("bf", "U"): hess_bf__U, ("Wo", "Wi"): hess_Wo__Wi, ("Wo", "Ui"): hess_Wo__Ui, ("Wo", "bi"): hess_Wo__bi, ("Wo", "Wf"): hess_Wo__Wf, ("Wo", "Uf"): hess_Wo__Uf, ("Wo", "bf"): hess_Wo__bf, ("Wo", "Wo"): hess_Wo__Wo, ("Wo", "Uo"): hess_Wo__Uo, ("Wo", "bo"): hess_Wo__bo, ("Wo", "Wg"): hess_Wo__Wg, ("Wo", "Ug"): hess_Wo__Ug, ("Wo", "bg"): hess_Wo__bg, ("Wo", "U"): hess_Wo__U, ("Uo", "Wi"): hess_Uo__Wi, ("Uo", "Ui"): hess_Uo__Ui, ("Uo", "bi"): hess_Uo__bi, ("Uo", "Wf"): hess_Uo__Wf, ("Uo", "Uf"): hess_Uo__Uf, ("Uo", "bf"): hess_Uo__bf, ("Uo", "Wo"): hess_Uo__Wo, ("Uo", "Uo"): hess_Uo__Uo, ("Uo", "bo"): hess_Uo__bo, ("Uo", "Wg"): hess_Uo__Wg, ("Uo", "Ug"): hess_Uo__Ug, ("Uo", "bg"): hess_Uo__bg, ("Uo", "U"): hess_Uo__U, ("bo", "Wi"): hess_bo__Wi, ("bo", "Ui"): hess_bo__Ui, ("bo", "bi"): hess_bo__bi, ("bo", "Wf"): hess_bo__Wf, ("bo", "Uf"): hess_bo__Uf, ("bo", "bf"): hess_bo__bf, ("bo", "Wo"): hess_bo__Wo, ("bo", "Uo"): hess_bo__Uo, ("bo", "bo"): hess_bo__bo, ("bo", "Wg"): hess_bo__Wg, ("bo", "Ug"): hess_bo__Ug, ("bo", "bg"): hess_bo__bg, ("bo", "U"): hess_bo__U, ("Wg", "Wi"): hess_Wg__Wi, ("Wg", "Ui"): hess_Wg__Ui, ("Wg", "bi"): hess_Wg__bi, ("Wg", "Wf"): hess_Wg__Wf, ("Wg", "Uf"): hess_Wg__Uf, ("Wg", "bf"): hess_Wg__bf, ("Wg", "Wo"): hess_Wg__Wo, ("Wg", "Uo"): hess_Wg__Uo, ("Wg", "bo"): hess_Wg__bo, ("Wg", "Wg"): hess_Wg__Wg, ("Wg", "Ug"): hess_Wg__Ug, ("Wg", "bg"): hess_Wg__bg, ("Wg", "U"): hess_Wg__U, ("Ug", "Wi"): hess_Ug__Wi, ("Ug", "Ui"): hess_Ug__Ui, ("Ug", "bi"): hess_Ug__bi, ("Ug", "Wf"): hess_Ug__Wf, ("Ug", "Uf"): hess_Ug__Uf, ("Ug", "bf"): hess_Ug__bf, ("Ug", "Wo"): hess_Ug__Wo, ("Ug", "Uo"): hess_Ug__Uo, ("Ug", "bo"): hess_Ug__bo, ("Ug", "Wg"): hess_Ug__Wg, ("Ug", "Ug"): hess_Ug__Ug, ("Ug", "bg"): hess_Ug__bg, ("Ug", "U"): hess_Ug__U, ("bg", "Wi"): hess_bg__Wi, ("bg", "Ui"): hess_bg__Ui, ("bg", "bi"): hess_bg__bi, ("bg", "Wf"): hess_bg__Wf, ("bg", "Uf"): hess_bg__Uf, ("bg", "bf"): hess_bg__bf, ("bg", "Wo"): hess_bg__Wo, ("bg", "Uo"): hess_bg__Uo, ("bg", "bo"): hess_bg__bo, ("bg", "Wg"): hess_bg__Wg, ("bg", "Ug"): hess_bg__Ug, ("bg", "bg"): hess_bg__bg, ("bg", "U"): hess_bg__U, ("U", "Wi"): hess_U__Wi, ("U", "Ui"): hess_U__Ui, ("U", "bi"): hess_U__bi, ("U", "Wf"): hess_U__Wf, ("U", "Uf"): hess_U__Uf, ("U", "bf"): hess_U__bf, ("U", "Wo"): hess_U__Wo, ("U", "Uo"): hess_U__Uo, ("U", "bo"): hess_U__bo, ("U", "Wg"): hess_U__Wg, ("U", "Ug"): hess_U__Ug, ("U", "bg"): hess_U__bg, ("U", "U"): hess_U__U}
+    _outer_into(hess_U__U, hess_p__p, h1, h1, 1 / B, False, False, True)
+    return {("Wi", "Wi"): hess_Wi__Wi, ("Wi", "Ui"): hess_Wi__Ui, ("Wi", "bi"): hess_Wi__bi, ("Wi", "Wf"): hess_Wi__Wf, ("Wi", "Uf"): hess_Wi__Uf, ("Wi", "bf"): hess_Wi__bf, ("Wi", "Wo"): hess_Wi__Wo, ("Wi", "Uo"): hess_Wi__Uo, ("Wi", "bo"): hess_Wi__bo, ("Wi", "Wg"): hess_Wi__Wg, ("Wi", "Ug"): hess_Wi__Ug, ("Wi", "bg"): hess_Wi__bg, ("Wi", "U"): hess_Wi__U, ("Ui", "Wi"): _block_view(H, 9, 18, 0, 9, (3, 3, 3, 3)), ("Ui", "Ui"): hess_Ui__Ui, ("Ui", "bi"): hess_Ui__bi, ("Ui", "Wf"): hess_Ui__Wf, ("Ui", "Uf"): hess_Ui__Uf, ("Ui", "bf"): hess_Ui__bf, ("Ui", "Wo"): hess_Ui__Wo, ("Ui", "Uo"): hess_Ui__Uo, ("Ui", "bo"): hess_Ui__bo, ("Ui", "Wg"): hess_Ui__Wg, ("Ui", "Ug"): hess_Ui__Ug, ("Ui", "bg"): hess_Ui__bg, ("Ui", "U"): hess_Ui__U, ("bi", "Wi"): _block_view(H, 18, 21, 0, 9, (3, 3, 3)), ("bi", "Ui"): _block_view(H, 18, 21, 9, 18, (3, 3, 3)), ("bi", "bi"): hess_bi__bi, ("bi", "Wf"): hess_bi__Wf, ("bi", "Uf"): hess_bi__Uf, ("bi", "bf"): hess_bi__bf, ("bi", "Wo"): hess_bi__Wo, ("bi", "Uo"): hess_bi__Uo, ("bi", "bo"): hess_bi__bo, ("bi", "Wg"): hess_bi__Wg, ("bi", "Ug"): hess_bi__Ug, ("bi", "bg"): hess_bi__bg, ("bi", "U"): hess_bi__U, ("Wf", "Wi"): _block_view(H, 21, 30, 0, 9, (3, 3, 3, 3)), ("Wf", "Ui"): _block_view(H, 21, 30, 9, 18, (3, 3, 3, 3)), ("Wf", "bi"): _block_view(H, 21, 30, 18, 21, (3, 3, 3)), ("Wf", "Wf"): hess_Wf__Wf, ("Wf", "Uf"): hess_Wf__Uf, ("Wf", "bf"): hess_Wf__bf, ("Wf", "Wo"): hess_Wf__Wo, ("Wf", "Uo"): hess_Wf__Uo, ("Wf", "bo"): hess_Wf__bo, ("Wf", "Wg"): hess_Wf__Wg, ("Wf", "Ug"): hess_Wf__Ug, ("Wf", "bg"): hess_Wf__bg, ("Wf", "U"): hess_Wf__U, ("Uf", "Wi"): _block_view(H, 30, 39, 0, 9, (3, 3, 3, 3)), ("Uf", "Ui"): _block_view(H, 30, 39, 9, 18, (3, 3, 3, 3)), ("Uf", "bi"): _block_view(H, 30, 39, 18, 21, (3, 3, 3)), ("Uf", "Wf"): _block_view(H, 30, 39, 21, 30, (3, 3, 3, 3)), ("Uf", "Uf"): hess_Uf__Uf, ("Uf", "bf"): hess_Uf__bf, ("Uf", "Wo"): hess_Uf__Wo, ("Uf", "Uo"): hess_Uf__Uo, ("Uf", "bo"): hess_Uf__bo, ("Uf", "Wg"): hess_Uf__Wg, ("Uf", "Ug"): hess_Uf__Ug, ("Uf", "bg"): hess_Uf__bg, ("Uf", "U"): hess_Uf__U, ("bf", "Wi"): _block_view(H, 39, 42, 0, 9, (3, 3, 3)), ("bf", "Ui"): _block_view(H, 39, 42, 9, 18, (3, 3, 3)), ("bf", "bi"): _block_view(H, 39, 42, 18, 21, (3, 3)), ("bf", "Wf"): _block_view(H, 39, 42, 21, 30, (3, 3, 3)), ("bf", "Uf"): _block_view(H, 39, 42, 30, 39, (3, 3, 3)), ("bf", "bf"): hess_bf__bf, ("bf", "Wo"): hess_bf__Wo, ("bf", "Uo"): hess_bf__Uo, ("bf", "bo"): hess_bf__bo, ("bf", "Wg"): hess_bf__Wg, ("bf", "Ug"): hess_bf__Ug, ("bf", "bg"): hess_bf__bg, ("bf", "U"): hess_bf__U, ("Wo", "Wi"): _block_view(H, 42, 51, 0, 9, (3, 3, 3, 3)), ("Wo", "Ui"): _block_view(H, 42, 51, 9, 18, (3, 3, 3, 3)), ("Wo", "bi"): _block_view(H, 42, 51, 18, 21, (3, 3, 3)), ("Wo", "Wf"): _block_view(H, 42, 51, 21, 30, (3, 3, 3, 3)), ("Wo", "Uf"): _block_view(H, 42, 51, 30, 39, (3, 3, 3, 3)), ("Wo", "bf"): _block_view(H, 42, 51, 39, 42, (3, 3, 3)), ("Wo", "Wo"): hess_Wo__Wo, ("Wo", "Uo"): hess_Wo__Uo, ("Wo", "bo"): hess_Wo__bo, ("Wo", "Wg"): hess_Wo__Wg, ("Wo", "Ug"): hess_Wo__Ug, ("Wo", "bg"): hess_Wo__bg, ("Wo", "U"): hess_Wo__U, ("Uo", "Wi"): _block_view(H, 51, 60, 0, 9, (3, 3, 3, 3)), ("Uo", "Ui"): _block_view(H, 51, 60, 9, 18, (3, 3, 3, 3)), ("Uo", "bi"): _block_view(H, 51, 60, 18, 21, (3, 3, 3)), ("Uo", "Wf"): _block_view(H, 51, 60, 21, 30, (3, 3, 3, 3)), ("Uo", "Uf"): _block_view(H, 51, 60, 30, 39, (3, 3, 3, 3)), ("Uo", "bf"): _block_view(H, 51, 60, 39, 42, (3, 3, 3)), ("Uo", "Wo"): _block_view(H, 51, 60, 42, 51, (3, 3, 3, 3)), ("Uo", "Uo"): hess_Uo__Uo, ("Uo", "bo"): hess_Uo__bo, ("Uo", "Wg"): hess_Uo__Wg, ("Uo", "Ug"): hess_Uo__Ug, ("Uo", "bg"): hess_Uo__bg, ("Uo", "U"): hess_Uo__U, ("bo", "Wi"): _block_view(H, 60, 63, 0, 9, (3, 3, 3)), ("bo", "Ui"): _block_view(H, 60, 63, 9, 18, (3, 3, 3)), ("bo", "bi"): _block_view(H, 60, 63, 18, 21, (3, 3)), ("bo", "Wf"): _block_view(H, 60, 63, 21, 30, (3, 3, 3)), ("bo", "Uf"): _block_view(H, 60, 63, 30, 39, (3, 3, 3)), ("bo", "bf"): _block_view(H, 60, 63, 39, 42, (3, 3)), ("bo", "Wo"): _block_view(H, 60, 63, 42, 51, (3, 3, 3)), ("bo", "Uo"): _block_view(H, 60, 63, 51, 60, (3, 3, 3)), ("bo", "bo"): hess_bo__bo, ("bo", "Wg"): hess_bo__Wg, ("bo", "Ug"): hess_bo__Ug, ("bo", "bg"): hess_bo__bg, ("bo", "U"): hess_bo__U, ("Wg", "Wi"): _block_view(H, 63, 72, 0, 9, (3, 3, 3, 3)), ("Wg", "Ui"): _block_view(H, 63, 72, 9, 18, (3, 3, 3, 3)), ("Wg", "bi"): _block_view(H, 63, 72, 18, 21, (3, 3, 3)), ("Wg", "Wf"): _block_view(H, 63, 72, 21, 30, (3, 3, 3, 3)), ("Wg", "Uf"): _block_view(H, 63, 72, 30, 39, (3, 3, 3, 3)), ("Wg", "bf"): _block_view(H, 63, 72, 39, 42, (3, 3, 3)), ("Wg", "Wo"): _block_view(H, 63, 72, 42, 51, (3, 3, 3, 3)), ("Wg", "Uo"): _block_view(H, 63, 72, 51, 60, (3, 3, 3, 3)), ("Wg", "bo"): _block_view(H, 63, 72, 60, 63, (3, 3, 3)), ("Wg", "Wg"): hess_Wg__Wg, ("Wg", "Ug"): hess_Wg__Ug, ("Wg", "bg"): hess_Wg__bg, ("Wg", "U"): hess_Wg__U, ("Ug", "Wi"): _block_view(H, 72, 81, 0, 9, (3, 3, 3, 3)), ("Ug", "Ui"): _block_view(H, 72, 81, 9, 18, (3, 3, 3, 3)), ("Ug", "bi"): _block_view(H, 72, 81, 18, 21, (3, 3, 3)), ("Ug", "Wf"): _block_view(H, 72, 81, 21, 30, (3, 3, 3, 3)), ("Ug", "Uf"): _block_view(H, 72, 81, 30, 39, (3, 3, 3, 3)), ("Ug", "bf"): _block_view(H, 72, 81, 39, 42, (3, 3, 3)), ("Ug", "Wo"): _block_view(H, 72, 81, 42, 51, (3, 3, 3, 3)), ("Ug", "Uo"): _block_view(H, 72, 81, 51, 60, (3, 3, 3, 3)), ("Ug", "bo"): _block_view(H, 72, 81, 60, 63, (3, 3, 3)), ("Ug", "Wg"): _block_view(H, 72, 81, 63, 72, (3, 3, 3, 3)), ("Ug", "Ug"): hess_Ug__Ug, ("Ug", "bg"): hess_Ug__bg, ("Ug", "U"): hess_Ug__U, ("bg", "Wi"): _block_view(H, 81, 84, 0, 9, (3, 3, 3)), ("bg", "Ui"): _block_view(H, 81, 84, 9, 18, (3, 3, 3)), ("bg", "bi"): _block_view(H, 81, 84, 18, 21, (3, 3)), ("bg", "Wf"): _block_view(H, 81, 84, 21, 30, (3, 3, 3)), ("bg", "Uf"): _block_view(H, 81, 84, 30, 39, (3, 3, 3)), ("bg", "bf"): _block_view(H, 81, 84, 39, 42, (3, 3)), ("bg", "Wo"): _block_view(H, 81, 84, 42, 51, (3, 3, 3)), ("bg", "Uo"): _block_view(H, 81, 84, 51, 60, (3, 3, 3)), ("bg", "bo"): _block_view(H, 81, 84, 60, 63, (3, 3)), ("bg", "Wg"): _block_view(H, 81, 84, 63, 72, (3, 3, 3)), ("bg", "Ug"): _block_view(H, 81, 84, 72, 81, (3, 3, 3)), ("bg", "bg"): hess_bg__bg, ("bg", "U"): hess_bg__U, ("U", "Wi"): _block_view(H, 84, 90, 0, 9, (2, 3, 3, 3)), ("U", "Ui"): _block_view(H, 84, 90, 9, 18, (2, 3, 3, 3)), ("U", "bi"): _block_view(H, 84, 90, 18, 21, (2, 3, 3)), ("U", "Wf"): _block_view(H, 84, 90, 21, 30, (2, 3, 3, 3)), ("U", "Uf"): _block_view(H, 84, 90, 30, 39, (2, 3, 3, 3)), ("U", "bf"): _block_view(H, 84, 90, 39, 42, (2, 3, 3)), ("U", "Wo"): _block_view(H, 84, 90, 42, 51, (2, 3, 3, 3)), ("U", "Uo"): _block_view(H, 84, 90, 51, 60, (2, 3, 3, 3)), ("U", "bo"): _block_view(H, 84, 90, 60, 63, (2, 3, 3)), ("U", "Wg"): _block_view(H, 84, 90, 63, 72, (2, 3, 3, 3)), ("U", "Ug"): _block_view(H, 84, 90, 72, 81, (2, 3, 3, 3)), ("U", "bg"): _block_view(H, 84, 90, 81, 84, (2, 3, 3)), ("U", "U"): hess_U__U}
 
 
 def hvp(params, data, vector):

@@ -26,10 +26,37 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
 def _argmax(a, axis):
     """The weights of ∂ max along ``axis``: 1 at the maximiser; 1/m at each of m tied ones."""
     e = (a == np.max(a, axis=axis, keepdims=True)).astype(a.dtype)
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
 
 
 def _logsumexp(a, axis):
@@ -41,6 +68,48 @@ def _logsumexp(a, axis):
 def _max(a, axis):
     """The maximum along ``axis``."""
     return np.max(a, axis=axis)
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
+
+
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
+    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
+    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
+    J, I, K, L = v.shape
+    nb = G.shape[0]
+    w = v.view()
+    w.shape = (J, I, K * L)
+    aT = (a * scale).T
+    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
+    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    for j0 in range(0, J, step):
+        j1 = min(J, j0 + step)
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
+        if swap:
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
+        else:
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        if add:
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
+        else:
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
 def _softmax(a, axis):
@@ -434,8 +503,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["adj_m"] = _adj_m(t)
@@ -454,41 +523,36 @@ def hessian(params, data):
     t["hess_v__p"] = _hess_v__p(t)
     t["hess_z_v__p"] = _hess_z_v__p(t)
     B = t["x"].shape[0]
+    H = _hessian_out(out, 18, params["K"])
     # ∂f/∂K,K[o,e,a,i,j,k] = Σ_clmn hess_z_v__z_v[o,c,i,l] x[e,m] x[j,n] S[m,c,a] S[n,l,k]
+    hess_K__K = _block_view(H, 0, 12, 0, 12, PARAMS["K"] + PARAMS["K"])
     hess_z_v__z_v = t["hess_z_v__z_v"]
     x = t["x"]
     x_win = _window_view(x, 2, 2, 1, 5)
     x_win_2 = _window_view(x, 2, 2, 1, 5)
     # einsum("Bocil,Beca,Bjlk->oeaijk", hess_z_v__z_v, x_win, x_win_2)
     tmp = np.einsum("Beca,Bocil->Beaoil", x_win, hess_z_v__z_v, optimize=False)
-    hess_K__K = (np.tensordot(tmp, x_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5) / B
+    _add_into(hess_K__K, (np.tensordot(tmp, x_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
     # ∂f/∂K,U[o,e,a,l,i] = Σ_cj adj_p[l] jac_m__z_v[i,o,c] x[e,j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] m[i] x[e,j] S[j,c,a]
+    hess_K__U = _block_view(H, 0, 12, 12, 18, PARAMS["K"] + PARAMS["U"])
     adj_p = t["adj_p"]
     jac_m__z_v = t["jac_m__z_v"]
     x_win_3 = _window_view(x, 2, 2, 1, 5)
     # einsum("Bl,Bioc,Beca->oeali", adj_p, jac_m__z_v, x_win_3)
     tmp_2 = np.einsum("Beca,Bioc->Beaio", x_win_3, jac_m__z_v, optimize=False)
+    _add_into(hess_K__U, (np.tensordot(tmp_2, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
     hess_z_v__p = t["hess_z_v__p"]
     m = t["m"]
     x_win_4 = _window_view(x, 2, 2, 1, 5)
     # einsum("Bocl,Bi,Beca->oeali", hess_z_v__p, m, x_win_4)
     tmp_3 = np.einsum("Beca,Bocl->Beaol", x_win_4, hess_z_v__p, optimize=False)
-    hess_K__U = ((np.tensordot(tmp_2, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2) + (np.tensordot(tmp_3, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4)) / B
-    # ∂f/∂U,K[l,o,i,e,a] = Σ_cj adj_p[l] jac_m__z_v[o,i,c] x[e,j] S[j,c,a] + Σ_cj hess_p__z_v[l,i,c] m[o] x[e,j] S[j,c,a]
-    x_win_5 = _window_view(x, 2, 2, 1, 5)
-    # einsum("Bl,Boic,Beca->loiea", adj_p, jac_m__z_v, x_win_5)
-    tmp_4 = np.einsum("Beca,Boic->Beaoi", x_win_5, jac_m__z_v, optimize=False)
-    hess_p__z_v = t["hess_p__z_v"]
-    x_win_6 = _window_view(x, 2, 2, 1, 5)
-    # einsum("Blic,Bo,Beca->loiea", hess_p__z_v, m, x_win_6)
-    tmp_5 = np.einsum("Beca,Blic->Beali", x_win_6, hess_p__z_v, optimize=False)
-    hess_U__K = ((np.tensordot(tmp_4, adj_p, axes=([0], [0]))).transpose(4, 2, 3, 0, 1) + (np.tensordot(tmp_5, m, axes=([0], [0]))).transpose(2, 4, 3, 0, 1)) / B
+    _add_into(hess_K__U, (np.tensordot(tmp_3, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
+    _mirror(H, 0, 12, 12, 18)
     # ∂f/∂U,U[l,o,i,j] = hess_p__p[l,i] m[o] m[j]
+    hess_U__U = _block_view(H, 12, 18, 12, 18, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
-    # einsum("Bli,Bo,Bj->loij", hess_p__p, m, m)
-    tmp_6 = m[:, :, None] * m[:, None]
-    hess_U__U = (np.tensordot(tmp_6, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    return {("K", "K"): hess_K__K, ("K", "U"): hess_K__U, ("U", "K"): hess_U__K, ("U", "U"): hess_U__U}
+    _outer_into(hess_U__U, hess_p__p, m, m, 1 / B, False, False, True)
+    return {("K", "K"): hess_K__K, ("K", "U"): hess_K__U, ("U", "K"): _block_view(H, 12, 18, 0, 12, (2, 3, 3, 2, 2)), ("U", "U"): hess_U__U}
 
 
 def hvp(params, data, vector):

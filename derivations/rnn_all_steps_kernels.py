@@ -44,6 +44,85 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _diagonal_view(v, x, y):
+    """The view of v on its diagonal x = y (axis y dropped; axis x steps along both)."""
+    strides = list(v.strides)
+    strides[x] += strides[y]
+    del strides[y]
+    shape = list(v.shape)
+    del shape[y]
+    return np.lib.stride_tricks.as_strided(v, shape, strides, writeable=True)
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
+
+
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
+    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
+    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
+    J, I, K, L = v.shape
+    nb = G.shape[0]
+    w = v.view()
+    w.shape = (J, I, K * L)
+    aT = (a * scale).T
+    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
+    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    for j0 in range(0, J, step):
+        j1 = min(J, j0 + step)
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
+        if swap:
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
+        else:
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        if add:
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
+        else:
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+
+
 def _forward(params, data):
     """Every tensor of the network by name: parameters, data and nodes (data and nodes per sample); a family's steps as one loop over its label."""
     t = {name: data[name] for name in INPUTS}
@@ -2684,8 +2763,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p_3"] = _adj_p_3(t)
     t["adj_r_3"] = _adj_r_3(t)
@@ -2726,7 +2805,6 @@ def hessian(params, data):
     t["jac_r_2__z_r_2"] = _jac_r_2__z_r_2(t)
     t["jac_z_r_3__z_r_2"] = _jac_z_r_3__z_r_2(t)
     t["jac_r_3__z_r_2"] = _jac_r_3__z_r_2(t)
-    t["jac_r_3__z_r_3"] = _jac_r_3__z_r_3(t)
     t["jac_r_1__z_r_1"] = _jac_r_1__z_r_1(t)
     t["jac_z_r_2__z_r_1"] = _jac_z_r_2__z_r_1(t)
     t["jac_r_2__z_r_1"] = _jac_r_2__z_r_1(t)
@@ -2868,808 +2946,485 @@ def hessian(params, data):
     t["hess_h_1__p_3"] = _hess_h_1__p_3(t)
     t["hess_z_h_1__p_3"] = _hess_z_h_1__p_3(t)
     B = t["x(1)"].shape[0]
+    H = _hessian_out(out, 32, params["h(0)"])
     # ∂f/∂h(0),h(0)[j,i] = Σ_ck W[c,j] W[k,i] hess_z_h_1__z_h_1[c,k]
+    hess_h_0___h_0 = _block_view(H, 0, 3, 0, 3, PARAMS["h(0)"] + PARAMS["h(0)"])
     W = t["W"]
     hess_z_h_1__z_h_1 = t["hess_z_h_1__z_h_1"]
     # einsum("cj,ki,Bck->ji", W, W, hess_z_h_1__z_h_1)
     tmp = ((hess_z_h_1__z_h_1.sum(axis=0)).T) @ W
-    hess_h_0___h_0 = tmp.T @ W / B
-    # ∂f/∂h(0),W[j,i,k] = δ[j,k] adj_z_h_1[i] + Σ_c W[c,j] adj_z_h_2[i] jac_h_1__z_h_1[k,c] + Σ_c W[c,j] adj_z_h_3[i] jac_h_2__z_h_1[k,c] + Σ_c W[c,j] h_0[k] hess_z_h_1__z_h_1[c,i] + Σ_c W[c,j] h_1[k] hess_z_h_1__z_h_2[c,i] + Σ_c W[c,j] h_2[k] hess_z_h_1__z_h_3[c,i]
+    _add_into(hess_h_0___h_0, tmp.T @ W, 1 / B, False)
+    # ∂f/∂h(0),W[j,i,k] = δ[j,k] adj_z_h_1[i] + Σ_c W[c,j] adj_z_h_2[i] tanh'(z_h_1[k]) δ[k,c] + Σ_c W[c,j] adj_z_h_3[i] jac_h_2__z_h_1[k,c] + Σ_c W[c,j] h_0[k] hess_z_h_1__z_h_1[c,i] + Σ_c W[c,j] h_1[k] hess_z_h_1__z_h_2[c,i] + Σ_c W[c,j] h_2[k] hess_z_h_1__z_h_3[c,i]
+    hess_h_0___W = _block_view(H, 0, 3, 3, 12, PARAMS["h(0)"] + PARAMS["W"])
     adj_z_h_1 = t["adj_z_h_1"]
     # einsum("jk,Bi->jik", np.eye(3), adj_z_h_1)
+    _add_into(hess_h_0___W, (adj_z_h_1.sum(axis=0))[:, None] * (np.eye(3))[:, None], 1 / B, False)
     adj_z_h_2 = t["adj_z_h_2"]
-    jac_h_1__z_h_1 = t["jac_h_1__z_h_1"]
-    # einsum("cj,Bi,Bkc->jik", W, adj_z_h_2, jac_h_1__z_h_1)
-    tmp_2 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
+    z_h_1 = t["z_h(1)"]
+    h_1 = t["h(1)"]
+    dtanh_z_h_1 = 1 - h_1**2
+    # einsum("cj,Bi,Bk,kc->jik", W, adj_z_h_2, dtanh_z_h_1, np.eye(3))
+    tmp_2 = (np.eye(3)) @ W
+    tmp_3 = dtanh_z_h_1.T @ adj_z_h_2
+    _add_into(hess_h_0___W, tmp_3.T * tmp_2.T[:, None], 1 / B, True)
     adj_z_h_3 = t["adj_z_h_3"]
     jac_h_2__z_h_1 = t["jac_h_2__z_h_1"]
     # einsum("cj,Bi,Bkc->jik", W, adj_z_h_3, jac_h_2__z_h_1)
-    tmp_3 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    tmp_4 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    _add_into(hess_h_0___W, (np.tensordot(tmp_4, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     h_0 = t["h(0)"]
     # einsum("cj,k,Bci->jik", W, h_0, hess_z_h_1__z_h_1)
-    tmp_4 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
-    h_1 = t["h(1)"]
+    tmp_5 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
+    _add_into(hess_h_0___W, (np.tensordot(tmp_5, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
     hess_z_h_1__z_h_2 = t["hess_z_h_1__z_h_2"]
     # einsum("cj,Bk,Bci->jik", W, h_1, hess_z_h_1__z_h_2)
-    tmp_5 = np.tensordot(hess_z_h_1__z_h_2, h_1, axes=([0], [0]))
+    tmp_6 = np.tensordot(hess_z_h_1__z_h_2, h_1, axes=([0], [0]))
+    _add_into(hess_h_0___W, (np.tensordot(tmp_6, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
     h_2 = t["h(2)"]
     hess_z_h_1__z_h_3 = t["hess_z_h_1__z_h_3"]
     # einsum("cj,Bk,Bci->jik", W, h_2, hess_z_h_1__z_h_3)
-    tmp_6 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
-    hess_h_0___W = ((adj_z_h_1.sum(axis=0))[:, None] * (np.eye(3))[:, None] + (np.tensordot(tmp_2, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_3, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_4, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_5, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_6, W, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    tmp_7 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
+    _add_into(hess_h_0___W, (np.tensordot(tmp_7, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    _mirror(H, 0, 3, 3, 12)
     # ∂f/∂h(0),V[j,i,k] = Σ_c W[c,j] hess_z_h_1__z_h_1[c,i] x_1[k] + Σ_c W[c,j] hess_z_h_1__z_h_2[c,i] x_2[k] + Σ_c W[c,j] hess_z_h_1__z_h_3[c,i] x_3[k]
+    hess_h_0___V = _block_view(H, 0, 3, 12, 18, PARAMS["h(0)"] + PARAMS["V"])
     x_1 = t["x(1)"]
     # einsum("cj,Bci,Bk->jik", W, hess_z_h_1__z_h_1, x_1)
-    tmp_7 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
+    tmp_8 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
+    _add_into(hess_h_0___V, (np.tensordot(tmp_8, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, False)
     x_2 = t["x(2)"]
     # einsum("cj,Bci,Bk->jik", W, hess_z_h_1__z_h_2, x_2)
-    tmp_8 = np.tensordot(x_2, hess_z_h_1__z_h_2, axes=([0], [0]))
+    tmp_9 = np.tensordot(x_2, hess_z_h_1__z_h_2, axes=([0], [0]))
+    _add_into(hess_h_0___V, (np.tensordot(tmp_9, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     x_3 = t["x(3)"]
     # einsum("cj,Bci,Bk->jik", W, hess_z_h_1__z_h_3, x_3)
-    tmp_9 = np.tensordot(x_3, hess_z_h_1__z_h_3, axes=([0], [0]))
-    hess_h_0___V = ((np.tensordot(tmp_7, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_8, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_9, W, axes=([1], [0]))).transpose(2, 1, 0)) / B
+    tmp_10 = np.tensordot(x_3, hess_z_h_1__z_h_3, axes=([0], [0]))
+    _add_into(hess_h_0___V, (np.tensordot(tmp_10, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    _mirror(H, 0, 3, 12, 18)
     # ∂f/∂h(0),A[j,m,q] = Σ_c W[c,j] adj_z_r_2[m] jac_r_1__z_h_1[q,c] + Σ_c W[c,j] adj_z_r_3[m] jac_r_2__z_h_1[q,c] + Σ_c W[c,j] hess_z_h_1__z_r_2[c,m] r_1[q] + Σ_c W[c,j] hess_z_h_1__z_r_3[c,m] r_2[q]
+    hess_h_0___A = _block_view(H, 0, 3, 18, 22, PARAMS["h(0)"] + PARAMS["A"])
     adj_z_r_2 = t["adj_z_r_2"]
     jac_r_1__z_h_1 = t["jac_r_1__z_h_1"]
     # einsum("cj,Bm,Bqc->jmq", W, adj_z_r_2, jac_r_1__z_h_1)
-    tmp_10 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
+    tmp_11 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
+    _add_into(hess_h_0___A, (np.tensordot(tmp_11, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, False)
     adj_z_r_3 = t["adj_z_r_3"]
     jac_r_2__z_h_1 = t["jac_r_2__z_h_1"]
     # einsum("cj,Bm,Bqc->jmq", W, adj_z_r_3, jac_r_2__z_h_1)
-    tmp_11 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    tmp_12 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    _add_into(hess_h_0___A, (np.tensordot(tmp_12, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     hess_z_h_1__z_r_2 = t["hess_z_h_1__z_r_2"]
     r_1 = t["r(1)"]
     # einsum("cj,Bcm,Bq->jmq", W, hess_z_h_1__z_r_2, r_1)
-    tmp_12 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
+    tmp_13 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
+    _add_into(hess_h_0___A, (np.tensordot(tmp_13, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     hess_z_h_1__z_r_3 = t["hess_z_h_1__z_r_3"]
     r_2 = t["r(2)"]
     # einsum("cj,Bcm,Bq->jmq", W, hess_z_h_1__z_r_3, r_2)
-    tmp_13 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
-    hess_h_0___A = ((np.tensordot(tmp_10, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_11, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_12, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_13, W, axes=([1], [0]))).transpose(2, 1, 0)) / B
-    # ∂f/∂h(0),B[j,m,i] = Σ_c W[c,j] adj_z_r_1[m] jac_h_1__z_h_1[i,c] + Σ_c W[c,j] adj_z_r_2[m] jac_h_2__z_h_1[i,c] + Σ_c W[c,j] adj_z_r_3[m] jac_h_3__z_h_1[i,c] + Σ_c W[c,j] h_1[i] hess_z_h_1__z_r_1[c,m] + Σ_c W[c,j] h_2[i] hess_z_h_1__z_r_2[c,m] + Σ_c W[c,j] h_3[i] hess_z_h_1__z_r_3[c,m]
+    tmp_14 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
+    _add_into(hess_h_0___A, (np.tensordot(tmp_14, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    _mirror(H, 0, 3, 18, 22)
+    # ∂f/∂h(0),B[j,m,i] = Σ_c W[c,j] adj_z_r_1[m] tanh'(z_h_1[i]) δ[i,c] + Σ_c W[c,j] adj_z_r_2[m] jac_h_2__z_h_1[i,c] + Σ_c W[c,j] adj_z_r_3[m] jac_h_3__z_h_1[i,c] + Σ_c W[c,j] h_1[i] hess_z_h_1__z_r_1[c,m] + Σ_c W[c,j] h_2[i] hess_z_h_1__z_r_2[c,m] + Σ_c W[c,j] h_3[i] hess_z_h_1__z_r_3[c,m]
+    hess_h_0___B = _block_view(H, 0, 3, 22, 28, PARAMS["h(0)"] + PARAMS["B"])
     adj_z_r_1 = t["adj_z_r_1"]
-    # einsum("cj,Bm,Bic->jmi", W, adj_z_r_1, jac_h_1__z_h_1)
-    tmp_14 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
+    # einsum("cj,Bm,Bi,ic->jmi", W, adj_z_r_1, dtanh_z_h_1, np.eye(3))
+    tmp_15 = (np.eye(3)) @ W
+    tmp_16 = dtanh_z_h_1.T @ adj_z_r_1
+    _add_into(hess_h_0___B, tmp_16.T * tmp_15.T[:, None], 1 / B, False)
     # einsum("cj,Bm,Bic->jmi", W, adj_z_r_2, jac_h_2__z_h_1)
-    tmp_15 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
+    tmp_17 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_17, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     jac_h_3__z_h_1 = t["jac_h_3__z_h_1"]
     # einsum("cj,Bm,Bic->jmi", W, adj_z_r_3, jac_h_3__z_h_1)
-    tmp_16 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    tmp_18 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_18, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     hess_z_h_1__z_r_1 = t["hess_z_h_1__z_r_1"]
     # einsum("cj,Bi,Bcm->jmi", W, h_1, hess_z_h_1__z_r_1)
-    tmp_17 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
+    tmp_19 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_19, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
     # einsum("cj,Bi,Bcm->jmi", W, h_2, hess_z_h_1__z_r_2)
-    tmp_18 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
+    tmp_20 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_20, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
     h_3 = t["h(3)"]
     # einsum("cj,Bi,Bcm->jmi", W, h_3, hess_z_h_1__z_r_3)
-    tmp_19 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
-    hess_h_0___B = ((np.tensordot(tmp_14, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_15, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_16, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_17, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_18, W, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tmp_19, W, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    tmp_21 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_21, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    _mirror(H, 0, 3, 22, 28)
     # ∂f/∂h(0),U[j,l,m] = Σ_c W[c,j] adj_p_1[l] jac_r_1__z_h_1[m,c] + Σ_c W[c,j] adj_p_2[l] jac_r_2__z_h_1[m,c] + Σ_c W[c,j] adj_p_3[l] jac_r_3__z_h_1[m,c] + Σ_c W[c,j] hess_z_h_1__p_1[c,l] r_1[m] + Σ_c W[c,j] hess_z_h_1__p_2[c,l] r_2[m] + Σ_c W[c,j] hess_z_h_1__p_3[c,l] r_3[m]
+    hess_h_0___U = _block_view(H, 0, 3, 28, 32, PARAMS["h(0)"] + PARAMS["U"])
     adj_p_1 = t["adj_p_1"]
     # einsum("cj,Bl,Bmc->jlm", W, adj_p_1, jac_r_1__z_h_1)
-    tmp_20 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
+    tmp_22 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_22, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, False)
     adj_p_2 = t["adj_p_2"]
     # einsum("cj,Bl,Bmc->jlm", W, adj_p_2, jac_r_2__z_h_1)
-    tmp_21 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
+    tmp_23 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_23, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     adj_p_3 = t["adj_p_3"]
     jac_r_3__z_h_1 = t["jac_r_3__z_h_1"]
     # einsum("cj,Bl,Bmc->jlm", W, adj_p_3, jac_r_3__z_h_1)
-    tmp_22 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    tmp_24 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_24, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     hess_z_h_1__p_1 = t["hess_z_h_1__p_1"]
     # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_1, r_1)
-    tmp_23 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
+    tmp_25 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_25, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     hess_z_h_1__p_2 = t["hess_z_h_1__p_2"]
     # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_2, r_2)
-    tmp_24 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
+    tmp_26 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_26, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     hess_z_h_1__p_3 = t["hess_z_h_1__p_3"]
     r_3 = t["r(3)"]
     # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_3, r_3)
-    tmp_25 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
-    hess_h_0___U = ((np.tensordot(tmp_20, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_21, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_22, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_23, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_24, W, axes=([1], [0]))).transpose(2, 1, 0) + (np.tensordot(tmp_25, W, axes=([1], [0]))).transpose(2, 1, 0)) / B
-    # ∂f/∂W,h(0)[j,i,k] = δ[i,k] adj_z_h_1[j] + Σ_c W[c,k] adj_z_h_2[j] jac_h_1__z_h_1[i,c] + Σ_c W[c,k] adj_z_h_3[j] jac_h_2__z_h_1[i,c] + Σ_c W[c,k] h_0[i] hess_z_h_1__z_h_1[j,c] + Σ_c W[c,k] h_1[i] hess_z_h_2__z_h_1[j,c] + Σ_c W[c,k] h_2[i] hess_z_h_3__z_h_1[j,c]
-    # einsum("ik,Bj->jik", np.eye(3), adj_z_h_1)
-    # einsum("ck,Bj,Bic->jik", W, adj_z_h_2, jac_h_1__z_h_1)
-    tmp_26 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
-    # einsum("ck,Bj,Bic->jik", W, adj_z_h_3, jac_h_2__z_h_1)
-    tmp_27 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
-    # einsum("ck,i,Bjc->jik", W, h_0, hess_z_h_1__z_h_1)
-    tmp_28 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
-    hess_z_h_2__z_h_1 = t["hess_z_h_2__z_h_1"]
-    # einsum("ck,Bi,Bjc->jik", W, h_1, hess_z_h_2__z_h_1)
-    tmp_29 = np.tensordot(hess_z_h_2__z_h_1, h_1, axes=([0], [0]))
-    hess_z_h_3__z_h_1 = t["hess_z_h_3__z_h_1"]
-    # einsum("ck,Bi,Bjc->jik", W, h_2, hess_z_h_3__z_h_1)
-    tmp_30 = np.tensordot(hess_z_h_3__z_h_1, h_2, axes=([0], [0]))
-    hess_W__h_0 = ((adj_z_h_1.sum(axis=0))[:, None, None] * np.eye(3) + (np.tensordot(tmp_26, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_27, W, axes=([1], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_28, W, axes=([1], [0])) + np.tensordot(tmp_29, W, axes=([1], [0])) + np.tensordot(tmp_30, W, axes=([1], [0]))) / B
-    # ∂f/∂W,W[j,i,k,l] = adj_z_h_2[j] h_0[l] jac_h_1__z_h_1[i,k] + adj_z_h_2[k] h_0[i] jac_h_1__z_h_1[l,j] + adj_z_h_3[j] h_0[l] jac_h_2__z_h_1[i,k] + adj_z_h_3[j] h_1[l] jac_h_2__z_h_2[i,k] + adj_z_h_3[k] h_0[i] jac_h_2__z_h_1[l,j] + adj_z_h_3[k] h_1[i] jac_h_2__z_h_2[l,j] + h_0[i] h_0[l] hess_z_h_1__z_h_1[j,k] + h_0[i] h_1[l] hess_z_h_1__z_h_2[j,k] + h_0[i] h_2[l] hess_z_h_1__z_h_3[j,k] + h_0[l] h_1[i] hess_z_h_2__z_h_1[j,k] + h_1[i] h_1[l] hess_z_h_2__z_h_2[j,k] + h_1[i] h_2[l] hess_z_h_2__z_h_3[j,k] + h_0[l] h_2[i] hess_z_h_3__z_h_1[j,k] + h_1[l] h_2[i] hess_z_h_3__z_h_2[j,k] + h_2[i] h_2[l] hess_z_h_3__z_h_3[j,k]
-    # einsum("Bj,l,Bik->jikl", adj_z_h_2, h_0, jac_h_1__z_h_1)
-    tmp_31 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
-    # einsum("Bk,i,Blj->jikl", adj_z_h_2, h_0, jac_h_1__z_h_1)
-    tmp_32 = np.tensordot(jac_h_1__z_h_1, adj_z_h_2, axes=([0], [0]))
-    # einsum("Bj,l,Bik->jikl", adj_z_h_3, h_0, jac_h_2__z_h_1)
-    tmp_33 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
-    jac_h_2__z_h_2 = t["jac_h_2__z_h_2"]
-    # einsum("Bj,Bl,Bik->jikl", adj_z_h_3, h_1, jac_h_2__z_h_2)
-    tmp_34 = h_1[:, :, None] * adj_z_h_3[:, None]
-    # einsum("Bk,i,Blj->jikl", adj_z_h_3, h_0, jac_h_2__z_h_1)
-    tmp_35 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
-    # einsum("Bk,Bi,Blj->jikl", adj_z_h_3, h_1, jac_h_2__z_h_2)
-    tmp_36 = h_1[:, :, None] * adj_z_h_3[:, None]
-    # einsum("i,l,Bjk->jikl", h_0, h_0, hess_z_h_1__z_h_1)
-    tmp_37 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
-    # einsum("i,Bl,Bjk->jikl", h_0, h_1, hess_z_h_1__z_h_2)
-    tmp_38 = np.tensordot(hess_z_h_1__z_h_2, h_1, axes=([0], [0]))
-    # einsum("i,Bl,Bjk->jikl", h_0, h_2, hess_z_h_1__z_h_3)
-    tmp_39 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
-    # einsum("l,Bi,Bjk->jikl", h_0, h_1, hess_z_h_2__z_h_1)
-    tmp_40 = np.tensordot(hess_z_h_2__z_h_1, h_1, axes=([0], [0]))
+    tmp_27 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_27, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    _mirror(H, 0, 3, 28, 32)
+    # ∂f/∂W,W[j,i,k,l] = adj_z_h_2[j] h_0[l] tanh'(z_h_1[i]) δ[i,k] + adj_z_h_2[k] h_0[i] tanh'(z_h_1[l]) δ[l,j] + adj_z_h_3[j] h_0[l] jac_h_2__z_h_1[i,k] + adj_z_h_3[j] h_1[l] tanh'(z_h_2[i]) δ[i,k] + adj_z_h_3[k] h_0[i] jac_h_2__z_h_1[l,j] + adj_z_h_3[k] h_1[i] tanh'(z_h_2[l]) δ[l,j] + h_0[i] h_0[l] hess_z_h_1__z_h_1[j,k] + h_0[i] h_1[l] hess_z_h_1__z_h_2[j,k] + h_0[i] h_2[l] hess_z_h_1__z_h_3[j,k] + h_0[l] h_1[i] hess_z_h_2__z_h_1[j,k] + h_1[i] h_1[l] hess_z_h_2__z_h_2[j,k] + h_1[i] h_2[l] hess_z_h_2__z_h_3[j,k] + h_0[l] h_2[i] hess_z_h_3__z_h_1[j,k] + h_1[l] h_2[i] hess_z_h_3__z_h_2[j,k] + h_2[i] h_2[l] hess_z_h_3__z_h_3[j,k]
+    hess_W__W = _block_view(H, 3, 12, 3, 12, PARAMS["W"] + PARAMS["W"])
     hess_z_h_2__z_h_2 = t["hess_z_h_2__z_h_2"]
-    # einsum("Bi,Bl,Bjk->jikl", h_1, h_1, hess_z_h_2__z_h_2)
-    tmp_41 = h_1[:, :, None] * h_1[:, None]
     hess_z_h_2__z_h_3 = t["hess_z_h_2__z_h_3"]
-    # einsum("Bi,Bl,Bjk->jikl", h_1, h_2, hess_z_h_2__z_h_3)
-    tmp_42 = h_2[:, :, None] * h_1[:, None]
-    # einsum("l,Bi,Bjk->jikl", h_0, h_2, hess_z_h_3__z_h_1)
-    tmp_43 = np.tensordot(hess_z_h_3__z_h_1, h_2, axes=([0], [0]))
     hess_z_h_3__z_h_2 = t["hess_z_h_3__z_h_2"]
-    # einsum("Bl,Bi,Bjk->jikl", h_1, h_2, hess_z_h_3__z_h_2)
-    tmp_44 = h_2[:, :, None] * h_1[:, None]
     hess_z_h_3__z_h_3 = t["hess_z_h_3__z_h_3"]
-    # einsum("Bi,Bl,Bjk->jikl", h_2, h_2, hess_z_h_3__z_h_3)
-    tmp_45 = h_2[:, :, None] * h_2[:, None]
-    hess_W__W = ((tmp_31.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_32.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_33.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_34, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_35.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_36, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_37.transpose(0, 2, 1))[:, :, :, None] * h_0 + tmp_38[:, None] * h_0[:, None, None] + tmp_39[:, None] * h_0[:, None, None] + (tmp_40.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_41, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_42, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_43.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_44, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_45, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W,V[j,i,k,l] = adj_z_h_2[j] jac_h_1__z_h_1[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_1[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_2[i,k] x_2[l] + h_0[i] hess_z_h_1__z_h_1[j,k] x_1[l] + h_0[i] hess_z_h_1__z_h_2[j,k] x_2[l] + h_0[i] hess_z_h_1__z_h_3[j,k] x_3[l] + h_1[i] hess_z_h_2__z_h_1[j,k] x_1[l] + h_1[i] hess_z_h_2__z_h_2[j,k] x_2[l] + h_1[i] hess_z_h_2__z_h_3[j,k] x_3[l] + h_2[i] hess_z_h_3__z_h_1[j,k] x_1[l] + h_2[i] hess_z_h_3__z_h_2[j,k] x_2[l] + h_2[i] hess_z_h_3__z_h_3[j,k] x_3[l]
-    # einsum("Bj,Bik,Bl->jikl", adj_z_h_2, jac_h_1__z_h_1, x_1)
-    tmp_46 = x_1[:, :, None] * adj_z_h_2[:, None]
+    _outer_into(hess_W__W, hess_z_h_2__z_h_2, h_1, h_1, 1 / B, False)
+    _outer_into(hess_W__W, hess_z_h_2__z_h_3, h_1, h_2, 1 / B, True)
+    _outer_into(hess_W__W, hess_z_h_3__z_h_2, h_2, h_1, 1 / B, True)
+    _outer_into(hess_W__W, hess_z_h_3__z_h_3, h_2, h_2, 1 / B, True)
+    # einsum("Bj,l,Bik->jikl", adj_z_h_3, h_0, jac_h_2__z_h_1)
+    tmp_28 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    _add_into(hess_W__W, (tmp_28.transpose(2, 0, 1))[:, :, :, None] * h_0, 1 / B, True)
+    # einsum("Bk,i,Blj->jikl", adj_z_h_3, h_0, jac_h_2__z_h_1)
+    tmp_29 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    _add_into(hess_W__W, (tmp_29.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,l,Bjk->jikl", h_0, h_0, hess_z_h_1__z_h_1)
+    tmp_30 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
+    _add_into(hess_W__W, (tmp_30.transpose(0, 2, 1))[:, :, :, None] * h_0, 1 / B, True)
+    # einsum("i,Bl,Bjk->jikl", h_0, h_1, hess_z_h_1__z_h_2)
+    tmp_31 = np.tensordot(hess_z_h_1__z_h_2, h_1, axes=([0], [0]))
+    _add_into(hess_W__W, tmp_31[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,Bl,Bjk->jikl", h_0, h_2, hess_z_h_1__z_h_3)
+    tmp_32 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
+    _add_into(hess_W__W, tmp_32[:, None] * h_0[:, None, None], 1 / B, True)
+    hess_z_h_2__z_h_1 = t["hess_z_h_2__z_h_1"]
+    # einsum("l,Bi,Bjk->jikl", h_0, h_1, hess_z_h_2__z_h_1)
+    tmp_33 = np.tensordot(hess_z_h_2__z_h_1, h_1, axes=([0], [0]))
+    _add_into(hess_W__W, (tmp_33.transpose(0, 2, 1))[:, :, :, None] * h_0, 1 / B, True)
+    hess_z_h_3__z_h_1 = t["hess_z_h_3__z_h_1"]
+    # einsum("l,Bi,Bjk->jikl", h_0, h_2, hess_z_h_3__z_h_1)
+    tmp_34 = np.tensordot(hess_z_h_3__z_h_1, h_2, axes=([0], [0]))
+    _add_into(hess_W__W, (tmp_34.transpose(0, 2, 1))[:, :, :, None] * h_0, 1 / B, True)
+    # einsum("Bj,k,Bi->jik", adj_z_h_2, h_0, dtanh_z_h_1)
+    tmp_35 = dtanh_z_h_1.T @ adj_z_h_2
+    _add_into(_diagonal_view(hess_W__W, 1, 2), tmp_35.T[:, :, None] * h_0, 1 / B, True)
+    # einsum("Bk,i,Bj->jik", adj_z_h_2, h_0, dtanh_z_h_1)
+    tmp_36 = dtanh_z_h_1.T @ adj_z_h_2
+    _add_into(_diagonal_view(hess_W__W, 0, 3), tmp_36[:, None] * h_0[:, None], 1 / B, True)
+    z_h_2 = t["z_h(2)"]
+    dtanh_z_h_2 = 1 - h_2**2
+    # einsum("Bj,Bk,Bi->jik", adj_z_h_3, h_1, dtanh_z_h_2)
+    tmp_37 = h_1[:, :, None] * adj_z_h_3[:, None]
+    _add_into(_diagonal_view(hess_W__W, 1, 2), (np.tensordot(tmp_37, dtanh_z_h_2, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+    # einsum("Bk,Bi,Bj->jik", adj_z_h_3, h_1, dtanh_z_h_2)
+    tmp_38 = h_1[:, :, None] * adj_z_h_3[:, None]
+    _add_into(_diagonal_view(hess_W__W, 0, 3), (np.tensordot(tmp_38, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    # ∂f/∂W,V[j,i,k,l] = adj_z_h_2[j] tanh'(z_h_1[i]) δ[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_1[i,k] x_1[l] + adj_z_h_3[j] tanh'(z_h_2[i]) δ[i,k] x_2[l] + h_0[i] hess_z_h_1__z_h_1[j,k] x_1[l] + h_0[i] hess_z_h_1__z_h_2[j,k] x_2[l] + h_0[i] hess_z_h_1__z_h_3[j,k] x_3[l] + h_1[i] hess_z_h_2__z_h_1[j,k] x_1[l] + h_1[i] hess_z_h_2__z_h_2[j,k] x_2[l] + h_1[i] hess_z_h_2__z_h_3[j,k] x_3[l] + h_2[i] hess_z_h_3__z_h_1[j,k] x_1[l] + h_2[i] hess_z_h_3__z_h_2[j,k] x_2[l] + h_2[i] hess_z_h_3__z_h_3[j,k] x_3[l]
+    hess_W__V = _block_view(H, 3, 12, 12, 18, PARAMS["W"] + PARAMS["V"])
+    _outer_into(hess_W__V, hess_z_h_2__z_h_1, h_1, x_1, 1 / B, False)
+    _outer_into(hess_W__V, hess_z_h_2__z_h_2, h_1, x_2, 1 / B, True)
+    _outer_into(hess_W__V, hess_z_h_2__z_h_3, h_1, x_3, 1 / B, True)
+    _outer_into(hess_W__V, hess_z_h_3__z_h_1, h_2, x_1, 1 / B, True)
+    _outer_into(hess_W__V, hess_z_h_3__z_h_2, h_2, x_2, 1 / B, True)
+    _outer_into(hess_W__V, hess_z_h_3__z_h_3, h_2, x_3, 1 / B, True)
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_3, jac_h_2__z_h_1, x_1)
-    tmp_47 = x_1[:, :, None] * adj_z_h_3[:, None]
-    # einsum("Bj,Bik,Bl->jikl", adj_z_h_3, jac_h_2__z_h_2, x_2)
-    tmp_48 = x_2[:, :, None] * adj_z_h_3[:, None]
+    tmp_39 = x_1[:, :, None] * adj_z_h_3[:, None]
+    _add_into(hess_W__V, (np.tensordot(tmp_39, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("i,Bjk,Bl->jikl", h_0, hess_z_h_1__z_h_1, x_1)
-    tmp_49 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
+    tmp_40 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
+    _add_into(hess_W__V, (tmp_40.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bjk,Bl->jikl", h_0, hess_z_h_1__z_h_2, x_2)
-    tmp_50 = np.tensordot(x_2, hess_z_h_1__z_h_2, axes=([0], [0]))
+    tmp_41 = np.tensordot(x_2, hess_z_h_1__z_h_2, axes=([0], [0]))
+    _add_into(hess_W__V, (tmp_41.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bjk,Bl->jikl", h_0, hess_z_h_1__z_h_3, x_3)
-    tmp_51 = np.tensordot(x_3, hess_z_h_1__z_h_3, axes=([0], [0]))
-    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_1, x_1)
-    tmp_52 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_2, x_2)
-    tmp_53 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bjk,Bl->jikl", h_1, hess_z_h_2__z_h_3, x_3)
-    tmp_54 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_1, x_1)
-    tmp_55 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_2, x_2)
-    tmp_56 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bjk,Bl->jikl", h_2, hess_z_h_3__z_h_3, x_3)
-    tmp_57 = x_3[:, :, None] * h_2[:, None]
-    hess_W__V = ((np.tensordot(tmp_46, jac_h_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_47, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_48, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_49.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_50.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_51.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_52, hess_z_h_2__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_53, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_54, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_55, hess_z_h_3__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_56, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_57, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    tmp_42 = np.tensordot(x_3, hess_z_h_1__z_h_3, axes=([0], [0]))
+    _add_into(hess_W__V, (tmp_42.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("Bj,Bi,Bk->jik", adj_z_h_2, dtanh_z_h_1, x_1)
+    tmp_43 = x_1[:, :, None] * adj_z_h_2[:, None]
+    _add_into(_diagonal_view(hess_W__V, 1, 2), (np.tensordot(tmp_43, dtanh_z_h_1, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+    # einsum("Bj,Bi,Bk->jik", adj_z_h_3, dtanh_z_h_2, x_2)
+    tmp_44 = x_2[:, :, None] * adj_z_h_3[:, None]
+    _add_into(_diagonal_view(hess_W__V, 1, 2), (np.tensordot(tmp_44, dtanh_z_h_2, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+    _mirror(H, 3, 12, 12, 18)
     # ∂f/∂W,A[j,i,m,q] = adj_z_r_2[m] h_0[i] jac_r_1__z_h_1[q,j] + adj_z_r_3[m] h_0[i] jac_r_2__z_h_1[q,j] + adj_z_r_3[m] h_1[i] jac_r_2__z_h_2[q,j] + h_0[i] hess_z_h_1__z_r_2[j,m] r_1[q] + h_0[i] hess_z_h_1__z_r_3[j,m] r_2[q] + h_1[i] hess_z_h_2__z_r_2[j,m] r_1[q] + h_1[i] hess_z_h_2__z_r_3[j,m] r_2[q] + h_2[i] hess_z_h_3__z_r_2[j,m] r_1[q] + h_2[i] hess_z_h_3__z_r_3[j,m] r_2[q]
-    # einsum("Bm,i,Bqj->jimq", adj_z_r_2, h_0, jac_r_1__z_h_1)
-    tmp_58 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("Bm,i,Bqj->jimq", adj_z_r_3, h_0, jac_r_2__z_h_1)
-    tmp_59 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    hess_W__A = _block_view(H, 3, 12, 18, 22, PARAMS["W"] + PARAMS["A"])
     jac_r_2__z_h_2 = t["jac_r_2__z_h_2"]
-    # einsum("Bm,Bi,Bqj->jimq", adj_z_r_3, h_1, jac_r_2__z_h_2)
-    tmp_60 = h_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("i,Bjm,Bq->jimq", h_0, hess_z_h_1__z_r_2, r_1)
-    tmp_61 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
-    # einsum("i,Bjm,Bq->jimq", h_0, hess_z_h_1__z_r_3, r_2)
-    tmp_62 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
     hess_z_h_2__z_r_2 = t["hess_z_h_2__z_r_2"]
-    # einsum("Bi,Bjm,Bq->jimq", h_1, hess_z_h_2__z_r_2, r_1)
-    tmp_63 = r_1[:, :, None] * h_1[:, None]
     hess_z_h_2__z_r_3 = t["hess_z_h_2__z_r_3"]
-    # einsum("Bi,Bjm,Bq->jimq", h_1, hess_z_h_2__z_r_3, r_2)
-    tmp_64 = r_2[:, :, None] * h_1[:, None]
     hess_z_h_3__z_r_2 = t["hess_z_h_3__z_r_2"]
-    # einsum("Bi,Bjm,Bq->jimq", h_2, hess_z_h_3__z_r_2, r_1)
-    tmp_65 = r_1[:, :, None] * h_2[:, None]
     hess_z_h_3__z_r_3 = t["hess_z_h_3__z_r_3"]
-    # einsum("Bi,Bjm,Bq->jimq", h_2, hess_z_h_3__z_r_3, r_2)
-    tmp_66 = r_2[:, :, None] * h_2[:, None]
-    hess_W__A = ((tmp_58.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_59.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_60, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_61.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_62.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_63, hess_z_h_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_64, hess_z_h_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_65, hess_z_h_3__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_66, hess_z_h_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W,B[j,i,m,k] = adj_z_r_1[m] h_0[i] jac_h_1__z_h_1[k,j] + adj_z_r_2[m] h_0[i] jac_h_2__z_h_1[k,j] + adj_z_r_2[m] h_1[i] jac_h_2__z_h_2[k,j] + adj_z_r_3[m] h_0[i] jac_h_3__z_h_1[k,j] + adj_z_r_3[m] h_1[i] jac_h_3__z_h_2[k,j] + adj_z_r_3[m] h_2[i] jac_h_3__z_h_3[k,j] + h_0[i] h_1[k] hess_z_h_1__z_r_1[j,m] + h_0[i] h_2[k] hess_z_h_1__z_r_2[j,m] + h_0[i] h_3[k] hess_z_h_1__z_r_3[j,m] + h_1[i] h_1[k] hess_z_h_2__z_r_1[j,m] + h_1[i] h_2[k] hess_z_h_2__z_r_2[j,m] + h_1[i] h_3[k] hess_z_h_2__z_r_3[j,m] + h_1[k] h_2[i] hess_z_h_3__z_r_1[j,m] + h_2[i] h_2[k] hess_z_h_3__z_r_2[j,m] + h_2[i] h_3[k] hess_z_h_3__z_r_3[j,m]
-    # einsum("Bm,i,Bkj->jimk", adj_z_r_1, h_0, jac_h_1__z_h_1)
-    tmp_67 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
-    # einsum("Bm,i,Bkj->jimk", adj_z_r_2, h_0, jac_h_2__z_h_1)
-    tmp_68 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("Bm,Bi,Bkj->jimk", adj_z_r_2, h_1, jac_h_2__z_h_2)
-    tmp_69 = h_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,i,Bkj->jimk", adj_z_r_3, h_0, jac_h_3__z_h_1)
-    tmp_70 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    _outer_into(hess_W__A, jac_r_2__z_h_2.transpose(0, 2, 1), h_1, adj_z_r_3, 1 / B, False, True)
+    _outer_into(hess_W__A, hess_z_h_2__z_r_2, h_1, r_1, 1 / B, True)
+    _outer_into(hess_W__A, hess_z_h_2__z_r_3, h_1, r_2, 1 / B, True)
+    _outer_into(hess_W__A, hess_z_h_3__z_r_2, h_2, r_1, 1 / B, True)
+    _outer_into(hess_W__A, hess_z_h_3__z_r_3, h_2, r_2, 1 / B, True)
+    # einsum("Bm,i,Bqj->jimq", adj_z_r_2, h_0, jac_r_1__z_h_1)
+    tmp_45 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
+    _add_into(hess_W__A, (tmp_45.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("Bm,i,Bqj->jimq", adj_z_r_3, h_0, jac_r_2__z_h_1)
+    tmp_46 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    _add_into(hess_W__A, (tmp_46.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,Bjm,Bq->jimq", h_0, hess_z_h_1__z_r_2, r_1)
+    tmp_47 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
+    _add_into(hess_W__A, (tmp_47.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,Bjm,Bq->jimq", h_0, hess_z_h_1__z_r_3, r_2)
+    tmp_48 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
+    _add_into(hess_W__A, (tmp_48.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    _mirror(H, 3, 12, 18, 22)
+    # ∂f/∂W,B[j,i,m,k] = adj_z_r_1[m] h_0[i] tanh'(z_h_1[k]) δ[k,j] + adj_z_r_2[m] h_0[i] jac_h_2__z_h_1[k,j] + adj_z_r_2[m] h_1[i] tanh'(z_h_2[k]) δ[k,j] + adj_z_r_3[m] h_0[i] jac_h_3__z_h_1[k,j] + adj_z_r_3[m] h_1[i] jac_h_3__z_h_2[k,j] + adj_z_r_3[m] h_2[i] tanh'(z_h_3[k]) δ[k,j] + h_0[i] h_1[k] hess_z_h_1__z_r_1[j,m] + h_0[i] h_2[k] hess_z_h_1__z_r_2[j,m] + h_0[i] h_3[k] hess_z_h_1__z_r_3[j,m] + h_1[i] h_1[k] hess_z_h_2__z_r_1[j,m] + h_1[i] h_2[k] hess_z_h_2__z_r_2[j,m] + h_1[i] h_3[k] hess_z_h_2__z_r_3[j,m] + h_1[k] h_2[i] hess_z_h_3__z_r_1[j,m] + h_2[i] h_2[k] hess_z_h_3__z_r_2[j,m] + h_2[i] h_3[k] hess_z_h_3__z_r_3[j,m]
+    hess_W__B = _block_view(H, 3, 12, 22, 28, PARAMS["W"] + PARAMS["B"])
     jac_h_3__z_h_2 = t["jac_h_3__z_h_2"]
-    # einsum("Bm,Bi,Bkj->jimk", adj_z_r_3, h_1, jac_h_3__z_h_2)
-    tmp_71 = h_1[:, :, None] * adj_z_r_3[:, None]
-    jac_h_3__z_h_3 = t["jac_h_3__z_h_3"]
-    # einsum("Bm,Bi,Bkj->jimk", adj_z_r_3, h_2, jac_h_3__z_h_3)
-    tmp_72 = h_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("i,Bk,Bjm->jimk", h_0, h_1, hess_z_h_1__z_r_1)
-    tmp_73 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
-    # einsum("i,Bk,Bjm->jimk", h_0, h_2, hess_z_h_1__z_r_2)
-    tmp_74 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
-    # einsum("i,Bk,Bjm->jimk", h_0, h_3, hess_z_h_1__z_r_3)
-    tmp_75 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
     hess_z_h_2__z_r_1 = t["hess_z_h_2__z_r_1"]
-    # einsum("Bi,Bk,Bjm->jimk", h_1, h_1, hess_z_h_2__z_r_1)
-    tmp_76 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bk,Bjm->jimk", h_1, h_2, hess_z_h_2__z_r_2)
-    tmp_77 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bk,Bjm->jimk", h_1, h_3, hess_z_h_2__z_r_3)
-    tmp_78 = h_3[:, :, None] * h_1[:, None]
     hess_z_h_3__z_r_1 = t["hess_z_h_3__z_r_1"]
-    # einsum("Bk,Bi,Bjm->jimk", h_1, h_2, hess_z_h_3__z_r_1)
-    tmp_79 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bk,Bjm->jimk", h_2, h_2, hess_z_h_3__z_r_2)
-    tmp_80 = h_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bk,Bjm->jimk", h_2, h_3, hess_z_h_3__z_r_3)
-    tmp_81 = h_3[:, :, None] * h_2[:, None]
-    hess_W__B = ((tmp_67.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_68.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_69, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_70.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_71, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_72, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + tmp_73[:, None] * h_0[:, None, None] + tmp_74[:, None] * h_0[:, None, None] + tmp_75[:, None] * h_0[:, None, None] + (np.tensordot(tmp_76, hess_z_h_2__z_r_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_77, hess_z_h_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_78, hess_z_h_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_79, hess_z_h_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_80, hess_z_h_3__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_81, hess_z_h_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_W__B, jac_h_3__z_h_2.transpose(0, 2, 1), h_1, adj_z_r_3, 1 / B, False, True)
+    _outer_into(hess_W__B, hess_z_h_2__z_r_1, h_1, h_1, 1 / B, True)
+    _outer_into(hess_W__B, hess_z_h_2__z_r_2, h_1, h_2, 1 / B, True)
+    _outer_into(hess_W__B, hess_z_h_2__z_r_3, h_1, h_3, 1 / B, True)
+    _outer_into(hess_W__B, hess_z_h_3__z_r_1, h_2, h_1, 1 / B, True)
+    _outer_into(hess_W__B, hess_z_h_3__z_r_2, h_2, h_2, 1 / B, True)
+    _outer_into(hess_W__B, hess_z_h_3__z_r_3, h_2, h_3, 1 / B, True)
+    # einsum("Bm,i,Bkj->jimk", adj_z_r_2, h_0, jac_h_2__z_h_1)
+    tmp_49 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
+    _add_into(hess_W__B, (tmp_49.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("Bm,i,Bkj->jimk", adj_z_r_3, h_0, jac_h_3__z_h_1)
+    tmp_50 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    _add_into(hess_W__B, (tmp_50.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,Bk,Bjm->jimk", h_0, h_1, hess_z_h_1__z_r_1)
+    tmp_51 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
+    _add_into(hess_W__B, tmp_51[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,Bk,Bjm->jimk", h_0, h_2, hess_z_h_1__z_r_2)
+    tmp_52 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
+    _add_into(hess_W__B, tmp_52[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,Bk,Bjm->jimk", h_0, h_3, hess_z_h_1__z_r_3)
+    tmp_53 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
+    _add_into(hess_W__B, tmp_53[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("Bm,i,Bj->jim", adj_z_r_1, h_0, dtanh_z_h_1)
+    tmp_54 = dtanh_z_h_1.T @ adj_z_r_1
+    _add_into(_diagonal_view(hess_W__B, 0, 3), tmp_54[:, None] * h_0[:, None], 1 / B, True)
+    # einsum("Bm,Bi,Bj->jim", adj_z_r_2, h_1, dtanh_z_h_2)
+    tmp_55 = h_1[:, :, None] * adj_z_r_2[:, None]
+    _add_into(_diagonal_view(hess_W__B, 0, 3), (np.tensordot(tmp_55, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    z_h_3 = t["z_h(3)"]
+    dtanh_z_h_3 = 1 - h_3**2
+    # einsum("Bm,Bi,Bj->jim", adj_z_r_3, h_2, dtanh_z_h_3)
+    tmp_56 = h_2[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_W__B, 0, 3), (np.tensordot(tmp_56, dtanh_z_h_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    _mirror(H, 3, 12, 22, 28)
     # ∂f/∂W,U[j,i,l,m] = adj_p_1[l] h_0[i] jac_r_1__z_h_1[m,j] + adj_p_2[l] h_0[i] jac_r_2__z_h_1[m,j] + adj_p_2[l] h_1[i] jac_r_2__z_h_2[m,j] + adj_p_3[l] h_0[i] jac_r_3__z_h_1[m,j] + adj_p_3[l] h_1[i] jac_r_3__z_h_2[m,j] + adj_p_3[l] h_2[i] jac_r_3__z_h_3[m,j] + h_0[i] hess_z_h_1__p_1[j,l] r_1[m] + h_0[i] hess_z_h_1__p_2[j,l] r_2[m] + h_0[i] hess_z_h_1__p_3[j,l] r_3[m] + h_1[i] hess_z_h_2__p_2[j,l] r_2[m] + h_1[i] hess_z_h_2__p_3[j,l] r_3[m] + h_2[i] hess_z_h_3__p_3[j,l] r_3[m]
-    # einsum("Bl,i,Bmj->jilm", adj_p_1, h_0, jac_r_1__z_h_1)
-    tmp_82 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
-    # einsum("Bl,i,Bmj->jilm", adj_p_2, h_0, jac_r_2__z_h_1)
-    tmp_83 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
-    # einsum("Bl,Bi,Bmj->jilm", adj_p_2, h_1, jac_r_2__z_h_2)
-    tmp_84 = h_1[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,i,Bmj->jilm", adj_p_3, h_0, jac_r_3__z_h_1)
-    tmp_85 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    hess_W__U = _block_view(H, 3, 12, 28, 32, PARAMS["W"] + PARAMS["U"])
     jac_r_3__z_h_2 = t["jac_r_3__z_h_2"]
-    # einsum("Bl,Bi,Bmj->jilm", adj_p_3, h_1, jac_r_3__z_h_2)
-    tmp_86 = h_1[:, :, None] * adj_p_3[:, None]
     jac_r_3__z_h_3 = t["jac_r_3__z_h_3"]
-    # einsum("Bl,Bi,Bmj->jilm", adj_p_3, h_2, jac_r_3__z_h_3)
-    tmp_87 = h_2[:, :, None] * adj_p_3[:, None]
-    # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_1, r_1)
-    tmp_88 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
-    # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_2, r_2)
-    tmp_89 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
-    # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_3, r_3)
-    tmp_90 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
     hess_z_h_2__p_2 = t["hess_z_h_2__p_2"]
-    # einsum("Bi,Bjl,Bm->jilm", h_1, hess_z_h_2__p_2, r_2)
-    tmp_91 = r_2[:, :, None] * h_1[:, None]
     hess_z_h_2__p_3 = t["hess_z_h_2__p_3"]
-    # einsum("Bi,Bjl,Bm->jilm", h_1, hess_z_h_2__p_3, r_3)
-    tmp_92 = r_3[:, :, None] * h_1[:, None]
     hess_z_h_3__p_3 = t["hess_z_h_3__p_3"]
-    # einsum("Bi,Bjl,Bm->jilm", h_2, hess_z_h_3__p_3, r_3)
-    tmp_93 = r_3[:, :, None] * h_2[:, None]
-    hess_W__U = ((tmp_82.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_83.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_84, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_85.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_86, jac_r_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_87, jac_r_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_88.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_89.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (tmp_90.transpose(1, 2, 0))[:, None] * h_0[:, None, None] + (np.tensordot(tmp_91, hess_z_h_2__p_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_92, hess_z_h_2__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_93, hess_z_h_3__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂V,h(0)[j,k,i] = Σ_c W[c,i] hess_z_h_1__z_h_1[j,c] x_1[k] + Σ_c W[c,i] hess_z_h_2__z_h_1[j,c] x_2[k] + Σ_c W[c,i] hess_z_h_3__z_h_1[j,c] x_3[k]
-    # einsum("ci,Bjc,Bk->jki", W, hess_z_h_1__z_h_1, x_1)
-    tmp_94 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
-    # einsum("ci,Bjc,Bk->jki", W, hess_z_h_2__z_h_1, x_2)
-    tmp_95 = np.tensordot(x_2, hess_z_h_2__z_h_1, axes=([0], [0]))
-    # einsum("ci,Bjc,Bk->jki", W, hess_z_h_3__z_h_1, x_3)
-    tmp_96 = np.tensordot(x_3, hess_z_h_3__z_h_1, axes=([0], [0]))
-    hess_V__h_0 = ((np.tensordot(tmp_94, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_95, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_96, W, axes=([2], [0]))).transpose(1, 0, 2)) / B
-    # ∂f/∂V,W[j,k,i,l] = adj_z_h_2[i] jac_h_1__z_h_1[l,j] x_1[k] + adj_z_h_3[i] jac_h_2__z_h_1[l,j] x_1[k] + adj_z_h_3[i] jac_h_2__z_h_2[l,j] x_2[k] + h_0[l] hess_z_h_1__z_h_1[j,i] x_1[k] + h_1[l] hess_z_h_1__z_h_2[j,i] x_1[k] + h_2[l] hess_z_h_1__z_h_3[j,i] x_1[k] + h_0[l] hess_z_h_2__z_h_1[j,i] x_2[k] + h_1[l] hess_z_h_2__z_h_2[j,i] x_2[k] + h_2[l] hess_z_h_2__z_h_3[j,i] x_2[k] + h_0[l] hess_z_h_3__z_h_1[j,i] x_3[k] + h_1[l] hess_z_h_3__z_h_2[j,i] x_3[k] + h_2[l] hess_z_h_3__z_h_3[j,i] x_3[k]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_h_2, jac_h_1__z_h_1, x_1)
-    tmp_97 = x_1[:, :, None] * adj_z_h_2[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_h_3, jac_h_2__z_h_1, x_1)
-    tmp_98 = x_1[:, :, None] * adj_z_h_3[:, None]
-    # einsum("Bi,Blj,Bk->jkil", adj_z_h_3, jac_h_2__z_h_2, x_2)
-    tmp_99 = x_2[:, :, None] * adj_z_h_3[:, None]
-    # einsum("l,Bji,Bk->jkil", h_0, hess_z_h_1__z_h_1, x_1)
-    tmp_100 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
-    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_1__z_h_2, x_1)
-    tmp_101 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_1__z_h_3, x_1)
-    tmp_102 = x_1[:, :, None] * h_2[:, None]
-    # einsum("l,Bji,Bk->jkil", h_0, hess_z_h_2__z_h_1, x_2)
-    tmp_103 = np.tensordot(x_2, hess_z_h_2__z_h_1, axes=([0], [0]))
-    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_2__z_h_2, x_2)
-    tmp_104 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_2__z_h_3, x_2)
-    tmp_105 = x_2[:, :, None] * h_2[:, None]
-    # einsum("l,Bji,Bk->jkil", h_0, hess_z_h_3__z_h_1, x_3)
-    tmp_106 = np.tensordot(x_3, hess_z_h_3__z_h_1, axes=([0], [0]))
-    # einsum("Bl,Bji,Bk->jkil", h_1, hess_z_h_3__z_h_2, x_3)
-    tmp_107 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bl,Bji,Bk->jkil", h_2, hess_z_h_3__z_h_3, x_3)
-    tmp_108 = x_3[:, :, None] * h_2[:, None]
-    hess_V__W = ((np.tensordot(tmp_97, jac_h_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_98, jac_h_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_99, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (tmp_100.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_101, hess_z_h_1__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_102, hess_z_h_1__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_103.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_104, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_105, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_106.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_107, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_108, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    _outer_into(hess_W__U, jac_r_2__z_h_2.transpose(0, 2, 1), h_1, adj_p_2, 1 / B, False, True)
+    _outer_into(hess_W__U, jac_r_3__z_h_2.transpose(0, 2, 1), h_1, adj_p_3, 1 / B, True, True)
+    _outer_into(hess_W__U, jac_r_3__z_h_3.transpose(0, 2, 1), h_2, adj_p_3, 1 / B, True, True)
+    _outer_into(hess_W__U, hess_z_h_2__p_2, h_1, r_2, 1 / B, True)
+    _outer_into(hess_W__U, hess_z_h_2__p_3, h_1, r_3, 1 / B, True)
+    _outer_into(hess_W__U, hess_z_h_3__p_3, h_2, r_3, 1 / B, True)
+    # einsum("Bl,i,Bmj->jilm", adj_p_1, h_0, jac_r_1__z_h_1)
+    tmp_57 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_57.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("Bl,i,Bmj->jilm", adj_p_2, h_0, jac_r_2__z_h_1)
+    tmp_58 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_58.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("Bl,i,Bmj->jilm", adj_p_3, h_0, jac_r_3__z_h_1)
+    tmp_59 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_59.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_1, r_1)
+    tmp_60 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_60.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_2, r_2)
+    tmp_61 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_61.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_3, r_3)
+    tmp_62 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_62.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    _mirror(H, 3, 12, 28, 32)
     # ∂f/∂V,V[j,k,i,l] = hess_z_h_1__z_h_1[j,i] x_1[k] x_1[l] + hess_z_h_1__z_h_2[j,i] x_1[k] x_2[l] + hess_z_h_1__z_h_3[j,i] x_1[k] x_3[l] + hess_z_h_2__z_h_1[j,i] x_1[l] x_2[k] + hess_z_h_2__z_h_2[j,i] x_2[k] x_2[l] + hess_z_h_2__z_h_3[j,i] x_2[k] x_3[l] + hess_z_h_3__z_h_1[j,i] x_1[l] x_3[k] + hess_z_h_3__z_h_2[j,i] x_2[l] x_3[k] + hess_z_h_3__z_h_3[j,i] x_3[k] x_3[l]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_1, x_1, x_1)
-    tmp_109 = x_1[:, :, None] * x_1[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_2, x_1, x_2)
-    tmp_110 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_h_1__z_h_3, x_1, x_3)
-    tmp_111 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bji,Bl,Bk->jkil", hess_z_h_2__z_h_1, x_1, x_2)
-    tmp_112 = x_2[:, :, None] * x_1[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_h_2__z_h_2, x_2, x_2)
-    tmp_113 = x_2[:, :, None] * x_2[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_h_2__z_h_3, x_2, x_3)
-    tmp_114 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bji,Bl,Bk->jkil", hess_z_h_3__z_h_1, x_1, x_3)
-    tmp_115 = x_3[:, :, None] * x_1[:, None]
-    # einsum("Bji,Bl,Bk->jkil", hess_z_h_3__z_h_2, x_2, x_3)
-    tmp_116 = x_3[:, :, None] * x_2[:, None]
-    # einsum("Bji,Bk,Bl->jkil", hess_z_h_3__z_h_3, x_3, x_3)
-    tmp_117 = x_3[:, :, None] * x_3[:, None]
-    hess_V__V = ((np.tensordot(tmp_109, hess_z_h_1__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_110, hess_z_h_1__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_111, hess_z_h_1__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_112, hess_z_h_2__z_h_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_113, hess_z_h_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_114, hess_z_h_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_115, hess_z_h_3__z_h_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_116, hess_z_h_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_117, hess_z_h_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    hess_V__V = _block_view(H, 12, 18, 12, 18, PARAMS["V"] + PARAMS["V"])
+    _outer_into(hess_V__V, hess_z_h_1__z_h_1, x_1, x_1, 1 / B, False)
+    _outer_into(hess_V__V, hess_z_h_1__z_h_2, x_1, x_2, 1 / B, True)
+    _outer_into(hess_V__V, hess_z_h_1__z_h_3, x_1, x_3, 1 / B, True)
+    _outer_into(hess_V__V, hess_z_h_2__z_h_1, x_2, x_1, 1 / B, True)
+    _outer_into(hess_V__V, hess_z_h_2__z_h_2, x_2, x_2, 1 / B, True)
+    _outer_into(hess_V__V, hess_z_h_2__z_h_3, x_2, x_3, 1 / B, True)
+    _outer_into(hess_V__V, hess_z_h_3__z_h_1, x_3, x_1, 1 / B, True)
+    _outer_into(hess_V__V, hess_z_h_3__z_h_2, x_3, x_2, 1 / B, True)
+    _outer_into(hess_V__V, hess_z_h_3__z_h_3, x_3, x_3, 1 / B, True)
     # ∂f/∂V,A[j,k,m,q] = adj_z_r_2[m] jac_r_1__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_2[q,j] x_2[k] + hess_z_h_1__z_r_2[j,m] r_1[q] x_1[k] + hess_z_h_1__z_r_3[j,m] r_2[q] x_1[k] + hess_z_h_2__z_r_2[j,m] r_1[q] x_2[k] + hess_z_h_2__z_r_3[j,m] r_2[q] x_2[k] + hess_z_h_3__z_r_2[j,m] r_1[q] x_3[k] + hess_z_h_3__z_r_3[j,m] r_2[q] x_3[k]
-    # einsum("Bm,Bqj,Bk->jkmq", adj_z_r_2, jac_r_1__z_h_1, x_1)
-    tmp_118 = x_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,Bqj,Bk->jkmq", adj_z_r_3, jac_r_2__z_h_1, x_1)
-    tmp_119 = x_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bm,Bqj,Bk->jkmq", adj_z_r_3, jac_r_2__z_h_2, x_2)
-    tmp_120 = x_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_1__z_r_2, r_1, x_1)
-    tmp_121 = x_1[:, :, None] * r_1[:, None]
-    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_1__z_r_3, r_2, x_1)
-    tmp_122 = x_1[:, :, None] * r_2[:, None]
-    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_2__z_r_2, r_1, x_2)
-    tmp_123 = x_2[:, :, None] * r_1[:, None]
-    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_2__z_r_3, r_2, x_2)
-    tmp_124 = x_2[:, :, None] * r_2[:, None]
-    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_3__z_r_2, r_1, x_3)
-    tmp_125 = x_3[:, :, None] * r_1[:, None]
-    # einsum("Bjm,Bq,Bk->jkmq", hess_z_h_3__z_r_3, r_2, x_3)
-    tmp_126 = x_3[:, :, None] * r_2[:, None]
-    hess_V__A = ((np.tensordot(tmp_118, jac_r_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_119, jac_r_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_120, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_121, hess_z_h_1__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_122, hess_z_h_1__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_123, hess_z_h_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_124, hess_z_h_2__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_125, hess_z_h_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_126, hess_z_h_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂V,B[j,k,m,i] = adj_z_r_1[m] jac_h_1__z_h_1[i,j] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_1[i,j] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_2[i,j] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_1[i,j] x_1[k] + adj_z_r_3[m] jac_h_3__z_h_2[i,j] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_3[i,j] x_3[k] + h_1[i] hess_z_h_1__z_r_1[j,m] x_1[k] + h_2[i] hess_z_h_1__z_r_2[j,m] x_1[k] + h_3[i] hess_z_h_1__z_r_3[j,m] x_1[k] + h_1[i] hess_z_h_2__z_r_1[j,m] x_2[k] + h_2[i] hess_z_h_2__z_r_2[j,m] x_2[k] + h_3[i] hess_z_h_2__z_r_3[j,m] x_2[k] + h_1[i] hess_z_h_3__z_r_1[j,m] x_3[k] + h_2[i] hess_z_h_3__z_r_2[j,m] x_3[k] + h_3[i] hess_z_h_3__z_r_3[j,m] x_3[k]
-    # einsum("Bm,Bij,Bk->jkmi", adj_z_r_1, jac_h_1__z_h_1, x_1)
-    tmp_127 = x_1[:, :, None] * adj_z_r_1[:, None]
-    # einsum("Bm,Bij,Bk->jkmi", adj_z_r_2, jac_h_2__z_h_1, x_1)
-    tmp_128 = x_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,Bij,Bk->jkmi", adj_z_r_2, jac_h_2__z_h_2, x_2)
-    tmp_129 = x_2[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,Bij,Bk->jkmi", adj_z_r_3, jac_h_3__z_h_1, x_1)
-    tmp_130 = x_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bm,Bij,Bk->jkmi", adj_z_r_3, jac_h_3__z_h_2, x_2)
-    tmp_131 = x_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bm,Bij,Bk->jkmi", adj_z_r_3, jac_h_3__z_h_3, x_3)
-    tmp_132 = x_3[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bi,Bjm,Bk->jkmi", h_1, hess_z_h_1__z_r_1, x_1)
-    tmp_133 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bjm,Bk->jkmi", h_2, hess_z_h_1__z_r_2, x_1)
-    tmp_134 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bjm,Bk->jkmi", h_3, hess_z_h_1__z_r_3, x_1)
-    tmp_135 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bi,Bjm,Bk->jkmi", h_1, hess_z_h_2__z_r_1, x_2)
-    tmp_136 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bjm,Bk->jkmi", h_2, hess_z_h_2__z_r_2, x_2)
-    tmp_137 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bjm,Bk->jkmi", h_3, hess_z_h_2__z_r_3, x_2)
-    tmp_138 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bi,Bjm,Bk->jkmi", h_1, hess_z_h_3__z_r_1, x_3)
-    tmp_139 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bi,Bjm,Bk->jkmi", h_2, hess_z_h_3__z_r_2, x_3)
-    tmp_140 = x_3[:, :, None] * h_2[:, None]
-    # einsum("Bi,Bjm,Bk->jkmi", h_3, hess_z_h_3__z_r_3, x_3)
-    tmp_141 = x_3[:, :, None] * h_3[:, None]
-    hess_V__B = ((np.tensordot(tmp_127, jac_h_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_128, jac_h_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_129, jac_h_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_130, jac_h_3__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_131, jac_h_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_132, jac_h_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_133, hess_z_h_1__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_134, hess_z_h_1__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_135, hess_z_h_1__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_136, hess_z_h_2__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_137, hess_z_h_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_138, hess_z_h_2__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_139, hess_z_h_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_140, hess_z_h_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_141, hess_z_h_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    hess_V__A = _block_view(H, 12, 18, 18, 22, PARAMS["V"] + PARAMS["A"])
+    _outer_into(hess_V__A, jac_r_1__z_h_1.transpose(0, 2, 1), x_1, adj_z_r_2, 1 / B, False, True)
+    _outer_into(hess_V__A, jac_r_2__z_h_1.transpose(0, 2, 1), x_1, adj_z_r_3, 1 / B, True, True)
+    _outer_into(hess_V__A, jac_r_2__z_h_2.transpose(0, 2, 1), x_2, adj_z_r_3, 1 / B, True, True)
+    _outer_into(hess_V__A, hess_z_h_1__z_r_2, x_1, r_1, 1 / B, True)
+    _outer_into(hess_V__A, hess_z_h_1__z_r_3, x_1, r_2, 1 / B, True)
+    _outer_into(hess_V__A, hess_z_h_2__z_r_2, x_2, r_1, 1 / B, True)
+    _outer_into(hess_V__A, hess_z_h_2__z_r_3, x_2, r_2, 1 / B, True)
+    _outer_into(hess_V__A, hess_z_h_3__z_r_2, x_3, r_1, 1 / B, True)
+    _outer_into(hess_V__A, hess_z_h_3__z_r_3, x_3, r_2, 1 / B, True)
+    _mirror(H, 12, 18, 18, 22)
+    # ∂f/∂V,B[j,k,m,i] = adj_z_r_1[m] tanh'(z_h_1[i]) δ[i,j] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_1[i,j] x_1[k] + adj_z_r_2[m] tanh'(z_h_2[i]) δ[i,j] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_1[i,j] x_1[k] + adj_z_r_3[m] jac_h_3__z_h_2[i,j] x_2[k] + adj_z_r_3[m] tanh'(z_h_3[i]) δ[i,j] x_3[k] + h_1[i] hess_z_h_1__z_r_1[j,m] x_1[k] + h_2[i] hess_z_h_1__z_r_2[j,m] x_1[k] + h_3[i] hess_z_h_1__z_r_3[j,m] x_1[k] + h_1[i] hess_z_h_2__z_r_1[j,m] x_2[k] + h_2[i] hess_z_h_2__z_r_2[j,m] x_2[k] + h_3[i] hess_z_h_2__z_r_3[j,m] x_2[k] + h_1[i] hess_z_h_3__z_r_1[j,m] x_3[k] + h_2[i] hess_z_h_3__z_r_2[j,m] x_3[k] + h_3[i] hess_z_h_3__z_r_3[j,m] x_3[k]
+    hess_V__B = _block_view(H, 12, 18, 22, 28, PARAMS["V"] + PARAMS["B"])
+    _outer_into(hess_V__B, jac_h_2__z_h_1.transpose(0, 2, 1), x_1, adj_z_r_2, 1 / B, False, True)
+    _outer_into(hess_V__B, jac_h_3__z_h_1.transpose(0, 2, 1), x_1, adj_z_r_3, 1 / B, True, True)
+    _outer_into(hess_V__B, jac_h_3__z_h_2.transpose(0, 2, 1), x_2, adj_z_r_3, 1 / B, True, True)
+    _outer_into(hess_V__B, hess_z_h_1__z_r_1, x_1, h_1, 1 / B, True)
+    _outer_into(hess_V__B, hess_z_h_1__z_r_2, x_1, h_2, 1 / B, True)
+    _outer_into(hess_V__B, hess_z_h_1__z_r_3, x_1, h_3, 1 / B, True)
+    _outer_into(hess_V__B, hess_z_h_2__z_r_1, x_2, h_1, 1 / B, True)
+    _outer_into(hess_V__B, hess_z_h_2__z_r_2, x_2, h_2, 1 / B, True)
+    _outer_into(hess_V__B, hess_z_h_2__z_r_3, x_2, h_3, 1 / B, True)
+    _outer_into(hess_V__B, hess_z_h_3__z_r_1, x_3, h_1, 1 / B, True)
+    _outer_into(hess_V__B, hess_z_h_3__z_r_2, x_3, h_2, 1 / B, True)
+    _outer_into(hess_V__B, hess_z_h_3__z_r_3, x_3, h_3, 1 / B, True)
+    # einsum("Bm,Bj,Bk->jkm", adj_z_r_1, dtanh_z_h_1, x_1)
+    tmp_63 = x_1[:, :, None] * adj_z_r_1[:, None]
+    _add_into(_diagonal_view(hess_V__B, 0, 3), (np.tensordot(tmp_63, dtanh_z_h_1, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    # einsum("Bm,Bj,Bk->jkm", adj_z_r_2, dtanh_z_h_2, x_2)
+    tmp_64 = x_2[:, :, None] * adj_z_r_2[:, None]
+    _add_into(_diagonal_view(hess_V__B, 0, 3), (np.tensordot(tmp_64, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    # einsum("Bm,Bj,Bk->jkm", adj_z_r_3, dtanh_z_h_3, x_3)
+    tmp_65 = x_3[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_V__B, 0, 3), (np.tensordot(tmp_65, dtanh_z_h_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    _mirror(H, 12, 18, 22, 28)
     # ∂f/∂V,U[j,k,l,m] = adj_p_1[l] jac_r_1__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_1[m,j] x_1[k] + adj_p_3[l] jac_r_3__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_3[m,j] x_3[k] + hess_z_h_1__p_1[j,l] r_1[m] x_1[k] + hess_z_h_1__p_2[j,l] r_2[m] x_1[k] + hess_z_h_1__p_3[j,l] r_3[m] x_1[k] + hess_z_h_2__p_2[j,l] r_2[m] x_2[k] + hess_z_h_2__p_3[j,l] r_3[m] x_2[k] + hess_z_h_3__p_3[j,l] r_3[m] x_3[k]
-    # einsum("Bl,Bmj,Bk->jklm", adj_p_1, jac_r_1__z_h_1, x_1)
-    tmp_142 = x_1[:, :, None] * adj_p_1[:, None]
-    # einsum("Bl,Bmj,Bk->jklm", adj_p_2, jac_r_2__z_h_1, x_1)
-    tmp_143 = x_1[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,Bmj,Bk->jklm", adj_p_2, jac_r_2__z_h_2, x_2)
-    tmp_144 = x_2[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,Bmj,Bk->jklm", adj_p_3, jac_r_3__z_h_1, x_1)
-    tmp_145 = x_1[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bmj,Bk->jklm", adj_p_3, jac_r_3__z_h_2, x_2)
-    tmp_146 = x_2[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bmj,Bk->jklm", adj_p_3, jac_r_3__z_h_3, x_3)
-    tmp_147 = x_3[:, :, None] * adj_p_3[:, None]
-    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_1__p_1, r_1, x_1)
-    tmp_148 = x_1[:, :, None] * r_1[:, None]
-    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_1__p_2, r_2, x_1)
-    tmp_149 = x_1[:, :, None] * r_2[:, None]
-    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_1__p_3, r_3, x_1)
-    tmp_150 = x_1[:, :, None] * r_3[:, None]
-    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_2__p_2, r_2, x_2)
-    tmp_151 = x_2[:, :, None] * r_2[:, None]
-    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_2__p_3, r_3, x_2)
-    tmp_152 = x_2[:, :, None] * r_3[:, None]
-    # einsum("Bjl,Bm,Bk->jklm", hess_z_h_3__p_3, r_3, x_3)
-    tmp_153 = x_3[:, :, None] * r_3[:, None]
-    hess_V__U = ((np.tensordot(tmp_142, jac_r_1__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_143, jac_r_2__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_144, jac_r_2__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_145, jac_r_3__z_h_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_146, jac_r_3__z_h_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_147, jac_r_3__z_h_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_148, hess_z_h_1__p_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_149, hess_z_h_1__p_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_150, hess_z_h_1__p_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_151, hess_z_h_2__p_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_152, hess_z_h_2__p_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_153, hess_z_h_3__p_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂A,h(0)[m,q,j] = Σ_c W[c,j] adj_z_r_2[m] jac_r_1__z_h_1[q,c] + Σ_c W[c,j] adj_z_r_3[m] jac_r_2__z_h_1[q,c] + Σ_c W[c,j] hess_z_r_2__z_h_1[m,c] r_1[q] + Σ_c W[c,j] hess_z_r_3__z_h_1[m,c] r_2[q]
-    # einsum("cj,Bm,Bqc->mqj", W, adj_z_r_2, jac_r_1__z_h_1)
-    tmp_154 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("cj,Bm,Bqc->mqj", W, adj_z_r_3, jac_r_2__z_h_1)
-    tmp_155 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
-    hess_z_r_2__z_h_1 = t["hess_z_r_2__z_h_1"]
-    # einsum("cj,Bmc,Bq->mqj", W, hess_z_r_2__z_h_1, r_1)
-    tmp_156 = np.tensordot(r_1, hess_z_r_2__z_h_1, axes=([0], [0]))
-    hess_z_r_3__z_h_1 = t["hess_z_r_3__z_h_1"]
-    # einsum("cj,Bmc,Bq->mqj", W, hess_z_r_3__z_h_1, r_2)
-    tmp_157 = np.tensordot(r_2, hess_z_r_3__z_h_1, axes=([0], [0]))
-    hess_A__h_0 = ((np.tensordot(tmp_154, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_155, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_156, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_157, W, axes=([2], [0]))).transpose(1, 0, 2)) / B
-    # ∂f/∂A,W[m,q,j,i] = adj_z_r_2[m] h_0[i] jac_r_1__z_h_1[q,j] + adj_z_r_3[m] h_0[i] jac_r_2__z_h_1[q,j] + adj_z_r_3[m] h_1[i] jac_r_2__z_h_2[q,j] + h_0[i] hess_z_r_2__z_h_1[m,j] r_1[q] + h_1[i] hess_z_r_2__z_h_2[m,j] r_1[q] + h_2[i] hess_z_r_2__z_h_3[m,j] r_1[q] + h_0[i] hess_z_r_3__z_h_1[m,j] r_2[q] + h_1[i] hess_z_r_3__z_h_2[m,j] r_2[q] + h_2[i] hess_z_r_3__z_h_3[m,j] r_2[q]
-    # einsum("Bm,i,Bqj->mqji", adj_z_r_2, h_0, jac_r_1__z_h_1)
-    tmp_158 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("Bm,i,Bqj->mqji", adj_z_r_3, h_0, jac_r_2__z_h_1)
-    tmp_159 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
-    # einsum("Bm,Bi,Bqj->mqji", adj_z_r_3, h_1, jac_r_2__z_h_2)
-    tmp_160 = h_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("i,Bmj,Bq->mqji", h_0, hess_z_r_2__z_h_1, r_1)
-    tmp_161 = np.tensordot(r_1, hess_z_r_2__z_h_1, axes=([0], [0]))
-    hess_z_r_2__z_h_2 = t["hess_z_r_2__z_h_2"]
-    # einsum("Bi,Bmj,Bq->mqji", h_1, hess_z_r_2__z_h_2, r_1)
-    tmp_162 = r_1[:, :, None] * h_1[:, None]
-    hess_z_r_2__z_h_3 = t["hess_z_r_2__z_h_3"]
-    # einsum("Bi,Bmj,Bq->mqji", h_2, hess_z_r_2__z_h_3, r_1)
-    tmp_163 = r_1[:, :, None] * h_2[:, None]
-    # einsum("i,Bmj,Bq->mqji", h_0, hess_z_r_3__z_h_1, r_2)
-    tmp_164 = np.tensordot(r_2, hess_z_r_3__z_h_1, axes=([0], [0]))
-    hess_z_r_3__z_h_2 = t["hess_z_r_3__z_h_2"]
-    # einsum("Bi,Bmj,Bq->mqji", h_1, hess_z_r_3__z_h_2, r_2)
-    tmp_165 = r_2[:, :, None] * h_1[:, None]
-    hess_z_r_3__z_h_3 = t["hess_z_r_3__z_h_3"]
-    # einsum("Bi,Bmj,Bq->mqji", h_2, hess_z_r_3__z_h_3, r_2)
-    tmp_166 = r_2[:, :, None] * h_2[:, None]
-    hess_A__W = ((tmp_158.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_159.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_160, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_161.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_162, hess_z_r_2__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_163, hess_z_r_2__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_164.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_165, hess_z_r_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_166, hess_z_r_3__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂A,V[m,q,j,k] = adj_z_r_2[m] jac_r_1__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_2[q,j] x_2[k] + hess_z_r_2__z_h_1[m,j] r_1[q] x_1[k] + hess_z_r_2__z_h_2[m,j] r_1[q] x_2[k] + hess_z_r_2__z_h_3[m,j] r_1[q] x_3[k] + hess_z_r_3__z_h_1[m,j] r_2[q] x_1[k] + hess_z_r_3__z_h_2[m,j] r_2[q] x_2[k] + hess_z_r_3__z_h_3[m,j] r_2[q] x_3[k]
-    # einsum("Bm,Bqj,Bk->mqjk", adj_z_r_2, jac_r_1__z_h_1, x_1)
-    tmp_167 = x_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,Bqj,Bk->mqjk", adj_z_r_3, jac_r_2__z_h_1, x_1)
-    tmp_168 = x_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bm,Bqj,Bk->mqjk", adj_z_r_3, jac_r_2__z_h_2, x_2)
-    tmp_169 = x_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_2__z_h_1, r_1, x_1)
-    tmp_170 = x_1[:, :, None] * r_1[:, None]
-    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_2__z_h_2, r_1, x_2)
-    tmp_171 = x_2[:, :, None] * r_1[:, None]
-    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_2__z_h_3, r_1, x_3)
-    tmp_172 = x_3[:, :, None] * r_1[:, None]
-    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_3__z_h_1, r_2, x_1)
-    tmp_173 = x_1[:, :, None] * r_2[:, None]
-    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_3__z_h_2, r_2, x_2)
-    tmp_174 = x_2[:, :, None] * r_2[:, None]
-    # einsum("Bmj,Bq,Bk->mqjk", hess_z_r_3__z_h_3, r_2, x_3)
-    tmp_175 = x_3[:, :, None] * r_2[:, None]
-    hess_A__V = ((np.tensordot(tmp_167, jac_r_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_168, jac_r_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_169, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_170, hess_z_r_2__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_171, hess_z_r_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_172, hess_z_r_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_173, hess_z_r_3__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_174, hess_z_r_3__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_175, hess_z_r_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂A,A[m,q,i,j] = adj_z_r_3[m] jac_r_2__z_r_2[q,i] r_1[j] + adj_z_r_3[i] jac_r_2__z_r_2[j,m] r_1[q] + hess_z_r_2__z_r_2[m,i] r_1[q] r_1[j] + hess_z_r_2__z_r_3[m,i] r_1[q] r_2[j] + hess_z_r_3__z_r_2[m,i] r_1[j] r_2[q] + hess_z_r_3__z_r_3[m,i] r_2[q] r_2[j]
-    jac_r_2__z_r_2 = t["jac_r_2__z_r_2"]
-    # einsum("Bm,Bqi,Bj->mqij", adj_z_r_3, jac_r_2__z_r_2, r_1)
-    tmp_176 = r_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bi,Bjm,Bq->mqij", adj_z_r_3, jac_r_2__z_r_2, r_1)
-    tmp_177 = r_1[:, :, None] * adj_z_r_3[:, None]
+    hess_V__U = _block_view(H, 12, 18, 28, 32, PARAMS["V"] + PARAMS["U"])
+    _outer_into(hess_V__U, jac_r_1__z_h_1.transpose(0, 2, 1), x_1, adj_p_1, 1 / B, False, True)
+    _outer_into(hess_V__U, jac_r_2__z_h_1.transpose(0, 2, 1), x_1, adj_p_2, 1 / B, True, True)
+    _outer_into(hess_V__U, jac_r_2__z_h_2.transpose(0, 2, 1), x_2, adj_p_2, 1 / B, True, True)
+    _outer_into(hess_V__U, jac_r_3__z_h_1.transpose(0, 2, 1), x_1, adj_p_3, 1 / B, True, True)
+    _outer_into(hess_V__U, jac_r_3__z_h_2.transpose(0, 2, 1), x_2, adj_p_3, 1 / B, True, True)
+    _outer_into(hess_V__U, jac_r_3__z_h_3.transpose(0, 2, 1), x_3, adj_p_3, 1 / B, True, True)
+    _outer_into(hess_V__U, hess_z_h_1__p_1, x_1, r_1, 1 / B, True)
+    _outer_into(hess_V__U, hess_z_h_1__p_2, x_1, r_2, 1 / B, True)
+    _outer_into(hess_V__U, hess_z_h_1__p_3, x_1, r_3, 1 / B, True)
+    _outer_into(hess_V__U, hess_z_h_2__p_2, x_2, r_2, 1 / B, True)
+    _outer_into(hess_V__U, hess_z_h_2__p_3, x_2, r_3, 1 / B, True)
+    _outer_into(hess_V__U, hess_z_h_3__p_3, x_3, r_3, 1 / B, True)
+    _mirror(H, 12, 18, 28, 32)
+    # ∂f/∂A,A[m,q,i,j] = adj_z_r_3[m] tanh'(z_r_2[q]) δ[q,i] r_1[j] + adj_z_r_3[i] tanh'(z_r_2[j]) δ[j,m] r_1[q] + hess_z_r_2__z_r_2[m,i] r_1[q] r_1[j] + hess_z_r_2__z_r_3[m,i] r_1[q] r_2[j] + hess_z_r_3__z_r_2[m,i] r_1[j] r_2[q] + hess_z_r_3__z_r_3[m,i] r_2[q] r_2[j]
+    hess_A__A = _block_view(H, 18, 22, 18, 22, PARAMS["A"] + PARAMS["A"])
     hess_z_r_2__z_r_2 = t["hess_z_r_2__z_r_2"]
-    # einsum("Bmi,Bq,Bj->mqij", hess_z_r_2__z_r_2, r_1, r_1)
-    tmp_178 = r_1[:, :, None] * r_1[:, None]
     hess_z_r_2__z_r_3 = t["hess_z_r_2__z_r_3"]
-    # einsum("Bmi,Bq,Bj->mqij", hess_z_r_2__z_r_3, r_1, r_2)
-    tmp_179 = r_2[:, :, None] * r_1[:, None]
     hess_z_r_3__z_r_2 = t["hess_z_r_3__z_r_2"]
-    # einsum("Bmi,Bj,Bq->mqij", hess_z_r_3__z_r_2, r_1, r_2)
-    tmp_180 = r_2[:, :, None] * r_1[:, None]
     hess_z_r_3__z_r_3 = t["hess_z_r_3__z_r_3"]
-    # einsum("Bmi,Bq,Bj->mqij", hess_z_r_3__z_r_3, r_2, r_2)
-    tmp_181 = r_2[:, :, None] * r_2[:, None]
-    hess_A__A = ((np.tensordot(tmp_176, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_177, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_178, hess_z_r_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_179, hess_z_r_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_180, hess_z_r_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_181, hess_z_r_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂A,B[m,q,i,j] = adj_z_r_2[m] h_1[j] jac_r_1__z_r_1[q,i] + adj_z_r_3[m] h_1[j] jac_r_2__z_r_1[q,i] + adj_z_r_3[m] h_2[j] jac_r_2__z_r_2[q,i] + h_1[j] hess_z_r_2__z_r_1[m,i] r_1[q] + h_2[j] hess_z_r_2__z_r_2[m,i] r_1[q] + h_3[j] hess_z_r_2__z_r_3[m,i] r_1[q] + h_1[j] hess_z_r_3__z_r_1[m,i] r_2[q] + h_2[j] hess_z_r_3__z_r_2[m,i] r_2[q] + h_3[j] hess_z_r_3__z_r_3[m,i] r_2[q]
-    jac_r_1__z_r_1 = t["jac_r_1__z_r_1"]
-    # einsum("Bm,Bj,Bqi->mqij", adj_z_r_2, h_1, jac_r_1__z_r_1)
-    tmp_182 = h_1[:, :, None] * adj_z_r_2[:, None]
+    _outer_into(hess_A__A, hess_z_r_2__z_r_2, r_1, r_1, 1 / B, False)
+    _outer_into(hess_A__A, hess_z_r_2__z_r_3, r_1, r_2, 1 / B, True)
+    _outer_into(hess_A__A, hess_z_r_3__z_r_2, r_2, r_1, 1 / B, True)
+    _outer_into(hess_A__A, hess_z_r_3__z_r_3, r_2, r_2, 1 / B, True)
+    z_r_2 = t["z_r(2)"]
+    dtanh_z_r_2 = 1 - r_2**2
+    # einsum("Bm,Bq,Bi->mqi", adj_z_r_3, dtanh_z_r_2, r_1)
+    tmp_66 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_A__A, 1, 2), (np.tensordot(tmp_66, r_1, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
+    # einsum("Bi,Bm,Bq->mqi", adj_z_r_3, dtanh_z_r_2, r_1)
+    tmp_67 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_A__A, 0, 3), (np.tensordot(tmp_67, r_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    # ∂f/∂A,B[m,q,i,j] = adj_z_r_2[m] h_1[j] tanh'(z_r_1[q]) δ[q,i] + adj_z_r_3[m] h_1[j] jac_r_2__z_r_1[q,i] + adj_z_r_3[m] h_2[j] tanh'(z_r_2[q]) δ[q,i] + h_1[j] hess_z_r_2__z_r_1[m,i] r_1[q] + h_2[j] hess_z_r_2__z_r_2[m,i] r_1[q] + h_3[j] hess_z_r_2__z_r_3[m,i] r_1[q] + h_1[j] hess_z_r_3__z_r_1[m,i] r_2[q] + h_2[j] hess_z_r_3__z_r_2[m,i] r_2[q] + h_3[j] hess_z_r_3__z_r_3[m,i] r_2[q]
+    hess_A__B = _block_view(H, 18, 22, 22, 28, PARAMS["A"] + PARAMS["B"])
+    hess_z_r_2__z_r_1 = t["hess_z_r_2__z_r_1"]
+    hess_z_r_3__z_r_1 = t["hess_z_r_3__z_r_1"]
+    _outer_into(hess_A__B, hess_z_r_2__z_r_1, r_1, h_1, 1 / B, False)
+    _outer_into(hess_A__B, hess_z_r_2__z_r_2, r_1, h_2, 1 / B, True)
+    _outer_into(hess_A__B, hess_z_r_2__z_r_3, r_1, h_3, 1 / B, True)
+    _outer_into(hess_A__B, hess_z_r_3__z_r_1, r_2, h_1, 1 / B, True)
+    _outer_into(hess_A__B, hess_z_r_3__z_r_2, r_2, h_2, 1 / B, True)
+    _outer_into(hess_A__B, hess_z_r_3__z_r_3, r_2, h_3, 1 / B, True)
     jac_r_2__z_r_1 = t["jac_r_2__z_r_1"]
     # einsum("Bm,Bj,Bqi->mqij", adj_z_r_3, h_1, jac_r_2__z_r_1)
-    tmp_183 = h_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bm,Bj,Bqi->mqij", adj_z_r_3, h_2, jac_r_2__z_r_2)
-    tmp_184 = h_2[:, :, None] * adj_z_r_3[:, None]
-    hess_z_r_2__z_r_1 = t["hess_z_r_2__z_r_1"]
-    # einsum("Bj,Bmi,Bq->mqij", h_1, hess_z_r_2__z_r_1, r_1)
-    tmp_185 = r_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bmi,Bq->mqij", h_2, hess_z_r_2__z_r_2, r_1)
-    tmp_186 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bmi,Bq->mqij", h_3, hess_z_r_2__z_r_3, r_1)
-    tmp_187 = r_1[:, :, None] * h_3[:, None]
-    hess_z_r_3__z_r_1 = t["hess_z_r_3__z_r_1"]
-    # einsum("Bj,Bmi,Bq->mqij", h_1, hess_z_r_3__z_r_1, r_2)
-    tmp_188 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bmi,Bq->mqij", h_2, hess_z_r_3__z_r_2, r_2)
-    tmp_189 = r_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bmi,Bq->mqij", h_3, hess_z_r_3__z_r_3, r_2)
-    tmp_190 = r_2[:, :, None] * h_3[:, None]
-    hess_A__B = ((np.tensordot(tmp_182, jac_r_1__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_183, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_184, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_185, hess_z_r_2__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_186, hess_z_r_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_187, hess_z_r_2__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_188, hess_z_r_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_189, hess_z_r_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_190, hess_z_r_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂A,U[m,q,l,i] = adj_p_2[l] jac_r_2__z_r_2[i,m] r_1[q] + adj_p_3[l] jac_r_3__z_r_2[i,m] r_1[q] + adj_p_3[l] jac_r_3__z_r_3[i,m] r_2[q] + hess_z_r_2__p_2[m,l] r_1[q] r_2[i] + hess_z_r_2__p_3[m,l] r_1[q] r_3[i] + hess_z_r_3__p_3[m,l] r_2[q] r_3[i]
-    # einsum("Bl,Bim,Bq->mqli", adj_p_2, jac_r_2__z_r_2, r_1)
-    tmp_191 = r_1[:, :, None] * adj_p_2[:, None]
+    tmp_68 = h_1[:, :, None] * adj_z_r_3[:, None]
+    _add_into(hess_A__B, (np.tensordot(tmp_68, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    z_r_1 = t["z_r(1)"]
+    dtanh_z_r_1 = 1 - r_1**2
+    # einsum("Bm,Bj,Bq->mqj", adj_z_r_2, h_1, dtanh_z_r_1)
+    tmp_69 = dtanh_z_r_1[:, :, None] * adj_z_r_2[:, None]
+    _add_into(_diagonal_view(hess_A__B, 1, 2), (np.tensordot(tmp_69, h_1, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
+    # einsum("Bm,Bj,Bq->mqj", adj_z_r_3, h_2, dtanh_z_r_2)
+    tmp_70 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_A__B, 1, 2), (np.tensordot(tmp_70, h_2, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
+    _mirror(H, 18, 22, 22, 28)
+    # ∂f/∂A,U[m,q,l,i] = adj_p_2[l] tanh'(z_r_2[i]) δ[i,m] r_1[q] + adj_p_3[l] jac_r_3__z_r_2[i,m] r_1[q] + adj_p_3[l] tanh'(z_r_3[i]) δ[i,m] r_2[q] + hess_z_r_2__p_2[m,l] r_1[q] r_2[i] + hess_z_r_2__p_3[m,l] r_1[q] r_3[i] + hess_z_r_3__p_3[m,l] r_2[q] r_3[i]
+    hess_A__U = _block_view(H, 18, 22, 28, 32, PARAMS["A"] + PARAMS["U"])
     jac_r_3__z_r_2 = t["jac_r_3__z_r_2"]
-    # einsum("Bl,Bim,Bq->mqli", adj_p_3, jac_r_3__z_r_2, r_1)
-    tmp_192 = r_1[:, :, None] * adj_p_3[:, None]
-    jac_r_3__z_r_3 = t["jac_r_3__z_r_3"]
-    # einsum("Bl,Bim,Bq->mqli", adj_p_3, jac_r_3__z_r_3, r_2)
-    tmp_193 = r_2[:, :, None] * adj_p_3[:, None]
     hess_z_r_2__p_2 = t["hess_z_r_2__p_2"]
-    # einsum("Bml,Bq,Bi->mqli", hess_z_r_2__p_2, r_1, r_2)
-    tmp_194 = r_2[:, :, None] * r_1[:, None]
     hess_z_r_2__p_3 = t["hess_z_r_2__p_3"]
-    # einsum("Bml,Bq,Bi->mqli", hess_z_r_2__p_3, r_1, r_3)
-    tmp_195 = r_3[:, :, None] * r_1[:, None]
     hess_z_r_3__p_3 = t["hess_z_r_3__p_3"]
-    # einsum("Bml,Bq,Bi->mqli", hess_z_r_3__p_3, r_2, r_3)
-    tmp_196 = r_3[:, :, None] * r_2[:, None]
-    hess_A__U = ((np.tensordot(tmp_191, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_192, jac_r_3__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_193, jac_r_3__z_r_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_194, hess_z_r_2__p_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_195, hess_z_r_2__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_196, hess_z_r_3__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂B,h(0)[m,j,i] = Σ_c W[c,i] adj_z_r_1[m] jac_h_1__z_h_1[j,c] + Σ_c W[c,i] adj_z_r_2[m] jac_h_2__z_h_1[j,c] + Σ_c W[c,i] adj_z_r_3[m] jac_h_3__z_h_1[j,c] + Σ_c W[c,i] h_1[j] hess_z_r_1__z_h_1[m,c] + Σ_c W[c,i] h_2[j] hess_z_r_2__z_h_1[m,c] + Σ_c W[c,i] h_3[j] hess_z_r_3__z_h_1[m,c]
-    # einsum("ci,Bm,Bjc->mji", W, adj_z_r_1, jac_h_1__z_h_1)
-    tmp_197 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
-    # einsum("ci,Bm,Bjc->mji", W, adj_z_r_2, jac_h_2__z_h_1)
-    tmp_198 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("ci,Bm,Bjc->mji", W, adj_z_r_3, jac_h_3__z_h_1)
-    tmp_199 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
-    hess_z_r_1__z_h_1 = t["hess_z_r_1__z_h_1"]
-    # einsum("ci,Bj,Bmc->mji", W, h_1, hess_z_r_1__z_h_1)
-    tmp_200 = np.tensordot(hess_z_r_1__z_h_1, h_1, axes=([0], [0]))
-    # einsum("ci,Bj,Bmc->mji", W, h_2, hess_z_r_2__z_h_1)
-    tmp_201 = np.tensordot(hess_z_r_2__z_h_1, h_2, axes=([0], [0]))
-    # einsum("ci,Bj,Bmc->mji", W, h_3, hess_z_r_3__z_h_1)
-    tmp_202 = np.tensordot(hess_z_r_3__z_h_1, h_3, axes=([0], [0]))
-    hess_B__h_0 = ((np.tensordot(tmp_197, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_198, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_199, W, axes=([1], [0]))).transpose(1, 0, 2) + np.tensordot(tmp_200, W, axes=([1], [0])) + np.tensordot(tmp_201, W, axes=([1], [0])) + np.tensordot(tmp_202, W, axes=([1], [0]))) / B
-    # ∂f/∂B,W[m,j,i,k] = adj_z_r_1[m] h_0[k] jac_h_1__z_h_1[j,i] + adj_z_r_2[m] h_0[k] jac_h_2__z_h_1[j,i] + adj_z_r_2[m] h_1[k] jac_h_2__z_h_2[j,i] + adj_z_r_3[m] h_0[k] jac_h_3__z_h_1[j,i] + adj_z_r_3[m] h_1[k] jac_h_3__z_h_2[j,i] + adj_z_r_3[m] h_2[k] jac_h_3__z_h_3[j,i] + h_0[k] h_1[j] hess_z_r_1__z_h_1[m,i] + h_1[k] h_1[j] hess_z_r_1__z_h_2[m,i] + h_1[j] h_2[k] hess_z_r_1__z_h_3[m,i] + h_0[k] h_2[j] hess_z_r_2__z_h_1[m,i] + h_1[k] h_2[j] hess_z_r_2__z_h_2[m,i] + h_2[k] h_2[j] hess_z_r_2__z_h_3[m,i] + h_0[k] h_3[j] hess_z_r_3__z_h_1[m,i] + h_1[k] h_3[j] hess_z_r_3__z_h_2[m,i] + h_2[k] h_3[j] hess_z_r_3__z_h_3[m,i]
-    # einsum("Bm,k,Bji->mjik", adj_z_r_1, h_0, jac_h_1__z_h_1)
-    tmp_203 = np.tensordot(jac_h_1__z_h_1, adj_z_r_1, axes=([0], [0]))
-    # einsum("Bm,k,Bji->mjik", adj_z_r_2, h_0, jac_h_2__z_h_1)
-    tmp_204 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
-    # einsum("Bm,Bk,Bji->mjik", adj_z_r_2, h_1, jac_h_2__z_h_2)
-    tmp_205 = h_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,k,Bji->mjik", adj_z_r_3, h_0, jac_h_3__z_h_1)
-    tmp_206 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
-    # einsum("Bm,Bk,Bji->mjik", adj_z_r_3, h_1, jac_h_3__z_h_2)
-    tmp_207 = h_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bm,Bk,Bji->mjik", adj_z_r_3, h_2, jac_h_3__z_h_3)
-    tmp_208 = h_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("k,Bj,Bmi->mjik", h_0, h_1, hess_z_r_1__z_h_1)
-    tmp_209 = np.tensordot(hess_z_r_1__z_h_1, h_1, axes=([0], [0]))
-    hess_z_r_1__z_h_2 = t["hess_z_r_1__z_h_2"]
-    # einsum("Bk,Bj,Bmi->mjik", h_1, h_1, hess_z_r_1__z_h_2)
-    tmp_210 = h_1[:, :, None] * h_1[:, None]
-    hess_z_r_1__z_h_3 = t["hess_z_r_1__z_h_3"]
-    # einsum("Bj,Bk,Bmi->mjik", h_1, h_2, hess_z_r_1__z_h_3)
-    tmp_211 = h_2[:, :, None] * h_1[:, None]
-    # einsum("k,Bj,Bmi->mjik", h_0, h_2, hess_z_r_2__z_h_1)
-    tmp_212 = np.tensordot(hess_z_r_2__z_h_1, h_2, axes=([0], [0]))
-    # einsum("Bk,Bj,Bmi->mjik", h_1, h_2, hess_z_r_2__z_h_2)
-    tmp_213 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bj,Bmi->mjik", h_2, h_2, hess_z_r_2__z_h_3)
-    tmp_214 = h_2[:, :, None] * h_2[:, None]
-    # einsum("k,Bj,Bmi->mjik", h_0, h_3, hess_z_r_3__z_h_1)
-    tmp_215 = np.tensordot(hess_z_r_3__z_h_1, h_3, axes=([0], [0]))
-    # einsum("Bk,Bj,Bmi->mjik", h_1, h_3, hess_z_r_3__z_h_2)
-    tmp_216 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bj,Bmi->mjik", h_2, h_3, hess_z_r_3__z_h_3)
-    tmp_217 = h_3[:, :, None] * h_2[:, None]
-    hess_B__W = ((tmp_203.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_204.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_205, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_206.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_207, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_208, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_209.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_210, hess_z_r_1__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_211, hess_z_r_1__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (tmp_212.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_213, hess_z_r_2__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_214, hess_z_r_2__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_215.transpose(0, 2, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_216, hess_z_r_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_217, hess_z_r_3__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂B,V[m,j,i,k] = adj_z_r_1[m] jac_h_1__z_h_1[j,i] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_1[j,i] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_2[j,i] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_1[j,i] x_1[k] + adj_z_r_3[m] jac_h_3__z_h_2[j,i] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_3[j,i] x_3[k] + h_1[j] hess_z_r_1__z_h_1[m,i] x_1[k] + h_1[j] hess_z_r_1__z_h_2[m,i] x_2[k] + h_1[j] hess_z_r_1__z_h_3[m,i] x_3[k] + h_2[j] hess_z_r_2__z_h_1[m,i] x_1[k] + h_2[j] hess_z_r_2__z_h_2[m,i] x_2[k] + h_2[j] hess_z_r_2__z_h_3[m,i] x_3[k] + h_3[j] hess_z_r_3__z_h_1[m,i] x_1[k] + h_3[j] hess_z_r_3__z_h_2[m,i] x_2[k] + h_3[j] hess_z_r_3__z_h_3[m,i] x_3[k]
-    # einsum("Bm,Bji,Bk->mjik", adj_z_r_1, jac_h_1__z_h_1, x_1)
-    tmp_218 = x_1[:, :, None] * adj_z_r_1[:, None]
-    # einsum("Bm,Bji,Bk->mjik", adj_z_r_2, jac_h_2__z_h_1, x_1)
-    tmp_219 = x_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,Bji,Bk->mjik", adj_z_r_2, jac_h_2__z_h_2, x_2)
-    tmp_220 = x_2[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bm,Bji,Bk->mjik", adj_z_r_3, jac_h_3__z_h_1, x_1)
-    tmp_221 = x_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bm,Bji,Bk->mjik", adj_z_r_3, jac_h_3__z_h_2, x_2)
-    tmp_222 = x_2[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bm,Bji,Bk->mjik", adj_z_r_3, jac_h_3__z_h_3, x_3)
-    tmp_223 = x_3[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bj,Bmi,Bk->mjik", h_1, hess_z_r_1__z_h_1, x_1)
-    tmp_224 = x_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bmi,Bk->mjik", h_1, hess_z_r_1__z_h_2, x_2)
-    tmp_225 = x_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bmi,Bk->mjik", h_1, hess_z_r_1__z_h_3, x_3)
-    tmp_226 = x_3[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bmi,Bk->mjik", h_2, hess_z_r_2__z_h_1, x_1)
-    tmp_227 = x_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bmi,Bk->mjik", h_2, hess_z_r_2__z_h_2, x_2)
-    tmp_228 = x_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bmi,Bk->mjik", h_2, hess_z_r_2__z_h_3, x_3)
-    tmp_229 = x_3[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bmi,Bk->mjik", h_3, hess_z_r_3__z_h_1, x_1)
-    tmp_230 = x_1[:, :, None] * h_3[:, None]
-    # einsum("Bj,Bmi,Bk->mjik", h_3, hess_z_r_3__z_h_2, x_2)
-    tmp_231 = x_2[:, :, None] * h_3[:, None]
-    # einsum("Bj,Bmi,Bk->mjik", h_3, hess_z_r_3__z_h_3, x_3)
-    tmp_232 = x_3[:, :, None] * h_3[:, None]
-    hess_B__V = ((np.tensordot(tmp_218, jac_h_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_219, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_220, jac_h_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_221, jac_h_3__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_222, jac_h_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_223, jac_h_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_224, hess_z_r_1__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_225, hess_z_r_1__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_226, hess_z_r_1__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_227, hess_z_r_2__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_228, hess_z_r_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_229, hess_z_r_2__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_230, hess_z_r_3__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_231, hess_z_r_3__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_232, hess_z_r_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂B,A[m,j,i,q] = adj_z_r_2[i] h_1[j] jac_r_1__z_r_1[q,m] + adj_z_r_3[i] h_1[j] jac_r_2__z_r_1[q,m] + adj_z_r_3[i] h_2[j] jac_r_2__z_r_2[q,m] + h_1[j] hess_z_r_1__z_r_2[m,i] r_1[q] + h_1[j] hess_z_r_1__z_r_3[m,i] r_2[q] + h_2[j] hess_z_r_2__z_r_2[m,i] r_1[q] + h_2[j] hess_z_r_2__z_r_3[m,i] r_2[q] + h_3[j] hess_z_r_3__z_r_2[m,i] r_1[q] + h_3[j] hess_z_r_3__z_r_3[m,i] r_2[q]
-    # einsum("Bi,Bj,Bqm->mjiq", adj_z_r_2, h_1, jac_r_1__z_r_1)
-    tmp_233 = h_1[:, :, None] * adj_z_r_2[:, None]
-    # einsum("Bi,Bj,Bqm->mjiq", adj_z_r_3, h_1, jac_r_2__z_r_1)
-    tmp_234 = h_1[:, :, None] * adj_z_r_3[:, None]
-    # einsum("Bi,Bj,Bqm->mjiq", adj_z_r_3, h_2, jac_r_2__z_r_2)
-    tmp_235 = h_2[:, :, None] * adj_z_r_3[:, None]
-    hess_z_r_1__z_r_2 = t["hess_z_r_1__z_r_2"]
-    # einsum("Bj,Bmi,Bq->mjiq", h_1, hess_z_r_1__z_r_2, r_1)
-    tmp_236 = r_1[:, :, None] * h_1[:, None]
-    hess_z_r_1__z_r_3 = t["hess_z_r_1__z_r_3"]
-    # einsum("Bj,Bmi,Bq->mjiq", h_1, hess_z_r_1__z_r_3, r_2)
-    tmp_237 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bmi,Bq->mjiq", h_2, hess_z_r_2__z_r_2, r_1)
-    tmp_238 = r_1[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bmi,Bq->mjiq", h_2, hess_z_r_2__z_r_3, r_2)
-    tmp_239 = r_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bmi,Bq->mjiq", h_3, hess_z_r_3__z_r_2, r_1)
-    tmp_240 = r_1[:, :, None] * h_3[:, None]
-    # einsum("Bj,Bmi,Bq->mjiq", h_3, hess_z_r_3__z_r_3, r_2)
-    tmp_241 = r_2[:, :, None] * h_3[:, None]
-    hess_B__A = ((np.tensordot(tmp_233, jac_r_1__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_234, jac_r_2__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_235, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_236, hess_z_r_1__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_237, hess_z_r_1__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_238, hess_z_r_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_239, hess_z_r_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_240, hess_z_r_3__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_241, hess_z_r_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
+    _outer_into(hess_A__U, jac_r_3__z_r_2.transpose(0, 2, 1), r_1, adj_p_3, 1 / B, False, True)
+    _outer_into(hess_A__U, hess_z_r_2__p_2, r_1, r_2, 1 / B, True)
+    _outer_into(hess_A__U, hess_z_r_2__p_3, r_1, r_3, 1 / B, True)
+    _outer_into(hess_A__U, hess_z_r_3__p_3, r_2, r_3, 1 / B, True)
+    # einsum("Bl,Bm,Bq->mql", adj_p_2, dtanh_z_r_2, r_1)
+    tmp_71 = dtanh_z_r_2[:, :, None] * adj_p_2[:, None]
+    _add_into(_diagonal_view(hess_A__U, 0, 3), (np.tensordot(tmp_71, r_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    z_r_3 = t["z_r(3)"]
+    dtanh_z_r_3 = 1 - r_3**2
+    # einsum("Bl,Bm,Bq->mql", adj_p_3, dtanh_z_r_3, r_2)
+    tmp_72 = dtanh_z_r_3[:, :, None] * adj_p_3[:, None]
+    _add_into(_diagonal_view(hess_A__U, 0, 3), (np.tensordot(tmp_72, r_2, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    _mirror(H, 18, 22, 28, 32)
     # ∂f/∂B,B[m,j,i,k] = h_1[j] h_1[k] hess_z_r_1__z_r_1[m,i] + h_1[j] h_2[k] hess_z_r_1__z_r_2[m,i] + h_1[j] h_3[k] hess_z_r_1__z_r_3[m,i] + h_1[k] h_2[j] hess_z_r_2__z_r_1[m,i] + h_2[j] h_2[k] hess_z_r_2__z_r_2[m,i] + h_2[j] h_3[k] hess_z_r_2__z_r_3[m,i] + h_1[k] h_3[j] hess_z_r_3__z_r_1[m,i] + h_2[k] h_3[j] hess_z_r_3__z_r_2[m,i] + h_3[j] h_3[k] hess_z_r_3__z_r_3[m,i]
+    hess_B__B = _block_view(H, 22, 28, 22, 28, PARAMS["B"] + PARAMS["B"])
     hess_z_r_1__z_r_1 = t["hess_z_r_1__z_r_1"]
-    # einsum("Bj,Bk,Bmi->mjik", h_1, h_1, hess_z_r_1__z_r_1)
-    tmp_242 = h_1[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,Bmi->mjik", h_1, h_2, hess_z_r_1__z_r_2)
-    tmp_243 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,Bmi->mjik", h_1, h_3, hess_z_r_1__z_r_3)
-    tmp_244 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bj,Bmi->mjik", h_1, h_2, hess_z_r_2__z_r_1)
-    tmp_245 = h_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bk,Bmi->mjik", h_2, h_2, hess_z_r_2__z_r_2)
-    tmp_246 = h_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bk,Bmi->mjik", h_2, h_3, hess_z_r_2__z_r_3)
-    tmp_247 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bk,Bj,Bmi->mjik", h_1, h_3, hess_z_r_3__z_r_1)
-    tmp_248 = h_3[:, :, None] * h_1[:, None]
-    # einsum("Bk,Bj,Bmi->mjik", h_2, h_3, hess_z_r_3__z_r_2)
-    tmp_249 = h_3[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bk,Bmi->mjik", h_3, h_3, hess_z_r_3__z_r_3)
-    tmp_250 = h_3[:, :, None] * h_3[:, None]
-    hess_B__B = ((np.tensordot(tmp_242, hess_z_r_1__z_r_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_243, hess_z_r_1__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_244, hess_z_r_1__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_245, hess_z_r_2__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_246, hess_z_r_2__z_r_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_247, hess_z_r_2__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_248, hess_z_r_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_249, hess_z_r_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_250, hess_z_r_3__z_r_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂B,U[m,j,l,i] = adj_p_1[l] h_1[j] jac_r_1__z_r_1[i,m] + adj_p_2[l] h_1[j] jac_r_2__z_r_1[i,m] + adj_p_2[l] h_2[j] jac_r_2__z_r_2[i,m] + adj_p_3[l] h_1[j] jac_r_3__z_r_1[i,m] + adj_p_3[l] h_2[j] jac_r_3__z_r_2[i,m] + adj_p_3[l] h_3[j] jac_r_3__z_r_3[i,m] + h_1[j] hess_z_r_1__p_1[m,l] r_1[i] + h_1[j] hess_z_r_1__p_2[m,l] r_2[i] + h_1[j] hess_z_r_1__p_3[m,l] r_3[i] + h_2[j] hess_z_r_2__p_2[m,l] r_2[i] + h_2[j] hess_z_r_2__p_3[m,l] r_3[i] + h_3[j] hess_z_r_3__p_3[m,l] r_3[i]
-    # einsum("Bl,Bj,Bim->mjli", adj_p_1, h_1, jac_r_1__z_r_1)
-    tmp_251 = h_1[:, :, None] * adj_p_1[:, None]
-    # einsum("Bl,Bj,Bim->mjli", adj_p_2, h_1, jac_r_2__z_r_1)
-    tmp_252 = h_1[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,Bj,Bim->mjli", adj_p_2, h_2, jac_r_2__z_r_2)
-    tmp_253 = h_2[:, :, None] * adj_p_2[:, None]
+    hess_z_r_1__z_r_2 = t["hess_z_r_1__z_r_2"]
+    hess_z_r_1__z_r_3 = t["hess_z_r_1__z_r_3"]
+    _outer_into(hess_B__B, hess_z_r_1__z_r_1, h_1, h_1, 1 / B, False)
+    _outer_into(hess_B__B, hess_z_r_1__z_r_2, h_1, h_2, 1 / B, True)
+    _outer_into(hess_B__B, hess_z_r_1__z_r_3, h_1, h_3, 1 / B, True)
+    _outer_into(hess_B__B, hess_z_r_2__z_r_1, h_2, h_1, 1 / B, True)
+    _outer_into(hess_B__B, hess_z_r_2__z_r_2, h_2, h_2, 1 / B, True)
+    _outer_into(hess_B__B, hess_z_r_2__z_r_3, h_2, h_3, 1 / B, True)
+    _outer_into(hess_B__B, hess_z_r_3__z_r_1, h_3, h_1, 1 / B, True)
+    _outer_into(hess_B__B, hess_z_r_3__z_r_2, h_3, h_2, 1 / B, True)
+    _outer_into(hess_B__B, hess_z_r_3__z_r_3, h_3, h_3, 1 / B, True)
+    # ∂f/∂B,U[m,j,l,i] = adj_p_1[l] h_1[j] tanh'(z_r_1[i]) δ[i,m] + adj_p_2[l] h_1[j] jac_r_2__z_r_1[i,m] + adj_p_2[l] h_2[j] tanh'(z_r_2[i]) δ[i,m] + adj_p_3[l] h_1[j] jac_r_3__z_r_1[i,m] + adj_p_3[l] h_2[j] jac_r_3__z_r_2[i,m] + adj_p_3[l] h_3[j] tanh'(z_r_3[i]) δ[i,m] + h_1[j] hess_z_r_1__p_1[m,l] r_1[i] + h_1[j] hess_z_r_1__p_2[m,l] r_2[i] + h_1[j] hess_z_r_1__p_3[m,l] r_3[i] + h_2[j] hess_z_r_2__p_2[m,l] r_2[i] + h_2[j] hess_z_r_2__p_3[m,l] r_3[i] + h_3[j] hess_z_r_3__p_3[m,l] r_3[i]
+    hess_B__U = _block_view(H, 22, 28, 28, 32, PARAMS["B"] + PARAMS["U"])
     jac_r_3__z_r_1 = t["jac_r_3__z_r_1"]
-    # einsum("Bl,Bj,Bim->mjli", adj_p_3, h_1, jac_r_3__z_r_1)
-    tmp_254 = h_1[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bj,Bim->mjli", adj_p_3, h_2, jac_r_3__z_r_2)
-    tmp_255 = h_2[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bj,Bim->mjli", adj_p_3, h_3, jac_r_3__z_r_3)
-    tmp_256 = h_3[:, :, None] * adj_p_3[:, None]
     hess_z_r_1__p_1 = t["hess_z_r_1__p_1"]
-    # einsum("Bj,Bml,Bi->mjli", h_1, hess_z_r_1__p_1, r_1)
-    tmp_257 = r_1[:, :, None] * h_1[:, None]
     hess_z_r_1__p_2 = t["hess_z_r_1__p_2"]
-    # einsum("Bj,Bml,Bi->mjli", h_1, hess_z_r_1__p_2, r_2)
-    tmp_258 = r_2[:, :, None] * h_1[:, None]
     hess_z_r_1__p_3 = t["hess_z_r_1__p_3"]
-    # einsum("Bj,Bml,Bi->mjli", h_1, hess_z_r_1__p_3, r_3)
-    tmp_259 = r_3[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bml,Bi->mjli", h_2, hess_z_r_2__p_2, r_2)
-    tmp_260 = r_2[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bml,Bi->mjli", h_2, hess_z_r_2__p_3, r_3)
-    tmp_261 = r_3[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bml,Bi->mjli", h_3, hess_z_r_3__p_3, r_3)
-    tmp_262 = r_3[:, :, None] * h_3[:, None]
-    hess_B__U = ((np.tensordot(tmp_251, jac_r_1__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_252, jac_r_2__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_253, jac_r_2__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_254, jac_r_3__z_r_1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_255, jac_r_3__z_r_2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_256, jac_r_3__z_r_3, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_257, hess_z_r_1__p_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_258, hess_z_r_1__p_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_259, hess_z_r_1__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_260, hess_z_r_2__p_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_261, hess_z_r_2__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_262, hess_z_r_3__p_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,h(0)[l,m,j] = Σ_c W[c,j] adj_p_1[l] jac_r_1__z_h_1[m,c] + Σ_c W[c,j] adj_p_2[l] jac_r_2__z_h_1[m,c] + Σ_c W[c,j] adj_p_3[l] jac_r_3__z_h_1[m,c] + Σ_c W[c,j] hess_p_1__z_h_1[l,c] r_1[m] + Σ_c W[c,j] hess_p_2__z_h_1[l,c] r_2[m] + Σ_c W[c,j] hess_p_3__z_h_1[l,c] r_3[m]
-    # einsum("cj,Bl,Bmc->lmj", W, adj_p_1, jac_r_1__z_h_1)
-    tmp_263 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
-    # einsum("cj,Bl,Bmc->lmj", W, adj_p_2, jac_r_2__z_h_1)
-    tmp_264 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
-    # einsum("cj,Bl,Bmc->lmj", W, adj_p_3, jac_r_3__z_h_1)
-    tmp_265 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
-    hess_p_1__z_h_1 = t["hess_p_1__z_h_1"]
-    # einsum("cj,Blc,Bm->lmj", W, hess_p_1__z_h_1, r_1)
-    tmp_266 = np.tensordot(r_1, hess_p_1__z_h_1, axes=([0], [0]))
-    hess_p_2__z_h_1 = t["hess_p_2__z_h_1"]
-    # einsum("cj,Blc,Bm->lmj", W, hess_p_2__z_h_1, r_2)
-    tmp_267 = np.tensordot(r_2, hess_p_2__z_h_1, axes=([0], [0]))
-    hess_p_3__z_h_1 = t["hess_p_3__z_h_1"]
-    # einsum("cj,Blc,Bm->lmj", W, hess_p_3__z_h_1, r_3)
-    tmp_268 = np.tensordot(r_3, hess_p_3__z_h_1, axes=([0], [0]))
-    hess_U__h_0 = ((np.tensordot(tmp_263, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_264, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_265, W, axes=([1], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_266, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_267, W, axes=([2], [0]))).transpose(1, 0, 2) + (np.tensordot(tmp_268, W, axes=([2], [0]))).transpose(1, 0, 2)) / B
-    # ∂f/∂U,W[l,m,j,i] = adj_p_1[l] h_0[i] jac_r_1__z_h_1[m,j] + adj_p_2[l] h_0[i] jac_r_2__z_h_1[m,j] + adj_p_2[l] h_1[i] jac_r_2__z_h_2[m,j] + adj_p_3[l] h_0[i] jac_r_3__z_h_1[m,j] + adj_p_3[l] h_1[i] jac_r_3__z_h_2[m,j] + adj_p_3[l] h_2[i] jac_r_3__z_h_3[m,j] + h_0[i] hess_p_1__z_h_1[l,j] r_1[m] + h_0[i] hess_p_2__z_h_1[l,j] r_2[m] + h_1[i] hess_p_2__z_h_2[l,j] r_2[m] + h_0[i] hess_p_3__z_h_1[l,j] r_3[m] + h_1[i] hess_p_3__z_h_2[l,j] r_3[m] + h_2[i] hess_p_3__z_h_3[l,j] r_3[m]
-    # einsum("Bl,i,Bmj->lmji", adj_p_1, h_0, jac_r_1__z_h_1)
-    tmp_269 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
-    # einsum("Bl,i,Bmj->lmji", adj_p_2, h_0, jac_r_2__z_h_1)
-    tmp_270 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
-    # einsum("Bl,Bi,Bmj->lmji", adj_p_2, h_1, jac_r_2__z_h_2)
-    tmp_271 = h_1[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,i,Bmj->lmji", adj_p_3, h_0, jac_r_3__z_h_1)
-    tmp_272 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
-    # einsum("Bl,Bi,Bmj->lmji", adj_p_3, h_1, jac_r_3__z_h_2)
-    tmp_273 = h_1[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bi,Bmj->lmji", adj_p_3, h_2, jac_r_3__z_h_3)
-    tmp_274 = h_2[:, :, None] * adj_p_3[:, None]
-    # einsum("i,Blj,Bm->lmji", h_0, hess_p_1__z_h_1, r_1)
-    tmp_275 = np.tensordot(r_1, hess_p_1__z_h_1, axes=([0], [0]))
-    # einsum("i,Blj,Bm->lmji", h_0, hess_p_2__z_h_1, r_2)
-    tmp_276 = np.tensordot(r_2, hess_p_2__z_h_1, axes=([0], [0]))
-    hess_p_2__z_h_2 = t["hess_p_2__z_h_2"]
-    # einsum("Bi,Blj,Bm->lmji", h_1, hess_p_2__z_h_2, r_2)
-    tmp_277 = r_2[:, :, None] * h_1[:, None]
-    # einsum("i,Blj,Bm->lmji", h_0, hess_p_3__z_h_1, r_3)
-    tmp_278 = np.tensordot(r_3, hess_p_3__z_h_1, axes=([0], [0]))
-    hess_p_3__z_h_2 = t["hess_p_3__z_h_2"]
-    # einsum("Bi,Blj,Bm->lmji", h_1, hess_p_3__z_h_2, r_3)
-    tmp_279 = r_3[:, :, None] * h_1[:, None]
-    hess_p_3__z_h_3 = t["hess_p_3__z_h_3"]
-    # einsum("Bi,Blj,Bm->lmji", h_2, hess_p_3__z_h_3, r_3)
-    tmp_280 = r_3[:, :, None] * h_2[:, None]
-    hess_U__W = ((tmp_269.transpose(2, 0, 1))[:, :, :, None] * h_0 + (tmp_270.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_271, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_272.transpose(2, 0, 1))[:, :, :, None] * h_0 + (np.tensordot(tmp_273, jac_r_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_274, jac_r_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (tmp_275.transpose(1, 0, 2))[:, :, :, None] * h_0 + (tmp_276.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_277, hess_p_2__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (tmp_278.transpose(1, 0, 2))[:, :, :, None] * h_0 + (np.tensordot(tmp_279, hess_p_3__z_h_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_280, hess_p_3__z_h_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,V[l,m,j,k] = adj_p_1[l] jac_r_1__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_1[m,j] x_1[k] + adj_p_3[l] jac_r_3__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_3[m,j] x_3[k] + hess_p_1__z_h_1[l,j] r_1[m] x_1[k] + hess_p_2__z_h_1[l,j] r_2[m] x_1[k] + hess_p_2__z_h_2[l,j] r_2[m] x_2[k] + hess_p_3__z_h_1[l,j] r_3[m] x_1[k] + hess_p_3__z_h_2[l,j] r_3[m] x_2[k] + hess_p_3__z_h_3[l,j] r_3[m] x_3[k]
-    # einsum("Bl,Bmj,Bk->lmjk", adj_p_1, jac_r_1__z_h_1, x_1)
-    tmp_281 = x_1[:, :, None] * adj_p_1[:, None]
-    # einsum("Bl,Bmj,Bk->lmjk", adj_p_2, jac_r_2__z_h_1, x_1)
-    tmp_282 = x_1[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,Bmj,Bk->lmjk", adj_p_2, jac_r_2__z_h_2, x_2)
-    tmp_283 = x_2[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,Bmj,Bk->lmjk", adj_p_3, jac_r_3__z_h_1, x_1)
-    tmp_284 = x_1[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bmj,Bk->lmjk", adj_p_3, jac_r_3__z_h_2, x_2)
-    tmp_285 = x_2[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bmj,Bk->lmjk", adj_p_3, jac_r_3__z_h_3, x_3)
-    tmp_286 = x_3[:, :, None] * adj_p_3[:, None]
-    # einsum("Blj,Bm,Bk->lmjk", hess_p_1__z_h_1, r_1, x_1)
-    tmp_287 = x_1[:, :, None] * r_1[:, None]
-    # einsum("Blj,Bm,Bk->lmjk", hess_p_2__z_h_1, r_2, x_1)
-    tmp_288 = x_1[:, :, None] * r_2[:, None]
-    # einsum("Blj,Bm,Bk->lmjk", hess_p_2__z_h_2, r_2, x_2)
-    tmp_289 = x_2[:, :, None] * r_2[:, None]
-    # einsum("Blj,Bm,Bk->lmjk", hess_p_3__z_h_1, r_3, x_1)
-    tmp_290 = x_1[:, :, None] * r_3[:, None]
-    # einsum("Blj,Bm,Bk->lmjk", hess_p_3__z_h_2, r_3, x_2)
-    tmp_291 = x_2[:, :, None] * r_3[:, None]
-    # einsum("Blj,Bm,Bk->lmjk", hess_p_3__z_h_3, r_3, x_3)
-    tmp_292 = x_3[:, :, None] * r_3[:, None]
-    hess_U__V = ((np.tensordot(tmp_281, jac_r_1__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_282, jac_r_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_283, jac_r_2__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_284, jac_r_3__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_285, jac_r_3__z_h_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_286, jac_r_3__z_h_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_287, hess_p_1__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_288, hess_p_2__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_289, hess_p_2__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_290, hess_p_3__z_h_1, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_291, hess_p_3__z_h_2, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_292, hess_p_3__z_h_3, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,A[l,m,i,q] = adj_p_2[l] jac_r_2__z_r_2[m,i] r_1[q] + adj_p_3[l] jac_r_3__z_r_2[m,i] r_1[q] + adj_p_3[l] jac_r_3__z_r_3[m,i] r_2[q] + hess_p_2__z_r_2[l,i] r_1[q] r_2[m] + hess_p_3__z_r_2[l,i] r_1[q] r_3[m] + hess_p_3__z_r_3[l,i] r_2[q] r_3[m]
-    # einsum("Bl,Bmi,Bq->lmiq", adj_p_2, jac_r_2__z_r_2, r_1)
-    tmp_293 = r_1[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,Bmi,Bq->lmiq", adj_p_3, jac_r_3__z_r_2, r_1)
-    tmp_294 = r_1[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bmi,Bq->lmiq", adj_p_3, jac_r_3__z_r_3, r_2)
-    tmp_295 = r_2[:, :, None] * adj_p_3[:, None]
-    hess_p_2__z_r_2 = t["hess_p_2__z_r_2"]
-    # einsum("Bli,Bq,Bm->lmiq", hess_p_2__z_r_2, r_1, r_2)
-    tmp_296 = r_2[:, :, None] * r_1[:, None]
-    hess_p_3__z_r_2 = t["hess_p_3__z_r_2"]
-    # einsum("Bli,Bq,Bm->lmiq", hess_p_3__z_r_2, r_1, r_3)
-    tmp_297 = r_3[:, :, None] * r_1[:, None]
-    hess_p_3__z_r_3 = t["hess_p_3__z_r_3"]
-    # einsum("Bli,Bq,Bm->lmiq", hess_p_3__z_r_3, r_2, r_3)
-    tmp_298 = r_3[:, :, None] * r_2[:, None]
-    hess_U__A = ((np.tensordot(tmp_293, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_294, jac_r_3__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_295, jac_r_3__z_r_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_296, hess_p_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_297, hess_p_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_298, hess_p_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,B[l,m,i,j] = adj_p_1[l] h_1[j] jac_r_1__z_r_1[m,i] + adj_p_2[l] h_1[j] jac_r_2__z_r_1[m,i] + adj_p_2[l] h_2[j] jac_r_2__z_r_2[m,i] + adj_p_3[l] h_1[j] jac_r_3__z_r_1[m,i] + adj_p_3[l] h_2[j] jac_r_3__z_r_2[m,i] + adj_p_3[l] h_3[j] jac_r_3__z_r_3[m,i] + h_1[j] hess_p_1__z_r_1[l,i] r_1[m] + h_1[j] hess_p_2__z_r_1[l,i] r_2[m] + h_2[j] hess_p_2__z_r_2[l,i] r_2[m] + h_1[j] hess_p_3__z_r_1[l,i] r_3[m] + h_2[j] hess_p_3__z_r_2[l,i] r_3[m] + h_3[j] hess_p_3__z_r_3[l,i] r_3[m]
-    # einsum("Bl,Bj,Bmi->lmij", adj_p_1, h_1, jac_r_1__z_r_1)
-    tmp_299 = h_1[:, :, None] * adj_p_1[:, None]
-    # einsum("Bl,Bj,Bmi->lmij", adj_p_2, h_1, jac_r_2__z_r_1)
-    tmp_300 = h_1[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,Bj,Bmi->lmij", adj_p_2, h_2, jac_r_2__z_r_2)
-    tmp_301 = h_2[:, :, None] * adj_p_2[:, None]
-    # einsum("Bl,Bj,Bmi->lmij", adj_p_3, h_1, jac_r_3__z_r_1)
-    tmp_302 = h_1[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bj,Bmi->lmij", adj_p_3, h_2, jac_r_3__z_r_2)
-    tmp_303 = h_2[:, :, None] * adj_p_3[:, None]
-    # einsum("Bl,Bj,Bmi->lmij", adj_p_3, h_3, jac_r_3__z_r_3)
-    tmp_304 = h_3[:, :, None] * adj_p_3[:, None]
-    hess_p_1__z_r_1 = t["hess_p_1__z_r_1"]
-    # einsum("Bj,Bli,Bm->lmij", h_1, hess_p_1__z_r_1, r_1)
-    tmp_305 = r_1[:, :, None] * h_1[:, None]
-    hess_p_2__z_r_1 = t["hess_p_2__z_r_1"]
-    # einsum("Bj,Bli,Bm->lmij", h_1, hess_p_2__z_r_1, r_2)
-    tmp_306 = r_2[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bli,Bm->lmij", h_2, hess_p_2__z_r_2, r_2)
-    tmp_307 = r_2[:, :, None] * h_2[:, None]
-    hess_p_3__z_r_1 = t["hess_p_3__z_r_1"]
-    # einsum("Bj,Bli,Bm->lmij", h_1, hess_p_3__z_r_1, r_3)
-    tmp_308 = r_3[:, :, None] * h_1[:, None]
-    # einsum("Bj,Bli,Bm->lmij", h_2, hess_p_3__z_r_2, r_3)
-    tmp_309 = r_3[:, :, None] * h_2[:, None]
-    # einsum("Bj,Bli,Bm->lmij", h_3, hess_p_3__z_r_3, r_3)
-    tmp_310 = r_3[:, :, None] * h_3[:, None]
-    hess_U__B = ((np.tensordot(tmp_299, jac_r_1__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_300, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_301, jac_r_2__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_302, jac_r_3__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_303, jac_r_3__z_r_2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_304, jac_r_3__z_r_3, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_305, hess_p_1__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_306, hess_p_2__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_307, hess_p_2__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_308, hess_p_3__z_r_1, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_309, hess_p_3__z_r_2, axes=([0], [0]))).transpose(2, 0, 3, 1) + (np.tensordot(tmp_310, hess_p_3__z_r_3, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    _outer_into(hess_B__U, jac_r_2__z_r_1.transpose(0, 2, 1), h_1, adj_p_2, 1 / B, False, True)
+    _outer_into(hess_B__U, jac_r_3__z_r_1.transpose(0, 2, 1), h_1, adj_p_3, 1 / B, True, True)
+    _outer_into(hess_B__U, jac_r_3__z_r_2.transpose(0, 2, 1), h_2, adj_p_3, 1 / B, True, True)
+    _outer_into(hess_B__U, hess_z_r_1__p_1, h_1, r_1, 1 / B, True)
+    _outer_into(hess_B__U, hess_z_r_1__p_2, h_1, r_2, 1 / B, True)
+    _outer_into(hess_B__U, hess_z_r_1__p_3, h_1, r_3, 1 / B, True)
+    _outer_into(hess_B__U, hess_z_r_2__p_2, h_2, r_2, 1 / B, True)
+    _outer_into(hess_B__U, hess_z_r_2__p_3, h_2, r_3, 1 / B, True)
+    _outer_into(hess_B__U, hess_z_r_3__p_3, h_3, r_3, 1 / B, True)
+    # einsum("Bl,Bj,Bm->mjl", adj_p_1, h_1, dtanh_z_r_1)
+    tmp_73 = dtanh_z_r_1[:, :, None] * adj_p_1[:, None]
+    _add_into(_diagonal_view(hess_B__U, 0, 3), (np.tensordot(tmp_73, h_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    # einsum("Bl,Bj,Bm->mjl", adj_p_2, h_2, dtanh_z_r_2)
+    tmp_74 = dtanh_z_r_2[:, :, None] * adj_p_2[:, None]
+    _add_into(_diagonal_view(hess_B__U, 0, 3), (np.tensordot(tmp_74, h_2, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    # einsum("Bl,Bj,Bm->mjl", adj_p_3, h_3, dtanh_z_r_3)
+    tmp_75 = dtanh_z_r_3[:, :, None] * adj_p_3[:, None]
+    _add_into(_diagonal_view(hess_B__U, 0, 3), (np.tensordot(tmp_75, h_3, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    _mirror(H, 22, 28, 28, 32)
     # ∂f/∂U,U[l,m,i,j] = hess_p_1__p_1[l,i] r_1[m] r_1[j] + hess_p_2__p_2[l,i] r_2[m] r_2[j] + hess_p_3__p_3[l,i] r_3[m] r_3[j]
+    hess_U__U = _block_view(H, 28, 32, 28, 32, PARAMS["U"] + PARAMS["U"])
     hess_p_1__p_1 = t["hess_p_1__p_1"]
     # einsum("li,Bm,Bj->lmij", hess_p_1__p_1, r_1, r_1)
-    tmp_311 = r_1.T @ r_1
+    tmp_76 = r_1.T @ r_1
+    _add_into(hess_U__U, tmp_76.T[:, None] * hess_p_1__p_1[:, None, :, None], 1 / B, False)
     hess_p_2__p_2 = t["hess_p_2__p_2"]
     # einsum("li,Bm,Bj->lmij", hess_p_2__p_2, r_2, r_2)
-    tmp_312 = r_2.T @ r_2
+    tmp_77 = r_2.T @ r_2
+    _add_into(hess_U__U, tmp_77.T[:, None] * hess_p_2__p_2[:, None, :, None], 1 / B, True)
     hess_p_3__p_3 = t["hess_p_3__p_3"]
     # einsum("li,Bm,Bj->lmij", hess_p_3__p_3, r_3, r_3)
-    tmp_313 = r_3.T @ r_3
-    hess_U__U = (tmp_311.T[:, None] * hess_p_1__p_1[:, None, :, None] + tmp_312.T[:, None] * hess_p_2__p_2[:, None, :, None] + tmp_313.T[:, None] * hess_p_3__p_3[:, None, :, None]) / B
-    return {("h(0)", "h(0)"): hess_h_0___h_0, ("h(0)", "W"): hess_h_0___W, ("h(0)", "V"): hess_h_0___V, ("h(0)", "A"): hess_h_0___A, ("h(0)", "B"): hess_h_0___B, ("h(0)", "U"): hess_h_0___U, ("W", "h(0)"): hess_W__h_0, ("W", "W"): hess_W__W, ("W", "V"): hess_W__V, ("W", "A"): hess_W__A, ("W", "B"): hess_W__B, ("W", "U"): hess_W__U, ("V", "h(0)"): hess_V__h_0, ("V", "W"): hess_V__W, ("V", "V"): hess_V__V, ("V", "A"): hess_V__A, ("V", "B"): hess_V__B, ("V", "U"): hess_V__U, ("A", "h(0)"): hess_A__h_0, ("A", "W"): hess_A__W, ("A", "V"): hess_A__V, ("A", "A"): hess_A__A, ("A", "B"): hess_A__B, ("A", "U"): hess_A__U, ("B", "h(0)"): hess_B__h_0, ("B", "W"): hess_B__W, ("B", "V"): hess_B__V, ("B", "A"): hess_B__A, ("B", "B"): hess_B__B, ("B", "U"): hess_B__U, ("U", "h(0)"): hess_U__h_0, ("U", "W"): hess_U__W, ("U", "V"): hess_U__V, ("U", "A"): hess_U__A, ("U", "B"): hess_U__B, ("U", "U"): hess_U__U}
+    tmp_78 = r_3.T @ r_3
+    _add_into(hess_U__U, tmp_78.T[:, None] * hess_p_3__p_3[:, None, :, None], 1 / B, True)
+    return {("h(0)", "h(0)"): hess_h_0___h_0, ("h(0)", "W"): hess_h_0___W, ("h(0)", "V"): hess_h_0___V, ("h(0)", "A"): hess_h_0___A, ("h(0)", "B"): hess_h_0___B, ("h(0)", "U"): hess_h_0___U, ("W", "h(0)"): _block_view(H, 3, 12, 0, 3, (3, 3, 3)), ("W", "W"): hess_W__W, ("W", "V"): hess_W__V, ("W", "A"): hess_W__A, ("W", "B"): hess_W__B, ("W", "U"): hess_W__U, ("V", "h(0)"): _block_view(H, 12, 18, 0, 3, (3, 2, 3)), ("V", "W"): _block_view(H, 12, 18, 3, 12, (3, 2, 3, 3)), ("V", "V"): hess_V__V, ("V", "A"): hess_V__A, ("V", "B"): hess_V__B, ("V", "U"): hess_V__U, ("A", "h(0)"): _block_view(H, 18, 22, 0, 3, (2, 2, 3)), ("A", "W"): _block_view(H, 18, 22, 3, 12, (2, 2, 3, 3)), ("A", "V"): _block_view(H, 18, 22, 12, 18, (2, 2, 3, 2)), ("A", "A"): hess_A__A, ("A", "B"): hess_A__B, ("A", "U"): hess_A__U, ("B", "h(0)"): _block_view(H, 22, 28, 0, 3, (2, 3, 3)), ("B", "W"): _block_view(H, 22, 28, 3, 12, (2, 3, 3, 3)), ("B", "V"): _block_view(H, 22, 28, 12, 18, (2, 3, 3, 2)), ("B", "A"): _block_view(H, 22, 28, 18, 22, (2, 3, 2, 2)), ("B", "B"): hess_B__B, ("B", "U"): hess_B__U, ("U", "h(0)"): _block_view(H, 28, 32, 0, 3, (2, 2, 3)), ("U", "W"): _block_view(H, 28, 32, 3, 12, (2, 2, 3, 3)), ("U", "V"): _block_view(H, 28, 32, 12, 18, (2, 2, 3, 2)), ("U", "A"): _block_view(H, 28, 32, 18, 22, (2, 2, 2, 2)), ("U", "B"): _block_view(H, 28, 32, 22, 28, (2, 2, 2, 3)), ("U", "U"): hess_U__U}
 
 
 def hvp(params, data, vector):

@@ -32,6 +32,85 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _diagonal_view(v, x, y):
+    """The view of v on its diagonal x = y (axis y dropped; axis x steps along both)."""
+    strides = list(v.strides)
+    strides[x] += strides[y]
+    del strides[y]
+    shape = list(v.shape)
+    del shape[y]
+    return np.lib.stride_tricks.as_strided(v, shape, strides, writeable=True)
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
+
+
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
+    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
+    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
+    J, I, K, L = v.shape
+    nb = G.shape[0]
+    w = v.view()
+    w.shape = (J, I, K * L)
+    aT = (a * scale).T
+    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
+    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    for j0 in range(0, J, step):
+        j1 = min(J, j0 + step)
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
+        if swap:
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
+        else:
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        if add:
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
+        else:
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+
+
 def _sigmoid(x):
     """The logistic function 1/(1 + exp(-x)), without overflow: exp(-log(1 + exp(-x)))."""
     return np.exp(-np.logaddexp(0, -x))
@@ -564,8 +643,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["adj_v2"] = _adj_v2(t)
@@ -574,7 +653,6 @@ def hessian(params, data):
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
     t["jac_p__v1"] = _jac_p__v1(t)
@@ -595,126 +673,103 @@ def hessian(params, data):
     t["hess_v1__p"] = _hess_v1__p(t)
     t["hess_z_v1__p"] = _hess_z_v1__p(t)
     B = t["x"].shape[0]
+    H = _hessian_out(out, 44, params["W1"])
     # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
+    hess_W1__W1 = _block_view(H, 0, 12, 0, 12, PARAMS["W1"] + PARAMS["W1"])
     hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_v1__z_v1, x, x)
-    tmp = x[:, :, None] * x[:, None]
-    hess_W1__W1 = (np.tensordot(tmp, hess_z_v1__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False, False, True)
     # ∂f/∂W1,b1[j,i,k] = hess_z_v1__z_v1[j,k] x[i]
+    hess_W1__b1 = _block_view(H, 0, 12, 12, 16, PARAMS["W1"] + PARAMS["b1"])
     # einsum("Bjk,Bi->jik", hess_z_v1__z_v1, x)
-    hess_W1__b1 = (np.tensordot(x, hess_z_v1__z_v1, axes=([0], [0]))).transpose(1, 0, 2) / B
-    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] jac_v1__z_v1[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
-    adj_z_v2 = t["adj_z_v2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    # einsum("Bk,Blj,Bi->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_2 = x[:, :, None] * adj_z_v2[:, None]
+    _add_into(hess_W1__b1, (np.tensordot(x, hess_z_v1__z_v1, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 12, 12, 16)
+    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] tanh'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
+    hess_W1__W2 = _block_view(H, 0, 12, 16, 32, PARAMS["W1"] + PARAMS["W2"])
     hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
     v1 = t["v1"]
-    # einsum("Bjk,Bl,Bi->jikl", hess_z_v1__z_v2, v1, x)
-    tmp_3 = x[:, :, None] * v1[:, None]
-    hess_W1__W2 = ((np.tensordot(tmp_2, jac_v1__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_3, hess_z_v1__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
+    _outer_into(hess_W1__W2, hess_z_v1__z_v2, x, v1, 1 / B, False)
+    adj_z_v2 = t["adj_z_v2"]
+    z_v1 = t["z_v1"]
+    dtanh_z_v1 = 1 - v1**2
+    # einsum("Bk,Bj,Bi->jik", adj_z_v2, dtanh_z_v1, x)
+    tmp = x[:, :, None] * adj_z_v2[:, None]
+    _add_into(_diagonal_view(hess_W1__W2, 0, 3), (np.tensordot(tmp, dtanh_z_v1, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    _mirror(H, 0, 12, 16, 32)
     # ∂f/∂W1,b2[j,i,k] = hess_z_v1__z_v2[j,k] x[i]
+    hess_W1__b2 = _block_view(H, 0, 12, 32, 36, PARAMS["W1"] + PARAMS["b2"])
     # einsum("Bjk,Bi->jik", hess_z_v1__z_v2, x)
-    hess_W1__b2 = (np.tensordot(x, hess_z_v1__z_v2, axes=([0], [0]))).transpose(1, 0, 2) / B
+    _add_into(hess_W1__b2, (np.tensordot(x, hess_z_v1__z_v2, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 12, 32, 36)
     # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
-    adj_p = t["adj_p"]
+    hess_W1__U = _block_view(H, 0, 12, 36, 44, PARAMS["W1"] + PARAMS["U"])
     jac_v2__z_v1 = t["jac_v2__z_v1"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v1, x)
-    tmp_4 = x[:, :, None] * adj_p[:, None]
+    adj_p = t["adj_p"]
     hess_z_v1__p = t["hess_z_v1__p"]
     v2 = t["v2"]
-    # einsum("Bjl,Bk,Bi->jilk", hess_z_v1__p, v2, x)
-    tmp_5 = x[:, :, None] * v2[:, None]
-    hess_W1__U = ((np.tensordot(tmp_4, jac_v2__z_v1, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_5, hess_z_v1__p, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂b1,W1[j,i,k] = hess_z_v1__z_v1[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_v1__z_v1, x)
-    hess_b1__W1 = (np.tensordot(x, hess_z_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 0) / B
+    _outer_into(hess_W1__U, jac_v2__z_v1.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
+    _outer_into(hess_W1__U, hess_z_v1__p, x, v2, 1 / B, True)
+    _mirror(H, 0, 12, 36, 44)
     # ∂f/∂b1,b1[j,i] = hess_z_v1__z_v1[j,i]
+    hess_b1__b1 = _block_view(H, 12, 16, 12, 16, PARAMS["b1"] + PARAMS["b1"])
     # einsum("Bji->ji", hess_z_v1__z_v1)
-    hess_b1__b1 = hess_z_v1__z_v1.sum(axis=0) / B
-    # ∂f/∂b1,W2[j,i,k] = adj_z_v2[i] jac_v1__z_v1[k,j] + hess_z_v1__z_v2[j,i] v1[k]
-    # einsum("Bi,Bkj->jik", adj_z_v2, jac_v1__z_v1)
+    _add_into(hess_b1__b1, hess_z_v1__z_v1.sum(axis=0), 1 / B, False)
+    # ∂f/∂b1,W2[j,i,k] = adj_z_v2[i] tanh'(z_v1[k]) δ[k,j] + hess_z_v1__z_v2[j,i] v1[k]
+    hess_b1__W2 = _block_view(H, 12, 16, 16, 32, PARAMS["b1"] + PARAMS["W2"])
     # einsum("Bji,Bk->jik", hess_z_v1__z_v2, v1)
-    hess_b1__W2 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v1, hess_z_v1__z_v2, axes=([0], [0]))).transpose(1, 2, 0)) / B
+    _add_into(hess_b1__W2, (np.tensordot(v1, hess_z_v1__z_v2, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    # einsum("Bi,Bj->ji", adj_z_v2, dtanh_z_v1)
+    _add_into(_diagonal_view(hess_b1__W2, 0, 2), dtanh_z_v1.T @ adj_z_v2, 1 / B, True)
+    _mirror(H, 12, 16, 16, 32)
     # ∂f/∂b1,b2[j,i] = hess_z_v1__z_v2[j,i]
+    hess_b1__b2 = _block_view(H, 12, 16, 32, 36, PARAMS["b1"] + PARAMS["b2"])
     # einsum("Bji->ji", hess_z_v1__z_v2)
-    hess_b1__b2 = hess_z_v1__z_v2.sum(axis=0) / B
+    _add_into(hess_b1__b2, hess_z_v1__z_v2.sum(axis=0), 1 / B, False)
+    _mirror(H, 12, 16, 32, 36)
     # ∂f/∂b1,U[j,l,i] = adj_p[l] jac_v2__z_v1[i,j] + hess_z_v1__p[j,l] v2[i]
+    hess_b1__U = _block_view(H, 12, 16, 36, 44, PARAMS["b1"] + PARAMS["U"])
     # einsum("Bl,Bij->jli", adj_p, jac_v2__z_v1)
+    _add_into(hess_b1__U, (np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
     # einsum("Bjl,Bi->jli", hess_z_v1__p, v2)
-    hess_b1__U = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v2, hess_z_v1__p, axes=([0], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂W2,W1[j,i,k,l] = adj_z_v2[j] jac_v1__z_v1[i,k] x[l] + hess_z_v2__z_v1[j,k] v1[i] x[l]
-    # einsum("Bj,Bik,Bl->jikl", adj_z_v2, jac_v1__z_v1, x)
-    tmp_6 = x[:, :, None] * adj_z_v2[:, None]
-    hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v1, v1, x)
-    tmp_7 = x[:, :, None] * v1[:, None]
-    hess_W2__W1 = ((np.tensordot(tmp_6, jac_v1__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_7, hess_z_v2__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂W2,b1[j,i,k] = adj_z_v2[j] jac_v1__z_v1[i,k] + hess_z_v2__z_v1[j,k] v1[i]
-    # einsum("Bj,Bik->jik", adj_z_v2, jac_v1__z_v1)
-    # einsum("Bjk,Bi->jik", hess_z_v2__z_v1, v1)
-    hess_W2__b1 = ((np.tensordot(jac_v1__z_v1, adj_z_v2, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v1, hess_z_v2__z_v1, axes=([0], [0]))).transpose(1, 0, 2)) / B
+    _add_into(hess_b1__U, (np.tensordot(v2, hess_z_v1__p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+    _mirror(H, 12, 16, 36, 44)
     # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
+    hess_W2__W2 = _block_view(H, 16, 32, 16, 32, PARAMS["W2"] + PARAMS["W2"])
     hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_v2__z_v2, v1, v1)
-    tmp_8 = v1[:, :, None] * v1[:, None]
-    hess_W2__W2 = (np.tensordot(tmp_8, hess_z_v2__z_v2, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
+    _outer_into(hess_W2__W2, hess_z_v2__z_v2, v1, v1, 1 / B, False, False, True)
     # ∂f/∂W2,b2[j,i,k] = hess_z_v2__z_v2[j,k] v1[i]
+    hess_W2__b2 = _block_view(H, 16, 32, 32, 36, PARAMS["W2"] + PARAMS["b2"])
     # einsum("Bjk,Bi->jik", hess_z_v2__z_v2, v1)
-    hess_W2__b2 = (np.tensordot(v1, hess_z_v2__z_v2, axes=([0], [0]))).transpose(1, 0, 2) / B
-    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] jac_v2__z_v2[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    # einsum("Bl,Bkj,Bi->jilk", adj_p, jac_v2__z_v2, v1)
-    tmp_9 = v1[:, :, None] * adj_p[:, None]
+    _add_into(hess_W2__b2, (np.tensordot(v1, hess_z_v2__z_v2, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 16, 32, 32, 36)
+    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] sigmoid'(z_v2[k]) δ[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
+    hess_W2__U = _block_view(H, 16, 32, 36, 44, PARAMS["W2"] + PARAMS["U"])
     hess_z_v2__p = t["hess_z_v2__p"]
-    # einsum("Bjl,Bi,Bk->jilk", hess_z_v2__p, v1, v2)
-    tmp_10 = v2[:, :, None] * v1[:, None]
-    hess_W2__U = ((np.tensordot(tmp_9, jac_v2__z_v2, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_10, hess_z_v2__p, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂b2,W1[j,i,k] = hess_z_v2__z_v1[j,i] x[k]
-    # einsum("Bji,Bk->jik", hess_z_v2__z_v1, x)
-    hess_b2__W1 = (np.tensordot(x, hess_z_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 0) / B
-    # ∂f/∂b2,b1[j,i] = hess_z_v2__z_v1[j,i]
-    # einsum("Bji->ji", hess_z_v2__z_v1)
-    hess_b2__b1 = hess_z_v2__z_v1.sum(axis=0) / B
-    # ∂f/∂b2,W2[j,i,k] = hess_z_v2__z_v2[j,i] v1[k]
-    # einsum("Bji,Bk->jik", hess_z_v2__z_v2, v1)
-    hess_b2__W2 = (np.tensordot(v1, hess_z_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 0) / B
+    _outer_into(hess_W2__U, hess_z_v2__p, v1, v2, 1 / B, False)
+    z_v2 = t["z_v2"]
+    dsigmoid_z_v2 = v2*_sigmoid(-z_v2)
+    # einsum("Bl,Bj,Bi->jil", adj_p, dsigmoid_z_v2, v1)
+    tmp_2 = dsigmoid_z_v2[:, :, None] * adj_p[:, None]
+    _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_2, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    _mirror(H, 16, 32, 36, 44)
     # ∂f/∂b2,b2[j,i] = hess_z_v2__z_v2[j,i]
+    hess_b2__b2 = _block_view(H, 32, 36, 32, 36, PARAMS["b2"] + PARAMS["b2"])
     # einsum("Bji->ji", hess_z_v2__z_v2)
-    hess_b2__b2 = hess_z_v2__z_v2.sum(axis=0) / B
-    # ∂f/∂b2,U[j,l,i] = adj_p[l] jac_v2__z_v2[i,j] + hess_z_v2__p[j,l] v2[i]
-    # einsum("Bl,Bij->jli", adj_p, jac_v2__z_v2)
+    _add_into(hess_b2__b2, hess_z_v2__z_v2.sum(axis=0), 1 / B, False)
+    # ∂f/∂b2,U[j,l,i] = adj_p[l] sigmoid'(z_v2[i]) δ[i,j] + hess_z_v2__p[j,l] v2[i]
+    hess_b2__U = _block_view(H, 32, 36, 36, 44, PARAMS["b2"] + PARAMS["U"])
     # einsum("Bjl,Bi->jli", hess_z_v2__p, v2)
-    hess_b2__U = ((np.tensordot(jac_v2__z_v2, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(v2, hess_z_v2__p, axes=([0], [0]))).transpose(1, 2, 0)) / B
-    # ∂f/∂U,W1[l,j,i,k] = adj_p[l] jac_v2__z_v1[j,i] x[k] + hess_p__z_v1[l,i] v2[j] x[k]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v1, x)
-    tmp_11 = x[:, :, None] * adj_p[:, None]
-    hess_p__z_v1 = t["hess_p__z_v1"]
-    # einsum("Bli,Bj,Bk->ljik", hess_p__z_v1, v2, x)
-    tmp_12 = x[:, :, None] * v2[:, None]
-    hess_U__W1 = ((np.tensordot(tmp_11, jac_v2__z_v1, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_12, hess_p__z_v1, axes=([0], [0]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,b1[l,j,i] = adj_p[l] jac_v2__z_v1[j,i] + hess_p__z_v1[l,i] v2[j]
-    # einsum("Bl,Bji->lji", adj_p, jac_v2__z_v1)
-    # einsum("Bli,Bj->lji", hess_p__z_v1, v2)
-    hess_U__b1 = ((np.tensordot(jac_v2__z_v1, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v2, hess_p__z_v1, axes=([0], [0]))).transpose(1, 0, 2)) / B
-    # ∂f/∂U,W2[l,j,i,k] = adj_p[l] jac_v2__z_v2[j,i] v1[k] + hess_p__z_v2[l,i] v1[k] v2[j]
-    # einsum("Bl,Bji,Bk->ljik", adj_p, jac_v2__z_v2, v1)
-    tmp_13 = v1[:, :, None] * adj_p[:, None]
-    hess_p__z_v2 = t["hess_p__z_v2"]
-    # einsum("Bli,Bk,Bj->ljik", hess_p__z_v2, v1, v2)
-    tmp_14 = v2[:, :, None] * v1[:, None]
-    hess_U__W2 = ((np.tensordot(tmp_13, jac_v2__z_v2, axes=([0], [0]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_14, hess_p__z_v2, axes=([0], [0]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂U,b2[l,j,i] = adj_p[l] jac_v2__z_v2[j,i] + hess_p__z_v2[l,i] v2[j]
-    # einsum("Bl,Bji->lji", adj_p, jac_v2__z_v2)
-    # einsum("Bli,Bj->lji", hess_p__z_v2, v2)
-    hess_U__b2 = ((np.tensordot(jac_v2__z_v2, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(v2, hess_p__z_v2, axes=([0], [0]))).transpose(1, 0, 2)) / B
+    _add_into(hess_b2__U, (np.tensordot(v2, hess_z_v2__p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    # einsum("Bl,Bj->jl", adj_p, dsigmoid_z_v2)
+    _add_into(_diagonal_view(hess_b2__U, 0, 2), dsigmoid_z_v2.T @ adj_p, 1 / B, True)
+    _mirror(H, 32, 36, 36, 44)
     # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
+    hess_U__U = _block_view(H, 36, 44, 36, 44, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
     # einsum("li,Bj,Bk->ljik", hess_p__p, v2, v2)
-    tmp_15 = v2.T @ v2
-    hess_U__U = tmp_15.T[:, None] * hess_p__p[:, None, :, None] / B
-    return {("W1", "W1"): hess_W1__W1, ("W1", "b1"): hess_W1__b1, ("W1", "W2"): hess_W1__W2, ("W1", "b2"): hess_W1__b2, ("W1", "U"): hess_W1__U, ("b1", "W1"): hess_b1__W1, ("b1", "b1"): hess_b1__b1, ("b1", "W2"): hess_b1__W2, ("b1", "b2"): hess_b1__b2, ("b1", "U"): hess_b1__U, ("W2", "W1"): hess_W2__W1, ("W2", "b1"): hess_W2__b1, ("W2", "W2"): hess_W2__W2, ("W2", "b2"): hess_W2__b2, ("W2", "U"): hess_W2__U, ("b2", "W1"): hess_b2__W1, ("b2", "b1"): hess_b2__b1, ("b2", "W2"): hess_b2__W2, ("b2", "b2"): hess_b2__b2, ("b2", "U"): hess_b2__U, ("U", "W1"): hess_U__W1, ("U", "b1"): hess_U__b1, ("U", "W2"): hess_U__W2, ("U", "b2"): hess_U__b2, ("U", "U"): hess_U__U}
+    tmp_3 = v2.T @ v2
+    _add_into(hess_U__U, tmp_3.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
+    return {("W1", "W1"): hess_W1__W1, ("W1", "b1"): hess_W1__b1, ("W1", "W2"): hess_W1__W2, ("W1", "b2"): hess_W1__b2, ("W1", "U"): hess_W1__U, ("b1", "W1"): _block_view(H, 12, 16, 0, 12, (4, 4, 3)), ("b1", "b1"): hess_b1__b1, ("b1", "W2"): hess_b1__W2, ("b1", "b2"): hess_b1__b2, ("b1", "U"): hess_b1__U, ("W2", "W1"): _block_view(H, 16, 32, 0, 12, (4, 4, 4, 3)), ("W2", "b1"): _block_view(H, 16, 32, 12, 16, (4, 4, 4)), ("W2", "W2"): hess_W2__W2, ("W2", "b2"): hess_W2__b2, ("W2", "U"): hess_W2__U, ("b2", "W1"): _block_view(H, 32, 36, 0, 12, (4, 4, 3)), ("b2", "b1"): _block_view(H, 32, 36, 12, 16, (4, 4)), ("b2", "W2"): _block_view(H, 32, 36, 16, 32, (4, 4, 4)), ("b2", "b2"): hess_b2__b2, ("b2", "U"): hess_b2__U, ("U", "W1"): _block_view(H, 36, 44, 0, 12, (2, 4, 4, 3)), ("U", "b1"): _block_view(H, 36, 44, 12, 16, (2, 4, 4)), ("U", "W2"): _block_view(H, 36, 44, 16, 32, (2, 4, 4, 4)), ("U", "b2"): _block_view(H, 36, 44, 32, 36, (2, 4, 4)), ("U", "U"): hess_U__U}
 
 
 def hvp(params, data, vector):

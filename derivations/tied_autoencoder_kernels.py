@@ -26,6 +26,85 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _diagonal_view(v, x, y):
+    """The view of v on its diagonal x = y (axis y dropped; axis x steps along both)."""
+    strides = list(v.strides)
+    strides[x] += strides[y]
+    del strides[y]
+    shape = list(v.shape)
+    del shape[y]
+    return np.lib.stride_tricks.as_strided(v, shape, strides, writeable=True)
+
+
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
+
+
+def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
+    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
+    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
+    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
+    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
+    copied from their transposes."""
+    J, I, K, L = v.shape
+    nb = G.shape[0]
+    w = v.view()
+    w.shape = (J, I, K * L)
+    aT = (a * scale).T
+    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
+    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    for j0 in range(0, J, step):
+        j1 = min(J, j0 + step)
+        k0 = j0 if half else 0
+        W = buf[:j1 - j0, :, :K - k0]
+        if swap:
+            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
+        else:
+            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
+        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        if add:
+            w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
+        else:
+            np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
+        if half and j0:
+            m = w.view()
+            m.shape = (J * I, K * L)
+            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+
+
 def _forward(params, data):
     """Every tensor of the network by name: parameters, data and nodes (data and nodes per sample)."""
     x = data["x"]
@@ -322,12 +401,11 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_r"] = _adj_r(t)
     t["adj_h"] = _adj_h(t)
-    t["jac_h__z_h"] = _jac_h__z_h(t)
     t["jac_r__h"] = _jac_r__h(t)
     t["jac_r__z_h"] = _jac_r__z_h(t)
     t["hess_r__z_h"] = _hess_r__z_h(t)
@@ -337,58 +415,61 @@ def hessian(params, data):
     t["hess_h__r"] = _hess_h__r(t)
     t["hess_z_h__r"] = _hess_z_h__r(t)
     B = t["x"].shape[0]
-    # ∂f/∂W,W[j,i,k,l] = adj_r[i] jac_h__z_h[j,k] x[l] + adj_r[l] jac_h__z_h[k,j] x[i] + hess_z_h__z_h[j,k] x[i] x[l] + h[k] hess_z_h__r[j,l] x[i] + h[j] hess_r__z_h[i,k] x[l] + h[j] h[k] hess_r__r[i,l]
-    adj_r = t["adj_r"]
-    jac_h__z_h = t["jac_h__z_h"]
-    x = t["x"]
-    # einsum("Bi,Bjk,Bl->jikl", adj_r, jac_h__z_h, x)
-    tmp = x[:, :, None] * adj_r[:, None]
-    # einsum("Bl,Bkj,Bi->jikl", adj_r, jac_h__z_h, x)
-    tmp_2 = x[:, :, None] * adj_r[:, None]
+    H = _hessian_out(out, 11, params["W"])
+    # ∂f/∂W,W[j,i,k,l] = adj_r[i] tanh'(z_h[j]) δ[j,k] x[l] + adj_r[l] tanh'(z_h[k]) δ[k,j] x[i] + hess_z_h__z_h[j,k] x[i] x[l] + h[k] hess_z_h__r[j,l] x[i] + h[j] hess_r__z_h[i,k] x[l] + h[j] h[k] hess_r__r[i,l]
+    hess_W__W = _block_view(H, 0, 6, 0, 6, PARAMS["W"] + PARAMS["W"])
     hess_z_h__z_h = t["hess_z_h__z_h"]
-    # einsum("Bjk,Bi,Bl->jikl", hess_z_h__z_h, x, x)
-    tmp_3 = x[:, :, None] * x[:, None]
-    h = t["h"]
+    x = t["x"]
     hess_z_h__r = t["hess_z_h__r"]
-    # einsum("Bk,Bjl,Bi->jikl", h, hess_z_h__r, x)
-    tmp_4 = x[:, :, None] * h[:, None]
+    h = t["h"]
+    _outer_into(hess_W__W, hess_z_h__z_h, x, x, 1 / B, False)
+    _outer_into(hess_W__W, hess_z_h__r, x, h, 1 / B, True, True)
     hess_r__z_h = t["hess_r__z_h"]
     # einsum("Bj,Bik,Bl->jikl", h, hess_r__z_h, x)
-    tmp_5 = x[:, :, None] * h[:, None]
+    tmp = x[:, :, None] * h[:, None]
+    _add_into(hess_W__W, (np.tensordot(tmp, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     hess_r__r = t["hess_r__r"]
     # einsum("Bj,Bk,il->jikl", h, h, hess_r__r)
-    tmp_6 = h.T @ h
-    hess_W__W = ((np.tensordot(tmp, jac_h__z_h, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_2, jac_h__z_h, axes=([0], [0]))).transpose(3, 0, 2, 1) + (np.tensordot(tmp_3, hess_z_h__z_h, axes=([0], [0]))).transpose(2, 1, 3, 0) + (np.tensordot(tmp_4, hess_z_h__r, axes=([0], [0]))).transpose(2, 0, 1, 3) + (np.tensordot(tmp_5, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 3, 0) + tmp_6.T[:, None, :, None] * hess_r__r[:, None]) / B
-    # ∂f/∂W,b[j,i,k] = adj_r[i] jac_h__z_h[j,k] + hess_z_h__z_h[j,k] x[i] + h[j] hess_r__z_h[i,k]
-    # einsum("Bi,Bjk->jik", adj_r, jac_h__z_h)
+    tmp_2 = h.T @ h
+    _add_into(hess_W__W, tmp_2.T[:, None, :, None] * hess_r__r[:, None], 1 / B, True)
+    adj_r = t["adj_r"]
+    z_h = t["z_h"]
+    dtanh_z_h = 1 - h**2
+    # einsum("Bi,Bj,Bk->jik", adj_r, dtanh_z_h, x)
+    tmp_3 = dtanh_z_h[:, :, None] * adj_r[:, None]
+    _add_into(_diagonal_view(hess_W__W, 0, 2), np.tensordot(tmp_3, x, axes=([0], [0])), 1 / B, True)
+    # einsum("Bk,Bj,Bi->jik", adj_r, dtanh_z_h, x)
+    tmp_4 = dtanh_z_h[:, :, None] * adj_r[:, None]
+    _add_into(_diagonal_view(hess_W__W, 0, 2), (np.tensordot(tmp_4, x, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    # ∂f/∂W,b[j,i,k] = adj_r[i] tanh'(z_h[j]) δ[j,k] + hess_z_h__z_h[j,k] x[i] + h[j] hess_r__z_h[i,k]
+    hess_W__b = _block_view(H, 0, 6, 6, 8, PARAMS["W"] + PARAMS["b"])
     # einsum("Bjk,Bi->jik", hess_z_h__z_h, x)
+    _add_into(hess_W__b, (np.tensordot(x, hess_z_h__z_h, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     # einsum("Bj,Bik->jik", h, hess_r__z_h)
-    hess_W__b = ((np.tensordot(jac_h__z_h, adj_r, axes=([0], [0]))).transpose(0, 2, 1) + (np.tensordot(x, hess_z_h__z_h, axes=([0], [0]))).transpose(1, 0, 2) + (np.tensordot(hess_r__z_h, h, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    _add_into(hess_W__b, (np.tensordot(hess_r__z_h, h, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    # einsum("Bi,Bj->ji", adj_r, dtanh_z_h)
+    _add_into(_diagonal_view(hess_W__b, 0, 2), dtanh_z_h.T @ adj_r, 1 / B, True)
+    _mirror(H, 0, 6, 6, 8)
     # ∂f/∂W,c[j,i,k] = hess_z_h__r[j,k] x[i] + h[j] hess_r__r[i,k]
+    hess_W__c = _block_view(H, 0, 6, 8, 11, PARAMS["W"] + PARAMS["c"])
     # einsum("Bjk,Bi->jik", hess_z_h__r, x)
+    _add_into(hess_W__c, (np.tensordot(x, hess_z_h__r, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     # einsum("Bj,ik->jik", h, hess_r__r)
-    hess_W__c = ((np.tensordot(x, hess_z_h__r, axes=([0], [0]))).transpose(1, 0, 2) + hess_r__r * (h.sum(axis=0))[:, None, None]) / B
-    # ∂f/∂b,W[j,i,k] = adj_r[k] jac_h__z_h[i,j] + hess_z_h__z_h[j,i] x[k] + h[i] hess_z_h__r[j,k]
-    # einsum("Bk,Bij->jik", adj_r, jac_h__z_h)
-    # einsum("Bji,Bk->jik", hess_z_h__z_h, x)
-    # einsum("Bi,Bjk->jik", h, hess_z_h__r)
-    hess_b__W = ((np.tensordot(jac_h__z_h, adj_r, axes=([0], [0]))).transpose(1, 0, 2) + (np.tensordot(x, hess_z_h__z_h, axes=([0], [0]))).transpose(1, 2, 0) + (np.tensordot(hess_z_h__r, h, axes=([0], [0]))).transpose(0, 2, 1)) / B
+    _add_into(hess_W__c, hess_r__r * (h.sum(axis=0))[:, None, None], 1 / B, True)
+    _mirror(H, 0, 6, 8, 11)
     # ∂f/∂b,b[j,i] = hess_z_h__z_h[j,i]
+    hess_b__b = _block_view(H, 6, 8, 6, 8, PARAMS["b"] + PARAMS["b"])
     # einsum("Bji->ji", hess_z_h__z_h)
-    hess_b__b = hess_z_h__z_h.sum(axis=0) / B
+    _add_into(hess_b__b, hess_z_h__z_h.sum(axis=0), 1 / B, False)
     # ∂f/∂b,c[j,i] = hess_z_h__r[j,i]
+    hess_b__c = _block_view(H, 6, 8, 8, 11, PARAMS["b"] + PARAMS["c"])
     # einsum("Bji->ji", hess_z_h__r)
-    hess_b__c = hess_z_h__r.sum(axis=0) / B
-    # ∂f/∂c,W[i,j,k] = hess_r__z_h[i,j] x[k] + h[j] hess_r__r[i,k]
-    # einsum("Bij,Bk->ijk", hess_r__z_h, x)
-    # einsum("Bj,ik->ijk", h, hess_r__r)
-    hess_c__W = ((np.tensordot(x, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 0) + hess_r__r[:, None] * (h.sum(axis=0))[:, None]) / B
-    # ∂f/∂c,b[i,j] = hess_r__z_h[i,j]
-    # einsum("Bij->ij", hess_r__z_h)
-    hess_c__b = hess_r__z_h.sum(axis=0) / B
+    _add_into(hess_b__c, hess_z_h__r.sum(axis=0), 1 / B, False)
+    _mirror(H, 6, 8, 8, 11)
     # ∂f/∂c,c[i,j] = hess_r__r[i,j]
-    hess_c__c = hess_r__r
-    return {("W", "W"): hess_W__W, ("W", "b"): hess_W__b, ("W", "c"): hess_W__c, ("b", "W"): hess_b__W, ("b", "b"): hess_b__b, ("b", "c"): hess_b__c, ("c", "W"): hess_c__W, ("c", "b"): hess_c__b, ("c", "c"): hess_c__c}
+    hess_c__c = _block_view(H, 8, 11, 8, 11, PARAMS["c"] + PARAMS["c"])
+    _add_into(hess_c__c, hess_r__r, 1, False)
+    return {("W", "W"): hess_W__W, ("W", "b"): hess_W__b, ("W", "c"): hess_W__c, ("b", "W"): _block_view(H, 6, 8, 0, 6, (2, 2, 3)), ("b", "b"): hess_b__b, ("b", "c"): hess_b__c, ("c", "W"): _block_view(H, 8, 11, 0, 6, (3, 2, 3)), ("c", "b"): _block_view(H, 8, 11, 6, 8, (3, 2)), ("c", "c"): hess_c__c}
 
 
 def hvp(params, data, vector):

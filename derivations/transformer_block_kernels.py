@@ -55,16 +55,62 @@ GRADIENT_FACTOR_AXES = {
 }
 
 
+def _add_into(v, value, scale, add):
+    """v (+)= scale · value (value broadcast to v's shape)."""
+    if add:
+        v += value * scale if scale != 1 else value
+    else:
+        np.multiply(value, scale, out=v)
+
+
+def _block_view(H, r0, r1, c0, c1, shape):
+    """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
+    view = H[r0:r1, c0:c1].view()
+    view.shape = shape
+    return view
+
+
+def _diagonal_view(v, x, y):
+    """The view of v on its diagonal x = y (axis y dropped; axis x steps along both)."""
+    strides = list(v.strides)
+    strides[x] += strides[y]
+    del strides[y]
+    shape = list(v.shape)
+    del shape[y]
+    return np.lib.stride_tricks.as_strided(v, shape, strides, writeable=True)
+
+
 def _erf(x):
     """The error function elementwise: math.erf on each entry (NumPy has none)."""
     import math
     return np.vectorize(math.erf, otypes=[float])(x)
 
 
+def _hessian_out(out, n, like):
+    """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
+    n × n without a copy), or a new uninitialised array in the dtype of `like`."""
+    if out is None:
+        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+    if out.shape not in ((n, n), (n * n,)):
+        raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
+    view = out.view()
+    view.shape = (n, n)  # raises if that needs a copy
+    return view
+
+
 def _logsumexp(a, axis):
     """log Σ exp(a) along ``axis``, shifted by the maximum for stability."""
     m = np.max(a, axis=axis, keepdims=True)
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
+
+
+def _mirror(H, r0, r1, c0, c1, tile=256):
+    """H[c0:c1, r0:r1] = H[r0:r1, c0:c1].T, copied in tiles (cache-friendly)."""
+    for i in range(r0, r1, tile):
+        i1 = min(r1, i + tile)
+        for j in range(c0, c1, tile):
+            j1 = min(c1, j + tile)
+            H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
 def _softmax(a, axis):
@@ -3500,8 +3546,8 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b."""
+def hessian(params, data, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
     t["adj_p"] = _adj_p(t)
     t["adj_ff"] = _adj_ff(t)
@@ -3670,12 +3716,6 @@ def hessian(params, data):
     t["hess_h1__p"] = _hess_h1__p(t)
     t["hess_a1__p"] = _hess_a1__p(t)
     t["hess_z_a1__p"] = _hess_z_a1__p(t)
-    t["hess_h2__z_a1"] = _hess_h2__z_a1(t)
-    t["hess_a2__z_a1"] = _hess_a2__z_a1(t)
-    t["hess_z_a2__z_a1"] = _hess_z_a2__z_a1(t)
-    t["hess_h2__h1"] = _hess_h2__h1(t)
-    t["hess_a2__h1"] = _hess_a2__h1(t)
-    t["hess_z_a2__h1"] = _hess_z_a2__h1(t)
     t["hess_h2__r"] = _hess_h2__r(t)
     t["hess_a2__r"] = _hess_a2__r(t)
     t["hess_z_a2__r"] = _hess_z_a2__r(t)
@@ -3698,7 +3738,9 @@ def hessian(params, data):
     t["hess_a2__p"] = _hess_a2__p(t)
     t["hess_z_a2__p"] = _hess_z_a2__p(t)
     B = t["X"].shape[0]
+    H = _hessian_out(out, 112, params["Q1"])
     # ∂f/∂Q1,Q1[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,p,n]
+    hess_Q1__Q1 = _block_view(H, 0, 8, 0, 8, PARAMS["Q1"] + PARAMS["Q1"])
     K1 = t["K1"]
     X = t["X"]
     hess_z_a1__z_a1 = t["hess_z_a1__z_a1"]
@@ -3708,12 +3750,14 @@ def hessian(params, data):
     tmp_3 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_4 = np.einsum("Bnj,Bdopn->Bjdop", tmp_3, tmp_2, optimize=False)
     tmp_5 = np.einsum("Bjdop,Boi->Bjdpi", tmp_4, X, optimize=False)
-    hess_Q1__Q1 = 0.5 * (np.tensordot(tmp_5, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3) / B
+    _add_into(hess_Q1__Q1, (np.tensordot(tmp_5, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     # ∂f/∂Q1,K1[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a1[c,l] + 1/e Σ_clmnop K1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,n,p]
+    hess_Q1__K1 = _block_view(H, 0, 8, 8, 16, PARAMS["Q1"] + PARAMS["K1"])
     adj_z_a1 = t["adj_z_a1"]
     # einsum("dj,Bci,Blk,Bcl->dijk", np.eye(2), X, X, adj_z_a1)
     tmp_6 = (adj_z_a1.transpose(0, 2, 1)) @ X
     tmp_7 = np.tensordot(tmp_6, X, axes=([0, 1], [0, 1]))
+    _add_into(hess_Q1__K1, tmp_7[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
     Q1 = t["Q1"]
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q1, X, X, X, X, hess_z_a1__z_a1)
     tmp_8 = np.tensordot(X, K1, axes=([2], [1]))
@@ -3721,8 +3765,10 @@ def hessian(params, data):
     tmp_10 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_11 = np.einsum("Bnj,Bdonp->Bjdop", tmp_10, tmp_9, optimize=False)
     tmp_12 = np.einsum("Bjdop,Boi->Bjdpi", tmp_11, X, optimize=False)
-    hess_Q1__K1 = (0.7071067811865476 * tmp_7[:, None] * (np.eye(2))[:, None, :, None] + 0.5 * (np.tensordot(tmp_12, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
+    _add_into(hess_Q1__K1, (np.tensordot(tmp_12, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
+    _mirror(H, 0, 8, 8, 16)
     # ∂f/∂Q1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,m,l] + 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[m,l,o,j]
+    hess_Q1__V1 = _block_view(H, 0, 8, 16, 24, PARAMS["Q1"] + PARAMS["V1"])
     adj_h1 = t["adj_h1"]
     jac_a1__z_a1 = t["jac_a1__z_a1"]
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K1, X, X, X, adj_h1, jac_a1__z_a1)
@@ -3730,6 +3776,7 @@ def hessian(params, data):
     tmp_14 = np.einsum("Bonml,Boj->Bnmlj", jac_a1__z_a1, adj_h1, optimize=False)
     tmp_15 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_14, tmp_13, optimize=False)
     tmp_16 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_15, X, optimize=False)
+    _add_into(hess_Q1__V1, (np.tensordot(tmp_16, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     a1 = t["a1"]
     hess_z_a1__h1 = t["hess_z_a1__h1"]
     # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a1, hess_z_a1__h1)
@@ -3737,22 +3784,27 @@ def hessian(params, data):
     tmp_18 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_19 = np.einsum("Bld,Bmloj->Bdmoj", tmp_18, hess_z_a1__h1, optimize=False)
     tmp_20 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_19, X, optimize=False)
-    hess_Q1__V1 = (0.7071067811865476 * (np.tensordot(tmp_16, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_20, tmp_17, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    _add_into(hess_Q1__V1, (np.tensordot(tmp_20, tmp_17, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 16, 24)
     # ∂f/∂Q1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,m,l] + 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[m,l,n,j]
+    hess_Q1__O1 = _block_view(H, 0, 8, 24, 32, PARAMS["Q1"] + PARAMS["O1"])
     adj_r = t["adj_r"]
     jac_h1__z_a1 = t["jac_h1__z_a1"]
     # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K1, X, X, adj_r, jac_h1__z_a1)
     tmp_21 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_22 = np.einsum("Bld,Bnkml->Bdnkm", tmp_21, jac_h1__z_a1, optimize=False)
     tmp_23 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_22, X, optimize=False)
+    _add_into(hess_Q1__O1, (np.tensordot(tmp_23, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     h1 = t["h1"]
     hess_z_a1__r = t["hess_z_a1__r"]
     # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h1, hess_z_a1__r)
     tmp_24 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_25 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h1, optimize=False)
     tmp_26 = np.einsum("Bmljk,Bld->Bmjkd", tmp_25, tmp_24, optimize=False)
-    hess_Q1__O1 = (0.7071067811865476 * (np.tensordot(tmp_23, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_26, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1)) / B
+    _add_into(hess_Q1__O1, (np.tensordot(tmp_26, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 24, 32)
     # ∂f/∂Q1,Q2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,p,n]
+    hess_Q1__Q2 = _block_view(H, 0, 8, 32, 40, PARAMS["Q1"] + PARAMS["Q2"])
     K2 = t["K2"]
     hess_z_a1__z_a2 = t["hess_z_a1__z_a2"]
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K1, K2, X, X, X, X, hess_z_a1__z_a2)
@@ -3761,8 +3813,10 @@ def hessian(params, data):
     tmp_29 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_30 = np.einsum("Bnj,Bdopn->Bjdop", tmp_29, tmp_28, optimize=False)
     tmp_31 = np.einsum("Bjdop,Boi->Bjdpi", tmp_30, X, optimize=False)
-    hess_Q1__Q2 = 0.5 * (np.tensordot(tmp_31, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3) / B
+    _add_into(hess_Q1__Q2, (np.tensordot(tmp_31, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    _mirror(H, 0, 8, 32, 40)
     # ∂f/∂Q1,K2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,n,p]
+    hess_Q1__K2 = _block_view(H, 0, 8, 40, 48, PARAMS["Q1"] + PARAMS["K2"])
     Q2 = t["Q2"]
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q2, X, X, X, X, hess_z_a1__z_a2)
     tmp_32 = np.tensordot(X, K1, axes=([2], [1]))
@@ -3770,8 +3824,10 @@ def hessian(params, data):
     tmp_34 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_35 = np.einsum("Bnj,Bdonp->Bjdop", tmp_34, tmp_33, optimize=False)
     tmp_36 = np.einsum("Bjdop,Boi->Bjdpi", tmp_35, X, optimize=False)
-    hess_Q1__K2 = 0.5 * (np.tensordot(tmp_36, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3) / B
+    _add_into(hess_Q1__K2, (np.tensordot(tmp_36, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    _mirror(H, 0, 8, 40, 48)
     # ∂f/∂Q1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[m,l,o,j]
+    hess_Q1__V2 = _block_view(H, 0, 8, 48, 56, PARAMS["Q1"] + PARAMS["V2"])
     a2 = t["a2"]
     hess_z_a1__h2 = t["hess_z_a1__h2"]
     # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a2, hess_z_a1__h2)
@@ -3779,15 +3835,19 @@ def hessian(params, data):
     tmp_38 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_39 = np.einsum("Bld,Bmloj->Bdmoj", tmp_38, hess_z_a1__h2, optimize=False)
     tmp_40 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_39, X, optimize=False)
-    hess_Q1__V2 = 0.7071067811865476 * (np.tensordot(tmp_40, tmp_37, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    _add_into(hess_Q1__V2, (np.tensordot(tmp_40, tmp_37, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
+    _mirror(H, 0, 8, 48, 56)
     # ∂f/∂Q1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[m,l,n,j]
+    hess_Q1__O2 = _block_view(H, 0, 8, 56, 64, PARAMS["Q1"] + PARAMS["O2"])
     h2 = t["h2"]
     # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h2, hess_z_a1__r)
     tmp_41 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_42 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h2, optimize=False)
     tmp_43 = np.einsum("Bmljk,Bld->Bmjkd", tmp_42, tmp_41, optimize=False)
-    hess_Q1__O2 = 0.7071067811865476 * (np.tensordot(tmp_43, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) / B
+    _add_into(hess_Q1__O2, (np.tensordot(tmp_43, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 0, 8, 56, 64)
     # ∂f/∂Q1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] mu[c]
+    hess_Q1__g = _block_view(H, 0, 8, 64, 68, PARAMS["Q1"] + PARAMS["g"])
     z_ln = t["z_ln"]
     reciprocal_z_ln = z_ln**(-1.0)
     adj_ln = t["adj_ln"]
@@ -3797,12 +3857,14 @@ def hessian(params, data):
     tmp_45 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_46 = np.einsum("Bcj,Bcjml->Bjml", tmp_45, jac_r__z_a1, optimize=False)
     tmp_47 = np.einsum("Bjml,Bld->Bjmd", tmp_46, tmp_44, optimize=False)
+    _add_into(hess_Q1__g, (np.tensordot(tmp_47, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
     jac_mu__z_a1 = t["jac_mu__z_a1"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_mu__z_a1)
     tmp_48 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_49 = np.einsum("Bld,Bcml->Bdcm", tmp_48, jac_mu__z_a1, optimize=False)
     tmp_50 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_51 = np.einsum("Bdcm,Bmi->Bdci", tmp_49, X, optimize=False)
+    _add_into(hess_Q1__g, np.tensordot(tmp_51, tmp_50, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     dreciprocal_z_ln = -1/z_ln**2
     jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
     r = t["r"]
@@ -3812,6 +3874,7 @@ def hessian(params, data):
     tmp_54 = np.einsum("Bld,Bcml->Bdcm", tmp_53, jac_z_ln__z_a1, optimize=False)
     tmp_55 = tmp_52 * dreciprocal_z_ln[:, :, None]
     tmp_56 = np.einsum("Bdcm,Bmi->Bdci", tmp_54, X, optimize=False)
+    _add_into(hess_Q1__g, np.tensordot(tmp_56, tmp_55, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
     mu = t["mu"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
     tmp_57 = mu * dreciprocal_z_ln
@@ -3819,38 +3882,47 @@ def hessian(params, data):
     tmp_59 = np.einsum("Bld,Bcml->Bdcm", tmp_58, jac_z_ln__z_a1, optimize=False)
     tmp_60 = tmp_57[:, :, None] * adj_ln
     tmp_61 = np.einsum("Bdcm,Bmi->Bdci", tmp_59, X, optimize=False)
+    _add_into(hess_Q1__g, np.tensordot(tmp_61, tmp_60, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     hess_z_a1__ln = t["hess_z_a1__ln"]
     # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, r)
     tmp_62 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_63 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
     tmp_64 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_63, r, optimize=False)
     tmp_65 = np.einsum("Bmlj,Bld->Bmjd", tmp_64, tmp_62, optimize=False)
+    _add_into(hess_Q1__g, (np.tensordot(tmp_65, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, mu)
     tmp_66 = mu * reciprocal_z_ln
     tmp_67 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_68 = tmp_67[:, :, :, None] * tmp_66[:, None, None]
     tmp_69 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_68, hess_z_a1__ln, optimize=False)
-    hess_Q1__g = (0.7071067811865476 * (np.tensordot(tmp_47, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * np.tensordot(tmp_51, tmp_50, axes=([0, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_56, tmp_55, axes=([0, 2], [0, 1])) - 0.7071067811865476 * np.tensordot(tmp_61, tmp_60, axes=([0, 2], [0, 1])) + 0.7071067811865476 * (np.tensordot(tmp_65, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * (np.tensordot(tmp_69, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1)) / B
+    _add_into(hess_Q1__g, (np.tensordot(tmp_69, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 64, 68)
     # ∂f/∂Q1,b[d,i,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__ln[l,k,m,j]
+    hess_Q1__b = _block_view(H, 0, 8, 68, 72, PARAMS["Q1"] + PARAMS["b"])
     # einsum("dc,Bkc,Bli,Blkmj->dij", K1, X, X, hess_z_a1__ln)
     tmp_70 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_71 = np.einsum("Bkd,Blkj->Bdlj", tmp_70, hess_z_a1__ln.sum(axis=3), optimize=False)
-    hess_Q1__b = 0.7071067811865476 * (np.tensordot(tmp_71, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) / B
+    _add_into(hess_Q1__b, (np.tensordot(tmp_71, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 0, 8, 68, 72)
     # ∂f/∂Q1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[l,k,a,m] ln[m,j]
+    hess_Q1__F1 = _block_view(H, 0, 8, 72, 88, PARAMS["Q1"] + PARAMS["F1"])
     adj_z_ff = t["adj_z_ff"]
     jac_ln__z_a1 = t["jac_ln__z_a1"]
     # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K1, X, X, adj_z_ff, jac_ln__z_a1)
     tmp_72 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_73 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_72, jac_ln__z_a1, optimize=False)
     tmp_74 = np.einsum("Bdmjl,Bli->Bdmji", tmp_73, X, optimize=False)
+    _add_into(hess_Q1__F1, (np.tensordot(tmp_74, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     hess_z_a1__z_ff = t["hess_z_a1__z_ff"]
     ln = t["ln"]
     # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K1, X, X, hess_z_a1__z_ff, ln)
     tmp_75 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_76 = np.einsum("Bkd,Blkam->Bdlam", tmp_75, hess_z_a1__z_ff, optimize=False)
     tmp_77 = np.einsum("Bdlam,Bli->Bdami", tmp_76, X, optimize=False)
-    hess_Q1__F1 = (0.7071067811865476 * (np.tensordot(tmp_74, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_77, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    _add_into(hess_Q1__F1, (np.tensordot(tmp_77, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 72, 88)
     # ∂f/∂Q1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ff[m,l,c,j]
+    hess_Q1__F2 = _block_view(H, 0, 8, 88, 104, PARAMS["Q1"] + PARAMS["F2"])
     z_ff = t["z_ff"]
     dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     adj_ff = t["adj_ff"]
@@ -3860,1663 +3932,1064 @@ def hessian(params, data):
     tmp_79 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
     tmp_80 = np.einsum("Bld,Bacml->Bdacm", tmp_78, jac_z_ff__z_a1, optimize=False)
     tmp_81 = np.einsum("Bdacm,Bcja->Bdamj", tmp_80, tmp_79, optimize=False)
+    _add_into(hess_Q1__F2, (np.tensordot(tmp_81, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
     gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
     hess_z_a1__ff = t["hess_z_a1__ff"]
     # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K1, X, X, hess_z_a1__ff)
     tmp_82 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_83 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_82, hess_z_a1__ff, optimize=False)
     tmp_84 = np.einsum("Bdmcj,Bac->Bdmja", tmp_83, gelu_z_ff, optimize=False)
-    hess_Q1__F2 = (0.7071067811865476 * (np.tensordot(tmp_81, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1) + 0.7071067811865476 * (np.tensordot(tmp_84, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    _add_into(hess_Q1__F2, (np.tensordot(tmp_84, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 88, 104)
     # ∂f/∂Q1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[m,k,l]
+    hess_Q1__U = _block_view(H, 0, 8, 104, 112, PARAMS["Q1"] + PARAMS["U"])
     adj_p = t["adj_p"]
     jac_ff__z_a1 = t["jac_ff__z_a1"]
     # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K1, X, X, adj_p, jac_ff__z_a1)
     tmp_85 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_86 = adj_p[:, :, None, None] * X[:, None]
     tmp_87 = np.einsum("Bkd,Bjmk->Bdjm", tmp_85, jac_ff__z_a1.sum(axis=1), optimize=False)
+    _add_into(hess_Q1__U, (np.tensordot(tmp_87, tmp_86, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
     ff = t["ff"]
     hess_z_a1__p = t["hess_z_a1__p"]
     # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K1, X, X, ff, hess_z_a1__p)
     tmp_88 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_89 = np.einsum("Bkd,Bmkl->Bdml", tmp_88, hess_z_a1__p, optimize=False)
     tmp_90 = np.einsum("Bdml,Bmi->Bdli", tmp_89, X, optimize=False)
-    hess_Q1__U = (0.23570226039551584 * (np.tensordot(tmp_87, tmp_86, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_90, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂K1,Q1[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a1[l,c] + 1/e Σ_clmnop K1[j,c] Q1[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a1__z_a1[m,o,p,n]
-    # einsum("dj,Bci,Blk,Blc->dijk", np.eye(2), X, X, adj_z_a1)
-    tmp_91 = adj_z_a1 @ X
-    tmp_92 = np.tensordot(tmp_91, X, axes=([0, 1], [0, 1]))
-    # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K1, Q1, X, X, X, X, hess_z_a1__z_a1)
-    tmp_93 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_94 = np.einsum("Bnj,Bmopn->Bjmop", tmp_93, hess_z_a1__z_a1, optimize=False)
-    tmp_95 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_96 = np.einsum("Bmd,Bjmop->Bdjop", tmp_95, tmp_94, optimize=False)
-    tmp_97 = np.einsum("Bdjop,Boi->Bdjpi", tmp_96, X, optimize=False)
-    hess_K1__Q1 = (0.7071067811865476 * tmp_92[:, None] * (np.eye(2))[:, None, :, None] + 0.5 * (np.tensordot(tmp_97, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    _add_into(hess_Q1__U, (np.tensordot(tmp_90, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    _mirror(H, 0, 8, 104, 112)
     # ∂f/∂K1,K1[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[m,o,n,p]
+    hess_K1__K1 = _block_view(H, 8, 16, 8, 16, PARAMS["K1"] + PARAMS["K1"])
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q1, X, X, X, X, hess_z_a1__z_a1)
-    tmp_98 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_99 = np.einsum("Bmd,Bmonp->Bdonp", tmp_98, hess_z_a1__z_a1, optimize=False)
-    tmp_100 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_101 = np.einsum("Bnj,Bdonp->Bjdop", tmp_100, tmp_99, optimize=False)
-    tmp_102 = np.einsum("Bjdop,Boi->Bjdpi", tmp_101, X, optimize=False)
-    hess_K1__K1 = 0.5 * (np.tensordot(tmp_102, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3) / B
+    tmp_91 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_92 = np.einsum("Bmd,Bmonp->Bdonp", tmp_91, hess_z_a1__z_a1, optimize=False)
+    tmp_93 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_94 = np.einsum("Bnj,Bdonp->Bjdop", tmp_93, tmp_92, optimize=False)
+    tmp_95 = np.einsum("Bjdop,Boi->Bjdpi", tmp_94, X, optimize=False)
+    _add_into(hess_K1__K1, (np.tensordot(tmp_95, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     # ∂f/∂K1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,l,m] + 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[l,m,o,j]
+    hess_K1__V1 = _block_view(H, 8, 16, 16, 24, PARAMS["K1"] + PARAMS["V1"])
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q1, X, X, X, adj_h1, jac_a1__z_a1)
-    tmp_103 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_104 = np.einsum("Bonlm,Boj->Bnlmj", jac_a1__z_a1, adj_h1, optimize=False)
-    tmp_105 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_104, tmp_103, optimize=False)
-    tmp_106 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_105, X, optimize=False)
+    tmp_96 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_97 = np.einsum("Bonlm,Boj->Bnlmj", jac_a1__z_a1, adj_h1, optimize=False)
+    tmp_98 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_97, tmp_96, optimize=False)
+    tmp_99 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_98, X, optimize=False)
+    _add_into(hess_K1__V1, (np.tensordot(tmp_99, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a1, hess_z_a1__h1)
-    tmp_107 = a1 @ X
-    tmp_108 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_109 = np.einsum("Bld,Blmoj->Bdmoj", tmp_108, hess_z_a1__h1, optimize=False)
-    tmp_110 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_109, X, optimize=False)
-    hess_K1__V1 = (0.7071067811865476 * (np.tensordot(tmp_106, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_110, tmp_107, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_100 = a1 @ X
+    tmp_101 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_102 = np.einsum("Bld,Blmoj->Bdmoj", tmp_101, hess_z_a1__h1, optimize=False)
+    tmp_103 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_102, X, optimize=False)
+    _add_into(hess_K1__V1, (np.tensordot(tmp_103, tmp_100, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 8, 16, 16, 24)
     # ∂f/∂K1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,l,m] + 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[l,m,n,j]
+    hess_K1__O1 = _block_view(H, 8, 16, 24, 32, PARAMS["K1"] + PARAMS["O1"])
     # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q1, X, X, adj_r, jac_h1__z_a1)
-    tmp_111 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_112 = np.einsum("Bld,Bnklm->Bdnkm", tmp_111, jac_h1__z_a1, optimize=False)
-    tmp_113 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_112, X, optimize=False)
+    tmp_104 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_105 = np.einsum("Bld,Bnklm->Bdnkm", tmp_104, jac_h1__z_a1, optimize=False)
+    tmp_106 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_105, X, optimize=False)
+    _add_into(hess_K1__O1, (np.tensordot(tmp_106, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h1, hess_z_a1__r)
-    tmp_114 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_115 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h1, optimize=False)
-    tmp_116 = np.einsum("Blmjk,Bld->Bmjkd", tmp_115, tmp_114, optimize=False)
-    hess_K1__O1 = (0.7071067811865476 * (np.tensordot(tmp_113, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_116, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1)) / B
+    tmp_107 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_108 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h1, optimize=False)
+    tmp_109 = np.einsum("Blmjk,Bld->Bmjkd", tmp_108, tmp_107, optimize=False)
+    _add_into(hess_K1__O1, (np.tensordot(tmp_109, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    _mirror(H, 8, 16, 24, 32)
     # ∂f/∂K1,Q2[d,i,j,k] = 1/e Σ_clmnop K2[j,c] Q1[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,p,n]
+    hess_K1__Q2 = _block_view(H, 8, 16, 32, 40, PARAMS["K1"] + PARAMS["Q2"])
     # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K2, Q1, X, X, X, X, hess_z_a1__z_a2)
-    tmp_117 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_118 = np.einsum("Bnj,Bmopn->Bjmop", tmp_117, hess_z_a1__z_a2, optimize=False)
-    tmp_119 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_120 = np.einsum("Bmd,Bjmop->Bdjop", tmp_119, tmp_118, optimize=False)
-    tmp_121 = np.einsum("Bdjop,Boi->Bdjpi", tmp_120, X, optimize=False)
-    hess_K1__Q2 = 0.5 * (np.tensordot(tmp_121, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_110 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_111 = np.einsum("Bnj,Bmopn->Bjmop", tmp_110, hess_z_a1__z_a2, optimize=False)
+    tmp_112 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_113 = np.einsum("Bmd,Bjmop->Bdjop", tmp_112, tmp_111, optimize=False)
+    tmp_114 = np.einsum("Bdjop,Boi->Bdjpi", tmp_113, X, optimize=False)
+    _add_into(hess_K1__Q2, (np.tensordot(tmp_114, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.5 / B, False)
+    _mirror(H, 8, 16, 32, 40)
     # ∂f/∂K1,K2[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,n,p]
+    hess_K1__K2 = _block_view(H, 8, 16, 40, 48, PARAMS["K1"] + PARAMS["K2"])
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_122 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_123 = np.einsum("Bmd,Bmonp->Bdonp", tmp_122, hess_z_a1__z_a2, optimize=False)
-    tmp_124 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_125 = np.einsum("Bnj,Bdonp->Bjdop", tmp_124, tmp_123, optimize=False)
-    tmp_126 = np.einsum("Bjdop,Boi->Bjdpi", tmp_125, X, optimize=False)
-    hess_K1__K2 = 0.5 * (np.tensordot(tmp_126, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3) / B
+    tmp_115 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_116 = np.einsum("Bmd,Bmonp->Bdonp", tmp_115, hess_z_a1__z_a2, optimize=False)
+    tmp_117 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_118 = np.einsum("Bnj,Bdonp->Bjdop", tmp_117, tmp_116, optimize=False)
+    tmp_119 = np.einsum("Bjdop,Boi->Bjdpi", tmp_118, X, optimize=False)
+    _add_into(hess_K1__K2, (np.tensordot(tmp_119, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    _mirror(H, 8, 16, 40, 48)
     # ∂f/∂K1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[l,m,o,j]
+    hess_K1__V2 = _block_view(H, 8, 16, 48, 56, PARAMS["K1"] + PARAMS["V2"])
     # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a2, hess_z_a1__h2)
-    tmp_127 = a2 @ X
-    tmp_128 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_129 = np.einsum("Bld,Blmoj->Bdmoj", tmp_128, hess_z_a1__h2, optimize=False)
-    tmp_130 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_129, X, optimize=False)
-    hess_K1__V2 = 0.7071067811865476 * (np.tensordot(tmp_130, tmp_127, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_120 = a2 @ X
+    tmp_121 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_122 = np.einsum("Bld,Blmoj->Bdmoj", tmp_121, hess_z_a1__h2, optimize=False)
+    tmp_123 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_122, X, optimize=False)
+    _add_into(hess_K1__V2, (np.tensordot(tmp_123, tmp_120, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
+    _mirror(H, 8, 16, 48, 56)
     # ∂f/∂K1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[l,m,n,j]
+    hess_K1__O2 = _block_view(H, 8, 16, 56, 64, PARAMS["K1"] + PARAMS["O2"])
     # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h2, hess_z_a1__r)
-    tmp_131 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_132 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
-    tmp_133 = np.einsum("Blmjk,Bld->Bmjkd", tmp_132, tmp_131, optimize=False)
-    hess_K1__O2 = 0.7071067811865476 * (np.tensordot(tmp_133, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) / B
+    tmp_124 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_125 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
+    tmp_126 = np.einsum("Blmjk,Bld->Bmjkd", tmp_125, tmp_124, optimize=False)
+    _add_into(hess_K1__O2, (np.tensordot(tmp_126, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 8, 16, 56, 64)
     # ∂f/∂K1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] mu[c]
+    hess_K1__g = _block_view(H, 8, 16, 64, 68, PARAMS["K1"] + PARAMS["g"])
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_r__z_a1)
-    tmp_134 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_135 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_136 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_135, jac_r__z_a1, optimize=False)
-    tmp_137 = np.einsum("Bjlm,Bld->Bjmd", tmp_136, tmp_134, optimize=False)
+    tmp_127 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_128 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_129 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_128, jac_r__z_a1, optimize=False)
+    tmp_130 = np.einsum("Bjlm,Bld->Bjmd", tmp_129, tmp_127, optimize=False)
+    _add_into(hess_K1__g, (np.tensordot(tmp_130, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_mu__z_a1)
-    tmp_138 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_139 = np.einsum("Bld,Bclm->Bdcm", tmp_138, jac_mu__z_a1, optimize=False)
-    tmp_140 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_141 = np.einsum("Bdcm,Bmi->Bdci", tmp_139, X, optimize=False)
+    tmp_131 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_132 = np.einsum("Bld,Bclm->Bdcm", tmp_131, jac_mu__z_a1, optimize=False)
+    tmp_133 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_134 = np.einsum("Bdcm,Bmi->Bdci", tmp_132, X, optimize=False)
+    _add_into(hess_K1__g, np.tensordot(tmp_134, tmp_133, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
-    tmp_142 = r * adj_ln
-    tmp_143 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_144 = np.einsum("Bld,Bclm->Bdcm", tmp_143, jac_z_ln__z_a1, optimize=False)
-    tmp_145 = tmp_142 * dreciprocal_z_ln[:, :, None]
-    tmp_146 = np.einsum("Bdcm,Bmi->Bdci", tmp_144, X, optimize=False)
+    tmp_135 = r * adj_ln
+    tmp_136 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_137 = np.einsum("Bld,Bclm->Bdcm", tmp_136, jac_z_ln__z_a1, optimize=False)
+    tmp_138 = tmp_135 * dreciprocal_z_ln[:, :, None]
+    tmp_139 = np.einsum("Bdcm,Bmi->Bdci", tmp_137, X, optimize=False)
+    _add_into(hess_K1__g, np.tensordot(tmp_139, tmp_138, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
-    tmp_147 = mu * dreciprocal_z_ln
-    tmp_148 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_149 = np.einsum("Bld,Bclm->Bdcm", tmp_148, jac_z_ln__z_a1, optimize=False)
-    tmp_150 = tmp_147[:, :, None] * adj_ln
-    tmp_151 = np.einsum("Bdcm,Bmi->Bdci", tmp_149, X, optimize=False)
+    tmp_140 = mu * dreciprocal_z_ln
+    tmp_141 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_142 = np.einsum("Bld,Bclm->Bdcm", tmp_141, jac_z_ln__z_a1, optimize=False)
+    tmp_143 = tmp_140[:, :, None] * adj_ln
+    tmp_144 = np.einsum("Bdcm,Bmi->Bdci", tmp_142, X, optimize=False)
+    _add_into(hess_K1__g, np.tensordot(tmp_144, tmp_143, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, r)
-    tmp_152 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_153 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_154 = np.einsum("Blmcj,Bcj->Blmj", tmp_153, r, optimize=False)
-    tmp_155 = np.einsum("Blmj,Bld->Bmjd", tmp_154, tmp_152, optimize=False)
+    tmp_145 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_146 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_147 = np.einsum("Blmcj,Bcj->Blmj", tmp_146, r, optimize=False)
+    tmp_148 = np.einsum("Blmj,Bld->Bmjd", tmp_147, tmp_145, optimize=False)
+    _add_into(hess_K1__g, (np.tensordot(tmp_148, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, mu)
-    tmp_156 = mu * reciprocal_z_ln
-    tmp_157 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_158 = tmp_157[:, :, :, None] * tmp_156[:, None, None]
-    tmp_159 = np.einsum("Bldc,Blmcj->Bdmj", tmp_158, hess_z_a1__ln, optimize=False)
-    hess_K1__g = (0.7071067811865476 * (np.tensordot(tmp_137, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * np.tensordot(tmp_141, tmp_140, axes=([0, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_146, tmp_145, axes=([0, 2], [0, 1])) - 0.7071067811865476 * np.tensordot(tmp_151, tmp_150, axes=([0, 2], [0, 1])) + 0.7071067811865476 * (np.tensordot(tmp_155, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * (np.tensordot(tmp_159, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1)) / B
+    tmp_149 = mu * reciprocal_z_ln
+    tmp_150 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_151 = tmp_150[:, :, :, None] * tmp_149[:, None, None]
+    tmp_152 = np.einsum("Bldc,Blmcj->Bdmj", tmp_151, hess_z_a1__ln, optimize=False)
+    _add_into(hess_K1__g, (np.tensordot(tmp_152, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    _mirror(H, 8, 16, 64, 68)
     # ∂f/∂K1,b[d,i,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__ln[k,l,m,j]
+    hess_K1__b = _block_view(H, 8, 16, 68, 72, PARAMS["K1"] + PARAMS["b"])
     # einsum("dc,Bkc,Bli,Bklmj->dij", Q1, X, X, hess_z_a1__ln)
-    tmp_160 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_161 = np.einsum("Bkd,Bklj->Bdlj", tmp_160, hess_z_a1__ln.sum(axis=3), optimize=False)
-    hess_K1__b = 0.7071067811865476 * (np.tensordot(tmp_161, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) / B
+    tmp_153 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_154 = np.einsum("Bkd,Bklj->Bdlj", tmp_153, hess_z_a1__ln.sum(axis=3), optimize=False)
+    _add_into(hess_K1__b, (np.tensordot(tmp_154, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 8, 16, 68, 72)
     # ∂f/∂K1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[k,l,a,m] ln[m,j]
+    hess_K1__F1 = _block_view(H, 8, 16, 72, 88, PARAMS["K1"] + PARAMS["F1"])
     # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q1, X, X, adj_z_ff, jac_ln__z_a1)
-    tmp_162 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_163 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_162, jac_ln__z_a1, optimize=False)
-    tmp_164 = np.einsum("Bdmjl,Bli->Bdmji", tmp_163, X, optimize=False)
+    tmp_155 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_156 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_155, jac_ln__z_a1, optimize=False)
+    tmp_157 = np.einsum("Bdmjl,Bli->Bdmji", tmp_156, X, optimize=False)
+    _add_into(hess_K1__F1, (np.tensordot(tmp_157, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q1, X, X, hess_z_a1__z_ff, ln)
-    tmp_165 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_166 = np.einsum("Bkd,Bklam->Bdlam", tmp_165, hess_z_a1__z_ff, optimize=False)
-    tmp_167 = np.einsum("Bdlam,Bli->Bdami", tmp_166, X, optimize=False)
-    hess_K1__F1 = (0.7071067811865476 * (np.tensordot(tmp_164, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_167, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_158 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_159 = np.einsum("Bkd,Bklam->Bdlam", tmp_158, hess_z_a1__z_ff, optimize=False)
+    tmp_160 = np.einsum("Bdlam,Bli->Bdami", tmp_159, X, optimize=False)
+    _add_into(hess_K1__F1, (np.tensordot(tmp_160, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 8, 16, 72, 88)
     # ∂f/∂K1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ff[l,m,c,j]
+    hess_K1__F2 = _block_view(H, 8, 16, 88, 104, PARAMS["K1"] + PARAMS["F2"])
     # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q1, X, X, adj_ff, jac_z_ff__z_a1)
-    tmp_168 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_169 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_170 = np.einsum("Bld,Baclm->Bdacm", tmp_168, jac_z_ff__z_a1, optimize=False)
-    tmp_171 = np.einsum("Bdacm,Bcja->Bdamj", tmp_170, tmp_169, optimize=False)
+    tmp_161 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_162 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_163 = np.einsum("Bld,Baclm->Bdacm", tmp_161, jac_z_ff__z_a1, optimize=False)
+    tmp_164 = np.einsum("Bdacm,Bcja->Bdamj", tmp_163, tmp_162, optimize=False)
+    _add_into(hess_K1__F2, (np.tensordot(tmp_164, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
     # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q1, X, X, hess_z_a1__ff)
-    tmp_172 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_173 = np.einsum("Bld,Blmcj->Bdmcj", tmp_172, hess_z_a1__ff, optimize=False)
-    tmp_174 = np.einsum("Bdmcj,Bac->Bdmja", tmp_173, gelu_z_ff, optimize=False)
-    hess_K1__F2 = (0.7071067811865476 * (np.tensordot(tmp_171, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1) + 0.7071067811865476 * (np.tensordot(tmp_174, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    tmp_165 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_166 = np.einsum("Bld,Blmcj->Bdmcj", tmp_165, hess_z_a1__ff, optimize=False)
+    tmp_167 = np.einsum("Bdmcj,Bac->Bdmja", tmp_166, gelu_z_ff, optimize=False)
+    _add_into(hess_K1__F2, (np.tensordot(tmp_167, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    _mirror(H, 8, 16, 88, 104)
     # ∂f/∂K1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[k,m,l]
+    hess_K1__U = _block_view(H, 8, 16, 104, 112, PARAMS["K1"] + PARAMS["U"])
     # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q1, X, X, adj_p, jac_ff__z_a1)
-    tmp_175 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_176 = adj_p[:, :, None, None] * X[:, None]
-    tmp_177 = np.einsum("Bkd,Bjkm->Bdjm", tmp_175, jac_ff__z_a1.sum(axis=1), optimize=False)
+    tmp_168 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_169 = adj_p[:, :, None, None] * X[:, None]
+    tmp_170 = np.einsum("Bkd,Bjkm->Bdjm", tmp_168, jac_ff__z_a1.sum(axis=1), optimize=False)
+    _add_into(hess_K1__U, (np.tensordot(tmp_170, tmp_169, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
     # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q1, X, X, ff, hess_z_a1__p)
-    tmp_178 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_179 = np.einsum("Bkd,Bkml->Bdml", tmp_178, hess_z_a1__p, optimize=False)
-    tmp_180 = np.einsum("Bdml,Bmi->Bdli", tmp_179, X, optimize=False)
-    hess_K1__U = (0.23570226039551584 * (np.tensordot(tmp_177, tmp_176, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_180, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂V1,Q1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[j,c] X[l,c] X[m,i] X[n,k] adj_h1[o,d] jac_a1__z_a1[o,m,n,l] + 1/sqrt(e) Σ_clmno K1[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a1[o,d,n,l]
-    # einsum("jc,Blc,Bmi,Bnk,Bod,Bomnl->dijk", K1, X, X, X, adj_h1, jac_a1__z_a1)
-    tmp_181 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_182 = np.einsum("Bomnl,Bod->Bmnld", jac_a1__z_a1, adj_h1, optimize=False)
-    tmp_183 = np.einsum("Bmnld,Blj->Bmndj", tmp_182, tmp_181, optimize=False)
-    tmp_184 = np.einsum("Bmndj,Bmi->Bndji", tmp_183, X, optimize=False)
-    hess_h1__z_a1 = t["hess_h1__z_a1"]
-    # einsum("jc,Blc,Bmi,Bnk,Bom,Bodnl->dijk", K1, X, X, X, a1, hess_h1__z_a1)
-    tmp_185 = a1 @ X
-    tmp_186 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_187 = np.einsum("Blj,Bodnl->Bjodn", tmp_186, hess_h1__z_a1, optimize=False)
-    tmp_188 = np.einsum("Bjodn,Bnk->Bjodk", tmp_187, X, optimize=False)
-    hess_V1__Q1 = (0.7071067811865476 * (np.tensordot(tmp_184, X, axes=([0, 1], [0, 1]))).transpose(0, 2, 1, 3) + 0.7071067811865476 * (np.tensordot(tmp_188, tmp_185, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂V1,K1[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[j,c] X[l,c] X[m,i] X[n,k] adj_h1[o,d] jac_a1__z_a1[o,m,l,n] + 1/sqrt(e) Σ_clmno Q1[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a1[o,d,l,n]
-    # einsum("jc,Blc,Bmi,Bnk,Bod,Bomln->dijk", Q1, X, X, X, adj_h1, jac_a1__z_a1)
-    tmp_189 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_190 = np.einsum("Bomln,Bod->Bmlnd", jac_a1__z_a1, adj_h1, optimize=False)
-    tmp_191 = np.einsum("Bmlnd,Blj->Bmndj", tmp_190, tmp_189, optimize=False)
-    tmp_192 = np.einsum("Bmndj,Bmi->Bndji", tmp_191, X, optimize=False)
-    # einsum("jc,Blc,Bmi,Bnk,Bom,Bodln->dijk", Q1, X, X, X, a1, hess_h1__z_a1)
-    tmp_193 = a1 @ X
-    tmp_194 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_195 = np.einsum("Blj,Bodln->Bjodn", tmp_194, hess_h1__z_a1, optimize=False)
-    tmp_196 = np.einsum("Bjodn,Bnk->Bjodk", tmp_195, X, optimize=False)
-    hess_V1__K1 = (0.7071067811865476 * (np.tensordot(tmp_192, X, axes=([0, 1], [0, 1]))).transpose(0, 2, 1, 3) + 0.7071067811865476 * (np.tensordot(tmp_196, tmp_193, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2)) / B
+    tmp_171 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_172 = np.einsum("Bkd,Bkml->Bdml", tmp_171, hess_z_a1__p, optimize=False)
+    tmp_173 = np.einsum("Bdml,Bmi->Bdli", tmp_172, X, optimize=False)
+    _add_into(hess_K1__U, (np.tensordot(tmp_173, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    _mirror(H, 8, 16, 104, 112)
     # ∂f/∂V1,V1[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a1[n,l] hess_h1__h1[m,d,n,j]
+    hess_V1__V1 = _block_view(H, 16, 24, 16, 24, PARAMS["V1"] + PARAMS["V1"])
     hess_h1__h1 = t["hess_h1__h1"]
     # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a1, hess_h1__h1)
-    tmp_197 = a1 @ X
-    tmp_198 = a1 @ X
-    tmp_199 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_197, hess_h1__h1, optimize=False)
-    hess_V1__V1 = (np.tensordot(tmp_199, tmp_198, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3) / B
+    tmp_174 = a1 @ X
+    tmp_175 = a1 @ X
+    tmp_176 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_174, hess_h1__h1, optimize=False)
+    _add_into(hess_V1__V1, (np.tensordot(tmp_176, tmp_175, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     # ∂f/∂V1,O1[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a1[l,c] adj_r[l,j] + Σ_clm X[c,i] a1[l,c] h1[m,k] hess_h1__r[l,d,m,j]
+    hess_V1__O1 = _block_view(H, 16, 24, 24, 32, PARAMS["V1"] + PARAMS["O1"])
     # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a1, adj_r)
-    tmp_200 = a1 @ X
-    tmp_201 = np.tensordot(tmp_200, adj_r, axes=([0, 1], [0, 1]))
+    tmp_177 = a1 @ X
+    tmp_178 = np.tensordot(tmp_177, adj_r, axes=([0, 1], [0, 1]))
+    _add_into(hess_V1__O1, tmp_178[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
     hess_h1__r = t["hess_h1__r"]
     # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h1, hess_h1__r)
-    tmp_202 = a1 @ X
-    tmp_203 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h1, optimize=False)
-    hess_V1__O1 = (tmp_201[:, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_203, tmp_202, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    tmp_179 = a1 @ X
+    tmp_180 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h1, optimize=False)
+    _add_into(hess_V1__O1, (np.tensordot(tmp_180, tmp_179, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
+    _mirror(H, 16, 24, 24, 32)
     # ∂f/∂V1,Q2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,n,l]
+    hess_V1__Q2 = _block_view(H, 16, 24, 32, 40, PARAMS["V1"] + PARAMS["Q2"])
     hess_h1__z_a2 = t["hess_h1__z_a2"]
     # einsum("jc,Blc,Bmi,Bnk,Bom,Bodnl->dijk", K2, X, X, X, a1, hess_h1__z_a2)
-    tmp_204 = a1 @ X
-    tmp_205 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_206 = np.einsum("Blj,Bodnl->Bjodn", tmp_205, hess_h1__z_a2, optimize=False)
-    tmp_207 = np.einsum("Bjodn,Bnk->Bjodk", tmp_206, X, optimize=False)
-    hess_V1__Q2 = 0.7071067811865476 * (np.tensordot(tmp_207, tmp_204, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2) / B
+    tmp_181 = a1 @ X
+    tmp_182 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_183 = np.einsum("Blj,Bodnl->Bjodn", tmp_182, hess_h1__z_a2, optimize=False)
+    tmp_184 = np.einsum("Bjodn,Bnk->Bjodk", tmp_183, X, optimize=False)
+    _add_into(hess_V1__Q2, (np.tensordot(tmp_184, tmp_181, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
+    _mirror(H, 16, 24, 32, 40)
     # ∂f/∂V1,K2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,l,n]
+    hess_V1__K2 = _block_view(H, 16, 24, 40, 48, PARAMS["V1"] + PARAMS["K2"])
     # einsum("jc,Blc,Bmi,Bnk,Bom,Bodln->dijk", Q2, X, X, X, a1, hess_h1__z_a2)
-    tmp_208 = a1 @ X
-    tmp_209 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_210 = np.einsum("Blj,Bodln->Bjodn", tmp_209, hess_h1__z_a2, optimize=False)
-    tmp_211 = np.einsum("Bjodn,Bnk->Bjodk", tmp_210, X, optimize=False)
-    hess_V1__K2 = 0.7071067811865476 * (np.tensordot(tmp_211, tmp_208, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2) / B
+    tmp_185 = a1 @ X
+    tmp_186 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_187 = np.einsum("Blj,Bodln->Bjodn", tmp_186, hess_h1__z_a2, optimize=False)
+    tmp_188 = np.einsum("Bjodn,Bnk->Bjodk", tmp_187, X, optimize=False)
+    _add_into(hess_V1__K2, (np.tensordot(tmp_188, tmp_185, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
+    _mirror(H, 16, 24, 40, 48)
     # ∂f/∂V1,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a2[n,l] hess_h1__h2[m,d,n,j]
+    hess_V1__V2 = _block_view(H, 16, 24, 48, 56, PARAMS["V1"] + PARAMS["V2"])
     hess_h1__h2 = t["hess_h1__h2"]
     # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a2, hess_h1__h2)
-    tmp_212 = a1 @ X
-    tmp_213 = a2 @ X
-    tmp_214 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_212, hess_h1__h2, optimize=False)
-    hess_V1__V2 = (np.tensordot(tmp_214, tmp_213, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3) / B
+    tmp_189 = a1 @ X
+    tmp_190 = a2 @ X
+    tmp_191 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_189, hess_h1__h2, optimize=False)
+    _add_into(hess_V1__V2, (np.tensordot(tmp_191, tmp_190, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    _mirror(H, 16, 24, 48, 56)
     # ∂f/∂V1,O2[d,i,j,k] = Σ_clm X[c,i] a1[l,c] h2[m,k] hess_h1__r[l,d,m,j]
+    hess_V1__O2 = _block_view(H, 16, 24, 56, 64, PARAMS["V1"] + PARAMS["O2"])
     # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h2, hess_h1__r)
-    tmp_215 = a1 @ X
-    tmp_216 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h2, optimize=False)
-    hess_V1__O2 = (np.tensordot(tmp_216, tmp_215, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2) / B
+    tmp_192 = a1 @ X
+    tmp_193 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h2, optimize=False)
+    _add_into(hess_V1__O2, (np.tensordot(tmp_193, tmp_192, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+    _mirror(H, 16, 24, 56, 64)
     # ∂f/∂V1,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_r__h1[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] mu[c]
+    hess_V1__g = _block_view(H, 16, 24, 64, 68, PARAMS["V1"] + PARAMS["g"])
     jac_r__h1 = t["jac_r__h1"]
     # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_r__h1)
-    tmp_217 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_218 = a1 @ X
-    tmp_219 = np.tensordot(tmp_218, tmp_217, axes=([0], [0]))
+    tmp_194 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_195 = a1 @ X
+    tmp_196 = np.tensordot(tmp_195, tmp_194, axes=([0], [0]))
+    _add_into(hess_V1__g, np.einsum("licj,cjld->dij", tmp_196, jac_r__h1, optimize=False), 1 / B, False)
     jac_mu__h1 = t["jac_mu__h1"]
     # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_mu__h1)
-    tmp_220 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_221 = a1 @ X
-    tmp_222 = np.tensordot(tmp_221, tmp_220, axes=([0], [0]))
+    tmp_197 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_198 = a1 @ X
+    tmp_199 = np.tensordot(tmp_198, tmp_197, axes=([0], [0]))
+    _add_into(hess_V1__g, (np.tensordot(tmp_199, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
     jac_z_ln__h1 = t["jac_z_ln__h1"]
     # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, r)
-    tmp_223 = r * adj_ln
-    tmp_224 = a1 @ X
-    tmp_225 = tmp_223 * dreciprocal_z_ln[:, :, None]
-    tmp_226 = np.einsum("Bli,Bcld->Bicd", tmp_224, jac_z_ln__h1, optimize=False)
+    tmp_200 = r * adj_ln
+    tmp_201 = a1 @ X
+    tmp_202 = tmp_200 * dreciprocal_z_ln[:, :, None]
+    tmp_203 = np.einsum("Bli,Bcld->Bicd", tmp_201, jac_z_ln__h1, optimize=False)
+    _add_into(hess_V1__g, (np.tensordot(tmp_203, tmp_202, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
     # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, mu)
-    tmp_227 = mu * dreciprocal_z_ln
-    tmp_228 = a1 @ X
-    tmp_229 = tmp_227[:, :, None] * adj_ln
-    tmp_230 = np.einsum("Bli,Bcld->Bicd", tmp_228, jac_z_ln__h1, optimize=False)
+    tmp_204 = mu * dreciprocal_z_ln
+    tmp_205 = a1 @ X
+    tmp_206 = tmp_204[:, :, None] * adj_ln
+    tmp_207 = np.einsum("Bli,Bcld->Bicd", tmp_205, jac_z_ln__h1, optimize=False)
+    _add_into(hess_V1__g, (np.tensordot(tmp_207, tmp_206, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
     hess_h1__ln = t["hess_h1__ln"]
     # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a1, hess_h1__ln, r)
-    tmp_231 = hess_h1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_232 = np.einsum("Bldcj,Bcj->Bldj", tmp_231, r, optimize=False)
-    tmp_233 = a1 @ X
+    tmp_208 = hess_h1__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_209 = np.einsum("Bldcj,Bcj->Bldj", tmp_208, r, optimize=False)
+    tmp_210 = a1 @ X
+    _add_into(hess_V1__g, (np.tensordot(tmp_210, tmp_209, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
     # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a1, hess_h1__ln, mu)
-    tmp_234 = mu * reciprocal_z_ln
-    tmp_235 = a1 @ X
-    tmp_236 = tmp_235[:, :, :, None] * tmp_234[:, None, None]
-    hess_V1__g = (np.einsum("licj,cjld->dij", tmp_219, jac_r__h1, optimize=False) - (np.tensordot(tmp_222, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1) + (np.tensordot(tmp_226, tmp_225, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_230, tmp_229, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) + (np.tensordot(tmp_233, tmp_232, axes=([0, 1], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_236, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2)) / B
+    tmp_211 = mu * reciprocal_z_ln
+    tmp_212 = a1 @ X
+    tmp_213 = tmp_212[:, :, :, None] * tmp_211[:, None, None]
+    _add_into(hess_V1__g, (np.tensordot(tmp_213, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
+    _mirror(H, 16, 24, 64, 68)
     # ∂f/∂V1,b[d,i,j] = Σ_ckl X[c,i] a1[k,c] hess_h1__ln[k,d,l,j]
+    hess_V1__b = _block_view(H, 16, 24, 68, 72, PARAMS["V1"] + PARAMS["b"])
     # einsum("Bci,Bkc,Bkdlj->dij", X, a1, hess_h1__ln)
-    tmp_237 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__ln.sum(axis=3), a1, optimize=False)
-    hess_V1__b = (np.tensordot(tmp_237, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1) / B
+    tmp_214 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__ln.sum(axis=3), a1, optimize=False)
+    _add_into(hess_V1__b, (np.tensordot(tmp_214, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 16, 24, 68, 72)
     # ∂f/∂V1,F1[d,i,a,j] = Σ_ckl X[c,i] a1[k,c] adj_z_ff[a,l] jac_ln__h1[l,j,k,d] + Σ_ckl X[c,i] a1[k,c] hess_h1__z_ff[k,d,a,l] ln[l,j]
+    hess_V1__F1 = _block_view(H, 16, 24, 72, 88, PARAMS["V1"] + PARAMS["F1"])
     jac_ln__h1 = t["jac_ln__h1"]
     # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a1, adj_z_ff, jac_ln__h1)
-    tmp_238 = a1 @ X
-    tmp_239 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
+    tmp_215 = a1 @ X
+    tmp_216 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
+    _add_into(hess_V1__F1, (np.tensordot(tmp_216, tmp_215, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
     hess_h1__z_ff = t["hess_h1__z_ff"]
     # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a1, hess_h1__z_ff, ln)
-    tmp_240 = a1 @ X
-    tmp_241 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
-    hess_V1__F1 = ((np.tensordot(tmp_239, tmp_238, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + (np.tensordot(tmp_241, tmp_240, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0)) / B
+    tmp_217 = a1 @ X
+    tmp_218 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
+    _add_into(hess_V1__F1, (np.tensordot(tmp_218, tmp_217, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
+    _mirror(H, 16, 24, 72, 88)
     # ∂f/∂V1,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a1[l,k] adj_ff[c,j] jac_z_ff__h1[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a1[l,k] hess_h1__ff[l,d,c,j]
+    hess_V1__F2 = _block_view(H, 16, 24, 88, 104, PARAMS["V1"] + PARAMS["F2"])
     jac_z_ff__h1 = t["jac_z_ff__h1"]
     # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a1, adj_ff, jac_z_ff__h1)
-    tmp_242 = a1 @ X
-    tmp_243 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_244 = np.einsum("Bcja,Bacld->Bjald", tmp_243, jac_z_ff__h1, optimize=False)
+    tmp_219 = a1 @ X
+    tmp_220 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_221 = np.einsum("Bcja,Bacld->Bjald", tmp_220, jac_z_ff__h1, optimize=False)
+    _add_into(hess_V1__F2, (np.tensordot(tmp_221, tmp_219, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
     hess_h1__ff = t["hess_h1__ff"]
     # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a1, hess_h1__ff)
-    tmp_245 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff, optimize=False)
-    tmp_246 = a1 @ X
-    hess_V1__F2 = ((np.tensordot(tmp_244, tmp_242, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1) + (np.tensordot(tmp_246, tmp_245, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3)) / B
+    tmp_222 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff, optimize=False)
+    tmp_223 = a1 @ X
+    _add_into(hess_V1__F2, (np.tensordot(tmp_223, tmp_222, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
+    _mirror(H, 16, 24, 88, 104)
     # ∂f/∂V1,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a1[k,c] adj_p[l] jac_ff__h1[m,j,k,d] + 1/t Σ_ckm X[c,i] a1[k,c] ff[m,j] hess_h1__p[k,d,l]
+    hess_V1__U = _block_view(H, 16, 24, 104, 112, PARAMS["V1"] + PARAMS["U"])
     jac_ff__h1 = t["jac_ff__h1"]
     # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a1, adj_p, jac_ff__h1)
-    tmp_247 = a1 @ X
-    tmp_248 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_224 = a1 @ X
+    tmp_225 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_V1__U, (np.tensordot(tmp_225, tmp_224, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_h1__p = t["hess_h1__p"]
     # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a1, ff, hess_h1__p)
-    tmp_249 = a1 @ X
-    tmp_250 = np.einsum("Bki,Bkdl->Bidl", tmp_249, hess_h1__p, optimize=False)
-    hess_V1__U = (0.3333333333333333 * (np.tensordot(tmp_248, tmp_247, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_250, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂O1,Q1[i,d,j,k] = 1/sqrt(e) Σ_clmn K1[j,c] X[l,c] X[m,k] adj_r[n,i] jac_h1__z_a1[n,d,m,l] + 1/sqrt(e) Σ_clmn K1[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a1[n,i,m,l]
-    # einsum("jc,Blc,Bmk,Bni,Bndml->idjk", K1, X, X, adj_r, jac_h1__z_a1)
-    tmp_251 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_252 = np.einsum("Blj,Bndml->Bjndm", tmp_251, jac_h1__z_a1, optimize=False)
-    tmp_253 = np.einsum("Bjndm,Bmk->Bjndk", tmp_252, X, optimize=False)
-    hess_r__z_a1 = t["hess_r__z_a1"]
-    # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K1, X, X, h1, hess_r__z_a1)
-    tmp_254 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_255 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a1, h1, optimize=False)
-    tmp_256 = np.einsum("Bimld,Blj->Bimdj", tmp_255, tmp_254, optimize=False)
-    hess_O1__Q1 = (0.7071067811865476 * (np.tensordot(tmp_253, adj_r, axes=([0, 2], [0, 1]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * np.tensordot(tmp_256, X, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂O1,K1[i,d,j,k] = 1/sqrt(e) Σ_clmn Q1[j,c] X[l,c] X[m,k] adj_r[n,i] jac_h1__z_a1[n,d,l,m] + 1/sqrt(e) Σ_clmn Q1[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a1[n,i,l,m]
-    # einsum("jc,Blc,Bmk,Bni,Bndlm->idjk", Q1, X, X, adj_r, jac_h1__z_a1)
-    tmp_257 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_258 = np.einsum("Blj,Bndlm->Bjndm", tmp_257, jac_h1__z_a1, optimize=False)
-    tmp_259 = np.einsum("Bjndm,Bmk->Bjndk", tmp_258, X, optimize=False)
-    # einsum("jc,Blc,Bmk,Bnd,Bnilm->idjk", Q1, X, X, h1, hess_r__z_a1)
-    tmp_260 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_261 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a1, h1, optimize=False)
-    tmp_262 = np.einsum("Bilmd,Blj->Bimdj", tmp_261, tmp_260, optimize=False)
-    hess_O1__K1 = (0.7071067811865476 * (np.tensordot(tmp_259, adj_r, axes=([0, 2], [0, 1]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * np.tensordot(tmp_262, X, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂O1,V1[i,d,j,k] = Σ_cl δ[d,j] X[c,k] a1[l,c] adj_r[l,i] + Σ_clm X[c,k] a1[l,c] h1[m,d] hess_r__h1[m,i,l,j]
-    # einsum("dj,Bck,Blc,Bli->idjk", np.eye(2), X, a1, adj_r)
-    tmp_263 = a1 @ X
-    tmp_264 = np.tensordot(tmp_263, adj_r, axes=([0, 1], [0, 1]))
-    hess_r__h1 = t["hess_r__h1"]
-    # einsum("Bck,Blc,Bmd,Bmilj->idjk", X, a1, h1, hess_r__h1)
-    tmp_265 = a1 @ X
-    tmp_266 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h1, h1, optimize=False)
-    hess_O1__V1 = (tmp_264.T[:, None, None] * (np.eye(2))[:, :, None] + (np.tensordot(tmp_266, tmp_265, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_226 = a1 @ X
+    tmp_227 = np.einsum("Bki,Bkdl->Bidl", tmp_226, hess_h1__p, optimize=False)
+    _add_into(hess_V1__U, (np.tensordot(tmp_227, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
+    _mirror(H, 16, 24, 104, 112)
     # ∂f/∂O1,O1[i,d,j,k] = Σ_cl h1[c,d] h1[l,k] hess_r__r[c,i,l,j]
+    hess_O1__O1 = _block_view(H, 24, 32, 24, 32, PARAMS["O1"] + PARAMS["O1"])
     hess_r__r = t["hess_r__r"]
     # einsum("Bcd,Blk,Bcilj->idjk", h1, h1, hess_r__r)
-    tmp_267 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
-    hess_O1__O1 = (np.tensordot(tmp_267, h1, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_228 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
+    _add_into(hess_O1__O1, (np.tensordot(tmp_228, h1, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂O1,Q2[i,d,j,k] = 1/sqrt(e) Σ_clmn K2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,m,l]
+    hess_O1__Q2 = _block_view(H, 24, 32, 32, 40, PARAMS["O1"] + PARAMS["Q2"])
     hess_r__z_a2 = t["hess_r__z_a2"]
     # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K2, X, X, h1, hess_r__z_a2)
-    tmp_268 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_269 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h1, optimize=False)
-    tmp_270 = np.einsum("Bimld,Blj->Bimdj", tmp_269, tmp_268, optimize=False)
-    hess_O1__Q2 = 0.7071067811865476 * np.tensordot(tmp_270, X, axes=([0, 2], [0, 1])) / B
+    tmp_229 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_230 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h1, optimize=False)
+    tmp_231 = np.einsum("Bimld,Blj->Bimdj", tmp_230, tmp_229, optimize=False)
+    _add_into(hess_O1__Q2, np.tensordot(tmp_231, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
+    _mirror(H, 24, 32, 32, 40)
     # ∂f/∂O1,K2[i,d,j,k] = 1/sqrt(e) Σ_clmn Q2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,l,m]
+    hess_O1__K2 = _block_view(H, 24, 32, 40, 48, PARAMS["O1"] + PARAMS["K2"])
     # einsum("jc,Blc,Bmk,Bnd,Bnilm->idjk", Q2, X, X, h1, hess_r__z_a2)
-    tmp_271 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_272 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h1, optimize=False)
-    tmp_273 = np.einsum("Bilmd,Blj->Bimdj", tmp_272, tmp_271, optimize=False)
-    hess_O1__K2 = 0.7071067811865476 * np.tensordot(tmp_273, X, axes=([0, 2], [0, 1])) / B
+    tmp_232 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_233 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h1, optimize=False)
+    tmp_234 = np.einsum("Bilmd,Blj->Bimdj", tmp_233, tmp_232, optimize=False)
+    _add_into(hess_O1__K2, np.tensordot(tmp_234, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
+    _mirror(H, 24, 32, 40, 48)
     # ∂f/∂O1,V2[i,d,j,k] = Σ_clm X[c,k] a2[l,c] h1[m,d] hess_r__h2[m,i,l,j]
+    hess_O1__V2 = _block_view(H, 24, 32, 48, 56, PARAMS["O1"] + PARAMS["V2"])
     hess_r__h2 = t["hess_r__h2"]
     # einsum("Bck,Blc,Bmd,Bmilj->idjk", X, a2, h1, hess_r__h2)
-    tmp_274 = a2 @ X
-    tmp_275 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h2, h1, optimize=False)
-    hess_O1__V2 = (np.tensordot(tmp_275, tmp_274, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_235 = a2 @ X
+    tmp_236 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h2, h1, optimize=False)
+    _add_into(hess_O1__V2, (np.tensordot(tmp_236, tmp_235, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    _mirror(H, 24, 32, 48, 56)
     # ∂f/∂O1,O2[i,d,j,k] = Σ_cl h1[c,d] h2[l,k] hess_r__r[c,i,l,j]
+    hess_O1__O2 = _block_view(H, 24, 32, 56, 64, PARAMS["O1"] + PARAMS["O2"])
     # einsum("Bcd,Blk,Bcilj->idjk", h1, h2, hess_r__r)
-    tmp_276 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
-    hess_O1__O2 = (np.tensordot(tmp_276, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_237 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
+    _add_into(hess_O1__O2, (np.tensordot(tmp_237, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    _mirror(H, 24, 32, 56, 64)
     # ∂f/∂O1,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h1[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h1[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] mu[c]
-    # einsum("Bc,ij,Bci,Bcd->idj", reciprocal_z_ln, np.eye(4), adj_ln, h1)
-    tmp_277 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_278 = np.tensordot(tmp_277, h1, axes=([0, 1], [0, 1]))
+    hess_O1__g = _block_view(H, 24, 32, 64, 68, PARAMS["O1"] + PARAMS["g"])
     jac_mu__r = t["jac_mu__r"]
     # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h1, jac_mu__r)
-    tmp_279 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_280 = np.tensordot(tmp_279, h1, axes=([0], [0]))
+    tmp_238 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_239 = np.tensordot(tmp_238, h1, axes=([0], [0]))
+    _add_into(hess_O1__g, (np.tensordot(tmp_239, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
     jac_z_ln__r = t["jac_z_ln__r"]
     # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, r)
-    tmp_281 = r * adj_ln
-    tmp_282 = tmp_281 * dreciprocal_z_ln[:, :, None]
-    tmp_283 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    tmp_240 = r * adj_ln
+    tmp_241 = tmp_240 * dreciprocal_z_ln[:, :, None]
+    tmp_242 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    _add_into(hess_O1__g, np.tensordot(tmp_242, tmp_241, axes=([0, 1], [0, 1])), 1 / B, True)
     # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, mu)
-    tmp_284 = mu * dreciprocal_z_ln
-    tmp_285 = tmp_284[:, :, None] * adj_ln
-    tmp_286 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    tmp_243 = mu * dreciprocal_z_ln
+    tmp_244 = tmp_243[:, :, None] * adj_ln
+    tmp_245 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    _add_into(hess_O1__g, np.tensordot(tmp_245, tmp_244, axes=([0, 1], [0, 1])), -1 / B, True)
     hess_r__ln = t["hess_r__ln"]
     # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h1, hess_r__ln, r)
-    tmp_287 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_288 = np.einsum("Bkicj,Bcj->Bkij", tmp_287, r, optimize=False)
+    tmp_246 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_247 = np.einsum("Bkicj,Bcj->Bkij", tmp_246, r, optimize=False)
+    _add_into(hess_O1__g, (np.tensordot(tmp_247, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
     # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h1, hess_r__ln, mu)
-    tmp_289 = mu * reciprocal_z_ln
-    tmp_290 = tmp_289[:, :, None, None] * h1[:, None]
-    hess_O1__g = (tmp_278[:, :, None] * (np.eye(4))[:, None] - (np.tensordot(tmp_280, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + np.tensordot(tmp_283, tmp_282, axes=([0, 1], [0, 1])) - np.tensordot(tmp_286, tmp_285, axes=([0, 1], [0, 1])) + (np.tensordot(tmp_288, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) - (np.tensordot(tmp_290, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2)) / B
+    tmp_248 = mu * reciprocal_z_ln
+    tmp_249 = tmp_248[:, :, None, None] * h1[:, None]
+    _add_into(hess_O1__g, (np.tensordot(tmp_249, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+    # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln, adj_ln, h1)
+    tmp_250 = h1 * reciprocal_z_ln[:, :, None]
+    _add_into(_diagonal_view(hess_O1__g, 0, 2), (np.tensordot(tmp_250, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
+    _mirror(H, 24, 32, 64, 68)
     # ∂f/∂O1,b[i,d,j] = Σ_ck h1[c,d] hess_r__ln[c,i,k,j]
+    hess_O1__b = _block_view(H, 24, 32, 68, 72, PARAMS["O1"] + PARAMS["b"])
     # einsum("Bcd,Bcikj->idj", h1, hess_r__ln)
-    hess_O1__b = (np.tensordot(hess_r__ln.sum(axis=3), h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) / B
+    _add_into(hess_O1__b, (np.tensordot(hess_r__ln.sum(axis=3), h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 24, 32, 68, 72)
     # ∂f/∂O1,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h1[k,d] jac_ln__r[c,j,k,i] + Σ_ck h1[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
+    hess_O1__F1 = _block_view(H, 24, 32, 72, 88, PARAMS["O1"] + PARAMS["F1"])
     jac_ln__r = t["jac_ln__r"]
     # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h1, jac_ln__r)
-    tmp_291 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
+    tmp_251 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
+    _add_into(hess_O1__F1, (np.tensordot(tmp_251, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
     hess_r__z_ff = t["hess_r__z_ff"]
     # einsum("Bcd,Bciak,Bkj->idaj", h1, hess_r__z_ff, ln)
-    tmp_292 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
-    hess_O1__F1 = ((np.tensordot(tmp_291, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_292, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_252 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
+    _add_into(hess_O1__F1, (np.tensordot(tmp_252, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
+    _mirror(H, 24, 32, 72, 88)
     # ∂f/∂O1,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h1[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_r__ff[k,i,c,j]
+    hess_O1__F2 = _block_view(H, 24, 32, 88, 104, PARAMS["O1"] + PARAMS["F2"])
     jac_z_ff__r = t["jac_z_ff__r"]
     # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h1, jac_z_ff__r)
-    tmp_293 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_294 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
+    tmp_253 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_254 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
+    _add_into(hess_O1__F2, np.einsum("Bacid,Bcja->idja", tmp_254, tmp_253, optimize=False), 1 / B, False)
     hess_r__ff = t["hess_r__ff"]
     # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h1, hess_r__ff)
-    tmp_295 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
-    hess_O1__F2 = (np.einsum("Bacid,Bcja->idja", tmp_294, tmp_293, optimize=False) + (np.tensordot(tmp_295, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3)) / B
+    tmp_255 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
+    _add_into(hess_O1__F2, (np.tensordot(tmp_255, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
+    _mirror(H, 24, 32, 88, 104)
     # ∂f/∂O1,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h1[k,d] hess_r__p[k,i,l]
+    hess_O1__U = _block_view(H, 24, 32, 104, 112, PARAMS["O1"] + PARAMS["U"])
     jac_ff__r = t["jac_ff__r"]
     # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h1, jac_ff__r)
-    tmp_296 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_256 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_O1__U, (np.tensordot(tmp_256, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_r__p = t["hess_r__p"]
     # einsum("Bcj,Bkd,Bkil->idlj", ff, h1, hess_r__p)
-    tmp_297 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    hess_O1__U = (0.3333333333333333 * (np.tensordot(tmp_296, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_297, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂Q2,Q1[d,i,j,k] = 1/e Σ_clmnop K1[j,c] K2[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a2__z_a1[o,m,p,n]
-    hess_z_a2__z_a1 = t["hess_z_a2__z_a1"]
-    # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bompn->dijk", K1, K2, X, X, X, X, hess_z_a2__z_a1)
-    tmp_298 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_299 = np.einsum("Bnj,Bompn->Bjomp", tmp_298, hess_z_a2__z_a1, optimize=False)
-    tmp_300 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_301 = np.einsum("Bmd,Bjomp->Bdjop", tmp_300, tmp_299, optimize=False)
-    tmp_302 = np.einsum("Bdjop,Boi->Bdjpi", tmp_301, X, optimize=False)
-    hess_Q2__Q1 = 0.5 * (np.tensordot(tmp_302, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂Q2,K1[d,i,j,k] = 1/e Σ_clmnop K2[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a1[o,m,n,p]
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K2, Q1, X, X, X, X, hess_z_a2__z_a1)
-    tmp_303 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_304 = np.einsum("Bmd,Bomnp->Bdonp", tmp_303, hess_z_a2__z_a1, optimize=False)
-    tmp_305 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_306 = np.einsum("Bnj,Bdonp->Bjdop", tmp_305, tmp_304, optimize=False)
-    tmp_307 = np.einsum("Bjdop,Boi->Bjdpi", tmp_306, X, optimize=False)
-    hess_Q2__K1 = 0.5 * (np.tensordot(tmp_307, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3) / B
-    # ∂f/∂Q2,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a2__h1[m,l,o,j]
-    hess_z_a2__h1 = t["hess_z_a2__h1"]
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K2, X, X, X, a1, hess_z_a2__h1)
-    tmp_308 = a1 @ X
-    tmp_309 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_310 = np.einsum("Bld,Bmloj->Bdmoj", tmp_309, hess_z_a2__h1, optimize=False)
-    tmp_311 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_310, X, optimize=False)
-    hess_Q2__V1 = 0.7071067811865476 * (np.tensordot(tmp_311, tmp_308, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂Q2,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a2__r[m,l,n,j]
-    hess_z_a2__r = t["hess_z_a2__r"]
-    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K2, X, X, h1, hess_z_a2__r)
-    tmp_312 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_313 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h1, optimize=False)
-    tmp_314 = np.einsum("Bmljk,Bld->Bmjkd", tmp_313, tmp_312, optimize=False)
-    hess_Q2__O1 = 0.7071067811865476 * (np.tensordot(tmp_314, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) / B
+    tmp_257 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    _add_into(hess_O1__U, (np.tensordot(tmp_257, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+    _mirror(H, 24, 32, 104, 112)
     # ∂f/∂Q2,Q2[d,i,j,k] = 1/e Σ_clmnop K2[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,p,n]
+    hess_Q2__Q2 = _block_view(H, 32, 40, 32, 40, PARAMS["Q2"] + PARAMS["Q2"])
     hess_z_a2__z_a2 = t["hess_z_a2__z_a2"]
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K2, K2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_315 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_316 = np.einsum("Bmd,Bompn->Bdopn", tmp_315, hess_z_a2__z_a2, optimize=False)
-    tmp_317 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_318 = np.einsum("Bnj,Bdopn->Bjdop", tmp_317, tmp_316, optimize=False)
-    tmp_319 = np.einsum("Bjdop,Boi->Bjdpi", tmp_318, X, optimize=False)
-    hess_Q2__Q2 = 0.5 * (np.tensordot(tmp_319, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3) / B
+    tmp_258 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_259 = np.einsum("Bmd,Bompn->Bdopn", tmp_258, hess_z_a2__z_a2, optimize=False)
+    tmp_260 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_261 = np.einsum("Bnj,Bdopn->Bjdop", tmp_260, tmp_259, optimize=False)
+    tmp_262 = np.einsum("Bjdop,Boi->Bjdpi", tmp_261, X, optimize=False)
+    _add_into(hess_Q2__Q2, (np.tensordot(tmp_262, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     # ∂f/∂Q2,K2[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a2[c,l] + 1/e Σ_clmnop K2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,n,p]
+    hess_Q2__K2 = _block_view(H, 32, 40, 40, 48, PARAMS["Q2"] + PARAMS["K2"])
     adj_z_a2 = t["adj_z_a2"]
     # einsum("dj,Bci,Blk,Bcl->dijk", np.eye(2), X, X, adj_z_a2)
-    tmp_320 = (adj_z_a2.transpose(0, 2, 1)) @ X
-    tmp_321 = np.tensordot(tmp_320, X, axes=([0, 1], [0, 1]))
+    tmp_263 = (adj_z_a2.transpose(0, 2, 1)) @ X
+    tmp_264 = np.tensordot(tmp_263, X, axes=([0, 1], [0, 1]))
+    _add_into(hess_Q2__K2, tmp_264[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K2, Q2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_322 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_323 = np.einsum("Bmd,Bomnp->Bdonp", tmp_322, hess_z_a2__z_a2, optimize=False)
-    tmp_324 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_325 = np.einsum("Bnj,Bdonp->Bjdop", tmp_324, tmp_323, optimize=False)
-    tmp_326 = np.einsum("Bjdop,Boi->Bjdpi", tmp_325, X, optimize=False)
-    hess_Q2__K2 = (0.7071067811865476 * tmp_321[:, None] * (np.eye(2))[:, None, :, None] + 0.5 * (np.tensordot(tmp_326, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
+    tmp_265 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_266 = np.einsum("Bmd,Bomnp->Bdonp", tmp_265, hess_z_a2__z_a2, optimize=False)
+    tmp_267 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_268 = np.einsum("Bnj,Bdonp->Bjdop", tmp_267, tmp_266, optimize=False)
+    tmp_269 = np.einsum("Bjdop,Boi->Bjdpi", tmp_268, X, optimize=False)
+    _add_into(hess_Q2__K2, (np.tensordot(tmp_269, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
+    _mirror(H, 32, 40, 40, 48)
     # ∂f/∂Q2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,m,l] + 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[m,l,o,j]
+    hess_Q2__V2 = _block_view(H, 32, 40, 48, 56, PARAMS["Q2"] + PARAMS["V2"])
     adj_h2 = t["adj_h2"]
     jac_a2__z_a2 = t["jac_a2__z_a2"]
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_327 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_328 = np.einsum("Bonml,Boj->Bnmlj", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_329 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_328, tmp_327, optimize=False)
-    tmp_330 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_329, X, optimize=False)
+    tmp_270 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_271 = np.einsum("Bonml,Boj->Bnmlj", jac_a2__z_a2, adj_h2, optimize=False)
+    tmp_272 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_271, tmp_270, optimize=False)
+    tmp_273 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_272, X, optimize=False)
+    _add_into(hess_Q2__V2, (np.tensordot(tmp_273, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     hess_z_a2__h2 = t["hess_z_a2__h2"]
     # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K2, X, X, X, a2, hess_z_a2__h2)
-    tmp_331 = a2 @ X
-    tmp_332 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_333 = np.einsum("Bld,Bmloj->Bdmoj", tmp_332, hess_z_a2__h2, optimize=False)
-    tmp_334 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_333, X, optimize=False)
-    hess_Q2__V2 = (0.7071067811865476 * (np.tensordot(tmp_330, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_334, tmp_331, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_274 = a2 @ X
+    tmp_275 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_276 = np.einsum("Bld,Bmloj->Bdmoj", tmp_275, hess_z_a2__h2, optimize=False)
+    tmp_277 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_276, X, optimize=False)
+    _add_into(hess_Q2__V2, (np.tensordot(tmp_277, tmp_274, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 48, 56)
     # ∂f/∂Q2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,m,l] + 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[m,l,n,j]
+    hess_Q2__O2 = _block_view(H, 32, 40, 56, 64, PARAMS["Q2"] + PARAMS["O2"])
     jac_h2__z_a2 = t["jac_h2__z_a2"]
     # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K2, X, X, adj_r, jac_h2__z_a2)
-    tmp_335 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_336 = np.einsum("Bld,Bnkml->Bdnkm", tmp_335, jac_h2__z_a2, optimize=False)
-    tmp_337 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_336, X, optimize=False)
+    tmp_278 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_279 = np.einsum("Bld,Bnkml->Bdnkm", tmp_278, jac_h2__z_a2, optimize=False)
+    tmp_280 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_279, X, optimize=False)
+    _add_into(hess_Q2__O2, (np.tensordot(tmp_280, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    hess_z_a2__r = t["hess_z_a2__r"]
     # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K2, X, X, h2, hess_z_a2__r)
-    tmp_338 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_339 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
-    tmp_340 = np.einsum("Bmljk,Bld->Bmjkd", tmp_339, tmp_338, optimize=False)
-    hess_Q2__O2 = (0.7071067811865476 * (np.tensordot(tmp_337, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_340, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1)) / B
+    tmp_281 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_282 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
+    tmp_283 = np.einsum("Bmljk,Bld->Bmjkd", tmp_282, tmp_281, optimize=False)
+    _add_into(hess_Q2__O2, (np.tensordot(tmp_283, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 56, 64)
     # ∂f/∂Q2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] mu[c]
+    hess_Q2__g = _block_view(H, 32, 40, 64, 68, PARAMS["Q2"] + PARAMS["g"])
     jac_r__z_a2 = t["jac_r__z_a2"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_r__z_a2)
-    tmp_341 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_342 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_343 = np.einsum("Bcj,Bcjml->Bjml", tmp_342, jac_r__z_a2, optimize=False)
-    tmp_344 = np.einsum("Bjml,Bld->Bjmd", tmp_343, tmp_341, optimize=False)
+    tmp_284 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_285 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_286 = np.einsum("Bcj,Bcjml->Bjml", tmp_285, jac_r__z_a2, optimize=False)
+    tmp_287 = np.einsum("Bjml,Bld->Bjmd", tmp_286, tmp_284, optimize=False)
+    _add_into(hess_Q2__g, (np.tensordot(tmp_287, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
     jac_mu__z_a2 = t["jac_mu__z_a2"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_345 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_346 = np.einsum("Bld,Bcml->Bdcm", tmp_345, jac_mu__z_a2, optimize=False)
-    tmp_347 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_348 = np.einsum("Bdcm,Bmi->Bdci", tmp_346, X, optimize=False)
+    tmp_288 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_289 = np.einsum("Bld,Bcml->Bdcm", tmp_288, jac_mu__z_a2, optimize=False)
+    tmp_290 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_291 = np.einsum("Bdcm,Bmi->Bdci", tmp_289, X, optimize=False)
+    _add_into(hess_Q2__g, np.tensordot(tmp_291, tmp_290, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_349 = r * adj_ln
-    tmp_350 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_351 = np.einsum("Bld,Bcml->Bdcm", tmp_350, jac_z_ln__z_a2, optimize=False)
-    tmp_352 = tmp_349 * dreciprocal_z_ln[:, :, None]
-    tmp_353 = np.einsum("Bdcm,Bmi->Bdci", tmp_351, X, optimize=False)
+    tmp_292 = r * adj_ln
+    tmp_293 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_294 = np.einsum("Bld,Bcml->Bdcm", tmp_293, jac_z_ln__z_a2, optimize=False)
+    tmp_295 = tmp_292 * dreciprocal_z_ln[:, :, None]
+    tmp_296 = np.einsum("Bdcm,Bmi->Bdci", tmp_294, X, optimize=False)
+    _add_into(hess_Q2__g, np.tensordot(tmp_296, tmp_295, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_354 = mu * dreciprocal_z_ln
-    tmp_355 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_356 = np.einsum("Bld,Bcml->Bdcm", tmp_355, jac_z_ln__z_a2, optimize=False)
-    tmp_357 = tmp_354[:, :, None] * adj_ln
-    tmp_358 = np.einsum("Bdcm,Bmi->Bdci", tmp_356, X, optimize=False)
+    tmp_297 = mu * dreciprocal_z_ln
+    tmp_298 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_299 = np.einsum("Bld,Bcml->Bdcm", tmp_298, jac_z_ln__z_a2, optimize=False)
+    tmp_300 = tmp_297[:, :, None] * adj_ln
+    tmp_301 = np.einsum("Bdcm,Bmi->Bdci", tmp_299, X, optimize=False)
+    _add_into(hess_Q2__g, np.tensordot(tmp_301, tmp_300, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     hess_z_a2__ln = t["hess_z_a2__ln"]
     # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, r)
-    tmp_359 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_360 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_361 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_360, r, optimize=False)
-    tmp_362 = np.einsum("Bmlj,Bld->Bmjd", tmp_361, tmp_359, optimize=False)
+    tmp_302 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_303 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_304 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_303, r, optimize=False)
+    tmp_305 = np.einsum("Bmlj,Bld->Bmjd", tmp_304, tmp_302, optimize=False)
+    _add_into(hess_Q2__g, (np.tensordot(tmp_305, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, mu)
-    tmp_363 = mu * reciprocal_z_ln
-    tmp_364 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_365 = tmp_364[:, :, :, None] * tmp_363[:, None, None]
-    tmp_366 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_365, hess_z_a2__ln, optimize=False)
-    hess_Q2__g = (0.7071067811865476 * (np.tensordot(tmp_344, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * np.tensordot(tmp_348, tmp_347, axes=([0, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_353, tmp_352, axes=([0, 2], [0, 1])) - 0.7071067811865476 * np.tensordot(tmp_358, tmp_357, axes=([0, 2], [0, 1])) + 0.7071067811865476 * (np.tensordot(tmp_362, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * (np.tensordot(tmp_366, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1)) / B
+    tmp_306 = mu * reciprocal_z_ln
+    tmp_307 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_308 = tmp_307[:, :, :, None] * tmp_306[:, None, None]
+    tmp_309 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_308, hess_z_a2__ln, optimize=False)
+    _add_into(hess_Q2__g, (np.tensordot(tmp_309, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 64, 68)
     # ∂f/∂Q2,b[d,i,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__ln[l,k,m,j]
+    hess_Q2__b = _block_view(H, 32, 40, 68, 72, PARAMS["Q2"] + PARAMS["b"])
     # einsum("dc,Bkc,Bli,Blkmj->dij", K2, X, X, hess_z_a2__ln)
-    tmp_367 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_368 = np.einsum("Bkd,Blkj->Bdlj", tmp_367, hess_z_a2__ln.sum(axis=3), optimize=False)
-    hess_Q2__b = 0.7071067811865476 * (np.tensordot(tmp_368, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) / B
+    tmp_310 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_311 = np.einsum("Bkd,Blkj->Bdlj", tmp_310, hess_z_a2__ln.sum(axis=3), optimize=False)
+    _add_into(hess_Q2__b, (np.tensordot(tmp_311, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 32, 40, 68, 72)
     # ∂f/∂Q2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[l,k,a,m] ln[m,j]
+    hess_Q2__F1 = _block_view(H, 32, 40, 72, 88, PARAMS["Q2"] + PARAMS["F1"])
     jac_ln__z_a2 = t["jac_ln__z_a2"]
     # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_369 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_370 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_369, jac_ln__z_a2, optimize=False)
-    tmp_371 = np.einsum("Bdmjl,Bli->Bdmji", tmp_370, X, optimize=False)
+    tmp_312 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_313 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_312, jac_ln__z_a2, optimize=False)
+    tmp_314 = np.einsum("Bdmjl,Bli->Bdmji", tmp_313, X, optimize=False)
+    _add_into(hess_Q2__F1, (np.tensordot(tmp_314, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     hess_z_a2__z_ff = t["hess_z_a2__z_ff"]
     # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K2, X, X, hess_z_a2__z_ff, ln)
-    tmp_372 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_373 = np.einsum("Bkd,Blkam->Bdlam", tmp_372, hess_z_a2__z_ff, optimize=False)
-    tmp_374 = np.einsum("Bdlam,Bli->Bdami", tmp_373, X, optimize=False)
-    hess_Q2__F1 = (0.7071067811865476 * (np.tensordot(tmp_371, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_374, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_315 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_316 = np.einsum("Bkd,Blkam->Bdlam", tmp_315, hess_z_a2__z_ff, optimize=False)
+    tmp_317 = np.einsum("Bdlam,Bli->Bdami", tmp_316, X, optimize=False)
+    _add_into(hess_Q2__F1, (np.tensordot(tmp_317, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 72, 88)
     # ∂f/∂Q2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ff[m,l,c,j]
+    hess_Q2__F2 = _block_view(H, 32, 40, 88, 104, PARAMS["Q2"] + PARAMS["F2"])
     jac_z_ff__z_a2 = t["jac_z_ff__z_a2"]
     # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_375 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_376 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_377 = np.einsum("Bld,Bacml->Bdacm", tmp_375, jac_z_ff__z_a2, optimize=False)
-    tmp_378 = np.einsum("Bdacm,Bcja->Bdamj", tmp_377, tmp_376, optimize=False)
+    tmp_318 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_319 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_320 = np.einsum("Bld,Bacml->Bdacm", tmp_318, jac_z_ff__z_a2, optimize=False)
+    tmp_321 = np.einsum("Bdacm,Bcja->Bdamj", tmp_320, tmp_319, optimize=False)
+    _add_into(hess_Q2__F2, (np.tensordot(tmp_321, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
     hess_z_a2__ff = t["hess_z_a2__ff"]
     # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K2, X, X, hess_z_a2__ff)
-    tmp_379 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_380 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_379, hess_z_a2__ff, optimize=False)
-    tmp_381 = np.einsum("Bdmcj,Bac->Bdmja", tmp_380, gelu_z_ff, optimize=False)
-    hess_Q2__F2 = (0.7071067811865476 * (np.tensordot(tmp_378, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1) + 0.7071067811865476 * (np.tensordot(tmp_381, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    tmp_322 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_323 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_322, hess_z_a2__ff, optimize=False)
+    tmp_324 = np.einsum("Bdmcj,Bac->Bdmja", tmp_323, gelu_z_ff, optimize=False)
+    _add_into(hess_Q2__F2, (np.tensordot(tmp_324, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 88, 104)
     # ∂f/∂Q2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[m,k,l]
+    hess_Q2__U = _block_view(H, 32, 40, 104, 112, PARAMS["Q2"] + PARAMS["U"])
     jac_ff__z_a2 = t["jac_ff__z_a2"]
     # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K2, X, X, adj_p, jac_ff__z_a2)
-    tmp_382 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_383 = adj_p[:, :, None, None] * X[:, None]
-    tmp_384 = np.einsum("Bkd,Bjmk->Bdjm", tmp_382, jac_ff__z_a2.sum(axis=1), optimize=False)
+    tmp_325 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_326 = adj_p[:, :, None, None] * X[:, None]
+    tmp_327 = np.einsum("Bkd,Bjmk->Bdjm", tmp_325, jac_ff__z_a2.sum(axis=1), optimize=False)
+    _add_into(hess_Q2__U, (np.tensordot(tmp_327, tmp_326, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
     hess_z_a2__p = t["hess_z_a2__p"]
     # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K2, X, X, ff, hess_z_a2__p)
-    tmp_385 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_386 = np.einsum("Bkd,Bmkl->Bdml", tmp_385, hess_z_a2__p, optimize=False)
-    tmp_387 = np.einsum("Bdml,Bmi->Bdli", tmp_386, X, optimize=False)
-    hess_Q2__U = (0.23570226039551584 * (np.tensordot(tmp_384, tmp_383, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_387, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂K2,Q1[d,i,j,k] = 1/e Σ_clmnop K1[j,c] Q2[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a2__z_a1[m,o,p,n]
-    # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K1, Q2, X, X, X, X, hess_z_a2__z_a1)
-    tmp_388 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_389 = np.einsum("Bnj,Bmopn->Bjmop", tmp_388, hess_z_a2__z_a1, optimize=False)
-    tmp_390 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_391 = np.einsum("Bmd,Bjmop->Bdjop", tmp_390, tmp_389, optimize=False)
-    tmp_392 = np.einsum("Bdjop,Boi->Bdjpi", tmp_391, X, optimize=False)
-    hess_K2__Q1 = 0.5 * (np.tensordot(tmp_392, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂K2,K1[d,i,j,k] = 1/e Σ_clmnop Q1[j,c] Q2[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a2__z_a1[m,o,n,p]
-    # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmonp->dijk", Q1, Q2, X, X, X, X, hess_z_a2__z_a1)
-    tmp_393 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_394 = np.einsum("Bnj,Bmonp->Bjmop", tmp_393, hess_z_a2__z_a1, optimize=False)
-    tmp_395 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_396 = np.einsum("Bmd,Bjmop->Bdjop", tmp_395, tmp_394, optimize=False)
-    tmp_397 = np.einsum("Bdjop,Boi->Bdjpi", tmp_396, X, optimize=False)
-    hess_K2__K1 = 0.5 * (np.tensordot(tmp_397, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂K2,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a2__h1[l,m,o,j]
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q2, X, X, X, a1, hess_z_a2__h1)
-    tmp_398 = a1 @ X
-    tmp_399 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_400 = np.einsum("Bld,Blmoj->Bdmoj", tmp_399, hess_z_a2__h1, optimize=False)
-    tmp_401 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_400, X, optimize=False)
-    hess_K2__V1 = 0.7071067811865476 * (np.tensordot(tmp_401, tmp_398, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂K2,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a2__r[l,m,n,j]
-    # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q2, X, X, h1, hess_z_a2__r)
-    tmp_402 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_403 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h1, optimize=False)
-    tmp_404 = np.einsum("Blmjk,Bld->Bmjkd", tmp_403, tmp_402, optimize=False)
-    hess_K2__O1 = 0.7071067811865476 * (np.tensordot(tmp_404, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1) / B
-    # ∂f/∂K2,Q2[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a2[l,c] + 1/e Σ_clmnop K2[j,c] Q2[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a2__z_a2[m,o,p,n]
-    # einsum("dj,Bci,Blk,Blc->dijk", np.eye(2), X, X, adj_z_a2)
-    tmp_405 = adj_z_a2 @ X
-    tmp_406 = np.tensordot(tmp_405, X, axes=([0, 1], [0, 1]))
-    # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K2, Q2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_407 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_408 = np.einsum("Bnj,Bmopn->Bjmop", tmp_407, hess_z_a2__z_a2, optimize=False)
-    tmp_409 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_410 = np.einsum("Bmd,Bjmop->Bdjop", tmp_409, tmp_408, optimize=False)
-    tmp_411 = np.einsum("Bdjop,Boi->Bdjpi", tmp_410, X, optimize=False)
-    hess_K2__Q2 = (0.7071067811865476 * tmp_406[:, None] * (np.eye(2))[:, None, :, None] + 0.5 * (np.tensordot(tmp_411, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_328 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_329 = np.einsum("Bkd,Bmkl->Bdml", tmp_328, hess_z_a2__p, optimize=False)
+    tmp_330 = np.einsum("Bdml,Bmi->Bdli", tmp_329, X, optimize=False)
+    _add_into(hess_Q2__U, (np.tensordot(tmp_330, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    _mirror(H, 32, 40, 104, 112)
     # ∂f/∂K2,K2[d,i,j,k] = 1/e Σ_clmnop Q2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[m,o,n,p]
+    hess_K2__K2 = _block_view(H, 40, 48, 40, 48, PARAMS["K2"] + PARAMS["K2"])
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q2, Q2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_412 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_413 = np.einsum("Bmd,Bmonp->Bdonp", tmp_412, hess_z_a2__z_a2, optimize=False)
-    tmp_414 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_415 = np.einsum("Bnj,Bdonp->Bjdop", tmp_414, tmp_413, optimize=False)
-    tmp_416 = np.einsum("Bjdop,Boi->Bjdpi", tmp_415, X, optimize=False)
-    hess_K2__K2 = 0.5 * (np.tensordot(tmp_416, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3) / B
+    tmp_331 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_332 = np.einsum("Bmd,Bmonp->Bdonp", tmp_331, hess_z_a2__z_a2, optimize=False)
+    tmp_333 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_334 = np.einsum("Bnj,Bdonp->Bjdop", tmp_333, tmp_332, optimize=False)
+    tmp_335 = np.einsum("Bjdop,Boi->Bjdpi", tmp_334, X, optimize=False)
+    _add_into(hess_K2__K2, (np.tensordot(tmp_335, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     # ∂f/∂K2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,l,m] + 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[l,m,o,j]
+    hess_K2__V2 = _block_view(H, 40, 48, 48, 56, PARAMS["K2"] + PARAMS["V2"])
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_417 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_418 = np.einsum("Bonlm,Boj->Bnlmj", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_419 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_418, tmp_417, optimize=False)
-    tmp_420 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_419, X, optimize=False)
+    tmp_336 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_337 = np.einsum("Bonlm,Boj->Bnlmj", jac_a2__z_a2, adj_h2, optimize=False)
+    tmp_338 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_337, tmp_336, optimize=False)
+    tmp_339 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_338, X, optimize=False)
+    _add_into(hess_K2__V2, (np.tensordot(tmp_339, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q2, X, X, X, a2, hess_z_a2__h2)
-    tmp_421 = a2 @ X
-    tmp_422 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_423 = np.einsum("Bld,Blmoj->Bdmoj", tmp_422, hess_z_a2__h2, optimize=False)
-    tmp_424 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_423, X, optimize=False)
-    hess_K2__V2 = (0.7071067811865476 * (np.tensordot(tmp_420, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_424, tmp_421, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_340 = a2 @ X
+    tmp_341 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_342 = np.einsum("Bld,Blmoj->Bdmoj", tmp_341, hess_z_a2__h2, optimize=False)
+    tmp_343 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_342, X, optimize=False)
+    _add_into(hess_K2__V2, (np.tensordot(tmp_343, tmp_340, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 48, 56)
     # ∂f/∂K2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,l,m] + 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[l,m,n,j]
+    hess_K2__O2 = _block_view(H, 40, 48, 56, 64, PARAMS["K2"] + PARAMS["O2"])
     # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q2, X, X, adj_r, jac_h2__z_a2)
-    tmp_425 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_426 = np.einsum("Bld,Bnklm->Bdnkm", tmp_425, jac_h2__z_a2, optimize=False)
-    tmp_427 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_426, X, optimize=False)
+    tmp_344 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_345 = np.einsum("Bld,Bnklm->Bdnkm", tmp_344, jac_h2__z_a2, optimize=False)
+    tmp_346 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_345, X, optimize=False)
+    _add_into(hess_K2__O2, (np.tensordot(tmp_346, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q2, X, X, h2, hess_z_a2__r)
-    tmp_428 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_429 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
-    tmp_430 = np.einsum("Blmjk,Bld->Bmjkd", tmp_429, tmp_428, optimize=False)
-    hess_K2__O2 = (0.7071067811865476 * (np.tensordot(tmp_427, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_430, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1)) / B
+    tmp_347 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_348 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
+    tmp_349 = np.einsum("Blmjk,Bld->Bmjkd", tmp_348, tmp_347, optimize=False)
+    _add_into(hess_K2__O2, (np.tensordot(tmp_349, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 56, 64)
     # ∂f/∂K2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] mu[c]
+    hess_K2__g = _block_view(H, 40, 48, 64, 68, PARAMS["K2"] + PARAMS["g"])
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_r__z_a2)
-    tmp_431 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_432 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_433 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_432, jac_r__z_a2, optimize=False)
-    tmp_434 = np.einsum("Bjlm,Bld->Bjmd", tmp_433, tmp_431, optimize=False)
+    tmp_350 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_351 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_352 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_351, jac_r__z_a2, optimize=False)
+    tmp_353 = np.einsum("Bjlm,Bld->Bjmd", tmp_352, tmp_350, optimize=False)
+    _add_into(hess_K2__g, (np.tensordot(tmp_353, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_435 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_436 = np.einsum("Bld,Bclm->Bdcm", tmp_435, jac_mu__z_a2, optimize=False)
-    tmp_437 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_438 = np.einsum("Bdcm,Bmi->Bdci", tmp_436, X, optimize=False)
+    tmp_354 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_355 = np.einsum("Bld,Bclm->Bdcm", tmp_354, jac_mu__z_a2, optimize=False)
+    tmp_356 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_357 = np.einsum("Bdcm,Bmi->Bdci", tmp_355, X, optimize=False)
+    _add_into(hess_K2__g, np.tensordot(tmp_357, tmp_356, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_439 = r * adj_ln
-    tmp_440 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_441 = np.einsum("Bld,Bclm->Bdcm", tmp_440, jac_z_ln__z_a2, optimize=False)
-    tmp_442 = tmp_439 * dreciprocal_z_ln[:, :, None]
-    tmp_443 = np.einsum("Bdcm,Bmi->Bdci", tmp_441, X, optimize=False)
+    tmp_358 = r * adj_ln
+    tmp_359 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_360 = np.einsum("Bld,Bclm->Bdcm", tmp_359, jac_z_ln__z_a2, optimize=False)
+    tmp_361 = tmp_358 * dreciprocal_z_ln[:, :, None]
+    tmp_362 = np.einsum("Bdcm,Bmi->Bdci", tmp_360, X, optimize=False)
+    _add_into(hess_K2__g, np.tensordot(tmp_362, tmp_361, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_444 = mu * dreciprocal_z_ln
-    tmp_445 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_446 = np.einsum("Bld,Bclm->Bdcm", tmp_445, jac_z_ln__z_a2, optimize=False)
-    tmp_447 = tmp_444[:, :, None] * adj_ln
-    tmp_448 = np.einsum("Bdcm,Bmi->Bdci", tmp_446, X, optimize=False)
+    tmp_363 = mu * dreciprocal_z_ln
+    tmp_364 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_365 = np.einsum("Bld,Bclm->Bdcm", tmp_364, jac_z_ln__z_a2, optimize=False)
+    tmp_366 = tmp_363[:, :, None] * adj_ln
+    tmp_367 = np.einsum("Bdcm,Bmi->Bdci", tmp_365, X, optimize=False)
+    _add_into(hess_K2__g, np.tensordot(tmp_367, tmp_366, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, r)
-    tmp_449 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_450 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_451 = np.einsum("Blmcj,Bcj->Blmj", tmp_450, r, optimize=False)
-    tmp_452 = np.einsum("Blmj,Bld->Bmjd", tmp_451, tmp_449, optimize=False)
+    tmp_368 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_369 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_370 = np.einsum("Blmcj,Bcj->Blmj", tmp_369, r, optimize=False)
+    tmp_371 = np.einsum("Blmj,Bld->Bmjd", tmp_370, tmp_368, optimize=False)
+    _add_into(hess_K2__g, (np.tensordot(tmp_371, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, mu)
-    tmp_453 = mu * reciprocal_z_ln
-    tmp_454 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_455 = tmp_454[:, :, :, None] * tmp_453[:, None, None]
-    tmp_456 = np.einsum("Bldc,Blmcj->Bdmj", tmp_455, hess_z_a2__ln, optimize=False)
-    hess_K2__g = (0.7071067811865476 * (np.tensordot(tmp_434, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * np.tensordot(tmp_438, tmp_437, axes=([0, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_443, tmp_442, axes=([0, 2], [0, 1])) - 0.7071067811865476 * np.tensordot(tmp_448, tmp_447, axes=([0, 2], [0, 1])) + 0.7071067811865476 * (np.tensordot(tmp_452, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0) - 0.7071067811865476 * (np.tensordot(tmp_456, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1)) / B
+    tmp_372 = mu * reciprocal_z_ln
+    tmp_373 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_374 = tmp_373[:, :, :, None] * tmp_372[:, None, None]
+    tmp_375 = np.einsum("Bldc,Blmcj->Bdmj", tmp_374, hess_z_a2__ln, optimize=False)
+    _add_into(hess_K2__g, (np.tensordot(tmp_375, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 64, 68)
     # ∂f/∂K2,b[d,i,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__ln[k,l,m,j]
+    hess_K2__b = _block_view(H, 40, 48, 68, 72, PARAMS["K2"] + PARAMS["b"])
     # einsum("dc,Bkc,Bli,Bklmj->dij", Q2, X, X, hess_z_a2__ln)
-    tmp_457 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_458 = np.einsum("Bkd,Bklj->Bdlj", tmp_457, hess_z_a2__ln.sum(axis=3), optimize=False)
-    hess_K2__b = 0.7071067811865476 * (np.tensordot(tmp_458, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) / B
+    tmp_376 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_377 = np.einsum("Bkd,Bklj->Bdlj", tmp_376, hess_z_a2__ln.sum(axis=3), optimize=False)
+    _add_into(hess_K2__b, (np.tensordot(tmp_377, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 40, 48, 68, 72)
     # ∂f/∂K2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[k,l,a,m] ln[m,j]
+    hess_K2__F1 = _block_view(H, 40, 48, 72, 88, PARAMS["K2"] + PARAMS["F1"])
     # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_459 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_460 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_459, jac_ln__z_a2, optimize=False)
-    tmp_461 = np.einsum("Bdmjl,Bli->Bdmji", tmp_460, X, optimize=False)
+    tmp_378 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_379 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_378, jac_ln__z_a2, optimize=False)
+    tmp_380 = np.einsum("Bdmjl,Bli->Bdmji", tmp_379, X, optimize=False)
+    _add_into(hess_K2__F1, (np.tensordot(tmp_380, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q2, X, X, hess_z_a2__z_ff, ln)
-    tmp_462 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_463 = np.einsum("Bkd,Bklam->Bdlam", tmp_462, hess_z_a2__z_ff, optimize=False)
-    tmp_464 = np.einsum("Bdlam,Bli->Bdami", tmp_463, X, optimize=False)
-    hess_K2__F1 = (0.7071067811865476 * (np.tensordot(tmp_461, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1) + 0.7071067811865476 * (np.tensordot(tmp_464, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_381 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_382 = np.einsum("Bkd,Bklam->Bdlam", tmp_381, hess_z_a2__z_ff, optimize=False)
+    tmp_383 = np.einsum("Bdlam,Bli->Bdami", tmp_382, X, optimize=False)
+    _add_into(hess_K2__F1, (np.tensordot(tmp_383, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 72, 88)
     # ∂f/∂K2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ff[l,m,c,j]
+    hess_K2__F2 = _block_view(H, 40, 48, 88, 104, PARAMS["K2"] + PARAMS["F2"])
     # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_465 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_466 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_467 = np.einsum("Bld,Baclm->Bdacm", tmp_465, jac_z_ff__z_a2, optimize=False)
-    tmp_468 = np.einsum("Bdacm,Bcja->Bdamj", tmp_467, tmp_466, optimize=False)
+    tmp_384 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_385 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_386 = np.einsum("Bld,Baclm->Bdacm", tmp_384, jac_z_ff__z_a2, optimize=False)
+    tmp_387 = np.einsum("Bdacm,Bcja->Bdamj", tmp_386, tmp_385, optimize=False)
+    _add_into(hess_K2__F2, (np.tensordot(tmp_387, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
     # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q2, X, X, hess_z_a2__ff)
-    tmp_469 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_470 = np.einsum("Bld,Blmcj->Bdmcj", tmp_469, hess_z_a2__ff, optimize=False)
-    tmp_471 = np.einsum("Bdmcj,Bac->Bdmja", tmp_470, gelu_z_ff, optimize=False)
-    hess_K2__F2 = (0.7071067811865476 * (np.tensordot(tmp_468, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1) + 0.7071067811865476 * (np.tensordot(tmp_471, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    tmp_388 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_389 = np.einsum("Bld,Blmcj->Bdmcj", tmp_388, hess_z_a2__ff, optimize=False)
+    tmp_390 = np.einsum("Bdmcj,Bac->Bdmja", tmp_389, gelu_z_ff, optimize=False)
+    _add_into(hess_K2__F2, (np.tensordot(tmp_390, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 88, 104)
     # ∂f/∂K2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[k,m,l]
+    hess_K2__U = _block_view(H, 40, 48, 104, 112, PARAMS["K2"] + PARAMS["U"])
     # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q2, X, X, adj_p, jac_ff__z_a2)
-    tmp_472 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_473 = adj_p[:, :, None, None] * X[:, None]
-    tmp_474 = np.einsum("Bkd,Bjkm->Bdjm", tmp_472, jac_ff__z_a2.sum(axis=1), optimize=False)
+    tmp_391 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_392 = adj_p[:, :, None, None] * X[:, None]
+    tmp_393 = np.einsum("Bkd,Bjkm->Bdjm", tmp_391, jac_ff__z_a2.sum(axis=1), optimize=False)
+    _add_into(hess_K2__U, (np.tensordot(tmp_393, tmp_392, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
     # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q2, X, X, ff, hess_z_a2__p)
-    tmp_475 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_476 = np.einsum("Bkd,Bkml->Bdml", tmp_475, hess_z_a2__p, optimize=False)
-    tmp_477 = np.einsum("Bdml,Bmi->Bdli", tmp_476, X, optimize=False)
-    hess_K2__U = (0.23570226039551584 * (np.tensordot(tmp_474, tmp_473, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1) + 0.23570226039551584 * (np.tensordot(tmp_477, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3)) / B
-    # ∂f/∂V2,Q1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[j,c] X[l,c] X[m,i] X[n,k] a2[o,m] hess_h2__z_a1[o,d,n,l]
-    hess_h2__z_a1 = t["hess_h2__z_a1"]
-    # einsum("jc,Blc,Bmi,Bnk,Bom,Bodnl->dijk", K1, X, X, X, a2, hess_h2__z_a1)
-    tmp_478 = a2 @ X
-    tmp_479 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_480 = np.einsum("Blj,Bodnl->Bjodn", tmp_479, hess_h2__z_a1, optimize=False)
-    tmp_481 = np.einsum("Bjodn,Bnk->Bjodk", tmp_480, X, optimize=False)
-    hess_V2__Q1 = 0.7071067811865476 * (np.tensordot(tmp_481, tmp_478, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2) / B
-    # ∂f/∂V2,K1[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[j,c] X[l,c] X[m,i] X[n,k] a2[o,m] hess_h2__z_a1[o,d,l,n]
-    # einsum("jc,Blc,Bmi,Bnk,Bom,Bodln->dijk", Q1, X, X, X, a2, hess_h2__z_a1)
-    tmp_482 = a2 @ X
-    tmp_483 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_484 = np.einsum("Blj,Bodln->Bjodn", tmp_483, hess_h2__z_a1, optimize=False)
-    tmp_485 = np.einsum("Bjodn,Bnk->Bjodk", tmp_484, X, optimize=False)
-    hess_V2__K1 = 0.7071067811865476 * (np.tensordot(tmp_485, tmp_482, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2) / B
-    # ∂f/∂V2,V1[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,l] a2[n,c] hess_h2__h1[n,d,m,j]
-    hess_h2__h1 = t["hess_h2__h1"]
-    # einsum("Bci,Blk,Bml,Bnc,Bndmj->dijk", X, X, a1, a2, hess_h2__h1)
-    tmp_486 = a2 @ X
-    tmp_487 = a1 @ X
-    tmp_488 = np.einsum("Bni,Bndmj->Bidmj", tmp_486, hess_h2__h1, optimize=False)
-    hess_V2__V1 = (np.tensordot(tmp_488, tmp_487, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3) / B
-    # ∂f/∂V2,O1[d,i,j,k] = Σ_clm X[c,i] a2[l,c] h1[m,k] hess_h2__r[l,d,m,j]
-    hess_h2__r = t["hess_h2__r"]
-    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a2, h1, hess_h2__r)
-    tmp_489 = a2 @ X
-    tmp_490 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h1, optimize=False)
-    hess_V2__O1 = (np.tensordot(tmp_490, tmp_489, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2) / B
-    # ∂f/∂V2,Q2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[j,c] X[l,c] X[m,i] X[n,k] adj_h2[o,d] jac_a2__z_a2[o,m,n,l] + 1/sqrt(e) Σ_clmno K2[j,c] X[l,c] X[m,i] X[n,k] a2[o,m] hess_h2__z_a2[o,d,n,l]
-    # einsum("jc,Blc,Bmi,Bnk,Bod,Bomnl->dijk", K2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_491 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_492 = np.einsum("Bomnl,Bod->Bmnld", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_493 = np.einsum("Bmnld,Blj->Bmndj", tmp_492, tmp_491, optimize=False)
-    tmp_494 = np.einsum("Bmndj,Bmi->Bndji", tmp_493, X, optimize=False)
-    hess_h2__z_a2 = t["hess_h2__z_a2"]
-    # einsum("jc,Blc,Bmi,Bnk,Bom,Bodnl->dijk", K2, X, X, X, a2, hess_h2__z_a2)
-    tmp_495 = a2 @ X
-    tmp_496 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_497 = np.einsum("Blj,Bodnl->Bjodn", tmp_496, hess_h2__z_a2, optimize=False)
-    tmp_498 = np.einsum("Bjodn,Bnk->Bjodk", tmp_497, X, optimize=False)
-    hess_V2__Q2 = (0.7071067811865476 * (np.tensordot(tmp_494, X, axes=([0, 1], [0, 1]))).transpose(0, 2, 1, 3) + 0.7071067811865476 * (np.tensordot(tmp_498, tmp_495, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂V2,K2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[j,c] X[l,c] X[m,i] X[n,k] adj_h2[o,d] jac_a2__z_a2[o,m,l,n] + 1/sqrt(e) Σ_clmno Q2[j,c] X[l,c] X[m,i] X[n,k] a2[o,m] hess_h2__z_a2[o,d,l,n]
-    # einsum("jc,Blc,Bmi,Bnk,Bod,Bomln->dijk", Q2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_499 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_500 = np.einsum("Bomln,Bod->Bmlnd", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_501 = np.einsum("Bmlnd,Blj->Bmndj", tmp_500, tmp_499, optimize=False)
-    tmp_502 = np.einsum("Bmndj,Bmi->Bndji", tmp_501, X, optimize=False)
-    # einsum("jc,Blc,Bmi,Bnk,Bom,Bodln->dijk", Q2, X, X, X, a2, hess_h2__z_a2)
-    tmp_503 = a2 @ X
-    tmp_504 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_505 = np.einsum("Blj,Bodln->Bjodn", tmp_504, hess_h2__z_a2, optimize=False)
-    tmp_506 = np.einsum("Bjodn,Bnk->Bjodk", tmp_505, X, optimize=False)
-    hess_V2__K2 = (0.7071067811865476 * (np.tensordot(tmp_502, X, axes=([0, 1], [0, 1]))).transpose(0, 2, 1, 3) + 0.7071067811865476 * (np.tensordot(tmp_506, tmp_503, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2)) / B
+    tmp_394 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_395 = np.einsum("Bkd,Bkml->Bdml", tmp_394, hess_z_a2__p, optimize=False)
+    tmp_396 = np.einsum("Bdml,Bmi->Bdli", tmp_395, X, optimize=False)
+    _add_into(hess_K2__U, (np.tensordot(tmp_396, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    _mirror(H, 40, 48, 104, 112)
     # ∂f/∂V2,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a2[m,c] a2[n,l] hess_h2__h2[m,d,n,j]
+    hess_V2__V2 = _block_view(H, 48, 56, 48, 56, PARAMS["V2"] + PARAMS["V2"])
     hess_h2__h2 = t["hess_h2__h2"]
     # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a2, a2, hess_h2__h2)
-    tmp_507 = a2 @ X
-    tmp_508 = a2 @ X
-    tmp_509 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_507, hess_h2__h2, optimize=False)
-    hess_V2__V2 = (np.tensordot(tmp_509, tmp_508, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3) / B
+    tmp_397 = a2 @ X
+    tmp_398 = a2 @ X
+    tmp_399 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_397, hess_h2__h2, optimize=False)
+    _add_into(hess_V2__V2, (np.tensordot(tmp_399, tmp_398, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     # ∂f/∂V2,O2[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a2[l,c] adj_r[l,j] + Σ_clm X[c,i] a2[l,c] h2[m,k] hess_h2__r[l,d,m,j]
+    hess_V2__O2 = _block_view(H, 48, 56, 56, 64, PARAMS["V2"] + PARAMS["O2"])
     # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a2, adj_r)
-    tmp_510 = a2 @ X
-    tmp_511 = np.tensordot(tmp_510, adj_r, axes=([0, 1], [0, 1]))
+    tmp_400 = a2 @ X
+    tmp_401 = np.tensordot(tmp_400, adj_r, axes=([0, 1], [0, 1]))
+    _add_into(hess_V2__O2, tmp_401[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
+    hess_h2__r = t["hess_h2__r"]
     # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a2, h2, hess_h2__r)
-    tmp_512 = a2 @ X
-    tmp_513 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
-    hess_V2__O2 = (tmp_511[:, :, None] * (np.eye(2))[:, None, None] + (np.tensordot(tmp_513, tmp_512, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    tmp_402 = a2 @ X
+    tmp_403 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
+    _add_into(hess_V2__O2, (np.tensordot(tmp_403, tmp_402, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
+    _mirror(H, 48, 56, 56, 64)
     # ∂f/∂V2,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_r__h2[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] mu[c]
+    hess_V2__g = _block_view(H, 48, 56, 64, 68, PARAMS["V2"] + PARAMS["g"])
     jac_r__h2 = t["jac_r__h2"]
     # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_r__h2)
-    tmp_514 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_515 = a2 @ X
-    tmp_516 = np.tensordot(tmp_515, tmp_514, axes=([0], [0]))
+    tmp_404 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_405 = a2 @ X
+    tmp_406 = np.tensordot(tmp_405, tmp_404, axes=([0], [0]))
+    _add_into(hess_V2__g, np.einsum("licj,cjld->dij", tmp_406, jac_r__h2, optimize=False), 1 / B, False)
     jac_mu__h2 = t["jac_mu__h2"]
     # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_mu__h2)
-    tmp_517 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_518 = a2 @ X
-    tmp_519 = np.tensordot(tmp_518, tmp_517, axes=([0], [0]))
+    tmp_407 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_408 = a2 @ X
+    tmp_409 = np.tensordot(tmp_408, tmp_407, axes=([0], [0]))
+    _add_into(hess_V2__g, (np.tensordot(tmp_409, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
     jac_z_ln__h2 = t["jac_z_ln__h2"]
     # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, r)
-    tmp_520 = r * adj_ln
-    tmp_521 = a2 @ X
-    tmp_522 = tmp_520 * dreciprocal_z_ln[:, :, None]
-    tmp_523 = np.einsum("Bli,Bcld->Bicd", tmp_521, jac_z_ln__h2, optimize=False)
+    tmp_410 = r * adj_ln
+    tmp_411 = a2 @ X
+    tmp_412 = tmp_410 * dreciprocal_z_ln[:, :, None]
+    tmp_413 = np.einsum("Bli,Bcld->Bicd", tmp_411, jac_z_ln__h2, optimize=False)
+    _add_into(hess_V2__g, (np.tensordot(tmp_413, tmp_412, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
     # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, mu)
-    tmp_524 = mu * dreciprocal_z_ln
-    tmp_525 = a2 @ X
-    tmp_526 = tmp_524[:, :, None] * adj_ln
-    tmp_527 = np.einsum("Bli,Bcld->Bicd", tmp_525, jac_z_ln__h2, optimize=False)
+    tmp_414 = mu * dreciprocal_z_ln
+    tmp_415 = a2 @ X
+    tmp_416 = tmp_414[:, :, None] * adj_ln
+    tmp_417 = np.einsum("Bli,Bcld->Bicd", tmp_415, jac_z_ln__h2, optimize=False)
+    _add_into(hess_V2__g, (np.tensordot(tmp_417, tmp_416, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
     hess_h2__ln = t["hess_h2__ln"]
     # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a2, hess_h2__ln, r)
-    tmp_528 = hess_h2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_529 = np.einsum("Bldcj,Bcj->Bldj", tmp_528, r, optimize=False)
-    tmp_530 = a2 @ X
+    tmp_418 = hess_h2__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_419 = np.einsum("Bldcj,Bcj->Bldj", tmp_418, r, optimize=False)
+    tmp_420 = a2 @ X
+    _add_into(hess_V2__g, (np.tensordot(tmp_420, tmp_419, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
     # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a2, hess_h2__ln, mu)
-    tmp_531 = mu * reciprocal_z_ln
-    tmp_532 = a2 @ X
-    tmp_533 = tmp_532[:, :, :, None] * tmp_531[:, None, None]
-    hess_V2__g = (np.einsum("licj,cjld->dij", tmp_516, jac_r__h2, optimize=False) - (np.tensordot(tmp_519, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1) + (np.tensordot(tmp_523, tmp_522, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_527, tmp_526, axes=([0, 2], [0, 1]))).transpose(1, 0, 2) + (np.tensordot(tmp_530, tmp_529, axes=([0, 1], [0, 1]))).transpose(1, 0, 2) - (np.tensordot(tmp_533, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2)) / B
+    tmp_421 = mu * reciprocal_z_ln
+    tmp_422 = a2 @ X
+    tmp_423 = tmp_422[:, :, :, None] * tmp_421[:, None, None]
+    _add_into(hess_V2__g, (np.tensordot(tmp_423, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
+    _mirror(H, 48, 56, 64, 68)
     # ∂f/∂V2,b[d,i,j] = Σ_ckl X[c,i] a2[k,c] hess_h2__ln[k,d,l,j]
+    hess_V2__b = _block_view(H, 48, 56, 68, 72, PARAMS["V2"] + PARAMS["b"])
     # einsum("Bci,Bkc,Bkdlj->dij", X, a2, hess_h2__ln)
-    tmp_534 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__ln.sum(axis=3), a2, optimize=False)
-    hess_V2__b = (np.tensordot(tmp_534, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1) / B
+    tmp_424 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__ln.sum(axis=3), a2, optimize=False)
+    _add_into(hess_V2__b, (np.tensordot(tmp_424, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 48, 56, 68, 72)
     # ∂f/∂V2,F1[d,i,a,j] = Σ_ckl X[c,i] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,j,k,d] + Σ_ckl X[c,i] a2[k,c] hess_h2__z_ff[k,d,a,l] ln[l,j]
+    hess_V2__F1 = _block_view(H, 48, 56, 72, 88, PARAMS["V2"] + PARAMS["F1"])
     jac_ln__h2 = t["jac_ln__h2"]
     # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a2, adj_z_ff, jac_ln__h2)
-    tmp_535 = a2 @ X
-    tmp_536 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
+    tmp_425 = a2 @ X
+    tmp_426 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
+    _add_into(hess_V2__F1, (np.tensordot(tmp_426, tmp_425, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
     hess_h2__z_ff = t["hess_h2__z_ff"]
     # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a2, hess_h2__z_ff, ln)
-    tmp_537 = a2 @ X
-    tmp_538 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
-    hess_V2__F1 = ((np.tensordot(tmp_536, tmp_535, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + (np.tensordot(tmp_538, tmp_537, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0)) / B
+    tmp_427 = a2 @ X
+    tmp_428 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
+    _add_into(hess_V2__F1, (np.tensordot(tmp_428, tmp_427, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
+    _mirror(H, 48, 56, 72, 88)
     # ∂f/∂V2,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a2[l,k] adj_ff[c,j] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a2[l,k] hess_h2__ff[l,d,c,j]
+    hess_V2__F2 = _block_view(H, 48, 56, 88, 104, PARAMS["V2"] + PARAMS["F2"])
     jac_z_ff__h2 = t["jac_z_ff__h2"]
     # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a2, adj_ff, jac_z_ff__h2)
-    tmp_539 = a2 @ X
-    tmp_540 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_541 = np.einsum("Bcja,Bacld->Bjald", tmp_540, jac_z_ff__h2, optimize=False)
+    tmp_429 = a2 @ X
+    tmp_430 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_431 = np.einsum("Bcja,Bacld->Bjald", tmp_430, jac_z_ff__h2, optimize=False)
+    _add_into(hess_V2__F2, (np.tensordot(tmp_431, tmp_429, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
     hess_h2__ff = t["hess_h2__ff"]
     # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a2, hess_h2__ff)
-    tmp_542 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff, optimize=False)
-    tmp_543 = a2 @ X
-    hess_V2__F2 = ((np.tensordot(tmp_541, tmp_539, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1) + (np.tensordot(tmp_543, tmp_542, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3)) / B
+    tmp_432 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff, optimize=False)
+    tmp_433 = a2 @ X
+    _add_into(hess_V2__F2, (np.tensordot(tmp_433, tmp_432, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
+    _mirror(H, 48, 56, 88, 104)
     # ∂f/∂V2,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a2[k,c] adj_p[l] jac_ff__h2[m,j,k,d] + 1/t Σ_ckm X[c,i] a2[k,c] ff[m,j] hess_h2__p[k,d,l]
+    hess_V2__U = _block_view(H, 48, 56, 104, 112, PARAMS["V2"] + PARAMS["U"])
     jac_ff__h2 = t["jac_ff__h2"]
     # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a2, adj_p, jac_ff__h2)
-    tmp_544 = a2 @ X
-    tmp_545 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_434 = a2 @ X
+    tmp_435 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_V2__U, (np.tensordot(tmp_435, tmp_434, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_h2__p = t["hess_h2__p"]
     # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a2, ff, hess_h2__p)
-    tmp_546 = a2 @ X
-    tmp_547 = np.einsum("Bki,Bkdl->Bidl", tmp_546, hess_h2__p, optimize=False)
-    hess_V2__U = (0.3333333333333333 * (np.tensordot(tmp_545, tmp_544, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_547, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂O2,Q1[i,d,j,k] = 1/sqrt(e) Σ_clmn K1[j,c] X[l,c] X[m,k] h2[n,d] hess_r__z_a1[n,i,m,l]
-    # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K1, X, X, h2, hess_r__z_a1)
-    tmp_548 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_549 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a1, h2, optimize=False)
-    tmp_550 = np.einsum("Bimld,Blj->Bimdj", tmp_549, tmp_548, optimize=False)
-    hess_O2__Q1 = 0.7071067811865476 * np.tensordot(tmp_550, X, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂O2,K1[i,d,j,k] = 1/sqrt(e) Σ_clmn Q1[j,c] X[l,c] X[m,k] h2[n,d] hess_r__z_a1[n,i,l,m]
-    # einsum("jc,Blc,Bmk,Bnd,Bnilm->idjk", Q1, X, X, h2, hess_r__z_a1)
-    tmp_551 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_552 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a1, h2, optimize=False)
-    tmp_553 = np.einsum("Bilmd,Blj->Bimdj", tmp_552, tmp_551, optimize=False)
-    hess_O2__K1 = 0.7071067811865476 * np.tensordot(tmp_553, X, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂O2,V1[i,d,j,k] = Σ_clm X[c,k] a1[l,c] h2[m,d] hess_r__h1[m,i,l,j]
-    # einsum("Bck,Blc,Bmd,Bmilj->idjk", X, a1, h2, hess_r__h1)
-    tmp_554 = a1 @ X
-    tmp_555 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h1, h2, optimize=False)
-    hess_O2__V1 = (np.tensordot(tmp_555, tmp_554, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
-    # ∂f/∂O2,O1[i,d,j,k] = Σ_cl h1[c,k] h2[l,d] hess_r__r[l,i,c,j]
-    # einsum("Bck,Bld,Blicj->idjk", h1, h2, hess_r__r)
-    tmp_556 = np.einsum("Blicj,Bck->Blijk", hess_r__r, h1, optimize=False)
-    hess_O2__O1 = (np.tensordot(tmp_556, h2, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2) / B
-    # ∂f/∂O2,Q2[i,d,j,k] = 1/sqrt(e) Σ_clmn K2[j,c] X[l,c] X[m,k] adj_r[n,i] jac_h2__z_a2[n,d,m,l] + 1/sqrt(e) Σ_clmn K2[j,c] X[l,c] X[m,k] h2[n,d] hess_r__z_a2[n,i,m,l]
-    # einsum("jc,Blc,Bmk,Bni,Bndml->idjk", K2, X, X, adj_r, jac_h2__z_a2)
-    tmp_557 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_558 = np.einsum("Blj,Bndml->Bjndm", tmp_557, jac_h2__z_a2, optimize=False)
-    tmp_559 = np.einsum("Bjndm,Bmk->Bjndk", tmp_558, X, optimize=False)
-    # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K2, X, X, h2, hess_r__z_a2)
-    tmp_560 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_561 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h2, optimize=False)
-    tmp_562 = np.einsum("Bimld,Blj->Bimdj", tmp_561, tmp_560, optimize=False)
-    hess_O2__Q2 = (0.7071067811865476 * (np.tensordot(tmp_559, adj_r, axes=([0, 2], [0, 1]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * np.tensordot(tmp_562, X, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂O2,K2[i,d,j,k] = 1/sqrt(e) Σ_clmn Q2[j,c] X[l,c] X[m,k] adj_r[n,i] jac_h2__z_a2[n,d,l,m] + 1/sqrt(e) Σ_clmn Q2[j,c] X[l,c] X[m,k] h2[n,d] hess_r__z_a2[n,i,l,m]
-    # einsum("jc,Blc,Bmk,Bni,Bndlm->idjk", Q2, X, X, adj_r, jac_h2__z_a2)
-    tmp_563 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_564 = np.einsum("Blj,Bndlm->Bjndm", tmp_563, jac_h2__z_a2, optimize=False)
-    tmp_565 = np.einsum("Bjndm,Bmk->Bjndk", tmp_564, X, optimize=False)
-    # einsum("jc,Blc,Bmk,Bnd,Bnilm->idjk", Q2, X, X, h2, hess_r__z_a2)
-    tmp_566 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_567 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h2, optimize=False)
-    tmp_568 = np.einsum("Bilmd,Blj->Bimdj", tmp_567, tmp_566, optimize=False)
-    hess_O2__K2 = (0.7071067811865476 * (np.tensordot(tmp_565, adj_r, axes=([0, 2], [0, 1]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * np.tensordot(tmp_568, X, axes=([0, 2], [0, 1]))) / B
-    # ∂f/∂O2,V2[i,d,j,k] = Σ_cl δ[d,j] X[c,k] a2[l,c] adj_r[l,i] + Σ_clm X[c,k] a2[l,c] h2[m,d] hess_r__h2[m,i,l,j]
-    # einsum("dj,Bck,Blc,Bli->idjk", np.eye(2), X, a2, adj_r)
-    tmp_569 = a2 @ X
-    tmp_570 = np.tensordot(tmp_569, adj_r, axes=([0, 1], [0, 1]))
-    # einsum("Bck,Blc,Bmd,Bmilj->idjk", X, a2, h2, hess_r__h2)
-    tmp_571 = a2 @ X
-    tmp_572 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h2, h2, optimize=False)
-    hess_O2__V2 = (tmp_570.T[:, None, None] * (np.eye(2))[:, :, None] + (np.tensordot(tmp_572, tmp_571, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_436 = a2 @ X
+    tmp_437 = np.einsum("Bki,Bkdl->Bidl", tmp_436, hess_h2__p, optimize=False)
+    _add_into(hess_V2__U, (np.tensordot(tmp_437, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
+    _mirror(H, 48, 56, 104, 112)
     # ∂f/∂O2,O2[i,d,j,k] = Σ_cl h2[c,d] h2[l,k] hess_r__r[c,i,l,j]
+    hess_O2__O2 = _block_view(H, 56, 64, 56, 64, PARAMS["O2"] + PARAMS["O2"])
     # einsum("Bcd,Blk,Bcilj->idjk", h2, h2, hess_r__r)
-    tmp_573 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
-    hess_O2__O2 = (np.tensordot(tmp_573, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3) / B
+    tmp_438 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
+    _add_into(hess_O2__O2, (np.tensordot(tmp_438, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂O2,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h2[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h2[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] mu[c]
-    # einsum("Bc,ij,Bci,Bcd->idj", reciprocal_z_ln, np.eye(4), adj_ln, h2)
-    tmp_574 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_575 = np.tensordot(tmp_574, h2, axes=([0, 1], [0, 1]))
+    hess_O2__g = _block_view(H, 56, 64, 64, 68, PARAMS["O2"] + PARAMS["g"])
     # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h2, jac_mu__r)
-    tmp_576 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_577 = np.tensordot(tmp_576, h2, axes=([0], [0]))
+    tmp_439 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_440 = np.tensordot(tmp_439, h2, axes=([0], [0]))
+    _add_into(hess_O2__g, (np.tensordot(tmp_440, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
     # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, r)
-    tmp_578 = r * adj_ln
-    tmp_579 = tmp_578 * dreciprocal_z_ln[:, :, None]
-    tmp_580 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    tmp_441 = r * adj_ln
+    tmp_442 = tmp_441 * dreciprocal_z_ln[:, :, None]
+    tmp_443 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    _add_into(hess_O2__g, np.tensordot(tmp_443, tmp_442, axes=([0, 1], [0, 1])), 1 / B, True)
     # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, mu)
-    tmp_581 = mu * dreciprocal_z_ln
-    tmp_582 = tmp_581[:, :, None] * adj_ln
-    tmp_583 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    tmp_444 = mu * dreciprocal_z_ln
+    tmp_445 = tmp_444[:, :, None] * adj_ln
+    tmp_446 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    _add_into(hess_O2__g, np.tensordot(tmp_446, tmp_445, axes=([0, 1], [0, 1])), -1 / B, True)
     # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h2, hess_r__ln, r)
-    tmp_584 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_585 = np.einsum("Bkicj,Bcj->Bkij", tmp_584, r, optimize=False)
+    tmp_447 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_448 = np.einsum("Bkicj,Bcj->Bkij", tmp_447, r, optimize=False)
+    _add_into(hess_O2__g, (np.tensordot(tmp_448, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
     # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h2, hess_r__ln, mu)
-    tmp_586 = mu * reciprocal_z_ln
-    tmp_587 = tmp_586[:, :, None, None] * h2[:, None]
-    hess_O2__g = (tmp_575[:, :, None] * (np.eye(4))[:, None] - (np.tensordot(tmp_577, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + np.tensordot(tmp_580, tmp_579, axes=([0, 1], [0, 1])) - np.tensordot(tmp_583, tmp_582, axes=([0, 1], [0, 1])) + (np.tensordot(tmp_585, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) - (np.tensordot(tmp_587, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2)) / B
+    tmp_449 = mu * reciprocal_z_ln
+    tmp_450 = tmp_449[:, :, None, None] * h2[:, None]
+    _add_into(hess_O2__g, (np.tensordot(tmp_450, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+    # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln, adj_ln, h2)
+    tmp_451 = h2 * reciprocal_z_ln[:, :, None]
+    _add_into(_diagonal_view(hess_O2__g, 0, 2), (np.tensordot(tmp_451, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
+    _mirror(H, 56, 64, 64, 68)
     # ∂f/∂O2,b[i,d,j] = Σ_ck h2[c,d] hess_r__ln[c,i,k,j]
+    hess_O2__b = _block_view(H, 56, 64, 68, 72, PARAMS["O2"] + PARAMS["b"])
     # einsum("Bcd,Bcikj->idj", h2, hess_r__ln)
-    hess_O2__b = (np.tensordot(hess_r__ln.sum(axis=3), h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1) / B
+    _add_into(hess_O2__b, (np.tensordot(hess_r__ln.sum(axis=3), h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 56, 64, 68, 72)
     # ∂f/∂O2,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h2[k,d] jac_ln__r[c,j,k,i] + Σ_ck h2[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
+    hess_O2__F1 = _block_view(H, 56, 64, 72, 88, PARAMS["O2"] + PARAMS["F1"])
     # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h2, jac_ln__r)
-    tmp_588 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
+    tmp_452 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
+    _add_into(hess_O2__F1, (np.tensordot(tmp_452, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
     # einsum("Bcd,Bciak,Bkj->idaj", h2, hess_r__z_ff, ln)
-    tmp_589 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
-    hess_O2__F1 = ((np.tensordot(tmp_588, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0) + (np.tensordot(tmp_589, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_453 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
+    _add_into(hess_O2__F1, (np.tensordot(tmp_453, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
+    _mirror(H, 56, 64, 72, 88)
     # ∂f/∂O2,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h2[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h2[k,d] hess_r__ff[k,i,c,j]
+    hess_O2__F2 = _block_view(H, 56, 64, 88, 104, PARAMS["O2"] + PARAMS["F2"])
     # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h2, jac_z_ff__r)
-    tmp_590 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_591 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
+    tmp_454 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_455 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
+    _add_into(hess_O2__F2, np.einsum("Bacid,Bcja->idja", tmp_455, tmp_454, optimize=False), 1 / B, False)
     # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h2, hess_r__ff)
-    tmp_592 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
-    hess_O2__F2 = (np.einsum("Bacid,Bcja->idja", tmp_591, tmp_590, optimize=False) + (np.tensordot(tmp_592, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3)) / B
+    tmp_456 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
+    _add_into(hess_O2__F2, (np.tensordot(tmp_456, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
+    _mirror(H, 56, 64, 88, 104)
     # ∂f/∂O2,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h2[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h2[k,d] hess_r__p[k,i,l]
+    hess_O2__U = _block_view(H, 56, 64, 104, 112, PARAMS["O2"] + PARAMS["U"])
     # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h2, jac_ff__r)
-    tmp_593 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_457 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_O2__U, (np.tensordot(tmp_457, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     # einsum("Bcj,Bkd,Bkil->idlj", ff, h2, hess_r__p)
-    tmp_594 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    hess_O2__U = (0.3333333333333333 * (np.tensordot(tmp_593, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_594, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂g,Q1[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_r__z_a1[c,i,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a1[c,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,j] hess_ln__z_a1[c,i,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,j] hess_ln__z_a1[c,i,m,l] mu[c]
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bciml->idj", reciprocal_z_ln, K1, X, X, adj_ln, jac_r__z_a1)
-    tmp_595 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_596 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_597 = np.einsum("Bci,Bciml->Biml", tmp_596, jac_r__z_a1, optimize=False)
-    tmp_598 = np.einsum("Biml,Bld->Bimd", tmp_597, tmp_595, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml->idj", reciprocal_z_ln, K1, X, X, adj_ln, jac_mu__z_a1)
-    tmp_599 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_600 = np.einsum("Bld,Bcml->Bdcm", tmp_599, jac_mu__z_a1, optimize=False)
-    tmp_601 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_602 = np.einsum("Bdcm,Bmj->Bdcj", tmp_600, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bci->idj", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, r)
-    tmp_603 = r * adj_ln
-    tmp_604 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_605 = np.einsum("Bld,Bcml->Bdcm", tmp_604, jac_z_ln__z_a1, optimize=False)
-    tmp_606 = tmp_603 * dreciprocal_z_ln[:, :, None]
-    tmp_607 = np.einsum("Bdcm,Bmj->Bdcj", tmp_605, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bc->idj", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
-    tmp_608 = mu * dreciprocal_z_ln
-    tmp_609 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_610 = np.einsum("Bld,Bcml->Bdcm", tmp_609, jac_z_ln__z_a1, optimize=False)
-    tmp_611 = tmp_608[:, :, None] * adj_ln
-    tmp_612 = np.einsum("Bdcm,Bmj->Bdcj", tmp_610, X, optimize=False)
-    hess_ln__z_a1 = t["hess_ln__z_a1"]
-    # einsum("Bc,dk,Blk,Bmj,Bciml,Bci->idj", reciprocal_z_ln, K1, X, X, hess_ln__z_a1, r)
-    tmp_613 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_614 = hess_ln__z_a1 * reciprocal_z_ln[:, :, None, None, None]
-    tmp_615 = np.einsum("Bciml,Bci->Biml", tmp_614, r, optimize=False)
-    tmp_616 = np.einsum("Biml,Bld->Bimd", tmp_615, tmp_613, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bciml,Bc->idj", reciprocal_z_ln, K1, X, X, hess_ln__z_a1, mu)
-    tmp_617 = mu * reciprocal_z_ln
-    tmp_618 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_619 = tmp_618[:, :, :, None] * tmp_617[:, None, None]
-    tmp_620 = np.einsum("Bldc,Bciml->Bdim", tmp_619, hess_ln__z_a1, optimize=False)
-    hess_g__Q1 = (0.7071067811865476 * np.tensordot(tmp_598, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_602, tmp_601, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * (np.tensordot(tmp_607, tmp_606, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.7071067811865476 * (np.tensordot(tmp_612, tmp_611, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * np.tensordot(tmp_616, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_620, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂g,K1[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_r__z_a1[c,i,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a1[c,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,j] hess_ln__z_a1[c,i,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,j] hess_ln__z_a1[c,i,l,m] mu[c]
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcilm->idj", reciprocal_z_ln, Q1, X, X, adj_ln, jac_r__z_a1)
-    tmp_621 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_622 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_623 = np.einsum("Bci,Bcilm->Bilm", tmp_622, jac_r__z_a1, optimize=False)
-    tmp_624 = np.einsum("Bilm,Bld->Bimd", tmp_623, tmp_621, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm->idj", reciprocal_z_ln, Q1, X, X, adj_ln, jac_mu__z_a1)
-    tmp_625 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_626 = np.einsum("Bld,Bclm->Bdcm", tmp_625, jac_mu__z_a1, optimize=False)
-    tmp_627 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_628 = np.einsum("Bdcm,Bmj->Bdcj", tmp_626, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bci->idj", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
-    tmp_629 = r * adj_ln
-    tmp_630 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_631 = np.einsum("Bld,Bclm->Bdcm", tmp_630, jac_z_ln__z_a1, optimize=False)
-    tmp_632 = tmp_629 * dreciprocal_z_ln[:, :, None]
-    tmp_633 = np.einsum("Bdcm,Bmj->Bdcj", tmp_631, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bc->idj", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
-    tmp_634 = mu * dreciprocal_z_ln
-    tmp_635 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_636 = np.einsum("Bld,Bclm->Bdcm", tmp_635, jac_z_ln__z_a1, optimize=False)
-    tmp_637 = tmp_634[:, :, None] * adj_ln
-    tmp_638 = np.einsum("Bdcm,Bmj->Bdcj", tmp_636, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bci->idj", reciprocal_z_ln, Q1, X, X, hess_ln__z_a1, r)
-    tmp_639 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_640 = hess_ln__z_a1 * reciprocal_z_ln[:, :, None, None, None]
-    tmp_641 = np.einsum("Bcilm,Bci->Bilm", tmp_640, r, optimize=False)
-    tmp_642 = np.einsum("Bilm,Bld->Bimd", tmp_641, tmp_639, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bc->idj", reciprocal_z_ln, Q1, X, X, hess_ln__z_a1, mu)
-    tmp_643 = mu * reciprocal_z_ln
-    tmp_644 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_645 = tmp_644[:, :, :, None] * tmp_643[:, None, None]
-    tmp_646 = np.einsum("Bldc,Bcilm->Bdim", tmp_645, hess_ln__z_a1, optimize=False)
-    hess_g__K1 = (0.7071067811865476 * np.tensordot(tmp_624, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_628, tmp_627, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * (np.tensordot(tmp_633, tmp_632, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.7071067811865476 * (np.tensordot(tmp_638, tmp_637, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * np.tensordot(tmp_642, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_646, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂g,V1[i,d,j] = Σ_ckl reciprocal(z_ln[c]) X[k,j] a1[l,k] adj_ln[c,i] jac_r__h1[c,i,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,j] a1[l,k] adj_ln[c,i] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,j] a1[l,k] adj_ln[c,i] jac_z_ln__h1[c,l,d] r[c,i] - Σ_ckl reciprocal'(z_ln[c]) X[k,j] a1[l,k] adj_ln[c,i] jac_z_ln__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,j] a1[l,k] hess_ln__h1[c,i,l,d] r[c,i] - Σ_ckl reciprocal(z_ln[c]) X[k,j] a1[l,k] hess_ln__h1[c,i,l,d] mu[c]
-    # einsum("Bc,Bkj,Blk,Bci,cild->idj", reciprocal_z_ln, X, a1, adj_ln, jac_r__h1)
-    tmp_647 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_648 = a1 @ X
-    tmp_649 = np.tensordot(tmp_648, tmp_647, axes=([0], [0]))
-    # einsum("Bc,Bkj,Blk,Bci,cld->idj", reciprocal_z_ln, X, a1, adj_ln, jac_mu__h1)
-    tmp_650 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_651 = a1 @ X
-    tmp_652 = np.tensordot(tmp_651, tmp_650, axes=([0], [0]))
-    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bci->idj", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, r)
-    tmp_653 = r * adj_ln
-    tmp_654 = a1 @ X
-    tmp_655 = tmp_653 * dreciprocal_z_ln[:, :, None]
-    tmp_656 = np.einsum("Blj,Bcld->Bjcd", tmp_654, jac_z_ln__h1, optimize=False)
-    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bc->idj", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, mu)
-    tmp_657 = mu * dreciprocal_z_ln
-    tmp_658 = a1 @ X
-    tmp_659 = tmp_657[:, :, None] * adj_ln
-    tmp_660 = np.einsum("Blj,Bcld->Bjcd", tmp_658, jac_z_ln__h1, optimize=False)
-    hess_ln__h1 = t["hess_ln__h1"]
-    # einsum("Bc,Bkj,Blk,Bcild,Bci->idj", reciprocal_z_ln, X, a1, hess_ln__h1, r)
-    tmp_661 = hess_ln__h1 * reciprocal_z_ln[:, :, None, None, None]
-    tmp_662 = np.einsum("Bcild,Bci->Bild", tmp_661, r, optimize=False)
-    tmp_663 = a1 @ X
-    # einsum("Bc,Bkj,Blk,Bcild,Bc->idj", reciprocal_z_ln, X, a1, hess_ln__h1, mu)
-    tmp_664 = mu * reciprocal_z_ln
-    tmp_665 = a1 @ X
-    tmp_666 = tmp_665[:, :, :, None] * tmp_664[:, None, None]
-    hess_g__V1 = (np.einsum("ljci,cild->idj", tmp_649, jac_r__h1, optimize=False) - (np.tensordot(tmp_652, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(1, 2, 0) + (np.tensordot(tmp_656, tmp_655, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) - (np.tensordot(tmp_660, tmp_659, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + (np.tensordot(tmp_663, tmp_662, axes=([0, 1], [0, 2]))).transpose(1, 2, 0) - (np.tensordot(tmp_666, hess_ln__h1, axes=([0, 1, 3], [0, 3, 1]))).transpose(1, 2, 0)) / B
-    # ∂f/∂g,O1[i,j,d] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h1[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,i] h1[k,d] jac_mu__r[c,k,j] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,i] h1[k,d] jac_z_ln__r[c,k,j] r[c,i] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,i] h1[k,d] jac_z_ln__r[c,k,j] mu[c] + Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_ln__r[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_ln__r[c,i,k,j] mu[c]
-    # einsum("Bc,ij,Bci,Bcd->ijd", reciprocal_z_ln, np.eye(4), adj_ln, h1)
-    tmp_667 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_668 = np.tensordot(tmp_667, h1, axes=([0, 1], [0, 1]))
-    # einsum("Bc,Bci,Bkd,ckj->ijd", reciprocal_z_ln, adj_ln, h1, jac_mu__r)
-    tmp_669 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_670 = np.tensordot(tmp_669, h1, axes=([0], [0]))
-    # einsum("Bc,Bci,Bkd,Bckj,Bci->ijd", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, r)
-    tmp_671 = r * adj_ln
-    tmp_672 = tmp_671 * dreciprocal_z_ln[:, :, None]
-    tmp_673 = np.einsum("Bckj,Bkd->Bcjd", jac_z_ln__r, h1, optimize=False)
-    # einsum("Bc,Bci,Bkd,Bckj,Bc->ijd", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, mu)
-    tmp_674 = mu * dreciprocal_z_ln
-    tmp_675 = tmp_674[:, :, None] * adj_ln
-    tmp_676 = np.einsum("Bckj,Bkd->Bcjd", jac_z_ln__r, h1, optimize=False)
-    hess_ln__r = t["hess_ln__r"]
-    # einsum("Bc,Bkd,Bcikj,Bci->ijd", reciprocal_z_ln, h1, hess_ln__r, r)
-    tmp_677 = hess_ln__r * reciprocal_z_ln[:, :, None, None, None]
-    tmp_678 = np.einsum("Bcikj,Bci->Bikj", tmp_677, r, optimize=False)
-    # einsum("Bc,Bkd,Bcikj,Bc->ijd", reciprocal_z_ln, h1, hess_ln__r, mu)
-    tmp_679 = mu * reciprocal_z_ln
-    tmp_680 = tmp_679[:, :, None, None] * h1[:, None]
-    hess_g__O1 = (tmp_668[:, None] * (np.eye(4))[:, :, None] - (np.tensordot(tmp_670, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) + (np.tensordot(tmp_673, tmp_672, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) - (np.tensordot(tmp_676, tmp_675, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) + np.tensordot(tmp_678, h1, axes=([0, 2], [0, 1])) - (np.tensordot(tmp_680, hess_ln__r, axes=([0, 1, 2], [0, 1, 3]))).transpose(1, 2, 0)) / B
-    # ∂f/∂g,Q2[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_r__z_a2[c,i,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a2[c,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,j] hess_ln__z_a2[c,i,m,l] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,j] hess_ln__z_a2[c,i,m,l] mu[c]
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bciml->idj", reciprocal_z_ln, K2, X, X, adj_ln, jac_r__z_a2)
-    tmp_681 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_682 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_683 = np.einsum("Bci,Bciml->Biml", tmp_682, jac_r__z_a2, optimize=False)
-    tmp_684 = np.einsum("Biml,Bld->Bimd", tmp_683, tmp_681, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml->idj", reciprocal_z_ln, K2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_685 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_686 = np.einsum("Bld,Bcml->Bdcm", tmp_685, jac_mu__z_a2, optimize=False)
-    tmp_687 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_688 = np.einsum("Bdcm,Bmj->Bdcj", tmp_686, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bci->idj", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_689 = r * adj_ln
-    tmp_690 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_691 = np.einsum("Bld,Bcml->Bdcm", tmp_690, jac_z_ln__z_a2, optimize=False)
-    tmp_692 = tmp_689 * dreciprocal_z_ln[:, :, None]
-    tmp_693 = np.einsum("Bdcm,Bmj->Bdcj", tmp_691, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcml,Bc->idj", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_694 = mu * dreciprocal_z_ln
-    tmp_695 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_696 = np.einsum("Bld,Bcml->Bdcm", tmp_695, jac_z_ln__z_a2, optimize=False)
-    tmp_697 = tmp_694[:, :, None] * adj_ln
-    tmp_698 = np.einsum("Bdcm,Bmj->Bdcj", tmp_696, X, optimize=False)
-    hess_ln__z_a2 = t["hess_ln__z_a2"]
-    # einsum("Bc,dk,Blk,Bmj,Bciml,Bci->idj", reciprocal_z_ln, K2, X, X, hess_ln__z_a2, r)
-    tmp_699 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_700 = hess_ln__z_a2 * reciprocal_z_ln[:, :, None, None, None]
-    tmp_701 = np.einsum("Bciml,Bci->Biml", tmp_700, r, optimize=False)
-    tmp_702 = np.einsum("Biml,Bld->Bimd", tmp_701, tmp_699, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bciml,Bc->idj", reciprocal_z_ln, K2, X, X, hess_ln__z_a2, mu)
-    tmp_703 = mu * reciprocal_z_ln
-    tmp_704 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_705 = tmp_704[:, :, :, None] * tmp_703[:, None, None]
-    tmp_706 = np.einsum("Bldc,Bciml->Bdim", tmp_705, hess_ln__z_a2, optimize=False)
-    hess_g__Q2 = (0.7071067811865476 * np.tensordot(tmp_684, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_688, tmp_687, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * (np.tensordot(tmp_693, tmp_692, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.7071067811865476 * (np.tensordot(tmp_698, tmp_697, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * np.tensordot(tmp_702, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_706, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂g,K2[i,d,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_r__z_a2[c,i,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a2[c,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,j] adj_ln[c,i] jac_z_ln__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,j] hess_ln__z_a2[c,i,l,m] r[c,i] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,j] hess_ln__z_a2[c,i,l,m] mu[c]
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bcilm->idj", reciprocal_z_ln, Q2, X, X, adj_ln, jac_r__z_a2)
-    tmp_707 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_708 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_709 = np.einsum("Bci,Bcilm->Bilm", tmp_708, jac_r__z_a2, optimize=False)
-    tmp_710 = np.einsum("Bilm,Bld->Bimd", tmp_709, tmp_707, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm->idj", reciprocal_z_ln, Q2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_711 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_712 = np.einsum("Bld,Bclm->Bdcm", tmp_711, jac_mu__z_a2, optimize=False)
-    tmp_713 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_714 = np.einsum("Bdcm,Bmj->Bdcj", tmp_712, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bci->idj", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_715 = r * adj_ln
-    tmp_716 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_717 = np.einsum("Bld,Bclm->Bdcm", tmp_716, jac_z_ln__z_a2, optimize=False)
-    tmp_718 = tmp_715 * dreciprocal_z_ln[:, :, None]
-    tmp_719 = np.einsum("Bdcm,Bmj->Bdcj", tmp_717, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bci,Bclm,Bc->idj", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_720 = mu * dreciprocal_z_ln
-    tmp_721 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_722 = np.einsum("Bld,Bclm->Bdcm", tmp_721, jac_z_ln__z_a2, optimize=False)
-    tmp_723 = tmp_720[:, :, None] * adj_ln
-    tmp_724 = np.einsum("Bdcm,Bmj->Bdcj", tmp_722, X, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bci->idj", reciprocal_z_ln, Q2, X, X, hess_ln__z_a2, r)
-    tmp_725 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_726 = hess_ln__z_a2 * reciprocal_z_ln[:, :, None, None, None]
-    tmp_727 = np.einsum("Bcilm,Bci->Bilm", tmp_726, r, optimize=False)
-    tmp_728 = np.einsum("Bilm,Bld->Bimd", tmp_727, tmp_725, optimize=False)
-    # einsum("Bc,dk,Blk,Bmj,Bcilm,Bc->idj", reciprocal_z_ln, Q2, X, X, hess_ln__z_a2, mu)
-    tmp_729 = mu * reciprocal_z_ln
-    tmp_730 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_731 = tmp_730[:, :, :, None] * tmp_729[:, None, None]
-    tmp_732 = np.einsum("Bldc,Bcilm->Bdim", tmp_731, hess_ln__z_a2, optimize=False)
-    hess_g__K2 = (0.7071067811865476 * np.tensordot(tmp_710, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_714, tmp_713, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * (np.tensordot(tmp_719, tmp_718, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.7071067811865476 * (np.tensordot(tmp_724, tmp_723, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) + 0.7071067811865476 * np.tensordot(tmp_728, X, axes=([0, 2], [0, 1])) - 0.7071067811865476 * (np.tensordot(tmp_732, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂g,V2[i,d,j] = Σ_ckl reciprocal(z_ln[c]) X[k,j] a2[l,k] adj_ln[c,i] jac_r__h2[c,i,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,j] a2[l,k] adj_ln[c,i] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,j] a2[l,k] adj_ln[c,i] jac_z_ln__h2[c,l,d] r[c,i] - Σ_ckl reciprocal'(z_ln[c]) X[k,j] a2[l,k] adj_ln[c,i] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,j] a2[l,k] hess_ln__h2[c,i,l,d] r[c,i] - Σ_ckl reciprocal(z_ln[c]) X[k,j] a2[l,k] hess_ln__h2[c,i,l,d] mu[c]
-    # einsum("Bc,Bkj,Blk,Bci,cild->idj", reciprocal_z_ln, X, a2, adj_ln, jac_r__h2)
-    tmp_733 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_734 = a2 @ X
-    tmp_735 = np.tensordot(tmp_734, tmp_733, axes=([0], [0]))
-    # einsum("Bc,Bkj,Blk,Bci,cld->idj", reciprocal_z_ln, X, a2, adj_ln, jac_mu__h2)
-    tmp_736 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_737 = a2 @ X
-    tmp_738 = np.tensordot(tmp_737, tmp_736, axes=([0], [0]))
-    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bci->idj", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, r)
-    tmp_739 = r * adj_ln
-    tmp_740 = a2 @ X
-    tmp_741 = tmp_739 * dreciprocal_z_ln[:, :, None]
-    tmp_742 = np.einsum("Blj,Bcld->Bjcd", tmp_740, jac_z_ln__h2, optimize=False)
-    # einsum("Bc,Bkj,Blk,Bci,Bcld,Bc->idj", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, mu)
-    tmp_743 = mu * dreciprocal_z_ln
-    tmp_744 = a2 @ X
-    tmp_745 = tmp_743[:, :, None] * adj_ln
-    tmp_746 = np.einsum("Blj,Bcld->Bjcd", tmp_744, jac_z_ln__h2, optimize=False)
-    hess_ln__h2 = t["hess_ln__h2"]
-    # einsum("Bc,Bkj,Blk,Bcild,Bci->idj", reciprocal_z_ln, X, a2, hess_ln__h2, r)
-    tmp_747 = hess_ln__h2 * reciprocal_z_ln[:, :, None, None, None]
-    tmp_748 = np.einsum("Bcild,Bci->Bild", tmp_747, r, optimize=False)
-    tmp_749 = a2 @ X
-    # einsum("Bc,Bkj,Blk,Bcild,Bc->idj", reciprocal_z_ln, X, a2, hess_ln__h2, mu)
-    tmp_750 = mu * reciprocal_z_ln
-    tmp_751 = a2 @ X
-    tmp_752 = tmp_751[:, :, :, None] * tmp_750[:, None, None]
-    hess_g__V2 = (np.einsum("ljci,cild->idj", tmp_735, jac_r__h2, optimize=False) - (np.tensordot(tmp_738, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(1, 2, 0) + (np.tensordot(tmp_742, tmp_741, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) - (np.tensordot(tmp_746, tmp_745, axes=([0, 2], [0, 1]))).transpose(2, 1, 0) + (np.tensordot(tmp_749, tmp_748, axes=([0, 1], [0, 2]))).transpose(1, 2, 0) - (np.tensordot(tmp_752, hess_ln__h2, axes=([0, 1, 3], [0, 3, 1]))).transpose(1, 2, 0)) / B
-    # ∂f/∂g,O2[i,j,d] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h2[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,i] h2[k,d] jac_mu__r[c,k,j] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,i] h2[k,d] jac_z_ln__r[c,k,j] r[c,i] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,i] h2[k,d] jac_z_ln__r[c,k,j] mu[c] + Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_ln__r[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_ln__r[c,i,k,j] mu[c]
-    # einsum("Bc,ij,Bci,Bcd->ijd", reciprocal_z_ln, np.eye(4), adj_ln, h2)
-    tmp_753 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_754 = np.tensordot(tmp_753, h2, axes=([0, 1], [0, 1]))
-    # einsum("Bc,Bci,Bkd,ckj->ijd", reciprocal_z_ln, adj_ln, h2, jac_mu__r)
-    tmp_755 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_756 = np.tensordot(tmp_755, h2, axes=([0], [0]))
-    # einsum("Bc,Bci,Bkd,Bckj,Bci->ijd", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, r)
-    tmp_757 = r * adj_ln
-    tmp_758 = tmp_757 * dreciprocal_z_ln[:, :, None]
-    tmp_759 = np.einsum("Bckj,Bkd->Bcjd", jac_z_ln__r, h2, optimize=False)
-    # einsum("Bc,Bci,Bkd,Bckj,Bc->ijd", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, mu)
-    tmp_760 = mu * dreciprocal_z_ln
-    tmp_761 = tmp_760[:, :, None] * adj_ln
-    tmp_762 = np.einsum("Bckj,Bkd->Bcjd", jac_z_ln__r, h2, optimize=False)
-    # einsum("Bc,Bkd,Bcikj,Bci->ijd", reciprocal_z_ln, h2, hess_ln__r, r)
-    tmp_763 = hess_ln__r * reciprocal_z_ln[:, :, None, None, None]
-    tmp_764 = np.einsum("Bcikj,Bci->Bikj", tmp_763, r, optimize=False)
-    # einsum("Bc,Bkd,Bcikj,Bc->ijd", reciprocal_z_ln, h2, hess_ln__r, mu)
-    tmp_765 = mu * reciprocal_z_ln
-    tmp_766 = tmp_765[:, :, None, None] * h2[:, None]
-    hess_g__O2 = (tmp_754[:, None] * (np.eye(4))[:, :, None] - (np.tensordot(tmp_756, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) + (np.tensordot(tmp_759, tmp_758, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) - (np.tensordot(tmp_762, tmp_761, axes=([0, 1], [0, 1]))).transpose(2, 0, 1) + np.tensordot(tmp_764, h2, axes=([0, 2], [0, 1])) - (np.tensordot(tmp_766, hess_ln__r, axes=([0, 1, 2], [0, 1, 3]))).transpose(1, 2, 0)) / B
+    tmp_458 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    _add_into(hess_O2__U, (np.tensordot(tmp_458, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+    _mirror(H, 56, 64, 104, 112)
     # ∂f/∂g,g[i,j] = Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] r[c,i] r[k,j] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[k] r[c,i] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] r[k,j] + Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] mu[k]
+    hess_g__g = _block_view(H, 64, 68, 64, 68, PARAMS["g"] + PARAMS["g"])
     hess_ln__ln = t["hess_ln__ln"]
     # einsum("Bc,Bk,Bcikj,Bci,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, r, r)
-    tmp_767 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
-    tmp_768 = tmp_767[:, :, :, None] * r[:, None]
-    tmp_769 = (((tmp_768.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
+    tmp_459 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
+    tmp_460 = tmp_459[:, :, :, None] * r[:, None]
+    tmp_461 = (((tmp_460.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
+    _add_into(hess_g__g, np.einsum("Bkij,Bkj->ij", tmp_461, r, optimize=False), 1 / B, False)
     # einsum("Bc,Bk,Bcikj,Bk,Bci->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
-    tmp_770 = mu * reciprocal_z_ln
-    tmp_771 = r * reciprocal_z_ln[:, :, None]
-    tmp_772 = np.einsum("Bci,Bcikj->Bikj", tmp_771, hess_ln__ln, optimize=False)
+    tmp_462 = mu * reciprocal_z_ln
+    tmp_463 = r * reciprocal_z_ln[:, :, None]
+    tmp_464 = np.einsum("Bci,Bcikj->Bikj", tmp_463, hess_ln__ln, optimize=False)
+    _add_into(hess_g__g, np.tensordot(tmp_464, tmp_462, axes=([0, 2], [0, 1])), -1 / B, True)
     # einsum("Bc,Bk,Bcikj,Bc,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
-    tmp_773 = mu * reciprocal_z_ln
-    tmp_774 = r * reciprocal_z_ln[:, :, None]
-    tmp_775 = np.einsum("Bkj,Bcikj->Bjci", tmp_774, hess_ln__ln, optimize=False)
+    tmp_465 = mu * reciprocal_z_ln
+    tmp_466 = r * reciprocal_z_ln[:, :, None]
+    tmp_467 = np.einsum("Bkj,Bcikj->Bjci", tmp_466, hess_ln__ln, optimize=False)
+    _add_into(hess_g__g, (np.tensordot(tmp_467, tmp_465, axes=([0, 2], [0, 1]))).T, -1 / B, True)
     # einsum("Bc,Bk,Bcikj,Bc,Bk->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, mu)
-    tmp_776 = mu * reciprocal_z_ln
-    tmp_777 = mu * reciprocal_z_ln
-    tmp_778 = np.einsum("Bc,Bcikj->Bikj", tmp_776, hess_ln__ln, optimize=False)
-    hess_g__g = (np.einsum("Bkij,Bkj->ij", tmp_769, r, optimize=False) - np.tensordot(tmp_772, tmp_770, axes=([0, 2], [0, 1])) - (np.tensordot(tmp_775, tmp_773, axes=([0, 2], [0, 1]))).T + np.tensordot(tmp_778, tmp_777, axes=([0, 2], [0, 1]))) / B
+    tmp_468 = mu * reciprocal_z_ln
+    tmp_469 = mu * reciprocal_z_ln
+    tmp_470 = np.einsum("Bc,Bcikj->Bikj", tmp_468, hess_ln__ln, optimize=False)
+    _add_into(hess_g__g, np.tensordot(tmp_470, tmp_469, axes=([0, 2], [0, 1])), 1 / B, True)
     # ∂f/∂g,b[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] mu[c]
+    hess_g__b = _block_view(H, 64, 68, 68, 72, PARAMS["g"] + PARAMS["b"])
     # einsum("Bc,Bcikj,Bci->ij", reciprocal_z_ln, hess_ln__ln, r)
-    tmp_779 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
+    tmp_471 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
+    _add_into(hess_g__b, np.einsum("Bcij,Bci->ij", tmp_471, r, optimize=False), 1 / B, False)
     # einsum("Bc,Bcikj,Bc->ij", reciprocal_z_ln, hess_ln__ln, mu)
-    tmp_780 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
-    hess_g__b = (np.einsum("Bcij,Bci->ij", tmp_779, r, optimize=False) - np.tensordot(tmp_780, mu, axes=([0, 1], [0, 1]))) / B
+    tmp_472 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
+    _add_into(hess_g__b, np.tensordot(tmp_472, mu, axes=([0, 1], [0, 1])), -1 / B, True)
+    _mirror(H, 64, 68, 68, 72)
     # ∂f/∂g,F1[i,a,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] r[c,i] - Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] mu[c] + Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] mu[c]
-    # einsum("Bc,ij,Bac,Bci->iaj", reciprocal_z_ln, np.eye(4), adj_z_ff, r)
-    tmp_781 = adj_z_ff * reciprocal_z_ln[:, None]
-    tmp_782 = np.tensordot(tmp_781, r, axes=([0, 2], [0, 1]))
+    hess_g__F1 = _block_view(H, 64, 68, 72, 88, PARAMS["g"] + PARAMS["F1"])
     # einsum("Bc,ij,Bac,Bc->iaj", reciprocal_z_ln, np.eye(4), adj_z_ff, mu)
-    tmp_783 = mu * reciprocal_z_ln
-    tmp_784 = np.tensordot(tmp_783, adj_z_ff, axes=([0, 1], [0, 2]))
+    tmp_473 = mu * reciprocal_z_ln
+    tmp_474 = np.tensordot(tmp_473, adj_z_ff, axes=([0, 1], [0, 2]))
+    _add_into(hess_g__F1, tmp_474[:, None] * (np.eye(4))[:, None], -1 / B, False)
     hess_ln__z_ff = t["hess_ln__z_ff"]
     # einsum("Bc,Bciak,Bkj,Bci->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, r)
-    tmp_785 = hess_ln__z_ff * reciprocal_z_ln[:, :, None, None, None]
-    tmp_786 = np.einsum("Bciak,Bci->Biak", tmp_785, r, optimize=False)
+    tmp_475 = hess_ln__z_ff * reciprocal_z_ln[:, :, None, None, None]
+    tmp_476 = np.einsum("Bciak,Bci->Biak", tmp_475, r, optimize=False)
+    _add_into(hess_g__F1, np.tensordot(tmp_476, ln, axes=([0, 3], [0, 1])), 1 / B, True)
     # einsum("Bc,Bciak,Bkj,Bc->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, mu)
-    tmp_787 = mu * reciprocal_z_ln
-    tmp_788 = tmp_787[:, :, None, None] * ln[:, None]
-    hess_g__F1 = (tmp_782.T[:, :, None] * (np.eye(4))[:, None] - tmp_784[:, None] * (np.eye(4))[:, None] + np.tensordot(tmp_786, ln, axes=([0, 3], [0, 1])) - (np.tensordot(tmp_788, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0)) / B
+    tmp_477 = mu * reciprocal_z_ln
+    tmp_478 = tmp_477[:, :, None, None] * ln[:, None]
+    _add_into(hess_g__F1, (np.tensordot(tmp_478, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0), -1 / B, True)
+    # einsum("Bc,Bac,Bci->ia", reciprocal_z_ln, adj_z_ff, r)
+    tmp_479 = adj_z_ff * reciprocal_z_ln[:, None]
+    _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_479, r, axes=([0, 2], [0, 1]))).T, 1 / B, True)
+    _mirror(H, 64, 68, 72, 88)
     # ∂f/∂g,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] r[k,i] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] r[k,i] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] mu[k]
+    hess_g__F2 = _block_view(H, 64, 68, 88, 104, PARAMS["g"] + PARAMS["F2"])
     jac_z_ff__ln = t["jac_z_ff__ln"]
     # einsum("Bac,Bk,Bcj,acki,Bki->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, r)
-    tmp_789 = r * reciprocal_z_ln[:, :, None]
-    tmp_790 = np.einsum("Bki,acki->Biac", tmp_789, jac_z_ff__ln, optimize=False)
-    tmp_791 = tmp_790 * dgelu_z_ff[:, None]
+    tmp_480 = r * reciprocal_z_ln[:, :, None]
+    tmp_481 = np.einsum("Bki,acki->Biac", tmp_480, jac_z_ff__ln, optimize=False)
+    tmp_482 = tmp_481 * dgelu_z_ff[:, None]
+    _add_into(hess_g__F2, (np.tensordot(tmp_482, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
     # einsum("Bac,Bk,Bcj,acki,Bk->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, mu)
-    tmp_792 = mu * reciprocal_z_ln
-    tmp_793 = tmp_792[:, :, None, None] * dgelu_z_ff[:, None]
-    tmp_794 = np.einsum("Bkac,Bcj->kacj", tmp_793, adj_ff, optimize=False)
+    tmp_483 = mu * reciprocal_z_ln
+    tmp_484 = tmp_483[:, :, None, None] * dgelu_z_ff[:, None]
+    tmp_485 = np.einsum("Bkac,Bcj->kacj", tmp_484, adj_ff, optimize=False)
+    _add_into(hess_g__F2, np.einsum("kacj,acki->ija", tmp_485, jac_z_ff__ln, optimize=False), -1 / B, True)
     hess_ln__ff = t["hess_ln__ff"]
     # einsum("Bac,Bk,Bkicj,Bki->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, r)
-    tmp_795 = hess_ln__ff * reciprocal_z_ln[:, :, None, None, None]
-    tmp_796 = np.einsum("Bkicj,Bki->Bicj", tmp_795, r, optimize=False)
+    tmp_486 = hess_ln__ff * reciprocal_z_ln[:, :, None, None, None]
+    tmp_487 = np.einsum("Bkicj,Bki->Bicj", tmp_486, r, optimize=False)
+    _add_into(hess_g__F2, np.tensordot(tmp_487, gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
     # einsum("Bac,Bk,Bkicj,Bk->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, mu)
-    tmp_797 = mu * reciprocal_z_ln
-    tmp_798 = tmp_797[:, :, None, None] * gelu_z_ff[:, None]
-    hess_g__F2 = ((np.tensordot(tmp_791, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1) - np.einsum("kacj,acki->ija", tmp_794, jac_z_ff__ln, optimize=False) + np.tensordot(tmp_796, gelu_z_ff, axes=([0, 2], [0, 2])) - (np.tensordot(tmp_798, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0)) / B
+    tmp_488 = mu * reciprocal_z_ln
+    tmp_489 = tmp_488[:, :, None, None] * gelu_z_ff[:, None]
+    _add_into(hess_g__F2, (np.tensordot(tmp_489, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0), -1 / B, True)
+    _mirror(H, 64, 68, 88, 104)
     # ∂f/∂g,U[i,l,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] mu[c]
+    hess_g__U = _block_view(H, 64, 68, 104, 112, PARAMS["g"] + PARAMS["U"])
     jac_ff__ln = t["jac_ff__ln"]
     # einsum("Bc,Bl,Bkjci,Bci->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, r)
-    tmp_799 = r * reciprocal_z_ln[:, :, None]
-    tmp_800 = (((tmp_799.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
+    tmp_490 = r * reciprocal_z_ln[:, :, None]
+    tmp_491 = (((tmp_490.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
+    _add_into(hess_g__U, (np.tensordot(tmp_491, adj_p, axes=([0], [0]))).transpose(0, 2, 1), 0.3333333333333333 / B, False)
     # einsum("Bc,Bl,Bkjci,Bc->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, mu)
-    tmp_801 = mu * reciprocal_z_ln
-    tmp_802 = np.einsum("Bc,Bjci->Bji", tmp_801, jac_ff__ln.sum(axis=1), optimize=False)
+    tmp_492 = mu * reciprocal_z_ln
+    tmp_493 = np.einsum("Bc,Bjci->Bji", tmp_492, jac_ff__ln.sum(axis=1), optimize=False)
+    _add_into(hess_g__U, (np.tensordot(tmp_493, adj_p, axes=([0], [0]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
     hess_ln__p = t["hess_ln__p"]
     # einsum("Bc,Bkj,Bcil,Bci->ilj", reciprocal_z_ln, ff, hess_ln__p, r)
-    tmp_803 = r[:, :, :, None] * hess_ln__p
-    tmp_804 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
+    tmp_494 = r[:, :, :, None] * hess_ln__p
+    tmp_495 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
+    _add_into(hess_g__U, (np.tensordot(tmp_495, tmp_494, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.3333333333333333 / B, True)
     # einsum("Bc,Bkj,Bcil,Bc->ilj", reciprocal_z_ln, ff, hess_ln__p, mu)
-    tmp_805 = mu * reciprocal_z_ln
-    tmp_806 = tmp_805[:, :, None] * (ff.sum(axis=1))[:, None]
-    hess_g__U = (0.3333333333333333 * (np.tensordot(tmp_800, adj_p, axes=([0], [0]))).transpose(0, 2, 1) - 0.3333333333333333 * (np.tensordot(tmp_802, adj_p, axes=([0], [0]))).transpose(1, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_804, tmp_803, axes=([0, 2], [0, 1]))).transpose(1, 2, 0) - 0.3333333333333333 * (np.tensordot(tmp_806, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0)) / B
-    # ∂f/∂b,Q1[i,d,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,j] hess_ln__z_a1[m,i,l,k]
-    # einsum("dc,Bkc,Blj,Bmilk->idj", K1, X, X, hess_ln__z_a1)
-    tmp_807 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_808 = np.einsum("Bkd,Bilk->Bdil", tmp_807, hess_ln__z_a1.sum(axis=1), optimize=False)
-    hess_b__Q1 = 0.7071067811865476 * (np.tensordot(tmp_808, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2) / B
-    # ∂f/∂b,K1[i,d,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,j] hess_ln__z_a1[m,i,k,l]
-    # einsum("dc,Bkc,Blj,Bmikl->idj", Q1, X, X, hess_ln__z_a1)
-    tmp_809 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_810 = np.einsum("Bkd,Bikl->Bdil", tmp_809, hess_ln__z_a1.sum(axis=1), optimize=False)
-    hess_b__K1 = 0.7071067811865476 * (np.tensordot(tmp_810, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2) / B
-    # ∂f/∂b,V1[i,d,j] = Σ_ckl X[c,j] a1[k,c] hess_ln__h1[l,i,k,d]
-    # einsum("Bcj,Bkc,Blikd->idj", X, a1, hess_ln__h1)
-    tmp_811 = np.einsum("Bikd,Bkc->Bidc", hess_ln__h1.sum(axis=1), a1, optimize=False)
-    hess_b__V1 = np.tensordot(tmp_811, X, axes=([0, 3], [0, 1])) / B
-    # ∂f/∂b,O1[i,j,d] = Σ_ck h1[c,d] hess_ln__r[k,i,c,j]
-    # einsum("Bcd,Bkicj->ijd", h1, hess_ln__r)
-    hess_b__O1 = np.tensordot(hess_ln__r.sum(axis=1), h1, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂b,Q2[i,d,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,j] hess_ln__z_a2[m,i,l,k]
-    # einsum("dc,Bkc,Blj,Bmilk->idj", K2, X, X, hess_ln__z_a2)
-    tmp_812 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_813 = np.einsum("Bkd,Bilk->Bdil", tmp_812, hess_ln__z_a2.sum(axis=1), optimize=False)
-    hess_b__Q2 = 0.7071067811865476 * (np.tensordot(tmp_813, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2) / B
-    # ∂f/∂b,K2[i,d,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,j] hess_ln__z_a2[m,i,k,l]
-    # einsum("dc,Bkc,Blj,Bmikl->idj", Q2, X, X, hess_ln__z_a2)
-    tmp_814 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_815 = np.einsum("Bkd,Bikl->Bdil", tmp_814, hess_ln__z_a2.sum(axis=1), optimize=False)
-    hess_b__K2 = 0.7071067811865476 * (np.tensordot(tmp_815, X, axes=([0, 3], [0, 1]))).transpose(1, 0, 2) / B
-    # ∂f/∂b,V2[i,d,j] = Σ_ckl X[c,j] a2[k,c] hess_ln__h2[l,i,k,d]
-    # einsum("Bcj,Bkc,Blikd->idj", X, a2, hess_ln__h2)
-    tmp_816 = np.einsum("Bikd,Bkc->Bidc", hess_ln__h2.sum(axis=1), a2, optimize=False)
-    hess_b__V2 = np.tensordot(tmp_816, X, axes=([0, 3], [0, 1])) / B
-    # ∂f/∂b,O2[i,j,d] = Σ_ck h2[c,d] hess_ln__r[k,i,c,j]
-    # einsum("Bcd,Bkicj->ijd", h2, hess_ln__r)
-    hess_b__O2 = np.tensordot(hess_ln__r.sum(axis=1), h2, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂b,g[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[k,i,c,j] mu[c]
-    # einsum("Bc,Bkicj,Bcj->ij", reciprocal_z_ln, hess_ln__ln, r)
-    tmp_817 = hess_ln__ln.sum(axis=1) * reciprocal_z_ln[:, None, :, None]
-    # einsum("Bc,Bkicj,Bc->ij", reciprocal_z_ln, hess_ln__ln, mu)
-    tmp_818 = hess_ln__ln.sum(axis=1) * reciprocal_z_ln[:, None, :, None]
-    hess_b__g = (np.einsum("Bicj,Bcj->ij", tmp_817, r, optimize=False) - np.tensordot(tmp_818, mu, axes=([0, 2], [0, 1]))) / B
+    tmp_496 = mu * reciprocal_z_ln
+    tmp_497 = tmp_496[:, :, None] * (ff.sum(axis=1))[:, None]
+    _add_into(hess_g__U, (np.tensordot(tmp_497, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
+    _mirror(H, 64, 68, 104, 112)
     # ∂f/∂b,b[i,j] = Σ_ck hess_ln__ln[c,i,k,j]
+    hess_b__b = _block_view(H, 68, 72, 68, 72, PARAMS["b"] + PARAMS["b"])
     # einsum("Bcikj->ij", hess_ln__ln)
-    hess_b__b = hess_ln__ln.sum(axis=(0, 1, 3)) / B
+    _add_into(hess_b__b, hess_ln__ln.sum(axis=(0, 1, 3)), 1 / B, False)
     # ∂f/∂b,F1[i,a,j] = Σ_c δ[i,j] adj_z_ff[a,c] + Σ_ck hess_ln__z_ff[c,i,a,k] ln[k,j]
+    hess_b__F1 = _block_view(H, 68, 72, 72, 88, PARAMS["b"] + PARAMS["F1"])
     # einsum("ij,Bac->iaj", np.eye(4), adj_z_ff)
+    _add_into(hess_b__F1, (adj_z_ff.sum(axis=(0, 2)))[:, None] * (np.eye(4))[:, None], 1 / B, False)
     # einsum("Bciak,Bkj->iaj", hess_ln__z_ff, ln)
-    hess_b__F1 = ((adj_z_ff.sum(axis=(0, 2)))[:, None] * (np.eye(4))[:, None] + (np.tensordot(ln, hess_ln__z_ff.sum(axis=1), axes=([0, 1], [0, 3]))).transpose(1, 2, 0)) / B
+    _add_into(hess_b__F1, (np.tensordot(ln, hess_ln__z_ff.sum(axis=1), axes=([0, 1], [0, 3]))).transpose(1, 2, 0), 1 / B, True)
+    _mirror(H, 68, 72, 72, 88)
     # ∂f/∂b,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) hess_ln__ff[k,i,c,j]
+    hess_b__F2 = _block_view(H, 68, 72, 88, 104, PARAMS["b"] + PARAMS["F2"])
     # einsum("Bac,Bcj,acki->ija", dgelu_z_ff, adj_ff, jac_z_ff__ln)
-    tmp_819 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
+    tmp_498 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
+    _add_into(hess_b__F2, ((tmp_498.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0), 1 / B, False)
     # einsum("Bac,Bkicj->ija", gelu_z_ff, hess_ln__ff)
-    hess_b__F2 = (((tmp_819.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0) + np.tensordot(hess_ln__ff.sum(axis=1), gelu_z_ff, axes=([0, 2], [0, 2]))) / B
+    _add_into(hess_b__F2, np.tensordot(hess_ln__ff.sum(axis=1), gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
+    _mirror(H, 68, 72, 88, 104)
     # ∂f/∂b,U[i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__ln[c,j,k,i] + 1/t Σ_ck ff[c,j] hess_ln__p[k,i,l]
+    hess_b__U = _block_view(H, 68, 72, 104, 112, PARAMS["b"] + PARAMS["U"])
     # einsum("Bl,Bcjki->ilj", adj_p, jac_ff__ln)
+    _add_into(hess_b__U, (np.tensordot(jac_ff__ln.sum(axis=(1, 3)), adj_p, axes=([0], [0]))).transpose(1, 2, 0), 0.3333333333333333 / B, False)
     # einsum("Bcj,Bkil->ilj", ff, hess_ln__p)
-    hess_b__U = (0.3333333333333333 * (np.tensordot(jac_ff__ln.sum(axis=(1, 3)), adj_p, axes=([0], [0]))).transpose(1, 2, 0) + 0.3333333333333333 * np.tensordot(hess_ln__p.sum(axis=1), ff.sum(axis=1), axes=([0], [0]))) / B
-    # ∂f/∂F1,Q1[a,i,d,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,j] adj_z_ff[a,m] jac_ln__z_a1[m,i,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,j] hess_z_ff__z_a1[a,m,l,k] ln[m,i]
-    # einsum("dc,Bkc,Blj,Bam,Bmilk->aidj", K1, X, X, adj_z_ff, jac_ln__z_a1)
-    tmp_820 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_821 = np.einsum("Bkd,Bmilk->Bdmil", tmp_820, jac_ln__z_a1, optimize=False)
-    tmp_822 = np.einsum("Bdmil,Blj->Bdmij", tmp_821, X, optimize=False)
-    hess_z_ff__z_a1 = t["hess_z_ff__z_a1"]
-    # einsum("dc,Bkc,Blj,Bamlk,Bmi->aidj", K1, X, X, hess_z_ff__z_a1, ln)
-    tmp_823 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_824 = np.einsum("Bkd,Bamlk->Bdaml", tmp_823, hess_z_ff__z_a1, optimize=False)
-    tmp_825 = np.einsum("Bdaml,Blj->Bdamj", tmp_824, X, optimize=False)
-    hess_F1__Q1 = (0.7071067811865476 * (np.tensordot(tmp_822, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_825, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂F1,K1[a,i,d,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,j] adj_z_ff[a,m] jac_ln__z_a1[m,i,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,j] hess_z_ff__z_a1[a,m,k,l] ln[m,i]
-    # einsum("dc,Bkc,Blj,Bam,Bmikl->aidj", Q1, X, X, adj_z_ff, jac_ln__z_a1)
-    tmp_826 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_827 = np.einsum("Bkd,Bmikl->Bdmil", tmp_826, jac_ln__z_a1, optimize=False)
-    tmp_828 = np.einsum("Bdmil,Blj->Bdmij", tmp_827, X, optimize=False)
-    # einsum("dc,Bkc,Blj,Bamkl,Bmi->aidj", Q1, X, X, hess_z_ff__z_a1, ln)
-    tmp_829 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_830 = np.einsum("Bkd,Bamkl->Bdaml", tmp_829, hess_z_ff__z_a1, optimize=False)
-    tmp_831 = np.einsum("Bdaml,Blj->Bdamj", tmp_830, X, optimize=False)
-    hess_F1__K1 = (0.7071067811865476 * (np.tensordot(tmp_828, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_831, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂F1,V1[a,i,d,j] = Σ_ckl X[c,j] a1[k,c] adj_z_ff[a,l] jac_ln__h1[l,i,k,d] + Σ_ckl X[c,j] a1[k,c] hess_z_ff__h1[a,l,k,d] ln[l,i]
-    # einsum("Bcj,Bkc,Bal,Blikd->aidj", X, a1, adj_z_ff, jac_ln__h1)
-    tmp_832 = a1 @ X
-    tmp_833 = np.einsum("Blikd,Bal->Bikda", jac_ln__h1, adj_z_ff, optimize=False)
-    hess_z_ff__h1 = t["hess_z_ff__h1"]
-    # einsum("Bcj,Bkc,Balkd,Bli->aidj", X, a1, hess_z_ff__h1, ln)
-    tmp_834 = a1 @ X
-    tmp_835 = np.einsum("Bli,Balkd->Biakd", ln, hess_z_ff__h1, optimize=False)
-    hess_F1__V1 = ((np.tensordot(tmp_833, tmp_832, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + (np.tensordot(tmp_835, tmp_834, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂F1,O1[a,i,j,d] = Σ_ck adj_z_ff[a,c] h1[k,d] jac_ln__r[c,i,k,j] + Σ_ck h1[c,d] hess_z_ff__r[a,k,c,j] ln[k,i]
-    # einsum("Bac,Bkd,Bcikj->aijd", adj_z_ff, h1, jac_ln__r)
-    tmp_836 = np.einsum("Bcikj,Bkd->Bcijd", jac_ln__r, h1, optimize=False)
-    hess_z_ff__r = t["hess_z_ff__r"]
-    # einsum("Bcd,Bakcj,Bki->aijd", h1, hess_z_ff__r, ln)
-    tmp_837 = np.einsum("Bakcj,Bcd->Bakjd", hess_z_ff__r, h1, optimize=False)
-    hess_F1__O1 = ((np.tensordot(tmp_836, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_837, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂F1,Q2[a,i,d,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,j] adj_z_ff[a,m] jac_ln__z_a2[m,i,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,j] hess_z_ff__z_a2[a,m,l,k] ln[m,i]
-    # einsum("dc,Bkc,Blj,Bam,Bmilk->aidj", K2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_838 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_839 = np.einsum("Bkd,Bmilk->Bdmil", tmp_838, jac_ln__z_a2, optimize=False)
-    tmp_840 = np.einsum("Bdmil,Blj->Bdmij", tmp_839, X, optimize=False)
-    hess_z_ff__z_a2 = t["hess_z_ff__z_a2"]
-    # einsum("dc,Bkc,Blj,Bamlk,Bmi->aidj", K2, X, X, hess_z_ff__z_a2, ln)
-    tmp_841 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_842 = np.einsum("Bkd,Bamlk->Bdaml", tmp_841, hess_z_ff__z_a2, optimize=False)
-    tmp_843 = np.einsum("Bdaml,Blj->Bdamj", tmp_842, X, optimize=False)
-    hess_F1__Q2 = (0.7071067811865476 * (np.tensordot(tmp_840, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_843, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂F1,K2[a,i,d,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,j] adj_z_ff[a,m] jac_ln__z_a2[m,i,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,j] hess_z_ff__z_a2[a,m,k,l] ln[m,i]
-    # einsum("dc,Bkc,Blj,Bam,Bmikl->aidj", Q2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_844 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_845 = np.einsum("Bkd,Bmikl->Bdmil", tmp_844, jac_ln__z_a2, optimize=False)
-    tmp_846 = np.einsum("Bdmil,Blj->Bdmij", tmp_845, X, optimize=False)
-    # einsum("dc,Bkc,Blj,Bamkl,Bmi->aidj", Q2, X, X, hess_z_ff__z_a2, ln)
-    tmp_847 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_848 = np.einsum("Bkd,Bamkl->Bdaml", tmp_847, hess_z_ff__z_a2, optimize=False)
-    tmp_849 = np.einsum("Bdaml,Blj->Bdamj", tmp_848, X, optimize=False)
-    hess_F1__K2 = (0.7071067811865476 * (np.tensordot(tmp_846, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(3, 1, 0, 2) + 0.7071067811865476 * (np.tensordot(tmp_849, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂F1,V2[a,i,d,j] = Σ_ckl X[c,j] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,i,k,d] + Σ_ckl X[c,j] a2[k,c] hess_z_ff__h2[a,l,k,d] ln[l,i]
-    # einsum("Bcj,Bkc,Bal,Blikd->aidj", X, a2, adj_z_ff, jac_ln__h2)
-    tmp_850 = a2 @ X
-    tmp_851 = np.einsum("Blikd,Bal->Bikda", jac_ln__h2, adj_z_ff, optimize=False)
-    hess_z_ff__h2 = t["hess_z_ff__h2"]
-    # einsum("Bcj,Bkc,Balkd,Bli->aidj", X, a2, hess_z_ff__h2, ln)
-    tmp_852 = a2 @ X
-    tmp_853 = np.einsum("Bli,Balkd->Biakd", ln, hess_z_ff__h2, optimize=False)
-    hess_F1__V2 = ((np.tensordot(tmp_851, tmp_850, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + (np.tensordot(tmp_853, tmp_852, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3)) / B
-    # ∂f/∂F1,O2[a,i,j,d] = Σ_ck adj_z_ff[a,c] h2[k,d] jac_ln__r[c,i,k,j] + Σ_ck h2[c,d] hess_z_ff__r[a,k,c,j] ln[k,i]
-    # einsum("Bac,Bkd,Bcikj->aijd", adj_z_ff, h2, jac_ln__r)
-    tmp_854 = np.einsum("Bcikj,Bkd->Bcijd", jac_ln__r, h2, optimize=False)
-    # einsum("Bcd,Bakcj,Bki->aijd", h2, hess_z_ff__r, ln)
-    tmp_855 = np.einsum("Bakcj,Bcd->Bakjd", hess_z_ff__r, h2, optimize=False)
-    hess_F1__O2 = ((np.tensordot(tmp_854, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(3, 0, 1, 2) + (np.tensordot(tmp_855, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂F1,g[a,i,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] r[c,i] - Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] mu[c] + Σ_ck reciprocal(z_ln[c]) hess_z_ff__ln[a,k,c,j] ln[k,i] r[c,j] - Σ_ck reciprocal(z_ln[c]) hess_z_ff__ln[a,k,c,j] ln[k,i] mu[c]
-    # einsum("Bc,ij,Bac,Bci->aij", reciprocal_z_ln, np.eye(4), adj_z_ff, r)
-    tmp_856 = adj_z_ff * reciprocal_z_ln[:, None]
-    tmp_857 = np.tensordot(tmp_856, r, axes=([0, 2], [0, 1]))
-    # einsum("Bc,ij,Bac,Bc->aij", reciprocal_z_ln, np.eye(4), adj_z_ff, mu)
-    tmp_858 = mu * reciprocal_z_ln
-    tmp_859 = np.tensordot(tmp_858, adj_z_ff, axes=([0, 1], [0, 2]))
-    hess_z_ff__ln = t["hess_z_ff__ln"]
-    # einsum("Bc,Bakcj,Bki,Bcj->aij", reciprocal_z_ln, hess_z_ff__ln, ln, r)
-    tmp_860 = hess_z_ff__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_861 = np.einsum("Bakcj,Bcj->Bakj", tmp_860, r, optimize=False)
-    # einsum("Bc,Bakcj,Bki,Bc->aij", reciprocal_z_ln, hess_z_ff__ln, ln, mu)
-    tmp_862 = mu * reciprocal_z_ln
-    tmp_863 = tmp_862[:, :, None, None] * ln[:, None]
-    hess_F1__g = (tmp_857[:, :, None] * np.eye(4) - tmp_859[:, None, None] * np.eye(4) + (np.tensordot(tmp_861, ln, axes=([0, 2], [0, 1]))).transpose(0, 2, 1) - (np.tensordot(tmp_863, hess_z_ff__ln, axes=([0, 1, 2], [0, 3, 2]))).transpose(1, 0, 2)) / B
-    # ∂f/∂F1,b[a,i,j] = Σ_c δ[i,j] adj_z_ff[a,c] + Σ_ck hess_z_ff__ln[a,c,k,j] ln[c,i]
-    # einsum("ij,Bac->aij", np.eye(4), adj_z_ff)
-    # einsum("Backj,Bci->aij", hess_z_ff__ln, ln)
-    hess_F1__b = ((adj_z_ff.sum(axis=(0, 2)))[:, None, None] * np.eye(4) + (np.tensordot(ln, hess_z_ff__ln.sum(axis=3), axes=([0, 1], [0, 2]))).transpose(1, 0, 2)) / B
+    _add_into(hess_b__U, np.tensordot(hess_ln__p.sum(axis=1), ff.sum(axis=1), axes=([0], [0])), 0.3333333333333333 / B, True)
+    _mirror(H, 68, 72, 104, 112)
     # ∂f/∂F1,F1[a,i,j,k] = Σ_cl hess_z_ff__z_ff[a,c,j,l] ln[c,i] ln[l,k]
+    hess_F1__F1 = _block_view(H, 72, 88, 72, 88, PARAMS["F1"] + PARAMS["F1"])
     hess_z_ff__z_ff = t["hess_z_ff__z_ff"]
     # einsum("Bacjl,Bci,Blk->aijk", hess_z_ff__z_ff, ln, ln)
-    tmp_864 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
-    hess_F1__F1 = (np.tensordot(tmp_864, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3) / B
+    tmp_499 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
+    _add_into(hess_F1__F1, (np.tensordot(tmp_499, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     # ∂f/∂F1,F2[a,i,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,k] adj_ff[c,j] ln[c,i] + Σ_cl gelu(z_ff[k,c]) hess_z_ff__ff[a,l,c,j] ln[l,i]
-    # einsum("Bac,ak,Bcj,Bci->aijk", dgelu_z_ff, np.eye(4), adj_ff, ln)
-    tmp_865 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_866 = np.tensordot(tmp_865, ln, axes=([0, 1], [0, 1]))
+    hess_F1__F2 = _block_view(H, 72, 88, 88, 104, PARAMS["F1"] + PARAMS["F2"])
     hess_z_ff__ff = t["hess_z_ff__ff"]
     # einsum("Bkc,Balcj,Bli->aijk", gelu_z_ff, hess_z_ff__ff, ln)
-    tmp_867 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff, optimize=False)
-    hess_F1__F2 = ((tmp_866.transpose(1, 2, 0))[:, :, :, None] * (np.eye(4))[:, None, None] + (np.tensordot(tmp_867, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2)) / B
+    tmp_500 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff, optimize=False)
+    _add_into(hess_F1__F2, (np.tensordot(tmp_500, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+    # einsum("Bac,Bcj,Bci->aij", dgelu_z_ff, adj_ff, ln)
+    tmp_501 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    _add_into(_diagonal_view(hess_F1__F2, 0, 3), (np.tensordot(tmp_501, ln, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 1 / B, True)
+    _mirror(H, 72, 88, 88, 104)
     # ∂f/∂F1,U[a,i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__z_ff[c,j,a,k] ln[k,i] + 1/t Σ_ck ff[c,j] hess_z_ff__p[a,k,l] ln[k,i]
+    hess_F1__U = _block_view(H, 72, 88, 104, 112, PARAMS["F1"] + PARAMS["U"])
     jac_ff__z_ff = t["jac_ff__z_ff"]
     # einsum("Bl,Bcjak,Bki->ailj", adj_p, jac_ff__z_ff, ln)
-    tmp_868 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    tmp_502 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_F1__U, (np.tensordot(tmp_502, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_z_ff__p = t["hess_z_ff__p"]
     # einsum("Bcj,Bakl,Bki->ailj", ff, hess_z_ff__p, ln)
-    tmp_869 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    hess_F1__U = (0.3333333333333333 * (np.tensordot(tmp_868, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0) + 0.3333333333333333 * (np.tensordot(tmp_869, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1)) / B
-    # ∂f/∂F2,Q1[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,j] adj_ff[c,i] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,j] hess_ff__z_a1[c,i,m,l]
-    # einsum("Bac,dk,Blk,Bmj,Bci,Bacml->iadj", dgelu_z_ff, K1, X, X, adj_ff, jac_z_ff__z_a1)
-    tmp_870 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_871 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_872 = np.einsum("Bld,Bacml->Bdacm", tmp_870, jac_z_ff__z_a1, optimize=False)
-    tmp_873 = np.einsum("Bdacm,Bcia->Bdami", tmp_872, tmp_871, optimize=False)
-    hess_ff__z_a1 = t["hess_ff__z_a1"]
-    # einsum("Bac,dk,Blk,Bmj,Bciml->iadj", gelu_z_ff, K1, X, X, hess_ff__z_a1)
-    tmp_874 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_875 = np.einsum("Bld,Bciml->Bdcim", tmp_874, hess_ff__z_a1, optimize=False)
-    tmp_876 = np.einsum("Bdcim,Bac->Bdima", tmp_875, gelu_z_ff, optimize=False)
-    hess_F2__Q1 = (0.7071067811865476 * (np.tensordot(tmp_873, X, axes=([0, 3], [0, 1]))).transpose(2, 1, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_876, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂F2,K1[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q1[d,k] X[l,k] X[m,j] adj_ff[c,i] jac_z_ff__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q1[d,k] X[l,k] X[m,j] hess_ff__z_a1[c,i,l,m]
-    # einsum("Bac,dk,Blk,Bmj,Bci,Baclm->iadj", dgelu_z_ff, Q1, X, X, adj_ff, jac_z_ff__z_a1)
-    tmp_877 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_878 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_879 = np.einsum("Bld,Baclm->Bdacm", tmp_877, jac_z_ff__z_a1, optimize=False)
-    tmp_880 = np.einsum("Bdacm,Bcia->Bdami", tmp_879, tmp_878, optimize=False)
-    # einsum("Bac,dk,Blk,Bmj,Bcilm->iadj", gelu_z_ff, Q1, X, X, hess_ff__z_a1)
-    tmp_881 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_882 = np.einsum("Bld,Bcilm->Bdcim", tmp_881, hess_ff__z_a1, optimize=False)
-    tmp_883 = np.einsum("Bdcim,Bac->Bdima", tmp_882, gelu_z_ff, optimize=False)
-    hess_F2__K1 = (0.7071067811865476 * (np.tensordot(tmp_880, X, axes=([0, 3], [0, 1]))).transpose(2, 1, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_883, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂F2,V1[i,a,d,j] = Σ_ckl gelu'(z_ff[a,c]) X[k,j] a1[l,k] adj_ff[c,i] jac_z_ff__h1[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,j] a1[l,k] hess_ff__h1[c,i,l,d]
-    # einsum("Bac,Bkj,Blk,Bci,Bacld->iadj", dgelu_z_ff, X, a1, adj_ff, jac_z_ff__h1)
-    tmp_884 = a1 @ X
-    tmp_885 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_886 = np.einsum("Bcia,Bacld->Biald", tmp_885, jac_z_ff__h1, optimize=False)
-    hess_ff__h1 = t["hess_ff__h1"]
-    # einsum("Bac,Bkj,Blk,Bcild->iadj", gelu_z_ff, X, a1, hess_ff__h1)
-    tmp_887 = np.einsum("Bcild,Bac->Bilda", hess_ff__h1, gelu_z_ff, optimize=False)
-    tmp_888 = a1 @ X
-    hess_F2__V1 = (np.tensordot(tmp_886, tmp_884, axes=([0, 3], [0, 1])) + (np.tensordot(tmp_888, tmp_887, axes=([0, 1], [0, 2]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂F2,O1[i,a,j,d] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,i] h1[k,d] jac_z_ff__r[a,c,k,j] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_ff__r[c,i,k,j]
-    # einsum("Bac,Bci,Bkd,Backj->iajd", dgelu_z_ff, adj_ff, h1, jac_z_ff__r)
-    tmp_889 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_890 = np.einsum("Backj,Bkd->Bacjd", jac_z_ff__r, h1, optimize=False)
-    hess_ff__r = t["hess_ff__r"]
-    # einsum("Bac,Bkd,Bcikj->iajd", gelu_z_ff, h1, hess_ff__r)
-    tmp_891 = np.einsum("Bcikj,Bkd->Bcijd", hess_ff__r, h1, optimize=False)
-    hess_F2__O1 = (np.einsum("Bacjd,Bcia->iajd", tmp_890, tmp_889, optimize=False) + (np.tensordot(tmp_891, gelu_z_ff, axes=([0, 1], [0, 2]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂F2,Q2[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,j] adj_ff[c,i] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,j] hess_ff__z_a2[c,i,m,l]
-    # einsum("Bac,dk,Blk,Bmj,Bci,Bacml->iadj", dgelu_z_ff, K2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_892 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_893 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_894 = np.einsum("Bld,Bacml->Bdacm", tmp_892, jac_z_ff__z_a2, optimize=False)
-    tmp_895 = np.einsum("Bdacm,Bcia->Bdami", tmp_894, tmp_893, optimize=False)
-    hess_ff__z_a2 = t["hess_ff__z_a2"]
-    # einsum("Bac,dk,Blk,Bmj,Bciml->iadj", gelu_z_ff, K2, X, X, hess_ff__z_a2)
-    tmp_896 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_897 = np.einsum("Bld,Bciml->Bdcim", tmp_896, hess_ff__z_a2, optimize=False)
-    tmp_898 = np.einsum("Bdcim,Bac->Bdima", tmp_897, gelu_z_ff, optimize=False)
-    hess_F2__Q2 = (0.7071067811865476 * (np.tensordot(tmp_895, X, axes=([0, 3], [0, 1]))).transpose(2, 1, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_898, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂F2,K2[i,a,d,j] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q2[d,k] X[l,k] X[m,j] adj_ff[c,i] jac_z_ff__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q2[d,k] X[l,k] X[m,j] hess_ff__z_a2[c,i,l,m]
-    # einsum("Bac,dk,Blk,Bmj,Bci,Baclm->iadj", dgelu_z_ff, Q2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_899 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_900 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_901 = np.einsum("Bld,Baclm->Bdacm", tmp_899, jac_z_ff__z_a2, optimize=False)
-    tmp_902 = np.einsum("Bdacm,Bcia->Bdami", tmp_901, tmp_900, optimize=False)
-    # einsum("Bac,dk,Blk,Bmj,Bcilm->iadj", gelu_z_ff, Q2, X, X, hess_ff__z_a2)
-    tmp_903 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_904 = np.einsum("Bld,Bcilm->Bdcim", tmp_903, hess_ff__z_a2, optimize=False)
-    tmp_905 = np.einsum("Bdcim,Bac->Bdima", tmp_904, gelu_z_ff, optimize=False)
-    hess_F2__K2 = (0.7071067811865476 * (np.tensordot(tmp_902, X, axes=([0, 3], [0, 1]))).transpose(2, 1, 0, 3) + 0.7071067811865476 * (np.tensordot(tmp_905, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3)) / B
-    # ∂f/∂F2,V2[i,a,d,j] = Σ_ckl gelu'(z_ff[a,c]) X[k,j] a2[l,k] adj_ff[c,i] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,j] a2[l,k] hess_ff__h2[c,i,l,d]
-    # einsum("Bac,Bkj,Blk,Bci,Bacld->iadj", dgelu_z_ff, X, a2, adj_ff, jac_z_ff__h2)
-    tmp_906 = a2 @ X
-    tmp_907 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_908 = np.einsum("Bcia,Bacld->Biald", tmp_907, jac_z_ff__h2, optimize=False)
-    hess_ff__h2 = t["hess_ff__h2"]
-    # einsum("Bac,Bkj,Blk,Bcild->iadj", gelu_z_ff, X, a2, hess_ff__h2)
-    tmp_909 = np.einsum("Bcild,Bac->Bilda", hess_ff__h2, gelu_z_ff, optimize=False)
-    tmp_910 = a2 @ X
-    hess_F2__V2 = (np.tensordot(tmp_908, tmp_906, axes=([0, 3], [0, 1])) + (np.tensordot(tmp_910, tmp_909, axes=([0, 1], [0, 2]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂F2,O2[i,a,j,d] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,i] h2[k,d] jac_z_ff__r[a,c,k,j] + Σ_ck gelu(z_ff[a,c]) h2[k,d] hess_ff__r[c,i,k,j]
-    # einsum("Bac,Bci,Bkd,Backj->iajd", dgelu_z_ff, adj_ff, h2, jac_z_ff__r)
-    tmp_911 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_912 = np.einsum("Backj,Bkd->Bacjd", jac_z_ff__r, h2, optimize=False)
-    # einsum("Bac,Bkd,Bcikj->iajd", gelu_z_ff, h2, hess_ff__r)
-    tmp_913 = np.einsum("Bcikj,Bkd->Bcijd", hess_ff__r, h2, optimize=False)
-    hess_F2__O2 = (np.einsum("Bacjd,Bcia->iajd", tmp_912, tmp_911, optimize=False) + (np.tensordot(tmp_913, gelu_z_ff, axes=([0, 1], [0, 2]))).transpose(0, 3, 1, 2)) / B
-    # ∂f/∂F2,g[i,a,j] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,i] jac_z_ff__ln[a,c,k,j] r[k,j] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,i] jac_z_ff__ln[a,c,k,j] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ff__ln[c,i,k,j] r[k,j] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ff__ln[c,i,k,j] mu[k]
-    # einsum("Bac,Bk,Bci,ackj,Bkj->iaj", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, r)
-    tmp_914 = r * reciprocal_z_ln[:, :, None]
-    tmp_915 = np.einsum("Bkj,ackj->Bjac", tmp_914, jac_z_ff__ln, optimize=False)
-    tmp_916 = tmp_915 * dgelu_z_ff[:, None]
-    # einsum("Bac,Bk,Bci,ackj,Bk->iaj", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, mu)
-    tmp_917 = mu * reciprocal_z_ln
-    tmp_918 = tmp_917[:, :, None, None] * dgelu_z_ff[:, None]
-    tmp_919 = np.einsum("Bkac,Bci->kaci", tmp_918, adj_ff, optimize=False)
-    hess_ff__ln = t["hess_ff__ln"]
-    # einsum("Bac,Bk,Bcikj,Bkj->iaj", gelu_z_ff, reciprocal_z_ln, hess_ff__ln, r)
-    tmp_920 = hess_ff__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_921 = np.einsum("Bcikj,Bkj->Bcij", tmp_920, r, optimize=False)
-    # einsum("Bac,Bk,Bcikj,Bk->iaj", gelu_z_ff, reciprocal_z_ln, hess_ff__ln, mu)
-    tmp_922 = mu * reciprocal_z_ln
-    tmp_923 = tmp_922[:, :, None, None] * gelu_z_ff[:, None]
-    hess_F2__g = ((np.tensordot(tmp_916, adj_ff, axes=([0, 3], [0, 1]))).transpose(2, 1, 0) - np.einsum("kaci,ackj->iaj", tmp_919, jac_z_ff__ln, optimize=False) + (np.tensordot(tmp_921, gelu_z_ff, axes=([0, 1], [0, 2]))).transpose(0, 2, 1) - (np.tensordot(tmp_923, hess_ff__ln, axes=([0, 1, 3], [0, 3, 1]))).transpose(1, 0, 2)) / B
-    # ∂f/∂F2,b[i,a,j] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,i] jac_z_ff__ln[a,c,k,j] + Σ_ck gelu(z_ff[a,c]) hess_ff__ln[c,i,k,j]
-    # einsum("Bac,Bci,ackj->iaj", dgelu_z_ff, adj_ff, jac_z_ff__ln)
-    tmp_924 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
-    # einsum("Bac,Bcikj->iaj", gelu_z_ff, hess_ff__ln)
-    hess_F2__b = (((tmp_924.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(1, 0, 2) + (np.tensordot(hess_ff__ln.sum(axis=3), gelu_z_ff, axes=([0, 1], [0, 2]))).transpose(0, 2, 1)) / B
-    # ∂f/∂F2,F1[i,a,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,j] adj_ff[c,i] ln[c,k] + Σ_cl gelu(z_ff[a,c]) hess_ff__z_ff[c,i,j,l] ln[l,k]
-    # einsum("Bac,aj,Bci,Bck->iajk", dgelu_z_ff, np.eye(4), adj_ff, ln)
-    tmp_925 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_926 = np.tensordot(tmp_925, ln, axes=([0, 1], [0, 1]))
-    hess_ff__z_ff = t["hess_ff__z_ff"]
-    # einsum("Bac,Bcijl,Blk->iajk", gelu_z_ff, hess_ff__z_ff, ln)
-    tmp_927 = np.einsum("Bcijl,Bac->Bijla", hess_ff__z_ff, gelu_z_ff, optimize=False)
-    hess_F2__F1 = (tmp_926[:, :, None] * (np.eye(4))[:, :, None] + (np.tensordot(tmp_927, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3)) / B
+    tmp_503 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    _add_into(hess_F1__U, (np.tensordot(tmp_503, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+    _mirror(H, 72, 88, 104, 112)
     # ∂f/∂F2,F2[i,a,j,k] = Σ_cl gelu(z_ff[a,c]) gelu(z_ff[k,l]) hess_ff__ff[c,i,l,j]
+    hess_F2__F2 = _block_view(H, 88, 104, 88, 104, PARAMS["F2"] + PARAMS["F2"])
     hess_ff__ff = t["hess_ff__ff"]
     # einsum("Bac,Bkl,Bcilj->iajk", gelu_z_ff, gelu_z_ff, hess_ff__ff)
-    tmp_928 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff, optimize=False)
-    hess_F2__F2 = (np.tensordot(tmp_928, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3) / B
+    tmp_504 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff, optimize=False)
+    _add_into(hess_F2__F2, (np.tensordot(tmp_504, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂F2,U[i,a,l,j] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,j] hess_ff__p[c,i,l]
+    hess_F2__U = _block_view(H, 88, 104, 104, 112, PARAMS["F2"] + PARAMS["U"])
     # einsum("Bac,ij,Bl->ialj", gelu_z_ff, np.eye(4), adj_p)
-    tmp_929 = adj_p.T @ (gelu_z_ff.sum(axis=2))
+    tmp_505 = adj_p.T @ (gelu_z_ff.sum(axis=2))
+    _add_into(hess_F2__U, tmp_505.T[:, :, None] * (np.eye(4))[:, None, None], 0.3333333333333333 / B, False)
     hess_ff__p = t["hess_ff__p"]
     # einsum("Bac,Bkj,Bcil->ialj", gelu_z_ff, ff, hess_ff__p)
-    tmp_930 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
-    hess_F2__U = (0.3333333333333333 * tmp_929.T[:, :, None] * (np.eye(4))[:, None, None] + 0.3333333333333333 * (np.tensordot(tmp_930, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,Q1[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,j] adj_p[l] jac_ff__z_a1[n,i,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,j] ff[n,i] hess_p__z_a1[l,m,k]
-    # einsum("dc,Bkc,Bmj,Bl,Bnimk->lidj", K1, X, X, adj_p, jac_ff__z_a1)
-    tmp_931 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_932 = adj_p[:, :, None, None] * X[:, None]
-    tmp_933 = np.einsum("Bkd,Bimk->Bdim", tmp_931, jac_ff__z_a1.sum(axis=1), optimize=False)
-    hess_p__z_a1 = t["hess_p__z_a1"]
-    # einsum("dc,Bkc,Bmj,Bni,Blmk->lidj", K1, X, X, ff, hess_p__z_a1)
-    tmp_934 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_935 = np.einsum("Bkd,Blmk->Bdlm", tmp_934, hess_p__z_a1, optimize=False)
-    tmp_936 = np.einsum("Bdlm,Bmj->Bdlj", tmp_935, X, optimize=False)
-    hess_U__Q1 = (0.23570226039551584 * (np.tensordot(tmp_933, tmp_932, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_936, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂U,K1[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,j] adj_p[l] jac_ff__z_a1[n,i,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,j] ff[n,i] hess_p__z_a1[l,k,m]
-    # einsum("dc,Bkc,Bmj,Bl,Bnikm->lidj", Q1, X, X, adj_p, jac_ff__z_a1)
-    tmp_937 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_938 = adj_p[:, :, None, None] * X[:, None]
-    tmp_939 = np.einsum("Bkd,Bikm->Bdim", tmp_937, jac_ff__z_a1.sum(axis=1), optimize=False)
-    # einsum("dc,Bkc,Bmj,Bni,Blkm->lidj", Q1, X, X, ff, hess_p__z_a1)
-    tmp_940 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_941 = np.einsum("Bkd,Blkm->Bdlm", tmp_940, hess_p__z_a1, optimize=False)
-    tmp_942 = np.einsum("Bdlm,Bmj->Bdlj", tmp_941, X, optimize=False)
-    hess_U__K1 = (0.23570226039551584 * (np.tensordot(tmp_939, tmp_938, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_942, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂U,V1[l,i,d,j] = 1/t Σ_ckm X[c,j] a1[k,c] adj_p[l] jac_ff__h1[m,i,k,d] + 1/t Σ_ckm X[c,j] a1[k,c] ff[m,i] hess_p__h1[l,k,d]
-    # einsum("Bcj,Bkc,Bl,Bmikd->lidj", X, a1, adj_p, jac_ff__h1)
-    tmp_943 = a1 @ X
-    tmp_944 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    hess_p__h1 = t["hess_p__h1"]
-    # einsum("Bcj,Bkc,Bmi,Blkd->lidj", X, a1, ff, hess_p__h1)
-    tmp_945 = a1 @ X
-    tmp_946 = np.einsum("Bkj,Blkd->Bjld", tmp_945, hess_p__h1, optimize=False)
-    hess_U__V1 = (0.3333333333333333 * (np.tensordot(tmp_944, tmp_943, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_946, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂U,O1[l,i,j,d] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,i,c,j] + 1/t Σ_ck ff[c,i] h1[k,d] hess_p__r[l,k,j]
-    # einsum("Bl,Bcd,Bkicj->lijd", adj_p, h1, jac_ff__r)
-    tmp_947 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    hess_p__r = t["hess_p__r"]
-    # einsum("Bci,Bkd,Blkj->lijd", ff, h1, hess_p__r)
-    tmp_948 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    hess_U__O1 = (0.3333333333333333 * (np.tensordot(tmp_947, h1, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_948, hess_p__r, axes=([0, 1], [0, 2]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,Q2[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,j] adj_p[l] jac_ff__z_a2[n,i,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,j] ff[n,i] hess_p__z_a2[l,m,k]
-    # einsum("dc,Bkc,Bmj,Bl,Bnimk->lidj", K2, X, X, adj_p, jac_ff__z_a2)
-    tmp_949 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_950 = adj_p[:, :, None, None] * X[:, None]
-    tmp_951 = np.einsum("Bkd,Bimk->Bdim", tmp_949, jac_ff__z_a2.sum(axis=1), optimize=False)
-    hess_p__z_a2 = t["hess_p__z_a2"]
-    # einsum("dc,Bkc,Bmj,Bni,Blmk->lidj", K2, X, X, ff, hess_p__z_a2)
-    tmp_952 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_953 = np.einsum("Bkd,Blmk->Bdlm", tmp_952, hess_p__z_a2, optimize=False)
-    tmp_954 = np.einsum("Bdlm,Bmj->Bdlj", tmp_953, X, optimize=False)
-    hess_U__Q2 = (0.23570226039551584 * (np.tensordot(tmp_951, tmp_950, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_954, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂U,K2[l,i,d,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,j] adj_p[l] jac_ff__z_a2[n,i,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,j] ff[n,i] hess_p__z_a2[l,k,m]
-    # einsum("dc,Bkc,Bmj,Bl,Bnikm->lidj", Q2, X, X, adj_p, jac_ff__z_a2)
-    tmp_955 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_956 = adj_p[:, :, None, None] * X[:, None]
-    tmp_957 = np.einsum("Bkd,Bikm->Bdim", tmp_955, jac_ff__z_a2.sum(axis=1), optimize=False)
-    # einsum("dc,Bkc,Bmj,Bni,Blkm->lidj", Q2, X, X, ff, hess_p__z_a2)
-    tmp_958 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_959 = np.einsum("Bkd,Blkm->Bdlm", tmp_958, hess_p__z_a2, optimize=False)
-    tmp_960 = np.einsum("Bdlm,Bmj->Bdlj", tmp_959, X, optimize=False)
-    hess_U__K2 = (0.23570226039551584 * (np.tensordot(tmp_957, tmp_956, axes=([0, 3], [0, 2]))).transpose(2, 1, 0, 3) + 0.23570226039551584 * (np.tensordot(tmp_960, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 0, 2)) / B
-    # ∂f/∂U,V2[l,i,d,j] = 1/t Σ_ckm X[c,j] a2[k,c] adj_p[l] jac_ff__h2[m,i,k,d] + 1/t Σ_ckm X[c,j] a2[k,c] ff[m,i] hess_p__h2[l,k,d]
-    # einsum("Bcj,Bkc,Bl,Bmikd->lidj", X, a2, adj_p, jac_ff__h2)
-    tmp_961 = a2 @ X
-    tmp_962 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    hess_p__h2 = t["hess_p__h2"]
-    # einsum("Bcj,Bkc,Bmi,Blkd->lidj", X, a2, ff, hess_p__h2)
-    tmp_963 = a2 @ X
-    tmp_964 = np.einsum("Bkj,Blkd->Bjld", tmp_963, hess_p__h2, optimize=False)
-    hess_U__V2 = (0.3333333333333333 * (np.tensordot(tmp_962, tmp_961, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_964, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 3, 2, 0)) / B
-    # ∂f/∂U,O2[l,i,j,d] = 1/t Σ_ck adj_p[l] h2[c,d] jac_ff__r[k,i,c,j] + 1/t Σ_ck ff[c,i] h2[k,d] hess_p__r[l,k,j]
-    # einsum("Bl,Bcd,Bkicj->lijd", adj_p, h2, jac_ff__r)
-    tmp_965 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    # einsum("Bci,Bkd,Blkj->lijd", ff, h2, hess_p__r)
-    tmp_966 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    hess_U__O2 = (0.3333333333333333 * (np.tensordot(tmp_965, h2, axes=([0, 2], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_966, hess_p__r, axes=([0, 1], [0, 2]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,g[l,i,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,i,c,j] r[c,j] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,i,c,j] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,i] hess_p__ln[l,c,j] r[c,j] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,i] hess_p__ln[l,c,j] mu[c]
-    # einsum("Bc,Bl,Bkicj,Bcj->lij", reciprocal_z_ln, adj_p, jac_ff__ln, r)
-    tmp_967 = r * reciprocal_z_ln[:, :, None]
-    tmp_968 = (((tmp_967.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
-    # einsum("Bc,Bl,Bkicj,Bc->lij", reciprocal_z_ln, adj_p, jac_ff__ln, mu)
-    tmp_969 = mu * reciprocal_z_ln
-    tmp_970 = np.einsum("Bc,Bicj->Bij", tmp_969, jac_ff__ln.sum(axis=1), optimize=False)
-    hess_p__ln = t["hess_p__ln"]
-    # einsum("Bc,Bki,Blcj,Bcj->lij", reciprocal_z_ln, ff, hess_p__ln, r)
-    tmp_971 = r[:, :, :, None] * hess_p__ln.transpose(0, 2, 3, 1)
-    tmp_972 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
-    # einsum("Bc,Bki,Blcj,Bc->lij", reciprocal_z_ln, ff, hess_p__ln, mu)
-    tmp_973 = mu * reciprocal_z_ln
-    tmp_974 = tmp_973[:, :, None] * (ff.sum(axis=1))[:, None]
-    hess_U__g = (0.3333333333333333 * (np.tensordot(tmp_968, adj_p, axes=([0], [0]))).transpose(2, 1, 0) - 0.3333333333333333 * (np.tensordot(tmp_970, adj_p, axes=([0], [0]))).transpose(2, 0, 1) + 0.3333333333333333 * (np.tensordot(tmp_972, tmp_971, axes=([0, 2], [0, 1]))).transpose(2, 0, 1) - 0.3333333333333333 * (np.tensordot(tmp_974, hess_p__ln, axes=([0, 1], [0, 2]))).transpose(1, 0, 2)) / B
-    # ∂f/∂U,b[l,i,j] = 1/t Σ_ck adj_p[l] jac_ff__ln[c,i,k,j] + 1/t Σ_ck ff[c,i] hess_p__ln[l,k,j]
-    # einsum("Bl,Bcikj->lij", adj_p, jac_ff__ln)
-    # einsum("Bci,Blkj->lij", ff, hess_p__ln)
-    hess_U__b = (0.3333333333333333 * (np.tensordot(jac_ff__ln.sum(axis=(1, 3)), adj_p, axes=([0], [0]))).transpose(2, 0, 1) + 0.3333333333333333 * (np.tensordot(hess_p__ln.sum(axis=2), ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1)) / B
-    # ∂f/∂U,F1[l,i,a,j] = 1/t Σ_ck adj_p[l] jac_ff__z_ff[c,i,a,k] ln[k,j] + 1/t Σ_ck ff[c,i] hess_p__z_ff[l,a,k] ln[k,j]
-    # einsum("Bl,Bciak,Bkj->liaj", adj_p, jac_ff__z_ff, ln)
-    tmp_975 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    hess_p__z_ff = t["hess_p__z_ff"]
-    # einsum("Bci,Blak,Bkj->liaj", ff, hess_p__z_ff, ln)
-    tmp_976 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    hess_U__F1 = (0.3333333333333333 * (np.tensordot(tmp_975, ln, axes=([0, 3], [0, 1]))).transpose(2, 0, 1, 3) + 0.3333333333333333 * (np.tensordot(tmp_976, hess_p__z_ff, axes=([0, 1], [0, 3]))).transpose(2, 1, 3, 0)) / B
-    # ∂f/∂U,F2[l,i,j,a] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,i] hess_p__ff[l,c,j]
-    # einsum("Bac,ij,Bl->lija", gelu_z_ff, np.eye(4), adj_p)
-    tmp_977 = adj_p.T @ (gelu_z_ff.sum(axis=2))
-    hess_p__ff = t["hess_p__ff"]
-    # einsum("Bac,Bki,Blcj->lija", gelu_z_ff, ff, hess_p__ff)
-    tmp_978 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
-    hess_U__F2 = (0.3333333333333333 * tmp_977[:, None, None] * (np.eye(4))[:, :, None] + 0.3333333333333333 * (np.tensordot(tmp_978, hess_p__ff, axes=([0, 3], [0, 2]))).transpose(2, 0, 3, 1)) / B
+    tmp_506 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
+    _add_into(hess_F2__U, (np.tensordot(tmp_506, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+    _mirror(H, 88, 104, 104, 112)
     # ∂f/∂U,U[l,i,j,k] = t**(-2) Σ_cm ff[c,i] ff[m,k] hess_p__p[l,j]
+    hess_U__U = _block_view(H, 104, 112, 104, 112, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
     # einsum("Bci,Bmk,Blj->lijk", ff, ff, hess_p__p)
-    tmp_979 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
-    hess_U__U = 0.1111111111111111 * (np.tensordot(tmp_979, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0) / B
-    return {("Q1", "Q1"): hess_Q1__Q1, ("Q1", "K1"): hess_Q1__K1, ("Q1", "V1"): hess_Q1__V1, ("Q1", "O1"): hess_Q1__O1, ("Q1", "Q2"): hess_Q1__Q2, ("Q1", "K2"): hess_Q1__K2, ("Q1", "V2"): hess_Q1__V2, ("Q1", "O2"): hess_Q1__O2, ("Q1", "g"): hess_Q1__g, ("Q1", "b"): hess_Q1__b, ("Q1", "F1"): hess_Q1__F1, ("Q1", "F2"): hess_Q1__F2, ("Q1", "U"): hess_Q1__U, ("K1", "Q1"): hess_K1__Q1, ("K1", "K1"): hess_K1__K1, ("K1", "V1"): hess_K1__V1, ("K1", "O1"): hess_K1__O1, ("K1", "Q2"): hess_K1__Q2, ("K1", "K2"): hess_K1__K2, ("K1", "V2"): hess_K1__V2, ("K1", "O2"): hess_K1__O2, ("K1", "g"): hess_K1__g, ("K1", "b"): hess_K1__b, ("K1", "F1"): hess_K1__F1, ("K1", "F2"): hess_K1__F2, ("K1", "U"): hess_K1__U, ("V1", "Q1"): hess_V1__Q1, ("V1", "K1"): hess_V1__K1, ("V1", "V1"): hess_V1__V1, ("V1", "O1"): hess_V1__O1, ("V1", "Q2"): hess_V1__Q2, ("V1", "K2"): hess_V1__K2, ("V1", "V2"): hess_V1__V2, ("V1", "O2"): hess_V1__O2, ("V1", "g"): hess_V1__g, ("V1", "b"): hess_V1__b, ("V1", "F1"): hess_V1__F1, ("V1", "F2"): hess_V1__F2, ("V1", "U"): hess_V1__U, ("O1", "Q1"): hess_O1__Q1, ("O1", "K1"): hess_O1__K1, ("O1", "V1"): hess_O1__V1, ("O1", "O1"): hess_O1__O1, ("O1", "Q2"): hess_O1__Q2, ("O1", "K2"): hess_O1__K2, ("O1", "V2"): hess_O1__V2, ("O1", "O2"): hess_O1__O2, ("O1", "g"): hess_O1__g, ("O1", "b"): hess_O1__b, ("O1", "F1"): hess_O1__F1, ("O1", "F2"): hess_O1__F2, ("O1", "U"): hess_O1__U, ("Q2", "Q1"): hess_Q2__Q1, ("Q2", "K1"): hess_Q2__K1, ("Q2", "V1"): hess_Q2__V1, ("Q2", "O1"): hess_Q2__O1, ("Q2", "Q2"): hess_Q2__Q2, ("Q2", "K2"): hess_Q2__K2, ("Q2", "V2"): hess_Q2__V2, ("Q2", "O2"): hess_Q2__O2, ("Q2", "g"): hess_Q2__g, ("Q2", "b"): hess_Q2__b, ("Q2", "F1"): hess_Q2__F1, ("Q2", "F2"): hess_Q2__F2, ("Q2", "U"): hess_Q2__U, ("K2", "Q1"): hess_K2__Q1, ("K2", "K1"): hess_K2__K1, ("K2", "V1"): hess_K2__V1, ("K2", "O1"): hess_K2__O1, ("K2", "Q2"): hess_K2__Q2, ("K2", "K2"): hess_K2__K2, ("K2", "V2"): hess_K2__V2, ("K2", "O2"): hess_K2__O2, ("K2", "g"): hess_K2__g, ("K2", "b"): hess_K2__b, ("K2", "F1"): hess_K2__F1, ("K2", "F2"): hess_K2__F2, ("K2", "U"): hess_K2__U, ("V2", "Q1"): hess_V2__Q1, ("V2", "K1"): hess_V2__K1, ("V2", "V1"): hess_V2__V1, ("V2", "O1"): hess_V2__O1, ("V2", "Q2"): hess_V2__Q2, ("V2", "K2"): hess_V2__K2, ("V2", "V2"): hess_V2__V2, ("V2", "O2"): hess_V2__O2, ("V2", "g"): hess_V2__g, ("V2", "b"): hess_V2__b, ("V2", "F1"): hess_V2__F1, ("V2", "F2"): hess_V2__F2, ("V2", "U"): hess_V2__U, ("O2", "Q1"): hess_O2__Q1, ("O2", "K1"): hess_O2__K1, ("O2", "V1"): hess_O2__V1, ("O2", "O1"): hess_O2__O1, ("O2", "Q2"): hess_O2__Q2, ("O2", "K2"): hess_O2__K2, ("O2", "V2"): hess_O2__V2, ("O2", "O2"): hess_O2__O2, ("O2", "g"): hess_O2__g, ("O2", "b"): hess_O2__b, ("O2", "F1"): hess_O2__F1, ("O2", "F2"): hess_O2__F2, ("O2", "U"): hess_O2__U, ("g", "Q1"): hess_g__Q1, ("g", "K1"): hess_g__K1, ("g", "V1"): hess_g__V1, ("g", "O1"): hess_g__O1, ("g", "Q2"): hess_g__Q2, ("g", "K2"): hess_g__K2, ("g", "V2"): hess_g__V2, ("g", "O2"): hess_g__O2, ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "F1"): hess_g__F1, ("g", "F2"): hess_g__F2, ("g", "U"): hess_g__U, ("b", "Q1"): hess_b__Q1, ("b", "K1"): hess_b__K1, ("b", "V1"): hess_b__V1, ("b", "O1"): hess_b__O1, ("b", "Q2"): hess_b__Q2, ("b", "K2"): hess_b__K2, ("b", "V2"): hess_b__V2, ("b", "O2"): hess_b__O2, ("b", "g"): hess_b__g, ("b", "b"): hess_b__b, ("b", "F1"): hess_b__F1, ("b", "F2"): hess_b__F2, ("b", "U"): hess_b__U, ("F1", "Q1"): hess_F1__Q1, ("F1", "K1"): hess_F1__K1, ("F1", "V1"): hess_F1__V1, ("F1", "O1"): hess_F1__O1, ("F1", "Q2"): hess_F1__Q2, ("F1", "K2"): hess_F1__K2, ("F1", "V2"): hess_F1__V2, ("F1", "O2"): hess_F1__O2, ("F1", "g"): hess_F1__g, ("F1", "b"): hess_F1__b, ("F1", "F1"): hess_F1__F1, ("F1", "F2"): hess_F1__F2, ("F1", "U"): hess_F1__U, ("F2", "Q1"): hess_F2__Q1, ("F2", "K1"): hess_F2__K1, ("F2", "V1"): hess_F2__V1, ("F2", "O1"): hess_F2__O1, ("F2", "Q2"): hess_F2__Q2, ("F2", "K2"): hess_F2__K2, ("F2", "V2"): hess_F2__V2, ("F2", "O2"): hess_F2__O2, ("F2", "g"): hess_F2__g, ("F2", "b"): hess_F2__b, ("F2", "F1"): hess_F2__F1, ("F2", "F2"): hess_F2__F2, ("F2", "U"): hess_F2__U, ("U", "Q1"): hess_U__Q1, ("U", "K1"): hess_U__K1, ("U", "V1"): hess_U__V1, ("U", "O1"): hess_U__O1, ("U", "Q2"): hess_U__Q2, ("U", "K2"): hess_U__K2, ("U", "V2"): hess_U__V2, ("U", "O2"): hess_U__O2, ("U", "g"): hess_U__g, ("U", "b"): hess_U__b, ("U", "F1"): hess_U__F1, ("U", "F2"): hess_U__F2, ("U", "U"): hess_U__U}
+    tmp_507 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
+    _add_into(hess_U__U, (np.tensordot(tmp_507, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
+    return {("Q1", "Q1"): hess_Q1__Q1, ("Q1", "K1"): hess_Q1__K1, ("Q1", "V1"): hess_Q1__V1, ("Q1", "O1"): hess_Q1__O1, ("Q1", "Q2"): hess_Q1__Q2, ("Q1", "K2"): hess_Q1__K2, ("Q1", "V2"): hess_Q1__V2, ("Q1", "O2"): hess_Q1__O2, ("Q1", "g"): hess_Q1__g, ("Q1", "b"): hess_Q1__b, ("Q1", "F1"): hess_Q1__F1, ("Q1", "F2"): hess_Q1__F2, ("Q1", "U"): hess_Q1__U, ("K1", "Q1"): _block_view(H, 8, 16, 0, 8, (2, 4, 2, 4)), ("K1", "K1"): hess_K1__K1, ("K1", "V1"): hess_K1__V1, ("K1", "O1"): hess_K1__O1, ("K1", "Q2"): hess_K1__Q2, ("K1", "K2"): hess_K1__K2, ("K1", "V2"): hess_K1__V2, ("K1", "O2"): hess_K1__O2, ("K1", "g"): hess_K1__g, ("K1", "b"): hess_K1__b, ("K1", "F1"): hess_K1__F1, ("K1", "F2"): hess_K1__F2, ("K1", "U"): hess_K1__U, ("V1", "Q1"): _block_view(H, 16, 24, 0, 8, (2, 4, 2, 4)), ("V1", "K1"): _block_view(H, 16, 24, 8, 16, (2, 4, 2, 4)), ("V1", "V1"): hess_V1__V1, ("V1", "O1"): hess_V1__O1, ("V1", "Q2"): hess_V1__Q2, ("V1", "K2"): hess_V1__K2, ("V1", "V2"): hess_V1__V2, ("V1", "O2"): hess_V1__O2, ("V1", "g"): hess_V1__g, ("V1", "b"): hess_V1__b, ("V1", "F1"): hess_V1__F1, ("V1", "F2"): hess_V1__F2, ("V1", "U"): hess_V1__U, ("O1", "Q1"): _block_view(H, 24, 32, 0, 8, (4, 2, 2, 4)), ("O1", "K1"): _block_view(H, 24, 32, 8, 16, (4, 2, 2, 4)), ("O1", "V1"): _block_view(H, 24, 32, 16, 24, (4, 2, 2, 4)), ("O1", "O1"): hess_O1__O1, ("O1", "Q2"): hess_O1__Q2, ("O1", "K2"): hess_O1__K2, ("O1", "V2"): hess_O1__V2, ("O1", "O2"): hess_O1__O2, ("O1", "g"): hess_O1__g, ("O1", "b"): hess_O1__b, ("O1", "F1"): hess_O1__F1, ("O1", "F2"): hess_O1__F2, ("O1", "U"): hess_O1__U, ("Q2", "Q1"): _block_view(H, 32, 40, 0, 8, (2, 4, 2, 4)), ("Q2", "K1"): _block_view(H, 32, 40, 8, 16, (2, 4, 2, 4)), ("Q2", "V1"): _block_view(H, 32, 40, 16, 24, (2, 4, 2, 4)), ("Q2", "O1"): _block_view(H, 32, 40, 24, 32, (2, 4, 4, 2)), ("Q2", "Q2"): hess_Q2__Q2, ("Q2", "K2"): hess_Q2__K2, ("Q2", "V2"): hess_Q2__V2, ("Q2", "O2"): hess_Q2__O2, ("Q2", "g"): hess_Q2__g, ("Q2", "b"): hess_Q2__b, ("Q2", "F1"): hess_Q2__F1, ("Q2", "F2"): hess_Q2__F2, ("Q2", "U"): hess_Q2__U, ("K2", "Q1"): _block_view(H, 40, 48, 0, 8, (2, 4, 2, 4)), ("K2", "K1"): _block_view(H, 40, 48, 8, 16, (2, 4, 2, 4)), ("K2", "V1"): _block_view(H, 40, 48, 16, 24, (2, 4, 2, 4)), ("K2", "O1"): _block_view(H, 40, 48, 24, 32, (2, 4, 4, 2)), ("K2", "Q2"): _block_view(H, 40, 48, 32, 40, (2, 4, 2, 4)), ("K2", "K2"): hess_K2__K2, ("K2", "V2"): hess_K2__V2, ("K2", "O2"): hess_K2__O2, ("K2", "g"): hess_K2__g, ("K2", "b"): hess_K2__b, ("K2", "F1"): hess_K2__F1, ("K2", "F2"): hess_K2__F2, ("K2", "U"): hess_K2__U, ("V2", "Q1"): _block_view(H, 48, 56, 0, 8, (2, 4, 2, 4)), ("V2", "K1"): _block_view(H, 48, 56, 8, 16, (2, 4, 2, 4)), ("V2", "V1"): _block_view(H, 48, 56, 16, 24, (2, 4, 2, 4)), ("V2", "O1"): _block_view(H, 48, 56, 24, 32, (2, 4, 4, 2)), ("V2", "Q2"): _block_view(H, 48, 56, 32, 40, (2, 4, 2, 4)), ("V2", "K2"): _block_view(H, 48, 56, 40, 48, (2, 4, 2, 4)), ("V2", "V2"): hess_V2__V2, ("V2", "O2"): hess_V2__O2, ("V2", "g"): hess_V2__g, ("V2", "b"): hess_V2__b, ("V2", "F1"): hess_V2__F1, ("V2", "F2"): hess_V2__F2, ("V2", "U"): hess_V2__U, ("O2", "Q1"): _block_view(H, 56, 64, 0, 8, (4, 2, 2, 4)), ("O2", "K1"): _block_view(H, 56, 64, 8, 16, (4, 2, 2, 4)), ("O2", "V1"): _block_view(H, 56, 64, 16, 24, (4, 2, 2, 4)), ("O2", "O1"): _block_view(H, 56, 64, 24, 32, (4, 2, 4, 2)), ("O2", "Q2"): _block_view(H, 56, 64, 32, 40, (4, 2, 2, 4)), ("O2", "K2"): _block_view(H, 56, 64, 40, 48, (4, 2, 2, 4)), ("O2", "V2"): _block_view(H, 56, 64, 48, 56, (4, 2, 2, 4)), ("O2", "O2"): hess_O2__O2, ("O2", "g"): hess_O2__g, ("O2", "b"): hess_O2__b, ("O2", "F1"): hess_O2__F1, ("O2", "F2"): hess_O2__F2, ("O2", "U"): hess_O2__U, ("g", "Q1"): _block_view(H, 64, 68, 0, 8, (4, 2, 4)), ("g", "K1"): _block_view(H, 64, 68, 8, 16, (4, 2, 4)), ("g", "V1"): _block_view(H, 64, 68, 16, 24, (4, 2, 4)), ("g", "O1"): _block_view(H, 64, 68, 24, 32, (4, 4, 2)), ("g", "Q2"): _block_view(H, 64, 68, 32, 40, (4, 2, 4)), ("g", "K2"): _block_view(H, 64, 68, 40, 48, (4, 2, 4)), ("g", "V2"): _block_view(H, 64, 68, 48, 56, (4, 2, 4)), ("g", "O2"): _block_view(H, 64, 68, 56, 64, (4, 4, 2)), ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "F1"): hess_g__F1, ("g", "F2"): hess_g__F2, ("g", "U"): hess_g__U, ("b", "Q1"): _block_view(H, 68, 72, 0, 8, (4, 2, 4)), ("b", "K1"): _block_view(H, 68, 72, 8, 16, (4, 2, 4)), ("b", "V1"): _block_view(H, 68, 72, 16, 24, (4, 2, 4)), ("b", "O1"): _block_view(H, 68, 72, 24, 32, (4, 4, 2)), ("b", "Q2"): _block_view(H, 68, 72, 32, 40, (4, 2, 4)), ("b", "K2"): _block_view(H, 68, 72, 40, 48, (4, 2, 4)), ("b", "V2"): _block_view(H, 68, 72, 48, 56, (4, 2, 4)), ("b", "O2"): _block_view(H, 68, 72, 56, 64, (4, 4, 2)), ("b", "g"): _block_view(H, 68, 72, 64, 68, (4, 4)), ("b", "b"): hess_b__b, ("b", "F1"): hess_b__F1, ("b", "F2"): hess_b__F2, ("b", "U"): hess_b__U, ("F1", "Q1"): _block_view(H, 72, 88, 0, 8, (4, 4, 2, 4)), ("F1", "K1"): _block_view(H, 72, 88, 8, 16, (4, 4, 2, 4)), ("F1", "V1"): _block_view(H, 72, 88, 16, 24, (4, 4, 2, 4)), ("F1", "O1"): _block_view(H, 72, 88, 24, 32, (4, 4, 4, 2)), ("F1", "Q2"): _block_view(H, 72, 88, 32, 40, (4, 4, 2, 4)), ("F1", "K2"): _block_view(H, 72, 88, 40, 48, (4, 4, 2, 4)), ("F1", "V2"): _block_view(H, 72, 88, 48, 56, (4, 4, 2, 4)), ("F1", "O2"): _block_view(H, 72, 88, 56, 64, (4, 4, 4, 2)), ("F1", "g"): _block_view(H, 72, 88, 64, 68, (4, 4, 4)), ("F1", "b"): _block_view(H, 72, 88, 68, 72, (4, 4, 4)), ("F1", "F1"): hess_F1__F1, ("F1", "F2"): hess_F1__F2, ("F1", "U"): hess_F1__U, ("F2", "Q1"): _block_view(H, 88, 104, 0, 8, (4, 4, 2, 4)), ("F2", "K1"): _block_view(H, 88, 104, 8, 16, (4, 4, 2, 4)), ("F2", "V1"): _block_view(H, 88, 104, 16, 24, (4, 4, 2, 4)), ("F2", "O1"): _block_view(H, 88, 104, 24, 32, (4, 4, 4, 2)), ("F2", "Q2"): _block_view(H, 88, 104, 32, 40, (4, 4, 2, 4)), ("F2", "K2"): _block_view(H, 88, 104, 40, 48, (4, 4, 2, 4)), ("F2", "V2"): _block_view(H, 88, 104, 48, 56, (4, 4, 2, 4)), ("F2", "O2"): _block_view(H, 88, 104, 56, 64, (4, 4, 4, 2)), ("F2", "g"): _block_view(H, 88, 104, 64, 68, (4, 4, 4)), ("F2", "b"): _block_view(H, 88, 104, 68, 72, (4, 4, 4)), ("F2", "F1"): _block_view(H, 88, 104, 72, 88, (4, 4, 4, 4)), ("F2", "F2"): hess_F2__F2, ("F2", "U"): hess_F2__U, ("U", "Q1"): _block_view(H, 104, 112, 0, 8, (2, 4, 2, 4)), ("U", "K1"): _block_view(H, 104, 112, 8, 16, (2, 4, 2, 4)), ("U", "V1"): _block_view(H, 104, 112, 16, 24, (2, 4, 2, 4)), ("U", "O1"): _block_view(H, 104, 112, 24, 32, (2, 4, 4, 2)), ("U", "Q2"): _block_view(H, 104, 112, 32, 40, (2, 4, 2, 4)), ("U", "K2"): _block_view(H, 104, 112, 40, 48, (2, 4, 2, 4)), ("U", "V2"): _block_view(H, 104, 112, 48, 56, (2, 4, 2, 4)), ("U", "O2"): _block_view(H, 104, 112, 56, 64, (2, 4, 4, 2)), ("U", "g"): _block_view(H, 104, 112, 64, 68, (2, 4, 4)), ("U", "b"): _block_view(H, 104, 112, 68, 72, (2, 4, 4)), ("U", "F1"): _block_view(H, 104, 112, 72, 88, (2, 4, 4, 4)), ("U", "F2"): _block_view(H, 104, 112, 88, 104, (2, 4, 4, 4)), ("U", "U"): hess_U__U}
 
 
 def hvp(params, data, vector):

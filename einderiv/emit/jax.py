@@ -125,6 +125,7 @@ class JaxPrinter(NumPyPrinter):
     lib = "jnp"
     helpers = HELPERS
     support = SUPPORT
+    buffers = False  # immutable arrays: hessian returns its blocks, (b, a) as the transpose of (a, b)
 
     def __init__(self, settings=None):
         super().__init__(settings)

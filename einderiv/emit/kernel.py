@@ -8,9 +8,10 @@ one tree:
   expressions (:mod:`einderiv.ir`) over structured tensor names as operands: :class:`Define` (a
   node or quantity), :class:`Block` (a derivative block summed in one expression),
   :class:`Accumulate` (a block added up term group by term group), :class:`Factors`,
-  :class:`SquaredNorm`, :class:`Use`.  Passes rewrite them — :mod:`einderiv.emit.loops` groups
-  members of a family into :class:`Loop` statements and a sum's terms into :class:`TermGroup`
-  s, :mod:`einderiv.emit.template_kernel` writes labels relative to a run-time depth — and
+  :class:`SquaredNorm`, :class:`Use` (a Hessian block may be written :class:`Into` a buffer).
+  Passes rewrite them — :mod:`einderiv.emit.loops` groups members of a family into
+  :class:`Loop` statements and a sum's terms into :class:`TermGroup` s,
+  :mod:`einderiv.emit.template_kernel` writes labels relative to a run-time depth — and
   :mod:`einderiv.emit.kernel_lower` turns them into array statements;
 * **array statements** — what printers print: :class:`Assign` (loads from and stores into the
   per-call dict ``t`` are assignments to and from :class:`Item`), :class:`Contraction` (an einsum
@@ -208,6 +209,21 @@ class Block:
     label: str
     shape: ArrayExpr
     kind: str = "block"
+    into: Union["Into", None] = None
+
+
+@node
+class Into:
+    """Where a Hessian block is written (:mod:`einderiv.emit.kernel_buffer`): rows ``r0:r1`` and
+    columns ``c0:c1`` of the P × P buffer ``buffer`` (a :class:`Local`); ``mirror``: its transpose
+    into rows ``c0:c1``, columns ``r0:r1`` as well."""
+
+    buffer: Local
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    mirror: bool
 
 
 @node

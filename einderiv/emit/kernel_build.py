@@ -23,11 +23,11 @@ blocks read, then the batch size ``B``) and holds one tensor statement per param
 from __future__ import annotations
 
 from ..analysis.factor import as_terms, factored
-from ..ir import Const, Delta, Kind, Prod, add, rename
-from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, Helpers, Local, Module, Return,
-                     SquaredNorm, Support, Tensor, Use, Value)
-from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, DictOf, Item, Lib, Num, Py, Str, TupleOf,
-                            Var, param_shape)
+from ..ir import Const, Delta, Kind, Prod, Ref, add, rename
+from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, Helpers, Into, Local, Module,
+                     Return, SquaredNorm, Support, Tensor, Use, Value)
+from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, DictOf, Item, Lib, Num, Py, Str, Transpose,
+                            TupleOf, Var, param_shape)
 from .kernel_context import Context
 from .share import Sharing, Spec
 
@@ -50,6 +50,61 @@ DOCS = {
                     "parameter's shape.",
 }
 PUBLIC_ARGS = ("params", "data")
+BUFFER_DOC = ("  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C "
+              "order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), "
+              "else a new one.")
+
+
+def _pair(w) -> TupleOf:
+    """The key ``("a", "b")`` of a Hessian block."""
+    return TupleOf(tuple(Str(str(x)) for x in w))
+
+
+def _diagonals(d) -> dict:
+    """The quantities that are diagonal, ``q[a,b] = g(…[a]) δ[a,b]`` (an activation's Jacobian):
+    name -> definition.  A block that reads one as a dense (B, n, n) array contracts n times more
+    than it needs; written into the block's term, its δ is a broadcast (an identity matrix)."""
+    out = {}
+    for q in d.quantities:
+        if not isinstance(q.expr, Prod) or len(q.indices) != 2 or q.expr.out != q.indices:
+            continue
+        deltas = [f for f in q.expr.factors if isinstance(f, Delta)]
+        if len(deltas) == 1 and {deltas[0].a, deltas[0].b} == set(q.indices) and all(
+                isinstance(f, Delta) or set(f.free) <= {q.indices[0]} for f in q.expr.factors):
+            out[q.name] = q
+    return out
+
+
+def _inline(expr, indices, diagonal: dict):
+    """``expr`` (a block) with each factor that reads a quantity of ``diagonal`` replaced by that
+    quantity's factors, renamed to the factor's indices."""
+    terms = []
+    for t in as_terms(expr, indices):
+        fs = []
+        for f in t.factors:
+            q = diagonal.get(f.name) if isinstance(f, Ref) else None
+            if q is None:
+                fs.append(f)
+            else:
+                fs += rename(q.expr, dict(zip(q.indices, f.indices))).factors
+        terms.append(Prod((Const(t.coef),) + tuple(fs), t.out))
+    return add(terms) if terms else expr
+
+
+def _size(shape) -> int:
+    n = 1
+    for k in shape:
+        n *= k
+    return n
+
+
+def _into(st, buffer: Local, start: dict, shape: dict):
+    """A Hessian block statement written into ``buffer`` at its parameters' rows and columns."""
+    if not isinstance(st, Block):
+        return st
+    a, b = st.wrt
+    into = Into(buffer, start[a], start[a] + _size(shape[a]), start[b], start[b] + _size(shape[b]), a != b)
+    return Block(st.target, st.wrt, st.indices, st.expr, st.keep_batch, st.label, st.shape, st.kind, into)
 
 
 def build(ctx: Context) -> Module:
@@ -119,17 +174,55 @@ class Builder:
         return Function("objective", PUBLIC_ARGS, DOCS["objective"], body)
 
     def blocks(self, name: str, wrts, prefix: str, keep_batch: bool, key=lambda w: Str(str(w[0])),
-               doc: str | None = None) -> Function:
+               doc: str | None = None, inline=None) -> Function:
+        """One block per ordering in ``wrts``; ``inline``: diagonal quantities written into the
+        blocks' terms (see :func:`_inline`)."""
         blocks = [self.d.blocks[w] for w in wrts]
+        exprs = [_inline(b.expr, b.indices, inline) if inline else b.expr for b in blocks]
         body, out = [], []
-        for b in blocks:
+        for b, e in zip(blocks, exprs):
             target = Local(prefix + "__".join(map(str, b.wrt)))
-            body.append(Block(target, b.wrt, b.indices, b.expr, keep_batch, "∂f/∂" + ",".join(map(str, b.wrt)),
+            body.append(Block(target, b.wrt, b.indices, e, keep_batch, "∂f/∂" + ",".join(map(str, b.wrt)),
                               param_shape(b.wrt)))
             out.append((key(b.wrt), target))
         body.append(Return(DictOf(tuple(out))))
-        return Function(name, PUBLIC_ARGS, doc or DOCS[name], tuple(body), self.prologue([b.expr for b in blocks]),
-                        Frame.IDENT)
+        return Function(name, PUBLIC_ARGS, doc or DOCS[name], tuple(body), self.prologue(exprs), Frame.IDENT)
+
+    def hessian(self, wrts) -> Function:
+        """The Hessian blocks: (a, b) with a at or before b in declaration order computed, (b, a)
+        its transpose (mixed partials commute), so each symmetric pair costs one block and the
+        second-order adjoints only one ordering needs are not computed.  With ``ctx.buffer``
+        (NumPy) every block is written into one P × P array (``out=``; see
+        :mod:`einderiv.emit.kernel_buffer`) and the dict holds views of it."""
+        ctx = self.ctx
+        position = {p: k for k, p in enumerate(ctx.params)}
+        derived = [w for w in wrts if position[w[0]] <= position[w[1]]]
+        fn = self.blocks("hessian", derived, "hess_", False, key=_pair, inline=_diagonals(self.d))
+        targets = dict(fn.body[-1].value.items)
+        body, args, doc = fn.body[:-1], fn.args, fn.doc
+        if ctx.buffer:
+            start, at = {}, 0
+            for p in ctx.params:
+                start[p], at = at, at + _size(ctx.shape[p])
+            buffer = Local("H")
+            body = tuple(_into(st, buffer, start, ctx.shape) for st in body)
+            like = Item(Var("params"), Str(str(ctx.params[0])))
+            body = (Assign(buffer, Call("_hessian_out", (Var("out"), Num(at), like))),) + body
+            args, doc = args + ("out=None",), doc + BUFFER_DOC
+        out = []
+        for a, b in wrts:
+            if (a, b) in derived:
+                out.append((_pair((a, b)), targets[_pair((a, b))]))
+            elif ctx.buffer:
+                rows, cols = (start[a], start[a] + _size(ctx.shape[a])), (start[b], start[b] + _size(ctx.shape[b]))
+                out.append((_pair((a, b)), Call("_block_view", (buffer, Num(rows[0]), Num(rows[1]), Num(cols[0]),
+                                                                Num(cols[1]), Py(ctx.shape[a] + ctx.shape[b])))))
+            else:
+                ra, rb = len(ctx.shape[a]), len(ctx.shape[b])
+                perm = tuple(range(rb, rb + ra)) + tuple(range(rb))
+                source = targets[_pair((b, a))]  # (a scalar parameter's block needs no transpose)
+                out.append((_pair((a, b)), source if perm == tuple(range(ra + rb)) else Transpose(source, perm)))
+        return Function(fn.name, args, doc, body + (Return(DictOf(tuple(out))),), fn.prologue, fn.frame)
 
     def _per_param(self, name: str, make) -> Function:
         body, out, exprs = [], [], []
@@ -179,7 +272,8 @@ class Builder:
                               Item(PARAMS_VAR, Py(str(a))), "ggn"))
             out.append((Str(str(a)), target))
         body.append(Return(DictOf(tuple(out))))
-        return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body), self.prologue(exprs), Frame.IDENT)
+        return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body), self.prologue(exprs),
+                        Frame.IDENT)
 
     def third(self, wrts) -> list:
         """The third-derivative functions: one per derived block (the others are its transposes)
@@ -218,8 +312,7 @@ class Builder:
                   self.blocks("per_sample_gradient", grads, "grad_", True), self.factors(), self.norms(),
                   Support("expand_factors")]
         if hess:
-            pair = lambda w: TupleOf(tuple(Str(str(x)) for x in w))  # noqa: E731
-            items += [self.blocks("hessian", hess, "hess_", False, key=pair), self.hvp(), self.ggn()]
+            items += [self.hessian(hess), self.hvp(), self.ggn()]
         if third:
             items += self.third(third)
         constants = (

@@ -117,6 +117,9 @@ class Context:
         self.applied = self._applied()
         self._needed: dict = {}
         self._symbolic: dict = {}
+        #: whether ``hessian`` writes its blocks into one P × P buffer (a printer whose arrays
+        #: are written in place: NumPy; :mod:`einderiv.emit.kernel_buffer`)
+        self.buffer = False
 
     # -- sizes ---------------------------------------------------------------
     def _sizes(self, given: dict) -> dict:

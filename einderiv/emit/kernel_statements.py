@@ -20,8 +20,9 @@ from ..analysis.factor import as_terms, factored
 from ..ir import REDUCTIONS, Add, Apply, fresh, is_zero, refs, rename
 from .kernel import (Accumulate, Append, Assign, Block, Comment, Define, Factors, Frame, Function, Local, Loop,
                      Module, Python, Return, SquaredNorm, Tensor, Use, Value)
-from .kernel_arrays import (BATCH, BATCH_SHAPE, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum, TupleOf,
-                            Var, Zeros, is_identifier, operand, param_shape, shape_sum)
+from .kernel_arrays import (BATCH, BATCH_SHAPE, Call, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum,
+                            Transpose, TupleOf, Var, Zeros, is_identifier, operand, param_shape, shape_sum)
+from .kernel_buffer import block_into
 from .kernel_context import Context
 from .kernel_lower import Scope, combine, total
 from .kernel_names import Letters, Namer, join, local_hint
@@ -75,6 +76,10 @@ def resolve(s: Scope, e):
         return DictOf(tuple((resolve(s, k), resolve(s, v)) for k, v in e.items), e.multiline)
     if isinstance(e, Item):
         return Item(resolve(s, e.obj), resolve(s, e.key))
+    if isinstance(e, Transpose):
+        return Transpose(resolve(s, e.x), e.perm)
+    if isinstance(e, Call):
+        return Call(e.fn, tuple(resolve(s, a) for a in e.args))
     return e
 
 
@@ -139,7 +144,11 @@ def _zeros(shape, keep_batch: bool):
 
 
 def block(s: Scope, st: Block) -> None:
-    """A block as one sum of contractions (batch mean unless ``keep_batch``)."""
+    """A block as one sum of contractions (batch mean unless ``keep_batch``); a Hessian block
+    written into a buffer: :func:`~einderiv.emit.kernel_buffer.block_into`."""
+    if st.into is not None:
+        block_into(s, st)
+        return
     if is_zero(st.expr):
         var = s.bind(st.target.hint, _zeros(st.shape, st.keep_batch))
     else:

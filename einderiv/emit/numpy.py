@@ -56,6 +56,7 @@ from .kernel_build import build
 from .kernel_context import Context, identifiers, static_heap
 from .kernel_statements import lower_module
 from .loops import fold_loops, has_families
+from .numpy_buffer import BUFFER_HELPERS
 
 __all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter"]
 
@@ -151,6 +152,7 @@ HELPERS = {
     t, k = np.meshgrid(np.arange(count), np.arange(size), indexing="ij")
     s[stride * t + k, t, k] = 1.0
     return s''',
+    **BUFFER_HELPERS,
 }
 
 SUPPORT = {
@@ -220,6 +222,8 @@ class NumPyPrinter(Printer):
     lib = "np"
     helpers = HELPERS
     support = SUPPORT
+    #: whether arrays are written in place: ``hessian`` fills one P × P buffer (``out=``)
+    buffers = True
 
     def __init__(self, settings=None):
         super().__init__(settings)
@@ -453,6 +457,8 @@ class NumPyPrinter(Printer):
         return f"{self._print(e.x)}.shape[0]"
 
     def _print_Call(self, e) -> str:
+        if e.fn in self.helpers:
+            self.helper(e.fn)
         return f"{e.fn}({', '.join(self._print(a) for a in e.args)})"
 
     def _print_TupleOf(self, e) -> str:
@@ -492,6 +498,7 @@ def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum:
     """
     with static_heap():
         ctx = Context(derivation, sizes, literal_einsum)
+        ctx.buffer = (printer or NumPyPrinter).buffers and not literal_einsum  # literal: one einsum a block
         module = build(ctx)
         if not unrolled and has_families(derivation):
             module = fold_loops(module, ctx)

@@ -173,6 +173,7 @@ class TorchPrinter(NumPyPrinter):
     lib = "torch"
     helpers = HELPERS
     support = SUPPORT
+    buffers = False  # hessian returns its blocks, (b, a) as the transpose of (a, b)
     #: the keyword arguments an array creation passes
     created = "dtype=_dtype, device=_device"
 
