@@ -56,7 +56,7 @@ from .kernel_build import build
 from .kernel_context import Context, identifiers, static_heap
 from .kernel_statements import lower_module
 from .loops import fold_loops, has_families
-from .numpy_buffer import BUFFER_HELPERS
+from .numpy_helpers import HELPERS
 
 __all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter"]
 
@@ -104,56 +104,6 @@ class ScalarPrinter(SympyNumPyPrinter):
     def _print_erfc(self, e):
         return f"{self.helper('_erfc')}({self._print(e.args[0])})"
 
-
-HELPERS = {
-    "_sigmoid": '''def _sigmoid(x):
-    """The logistic function 1/(1 + exp(-x)), without overflow: exp(-log(1 + exp(-x)))."""
-    return np.exp(-np.logaddexp(0, -x))''',
-    # NumPy has no erf; math.erf entry by entry is exact to double precision (no SciPy needed)
-    "_erf": '''def _erf(x):
-    """The error function elementwise: math.erf on each entry (NumPy has none)."""
-    import math
-    return np.vectorize(math.erf, otypes=[float])(x)''',
-    "_erfc": '''def _erfc(x):
-    """The complementary error function elementwise: math.erfc on each entry (NumPy has none)."""
-    import math
-    return np.vectorize(math.erfc, otypes=[float])(x)''',
-    "_softmax": '''def _softmax(a, axis):
-    """Softmax along ``axis``, shifted by the maximum for stability."""
-    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)''',
-    "_logsumexp": '''def _logsumexp(a, axis):
-    """log Σ exp(a) along ``axis``, shifted by the maximum for stability."""
-    m = np.max(a, axis=axis, keepdims=True)
-    return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))''',
-    "_max": '''def _max(a, axis):
-    """The maximum along ``axis``."""
-    return np.max(a, axis=axis)''',
-    "_min": '''def _min(a, axis):
-    """The minimum along ``axis``."""
-    return np.min(a, axis=axis)''',
-    "_argmax": '''def _argmax(a, axis):
-    """The weights of ∂ max along ``axis``: 1 at the maximiser; 1/m at each of m tied ones."""
-    e = (a == np.max(a, axis=axis, keepdims=True)).astype(a.dtype)
-    return e / np.sum(e, axis=axis, keepdims=True)''',
-    "_argmin": '''def _argmin(a, axis):
-    """The weights of ∂ min along ``axis``: 1 at the minimiser; 1/m at each of m tied ones."""
-    e = (a == np.min(a, axis=axis, keepdims=True)).astype(a.dtype)
-    return e / np.sum(e, axis=axis, keepdims=True)''',
-    "_window_view": '''def _window_view(a, size, axis, stride, count):
-    """View of `a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
-    view[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding).  No copy."""
-    v = np.lib.stride_tricks.sliding_window_view(a, size, axis=axis)
-    return v[(slice(None),) * axis + (slice(0, stride * (count - 1) + 1, stride),)]''',
-    "_window_array": '''def _window_array(n, count, size, stride):
-    """S[u, t, tap] = 1 where u = stride*t + tap: the selection tensor of index arithmetic as a
-    small 0/1 array, for a window not contracted with one tensor on u (never the circulant matrix)."""
-    s = np.zeros((n, count, size))
-    t, k = np.meshgrid(np.arange(count), np.arange(size), indexing="ij")
-    s[stride * t + k, t, k] = 1.0
-    return s''',
-    **BUFFER_HELPERS,
-}
 
 SUPPORT = {
     "_Tensors": '''class _Tensors(dict):
