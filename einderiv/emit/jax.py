@@ -21,7 +21,7 @@ import functools
 import sympy
 from sympy.printing.numpy import JaxPrinter as SympyJaxPrinter
 
-from .numpy import HELPERS as NUMPY_HELPERS
+from .numpy_helpers import HELPERS as NUMPY_HELPERS
 from .numpy import SUPPORT as NUMPY_SUPPORT
 from .numpy import NumPyPrinter
 

@@ -11,7 +11,7 @@ transpose, copied tile by tile.  The dominant term of a block between two dense 
 """
 from __future__ import annotations
 
-#: helper name -> source (merged into :data:`einderiv.emit.numpy.HELPERS`)
+#: helper name -> source (merged into :data:`einderiv.emit.numpy_helpers.HELPERS`)
 BUFFER_HELPERS = {
     "_hessian_out": '''def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
