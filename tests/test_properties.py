@@ -458,3 +458,20 @@ def test_terms_transposed_against_each_other_do_not_merge():
     e = Add((Prod((Ref("B", (_c, _d)), Ref("s", ())), (_d, _c)), Prod((Ref("B", (_d, _c)), Ref("s", ())), (_c, _d))))
     env = {n: np.random.default_rng(8).normal(0, 0.5, (1,) + s) for n, s in TENSORS.items()}
     assert error(evaluate(SIMPLIFIER.simplify(e), env, e.free), evaluate(e, env)) <= 1e-12
+
+
+def test_a_renaming_into_a_function_leaves_no_redundant_ones():
+    """BUG 9 (found by the properties): Σ δ^a_e … tanh(x^b δ^a_e s) δ^a_b … simplified the
+    argument to 𝟙^a s x^b, then renamed b → a outside it: tanh(𝟙^a s x^a) kept its ones vector,
+    which a second pass dropped (not idempotent)."""
+    _b, _e, _c = Index("b", TWO), Index("e", TWO), Index("c", THREE)
+    s = Ref("s", ())
+    inner = Apply(Fn("tanh", (0,)), (Prod((Ref("x", (_b,)), Delta(_a, _e), s), (_a, _b, _e)),))
+    left = Prod((Prod((Delta(_a, _e), s), (_a, _e)), Prod((Ref("A", (_a, _c)), Ref("x", (_e,)), s), (_a, _c, _e)),
+                 inner), (_a, _b))
+    right = Prod((Delta(_a, _b), Ref("A", (_e, _c)), s), (_c, _a, _b, _e))
+    e = Prod((left, right), (_c, _a))
+    once = SIMPLIFIER.simplify(e)
+    assert alpha_key(SIMPLIFIER.simplify(once)) == alpha_key(once), once
+    env = {n: np.random.default_rng(9).normal(0, 0.5, (1,) + s) for n, s in TENSORS.items()}
+    assert error(evaluate(once, env, e.free), evaluate(e, env)) <= 1e-12

@@ -143,8 +143,17 @@ def _rebuilt(e: LogSumExp | Max, arg: Expr, over: Index) -> Expr:
 
 
 def _reducible(f: Expr) -> bool:
-    """A factor with a sum inside it that renaming left with a trivial delta δ^c_c."""
-    return bool(f.CHILDREN) and any(isinstance(x, Delta) and x.a == x.b for x in walk(f))
+    """A factor with a sum inside it that renaming left with a trivial delta δ^c_c, or with a
+    ones vector that another factor of its product now carries (tanh(𝟙^a s x^b) after b → a)."""
+    return bool(f.CHILDREN) and any(isinstance(x, Delta) and x.a == x.b or _redundant_ones(x) for x in walk(f))
+
+
+def _redundant_ones(e: Expr) -> bool:
+    """A product with a ones vector 𝟙^i beside a factor that carries i (x^i 𝟙^i = x^i)."""
+    if not isinstance(e, Prod):
+        return False
+    return any(isinstance(f, Ones) and any(f.index in g.free for g in e.factors if g is not f)
+               for f in e.factors)
 
 
 def _keeping(arg: Expr, free: tuple[Index, ...]) -> Expr:
