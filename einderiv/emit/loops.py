@@ -109,14 +109,10 @@ def schedule(defs, batched=lambda name: True) -> list[tuple]:
 
     edges = [(lab[j] - lab[i], fam[i], fam[j]) for i in fam for j in deps[i]
              if j in fam and fam[i] in parent and fam[j] in parent]
+    rank = {k: i for i, k in enumerate(members)}  # first appearance: a deterministic order
+    _cycles(parent, direction, find, edges, rank)
     for off, a, b in sorted(edges, key=lambda e: e[0] == 0):  # recurrences fix the direction first
-        ra, rb = find(a), find(b)
-        dirs = {d for d in ((off < 0) - (off > 0), direction[ra], direction[rb]) if d}
-        if len(dirs) > 1:
-            continue  # a forward and a backward recurrence: separate loops
-        if ra != rb:
-            parent[rb] = ra
-        direction[ra] = dirs.pop() if dirs else 0
+        _union(parent, direction, find, off, a, b)
     groups: dict = {}
     for k in parent:
         groups.setdefault(find(k), []).append(k)
@@ -131,6 +127,52 @@ def schedule(defs, batched=lambda name: True) -> list[tuple]:
         body = sorted(members[k][order[0]] for k in keys)
         loops.append((order, body, covered))
     return _order(n, deps, loops)
+
+
+def _union(parent, direction, find, off, a, b) -> None:
+    """Families ``a`` (reading ``b`` at label offset ``off``) into one step body, unless that would
+    make one loop both a forward and a backward recurrence."""
+    ra, rb = find(a), find(b)
+    dirs = {d for d in ((off < 0) - (off > 0), direction[ra], direction[rb]) if d}
+    if len(dirs) > 1:
+        return  # a forward and a backward recurrence: separate loops
+    if ra != rb:
+        parent[rb] = ra
+    direction[ra] = dirs.pop() if dirs else 0
+
+
+def _cycles(parent, direction, find, edges, rank) -> None:
+    """Families that depend on each other in a cycle (a recurrence's step body: ``radj[h(t)]`` →
+    ``radj[z(t)]`` → ``radj[z_z(t)]`` → ``radj[h(t-1)]``) become one step body first, its direction
+    from the cycle's own label offsets; only then are families that merely read another loop's
+    values (``radj[z(t)]`` reads ``tan[h(t-1)]``) merged, so such a read cannot pull a family into
+    the wrong loop."""
+    reads: dict = {}
+    for off, a, b in edges:
+        reads.setdefault(a, set()).add(b)
+
+    def reach(k):
+        seen, todo = set(), [k]
+        while todo:
+            for nxt in reads.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    below = {k: reach(k) for k in sorted(parent, key=rank.get)}
+    done = set()
+    for k in sorted(parent, key=rank.get):
+        if k in done or k not in below[k]:
+            continue
+        cycle = {m for m in below[k] if k in below[m]}
+        done |= cycle
+        dirs = {(off < 0) - (off > 0) for off, a, b in edges if a in cycle and b in cycle and off}
+        if len(dirs) > 1:
+            continue  # both directions in one cycle: not a loop
+        for off, a, b in edges:
+            if a in cycle and b in cycle:
+                _union(parent, direction, find, off, a, b)
 
 
 def _order(n, deps, loops) -> list[tuple]:
