@@ -52,7 +52,7 @@ def template_kernel(tpl) -> tuple[Module, Context]:
     return run_time_depth(build(ctx), ctx), ctx
 
 
-class _Depth:
+class DepthLabels:
     """Labels near the reference depth written relative to the depth symbol."""
 
     def __init__(self, symbol: str):
@@ -83,7 +83,7 @@ class _Depth:
                      "∂f/∂" + ",".join(map(str, wrt)), shape_of(wrt))
 
 
-def _shape_of(names):
+def shape_of(names):
     """``np.shape(t["w(1)"])``: a block's shape read from its parameter."""
     return Lib("shape", (Item(T, Key(names[0])),))
 
@@ -99,7 +99,7 @@ class _RunTimeDepth:
     def __init__(self, module: Module, ctx: Context):
         self.unrolled, self.ctx = module, ctx
         self.depth = ctx.depth[0]
-        self.relabel = _Depth(self.depth)
+        self.relabel = DepthLabels(self.depth)
         #: parameter families: base name -> {layer: member}
         self.families: dict[str, dict[int, Name]] = {}
         for p in ctx.params:
@@ -145,7 +145,7 @@ class _RunTimeDepth:
         blocks = {st.wrt[0]: st for st in fn.body if isinstance(st, Block)}
         body, out = [], []
         for p in self.plain:
-            b = self.relabel.block(blocks[p], _shape_of)
+            b = self.relabel.block(blocks[p], shape_of)
             body.append(accumulate(ctx, b))
             out.append((Str(str(p)), b.target))
         for base, members in self.families.items():
@@ -178,7 +178,7 @@ class _RunTimeDepth:
         return Module(header, constants, items)
 
 
-def _family(ctx: Context, relabel: _Depth, grads: Local, blocks: dict) -> list:
+def _family(ctx: Context, relabel: DepthLabels, grads: Local, blocks: dict) -> list:
     """The gradients of one parameter family's members into the list ``grads``: the longest run
     of members equal up to a label shift as a loop over layers, the others one by one."""
     k, m = ctx.loop_vars
@@ -198,11 +198,11 @@ def _family(ctx: Context, relabel: _Depth, grads: Local, blocks: dict) -> list:
         if run and lb == run[0]:
             wrt = (shift_labels(b.wrt[0], lb, k),)
             step = Block(grad, wrt, b.indices, abstract(b.expr, lb, k), b.keep_batch, "∂f/∂" + str(wrt[0]),
-                         _shape_of(wrt))
+                         shape_of(wrt))
             out.append(Loop(k, Range(run[0], run[-1] + 1), (accumulate(ctx, step, m),
                                                            Assign(Item(grads, Label(Sym(k, -1))), grad))))
             continue
-        edge = relabel.block(Block(grad, b.wrt, b.indices, b.expr, b.keep_batch, b.label, b.shape), _shape_of)
+        edge = relabel.block(Block(grad, b.wrt, b.indices, b.expr, b.keep_batch, b.label, b.shape), shape_of)
         index = relabel.label(lb)
         out += [accumulate(ctx, edge),
                 Assign(Item(grads, Label(index.shift(-1) if isinstance(index, Sym) else index - 1)), grad)]

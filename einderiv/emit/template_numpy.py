@@ -8,6 +8,7 @@ from __future__ import annotations
 from .kernel_context import static_heap
 from .kernel_statements import lower_module
 from .numpy import NumPyPrinter
+from .sequence_kernel import sequence_kernel
 from .template_kernel import template_kernel
 
 
@@ -15,5 +16,5 @@ def generate_template(tpl, printer: type = None) -> str:
     """The run-time-depth NumPy module of a :class:`~einderiv.analysis.template.Template`
     (``printer``: another array library's :class:`~einderiv.emit.numpy.NumPyPrinter` subclass)."""
     with static_heap():
-        module, ctx = template_kernel(tpl)
+        module, ctx = (sequence_kernel if tpl.sequence else template_kernel)(tpl)
         return (printer or NumPyPrinter)().doprint(lower_module(ctx, module))
