@@ -41,8 +41,8 @@ from ..analysis.factor import as_terms, factored
 from ..analysis.fold import abstract, fold_terms, shift_labels, tensor_labels
 from ..calculus.simplify import term_key
 from ..ir import Apply, Const, LogSumExp, Prod, Softmax, labels_of, refs
-from .kernel import (Accumulate, Block, Constant, Define, Factors, Frame, Function, Loop, Module, Python, Return,
-                     Run, SquaredNorm, TermGroup)
+from .kernel import (Accumulate, Assign, Block, Constant, Define, Factors, Frame, Function, Loop, Module, Python,
+                     Return, Run, SquaredNorm, TermGroup)
 from .kernel_arrays import Call, Var
 from .kernel_build import batch_line, factor_axes, factor_axes_constant, forward_call
 from .kernel_context import Context, has_symbols
@@ -331,7 +331,16 @@ def fold_loops(module: Module, ctx: Context) -> Module:
         else:
             items.append(it)
     constants = tuple(_loop_axes(ctx, items) if c.name == "GRADIENT_FACTOR_AXES" else c for c in module.constants)
-    return Module(module.header, constants, tuple(items))
+    return Module(module.header, constants, tuple(_called(items)))
+
+
+def _called(items) -> list:
+    """``items`` without the per-member quantity functions (``_adj_h_7``) that no function calls any
+    more: the loops compute them in ``_backward`` (an order-1 module keeps none of them)."""
+    called = {st.value.fn for it in items if isinstance(it, Function) for st in it.prologue
+              if isinstance(st, Assign) and isinstance(st.value, Call)}
+    return [it for it in items if not (isinstance(it, Function) and it.frame is Frame.IDENT and it.args == ("t",)
+                                       and it.name not in called)]
 
 
 def _loop_axes(ctx: Context, items) -> Constant:
