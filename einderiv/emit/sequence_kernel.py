@@ -16,8 +16,9 @@ function of the contract (docs/module.md), its size independent of T:
   derived kernels — one forward loop, one reversed (BPTT) loop, one loop per sum over steps,
   and for ``hvp`` the forward-tangent and R-adjoint loops of the R-operator;
 * ``per_sample_gradient_norms``: ‖Σ_s a_s ⊗ b_s‖² = Σ_{s,u} (a_s·a_u)(b_s·b_u) from the
-  factors, one (B, K, K) Gram matrix per factor (K terms), their product summed — no Python
-  loop over pairs of steps, nothing of size B × parameters;
+  factors, one (B, K, K) Gram matrix per factor (K terms), their product summed — or, where
+  K (a + b) ≥ a b, ‖A_sᵀ B_s‖² from one batched product no larger than the stacked factors:
+  cost B·K·min(K (a + b), a b), no Python loop over pairs of steps;
 * ``hessian``: block columns by the R-operator, one R-pass per parameter entry on the forward
   and backward pass computed once (P R-passes: exact, not the derived blocks, which pair two
   steps and are O(T²) blocks);
@@ -68,6 +69,7 @@ class _RunTimeLength:
         self.length = ctx.depth[0]
         self.relabel = DepthLabels(self.length)
         self.hint = (Argument("depth", self.length, 4),)
+        self.steps = StepLabels(self.relabel, self.hint)
         self.fns = {it.name: it for it in module.items if isinstance(it, Function)}
         #: input families: base name -> {step: member}
         self.families: dict[str, dict[int, Name]] = {}
@@ -76,41 +78,12 @@ class _RunTimeLength:
                 self.families.setdefault(t.name.base, {})[t.name.ints[0]] = t.name
         if not self.families:
             raise UsageError(f"a recurrence over {self.length} steps reads no input per step: its length "
-                             "cannot be read from the data; generate it at a given length, e.g. {0}", arguments=self.hint)
+                             "cannot be read from the data; generate it at a given length, e.g. {0}",
+                             arguments=self.hint)
         self.plain = [t.name for t in ctx.net.data if not t.name.ints]
 
-    # -- relabelling -------------------------------------------------------------------
-    def labels(self, labels):
-        """A term group's steps as a range relative to the length."""
-        if labels is None:
-            return None
-        return self.range(over(labels))
-
-    def range(self, r):
-        if not isinstance(r, Range):
-            if any(isinstance(lb, int) and abs(lb - REF_DEPTH) <= 2 for lb in r):
-                raise UsageError(f"a loop over the steps {r} of a recurrence is not a range: its module is "
-                                 "generated at a given length, e.g. {0}", arguments=self.hint)
-            return r
-        last = self.relabel.label(r.stop - r.step)
-        stop = last.shift(r.step) if isinstance(last, Sym) else last + r.step
-        return Range(self.relabel.label(r.start), stop, r.step)
-
-    def group(self, g: TermGroup) -> TermGroup:
-        return TermGroup(self.labels(g.labels), map_refs(g.term, self.relabel.name))
-
     def statement(self, st):
-        name, expr = self.relabel.name, lambda e: map_refs(e, self.relabel.name)
-        if isinstance(st, Define):
-            groups = st.groups and tuple(self.group(g) for g in st.groups)
-            return Define(name(st.name), st.indices, expr(st.expr), groups)
-        if isinstance(st, Loop):
-            return Loop(st.var, self.range(st.over), tuple(self.statement(s) for s in st.body))
-        if isinstance(st, Accumulate):
-            return replace(st, wrt=tuple(map(name, st.wrt)), groups=tuple(self.group(g) for g in st.groups))
-        if isinstance(st, Factors):
-            return replace(st, expr=expr(st.expr), groups=tuple(self.group(g) for g in st.groups))
-        return st
+        return self.steps.statement(st)
 
     def body(self, fn: Function) -> tuple:
         return tuple(self.statement(st) for st in fn.body)
@@ -150,13 +123,7 @@ class _RunTimeLength:
                         (self.length_line(),), Frame.NAMES)
 
     def ggn_argument(self) -> Name:
-        hobj = [q.name for q in self.ctx.d.quantities if isinstance(q.name, Quantity) and q.name.kind is Kind.HOBJ]
-        args = {p for q in hobj for p in q.parts}
-        if len(args) != 1 or labels_of(next(iter(args))):
-            raise UsageError(f"ggn_diagonal of a recurrence over {self.length} steps at run time needs an "
-                             "objective of one unlabelled node; generate it at a given length, e.g. {0}",
-                             arguments=self.hint)
-        return next(iter(args))
+        return ggn_argument(self.ctx, self.hint)
 
     def hobj(self) -> Function:
         arg = self.ggn_argument()
@@ -174,7 +141,7 @@ class _RunTimeLength:
                  self.from_t("hvp", "_hvp", "Hessian-vector product from t (forward, backward, R-pass done).")]
         fam = next(iter(self.families))
         first = str(self.families[fam][1])
-        shortest = self.shortest([it for it in items if isinstance(it, Function)])
+        shortest = shortest_length([it for it in items if isinstance(it, Function)], self.length, self.hint)
         items[1] = replace(items[1], prologue=items[1].prologue + (Python(
             f"if {self.length} < MIN_LENGTH:\n    raise ValueError(f\"this recurrence is written for "
             f"{self.length} >= {{MIN_LENGTH}} steps: data[{fam!r}] has {{{self.length}}}\")"),))
@@ -188,29 +155,6 @@ class _RunTimeLength:
         header = ctx.header(omit=self.length, sizes_prefix=f"Length {self.length}: read at run time "
                             f"(data[{fam!r}].shape[1]).  Network shown at the reference length.  ")
         return Module(header, tuple(constants), tuple(items))
-
-    def shortest(self, functions) -> int:
-        """The shortest length the module is written for: every step a statement outside the
-        loops names must exist (``h(T-1)`` needs T ≥ 2).  A step label far from both ends
-        (an absolute ``h(5)``) means the steps did not fold into loops: such a module would be
-        right at the reference length only, so it is refused."""
-        need = 1
-        for fn in functions:
-            for st in fn.prologue + fn.body:
-                starts = [st.over.start] if isinstance(st, Loop) and isinstance(st.over, Range) else []
-                for lab in starts + [lab for n in _straight_names(st) for lab in n.labels]:
-                    if starts:  # (an empty loop is fine)
-                        pass
-                    elif isinstance(lab, Sym) and lab.symbol == self.length:
-                        need = max(need, 1 - lab.offset)
-                    elif isinstance(lab, int):
-                        need = max(need, lab)
-                    if isinstance(lab, int) and lab > REF_DEPTH - 2 * NEAR:
-                        raise UsageError(f"the steps of this recurrence do not all fold into loops over "
-                                         f"{self.length} (step {lab} of the reference length {REF_DEPTH} is "
-                                         "written out): its module is generated at a given length, e.g. {0}",
-                                         arguments=self.hint)
-        return need
 
     def factor_axes(self) -> dict:
         """Each parameter's factor axes, the same for every term (the Gram norm stacks them)."""
@@ -226,6 +170,39 @@ class _RunTimeLength:
         return out
 
 
+def shortest_length(functions, symbol: str, hint: tuple) -> int:
+    """The shortest length the module is written for: every step a statement outside the
+    loops names must exist (``h(T-1)`` needs T ≥ 2).  A step label far from both ends
+    (an absolute ``h(5)``) means the steps did not fold into loops: such a module would be
+    right at the reference length only, so it is refused."""
+    need = 1
+    for fn in functions:
+        for st in fn.prologue + fn.body:
+            starts = [st.over.start] if isinstance(st, Loop) and isinstance(st.over, Range) else []
+            for lab in starts + [lab for n in _straight_names(st) for lab in n.labels]:
+                if starts:  # (an empty loop is fine)
+                    pass
+                elif isinstance(lab, Sym) and lab.symbol == symbol:
+                    need = max(need, 1 - lab.offset)
+                elif isinstance(lab, int):
+                    need = max(need, lab)
+                if isinstance(lab, int) and lab > REF_DEPTH - 2 * NEAR:
+                    raise UsageError(f"the steps (layers) do not all fold into loops over {symbol} (step {lab} "
+                                     f"of the reference length {REF_DEPTH} is written out): its module is "
+                                     "generated at a given length, e.g. {0}", arguments=hint)
+    return need
+
+
+def ggn_argument(ctx: Context, hint: tuple) -> Name:
+    """The objective's one argument node (``p``), where the GGN diagonal's seeds start."""
+    hobj = [q.name for q in ctx.d.quantities if isinstance(q.name, Quantity) and q.name.kind is Kind.HOBJ]
+    args = {p for q in hobj for p in q.parts}
+    if len(args) != 1 or labels_of(next(iter(args))):
+        raise UsageError("ggn_diagonal at a run-time length or depth needs an objective of one unlabelled node; "
+                         "generate the module at a given length, e.g. {0}", arguments=hint)
+    return next(iter(args))
+
+
 def _straight_names(st):
     """The tensor names a statement reads or writes outside any loop over steps."""
     if isinstance(st, Define):
@@ -233,10 +210,51 @@ def _straight_names(st):
         for r in refs(st.expr):
             yield from names_in(r.name)
     elif isinstance(st, (Accumulate, Factors)):
-        for g in st.groups:
+        for g in st.groups if st.groups is not None else (TermGroup(None, st.expr),):
             if g.labels is None:
                 for r in refs(g.term):
                     yield from names_in(r.name)
+
+
+class StepLabels:
+    """Statements of a looped kernel with the labels near the reference length written relative
+    to the run-time length (loops, term groups and the names they read)."""
+
+    def __init__(self, relabel: DepthLabels, hint: tuple):
+        self.relabel, self.hint = relabel, hint
+
+    def labels(self, labels):
+        """A term group's steps as a range relative to the length."""
+        if labels is None:
+            return None
+        return self.range(over(labels))
+
+    def range(self, r):
+        if not isinstance(r, Range):
+            if any(isinstance(lb, int) and abs(lb - REF_DEPTH) <= 2 for lb in r):
+                raise UsageError(f"a loop over the steps {r} is not a range: its module is "
+                                 "generated at a given length, e.g. {0}", arguments=self.hint)
+            return r
+        last = self.relabel.label(r.stop - r.step)
+        stop = last.shift(r.step) if isinstance(last, Sym) else last + r.step
+        return Range(self.relabel.label(r.start), stop, r.step)
+
+    def group(self, g: TermGroup) -> TermGroup:
+        return TermGroup(self.labels(g.labels), map_refs(g.term, self.relabel.name))
+
+    def statement(self, st):
+        name, expr = self.relabel.name, lambda e: map_refs(e, self.relabel.name)
+        if isinstance(st, Define):
+            groups = st.groups and tuple(self.group(g) for g in st.groups)
+            return Define(name(st.name), st.indices, expr(st.expr), groups)
+        if isinstance(st, Loop):
+            return Loop(st.var, self.range(st.over), tuple(self.statement(s) for s in st.body))
+        if isinstance(st, Accumulate):
+            return replace(st, wrt=tuple(map(name, st.wrt)), groups=tuple(self.group(g) for g in st.groups))
+        if isinstance(st, Factors):
+            return replace(st, expr=expr(st.expr),
+                           groups=None if st.groups is None else tuple(self.group(g) for g in st.groups))
+        return st
 
 
 #: the public functions over the support functions above (the same for every recurrence)
@@ -266,7 +284,8 @@ def gradient_factors(params, data):
     B = t["{first}"].shape[0]
     for name, terms in out.items():
         if not terms:  # a sum over no step (T = 1): one zero term
-            terms.append(tuple(np.zeros((B,) + tuple(PARAMS[name][a] for a in ax)) for ax in GRADIENT_FACTOR_AXES[name]))
+            axes = GRADIENT_FACTOR_AXES[name]
+            terms.append(tuple(np.zeros((B,) + tuple(PARAMS[name][a] for a in ax)) for ax in axes))
     return out
 
 
@@ -283,18 +302,27 @@ def expand_factors(name, terms):
 
 def _gram_norm(terms):
     """‖Σ_s a_s ⊗ b_s ⊗ …‖ per sample from K terms: the product of each factor's (B, K, K) Gram matrix,
-    summed over the K × K pairs."""
-    sq = 1.0
+    summed over the K × K pairs — or, for two factors where K (a + b) ≥ a b, ‖Σ_s a_s b_sᵀ‖ from one
+    batched product (B, a, b), no larger than the stacked factors themselves: cost B·K·min(K (a + b), a b)."""
+    stacked = []
     for k in range(len(terms[0])):
         F = np.stack([term[k] for term in terms], axis=1)
-        F = F.reshape(F.shape[0], F.shape[1], -1)
+        stacked.append(F.reshape(F.shape[0], F.shape[1], -1))
+    if len(stacked) == 2:
+        (_, K, a), b = stacked[0].shape, stacked[1].shape[2]
+        if K * (a + b) >= a * b:
+            G = stacked[0].transpose(0, 2, 1) @ stacked[1]
+            return np.sqrt(np.sum(G * G, axis=(1, 2)))
+    sq = 1.0
+    for F in stacked:
         sq = sq * (F @ F.transpose(0, 2, 1))
     return np.sqrt(np.maximum(np.sum(sq, axis=(1, 2)), 0.0))
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's factors by
-    T x T Gram matrices (no (B, *shape) array, no loop over pairs of steps)."""
+    T x T Gram matrices, or one batched product where that is smaller (no array larger than the stacked factors,
+    no loop over pairs of steps)."""
     return {{name: _gram_norm(terms) for name, terms in gradient_factors(params, data).items()}}
 
 
