@@ -364,7 +364,7 @@ def _hvp(t):
     n = t["depth"]
     B = t["x"].shape[0]
     hvp_u = np.zeros(np.shape(t["u"]))
-    # ∂f/∂u = radj_p[l] v_n[j] + adj_p[l] tan_v_n[j]
+    # Σ_b H[u,b]·vector[b] = radj_p[l] v_n[j] + adj_p[l] tan_v_n[j]
     radj_p = t["radj[p]"]
     v_n = t[f"v({n})"]
     # einsum("Bl,Bj->lj", radj_p, v_n)
@@ -375,7 +375,7 @@ def _hvp(t):
     hvp_u = hvp_u + (adj_p.T @ tan_v_n) / B
     grad_w = [None] * n
     grad = np.zeros(np.shape(t["w(1)"]))
-    # ∂f/∂w(1) = radj_z_v_1[j] v_0[i]
+    # Σ_b H[w(1),b]·vector[b] = radj_z_v_1[j] v_0[i]
     radj_z_v_1 = t["radj[z_v(1)]"]
     v_0 = t["v(0)"]
     # einsum("Bj,Bi->ji", radj_z_v_1, v_0)
@@ -383,7 +383,7 @@ def _hvp(t):
     grad_w[0] = grad
     for k in range(2, n + 1):
         grad_2 = np.zeros(np.shape(t[f"w({k})"]))
-        # ∂f/∂w(k) = radj_z_v_k[j] v_km1[i] + adj_z_v_k[j] tan_v_km1[i]
+        # Σ_b H[w(k),b]·vector[b] = radj_z_v_k[j] v_km1[i] + adj_z_v_k[j] tan_v_km1[i]
         radj_z_v_k = t[f"radj[z_v({k})]"]
         v_km1 = t[f"v({k-1})"]
         # einsum("Bj,Bi->ji", radj_z_v_k, v_km1)

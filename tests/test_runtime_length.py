@@ -173,3 +173,42 @@ def test_module_size_does_not_grow_with_length(path):
     for length in (2, 9, 17):
         params, data = sample(m, length)
         assert m["objective"](params, data).shape == (3,)
+
+
+def _read_at(tmp_path, step):
+    src = open("derivations/rnn.ein", encoding="utf-8").read()
+    path = tmp_path / f"read_at_{step}.ein"
+    path.write_text(src.replace("p^l = U^l_j h(T)^j", f"p^l = U^l_j h({step})^j"), encoding="utf-8")
+    return str(path)
+
+
+def test_output_at_a_fixed_step(tmp_path):
+    """Read out at step 4 (not at T): a base case at the start, so T >= 4, and the later steps do not
+    matter — the same numbers as the module of that length."""
+    path = _read_at(tmp_path, 4)
+    m = load_source(einderiv.codegen(einderiv.load(path)))
+    assert m["MIN_LENGTH"] == 4
+    for length in (4, 5, 7):
+        params, data = sample(m, length, seed=length)
+        f = load_source(einderiv.codegen(einderiv.derive(einderiv.load(path, depth={"T": length}), order=2)))
+        fdata = fixed_data(data, length)
+        v = {name: np.ones(shape) for name, shape in m["PARAMS"].items()}
+        for name, value in m["gradient"](params, data).items():
+            assert np.allclose(value, f["gradient"](params, fdata)[name], rtol=1e-12, atol=1e-14)
+            assert np.allclose(m["hvp"](params, data, v)[name], f["hvp"](params, fdata, v)[name],
+                               rtol=1e-12, atol=1e-14)
+    params, data = sample(m, 3)
+    with pytest.raises(ValueError, match="written for T >= 4 steps"):
+        m["gradient"](params, data)
+
+
+def test_a_step_that_does_not_fold_is_refused(tmp_path, capsys):
+    """Step 5 of the reference length 8 is neither near the start nor near the end: a module with it
+    written out would be right at one length only, so codegen refuses (one line, exit 2)."""
+    from einderiv.cli import main
+
+    path = _read_at(tmp_path, 5)
+    assert main(["codegen", path]) == 2
+    assert capsys.readouterr().err == (
+        "einderiv: error: the steps (layers) do not all fold into loops over T (step 5 of the reference length 8 "
+        "is written out): its module is generated at a given length, e.g. --depth T=4\n")

@@ -31,6 +31,7 @@ central differences and with the fixed-length modules at several T.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from ..analysis.factor import factored
@@ -171,25 +172,35 @@ class _RunTimeLength:
 
 
 def shortest_length(functions, symbol: str, hint: tuple) -> int:
-    """The shortest length the module is written for: every step a statement outside the
-    loops names must exist (``h(T-1)`` needs T ≥ 2).  A step label far from both ends
-    (an absolute ``h(5)``) means the steps did not fold into loops: such a module would be
-    right at the reference length only, so it is refused."""
-    need = 1
+    """The shortest length the module is written for: every step a statement outside the loops
+    names must exist (``h(T-1)`` needs T ≥ 2), and a member written relative to the end must not
+    be one written out at the start (``h(1)``'s base case and a generic ``h(T-2)`` at T = 3).  A
+    step label far from both ends (an absolute ``h(5)``) means the steps did not fold into loops:
+    such a module would be right at the reference length only, so it is refused."""
+    need, first_rel, last_abs = 1, {}, {}
     for fn in functions:
         for st in fn.prologue + fn.body:
             starts = [st.over.start] if isinstance(st, Loop) and isinstance(st.over, Range) else []
             for lab in starts + [lab for n in _straight_names(st) for lab in n.labels]:
-                if starts:  # (an empty loop is fine)
-                    pass
-                elif isinstance(lab, Sym) and lab.symbol == symbol:
-                    need = max(need, 1 - lab.offset)
-                elif isinstance(lab, int):
-                    need = max(need, lab)
                 if isinstance(lab, int) and lab > REF_DEPTH - 2 * NEAR:
                     raise UsageError(f"the steps (layers) do not all fold into loops over {symbol} (step {lab} "
                                      f"of the reference length {REF_DEPTH} is written out): its module is "
                                      "generated at a given length, e.g. {0}", arguments=hint)
+                if starts:  # (an empty loop is fine)
+                    continue
+                if isinstance(lab, Sym) and lab.symbol == symbol:
+                    need = max(need, 1 - lab.offset)
+                elif isinstance(lab, int):
+                    need = max(need, lab)
+            if isinstance(st, Define):  # members defined at both ends of the same family
+                key = re.sub(r"\([^()]*\)", "(#)", str(st.name))
+                for lab in [lab for n in names_in(st.name) for lab in n.labels]:
+                    if isinstance(lab, Sym) and lab.symbol == symbol:
+                        first_rel[key] = min(first_rel.get(key, lab.offset), lab.offset)
+                    elif isinstance(lab, int):
+                        last_abs[key] = max(last_abs.get(key, lab), lab)
+    for key in first_rel.keys() & last_abs.keys():
+        need = max(need, last_abs[key] + 1 - first_rel[key])
     return need
 
 

@@ -28,7 +28,7 @@ from .kernel_build import Builder, build
 from .kernel_context import Context
 from .loops import fold_loops
 from .sequence_kernel import StepLabels, ggn_argument, shortest_length
-from .template_kernel import DEPTH_KEY, REF_DEPTH, RunTimeDepth, factors
+from .template_kernel import DEPTH_KEY, REF_DEPTH, RunTimeDepth, factors, hvp_title
 
 T = Var("t")
 
@@ -79,7 +79,8 @@ class _Full:
                                 "_per_sample", True),
                  base.gradients("gradient_factors", "Gradient factors from t (forward and backward done).",
                                 "_factors", True, factors),
-                 base.gradients("hvp", "Hessian-vector product from t (forward, backward, R-pass done).", "_hvp", True)]
+                 base.gradients("hvp", "Hessian-vector product from t (forward, backward, R-pass done).", "_hvp", True,
+                                title=hvp_title)]
         shortest_length([it for it in items if isinstance(it, Function)], self.depth, self.hint)
         first = str(ctx.first_data)
         items.append(Source(_PUBLIC.format(arg=self.arg, first=first, hobj_fn="_" + ctx.ident[hobj]).strip("\n")))

@@ -77,10 +77,18 @@ class DepthLabels:
             return Loop(st.var, Range(self.label(r.start), stop, r.step), st.body)
         return st
 
-    def block(self, b: Block, shape_of) -> Block:
+    def block(self, b: Block, shape_of, title=None) -> Block:
         wrt = tuple(self.name(w) for w in b.wrt)
         return Block(b.target, wrt, b.indices, map_refs(b.expr, self.name), b.keep_batch,
-                     "∂f/∂" + ",".join(map(str, wrt)), shape_of(wrt))
+                     (title or _gradient_title)(",".join(map(str, wrt))), shape_of(wrt))
+
+
+def _gradient_title(wrt: str) -> str:
+    return "∂f/∂" + wrt
+
+
+def hvp_title(wrt: str) -> str:
+    return f"Σ_b H[{wrt},b]·vector[b]"
 
 
 def shape_of(names):
@@ -140,7 +148,7 @@ class RunTimeDepth:
                         (forward_call(), batch_line(self.ctx), Return(Lib("broadcast_to", (f, BATCH_SHAPE)))))
 
     def gradients(self, name: str, doc: str, fname: str | None = None, from_t: bool = False,
-                  make=None) -> Function:
+                  make=None, title=None) -> Function:
         """Plain parameters' blocks of function ``name`` (``gradient``, ``per_sample_gradient``,
         ``hvp``, ``gradient_factors`` with ``make=factors``), then each family's as a list filled by
         layer; ``from_t``: a function of ``t`` (forward and backward passes done)."""
@@ -150,13 +158,14 @@ class RunTimeDepth:
         blocks.update((st.param, _as_block(st)) for st in fn.body if isinstance(st, Factors))
         body, out = [], []
         for p in self.plain:
-            b = self.relabel.block(blocks[p], shape_of)
+            b = self.relabel.block(blocks[p], shape_of, title)
             body.append(make(b))
             out.append((Str(str(p)), b.target))
         for base, members in self.families.items():
             grads = Local(f"grad_{base}")
             body.append(Assign(grads, Code(f"[None] * {self.depth}")))
-            body += _family(ctx, self.relabel, grads, {lb: blocks[w] for lb, w in members.items()}, make)
+            body += _family(ctx, self.relabel, grads, {lb: blocks[w] for lb, w in members.items()}, make,
+                            title or _gradient_title)
             out.append((Str(base), grads))
         if from_t:
             prologue = (Assign(Var(self.depth), Item(T, Str(DEPTH_KEY))), batch_line(ctx))
@@ -187,7 +196,7 @@ class RunTimeDepth:
         return Module(header, constants, items)
 
 
-def _family(ctx: Context, relabel: DepthLabels, grads: Local, blocks: dict, make) -> list:
+def _family(ctx: Context, relabel: DepthLabels, grads: Local, blocks: dict, make, title) -> list:
     """The gradients of one parameter family's members into the list ``grads``: the longest run
     of members equal up to a label shift as a loop over layers, the others one by one."""
     k, m = ctx.loop_vars
@@ -206,12 +215,12 @@ def _family(ctx: Context, relabel: DepthLabels, grads: Local, blocks: dict, make
         grad = Local("grad")
         if run and lb == run[0]:
             wrt = (shift_labels(b.wrt[0], lb, k),)
-            step = Block(grad, wrt, b.indices, abstract(b.expr, lb, k), b.keep_batch, "∂f/∂" + str(wrt[0]),
+            step = Block(grad, wrt, b.indices, abstract(b.expr, lb, k), b.keep_batch, title(str(wrt[0])),
                          shape_of(wrt))
             out.append(Loop(k, Range(run[0], run[-1] + 1), (make(step, m),
                                                            Assign(Item(grads, Label(Sym(k, -1))), grad))))
             continue
-        edge = relabel.block(Block(grad, b.wrt, b.indices, b.expr, b.keep_batch, b.label, b.shape), shape_of)
+        edge = relabel.block(Block(grad, b.wrt, b.indices, b.expr, b.keep_batch, b.label, b.shape), shape_of, title)
         index = relabel.label(lb)
         out += [make(edge),
                 Assign(Item(grads, Label(index.shift(-1) if isinstance(index, Sym) else index - 1)), grad)]
