@@ -87,6 +87,23 @@ def generation(dims, depth, order) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
+def hessians(m, dims, B, T, rounds) -> dict:
+    """hessian of the run-time-length module (columns from R-passes) against the module derived at
+    that fixed length (its Hessian blocks derived, O(T²) of them): the same numbers, and their times."""
+    f = load_source(einderiv.codegen(einderiv.derive(einderiv.load(RNN, dims=dims, depth={"T": T}), order=2)))
+    rng = np.random.default_rng(1)
+    params = {k: rng.normal(0.0, 1.0 / np.sqrt(s[-1]), s) for k, s in m["PARAMS"].items()}
+    data = {"x": rng.normal(size=(B, T, dims["n"])), "y": rng.normal(size=(B, dims["c"]))}
+    fdata = {"y": data["y"], **{f"x({t})": data["x"][:, t - 1] for t in range(1, T + 1)}}
+    ours, theirs = m["hessian"](params, data), f["hessian"](params, fdata)
+    for key, block in ours.items():
+        assert np.allclose(block, theirs[key], rtol=1e-8, atol=1e-10), key
+    a = [cpu_best(lambda: m["hessian"](params, data), 1) for _ in range(rounds)]
+    b = [cpu_best(lambda: f["hessian"](params, fdata), 1) for _ in range(rounds)]
+    return {"run_time": statistics.median(a), "fixed": statistics.median(b),
+            "P": sum(int(np.prod(s)) for s in m["PARAMS"].values())}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true")
@@ -105,6 +122,10 @@ def main(argv=None) -> int:
     for r in rows:
         met = ("met" if r["ratio"] <= target else "not met") if r["T"] == 128 else ""
         print(f"| {r['T']} | {r['gradient'] * 1e3:.3g} ms | {r['norms'] * 1e3:.3g} ms | {r['ratio']:.3g}× | {met} |")
+    h = hessians(m, dims, B, fixed[0], 3 if not args.tiny else 1)
+    print(f"\nhessian at T = {fixed[0]} (P = {h['P']}): run-time-length module (P R-passes) {h['run_time']:.3g} s, "
+          f"`--depth T={fixed[0]}` module (derived blocks) {h['fixed']:.3g} s: "
+          f"{h['run_time'] / h['fixed']:.3g}× (median of {3 if not args.tiny else 1}).")
     print()
     print("| module | lines | generation (CPU) |")
     print("| --- | --- | --- |")
