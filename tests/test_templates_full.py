@@ -106,3 +106,22 @@ def test_size_does_not_depend_on_depth():
     for backend in ("torch", "jax"):  # the other libraries: the first-order functions only
         other = einderiv.codegen(einderiv.load(FILES[0]), backend=backend)
         assert "def per_sample_gradient(" in other and "def hessian(" not in other
+
+
+def test_an_objective_of_two_nodes_keeps_the_first_order_module(tmp_path):
+    """f reads p and q: the GGN diagonal has no single seed, so the run-time-depth module is the
+    first-order one (objective, gradient, per_sample_gradient), still equal to the fixed-depth module."""
+    src = open(FILES[0], encoding="utf-8").read().replace(
+        "f = softmax_cross_entropy(p, y)",
+        "q^l = u^l_j v^{(1),j}\nf = softmax_cross_entropy(p, y) + softmax_cross_entropy(q, y)")
+    path = tmp_path / "two.ein"
+    path.write_text(src, encoding="utf-8")
+    m = load_source(einderiv.codegen(einderiv.load(str(path))))
+    assert "hessian" not in m and "per_sample_gradient" in m
+    params, data = sample(m, 3)
+    f = load_source(einderiv.codegen(einderiv.derive(einderiv.load(str(path), depth={"n": 3}), order=1)))
+    members = {**{f"w({k})": w for k, w in enumerate(params["w"], 1)}, "u": params["u"]}
+    grad, ref = m["gradient"](params, data), f["gradient"](members, data)
+    assert np.allclose(grad["u"], ref["u"], rtol=1e-12, atol=1e-14)
+    for k, g in enumerate(grad["w"], 1):
+        assert np.allclose(g, ref[f"w({k})"], rtol=1e-12, atol=1e-14)
