@@ -42,7 +42,7 @@ from ..analysis.fold import abstract, fold_terms, shift_labels, tensor_labels
 from ..calculus.simplify import term_key
 from ..ir import Apply, Const, LogSumExp, Prod, Softmax, labels_of, refs
 from .kernel import (Accumulate, Assign, Block, Constant, Define, Factors, Frame, Function, Loop, Module, Python,
-                     Return, Run, SquaredNorm, TermGroup)
+                     Return, Run, SquaredNorm, Support, TermGroup)
 from .kernel_arrays import Call, Var
 from .kernel_build import batch_line, factor_axes, factor_axes_constant, forward_call
 from .kernel_context import Context, has_symbols
@@ -337,6 +337,8 @@ def fold_loops(module: Module, ctx: Context) -> Module:
 def _called(items) -> list:
     """``items`` without the per-member quantity functions (``_adj_h_7``) that no function calls any
     more: the loops compute them in ``_backward`` (an order-1 module keeps none of them)."""
+    if any(isinstance(it, Support) and it.name == "_Tensors" for it in items):
+        return list(items)  # (at order 3 the tensors' dict calls quantity functions by name, on demand)
     called = {st.value.fn for it in items if isinstance(it, Function) for st in it.prologue
               if isinstance(st, Assign) and isinstance(st.value, Call)}
     return [it for it in items if not (isinstance(it, Function) and it.frame is Frame.IDENT and it.args == ("t",)
