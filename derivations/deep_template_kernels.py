@@ -13,7 +13,7 @@ Network (per sample; Σ_i sums over i):
     p[l] = Σ_j u[l,j] v_8[j]
     f = logsumexp_l(p[l]) - Σ_l y[l] p[l]
 
-Objective: f.  Derivative order: 1.  Depth n: given at run time (len(params[family])).  Network shown at the reference depth.  Sizes: n_in=4, h=5, c=3.
+Objective: f.  Derivative order: 2.  Depth n: given at run time (len(params[family])).  Network shown at the reference depth.  Sizes: n_in=4, h=5, c=3.
 Arrays in `data` and every per-sample result carry a leading batch axis B;
 parameters do not.  Parameter axes follow their declaration order.
 """
@@ -24,6 +24,8 @@ INPUTS = {
     "x": (4,),
     "y": (3,),
 }
+ORDER = ['w', 'u']
+GRADIENT_FACTOR_AXES = {'w': [((0,), (1,))], 'u': [((0,), (1,))]}
 
 
 def param_shapes(n):
@@ -122,6 +124,120 @@ def _backward(t):
         t[f"adj[z_v({k})]"] = adj_z_v_k
 
 
+def _r_pass(t):
+    """Forward tangents tan[n] (ascending loops) and R-adjoints radj[n] (reversed loops) of the HVP into t."""
+    n = t["depth"]
+    # tan_z_v_1[j] = Σ_c dir_w_1[j,c] v_0[c]
+    dir_w_1 = t["dir[w(1)]"]
+    v_0 = t["v(0)"]
+    # einsum("jc,Bc->Bj", dir_w_1, v_0)
+    tan_z_v_1 = v_0 @ dir_w_1.T
+    t["tan[z_v(1)]"] = tan_z_v_1
+    # tan_v_1[j] = relu'(z_v_1[j]) tan_z_v_1[j]
+    z_v_1 = t["z_v(1)"]
+    v_1 = t["v(1)"]
+    drelu_z_v_1 = np.heaviside(z_v_1, 0.0)
+    tan_v_1 = drelu_z_v_1 * tan_z_v_1
+    t["tan[v(1)]"] = tan_v_1
+    for k in range(2, n + 1):
+        # tan_z_v_k[j] = Σ_c dir_w_k[j,c] v_km1[c] + Σ_c tan_v_km1[c] w_k[j,c]
+        dir_w_k = t[f"dir[w({k})]"]
+        v_km1 = t[f"v({k-1})"]
+        # einsum("jc,Bc->Bj", dir_w_k, v_km1)
+        tan_v_km1 = t[f"tan[v({k-1})]"]
+        w_k = t[f"w({k})"]
+        # einsum("Bc,jc->Bj", tan_v_km1, w_k)
+        tan_z_v_k = v_km1 @ dir_w_k.T + tan_v_km1 @ w_k.T
+        t[f"tan[z_v({k})]"] = tan_z_v_k
+        # tan_v_k[j] = relu'(z_v_k[j]) tan_z_v_k[j]
+        z_v_k = t[f"z_v({k})"]
+        v_k = t[f"v({k})"]
+        drelu_z_v_k = np.heaviside(z_v_k, 0.0)
+        tan_v_k = drelu_z_v_k * tan_z_v_k
+        t[f"tan[v({k})]"] = tan_v_k
+    # tan_p[l] = Σ_c dir_u[l,c] v_n[c] + Σ_c tan_v_n[c] u[l,c]
+    dir_u = t["dir[u]"]
+    v_n = t[f"v({n})"]
+    # einsum("lc,Bc->Bl", dir_u, v_n)
+    tan_v_n = t[f"tan[v({n})]"]
+    u = t["u"]
+    # einsum("Bc,lc->Bl", tan_v_n, u)
+    tan_p = v_n @ dir_u.T + tan_v_n @ u.T
+    t["tan[p]"] = tan_p
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    radj_p = tan_p * softmax_p - tmp[:, None] * softmax_p
+    t["radj[p]"] = radj_p
+    # radj_v_n[j] = Σ_c radj_p[c] u[c,j] + Σ_c adj_p[c] dir_u[c,j]
+    # einsum("Bc,cj->Bj", radj_p, u)
+    adj_p = t["adj[p]"]
+    # einsum("Bc,cj->Bj", adj_p, dir_u)
+    radj_v_n = radj_p @ u + adj_p @ dir_u
+    t[f"radj[v({n})]"] = radj_v_n
+    # radj_z_v_n[j] = relu'(z_v_n[j]) radj_v_n[j]
+    z_v_n = t[f"z_v({n})"]
+    drelu_z_v_n = np.heaviside(z_v_n, 0.0)
+    radj_z_v_n = drelu_z_v_n * radj_v_n
+    t[f"radj[z_v({n})]"] = radj_z_v_n
+    for k in range(n - 1, 0, -1):
+        # radj_v_k[j] = Σ_c radj_z_v_kp1[c] w_kp1[c,j] + Σ_c adj_z_v_kp1[c] dir_w_kp1[c,j]
+        radj_z_v_kp1 = t[f"radj[z_v({k+1})]"]
+        w_kp1 = t[f"w({k+1})"]
+        # einsum("Bc,cj->Bj", radj_z_v_kp1, w_kp1)
+        adj_z_v_kp1 = t[f"adj[z_v({k+1})]"]
+        dir_w_kp1 = t[f"dir[w({k+1})]"]
+        # einsum("Bc,cj->Bj", adj_z_v_kp1, dir_w_kp1)
+        radj_v_k = radj_z_v_kp1 @ w_kp1 + adj_z_v_kp1 @ dir_w_kp1
+        t[f"radj[v({k})]"] = radj_v_k
+        # radj_z_v_k[j] = relu'(z_v_k[j]) radj_v_k[j]
+        z_v_k_2 = t[f"z_v({k})"]
+        v_k_2 = t[f"v({k})"]
+        drelu_z_v_k_2 = np.heaviside(z_v_k_2, 0.0)
+        radj_z_v_k = drelu_z_v_k_2 * radj_v_k
+        t[f"radj[z_v({k})]"] = radj_z_v_k
+
+
+def _backward_seeded(t):
+    """The back-propagated quantities from a seed t['adj[p]'] (the reversed loop over layers of _backward, its first adjoint given)."""
+    n = t["depth"]
+    # adj_v_n[j] = Σ_c adj_p[c] u[c,j]
+    adj_p = t["adj[p]"]
+    u = t["u"]
+    # einsum("Bc,cj->Bj", adj_p, u)
+    adj_v_n = adj_p @ u
+    t[f"adj[v({n})]"] = adj_v_n
+    # adj_z_v_n[j] = relu'(z_v_n[j]) adj_v_n[j]
+    z_v_n = t[f"z_v({n})"]
+    drelu_z_v_n = np.heaviside(z_v_n, 0.0)
+    adj_z_v_n = drelu_z_v_n * adj_v_n
+    t[f"adj[z_v({n})]"] = adj_z_v_n
+    for k in range(n - 1, 0, -1):
+        # adj_v_k[j] = Σ_c adj_z_v_kp1[c] w_kp1[c,j]
+        adj_z_v_kp1 = t[f"adj[z_v({k+1})]"]
+        w_kp1 = t[f"w({k+1})"]
+        # einsum("Bc,cj->Bj", adj_z_v_kp1, w_kp1)
+        adj_v_k = adj_z_v_kp1 @ w_kp1
+        t[f"adj[v({k})]"] = adj_v_k
+        # adj_z_v_k[j] = relu'(z_v_k[j]) adj_v_k[j]
+        z_v_k = t[f"z_v({k})"]
+        v_k = t[f"v({k})"]
+        drelu_z_v_k = np.heaviside(z_v_k, 0.0)
+        adj_z_v_k = drelu_z_v_k * adj_v_k
+        t[f"adj[z_v({k})]"] = adj_z_v_k
+
+
+def _hobj_p__p(t):
+    """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    # einsum("li,Bl->Bli", np.eye(3), softmax_p)
+    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(3) - softmax_p[:, :, None] * softmax_p[:, None]
+
+
 def objective(params, data):
     """Per-sample objective, shape (B,)."""
     t = _forward(params, data)
@@ -189,3 +305,214 @@ def per_sample_gradient(params, data):
         grad_2 = grad_2 + v_km1[:, None] * adj_z_v_k[:, :, None]
         grad_w[k - 1] = grad_2
     return {"u": grad_u, "w": grad_w}
+
+
+def _per_sample(t):
+    """Per-sample gradients from t (forward and backward done)."""
+    n = t["depth"]
+    B = t["x"].shape[0]
+    grad_u = np.zeros(((B,) + np.shape(t["u"])))
+    # ∂f/∂u = adj_p[l] v_n[j]
+    adj_p = t["adj[p]"]
+    v_n = t[f"v({n})"]
+    # einsum("Bl,Bj->Blj", adj_p, v_n)
+    grad_u = grad_u + v_n[:, None] * adj_p[:, :, None]
+    grad_w = [None] * n
+    grad = np.zeros(((B,) + np.shape(t["w(1)"])))
+    # ∂f/∂w(1) = adj_z_v_1[j] v_0[i]
+    adj_z_v_1 = t["adj[z_v(1)]"]
+    v_0 = t["v(0)"]
+    # einsum("Bj,Bi->Bji", adj_z_v_1, v_0)
+    grad = grad + v_0[:, None] * adj_z_v_1[:, :, None]
+    grad_w[0] = grad
+    for k in range(2, n + 1):
+        grad_2 = np.zeros(((B,) + np.shape(t[f"w({k})"])))
+        # ∂f/∂w(k) = adj_z_v_k[j] v_km1[i]
+        adj_z_v_k = t[f"adj[z_v({k})]"]
+        v_km1 = t[f"v({k-1})"]
+        # einsum("Bj,Bi->Bji", adj_z_v_k, v_km1)
+        grad_2 = grad_2 + v_km1[:, None] * adj_z_v_k[:, :, None]
+        grad_w[k - 1] = grad_2
+    return {"u": grad_u, "w": grad_w}
+
+
+def _factors(t):
+    """Gradient factors from t (forward and backward done)."""
+    n = t["depth"]
+    B = t["x"].shape[0]
+    adj_p = t["adj[p]"]
+    v_n = t[f"v({n})"]
+    grad_w = [None] * n
+    adj_z_v_1 = t["adj[z_v(1)]"]
+    v_0 = t["v(0)"]
+    grad_w[0] = [(adj_z_v_1, v_0)]
+    for k in range(2, n + 1):
+        adj_z_v_k = t[f"adj[z_v({k})]"]
+        v_km1 = t[f"v({k-1})"]
+        grad_w[k - 1] = [(adj_z_v_k, v_km1)]
+    return {"u": [(adj_p, v_n)], "w": grad_w}
+
+
+def _hvp(t):
+    """Hessian-vector product from t (forward, backward, R-pass done)."""
+    n = t["depth"]
+    B = t["x"].shape[0]
+    hvp_u = np.zeros(np.shape(t["u"]))
+    # Σ_b H[u,b]·vector[b] = radj_p[l] v_n[j] + adj_p[l] tan_v_n[j]
+    radj_p = t["radj[p]"]
+    v_n = t[f"v({n})"]
+    # einsum("Bl,Bj->lj", radj_p, v_n)
+    hvp_u = hvp_u + (radj_p.T @ v_n) / B
+    adj_p = t["adj[p]"]
+    tan_v_n = t[f"tan[v({n})]"]
+    # einsum("Bl,Bj->lj", adj_p, tan_v_n)
+    hvp_u = hvp_u + (adj_p.T @ tan_v_n) / B
+    grad_w = [None] * n
+    grad = np.zeros(np.shape(t["w(1)"]))
+    # Σ_b H[w(1),b]·vector[b] = radj_z_v_1[j] v_0[i]
+    radj_z_v_1 = t["radj[z_v(1)]"]
+    v_0 = t["v(0)"]
+    # einsum("Bj,Bi->ji", radj_z_v_1, v_0)
+    grad = grad + (radj_z_v_1.T @ v_0) / B
+    grad_w[0] = grad
+    for k in range(2, n + 1):
+        grad_2 = np.zeros(np.shape(t[f"w({k})"]))
+        # Σ_b H[w(k),b]·vector[b] = radj_z_v_k[j] v_km1[i] + adj_z_v_k[j] tan_v_km1[i]
+        radj_z_v_k = t[f"radj[z_v({k})]"]
+        v_km1 = t[f"v({k-1})"]
+        # einsum("Bj,Bi->ji", radj_z_v_k, v_km1)
+        grad_2 = grad_2 + (radj_z_v_k.T @ v_km1) / B
+        adj_z_v_k = t[f"adj[z_v({k})]"]
+        tan_v_km1 = t[f"tan[v({k-1})]"]
+        # einsum("Bj,Bi->ji", adj_z_v_k, tan_v_km1)
+        grad_2 = grad_2 + (adj_z_v_k.T @ tan_v_km1) / B
+        grad_w[k - 1] = grad_2
+    return {"u": hvp_u, "w": grad_w}
+
+
+def _members(tree):
+    """A params-shaped dict (a family as a list) as member name -> array, in declaration order."""
+    out = {}
+    for name in ORDER:
+        if name in FAMILIES:
+            out.update((f"{name}({k})", a) for k, a in enumerate(tree[name], 1))
+        else:
+            out[name] = tree[name]
+    return out
+
+
+def _set_direction(t, vector):
+    for name in ORDER:
+        if name in FAMILIES:
+            for k, a in enumerate(vector[name], 1):
+                t[f"dir[{name}({k})]"] = a
+        else:
+            t["dir[" + name + "]"] = vector[name]
+
+
+def gradient_factors(params, data):
+    """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a
+    tuple of per-sample factors (axes GRADIENT_FACTOR_AXES[name]); a family -> list of n such lists."""
+    t = _forward(params, data)
+    _backward(t)
+    return _factors(t)
+
+
+def expand_factors(name, terms):
+    """Rebuild the per-sample gradient of `name` (a family member: its family's name) from its terms."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = "Z" + letters[:max(a for ax in GRADIENT_FACTOR_AXES[name][0] for a in ax) + 1]
+    total = 0.0
+    for term, axes in zip(terms, GRADIENT_FACTOR_AXES[name]):
+        subs = ",".join("Z" + "".join(letters[a] for a in ax) for ax in axes)
+        total = total + np.einsum(subs + "->" + out, *term)
+    return total
+
+
+def _gram_norm(terms):
+    """‖Σ_s a_s ⊗ b_s ⊗ …‖ per sample from K terms: the product of each factor's (B, K, K) Gram matrix,
+    summed over the K × K pairs — or, for two factors where K (a + b) ≥ a b, ‖Σ_s a_s b_sᵀ‖ from one
+    batched product (B, a, b), no larger than the stacked factors themselves: cost B·K·min(K (a + b), a b)."""
+    stacked = []
+    for k in range(len(terms[0])):
+        F = np.stack([term[k] for term in terms], axis=1)
+        stacked.append(F.reshape(F.shape[0], F.shape[1], -1))
+    if len(stacked) == 2:
+        (_, K, a), b = stacked[0].shape, stacked[1].shape[2]
+        if K * (a + b) >= a * b:
+            G = stacked[0].transpose(0, 2, 1) @ stacked[1]
+            return np.sqrt(np.sum(G * G, axis=(1, 2)))
+    sq = 1.0
+    for F in stacked:
+        sq = sq * (F @ F.transpose(0, 2, 1))
+    return np.sqrt(np.maximum(np.sum(sq, axis=(1, 2)), 0.0))
+
+
+def per_sample_gradient_norms(params, data):
+    """Euclidean norm of each sample's gradient: name -> (B,), a family -> list of n such arrays; from the
+    factors (no (B, *shape) array)."""
+    out = {}
+    for name, terms in gradient_factors(params, data).items():
+        out[name] = [_gram_norm(ts) for ts in terms] if name in FAMILIES else _gram_norm(terms)
+    return out
+
+
+def hvp(params, data, vector):
+    """Hessian-vector product Σ_b H[(a, b)]·vector[b] (batch mean), by the R-operator: forward tangents up the
+    layers and R-adjoints down, as loops; `vector` and the result shaped like params (a family as a list)."""
+    t = _forward(params, data)
+    _backward(t)
+    _set_direction(t, vector)
+    _r_pass(t)
+    return _hvp(t)
+
+
+def hessian(params, data):
+    """Batch-mean Hessian blocks (a, b) -> array shape_a + shape_b for every ordered pair of parameters, family
+    members by name ("w(2)"); column by column by the R-operator (one R-pass per entry of b)."""
+    t = _forward(params, data)
+    _backward(t)
+    flat = _members(params)
+    zero = {name: ([np.zeros(np.shape(a)) for a in params[name]] if name in FAMILIES else
+                  np.zeros(np.shape(params[name]))) for name in ORDER}
+    out = {}
+    for b, pb in flat.items():
+        size = int(np.prod(np.shape(pb)))
+        cols = {a: np.zeros(np.shape(pa) + (size,)) for a, pa in flat.items()}
+        for e in range(size):
+            _set_direction(t, zero)
+            unit = np.zeros(size)
+            unit[e] = 1.0
+            t["dir[" + b + "]"] = unit.reshape(np.shape(pb))
+            _r_pass(t)
+            column = _members(_hvp(t))
+            for a in flat:
+                cols[a][..., e] = column[a]
+        for a, pa in flat.items():
+            out[(a, b)] = cols[a].reshape(np.shape(pa) + np.shape(pb))
+    return out
+
+
+def ggn_diagonal(params, data):
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix J_pᵀ ∂²f/∂p² J_p: the
+    objective's Hessian in p factored per sample (eigh), each eigenvector back-propagated through the layers
+    as a seed: shaped like params (a family as a list)."""
+    t = _forward(params, data)
+    B = t["x"].shape[0]
+    hobj = _hobj_p__p(t)
+    width = hobj.shape[-1]
+    w, v = np.linalg.eigh(np.broadcast_to(hobj, (B, width, width)))
+    out = None
+    for r in range(width):
+        t["adj[p]"] = v[:, :, r]
+        _backward_seeded(t)
+        rows = _members(_per_sample(t))
+        part = {name: np.tensordot(w[:, r], g ** 2, axes=1) / B for name, g in rows.items()}
+        out = part if out is None else {name: out[name] + part[name] for name in part}
+    result = {}
+    for name in ORDER:
+        if name in FAMILIES:
+            result[name] = [out[f"{name}({k})"] for k in range(1, len(params[name]) + 1)]
+        else:
+            result[name] = out[name]
+    return result

@@ -54,15 +54,14 @@ def templates() -> list[pathlib.Path]:
 
 def template_outputs(path: pathlib.Path) -> dict[pathlib.Path, str]:
     """``einderiv derive`` and ``einderiv latex`` of a template: the general form for any depth
-    (a recurrence: any length, in the file's Hessian form); ``einderiv codegen``: a layer
-    template's module for a depth given at run time (a recurrence has none yet: no module)."""
+    (a recurrence: any length, in the file's Hessian form); ``einderiv codegen``: the module for
+    a depth (a recurrence: a length) given at run time."""
     template = _load(path)
     general = einderiv.derive(template)  # the file's directives, as the command line reads them
     stem = path.with_suffix("")
     out = {stem.with_suffix(".txt"): einderiv.derivation_text(general),
            stem.with_suffix(".tex"): einderiv.latex(general)}
-    if not template.sequence:
-        out[stem.parent / f"{stem.name}_kernels.py"] = einderiv.codegen(template)
+    out[stem.parent / f"{stem.name}_kernels.py"] = einderiv.codegen(template)
     return out
 
 

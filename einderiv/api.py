@@ -155,10 +155,10 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
         if sizes:
             raise UsageError("{0}: a layer template takes its sizes when it is loaded, "
                              "load(path, dims=...)", arguments=(Argument("sizes", None, dict(sizes)),))
-        if derivation.sequence:  # a module would read no length from its parameters: T = 0
-            raise UsageError(f"a module for a recurrence over {derivation.depth} steps is generated at a given "
-                             f"length (one that reads {derivation.depth} at run time is not written yet): "
-                             "give it, e.g. {0}", arguments=(Argument("depth", derivation.depth, 4),))
+        if derivation.sequence and backend != "numpy":  # the run-time-length module is NumPy only
+            raise UsageError(f"the {LIBRARIES[backend]} module of a recurrence over {derivation.depth} steps is "
+                             f"generated at a given length (the module that reads {derivation.depth} at run time "
+                             "is NumPy only): give it, e.g. {0}", arguments=(Argument("depth", derivation.depth, 4),))
         with progress.stage(stage):
             return generate_template(derivation, printer=printer)
     derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))

@@ -161,7 +161,9 @@ def ggn_reference(mod: dict, derivation, params: dict, data: dict) -> dict:
     ranks.update({str(d.name): len(d.indices) for d in derivation.network.tensors})
     ids = identifiers(derivation)  # quantity q: function "_" + ids[q], key ids[q] in t
     for q in derivation.quantities:  # dependency order: hobj's inputs come first
-        if q.name.kind is not Kind.D:  # (derivatives d[q,θ] are third-order rows: not needed here)
+        # (derivatives d[q,θ] are third-order rows: not needed here; a looped module has no function
+        # for a step's adjoint that only its loops compute — never an input of hobj)
+        if q.name.kind is not Kind.D and "_" + ids[q.name] in mod:
             t[ids[q.name]] = mod["_" + ids[q.name]](t)
     out = {}
     for theta, shape in mod["PARAMS"].items():

@@ -168,9 +168,12 @@ def test_commands_on_a_recurrence(tmp_path, capsys):
         assert main([cmd, RNN]) == 2
         assert capsys.readouterr().err == (f"einderiv: error: '{cmd}' needs a concrete length for a recurrence "
                                            "over T steps: add --depth T=4\n")
-    assert main(["codegen", RNN]) == 2  # never a module for T = 0
-    assert capsys.readouterr().err == (
-        "einderiv: error: a module for a recurrence over T steps is generated at a given length (one that "
-        "reads T at run time is not written yet): give it, e.g. --depth T=4\n")
+    assert main(["codegen", RNN, "-o", str(tmp_path / "any.py")]) == 0  # T read from data["x"] at run time
+    assert "INPUTS = {'x': ('T', 3), 'y': (2,)}" in (tmp_path / "any.py").read_text()
+    for backend, library in (("torch", "PyTorch"), ("jax", "JAX")):
+        assert main(["codegen", RNN, "--backend", backend]) == 2
+        assert capsys.readouterr().err == (
+            f"einderiv: error: the {library} module of a recurrence over T steps is generated at a given length "
+            "(the module that reads T at run time is NumPy only): give it, e.g. --depth T=4\n")
     assert main(["codegen", RNN, "--depth", "T=4", "-o", str(tmp_path / "m.py")]) == 0
     assert 'INPUTS = {\n    "x(1)"' in (tmp_path / "m.py").read_text()

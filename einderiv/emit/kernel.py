@@ -295,6 +295,13 @@ class Support:
 
 
 @node
+class Source:
+    """Module-level source written verbatim (the NumPy module of a recurrence at run-time length)."""
+
+    text: str
+
+
+@node
 class Helpers:
     """Where the printer writes the helper functions the module's statements need."""
 

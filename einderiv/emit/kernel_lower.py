@@ -60,7 +60,10 @@ def combine(parts: list[tuple[ArrayExpr, bool]], keep_batch: bool) -> ArrayExpr:
 
 
 def over(labels) -> Range | tuple:
-    """What a loop over ``labels`` iterates: a range, or the labels themselves."""
+    """What a loop over ``labels`` iterates: a range, or the labels themselves (a
+    :class:`Range` — a term group relative to a run-time length — as it is)."""
+    if isinstance(labels, Range):
+        return labels
     lo, hi = labels[0], labels[-1]
     if list(labels) == list(range(lo, hi + 1)):
         return Range(lo, hi + 1)

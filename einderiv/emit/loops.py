@@ -41,8 +41,8 @@ from ..analysis.factor import as_terms, factored
 from ..analysis.fold import abstract, fold_terms, shift_labels, tensor_labels
 from ..calculus.simplify import term_key
 from ..ir import REDUCTIONS, Apply, Const, Prod, labels_of, refs
-from .kernel import (Accumulate, Block, Constant, Define, Factors, Frame, Function, Loop, Module, Python, Return,
-                     Run, SquaredNorm, TermGroup)
+from .kernel import (Accumulate, Assign, Block, Constant, Define, Factors, Frame, Function, Loop, Module, Python,
+                     Return, Run, SquaredNorm, Support, TermGroup)
 from .kernel_arrays import Call, Var
 from .kernel_build import batch_line, factor_axes, factor_axes_constant, forward_call
 from .kernel_context import Context, has_symbols
@@ -109,14 +109,10 @@ def schedule(defs, batched=lambda name: True) -> list[tuple]:
 
     edges = [(lab[j] - lab[i], fam[i], fam[j]) for i in fam for j in deps[i]
              if j in fam and fam[i] in parent and fam[j] in parent]
+    rank = {k: i for i, k in enumerate(members)}  # first appearance: a deterministic order
+    _cycles(parent, direction, find, edges, rank)
     for off, a, b in sorted(edges, key=lambda e: e[0] == 0):  # recurrences fix the direction first
-        ra, rb = find(a), find(b)
-        dirs = {d for d in ((off < 0) - (off > 0), direction[ra], direction[rb]) if d}
-        if len(dirs) > 1:
-            continue  # a forward and a backward recurrence: separate loops
-        if ra != rb:
-            parent[rb] = ra
-        direction[ra] = dirs.pop() if dirs else 0
+        _union(parent, direction, find, off, a, b)
     groups: dict = {}
     for k in parent:
         groups.setdefault(find(k), []).append(k)
@@ -131,6 +127,52 @@ def schedule(defs, batched=lambda name: True) -> list[tuple]:
         body = sorted(members[k][order[0]] for k in keys)
         loops.append((order, body, covered))
     return _order(n, deps, loops)
+
+
+def _union(parent, direction, find, off, a, b) -> None:
+    """Families ``a`` (reading ``b`` at label offset ``off``) into one step body, unless that would
+    make one loop both a forward and a backward recurrence."""
+    ra, rb = find(a), find(b)
+    dirs = {d for d in ((off < 0) - (off > 0), direction[ra], direction[rb]) if d}
+    if len(dirs) > 1:
+        return  # a forward and a backward recurrence: separate loops
+    if ra != rb:
+        parent[rb] = ra
+    direction[ra] = dirs.pop() if dirs else 0
+
+
+def _cycles(parent, direction, find, edges, rank) -> None:
+    """Families that depend on each other in a cycle (a recurrence's step body: ``radj[h(t)]`` →
+    ``radj[z(t)]`` → ``radj[z_z(t)]`` → ``radj[h(t-1)]``) become one step body first, its direction
+    from the cycle's own label offsets; only then are families that merely read another loop's
+    values (``radj[z(t)]`` reads ``tan[h(t-1)]``) merged, so such a read cannot pull a family into
+    the wrong loop."""
+    reads: dict = {}
+    for off, a, b in edges:
+        reads.setdefault(a, set()).add(b)
+
+    def reach(k):
+        seen, todo = set(), [k]
+        while todo:
+            for nxt in reads.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    below = {k: reach(k) for k in sorted(parent, key=rank.get)}
+    done = set()
+    for k in sorted(parent, key=rank.get):
+        if k in done or k not in below[k]:
+            continue
+        cycle = {m for m in below[k] if k in below[m]}
+        done |= cycle
+        dirs = {(off < 0) - (off > 0) for off, a, b in edges if a in cycle and b in cycle and off}
+        if len(dirs) > 1:
+            continue  # both directions in one cycle: not a loop
+        for off, a, b in edges:
+            if a in cycle and b in cycle:
+                _union(parent, direction, find, off, a, b)
 
 
 def _order(n, deps, loops) -> list[tuple]:
@@ -289,7 +331,18 @@ def fold_loops(module: Module, ctx: Context) -> Module:
         else:
             items.append(it)
     constants = tuple(_loop_axes(ctx, items) if c.name == "GRADIENT_FACTOR_AXES" else c for c in module.constants)
-    return Module(module.header, constants, tuple(items))
+    return Module(module.header, constants, tuple(_called(items)))
+
+
+def _called(items) -> list:
+    """``items`` without the per-member quantity functions (``_adj_h_7``) that no function calls any
+    more: the loops compute them in ``_backward`` (an order-1 module keeps none of them)."""
+    if any(isinstance(it, Support) and it.name == "_Tensors" for it in items):
+        return list(items)  # (at order 3 the tensors' dict calls quantity functions by name, on demand)
+    called = {st.value.fn for it in items if isinstance(it, Function) for st in it.prologue
+              if isinstance(st, Assign) and isinstance(st.value, Call)}
+    return [it for it in items if not (isinstance(it, Function) and it.frame is Frame.IDENT and it.args == ("t",)
+                                       and it.name not in called)]
 
 
 def _loop_axes(ctx: Context, items) -> Constant:

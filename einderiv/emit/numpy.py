@@ -242,6 +242,9 @@ class NumPyPrinter(Printer):
     def _print_Support(self, s) -> str:
         return self.support[s.name]
 
+    def _print_Source(self, s) -> str:
+        return s.text
+
     def _print_Helpers(self, h) -> str:
         return ""
 

@@ -32,8 +32,8 @@ from ..analysis.fold import abstract, shift_labels
 from ..calculus.derive import derive
 from ..calculus.simplify import term_key
 from ..ir import Name, Sym, map_names, map_refs
-from .kernel import (Assign, Block, Constant, Define, Frame, Function, Helpers, Local, Loop, Module, Python,
-                     Range, Return, Run)
+from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, Helpers, Local, Loop, Module,
+                     Python, Range, Return, Run)
 from .kernel_arrays import BATCH_SHAPE, Call, Code, DictOf, Item, Key, Label, Lib, Num, Py, Str, Var
 from .kernel_build import batch_line, build, forward_call
 from .kernel_context import Context
@@ -52,7 +52,7 @@ def template_kernel(tpl) -> tuple[Module, Context]:
     return run_time_depth(build(ctx), ctx), ctx
 
 
-class _Depth:
+class DepthLabels:
     """Labels near the reference depth written relative to the depth symbol."""
 
     def __init__(self, symbol: str):
@@ -77,29 +77,37 @@ class _Depth:
             return Loop(st.var, Range(self.label(r.start), stop, r.step), st.body)
         return st
 
-    def block(self, b: Block, shape_of) -> Block:
+    def block(self, b: Block, shape_of, title=None) -> Block:
         wrt = tuple(self.name(w) for w in b.wrt)
         return Block(b.target, wrt, b.indices, map_refs(b.expr, self.name), b.keep_batch,
-                     "∂f/∂" + ",".join(map(str, wrt)), shape_of(wrt))
+                     (title or _gradient_title)(",".join(map(str, wrt))), shape_of(wrt))
 
 
-def _shape_of(names):
+def _gradient_title(wrt: str) -> str:
+    return "∂f/∂" + wrt
+
+
+def hvp_title(wrt: str) -> str:
+    return f"Σ_b H[{wrt},b]·vector[b]"
+
+
+def shape_of(names):
     """``np.shape(t["w(1)"])``: a block's shape read from its parameter."""
     return Lib("shape", (Item(T, Key(names[0])),))
 
 
 def run_time_depth(module: Module, ctx: Context) -> Module:
     """The unrolled kernel of a template instance rewritten for a depth given at run time."""
-    return _RunTimeDepth(module, ctx).module()
+    return RunTimeDepth(module, ctx).module()
 
 
-class _RunTimeDepth:
+class RunTimeDepth:
     """The pass over one unrolled kernel (see the module docstring)."""
 
     def __init__(self, module: Module, ctx: Context):
         self.unrolled, self.ctx = module, ctx
         self.depth = ctx.depth[0]
-        self.relabel = _Depth(self.depth)
+        self.relabel = DepthLabels(self.depth)
         #: parameter families: base name -> {layer: member}
         self.families: dict[str, dict[int, Name]] = {}
         for p in ctx.params:
@@ -139,23 +147,33 @@ class _RunTimeDepth:
         return Function("objective", ("params", "data"), "Per-sample objective, shape (B,).",
                         (forward_call(), batch_line(self.ctx), Return(Lib("broadcast_to", (f, BATCH_SHAPE)))))
 
-    def gradients(self, name: str, doc: str) -> Function:
-        """Plain parameters' gradients, then each family's as a list filled by layer."""
+    def gradients(self, name: str, doc: str, fname: str | None = None, from_t: bool = False,
+                  make=None, title=None) -> Function:
+        """Plain parameters' blocks of function ``name`` (``gradient``, ``per_sample_gradient``,
+        ``hvp``, ``gradient_factors`` with ``make=factors``), then each family's as a list filled by
+        layer; ``from_t``: a function of ``t`` (forward and backward passes done)."""
         ctx, fn = self.ctx, self.fns[name]
+        make = make or (lambda b, var=None: accumulate(ctx, b, var))
         blocks = {st.wrt[0]: st for st in fn.body if isinstance(st, Block)}
+        blocks.update((st.param, _as_block(st)) for st in fn.body if isinstance(st, Factors))
         body, out = [], []
         for p in self.plain:
-            b = self.relabel.block(blocks[p], _shape_of)
-            body.append(accumulate(ctx, b))
+            b = self.relabel.block(blocks[p], shape_of, title)
+            body.append(make(b))
             out.append((Str(str(p)), b.target))
         for base, members in self.families.items():
             grads = Local(f"grad_{base}")
             body.append(Assign(grads, Code(f"[None] * {self.depth}")))
-            body += _family(ctx, self.relabel, grads, {lb: blocks[w] for lb, w in members.items()})
+            body += _family(ctx, self.relabel, grads, {lb: blocks[w] for lb, w in members.items()}, make,
+                            title or _gradient_title)
             out.append((Str(base), grads))
-        prologue = (forward_call(), Assign(Var(self.depth), Item(T, Str(DEPTH_KEY))), Run(Call("_backward", (T,))),
-                    batch_line(ctx))
-        return Function(fn.name, fn.args, doc, tuple(body) + (Return(DictOf(tuple(out))),), prologue, Frame.NAMES)
+        if from_t:
+            prologue = (Assign(Var(self.depth), Item(T, Str(DEPTH_KEY))), batch_line(ctx))
+        else:
+            prologue = (forward_call(), Assign(Var(self.depth), Item(T, Str(DEPTH_KEY))),
+                        Run(Call("_backward", (T,))), batch_line(ctx))
+        return Function(fname or fn.name, ("t",) if from_t else fn.args, doc,
+                        tuple(body) + (Return(DictOf(tuple(out))),), prologue, Frame.NAMES)
 
     def param_shapes(self) -> Function:
         shape, depth = self.ctx.shape, self.depth
@@ -178,7 +196,7 @@ class _RunTimeDepth:
         return Module(header, constants, items)
 
 
-def _family(ctx: Context, relabel: _Depth, grads: Local, blocks: dict) -> list:
+def _family(ctx: Context, relabel: DepthLabels, grads: Local, blocks: dict, make, title) -> list:
     """The gradients of one parameter family's members into the list ``grads``: the longest run
     of members equal up to a label shift as a loop over layers, the others one by one."""
     k, m = ctx.loop_vars
@@ -197,13 +215,23 @@ def _family(ctx: Context, relabel: _Depth, grads: Local, blocks: dict) -> list:
         grad = Local("grad")
         if run and lb == run[0]:
             wrt = (shift_labels(b.wrt[0], lb, k),)
-            step = Block(grad, wrt, b.indices, abstract(b.expr, lb, k), b.keep_batch, "∂f/∂" + str(wrt[0]),
-                         _shape_of(wrt))
-            out.append(Loop(k, Range(run[0], run[-1] + 1), (accumulate(ctx, step, m),
+            step = Block(grad, wrt, b.indices, abstract(b.expr, lb, k), b.keep_batch, title(str(wrt[0])),
+                         shape_of(wrt))
+            out.append(Loop(k, Range(run[0], run[-1] + 1), (make(step, m),
                                                            Assign(Item(grads, Label(Sym(k, -1))), grad))))
             continue
-        edge = relabel.block(Block(grad, b.wrt, b.indices, b.expr, b.keep_batch, b.label, b.shape), _shape_of)
+        edge = relabel.block(Block(grad, b.wrt, b.indices, b.expr, b.keep_batch, b.label, b.shape), shape_of, title)
         index = relabel.label(lb)
-        out += [accumulate(ctx, edge),
+        out += [make(edge),
                 Assign(Item(grads, Label(index.shift(-1) if isinstance(index, Sym) else index - 1)), grad)]
     return [relabel.statement(st) for st in out]
+
+
+def _as_block(st: Factors) -> Block:
+    """A gradient's factor list as a block (its label and shape are not used)."""
+    return Block(st.target, (st.param,), st.indices, st.expr, True, "", None)
+
+
+def factors(b: Block, var: str | None = None) -> Factors:
+    """A family member's gradient factors (the list of its outer-product terms)."""
+    return Factors(b.target, b.wrt[0], b.indices, b.expr)
