@@ -68,6 +68,11 @@ def _logsumexp(a, axis):
     return np.squeeze(m, axis) + np.log(np.sum(np.exp(a - m), axis=axis))
 
 
+def _sigmoid(x):
+    """The logistic function 1/(1 + exp(-x)), without overflow: exp(-log(1 + exp(-x)))."""
+    return np.exp(-np.logaddexp(0, -x))
+
+
 def _softmax(a, axis):
     """Softmax along ``axis``, shifted by the maximum for stability."""
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))
@@ -91,7 +96,7 @@ def _forward(params, data):
     z_z_1 = x_1 @ Wz.T
     t["z_z(1)"] = z_z_1
     # z_1[j] = sigmoid(z_z_1[j])
-    z_1 = (1 + np.exp(-z_z_1))**(-1.0)
+    z_1 = _sigmoid(z_z_1)
     t["z(1)"] = z_1
     # z_c_1[j] = Σ_i Wh[j,i] x_1[i]
     Wh = t["Wh"]
@@ -118,7 +123,7 @@ def _forward(params, data):
         z_z_k = x_k @ Wz.T + h_km1 @ Uz.T
         t[f"z_z({k})"] = z_z_k
         # z_k[j] = sigmoid(z_z_k[j])
-        z_k = (1 + np.exp(-z_z_k))**(-1.0)
+        z_k = _sigmoid(z_z_k)
         t[f"z({k})"] = z_k
         # z_r_k[j] = Σ_i Wr[j,i] x_k[i] + Σ_k Ur[j,k] h_km1[k]
         # einsum("ji,Bi->Bj", Wr, x_k)
@@ -126,7 +131,7 @@ def _forward(params, data):
         z_r_k = x_k @ Wr.T + h_km1 @ Ur.T
         t[f"z_r({k})"] = z_r_k
         # r_k[j] = sigmoid(z_r_k[j])
-        r_k = (1 + np.exp(-z_r_k))**(-1.0)
+        r_k = _sigmoid(z_r_k)
         t[f"r({k})"] = r_k
         # g_k[j] = r_k[j] h_km1[j]
         g_k = r_k * h_km1
@@ -179,7 +184,7 @@ def _backward(t):
     t[f"adj[z({T})]"] = adj_z_T
     # adj_z_z_T[j] = sigmoid'(z_z_T[j]) adj_z_T[j]
     z_z_T = t[f"z_z({T})"]
-    dsigmoid_z_z_T = np.exp(-z_z_T)/(1 + np.exp(-z_z_T))**2
+    dsigmoid_z_z_T = _sigmoid(-z_z_T)*_sigmoid(z_z_T)
     adj_z_z_T = dsigmoid_z_z_T * adj_z_T
     t[f"adj[z_z({T})]"] = adj_z_z_T
     # adj_c_T[j] = adj_h_T[j] - adj_h_T[j] z_T[j]
@@ -201,7 +206,7 @@ def _backward(t):
     t[f"adj[r({T})]"] = adj_r_T
     # adj_z_r_T[j] = sigmoid'(z_r_T[j]) adj_r_T[j]
     z_r_T = t[f"z_r({T})"]
-    dsigmoid_z_r_T = np.exp(-z_r_T)/(1 + np.exp(-z_r_T))**2
+    dsigmoid_z_r_T = _sigmoid(-z_r_T)*_sigmoid(z_r_T)
     adj_z_r_T = dsigmoid_z_r_T * adj_r_T
     t[f"adj[z_r({T})]"] = adj_z_r_T
     Uz = t["Uz"]
@@ -226,7 +231,7 @@ def _backward(t):
         # adj_z_z_k[j] = sigmoid'(z_z_k[j]) adj_z_k[j]
         z_z_k = t[f"z_z({k})"]
         z_k = t[f"z({k})"]
-        dsigmoid_z_z_k = np.exp(-z_z_k)/(1 + np.exp(-z_z_k))**2
+        dsigmoid_z_z_k = z_k*_sigmoid(-z_z_k)
         adj_z_z_k = dsigmoid_z_z_k * adj_z_k
         t[f"adj[z_z({k})]"] = adj_z_z_k
         # adj_c_k[j] = adj_h_k[j] - adj_h_k[j] z_k[j]
@@ -247,7 +252,7 @@ def _backward(t):
         # adj_z_r_k[j] = sigmoid'(z_r_k[j]) adj_r_k[j]
         z_r_k = t[f"z_r({k})"]
         r_k = t[f"r({k})"]
-        dsigmoid_z_r_k = np.exp(-z_r_k)/(1 + np.exp(-z_r_k))**2
+        dsigmoid_z_r_k = r_k*_sigmoid(-z_r_k)
         adj_z_r_k = dsigmoid_z_r_k * adj_r_k
         t[f"adj[z_r({k})]"] = adj_z_r_k
     # adj_h_1[j] = Σ_c Uz[c,j] adj_z_z_2[c] + Σ_c Ur[c,j] adj_z_r_2[c] + adj_g_2[j] r_2[j] + adj_h_2[j] z_2[j]
@@ -268,7 +273,7 @@ def _backward(t):
     # adj_z_z_1[j] = sigmoid'(z_z_1[j]) adj_z_1[j]
     z_z_1 = t["z_z(1)"]
     z_1 = t["z(1)"]
-    dsigmoid_z_z_1 = np.exp(-z_z_1)/(1 + np.exp(-z_z_1))**2
+    dsigmoid_z_z_1 = z_1*_sigmoid(-z_z_1)
     adj_z_z_1 = dsigmoid_z_z_1 * adj_z_1
     t["adj[z_z(1)]"] = adj_z_z_1
     # adj_c_1[j] = adj_h_1[j] - adj_h_1[j] z_1[j]
@@ -304,7 +309,7 @@ def _r_pass(t):
     # tan_z_1[j] = sigmoid'(z_z_1[j]) tan_z_z_1[j]
     z_z_1 = t["z_z(1)"]
     z_1 = t["z(1)"]
-    dsigmoid_z_z_1 = np.exp(-z_z_1)/(1 + np.exp(-z_z_1))**2
+    dsigmoid_z_z_1 = z_1*_sigmoid(-z_z_1)
     tan_z_1 = dsigmoid_z_z_1 * tan_z_z_1
     t["tan[z(1)]"] = tan_z_1
     # tan_h_1[j] = tan_c_1[j] - tan_c_1[j] z_1[j] - c_1[j] tan_z_1[j]
@@ -336,7 +341,7 @@ def _r_pass(t):
         # tan_r_k[j] = sigmoid'(z_r_k[j]) tan_z_r_k[j]
         z_r_k = t[f"z_r({k})"]
         r_k = t[f"r({k})"]
-        dsigmoid_z_r_k = np.exp(-z_r_k)/(1 + np.exp(-z_r_k))**2
+        dsigmoid_z_r_k = r_k*_sigmoid(-z_r_k)
         tan_r_k = dsigmoid_z_r_k * tan_z_r_k
         t[f"tan[r({k})]"] = tan_r_k
         # tan_g_k[j] = h_km1[j] tan_r_k[j] + r_k[j] tan_h_km1[j]
@@ -358,7 +363,7 @@ def _r_pass(t):
         # tan_z_k[j] = sigmoid'(z_z_k[j]) tan_z_z_k[j]
         z_z_k = t[f"z_z({k})"]
         z_k = t[f"z({k})"]
-        dsigmoid_z_z_k = np.exp(-z_z_k)/(1 + np.exp(-z_z_k))**2
+        dsigmoid_z_z_k = z_k*_sigmoid(-z_z_k)
         tan_z_k = dsigmoid_z_z_k * tan_z_z_k
         t[f"tan[z({k})]"] = tan_z_k
         # tan_h_k[j] = tan_c_k[j] - tan_c_k[j] z_k[j] + h_km1[j] tan_z_k[j] - c_k[j] tan_z_k[j] + tan_h_km1[j] z_k[j]
@@ -396,10 +401,10 @@ def _r_pass(t):
     t[f"radj[z({T})]"] = radj_z_T
     # radj_z_z_T[j] = sigmoid''(z_z_T[j]) adj_z_T[j] tan_z_z_T[j] + sigmoid'(z_z_T[j]) radj_z_T[j]
     z_z_T = t[f"z_z({T})"]
-    d2sigmoid_z_z_T = (-1 + 2*np.exp(-z_z_T)/(1 + np.exp(-z_z_T)))*np.exp(-z_z_T)/(1 + np.exp(-z_z_T))**2
+    d2sigmoid_z_z_T = -(2*_sigmoid(z_z_T) - 1)*_sigmoid(-z_z_T)*_sigmoid(z_z_T)
     adj_z_T = t[f"adj[z({T})]"]
     tan_z_z_T = t[f"tan[z_z({T})]"]
-    dsigmoid_z_z_T = np.exp(-z_z_T)/(1 + np.exp(-z_z_T))**2
+    dsigmoid_z_z_T = _sigmoid(-z_z_T)*_sigmoid(z_z_T)
     radj_z_z_T = d2sigmoid_z_z_T * adj_z_T * tan_z_z_T + dsigmoid_z_z_T * radj_z_T
     t[f"radj[z_z({T})]"] = radj_z_z_T
     # radj_c_T[j] = radj_h_T[j] - radj_h_T[j] z_T[j] - adj_h_T[j] tan_z_T[j]
@@ -427,10 +432,10 @@ def _r_pass(t):
     t[f"radj[r({T})]"] = radj_r_T
     # radj_z_r_T[j] = sigmoid''(z_r_T[j]) adj_r_T[j] tan_z_r_T[j] + sigmoid'(z_r_T[j]) radj_r_T[j]
     z_r_T = t[f"z_r({T})"]
-    d2sigmoid_z_r_T = (-1 + 2*np.exp(-z_r_T)/(1 + np.exp(-z_r_T)))*np.exp(-z_r_T)/(1 + np.exp(-z_r_T))**2
+    d2sigmoid_z_r_T = -(2*_sigmoid(z_r_T) - 1)*_sigmoid(-z_r_T)*_sigmoid(z_r_T)
     adj_r_T = t[f"adj[r({T})]"]
     tan_z_r_T = t[f"tan[z_r({T})]"]
-    dsigmoid_z_r_T = np.exp(-z_r_T)/(1 + np.exp(-z_r_T))**2
+    dsigmoid_z_r_T = _sigmoid(-z_r_T)*_sigmoid(z_r_T)
     radj_z_r_T = d2sigmoid_z_r_T * adj_r_T * tan_z_r_T + dsigmoid_z_r_T * radj_r_T
     t[f"radj[z_r({T})]"] = radj_z_r_T
     for k in range(T - 1, 1, -1):
@@ -464,10 +469,10 @@ def _r_pass(t):
         # radj_z_z_k[j] = sigmoid''(z_z_k[j]) adj_z_k[j] tan_z_z_k[j] + sigmoid'(z_z_k[j]) radj_z_k[j]
         z_z_k_2 = t[f"z_z({k})"]
         z_k_2 = t[f"z({k})"]
-        d2sigmoid_z_z_k = (2*z_k_2*np.exp(-z_z_k_2) - 1)*np.exp(-z_z_k_2)/(1 + np.exp(-z_z_k_2))**2
+        d2sigmoid_z_z_k = -z_k_2*(2*z_k_2 - 1)*_sigmoid(-z_z_k_2)
         adj_z_k = t[f"adj[z({k})]"]
         tan_z_z_k_2 = t[f"tan[z_z({k})]"]
-        dsigmoid_z_z_k_2 = np.exp(-z_z_k_2)/(1 + np.exp(-z_z_k_2))**2
+        dsigmoid_z_z_k_2 = z_k_2*_sigmoid(-z_z_k_2)
         radj_z_z_k = d2sigmoid_z_z_k * adj_z_k * tan_z_z_k_2 + dsigmoid_z_z_k_2 * radj_z_k
         t[f"radj[z_z({k})]"] = radj_z_z_k
         # radj_c_k[j] = radj_h_k[j] - radj_h_k[j] z_k[j] - adj_h_k[j] tan_z_k[j]
@@ -495,10 +500,10 @@ def _r_pass(t):
         # radj_z_r_k[j] = sigmoid''(z_r_k[j]) adj_r_k[j] tan_z_r_k[j] + sigmoid'(z_r_k[j]) radj_r_k[j]
         z_r_k_2 = t[f"z_r({k})"]
         r_k_2 = t[f"r({k})"]
-        d2sigmoid_z_r_k = (2*r_k_2*np.exp(-z_r_k_2) - 1)*np.exp(-z_r_k_2)/(1 + np.exp(-z_r_k_2))**2
+        d2sigmoid_z_r_k = -r_k_2*(2*r_k_2 - 1)*_sigmoid(-z_r_k_2)
         adj_r_k = t[f"adj[r({k})]"]
         tan_z_r_k_2 = t[f"tan[z_r({k})]"]
-        dsigmoid_z_r_k_2 = np.exp(-z_r_k_2)/(1 + np.exp(-z_r_k_2))**2
+        dsigmoid_z_r_k_2 = r_k_2*_sigmoid(-z_r_k_2)
         radj_z_r_k = d2sigmoid_z_r_k * adj_r_k * tan_z_r_k_2 + dsigmoid_z_r_k_2 * radj_r_k
         t[f"radj[z_r({k})]"] = radj_z_r_k
     # radj_h_1[j] = Σ_c adj_z_z_2[c] dir_Uz[c,j] + Σ_c Uz[c,j] radj_z_z_2[c] + Σ_c adj_z_r_2[c] dir_Ur[c,j] + Σ_c Ur[c,j] radj_z_r_2[c] + r_2[j] radj_g_2[j] + adj_g_2[j] tan_r_2[j] + radj_h_2[j] z_2[j] + adj_h_2[j] tan_z_2[j]
@@ -525,7 +530,7 @@ def _r_pass(t):
     radj_z_1 = -c_1 * radj_h_1 - adj_h_1 * tan_c_1
     t["radj[z(1)]"] = radj_z_1
     # radj_z_z_1[j] = sigmoid''(z_z_1[j]) adj_z_1[j] tan_z_z_1[j] + sigmoid'(z_z_1[j]) radj_z_1[j]
-    d2sigmoid_z_z_1 = (2*z_1*np.exp(-z_z_1) - 1)*np.exp(-z_z_1)/(1 + np.exp(-z_z_1))**2
+    d2sigmoid_z_z_1 = -z_1*(2*z_1 - 1)*_sigmoid(-z_z_1)
     adj_z_1 = t["adj[z(1)]"]
     radj_z_z_1 = d2sigmoid_z_z_1 * adj_z_1 * tan_z_z_1 + dsigmoid_z_z_1 * radj_z_1
     t["radj[z_z(1)]"] = radj_z_z_1
@@ -555,7 +560,7 @@ def _backward_seeded(t):
     t[f"adj[z({T})]"] = adj_z_T
     # adj_z_z_T[j] = sigmoid'(z_z_T[j]) adj_z_T[j]
     z_z_T = t[f"z_z({T})"]
-    dsigmoid_z_z_T = np.exp(-z_z_T)/(1 + np.exp(-z_z_T))**2
+    dsigmoid_z_z_T = _sigmoid(-z_z_T)*_sigmoid(z_z_T)
     adj_z_z_T = dsigmoid_z_z_T * adj_z_T
     t[f"adj[z_z({T})]"] = adj_z_z_T
     # adj_c_T[j] = adj_h_T[j] - adj_h_T[j] z_T[j]
@@ -577,7 +582,7 @@ def _backward_seeded(t):
     t[f"adj[r({T})]"] = adj_r_T
     # adj_z_r_T[j] = sigmoid'(z_r_T[j]) adj_r_T[j]
     z_r_T = t[f"z_r({T})"]
-    dsigmoid_z_r_T = np.exp(-z_r_T)/(1 + np.exp(-z_r_T))**2
+    dsigmoid_z_r_T = _sigmoid(-z_r_T)*_sigmoid(z_r_T)
     adj_z_r_T = dsigmoid_z_r_T * adj_r_T
     t[f"adj[z_r({T})]"] = adj_z_r_T
     Uz = t["Uz"]
@@ -602,7 +607,7 @@ def _backward_seeded(t):
         # adj_z_z_k[j] = sigmoid'(z_z_k[j]) adj_z_k[j]
         z_z_k = t[f"z_z({k})"]
         z_k = t[f"z({k})"]
-        dsigmoid_z_z_k = np.exp(-z_z_k)/(1 + np.exp(-z_z_k))**2
+        dsigmoid_z_z_k = z_k*_sigmoid(-z_z_k)
         adj_z_z_k = dsigmoid_z_z_k * adj_z_k
         t[f"adj[z_z({k})]"] = adj_z_z_k
         # adj_c_k[j] = adj_h_k[j] - adj_h_k[j] z_k[j]
@@ -623,7 +628,7 @@ def _backward_seeded(t):
         # adj_z_r_k[j] = sigmoid'(z_r_k[j]) adj_r_k[j]
         z_r_k = t[f"z_r({k})"]
         r_k = t[f"r({k})"]
-        dsigmoid_z_r_k = np.exp(-z_r_k)/(1 + np.exp(-z_r_k))**2
+        dsigmoid_z_r_k = r_k*_sigmoid(-z_r_k)
         adj_z_r_k = dsigmoid_z_r_k * adj_r_k
         t[f"adj[z_r({k})]"] = adj_z_r_k
     # adj_h_1[j] = Σ_c Uz[c,j] adj_z_z_2[c] + Σ_c Ur[c,j] adj_z_r_2[c] + adj_g_2[j] r_2[j] + adj_h_2[j] z_2[j]
@@ -644,7 +649,7 @@ def _backward_seeded(t):
     # adj_z_z_1[j] = sigmoid'(z_z_1[j]) adj_z_1[j]
     z_z_1 = t["z_z(1)"]
     z_1 = t["z(1)"]
-    dsigmoid_z_z_1 = np.exp(-z_z_1)/(1 + np.exp(-z_z_1))**2
+    dsigmoid_z_z_1 = z_1*_sigmoid(-z_z_1)
     adj_z_z_1 = dsigmoid_z_z_1 * adj_z_1
     t["adj[z_z(1)]"] = adj_z_z_1
     # adj_c_1[j] = adj_h_1[j] - adj_h_1[j] z_1[j]

@@ -549,15 +549,6 @@ def _jac_r_3__z_r_2(t):
     return jac_z_r_3__z_r_2 * dtanh_z_r_3[:, :, None]
 
 
-def _jac_r_3__z_r_3(t):
-    """jac_r_3__z_r_3[m,i] = tanh'(z_r_3[m]) δ[m,i]"""
-    z_r_3 = t["z_r(3)"]
-    r_3 = t["r(3)"]
-    dtanh_z_r_3 = 1 - r_3**2
-    # einsum("Bm,mi->Bmi", dtanh_z_r_3, np.eye(2))
-    return np.eye(2) * dtanh_z_r_3[:, :, None]
-
-
 def _jac_r_1__z_r_1(t):
     """jac_r_1__z_r_1[m,i] = tanh'(z_r_1[m]) δ[m,i]"""
     z_r_1 = t["z_r(1)"]
