@@ -57,7 +57,28 @@ from .kernel_context import Context, identifiers, static_heap
 from .kernel_statements import lower_module
 from .loops import fold_loops, has_families
 
-__all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter"]
+__all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter", "docstring_literal"]
+
+
+def docstring_literal(text: str) -> str:
+    r"""``text`` as a triple-quoted Python literal that cannot end early or run anything: a
+    backslash, a quote and every character that is not printable (a control character, a lone
+    surrogate from an undecodable file name) is written as an escape, so that a file path such
+    as ``net\"\"\";__import__("os").system("id");\"\"\".ein`` stays text (docs/security.md).
+
+    Example:
+        >>> docstring_literal('a"b\\c')[3:-3]   # between the triple quotes
+        'a\\"b\\\\c'
+    """
+    out = []
+    for ch in text:
+        if ch == "\\" or ch == '"':
+            out.append("\\" + ch)
+        elif ch == "\n" or ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return '"""' + "".join(out) + '"""'
 
 
 class ScalarPrinter(SympyNumPyPrinter):
@@ -211,7 +232,7 @@ class NumPyPrinter(Printer):
         body = []
         for it, text in zip(m.items, items):
             body += [self.helpers[h] for h in sorted(self.used)] if isinstance(it, Helpers) else [text]
-        head = [('"""' + m.header + '\n"""').replace("\\", "\\\\"), self.prelude, ""]
+        head = [docstring_literal(m.header + "\n"), self.prelude, ""]
         return "\n".join(head + [self._print(c) for c in m.constants]) + "\n\n\n" + "\n\n\n".join(body) + "\n"
 
     def _print_Function(self, f) -> str:
