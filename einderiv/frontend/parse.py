@@ -24,6 +24,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from . import syntax as S
 from ..errors import EinderivError, Location, ParseError, UsageError
 from .header import Header, header
+from .limits import MAX_NESTING, MAX_TOKEN, literal_error, long_token, nesting_error
 
 #: how terminals are named in "expected one of: ..." lists
 _TERMINAL_WORDS = {
@@ -205,6 +206,9 @@ class _ToSyntax(Transformer):
 
     def number(self, children):
         (t,) = children
+        why = literal_error(str(t))
+        if why is not None:
+            raise _syntax_error_at(t.line, t.column, why)
         return S.Number(t.line, t.column, str(t))
 
     def call(self, children):
@@ -367,12 +371,37 @@ def paper_labels(text: str) -> str:
 
 # ------------------------------------------------------------------ public
 def read(path: str) -> str:
-    """The text of a network file (UTF-8); :class:`UsageError` when it cannot be read."""
+    """The text of a network file (UTF-8, a byte-order mark allowed); :class:`UsageError` when it
+    cannot be read, :class:`ParseError` at the first byte that is not UTF-8."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise UsageError(f"cannot read '{path}': {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")  # parse() drops a byte-order mark
+    except UnicodeDecodeError as exc:
+        start = exc.start
+        line = data.count(b"\n", 0, start) + 1
+        head = data[data.rfind(b"\n", 0, start) + 1:start].decode("utf-8", "replace")
+        raise ParseError(f"byte 0x{data[start]:02x} is not UTF-8; expected a UTF-8 text file",
+                         Location(path, line, len(head) + 1)) from None
+
+
+def _depth_error(tree, path: str) -> ParseError | None:
+    """An error at the first statement whose parse tree is nested deeper than MAX_NESTING (the
+    passes over an expression recurse), naming its depth; None if none is."""
+    for statement in tree.children:
+        deepest, stack = 0, [(statement, 0)]
+        while stack:
+            node, depth = stack.pop()
+            deepest = max(deepest, depth)
+            stack.extend((c, depth + 1) for c in getattr(node, "children", ()) if hasattr(c, "children"))
+        if deepest > MAX_NESTING:
+            meta = statement.meta
+            return ParseError(nesting_error(deepest),
+                              Location(path, getattr(meta, "line", 1), getattr(meta, "column", 1)))
+    return None
 
 
 def parse(text: str, path: str) -> S.Module:
@@ -381,6 +410,12 @@ def parse(text: str, path: str) -> S.Module:
     Raises :class:`ParseError` (``file:line:col: syntax error: ...``).  The file's
     header (directives ``# einderiv: order 3``, title) is read too, into ``Module.header``.
     """
+    text = text[1:] if text.startswith("\ufeff") else text  # a UTF-8 byte-order mark
+    long = long_token(text)
+    if long is not None:
+        line, column, length = long
+        raise ParseError(f"a name or number of {length} characters; expected at most {MAX_TOKEN}",
+                         Location(path, line, column))
     found = header(text, path)
     text = paper_labels(text)
     padded = text if text.endswith("\n") else text + "\n"
@@ -388,6 +423,9 @@ def parse(text: str, path: str) -> S.Module:
         tree = _parser().parse(padded)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, path) from None
+    deep = _depth_error(tree, path)
+    if deep is not None:
+        raise deep
     try:
         return _ToSyntax(path, text, found).transform(tree)
     except VisitError as e:
