@@ -32,6 +32,7 @@ import ast
 import math
 import os
 import re
+from decimal import Decimal
 
 import sympy
 
@@ -92,10 +93,10 @@ def long_token(text: str) -> tuple[int, int, int] | None:
 def literal_error(text: str) -> str | None:
     """Why a number literal is refused (beyond :data:`MAX_MAGNITUDE`, or so small that float64
     reads it as 0), else None."""
-    value = float(text)  # a literal of at most MAX_TOKEN characters: fast, inf when too large
-    if value != 0 and not 1 / MAX_MAGNITUDE <= abs(value) <= MAX_MAGNITUDE:
+    value = Decimal(text).copy_abs()  # exact (no rounding); a literal has at most MAX_TOKEN characters
+    if value != 0 and not Decimal(f"{1 / MAX_MAGNITUDE:g}") <= value <= Decimal(f"{MAX_MAGNITUDE:g}"):
         return f"number {text} is out of range; expected at most {MAX_MAGNITUDE:g} in magnitude" + (
-            "" if abs(value) > 1 else f" and at least {1 / MAX_MAGNITUDE:g} unless 0")
+            "" if value > 1 else f" and at least {1 / MAX_MAGNITUDE:g} unless 0")
     return None
 
 
@@ -118,7 +119,8 @@ def _value(node: ast.AST, params: frozenset[str], user: frozenset[str], src: str
     if isinstance(node, ast.Constant):
         value = float(node.value)
         if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
-            raise _Refused(where, f"the number {ast.get_source_segment(src, node) or node.value} is beyond {MAX_MAGNITUDE:g} in magnitude")
+            raise _Refused(where, f"the number {ast.get_source_segment(src, node) or node.value} is too large; expected "
+                                  f"at most {MAX_MAGNITUDE:g} in magnitude")
         return value
     if isinstance(node, ast.Name):  # a parameter, or a SymPy constant (pi, E, GoldenRatio, …)
         if node.id in params:
@@ -134,23 +136,25 @@ def _value(node: ast.AST, params: frozenset[str], user: frozenset[str], src: str
         a, b = _value(node.left, params, user, src), _value(node.right, params, user, src)
         if isinstance(node.op, ast.Pow):
             if isinstance(b, float) and abs(b) > MAX_EXPONENT:
-                raise _Refused(node.right.col_offset, f"the exponent {b:g} is beyond {MAX_EXPONENT} in magnitude")
+                raise _Refused(node.right.col_offset, f"the exponent {b:g} is too large; expected at most "
+                                                 f"{MAX_EXPONENT} in magnitude")
             if b is _UNKNOWN and a is not None:
-                raise _Refused(node.right.col_offset, "the exponent of a constant must be arithmetic in numbers")
+                raise _Refused(node.right.col_offset, "the exponent of a constant is not a plain number; "
+                                                 "expected arithmetic in numbers")
             if a is _UNKNOWN and (b is None or abs(b) > 4):
-                raise _Refused(node.left.col_offset, "a function of constants may be raised to at most the "
-                                                     "4th power")
+                raise _Refused(node.left.col_offset, "a function of constants is raised to a power beyond 4; "
+                                                     "expected at most the 4th power")
         if isinstance(a, float) and isinstance(b, float):
             try:
                 value = {ast.Add: a.__add__, ast.Sub: a.__sub__, ast.Mult: a.__mul__, ast.Div: a.__truediv__,
                          ast.Pow: a.__pow__}[type(node.op)](b)
             except ZeroDivisionError:
-                raise _Refused(where, "division by zero") from None
+                raise _Refused(where, "division by zero; expected a nonzero divisor") from None
             except OverflowError:
                 value = math.inf
             if isinstance(value, complex) or not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
-                raise _Refused(where, f"the constant {ast.unparse(node)} is not a real number within "
-                                      f"{MAX_MAGNITUDE:g} in magnitude")
+                raise _Refused(where, f"the constant {ast.unparse(node)} is too large or not real; "
+                                      f"expected a real number of at most {MAX_MAGNITUDE:g} in magnitude")
             return value
         if a is None or b is None:
             return None
@@ -162,10 +166,11 @@ def _value(node: ast.AST, params: frozenset[str], user: frozenset[str], src: str
         func = ast.unparse(node.func)
         for arg, value in zip(node.args, args):
             if value is _UNKNOWN and func in user:
-                raise _Refused(arg.col_offset, f"the constant argument of {func} must be arithmetic in numbers")
+                raise _Refused(arg.col_offset, f"the constant argument of {func} is not a plain number; "
+                                               "expected arithmetic in numbers")
             if isinstance(value, float) and abs(value) > MAX_CONSTANT_ARGUMENT:
-                raise _Refused(arg.col_offset, f"the constant argument {value:g} of {ast.unparse(node.func)} "
-                                               f"is beyond {MAX_CONSTANT_ARGUMENT} in magnitude")
+                raise _Refused(arg.col_offset, f"the constant argument {value:g} of {func} is too large; "
+                                               f"expected at most {MAX_CONSTANT_ARGUMENT} in magnitude")
         return _UNKNOWN
     return None
 
@@ -174,7 +179,7 @@ def check_body(name: str, params: tuple[str, ...], body: str, loc: Location, use
     """Refuse a body (already tokenised and parsed as Python by the checker) whose constants
     SymPy would spend unbounded time or memory on; ``loc`` is the body's first character."""
     if len(body) > MAX_BODY:
-        raise FunctionError(f"the body of function '{name}' has {len(body)} characters; at most {MAX_BODY} "
+        raise FunctionError(f"the body of function '{name}' has {len(body)} characters; expected at most {MAX_BODY} "
                             "(split it into several functions)", loc)
     try:
         python = body.replace("^", "**")
@@ -188,8 +193,7 @@ def check_body(name: str, params: tuple[str, ...], body: str, loc: Location, use
         while seen < len(body) and col > 0:
             col -= 2 if body[seen] == "^" else 1
             seen += 1
-        raise FunctionError(f"in the body of function '{name}': {exc.message}; expected smaller constants "
-                            "(the limits that keep every answer fast: docs/security.md)",
+        raise FunctionError(f"in the body of function '{name}': {exc.message} (limits: docs/security.md)",
                             Location(loc.file, loc.line, loc.column + seen)) from None
 
 
