@@ -57,6 +57,9 @@ from .kernel_context import Context, identifiers, static_heap
 from .kernel_statements import lower_module
 from .loops import fold_loops, has_families
 
+#: terms of a sum written flat; a longer one is split (see :meth:`NumPyPrinter._sum`)
+FLAT_SUM = 64
+
 __all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter", "docstring_literal"]
 
 
@@ -389,8 +392,17 @@ class NumPyPrinter(Printer):
     def _print_Sum(self, e) -> str:
         if not e.terms:
             return "0.0"
-        out = self._print(e.terms[0])
-        for t in e.terms[1:]:
+        return self._sum(e.terms)
+
+    def _sum(self, terms) -> str:
+        """``a + b - c``; a sum of more than :data:`FLAT_SUM` terms is split in halves, each in
+        parentheses, so that Python's compiler never meets a sum nested thousands deep (the
+        per-sample gradient norms of a 120-layer linear chain sum 7,381 products)."""
+        if len(terms) > FLAT_SUM:
+            half = len(terms) // 2
+            return f"({self._sum(terms[:half])}) + ({self._sum(terms[half:])})"
+        out = self._print(terms[0])
+        for t in terms[1:]:
             text = self._print(t)
             out += f" - {text[1:]}" if _negative(t) else f" + {text}"
         return out
