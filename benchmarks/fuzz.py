@@ -23,12 +23,15 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=25_000, help="inputs of each kind (default 25000)")
     p.add_argument("--seed", type=int, default=2026, help="seed of both generators (default 2026)")
+    p.add_argument("--kind", choices=("both", "drawn", "mutated"), default="both", help="which inputs (default both)")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         for kind, inputs in (("drawn networks", F.grammar_inputs(args.count, args.seed)),
                              ("mutated examples", F.mutants(args.count, args.seed, F.SEEDS))):
+            if args.kind != "both" and not kind.startswith(args.kind):
+                continue
             tally, start = F.Tally(), time.perf_counter()
             for source in inputs:
                 F.answer(source, tally, Path(tmp) / "t.ein")

@@ -114,6 +114,7 @@ def answer(source, tally: Tally, path: Path | None = None) -> str:
 # ------------------------------------------------------------------ grammar strategies
 HOSTILE_NUMBERS = ["0", "1", "0.5", "2", "1e-3", "1e300", "1e309", "1e-400", "1e100000000", "9**9**9",
                    "10**12", "0.0", "00", "1.", ".5", "3e+2", "123456789012345678901234567890"]
+BODY_OPERATORS = ["+", "-", "*", "/", "^", "**", "//"]
 BODY_FUNCTIONS = ["exp", "log", "tanh", "sigmoid", "erf", "Abs", "Max", "sqrt", "sin", "cos", "factorial",
                   "gamma", "primepi", "floor", "sign", "softplus", "relu", "square", "atan", "cbrt"]
 NET_FUNCTIONS = ["relu", "tanh", "sigmoid", "softplus", "exp", "log", "square", "identity", "sqrt"]
@@ -122,9 +123,9 @@ OBJECTIVES = ["squared_error(p, y)", "softmax_cross_entropy(p, y)", "binary_cros
 
 
 def _body() -> st.SearchStrategy[str]:
-    leaf = st.one_of(st.just("z"), st.just("w"), st.sampled_from(HOSTILE_NUMBERS), st.just("pi"))
+    leaf = st.one_of(st.just("z"), st.just("w"), st.sampled_from(HOSTILE_NUMBERS), st.sampled_from(["pi", "2j", "j"]))
     return st.recursive(leaf, lambda inner: st.one_of(
-        st.tuples(inner, st.sampled_from(["+", "-", "*", "/", "^", "**"]), inner).map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
+        st.tuples(inner, st.sampled_from(BODY_OPERATORS), inner).map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
         st.tuples(st.sampled_from(BODY_FUNCTIONS), inner).map(lambda t: f"{t[0]}({t[1]})"),
         inner.map(lambda e: f"({e})"),
         inner.map(lambda e: f"-{e}"),
@@ -173,7 +174,7 @@ def networks(draw) -> str:
     lines += ["input x^i : n", "label y^i : n", "weight W^j_i : n, n", "weight V^j_k : n, n", "bias b^j : n",
               "weight s"]
     if draw(st.booleans()):
-        params = draw(st.sampled_from(["z", "z, w", "", "z, z"]))
+        params = draw(st.sampled_from(["z", "z, w", "", "z, z", "z, j"]))
         lines.append(f"function g({params}) = {draw(_body())}")
     else:
         lines.append("function g(z) = z * sigmoid(z)")
@@ -263,7 +264,7 @@ def _grow(rng: random.Random, leaves, rules, budget: int) -> str:
 
 
 _BODY_RULES = [
-    lambda r, e: f"{e()} {r.choice(['+', '-', '*', '/', '^', '**'])} {e()}",
+    lambda r, e: f"{e()} {r.choice(BODY_OPERATORS)} {e()}",
     lambda r, e: f"{r.choice(BODY_FUNCTIONS)}({e()})",
     lambda r, e: f"({e()})",
     lambda r, e: f"-{e()}",
@@ -301,9 +302,9 @@ def random_network(rng: random.Random) -> str:
     lines.append(f"dims n = {size}" if size else "dims n")
     lines += ["input x^i : n", "label y^i : n", "weight W^j_i : n, n", "weight V^j_k : n, n", "bias b^j : n",
               "weight s"]
-    body_leaves = ["z", "w", "pi"] + HOSTILE_NUMBERS
+    body_leaves = ["z", "w", "pi", "2j", "j"] + HOSTILE_NUMBERS
     if rng.random() < 0.5:
-        params = rng.choice(["z", "z, w"] * 4 + ["", "z, z"])
+        params = rng.choice(["z", "z, w"] * 4 + ["", "z, z", "z, j"])
         lines.append(f"function g({params}) = {_grow(rng, body_leaves, _BODY_RULES, 12)}")
     else:
         lines.append("function g(z) = z * sigmoid(z)")

@@ -68,6 +68,12 @@ CASES = [
                                            "h(h(100)) * z\np^j = g(W^j_i x^i)"),
      "t.ein:6:19: in the body of function 'g': the constant argument of h is not a plain number; expected "
      "arithmetic in numbers" + LIMITS),
+    # a parameter named j makes `1j` a complex literal to Python's parser (the fuzzer's find)
+    ("complex literal", with_fn("z*1j").replace("g(z)", "g(z, j)").replace("g(W^j_i x^i)", "g(W^j_i x^i, 1)"),
+     "t.ein:5:22: in the body of function 'g': the number 1j is not real; expected a real number" + LIMITS),
+    ("constant not real", with_fn("z*(-8)**0.5"),
+     "t.ein:5:19: in the body of function 'g': the constant (-8) ** 0.5 is too large or not real; expected a real "
+     "number of at most 1e+300 in magnitude" + LIMITS),
     ("long body", with_fn("z" + " + z" * 1000),
      "t.ein:5:17: the body of function 'g' has 4001 characters; expected at most 2000 (split it into several "
      "functions)"),
@@ -93,10 +99,10 @@ CASES = [
 
 @pytest.mark.parametrize("source, expected", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_refused_at_once_with_one_line(source, expected):
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: the test machine's other load does not count
     with pytest.raises(EinderivError) as info:
         einderiv.derive(einderiv.load("t.ein", text=source), 1)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert str(info.value).splitlines()[0] == expected
 
 
@@ -140,10 +146,10 @@ def test_the_unroll_limit_is_settable(monkeypatch):
 ])
 def test_check_refuses_huge_sizes_at_once(size, expected):
     d = einderiv.derive(einderiv.load("t.ein", text=NET.replace("n = 2", f"n = {size}")), 2)
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(EinderivError) as info:
         einderiv.check(d)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert str(info.value) == (f"t.ein: check would allocate an array of {expected}; the limit is 100,000,000 "
                                "(--max-size or EINDERIV_MAX_SIZE sets it)")
 

@@ -86,3 +86,18 @@ def test_labels_far_apart_are_listed_not_spanned():
     with pytest.raises(EinderivError, match=r"^t.ein:18:21: label out of range: r\(0\) is not a member of r, whose "
                        r"labels are 1, 2, 3, 99999999$"):
         einderiv.load("t.ein", text=rnn)
+
+
+def test_a_control_character_before_a_comment_is_a_syntax_error():
+    """A flipped byte put \\x1c (a 'file separator', which str.lstrip() strips) before a comment:
+    the syntax-error message looked for the first non-blank character of '\\x1c   ' with
+    str.lstrip() and found none (AttributeError, exit 3).  Its line is counted as the grammar
+    counts lines (str.splitlines() would split at \\x1c too)."""
+    text = (F.ROOT / "derivations" / "deep_template.ein").read_text()
+    text = text.replace("weight w^{(1),j}_i : h, n_in ", "weight w^{(1),j}_i : h, n_in\x1c", 1)
+    with pytest.raises(EinderivError) as info:
+        einderiv.load("t.ein", text=text)
+    lines = str(info.value).split("\n")
+    assert lines[0] == r"t.ein:8:29: syntax error: unexpected '\x1c'; expected one of: ',', 'for', end of line"
+    assert lines[1].startswith("weight w(1)^{j} _i : h, n_in\x1c")
+    assert lines[2] == " " * 28 + "^"

@@ -117,6 +117,9 @@ def _value(node: ast.AST, params: frozenset[str], user: frozenset[str], src: str
     ``user``: the file's functions, whose constant arguments must be plain numbers."""
     where = getattr(node, "col_offset", 0)
     if isinstance(node, ast.Constant):
+        if not isinstance(node.value, (int, float)):  # `1j`: a complex literal (a parameter named j)
+            raise _Refused(where, f"the number {ast.get_source_segment(src, node)} is not real; expected a real "
+                                  "number")
         value = float(node.value)
         if not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
             raise _Refused(where, f"the number {ast.get_source_segment(src, node) or node.value} is too large; expected "
@@ -141,13 +144,14 @@ def _value(node: ast.AST, params: frozenset[str], user: frozenset[str], src: str
             if b is _UNKNOWN and a is not None:
                 raise _Refused(node.right.col_offset, "the exponent of a constant is not a plain number; "
                                                  "expected arithmetic in numbers")
-            if a is _UNKNOWN and (b is None or abs(b) > 4):
+            if a is _UNKNOWN and isinstance(b, float) and abs(b) > 4:
                 raise _Refused(node.left.col_offset, "a function of constants is raised to a power beyond 4; "
                                                      "expected at most the 4th power")
-        if isinstance(a, float) and isinstance(b, float):
+        operation = {ast.Add: a.__add__, ast.Sub: a.__sub__, ast.Mult: a.__mul__, ast.Div: a.__truediv__,
+                     ast.Pow: a.__pow__}.get(type(node.op)) if isinstance(a, float) else None
+        if operation is not None and isinstance(b, float):  # (`//` of two numbers: SymPy's, bounded by them)
             try:
-                value = {ast.Add: a.__add__, ast.Sub: a.__sub__, ast.Mult: a.__mul__, ast.Div: a.__truediv__,
-                         ast.Pow: a.__pow__}[type(node.op)](b)
+                value = operation(b)
             except ZeroDivisionError:
                 raise _Refused(where, "division by zero; expected a nonzero divisor") from None
             except OverflowError:

@@ -253,9 +253,15 @@ def _syntax_error_at(line: int, column: int, message: str) -> _SyntaxErrorAt:
     return _SyntaxErrorAt(line, column, message)
 
 
+def _lines(text: str) -> list[str]:
+    """The lines as the grammar counts them (``\n`` ends a line; ``str.splitlines`` would also
+    split at ``\x0b``, ``\x1c``, ``\u2028``, … and shift every later line)."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def caret_context(text: str, line: int, column: int) -> str:
     """The source line and a caret under ``column`` (both 1-based)."""
-    lines = text.splitlines()
+    lines = _lines(text)
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     pad = "".join("\t" if ch == "\t" else " " for ch in src[: column - 1])
     return f"{src}\n{pad}^"
@@ -293,7 +299,7 @@ _STATEMENT_WORDS = ("dims", "depth", "input", "label", "weight", "bias", "functi
 def _power_at(text: str, line: int, column: int) -> tuple[str, int] | None:
     """A syntax error at ``line:column`` that is a power (``v^j^2``, ``(a)^2``, ``x**2``) on the
     right side of a definition: the operator and its column, else None."""
-    lines = text.splitlines()
+    lines = _lines(text)
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     head = src.split("#", 1)[0]
     if "=" not in head[: column - 1] or head.lstrip().startswith(_STATEMENT_WORDS):
@@ -316,8 +322,9 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
             # The contextual lexer fell back to the whole grammar, where the
             # rest-of-line BODY matches anything: report just the first lexeme.
             raw = str(e.token)
-            column += len(raw) - len(raw.lstrip())
-            got = repr(re.match(r"[A-Za-z0-9_.]+|\S", raw.lstrip()).group(0))
+            rest = raw.lstrip(" \t\f\r")  # the grammar's blanks only: str.lstrip() also eats \x1c
+            column += len(raw) - len(rest)
+            got = repr(re.match(r"[A-Za-z0-9_.]+|.", rest, re.S).group(0) if rest else raw[:1])
         if e.token.type == "$END":  # lark gives no position for the end
             lines = text.splitlines() or [""]
             line, column = len(lines), len(lines[-1]) + 1
