@@ -110,6 +110,7 @@ def _pdf_text(tex: str, tmp_path) -> str:
     run = subprocess.run([pdflatex, "-no-shell-escape", "-interaction=nonstopmode", "-halt-on-error",
                           "doc.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:]
+    assert "Font Warning" not in (tmp_path / "doc.log").read_text(errors="replace")  # each glyph as written
     assert "PWNED" not in os.listdir(tmp_path)
     subprocess.run([pdftotext, "-raw", "doc.pdf", "doc.txt"], cwd=tmp_path, check=True, timeout=60)
     return (tmp_path / "doc.txt").read_text(encoding="utf-8")

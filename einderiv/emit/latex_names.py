@@ -43,8 +43,8 @@ NAMINGS = ("compact", "nested")
 #: characters of free text (a file's title) written in LaTeX
 TEXT_CHARS = {"§": r"\S{}", "–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''", "×": r"$\times$",
               "≤": r"$\leq$", "≥": r"$\geq$", "…": r"\dots{}",
-              # ASCII that OT1 fonts set as other glyphs (¡ ¿ —)
-              "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+              # ASCII that OT1 fonts set as other glyphs (¡ ¿ —); math works in roman and typewriter
+              "<": r"$<$", ">": r"$>$", "|": r"$|$"}
 
 
 # ------------------------------------------------------------ names
