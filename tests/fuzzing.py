@@ -74,7 +74,9 @@ def answer(source, tally: Tally, path: Path | None = None) -> str:
     """Run one input (text, or bytes written to ``path`` and read from there); record it in
     ``tally``; return its outcome."""
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT)
+    # repeating: an alarm that lands in a callback Python ignores exceptions from (a weakref's,
+    # during garbage collection) is raised again a second later
+    signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT, 1.0)
     start = time.perf_counter()
     outcome, why = "ok", ""
     try:
