@@ -42,8 +42,11 @@ dimension 'x'…``); a bug in einderiv raises :class:`~einderiv.errors.InternalE
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Mapping, Union
+
+import sympy
 
 from . import progress
 from .analysis.structure import summarize
@@ -58,8 +61,9 @@ from .emit.stable import overflow_warnings
 from .emit.template_numpy import generate_template
 from .errors import Argument, EinderivWarning, UsageError
 from .frontend.header import Header
+from .frontend.limits import max_size
 from .frontend.model import Template, load
-from .frontend.network import Network
+from .frontend.network import Network, dim_symbol
 from .ir.tools import walk
 from .numcheck import CheckReport
 from .numcheck import check as _check
@@ -174,10 +178,47 @@ def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int
     module, in float64."""
     _printer(backend)
     derivation = _concrete(derivation, "check")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UsageError("{0}: the seed must be a non-negative integer", arguments=(Argument("seed", None, seed),))
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise UsageError("{0}: the batch must be a positive integer", arguments=(Argument("batch", None, batch),))
+    if not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
+        raise UsageError("{0}: the tolerance must be a non-negative number", arguments=(Argument("tol", None, tol),))
+    largest_array(derivation, sizes, batch)
     derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))
     _warn_overflow(derivation)
     with progress.stage("checking against finite differences"):
-        return _check(derivation, sizes, seed=seed, batch=batch, tol=tol, backend=backend)
+        try:
+            return _check(derivation, sizes, seed=seed, batch=batch, tol=tol, backend=backend)
+        except OverflowError as exc:  # an exact constant of the derivatives beyond float64 (1e300 W x)
+            raise UsageError(f"{derivation.network.path}: a constant of the derivatives is beyond float64's range "
+                             f"({exc}); expected numbers that float64 can hold, e.g. smaller literals") from None
+
+
+def largest_array(derivation: Derivation, sizes: Sizes = None, batch: int = 3) -> int:
+    """The elements of the largest array ``check`` allocates — a batch of a tensor, the parameters,
+    the dense Hessian (order ≥ 2: P², order 3: P³) — or :class:`UsageError` when that is more than
+    :func:`~einderiv.frontend.limits.max_size` (``EINDERIV_MAX_SIZE``, ``--max-size``).  Sizes not
+    known count as 1 (``check`` asks for them)."""
+    net = derivation.network
+    known = {s: sympy.Integer(v) for s, v in {**net.sizes(), **{dim_symbol(k): v for k, v in
+                                                                  (sizes or {}).items()}}.items()}
+
+    def elements(indices) -> int:
+        return math.prod(int(v) if (v := sympy.sympify(ix.dim).xreplace(known)).is_Integer else 1
+                         for ix in indices)
+
+    arrays = [(batch * elements(t.indices), f"a batch of {t.name}") for t in net.data]
+    arrays += [(batch * elements(d.indices), f"a batch of {d.name}") for d in net.definitions]
+    count = sum(elements(t.indices) for t in net.params)
+    order = min(derivation.order, 3)
+    arrays.append((count ** order, f"{count:,} parameters" + (f" to the power {order}, the dense derivatives"
+                                                              if order > 1 else "")))
+    size, what = max(arrays, key=lambda a: a[0])
+    if size > max_size():
+        raise UsageError(f"{net.path}: check would allocate an array of {size:,} elements ({what}); the limit is "
+                         f"{max_size():,} (--max-size or EINDERIV_MAX_SIZE sets it)")
+    return size
 
 
 def printed_form(derivation: Derivation, form: str | None) -> str:

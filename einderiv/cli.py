@@ -24,6 +24,7 @@ terminal (:mod:`einderiv.progress`), and erased when the command ends.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import traceback
@@ -44,7 +45,9 @@ DEFAULT_FORM = {"derive": "expanded", "latex": "expanded", "structure": "expande
                 "codegen": "compact", "check": "compact"}
 #: how the command line spells an API argument
 FLAGS = {"dims": "--dim", "sizes": "--dim", "depth": "--depth", "order": "--order", "form": "--form",
-         "backend": "--backend"}
+         "backend": "--backend", "seed": "--seed", "tol": "--tol", "batch": "--batch"}
+#: the options that set a resource limit (einderiv.frontend.limits), and the variable each one sets
+LIMIT_OPTIONS = {"max_steps": "EINDERIV_MAX_STEPS", "max_size": "EINDERIV_MAX_SIZE"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
                             "print the general form for any depth")
         if name in ("latex", "codegen", "derive", "structure"):
             c.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
+        c.add_argument("--max-steps", type=int, default=None, metavar="N",
+                       help="most members one 'for t = lo..hi' may unroll (default 10000, or EINDERIV_MAX_STEPS)")
+        if name == "check":
+            c.add_argument("--max-size", type=int, default=None, metavar="N",
+                           help="most elements of one array check allocates, the dense Hessian included "
+                                "(default 100000000, or EINDERIV_MAX_SIZE)")
         if DEFAULT_FORM[name] == "expanded":
             c.add_argument("--form", choices=("expanded", "compact"), default=None,
                            help="Hessian blocks in the paper's expanded form (default, unless the file "
@@ -125,12 +134,31 @@ def spell(arg: Argument) -> str:
     return f"{flag} {arg.key}={arg.value}" if arg.key is not None else f"{flag} {arg.value}"
 
 
+def _writable(output: str | None) -> None:
+    """A clear error, before any work, for an output path that cannot be written."""
+    if not output:
+        return
+    if os.path.isdir(output):
+        raise UsageError(f"-o {output}: is a directory; expected a file name")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise UsageError(f"-o {output}: no directory {parent}; expected a file in an existing directory")
+
+
 def _write(text: str, output: str | None) -> None:
     if output:
-        with open(output, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        try:
+            with open(output, "w", encoding="utf-8", newline="\n", errors="surrogateescape") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write '{output}': {exc.strerror or exc}") from None
     else:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        text = text if text.endswith("\n") else text + "\n"
+        try:
+            sys.stdout.write(text)
+        except UnicodeEncodeError:  # a file name that is not UTF-8: its bytes as they were
+            sys.stdout.flush()
+            sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
 
 
 def run(argv: list[str]) -> int:
@@ -140,6 +168,29 @@ def run(argv: list[str]) -> int:
         raise UsageError(f"--order must be a positive integer, got {args.order}")
     if args.command == "check" and args.batch < 1:
         raise UsageError(f"--batch must be a positive integer, got {args.batch}")
+    if args.command == "check" and args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.command == "check" and not (math.isfinite(args.tol) and args.tol >= 0):
+        raise UsageError(f"--tol must be a non-negative number, got {args.tol}")
+    _writable(getattr(args, "output", None))
+    saved = {var: os.environ.get(var) for var in LIMIT_OPTIONS.values()}
+    try:
+        for option, var in LIMIT_OPTIONS.items():
+            value = getattr(args, option, None)
+            if value is not None:
+                if value < 1:
+                    raise UsageError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
+                os.environ[var] = str(value)
+        return _run(args)
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _run(args) -> int:
     model = api.load(args.file, dims=_pairs(args.dim, "--dim"), depth=_pairs(args.depth, "--depth"))
     output = getattr(args, "output", None)
     for line in model.warnings() if isinstance(model, api.Network) else ():

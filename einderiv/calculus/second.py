@@ -157,26 +157,46 @@ class SecondOrder(ChainRule):
 
     def tangent_of(self, name):
         """``indices -> expression`` of name's derivative along v, or None if it has none."""
-        if isinstance(name, Quantity):
-            if name.kind is Kind.DIR:
-                return None
-            q = Quantity(Kind.RADJ, name.parts) if name.kind is Kind.ADJ else Quantity(Kind.R, (name,))
+        if isinstance(name, Quantity) and name.kind is Kind.DIR:
+            return None
+        if isinstance(name, Quantity) or name in self.node:
+            q = self._tangent(name)[0]
             if q not in self.quant:
-                d = self.quant[name]
-                self.define(q, d.indices, self.directional(d.expr))
+                self._define_tangents(name)
             return lambda w: self.qref(q, w)
         if name in self.params:
             q = Quantity(Kind.DIR, (name,))
             if q not in self.quant:
                 self.quant[q] = QDef(q, self.decl[name].indices, ONE)  # an input: no definition
             return lambda w: Ref(q, w)
-        if name in self.node:
-            q = Quantity(Kind.TAN, (name,))
-            if q not in self.quant:
-                node = self.node[name]
-                self.define(q, node.indices, self.directional(node.expr))
-            return lambda w: self.qref(q, w)
         return None  # data
+
+    def _tangent(self, name):
+        """The tangent quantity of a quantity or a node, with the indices and expression it
+        differentiates."""
+        if isinstance(name, Quantity):
+            q = Quantity(Kind.RADJ, name.parts) if name.kind is Kind.ADJ else Quantity(Kind.R, (name,))
+            d = self.quant[name]
+            return q, d.indices, d.expr
+        node = self.node[name]
+        return Quantity(Kind.TAN, (name,)), node.indices, node.expr
+
+    def _define_tangents(self, name) -> None:
+        """Define ``name``'s tangent after those of everything it refers to, depth first, in
+        the order a recursion would (so the module is the same), with an explicit stack: a
+        chain of 250 definitions must not recurse 500 frames deep (issue 15)."""
+        stack = [(name, False)]
+        while stack:
+            n, ready = stack.pop()
+            q, indices, expr = self._tangent(n)
+            if q in self.quant:
+                continue
+            if ready:  # every tangent it needs is defined: directional recurses no further
+                self.define(q, indices, self.directional(expr))
+                continue
+            stack.append((n, True))
+            stack.extend((dep, False) for dep in reversed(ref_names(expr))
+                         if (isinstance(dep, Quantity) and dep.kind is not Kind.DIR) or dep in self.node)
 
     def hvp(self, theta: Name, gradient: Block) -> Block:
         """Σ_φ ∂²f/∂θ∂φ v[φ] as the directional derivative of θ's gradient."""

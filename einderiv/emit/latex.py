@@ -94,8 +94,10 @@ class LatexDocumentPrinter(GeneralLatex, StructureLatex, DocumentPrinter):
         return f"\\keep{{{KEEP}}}\n\\section*{{{title}}}\n"
 
     def tt(self, name) -> str:
-        """A name as the file writes it, in typewriter type."""
-        return r"\texttt{" + escape(str(name)) + "}"
+        """A name as the file writes it, in typewriter type (a backslash or a brace, from a file's
+        path, as the typewriter font's own glyph: ``\\{`` would borrow another font's)."""
+        return r"\texttt{" + "".join("{\\char%d}" % ord(ch) if ch in "\\{}" else escape(ch)
+                                     for ch in str(name)) + "}"
 
     def para(self, text: str) -> str:
         """A paragraph flush with the margin."""

@@ -42,13 +42,23 @@ STEP_TEX = {"τ": r"\tau", "ρ": r"\rho", "κ": r"\kappa"}
 NAMINGS = ("compact", "nested")
 #: characters of free text (a file's title) written in LaTeX
 TEXT_CHARS = {"§": r"\S{}", "–": "--", "—": "---", "’": "'", "‘": "`", "“": "``", "”": "''", "×": r"$\times$",
-              "≤": r"$\leq$", "≥": r"$\geq$", "…": r"\dots{}"}
+              "≤": r"$\leq$", "≥": r"$\geq$", "…": r"\dots{}",
+              # ASCII that OT1 fonts set as other glyphs (¡ ¿ —); math works in roman and typewriter
+              "<": r"$<$", ">": r"$>$", "|": r"$|$"}
 
 
 # ------------------------------------------------------------ names
 def escape(text: str) -> str:
-    """Escape the characters of an identifier (or a plain phrase) for LaTeX; the output is ASCII
-    (a character LaTeX has no ASCII spelling for here becomes ``?``)."""
+    r"""Escape the characters of an identifier (or a plain phrase) for LaTeX; the output is ASCII
+    (a character LaTeX has no ASCII spelling for here becomes ``?``, a control character a space).
+
+    Free text from a file (its title, its path) goes through here, so every character TeX gives
+    a meaning is escaped: ``\input``, ``\write18``, ``\catcode`` are text, braces balance.
+
+    Example:
+        >>> print(escape(r"\write18{rm} 100% #1 ~a^b"))
+        \textbackslash{}write18\{rm\} 100\% \#1 \~{}a\^{}b
+    """
     out = []
     for ch in text:
         if ch in "_&%$#{}":
@@ -57,8 +67,12 @@ def escape(text: str) -> str:
             out.append(r"\textbackslash{}")
         elif ch in "^~":
             out.append(r"\^{}" if ch == "^" else r"\~{}")
-        elif ch.isascii():
+        elif ch in TEXT_CHARS:
+            out.append(TEXT_CHARS[ch])
+        elif ch.isascii() and ch.isprintable():
             out.append(ch)
+        elif ch.isspace() or ch.isascii():
+            out.append(" ")
         else:
             out.append(TEXT_CHARS.get(ch, "?"))
     return "".join(out)

@@ -20,6 +20,8 @@ The names, letters and folding are the LaTeX document's (compact naming).
 """
 from __future__ import annotations
 
+import html
+
 from typing import Sequence
 
 from ..analysis.document import document
@@ -72,7 +74,9 @@ class NotebookPrinter(LatexDocumentPrinter):
         return "$$\n\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}\n$$\n\n"
 
     def title(self, heading: str, what: str, path: str) -> str:
-        return f"## {heading}\n\n{what} — `{path}`\n\n"
+        # free text from the file: the title is HTML-escaped, the path kept inside its code span
+        path = " ".join(str(path).split()).replace("`", "'")
+        return f"## {html.escape(' '.join(heading.split()))}\n\n{what} — `{path}`\n\n"
 
     def _print_Document(self, doc) -> str:
         return "".join(self._print(s) for s in doc.sections)

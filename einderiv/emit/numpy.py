@@ -58,7 +58,31 @@ from .kernel_statements import lower_module
 from .loops import fold_loops, has_families
 from .numpy_helpers import HELPERS
 
-__all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter"]
+#: terms of a sum written flat; a longer one is split (see :meth:`NumPyPrinter._sum`)
+FLAT_SUM = 64
+
+__all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter", "docstring_literal"]
+
+
+def docstring_literal(text: str) -> str:
+    r"""``text`` as a triple-quoted Python literal that cannot end early or run anything: a
+    backslash, a quote and every character that is not printable (a control character, a lone
+    surrogate from an undecodable file name) is written as an escape, so that a file path such
+    as ``net\"\"\";__import__("os").system("id");\"\"\".ein`` stays text (docs/security.md).
+
+    Example:
+        >>> docstring_literal('a"b\\c')[3:-3]   # between the triple quotes
+        'a\\"b\\\\c'
+    """
+    out = []
+    for ch in text:
+        if ch == "\\" or ch == '"':
+            out.append("\\" + ch)
+        elif ch == "\n" or ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape").decode("ascii"))
+    return '"""' + "".join(out) + '"""'
 
 
 class ScalarPrinter(SympyNumPyPrinter):
@@ -211,7 +235,7 @@ class NumPyPrinter(Printer):
         body = []
         for it, text in zip(m.items, items):
             body += [self.helpers[h] for h in sorted(self.used)] if isinstance(it, Helpers) else [text]
-        head = [('"""' + m.header + '\n"""').replace("\\", "\\\\"), self.prelude, ""]
+        head = [docstring_literal(m.header + "\n"), self.prelude, ""]
         return "\n".join(head + [self._print(c) for c in m.constants]) + "\n\n\n" + "\n\n\n".join(body) + "\n"
 
     def _print_Function(self, f) -> str:
@@ -371,8 +395,17 @@ class NumPyPrinter(Printer):
     def _print_Sum(self, e) -> str:
         if not e.terms:
             return "0.0"
-        out = self._print(e.terms[0])
-        for t in e.terms[1:]:
+        return self._sum(e.terms)
+
+    def _sum(self, terms) -> str:
+        """``a + b - c``; a sum of more than :data:`FLAT_SUM` terms is split in halves, each in
+        parentheses, so that Python's compiler never meets a sum nested thousands deep (the
+        per-sample gradient norms of a 120-layer linear chain sum 7,381 products)."""
+        if len(terms) > FLAT_SUM:
+            half = len(terms) // 2
+            return f"({self._sum(terms[:half])}) + ({self._sum(terms[half:])})"
+        out = self._print(terms[0])
+        for t in terms[1:]:
             text = self._print(t)
             out += f" - {text[1:]}" if _negative(t) else f" + {text}"
         return out

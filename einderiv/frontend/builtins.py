@@ -78,6 +78,11 @@ def check_differentiable(name: str, params: tuple[str, ...], body: sympy.Expr, l
         for expr in frontier:
             for k, p in enumerate(params):
                 d = sympy.diff(expr, ARG[k])
+                if not finite(d):
+                    raise FunctionError(
+                        f"function '{name}' has a derivative that is not finite everywhere: d/d{p} (order "
+                        f"{order}) is {d.xreplace(dict(zip(ARG, map(sympy.Symbol, params))))}; expected finite "
+                        "derivatives", loc)
                 if unevaluated(d):
                     which = f"its argument {p}" if len(params) > 1 else p
                     raise FunctionError(
@@ -150,4 +155,12 @@ def parse_user_function(name: str, params: tuple[str, ...], body: str, loc: Loca
             f"({', '.join(params)}) and known functions", loc)
     if expr.has(sympy.Derivative) or expr.has(sympy.Subs):
         raise FunctionError(f"function '{name}' cannot be differentiated in closed form", loc)
+    if not finite(expr):
+        raise FunctionError(f"the body of function '{name}' is not finite: SymPy reads it as {expr} (a division "
+                            "by zero, or a number beyond float64's range?); expected a finite expression", loc)
     return expr
+
+
+def finite(expr: sympy.Expr) -> bool:
+    """Whether ``expr`` holds no infinity or NaN (``z/0`` is ``zoo*z``, ``z*0/0`` NaN)."""
+    return not expr.has(sympy.zoo, sympy.oo, -sympy.oo, sympy.nan)

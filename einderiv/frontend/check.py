@@ -36,7 +36,8 @@ from ..errors import (Argument, EinderivError, FunctionError, IndexError_, NameE
 from ..ir import Index, Name
 from .builtins import BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
 from .context import REDUCTION, Context, Shape, fmt
-from .families import Member
+from .families import Member, to_label
+from .limits import check_body
 from .network import Definition, Network, TensorDecl, UserFunction, dim_symbol
 from .parse import parse, read
 from .summation import Scope, all_zero
@@ -171,6 +172,7 @@ class Checker(Context):
                     raise FunctionError(f"function '{fd.name}' has two parameters named '{p.name}'", self.loc(p))
             self.safe_body(fd, params, bodies)
             body_loc = self.at(fd.body_line, fd.body_column)
+            check_body(fd.name, params, fd.body, body_loc, bodies)
             body = parse_user_function(fd.name, params, fd.body, body_loc, dict(bodies))
             check_differentiable(fd.name, params, body, body_loc, lambda fn, fd=fd: self.named_in(fd, fn))
             first[fd.name] = fd
@@ -361,8 +363,17 @@ class Checker(Context):
                 try:
                     out.append(self.fam.resolve(n, dict(m.env)))
                 except EinderivError:  # a label summed over, or an error the checker reports in place
-                    out.extend(self.fam.members[n.name].values())
+                    if not self.out_of_range(n, m):
+                        out.extend(self.fam.members[n.name].values())
         return out
+
+    def out_of_range(self, call: S.Call, m: Member) -> bool:
+        """Whether a family use's label is a number (under ``m``'s range variable) that names no
+        member: no dependency, so the checker reports it where it is, not as a cycle."""
+        try:
+            return self.fam.value(to_label(call.args[0], self.path), dict(m.env)) not in self.fam.members[call.name]
+        except EinderivError:
+            return False
 
     def cycle(self, remaining: list[Member], deps, by_name) -> NameError_:
         left = {m.name for m in remaining}

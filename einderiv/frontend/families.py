@@ -29,6 +29,7 @@ from typing import Mapping, Union
 from . import syntax as S
 from ..errors import Argument, IndexError_, Location, NameError_, ShapeError
 from ..ir import Name, label_range
+from .limits import max_steps
 
 
 def member_name(base: str, label: int) -> Name:
@@ -106,6 +107,9 @@ class Families:
         if hi < lo:
             raise ShapeError(f"empty range {rng.var} = {lo}..{hi}: the upper bound must be at least the "
                              "lower bound", self.loc(rng))
+        if hi - lo + 1 > max_steps():
+            raise ShapeError(f"range {rng.var} = {lo}..{hi} unrolls {hi - lo + 1} members; expected at most {max_steps()} "
+                             "(EINDERIV_MAX_STEPS or --max-steps sets the limit)", self.loc(rng))
         return [{rng.var: v} for v in range(lo, hi + 1)]
 
     # -------------------------------------------------------- unrolling

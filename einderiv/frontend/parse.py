@@ -26,6 +26,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from . import syntax as S
 from ..errors import EinderivError, Location, ParseError, UsageError
 from .header import Header, header
+from .limits import MAX_NESTING, MAX_TOKEN, literal_error, long_token, nesting_error
 
 #: how terminals are named in "expected one of: ..." lists
 _TERMINAL_WORDS = {
@@ -213,6 +214,9 @@ class _ToSyntax(Transformer):
 
     def number(self, children):
         (t,) = children
+        why = literal_error(str(t))
+        if why is not None:
+            raise _syntax_error_at(t.line, t.column, why)
         return S.Number(t.line, t.column, str(t))
 
     def call(self, children):
@@ -262,9 +266,15 @@ def _syntax_error_at(line: int, column: int, message: str) -> _SyntaxErrorAt:
     return _SyntaxErrorAt(line, column, message)
 
 
+def _lines(text: str) -> list[str]:
+    """The lines as the grammar counts them (``\n`` ends a line; ``str.splitlines`` would also
+    split at ``\x0b``, ``\x1c``, ``\u2028``, … and shift every later line)."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def caret_context(text: str, line: int, column: int) -> str:
     """The source line and a caret under ``column`` (both 1-based)."""
-    lines = text.splitlines()
+    lines = _lines(text)
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     pad = "".join("\t" if ch == "\t" else " " for ch in src[: column - 1])
     return f"{src}\n{pad}^"
@@ -302,7 +312,7 @@ _STATEMENT_WORDS = ("dims", "depth", "input", "label", "weight", "bias", "functi
 def _power_at(text: str, line: int, column: int) -> tuple[str, int] | None:
     """A syntax error at ``line:column`` that is a power (``v^j^2``, ``(a)^2``, ``x**2``) on the
     right side of a definition: the operator and its column, else None."""
-    lines = text.splitlines()
+    lines = _lines(text)
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     head = src.split("#", 1)[0]
     if "=" not in head[: column - 1] or head.lstrip().startswith(_STATEMENT_WORDS):
@@ -325,8 +335,9 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
             # The contextual lexer fell back to the whole grammar, where the
             # rest-of-line BODY matches anything: report just the first lexeme.
             raw = str(e.token)
-            column += len(raw) - len(raw.lstrip())
-            got = repr(re.match(r"[A-Za-z0-9_.]+|\S", raw.lstrip()).group(0))
+            rest = raw.lstrip(" \t\f\r")  # the grammar's blanks only: str.lstrip() also eats \x1c
+            column += len(raw) - len(rest)
+            got = repr(re.match(r"[A-Za-z0-9_.]+|.", rest, re.S).group(0) if rest else raw[:1])
         if e.token.type == "$END":  # lark gives no position for the end
             lines = text.splitlines() or [""]
             line, column = len(lines), len(lines[-1]) + 1
@@ -380,12 +391,37 @@ def paper_labels(text: str) -> str:
 
 # ------------------------------------------------------------------ public
 def read(path: str) -> str:
-    """The text of a network file (UTF-8); :class:`UsageError` when it cannot be read."""
+    """The text of a network file (UTF-8, a byte-order mark allowed); :class:`UsageError` when it
+    cannot be read, :class:`ParseError` at the first byte that is not UTF-8."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise UsageError(f"cannot read '{path}': {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")  # parse() drops a byte-order mark
+    except UnicodeDecodeError as exc:
+        start = exc.start
+        line = data.count(b"\n", 0, start) + 1
+        head = data[data.rfind(b"\n", 0, start) + 1:start].decode("utf-8", "replace")
+        raise ParseError(f"byte 0x{data[start]:02x} is not UTF-8; expected a UTF-8 text file",
+                         Location(path, line, len(head) + 1)) from None
+
+
+def _depth_error(tree, path: str) -> ParseError | None:
+    """An error at the first statement whose parse tree is nested deeper than MAX_NESTING (the
+    passes over an expression recurse), naming its depth; None if none is."""
+    for statement in tree.children:
+        deepest, stack = 0, [(statement, 0)]
+        while stack:
+            node, depth = stack.pop()
+            deepest = max(deepest, depth)
+            stack.extend((c, depth + 1) for c in getattr(node, "children", ()) if hasattr(c, "children"))
+        if deepest > MAX_NESTING:
+            meta = statement.meta
+            return ParseError(nesting_error(deepest),
+                              Location(path, getattr(meta, "line", 1), getattr(meta, "column", 1)))
+    return None
 
 
 def parse(text: str, path: str) -> S.Module:
@@ -394,6 +430,12 @@ def parse(text: str, path: str) -> S.Module:
     Raises :class:`ParseError` (``file:line:col: syntax error: ...``).  The file's
     header (directives ``# einderiv: order 3``, title) is read too, into ``Module.header``.
     """
+    text = text[1:] if text.startswith("\ufeff") else text  # a UTF-8 byte-order mark
+    long = long_token(text)
+    if long is not None:
+        line, column, length = long
+        raise ParseError(f"a name or number of {length} characters; expected at most {MAX_TOKEN}",
+                         Location(path, line, column))
     found = header(text, path)
     text = paper_labels(text)
     padded = text if text.endswith("\n") else text + "\n"
@@ -401,6 +443,9 @@ def parse(text: str, path: str) -> S.Module:
         tree = _parser().parse(padded)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, path) from None
+    deep = _depth_error(tree, path)
+    if deep is not None:
+        raise deep
     try:
         return _ToSyntax(path, text, found).transform(tree)
     except VisitError as e:

@@ -44,7 +44,11 @@ REDUCTION_LIKE = ("max", "min", "logsumexp", "prod", "argmax", "argmin", "norm",
 
 def all_zero(c: Context, node: S.Expr) -> IndexError_:
     """The error for an expression every term of which uses a zero member (``h(0) = 0``)."""
-    names = ", ".join(sorted(map(str, c.fam.zero)))
+    used = {n.name for n in S.walk(node) if isinstance(n, S.Call)}
+    names = ", ".join(sorted(str(z) for z in c.fam.zero if z.base in used))
+    if not names:  # `p^j = 0 W^j_i x^i`: a product with the number 0
+        return IndexError_("this expression is identically zero: every term is multiplied by the number 0; "
+                           "expected an expression with a nonzero term", c.loc(node))
     return IndexError_(f"this expression is identically zero: every term uses a zero member ({names}); "
                        "drop it or give the member a value", c.loc(node))
 

@@ -210,6 +210,8 @@ def labels_of(name: TensorName) -> tuple[int, ...]:
 def label_range(labels: Sequence[int]) -> str:
     """``'1..3'`` for a contiguous range of three or more, ``'1, 3'`` otherwise."""
     labels = sorted(labels)
-    if len(labels) > 2 and labels == list(range(labels[0], labels[-1] + 1)):
+    # contiguous: distinct and spanning exactly their count (never a list as long as the span:
+    # labels 1, 2, 3, 99999999 are four numbers, not a range to build)
+    if len(labels) > 2 and len(set(labels)) == len(labels) and labels[-1] - labels[0] + 1 == len(labels):
         return f"{labels[0]}..{labels[-1]}"
     return ", ".join(map(str, labels))
