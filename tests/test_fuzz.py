@@ -98,6 +98,7 @@ def test_a_control_character_before_a_comment_is_a_syntax_error():
     with pytest.raises(EinderivError) as info:
         einderiv.load("t.ein", text=text)
     lines = str(info.value).split("\n")
-    assert lines[0] == r"t.ein:8:29: syntax error: unexpected '\x1c'; expected one of: ',', 'for', end of line"
+    assert lines[0] == (r"t.ein:8:29: syntax error: unexpected '\x1c'; expected one of: ',', 'for', "
+                        "a domain (positive, probability, onehot), end of line")
     assert lines[1].startswith("weight w(1)^{j} _i : h, n_in\x1c")
     assert lines[2] == " " * 28 + "^"
