@@ -146,7 +146,7 @@ class _RunTimeLength:
         items[1] = replace(items[1], prologue=items[1].prologue + (Python(
             f"if {self.length} < MIN_LENGTH:\n    raise ValueError(f\"this recurrence is written for "
             f"{self.length} >= {{MIN_LENGTH}} steps: data[{fam!r}] has {{{self.length}}}\")"),))
-        items.append(Source(_PUBLIC.format(arg=arg, first=first,
+        items.append(Source(_PUBLIC.format(arg=arg, first=first, gram_norm=GRAM_NORM,
                                            hobj_fn="_" + ctx.ident[Quantity(Kind.HOBJ, (arg, arg))]).strip("\n")))
         inputs = {str(n): (self.length,) + tuple(ctx.shape[ms[min(ms)]]) for n, ms in self.families.items()}
         inputs.update((str(n), tuple(ctx.shape[n])) for n in self.plain)
@@ -269,6 +269,26 @@ class StepLabels:
 
 
 #: the public functions over the support functions above (the same for every recurrence)
+#: the per-sample norm of a sum of K outer products from its factors, shared by the run-time modules
+GRAM_NORM = '''def _gram_norm(terms):
+    """‖Σ_s a_s ⊗ b_s ⊗ …‖ per sample from K terms: the product of each factor's (B, K, K) Gram matrix,
+    summed over the K × K pairs — or, for two factors where K (a + b) ≥ a b, ‖Σ_s a_s b_sᵀ‖ from one
+    batched product (B, a, b), no larger than the stacked factors themselves: cost B·K·min(K (a + b), a b)."""
+    stacked = []
+    for k in range(len(terms[0])):
+        F = np.stack([term[k] for term in terms], axis=1)
+        stacked.append(F.reshape(F.shape[0], F.shape[1], -1))
+    if len(stacked) == 2:
+        (_, K, a), b = stacked[0].shape, stacked[1].shape[2]
+        if K * (a + b) >= a * b:
+            G = stacked[0].transpose(0, 2, 1) @ stacked[1]
+            return np.sqrt(np.sum(G * G, axis=(1, 2)))
+    sq = 1.0
+    for F in stacked:
+        sq = sq * (F @ F.transpose(0, 2, 1))
+    return np.sqrt(np.maximum(np.sum(sq, axis=(1, 2)), 0.0))
+'''
+
 _PUBLIC = '''
 
 def gradient(params, data):
@@ -311,24 +331,7 @@ def expand_factors(name, terms):
     return total
 
 
-def _gram_norm(terms):
-    """‖Σ_s a_s ⊗ b_s ⊗ …‖ per sample from K terms: the product of each factor's (B, K, K) Gram matrix,
-    summed over the K × K pairs — or, for two factors where K (a + b) ≥ a b, ‖Σ_s a_s b_sᵀ‖ from one
-    batched product (B, a, b), no larger than the stacked factors themselves: cost B·K·min(K (a + b), a b)."""
-    stacked = []
-    for k in range(len(terms[0])):
-        F = np.stack([term[k] for term in terms], axis=1)
-        stacked.append(F.reshape(F.shape[0], F.shape[1], -1))
-    if len(stacked) == 2:
-        (_, K, a), b = stacked[0].shape, stacked[1].shape[2]
-        if K * (a + b) >= a * b:
-            G = stacked[0].transpose(0, 2, 1) @ stacked[1]
-            return np.sqrt(np.sum(G * G, axis=(1, 2)))
-    sq = 1.0
-    for F in stacked:
-        sq = sq * (F @ F.transpose(0, 2, 1))
-    return np.sqrt(np.maximum(np.sum(sq, axis=(1, 2)), 0.0))
-
+{gram_norm}
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's factors by

@@ -27,7 +27,7 @@ from .kernel_arrays import Item, Py, Str, Var
 from .kernel_build import Builder, build
 from .kernel_context import Context
 from .loops import fold_loops
-from .sequence_kernel import StepLabels, ggn_argument, shortest_length
+from .sequence_kernel import GRAM_NORM, StepLabels, ggn_argument, shortest_length
 from .template_kernel import DEPTH_KEY, REF_DEPTH, RunTimeDepth, factors, hvp_title
 
 T = Var("t")
@@ -83,7 +83,7 @@ class _Full:
                                 title=hvp_title)]
         shortest_length([it for it in items if isinstance(it, Function)], self.depth, self.hint)
         first = str(ctx.first_data)
-        items.append(Source(_PUBLIC.format(arg=self.arg, first=first, hobj_fn="_" + ctx.ident[hobj]).strip("\n")))
+        items.append(Source(_PUBLIC.format(arg=self.arg, first=first, hobj_fn="_" + ctx.ident[hobj], gram_norm=GRAM_NORM).strip("\n")))
         shapes = {str(p): ctx.shape[p] for p in ctx.params}
         order = []
         for p in ctx.params:
@@ -156,24 +156,7 @@ def expand_factors(name, terms):
     return total
 
 
-def _gram_norm(terms):
-    """‖Σ_s a_s ⊗ b_s ⊗ …‖ per sample from K terms: the product of each factor's (B, K, K) Gram matrix,
-    summed over the K × K pairs — or, for two factors where K (a + b) ≥ a b, ‖Σ_s a_s b_sᵀ‖ from one
-    batched product (B, a, b), no larger than the stacked factors themselves: cost B·K·min(K (a + b), a b)."""
-    stacked = []
-    for k in range(len(terms[0])):
-        F = np.stack([term[k] for term in terms], axis=1)
-        stacked.append(F.reshape(F.shape[0], F.shape[1], -1))
-    if len(stacked) == 2:
-        (_, K, a), b = stacked[0].shape, stacked[1].shape[2]
-        if K * (a + b) >= a * b:
-            G = stacked[0].transpose(0, 2, 1) @ stacked[1]
-            return np.sqrt(np.sum(G * G, axis=(1, 2)))
-    sq = 1.0
-    for F in stacked:
-        sq = sq * (F @ F.transpose(0, 2, 1))
-    return np.sqrt(np.maximum(np.sum(sq, axis=(1, 2)), 0.0))
-
+{gram_norm}
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient: name -> (B,), a family -> list of n such arrays; from the
