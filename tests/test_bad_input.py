@@ -106,6 +106,42 @@ def test_refused_at_once_with_one_line(source, expected):
     assert str(info.value).splitlines()[0] == expected
 
 
+#: a network with one line 6 that reads as batch norm in training mode
+BATCH_NORM = ("dims n = 3\ninput x^i : n\nlabel y^j : n\nweight W^j_i : n, n\nz^j = W^j_i x^i\n{stat}\n"
+              "h^j = z^j - m^j\nf = squared_error(h, y)\n")
+BATCH_WHY = ("which nothing in its argument carries: the batch is not an index (each input is one sample, every "
+             "definition per sample), so a statistic over the batch (batch norm in training mode) cannot be "
+             "written; expected the statistic passed as data, e.g. input mu^j : n (docs/notation.md, statistics "
+             "over the batch)")
+
+
+@pytest.mark.parametrize("stat, expected", [
+    ("m^j = mean_b(z^j)", "t.ein:6:14: mean_b reduces over 'b', " + BATCH_WHY),
+    ("m^j = sum_batch(z^j)", "t.ein:6:17: sum_batch reduces over 'batch', " + BATCH_WHY),
+    ("m^j = mean_sample(z^j z^j)", "t.ein:6:19: mean_sample reduces over 'sample', " + BATCH_WHY),
+    # another name: the general message (a typo as likely as a batch)
+    ("m^j = mean_k(z^j)", "t.ein:6:14: mean_k reduces over index 'k', but 'k' is not free in its argument (its "
+     "free indices are {j}); expected an expression that carries k, e.g. mean_k(x^k)"),
+    # the batch size as a tensor: not declared
+    ("m^j = sum_i(z^j) / B", "t.ein:6:20: undefined tensor 'B'; expected a declared or defined tensor: x, y, W, "
+     "z, m, h, f"),
+])
+def test_a_statistic_over_the_batch_is_refused_with_the_reason(stat, expected):
+    with pytest.raises(EinderivError) as info:
+        einderiv.load("t.ein", text=BATCH_NORM.format(stat=stat))
+    assert str(info.value).splitlines()[0] == expected
+
+
+def test_batch_statistics_passed_as_data_derive_and_check():
+    """The pattern the refusal recommends (docs/notation.md): its gradient and Hessian blocks
+    agree with finite differences (smooth: tanh after the normalisation)."""
+    text = ("dims n = 3\ninput x^i : n\ninput mu^j : n\ninput v^j : n positive\nlabel y^j : n\n"
+            "weight W^j_i : n, n\nweight U^k_j : n, n\nfunction nrm(z, m, s) = (z - m) / sqrt(s + 1/1000)\n"
+            "h^j = tanh(nrm(W^j_i x^i, mu^j, v^j))\np^k = U^k_j h^j\nf = squared_error(p, y)\n")
+    report = einderiv.check(einderiv.derive(einderiv.load("t.ein", text=text), 2), seed=5)
+    assert report.ok and len(report.rows) >= 10, report.format()
+
+
 def test_bytes_that_are_not_utf8(tmp_path):
     path = tmp_path / "t.ein"
     path.write_bytes(NET.encode() + b"# caf\xe9\n")
