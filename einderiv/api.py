@@ -256,8 +256,8 @@ def printed_form(derivation: Derivation, form: str | None) -> str:
 # ------------------------------------------------------------------ helpers
 def _beyond_float64(net: Network, exc: Float64Overflow) -> UsageError:
     """The refusal of a module with a constant beyond float64, at the literal that made it: the
-    largest number (above 1) written in the network's expressions; without one (a constant of a
-    function body), at the file."""
+    number written in the network's expressions farthest from 1 (in magnitude, either way); without one
+    (a constant of a function body), at the file."""
     numbers: list[Number] = []
 
     def visit(node) -> None:
@@ -269,15 +269,17 @@ def _beyond_float64(net: Network, exc: Float64Overflow) -> UsageError:
 
     if net.source:
         visit(parse(net.source, net.path))
-    big = max((n for n in numbers if abs(float(n.text)) > 1), key=lambda n: abs(float(n.text)), default=None)
-    beyond = "beyond float64's range (about 1.8e+308)"
-    if big is None:
+    tiny = "e-" in exc.value  # 1/10**600, from a small literal's powers
+    far = max((n for n in numbers if float(n.text) not in (0.0, 1.0)), default=None,
+              key=lambda n: abs(math.log10(abs(float(n.text)))))  # the literal farthest from 1, either way
+    beyond = "below float64's range (about 2.2e-308)" if tiny else "beyond float64's range (about 1.8e+308)"
+    if far is None:
         return UsageError(f"{net.path}: the generated code has the constant {exc.value}, {beyond}; expected "
-                          "smaller constants")
-    return UsageError(f"number {big.text} gives the generated code the constant {exc.value} (a power of it in the "
-                      f"derivatives), {beyond}; expected a smaller number (rescale the data or the weights "
-                      "instead)",
-                      Location(net.path, big.line, big.column))
+                          f"constants float64 can hold")
+    return UsageError(f"number {far.text} gives the generated code the constant {exc.value} (from its powers in the "
+                      f"exact derivatives), {beyond}; expected a {'smaller' if abs(float(far.text)) > 1 else 'larger'}"
+                      " number (rescale the data or the weights instead)",
+                      Location(net.path, far.line, far.column))
 
 
 def _warn_overflow(derivation: Derivation) -> None:

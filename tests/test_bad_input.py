@@ -198,7 +198,7 @@ def test_the_size_limit_is_settable(monkeypatch):
         einderiv.check(d)
 
 
-BEYOND = ("(a power of it in the derivatives), beyond float64's range (about 1.8e+308); expected a smaller number "
+BEYOND = ("(from its powers in the exact derivatives), beyond float64's range (about 1.8e+308); expected a smaller number "
           "(rescale the data or the weights instead)")
 SIZE_LIMIT = "(--max-size or EINDERIV_MAX_SIZE sets it)"
 
@@ -213,6 +213,16 @@ GENERATION = [
     # at order 1 the per-sample gradient norms hold the square; the largest literal is the one named
     ("1e200 in the norms", with_p("3 W^j_i x^i + 1e200 W^j_i x^i"), 1, "codegen", None,
      "t.ein:5:21: number 1e200 gives the generated code the constant 1.00e+400 " + BEYOND),
+    # 1e-300's square, 1e-600, was written 1/10**600: an OverflowError too (int too large to convert)
+    ("1e-300 in the Hessian", with_p("1e-300 W^j_i x^i"), 2, "codegen", None,
+     "t.ein:5:7: number 1e-300 gives the generated code the constant 1.00e-600 (from its powers in the exact "
+     "derivatives), below float64's range (about 2.2e-308); expected a larger number (rescale the data or the "
+     "weights instead)"),
+    # (0.5 + 1e-300)² is about 0.25, but exact: a 600-digit numerator over a 600-digit denominator
+    ("exact sum", with_p("0.5 W^j_i x^i + 1e-300 W^j_i x^i"), 2, "codegen", None,
+     "t.ein:5:23: number 1e-300 gives the generated code the constant 2.50e+599 (from its powers in the exact "
+     "derivatives), beyond float64's range (about 1.8e+308); expected a larger number (rescale the data or the "
+     "weights instead)"),
     ("just beyond", with_p("2e154 W^j_i x^i"), 2, "codegen", None,
      "t.ein:5:7: number 2e154 gives the generated code the constant 4.00e+308 " + BEYOND),
     ("dense Hessian of codegen", NET.replace("n = 2", "n = 100000"), 2, "codegen", None,

@@ -11,6 +11,8 @@ Example:
     >>> too_large("y = 3 * x + 1e2")
     >>> too_large("y = " + "1" + "0" * 400 + " * x")
     '1.00e+400'
+    >>> too_large("y = x / " + "1" + "0" * 400)
+    '1.00e-400'
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ def refuse_too_large(source: str) -> str:
 
 
 def too_large(source: str) -> str | None:
-    """The first number written in ``source`` that float64 cannot hold (``'1.00e+600'``), else None."""
+    """The first constant written in ``source`` that float64 cannot hold (``'1.00e+600'``; a division
+    by such a number: ``'1.00e-600'``), else None."""
     for m in _NUMBER.finditer(source):
         text = m.group(1)
         if len(text) < 309 and "e" not in text.lower():  # below 1e308: every float64 holds it
@@ -49,5 +52,6 @@ def too_large(source: str) -> str | None:
                 continue
         except OverflowError:  # an integer literal beyond float64
             pass
-        return f"{Decimal(text):.2e}"
+        divisor = source[:m.start()].rstrip().endswith("/")  # 1/10**600: a constant below float64's range
+        return f"{1 / Decimal(text) if divisor else Decimal(text):.2e}"
     return None
