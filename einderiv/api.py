@@ -57,13 +57,16 @@ from .emit import latex as _latex
 from .emit import numpy as _numpy
 from .emit import text as _text
 from .emit.backends import BACKENDS, PRINTERS
+from .emit.float64 import Float64Overflow
 from .emit.stable import overflow_warnings
 from .emit.template_numpy import generate_template
-from .errors import Argument, EinderivWarning, UsageError
+from .errors import Argument, EinderivWarning, Location, UsageError
 from .frontend.header import Header
 from .frontend.limits import max_size
 from .frontend.model import Template, load
 from .frontend.network import Network, dim_symbol
+from .frontend.parse import parse
+from .frontend.syntax import Node, Number
 from .ir.tools import walk
 from .numcheck import CheckReport
 from .numcheck import check as _check
@@ -165,10 +168,15 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
                              "is NumPy only): give it, e.g. {0}", arguments=(Argument("depth", derivation.depth, 4),))
         with progress.stage(stage):
             return generate_template(derivation, printer=printer)
+    if derivation.order >= 2:  # its dense Hessian
+        largest_array(derivation, sizes, job="codegen")
     derivation = _in_form(derivation, _option(derivation, "form", form, "compact"))
     _warn_overflow(derivation)
     with progress.stage(stage):
-        return _numpy.generate(derivation, sizes, printer=printer)
+        try:
+            return _numpy.generate(derivation, sizes, printer=printer)
+        except Float64Overflow as exc:
+            raise _beyond_float64(derivation.network, exc) from None
 
 
 def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int = 3, tol: float = 1e-6,
@@ -190,16 +198,21 @@ def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int
     with progress.stage("checking against finite differences"):
         try:
             return _check(derivation, sizes, seed=seed, batch=batch, tol=tol, backend=backend)
+        except Float64Overflow as exc:
+            raise _beyond_float64(derivation.network, exc) from None
         except OverflowError as exc:  # an exact constant of the derivatives beyond float64 (1e300 W x)
             raise UsageError(f"{derivation.network.path}: a constant of the derivatives is beyond float64's range "
                              f"({exc}); expected numbers that float64 can hold, e.g. smaller literals") from None
 
 
-def largest_array(derivation: Derivation, sizes: Sizes = None, batch: int = 3) -> int:
+def largest_array(derivation: Derivation, sizes: Sizes = None, batch: int = 3, job: str = "check") -> int:
     """The elements of the largest array ``check`` allocates — a batch of a tensor, the parameters,
     the dense Hessian (order ≥ 2: P², order 3: P³) — or :class:`UsageError` when that is more than
-    :func:`~einderiv.frontend.limits.max_size` (``EINDERIV_MAX_SIZE``, ``--max-size``).  Sizes not
-    known count as 1 (``check`` asks for them)."""
+    :func:`~einderiv.frontend.limits.max_size` (``EINDERIV_MAX_SIZE``, ``--max-size``), at the
+    declaration of that tensor (of the first weight, for the parameters and their derivatives).
+    ``job="codegen"``: the largest array the generated module allocates whatever its batch, the
+    dense Hessian (P², order ≥ 2).  Sizes not known count as 1 (``check``
+    asks for them)."""
     net = derivation.network
     known = {s: sympy.Integer(v) for s, v in {**net.sizes(), **{dim_symbol(k): v for k, v in
                                                                   (sizes or {}).items()}}.items()}
@@ -208,16 +221,18 @@ def largest_array(derivation: Derivation, sizes: Sizes = None, batch: int = 3) -
         return math.prod(int(v) if (v := sympy.sympify(ix.dim).xreplace(known)).is_Integer else 1
                          for ix in indices)
 
-    arrays = [(batch * elements(t.indices), f"a batch of {t.name}") for t in net.data]
-    arrays += [(batch * elements(d.indices), f"a batch of {d.name}") for d in net.definitions]
+    arrays = [] if job == "codegen" else [(batch * elements(t.indices), f"a batch of {t.name}", t.loc)
+                                          for t in [*net.data, *net.definitions]]
     count = sum(elements(t.indices) for t in net.params)
-    order = min(derivation.order, 3)
+    order = min(derivation.order, 2 if job == "codegen" else 3)
+    first = net.params[0].loc if net.params else None
     arrays.append((count ** order, f"{count:,} parameters" + (f" to the power {order}, the dense derivatives"
-                                                              if order > 1 else "")))
-    size, what = max(arrays, key=lambda a: a[0])
+                                                              if order > 1 else ""), first))
+    size, what, loc = max(arrays, key=lambda a: a[0])
     if size > max_size():
-        raise UsageError(f"{net.path}: check would allocate an array of {size:,} elements ({what}); the limit is "
-                         f"{max_size():,} (--max-size or EINDERIV_MAX_SIZE sets it)")
+        who = "check" if job == "check" else "the generated module"
+        raise UsageError(f"{'' if loc else net.path + ': '}{who} would allocate an array of {size:,} elements "
+                         f"({what}); the limit is {max_size():,} (--max-size or EINDERIV_MAX_SIZE sets it)", loc)
     return size
 
 
@@ -239,6 +254,34 @@ def printed_form(derivation: Derivation, form: str | None) -> str:
 
 
 # ------------------------------------------------------------------ helpers
+def _beyond_float64(net: Network, exc: Float64Overflow) -> UsageError:
+    """The refusal of a module with a constant beyond float64, at the literal that made it: the
+    number written in the network's expressions farthest from 1 (in magnitude, either way); without one
+    (a constant of a function body), at the file."""
+    numbers: list[Number] = []
+
+    def visit(node) -> None:
+        if isinstance(node, Number):
+            numbers.append(node)
+        elif isinstance(node, (Node, tuple)):
+            for child in (node if isinstance(node, tuple) else vars(node).values()):
+                visit(child)
+
+    if net.source:
+        visit(parse(net.source, net.path))
+    tiny = "e-" in exc.value  # 1/10**600, from a small literal's powers
+    far = max((n for n in numbers if float(n.text) not in (0.0, 1.0)), default=None,
+              key=lambda n: abs(math.log10(abs(float(n.text)))))  # the literal farthest from 1, either way
+    beyond = "below float64's range (about 2.2e-308)" if tiny else "beyond float64's range (about 1.8e+308)"
+    if far is None:
+        return UsageError(f"{net.path}: the generated code has the constant {exc.value}, {beyond}; expected "
+                          f"constants float64 can hold")
+    return UsageError(f"number {far.text} gives the generated code the constant {exc.value} (from its powers in the "
+                      f"exact derivatives), {beyond}; expected a {'smaller' if abs(float(far.text)) > 1 else 'larger'}"
+                      " number (rescale the data or the weights instead)",
+                      Location(net.path, far.line, far.column))
+
+
 def _warn_overflow(derivation: Derivation) -> None:
     """An :class:`EinderivWarning` for each user function whose generated code can overflow
     (built-ins and what the stability rewrite fixes are printed stably: :mod:`einderiv.emit.stable`)."""

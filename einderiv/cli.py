@@ -84,10 +84,10 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("-o", "--output", metavar="OUT", help="write to OUT instead of stdout")
         c.add_argument("--max-steps", type=int, default=None, metavar="N",
                        help="most members one 'for t = lo..hi' may unroll (default 10000, or EINDERIV_MAX_STEPS)")
-        if name == "check":
+        if name in ("check", "codegen"):
             c.add_argument("--max-size", type=int, default=None, metavar="N",
-                           help="most elements of one array check allocates, the dense Hessian included "
-                                "(default 100000000, or EINDERIV_MAX_SIZE)")
+                           help="most elements of one array check or the generated module allocates, the "
+                                "dense Hessian included (default 100000000, or EINDERIV_MAX_SIZE)")
         if DEFAULT_FORM[name] == "expanded":
             c.add_argument("--form", choices=("expanded", "compact"), default=None,
                            help="Hessian blocks in the paper's expanded form (default, unless the file "

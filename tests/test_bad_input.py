@@ -110,6 +110,42 @@ def test_refused_at_once_with_one_line(source, expected):
     assert str(info.value).splitlines()[0] == expected
 
 
+#: a network with one line 6 that reads as batch norm in training mode
+BATCH_NORM = ("dims n = 3\ninput x^i : n\nlabel y^j : n\nweight W^j_i : n, n\nz^j = W^j_i x^i\n{stat}\n"
+              "h^j = z^j - m^j\nf = squared_error(h, y)\n")
+BATCH_WHY = ("which nothing in its argument carries: the batch is not an index (each input is one sample, every "
+             "definition per sample), so a statistic over the batch (batch norm in training mode) cannot be "
+             "written; expected the statistic passed as data, e.g. input mu^j : n (docs/notation.md, statistics "
+             "over the batch)")
+
+
+@pytest.mark.parametrize("stat, expected", [
+    ("m^j = mean_b(z^j)", "t.ein:6:14: mean_b reduces over 'b', " + BATCH_WHY),
+    ("m^j = sum_batch(z^j)", "t.ein:6:17: sum_batch reduces over 'batch', " + BATCH_WHY),
+    ("m^j = mean_sample(z^j z^j)", "t.ein:6:19: mean_sample reduces over 'sample', " + BATCH_WHY),
+    # another name: the general message (a typo as likely as a batch)
+    ("m^j = mean_k(z^j)", "t.ein:6:14: mean_k reduces over index 'k', but 'k' is not free in its argument (its "
+     "free indices are {j}); expected an expression that carries k, e.g. mean_k(x^k)"),
+    # the batch size as a tensor: not declared
+    ("m^j = sum_i(z^j) / B", "t.ein:6:20: undefined tensor 'B'; expected a declared or defined tensor: x, y, W, "
+     "z, m, h, f"),
+])
+def test_a_statistic_over_the_batch_is_refused_with_the_reason(stat, expected):
+    with pytest.raises(EinderivError) as info:
+        einderiv.load("t.ein", text=BATCH_NORM.format(stat=stat))
+    assert str(info.value).splitlines()[0] == expected
+
+
+def test_batch_statistics_passed_as_data_derive_and_check():
+    """The pattern the refusal recommends (docs/notation.md): its gradient and Hessian blocks
+    agree with finite differences (smooth: tanh after the normalisation)."""
+    text = ("dims n = 3\ninput x^i : n\ninput mu^j : n\ninput v^j : n positive\nlabel y^j : n\n"
+            "weight W^j_i : n, n\nweight U^k_j : n, n\nfunction nrm(z, m, s) = (z - m) / sqrt(s + 1/1000)\n"
+            "h^j = tanh(nrm(W^j_i x^i, mu^j, v^j))\np^k = U^k_j h^j\nf = squared_error(p, y)\n")
+    report = einderiv.check(einderiv.derive(einderiv.load("t.ein", text=text), 2), seed=5)
+    assert report.ok and len(report.rows) >= 10, report.format()
+
+
 def test_bytes_that_are_not_utf8(tmp_path):
     path = tmp_path / "t.ein"
     path.write_bytes(NET.encode() + b"# caf\xe9\n")
@@ -154,7 +190,7 @@ def test_check_refuses_huge_sizes_at_once(size, expected):
     with pytest.raises(EinderivError) as info:
         einderiv.check(d)
     assert time.process_time() - start < 1.0
-    assert str(info.value) == (f"t.ein: check would allocate an array of {expected}; the limit is 100,000,000 "
+    assert str(info.value) == (f"t.ein:4:1: check would allocate an array of {expected}; the limit is 100,000,000 "
                                "(--max-size or EINDERIV_MAX_SIZE sets it)")
 
 
@@ -166,12 +202,83 @@ def test_the_size_limit_is_settable(monkeypatch):
         einderiv.check(d)
 
 
-def test_constants_beyond_float64_in_check_are_one_line():
-    """1e300 is a legal literal, but its square in the Hessian is not a float64."""
-    d = einderiv.derive(einderiv.load("t.ein", text=with_p("1e300 W^j_i x^i")), 2)
-    with pytest.raises(EinderivError, match=r"^t.ein: a constant of the derivatives is beyond float64's range"):
-        with pytest.warns(RuntimeWarning):
-            einderiv.check(d)
+BEYOND = ("(from its powers in the exact derivatives), beyond float64's range (about 1.8e+308); expected a smaller number "
+          "(rescale the data or the weights instead)")
+SIZE_LIMIT = "(--max-size or EINDERIV_MAX_SIZE sets it)"
+
+#: (case, source text, order, job, EINDERIV_MAX_SIZE or None, the one line expected): refused when the
+#: module is generated (codegen, and check, which runs it), at the line that asked for it
+GENERATION = [
+    # 1e300 is a legal literal, but the Hessian holds its square: the module raised OverflowError when run
+    ("1e300 in the Hessian", with_p("1e300 W^j_i x^i"), 2, "codegen", None,
+     "t.ein:5:7: number 1e300 gives the generated code the constant 1.00e+600 " + BEYOND),
+    ("1e300 in check", with_p("1e300 W^j_i x^i"), 2, "check", None,
+     "t.ein:5:7: number 1e300 gives the generated code the constant 1.00e+600 " + BEYOND),
+    # at order 1 the per-sample gradient norms hold the square; the largest literal is the one named
+    ("1e200 in the norms", with_p("3 W^j_i x^i + 1e200 W^j_i x^i"), 1, "codegen", None,
+     "t.ein:5:21: number 1e200 gives the generated code the constant 1.00e+400 " + BEYOND),
+    # 1e-300's square, 1e-600, was written 1/10**600: an OverflowError too (int too large to convert)
+    ("1e-300 in the Hessian", with_p("1e-300 W^j_i x^i"), 2, "codegen", None,
+     "t.ein:5:7: number 1e-300 gives the generated code the constant 1.00e-600 (from its powers in the exact "
+     "derivatives), below float64's range (about 2.2e-308); expected a larger number (rescale the data or the "
+     "weights instead)"),
+    # (0.5 + 1e-300)² is about 0.25, but exact: a 600-digit numerator over a 600-digit denominator
+    ("exact sum", with_p("0.5 W^j_i x^i + 1e-300 W^j_i x^i"), 2, "codegen", None,
+     "t.ein:5:23: number 1e-300 gives the generated code the constant 2.50e+599 (from its powers in the exact "
+     "derivatives), beyond float64's range (about 1.8e+308); expected a larger number (rescale the data or the "
+     "weights instead)"),
+    ("just beyond", with_p("2e154 W^j_i x^i"), 2, "codegen", None,
+     "t.ein:5:7: number 2e154 gives the generated code the constant 4.00e+308 " + BEYOND),
+    ("dense Hessian of codegen", NET.replace("n = 2", "n = 100000"), 2, "codegen", None,
+     "t.ein:4:1: the generated module would allocate an array of 100,000,000,000,000,000,000 elements "
+     "(10,000,000,000 parameters to the power 2, the dense derivatives); the limit is 100,000,000 " + SIZE_LIMIT),
+    ("settable for codegen", NET, 2, "codegen", "15",
+     "t.ein:4:1: the generated module would allocate an array of 16 elements (4 parameters to the power 2, "
+     "the dense derivatives); the limit is 15 " + SIZE_LIMIT),
+    ("a batch in check", NET, 1, "check", "5",
+     "t.ein:2:1: check would allocate an array of 6 elements (a batch of x); the limit is 5 " + SIZE_LIMIT),
+]
+
+
+@pytest.mark.parametrize("source, order, job, limit, expected", [c[1:] for c in GENERATION],
+                         ids=[c[0] for c in GENERATION])
+def test_refused_when_generated(monkeypatch, source, order, job, limit, expected):
+    if limit is not None:
+        monkeypatch.setenv("EINDERIV_MAX_SIZE", limit)
+    d = einderiv.derive(einderiv.load("t.ein", text=source), order)
+    start = time.process_time()
+    with pytest.raises(EinderivError) as info:
+        getattr(einderiv, job)(d)
+    assert time.process_time() - start < 2.0
+    assert str(info.value) == expected
+
+
+def test_constants_float64_holds_are_generated_and_right():
+    """1e154 squared is 1e308, a float64: the module is generated, runs, and its gradient is
+    the finite differences' (check: every block but the norms, whose values overflow)."""
+    d = einderiv.derive(einderiv.load("t.ein", text=with_p("1e154 W^j_i x^i")), 2)
+    src = einderiv.codegen(d)
+    assert "100000000000000000000" in src  # the exact constants, written out
+    d = einderiv.derive(einderiv.load("t.ein", text=with_p("1e50 W^j_i x^i")), 2)
+    report = einderiv.check(d, seed=1)
+    assert report.ok, report.format()
+
+
+def test_codegen_order_1_has_no_dense_hessian_to_limit(monkeypatch):
+    monkeypatch.setenv("EINDERIV_MAX_SIZE", "5")
+    assert "def gradient" in einderiv.codegen(einderiv.derive(einderiv.load("t.ein", text=NET), 1))
+
+
+@pytest.mark.parametrize("job, expected", [
+    ("derivation_text", "einderiv: derivatives of f for a\\x1b[2Jb\\n\\x07.ein (order 1)"),
+    ("latex", r"\texttt{a{\char92}x1b[2Jb{\char92}n{\char92}x07.ein}"),
+])
+def test_control_characters_of_a_path_are_shown_escaped(job, expected):
+    """A path's ESC (which a terminal obeys), newline or bell is printed as its escape."""
+    d = einderiv.derive(einderiv.load("a\x1b[2Jb\n\x07.ein", text=NET), 1)
+    out = getattr(einderiv, job)(d)
+    assert expected in out
+    assert not any(ch in out for ch in "\x1b\x07")
 
 
 @pytest.mark.parametrize("argv, expected", [
@@ -179,7 +286,10 @@ def test_constants_beyond_float64_in_check_are_one_line():
     (["check", "{f}", "--tol", "nan"], "einderiv: error: --tol must be a non-negative number, got nan"),
     (["check", "{f}", "--tol", "-1"], "einderiv: error: --tol must be a non-negative number, got -1.0"),
     (["check", "{f}", "--max-size", "0"], "einderiv: error: --max-size must be a positive integer, got 0"),
-    (["check", "{f}", "--max-size", "3"], "einderiv: error: {f}: check would allocate an array of 16 elements "
+    (["codegen", "{f}", "--max-size", "3"], "{f}:4:1: the generated module would allocate an array of 16 "
+     "elements (4 parameters to the power 2, the dense derivatives); the limit is 3 (--max-size or "
+     "EINDERIV_MAX_SIZE sets it)"),
+    (["check", "{f}", "--max-size", "3"], "{f}:4:1: check would allocate an array of 16 elements "
      "(4 parameters to the power 2, the dense derivatives); the limit is 3 (--max-size or EINDERIV_MAX_SIZE "
      "sets it)"),
     (["codegen", "{f}", "-o", "/nonexistent/x"],
@@ -195,6 +305,15 @@ def test_command_line_options_exit_2_with_one_line(tmp_path, capsys, argv, expec
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err == expected.format(f=f, d=tmp_path) + "\n"
+
+
+@pytest.mark.parametrize("command", ["codegen", "check"])
+def test_beyond_float64_on_the_command_line(tmp_path, capsys, command):
+    """Exit 2 and the one line, no OverflowError from the module (nor a MemoryError showing its warning)."""
+    f = tmp_path / "t.ein"
+    f.write_text(with_p("1e300 W^j_i x^i"))
+    assert main([command, str(f)]) == 2
+    assert capsys.readouterr().err == f"{f}:5:7: number 1e300 gives the generated code the constant 1.00e+600 {BEYOND}\n"
 
 
 def test_max_steps_on_the_command_line(tmp_path, capsys):

@@ -33,6 +33,18 @@ from ..ir import Add, Apply, Const, Expr, Fn, Index, LogSumExp, Max, Prod, Ref, 
 from .letters import IndexNames
 
 
+def shown(text: str) -> str:
+    r"""Free text from a file (its path, its title) as a printed header shows it: every character
+    that is not printable (a control character such as ESC, which a terminal would obey; a newline;
+    a lone surrogate from an undecodable file name) as its Python escape, ``\x1b``, ``\n``.
+
+    Example:
+        >>> print(shown("net\x1b[2J\n.ein"))
+        net\x1b[2J\n.ein
+    """
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def mul_parts(expr: sympy.Mul) -> tuple[sympy.Expr, list, list] | None:
     """A product without a denominator as (number, plain factors, bracketed sums), in the order a
     reader writes them (the closed forms: ``−2 tanh(z) (1 − tanh(z)²)``); None for a product with a

@@ -43,7 +43,7 @@ from ..analysis.document import (BlockItem, BlocksSection, ClosedForm, Declared,
 from ..analysis.general_document import general_document
 from ..analysis.order import sum_terms
 from ..ir import Add, Name, Ref, Sym
-from .base import DocumentPrinter
+from .base import DocumentPrinter, shown
 from .latex_expr import LatexIndexPrinter, ScalarLatexPrinter, escape, range_tex, sum_tex
 from .latex_general import GeneralLatex, tex_cond
 from .latex_layout import DISPLAY_PT, EQUATION_PT, KEEP, PREAMBLE, Labels, fold, line_height, piece_text, tex_width
@@ -97,7 +97,7 @@ class LatexDocumentPrinter(GeneralLatex, StructureLatex, DocumentPrinter):
         """A name as the file writes it, in typewriter type (a backslash or a brace, from a file's
         path, as the typewriter font's own glyph: ``\\{`` would borrow another font's)."""
         return r"\texttt{" + "".join("{\\char%d}" % ord(ch) if ch in "\\{}" else escape(ch)
-                                     for ch in str(name)) + "}"
+                                     for ch in shown(str(name))) + "}"
 
     def para(self, text: str) -> str:
         """A paragraph flush with the margin."""

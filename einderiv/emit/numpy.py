@@ -50,6 +50,7 @@ from sympy.printing.numpy import NumPyPrinter as SympyNumPyPrinter
 from sympy.printing.printer import Printer
 
 from ..ir import Sym
+from .float64 import refuse_too_large
 from .kernel import Frame, Helpers, Range
 from .kernel_arrays import BATCH, Num, Scale
 from .kernel_build import build
@@ -488,4 +489,4 @@ def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum:
         module = build(ctx)
         if not unrolled and has_families(derivation):
             module = fold_loops(module, ctx)
-        return (printer or NumPyPrinter)().doprint(lower_module(ctx, module))
+        return refuse_too_large((printer or NumPyPrinter)().doprint(lower_module(ctx, module)))

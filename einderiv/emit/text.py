@@ -38,7 +38,7 @@ from ..analysis.general_document import (CaseGroup, CaseSplit, GeneralBlocks, Ge
                                          GeneralTermItem, GeneralTitle, TemplateNetwork, general_document)
 from ..analysis.structure import BlockStructure, Form, How
 from ..ir import Index, Ref, label_range
-from .base import DocumentPrinter
+from .base import DocumentPrinter, shown
 from .text_expr import MINUS, TextPrinter, sup
 
 BLOCK_TITLES = {1: "First derivatives", 2: "Second derivatives (Hessian blocks)"}
@@ -80,13 +80,13 @@ class TextDocumentPrinter(DocumentPrinter):
     _print_GeneralDocument = _print_Document
 
     def _print_Title(self, t: Title) -> list[str]:
-        head = f"einderiv: derivatives of {t.objective} for {t.path} (order {t.order})"
-        return [head] + ([f"  {t.heading}"] if t.heading else []) + [""]
+        head = f"einderiv: derivatives of {t.objective} for {shown(t.path)} (order {t.order})"
+        return [head] + ([f"  {shown(t.heading)}"] if t.heading else []) + [""]
 
     def _print_GeneralTitle(self, t: GeneralTitle) -> list[str]:
         least = f" ≥ {min(t.checked)}" if t.checked and min(t.checked) > 1 else ""
-        return ([f"einderiv: general form of the derivatives of {t.objective} for {t.path} "
-                 f"(order {t.order}, any {t.what} {t.depth}{least})"] + ([f"  {t.heading}"] if t.heading else [])
+        return ([f"einderiv: general form of the derivatives of {t.objective} for {shown(t.path)} "
+                 f"(order {t.order}, any {t.what} {t.depth}{least})"] + ([f"  {shown(t.heading)}"] if t.heading else [])
                 + [f"  read off the derivation at {t.depth} = {t.reference}; reproduced exactly at "
                    f"{t.depth} = {', '.join(map(str, t.checked))}", ""])
 

@@ -37,6 +37,10 @@ from .network import dim_symbol
 from .objectives import objective_expr
 
 _MINUS_ONE = ir.Const(sympy.Integer(-1))
+#: index names that read as the batch (per-sample notation has none): a reduction over one that
+#: nothing carries is a batch statistic
+BATCH_NAMES = frozenset({"b", "batch", "bs", "sample", "samples"})
+
 #: names a user may expect to be reductions; a call of one (``max_j(…)``, ``logsumexp(…)``) is
 #: told which reductions there are
 REDUCTION_LIKE = ("max", "min", "logsumexp", "prod", "argmax", "argmin", "norm", "std", "var")
@@ -369,6 +373,12 @@ class Scope:
             e, locs = self.expr(n.args[0])
         finally:
             self.L = held
+        if k not in locs and k.lower() in BATCH_NAMES:  # a statistic over the batch, written per sample
+            raise IndexError_(f"{n.name} reduces over '{k}', which nothing in its argument carries: the batch is not an "
+                              "index (each input is one sample, every definition per sample), so a statistic over "
+                              "the batch (batch norm in training mode) cannot be written; expected the statistic "
+                              "passed as data, e.g. input mu^j : n (docs/notation.md, statistics over the batch)",
+                              self.c.loc(n.args[0]))
         if k not in locs:
             have = f"its free indices are {fmt(locs)}" if locs else "it has no free indices"
             raise IndexError_(f"{n.name} reduces over index '{k}', but '{k}' is not free in its argument "
