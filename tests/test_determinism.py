@@ -16,7 +16,6 @@ import sys
 
 import pytest
 
-import einderiv
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SEEDS = (0, 12345)
