@@ -1,6 +1,6 @@
 """The matrix-calculus Hessian benchmarks of Laue, Mitterreiter & Giesen (NeurIPS 2018) against jax and torch.
 
-    python benchmarks/laue.py            # the sizes of the table in docs/benchmarks.md (minutes)
+    python benchmarks/laue.py            # the sizes of the table in docs/benchmarks.md (16 min on 2 cores)
     python benchmarks/laue.py --tiny     # small sizes, seconds
 
 Three problems, each an einderiv network under ``benchmarks/laue/``:
