@@ -68,6 +68,7 @@ def assert_checked(report, same=1e-10):
 
 
 # ------------------------------------------------------------------ every example
+@pytest.mark.slow  # every example in every backend: ~2 min of CPU; .ci/run runs it
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("path", regenerate.networks(), ids=lambda p: p.stem)
 def test_every_example_against_finite_differences_and_numpy(path, backend):

@@ -108,6 +108,7 @@ def test_formulas_equal_up_to_their_tensors_share_one_function():
         assert src.count(f"\ndef {name}(") == 1
 
 
+@pytest.mark.slow  # the attention, LSTM and GLU networks at order 3: ~30 s of CPU; .ci/run runs it
 @pytest.mark.parametrize("path", sorted(NETWORKS.glob("*.ein")), ids=lambda p: p.stem)
 def test_real_blocks_pass_check_at_order_3(path):
     d = einderiv.derive(einderiv.load(str(path)), order=3)

@@ -204,6 +204,7 @@ def check_rows(d, seed: int, where: str) -> None:
             COUNTS["mixed terms outer products"] += 1
 
 
+@pytest.mark.slow  # numeric ranks of every example's blocks: ~40 s of CPU; .ci/run runs it
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_rows_against_numbers(path, monkeypatch):
     monkeypatch.chdir(ROOT)

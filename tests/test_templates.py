@@ -239,6 +239,7 @@ def _regenerate():
     return mod
 
 
+@pytest.mark.slow  # regenerates the templates' kept outputs: ~13 s of CPU; .ci/run runs it
 def test_template_examples_are_kept_current(monkeypatch):
     monkeypatch.chdir(ROOT)
     reg = _regenerate()
