@@ -15,7 +15,6 @@ import importlib.util
 import os
 import pathlib
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -24,6 +23,8 @@ import pytest
 import einderiv
 from einderiv.errors import UsageError
 from einderiv.runtime import load, numpy_view, to_numpy
+
+from clirun import run_cli
 from test_codegen import EXOTIC
 from test_templates import _as_lists
 
@@ -136,11 +137,10 @@ def test_unknown_backend_is_a_usage_error():
     with pytest.raises(UsageError) as err:
         einderiv.codegen(derivation, backend="tensorflow")
     assert str(err.value) == "backend='tensorflow': unknown backend; expected one of numpy, torch, jax"
-    run = subprocess.run([sys.executable, "-m", "einderiv.cli", "codegen", "derivations/paper_mlp.ein",
-                          "--backend", "tensorflow"], capture_output=True, text=True)
-    assert run.returncode == 2
-    assert run.stderr == ("einderiv: error: argument --backend: invalid choice: 'tensorflow' "
-                          "(choose from 'numpy', 'torch', 'jax')\n")
+    code, _, err = run_cli("codegen", "derivations/paper_mlp.ein", "--backend", "tensorflow", cwd=ROOT)
+    assert code == 2
+    assert err == ("einderiv: error: argument --backend: invalid choice: 'tensorflow' "
+                   "(choose from 'numpy', 'torch', 'jax')\n")
 
 
 def test_a_missing_library_is_named_with_its_extra(monkeypatch):
@@ -154,11 +154,11 @@ def test_a_missing_library_is_named_with_its_extra(monkeypatch):
 
 def test_cli_writes_each_backend():
     for backend, line in (("torch", "import torch"), ("jax", "import jax.numpy as jnp"), ("numpy", "import numpy as np")):
-        run = subprocess.run([sys.executable, "-m", "einderiv.cli", "codegen", "derivations/tanh_mlp.ein",
-                              "--backend", backend], capture_output=True, text=True, check=True)
-        assert line in run.stdout.split("\n")
-        assert run.stdout == einderiv.codegen(einderiv.derive(einderiv.load("derivations/tanh_mlp.ein"), 2),
-                                              backend=backend)
+        code, out, err = run_cli("codegen", "derivations/tanh_mlp.ein", "--backend", backend, cwd=ROOT)
+        assert code == 0, err
+        assert line in out.split("\n")
+        assert out == einderiv.codegen(einderiv.derive(einderiv.load("derivations/tanh_mlp.ein"), 2),
+                                       backend=backend)
 
 
 # ------------------------------------------------------------------ torch

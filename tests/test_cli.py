@@ -9,14 +9,15 @@ import pytest
 
 from einderiv.cli import main
 
+from clirun import run_cli
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAPER = str(ROOT / "derivations" / "paper_mlp.ein")
 
 
 def run(*args, cwd=None):
-    p = subprocess.run([sys.executable, "-m", "einderiv.cli", *args], capture_output=True,
-                       text=True, cwd=cwd)
-    return p.returncode, p.stdout, p.stderr
+    """``einderiv ARGS`` in this process (tests/clirun.py); the real-process tests are below."""
+    return run_cli(*args, cwd=cwd)
 
 
 def test_derive_prints_factored_gradient(capsys):
@@ -90,6 +91,14 @@ def test_usage_errors_are_one_line_exit_2(args, message):
     assert code == 2
     assert err.strip() == message
     assert "Traceback" not in err
+
+
+def test_a_real_process_exits_2_with_one_line():
+    """What the in-process runner cannot show: the status a shell sees and nothing else on stderr."""
+    p = subprocess.run([sys.executable, "-m", "einderiv.cli", "derive", PAPER, "--order", "0"],
+                       capture_output=True, text=True)
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr == "einderiv: error: --order must be a positive integer, got 0\n"
 
 
 def test_cli_words_file_errors_about_sizes_with_its_flag(tmp_path):

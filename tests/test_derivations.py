@@ -16,6 +16,14 @@ regenerate = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(regenerate)
 
 NETWORKS = regenerate.networks()
+#: examples whose derivation alone takes tens of seconds of CPU (a 2-head transformer block at order 2):
+#: their sweeps run in .ci/run (-m slow), not in the README's default run
+HEAVY = {"transformer_block"}
+
+
+def sweep(paths=NETWORKS):
+    """Each example as a parameter, the heavy ones marked slow."""
+    return [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in HEAVY else []) for p in paths]
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +47,7 @@ def test_directives_of_the_examples_are_read():
     assert "∂³f/" in (ROOT / "derivations" / "paper_mlp_order3.txt").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sweep())
 def test_kept_outputs_are_current(path):
     for out, text in regenerate.outputs(path).items():
         assert out.exists(), f"{out.name} is missing: run python derivations/regenerate.py"
@@ -48,7 +56,7 @@ def test_kept_outputs_are_current(path):
         assert kept == fresh, f"{out.name} is stale: run python derivations/regenerate.py"
 
 
-@pytest.mark.parametrize("path", NETWORKS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sweep())
 @pytest.mark.parametrize("form", ["expanded", "compact"])
 def test_checks_numerically(path, form):
     """Both forms of the Hessian blocks: the printed (expanded) one and the generated (compact) one."""

@@ -58,6 +58,7 @@ def test_dp_sgd_noisy_gradients_equal_opacus(dp):
     assert r["step_s"] > 0 and r["opacus_step_s"] > 0
 
 
+@pytest.mark.slow  # the script's command line in a fresh process; the test above checks its numbers
 def test_dp_sgd_script_runs():
     args = [sys.executable, str(ROOT / "examples" / "dp_sgd_digits.py"), "--steps", "3", "--batch", "8",
             "--hidden", "4"] + (["--opacus"] if HAVE["opacus"] else [])
@@ -75,6 +76,7 @@ def test_newton_steps_equal_torch_func_hessian():
     assert all(b < a for a, b in zip(r["losses"], r["losses"][1:]))  # every accepted step lowers the loss
 
 
+@pytest.mark.slow  # the script's command line in a fresh process; the test above checks its numbers
 def test_newton_script_runs():
     run = subprocess.run([sys.executable, str(ROOT / "examples" / "newton_digits.py"), "--steps", "2",
                           "--samples", "40", "--hidden", "3"], capture_output=True, text=True)

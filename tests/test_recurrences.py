@@ -121,7 +121,8 @@ def test_gru_general_form_holds_from_length_two(gru_compact):
     assert "  ∂f/∂Ur^j_a = Σ_{t=2..T} ∂f/∂z_r(t)_j ⊗ h(t-1)^a\n" in text
 
 
-@pytest.mark.parametrize("T", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("T", [2, 3, 4, pytest.param(5, marks=pytest.mark.slow),
+                               pytest.param(6, marks=pytest.mark.slow)])  # the longest two: .ci/run
 def test_gru_general_form_at_each_length(gru_compact, T):
     check_at(gru_compact, T, seed=20 + T)
 

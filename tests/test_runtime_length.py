@@ -161,7 +161,8 @@ def test_ggn_diagonal_against_jacobians():
         assert np.allclose(ggn[name], expected, rtol=1e-6, atol=1e-9), name
 
 
-@pytest.mark.parametrize("path", FILES)
+# the GRU (about 6 s of CPU) runs in .ci/run
+@pytest.mark.parametrize("path", ["derivations/rnn.ein", pytest.param("derivations/gru.ein", marks=pytest.mark.slow)])
 def test_module_size_does_not_grow_with_length(path):
     """One module serves every T: the same text whatever length it is later called with, and the
     length read from the data (a T that differs from the reference one gives a different objective)."""

@@ -12,6 +12,8 @@ import pytest
 import einderiv
 from einderiv.frontend.check import load
 from einderiv.cli import main
+
+from clirun import run_cli
 from einderiv.calculus.derive import derive
 from einderiv.emit.numpy import generate
 from einderiv.errors import UsageError
@@ -265,11 +267,8 @@ def test_template_examples_check_numerically_at_each_depth(name, n, monkeypatch)
 
 # ------------------------------------------------- codegen for a run-time depth
 def _runtime_module(name: str) -> dict:
-    import subprocess
-    import sys
-
-    src = subprocess.run([sys.executable, "-m", "einderiv.cli", "codegen", f"derivations/{name}.ein"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    code, src, err = run_cli("codegen", f"derivations/{name}.ein", cwd=ROOT)
+    assert code == 0, err
     ns: dict = {}
     exec(compile(src, f"<{name}>", "exec"), ns)
     return ns
