@@ -2,7 +2,7 @@
 
     pip install -e '.[bench]'          # torch (CPU), jax, jaxlib, backpack-for-pytorch
     python benchmarks/run.py           # writes docs/benchmarks.md
-    python benchmarks/run.py --tiny    # seconds; CI runs this to keep the script working
+    python benchmarks/run.py --tiny    # seconds, to standard output; CI runs this to keep the script working
 
 Every comparison runs in this one process, single-threaded (the thread variables
 are set before numpy, torch and jax load), float64, on a tanh MLP with softmax
@@ -592,12 +592,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tiny", action="store_true", help="tiny sizes, few rounds (CI)")
     ap.add_argument("-o", "--output", default=None,
-                    help="where the table goes (default docs/benchmarks.md; with --device, docs/benchmarks-DEVICE.md)")
+                    help="where the table goes (default docs/benchmarks.md; with --device, docs/benchmarks-DEVICE.md; "
+                         "with --tiny, standard output: tiny sizes never overwrite the measured table)")
     ap.add_argument("--device", default=None, metavar="DEV",
                     help="instead of the CPU suite, the torch backend's rows on DEV (e.g. cuda) in float32, and "
                          "the exact Hessian against torch.func.hessian at P = 21,000")
     args = ap.parse_args(argv)
-    output = args.output or str(ROOT / "docs" / (f"benchmarks-{args.device}.md" if args.device else "benchmarks.md"))
+    output = args.output or ("-" if args.tiny else
+                             str(ROOT / "docs" / (f"benchmarks-{args.device}.md" if args.device else "benchmarks.md")))
     tab = Table()
     here = sys.modules[__name__]
     shared = (here, mlp_source, problem, close)
@@ -679,6 +681,9 @@ def main(argv=None) -> int:
     ]
     body = ["| " + " | ".join(str(c) for c in r) + " |" for r in tab.rows]
     status = BACKEND_STATUS if args.device else unmet(tab) + STATUS + BACKEND_STATUS
+    if output == "-":
+        print("\n".join(head + body + status))
+        return 0
     out = pathlib.Path(output)
     kept = out.read_text(encoding="utf-8").partition(ORDER3)[2] if out.exists() else ""  # benchmarks/order3.py's
     out.write_text("\n".join(head + body + status) + "\n" + (ORDER3 + kept if kept else ""), encoding="utf-8")
