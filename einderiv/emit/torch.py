@@ -30,6 +30,7 @@ from sympy.printing.pytorch import TorchPrinter as SympyTorchPrinter
 from .kernel_arrays import Num
 from .numpy import SUPPORT as NUMPY_SUPPORT
 from .numpy import NumPyPrinter
+from .torch_straight import rowdot, straighten
 
 __all__ = ["TorchPrinter", "TorchScalarPrinter"]
 
@@ -199,6 +200,9 @@ class TorchPrinter(NumPyPrinter):
             self.helper("_dtype_device")
         return super()._print_Support(s)
 
+    def _print_Module(self, m) -> str:
+        return super()._print_Module(straighten(m))  # first-order functions straight-line
+
     def _print_Function(self, f) -> str:
         self._creates = False
         return super()._print_Function(f)
@@ -232,6 +236,12 @@ class TorchPrinter(NumPyPrinter):
     def _print_SumAxes(self, e) -> str:
         dim = str(e.axes[0]) if len(e.axes) == 1 else str(e.axes)
         return f"{self._print(e.x)}.sum(dim={dim})"
+
+    def _print_Subscript(self, e) -> str:
+        u = rowdot(e)  # (u[..., None, :] @ u[..., None])[..., 0, 0]: one op, not four
+        if u is not None:
+            return self.call("linalg.vecdot", self._print(u[0]), self._print(u[1]))
+        return super()._print_Subscript(e)
 
     def _print_TensorDot(self, e) -> str:
         ka, kb = e.axes
