@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from dataclasses import fields
 
+import sympy
+
 from .kernel import Assign, Comment, Contraction, Elementwise, Function, Module, Return, Step
 from .kernel_arrays import Call, Code, DictOf, Item, Key, Lib, MatMul, Mul, Num, Paren, Str, Subscript, Var
 
@@ -87,7 +89,7 @@ class _Inliner:
         if value is None:
             raise _Refuse
         body = _prune(self.out + [Return(value)])
-        return Function(f.name, f.args, f.doc, tuple(_norms(body)), (), f.frame)
+        return Function(f.name, f.args, f.doc, tuple(_fuse_backward(_norms(body))), (), f.frame)
 
     def callee(self, call, scope) -> Function:
         """The generated function a statement calls with ``t`` (or ``params, data``)."""
@@ -309,3 +311,49 @@ def _norms(body: list) -> list:
         out[defs[sq]] = Comment("one outer product per sample: its norm is the product of its factors' norms")
         out[i] = Assign(st.target, prod)
     return out
+
+
+# -- an activation's derivative times an adjoint ---------------------------------------------------
+_Z = sympy.Symbol("z", real=True)
+#: derivative of an activation in its output z → the aten op that multiplies an adjoint by it
+#: (what autograd itself calls): one op for three
+BACKWARD = {"tanh_backward": 1 - _Z ** 2, "sigmoid_backward": _Z * (1 - _Z)}
+
+
+def _backward_op(st) -> tuple | None:
+    """(op, the activation's output) when ``st`` computes one of :data:`BACKWARD`'s derivatives."""
+    if not isinstance(st, Elementwise) or st.broadcast is not None or len(st.operands) != 1:
+        return None
+    sym, x = st.operands[0]
+    body = st.body.xreplace({sym: _Z})
+    for op, want in BACKWARD.items():
+        if sympy.expand(body - want) == 0:
+            return op, x
+    return None
+
+
+def _fuse_backward(body: list) -> list:
+    """``d = 1 - v**2; a = d * g`` (``d`` read once) → ``a = tanh_backward(g, v)``; sigmoid alike."""
+    count: dict = {}
+    for st in body:
+        for name in _uses(st)[1]:
+            count[name] = count.get(name, 0) + 1
+    found = {}
+    for i, st in enumerate(body):
+        hit = _backward_op(st)
+        if hit is not None and count.get(st.target) == 1:
+            found[st.target] = (i, hit)
+    out = list(body)
+    for i, st in enumerate(body):
+        v = st.value if isinstance(st, Assign) else None
+        if not (isinstance(v, Mul) and len(v.factors) == 2 and all(isinstance(f, Var) for f in v.factors)):
+            continue
+        names = [f.name for f in v.factors]
+        d = next((n for n in names if n in found), None)
+        if d is None or names[0] == names[1]:
+            continue
+        k, (op, x) = found[d]
+        grad = v.factors[1 - names.index(d)]
+        out[k] = None
+        out[i] = Assign(st.target, Lib("ops.aten." + op, (grad, x)))
+    return [st for st in out if st is not None]
