@@ -316,8 +316,9 @@ def _norms(body: list) -> list:
 # -- an activation's derivative times an adjoint ---------------------------------------------------
 _Z = sympy.Symbol("z", real=True)
 #: derivative of an activation in its output z → the aten op that multiplies an adjoint by it
-#: (what autograd itself calls): one op for three
-BACKWARD = {"tanh_backward": 1 - _Z ** 2, "sigmoid_backward": _Z * (1 - _Z)}
+#: (what autograd itself calls): one op for three.  Not sigmoid: its derivative is written
+#: ``v * sigmoid(-z)``, exact where ``v * (1 - v)`` (sigmoid_backward) loses digits as v → 1.
+BACKWARD = {"tanh_backward": 1 - _Z ** 2}
 
 
 def _backward_op(st) -> tuple | None:
@@ -333,7 +334,7 @@ def _backward_op(st) -> tuple | None:
 
 
 def _fuse_backward(body: list) -> list:
-    """``d = 1 - v**2; a = d * g`` (``d`` read once) → ``a = tanh_backward(g, v)``; sigmoid alike."""
+    """``d = 1 - v**2; a = d * g`` (``d`` read once) → ``a = tanh_backward(g, v)``."""
     count: dict = {}
     for st in body:
         for name in _uses(st)[1]:
