@@ -167,3 +167,21 @@ def test_looped_module_is_left_as_it_was_and_checks():
 
 def test_source_is_deterministic():
     assert _source(TANH_MLP, order=2) == _source(TANH_MLP, order=2)
+
+
+def test_benchmark_device_run_does_not_assume_a_gpu(tmp_path):
+    """``benchmarks/run.py --device cuda`` on a machine without one: one line naming the device,
+    exit 1, nothing written (the table is only ever measured, never fixed text)."""
+    import subprocess
+    import sys
+
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: benchmarks/run.py --device cuda would run")
+    out = tmp_path / "cuda.md"
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--device", "cuda", "-o", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.strip().startswith("--device cuda: torch cannot use it (")
+    assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+    assert not out.exists()
