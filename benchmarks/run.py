@@ -643,8 +643,9 @@ def main(argv=None) -> int:
         run_hessian(tab, SOLO_H, SOLO_H, 2, 10, 64, rounds=3, inner=1, libraries=False)
         depth_curves(tab, [2, 4, 8, 16, 32], [4, 8, 16, 32], 64, 32, rounds=9, inner=20, cli_depth=32)
         if torch is not None:
-            for cfg, rounds, inner in (((32, 32, 2, 10, 64), 9, 50), ((64, 64, 4, 10, 256), 9, 20)):
-                backends.torch_rows(tab, *shared, cfg, rounds, inner)
+            for cfg, rounds, inner in (((32, 32, 2, 10, 64), 9, 50), ((64, 64, 4, 10, 256), 9, 20),
+                                       ((32, 32, 2, 10, 1024), 9, 10), ((64, 64, 4, 10, 1024), 5, 3)):
+                backends.torch_rows(tab, *shared, cfg, rounds, inner)  # B = 1024: where tanh and softmax weigh
             backends.torch_hessian_rows(tab, *shared, (32, 32, 2, 10, 64), 5, 2)
         if jax is not None:
             for cfg, rounds, inner in (((32, 32, 2, 10, 64), 9, 50), ((64, 64, 4, 10, 256), 9, 20)):

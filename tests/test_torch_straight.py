@@ -165,6 +165,15 @@ def test_looped_module_is_left_as_it_was_and_checks():
     assert agree and max(r.error for r in agree) <= 1e-10
 
 
+def _flat(result):
+    """The tensors of a result (dicts in key order, lists and tuples of factors)."""
+    if isinstance(result, dict):
+        return [a for k in sorted(result) for a in _flat(result[k])]
+    if isinstance(result, (list, tuple)):
+        return [a for v in result for a in _flat(v)]
+    return [result]
+
+
 def test_source_is_deterministic():
     assert _source(TANH_MLP, order=2) == _source(TANH_MLP, order=2)
 
@@ -185,3 +194,20 @@ def test_benchmark_device_run_does_not_assume_a_gpu(tmp_path):
     assert run.stderr.strip().startswith("--device cuda: torch cannot use it (")
     assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
     assert not out.exists()
+
+
+def test_straight_functions_trace_under_torch_compile_and_run_on_meta():
+    """tanh_backward, vecdot and vector_norm trace without a graph break (fullgraph), give the eager
+    numbers, and find their operands on the inputs' device (meta: a CPU array would fail)."""
+    import torch
+    mod = load(_source(TANH_MLP))
+    params, data = _inputs(mod)
+    for fn in ("objective", "gradient", "per_sample_gradient_norms", "gradient_factors"):
+        got = torch.compile(mod[fn], backend="aot_eager", fullgraph=True)(params, data)
+        want = mod[fn](params, data)
+        assert len(_flat(got)) == len(_flat(want)) > 0
+        for g, w in zip(_flat(got), _flat(want)):
+            assert torch.allclose(g, w, rtol=1e-12, atol=1e-14), fn
+    meta = ({k: v.to("meta") for k, v in params.items()}, {k: v.to("meta") for k, v in data.items()})
+    norms = mod["per_sample_gradient_norms"](*meta)
+    assert all(v.device.type == "meta" and v.shape == (7,) for v in norms.values())
