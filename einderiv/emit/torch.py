@@ -251,7 +251,7 @@ class TorchPrinter(NumPyPrinter):
         return f"{self._print(e.x)}.sum(dim={dim})"
 
     def _print_Subscript(self, e) -> str:
-        u = rowdot(e)  # (u[..., None, :] @ u[..., None])[..., 0, 0]: one op, not four
+        u = rowdot(e)  # (u[..., None, :] @ w[..., None])[..., 0, 0]: one op, not four
         if u is not None:
             return self.call("linalg.vecdot", self._print(u[0]), self._print(u[1]))
         return super()._print_Subscript(e)
