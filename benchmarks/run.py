@@ -139,9 +139,11 @@ def compare(contenders: dict, rounds: int, inner: int, warmup: int = 3) -> Times
     return times
 
 
-def ratio(times, a, b) -> float:
-    """Median over rounds of the CPU-time ratio a / b."""
-    return statistics.median(x / y for x, y in zip(times[a], times[b]))
+def ratio(times, a, b, wall: bool = False) -> float:
+    """Median over rounds of the CPU-time ratio a / b (``wall``: of the wall times — on a GPU,
+    whose work is not this process's CPU time)."""
+    ta, tb = (times.wall[a], times.wall[b]) if wall else (times[a], times[b])
+    return statistics.median(x / y for x, y in zip(ta, tb))
 
 
 def sig(x: float, n: int = 3) -> str:
@@ -512,8 +514,11 @@ REASONS = {
         "What would reach it: share the per-layer-pair work across blocks of equal structure (as "
         "order 3 does with emit/share.py) and cache derivations by file content and options.",
     "torch backend: per_sample_gradient_norms":
-        "Why: at these sizes both sides are fixed per-call costs (Python dispatch), which vmap amortises "
-        "over B better than a call per factor.  What would reach it: larger B·P, where the ratio falls.",
+        "Why: the generated function is straight-line at one torch op per matmul, activation, activation "
+        "backward and factor norm (einderiv/emit/torch_straight.py); what is left is the forward and "
+        "backward matmuls and torch's float64 tanh on the CPU (≈4 ns an element, several times NumPy's), "
+        "which vmap(grad) also pays, and at L=2, h=32 each op's fixed dispatch cost.  What would reach "
+        "it: a faster tanh kernel in torch, or fewer ops than one per layer (torch.compile of the module).",
 }
 
 
@@ -566,9 +571,11 @@ network: autograd and `torch.func.vmap(grad)` over a list of weight tensors, Bac
 f_b / B, rescaled before the comparison), and `torch.func.hessian`.  The generated gradient and
 autograd do the same matmuls; what separates them is per-op overhead (Python dispatch in the
 generated functions against autograd's graph recording).  `per_sample_gradient_norms` contracts
-the factors of each per-sample gradient (‖δ_b‖²‖x_b‖² for a dense layer) after one backward
-pass, so its cost is about one gradient's: its ratio against vmap(grad) grows with B·P, and at
-small sizes both sides are dominated by fixed per-call costs.  The JAX rows compile both sides
+the factors of each per-sample gradient (‖δ_b‖ ‖x_b‖ for a dense layer: two vector norms and a
+product, no B × P array) after one backward pass without the weight-gradient matmuls, in a
+straight-line function (forward pass and adjoints inlined, no objective value, a tanh's
+backward one op): its cost is below one gradient's, while vmap(grad) forms every per-sample
+gradient.  The JAX rows compile both sides
 with `jax.jit`.  `benchmarks/run.py --device cuda` writes the same torch rows in float32 on a
 GPU, with the exact Hessian against `torch.func.hessian` at P = 21,000, to
 docs/benchmarks-cuda.md.
@@ -606,6 +613,10 @@ def main(argv=None) -> int:
     if args.device:
         if torch is None:
             raise SystemExit("--device needs torch")
+        try:  # the device must exist here: nothing below assumes a GPU
+            torch.empty(1, device=args.device)
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            raise SystemExit(f"--device {args.device}: torch cannot use it ({str(exc).splitlines()[0]})")
         configs = [(4, 5, 2, 3, 6)] if args.tiny else [(32, 32, 2, 10, 64), (64, 64, 4, 10, 256),
                                                        (256, 256, 4, 10, 1024)]
         for cfg in configs:
@@ -634,8 +645,9 @@ def main(argv=None) -> int:
         run_hessian(tab, SOLO_H, SOLO_H, 2, 10, 64, rounds=3, inner=1, libraries=False)
         depth_curves(tab, [2, 4, 8, 16, 32], [4, 8, 16, 32], 64, 32, rounds=9, inner=20, cli_depth=32)
         if torch is not None:
-            for cfg, rounds, inner in (((32, 32, 2, 10, 64), 9, 50), ((64, 64, 4, 10, 256), 9, 20)):
-                backends.torch_rows(tab, *shared, cfg, rounds, inner)
+            for cfg, rounds, inner in (((32, 32, 2, 10, 64), 9, 50), ((64, 64, 4, 10, 256), 9, 20),
+                                       ((32, 32, 2, 10, 1024), 9, 10), ((64, 64, 4, 10, 1024), 5, 3)):
+                backends.torch_rows(tab, *shared, cfg, rounds, inner)  # B = 1024: where tanh and softmax weigh
             backends.torch_hessian_rows(tab, *shared, (32, 32, 2, 10, 64), 5, 2)
         if jax is not None:
             for cfg, rounds, inner in (((32, 32, 2, 10, 64), 9, 50), ((64, 64, 4, 10, 256), 9, 20)):
@@ -648,6 +660,7 @@ def main(argv=None) -> int:
         versions.append(f"jax {jax.__version__}")
     if backends.backpack is not None:
         versions.append(f"backpack-for-pytorch {importlib.metadata.version('backpack-for-pytorch')}")
+    clock = "wall" if args.device and args.device != "cpu" else "CPU"  # what the ratios divide
     head = [
         "# Benchmarks",
         "",
@@ -665,11 +678,14 @@ def main(argv=None) -> int:
                                 "`OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` are both unset for this process."
                                 if _PINNED else "`OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` were not set."),
         "The machine was shared with other jobs during the run (load average "
-        f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores): ratios are of process CPU times, "
-        "medians over rounds; wall times are shown in parentheses.",
+        f"{os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} cores): "
+        + (f"ratios are of wall times on {args.device} (every timed call ends with a synchronisation; a "
+           "device's work is not process CPU time), medians over rounds; CPU times are shown first."
+           if args.device and args.device != "cpu" else
+           "ratios are of process CPU times, medians over rounds; wall times are shown in parentheses."),
         "",
         "Network: tanh MLP, softmax cross-entropy, no biases, input width = h, 10 classes. "
-        "Ratio = median over rounds of (einderiv CPU time / baseline CPU time), each time the best of "
+        f"Ratio = median over rounds of (einderiv {clock} time / baseline {clock} time), each time the best of "
         "several calls; times are medians, three significant digits; every result was checked against "
         "its baseline first.  Verdict: computed "
         f"from the ratio and the target in this run (borderline: above the target by at most {NOISE}×, "
@@ -680,7 +696,7 @@ def main(argv=None) -> int:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     body = ["| " + " | ".join(str(c) for c in r) + " |" for r in tab.rows]
-    status = BACKEND_STATUS if args.device else unmet(tab) + STATUS + BACKEND_STATUS
+    status = unmet(tab) + (BACKEND_STATUS if args.device else STATUS + BACKEND_STATUS)
     if output == "-":
         print("\n".join(head + body + status))
         return 0

@@ -5,8 +5,13 @@ contraction plans, the same loops) as :class:`~einderiv.emit.numpy.NumPyPrinter`
 torch operations.  The generated module has the NumPy module's contract over ``torch.Tensor``
 s (``PARAMS``, ``INPUTS``, ``objective``, ``gradient``, …, ``third_derivative``) and:
 
-* needs no autograd: every derivative is written out (call it under ``torch.no_grad()`` or
-  not; it builds no graph of its own unless its inputs require grad);
+* needs no autograd: every derivative is written out, and each derivative function runs under
+  ``torch.no_grad()`` (inputs that require grad, such as ``nn.Parameter`` s, cost no graph
+  recording; its results carry no graph); ``objective`` is left to record, a loss to train on;
+* writes its first-order functions (``gradient``, ``per_sample_gradient_norms`` …) straight-line,
+  with the activations' backward ops and the norms of one-outer-product gradients fused
+  (:mod:`einderiv.emit.torch_straight`): at a per-sample network's sizes each torch op's
+  dispatch costs more than its arithmetic;
 * runs on the device of its inputs and in their dtype (float32 or float64): an array a function
   creates (zeros, the identity, ones, a window's selection tensor) takes the dtype and device
   of the first floating-point tensor of its first argument (``params`` or ``t``), read once
@@ -30,6 +35,7 @@ from sympy.printing.pytorch import TorchPrinter as SympyTorchPrinter
 from .kernel_arrays import Num
 from .numpy import SUPPORT as NUMPY_SUPPORT
 from .numpy import NumPyPrinter
+from .torch_straight import rowdot, straighten
 
 __all__ = ["TorchPrinter", "TorchScalarPrinter"]
 
@@ -199,9 +205,20 @@ class TorchPrinter(NumPyPrinter):
             self.helper("_dtype_device")
         return super()._print_Support(s)
 
+    def _print_Module(self, m) -> str:
+        return super()._print_Module(straighten(m))  # first-order functions straight-line
+
     def _print_Function(self, f) -> str:
+        """A derivative function of the contract runs under ``torch.no_grad()``: inputs that
+        require grad (``nn.Parameter`` s) make autograd record nothing; ``objective`` records."""
         self._creates = False
-        return super()._print_Function(f)
+        if f.name.startswith("_") or f.name == "objective" or f.args[:2] != ("params", "data"):
+            return super()._print_Function(f)
+        inner = self.indent * 2
+        body = [inner + line for st in f.prologue + f.body for line in self._print(st)]
+        head = [f"def {f.name}({', '.join(f.args)}):", f'{self.indent}"""{f.doc}"""',
+                f"{self.indent}with torch.no_grad():"]
+        return "\n".join(head + [inner + line for line in self.preamble(f)] + body)
 
     # -- creation -------------------------------------------------------------------------
     def _print_Eye(self, e) -> str:
@@ -232,6 +249,12 @@ class TorchPrinter(NumPyPrinter):
     def _print_SumAxes(self, e) -> str:
         dim = str(e.axes[0]) if len(e.axes) == 1 else str(e.axes)
         return f"{self._print(e.x)}.sum(dim={dim})"
+
+    def _print_Subscript(self, e) -> str:
+        u = rowdot(e)  # (u[..., None, :] @ w[..., None])[..., 0, 0]: one op, not four
+        if u is not None:
+            return self.call("linalg.vecdot", self._print(u[0]), self._print(u[1]))
+        return super()._print_Subscript(e)
 
     def _print_TensorDot(self, e) -> str:
         ka, kb = e.axes
