@@ -56,6 +56,8 @@ def lower_statement(s: Scope, st) -> None:
         s.emit(Return(resolve(s, st.value)))
     elif isinstance(st, Assign) and isinstance(st.target, Local) and st.target not in s.locals:
         s.locals[st.target] = Var(s.bind(st.target.hint, resolve(s, st.value)))  # a new local variable
+    elif isinstance(st, Assign) and isinstance(st.target, Tensor):  # a tensor given, not computed (the direction)
+        s.loaded[st.target.name] = s.bind(s.ctx.ident[st.target.name], resolve(s, st.value), exact=True)
     elif isinstance(st, (Assign, Append)):
         s.emit(type(st)(resolve(s, st.target), resolve(s, st.value)))
     else:
