@@ -469,15 +469,15 @@ REASONS = {
         "backprop does; what is left are NumPy's temporaries inside one statement (v², 1 − v², the "
         "product), the same on both sides.  What would reach it: elementwise updates in place (out=).",
     "gradient":
-        "Why: the generated gradient is one straight-line function of locals (no dict, no call per "
-        "quantity, no objective value) doing the hand-written matmuls; what is left is one division by B "
-        "per parameter (hand-written code scales the top adjoint once) and run-to-run noise, which shows "
-        "at the smallest sizes.  What would reach it: the top adjoint divided by B once.",
+        "Why: the generated gradient is one straight-line function of locals doing hand-written "
+        "backprop's operations (the matmuls, (s − y)/B once at the top, 1 − v², each array deleted after "
+        "its last read); a miss here is run-to-run noise at the smallest sizes, where a call takes tens "
+        "of µs.  What would reach it: more rounds on a quieter machine.",
     "hvp":
         "Why: the generated hvp is one straight-line function of locals doing the R-operator's matmuls, "
-        "the softmax's R-adjoint as s⊙Rp − s(s·Rp) (no B × c × c Hessian); what is left is one division "
-        "by B per parameter (hand-written code scales the top adjoints once) and run-to-run noise, which "
-        "show at the smallest sizes.  What would reach it: the top adjoints divided by B once.",
+        "the softmax's R-adjoint as s⊙Rp − s(s·Rp) (no B × c × c Hessian), the adjoint and R-adjoint "
+        "divided by B once; a miss here is run-to-run noise at the smallest sizes.  What would reach it: "
+        "more rounds on a quieter machine.",
     "ggn_diagonal":
         "Why: einderiv forms the per-sample Jacobians J (B × c × h per layer) and contracts them with "
         "the softmax Hessian S (B × c × c) on every layer (B·c²·h there), where the hand-written code "

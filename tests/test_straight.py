@@ -235,3 +235,27 @@ def test_gradient_peak_memory_is_that_of_hand_written_backprop():
             t[q] = mod["_" + q](t)
         return t
     assert ours < 0.75 * _peak(kept)  # what freeing saves is measurable
+
+
+# ------------------------------------------------------------------ the batch mean, seeded once
+def test_gradient_and_hvp_divide_the_top_adjoints_by_B_once(tanh_mlp):
+    """As hand-written backprop: (s − y)/B at the top, not a division of every h × h block."""
+    d, _ = tanh_mlp
+    src = generate(d)
+    grad, hvp = ast.unparse(_body(src, "gradient")), ast.unparse(_body(src, "hvp"))
+    assert "adj_p = (softmax_p - y) / B" in grad and grad.count("/ B") == 1
+    assert hvp.count("/ B") == 2 and "radj_p = (" in hvp  # the adjoint and the R-adjoint
+    for name in ("per_sample_gradient", "gradient_factors", "per_sample_gradient_norms"):
+        assert "/ B" not in ast.unparse(_body(src, name)), name
+
+
+def test_a_term_without_a_batched_adjoint_keeps_the_division_per_block():
+    """A weight penalty's gradient 2·0.01·W1 is no batch sum: seeding 1/B would scale it too, so
+    the blocks divide their batch sums instead — and the numbers stay right."""
+    text = mlp_text(3, 4, 1, 3).replace("f = softmax_cross_entropy(p, y)",
+                                         "r = W1^j_i W1^j_i\nf = softmax_cross_entropy(p, y) + 0.01 r")
+    d = derive(load_network("reg.ein", text), 2, expanded=False)
+    grad = ast.unparse(_body(generate(d), "gradient"))
+    assert "adj_p = softmax_p - y" in grad and "grad_W1 = adj_z_v1.T @ x / B + 2 * adj_r * W1" in grad
+    report = check(d, seed=1, batch=5)
+    assert report.ok, report.format()

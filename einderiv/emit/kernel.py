@@ -200,6 +200,7 @@ class Define:
     indices: tuple[Index, ...]
     expr: Expr
     groups: Union[tuple[TermGroup, ...], None] = None
+    mean: bool = False  # divided by the batch size (an adjoint seeded with 1/B: emit/straight.py)
 
 
 @node
@@ -217,6 +218,7 @@ class Block:
     shape: ArrayExpr
     kind: str = "block"
     into: Union["Into", None] = None
+    mean: bool = False  # its adjoints carry 1/B already: the batch sum is the mean (emit/straight.py)
 
 
 @node
