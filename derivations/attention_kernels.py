@@ -789,14 +789,14 @@ def gradient(params, data):
     # einsum("ld,Bd->Bl", U, tmp)
     p = tmp @ U.T
     del tmp
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     del softmax_p
     # ∂f/∂U[l,d] = 1/t Σ_c adj_p[l] o[c,d]
     # einsum("Bl,Bcd->ld", adj_p, o)
-    grad_U = 0.3333333333333333 * adj_p.T @ (o.sum(axis=1)) / B
+    grad_U = 0.3333333333333333 * adj_p.T @ (o.sum(axis=1))
     del o
     # adj_o[q,d] = 1/t Σ_c 1[q] U[c,d] adj_p[c]
     # einsum("q,cd,Bc->Bqd", np.ones(3), U, adj_p)
@@ -819,7 +819,7 @@ def gradient(params, data):
     del K
     # ∂f/∂WQ[d,i] = Σ_c X[c,i] adj_Q[c,d]
     # einsum("Bci,Bcd->di", X, adj_Q)
-    grad_WQ = np.tensordot(adj_Q, X, axes=([0, 1], [0, 1])) / B
+    grad_WQ = np.tensordot(adj_Q, X, axes=([0, 1], [0, 1]))
     del adj_Q
     # adj_K[s,d] = 1/sqrt(d) Σ_c Q[c,d] adj_s[c,s]
     # einsum("Bcd,Bcs->Bsd", Q, adj_s)
@@ -827,7 +827,7 @@ def gradient(params, data):
     del Q, adj_s
     # ∂f/∂WK[d,i] = Σ_c X[c,i] adj_K[c,d]
     # einsum("Bci,Bcd->di", X, adj_K)
-    grad_WK = np.tensordot(adj_K, X, axes=([0, 1], [0, 1])) / B
+    grad_WK = np.tensordot(adj_K, X, axes=([0, 1], [0, 1]))
     del adj_K
     # adj_V[s,d] = Σ_c a[c,s] adj_o[c,d]
     # einsum("Bcs,Bcd->Bsd", a, adj_o)
@@ -835,7 +835,7 @@ def gradient(params, data):
     del a, adj_o
     # ∂f/∂WV[d,i] = Σ_c X[c,i] adj_V[c,d]
     # einsum("Bci,Bcd->di", X, adj_V)
-    grad_WV = np.tensordot(adj_V, X, axes=([0, 1], [0, 1])) / B
+    grad_WV = np.tensordot(adj_V, X, axes=([0, 1], [0, 1]))
     del adj_V
     return {"WQ": grad_WQ, "WK": grad_WK, "WV": grad_WV, "U": grad_U}
 
@@ -1288,10 +1288,10 @@ def hvp(params, data, vector):
     # einsum("ld,Bd->Bl", U, tmp)
     p = tmp @ U.T
     del tmp
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     # adj_o[q,d] = 1/t Σ_c 1[q] U[c,d] adj_p[c]
     # einsum("q,cd,Bc->Bqd", np.ones(3), U, adj_p)
     tmp_2 = adj_p @ U
@@ -1331,15 +1331,15 @@ def hvp(params, data, vector):
     # einsum("lc,Bic->Bl", dir_U, o)
     # einsum("lc,Bic->Bl", U, tan_o)
     tan_p = 0.3333333333333333 * (o.sum(axis=1)) @ dir_U.T + 0.3333333333333333 * (tan_o.sum(axis=1)) @ U.T
-    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
     # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
     tmp_5 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
-    radj_p = tan_p * softmax_p - tmp_5[:, None] * softmax_p
+    radj_p = (tan_p * softmax_p - tmp_5[:, None] * softmax_p) / B
     del softmax_p, tan_p, tmp_5
     # Σ_b H[U,b]·vector[b][l,d] = 1/t Σ_c o[c,d] radj_p[l] + 1/t Σ_c adj_p[l] tan_o[c,d]
     # einsum("Bcd,Bl->ld", o, radj_p)
     # einsum("Bl,Bcd->ld", adj_p, tan_o)
-    hvp_U = (0.3333333333333333 * radj_p.T @ (o.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_o.sum(axis=1))) / B
+    hvp_U = 0.3333333333333333 * radj_p.T @ (o.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_o.sum(axis=1))
     del o, tan_o
     # radj_o[q,d] = 1/t Σ_c 1[q] adj_p[c] dir_U[c,d] + 1/t Σ_c 1[q] U[c,d] radj_p[c]
     # einsum("q,Bc,cd->Bqd", np.ones(3), adj_p, dir_U)
@@ -1382,7 +1382,7 @@ def hvp(params, data, vector):
     del K, tan_K
     # Σ_b H[WQ,b]·vector[b][d,i] = Σ_c X[c,i] radj_Q[c,d]
     # einsum("Bci,Bcd->di", X, radj_Q)
-    hvp_WQ = np.tensordot(radj_Q, X, axes=([0, 1], [0, 1])) / B
+    hvp_WQ = np.tensordot(radj_Q, X, axes=([0, 1], [0, 1]))
     del radj_Q
     # radj_K[s,d] = 1/sqrt(d) Σ_c adj_s[c,s] tan_Q[c,d] + 1/sqrt(d) Σ_c Q[c,d] radj_s[c,s]
     # einsum("Bcs,Bcd->Bsd", adj_s, tan_Q)
@@ -1391,7 +1391,7 @@ def hvp(params, data, vector):
     del Q, adj_s, tan_Q, radj_s
     # Σ_b H[WK,b]·vector[b][d,i] = Σ_c X[c,i] radj_K[c,d]
     # einsum("Bci,Bcd->di", X, radj_K)
-    hvp_WK = np.tensordot(radj_K, X, axes=([0, 1], [0, 1])) / B
+    hvp_WK = np.tensordot(radj_K, X, axes=([0, 1], [0, 1]))
     del radj_K
     # radj_V[s,d] = Σ_c adj_o[c,d] tan_a[c,s] + Σ_c a[c,s] radj_o[c,d]
     # einsum("Bcd,Bcs->Bsd", adj_o, tan_a)
@@ -1400,7 +1400,7 @@ def hvp(params, data, vector):
     del a, adj_o, tan_a, radj_o
     # Σ_b H[WV,b]·vector[b][d,i] = Σ_c X[c,i] radj_V[c,d]
     # einsum("Bci,Bcd->di", X, radj_V)
-    hvp_WV = np.tensordot(radj_V, X, axes=([0, 1], [0, 1])) / B
+    hvp_WV = np.tensordot(radj_V, X, axes=([0, 1], [0, 1]))
     del radj_V
     return {"WQ": hvp_WQ, "WK": hvp_WK, "WV": hvp_WV, "U": hvp_U}
 

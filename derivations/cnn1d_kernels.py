@@ -508,18 +508,18 @@ def gradient(params, data):
     # einsum("lot,Bot->Bl", U, v)
     # einsum("los,Bos->Bl", R, w)
     p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     del softmax_p
     # ∂f/∂U[l,o,t] = adj_p[l] v[o,t]
     # einsum("Bl,Bot->lot", adj_p, v)
-    grad_U = (np.tensordot(v, adj_p, axes=([0], [0]))).transpose(2, 0, 1) / B
+    grad_U = (np.tensordot(v, adj_p, axes=([0], [0]))).transpose(2, 0, 1)
     del v
     # ∂f/∂R[l,o,s] = adj_p[l] w[o,s]
     # einsum("Bl,Bos->los", adj_p, w)
-    grad_R = (np.tensordot(w, adj_p, axes=([0], [0]))).transpose(2, 0, 1) / B
+    grad_R = (np.tensordot(w, adj_p, axes=([0], [0]))).transpose(2, 0, 1)
     # adj_v[o,t] = Σ_c U[c,o,t] adj_p[c]
     # einsum("cot,Bc->Bot", U, adj_p)
     adj_v = np.tensordot(adj_p, U, axes=([1], [0]))
@@ -531,7 +531,7 @@ def gradient(params, data):
     # ∂f/∂K[o,a] = Σ_ci adj_z_v[o,c] x[i] S[i,c,a]
     x_win_3 = _window_view(x, 3, 1, 1, 4)
     # einsum("Boc,Bca->oa", adj_z_v, x_win_3)
-    grad_K = (np.tensordot(x_win_3, adj_z_v, axes=([0, 1], [0, 2]))).T / B
+    grad_K = (np.tensordot(x_win_3, adj_z_v, axes=([0, 1], [0, 2]))).T
     del adj_z_v, x_win_3
     # adj_w[o,s] = Σ_c R[c,o,s] adj_p[c]
     # einsum("cos,Bc->Bos", R, adj_p)
@@ -545,7 +545,7 @@ def gradient(params, data):
     # ∂f/∂G[o,a] = Σ_ci adj_z_w[o,c] x[i] S2[i,c,a]
     x_win_4 = _window_view(x, 3, 1, 2, 2)
     # einsum("Boc,Bca->oa", adj_z_w, x_win_4)
-    grad_G = (np.tensordot(x_win_4, adj_z_w, axes=([0, 1], [0, 2]))).T / B
+    grad_G = (np.tensordot(x_win_4, adj_z_w, axes=([0, 1], [0, 2]))).T
     del adj_z_w, x_win_4
     return {"K": grad_K, "G": grad_G, "U": grad_U, "R": grad_R}
 
@@ -945,10 +945,10 @@ def hvp(params, data, vector):
     # einsum("lot,Bot->Bl", U, v)
     # einsum("los,Bos->Bl", R, w)
     p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     # adj_w[o,s] = Σ_c R[c,o,s] adj_p[c]
     # einsum("cos,Bc->Bos", R, adj_p)
     adj_w = np.tensordot(adj_p, R, axes=([1], [0]))
@@ -976,20 +976,20 @@ def hvp(params, data, vector):
     # einsum("lci,Bci->Bl", dir_R, w)
     # einsum("lci,Bci->Bl", R, tan_w)
     tan_p = np.tensordot(v, dir_U, axes=([1, 2], [1, 2])) + np.tensordot(tan_v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, dir_R, axes=([1, 2], [1, 2])) + np.tensordot(tan_w, R, axes=([1, 2], [1, 2]))
-    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
     # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
     tmp_3 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
-    radj_p = tan_p * softmax_p - tmp_3[:, None] * softmax_p
+    radj_p = (tan_p * softmax_p - tmp_3[:, None] * softmax_p) / B
     del softmax_p, tan_p, tmp_3
     # Σ_b H[U,b]·vector[b][l,o,t] = radj_p[l] v[o,t] + adj_p[l] tan_v[o,t]
     # einsum("Bl,Bot->lot", radj_p, v)
     # einsum("Bl,Bot->lot", adj_p, tan_v)
-    hvp_U = ((np.tensordot(v, radj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tan_v, adj_p, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    hvp_U = (np.tensordot(v, radj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tan_v, adj_p, axes=([0], [0]))).transpose(2, 0, 1)
     del v, tan_v
     # Σ_b H[R,b]·vector[b][l,o,s] = radj_p[l] w[o,s] + adj_p[l] tan_w[o,s]
     # einsum("Bl,Bos->los", radj_p, w)
     # einsum("Bl,Bos->los", adj_p, tan_w)
-    hvp_R = ((np.tensordot(w, radj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tan_w, adj_p, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    hvp_R = (np.tensordot(w, radj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tan_w, adj_p, axes=([0], [0]))).transpose(2, 0, 1)
     del tan_w
     # radj_v[o,t] = Σ_c adj_p[c] dir_U[c,o,t] + Σ_c U[c,o,t] radj_p[c]
     # einsum("Bc,cot->Bot", adj_p, dir_U)
@@ -1001,7 +1001,7 @@ def hvp(params, data, vector):
     # Σ_b H[K,b]·vector[b][o,a] = Σ_ci radj_z_v[o,c] x[i] S[i,c,a]
     x_win_5 = _window_view(x, 3, 1, 1, 4)
     # einsum("Boc,Bca->oa", radj_z_v, x_win_5)
-    hvp_K = (np.tensordot(x_win_5, radj_z_v, axes=([0, 1], [0, 2]))).T / B
+    hvp_K = (np.tensordot(x_win_5, radj_z_v, axes=([0, 1], [0, 2]))).T
     del radj_z_v, x_win_5
     # radj_w[o,s] = Σ_c adj_p[c] dir_R[c,o,s] + Σ_c R[c,o,s] radj_p[c]
     # einsum("Bc,cos->Bos", adj_p, dir_R)
@@ -1016,7 +1016,7 @@ def hvp(params, data, vector):
     # Σ_b H[G,b]·vector[b][o,a] = Σ_ci radj_z_w[o,c] x[i] S2[i,c,a]
     x_win_6 = _window_view(x, 3, 1, 2, 2)
     # einsum("Boc,Bca->oa", radj_z_w, x_win_6)
-    hvp_G = (np.tensordot(x_win_6, radj_z_w, axes=([0, 1], [0, 2]))).T / B
+    hvp_G = (np.tensordot(x_win_6, radj_z_w, axes=([0, 1], [0, 2]))).T
     del radj_z_w, x_win_6
     return {"K": hvp_K, "G": hvp_G, "U": hvp_U, "R": hvp_R}
 

@@ -518,12 +518,12 @@ def gradient(params, data):
     # p[l] = Σ_j U[l,j] h[j]
     # einsum("lj,Bj->Bl", U, h)
     p = h @ U.T
-    # adj_p[l] = p[l] - y[l]
-    adj_p = p - y
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
     del p
     # ∂f/∂U[l,j] = adj_p[l] h[j]
     # einsum("Bl,Bj->lj", adj_p, h)
-    grad_U = adj_p.T @ h / B
+    grad_U = adj_p.T @ h
     # adj_h[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
     adj_h = adj_p @ U
@@ -535,7 +535,7 @@ def gradient(params, data):
     del adj_h, dtanh_z_h
     # ∂f/∂W1[j,o,u,w] = adj_z_h[j] v[o,u,w]
     # einsum("Bj,Bouw->jouw", adj_z_h, v)
-    grad_W1 = (np.tensordot(v, adj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2) / B
+    grad_W1 = (np.tensordot(v, adj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2)
     # adj_v[o,u,w] = Σ_c W1[c,o,u,w] adj_z_h[c]
     # einsum("couw,Bc->Bouw", W1, adj_z_h)
     adj_v = np.tensordot(adj_z_h, W1, axes=([1], [0]))
@@ -550,11 +550,11 @@ def gradient(params, data):
     x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
     del x_win_2
     # einsum("Boij,Bcijab->ocab", adj_z_v, x_win_2_win)
-    grad_K = (np.tensordot(x_win_2_win, adj_z_v, axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2) / B
+    grad_K = (np.tensordot(x_win_2_win, adj_z_v, axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2)
     del x_win_2_win
     # ∂f/∂b[o] = Σ_ci adj_z_v[o,c,i]
     # einsum("Boci->o", adj_z_v)
-    grad_b = adj_z_v.sum(axis=(0, 2, 3)) / B
+    grad_b = adj_z_v.sum(axis=(0, 2, 3))
     del adj_z_v
     return {"K": grad_K, "b": grad_b, "W1": grad_W1, "U": grad_U}
 
@@ -965,8 +965,8 @@ def hvp(params, data, vector):
     # p[l] = Σ_j U[l,j] h[j]
     # einsum("lj,Bj->Bl", U, h)
     p = h @ U.T
-    # adj_p[l] = p[l] - y[l]
-    adj_p = p - y
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
     del p
     # adj_h[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
@@ -999,13 +999,13 @@ def hvp(params, data, vector):
     # einsum("lc,Bc->Bl", dir_U, h)
     # einsum("lc,Bc->Bl", U, tan_h)
     tan_p = h @ dir_U.T + tan_h @ U.T
-    # radj_p[l] = tan_p[l]
-    radj_p = tan_p
+    # radj_p[l] = tan_p[l] (÷ B: the batch mean seeded once)
+    radj_p = tan_p / B
     del tan_p
     # Σ_b H[U,b]·vector[b][l,j] = h[j] radj_p[l] + adj_p[l] tan_h[j]
     # einsum("Bj,Bl->lj", h, radj_p)
     # einsum("Bl,Bj->lj", adj_p, tan_h)
-    hvp_U = (radj_p.T @ h + adj_p.T @ tan_h) / B
+    hvp_U = radj_p.T @ h + adj_p.T @ tan_h
     del tan_h
     # radj_h[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
     # einsum("Bc,cj->Bj", adj_p, dir_U)
@@ -1020,7 +1020,7 @@ def hvp(params, data, vector):
     # Σ_b H[W1,b]·vector[b][j,o,u,w] = radj_z_h[j] v[o,u,w] + adj_z_h[j] tan_v[o,u,w]
     # einsum("Bj,Bouw->jouw", radj_z_h, v)
     # einsum("Bj,Bouw->jouw", adj_z_h, tan_v)
-    hvp_W1 = ((np.tensordot(v, radj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tan_v, adj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2)) / B
+    hvp_W1 = (np.tensordot(v, radj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tan_v, adj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2)
     del tan_v
     # radj_v[o,u,w] = Σ_c adj_z_h[c] dir_W1[c,o,u,w] + Σ_c W1[c,o,u,w] radj_z_h[c]
     # einsum("Bc,couw->Bouw", adj_z_h, dir_W1)
@@ -1037,11 +1037,11 @@ def hvp(params, data, vector):
     x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
     del x_win_3
     # einsum("Boij,Bcijab->ocab", radj_z_v, x_win_3_win)
-    hvp_K = (np.tensordot(x_win_3_win, radj_z_v, axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2) / B
+    hvp_K = (np.tensordot(x_win_3_win, radj_z_v, axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2)
     del x_win_3_win
     # Σ_b H[b,b]·vector[b][o] = Σ_ci radj_z_v[o,c,i]
     # einsum("Boci->o", radj_z_v)
-    hvp_b = radj_z_v.sum(axis=(0, 2, 3)) / B
+    hvp_b = radj_z_v.sum(axis=(0, 2, 3))
     del radj_z_v
     return {"K": hvp_K, "b": hvp_b, "W1": hvp_W1, "U": hvp_U}
 

@@ -981,14 +981,14 @@ def gradient(params, data):
     # p[l] = Σ_j V[l,j] h1[j]
     # einsum("lj,Bj->Bl", V, h1)
     p = h1 @ V.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     del softmax_p
     # ∂f/∂V[l,j] = adj_p[l] h1[j]
     # einsum("Bl,Bj->lj", adj_p, h1)
-    grad_V = adj_p.T @ h1 / B
+    grad_V = adj_p.T @ h1
     del h1
     # adj_h1[j] = Σ_c V[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", V, adj_p)
@@ -1003,10 +1003,10 @@ def gradient(params, data):
     del adj_zg, dsigmoid_z_zg
     # ∂f/∂Wz[j,i] = adj_z_zg[j] x[i]
     # einsum("Bj,Bi->ji", adj_z_zg, x)
-    grad_Wz = adj_z_zg.T @ x / B
+    grad_Wz = adj_z_zg.T @ x
     # ∂f/∂Uz[j,k] = adj_z_zg[j] h0[k]
     # einsum("Bj,Bk->jk", adj_z_zg, h0)
-    grad_Uz = adj_z_zg.T @ h0 / B
+    grad_Uz = adj_z_zg.T @ h0
     del adj_z_zg
     # adj_hc[j] = adj_h1[j] - adj_h1[j] zg[j]
     adj_hc = adj_h1 - adj_h1 * zg
@@ -1018,10 +1018,10 @@ def gradient(params, data):
     del adj_hc, dtanh_z_hc
     # ∂f/∂Wh[j,i] = adj_z_hc[j] x[i]
     # einsum("Bj,Bi->ji", adj_z_hc, x)
-    grad_Wh = adj_z_hc.T @ x / B
+    grad_Wh = adj_z_hc.T @ x
     # ∂f/∂Uh[j,k] = adj_z_hc[j] rh[k]
     # einsum("Bj,Bk->jk", adj_z_hc, rh)
-    grad_Uh = adj_z_hc.T @ rh / B
+    grad_Uh = adj_z_hc.T @ rh
     del rh
     # adj_rh[j] = Σ_c Uh[c,j] adj_z_hc[c]
     # einsum("cj,Bc->Bj", Uh, adj_z_hc)
@@ -1037,10 +1037,10 @@ def gradient(params, data):
     del adj_rg, dsigmoid_z_rg
     # ∂f/∂Wr[j,i] = adj_z_rg[j] x[i]
     # einsum("Bj,Bi->ji", adj_z_rg, x)
-    grad_Wr = adj_z_rg.T @ x / B
+    grad_Wr = adj_z_rg.T @ x
     # ∂f/∂Ur[j,k] = adj_z_rg[j] h0[k]
     # einsum("Bj,Bk->jk", adj_z_rg, h0)
-    grad_Ur = adj_z_rg.T @ h0 / B
+    grad_Ur = adj_z_rg.T @ h0
     del adj_z_rg
     return {"Wz": grad_Wz, "Uz": grad_Uz, "Wr": grad_Wr, "Ur": grad_Ur, "Wh": grad_Wh, "Uh": grad_Uh, "V": grad_V}
 
@@ -1623,10 +1623,10 @@ def hvp(params, data, vector):
     # p[l] = Σ_j V[l,j] h1[j]
     # einsum("lj,Bj->Bl", V, h1)
     p = h1 @ V.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     # adj_h1[j] = Σ_c V[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", V, adj_p)
     adj_h1 = adj_p @ V
@@ -1673,15 +1673,15 @@ def hvp(params, data, vector):
     # einsum("lc,Bc->Bl", dir_V, h1)
     # einsum("lc,Bc->Bl", V, tan_h1)
     tan_p = h1 @ dir_V.T + tan_h1 @ V.T
-    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
     # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
     tmp_2 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
-    radj_p = tan_p * softmax_p - tmp_2[:, None] * softmax_p
+    radj_p = (tan_p * softmax_p - tmp_2[:, None] * softmax_p) / B
     del softmax_p, tan_p, tmp_2
     # Σ_b H[V,b]·vector[b][l,j] = h1[j] radj_p[l] + adj_p[l] tan_h1[j]
     # einsum("Bj,Bl->lj", h1, radj_p)
     # einsum("Bl,Bj->lj", adj_p, tan_h1)
-    hvp_V = (radj_p.T @ h1 + adj_p.T @ tan_h1) / B
+    hvp_V = radj_p.T @ h1 + adj_p.T @ tan_h1
     del h1, tan_h1
     # radj_h1[j] = Σ_c adj_p[c] dir_V[c,j] + Σ_c V[c,j] radj_p[c]
     # einsum("Bc,cj->Bj", adj_p, dir_V)
@@ -1698,10 +1698,10 @@ def hvp(params, data, vector):
     del adj_zg, tan_z_zg, dsigmoid_z_zg, radj_zg, d2sigmoid_z_zg
     # Σ_b H[Wz,b]·vector[b][j,i] = radj_z_zg[j] x[i]
     # einsum("Bj,Bi->ji", radj_z_zg, x)
-    hvp_Wz = radj_z_zg.T @ x / B
+    hvp_Wz = radj_z_zg.T @ x
     # Σ_b H[Uz,b]·vector[b][j,k] = h0[k] radj_z_zg[j]
     # einsum("Bk,Bj->jk", h0, radj_z_zg)
-    hvp_Uz = radj_z_zg.T @ h0 / B
+    hvp_Uz = radj_z_zg.T @ h0
     del radj_z_zg
     # radj_hc[j] = radj_h1[j] - radj_h1[j] zg[j] - adj_h1[j] tan_zg[j]
     radj_hc = radj_h1 - radj_h1 * zg - adj_h1 * tan_zg
@@ -1713,11 +1713,11 @@ def hvp(params, data, vector):
     del adj_hc, dtanh_z_hc, tan_z_hc, radj_hc, d2tanh_z_hc
     # Σ_b H[Wh,b]·vector[b][j,i] = radj_z_hc[j] x[i]
     # einsum("Bj,Bi->ji", radj_z_hc, x)
-    hvp_Wh = radj_z_hc.T @ x / B
+    hvp_Wh = radj_z_hc.T @ x
     # Σ_b H[Uh,b]·vector[b][j,k] = radj_z_hc[j] rh[k] + adj_z_hc[j] tan_rh[k]
     # einsum("Bj,Bk->jk", radj_z_hc, rh)
     # einsum("Bj,Bk->jk", adj_z_hc, tan_rh)
-    hvp_Uh = (radj_z_hc.T @ rh + adj_z_hc.T @ tan_rh) / B
+    hvp_Uh = radj_z_hc.T @ rh + adj_z_hc.T @ tan_rh
     del rh, tan_rh
     # radj_rh[j] = Σ_c adj_z_hc[c] dir_Uh[c,j] + Σ_c Uh[c,j] radj_z_hc[c]
     # einsum("Bc,cj->Bj", adj_z_hc, dir_Uh)
@@ -1734,10 +1734,10 @@ def hvp(params, data, vector):
     del adj_rg, tan_z_rg, dsigmoid_z_rg, radj_rg, d2sigmoid_z_rg
     # Σ_b H[Wr,b]·vector[b][j,i] = radj_z_rg[j] x[i]
     # einsum("Bj,Bi->ji", radj_z_rg, x)
-    hvp_Wr = radj_z_rg.T @ x / B
+    hvp_Wr = radj_z_rg.T @ x
     # Σ_b H[Ur,b]·vector[b][j,k] = h0[k] radj_z_rg[j]
     # einsum("Bk,Bj->jk", h0, radj_z_rg)
-    hvp_Ur = radj_z_rg.T @ h0 / B
+    hvp_Ur = radj_z_rg.T @ h0
     del radj_z_rg
     return {"Wz": hvp_Wz, "Uz": hvp_Uz, "Wr": hvp_Wr, "Ur": hvp_Ur, "Wh": hvp_Wh, "Uh": hvp_Uh, "V": hvp_V}
 

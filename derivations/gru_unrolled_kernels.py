@@ -5135,14 +5135,14 @@ def gradient(params, data):
     # p[l] = Σ_j V[l,j] h3[j]
     # einsum("lj,Bj->Bl", V, h3)
     p = h3 @ V.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     del softmax_p
     # ∂f/∂V[l,j] = adj_p[l] h3[j]
     # einsum("Bl,Bj->lj", adj_p, h3)
-    grad_V = adj_p.T @ h3 / B
+    grad_V = adj_p.T @ h3
     del h3
     # adj_h3[j] = Σ_c V[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", V, adj_p)
@@ -5217,12 +5217,12 @@ def gradient(params, data):
     # einsum("Bj,Bi->ji", adj_z_za, x1)
     # einsum("Bj,Bi->ji", adj_z_zb, x2)
     # einsum("Bj,Bi->ji", adj_z_zc, x3)
-    grad_Wz = (adj_z_za.T @ x1 + adj_z_zb.T @ x2 + adj_z_zc.T @ x3) / B
+    grad_Wz = adj_z_za.T @ x1 + adj_z_zb.T @ x2 + adj_z_zc.T @ x3
     # ∂f/∂Uz[j,k] = adj_z_za[j] h0[k] + adj_z_zb[j] h1[k] + adj_z_zc[j] h2[k]
     # einsum("Bj,Bk->jk", adj_z_za, h0)
     # einsum("Bj,Bk->jk", adj_z_zb, h1)
     # einsum("Bj,Bk->jk", adj_z_zc, h2)
-    grad_Uz = (adj_z_za.T @ h0 + adj_z_zb.T @ h1 + adj_z_zc.T @ h2) / B
+    grad_Uz = adj_z_za.T @ h0 + adj_z_zb.T @ h1 + adj_z_zc.T @ h2
     del adj_z_zc, adj_z_zb, adj_z_za
     # adj_ca[j] = adj_h1[j] - adj_h1[j] za[j]
     adj_ca = adj_h1 - adj_h1 * za
@@ -5236,12 +5236,12 @@ def gradient(params, data):
     # einsum("Bj,Bi->ji", adj_z_ca, x1)
     # einsum("Bj,Bi->ji", adj_z_cb, x2)
     # einsum("Bj,Bi->ji", adj_z_cc, x3)
-    grad_Wh = (adj_z_ca.T @ x1 + adj_z_cb.T @ x2 + adj_z_cc.T @ x3) / B
+    grad_Wh = adj_z_ca.T @ x1 + adj_z_cb.T @ x2 + adj_z_cc.T @ x3
     # ∂f/∂Uh[j,k] = adj_z_ca[j] rha[k] + adj_z_cb[j] rhb[k] + adj_z_cc[j] rhc[k]
     # einsum("Bj,Bk->jk", adj_z_ca, rha)
     # einsum("Bj,Bk->jk", adj_z_cb, rhb)
     # einsum("Bj,Bk->jk", adj_z_cc, rhc)
-    grad_Uh = (adj_z_ca.T @ rha + adj_z_cb.T @ rhb + adj_z_cc.T @ rhc) / B
+    grad_Uh = adj_z_ca.T @ rha + adj_z_cb.T @ rhb + adj_z_cc.T @ rhc
     del rha, rhb, rhc, adj_z_cc, adj_z_cb
     # adj_rha[j] = Σ_c Uh[c,j] adj_z_ca[c]
     # einsum("cj,Bc->Bj", Uh, adj_z_ca)
@@ -5259,12 +5259,12 @@ def gradient(params, data):
     # einsum("Bj,Bi->ji", adj_z_ra, x1)
     # einsum("Bj,Bi->ji", adj_z_rb, x2)
     # einsum("Bj,Bi->ji", adj_z_rc, x3)
-    grad_Wr = (adj_z_ra.T @ x1 + adj_z_rb.T @ x2 + adj_z_rc.T @ x3) / B
+    grad_Wr = adj_z_ra.T @ x1 + adj_z_rb.T @ x2 + adj_z_rc.T @ x3
     # ∂f/∂Ur[j,k] = adj_z_ra[j] h0[k] + adj_z_rb[j] h1[k] + adj_z_rc[j] h2[k]
     # einsum("Bj,Bk->jk", adj_z_ra, h0)
     # einsum("Bj,Bk->jk", adj_z_rb, h1)
     # einsum("Bj,Bk->jk", adj_z_rc, h2)
-    grad_Ur = (adj_z_ra.T @ h0 + adj_z_rb.T @ h1 + adj_z_rc.T @ h2) / B
+    grad_Ur = adj_z_ra.T @ h0 + adj_z_rb.T @ h1 + adj_z_rc.T @ h2
     del h1, h2, adj_z_rc, adj_z_rb, adj_z_ra
     return {"Wz": grad_Wz, "Uz": grad_Uz, "Wr": grad_Wr, "Ur": grad_Ur, "Wh": grad_Wh, "Uh": grad_Uh, "V": grad_V}
 
@@ -7068,10 +7068,10 @@ def hvp(params, data, vector):
     # p[l] = Σ_j V[l,j] h3[j]
     # einsum("lj,Bj->Bl", V, h3)
     p = h3 @ V.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     # adj_h3[j] = Σ_c V[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", V, adj_p)
     adj_h3 = adj_p @ V
@@ -7212,15 +7212,15 @@ def hvp(params, data, vector):
     # einsum("lc,Bc->Bl", dir_V, h3)
     # einsum("lc,Bc->Bl", V, tan_h3)
     tan_p = h3 @ dir_V.T + tan_h3 @ V.T
-    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
     # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
     tmp_4 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
-    radj_p = tan_p * softmax_p - tmp_4[:, None] * softmax_p
+    radj_p = (tan_p * softmax_p - tmp_4[:, None] * softmax_p) / B
     del softmax_p, tan_p, tmp_4
     # Σ_b H[V,b]·vector[b][l,j] = h3[j] radj_p[l] + adj_p[l] tan_h3[j]
     # einsum("Bj,Bl->lj", h3, radj_p)
     # einsum("Bl,Bj->lj", adj_p, tan_h3)
-    hvp_V = (radj_p.T @ h3 + adj_p.T @ tan_h3) / B
+    hvp_V = radj_p.T @ h3 + adj_p.T @ tan_h3
     del h3, tan_h3
     # radj_h3[j] = Σ_c adj_p[c] dir_V[c,j] + Σ_c V[c,j] radj_p[c]
     # einsum("Bc,cj->Bj", adj_p, dir_V)
@@ -7305,14 +7305,14 @@ def hvp(params, data, vector):
     # einsum("Bj,Bi->ji", radj_z_za, x1)
     # einsum("Bj,Bi->ji", radj_z_zb, x2)
     # einsum("Bj,Bi->ji", radj_z_zc, x3)
-    hvp_Wz = (radj_z_za.T @ x1 + radj_z_zb.T @ x2 + radj_z_zc.T @ x3) / B
+    hvp_Wz = radj_z_za.T @ x1 + radj_z_zb.T @ x2 + radj_z_zc.T @ x3
     # Σ_b H[Uz,b]·vector[b][j,k] = h0[k] radj_z_za[j] + h1[k] radj_z_zb[j] + adj_z_zb[j] tan_h1[k] + h2[k] radj_z_zc[j] + adj_z_zc[j] tan_h2[k]
     # einsum("Bk,Bj->jk", h0, radj_z_za)
     # einsum("Bk,Bj->jk", h1, radj_z_zb)
     # einsum("Bj,Bk->jk", adj_z_zb, tan_h1)
     # einsum("Bk,Bj->jk", h2, radj_z_zc)
     # einsum("Bj,Bk->jk", adj_z_zc, tan_h2)
-    hvp_Uz = (radj_z_za.T @ h0 + radj_z_zb.T @ h1 + adj_z_zb.T @ tan_h1 + radj_z_zc.T @ h2 + adj_z_zc.T @ tan_h2) / B
+    hvp_Uz = radj_z_za.T @ h0 + radj_z_zb.T @ h1 + adj_z_zb.T @ tan_h1 + radj_z_zc.T @ h2 + adj_z_zc.T @ tan_h2
     del adj_z_zc, adj_z_zb, radj_z_zc, radj_z_zb, radj_z_za
     # radj_ca[j] = radj_h1[j] - radj_h1[j] za[j] - adj_h1[j] tan_za[j]
     radj_ca = radj_h1 - radj_h1 * za - adj_h1 * tan_za
@@ -7326,7 +7326,7 @@ def hvp(params, data, vector):
     # einsum("Bj,Bi->ji", radj_z_ca, x1)
     # einsum("Bj,Bi->ji", radj_z_cb, x2)
     # einsum("Bj,Bi->ji", radj_z_cc, x3)
-    hvp_Wh = (radj_z_ca.T @ x1 + radj_z_cb.T @ x2 + radj_z_cc.T @ x3) / B
+    hvp_Wh = radj_z_ca.T @ x1 + radj_z_cb.T @ x2 + radj_z_cc.T @ x3
     # Σ_b H[Uh,b]·vector[b][j,k] = radj_z_ca[j] rha[k] + adj_z_ca[j] tan_rha[k] + radj_z_cb[j] rhb[k] + adj_z_cb[j] tan_rhb[k] + radj_z_cc[j] rhc[k] + adj_z_cc[j] tan_rhc[k]
     # einsum("Bj,Bk->jk", radj_z_ca, rha)
     # einsum("Bj,Bk->jk", adj_z_ca, tan_rha)
@@ -7334,7 +7334,7 @@ def hvp(params, data, vector):
     # einsum("Bj,Bk->jk", adj_z_cb, tan_rhb)
     # einsum("Bj,Bk->jk", radj_z_cc, rhc)
     # einsum("Bj,Bk->jk", adj_z_cc, tan_rhc)
-    hvp_Uh = (radj_z_ca.T @ rha + adj_z_ca.T @ tan_rha + radj_z_cb.T @ rhb + adj_z_cb.T @ tan_rhb + radj_z_cc.T @ rhc + adj_z_cc.T @ tan_rhc) / B
+    hvp_Uh = radj_z_ca.T @ rha + adj_z_ca.T @ tan_rha + radj_z_cb.T @ rhb + adj_z_cb.T @ tan_rhb + radj_z_cc.T @ rhc + adj_z_cc.T @ tan_rhc
     del rha, rhb, rhc, adj_z_cc, adj_z_cb, tan_rha, tan_rhb, tan_rhc, radj_z_cc, radj_z_cb
     # radj_rha[j] = Σ_c adj_z_ca[c] dir_Uh[c,j] + Σ_c Uh[c,j] radj_z_ca[c]
     # einsum("Bc,cj->Bj", adj_z_ca, dir_Uh)
@@ -7353,14 +7353,14 @@ def hvp(params, data, vector):
     # einsum("Bj,Bi->ji", radj_z_ra, x1)
     # einsum("Bj,Bi->ji", radj_z_rb, x2)
     # einsum("Bj,Bi->ji", radj_z_rc, x3)
-    hvp_Wr = (radj_z_ra.T @ x1 + radj_z_rb.T @ x2 + radj_z_rc.T @ x3) / B
+    hvp_Wr = radj_z_ra.T @ x1 + radj_z_rb.T @ x2 + radj_z_rc.T @ x3
     # Σ_b H[Ur,b]·vector[b][j,k] = h0[k] radj_z_ra[j] + h1[k] radj_z_rb[j] + adj_z_rb[j] tan_h1[k] + h2[k] radj_z_rc[j] + adj_z_rc[j] tan_h2[k]
     # einsum("Bk,Bj->jk", h0, radj_z_ra)
     # einsum("Bk,Bj->jk", h1, radj_z_rb)
     # einsum("Bj,Bk->jk", adj_z_rb, tan_h1)
     # einsum("Bk,Bj->jk", h2, radj_z_rc)
     # einsum("Bj,Bk->jk", adj_z_rc, tan_h2)
-    hvp_Ur = (radj_z_ra.T @ h0 + radj_z_rb.T @ h1 + adj_z_rb.T @ tan_h1 + radj_z_rc.T @ h2 + adj_z_rc.T @ tan_h2) / B
+    hvp_Ur = radj_z_ra.T @ h0 + radj_z_rb.T @ h1 + adj_z_rb.T @ tan_h1 + radj_z_rc.T @ h2 + adj_z_rc.T @ tan_h2
     del h1, h2, adj_z_rc, adj_z_rb, tan_h1, tan_h2, radj_z_rc, radj_z_rb, radj_z_ra
     return {"Wz": hvp_Wz, "Uz": hvp_Uz, "Wr": hvp_Wr, "Ur": hvp_Ur, "Wh": hvp_Wh, "Uh": hvp_Uh, "V": hvp_V}
 

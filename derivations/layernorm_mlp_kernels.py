@@ -871,12 +871,12 @@ def gradient(params, data):
     # p[l] = Σ_j U[l,j] v[j]
     # einsum("lj,Bj->Bl", U, v)
     p = v @ U.T
-    # adj_p[l] = p[l] - y[l]
-    adj_p = p - y
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
     del p
     # ∂f/∂U[l,j] = adj_p[l] v[j]
     # einsum("Bl,Bj->lj", adj_p, v)
-    grad_U = adj_p.T @ v / B
+    grad_U = adj_p.T @ v
     # adj_v[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
     adj_v = adj_p @ U
@@ -888,11 +888,11 @@ def gradient(params, data):
     del adj_v, dtanh_z_v
     # ∂f/∂g[j] = adj_z_v[j] u[j]
     # einsum("Bj,Bj->j", adj_z_v, u)
-    grad_g = (u.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0] / B
+    grad_g = (u.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0]
     del u
     # ∂f/∂b[j] = adj_z_v[j]
     # einsum("Bj->j", adj_z_v)
-    grad_b = adj_z_v.sum(axis=0) / B
+    grad_b = adj_z_v.sum(axis=0)
     # adj_u[j] = adj_z_v[j] g[j]
     # einsum("Bj,j->Bj", adj_z_v, g)
     adj_u = g * adj_z_v
@@ -926,7 +926,7 @@ def gradient(params, data):
     del z, adj_u, adj_q, adj_m, lnorm_d100_z_m_q
     # ∂f/∂W1[j,i] = adj_z[j] x[i]
     # einsum("Bj,Bi->ji", adj_z, x)
-    grad_W1 = adj_z.T @ x / B
+    grad_W1 = adj_z.T @ x
     del adj_z
     return {"W1": grad_W1, "g": grad_g, "b": grad_b, "U": grad_U}
 
@@ -1371,8 +1371,8 @@ def hvp(params, data, vector):
     # p[l] = Σ_j U[l,j] v[j]
     # einsum("lj,Bj->Bl", U, v)
     p = v @ U.T
-    # adj_p[l] = p[l] - y[l]
-    adj_p = p - y
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
     del p
     # adj_v[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
@@ -1421,13 +1421,13 @@ def hvp(params, data, vector):
     # einsum("lc,Bc->Bl", dir_U, v)
     # einsum("lc,Bc->Bl", U, tan_v)
     tan_p = v @ dir_U.T + tan_v @ U.T
-    # radj_p[l] = tan_p[l]
-    radj_p = tan_p
+    # radj_p[l] = tan_p[l] (÷ B: the batch mean seeded once)
+    radj_p = tan_p / B
     del tan_p
     # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v[j] + adj_p[l] tan_v[j]
     # einsum("Bl,Bj->lj", radj_p, v)
     # einsum("Bl,Bj->lj", adj_p, tan_v)
-    hvp_U = (radj_p.T @ v + adj_p.T @ tan_v) / B
+    hvp_U = radj_p.T @ v + adj_p.T @ tan_v
     del tan_v
     # radj_v[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
     # einsum("Bc,cj->Bj", adj_p, dir_U)
@@ -1442,11 +1442,11 @@ def hvp(params, data, vector):
     # Σ_b H[g,b]·vector[b][j] = radj_z_v[j] u[j] + adj_z_v[j] tan_u[j]
     # einsum("Bj,Bj->j", radj_z_v, u)
     # einsum("Bj,Bj->j", adj_z_v, tan_u)
-    hvp_g = ((u.T[..., None, :] @ radj_z_v.T[..., None])[..., 0, 0] + (tan_u.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0]) / B
+    hvp_g = (u.T[..., None, :] @ radj_z_v.T[..., None])[..., 0, 0] + (tan_u.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0]
     del u, tan_u
     # Σ_b H[b,b]·vector[b][j] = radj_z_v[j]
     # einsum("Bj->j", radj_z_v)
-    hvp_b = radj_z_v.sum(axis=0) / B
+    hvp_b = radj_z_v.sum(axis=0)
     # radj_u[j] = g[j] radj_z_v[j] + adj_z_v[j] dir_g[j]
     # einsum("j,Bj->Bj", g, radj_z_v)
     # einsum("Bj,j->Bj", adj_z_v, dir_g)
@@ -1494,7 +1494,7 @@ def hvp(params, data, vector):
     del z, adj_q, tan_z, tan_q, lnorm_d100_z_m_q, radj_u, radj_q, radj_m, tmp_5
     # Σ_b H[W1,b]·vector[b][j,i] = radj_z[j] x[i]
     # einsum("Bj,Bi->ji", radj_z, x)
-    hvp_W1 = radj_z.T @ x / B
+    hvp_W1 = radj_z.T @ x
     del radj_z
     return {"W1": hvp_W1, "g": hvp_g, "b": hvp_b, "U": hvp_U}
 

@@ -1354,14 +1354,14 @@ def gradient(params, data):
     # p[l] = Σ_j U[l,j] h1[j]
     # einsum("lj,Bj->Bl", U, h1)
     p = h1 @ U.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     del softmax_p
     # ∂f/∂U[l,j] = adj_p[l] h1[j]
     # einsum("Bl,Bj->lj", adj_p, h1)
-    grad_U = adj_p.T @ h1 / B
+    grad_U = adj_p.T @ h1
     del h1
     # adj_h1[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
@@ -1381,13 +1381,13 @@ def gradient(params, data):
     del adj_ig, dsigmoid_z_ig
     # ∂f/∂Wi[j,k] = adj_z_ig[j] x[k]
     # einsum("Bj,Bk->jk", adj_z_ig, x)
-    grad_Wi = adj_z_ig.T @ x / B
+    grad_Wi = adj_z_ig.T @ x
     # ∂f/∂Ui[j,i] = adj_z_ig[j] h0[i]
     # einsum("Bj,Bi->ji", adj_z_ig, h0)
-    grad_Ui = adj_z_ig.T @ h0 / B
+    grad_Ui = adj_z_ig.T @ h0
     # ∂f/∂bi[j] = adj_z_ig[j]
     # einsum("Bj->j", adj_z_ig)
-    grad_bi = adj_z_ig.sum(axis=0) / B
+    grad_bi = adj_z_ig.sum(axis=0)
     del adj_z_ig
     # adj_fg[j] = adj_s1[j] s0[j]
     adj_fg = adj_s1 * s0
@@ -1398,13 +1398,13 @@ def gradient(params, data):
     del adj_fg, dsigmoid_z_fg
     # ∂f/∂Wf[j,k] = adj_z_fg[j] x[k]
     # einsum("Bj,Bk->jk", adj_z_fg, x)
-    grad_Wf = adj_z_fg.T @ x / B
+    grad_Wf = adj_z_fg.T @ x
     # ∂f/∂Uf[j,i] = adj_z_fg[j] h0[i]
     # einsum("Bj,Bi->ji", adj_z_fg, h0)
-    grad_Uf = adj_z_fg.T @ h0 / B
+    grad_Uf = adj_z_fg.T @ h0
     # ∂f/∂bf[j] = adj_z_fg[j]
     # einsum("Bj->j", adj_z_fg)
-    grad_bf = adj_z_fg.sum(axis=0) / B
+    grad_bf = adj_z_fg.sum(axis=0)
     del adj_z_fg
     # adj_og[j] = tanh(s1[j]) adj_h1[j]
     adj_og = tanh_s1 * adj_h1
@@ -1416,13 +1416,13 @@ def gradient(params, data):
     del adj_og, dsigmoid_z_og
     # ∂f/∂Wo[j,k] = adj_z_og[j] x[k]
     # einsum("Bj,Bk->jk", adj_z_og, x)
-    grad_Wo = adj_z_og.T @ x / B
+    grad_Wo = adj_z_og.T @ x
     # ∂f/∂Uo[j,i] = adj_z_og[j] h0[i]
     # einsum("Bj,Bi->ji", adj_z_og, h0)
-    grad_Uo = adj_z_og.T @ h0 / B
+    grad_Uo = adj_z_og.T @ h0
     # ∂f/∂bo[j] = adj_z_og[j]
     # einsum("Bj->j", adj_z_og)
-    grad_bo = adj_z_og.sum(axis=0) / B
+    grad_bo = adj_z_og.sum(axis=0)
     del adj_z_og
     # adj_gg[j] = adj_s1[j] ig[j]
     adj_gg = adj_s1 * ig
@@ -1434,13 +1434,13 @@ def gradient(params, data):
     del adj_gg, dtanh_z_gg
     # ∂f/∂Wg[j,k] = adj_z_gg[j] x[k]
     # einsum("Bj,Bk->jk", adj_z_gg, x)
-    grad_Wg = adj_z_gg.T @ x / B
+    grad_Wg = adj_z_gg.T @ x
     # ∂f/∂Ug[j,i] = adj_z_gg[j] h0[i]
     # einsum("Bj,Bi->ji", adj_z_gg, h0)
-    grad_Ug = adj_z_gg.T @ h0 / B
+    grad_Ug = adj_z_gg.T @ h0
     # ∂f/∂bg[j] = adj_z_gg[j]
     # einsum("Bj->j", adj_z_gg)
-    grad_bg = adj_z_gg.sum(axis=0) / B
+    grad_bg = adj_z_gg.sum(axis=0)
     del adj_z_gg
     return {"Wi": grad_Wi, "Ui": grad_Ui, "bi": grad_bi, "Wf": grad_Wf, "Uf": grad_Uf, "bf": grad_bf, "Wo": grad_Wo, "Uo": grad_Uo, "bo": grad_bo, "Wg": grad_Wg, "Ug": grad_Ug, "bg": grad_bg, "U": grad_U}
 
@@ -2473,10 +2473,10 @@ def hvp(params, data, vector):
     # p[l] = Σ_j U[l,j] h1[j]
     # einsum("lj,Bj->Bl", U, h1)
     p = h1 @ U.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     # adj_h1[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
     adj_h1 = adj_p @ U
@@ -2528,15 +2528,15 @@ def hvp(params, data, vector):
     # einsum("lc,Bc->Bl", dir_U, h1)
     # einsum("lc,Bc->Bl", U, tan_h1)
     tan_p = h1 @ dir_U.T + tan_h1 @ U.T
-    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
     # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
     tmp = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
-    radj_p = tan_p * softmax_p - tmp[:, None] * softmax_p
+    radj_p = (tan_p * softmax_p - tmp[:, None] * softmax_p) / B
     del softmax_p, tan_p, tmp
     # Σ_b H[U,b]·vector[b][l,j] = h1[j] radj_p[l] + adj_p[l] tan_h1[j]
     # einsum("Bj,Bl->lj", h1, radj_p)
     # einsum("Bl,Bj->lj", adj_p, tan_h1)
-    hvp_U = (radj_p.T @ h1 + adj_p.T @ tan_h1) / B
+    hvp_U = radj_p.T @ h1 + adj_p.T @ tan_h1
     del h1, tan_h1
     # radj_h1[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
     # einsum("Bc,cj->Bj", adj_p, dir_U)
@@ -2558,13 +2558,13 @@ def hvp(params, data, vector):
     del adj_ig, tan_z_ig, dsigmoid_z_ig, radj_ig, d2sigmoid_z_ig
     # Σ_b H[Wi,b]·vector[b][j,k] = radj_z_ig[j] x[k]
     # einsum("Bj,Bk->jk", radj_z_ig, x)
-    hvp_Wi = radj_z_ig.T @ x / B
+    hvp_Wi = radj_z_ig.T @ x
     # Σ_b H[Ui,b]·vector[b][j,i] = h0[i] radj_z_ig[j]
     # einsum("Bi,Bj->ji", h0, radj_z_ig)
-    hvp_Ui = radj_z_ig.T @ h0 / B
+    hvp_Ui = radj_z_ig.T @ h0
     # Σ_b H[bi,b]·vector[b][j] = radj_z_ig[j]
     # einsum("Bj->j", radj_z_ig)
-    hvp_bi = radj_z_ig.sum(axis=0) / B
+    hvp_bi = radj_z_ig.sum(axis=0)
     del radj_z_ig
     # radj_fg[j] = radj_s1[j] s0[j]
     radj_fg = radj_s1 * s0
@@ -2575,13 +2575,13 @@ def hvp(params, data, vector):
     del adj_fg, tan_z_fg, dsigmoid_z_fg, radj_fg, d2sigmoid_z_fg
     # Σ_b H[Wf,b]·vector[b][j,k] = radj_z_fg[j] x[k]
     # einsum("Bj,Bk->jk", radj_z_fg, x)
-    hvp_Wf = radj_z_fg.T @ x / B
+    hvp_Wf = radj_z_fg.T @ x
     # Σ_b H[Uf,b]·vector[b][j,i] = h0[i] radj_z_fg[j]
     # einsum("Bi,Bj->ji", h0, radj_z_fg)
-    hvp_Uf = radj_z_fg.T @ h0 / B
+    hvp_Uf = radj_z_fg.T @ h0
     # Σ_b H[bf,b]·vector[b][j] = radj_z_fg[j]
     # einsum("Bj->j", radj_z_fg)
-    hvp_bf = radj_z_fg.sum(axis=0) / B
+    hvp_bf = radj_z_fg.sum(axis=0)
     del radj_z_fg
     # radj_og[j] = tanh'(s1[j]) adj_h1[j] tan_s1[j] + tanh(s1[j]) radj_h1[j]
     radj_og = dtanh_s1 * adj_h1 * tan_s1 + tanh_s1 * radj_h1
@@ -2593,13 +2593,13 @@ def hvp(params, data, vector):
     del adj_og, tan_z_og, dsigmoid_z_og, radj_og, d2sigmoid_z_og
     # Σ_b H[Wo,b]·vector[b][j,k] = radj_z_og[j] x[k]
     # einsum("Bj,Bk->jk", radj_z_og, x)
-    hvp_Wo = radj_z_og.T @ x / B
+    hvp_Wo = radj_z_og.T @ x
     # Σ_b H[Uo,b]·vector[b][j,i] = h0[i] radj_z_og[j]
     # einsum("Bi,Bj->ji", h0, radj_z_og)
-    hvp_Uo = radj_z_og.T @ h0 / B
+    hvp_Uo = radj_z_og.T @ h0
     # Σ_b H[bo,b]·vector[b][j] = radj_z_og[j]
     # einsum("Bj->j", radj_z_og)
-    hvp_bo = radj_z_og.sum(axis=0) / B
+    hvp_bo = radj_z_og.sum(axis=0)
     del radj_z_og
     # radj_gg[j] = ig[j] radj_s1[j] + adj_s1[j] tan_ig[j]
     radj_gg = ig * radj_s1 + adj_s1 * tan_ig
@@ -2611,13 +2611,13 @@ def hvp(params, data, vector):
     del adj_gg, tan_z_gg, dtanh_z_gg, radj_gg, d2tanh_z_gg
     # Σ_b H[Wg,b]·vector[b][j,k] = radj_z_gg[j] x[k]
     # einsum("Bj,Bk->jk", radj_z_gg, x)
-    hvp_Wg = radj_z_gg.T @ x / B
+    hvp_Wg = radj_z_gg.T @ x
     # Σ_b H[Ug,b]·vector[b][j,i] = h0[i] radj_z_gg[j]
     # einsum("Bi,Bj->ji", h0, radj_z_gg)
-    hvp_Ug = radj_z_gg.T @ h0 / B
+    hvp_Ug = radj_z_gg.T @ h0
     # Σ_b H[bg,b]·vector[b][j] = radj_z_gg[j]
     # einsum("Bj->j", radj_z_gg)
-    hvp_bg = radj_z_gg.sum(axis=0) / B
+    hvp_bg = radj_z_gg.sum(axis=0)
     del radj_z_gg
     return {"Wi": hvp_Wi, "Ui": hvp_Ui, "bi": hvp_bi, "Wf": hvp_Wf, "Uf": hvp_Uf, "bf": hvp_bf, "Wo": hvp_Wo, "Uo": hvp_Uo, "bo": hvp_bo, "Wg": hvp_Wg, "Ug": hvp_Ug, "bg": hvp_bg, "U": hvp_U}
 

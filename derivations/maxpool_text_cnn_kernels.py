@@ -423,14 +423,14 @@ def gradient(params, data):
     # p[l] = Σ_o U[l,o] m[o]
     # einsum("lo,Bo->Bl", U, m)
     p = m @ U.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     del softmax_p
     # ∂f/∂U[l,o] = adj_p[l] m[o]
     # einsum("Bl,Bo->lo", adj_p, m)
-    grad_U = adj_p.T @ m / B
+    grad_U = adj_p.T @ m
     del m
     # adj_m[o] = Σ_c U[c,o] adj_p[c]
     # einsum("co,Bc->Bo", U, adj_p)
@@ -449,7 +449,7 @@ def gradient(params, data):
     # ∂f/∂K[o,e,a] = Σ_ci adj_z_v[o,c] x[e,i] S[i,c,a]
     x_win_2 = _window_view(x, 2, 2, 1, 5)
     # einsum("Boc,Beca->oea", adj_z_v, x_win_2)
-    grad_K = (np.tensordot(x_win_2, adj_z_v, axes=([0, 2], [0, 2]))).transpose(2, 0, 1) / B
+    grad_K = (np.tensordot(x_win_2, adj_z_v, axes=([0, 2], [0, 2]))).transpose(2, 0, 1)
     del adj_z_v, x_win_2
     return {"K": grad_K, "U": grad_U}
 
@@ -705,10 +705,10 @@ def hvp(params, data, vector):
     # p[l] = Σ_o U[l,o] m[o]
     # einsum("lo,Bo->Bl", U, m)
     p = m @ U.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     # adj_m[o] = Σ_c U[c,o] adj_p[c]
     # einsum("co,Bc->Bo", U, adj_p)
     adj_m = adj_p @ U
@@ -733,15 +733,15 @@ def hvp(params, data, vector):
     # einsum("lc,Bc->Bl", dir_U, m)
     # einsum("lc,Bc->Bl", U, tan_m)
     tan_p = m @ dir_U.T + tan_m @ U.T
-    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
     # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
     tmp_2 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
-    radj_p = tan_p * softmax_p - tmp_2[:, None] * softmax_p
+    radj_p = (tan_p * softmax_p - tmp_2[:, None] * softmax_p) / B
     del softmax_p, tan_p, tmp_2
     # Σ_b H[U,b]·vector[b][l,o] = m[o] radj_p[l] + adj_p[l] tan_m[o]
     # einsum("Bo,Bl->lo", m, radj_p)
     # einsum("Bl,Bo->lo", adj_p, tan_m)
-    hvp_U = (radj_p.T @ m + adj_p.T @ tan_m) / B
+    hvp_U = radj_p.T @ m + adj_p.T @ tan_m
     del m, tan_m
     # radj_m[o] = Σ_c adj_p[c] dir_U[c,o] + Σ_c U[c,o] radj_p[c]
     # einsum("Bc,co->Bo", adj_p, dir_U)
@@ -760,7 +760,7 @@ def hvp(params, data, vector):
     # Σ_b H[K,b]·vector[b][o,e,a] = Σ_ci radj_z_v[o,c] x[e,i] S[i,c,a]
     x_win_3 = _window_view(x, 2, 2, 1, 5)
     # einsum("Boc,Beca->oea", radj_z_v, x_win_3)
-    hvp_K = (np.tensordot(x_win_3, radj_z_v, axes=([0, 2], [0, 2]))).transpose(2, 0, 1) / B
+    hvp_K = (np.tensordot(x_win_3, radj_z_v, axes=([0, 2], [0, 2]))).transpose(2, 0, 1)
     del radj_z_v, x_win_3
     return {"K": hvp_K, "U": hvp_U}
 

@@ -530,14 +530,14 @@ def gradient(params, data):
     # p[l] = Σ_j U[l,j] v2[j]
     # einsum("lj,Bj->Bl", U, v2)
     p = v2 @ U.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     del softmax_p
     # ∂f/∂U[l,j] = adj_p[l] v2[j]
     # einsum("Bl,Bj->lj", adj_p, v2)
-    grad_U = adj_p.T @ v2 / B
+    grad_U = adj_p.T @ v2
     del v2
     # adj_v2[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
@@ -550,7 +550,7 @@ def gradient(params, data):
     del adj_v2, drelu_z_v2
     # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
     # einsum("Bj,Bi->ji", adj_z_v2, v1)
-    grad_W2 = adj_z_v2.T @ v1 / B
+    grad_W2 = adj_z_v2.T @ v1
     del v1
     # adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c]
     # einsum("cj,Bc->Bj", W2, adj_z_v2)
@@ -563,7 +563,7 @@ def gradient(params, data):
     del adj_v1, drelu_z_v1
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
     # einsum("Bj,Bi->ji", adj_z_v1, x)
-    grad_W1 = adj_z_v1.T @ x / B
+    grad_W1 = adj_z_v1.T @ x
     del adj_z_v1
     return {"W1": grad_W1, "W2": grad_W2, "U": grad_U}
 
@@ -858,10 +858,10 @@ def hvp(params, data, vector):
     # p[l] = Σ_j U[l,j] v2[j]
     # einsum("lj,Bj->Bl", U, v2)
     p = v2 @ U.T
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     # adj_v2[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
     adj_v2 = adj_p @ U
@@ -889,15 +889,15 @@ def hvp(params, data, vector):
     # einsum("lc,Bc->Bl", dir_U, v2)
     # einsum("lc,Bc->Bl", U, tan_v2)
     tan_p = v2 @ dir_U.T + tan_v2 @ U.T
-    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
     # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
     tmp = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
-    radj_p = tan_p * softmax_p - tmp[:, None] * softmax_p
+    radj_p = (tan_p * softmax_p - tmp[:, None] * softmax_p) / B
     del softmax_p, tan_p, tmp
     # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v2[j] + adj_p[l] tan_v2[j]
     # einsum("Bl,Bj->lj", radj_p, v2)
     # einsum("Bl,Bj->lj", adj_p, tan_v2)
-    hvp_U = (radj_p.T @ v2 + adj_p.T @ tan_v2) / B
+    hvp_U = radj_p.T @ v2 + adj_p.T @ tan_v2
     del v2, tan_v2
     # radj_v2[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
     # einsum("Bc,cj->Bj", adj_p, dir_U)
@@ -910,7 +910,7 @@ def hvp(params, data, vector):
     # Σ_b H[W2,b]·vector[b][j,i] = radj_z_v2[j] v1[i] + adj_z_v2[j] tan_v1[i]
     # einsum("Bj,Bi->ji", radj_z_v2, v1)
     # einsum("Bj,Bi->ji", adj_z_v2, tan_v1)
-    hvp_W2 = (radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1) / B
+    hvp_W2 = radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1
     del v1, tan_v1
     # radj_v1[j] = Σ_c adj_z_v2[c] dir_W2[c,j] + Σ_c W2[c,j] radj_z_v2[c]
     # einsum("Bc,cj->Bj", adj_z_v2, dir_W2)
@@ -922,7 +922,7 @@ def hvp(params, data, vector):
     del drelu_z_v1, radj_v1
     # Σ_b H[W1,b]·vector[b][j,i] = radj_z_v1[j] x[i]
     # einsum("Bj,Bi->ji", radj_z_v1, x)
-    hvp_W1 = radj_z_v1.T @ x / B
+    hvp_W1 = radj_z_v1.T @ x
     del radj_z_v1
     return {"W1": hvp_W1, "W2": hvp_W2, "U": hvp_U}
 

@@ -522,12 +522,12 @@ def gradient(params, data):
     # p[l] = Σ_j U[l,j] v2[j]
     # einsum("lj,Bj->Bl", U, v2)
     p = v2 @ U.T
-    # adj_p[l] = p[l] - y[l]
-    adj_p = p - y
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
     del p
     # ∂f/∂U[l,j] = adj_p[l] v2[j]
     # einsum("Bl,Bj->lj", adj_p, v2)
-    grad_U = adj_p.T @ v2 / B
+    grad_U = adj_p.T @ v2
     del v2
     # adj_v2[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
@@ -540,7 +540,7 @@ def gradient(params, data):
     del dtanh_z_v2
     # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
     # einsum("Bj,Bi->ji", adj_z_v2, v1)
-    grad_W2 = adj_z_v2.T @ v1 / B
+    grad_W2 = adj_z_v2.T @ v1
     # adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c] + adj_v2[j]
     # einsum("cj,Bc->Bj", W2, adj_z_v2)
     adj_v1 = adj_z_v2 @ W2 + adj_v2
@@ -552,10 +552,10 @@ def gradient(params, data):
     del adj_v1, dtanh_z_v1
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
     # einsum("Bj,Bi->ji", adj_z_v1, x)
-    grad_W1 = adj_z_v1.T @ x / B
+    grad_W1 = adj_z_v1.T @ x
     # ∂f/∂b1[j] = adj_z_v1[j]
     # einsum("Bj->j", adj_z_v1)
-    grad_b1 = adj_z_v1.sum(axis=0) / B
+    grad_b1 = adj_z_v1.sum(axis=0)
     del adj_z_v1
     return {"W1": grad_W1, "b1": grad_b1, "W2": grad_W2, "U": grad_U}
 
@@ -892,8 +892,8 @@ def hvp(params, data, vector):
     # p[l] = Σ_j U[l,j] v2[j]
     # einsum("lj,Bj->Bl", U, v2)
     p = v2 @ U.T
-    # adj_p[l] = p[l] - y[l]
-    adj_p = p - y
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
     del p
     # adj_v2[j] = Σ_c U[c,j] adj_p[c]
     # einsum("cj,Bc->Bj", U, adj_p)
@@ -920,13 +920,13 @@ def hvp(params, data, vector):
     # einsum("lc,Bc->Bl", dir_U, v2)
     # einsum("lc,Bc->Bl", U, tan_v2)
     tan_p = v2 @ dir_U.T + tan_v2 @ U.T
-    # radj_p[l] = tan_p[l]
-    radj_p = tan_p
+    # radj_p[l] = tan_p[l] (÷ B: the batch mean seeded once)
+    radj_p = tan_p / B
     del tan_p
     # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v2[j] + adj_p[l] tan_v2[j]
     # einsum("Bl,Bj->lj", radj_p, v2)
     # einsum("Bl,Bj->lj", adj_p, tan_v2)
-    hvp_U = (radj_p.T @ v2 + adj_p.T @ tan_v2) / B
+    hvp_U = radj_p.T @ v2 + adj_p.T @ tan_v2
     del v2, tan_v2
     # radj_v2[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
     # einsum("Bc,cj->Bj", adj_p, dir_U)
@@ -941,7 +941,7 @@ def hvp(params, data, vector):
     # Σ_b H[W2,b]·vector[b][j,i] = radj_z_v2[j] v1[i] + adj_z_v2[j] tan_v1[i]
     # einsum("Bj,Bi->ji", radj_z_v2, v1)
     # einsum("Bj,Bi->ji", adj_z_v2, tan_v1)
-    hvp_W2 = (radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1) / B
+    hvp_W2 = radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1
     del tan_v1
     # radj_v1[j] = Σ_c adj_z_v2[c] dir_W2[c,j] + Σ_c W2[c,j] radj_z_v2[c] + radj_v2[j]
     # einsum("Bc,cj->Bj", adj_z_v2, dir_W2)
@@ -955,10 +955,10 @@ def hvp(params, data, vector):
     del adj_v1, tan_z_v1, dtanh_z_v1, radj_v1, d2tanh_z_v1
     # Σ_b H[W1,b]·vector[b][j,i] = radj_z_v1[j] x[i]
     # einsum("Bj,Bi->ji", radj_z_v1, x)
-    hvp_W1 = radj_z_v1.T @ x / B
+    hvp_W1 = radj_z_v1.T @ x
     # Σ_b H[b1,b]·vector[b][j] = radj_z_v1[j]
     # einsum("Bj->j", radj_z_v1)
-    hvp_b1 = radj_z_v1.sum(axis=0) / B
+    hvp_b1 = radj_z_v1.sum(axis=0)
     del radj_z_v1
     return {"W1": hvp_W1, "b1": hvp_b1, "W2": hvp_W2, "U": hvp_U}
 

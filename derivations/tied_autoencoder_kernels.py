@@ -312,12 +312,12 @@ def gradient(params, data):
     # r[i] = Σ_j W[j,i] h[j] + c[i]
     # einsum("ji,Bj->Bi", W, h)
     r = h @ W + c
-    # adj_r[i] = r[i] - x[i]
-    adj_r = r - x
+    # adj_r[i] = r[i] - x[i] (÷ B: the batch mean seeded once)
+    adj_r = (r - x) / B
     del r
     # ∂f/∂c[i] = adj_r[i]
     # einsum("Bi->i", adj_r)
-    grad_c = adj_r.sum(axis=0) / B
+    grad_c = adj_r.sum(axis=0)
     # adj_h[j] = Σ_c W[j,c] adj_r[c]
     # einsum("jc,Bc->Bj", W, adj_r)
     adj_h = adj_r @ W.T
@@ -328,11 +328,11 @@ def gradient(params, data):
     # ∂f/∂W[j,i] = adj_z_h[j] x[i] + adj_r[i] h[j]
     # einsum("Bj,Bi->ji", adj_z_h, x)
     # einsum("Bi,Bj->ji", adj_r, h)
-    grad_W = (adj_z_h.T @ x + h.T @ adj_r) / B
+    grad_W = adj_z_h.T @ x + h.T @ adj_r
     del h, adj_r
     # ∂f/∂b[j] = adj_z_h[j]
     # einsum("Bj->j", adj_z_h)
-    grad_b = adj_z_h.sum(axis=0) / B
+    grad_b = adj_z_h.sum(axis=0)
     del adj_z_h
     return {"W": grad_W, "b": grad_b, "c": grad_c}
 
@@ -561,8 +561,8 @@ def hvp(params, data, vector):
     # r[i] = Σ_j W[j,i] h[j] + c[i]
     # einsum("ji,Bj->Bi", W, h)
     r = h @ W + c
-    # adj_r[i] = r[i] - x[i]
-    adj_r = r - x
+    # adj_r[i] = r[i] - x[i] (÷ B: the batch mean seeded once)
+    adj_r = (r - x) / B
     del r
     # adj_h[j] = Σ_c W[j,c] adj_r[c]
     # einsum("jc,Bc->Bj", W, adj_r)
@@ -577,12 +577,12 @@ def hvp(params, data, vector):
     # einsum("ci,Bc->Bi", dir_W, h)
     # einsum("ci,Bc->Bi", W, tan_h)
     tan_r = h @ dir_W + tan_h @ W + dir_c
-    # radj_r[i] = tan_r[i]
-    radj_r = tan_r
+    # radj_r[i] = tan_r[i] (÷ B: the batch mean seeded once)
+    radj_r = tan_r / B
     del tan_r
     # Σ_b H[c,b]·vector[b][i] = radj_r[i]
     # einsum("Bi->i", radj_r)
-    hvp_c = radj_r.sum(axis=0) / B
+    hvp_c = radj_r.sum(axis=0)
     # radj_h[j] = Σ_c adj_r[c] dir_W[j,c] + Σ_c W[j,c] radj_r[c]
     # einsum("Bc,jc->Bj", adj_r, dir_W)
     # einsum("jc,Bc->Bj", W, radj_r)
@@ -595,11 +595,11 @@ def hvp(params, data, vector):
     # einsum("Bj,Bi->ji", radj_z_h, x)
     # einsum("Bj,Bi->ji", h, radj_r)
     # einsum("Bi,Bj->ji", adj_r, tan_h)
-    hvp_W = (radj_z_h.T @ x + h.T @ radj_r + tan_h.T @ adj_r) / B
+    hvp_W = radj_z_h.T @ x + h.T @ radj_r + tan_h.T @ adj_r
     del h, adj_r, tan_h, radj_r
     # Σ_b H[b,b]·vector[b][j] = radj_z_h[j]
     # einsum("Bj->j", radj_z_h)
-    hvp_b = radj_z_h.sum(axis=0) / B
+    hvp_b = radj_z_h.sum(axis=0)
     del radj_z_h
     return {"W": hvp_W, "b": hvp_b, "c": hvp_c}
 

@@ -3177,14 +3177,14 @@ def gradient(params, data):
     # einsum("li,Bi->Bl", U, tmp_10)
     p = tmp_10 @ U.T
     del tmp_10
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     del softmax_p
     # ∂f/∂U[l,i] = 1/t Σ_c adj_p[l] ff[c,i]
     # einsum("Bl,Bci->li", adj_p, ff)
-    grad_U = 0.3333333333333333 * adj_p.T @ (ff.sum(axis=1)) / B
+    grad_U = 0.3333333333333333 * adj_p.T @ (ff.sum(axis=1))
     del ff
     # adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]
     # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
@@ -3194,7 +3194,7 @@ def gradient(params, data):
     del tmp_11
     # ∂f/∂F2[i,a] = Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
     # einsum("Bac,Bci->ia", gelu_z_ff, adj_ff)
-    grad_F2 = np.tensordot(adj_ff, gelu_z_ff, axes=([0, 1], [0, 2])) / B
+    grad_F2 = np.tensordot(adj_ff, gelu_z_ff, axes=([0, 1], [0, 2]))
     del gelu_z_ff
     # adj_z_ff[a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] adj_ff[q,c]
     dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
@@ -3205,7 +3205,7 @@ def gradient(params, data):
     del dgelu_z_ff, tmp_12
     # ∂f/∂F1[a,i] = Σ_c adj_z_ff[a,c] ln[c,i]
     # einsum("Bac,Bci->ai", adj_z_ff, ln)
-    grad_F1 = (np.tensordot(ln, adj_z_ff, axes=([0, 1], [0, 2]))).T / B
+    grad_F1 = (np.tensordot(ln, adj_z_ff, axes=([0, 1], [0, 2]))).T
     del ln
     # adj_ln[q,i] = Σ_c F1[c,i] adj_z_ff[c,q] + adj_ff[q,i]
     # einsum("ci,Bcq->Bqi", F1, adj_z_ff)
@@ -3216,11 +3216,11 @@ def gradient(params, data):
     tmp_13 = adj_ln * reciprocal_z_ln[:, :, None]
     # einsum("Bc,Bci,Bc->i", reciprocal_z_ln, adj_ln, mu)
     tmp_14 = adj_ln * reciprocal_z_ln[:, :, None]
-    grad_g = (np.einsum("Bci,Bci->i", tmp_13, r, optimize=False) - np.tensordot(tmp_14, mu, axes=([0, 1], [0, 1]))) / B
+    grad_g = np.einsum("Bci,Bci->i", tmp_13, r, optimize=False) - np.tensordot(tmp_14, mu, axes=([0, 1], [0, 1]))
     del tmp_13, tmp_14
     # ∂f/∂b[i] = Σ_c adj_ln[c,i]
     # einsum("Bci->i", adj_ln)
-    grad_b = adj_ln.sum(axis=(0, 1)) / B
+    grad_b = adj_ln.sum(axis=(0, 1))
     # adj_z_ln[q] = Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] mu[q]
     dreciprocal_z_ln = -1/z_ln**2
     del z_ln
@@ -3253,11 +3253,11 @@ def gradient(params, data):
     del r, adj_va, adj_mu, tmp_20
     # ∂f/∂O1[i,d] = Σ_c adj_r[c,i] h1[c,d]
     # einsum("Bci,Bcd->id", adj_r, h1)
-    grad_O1 = (np.tensordot(h1, adj_r, axes=([0, 1], [0, 1]))).T / B
+    grad_O1 = (np.tensordot(h1, adj_r, axes=([0, 1], [0, 1]))).T
     del h1
     # ∂f/∂O2[i,d] = Σ_c adj_r[c,i] h2[c,d]
     # einsum("Bci,Bcd->id", adj_r, h2)
-    grad_O2 = (np.tensordot(h2, adj_r, axes=([0, 1], [0, 1]))).T / B
+    grad_O2 = (np.tensordot(h2, adj_r, axes=([0, 1], [0, 1]))).T
     del h2
     # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
     # einsum("cd,Bqc->Bqd", O1, adj_r)
@@ -3265,7 +3265,7 @@ def gradient(params, data):
     # ∂f/∂V1[d,i] = Σ_cj X[c,i] a1[j,c] adj_h1[j,d]
     # einsum("Bci,Bjc,Bjd->di", X, a1, adj_h1)
     tmp_21 = (adj_h1.transpose(0, 2, 1)) @ a1
-    grad_V1 = np.tensordot(tmp_21, X, axes=([0, 2], [0, 1])) / B
+    grad_V1 = np.tensordot(tmp_21, X, axes=([0, 2], [0, 1]))
     del tmp_21
     # adj_a1[q,k] = Σ_ci V1[c,i] X[k,i] adj_h1[q,c]
     # einsum("ci,Bki,Bqc->Bqk", V1, X, adj_h1)
@@ -3282,14 +3282,14 @@ def gradient(params, data):
     tmp_24 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_25 = (tmp_24.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
     del tmp_24
-    grad_Q1 = 0.7071067811865476 * np.tensordot(tmp_25, X, axes=([0, 2], [0, 1])) / B
+    grad_Q1 = 0.7071067811865476 * np.tensordot(tmp_25, X, axes=([0, 2], [0, 1]))
     del tmp_25
     # ∂f/∂K1[d,i] = 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] adj_z_a1[j,k]
     # einsum("dc,Bjc,Bki,Bjk->di", Q1, X, X, adj_z_a1)
     tmp_26 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_27 = (tmp_26.transpose(0, 2, 1)) @ adj_z_a1
     del adj_z_a1, tmp_26
-    grad_K1 = 0.7071067811865476 * np.tensordot(tmp_27, X, axes=([0, 2], [0, 1])) / B
+    grad_K1 = 0.7071067811865476 * np.tensordot(tmp_27, X, axes=([0, 2], [0, 1]))
     del tmp_27
     # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
     # einsum("cd,Bqc->Bqd", O2, adj_r)
@@ -3298,7 +3298,7 @@ def gradient(params, data):
     # ∂f/∂V2[d,i] = Σ_cj X[c,i] a2[j,c] adj_h2[j,d]
     # einsum("Bci,Bjc,Bjd->di", X, a2, adj_h2)
     tmp_28 = (adj_h2.transpose(0, 2, 1)) @ a2
-    grad_V2 = np.tensordot(tmp_28, X, axes=([0, 2], [0, 1])) / B
+    grad_V2 = np.tensordot(tmp_28, X, axes=([0, 2], [0, 1]))
     del tmp_28
     # adj_a2[q,k] = Σ_ci V2[c,i] X[k,i] adj_h2[q,c]
     # einsum("ci,Bki,Bqc->Bqk", V2, X, adj_h2)
@@ -3315,14 +3315,14 @@ def gradient(params, data):
     tmp_31 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_32 = (tmp_31.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
     del tmp_31
-    grad_Q2 = 0.7071067811865476 * np.tensordot(tmp_32, X, axes=([0, 2], [0, 1])) / B
+    grad_Q2 = 0.7071067811865476 * np.tensordot(tmp_32, X, axes=([0, 2], [0, 1]))
     del tmp_32
     # ∂f/∂K2[d,i] = 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] adj_z_a2[j,k]
     # einsum("dc,Bjc,Bki,Bjk->di", Q2, X, X, adj_z_a2)
     tmp_33 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_34 = (tmp_33.transpose(0, 2, 1)) @ adj_z_a2
     del adj_z_a2, tmp_33
-    grad_K2 = 0.7071067811865476 * np.tensordot(tmp_34, X, axes=([0, 2], [0, 1])) / B
+    grad_K2 = 0.7071067811865476 * np.tensordot(tmp_34, X, axes=([0, 2], [0, 1]))
     del tmp_34
     return {"Q1": grad_Q1, "K1": grad_K1, "V1": grad_V1, "O1": grad_O1, "Q2": grad_Q2, "K2": grad_K2, "V2": grad_V2, "O2": grad_O2, "g": grad_g, "b": grad_b, "F1": grad_F1, "F2": grad_F2, "U": grad_U}
 
@@ -5648,10 +5648,10 @@ def hvp(params, data, vector):
     # einsum("li,Bi->Bl", U, tmp_10)
     p = tmp_10 @ U.T
     del tmp_10
-    # adj_p[l] = softmax_l(p[l]) - y[l]
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
     softmax_p = _softmax(p, axis=1)
     del p
-    adj_p = softmax_p - y
+    adj_p = (softmax_p - y) / B
     # adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]
     # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
     tmp_11 = adj_p @ U
@@ -5807,15 +5807,15 @@ def hvp(params, data, vector):
     # einsum("lc,Bic->Bl", dir_U, ff)
     # einsum("lc,Bic->Bl", U, tan_ff)
     tan_p = 0.3333333333333333 * (ff.sum(axis=1)) @ dir_U.T + 0.3333333333333333 * (tan_ff.sum(axis=1)) @ U.T
-    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l])
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
     # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
     tmp_46 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
-    radj_p = tan_p * softmax_p - tmp_46[:, None] * softmax_p
+    radj_p = (tan_p * softmax_p - tmp_46[:, None] * softmax_p) / B
     del softmax_p, tan_p, tmp_46
     # Σ_b H[U,b]·vector[b][l,i] = 1/t Σ_c ff[c,i] radj_p[l] + 1/t Σ_c adj_p[l] tan_ff[c,i]
     # einsum("Bci,Bl->li", ff, radj_p)
     # einsum("Bl,Bci->li", adj_p, tan_ff)
-    hvp_U = (0.3333333333333333 * radj_p.T @ (ff.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_ff.sum(axis=1))) / B
+    hvp_U = 0.3333333333333333 * radj_p.T @ (ff.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_ff.sum(axis=1))
     del ff, tan_ff
     # radj_ff[q,i] = 1/t Σ_c 1[q] adj_p[c] dir_U[c,i] + 1/t Σ_c 1[q] U[c,i] radj_p[c]
     # einsum("q,Bc,ci->Bqi", np.ones(3), adj_p, dir_U)
@@ -5830,7 +5830,7 @@ def hvp(params, data, vector):
     # einsum("Bac,Bci,Bac->ia", dgelu_z_ff, adj_ff, tan_z_ff)
     tmp_49 = tan_z_ff * dgelu_z_ff
     # einsum("Bac,Bci->ia", gelu_z_ff, radj_ff)
-    hvp_F2 = ((np.tensordot(tmp_49, adj_ff, axes=([0, 2], [0, 1]))).T + np.tensordot(radj_ff, gelu_z_ff, axes=([0, 1], [0, 2]))) / B
+    hvp_F2 = (np.tensordot(tmp_49, adj_ff, axes=([0, 2], [0, 1]))).T + np.tensordot(radj_ff, gelu_z_ff, axes=([0, 1], [0, 2]))
     del gelu_z_ff, tmp_49
     # radj_z_ff[a,q] = Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] tan_z_ff[a,q] + Σ_c gelu'(z_ff[a,q]) adj_ff[q,c] dir_F2[c,a] + Σ_c gelu'(z_ff[a,q]) F2[c,a] radj_ff[q,c]
     d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
@@ -5849,7 +5849,7 @@ def hvp(params, data, vector):
     # Σ_b H[F1,b]·vector[b][a,i] = Σ_c ln[c,i] radj_z_ff[a,c] + Σ_c adj_z_ff[a,c] tan_ln[c,i]
     # einsum("Bci,Bac->ai", ln, radj_z_ff)
     # einsum("Bac,Bci->ai", adj_z_ff, tan_ln)
-    hvp_F1 = (np.tensordot(radj_z_ff, ln, axes=([0, 2], [0, 1])) + (np.tensordot(tan_ln, adj_z_ff, axes=([0, 1], [0, 2]))).T) / B
+    hvp_F1 = np.tensordot(radj_z_ff, ln, axes=([0, 2], [0, 1])) + (np.tensordot(tan_ln, adj_z_ff, axes=([0, 1], [0, 2]))).T
     del ln, tan_ln
     # radj_ln[q,i] = Σ_c adj_z_ff[c,q] dir_F1[c,i] + Σ_c F1[c,i] radj_z_ff[c,q] + radj_ff[q,i]
     # einsum("Bcq,ci->Bqi", adj_z_ff, dir_F1)
@@ -5871,11 +5871,11 @@ def hvp(params, data, vector):
     tmp_60 = adj_ln * reciprocal_z_ln[:, :, None]
     # einsum("Bc,Bci,Bc->i", reciprocal_z_ln, adj_ln, tan_mu)
     tmp_61 = adj_ln * reciprocal_z_ln[:, :, None]
-    hvp_g = (np.tensordot(tmp_55, tmp_54, axes=([0, 1], [0, 1])) - np.tensordot(tmp_57, tmp_56, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_58, radj_ln, optimize=False) - np.tensordot(tmp_59, mu, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_60, tan_r, optimize=False) - np.tensordot(tmp_61, tan_mu, axes=([0, 1], [0, 1]))) / B
+    hvp_g = np.tensordot(tmp_55, tmp_54, axes=([0, 1], [0, 1])) - np.tensordot(tmp_57, tmp_56, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_58, radj_ln, optimize=False) - np.tensordot(tmp_59, mu, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_60, tan_r, optimize=False) - np.tensordot(tmp_61, tan_mu, axes=([0, 1], [0, 1]))
     del tmp_54, tmp_55, tmp_56, tmp_57, tmp_58, tmp_59, tmp_60, tmp_61
     # Σ_b H[b,b]·vector[b][i] = Σ_c radj_ln[c,i]
     # einsum("Bci->i", radj_ln)
-    hvp_b = radj_ln.sum(axis=(0, 1)) / B
+    hvp_b = radj_ln.sum(axis=(0, 1))
     # radj_z_ln[q] = Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] r[q,c] tan_z_ln[q] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] mu[q] tan_z_ln[q] + Σ_c reciprocal'(z_ln[q]) g[c] r[q,c] radj_ln[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] mu[q] radj_ln[q,c] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] dir_g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] dir_g[c] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] tan_r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] tan_mu[q]
     d2reciprocal_z_ln = 2/z_ln**3
     del z_ln
@@ -5944,12 +5944,12 @@ def hvp(params, data, vector):
     # Σ_b H[O1,b]·vector[b][i,d] = Σ_c h1[c,d] radj_r[c,i] + Σ_c adj_r[c,i] tan_h1[c,d]
     # einsum("Bcd,Bci->id", h1, radj_r)
     # einsum("Bci,Bcd->id", adj_r, tan_h1)
-    hvp_O1 = (np.tensordot(radj_r, h1, axes=([0, 1], [0, 1])) + (np.tensordot(tan_h1, adj_r, axes=([0, 1], [0, 1]))).T) / B
+    hvp_O1 = np.tensordot(radj_r, h1, axes=([0, 1], [0, 1])) + (np.tensordot(tan_h1, adj_r, axes=([0, 1], [0, 1]))).T
     del h1, tan_h1
     # Σ_b H[O2,b]·vector[b][i,d] = Σ_c h2[c,d] radj_r[c,i] + Σ_c adj_r[c,i] tan_h2[c,d]
     # einsum("Bcd,Bci->id", h2, radj_r)
     # einsum("Bci,Bcd->id", adj_r, tan_h2)
-    hvp_O2 = (np.tensordot(radj_r, h2, axes=([0, 1], [0, 1])) + (np.tensordot(tan_h2, adj_r, axes=([0, 1], [0, 1]))).T) / B
+    hvp_O2 = np.tensordot(radj_r, h2, axes=([0, 1], [0, 1])) + (np.tensordot(tan_h2, adj_r, axes=([0, 1], [0, 1]))).T
     del h2, tan_h2
     # radj_h1[q,d] = Σ_c adj_r[q,c] dir_O1[c,d] + Σ_c O1[c,d] radj_r[q,c]
     # einsum("Bqc,cd->Bqd", adj_r, dir_O1)
@@ -5961,7 +5961,7 @@ def hvp(params, data, vector):
     del tan_a1
     # einsum("Bci,Bjc,Bjd->di", X, a1, radj_h1)
     tmp_89 = (radj_h1.transpose(0, 2, 1)) @ a1
-    hvp_V1 = (np.tensordot(tmp_88, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_89, X, axes=([0, 2], [0, 1]))) / B
+    hvp_V1 = np.tensordot(tmp_88, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_89, X, axes=([0, 2], [0, 1]))
     del tmp_88, tmp_89
     # radj_a1[q,k] = Σ_ci X[k,c] adj_h1[q,i] dir_V1[i,c] + Σ_ci V1[c,i] X[k,i] radj_h1[q,c]
     # einsum("Bkc,Bqi,ic->Bqk", X, adj_h1, dir_V1)
@@ -5999,7 +5999,7 @@ def hvp(params, data, vector):
     tmp_104 = np.tensordot(X, K1, axes=([2], [1]))
     tmp_105 = (tmp_104.transpose(0, 2, 1)) @ (radj_z_a1.transpose(0, 2, 1))
     del tmp_104
-    hvp_Q1 = (0.7071067811865476 * np.tensordot(tmp_103, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_105, X, axes=([0, 2], [0, 1]))) / B
+    hvp_Q1 = 0.7071067811865476 * np.tensordot(tmp_103, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_105, X, axes=([0, 2], [0, 1]))
     del tmp_103, tmp_105
     # Σ_b H[K1,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a1[c,k] dir_Q1[d,j] + 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] radj_z_a1[j,k]
     # einsum("Bcj,Bki,Bck,dj->di", X, X, adj_z_a1, dir_Q1)
@@ -6010,7 +6010,7 @@ def hvp(params, data, vector):
     tmp_108 = np.tensordot(X, Q1, axes=([2], [1]))
     tmp_109 = (tmp_108.transpose(0, 2, 1)) @ radj_z_a1
     del radj_z_a1, tmp_108
-    hvp_K1 = (0.7071067811865476 * np.tensordot(tmp_107, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_109, X, axes=([0, 2], [0, 1]))) / B
+    hvp_K1 = 0.7071067811865476 * np.tensordot(tmp_107, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_109, X, axes=([0, 2], [0, 1]))
     del tmp_107, tmp_109
     # radj_h2[q,d] = Σ_c adj_r[q,c] dir_O2[c,d] + Σ_c O2[c,d] radj_r[q,c]
     # einsum("Bqc,cd->Bqd", adj_r, dir_O2)
@@ -6023,7 +6023,7 @@ def hvp(params, data, vector):
     del tan_a2
     # einsum("Bci,Bjc,Bjd->di", X, a2, radj_h2)
     tmp_111 = (radj_h2.transpose(0, 2, 1)) @ a2
-    hvp_V2 = (np.tensordot(tmp_110, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_111, X, axes=([0, 2], [0, 1]))) / B
+    hvp_V2 = np.tensordot(tmp_110, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_111, X, axes=([0, 2], [0, 1]))
     del tmp_110, tmp_111
     # radj_a2[q,k] = Σ_ci X[k,c] adj_h2[q,i] dir_V2[i,c] + Σ_ci V2[c,i] X[k,i] radj_h2[q,c]
     # einsum("Bkc,Bqi,ic->Bqk", X, adj_h2, dir_V2)
@@ -6061,7 +6061,7 @@ def hvp(params, data, vector):
     tmp_126 = np.tensordot(X, K2, axes=([2], [1]))
     tmp_127 = (tmp_126.transpose(0, 2, 1)) @ (radj_z_a2.transpose(0, 2, 1))
     del tmp_126
-    hvp_Q2 = (0.7071067811865476 * np.tensordot(tmp_125, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_127, X, axes=([0, 2], [0, 1]))) / B
+    hvp_Q2 = 0.7071067811865476 * np.tensordot(tmp_125, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_127, X, axes=([0, 2], [0, 1]))
     del tmp_125, tmp_127
     # Σ_b H[K2,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a2[c,k] dir_Q2[d,j] + 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] radj_z_a2[j,k]
     # einsum("Bcj,Bki,Bck,dj->di", X, X, adj_z_a2, dir_Q2)
@@ -6072,7 +6072,7 @@ def hvp(params, data, vector):
     tmp_130 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_131 = (tmp_130.transpose(0, 2, 1)) @ radj_z_a2
     del radj_z_a2, tmp_130
-    hvp_K2 = (0.7071067811865476 * np.tensordot(tmp_129, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_131, X, axes=([0, 2], [0, 1]))) / B
+    hvp_K2 = 0.7071067811865476 * np.tensordot(tmp_129, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_131, X, axes=([0, 2], [0, 1]))
     del tmp_129, tmp_131
     return {"Q1": hvp_Q1, "K1": hvp_K1, "V1": hvp_V1, "O1": hvp_O1, "Q2": hvp_Q2, "K2": hvp_K2, "V2": hvp_V2, "O2": hvp_O2, "g": hvp_g, "b": hvp_b, "F1": hvp_F1, "F2": hvp_F2, "U": hvp_U}
 
