@@ -466,20 +466,20 @@ def blas() -> str:
 #: why a target can be missed, and what would reach it (function name prefix -> text)
 REASONS = {
     "gradient peak memory":
-        "Why: the generated gradient keeps every tensor of the call in its dict t (pre-activations, "
-        "activations, every adjoint) until it returns; hand-written backprop drops each adjoint as soon as "
-        "the next is made.  What would reach it: free each tensor after its last use in the generated "
-        "functions (a liveness pass over the prologue), or overwrite adjoints in place.",
+        "Why: the generated gradient deletes each array after its last read (emit/liveness.py) and makes "
+        "each parameter's gradient as soon as its adjoint exists (emit/straight.py), as hand-written "
+        "backprop does; what is left are NumPy's temporaries inside one statement (v², 1 − v², the "
+        "product), the same on both sides.  What would reach it: elementwise updates in place (out=).",
     "gradient":
-        "Why: the matmuls are the same; the gap is fixed Python cost per call (the dict t, one function "
-        "call per named quantity, the objective's value that the gradient does not need), a few µs per "
-        "layer, so it shows at small sizes and shrinks with B·h.  What would reach it: one straight-line "
-        "gradient function with locals instead of the dict and without the objective's value.",
+        "Why: the generated gradient is one straight-line function of locals doing hand-written "
+        "backprop's operations (the matmuls, (s − y)/B once at the top, 1 − v², each array deleted after "
+        "its last read); a miss here is run-to-run noise at the smallest sizes, where a call takes tens "
+        "of µs.  What would reach it: more rounds on a quieter machine.",
     "hvp":
-        "Why: the R-operator does the hand-written one's matmuls, but through the dict t and one function "
-        "per tangent and R-adjoint, and the softmax's R-adjoint as a (B × c × c) Hessian applied to the "
-        "tangent instead of s⊙Rp − s(s·Rp).  What would reach it: the same straight-line functions as for "
-        "the gradient, and the objective's Hessian-vector product in closed form.",
+        "Why: the generated hvp is one straight-line function of locals doing the R-operator's matmuls, "
+        "the softmax's R-adjoint as s⊙Rp − s(s·Rp) (no B × c × c Hessian), the adjoint and R-adjoint "
+        "divided by B once; a miss here is run-to-run noise at the smallest sizes.  What would reach it: "
+        "more rounds on a quieter machine.",
     "ggn_diagonal":
         "Why: einderiv forms the per-sample Jacobians J (B × c × h per layer) and contracts them with "
         "the softmax Hessian S (B × c × c) on every layer (B·c²·h there), where the hand-written code "
@@ -534,9 +534,9 @@ machine the same ratio moves by up to ±20–30% between runs, so a ratio above 
 than that is called borderline, not met or missed.  Ratios are of process CPU times (the other
 jobs on the machine move wall times much more); both are shown.
 
-* `gradient` against hand-written NumPy backprop: the matmuls are the same; the gap is fixed
-  Python cost per call (a dict of every tensor, one function per named quantity, the objective's
-  value computed though the gradient does not need it), so the ratio falls with size.
+* `gradient` against hand-written NumPy backprop: the matmuls are the same; the generated
+  gradient is one straight-line function of locals (no dict of tensors, no call per named
+  quantity, the objective's value not computed), each array deleted after its last read.
 * `per_sample_gradient_norms` contracts the factors of each per-sample gradient: about one
   gradient's cost, nothing of size B × P formed (a test spies on array sizes).
 * `hvp` is the R-operator derived from the gradient expression (forward tangents and

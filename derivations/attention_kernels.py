@@ -758,138 +758,354 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_a"] = _adj_a(t)
-    t["adj_s"] = _adj_s(t)
-    t["adj_Q"] = _adj_Q(t)
-    t["adj_K"] = _adj_K(t)
-    t["adj_V"] = _adj_V(t)
-    B = t["X"].shape[0]
-    # ∂f/∂WQ[d,i] = Σ_c X[c,i] adj_Q[c,d]
-    X = t["X"]
-    adj_Q = t["adj_Q"]
-    # einsum("Bci,Bcd->di", X, adj_Q)
-    grad_WQ = np.tensordot(adj_Q, X, axes=([0, 1], [0, 1])) / B
-    # ∂f/∂WK[d,i] = Σ_c X[c,i] adj_K[c,d]
-    adj_K = t["adj_K"]
-    # einsum("Bci,Bcd->di", X, adj_K)
-    grad_WK = np.tensordot(adj_K, X, axes=([0, 1], [0, 1])) / B
-    # ∂f/∂WV[d,i] = Σ_c X[c,i] adj_V[c,d]
-    adj_V = t["adj_V"]
-    # einsum("Bci,Bcd->di", X, adj_V)
-    grad_WV = np.tensordot(adj_V, X, axes=([0, 1], [0, 1])) / B
+    X = data["X"]
+    y = data["y"]
+    WQ = params["WQ"]
+    WK = params["WK"]
+    WV = params["WV"]
+    U = params["U"]
+    B = X.shape[0]
+    # Q[s,d] = Σ_i WQ[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WQ, X)
+    Q = np.tensordot(X, WQ, axes=([2], [1]))
+    # K[s,d] = Σ_i WK[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WK, X)
+    K = np.tensordot(X, WK, axes=([2], [1]))
+    # V[s,d] = Σ_i WV[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WV, X)
+    V = np.tensordot(X, WV, axes=([2], [1]))
+    # s[q,k] = 1/sqrt(d) Σ_d Q[q,d] K[k,d]
+    # einsum("Bqd,Bkd->Bqk", Q, K)
+    s = 0.7071067811865476 * (K @ (Q.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # a[q,k] = softmax_k(s[q,k])
+    a = _softmax(s, axis=2)
+    del s
+    # o[q,d] = Σ_k a[q,k] V[k,d]
+    # einsum("Bqk,Bkd->Bqd", a, V)
+    o = ((V.transpose(0, 2, 1)) @ (a.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # p[l] = Σ_d U[l,d] 1/t Σ_q o[q,d]
+    # einsum("Bqd->Bd", o)
+    tmp = 0.3333333333333333 * o.sum(axis=1)
+    # einsum("ld,Bd->Bl", U, tmp)
+    p = tmp @ U.T
+    del tmp
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    del softmax_p
     # ∂f/∂U[l,d] = 1/t Σ_c adj_p[l] o[c,d]
-    adj_p = t["adj_p"]
-    o = t["o"]
     # einsum("Bl,Bcd->ld", adj_p, o)
-    grad_U = 0.3333333333333333 * adj_p.T @ (o.sum(axis=1)) / B
+    grad_U = 0.3333333333333333 * adj_p.T @ (o.sum(axis=1))
+    del o
+    # adj_o[q,d] = 1/t Σ_c 1[q] U[c,d] adj_p[c]
+    # einsum("q,cd,Bc->Bqd", np.ones(3), U, adj_p)
+    tmp_2 = adj_p @ U
+    del adj_p
+    adj_o = 0.3333333333333333 * tmp_2[:, None] * (np.ones(3))[:, None]
+    del tmp_2
+    # adj_a[q,k] = Σ_c V[k,c] adj_o[q,c]
+    # einsum("Bkc,Bqc->Bqk", V, adj_o)
+    adj_a = adj_o @ (V.transpose(0, 2, 1))
+    del V
+    # adj_s[q,k] = adj_a[q,k] softmax_k(s[q,k]) - Σ_c adj_a[q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a, a, a)
+    tmp_3 = (a[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    adj_s = adj_a * a - tmp_3[:, :, None] * a
+    del adj_a, tmp_3
+    # adj_Q[s,d] = 1/sqrt(d) Σ_c K[c,d] adj_s[s,c]
+    # einsum("Bcd,Bsc->Bsd", K, adj_s)
+    adj_Q = 0.7071067811865476 * adj_s @ K
+    del K
+    # ∂f/∂WQ[d,i] = Σ_c X[c,i] adj_Q[c,d]
+    # einsum("Bci,Bcd->di", X, adj_Q)
+    grad_WQ = np.tensordot(adj_Q, X, axes=([0, 1], [0, 1]))
+    del adj_Q
+    # adj_K[s,d] = 1/sqrt(d) Σ_c Q[c,d] adj_s[c,s]
+    # einsum("Bcd,Bcs->Bsd", Q, adj_s)
+    adj_K = 0.7071067811865476 * (adj_s.transpose(0, 2, 1)) @ Q
+    del Q, adj_s
+    # ∂f/∂WK[d,i] = Σ_c X[c,i] adj_K[c,d]
+    # einsum("Bci,Bcd->di", X, adj_K)
+    grad_WK = np.tensordot(adj_K, X, axes=([0, 1], [0, 1]))
+    del adj_K
+    # adj_V[s,d] = Σ_c a[c,s] adj_o[c,d]
+    # einsum("Bcs,Bcd->Bsd", a, adj_o)
+    adj_V = ((adj_o.transpose(0, 2, 1)) @ a).transpose(0, 2, 1)
+    del a, adj_o
+    # ∂f/∂WV[d,i] = Σ_c X[c,i] adj_V[c,d]
+    # einsum("Bci,Bcd->di", X, adj_V)
+    grad_WV = np.tensordot(adj_V, X, axes=([0, 1], [0, 1]))
+    del adj_V
     return {"WQ": grad_WQ, "WK": grad_WK, "WV": grad_WV, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_a"] = _adj_a(t)
-    t["adj_s"] = _adj_s(t)
-    t["adj_Q"] = _adj_Q(t)
-    t["adj_K"] = _adj_K(t)
-    t["adj_V"] = _adj_V(t)
-    B = t["X"].shape[0]
-    # ∂f/∂WQ[d,i] = Σ_c X[c,i] adj_Q[c,d]
-    X = t["X"]
-    adj_Q = t["adj_Q"]
-    # einsum("Bci,Bcd->Bdi", X, adj_Q)
-    grad_WQ = (adj_Q.transpose(0, 2, 1)) @ X
-    # ∂f/∂WK[d,i] = Σ_c X[c,i] adj_K[c,d]
-    adj_K = t["adj_K"]
-    # einsum("Bci,Bcd->Bdi", X, adj_K)
-    grad_WK = (adj_K.transpose(0, 2, 1)) @ X
-    # ∂f/∂WV[d,i] = Σ_c X[c,i] adj_V[c,d]
-    adj_V = t["adj_V"]
-    # einsum("Bci,Bcd->Bdi", X, adj_V)
-    grad_WV = (adj_V.transpose(0, 2, 1)) @ X
+    X = data["X"]
+    y = data["y"]
+    WQ = params["WQ"]
+    WK = params["WK"]
+    WV = params["WV"]
+    U = params["U"]
+    B = X.shape[0]
+    # Q[s,d] = Σ_i WQ[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WQ, X)
+    Q = np.tensordot(X, WQ, axes=([2], [1]))
+    # K[s,d] = Σ_i WK[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WK, X)
+    K = np.tensordot(X, WK, axes=([2], [1]))
+    # V[s,d] = Σ_i WV[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WV, X)
+    V = np.tensordot(X, WV, axes=([2], [1]))
+    # s[q,k] = 1/sqrt(d) Σ_d Q[q,d] K[k,d]
+    # einsum("Bqd,Bkd->Bqk", Q, K)
+    s = 0.7071067811865476 * (K @ (Q.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # a[q,k] = softmax_k(s[q,k])
+    a = _softmax(s, axis=2)
+    del s
+    # o[q,d] = Σ_k a[q,k] V[k,d]
+    # einsum("Bqk,Bkd->Bqd", a, V)
+    o = ((V.transpose(0, 2, 1)) @ (a.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # p[l] = Σ_d U[l,d] 1/t Σ_q o[q,d]
+    # einsum("Bqd->Bd", o)
+    tmp = 0.3333333333333333 * o.sum(axis=1)
+    # einsum("ld,Bd->Bl", U, tmp)
+    p = tmp @ U.T
+    del tmp
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
     # ∂f/∂U[l,d] = 1/t Σ_c adj_p[l] o[c,d]
-    adj_p = t["adj_p"]
-    o = t["o"]
     # einsum("Bl,Bcd->Bld", adj_p, o)
     grad_U = 0.3333333333333333 * (o.sum(axis=1))[:, None] * adj_p[:, :, None]
+    del o
+    # adj_o[q,d] = 1/t Σ_c 1[q] U[c,d] adj_p[c]
+    # einsum("q,cd,Bc->Bqd", np.ones(3), U, adj_p)
+    tmp_2 = adj_p @ U
+    del adj_p
+    adj_o = 0.3333333333333333 * tmp_2[:, None] * (np.ones(3))[:, None]
+    del tmp_2
+    # adj_a[q,k] = Σ_c V[k,c] adj_o[q,c]
+    # einsum("Bkc,Bqc->Bqk", V, adj_o)
+    adj_a = adj_o @ (V.transpose(0, 2, 1))
+    del V
+    # adj_s[q,k] = adj_a[q,k] softmax_k(s[q,k]) - Σ_c adj_a[q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a, a, a)
+    tmp_3 = (a[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    adj_s = adj_a * a - tmp_3[:, :, None] * a
+    del adj_a, tmp_3
+    # adj_Q[s,d] = 1/sqrt(d) Σ_c K[c,d] adj_s[s,c]
+    # einsum("Bcd,Bsc->Bsd", K, adj_s)
+    adj_Q = 0.7071067811865476 * adj_s @ K
+    del K
+    # ∂f/∂WQ[d,i] = Σ_c X[c,i] adj_Q[c,d]
+    # einsum("Bci,Bcd->Bdi", X, adj_Q)
+    grad_WQ = (adj_Q.transpose(0, 2, 1)) @ X
+    del adj_Q
+    # adj_K[s,d] = 1/sqrt(d) Σ_c Q[c,d] adj_s[c,s]
+    # einsum("Bcd,Bcs->Bsd", Q, adj_s)
+    adj_K = 0.7071067811865476 * (adj_s.transpose(0, 2, 1)) @ Q
+    del Q, adj_s
+    # ∂f/∂WK[d,i] = Σ_c X[c,i] adj_K[c,d]
+    # einsum("Bci,Bcd->Bdi", X, adj_K)
+    grad_WK = (adj_K.transpose(0, 2, 1)) @ X
+    del adj_K
+    # adj_V[s,d] = Σ_c a[c,s] adj_o[c,d]
+    # einsum("Bcs,Bcd->Bsd", a, adj_o)
+    adj_V = ((adj_o.transpose(0, 2, 1)) @ a).transpose(0, 2, 1)
+    del a, adj_o
+    # ∂f/∂WV[d,i] = Σ_c X[c,i] adj_V[c,d]
+    # einsum("Bci,Bcd->Bdi", X, adj_V)
+    grad_WV = (adj_V.transpose(0, 2, 1)) @ X
+    del adj_V
     return {"WQ": grad_WQ, "WK": grad_WK, "WV": grad_WV, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_a"] = _adj_a(t)
-    t["adj_s"] = _adj_s(t)
-    t["adj_Q"] = _adj_Q(t)
-    t["adj_K"] = _adj_K(t)
-    t["adj_V"] = _adj_V(t)
-    B = t["X"].shape[0]
-    X = t["X"]
-    adj_Q = t["adj_Q"]
-    # einsum("Bci,Bcd->Bdi", X, adj_Q)
-    fac_WQ_0_0 = (adj_Q.transpose(0, 2, 1)) @ X
-    adj_K = t["adj_K"]
-    # einsum("Bci,Bcd->Bdi", X, adj_K)
-    fac_WK_0_0 = (adj_K.transpose(0, 2, 1)) @ X
-    adj_V = t["adj_V"]
-    # einsum("Bci,Bcd->Bdi", X, adj_V)
-    fac_WV_0_0 = (adj_V.transpose(0, 2, 1)) @ X
-    adj_p = t["adj_p"]
-    o = t["o"]
+    X = data["X"]
+    y = data["y"]
+    WQ = params["WQ"]
+    WK = params["WK"]
+    WV = params["WV"]
+    U = params["U"]
+    B = X.shape[0]
+    # Q[s,d] = Σ_i WQ[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WQ, X)
+    Q = np.tensordot(X, WQ, axes=([2], [1]))
+    # K[s,d] = Σ_i WK[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WK, X)
+    K = np.tensordot(X, WK, axes=([2], [1]))
+    # V[s,d] = Σ_i WV[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WV, X)
+    V = np.tensordot(X, WV, axes=([2], [1]))
+    # s[q,k] = 1/sqrt(d) Σ_d Q[q,d] K[k,d]
+    # einsum("Bqd,Bkd->Bqk", Q, K)
+    s = 0.7071067811865476 * (K @ (Q.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # a[q,k] = softmax_k(s[q,k])
+    a = _softmax(s, axis=2)
+    del s
+    # o[q,d] = Σ_k a[q,k] V[k,d]
+    # einsum("Bqk,Bkd->Bqd", a, V)
+    o = ((V.transpose(0, 2, 1)) @ (a.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # p[l] = Σ_d U[l,d] 1/t Σ_q o[q,d]
+    # einsum("Bqd->Bd", o)
+    tmp = 0.3333333333333333 * o.sum(axis=1)
+    # einsum("ld,Bd->Bl", U, tmp)
+    p = tmp @ U.T
+    del tmp
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
     # einsum("Bcd->Bd", o)
     fac_U_0_0 = 0.3333333333333333 * adj_p
     fac_U_0_1 = o.sum(axis=1)
+    del o
+    # adj_o[q,d] = 1/t Σ_c 1[q] U[c,d] adj_p[c]
+    # einsum("q,cd,Bc->Bqd", np.ones(3), U, adj_p)
+    tmp_2 = adj_p @ U
+    del adj_p
+    adj_o = 0.3333333333333333 * tmp_2[:, None] * (np.ones(3))[:, None]
+    del tmp_2
+    # adj_a[q,k] = Σ_c V[k,c] adj_o[q,c]
+    # einsum("Bkc,Bqc->Bqk", V, adj_o)
+    adj_a = adj_o @ (V.transpose(0, 2, 1))
+    del V
+    # adj_s[q,k] = adj_a[q,k] softmax_k(s[q,k]) - Σ_c adj_a[q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a, a, a)
+    tmp_3 = (a[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    adj_s = adj_a * a - tmp_3[:, :, None] * a
+    del adj_a, tmp_3
+    # adj_Q[s,d] = 1/sqrt(d) Σ_c K[c,d] adj_s[s,c]
+    # einsum("Bcd,Bsc->Bsd", K, adj_s)
+    adj_Q = 0.7071067811865476 * adj_s @ K
+    del K
+    # einsum("Bci,Bcd->Bdi", X, adj_Q)
+    fac_WQ_0_0 = (adj_Q.transpose(0, 2, 1)) @ X
+    del adj_Q
+    # adj_K[s,d] = 1/sqrt(d) Σ_c Q[c,d] adj_s[c,s]
+    # einsum("Bcd,Bcs->Bsd", Q, adj_s)
+    adj_K = 0.7071067811865476 * (adj_s.transpose(0, 2, 1)) @ Q
+    del Q, adj_s
+    # einsum("Bci,Bcd->Bdi", X, adj_K)
+    fac_WK_0_0 = (adj_K.transpose(0, 2, 1)) @ X
+    del adj_K
+    # adj_V[s,d] = Σ_c a[c,s] adj_o[c,d]
+    # einsum("Bcs,Bcd->Bsd", a, adj_o)
+    adj_V = ((adj_o.transpose(0, 2, 1)) @ a).transpose(0, 2, 1)
+    del a, adj_o
+    # einsum("Bci,Bcd->Bdi", X, adj_V)
+    fac_WV_0_0 = (adj_V.transpose(0, 2, 1)) @ X
+    del adj_V
     return {"WQ": [(fac_WQ_0_0,)], "WK": [(fac_WK_0_0,)], "WV": [(fac_WV_0_0,)], "U": [(fac_U_0_0, fac_U_0_1)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_a"] = _adj_a(t)
-    t["adj_s"] = _adj_s(t)
-    t["adj_Q"] = _adj_Q(t)
-    t["adj_K"] = _adj_K(t)
-    t["adj_V"] = _adj_V(t)
-    B = t["X"].shape[0]
-    # ‖∂f/∂WQ‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_Q[c,d]
-    X = t["X"]
-    adj_Q = t["adj_Q"]
-    # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_Q, X, adj_Q)
-    tmp = (adj_Q.transpose(0, 2, 1)) @ X
-    tmp_2 = (adj_Q.transpose(0, 2, 1)) @ X
-    sq_WQ = np.einsum("Bdi,Bdi->B", tmp_2, tmp, optimize=False)
-    norm_WQ = np.sqrt(np.maximum(sq_WQ, 0.0))
-    # ‖∂f/∂WK‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_K[c,d]
-    adj_K = t["adj_K"]
-    # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_K, X, adj_K)
-    tmp_3 = (adj_K.transpose(0, 2, 1)) @ X
-    tmp_4 = (adj_K.transpose(0, 2, 1)) @ X
-    sq_WK = np.einsum("Bdi,Bdi->B", tmp_4, tmp_3, optimize=False)
-    norm_WK = np.sqrt(np.maximum(sq_WK, 0.0))
-    # ‖∂f/∂WV‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_V[c,d]
-    adj_V = t["adj_V"]
-    # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_V, X, adj_V)
-    tmp_5 = (adj_V.transpose(0, 2, 1)) @ X
-    tmp_6 = (adj_V.transpose(0, 2, 1)) @ X
-    sq_WV = np.einsum("Bdi,Bdi->B", tmp_6, tmp_5, optimize=False)
-    norm_WV = np.sqrt(np.maximum(sq_WV, 0.0))
+    X = data["X"]
+    y = data["y"]
+    WQ = params["WQ"]
+    WK = params["WK"]
+    WV = params["WV"]
+    U = params["U"]
+    B = X.shape[0]
+    # Q[s,d] = Σ_i WQ[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WQ, X)
+    Q = np.tensordot(X, WQ, axes=([2], [1]))
+    # K[s,d] = Σ_i WK[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WK, X)
+    K = np.tensordot(X, WK, axes=([2], [1]))
+    # V[s,d] = Σ_i WV[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WV, X)
+    V = np.tensordot(X, WV, axes=([2], [1]))
+    # s[q,k] = 1/sqrt(d) Σ_d Q[q,d] K[k,d]
+    # einsum("Bqd,Bkd->Bqk", Q, K)
+    s = 0.7071067811865476 * (K @ (Q.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # a[q,k] = softmax_k(s[q,k])
+    a = _softmax(s, axis=2)
+    del s
+    # o[q,d] = Σ_k a[q,k] V[k,d]
+    # einsum("Bqk,Bkd->Bqd", a, V)
+    o = ((V.transpose(0, 2, 1)) @ (a.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # p[l] = Σ_d U[l,d] 1/t Σ_q o[q,d]
+    # einsum("Bqd->Bd", o)
+    tmp = 0.3333333333333333 * o.sum(axis=1)
+    # einsum("ld,Bd->Bl", U, tmp)
+    p = tmp @ U.T
+    del tmp
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
     # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: 1/t Σ_c adj_p[l] o[c,d]
-    adj_p = t["adj_p"]
-    o = t["o"]
     # einsum("Bl,Bcd,Bl,Bid->B", adj_p, o, adj_p, o)
-    tmp_7 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_8 = tmp_7[:, None] * o.sum(axis=1)
-    sq_U = 0.1111111111111111 * (tmp_8[..., None, :] @ ((o.sum(axis=1))[..., None]))[..., 0, 0]
+    tmp_2 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_3 = tmp_2[:, None] * o.sum(axis=1)
+    del tmp_2
+    sq_U = 0.1111111111111111 * (tmp_3[..., None, :] @ ((o.sum(axis=1))[..., None]))[..., 0, 0]
+    del o, tmp_3
     norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
+    # adj_o[q,d] = 1/t Σ_c 1[q] U[c,d] adj_p[c]
+    # einsum("q,cd,Bc->Bqd", np.ones(3), U, adj_p)
+    tmp_4 = adj_p @ U
+    del adj_p
+    adj_o = 0.3333333333333333 * tmp_4[:, None] * (np.ones(3))[:, None]
+    del tmp_4
+    # adj_a[q,k] = Σ_c V[k,c] adj_o[q,c]
+    # einsum("Bkc,Bqc->Bqk", V, adj_o)
+    adj_a = adj_o @ (V.transpose(0, 2, 1))
+    del V
+    # adj_s[q,k] = adj_a[q,k] softmax_k(s[q,k]) - Σ_c adj_a[q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a, a, a)
+    tmp_5 = (a[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    adj_s = adj_a * a - tmp_5[:, :, None] * a
+    del adj_a, tmp_5
+    # adj_Q[s,d] = 1/sqrt(d) Σ_c K[c,d] adj_s[s,c]
+    # einsum("Bcd,Bsc->Bsd", K, adj_s)
+    adj_Q = 0.7071067811865476 * adj_s @ K
+    del K
+    # ‖∂f/∂WQ‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_Q[c,d]
+    # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_Q, X, adj_Q)
+    tmp_6 = (adj_Q.transpose(0, 2, 1)) @ X
+    tmp_7 = (adj_Q.transpose(0, 2, 1)) @ X
+    del adj_Q
+    sq_WQ = np.einsum("Bdi,Bdi->B", tmp_7, tmp_6, optimize=False)
+    del tmp_6, tmp_7
+    norm_WQ = np.sqrt(np.maximum(sq_WQ, 0.0))
+    del sq_WQ
+    # adj_K[s,d] = 1/sqrt(d) Σ_c Q[c,d] adj_s[c,s]
+    # einsum("Bcd,Bcs->Bsd", Q, adj_s)
+    adj_K = 0.7071067811865476 * (adj_s.transpose(0, 2, 1)) @ Q
+    del Q, adj_s
+    # ‖∂f/∂WK‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_K[c,d]
+    # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_K, X, adj_K)
+    tmp_8 = (adj_K.transpose(0, 2, 1)) @ X
+    tmp_9 = (adj_K.transpose(0, 2, 1)) @ X
+    del adj_K
+    sq_WK = np.einsum("Bdi,Bdi->B", tmp_9, tmp_8, optimize=False)
+    del tmp_8, tmp_9
+    norm_WK = np.sqrt(np.maximum(sq_WK, 0.0))
+    del sq_WK
+    # adj_V[s,d] = Σ_c a[c,s] adj_o[c,d]
+    # einsum("Bcs,Bcd->Bsd", a, adj_o)
+    adj_V = ((adj_o.transpose(0, 2, 1)) @ a).transpose(0, 2, 1)
+    del a, adj_o
+    # ‖∂f/∂WV‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_V[c,d]
+    # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_V, X, adj_V)
+    tmp_10 = (adj_V.transpose(0, 2, 1)) @ X
+    tmp_11 = (adj_V.transpose(0, 2, 1)) @ X
+    del adj_V
+    sq_WV = np.einsum("Bdi,Bdi->B", tmp_11, tmp_10, optimize=False)
+    del tmp_10, tmp_11
+    norm_WV = np.sqrt(np.maximum(sq_WV, 0.0))
+    del sq_WV
     return {"WQ": norm_WQ, "WK": norm_WK, "WV": norm_WV, "U": norm_U}
 
 
@@ -1037,93 +1253,253 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_WQ"] = vector["WQ"]
-    t["dir_WK"] = vector["WK"]
-    t["dir_WV"] = vector["WV"]
-    t["dir_U"] = vector["U"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_a"] = _adj_a(t)
-    t["adj_s"] = _adj_s(t)
-    t["tan_K"] = _tan_K(t)
-    t["tan_V"] = _tan_V(t)
-    t["tan_Q"] = _tan_Q(t)
-    t["tan_s"] = _tan_s(t)
-    t["tan_a"] = _tan_a(t)
-    t["tan_o"] = _tan_o(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_o"] = _radj_o(t)
-    t["radj_a"] = _radj_a(t)
-    t["radj_s"] = _radj_s(t)
-    t["radj_Q"] = _radj_Q(t)
-    t["radj_K"] = _radj_K(t)
-    t["radj_V"] = _radj_V(t)
-    B = t["X"].shape[0]
-    # Σ_b H[WQ,b]·vector[b][d,i] = Σ_c X[c,i] radj_Q[c,d]
-    X = t["X"]
-    radj_Q = t["radj_Q"]
-    # einsum("Bci,Bcd->di", X, radj_Q)
-    hvp_WQ = np.tensordot(radj_Q, X, axes=([0, 1], [0, 1])) / B
-    # Σ_b H[WK,b]·vector[b][d,i] = Σ_c X[c,i] radj_K[c,d]
-    radj_K = t["radj_K"]
-    # einsum("Bci,Bcd->di", X, radj_K)
-    hvp_WK = np.tensordot(radj_K, X, axes=([0, 1], [0, 1])) / B
-    # Σ_b H[WV,b]·vector[b][d,i] = Σ_c X[c,i] radj_V[c,d]
-    radj_V = t["radj_V"]
-    # einsum("Bci,Bcd->di", X, radj_V)
-    hvp_WV = np.tensordot(radj_V, X, axes=([0, 1], [0, 1])) / B
+    X = data["X"]
+    y = data["y"]
+    WQ = params["WQ"]
+    WK = params["WK"]
+    WV = params["WV"]
+    U = params["U"]
+    B = X.shape[0]
+    dir_WQ = vector["WQ"]
+    dir_WK = vector["WK"]
+    dir_WV = vector["WV"]
+    dir_U = vector["U"]
+    # Q[s,d] = Σ_i WQ[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WQ, X)
+    Q = np.tensordot(X, WQ, axes=([2], [1]))
+    # K[s,d] = Σ_i WK[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WK, X)
+    K = np.tensordot(X, WK, axes=([2], [1]))
+    # V[s,d] = Σ_i WV[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WV, X)
+    V = np.tensordot(X, WV, axes=([2], [1]))
+    # s[q,k] = 1/sqrt(d) Σ_d Q[q,d] K[k,d]
+    # einsum("Bqd,Bkd->Bqk", Q, K)
+    s = 0.7071067811865476 * (K @ (Q.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # a[q,k] = softmax_k(s[q,k])
+    a = _softmax(s, axis=2)
+    del s
+    # o[q,d] = Σ_k a[q,k] V[k,d]
+    # einsum("Bqk,Bkd->Bqd", a, V)
+    o = ((V.transpose(0, 2, 1)) @ (a.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # p[l] = Σ_d U[l,d] 1/t Σ_q o[q,d]
+    # einsum("Bqd->Bd", o)
+    tmp = 0.3333333333333333 * o.sum(axis=1)
+    # einsum("ld,Bd->Bl", U, tmp)
+    p = tmp @ U.T
+    del tmp
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    # adj_o[q,d] = 1/t Σ_c 1[q] U[c,d] adj_p[c]
+    # einsum("q,cd,Bc->Bqd", np.ones(3), U, adj_p)
+    tmp_2 = adj_p @ U
+    adj_o = 0.3333333333333333 * tmp_2[:, None] * (np.ones(3))[:, None]
+    del tmp_2
+    # adj_a[q,k] = Σ_c V[k,c] adj_o[q,c]
+    # einsum("Bkc,Bqc->Bqk", V, adj_o)
+    adj_a = adj_o @ (V.transpose(0, 2, 1))
+    # adj_s[q,k] = adj_a[q,k] softmax_k(s[q,k]) - Σ_c adj_a[q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a, a, a)
+    tmp_3 = (a[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    adj_s = adj_a * a - tmp_3[:, :, None] * a
+    del tmp_3
+    # tan_K[s,d] = Σ_c X[s,c] dir_WK[d,c]
+    # einsum("Bsc,dc->Bsd", X, dir_WK)
+    tan_K = (np.tensordot(dir_WK, X, axes=([1], [2]))).transpose(1, 2, 0)
+    # tan_V[s,d] = Σ_c X[s,c] dir_WV[d,c]
+    # einsum("Bsc,dc->Bsd", X, dir_WV)
+    tan_V = (np.tensordot(dir_WV, X, axes=([1], [2]))).transpose(1, 2, 0)
+    # tan_Q[s,d] = Σ_c X[s,c] dir_WQ[d,c]
+    # einsum("Bsc,dc->Bsd", X, dir_WQ)
+    tan_Q = (np.tensordot(dir_WQ, X, axes=([1], [2]))).transpose(1, 2, 0)
+    # tan_s[q,k] = 1/sqrt(d) Σ_c K[k,c] tan_Q[q,c] + 1/sqrt(d) Σ_c Q[q,c] tan_K[k,c]
+    # einsum("Bkc,Bqc->Bqk", K, tan_Q)
+    # einsum("Bqc,Bkc->Bqk", Q, tan_K)
+    tan_s = 0.7071067811865476 * tan_Q @ (K.transpose(0, 2, 1)) + 0.7071067811865476 * (tan_K @ (Q.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # tan_a[q,k] = tan_s[q,k] softmax_k(s[q,k]) - Σ_c tan_s[q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", tan_s, a, a)
+    tmp_4 = (a[..., None, :] @ tan_s[..., None])[..., 0, 0]
+    tan_a = tan_s * a - tmp_4[:, :, None] * a
+    del tmp_4
+    # tan_o[q,d] = Σ_c V[c,d] tan_a[q,c] + Σ_c a[q,c] tan_V[c,d]
+    # einsum("Bcd,Bqc->Bqd", V, tan_a)
+    # einsum("Bqc,Bcd->Bqd", a, tan_V)
+    tan_o = tan_a @ V + ((tan_V.transpose(0, 2, 1)) @ (a.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # tan_p[l] = 1/t Σ_ci dir_U[l,c] o[i,c] + 1/t Σ_ci U[l,c] tan_o[i,c]
+    # einsum("lc,Bic->Bl", dir_U, o)
+    # einsum("lc,Bic->Bl", U, tan_o)
+    tan_p = 0.3333333333333333 * (o.sum(axis=1)) @ dir_U.T + 0.3333333333333333 * (tan_o.sum(axis=1)) @ U.T
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp_5 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    radj_p = (tan_p * softmax_p - tmp_5[:, None] * softmax_p) / B
+    del softmax_p, tan_p, tmp_5
     # Σ_b H[U,b]·vector[b][l,d] = 1/t Σ_c o[c,d] radj_p[l] + 1/t Σ_c adj_p[l] tan_o[c,d]
-    o = t["o"]
-    radj_p = t["radj_p"]
     # einsum("Bcd,Bl->ld", o, radj_p)
-    adj_p = t["adj_p"]
-    tan_o = t["tan_o"]
     # einsum("Bl,Bcd->ld", adj_p, tan_o)
-    hvp_U = (0.3333333333333333 * radj_p.T @ (o.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_o.sum(axis=1))) / B
+    hvp_U = 0.3333333333333333 * radj_p.T @ (o.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_o.sum(axis=1))
+    del o, tan_o
+    # radj_o[q,d] = 1/t Σ_c 1[q] adj_p[c] dir_U[c,d] + 1/t Σ_c 1[q] U[c,d] radj_p[c]
+    # einsum("q,Bc,cd->Bqd", np.ones(3), adj_p, dir_U)
+    tmp_6 = dir_U.T @ adj_p.T
+    del adj_p
+    # einsum("q,cd,Bc->Bqd", np.ones(3), U, radj_p)
+    tmp_7 = radj_p @ U
+    del radj_p
+    radj_o = 0.3333333333333333 * tmp_6.T[:, None] * (np.ones(3))[:, None] + 0.3333333333333333 * tmp_7[:, None] * (np.ones(3))[:, None]
+    del tmp_6, tmp_7
+    # radj_a[q,k] = Σ_c adj_o[q,c] tan_V[k,c] + Σ_c V[k,c] radj_o[q,c]
+    # einsum("Bqc,Bkc->Bqk", adj_o, tan_V)
+    # einsum("Bkc,Bqc->Bqk", V, radj_o)
+    radj_a = (tan_V @ (adj_o.transpose(0, 2, 1))).transpose(0, 2, 1) + radj_o @ (V.transpose(0, 2, 1))
+    del V, tan_V
+    # radj_s[q,k] = radj_a[q,k] softmax_k(s[q,k]) - Σ_c radj_a[q,c] softmax_c(s[q,c]) softmax_k(s[q,k]) + adj_a[q,k] tan_s[q,k] softmax_k(s[q,k]) - Σ_c adj_a[q,k] tan_s[q,c] softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] tan_s[q,c] softmax_c(s[q,c]) softmax_k(s[q,k]) + 2 Σ_ci adj_a[q,c] tan_s[q,i] softmax_c(s[q,c]) softmax_i(s[q,i]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] tan_s[q,k] softmax_c(s[q,c]) softmax_k(s[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", radj_a, a, a)
+    tmp_8 = (a[..., None, :] @ radj_a[..., None])[..., 0, 0]
+    # einsum("Bqk,Bqc,Bqc,Bqk->Bqk", adj_a, tan_s, a, a)
+    tmp_9 = a * adj_a
+    tmp_10 = (a[..., None, :] @ tan_s[..., None])[..., 0, 0]
+    # einsum("Bqc,Bqc,Bqc,Bqk->Bqk", adj_a, tan_s, a, a)
+    tmp_11 = tan_s * adj_a
+    tmp_12 = (tmp_11[..., None, :] @ a[..., None])[..., 0, 0]
+    del tmp_11
+    # einsum("Bqc,Bqi,Bqc,Bqi,Bqk->Bqk", adj_a, tan_s, a, a, a)
+    tmp_13 = (a[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    tmp_14 = (a[..., None, :] @ tan_s[..., None])[..., 0, 0]
+    tmp_15 = tmp_14 * tmp_13
+    del tmp_13, tmp_14
+    # einsum("Bqc,Bqk,Bqc,Bqk->Bqk", adj_a, tan_s, a, a)
+    tmp_16 = (a[..., None, :] @ adj_a[..., None])[..., 0, 0]
+    tmp_17 = a * tan_s
+    radj_s = radj_a * a - tmp_8[:, :, None] * a + adj_a * tan_s * a - tmp_10[:, :, None] * tmp_9 - tmp_12[:, :, None] * a + 2 * tmp_15[:, :, None] * a - tmp_17 * tmp_16[:, :, None]
+    del adj_a, tan_s, radj_a, tmp_8, tmp_9, tmp_10, tmp_12, tmp_15, tmp_16, tmp_17
+    # radj_Q[s,d] = 1/sqrt(d) Σ_c adj_s[s,c] tan_K[c,d] + 1/sqrt(d) Σ_c K[c,d] radj_s[s,c]
+    # einsum("Bsc,Bcd->Bsd", adj_s, tan_K)
+    # einsum("Bcd,Bsc->Bsd", K, radj_s)
+    radj_Q = 0.7071067811865476 * ((tan_K.transpose(0, 2, 1)) @ (adj_s.transpose(0, 2, 1))).transpose(0, 2, 1) + 0.7071067811865476 * radj_s @ K
+    del K, tan_K
+    # Σ_b H[WQ,b]·vector[b][d,i] = Σ_c X[c,i] radj_Q[c,d]
+    # einsum("Bci,Bcd->di", X, radj_Q)
+    hvp_WQ = np.tensordot(radj_Q, X, axes=([0, 1], [0, 1]))
+    del radj_Q
+    # radj_K[s,d] = 1/sqrt(d) Σ_c adj_s[c,s] tan_Q[c,d] + 1/sqrt(d) Σ_c Q[c,d] radj_s[c,s]
+    # einsum("Bcs,Bcd->Bsd", adj_s, tan_Q)
+    # einsum("Bcd,Bcs->Bsd", Q, radj_s)
+    radj_K = 0.7071067811865476 * ((tan_Q.transpose(0, 2, 1)) @ adj_s).transpose(0, 2, 1) + 0.7071067811865476 * (radj_s.transpose(0, 2, 1)) @ Q
+    del Q, adj_s, tan_Q, radj_s
+    # Σ_b H[WK,b]·vector[b][d,i] = Σ_c X[c,i] radj_K[c,d]
+    # einsum("Bci,Bcd->di", X, radj_K)
+    hvp_WK = np.tensordot(radj_K, X, axes=([0, 1], [0, 1]))
+    del radj_K
+    # radj_V[s,d] = Σ_c adj_o[c,d] tan_a[c,s] + Σ_c a[c,s] radj_o[c,d]
+    # einsum("Bcd,Bcs->Bsd", adj_o, tan_a)
+    # einsum("Bcs,Bcd->Bsd", a, radj_o)
+    radj_V = (tan_a.transpose(0, 2, 1)) @ adj_o + ((radj_o.transpose(0, 2, 1)) @ a).transpose(0, 2, 1)
+    del a, adj_o, tan_a, radj_o
+    # Σ_b H[WV,b]·vector[b][d,i] = Σ_c X[c,i] radj_V[c,d]
+    # einsum("Bci,Bcd->di", X, radj_V)
+    hvp_WV = np.tensordot(radj_V, X, axes=([0, 1], [0, 1]))
+    del radj_V
     return {"WQ": hvp_WQ, "WK": hvp_WK, "WV": hvp_WV, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__o"] = _jac_p__o(t)
-    t["jac_p__a"] = _jac_p__a(t)
-    t["jac_p__s"] = _jac_p__s(t)
-    t["jac_p__Q"] = _jac_p__Q(t)
-    t["jac_p__K"] = _jac_p__K(t)
-    t["jac_p__V"] = _jac_p__V(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["X"].shape[0]
+    X = data["X"]
+    WQ = params["WQ"]
+    WK = params["WK"]
+    WV = params["WV"]
+    U = params["U"]
+    B = X.shape[0]
+    # Q[s,d] = Σ_i WQ[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WQ, X)
+    Q = np.tensordot(X, WQ, axes=([2], [1]))
+    # K[s,d] = Σ_i WK[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WK, X)
+    K = np.tensordot(X, WK, axes=([2], [1]))
+    # V[s,d] = Σ_i WV[d,i] X[s,i]
+    # einsum("di,Bsi->Bsd", WV, X)
+    V = np.tensordot(X, WV, axes=([2], [1]))
+    # s[q,k] = 1/sqrt(d) Σ_d Q[q,d] K[k,d]
+    # einsum("Bqd,Bkd->Bqk", Q, K)
+    s = 0.7071067811865476 * (K @ (Q.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # a[q,k] = softmax_k(s[q,k])
+    a = _softmax(s, axis=2)
+    del s
+    # o[q,d] = Σ_k a[q,k] V[k,d]
+    # einsum("Bqk,Bkd->Bqd", a, V)
+    o = ((V.transpose(0, 2, 1)) @ (a.transpose(0, 2, 1))).transpose(0, 2, 1)
+    # p[l] = Σ_d U[l,d] 1/t Σ_q o[q,d]
+    # einsum("Bqd->Bd", o)
+    tmp = 0.3333333333333333 * o.sum(axis=1)
+    # einsum("ld,Bd->Bl", U, tmp)
+    p = tmp @ U.T
+    del tmp
+    # jac_p__o[l,q,d] = 1/t 1[q] U[l,d]
+    # einsum("q,ld->lqd", np.ones(3), U)
+    jac_p__o = 0.3333333333333333 * U[:, None] * (np.ones(3))[:, None]
+    # jac_p__a[l,q,k] = Σ_c V[k,c] jac_p__o[l,q,c]
+    # einsum("Bkc,lqc->Blqk", V, jac_p__o)
+    jac_p__a = (np.tensordot(jac_p__o, V, axes=([2], [2]))).transpose(2, 0, 1, 3)
+    del V
+    # jac_p__s[l,q,k] = jac_p__a[l,q,k] softmax_k(s[q,k]) - Σ_c jac_p__a[l,q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
+    # einsum("Blqk,Bqk->Blqk", jac_p__a, a)
+    # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a, a, a)
+    tmp_2 = (a[..., None, :] @ (jac_p__a.transpose(0, 2, 3, 1)))[..., 0, :]
+    jac_p__s = a[:, None] * jac_p__a - (tmp_2.transpose(0, 2, 1))[:, :, :, None] * a[:, None]
+    del jac_p__a, tmp_2
+    # jac_p__Q[l,s,d] = 1/sqrt(d) Σ_c K[c,d] jac_p__s[l,s,c]
+    # einsum("Bcd,Blsc->Blsd", K, jac_p__s)
+    jac_p__Q = 0.7071067811865476 * np.einsum("Blsc,Bcd->Blsd", jac_p__s, K, optimize=False)
+    del K
+    # jac_p__K[l,s,d] = 1/sqrt(d) Σ_c Q[c,d] jac_p__s[l,c,s]
+    # einsum("Bcd,Blcs->Blsd", Q, jac_p__s)
+    jac_p__K = 0.7071067811865476 * np.einsum("Blcs,Bcd->Blsd", jac_p__s, Q, optimize=False)
+    del Q, jac_p__s
+    # jac_p__V[l,s,d] = Σ_c a[c,s] jac_p__o[l,c,d]
+    # einsum("Bcs,lcd->Blsd", a, jac_p__o)
+    jac_p__V = (np.tensordot(jac_p__o, a, axes=([1], [1]))).transpose(2, 0, 3, 1)
+    del a, jac_p__o
+    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])
+    softmax_p = _softmax(p, axis=1)
+    del p
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
+    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
+    del softmax_p
     # diag GGN[WQ] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__Q[k,c,d] jac_p__Q[l,j,d]
-    X = t["X"]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__Q = t["jac_p__Q"]
     # einsum("Bci,Bji,Bkl,Bkcd,Bljd->di", X, X, hobj_p__p, jac_p__Q, jac_p__Q)
-    tmp = np.einsum("Bkcd,Bci->Bkdi", jac_p__Q, X, optimize=False)
-    tmp_2 = np.einsum("Bljd,Bji->Bldi", jac_p__Q, X, optimize=False)
-    tmp_3 = np.einsum("Bkdi,Bkl->Bdil", tmp, hobj_p__p, optimize=False)
-    ggn_WQ = np.einsum("Bdil,Bldi->di", tmp_3, tmp_2, optimize=False) / B
+    tmp_3 = np.einsum("Bkcd,Bci->Bkdi", jac_p__Q, X, optimize=False)
+    tmp_4 = np.einsum("Bljd,Bji->Bldi", jac_p__Q, X, optimize=False)
+    tmp_5 = np.einsum("Bkdi,Bkl->Bdil", tmp_3, hobj_p__p, optimize=False)
+    del jac_p__Q, tmp_3
+    ggn_WQ = np.einsum("Bdil,Bldi->di", tmp_5, tmp_4, optimize=False) / B
+    del tmp_4, tmp_5
     # diag GGN[WK] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__K[k,c,d] jac_p__K[l,j,d]
-    jac_p__K = t["jac_p__K"]
     # einsum("Bci,Bji,Bkl,Bkcd,Bljd->di", X, X, hobj_p__p, jac_p__K, jac_p__K)
-    tmp_4 = np.einsum("Bkcd,Bci->Bkdi", jac_p__K, X, optimize=False)
-    tmp_5 = np.einsum("Bljd,Bji->Bldi", jac_p__K, X, optimize=False)
-    tmp_6 = np.einsum("Bkdi,Bkl->Bdil", tmp_4, hobj_p__p, optimize=False)
-    ggn_WK = np.einsum("Bdil,Bldi->di", tmp_6, tmp_5, optimize=False) / B
+    tmp_6 = np.einsum("Bkcd,Bci->Bkdi", jac_p__K, X, optimize=False)
+    tmp_7 = np.einsum("Bljd,Bji->Bldi", jac_p__K, X, optimize=False)
+    tmp_8 = np.einsum("Bkdi,Bkl->Bdil", tmp_6, hobj_p__p, optimize=False)
+    del jac_p__K, tmp_6
+    ggn_WK = np.einsum("Bdil,Bldi->di", tmp_8, tmp_7, optimize=False) / B
+    del tmp_7, tmp_8
     # diag GGN[WV] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__V[k,c,d] jac_p__V[l,j,d]
-    jac_p__V = t["jac_p__V"]
     # einsum("Bci,Bji,Bkl,Bkcd,Bljd->di", X, X, hobj_p__p, jac_p__V, jac_p__V)
-    tmp_7 = np.einsum("Bkcd,Bci->Bkdi", jac_p__V, X, optimize=False)
-    tmp_8 = np.einsum("Bljd,Bji->Bldi", jac_p__V, X, optimize=False)
-    tmp_9 = np.einsum("Bkdi,Bkl->Bdil", tmp_7, hobj_p__p, optimize=False)
-    ggn_WV = np.einsum("Bdil,Bldi->di", tmp_9, tmp_8, optimize=False) / B
+    tmp_9 = np.einsum("Bkcd,Bci->Bkdi", jac_p__V, X, optimize=False)
+    tmp_10 = np.einsum("Bljd,Bji->Bldi", jac_p__V, X, optimize=False)
+    tmp_11 = np.einsum("Bkdi,Bkl->Bdil", tmp_9, hobj_p__p, optimize=False)
+    del jac_p__V, tmp_9
+    ggn_WV = np.einsum("Bdil,Bldi->di", tmp_11, tmp_10, optimize=False) / B
+    del tmp_10, tmp_11
     # diag GGN[U] = t**(-2) Σ_ci hobj_p__p[l,l] o[c,d] o[i,d]
     # einsum("Bll->Bl", hobj_p__p)
     hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    o = t["o"]
+    del hobj_p__p
     # einsum("Bl,Bcd,Bid->ld", hobj_p__p_diag, o, o)
-    tmp_10 = o.sum(axis=1) * o.sum(axis=1)
-    ggn_U = 0.1111111111111111 * hobj_p__p_diag.T @ tmp_10 / B
+    tmp_12 = o.sum(axis=1) * o.sum(axis=1)
+    del o
+    ggn_U = 0.1111111111111111 * hobj_p__p_diag.T @ tmp_12 / B
+    del hobj_p__p_diag, tmp_12
     return {"WQ": ggn_WQ, "WK": ggn_WK, "WV": ggn_WV, "U": ggn_U}

@@ -478,135 +478,308 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_w"] = _adj_w(t)
-    t["adj_z_w"] = _adj_z_w(t)
-    B = t["x"].shape[0]
-    # ∂f/∂K[o,a] = Σ_ci adj_z_v[o,c] x[i] S[i,c,a]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    G = params["G"]
+    U = params["U"]
+    R = params["R"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
     x_win = _window_view(x, 3, 1, 1, 4)
-    # einsum("Boc,Bca->oa", adj_z_v, x_win)
-    grad_K = (np.tensordot(x_win, adj_z_v, axes=([0, 1], [0, 2]))).T / B
-    # ∂f/∂G[o,a] = Σ_ci adj_z_w[o,c] x[i] S2[i,c,a]
-    adj_z_w = t["adj_z_w"]
+    tmp = x_win
+    del x_win
+    # einsum("oa,Bta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = relu(z_v[o,t])
+    v = np.maximum(0, z_v)
+    # z_w[o,s] = Σ_a G[o,a] Σ_u S2[u,s,a] x[u]
     x_win_2 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Boc,Bca->oa", adj_z_w, x_win_2)
-    grad_G = (np.tensordot(x_win_2, adj_z_w, axes=([0, 1], [0, 2]))).T / B
+    tmp_2 = x_win_2
+    del x_win_2
+    # einsum("oa,Bsa->Bos", G, tmp_2)
+    z_w = (np.tensordot(tmp_2, G, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp_2
+    # w[o,s] = tanh(z_w[o,s])
+    w = np.tanh(z_w)
+    del z_w
+    # p[l] = Σ_ot U[l,o,t] v[o,t] + Σ_os R[l,o,s] w[o,s]
+    # einsum("lot,Bot->Bl", U, v)
+    # einsum("los,Bos->Bl", R, w)
+    p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    del softmax_p
     # ∂f/∂U[l,o,t] = adj_p[l] v[o,t]
-    adj_p = t["adj_p"]
-    v = t["v"]
     # einsum("Bl,Bot->lot", adj_p, v)
-    grad_U = (np.tensordot(v, adj_p, axes=([0], [0]))).transpose(2, 0, 1) / B
+    grad_U = (np.tensordot(v, adj_p, axes=([0], [0]))).transpose(2, 0, 1)
+    del v
     # ∂f/∂R[l,o,s] = adj_p[l] w[o,s]
-    w = t["w"]
     # einsum("Bl,Bos->los", adj_p, w)
-    grad_R = (np.tensordot(w, adj_p, axes=([0], [0]))).transpose(2, 0, 1) / B
+    grad_R = (np.tensordot(w, adj_p, axes=([0], [0]))).transpose(2, 0, 1)
+    # adj_v[o,t] = Σ_c U[c,o,t] adj_p[c]
+    # einsum("cot,Bc->Bot", U, adj_p)
+    adj_v = np.tensordot(adj_p, U, axes=([1], [0]))
+    # adj_z_v[o,t] = relu'(z_v[o,t]) adj_v[o,t]
+    drelu_z_v = np.heaviside(z_v, 0.0)
+    del z_v
+    adj_z_v = drelu_z_v * adj_v
+    del adj_v, drelu_z_v
+    # ∂f/∂K[o,a] = Σ_ci adj_z_v[o,c] x[i] S[i,c,a]
+    x_win_3 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Boc,Bca->oa", adj_z_v, x_win_3)
+    grad_K = (np.tensordot(x_win_3, adj_z_v, axes=([0, 1], [0, 2]))).T
+    del adj_z_v, x_win_3
+    # adj_w[o,s] = Σ_c R[c,o,s] adj_p[c]
+    # einsum("cos,Bc->Bos", R, adj_p)
+    adj_w = np.tensordot(adj_p, R, axes=([1], [0]))
+    del adj_p
+    # adj_z_w[o,s] = tanh'(z_w[o,s]) adj_w[o,s]
+    dtanh_z_w = 1 - w**2
+    del w
+    adj_z_w = dtanh_z_w * adj_w
+    del adj_w, dtanh_z_w
+    # ∂f/∂G[o,a] = Σ_ci adj_z_w[o,c] x[i] S2[i,c,a]
+    x_win_4 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Boc,Bca->oa", adj_z_w, x_win_4)
+    grad_G = (np.tensordot(x_win_4, adj_z_w, axes=([0, 1], [0, 2]))).T
+    del adj_z_w, x_win_4
     return {"K": grad_K, "G": grad_G, "U": grad_U, "R": grad_R}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_w"] = _adj_w(t)
-    t["adj_z_w"] = _adj_z_w(t)
-    B = t["x"].shape[0]
-    # ∂f/∂K[o,a] = Σ_ci adj_z_v[o,c] x[i] S[i,c,a]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    G = params["G"]
+    U = params["U"]
+    R = params["R"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
     x_win = _window_view(x, 3, 1, 1, 4)
-    # einsum("Boc,Bca->Boa", adj_z_v, x_win)
-    grad_K = ((x_win.transpose(0, 2, 1)) @ (adj_z_v.transpose(0, 2, 1))).transpose(0, 2, 1)
-    # ∂f/∂G[o,a] = Σ_ci adj_z_w[o,c] x[i] S2[i,c,a]
-    adj_z_w = t["adj_z_w"]
+    tmp = x_win
+    del x_win
+    # einsum("oa,Bta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = relu(z_v[o,t])
+    v = np.maximum(0, z_v)
+    # z_w[o,s] = Σ_a G[o,a] Σ_u S2[u,s,a] x[u]
     x_win_2 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Boc,Bca->Boa", adj_z_w, x_win_2)
-    grad_G = ((x_win_2.transpose(0, 2, 1)) @ (adj_z_w.transpose(0, 2, 1))).transpose(0, 2, 1)
+    tmp_2 = x_win_2
+    del x_win_2
+    # einsum("oa,Bsa->Bos", G, tmp_2)
+    z_w = (np.tensordot(tmp_2, G, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp_2
+    # w[o,s] = tanh(z_w[o,s])
+    w = np.tanh(z_w)
+    del z_w
+    # p[l] = Σ_ot U[l,o,t] v[o,t] + Σ_os R[l,o,s] w[o,s]
+    # einsum("lot,Bot->Bl", U, v)
+    # einsum("los,Bos->Bl", R, w)
+    p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
     # ∂f/∂U[l,o,t] = adj_p[l] v[o,t]
-    adj_p = t["adj_p"]
-    v = t["v"]
     # einsum("Bl,Bot->Blot", adj_p, v)
     grad_U = v[:, None] * adj_p[:, :, None, None]
+    del v
     # ∂f/∂R[l,o,s] = adj_p[l] w[o,s]
-    w = t["w"]
     # einsum("Bl,Bos->Blos", adj_p, w)
     grad_R = w[:, None] * adj_p[:, :, None, None]
+    # adj_v[o,t] = Σ_c U[c,o,t] adj_p[c]
+    # einsum("cot,Bc->Bot", U, adj_p)
+    adj_v = np.tensordot(adj_p, U, axes=([1], [0]))
+    # adj_z_v[o,t] = relu'(z_v[o,t]) adj_v[o,t]
+    drelu_z_v = np.heaviside(z_v, 0.0)
+    del z_v
+    adj_z_v = drelu_z_v * adj_v
+    del adj_v, drelu_z_v
+    # ∂f/∂K[o,a] = Σ_ci adj_z_v[o,c] x[i] S[i,c,a]
+    x_win_3 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Boc,Bca->Boa", adj_z_v, x_win_3)
+    grad_K = ((x_win_3.transpose(0, 2, 1)) @ (adj_z_v.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_z_v, x_win_3
+    # adj_w[o,s] = Σ_c R[c,o,s] adj_p[c]
+    # einsum("cos,Bc->Bos", R, adj_p)
+    adj_w = np.tensordot(adj_p, R, axes=([1], [0]))
+    del adj_p
+    # adj_z_w[o,s] = tanh'(z_w[o,s]) adj_w[o,s]
+    dtanh_z_w = 1 - w**2
+    del w
+    adj_z_w = dtanh_z_w * adj_w
+    del adj_w, dtanh_z_w
+    # ∂f/∂G[o,a] = Σ_ci adj_z_w[o,c] x[i] S2[i,c,a]
+    x_win_4 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Boc,Bca->Boa", adj_z_w, x_win_4)
+    grad_G = ((x_win_4.transpose(0, 2, 1)) @ (adj_z_w.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_z_w, x_win_4
     return {"K": grad_K, "G": grad_G, "U": grad_U, "R": grad_R}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_w"] = _adj_w(t)
-    t["adj_z_w"] = _adj_z_w(t)
-    B = t["x"].shape[0]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    G = params["G"]
+    U = params["U"]
+    R = params["R"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
     x_win = _window_view(x, 3, 1, 1, 4)
-    # einsum("Boc,Bca->Boa", adj_z_v, x_win)
-    fac_K_0_0 = ((x_win.transpose(0, 2, 1)) @ (adj_z_v.transpose(0, 2, 1))).transpose(0, 2, 1)
-    adj_z_w = t["adj_z_w"]
+    tmp = x_win
+    del x_win
+    # einsum("oa,Bta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = relu(z_v[o,t])
+    v = np.maximum(0, z_v)
+    # z_w[o,s] = Σ_a G[o,a] Σ_u S2[u,s,a] x[u]
     x_win_2 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Boc,Bca->Boa", adj_z_w, x_win_2)
-    fac_G_0_0 = ((x_win_2.transpose(0, 2, 1)) @ (adj_z_w.transpose(0, 2, 1))).transpose(0, 2, 1)
-    adj_p = t["adj_p"]
-    v = t["v"]
-    w = t["w"]
+    tmp_2 = x_win_2
+    del x_win_2
+    # einsum("oa,Bsa->Bos", G, tmp_2)
+    z_w = (np.tensordot(tmp_2, G, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp_2
+    # w[o,s] = tanh(z_w[o,s])
+    w = np.tanh(z_w)
+    del z_w
+    # p[l] = Σ_ot U[l,o,t] v[o,t] + Σ_os R[l,o,s] w[o,s]
+    # einsum("lot,Bot->Bl", U, v)
+    # einsum("los,Bos->Bl", R, w)
+    p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # adj_v[o,t] = Σ_c U[c,o,t] adj_p[c]
+    # einsum("cot,Bc->Bot", U, adj_p)
+    adj_v = np.tensordot(adj_p, U, axes=([1], [0]))
+    # adj_z_v[o,t] = relu'(z_v[o,t]) adj_v[o,t]
+    drelu_z_v = np.heaviside(z_v, 0.0)
+    del z_v
+    adj_z_v = drelu_z_v * adj_v
+    del adj_v, drelu_z_v
+    x_win_3 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Boc,Bca->Boa", adj_z_v, x_win_3)
+    fac_K_0_0 = ((x_win_3.transpose(0, 2, 1)) @ (adj_z_v.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_z_v, x_win_3
+    # adj_w[o,s] = Σ_c R[c,o,s] adj_p[c]
+    # einsum("cos,Bc->Bos", R, adj_p)
+    adj_w = np.tensordot(adj_p, R, axes=([1], [0]))
+    # adj_z_w[o,s] = tanh'(z_w[o,s]) adj_w[o,s]
+    dtanh_z_w = 1 - w**2
+    adj_z_w = dtanh_z_w * adj_w
+    del adj_w, dtanh_z_w
+    x_win_4 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Boc,Bca->Boa", adj_z_w, x_win_4)
+    fac_G_0_0 = ((x_win_4.transpose(0, 2, 1)) @ (adj_z_w.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_z_w, x_win_4
     return {"K": [(fac_K_0_0,)], "G": [(fac_G_0_0,)], "U": [(adj_p, v)], "R": [(adj_p, w)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_w"] = _adj_w(t)
-    t["adj_z_w"] = _adj_z_w(t)
-    B = t["x"].shape[0]
-    # ‖∂f/∂K‖² = Σ over pairs of terms of their inner product: Σ_ci adj_z_v[o,c] x[i] S[i,c,a]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    G = params["G"]
+    U = params["U"]
+    R = params["R"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
     x_win = _window_view(x, 3, 1, 1, 4)
-    x_win_2 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Boc,Bca,Boi,Bia->B", adj_z_v, x_win, adj_z_v, x_win_2)
-    tmp = (x_win.transpose(0, 2, 1)) @ (adj_z_v.transpose(0, 2, 1))
-    tmp_2 = (x_win_2.transpose(0, 2, 1)) @ (adj_z_v.transpose(0, 2, 1))
-    sq_K = np.einsum("Bao,Bao->B", tmp_2, tmp, optimize=False)
-    norm_K = np.sqrt(np.maximum(sq_K, 0.0))
-    # ‖∂f/∂G‖² = Σ over pairs of terms of their inner product: Σ_ci adj_z_w[o,c] x[i] S2[i,c,a]
-    adj_z_w = t["adj_z_w"]
-    x_win_3 = _window_view(x, 3, 1, 2, 2)
-    x_win_4 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Boc,Bca,Boi,Bia->B", adj_z_w, x_win_3, adj_z_w, x_win_4)
-    tmp_3 = (adj_z_w.transpose(0, 2, 1)) @ adj_z_w
-    tmp_4 = x_win_4 @ (x_win_3.transpose(0, 2, 1))
-    sq_G = np.einsum("Bic,Bic->B", tmp_4, tmp_3, optimize=False)
-    norm_G = np.sqrt(np.maximum(sq_G, 0.0))
+    tmp = x_win
+    del x_win
+    # einsum("oa,Bta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = relu(z_v[o,t])
+    v = np.maximum(0, z_v)
+    # z_w[o,s] = Σ_a G[o,a] Σ_u S2[u,s,a] x[u]
+    x_win_2 = _window_view(x, 3, 1, 2, 2)
+    tmp_2 = x_win_2
+    del x_win_2
+    # einsum("oa,Bsa->Bos", G, tmp_2)
+    z_w = (np.tensordot(tmp_2, G, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp_2
+    # w[o,s] = tanh(z_w[o,s])
+    w = np.tanh(z_w)
+    del z_w
+    # p[l] = Σ_ot U[l,o,t] v[o,t] + Σ_os R[l,o,s] w[o,s]
+    # einsum("lot,Bot->Bl", U, v)
+    # einsum("los,Bos->Bl", R, w)
+    p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
     # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] v[o,t]
-    adj_p = t["adj_p"]
-    v = t["v"]
     # einsum("Bl,Bot,Bl,Bot->B", adj_p, v, adj_p, v)
-    tmp_5 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_6 = np.einsum("Bot,Bot->B", v, v, optimize=False)
-    sq_U = tmp_6 * tmp_5
+    tmp_3 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_4 = np.einsum("Bot,Bot->B", v, v, optimize=False)
+    del v
+    sq_U = tmp_4 * tmp_3
+    del tmp_3, tmp_4
     norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
     # ‖∂f/∂R‖² = Σ over pairs of terms of their inner product: adj_p[l] w[o,s]
-    w = t["w"]
     # einsum("Bl,Bos,Bl,Bos->B", adj_p, w, adj_p, w)
-    tmp_7 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_8 = np.einsum("Bos,Bos->B", w, w, optimize=False)
-    sq_R = tmp_8 * tmp_7
+    tmp_5 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_6 = np.einsum("Bos,Bos->B", w, w, optimize=False)
+    sq_R = tmp_6 * tmp_5
+    del tmp_5, tmp_6
     norm_R = np.sqrt(np.maximum(sq_R, 0.0))
+    del sq_R
+    # adj_v[o,t] = Σ_c U[c,o,t] adj_p[c]
+    # einsum("cot,Bc->Bot", U, adj_p)
+    adj_v = np.tensordot(adj_p, U, axes=([1], [0]))
+    # adj_z_v[o,t] = relu'(z_v[o,t]) adj_v[o,t]
+    drelu_z_v = np.heaviside(z_v, 0.0)
+    del z_v
+    adj_z_v = drelu_z_v * adj_v
+    del adj_v, drelu_z_v
+    # ‖∂f/∂K‖² = Σ over pairs of terms of their inner product: Σ_ci adj_z_v[o,c] x[i] S[i,c,a]
+    x_win_3 = _window_view(x, 3, 1, 1, 4)
+    x_win_4 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Boc,Bca,Boi,Bia->B", adj_z_v, x_win_3, adj_z_v, x_win_4)
+    tmp_7 = (x_win_3.transpose(0, 2, 1)) @ (adj_z_v.transpose(0, 2, 1))
+    tmp_8 = (x_win_4.transpose(0, 2, 1)) @ (adj_z_v.transpose(0, 2, 1))
+    del adj_z_v, x_win_3, x_win_4
+    sq_K = np.einsum("Bao,Bao->B", tmp_8, tmp_7, optimize=False)
+    del tmp_7, tmp_8
+    norm_K = np.sqrt(np.maximum(sq_K, 0.0))
+    del sq_K
+    # adj_w[o,s] = Σ_c R[c,o,s] adj_p[c]
+    # einsum("cos,Bc->Bos", R, adj_p)
+    adj_w = np.tensordot(adj_p, R, axes=([1], [0]))
+    del adj_p
+    # adj_z_w[o,s] = tanh'(z_w[o,s]) adj_w[o,s]
+    dtanh_z_w = 1 - w**2
+    del w
+    adj_z_w = dtanh_z_w * adj_w
+    del adj_w, dtanh_z_w
+    # ‖∂f/∂G‖² = Σ over pairs of terms of their inner product: Σ_ci adj_z_w[o,c] x[i] S2[i,c,a]
+    x_win_5 = _window_view(x, 3, 1, 2, 2)
+    x_win_6 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Boc,Bca,Boi,Bia->B", adj_z_w, x_win_5, adj_z_w, x_win_6)
+    tmp_9 = (adj_z_w.transpose(0, 2, 1)) @ adj_z_w
+    tmp_10 = x_win_6 @ (x_win_5.transpose(0, 2, 1))
+    del adj_z_w, x_win_5, x_win_6
+    sq_G = np.einsum("Bic,Bic->B", tmp_10, tmp_9, optimize=False)
+    del tmp_9, tmp_10
+    norm_G = np.sqrt(np.maximum(sq_G, 0.0))
+    del sq_G
     return {"K": norm_K, "G": norm_G, "U": norm_U, "R": norm_R}
 
 
@@ -738,93 +911,204 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_K"] = vector["K"]
-    t["dir_G"] = vector["G"]
-    t["dir_U"] = vector["U"]
-    t["dir_R"] = vector["R"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_w"] = _adj_w(t)
-    t["tan_z_v"] = _tan_z_v(t)
-    t["tan_v"] = _tan_v(t)
-    t["tan_z_w"] = _tan_z_w(t)
-    t["tan_w"] = _tan_w(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_v"] = _radj_v(t)
-    t["radj_z_v"] = _radj_z_v(t)
-    t["radj_w"] = _radj_w(t)
-    t["radj_z_w"] = _radj_z_w(t)
-    B = t["x"].shape[0]
-    # Σ_b H[K,b]·vector[b][o,a] = Σ_ci radj_z_v[o,c] x[i] S[i,c,a]
-    radj_z_v = t["radj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    G = params["G"]
+    U = params["U"]
+    R = params["R"]
+    B = x.shape[0]
+    dir_K = vector["K"]
+    dir_G = vector["G"]
+    dir_U = vector["U"]
+    dir_R = vector["R"]
+    # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
     x_win = _window_view(x, 3, 1, 1, 4)
-    # einsum("Boc,Bca->oa", radj_z_v, x_win)
-    hvp_K = (np.tensordot(x_win, radj_z_v, axes=([0, 1], [0, 2]))).T / B
-    # Σ_b H[G,b]·vector[b][o,a] = Σ_ci radj_z_w[o,c] x[i] S2[i,c,a]
-    radj_z_w = t["radj_z_w"]
+    tmp = x_win
+    del x_win
+    # einsum("oa,Bta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = relu(z_v[o,t])
+    v = np.maximum(0, z_v)
+    # z_w[o,s] = Σ_a G[o,a] Σ_u S2[u,s,a] x[u]
     x_win_2 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Boc,Bca->oa", radj_z_w, x_win_2)
-    hvp_G = (np.tensordot(x_win_2, radj_z_w, axes=([0, 1], [0, 2]))).T / B
+    tmp_2 = x_win_2
+    del x_win_2
+    # einsum("oa,Bsa->Bos", G, tmp_2)
+    z_w = (np.tensordot(tmp_2, G, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp_2
+    # w[o,s] = tanh(z_w[o,s])
+    w = np.tanh(z_w)
+    del z_w
+    # p[l] = Σ_ot U[l,o,t] v[o,t] + Σ_os R[l,o,s] w[o,s]
+    # einsum("lot,Bot->Bl", U, v)
+    # einsum("los,Bos->Bl", R, w)
+    p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    # adj_w[o,s] = Σ_c R[c,o,s] adj_p[c]
+    # einsum("cos,Bc->Bos", R, adj_p)
+    adj_w = np.tensordot(adj_p, R, axes=([1], [0]))
+    # tan_z_v[o,t] = Σ_ci dir_K[o,c] x[i] S[i,t,c]
+    x_win_3 = _window_view(x, 3, 1, 1, 4)
+    # einsum("oc,Btc->Bot", dir_K, x_win_3)
+    tan_z_v = (np.tensordot(x_win_3, dir_K, axes=([2], [1]))).transpose(0, 2, 1)
+    del x_win_3
+    # tan_v[o,t] = relu'(z_v[o,t]) tan_z_v[o,t]
+    drelu_z_v = np.heaviside(z_v, 0.0)
+    del z_v
+    tan_v = drelu_z_v * tan_z_v
+    del tan_z_v
+    # tan_z_w[o,s] = Σ_ci dir_G[o,c] x[i] S2[i,s,c]
+    x_win_4 = _window_view(x, 3, 1, 2, 2)
+    # einsum("oc,Bsc->Bos", dir_G, x_win_4)
+    tan_z_w = (np.tensordot(x_win_4, dir_G, axes=([2], [1]))).transpose(0, 2, 1)
+    del x_win_4
+    # tan_w[o,s] = tanh'(z_w[o,s]) tan_z_w[o,s]
+    dtanh_z_w = 1 - w**2
+    tan_w = dtanh_z_w * tan_z_w
+    # tan_p[l] = Σ_ci dir_U[l,c,i] v[c,i] + Σ_ci U[l,c,i] tan_v[c,i] + Σ_ci dir_R[l,c,i] w[c,i] + Σ_ci R[l,c,i] tan_w[c,i]
+    # einsum("lci,Bci->Bl", dir_U, v)
+    # einsum("lci,Bci->Bl", U, tan_v)
+    # einsum("lci,Bci->Bl", dir_R, w)
+    # einsum("lci,Bci->Bl", R, tan_w)
+    tan_p = np.tensordot(v, dir_U, axes=([1, 2], [1, 2])) + np.tensordot(tan_v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, dir_R, axes=([1, 2], [1, 2])) + np.tensordot(tan_w, R, axes=([1, 2], [1, 2]))
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp_3 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    radj_p = (tan_p * softmax_p - tmp_3[:, None] * softmax_p) / B
+    del softmax_p, tan_p, tmp_3
     # Σ_b H[U,b]·vector[b][l,o,t] = radj_p[l] v[o,t] + adj_p[l] tan_v[o,t]
-    radj_p = t["radj_p"]
-    v = t["v"]
     # einsum("Bl,Bot->lot", radj_p, v)
-    adj_p = t["adj_p"]
-    tan_v = t["tan_v"]
     # einsum("Bl,Bot->lot", adj_p, tan_v)
-    hvp_U = ((np.tensordot(v, radj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tan_v, adj_p, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    hvp_U = (np.tensordot(v, radj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tan_v, adj_p, axes=([0], [0]))).transpose(2, 0, 1)
+    del v, tan_v
     # Σ_b H[R,b]·vector[b][l,o,s] = radj_p[l] w[o,s] + adj_p[l] tan_w[o,s]
-    w = t["w"]
     # einsum("Bl,Bos->los", radj_p, w)
-    tan_w = t["tan_w"]
     # einsum("Bl,Bos->los", adj_p, tan_w)
-    hvp_R = ((np.tensordot(w, radj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tan_w, adj_p, axes=([0], [0]))).transpose(2, 0, 1)) / B
+    hvp_R = (np.tensordot(w, radj_p, axes=([0], [0]))).transpose(2, 0, 1) + (np.tensordot(tan_w, adj_p, axes=([0], [0]))).transpose(2, 0, 1)
+    del tan_w
+    # radj_v[o,t] = Σ_c adj_p[c] dir_U[c,o,t] + Σ_c U[c,o,t] radj_p[c]
+    # einsum("Bc,cot->Bot", adj_p, dir_U)
+    # einsum("cot,Bc->Bot", U, radj_p)
+    radj_v = (np.tensordot(dir_U, adj_p, axes=([0], [1]))).transpose(2, 0, 1) + np.tensordot(radj_p, U, axes=([1], [0]))
+    # radj_z_v[o,t] = relu'(z_v[o,t]) radj_v[o,t]
+    radj_z_v = drelu_z_v * radj_v
+    del drelu_z_v, radj_v
+    # Σ_b H[K,b]·vector[b][o,a] = Σ_ci radj_z_v[o,c] x[i] S[i,c,a]
+    x_win_5 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Boc,Bca->oa", radj_z_v, x_win_5)
+    hvp_K = (np.tensordot(x_win_5, radj_z_v, axes=([0, 1], [0, 2]))).T
+    del radj_z_v, x_win_5
+    # radj_w[o,s] = Σ_c adj_p[c] dir_R[c,o,s] + Σ_c R[c,o,s] radj_p[c]
+    # einsum("Bc,cos->Bos", adj_p, dir_R)
+    # einsum("cos,Bc->Bos", R, radj_p)
+    radj_w = (np.tensordot(dir_R, adj_p, axes=([0], [1]))).transpose(2, 0, 1) + np.tensordot(radj_p, R, axes=([1], [0]))
+    del adj_p, radj_p
+    # radj_z_w[o,s] = tanh''(z_w[o,s]) adj_w[o,s] tan_z_w[o,s] + tanh'(z_w[o,s]) radj_w[o,s]
+    d2tanh_z_w = 2*w*(w**2 - 1)
+    del w
+    radj_z_w = d2tanh_z_w * adj_w * tan_z_w + dtanh_z_w * radj_w
+    del adj_w, tan_z_w, dtanh_z_w, radj_w, d2tanh_z_w
+    # Σ_b H[G,b]·vector[b][o,a] = Σ_ci radj_z_w[o,c] x[i] S2[i,c,a]
+    x_win_6 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Boc,Bca->oa", radj_z_w, x_win_6)
+    hvp_G = (np.tensordot(x_win_6, radj_z_w, axes=([0, 1], [0, 2]))).T
+    del radj_z_w, x_win_6
     return {"K": hvp_K, "G": hvp_G, "U": hvp_U, "R": hvp_R}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__v"] = _jac_p__v(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["jac_p__w"] = _jac_p__w(t)
-    t["jac_p__z_w"] = _jac_p__z_w(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[K] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j] jac_p__z_v[i,o,k] x[l] x[m] S[l,j,a] S[m,k,a]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v = t["jac_p__z_v"]
-    x = t["x"]
+    x = data["x"]
+    K = params["K"]
+    G = params["G"]
+    U = params["U"]
+    R = params["R"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
     x_win = _window_view(x, 3, 1, 1, 4)
-    x_win_2 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bci,Bcoj,Biok,Bja,Bka->oa", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win, x_win_2)
-    tmp = np.einsum("Bja,Bcoj->Baco", x_win, jac_p__z_v, optimize=False)
-    tmp_2 = np.einsum("Bka,Biok->Baio", x_win_2, jac_p__z_v, optimize=False)
-    tmp_3 = np.einsum("Baco,Bci->Baoi", tmp, hobj_p__p, optimize=False)
-    ggn_K = np.einsum("Baoi,Baio->oa", tmp_3, tmp_2, optimize=False) / B
+    tmp = x_win
+    del x_win
+    # einsum("oa,Bta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = relu(z_v[o,t])
+    v = np.maximum(0, z_v)
+    # z_w[o,s] = Σ_a G[o,a] Σ_u S2[u,s,a] x[u]
+    x_win_2 = _window_view(x, 3, 1, 2, 2)
+    tmp_2 = x_win_2
+    del x_win_2
+    # einsum("oa,Bsa->Bos", G, tmp_2)
+    z_w = (np.tensordot(tmp_2, G, axes=([2], [1]))).transpose(0, 2, 1)
+    del tmp_2
+    # w[o,s] = tanh(z_w[o,s])
+    w = np.tanh(z_w)
+    del z_w
+    # p[l] = Σ_ot U[l,o,t] v[o,t] + Σ_os R[l,o,s] w[o,s]
+    # einsum("lot,Bot->Bl", U, v)
+    # einsum("los,Bos->Bl", R, w)
+    p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
+    # jac_p__v[l,o,t] = U[l,o,t]
+    jac_p__v = U
+    # jac_p__z_v[l,o,t] = relu'(z_v[o,t]) jac_p__v[l,o,t]
+    drelu_z_v = np.heaviside(z_v, 0.0)
+    del z_v
+    # einsum("Bot,lot->Blot", drelu_z_v, jac_p__v)
+    jac_p__z_v = jac_p__v * drelu_z_v[:, None]
+    del jac_p__v, drelu_z_v
+    # jac_p__w[l,o,s] = R[l,o,s]
+    jac_p__w = R
+    # jac_p__z_w[l,o,s] = tanh'(z_w[o,s]) jac_p__w[l,o,s]
+    dtanh_z_w = 1 - w**2
+    # einsum("Bos,los->Blos", dtanh_z_w, jac_p__w)
+    jac_p__z_w = jac_p__w * dtanh_z_w[:, None]
+    del jac_p__w, dtanh_z_w
+    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])
+    softmax_p = _softmax(p, axis=1)
+    del p
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
+    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
+    del softmax_p
+    # diag GGN[K] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j] jac_p__z_v[i,o,k] x[l] x[m] S[l,j,a] S[m,k,a]
+    x_win_3 = _window_view(x, 3, 1, 1, 4)
+    x_win_4 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Bci,Bcoj,Biok,Bja,Bka->oa", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win_3, x_win_4)
+    tmp_3 = np.einsum("Bja,Bcoj->Baco", x_win_3, jac_p__z_v, optimize=False)
+    tmp_4 = np.einsum("Bka,Biok->Baio", x_win_4, jac_p__z_v, optimize=False)
+    tmp_5 = np.einsum("Baco,Bci->Baoi", tmp_3, hobj_p__p, optimize=False)
+    del jac_p__z_v, x_win_3, x_win_4, tmp_3
+    ggn_K = np.einsum("Baoi,Baio->oa", tmp_5, tmp_4, optimize=False) / B
+    del tmp_4, tmp_5
     # diag GGN[G] = Σ_cijklm hobj_p__p[c,i] jac_p__z_w[c,o,j] jac_p__z_w[i,o,k] x[l] x[m] S2[l,j,a] S2[m,k,a]
-    jac_p__z_w = t["jac_p__z_w"]
-    x_win_3 = _window_view(x, 3, 1, 2, 2)
-    x_win_4 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bci,Bcoj,Biok,Bja,Bka->oa", hobj_p__p, jac_p__z_w, jac_p__z_w, x_win_3, x_win_4)
-    tmp_4 = np.einsum("Bcoj,Bci->Boji", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_5 = tmp_4 @ (jac_p__z_w.transpose(0, 2, 1, 3))
-    tmp_6 = x_win_4[:, :, :, None] * (x_win_3.transpose(0, 2, 1))[:, None]
-    ggn_G = (np.tensordot(tmp_6, tmp_5, axes=([0, 1, 3], [0, 3, 2]))).T / B
+    x_win_5 = _window_view(x, 3, 1, 2, 2)
+    x_win_6 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bci,Bcoj,Biok,Bja,Bka->oa", hobj_p__p, jac_p__z_w, jac_p__z_w, x_win_5, x_win_6)
+    tmp_6 = np.einsum("Bcoj,Bci->Boji", jac_p__z_w, hobj_p__p, optimize=False)
+    tmp_7 = tmp_6 @ (jac_p__z_w.transpose(0, 2, 1, 3))
+    tmp_8 = x_win_6[:, :, :, None] * (x_win_5.transpose(0, 2, 1))[:, None]
+    del jac_p__z_w, x_win_5, x_win_6, tmp_6
+    ggn_G = (np.tensordot(tmp_8, tmp_7, axes=([0, 1, 3], [0, 3, 2]))).T / B
+    del tmp_7, tmp_8
     # diag GGN[U] = hobj_p__p[l,l] v[o,t] v[o,t]
     # einsum("Bll->Bl", hobj_p__p)
     hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    v = t["v"]
     # einsum("Bl,Bot,Bot->lot", hobj_p__p_diag, v, v)
-    tmp_7 = v * v
-    ggn_U = (np.tensordot(tmp_7, hobj_p__p_diag, axes=([0], [0]))).transpose(2, 0, 1) / B
+    tmp_9 = v * v
+    del v
+    ggn_U = (np.tensordot(tmp_9, hobj_p__p_diag, axes=([0], [0]))).transpose(2, 0, 1) / B
+    del hobj_p__p_diag, tmp_9
     # diag GGN[R] = hobj_p__p[l,l] w[o,s] w[o,s]
     # einsum("Bll->Bl", hobj_p__p)
     hobj_p__p_diag_2 = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    w = t["w"]
+    del hobj_p__p
     # einsum("Bl,Bos,Bos->los", hobj_p__p_diag_2, w, w)
-    tmp_8 = w * w
-    ggn_R = (np.tensordot(tmp_8, hobj_p__p_diag_2, axes=([0], [0]))).transpose(2, 0, 1) / B
+    tmp_10 = w * w
+    del w
+    ggn_R = (np.tensordot(tmp_10, hobj_p__p_diag_2, axes=([0], [0]))).transpose(2, 0, 1) / B
+    del hobj_p__p_diag_2, tmp_10
     return {"K": ggn_K, "G": ggn_G, "U": ggn_U, "R": ggn_R}

@@ -487,133 +487,305 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    B = t["x"].shape[0]
-    # ∂f/∂K[o,c,a,b] = Σ_ijkl adj_z_v[o,i,j] x[c,k,l] S[k,i,a] S[l,j,b]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    b = params["b"]
+    W1 = params["W1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
-    # einsum("Boij,Bcijab->ocab", adj_z_v, x_win_win)
-    grad_K = (np.tensordot(x_win_win, adj_z_v, axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2) / B
+    del x_win
+    # einsum("Bcuwab->Bcuawb", x_win_win)
+    tmp = x_win_win.transpose(0, 1, 2, 4, 3, 5)
+    del x_win_win
+    # einsum("ocab,Bcuawb->Bouw", K, tmp)
+    # einsum("o,u,w->ouw", b, np.ones(3), np.ones(3))
+    tmp_2 = (np.ones(3))[:, None] * b
+    z_v = (np.tensordot(tmp, K, axes=([1, 3, 5], [1, 2, 3]))).transpose(0, 3, 1, 2) + tmp_2.T[:, :, None] * np.ones(3)
+    del tmp, tmp_2
+    # v[o,u,w] = tanh(z_v[o,u,w])
+    v = np.tanh(z_v)
+    del z_v
+    # z_h[j] = Σ_ouw W1[j,o,u,w] v[o,u,w]
+    # einsum("jouw,Bouw->Bj", W1, v)
+    z_h = np.tensordot(v, W1, axes=([1, 2, 3], [1, 2, 3]))
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # p[l] = Σ_j U[l,j] h[j]
+    # einsum("lj,Bj->Bl", U, h)
+    p = h @ U.T
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
+    del p
+    # ∂f/∂U[l,j] = adj_p[l] h[j]
+    # einsum("Bl,Bj->lj", adj_p, h)
+    grad_U = adj_p.T @ h
+    # adj_h[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h = adj_p @ U
+    del adj_p
+    # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+    dtanh_z_h = 1 - h**2
+    del h
+    adj_z_h = dtanh_z_h * adj_h
+    del adj_h, dtanh_z_h
+    # ∂f/∂W1[j,o,u,w] = adj_z_h[j] v[o,u,w]
+    # einsum("Bj,Bouw->jouw", adj_z_h, v)
+    grad_W1 = (np.tensordot(v, adj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2)
+    # adj_v[o,u,w] = Σ_c W1[c,o,u,w] adj_z_h[c]
+    # einsum("couw,Bc->Bouw", W1, adj_z_h)
+    adj_v = np.tensordot(adj_z_h, W1, axes=([1], [0]))
+    del adj_z_h
+    # adj_z_v[o,u,w] = tanh'(z_v[o,u,w]) adj_v[o,u,w]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
+    # ∂f/∂K[o,c,a,b] = Σ_ijkl adj_z_v[o,i,j] x[c,k,l] S[k,i,a] S[l,j,b]
+    x_win_2 = _window_view(x, 2, 2, 1, 3)
+    x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
+    del x_win_2
+    # einsum("Boij,Bcijab->ocab", adj_z_v, x_win_2_win)
+    grad_K = (np.tensordot(x_win_2_win, adj_z_v, axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2)
+    del x_win_2_win
     # ∂f/∂b[o] = Σ_ci adj_z_v[o,c,i]
     # einsum("Boci->o", adj_z_v)
-    grad_b = adj_z_v.sum(axis=(0, 2, 3)) / B
-    # ∂f/∂W1[j,o,u,w] = adj_z_h[j] v[o,u,w]
-    adj_z_h = t["adj_z_h"]
-    v = t["v"]
-    # einsum("Bj,Bouw->jouw", adj_z_h, v)
-    grad_W1 = (np.tensordot(v, adj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2) / B
-    # ∂f/∂U[l,j] = adj_p[l] h[j]
-    adj_p = t["adj_p"]
-    h = t["h"]
-    # einsum("Bl,Bj->lj", adj_p, h)
-    grad_U = adj_p.T @ h / B
+    grad_b = adj_z_v.sum(axis=(0, 2, 3))
+    del adj_z_v
     return {"K": grad_K, "b": grad_b, "W1": grad_W1, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    B = t["x"].shape[0]
-    # ∂f/∂K[o,c,a,b] = Σ_ijkl adj_z_v[o,i,j] x[c,k,l] S[k,i,a] S[l,j,b]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    b = params["b"]
+    W1 = params["W1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
-    # einsum("Boij,Bcijab->Bocab", adj_z_v, x_win_win)
-    grad_K = np.einsum("Bcijab,Boij->Bocab", x_win_win, adj_z_v, optimize=False)
+    del x_win
+    # einsum("Bcuwab->Bcuawb", x_win_win)
+    tmp = x_win_win.transpose(0, 1, 2, 4, 3, 5)
+    del x_win_win
+    # einsum("ocab,Bcuawb->Bouw", K, tmp)
+    # einsum("o,u,w->ouw", b, np.ones(3), np.ones(3))
+    tmp_2 = (np.ones(3))[:, None] * b
+    z_v = (np.tensordot(tmp, K, axes=([1, 3, 5], [1, 2, 3]))).transpose(0, 3, 1, 2) + tmp_2.T[:, :, None] * np.ones(3)
+    del tmp, tmp_2
+    # v[o,u,w] = tanh(z_v[o,u,w])
+    v = np.tanh(z_v)
+    del z_v
+    # z_h[j] = Σ_ouw W1[j,o,u,w] v[o,u,w]
+    # einsum("jouw,Bouw->Bj", W1, v)
+    z_h = np.tensordot(v, W1, axes=([1, 2, 3], [1, 2, 3]))
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # p[l] = Σ_j U[l,j] h[j]
+    # einsum("lj,Bj->Bl", U, h)
+    p = h @ U.T
+    # adj_p[l] = p[l] - y[l]
+    adj_p = p - y
+    del p
+    # ∂f/∂U[l,j] = adj_p[l] h[j]
+    # einsum("Bl,Bj->Blj", adj_p, h)
+    grad_U = h[:, None] * adj_p[:, :, None]
+    # adj_h[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h = adj_p @ U
+    del adj_p
+    # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+    dtanh_z_h = 1 - h**2
+    del h
+    adj_z_h = dtanh_z_h * adj_h
+    del adj_h, dtanh_z_h
+    # ∂f/∂W1[j,o,u,w] = adj_z_h[j] v[o,u,w]
+    # einsum("Bj,Bouw->Bjouw", adj_z_h, v)
+    grad_W1 = v[:, None] * adj_z_h[:, :, None, None, None]
+    # adj_v[o,u,w] = Σ_c W1[c,o,u,w] adj_z_h[c]
+    # einsum("couw,Bc->Bouw", W1, adj_z_h)
+    adj_v = np.tensordot(adj_z_h, W1, axes=([1], [0]))
+    del adj_z_h
+    # adj_z_v[o,u,w] = tanh'(z_v[o,u,w]) adj_v[o,u,w]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
+    # ∂f/∂K[o,c,a,b] = Σ_ijkl adj_z_v[o,i,j] x[c,k,l] S[k,i,a] S[l,j,b]
+    x_win_2 = _window_view(x, 2, 2, 1, 3)
+    x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
+    del x_win_2
+    # einsum("Boij,Bcijab->Bocab", adj_z_v, x_win_2_win)
+    grad_K = np.einsum("Bcijab,Boij->Bocab", x_win_2_win, adj_z_v, optimize=False)
+    del x_win_2_win
     # ∂f/∂b[o] = Σ_ci adj_z_v[o,c,i]
     # einsum("Boci->Bo", adj_z_v)
     grad_b = adj_z_v.sum(axis=(2, 3))
-    # ∂f/∂W1[j,o,u,w] = adj_z_h[j] v[o,u,w]
-    adj_z_h = t["adj_z_h"]
-    v = t["v"]
-    # einsum("Bj,Bouw->Bjouw", adj_z_h, v)
-    grad_W1 = v[:, None] * adj_z_h[:, :, None, None, None]
-    # ∂f/∂U[l,j] = adj_p[l] h[j]
-    adj_p = t["adj_p"]
-    h = t["h"]
-    # einsum("Bl,Bj->Blj", adj_p, h)
-    grad_U = h[:, None] * adj_p[:, :, None]
+    del adj_z_v
     return {"K": grad_K, "b": grad_b, "W1": grad_W1, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    B = t["x"].shape[0]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    b = params["b"]
+    W1 = params["W1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
-    # einsum("Boci,Bjciab->Bojab", adj_z_v, x_win_win)
-    fac_K_0_0 = np.einsum("Bjciab,Boci->Bojab", x_win_win, adj_z_v, optimize=False)
+    del x_win
+    # einsum("Bcuwab->Bcuawb", x_win_win)
+    tmp = x_win_win.transpose(0, 1, 2, 4, 3, 5)
+    del x_win_win
+    # einsum("ocab,Bcuawb->Bouw", K, tmp)
+    # einsum("o,u,w->ouw", b, np.ones(3), np.ones(3))
+    tmp_2 = (np.ones(3))[:, None] * b
+    z_v = (np.tensordot(tmp, K, axes=([1, 3, 5], [1, 2, 3]))).transpose(0, 3, 1, 2) + tmp_2.T[:, :, None] * np.ones(3)
+    del tmp, tmp_2
+    # v[o,u,w] = tanh(z_v[o,u,w])
+    v = np.tanh(z_v)
+    del z_v
+    # z_h[j] = Σ_ouw W1[j,o,u,w] v[o,u,w]
+    # einsum("jouw,Bouw->Bj", W1, v)
+    z_h = np.tensordot(v, W1, axes=([1, 2, 3], [1, 2, 3]))
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # p[l] = Σ_j U[l,j] h[j]
+    # einsum("lj,Bj->Bl", U, h)
+    p = h @ U.T
+    # adj_p[l] = p[l] - y[l]
+    adj_p = p - y
+    del p
+    # adj_h[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h = adj_p @ U
+    # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+    dtanh_z_h = 1 - h**2
+    adj_z_h = dtanh_z_h * adj_h
+    del adj_h, dtanh_z_h
+    # adj_v[o,u,w] = Σ_c W1[c,o,u,w] adj_z_h[c]
+    # einsum("couw,Bc->Bouw", W1, adj_z_h)
+    adj_v = np.tensordot(adj_z_h, W1, axes=([1], [0]))
+    # adj_z_v[o,u,w] = tanh'(z_v[o,u,w]) adj_v[o,u,w]
+    dtanh_z_v = 1 - v**2
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
+    x_win_2 = _window_view(x, 2, 2, 1, 3)
+    x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
+    del x_win_2
+    # einsum("Boci,Bjciab->Bojab", adj_z_v, x_win_2_win)
+    fac_K_0_0 = np.einsum("Bjciab,Boci->Bojab", x_win_2_win, adj_z_v, optimize=False)
+    del x_win_2_win
     # einsum("Boci->Bo", adj_z_v)
     fac_b_0_0 = adj_z_v.sum(axis=(2, 3))
-    adj_z_h = t["adj_z_h"]
-    v = t["v"]
-    adj_p = t["adj_p"]
-    h = t["h"]
+    del adj_z_v
     return {"K": [(fac_K_0_0,)], "b": [(fac_b_0_0,)], "W1": [(adj_z_h, v)], "U": [(adj_p, h)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    B = t["x"].shape[0]
-    # ‖∂f/∂K‖² = Σ over pairs of terms of their inner product: Σ_ijkl adj_z_v[o,i,j] x[c,k,l] S[k,i,a] S[l,j,b]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    b = params["b"]
+    W1 = params["W1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
+    del x_win
+    # einsum("Bcuwab->Bcuawb", x_win_win)
+    tmp = x_win_win.transpose(0, 1, 2, 4, 3, 5)
+    del x_win_win
+    # einsum("ocab,Bcuawb->Bouw", K, tmp)
+    # einsum("o,u,w->ouw", b, np.ones(3), np.ones(3))
+    tmp_2 = (np.ones(3))[:, None] * b
+    z_v = (np.tensordot(tmp, K, axes=([1, 3, 5], [1, 2, 3]))).transpose(0, 3, 1, 2) + tmp_2.T[:, :, None] * np.ones(3)
+    del tmp, tmp_2
+    # v[o,u,w] = tanh(z_v[o,u,w])
+    v = np.tanh(z_v)
+    del z_v
+    # z_h[j] = Σ_ouw W1[j,o,u,w] v[o,u,w]
+    # einsum("jouw,Bouw->Bj", W1, v)
+    z_h = np.tensordot(v, W1, axes=([1, 2, 3], [1, 2, 3]))
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # p[l] = Σ_j U[l,j] h[j]
+    # einsum("lj,Bj->Bl", U, h)
+    p = h @ U.T
+    # adj_p[l] = p[l] - y[l]
+    adj_p = p - y
+    del p
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] h[j]
+    # einsum("Bl,Bj,Bl,Bj->B", adj_p, h, adj_p, h)
+    tmp_3 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_4 = (h[..., None, :] @ h[..., None])[..., 0, 0]
+    sq_U = tmp_4 * tmp_3
+    del tmp_3, tmp_4
+    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
+    # adj_h[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h = adj_p @ U
+    del adj_p
+    # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+    dtanh_z_h = 1 - h**2
+    del h
+    adj_z_h = dtanh_z_h * adj_h
+    del adj_h, dtanh_z_h
+    # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z_h[j] v[o,u,w]
+    # einsum("Bj,Bouw,Bj,Bouw->B", adj_z_h, v, adj_z_h, v)
+    tmp_5 = (adj_z_h[..., None, :] @ adj_z_h[..., None])[..., 0, 0]
+    tmp_6 = np.einsum("Bouw,Bouw->B", v, v, optimize=False)
+    sq_W1 = tmp_6 * tmp_5
+    del tmp_5, tmp_6
+    norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
+    del sq_W1
+    # adj_v[o,u,w] = Σ_c W1[c,o,u,w] adj_z_h[c]
+    # einsum("couw,Bc->Bouw", W1, adj_z_h)
+    adj_v = np.tensordot(adj_z_h, W1, axes=([1], [0]))
+    del adj_z_h
+    # adj_z_v[o,u,w] = tanh'(z_v[o,u,w]) adj_v[o,u,w]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
+    # ‖∂f/∂K‖² = Σ over pairs of terms of their inner product: Σ_ijkl adj_z_v[o,i,j] x[c,k,l] S[k,i,a] S[l,j,b]
     x_win_2 = _window_view(x, 2, 2, 1, 3)
     x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
-    # einsum("Boci,Bjciab,Bokl,Bjklab->B", adj_z_v, x_win_win, adj_z_v, x_win_2_win)
-    tmp = np.einsum("Bjciab,Boci->Bjabo", x_win_win, adj_z_v, optimize=False)
-    tmp_2 = np.einsum("Bjklab,Bokl->Bjabo", x_win_2_win, adj_z_v, optimize=False)
-    sq_K = np.einsum("Bjabo,Bjabo->B", tmp_2, tmp, optimize=False)
+    del x_win_2
+    x_win_3 = _window_view(x, 2, 2, 1, 3)
+    x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
+    del x_win_3
+    # einsum("Boci,Bjciab,Bokl,Bjklab->B", adj_z_v, x_win_2_win, adj_z_v, x_win_3_win)
+    tmp_7 = np.einsum("Bjciab,Boci->Bjabo", x_win_2_win, adj_z_v, optimize=False)
+    tmp_8 = np.einsum("Bjklab,Bokl->Bjabo", x_win_3_win, adj_z_v, optimize=False)
+    del x_win_2_win, x_win_3_win
+    sq_K = np.einsum("Bjabo,Bjabo->B", tmp_8, tmp_7, optimize=False)
+    del tmp_7, tmp_8
     norm_K = np.sqrt(np.maximum(sq_K, 0.0))
+    del sq_K
     # ‖∂f/∂b‖² = Σ over pairs of terms of their inner product: Σ_ci adj_z_v[o,c,i]
     # einsum("Boci,Bojk->B", adj_z_v, adj_z_v)
     sq_b = (((adj_z_v.sum(axis=(2, 3)))[..., None, :]) @ ((adj_z_v.sum(axis=(2, 3)))[..., None]))[..., 0, 0]
+    del adj_z_v
     norm_b = np.sqrt(np.maximum(sq_b, 0.0))
-    # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z_h[j] v[o,u,w]
-    adj_z_h = t["adj_z_h"]
-    v = t["v"]
-    # einsum("Bj,Bouw,Bj,Bouw->B", adj_z_h, v, adj_z_h, v)
-    tmp_3 = (adj_z_h[..., None, :] @ adj_z_h[..., None])[..., 0, 0]
-    tmp_4 = np.einsum("Bouw,Bouw->B", v, v, optimize=False)
-    sq_W1 = tmp_4 * tmp_3
-    norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] h[j]
-    adj_p = t["adj_p"]
-    h = t["h"]
-    # einsum("Bl,Bj,Bl,Bj->B", adj_p, h, adj_p, h)
-    tmp_5 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_6 = (h[..., None, :] @ h[..., None])[..., 0, 0]
-    sq_U = tmp_6 * tmp_5
-    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_b
     return {"K": norm_K, "b": norm_b, "W1": norm_W1, "U": norm_U}
 
 
@@ -758,94 +930,202 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_K"] = vector["K"]
-    t["dir_b"] = vector["b"]
-    t["dir_W1"] = vector["W1"]
-    t["dir_U"] = vector["U"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    t["adj_v"] = _adj_v(t)
-    t["tan_z_v"] = _tan_z_v(t)
-    t["tan_v"] = _tan_v(t)
-    t["tan_z_h"] = _tan_z_h(t)
-    t["tan_h"] = _tan_h(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_h"] = _radj_h(t)
-    t["radj_z_h"] = _radj_z_h(t)
-    t["radj_v"] = _radj_v(t)
-    t["radj_z_v"] = _radj_z_v(t)
-    B = t["x"].shape[0]
-    # Σ_b H[K,b]·vector[b][o,c,a,b] = Σ_ijkl radj_z_v[o,i,j] x[c,k,l] S[k,i,a] S[l,j,b]
-    radj_z_v = t["radj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    b = params["b"]
+    W1 = params["W1"]
+    U = params["U"]
+    B = x.shape[0]
+    dir_K = vector["K"]
+    dir_b = vector["b"]
+    dir_W1 = vector["W1"]
+    dir_U = vector["U"]
+    # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
-    # einsum("Boij,Bcijab->ocab", radj_z_v, x_win_win)
-    hvp_K = (np.tensordot(x_win_win, radj_z_v, axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2) / B
+    del x_win
+    # einsum("Bcuwab->Bcuawb", x_win_win)
+    tmp = x_win_win.transpose(0, 1, 2, 4, 3, 5)
+    del x_win_win
+    # einsum("ocab,Bcuawb->Bouw", K, tmp)
+    # einsum("o,u,w->ouw", b, np.ones(3), np.ones(3))
+    tmp_2 = (np.ones(3))[:, None] * b
+    z_v = (np.tensordot(tmp, K, axes=([1, 3, 5], [1, 2, 3]))).transpose(0, 3, 1, 2) + tmp_2.T[:, :, None] * np.ones(3)
+    del tmp, tmp_2
+    # v[o,u,w] = tanh(z_v[o,u,w])
+    v = np.tanh(z_v)
+    del z_v
+    # z_h[j] = Σ_ouw W1[j,o,u,w] v[o,u,w]
+    # einsum("jouw,Bouw->Bj", W1, v)
+    z_h = np.tensordot(v, W1, axes=([1, 2, 3], [1, 2, 3]))
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # p[l] = Σ_j U[l,j] h[j]
+    # einsum("lj,Bj->Bl", U, h)
+    p = h @ U.T
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
+    del p
+    # adj_h[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h = adj_p @ U
+    # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+    dtanh_z_h = 1 - h**2
+    adj_z_h = dtanh_z_h * adj_h
+    # adj_v[o,u,w] = Σ_c W1[c,o,u,w] adj_z_h[c]
+    # einsum("couw,Bc->Bouw", W1, adj_z_h)
+    adj_v = np.tensordot(adj_z_h, W1, axes=([1], [0]))
+    # tan_z_v[o,u,w] = Σ_cijkl dir_K[o,c,i,j] x[c,k,l] S[k,u,i] S[l,w,j] + 1[u] 1[w] dir_b[o]
+    x_win_2 = _window_view(x, 2, 2, 1, 3)
+    x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
+    del x_win_2
+    # einsum("ocij,Bcuwij->Bouw", dir_K, x_win_2_win)
+    # einsum("u,w,o->ouw", np.ones(3), np.ones(3), dir_b)
+    tmp_3 = dir_b[:, None] * np.ones(3)
+    tan_z_v = (np.tensordot(x_win_2_win, dir_K, axes=([1, 4, 5], [1, 2, 3]))).transpose(0, 3, 1, 2) + tmp_3[:, :, None] * np.ones(3)
+    del x_win_2_win, tmp_3
+    # tan_v[o,u,w] = tanh'(z_v[o,u,w]) tan_z_v[o,u,w]
+    dtanh_z_v = 1 - v**2
+    tan_v = dtanh_z_v * tan_z_v
+    # tan_z_h[j] = Σ_cik dir_W1[j,c,i,k] v[c,i,k] + Σ_cik W1[j,c,i,k] tan_v[c,i,k]
+    # einsum("jcik,Bcik->Bj", dir_W1, v)
+    # einsum("jcik,Bcik->Bj", W1, tan_v)
+    tan_z_h = np.tensordot(v, dir_W1, axes=([1, 2, 3], [1, 2, 3])) + np.tensordot(tan_v, W1, axes=([1, 2, 3], [1, 2, 3]))
+    # tan_h[j] = tanh'(z_h[j]) tan_z_h[j]
+    tan_h = dtanh_z_h * tan_z_h
+    # tan_p[l] = Σ_c dir_U[l,c] h[c] + Σ_c U[l,c] tan_h[c]
+    # einsum("lc,Bc->Bl", dir_U, h)
+    # einsum("lc,Bc->Bl", U, tan_h)
+    tan_p = h @ dir_U.T + tan_h @ U.T
+    # radj_p[l] = tan_p[l] (÷ B: the batch mean seeded once)
+    radj_p = tan_p / B
+    del tan_p
+    # Σ_b H[U,b]·vector[b][l,j] = h[j] radj_p[l] + adj_p[l] tan_h[j]
+    # einsum("Bj,Bl->lj", h, radj_p)
+    # einsum("Bl,Bj->lj", adj_p, tan_h)
+    hvp_U = radj_p.T @ h + adj_p.T @ tan_h
+    del tan_h
+    # radj_h[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    # einsum("cj,Bc->Bj", U, radj_p)
+    radj_h = adj_p @ dir_U + radj_p @ U
+    del adj_p, radj_p
+    # radj_z_h[j] = tanh''(z_h[j]) adj_h[j] tan_z_h[j] + tanh'(z_h[j]) radj_h[j]
+    d2tanh_z_h = 2*h*(h**2 - 1)
+    del h
+    radj_z_h = d2tanh_z_h * adj_h * tan_z_h + dtanh_z_h * radj_h
+    del adj_h, dtanh_z_h, tan_z_h, radj_h, d2tanh_z_h
+    # Σ_b H[W1,b]·vector[b][j,o,u,w] = radj_z_h[j] v[o,u,w] + adj_z_h[j] tan_v[o,u,w]
+    # einsum("Bj,Bouw->jouw", radj_z_h, v)
+    # einsum("Bj,Bouw->jouw", adj_z_h, tan_v)
+    hvp_W1 = (np.tensordot(v, radj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tan_v, adj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2)
+    del tan_v
+    # radj_v[o,u,w] = Σ_c adj_z_h[c] dir_W1[c,o,u,w] + Σ_c W1[c,o,u,w] radj_z_h[c]
+    # einsum("Bc,couw->Bouw", adj_z_h, dir_W1)
+    # einsum("couw,Bc->Bouw", W1, radj_z_h)
+    radj_v = (np.tensordot(dir_W1, adj_z_h, axes=([0], [1]))).transpose(3, 0, 1, 2) + np.tensordot(radj_z_h, W1, axes=([1], [0]))
+    del adj_z_h, radj_z_h
+    # radj_z_v[o,u,w] = tanh''(z_v[o,u,w]) adj_v[o,u,w] tan_z_v[o,u,w] + tanh'(z_v[o,u,w]) radj_v[o,u,w]
+    d2tanh_z_v = 2*v*(v**2 - 1)
+    del v
+    radj_z_v = d2tanh_z_v * adj_v * tan_z_v + dtanh_z_v * radj_v
+    del adj_v, tan_z_v, dtanh_z_v, radj_v, d2tanh_z_v
+    # Σ_b H[K,b]·vector[b][o,c,a,b] = Σ_ijkl radj_z_v[o,i,j] x[c,k,l] S[k,i,a] S[l,j,b]
+    x_win_3 = _window_view(x, 2, 2, 1, 3)
+    x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
+    del x_win_3
+    # einsum("Boij,Bcijab->ocab", radj_z_v, x_win_3_win)
+    hvp_K = (np.tensordot(x_win_3_win, radj_z_v, axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2)
+    del x_win_3_win
     # Σ_b H[b,b]·vector[b][o] = Σ_ci radj_z_v[o,c,i]
     # einsum("Boci->o", radj_z_v)
-    hvp_b = radj_z_v.sum(axis=(0, 2, 3)) / B
-    # Σ_b H[W1,b]·vector[b][j,o,u,w] = radj_z_h[j] v[o,u,w] + adj_z_h[j] tan_v[o,u,w]
-    radj_z_h = t["radj_z_h"]
-    v = t["v"]
-    # einsum("Bj,Bouw->jouw", radj_z_h, v)
-    adj_z_h = t["adj_z_h"]
-    tan_v = t["tan_v"]
-    # einsum("Bj,Bouw->jouw", adj_z_h, tan_v)
-    hvp_W1 = ((np.tensordot(v, radj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2) + (np.tensordot(tan_v, adj_z_h, axes=([0], [0]))).transpose(3, 0, 1, 2)) / B
-    # Σ_b H[U,b]·vector[b][l,j] = h[j] radj_p[l] + adj_p[l] tan_h[j]
-    h = t["h"]
-    radj_p = t["radj_p"]
-    # einsum("Bj,Bl->lj", h, radj_p)
-    adj_p = t["adj_p"]
-    tan_h = t["tan_h"]
-    # einsum("Bl,Bj->lj", adj_p, tan_h)
-    hvp_U = (radj_p.T @ h + adj_p.T @ tan_h) / B
+    hvp_b = radj_z_v.sum(axis=(0, 2, 3))
+    del radj_z_v
     return {"K": hvp_K, "b": hvp_b, "W1": hvp_W1, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__h"] = _jac_p__h(t)
-    t["jac_p__z_h"] = _jac_p__z_h(t)
-    t["jac_p__v"] = _jac_p__v(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[K] = Σ_ijklmnpqrs hobj_p__p[i,j] jac_p__z_v[i,o,k,l] jac_p__z_v[j,o,m,n] x[c,p,q] x[c,r,s] S[p,k,a] S[r,m,a] S[q,l,b] S[s,n,b]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v = t["jac_p__z_v"]
-    x = t["x"]
+    x = data["x"]
+    K = params["K"]
+    b = params["b"]
+    W1 = params["W1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
     x_win = _window_view(x, 2, 2, 1, 3)
-    x_win_2 = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
+    del x_win
+    # einsum("Bcuwab->Bcuawb", x_win_win)
+    tmp = x_win_win.transpose(0, 1, 2, 4, 3, 5)
+    del x_win_win
+    # einsum("ocab,Bcuawb->Bouw", K, tmp)
+    # einsum("o,u,w->ouw", b, np.ones(3), np.ones(3))
+    tmp_2 = (np.ones(3))[:, None] * b
+    z_v = (np.tensordot(tmp, K, axes=([1, 3, 5], [1, 2, 3]))).transpose(0, 3, 1, 2) + tmp_2.T[:, :, None] * np.ones(3)
+    del tmp, tmp_2
+    # v[o,u,w] = tanh(z_v[o,u,w])
+    v = np.tanh(z_v)
+    del z_v
+    # z_h[j] = Σ_ouw W1[j,o,u,w] v[o,u,w]
+    # einsum("jouw,Bouw->Bj", W1, v)
+    z_h = np.tensordot(v, W1, axes=([1, 2, 3], [1, 2, 3]))
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # jac_p__h[l,j] = U[l,j]
+    jac_p__h = U
+    # jac_p__z_h[l,j] = tanh'(z_h[j]) jac_p__h[l,j]
+    dtanh_z_h = 1 - h**2
+    # einsum("Bj,lj->Blj", dtanh_z_h, jac_p__h)
+    jac_p__z_h = jac_p__h * dtanh_z_h[:, None]
+    del jac_p__h, dtanh_z_h
+    # jac_p__v[l,o,u,w] = Σ_c W1[c,o,u,w] jac_p__z_h[l,c]
+    # einsum("couw,Blc->Blouw", W1, jac_p__z_h)
+    jac_p__v = np.tensordot(jac_p__z_h, W1, axes=([2], [0]))
+    # jac_p__z_v[l,o,u,w] = tanh'(z_v[o,u,w]) jac_p__v[l,o,u,w]
+    dtanh_z_v = 1 - v**2
+    # einsum("Bouw,Blouw->Blouw", dtanh_z_v, jac_p__v)
+    jac_p__z_v = jac_p__v * dtanh_z_v[:, None]
+    del jac_p__v, dtanh_z_v
+    # hobj_p__p[l,i] = δ[l,i]
+    hobj_p__p = (np.eye(2))
+    # diag GGN[K] = Σ_ijklmnpqrs hobj_p__p[i,j] jac_p__z_v[i,o,k,l] jac_p__z_v[j,o,m,n] x[c,p,q] x[c,r,s] S[p,k,a] S[r,m,a] S[q,l,b] S[s,n,b]
+    x_win_2 = _window_view(x, 2, 2, 1, 3)
+    x_win_3 = _window_view(x, 2, 2, 1, 3)
     x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
-    # einsum("ij,Biokl,Bjomn,Bcklab,Bcmnab->ocab", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win_win, x_win_2_win)
-    tmp = np.einsum("Bcklab,Biokl->Bcabio", x_win_win, jac_p__z_v, optimize=False)
-    tmp_2 = np.einsum("Bcmnab,Bjomn->Bcabjo", x_win_2_win, jac_p__z_v, optimize=False)
-    tmp_3 = ((tmp_2.transpose(1, 2, 3, 5, 4, 0)) @ (tmp.transpose(1, 2, 3, 5, 0, 4))).transpose(0, 1, 2, 4, 3, 5)
-    ggn_K = (np.tensordot(tmp_3, hobj_p__p, axes=([3, 5], [1, 0]))).transpose(3, 0, 1, 2) / B
+    del x_win_2
+    x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
+    del x_win_3
+    # einsum("ij,Biokl,Bjomn,Bcklab,Bcmnab->ocab", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win_2_win, x_win_3_win)
+    tmp_3 = np.einsum("Bcklab,Biokl->Bcabio", x_win_2_win, jac_p__z_v, optimize=False)
+    tmp_4 = np.einsum("Bcmnab,Bjomn->Bcabjo", x_win_3_win, jac_p__z_v, optimize=False)
+    tmp_5 = ((tmp_4.transpose(1, 2, 3, 5, 4, 0)) @ (tmp_3.transpose(1, 2, 3, 5, 0, 4))).transpose(0, 1, 2, 4, 3, 5)
+    del x_win_2_win, x_win_3_win, tmp_3, tmp_4
+    ggn_K = (np.tensordot(tmp_5, hobj_p__p, axes=([3, 5], [1, 0]))).transpose(3, 0, 1, 2) / B
+    del tmp_5
     # diag GGN[b] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j,k] jac_p__z_v[i,o,l,m]
     # einsum("ci,Bcojk,Biolm->o", hobj_p__p, jac_p__z_v, jac_p__z_v)
-    tmp_4 = np.tensordot(jac_p__z_v.sum(axis=(3, 4)), hobj_p__p, axes=([1], [0]))
-    ggn_b = np.einsum("Boi,Bio->o", tmp_4, jac_p__z_v.sum(axis=(3, 4)), optimize=False) / B
+    tmp_6 = np.tensordot(jac_p__z_v.sum(axis=(3, 4)), hobj_p__p, axes=([1], [0]))
+    ggn_b = np.einsum("Boi,Bio->o", tmp_6, jac_p__z_v.sum(axis=(3, 4)), optimize=False) / B
+    del jac_p__z_v, tmp_6
     # diag GGN[W1] = Σ_ci hobj_p__p[c,i] jac_p__z_h[c,j] jac_p__z_h[i,j] v[o,u,w] v[o,u,w]
-    jac_p__z_h = t["jac_p__z_h"]
-    v = t["v"]
     # einsum("ci,Bcj,Bij,Bouw,Bouw->jouw", hobj_p__p, jac_p__z_h, jac_p__z_h, v, v)
-    tmp_5 = v * v
-    tmp_6 = np.tensordot(jac_p__z_h, hobj_p__p, axes=([1], [0]))
-    tmp_7 = (tmp_6[..., None, :] @ ((jac_p__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W1 = np.tensordot(tmp_7, tmp_5, axes=([0], [0])) / B
+    tmp_7 = v * v
+    tmp_8 = np.tensordot(jac_p__z_h, hobj_p__p, axes=([1], [0]))
+    tmp_9 = (tmp_8[..., None, :] @ ((jac_p__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del v, jac_p__z_h, tmp_8
+    ggn_W1 = np.tensordot(tmp_9, tmp_7, axes=([0], [0])) / B
+    del tmp_7, tmp_9
     # diag GGN[U] = h[j] h[j] hobj_p__p[l,l]
-    h = t["h"]
     # einsum("ll->l", hobj_p__p)
     hobj_p__p_diag = np.einsum("ll->l", hobj_p__p, optimize=False)
+    del hobj_p__p
     # einsum("Bj,Bj,l->lj", h, h, hobj_p__p_diag)
-    tmp_8 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
-    ggn_U = tmp_8 * hobj_p__p_diag[:, None] / B
+    tmp_10 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
+    del h
+    ggn_U = tmp_10 * hobj_p__p_diag[:, None] / B
+    del hobj_p__p_diag, tmp_10
     return {"K": ggn_K, "b": ggn_b, "W1": ggn_W1, "U": ggn_U}

@@ -942,181 +942,429 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_zg"] = _adj_zg(t)
-    t["adj_z_zg"] = _adj_z_zg(t)
-    t["adj_hc"] = _adj_hc(t)
-    t["adj_z_hc"] = _adj_z_hc(t)
-    t["adj_rh"] = _adj_rh(t)
-    t["adj_rg"] = _adj_rg(t)
-    t["adj_z_rg"] = _adj_z_rg(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x.shape[0]
+    # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_zg = x @ Wz.T + h0 @ Uz.T
+    # zg[j] = sigmoid(z_zg[j])
+    zg = _sigmoid(z_zg)
+    # z_rg[j] = Σ_i Wr[j,i] x[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_rg = x @ Wr.T + h0 @ Ur.T
+    # rg[j] = sigmoid(z_rg[j])
+    rg = _sigmoid(z_rg)
+    # rh[j] = rg[j] h0[j]
+    rh = rg * h0
+    # z_hc[j] = Σ_i Wh[j,i] x[i] + Σ_k Uh[j,k] rh[k]
+    # einsum("ji,Bi->Bj", Wh, x)
+    # einsum("jk,Bk->Bj", Uh, rh)
+    z_hc = x @ Wh.T + rh @ Uh.T
+    # hc[j] = tanh(z_hc[j])
+    hc = np.tanh(z_hc)
+    del z_hc
+    # h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
+    tmp = (np.ones(2)) - zg
+    h1 = tmp * hc + zg * h0
+    del tmp
+    # p[l] = Σ_j V[l,j] h1[j]
+    # einsum("lj,Bj->Bl", V, h1)
+    p = h1 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    del softmax_p
+    # ∂f/∂V[l,j] = adj_p[l] h1[j]
+    # einsum("Bl,Bj->lj", adj_p, h1)
+    grad_V = adj_p.T @ h1
+    del h1
+    # adj_h1[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h1 = adj_p @ V
+    del adj_p
+    # adj_zg[j] = -adj_h1[j] hc[j] + adj_h1[j] h0[j]
+    adj_zg = -adj_h1 * hc + adj_h1 * h0
+    # adj_z_zg[j] = sigmoid'(z_zg[j]) adj_zg[j]
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
+    del z_zg
+    adj_z_zg = dsigmoid_z_zg * adj_zg
+    del adj_zg, dsigmoid_z_zg
     # ∂f/∂Wz[j,i] = adj_z_zg[j] x[i]
-    adj_z_zg = t["adj_z_zg"]
-    x = t["x"]
     # einsum("Bj,Bi->ji", adj_z_zg, x)
-    grad_Wz = adj_z_zg.T @ x / B
+    grad_Wz = adj_z_zg.T @ x
     # ∂f/∂Uz[j,k] = adj_z_zg[j] h0[k]
-    h0 = t["h0"]
     # einsum("Bj,Bk->jk", adj_z_zg, h0)
-    grad_Uz = adj_z_zg.T @ h0 / B
+    grad_Uz = adj_z_zg.T @ h0
+    del adj_z_zg
+    # adj_hc[j] = adj_h1[j] - adj_h1[j] zg[j]
+    adj_hc = adj_h1 - adj_h1 * zg
+    del zg, adj_h1
+    # adj_z_hc[j] = tanh'(z_hc[j]) adj_hc[j]
+    dtanh_z_hc = 1 - hc**2
+    del hc
+    adj_z_hc = dtanh_z_hc * adj_hc
+    del adj_hc, dtanh_z_hc
+    # ∂f/∂Wh[j,i] = adj_z_hc[j] x[i]
+    # einsum("Bj,Bi->ji", adj_z_hc, x)
+    grad_Wh = adj_z_hc.T @ x
+    # ∂f/∂Uh[j,k] = adj_z_hc[j] rh[k]
+    # einsum("Bj,Bk->jk", adj_z_hc, rh)
+    grad_Uh = adj_z_hc.T @ rh
+    del rh
+    # adj_rh[j] = Σ_c Uh[c,j] adj_z_hc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_hc)
+    adj_rh = adj_z_hc @ Uh
+    del adj_z_hc
+    # adj_rg[j] = adj_rh[j] h0[j]
+    adj_rg = adj_rh * h0
+    del adj_rh
+    # adj_z_rg[j] = sigmoid'(z_rg[j]) adj_rg[j]
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
+    del z_rg, rg
+    adj_z_rg = dsigmoid_z_rg * adj_rg
+    del adj_rg, dsigmoid_z_rg
     # ∂f/∂Wr[j,i] = adj_z_rg[j] x[i]
-    adj_z_rg = t["adj_z_rg"]
     # einsum("Bj,Bi->ji", adj_z_rg, x)
-    grad_Wr = adj_z_rg.T @ x / B
+    grad_Wr = adj_z_rg.T @ x
     # ∂f/∂Ur[j,k] = adj_z_rg[j] h0[k]
     # einsum("Bj,Bk->jk", adj_z_rg, h0)
-    grad_Ur = adj_z_rg.T @ h0 / B
-    # ∂f/∂Wh[j,i] = adj_z_hc[j] x[i]
-    adj_z_hc = t["adj_z_hc"]
-    # einsum("Bj,Bi->ji", adj_z_hc, x)
-    grad_Wh = adj_z_hc.T @ x / B
-    # ∂f/∂Uh[j,k] = adj_z_hc[j] rh[k]
-    rh = t["rh"]
-    # einsum("Bj,Bk->jk", adj_z_hc, rh)
-    grad_Uh = adj_z_hc.T @ rh / B
-    # ∂f/∂V[l,j] = adj_p[l] h1[j]
-    adj_p = t["adj_p"]
-    h1 = t["h1"]
-    # einsum("Bl,Bj->lj", adj_p, h1)
-    grad_V = adj_p.T @ h1 / B
+    grad_Ur = adj_z_rg.T @ h0
+    del adj_z_rg
     return {"Wz": grad_Wz, "Uz": grad_Uz, "Wr": grad_Wr, "Ur": grad_Ur, "Wh": grad_Wh, "Uh": grad_Uh, "V": grad_V}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_zg"] = _adj_zg(t)
-    t["adj_z_zg"] = _adj_z_zg(t)
-    t["adj_hc"] = _adj_hc(t)
-    t["adj_z_hc"] = _adj_z_hc(t)
-    t["adj_rh"] = _adj_rh(t)
-    t["adj_rg"] = _adj_rg(t)
-    t["adj_z_rg"] = _adj_z_rg(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x.shape[0]
+    # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_zg = x @ Wz.T + h0 @ Uz.T
+    # zg[j] = sigmoid(z_zg[j])
+    zg = _sigmoid(z_zg)
+    # z_rg[j] = Σ_i Wr[j,i] x[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_rg = x @ Wr.T + h0 @ Ur.T
+    # rg[j] = sigmoid(z_rg[j])
+    rg = _sigmoid(z_rg)
+    # rh[j] = rg[j] h0[j]
+    rh = rg * h0
+    # z_hc[j] = Σ_i Wh[j,i] x[i] + Σ_k Uh[j,k] rh[k]
+    # einsum("ji,Bi->Bj", Wh, x)
+    # einsum("jk,Bk->Bj", Uh, rh)
+    z_hc = x @ Wh.T + rh @ Uh.T
+    # hc[j] = tanh(z_hc[j])
+    hc = np.tanh(z_hc)
+    del z_hc
+    # h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
+    tmp = (np.ones(2)) - zg
+    h1 = tmp * hc + zg * h0
+    del tmp
+    # p[l] = Σ_j V[l,j] h1[j]
+    # einsum("lj,Bj->Bl", V, h1)
+    p = h1 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # ∂f/∂V[l,j] = adj_p[l] h1[j]
+    # einsum("Bl,Bj->Blj", adj_p, h1)
+    grad_V = h1[:, None] * adj_p[:, :, None]
+    del h1
+    # adj_h1[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h1 = adj_p @ V
+    del adj_p
+    # adj_zg[j] = -adj_h1[j] hc[j] + adj_h1[j] h0[j]
+    adj_zg = -adj_h1 * hc + adj_h1 * h0
+    # adj_z_zg[j] = sigmoid'(z_zg[j]) adj_zg[j]
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
+    del z_zg
+    adj_z_zg = dsigmoid_z_zg * adj_zg
+    del adj_zg, dsigmoid_z_zg
     # ∂f/∂Wz[j,i] = adj_z_zg[j] x[i]
-    adj_z_zg = t["adj_z_zg"]
-    x = t["x"]
     # einsum("Bj,Bi->Bji", adj_z_zg, x)
     grad_Wz = x[:, None] * adj_z_zg[:, :, None]
     # ∂f/∂Uz[j,k] = adj_z_zg[j] h0[k]
-    h0 = t["h0"]
     # einsum("Bj,Bk->Bjk", adj_z_zg, h0)
     grad_Uz = h0[:, None] * adj_z_zg[:, :, None]
+    del adj_z_zg
+    # adj_hc[j] = adj_h1[j] - adj_h1[j] zg[j]
+    adj_hc = adj_h1 - adj_h1 * zg
+    del zg, adj_h1
+    # adj_z_hc[j] = tanh'(z_hc[j]) adj_hc[j]
+    dtanh_z_hc = 1 - hc**2
+    del hc
+    adj_z_hc = dtanh_z_hc * adj_hc
+    del adj_hc, dtanh_z_hc
+    # ∂f/∂Wh[j,i] = adj_z_hc[j] x[i]
+    # einsum("Bj,Bi->Bji", adj_z_hc, x)
+    grad_Wh = x[:, None] * adj_z_hc[:, :, None]
+    # ∂f/∂Uh[j,k] = adj_z_hc[j] rh[k]
+    # einsum("Bj,Bk->Bjk", adj_z_hc, rh)
+    grad_Uh = rh[:, None] * adj_z_hc[:, :, None]
+    del rh
+    # adj_rh[j] = Σ_c Uh[c,j] adj_z_hc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_hc)
+    adj_rh = adj_z_hc @ Uh
+    del adj_z_hc
+    # adj_rg[j] = adj_rh[j] h0[j]
+    adj_rg = adj_rh * h0
+    del adj_rh
+    # adj_z_rg[j] = sigmoid'(z_rg[j]) adj_rg[j]
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
+    del z_rg, rg
+    adj_z_rg = dsigmoid_z_rg * adj_rg
+    del adj_rg, dsigmoid_z_rg
     # ∂f/∂Wr[j,i] = adj_z_rg[j] x[i]
-    adj_z_rg = t["adj_z_rg"]
     # einsum("Bj,Bi->Bji", adj_z_rg, x)
     grad_Wr = x[:, None] * adj_z_rg[:, :, None]
     # ∂f/∂Ur[j,k] = adj_z_rg[j] h0[k]
     # einsum("Bj,Bk->Bjk", adj_z_rg, h0)
     grad_Ur = h0[:, None] * adj_z_rg[:, :, None]
-    # ∂f/∂Wh[j,i] = adj_z_hc[j] x[i]
-    adj_z_hc = t["adj_z_hc"]
-    # einsum("Bj,Bi->Bji", adj_z_hc, x)
-    grad_Wh = x[:, None] * adj_z_hc[:, :, None]
-    # ∂f/∂Uh[j,k] = adj_z_hc[j] rh[k]
-    rh = t["rh"]
-    # einsum("Bj,Bk->Bjk", adj_z_hc, rh)
-    grad_Uh = rh[:, None] * adj_z_hc[:, :, None]
-    # ∂f/∂V[l,j] = adj_p[l] h1[j]
-    adj_p = t["adj_p"]
-    h1 = t["h1"]
-    # einsum("Bl,Bj->Blj", adj_p, h1)
-    grad_V = h1[:, None] * adj_p[:, :, None]
+    del adj_z_rg
     return {"Wz": grad_Wz, "Uz": grad_Uz, "Wr": grad_Wr, "Ur": grad_Ur, "Wh": grad_Wh, "Uh": grad_Uh, "V": grad_V}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_zg"] = _adj_zg(t)
-    t["adj_z_zg"] = _adj_z_zg(t)
-    t["adj_hc"] = _adj_hc(t)
-    t["adj_z_hc"] = _adj_z_hc(t)
-    t["adj_rh"] = _adj_rh(t)
-    t["adj_rg"] = _adj_rg(t)
-    t["adj_z_rg"] = _adj_z_rg(t)
-    B = t["x"].shape[0]
-    adj_z_zg = t["adj_z_zg"]
-    x = t["x"]
-    h0 = t["h0"]
-    adj_z_rg = t["adj_z_rg"]
-    adj_z_hc = t["adj_z_hc"]
-    rh = t["rh"]
-    adj_p = t["adj_p"]
-    h1 = t["h1"]
+    x = data["x"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x.shape[0]
+    # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_zg = x @ Wz.T + h0 @ Uz.T
+    # zg[j] = sigmoid(z_zg[j])
+    zg = _sigmoid(z_zg)
+    # z_rg[j] = Σ_i Wr[j,i] x[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_rg = x @ Wr.T + h0 @ Ur.T
+    # rg[j] = sigmoid(z_rg[j])
+    rg = _sigmoid(z_rg)
+    # rh[j] = rg[j] h0[j]
+    rh = rg * h0
+    # z_hc[j] = Σ_i Wh[j,i] x[i] + Σ_k Uh[j,k] rh[k]
+    # einsum("ji,Bi->Bj", Wh, x)
+    # einsum("jk,Bk->Bj", Uh, rh)
+    z_hc = x @ Wh.T + rh @ Uh.T
+    # hc[j] = tanh(z_hc[j])
+    hc = np.tanh(z_hc)
+    del z_hc
+    # h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
+    tmp = (np.ones(2)) - zg
+    h1 = tmp * hc + zg * h0
+    del tmp
+    # p[l] = Σ_j V[l,j] h1[j]
+    # einsum("lj,Bj->Bl", V, h1)
+    p = h1 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # adj_h1[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h1 = adj_p @ V
+    # adj_zg[j] = -adj_h1[j] hc[j] + adj_h1[j] h0[j]
+    adj_zg = -adj_h1 * hc + adj_h1 * h0
+    # adj_z_zg[j] = sigmoid'(z_zg[j]) adj_zg[j]
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
+    del z_zg
+    adj_z_zg = dsigmoid_z_zg * adj_zg
+    del adj_zg, dsigmoid_z_zg
+    # adj_hc[j] = adj_h1[j] - adj_h1[j] zg[j]
+    adj_hc = adj_h1 - adj_h1 * zg
+    del zg, adj_h1
+    # adj_z_hc[j] = tanh'(z_hc[j]) adj_hc[j]
+    dtanh_z_hc = 1 - hc**2
+    del hc
+    adj_z_hc = dtanh_z_hc * adj_hc
+    del adj_hc, dtanh_z_hc
+    # adj_rh[j] = Σ_c Uh[c,j] adj_z_hc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_hc)
+    adj_rh = adj_z_hc @ Uh
+    # adj_rg[j] = adj_rh[j] h0[j]
+    adj_rg = adj_rh * h0
+    del adj_rh
+    # adj_z_rg[j] = sigmoid'(z_rg[j]) adj_rg[j]
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
+    del z_rg, rg
+    adj_z_rg = dsigmoid_z_rg * adj_rg
+    del adj_rg, dsigmoid_z_rg
     return {"Wz": [(adj_z_zg, x)], "Uz": [(adj_z_zg, h0)], "Wr": [(adj_z_rg, x)], "Ur": [(adj_z_rg, h0)], "Wh": [(adj_z_hc, x)], "Uh": [(adj_z_hc, rh)], "V": [(adj_p, h1)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_zg"] = _adj_zg(t)
-    t["adj_z_zg"] = _adj_z_zg(t)
-    t["adj_hc"] = _adj_hc(t)
-    t["adj_z_hc"] = _adj_z_hc(t)
-    t["adj_rh"] = _adj_rh(t)
-    t["adj_rg"] = _adj_rg(t)
-    t["adj_z_rg"] = _adj_z_rg(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x.shape[0]
+    # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_zg = x @ Wz.T + h0 @ Uz.T
+    # zg[j] = sigmoid(z_zg[j])
+    zg = _sigmoid(z_zg)
+    # z_rg[j] = Σ_i Wr[j,i] x[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_rg = x @ Wr.T + h0 @ Ur.T
+    # rg[j] = sigmoid(z_rg[j])
+    rg = _sigmoid(z_rg)
+    # rh[j] = rg[j] h0[j]
+    rh = rg * h0
+    # z_hc[j] = Σ_i Wh[j,i] x[i] + Σ_k Uh[j,k] rh[k]
+    # einsum("ji,Bi->Bj", Wh, x)
+    # einsum("jk,Bk->Bj", Uh, rh)
+    z_hc = x @ Wh.T + rh @ Uh.T
+    # hc[j] = tanh(z_hc[j])
+    hc = np.tanh(z_hc)
+    del z_hc
+    # h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
+    tmp = (np.ones(2)) - zg
+    h1 = tmp * hc + zg * h0
+    del tmp
+    # p[l] = Σ_j V[l,j] h1[j]
+    # einsum("lj,Bj->Bl", V, h1)
+    p = h1 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # ‖∂f/∂V‖² = Σ over pairs of terms of their inner product: adj_p[l] h1[j]
+    # einsum("Bl,Bj,Bl,Bj->B", adj_p, h1, adj_p, h1)
+    tmp_2 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_3 = (h1[..., None, :] @ h1[..., None])[..., 0, 0]
+    del h1
+    sq_V = tmp_3 * tmp_2
+    del tmp_2, tmp_3
+    norm_V = np.sqrt(np.maximum(sq_V, 0.0))
+    del sq_V
+    # adj_h1[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h1 = adj_p @ V
+    del adj_p
+    # adj_zg[j] = -adj_h1[j] hc[j] + adj_h1[j] h0[j]
+    adj_zg = -adj_h1 * hc + adj_h1 * h0
+    # adj_z_zg[j] = sigmoid'(z_zg[j]) adj_zg[j]
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
+    del z_zg
+    adj_z_zg = dsigmoid_z_zg * adj_zg
+    del adj_zg, dsigmoid_z_zg
     # ‖∂f/∂Wz‖² = Σ over pairs of terms of their inner product: adj_z_zg[j] x[i]
-    adj_z_zg = t["adj_z_zg"]
-    x = t["x"]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_zg, x, adj_z_zg, x)
-    tmp = (adj_z_zg[..., None, :] @ adj_z_zg[..., None])[..., 0, 0]
-    tmp_2 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_Wz = tmp_2 * tmp
+    tmp_4 = (adj_z_zg[..., None, :] @ adj_z_zg[..., None])[..., 0, 0]
+    tmp_5 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_Wz = tmp_5 * tmp_4
+    del tmp_4, tmp_5
     norm_Wz = np.sqrt(np.maximum(sq_Wz, 0.0))
+    del sq_Wz
     # ‖∂f/∂Uz‖² = Σ over pairs of terms of their inner product: adj_z_zg[j] h0[k]
-    h0 = t["h0"]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_zg, h0, adj_z_zg, h0)
-    tmp_3 = (adj_z_zg[..., None, :] @ adj_z_zg[..., None])[..., 0, 0]
-    tmp_4 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
-    sq_Uz = tmp_4 * tmp_3
+    tmp_6 = (adj_z_zg[..., None, :] @ adj_z_zg[..., None])[..., 0, 0]
+    tmp_7 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
+    del adj_z_zg
+    sq_Uz = tmp_7 * tmp_6
+    del tmp_6, tmp_7
     norm_Uz = np.sqrt(np.maximum(sq_Uz, 0.0))
+    del sq_Uz
+    # adj_hc[j] = adj_h1[j] - adj_h1[j] zg[j]
+    adj_hc = adj_h1 - adj_h1 * zg
+    del zg, adj_h1
+    # adj_z_hc[j] = tanh'(z_hc[j]) adj_hc[j]
+    dtanh_z_hc = 1 - hc**2
+    del hc
+    adj_z_hc = dtanh_z_hc * adj_hc
+    del adj_hc, dtanh_z_hc
+    # ‖∂f/∂Wh‖² = Σ over pairs of terms of their inner product: adj_z_hc[j] x[i]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_hc, x, adj_z_hc, x)
+    tmp_8 = (adj_z_hc[..., None, :] @ adj_z_hc[..., None])[..., 0, 0]
+    tmp_9 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_Wh = tmp_9 * tmp_8
+    del tmp_8, tmp_9
+    norm_Wh = np.sqrt(np.maximum(sq_Wh, 0.0))
+    del sq_Wh
+    # ‖∂f/∂Uh‖² = Σ over pairs of terms of their inner product: adj_z_hc[j] rh[k]
+    # einsum("Bj,Bk,Bj,Bk->B", adj_z_hc, rh, adj_z_hc, rh)
+    tmp_10 = (adj_z_hc[..., None, :] @ adj_z_hc[..., None])[..., 0, 0]
+    tmp_11 = (rh[..., None, :] @ rh[..., None])[..., 0, 0]
+    del rh
+    sq_Uh = tmp_11 * tmp_10
+    del tmp_10, tmp_11
+    norm_Uh = np.sqrt(np.maximum(sq_Uh, 0.0))
+    del sq_Uh
+    # adj_rh[j] = Σ_c Uh[c,j] adj_z_hc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_hc)
+    adj_rh = adj_z_hc @ Uh
+    del adj_z_hc
+    # adj_rg[j] = adj_rh[j] h0[j]
+    adj_rg = adj_rh * h0
+    del adj_rh
+    # adj_z_rg[j] = sigmoid'(z_rg[j]) adj_rg[j]
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
+    del z_rg, rg
+    adj_z_rg = dsigmoid_z_rg * adj_rg
+    del adj_rg, dsigmoid_z_rg
     # ‖∂f/∂Wr‖² = Σ over pairs of terms of their inner product: adj_z_rg[j] x[i]
-    adj_z_rg = t["adj_z_rg"]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_rg, x, adj_z_rg, x)
-    tmp_5 = (adj_z_rg[..., None, :] @ adj_z_rg[..., None])[..., 0, 0]
-    tmp_6 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_Wr = tmp_6 * tmp_5
+    tmp_12 = (adj_z_rg[..., None, :] @ adj_z_rg[..., None])[..., 0, 0]
+    tmp_13 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_Wr = tmp_13 * tmp_12
+    del tmp_12, tmp_13
     norm_Wr = np.sqrt(np.maximum(sq_Wr, 0.0))
+    del sq_Wr
     # ‖∂f/∂Ur‖² = Σ over pairs of terms of their inner product: adj_z_rg[j] h0[k]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_rg, h0, adj_z_rg, h0)
-    tmp_7 = (adj_z_rg[..., None, :] @ adj_z_rg[..., None])[..., 0, 0]
-    tmp_8 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
-    sq_Ur = tmp_8 * tmp_7
+    tmp_14 = (adj_z_rg[..., None, :] @ adj_z_rg[..., None])[..., 0, 0]
+    tmp_15 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
+    del adj_z_rg
+    sq_Ur = tmp_15 * tmp_14
+    del tmp_14, tmp_15
     norm_Ur = np.sqrt(np.maximum(sq_Ur, 0.0))
-    # ‖∂f/∂Wh‖² = Σ over pairs of terms of their inner product: adj_z_hc[j] x[i]
-    adj_z_hc = t["adj_z_hc"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_hc, x, adj_z_hc, x)
-    tmp_9 = (adj_z_hc[..., None, :] @ adj_z_hc[..., None])[..., 0, 0]
-    tmp_10 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_Wh = tmp_10 * tmp_9
-    norm_Wh = np.sqrt(np.maximum(sq_Wh, 0.0))
-    # ‖∂f/∂Uh‖² = Σ over pairs of terms of their inner product: adj_z_hc[j] rh[k]
-    rh = t["rh"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_hc, rh, adj_z_hc, rh)
-    tmp_11 = (adj_z_hc[..., None, :] @ adj_z_hc[..., None])[..., 0, 0]
-    tmp_12 = (rh[..., None, :] @ rh[..., None])[..., 0, 0]
-    sq_Uh = tmp_12 * tmp_11
-    norm_Uh = np.sqrt(np.maximum(sq_Uh, 0.0))
-    # ‖∂f/∂V‖² = Σ over pairs of terms of their inner product: adj_p[l] h1[j]
-    adj_p = t["adj_p"]
-    h1 = t["h1"]
-    # einsum("Bl,Bj,Bl,Bj->B", adj_p, h1, adj_p, h1)
-    tmp_13 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_14 = (h1[..., None, :] @ h1[..., None])[..., 0, 0]
-    sq_V = tmp_14 * tmp_13
-    norm_V = np.sqrt(np.maximum(sq_V, 0.0))
+    del sq_Ur
     return {"Wz": norm_Wz, "Uz": norm_Uz, "Wr": norm_Wr, "Ur": norm_Ur, "Wh": norm_Wh, "Uh": norm_Uh, "V": norm_V}
 
 
@@ -1329,139 +1577,308 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_Wz"] = vector["Wz"]
-    t["dir_Uz"] = vector["Uz"]
-    t["dir_Wr"] = vector["Wr"]
-    t["dir_Ur"] = vector["Ur"]
-    t["dir_Wh"] = vector["Wh"]
-    t["dir_Uh"] = vector["Uh"]
-    t["dir_V"] = vector["V"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_zg"] = _adj_zg(t)
-    t["adj_hc"] = _adj_hc(t)
-    t["adj_z_hc"] = _adj_z_hc(t)
-    t["adj_rh"] = _adj_rh(t)
-    t["adj_rg"] = _adj_rg(t)
-    t["tan_z_zg"] = _tan_z_zg(t)
-    t["tan_zg"] = _tan_zg(t)
-    t["tan_z_rg"] = _tan_z_rg(t)
-    t["tan_rg"] = _tan_rg(t)
-    t["tan_rh"] = _tan_rh(t)
-    t["tan_z_hc"] = _tan_z_hc(t)
-    t["tan_hc"] = _tan_hc(t)
-    t["tan_h1"] = _tan_h1(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_h1"] = _radj_h1(t)
-    t["radj_zg"] = _radj_zg(t)
-    t["radj_z_zg"] = _radj_z_zg(t)
-    t["radj_hc"] = _radj_hc(t)
-    t["radj_z_hc"] = _radj_z_hc(t)
-    t["radj_rh"] = _radj_rh(t)
-    t["radj_rg"] = _radj_rg(t)
-    t["radj_z_rg"] = _radj_z_rg(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x.shape[0]
+    dir_Wz = vector["Wz"]
+    dir_Uz = vector["Uz"]
+    dir_Wr = vector["Wr"]
+    dir_Ur = vector["Ur"]
+    dir_Wh = vector["Wh"]
+    dir_Uh = vector["Uh"]
+    dir_V = vector["V"]
+    # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_zg = x @ Wz.T + h0 @ Uz.T
+    # zg[j] = sigmoid(z_zg[j])
+    zg = _sigmoid(z_zg)
+    # z_rg[j] = Σ_i Wr[j,i] x[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_rg = x @ Wr.T + h0 @ Ur.T
+    # rg[j] = sigmoid(z_rg[j])
+    rg = _sigmoid(z_rg)
+    # rh[j] = rg[j] h0[j]
+    rh = rg * h0
+    # z_hc[j] = Σ_i Wh[j,i] x[i] + Σ_k Uh[j,k] rh[k]
+    # einsum("ji,Bi->Bj", Wh, x)
+    # einsum("jk,Bk->Bj", Uh, rh)
+    z_hc = x @ Wh.T + rh @ Uh.T
+    # hc[j] = tanh(z_hc[j])
+    hc = np.tanh(z_hc)
+    del z_hc
+    # h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
+    tmp = (np.ones(2)) - zg
+    h1 = tmp * hc + zg * h0
+    del tmp
+    # p[l] = Σ_j V[l,j] h1[j]
+    # einsum("lj,Bj->Bl", V, h1)
+    p = h1 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    # adj_h1[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h1 = adj_p @ V
+    # adj_zg[j] = -adj_h1[j] hc[j] + adj_h1[j] h0[j]
+    adj_zg = -adj_h1 * hc + adj_h1 * h0
+    # adj_hc[j] = adj_h1[j] - adj_h1[j] zg[j]
+    adj_hc = adj_h1 - adj_h1 * zg
+    # adj_z_hc[j] = tanh'(z_hc[j]) adj_hc[j]
+    dtanh_z_hc = 1 - hc**2
+    adj_z_hc = dtanh_z_hc * adj_hc
+    # adj_rh[j] = Σ_c Uh[c,j] adj_z_hc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_hc)
+    adj_rh = adj_z_hc @ Uh
+    # adj_rg[j] = adj_rh[j] h0[j]
+    adj_rg = adj_rh * h0
+    del adj_rh
+    # tan_z_zg[j] = Σ_c dir_Wz[j,c] x[c] + Σ_c dir_Uz[j,c] h0[c]
+    # einsum("jc,Bc->Bj", dir_Wz, x)
+    # einsum("jc,Bc->Bj", dir_Uz, h0)
+    tan_z_zg = x @ dir_Wz.T + h0 @ dir_Uz.T
+    # tan_zg[j] = sigmoid'(z_zg[j]) tan_z_zg[j]
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
+    tan_zg = dsigmoid_z_zg * tan_z_zg
+    # tan_z_rg[j] = Σ_c dir_Wr[j,c] x[c] + Σ_c dir_Ur[j,c] h0[c]
+    # einsum("jc,Bc->Bj", dir_Wr, x)
+    # einsum("jc,Bc->Bj", dir_Ur, h0)
+    tan_z_rg = x @ dir_Wr.T + h0 @ dir_Ur.T
+    # tan_rg[j] = sigmoid'(z_rg[j]) tan_z_rg[j]
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
+    tan_rg = dsigmoid_z_rg * tan_z_rg
+    # tan_rh[j] = h0[j] tan_rg[j]
+    tan_rh = h0 * tan_rg
+    del tan_rg
+    # tan_z_hc[j] = Σ_c dir_Wh[j,c] x[c] + Σ_c dir_Uh[j,c] rh[c] + Σ_c Uh[j,c] tan_rh[c]
+    # einsum("jc,Bc->Bj", dir_Wh, x)
+    # einsum("jc,Bc->Bj", dir_Uh, rh)
+    # einsum("jc,Bc->Bj", Uh, tan_rh)
+    tan_z_hc = x @ dir_Wh.T + rh @ dir_Uh.T + tan_rh @ Uh.T
+    # tan_hc[j] = tanh'(z_hc[j]) tan_z_hc[j]
+    tan_hc = dtanh_z_hc * tan_z_hc
+    # tan_h1[j] = -hc[j] tan_zg[j] + h0[j] tan_zg[j] + tan_hc[j] - tan_hc[j] zg[j]
+    tan_h1 = -hc * tan_zg + h0 * tan_zg + tan_hc - tan_hc * zg
+    # tan_p[l] = Σ_c dir_V[l,c] h1[c] + Σ_c V[l,c] tan_h1[c]
+    # einsum("lc,Bc->Bl", dir_V, h1)
+    # einsum("lc,Bc->Bl", V, tan_h1)
+    tan_p = h1 @ dir_V.T + tan_h1 @ V.T
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp_2 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    radj_p = (tan_p * softmax_p - tmp_2[:, None] * softmax_p) / B
+    del softmax_p, tan_p, tmp_2
+    # Σ_b H[V,b]·vector[b][l,j] = h1[j] radj_p[l] + adj_p[l] tan_h1[j]
+    # einsum("Bj,Bl->lj", h1, radj_p)
+    # einsum("Bl,Bj->lj", adj_p, tan_h1)
+    hvp_V = radj_p.T @ h1 + adj_p.T @ tan_h1
+    del h1, tan_h1
+    # radj_h1[j] = Σ_c adj_p[c] dir_V[c,j] + Σ_c V[c,j] radj_p[c]
+    # einsum("Bc,cj->Bj", adj_p, dir_V)
+    # einsum("cj,Bc->Bj", V, radj_p)
+    radj_h1 = adj_p @ dir_V + radj_p @ V
+    del adj_p, radj_p
+    # radj_zg[j] = -hc[j] radj_h1[j] + h0[j] radj_h1[j] - adj_h1[j] tan_hc[j]
+    radj_zg = -hc * radj_h1 + h0 * radj_h1 - adj_h1 * tan_hc
+    del tan_hc
+    # radj_z_zg[j] = sigmoid''(z_zg[j]) adj_zg[j] tan_z_zg[j] + sigmoid'(z_zg[j]) radj_zg[j]
+    d2sigmoid_z_zg = -zg*(2*zg - 1)*_sigmoid(-z_zg)
+    del z_zg
+    radj_z_zg = d2sigmoid_z_zg * adj_zg * tan_z_zg + dsigmoid_z_zg * radj_zg
+    del adj_zg, tan_z_zg, dsigmoid_z_zg, radj_zg, d2sigmoid_z_zg
     # Σ_b H[Wz,b]·vector[b][j,i] = radj_z_zg[j] x[i]
-    radj_z_zg = t["radj_z_zg"]
-    x = t["x"]
     # einsum("Bj,Bi->ji", radj_z_zg, x)
-    hvp_Wz = radj_z_zg.T @ x / B
+    hvp_Wz = radj_z_zg.T @ x
     # Σ_b H[Uz,b]·vector[b][j,k] = h0[k] radj_z_zg[j]
-    h0 = t["h0"]
     # einsum("Bk,Bj->jk", h0, radj_z_zg)
-    hvp_Uz = radj_z_zg.T @ h0 / B
+    hvp_Uz = radj_z_zg.T @ h0
+    del radj_z_zg
+    # radj_hc[j] = radj_h1[j] - radj_h1[j] zg[j] - adj_h1[j] tan_zg[j]
+    radj_hc = radj_h1 - radj_h1 * zg - adj_h1 * tan_zg
+    del zg, adj_h1, tan_zg, radj_h1
+    # radj_z_hc[j] = tanh''(z_hc[j]) adj_hc[j] tan_z_hc[j] + tanh'(z_hc[j]) radj_hc[j]
+    d2tanh_z_hc = 2*hc*(hc**2 - 1)
+    del hc
+    radj_z_hc = d2tanh_z_hc * adj_hc * tan_z_hc + dtanh_z_hc * radj_hc
+    del adj_hc, dtanh_z_hc, tan_z_hc, radj_hc, d2tanh_z_hc
+    # Σ_b H[Wh,b]·vector[b][j,i] = radj_z_hc[j] x[i]
+    # einsum("Bj,Bi->ji", radj_z_hc, x)
+    hvp_Wh = radj_z_hc.T @ x
+    # Σ_b H[Uh,b]·vector[b][j,k] = radj_z_hc[j] rh[k] + adj_z_hc[j] tan_rh[k]
+    # einsum("Bj,Bk->jk", radj_z_hc, rh)
+    # einsum("Bj,Bk->jk", adj_z_hc, tan_rh)
+    hvp_Uh = radj_z_hc.T @ rh + adj_z_hc.T @ tan_rh
+    del rh, tan_rh
+    # radj_rh[j] = Σ_c adj_z_hc[c] dir_Uh[c,j] + Σ_c Uh[c,j] radj_z_hc[c]
+    # einsum("Bc,cj->Bj", adj_z_hc, dir_Uh)
+    # einsum("cj,Bc->Bj", Uh, radj_z_hc)
+    radj_rh = adj_z_hc @ dir_Uh + radj_z_hc @ Uh
+    del adj_z_hc, radj_z_hc
+    # radj_rg[j] = h0[j] radj_rh[j]
+    radj_rg = h0 * radj_rh
+    del radj_rh
+    # radj_z_rg[j] = sigmoid''(z_rg[j]) adj_rg[j] tan_z_rg[j] + sigmoid'(z_rg[j]) radj_rg[j]
+    d2sigmoid_z_rg = -rg*(2*rg - 1)*_sigmoid(-z_rg)
+    del z_rg, rg
+    radj_z_rg = d2sigmoid_z_rg * adj_rg * tan_z_rg + dsigmoid_z_rg * radj_rg
+    del adj_rg, tan_z_rg, dsigmoid_z_rg, radj_rg, d2sigmoid_z_rg
     # Σ_b H[Wr,b]·vector[b][j,i] = radj_z_rg[j] x[i]
-    radj_z_rg = t["radj_z_rg"]
     # einsum("Bj,Bi->ji", radj_z_rg, x)
-    hvp_Wr = radj_z_rg.T @ x / B
+    hvp_Wr = radj_z_rg.T @ x
     # Σ_b H[Ur,b]·vector[b][j,k] = h0[k] radj_z_rg[j]
     # einsum("Bk,Bj->jk", h0, radj_z_rg)
-    hvp_Ur = radj_z_rg.T @ h0 / B
-    # Σ_b H[Wh,b]·vector[b][j,i] = radj_z_hc[j] x[i]
-    radj_z_hc = t["radj_z_hc"]
-    # einsum("Bj,Bi->ji", radj_z_hc, x)
-    hvp_Wh = radj_z_hc.T @ x / B
-    # Σ_b H[Uh,b]·vector[b][j,k] = radj_z_hc[j] rh[k] + adj_z_hc[j] tan_rh[k]
-    rh = t["rh"]
-    # einsum("Bj,Bk->jk", radj_z_hc, rh)
-    adj_z_hc = t["adj_z_hc"]
-    tan_rh = t["tan_rh"]
-    # einsum("Bj,Bk->jk", adj_z_hc, tan_rh)
-    hvp_Uh = (radj_z_hc.T @ rh + adj_z_hc.T @ tan_rh) / B
-    # Σ_b H[V,b]·vector[b][l,j] = h1[j] radj_p[l] + adj_p[l] tan_h1[j]
-    h1 = t["h1"]
-    radj_p = t["radj_p"]
-    # einsum("Bj,Bl->lj", h1, radj_p)
-    adj_p = t["adj_p"]
-    tan_h1 = t["tan_h1"]
-    # einsum("Bl,Bj->lj", adj_p, tan_h1)
-    hvp_V = (radj_p.T @ h1 + adj_p.T @ tan_h1) / B
+    hvp_Ur = radj_z_rg.T @ h0
+    del radj_z_rg
     return {"Wz": hvp_Wz, "Uz": hvp_Uz, "Wr": hvp_Wr, "Ur": hvp_Ur, "Wh": hvp_Wh, "Uh": hvp_Uh, "V": hvp_V}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__h1"] = _jac_p__h1(t)
-    t["jac_p__zg"] = _jac_p__zg(t)
-    t["jac_p__z_zg"] = _jac_p__z_zg(t)
-    t["jac_p__hc"] = _jac_p__hc(t)
-    t["jac_p__z_hc"] = _jac_p__z_hc(t)
-    t["jac_p__rh"] = _jac_p__rh(t)
-    t["jac_p__rg"] = _jac_p__rg(t)
-    t["jac_p__z_rg"] = _jac_p__z_rg(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x.shape[0]
+    # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_zg = x @ Wz.T + h0 @ Uz.T
+    # zg[j] = sigmoid(z_zg[j])
+    zg = _sigmoid(z_zg)
+    # z_rg[j] = Σ_i Wr[j,i] x[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_rg = x @ Wr.T + h0 @ Ur.T
+    # rg[j] = sigmoid(z_rg[j])
+    rg = _sigmoid(z_rg)
+    # rh[j] = rg[j] h0[j]
+    rh = rg * h0
+    # z_hc[j] = Σ_i Wh[j,i] x[i] + Σ_k Uh[j,k] rh[k]
+    # einsum("ji,Bi->Bj", Wh, x)
+    # einsum("jk,Bk->Bj", Uh, rh)
+    z_hc = x @ Wh.T + rh @ Uh.T
+    # hc[j] = tanh(z_hc[j])
+    hc = np.tanh(z_hc)
+    del z_hc
+    # h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
+    tmp = (np.ones(2)) - zg
+    h1 = tmp * hc + zg * h0
+    del tmp
+    # p[l] = Σ_j V[l,j] h1[j]
+    # einsum("lj,Bj->Bl", V, h1)
+    p = h1 @ V.T
+    # jac_p__h1[l,j] = V[l,j]
+    jac_p__h1 = V
+    # jac_p__zg[l,j] = -hc[j] jac_p__h1[l,j] + h0[j] jac_p__h1[l,j]
+    # einsum("Bj,lj->Blj", hc, jac_p__h1)
+    # einsum("Bj,lj->Blj", h0, jac_p__h1)
+    jac_p__zg = -jac_p__h1 * hc[:, None] + jac_p__h1 * h0[:, None]
+    # jac_p__z_zg[l,j] = sigmoid'(z_zg[j]) jac_p__zg[l,j]
+    dsigmoid_z_zg = zg*_sigmoid(-z_zg)
+    del z_zg
+    # einsum("Bj,Blj->Blj", dsigmoid_z_zg, jac_p__zg)
+    jac_p__z_zg = jac_p__zg * dsigmoid_z_zg[:, None]
+    del jac_p__zg, dsigmoid_z_zg
+    # jac_p__hc[l,j] = jac_p__h1[l,j] - jac_p__h1[l,j] zg[j]
+    # einsum("lj,Bj->Blj", jac_p__h1, zg)
+    jac_p__hc = jac_p__h1 - zg[:, None] * jac_p__h1
+    del zg, jac_p__h1
+    # jac_p__z_hc[l,j] = tanh'(z_hc[j]) jac_p__hc[l,j]
+    dtanh_z_hc = 1 - hc**2
+    del hc
+    # einsum("Bj,Blj->Blj", dtanh_z_hc, jac_p__hc)
+    jac_p__z_hc = jac_p__hc * dtanh_z_hc[:, None]
+    del jac_p__hc, dtanh_z_hc
+    # jac_p__rh[l,j] = Σ_c Uh[c,j] jac_p__z_hc[l,c]
+    # einsum("cj,Blc->Blj", Uh, jac_p__z_hc)
+    jac_p__rh = np.tensordot(jac_p__z_hc, Uh, axes=([2], [0]))
+    # jac_p__rg[l,j] = h0[j] jac_p__rh[l,j]
+    # einsum("Bj,Blj->Blj", h0, jac_p__rh)
+    jac_p__rg = jac_p__rh * h0[:, None]
+    del jac_p__rh
+    # jac_p__z_rg[l,j] = sigmoid'(z_rg[j]) jac_p__rg[l,j]
+    dsigmoid_z_rg = rg*_sigmoid(-z_rg)
+    del z_rg, rg
+    # einsum("Bj,Blj->Blj", dsigmoid_z_rg, jac_p__rg)
+    jac_p__z_rg = jac_p__rg * dsigmoid_z_rg[:, None]
+    del jac_p__rg, dsigmoid_z_rg
+    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+    softmax_p = _softmax(p, axis=1)
+    del p
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+    del softmax_p
     # diag GGN[Wz] = Σ_ck hobj_p__p[c,k] jac_p__z_zg[c,j] jac_p__z_zg[k,j] x[i] x[i]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_zg = t["jac_p__z_zg"]
-    x = t["x"]
     # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zg, jac_p__z_zg, x, x)
-    tmp = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_zg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wz = tmp_3.T @ tmp_2 / B
+    tmp_2 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_3 = x * x
+    tmp_4 = (tmp_2[..., None, :] @ ((jac_p__z_zg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_2
+    ggn_Wz = tmp_4.T @ tmp_3 / B
+    del tmp_3, tmp_4
     # diag GGN[Uz] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_zg[c,j] jac_p__z_zg[i,j]
-    h0 = t["h0"]
     # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_zg, jac_p__z_zg)
-    tmp_4 = h0 * h0
-    tmp_5 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_6 = (tmp_5[..., None, :] @ ((jac_p__z_zg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uz = tmp_6.T @ tmp_4 / B
+    tmp_5 = h0 * h0
+    tmp_6 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_7 = (tmp_6[..., None, :] @ ((jac_p__z_zg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del jac_p__z_zg, tmp_6
+    ggn_Uz = tmp_7.T @ tmp_5 / B
+    del tmp_5, tmp_7
     # diag GGN[Wr] = Σ_ck hobj_p__p[c,k] jac_p__z_rg[c,j] jac_p__z_rg[k,j] x[i] x[i]
-    jac_p__z_rg = t["jac_p__z_rg"]
     # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rg, jac_p__z_rg, x, x)
-    tmp_7 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_8 = x * x
-    tmp_9 = (tmp_7[..., None, :] @ ((jac_p__z_rg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wr = tmp_9.T @ tmp_8 / B
+    tmp_8 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_9 = x * x
+    tmp_10 = (tmp_8[..., None, :] @ ((jac_p__z_rg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_8
+    ggn_Wr = tmp_10.T @ tmp_9 / B
+    del tmp_9, tmp_10
     # diag GGN[Ur] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_rg[c,j] jac_p__z_rg[i,j]
     # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_rg, jac_p__z_rg)
-    tmp_10 = h0 * h0
-    tmp_11 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_12 = (tmp_11[..., None, :] @ ((jac_p__z_rg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Ur = tmp_12.T @ tmp_10 / B
+    tmp_11 = h0 * h0
+    tmp_12 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_13 = (tmp_12[..., None, :] @ ((jac_p__z_rg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del jac_p__z_rg, tmp_12
+    ggn_Ur = tmp_13.T @ tmp_11 / B
+    del tmp_11, tmp_13
     # diag GGN[Wh] = Σ_ck hobj_p__p[c,k] jac_p__z_hc[c,j] jac_p__z_hc[k,j] x[i] x[i]
-    jac_p__z_hc = t["jac_p__z_hc"]
     # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_hc, jac_p__z_hc, x, x)
-    tmp_13 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_14 = x * x
-    tmp_15 = (tmp_13[..., None, :] @ ((jac_p__z_hc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wh = tmp_15.T @ tmp_14 / B
+    tmp_14 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_15 = x * x
+    tmp_16 = (tmp_14[..., None, :] @ ((jac_p__z_hc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_14
+    ggn_Wh = tmp_16.T @ tmp_15 / B
+    del tmp_15, tmp_16
     # diag GGN[Uh] = Σ_ci hobj_p__p[c,i] jac_p__z_hc[c,j] jac_p__z_hc[i,j] rh[k] rh[k]
-    rh = t["rh"]
     # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_hc, jac_p__z_hc, rh, rh)
-    tmp_16 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_17 = rh * rh
-    tmp_18 = (tmp_16[..., None, :] @ ((jac_p__z_hc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uh = tmp_18.T @ tmp_17 / B
+    tmp_17 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_18 = rh * rh
+    tmp_19 = (tmp_17[..., None, :] @ ((jac_p__z_hc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del rh, jac_p__z_hc, tmp_17
+    ggn_Uh = tmp_19.T @ tmp_18 / B
+    del tmp_18, tmp_19
     # diag GGN[V] = h1[j] h1[j] hobj_p__p[l,l]
-    h1 = t["h1"]
     # einsum("Bll->Bl", hobj_p__p)
     hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
+    del hobj_p__p
     # einsum("Bj,Bj,Bl->lj", h1, h1, hobj_p__p_diag)
-    tmp_19 = h1 * h1
-    ggn_V = hobj_p__p_diag.T @ tmp_19 / B
+    tmp_20 = h1 * h1
+    del h1
+    ggn_V = hobj_p__p_diag.T @ tmp_20 / B
+    del hobj_p__p_diag, tmp_20
     return {"Wz": ggn_Wz, "Uz": ggn_Uz, "Wr": ggn_Wr, "Ur": ggn_Ur, "Wh": ggn_Wh, "Uh": ggn_Uh, "V": ggn_V}

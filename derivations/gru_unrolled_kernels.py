@@ -5044,143 +5044,447 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h3"] = _adj_h3(t)
-    t["adj_zc"] = _adj_zc(t)
-    t["adj_z_zc"] = _adj_z_zc(t)
-    t["adj_cc"] = _adj_cc(t)
-    t["adj_z_cc"] = _adj_z_cc(t)
-    t["adj_rhc"] = _adj_rhc(t)
-    t["adj_rc"] = _adj_rc(t)
-    t["adj_z_rc"] = _adj_z_rc(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_zb"] = _adj_zb(t)
-    t["adj_z_zb"] = _adj_z_zb(t)
-    t["adj_cb"] = _adj_cb(t)
-    t["adj_z_cb"] = _adj_z_cb(t)
-    t["adj_rhb"] = _adj_rhb(t)
-    t["adj_rb"] = _adj_rb(t)
-    t["adj_z_rb"] = _adj_z_rb(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_za"] = _adj_za(t)
-    t["adj_z_za"] = _adj_z_za(t)
-    t["adj_ca"] = _adj_ca(t)
-    t["adj_z_ca"] = _adj_z_ca(t)
-    t["adj_rha"] = _adj_rha(t)
-    t["adj_ra"] = _adj_ra(t)
-    t["adj_z_ra"] = _adj_z_ra(t)
-    B = t["x1"].shape[0]
+    x1 = data["x1"]
+    x2 = data["x2"]
+    x3 = data["x3"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x1.shape[0]
+    # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x1)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_za = x1 @ Wz.T + h0 @ Uz.T
+    # za[j] = sigmoid(z_za[j])
+    za = _sigmoid(z_za)
+    # z_ra[j] = Σ_i Wr[j,i] x1[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x1)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_ra = x1 @ Wr.T + h0 @ Ur.T
+    # ra[j] = sigmoid(z_ra[j])
+    ra = _sigmoid(z_ra)
+    # rha[j] = ra[j] h0[j]
+    rha = ra * h0
+    # z_ca[j] = Σ_i Wh[j,i] x1[i] + Σ_k Uh[j,k] rha[k]
+    # einsum("ji,Bi->Bj", Wh, x1)
+    # einsum("jk,Bk->Bj", Uh, rha)
+    z_ca = x1 @ Wh.T + rha @ Uh.T
+    # ca[j] = tanh(z_ca[j])
+    ca = np.tanh(z_ca)
+    del z_ca
+    # h1[j] = ca[j] + za[j] (h0[j] - ca[j])
+    tmp = h0 - ca
+    h1 = ca + za * tmp
+    del tmp
+    # z_zb[j] = Σ_i Wz[j,i] x2[i] + Σ_k Uz[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wz, x2)
+    # einsum("jk,Bk->Bj", Uz, h1)
+    z_zb = x2 @ Wz.T + h1 @ Uz.T
+    # zb[j] = sigmoid(z_zb[j])
+    zb = _sigmoid(z_zb)
+    # z_rb[j] = Σ_i Wr[j,i] x2[i] + Σ_k Ur[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wr, x2)
+    # einsum("jk,Bk->Bj", Ur, h1)
+    z_rb = x2 @ Wr.T + h1 @ Ur.T
+    # rb[j] = sigmoid(z_rb[j])
+    rb = _sigmoid(z_rb)
+    # rhb[j] = rb[j] h1[j]
+    rhb = rb * h1
+    # z_cb[j] = Σ_i Wh[j,i] x2[i] + Σ_k Uh[j,k] rhb[k]
+    # einsum("ji,Bi->Bj", Wh, x2)
+    # einsum("jk,Bk->Bj", Uh, rhb)
+    z_cb = x2 @ Wh.T + rhb @ Uh.T
+    # cb[j] = tanh(z_cb[j])
+    cb = np.tanh(z_cb)
+    del z_cb
+    # h2[j] = cb[j] + zb[j] (h1[j] - cb[j])
+    tmp_2 = h1 - cb
+    h2 = cb + zb * tmp_2
+    del tmp_2
+    # z_zc[j] = Σ_i Wz[j,i] x3[i] + Σ_k Uz[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wz, x3)
+    # einsum("jk,Bk->Bj", Uz, h2)
+    z_zc = x3 @ Wz.T + h2 @ Uz.T
+    # zc[j] = sigmoid(z_zc[j])
+    zc = _sigmoid(z_zc)
+    # z_rc[j] = Σ_i Wr[j,i] x3[i] + Σ_k Ur[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wr, x3)
+    # einsum("jk,Bk->Bj", Ur, h2)
+    z_rc = x3 @ Wr.T + h2 @ Ur.T
+    # rc[j] = sigmoid(z_rc[j])
+    rc = _sigmoid(z_rc)
+    # rhc[j] = rc[j] h2[j]
+    rhc = rc * h2
+    # z_cc[j] = Σ_i Wh[j,i] x3[i] + Σ_k Uh[j,k] rhc[k]
+    # einsum("ji,Bi->Bj", Wh, x3)
+    # einsum("jk,Bk->Bj", Uh, rhc)
+    z_cc = x3 @ Wh.T + rhc @ Uh.T
+    # cc[j] = tanh(z_cc[j])
+    cc = np.tanh(z_cc)
+    del z_cc
+    # h3[j] = cc[j] + zc[j] (h2[j] - cc[j])
+    tmp_3 = h2 - cc
+    h3 = cc + zc * tmp_3
+    del tmp_3
+    # p[l] = Σ_j V[l,j] h3[j]
+    # einsum("lj,Bj->Bl", V, h3)
+    p = h3 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    del softmax_p
+    # ∂f/∂V[l,j] = adj_p[l] h3[j]
+    # einsum("Bl,Bj->lj", adj_p, h3)
+    grad_V = adj_p.T @ h3
+    del h3
+    # adj_h3[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h3 = adj_p @ V
+    del adj_p
+    # adj_zc[j] = adj_h3[j] h2[j] - adj_h3[j] cc[j]
+    adj_zc = adj_h3 * h2 - adj_h3 * cc
+    # adj_z_zc[j] = sigmoid'(z_zc[j]) adj_zc[j]
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
+    del z_zc
+    adj_z_zc = dsigmoid_z_zc * adj_zc
+    del adj_zc, dsigmoid_z_zc
+    # adj_cc[j] = adj_h3[j] - adj_h3[j] zc[j]
+    adj_cc = adj_h3 - adj_h3 * zc
+    # adj_z_cc[j] = tanh'(z_cc[j]) adj_cc[j]
+    dtanh_z_cc = 1 - cc**2
+    del cc
+    adj_z_cc = dtanh_z_cc * adj_cc
+    del adj_cc, dtanh_z_cc
+    # adj_rhc[j] = Σ_c Uh[c,j] adj_z_cc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cc)
+    adj_rhc = adj_z_cc @ Uh
+    # adj_rc[j] = adj_rhc[j] h2[j]
+    adj_rc = adj_rhc * h2
+    # adj_z_rc[j] = sigmoid'(z_rc[j]) adj_rc[j]
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
+    del z_rc
+    adj_z_rc = dsigmoid_z_rc * adj_rc
+    del adj_rc, dsigmoid_z_rc
+    # adj_h2[j] = Σ_c Uz[c,j] adj_z_zc[c] + Σ_c Ur[c,j] adj_z_rc[c] + adj_rhc[j] rc[j] + adj_h3[j] zc[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zc)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rc)
+    adj_h2 = adj_z_zc @ Uz + adj_z_rc @ Ur + adj_rhc * rc + adj_h3 * zc
+    del zc, rc, adj_h3, adj_rhc
+    # adj_zb[j] = adj_h2[j] h1[j] - adj_h2[j] cb[j]
+    adj_zb = adj_h2 * h1 - adj_h2 * cb
+    # adj_z_zb[j] = sigmoid'(z_zb[j]) adj_zb[j]
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
+    del z_zb
+    adj_z_zb = dsigmoid_z_zb * adj_zb
+    del adj_zb, dsigmoid_z_zb
+    # adj_cb[j] = adj_h2[j] - adj_h2[j] zb[j]
+    adj_cb = adj_h2 - adj_h2 * zb
+    # adj_z_cb[j] = tanh'(z_cb[j]) adj_cb[j]
+    dtanh_z_cb = 1 - cb**2
+    del cb
+    adj_z_cb = dtanh_z_cb * adj_cb
+    del adj_cb, dtanh_z_cb
+    # adj_rhb[j] = Σ_c Uh[c,j] adj_z_cb[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cb)
+    adj_rhb = adj_z_cb @ Uh
+    # adj_rb[j] = adj_rhb[j] h1[j]
+    adj_rb = adj_rhb * h1
+    # adj_z_rb[j] = sigmoid'(z_rb[j]) adj_rb[j]
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
+    del z_rb
+    adj_z_rb = dsigmoid_z_rb * adj_rb
+    del adj_rb, dsigmoid_z_rb
+    # adj_h1[j] = Σ_c Uz[c,j] adj_z_zb[c] + Σ_c Ur[c,j] adj_z_rb[c] + adj_rhb[j] rb[j] + adj_h2[j] zb[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zb)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rb)
+    adj_h1 = adj_z_zb @ Uz + adj_z_rb @ Ur + adj_rhb * rb + adj_h2 * zb
+    del zb, rb, adj_h2, adj_rhb
+    # adj_za[j] = adj_h1[j] h0[j] - adj_h1[j] ca[j]
+    adj_za = adj_h1 * h0 - adj_h1 * ca
+    # adj_z_za[j] = sigmoid'(z_za[j]) adj_za[j]
+    dsigmoid_z_za = za*_sigmoid(-z_za)
+    del z_za
+    adj_z_za = dsigmoid_z_za * adj_za
+    del adj_za, dsigmoid_z_za
     # ∂f/∂Wz[j,i] = adj_z_za[j] x1[i] + adj_z_zb[j] x2[i] + adj_z_zc[j] x3[i]
-    adj_z_za = t["adj_z_za"]
-    x1 = t["x1"]
     # einsum("Bj,Bi->ji", adj_z_za, x1)
-    adj_z_zb = t["adj_z_zb"]
-    x2 = t["x2"]
     # einsum("Bj,Bi->ji", adj_z_zb, x2)
-    adj_z_zc = t["adj_z_zc"]
-    x3 = t["x3"]
     # einsum("Bj,Bi->ji", adj_z_zc, x3)
-    grad_Wz = (adj_z_za.T @ x1 + adj_z_zb.T @ x2 + adj_z_zc.T @ x3) / B
+    grad_Wz = adj_z_za.T @ x1 + adj_z_zb.T @ x2 + adj_z_zc.T @ x3
     # ∂f/∂Uz[j,k] = adj_z_za[j] h0[k] + adj_z_zb[j] h1[k] + adj_z_zc[j] h2[k]
-    h0 = t["h0"]
     # einsum("Bj,Bk->jk", adj_z_za, h0)
-    h1 = t["h1"]
     # einsum("Bj,Bk->jk", adj_z_zb, h1)
-    h2 = t["h2"]
     # einsum("Bj,Bk->jk", adj_z_zc, h2)
-    grad_Uz = (adj_z_za.T @ h0 + adj_z_zb.T @ h1 + adj_z_zc.T @ h2) / B
+    grad_Uz = adj_z_za.T @ h0 + adj_z_zb.T @ h1 + adj_z_zc.T @ h2
+    del adj_z_zc, adj_z_zb, adj_z_za
+    # adj_ca[j] = adj_h1[j] - adj_h1[j] za[j]
+    adj_ca = adj_h1 - adj_h1 * za
+    del za, adj_h1
+    # adj_z_ca[j] = tanh'(z_ca[j]) adj_ca[j]
+    dtanh_z_ca = 1 - ca**2
+    del ca
+    adj_z_ca = dtanh_z_ca * adj_ca
+    del adj_ca, dtanh_z_ca
+    # ∂f/∂Wh[j,i] = adj_z_ca[j] x1[i] + adj_z_cb[j] x2[i] + adj_z_cc[j] x3[i]
+    # einsum("Bj,Bi->ji", adj_z_ca, x1)
+    # einsum("Bj,Bi->ji", adj_z_cb, x2)
+    # einsum("Bj,Bi->ji", adj_z_cc, x3)
+    grad_Wh = adj_z_ca.T @ x1 + adj_z_cb.T @ x2 + adj_z_cc.T @ x3
+    # ∂f/∂Uh[j,k] = adj_z_ca[j] rha[k] + adj_z_cb[j] rhb[k] + adj_z_cc[j] rhc[k]
+    # einsum("Bj,Bk->jk", adj_z_ca, rha)
+    # einsum("Bj,Bk->jk", adj_z_cb, rhb)
+    # einsum("Bj,Bk->jk", adj_z_cc, rhc)
+    grad_Uh = adj_z_ca.T @ rha + adj_z_cb.T @ rhb + adj_z_cc.T @ rhc
+    del rha, rhb, rhc, adj_z_cc, adj_z_cb
+    # adj_rha[j] = Σ_c Uh[c,j] adj_z_ca[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_ca)
+    adj_rha = adj_z_ca @ Uh
+    del adj_z_ca
+    # adj_ra[j] = adj_rha[j] h0[j]
+    adj_ra = adj_rha * h0
+    del adj_rha
+    # adj_z_ra[j] = sigmoid'(z_ra[j]) adj_ra[j]
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
+    del z_ra, ra
+    adj_z_ra = dsigmoid_z_ra * adj_ra
+    del adj_ra, dsigmoid_z_ra
     # ∂f/∂Wr[j,i] = adj_z_ra[j] x1[i] + adj_z_rb[j] x2[i] + adj_z_rc[j] x3[i]
-    adj_z_ra = t["adj_z_ra"]
     # einsum("Bj,Bi->ji", adj_z_ra, x1)
-    adj_z_rb = t["adj_z_rb"]
     # einsum("Bj,Bi->ji", adj_z_rb, x2)
-    adj_z_rc = t["adj_z_rc"]
     # einsum("Bj,Bi->ji", adj_z_rc, x3)
-    grad_Wr = (adj_z_ra.T @ x1 + adj_z_rb.T @ x2 + adj_z_rc.T @ x3) / B
+    grad_Wr = adj_z_ra.T @ x1 + adj_z_rb.T @ x2 + adj_z_rc.T @ x3
     # ∂f/∂Ur[j,k] = adj_z_ra[j] h0[k] + adj_z_rb[j] h1[k] + adj_z_rc[j] h2[k]
     # einsum("Bj,Bk->jk", adj_z_ra, h0)
     # einsum("Bj,Bk->jk", adj_z_rb, h1)
     # einsum("Bj,Bk->jk", adj_z_rc, h2)
-    grad_Ur = (adj_z_ra.T @ h0 + adj_z_rb.T @ h1 + adj_z_rc.T @ h2) / B
-    # ∂f/∂Wh[j,i] = adj_z_ca[j] x1[i] + adj_z_cb[j] x2[i] + adj_z_cc[j] x3[i]
-    adj_z_ca = t["adj_z_ca"]
-    # einsum("Bj,Bi->ji", adj_z_ca, x1)
-    adj_z_cb = t["adj_z_cb"]
-    # einsum("Bj,Bi->ji", adj_z_cb, x2)
-    adj_z_cc = t["adj_z_cc"]
-    # einsum("Bj,Bi->ji", adj_z_cc, x3)
-    grad_Wh = (adj_z_ca.T @ x1 + adj_z_cb.T @ x2 + adj_z_cc.T @ x3) / B
-    # ∂f/∂Uh[j,k] = adj_z_ca[j] rha[k] + adj_z_cb[j] rhb[k] + adj_z_cc[j] rhc[k]
-    rha = t["rha"]
-    # einsum("Bj,Bk->jk", adj_z_ca, rha)
-    rhb = t["rhb"]
-    # einsum("Bj,Bk->jk", adj_z_cb, rhb)
-    rhc = t["rhc"]
-    # einsum("Bj,Bk->jk", adj_z_cc, rhc)
-    grad_Uh = (adj_z_ca.T @ rha + adj_z_cb.T @ rhb + adj_z_cc.T @ rhc) / B
-    # ∂f/∂V[l,j] = adj_p[l] h3[j]
-    adj_p = t["adj_p"]
-    h3 = t["h3"]
-    # einsum("Bl,Bj->lj", adj_p, h3)
-    grad_V = adj_p.T @ h3 / B
+    grad_Ur = adj_z_ra.T @ h0 + adj_z_rb.T @ h1 + adj_z_rc.T @ h2
+    del h1, h2, adj_z_rc, adj_z_rb, adj_z_ra
     return {"Wz": grad_Wz, "Uz": grad_Uz, "Wr": grad_Wr, "Ur": grad_Ur, "Wh": grad_Wh, "Uh": grad_Uh, "V": grad_V}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h3"] = _adj_h3(t)
-    t["adj_zc"] = _adj_zc(t)
-    t["adj_z_zc"] = _adj_z_zc(t)
-    t["adj_cc"] = _adj_cc(t)
-    t["adj_z_cc"] = _adj_z_cc(t)
-    t["adj_rhc"] = _adj_rhc(t)
-    t["adj_rc"] = _adj_rc(t)
-    t["adj_z_rc"] = _adj_z_rc(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_zb"] = _adj_zb(t)
-    t["adj_z_zb"] = _adj_z_zb(t)
-    t["adj_cb"] = _adj_cb(t)
-    t["adj_z_cb"] = _adj_z_cb(t)
-    t["adj_rhb"] = _adj_rhb(t)
-    t["adj_rb"] = _adj_rb(t)
-    t["adj_z_rb"] = _adj_z_rb(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_za"] = _adj_za(t)
-    t["adj_z_za"] = _adj_z_za(t)
-    t["adj_ca"] = _adj_ca(t)
-    t["adj_z_ca"] = _adj_z_ca(t)
-    t["adj_rha"] = _adj_rha(t)
-    t["adj_ra"] = _adj_ra(t)
-    t["adj_z_ra"] = _adj_z_ra(t)
-    B = t["x1"].shape[0]
+    x1 = data["x1"]
+    x2 = data["x2"]
+    x3 = data["x3"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x1.shape[0]
+    # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x1)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_za = x1 @ Wz.T + h0 @ Uz.T
+    # za[j] = sigmoid(z_za[j])
+    za = _sigmoid(z_za)
+    # z_ra[j] = Σ_i Wr[j,i] x1[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x1)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_ra = x1 @ Wr.T + h0 @ Ur.T
+    # ra[j] = sigmoid(z_ra[j])
+    ra = _sigmoid(z_ra)
+    # rha[j] = ra[j] h0[j]
+    rha = ra * h0
+    # z_ca[j] = Σ_i Wh[j,i] x1[i] + Σ_k Uh[j,k] rha[k]
+    # einsum("ji,Bi->Bj", Wh, x1)
+    # einsum("jk,Bk->Bj", Uh, rha)
+    z_ca = x1 @ Wh.T + rha @ Uh.T
+    # ca[j] = tanh(z_ca[j])
+    ca = np.tanh(z_ca)
+    del z_ca
+    # h1[j] = ca[j] + za[j] (h0[j] - ca[j])
+    tmp = h0 - ca
+    h1 = ca + za * tmp
+    del tmp
+    # z_zb[j] = Σ_i Wz[j,i] x2[i] + Σ_k Uz[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wz, x2)
+    # einsum("jk,Bk->Bj", Uz, h1)
+    z_zb = x2 @ Wz.T + h1 @ Uz.T
+    # zb[j] = sigmoid(z_zb[j])
+    zb = _sigmoid(z_zb)
+    # z_rb[j] = Σ_i Wr[j,i] x2[i] + Σ_k Ur[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wr, x2)
+    # einsum("jk,Bk->Bj", Ur, h1)
+    z_rb = x2 @ Wr.T + h1 @ Ur.T
+    # rb[j] = sigmoid(z_rb[j])
+    rb = _sigmoid(z_rb)
+    # rhb[j] = rb[j] h1[j]
+    rhb = rb * h1
+    # z_cb[j] = Σ_i Wh[j,i] x2[i] + Σ_k Uh[j,k] rhb[k]
+    # einsum("ji,Bi->Bj", Wh, x2)
+    # einsum("jk,Bk->Bj", Uh, rhb)
+    z_cb = x2 @ Wh.T + rhb @ Uh.T
+    # cb[j] = tanh(z_cb[j])
+    cb = np.tanh(z_cb)
+    del z_cb
+    # h2[j] = cb[j] + zb[j] (h1[j] - cb[j])
+    tmp_2 = h1 - cb
+    h2 = cb + zb * tmp_2
+    del tmp_2
+    # z_zc[j] = Σ_i Wz[j,i] x3[i] + Σ_k Uz[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wz, x3)
+    # einsum("jk,Bk->Bj", Uz, h2)
+    z_zc = x3 @ Wz.T + h2 @ Uz.T
+    # zc[j] = sigmoid(z_zc[j])
+    zc = _sigmoid(z_zc)
+    # z_rc[j] = Σ_i Wr[j,i] x3[i] + Σ_k Ur[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wr, x3)
+    # einsum("jk,Bk->Bj", Ur, h2)
+    z_rc = x3 @ Wr.T + h2 @ Ur.T
+    # rc[j] = sigmoid(z_rc[j])
+    rc = _sigmoid(z_rc)
+    # rhc[j] = rc[j] h2[j]
+    rhc = rc * h2
+    # z_cc[j] = Σ_i Wh[j,i] x3[i] + Σ_k Uh[j,k] rhc[k]
+    # einsum("ji,Bi->Bj", Wh, x3)
+    # einsum("jk,Bk->Bj", Uh, rhc)
+    z_cc = x3 @ Wh.T + rhc @ Uh.T
+    # cc[j] = tanh(z_cc[j])
+    cc = np.tanh(z_cc)
+    del z_cc
+    # h3[j] = cc[j] + zc[j] (h2[j] - cc[j])
+    tmp_3 = h2 - cc
+    h3 = cc + zc * tmp_3
+    del tmp_3
+    # p[l] = Σ_j V[l,j] h3[j]
+    # einsum("lj,Bj->Bl", V, h3)
+    p = h3 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # ∂f/∂V[l,j] = adj_p[l] h3[j]
+    # einsum("Bl,Bj->Blj", adj_p, h3)
+    grad_V = h3[:, None] * adj_p[:, :, None]
+    del h3
+    # adj_h3[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h3 = adj_p @ V
+    del adj_p
+    # adj_zc[j] = adj_h3[j] h2[j] - adj_h3[j] cc[j]
+    adj_zc = adj_h3 * h2 - adj_h3 * cc
+    # adj_z_zc[j] = sigmoid'(z_zc[j]) adj_zc[j]
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
+    del z_zc
+    adj_z_zc = dsigmoid_z_zc * adj_zc
+    del adj_zc, dsigmoid_z_zc
+    # adj_cc[j] = adj_h3[j] - adj_h3[j] zc[j]
+    adj_cc = adj_h3 - adj_h3 * zc
+    # adj_z_cc[j] = tanh'(z_cc[j]) adj_cc[j]
+    dtanh_z_cc = 1 - cc**2
+    del cc
+    adj_z_cc = dtanh_z_cc * adj_cc
+    del adj_cc, dtanh_z_cc
+    # adj_rhc[j] = Σ_c Uh[c,j] adj_z_cc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cc)
+    adj_rhc = adj_z_cc @ Uh
+    # adj_rc[j] = adj_rhc[j] h2[j]
+    adj_rc = adj_rhc * h2
+    # adj_z_rc[j] = sigmoid'(z_rc[j]) adj_rc[j]
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
+    del z_rc
+    adj_z_rc = dsigmoid_z_rc * adj_rc
+    del adj_rc, dsigmoid_z_rc
+    # adj_h2[j] = Σ_c Uz[c,j] adj_z_zc[c] + Σ_c Ur[c,j] adj_z_rc[c] + adj_rhc[j] rc[j] + adj_h3[j] zc[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zc)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rc)
+    adj_h2 = adj_z_zc @ Uz + adj_z_rc @ Ur + adj_rhc * rc + adj_h3 * zc
+    del zc, rc, adj_h3, adj_rhc
+    # adj_zb[j] = adj_h2[j] h1[j] - adj_h2[j] cb[j]
+    adj_zb = adj_h2 * h1 - adj_h2 * cb
+    # adj_z_zb[j] = sigmoid'(z_zb[j]) adj_zb[j]
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
+    del z_zb
+    adj_z_zb = dsigmoid_z_zb * adj_zb
+    del adj_zb, dsigmoid_z_zb
+    # adj_cb[j] = adj_h2[j] - adj_h2[j] zb[j]
+    adj_cb = adj_h2 - adj_h2 * zb
+    # adj_z_cb[j] = tanh'(z_cb[j]) adj_cb[j]
+    dtanh_z_cb = 1 - cb**2
+    del cb
+    adj_z_cb = dtanh_z_cb * adj_cb
+    del adj_cb, dtanh_z_cb
+    # adj_rhb[j] = Σ_c Uh[c,j] adj_z_cb[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cb)
+    adj_rhb = adj_z_cb @ Uh
+    # adj_rb[j] = adj_rhb[j] h1[j]
+    adj_rb = adj_rhb * h1
+    # adj_z_rb[j] = sigmoid'(z_rb[j]) adj_rb[j]
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
+    del z_rb
+    adj_z_rb = dsigmoid_z_rb * adj_rb
+    del adj_rb, dsigmoid_z_rb
+    # adj_h1[j] = Σ_c Uz[c,j] adj_z_zb[c] + Σ_c Ur[c,j] adj_z_rb[c] + adj_rhb[j] rb[j] + adj_h2[j] zb[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zb)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rb)
+    adj_h1 = adj_z_zb @ Uz + adj_z_rb @ Ur + adj_rhb * rb + adj_h2 * zb
+    del zb, rb, adj_h2, adj_rhb
+    # adj_za[j] = adj_h1[j] h0[j] - adj_h1[j] ca[j]
+    adj_za = adj_h1 * h0 - adj_h1 * ca
+    # adj_z_za[j] = sigmoid'(z_za[j]) adj_za[j]
+    dsigmoid_z_za = za*_sigmoid(-z_za)
+    del z_za
+    adj_z_za = dsigmoid_z_za * adj_za
+    del adj_za, dsigmoid_z_za
     # ∂f/∂Wz[j,i] = adj_z_za[j] x1[i] + adj_z_zb[j] x2[i] + adj_z_zc[j] x3[i]
-    adj_z_za = t["adj_z_za"]
-    x1 = t["x1"]
     # einsum("Bj,Bi->Bji", adj_z_za, x1)
-    adj_z_zb = t["adj_z_zb"]
-    x2 = t["x2"]
     # einsum("Bj,Bi->Bji", adj_z_zb, x2)
-    adj_z_zc = t["adj_z_zc"]
-    x3 = t["x3"]
     # einsum("Bj,Bi->Bji", adj_z_zc, x3)
     grad_Wz = x1[:, None] * adj_z_za[:, :, None] + x2[:, None] * adj_z_zb[:, :, None] + x3[:, None] * adj_z_zc[:, :, None]
     # ∂f/∂Uz[j,k] = adj_z_za[j] h0[k] + adj_z_zb[j] h1[k] + adj_z_zc[j] h2[k]
-    h0 = t["h0"]
     # einsum("Bj,Bk->Bjk", adj_z_za, h0)
-    h1 = t["h1"]
     # einsum("Bj,Bk->Bjk", adj_z_zb, h1)
-    h2 = t["h2"]
     # einsum("Bj,Bk->Bjk", adj_z_zc, h2)
     grad_Uz = h0[:, None] * adj_z_za[:, :, None] + h1[:, None] * adj_z_zb[:, :, None] + h2[:, None] * adj_z_zc[:, :, None]
+    del adj_z_zc, adj_z_zb, adj_z_za
+    # adj_ca[j] = adj_h1[j] - adj_h1[j] za[j]
+    adj_ca = adj_h1 - adj_h1 * za
+    del za, adj_h1
+    # adj_z_ca[j] = tanh'(z_ca[j]) adj_ca[j]
+    dtanh_z_ca = 1 - ca**2
+    del ca
+    adj_z_ca = dtanh_z_ca * adj_ca
+    del adj_ca, dtanh_z_ca
+    # ∂f/∂Wh[j,i] = adj_z_ca[j] x1[i] + adj_z_cb[j] x2[i] + adj_z_cc[j] x3[i]
+    # einsum("Bj,Bi->Bji", adj_z_ca, x1)
+    # einsum("Bj,Bi->Bji", adj_z_cb, x2)
+    # einsum("Bj,Bi->Bji", adj_z_cc, x3)
+    grad_Wh = x1[:, None] * adj_z_ca[:, :, None] + x2[:, None] * adj_z_cb[:, :, None] + x3[:, None] * adj_z_cc[:, :, None]
+    # ∂f/∂Uh[j,k] = adj_z_ca[j] rha[k] + adj_z_cb[j] rhb[k] + adj_z_cc[j] rhc[k]
+    # einsum("Bj,Bk->Bjk", adj_z_ca, rha)
+    # einsum("Bj,Bk->Bjk", adj_z_cb, rhb)
+    # einsum("Bj,Bk->Bjk", adj_z_cc, rhc)
+    grad_Uh = rha[:, None] * adj_z_ca[:, :, None] + rhb[:, None] * adj_z_cb[:, :, None] + rhc[:, None] * adj_z_cc[:, :, None]
+    del rha, rhb, rhc, adj_z_cc, adj_z_cb
+    # adj_rha[j] = Σ_c Uh[c,j] adj_z_ca[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_ca)
+    adj_rha = adj_z_ca @ Uh
+    del adj_z_ca
+    # adj_ra[j] = adj_rha[j] h0[j]
+    adj_ra = adj_rha * h0
+    del adj_rha
+    # adj_z_ra[j] = sigmoid'(z_ra[j]) adj_ra[j]
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
+    del z_ra, ra
+    adj_z_ra = dsigmoid_z_ra * adj_ra
+    del adj_ra, dsigmoid_z_ra
     # ∂f/∂Wr[j,i] = adj_z_ra[j] x1[i] + adj_z_rb[j] x2[i] + adj_z_rc[j] x3[i]
-    adj_z_ra = t["adj_z_ra"]
     # einsum("Bj,Bi->Bji", adj_z_ra, x1)
-    adj_z_rb = t["adj_z_rb"]
     # einsum("Bj,Bi->Bji", adj_z_rb, x2)
-    adj_z_rc = t["adj_z_rc"]
     # einsum("Bj,Bi->Bji", adj_z_rc, x3)
     grad_Wr = x1[:, None] * adj_z_ra[:, :, None] + x2[:, None] * adj_z_rb[:, :, None] + x3[:, None] * adj_z_rc[:, :, None]
     # ∂f/∂Ur[j,k] = adj_z_ra[j] h0[k] + adj_z_rb[j] h1[k] + adj_z_rc[j] h2[k]
@@ -5188,263 +5492,541 @@ def per_sample_gradient(params, data):
     # einsum("Bj,Bk->Bjk", adj_z_rb, h1)
     # einsum("Bj,Bk->Bjk", adj_z_rc, h2)
     grad_Ur = h0[:, None] * adj_z_ra[:, :, None] + h1[:, None] * adj_z_rb[:, :, None] + h2[:, None] * adj_z_rc[:, :, None]
-    # ∂f/∂Wh[j,i] = adj_z_ca[j] x1[i] + adj_z_cb[j] x2[i] + adj_z_cc[j] x3[i]
-    adj_z_ca = t["adj_z_ca"]
-    # einsum("Bj,Bi->Bji", adj_z_ca, x1)
-    adj_z_cb = t["adj_z_cb"]
-    # einsum("Bj,Bi->Bji", adj_z_cb, x2)
-    adj_z_cc = t["adj_z_cc"]
-    # einsum("Bj,Bi->Bji", adj_z_cc, x3)
-    grad_Wh = x1[:, None] * adj_z_ca[:, :, None] + x2[:, None] * adj_z_cb[:, :, None] + x3[:, None] * adj_z_cc[:, :, None]
-    # ∂f/∂Uh[j,k] = adj_z_ca[j] rha[k] + adj_z_cb[j] rhb[k] + adj_z_cc[j] rhc[k]
-    rha = t["rha"]
-    # einsum("Bj,Bk->Bjk", adj_z_ca, rha)
-    rhb = t["rhb"]
-    # einsum("Bj,Bk->Bjk", adj_z_cb, rhb)
-    rhc = t["rhc"]
-    # einsum("Bj,Bk->Bjk", adj_z_cc, rhc)
-    grad_Uh = rha[:, None] * adj_z_ca[:, :, None] + rhb[:, None] * adj_z_cb[:, :, None] + rhc[:, None] * adj_z_cc[:, :, None]
-    # ∂f/∂V[l,j] = adj_p[l] h3[j]
-    adj_p = t["adj_p"]
-    h3 = t["h3"]
-    # einsum("Bl,Bj->Blj", adj_p, h3)
-    grad_V = h3[:, None] * adj_p[:, :, None]
+    del h1, h2, adj_z_rc, adj_z_rb, adj_z_ra
     return {"Wz": grad_Wz, "Uz": grad_Uz, "Wr": grad_Wr, "Ur": grad_Ur, "Wh": grad_Wh, "Uh": grad_Uh, "V": grad_V}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h3"] = _adj_h3(t)
-    t["adj_zc"] = _adj_zc(t)
-    t["adj_z_zc"] = _adj_z_zc(t)
-    t["adj_cc"] = _adj_cc(t)
-    t["adj_z_cc"] = _adj_z_cc(t)
-    t["adj_rhc"] = _adj_rhc(t)
-    t["adj_rc"] = _adj_rc(t)
-    t["adj_z_rc"] = _adj_z_rc(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_zb"] = _adj_zb(t)
-    t["adj_z_zb"] = _adj_z_zb(t)
-    t["adj_cb"] = _adj_cb(t)
-    t["adj_z_cb"] = _adj_z_cb(t)
-    t["adj_rhb"] = _adj_rhb(t)
-    t["adj_rb"] = _adj_rb(t)
-    t["adj_z_rb"] = _adj_z_rb(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_za"] = _adj_za(t)
-    t["adj_z_za"] = _adj_z_za(t)
-    t["adj_ca"] = _adj_ca(t)
-    t["adj_z_ca"] = _adj_z_ca(t)
-    t["adj_rha"] = _adj_rha(t)
-    t["adj_ra"] = _adj_ra(t)
-    t["adj_z_ra"] = _adj_z_ra(t)
-    B = t["x1"].shape[0]
-    adj_z_za = t["adj_z_za"]
-    x1 = t["x1"]
-    adj_z_zb = t["adj_z_zb"]
-    x2 = t["x2"]
-    adj_z_zc = t["adj_z_zc"]
-    x3 = t["x3"]
-    h0 = t["h0"]
-    h1 = t["h1"]
-    h2 = t["h2"]
-    adj_z_ra = t["adj_z_ra"]
-    adj_z_rb = t["adj_z_rb"]
-    adj_z_rc = t["adj_z_rc"]
-    adj_z_ca = t["adj_z_ca"]
-    adj_z_cb = t["adj_z_cb"]
-    adj_z_cc = t["adj_z_cc"]
-    rha = t["rha"]
-    rhb = t["rhb"]
-    rhc = t["rhc"]
-    adj_p = t["adj_p"]
-    h3 = t["h3"]
+    x1 = data["x1"]
+    x2 = data["x2"]
+    x3 = data["x3"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x1.shape[0]
+    # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x1)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_za = x1 @ Wz.T + h0 @ Uz.T
+    # za[j] = sigmoid(z_za[j])
+    za = _sigmoid(z_za)
+    # z_ra[j] = Σ_i Wr[j,i] x1[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x1)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_ra = x1 @ Wr.T + h0 @ Ur.T
+    # ra[j] = sigmoid(z_ra[j])
+    ra = _sigmoid(z_ra)
+    # rha[j] = ra[j] h0[j]
+    rha = ra * h0
+    # z_ca[j] = Σ_i Wh[j,i] x1[i] + Σ_k Uh[j,k] rha[k]
+    # einsum("ji,Bi->Bj", Wh, x1)
+    # einsum("jk,Bk->Bj", Uh, rha)
+    z_ca = x1 @ Wh.T + rha @ Uh.T
+    # ca[j] = tanh(z_ca[j])
+    ca = np.tanh(z_ca)
+    del z_ca
+    # h1[j] = ca[j] + za[j] (h0[j] - ca[j])
+    tmp = h0 - ca
+    h1 = ca + za * tmp
+    del tmp
+    # z_zb[j] = Σ_i Wz[j,i] x2[i] + Σ_k Uz[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wz, x2)
+    # einsum("jk,Bk->Bj", Uz, h1)
+    z_zb = x2 @ Wz.T + h1 @ Uz.T
+    # zb[j] = sigmoid(z_zb[j])
+    zb = _sigmoid(z_zb)
+    # z_rb[j] = Σ_i Wr[j,i] x2[i] + Σ_k Ur[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wr, x2)
+    # einsum("jk,Bk->Bj", Ur, h1)
+    z_rb = x2 @ Wr.T + h1 @ Ur.T
+    # rb[j] = sigmoid(z_rb[j])
+    rb = _sigmoid(z_rb)
+    # rhb[j] = rb[j] h1[j]
+    rhb = rb * h1
+    # z_cb[j] = Σ_i Wh[j,i] x2[i] + Σ_k Uh[j,k] rhb[k]
+    # einsum("ji,Bi->Bj", Wh, x2)
+    # einsum("jk,Bk->Bj", Uh, rhb)
+    z_cb = x2 @ Wh.T + rhb @ Uh.T
+    # cb[j] = tanh(z_cb[j])
+    cb = np.tanh(z_cb)
+    del z_cb
+    # h2[j] = cb[j] + zb[j] (h1[j] - cb[j])
+    tmp_2 = h1 - cb
+    h2 = cb + zb * tmp_2
+    del tmp_2
+    # z_zc[j] = Σ_i Wz[j,i] x3[i] + Σ_k Uz[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wz, x3)
+    # einsum("jk,Bk->Bj", Uz, h2)
+    z_zc = x3 @ Wz.T + h2 @ Uz.T
+    # zc[j] = sigmoid(z_zc[j])
+    zc = _sigmoid(z_zc)
+    # z_rc[j] = Σ_i Wr[j,i] x3[i] + Σ_k Ur[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wr, x3)
+    # einsum("jk,Bk->Bj", Ur, h2)
+    z_rc = x3 @ Wr.T + h2 @ Ur.T
+    # rc[j] = sigmoid(z_rc[j])
+    rc = _sigmoid(z_rc)
+    # rhc[j] = rc[j] h2[j]
+    rhc = rc * h2
+    # z_cc[j] = Σ_i Wh[j,i] x3[i] + Σ_k Uh[j,k] rhc[k]
+    # einsum("ji,Bi->Bj", Wh, x3)
+    # einsum("jk,Bk->Bj", Uh, rhc)
+    z_cc = x3 @ Wh.T + rhc @ Uh.T
+    # cc[j] = tanh(z_cc[j])
+    cc = np.tanh(z_cc)
+    del z_cc
+    # h3[j] = cc[j] + zc[j] (h2[j] - cc[j])
+    tmp_3 = h2 - cc
+    h3 = cc + zc * tmp_3
+    del tmp_3
+    # p[l] = Σ_j V[l,j] h3[j]
+    # einsum("lj,Bj->Bl", V, h3)
+    p = h3 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # adj_h3[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h3 = adj_p @ V
+    # adj_zc[j] = adj_h3[j] h2[j] - adj_h3[j] cc[j]
+    adj_zc = adj_h3 * h2 - adj_h3 * cc
+    # adj_z_zc[j] = sigmoid'(z_zc[j]) adj_zc[j]
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
+    del z_zc
+    adj_z_zc = dsigmoid_z_zc * adj_zc
+    del adj_zc, dsigmoid_z_zc
+    # adj_cc[j] = adj_h3[j] - adj_h3[j] zc[j]
+    adj_cc = adj_h3 - adj_h3 * zc
+    # adj_z_cc[j] = tanh'(z_cc[j]) adj_cc[j]
+    dtanh_z_cc = 1 - cc**2
+    del cc
+    adj_z_cc = dtanh_z_cc * adj_cc
+    del adj_cc, dtanh_z_cc
+    # adj_rhc[j] = Σ_c Uh[c,j] adj_z_cc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cc)
+    adj_rhc = adj_z_cc @ Uh
+    # adj_rc[j] = adj_rhc[j] h2[j]
+    adj_rc = adj_rhc * h2
+    # adj_z_rc[j] = sigmoid'(z_rc[j]) adj_rc[j]
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
+    del z_rc
+    adj_z_rc = dsigmoid_z_rc * adj_rc
+    del adj_rc, dsigmoid_z_rc
+    # adj_h2[j] = Σ_c Uz[c,j] adj_z_zc[c] + Σ_c Ur[c,j] adj_z_rc[c] + adj_rhc[j] rc[j] + adj_h3[j] zc[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zc)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rc)
+    adj_h2 = adj_z_zc @ Uz + adj_z_rc @ Ur + adj_rhc * rc + adj_h3 * zc
+    del zc, rc, adj_h3, adj_rhc
+    # adj_zb[j] = adj_h2[j] h1[j] - adj_h2[j] cb[j]
+    adj_zb = adj_h2 * h1 - adj_h2 * cb
+    # adj_z_zb[j] = sigmoid'(z_zb[j]) adj_zb[j]
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
+    del z_zb
+    adj_z_zb = dsigmoid_z_zb * adj_zb
+    del adj_zb, dsigmoid_z_zb
+    # adj_cb[j] = adj_h2[j] - adj_h2[j] zb[j]
+    adj_cb = adj_h2 - adj_h2 * zb
+    # adj_z_cb[j] = tanh'(z_cb[j]) adj_cb[j]
+    dtanh_z_cb = 1 - cb**2
+    del cb
+    adj_z_cb = dtanh_z_cb * adj_cb
+    del adj_cb, dtanh_z_cb
+    # adj_rhb[j] = Σ_c Uh[c,j] adj_z_cb[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cb)
+    adj_rhb = adj_z_cb @ Uh
+    # adj_rb[j] = adj_rhb[j] h1[j]
+    adj_rb = adj_rhb * h1
+    # adj_z_rb[j] = sigmoid'(z_rb[j]) adj_rb[j]
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
+    del z_rb
+    adj_z_rb = dsigmoid_z_rb * adj_rb
+    del adj_rb, dsigmoid_z_rb
+    # adj_h1[j] = Σ_c Uz[c,j] adj_z_zb[c] + Σ_c Ur[c,j] adj_z_rb[c] + adj_rhb[j] rb[j] + adj_h2[j] zb[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zb)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rb)
+    adj_h1 = adj_z_zb @ Uz + adj_z_rb @ Ur + adj_rhb * rb + adj_h2 * zb
+    del zb, rb, adj_h2, adj_rhb
+    # adj_za[j] = adj_h1[j] h0[j] - adj_h1[j] ca[j]
+    adj_za = adj_h1 * h0 - adj_h1 * ca
+    # adj_z_za[j] = sigmoid'(z_za[j]) adj_za[j]
+    dsigmoid_z_za = za*_sigmoid(-z_za)
+    del z_za
+    adj_z_za = dsigmoid_z_za * adj_za
+    del adj_za, dsigmoid_z_za
+    # adj_ca[j] = adj_h1[j] - adj_h1[j] za[j]
+    adj_ca = adj_h1 - adj_h1 * za
+    del za, adj_h1
+    # adj_z_ca[j] = tanh'(z_ca[j]) adj_ca[j]
+    dtanh_z_ca = 1 - ca**2
+    del ca
+    adj_z_ca = dtanh_z_ca * adj_ca
+    del adj_ca, dtanh_z_ca
+    # adj_rha[j] = Σ_c Uh[c,j] adj_z_ca[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_ca)
+    adj_rha = adj_z_ca @ Uh
+    # adj_ra[j] = adj_rha[j] h0[j]
+    adj_ra = adj_rha * h0
+    del adj_rha
+    # adj_z_ra[j] = sigmoid'(z_ra[j]) adj_ra[j]
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
+    del z_ra, ra
+    adj_z_ra = dsigmoid_z_ra * adj_ra
+    del adj_ra, dsigmoid_z_ra
     return {"Wz": [(adj_z_za, x1), (adj_z_zb, x2), (adj_z_zc, x3)], "Uz": [(adj_z_za, h0), (adj_z_zb, h1), (adj_z_zc, h2)], "Wr": [(adj_z_ra, x1), (adj_z_rb, x2), (adj_z_rc, x3)], "Ur": [(adj_z_ra, h0), (adj_z_rb, h1), (adj_z_rc, h2)], "Wh": [(adj_z_ca, x1), (adj_z_cb, x2), (adj_z_cc, x3)], "Uh": [(adj_z_ca, rha), (adj_z_cb, rhb), (adj_z_cc, rhc)], "V": [(adj_p, h3)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h3"] = _adj_h3(t)
-    t["adj_zc"] = _adj_zc(t)
-    t["adj_z_zc"] = _adj_z_zc(t)
-    t["adj_cc"] = _adj_cc(t)
-    t["adj_z_cc"] = _adj_z_cc(t)
-    t["adj_rhc"] = _adj_rhc(t)
-    t["adj_rc"] = _adj_rc(t)
-    t["adj_z_rc"] = _adj_z_rc(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_zb"] = _adj_zb(t)
-    t["adj_z_zb"] = _adj_z_zb(t)
-    t["adj_cb"] = _adj_cb(t)
-    t["adj_z_cb"] = _adj_z_cb(t)
-    t["adj_rhb"] = _adj_rhb(t)
-    t["adj_rb"] = _adj_rb(t)
-    t["adj_z_rb"] = _adj_z_rb(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_za"] = _adj_za(t)
-    t["adj_z_za"] = _adj_z_za(t)
-    t["adj_ca"] = _adj_ca(t)
-    t["adj_z_ca"] = _adj_z_ca(t)
-    t["adj_rha"] = _adj_rha(t)
-    t["adj_ra"] = _adj_ra(t)
-    t["adj_z_ra"] = _adj_z_ra(t)
-    B = t["x1"].shape[0]
+    x1 = data["x1"]
+    x2 = data["x2"]
+    x3 = data["x3"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x1.shape[0]
+    # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x1)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_za = x1 @ Wz.T + h0 @ Uz.T
+    # za[j] = sigmoid(z_za[j])
+    za = _sigmoid(z_za)
+    # z_ra[j] = Σ_i Wr[j,i] x1[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x1)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_ra = x1 @ Wr.T + h0 @ Ur.T
+    # ra[j] = sigmoid(z_ra[j])
+    ra = _sigmoid(z_ra)
+    # rha[j] = ra[j] h0[j]
+    rha = ra * h0
+    # z_ca[j] = Σ_i Wh[j,i] x1[i] + Σ_k Uh[j,k] rha[k]
+    # einsum("ji,Bi->Bj", Wh, x1)
+    # einsum("jk,Bk->Bj", Uh, rha)
+    z_ca = x1 @ Wh.T + rha @ Uh.T
+    # ca[j] = tanh(z_ca[j])
+    ca = np.tanh(z_ca)
+    del z_ca
+    # h1[j] = ca[j] + za[j] (h0[j] - ca[j])
+    tmp = h0 - ca
+    h1 = ca + za * tmp
+    del tmp
+    # z_zb[j] = Σ_i Wz[j,i] x2[i] + Σ_k Uz[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wz, x2)
+    # einsum("jk,Bk->Bj", Uz, h1)
+    z_zb = x2 @ Wz.T + h1 @ Uz.T
+    # zb[j] = sigmoid(z_zb[j])
+    zb = _sigmoid(z_zb)
+    # z_rb[j] = Σ_i Wr[j,i] x2[i] + Σ_k Ur[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wr, x2)
+    # einsum("jk,Bk->Bj", Ur, h1)
+    z_rb = x2 @ Wr.T + h1 @ Ur.T
+    # rb[j] = sigmoid(z_rb[j])
+    rb = _sigmoid(z_rb)
+    # rhb[j] = rb[j] h1[j]
+    rhb = rb * h1
+    # z_cb[j] = Σ_i Wh[j,i] x2[i] + Σ_k Uh[j,k] rhb[k]
+    # einsum("ji,Bi->Bj", Wh, x2)
+    # einsum("jk,Bk->Bj", Uh, rhb)
+    z_cb = x2 @ Wh.T + rhb @ Uh.T
+    # cb[j] = tanh(z_cb[j])
+    cb = np.tanh(z_cb)
+    del z_cb
+    # h2[j] = cb[j] + zb[j] (h1[j] - cb[j])
+    tmp_2 = h1 - cb
+    h2 = cb + zb * tmp_2
+    del tmp_2
+    # z_zc[j] = Σ_i Wz[j,i] x3[i] + Σ_k Uz[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wz, x3)
+    # einsum("jk,Bk->Bj", Uz, h2)
+    z_zc = x3 @ Wz.T + h2 @ Uz.T
+    # zc[j] = sigmoid(z_zc[j])
+    zc = _sigmoid(z_zc)
+    # z_rc[j] = Σ_i Wr[j,i] x3[i] + Σ_k Ur[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wr, x3)
+    # einsum("jk,Bk->Bj", Ur, h2)
+    z_rc = x3 @ Wr.T + h2 @ Ur.T
+    # rc[j] = sigmoid(z_rc[j])
+    rc = _sigmoid(z_rc)
+    # rhc[j] = rc[j] h2[j]
+    rhc = rc * h2
+    # z_cc[j] = Σ_i Wh[j,i] x3[i] + Σ_k Uh[j,k] rhc[k]
+    # einsum("ji,Bi->Bj", Wh, x3)
+    # einsum("jk,Bk->Bj", Uh, rhc)
+    z_cc = x3 @ Wh.T + rhc @ Uh.T
+    # cc[j] = tanh(z_cc[j])
+    cc = np.tanh(z_cc)
+    del z_cc
+    # h3[j] = cc[j] + zc[j] (h2[j] - cc[j])
+    tmp_3 = h2 - cc
+    h3 = cc + zc * tmp_3
+    del tmp_3
+    # p[l] = Σ_j V[l,j] h3[j]
+    # einsum("lj,Bj->Bl", V, h3)
+    p = h3 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # ‖∂f/∂V‖² = Σ over pairs of terms of their inner product: adj_p[l] h3[j]
+    # einsum("Bl,Bj,Bl,Bj->B", adj_p, h3, adj_p, h3)
+    tmp_4 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_5 = (h3[..., None, :] @ h3[..., None])[..., 0, 0]
+    del h3
+    sq_V = tmp_5 * tmp_4
+    del tmp_4, tmp_5
+    norm_V = np.sqrt(np.maximum(sq_V, 0.0))
+    del sq_V
+    # adj_h3[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h3 = adj_p @ V
+    del adj_p
+    # adj_zc[j] = adj_h3[j] h2[j] - adj_h3[j] cc[j]
+    adj_zc = adj_h3 * h2 - adj_h3 * cc
+    # adj_z_zc[j] = sigmoid'(z_zc[j]) adj_zc[j]
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
+    del z_zc
+    adj_z_zc = dsigmoid_z_zc * adj_zc
+    del adj_zc, dsigmoid_z_zc
+    # adj_cc[j] = adj_h3[j] - adj_h3[j] zc[j]
+    adj_cc = adj_h3 - adj_h3 * zc
+    # adj_z_cc[j] = tanh'(z_cc[j]) adj_cc[j]
+    dtanh_z_cc = 1 - cc**2
+    del cc
+    adj_z_cc = dtanh_z_cc * adj_cc
+    del adj_cc, dtanh_z_cc
+    # adj_rhc[j] = Σ_c Uh[c,j] adj_z_cc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cc)
+    adj_rhc = adj_z_cc @ Uh
+    # adj_rc[j] = adj_rhc[j] h2[j]
+    adj_rc = adj_rhc * h2
+    # adj_z_rc[j] = sigmoid'(z_rc[j]) adj_rc[j]
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
+    del z_rc
+    adj_z_rc = dsigmoid_z_rc * adj_rc
+    del adj_rc, dsigmoid_z_rc
+    # adj_h2[j] = Σ_c Uz[c,j] adj_z_zc[c] + Σ_c Ur[c,j] adj_z_rc[c] + adj_rhc[j] rc[j] + adj_h3[j] zc[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zc)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rc)
+    adj_h2 = adj_z_zc @ Uz + adj_z_rc @ Ur + adj_rhc * rc + adj_h3 * zc
+    del zc, rc, adj_h3, adj_rhc
+    # adj_zb[j] = adj_h2[j] h1[j] - adj_h2[j] cb[j]
+    adj_zb = adj_h2 * h1 - adj_h2 * cb
+    # adj_z_zb[j] = sigmoid'(z_zb[j]) adj_zb[j]
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
+    del z_zb
+    adj_z_zb = dsigmoid_z_zb * adj_zb
+    del adj_zb, dsigmoid_z_zb
+    # adj_cb[j] = adj_h2[j] - adj_h2[j] zb[j]
+    adj_cb = adj_h2 - adj_h2 * zb
+    # adj_z_cb[j] = tanh'(z_cb[j]) adj_cb[j]
+    dtanh_z_cb = 1 - cb**2
+    del cb
+    adj_z_cb = dtanh_z_cb * adj_cb
+    del adj_cb, dtanh_z_cb
+    # adj_rhb[j] = Σ_c Uh[c,j] adj_z_cb[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cb)
+    adj_rhb = adj_z_cb @ Uh
+    # adj_rb[j] = adj_rhb[j] h1[j]
+    adj_rb = adj_rhb * h1
+    # adj_z_rb[j] = sigmoid'(z_rb[j]) adj_rb[j]
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
+    del z_rb
+    adj_z_rb = dsigmoid_z_rb * adj_rb
+    del adj_rb, dsigmoid_z_rb
+    # adj_h1[j] = Σ_c Uz[c,j] adj_z_zb[c] + Σ_c Ur[c,j] adj_z_rb[c] + adj_rhb[j] rb[j] + adj_h2[j] zb[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zb)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rb)
+    adj_h1 = adj_z_zb @ Uz + adj_z_rb @ Ur + adj_rhb * rb + adj_h2 * zb
+    del zb, rb, adj_h2, adj_rhb
+    # adj_za[j] = adj_h1[j] h0[j] - adj_h1[j] ca[j]
+    adj_za = adj_h1 * h0 - adj_h1 * ca
+    # adj_z_za[j] = sigmoid'(z_za[j]) adj_za[j]
+    dsigmoid_z_za = za*_sigmoid(-z_za)
+    del z_za
+    adj_z_za = dsigmoid_z_za * adj_za
+    del adj_za, dsigmoid_z_za
     # ‖∂f/∂Wz‖² = Σ over pairs of terms of their inner product: adj_z_za[j] x1[i] + adj_z_zb[j] x2[i] + adj_z_zc[j] x3[i]
-    adj_z_za = t["adj_z_za"]
-    x1 = t["x1"]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_za, x1, adj_z_za, x1)
-    tmp = (adj_z_za[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
-    tmp_2 = (x1[..., None, :] @ x1[..., None])[..., 0, 0]
-    adj_z_zb = t["adj_z_zb"]
-    x2 = t["x2"]
+    tmp_6 = (adj_z_za[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
+    tmp_7 = (x1[..., None, :] @ x1[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_za, x1, adj_z_zb, x2)
-    tmp_3 = (adj_z_zb[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
-    tmp_4 = (x2[..., None, :] @ x1[..., None])[..., 0, 0]
-    adj_z_zc = t["adj_z_zc"]
-    x3 = t["x3"]
+    tmp_8 = (adj_z_zb[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
+    tmp_9 = (x2[..., None, :] @ x1[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_za, x1, adj_z_zc, x3)
-    tmp_5 = (adj_z_zc[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
-    tmp_6 = (x3[..., None, :] @ x1[..., None])[..., 0, 0]
+    tmp_10 = (adj_z_zc[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
+    tmp_11 = (x3[..., None, :] @ x1[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_zb, x2, adj_z_zb, x2)
-    tmp_7 = (adj_z_zb[..., None, :] @ adj_z_zb[..., None])[..., 0, 0]
-    tmp_8 = (x2[..., None, :] @ x2[..., None])[..., 0, 0]
+    tmp_12 = (adj_z_zb[..., None, :] @ adj_z_zb[..., None])[..., 0, 0]
+    tmp_13 = (x2[..., None, :] @ x2[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_zb, x2, adj_z_zc, x3)
-    tmp_9 = (adj_z_zc[..., None, :] @ adj_z_zb[..., None])[..., 0, 0]
-    tmp_10 = (x3[..., None, :] @ x2[..., None])[..., 0, 0]
+    tmp_14 = (adj_z_zc[..., None, :] @ adj_z_zb[..., None])[..., 0, 0]
+    tmp_15 = (x3[..., None, :] @ x2[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_zc, x3, adj_z_zc, x3)
-    tmp_11 = (adj_z_zc[..., None, :] @ adj_z_zc[..., None])[..., 0, 0]
-    tmp_12 = (x3[..., None, :] @ x3[..., None])[..., 0, 0]
-    sq_Wz = tmp_2 * tmp + 2 * tmp_4 * tmp_3 + 2 * tmp_6 * tmp_5 + tmp_8 * tmp_7 + 2 * tmp_10 * tmp_9 + tmp_12 * tmp_11
+    tmp_16 = (adj_z_zc[..., None, :] @ adj_z_zc[..., None])[..., 0, 0]
+    tmp_17 = (x3[..., None, :] @ x3[..., None])[..., 0, 0]
+    sq_Wz = tmp_7 * tmp_6 + 2 * tmp_9 * tmp_8 + 2 * tmp_11 * tmp_10 + tmp_13 * tmp_12 + 2 * tmp_15 * tmp_14 + tmp_17 * tmp_16
+    del tmp_6, tmp_7, tmp_8, tmp_9, tmp_10, tmp_11, tmp_12, tmp_13, tmp_14, tmp_15, tmp_16, tmp_17
     norm_Wz = np.sqrt(np.maximum(sq_Wz, 0.0))
+    del sq_Wz
     # ‖∂f/∂Uz‖² = Σ over pairs of terms of their inner product: adj_z_za[j] h0[k] + adj_z_zb[j] h1[k] + adj_z_zc[j] h2[k]
-    h0 = t["h0"]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_za, h0, adj_z_za, h0)
-    tmp_13 = (adj_z_za[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
-    tmp_14 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
-    h1 = t["h1"]
+    tmp_18 = (adj_z_za[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
+    tmp_19 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_za, h0, adj_z_zb, h1)
-    tmp_15 = (adj_z_zb[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
-    tmp_16 = (h1[..., None, :] @ h0[..., None])[..., 0, 0]
-    h2 = t["h2"]
+    tmp_20 = (adj_z_zb[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
+    tmp_21 = (h1[..., None, :] @ h0[..., None])[..., 0, 0]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_za, h0, adj_z_zc, h2)
-    tmp_17 = (adj_z_zc[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
-    tmp_18 = (h2[..., None, :] @ h0[..., None])[..., 0, 0]
+    tmp_22 = (adj_z_zc[..., None, :] @ adj_z_za[..., None])[..., 0, 0]
+    tmp_23 = (h2[..., None, :] @ h0[..., None])[..., 0, 0]
+    del adj_z_za
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_zb, h1, adj_z_zb, h1)
-    tmp_19 = (adj_z_zb[..., None, :] @ adj_z_zb[..., None])[..., 0, 0]
-    tmp_20 = (h1[..., None, :] @ h1[..., None])[..., 0, 0]
+    tmp_24 = (adj_z_zb[..., None, :] @ adj_z_zb[..., None])[..., 0, 0]
+    tmp_25 = (h1[..., None, :] @ h1[..., None])[..., 0, 0]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_zb, h1, adj_z_zc, h2)
-    tmp_21 = (adj_z_zc[..., None, :] @ adj_z_zb[..., None])[..., 0, 0]
-    tmp_22 = (h2[..., None, :] @ h1[..., None])[..., 0, 0]
+    tmp_26 = (adj_z_zc[..., None, :] @ adj_z_zb[..., None])[..., 0, 0]
+    tmp_27 = (h2[..., None, :] @ h1[..., None])[..., 0, 0]
+    del adj_z_zb
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_zc, h2, adj_z_zc, h2)
-    tmp_23 = (adj_z_zc[..., None, :] @ adj_z_zc[..., None])[..., 0, 0]
-    tmp_24 = (h2[..., None, :] @ h2[..., None])[..., 0, 0]
-    sq_Uz = tmp_14 * tmp_13 + 2 * tmp_16 * tmp_15 + 2 * tmp_18 * tmp_17 + tmp_20 * tmp_19 + 2 * tmp_22 * tmp_21 + tmp_24 * tmp_23
+    tmp_28 = (adj_z_zc[..., None, :] @ adj_z_zc[..., None])[..., 0, 0]
+    tmp_29 = (h2[..., None, :] @ h2[..., None])[..., 0, 0]
+    del adj_z_zc
+    sq_Uz = tmp_19 * tmp_18 + 2 * tmp_21 * tmp_20 + 2 * tmp_23 * tmp_22 + tmp_25 * tmp_24 + 2 * tmp_27 * tmp_26 + tmp_29 * tmp_28
+    del tmp_18, tmp_19, tmp_20, tmp_21, tmp_22, tmp_23, tmp_24, tmp_25, tmp_26, tmp_27, tmp_28, tmp_29
     norm_Uz = np.sqrt(np.maximum(sq_Uz, 0.0))
+    del sq_Uz
+    # adj_ca[j] = adj_h1[j] - adj_h1[j] za[j]
+    adj_ca = adj_h1 - adj_h1 * za
+    del za, adj_h1
+    # adj_z_ca[j] = tanh'(z_ca[j]) adj_ca[j]
+    dtanh_z_ca = 1 - ca**2
+    del ca
+    adj_z_ca = dtanh_z_ca * adj_ca
+    del adj_ca, dtanh_z_ca
+    # ‖∂f/∂Wh‖² = Σ over pairs of terms of their inner product: adj_z_ca[j] x1[i] + adj_z_cb[j] x2[i] + adj_z_cc[j] x3[i]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_ca, x1, adj_z_ca, x1)
+    tmp_30 = (adj_z_ca[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
+    tmp_31 = (x1[..., None, :] @ x1[..., None])[..., 0, 0]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_ca, x1, adj_z_cb, x2)
+    tmp_32 = (adj_z_cb[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
+    tmp_33 = (x2[..., None, :] @ x1[..., None])[..., 0, 0]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_ca, x1, adj_z_cc, x3)
+    tmp_34 = (adj_z_cc[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
+    tmp_35 = (x3[..., None, :] @ x1[..., None])[..., 0, 0]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_cb, x2, adj_z_cb, x2)
+    tmp_36 = (adj_z_cb[..., None, :] @ adj_z_cb[..., None])[..., 0, 0]
+    tmp_37 = (x2[..., None, :] @ x2[..., None])[..., 0, 0]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_cb, x2, adj_z_cc, x3)
+    tmp_38 = (adj_z_cc[..., None, :] @ adj_z_cb[..., None])[..., 0, 0]
+    tmp_39 = (x3[..., None, :] @ x2[..., None])[..., 0, 0]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_cc, x3, adj_z_cc, x3)
+    tmp_40 = (adj_z_cc[..., None, :] @ adj_z_cc[..., None])[..., 0, 0]
+    tmp_41 = (x3[..., None, :] @ x3[..., None])[..., 0, 0]
+    sq_Wh = tmp_31 * tmp_30 + 2 * tmp_33 * tmp_32 + 2 * tmp_35 * tmp_34 + tmp_37 * tmp_36 + 2 * tmp_39 * tmp_38 + tmp_41 * tmp_40
+    del tmp_30, tmp_31, tmp_32, tmp_33, tmp_34, tmp_35, tmp_36, tmp_37, tmp_38, tmp_39, tmp_40, tmp_41
+    norm_Wh = np.sqrt(np.maximum(sq_Wh, 0.0))
+    del sq_Wh
+    # ‖∂f/∂Uh‖² = Σ over pairs of terms of their inner product: adj_z_ca[j] rha[k] + adj_z_cb[j] rhb[k] + adj_z_cc[j] rhc[k]
+    # einsum("Bj,Bk,Bj,Bk->B", adj_z_ca, rha, adj_z_ca, rha)
+    tmp_42 = (adj_z_ca[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
+    tmp_43 = (rha[..., None, :] @ rha[..., None])[..., 0, 0]
+    # einsum("Bj,Bk,Bj,Bk->B", adj_z_ca, rha, adj_z_cb, rhb)
+    tmp_44 = (adj_z_cb[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
+    tmp_45 = (rhb[..., None, :] @ rha[..., None])[..., 0, 0]
+    # einsum("Bj,Bk,Bj,Bk->B", adj_z_ca, rha, adj_z_cc, rhc)
+    tmp_46 = (adj_z_cc[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
+    tmp_47 = (rhc[..., None, :] @ rha[..., None])[..., 0, 0]
+    del rha
+    # einsum("Bj,Bk,Bj,Bk->B", adj_z_cb, rhb, adj_z_cb, rhb)
+    tmp_48 = (adj_z_cb[..., None, :] @ adj_z_cb[..., None])[..., 0, 0]
+    tmp_49 = (rhb[..., None, :] @ rhb[..., None])[..., 0, 0]
+    # einsum("Bj,Bk,Bj,Bk->B", adj_z_cb, rhb, adj_z_cc, rhc)
+    tmp_50 = (adj_z_cc[..., None, :] @ adj_z_cb[..., None])[..., 0, 0]
+    tmp_51 = (rhc[..., None, :] @ rhb[..., None])[..., 0, 0]
+    del rhb, adj_z_cb
+    # einsum("Bj,Bk,Bj,Bk->B", adj_z_cc, rhc, adj_z_cc, rhc)
+    tmp_52 = (adj_z_cc[..., None, :] @ adj_z_cc[..., None])[..., 0, 0]
+    tmp_53 = (rhc[..., None, :] @ rhc[..., None])[..., 0, 0]
+    del rhc, adj_z_cc
+    sq_Uh = tmp_43 * tmp_42 + 2 * tmp_45 * tmp_44 + 2 * tmp_47 * tmp_46 + tmp_49 * tmp_48 + 2 * tmp_51 * tmp_50 + tmp_53 * tmp_52
+    del tmp_42, tmp_43, tmp_44, tmp_45, tmp_46, tmp_47, tmp_48, tmp_49, tmp_50, tmp_51, tmp_52, tmp_53
+    norm_Uh = np.sqrt(np.maximum(sq_Uh, 0.0))
+    del sq_Uh
+    # adj_rha[j] = Σ_c Uh[c,j] adj_z_ca[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_ca)
+    adj_rha = adj_z_ca @ Uh
+    del adj_z_ca
+    # adj_ra[j] = adj_rha[j] h0[j]
+    adj_ra = adj_rha * h0
+    del adj_rha
+    # adj_z_ra[j] = sigmoid'(z_ra[j]) adj_ra[j]
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
+    del z_ra, ra
+    adj_z_ra = dsigmoid_z_ra * adj_ra
+    del adj_ra, dsigmoid_z_ra
     # ‖∂f/∂Wr‖² = Σ over pairs of terms of their inner product: adj_z_ra[j] x1[i] + adj_z_rb[j] x2[i] + adj_z_rc[j] x3[i]
-    adj_z_ra = t["adj_z_ra"]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_ra, x1, adj_z_ra, x1)
-    tmp_25 = (adj_z_ra[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
-    tmp_26 = (x1[..., None, :] @ x1[..., None])[..., 0, 0]
-    adj_z_rb = t["adj_z_rb"]
+    tmp_54 = (adj_z_ra[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
+    tmp_55 = (x1[..., None, :] @ x1[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_ra, x1, adj_z_rb, x2)
-    tmp_27 = (adj_z_rb[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
-    tmp_28 = (x2[..., None, :] @ x1[..., None])[..., 0, 0]
-    adj_z_rc = t["adj_z_rc"]
+    tmp_56 = (adj_z_rb[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
+    tmp_57 = (x2[..., None, :] @ x1[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_ra, x1, adj_z_rc, x3)
-    tmp_29 = (adj_z_rc[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
-    tmp_30 = (x3[..., None, :] @ x1[..., None])[..., 0, 0]
+    tmp_58 = (adj_z_rc[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
+    tmp_59 = (x3[..., None, :] @ x1[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_rb, x2, adj_z_rb, x2)
-    tmp_31 = (adj_z_rb[..., None, :] @ adj_z_rb[..., None])[..., 0, 0]
-    tmp_32 = (x2[..., None, :] @ x2[..., None])[..., 0, 0]
+    tmp_60 = (adj_z_rb[..., None, :] @ adj_z_rb[..., None])[..., 0, 0]
+    tmp_61 = (x2[..., None, :] @ x2[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_rb, x2, adj_z_rc, x3)
-    tmp_33 = (adj_z_rc[..., None, :] @ adj_z_rb[..., None])[..., 0, 0]
-    tmp_34 = (x3[..., None, :] @ x2[..., None])[..., 0, 0]
+    tmp_62 = (adj_z_rc[..., None, :] @ adj_z_rb[..., None])[..., 0, 0]
+    tmp_63 = (x3[..., None, :] @ x2[..., None])[..., 0, 0]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_rc, x3, adj_z_rc, x3)
-    tmp_35 = (adj_z_rc[..., None, :] @ adj_z_rc[..., None])[..., 0, 0]
-    tmp_36 = (x3[..., None, :] @ x3[..., None])[..., 0, 0]
-    sq_Wr = tmp_26 * tmp_25 + 2 * tmp_28 * tmp_27 + 2 * tmp_30 * tmp_29 + tmp_32 * tmp_31 + 2 * tmp_34 * tmp_33 + tmp_36 * tmp_35
+    tmp_64 = (adj_z_rc[..., None, :] @ adj_z_rc[..., None])[..., 0, 0]
+    tmp_65 = (x3[..., None, :] @ x3[..., None])[..., 0, 0]
+    sq_Wr = tmp_55 * tmp_54 + 2 * tmp_57 * tmp_56 + 2 * tmp_59 * tmp_58 + tmp_61 * tmp_60 + 2 * tmp_63 * tmp_62 + tmp_65 * tmp_64
+    del tmp_54, tmp_55, tmp_56, tmp_57, tmp_58, tmp_59, tmp_60, tmp_61, tmp_62, tmp_63, tmp_64, tmp_65
     norm_Wr = np.sqrt(np.maximum(sq_Wr, 0.0))
+    del sq_Wr
     # ‖∂f/∂Ur‖² = Σ over pairs of terms of their inner product: adj_z_ra[j] h0[k] + adj_z_rb[j] h1[k] + adj_z_rc[j] h2[k]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_ra, h0, adj_z_ra, h0)
-    tmp_37 = (adj_z_ra[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
-    tmp_38 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
+    tmp_66 = (adj_z_ra[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
+    tmp_67 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_ra, h0, adj_z_rb, h1)
-    tmp_39 = (adj_z_rb[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
-    tmp_40 = (h1[..., None, :] @ h0[..., None])[..., 0, 0]
+    tmp_68 = (adj_z_rb[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
+    tmp_69 = (h1[..., None, :] @ h0[..., None])[..., 0, 0]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_ra, h0, adj_z_rc, h2)
-    tmp_41 = (adj_z_rc[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
-    tmp_42 = (h2[..., None, :] @ h0[..., None])[..., 0, 0]
+    tmp_70 = (adj_z_rc[..., None, :] @ adj_z_ra[..., None])[..., 0, 0]
+    tmp_71 = (h2[..., None, :] @ h0[..., None])[..., 0, 0]
+    del adj_z_ra
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_rb, h1, adj_z_rb, h1)
-    tmp_43 = (adj_z_rb[..., None, :] @ adj_z_rb[..., None])[..., 0, 0]
-    tmp_44 = (h1[..., None, :] @ h1[..., None])[..., 0, 0]
+    tmp_72 = (adj_z_rb[..., None, :] @ adj_z_rb[..., None])[..., 0, 0]
+    tmp_73 = (h1[..., None, :] @ h1[..., None])[..., 0, 0]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_rb, h1, adj_z_rc, h2)
-    tmp_45 = (adj_z_rc[..., None, :] @ adj_z_rb[..., None])[..., 0, 0]
-    tmp_46 = (h2[..., None, :] @ h1[..., None])[..., 0, 0]
+    tmp_74 = (adj_z_rc[..., None, :] @ adj_z_rb[..., None])[..., 0, 0]
+    tmp_75 = (h2[..., None, :] @ h1[..., None])[..., 0, 0]
+    del h1, adj_z_rb
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_rc, h2, adj_z_rc, h2)
-    tmp_47 = (adj_z_rc[..., None, :] @ adj_z_rc[..., None])[..., 0, 0]
-    tmp_48 = (h2[..., None, :] @ h2[..., None])[..., 0, 0]
-    sq_Ur = tmp_38 * tmp_37 + 2 * tmp_40 * tmp_39 + 2 * tmp_42 * tmp_41 + tmp_44 * tmp_43 + 2 * tmp_46 * tmp_45 + tmp_48 * tmp_47
+    tmp_76 = (adj_z_rc[..., None, :] @ adj_z_rc[..., None])[..., 0, 0]
+    tmp_77 = (h2[..., None, :] @ h2[..., None])[..., 0, 0]
+    del h2, adj_z_rc
+    sq_Ur = tmp_67 * tmp_66 + 2 * tmp_69 * tmp_68 + 2 * tmp_71 * tmp_70 + tmp_73 * tmp_72 + 2 * tmp_75 * tmp_74 + tmp_77 * tmp_76
+    del tmp_66, tmp_67, tmp_68, tmp_69, tmp_70, tmp_71, tmp_72, tmp_73, tmp_74, tmp_75, tmp_76, tmp_77
     norm_Ur = np.sqrt(np.maximum(sq_Ur, 0.0))
-    # ‖∂f/∂Wh‖² = Σ over pairs of terms of their inner product: adj_z_ca[j] x1[i] + adj_z_cb[j] x2[i] + adj_z_cc[j] x3[i]
-    adj_z_ca = t["adj_z_ca"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_ca, x1, adj_z_ca, x1)
-    tmp_49 = (adj_z_ca[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
-    tmp_50 = (x1[..., None, :] @ x1[..., None])[..., 0, 0]
-    adj_z_cb = t["adj_z_cb"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_ca, x1, adj_z_cb, x2)
-    tmp_51 = (adj_z_cb[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
-    tmp_52 = (x2[..., None, :] @ x1[..., None])[..., 0, 0]
-    adj_z_cc = t["adj_z_cc"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_ca, x1, adj_z_cc, x3)
-    tmp_53 = (adj_z_cc[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
-    tmp_54 = (x3[..., None, :] @ x1[..., None])[..., 0, 0]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_cb, x2, adj_z_cb, x2)
-    tmp_55 = (adj_z_cb[..., None, :] @ adj_z_cb[..., None])[..., 0, 0]
-    tmp_56 = (x2[..., None, :] @ x2[..., None])[..., 0, 0]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_cb, x2, adj_z_cc, x3)
-    tmp_57 = (adj_z_cc[..., None, :] @ adj_z_cb[..., None])[..., 0, 0]
-    tmp_58 = (x3[..., None, :] @ x2[..., None])[..., 0, 0]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_cc, x3, adj_z_cc, x3)
-    tmp_59 = (adj_z_cc[..., None, :] @ adj_z_cc[..., None])[..., 0, 0]
-    tmp_60 = (x3[..., None, :] @ x3[..., None])[..., 0, 0]
-    sq_Wh = tmp_50 * tmp_49 + 2 * tmp_52 * tmp_51 + 2 * tmp_54 * tmp_53 + tmp_56 * tmp_55 + 2 * tmp_58 * tmp_57 + tmp_60 * tmp_59
-    norm_Wh = np.sqrt(np.maximum(sq_Wh, 0.0))
-    # ‖∂f/∂Uh‖² = Σ over pairs of terms of their inner product: adj_z_ca[j] rha[k] + adj_z_cb[j] rhb[k] + adj_z_cc[j] rhc[k]
-    rha = t["rha"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_ca, rha, adj_z_ca, rha)
-    tmp_61 = (adj_z_ca[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
-    tmp_62 = (rha[..., None, :] @ rha[..., None])[..., 0, 0]
-    rhb = t["rhb"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_ca, rha, adj_z_cb, rhb)
-    tmp_63 = (adj_z_cb[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
-    tmp_64 = (rhb[..., None, :] @ rha[..., None])[..., 0, 0]
-    rhc = t["rhc"]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_ca, rha, adj_z_cc, rhc)
-    tmp_65 = (adj_z_cc[..., None, :] @ adj_z_ca[..., None])[..., 0, 0]
-    tmp_66 = (rhc[..., None, :] @ rha[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_cb, rhb, adj_z_cb, rhb)
-    tmp_67 = (adj_z_cb[..., None, :] @ adj_z_cb[..., None])[..., 0, 0]
-    tmp_68 = (rhb[..., None, :] @ rhb[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_cb, rhb, adj_z_cc, rhc)
-    tmp_69 = (adj_z_cc[..., None, :] @ adj_z_cb[..., None])[..., 0, 0]
-    tmp_70 = (rhc[..., None, :] @ rhb[..., None])[..., 0, 0]
-    # einsum("Bj,Bk,Bj,Bk->B", adj_z_cc, rhc, adj_z_cc, rhc)
-    tmp_71 = (adj_z_cc[..., None, :] @ adj_z_cc[..., None])[..., 0, 0]
-    tmp_72 = (rhc[..., None, :] @ rhc[..., None])[..., 0, 0]
-    sq_Uh = tmp_62 * tmp_61 + 2 * tmp_64 * tmp_63 + 2 * tmp_66 * tmp_65 + tmp_68 * tmp_67 + 2 * tmp_70 * tmp_69 + tmp_72 * tmp_71
-    norm_Uh = np.sqrt(np.maximum(sq_Uh, 0.0))
-    # ‖∂f/∂V‖² = Σ over pairs of terms of their inner product: adj_p[l] h3[j]
-    adj_p = t["adj_p"]
-    h3 = t["h3"]
-    # einsum("Bl,Bj,Bl,Bj->B", adj_p, h3, adj_p, h3)
-    tmp_73 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_74 = (h3[..., None, :] @ h3[..., None])[..., 0, 0]
-    sq_V = tmp_74 * tmp_73
-    norm_V = np.sqrt(np.maximum(sq_V, 0.0))
+    del sq_Ur
     return {"Wz": norm_Wz, "Uz": norm_Uz, "Wr": norm_Wr, "Ur": norm_Ur, "Wh": norm_Wh, "Uh": norm_Uh, "V": norm_V}
 
 
@@ -6388,447 +6970,906 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_Wz"] = vector["Wz"]
-    t["dir_Uz"] = vector["Uz"]
-    t["dir_Wr"] = vector["Wr"]
-    t["dir_Ur"] = vector["Ur"]
-    t["dir_Wh"] = vector["Wh"]
-    t["dir_Uh"] = vector["Uh"]
-    t["dir_V"] = vector["V"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_h3"] = _adj_h3(t)
-    t["adj_zc"] = _adj_zc(t)
-    t["adj_z_zc"] = _adj_z_zc(t)
-    t["adj_cc"] = _adj_cc(t)
-    t["adj_z_cc"] = _adj_z_cc(t)
-    t["adj_rhc"] = _adj_rhc(t)
-    t["adj_rc"] = _adj_rc(t)
-    t["adj_z_rc"] = _adj_z_rc(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_zb"] = _adj_zb(t)
-    t["adj_z_zb"] = _adj_z_zb(t)
-    t["adj_cb"] = _adj_cb(t)
-    t["adj_z_cb"] = _adj_z_cb(t)
-    t["adj_rhb"] = _adj_rhb(t)
-    t["adj_rb"] = _adj_rb(t)
-    t["adj_z_rb"] = _adj_z_rb(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_za"] = _adj_za(t)
-    t["adj_ca"] = _adj_ca(t)
-    t["adj_z_ca"] = _adj_z_ca(t)
-    t["adj_rha"] = _adj_rha(t)
-    t["adj_ra"] = _adj_ra(t)
-    t["tan_z_za"] = _tan_z_za(t)
-    t["tan_z_ra"] = _tan_z_ra(t)
-    t["tan_ra"] = _tan_ra(t)
-    t["tan_rha"] = _tan_rha(t)
-    t["tan_z_ca"] = _tan_z_ca(t)
-    t["tan_ca"] = _tan_ca(t)
-    t["tan_za"] = _tan_za(t)
-    t["tan_h1"] = _tan_h1(t)
-    t["tan_z_zb"] = _tan_z_zb(t)
-    t["tan_z_rb"] = _tan_z_rb(t)
-    t["tan_rb"] = _tan_rb(t)
-    t["tan_rhb"] = _tan_rhb(t)
-    t["tan_z_cb"] = _tan_z_cb(t)
-    t["tan_cb"] = _tan_cb(t)
-    t["tan_zb"] = _tan_zb(t)
-    t["tan_h2"] = _tan_h2(t)
-    t["tan_z_zc"] = _tan_z_zc(t)
-    t["tan_z_rc"] = _tan_z_rc(t)
-    t["tan_rc"] = _tan_rc(t)
-    t["tan_rhc"] = _tan_rhc(t)
-    t["tan_z_cc"] = _tan_z_cc(t)
-    t["tan_cc"] = _tan_cc(t)
-    t["tan_zc"] = _tan_zc(t)
-    t["tan_h3"] = _tan_h3(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_h3"] = _radj_h3(t)
-    t["radj_zc"] = _radj_zc(t)
-    t["radj_z_zc"] = _radj_z_zc(t)
-    t["radj_cc"] = _radj_cc(t)
-    t["radj_z_cc"] = _radj_z_cc(t)
-    t["radj_rhc"] = _radj_rhc(t)
-    t["radj_rc"] = _radj_rc(t)
-    t["radj_z_rc"] = _radj_z_rc(t)
-    t["radj_h2"] = _radj_h2(t)
-    t["radj_zb"] = _radj_zb(t)
-    t["radj_z_zb"] = _radj_z_zb(t)
-    t["radj_cb"] = _radj_cb(t)
-    t["radj_z_cb"] = _radj_z_cb(t)
-    t["radj_rhb"] = _radj_rhb(t)
-    t["radj_rb"] = _radj_rb(t)
-    t["radj_z_rb"] = _radj_z_rb(t)
-    t["radj_h1"] = _radj_h1(t)
-    t["radj_za"] = _radj_za(t)
-    t["radj_z_za"] = _radj_z_za(t)
-    t["radj_ca"] = _radj_ca(t)
-    t["radj_z_ca"] = _radj_z_ca(t)
-    t["radj_rha"] = _radj_rha(t)
-    t["radj_ra"] = _radj_ra(t)
-    t["radj_z_ra"] = _radj_z_ra(t)
-    B = t["x1"].shape[0]
+    x1 = data["x1"]
+    x2 = data["x2"]
+    x3 = data["x3"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x1.shape[0]
+    dir_Wz = vector["Wz"]
+    dir_Uz = vector["Uz"]
+    dir_Wr = vector["Wr"]
+    dir_Ur = vector["Ur"]
+    dir_Wh = vector["Wh"]
+    dir_Uh = vector["Uh"]
+    dir_V = vector["V"]
+    # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x1)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_za = x1 @ Wz.T + h0 @ Uz.T
+    # za[j] = sigmoid(z_za[j])
+    za = _sigmoid(z_za)
+    # z_ra[j] = Σ_i Wr[j,i] x1[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x1)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_ra = x1 @ Wr.T + h0 @ Ur.T
+    # ra[j] = sigmoid(z_ra[j])
+    ra = _sigmoid(z_ra)
+    # rha[j] = ra[j] h0[j]
+    rha = ra * h0
+    # z_ca[j] = Σ_i Wh[j,i] x1[i] + Σ_k Uh[j,k] rha[k]
+    # einsum("ji,Bi->Bj", Wh, x1)
+    # einsum("jk,Bk->Bj", Uh, rha)
+    z_ca = x1 @ Wh.T + rha @ Uh.T
+    # ca[j] = tanh(z_ca[j])
+    ca = np.tanh(z_ca)
+    del z_ca
+    # h1[j] = ca[j] + za[j] (h0[j] - ca[j])
+    tmp = h0 - ca
+    h1 = ca + za * tmp
+    del tmp
+    # z_zb[j] = Σ_i Wz[j,i] x2[i] + Σ_k Uz[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wz, x2)
+    # einsum("jk,Bk->Bj", Uz, h1)
+    z_zb = x2 @ Wz.T + h1 @ Uz.T
+    # zb[j] = sigmoid(z_zb[j])
+    zb = _sigmoid(z_zb)
+    # z_rb[j] = Σ_i Wr[j,i] x2[i] + Σ_k Ur[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wr, x2)
+    # einsum("jk,Bk->Bj", Ur, h1)
+    z_rb = x2 @ Wr.T + h1 @ Ur.T
+    # rb[j] = sigmoid(z_rb[j])
+    rb = _sigmoid(z_rb)
+    # rhb[j] = rb[j] h1[j]
+    rhb = rb * h1
+    # z_cb[j] = Σ_i Wh[j,i] x2[i] + Σ_k Uh[j,k] rhb[k]
+    # einsum("ji,Bi->Bj", Wh, x2)
+    # einsum("jk,Bk->Bj", Uh, rhb)
+    z_cb = x2 @ Wh.T + rhb @ Uh.T
+    # cb[j] = tanh(z_cb[j])
+    cb = np.tanh(z_cb)
+    del z_cb
+    # h2[j] = cb[j] + zb[j] (h1[j] - cb[j])
+    tmp_2 = h1 - cb
+    h2 = cb + zb * tmp_2
+    del tmp_2
+    # z_zc[j] = Σ_i Wz[j,i] x3[i] + Σ_k Uz[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wz, x3)
+    # einsum("jk,Bk->Bj", Uz, h2)
+    z_zc = x3 @ Wz.T + h2 @ Uz.T
+    # zc[j] = sigmoid(z_zc[j])
+    zc = _sigmoid(z_zc)
+    # z_rc[j] = Σ_i Wr[j,i] x3[i] + Σ_k Ur[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wr, x3)
+    # einsum("jk,Bk->Bj", Ur, h2)
+    z_rc = x3 @ Wr.T + h2 @ Ur.T
+    # rc[j] = sigmoid(z_rc[j])
+    rc = _sigmoid(z_rc)
+    # rhc[j] = rc[j] h2[j]
+    rhc = rc * h2
+    # z_cc[j] = Σ_i Wh[j,i] x3[i] + Σ_k Uh[j,k] rhc[k]
+    # einsum("ji,Bi->Bj", Wh, x3)
+    # einsum("jk,Bk->Bj", Uh, rhc)
+    z_cc = x3 @ Wh.T + rhc @ Uh.T
+    # cc[j] = tanh(z_cc[j])
+    cc = np.tanh(z_cc)
+    del z_cc
+    # h3[j] = cc[j] + zc[j] (h2[j] - cc[j])
+    tmp_3 = h2 - cc
+    h3 = cc + zc * tmp_3
+    del tmp_3
+    # p[l] = Σ_j V[l,j] h3[j]
+    # einsum("lj,Bj->Bl", V, h3)
+    p = h3 @ V.T
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    # adj_h3[j] = Σ_c V[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h3 = adj_p @ V
+    # adj_zc[j] = adj_h3[j] h2[j] - adj_h3[j] cc[j]
+    adj_zc = adj_h3 * h2 - adj_h3 * cc
+    # adj_z_zc[j] = sigmoid'(z_zc[j]) adj_zc[j]
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
+    adj_z_zc = dsigmoid_z_zc * adj_zc
+    # adj_cc[j] = adj_h3[j] - adj_h3[j] zc[j]
+    adj_cc = adj_h3 - adj_h3 * zc
+    # adj_z_cc[j] = tanh'(z_cc[j]) adj_cc[j]
+    dtanh_z_cc = 1 - cc**2
+    adj_z_cc = dtanh_z_cc * adj_cc
+    # adj_rhc[j] = Σ_c Uh[c,j] adj_z_cc[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cc)
+    adj_rhc = adj_z_cc @ Uh
+    # adj_rc[j] = adj_rhc[j] h2[j]
+    adj_rc = adj_rhc * h2
+    # adj_z_rc[j] = sigmoid'(z_rc[j]) adj_rc[j]
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
+    adj_z_rc = dsigmoid_z_rc * adj_rc
+    # adj_h2[j] = Σ_c Uz[c,j] adj_z_zc[c] + Σ_c Ur[c,j] adj_z_rc[c] + adj_rhc[j] rc[j] + adj_h3[j] zc[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zc)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rc)
+    adj_h2 = adj_z_zc @ Uz + adj_z_rc @ Ur + adj_rhc * rc + adj_h3 * zc
+    # adj_zb[j] = adj_h2[j] h1[j] - adj_h2[j] cb[j]
+    adj_zb = adj_h2 * h1 - adj_h2 * cb
+    # adj_z_zb[j] = sigmoid'(z_zb[j]) adj_zb[j]
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
+    adj_z_zb = dsigmoid_z_zb * adj_zb
+    # adj_cb[j] = adj_h2[j] - adj_h2[j] zb[j]
+    adj_cb = adj_h2 - adj_h2 * zb
+    # adj_z_cb[j] = tanh'(z_cb[j]) adj_cb[j]
+    dtanh_z_cb = 1 - cb**2
+    adj_z_cb = dtanh_z_cb * adj_cb
+    # adj_rhb[j] = Σ_c Uh[c,j] adj_z_cb[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_cb)
+    adj_rhb = adj_z_cb @ Uh
+    # adj_rb[j] = adj_rhb[j] h1[j]
+    adj_rb = adj_rhb * h1
+    # adj_z_rb[j] = sigmoid'(z_rb[j]) adj_rb[j]
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
+    adj_z_rb = dsigmoid_z_rb * adj_rb
+    # adj_h1[j] = Σ_c Uz[c,j] adj_z_zb[c] + Σ_c Ur[c,j] adj_z_rb[c] + adj_rhb[j] rb[j] + adj_h2[j] zb[j]
+    # einsum("cj,Bc->Bj", Uz, adj_z_zb)
+    # einsum("cj,Bc->Bj", Ur, adj_z_rb)
+    adj_h1 = adj_z_zb @ Uz + adj_z_rb @ Ur + adj_rhb * rb + adj_h2 * zb
+    # adj_za[j] = adj_h1[j] h0[j] - adj_h1[j] ca[j]
+    adj_za = adj_h1 * h0 - adj_h1 * ca
+    # adj_ca[j] = adj_h1[j] - adj_h1[j] za[j]
+    adj_ca = adj_h1 - adj_h1 * za
+    # adj_z_ca[j] = tanh'(z_ca[j]) adj_ca[j]
+    dtanh_z_ca = 1 - ca**2
+    adj_z_ca = dtanh_z_ca * adj_ca
+    # adj_rha[j] = Σ_c Uh[c,j] adj_z_ca[c]
+    # einsum("cj,Bc->Bj", Uh, adj_z_ca)
+    adj_rha = adj_z_ca @ Uh
+    # adj_ra[j] = adj_rha[j] h0[j]
+    adj_ra = adj_rha * h0
+    del adj_rha
+    # tan_z_za[j] = Σ_c dir_Wz[j,c] x1[c] + Σ_c dir_Uz[j,c] h0[c]
+    # einsum("jc,Bc->Bj", dir_Wz, x1)
+    # einsum("jc,Bc->Bj", dir_Uz, h0)
+    tan_z_za = x1 @ dir_Wz.T + h0 @ dir_Uz.T
+    # tan_z_ra[j] = Σ_c dir_Wr[j,c] x1[c] + Σ_c dir_Ur[j,c] h0[c]
+    # einsum("jc,Bc->Bj", dir_Wr, x1)
+    # einsum("jc,Bc->Bj", dir_Ur, h0)
+    tan_z_ra = x1 @ dir_Wr.T + h0 @ dir_Ur.T
+    # tan_ra[j] = sigmoid'(z_ra[j]) tan_z_ra[j]
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
+    tan_ra = dsigmoid_z_ra * tan_z_ra
+    # tan_rha[j] = h0[j] tan_ra[j]
+    tan_rha = h0 * tan_ra
+    del tan_ra
+    # tan_z_ca[j] = Σ_c dir_Wh[j,c] x1[c] + Σ_c dir_Uh[j,c] rha[c] + Σ_c Uh[j,c] tan_rha[c]
+    # einsum("jc,Bc->Bj", dir_Wh, x1)
+    # einsum("jc,Bc->Bj", dir_Uh, rha)
+    # einsum("jc,Bc->Bj", Uh, tan_rha)
+    tan_z_ca = x1 @ dir_Wh.T + rha @ dir_Uh.T + tan_rha @ Uh.T
+    # tan_ca[j] = tanh'(z_ca[j]) tan_z_ca[j]
+    tan_ca = dtanh_z_ca * tan_z_ca
+    # tan_za[j] = sigmoid'(z_za[j]) tan_z_za[j]
+    dsigmoid_z_za = za*_sigmoid(-z_za)
+    tan_za = dsigmoid_z_za * tan_z_za
+    # tan_h1[j] = tan_ca[j] - tan_ca[j] za[j] + h0[j] tan_za[j] - ca[j] tan_za[j]
+    tan_h1 = tan_ca - tan_ca * za + h0 * tan_za - ca * tan_za
+    # tan_z_zb[j] = Σ_c dir_Wz[j,c] x2[c] + Σ_c dir_Uz[j,c] h1[c] + Σ_c Uz[j,c] tan_h1[c]
+    # einsum("jc,Bc->Bj", dir_Wz, x2)
+    # einsum("jc,Bc->Bj", dir_Uz, h1)
+    # einsum("jc,Bc->Bj", Uz, tan_h1)
+    tan_z_zb = x2 @ dir_Wz.T + h1 @ dir_Uz.T + tan_h1 @ Uz.T
+    # tan_z_rb[j] = Σ_c dir_Wr[j,c] x2[c] + Σ_c dir_Ur[j,c] h1[c] + Σ_c Ur[j,c] tan_h1[c]
+    # einsum("jc,Bc->Bj", dir_Wr, x2)
+    # einsum("jc,Bc->Bj", dir_Ur, h1)
+    # einsum("jc,Bc->Bj", Ur, tan_h1)
+    tan_z_rb = x2 @ dir_Wr.T + h1 @ dir_Ur.T + tan_h1 @ Ur.T
+    # tan_rb[j] = sigmoid'(z_rb[j]) tan_z_rb[j]
+    tan_rb = dsigmoid_z_rb * tan_z_rb
+    # tan_rhb[j] = h1[j] tan_rb[j] + rb[j] tan_h1[j]
+    tan_rhb = h1 * tan_rb + rb * tan_h1
+    # tan_z_cb[j] = Σ_c dir_Wh[j,c] x2[c] + Σ_c dir_Uh[j,c] rhb[c] + Σ_c Uh[j,c] tan_rhb[c]
+    # einsum("jc,Bc->Bj", dir_Wh, x2)
+    # einsum("jc,Bc->Bj", dir_Uh, rhb)
+    # einsum("jc,Bc->Bj", Uh, tan_rhb)
+    tan_z_cb = x2 @ dir_Wh.T + rhb @ dir_Uh.T + tan_rhb @ Uh.T
+    # tan_cb[j] = tanh'(z_cb[j]) tan_z_cb[j]
+    tan_cb = dtanh_z_cb * tan_z_cb
+    # tan_zb[j] = sigmoid'(z_zb[j]) tan_z_zb[j]
+    tan_zb = dsigmoid_z_zb * tan_z_zb
+    # tan_h2[j] = tan_cb[j] - tan_cb[j] zb[j] + h1[j] tan_zb[j] - cb[j] tan_zb[j] + tan_h1[j] zb[j]
+    tan_h2 = tan_cb - tan_cb * zb + h1 * tan_zb - cb * tan_zb + tan_h1 * zb
+    # tan_z_zc[j] = Σ_c dir_Wz[j,c] x3[c] + Σ_c dir_Uz[j,c] h2[c] + Σ_c Uz[j,c] tan_h2[c]
+    # einsum("jc,Bc->Bj", dir_Wz, x3)
+    # einsum("jc,Bc->Bj", dir_Uz, h2)
+    # einsum("jc,Bc->Bj", Uz, tan_h2)
+    tan_z_zc = x3 @ dir_Wz.T + h2 @ dir_Uz.T + tan_h2 @ Uz.T
+    # tan_z_rc[j] = Σ_c dir_Wr[j,c] x3[c] + Σ_c dir_Ur[j,c] h2[c] + Σ_c Ur[j,c] tan_h2[c]
+    # einsum("jc,Bc->Bj", dir_Wr, x3)
+    # einsum("jc,Bc->Bj", dir_Ur, h2)
+    # einsum("jc,Bc->Bj", Ur, tan_h2)
+    tan_z_rc = x3 @ dir_Wr.T + h2 @ dir_Ur.T + tan_h2 @ Ur.T
+    # tan_rc[j] = sigmoid'(z_rc[j]) tan_z_rc[j]
+    tan_rc = dsigmoid_z_rc * tan_z_rc
+    # tan_rhc[j] = h2[j] tan_rc[j] + rc[j] tan_h2[j]
+    tan_rhc = h2 * tan_rc + rc * tan_h2
+    # tan_z_cc[j] = Σ_c dir_Wh[j,c] x3[c] + Σ_c dir_Uh[j,c] rhc[c] + Σ_c Uh[j,c] tan_rhc[c]
+    # einsum("jc,Bc->Bj", dir_Wh, x3)
+    # einsum("jc,Bc->Bj", dir_Uh, rhc)
+    # einsum("jc,Bc->Bj", Uh, tan_rhc)
+    tan_z_cc = x3 @ dir_Wh.T + rhc @ dir_Uh.T + tan_rhc @ Uh.T
+    # tan_cc[j] = tanh'(z_cc[j]) tan_z_cc[j]
+    tan_cc = dtanh_z_cc * tan_z_cc
+    # tan_zc[j] = sigmoid'(z_zc[j]) tan_z_zc[j]
+    tan_zc = dsigmoid_z_zc * tan_z_zc
+    # tan_h3[j] = tan_cc[j] - tan_cc[j] zc[j] + h2[j] tan_zc[j] - cc[j] tan_zc[j] + tan_h2[j] zc[j]
+    tan_h3 = tan_cc - tan_cc * zc + h2 * tan_zc - cc * tan_zc + tan_h2 * zc
+    # tan_p[l] = Σ_c dir_V[l,c] h3[c] + Σ_c V[l,c] tan_h3[c]
+    # einsum("lc,Bc->Bl", dir_V, h3)
+    # einsum("lc,Bc->Bl", V, tan_h3)
+    tan_p = h3 @ dir_V.T + tan_h3 @ V.T
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp_4 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    radj_p = (tan_p * softmax_p - tmp_4[:, None] * softmax_p) / B
+    del softmax_p, tan_p, tmp_4
+    # Σ_b H[V,b]·vector[b][l,j] = h3[j] radj_p[l] + adj_p[l] tan_h3[j]
+    # einsum("Bj,Bl->lj", h3, radj_p)
+    # einsum("Bl,Bj->lj", adj_p, tan_h3)
+    hvp_V = radj_p.T @ h3 + adj_p.T @ tan_h3
+    del h3, tan_h3
+    # radj_h3[j] = Σ_c adj_p[c] dir_V[c,j] + Σ_c V[c,j] radj_p[c]
+    # einsum("Bc,cj->Bj", adj_p, dir_V)
+    # einsum("cj,Bc->Bj", V, radj_p)
+    radj_h3 = adj_p @ dir_V + radj_p @ V
+    del adj_p, radj_p
+    # radj_zc[j] = h2[j] radj_h3[j] - cc[j] radj_h3[j] + adj_h3[j] tan_h2[j] - adj_h3[j] tan_cc[j]
+    radj_zc = h2 * radj_h3 - cc * radj_h3 + adj_h3 * tan_h2 - adj_h3 * tan_cc
+    del tan_cc
+    # radj_z_zc[j] = sigmoid''(z_zc[j]) adj_zc[j] tan_z_zc[j] + sigmoid'(z_zc[j]) radj_zc[j]
+    d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
+    del z_zc
+    radj_z_zc = d2sigmoid_z_zc * adj_zc * tan_z_zc + dsigmoid_z_zc * radj_zc
+    del adj_zc, dsigmoid_z_zc, tan_z_zc, radj_zc, d2sigmoid_z_zc
+    # radj_cc[j] = radj_h3[j] - radj_h3[j] zc[j] - adj_h3[j] tan_zc[j]
+    radj_cc = radj_h3 - radj_h3 * zc - adj_h3 * tan_zc
+    # radj_z_cc[j] = tanh''(z_cc[j]) adj_cc[j] tan_z_cc[j] + tanh'(z_cc[j]) radj_cc[j]
+    d2tanh_z_cc = 2*cc*(cc**2 - 1)
+    del cc
+    radj_z_cc = d2tanh_z_cc * adj_cc * tan_z_cc + dtanh_z_cc * radj_cc
+    del adj_cc, dtanh_z_cc, tan_z_cc, radj_cc, d2tanh_z_cc
+    # radj_rhc[j] = Σ_c adj_z_cc[c] dir_Uh[c,j] + Σ_c Uh[c,j] radj_z_cc[c]
+    # einsum("Bc,cj->Bj", adj_z_cc, dir_Uh)
+    # einsum("cj,Bc->Bj", Uh, radj_z_cc)
+    radj_rhc = adj_z_cc @ dir_Uh + radj_z_cc @ Uh
+    # radj_rc[j] = h2[j] radj_rhc[j] + adj_rhc[j] tan_h2[j]
+    radj_rc = h2 * radj_rhc + adj_rhc * tan_h2
+    # radj_z_rc[j] = sigmoid''(z_rc[j]) adj_rc[j] tan_z_rc[j] + sigmoid'(z_rc[j]) radj_rc[j]
+    d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
+    del z_rc
+    radj_z_rc = d2sigmoid_z_rc * adj_rc * tan_z_rc + dsigmoid_z_rc * radj_rc
+    del adj_rc, dsigmoid_z_rc, tan_z_rc, radj_rc, d2sigmoid_z_rc
+    # radj_h2[j] = Σ_c adj_z_zc[c] dir_Uz[c,j] + Σ_c Uz[c,j] radj_z_zc[c] + Σ_c adj_z_rc[c] dir_Ur[c,j] + Σ_c Ur[c,j] radj_z_rc[c] + radj_rhc[j] rc[j] + adj_rhc[j] tan_rc[j] + radj_h3[j] zc[j] + adj_h3[j] tan_zc[j]
+    # einsum("Bc,cj->Bj", adj_z_zc, dir_Uz)
+    # einsum("cj,Bc->Bj", Uz, radj_z_zc)
+    # einsum("Bc,cj->Bj", adj_z_rc, dir_Ur)
+    # einsum("cj,Bc->Bj", Ur, radj_z_rc)
+    radj_h2 = adj_z_zc @ dir_Uz + radj_z_zc @ Uz + adj_z_rc @ dir_Ur + radj_z_rc @ Ur + radj_rhc * rc + adj_rhc * tan_rc + radj_h3 * zc + adj_h3 * tan_zc
+    del zc, rc, adj_h3, adj_rhc, tan_rc, tan_zc, radj_h3, radj_rhc
+    # radj_zb[j] = h1[j] radj_h2[j] - cb[j] radj_h2[j] + adj_h2[j] tan_h1[j] - adj_h2[j] tan_cb[j]
+    radj_zb = h1 * radj_h2 - cb * radj_h2 + adj_h2 * tan_h1 - adj_h2 * tan_cb
+    del tan_cb
+    # radj_z_zb[j] = sigmoid''(z_zb[j]) adj_zb[j] tan_z_zb[j] + sigmoid'(z_zb[j]) radj_zb[j]
+    d2sigmoid_z_zb = -zb*(2*zb - 1)*_sigmoid(-z_zb)
+    del z_zb
+    radj_z_zb = d2sigmoid_z_zb * adj_zb * tan_z_zb + dsigmoid_z_zb * radj_zb
+    del adj_zb, dsigmoid_z_zb, tan_z_zb, radj_zb, d2sigmoid_z_zb
+    # radj_cb[j] = radj_h2[j] - radj_h2[j] zb[j] - adj_h2[j] tan_zb[j]
+    radj_cb = radj_h2 - radj_h2 * zb - adj_h2 * tan_zb
+    # radj_z_cb[j] = tanh''(z_cb[j]) adj_cb[j] tan_z_cb[j] + tanh'(z_cb[j]) radj_cb[j]
+    d2tanh_z_cb = 2*cb*(cb**2 - 1)
+    del cb
+    radj_z_cb = d2tanh_z_cb * adj_cb * tan_z_cb + dtanh_z_cb * radj_cb
+    del adj_cb, dtanh_z_cb, tan_z_cb, radj_cb, d2tanh_z_cb
+    # radj_rhb[j] = Σ_c adj_z_cb[c] dir_Uh[c,j] + Σ_c Uh[c,j] radj_z_cb[c]
+    # einsum("Bc,cj->Bj", adj_z_cb, dir_Uh)
+    # einsum("cj,Bc->Bj", Uh, radj_z_cb)
+    radj_rhb = adj_z_cb @ dir_Uh + radj_z_cb @ Uh
+    # radj_rb[j] = h1[j] radj_rhb[j] + adj_rhb[j] tan_h1[j]
+    radj_rb = h1 * radj_rhb + adj_rhb * tan_h1
+    # radj_z_rb[j] = sigmoid''(z_rb[j]) adj_rb[j] tan_z_rb[j] + sigmoid'(z_rb[j]) radj_rb[j]
+    d2sigmoid_z_rb = -rb*(2*rb - 1)*_sigmoid(-z_rb)
+    del z_rb
+    radj_z_rb = d2sigmoid_z_rb * adj_rb * tan_z_rb + dsigmoid_z_rb * radj_rb
+    del adj_rb, dsigmoid_z_rb, tan_z_rb, radj_rb, d2sigmoid_z_rb
+    # radj_h1[j] = Σ_c adj_z_zb[c] dir_Uz[c,j] + Σ_c Uz[c,j] radj_z_zb[c] + Σ_c adj_z_rb[c] dir_Ur[c,j] + Σ_c Ur[c,j] radj_z_rb[c] + radj_rhb[j] rb[j] + adj_rhb[j] tan_rb[j] + radj_h2[j] zb[j] + adj_h2[j] tan_zb[j]
+    # einsum("Bc,cj->Bj", adj_z_zb, dir_Uz)
+    # einsum("cj,Bc->Bj", Uz, radj_z_zb)
+    # einsum("Bc,cj->Bj", adj_z_rb, dir_Ur)
+    # einsum("cj,Bc->Bj", Ur, radj_z_rb)
+    radj_h1 = adj_z_zb @ dir_Uz + radj_z_zb @ Uz + adj_z_rb @ dir_Ur + radj_z_rb @ Ur + radj_rhb * rb + adj_rhb * tan_rb + radj_h2 * zb + adj_h2 * tan_zb
+    del zb, rb, adj_h2, adj_rhb, tan_rb, tan_zb, radj_h2, radj_rhb
+    # radj_za[j] = h0[j] radj_h1[j] - ca[j] radj_h1[j] - adj_h1[j] tan_ca[j]
+    radj_za = h0 * radj_h1 - ca * radj_h1 - adj_h1 * tan_ca
+    del tan_ca
+    # radj_z_za[j] = sigmoid''(z_za[j]) adj_za[j] tan_z_za[j] + sigmoid'(z_za[j]) radj_za[j]
+    d2sigmoid_z_za = -za*(2*za - 1)*_sigmoid(-z_za)
+    del z_za
+    radj_z_za = d2sigmoid_z_za * adj_za * tan_z_za + dsigmoid_z_za * radj_za
+    del adj_za, tan_z_za, dsigmoid_z_za, radj_za, d2sigmoid_z_za
     # Σ_b H[Wz,b]·vector[b][j,i] = radj_z_za[j] x1[i] + radj_z_zb[j] x2[i] + radj_z_zc[j] x3[i]
-    radj_z_za = t["radj_z_za"]
-    x1 = t["x1"]
     # einsum("Bj,Bi->ji", radj_z_za, x1)
-    radj_z_zb = t["radj_z_zb"]
-    x2 = t["x2"]
     # einsum("Bj,Bi->ji", radj_z_zb, x2)
-    radj_z_zc = t["radj_z_zc"]
-    x3 = t["x3"]
     # einsum("Bj,Bi->ji", radj_z_zc, x3)
-    hvp_Wz = (radj_z_za.T @ x1 + radj_z_zb.T @ x2 + radj_z_zc.T @ x3) / B
+    hvp_Wz = radj_z_za.T @ x1 + radj_z_zb.T @ x2 + radj_z_zc.T @ x3
     # Σ_b H[Uz,b]·vector[b][j,k] = h0[k] radj_z_za[j] + h1[k] radj_z_zb[j] + adj_z_zb[j] tan_h1[k] + h2[k] radj_z_zc[j] + adj_z_zc[j] tan_h2[k]
-    h0 = t["h0"]
     # einsum("Bk,Bj->jk", h0, radj_z_za)
-    h1 = t["h1"]
     # einsum("Bk,Bj->jk", h1, radj_z_zb)
-    adj_z_zb = t["adj_z_zb"]
-    tan_h1 = t["tan_h1"]
     # einsum("Bj,Bk->jk", adj_z_zb, tan_h1)
-    h2 = t["h2"]
     # einsum("Bk,Bj->jk", h2, radj_z_zc)
-    adj_z_zc = t["adj_z_zc"]
-    tan_h2 = t["tan_h2"]
     # einsum("Bj,Bk->jk", adj_z_zc, tan_h2)
-    hvp_Uz = (radj_z_za.T @ h0 + radj_z_zb.T @ h1 + adj_z_zb.T @ tan_h1 + radj_z_zc.T @ h2 + adj_z_zc.T @ tan_h2) / B
+    hvp_Uz = radj_z_za.T @ h0 + radj_z_zb.T @ h1 + adj_z_zb.T @ tan_h1 + radj_z_zc.T @ h2 + adj_z_zc.T @ tan_h2
+    del adj_z_zc, adj_z_zb, radj_z_zc, radj_z_zb, radj_z_za
+    # radj_ca[j] = radj_h1[j] - radj_h1[j] za[j] - adj_h1[j] tan_za[j]
+    radj_ca = radj_h1 - radj_h1 * za - adj_h1 * tan_za
+    del za, adj_h1, tan_za, radj_h1
+    # radj_z_ca[j] = tanh''(z_ca[j]) adj_ca[j] tan_z_ca[j] + tanh'(z_ca[j]) radj_ca[j]
+    d2tanh_z_ca = 2*ca*(ca**2 - 1)
+    del ca
+    radj_z_ca = d2tanh_z_ca * adj_ca * tan_z_ca + dtanh_z_ca * radj_ca
+    del adj_ca, dtanh_z_ca, tan_z_ca, radj_ca, d2tanh_z_ca
+    # Σ_b H[Wh,b]·vector[b][j,i] = radj_z_ca[j] x1[i] + radj_z_cb[j] x2[i] + radj_z_cc[j] x3[i]
+    # einsum("Bj,Bi->ji", radj_z_ca, x1)
+    # einsum("Bj,Bi->ji", radj_z_cb, x2)
+    # einsum("Bj,Bi->ji", radj_z_cc, x3)
+    hvp_Wh = radj_z_ca.T @ x1 + radj_z_cb.T @ x2 + radj_z_cc.T @ x3
+    # Σ_b H[Uh,b]·vector[b][j,k] = radj_z_ca[j] rha[k] + adj_z_ca[j] tan_rha[k] + radj_z_cb[j] rhb[k] + adj_z_cb[j] tan_rhb[k] + radj_z_cc[j] rhc[k] + adj_z_cc[j] tan_rhc[k]
+    # einsum("Bj,Bk->jk", radj_z_ca, rha)
+    # einsum("Bj,Bk->jk", adj_z_ca, tan_rha)
+    # einsum("Bj,Bk->jk", radj_z_cb, rhb)
+    # einsum("Bj,Bk->jk", adj_z_cb, tan_rhb)
+    # einsum("Bj,Bk->jk", radj_z_cc, rhc)
+    # einsum("Bj,Bk->jk", adj_z_cc, tan_rhc)
+    hvp_Uh = radj_z_ca.T @ rha + adj_z_ca.T @ tan_rha + radj_z_cb.T @ rhb + adj_z_cb.T @ tan_rhb + radj_z_cc.T @ rhc + adj_z_cc.T @ tan_rhc
+    del rha, rhb, rhc, adj_z_cc, adj_z_cb, tan_rha, tan_rhb, tan_rhc, radj_z_cc, radj_z_cb
+    # radj_rha[j] = Σ_c adj_z_ca[c] dir_Uh[c,j] + Σ_c Uh[c,j] radj_z_ca[c]
+    # einsum("Bc,cj->Bj", adj_z_ca, dir_Uh)
+    # einsum("cj,Bc->Bj", Uh, radj_z_ca)
+    radj_rha = adj_z_ca @ dir_Uh + radj_z_ca @ Uh
+    del adj_z_ca, radj_z_ca
+    # radj_ra[j] = h0[j] radj_rha[j]
+    radj_ra = h0 * radj_rha
+    del radj_rha
+    # radj_z_ra[j] = sigmoid''(z_ra[j]) adj_ra[j] tan_z_ra[j] + sigmoid'(z_ra[j]) radj_ra[j]
+    d2sigmoid_z_ra = -ra*(2*ra - 1)*_sigmoid(-z_ra)
+    del z_ra, ra
+    radj_z_ra = d2sigmoid_z_ra * adj_ra * tan_z_ra + dsigmoid_z_ra * radj_ra
+    del adj_ra, tan_z_ra, dsigmoid_z_ra, radj_ra, d2sigmoid_z_ra
     # Σ_b H[Wr,b]·vector[b][j,i] = radj_z_ra[j] x1[i] + radj_z_rb[j] x2[i] + radj_z_rc[j] x3[i]
-    radj_z_ra = t["radj_z_ra"]
     # einsum("Bj,Bi->ji", radj_z_ra, x1)
-    radj_z_rb = t["radj_z_rb"]
     # einsum("Bj,Bi->ji", radj_z_rb, x2)
-    radj_z_rc = t["radj_z_rc"]
     # einsum("Bj,Bi->ji", radj_z_rc, x3)
-    hvp_Wr = (radj_z_ra.T @ x1 + radj_z_rb.T @ x2 + radj_z_rc.T @ x3) / B
+    hvp_Wr = radj_z_ra.T @ x1 + radj_z_rb.T @ x2 + radj_z_rc.T @ x3
     # Σ_b H[Ur,b]·vector[b][j,k] = h0[k] radj_z_ra[j] + h1[k] radj_z_rb[j] + adj_z_rb[j] tan_h1[k] + h2[k] radj_z_rc[j] + adj_z_rc[j] tan_h2[k]
     # einsum("Bk,Bj->jk", h0, radj_z_ra)
     # einsum("Bk,Bj->jk", h1, radj_z_rb)
-    adj_z_rb = t["adj_z_rb"]
     # einsum("Bj,Bk->jk", adj_z_rb, tan_h1)
     # einsum("Bk,Bj->jk", h2, radj_z_rc)
-    adj_z_rc = t["adj_z_rc"]
     # einsum("Bj,Bk->jk", adj_z_rc, tan_h2)
-    hvp_Ur = (radj_z_ra.T @ h0 + radj_z_rb.T @ h1 + adj_z_rb.T @ tan_h1 + radj_z_rc.T @ h2 + adj_z_rc.T @ tan_h2) / B
-    # Σ_b H[Wh,b]·vector[b][j,i] = radj_z_ca[j] x1[i] + radj_z_cb[j] x2[i] + radj_z_cc[j] x3[i]
-    radj_z_ca = t["radj_z_ca"]
-    # einsum("Bj,Bi->ji", radj_z_ca, x1)
-    radj_z_cb = t["radj_z_cb"]
-    # einsum("Bj,Bi->ji", radj_z_cb, x2)
-    radj_z_cc = t["radj_z_cc"]
-    # einsum("Bj,Bi->ji", radj_z_cc, x3)
-    hvp_Wh = (radj_z_ca.T @ x1 + radj_z_cb.T @ x2 + radj_z_cc.T @ x3) / B
-    # Σ_b H[Uh,b]·vector[b][j,k] = radj_z_ca[j] rha[k] + adj_z_ca[j] tan_rha[k] + radj_z_cb[j] rhb[k] + adj_z_cb[j] tan_rhb[k] + radj_z_cc[j] rhc[k] + adj_z_cc[j] tan_rhc[k]
-    rha = t["rha"]
-    # einsum("Bj,Bk->jk", radj_z_ca, rha)
-    adj_z_ca = t["adj_z_ca"]
-    tan_rha = t["tan_rha"]
-    # einsum("Bj,Bk->jk", adj_z_ca, tan_rha)
-    rhb = t["rhb"]
-    # einsum("Bj,Bk->jk", radj_z_cb, rhb)
-    adj_z_cb = t["adj_z_cb"]
-    tan_rhb = t["tan_rhb"]
-    # einsum("Bj,Bk->jk", adj_z_cb, tan_rhb)
-    rhc = t["rhc"]
-    # einsum("Bj,Bk->jk", radj_z_cc, rhc)
-    adj_z_cc = t["adj_z_cc"]
-    tan_rhc = t["tan_rhc"]
-    # einsum("Bj,Bk->jk", adj_z_cc, tan_rhc)
-    hvp_Uh = (radj_z_ca.T @ rha + adj_z_ca.T @ tan_rha + radj_z_cb.T @ rhb + adj_z_cb.T @ tan_rhb + radj_z_cc.T @ rhc + adj_z_cc.T @ tan_rhc) / B
-    # Σ_b H[V,b]·vector[b][l,j] = h3[j] radj_p[l] + adj_p[l] tan_h3[j]
-    h3 = t["h3"]
-    radj_p = t["radj_p"]
-    # einsum("Bj,Bl->lj", h3, radj_p)
-    adj_p = t["adj_p"]
-    tan_h3 = t["tan_h3"]
-    # einsum("Bl,Bj->lj", adj_p, tan_h3)
-    hvp_V = (radj_p.T @ h3 + adj_p.T @ tan_h3) / B
+    hvp_Ur = radj_z_ra.T @ h0 + radj_z_rb.T @ h1 + adj_z_rb.T @ tan_h1 + radj_z_rc.T @ h2 + adj_z_rc.T @ tan_h2
+    del h1, h2, adj_z_rc, adj_z_rb, tan_h1, tan_h2, radj_z_rc, radj_z_rb, radj_z_ra
     return {"Wz": hvp_Wz, "Uz": hvp_Uz, "Wr": hvp_Wr, "Ur": hvp_Ur, "Wh": hvp_Wh, "Uh": hvp_Uh, "V": hvp_V}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__h3"] = _jac_p__h3(t)
-    t["jac_p__zc"] = _jac_p__zc(t)
-    t["jac_p__z_zc"] = _jac_p__z_zc(t)
-    t["jac_p__cc"] = _jac_p__cc(t)
-    t["jac_p__z_cc"] = _jac_p__z_cc(t)
-    t["jac_p__rhc"] = _jac_p__rhc(t)
-    t["jac_p__rc"] = _jac_p__rc(t)
-    t["jac_p__z_rc"] = _jac_p__z_rc(t)
-    t["jac_p__h2"] = _jac_p__h2(t)
-    t["jac_p__zb"] = _jac_p__zb(t)
-    t["jac_p__z_zb"] = _jac_p__z_zb(t)
-    t["jac_p__cb"] = _jac_p__cb(t)
-    t["jac_p__z_cb"] = _jac_p__z_cb(t)
-    t["jac_p__rhb"] = _jac_p__rhb(t)
-    t["jac_p__rb"] = _jac_p__rb(t)
-    t["jac_p__z_rb"] = _jac_p__z_rb(t)
-    t["jac_p__h1"] = _jac_p__h1(t)
-    t["jac_p__za"] = _jac_p__za(t)
-    t["jac_p__z_za"] = _jac_p__z_za(t)
-    t["jac_p__ca"] = _jac_p__ca(t)
-    t["jac_p__z_ca"] = _jac_p__z_ca(t)
-    t["jac_p__rha"] = _jac_p__rha(t)
-    t["jac_p__ra"] = _jac_p__ra(t)
-    t["jac_p__z_ra"] = _jac_p__z_ra(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x1"].shape[0]
+    x1 = data["x1"]
+    x2 = data["x2"]
+    x3 = data["x3"]
+    h0 = data["h0"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x1.shape[0]
+    # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wz, x1)
+    # einsum("jk,Bk->Bj", Uz, h0)
+    z_za = x1 @ Wz.T + h0 @ Uz.T
+    # za[j] = sigmoid(z_za[j])
+    za = _sigmoid(z_za)
+    # z_ra[j] = Σ_i Wr[j,i] x1[i] + Σ_k Ur[j,k] h0[k]
+    # einsum("ji,Bi->Bj", Wr, x1)
+    # einsum("jk,Bk->Bj", Ur, h0)
+    z_ra = x1 @ Wr.T + h0 @ Ur.T
+    # ra[j] = sigmoid(z_ra[j])
+    ra = _sigmoid(z_ra)
+    # rha[j] = ra[j] h0[j]
+    rha = ra * h0
+    # z_ca[j] = Σ_i Wh[j,i] x1[i] + Σ_k Uh[j,k] rha[k]
+    # einsum("ji,Bi->Bj", Wh, x1)
+    # einsum("jk,Bk->Bj", Uh, rha)
+    z_ca = x1 @ Wh.T + rha @ Uh.T
+    # ca[j] = tanh(z_ca[j])
+    ca = np.tanh(z_ca)
+    del z_ca
+    # h1[j] = ca[j] + za[j] (h0[j] - ca[j])
+    tmp = h0 - ca
+    h1 = ca + za * tmp
+    del tmp
+    # z_zb[j] = Σ_i Wz[j,i] x2[i] + Σ_k Uz[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wz, x2)
+    # einsum("jk,Bk->Bj", Uz, h1)
+    z_zb = x2 @ Wz.T + h1 @ Uz.T
+    # zb[j] = sigmoid(z_zb[j])
+    zb = _sigmoid(z_zb)
+    # z_rb[j] = Σ_i Wr[j,i] x2[i] + Σ_k Ur[j,k] h1[k]
+    # einsum("ji,Bi->Bj", Wr, x2)
+    # einsum("jk,Bk->Bj", Ur, h1)
+    z_rb = x2 @ Wr.T + h1 @ Ur.T
+    # rb[j] = sigmoid(z_rb[j])
+    rb = _sigmoid(z_rb)
+    # rhb[j] = rb[j] h1[j]
+    rhb = rb * h1
+    # z_cb[j] = Σ_i Wh[j,i] x2[i] + Σ_k Uh[j,k] rhb[k]
+    # einsum("ji,Bi->Bj", Wh, x2)
+    # einsum("jk,Bk->Bj", Uh, rhb)
+    z_cb = x2 @ Wh.T + rhb @ Uh.T
+    # cb[j] = tanh(z_cb[j])
+    cb = np.tanh(z_cb)
+    del z_cb
+    # h2[j] = cb[j] + zb[j] (h1[j] - cb[j])
+    tmp_2 = h1 - cb
+    h2 = cb + zb * tmp_2
+    del tmp_2
+    # z_zc[j] = Σ_i Wz[j,i] x3[i] + Σ_k Uz[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wz, x3)
+    # einsum("jk,Bk->Bj", Uz, h2)
+    z_zc = x3 @ Wz.T + h2 @ Uz.T
+    # zc[j] = sigmoid(z_zc[j])
+    zc = _sigmoid(z_zc)
+    # z_rc[j] = Σ_i Wr[j,i] x3[i] + Σ_k Ur[j,k] h2[k]
+    # einsum("ji,Bi->Bj", Wr, x3)
+    # einsum("jk,Bk->Bj", Ur, h2)
+    z_rc = x3 @ Wr.T + h2 @ Ur.T
+    # rc[j] = sigmoid(z_rc[j])
+    rc = _sigmoid(z_rc)
+    # rhc[j] = rc[j] h2[j]
+    rhc = rc * h2
+    # z_cc[j] = Σ_i Wh[j,i] x3[i] + Σ_k Uh[j,k] rhc[k]
+    # einsum("ji,Bi->Bj", Wh, x3)
+    # einsum("jk,Bk->Bj", Uh, rhc)
+    z_cc = x3 @ Wh.T + rhc @ Uh.T
+    # cc[j] = tanh(z_cc[j])
+    cc = np.tanh(z_cc)
+    del z_cc
+    # h3[j] = cc[j] + zc[j] (h2[j] - cc[j])
+    tmp_3 = h2 - cc
+    h3 = cc + zc * tmp_3
+    del tmp_3
+    # p[l] = Σ_j V[l,j] h3[j]
+    # einsum("lj,Bj->Bl", V, h3)
+    p = h3 @ V.T
+    # jac_p__h3[l,j] = V[l,j]
+    jac_p__h3 = V
+    # jac_p__zc[l,j] = h2[j] jac_p__h3[l,j] - cc[j] jac_p__h3[l,j]
+    # einsum("Bj,lj->Blj", h2, jac_p__h3)
+    # einsum("Bj,lj->Blj", cc, jac_p__h3)
+    jac_p__zc = jac_p__h3 * h2[:, None] - jac_p__h3 * cc[:, None]
+    # jac_p__z_zc[l,j] = sigmoid'(z_zc[j]) jac_p__zc[l,j]
+    dsigmoid_z_zc = zc*_sigmoid(-z_zc)
+    del z_zc
+    # einsum("Bj,Blj->Blj", dsigmoid_z_zc, jac_p__zc)
+    jac_p__z_zc = jac_p__zc * dsigmoid_z_zc[:, None]
+    del jac_p__zc, dsigmoid_z_zc
+    # jac_p__cc[l,j] = jac_p__h3[l,j] - jac_p__h3[l,j] zc[j]
+    # einsum("lj,Bj->Blj", jac_p__h3, zc)
+    jac_p__cc = jac_p__h3 - zc[:, None] * jac_p__h3
+    # jac_p__z_cc[l,j] = tanh'(z_cc[j]) jac_p__cc[l,j]
+    dtanh_z_cc = 1 - cc**2
+    del cc
+    # einsum("Bj,Blj->Blj", dtanh_z_cc, jac_p__cc)
+    jac_p__z_cc = jac_p__cc * dtanh_z_cc[:, None]
+    del jac_p__cc, dtanh_z_cc
+    # jac_p__rhc[l,j] = Σ_c Uh[c,j] jac_p__z_cc[l,c]
+    # einsum("cj,Blc->Blj", Uh, jac_p__z_cc)
+    jac_p__rhc = np.tensordot(jac_p__z_cc, Uh, axes=([2], [0]))
+    # jac_p__rc[l,j] = h2[j] jac_p__rhc[l,j]
+    # einsum("Bj,Blj->Blj", h2, jac_p__rhc)
+    jac_p__rc = jac_p__rhc * h2[:, None]
+    # jac_p__z_rc[l,j] = sigmoid'(z_rc[j]) jac_p__rc[l,j]
+    dsigmoid_z_rc = rc*_sigmoid(-z_rc)
+    del z_rc
+    # einsum("Bj,Blj->Blj", dsigmoid_z_rc, jac_p__rc)
+    jac_p__z_rc = jac_p__rc * dsigmoid_z_rc[:, None]
+    del jac_p__rc, dsigmoid_z_rc
+    # jac_p__h2[l,j] = Σ_c Uz[c,j] jac_p__z_zc[l,c] + Σ_c Ur[c,j] jac_p__z_rc[l,c] + jac_p__rhc[l,j] rc[j] + jac_p__h3[l,j] zc[j]
+    # einsum("cj,Blc->Blj", Uz, jac_p__z_zc)
+    # einsum("cj,Blc->Blj", Ur, jac_p__z_rc)
+    # einsum("Blj,Bj->Blj", jac_p__rhc, rc)
+    # einsum("lj,Bj->Blj", jac_p__h3, zc)
+    jac_p__h2 = np.tensordot(jac_p__z_zc, Uz, axes=([2], [0])) + np.tensordot(jac_p__z_rc, Ur, axes=([2], [0])) + rc[:, None] * jac_p__rhc + zc[:, None] * jac_p__h3
+    del zc, rc, jac_p__h3, jac_p__rhc
+    # jac_p__zb[l,j] = h1[j] jac_p__h2[l,j] - cb[j] jac_p__h2[l,j]
+    # einsum("Bj,Blj->Blj", h1, jac_p__h2)
+    # einsum("Bj,Blj->Blj", cb, jac_p__h2)
+    jac_p__zb = jac_p__h2 * h1[:, None] - jac_p__h2 * cb[:, None]
+    # jac_p__z_zb[l,j] = sigmoid'(z_zb[j]) jac_p__zb[l,j]
+    dsigmoid_z_zb = zb*_sigmoid(-z_zb)
+    del z_zb
+    # einsum("Bj,Blj->Blj", dsigmoid_z_zb, jac_p__zb)
+    jac_p__z_zb = jac_p__zb * dsigmoid_z_zb[:, None]
+    del jac_p__zb, dsigmoid_z_zb
+    # jac_p__cb[l,j] = jac_p__h2[l,j] - jac_p__h2[l,j] zb[j]
+    # einsum("Blj,Bj->Blj", jac_p__h2, zb)
+    jac_p__cb = jac_p__h2 - zb[:, None] * jac_p__h2
+    # jac_p__z_cb[l,j] = tanh'(z_cb[j]) jac_p__cb[l,j]
+    dtanh_z_cb = 1 - cb**2
+    del cb
+    # einsum("Bj,Blj->Blj", dtanh_z_cb, jac_p__cb)
+    jac_p__z_cb = jac_p__cb * dtanh_z_cb[:, None]
+    del jac_p__cb, dtanh_z_cb
+    # jac_p__rhb[l,j] = Σ_c Uh[c,j] jac_p__z_cb[l,c]
+    # einsum("cj,Blc->Blj", Uh, jac_p__z_cb)
+    jac_p__rhb = np.tensordot(jac_p__z_cb, Uh, axes=([2], [0]))
+    # jac_p__rb[l,j] = h1[j] jac_p__rhb[l,j]
+    # einsum("Bj,Blj->Blj", h1, jac_p__rhb)
+    jac_p__rb = jac_p__rhb * h1[:, None]
+    # jac_p__z_rb[l,j] = sigmoid'(z_rb[j]) jac_p__rb[l,j]
+    dsigmoid_z_rb = rb*_sigmoid(-z_rb)
+    del z_rb
+    # einsum("Bj,Blj->Blj", dsigmoid_z_rb, jac_p__rb)
+    jac_p__z_rb = jac_p__rb * dsigmoid_z_rb[:, None]
+    del jac_p__rb, dsigmoid_z_rb
+    # jac_p__h1[l,j] = Σ_c Uz[c,j] jac_p__z_zb[l,c] + Σ_c Ur[c,j] jac_p__z_rb[l,c] + jac_p__rhb[l,j] rb[j] + jac_p__h2[l,j] zb[j]
+    # einsum("cj,Blc->Blj", Uz, jac_p__z_zb)
+    # einsum("cj,Blc->Blj", Ur, jac_p__z_rb)
+    # einsum("Blj,Bj->Blj", jac_p__rhb, rb)
+    # einsum("Blj,Bj->Blj", jac_p__h2, zb)
+    jac_p__h1 = np.tensordot(jac_p__z_zb, Uz, axes=([2], [0])) + np.tensordot(jac_p__z_rb, Ur, axes=([2], [0])) + rb[:, None] * jac_p__rhb + zb[:, None] * jac_p__h2
+    del zb, rb, jac_p__h2, jac_p__rhb
+    # jac_p__za[l,j] = h0[j] jac_p__h1[l,j] - ca[j] jac_p__h1[l,j]
+    # einsum("Bj,Blj->Blj", h0, jac_p__h1)
+    # einsum("Bj,Blj->Blj", ca, jac_p__h1)
+    jac_p__za = jac_p__h1 * h0[:, None] - jac_p__h1 * ca[:, None]
+    # jac_p__z_za[l,j] = sigmoid'(z_za[j]) jac_p__za[l,j]
+    dsigmoid_z_za = za*_sigmoid(-z_za)
+    del z_za
+    # einsum("Bj,Blj->Blj", dsigmoid_z_za, jac_p__za)
+    jac_p__z_za = jac_p__za * dsigmoid_z_za[:, None]
+    del jac_p__za, dsigmoid_z_za
+    # jac_p__ca[l,j] = jac_p__h1[l,j] - jac_p__h1[l,j] za[j]
+    # einsum("Blj,Bj->Blj", jac_p__h1, za)
+    jac_p__ca = jac_p__h1 - za[:, None] * jac_p__h1
+    del za, jac_p__h1
+    # jac_p__z_ca[l,j] = tanh'(z_ca[j]) jac_p__ca[l,j]
+    dtanh_z_ca = 1 - ca**2
+    del ca
+    # einsum("Bj,Blj->Blj", dtanh_z_ca, jac_p__ca)
+    jac_p__z_ca = jac_p__ca * dtanh_z_ca[:, None]
+    del jac_p__ca, dtanh_z_ca
+    # jac_p__rha[l,j] = Σ_c Uh[c,j] jac_p__z_ca[l,c]
+    # einsum("cj,Blc->Blj", Uh, jac_p__z_ca)
+    jac_p__rha = np.tensordot(jac_p__z_ca, Uh, axes=([2], [0]))
+    # jac_p__ra[l,j] = h0[j] jac_p__rha[l,j]
+    # einsum("Bj,Blj->Blj", h0, jac_p__rha)
+    jac_p__ra = jac_p__rha * h0[:, None]
+    del jac_p__rha
+    # jac_p__z_ra[l,j] = sigmoid'(z_ra[j]) jac_p__ra[l,j]
+    dsigmoid_z_ra = ra*_sigmoid(-z_ra)
+    del z_ra, ra
+    # einsum("Bj,Blj->Blj", dsigmoid_z_ra, jac_p__ra)
+    jac_p__z_ra = jac_p__ra * dsigmoid_z_ra[:, None]
+    del jac_p__ra, dsigmoid_z_ra
+    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+    softmax_p = _softmax(p, axis=1)
+    del p
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+    del softmax_p
     # diag GGN[Wz] = Σ_ck hobj_p__p[c,k] jac_p__z_za[c,j] jac_p__z_za[k,j] x1[i] x1[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[c,j] jac_p__z_zb[k,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[c,j] jac_p__z_zc[k,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[k,j] jac_p__z_zb[c,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zb[c,j] jac_p__z_zb[k,j] x2[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zb[c,j] jac_p__z_zc[k,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[k,j] jac_p__z_zc[c,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zb[k,j] jac_p__z_zc[c,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zc[c,j] jac_p__z_zc[k,j] x3[i] x3[i]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_za = t["jac_p__z_za"]
-    x1 = t["x1"]
     # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_za, x1, x1)
-    tmp = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x1 * x1
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_za.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p__z_zb = t["jac_p__z_zb"]
-    x2 = t["x2"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zb, x1, x2)
     tmp_4 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_5 = x2 * x1
-    tmp_6 = (tmp_4[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p__z_zc = t["jac_p__z_zc"]
-    x3 = t["x3"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zc, x1, x3)
+    tmp_5 = x1 * x1
+    tmp_6 = (tmp_4[..., None, :] @ ((jac_p__z_za.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_4
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zb, x1, x2)
     tmp_7 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_8 = x3 * x1
-    tmp_9 = (tmp_7[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_8 = x2 * x1
+    tmp_9 = (tmp_7[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_7
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zc, x1, x3)
+    tmp_10 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_11 = x3 * x1
+    tmp_12 = (tmp_10[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_10
     # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zb, x1, x2)
-    tmp_10 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_11 = x2 * x1
-    tmp_12 = (tmp_10[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zb, x2, x2)
-    tmp_13 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_14 = x2 * x2
+    tmp_13 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_14 = x2 * x1
     tmp_15 = (tmp_13[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zc, x2, x3)
+    del tmp_13
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zb, x2, x2)
     tmp_16 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_17 = x3 * x2
-    tmp_18 = (tmp_16[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zc, x1, x3)
-    tmp_19 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_20 = x3 * x1
+    tmp_17 = x2 * x2
+    tmp_18 = (tmp_16[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_16
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zc, x2, x3)
+    tmp_19 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_20 = x3 * x2
     tmp_21 = (tmp_19[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zc, x2, x3)
-    tmp_22 = (jac_p__z_zb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_23 = x3 * x2
+    del tmp_19
+    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zc, x1, x3)
+    tmp_22 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_23 = x3 * x1
     tmp_24 = (tmp_22[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zc, jac_p__z_zc, x3, x3)
-    tmp_25 = (jac_p__z_zc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_26 = x3 * x3
+    del tmp_22
+    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zc, x2, x3)
+    tmp_25 = (jac_p__z_zb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_26 = x3 * x2
     tmp_27 = (tmp_25[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wz = (tmp_3.T @ tmp_2 + tmp_6.T @ tmp_5 + tmp_9.T @ tmp_8 + tmp_12.T @ tmp_11 + tmp_15.T @ tmp_14 + tmp_18.T @ tmp_17 + tmp_21.T @ tmp_20 + tmp_24.T @ tmp_23 + tmp_27.T @ tmp_26) / B
+    del tmp_25
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zc, jac_p__z_zc, x3, x3)
+    tmp_28 = (jac_p__z_zc.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_29 = x3 * x3
+    tmp_30 = (tmp_28[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_28
+    ggn_Wz = (tmp_6.T @ tmp_5 + tmp_9.T @ tmp_8 + tmp_12.T @ tmp_11 + tmp_15.T @ tmp_14 + tmp_18.T @ tmp_17 + tmp_21.T @ tmp_20 + tmp_24.T @ tmp_23 + tmp_27.T @ tmp_26 + tmp_30.T @ tmp_29) / B
+    del tmp_5, tmp_6, tmp_8, tmp_9, tmp_11, tmp_12, tmp_14, tmp_15, tmp_17, tmp_18, tmp_20, tmp_21, tmp_23, tmp_24, tmp_26, tmp_27, tmp_29, tmp_30
     # diag GGN[Uz] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_za[c,j] jac_p__z_za[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_za[c,j] jac_p__z_zb[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_za[c,j] jac_p__z_zc[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_za[i,j] jac_p__z_zb[c,j] + Σ_ci h1[k] h1[k] hobj_p__p[c,i] jac_p__z_zb[c,j] jac_p__z_zb[i,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_zb[c,j] jac_p__z_zc[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_za[i,j] jac_p__z_zc[c,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_zb[i,j] jac_p__z_zc[c,j] + Σ_ci h2[k] h2[k] hobj_p__p[c,i] jac_p__z_zc[c,j] jac_p__z_zc[i,j]
-    h0 = t["h0"]
     # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_za, jac_p__z_za)
-    tmp_28 = h0 * h0
-    tmp_29 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_30 = (tmp_29[..., None, :] @ ((jac_p__z_za.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    h1 = t["h1"]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h1, hobj_p__p, jac_p__z_za, jac_p__z_zb)
-    tmp_31 = h1 * h0
+    tmp_31 = h0 * h0
     tmp_32 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_33 = (tmp_32[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    h2 = t["h2"]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h2, hobj_p__p, jac_p__z_za, jac_p__z_zc)
-    tmp_34 = h2 * h0
+    tmp_33 = (tmp_32[..., None, :] @ ((jac_p__z_za.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_32
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h1, hobj_p__p, jac_p__z_za, jac_p__z_zb)
+    tmp_34 = h1 * h0
     tmp_35 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_36 = (tmp_35[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_36 = (tmp_35[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_35
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h2, hobj_p__p, jac_p__z_za, jac_p__z_zc)
+    tmp_37 = h2 * h0
+    tmp_38 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_39 = (tmp_38[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_38
     # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h1, hobj_p__p, jac_p__z_za, jac_p__z_zb)
-    tmp_37 = h1 * h0
-    tmp_38 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_39 = (tmp_38[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h1, hobj_p__p, jac_p__z_zb, jac_p__z_zb)
-    tmp_40 = h1 * h1
-    tmp_41 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_40 = h1 * h0
+    tmp_41 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_42 = (tmp_41[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h2, hobj_p__p, jac_p__z_zb, jac_p__z_zc)
-    tmp_43 = h2 * h1
+    del tmp_41
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h1, hobj_p__p, jac_p__z_zb, jac_p__z_zb)
+    tmp_43 = h1 * h1
     tmp_44 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_45 = (tmp_44[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h2, hobj_p__p, jac_p__z_za, jac_p__z_zc)
-    tmp_46 = h2 * h0
-    tmp_47 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_45 = (tmp_44[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_44
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h2, hobj_p__p, jac_p__z_zb, jac_p__z_zc)
+    tmp_46 = h2 * h1
+    tmp_47 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
     tmp_48 = (tmp_47[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h1, h2, hobj_p__p, jac_p__z_zb, jac_p__z_zc)
-    tmp_49 = h2 * h1
-    tmp_50 = (jac_p__z_zb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    del tmp_47
+    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h2, hobj_p__p, jac_p__z_za, jac_p__z_zc)
+    tmp_49 = h2 * h0
+    tmp_50 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_51 = (tmp_50[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h2, h2, hobj_p__p, jac_p__z_zc, jac_p__z_zc)
-    tmp_52 = h2 * h2
-    tmp_53 = (jac_p__z_zc.transpose(0, 2, 1)) @ hobj_p__p
+    del jac_p__z_za, tmp_50
+    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h1, h2, hobj_p__p, jac_p__z_zb, jac_p__z_zc)
+    tmp_52 = h2 * h1
+    tmp_53 = (jac_p__z_zb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_54 = (tmp_53[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uz = (tmp_30.T @ tmp_28 + tmp_33.T @ tmp_31 + tmp_36.T @ tmp_34 + tmp_39.T @ tmp_37 + tmp_42.T @ tmp_40 + tmp_45.T @ tmp_43 + tmp_48.T @ tmp_46 + tmp_51.T @ tmp_49 + tmp_54.T @ tmp_52) / B
+    del jac_p__z_zb, tmp_53
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h2, h2, hobj_p__p, jac_p__z_zc, jac_p__z_zc)
+    tmp_55 = h2 * h2
+    tmp_56 = (jac_p__z_zc.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_57 = (tmp_56[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del jac_p__z_zc, tmp_56
+    ggn_Uz = (tmp_33.T @ tmp_31 + tmp_36.T @ tmp_34 + tmp_39.T @ tmp_37 + tmp_42.T @ tmp_40 + tmp_45.T @ tmp_43 + tmp_48.T @ tmp_46 + tmp_51.T @ tmp_49 + tmp_54.T @ tmp_52 + tmp_57.T @ tmp_55) / B
+    del tmp_31, tmp_33, tmp_34, tmp_36, tmp_37, tmp_39, tmp_40, tmp_42, tmp_43, tmp_45, tmp_46, tmp_48, tmp_49, tmp_51, tmp_52, tmp_54, tmp_55, tmp_57
     # diag GGN[Wr] = Σ_ck hobj_p__p[c,k] jac_p__z_ra[c,j] jac_p__z_ra[k,j] x1[i] x1[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[c,j] jac_p__z_rb[k,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[c,j] jac_p__z_rc[k,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[k,j] jac_p__z_rb[c,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rb[c,j] jac_p__z_rb[k,j] x2[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rb[c,j] jac_p__z_rc[k,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[k,j] jac_p__z_rc[c,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rb[k,j] jac_p__z_rc[c,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rc[c,j] jac_p__z_rc[k,j] x3[i] x3[i]
-    jac_p__z_ra = t["jac_p__z_ra"]
     # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_ra, x1, x1)
-    tmp_55 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_56 = x1 * x1
-    tmp_57 = (tmp_55[..., None, :] @ ((jac_p__z_ra.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p__z_rb = t["jac_p__z_rb"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rb, x1, x2)
     tmp_58 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_59 = x2 * x1
-    tmp_60 = (tmp_58[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p__z_rc = t["jac_p__z_rc"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rc, x1, x3)
+    tmp_59 = x1 * x1
+    tmp_60 = (tmp_58[..., None, :] @ ((jac_p__z_ra.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_58
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rb, x1, x2)
     tmp_61 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_62 = x3 * x1
-    tmp_63 = (tmp_61[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_62 = x2 * x1
+    tmp_63 = (tmp_61[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_61
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rc, x1, x3)
+    tmp_64 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_65 = x3 * x1
+    tmp_66 = (tmp_64[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_64
     # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rb, x1, x2)
-    tmp_64 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_65 = x2 * x1
-    tmp_66 = (tmp_64[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rb, x2, x2)
-    tmp_67 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_68 = x2 * x2
+    tmp_67 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_68 = x2 * x1
     tmp_69 = (tmp_67[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rc, x2, x3)
+    del tmp_67
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rb, x2, x2)
     tmp_70 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_71 = x3 * x2
-    tmp_72 = (tmp_70[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rc, x1, x3)
-    tmp_73 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_74 = x3 * x1
+    tmp_71 = x2 * x2
+    tmp_72 = (tmp_70[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_70
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rc, x2, x3)
+    tmp_73 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_74 = x3 * x2
     tmp_75 = (tmp_73[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rc, x2, x3)
-    tmp_76 = (jac_p__z_rb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_77 = x3 * x2
+    del tmp_73
+    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rc, x1, x3)
+    tmp_76 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_77 = x3 * x1
     tmp_78 = (tmp_76[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rc, jac_p__z_rc, x3, x3)
-    tmp_79 = (jac_p__z_rc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_80 = x3 * x3
+    del tmp_76
+    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rc, x2, x3)
+    tmp_79 = (jac_p__z_rb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_80 = x3 * x2
     tmp_81 = (tmp_79[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wr = (tmp_57.T @ tmp_56 + tmp_60.T @ tmp_59 + tmp_63.T @ tmp_62 + tmp_66.T @ tmp_65 + tmp_69.T @ tmp_68 + tmp_72.T @ tmp_71 + tmp_75.T @ tmp_74 + tmp_78.T @ tmp_77 + tmp_81.T @ tmp_80) / B
+    del tmp_79
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rc, jac_p__z_rc, x3, x3)
+    tmp_82 = (jac_p__z_rc.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_83 = x3 * x3
+    tmp_84 = (tmp_82[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_82
+    ggn_Wr = (tmp_60.T @ tmp_59 + tmp_63.T @ tmp_62 + tmp_66.T @ tmp_65 + tmp_69.T @ tmp_68 + tmp_72.T @ tmp_71 + tmp_75.T @ tmp_74 + tmp_78.T @ tmp_77 + tmp_81.T @ tmp_80 + tmp_84.T @ tmp_83) / B
+    del tmp_59, tmp_60, tmp_62, tmp_63, tmp_65, tmp_66, tmp_68, tmp_69, tmp_71, tmp_72, tmp_74, tmp_75, tmp_77, tmp_78, tmp_80, tmp_81, tmp_83, tmp_84
     # diag GGN[Ur] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_ra[c,j] jac_p__z_ra[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_ra[c,j] jac_p__z_rb[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_ra[c,j] jac_p__z_rc[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_ra[i,j] jac_p__z_rb[c,j] + Σ_ci h1[k] h1[k] hobj_p__p[c,i] jac_p__z_rb[c,j] jac_p__z_rb[i,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_rb[c,j] jac_p__z_rc[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_ra[i,j] jac_p__z_rc[c,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_rb[i,j] jac_p__z_rc[c,j] + Σ_ci h2[k] h2[k] hobj_p__p[c,i] jac_p__z_rc[c,j] jac_p__z_rc[i,j]
     # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_ra, jac_p__z_ra)
-    tmp_82 = h0 * h0
-    tmp_83 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_84 = (tmp_83[..., None, :] @ ((jac_p__z_ra.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h1, hobj_p__p, jac_p__z_ra, jac_p__z_rb)
-    tmp_85 = h1 * h0
+    tmp_85 = h0 * h0
     tmp_86 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_87 = (tmp_86[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h2, hobj_p__p, jac_p__z_ra, jac_p__z_rc)
-    tmp_88 = h2 * h0
+    tmp_87 = (tmp_86[..., None, :] @ ((jac_p__z_ra.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_86
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h1, hobj_p__p, jac_p__z_ra, jac_p__z_rb)
+    tmp_88 = h1 * h0
     tmp_89 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_90 = (tmp_89[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_90 = (tmp_89[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_89
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h2, hobj_p__p, jac_p__z_ra, jac_p__z_rc)
+    tmp_91 = h2 * h0
+    tmp_92 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_93 = (tmp_92[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_92
     # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h1, hobj_p__p, jac_p__z_ra, jac_p__z_rb)
-    tmp_91 = h1 * h0
-    tmp_92 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_93 = (tmp_92[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h1, hobj_p__p, jac_p__z_rb, jac_p__z_rb)
-    tmp_94 = h1 * h1
-    tmp_95 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_94 = h1 * h0
+    tmp_95 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_96 = (tmp_95[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h2, hobj_p__p, jac_p__z_rb, jac_p__z_rc)
-    tmp_97 = h2 * h1
+    del tmp_95
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h1, hobj_p__p, jac_p__z_rb, jac_p__z_rb)
+    tmp_97 = h1 * h1
     tmp_98 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_99 = (tmp_98[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h2, hobj_p__p, jac_p__z_ra, jac_p__z_rc)
-    tmp_100 = h2 * h0
-    tmp_101 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_99 = (tmp_98[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_98
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h2, hobj_p__p, jac_p__z_rb, jac_p__z_rc)
+    tmp_100 = h2 * h1
+    tmp_101 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
     tmp_102 = (tmp_101[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h1, h2, hobj_p__p, jac_p__z_rb, jac_p__z_rc)
-    tmp_103 = h2 * h1
-    tmp_104 = (jac_p__z_rb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    del tmp_101
+    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h2, hobj_p__p, jac_p__z_ra, jac_p__z_rc)
+    tmp_103 = h2 * h0
+    tmp_104 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_105 = (tmp_104[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h2, h2, hobj_p__p, jac_p__z_rc, jac_p__z_rc)
-    tmp_106 = h2 * h2
-    tmp_107 = (jac_p__z_rc.transpose(0, 2, 1)) @ hobj_p__p
+    del jac_p__z_ra, tmp_104
+    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h1, h2, hobj_p__p, jac_p__z_rb, jac_p__z_rc)
+    tmp_106 = h2 * h1
+    tmp_107 = (jac_p__z_rb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
     tmp_108 = (tmp_107[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Ur = (tmp_84.T @ tmp_82 + tmp_87.T @ tmp_85 + tmp_90.T @ tmp_88 + tmp_93.T @ tmp_91 + tmp_96.T @ tmp_94 + tmp_99.T @ tmp_97 + tmp_102.T @ tmp_100 + tmp_105.T @ tmp_103 + tmp_108.T @ tmp_106) / B
+    del h1, jac_p__z_rb, tmp_107
+    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h2, h2, hobj_p__p, jac_p__z_rc, jac_p__z_rc)
+    tmp_109 = h2 * h2
+    tmp_110 = (jac_p__z_rc.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_111 = (tmp_110[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del h2, jac_p__z_rc, tmp_110
+    ggn_Ur = (tmp_87.T @ tmp_85 + tmp_90.T @ tmp_88 + tmp_93.T @ tmp_91 + tmp_96.T @ tmp_94 + tmp_99.T @ tmp_97 + tmp_102.T @ tmp_100 + tmp_105.T @ tmp_103 + tmp_108.T @ tmp_106 + tmp_111.T @ tmp_109) / B
+    del tmp_85, tmp_87, tmp_88, tmp_90, tmp_91, tmp_93, tmp_94, tmp_96, tmp_97, tmp_99, tmp_100, tmp_102, tmp_103, tmp_105, tmp_106, tmp_108, tmp_109, tmp_111
     # diag GGN[Wh] = Σ_ck hobj_p__p[c,k] jac_p__z_ca[c,j] jac_p__z_ca[k,j] x1[i] x1[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[c,j] jac_p__z_cb[k,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[c,j] jac_p__z_cc[k,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[k,j] jac_p__z_cb[c,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cb[c,j] jac_p__z_cb[k,j] x2[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cb[c,j] jac_p__z_cc[k,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[k,j] jac_p__z_cc[c,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cb[k,j] jac_p__z_cc[c,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cc[c,j] jac_p__z_cc[k,j] x3[i] x3[i]
-    jac_p__z_ca = t["jac_p__z_ca"]
     # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_ca, x1, x1)
-    tmp_109 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_110 = x1 * x1
-    tmp_111 = (tmp_109[..., None, :] @ ((jac_p__z_ca.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p__z_cb = t["jac_p__z_cb"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cb, x1, x2)
     tmp_112 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_113 = x2 * x1
-    tmp_114 = (tmp_112[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p__z_cc = t["jac_p__z_cc"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cc, x1, x3)
+    tmp_113 = x1 * x1
+    tmp_114 = (tmp_112[..., None, :] @ ((jac_p__z_ca.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_112
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cb, x1, x2)
     tmp_115 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_116 = x3 * x1
-    tmp_117 = (tmp_115[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_116 = x2 * x1
+    tmp_117 = (tmp_115[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_115
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cc, x1, x3)
+    tmp_118 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_119 = x3 * x1
+    tmp_120 = (tmp_118[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_118
     # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cb, x1, x2)
-    tmp_118 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_119 = x2 * x1
-    tmp_120 = (tmp_118[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cb, x2, x2)
-    tmp_121 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_122 = x2 * x2
+    tmp_121 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_122 = x2 * x1
     tmp_123 = (tmp_121[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cc, x2, x3)
+    del tmp_121
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cb, x2, x2)
     tmp_124 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_125 = x3 * x2
-    tmp_126 = (tmp_124[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cc, x1, x3)
-    tmp_127 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_128 = x3 * x1
+    tmp_125 = x2 * x2
+    tmp_126 = (tmp_124[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_124
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cc, x2, x3)
+    tmp_127 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_128 = x3 * x2
     tmp_129 = (tmp_127[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cc, x2, x3)
-    tmp_130 = (jac_p__z_cb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_131 = x3 * x2
+    del tmp_127
+    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cc, x1, x3)
+    tmp_130 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_131 = x3 * x1
     tmp_132 = (tmp_130[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cc, jac_p__z_cc, x3, x3)
-    tmp_133 = (jac_p__z_cc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_134 = x3 * x3
+    del tmp_130
+    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cc, x2, x3)
+    tmp_133 = (jac_p__z_cb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_134 = x3 * x2
     tmp_135 = (tmp_133[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wh = (tmp_111.T @ tmp_110 + tmp_114.T @ tmp_113 + tmp_117.T @ tmp_116 + tmp_120.T @ tmp_119 + tmp_123.T @ tmp_122 + tmp_126.T @ tmp_125 + tmp_129.T @ tmp_128 + tmp_132.T @ tmp_131 + tmp_135.T @ tmp_134) / B
+    del tmp_133
+    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cc, jac_p__z_cc, x3, x3)
+    tmp_136 = (jac_p__z_cc.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_137 = x3 * x3
+    tmp_138 = (tmp_136[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_136
+    ggn_Wh = (tmp_114.T @ tmp_113 + tmp_117.T @ tmp_116 + tmp_120.T @ tmp_119 + tmp_123.T @ tmp_122 + tmp_126.T @ tmp_125 + tmp_129.T @ tmp_128 + tmp_132.T @ tmp_131 + tmp_135.T @ tmp_134 + tmp_138.T @ tmp_137) / B
+    del tmp_113, tmp_114, tmp_116, tmp_117, tmp_119, tmp_120, tmp_122, tmp_123, tmp_125, tmp_126, tmp_128, tmp_129, tmp_131, tmp_132, tmp_134, tmp_135, tmp_137, tmp_138
     # diag GGN[Uh] = Σ_ci hobj_p__p[c,i] jac_p__z_ca[c,j] jac_p__z_ca[i,j] rha[k] rha[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[c,j] jac_p__z_cb[i,j] rha[k] rhb[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[c,j] jac_p__z_cc[i,j] rha[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[i,j] jac_p__z_cb[c,j] rha[k] rhb[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cb[c,j] jac_p__z_cb[i,j] rhb[k] rhb[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cb[c,j] jac_p__z_cc[i,j] rhb[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[i,j] jac_p__z_cc[c,j] rha[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cb[i,j] jac_p__z_cc[c,j] rhb[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cc[c,j] jac_p__z_cc[i,j] rhc[k] rhc[k]
-    rha = t["rha"]
     # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_ca, rha, rha)
-    tmp_136 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_137 = rha * rha
-    tmp_138 = (tmp_136[..., None, :] @ ((jac_p__z_ca.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    rhb = t["rhb"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cb, rha, rhb)
     tmp_139 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_140 = rhb * rha
-    tmp_141 = (tmp_139[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    rhc = t["rhc"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cc, rha, rhc)
+    tmp_140 = rha * rha
+    tmp_141 = (tmp_139[..., None, :] @ ((jac_p__z_ca.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_139
+    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cb, rha, rhb)
     tmp_142 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_143 = rhc * rha
-    tmp_144 = (tmp_142[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_143 = rhb * rha
+    tmp_144 = (tmp_142[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_142
+    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cc, rha, rhc)
+    tmp_145 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_146 = rhc * rha
+    tmp_147 = (tmp_145[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_145
     # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cb, rha, rhb)
-    tmp_145 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_146 = rhb * rha
-    tmp_147 = (tmp_145[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cb, rhb, rhb)
-    tmp_148 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_149 = rhb * rhb
+    tmp_148 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_149 = rhb * rha
     tmp_150 = (tmp_148[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cc, rhb, rhc)
+    del tmp_148
+    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cb, rhb, rhb)
     tmp_151 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_152 = rhc * rhb
-    tmp_153 = (tmp_151[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cc, rha, rhc)
-    tmp_154 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_155 = rhc * rha
+    tmp_152 = rhb * rhb
+    tmp_153 = (tmp_151[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_151
+    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cc, rhb, rhc)
+    tmp_154 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_155 = rhc * rhb
     tmp_156 = (tmp_154[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cc, rhb, rhc)
-    tmp_157 = (jac_p__z_cb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_158 = rhc * rhb
+    del tmp_154
+    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cc, rha, rhc)
+    tmp_157 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_158 = rhc * rha
     tmp_159 = (tmp_157[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cc, jac_p__z_cc, rhc, rhc)
-    tmp_160 = (jac_p__z_cc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_161 = rhc * rhc
+    del rha, jac_p__z_ca, tmp_157
+    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cc, rhb, rhc)
+    tmp_160 = (jac_p__z_cb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    tmp_161 = rhc * rhb
     tmp_162 = (tmp_160[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uh = (tmp_138.T @ tmp_137 + tmp_141.T @ tmp_140 + tmp_144.T @ tmp_143 + tmp_147.T @ tmp_146 + tmp_150.T @ tmp_149 + tmp_153.T @ tmp_152 + tmp_156.T @ tmp_155 + tmp_159.T @ tmp_158 + tmp_162.T @ tmp_161) / B
+    del rhb, jac_p__z_cb, tmp_160
+    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cc, jac_p__z_cc, rhc, rhc)
+    tmp_163 = (jac_p__z_cc.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_164 = rhc * rhc
+    tmp_165 = (tmp_163[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del rhc, jac_p__z_cc, tmp_163
+    ggn_Uh = (tmp_141.T @ tmp_140 + tmp_144.T @ tmp_143 + tmp_147.T @ tmp_146 + tmp_150.T @ tmp_149 + tmp_153.T @ tmp_152 + tmp_156.T @ tmp_155 + tmp_159.T @ tmp_158 + tmp_162.T @ tmp_161 + tmp_165.T @ tmp_164) / B
+    del tmp_140, tmp_141, tmp_143, tmp_144, tmp_146, tmp_147, tmp_149, tmp_150, tmp_152, tmp_153, tmp_155, tmp_156, tmp_158, tmp_159, tmp_161, tmp_162, tmp_164, tmp_165
     # diag GGN[V] = h3[j] h3[j] hobj_p__p[l,l]
-    h3 = t["h3"]
     # einsum("Bll->Bl", hobj_p__p)
     hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
+    del hobj_p__p
     # einsum("Bj,Bj,Bl->lj", h3, h3, hobj_p__p_diag)
-    tmp_163 = h3 * h3
-    ggn_V = hobj_p__p_diag.T @ tmp_163 / B
+    tmp_166 = h3 * h3
+    del h3
+    ggn_V = hobj_p__p_diag.T @ tmp_166 / B
+    del hobj_p__p_diag, tmp_166
     return {"Wz": ggn_Wz, "Uz": ggn_Uz, "Wr": ggn_Wr, "Ur": ggn_Ur, "Wh": ggn_Wh, "Uh": ggn_Uh, "V": ggn_V}

@@ -349,94 +349,192 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_z_f"] = _adj_z_f(t)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["adj_z_v1"] = _adj_z_v1(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # p[l] = Σ_j U[l,j] v1[j]
+    # einsum("lj,Bj->Bl", U, v1)
+    p = v1 @ U.T
+    # z_f[l] = p[l] - y[l]
+    z_f = p - y
+    del p
+    # adj_z_f[l] = huber_d10(z_f[l], 1)
+    adj_z_f = np.select([np.greater_equal(1, abs(z_f)),True], [z_f,1*np.sign(z_f)], default=np.nan)
+    del z_f
+    # adj_p[l] = adj_z_f[l]
+    adj_p = adj_z_f
+    del adj_z_f
+    # ∂f/∂U[l,j] = adj_p[l] v1[j]
+    # einsum("Bl,Bj->lj", adj_p, v1)
+    grad_U = adj_p.T @ v1 / B
+    # adj_v1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v1 = adj_p @ U
+    del adj_p
+    # adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    del v1
+    adj_z_v1 = dtanh_z_v1 * adj_v1
+    del adj_v1, dtanh_z_v1
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
-    adj_z_v1 = t["adj_z_v1"]
-    x = t["x"]
     # einsum("Bj,Bi->ji", adj_z_v1, x)
     grad_W1 = adj_z_v1.T @ x / B
     # ∂f/∂b1[j] = adj_z_v1[j]
     # einsum("Bj->j", adj_z_v1)
     grad_b1 = adj_z_v1.sum(axis=0) / B
-    # ∂f/∂U[l,j] = adj_p[l] v1[j]
-    adj_p = t["adj_p"]
-    v1 = t["v1"]
-    # einsum("Bl,Bj->lj", adj_p, v1)
-    grad_U = adj_p.T @ v1 / B
+    del adj_z_v1
     return {"W1": grad_W1, "b1": grad_b1, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_z_f"] = _adj_z_f(t)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["adj_z_v1"] = _adj_z_v1(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # p[l] = Σ_j U[l,j] v1[j]
+    # einsum("lj,Bj->Bl", U, v1)
+    p = v1 @ U.T
+    # z_f[l] = p[l] - y[l]
+    z_f = p - y
+    del p
+    # adj_z_f[l] = huber_d10(z_f[l], 1)
+    adj_z_f = np.select([np.greater_equal(1, abs(z_f)),True], [z_f,1*np.sign(z_f)], default=np.nan)
+    del z_f
+    # adj_p[l] = adj_z_f[l]
+    adj_p = adj_z_f
+    del adj_z_f
+    # ∂f/∂U[l,j] = adj_p[l] v1[j]
+    # einsum("Bl,Bj->Blj", adj_p, v1)
+    grad_U = v1[:, None] * adj_p[:, :, None]
+    # adj_v1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v1 = adj_p @ U
+    del adj_p
+    # adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    del v1
+    adj_z_v1 = dtanh_z_v1 * adj_v1
+    del adj_v1, dtanh_z_v1
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
-    adj_z_v1 = t["adj_z_v1"]
-    x = t["x"]
     # einsum("Bj,Bi->Bji", adj_z_v1, x)
     grad_W1 = x[:, None] * adj_z_v1[:, :, None]
     # ∂f/∂b1[j] = adj_z_v1[j]
     grad_b1 = adj_z_v1
-    # ∂f/∂U[l,j] = adj_p[l] v1[j]
-    adj_p = t["adj_p"]
-    v1 = t["v1"]
-    # einsum("Bl,Bj->Blj", adj_p, v1)
-    grad_U = v1[:, None] * adj_p[:, :, None]
+    del adj_z_v1
     return {"W1": grad_W1, "b1": grad_b1, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_z_f"] = _adj_z_f(t)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["adj_z_v1"] = _adj_z_v1(t)
-    B = t["x"].shape[0]
-    adj_z_v1 = t["adj_z_v1"]
-    x = t["x"]
-    adj_p = t["adj_p"]
-    v1 = t["v1"]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # p[l] = Σ_j U[l,j] v1[j]
+    # einsum("lj,Bj->Bl", U, v1)
+    p = v1 @ U.T
+    # z_f[l] = p[l] - y[l]
+    z_f = p - y
+    del p
+    # adj_z_f[l] = huber_d10(z_f[l], 1)
+    adj_z_f = np.select([np.greater_equal(1, abs(z_f)),True], [z_f,1*np.sign(z_f)], default=np.nan)
+    del z_f
+    # adj_p[l] = adj_z_f[l]
+    adj_p = adj_z_f
+    del adj_z_f
+    # adj_v1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v1 = adj_p @ U
+    # adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    adj_z_v1 = dtanh_z_v1 * adj_v1
+    del adj_v1, dtanh_z_v1
     return {"W1": [(adj_z_v1, x)], "b1": [(adj_z_v1,)], "U": [(adj_p, v1)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_z_f"] = _adj_z_f(t)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["adj_z_v1"] = _adj_z_v1(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # p[l] = Σ_j U[l,j] v1[j]
+    # einsum("lj,Bj->Bl", U, v1)
+    p = v1 @ U.T
+    # z_f[l] = p[l] - y[l]
+    z_f = p - y
+    del p
+    # adj_z_f[l] = huber_d10(z_f[l], 1)
+    adj_z_f = np.select([np.greater_equal(1, abs(z_f)),True], [z_f,1*np.sign(z_f)], default=np.nan)
+    del z_f
+    # adj_p[l] = adj_z_f[l]
+    adj_p = adj_z_f
+    del adj_z_f
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] v1[j]
+    # einsum("Bl,Bj,Bl,Bj->B", adj_p, v1, adj_p, v1)
+    tmp = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_2 = (v1[..., None, :] @ v1[..., None])[..., 0, 0]
+    sq_U = tmp_2 * tmp
+    del tmp, tmp_2
+    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
+    # adj_v1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v1 = adj_p @ U
+    del adj_p
+    # adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    del v1
+    adj_z_v1 = dtanh_z_v1 * adj_v1
+    del adj_v1, dtanh_z_v1
     # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z_v1[j] x[i]
-    adj_z_v1 = t["adj_z_v1"]
-    x = t["x"]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_v1, x, adj_z_v1, x)
-    tmp = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
-    tmp_2 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_W1 = tmp_2 * tmp
+    tmp_3 = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
+    tmp_4 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_W1 = tmp_4 * tmp_3
+    del tmp_3, tmp_4
     norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
+    del sq_W1
     # ‖∂f/∂b1‖² = Σ over pairs of terms of their inner product: adj_z_v1[j]
     # einsum("Bj,Bj->B", adj_z_v1, adj_z_v1)
     sq_b1 = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
+    del adj_z_v1
     norm_b1 = np.sqrt(np.maximum(sq_b1, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] v1[j]
-    adj_p = t["adj_p"]
-    v1 = t["v1"]
-    # einsum("Bl,Bj,Bl,Bj->B", adj_p, v1, adj_p, v1)
-    tmp_3 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_4 = (v1[..., None, :] @ v1[..., None])[..., 0, 0]
-    sq_U = tmp_4 * tmp_3
-    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_b1
     return {"W1": norm_W1, "b1": norm_b1, "U": norm_U}
 
 
@@ -512,68 +610,136 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_W1"] = vector["W1"]
-    t["dir_b1"] = vector["b1"]
-    t["dir_U"] = vector["U"]
-    t["adj_z_f"] = _adj_z_f(t)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["tan_z_v1"] = _tan_z_v1(t)
-    t["tan_v1"] = _tan_v1(t)
-    t["tan_p"] = _tan_p(t)
-    t["tan_z_f"] = _tan_z_f(t)
-    t["radj_z_f"] = _radj_z_f(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_v1"] = _radj_v1(t)
-    t["radj_z_v1"] = _radj_z_v1(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    U = params["U"]
+    B = x.shape[0]
+    dir_W1 = vector["W1"]
+    dir_b1 = vector["b1"]
+    dir_U = vector["U"]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # p[l] = Σ_j U[l,j] v1[j]
+    # einsum("lj,Bj->Bl", U, v1)
+    p = v1 @ U.T
+    # z_f[l] = p[l] - y[l]
+    z_f = p - y
+    del p
+    # adj_z_f[l] = huber_d10(z_f[l], 1)
+    adj_z_f = np.select([np.greater_equal(1, abs(z_f)),True], [z_f,1*np.sign(z_f)], default=np.nan)
+    # adj_p[l] = adj_z_f[l]
+    adj_p = adj_z_f
+    del adj_z_f
+    # adj_v1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v1 = adj_p @ U
+    # tan_z_v1[j] = Σ_c dir_W1[j,c] x[c] + dir_b1[j]
+    # einsum("jc,Bc->Bj", dir_W1, x)
+    tan_z_v1 = x @ dir_W1.T + dir_b1
+    # tan_v1[j] = tanh'(z_v1[j]) tan_z_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    tan_v1 = dtanh_z_v1 * tan_z_v1
+    # tan_p[l] = Σ_c dir_U[l,c] v1[c] + Σ_c U[l,c] tan_v1[c]
+    # einsum("lc,Bc->Bl", dir_U, v1)
+    # einsum("lc,Bc->Bl", U, tan_v1)
+    tan_p = v1 @ dir_U.T + tan_v1 @ U.T
+    # tan_z_f[l] = tan_p[l]
+    tan_z_f = tan_p
+    del tan_p
+    # radj_z_f[l] = huber_d20(z_f[l], 1) tan_z_f[l]
+    huber_d20_z_f_expr = np.select([np.greater_equal(1, abs(z_f)),True], [1,0], default=np.nan)
+    del z_f
+    radj_z_f = huber_d20_z_f_expr * tan_z_f
+    del tan_z_f, huber_d20_z_f_expr
+    # radj_p[l] = radj_z_f[l]
+    radj_p = radj_z_f
+    del radj_z_f
+    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v1[j] + adj_p[l] tan_v1[j]
+    # einsum("Bl,Bj->lj", radj_p, v1)
+    # einsum("Bl,Bj->lj", adj_p, tan_v1)
+    hvp_U = (radj_p.T @ v1 + adj_p.T @ tan_v1) / B
+    del tan_v1
+    # radj_v1[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    # einsum("cj,Bc->Bj", U, radj_p)
+    radj_v1 = adj_p @ dir_U + radj_p @ U
+    del adj_p, radj_p
+    # radj_z_v1[j] = tanh''(z_v1[j]) adj_v1[j] tan_z_v1[j] + tanh'(z_v1[j]) radj_v1[j]
+    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
+    del v1
+    radj_z_v1 = d2tanh_z_v1 * adj_v1 * tan_z_v1 + dtanh_z_v1 * radj_v1
+    del adj_v1, tan_z_v1, dtanh_z_v1, radj_v1, d2tanh_z_v1
     # Σ_b H[W1,b]·vector[b][j,i] = radj_z_v1[j] x[i]
-    radj_z_v1 = t["radj_z_v1"]
-    x = t["x"]
     # einsum("Bj,Bi->ji", radj_z_v1, x)
     hvp_W1 = radj_z_v1.T @ x / B
     # Σ_b H[b1,b]·vector[b][j] = radj_z_v1[j]
     # einsum("Bj->j", radj_z_v1)
     hvp_b1 = radj_z_v1.sum(axis=0) / B
-    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v1[j] + adj_p[l] tan_v1[j]
-    radj_p = t["radj_p"]
-    v1 = t["v1"]
-    # einsum("Bl,Bj->lj", radj_p, v1)
-    adj_p = t["adj_p"]
-    tan_v1 = t["tan_v1"]
-    # einsum("Bl,Bj->lj", adj_p, tan_v1)
-    hvp_U = (radj_p.T @ v1 + adj_p.T @ tan_v1) / B
+    del radj_z_v1
     return {"W1": hvp_W1, "b1": hvp_b1, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_z_f__p"] = _jac_z_f__p(t)
-    t["jac_z_f__v1"] = _jac_z_f__v1(t)
-    t["jac_z_f__z_v1"] = _jac_z_f__z_v1(t)
-    t["hobj_z_f__z_f"] = _hobj_z_f__z_f(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # p[l] = Σ_j U[l,j] v1[j]
+    # einsum("lj,Bj->Bl", U, v1)
+    p = v1 @ U.T
+    # z_f[l] = p[l] - y[l]
+    z_f = p - y
+    del p
+    # jac_z_f__p[l,i] = δ[l,i]
+    jac_z_f__p = (np.eye(2))
+    # jac_z_f__v1[l,j] = Σ_c U[c,j] jac_z_f__p[l,c]
+    # einsum("cj,lc->lj", U, jac_z_f__p)
+    jac_z_f__v1 = jac_z_f__p @ U
+    # jac_z_f__z_v1[l,j] = tanh'(z_v1[j]) jac_z_f__v1[l,j]
+    dtanh_z_v1 = 1 - v1**2
+    # einsum("Bj,lj->Blj", dtanh_z_v1, jac_z_f__v1)
+    jac_z_f__z_v1 = jac_z_f__v1 * dtanh_z_v1[:, None]
+    del jac_z_f__v1, dtanh_z_v1
+    # hobj_z_f__z_f[l,i] = huber_d20(z_f[l], 1) δ[l,i]
+    huber_d20_z_f_expr = np.select([np.greater_equal(1, abs(z_f)),True], [1,0], default=np.nan)
+    del z_f
+    # einsum("Bl,li->Bli", huber_d20_z_f_expr, np.eye(2))
+    hobj_z_f__z_f = np.eye(2) * huber_d20_z_f_expr[:, :, None]
+    del huber_d20_z_f_expr
     # diag GGN[W1] = Σ_ck hobj_z_f__z_f[c,k] jac_z_f__z_v1[c,j] jac_z_f__z_v1[k,j] x[i] x[i]
-    hobj_z_f__z_f = t["hobj_z_f__z_f"]
-    jac_z_f__z_v1 = t["jac_z_f__z_v1"]
-    x = t["x"]
     # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_z_f__z_f, jac_z_f__z_v1, jac_z_f__z_v1, x, x)
     tmp = (jac_z_f__z_v1.transpose(0, 2, 1)) @ hobj_z_f__z_f
     tmp_2 = x * x
     tmp_3 = (tmp[..., None, :] @ ((jac_z_f__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp
     ggn_W1 = tmp_3.T @ tmp_2 / B
+    del tmp_2, tmp_3
     # diag GGN[b1] = Σ_ci hobj_z_f__z_f[c,i] jac_z_f__z_v1[c,j] jac_z_f__z_v1[i,j]
     # einsum("Bci,Bcj,Bij->j", hobj_z_f__z_f, jac_z_f__z_v1, jac_z_f__z_v1)
     tmp_4 = (jac_z_f__z_v1.transpose(0, 2, 1)) @ hobj_z_f__z_f
     ggn_b1 = np.einsum("Bji,Bij->j", tmp_4, jac_z_f__z_v1, optimize=False) / B
+    del jac_z_f__z_v1, tmp_4
     # diag GGN[U] = Σ_ci hobj_z_f__z_f[c,i] jac_z_f__p[c,l] jac_z_f__p[i,l] v1[j] v1[j]
-    jac_z_f__p = t["jac_z_f__p"]
-    v1 = t["v1"]
     # einsum("Bci,cl,il,Bj,Bj->lj", hobj_z_f__z_f, jac_z_f__p, jac_z_f__p, v1, v1)
     tmp_5 = jac_z_f__p[:, :, None] * jac_z_f__p.T
     tmp_6 = v1 * v1
     tmp_7 = np.tensordot(tmp_5, hobj_z_f__z_f, axes=([0, 2], [2, 1]))
+    del v1, jac_z_f__p, hobj_z_f__z_f, tmp_5
     ggn_U = tmp_7 @ tmp_6 / B
+    del tmp_6, tmp_7
     return {"W1": ggn_W1, "b1": ggn_b1, "U": ggn_U}

@@ -841,126 +841,369 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_q"] = _adj_q(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_z"] = _adj_z(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1[j,i] = adj_z[j] x[i]
-    adj_z = t["adj_z"]
-    x = t["x"]
-    # einsum("Bj,Bi->ji", adj_z, x)
-    grad_W1 = adj_z.T @ x / B
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    g = params["g"]
+    b = params["b"]
+    U = params["U"]
+    B = x.shape[0]
+    # z[j] = Σ_i W1[j,i] x[i]
+    # einsum("ji,Bi->Bj", W1, x)
+    z = x @ W1.T
+    # m = 1/h Σ_j z[j]
+    # einsum("Bj->B", z)
+    m = 0.3333333333333333 * z.sum(axis=1)
+    # q = 1/h Σ_j z[j] z[j] - m m
+    # einsum("Bj,Bj->B", z, z)
+    q = 0.3333333333333333 * (z[..., None, :] @ z[..., None])[..., 0, 0] - m * m
+    # u[j] = lnorm_d000(z[j], m, q)
+    m_b = m[:, None]
+    q_b = q[:, None]
+    u = (-m_b + z)/np.sqrt(q_b + 1.0e-5)
+    del m_b, q_b
+    # z_v[j] = g[j] u[j] + b[j]
+    # einsum("j,Bj->Bj", g, u)
+    z_v = u * g + b
+    # v[j] = tanh(z_v[j])
+    v = np.tanh(z_v)
+    del z_v
+    # p[l] = Σ_j U[l,j] v[j]
+    # einsum("lj,Bj->Bl", U, v)
+    p = v @ U.T
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
+    del p
+    # ∂f/∂U[l,j] = adj_p[l] v[j]
+    # einsum("Bl,Bj->lj", adj_p, v)
+    grad_U = adj_p.T @ v
+    # adj_v[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v = adj_p @ U
+    del adj_p
+    # adj_z_v[j] = tanh'(z_v[j]) adj_v[j]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
     # ∂f/∂g[j] = adj_z_v[j] u[j]
-    adj_z_v = t["adj_z_v"]
-    u = t["u"]
     # einsum("Bj,Bj->j", adj_z_v, u)
-    grad_g = (u.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0] / B
+    grad_g = (u.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0]
+    del u
     # ∂f/∂b[j] = adj_z_v[j]
     # einsum("Bj->j", adj_z_v)
-    grad_b = adj_z_v.sum(axis=0) / B
-    # ∂f/∂U[l,j] = adj_p[l] v[j]
-    adj_p = t["adj_p"]
-    v = t["v"]
-    # einsum("Bl,Bj->lj", adj_p, v)
-    grad_U = adj_p.T @ v / B
+    grad_b = adj_z_v.sum(axis=0)
+    # adj_u[j] = adj_z_v[j] g[j]
+    # einsum("Bj,j->Bj", adj_z_v, g)
+    adj_u = g * adj_z_v
+    del adj_z_v
+    # adj_q = Σ_c lnorm_d001(z[c], m, q) adj_u[c]
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b_2 + z)/(q_b_2 + 1.0e-5)**(3/2)
+    del m_b_2, q_b_2
+    # einsum("Bc,Bc->B", lnorm_d001_z_m_q, adj_u)
+    adj_q = (adj_u[..., None, :] @ lnorm_d001_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d001_z_m_q
+    # adj_m = -2 adj_q m + Σ_c lnorm_d010(z[c], m, q) adj_u[c]
+    m_b_3 = m[:, None]
+    q_b_3 = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_3 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_3), np.shape(q_b_3)))
+    del m_b_3, q_b_3
+    # einsum("Bc,Bc->B", lnorm_d010_z_m_q, adj_u)
+    adj_m = -2 * adj_q * m + (adj_u[..., None, :] @ lnorm_d010_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d010_z_m_q
+    # adj_z[j] = 1/h 1[j] adj_m + 2/h adj_q z[j] + lnorm_d100(z[j], m, q) adj_u[j]
+    # einsum("j,B->Bj", np.ones(3), adj_m)
+    # einsum("B,Bj->Bj", adj_q, z)
+    m_b_4 = m[:, None]
+    del m
+    q_b_4 = q[:, None]
+    del q
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_4 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_4), np.shape(q_b_4)))
+    del m_b_4, q_b_4
+    adj_z = 0.3333333333333333 * adj_m[:, None] * np.ones(3) + 0.6666666666666666 * z * adj_q[:, None] + lnorm_d100_z_m_q * adj_u
+    del z, adj_u, adj_q, adj_m, lnorm_d100_z_m_q
+    # ∂f/∂W1[j,i] = adj_z[j] x[i]
+    # einsum("Bj,Bi->ji", adj_z, x)
+    grad_W1 = adj_z.T @ x
+    del adj_z
     return {"W1": grad_W1, "g": grad_g, "b": grad_b, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_q"] = _adj_q(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_z"] = _adj_z(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W1[j,i] = adj_z[j] x[i]
-    adj_z = t["adj_z"]
-    x = t["x"]
-    # einsum("Bj,Bi->Bji", adj_z, x)
-    grad_W1 = x[:, None] * adj_z[:, :, None]
-    # ∂f/∂g[j] = adj_z_v[j] u[j]
-    adj_z_v = t["adj_z_v"]
-    u = t["u"]
-    grad_g = adj_z_v * u
-    # ∂f/∂b[j] = adj_z_v[j]
-    grad_b = adj_z_v
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    g = params["g"]
+    b = params["b"]
+    U = params["U"]
+    B = x.shape[0]
+    # z[j] = Σ_i W1[j,i] x[i]
+    # einsum("ji,Bi->Bj", W1, x)
+    z = x @ W1.T
+    # m = 1/h Σ_j z[j]
+    # einsum("Bj->B", z)
+    m = 0.3333333333333333 * z.sum(axis=1)
+    # q = 1/h Σ_j z[j] z[j] - m m
+    # einsum("Bj,Bj->B", z, z)
+    q = 0.3333333333333333 * (z[..., None, :] @ z[..., None])[..., 0, 0] - m * m
+    # u[j] = lnorm_d000(z[j], m, q)
+    m_b = m[:, None]
+    q_b = q[:, None]
+    u = (-m_b + z)/np.sqrt(q_b + 1.0e-5)
+    del m_b, q_b
+    # z_v[j] = g[j] u[j] + b[j]
+    # einsum("j,Bj->Bj", g, u)
+    z_v = u * g + b
+    # v[j] = tanh(z_v[j])
+    v = np.tanh(z_v)
+    del z_v
+    # p[l] = Σ_j U[l,j] v[j]
+    # einsum("lj,Bj->Bl", U, v)
+    p = v @ U.T
+    # adj_p[l] = p[l] - y[l]
+    adj_p = p - y
+    del p
     # ∂f/∂U[l,j] = adj_p[l] v[j]
-    adj_p = t["adj_p"]
-    v = t["v"]
     # einsum("Bl,Bj->Blj", adj_p, v)
     grad_U = v[:, None] * adj_p[:, :, None]
+    # adj_v[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v = adj_p @ U
+    del adj_p
+    # adj_z_v[j] = tanh'(z_v[j]) adj_v[j]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
+    # ∂f/∂g[j] = adj_z_v[j] u[j]
+    grad_g = adj_z_v * u
+    del u
+    # ∂f/∂b[j] = adj_z_v[j]
+    grad_b = adj_z_v
+    # adj_u[j] = adj_z_v[j] g[j]
+    # einsum("Bj,j->Bj", adj_z_v, g)
+    adj_u = g * adj_z_v
+    del adj_z_v
+    # adj_q = Σ_c lnorm_d001(z[c], m, q) adj_u[c]
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b_2 + z)/(q_b_2 + 1.0e-5)**(3/2)
+    del m_b_2, q_b_2
+    # einsum("Bc,Bc->B", lnorm_d001_z_m_q, adj_u)
+    adj_q = (adj_u[..., None, :] @ lnorm_d001_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d001_z_m_q
+    # adj_m = -2 adj_q m + Σ_c lnorm_d010(z[c], m, q) adj_u[c]
+    m_b_3 = m[:, None]
+    q_b_3 = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_3 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_3), np.shape(q_b_3)))
+    del m_b_3, q_b_3
+    # einsum("Bc,Bc->B", lnorm_d010_z_m_q, adj_u)
+    adj_m = -2 * adj_q * m + (adj_u[..., None, :] @ lnorm_d010_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d010_z_m_q
+    # adj_z[j] = 1/h 1[j] adj_m + 2/h adj_q z[j] + lnorm_d100(z[j], m, q) adj_u[j]
+    # einsum("j,B->Bj", np.ones(3), adj_m)
+    # einsum("B,Bj->Bj", adj_q, z)
+    m_b_4 = m[:, None]
+    del m
+    q_b_4 = q[:, None]
+    del q
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_4 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_4), np.shape(q_b_4)))
+    del m_b_4, q_b_4
+    adj_z = 0.3333333333333333 * adj_m[:, None] * np.ones(3) + 0.6666666666666666 * z * adj_q[:, None] + lnorm_d100_z_m_q * adj_u
+    del z, adj_u, adj_q, adj_m, lnorm_d100_z_m_q
+    # ∂f/∂W1[j,i] = adj_z[j] x[i]
+    # einsum("Bj,Bi->Bji", adj_z, x)
+    grad_W1 = x[:, None] * adj_z[:, :, None]
+    del adj_z
     return {"W1": grad_W1, "g": grad_g, "b": grad_b, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_q"] = _adj_q(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_z"] = _adj_z(t)
-    B = t["x"].shape[0]
-    adj_z = t["adj_z"]
-    x = t["x"]
-    adj_z_v = t["adj_z_v"]
-    u = t["u"]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    g = params["g"]
+    b = params["b"]
+    U = params["U"]
+    B = x.shape[0]
+    # z[j] = Σ_i W1[j,i] x[i]
+    # einsum("ji,Bi->Bj", W1, x)
+    z = x @ W1.T
+    # m = 1/h Σ_j z[j]
+    # einsum("Bj->B", z)
+    m = 0.3333333333333333 * z.sum(axis=1)
+    # q = 1/h Σ_j z[j] z[j] - m m
+    # einsum("Bj,Bj->B", z, z)
+    q = 0.3333333333333333 * (z[..., None, :] @ z[..., None])[..., 0, 0] - m * m
+    # u[j] = lnorm_d000(z[j], m, q)
+    m_b = m[:, None]
+    q_b = q[:, None]
+    u = (-m_b + z)/np.sqrt(q_b + 1.0e-5)
+    del m_b, q_b
+    # z_v[j] = g[j] u[j] + b[j]
+    # einsum("j,Bj->Bj", g, u)
+    z_v = u * g + b
+    # v[j] = tanh(z_v[j])
+    v = np.tanh(z_v)
+    del z_v
+    # p[l] = Σ_j U[l,j] v[j]
+    # einsum("lj,Bj->Bl", U, v)
+    p = v @ U.T
+    # adj_p[l] = p[l] - y[l]
+    adj_p = p - y
+    del p
+    # adj_v[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v = adj_p @ U
+    # adj_z_v[j] = tanh'(z_v[j]) adj_v[j]
+    dtanh_z_v = 1 - v**2
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
     fac_g_0_0 = adj_z_v * u
-    adj_p = t["adj_p"]
-    v = t["v"]
+    del u
+    # adj_u[j] = adj_z_v[j] g[j]
+    # einsum("Bj,j->Bj", adj_z_v, g)
+    adj_u = g * adj_z_v
+    # adj_q = Σ_c lnorm_d001(z[c], m, q) adj_u[c]
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b_2 + z)/(q_b_2 + 1.0e-5)**(3/2)
+    del m_b_2, q_b_2
+    # einsum("Bc,Bc->B", lnorm_d001_z_m_q, adj_u)
+    adj_q = (adj_u[..., None, :] @ lnorm_d001_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d001_z_m_q
+    # adj_m = -2 adj_q m + Σ_c lnorm_d010(z[c], m, q) adj_u[c]
+    m_b_3 = m[:, None]
+    q_b_3 = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_3 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_3), np.shape(q_b_3)))
+    del m_b_3, q_b_3
+    # einsum("Bc,Bc->B", lnorm_d010_z_m_q, adj_u)
+    adj_m = -2 * adj_q * m + (adj_u[..., None, :] @ lnorm_d010_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d010_z_m_q
+    # adj_z[j] = 1/h 1[j] adj_m + 2/h adj_q z[j] + lnorm_d100(z[j], m, q) adj_u[j]
+    # einsum("j,B->Bj", np.ones(3), adj_m)
+    # einsum("B,Bj->Bj", adj_q, z)
+    m_b_4 = m[:, None]
+    del m
+    q_b_4 = q[:, None]
+    del q
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_4 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_4), np.shape(q_b_4)))
+    del m_b_4, q_b_4
+    adj_z = 0.3333333333333333 * adj_m[:, None] * np.ones(3) + 0.6666666666666666 * z * adj_q[:, None] + lnorm_d100_z_m_q * adj_u
+    del z, adj_u, adj_q, adj_m, lnorm_d100_z_m_q
     return {"W1": [(adj_z, x)], "g": [(fac_g_0_0,)], "b": [(adj_z_v,)], "U": [(adj_p, v)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_q"] = _adj_q(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_z"] = _adj_z(t)
-    B = t["x"].shape[0]
-    # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z[j] x[i]
-    adj_z = t["adj_z"]
-    x = t["x"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z, x, adj_z, x)
-    tmp = (adj_z[..., None, :] @ adj_z[..., None])[..., 0, 0]
-    tmp_2 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_W1 = tmp_2 * tmp
-    norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    g = params["g"]
+    b = params["b"]
+    U = params["U"]
+    B = x.shape[0]
+    # z[j] = Σ_i W1[j,i] x[i]
+    # einsum("ji,Bi->Bj", W1, x)
+    z = x @ W1.T
+    # m = 1/h Σ_j z[j]
+    # einsum("Bj->B", z)
+    m = 0.3333333333333333 * z.sum(axis=1)
+    # q = 1/h Σ_j z[j] z[j] - m m
+    # einsum("Bj,Bj->B", z, z)
+    q = 0.3333333333333333 * (z[..., None, :] @ z[..., None])[..., 0, 0] - m * m
+    # u[j] = lnorm_d000(z[j], m, q)
+    m_b = m[:, None]
+    q_b = q[:, None]
+    u = (-m_b + z)/np.sqrt(q_b + 1.0e-5)
+    del m_b, q_b
+    # z_v[j] = g[j] u[j] + b[j]
+    # einsum("j,Bj->Bj", g, u)
+    z_v = u * g + b
+    # v[j] = tanh(z_v[j])
+    v = np.tanh(z_v)
+    del z_v
+    # p[l] = Σ_j U[l,j] v[j]
+    # einsum("lj,Bj->Bl", U, v)
+    p = v @ U.T
+    # adj_p[l] = p[l] - y[l]
+    adj_p = p - y
+    del p
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] v[j]
+    # einsum("Bl,Bj,Bl,Bj->B", adj_p, v, adj_p, v)
+    tmp = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_2 = (v[..., None, :] @ v[..., None])[..., 0, 0]
+    sq_U = tmp_2 * tmp
+    del tmp, tmp_2
+    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
+    # adj_v[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v = adj_p @ U
+    del adj_p
+    # adj_z_v[j] = tanh'(z_v[j]) adj_v[j]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
     # ‖∂f/∂g‖² = Σ over pairs of terms of their inner product: adj_z_v[j] u[j]
-    adj_z_v = t["adj_z_v"]
-    u = t["u"]
     # einsum("Bj,Bj,Bj,Bj->B", adj_z_v, u, adj_z_v, u)
     tmp_3 = u * adj_z_v
     tmp_4 = u * adj_z_v
+    del u
     sq_g = (tmp_4[..., None, :] @ tmp_3[..., None])[..., 0, 0]
+    del tmp_3, tmp_4
     norm_g = np.sqrt(np.maximum(sq_g, 0.0))
+    del sq_g
     # ‖∂f/∂b‖² = Σ over pairs of terms of their inner product: adj_z_v[j]
     # einsum("Bj,Bj->B", adj_z_v, adj_z_v)
     sq_b = (adj_z_v[..., None, :] @ adj_z_v[..., None])[..., 0, 0]
     norm_b = np.sqrt(np.maximum(sq_b, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] v[j]
-    adj_p = t["adj_p"]
-    v = t["v"]
-    # einsum("Bl,Bj,Bl,Bj->B", adj_p, v, adj_p, v)
-    tmp_5 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_6 = (v[..., None, :] @ v[..., None])[..., 0, 0]
-    sq_U = tmp_6 * tmp_5
-    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_b
+    # adj_u[j] = adj_z_v[j] g[j]
+    # einsum("Bj,j->Bj", adj_z_v, g)
+    adj_u = g * adj_z_v
+    del adj_z_v
+    # adj_q = Σ_c lnorm_d001(z[c], m, q) adj_u[c]
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b_2 + z)/(q_b_2 + 1.0e-5)**(3/2)
+    del m_b_2, q_b_2
+    # einsum("Bc,Bc->B", lnorm_d001_z_m_q, adj_u)
+    adj_q = (adj_u[..., None, :] @ lnorm_d001_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d001_z_m_q
+    # adj_m = -2 adj_q m + Σ_c lnorm_d010(z[c], m, q) adj_u[c]
+    m_b_3 = m[:, None]
+    q_b_3 = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_3 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_3), np.shape(q_b_3)))
+    del m_b_3, q_b_3
+    # einsum("Bc,Bc->B", lnorm_d010_z_m_q, adj_u)
+    adj_m = -2 * adj_q * m + (adj_u[..., None, :] @ lnorm_d010_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d010_z_m_q
+    # adj_z[j] = 1/h 1[j] adj_m + 2/h adj_q z[j] + lnorm_d100(z[j], m, q) adj_u[j]
+    # einsum("j,B->Bj", np.ones(3), adj_m)
+    # einsum("B,Bj->Bj", adj_q, z)
+    m_b_4 = m[:, None]
+    del m
+    q_b_4 = q[:, None]
+    del q
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_4 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_4), np.shape(q_b_4)))
+    del m_b_4, q_b_4
+    adj_z = 0.3333333333333333 * adj_m[:, None] * np.ones(3) + 0.6666666666666666 * z * adj_q[:, None] + lnorm_d100_z_m_q * adj_u
+    del z, adj_u, adj_q, adj_m, lnorm_d100_z_m_q
+    # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z[j] x[i]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z, x, adj_z, x)
+    tmp_5 = (adj_z[..., None, :] @ adj_z[..., None])[..., 0, 0]
+    tmp_6 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    del adj_z
+    sq_W1 = tmp_6 * tmp_5
+    del tmp_5, tmp_6
+    norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
+    del sq_W1
     return {"W1": norm_W1, "g": norm_g, "b": norm_b, "U": norm_U}
 
 
@@ -1094,95 +1337,266 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_W1"] = vector["W1"]
-    t["dir_g"] = vector["g"]
-    t["dir_b"] = vector["b"]
-    t["dir_U"] = vector["U"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_q"] = _adj_q(t)
-    t["tan_z"] = _tan_z(t)
-    t["tan_m"] = _tan_m(t)
-    t["tan_q"] = _tan_q(t)
-    t["tan_u"] = _tan_u(t)
-    t["tan_z_v"] = _tan_z_v(t)
-    t["tan_v"] = _tan_v(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_v"] = _radj_v(t)
-    t["radj_z_v"] = _radj_z_v(t)
-    t["radj_u"] = _radj_u(t)
-    t["radj_q"] = _radj_q(t)
-    t["radj_m"] = _radj_m(t)
-    t["radj_z"] = _radj_z(t)
-    B = t["x"].shape[0]
-    # Σ_b H[W1,b]·vector[b][j,i] = radj_z[j] x[i]
-    radj_z = t["radj_z"]
-    x = t["x"]
-    # einsum("Bj,Bi->ji", radj_z, x)
-    hvp_W1 = radj_z.T @ x / B
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    g = params["g"]
+    b = params["b"]
+    U = params["U"]
+    B = x.shape[0]
+    dir_W1 = vector["W1"]
+    dir_g = vector["g"]
+    dir_b = vector["b"]
+    dir_U = vector["U"]
+    # z[j] = Σ_i W1[j,i] x[i]
+    # einsum("ji,Bi->Bj", W1, x)
+    z = x @ W1.T
+    # m = 1/h Σ_j z[j]
+    # einsum("Bj->B", z)
+    m = 0.3333333333333333 * z.sum(axis=1)
+    # q = 1/h Σ_j z[j] z[j] - m m
+    # einsum("Bj,Bj->B", z, z)
+    q = 0.3333333333333333 * (z[..., None, :] @ z[..., None])[..., 0, 0] - m * m
+    # u[j] = lnorm_d000(z[j], m, q)
+    m_b = m[:, None]
+    q_b = q[:, None]
+    u = (-m_b + z)/np.sqrt(q_b + 1.0e-5)
+    del m_b, q_b
+    # z_v[j] = g[j] u[j] + b[j]
+    # einsum("j,Bj->Bj", g, u)
+    z_v = u * g + b
+    # v[j] = tanh(z_v[j])
+    v = np.tanh(z_v)
+    del z_v
+    # p[l] = Σ_j U[l,j] v[j]
+    # einsum("lj,Bj->Bl", U, v)
+    p = v @ U.T
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
+    del p
+    # adj_v[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v = adj_p @ U
+    # adj_z_v[j] = tanh'(z_v[j]) adj_v[j]
+    dtanh_z_v = 1 - v**2
+    adj_z_v = dtanh_z_v * adj_v
+    # adj_u[j] = adj_z_v[j] g[j]
+    # einsum("Bj,j->Bj", adj_z_v, g)
+    adj_u = g * adj_z_v
+    # adj_q = Σ_c lnorm_d001(z[c], m, q) adj_u[c]
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b_2 + z)/(q_b_2 + 1.0e-5)**(3/2)
+    del m_b_2, q_b_2
+    # einsum("Bc,Bc->B", lnorm_d001_z_m_q, adj_u)
+    adj_q = (adj_u[..., None, :] @ lnorm_d001_z_m_q[..., None])[..., 0, 0]
+    # tan_z[j] = Σ_c dir_W1[j,c] x[c]
+    # einsum("jc,Bc->Bj", dir_W1, x)
+    tan_z = x @ dir_W1.T
+    # tan_m = 1/h Σ_c tan_z[c]
+    # einsum("Bc->B", tan_z)
+    tan_m = 0.3333333333333333 * tan_z.sum(axis=1)
+    # tan_q = 2/h Σ_c tan_z[c] z[c] - 2 m tan_m
+    # einsum("Bc,Bc->B", tan_z, z)
+    tan_q = 0.6666666666666666 * (z[..., None, :] @ tan_z[..., None])[..., 0, 0] - 2 * m * tan_m
+    # tan_u[j] = lnorm_d100(z[j], m, q) tan_z[j] + lnorm_d010(z[j], m, q) tan_m + lnorm_d001(z[j], m, q) tan_q
+    m_b_3 = m[:, None]
+    q_b_3 = q[:, None]
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_3 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_3), np.shape(q_b_3)))
+    del m_b_3, q_b_3
+    m_b_4 = m[:, None]
+    q_b_4 = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_4 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_4), np.shape(q_b_4)))
+    del m_b_4, q_b_4
+    # einsum("Bj,B->Bj", lnorm_d010_z_m_q, tan_m)
+    # einsum("Bj,B->Bj", lnorm_d001_z_m_q, tan_q)
+    tan_u = lnorm_d100_z_m_q * tan_z + tan_m[:, None] * lnorm_d010_z_m_q + tan_q[:, None] * lnorm_d001_z_m_q
+    # tan_z_v[j] = dir_g[j] u[j] + g[j] tan_u[j] + dir_b[j]
+    # einsum("j,Bj->Bj", dir_g, u)
+    # einsum("j,Bj->Bj", g, tan_u)
+    tan_z_v = u * dir_g + tan_u * g + dir_b
+    # tan_v[j] = tanh'(z_v[j]) tan_z_v[j]
+    tan_v = dtanh_z_v * tan_z_v
+    # tan_p[l] = Σ_c dir_U[l,c] v[c] + Σ_c U[l,c] tan_v[c]
+    # einsum("lc,Bc->Bl", dir_U, v)
+    # einsum("lc,Bc->Bl", U, tan_v)
+    tan_p = v @ dir_U.T + tan_v @ U.T
+    # radj_p[l] = tan_p[l] (÷ B: the batch mean seeded once)
+    radj_p = tan_p / B
+    del tan_p
+    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v[j] + adj_p[l] tan_v[j]
+    # einsum("Bl,Bj->lj", radj_p, v)
+    # einsum("Bl,Bj->lj", adj_p, tan_v)
+    hvp_U = radj_p.T @ v + adj_p.T @ tan_v
+    del tan_v
+    # radj_v[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    # einsum("cj,Bc->Bj", U, radj_p)
+    radj_v = adj_p @ dir_U + radj_p @ U
+    del adj_p, radj_p
+    # radj_z_v[j] = tanh''(z_v[j]) adj_v[j] tan_z_v[j] + tanh'(z_v[j]) radj_v[j]
+    d2tanh_z_v = 2*v*(v**2 - 1)
+    del v
+    radj_z_v = d2tanh_z_v * adj_v * tan_z_v + dtanh_z_v * radj_v
+    del adj_v, dtanh_z_v, tan_z_v, radj_v, d2tanh_z_v
     # Σ_b H[g,b]·vector[b][j] = radj_z_v[j] u[j] + adj_z_v[j] tan_u[j]
-    radj_z_v = t["radj_z_v"]
-    u = t["u"]
     # einsum("Bj,Bj->j", radj_z_v, u)
-    adj_z_v = t["adj_z_v"]
-    tan_u = t["tan_u"]
     # einsum("Bj,Bj->j", adj_z_v, tan_u)
-    hvp_g = ((u.T[..., None, :] @ radj_z_v.T[..., None])[..., 0, 0] + (tan_u.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0]) / B
+    hvp_g = (u.T[..., None, :] @ radj_z_v.T[..., None])[..., 0, 0] + (tan_u.T[..., None, :] @ adj_z_v.T[..., None])[..., 0, 0]
+    del u, tan_u
     # Σ_b H[b,b]·vector[b][j] = radj_z_v[j]
     # einsum("Bj->j", radj_z_v)
-    hvp_b = radj_z_v.sum(axis=0) / B
-    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v[j] + adj_p[l] tan_v[j]
-    radj_p = t["radj_p"]
-    v = t["v"]
-    # einsum("Bl,Bj->lj", radj_p, v)
-    adj_p = t["adj_p"]
-    tan_v = t["tan_v"]
-    # einsum("Bl,Bj->lj", adj_p, tan_v)
-    hvp_U = (radj_p.T @ v + adj_p.T @ tan_v) / B
+    hvp_b = radj_z_v.sum(axis=0)
+    # radj_u[j] = g[j] radj_z_v[j] + adj_z_v[j] dir_g[j]
+    # einsum("j,Bj->Bj", g, radj_z_v)
+    # einsum("Bj,j->Bj", adj_z_v, dir_g)
+    radj_u = radj_z_v * g + dir_g * adj_z_v
+    del adj_z_v, radj_z_v
+    # radj_q = Σ_c lnorm_d101(z[c], m, q) adj_u[c] tan_z[c] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] tan_m + Σ_c lnorm_d002(z[c], m, q) adj_u[c] tan_q + Σ_c lnorm_d001(z[c], m, q) radj_u[c]
+    m_b_5 = m[:, None]
+    q_b_5 = q[:, None]
+    lnorm_d101_z_m_q = np.broadcast_to(-(1/2)/(q_b_5 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_5), np.shape(q_b_5)))
+    del m_b_5, q_b_5
+    # einsum("Bc,Bc,Bc->B", lnorm_d101_z_m_q, adj_u, tan_z)
+    tmp = adj_u * lnorm_d101_z_m_q
+    m_b_6 = m[:, None]
+    q_b_6 = q[:, None]
+    lnorm_d011_z_m_q = np.broadcast_to((1/2)/(q_b_6 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_6), np.shape(q_b_6)))
+    del m_b_6, q_b_6
+    # einsum("Bc,Bc,B->B", lnorm_d011_z_m_q, adj_u, tan_m)
+    tmp_2 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
+    m_b_7 = m[:, None]
+    q_b_7 = q[:, None]
+    del q
+    lnorm_d002_z_m_q = (3/4)*(-m_b_7 + z)/(q_b_7 + 1.0e-5)**(5/2)
+    del m_b_7, q_b_7
+    # einsum("Bc,Bc,B->B", lnorm_d002_z_m_q, adj_u, tan_q)
+    tmp_3 = (adj_u[..., None, :] @ lnorm_d002_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d002_z_m_q
+    # einsum("Bc,Bc->B", lnorm_d001_z_m_q, radj_u)
+    radj_q = (tmp[..., None, :] @ tan_z[..., None])[..., 0, 0] + tmp_2 * tan_m + tmp_3 * tan_q + (radj_u[..., None, :] @ lnorm_d001_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d001_z_m_q, tmp, tmp_2, tmp_3
+    # radj_m = -2 m radj_q - 2 adj_q tan_m + Σ_c lnorm_d011(z[c], m, q) adj_u[c] tan_q + Σ_c lnorm_d010(z[c], m, q) radj_u[c]
+    # einsum("Bc,Bc,B->B", lnorm_d011_z_m_q, adj_u, tan_q)
+    tmp_4 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
+    del lnorm_d011_z_m_q
+    # einsum("Bc,Bc->B", lnorm_d010_z_m_q, radj_u)
+    radj_m = -2 * m * radj_q - 2 * adj_q * tan_m + tmp_4 * tan_q + (radj_u[..., None, :] @ lnorm_d010_z_m_q[..., None])[..., 0, 0]
+    del m, tan_m, lnorm_d010_z_m_q, tmp_4
+    # radj_z[j] = 1/h 1[j] radj_m + 2/h radj_q z[j] + 2/h adj_q tan_z[j] + lnorm_d101(z[j], m, q) adj_u[j] tan_q + lnorm_d100(z[j], m, q) radj_u[j]
+    # einsum("j,B->Bj", np.ones(3), radj_m)
+    # einsum("B,Bj->Bj", radj_q, z)
+    # einsum("B,Bj->Bj", adj_q, tan_z)
+    # einsum("Bj,Bj,B->Bj", lnorm_d101_z_m_q, adj_u, tan_q)
+    tmp_5 = adj_u * lnorm_d101_z_m_q
+    del adj_u, lnorm_d101_z_m_q
+    radj_z = 0.3333333333333333 * radj_m[:, None] * np.ones(3) + 0.6666666666666666 * z * radj_q[:, None] + 0.6666666666666666 * tan_z * adj_q[:, None] + tmp_5 * tan_q[:, None] + lnorm_d100_z_m_q * radj_u
+    del z, adj_q, tan_z, tan_q, lnorm_d100_z_m_q, radj_u, radj_q, radj_m, tmp_5
+    # Σ_b H[W1,b]·vector[b][j,i] = radj_z[j] x[i]
+    # einsum("Bj,Bi->ji", radj_z, x)
+    hvp_W1 = radj_z.T @ x
+    del radj_z
     return {"W1": hvp_W1, "g": hvp_g, "b": hvp_b, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__v"] = _jac_p__v(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["jac_p__u"] = _jac_p__u(t)
-    t["jac_p__q"] = _jac_p__q(t)
-    t["jac_p__m"] = _jac_p__m(t)
-    t["jac_p__z"] = _jac_p__z(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    W1 = params["W1"]
+    g = params["g"]
+    b = params["b"]
+    U = params["U"]
+    B = x.shape[0]
+    # z[j] = Σ_i W1[j,i] x[i]
+    # einsum("ji,Bi->Bj", W1, x)
+    z = x @ W1.T
+    # m = 1/h Σ_j z[j]
+    # einsum("Bj->B", z)
+    m = 0.3333333333333333 * z.sum(axis=1)
+    # q = 1/h Σ_j z[j] z[j] - m m
+    # einsum("Bj,Bj->B", z, z)
+    q = 0.3333333333333333 * (z[..., None, :] @ z[..., None])[..., 0, 0] - m * m
+    # u[j] = lnorm_d000(z[j], m, q)
+    m_b = m[:, None]
+    q_b = q[:, None]
+    u = (-m_b + z)/np.sqrt(q_b + 1.0e-5)
+    del m_b, q_b
+    # z_v[j] = g[j] u[j] + b[j]
+    # einsum("j,Bj->Bj", g, u)
+    z_v = u * g + b
+    # v[j] = tanh(z_v[j])
+    v = np.tanh(z_v)
+    del z_v
+    # jac_p__v[l,j] = U[l,j]
+    jac_p__v = U
+    # jac_p__z_v[l,j] = tanh'(z_v[j]) jac_p__v[l,j]
+    dtanh_z_v = 1 - v**2
+    # einsum("Bj,lj->Blj", dtanh_z_v, jac_p__v)
+    jac_p__z_v = jac_p__v * dtanh_z_v[:, None]
+    del jac_p__v, dtanh_z_v
+    # jac_p__u[l,j] = g[j] jac_p__z_v[l,j]
+    # einsum("j,Blj->Blj", g, jac_p__z_v)
+    jac_p__u = jac_p__z_v * g
+    # jac_p__q[l] = Σ_c lnorm_d001(z[c], m, q) jac_p__u[l,c]
+    m_b_2 = m[:, None]
+    q_b_2 = q[:, None]
+    lnorm_d001_z_m_q = -1/2*(-m_b_2 + z)/(q_b_2 + 1.0e-5)**(3/2)
+    del m_b_2, q_b_2
+    # einsum("Bc,Blc->Bl", lnorm_d001_z_m_q, jac_p__u)
+    jac_p__q = (jac_p__u @ lnorm_d001_z_m_q[..., None])[..., 0]
+    del lnorm_d001_z_m_q
+    # jac_p__m[l] = -2 jac_p__q[l] m + Σ_c lnorm_d010(z[c], m, q) jac_p__u[l,c]
+    # einsum("Bl,B->Bl", jac_p__q, m)
+    m_b_3 = m[:, None]
+    q_b_3 = q[:, None]
+    lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_3 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_3), np.shape(q_b_3)))
+    del m_b_3, q_b_3
+    # einsum("Bc,Blc->Bl", lnorm_d010_z_m_q, jac_p__u)
+    jac_p__m = -2 * m[:, None] * jac_p__q + (jac_p__u @ lnorm_d010_z_m_q[..., None])[..., 0]
+    del lnorm_d010_z_m_q
+    # jac_p__z[l,j] = 1/h 1[j] jac_p__m[l] + 2/h jac_p__q[l] z[j] + lnorm_d100(z[j], m, q) jac_p__u[l,j]
+    # einsum("j,Bl->Blj", np.ones(3), jac_p__m)
+    # einsum("Bl,Bj->Blj", jac_p__q, z)
+    m_b_4 = m[:, None]
+    del m
+    q_b_4 = q[:, None]
+    del q
+    lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_4 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_4), np.shape(q_b_4)))
+    del m_b_4, q_b_4
+    # einsum("Bj,Blj->Blj", lnorm_d100_z_m_q, jac_p__u)
+    jac_p__z = 0.3333333333333333 * jac_p__m[:, :, None] * np.ones(3) + 0.6666666666666666 * z[:, None] * jac_p__q[:, :, None] + jac_p__u * lnorm_d100_z_m_q[:, None]
+    del z, jac_p__u, jac_p__q, jac_p__m, lnorm_d100_z_m_q
+    # hobj_p__p[l,i] = δ[l,i]
+    hobj_p__p = (np.eye(2))
     # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z[c,j] jac_p__z[k,j] x[i] x[i]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z = t["jac_p__z"]
-    x = t["x"]
     # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z, jac_p__z, x, x)
     tmp = x * x
     tmp_2 = np.tensordot(jac_p__z, hobj_p__p, axes=([1], [0]))
     tmp_3 = (tmp_2[..., None, :] @ ((jac_p__z.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del jac_p__z, tmp_2
     ggn_W1 = tmp_3.T @ tmp / B
+    del tmp, tmp_3
     # diag GGN[g] = Σ_ci hobj_p__p[c,i] jac_p__z_v[c,j] jac_p__z_v[i,j] u[j] u[j]
-    jac_p__z_v = t["jac_p__z_v"]
-    u = t["u"]
     # einsum("ci,Bcj,Bij,Bj,Bj->j", hobj_p__p, jac_p__z_v, jac_p__z_v, u, u)
     tmp_4 = u * u
     tmp_5 = tmp_4[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
     tmp_6 = (tmp_5.transpose(1, 2, 0)) @ (jac_p__z_v.transpose(2, 0, 1))
+    del u, tmp_4, tmp_5
     ggn_g = np.tensordot(tmp_6, hobj_p__p, axes=([1, 2], [0, 1])) / B
+    del tmp_6
     # diag GGN[b] = Σ_ci hobj_p__p[c,i] jac_p__z_v[c,j] jac_p__z_v[i,j]
     # einsum("ci,Bcj,Bij->j", hobj_p__p, jac_p__z_v, jac_p__z_v)
     tmp_7 = ((jac_p__z_v.transpose(2, 1, 0)) @ (jac_p__z_v.transpose(2, 0, 1))).transpose(1, 0, 2)
+    del jac_p__z_v
     ggn_b = np.tensordot(tmp_7, hobj_p__p, axes=([0, 2], [1, 0])) / B
+    del tmp_7
     # diag GGN[U] = hobj_p__p[l,l] v[j] v[j]
     # einsum("ll->l", hobj_p__p)
     hobj_p__p_diag = np.einsum("ll->l", hobj_p__p, optimize=False)
-    v = t["v"]
+    del hobj_p__p
     # einsum("l,Bj,Bj->lj", hobj_p__p_diag, v, v)
     tmp_8 = (v.T[..., None, :] @ v.T[..., None])[..., 0, 0]
+    del v
     ggn_U = tmp_8 * hobj_p__p_diag[:, None] / B
+    del hobj_p__p_diag, tmp_8
     return {"W1": ggn_W1, "g": ggn_g, "b": ggn_b, "U": ggn_U}

@@ -1303,97 +1303,243 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_s1"] = _adj_s1(t)
-    t["adj_ig"] = _adj_ig(t)
-    t["adj_z_ig"] = _adj_z_ig(t)
-    t["adj_fg"] = _adj_fg(t)
-    t["adj_z_fg"] = _adj_z_fg(t)
-    t["adj_og"] = _adj_og(t)
-    t["adj_z_og"] = _adj_z_og(t)
-    t["adj_gg"] = _adj_gg(t)
-    t["adj_z_gg"] = _adj_z_gg(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    s0 = data["s0"]
+    y = data["y"]
+    Wi = params["Wi"]
+    Ui = params["Ui"]
+    bi = params["bi"]
+    Wf = params["Wf"]
+    Uf = params["Uf"]
+    bf = params["bf"]
+    Wo = params["Wo"]
+    Uo = params["Uo"]
+    bo = params["bo"]
+    Wg = params["Wg"]
+    Ug = params["Ug"]
+    bg = params["bg"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
+    # einsum("jk,Bk->Bj", Wi, x)
+    # einsum("ji,Bi->Bj", Ui, h0)
+    z_ig = x @ Wi.T + h0 @ Ui.T + bi
+    # ig[j] = sigmoid(z_ig[j])
+    ig = _sigmoid(z_ig)
+    # z_fg[j] = Σ_k Wf[j,k] x[k] + Σ_i Uf[j,i] h0[i] + bf[j]
+    # einsum("jk,Bk->Bj", Wf, x)
+    # einsum("ji,Bi->Bj", Uf, h0)
+    z_fg = x @ Wf.T + h0 @ Uf.T + bf
+    # fg[j] = sigmoid(z_fg[j])
+    fg = _sigmoid(z_fg)
+    # z_og[j] = Σ_k Wo[j,k] x[k] + Σ_i Uo[j,i] h0[i] + bo[j]
+    # einsum("jk,Bk->Bj", Wo, x)
+    # einsum("ji,Bi->Bj", Uo, h0)
+    z_og = x @ Wo.T + h0 @ Uo.T + bo
+    # og[j] = sigmoid(z_og[j])
+    og = _sigmoid(z_og)
+    # z_gg[j] = Σ_k Wg[j,k] x[k] + Σ_i Ug[j,i] h0[i] + bg[j]
+    # einsum("jk,Bk->Bj", Wg, x)
+    # einsum("ji,Bi->Bj", Ug, h0)
+    z_gg = x @ Wg.T + h0 @ Ug.T + bg
+    # gg[j] = tanh(z_gg[j])
+    gg = np.tanh(z_gg)
+    del z_gg
+    # s1[j] = fg[j] s0[j] + ig[j] gg[j]
+    s1 = fg * s0 + ig * gg
+    # h1[j] = og[j] tanh(s1[j])
+    tanh_s1 = np.tanh(s1)
+    h1 = og * tanh_s1
+    # p[l] = Σ_j U[l,j] h1[j]
+    # einsum("lj,Bj->Bl", U, h1)
+    p = h1 @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    del softmax_p
+    # ∂f/∂U[l,j] = adj_p[l] h1[j]
+    # einsum("Bl,Bj->lj", adj_p, h1)
+    grad_U = adj_p.T @ h1
+    del h1
+    # adj_h1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h1 = adj_p @ U
+    del adj_p
+    # adj_s1[j] = tanh'(s1[j]) adj_h1[j] og[j]
+    dtanh_s1 = 1 - np.tanh(s1)**2
+    del s1
+    adj_s1 = dtanh_s1 * adj_h1 * og
+    del dtanh_s1
+    # adj_ig[j] = adj_s1[j] gg[j]
+    adj_ig = adj_s1 * gg
+    # adj_z_ig[j] = sigmoid'(z_ig[j]) adj_ig[j]
+    dsigmoid_z_ig = ig*_sigmoid(-z_ig)
+    del z_ig
+    adj_z_ig = dsigmoid_z_ig * adj_ig
+    del adj_ig, dsigmoid_z_ig
     # ∂f/∂Wi[j,k] = adj_z_ig[j] x[k]
-    adj_z_ig = t["adj_z_ig"]
-    x = t["x"]
     # einsum("Bj,Bk->jk", adj_z_ig, x)
-    grad_Wi = adj_z_ig.T @ x / B
+    grad_Wi = adj_z_ig.T @ x
     # ∂f/∂Ui[j,i] = adj_z_ig[j] h0[i]
-    h0 = t["h0"]
     # einsum("Bj,Bi->ji", adj_z_ig, h0)
-    grad_Ui = adj_z_ig.T @ h0 / B
+    grad_Ui = adj_z_ig.T @ h0
     # ∂f/∂bi[j] = adj_z_ig[j]
     # einsum("Bj->j", adj_z_ig)
-    grad_bi = adj_z_ig.sum(axis=0) / B
+    grad_bi = adj_z_ig.sum(axis=0)
+    del adj_z_ig
+    # adj_fg[j] = adj_s1[j] s0[j]
+    adj_fg = adj_s1 * s0
+    # adj_z_fg[j] = sigmoid'(z_fg[j]) adj_fg[j]
+    dsigmoid_z_fg = fg*_sigmoid(-z_fg)
+    del z_fg, fg
+    adj_z_fg = dsigmoid_z_fg * adj_fg
+    del adj_fg, dsigmoid_z_fg
     # ∂f/∂Wf[j,k] = adj_z_fg[j] x[k]
-    adj_z_fg = t["adj_z_fg"]
     # einsum("Bj,Bk->jk", adj_z_fg, x)
-    grad_Wf = adj_z_fg.T @ x / B
+    grad_Wf = adj_z_fg.T @ x
     # ∂f/∂Uf[j,i] = adj_z_fg[j] h0[i]
     # einsum("Bj,Bi->ji", adj_z_fg, h0)
-    grad_Uf = adj_z_fg.T @ h0 / B
+    grad_Uf = adj_z_fg.T @ h0
     # ∂f/∂bf[j] = adj_z_fg[j]
     # einsum("Bj->j", adj_z_fg)
-    grad_bf = adj_z_fg.sum(axis=0) / B
+    grad_bf = adj_z_fg.sum(axis=0)
+    del adj_z_fg
+    # adj_og[j] = tanh(s1[j]) adj_h1[j]
+    adj_og = tanh_s1 * adj_h1
+    del tanh_s1, adj_h1
+    # adj_z_og[j] = sigmoid'(z_og[j]) adj_og[j]
+    dsigmoid_z_og = og*_sigmoid(-z_og)
+    del z_og, og
+    adj_z_og = dsigmoid_z_og * adj_og
+    del adj_og, dsigmoid_z_og
     # ∂f/∂Wo[j,k] = adj_z_og[j] x[k]
-    adj_z_og = t["adj_z_og"]
     # einsum("Bj,Bk->jk", adj_z_og, x)
-    grad_Wo = adj_z_og.T @ x / B
+    grad_Wo = adj_z_og.T @ x
     # ∂f/∂Uo[j,i] = adj_z_og[j] h0[i]
     # einsum("Bj,Bi->ji", adj_z_og, h0)
-    grad_Uo = adj_z_og.T @ h0 / B
+    grad_Uo = adj_z_og.T @ h0
     # ∂f/∂bo[j] = adj_z_og[j]
     # einsum("Bj->j", adj_z_og)
-    grad_bo = adj_z_og.sum(axis=0) / B
+    grad_bo = adj_z_og.sum(axis=0)
+    del adj_z_og
+    # adj_gg[j] = adj_s1[j] ig[j]
+    adj_gg = adj_s1 * ig
+    del ig, adj_s1
+    # adj_z_gg[j] = tanh'(z_gg[j]) adj_gg[j]
+    dtanh_z_gg = 1 - gg**2
+    del gg
+    adj_z_gg = dtanh_z_gg * adj_gg
+    del adj_gg, dtanh_z_gg
     # ∂f/∂Wg[j,k] = adj_z_gg[j] x[k]
-    adj_z_gg = t["adj_z_gg"]
     # einsum("Bj,Bk->jk", adj_z_gg, x)
-    grad_Wg = adj_z_gg.T @ x / B
+    grad_Wg = adj_z_gg.T @ x
     # ∂f/∂Ug[j,i] = adj_z_gg[j] h0[i]
     # einsum("Bj,Bi->ji", adj_z_gg, h0)
-    grad_Ug = adj_z_gg.T @ h0 / B
+    grad_Ug = adj_z_gg.T @ h0
     # ∂f/∂bg[j] = adj_z_gg[j]
     # einsum("Bj->j", adj_z_gg)
-    grad_bg = adj_z_gg.sum(axis=0) / B
-    # ∂f/∂U[l,j] = adj_p[l] h1[j]
-    adj_p = t["adj_p"]
-    h1 = t["h1"]
-    # einsum("Bl,Bj->lj", adj_p, h1)
-    grad_U = adj_p.T @ h1 / B
+    grad_bg = adj_z_gg.sum(axis=0)
+    del adj_z_gg
     return {"Wi": grad_Wi, "Ui": grad_Ui, "bi": grad_bi, "Wf": grad_Wf, "Uf": grad_Uf, "bf": grad_bf, "Wo": grad_Wo, "Uo": grad_Uo, "bo": grad_bo, "Wg": grad_Wg, "Ug": grad_Ug, "bg": grad_bg, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_s1"] = _adj_s1(t)
-    t["adj_ig"] = _adj_ig(t)
-    t["adj_z_ig"] = _adj_z_ig(t)
-    t["adj_fg"] = _adj_fg(t)
-    t["adj_z_fg"] = _adj_z_fg(t)
-    t["adj_og"] = _adj_og(t)
-    t["adj_z_og"] = _adj_z_og(t)
-    t["adj_gg"] = _adj_gg(t)
-    t["adj_z_gg"] = _adj_z_gg(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    s0 = data["s0"]
+    y = data["y"]
+    Wi = params["Wi"]
+    Ui = params["Ui"]
+    bi = params["bi"]
+    Wf = params["Wf"]
+    Uf = params["Uf"]
+    bf = params["bf"]
+    Wo = params["Wo"]
+    Uo = params["Uo"]
+    bo = params["bo"]
+    Wg = params["Wg"]
+    Ug = params["Ug"]
+    bg = params["bg"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
+    # einsum("jk,Bk->Bj", Wi, x)
+    # einsum("ji,Bi->Bj", Ui, h0)
+    z_ig = x @ Wi.T + h0 @ Ui.T + bi
+    # ig[j] = sigmoid(z_ig[j])
+    ig = _sigmoid(z_ig)
+    # z_fg[j] = Σ_k Wf[j,k] x[k] + Σ_i Uf[j,i] h0[i] + bf[j]
+    # einsum("jk,Bk->Bj", Wf, x)
+    # einsum("ji,Bi->Bj", Uf, h0)
+    z_fg = x @ Wf.T + h0 @ Uf.T + bf
+    # fg[j] = sigmoid(z_fg[j])
+    fg = _sigmoid(z_fg)
+    # z_og[j] = Σ_k Wo[j,k] x[k] + Σ_i Uo[j,i] h0[i] + bo[j]
+    # einsum("jk,Bk->Bj", Wo, x)
+    # einsum("ji,Bi->Bj", Uo, h0)
+    z_og = x @ Wo.T + h0 @ Uo.T + bo
+    # og[j] = sigmoid(z_og[j])
+    og = _sigmoid(z_og)
+    # z_gg[j] = Σ_k Wg[j,k] x[k] + Σ_i Ug[j,i] h0[i] + bg[j]
+    # einsum("jk,Bk->Bj", Wg, x)
+    # einsum("ji,Bi->Bj", Ug, h0)
+    z_gg = x @ Wg.T + h0 @ Ug.T + bg
+    # gg[j] = tanh(z_gg[j])
+    gg = np.tanh(z_gg)
+    del z_gg
+    # s1[j] = fg[j] s0[j] + ig[j] gg[j]
+    s1 = fg * s0 + ig * gg
+    # h1[j] = og[j] tanh(s1[j])
+    tanh_s1 = np.tanh(s1)
+    h1 = og * tanh_s1
+    # p[l] = Σ_j U[l,j] h1[j]
+    # einsum("lj,Bj->Bl", U, h1)
+    p = h1 @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # ∂f/∂U[l,j] = adj_p[l] h1[j]
+    # einsum("Bl,Bj->Blj", adj_p, h1)
+    grad_U = h1[:, None] * adj_p[:, :, None]
+    del h1
+    # adj_h1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h1 = adj_p @ U
+    del adj_p
+    # adj_s1[j] = tanh'(s1[j]) adj_h1[j] og[j]
+    dtanh_s1 = 1 - np.tanh(s1)**2
+    del s1
+    adj_s1 = dtanh_s1 * adj_h1 * og
+    del dtanh_s1
+    # adj_ig[j] = adj_s1[j] gg[j]
+    adj_ig = adj_s1 * gg
+    # adj_z_ig[j] = sigmoid'(z_ig[j]) adj_ig[j]
+    dsigmoid_z_ig = ig*_sigmoid(-z_ig)
+    del z_ig
+    adj_z_ig = dsigmoid_z_ig * adj_ig
+    del adj_ig, dsigmoid_z_ig
     # ∂f/∂Wi[j,k] = adj_z_ig[j] x[k]
-    adj_z_ig = t["adj_z_ig"]
-    x = t["x"]
     # einsum("Bj,Bk->Bjk", adj_z_ig, x)
     grad_Wi = x[:, None] * adj_z_ig[:, :, None]
     # ∂f/∂Ui[j,i] = adj_z_ig[j] h0[i]
-    h0 = t["h0"]
     # einsum("Bj,Bi->Bji", adj_z_ig, h0)
     grad_Ui = h0[:, None] * adj_z_ig[:, :, None]
     # ∂f/∂bi[j] = adj_z_ig[j]
     grad_bi = adj_z_ig
+    del adj_z_ig
+    # adj_fg[j] = adj_s1[j] s0[j]
+    adj_fg = adj_s1 * s0
+    # adj_z_fg[j] = sigmoid'(z_fg[j]) adj_fg[j]
+    dsigmoid_z_fg = fg*_sigmoid(-z_fg)
+    del z_fg, fg
+    adj_z_fg = dsigmoid_z_fg * adj_fg
+    del adj_fg, dsigmoid_z_fg
     # ∂f/∂Wf[j,k] = adj_z_fg[j] x[k]
-    adj_z_fg = t["adj_z_fg"]
     # einsum("Bj,Bk->Bjk", adj_z_fg, x)
     grad_Wf = x[:, None] * adj_z_fg[:, :, None]
     # ∂f/∂Uf[j,i] = adj_z_fg[j] h0[i]
@@ -1401,8 +1547,16 @@ def per_sample_gradient(params, data):
     grad_Uf = h0[:, None] * adj_z_fg[:, :, None]
     # ∂f/∂bf[j] = adj_z_fg[j]
     grad_bf = adj_z_fg
+    del adj_z_fg
+    # adj_og[j] = tanh(s1[j]) adj_h1[j]
+    adj_og = tanh_s1 * adj_h1
+    del tanh_s1, adj_h1
+    # adj_z_og[j] = sigmoid'(z_og[j]) adj_og[j]
+    dsigmoid_z_og = og*_sigmoid(-z_og)
+    del z_og, og
+    adj_z_og = dsigmoid_z_og * adj_og
+    del adj_og, dsigmoid_z_og
     # ∂f/∂Wo[j,k] = adj_z_og[j] x[k]
-    adj_z_og = t["adj_z_og"]
     # einsum("Bj,Bk->Bjk", adj_z_og, x)
     grad_Wo = x[:, None] * adj_z_og[:, :, None]
     # ∂f/∂Uo[j,i] = adj_z_og[j] h0[i]
@@ -1410,8 +1564,16 @@ def per_sample_gradient(params, data):
     grad_Uo = h0[:, None] * adj_z_og[:, :, None]
     # ∂f/∂bo[j] = adj_z_og[j]
     grad_bo = adj_z_og
+    del adj_z_og
+    # adj_gg[j] = adj_s1[j] ig[j]
+    adj_gg = adj_s1 * ig
+    del ig, adj_s1
+    # adj_z_gg[j] = tanh'(z_gg[j]) adj_gg[j]
+    dtanh_z_gg = 1 - gg**2
+    del gg
+    adj_z_gg = dtanh_z_gg * adj_gg
+    del adj_gg, dtanh_z_gg
     # ∂f/∂Wg[j,k] = adj_z_gg[j] x[k]
-    adj_z_gg = t["adj_z_gg"]
     # einsum("Bj,Bk->Bjk", adj_z_gg, x)
     grad_Wg = x[:, None] * adj_z_gg[:, :, None]
     # ∂f/∂Ug[j,i] = adj_z_gg[j] h0[i]
@@ -1419,133 +1581,303 @@ def per_sample_gradient(params, data):
     grad_Ug = h0[:, None] * adj_z_gg[:, :, None]
     # ∂f/∂bg[j] = adj_z_gg[j]
     grad_bg = adj_z_gg
-    # ∂f/∂U[l,j] = adj_p[l] h1[j]
-    adj_p = t["adj_p"]
-    h1 = t["h1"]
-    # einsum("Bl,Bj->Blj", adj_p, h1)
-    grad_U = h1[:, None] * adj_p[:, :, None]
+    del adj_z_gg
     return {"Wi": grad_Wi, "Ui": grad_Ui, "bi": grad_bi, "Wf": grad_Wf, "Uf": grad_Uf, "bf": grad_bf, "Wo": grad_Wo, "Uo": grad_Uo, "bo": grad_bo, "Wg": grad_Wg, "Ug": grad_Ug, "bg": grad_bg, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_s1"] = _adj_s1(t)
-    t["adj_ig"] = _adj_ig(t)
-    t["adj_z_ig"] = _adj_z_ig(t)
-    t["adj_fg"] = _adj_fg(t)
-    t["adj_z_fg"] = _adj_z_fg(t)
-    t["adj_og"] = _adj_og(t)
-    t["adj_z_og"] = _adj_z_og(t)
-    t["adj_gg"] = _adj_gg(t)
-    t["adj_z_gg"] = _adj_z_gg(t)
-    B = t["x"].shape[0]
-    adj_z_ig = t["adj_z_ig"]
-    x = t["x"]
-    h0 = t["h0"]
-    adj_z_fg = t["adj_z_fg"]
-    adj_z_og = t["adj_z_og"]
-    adj_z_gg = t["adj_z_gg"]
-    adj_p = t["adj_p"]
-    h1 = t["h1"]
+    x = data["x"]
+    h0 = data["h0"]
+    s0 = data["s0"]
+    y = data["y"]
+    Wi = params["Wi"]
+    Ui = params["Ui"]
+    bi = params["bi"]
+    Wf = params["Wf"]
+    Uf = params["Uf"]
+    bf = params["bf"]
+    Wo = params["Wo"]
+    Uo = params["Uo"]
+    bo = params["bo"]
+    Wg = params["Wg"]
+    Ug = params["Ug"]
+    bg = params["bg"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
+    # einsum("jk,Bk->Bj", Wi, x)
+    # einsum("ji,Bi->Bj", Ui, h0)
+    z_ig = x @ Wi.T + h0 @ Ui.T + bi
+    # ig[j] = sigmoid(z_ig[j])
+    ig = _sigmoid(z_ig)
+    # z_fg[j] = Σ_k Wf[j,k] x[k] + Σ_i Uf[j,i] h0[i] + bf[j]
+    # einsum("jk,Bk->Bj", Wf, x)
+    # einsum("ji,Bi->Bj", Uf, h0)
+    z_fg = x @ Wf.T + h0 @ Uf.T + bf
+    # fg[j] = sigmoid(z_fg[j])
+    fg = _sigmoid(z_fg)
+    # z_og[j] = Σ_k Wo[j,k] x[k] + Σ_i Uo[j,i] h0[i] + bo[j]
+    # einsum("jk,Bk->Bj", Wo, x)
+    # einsum("ji,Bi->Bj", Uo, h0)
+    z_og = x @ Wo.T + h0 @ Uo.T + bo
+    # og[j] = sigmoid(z_og[j])
+    og = _sigmoid(z_og)
+    # z_gg[j] = Σ_k Wg[j,k] x[k] + Σ_i Ug[j,i] h0[i] + bg[j]
+    # einsum("jk,Bk->Bj", Wg, x)
+    # einsum("ji,Bi->Bj", Ug, h0)
+    z_gg = x @ Wg.T + h0 @ Ug.T + bg
+    # gg[j] = tanh(z_gg[j])
+    gg = np.tanh(z_gg)
+    del z_gg
+    # s1[j] = fg[j] s0[j] + ig[j] gg[j]
+    s1 = fg * s0 + ig * gg
+    # h1[j] = og[j] tanh(s1[j])
+    tanh_s1 = np.tanh(s1)
+    h1 = og * tanh_s1
+    # p[l] = Σ_j U[l,j] h1[j]
+    # einsum("lj,Bj->Bl", U, h1)
+    p = h1 @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # adj_h1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h1 = adj_p @ U
+    # adj_s1[j] = tanh'(s1[j]) adj_h1[j] og[j]
+    dtanh_s1 = 1 - np.tanh(s1)**2
+    del s1
+    adj_s1 = dtanh_s1 * adj_h1 * og
+    del dtanh_s1
+    # adj_ig[j] = adj_s1[j] gg[j]
+    adj_ig = adj_s1 * gg
+    # adj_z_ig[j] = sigmoid'(z_ig[j]) adj_ig[j]
+    dsigmoid_z_ig = ig*_sigmoid(-z_ig)
+    del z_ig
+    adj_z_ig = dsigmoid_z_ig * adj_ig
+    del adj_ig, dsigmoid_z_ig
+    # adj_fg[j] = adj_s1[j] s0[j]
+    adj_fg = adj_s1 * s0
+    # adj_z_fg[j] = sigmoid'(z_fg[j]) adj_fg[j]
+    dsigmoid_z_fg = fg*_sigmoid(-z_fg)
+    del z_fg, fg
+    adj_z_fg = dsigmoid_z_fg * adj_fg
+    del adj_fg, dsigmoid_z_fg
+    # adj_og[j] = tanh(s1[j]) adj_h1[j]
+    adj_og = tanh_s1 * adj_h1
+    del tanh_s1, adj_h1
+    # adj_z_og[j] = sigmoid'(z_og[j]) adj_og[j]
+    dsigmoid_z_og = og*_sigmoid(-z_og)
+    del z_og, og
+    adj_z_og = dsigmoid_z_og * adj_og
+    del adj_og, dsigmoid_z_og
+    # adj_gg[j] = adj_s1[j] ig[j]
+    adj_gg = adj_s1 * ig
+    del ig, adj_s1
+    # adj_z_gg[j] = tanh'(z_gg[j]) adj_gg[j]
+    dtanh_z_gg = 1 - gg**2
+    del gg
+    adj_z_gg = dtanh_z_gg * adj_gg
+    del adj_gg, dtanh_z_gg
     return {"Wi": [(adj_z_ig, x)], "Ui": [(adj_z_ig, h0)], "bi": [(adj_z_ig,)], "Wf": [(adj_z_fg, x)], "Uf": [(adj_z_fg, h0)], "bf": [(adj_z_fg,)], "Wo": [(adj_z_og, x)], "Uo": [(adj_z_og, h0)], "bo": [(adj_z_og,)], "Wg": [(adj_z_gg, x)], "Ug": [(adj_z_gg, h0)], "bg": [(adj_z_gg,)], "U": [(adj_p, h1)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_s1"] = _adj_s1(t)
-    t["adj_ig"] = _adj_ig(t)
-    t["adj_z_ig"] = _adj_z_ig(t)
-    t["adj_fg"] = _adj_fg(t)
-    t["adj_z_fg"] = _adj_z_fg(t)
-    t["adj_og"] = _adj_og(t)
-    t["adj_z_og"] = _adj_z_og(t)
-    t["adj_gg"] = _adj_gg(t)
-    t["adj_z_gg"] = _adj_z_gg(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    s0 = data["s0"]
+    y = data["y"]
+    Wi = params["Wi"]
+    Ui = params["Ui"]
+    bi = params["bi"]
+    Wf = params["Wf"]
+    Uf = params["Uf"]
+    bf = params["bf"]
+    Wo = params["Wo"]
+    Uo = params["Uo"]
+    bo = params["bo"]
+    Wg = params["Wg"]
+    Ug = params["Ug"]
+    bg = params["bg"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
+    # einsum("jk,Bk->Bj", Wi, x)
+    # einsum("ji,Bi->Bj", Ui, h0)
+    z_ig = x @ Wi.T + h0 @ Ui.T + bi
+    # ig[j] = sigmoid(z_ig[j])
+    ig = _sigmoid(z_ig)
+    # z_fg[j] = Σ_k Wf[j,k] x[k] + Σ_i Uf[j,i] h0[i] + bf[j]
+    # einsum("jk,Bk->Bj", Wf, x)
+    # einsum("ji,Bi->Bj", Uf, h0)
+    z_fg = x @ Wf.T + h0 @ Uf.T + bf
+    # fg[j] = sigmoid(z_fg[j])
+    fg = _sigmoid(z_fg)
+    # z_og[j] = Σ_k Wo[j,k] x[k] + Σ_i Uo[j,i] h0[i] + bo[j]
+    # einsum("jk,Bk->Bj", Wo, x)
+    # einsum("ji,Bi->Bj", Uo, h0)
+    z_og = x @ Wo.T + h0 @ Uo.T + bo
+    # og[j] = sigmoid(z_og[j])
+    og = _sigmoid(z_og)
+    # z_gg[j] = Σ_k Wg[j,k] x[k] + Σ_i Ug[j,i] h0[i] + bg[j]
+    # einsum("jk,Bk->Bj", Wg, x)
+    # einsum("ji,Bi->Bj", Ug, h0)
+    z_gg = x @ Wg.T + h0 @ Ug.T + bg
+    # gg[j] = tanh(z_gg[j])
+    gg = np.tanh(z_gg)
+    del z_gg
+    # s1[j] = fg[j] s0[j] + ig[j] gg[j]
+    s1 = fg * s0 + ig * gg
+    # h1[j] = og[j] tanh(s1[j])
+    tanh_s1 = np.tanh(s1)
+    h1 = og * tanh_s1
+    # p[l] = Σ_j U[l,j] h1[j]
+    # einsum("lj,Bj->Bl", U, h1)
+    p = h1 @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] h1[j]
+    # einsum("Bl,Bj,Bl,Bj->B", adj_p, h1, adj_p, h1)
+    tmp = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_2 = (h1[..., None, :] @ h1[..., None])[..., 0, 0]
+    del h1
+    sq_U = tmp_2 * tmp
+    del tmp, tmp_2
+    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
+    # adj_h1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h1 = adj_p @ U
+    del adj_p
+    # adj_s1[j] = tanh'(s1[j]) adj_h1[j] og[j]
+    dtanh_s1 = 1 - np.tanh(s1)**2
+    del s1
+    adj_s1 = dtanh_s1 * adj_h1 * og
+    del dtanh_s1
+    # adj_ig[j] = adj_s1[j] gg[j]
+    adj_ig = adj_s1 * gg
+    # adj_z_ig[j] = sigmoid'(z_ig[j]) adj_ig[j]
+    dsigmoid_z_ig = ig*_sigmoid(-z_ig)
+    del z_ig
+    adj_z_ig = dsigmoid_z_ig * adj_ig
+    del adj_ig, dsigmoid_z_ig
     # ‖∂f/∂Wi‖² = Σ over pairs of terms of their inner product: adj_z_ig[j] x[k]
-    adj_z_ig = t["adj_z_ig"]
-    x = t["x"]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_ig, x, adj_z_ig, x)
-    tmp = (adj_z_ig[..., None, :] @ adj_z_ig[..., None])[..., 0, 0]
-    tmp_2 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_Wi = tmp_2 * tmp
-    norm_Wi = np.sqrt(np.maximum(sq_Wi, 0.0))
-    # ‖∂f/∂Ui‖² = Σ over pairs of terms of their inner product: adj_z_ig[j] h0[i]
-    h0 = t["h0"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_ig, h0, adj_z_ig, h0)
     tmp_3 = (adj_z_ig[..., None, :] @ adj_z_ig[..., None])[..., 0, 0]
-    tmp_4 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
-    sq_Ui = tmp_4 * tmp_3
+    tmp_4 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_Wi = tmp_4 * tmp_3
+    del tmp_3, tmp_4
+    norm_Wi = np.sqrt(np.maximum(sq_Wi, 0.0))
+    del sq_Wi
+    # ‖∂f/∂Ui‖² = Σ over pairs of terms of their inner product: adj_z_ig[j] h0[i]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_ig, h0, adj_z_ig, h0)
+    tmp_5 = (adj_z_ig[..., None, :] @ adj_z_ig[..., None])[..., 0, 0]
+    tmp_6 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
+    sq_Ui = tmp_6 * tmp_5
+    del tmp_5, tmp_6
     norm_Ui = np.sqrt(np.maximum(sq_Ui, 0.0))
+    del sq_Ui
     # ‖∂f/∂bi‖² = Σ over pairs of terms of their inner product: adj_z_ig[j]
     # einsum("Bj,Bj->B", adj_z_ig, adj_z_ig)
     sq_bi = (adj_z_ig[..., None, :] @ adj_z_ig[..., None])[..., 0, 0]
+    del adj_z_ig
     norm_bi = np.sqrt(np.maximum(sq_bi, 0.0))
+    del sq_bi
+    # adj_fg[j] = adj_s1[j] s0[j]
+    adj_fg = adj_s1 * s0
+    # adj_z_fg[j] = sigmoid'(z_fg[j]) adj_fg[j]
+    dsigmoid_z_fg = fg*_sigmoid(-z_fg)
+    del z_fg, fg
+    adj_z_fg = dsigmoid_z_fg * adj_fg
+    del adj_fg, dsigmoid_z_fg
     # ‖∂f/∂Wf‖² = Σ over pairs of terms of their inner product: adj_z_fg[j] x[k]
-    adj_z_fg = t["adj_z_fg"]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_fg, x, adj_z_fg, x)
-    tmp_5 = (adj_z_fg[..., None, :] @ adj_z_fg[..., None])[..., 0, 0]
-    tmp_6 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_Wf = tmp_6 * tmp_5
+    tmp_7 = (adj_z_fg[..., None, :] @ adj_z_fg[..., None])[..., 0, 0]
+    tmp_8 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_Wf = tmp_8 * tmp_7
+    del tmp_7, tmp_8
     norm_Wf = np.sqrt(np.maximum(sq_Wf, 0.0))
+    del sq_Wf
     # ‖∂f/∂Uf‖² = Σ over pairs of terms of their inner product: adj_z_fg[j] h0[i]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_fg, h0, adj_z_fg, h0)
-    tmp_7 = (adj_z_fg[..., None, :] @ adj_z_fg[..., None])[..., 0, 0]
-    tmp_8 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
-    sq_Uf = tmp_8 * tmp_7
+    tmp_9 = (adj_z_fg[..., None, :] @ adj_z_fg[..., None])[..., 0, 0]
+    tmp_10 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
+    sq_Uf = tmp_10 * tmp_9
+    del tmp_9, tmp_10
     norm_Uf = np.sqrt(np.maximum(sq_Uf, 0.0))
+    del sq_Uf
     # ‖∂f/∂bf‖² = Σ over pairs of terms of their inner product: adj_z_fg[j]
     # einsum("Bj,Bj->B", adj_z_fg, adj_z_fg)
     sq_bf = (adj_z_fg[..., None, :] @ adj_z_fg[..., None])[..., 0, 0]
+    del adj_z_fg
     norm_bf = np.sqrt(np.maximum(sq_bf, 0.0))
+    del sq_bf
+    # adj_og[j] = tanh(s1[j]) adj_h1[j]
+    adj_og = tanh_s1 * adj_h1
+    del tanh_s1, adj_h1
+    # adj_z_og[j] = sigmoid'(z_og[j]) adj_og[j]
+    dsigmoid_z_og = og*_sigmoid(-z_og)
+    del z_og, og
+    adj_z_og = dsigmoid_z_og * adj_og
+    del adj_og, dsigmoid_z_og
     # ‖∂f/∂Wo‖² = Σ over pairs of terms of their inner product: adj_z_og[j] x[k]
-    adj_z_og = t["adj_z_og"]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_og, x, adj_z_og, x)
-    tmp_9 = (adj_z_og[..., None, :] @ adj_z_og[..., None])[..., 0, 0]
-    tmp_10 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_Wo = tmp_10 * tmp_9
+    tmp_11 = (adj_z_og[..., None, :] @ adj_z_og[..., None])[..., 0, 0]
+    tmp_12 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_Wo = tmp_12 * tmp_11
+    del tmp_11, tmp_12
     norm_Wo = np.sqrt(np.maximum(sq_Wo, 0.0))
+    del sq_Wo
     # ‖∂f/∂Uo‖² = Σ over pairs of terms of their inner product: adj_z_og[j] h0[i]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_og, h0, adj_z_og, h0)
-    tmp_11 = (adj_z_og[..., None, :] @ adj_z_og[..., None])[..., 0, 0]
-    tmp_12 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
-    sq_Uo = tmp_12 * tmp_11
+    tmp_13 = (adj_z_og[..., None, :] @ adj_z_og[..., None])[..., 0, 0]
+    tmp_14 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
+    sq_Uo = tmp_14 * tmp_13
+    del tmp_13, tmp_14
     norm_Uo = np.sqrt(np.maximum(sq_Uo, 0.0))
+    del sq_Uo
     # ‖∂f/∂bo‖² = Σ over pairs of terms of their inner product: adj_z_og[j]
     # einsum("Bj,Bj->B", adj_z_og, adj_z_og)
     sq_bo = (adj_z_og[..., None, :] @ adj_z_og[..., None])[..., 0, 0]
+    del adj_z_og
     norm_bo = np.sqrt(np.maximum(sq_bo, 0.0))
+    del sq_bo
+    # adj_gg[j] = adj_s1[j] ig[j]
+    adj_gg = adj_s1 * ig
+    del ig, adj_s1
+    # adj_z_gg[j] = tanh'(z_gg[j]) adj_gg[j]
+    dtanh_z_gg = 1 - gg**2
+    del gg
+    adj_z_gg = dtanh_z_gg * adj_gg
+    del adj_gg, dtanh_z_gg
     # ‖∂f/∂Wg‖² = Σ over pairs of terms of their inner product: adj_z_gg[j] x[k]
-    adj_z_gg = t["adj_z_gg"]
     # einsum("Bj,Bk,Bj,Bk->B", adj_z_gg, x, adj_z_gg, x)
-    tmp_13 = (adj_z_gg[..., None, :] @ adj_z_gg[..., None])[..., 0, 0]
-    tmp_14 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_Wg = tmp_14 * tmp_13
+    tmp_15 = (adj_z_gg[..., None, :] @ adj_z_gg[..., None])[..., 0, 0]
+    tmp_16 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_Wg = tmp_16 * tmp_15
+    del tmp_15, tmp_16
     norm_Wg = np.sqrt(np.maximum(sq_Wg, 0.0))
+    del sq_Wg
     # ‖∂f/∂Ug‖² = Σ over pairs of terms of their inner product: adj_z_gg[j] h0[i]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_gg, h0, adj_z_gg, h0)
-    tmp_15 = (adj_z_gg[..., None, :] @ adj_z_gg[..., None])[..., 0, 0]
-    tmp_16 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
-    sq_Ug = tmp_16 * tmp_15
+    tmp_17 = (adj_z_gg[..., None, :] @ adj_z_gg[..., None])[..., 0, 0]
+    tmp_18 = (h0[..., None, :] @ h0[..., None])[..., 0, 0]
+    sq_Ug = tmp_18 * tmp_17
+    del tmp_17, tmp_18
     norm_Ug = np.sqrt(np.maximum(sq_Ug, 0.0))
+    del sq_Ug
     # ‖∂f/∂bg‖² = Σ over pairs of terms of their inner product: adj_z_gg[j]
     # einsum("Bj,Bj->B", adj_z_gg, adj_z_gg)
     sq_bg = (adj_z_gg[..., None, :] @ adj_z_gg[..., None])[..., 0, 0]
+    del adj_z_gg
     norm_bg = np.sqrt(np.maximum(sq_bg, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] h1[j]
-    adj_p = t["adj_p"]
-    h1 = t["h1"]
-    # einsum("Bl,Bj,Bl,Bj->B", adj_p, h1, adj_p, h1)
-    tmp_17 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_18 = (h1[..., None, :] @ h1[..., None])[..., 0, 0]
-    sq_U = tmp_18 * tmp_17
-    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_bg
     return {"Wi": norm_Wi, "Ui": norm_Ui, "bi": norm_bi, "Wf": norm_Wf, "Uf": norm_Uf, "bf": norm_bf, "Wo": norm_Wo, "Uo": norm_Uo, "bo": norm_bo, "Wg": norm_Wg, "Ug": norm_Ug, "bg": norm_bg, "U": norm_U}
 
 
@@ -2077,194 +2409,417 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_Wi"] = vector["Wi"]
-    t["dir_Ui"] = vector["Ui"]
-    t["dir_bi"] = vector["bi"]
-    t["dir_Wf"] = vector["Wf"]
-    t["dir_Uf"] = vector["Uf"]
-    t["dir_bf"] = vector["bf"]
-    t["dir_Wo"] = vector["Wo"]
-    t["dir_Uo"] = vector["Uo"]
-    t["dir_bo"] = vector["bo"]
-    t["dir_Wg"] = vector["Wg"]
-    t["dir_Ug"] = vector["Ug"]
-    t["dir_bg"] = vector["bg"]
-    t["dir_U"] = vector["U"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_s1"] = _adj_s1(t)
-    t["adj_ig"] = _adj_ig(t)
-    t["adj_fg"] = _adj_fg(t)
-    t["adj_og"] = _adj_og(t)
-    t["adj_gg"] = _adj_gg(t)
-    t["tan_z_ig"] = _tan_z_ig(t)
-    t["tan_z_fg"] = _tan_z_fg(t)
-    t["tan_fg"] = _tan_fg(t)
-    t["tan_ig"] = _tan_ig(t)
-    t["tan_z_gg"] = _tan_z_gg(t)
-    t["tan_gg"] = _tan_gg(t)
-    t["tan_s1"] = _tan_s1(t)
-    t["tan_z_og"] = _tan_z_og(t)
-    t["tan_og"] = _tan_og(t)
-    t["tan_h1"] = _tan_h1(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_h1"] = _radj_h1(t)
-    t["radj_s1"] = _radj_s1(t)
-    t["radj_ig"] = _radj_ig(t)
-    t["radj_z_ig"] = _radj_z_ig(t)
-    t["radj_fg"] = _radj_fg(t)
-    t["radj_z_fg"] = _radj_z_fg(t)
-    t["radj_og"] = _radj_og(t)
-    t["radj_z_og"] = _radj_z_og(t)
-    t["radj_gg"] = _radj_gg(t)
-    t["radj_z_gg"] = _radj_z_gg(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    s0 = data["s0"]
+    y = data["y"]
+    Wi = params["Wi"]
+    Ui = params["Ui"]
+    bi = params["bi"]
+    Wf = params["Wf"]
+    Uf = params["Uf"]
+    bf = params["bf"]
+    Wo = params["Wo"]
+    Uo = params["Uo"]
+    bo = params["bo"]
+    Wg = params["Wg"]
+    Ug = params["Ug"]
+    bg = params["bg"]
+    U = params["U"]
+    B = x.shape[0]
+    dir_Wi = vector["Wi"]
+    dir_Ui = vector["Ui"]
+    dir_bi = vector["bi"]
+    dir_Wf = vector["Wf"]
+    dir_Uf = vector["Uf"]
+    dir_bf = vector["bf"]
+    dir_Wo = vector["Wo"]
+    dir_Uo = vector["Uo"]
+    dir_bo = vector["bo"]
+    dir_Wg = vector["Wg"]
+    dir_Ug = vector["Ug"]
+    dir_bg = vector["bg"]
+    dir_U = vector["U"]
+    # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
+    # einsum("jk,Bk->Bj", Wi, x)
+    # einsum("ji,Bi->Bj", Ui, h0)
+    z_ig = x @ Wi.T + h0 @ Ui.T + bi
+    # ig[j] = sigmoid(z_ig[j])
+    ig = _sigmoid(z_ig)
+    # z_fg[j] = Σ_k Wf[j,k] x[k] + Σ_i Uf[j,i] h0[i] + bf[j]
+    # einsum("jk,Bk->Bj", Wf, x)
+    # einsum("ji,Bi->Bj", Uf, h0)
+    z_fg = x @ Wf.T + h0 @ Uf.T + bf
+    # fg[j] = sigmoid(z_fg[j])
+    fg = _sigmoid(z_fg)
+    # z_og[j] = Σ_k Wo[j,k] x[k] + Σ_i Uo[j,i] h0[i] + bo[j]
+    # einsum("jk,Bk->Bj", Wo, x)
+    # einsum("ji,Bi->Bj", Uo, h0)
+    z_og = x @ Wo.T + h0 @ Uo.T + bo
+    # og[j] = sigmoid(z_og[j])
+    og = _sigmoid(z_og)
+    # z_gg[j] = Σ_k Wg[j,k] x[k] + Σ_i Ug[j,i] h0[i] + bg[j]
+    # einsum("jk,Bk->Bj", Wg, x)
+    # einsum("ji,Bi->Bj", Ug, h0)
+    z_gg = x @ Wg.T + h0 @ Ug.T + bg
+    # gg[j] = tanh(z_gg[j])
+    gg = np.tanh(z_gg)
+    del z_gg
+    # s1[j] = fg[j] s0[j] + ig[j] gg[j]
+    s1 = fg * s0 + ig * gg
+    # h1[j] = og[j] tanh(s1[j])
+    tanh_s1 = np.tanh(s1)
+    h1 = og * tanh_s1
+    # p[l] = Σ_j U[l,j] h1[j]
+    # einsum("lj,Bj->Bl", U, h1)
+    p = h1 @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    # adj_h1[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h1 = adj_p @ U
+    # adj_s1[j] = tanh'(s1[j]) adj_h1[j] og[j]
+    dtanh_s1 = 1 - np.tanh(s1)**2
+    adj_s1 = dtanh_s1 * adj_h1 * og
+    # adj_ig[j] = adj_s1[j] gg[j]
+    adj_ig = adj_s1 * gg
+    # adj_fg[j] = adj_s1[j] s0[j]
+    adj_fg = adj_s1 * s0
+    # adj_og[j] = tanh(s1[j]) adj_h1[j]
+    adj_og = tanh_s1 * adj_h1
+    # adj_gg[j] = adj_s1[j] ig[j]
+    adj_gg = adj_s1 * ig
+    # tan_z_ig[j] = Σ_c dir_Wi[j,c] x[c] + Σ_c dir_Ui[j,c] h0[c] + dir_bi[j]
+    # einsum("jc,Bc->Bj", dir_Wi, x)
+    # einsum("jc,Bc->Bj", dir_Ui, h0)
+    tan_z_ig = x @ dir_Wi.T + h0 @ dir_Ui.T + dir_bi
+    # tan_z_fg[j] = Σ_c dir_Wf[j,c] x[c] + Σ_c dir_Uf[j,c] h0[c] + dir_bf[j]
+    # einsum("jc,Bc->Bj", dir_Wf, x)
+    # einsum("jc,Bc->Bj", dir_Uf, h0)
+    tan_z_fg = x @ dir_Wf.T + h0 @ dir_Uf.T + dir_bf
+    # tan_fg[j] = sigmoid'(z_fg[j]) tan_z_fg[j]
+    dsigmoid_z_fg = fg*_sigmoid(-z_fg)
+    tan_fg = dsigmoid_z_fg * tan_z_fg
+    # tan_ig[j] = sigmoid'(z_ig[j]) tan_z_ig[j]
+    dsigmoid_z_ig = ig*_sigmoid(-z_ig)
+    tan_ig = dsigmoid_z_ig * tan_z_ig
+    # tan_z_gg[j] = Σ_c dir_Wg[j,c] x[c] + Σ_c dir_Ug[j,c] h0[c] + dir_bg[j]
+    # einsum("jc,Bc->Bj", dir_Wg, x)
+    # einsum("jc,Bc->Bj", dir_Ug, h0)
+    tan_z_gg = x @ dir_Wg.T + h0 @ dir_Ug.T + dir_bg
+    # tan_gg[j] = tanh'(z_gg[j]) tan_z_gg[j]
+    dtanh_z_gg = 1 - gg**2
+    tan_gg = dtanh_z_gg * tan_z_gg
+    # tan_s1[j] = s0[j] tan_fg[j] + gg[j] tan_ig[j] + ig[j] tan_gg[j]
+    tan_s1 = s0 * tan_fg + gg * tan_ig + ig * tan_gg
+    del tan_fg
+    # tan_z_og[j] = Σ_c dir_Wo[j,c] x[c] + Σ_c dir_Uo[j,c] h0[c] + dir_bo[j]
+    # einsum("jc,Bc->Bj", dir_Wo, x)
+    # einsum("jc,Bc->Bj", dir_Uo, h0)
+    tan_z_og = x @ dir_Wo.T + h0 @ dir_Uo.T + dir_bo
+    # tan_og[j] = sigmoid'(z_og[j]) tan_z_og[j]
+    dsigmoid_z_og = og*_sigmoid(-z_og)
+    tan_og = dsigmoid_z_og * tan_z_og
+    # tan_h1[j] = tanh(s1[j]) tan_og[j] + tanh'(s1[j]) og[j] tan_s1[j]
+    tan_h1 = tanh_s1 * tan_og + dtanh_s1 * og * tan_s1
+    # tan_p[l] = Σ_c dir_U[l,c] h1[c] + Σ_c U[l,c] tan_h1[c]
+    # einsum("lc,Bc->Bl", dir_U, h1)
+    # einsum("lc,Bc->Bl", U, tan_h1)
+    tan_p = h1 @ dir_U.T + tan_h1 @ U.T
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    radj_p = (tan_p * softmax_p - tmp[:, None] * softmax_p) / B
+    del softmax_p, tan_p, tmp
+    # Σ_b H[U,b]·vector[b][l,j] = h1[j] radj_p[l] + adj_p[l] tan_h1[j]
+    # einsum("Bj,Bl->lj", h1, radj_p)
+    # einsum("Bl,Bj->lj", adj_p, tan_h1)
+    hvp_U = radj_p.T @ h1 + adj_p.T @ tan_h1
+    del h1, tan_h1
+    # radj_h1[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    # einsum("cj,Bc->Bj", U, radj_p)
+    radj_h1 = adj_p @ dir_U + radj_p @ U
+    del adj_p, radj_p
+    # radj_s1[j] = tanh''(s1[j]) adj_h1[j] og[j] tan_s1[j] + tanh'(s1[j]) og[j] radj_h1[j] + tanh'(s1[j]) adj_h1[j] tan_og[j]
+    d2tanh_s1 = 2*(np.tanh(s1)**2 - 1)*np.tanh(s1)
+    del s1
+    radj_s1 = d2tanh_s1 * adj_h1 * og * tan_s1 + dtanh_s1 * og * radj_h1 + dtanh_s1 * adj_h1 * tan_og
+    del tan_og, d2tanh_s1
+    # radj_ig[j] = gg[j] radj_s1[j] + adj_s1[j] tan_gg[j]
+    radj_ig = gg * radj_s1 + adj_s1 * tan_gg
+    del tan_gg
+    # radj_z_ig[j] = sigmoid''(z_ig[j]) adj_ig[j] tan_z_ig[j] + sigmoid'(z_ig[j]) radj_ig[j]
+    d2sigmoid_z_ig = -ig*(2*ig - 1)*_sigmoid(-z_ig)
+    del z_ig
+    radj_z_ig = d2sigmoid_z_ig * adj_ig * tan_z_ig + dsigmoid_z_ig * radj_ig
+    del adj_ig, tan_z_ig, dsigmoid_z_ig, radj_ig, d2sigmoid_z_ig
     # Σ_b H[Wi,b]·vector[b][j,k] = radj_z_ig[j] x[k]
-    radj_z_ig = t["radj_z_ig"]
-    x = t["x"]
     # einsum("Bj,Bk->jk", radj_z_ig, x)
-    hvp_Wi = radj_z_ig.T @ x / B
+    hvp_Wi = radj_z_ig.T @ x
     # Σ_b H[Ui,b]·vector[b][j,i] = h0[i] radj_z_ig[j]
-    h0 = t["h0"]
     # einsum("Bi,Bj->ji", h0, radj_z_ig)
-    hvp_Ui = radj_z_ig.T @ h0 / B
+    hvp_Ui = radj_z_ig.T @ h0
     # Σ_b H[bi,b]·vector[b][j] = radj_z_ig[j]
     # einsum("Bj->j", radj_z_ig)
-    hvp_bi = radj_z_ig.sum(axis=0) / B
+    hvp_bi = radj_z_ig.sum(axis=0)
+    del radj_z_ig
+    # radj_fg[j] = radj_s1[j] s0[j]
+    radj_fg = radj_s1 * s0
+    # radj_z_fg[j] = sigmoid''(z_fg[j]) adj_fg[j] tan_z_fg[j] + sigmoid'(z_fg[j]) radj_fg[j]
+    d2sigmoid_z_fg = -fg*(2*fg - 1)*_sigmoid(-z_fg)
+    del z_fg, fg
+    radj_z_fg = d2sigmoid_z_fg * adj_fg * tan_z_fg + dsigmoid_z_fg * radj_fg
+    del adj_fg, tan_z_fg, dsigmoid_z_fg, radj_fg, d2sigmoid_z_fg
     # Σ_b H[Wf,b]·vector[b][j,k] = radj_z_fg[j] x[k]
-    radj_z_fg = t["radj_z_fg"]
     # einsum("Bj,Bk->jk", radj_z_fg, x)
-    hvp_Wf = radj_z_fg.T @ x / B
+    hvp_Wf = radj_z_fg.T @ x
     # Σ_b H[Uf,b]·vector[b][j,i] = h0[i] radj_z_fg[j]
     # einsum("Bi,Bj->ji", h0, radj_z_fg)
-    hvp_Uf = radj_z_fg.T @ h0 / B
+    hvp_Uf = radj_z_fg.T @ h0
     # Σ_b H[bf,b]·vector[b][j] = radj_z_fg[j]
     # einsum("Bj->j", radj_z_fg)
-    hvp_bf = radj_z_fg.sum(axis=0) / B
+    hvp_bf = radj_z_fg.sum(axis=0)
+    del radj_z_fg
+    # radj_og[j] = tanh'(s1[j]) adj_h1[j] tan_s1[j] + tanh(s1[j]) radj_h1[j]
+    radj_og = dtanh_s1 * adj_h1 * tan_s1 + tanh_s1 * radj_h1
+    del tanh_s1, adj_h1, dtanh_s1, tan_s1, radj_h1
+    # radj_z_og[j] = sigmoid''(z_og[j]) adj_og[j] tan_z_og[j] + sigmoid'(z_og[j]) radj_og[j]
+    d2sigmoid_z_og = -og*(2*og - 1)*_sigmoid(-z_og)
+    del z_og, og
+    radj_z_og = d2sigmoid_z_og * adj_og * tan_z_og + dsigmoid_z_og * radj_og
+    del adj_og, tan_z_og, dsigmoid_z_og, radj_og, d2sigmoid_z_og
     # Σ_b H[Wo,b]·vector[b][j,k] = radj_z_og[j] x[k]
-    radj_z_og = t["radj_z_og"]
     # einsum("Bj,Bk->jk", radj_z_og, x)
-    hvp_Wo = radj_z_og.T @ x / B
+    hvp_Wo = radj_z_og.T @ x
     # Σ_b H[Uo,b]·vector[b][j,i] = h0[i] radj_z_og[j]
     # einsum("Bi,Bj->ji", h0, radj_z_og)
-    hvp_Uo = radj_z_og.T @ h0 / B
+    hvp_Uo = radj_z_og.T @ h0
     # Σ_b H[bo,b]·vector[b][j] = radj_z_og[j]
     # einsum("Bj->j", radj_z_og)
-    hvp_bo = radj_z_og.sum(axis=0) / B
+    hvp_bo = radj_z_og.sum(axis=0)
+    del radj_z_og
+    # radj_gg[j] = ig[j] radj_s1[j] + adj_s1[j] tan_ig[j]
+    radj_gg = ig * radj_s1 + adj_s1 * tan_ig
+    del ig, adj_s1, tan_ig, radj_s1
+    # radj_z_gg[j] = tanh''(z_gg[j]) adj_gg[j] tan_z_gg[j] + tanh'(z_gg[j]) radj_gg[j]
+    d2tanh_z_gg = 2*gg*(gg**2 - 1)
+    del gg
+    radj_z_gg = d2tanh_z_gg * adj_gg * tan_z_gg + dtanh_z_gg * radj_gg
+    del adj_gg, tan_z_gg, dtanh_z_gg, radj_gg, d2tanh_z_gg
     # Σ_b H[Wg,b]·vector[b][j,k] = radj_z_gg[j] x[k]
-    radj_z_gg = t["radj_z_gg"]
     # einsum("Bj,Bk->jk", radj_z_gg, x)
-    hvp_Wg = radj_z_gg.T @ x / B
+    hvp_Wg = radj_z_gg.T @ x
     # Σ_b H[Ug,b]·vector[b][j,i] = h0[i] radj_z_gg[j]
     # einsum("Bi,Bj->ji", h0, radj_z_gg)
-    hvp_Ug = radj_z_gg.T @ h0 / B
+    hvp_Ug = radj_z_gg.T @ h0
     # Σ_b H[bg,b]·vector[b][j] = radj_z_gg[j]
     # einsum("Bj->j", radj_z_gg)
-    hvp_bg = radj_z_gg.sum(axis=0) / B
-    # Σ_b H[U,b]·vector[b][l,j] = h1[j] radj_p[l] + adj_p[l] tan_h1[j]
-    h1 = t["h1"]
-    radj_p = t["radj_p"]
-    # einsum("Bj,Bl->lj", h1, radj_p)
-    adj_p = t["adj_p"]
-    tan_h1 = t["tan_h1"]
-    # einsum("Bl,Bj->lj", adj_p, tan_h1)
-    hvp_U = (radj_p.T @ h1 + adj_p.T @ tan_h1) / B
+    hvp_bg = radj_z_gg.sum(axis=0)
+    del radj_z_gg
     return {"Wi": hvp_Wi, "Ui": hvp_Ui, "bi": hvp_bi, "Wf": hvp_Wf, "Uf": hvp_Uf, "bf": hvp_bf, "Wo": hvp_Wo, "Uo": hvp_Uo, "bo": hvp_bo, "Wg": hvp_Wg, "Ug": hvp_Ug, "bg": hvp_bg, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__h1"] = _jac_p__h1(t)
-    t["jac_p__s1"] = _jac_p__s1(t)
-    t["jac_p__ig"] = _jac_p__ig(t)
-    t["jac_p__z_ig"] = _jac_p__z_ig(t)
-    t["jac_p__fg"] = _jac_p__fg(t)
-    t["jac_p__z_fg"] = _jac_p__z_fg(t)
-    t["jac_p__og"] = _jac_p__og(t)
-    t["jac_p__z_og"] = _jac_p__z_og(t)
-    t["jac_p__gg"] = _jac_p__gg(t)
-    t["jac_p__z_gg"] = _jac_p__z_gg(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    h0 = data["h0"]
+    s0 = data["s0"]
+    Wi = params["Wi"]
+    Ui = params["Ui"]
+    bi = params["bi"]
+    Wf = params["Wf"]
+    Uf = params["Uf"]
+    bf = params["bf"]
+    Wo = params["Wo"]
+    Uo = params["Uo"]
+    bo = params["bo"]
+    Wg = params["Wg"]
+    Ug = params["Ug"]
+    bg = params["bg"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
+    # einsum("jk,Bk->Bj", Wi, x)
+    # einsum("ji,Bi->Bj", Ui, h0)
+    z_ig = x @ Wi.T + h0 @ Ui.T + bi
+    # ig[j] = sigmoid(z_ig[j])
+    ig = _sigmoid(z_ig)
+    # z_fg[j] = Σ_k Wf[j,k] x[k] + Σ_i Uf[j,i] h0[i] + bf[j]
+    # einsum("jk,Bk->Bj", Wf, x)
+    # einsum("ji,Bi->Bj", Uf, h0)
+    z_fg = x @ Wf.T + h0 @ Uf.T + bf
+    # fg[j] = sigmoid(z_fg[j])
+    fg = _sigmoid(z_fg)
+    # z_og[j] = Σ_k Wo[j,k] x[k] + Σ_i Uo[j,i] h0[i] + bo[j]
+    # einsum("jk,Bk->Bj", Wo, x)
+    # einsum("ji,Bi->Bj", Uo, h0)
+    z_og = x @ Wo.T + h0 @ Uo.T + bo
+    # og[j] = sigmoid(z_og[j])
+    og = _sigmoid(z_og)
+    # z_gg[j] = Σ_k Wg[j,k] x[k] + Σ_i Ug[j,i] h0[i] + bg[j]
+    # einsum("jk,Bk->Bj", Wg, x)
+    # einsum("ji,Bi->Bj", Ug, h0)
+    z_gg = x @ Wg.T + h0 @ Ug.T + bg
+    # gg[j] = tanh(z_gg[j])
+    gg = np.tanh(z_gg)
+    del z_gg
+    # s1[j] = fg[j] s0[j] + ig[j] gg[j]
+    s1 = fg * s0 + ig * gg
+    # h1[j] = og[j] tanh(s1[j])
+    tanh_s1 = np.tanh(s1)
+    h1 = og * tanh_s1
+    # p[l] = Σ_j U[l,j] h1[j]
+    # einsum("lj,Bj->Bl", U, h1)
+    p = h1 @ U.T
+    # jac_p__h1[l,j] = U[l,j]
+    jac_p__h1 = U
+    # jac_p__s1[l,j] = tanh'(s1[j]) jac_p__h1[l,j] og[j]
+    dtanh_s1 = 1 - np.tanh(s1)**2
+    del s1
+    # einsum("Bj,lj,Bj->Blj", dtanh_s1, jac_p__h1, og)
+    tmp = og * dtanh_s1
+    del dtanh_s1
+    jac_p__s1 = tmp[:, None] * jac_p__h1
+    del tmp
+    # jac_p__ig[l,j] = gg[j] jac_p__s1[l,j]
+    # einsum("Bj,Blj->Blj", gg, jac_p__s1)
+    jac_p__ig = jac_p__s1 * gg[:, None]
+    # jac_p__z_ig[l,j] = sigmoid'(z_ig[j]) jac_p__ig[l,j]
+    dsigmoid_z_ig = ig*_sigmoid(-z_ig)
+    del z_ig
+    # einsum("Bj,Blj->Blj", dsigmoid_z_ig, jac_p__ig)
+    jac_p__z_ig = jac_p__ig * dsigmoid_z_ig[:, None]
+    del jac_p__ig, dsigmoid_z_ig
+    # jac_p__fg[l,j] = jac_p__s1[l,j] s0[j]
+    # einsum("Blj,Bj->Blj", jac_p__s1, s0)
+    jac_p__fg = s0[:, None] * jac_p__s1
+    # jac_p__z_fg[l,j] = sigmoid'(z_fg[j]) jac_p__fg[l,j]
+    dsigmoid_z_fg = fg*_sigmoid(-z_fg)
+    del z_fg, fg
+    # einsum("Bj,Blj->Blj", dsigmoid_z_fg, jac_p__fg)
+    jac_p__z_fg = jac_p__fg * dsigmoid_z_fg[:, None]
+    del jac_p__fg, dsigmoid_z_fg
+    # jac_p__og[l,j] = tanh(s1[j]) jac_p__h1[l,j]
+    # einsum("Bj,lj->Blj", tanh_s1, jac_p__h1)
+    jac_p__og = jac_p__h1 * tanh_s1[:, None]
+    del tanh_s1, jac_p__h1
+    # jac_p__z_og[l,j] = sigmoid'(z_og[j]) jac_p__og[l,j]
+    dsigmoid_z_og = og*_sigmoid(-z_og)
+    del z_og, og
+    # einsum("Bj,Blj->Blj", dsigmoid_z_og, jac_p__og)
+    jac_p__z_og = jac_p__og * dsigmoid_z_og[:, None]
+    del jac_p__og, dsigmoid_z_og
+    # jac_p__gg[l,j] = ig[j] jac_p__s1[l,j]
+    # einsum("Bj,Blj->Blj", ig, jac_p__s1)
+    jac_p__gg = jac_p__s1 * ig[:, None]
+    del ig, jac_p__s1
+    # jac_p__z_gg[l,j] = tanh'(z_gg[j]) jac_p__gg[l,j]
+    dtanh_z_gg = 1 - gg**2
+    del gg
+    # einsum("Bj,Blj->Blj", dtanh_z_gg, jac_p__gg)
+    jac_p__z_gg = jac_p__gg * dtanh_z_gg[:, None]
+    del jac_p__gg, dtanh_z_gg
+    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+    softmax_p = _softmax(p, axis=1)
+    del p
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+    del softmax_p
     # diag GGN[Wi] = Σ_ci hobj_p__p[c,i] jac_p__z_ig[c,j] jac_p__z_ig[i,j] x[k] x[k]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_ig = t["jac_p__z_ig"]
-    x = t["x"]
     # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ig, jac_p__z_ig, x, x)
-    tmp = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_ig.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wi = tmp_3.T @ tmp_2 / B
+    tmp_2 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_3 = x * x
+    tmp_4 = (tmp_2[..., None, :] @ ((jac_p__z_ig.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_2
+    ggn_Wi = tmp_4.T @ tmp_3 / B
+    del tmp_3, tmp_4
     # diag GGN[Ui] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_ig[c,j] jac_p__z_ig[k,j]
-    h0 = t["h0"]
     # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_ig, jac_p__z_ig)
-    tmp_4 = h0 * h0
-    tmp_5 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_6 = (tmp_5[..., None, :] @ ((jac_p__z_ig.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Ui = tmp_6.T @ tmp_4 / B
+    tmp_5 = h0 * h0
+    tmp_6 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_7 = (tmp_6[..., None, :] @ ((jac_p__z_ig.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_6
+    ggn_Ui = tmp_7.T @ tmp_5 / B
+    del tmp_5, tmp_7
     # diag GGN[bi] = Σ_ci hobj_p__p[c,i] jac_p__z_ig[c,j] jac_p__z_ig[i,j]
     # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_ig, jac_p__z_ig)
-    tmp_7 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bi = np.einsum("Bji,Bij->j", tmp_7, jac_p__z_ig, optimize=False) / B
+    tmp_8 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
+    ggn_bi = np.einsum("Bji,Bij->j", tmp_8, jac_p__z_ig, optimize=False) / B
+    del jac_p__z_ig, tmp_8
     # diag GGN[Wf] = Σ_ci hobj_p__p[c,i] jac_p__z_fg[c,j] jac_p__z_fg[i,j] x[k] x[k]
-    jac_p__z_fg = t["jac_p__z_fg"]
     # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_fg, jac_p__z_fg, x, x)
-    tmp_8 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_9 = x * x
-    tmp_10 = (tmp_8[..., None, :] @ ((jac_p__z_fg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wf = tmp_10.T @ tmp_9 / B
+    tmp_9 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_10 = x * x
+    tmp_11 = (tmp_9[..., None, :] @ ((jac_p__z_fg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_9
+    ggn_Wf = tmp_11.T @ tmp_10 / B
+    del tmp_10, tmp_11
     # diag GGN[Uf] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_fg[c,j] jac_p__z_fg[k,j]
     # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_fg, jac_p__z_fg)
-    tmp_11 = h0 * h0
-    tmp_12 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_13 = (tmp_12[..., None, :] @ ((jac_p__z_fg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uf = tmp_13.T @ tmp_11 / B
+    tmp_12 = h0 * h0
+    tmp_13 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_14 = (tmp_13[..., None, :] @ ((jac_p__z_fg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_13
+    ggn_Uf = tmp_14.T @ tmp_12 / B
+    del tmp_12, tmp_14
     # diag GGN[bf] = Σ_ci hobj_p__p[c,i] jac_p__z_fg[c,j] jac_p__z_fg[i,j]
     # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_fg, jac_p__z_fg)
-    tmp_14 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bf = np.einsum("Bji,Bij->j", tmp_14, jac_p__z_fg, optimize=False) / B
+    tmp_15 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
+    ggn_bf = np.einsum("Bji,Bij->j", tmp_15, jac_p__z_fg, optimize=False) / B
+    del jac_p__z_fg, tmp_15
     # diag GGN[Wo] = Σ_ci hobj_p__p[c,i] jac_p__z_og[c,j] jac_p__z_og[i,j] x[k] x[k]
-    jac_p__z_og = t["jac_p__z_og"]
     # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_og, jac_p__z_og, x, x)
-    tmp_15 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_16 = x * x
-    tmp_17 = (tmp_15[..., None, :] @ ((jac_p__z_og.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wo = tmp_17.T @ tmp_16 / B
+    tmp_16 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_17 = x * x
+    tmp_18 = (tmp_16[..., None, :] @ ((jac_p__z_og.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_16
+    ggn_Wo = tmp_18.T @ tmp_17 / B
+    del tmp_17, tmp_18
     # diag GGN[Uo] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_og[c,j] jac_p__z_og[k,j]
     # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_og, jac_p__z_og)
-    tmp_18 = h0 * h0
-    tmp_19 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_20 = (tmp_19[..., None, :] @ ((jac_p__z_og.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uo = tmp_20.T @ tmp_18 / B
+    tmp_19 = h0 * h0
+    tmp_20 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_21 = (tmp_20[..., None, :] @ ((jac_p__z_og.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_20
+    ggn_Uo = tmp_21.T @ tmp_19 / B
+    del tmp_19, tmp_21
     # diag GGN[bo] = Σ_ci hobj_p__p[c,i] jac_p__z_og[c,j] jac_p__z_og[i,j]
     # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_og, jac_p__z_og)
-    tmp_21 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bo = np.einsum("Bji,Bij->j", tmp_21, jac_p__z_og, optimize=False) / B
+    tmp_22 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
+    ggn_bo = np.einsum("Bji,Bij->j", tmp_22, jac_p__z_og, optimize=False) / B
+    del jac_p__z_og, tmp_22
     # diag GGN[Wg] = Σ_ci hobj_p__p[c,i] jac_p__z_gg[c,j] jac_p__z_gg[i,j] x[k] x[k]
-    jac_p__z_gg = t["jac_p__z_gg"]
     # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_gg, jac_p__z_gg, x, x)
-    tmp_22 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_23 = x * x
-    tmp_24 = (tmp_22[..., None, :] @ ((jac_p__z_gg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wg = tmp_24.T @ tmp_23 / B
+    tmp_23 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_24 = x * x
+    tmp_25 = (tmp_23[..., None, :] @ ((jac_p__z_gg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_23
+    ggn_Wg = tmp_25.T @ tmp_24 / B
+    del tmp_24, tmp_25
     # diag GGN[Ug] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_gg[c,j] jac_p__z_gg[k,j]
     # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_gg, jac_p__z_gg)
-    tmp_25 = h0 * h0
-    tmp_26 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_27 = (tmp_26[..., None, :] @ ((jac_p__z_gg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Ug = tmp_27.T @ tmp_25 / B
+    tmp_26 = h0 * h0
+    tmp_27 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_28 = (tmp_27[..., None, :] @ ((jac_p__z_gg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_27
+    ggn_Ug = tmp_28.T @ tmp_26 / B
+    del tmp_26, tmp_28
     # diag GGN[bg] = Σ_ci hobj_p__p[c,i] jac_p__z_gg[c,j] jac_p__z_gg[i,j]
     # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_gg, jac_p__z_gg)
-    tmp_28 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bg = np.einsum("Bji,Bij->j", tmp_28, jac_p__z_gg, optimize=False) / B
+    tmp_29 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
+    ggn_bg = np.einsum("Bji,Bij->j", tmp_29, jac_p__z_gg, optimize=False) / B
+    del jac_p__z_gg, tmp_29
     # diag GGN[U] = h1[j] h1[j] hobj_p__p[l,l]
-    h1 = t["h1"]
     # einsum("Bll->Bl", hobj_p__p)
     hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
+    del hobj_p__p
     # einsum("Bj,Bj,Bl->lj", h1, h1, hobj_p__p_diag)
-    tmp_29 = h1 * h1
-    ggn_U = hobj_p__p_diag.T @ tmp_29 / B
+    tmp_30 = h1 * h1
+    del h1
+    ggn_U = hobj_p__p_diag.T @ tmp_30 / B
+    del hobj_p__p_diag, tmp_30
     return {"Wi": ggn_Wi, "Ui": ggn_Ui, "bi": ggn_bi, "Wf": ggn_Wf, "Uf": ggn_Uf, "bf": ggn_bf, "Wo": ggn_Wo, "Uo": ggn_Uo, "bo": ggn_bo, "Wg": ggn_Wg, "Ug": ggn_Ug, "bg": ggn_bg, "U": ggn_U}

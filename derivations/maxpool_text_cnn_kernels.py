@@ -403,92 +403,218 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    B = t["x"].shape[0]
-    # ∂f/∂K[o,e,a] = Σ_ci adj_z_v[o,c] x[e,i] S[i,c,a]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
     x_win = _window_view(x, 2, 2, 1, 5)
-    # einsum("Boc,Beca->oea", adj_z_v, x_win)
-    grad_K = (np.tensordot(x_win, adj_z_v, axes=([0, 2], [0, 2]))).transpose(2, 0, 1) / B
+    tmp = x_win
+    del x_win
+    # einsum("oea,Beta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = tanh(z_v[o,t])
+    v = np.tanh(z_v)
+    del z_v
+    # m[o] = max_t(v[o,t])
+    m = _max(v, axis=2)
+    # p[l] = Σ_o U[l,o] m[o]
+    # einsum("lo,Bo->Bl", U, m)
+    p = m @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    del softmax_p
     # ∂f/∂U[l,o] = adj_p[l] m[o]
-    adj_p = t["adj_p"]
-    m = t["m"]
     # einsum("Bl,Bo->lo", adj_p, m)
-    grad_U = adj_p.T @ m / B
+    grad_U = adj_p.T @ m
+    del m
+    # adj_m[o] = Σ_c U[c,o] adj_p[c]
+    # einsum("co,Bc->Bo", U, adj_p)
+    adj_m = adj_p @ U
+    del adj_p
+    # adj_v[o,t] = argmax_t(v[o,t]) adj_m[o]
+    argmax_v = _argmax(v, axis=2)
+    # einsum("Bot,Bo->Bot", argmax_v, adj_m)
+    adj_v = adj_m[:, :, None] * argmax_v
+    del adj_m, argmax_v
+    # adj_z_v[o,t] = tanh'(z_v[o,t]) adj_v[o,t]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
+    # ∂f/∂K[o,e,a] = Σ_ci adj_z_v[o,c] x[e,i] S[i,c,a]
+    x_win_2 = _window_view(x, 2, 2, 1, 5)
+    # einsum("Boc,Beca->oea", adj_z_v, x_win_2)
+    grad_K = (np.tensordot(x_win_2, adj_z_v, axes=([0, 2], [0, 2]))).transpose(2, 0, 1)
+    del adj_z_v, x_win_2
     return {"K": grad_K, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    B = t["x"].shape[0]
-    # ∂f/∂K[o,e,a] = Σ_ci adj_z_v[o,c] x[e,i] S[i,c,a]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
     x_win = _window_view(x, 2, 2, 1, 5)
-    # einsum("Boc,Beca->Boea", adj_z_v, x_win)
-    grad_K = np.einsum("Beca,Boc->Boea", x_win, adj_z_v, optimize=False)
+    tmp = x_win
+    del x_win
+    # einsum("oea,Beta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = tanh(z_v[o,t])
+    v = np.tanh(z_v)
+    del z_v
+    # m[o] = max_t(v[o,t])
+    m = _max(v, axis=2)
+    # p[l] = Σ_o U[l,o] m[o]
+    # einsum("lo,Bo->Bl", U, m)
+    p = m @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
     # ∂f/∂U[l,o] = adj_p[l] m[o]
-    adj_p = t["adj_p"]
-    m = t["m"]
     # einsum("Bl,Bo->Blo", adj_p, m)
     grad_U = m[:, None] * adj_p[:, :, None]
+    del m
+    # adj_m[o] = Σ_c U[c,o] adj_p[c]
+    # einsum("co,Bc->Bo", U, adj_p)
+    adj_m = adj_p @ U
+    del adj_p
+    # adj_v[o,t] = argmax_t(v[o,t]) adj_m[o]
+    argmax_v = _argmax(v, axis=2)
+    # einsum("Bot,Bo->Bot", argmax_v, adj_m)
+    adj_v = adj_m[:, :, None] * argmax_v
+    del adj_m, argmax_v
+    # adj_z_v[o,t] = tanh'(z_v[o,t]) adj_v[o,t]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
+    # ∂f/∂K[o,e,a] = Σ_ci adj_z_v[o,c] x[e,i] S[i,c,a]
+    x_win_2 = _window_view(x, 2, 2, 1, 5)
+    # einsum("Boc,Beca->Boea", adj_z_v, x_win_2)
+    grad_K = np.einsum("Beca,Boc->Boea", x_win_2, adj_z_v, optimize=False)
+    del adj_z_v, x_win_2
     return {"K": grad_K, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    B = t["x"].shape[0]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
     x_win = _window_view(x, 2, 2, 1, 5)
-    # einsum("Boc,Beca->Boea", adj_z_v, x_win)
-    fac_K_0_0 = np.einsum("Beca,Boc->Boea", x_win, adj_z_v, optimize=False)
-    adj_p = t["adj_p"]
-    m = t["m"]
+    tmp = x_win
+    del x_win
+    # einsum("oea,Beta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = tanh(z_v[o,t])
+    v = np.tanh(z_v)
+    del z_v
+    # m[o] = max_t(v[o,t])
+    m = _max(v, axis=2)
+    # p[l] = Σ_o U[l,o] m[o]
+    # einsum("lo,Bo->Bl", U, m)
+    p = m @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # adj_m[o] = Σ_c U[c,o] adj_p[c]
+    # einsum("co,Bc->Bo", U, adj_p)
+    adj_m = adj_p @ U
+    # adj_v[o,t] = argmax_t(v[o,t]) adj_m[o]
+    argmax_v = _argmax(v, axis=2)
+    # einsum("Bot,Bo->Bot", argmax_v, adj_m)
+    adj_v = adj_m[:, :, None] * argmax_v
+    del adj_m, argmax_v
+    # adj_z_v[o,t] = tanh'(z_v[o,t]) adj_v[o,t]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
+    x_win_2 = _window_view(x, 2, 2, 1, 5)
+    # einsum("Boc,Beca->Boea", adj_z_v, x_win_2)
+    fac_K_0_0 = np.einsum("Beca,Boc->Boea", x_win_2, adj_z_v, optimize=False)
+    del adj_z_v, x_win_2
     return {"K": [(fac_K_0_0,)], "U": [(adj_p, m)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    B = t["x"].shape[0]
-    # ‖∂f/∂K‖² = Σ over pairs of terms of their inner product: Σ_ci adj_z_v[o,c] x[e,i] S[i,c,a]
-    adj_z_v = t["adj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
     x_win = _window_view(x, 2, 2, 1, 5)
-    x_win_2 = _window_view(x, 2, 2, 1, 5)
-    # einsum("Boc,Beca,Boi,Beia->B", adj_z_v, x_win, adj_z_v, x_win_2)
-    tmp = np.einsum("Beca,Boc->Beao", x_win, adj_z_v, optimize=False)
-    tmp_2 = np.einsum("Beia,Boi->Beao", x_win_2, adj_z_v, optimize=False)
-    sq_K = np.einsum("Beao,Beao->B", tmp_2, tmp, optimize=False)
-    norm_K = np.sqrt(np.maximum(sq_K, 0.0))
+    tmp = x_win
+    del x_win
+    # einsum("oea,Beta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = tanh(z_v[o,t])
+    v = np.tanh(z_v)
+    del z_v
+    # m[o] = max_t(v[o,t])
+    m = _max(v, axis=2)
+    # p[l] = Σ_o U[l,o] m[o]
+    # einsum("lo,Bo->Bl", U, m)
+    p = m @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
     # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] m[o]
-    adj_p = t["adj_p"]
-    m = t["m"]
     # einsum("Bl,Bo,Bl,Bo->B", adj_p, m, adj_p, m)
-    tmp_3 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_4 = (m[..., None, :] @ m[..., None])[..., 0, 0]
-    sq_U = tmp_4 * tmp_3
+    tmp_2 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_3 = (m[..., None, :] @ m[..., None])[..., 0, 0]
+    del m
+    sq_U = tmp_3 * tmp_2
+    del tmp_2, tmp_3
     norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
+    # adj_m[o] = Σ_c U[c,o] adj_p[c]
+    # einsum("co,Bc->Bo", U, adj_p)
+    adj_m = adj_p @ U
+    del adj_p
+    # adj_v[o,t] = argmax_t(v[o,t]) adj_m[o]
+    argmax_v = _argmax(v, axis=2)
+    # einsum("Bot,Bo->Bot", argmax_v, adj_m)
+    adj_v = adj_m[:, :, None] * argmax_v
+    del adj_m, argmax_v
+    # adj_z_v[o,t] = tanh'(z_v[o,t]) adj_v[o,t]
+    dtanh_z_v = 1 - v**2
+    del v
+    adj_z_v = dtanh_z_v * adj_v
+    del adj_v, dtanh_z_v
+    # ‖∂f/∂K‖² = Σ over pairs of terms of their inner product: Σ_ci adj_z_v[o,c] x[e,i] S[i,c,a]
+    x_win_2 = _window_view(x, 2, 2, 1, 5)
+    x_win_3 = _window_view(x, 2, 2, 1, 5)
+    # einsum("Boc,Beca,Boi,Beia->B", adj_z_v, x_win_2, adj_z_v, x_win_3)
+    tmp_4 = np.einsum("Beca,Boc->Beao", x_win_2, adj_z_v, optimize=False)
+    tmp_5 = np.einsum("Beia,Boi->Beao", x_win_3, adj_z_v, optimize=False)
+    del adj_z_v, x_win_2, x_win_3
+    sq_K = np.einsum("Beao,Beao->B", tmp_5, tmp_4, optimize=False)
+    del tmp_4, tmp_5
+    norm_K = np.sqrt(np.maximum(sq_K, 0.0))
+    del sq_K
     return {"K": norm_K, "U": norm_U}
 
 
@@ -557,62 +683,146 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_K"] = vector["K"]
-    t["dir_U"] = vector["U"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_v"] = _adj_v(t)
-    t["tan_z_v"] = _tan_z_v(t)
-    t["tan_v"] = _tan_v(t)
-    t["tan_m"] = _tan_m(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_m"] = _radj_m(t)
-    t["radj_v"] = _radj_v(t)
-    t["radj_z_v"] = _radj_z_v(t)
-    B = t["x"].shape[0]
-    # Σ_b H[K,b]·vector[b][o,e,a] = Σ_ci radj_z_v[o,c] x[e,i] S[i,c,a]
-    radj_z_v = t["radj_z_v"]
-    x = t["x"]
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    U = params["U"]
+    B = x.shape[0]
+    dir_K = vector["K"]
+    dir_U = vector["U"]
+    # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
     x_win = _window_view(x, 2, 2, 1, 5)
-    # einsum("Boc,Beca->oea", radj_z_v, x_win)
-    hvp_K = (np.tensordot(x_win, radj_z_v, axes=([0, 2], [0, 2]))).transpose(2, 0, 1) / B
+    tmp = x_win
+    del x_win
+    # einsum("oea,Beta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = tanh(z_v[o,t])
+    v = np.tanh(z_v)
+    del z_v
+    # m[o] = max_t(v[o,t])
+    m = _max(v, axis=2)
+    # p[l] = Σ_o U[l,o] m[o]
+    # einsum("lo,Bo->Bl", U, m)
+    p = m @ U.T
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    # adj_m[o] = Σ_c U[c,o] adj_p[c]
+    # einsum("co,Bc->Bo", U, adj_p)
+    adj_m = adj_p @ U
+    # adj_v[o,t] = argmax_t(v[o,t]) adj_m[o]
+    argmax_v = _argmax(v, axis=2)
+    # einsum("Bot,Bo->Bot", argmax_v, adj_m)
+    adj_v = adj_m[:, :, None] * argmax_v
+    del adj_m
+    # tan_z_v[o,t] = Σ_cij dir_K[o,c,i] x[c,j] S[j,t,i]
+    x_win_2 = _window_view(x, 2, 2, 1, 5)
+    # einsum("oci,Bcti->Bot", dir_K, x_win_2)
+    tan_z_v = (np.tensordot(x_win_2, dir_K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+    del x_win_2
+    # tan_v[o,t] = tanh'(z_v[o,t]) tan_z_v[o,t]
+    dtanh_z_v = 1 - v**2
+    tan_v = dtanh_z_v * tan_z_v
+    # tan_m[o] = Σ_c argmax_c(v[o,c]) tan_v[o,c]
+    # einsum("Boc,Boc->Bo", argmax_v, tan_v)
+    tan_m = (tan_v[..., None, :] @ argmax_v[..., None])[..., 0, 0]
+    del tan_v
+    # tan_p[l] = Σ_c dir_U[l,c] m[c] + Σ_c U[l,c] tan_m[c]
+    # einsum("lc,Bc->Bl", dir_U, m)
+    # einsum("lc,Bc->Bl", U, tan_m)
+    tan_p = m @ dir_U.T + tan_m @ U.T
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp_2 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    radj_p = (tan_p * softmax_p - tmp_2[:, None] * softmax_p) / B
+    del softmax_p, tan_p, tmp_2
     # Σ_b H[U,b]·vector[b][l,o] = m[o] radj_p[l] + adj_p[l] tan_m[o]
-    m = t["m"]
-    radj_p = t["radj_p"]
     # einsum("Bo,Bl->lo", m, radj_p)
-    adj_p = t["adj_p"]
-    tan_m = t["tan_m"]
     # einsum("Bl,Bo->lo", adj_p, tan_m)
-    hvp_U = (radj_p.T @ m + adj_p.T @ tan_m) / B
+    hvp_U = radj_p.T @ m + adj_p.T @ tan_m
+    del m, tan_m
+    # radj_m[o] = Σ_c adj_p[c] dir_U[c,o] + Σ_c U[c,o] radj_p[c]
+    # einsum("Bc,co->Bo", adj_p, dir_U)
+    # einsum("co,Bc->Bo", U, radj_p)
+    radj_m = adj_p @ dir_U + radj_p @ U
+    del adj_p, radj_p
+    # radj_v[o,t] = argmax_t(v[o,t]) radj_m[o]
+    # einsum("Bot,Bo->Bot", argmax_v, radj_m)
+    radj_v = radj_m[:, :, None] * argmax_v
+    del argmax_v, radj_m
+    # radj_z_v[o,t] = tanh''(z_v[o,t]) adj_v[o,t] tan_z_v[o,t] + tanh'(z_v[o,t]) radj_v[o,t]
+    d2tanh_z_v = 2*v*(v**2 - 1)
+    del v
+    radj_z_v = d2tanh_z_v * adj_v * tan_z_v + dtanh_z_v * radj_v
+    del adj_v, tan_z_v, dtanh_z_v, radj_v, d2tanh_z_v
+    # Σ_b H[K,b]·vector[b][o,e,a] = Σ_ci radj_z_v[o,c] x[e,i] S[i,c,a]
+    x_win_3 = _window_view(x, 2, 2, 1, 5)
+    # einsum("Boc,Beca->oea", radj_z_v, x_win_3)
+    hvp_K = (np.tensordot(x_win_3, radj_z_v, axes=([0, 2], [0, 2]))).transpose(2, 0, 1)
+    del radj_z_v, x_win_3
     return {"K": hvp_K, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__m"] = _jac_p__m(t)
-    t["jac_p__v"] = _jac_p__v(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[K] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j] jac_p__z_v[i,o,k] x[e,l] x[e,m] S[l,j,a] S[m,k,a]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v = t["jac_p__z_v"]
-    x = t["x"]
+    x = data["x"]
+    K = params["K"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
     x_win = _window_view(x, 2, 2, 1, 5)
+    tmp = x_win
+    del x_win
+    # einsum("oea,Beta->Bot", K, tmp)
+    z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+    del tmp
+    # v[o,t] = tanh(z_v[o,t])
+    v = np.tanh(z_v)
+    del z_v
+    # m[o] = max_t(v[o,t])
+    m = _max(v, axis=2)
+    # p[l] = Σ_o U[l,o] m[o]
+    # einsum("lo,Bo->Bl", U, m)
+    p = m @ U.T
+    # jac_p__m[l,o] = U[l,o]
+    jac_p__m = U
+    # jac_p__v[l,o,t] = argmax_t(v[o,t]) jac_p__m[l,o]
+    argmax_v = _argmax(v, axis=2)
+    # einsum("Bot,lo->Blot", argmax_v, jac_p__m)
+    jac_p__v = jac_p__m[:, :, None] * argmax_v[:, None]
+    del jac_p__m, argmax_v
+    # jac_p__z_v[l,o,t] = tanh'(z_v[o,t]) jac_p__v[l,o,t]
+    dtanh_z_v = 1 - v**2
+    del v
+    # einsum("Bot,Blot->Blot", dtanh_z_v, jac_p__v)
+    jac_p__z_v = jac_p__v * dtanh_z_v[:, None]
+    del jac_p__v, dtanh_z_v
+    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])
+    softmax_p = _softmax(p, axis=1)
+    del p
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
+    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
+    del softmax_p
+    # diag GGN[K] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j] jac_p__z_v[i,o,k] x[e,l] x[e,m] S[l,j,a] S[m,k,a]
     x_win_2 = _window_view(x, 2, 2, 1, 5)
-    # einsum("Bci,Bcoj,Biok,Beja,Beka->oea", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win, x_win_2)
-    tmp = np.einsum("Beja,Bcoj->Beaco", x_win, jac_p__z_v, optimize=False)
-    tmp_2 = np.einsum("Beka,Biok->Beaio", x_win_2, jac_p__z_v, optimize=False)
-    tmp_3 = np.einsum("Beaco,Bci->Beaoi", tmp, hobj_p__p, optimize=False)
-    ggn_K = np.einsum("Beaoi,Beaio->oea", tmp_3, tmp_2, optimize=False) / B
+    x_win_3 = _window_view(x, 2, 2, 1, 5)
+    # einsum("Bci,Bcoj,Biok,Beja,Beka->oea", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win_2, x_win_3)
+    tmp_2 = np.einsum("Beja,Bcoj->Beaco", x_win_2, jac_p__z_v, optimize=False)
+    tmp_3 = np.einsum("Beka,Biok->Beaio", x_win_3, jac_p__z_v, optimize=False)
+    tmp_4 = np.einsum("Beaco,Bci->Beaoi", tmp_2, hobj_p__p, optimize=False)
+    del jac_p__z_v, x_win_2, x_win_3, tmp_2
+    ggn_K = np.einsum("Beaoi,Beaio->oea", tmp_4, tmp_3, optimize=False) / B
+    del tmp_3, tmp_4
     # diag GGN[U] = hobj_p__p[l,l] m[o] m[o]
     # einsum("Bll->Bl", hobj_p__p)
     hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    m = t["m"]
+    del hobj_p__p
     # einsum("Bl,Bo,Bo->lo", hobj_p__p_diag, m, m)
-    tmp_4 = m * m
-    ggn_U = hobj_p__p_diag.T @ tmp_4 / B
+    tmp_5 = m * m
+    del m
+    ggn_U = hobj_p__p_diag.T @ tmp_5 / B
+    del hobj_p__p_diag, tmp_5
     return {"K": ggn_K, "U": ggn_U}

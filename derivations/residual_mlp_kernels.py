@@ -499,118 +499,253 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v2"] = _adj_v2(t)
-    t["adj_z_v2"] = _adj_z_v2(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["adj_z_v1"] = _adj_z_v1(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    W2 = params["W2"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # z_v2[j] = Σ_i W2[j,i] v1[i]
+    # einsum("ji,Bi->Bj", W2, v1)
+    z_v2 = v1 @ W2.T
+    # v2[j] = v1[j] + tanh(z_v2[j])
+    tanh_z_v2 = np.tanh(z_v2)
+    v2 = v1 + tanh_z_v2
+    del tanh_z_v2
+    # p[l] = Σ_j U[l,j] v2[j]
+    # einsum("lj,Bj->Bl", U, v2)
+    p = v2 @ U.T
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
+    del p
+    # ∂f/∂U[l,j] = adj_p[l] v2[j]
+    # einsum("Bl,Bj->lj", adj_p, v2)
+    grad_U = adj_p.T @ v2
+    del v2
+    # adj_v2[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v2 = adj_p @ U
+    del adj_p
+    # adj_z_v2[j] = tanh'(z_v2[j]) adj_v2[j]
+    dtanh_z_v2 = 1 - np.tanh(z_v2)**2
+    del z_v2
+    adj_z_v2 = dtanh_z_v2 * adj_v2
+    del dtanh_z_v2
+    # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
+    # einsum("Bj,Bi->ji", adj_z_v2, v1)
+    grad_W2 = adj_z_v2.T @ v1
+    # adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c] + adj_v2[j]
+    # einsum("cj,Bc->Bj", W2, adj_z_v2)
+    adj_v1 = adj_z_v2 @ W2 + adj_v2
+    del adj_v2, adj_z_v2
+    # adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    del v1
+    adj_z_v1 = dtanh_z_v1 * adj_v1
+    del adj_v1, dtanh_z_v1
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
-    adj_z_v1 = t["adj_z_v1"]
-    x = t["x"]
     # einsum("Bj,Bi->ji", adj_z_v1, x)
-    grad_W1 = adj_z_v1.T @ x / B
+    grad_W1 = adj_z_v1.T @ x
     # ∂f/∂b1[j] = adj_z_v1[j]
     # einsum("Bj->j", adj_z_v1)
-    grad_b1 = adj_z_v1.sum(axis=0) / B
-    # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
-    adj_z_v2 = t["adj_z_v2"]
-    v1 = t["v1"]
-    # einsum("Bj,Bi->ji", adj_z_v2, v1)
-    grad_W2 = adj_z_v2.T @ v1 / B
-    # ∂f/∂U[l,j] = adj_p[l] v2[j]
-    adj_p = t["adj_p"]
-    v2 = t["v2"]
-    # einsum("Bl,Bj->lj", adj_p, v2)
-    grad_U = adj_p.T @ v2 / B
+    grad_b1 = adj_z_v1.sum(axis=0)
+    del adj_z_v1
     return {"W1": grad_W1, "b1": grad_b1, "W2": grad_W2, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v2"] = _adj_v2(t)
-    t["adj_z_v2"] = _adj_z_v2(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["adj_z_v1"] = _adj_z_v1(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    W2 = params["W2"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # z_v2[j] = Σ_i W2[j,i] v1[i]
+    # einsum("ji,Bi->Bj", W2, v1)
+    z_v2 = v1 @ W2.T
+    # v2[j] = v1[j] + tanh(z_v2[j])
+    tanh_z_v2 = np.tanh(z_v2)
+    v2 = v1 + tanh_z_v2
+    del tanh_z_v2
+    # p[l] = Σ_j U[l,j] v2[j]
+    # einsum("lj,Bj->Bl", U, v2)
+    p = v2 @ U.T
+    # adj_p[l] = p[l] - y[l]
+    adj_p = p - y
+    del p
+    # ∂f/∂U[l,j] = adj_p[l] v2[j]
+    # einsum("Bl,Bj->Blj", adj_p, v2)
+    grad_U = v2[:, None] * adj_p[:, :, None]
+    del v2
+    # adj_v2[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v2 = adj_p @ U
+    del adj_p
+    # adj_z_v2[j] = tanh'(z_v2[j]) adj_v2[j]
+    dtanh_z_v2 = 1 - np.tanh(z_v2)**2
+    del z_v2
+    adj_z_v2 = dtanh_z_v2 * adj_v2
+    del dtanh_z_v2
+    # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
+    # einsum("Bj,Bi->Bji", adj_z_v2, v1)
+    grad_W2 = v1[:, None] * adj_z_v2[:, :, None]
+    # adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c] + adj_v2[j]
+    # einsum("cj,Bc->Bj", W2, adj_z_v2)
+    adj_v1 = adj_z_v2 @ W2 + adj_v2
+    del adj_v2, adj_z_v2
+    # adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    del v1
+    adj_z_v1 = dtanh_z_v1 * adj_v1
+    del adj_v1, dtanh_z_v1
     # ∂f/∂W1[j,i] = adj_z_v1[j] x[i]
-    adj_z_v1 = t["adj_z_v1"]
-    x = t["x"]
     # einsum("Bj,Bi->Bji", adj_z_v1, x)
     grad_W1 = x[:, None] * adj_z_v1[:, :, None]
     # ∂f/∂b1[j] = adj_z_v1[j]
     grad_b1 = adj_z_v1
-    # ∂f/∂W2[j,i] = adj_z_v2[j] v1[i]
-    adj_z_v2 = t["adj_z_v2"]
-    v1 = t["v1"]
-    # einsum("Bj,Bi->Bji", adj_z_v2, v1)
-    grad_W2 = v1[:, None] * adj_z_v2[:, :, None]
-    # ∂f/∂U[l,j] = adj_p[l] v2[j]
-    adj_p = t["adj_p"]
-    v2 = t["v2"]
-    # einsum("Bl,Bj->Blj", adj_p, v2)
-    grad_U = v2[:, None] * adj_p[:, :, None]
+    del adj_z_v1
     return {"W1": grad_W1, "b1": grad_b1, "W2": grad_W2, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v2"] = _adj_v2(t)
-    t["adj_z_v2"] = _adj_z_v2(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["adj_z_v1"] = _adj_z_v1(t)
-    B = t["x"].shape[0]
-    adj_z_v1 = t["adj_z_v1"]
-    x = t["x"]
-    adj_z_v2 = t["adj_z_v2"]
-    v1 = t["v1"]
-    adj_p = t["adj_p"]
-    v2 = t["v2"]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    W2 = params["W2"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # z_v2[j] = Σ_i W2[j,i] v1[i]
+    # einsum("ji,Bi->Bj", W2, v1)
+    z_v2 = v1 @ W2.T
+    # v2[j] = v1[j] + tanh(z_v2[j])
+    tanh_z_v2 = np.tanh(z_v2)
+    v2 = v1 + tanh_z_v2
+    del tanh_z_v2
+    # p[l] = Σ_j U[l,j] v2[j]
+    # einsum("lj,Bj->Bl", U, v2)
+    p = v2 @ U.T
+    # adj_p[l] = p[l] - y[l]
+    adj_p = p - y
+    del p
+    # adj_v2[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v2 = adj_p @ U
+    # adj_z_v2[j] = tanh'(z_v2[j]) adj_v2[j]
+    dtanh_z_v2 = 1 - np.tanh(z_v2)**2
+    del z_v2
+    adj_z_v2 = dtanh_z_v2 * adj_v2
+    del dtanh_z_v2
+    # adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c] + adj_v2[j]
+    # einsum("cj,Bc->Bj", W2, adj_z_v2)
+    adj_v1 = adj_z_v2 @ W2 + adj_v2
+    del adj_v2
+    # adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    adj_z_v1 = dtanh_z_v1 * adj_v1
+    del adj_v1, dtanh_z_v1
     return {"W1": [(adj_z_v1, x)], "b1": [(adj_z_v1,)], "W2": [(adj_z_v2, v1)], "U": [(adj_p, v2)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v2"] = _adj_v2(t)
-    t["adj_z_v2"] = _adj_z_v2(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["adj_z_v1"] = _adj_z_v1(t)
-    B = t["x"].shape[0]
-    # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z_v1[j] x[i]
-    adj_z_v1 = t["adj_z_v1"]
-    x = t["x"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_v1, x, adj_z_v1, x)
-    tmp = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
-    tmp_2 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_W1 = tmp_2 * tmp
-    norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
-    # ‖∂f/∂b1‖² = Σ over pairs of terms of their inner product: adj_z_v1[j]
-    # einsum("Bj,Bj->B", adj_z_v1, adj_z_v1)
-    sq_b1 = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
-    norm_b1 = np.sqrt(np.maximum(sq_b1, 0.0))
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    W2 = params["W2"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # z_v2[j] = Σ_i W2[j,i] v1[i]
+    # einsum("ji,Bi->Bj", W2, v1)
+    z_v2 = v1 @ W2.T
+    # v2[j] = v1[j] + tanh(z_v2[j])
+    tanh_z_v2 = np.tanh(z_v2)
+    v2 = v1 + tanh_z_v2
+    del tanh_z_v2
+    # p[l] = Σ_j U[l,j] v2[j]
+    # einsum("lj,Bj->Bl", U, v2)
+    p = v2 @ U.T
+    # adj_p[l] = p[l] - y[l]
+    adj_p = p - y
+    del p
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] v2[j]
+    # einsum("Bl,Bj,Bl,Bj->B", adj_p, v2, adj_p, v2)
+    tmp = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_2 = (v2[..., None, :] @ v2[..., None])[..., 0, 0]
+    del v2
+    sq_U = tmp_2 * tmp
+    del tmp, tmp_2
+    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
+    # adj_v2[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v2 = adj_p @ U
+    del adj_p
+    # adj_z_v2[j] = tanh'(z_v2[j]) adj_v2[j]
+    dtanh_z_v2 = 1 - np.tanh(z_v2)**2
+    del z_v2
+    adj_z_v2 = dtanh_z_v2 * adj_v2
+    del dtanh_z_v2
     # ‖∂f/∂W2‖² = Σ over pairs of terms of their inner product: adj_z_v2[j] v1[i]
-    adj_z_v2 = t["adj_z_v2"]
-    v1 = t["v1"]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_v2, v1, adj_z_v2, v1)
     tmp_3 = (adj_z_v2[..., None, :] @ adj_z_v2[..., None])[..., 0, 0]
     tmp_4 = (v1[..., None, :] @ v1[..., None])[..., 0, 0]
     sq_W2 = tmp_4 * tmp_3
+    del tmp_3, tmp_4
     norm_W2 = np.sqrt(np.maximum(sq_W2, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: adj_p[l] v2[j]
-    adj_p = t["adj_p"]
-    v2 = t["v2"]
-    # einsum("Bl,Bj,Bl,Bj->B", adj_p, v2, adj_p, v2)
-    tmp_5 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_6 = (v2[..., None, :] @ v2[..., None])[..., 0, 0]
-    sq_U = tmp_6 * tmp_5
-    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_W2
+    # adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c] + adj_v2[j]
+    # einsum("cj,Bc->Bj", W2, adj_z_v2)
+    adj_v1 = adj_z_v2 @ W2 + adj_v2
+    del adj_v2, adj_z_v2
+    # adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    del v1
+    adj_z_v1 = dtanh_z_v1 * adj_v1
+    del adj_v1, dtanh_z_v1
+    # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z_v1[j] x[i]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_v1, x, adj_z_v1, x)
+    tmp_5 = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
+    tmp_6 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    sq_W1 = tmp_6 * tmp_5
+    del tmp_5, tmp_6
+    norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
+    del sq_W1
+    # ‖∂f/∂b1‖² = Σ over pairs of terms of their inner product: adj_z_v1[j]
+    # einsum("Bj,Bj->B", adj_z_v1, adj_z_v1)
+    sq_b1 = (adj_z_v1[..., None, :] @ adj_z_v1[..., None])[..., 0, 0]
+    del adj_z_v1
+    norm_b1 = np.sqrt(np.maximum(sq_b1, 0.0))
+    del sq_b1
     return {"W1": norm_W1, "b1": norm_b1, "W2": norm_W2, "U": norm_U}
 
 
@@ -730,88 +865,173 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_W1"] = vector["W1"]
-    t["dir_b1"] = vector["b1"]
-    t["dir_W2"] = vector["W2"]
-    t["dir_U"] = vector["U"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_v2"] = _adj_v2(t)
-    t["adj_z_v2"] = _adj_z_v2(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["tan_z_v1"] = _tan_z_v1(t)
-    t["tan_v1"] = _tan_v1(t)
-    t["tan_z_v2"] = _tan_z_v2(t)
-    t["tan_v2"] = _tan_v2(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_v2"] = _radj_v2(t)
-    t["radj_z_v2"] = _radj_z_v2(t)
-    t["radj_v1"] = _radj_v1(t)
-    t["radj_z_v1"] = _radj_z_v1(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    W2 = params["W2"]
+    U = params["U"]
+    B = x.shape[0]
+    dir_W1 = vector["W1"]
+    dir_b1 = vector["b1"]
+    dir_W2 = vector["W2"]
+    dir_U = vector["U"]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # z_v2[j] = Σ_i W2[j,i] v1[i]
+    # einsum("ji,Bi->Bj", W2, v1)
+    z_v2 = v1 @ W2.T
+    # v2[j] = v1[j] + tanh(z_v2[j])
+    tanh_z_v2 = np.tanh(z_v2)
+    v2 = v1 + tanh_z_v2
+    del tanh_z_v2
+    # p[l] = Σ_j U[l,j] v2[j]
+    # einsum("lj,Bj->Bl", U, v2)
+    p = v2 @ U.T
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    adj_p = (p - y) / B
+    del p
+    # adj_v2[j] = Σ_c U[c,j] adj_p[c]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_v2 = adj_p @ U
+    # adj_z_v2[j] = tanh'(z_v2[j]) adj_v2[j]
+    dtanh_z_v2 = 1 - np.tanh(z_v2)**2
+    adj_z_v2 = dtanh_z_v2 * adj_v2
+    # adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c] + adj_v2[j]
+    # einsum("cj,Bc->Bj", W2, adj_z_v2)
+    adj_v1 = adj_z_v2 @ W2 + adj_v2
+    # tan_z_v1[j] = Σ_c dir_W1[j,c] x[c] + dir_b1[j]
+    # einsum("jc,Bc->Bj", dir_W1, x)
+    tan_z_v1 = x @ dir_W1.T + dir_b1
+    # tan_v1[j] = tanh'(z_v1[j]) tan_z_v1[j]
+    dtanh_z_v1 = 1 - v1**2
+    tan_v1 = dtanh_z_v1 * tan_z_v1
+    # tan_z_v2[j] = Σ_c dir_W2[j,c] v1[c] + Σ_c W2[j,c] tan_v1[c]
+    # einsum("jc,Bc->Bj", dir_W2, v1)
+    # einsum("jc,Bc->Bj", W2, tan_v1)
+    tan_z_v2 = v1 @ dir_W2.T + tan_v1 @ W2.T
+    # tan_v2[j] = tan_v1[j] + tanh'(z_v2[j]) tan_z_v2[j]
+    tan_v2 = tan_v1 + dtanh_z_v2 * tan_z_v2
+    # tan_p[l] = Σ_c dir_U[l,c] v2[c] + Σ_c U[l,c] tan_v2[c]
+    # einsum("lc,Bc->Bl", dir_U, v2)
+    # einsum("lc,Bc->Bl", U, tan_v2)
+    tan_p = v2 @ dir_U.T + tan_v2 @ U.T
+    # radj_p[l] = tan_p[l] (÷ B: the batch mean seeded once)
+    radj_p = tan_p / B
+    del tan_p
+    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v2[j] + adj_p[l] tan_v2[j]
+    # einsum("Bl,Bj->lj", radj_p, v2)
+    # einsum("Bl,Bj->lj", adj_p, tan_v2)
+    hvp_U = radj_p.T @ v2 + adj_p.T @ tan_v2
+    del v2, tan_v2
+    # radj_v2[j] = Σ_c adj_p[c] dir_U[c,j] + Σ_c U[c,j] radj_p[c]
+    # einsum("Bc,cj->Bj", adj_p, dir_U)
+    # einsum("cj,Bc->Bj", U, radj_p)
+    radj_v2 = adj_p @ dir_U + radj_p @ U
+    del adj_p, radj_p
+    # radj_z_v2[j] = tanh''(z_v2[j]) adj_v2[j] tan_z_v2[j] + tanh'(z_v2[j]) radj_v2[j]
+    d2tanh_z_v2 = 2*(np.tanh(z_v2)**2 - 1)*np.tanh(z_v2)
+    del z_v2
+    radj_z_v2 = d2tanh_z_v2 * adj_v2 * tan_z_v2 + dtanh_z_v2 * radj_v2
+    del adj_v2, dtanh_z_v2, tan_z_v2, d2tanh_z_v2
+    # Σ_b H[W2,b]·vector[b][j,i] = radj_z_v2[j] v1[i] + adj_z_v2[j] tan_v1[i]
+    # einsum("Bj,Bi->ji", radj_z_v2, v1)
+    # einsum("Bj,Bi->ji", adj_z_v2, tan_v1)
+    hvp_W2 = radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1
+    del tan_v1
+    # radj_v1[j] = Σ_c adj_z_v2[c] dir_W2[c,j] + Σ_c W2[c,j] radj_z_v2[c] + radj_v2[j]
+    # einsum("Bc,cj->Bj", adj_z_v2, dir_W2)
+    # einsum("cj,Bc->Bj", W2, radj_z_v2)
+    radj_v1 = adj_z_v2 @ dir_W2 + radj_z_v2 @ W2 + radj_v2
+    del adj_z_v2, radj_v2, radj_z_v2
+    # radj_z_v1[j] = tanh''(z_v1[j]) adj_v1[j] tan_z_v1[j] + tanh'(z_v1[j]) radj_v1[j]
+    d2tanh_z_v1 = 2*v1*(v1**2 - 1)
+    del v1
+    radj_z_v1 = d2tanh_z_v1 * adj_v1 * tan_z_v1 + dtanh_z_v1 * radj_v1
+    del adj_v1, tan_z_v1, dtanh_z_v1, radj_v1, d2tanh_z_v1
     # Σ_b H[W1,b]·vector[b][j,i] = radj_z_v1[j] x[i]
-    radj_z_v1 = t["radj_z_v1"]
-    x = t["x"]
     # einsum("Bj,Bi->ji", radj_z_v1, x)
-    hvp_W1 = radj_z_v1.T @ x / B
+    hvp_W1 = radj_z_v1.T @ x
     # Σ_b H[b1,b]·vector[b][j] = radj_z_v1[j]
     # einsum("Bj->j", radj_z_v1)
-    hvp_b1 = radj_z_v1.sum(axis=0) / B
-    # Σ_b H[W2,b]·vector[b][j,i] = radj_z_v2[j] v1[i] + adj_z_v2[j] tan_v1[i]
-    radj_z_v2 = t["radj_z_v2"]
-    v1 = t["v1"]
-    # einsum("Bj,Bi->ji", radj_z_v2, v1)
-    adj_z_v2 = t["adj_z_v2"]
-    tan_v1 = t["tan_v1"]
-    # einsum("Bj,Bi->ji", adj_z_v2, tan_v1)
-    hvp_W2 = (radj_z_v2.T @ v1 + adj_z_v2.T @ tan_v1) / B
-    # Σ_b H[U,b]·vector[b][l,j] = radj_p[l] v2[j] + adj_p[l] tan_v2[j]
-    radj_p = t["radj_p"]
-    v2 = t["v2"]
-    # einsum("Bl,Bj->lj", radj_p, v2)
-    adj_p = t["adj_p"]
-    tan_v2 = t["tan_v2"]
-    # einsum("Bl,Bj->lj", adj_p, tan_v2)
-    hvp_U = (radj_p.T @ v2 + adj_p.T @ tan_v2) / B
+    hvp_b1 = radj_z_v1.sum(axis=0)
+    del radj_z_v1
     return {"W1": hvp_W1, "b1": hvp_b1, "W2": hvp_W2, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    W1 = params["W1"]
+    b1 = params["b1"]
+    W2 = params["W2"]
+    U = params["U"]
+    B = x.shape[0]
+    # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
+    # einsum("ji,Bi->Bj", W1, x)
+    z_v1 = x @ W1.T + b1
+    # v1[j] = tanh(z_v1[j])
+    v1 = np.tanh(z_v1)
+    del z_v1
+    # z_v2[j] = Σ_i W2[j,i] v1[i]
+    # einsum("ji,Bi->Bj", W2, v1)
+    z_v2 = v1 @ W2.T
+    # v2[j] = v1[j] + tanh(z_v2[j])
+    tanh_z_v2 = np.tanh(z_v2)
+    v2 = v1 + tanh_z_v2
+    del tanh_z_v2
+    # jac_p__v2[l,j] = U[l,j]
+    jac_p__v2 = U
+    # jac_p__z_v2[l,j] = tanh'(z_v2[j]) jac_p__v2[l,j]
+    dtanh_z_v2 = 1 - np.tanh(z_v2)**2
+    del z_v2
+    # einsum("Bj,lj->Blj", dtanh_z_v2, jac_p__v2)
+    jac_p__z_v2 = jac_p__v2 * dtanh_z_v2[:, None]
+    del dtanh_z_v2
+    # jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c] + jac_p__v2[l,j]
+    # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
+    jac_p__v1 = np.tensordot(jac_p__z_v2, W2, axes=([2], [0])) + jac_p__v2
+    del jac_p__v2
+    # jac_p__z_v1[l,j] = tanh'(z_v1[j]) jac_p__v1[l,j]
+    dtanh_z_v1 = 1 - v1**2
+    # einsum("Bj,Blj->Blj", dtanh_z_v1, jac_p__v1)
+    jac_p__z_v1 = jac_p__v1 * dtanh_z_v1[:, None]
+    del jac_p__v1, dtanh_z_v1
+    # hobj_p__p[l,i] = δ[l,i]
+    hobj_p__p = (np.eye(2))
     # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    x = t["x"]
     # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
     tmp = x * x
     tmp_2 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
     tmp_3 = (tmp_2[..., None, :] @ ((jac_p__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_2
     ggn_W1 = tmp_3.T @ tmp / B
+    del tmp, tmp_3
     # diag GGN[b1] = Σ_ci hobj_p__p[c,i] jac_p__z_v1[c,j] jac_p__z_v1[i,j]
     # einsum("ci,Bcj,Bij->j", hobj_p__p, jac_p__z_v1, jac_p__z_v1)
     tmp_4 = ((jac_p__z_v1.transpose(2, 1, 0)) @ (jac_p__z_v1.transpose(2, 0, 1))).transpose(1, 0, 2)
+    del jac_p__z_v1
     ggn_b1 = np.tensordot(tmp_4, hobj_p__p, axes=([0, 2], [1, 0])) / B
+    del tmp_4
     # diag GGN[W2] = Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,j] v1[i] v1[i]
-    jac_p__z_v2 = t["jac_p__z_v2"]
-    v1 = t["v1"]
     # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
     tmp_5 = v1 * v1
     tmp_6 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
     tmp_7 = (tmp_6[..., None, :] @ ((jac_p__z_v2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del v1, jac_p__z_v2, tmp_6
     ggn_W2 = tmp_7.T @ tmp_5 / B
+    del tmp_5, tmp_7
     # diag GGN[U] = hobj_p__p[l,l] v2[j] v2[j]
     # einsum("ll->l", hobj_p__p)
     hobj_p__p_diag = np.einsum("ll->l", hobj_p__p, optimize=False)
-    v2 = t["v2"]
+    del hobj_p__p
     # einsum("l,Bj,Bj->lj", hobj_p__p_diag, v2, v2)
     tmp_8 = (v2.T[..., None, :] @ v2.T[..., None])[..., 0, 0]
+    del v2
     ggn_U = tmp_8 * hobj_p__p_diag[:, None] / B
+    del hobj_p__p_diag, tmp_8
     return {"W1": ggn_W1, "b1": ggn_b1, "W2": ggn_W2, "U": ggn_U}

@@ -298,95 +298,165 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W[j,i] = adj_z_h[j] x[i] + adj_r[i] h[j]
-    adj_z_h = t["adj_z_h"]
-    x = t["x"]
-    # einsum("Bj,Bi->ji", adj_z_h, x)
-    adj_r = t["adj_r"]
-    h = t["h"]
-    # einsum("Bi,Bj->ji", adj_r, h)
-    grad_W = (adj_z_h.T @ x + h.T @ adj_r) / B
-    # ∂f/∂b[j] = adj_z_h[j]
-    # einsum("Bj->j", adj_z_h)
-    grad_b = adj_z_h.sum(axis=0) / B
+    x = data["x"]
+    W = params["W"]
+    b = params["b"]
+    c = params["c"]
+    B = x.shape[0]
+    # z_h[j] = Σ_i W[j,i] x[i] + b[j]
+    # einsum("ji,Bi->Bj", W, x)
+    z_h = x @ W.T + b
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # r[i] = Σ_j W[j,i] h[j] + c[i]
+    # einsum("ji,Bj->Bi", W, h)
+    r = h @ W + c
+    # adj_r[i] = r[i] - x[i] (÷ B: the batch mean seeded once)
+    adj_r = (r - x) / B
+    del r
     # ∂f/∂c[i] = adj_r[i]
     # einsum("Bi->i", adj_r)
-    grad_c = adj_r.sum(axis=0) / B
+    grad_c = adj_r.sum(axis=0)
+    # adj_h[j] = Σ_c W[j,c] adj_r[c]
+    # einsum("jc,Bc->Bj", W, adj_r)
+    adj_h = adj_r @ W.T
+    # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+    dtanh_z_h = 1 - h**2
+    adj_z_h = dtanh_z_h * adj_h
+    del adj_h, dtanh_z_h
+    # ∂f/∂W[j,i] = adj_z_h[j] x[i] + adj_r[i] h[j]
+    # einsum("Bj,Bi->ji", adj_z_h, x)
+    # einsum("Bi,Bj->ji", adj_r, h)
+    grad_W = adj_z_h.T @ x + h.T @ adj_r
+    del h, adj_r
+    # ∂f/∂b[j] = adj_z_h[j]
+    # einsum("Bj->j", adj_z_h)
+    grad_b = adj_z_h.sum(axis=0)
+    del adj_z_h
     return {"W": grad_W, "b": grad_b, "c": grad_c}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W[j,i] = adj_z_h[j] x[i] + adj_r[i] h[j]
-    adj_z_h = t["adj_z_h"]
-    x = t["x"]
-    # einsum("Bj,Bi->Bji", adj_z_h, x)
-    adj_r = t["adj_r"]
-    h = t["h"]
-    # einsum("Bi,Bj->Bji", adj_r, h)
-    grad_W = x[:, None] * adj_z_h[:, :, None] + h[:, :, None] * adj_r[:, None]
-    # ∂f/∂b[j] = adj_z_h[j]
-    grad_b = adj_z_h
+    x = data["x"]
+    W = params["W"]
+    b = params["b"]
+    c = params["c"]
+    B = x.shape[0]
+    # z_h[j] = Σ_i W[j,i] x[i] + b[j]
+    # einsum("ji,Bi->Bj", W, x)
+    z_h = x @ W.T + b
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # r[i] = Σ_j W[j,i] h[j] + c[i]
+    # einsum("ji,Bj->Bi", W, h)
+    r = h @ W + c
+    # adj_r[i] = r[i] - x[i]
+    adj_r = r - x
+    del r
     # ∂f/∂c[i] = adj_r[i]
     grad_c = adj_r
+    # adj_h[j] = Σ_c W[j,c] adj_r[c]
+    # einsum("jc,Bc->Bj", W, adj_r)
+    adj_h = adj_r @ W.T
+    # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+    dtanh_z_h = 1 - h**2
+    adj_z_h = dtanh_z_h * adj_h
+    del adj_h, dtanh_z_h
+    # ∂f/∂W[j,i] = adj_z_h[j] x[i] + adj_r[i] h[j]
+    # einsum("Bj,Bi->Bji", adj_z_h, x)
+    # einsum("Bi,Bj->Bji", adj_r, h)
+    grad_W = x[:, None] * adj_z_h[:, :, None] + h[:, :, None] * adj_r[:, None]
+    del h, adj_r
+    # ∂f/∂b[j] = adj_z_h[j]
+    grad_b = adj_z_h
+    del adj_z_h
     return {"W": grad_W, "b": grad_b, "c": grad_c}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    B = t["x"].shape[0]
-    adj_z_h = t["adj_z_h"]
-    x = t["x"]
-    h = t["h"]
-    adj_r = t["adj_r"]
+    x = data["x"]
+    W = params["W"]
+    b = params["b"]
+    c = params["c"]
+    B = x.shape[0]
+    # z_h[j] = Σ_i W[j,i] x[i] + b[j]
+    # einsum("ji,Bi->Bj", W, x)
+    z_h = x @ W.T + b
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # r[i] = Σ_j W[j,i] h[j] + c[i]
+    # einsum("ji,Bj->Bi", W, h)
+    r = h @ W + c
+    # adj_r[i] = r[i] - x[i]
+    adj_r = r - x
+    del r
+    # adj_h[j] = Σ_c W[j,c] adj_r[c]
+    # einsum("jc,Bc->Bj", W, adj_r)
+    adj_h = adj_r @ W.T
+    # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+    dtanh_z_h = 1 - h**2
+    adj_z_h = dtanh_z_h * adj_h
+    del adj_h, dtanh_z_h
     return {"W": [(adj_z_h, x), (h, adj_r)], "b": [(adj_z_h,)], "c": [(adj_r,)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    W = params["W"]
+    b = params["b"]
+    c = params["c"]
+    B = x.shape[0]
+    # z_h[j] = Σ_i W[j,i] x[i] + b[j]
+    # einsum("ji,Bi->Bj", W, x)
+    z_h = x @ W.T + b
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # r[i] = Σ_j W[j,i] h[j] + c[i]
+    # einsum("ji,Bj->Bi", W, h)
+    r = h @ W + c
+    # adj_r[i] = r[i] - x[i]
+    adj_r = r - x
+    del r
+    # ‖∂f/∂c‖² = Σ over pairs of terms of their inner product: adj_r[i]
+    # einsum("Bi,Bi->B", adj_r, adj_r)
+    sq_c = (adj_r[..., None, :] @ adj_r[..., None])[..., 0, 0]
+    norm_c = np.sqrt(np.maximum(sq_c, 0.0))
+    del sq_c
+    # adj_h[j] = Σ_c W[j,c] adj_r[c]
+    # einsum("jc,Bc->Bj", W, adj_r)
+    adj_h = adj_r @ W.T
+    # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+    dtanh_z_h = 1 - h**2
+    adj_z_h = dtanh_z_h * adj_h
+    del adj_h, dtanh_z_h
     # ‖∂f/∂W‖² = Σ over pairs of terms of their inner product: adj_z_h[j] x[i] + adj_r[i] h[j]
-    adj_z_h = t["adj_z_h"]
-    x = t["x"]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z_h, x, adj_z_h, x)
     tmp = (adj_z_h[..., None, :] @ adj_z_h[..., None])[..., 0, 0]
     tmp_2 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    adj_r = t["adj_r"]
-    h = t["h"]
     # einsum("Bj,Bi,Bi,Bj->B", adj_z_h, x, adj_r, h)
     tmp_3 = (h[..., None, :] @ adj_z_h[..., None])[..., 0, 0]
     tmp_4 = (adj_r[..., None, :] @ x[..., None])[..., 0, 0]
     # einsum("Bi,Bj,Bi,Bj->B", adj_r, h, adj_r, h)
     tmp_5 = (adj_r[..., None, :] @ adj_r[..., None])[..., 0, 0]
     tmp_6 = (h[..., None, :] @ h[..., None])[..., 0, 0]
+    del h, adj_r
     sq_W = tmp_2 * tmp + 2 * tmp_4 * tmp_3 + tmp_6 * tmp_5
+    del tmp, tmp_2, tmp_3, tmp_4, tmp_5, tmp_6
     norm_W = np.sqrt(np.maximum(sq_W, 0.0))
+    del sq_W
     # ‖∂f/∂b‖² = Σ over pairs of terms of their inner product: adj_z_h[j]
     # einsum("Bj,Bj->B", adj_z_h, adj_z_h)
     sq_b = (adj_z_h[..., None, :] @ adj_z_h[..., None])[..., 0, 0]
+    del adj_z_h
     norm_b = np.sqrt(np.maximum(sq_b, 0.0))
-    # ‖∂f/∂c‖² = Σ over pairs of terms of their inner product: adj_r[i]
-    # einsum("Bi,Bi->B", adj_r, adj_r)
-    sq_c = (adj_r[..., None, :] @ adj_r[..., None])[..., 0, 0]
-    norm_c = np.sqrt(np.maximum(sq_c, 0.0))
+    del sq_b
     return {"W": norm_W, "b": norm_b, "c": norm_c}
 
 
@@ -474,72 +544,119 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_W"] = vector["W"]
-    t["dir_b"] = vector["b"]
-    t["dir_c"] = vector["c"]
-    t["adj_r"] = _adj_r(t)
-    t["adj_h"] = _adj_h(t)
-    t["tan_z_h"] = _tan_z_h(t)
-    t["tan_h"] = _tan_h(t)
-    t["tan_r"] = _tan_r(t)
-    t["radj_r"] = _radj_r(t)
-    t["radj_h"] = _radj_h(t)
-    t["radj_z_h"] = _radj_z_h(t)
-    B = t["x"].shape[0]
-    # Σ_b H[W,b]·vector[b][j,i] = radj_z_h[j] x[i] + h[j] radj_r[i] + adj_r[i] tan_h[j]
-    radj_z_h = t["radj_z_h"]
-    x = t["x"]
-    # einsum("Bj,Bi->ji", radj_z_h, x)
-    h = t["h"]
-    radj_r = t["radj_r"]
-    # einsum("Bj,Bi->ji", h, radj_r)
-    adj_r = t["adj_r"]
-    tan_h = t["tan_h"]
-    # einsum("Bi,Bj->ji", adj_r, tan_h)
-    hvp_W = (radj_z_h.T @ x + h.T @ radj_r + tan_h.T @ adj_r) / B
-    # Σ_b H[b,b]·vector[b][j] = radj_z_h[j]
-    # einsum("Bj->j", radj_z_h)
-    hvp_b = radj_z_h.sum(axis=0) / B
+    x = data["x"]
+    W = params["W"]
+    b = params["b"]
+    c = params["c"]
+    B = x.shape[0]
+    dir_W = vector["W"]
+    dir_b = vector["b"]
+    dir_c = vector["c"]
+    # z_h[j] = Σ_i W[j,i] x[i] + b[j]
+    # einsum("ji,Bi->Bj", W, x)
+    z_h = x @ W.T + b
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # r[i] = Σ_j W[j,i] h[j] + c[i]
+    # einsum("ji,Bj->Bi", W, h)
+    r = h @ W + c
+    # adj_r[i] = r[i] - x[i] (÷ B: the batch mean seeded once)
+    adj_r = (r - x) / B
+    del r
+    # adj_h[j] = Σ_c W[j,c] adj_r[c]
+    # einsum("jc,Bc->Bj", W, adj_r)
+    adj_h = adj_r @ W.T
+    # tan_z_h[j] = Σ_c dir_W[j,c] x[c] + dir_b[j]
+    # einsum("jc,Bc->Bj", dir_W, x)
+    tan_z_h = x @ dir_W.T + dir_b
+    # tan_h[j] = tanh'(z_h[j]) tan_z_h[j]
+    dtanh_z_h = 1 - h**2
+    tan_h = dtanh_z_h * tan_z_h
+    # tan_r[i] = Σ_c dir_W[c,i] h[c] + Σ_c W[c,i] tan_h[c] + dir_c[i]
+    # einsum("ci,Bc->Bi", dir_W, h)
+    # einsum("ci,Bc->Bi", W, tan_h)
+    tan_r = h @ dir_W + tan_h @ W + dir_c
+    # radj_r[i] = tan_r[i] (÷ B: the batch mean seeded once)
+    radj_r = tan_r / B
+    del tan_r
     # Σ_b H[c,b]·vector[b][i] = radj_r[i]
     # einsum("Bi->i", radj_r)
-    hvp_c = radj_r.sum(axis=0) / B
+    hvp_c = radj_r.sum(axis=0)
+    # radj_h[j] = Σ_c adj_r[c] dir_W[j,c] + Σ_c W[j,c] radj_r[c]
+    # einsum("Bc,jc->Bj", adj_r, dir_W)
+    # einsum("jc,Bc->Bj", W, radj_r)
+    radj_h = adj_r @ dir_W.T + radj_r @ W.T
+    # radj_z_h[j] = tanh''(z_h[j]) adj_h[j] tan_z_h[j] + tanh'(z_h[j]) radj_h[j]
+    d2tanh_z_h = 2*h*(h**2 - 1)
+    radj_z_h = d2tanh_z_h * adj_h * tan_z_h + dtanh_z_h * radj_h
+    del adj_h, tan_z_h, dtanh_z_h, radj_h, d2tanh_z_h
+    # Σ_b H[W,b]·vector[b][j,i] = radj_z_h[j] x[i] + h[j] radj_r[i] + adj_r[i] tan_h[j]
+    # einsum("Bj,Bi->ji", radj_z_h, x)
+    # einsum("Bj,Bi->ji", h, radj_r)
+    # einsum("Bi,Bj->ji", adj_r, tan_h)
+    hvp_W = radj_z_h.T @ x + h.T @ radj_r + tan_h.T @ adj_r
+    del h, adj_r, tan_h, radj_r
+    # Σ_b H[b,b]·vector[b][j] = radj_z_h[j]
+    # einsum("Bj->j", radj_z_h)
+    hvp_b = radj_z_h.sum(axis=0)
+    del radj_z_h
     return {"W": hvp_W, "b": hvp_b, "c": hvp_c}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_r__h"] = _jac_r__h(t)
-    t["jac_r__z_h"] = _jac_r__z_h(t)
-    t["hobj_r__r"] = _hobj_r__r(t)
-    B = t["x"].shape[0]
+    x = data["x"]
+    W = params["W"]
+    b = params["b"]
+    B = x.shape[0]
+    # z_h[j] = Σ_i W[j,i] x[i] + b[j]
+    # einsum("ji,Bi->Bj", W, x)
+    z_h = x @ W.T + b
+    # h[j] = tanh(z_h[j])
+    h = np.tanh(z_h)
+    del z_h
+    # jac_r__h[i,j] = W[j,i]
+    # einsum("ji->ij", W)
+    jac_r__h = W.T
+    # jac_r__z_h[i,j] = tanh'(z_h[j]) jac_r__h[i,j]
+    dtanh_z_h = 1 - h**2
+    # einsum("Bj,ij->Bij", dtanh_z_h, jac_r__h)
+    jac_r__z_h = jac_r__h * dtanh_z_h[:, None]
+    del jac_r__h, dtanh_z_h
+    # hobj_r__r[i,j] = δ[i,j]
+    hobj_r__r = (np.eye(3))
     # diag GGN[W] = Σ_ck hobj_r__r[c,k] jac_r__z_h[c,j] jac_r__z_h[k,j] x[i] x[i] + Σ_c h[j] hobj_r__r[c,i] jac_r__z_h[c,j] x[i] + Σ_c h[j] hobj_r__r[i,c] jac_r__z_h[c,j] x[i] + h[j] h[j] hobj_r__r[i,i]
-    hobj_r__r = t["hobj_r__r"]
-    jac_r__z_h = t["jac_r__z_h"]
-    x = t["x"]
     # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_r__r, jac_r__z_h, jac_r__z_h, x, x)
     tmp = x * x
     tmp_2 = np.tensordot(jac_r__z_h, hobj_r__r, axes=([1], [0]))
     tmp_3 = (tmp_2[..., None, :] @ ((jac_r__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    h = t["h"]
+    del tmp_2
     # einsum("Bj,ci,Bcj,Bi->ji", h, hobj_r__r, jac_r__z_h, x)
     tmp_4 = jac_r__z_h * h[:, None]
     tmp_5 = np.tensordot(tmp_4, x, axes=([0], [0]))
+    del tmp_4
     # einsum("Bj,ic,Bcj,Bi->ji", h, hobj_r__r, jac_r__z_h, x)
     tmp_6 = jac_r__z_h * h[:, None]
     tmp_7 = np.tensordot(tmp_6, x, axes=([0], [0]))
+    del tmp_6
     # einsum("ii->i", hobj_r__r)
     hobj_r__r_diag = np.einsum("ii->i", hobj_r__r, optimize=False)
     # einsum("Bj,Bj,i->ji", h, h, hobj_r__r_diag)
     tmp_8 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
+    del h
     ggn_W = (tmp_3.T @ tmp + (((tmp_5.transpose(2, 1, 0)) @ hobj_r__r.T[..., None])[..., 0]).T + (((tmp_7.transpose(2, 1, 0)) @ hobj_r__r[..., None])[..., 0]).T + tmp_8[:, None] * hobj_r__r_diag) / B
+    del tmp, tmp_3, tmp_5, tmp_7, hobj_r__r_diag, tmp_8
     # diag GGN[b] = Σ_ci hobj_r__r[c,i] jac_r__z_h[c,j] jac_r__z_h[i,j]
     # einsum("ci,Bcj,Bij->j", hobj_r__r, jac_r__z_h, jac_r__z_h)
     tmp_9 = ((jac_r__z_h.transpose(2, 1, 0)) @ (jac_r__z_h.transpose(2, 0, 1))).transpose(1, 0, 2)
+    del jac_r__z_h
     ggn_b = np.tensordot(tmp_9, hobj_r__r, axes=([0, 2], [1, 0])) / B
+    del tmp_9
     # diag GGN[c] = hobj_r__r[i,i]
     # einsum("ii->i", hobj_r__r)
     hobj_r__r_diag_2 = np.einsum("ii->i", hobj_r__r, optimize=False)
+    del hobj_r__r
     ggn_c = hobj_r__r_diag_2
+    del hobj_r__r_diag_2
     return {"W": ggn_W, "b": ggn_b, "c": ggn_c}

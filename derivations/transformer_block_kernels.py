@@ -3096,442 +3096,1002 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_ff"] = _adj_ff(t)
-    t["adj_z_ff"] = _adj_z_ff(t)
-    t["adj_ln"] = _adj_ln(t)
-    t["adj_z_ln"] = _adj_z_ln(t)
-    t["adj_va"] = _adj_va(t)
-    t["adj_mu"] = _adj_mu(t)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_a1"] = _adj_a1(t)
-    t["adj_z_a1"] = _adj_z_a1(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_a2"] = _adj_a2(t)
-    t["adj_z_a2"] = _adj_z_a2(t)
-    B = t["X"].shape[0]
-    # ∂f/∂Q1[d,i] = 1/sqrt(e) Σ_cjk K1[d,c] X[j,c] X[k,i] adj_z_a1[k,j]
-    K1 = t["K1"]
-    X = t["X"]
-    adj_z_a1 = t["adj_z_a1"]
-    # einsum("dc,Bjc,Bki,Bkj->di", K1, X, X, adj_z_a1)
-    tmp = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_2 = (tmp.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
-    grad_Q1 = 0.7071067811865476 * np.tensordot(tmp_2, X, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂K1[d,i] = 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] adj_z_a1[j,k]
-    Q1 = t["Q1"]
-    # einsum("dc,Bjc,Bki,Bjk->di", Q1, X, X, adj_z_a1)
-    tmp_3 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_4 = (tmp_3.transpose(0, 2, 1)) @ adj_z_a1
-    grad_K1 = 0.7071067811865476 * np.tensordot(tmp_4, X, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂V1[d,i] = Σ_cj X[c,i] a1[j,c] adj_h1[j,d]
-    a1 = t["a1"]
-    adj_h1 = t["adj_h1"]
-    # einsum("Bci,Bjc,Bjd->di", X, a1, adj_h1)
-    tmp_5 = (adj_h1.transpose(0, 2, 1)) @ a1
-    grad_V1 = np.tensordot(tmp_5, X, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂O1[i,d] = Σ_c adj_r[c,i] h1[c,d]
-    adj_r = t["adj_r"]
-    h1 = t["h1"]
-    # einsum("Bci,Bcd->id", adj_r, h1)
-    grad_O1 = (np.tensordot(h1, adj_r, axes=([0, 1], [0, 1]))).T / B
-    # ∂f/∂Q2[d,i] = 1/sqrt(e) Σ_cjk K2[d,c] X[j,c] X[k,i] adj_z_a2[k,j]
-    K2 = t["K2"]
-    adj_z_a2 = t["adj_z_a2"]
-    # einsum("dc,Bjc,Bki,Bkj->di", K2, X, X, adj_z_a2)
-    tmp_6 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_7 = (tmp_6.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
-    grad_Q2 = 0.7071067811865476 * np.tensordot(tmp_7, X, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂K2[d,i] = 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] adj_z_a2[j,k]
-    Q2 = t["Q2"]
-    # einsum("dc,Bjc,Bki,Bjk->di", Q2, X, X, adj_z_a2)
-    tmp_8 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_9 = (tmp_8.transpose(0, 2, 1)) @ adj_z_a2
-    grad_K2 = 0.7071067811865476 * np.tensordot(tmp_9, X, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂V2[d,i] = Σ_cj X[c,i] a2[j,c] adj_h2[j,d]
-    a2 = t["a2"]
-    adj_h2 = t["adj_h2"]
-    # einsum("Bci,Bjc,Bjd->di", X, a2, adj_h2)
-    tmp_10 = (adj_h2.transpose(0, 2, 1)) @ a2
-    grad_V2 = np.tensordot(tmp_10, X, axes=([0, 2], [0, 1])) / B
-    # ∂f/∂O2[i,d] = Σ_c adj_r[c,i] h2[c,d]
-    h2 = t["h2"]
-    # einsum("Bci,Bcd->id", adj_r, h2)
-    grad_O2 = (np.tensordot(h2, adj_r, axes=([0, 1], [0, 1]))).T / B
-    # ∂f/∂g[i] = Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
-    z_ln = t["z_ln"]
+    X = data["X"]
+    y = data["y"]
+    Q1 = params["Q1"]
+    K1 = params["K1"]
+    V1 = params["V1"]
+    O1 = params["O1"]
+    Q2 = params["Q2"]
+    K2 = params["K2"]
+    V2 = params["V2"]
+    O2 = params["O2"]
+    g = params["g"]
+    b = params["b"]
+    F1 = params["F1"]
+    F2 = params["F2"]
+    U = params["U"]
+    B = X.shape[0]
+    # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
+    tmp = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_2 = np.tensordot(X, K1, axes=([2], [1]))
+    z_a1 = 0.7071067811865476 * (tmp_2 @ (tmp.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp, tmp_2
+    # a1[q,k] = softmax_k(z_a1[q,k])
+    a1 = _softmax(z_a1, axis=2)
+    del z_a1
+    # h1[q,d] = Σ_ki a1[q,k] V1[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a1, V1, X)
+    tmp_3 = np.tensordot(X, V1, axes=([2], [1]))
+    h1 = ((tmp_3.transpose(0, 2, 1)) @ (a1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_3
+    # z_a2[q,k] = 1/sqrt(e) Σ_dij Q2[d,i] X[q,i] K2[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q2, X, K2, X)
+    tmp_4 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_5 = np.tensordot(X, K2, axes=([2], [1]))
+    z_a2 = 0.7071067811865476 * (tmp_5 @ (tmp_4.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_4, tmp_5
+    # a2[q,k] = softmax_k(z_a2[q,k])
+    a2 = _softmax(z_a2, axis=2)
+    del z_a2
+    # h2[q,d] = Σ_ki a2[q,k] V2[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a2, V2, X)
+    tmp_6 = np.tensordot(X, V2, axes=([2], [1]))
+    h2 = ((tmp_6.transpose(0, 2, 1)) @ (a2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_6
+    # r[q,i] = X[q,i] + Σ_d O1[i,d] h1[q,d] + Σ_d O2[i,d] h2[q,d]
+    # einsum("id,Bqd->Bqi", O1, h1)
+    # einsum("id,Bqd->Bqi", O2, h2)
+    r = X + np.tensordot(h1, O1, axes=([2], [1])) + np.tensordot(h2, O2, axes=([2], [1]))
+    # mu[q] = 1/n Σ_i r[q,i]
+    # einsum("Bqi->Bq", r)
+    mu = 0.25 * r.sum(axis=2)
+    # va[q] = 1/n Σ_i r[q,i] r[q,i] - mu[q] mu[q]
+    # einsum("Bqi,Bqi->Bq", r, r)
+    va = 0.25 * (r[..., None, :] @ r[..., None])[..., 0, 0] - mu * mu
+    # z_ln[q] = sd(va[q])
+    z_ln = np.sqrt(va + 1.0e-5)
+    # ln[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(z_ln[q]) + b[i] 1[q]
+    tmp_7 = -mu
+    # einsum("Bq,i->Bqi", tmp_7, np.ones(4))
+    tmp_8 = r + np.ones(4) * tmp_7[:, :, None]
+    del tmp_7
     reciprocal_z_ln = z_ln**(-1.0)
-    adj_ln = t["adj_ln"]
-    r = t["r"]
+    # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z_ln)
+    tmp_9 = tmp_8 * g
+    del tmp_8
+    # einsum("i,q->qi", b, np.ones(3))
+    ln = tmp_9 * reciprocal_z_ln[:, :, None] + (np.ones(3))[:, None] * b
+    del tmp_9
+    # z_ff[a,q] = Σ_j F1[a,j] ln[q,j]
+    # einsum("aj,Bqj->Baq", F1, ln)
+    z_ff = (np.tensordot(ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
+    # ff[q,i] = ln[q,i] + Σ_a F2[i,a] gelu(z_ff[a,q])
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    # einsum("ia,Baq->Bqi", F2, gelu_z_ff)
+    ff = ln + np.tensordot(gelu_z_ff, F2, axes=([1], [1]))
+    # p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
+    # einsum("Bqi->Bi", ff)
+    tmp_10 = 0.3333333333333333 * ff.sum(axis=1)
+    # einsum("li,Bi->Bl", U, tmp_10)
+    p = tmp_10 @ U.T
+    del tmp_10
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    del softmax_p
+    # ∂f/∂U[l,i] = 1/t Σ_c adj_p[l] ff[c,i]
+    # einsum("Bl,Bci->li", adj_p, ff)
+    grad_U = 0.3333333333333333 * adj_p.T @ (ff.sum(axis=1))
+    del ff
+    # adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]
+    # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
+    tmp_11 = adj_p @ U
+    del adj_p
+    adj_ff = 0.3333333333333333 * tmp_11[:, None] * (np.ones(3))[:, None]
+    del tmp_11
+    # ∂f/∂F2[i,a] = Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
+    # einsum("Bac,Bci->ia", gelu_z_ff, adj_ff)
+    grad_F2 = np.tensordot(adj_ff, gelu_z_ff, axes=([0, 1], [0, 2]))
+    del gelu_z_ff
+    # adj_z_ff[a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] adj_ff[q,c]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+    del z_ff
+    # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, adj_ff)
+    tmp_12 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    adj_z_ff = tmp_12.transpose(0, 2, 1) * dgelu_z_ff
+    del dgelu_z_ff, tmp_12
+    # ∂f/∂F1[a,i] = Σ_c adj_z_ff[a,c] ln[c,i]
+    # einsum("Bac,Bci->ai", adj_z_ff, ln)
+    grad_F1 = (np.tensordot(ln, adj_z_ff, axes=([0, 1], [0, 2]))).T
+    del ln
+    # adj_ln[q,i] = Σ_c F1[c,i] adj_z_ff[c,q] + adj_ff[q,i]
+    # einsum("ci,Bcq->Bqi", F1, adj_z_ff)
+    adj_ln = np.tensordot(adj_z_ff, F1, axes=([1], [0])) + adj_ff
+    del adj_ff, adj_z_ff
+    # ∂f/∂g[i] = Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
     # einsum("Bc,Bci,Bci->i", reciprocal_z_ln, adj_ln, r)
-    tmp_11 = adj_ln * reciprocal_z_ln[:, :, None]
-    mu = t["mu"]
+    tmp_13 = adj_ln * reciprocal_z_ln[:, :, None]
     # einsum("Bc,Bci,Bc->i", reciprocal_z_ln, adj_ln, mu)
-    tmp_12 = adj_ln * reciprocal_z_ln[:, :, None]
-    grad_g = (np.einsum("Bci,Bci->i", tmp_11, r, optimize=False) - np.tensordot(tmp_12, mu, axes=([0, 1], [0, 1]))) / B
+    tmp_14 = adj_ln * reciprocal_z_ln[:, :, None]
+    grad_g = np.einsum("Bci,Bci->i", tmp_13, r, optimize=False) - np.tensordot(tmp_14, mu, axes=([0, 1], [0, 1]))
+    del tmp_13, tmp_14
     # ∂f/∂b[i] = Σ_c adj_ln[c,i]
     # einsum("Bci->i", adj_ln)
-    grad_b = adj_ln.sum(axis=(0, 1)) / B
-    # ∂f/∂F1[a,i] = Σ_c adj_z_ff[a,c] ln[c,i]
-    adj_z_ff = t["adj_z_ff"]
-    ln = t["ln"]
-    # einsum("Bac,Bci->ai", adj_z_ff, ln)
-    grad_F1 = (np.tensordot(ln, adj_z_ff, axes=([0, 1], [0, 2]))).T / B
-    # ∂f/∂F2[i,a] = Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
-    z_ff = t["z_ff"]
-    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
-    adj_ff = t["adj_ff"]
-    # einsum("Bac,Bci->ia", gelu_z_ff, adj_ff)
-    grad_F2 = np.tensordot(adj_ff, gelu_z_ff, axes=([0, 1], [0, 2])) / B
-    # ∂f/∂U[l,i] = 1/t Σ_c adj_p[l] ff[c,i]
-    adj_p = t["adj_p"]
-    ff = t["ff"]
-    # einsum("Bl,Bci->li", adj_p, ff)
-    grad_U = 0.3333333333333333 * adj_p.T @ (ff.sum(axis=1)) / B
+    grad_b = adj_ln.sum(axis=(0, 1))
+    # adj_z_ln[q] = Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] mu[q]
+    dreciprocal_z_ln = -1/z_ln**2
+    del z_ln
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
+    tmp_15 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    tmp_16 = (((tmp_15.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
+    del tmp_15
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, mu)
+    tmp_17 = mu * dreciprocal_z_ln
+    tmp_18 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_z_ln = tmp_16 * dreciprocal_z_ln - tmp_18 * tmp_17
+    del dreciprocal_z_ln, tmp_16, tmp_17, tmp_18
+    # adj_va[q] = sd'(va[q]) adj_z_ln[q]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    del va
+    adj_va = dsd_va * adj_z_ln
+    del adj_z_ln, dsd_va
+    # adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]
+    # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln, adj_ln, g)
+    tmp_19 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_mu = -2 * adj_va * mu - tmp_19 * reciprocal_z_ln
+    del mu, tmp_19
+    # adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] g[i]
+    # einsum("i,Bq->Bqi", np.ones(4), adj_mu)
+    # einsum("Bq,Bqi->Bqi", adj_va, r)
+    # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln, adj_ln, g)
+    tmp_20 = adj_ln * reciprocal_z_ln[:, :, None]
+    del reciprocal_z_ln, adj_ln
+    adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_20 * g
+    del r, adj_va, adj_mu, tmp_20
+    # ∂f/∂O1[i,d] = Σ_c adj_r[c,i] h1[c,d]
+    # einsum("Bci,Bcd->id", adj_r, h1)
+    grad_O1 = (np.tensordot(h1, adj_r, axes=([0, 1], [0, 1]))).T
+    del h1
+    # ∂f/∂O2[i,d] = Σ_c adj_r[c,i] h2[c,d]
+    # einsum("Bci,Bcd->id", adj_r, h2)
+    grad_O2 = (np.tensordot(h2, adj_r, axes=([0, 1], [0, 1]))).T
+    del h2
+    # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O1, adj_r)
+    adj_h1 = np.tensordot(adj_r, O1, axes=([2], [0]))
+    # ∂f/∂V1[d,i] = Σ_cj X[c,i] a1[j,c] adj_h1[j,d]
+    # einsum("Bci,Bjc,Bjd->di", X, a1, adj_h1)
+    tmp_21 = (adj_h1.transpose(0, 2, 1)) @ a1
+    grad_V1 = np.tensordot(tmp_21, X, axes=([0, 2], [0, 1]))
+    del tmp_21
+    # adj_a1[q,k] = Σ_ci V1[c,i] X[k,i] adj_h1[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V1, X, adj_h1)
+    tmp_22 = np.tensordot(X, V1, axes=([2], [1]))
+    adj_a1 = (tmp_22 @ (adj_h1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h1, tmp_22
+    # adj_z_a1[q,k] = adj_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a1, a1, a1)
+    tmp_23 = (a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+    adj_z_a1 = adj_a1 * a1 - tmp_23[:, :, None] * a1
+    del a1, adj_a1, tmp_23
+    # ∂f/∂Q1[d,i] = 1/sqrt(e) Σ_cjk K1[d,c] X[j,c] X[k,i] adj_z_a1[k,j]
+    # einsum("dc,Bjc,Bki,Bkj->di", K1, X, X, adj_z_a1)
+    tmp_24 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
+    del tmp_24
+    grad_Q1 = 0.7071067811865476 * np.tensordot(tmp_25, X, axes=([0, 2], [0, 1]))
+    del tmp_25
+    # ∂f/∂K1[d,i] = 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] adj_z_a1[j,k]
+    # einsum("dc,Bjc,Bki,Bjk->di", Q1, X, X, adj_z_a1)
+    tmp_26 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ adj_z_a1
+    del adj_z_a1, tmp_26
+    grad_K1 = 0.7071067811865476 * np.tensordot(tmp_27, X, axes=([0, 2], [0, 1]))
+    del tmp_27
+    # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O2, adj_r)
+    adj_h2 = np.tensordot(adj_r, O2, axes=([2], [0]))
+    del adj_r
+    # ∂f/∂V2[d,i] = Σ_cj X[c,i] a2[j,c] adj_h2[j,d]
+    # einsum("Bci,Bjc,Bjd->di", X, a2, adj_h2)
+    tmp_28 = (adj_h2.transpose(0, 2, 1)) @ a2
+    grad_V2 = np.tensordot(tmp_28, X, axes=([0, 2], [0, 1]))
+    del tmp_28
+    # adj_a2[q,k] = Σ_ci V2[c,i] X[k,i] adj_h2[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V2, X, adj_h2)
+    tmp_29 = np.tensordot(X, V2, axes=([2], [1]))
+    adj_a2 = (tmp_29 @ (adj_h2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h2, tmp_29
+    # adj_z_a2[q,k] = adj_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a2, a2, a2)
+    tmp_30 = (a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+    adj_z_a2 = adj_a2 * a2 - tmp_30[:, :, None] * a2
+    del a2, adj_a2, tmp_30
+    # ∂f/∂Q2[d,i] = 1/sqrt(e) Σ_cjk K2[d,c] X[j,c] X[k,i] adj_z_a2[k,j]
+    # einsum("dc,Bjc,Bki,Bkj->di", K2, X, X, adj_z_a2)
+    tmp_31 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_32 = (tmp_31.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
+    del tmp_31
+    grad_Q2 = 0.7071067811865476 * np.tensordot(tmp_32, X, axes=([0, 2], [0, 1]))
+    del tmp_32
+    # ∂f/∂K2[d,i] = 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] adj_z_a2[j,k]
+    # einsum("dc,Bjc,Bki,Bjk->di", Q2, X, X, adj_z_a2)
+    tmp_33 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_34 = (tmp_33.transpose(0, 2, 1)) @ adj_z_a2
+    del adj_z_a2, tmp_33
+    grad_K2 = 0.7071067811865476 * np.tensordot(tmp_34, X, axes=([0, 2], [0, 1]))
+    del tmp_34
     return {"Q1": grad_Q1, "K1": grad_K1, "V1": grad_V1, "O1": grad_O1, "Q2": grad_Q2, "K2": grad_K2, "V2": grad_V2, "O2": grad_O2, "g": grad_g, "b": grad_b, "F1": grad_F1, "F2": grad_F2, "U": grad_U}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_ff"] = _adj_ff(t)
-    t["adj_z_ff"] = _adj_z_ff(t)
-    t["adj_ln"] = _adj_ln(t)
-    t["adj_z_ln"] = _adj_z_ln(t)
-    t["adj_va"] = _adj_va(t)
-    t["adj_mu"] = _adj_mu(t)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_a1"] = _adj_a1(t)
-    t["adj_z_a1"] = _adj_z_a1(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_a2"] = _adj_a2(t)
-    t["adj_z_a2"] = _adj_z_a2(t)
-    B = t["X"].shape[0]
-    # ∂f/∂Q1[d,i] = 1/sqrt(e) Σ_cjk K1[d,c] X[j,c] X[k,i] adj_z_a1[k,j]
-    K1 = t["K1"]
-    X = t["X"]
-    adj_z_a1 = t["adj_z_a1"]
-    # einsum("dc,Bjc,Bki,Bkj->Bdi", K1, X, X, adj_z_a1)
-    tmp = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_2 = (tmp.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
-    grad_Q1 = 0.7071067811865476 * tmp_2 @ X
-    # ∂f/∂K1[d,i] = 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] adj_z_a1[j,k]
-    Q1 = t["Q1"]
-    # einsum("dc,Bjc,Bki,Bjk->Bdi", Q1, X, X, adj_z_a1)
-    tmp_3 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_4 = (tmp_3.transpose(0, 2, 1)) @ adj_z_a1
-    grad_K1 = 0.7071067811865476 * tmp_4 @ X
-    # ∂f/∂V1[d,i] = Σ_cj X[c,i] a1[j,c] adj_h1[j,d]
-    a1 = t["a1"]
-    adj_h1 = t["adj_h1"]
-    # einsum("Bci,Bjc,Bjd->Bdi", X, a1, adj_h1)
-    tmp_5 = (adj_h1.transpose(0, 2, 1)) @ a1
-    grad_V1 = tmp_5 @ X
-    # ∂f/∂O1[i,d] = Σ_c adj_r[c,i] h1[c,d]
-    adj_r = t["adj_r"]
-    h1 = t["h1"]
-    # einsum("Bci,Bcd->Bid", adj_r, h1)
-    grad_O1 = ((h1.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
-    # ∂f/∂Q2[d,i] = 1/sqrt(e) Σ_cjk K2[d,c] X[j,c] X[k,i] adj_z_a2[k,j]
-    K2 = t["K2"]
-    adj_z_a2 = t["adj_z_a2"]
-    # einsum("dc,Bjc,Bki,Bkj->Bdi", K2, X, X, adj_z_a2)
-    tmp_6 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_7 = (tmp_6.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
-    grad_Q2 = 0.7071067811865476 * tmp_7 @ X
-    # ∂f/∂K2[d,i] = 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] adj_z_a2[j,k]
-    Q2 = t["Q2"]
-    # einsum("dc,Bjc,Bki,Bjk->Bdi", Q2, X, X, adj_z_a2)
-    tmp_8 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_9 = (tmp_8.transpose(0, 2, 1)) @ adj_z_a2
-    grad_K2 = 0.7071067811865476 * tmp_9 @ X
-    # ∂f/∂V2[d,i] = Σ_cj X[c,i] a2[j,c] adj_h2[j,d]
-    a2 = t["a2"]
-    adj_h2 = t["adj_h2"]
-    # einsum("Bci,Bjc,Bjd->Bdi", X, a2, adj_h2)
-    tmp_10 = (adj_h2.transpose(0, 2, 1)) @ a2
-    grad_V2 = tmp_10 @ X
-    # ∂f/∂O2[i,d] = Σ_c adj_r[c,i] h2[c,d]
-    h2 = t["h2"]
-    # einsum("Bci,Bcd->Bid", adj_r, h2)
-    grad_O2 = ((h2.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
-    # ∂f/∂g[i] = Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
-    z_ln = t["z_ln"]
+    X = data["X"]
+    y = data["y"]
+    Q1 = params["Q1"]
+    K1 = params["K1"]
+    V1 = params["V1"]
+    O1 = params["O1"]
+    Q2 = params["Q2"]
+    K2 = params["K2"]
+    V2 = params["V2"]
+    O2 = params["O2"]
+    g = params["g"]
+    b = params["b"]
+    F1 = params["F1"]
+    F2 = params["F2"]
+    U = params["U"]
+    B = X.shape[0]
+    # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
+    tmp = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_2 = np.tensordot(X, K1, axes=([2], [1]))
+    z_a1 = 0.7071067811865476 * (tmp_2 @ (tmp.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp, tmp_2
+    # a1[q,k] = softmax_k(z_a1[q,k])
+    a1 = _softmax(z_a1, axis=2)
+    del z_a1
+    # h1[q,d] = Σ_ki a1[q,k] V1[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a1, V1, X)
+    tmp_3 = np.tensordot(X, V1, axes=([2], [1]))
+    h1 = ((tmp_3.transpose(0, 2, 1)) @ (a1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_3
+    # z_a2[q,k] = 1/sqrt(e) Σ_dij Q2[d,i] X[q,i] K2[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q2, X, K2, X)
+    tmp_4 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_5 = np.tensordot(X, K2, axes=([2], [1]))
+    z_a2 = 0.7071067811865476 * (tmp_5 @ (tmp_4.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_4, tmp_5
+    # a2[q,k] = softmax_k(z_a2[q,k])
+    a2 = _softmax(z_a2, axis=2)
+    del z_a2
+    # h2[q,d] = Σ_ki a2[q,k] V2[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a2, V2, X)
+    tmp_6 = np.tensordot(X, V2, axes=([2], [1]))
+    h2 = ((tmp_6.transpose(0, 2, 1)) @ (a2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_6
+    # r[q,i] = X[q,i] + Σ_d O1[i,d] h1[q,d] + Σ_d O2[i,d] h2[q,d]
+    # einsum("id,Bqd->Bqi", O1, h1)
+    # einsum("id,Bqd->Bqi", O2, h2)
+    r = X + np.tensordot(h1, O1, axes=([2], [1])) + np.tensordot(h2, O2, axes=([2], [1]))
+    # mu[q] = 1/n Σ_i r[q,i]
+    # einsum("Bqi->Bq", r)
+    mu = 0.25 * r.sum(axis=2)
+    # va[q] = 1/n Σ_i r[q,i] r[q,i] - mu[q] mu[q]
+    # einsum("Bqi,Bqi->Bq", r, r)
+    va = 0.25 * (r[..., None, :] @ r[..., None])[..., 0, 0] - mu * mu
+    # z_ln[q] = sd(va[q])
+    z_ln = np.sqrt(va + 1.0e-5)
+    # ln[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(z_ln[q]) + b[i] 1[q]
+    tmp_7 = -mu
+    # einsum("Bq,i->Bqi", tmp_7, np.ones(4))
+    tmp_8 = r + np.ones(4) * tmp_7[:, :, None]
+    del tmp_7
     reciprocal_z_ln = z_ln**(-1.0)
-    adj_ln = t["adj_ln"]
-    r = t["r"]
+    # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z_ln)
+    tmp_9 = tmp_8 * g
+    del tmp_8
+    # einsum("i,q->qi", b, np.ones(3))
+    ln = tmp_9 * reciprocal_z_ln[:, :, None] + (np.ones(3))[:, None] * b
+    del tmp_9
+    # z_ff[a,q] = Σ_j F1[a,j] ln[q,j]
+    # einsum("aj,Bqj->Baq", F1, ln)
+    z_ff = (np.tensordot(ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
+    # ff[q,i] = ln[q,i] + Σ_a F2[i,a] gelu(z_ff[a,q])
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    # einsum("ia,Baq->Bqi", F2, gelu_z_ff)
+    ff = ln + np.tensordot(gelu_z_ff, F2, axes=([1], [1]))
+    # p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
+    # einsum("Bqi->Bi", ff)
+    tmp_10 = 0.3333333333333333 * ff.sum(axis=1)
+    # einsum("li,Bi->Bl", U, tmp_10)
+    p = tmp_10 @ U.T
+    del tmp_10
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # ∂f/∂U[l,i] = 1/t Σ_c adj_p[l] ff[c,i]
+    # einsum("Bl,Bci->Bli", adj_p, ff)
+    grad_U = 0.3333333333333333 * (ff.sum(axis=1))[:, None] * adj_p[:, :, None]
+    del ff
+    # adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]
+    # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
+    tmp_11 = adj_p @ U
+    del adj_p
+    adj_ff = 0.3333333333333333 * tmp_11[:, None] * (np.ones(3))[:, None]
+    del tmp_11
+    # ∂f/∂F2[i,a] = Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
+    # einsum("Bac,Bci->Bia", gelu_z_ff, adj_ff)
+    grad_F2 = (adj_ff.transpose(0, 2, 1)) @ (gelu_z_ff.transpose(0, 2, 1))
+    del gelu_z_ff
+    # adj_z_ff[a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] adj_ff[q,c]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+    del z_ff
+    # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, adj_ff)
+    tmp_12 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    adj_z_ff = tmp_12.transpose(0, 2, 1) * dgelu_z_ff
+    del dgelu_z_ff, tmp_12
+    # ∂f/∂F1[a,i] = Σ_c adj_z_ff[a,c] ln[c,i]
+    # einsum("Bac,Bci->Bai", adj_z_ff, ln)
+    grad_F1 = ((ln.transpose(0, 2, 1)) @ (adj_z_ff.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del ln
+    # adj_ln[q,i] = Σ_c F1[c,i] adj_z_ff[c,q] + adj_ff[q,i]
+    # einsum("ci,Bcq->Bqi", F1, adj_z_ff)
+    adj_ln = np.tensordot(adj_z_ff, F1, axes=([1], [0])) + adj_ff
+    del adj_ff, adj_z_ff
+    # ∂f/∂g[i] = Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
     # einsum("Bc,Bci,Bci->Bi", reciprocal_z_ln, adj_ln, r)
-    tmp_11 = adj_ln * reciprocal_z_ln[:, :, None]
-    mu = t["mu"]
+    tmp_13 = adj_ln * reciprocal_z_ln[:, :, None]
     # einsum("Bc,Bci,Bc->Bi", reciprocal_z_ln, adj_ln, mu)
-    tmp_12 = adj_ln * reciprocal_z_ln[:, :, None]
-    grad_g = (((tmp_11.transpose(0, 2, 1))[..., None, :]) @ ((r.transpose(0, 2, 1))[..., None]))[..., 0, 0] - ((tmp_12.transpose(0, 2, 1)) @ mu[..., None])[..., 0]
+    tmp_14 = adj_ln * reciprocal_z_ln[:, :, None]
+    grad_g = (((tmp_13.transpose(0, 2, 1))[..., None, :]) @ ((r.transpose(0, 2, 1))[..., None]))[..., 0, 0] - ((tmp_14.transpose(0, 2, 1)) @ mu[..., None])[..., 0]
+    del tmp_13, tmp_14
     # ∂f/∂b[i] = Σ_c adj_ln[c,i]
     # einsum("Bci->Bi", adj_ln)
     grad_b = adj_ln.sum(axis=1)
-    # ∂f/∂F1[a,i] = Σ_c adj_z_ff[a,c] ln[c,i]
-    adj_z_ff = t["adj_z_ff"]
-    ln = t["ln"]
-    # einsum("Bac,Bci->Bai", adj_z_ff, ln)
-    grad_F1 = ((ln.transpose(0, 2, 1)) @ (adj_z_ff.transpose(0, 2, 1))).transpose(0, 2, 1)
-    # ∂f/∂F2[i,a] = Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
-    z_ff = t["z_ff"]
-    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
-    adj_ff = t["adj_ff"]
-    # einsum("Bac,Bci->Bia", gelu_z_ff, adj_ff)
-    grad_F2 = (adj_ff.transpose(0, 2, 1)) @ (gelu_z_ff.transpose(0, 2, 1))
-    # ∂f/∂U[l,i] = 1/t Σ_c adj_p[l] ff[c,i]
-    adj_p = t["adj_p"]
-    ff = t["ff"]
-    # einsum("Bl,Bci->Bli", adj_p, ff)
-    grad_U = 0.3333333333333333 * (ff.sum(axis=1))[:, None] * adj_p[:, :, None]
+    # adj_z_ln[q] = Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] mu[q]
+    dreciprocal_z_ln = -1/z_ln**2
+    del z_ln
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
+    tmp_15 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    tmp_16 = (((tmp_15.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
+    del tmp_15
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, mu)
+    tmp_17 = mu * dreciprocal_z_ln
+    tmp_18 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_z_ln = tmp_16 * dreciprocal_z_ln - tmp_18 * tmp_17
+    del dreciprocal_z_ln, tmp_16, tmp_17, tmp_18
+    # adj_va[q] = sd'(va[q]) adj_z_ln[q]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    del va
+    adj_va = dsd_va * adj_z_ln
+    del adj_z_ln, dsd_va
+    # adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]
+    # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln, adj_ln, g)
+    tmp_19 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_mu = -2 * adj_va * mu - tmp_19 * reciprocal_z_ln
+    del mu, tmp_19
+    # adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] g[i]
+    # einsum("i,Bq->Bqi", np.ones(4), adj_mu)
+    # einsum("Bq,Bqi->Bqi", adj_va, r)
+    # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln, adj_ln, g)
+    tmp_20 = adj_ln * reciprocal_z_ln[:, :, None]
+    del reciprocal_z_ln, adj_ln
+    adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_20 * g
+    del r, adj_va, adj_mu, tmp_20
+    # ∂f/∂O1[i,d] = Σ_c adj_r[c,i] h1[c,d]
+    # einsum("Bci,Bcd->Bid", adj_r, h1)
+    grad_O1 = ((h1.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
+    del h1
+    # ∂f/∂O2[i,d] = Σ_c adj_r[c,i] h2[c,d]
+    # einsum("Bci,Bcd->Bid", adj_r, h2)
+    grad_O2 = ((h2.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
+    del h2
+    # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O1, adj_r)
+    adj_h1 = np.tensordot(adj_r, O1, axes=([2], [0]))
+    # ∂f/∂V1[d,i] = Σ_cj X[c,i] a1[j,c] adj_h1[j,d]
+    # einsum("Bci,Bjc,Bjd->Bdi", X, a1, adj_h1)
+    tmp_21 = (adj_h1.transpose(0, 2, 1)) @ a1
+    grad_V1 = tmp_21 @ X
+    del tmp_21
+    # adj_a1[q,k] = Σ_ci V1[c,i] X[k,i] adj_h1[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V1, X, adj_h1)
+    tmp_22 = np.tensordot(X, V1, axes=([2], [1]))
+    adj_a1 = (tmp_22 @ (adj_h1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h1, tmp_22
+    # adj_z_a1[q,k] = adj_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a1, a1, a1)
+    tmp_23 = (a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+    adj_z_a1 = adj_a1 * a1 - tmp_23[:, :, None] * a1
+    del a1, adj_a1, tmp_23
+    # ∂f/∂Q1[d,i] = 1/sqrt(e) Σ_cjk K1[d,c] X[j,c] X[k,i] adj_z_a1[k,j]
+    # einsum("dc,Bjc,Bki,Bkj->Bdi", K1, X, X, adj_z_a1)
+    tmp_24 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
+    del tmp_24
+    grad_Q1 = 0.7071067811865476 * tmp_25 @ X
+    del tmp_25
+    # ∂f/∂K1[d,i] = 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] adj_z_a1[j,k]
+    # einsum("dc,Bjc,Bki,Bjk->Bdi", Q1, X, X, adj_z_a1)
+    tmp_26 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ adj_z_a1
+    del adj_z_a1, tmp_26
+    grad_K1 = 0.7071067811865476 * tmp_27 @ X
+    del tmp_27
+    # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O2, adj_r)
+    adj_h2 = np.tensordot(adj_r, O2, axes=([2], [0]))
+    del adj_r
+    # ∂f/∂V2[d,i] = Σ_cj X[c,i] a2[j,c] adj_h2[j,d]
+    # einsum("Bci,Bjc,Bjd->Bdi", X, a2, adj_h2)
+    tmp_28 = (adj_h2.transpose(0, 2, 1)) @ a2
+    grad_V2 = tmp_28 @ X
+    del tmp_28
+    # adj_a2[q,k] = Σ_ci V2[c,i] X[k,i] adj_h2[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V2, X, adj_h2)
+    tmp_29 = np.tensordot(X, V2, axes=([2], [1]))
+    adj_a2 = (tmp_29 @ (adj_h2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h2, tmp_29
+    # adj_z_a2[q,k] = adj_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a2, a2, a2)
+    tmp_30 = (a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+    adj_z_a2 = adj_a2 * a2 - tmp_30[:, :, None] * a2
+    del a2, adj_a2, tmp_30
+    # ∂f/∂Q2[d,i] = 1/sqrt(e) Σ_cjk K2[d,c] X[j,c] X[k,i] adj_z_a2[k,j]
+    # einsum("dc,Bjc,Bki,Bkj->Bdi", K2, X, X, adj_z_a2)
+    tmp_31 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_32 = (tmp_31.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
+    del tmp_31
+    grad_Q2 = 0.7071067811865476 * tmp_32 @ X
+    del tmp_32
+    # ∂f/∂K2[d,i] = 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] adj_z_a2[j,k]
+    # einsum("dc,Bjc,Bki,Bjk->Bdi", Q2, X, X, adj_z_a2)
+    tmp_33 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_34 = (tmp_33.transpose(0, 2, 1)) @ adj_z_a2
+    del adj_z_a2, tmp_33
+    grad_K2 = 0.7071067811865476 * tmp_34 @ X
+    del tmp_34
     return {"Q1": grad_Q1, "K1": grad_K1, "V1": grad_V1, "O1": grad_O1, "Q2": grad_Q2, "K2": grad_K2, "V2": grad_V2, "O2": grad_O2, "g": grad_g, "b": grad_b, "F1": grad_F1, "F2": grad_F2, "U": grad_U}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_ff"] = _adj_ff(t)
-    t["adj_z_ff"] = _adj_z_ff(t)
-    t["adj_ln"] = _adj_ln(t)
-    t["adj_z_ln"] = _adj_z_ln(t)
-    t["adj_va"] = _adj_va(t)
-    t["adj_mu"] = _adj_mu(t)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_a1"] = _adj_a1(t)
-    t["adj_z_a1"] = _adj_z_a1(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_a2"] = _adj_a2(t)
-    t["adj_z_a2"] = _adj_z_a2(t)
-    B = t["X"].shape[0]
-    K1 = t["K1"]
-    X = t["X"]
-    adj_z_a1 = t["adj_z_a1"]
-    # einsum("dc,Bic,Bjk,Bji->Bdk", K1, X, X, adj_z_a1)
-    tmp = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_2 = (tmp.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
-    fac_Q1_0_0 = 0.7071067811865476 * tmp_2 @ X
-    Q1 = t["Q1"]
-    # einsum("dc,Bic,Bjk,Bij->Bdk", Q1, X, X, adj_z_a1)
-    tmp_3 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_4 = (tmp_3.transpose(0, 2, 1)) @ adj_z_a1
-    fac_K1_0_0 = 0.7071067811865476 * tmp_4 @ X
-    a1 = t["a1"]
-    adj_h1 = t["adj_h1"]
-    # einsum("Bci,Bjc,Bjd->Bdi", X, a1, adj_h1)
-    tmp_5 = (adj_h1.transpose(0, 2, 1)) @ a1
-    fac_V1_0_0 = tmp_5 @ X
-    adj_r = t["adj_r"]
-    h1 = t["h1"]
-    # einsum("Bci,Bcd->Bid", adj_r, h1)
-    fac_O1_0_0 = ((h1.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
-    K2 = t["K2"]
-    adj_z_a2 = t["adj_z_a2"]
-    # einsum("dc,Bic,Bjk,Bji->Bdk", K2, X, X, adj_z_a2)
-    tmp_6 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_7 = (tmp_6.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
-    fac_Q2_0_0 = 0.7071067811865476 * tmp_7 @ X
-    Q2 = t["Q2"]
-    # einsum("dc,Bic,Bjk,Bij->Bdk", Q2, X, X, adj_z_a2)
-    tmp_8 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_9 = (tmp_8.transpose(0, 2, 1)) @ adj_z_a2
-    fac_K2_0_0 = 0.7071067811865476 * tmp_9 @ X
-    a2 = t["a2"]
-    adj_h2 = t["adj_h2"]
-    # einsum("Bci,Bjc,Bjd->Bdi", X, a2, adj_h2)
-    tmp_10 = (adj_h2.transpose(0, 2, 1)) @ a2
-    fac_V2_0_0 = tmp_10 @ X
-    h2 = t["h2"]
-    # einsum("Bci,Bcd->Bid", adj_r, h2)
-    fac_O2_0_0 = ((h2.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
-    z_ln = t["z_ln"]
+    X = data["X"]
+    y = data["y"]
+    Q1 = params["Q1"]
+    K1 = params["K1"]
+    V1 = params["V1"]
+    O1 = params["O1"]
+    Q2 = params["Q2"]
+    K2 = params["K2"]
+    V2 = params["V2"]
+    O2 = params["O2"]
+    g = params["g"]
+    b = params["b"]
+    F1 = params["F1"]
+    F2 = params["F2"]
+    U = params["U"]
+    B = X.shape[0]
+    # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
+    tmp = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_2 = np.tensordot(X, K1, axes=([2], [1]))
+    z_a1 = 0.7071067811865476 * (tmp_2 @ (tmp.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp, tmp_2
+    # a1[q,k] = softmax_k(z_a1[q,k])
+    a1 = _softmax(z_a1, axis=2)
+    del z_a1
+    # h1[q,d] = Σ_ki a1[q,k] V1[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a1, V1, X)
+    tmp_3 = np.tensordot(X, V1, axes=([2], [1]))
+    h1 = ((tmp_3.transpose(0, 2, 1)) @ (a1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_3
+    # z_a2[q,k] = 1/sqrt(e) Σ_dij Q2[d,i] X[q,i] K2[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q2, X, K2, X)
+    tmp_4 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_5 = np.tensordot(X, K2, axes=([2], [1]))
+    z_a2 = 0.7071067811865476 * (tmp_5 @ (tmp_4.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_4, tmp_5
+    # a2[q,k] = softmax_k(z_a2[q,k])
+    a2 = _softmax(z_a2, axis=2)
+    del z_a2
+    # h2[q,d] = Σ_ki a2[q,k] V2[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a2, V2, X)
+    tmp_6 = np.tensordot(X, V2, axes=([2], [1]))
+    h2 = ((tmp_6.transpose(0, 2, 1)) @ (a2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_6
+    # r[q,i] = X[q,i] + Σ_d O1[i,d] h1[q,d] + Σ_d O2[i,d] h2[q,d]
+    # einsum("id,Bqd->Bqi", O1, h1)
+    # einsum("id,Bqd->Bqi", O2, h2)
+    r = X + np.tensordot(h1, O1, axes=([2], [1])) + np.tensordot(h2, O2, axes=([2], [1]))
+    # mu[q] = 1/n Σ_i r[q,i]
+    # einsum("Bqi->Bq", r)
+    mu = 0.25 * r.sum(axis=2)
+    # va[q] = 1/n Σ_i r[q,i] r[q,i] - mu[q] mu[q]
+    # einsum("Bqi,Bqi->Bq", r, r)
+    va = 0.25 * (r[..., None, :] @ r[..., None])[..., 0, 0] - mu * mu
+    # z_ln[q] = sd(va[q])
+    z_ln = np.sqrt(va + 1.0e-5)
+    # ln[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(z_ln[q]) + b[i] 1[q]
+    tmp_7 = -mu
+    # einsum("Bq,i->Bqi", tmp_7, np.ones(4))
+    tmp_8 = r + np.ones(4) * tmp_7[:, :, None]
+    del tmp_7
     reciprocal_z_ln = z_ln**(-1.0)
-    adj_ln = t["adj_ln"]
-    r = t["r"]
-    # einsum("Bc,Bci,Bci->Bi", reciprocal_z_ln, adj_ln, r)
-    tmp_11 = adj_ln * reciprocal_z_ln[:, :, None]
-    fac_g_0_0 = (((tmp_11.transpose(0, 2, 1))[..., None, :]) @ ((r.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    mu = t["mu"]
-    # einsum("Bc,Bci,Bc->Bi", reciprocal_z_ln, adj_ln, mu)
-    tmp_12 = adj_ln * reciprocal_z_ln[:, :, None]
-    fac_g_1_0 = -((tmp_12.transpose(0, 2, 1)) @ mu[..., None])[..., 0]
-    # einsum("Bci->Bi", adj_ln)
-    fac_b_0_0 = adj_ln.sum(axis=1)
-    adj_z_ff = t["adj_z_ff"]
-    ln = t["ln"]
-    # einsum("Bac,Bci->Bai", adj_z_ff, ln)
-    fac_F1_0_0 = ((ln.transpose(0, 2, 1)) @ (adj_z_ff.transpose(0, 2, 1))).transpose(0, 2, 1)
-    z_ff = t["z_ff"]
+    # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z_ln)
+    tmp_9 = tmp_8 * g
+    del tmp_8
+    # einsum("i,q->qi", b, np.ones(3))
+    ln = tmp_9 * reciprocal_z_ln[:, :, None] + (np.ones(3))[:, None] * b
+    del tmp_9
+    # z_ff[a,q] = Σ_j F1[a,j] ln[q,j]
+    # einsum("aj,Bqj->Baq", F1, ln)
+    z_ff = (np.tensordot(ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
+    # ff[q,i] = ln[q,i] + Σ_a F2[i,a] gelu(z_ff[a,q])
     gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
-    adj_ff = t["adj_ff"]
-    # einsum("Bac,Bci->Bia", gelu_z_ff, adj_ff)
-    fac_F2_0_0 = (adj_ff.transpose(0, 2, 1)) @ (gelu_z_ff.transpose(0, 2, 1))
-    adj_p = t["adj_p"]
-    ff = t["ff"]
+    # einsum("ia,Baq->Bqi", F2, gelu_z_ff)
+    ff = ln + np.tensordot(gelu_z_ff, F2, axes=([1], [1]))
+    # p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
+    # einsum("Bqi->Bi", ff)
+    tmp_10 = 0.3333333333333333 * ff.sum(axis=1)
+    # einsum("li,Bi->Bl", U, tmp_10)
+    p = tmp_10 @ U.T
+    del tmp_10
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
     # einsum("Bci->Bi", ff)
     fac_U_0_0 = 0.3333333333333333 * adj_p
     fac_U_0_1 = ff.sum(axis=1)
+    del ff
+    # adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]
+    # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
+    tmp_11 = adj_p @ U
+    del adj_p
+    adj_ff = 0.3333333333333333 * tmp_11[:, None] * (np.ones(3))[:, None]
+    del tmp_11
+    # einsum("Bac,Bci->Bia", gelu_z_ff, adj_ff)
+    fac_F2_0_0 = (adj_ff.transpose(0, 2, 1)) @ (gelu_z_ff.transpose(0, 2, 1))
+    del gelu_z_ff
+    # adj_z_ff[a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] adj_ff[q,c]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+    del z_ff
+    # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, adj_ff)
+    tmp_12 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    adj_z_ff = tmp_12.transpose(0, 2, 1) * dgelu_z_ff
+    del dgelu_z_ff, tmp_12
+    # einsum("Bac,Bci->Bai", adj_z_ff, ln)
+    fac_F1_0_0 = ((ln.transpose(0, 2, 1)) @ (adj_z_ff.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del ln
+    # adj_ln[q,i] = Σ_c F1[c,i] adj_z_ff[c,q] + adj_ff[q,i]
+    # einsum("ci,Bcq->Bqi", F1, adj_z_ff)
+    adj_ln = np.tensordot(adj_z_ff, F1, axes=([1], [0])) + adj_ff
+    del adj_ff, adj_z_ff
+    # einsum("Bc,Bci,Bci->Bi", reciprocal_z_ln, adj_ln, r)
+    tmp_13 = adj_ln * reciprocal_z_ln[:, :, None]
+    fac_g_0_0 = (((tmp_13.transpose(0, 2, 1))[..., None, :]) @ ((r.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del tmp_13
+    # einsum("Bc,Bci,Bc->Bi", reciprocal_z_ln, adj_ln, mu)
+    tmp_14 = adj_ln * reciprocal_z_ln[:, :, None]
+    fac_g_1_0 = -((tmp_14.transpose(0, 2, 1)) @ mu[..., None])[..., 0]
+    del tmp_14
+    # einsum("Bci->Bi", adj_ln)
+    fac_b_0_0 = adj_ln.sum(axis=1)
+    # adj_z_ln[q] = Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] mu[q]
+    dreciprocal_z_ln = -1/z_ln**2
+    del z_ln
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
+    tmp_15 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    tmp_16 = (((tmp_15.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
+    del tmp_15
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, mu)
+    tmp_17 = mu * dreciprocal_z_ln
+    tmp_18 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_z_ln = tmp_16 * dreciprocal_z_ln - tmp_18 * tmp_17
+    del dreciprocal_z_ln, tmp_16, tmp_17, tmp_18
+    # adj_va[q] = sd'(va[q]) adj_z_ln[q]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    del va
+    adj_va = dsd_va * adj_z_ln
+    del adj_z_ln, dsd_va
+    # adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]
+    # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln, adj_ln, g)
+    tmp_19 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_mu = -2 * adj_va * mu - tmp_19 * reciprocal_z_ln
+    del mu, tmp_19
+    # adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] g[i]
+    # einsum("i,Bq->Bqi", np.ones(4), adj_mu)
+    # einsum("Bq,Bqi->Bqi", adj_va, r)
+    # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln, adj_ln, g)
+    tmp_20 = adj_ln * reciprocal_z_ln[:, :, None]
+    del reciprocal_z_ln, adj_ln
+    adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_20 * g
+    del r, adj_va, adj_mu, tmp_20
+    # einsum("Bci,Bcd->Bid", adj_r, h1)
+    fac_O1_0_0 = ((h1.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
+    del h1
+    # einsum("Bci,Bcd->Bid", adj_r, h2)
+    fac_O2_0_0 = ((h2.transpose(0, 2, 1)) @ adj_r).transpose(0, 2, 1)
+    del h2
+    # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O1, adj_r)
+    adj_h1 = np.tensordot(adj_r, O1, axes=([2], [0]))
+    # einsum("Bci,Bjc,Bjd->Bdi", X, a1, adj_h1)
+    tmp_21 = (adj_h1.transpose(0, 2, 1)) @ a1
+    fac_V1_0_0 = tmp_21 @ X
+    del tmp_21
+    # adj_a1[q,k] = Σ_ci V1[c,i] X[k,i] adj_h1[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V1, X, adj_h1)
+    tmp_22 = np.tensordot(X, V1, axes=([2], [1]))
+    adj_a1 = (tmp_22 @ (adj_h1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h1, tmp_22
+    # adj_z_a1[q,k] = adj_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a1, a1, a1)
+    tmp_23 = (a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+    adj_z_a1 = adj_a1 * a1 - tmp_23[:, :, None] * a1
+    del a1, adj_a1, tmp_23
+    # einsum("dc,Bic,Bjk,Bji->Bdk", K1, X, X, adj_z_a1)
+    tmp_24 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
+    del tmp_24
+    fac_Q1_0_0 = 0.7071067811865476 * tmp_25 @ X
+    del tmp_25
+    # einsum("dc,Bic,Bjk,Bij->Bdk", Q1, X, X, adj_z_a1)
+    tmp_26 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ adj_z_a1
+    del adj_z_a1, tmp_26
+    fac_K1_0_0 = 0.7071067811865476 * tmp_27 @ X
+    del tmp_27
+    # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O2, adj_r)
+    adj_h2 = np.tensordot(adj_r, O2, axes=([2], [0]))
+    del adj_r
+    # einsum("Bci,Bjc,Bjd->Bdi", X, a2, adj_h2)
+    tmp_28 = (adj_h2.transpose(0, 2, 1)) @ a2
+    fac_V2_0_0 = tmp_28 @ X
+    del tmp_28
+    # adj_a2[q,k] = Σ_ci V2[c,i] X[k,i] adj_h2[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V2, X, adj_h2)
+    tmp_29 = np.tensordot(X, V2, axes=([2], [1]))
+    adj_a2 = (tmp_29 @ (adj_h2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h2, tmp_29
+    # adj_z_a2[q,k] = adj_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a2, a2, a2)
+    tmp_30 = (a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+    adj_z_a2 = adj_a2 * a2 - tmp_30[:, :, None] * a2
+    del a2, adj_a2, tmp_30
+    # einsum("dc,Bic,Bjk,Bji->Bdk", K2, X, X, adj_z_a2)
+    tmp_31 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_32 = (tmp_31.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
+    del tmp_31
+    fac_Q2_0_0 = 0.7071067811865476 * tmp_32 @ X
+    del tmp_32
+    # einsum("dc,Bic,Bjk,Bij->Bdk", Q2, X, X, adj_z_a2)
+    tmp_33 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_34 = (tmp_33.transpose(0, 2, 1)) @ adj_z_a2
+    del adj_z_a2, tmp_33
+    fac_K2_0_0 = 0.7071067811865476 * tmp_34 @ X
+    del tmp_34
     return {"Q1": [(fac_Q1_0_0,)], "K1": [(fac_K1_0_0,)], "V1": [(fac_V1_0_0,)], "O1": [(fac_O1_0_0,)], "Q2": [(fac_Q2_0_0,)], "K2": [(fac_K2_0_0,)], "V2": [(fac_V2_0_0,)], "O2": [(fac_O2_0_0,)], "g": [(fac_g_0_0,), (fac_g_1_0,)], "b": [(fac_b_0_0,)], "F1": [(fac_F1_0_0,)], "F2": [(fac_F2_0_0,)], "U": [(fac_U_0_0, fac_U_0_1)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_ff"] = _adj_ff(t)
-    t["adj_z_ff"] = _adj_z_ff(t)
-    t["adj_ln"] = _adj_ln(t)
-    t["adj_z_ln"] = _adj_z_ln(t)
-    t["adj_va"] = _adj_va(t)
-    t["adj_mu"] = _adj_mu(t)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_a1"] = _adj_a1(t)
-    t["adj_z_a1"] = _adj_z_a1(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_a2"] = _adj_a2(t)
-    t["adj_z_a2"] = _adj_z_a2(t)
-    B = t["X"].shape[0]
-    # ‖∂f/∂Q1‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk K1[d,c] X[j,c] X[k,i] adj_z_a1[k,j]
-    K1 = t["K1"]
-    X = t["X"]
-    adj_z_a1 = t["adj_z_a1"]
-    # einsum("dc,Bic,Bjk,Bji,dl,Bml,Bnk,Bnm->B", K1, X, X, adj_z_a1, K1, X, X, adj_z_a1)
-    tmp = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_2 = (tmp.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
-    tmp_3 = tmp_2 @ X
-    tmp_4 = tmp_3 @ (X.transpose(0, 2, 1))
-    tmp_5 = tmp_4 @ adj_z_a1
-    tmp_6 = np.tensordot(X, K1, axes=([2], [1]))
-    sq_Q1 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_6, tmp_5, optimize=False)
-    norm_Q1 = np.sqrt(np.maximum(sq_Q1, 0.0))
-    # ‖∂f/∂K1‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] adj_z_a1[j,k]
-    Q1 = t["Q1"]
-    # einsum("dc,Bic,Bjk,Bij,dl,Bml,Bnk,Bmn->B", Q1, X, X, adj_z_a1, Q1, X, X, adj_z_a1)
-    tmp_7 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ adj_z_a1
-    tmp_9 = tmp_8 @ X
-    tmp_10 = tmp_9 @ (X.transpose(0, 2, 1))
-    tmp_11 = tmp_10 @ (adj_z_a1.transpose(0, 2, 1))
-    tmp_12 = np.tensordot(X, Q1, axes=([2], [1]))
-    sq_K1 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_12, tmp_11, optimize=False)
-    norm_K1 = np.sqrt(np.maximum(sq_K1, 0.0))
-    # ‖∂f/∂V1‖² = Σ over pairs of terms of their inner product: Σ_cj X[c,i] a1[j,c] adj_h1[j,d]
-    a1 = t["a1"]
-    adj_h1 = t["adj_h1"]
-    # einsum("Bci,Bjc,Bjd,Bki,Blk,Bld->B", X, a1, adj_h1, X, a1, adj_h1)
-    tmp_13 = (adj_h1.transpose(0, 2, 1)) @ a1
-    tmp_14 = tmp_13 @ X
-    tmp_15 = tmp_14 @ (X.transpose(0, 2, 1))
-    tmp_16 = (adj_h1.transpose(0, 2, 1)) @ a1
-    sq_V1 = np.einsum("Bdk,Bdk->B", tmp_16, tmp_15, optimize=False)
-    norm_V1 = np.sqrt(np.maximum(sq_V1, 0.0))
-    # ‖∂f/∂O1‖² = Σ over pairs of terms of their inner product: Σ_c adj_r[c,i] h1[c,d]
-    adj_r = t["adj_r"]
-    h1 = t["h1"]
-    # einsum("Bci,Bcd,Bji,Bjd->B", adj_r, h1, adj_r, h1)
-    tmp_17 = (h1.transpose(0, 2, 1)) @ adj_r
-    tmp_18 = tmp_17 @ (adj_r.transpose(0, 2, 1))
-    sq_O1 = np.einsum("Bdj,Bjd->B", tmp_18, h1, optimize=False)
-    norm_O1 = np.sqrt(np.maximum(sq_O1, 0.0))
-    # ‖∂f/∂Q2‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk K2[d,c] X[j,c] X[k,i] adj_z_a2[k,j]
-    K2 = t["K2"]
-    adj_z_a2 = t["adj_z_a2"]
-    # einsum("dc,Bic,Bjk,Bji,dl,Bml,Bnk,Bnm->B", K2, X, X, adj_z_a2, K2, X, X, adj_z_a2)
-    tmp_19 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_20 = (tmp_19.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
-    tmp_21 = tmp_20 @ X
-    tmp_22 = tmp_21 @ (X.transpose(0, 2, 1))
-    tmp_23 = tmp_22 @ adj_z_a2
-    tmp_24 = np.tensordot(X, K2, axes=([2], [1]))
-    sq_Q2 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_24, tmp_23, optimize=False)
-    norm_Q2 = np.sqrt(np.maximum(sq_Q2, 0.0))
-    # ‖∂f/∂K2‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] adj_z_a2[j,k]
-    Q2 = t["Q2"]
-    # einsum("dc,Bic,Bjk,Bij,dl,Bml,Bnk,Bmn->B", Q2, X, X, adj_z_a2, Q2, X, X, adj_z_a2)
-    tmp_25 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_26 = (tmp_25.transpose(0, 2, 1)) @ adj_z_a2
-    tmp_27 = tmp_26 @ X
-    tmp_28 = tmp_27 @ (X.transpose(0, 2, 1))
-    tmp_29 = tmp_28 @ (adj_z_a2.transpose(0, 2, 1))
-    tmp_30 = np.tensordot(X, Q2, axes=([2], [1]))
-    sq_K2 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_30, tmp_29, optimize=False)
-    norm_K2 = np.sqrt(np.maximum(sq_K2, 0.0))
-    # ‖∂f/∂V2‖² = Σ over pairs of terms of their inner product: Σ_cj X[c,i] a2[j,c] adj_h2[j,d]
-    a2 = t["a2"]
-    adj_h2 = t["adj_h2"]
-    # einsum("Bci,Bjc,Bjd,Bki,Blk,Bld->B", X, a2, adj_h2, X, a2, adj_h2)
-    tmp_31 = (adj_h2.transpose(0, 2, 1)) @ a2
-    tmp_32 = tmp_31 @ X
-    tmp_33 = tmp_32 @ (X.transpose(0, 2, 1))
-    tmp_34 = (adj_h2.transpose(0, 2, 1)) @ a2
-    sq_V2 = np.einsum("Bdk,Bdk->B", tmp_34, tmp_33, optimize=False)
-    norm_V2 = np.sqrt(np.maximum(sq_V2, 0.0))
-    # ‖∂f/∂O2‖² = Σ over pairs of terms of their inner product: Σ_c adj_r[c,i] h2[c,d]
-    h2 = t["h2"]
-    # einsum("Bci,Bcd,Bji,Bjd->B", adj_r, h2, adj_r, h2)
-    tmp_35 = (h2.transpose(0, 2, 1)) @ adj_r
-    tmp_36 = tmp_35 @ (adj_r.transpose(0, 2, 1))
-    sq_O2 = np.einsum("Bdj,Bjd->B", tmp_36, h2, optimize=False)
-    norm_O2 = np.sqrt(np.maximum(sq_O2, 0.0))
-    # ‖∂f/∂g‖² = Σ over pairs of terms of their inner product: Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
-    z_ln = t["z_ln"]
+    X = data["X"]
+    y = data["y"]
+    Q1 = params["Q1"]
+    K1 = params["K1"]
+    V1 = params["V1"]
+    O1 = params["O1"]
+    Q2 = params["Q2"]
+    K2 = params["K2"]
+    V2 = params["V2"]
+    O2 = params["O2"]
+    g = params["g"]
+    b = params["b"]
+    F1 = params["F1"]
+    F2 = params["F2"]
+    U = params["U"]
+    B = X.shape[0]
+    # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
+    tmp = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_2 = np.tensordot(X, K1, axes=([2], [1]))
+    z_a1 = 0.7071067811865476 * (tmp_2 @ (tmp.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp, tmp_2
+    # a1[q,k] = softmax_k(z_a1[q,k])
+    a1 = _softmax(z_a1, axis=2)
+    del z_a1
+    # h1[q,d] = Σ_ki a1[q,k] V1[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a1, V1, X)
+    tmp_3 = np.tensordot(X, V1, axes=([2], [1]))
+    h1 = ((tmp_3.transpose(0, 2, 1)) @ (a1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_3
+    # z_a2[q,k] = 1/sqrt(e) Σ_dij Q2[d,i] X[q,i] K2[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q2, X, K2, X)
+    tmp_4 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_5 = np.tensordot(X, K2, axes=([2], [1]))
+    z_a2 = 0.7071067811865476 * (tmp_5 @ (tmp_4.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_4, tmp_5
+    # a2[q,k] = softmax_k(z_a2[q,k])
+    a2 = _softmax(z_a2, axis=2)
+    del z_a2
+    # h2[q,d] = Σ_ki a2[q,k] V2[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a2, V2, X)
+    tmp_6 = np.tensordot(X, V2, axes=([2], [1]))
+    h2 = ((tmp_6.transpose(0, 2, 1)) @ (a2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_6
+    # r[q,i] = X[q,i] + Σ_d O1[i,d] h1[q,d] + Σ_d O2[i,d] h2[q,d]
+    # einsum("id,Bqd->Bqi", O1, h1)
+    # einsum("id,Bqd->Bqi", O2, h2)
+    r = X + np.tensordot(h1, O1, axes=([2], [1])) + np.tensordot(h2, O2, axes=([2], [1]))
+    # mu[q] = 1/n Σ_i r[q,i]
+    # einsum("Bqi->Bq", r)
+    mu = 0.25 * r.sum(axis=2)
+    # va[q] = 1/n Σ_i r[q,i] r[q,i] - mu[q] mu[q]
+    # einsum("Bqi,Bqi->Bq", r, r)
+    va = 0.25 * (r[..., None, :] @ r[..., None])[..., 0, 0] - mu * mu
+    # z_ln[q] = sd(va[q])
+    z_ln = np.sqrt(va + 1.0e-5)
+    # ln[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(z_ln[q]) + b[i] 1[q]
+    tmp_7 = -mu
+    # einsum("Bq,i->Bqi", tmp_7, np.ones(4))
+    tmp_8 = r + np.ones(4) * tmp_7[:, :, None]
+    del tmp_7
     reciprocal_z_ln = z_ln**(-1.0)
-    adj_ln = t["adj_ln"]
-    r = t["r"]
+    # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z_ln)
+    tmp_9 = tmp_8 * g
+    del tmp_8
+    # einsum("i,q->qi", b, np.ones(3))
+    ln = tmp_9 * reciprocal_z_ln[:, :, None] + (np.ones(3))[:, None] * b
+    del tmp_9
+    # z_ff[a,q] = Σ_j F1[a,j] ln[q,j]
+    # einsum("aj,Bqj->Baq", F1, ln)
+    z_ff = (np.tensordot(ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
+    # ff[q,i] = ln[q,i] + Σ_a F2[i,a] gelu(z_ff[a,q])
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    # einsum("ia,Baq->Bqi", F2, gelu_z_ff)
+    ff = ln + np.tensordot(gelu_z_ff, F2, axes=([1], [1]))
+    # p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
+    # einsum("Bqi->Bi", ff)
+    tmp_10 = 0.3333333333333333 * ff.sum(axis=1)
+    # einsum("li,Bi->Bl", U, tmp_10)
+    p = tmp_10 @ U.T
+    del tmp_10
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = softmax_p - y
+    del softmax_p
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: 1/t Σ_c adj_p[l] ff[c,i]
+    # einsum("Bl,Bci,Bl,Bji->B", adj_p, ff, adj_p, ff)
+    tmp_11 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_12 = tmp_11[:, None] * ff.sum(axis=1)
+    del tmp_11
+    sq_U = 0.1111111111111111 * (tmp_12[..., None, :] @ ((ff.sum(axis=1))[..., None]))[..., 0, 0]
+    del ff, tmp_12
+    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
+    # adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]
+    # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
+    tmp_13 = adj_p @ U
+    del adj_p
+    adj_ff = 0.3333333333333333 * tmp_13[:, None] * (np.ones(3))[:, None]
+    del tmp_13
+    # ‖∂f/∂F2‖² = Σ over pairs of terms of their inner product: Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
+    # einsum("Bac,Bci,Baj,Bji->B", gelu_z_ff, adj_ff, gelu_z_ff, adj_ff)
+    tmp_14 = (gelu_z_ff.transpose(0, 2, 1)) @ gelu_z_ff
+    tmp_15 = adj_ff @ (adj_ff.transpose(0, 2, 1))
+    del gelu_z_ff
+    sq_F2 = np.einsum("Bjc,Bjc->B", tmp_15, tmp_14, optimize=False)
+    del tmp_14, tmp_15
+    norm_F2 = np.sqrt(np.maximum(sq_F2, 0.0))
+    del sq_F2
+    # adj_z_ff[a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] adj_ff[q,c]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+    del z_ff
+    # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, adj_ff)
+    tmp_16 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    adj_z_ff = tmp_16.transpose(0, 2, 1) * dgelu_z_ff
+    del dgelu_z_ff, tmp_16
+    # ‖∂f/∂F1‖² = Σ over pairs of terms of their inner product: Σ_c adj_z_ff[a,c] ln[c,i]
+    # einsum("Bac,Bci,Baj,Bji->B", adj_z_ff, ln, adj_z_ff, ln)
+    tmp_17 = (adj_z_ff.transpose(0, 2, 1)) @ adj_z_ff
+    tmp_18 = ln @ (ln.transpose(0, 2, 1))
+    del ln
+    sq_F1 = np.einsum("Bjc,Bjc->B", tmp_18, tmp_17, optimize=False)
+    del tmp_17, tmp_18
+    norm_F1 = np.sqrt(np.maximum(sq_F1, 0.0))
+    del sq_F1
+    # adj_ln[q,i] = Σ_c F1[c,i] adj_z_ff[c,q] + adj_ff[q,i]
+    # einsum("ci,Bcq->Bqi", F1, adj_z_ff)
+    adj_ln = np.tensordot(adj_z_ff, F1, axes=([1], [0])) + adj_ff
+    del adj_ff, adj_z_ff
+    # ‖∂f/∂g‖² = Σ over pairs of terms of their inner product: Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
     # einsum("Bc,Bci,Bci,Bj,Bji,Bji->B", reciprocal_z_ln, adj_ln, r, reciprocal_z_ln, adj_ln, r)
-    tmp_37 = r * adj_ln
-    tmp_38 = r * adj_ln
-    tmp_39 = ((tmp_37.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
-    tmp_40 = ((tmp_38.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
-    mu = t["mu"]
+    tmp_19 = r * adj_ln
+    tmp_20 = r * adj_ln
+    tmp_21 = ((tmp_19.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
+    tmp_22 = ((tmp_20.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
+    del tmp_19, tmp_20
     # einsum("Bc,Bci,Bci,Bj,Bji,Bj->B", reciprocal_z_ln, adj_ln, r, reciprocal_z_ln, adj_ln, mu)
-    tmp_41 = r * adj_ln
-    tmp_42 = mu * reciprocal_z_ln
-    tmp_43 = ((tmp_41.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
-    tmp_44 = (tmp_42[..., None, :] @ adj_ln)[..., 0, :]
+    tmp_23 = r * adj_ln
+    tmp_24 = mu * reciprocal_z_ln
+    tmp_25 = ((tmp_23.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
+    tmp_26 = (tmp_24[..., None, :] @ adj_ln)[..., 0, :]
+    del tmp_23, tmp_24
     # einsum("Bc,Bci,Bc,Bj,Bji,Bj->B", reciprocal_z_ln, adj_ln, mu, reciprocal_z_ln, adj_ln, mu)
-    tmp_45 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
-    tmp_46 = mu[:, :, None] * mu[:, None]
-    tmp_47 = tmp_46 * tmp_45
-    tmp_48 = tmp_47 @ adj_ln
-    sq_g = (tmp_40[..., None, :] @ tmp_39[..., None])[..., 0, 0] - 2 * (tmp_44[..., None, :] @ tmp_43[..., None])[..., 0, 0] + np.einsum("Bji,Bji->B", tmp_48, adj_ln, optimize=False)
+    tmp_27 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
+    tmp_28 = mu[:, :, None] * mu[:, None]
+    tmp_29 = tmp_28 * tmp_27
+    tmp_30 = tmp_29 @ adj_ln
+    del tmp_27, tmp_28, tmp_29
+    sq_g = (tmp_22[..., None, :] @ tmp_21[..., None])[..., 0, 0] - 2 * (tmp_26[..., None, :] @ tmp_25[..., None])[..., 0, 0] + np.einsum("Bji,Bji->B", tmp_30, adj_ln, optimize=False)
+    del tmp_21, tmp_22, tmp_25, tmp_26, tmp_30
     norm_g = np.sqrt(np.maximum(sq_g, 0.0))
+    del sq_g
     # ‖∂f/∂b‖² = Σ over pairs of terms of their inner product: Σ_c adj_ln[c,i]
     # einsum("Bci,Bji->B", adj_ln, adj_ln)
     sq_b = (((adj_ln.sum(axis=1))[..., None, :]) @ ((adj_ln.sum(axis=1))[..., None]))[..., 0, 0]
     norm_b = np.sqrt(np.maximum(sq_b, 0.0))
-    # ‖∂f/∂F1‖² = Σ over pairs of terms of their inner product: Σ_c adj_z_ff[a,c] ln[c,i]
-    adj_z_ff = t["adj_z_ff"]
-    ln = t["ln"]
-    # einsum("Bac,Bci,Baj,Bji->B", adj_z_ff, ln, adj_z_ff, ln)
-    tmp_49 = (adj_z_ff.transpose(0, 2, 1)) @ adj_z_ff
-    tmp_50 = ln @ (ln.transpose(0, 2, 1))
-    sq_F1 = np.einsum("Bjc,Bjc->B", tmp_50, tmp_49, optimize=False)
-    norm_F1 = np.sqrt(np.maximum(sq_F1, 0.0))
-    # ‖∂f/∂F2‖² = Σ over pairs of terms of their inner product: Σ_c gelu(z_ff[a,c]) adj_ff[c,i]
-    z_ff = t["z_ff"]
-    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
-    adj_ff = t["adj_ff"]
-    # einsum("Bac,Bci,Baj,Bji->B", gelu_z_ff, adj_ff, gelu_z_ff, adj_ff)
-    tmp_51 = (gelu_z_ff.transpose(0, 2, 1)) @ gelu_z_ff
-    tmp_52 = adj_ff @ (adj_ff.transpose(0, 2, 1))
-    sq_F2 = np.einsum("Bjc,Bjc->B", tmp_52, tmp_51, optimize=False)
-    norm_F2 = np.sqrt(np.maximum(sq_F2, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: 1/t Σ_c adj_p[l] ff[c,i]
-    adj_p = t["adj_p"]
-    ff = t["ff"]
-    # einsum("Bl,Bci,Bl,Bji->B", adj_p, ff, adj_p, ff)
-    tmp_53 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_54 = tmp_53[:, None] * ff.sum(axis=1)
-    sq_U = 0.1111111111111111 * (tmp_54[..., None, :] @ ((ff.sum(axis=1))[..., None]))[..., 0, 0]
-    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_b
+    # adj_z_ln[q] = Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] mu[q]
+    dreciprocal_z_ln = -1/z_ln**2
+    del z_ln
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
+    tmp_31 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    tmp_32 = (((tmp_31.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
+    del tmp_31
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, mu)
+    tmp_33 = mu * dreciprocal_z_ln
+    tmp_34 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_z_ln = tmp_32 * dreciprocal_z_ln - tmp_34 * tmp_33
+    del dreciprocal_z_ln, tmp_32, tmp_33, tmp_34
+    # adj_va[q] = sd'(va[q]) adj_z_ln[q]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    del va
+    adj_va = dsd_va * adj_z_ln
+    del adj_z_ln, dsd_va
+    # adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]
+    # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln, adj_ln, g)
+    tmp_35 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_mu = -2 * adj_va * mu - tmp_35 * reciprocal_z_ln
+    del mu, tmp_35
+    # adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] g[i]
+    # einsum("i,Bq->Bqi", np.ones(4), adj_mu)
+    # einsum("Bq,Bqi->Bqi", adj_va, r)
+    # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln, adj_ln, g)
+    tmp_36 = adj_ln * reciprocal_z_ln[:, :, None]
+    del reciprocal_z_ln, adj_ln
+    adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_36 * g
+    del r, adj_va, adj_mu, tmp_36
+    # ‖∂f/∂O1‖² = Σ over pairs of terms of their inner product: Σ_c adj_r[c,i] h1[c,d]
+    # einsum("Bci,Bcd,Bji,Bjd->B", adj_r, h1, adj_r, h1)
+    tmp_37 = (h1.transpose(0, 2, 1)) @ adj_r
+    tmp_38 = tmp_37 @ (adj_r.transpose(0, 2, 1))
+    del tmp_37
+    sq_O1 = np.einsum("Bdj,Bjd->B", tmp_38, h1, optimize=False)
+    del h1, tmp_38
+    norm_O1 = np.sqrt(np.maximum(sq_O1, 0.0))
+    del sq_O1
+    # ‖∂f/∂O2‖² = Σ over pairs of terms of their inner product: Σ_c adj_r[c,i] h2[c,d]
+    # einsum("Bci,Bcd,Bji,Bjd->B", adj_r, h2, adj_r, h2)
+    tmp_39 = (h2.transpose(0, 2, 1)) @ adj_r
+    tmp_40 = tmp_39 @ (adj_r.transpose(0, 2, 1))
+    del tmp_39
+    sq_O2 = np.einsum("Bdj,Bjd->B", tmp_40, h2, optimize=False)
+    del h2, tmp_40
+    norm_O2 = np.sqrt(np.maximum(sq_O2, 0.0))
+    del sq_O2
+    # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O1, adj_r)
+    adj_h1 = np.tensordot(adj_r, O1, axes=([2], [0]))
+    # ‖∂f/∂V1‖² = Σ over pairs of terms of their inner product: Σ_cj X[c,i] a1[j,c] adj_h1[j,d]
+    # einsum("Bci,Bjc,Bjd,Bki,Blk,Bld->B", X, a1, adj_h1, X, a1, adj_h1)
+    tmp_41 = (adj_h1.transpose(0, 2, 1)) @ a1
+    tmp_42 = tmp_41 @ X
+    tmp_43 = tmp_42 @ (X.transpose(0, 2, 1))
+    tmp_44 = (adj_h1.transpose(0, 2, 1)) @ a1
+    del tmp_41, tmp_42
+    sq_V1 = np.einsum("Bdk,Bdk->B", tmp_44, tmp_43, optimize=False)
+    del tmp_43, tmp_44
+    norm_V1 = np.sqrt(np.maximum(sq_V1, 0.0))
+    del sq_V1
+    # adj_a1[q,k] = Σ_ci V1[c,i] X[k,i] adj_h1[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V1, X, adj_h1)
+    tmp_45 = np.tensordot(X, V1, axes=([2], [1]))
+    adj_a1 = (tmp_45 @ (adj_h1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h1, tmp_45
+    # adj_z_a1[q,k] = adj_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a1, a1, a1)
+    tmp_46 = (a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+    adj_z_a1 = adj_a1 * a1 - tmp_46[:, :, None] * a1
+    del a1, adj_a1, tmp_46
+    # ‖∂f/∂Q1‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk K1[d,c] X[j,c] X[k,i] adj_z_a1[k,j]
+    # einsum("dc,Bic,Bjk,Bji,dl,Bml,Bnk,Bnm->B", K1, X, X, adj_z_a1, K1, X, X, adj_z_a1)
+    tmp_47 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_48 = (tmp_47.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
+    tmp_49 = tmp_48 @ X
+    tmp_50 = tmp_49 @ (X.transpose(0, 2, 1))
+    tmp_51 = tmp_50 @ adj_z_a1
+    tmp_52 = np.tensordot(X, K1, axes=([2], [1]))
+    del tmp_47, tmp_48, tmp_49, tmp_50
+    sq_Q1 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_52, tmp_51, optimize=False)
+    del tmp_51, tmp_52
+    norm_Q1 = np.sqrt(np.maximum(sq_Q1, 0.0))
+    del sq_Q1
+    # ‖∂f/∂K1‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] adj_z_a1[j,k]
+    # einsum("dc,Bic,Bjk,Bij,dl,Bml,Bnk,Bmn->B", Q1, X, X, adj_z_a1, Q1, X, X, adj_z_a1)
+    tmp_53 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_54 = (tmp_53.transpose(0, 2, 1)) @ adj_z_a1
+    tmp_55 = tmp_54 @ X
+    tmp_56 = tmp_55 @ (X.transpose(0, 2, 1))
+    tmp_57 = tmp_56 @ (adj_z_a1.transpose(0, 2, 1))
+    tmp_58 = np.tensordot(X, Q1, axes=([2], [1]))
+    del adj_z_a1, tmp_53, tmp_54, tmp_55, tmp_56
+    sq_K1 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_58, tmp_57, optimize=False)
+    del tmp_57, tmp_58
+    norm_K1 = np.sqrt(np.maximum(sq_K1, 0.0))
+    del sq_K1
+    # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O2, adj_r)
+    adj_h2 = np.tensordot(adj_r, O2, axes=([2], [0]))
+    del adj_r
+    # ‖∂f/∂V2‖² = Σ over pairs of terms of their inner product: Σ_cj X[c,i] a2[j,c] adj_h2[j,d]
+    # einsum("Bci,Bjc,Bjd,Bki,Blk,Bld->B", X, a2, adj_h2, X, a2, adj_h2)
+    tmp_59 = (adj_h2.transpose(0, 2, 1)) @ a2
+    tmp_60 = tmp_59 @ X
+    tmp_61 = tmp_60 @ (X.transpose(0, 2, 1))
+    tmp_62 = (adj_h2.transpose(0, 2, 1)) @ a2
+    del tmp_59, tmp_60
+    sq_V2 = np.einsum("Bdk,Bdk->B", tmp_62, tmp_61, optimize=False)
+    del tmp_61, tmp_62
+    norm_V2 = np.sqrt(np.maximum(sq_V2, 0.0))
+    del sq_V2
+    # adj_a2[q,k] = Σ_ci V2[c,i] X[k,i] adj_h2[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V2, X, adj_h2)
+    tmp_63 = np.tensordot(X, V2, axes=([2], [1]))
+    adj_a2 = (tmp_63 @ (adj_h2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h2, tmp_63
+    # adj_z_a2[q,k] = adj_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a2, a2, a2)
+    tmp_64 = (a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+    adj_z_a2 = adj_a2 * a2 - tmp_64[:, :, None] * a2
+    del a2, adj_a2, tmp_64
+    # ‖∂f/∂Q2‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk K2[d,c] X[j,c] X[k,i] adj_z_a2[k,j]
+    # einsum("dc,Bic,Bjk,Bji,dl,Bml,Bnk,Bnm->B", K2, X, X, adj_z_a2, K2, X, X, adj_z_a2)
+    tmp_65 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_66 = (tmp_65.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
+    tmp_67 = tmp_66 @ X
+    tmp_68 = tmp_67 @ (X.transpose(0, 2, 1))
+    tmp_69 = tmp_68 @ adj_z_a2
+    tmp_70 = np.tensordot(X, K2, axes=([2], [1]))
+    del tmp_65, tmp_66, tmp_67, tmp_68
+    sq_Q2 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_70, tmp_69, optimize=False)
+    del tmp_69, tmp_70
+    norm_Q2 = np.sqrt(np.maximum(sq_Q2, 0.0))
+    del sq_Q2
+    # ‖∂f/∂K2‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] adj_z_a2[j,k]
+    # einsum("dc,Bic,Bjk,Bij,dl,Bml,Bnk,Bmn->B", Q2, X, X, adj_z_a2, Q2, X, X, adj_z_a2)
+    tmp_71 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_72 = (tmp_71.transpose(0, 2, 1)) @ adj_z_a2
+    tmp_73 = tmp_72 @ X
+    tmp_74 = tmp_73 @ (X.transpose(0, 2, 1))
+    tmp_75 = tmp_74 @ (adj_z_a2.transpose(0, 2, 1))
+    tmp_76 = np.tensordot(X, Q2, axes=([2], [1]))
+    del adj_z_a2, tmp_71, tmp_72, tmp_73, tmp_74
+    sq_K2 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_76, tmp_75, optimize=False)
+    del tmp_75, tmp_76
+    norm_K2 = np.sqrt(np.maximum(sq_K2, 0.0))
+    del sq_K2
     return {"Q1": norm_Q1, "K1": norm_K1, "V1": norm_V1, "O1": norm_O1, "Q2": norm_Q2, "K2": norm_K2, "V2": norm_V2, "O2": norm_O2, "g": norm_g, "b": norm_b, "F1": norm_F1, "F2": norm_F2, "U": norm_U}
 
 
@@ -4994,359 +5554,834 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_Q1"] = vector["Q1"]
-    t["dir_K1"] = vector["K1"]
-    t["dir_V1"] = vector["V1"]
-    t["dir_O1"] = vector["O1"]
-    t["dir_Q2"] = vector["Q2"]
-    t["dir_K2"] = vector["K2"]
-    t["dir_V2"] = vector["V2"]
-    t["dir_O2"] = vector["O2"]
-    t["dir_g"] = vector["g"]
-    t["dir_b"] = vector["b"]
-    t["dir_F1"] = vector["F1"]
-    t["dir_F2"] = vector["F2"]
-    t["dir_U"] = vector["U"]
-    t["adj_p"] = _adj_p(t)
-    t["adj_ff"] = _adj_ff(t)
-    t["adj_z_ff"] = _adj_z_ff(t)
-    t["adj_ln"] = _adj_ln(t)
-    t["adj_z_ln"] = _adj_z_ln(t)
-    t["adj_va"] = _adj_va(t)
-    t["adj_mu"] = _adj_mu(t)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_a1"] = _adj_a1(t)
-    t["adj_z_a1"] = _adj_z_a1(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_a2"] = _adj_a2(t)
-    t["adj_z_a2"] = _adj_z_a2(t)
-    t["tan_z_a1"] = _tan_z_a1(t)
-    t["tan_a1"] = _tan_a1(t)
-    t["tan_h1"] = _tan_h1(t)
-    t["tan_z_a2"] = _tan_z_a2(t)
-    t["tan_a2"] = _tan_a2(t)
-    t["tan_h2"] = _tan_h2(t)
-    t["tan_r"] = _tan_r(t)
-    t["tan_mu"] = _tan_mu(t)
-    t["tan_va"] = _tan_va(t)
-    t["tan_z_ln"] = _tan_z_ln(t)
-    t["tan_ln"] = _tan_ln(t)
-    t["tan_z_ff"] = _tan_z_ff(t)
-    t["tan_ff"] = _tan_ff(t)
-    t["tan_p"] = _tan_p(t)
-    t["radj_p"] = _radj_p(t)
-    t["radj_ff"] = _radj_ff(t)
-    t["radj_z_ff"] = _radj_z_ff(t)
-    t["radj_ln"] = _radj_ln(t)
-    t["radj_z_ln"] = _radj_z_ln(t)
-    t["radj_va"] = _radj_va(t)
-    t["radj_mu"] = _radj_mu(t)
-    t["radj_r"] = _radj_r(t)
-    t["radj_h1"] = _radj_h1(t)
-    t["radj_a1"] = _radj_a1(t)
-    t["radj_z_a1"] = _radj_z_a1(t)
-    t["radj_h2"] = _radj_h2(t)
-    t["radj_a2"] = _radj_a2(t)
-    t["radj_z_a2"] = _radj_z_a2(t)
-    B = t["X"].shape[0]
-    # Σ_b H[Q1,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a1[k,c] dir_K1[d,j] + 1/sqrt(e) Σ_cjk K1[d,c] X[j,c] X[k,i] radj_z_a1[k,j]
-    X = t["X"]
-    adj_z_a1 = t["adj_z_a1"]
-    dir_K1 = t["dir_K1"]
-    # einsum("Bcj,Bki,Bkc,dj->di", X, X, adj_z_a1, dir_K1)
-    tmp = np.tensordot(dir_K1, X, axes=([1], [2]))
-    tmp_2 = ((tmp.transpose(1, 0, 2)) @ (adj_z_a1.transpose(0, 2, 1))).transpose(1, 0, 2)
-    K1 = t["K1"]
-    radj_z_a1 = t["radj_z_a1"]
-    # einsum("dc,Bjc,Bki,Bkj->di", K1, X, X, radj_z_a1)
-    tmp_3 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_4 = (tmp_3.transpose(0, 2, 1)) @ (radj_z_a1.transpose(0, 2, 1))
-    hvp_Q1 = (0.7071067811865476 * np.tensordot(tmp_2, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_4, X, axes=([0, 2], [0, 1]))) / B
-    # Σ_b H[K1,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a1[c,k] dir_Q1[d,j] + 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] radj_z_a1[j,k]
-    dir_Q1 = t["dir_Q1"]
-    # einsum("Bcj,Bki,Bck,dj->di", X, X, adj_z_a1, dir_Q1)
-    tmp_5 = np.tensordot(dir_Q1, X, axes=([1], [2]))
-    tmp_6 = ((tmp_5.transpose(1, 0, 2)) @ adj_z_a1).transpose(1, 0, 2)
-    Q1 = t["Q1"]
-    # einsum("dc,Bjc,Bki,Bjk->di", Q1, X, X, radj_z_a1)
-    tmp_7 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_8 = (tmp_7.transpose(0, 2, 1)) @ radj_z_a1
-    hvp_K1 = (0.7071067811865476 * np.tensordot(tmp_6, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_8, X, axes=([0, 2], [0, 1]))) / B
-    # Σ_b H[V1,b]·vector[b][d,i] = Σ_cj X[c,i] adj_h1[j,d] tan_a1[j,c] + Σ_cj X[c,i] a1[j,c] radj_h1[j,d]
-    adj_h1 = t["adj_h1"]
-    tan_a1 = t["tan_a1"]
-    # einsum("Bci,Bjd,Bjc->di", X, adj_h1, tan_a1)
-    tmp_9 = (tan_a1.transpose(0, 2, 1)) @ adj_h1
-    a1 = t["a1"]
-    radj_h1 = t["radj_h1"]
-    # einsum("Bci,Bjc,Bjd->di", X, a1, radj_h1)
-    tmp_10 = (radj_h1.transpose(0, 2, 1)) @ a1
-    hvp_V1 = (np.tensordot(tmp_9, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_10, X, axes=([0, 2], [0, 1]))) / B
-    # Σ_b H[O1,b]·vector[b][i,d] = Σ_c h1[c,d] radj_r[c,i] + Σ_c adj_r[c,i] tan_h1[c,d]
-    h1 = t["h1"]
-    radj_r = t["radj_r"]
-    # einsum("Bcd,Bci->id", h1, radj_r)
-    adj_r = t["adj_r"]
-    tan_h1 = t["tan_h1"]
-    # einsum("Bci,Bcd->id", adj_r, tan_h1)
-    hvp_O1 = (np.tensordot(radj_r, h1, axes=([0, 1], [0, 1])) + (np.tensordot(tan_h1, adj_r, axes=([0, 1], [0, 1]))).T) / B
-    # Σ_b H[Q2,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a2[k,c] dir_K2[d,j] + 1/sqrt(e) Σ_cjk K2[d,c] X[j,c] X[k,i] radj_z_a2[k,j]
-    adj_z_a2 = t["adj_z_a2"]
-    dir_K2 = t["dir_K2"]
-    # einsum("Bcj,Bki,Bkc,dj->di", X, X, adj_z_a2, dir_K2)
-    tmp_11 = np.tensordot(dir_K2, X, axes=([1], [2]))
-    tmp_12 = ((tmp_11.transpose(1, 0, 2)) @ (adj_z_a2.transpose(0, 2, 1))).transpose(1, 0, 2)
-    K2 = t["K2"]
-    radj_z_a2 = t["radj_z_a2"]
-    # einsum("dc,Bjc,Bki,Bkj->di", K2, X, X, radj_z_a2)
-    tmp_13 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_14 = (tmp_13.transpose(0, 2, 1)) @ (radj_z_a2.transpose(0, 2, 1))
-    hvp_Q2 = (0.7071067811865476 * np.tensordot(tmp_12, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_14, X, axes=([0, 2], [0, 1]))) / B
-    # Σ_b H[K2,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a2[c,k] dir_Q2[d,j] + 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] radj_z_a2[j,k]
-    dir_Q2 = t["dir_Q2"]
-    # einsum("Bcj,Bki,Bck,dj->di", X, X, adj_z_a2, dir_Q2)
-    tmp_15 = np.tensordot(dir_Q2, X, axes=([1], [2]))
-    tmp_16 = ((tmp_15.transpose(1, 0, 2)) @ adj_z_a2).transpose(1, 0, 2)
-    Q2 = t["Q2"]
-    # einsum("dc,Bjc,Bki,Bjk->di", Q2, X, X, radj_z_a2)
-    tmp_17 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_18 = (tmp_17.transpose(0, 2, 1)) @ radj_z_a2
-    hvp_K2 = (0.7071067811865476 * np.tensordot(tmp_16, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_18, X, axes=([0, 2], [0, 1]))) / B
-    # Σ_b H[V2,b]·vector[b][d,i] = Σ_cj X[c,i] adj_h2[j,d] tan_a2[j,c] + Σ_cj X[c,i] a2[j,c] radj_h2[j,d]
-    adj_h2 = t["adj_h2"]
-    tan_a2 = t["tan_a2"]
-    # einsum("Bci,Bjd,Bjc->di", X, adj_h2, tan_a2)
-    tmp_19 = (tan_a2.transpose(0, 2, 1)) @ adj_h2
-    a2 = t["a2"]
-    radj_h2 = t["radj_h2"]
-    # einsum("Bci,Bjc,Bjd->di", X, a2, radj_h2)
-    tmp_20 = (radj_h2.transpose(0, 2, 1)) @ a2
-    hvp_V2 = (np.tensordot(tmp_19, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_20, X, axes=([0, 2], [0, 1]))) / B
-    # Σ_b H[O2,b]·vector[b][i,d] = Σ_c h2[c,d] radj_r[c,i] + Σ_c adj_r[c,i] tan_h2[c,d]
-    h2 = t["h2"]
-    # einsum("Bcd,Bci->id", h2, radj_r)
-    tan_h2 = t["tan_h2"]
-    # einsum("Bci,Bcd->id", adj_r, tan_h2)
-    hvp_O2 = (np.tensordot(radj_r, h2, axes=([0, 1], [0, 1])) + (np.tensordot(tan_h2, adj_r, axes=([0, 1], [0, 1]))).T) / B
-    # Σ_b H[g,b]·vector[b][i] = Σ_c reciprocal'(z_ln[c]) adj_ln[c,i] r[c,i] tan_z_ln[c] - Σ_c reciprocal'(z_ln[c]) adj_ln[c,i] mu[c] tan_z_ln[c] + Σ_c reciprocal(z_ln[c]) r[c,i] radj_ln[c,i] - Σ_c reciprocal(z_ln[c]) mu[c] radj_ln[c,i] + Σ_c reciprocal(z_ln[c]) adj_ln[c,i] tan_r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] tan_mu[c]
-    z_ln = t["z_ln"]
-    dreciprocal_z_ln = -1/z_ln**2
-    adj_ln = t["adj_ln"]
-    r = t["r"]
-    tan_z_ln = t["tan_z_ln"]
-    # einsum("Bc,Bci,Bci,Bc->i", dreciprocal_z_ln, adj_ln, r, tan_z_ln)
-    tmp_21 = tan_z_ln * dreciprocal_z_ln
-    tmp_22 = r * adj_ln
-    mu = t["mu"]
-    # einsum("Bc,Bci,Bc,Bc->i", dreciprocal_z_ln, adj_ln, mu, tan_z_ln)
-    tmp_23 = tan_z_ln * mu
-    tmp_24 = adj_ln * dreciprocal_z_ln[:, :, None]
+    X = data["X"]
+    y = data["y"]
+    Q1 = params["Q1"]
+    K1 = params["K1"]
+    V1 = params["V1"]
+    O1 = params["O1"]
+    Q2 = params["Q2"]
+    K2 = params["K2"]
+    V2 = params["V2"]
+    O2 = params["O2"]
+    g = params["g"]
+    b = params["b"]
+    F1 = params["F1"]
+    F2 = params["F2"]
+    U = params["U"]
+    B = X.shape[0]
+    dir_Q1 = vector["Q1"]
+    dir_K1 = vector["K1"]
+    dir_V1 = vector["V1"]
+    dir_O1 = vector["O1"]
+    dir_Q2 = vector["Q2"]
+    dir_K2 = vector["K2"]
+    dir_V2 = vector["V2"]
+    dir_O2 = vector["O2"]
+    dir_g = vector["g"]
+    dir_b = vector["b"]
+    dir_F1 = vector["F1"]
+    dir_F2 = vector["F2"]
+    dir_U = vector["U"]
+    # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
+    tmp = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_2 = np.tensordot(X, K1, axes=([2], [1]))
+    z_a1 = 0.7071067811865476 * (tmp_2 @ (tmp.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp, tmp_2
+    # a1[q,k] = softmax_k(z_a1[q,k])
+    a1 = _softmax(z_a1, axis=2)
+    del z_a1
+    # h1[q,d] = Σ_ki a1[q,k] V1[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a1, V1, X)
+    tmp_3 = np.tensordot(X, V1, axes=([2], [1]))
+    h1 = ((tmp_3.transpose(0, 2, 1)) @ (a1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_3
+    # z_a2[q,k] = 1/sqrt(e) Σ_dij Q2[d,i] X[q,i] K2[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q2, X, K2, X)
+    tmp_4 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_5 = np.tensordot(X, K2, axes=([2], [1]))
+    z_a2 = 0.7071067811865476 * (tmp_5 @ (tmp_4.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_4, tmp_5
+    # a2[q,k] = softmax_k(z_a2[q,k])
+    a2 = _softmax(z_a2, axis=2)
+    del z_a2
+    # h2[q,d] = Σ_ki a2[q,k] V2[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a2, V2, X)
+    tmp_6 = np.tensordot(X, V2, axes=([2], [1]))
+    h2 = ((tmp_6.transpose(0, 2, 1)) @ (a2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_6
+    # r[q,i] = X[q,i] + Σ_d O1[i,d] h1[q,d] + Σ_d O2[i,d] h2[q,d]
+    # einsum("id,Bqd->Bqi", O1, h1)
+    # einsum("id,Bqd->Bqi", O2, h2)
+    r = X + np.tensordot(h1, O1, axes=([2], [1])) + np.tensordot(h2, O2, axes=([2], [1]))
+    # mu[q] = 1/n Σ_i r[q,i]
+    # einsum("Bqi->Bq", r)
+    mu = 0.25 * r.sum(axis=2)
+    # va[q] = 1/n Σ_i r[q,i] r[q,i] - mu[q] mu[q]
+    # einsum("Bqi,Bqi->Bq", r, r)
+    va = 0.25 * (r[..., None, :] @ r[..., None])[..., 0, 0] - mu * mu
+    # z_ln[q] = sd(va[q])
+    z_ln = np.sqrt(va + 1.0e-5)
+    # ln[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(z_ln[q]) + b[i] 1[q]
+    tmp_7 = -mu
+    # einsum("Bq,i->Bqi", tmp_7, np.ones(4))
+    tmp_8 = r + np.ones(4) * tmp_7[:, :, None]
+    del tmp_7
     reciprocal_z_ln = z_ln**(-1.0)
-    radj_ln = t["radj_ln"]
+    # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z_ln)
+    tmp_9 = tmp_8 * g
+    del tmp_8
+    # einsum("i,q->qi", b, np.ones(3))
+    ln = tmp_9 * reciprocal_z_ln[:, :, None] + (np.ones(3))[:, None] * b
+    del tmp_9
+    # z_ff[a,q] = Σ_j F1[a,j] ln[q,j]
+    # einsum("aj,Bqj->Baq", F1, ln)
+    z_ff = (np.tensordot(ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
+    # ff[q,i] = ln[q,i] + Σ_a F2[i,a] gelu(z_ff[a,q])
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    # einsum("ia,Baq->Bqi", F2, gelu_z_ff)
+    ff = ln + np.tensordot(gelu_z_ff, F2, axes=([1], [1]))
+    # p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
+    # einsum("Bqi->Bi", ff)
+    tmp_10 = 0.3333333333333333 * ff.sum(axis=1)
+    # einsum("li,Bi->Bl", U, tmp_10)
+    p = tmp_10 @ U.T
+    del tmp_10
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    softmax_p = _softmax(p, axis=1)
+    del p
+    adj_p = (softmax_p - y) / B
+    # adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]
+    # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
+    tmp_11 = adj_p @ U
+    adj_ff = 0.3333333333333333 * tmp_11[:, None] * (np.ones(3))[:, None]
+    del tmp_11
+    # adj_z_ff[a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] adj_ff[q,c]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+    # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, adj_ff)
+    tmp_12 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    adj_z_ff = tmp_12.transpose(0, 2, 1) * dgelu_z_ff
+    del tmp_12
+    # adj_ln[q,i] = Σ_c F1[c,i] adj_z_ff[c,q] + adj_ff[q,i]
+    # einsum("ci,Bcq->Bqi", F1, adj_z_ff)
+    adj_ln = np.tensordot(adj_z_ff, F1, axes=([1], [0])) + adj_ff
+    # adj_z_ln[q] = Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] mu[q]
+    dreciprocal_z_ln = -1/z_ln**2
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
+    tmp_13 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    tmp_14 = (((tmp_13.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
+    del tmp_13
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, mu)
+    tmp_15 = mu * dreciprocal_z_ln
+    tmp_16 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_z_ln = tmp_14 * dreciprocal_z_ln - tmp_16 * tmp_15
+    del tmp_14, tmp_15, tmp_16
+    # adj_va[q] = sd'(va[q]) adj_z_ln[q]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    adj_va = dsd_va * adj_z_ln
+    # adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]
+    # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln, adj_ln, g)
+    tmp_17 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_mu = -2 * adj_va * mu - tmp_17 * reciprocal_z_ln
+    del tmp_17
+    # adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] g[i]
+    # einsum("i,Bq->Bqi", np.ones(4), adj_mu)
+    # einsum("Bq,Bqi->Bqi", adj_va, r)
+    # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln, adj_ln, g)
+    tmp_18 = adj_ln * reciprocal_z_ln[:, :, None]
+    adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_18 * g
+    del adj_mu, tmp_18
+    # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O1, adj_r)
+    adj_h1 = np.tensordot(adj_r, O1, axes=([2], [0]))
+    # adj_a1[q,k] = Σ_ci V1[c,i] X[k,i] adj_h1[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V1, X, adj_h1)
+    tmp_19 = np.tensordot(X, V1, axes=([2], [1]))
+    adj_a1 = (tmp_19 @ (adj_h1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_19
+    # adj_z_a1[q,k] = adj_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a1, a1, a1)
+    tmp_20 = (a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+    adj_z_a1 = adj_a1 * a1 - tmp_20[:, :, None] * a1
+    del tmp_20
+    # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
+    # einsum("cd,Bqc->Bqd", O2, adj_r)
+    adj_h2 = np.tensordot(adj_r, O2, axes=([2], [0]))
+    # adj_a2[q,k] = Σ_ci V2[c,i] X[k,i] adj_h2[q,c]
+    # einsum("ci,Bki,Bqc->Bqk", V2, X, adj_h2)
+    tmp_21 = np.tensordot(X, V2, axes=([2], [1]))
+    adj_a2 = (tmp_21 @ (adj_h2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_21
+    # adj_z_a2[q,k] = adj_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", adj_a2, a2, a2)
+    tmp_22 = (a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+    adj_z_a2 = adj_a2 * a2 - tmp_22[:, :, None] * a2
+    del tmp_22
+    # tan_z_a1[q,k] = 1/sqrt(e) Σ_cij K1[c,i] X[k,i] X[q,j] dir_Q1[c,j] + 1/sqrt(e) Σ_cij Q1[c,i] X[k,j] X[q,i] dir_K1[c,j]
+    # einsum("ci,Bki,Bqj,cj->Bqk", K1, X, X, dir_Q1)
+    tmp_23 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_24 = np.tensordot(dir_Q1, X, axes=([1], [2]))
+    # einsum("ci,Bkj,Bqi,cj->Bqk", Q1, X, X, dir_K1)
+    tmp_25 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_26 = np.tensordot(dir_K1, X, axes=([1], [2]))
+    tan_z_a1 = 0.7071067811865476 * (tmp_24.transpose(1, 2, 0)) @ (tmp_23.transpose(0, 2, 1)) + 0.7071067811865476 * ((tmp_26.transpose(1, 2, 0)) @ (tmp_25.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_23, tmp_24, tmp_25, tmp_26
+    # tan_a1[q,k] = tan_z_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c tan_z_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", tan_z_a1, a1, a1)
+    tmp_27 = (a1[..., None, :] @ tan_z_a1[..., None])[..., 0, 0]
+    tan_a1 = tan_z_a1 * a1 - tmp_27[:, :, None] * a1
+    del tmp_27
+    # tan_h1[q,d] = Σ_ci V1[d,c] X[i,c] tan_a1[q,i] + Σ_ci X[c,i] a1[q,c] dir_V1[d,i]
+    # einsum("dc,Bic,Bqi->Bqd", V1, X, tan_a1)
+    tmp_28 = np.tensordot(X, V1, axes=([2], [1]))
+    # einsum("Bci,Bqc,di->Bqd", X, a1, dir_V1)
+    tmp_29 = np.tensordot(dir_V1, X, axes=([1], [2]))
+    tan_h1 = ((tmp_28.transpose(0, 2, 1)) @ (tan_a1.transpose(0, 2, 1))).transpose(0, 2, 1) + ((tmp_29.transpose(1, 0, 2)) @ (a1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_28, tmp_29
+    # tan_z_a2[q,k] = 1/sqrt(e) Σ_cij K2[c,i] X[k,i] X[q,j] dir_Q2[c,j] + 1/sqrt(e) Σ_cij Q2[c,i] X[k,j] X[q,i] dir_K2[c,j]
+    # einsum("ci,Bki,Bqj,cj->Bqk", K2, X, X, dir_Q2)
+    tmp_30 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_31 = np.tensordot(dir_Q2, X, axes=([1], [2]))
+    # einsum("ci,Bkj,Bqi,cj->Bqk", Q2, X, X, dir_K2)
+    tmp_32 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_33 = np.tensordot(dir_K2, X, axes=([1], [2]))
+    tan_z_a2 = 0.7071067811865476 * (tmp_31.transpose(1, 2, 0)) @ (tmp_30.transpose(0, 2, 1)) + 0.7071067811865476 * ((tmp_33.transpose(1, 2, 0)) @ (tmp_32.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_30, tmp_31, tmp_32, tmp_33
+    # tan_a2[q,k] = tan_z_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c tan_z_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", tan_z_a2, a2, a2)
+    tmp_34 = (a2[..., None, :] @ tan_z_a2[..., None])[..., 0, 0]
+    tan_a2 = tan_z_a2 * a2 - tmp_34[:, :, None] * a2
+    del tmp_34
+    # tan_h2[q,d] = Σ_ci V2[d,c] X[i,c] tan_a2[q,i] + Σ_ci X[c,i] a2[q,c] dir_V2[d,i]
+    # einsum("dc,Bic,Bqi->Bqd", V2, X, tan_a2)
+    tmp_35 = np.tensordot(X, V2, axes=([2], [1]))
+    # einsum("Bci,Bqc,di->Bqd", X, a2, dir_V2)
+    tmp_36 = np.tensordot(dir_V2, X, axes=([1], [2]))
+    tan_h2 = ((tmp_35.transpose(0, 2, 1)) @ (tan_a2.transpose(0, 2, 1))).transpose(0, 2, 1) + ((tmp_36.transpose(1, 0, 2)) @ (a2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_35, tmp_36
+    # tan_r[q,i] = Σ_c dir_O1[i,c] h1[q,c] + Σ_c O1[i,c] tan_h1[q,c] + Σ_c dir_O2[i,c] h2[q,c] + Σ_c O2[i,c] tan_h2[q,c]
+    # einsum("ic,Bqc->Bqi", dir_O1, h1)
+    # einsum("ic,Bqc->Bqi", O1, tan_h1)
+    # einsum("ic,Bqc->Bqi", dir_O2, h2)
+    # einsum("ic,Bqc->Bqi", O2, tan_h2)
+    tan_r = np.tensordot(h1, dir_O1, axes=([2], [1])) + np.tensordot(tan_h1, O1, axes=([2], [1])) + np.tensordot(h2, dir_O2, axes=([2], [1])) + np.tensordot(tan_h2, O2, axes=([2], [1]))
+    # tan_mu[q] = 1/n Σ_c tan_r[q,c]
+    # einsum("Bqc->Bq", tan_r)
+    tan_mu = 0.25 * tan_r.sum(axis=2)
+    # tan_va[q] = 2/n Σ_c r[q,c] tan_r[q,c] - 2 mu[q] tan_mu[q]
+    # einsum("Bqc,Bqc->Bq", r, tan_r)
+    tan_va = 0.5 * (tan_r[..., None, :] @ r[..., None])[..., 0, 0] - 2 * mu * tan_mu
+    # tan_z_ln[q] = sd'(va[q]) tan_va[q]
+    tan_z_ln = dsd_va * tan_va
+    # tan_ln[q,i] = reciprocal(z_ln[q]) dir_g[i] r[q,i] - reciprocal(z_ln[q]) dir_g[i] mu[q] + reciprocal(z_ln[q]) g[i] tan_r[q,i] - reciprocal(z_ln[q]) g[i] tan_mu[q] + reciprocal'(z_ln[q]) g[i] r[q,i] tan_z_ln[q] - reciprocal'(z_ln[q]) g[i] mu[q] tan_z_ln[q] + 1[q] dir_b[i]
+    # einsum("Bq,i,Bqi->Bqi", reciprocal_z_ln, dir_g, r)
+    tmp_37 = dir_g[:, None, None] * reciprocal_z_ln
+    # einsum("Bq,i,Bq->Bqi", reciprocal_z_ln, dir_g, mu)
+    tmp_38 = mu * reciprocal_z_ln
+    # einsum("Bq,i,Bqi->Bqi", reciprocal_z_ln, g, tan_r)
+    tmp_39 = g[:, None, None] * reciprocal_z_ln
+    # einsum("Bq,i,Bq->Bqi", reciprocal_z_ln, g, tan_mu)
+    tmp_40 = tan_mu * reciprocal_z_ln
+    # einsum("Bq,i,Bqi,Bq->Bqi", dreciprocal_z_ln, g, r, tan_z_ln)
+    tmp_41 = tan_z_ln * dreciprocal_z_ln
+    tmp_42 = r * g
+    # einsum("Bq,i,Bq,Bq->Bqi", dreciprocal_z_ln, g, mu, tan_z_ln)
+    tmp_43 = mu * dreciprocal_z_ln
+    tmp_44 = tmp_43 * tan_z_ln
+    del tmp_43
+    # einsum("q,i->qi", np.ones(3), dir_b)
+    tan_ln = tmp_37.transpose(1, 2, 0) * r - tmp_38[:, :, None] * dir_g + tmp_39.transpose(1, 2, 0) * tan_r - tmp_40[:, :, None] * g + tmp_42 * tmp_41[:, :, None] - tmp_44[:, :, None] * g + dir_b * (np.ones(3))[:, None]
+    del tmp_37, tmp_38, tmp_39, tmp_40, tmp_41, tmp_42, tmp_44
+    # tan_z_ff[a,q] = Σ_c dir_F1[a,c] ln[q,c] + Σ_c F1[a,c] tan_ln[q,c]
+    # einsum("ac,Bqc->Baq", dir_F1, ln)
+    # einsum("ac,Bqc->Baq", F1, tan_ln)
+    tan_z_ff = (np.tensordot(ln, dir_F1, axes=([2], [1]))).transpose(0, 2, 1) + (np.tensordot(tan_ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
+    # tan_ff[q,i] = tan_ln[q,i] + Σ_c gelu(z_ff[c,q]) dir_F2[i,c] + Σ_c gelu'(z_ff[c,q]) F2[i,c] tan_z_ff[c,q]
+    # einsum("Bcq,ic->Bqi", gelu_z_ff, dir_F2)
+    # einsum("Bcq,ic,Bcq->Bqi", dgelu_z_ff, F2, tan_z_ff)
+    tmp_45 = tan_z_ff * dgelu_z_ff
+    tan_ff = tan_ln + (np.tensordot(dir_F2, gelu_z_ff, axes=([1], [1]))).transpose(1, 2, 0) + np.tensordot(tmp_45, F2, axes=([1], [1]))
+    del tmp_45
+    # tan_p[l] = 1/t Σ_ci dir_U[l,c] ff[i,c] + 1/t Σ_ci U[l,c] tan_ff[i,c]
+    # einsum("lc,Bic->Bl", dir_U, ff)
+    # einsum("lc,Bic->Bl", U, tan_ff)
+    tan_p = 0.3333333333333333 * (ff.sum(axis=1)) @ dir_U.T + 0.3333333333333333 * (tan_ff.sum(axis=1)) @ U.T
+    # radj_p[l] = tan_p[l] softmax_l(p[l]) - Σ_c tan_p[c] softmax_c(p[c]) softmax_l(p[l]) (÷ B: the batch mean seeded once)
+    # einsum("Bc,Bc,Bl->Bl", tan_p, softmax_p, softmax_p)
+    tmp_46 = (softmax_p[..., None, :] @ tan_p[..., None])[..., 0, 0]
+    radj_p = (tan_p * softmax_p - tmp_46[:, None] * softmax_p) / B
+    del softmax_p, tan_p, tmp_46
+    # Σ_b H[U,b]·vector[b][l,i] = 1/t Σ_c ff[c,i] radj_p[l] + 1/t Σ_c adj_p[l] tan_ff[c,i]
+    # einsum("Bci,Bl->li", ff, radj_p)
+    # einsum("Bl,Bci->li", adj_p, tan_ff)
+    hvp_U = 0.3333333333333333 * radj_p.T @ (ff.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_ff.sum(axis=1))
+    del ff, tan_ff
+    # radj_ff[q,i] = 1/t Σ_c 1[q] adj_p[c] dir_U[c,i] + 1/t Σ_c 1[q] U[c,i] radj_p[c]
+    # einsum("q,Bc,ci->Bqi", np.ones(3), adj_p, dir_U)
+    tmp_47 = dir_U.T @ adj_p.T
+    del adj_p
+    # einsum("q,ci,Bc->Bqi", np.ones(3), U, radj_p)
+    tmp_48 = radj_p @ U
+    del radj_p
+    radj_ff = 0.3333333333333333 * tmp_47.T[:, None] * (np.ones(3))[:, None] + 0.3333333333333333 * tmp_48[:, None] * (np.ones(3))[:, None]
+    del tmp_47, tmp_48
+    # Σ_b H[F2,b]·vector[b][i,a] = Σ_c gelu'(z_ff[a,c]) adj_ff[c,i] tan_z_ff[a,c] + Σ_c gelu(z_ff[a,c]) radj_ff[c,i]
+    # einsum("Bac,Bci,Bac->ia", dgelu_z_ff, adj_ff, tan_z_ff)
+    tmp_49 = tan_z_ff * dgelu_z_ff
+    # einsum("Bac,Bci->ia", gelu_z_ff, radj_ff)
+    hvp_F2 = (np.tensordot(tmp_49, adj_ff, axes=([0, 2], [0, 1]))).T + np.tensordot(radj_ff, gelu_z_ff, axes=([0, 1], [0, 2]))
+    del gelu_z_ff, tmp_49
+    # radj_z_ff[a,q] = Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] tan_z_ff[a,q] + Σ_c gelu'(z_ff[a,q]) adj_ff[q,c] dir_F2[c,a] + Σ_c gelu'(z_ff[a,q]) F2[c,a] radj_ff[q,c]
+    d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+    del z_ff
+    # einsum("Baq,ca,Bqc,Baq->Baq", d2gelu_z_ff, F2, adj_ff, tan_z_ff)
+    tmp_50 = tan_z_ff * d2gelu_z_ff
+    tmp_51 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+    del tan_z_ff, d2gelu_z_ff
+    # einsum("Baq,Bqc,ca->Baq", dgelu_z_ff, adj_ff, dir_F2)
+    tmp_52 = np.tensordot(dir_F2, adj_ff, axes=([0], [2]))
+    del adj_ff
+    # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, radj_ff)
+    tmp_53 = np.tensordot(radj_ff, F2, axes=([2], [0]))
+    radj_z_ff = tmp_51.transpose(0, 2, 1) * tmp_50 + tmp_52.transpose(1, 0, 2) * dgelu_z_ff + tmp_53.transpose(0, 2, 1) * dgelu_z_ff
+    del dgelu_z_ff, tmp_50, tmp_51, tmp_52, tmp_53
+    # Σ_b H[F1,b]·vector[b][a,i] = Σ_c ln[c,i] radj_z_ff[a,c] + Σ_c adj_z_ff[a,c] tan_ln[c,i]
+    # einsum("Bci,Bac->ai", ln, radj_z_ff)
+    # einsum("Bac,Bci->ai", adj_z_ff, tan_ln)
+    hvp_F1 = np.tensordot(radj_z_ff, ln, axes=([0, 2], [0, 1])) + (np.tensordot(tan_ln, adj_z_ff, axes=([0, 1], [0, 2]))).T
+    del ln, tan_ln
+    # radj_ln[q,i] = Σ_c adj_z_ff[c,q] dir_F1[c,i] + Σ_c F1[c,i] radj_z_ff[c,q] + radj_ff[q,i]
+    # einsum("Bcq,ci->Bqi", adj_z_ff, dir_F1)
+    # einsum("ci,Bcq->Bqi", F1, radj_z_ff)
+    radj_ln = (np.tensordot(dir_F1, adj_z_ff, axes=([0], [1]))).transpose(1, 2, 0) + np.tensordot(radj_z_ff, F1, axes=([1], [0])) + radj_ff
+    del adj_z_ff, radj_ff, radj_z_ff
+    # Σ_b H[g,b]·vector[b][i] = Σ_c reciprocal'(z_ln[c]) adj_ln[c,i] r[c,i] tan_z_ln[c] - Σ_c reciprocal'(z_ln[c]) adj_ln[c,i] mu[c] tan_z_ln[c] + Σ_c reciprocal(z_ln[c]) r[c,i] radj_ln[c,i] - Σ_c reciprocal(z_ln[c]) mu[c] radj_ln[c,i] + Σ_c reciprocal(z_ln[c]) adj_ln[c,i] tan_r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] tan_mu[c]
+    # einsum("Bc,Bci,Bci,Bc->i", dreciprocal_z_ln, adj_ln, r, tan_z_ln)
+    tmp_54 = tan_z_ln * dreciprocal_z_ln
+    tmp_55 = r * adj_ln
+    # einsum("Bc,Bci,Bc,Bc->i", dreciprocal_z_ln, adj_ln, mu, tan_z_ln)
+    tmp_56 = tan_z_ln * mu
+    tmp_57 = adj_ln * dreciprocal_z_ln[:, :, None]
     # einsum("Bc,Bci,Bci->i", reciprocal_z_ln, r, radj_ln)
-    tmp_25 = r * reciprocal_z_ln[:, :, None]
+    tmp_58 = r * reciprocal_z_ln[:, :, None]
     # einsum("Bc,Bc,Bci->i", reciprocal_z_ln, mu, radj_ln)
-    tmp_26 = radj_ln * reciprocal_z_ln[:, :, None]
-    tan_r = t["tan_r"]
+    tmp_59 = radj_ln * reciprocal_z_ln[:, :, None]
     # einsum("Bc,Bci,Bci->i", reciprocal_z_ln, adj_ln, tan_r)
-    tmp_27 = adj_ln * reciprocal_z_ln[:, :, None]
-    tan_mu = t["tan_mu"]
+    tmp_60 = adj_ln * reciprocal_z_ln[:, :, None]
     # einsum("Bc,Bci,Bc->i", reciprocal_z_ln, adj_ln, tan_mu)
-    tmp_28 = adj_ln * reciprocal_z_ln[:, :, None]
-    hvp_g = (np.tensordot(tmp_22, tmp_21, axes=([0, 1], [0, 1])) - np.tensordot(tmp_24, tmp_23, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_25, radj_ln, optimize=False) - np.tensordot(tmp_26, mu, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_27, tan_r, optimize=False) - np.tensordot(tmp_28, tan_mu, axes=([0, 1], [0, 1]))) / B
+    tmp_61 = adj_ln * reciprocal_z_ln[:, :, None]
+    hvp_g = np.tensordot(tmp_55, tmp_54, axes=([0, 1], [0, 1])) - np.tensordot(tmp_57, tmp_56, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_58, radj_ln, optimize=False) - np.tensordot(tmp_59, mu, axes=([0, 1], [0, 1])) + np.einsum("Bci,Bci->i", tmp_60, tan_r, optimize=False) - np.tensordot(tmp_61, tan_mu, axes=([0, 1], [0, 1]))
+    del tmp_54, tmp_55, tmp_56, tmp_57, tmp_58, tmp_59, tmp_60, tmp_61
     # Σ_b H[b,b]·vector[b][i] = Σ_c radj_ln[c,i]
     # einsum("Bci->i", radj_ln)
-    hvp_b = radj_ln.sum(axis=(0, 1)) / B
-    # Σ_b H[F1,b]·vector[b][a,i] = Σ_c ln[c,i] radj_z_ff[a,c] + Σ_c adj_z_ff[a,c] tan_ln[c,i]
-    ln = t["ln"]
-    radj_z_ff = t["radj_z_ff"]
-    # einsum("Bci,Bac->ai", ln, radj_z_ff)
-    adj_z_ff = t["adj_z_ff"]
-    tan_ln = t["tan_ln"]
-    # einsum("Bac,Bci->ai", adj_z_ff, tan_ln)
-    hvp_F1 = (np.tensordot(radj_z_ff, ln, axes=([0, 2], [0, 1])) + (np.tensordot(tan_ln, adj_z_ff, axes=([0, 1], [0, 2]))).T) / B
-    # Σ_b H[F2,b]·vector[b][i,a] = Σ_c gelu'(z_ff[a,c]) adj_ff[c,i] tan_z_ff[a,c] + Σ_c gelu(z_ff[a,c]) radj_ff[c,i]
-    z_ff = t["z_ff"]
-    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
-    adj_ff = t["adj_ff"]
-    tan_z_ff = t["tan_z_ff"]
-    # einsum("Bac,Bci,Bac->ia", dgelu_z_ff, adj_ff, tan_z_ff)
-    tmp_29 = tan_z_ff * dgelu_z_ff
-    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
-    radj_ff = t["radj_ff"]
-    # einsum("Bac,Bci->ia", gelu_z_ff, radj_ff)
-    hvp_F2 = ((np.tensordot(tmp_29, adj_ff, axes=([0, 2], [0, 1]))).T + np.tensordot(radj_ff, gelu_z_ff, axes=([0, 1], [0, 2]))) / B
-    # Σ_b H[U,b]·vector[b][l,i] = 1/t Σ_c ff[c,i] radj_p[l] + 1/t Σ_c adj_p[l] tan_ff[c,i]
-    ff = t["ff"]
-    radj_p = t["radj_p"]
-    # einsum("Bci,Bl->li", ff, radj_p)
-    adj_p = t["adj_p"]
-    tan_ff = t["tan_ff"]
-    # einsum("Bl,Bci->li", adj_p, tan_ff)
-    hvp_U = (0.3333333333333333 * radj_p.T @ (ff.sum(axis=1)) + 0.3333333333333333 * adj_p.T @ (tan_ff.sum(axis=1))) / B
+    hvp_b = radj_ln.sum(axis=(0, 1))
+    # radj_z_ln[q] = Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] r[q,c] tan_z_ln[q] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] mu[q] tan_z_ln[q] + Σ_c reciprocal'(z_ln[q]) g[c] r[q,c] radj_ln[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] mu[q] radj_ln[q,c] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] dir_g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] dir_g[c] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] tan_r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] tan_mu[q]
+    d2reciprocal_z_ln = 2/z_ln**3
+    del z_ln
+    # einsum("Bq,Bqc,c,Bqc,Bq->Bq", d2reciprocal_z_ln, adj_ln, g, r, tan_z_ln)
+    tmp_62 = r * adj_ln
+    tmp_63 = tan_z_ln * d2reciprocal_z_ln
+    tmp_64 = tmp_63[:, :, None] * tmp_62
+    del tmp_62, tmp_63
+    # einsum("Bq,Bqc,c,Bq,Bq->Bq", d2reciprocal_z_ln, adj_ln, g, mu, tan_z_ln)
+    tmp_65 = mu * d2reciprocal_z_ln
+    tmp_66 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    tmp_67 = tmp_65 * tan_z_ln
+    del d2reciprocal_z_ln, tmp_65
+    # einsum("Bq,c,Bqc,Bqc->Bq", dreciprocal_z_ln, g, r, radj_ln)
+    tmp_68 = g[:, None, None] * dreciprocal_z_ln
+    tmp_69 = radj_ln * r
+    # einsum("Bq,c,Bq,Bqc->Bq", dreciprocal_z_ln, g, mu, radj_ln)
+    tmp_70 = mu * dreciprocal_z_ln
+    tmp_71 = np.tensordot(radj_ln, g, axes=([2], [0]))
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, dir_g, r)
+    tmp_72 = dir_g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    tmp_73 = (((tmp_72.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
+    del tmp_72
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, dir_g, mu)
+    tmp_74 = mu * dreciprocal_z_ln
+    tmp_75 = np.tensordot(dir_g, adj_ln, axes=([0], [2]))
+    # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, tan_r)
+    tmp_76 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    tmp_77 = (((tmp_76.transpose(1, 2, 0))[..., None, :]) @ tan_r[..., None])[..., 0, 0]
+    del tmp_76
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, tan_mu)
+    tmp_78 = tan_mu * dreciprocal_z_ln
+    tmp_79 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    radj_z_ln = np.tensordot(tmp_64, g, axes=([2], [0])) - tmp_67 * tmp_66 + (tmp_69[..., None, :] @ ((tmp_68.transpose(1, 2, 0))[..., None]))[..., 0, 0] - tmp_71 * tmp_70 + tmp_73 * dreciprocal_z_ln - tmp_75 * tmp_74 + tmp_77 * dreciprocal_z_ln - tmp_79 * tmp_78
+    del tmp_64, tmp_66, tmp_67, tmp_68, tmp_69, tmp_70, tmp_71, tmp_73, tmp_74, tmp_75, tmp_77, tmp_78, tmp_79
+    # radj_va[q] = sd''(va[q]) adj_z_ln[q] tan_va[q] + sd'(va[q]) radj_z_ln[q]
+    d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
+    del va
+    radj_va = d2sd_va * adj_z_ln * tan_va + dsd_va * radj_z_ln
+    del adj_z_ln, dsd_va, tan_va, radj_z_ln, d2sd_va
+    # radj_mu[q] = -2 mu[q] radj_va[q] - 2 adj_va[q] tan_mu[q] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] tan_z_ln[q] - Σ_c reciprocal(z_ln[q]) g[c] radj_ln[q,c] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] dir_g[c]
+    # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, tan_z_ln)
+    tmp_80 = tan_z_ln * dreciprocal_z_ln
+    tmp_81 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    # einsum("Bq,c,Bqc->Bq", reciprocal_z_ln, g, radj_ln)
+    tmp_82 = np.tensordot(radj_ln, g, axes=([2], [0]))
+    # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln, adj_ln, dir_g)
+    tmp_83 = np.tensordot(dir_g, adj_ln, axes=([0], [2]))
+    radj_mu = -2 * mu * radj_va - 2 * adj_va * tan_mu - tmp_81 * tmp_80 - tmp_82 * reciprocal_z_ln - tmp_83 * reciprocal_z_ln
+    del mu, tan_mu, tmp_80, tmp_81, tmp_82, tmp_83
+    # radj_r[q,i] = 1/n 1[i] radj_mu[q] + 2/n r[q,i] radj_va[q] + 2/n adj_va[q] tan_r[q,i] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] tan_z_ln[q] + reciprocal(z_ln[q]) g[i] radj_ln[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] dir_g[i]
+    # einsum("i,Bq->Bqi", np.ones(4), radj_mu)
+    # einsum("Bqi,Bq->Bqi", r, radj_va)
+    # einsum("Bq,Bqi->Bqi", adj_va, tan_r)
+    # einsum("Bq,Bqi,i,Bq->Bqi", dreciprocal_z_ln, adj_ln, g, tan_z_ln)
+    tmp_84 = tan_z_ln * dreciprocal_z_ln
+    tmp_85 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    del dreciprocal_z_ln, tan_z_ln
+    # einsum("Bq,i,Bqi->Bqi", reciprocal_z_ln, g, radj_ln)
+    tmp_86 = g[:, None, None] * reciprocal_z_ln
+    # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln, adj_ln, dir_g)
+    tmp_87 = adj_ln * reciprocal_z_ln[:, :, None]
+    del reciprocal_z_ln, adj_ln
+    radj_r = 0.25 * radj_mu[:, :, None] * np.ones(4) + 0.5 * radj_va[:, :, None] * r + 0.5 * tan_r * adj_va[:, :, None] + tmp_85.transpose(1, 2, 0) * tmp_84[:, :, None] + tmp_86.transpose(1, 2, 0) * radj_ln + tmp_87 * dir_g
+    del r, adj_va, tan_r, radj_ln, radj_va, radj_mu, tmp_84, tmp_85, tmp_86, tmp_87
+    # Σ_b H[O1,b]·vector[b][i,d] = Σ_c h1[c,d] radj_r[c,i] + Σ_c adj_r[c,i] tan_h1[c,d]
+    # einsum("Bcd,Bci->id", h1, radj_r)
+    # einsum("Bci,Bcd->id", adj_r, tan_h1)
+    hvp_O1 = np.tensordot(radj_r, h1, axes=([0, 1], [0, 1])) + (np.tensordot(tan_h1, adj_r, axes=([0, 1], [0, 1]))).T
+    del h1, tan_h1
+    # Σ_b H[O2,b]·vector[b][i,d] = Σ_c h2[c,d] radj_r[c,i] + Σ_c adj_r[c,i] tan_h2[c,d]
+    # einsum("Bcd,Bci->id", h2, radj_r)
+    # einsum("Bci,Bcd->id", adj_r, tan_h2)
+    hvp_O2 = np.tensordot(radj_r, h2, axes=([0, 1], [0, 1])) + (np.tensordot(tan_h2, adj_r, axes=([0, 1], [0, 1]))).T
+    del h2, tan_h2
+    # radj_h1[q,d] = Σ_c adj_r[q,c] dir_O1[c,d] + Σ_c O1[c,d] radj_r[q,c]
+    # einsum("Bqc,cd->Bqd", adj_r, dir_O1)
+    # einsum("cd,Bqc->Bqd", O1, radj_r)
+    radj_h1 = (np.tensordot(dir_O1, adj_r, axes=([0], [2]))).transpose(1, 2, 0) + np.tensordot(radj_r, O1, axes=([2], [0]))
+    # Σ_b H[V1,b]·vector[b][d,i] = Σ_cj X[c,i] adj_h1[j,d] tan_a1[j,c] + Σ_cj X[c,i] a1[j,c] radj_h1[j,d]
+    # einsum("Bci,Bjd,Bjc->di", X, adj_h1, tan_a1)
+    tmp_88 = (tan_a1.transpose(0, 2, 1)) @ adj_h1
+    del tan_a1
+    # einsum("Bci,Bjc,Bjd->di", X, a1, radj_h1)
+    tmp_89 = (radj_h1.transpose(0, 2, 1)) @ a1
+    hvp_V1 = np.tensordot(tmp_88, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_89, X, axes=([0, 2], [0, 1]))
+    del tmp_88, tmp_89
+    # radj_a1[q,k] = Σ_ci X[k,c] adj_h1[q,i] dir_V1[i,c] + Σ_ci V1[c,i] X[k,i] radj_h1[q,c]
+    # einsum("Bkc,Bqi,ic->Bqk", X, adj_h1, dir_V1)
+    tmp_90 = np.tensordot(dir_V1, X, axes=([1], [2]))
+    # einsum("ci,Bki,Bqc->Bqk", V1, X, radj_h1)
+    tmp_91 = np.tensordot(X, V1, axes=([2], [1]))
+    radj_a1 = ((tmp_90.transpose(1, 2, 0)) @ (adj_h1.transpose(0, 2, 1))).transpose(0, 2, 1) + (tmp_91 @ (radj_h1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h1, radj_h1, tmp_90, tmp_91
+    # radj_z_a1[q,k] = radj_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c radj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k]) + adj_a1[q,k] tan_z_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,k] tan_z_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,c] tan_z_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k]) + 2 Σ_ci adj_a1[q,c] tan_z_a1[q,i] softmax_c(z_a1[q,c]) softmax_i(z_a1[q,i]) softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,c] tan_z_a1[q,k] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", radj_a1, a1, a1)
+    tmp_92 = (a1[..., None, :] @ radj_a1[..., None])[..., 0, 0]
+    # einsum("Bqk,Bqc,Bqc,Bqk->Bqk", adj_a1, tan_z_a1, a1, a1)
+    tmp_93 = a1 * adj_a1
+    tmp_94 = (a1[..., None, :] @ tan_z_a1[..., None])[..., 0, 0]
+    # einsum("Bqc,Bqc,Bqc,Bqk->Bqk", adj_a1, tan_z_a1, a1, a1)
+    tmp_95 = tan_z_a1 * adj_a1
+    tmp_96 = (tmp_95[..., None, :] @ a1[..., None])[..., 0, 0]
+    del tmp_95
+    # einsum("Bqc,Bqi,Bqc,Bqi,Bqk->Bqk", adj_a1, tan_z_a1, a1, a1, a1)
+    tmp_97 = (a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+    tmp_98 = (a1[..., None, :] @ tan_z_a1[..., None])[..., 0, 0]
+    tmp_99 = tmp_98 * tmp_97
+    del tmp_97, tmp_98
+    # einsum("Bqc,Bqk,Bqc,Bqk->Bqk", adj_a1, tan_z_a1, a1, a1)
+    tmp_100 = (a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+    tmp_101 = a1 * tan_z_a1
+    radj_z_a1 = radj_a1 * a1 - tmp_92[:, :, None] * a1 + adj_a1 * tan_z_a1 * a1 - tmp_94[:, :, None] * tmp_93 - tmp_96[:, :, None] * a1 + 2 * tmp_99[:, :, None] * a1 - tmp_101 * tmp_100[:, :, None]
+    del a1, adj_a1, tan_z_a1, radj_a1, tmp_92, tmp_93, tmp_94, tmp_96, tmp_99, tmp_100, tmp_101
+    # Σ_b H[Q1,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a1[k,c] dir_K1[d,j] + 1/sqrt(e) Σ_cjk K1[d,c] X[j,c] X[k,i] radj_z_a1[k,j]
+    # einsum("Bcj,Bki,Bkc,dj->di", X, X, adj_z_a1, dir_K1)
+    tmp_102 = np.tensordot(dir_K1, X, axes=([1], [2]))
+    tmp_103 = ((tmp_102.transpose(1, 0, 2)) @ (adj_z_a1.transpose(0, 2, 1))).transpose(1, 0, 2)
+    del tmp_102
+    # einsum("dc,Bjc,Bki,Bkj->di", K1, X, X, radj_z_a1)
+    tmp_104 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_105 = (tmp_104.transpose(0, 2, 1)) @ (radj_z_a1.transpose(0, 2, 1))
+    del tmp_104
+    hvp_Q1 = 0.7071067811865476 * np.tensordot(tmp_103, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_105, X, axes=([0, 2], [0, 1]))
+    del tmp_103, tmp_105
+    # Σ_b H[K1,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a1[c,k] dir_Q1[d,j] + 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] radj_z_a1[j,k]
+    # einsum("Bcj,Bki,Bck,dj->di", X, X, adj_z_a1, dir_Q1)
+    tmp_106 = np.tensordot(dir_Q1, X, axes=([1], [2]))
+    tmp_107 = ((tmp_106.transpose(1, 0, 2)) @ adj_z_a1).transpose(1, 0, 2)
+    del adj_z_a1, tmp_106
+    # einsum("dc,Bjc,Bki,Bjk->di", Q1, X, X, radj_z_a1)
+    tmp_108 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_109 = (tmp_108.transpose(0, 2, 1)) @ radj_z_a1
+    del radj_z_a1, tmp_108
+    hvp_K1 = 0.7071067811865476 * np.tensordot(tmp_107, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_109, X, axes=([0, 2], [0, 1]))
+    del tmp_107, tmp_109
+    # radj_h2[q,d] = Σ_c adj_r[q,c] dir_O2[c,d] + Σ_c O2[c,d] radj_r[q,c]
+    # einsum("Bqc,cd->Bqd", adj_r, dir_O2)
+    # einsum("cd,Bqc->Bqd", O2, radj_r)
+    radj_h2 = (np.tensordot(dir_O2, adj_r, axes=([0], [2]))).transpose(1, 2, 0) + np.tensordot(radj_r, O2, axes=([2], [0]))
+    del adj_r, radj_r
+    # Σ_b H[V2,b]·vector[b][d,i] = Σ_cj X[c,i] adj_h2[j,d] tan_a2[j,c] + Σ_cj X[c,i] a2[j,c] radj_h2[j,d]
+    # einsum("Bci,Bjd,Bjc->di", X, adj_h2, tan_a2)
+    tmp_110 = (tan_a2.transpose(0, 2, 1)) @ adj_h2
+    del tan_a2
+    # einsum("Bci,Bjc,Bjd->di", X, a2, radj_h2)
+    tmp_111 = (radj_h2.transpose(0, 2, 1)) @ a2
+    hvp_V2 = np.tensordot(tmp_110, X, axes=([0, 1], [0, 1])) + np.tensordot(tmp_111, X, axes=([0, 2], [0, 1]))
+    del tmp_110, tmp_111
+    # radj_a2[q,k] = Σ_ci X[k,c] adj_h2[q,i] dir_V2[i,c] + Σ_ci V2[c,i] X[k,i] radj_h2[q,c]
+    # einsum("Bkc,Bqi,ic->Bqk", X, adj_h2, dir_V2)
+    tmp_112 = np.tensordot(dir_V2, X, axes=([1], [2]))
+    # einsum("ci,Bki,Bqc->Bqk", V2, X, radj_h2)
+    tmp_113 = np.tensordot(X, V2, axes=([2], [1]))
+    radj_a2 = ((tmp_112.transpose(1, 2, 0)) @ (adj_h2.transpose(0, 2, 1))).transpose(0, 2, 1) + (tmp_113 @ (radj_h2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h2, radj_h2, tmp_112, tmp_113
+    # radj_z_a2[q,k] = radj_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c radj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k]) + adj_a2[q,k] tan_z_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,k] tan_z_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,c] tan_z_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k]) + 2 Σ_ci adj_a2[q,c] tan_z_a2[q,i] softmax_c(z_a2[q,c]) softmax_i(z_a2[q,i]) softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,c] tan_z_a2[q,k] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+    # einsum("Bqc,Bqc,Bqk->Bqk", radj_a2, a2, a2)
+    tmp_114 = (a2[..., None, :] @ radj_a2[..., None])[..., 0, 0]
+    # einsum("Bqk,Bqc,Bqc,Bqk->Bqk", adj_a2, tan_z_a2, a2, a2)
+    tmp_115 = a2 * adj_a2
+    tmp_116 = (a2[..., None, :] @ tan_z_a2[..., None])[..., 0, 0]
+    # einsum("Bqc,Bqc,Bqc,Bqk->Bqk", adj_a2, tan_z_a2, a2, a2)
+    tmp_117 = tan_z_a2 * adj_a2
+    tmp_118 = (tmp_117[..., None, :] @ a2[..., None])[..., 0, 0]
+    del tmp_117
+    # einsum("Bqc,Bqi,Bqc,Bqi,Bqk->Bqk", adj_a2, tan_z_a2, a2, a2, a2)
+    tmp_119 = (a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+    tmp_120 = (a2[..., None, :] @ tan_z_a2[..., None])[..., 0, 0]
+    tmp_121 = tmp_120 * tmp_119
+    del tmp_119, tmp_120
+    # einsum("Bqc,Bqk,Bqc,Bqk->Bqk", adj_a2, tan_z_a2, a2, a2)
+    tmp_122 = (a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+    tmp_123 = a2 * tan_z_a2
+    radj_z_a2 = radj_a2 * a2 - tmp_114[:, :, None] * a2 + adj_a2 * tan_z_a2 * a2 - tmp_116[:, :, None] * tmp_115 - tmp_118[:, :, None] * a2 + 2 * tmp_121[:, :, None] * a2 - tmp_123 * tmp_122[:, :, None]
+    del a2, adj_a2, tan_z_a2, radj_a2, tmp_114, tmp_115, tmp_116, tmp_118, tmp_121, tmp_122, tmp_123
+    # Σ_b H[Q2,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a2[k,c] dir_K2[d,j] + 1/sqrt(e) Σ_cjk K2[d,c] X[j,c] X[k,i] radj_z_a2[k,j]
+    # einsum("Bcj,Bki,Bkc,dj->di", X, X, adj_z_a2, dir_K2)
+    tmp_124 = np.tensordot(dir_K2, X, axes=([1], [2]))
+    tmp_125 = ((tmp_124.transpose(1, 0, 2)) @ (adj_z_a2.transpose(0, 2, 1))).transpose(1, 0, 2)
+    del tmp_124
+    # einsum("dc,Bjc,Bki,Bkj->di", K2, X, X, radj_z_a2)
+    tmp_126 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_127 = (tmp_126.transpose(0, 2, 1)) @ (radj_z_a2.transpose(0, 2, 1))
+    del tmp_126
+    hvp_Q2 = 0.7071067811865476 * np.tensordot(tmp_125, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_127, X, axes=([0, 2], [0, 1]))
+    del tmp_125, tmp_127
+    # Σ_b H[K2,b]·vector[b][d,i] = 1/sqrt(e) Σ_cjk X[c,j] X[k,i] adj_z_a2[c,k] dir_Q2[d,j] + 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] radj_z_a2[j,k]
+    # einsum("Bcj,Bki,Bck,dj->di", X, X, adj_z_a2, dir_Q2)
+    tmp_128 = np.tensordot(dir_Q2, X, axes=([1], [2]))
+    tmp_129 = ((tmp_128.transpose(1, 0, 2)) @ adj_z_a2).transpose(1, 0, 2)
+    del adj_z_a2, tmp_128
+    # einsum("dc,Bjc,Bki,Bjk->di", Q2, X, X, radj_z_a2)
+    tmp_130 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_131 = (tmp_130.transpose(0, 2, 1)) @ radj_z_a2
+    del radj_z_a2, tmp_130
+    hvp_K2 = 0.7071067811865476 * np.tensordot(tmp_129, X, axes=([1, 2], [0, 1])) + 0.7071067811865476 * np.tensordot(tmp_131, X, axes=([0, 2], [0, 1]))
+    del tmp_129, tmp_131
     return {"Q1": hvp_Q1, "K1": hvp_K1, "V1": hvp_V1, "O1": hvp_O1, "Q2": hvp_Q2, "K2": hvp_K2, "V2": hvp_V2, "O2": hvp_O2, "g": hvp_g, "b": hvp_b, "F1": hvp_F1, "F2": hvp_F2, "U": hvp_U}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_p__ff"] = _jac_p__ff(t)
-    t["jac_p__z_ff"] = _jac_p__z_ff(t)
-    t["jac_p__ln"] = _jac_p__ln(t)
-    t["jac_p__z_ln"] = _jac_p__z_ln(t)
-    t["jac_p__va"] = _jac_p__va(t)
-    t["jac_p__mu"] = _jac_p__mu(t)
-    t["jac_p__r"] = _jac_p__r(t)
-    t["jac_p__h1"] = _jac_p__h1(t)
-    t["jac_p__a1"] = _jac_p__a1(t)
-    t["jac_p__z_a1"] = _jac_p__z_a1(t)
-    t["jac_p__h2"] = _jac_p__h2(t)
-    t["jac_p__a2"] = _jac_p__a2(t)
-    t["jac_p__z_a2"] = _jac_p__z_a2(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["X"].shape[0]
-    # diag GGN[Q1] = 1/e Σ_cjklmnop K1[d,c] K1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a1[o,m,k] jac_p__z_a1[p,n,l]
-    K1 = t["K1"]
-    X = t["X"]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_a1 = t["jac_p__z_a1"]
-    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bomk,Bpnl->di", K1, K1, X, X, X, X, hobj_p__p, jac_p__z_a1, jac_p__z_a1)
-    tmp = K1[:, :, None] * K1[:, None]
-    tmp_2 = np.einsum("Bomk,Bkc->Bomc", jac_p__z_a1, X, optimize=False)
-    tmp_3 = np.einsum("Bpnl,Blj->Bpnj", jac_p__z_a1, X, optimize=False)
-    tmp_4 = np.einsum("Bomc,Bop->Bmcp", tmp_2, hobj_p__p, optimize=False)
-    tmp_5 = np.einsum("Bmcp,Bmi->Bcpi", tmp_4, X, optimize=False)
-    tmp_6 = np.einsum("Bpnj,Bni->Bpji", tmp_3, X, optimize=False)
-    tmp_7 = np.einsum("Bpji,Bcpi->jic", tmp_6, tmp_5, optimize=False)
-    ggn_Q1 = 0.5 * (np.tensordot(tmp_7, tmp, axes=([0, 2], [1, 2]))).T / B
-    # diag GGN[K1] = 1/e Σ_cjklmnop Q1[d,c] Q1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a1[o,k,m] jac_p__z_a1[p,l,n]
-    Q1 = t["Q1"]
-    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bokm,Bpln->di", Q1, Q1, X, X, X, X, hobj_p__p, jac_p__z_a1, jac_p__z_a1)
-    tmp_8 = Q1[:, :, None] * Q1[:, None]
-    tmp_9 = np.einsum("Bokm,Bkc->Bomc", jac_p__z_a1, X, optimize=False)
-    tmp_10 = np.einsum("Bpln,Blj->Bpnj", jac_p__z_a1, X, optimize=False)
-    tmp_11 = np.einsum("Bomc,Bop->Bmcp", tmp_9, hobj_p__p, optimize=False)
-    tmp_12 = np.einsum("Bmcp,Bmi->Bcpi", tmp_11, X, optimize=False)
-    tmp_13 = np.einsum("Bpnj,Bni->Bpji", tmp_10, X, optimize=False)
-    tmp_14 = np.einsum("Bpji,Bcpi->jic", tmp_13, tmp_12, optimize=False)
-    ggn_K1 = 0.5 * (np.tensordot(tmp_14, tmp_8, axes=([0, 2], [1, 2]))).T / B
-    # diag GGN[V1] = Σ_cjklmn X[c,i] X[j,i] a1[k,c] a1[l,j] hobj_p__p[m,n] jac_p__h1[m,k,d] jac_p__h1[n,l,d]
-    a1 = t["a1"]
-    jac_p__h1 = t["jac_p__h1"]
-    # einsum("Bci,Bji,Bkc,Blj,Bmn,Bmkd,Bnld->di", X, X, a1, a1, hobj_p__p, jac_p__h1, jac_p__h1)
-    tmp_15 = a1 @ X
-    tmp_16 = a1 @ X
-    tmp_17 = np.einsum("Bki,Bmkd->Bimd", tmp_15, jac_p__h1, optimize=False)
-    tmp_18 = np.einsum("Bnld,Bmn->Bldm", jac_p__h1, hobj_p__p, optimize=False)
-    tmp_19 = np.einsum("Bldm,Bli->Bdmi", tmp_18, tmp_16, optimize=False)
-    ggn_V1 = np.einsum("Bdmi,Bimd->di", tmp_19, tmp_17, optimize=False) / B
-    # diag GGN[O1] = Σ_cjkl h1[c,d] h1[j,d] hobj_p__p[k,l] jac_p__r[k,c,i] jac_p__r[l,j,i]
-    h1 = t["h1"]
-    jac_p__r = t["jac_p__r"]
-    # einsum("Bcd,Bjd,Bkl,Bkci,Blji->id", h1, h1, hobj_p__p, jac_p__r, jac_p__r)
-    tmp_20 = hobj_p__p[:, :, :, None, None] * h1[:, None, None]
-    tmp_21 = np.einsum("Bklcd,Bkci->Bldi", tmp_20, jac_p__r, optimize=False)
-    tmp_22 = np.einsum("Blji,Bjd->Blid", jac_p__r, h1, optimize=False)
-    ggn_O1 = np.einsum("Blid,Bldi->id", tmp_22, tmp_21, optimize=False) / B
-    # diag GGN[Q2] = 1/e Σ_cjklmnop K2[d,c] K2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a2[o,m,k] jac_p__z_a2[p,n,l]
-    K2 = t["K2"]
-    jac_p__z_a2 = t["jac_p__z_a2"]
-    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bomk,Bpnl->di", K2, K2, X, X, X, X, hobj_p__p, jac_p__z_a2, jac_p__z_a2)
-    tmp_23 = K2[:, :, None] * K2[:, None]
-    tmp_24 = np.einsum("Bomk,Bkc->Bomc", jac_p__z_a2, X, optimize=False)
-    tmp_25 = np.einsum("Bpnl,Blj->Bpnj", jac_p__z_a2, X, optimize=False)
-    tmp_26 = np.einsum("Bomc,Bop->Bmcp", tmp_24, hobj_p__p, optimize=False)
-    tmp_27 = np.einsum("Bmcp,Bmi->Bcpi", tmp_26, X, optimize=False)
-    tmp_28 = np.einsum("Bpnj,Bni->Bpji", tmp_25, X, optimize=False)
-    tmp_29 = np.einsum("Bpji,Bcpi->jic", tmp_28, tmp_27, optimize=False)
-    ggn_Q2 = 0.5 * (np.tensordot(tmp_29, tmp_23, axes=([0, 2], [1, 2]))).T / B
-    # diag GGN[K2] = 1/e Σ_cjklmnop Q2[d,c] Q2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a2[o,k,m] jac_p__z_a2[p,l,n]
-    Q2 = t["Q2"]
-    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bokm,Bpln->di", Q2, Q2, X, X, X, X, hobj_p__p, jac_p__z_a2, jac_p__z_a2)
-    tmp_30 = Q2[:, :, None] * Q2[:, None]
-    tmp_31 = np.einsum("Bokm,Bkc->Bomc", jac_p__z_a2, X, optimize=False)
-    tmp_32 = np.einsum("Bpln,Blj->Bpnj", jac_p__z_a2, X, optimize=False)
-    tmp_33 = np.einsum("Bomc,Bop->Bmcp", tmp_31, hobj_p__p, optimize=False)
-    tmp_34 = np.einsum("Bmcp,Bmi->Bcpi", tmp_33, X, optimize=False)
-    tmp_35 = np.einsum("Bpnj,Bni->Bpji", tmp_32, X, optimize=False)
-    tmp_36 = np.einsum("Bpji,Bcpi->jic", tmp_35, tmp_34, optimize=False)
-    ggn_K2 = 0.5 * (np.tensordot(tmp_36, tmp_30, axes=([0, 2], [1, 2]))).T / B
-    # diag GGN[V2] = Σ_cjklmn X[c,i] X[j,i] a2[k,c] a2[l,j] hobj_p__p[m,n] jac_p__h2[m,k,d] jac_p__h2[n,l,d]
-    a2 = t["a2"]
-    jac_p__h2 = t["jac_p__h2"]
-    # einsum("Bci,Bji,Bkc,Blj,Bmn,Bmkd,Bnld->di", X, X, a2, a2, hobj_p__p, jac_p__h2, jac_p__h2)
-    tmp_37 = a2 @ X
-    tmp_38 = a2 @ X
-    tmp_39 = np.einsum("Bki,Bmkd->Bimd", tmp_37, jac_p__h2, optimize=False)
-    tmp_40 = np.einsum("Bnld,Bmn->Bldm", jac_p__h2, hobj_p__p, optimize=False)
-    tmp_41 = np.einsum("Bldm,Bli->Bdmi", tmp_40, tmp_38, optimize=False)
-    ggn_V2 = np.einsum("Bdmi,Bimd->di", tmp_41, tmp_39, optimize=False) / B
-    # diag GGN[O2] = Σ_cjkl h2[c,d] h2[j,d] hobj_p__p[k,l] jac_p__r[k,c,i] jac_p__r[l,j,i]
-    h2 = t["h2"]
-    # einsum("Bcd,Bjd,Bkl,Bkci,Blji->id", h2, h2, hobj_p__p, jac_p__r, jac_p__r)
-    tmp_42 = hobj_p__p[:, :, :, None, None] * h2[:, None, None]
-    tmp_43 = np.einsum("Bklcd,Bkci->Bldi", tmp_42, jac_p__r, optimize=False)
-    tmp_44 = np.einsum("Blji,Bjd->Blid", jac_p__r, h2, optimize=False)
-    ggn_O2 = np.einsum("Blid,Bldi->id", tmp_44, tmp_43, optimize=False) / B
-    # diag GGN[g] = Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] r[c,i] r[j,i] - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[j] r[c,i] - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[c] r[j,i] + Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[c] mu[j]
-    z_ln = t["z_ln"]
+    X = data["X"]
+    Q1 = params["Q1"]
+    K1 = params["K1"]
+    V1 = params["V1"]
+    O1 = params["O1"]
+    Q2 = params["Q2"]
+    K2 = params["K2"]
+    V2 = params["V2"]
+    O2 = params["O2"]
+    g = params["g"]
+    b = params["b"]
+    F1 = params["F1"]
+    F2 = params["F2"]
+    U = params["U"]
+    B = X.shape[0]
+    # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
+    tmp = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_2 = np.tensordot(X, K1, axes=([2], [1]))
+    z_a1 = 0.7071067811865476 * (tmp_2 @ (tmp.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp, tmp_2
+    # a1[q,k] = softmax_k(z_a1[q,k])
+    a1 = _softmax(z_a1, axis=2)
+    del z_a1
+    # h1[q,d] = Σ_ki a1[q,k] V1[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a1, V1, X)
+    tmp_3 = np.tensordot(X, V1, axes=([2], [1]))
+    h1 = ((tmp_3.transpose(0, 2, 1)) @ (a1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_3
+    # z_a2[q,k] = 1/sqrt(e) Σ_dij Q2[d,i] X[q,i] K2[d,j] X[k,j]
+    # einsum("di,Bqi,dj,Bkj->Bqk", Q2, X, K2, X)
+    tmp_4 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_5 = np.tensordot(X, K2, axes=([2], [1]))
+    z_a2 = 0.7071067811865476 * (tmp_5 @ (tmp_4.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_4, tmp_5
+    # a2[q,k] = softmax_k(z_a2[q,k])
+    a2 = _softmax(z_a2, axis=2)
+    del z_a2
+    # h2[q,d] = Σ_ki a2[q,k] V2[d,i] X[k,i]
+    # einsum("Bqk,di,Bki->Bqd", a2, V2, X)
+    tmp_6 = np.tensordot(X, V2, axes=([2], [1]))
+    h2 = ((tmp_6.transpose(0, 2, 1)) @ (a2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del tmp_6
+    # r[q,i] = X[q,i] + Σ_d O1[i,d] h1[q,d] + Σ_d O2[i,d] h2[q,d]
+    # einsum("id,Bqd->Bqi", O1, h1)
+    # einsum("id,Bqd->Bqi", O2, h2)
+    r = X + np.tensordot(h1, O1, axes=([2], [1])) + np.tensordot(h2, O2, axes=([2], [1]))
+    # mu[q] = 1/n Σ_i r[q,i]
+    # einsum("Bqi->Bq", r)
+    mu = 0.25 * r.sum(axis=2)
+    # va[q] = 1/n Σ_i r[q,i] r[q,i] - mu[q] mu[q]
+    # einsum("Bqi,Bqi->Bq", r, r)
+    va = 0.25 * (r[..., None, :] @ r[..., None])[..., 0, 0] - mu * mu
+    # z_ln[q] = sd(va[q])
+    z_ln = np.sqrt(va + 1.0e-5)
+    # ln[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(z_ln[q]) + b[i] 1[q]
+    tmp_7 = -mu
+    # einsum("Bq,i->Bqi", tmp_7, np.ones(4))
+    tmp_8 = r + np.ones(4) * tmp_7[:, :, None]
+    del tmp_7
     reciprocal_z_ln = z_ln**(-1.0)
-    jac_p__ln = t["jac_p__ln"]
-    r = t["r"]
+    # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z_ln)
+    tmp_9 = tmp_8 * g
+    del tmp_8
+    # einsum("i,q->qi", b, np.ones(3))
+    ln = tmp_9 * reciprocal_z_ln[:, :, None] + (np.ones(3))[:, None] * b
+    del tmp_9
+    # z_ff[a,q] = Σ_j F1[a,j] ln[q,j]
+    # einsum("aj,Bqj->Baq", F1, ln)
+    z_ff = (np.tensordot(ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
+    # ff[q,i] = ln[q,i] + Σ_a F2[i,a] gelu(z_ff[a,q])
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    # einsum("ia,Baq->Bqi", F2, gelu_z_ff)
+    ff = ln + np.tensordot(gelu_z_ff, F2, axes=([1], [1]))
+    # p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
+    # einsum("Bqi->Bi", ff)
+    tmp_10 = 0.3333333333333333 * ff.sum(axis=1)
+    # einsum("li,Bi->Bl", U, tmp_10)
+    p = tmp_10 @ U.T
+    del tmp_10
+    # jac_p__ff[l,q,i] = 1/t 1[q] U[l,i]
+    # einsum("q,li->lqi", np.ones(3), U)
+    jac_p__ff = 0.3333333333333333 * U[:, None] * (np.ones(3))[:, None]
+    # jac_p__z_ff[l,a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] jac_p__ff[l,q,c]
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+    del z_ff
+    # einsum("Baq,ca,lqc->Blaq", dgelu_z_ff, F2, jac_p__ff)
+    tmp_11 = np.tensordot(jac_p__ff, F2, axes=([2], [0]))
+    jac_p__z_ff = tmp_11.transpose(0, 2, 1) * dgelu_z_ff[:, None]
+    del dgelu_z_ff, tmp_11
+    # jac_p__ln[l,q,i] = Σ_c F1[c,i] jac_p__z_ff[l,c,q] + jac_p__ff[l,q,i]
+    # einsum("ci,Blcq->Blqi", F1, jac_p__z_ff)
+    jac_p__ln = np.tensordot(jac_p__z_ff, F1, axes=([2], [0])) + jac_p__ff
+    # jac_p__z_ln[l,q] = Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] mu[q]
+    dreciprocal_z_ln = -1/z_ln**2
+    del z_ln
+    # einsum("Bq,c,Blqc,Bqc->Blq", dreciprocal_z_ln, g, jac_p__ln, r)
+    tmp_12 = g[:, None, None] * dreciprocal_z_ln
+    tmp_13 = tmp_12 * r.transpose(2, 0, 1)
+    del tmp_12
+    # einsum("Bq,c,Blqc,Bq->Blq", dreciprocal_z_ln, g, jac_p__ln, mu)
+    tmp_14 = mu * dreciprocal_z_ln
+    tmp_15 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
+    del dreciprocal_z_ln
+    jac_p__z_ln = ((((tmp_13.transpose(1, 2, 0))[..., None, :]) @ (jac_p__ln.transpose(0, 2, 3, 1)))[..., 0, :]).transpose(0, 2, 1) - tmp_15 * tmp_14[:, None]
+    del tmp_13, tmp_14, tmp_15
+    # jac_p__va[l,q] = sd'(va[q]) jac_p__z_ln[l,q]
+    dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+    del va
+    # einsum("Bq,Blq->Blq", dsd_va, jac_p__z_ln)
+    jac_p__va = jac_p__z_ln * dsd_va[:, None]
+    del jac_p__z_ln, dsd_va
+    # jac_p__mu[l,q] = -2 jac_p__va[l,q] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] jac_p__ln[l,q,c]
+    # einsum("Blq,Bq->Blq", jac_p__va, mu)
+    # einsum("Bq,c,Blqc->Blq", reciprocal_z_ln, g, jac_p__ln)
+    tmp_16 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
+    jac_p__mu = -2 * mu[:, None] * jac_p__va - tmp_16 * reciprocal_z_ln[:, None]
+    del tmp_16
+    # jac_p__r[l,q,i] = 1/n 1[i] jac_p__mu[l,q] + 2/n jac_p__va[l,q] r[q,i] + reciprocal(z_ln[q]) g[i] jac_p__ln[l,q,i]
+    # einsum("i,Blq->Blqi", np.ones(4), jac_p__mu)
+    # einsum("Blq,Bqi->Blqi", jac_p__va, r)
+    # einsum("Bq,i,Blqi->Blqi", reciprocal_z_ln, g, jac_p__ln)
+    tmp_17 = g[:, None, None] * reciprocal_z_ln
+    jac_p__r = 0.25 * jac_p__mu[:, :, :, None] * np.ones(4) + 0.5 * r[:, None] * jac_p__va[:, :, :, None] + (tmp_17.transpose(1, 2, 0))[:, None] * jac_p__ln
+    del jac_p__va, jac_p__mu, tmp_17
+    # jac_p__h1[l,q,d] = Σ_c O1[c,d] jac_p__r[l,q,c]
+    # einsum("cd,Blqc->Blqd", O1, jac_p__r)
+    jac_p__h1 = np.tensordot(jac_p__r, O1, axes=([3], [0]))
+    # jac_p__a1[l,q,k] = Σ_ci V1[c,i] X[k,i] jac_p__h1[l,q,c]
+    # einsum("ci,Bki,Blqc->Blqk", V1, X, jac_p__h1)
+    tmp_18 = np.tensordot(X, V1, axes=([2], [1]))
+    jac_p__a1 = np.einsum("Bkc,Blqc->Blqk", tmp_18, jac_p__h1, optimize=False)
+    del tmp_18
+    # jac_p__z_a1[l,q,k] = jac_p__a1[l,q,k] softmax_k(z_a1[q,k]) - Σ_c jac_p__a1[l,q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+    # einsum("Blqk,Bqk->Blqk", jac_p__a1, a1)
+    # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a1, a1, a1)
+    tmp_19 = (a1[..., None, :] @ (jac_p__a1.transpose(0, 2, 3, 1)))[..., 0, :]
+    jac_p__z_a1 = a1[:, None] * jac_p__a1 - (tmp_19.transpose(0, 2, 1))[:, :, :, None] * a1[:, None]
+    del jac_p__a1, tmp_19
+    # jac_p__h2[l,q,d] = Σ_c O2[c,d] jac_p__r[l,q,c]
+    # einsum("cd,Blqc->Blqd", O2, jac_p__r)
+    jac_p__h2 = np.tensordot(jac_p__r, O2, axes=([3], [0]))
+    # jac_p__a2[l,q,k] = Σ_ci V2[c,i] X[k,i] jac_p__h2[l,q,c]
+    # einsum("ci,Bki,Blqc->Blqk", V2, X, jac_p__h2)
+    tmp_20 = np.tensordot(X, V2, axes=([2], [1]))
+    jac_p__a2 = np.einsum("Bkc,Blqc->Blqk", tmp_20, jac_p__h2, optimize=False)
+    del tmp_20
+    # jac_p__z_a2[l,q,k] = jac_p__a2[l,q,k] softmax_k(z_a2[q,k]) - Σ_c jac_p__a2[l,q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+    # einsum("Blqk,Bqk->Blqk", jac_p__a2, a2)
+    # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a2, a2, a2)
+    tmp_21 = (a2[..., None, :] @ (jac_p__a2.transpose(0, 2, 3, 1)))[..., 0, :]
+    jac_p__z_a2 = a2[:, None] * jac_p__a2 - (tmp_21.transpose(0, 2, 1))[:, :, :, None] * a2[:, None]
+    del jac_p__a2, tmp_21
+    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+    softmax_p = _softmax(p, axis=1)
+    del p
+    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
+    del softmax_p
+    # diag GGN[Q1] = 1/e Σ_cjklmnop K1[d,c] K1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a1[o,m,k] jac_p__z_a1[p,n,l]
+    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bomk,Bpnl->di", K1, K1, X, X, X, X, hobj_p__p, jac_p__z_a1, jac_p__z_a1)
+    tmp_22 = K1[:, :, None] * K1[:, None]
+    tmp_23 = np.einsum("Bomk,Bkc->Bomc", jac_p__z_a1, X, optimize=False)
+    tmp_24 = np.einsum("Bpnl,Blj->Bpnj", jac_p__z_a1, X, optimize=False)
+    tmp_25 = np.einsum("Bomc,Bop->Bmcp", tmp_23, hobj_p__p, optimize=False)
+    tmp_26 = np.einsum("Bmcp,Bmi->Bcpi", tmp_25, X, optimize=False)
+    tmp_27 = np.einsum("Bpnj,Bni->Bpji", tmp_24, X, optimize=False)
+    tmp_28 = np.einsum("Bpji,Bcpi->jic", tmp_27, tmp_26, optimize=False)
+    del tmp_23, tmp_24, tmp_25, tmp_26, tmp_27
+    ggn_Q1 = 0.5 * (np.tensordot(tmp_28, tmp_22, axes=([0, 2], [1, 2]))).T / B
+    del tmp_22, tmp_28
+    # diag GGN[K1] = 1/e Σ_cjklmnop Q1[d,c] Q1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a1[o,k,m] jac_p__z_a1[p,l,n]
+    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bokm,Bpln->di", Q1, Q1, X, X, X, X, hobj_p__p, jac_p__z_a1, jac_p__z_a1)
+    tmp_29 = Q1[:, :, None] * Q1[:, None]
+    tmp_30 = np.einsum("Bokm,Bkc->Bomc", jac_p__z_a1, X, optimize=False)
+    tmp_31 = np.einsum("Bpln,Blj->Bpnj", jac_p__z_a1, X, optimize=False)
+    tmp_32 = np.einsum("Bomc,Bop->Bmcp", tmp_30, hobj_p__p, optimize=False)
+    tmp_33 = np.einsum("Bmcp,Bmi->Bcpi", tmp_32, X, optimize=False)
+    tmp_34 = np.einsum("Bpnj,Bni->Bpji", tmp_31, X, optimize=False)
+    tmp_35 = np.einsum("Bpji,Bcpi->jic", tmp_34, tmp_33, optimize=False)
+    del jac_p__z_a1, tmp_30, tmp_31, tmp_32, tmp_33, tmp_34
+    ggn_K1 = 0.5 * (np.tensordot(tmp_35, tmp_29, axes=([0, 2], [1, 2]))).T / B
+    del tmp_29, tmp_35
+    # diag GGN[V1] = Σ_cjklmn X[c,i] X[j,i] a1[k,c] a1[l,j] hobj_p__p[m,n] jac_p__h1[m,k,d] jac_p__h1[n,l,d]
+    # einsum("Bci,Bji,Bkc,Blj,Bmn,Bmkd,Bnld->di", X, X, a1, a1, hobj_p__p, jac_p__h1, jac_p__h1)
+    tmp_36 = a1 @ X
+    tmp_37 = a1 @ X
+    tmp_38 = np.einsum("Bki,Bmkd->Bimd", tmp_36, jac_p__h1, optimize=False)
+    tmp_39 = np.einsum("Bnld,Bmn->Bldm", jac_p__h1, hobj_p__p, optimize=False)
+    tmp_40 = np.einsum("Bldm,Bli->Bdmi", tmp_39, tmp_37, optimize=False)
+    del a1, jac_p__h1, tmp_36, tmp_37, tmp_39
+    ggn_V1 = np.einsum("Bdmi,Bimd->di", tmp_40, tmp_38, optimize=False) / B
+    del tmp_38, tmp_40
+    # diag GGN[O1] = Σ_cjkl h1[c,d] h1[j,d] hobj_p__p[k,l] jac_p__r[k,c,i] jac_p__r[l,j,i]
+    # einsum("Bcd,Bjd,Bkl,Bkci,Blji->id", h1, h1, hobj_p__p, jac_p__r, jac_p__r)
+    tmp_41 = hobj_p__p[:, :, :, None, None] * h1[:, None, None]
+    tmp_42 = np.einsum("Bklcd,Bkci->Bldi", tmp_41, jac_p__r, optimize=False)
+    tmp_43 = np.einsum("Blji,Bjd->Blid", jac_p__r, h1, optimize=False)
+    del h1, tmp_41
+    ggn_O1 = np.einsum("Blid,Bldi->id", tmp_43, tmp_42, optimize=False) / B
+    del tmp_42, tmp_43
+    # diag GGN[Q2] = 1/e Σ_cjklmnop K2[d,c] K2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a2[o,m,k] jac_p__z_a2[p,n,l]
+    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bomk,Bpnl->di", K2, K2, X, X, X, X, hobj_p__p, jac_p__z_a2, jac_p__z_a2)
+    tmp_44 = K2[:, :, None] * K2[:, None]
+    tmp_45 = np.einsum("Bomk,Bkc->Bomc", jac_p__z_a2, X, optimize=False)
+    tmp_46 = np.einsum("Bpnl,Blj->Bpnj", jac_p__z_a2, X, optimize=False)
+    tmp_47 = np.einsum("Bomc,Bop->Bmcp", tmp_45, hobj_p__p, optimize=False)
+    tmp_48 = np.einsum("Bmcp,Bmi->Bcpi", tmp_47, X, optimize=False)
+    tmp_49 = np.einsum("Bpnj,Bni->Bpji", tmp_46, X, optimize=False)
+    tmp_50 = np.einsum("Bpji,Bcpi->jic", tmp_49, tmp_48, optimize=False)
+    del tmp_45, tmp_46, tmp_47, tmp_48, tmp_49
+    ggn_Q2 = 0.5 * (np.tensordot(tmp_50, tmp_44, axes=([0, 2], [1, 2]))).T / B
+    del tmp_44, tmp_50
+    # diag GGN[K2] = 1/e Σ_cjklmnop Q2[d,c] Q2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a2[o,k,m] jac_p__z_a2[p,l,n]
+    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bokm,Bpln->di", Q2, Q2, X, X, X, X, hobj_p__p, jac_p__z_a2, jac_p__z_a2)
+    tmp_51 = Q2[:, :, None] * Q2[:, None]
+    tmp_52 = np.einsum("Bokm,Bkc->Bomc", jac_p__z_a2, X, optimize=False)
+    tmp_53 = np.einsum("Bpln,Blj->Bpnj", jac_p__z_a2, X, optimize=False)
+    tmp_54 = np.einsum("Bomc,Bop->Bmcp", tmp_52, hobj_p__p, optimize=False)
+    tmp_55 = np.einsum("Bmcp,Bmi->Bcpi", tmp_54, X, optimize=False)
+    tmp_56 = np.einsum("Bpnj,Bni->Bpji", tmp_53, X, optimize=False)
+    tmp_57 = np.einsum("Bpji,Bcpi->jic", tmp_56, tmp_55, optimize=False)
+    del jac_p__z_a2, tmp_52, tmp_53, tmp_54, tmp_55, tmp_56
+    ggn_K2 = 0.5 * (np.tensordot(tmp_57, tmp_51, axes=([0, 2], [1, 2]))).T / B
+    del tmp_51, tmp_57
+    # diag GGN[V2] = Σ_cjklmn X[c,i] X[j,i] a2[k,c] a2[l,j] hobj_p__p[m,n] jac_p__h2[m,k,d] jac_p__h2[n,l,d]
+    # einsum("Bci,Bji,Bkc,Blj,Bmn,Bmkd,Bnld->di", X, X, a2, a2, hobj_p__p, jac_p__h2, jac_p__h2)
+    tmp_58 = a2 @ X
+    tmp_59 = a2 @ X
+    tmp_60 = np.einsum("Bki,Bmkd->Bimd", tmp_58, jac_p__h2, optimize=False)
+    tmp_61 = np.einsum("Bnld,Bmn->Bldm", jac_p__h2, hobj_p__p, optimize=False)
+    tmp_62 = np.einsum("Bldm,Bli->Bdmi", tmp_61, tmp_59, optimize=False)
+    del a2, jac_p__h2, tmp_58, tmp_59, tmp_61
+    ggn_V2 = np.einsum("Bdmi,Bimd->di", tmp_62, tmp_60, optimize=False) / B
+    del tmp_60, tmp_62
+    # diag GGN[O2] = Σ_cjkl h2[c,d] h2[j,d] hobj_p__p[k,l] jac_p__r[k,c,i] jac_p__r[l,j,i]
+    # einsum("Bcd,Bjd,Bkl,Bkci,Blji->id", h2, h2, hobj_p__p, jac_p__r, jac_p__r)
+    tmp_63 = hobj_p__p[:, :, :, None, None] * h2[:, None, None]
+    tmp_64 = np.einsum("Bklcd,Bkci->Bldi", tmp_63, jac_p__r, optimize=False)
+    tmp_65 = np.einsum("Blji,Bjd->Blid", jac_p__r, h2, optimize=False)
+    del h2, jac_p__r, tmp_63
+    ggn_O2 = np.einsum("Blid,Bldi->id", tmp_65, tmp_64, optimize=False) / B
+    del tmp_64, tmp_65
+    # diag GGN[g] = Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] r[c,i] r[j,i] - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[j] r[c,i] - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[c] r[j,i] + Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[c] mu[j]
     # einsum("Bc,Bj,Bkl,Bkci,Blji,Bci,Bji->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, r, r)
-    tmp_45 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
-    tmp_46 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
-    tmp_47 = np.einsum("Bcik,Bkl->Bcil", tmp_45, hobj_p__p, optimize=False)
-    tmp_48 = np.einsum("Bcil,Bc->Bil", tmp_47, reciprocal_z_ln, optimize=False)
-    tmp_49 = (tmp_48[..., None, :] @ (tmp_46.transpose(0, 2, 3, 1)))[..., 0, :]
-    mu = t["mu"]
+    tmp_66 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
+    tmp_67 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
+    tmp_68 = np.einsum("Bcik,Bkl->Bcil", tmp_66, hobj_p__p, optimize=False)
+    tmp_69 = np.einsum("Bcil,Bc->Bil", tmp_68, reciprocal_z_ln, optimize=False)
+    tmp_70 = (tmp_69[..., None, :] @ (tmp_67.transpose(0, 2, 3, 1)))[..., 0, :]
+    del tmp_66, tmp_67, tmp_68, tmp_69
     # einsum("Bc,Bj,Bkl,Bkci,Blji,Bj,Bci->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, mu, r)
-    tmp_50 = mu * reciprocal_z_ln
-    tmp_51 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
-    tmp_52 = np.einsum("Blji,Bkl->Bjik", jac_p__ln, hobj_p__p, optimize=False)
-    tmp_53 = np.einsum("Bjik,Bj->Bik", tmp_52, tmp_50, optimize=False)
-    tmp_54 = (tmp_53[..., None, :] @ (tmp_51.transpose(0, 2, 3, 1)))[..., 0, :]
+    tmp_71 = mu * reciprocal_z_ln
+    tmp_72 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
+    tmp_73 = np.einsum("Blji,Bkl->Bjik", jac_p__ln, hobj_p__p, optimize=False)
+    tmp_74 = np.einsum("Bjik,Bj->Bik", tmp_73, tmp_71, optimize=False)
+    tmp_75 = (tmp_74[..., None, :] @ (tmp_72.transpose(0, 2, 3, 1)))[..., 0, :]
+    del tmp_71, tmp_72, tmp_73, tmp_74
     # einsum("Bc,Bj,Bkl,Bkci,Blji,Bc,Bji->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, mu, r)
-    tmp_55 = mu * reciprocal_z_ln
-    tmp_56 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
-    tmp_57 = np.einsum("Bkci,Bkl->Bcil", jac_p__ln, hobj_p__p, optimize=False)
-    tmp_58 = np.einsum("Bcil,Bc->Bil", tmp_57, tmp_55, optimize=False)
-    tmp_59 = (tmp_58[..., None, :] @ (tmp_56.transpose(0, 2, 3, 1)))[..., 0, :]
+    tmp_76 = mu * reciprocal_z_ln
+    tmp_77 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
+    tmp_78 = np.einsum("Bkci,Bkl->Bcil", jac_p__ln, hobj_p__p, optimize=False)
+    tmp_79 = np.einsum("Bcil,Bc->Bil", tmp_78, tmp_76, optimize=False)
+    tmp_80 = (tmp_79[..., None, :] @ (tmp_77.transpose(0, 2, 3, 1)))[..., 0, :]
+    del r, tmp_76, tmp_77, tmp_78, tmp_79
     # einsum("Bc,Bj,Bkl,Bkci,Blji,Bc,Bj->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, mu, mu)
-    tmp_60 = mu * reciprocal_z_ln
-    tmp_61 = mu * reciprocal_z_ln
-    tmp_62 = np.einsum("Bkci,Bkl->Bcil", jac_p__ln, hobj_p__p, optimize=False)
-    tmp_63 = np.einsum("Bcil,Bc->Bil", tmp_62, tmp_60, optimize=False)
-    tmp_64 = (tmp_63[..., None, :] @ (jac_p__ln.transpose(0, 3, 1, 2)))[..., 0, :]
-    ggn_g = (np.tensordot(tmp_49, reciprocal_z_ln, axes=([0, 2], [0, 1])) - np.tensordot(tmp_54, reciprocal_z_ln, axes=([0, 2], [0, 1])) - np.tensordot(tmp_59, reciprocal_z_ln, axes=([0, 2], [0, 1])) + np.tensordot(tmp_64, tmp_61, axes=([0, 2], [0, 1]))) / B
+    tmp_81 = mu * reciprocal_z_ln
+    tmp_82 = mu * reciprocal_z_ln
+    tmp_83 = np.einsum("Bkci,Bkl->Bcil", jac_p__ln, hobj_p__p, optimize=False)
+    tmp_84 = np.einsum("Bcil,Bc->Bil", tmp_83, tmp_81, optimize=False)
+    tmp_85 = (tmp_84[..., None, :] @ (jac_p__ln.transpose(0, 3, 1, 2)))[..., 0, :]
+    del mu, tmp_81, tmp_83, tmp_84
+    ggn_g = (np.tensordot(tmp_70, reciprocal_z_ln, axes=([0, 2], [0, 1])) - np.tensordot(tmp_75, reciprocal_z_ln, axes=([0, 2], [0, 1])) - np.tensordot(tmp_80, reciprocal_z_ln, axes=([0, 2], [0, 1])) + np.tensordot(tmp_85, tmp_82, axes=([0, 2], [0, 1]))) / B
+    del reciprocal_z_ln, tmp_70, tmp_75, tmp_80, tmp_82, tmp_85
     # diag GGN[b] = Σ_cjkl hobj_p__p[c,j] jac_p__ln[c,k,i] jac_p__ln[j,l,i]
     # einsum("Bcj,Bcki,Bjli->i", hobj_p__p, jac_p__ln, jac_p__ln)
-    tmp_65 = ((jac_p__ln.sum(axis=2)).transpose(0, 2, 1)) @ hobj_p__p
-    ggn_b = np.einsum("Bij,Bji->i", tmp_65, jac_p__ln.sum(axis=2), optimize=False) / B
+    tmp_86 = ((jac_p__ln.sum(axis=2)).transpose(0, 2, 1)) @ hobj_p__p
+    ggn_b = np.einsum("Bij,Bji->i", tmp_86, jac_p__ln.sum(axis=2), optimize=False) / B
+    del jac_p__ln, tmp_86
     # diag GGN[F1] = Σ_cjkl hobj_p__p[c,j] jac_p__z_ff[c,a,k] jac_p__z_ff[j,a,l] ln[k,i] ln[l,i]
-    jac_p__z_ff = t["jac_p__z_ff"]
-    ln = t["ln"]
     # einsum("Bcj,Bcak,Bjal,Bki,Bli->ai", hobj_p__p, jac_p__z_ff, jac_p__z_ff, ln, ln)
-    tmp_66 = np.einsum("Bcak,Bcj->Bakj", jac_p__z_ff, hobj_p__p, optimize=False)
-    tmp_67 = np.einsum("Bli,Bjal->Bija", ln, jac_p__z_ff, optimize=False)
-    tmp_68 = np.einsum("Bakj,Bki->Baji", tmp_66, ln, optimize=False)
-    ggn_F1 = np.einsum("Baji,Bija->ai", tmp_68, tmp_67, optimize=False) / B
+    tmp_87 = np.einsum("Bcak,Bcj->Bakj", jac_p__z_ff, hobj_p__p, optimize=False)
+    tmp_88 = np.einsum("Bli,Bjal->Bija", ln, jac_p__z_ff, optimize=False)
+    tmp_89 = np.einsum("Bakj,Bki->Baji", tmp_87, ln, optimize=False)
+    del ln, jac_p__z_ff, tmp_87
+    ggn_F1 = np.einsum("Baji,Bija->ai", tmp_89, tmp_88, optimize=False) / B
+    del tmp_88, tmp_89
     # diag GGN[F2] = Σ_cjkl gelu(z_ff[a,c]) gelu(z_ff[a,j]) hobj_p__p[k,l] jac_p__ff[k,c,i] jac_p__ff[l,j,i]
-    z_ff = t["z_ff"]
-    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
-    jac_p__ff = t["jac_p__ff"]
     # einsum("Bac,Baj,Bkl,kci,lji->ia", gelu_z_ff, gelu_z_ff, hobj_p__p, jac_p__ff, jac_p__ff)
-    tmp_69 = jac_p__ff[:, :, :, None, None] * jac_p__ff.transpose(2, 0, 1)
-    tmp_70 = gelu_z_ff[:, :, :, None] * gelu_z_ff[:, :, None]
-    tmp_71 = np.tensordot(tmp_70, hobj_p__p, axes=([0], [0]))
-    ggn_F2 = (np.tensordot(tmp_71, tmp_69, axes=([1, 2, 3, 4], [1, 4, 3, 0]))).T / B
+    tmp_90 = jac_p__ff[:, :, :, None, None] * jac_p__ff.transpose(2, 0, 1)
+    tmp_91 = gelu_z_ff[:, :, :, None] * gelu_z_ff[:, :, None]
+    tmp_92 = np.tensordot(tmp_91, hobj_p__p, axes=([0], [0]))
+    del gelu_z_ff, jac_p__ff, tmp_91
+    ggn_F2 = (np.tensordot(tmp_92, tmp_90, axes=([1, 2, 3, 4], [1, 4, 3, 0]))).T / B
+    del tmp_90, tmp_92
     # diag GGN[U] = t**(-2) Σ_cj ff[c,i] ff[j,i] hobj_p__p[l,l]
-    ff = t["ff"]
     # einsum("Bll->Bl", hobj_p__p)
     hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
+    del hobj_p__p
     # einsum("Bci,Bji,Bl->li", ff, ff, hobj_p__p_diag)
-    tmp_72 = ff.sum(axis=1) * ff.sum(axis=1)
-    ggn_U = 0.1111111111111111 * hobj_p__p_diag.T @ tmp_72 / B
+    tmp_93 = ff.sum(axis=1) * ff.sum(axis=1)
+    del ff
+    ggn_U = 0.1111111111111111 * hobj_p__p_diag.T @ tmp_93 / B
+    del hobj_p__p_diag, tmp_93
     return {"Q1": ggn_Q1, "K1": ggn_K1, "V1": ggn_V1, "O1": ggn_O1, "Q2": ggn_Q2, "K2": ggn_K2, "V2": ggn_V2, "O2": ggn_O2, "g": ggn_g, "b": ggn_b, "F1": ggn_F1, "F2": ggn_F2, "U": ggn_U}

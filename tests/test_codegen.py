@@ -110,7 +110,9 @@ def test_header_and_readable_statements(small):
     assert "v1 = np.tanh(z_v1)" in fwd
     assert "logsumexp_p = _logsumexp(p, axis=1)" in fwd
     grad = body(src, "gradient")
-    assert 'grad_W1 = np.einsum("Bj,Bi->ji", adj_z_v1, x, optimize=[\'einsum_path\', (0, 1)]) / B' in grad
+    # the batch mean: the top adjoint divided by B once (emit/straight.py), each block its batch sum
+    assert "adj_p = (softmax_p - y) / B" in grad
+    assert 'grad_W1 = np.einsum("Bj,Bi->ji", adj_z_v1, x, optimize=[\'einsum_path\', (0, 1)])\n' in grad
     # gradient does not compute Jacobians or the objective's Hessian
     assert "jac_" not in grad and "hobj_" not in grad
     assert "dtanh_z_v1 = 1 - v1**2" in body(src, "_adj_z_v1")  # tanh(z_v1) is v1: not recomputed
@@ -242,7 +244,7 @@ def test_lowered_statements_are_blas_calls_with_their_einsum_beside(small):
     src = generate(small)
     fwd, grad = body(src, "_forward"), body(src, "gradient")
     assert '    # einsum("ji,Bi->Bj", W1, x)\n    z_v1 = x @ W1.T + b1' in fwd
-    assert '    # einsum("Bj,Bi->ji", adj_z_v1, x)\n    grad_W1 = adj_z_v1.T @ x / B' in grad
+    assert '    # einsum("Bj,Bi->ji", adj_z_v1, x)\n    grad_W1 = adj_z_v1.T @ x\n' in grad
     assert '# einsum("cj,Bc->Bj", W2, adj_p)\n    return adj_p @ W2' in body(src, "_adj_v1")
     assert "np.einsum" not in grad and "np.einsum" not in fwd
     assert "optimize=True" not in src and "einsum_path" not in src

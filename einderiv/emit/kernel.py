@@ -17,7 +17,7 @@ one tree:
   per-call dict ``t`` are assignments to and from :class:`Item`), :class:`Contraction` (an einsum
   with the pairwise plan fixed at generation time and each step's BLAS lowering as data),
   :class:`Elementwise` (a SymPy body with its operands bound), :class:`Loop`, :class:`Comment`,
-  :class:`Return`, :class:`Append`, :class:`Run`, :class:`Python`; operands are the array
+  :class:`Return`, :class:`Append`, :class:`Run`, :class:`Free`, :class:`Python`; operands are the array
   expressions of :mod:`einderiv.emit.kernel_arrays` (``Var``, ``Subscript`` with ``None`` axes,
   ``Transpose``, ``MatMul``, ``TensorDot``, ``Zeros``, ``Lib`` for ``sqrt``/``maximum`` …).
 
@@ -160,6 +160,13 @@ class Append:
 
 
 @node
+class Free:
+    """``del names``: local arrays past their last use (:mod:`einderiv.emit.liveness`)."""
+
+    names: tuple[str, ...]
+
+
+@node
 class Python:
     """Plain Python bookkeeping (the dict ``t``), the same for every array library."""
 
@@ -193,6 +200,7 @@ class Define:
     indices: tuple[Index, ...]
     expr: Expr
     groups: Union[tuple[TermGroup, ...], None] = None
+    mean: bool = False  # divided by the batch size (an adjoint seeded with 1/B: emit/straight.py)
 
 
 @node
@@ -210,6 +218,7 @@ class Block:
     shape: ArrayExpr
     kind: str = "block"
     into: Union["Into", None] = None
+    mean: bool = False  # its adjoints carry 1/B already: the batch sum is the mean (emit/straight.py)
 
 
 @node
@@ -269,6 +278,7 @@ class Frame(Enum):
     """Where a function's tensor statements read tensors (and whether they store them)."""
 
     INPUTS = "inputs"  # params["W1"], data["x"]: the forward pass of an unrolled module
+    LOCALS = "locals"  # read as INPUTS; every node and quantity a local (a straight-line function)
     IDENT = "ident"  # t["adj_p"]: a quantity by its identifier (unrolled functions)
     NAMES = "names"  # t["adj[p]"], t[f"h({k-1})"]: by name, definitions stored back (loops)
     ARGS = "args"  # the function's arguments, named by their identifiers (shared functions)

@@ -119,7 +119,7 @@ class Scope:
 
     def source(self, name) -> ArrayExpr:
         """Where the function reads tensor ``name``."""
-        if self.frame is Frame.INPUTS:
+        if self.frame in (Frame.INPUTS, Frame.LOCALS):
             return Item(Var("params" if name in self.ctx.shape and name in self.params else "data"), Str(str(name)))
         if self.frame is Frame.NAMES:
             return Item(Var("t"), Key(name))

@@ -56,6 +56,8 @@ def lower_statement(s: Scope, st) -> None:
         s.emit(Return(resolve(s, st.value)))
     elif isinstance(st, Assign) and isinstance(st.target, Local) and st.target not in s.locals:
         s.locals[st.target] = Var(s.bind(st.target.hint, resolve(s, st.value)))  # a new local variable
+    elif isinstance(st, Assign) and isinstance(st.target, Tensor):  # a tensor given, not computed (the direction)
+        s.loaded[st.target.name] = s.bind(s.ctx.ident[st.target.name], resolve(s, st.value), exact=True)
     elif isinstance(st, (Assign, Append)):
         s.emit(type(st)(resolve(s, st.target), resolve(s, st.value)))
     else:
@@ -102,14 +104,14 @@ def define(s: Scope, st: Define) -> None:
                 s.emit(Assign(Var(var), Sum((Var(var), value))))
             s.each(g.labels, emit, exprs=[g.term])
     else:
-        s.emit(Comment(ctx.show(var, indices, expr)))
-        if isinstance(expr, (Apply,) + REDUCTIONS) and expr.free == indices:
+        s.emit(Comment(ctx.show(var, indices, expr) + (" (÷ B: the batch mean seeded once)" if st.mean else "")))
+        if isinstance(expr, (Apply,) + REDUCTIONS) and expr.free == indices and not st.mean:
             v = s.lower(expr, target=var)
             if v.expr != Var(var):
                 s.bind(var, v.expr, exact=True)
         else:
-            parts = s.terms(expr, indices, True, Letters(indices))
-            s.bind(var, total([c for c, _ in parts]), exact=True)
+            value = total([c for c, _ in s.terms(expr, indices, True, Letters(indices))])
+            s.bind(var, Div(operand(value), BATCH) if st.mean else value, exact=True)
     s.loaded[name] = var
     if s.frame is Frame.NAMES:
         s.emit(Assign(Item(Var("t"), Key(name)), Var(var)))
@@ -161,7 +163,7 @@ def block(s: Scope, st: Block) -> None:
             s.emit(Comment(s.ctx.show(st.label, st.indices, st.expr)))
         parts = [s.contract([s.lower(f) for f in t.factors], t.coef, st.indices, st.keep_batch, L)
                  for t, L in zip(terms, letters)]
-        value = combine(parts, st.keep_batch)
+        value = total([c for c, _ in parts]) if st.mean else combine(parts, st.keep_batch)
         if not refs(st.expr):  # a number (∂(w^i x^i + s)/∂s = 1): an array of the block's shape
             value = Sum((Zeros(st.shape), value))
         var = s.bind(st.target.hint, value)

@@ -56,8 +56,10 @@ from .kernel_arrays import BATCH, Num, Scale
 from .kernel_build import build
 from .kernel_context import Context, identifiers, static_heap
 from .kernel_statements import lower_module
+from .liveness import free_dead
 from .loops import fold_loops, has_families
 from .numpy_helpers import HELPERS
+from .straight import straighten
 
 #: terms of a sum written flat; a longer one is split (see :meth:`NumPyPrinter._sum`)
 FLAT_SUM = 64
@@ -283,6 +285,9 @@ class NumPyPrinter(Printer):
     def _print_Comment(self, s) -> list:
         return [f"# {s.text}"]
 
+    def _print_Free(self, s) -> list:
+        return ["del " + ", ".join(s.names)]
+
     def _print_Python(self, s) -> list:
         return s.text.split("\n")
 
@@ -487,6 +492,6 @@ def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum:
         ctx = Context(derivation, sizes, literal_einsum)
         ctx.buffer = (printer or NumPyPrinter).buffers and not literal_einsum  # literal: one einsum a block
         module = build(ctx)
-        if not unrolled and has_families(derivation):
-            module = fold_loops(module, ctx)
-        return refuse_too_large((printer or NumPyPrinter)().doprint(lower_module(ctx, module)))
+        # a family's steps as loops, or each public function as one straight body of locals
+        module = fold_loops(module, ctx) if not unrolled and has_families(derivation) else straighten(module, ctx)
+        return refuse_too_large((printer or NumPyPrinter)().doprint(free_dead(lower_module(ctx, module))))
