@@ -8,10 +8,9 @@ s (``PARAMS``, ``INPUTS``, ``objective``, ``gradient``, …, ``third_derivative`
 * needs no autograd: every derivative is written out, and each derivative function runs under
   ``torch.no_grad()`` (inputs that require grad, such as ``nn.Parameter`` s, cost no graph
   recording; its results carry no graph); ``objective`` is left to record, a loss to train on;
-* writes its first-order functions (``gradient``, ``per_sample_gradient_norms`` …) straight-line,
-  with the activations' backward ops and the norms of one-outer-product gradients fused
-  (:mod:`einderiv.emit.torch_straight`): at a per-sample network's sizes each torch op's
-  dispatch costs more than its arithmetic;
+* fuses, in the straight-line functions (:mod:`einderiv.emit.straight`), tanh's backward op and
+  the norms of one-outer-product gradients (:mod:`einderiv.emit.torch_fuse`): at a per-sample
+  network's sizes each torch op's dispatch costs more than its arithmetic;
 * runs on the device of its inputs and in their dtype (float32 or float64): an array a function
   creates (zeros, the identity, ones, a window's selection tensor) takes the dtype and device
   of the first floating-point tensor of its first argument (``params`` or ``t``), read once
@@ -35,7 +34,7 @@ from sympy.printing.pytorch import TorchPrinter as SympyTorchPrinter
 from .kernel_arrays import Num
 from .numpy import SUPPORT as NUMPY_SUPPORT
 from .numpy import NumPyPrinter
-from .torch_straight import rowdot, straighten
+from .torch_fuse import fuse, rowdot
 
 __all__ = ["TorchPrinter", "TorchScalarPrinter"]
 
@@ -206,7 +205,7 @@ class TorchPrinter(NumPyPrinter):
         return super()._print_Support(s)
 
     def _print_Module(self, m) -> str:
-        return super()._print_Module(straighten(m))  # first-order functions straight-line
+        return super()._print_Module(fuse(m))  # torch's cheaper spellings in the straight-line functions
 
     def _print_Function(self, f) -> str:
         """A derivative function of the contract runs under ``torch.no_grad()``: inputs that

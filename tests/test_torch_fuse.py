@@ -1,4 +1,4 @@
-"""The torch backend's straight-line first-order functions (einderiv.emit.torch_straight) and
+"""The torch backend's straight-line first-order functions (einderiv.emit.torch_fuse) and
 ``torch.no_grad()``: what runs is what the docs say, and the numbers are autograd's.
 
 * ``per_sample_gradient_norms`` of a tanh MLP is one straight body: no forward dict, no objective,
