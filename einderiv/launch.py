@@ -83,19 +83,18 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["--version"]:
         print(f"einderiv {__version__}")
         return 0
-    path = cacheable(argv)
-    content = _content(path) if path is not None else None
-    k = cache.key(__version__, argv, content) if content is not None else None
-    if k is not None:
-        kept = cache.load(k)
+    try:
+        path = cacheable(argv)
+        content = _content(path) if path is not None else None
+        k = cache.key(__version__, argv, content) if content is not None else None
+        kept = cache.load(k) if k is not None else None
         if kept is not None:
-            try:
-                kept.replay()
-                return 0
-            except KeyboardInterrupt:
-                return 130
-            except Exception:  # (an -o that cannot be written) the command line reports it
-                pass
+            kept.replay()
+            return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # the cache never stops a command (an -o that cannot be written: the command line says so)
+        path = content = k = None
     if process:
         # one command, then the process ends: the cyclic collector would only walk the
         # derivation's millions of acyclic objects again and again (about 0.4 s of a 32-layer
@@ -105,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     transcript = cache.Transcript()
     code = cli.main(argv, transcript)
     if k is not None and code == 0 and _content(path) == content:
-        cache.store(k, transcript)
+        try:
+            cache.store(k, transcript)
+        except Exception:  # (store already skips a cache it cannot write)
+            pass
     return code
 
 

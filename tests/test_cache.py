@@ -166,3 +166,11 @@ def test_an_unwritable_cache_is_skipped(work):
 def test_version_without_the_pipeline():
     p = subprocess.run([sys.executable, "-c", PROBE, "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and p.stdout == f"einderiv {__version__}\n" and p.stderr.strip() == "NO-SYMPY"
+
+
+def test_a_kept_answer_that_cannot_be_written_is_reported_by_the_command_line(work):
+    assert einderiv("latex", "net.ein", "-o", "out.tex")[0] == 0
+    (work / "out.tex").unlink()
+    (work / "out.tex").mkdir()  # the kept answer's destination is now a folder
+    code, _, err, loaded = einderiv("latex", "net.ein", "-o", "out.tex")
+    assert code == 2 and loaded and err == ["einderiv: error: -o out.tex: is a directory; expected a file name"]
