@@ -398,12 +398,12 @@ def _hess_z_v1__p(t):
 
 
 def _hobj_p__p(t):
-    """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])"""
+    """hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])"""
     p = t["p"]
     softmax_p = _softmax(p, axis=1)
     # einsum("li,Bl->Bli", np.eye(3), softmax_p)
-    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
-    return softmax_p[:, :, None] * np.eye(3) - softmax_p[:, :, None] * softmax_p[:, None]
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    return softmax_p[:, :, None] * np.eye(3) - softmax_p[:, None] * softmax_p[:, :, None]
 
 
 def _tan_z_v1(t):

@@ -30,7 +30,7 @@ import sys
 import traceback
 import warnings
 
-from . import __version__, api, progress
+from . import __version__, api, cache, progress
 from .errors import Argument, EinderivError, EinderivWarning, InternalError, UsageError
 
 COMMANDS = {
@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         c.add_argument("file", help="network file (.ein)")
         c.add_argument("--traceback", "--debug", action="store_true", dest="traceback", default=argparse.SUPPRESS,
                        help="show the traceback of an error (for reporting a bug)")
+        c.add_argument("--no-cache", action="store_true", dest="no_cache",
+                       help="neither answer from nor keep in the cache ($EINDERIV_CACHE, else "
+                            "$XDG_CACHE_HOME/einderiv or ~/.cache/einderiv) that the einderiv command "
+                            "uses for derive, latex, codegen and structure" if name in cache.COMMANDS else
+                            "accepted for every command; check is never answered from the cache")
         c.add_argument("--order", type=int, default=None,
                        help="highest derivative order (default: the file's '# einderiv: order N' "
                             "line, else 2: gradients and Hessian blocks)")
@@ -145,25 +150,11 @@ def _writable(output: str | None) -> None:
         raise UsageError(f"-o {output}: no directory {parent}; expected a file in an existing directory")
 
 
-def _write(text: str, output: str | None) -> None:
-    if output:
-        try:
-            with open(output, "w", encoding="utf-8", newline="\n", errors="surrogateescape") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise UsageError(f"cannot write '{output}': {exc.strerror or exc}") from None
-    else:
-        text = text if text.endswith("\n") else text + "\n"
-        try:
-            sys.stdout.write(text)
-        except UnicodeEncodeError:  # a file name that is not UTF-8: its bytes as they were
-            sys.stdout.flush()
-            sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
-
-
-def run(argv: list[str]) -> int:
-    """Run one command; raise on any error (see :func:`main` for the exit codes)."""
+def run(argv: list[str], transcript: cache.Transcript | None = None) -> int:
+    """Run one command; raise on any error (see :func:`main` for the exit codes).  ``transcript``
+    records what it writes (for the cache)."""
     args = _parser().parse_args(argv)
+    args.transcript = transcript or cache.Transcript()
     if args.order is not None and args.order < 1:
         raise UsageError(f"--order must be a positive integer, got {args.order}")
     if args.command == "check" and args.batch < 1:
@@ -195,6 +186,12 @@ def _run(args) -> int:
     output = getattr(args, "output", None)
     for line in model.warnings() if isinstance(model, api.Network) else ():
         print(line, file=sys.stderr)
+        args.transcript.warned(line)
+
+    def write(text: str, out: str | None) -> None:  # written, and recorded for the cache
+        cache.write(text, out)
+        args.transcript.wrote(text, out)
+
     if isinstance(model, api.Template):
         if args.command in ("check", "structure"):
             if model.sequence:
@@ -203,17 +200,17 @@ def _run(args) -> int:
             raise UsageError(f"'{args.command}' needs a concrete depth for a layer template: "
                              f"add --depth {model.depth}=3")
         if args.command == "codegen":  # a gradient module for a depth given at run time
-            _write(api.codegen(model, backend=args.backend), output)
+            write(api.codegen(model, backend=args.backend), output)
             return 0
     derivation = api.derive(model, order=args.order, form=args.form)
     if args.command == "derive":
-        _write(api.derivation_text(derivation, form=args.form), output)
+        write(api.derivation_text(derivation, form=args.form), output)
     elif args.command == "latex":
-        _write(api.latex(derivation, form=args.form, naming=args.naming), output)
+        write(api.latex(derivation, form=args.form, naming=args.naming), output)
     elif args.command == "structure":
-        _write(api.structure(derivation, form=args.form), output)
+        write(api.structure(derivation, form=args.form), output)
     elif args.command == "codegen":
-        _write(api.codegen(derivation, form=args.form, backend=args.backend), output)
+        write(api.codegen(derivation, form=args.form, backend=args.backend), output)
     elif args.command == "check":
         report = api.check(derivation, seed=args.seed, batch=args.batch, tol=args.tol, form=args.form,
                            backend=args.backend)
@@ -222,27 +219,32 @@ def _run(args) -> int:
     return 0
 
 
-def _show(caught: list) -> None:
-    """einderiv's warnings as their own lines on standard error; any other warning as Python shows it."""
+def _show(caught: list, transcript: cache.Transcript) -> None:
+    """einderiv's warnings as their own lines on standard error; any other warning as Python shows it
+    (and then the command is not kept in the cache: its replay could not show it)."""
     for w in caught:
         if issubclass(w.category, EinderivWarning):
             print(str(w.message), file=sys.stderr)
+            transcript.warned(str(w.message))
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            transcript.text = None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``einderiv ARGS``: the exit code (see the module docstring)."""
+def main(argv: list[str] | None = None, transcript: cache.Transcript | None = None) -> int:
+    """``einderiv ARGS``: the exit code (see the module docstring).  ``transcript`` records what
+    the command wrote (:mod:`einderiv.launch` keeps it in the cache)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     show = ("--traceback" in argv or "--debug" in argv) or bool(os.environ.get("EINDERIV_DEBUG"))
+    transcript = transcript or cache.Transcript()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", EinderivWarning)
             try:
                 with progress.shown(sys.stderr):  # progress on a terminal only; piped, stderr has errors only
-                    return run(argv)
+                    return run(argv, transcript)
             finally:  # after the progress line is erased
-                _show(caught)
+                _show(caught, transcript)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except EinderivError as err:

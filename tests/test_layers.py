@@ -7,18 +7,27 @@ The pipeline's layers (docs/architecture.md) are the folders of ``einderiv/``:
 A module may import from its own layer and the layers before it, never after; no two
 modules import each other, even through others; imports are at the top of a module (a
 function-local import is how a cycle hides); no module reads another's private
-(``_underscore``) names; no module is longer than about 500 lines.
+(``_underscore``) names; no module is longer than about 500 lines.  The light entry point
+(``einderiv.launch``, with the cache and the package itself) imports only the standard library,
+and only it and the package import einderiv modules at run time (``importlib``).
 """
 from __future__ import annotations
 
 import ast
 import pathlib
+import sys
 
 import pytest
 
 PKG = pathlib.Path(__file__).resolve().parents[1] / "einderiv"
-LAYERS = ["errors", "progress", "ir", "frontend", "calculus", "analysis", "emit", "runtime", "draws", "numcheck", "api",
-          "dask", "cli", "__main__"]
+LAYERS = ["errors", "progress", "cache", "ir", "frontend", "calculus", "analysis", "emit", "runtime", "draws",
+          "numcheck", "api", "dask", "cli", "launch", "__main__"]
+#: the light half of the command line (a cached answer): these import only the standard library
+#: and each other, so that answering from the cache never loads SymPy, NumPy or lark
+LIGHT = {"einderiv", "einderiv.errors", "einderiv.cache", "einderiv.launch", "einderiv.__main__"}
+#: the only modules that import an einderiv module at run time (importlib), each for a reason its
+#: docstring gives: the package's names on first use (PEP 562), the entry point's heavy half on a miss
+DYNAMIC = {"einderiv", "einderiv.launch"}
 MAX_LINES = 500
 
 
@@ -120,3 +129,35 @@ def test_no_import_cycles():
 def test_module_size(module):
     n = len(MODULES[module].read_text(encoding="utf-8").splitlines())
     assert n <= MAX_LINES, f"{module} has {n} lines; split it by concern (at most about {MAX_LINES})"
+
+
+def test_the_light_entry_point_imports_only_the_standard_library():
+    bad = []
+    for m in sorted(LIGHT):
+        tree = ast.parse(MODULES[m].read_text(encoding="utf-8"))
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level or (node.module or "").startswith("einderiv"):
+                    bad += [f"{m} imports {t}" for t in resolve(m, node) if t in MODULES and t not in LIGHT]
+                    continue
+                names = [node.module or ""]
+            else:
+                continue
+            bad += [f"{m} imports {n}" for n in names
+                    if n.split(".")[0] not in sys.stdlib_module_names and n != "__future__"]
+    assert not bad, "\n".join(bad)
+
+
+def test_einderiv_modules_are_imported_at_run_time_only_by_the_entry_point():
+    bad = []
+    for m in MODULES:
+        for node in ast.walk(ast.parse(MODULES[m].read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in (
+                    "import_module", "__import__"):
+                first = node.args[0] if node.args else None
+                target = first.value if isinstance(first, ast.Constant) else None
+                if m not in DYNAMIC and target is not None and target.startswith((".", "einderiv")):
+                    bad.append(f"{m}:{node.lineno} imports {target} at run time")
+    assert not bad, "\n".join(bad)

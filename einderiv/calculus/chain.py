@@ -44,9 +44,15 @@ class ChainRule:
         self._local: dict[tuple, Rel] = {}
         self._deps: dict[str, frozenset[str]] = {}
         self._refs = {n.name: ref_names(n.expr) for n in self.nodes}  # asked for on every rule
+        self._consumers: dict = {}  # name -> the nodes that read it, in node order (asked O(L²) times)
         for n in self.nodes:
             direct = {r for r in self._refs[n.name] if r in self.node}
             self._deps[n.name] = frozenset(direct.union(*(self._deps[r] for r in direct)))
+            for r in self._refs[n.name]:
+                users = self._consumers.setdefault(r, [])
+                if not users or users[-1] != n.name:
+                    users.append(n.name)
+        self._consumers = {r: tuple(users) for r, users in self._consumers.items()}
 
     # -- small helpers ---------------------------------------------------
     def slots(self, name) -> tuple[Index, ...]:
@@ -63,7 +69,7 @@ class ChainRule:
         return a in self._deps and s in self._deps[a]
 
     def consumers(self, n: Name) -> tuple[Name, ...]:
-        return tuple(m.name for m in self.nodes if n in self._refs[m.name])
+        return self._consumers.get(n, ())
 
     def sites(self, theta: Name) -> tuple[Name, ...]:
         """Nodes whose expression uses parameter θ directly (the objective included)."""

@@ -42,7 +42,7 @@ import itertools
 from .. import progress
 from ..errors import Argument, EinderivError, InternalError, UsageError
 from ..frontend.network import Network
-from ..ir import Expr, Kind, Quantity, is_zero, ref_names
+from ..ir import Expr, Kind, Quantity, is_zero, paused, ref_names
 from .derivation import Block, Derivation, QDef, canonical, transpose
 from .second import SecondOrder
 
@@ -69,6 +69,11 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise UsageError("{0}: the derivative order must be a positive integer",
                          arguments=(Argument("order", None, order),))
+    with paused():  # millions of small acyclic objects (einderiv.ir.heap)
+        return _derive(network, order, expanded)
+
+
+def _derive(network: Network, order: int, expanded: bool) -> Derivation:
     d = SecondOrder(network)
     d.named_totals = not expanded
     params = tuple(d.params)

@@ -39,15 +39,24 @@ class SecondOrder(ChainRule):
 
     named_totals = False
 
-    def hessian(self, theta: Name, phi: Name, node_pairs: bool = True) -> Block:
-        """The expanded (paper) form: Faà di Bruno over every node and argument pair.
+    def hessian(self, theta: Name, phi: Name) -> Block:
+        """The expanded (paper) form: Faà di Bruno over every node and argument pair."""
+        ti, pi, terms = self.faa_di_bruno(theta, phi, node_pairs=True)
+        return Block((theta, phi), ti + pi, self.S.simplify(add(terms)))
+
+    def faa_di_bruno(self, theta: Name, phi: Name, node_pairs: bool) -> tuple:
+        """θ's and φ's slots and the unsimplified terms of ∂²f/∂θ∂φ, one per node and argument pair.
 
         With ``node_pairs=False`` only pairs where an argument *is* θ or φ are
         kept — the rest is what :meth:`hessian_compact` writes through ``hess[s,s']``.
         """
         ti, pi = self.slots(theta), self.slots(phi)
         terms = []
-        for n in [m.name for m in self.nodes]:
+        nodes = [m.name for m in self.nodes]
+        if not node_pairs:  # a pair with an argument that is not a node has θ or φ itself as that argument
+            users = set(self.consumers(theta)) | set(self.consumers(phi))
+            nodes = [n for n in nodes if n in users]
+        for n in nodes:
             args = self.node_args(n)
             for r1, r2 in itertools.product(args, args):
                 if not node_pairs and r1 in self.node and r2 in self.node:
@@ -68,7 +77,7 @@ class SecondOrder(ChainRule):
                 else:
                     weight_l2 = prod((self.adj_ref(n, ni), l2.at(ni + i1 + i2)), i1 + i2)
                 terms.append(prod((weight_l2, d1.at(i1 + ti), d2.at(i2 + pi)), ti + pi))
-        return Block((theta, phi), ti + pi, self.S.simplify(add(terms)))
+        return ti, pi, terms
 
     def gauss_newton(self, theta: Name) -> Block:
         """The objective node's part of ∂²f/∂θ∂θ: J_aᵀ ∂²f/∂a∂b J_b over the objective's
@@ -123,10 +132,7 @@ class SecondOrder(ChainRule):
     def hessian_compact(self, theta: Name, phi: Name) -> Block:
         """∂²f/∂θ∂φ = Σ_{s,s'} ∂E_s/∂θ · hess[s,s'] · ∂E_s'/∂φ + the terms where an
         argument of a node is θ or φ itself (the r ≠ k cross terms of Eq. 9)."""
-        direct = self.hessian(theta, phi, node_pairs=False)
-        ti, pi = direct.indices[:len(direct.indices) - len(self.decl[phi].indices)], \
-            direct.indices[len(direct.indices) - len(self.decl[phi].indices):]
-        terms = [direct.expr]
+        ti, pi, terms = self.faa_di_bruno(theta, phi, node_pairs=False)  # simplified once, with the rest
         for s in self.sites(theta):
             for s2 in self.sites(phi):
                 if self.f in (s, s2):

@@ -22,6 +22,8 @@ from decimal import Decimal
 
 #: a number in Python source, not part of a name (``tmp_2``) or of another number
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)(?![\w.])")
+#: what a number beyond float64 must contain: 309 digits in a row, or an exponent of 3 digits
+_CANDIDATE = re.compile(r"\d{309}|[eE][+-]?\d{3}")
 
 
 class Float64Overflow(OverflowError):
@@ -43,6 +45,8 @@ def refuse_too_large(source: str) -> str:
 def too_large(source: str) -> str | None:
     """The first constant written in ``source`` that float64 cannot hold (``'1.00e+600'``; a division
     by such a number: ``'1.00e-600'``), else None."""
+    if not _CANDIDATE.search(source):  # (one pass over a module of megabytes, in C)
+        return None
     for m in _NUMBER.finditer(source):
         text = m.group(1)
         if len(text) < 309 and "e" not in text.lower():  # below 1e308: every float64 holds it

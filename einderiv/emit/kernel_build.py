@@ -209,9 +209,9 @@ class Builder:
             like = Item(Var("params"), Str(str(ctx.params[0])))
             body = (Assign(buffer, Call("_hessian_out", (Var("out"), Num(at), like))),) + body
             args, doc = args + ("out=None",), doc + BUFFER_DOC
-        out = []
+        out, computed = [], set(derived)
         for a, b in wrts:
-            if (a, b) in derived:
+            if (a, b) in computed:
                 out.append((_pair((a, b)), targets[_pair((a, b))]))
             elif ctx.buffer:
                 rows, cols = (start[a], start[a] + _size(ctx.shape[a])), (start[b], start[b] + _size(ctx.shape[b]))

@@ -11,8 +11,6 @@ variable → the label of its first iteration, depth → the reference depth).
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 from dataclasses import dataclass
 
 import sympy
@@ -30,21 +28,6 @@ class Val:
     expr: ArrayExpr
     idx: tuple[Index, ...]
     batched: bool
-
-
-@contextlib.contextmanager
-def static_heap():
-    """Generation creates many small objects while the derivation, which it only reads, holds
-    many more: freeze what exists (:func:`gc.freeze`) so that the cycle collector, which still
-    runs, does not traverse the derivation again at each full collection."""
-    if gc.get_freeze_count():  # the caller manages frozen objects itself
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def has_symbols(name: TensorName) -> bool:

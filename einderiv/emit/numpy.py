@@ -49,12 +49,12 @@ import sympy
 from sympy.printing.numpy import NumPyPrinter as SympyNumPyPrinter
 from sympy.printing.printer import Printer
 
-from ..ir import Sym
+from ..ir import Sym, paused
 from .float64 import refuse_too_large
 from .kernel import Frame, Helpers, Range
 from .kernel_arrays import BATCH, Num, Scale
 from .kernel_build import build
-from .kernel_context import Context, identifiers, static_heap
+from .kernel_context import Context, identifiers
 from .kernel_statements import lower_module
 from .liveness import free_dead
 from .loops import fold_loops, has_families
@@ -488,7 +488,7 @@ def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum:
     ``printer``: the printer class of another array library (a :class:`NumPyPrinter` subclass:
     :mod:`einderiv.emit.torch`, :mod:`einderiv.emit.jax`); the kernel is the same.
     """
-    with static_heap():
+    with paused():
         ctx = Context(derivation, sizes, literal_einsum)
         ctx.buffer = (printer or NumPyPrinter).buffers and not literal_einsum  # literal: one einsum a block
         module = build(ctx)

@@ -10,7 +10,7 @@ arguments, whose GGN has no single seed).
 from __future__ import annotations
 
 from ..errors import UsageError
-from .kernel_context import static_heap
+from ..ir import paused
 from .kernel_statements import lower_module
 from .numpy import NumPyPrinter
 from .sequence_kernel import sequence_kernel
@@ -21,7 +21,7 @@ from .template_kernel import template_kernel
 def generate_template(tpl, printer: type = None) -> str:
     """The run-time-depth NumPy module of a :class:`~einderiv.analysis.template.Template`
     (``printer``: another array library's :class:`~einderiv.emit.numpy.NumPyPrinter` subclass)."""
-    with static_heap():
+    with paused():
         if tpl.sequence:
             module, ctx = sequence_kernel(tpl)
         else:

@@ -27,9 +27,31 @@ window view (a view, no copy), and a SymPy scalar printer with ReLU's convention
 from __future__ import annotations
 
 import functools
+import importlib
+import sys
 
 import sympy
-from sympy.printing.pytorch import TorchPrinter as SympyTorchPrinter
+
+
+def _sympy_torch_printer() -> type:
+    """SymPy's PyTorch printer class, loaded without importing torch.
+
+    ``sympy.printing.pytorch`` imports torch (about 2 s of CPU) only to read its version
+    (``torch_version``), which nothing here uses: so that every command — ``codegen`` of a
+    NumPy module included — starts without torch, the module is loaded with torch hidden
+    (``import torch`` there then finds nothing, as where torch is not installed).  Once torch
+    is imported, the printer's module is loaded as it is.
+    """
+    if "torch" in sys.modules or "sympy.printing.pytorch" in sys.modules:
+        return importlib.import_module("sympy.printing.pytorch").TorchPrinter
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
+    try:
+        return importlib.import_module("sympy.printing.pytorch").TorchPrinter
+    finally:
+        del sys.modules["torch"]
+
+
+SympyTorchPrinter = _sympy_torch_printer()
 
 from .kernel_arrays import Num
 from .numpy import SUPPORT as NUMPY_SUPPORT

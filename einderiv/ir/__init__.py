@@ -5,8 +5,10 @@
 * :mod:`.nodes`  — frozen index-expression nodes (:class:`Ref`, :class:`Prod` = einsum,
   :class:`Apply`, …) that declare their own structure;
 * :mod:`.tools`  — the one toolkit that walks and rebuilds them (renaming,
-  substitution, the alpha-equivalence key).
+  substitution, the alpha-equivalence key);
+* :mod:`.heap`   — the garbage collector paused while a pass allocates many of them.
 """
+from .heap import paused
 from .names import (ANY, Kind, Label, Name, Quantity, Sym, TensorName, label_range, labels_of, map_names,
                     names_in)
 from .nodes import (EXTREMES, ONE, REDUCTIONS, ZERO, Add, Apply, ArgMax, Const, Delta, Expr, Fn, Index,
@@ -15,6 +17,7 @@ from .tools import (all_indices, alpha_key, distinct, map_children, map_indices,
                     name_binders, own_indices, ref_names, refs, rename, shape_key, substitute, walk)
 
 __all__ = [
+    "paused",
     "ANY", "Kind", "Label", "Name", "Quantity", "Sym", "TensorName", "label_range", "labels_of", "map_names",
     "names_in",
     "EXTREMES", "ONE", "REDUCTIONS", "ZERO", "Add", "Apply", "ArgMax", "Const", "Delta", "Expr", "Fn", "Index",

@@ -64,10 +64,8 @@ def fresh(dim: sympy.Expr, hint: str = "i") -> Index:
 
 
 def unique(indices: Iterable[Index]) -> tuple[Index, ...]:
-    seen: dict[Index, None] = {}
-    for ix in indices:
-        seen.setdefault(ix, None)
-    return tuple(seen)
+    """The indices, each once, in order of first occurrence."""
+    return tuple(dict.fromkeys(indices))
 
 
 # ----------------------------------------------------------------------- nodes
