@@ -29,7 +29,7 @@ from ..analysis.factor import FactoredTerm
 from ..analysis.order import display_order, split_coef, sum_terms, term_parts, windows_shown
 from ..analysis.roles import Context
 from ..frontend.builtins import ARG
-from ..ir import Add, Apply, Const, Expr, Fn, Index, LogSumExp, Max, Prod, Ref, Softmax, Window
+from ..ir import Add, Apply, Const, Expr, Fn, Index, Inv, LogSumExp, MatDet, Max, Prod, Ref, Softmax, Window
 from .letters import IndexNames
 
 
@@ -108,7 +108,7 @@ class IndexPrinter(Printer):
     # -- node names ---------------------------------------------------------------
     def node_named(self, e: Expr) -> Ref | None:
         """The node ``e`` is the definition of (:meth:`Context.named`), if names are wanted."""
-        if self.name_nodes and isinstance(e, (Apply, Softmax, LogSumExp, Max)):
+        if self.name_nodes and isinstance(e, (Apply, Softmax, LogSumExp, Max, MatDet, Inv)):
             return self.ctx.named(e)
         return None
 
