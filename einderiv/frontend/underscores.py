@@ -37,12 +37,16 @@ def _splits(word: str) -> list[tuple[str, list[str]]]:
 
 def _lower(node: S.Node, name: str, rest: list[str]) -> tuple[S.Idx, ...]:
     """The lower indices the parts ``rest`` after ``name`` make: one per letter."""
-    start = node.name_column if isinstance(node, S.Decl) else node.column
-    out, col = [], start + len(name) + 1
+    out, col = [], (_column(node) if isinstance(node, (S.Decl, S.Assign)) else node.column) + len(name) + 1
     for part in rest:
         out += [S.Idx(node.line, col + k, ch, False) for k, ch in enumerate(part)]
         col += len(part) + 1
     return tuple(out)
+
+
+def _column(st) -> int:
+    """Where the name of a declaration or definition starts."""
+    return st.name_column if isinstance(st, S.Decl) else st.column
 
 
 def _letters(rest: list[str]) -> bool:
@@ -131,13 +135,13 @@ def resolve(module: S.Module, path: str) -> S.Module:
                 raise NameError_(f"tensor names '{shorter}' and '{name}' clash: {name} also reads as {shorter} with "
                                  f"the lower indices {letters}; rename one (a name part after '_' that is not "
                                  "an index, such as a digit, does not clash: v_1)",
-                                 Location(path, later.line, later.column))
+                                 Location(path, later.line, _column(later)))
     for name, st in first.items():
         m = re.fullmatch(r"z\d*_(.+)", name)
         if m and m.group(1) in first:
             raise NameError_(f"'{name}' is the name einderiv gives the pre-activation of {m.group(1)} (the argument "
                              f"of its function, printed {name}); choose another tensor name",
-                             Location(path, st.line, st.name_column if isinstance(st, S.Decl) else st.column))
+                             Location(path, st.line, _column(st)))
     known = set(first)
     out = []
     for k, st in enumerate(module.statements):
