@@ -10,6 +10,8 @@ autodiff (``torch.func.hessian``) and with the independent evaluator of tests/re
 """
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -22,6 +24,7 @@ from einderiv.ir import Inv, MatDet, walk
 from reference import Reference, error
 
 BACKENDS = ["numpy", "torch", "jax"]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def derive(text: str, order: int = 2):
@@ -271,3 +274,20 @@ def test_misuse_exits_2_with_one_line(tmp_path, capsys):
     assert main(["derive", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "logdet needs a square matrix" in err[0]
+
+
+def test_structure_report_agrees_with_numeric_ranks():
+    """logdet_gaussian.ein: the report says the covariance's gradient has no outer-product
+    structure and the mean's weights one outer product; per sample, the numeric ranks of the
+    generated gradients are d (full) and 1."""
+    d = einderiv.derive(einderiv.load(str(ROOT / "derivations" / "logdet_gaussian.ein")))
+    rows = {line.split()[0]: line for line in einderiv.structure(d).splitlines() if line[:1] in "WUS"}
+    assert "no outer-product structure" in rows["S"] and "one outer product" in rows["W"]
+    mod = runtime.numpy_view(runtime.load(einderiv.codegen(d)), "numpy")
+    rng = np.random.default_rng(9)
+    params = {"W": rng.normal(0, 0.5, (5, 4)), "U": rng.normal(0, 0.5, (3, 5)), "S": near_identity(rng, (3, 3))}
+    data = {"x": rng.normal(size=(4, 4)), "y": rng.normal(size=(4, 3))}
+    grads = mod["per_sample_gradient"](params, data)
+    for b in range(4):
+        assert np.linalg.matrix_rank(grads["S"][b], tol=1e-9) == 3
+        assert np.linalg.matrix_rank(grads["W"][b], tol=1e-9) == 1

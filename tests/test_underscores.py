@@ -8,6 +8,8 @@ named ``W_i``.  Names that would read two ways are located errors.
 """
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
 import einderiv
@@ -101,5 +103,6 @@ def test_names_without_underscores_are_unchanged():
     """A file without ``_`` in tensor words parses exactly as before (the pass leaves it alone)."""
     from einderiv.frontend.parse import parse
     from einderiv.frontend.underscores import resolve
-    module = parse(open("derivations/paper_mlp.ein").read(), "paper_mlp.ein")
+    text = (pathlib.Path(__file__).resolve().parents[1] / "derivations" / "paper_mlp.ein").read_text()
+    module = parse(text, "paper_mlp.ein")
     assert resolve(module, "paper_mlp.ein") == module
