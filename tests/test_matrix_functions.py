@@ -291,3 +291,15 @@ def test_structure_report_agrees_with_numeric_ranks():
     for b in range(4):
         assert np.linalg.matrix_rank(grads["S"][b], tol=1e-9) == 3
         assert np.linalg.matrix_rank(grads["W"][b], tol=1e-9) == 1
+
+
+def test_inv_of_a_singular_matrix_raises_in_numpy_and_torch_and_is_not_finite_in_jax():
+    """What docs/notation.md says of a singular argument."""
+    singular = {"A": np.array([[1.0, 2.0, 0.0], [2.0, 4.0, 0.0], [0.0, 0.0, 1.0]])}
+    data = {"x": np.ones((1, 3))}
+    with pytest.raises(np.linalg.LinAlgError):
+        module(QUADRATIC, 1)["objective"](singular, data)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(torch.linalg.LinAlgError):
+        module(QUADRATIC, 1, "torch")["objective"](singular, data)
+    assert not np.all(np.isfinite(module(QUADRATIC, 1, "jax")["objective"](singular, data)))
