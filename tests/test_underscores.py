@@ -69,6 +69,9 @@ def test_the_old_reading_stays_where_no_tensor_has_the_longer_name():
     net = load("t.ein", text)
     assert [ix.name for ix in net.tensor("W").indices] == ["i", "j"]
     assert [ix.name for ix in net.definition("v").indices] == ["j"]
+    # the right side's indices written after '_' count too: v_j = W_ji x_i is v with j
+    net = load("t.ein", "dims n = 3\ninput x^i : n\nweight W^j_i : n, n\nv_j = W_ji x_i\nf = v^j v^j\n")
+    assert [str(d.name) for d in net.definitions] == ["v", "f"]
 
 
 HEAD = "dims n = 3, c = 2\ninput x^i : n\nweight W^j_i : c, n\n"

@@ -54,8 +54,12 @@ def _letters(rest: list[str]) -> bool:
 
 
 def _expr_indices(node) -> set[str]:
-    return {ix.name if not ix.terms else t for n in S.walk(node) if isinstance(n, (S.Use, S.Call))
-            for ix in n.indices for t in ([x for _, x in ix.terms] or [ix.name])}
+    """Every index that may be written in ``node``: in its groups, and the letters of every
+    ``_``-part of a word (``x_i``: where that word's name ends is not decided yet)."""
+    out = {t for n in S.walk(node) if isinstance(n, (S.Use, S.Call))
+           for ix in n.indices for t in ([x for _, x in ix.terms] or [ix.name])}
+    return out | {ch for n in S.walk(node) if isinstance(n, S.Use)
+                  for part in n.name.split("_")[1:] if part.isalpha() for ch in part}
 
 
 def _words(module: S.Module) -> set[str]:
