@@ -109,3 +109,24 @@ def test_names_without_underscores_are_unchanged():
     text = (pathlib.Path(__file__).resolve().parents[1] / "derivations" / "paper_mlp.ein").read_text()
     module = parse(text, "paper_mlp.ein")
     assert resolve(module, "paper_mlp.ein") == module
+
+
+FAMILY = """dims n = 2, h = 3, c = 2
+input x_in(t)^k : n for t = 1..2
+label y^l : c
+weight W_hh^j_i : h, h
+weight W_xh^j_k : h, n
+weight U^l_j : c, h
+h_st(0)^j = 0
+h_st(t)^j = tanh(W_hh^j_i h_st(t-1)^i + W_xh^j_k x_in(t)^k) for t = 1..2
+p^l = U^l_j h_st(2)^j
+f = squared_error(p, y)
+"""
+
+
+def test_a_recurrence_with_underscored_names_checks_numerically():
+    """``h_st(0)^j = 0`` writes no index on its right: its name is the one used elsewhere."""
+    net = load("t.ein", FAMILY)
+    assert {str(t.name) for t in net.tensors} >= {"x_in(1)", "W_hh", "W_xh"}
+    report = einderiv.check(einderiv.derive(net, 2), seed=1)
+    assert report.ok, report.format()

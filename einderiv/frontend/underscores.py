@@ -14,7 +14,8 @@ Where the name ends on a left side:
   groups) number the sizes — different splits give different counts, so exactly one can fit;
 * a **definition**: a split is possible if every index of its left side is written somewhere on
   the right; of the possible ones, the longest name used elsewhere in the file, else the old
-  reading (first ``_``) if it is possible, else the longest.
+  reading (first ``_``) if it is possible, else the longest; if none is possible (``h_st(0)^j =
+  0`` writes no index), the longest name used elsewhere, else the old reading.
 
 Two tensor names where one is the other followed by ``_`` and letters (``W`` and ``W_out``) are an
 error: ``W_out`` would also read as W with the lower indices o, u, t.  So is a name ``z_v`` beside a
@@ -63,11 +64,11 @@ def _expr_indices(node) -> set[str]:
 
 
 def _words(module: S.Module) -> set[str]:
-    """Every word written where a tensor is used."""
+    """Every word written where a tensor (or a family member, ``h_st(t-1)``) is used."""
     out = set()
     for st in module.statements:
         if isinstance(st, S.Assign):
-            out |= {n.name for n in S.walk(st.expr) if isinstance(n, S.Use)}
+            out |= {n.name for n in S.walk(st.expr) if isinstance(n, (S.Use, S.Call))}
     return out
 
 
@@ -82,8 +83,8 @@ def _head(st, used: set[str]) -> tuple[str, list[str]]:
         return options[0]
     written = _expr_indices(st.expr)
     fit = [(n, r) for n, r in options if set("".join(r)) | {ix.name for ix in st.indices} <= written]
-    if not fit:
-        return options[0]
+    if not fit:  # h_st(0)^j = 0 writes no index: the name used elsewhere (h_st(t-1)^i), else the old reading
+        return next(((n, r) for n, r in reversed(options) if n in used), options[0])
     for n, r in reversed(fit):
         if n in used:
             return n, r
