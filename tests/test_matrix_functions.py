@@ -218,6 +218,8 @@ def test_printed_forms_and_determinism():
     tex = einderiv.latex(d)
     assert r"\left(A^{-1}\right)^{i}_{j}" in tex
     assert r"\log\det X" in einderiv.latex(derive(BARRIER))
+    trace = derive(TRACE)
+    assert "f = tr(C)" in einderiv.derivation_text(trace) and r"\operatorname{tr} C" in einderiv.latex(trace)
     assert tex == einderiv.latex(derive(QUADRATIC)) and text == einderiv.derivation_text(derive(QUADRATIC))
     assert einderiv.codegen(d) == einderiv.codegen(derive(QUADRATIC))
     assert "np.linalg.inv" in einderiv.codegen(d) and "np.linalg.slogdet" in einderiv.codegen(derive(BARRIER))

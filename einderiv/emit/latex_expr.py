@@ -84,6 +84,9 @@ class LatexIndexPrinter(IndexPrinter):
     def sum_prefix(self, sums) -> str:
         return r"\sum_{" + self._letters(sums) + "} "
 
+    def trace(self, r: Ref) -> str:
+        return r"\operatorname{tr} " + self.slots(*self.naming.tensor(r.name), [])
+
     # -- indices ------------------------------------------------------------
     def _print_Index(self, ix: Index) -> str:
         if ix in self.arith:  # index arithmetic: x^{t+a}

@@ -146,6 +146,9 @@ class TextPrinter(IndexPrinter):
     def arith_entry(self, w: Window) -> str:
         return self.arith_text(w)
 
+    def trace(self, r: Ref) -> str:
+        return f"tr({r.name})"
+
     # -- indices ------------------------------------------------------------
     def _print_Index(self, ix: Index) -> str:
         return self.arith.get(ix) or self.names[ix]
