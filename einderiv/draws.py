@@ -12,6 +12,12 @@ are all negative zeroes everything after it) is repeated, as one near a kink is.
 **Data** is drawn in its declared domain (:func:`data_values`: ``positive``, ``probability``,
 ``onehot``).
 
+**Matrix functions** (:func:`matrix_args`): a weight or data tensor that is the argument of
+``logdet``, ``det`` or ``inv`` is drawn near the identity, I + E with E's entries N(0, (0.2/√n)²)
+(its eigenvalues within about 0.4 of 1: invertible, det > 0, condition number below about 3.5);
+any matrix argument, a defined one too (``S = L Lᵀ + εI``), counts as a kink (:func:`kinks`) where its
+reciprocal condition number is below :data:`KINK_MARGIN`, or, for ``logdet``, where det ≤ 0.
+
 **Non-smooth places** (:func:`kinks`): if an argument of a non-smooth function is within
 :data:`KINK_MARGIN` of a kink (ReLU's 0, a ``where`` threshold), or the two best entries along a
 ``max_k``/``min_k`` axis are that close, the draw is repeated (up to :data:`TRIES` times; the
@@ -25,7 +31,7 @@ import numpy as np
 import sympy
 
 from .frontend.builtins import ARG
-from .ir import Apply, Const, Max, Prod, Ref, walk
+from .ir import MATRIX_NODES, Apply, Const, MatDet, Max, Prod, Ref, walk
 
 KINK_MARGIN = 1e-3
 #: random points tried for one draw, for one away from kinks with a live sample (a forward pass each)
@@ -66,12 +72,44 @@ def kinks(derivation) -> list[tuple]:
         if isinstance(e, Max) and isinstance(e.arg, Ref):
             name, pos, rank = str(e.arg.name), e.arg.indices.index(e.over), len(e.arg.indices)
             out.append(((name, e.over.name), lambda t, name=name, pos=pos, rank=rank: gap(t[name], pos, rank)))
+        if isinstance(e, MATRIX_NODES) and isinstance(e.arg, Ref):
+            name, logdet = str(e.arg.name), isinstance(e, MatDet) and e.kind == "logdet"
+            out.append((name, lambda t, name=name, logdet=logdet: conditioning(t[name], logdet)))
         for c in e.children():
             visit(c)
 
     for n in derivation.nodes:
         visit(n.expr)
     return out
+
+
+def conditioning(a: np.ndarray, logdet: bool) -> np.ndarray:
+    """The reciprocal condition number of each square matrix on the last two axes of ``a`` (0 far
+    from invertible); for ``logdet`` 1e-300 where det ≤ 0 (NaN there: no draw keeps it)."""
+    a = np.asarray(a, dtype=float)
+    s = np.linalg.svd(a, compute_uv=False)
+    r = s[..., -1] / np.maximum(s[..., 0], 1e-300)
+    if logdet:
+        r = np.where(np.linalg.slogdet(a)[0] > 0, r, 1e-300)
+    return np.maximum(r, 1e-300)
+
+
+def matrix_args(derivation) -> list[str]:
+    """Weights and data that are the argument of a matrix function (``logdet(A)``, ``inv(A)^i_j``)."""
+    declared = {str(t.name) for t in derivation.network.tensors}
+    out: list[str] = []
+    for n in derivation.nodes:
+        for e in walk(n.expr):
+            if isinstance(e, MATRIX_NODES) and isinstance(e.arg, Ref) and str(e.arg.name) in declared \
+                    and str(e.arg.name) not in out:
+                out.append(str(e.arg.name))
+    return out
+
+
+def near_identity(rng, shape: tuple) -> np.ndarray:
+    """I + E on the last two axes, E's entries N(0, (0.2/√n)²): invertible with det > 0."""
+    n = shape[-1]
+    return np.eye(n) + rng.normal(0.0, 0.2 / math.sqrt(n), shape)
 
 
 def gap(a: np.ndarray, pos: int, rank: int) -> np.ndarray:
@@ -135,11 +173,16 @@ def draw(mod: dict, derivation, rng, batch: int) -> tuple[dict, dict, bool]:
     from kinks and with a sample that every ReLU layer passes on (some argument positive) when
     possible (third item: whether it was)."""
     decls = {str(t.name): t for t in derivation.network.tensors}
-    where, relus = kinks(derivation), relu_args(derivation)
+    where, relus, matrices = kinks(derivation), relu_args(derivation), matrix_args(derivation)
     scale = scales(derivation, mod["PARAMS"])
     for _ in range(TRIES):
         params = {n: rng.normal(0.0, scale[n], s) for n, s in mod["PARAMS"].items()}
         data = {n: data_values(rng, (batch,) + s, decls[n].role, decls[n].domain) for n, s in mod["INPUTS"].items()}
+        for n in matrices:  # arguments of logdet, det, inv: near the identity
+            if n in params:
+                params[n] = near_identity(rng, params[n].shape)
+            elif n in data:
+                data[n] = near_identity(rng, data[n].shape)
         t = {**params, **data, **mod["_forward"](params, data)}
         # a distance exactly 0 is a dead layer's output passed on: it stays 0 under every step
         away = all(np.min(d[d != 0], initial=np.inf) > KINK_MARGIN

@@ -6,7 +6,8 @@ against finite differences *of itself*, and pass.  This evaluator shares none of
 machinery: of einderiv it uses only the checked IR of each definition (``einderiv.load``, or
 a network built by ``netbuild``) and the sizes; it evaluates
 
-* each ``Prod`` with one ``np.einsum``, ``Add``, ``Softmax``, ``LogSumExp``, ``Max``/``ArgMax``, ``Delta``,
+* each ``Prod`` with one ``np.einsum``, ``Add``, ``Softmax``, ``LogSumExp``, ``Max``/``ArgMax``,
+  ``Inv``/``MatDet`` (``np.linalg.inv``, ``det``, ``slogdet``), ``Delta``,
   ``Ones`` and ``Window`` (S[u, t, a] = [u == stride·t + a]) directly;
 * each ``Apply`` with the NumPy functions written out below (values and derivatives, by
   hand), user functions by ``sympy.lambdify`` of their bodies;
@@ -278,6 +279,14 @@ class Evaluator:
                 return np.squeeze(best, axis)
             hit = np.isclose(x, best, rtol=0.0, atol=1e-12).astype(float)  # ties split equally
             return hit / hit.sum(axis=axis, keepdims=True)
+        if isinstance(e, (ir.Inv, ir.MatDet)):  # the matrix on axes (row, col) after the batch axis
+            m = self.align(self._eval(e.arg, env, batch), e.arg.free, (e.row, e.col))
+            if isinstance(e, ir.Inv):
+                return np.linalg.inv(m)
+            if e.kind == "det":
+                return np.linalg.det(m)
+            sign, logabs = np.linalg.slogdet(m)
+            return np.where(sign > 0, logabs, np.nan)
         raise TypeError(f"reference: unknown IR node {type(e).__name__}")
 
     def align(self, value, axes, target):

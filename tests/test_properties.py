@@ -91,6 +91,12 @@ def alpha_key(e: ir.Expr):
             return ("L", getattr(x, "kind", ""), walk(x.arg, inner), inner[x.over])
         if isinstance(x, ir.ArgMax):
             return ("A", x.kind, walk(x.arg, env), ix(x.over))
+        if isinstance(x, ir.Inv):
+            return ("I", walk(x.arg, env), ix(x.row), ix(x.col))
+        if isinstance(x, ir.MatDet):  # binds the matrix's row and column
+            level = max(env.values(), default=-1) + 1
+            inner = {**env, x.row: level, x.col: level + 1}
+            return ("M", x.kind, walk(x.arg, inner), level, inner[x.col] - level)
         raise TypeError(type(x).__name__)
 
     return walk(e, {})
@@ -165,7 +171,7 @@ def expressions(draw, free: tuple[Index, ...], depth: int):
     """
     if depth == 0:
         return draw(leaves(free))
-    kind = draw(st.sampled_from(["prod", "prod", "add", "apply", "apply", "softmax", "lse", "max"]))
+    kind = draw(st.sampled_from(["prod", "prod", "add", "apply", "apply", "softmax", "lse", "max", "matrix"]))
     sub = lambda f: expressions(f, depth - 1)  # noqa: E731
     spare = [i for i in POOL if i not in free]  # indices free to be summed here
     if kind in ("lse", "max"):
@@ -190,7 +196,20 @@ def expressions(draw, free: tuple[Index, ...], depth: int):
     if kind == "max":  # max_k or min_k; its derivative brings the maximisers' weights (ArgMax)
         over = draw(st.sampled_from(spare_lse))
         return ir.Max(draw(sub(free + (over,))), over, draw(st.sampled_from(ir.EXTREMES)))
+    if kind == "matrix":  # inv(M)^r_c for two free indices of one size; else logdet/det(M) times the rest
+        if len(free) == 2 and _dim(free[0]) == _dim(free[1]):
+            return ir.Inv(_near_identity(draw(sub(free)), *free), *free)
+        pairs = [(r, c) for r in spare for c in spare if r != c and _dim(r) == _dim(c)]
+        if pairs:
+            r, c = draw(st.sampled_from(pairs))
+            det = ir.MatDet(_near_identity(draw(sub((r, c))), r, c), r, c, draw(st.sampled_from(ir.MATRIX_SCALARS)))
+            return Prod((det, draw(leaves(free))), free) if free else det
     return draw(leaves(free))
+
+
+def _near_identity(e: ir.Expr, r: Index, c: Index) -> ir.Expr:
+    """4 δ^r_c + e/4: a square matrix well away from singular (det > 0) for the values drawn."""
+    return Add((Prod((Const(sympy.Integer(4)), Delta(r, c)), (r, c)), Prod((Const(sympy.Rational(1, 4)), e), (r, c))))
 
 
 @st.composite
@@ -228,7 +247,8 @@ def test_generator_covers_the_ir():
         walk(case[0])
 
     collect()
-    assert {"Const", "Ref", "Delta", "Ones", "Prod", "Add", "Apply", "Softmax", "LogSumExp", "Max", "bound", "pw"} <= seen
+    assert {"Const", "Ref", "Delta", "Ones", "Prod", "Add", "Apply", "Softmax", "LogSumExp", "Max", "bound", "pw",
+            "Inv", "MatDet"} <= seen
 
 
 # ------------------------------------------------------------------ (a) simplify is idempotent

@@ -41,6 +41,7 @@ from einderiv.analysis.document import OuterItem, folded_terms
 from einderiv.analysis.roles import Context
 from einderiv.analysis.structure import Form, summarize
 from einderiv.calculus.derive import derive, in_form
+from einderiv.draws import matrix_args, near_identity
 from einderiv.emit.text import reason
 from reference import BUILTIN_FUNCTIONS, Evaluator
 from test_random_networks import random_network
@@ -95,9 +96,13 @@ class Values:
         self.ev = GenericEvaluator(self.sizes, net.functions)
         rng = np.random.default_rng(seed)
         env = {}
+        matrices = matrix_args(d)  # arguments of logdet, det, inv: near the identity, as check draws them
         for t in net.tensors:
             shape = (batch,) + tuple(self.dim(ix) for ix in t.indices)
-            if t.role == "weight":
+            if str(t.name) in matrices:
+                value = near_identity(rng, shape if t.role != "weight" else shape[1:])
+                value = np.broadcast_to(value, shape)
+            elif t.role == "weight":
                 value = np.broadcast_to(rng.normal(0.0, 0.5, shape[1:]), shape)
             elif t.role == "label":  # in (0, 1) and summing to one: valid for every built-in objective
                 u = rng.uniform(0.05, 1.0, shape)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
 from ..frontend.network import placement
-from ..ir import (Apply, Expr, Index, Kind, LogSumExp, Max, Name, Quantity, Ref, Softmax, Sym, TensorName,
+from ..ir import (Apply, Expr, Index, Inv, Kind, LogSumExp, MatDet, Max, Name, Quantity, Ref, Softmax, Sym, TensorName,
                   all_indices, match_indices, shape_key, walk)
 
 #: letters an index the user wrote is shown as when its own letter names something else
@@ -265,7 +265,7 @@ def nameable(e: Expr) -> bool:
     log-sum-exp, a maximum (a product or a sum is printed as the factors it is made of)."""
     if isinstance(e, Apply):
         return not any(e.fn.deriv)
-    return isinstance(e, (Softmax, LogSumExp, Max))
+    return isinstance(e, (Softmax, LogSumExp, Max, MatDet, Inv))
 
 
 def every_expr(derivation) -> Iterable[Expr]:

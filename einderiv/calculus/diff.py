@@ -16,7 +16,7 @@ from __future__ import annotations
 from functools import singledispatch
 
 from ..errors import InternalError
-from ..ir import (ZERO, Add, Apply, ArgMax, Const, Delta, Expr, Index, LogSumExp, Max, Prod, Ref,
+from ..ir import (ZERO, Add, Apply, ArgMax, Const, Delta, Expr, Index, Inv, LogSumExp, MatDet, Max, Prod, Ref,
                  Ones, Softmax, TensorName, Window, add, fresh, prod,
                  rename)
 
@@ -109,3 +109,32 @@ def _(e: Max, name, wrt):
     if isinstance(dx, Const) and dx.value == 0:
         return ZERO
     return prod((ArgMax(e.arg, e.over, e.kind), dx), e.free + wrt)
+
+
+def _transposed_inverse(e: MatDet | Inv) -> Inv:
+    """inv(X)^col_row: the inverse of ``e``'s argument X with its rows on ``e.col``, its columns on
+    ``e.row`` (X's own free indices are ``row``, ``col``), so that it contracts with ∂X^row_col."""
+    return Inv(rename(e.arg, {e.row: e.col, e.col: e.row}), e.col, e.row)
+
+
+@_d.register
+def _(e: MatDet, name, wrt):
+    # ∂ logdet X = inv(X)^b_a ∂X^a_b;  ∂ det X = det X · inv(X)^b_a ∂X^a_b  (a, b = row, col)
+    dx = _d(e.arg, name, wrt)
+    if isinstance(dx, Const) and dx.value == 0:
+        return ZERO
+    scale = (e,) if e.kind == "det" else ()
+    return prod(scale + (_transposed_inverse(e), dx), wrt)
+
+
+@_d.register
+def _(e: Inv, name, wrt):
+    # ∂ inv(X)^i_j = −inv(X)^i_a ∂X^a_b inv(X)^b_j
+    dx = _d(e.arg, name, wrt)
+    if isinstance(dx, Const) and dx.value == 0:
+        return ZERO
+    i, j = e.row, e.col
+    a, b = fresh(i.dim, i.name), fresh(j.dim, j.name)
+    left = Inv(rename(e.arg, {j: a}), i, a)
+    right = Inv(rename(e.arg, {i: b}), b, j)
+    return prod((Const(-1), left, rename(dx, {i: a, j: b}), right), e.free + wrt)

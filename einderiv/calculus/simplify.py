@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import sympy
 
 from .functions import FunctionTable
-from ..ir import (Add, Apply, ArgMax, Const, Delta, Expr, Index, LogSumExp, Max, Prod, Ref,
+from ..ir import (Add, Apply, ArgMax, Const, Delta, Expr, Index, Inv, LogSumExp, MatDet, Max, Prod, Ref,
                  Ones, Softmax, Window, ZERO, alpha_key, fresh, map_children, name_binders, rename, walk)
 
 
@@ -90,6 +90,12 @@ class Simplifier:
             over = fresh(e.over.dim, e.over.name)
             arg = rename(e.arg, {e.over: over})
             return [_atom(_rebuilt(e, _keeping(self.simplify(arg), arg.free), over), e.free)]
+        if isinstance(e, Inv):
+            return [_atom(Inv(_keeping(self.simplify(e.arg), e.arg.free), e.row, e.col), e.free)]
+        if isinstance(e, MatDet):  # its two binders get fresh names first, as a product's dummies do
+            row, col = fresh(e.row.dim, e.row.name), fresh(e.col.dim, e.col.name)
+            arg = rename(e.arg, {e.row: row, e.col: col})
+            return [_atom(MatDet(_keeping(self.simplify(arg), arg.free), row, col, e.kind), e.free)]
         raise TypeError(f"simplify: unknown node {type(e).__name__}")
 
     def _expand_apply(self, e: Apply) -> list[Term]:
@@ -231,7 +237,8 @@ def contract_deltas(t: Term) -> Term | None:
 def _softmax_diagonal(e: Expr, a: Index, b: Index) -> bool:
     """Whether identifying ``a`` and ``b`` in ``e`` would take the diagonal of a softmax along
     one of them (:meth:`~einderiv.ir.Softmax.renamed`)."""
-    return any(isinstance(x, (Softmax, ArgMax)) and x.over in (a, b) and {a, b} <= set(x.free) for x in walk(e))
+    return any((isinstance(x, (Softmax, ArgMax)) and x.over in (a, b) and {a, b} <= set(x.free))
+               or (isinstance(x, Inv) and {a, b} == {x.row, x.col}) for x in walk(e))
 
 
 # ------------------------------------------------------------ canonical forms
@@ -270,8 +277,10 @@ def _struct(e: Expr) -> str:
         return type(e).__name__ + "(" + ";".join(_struct(c) for c in e.children()) + ")"
     if isinstance(e, (Softmax, LogSumExp)):
         return type(e).__name__ + "(" + _struct(e.arg) + ")"
-    if isinstance(e, (Max, ArgMax)):
+    if isinstance(e, (Max, ArgMax, MatDet)):
         return type(e).__name__ + e.kind + "(" + _struct(e.arg) + ")"
+    if isinstance(e, Inv):
+        return "Inv(" + _struct(e.arg) + ")"
     return type(e).__name__
 
 

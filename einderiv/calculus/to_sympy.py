@@ -196,6 +196,14 @@ class SympyWriter(Printer):
             return [body.subs(c, v) for v in range(int(c.upper) + 1)]
         return self.under((e.over,), build)
 
+    def _print_MatDet(self, e):
+        raise UsageError(f"a sympy block cannot write {e.kind}(...) (a matrix function); use the generated "
+                         "code, or einderiv derive for the formula")
+
+    def _print_Inv(self, e):
+        raise UsageError("a sympy block cannot write inv(...) (a matrix function); use the generated "
+                         "code, or einderiv derive for the formula")
+
     def _print_Max(self, e: Max):
         return (sympy.Max if e.kind == "max" else sympy.Min)(*self.members(e))
 

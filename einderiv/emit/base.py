@@ -29,7 +29,8 @@ from ..analysis.factor import FactoredTerm
 from ..analysis.order import display_order, split_coef, sum_terms, term_parts, windows_shown
 from ..analysis.roles import Context
 from ..frontend.builtins import ARG
-from ..ir import Add, Apply, Const, Expr, Fn, Index, LogSumExp, Max, Prod, Ref, Softmax, Window
+from ..ir import (Add, Apply, Const, Delta, Expr, Fn, Index, Inv, LogSumExp, MatDet, Max, Prod, Quantity, Ref,
+                  Softmax, Window)
 from .letters import IndexNames
 
 
@@ -72,6 +73,8 @@ class IndexPrinter(Printer):
             self._settings["context"] = Context()
         self.names: IndexNames = self._settings["names"]
         self.ctx: Context = self._settings["context"]
+        #: square tensors a product shows as their trace (``tr(S)``: S^a_b δ^a_b summed over both)
+        self.traced: set = set()
         #: print a node's definition, met inside an expression, as the node's name (off for the
         #: Network section, which shows the definitions as written)
         self.name_nodes = True
@@ -92,6 +95,10 @@ class IndexPrinter(Printer):
         """The explicit summation sign over ``sums``, followed by a space."""
         raise NotImplementedError
 
+    def trace(self, r: Ref) -> str:
+        """The trace of a square tensor, ``S^a_b δ^a_b`` summed over both (``trace(S)``)."""
+        raise NotImplementedError
+
     def arith_entry(self, w: Window) -> object:
         """What :attr:`arith` holds for the index ``w.u`` shown as ``stride·t + a``."""
         return w
@@ -108,7 +115,7 @@ class IndexPrinter(Printer):
     # -- node names ---------------------------------------------------------------
     def node_named(self, e: Expr) -> Ref | None:
         """The node ``e`` is the definition of (:meth:`Context.named`), if names are wanted."""
-        if self.name_nodes and isinstance(e, (Apply, Softmax, LogSumExp, Max)):
+        if self.name_nodes and isinstance(e, (Apply, Softmax, LogSumExp, Max, MatDet, Inv)):
             return self.ctx.named(e)
         return None
 
@@ -148,12 +155,16 @@ class IndexPrinter(Printer):
                 if ix not in outs:
                     count[ix] = count.get(ix, 0) + 1
         sums = [ix for ix, n in count.items() if n != 2]
+        traces = _traces(factors, count)
+        factors = [f for f in factors if not any(f in pair for pair in traces)] + [pair[0] for pair in traces]
         shown = windows_shown(factors, out)
         for w in shown:  # x^{t+a} instead of S^u_{t,a} x^u
             self.arith[w.u] = self.arith_entry(w)
+        saved, self.traced = self.traced, {pair[0] for pair in traces}
         try:
             body = " ".join(self._factor(f) for f in factors if f not in shown)
         finally:
+            self.traced = saved
             for w in shown:
                 self.arith.pop(w.u, None)
         if sums:
@@ -173,6 +184,8 @@ class IndexPrinter(Printer):
         return f"{c} {body}"
 
     def _factor(self, f: Expr) -> str:
+        if isinstance(f, Ref) and f in self.traced:
+            return self.trace(f)
         s = self._print(f)
         return self.paren(s) if isinstance(f, Add) else s
 
@@ -253,3 +266,17 @@ class DocumentPrinter(Printer):
     def step_symbol(p: IndexPrinter, axes: Sequence[Index]) -> str:
         """The label of a sum over steps: ``t``, or ``τ`` when an axis is lettered t (∂²f/∂W^j_i∂W^s_t)."""
         return "τ" if "t" in {p.names[ix] for ix in axes} else "t"
+
+
+def _traces(factors: Sequence[Expr], count: dict) -> list[tuple[Ref, Delta]]:
+    """(S^a_b, δ^a_b) pairs of a product whose a and b are summed between the two alone: a trace."""
+    out = []
+    for d in factors:
+        if not isinstance(d, Delta) or d.a == d.b or count.get(d.a) != 2 or count.get(d.b) != 2:
+            continue
+        for r in factors:
+            if isinstance(r, Ref) and not isinstance(r.name, Quantity) and set(r.indices) == {d.a, d.b} \
+                    and len(r.indices) == 2:
+                out.append((r, d))
+                break
+    return out

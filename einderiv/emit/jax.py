@@ -92,7 +92,8 @@ HELPERS = {
     "_sigmoid": NUMPY_HELPERS["_sigmoid"].replace("np.", "jnp.").replace("(0, ", "(0.0, "),
     "_softmax": NUMPY_HELPERS["_softmax"].replace("np.", "jnp."),
     "_logsumexp": NUMPY_HELPERS["_logsumexp"].replace("np.", "jnp."),
-    **{k: NUMPY_HELPERS[k].replace("np.", "jnp.") for k in ("_max", "_min", "_argmax", "_argmin")},
+    **{k: NUMPY_HELPERS[k].replace("np.", "jnp.") for k in ("_max", "_min", "_argmax", "_argmin", "_inv", "_det",
+                                                           "_logdet")},
     "_window_view": '''def _window_view(a, size, axis, stride, count):
     """`a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
     out[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding); a gather

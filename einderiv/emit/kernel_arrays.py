@@ -223,6 +223,15 @@ class Reduction:
 
 
 @node
+class MatrixFn:
+    """``inv``, ``det`` or ``logdet`` (NaN where det ≤ 0) of the square matrices on the last two
+    axes of ``x`` (a batch of them when ``x`` has more)."""
+
+    kind: str
+    x: "ArrayExpr"
+
+
+@node
 class WindowView:
     """A strided view of ``x`` with axis ``axis`` split into (position, tap): index arithmetic
     (:mod:`einderiv.emit.window`), never the circulant matrix."""
@@ -282,7 +291,7 @@ class DictOf:
 
 
 ArrayExpr = Union[Var, Num, Str, Py, Code, Label, Key, Item, Paren, Subscript, Transpose, SumAxes, MatMul,
-                  TensorDot, Einsum, Mul, Sum, Scale, Div, Eye, Ones, Zeros, Lib, Reduction, WindowView,
+                  TensorDot, Einsum, Mul, Sum, Scale, Div, Eye, Ones, Zeros, Lib, Reduction, MatrixFn, WindowView,
                   SelectionArray, BatchSize, Call, TupleOf, ListOf, DictOf]
 
 

@@ -15,6 +15,7 @@ and emits the statements it needs:
 * ``Apply`` → an :class:`~einderiv.emit.kernel.Elementwise` statement: the SymPy body of the
   derivative with its operands bound (``tanh'`` reuses the node holding ``tanh``);
 * ``Softmax``/``LogSumExp``/``Max``/``ArgMax`` → a stable :class:`~einderiv.emit.kernel.Reduction`;
+* ``Inv``/``MatDet`` → a :class:`~einderiv.emit.kernel.MatrixFn` on the last two axes;
 * ``Window`` → a strided view of its neighbour (:mod:`einderiv.emit.window`).
 
 Data, nodes and quantities carry a leading batch axis (letter ``B`` in einsum strings);
@@ -28,11 +29,11 @@ from typing import Callable
 import sympy
 
 from ..frontend.builtins import ARG
-from ..ir import (Add, Apply, ArgMax, Const, Delta, Expr, LogSumExp, Max, Ones, Prod, Ref, Softmax, Window,
+from ..ir import (Add, Apply, ArgMax, Const, Delta, Expr, Inv, LogSumExp, MatDet, Max, Ones, Prod, Ref, Softmax, Window,
                   alpha_key, labels_of, refs)
 from . import lower, window
 from .kernel import Assign, Contraction, Elementwise, Frame, Loop, Python, Range
-from .kernel_arrays import (BATCH, ArrayExpr, Div, Einsum, Eye, Item, Key, Num, Paren, Reduction, Str, Subscript,
+from .kernel_arrays import (BATCH, ArrayExpr, Div, Einsum, Eye, Item, Key, MatrixFn, Num, Paren, Reduction, Str, Subscript,
                             Sum, Transpose, Var, atom, is_dotted, mul, operand, scaled)
 from .kernel_arrays import Ones as OnesArray
 from .kernel_context import Context, Val
@@ -270,6 +271,16 @@ class Scope:
         var = self.bind(target or f"{kind}_{self.label(e.arg)}", Reduction(kind, v.expr, axis), bool(target))
         return Val(Var(var), e.free, v.batched)
 
+    def _matrix(self, e: Inv | MatDet, target) -> Val:
+        """``inv``/``det``/``logdet`` of the argument, its rows and columns moved to the last axes."""
+        v = self.lower(e.arg)
+        code = align(v, (e.row, e.col), v.batched)
+        if not is_dotted(code):
+            code = Var(self.bind(self.label(e.arg) + "_m", code))
+        kind = "inv" if isinstance(e, Inv) else e.kind
+        var = self.bind(target or f"{kind}_{self.label(e.arg)}", MatrixFn(kind, code), bool(target))
+        return Val(Var(var), e.free, v.batched)
+
 
 @functools.lru_cache(maxsize=None)
 def derivative_body(table, fn: str, deriv: tuple, known: bool) -> tuple:
@@ -297,5 +308,5 @@ _LEAVES: dict[type, Callable] = {
 }
 _COMPOUND: dict[type, Callable] = {
     Prod: Scope._sum, Add: Scope._sum, Apply: Scope._apply, Softmax: Scope._reduce, LogSumExp: Scope._reduce,
-    Max: Scope._reduce, ArgMax: Scope._reduce,
+    Max: Scope._reduce, ArgMax: Scope._reduce, Inv: Scope._matrix, MatDet: Scope._matrix,
 }

@@ -201,6 +201,12 @@ class FormulaPrinter(Printer):
     def _print_ArgMax(self, e) -> str:
         return f"arg{e.kind}_{self.L[e.over]}({self._print(e.arg)})"
 
+    def _print_MatDet(self, e) -> str:
+        return f"{e.kind}_{self.L[e.row]}{self.L[e.col]}({self._print(e.arg)})"
+
+    def _print_Inv(self, e) -> str:
+        return f"inv_{self.L[e.row]}{self.L[e.col]}({self._print(e.arg)})"
+
     def emptyPrinter(self, e):
         raise TypeError(f"no formula for {type(e).__name__}")
 

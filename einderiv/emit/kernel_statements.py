@@ -17,7 +17,7 @@ import itertools
 from typing import Callable
 
 from ..analysis.factor import as_terms, factored
-from ..ir import REDUCTIONS, Add, Apply, fresh, is_zero, refs, rename
+from ..ir import MATRIX_NODES, REDUCTIONS, Add, Apply, fresh, is_zero, refs, rename
 from .kernel import (Accumulate, Append, Assign, Block, Comment, Define, Factors, Frame, Function, Local, Loop,
                      Module, Python, Return, SquaredNorm, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, Call, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum,
@@ -105,7 +105,7 @@ def define(s: Scope, st: Define) -> None:
             s.each(g.labels, emit, exprs=[g.term])
     else:
         s.emit(Comment(ctx.show(var, indices, expr) + (" (÷ B: the batch mean seeded once)" if st.mean else "")))
-        if isinstance(expr, (Apply,) + REDUCTIONS) and expr.free == indices and not st.mean:
+        if isinstance(expr, (Apply,) + REDUCTIONS + MATRIX_NODES) and expr.free == indices and not st.mean:
             v = s.lower(expr, target=var)
             if v.expr != Var(var):
                 s.bind(var, v.expr, exact=True)

@@ -30,7 +30,7 @@ from sympy.printing.precedence import PRECEDENCE
 
 from ..analysis.factor import FactoredTerm
 from ..frontend.builtins import ARG
-from ..ir import Apply, ArgMax, Max, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
+from ..ir import Apply, ArgMax, Inv, MatDet, Max, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
 from .base import IndexPrinter, mul_parts
 from .latex_names import Naming, escape, tex_function, tex_index, tex_primes, tex_tensor
 
@@ -83,6 +83,9 @@ class LatexIndexPrinter(IndexPrinter):
 
     def sum_prefix(self, sums) -> str:
         return r"\sum_{" + self._letters(sums) + "} "
+
+    def trace(self, r: Ref) -> str:
+        return r"\operatorname{tr} " + self.slots(*self.naming.tensor(r.name), [])
 
     # -- indices ------------------------------------------------------------
     def _print_Index(self, ix: Index) -> str:
@@ -224,6 +227,23 @@ class LatexIndexPrinter(IndexPrinter):
         r"""The maximisers' weights (one-hot, split at ties), ``\operatorname{argmax}_{k}(x^{k})``."""
         return (r"\operatorname{arg" + e.kind + "}_{" + self._print(e.over) + r"}\!\left("
                 + self._print(e.arg) + r"\right)")
+
+    def _print_MatDet(self, e: MatDet) -> str:
+        r"""``\log\det S``, ``\det S`` (over an expression, its rows and columns as subscripts)."""
+        op = r"\log\det" if e.kind == "logdet" else r"\det"
+        if isinstance(e.arg, Ref) and e.arg.indices == (e.row, e.col) and not isinstance(e.arg.name, Quantity):
+            base, label = self.naming.tensor(e.arg.name)
+            return op + " " + self.slots(base, label, [])
+        return (op + "_{" + self._letters((e.row, e.col)) + r"}\!\left(" + self._print(e.arg) + r"\right)")
+
+    def _print_Inv(self, e: Inv) -> str:
+        r"""``(S^{-1})^{i}_{j}``: the inverse's indices in the slots of its argument's declaration."""
+        if isinstance(e.arg, Ref) and e.arg.indices == (e.row, e.col) and not isinstance(e.arg.name, Quantity):
+            base, label = self.naming.tensor(e.arg.name)
+            up = self.ctx.upper(e.arg.name, 2)
+            inner = self.slots(base, label, [])
+            return self.slots(r"\left(" + inner + r"^{-1}\right)", None, list(zip((e.row, e.col), up)))
+        return self.slots(r"\left(" + self._print(e.arg) + r"\right)^{-1}", None, [(e.row, True), (e.col, False)])
 
     # -- factored terms ----------------------------------------------------
     def term_groups(self, t: FactoredTerm, out: Sequence[Index]) -> tuple[str, list[str]]:

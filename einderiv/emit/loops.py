@@ -40,7 +40,7 @@ import heapq
 from ..analysis.factor import as_terms, factored
 from ..analysis.fold import abstract, fold_terms, shift_labels, tensor_labels
 from ..calculus.simplify import term_key
-from ..ir import REDUCTIONS, Apply, Const, Prod, labels_of, refs
+from ..ir import MATRIX_NODES, REDUCTIONS, Apply, Const, Prod, labels_of, refs
 from .kernel import (Accumulate, Assign, Block, Constant, Define, Factors, Frame, Function, Loop, Module, Python,
                      Return, Run, SquaredNorm, Support, TermGroup)
 from .kernel_arrays import Call, Var
@@ -265,7 +265,7 @@ def group_sums(stmts, ctx: Context) -> list:
     out = []
     for st in stmts:
         if isinstance(st, Define) and not has_symbols(st.name) \
-                and not isinstance(st.expr, (Apply,) + REDUCTIONS):
+                and not isinstance(st.expr, (Apply,) + REDUCTIONS + MATRIX_NODES):
             groups = term_groups(st.expr, st.indices, ctx.loop_vars[0], ctx.batched_member)
             if any(g.labels for g in groups):
                 st = Define(st.name, st.indices, st.expr, groups)

@@ -439,6 +439,9 @@ class NumPyPrinter(Printer):
     def _print_Reduction(self, e) -> str:
         return f"{self.helper('_' + e.kind)}({self._print(e.x)}, axis={e.axis})"
 
+    def _print_MatrixFn(self, e) -> str:
+        return f"{self.helper('_' + e.kind)}({self._print(e.x)})"
+
     def _print_WindowView(self, e) -> str:
         return f"{self.helper('_window_view')}({self._print(e.x)}, {e.size}, {e.axis}, {e.stride}, {e.count})"
 

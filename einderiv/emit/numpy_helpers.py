@@ -41,6 +41,16 @@ HELPERS = {
     """The weights of ∂ min along ``axis``: 1 at the minimiser; 1/m at each of m tied ones."""
     e = (a == np.min(a, axis=axis, keepdims=True)).astype(a.dtype)
     return e / np.sum(e, axis=axis, keepdims=True)''',
+    "_inv": '''def _inv(a):
+    """The inverse of each square matrix on the last two axes (LinAlgError if one is singular)."""
+    return np.linalg.inv(a)''',
+    "_det": '''def _det(a):
+    """The determinant of each square matrix on the last two axes."""
+    return np.linalg.det(a)''',
+    "_logdet": '''def _logdet(a):
+    """log det of each square matrix on the last two axes, from slogdet; NaN where det <= 0."""
+    sign, logabs = np.linalg.slogdet(a)
+    return np.where(sign > 0, logabs, np.nan)''',
     "_window_view": '''def _window_view(a, size, axis, stride, count):
     """View of `a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
     view[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding).  No copy."""

@@ -23,7 +23,7 @@ from sympy.printing.str import StrPrinter
 
 from ..analysis.factor import FactoredTerm
 from ..frontend.builtins import ARG
-from ..ir import Apply, ArgMax, Max, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
+from ..ir import Apply, ArgMax, Inv, MatDet, Max, Delta, Index, LogSumExp, Name, Ones, Quantity, Ref, Softmax, Window
 from .base import IndexPrinter, mul_parts
 
 _SUP = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -145,6 +145,9 @@ class TextPrinter(IndexPrinter):
 
     def arith_entry(self, w: Window) -> str:
         return self.arith_text(w)
+
+    def trace(self, r: Ref) -> str:
+        return f"tr({r.name})"
 
     # -- indices ------------------------------------------------------------
     def _print_Index(self, ix: Index) -> str:
@@ -280,6 +283,19 @@ class TextPrinter(IndexPrinter):
     def _print_ArgMax(self, e: ArgMax) -> str:
         """The maximisers' weights ∂ max_k(x)/∂x^k: ``argmax_k(x)`` (one-hot, split at ties)."""
         return f"arg{e.kind}_{self._print(e.over)}({self._print(e.arg)})"
+
+    def _print_MatDet(self, e: MatDet) -> str:
+        """``logdet(S)``, ``det(S)``; over an expression, its row and column indices after ``_``."""
+        if isinstance(e.arg, Ref) and e.arg.indices == (e.row, e.col):
+            return f"{e.kind}({e.arg.name})"
+        return f"{e.kind}_{{{self._print(e.row)},{self._print(e.col)}}}({self._print(e.arg)})"
+
+    def _print_Inv(self, e: Inv) -> str:
+        """``inv(S)^i_j``: the inverse's indices in the slots of its argument's declaration."""
+        if isinstance(e.arg, Ref) and e.arg.indices == (e.row, e.col) and not isinstance(e.arg.name, Quantity):
+            up = self.ctx.upper(e.arg.name, 2)
+            return f"inv({e.arg.name})" + self.slots(list(zip((e.row, e.col), up)))
+        return f"inv({self._print(e.arg)})" + self.script((e.row,), (e.col,))
 
     # -- factored terms ----------------------------------------------------
     def term(self, t: FactoredTerm, out: Sequence[Index], sep: str = " ⊗ ") -> str:

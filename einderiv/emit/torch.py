@@ -160,6 +160,16 @@ HELPERS = {
     """The weights of ∂ min along ``axis``: 1 at the minimiser; 1/m at each of m tied ones."""
     e = (a == torch.amin(a, dim=axis, keepdim=True)).to(a.dtype)
     return e / torch.sum(e, dim=axis, keepdim=True)''',
+    "_inv": '''def _inv(a):
+    """The inverse of each square matrix on the last two axes (an error if one is singular)."""
+    return torch.linalg.inv(a)''',
+    "_det": '''def _det(a):
+    """The determinant of each square matrix on the last two axes."""
+    return torch.linalg.det(a)''',
+    "_logdet": '''def _logdet(a):
+    """log det of each square matrix on the last two axes, from slogdet; NaN where det <= 0."""
+    sign, logabs = torch.linalg.slogdet(a)
+    return torch.where(sign > 0, logabs, torch.full_like(logabs, float("nan")))''',
     "_window_view": '''def _window_view(a, size, axis, stride, count):
     """View of `a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
     view[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding).  No copy."""

@@ -35,6 +35,7 @@ from ..errors import (Argument, EinderivError, FunctionError, IndexError_, NameE
                       UsageError)
 from ..ir import Index, Name
 from .builtins import BUILTINS, OBJECTIVES, check_differentiable, parse_user_function
+from .matrices import reserved_matrix_name
 from .context import REDUCTION, Context, Shape, fmt
 from .families import Member, to_label
 from .limits import check_body
@@ -158,6 +159,7 @@ class Checker(Context):
             if fd.name in BUILTINS or fd.name in OBJECTIVES:
                 raise NameError_(f"redefinition of built-in function '{fd.name}'; choose another name",
                                  self.loc(fd))
+            reserved_matrix_name(fd.name, self.loc(fd))
             m = REDUCTION.match(fd.name)
             if m:
                 raise NameError_(f"'{fd.name}' is reserved for the reduction {m.group(1)} over index "

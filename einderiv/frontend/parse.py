@@ -26,6 +26,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from . import syntax as S
 from ..errors import EinderivError, Location, ParseError, UsageError
 from .header import Header, header
+from .underscores import resolve
 from .limits import MAX_NESTING, MAX_TOKEN, literal_error, long_token, nesting_error
 
 #: how terminals are named in "expected one of: ..." lists
@@ -189,7 +190,7 @@ class _ToSyntax(Transformer):
         domain = next((c for c in rest if isinstance(c, S.Domain)), None)
         has_colon = len(sizes) > 0
         return S.Decl(role.line, role.column, str(role), str(name), self._indices(groups),
-                      tuple(sizes) if has_colon else None, label, rng, domain)
+                      tuple(sizes) if has_colon else None, label, rng, domain, name.column)
 
     @v_args(meta=True)
     def function(self, meta, children):
@@ -447,7 +448,7 @@ def parse(text: str, path: str) -> S.Module:
     if deep is not None:
         raise deep
     try:
-        return _ToSyntax(path, text, found).transform(tree)
+        return resolve(_ToSyntax(path, text, found).transform(tree), path)
     except VisitError as e:
         orig = e.orig_exc
         if isinstance(orig, _SyntaxErrorAt):

@@ -33,6 +33,7 @@ from ..ir import Name
 from .builtins import ARG, BUILTINS, OBJECTIVES
 from .context import IDENT, PUBLIC_BUILTINS, REDUCTION, REDUCTIONS, Context, fmt, number
 from .families import Member, to_label
+from .matrices import MATRIX_FUNCTIONS, matrix_factor
 from .network import dim_symbol
 from .objectives import objective_expr
 
@@ -181,6 +182,8 @@ class Scope:
 
     def factor(self, n: S.Expr):
         """IR of one factor and its index occurrences [(name, location)]."""
+        if isinstance(n, S.Call) and n.name in MATRIX_FUNCTIONS:  # logdet(S), inv(S)^i_j
+            return matrix_factor(self, n)
         if isinstance(n, S.Call) and n.name in self.c.fam.members:  # h(t-1)^i: a family member
             name = self.c.fam.resolve(n, self.env)
             if name in self.c.fam.zero:

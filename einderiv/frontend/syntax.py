@@ -101,6 +101,7 @@ class Decl(Node):
     label: Label | None = None  # ``x(t)``: a family member
     range: Range | None = None
     domain: Domain | None = None  # ``input s^i : n positive``
+    name_column: int = 0  # where the name starts (the node's own column is the role's)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@
 from .heap import paused
 from .names import (ANY, Kind, Label, Name, Quantity, Sym, TensorName, label_range, labels_of, map_names,
                     names_in)
-from .nodes import (EXTREMES, ONE, REDUCTIONS, ZERO, Add, Apply, ArgMax, Const, Delta, Expr, Fn, Index,
-                    LogSumExp, Max, Ones, Prod, Ref, Softmax, Window, add, fresh, is_zero, prod, reset_fresh, unique)
+from .nodes import (EXTREMES, MATRIX_NODES, MATRIX_SCALARS, ONE, REDUCTIONS, ZERO, Add, Apply, ArgMax, Const, Delta, Expr, Fn, Index, Inv,
+                    LogSumExp, MatDet, Max, Ones, Prod, Ref, Softmax, Window, add, fresh, is_zero, prod, reset_fresh, unique)
 from .tools import (all_indices, alpha_key, distinct, map_children, map_indices, map_refs, match_indices,
                     name_binders, own_indices, ref_names, refs, rename, shape_key, substitute, walk)
 
@@ -20,7 +20,7 @@ __all__ = [
     "paused",
     "ANY", "Kind", "Label", "Name", "Quantity", "Sym", "TensorName", "label_range", "labels_of", "map_names",
     "names_in",
-    "EXTREMES", "ONE", "REDUCTIONS", "ZERO", "Add", "Apply", "ArgMax", "Const", "Delta", "Expr", "Fn", "Index",
+    "EXTREMES", "MATRIX_NODES", "MATRIX_SCALARS", "ONE", "REDUCTIONS", "ZERO", "Add", "Apply", "ArgMax", "Const", "Delta", "Expr", "Fn", "Index",
     "LogSumExp", "Max", "Ones", "Prod", "Ref",
     "Softmax", "Window", "add", "fresh", "is_zero", "prod", "reset_fresh", "unique",
     "all_indices", "alpha_key", "distinct", "map_children", "map_indices", "map_refs", "match_indices",

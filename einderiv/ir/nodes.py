@@ -357,6 +357,69 @@ class ArgMax(Expr):
         return (self.arg,)
 
 
+#: the scalar matrix functions of :class:`MatDet`: ``logdet(S)`` and ``det(S)``
+MATRIX_SCALARS = ("logdet", "det")
+
+
+@dataclass(frozen=True)
+class MatDet(Expr):
+    """``logdet`` (``kind`` "logdet": log det, NaN where det ≤ 0) or ``det`` of the square matrix
+    ``arg``, whose free indices are ``row`` and ``col`` — binds both.
+
+    ∂ logdet X/∂X^a_b = inv(X)^b_a and ∂ det X = det X · inv(X)^b_a (:class:`Inv`)."""
+
+    arg: Expr
+    row: Index
+    col: Index
+    kind: str = "logdet"
+    CHILDREN = ("arg",)
+    INDICES = ("row", "col")
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return ()
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.arg,)
+
+    def binds(self) -> tuple[Index, ...]:
+        return (self.row, self.col)
+
+
+@dataclass(frozen=True)
+class Inv(Expr):
+    """The matrix inverse ``inv(arg)^row_col`` of the square matrix ``arg``, whose free indices
+    are ``row`` (its rows) and ``col`` (its columns); both stay free.
+
+    ∂ inv(X)^i_j = −inv(X)^i_a ∂X^a_b inv(X)^b_j, so every order stays in closed form."""
+
+    arg: Expr
+    row: Index
+    col: Index
+    CHILDREN = ("arg",)
+    INDICES = ("row", "col")
+
+    def renamed(self, mapping: dict[Index, Index], rename) -> Expr | None:
+        """Renaming ``row`` and ``col`` onto one index takes the inverse's diagonal, not the
+        inverse of the argument's diagonal: ``Σ inv(X)^c_d δ^c_t δ^d_t``."""
+        target = mapping.get(self.row, self.row)
+        if target != mapping.get(self.col, self.col):
+            return None
+        c, d = fresh(self.row.dim, self.row.name), fresh(self.col.dim, self.col.name)
+        inner = rename(self.arg, {**mapping, self.row: c, self.col: d})
+        return Prod((Inv(inner, c, d), Delta(c, target), Delta(d, target)), (target,))
+
+    @property
+    def free(self) -> tuple[Index, ...]:
+        return (self.row, self.col)
+
+    def children(self) -> tuple[Expr, ...]:
+        return (self.arg,)
+
+
+#: the matrix functions: their argument is a square matrix, evaluated whole
+MATRIX_NODES = (MatDet, Inv)
+
 #: the reductions along one axis, whose argument is evaluated whole (lifted, lowered to one call)
 REDUCTIONS = (Softmax, LogSumExp, Max, ArgMax)
 
