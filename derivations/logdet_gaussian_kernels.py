@@ -376,127 +376,212 @@ def objective(params, data):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_g"] = _adj_g(t)
-    t["adj_z_g"] = _adj_z_g(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W[j,i] = adj_z_g[j] x[i]
-    adj_z_g = t["adj_z_g"]
-    x = t["x"]
-    # einsum("Bj,Bi->ji", adj_z_g, x)
-    grad_W = adj_z_g.T @ x / B
-    # ∂f/∂U[a,j] = -adj_r[a] g[j]
-    adj_r = t["adj_r"]
-    g = t["g"]
-    # einsum("Ba,Bj->aj", adj_r, g)
-    grad_U = -adj_r.T @ g / B
+    x = data["x"]
+    y = data["y"]
+    W = params["W"]
+    U = params["U"]
+    S = params["S"]
+    B = x.shape[0]
+    # z_g[j] = Σ_i W[j,i] x[i]
+    # einsum("ji,Bi->Bj", W, x)
+    z_g = x @ W.T
+    # g[j] = tanh(z_g[j])
+    g = np.tanh(z_g)
+    del z_g
+    # r[a] = y[a] - Σ_j U[a,j] g[j]
+    # einsum("aj,Bj->Ba", U, g)
+    r = y - g @ U.T
     # ∂f/∂S[a,b] = 1/2 inv_ba(S[b,a]) - 1/2 Σ_ci inv_ca(S[c,a]) inv_bi(S[b,i]) r[c] r[i]
-    S = t["S"]
     inv_S = _inv(S)
     # einsum("ba->ab", inv_S)
-    r = t["r"]
     # einsum("ca,bi,Bc,Bi->ab", inv_S, inv_S, r, r)
     tmp = r.T @ r
     tmp_2 = tmp @ inv_S
+    del tmp
     grad_S = -0.5 * tmp_2.T @ inv_S.T / B + 0.5 * inv_S.T
+    del tmp_2
+    # adj_r[a] = 1/2 Σ_c inv_ac(S[a,c]) r[c] + 1/2 Σ_c inv_ca(S[c,a]) r[c]
+    # einsum("ac,Bc->Ba", inv_S, r)
+    # einsum("ca,Bc->Ba", inv_S, r)
+    adj_r = 0.5 * r @ inv_S.T + 0.5 * r @ inv_S
+    del r, inv_S
+    # ∂f/∂U[a,j] = -adj_r[a] g[j]
+    # einsum("Ba,Bj->aj", adj_r, g)
+    grad_U = -adj_r.T @ g / B
+    # adj_g[j] = -Σ_c U[c,j] adj_r[c]
+    # einsum("cj,Bc->Bj", U, adj_r)
+    adj_g = -adj_r @ U
+    del adj_r
+    # adj_z_g[j] = tanh'(z_g[j]) adj_g[j]
+    dtanh_z_g = 1 - g**2
+    del g
+    adj_z_g = dtanh_z_g * adj_g
+    del adj_g, dtanh_z_g
+    # ∂f/∂W[j,i] = adj_z_g[j] x[i]
+    # einsum("Bj,Bi->ji", adj_z_g, x)
+    grad_W = adj_z_g.T @ x / B
+    del adj_z_g
     return {"W": grad_W, "U": grad_U, "S": grad_S}
 
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_g"] = _adj_g(t)
-    t["adj_z_g"] = _adj_z_g(t)
-    B = t["x"].shape[0]
-    # ∂f/∂W[j,i] = adj_z_g[j] x[i]
-    adj_z_g = t["adj_z_g"]
-    x = t["x"]
-    # einsum("Bj,Bi->Bji", adj_z_g, x)
-    grad_W = x[:, None] * adj_z_g[:, :, None]
-    # ∂f/∂U[a,j] = -adj_r[a] g[j]
-    adj_r = t["adj_r"]
-    g = t["g"]
-    # einsum("Ba,Bj->Baj", adj_r, g)
-    grad_U = -g[:, None] * adj_r[:, :, None]
+    x = data["x"]
+    y = data["y"]
+    W = params["W"]
+    U = params["U"]
+    S = params["S"]
+    B = x.shape[0]
+    # z_g[j] = Σ_i W[j,i] x[i]
+    # einsum("ji,Bi->Bj", W, x)
+    z_g = x @ W.T
+    # g[j] = tanh(z_g[j])
+    g = np.tanh(z_g)
+    del z_g
+    # r[a] = y[a] - Σ_j U[a,j] g[j]
+    # einsum("aj,Bj->Ba", U, g)
+    r = y - g @ U.T
     # ∂f/∂S[a,b] = 1/2 inv_ba(S[b,a]) - 1/2 Σ_ci inv_ca(S[c,a]) inv_bi(S[b,i]) r[c] r[i]
-    S = t["S"]
     inv_S = _inv(S)
     # einsum("ba->ab", inv_S)
-    r = t["r"]
     # einsum("ca,bi,Bc,Bi->Bab", inv_S, inv_S, r, r)
     tmp = r @ inv_S
     tmp_2 = r @ inv_S.T
     grad_S = 0.5 * inv_S.T - 0.5 * tmp_2[:, None] * tmp[:, :, None]
+    del tmp, tmp_2
+    # adj_r[a] = 1/2 Σ_c inv_ac(S[a,c]) r[c] + 1/2 Σ_c inv_ca(S[c,a]) r[c]
+    # einsum("ac,Bc->Ba", inv_S, r)
+    # einsum("ca,Bc->Ba", inv_S, r)
+    adj_r = 0.5 * r @ inv_S.T + 0.5 * r @ inv_S
+    del r, inv_S
+    # ∂f/∂U[a,j] = -adj_r[a] g[j]
+    # einsum("Ba,Bj->Baj", adj_r, g)
+    grad_U = -g[:, None] * adj_r[:, :, None]
+    # adj_g[j] = -Σ_c U[c,j] adj_r[c]
+    # einsum("cj,Bc->Bj", U, adj_r)
+    adj_g = -adj_r @ U
+    del adj_r
+    # adj_z_g[j] = tanh'(z_g[j]) adj_g[j]
+    dtanh_z_g = 1 - g**2
+    del g
+    adj_z_g = dtanh_z_g * adj_g
+    del adj_g, dtanh_z_g
+    # ∂f/∂W[j,i] = adj_z_g[j] x[i]
+    # einsum("Bj,Bi->Bji", adj_z_g, x)
+    grad_W = x[:, None] * adj_z_g[:, :, None]
+    del adj_z_g
     return {"W": grad_W, "U": grad_U, "S": grad_S}
 
 
 def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms, each a tuple of per-sample factors (axes: GRADIENT_FACTOR_AXES)."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_g"] = _adj_g(t)
-    t["adj_z_g"] = _adj_z_g(t)
-    B = t["x"].shape[0]
-    adj_z_g = t["adj_z_g"]
-    x = t["x"]
-    adj_r = t["adj_r"]
-    g = t["g"]
-    fac_U_0_0 = -adj_r
-    S = t["S"]
+    x = data["x"]
+    y = data["y"]
+    W = params["W"]
+    U = params["U"]
+    S = params["S"]
+    B = x.shape[0]
+    # z_g[j] = Σ_i W[j,i] x[i]
+    # einsum("ji,Bi->Bj", W, x)
+    z_g = x @ W.T
+    # g[j] = tanh(z_g[j])
+    g = np.tanh(z_g)
+    del z_g
+    # r[a] = y[a] - Σ_j U[a,j] g[j]
+    # einsum("aj,Bj->Ba", U, g)
+    r = y - g @ U.T
     inv_S = _inv(S)
     # einsum("ba->ab", inv_S)
     fac_S_0_0 = np.broadcast_to(0.5 * inv_S.T, (B,) + (3, 3))
-    r = t["r"]
     # einsum("ca,Bc->Ba", inv_S, r)
     # einsum("bc,Bc->Bb", inv_S, r)
     fac_S_1_0 = -0.5 * r @ inv_S
     fac_S_1_1 = r @ inv_S.T
+    # adj_r[a] = 1/2 Σ_c inv_ac(S[a,c]) r[c] + 1/2 Σ_c inv_ca(S[c,a]) r[c]
+    # einsum("ac,Bc->Ba", inv_S, r)
+    # einsum("ca,Bc->Ba", inv_S, r)
+    adj_r = 0.5 * r @ inv_S.T + 0.5 * r @ inv_S
+    del r, inv_S
+    fac_U_0_0 = -adj_r
+    # adj_g[j] = -Σ_c U[c,j] adj_r[c]
+    # einsum("cj,Bc->Bj", U, adj_r)
+    adj_g = -adj_r @ U
+    del adj_r
+    # adj_z_g[j] = tanh'(z_g[j]) adj_g[j]
+    dtanh_z_g = 1 - g**2
+    adj_z_g = dtanh_z_g * adj_g
+    del adj_g, dtanh_z_g
     return {"W": [(adj_z_g, x)], "U": [(fac_U_0_0, g)], "S": [(fac_S_0_0,), (fac_S_1_0, fac_S_1_1)]}
 
 
 def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's outer-product factors (no (B, *shape) array)."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_g"] = _adj_g(t)
-    t["adj_z_g"] = _adj_z_g(t)
-    B = t["x"].shape[0]
-    # ‖∂f/∂W‖² = Σ over pairs of terms of their inner product: adj_z_g[j] x[i]
-    adj_z_g = t["adj_z_g"]
-    x = t["x"]
-    # einsum("Bj,Bi,Bj,Bi->B", adj_z_g, x, adj_z_g, x)
-    tmp = (adj_z_g[..., None, :] @ adj_z_g[..., None])[..., 0, 0]
-    tmp_2 = (x[..., None, :] @ x[..., None])[..., 0, 0]
-    sq_W = tmp_2 * tmp
-    norm_W = np.sqrt(np.maximum(sq_W, 0.0))
-    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: -adj_r[a] g[j]
-    adj_r = t["adj_r"]
-    g = t["g"]
-    # einsum("Ba,Bj,Ba,Bj->B", adj_r, g, adj_r, g)
-    tmp_3 = (adj_r[..., None, :] @ adj_r[..., None])[..., 0, 0]
-    tmp_4 = (g[..., None, :] @ g[..., None])[..., 0, 0]
-    sq_U = tmp_4 * tmp_3
-    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    x = data["x"]
+    y = data["y"]
+    W = params["W"]
+    U = params["U"]
+    S = params["S"]
+    B = x.shape[0]
+    # z_g[j] = Σ_i W[j,i] x[i]
+    # einsum("ji,Bi->Bj", W, x)
+    z_g = x @ W.T
+    # g[j] = tanh(z_g[j])
+    g = np.tanh(z_g)
+    del z_g
+    # r[a] = y[a] - Σ_j U[a,j] g[j]
+    # einsum("aj,Bj->Ba", U, g)
+    r = y - g @ U.T
     # ‖∂f/∂S‖² = Σ over pairs of terms of their inner product: 1/2 inv_ba(S[b,a]) - 1/2 Σ_ci inv_ca(S[c,a]) inv_bi(S[b,i]) r[c] r[i]
-    S = t["S"]
     inv_S = _inv(S)
     # einsum("ba,ba->", inv_S, inv_S)
-    r = t["r"]
     # einsum("ba,ca,bi,Bc,Bi->B", inv_S, inv_S, inv_S, r, r)
-    tmp_5 = inv_S @ inv_S.T
-    tmp_6 = tmp_5 @ inv_S
-    tmp_7 = tmp_6.T @ r.T
+    tmp = inv_S @ inv_S.T
+    tmp_2 = tmp @ inv_S
+    tmp_3 = tmp_2.T @ r.T
+    del tmp, tmp_2
     # einsum("ca,bi,Bc,Bi,ja,bk,Bj,Bk->B", inv_S, inv_S, r, r, inv_S, inv_S, r, r)
-    tmp_8 = inv_S @ inv_S.T
-    tmp_9 = inv_S.T @ inv_S
-    tmp_10 = tmp_8 @ r.T
-    tmp_11 = tmp_9 @ r.T
-    tmp_12 = (tmp_10.T[..., None, :] @ r[..., None])[..., 0, 0]
-    tmp_13 = (tmp_11.T[..., None, :] @ r[..., None])[..., 0, 0]
-    sq_S = 0.25 * np.tensordot(inv_S, inv_S, axes=([0, 1], [0, 1])) - 0.5 * (tmp_7.T[..., None, :] @ r[..., None])[..., 0, 0] + 0.25 * tmp_13 * tmp_12
+    tmp_4 = inv_S @ inv_S.T
+    tmp_5 = inv_S.T @ inv_S
+    tmp_6 = tmp_4 @ r.T
+    tmp_7 = tmp_5 @ r.T
+    tmp_8 = (tmp_6.T[..., None, :] @ r[..., None])[..., 0, 0]
+    tmp_9 = (tmp_7.T[..., None, :] @ r[..., None])[..., 0, 0]
+    del tmp_4, tmp_5, tmp_6, tmp_7
+    sq_S = 0.25 * np.tensordot(inv_S, inv_S, axes=([0, 1], [0, 1])) - 0.5 * (tmp_3.T[..., None, :] @ r[..., None])[..., 0, 0] + 0.25 * tmp_9 * tmp_8
+    del tmp_3, tmp_8, tmp_9
     norm_S = np.sqrt(np.maximum(sq_S, 0.0))
+    del sq_S
+    # adj_r[a] = 1/2 Σ_c inv_ac(S[a,c]) r[c] + 1/2 Σ_c inv_ca(S[c,a]) r[c]
+    # einsum("ac,Bc->Ba", inv_S, r)
+    # einsum("ca,Bc->Ba", inv_S, r)
+    adj_r = 0.5 * r @ inv_S.T + 0.5 * r @ inv_S
+    del r, inv_S
+    # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: -adj_r[a] g[j]
+    # einsum("Ba,Bj,Ba,Bj->B", adj_r, g, adj_r, g)
+    tmp_10 = (adj_r[..., None, :] @ adj_r[..., None])[..., 0, 0]
+    tmp_11 = (g[..., None, :] @ g[..., None])[..., 0, 0]
+    sq_U = tmp_11 * tmp_10
+    del tmp_10, tmp_11
+    norm_U = np.sqrt(np.maximum(sq_U, 0.0))
+    del sq_U
+    # adj_g[j] = -Σ_c U[c,j] adj_r[c]
+    # einsum("cj,Bc->Bj", U, adj_r)
+    adj_g = -adj_r @ U
+    del adj_r
+    # adj_z_g[j] = tanh'(z_g[j]) adj_g[j]
+    dtanh_z_g = 1 - g**2
+    del g
+    adj_z_g = dtanh_z_g * adj_g
+    del adj_g, dtanh_z_g
+    # ‖∂f/∂W‖² = Σ over pairs of terms of their inner product: adj_z_g[j] x[i]
+    # einsum("Bj,Bi,Bj,Bi->B", adj_z_g, x, adj_z_g, x)
+    tmp_12 = (adj_z_g[..., None, :] @ adj_z_g[..., None])[..., 0, 0]
+    tmp_13 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    del adj_z_g
+    sq_W = tmp_13 * tmp_12
+    del tmp_12, tmp_13
+    norm_W = np.sqrt(np.maximum(sq_W, 0.0))
+    del sq_W
     return {"W": norm_W, "U": norm_U, "S": norm_S}
 
 
@@ -574,88 +659,167 @@ def hessian(params, data, out=None):
 
 def hvp(params, data, vector):
     """Hessian-vector product Σ_b H[(a, b)]·vector[b] for every parameter a (batch mean), by the R-operator: the directional derivative of the gradient, through forward tangents tan[n] and R-adjoints radj[n] — no Hessian block and no Jacobian is formed."""
-    t = _forward(params, data)
-    t["dir_W"] = vector["W"]
-    t["dir_U"] = vector["U"]
-    t["dir_S"] = vector["S"]
-    t["adj_r"] = _adj_r(t)
-    t["adj_g"] = _adj_g(t)
-    t["tan_z_g"] = _tan_z_g(t)
-    t["tan_g"] = _tan_g(t)
-    t["tan_r"] = _tan_r(t)
-    t["radj_r"] = _radj_r(t)
-    t["radj_g"] = _radj_g(t)
-    t["radj_z_g"] = _radj_z_g(t)
-    B = t["x"].shape[0]
-    # Σ_b H[W,b]·vector[b][j,i] = radj_z_g[j] x[i]
-    radj_z_g = t["radj_z_g"]
-    x = t["x"]
-    # einsum("Bj,Bi->ji", radj_z_g, x)
-    hvp_W = radj_z_g.T @ x / B
-    # Σ_b H[U,b]·vector[b][a,j] = -g[j] radj_r[a] - adj_r[a] tan_g[j]
-    g = t["g"]
-    radj_r = t["radj_r"]
-    # einsum("Bj,Ba->aj", g, radj_r)
-    adj_r = t["adj_r"]
-    tan_g = t["tan_g"]
-    # einsum("Ba,Bj->aj", adj_r, tan_g)
-    hvp_U = (-radj_r.T @ g - adj_r.T @ tan_g) / B
-    # Σ_b H[S,b]·vector[b][a,b] = -1/2 Σ_ci inv_ca(S[c,a]) inv_bi(S[b,i]) dir_S[i,c] + 1/2 Σ_cijk inv_ci(S[c,i]) inv_ja(S[j,a]) inv_bk(S[b,k]) dir_S[i,j] r[c] r[k] + 1/2 Σ_cijk inv_ci(S[c,i]) inv_ja(S[j,a]) inv_bk(S[b,k]) dir_S[k,c] r[j] r[i] - 1/2 Σ_ci inv_ca(S[c,a]) inv_bi(S[b,i]) r[i] tan_r[c] - 1/2 Σ_ci inv_ca(S[c,a]) inv_bi(S[b,i]) r[c] tan_r[i]
-    S = t["S"]
+    x = data["x"]
+    y = data["y"]
+    W = params["W"]
+    U = params["U"]
+    S = params["S"]
+    B = x.shape[0]
+    dir_W = vector["W"]
+    dir_U = vector["U"]
+    dir_S = vector["S"]
+    # z_g[j] = Σ_i W[j,i] x[i]
+    # einsum("ji,Bi->Bj", W, x)
+    z_g = x @ W.T
+    # g[j] = tanh(z_g[j])
+    g = np.tanh(z_g)
+    del z_g
+    # r[a] = y[a] - Σ_j U[a,j] g[j]
+    # einsum("aj,Bj->Ba", U, g)
+    r = y - g @ U.T
+    # adj_r[a] = 1/2 Σ_c inv_ac(S[a,c]) r[c] + 1/2 Σ_c inv_ca(S[c,a]) r[c]
     inv_S = _inv(S)
-    dir_S = t["dir_S"]
+    # einsum("ac,Bc->Ba", inv_S, r)
+    # einsum("ca,Bc->Ba", inv_S, r)
+    adj_r = 0.5 * r @ inv_S.T + 0.5 * r @ inv_S
+    # adj_g[j] = -Σ_c U[c,j] adj_r[c]
+    # einsum("cj,Bc->Bj", U, adj_r)
+    adj_g = -adj_r @ U
+    # tan_z_g[j] = Σ_c dir_W[j,c] x[c]
+    # einsum("jc,Bc->Bj", dir_W, x)
+    tan_z_g = x @ dir_W.T
+    # tan_g[j] = tanh'(z_g[j]) tan_z_g[j]
+    dtanh_z_g = 1 - g**2
+    tan_g = dtanh_z_g * tan_z_g
+    # tan_r[a] = -Σ_c dir_U[a,c] g[c] - Σ_c U[a,c] tan_g[c]
+    # einsum("ac,Bc->Ba", dir_U, g)
+    # einsum("ac,Bc->Ba", U, tan_g)
+    tan_r = -g @ dir_U.T - tan_g @ U.T
+    # Σ_b H[S,b]·vector[b][a,b] = -1/2 Σ_ci inv_ca(S[c,a]) inv_bi(S[b,i]) dir_S[i,c] + 1/2 Σ_cijk inv_ci(S[c,i]) inv_ja(S[j,a]) inv_bk(S[b,k]) dir_S[i,j] r[c] r[k] + 1/2 Σ_cijk inv_ci(S[c,i]) inv_ja(S[j,a]) inv_bk(S[b,k]) dir_S[k,c] r[j] r[i] - 1/2 Σ_ci inv_ca(S[c,a]) inv_bi(S[b,i]) r[i] tan_r[c] - 1/2 Σ_ci inv_ca(S[c,a]) inv_bi(S[b,i]) r[c] tan_r[i]
     # einsum("ca,bi,ic->ab", inv_S, inv_S, dir_S)
     tmp = dir_S @ inv_S
-    r = t["r"]
     # einsum("ci,ja,bk,ij,Bc,Bk->ab", inv_S, inv_S, inv_S, dir_S, r, r)
     tmp_2 = dir_S.T @ inv_S.T
     tmp_3 = tmp_2.T @ inv_S
     tmp_4 = r.T @ r
     tmp_5 = tmp_4.T @ inv_S.T
+    del tmp_2, tmp_4
     # einsum("ci,ja,bk,kc,Bj,Bi->ab", inv_S, inv_S, inv_S, dir_S, r, r)
     tmp_6 = dir_S @ inv_S
     tmp_7 = tmp_6.T @ inv_S.T
     tmp_8 = r.T @ r
     tmp_9 = tmp_8 @ inv_S
-    tan_r = t["tan_r"]
+    del tmp_6, tmp_8
     # einsum("ca,bi,Bi,Bc->ab", inv_S, inv_S, r, tan_r)
     tmp_10 = tan_r.T @ r
     tmp_11 = tmp_10.T @ inv_S
+    del tmp_10
     # einsum("ca,bi,Bc,Bi->ab", inv_S, inv_S, r, tan_r)
     tmp_12 = tan_r.T @ r
     tmp_13 = tmp_12 @ inv_S
+    del tmp_12
     hvp_S = (0.5 * tmp_3.T @ tmp_5 + 0.5 * tmp_9.T @ tmp_7 - 0.5 * tmp_11.T @ inv_S.T - 0.5 * tmp_13.T @ inv_S.T) / B - 0.5 * tmp.T @ inv_S.T
+    del tmp, tmp_3, tmp_5, tmp_7, tmp_9, tmp_11, tmp_13
+    # radj_r[a] = -1/2 Σ_cij inv_ci(S[c,i]) inv_aj(S[a,j]) dir_S[j,c] r[i] - 1/2 Σ_cij inv_ci(S[c,i]) inv_ja(S[j,a]) dir_S[i,j] r[c] + 1/2 Σ_c inv_ac(S[a,c]) tan_r[c] + 1/2 Σ_c inv_ca(S[c,a]) tan_r[c]
+    # einsum("ci,aj,jc,Bi->Ba", inv_S, inv_S, dir_S, r)
+    tmp_14 = dir_S @ inv_S
+    tmp_15 = tmp_14.T @ inv_S.T
+    del tmp_14
+    # einsum("ci,ja,ij,Bc->Ba", inv_S, inv_S, dir_S, r)
+    tmp_16 = dir_S.T @ inv_S.T
+    tmp_17 = tmp_16.T @ inv_S
+    del tmp_16
+    # einsum("ac,Bc->Ba", inv_S, tan_r)
+    # einsum("ca,Bc->Ba", inv_S, tan_r)
+    radj_r = -0.5 * r @ tmp_15 - 0.5 * r @ tmp_17 + 0.5 * tan_r @ inv_S.T + 0.5 * tan_r @ inv_S
+    del r, inv_S, tan_r, tmp_15, tmp_17
+    # Σ_b H[U,b]·vector[b][a,j] = -g[j] radj_r[a] - adj_r[a] tan_g[j]
+    # einsum("Bj,Ba->aj", g, radj_r)
+    # einsum("Ba,Bj->aj", adj_r, tan_g)
+    hvp_U = (-radj_r.T @ g - adj_r.T @ tan_g) / B
+    del tan_g
+    # radj_g[j] = -Σ_c adj_r[c] dir_U[c,j] - Σ_c U[c,j] radj_r[c]
+    # einsum("Bc,cj->Bj", adj_r, dir_U)
+    # einsum("cj,Bc->Bj", U, radj_r)
+    radj_g = -adj_r @ dir_U - radj_r @ U
+    del adj_r, radj_r
+    # radj_z_g[j] = tanh''(z_g[j]) adj_g[j] tan_z_g[j] + tanh'(z_g[j]) radj_g[j]
+    d2tanh_z_g = 2*g*(g**2 - 1)
+    del g
+    radj_z_g = d2tanh_z_g * adj_g * tan_z_g + dtanh_z_g * radj_g
+    del adj_g, tan_z_g, dtanh_z_g, radj_g, d2tanh_z_g
+    # Σ_b H[W,b]·vector[b][j,i] = radj_z_g[j] x[i]
+    # einsum("Bj,Bi->ji", radj_z_g, x)
+    hvp_W = radj_z_g.T @ x / B
+    del radj_z_g
     return {"W": hvp_W, "U": hvp_U, "S": hvp_S}
 
 
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    t["jac_r__g"] = _jac_r__g(t)
-    t["jac_r__z_g"] = _jac_r__z_g(t)
-    t["hobj_S__S"] = _hobj_S__S(t)
-    t["hobj_r__r"] = _hobj_r__r(t)
-    B = t["x"].shape[0]
-    # diag GGN[W] = Σ_ck hobj_r__r[c,k] jac_r__z_g[c,j] jac_r__z_g[k,j] x[i] x[i]
-    hobj_r__r = t["hobj_r__r"]
-    jac_r__z_g = t["jac_r__z_g"]
-    x = t["x"]
-    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_r__r, jac_r__z_g, jac_r__z_g, x, x)
-    tmp = x * x
-    tmp_2 = np.tensordot(jac_r__z_g, hobj_r__r, axes=([1], [0]))
-    tmp_3 = (tmp_2[..., None, :] @ ((jac_r__z_g.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W = tmp_3.T @ tmp / B
-    # diag GGN[U] = g[j] g[j] hobj_r__r[a,a]
-    g = t["g"]
-    # einsum("aa->a", hobj_r__r)
-    hobj_r__r_diag = np.einsum("aa->a", hobj_r__r, optimize=False)
-    # einsum("Bj,Bj,a->aj", g, g, hobj_r__r_diag)
-    tmp_4 = (g.T[..., None, :] @ g.T[..., None])[..., 0, 0]
-    ggn_U = tmp_4 * hobj_r__r_diag[:, None] / B
+    x = data["x"]
+    y = data["y"]
+    W = params["W"]
+    U = params["U"]
+    S = params["S"]
+    B = x.shape[0]
+    # z_g[j] = Σ_i W[j,i] x[i]
+    # einsum("ji,Bi->Bj", W, x)
+    z_g = x @ W.T
+    # g[j] = tanh(z_g[j])
+    g = np.tanh(z_g)
+    del z_g
+    # r[a] = y[a] - Σ_j U[a,j] g[j]
+    # einsum("aj,Bj->Ba", U, g)
+    r = y - g @ U.T
+    # jac_r__g[a,j] = -U[a,j]
+    jac_r__g = -U
+    # jac_r__z_g[a,j] = tanh'(z_g[j]) jac_r__g[a,j]
+    dtanh_z_g = 1 - g**2
+    # einsum("Bj,aj->Baj", dtanh_z_g, jac_r__g)
+    jac_r__z_g = jac_r__g * dtanh_z_g[:, None]
+    del jac_r__g, dtanh_z_g
+    # hobj_S__S[a,b,i,j] = -1/2 inv_ja(S[j,a]) inv_bi(S[b,i]) + 1/2 Σ_ck inv_ci(S[c,i]) inv_ja(S[j,a]) inv_bk(S[b,k]) r[c] r[k] + 1/2 Σ_ck inv_ca(S[c,a]) inv_jk(S[j,k]) inv_bi(S[b,i]) r[c] r[k]
+    inv_S = _inv(S)
+    # einsum("ja,bi->abij", inv_S, inv_S)
+    # einsum("ci,ja,bk,Bc,Bk->Babij", inv_S, inv_S, inv_S, r, r)
+    tmp = r @ inv_S
+    tmp_2 = r @ inv_S.T
+    tmp_3 = tmp_2[:, :, None] * tmp[:, None]
+    del tmp, tmp_2
+    # einsum("ca,jk,bi,Bc,Bk->Babij", inv_S, inv_S, inv_S, r, r)
+    tmp_4 = r @ inv_S
+    tmp_5 = r @ inv_S.T
+    tmp_6 = tmp_5[:, :, None] * tmp_4[:, None]
+    del r, tmp_4, tmp_5
+    hobj_S__S = -0.5 * inv_S[:, :, None] * inv_S.T[:, None, None] + 0.5 * tmp_3[:, None, :, :, None] * inv_S.T[:, None, None] + 0.5 * (tmp_6.transpose(0, 2, 1))[:, :, None, None] * inv_S[:, :, None]
+    del tmp_3, tmp_6
     # diag GGN[S] = hobj_S__S[a,b,a,b]
-    hobj_S__S = t["hobj_S__S"]
     # einsum("Babab->Bab", hobj_S__S)
     hobj_S__S_diag = np.einsum("Babab->Bab", hobj_S__S, optimize=False)
+    del hobj_S__S
     # einsum("Bab->ab", hobj_S__S_diag)
     ggn_S = hobj_S__S_diag.sum(axis=0) / B
+    del hobj_S__S_diag
+    # hobj_r__r[a,i] = 1/2 inv_ai(S[a,i]) + 1/2 inv_ia(S[i,a])
+    # einsum("ia->ai", inv_S)
+    hobj_r__r = 0.5 * inv_S + 0.5 * inv_S.T
+    del inv_S
+    # diag GGN[W] = Σ_ck hobj_r__r[c,k] jac_r__z_g[c,j] jac_r__z_g[k,j] x[i] x[i]
+    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_r__r, jac_r__z_g, jac_r__z_g, x, x)
+    tmp_7 = x * x
+    tmp_8 = np.tensordot(jac_r__z_g, hobj_r__r, axes=([1], [0]))
+    tmp_9 = (tmp_8[..., None, :] @ ((jac_r__z_g.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del jac_r__z_g, tmp_8
+    ggn_W = tmp_9.T @ tmp_7 / B
+    del tmp_7, tmp_9
+    # diag GGN[U] = g[j] g[j] hobj_r__r[a,a]
+    # einsum("aa->a", hobj_r__r)
+    hobj_r__r_diag = np.einsum("aa->a", hobj_r__r, optimize=False)
+    del hobj_r__r
+    # einsum("Bj,Bj,a->aj", g, g, hobj_r__r_diag)
+    tmp_10 = (g.T[..., None, :] @ g.T[..., None])[..., 0, 0]
+    del g
+    ggn_U = tmp_10 * hobj_r__r_diag[:, None] / B
+    del hobj_r__r_diag, tmp_10
     return {"W": ggn_W, "U": ggn_U, "S": ggn_S}

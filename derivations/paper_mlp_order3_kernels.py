@@ -981,12 +981,12 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", drelu_z_v1, jac_p__v1)
     jac_p__z_v1 = jac_p__v1 * drelu_z_v1[:, None]
     del jac_p__v1, drelu_z_v1
-    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])
+    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
     softmax_p = _softmax(p, axis=1)
     del p
     # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
-    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
+    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
+    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
     del softmax_p
     # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
     # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
