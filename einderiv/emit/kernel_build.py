@@ -23,11 +23,12 @@ blocks read, then the batch size ``B``) and holds one tensor statement per param
 from __future__ import annotations
 
 from ..analysis.factor import as_terms, factored
-from ..ir import Const, Delta, Kind, Prod, Ref, add, rename
+from ..ir import Const, Delta, Kind, Prod, Quantity, Ref, add, refs, rename
 from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, Helpers, Into, Local, Module,
-                     Return, SquaredNorm, Support, Tensor, Use, Value)
+                     Release, Return, SquaredNorm, Support, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, DictOf, Item, Lib, Num, Py, Str, Transpose,
                             TupleOf, Var, param_shape)
+from .ggn_terms import diagonal_terms
 from .kernel_context import Context
 from .share import Sharing, Spec
 
@@ -105,6 +106,43 @@ def _into(st, buffer: Local, start: dict, shape: dict):
     a, b = st.wrt
     into = Into(buffer, start[a], start[a] + _size(shape[a]), start[b], start[b] + _size(shape[b]), a != b)
     return Block(st.target, st.wrt, st.indices, st.expr, st.keep_batch, st.label, st.shape, st.kind, into)
+
+
+def _quantities(exprs) -> set:
+    return {r.name for e in exprs for r in refs(e) if isinstance(r.name, Quantity)}
+
+
+def schedule(ctx: Context, blocks: list) -> list:
+    """The quantities that ``blocks`` ((Block, its terms) pairs) read, each computed into ``t``
+    in dependency order, every block as soon as what it reads is there, and a
+    :class:`Release` of each quantity after the statement that reads it last."""
+    d = ctx.d
+    direct = _quantities(e for _, terms in blocks for e in terms)
+    need = {q.name for q in ctx.needed([d.quantity(q).expr for q in direct])} | direct
+    order = [q for q in d.quantities if q.name in need]
+    statements, reads, waiting, done = [], [], list(blocks), set()
+
+    def ready():
+        for b, terms in [w for w in waiting if _quantities(w[1]) <= done]:
+            waiting.remove((b, terms))
+            statements.append(b)
+            reads.append(_quantities(terms))
+
+    ready()
+    for q in order:
+        statements.append(Assign(Item(T, Str(ctx.key[q.name])), Call("_" + ctx.ident[q.name], (T,))))
+        reads.append(_quantities([q.expr]))
+        done.add(q.name)
+        ready()
+    last = {q: k for k, r in enumerate(reads) for q in r}  # in t: read by a quantity or a block
+    seen = {q: k for k, (st, r) in enumerate(zip(statements, reads)) if isinstance(st, Block) for q in r}
+    out = []
+    for k, st in enumerate(statements):
+        out.append(st)
+        dead = tuple(q.name for q in order if last.get(q.name) == k)
+        if dead or isinstance(st, Block):  # (after a block: its contractions' intermediate steps)
+            out.append(Release(dead, tuple(q.name for q in order if seen.get(q.name) == k)))
+    return out
 
 
 def build(ctx: Context) -> Module:
@@ -254,8 +292,13 @@ class Builder:
 
     def ggn(self) -> Function:
         """Diagonal of the generalised Gauss–Newton matrix: the derivation's GGN block of each
-        parameter (J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments a, b), read on θ = φ."""
-        body, out, exprs = [], [], []
+        parameter (J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments a, b), read on θ = φ, with
+        the objective's Hessian written into its terms where it factors (:mod:`.ggn_terms`).
+
+        The rows J are back-propagated from the objective (one quantity per node); each block
+        is computed as soon as its rows are, and every row is released after its last reader
+        (:func:`schedule`), so that a call holds about one layer's rows at a time."""
+        blocks = []
         for a in self.ctx.params:
             blk = self.d.ggn[a]
             k = len(self.ctx.shape[a])
@@ -265,15 +308,14 @@ class Builder:
             for t in as_terms(blk.expr, blk.indices):
                 fs = tuple(f for f in (rename(f, diag) for f in t.factors)
                            if not (isinstance(f, Delta) and f.a == f.b))
-                terms.append(Prod((Const(t.coef),) + fs, theta))
-                exprs.append(Prod(fs, theta))
+                terms += diagonal_terms(self.d, t.coef, fs, theta)
             target = Local(f"ggn_{a}")
-            body.append(Block(target, (a,), theta, add(terms), False, f"diag GGN[{a}]",
-                              Item(PARAMS_VAR, Py(str(a))), "ggn"))
-            out.append((Str(str(a)), target))
-        body.append(Return(DictOf(tuple(out))))
-        return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body), self.prologue(exprs),
-                        Frame.IDENT)
+            blocks.append((Block(target, (a,), theta, add(terms), False, f"diag GGN[{a}]",
+                                 Item(PARAMS_VAR, Py(str(a))), "ggn"), terms))
+        body = schedule(self.ctx, blocks)
+        out = tuple((Str(str(b.wrt[0])), b.target) for b, _ in blocks)
+        return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body) + (Return(DictOf(out)),),
+                        self.prologue([]), Frame.IDENT)
 
     def third(self, wrts) -> list:
         """The third-derivative functions: one per derived block (the others are its transposes)
