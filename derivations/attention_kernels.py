@@ -865,30 +865,27 @@ def per_sample_gradient_norms(params, data):
     adj_Q = t["adj_Q"]
     # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_Q, X, adj_Q)
     tmp = (adj_Q.transpose(0, 2, 1)) @ X
-    tmp_2 = (adj_Q.transpose(0, 2, 1)) @ X
-    sq_WQ = np.einsum("Bdi,Bdi->B", tmp_2, tmp, optimize=False)
+    sq_WQ = np.einsum("Bdi,Bdi->B", tmp, tmp, optimize=False)
     norm_WQ = np.sqrt(np.maximum(sq_WQ, 0.0))
     # ‖∂f/∂WK‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_K[c,d]
     adj_K = t["adj_K"]
     # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_K, X, adj_K)
-    tmp_3 = (adj_K.transpose(0, 2, 1)) @ X
-    tmp_4 = (adj_K.transpose(0, 2, 1)) @ X
-    sq_WK = np.einsum("Bdi,Bdi->B", tmp_4, tmp_3, optimize=False)
+    tmp_2 = (adj_K.transpose(0, 2, 1)) @ X
+    sq_WK = np.einsum("Bdi,Bdi->B", tmp_2, tmp_2, optimize=False)
     norm_WK = np.sqrt(np.maximum(sq_WK, 0.0))
     # ‖∂f/∂WV‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_V[c,d]
     adj_V = t["adj_V"]
     # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_V, X, adj_V)
-    tmp_5 = (adj_V.transpose(0, 2, 1)) @ X
-    tmp_6 = (adj_V.transpose(0, 2, 1)) @ X
-    sq_WV = np.einsum("Bdi,Bdi->B", tmp_6, tmp_5, optimize=False)
+    tmp_3 = (adj_V.transpose(0, 2, 1)) @ X
+    sq_WV = np.einsum("Bdi,Bdi->B", tmp_3, tmp_3, optimize=False)
     norm_WV = np.sqrt(np.maximum(sq_WV, 0.0))
     # ‖∂f/∂U‖² = Σ over pairs of terms of their inner product: 1/t Σ_c adj_p[l] o[c,d]
     adj_p = t["adj_p"]
     o = t["o"]
     # einsum("Bl,Bcd,Bl,Bid->B", adj_p, o, adj_p, o)
-    tmp_7 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_8 = tmp_7[:, None] * o.sum(axis=1)
-    sq_U = 0.1111111111111111 * (tmp_8[..., None, :] @ ((o.sum(axis=1))[..., None]))[..., 0, 0]
+    tmp_4 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_5 = tmp_4[:, None] * o.sum(axis=1)
+    sq_U = 0.1111111111111111 * (tmp_5[..., None, :] @ ((o.sum(axis=1))[..., None]))[..., 0, 0]
     norm_U = np.sqrt(np.maximum(sq_U, 0.0))
     return {"WQ": norm_WQ, "WK": norm_WK, "WV": norm_WV, "U": norm_U}
 
@@ -1088,42 +1085,69 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["X"].shape[0]
+    # diag GGN[U] = t**(-2) Σ_ci (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) o[c,d] o[i,d]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    tmp = softmax_p - softmax_p * softmax_p
+    o = t["o"]
+    # einsum("Bl,Bcd,Bid->ld", tmp, o, o)
+    tmp_2 = o.sum(axis=1) * o.sum(axis=1)
+    ggn_U = 0.1111111111111111 * tmp.T @ tmp_2 / B
+    del tmp_2
     t["jac_p__o"] = _jac_p__o(t)
     t["jac_p__a"] = _jac_p__a(t)
     t["jac_p__s"] = _jac_p__s(t)
+    del t["jac_p__a"]
     t["jac_p__Q"] = _jac_p__Q(t)
-    t["jac_p__K"] = _jac_p__K(t)
-    t["jac_p__V"] = _jac_p__V(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["X"].shape[0]
-    # diag GGN[WQ] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__Q[k,c,d] jac_p__Q[l,j,d]
+    # diag GGN[WQ] = (Σ_cjk X[c,i] X[j,i] jac_p__Q[k,c,d] jac_p__Q[k,j,d] softmax_k(p[k]) - Σ_cjkl X[c,i] X[j,i] jac_p__Q[k,c,d] jac_p__Q[l,j,d] softmax_l(p[l]) softmax_k(p[k]))
     X = t["X"]
-    hobj_p__p = t["hobj_p__p"]
     jac_p__Q = t["jac_p__Q"]
-    # einsum("Bci,Bji,Bkl,Bkcd,Bljd->di", X, X, hobj_p__p, jac_p__Q, jac_p__Q)
-    tmp = np.einsum("Bkcd,Bci->Bkdi", jac_p__Q, X, optimize=False)
-    tmp_2 = np.einsum("Bljd,Bji->Bldi", jac_p__Q, X, optimize=False)
-    tmp_3 = np.einsum("Bkdi,Bkl->Bdil", tmp, hobj_p__p, optimize=False)
-    ggn_WQ = np.einsum("Bdil,Bldi->di", tmp_3, tmp_2, optimize=False) / B
-    # diag GGN[WK] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__K[k,c,d] jac_p__K[l,j,d]
+    # einsum("Bci,Bji,Bkcd,Bkjd,Bk->Bdi", X, X, jac_p__Q, jac_p__Q, softmax_p)
+    tmp_3 = np.einsum("Bkcd,Bci->Bkdi", jac_p__Q, X, optimize=False)
+    tmp_4 = np.einsum("Bkjd,Bji->Bkdi", jac_p__Q, X, optimize=False)
+    tmp_5 = tmp_4 * tmp_3
+    # einsum("Bci,Bji,Bkcd,Bljd,Bl,Bk->Bdi", X, X, jac_p__Q, jac_p__Q, softmax_p, softmax_p)
+    tmp_6 = np.einsum("Bk,Bkcd->Bcd", softmax_p, jac_p__Q, optimize=False)
+    tmp_7 = (tmp_6.transpose(0, 2, 1)) @ X
+    tmp_8 = np.einsum("Bl,Bljd->Bjd", softmax_p, jac_p__Q, optimize=False)
+    tmp_9 = (tmp_8.transpose(0, 2, 1)) @ X
+    tmp_10 = np.einsum("Bkdi,Bk->Bdi", tmp_5, softmax_p, optimize=False) - tmp_9 * tmp_7
+    # einsum("Bdi->di", tmp_10)
+    ggn_WQ = tmp_10.sum(axis=0) / B
+    del t["jac_p__Q"], jac_p__Q, tmp_10, tmp_3, tmp_4, tmp_5, tmp_6, tmp_7, tmp_8, tmp_9
+    t["jac_p__K"] = _jac_p__K(t)
+    del t["jac_p__s"]
+    # diag GGN[WK] = (Σ_cjk X[c,i] X[j,i] jac_p__K[k,c,d] jac_p__K[k,j,d] softmax_k(p[k]) - Σ_cjkl X[c,i] X[j,i] jac_p__K[k,c,d] jac_p__K[l,j,d] softmax_l(p[l]) softmax_k(p[k]))
     jac_p__K = t["jac_p__K"]
-    # einsum("Bci,Bji,Bkl,Bkcd,Bljd->di", X, X, hobj_p__p, jac_p__K, jac_p__K)
-    tmp_4 = np.einsum("Bkcd,Bci->Bkdi", jac_p__K, X, optimize=False)
-    tmp_5 = np.einsum("Bljd,Bji->Bldi", jac_p__K, X, optimize=False)
-    tmp_6 = np.einsum("Bkdi,Bkl->Bdil", tmp_4, hobj_p__p, optimize=False)
-    ggn_WK = np.einsum("Bdil,Bldi->di", tmp_6, tmp_5, optimize=False) / B
-    # diag GGN[WV] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__V[k,c,d] jac_p__V[l,j,d]
+    # einsum("Bci,Bji,Bkcd,Bkjd,Bk->Bdi", X, X, jac_p__K, jac_p__K, softmax_p)
+    tmp_11 = np.einsum("Bkcd,Bci->Bkdi", jac_p__K, X, optimize=False)
+    tmp_12 = np.einsum("Bkjd,Bji->Bkdi", jac_p__K, X, optimize=False)
+    tmp_13 = tmp_12 * tmp_11
+    # einsum("Bci,Bji,Bkcd,Bljd,Bl,Bk->Bdi", X, X, jac_p__K, jac_p__K, softmax_p, softmax_p)
+    tmp_14 = np.einsum("Bk,Bkcd->Bcd", softmax_p, jac_p__K, optimize=False)
+    tmp_15 = (tmp_14.transpose(0, 2, 1)) @ X
+    tmp_16 = np.einsum("Bl,Bljd->Bjd", softmax_p, jac_p__K, optimize=False)
+    tmp_17 = (tmp_16.transpose(0, 2, 1)) @ X
+    tmp_18 = np.einsum("Bkdi,Bk->Bdi", tmp_13, softmax_p, optimize=False) - tmp_17 * tmp_15
+    # einsum("Bdi->di", tmp_18)
+    ggn_WK = tmp_18.sum(axis=0) / B
+    del t["jac_p__K"], jac_p__K, tmp_18, tmp_11, tmp_12, tmp_13, tmp_14, tmp_15, tmp_16, tmp_17
+    t["jac_p__V"] = _jac_p__V(t)
+    del t["jac_p__o"]
+    # diag GGN[WV] = (Σ_cjk X[c,i] X[j,i] jac_p__V[k,c,d] jac_p__V[k,j,d] softmax_k(p[k]) - Σ_cjkl X[c,i] X[j,i] jac_p__V[k,c,d] jac_p__V[l,j,d] softmax_l(p[l]) softmax_k(p[k]))
     jac_p__V = t["jac_p__V"]
-    # einsum("Bci,Bji,Bkl,Bkcd,Bljd->di", X, X, hobj_p__p, jac_p__V, jac_p__V)
-    tmp_7 = np.einsum("Bkcd,Bci->Bkdi", jac_p__V, X, optimize=False)
-    tmp_8 = np.einsum("Bljd,Bji->Bldi", jac_p__V, X, optimize=False)
-    tmp_9 = np.einsum("Bkdi,Bkl->Bdil", tmp_7, hobj_p__p, optimize=False)
-    ggn_WV = np.einsum("Bdil,Bldi->di", tmp_9, tmp_8, optimize=False) / B
-    # diag GGN[U] = t**(-2) Σ_ci hobj_p__p[l,l] o[c,d] o[i,d]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    o = t["o"]
-    # einsum("Bl,Bcd,Bid->ld", hobj_p__p_diag, o, o)
-    tmp_10 = o.sum(axis=1) * o.sum(axis=1)
-    ggn_U = 0.1111111111111111 * hobj_p__p_diag.T @ tmp_10 / B
+    # einsum("Bci,Bji,Bkcd,Bkjd,Bk->Bdi", X, X, jac_p__V, jac_p__V, softmax_p)
+    tmp_19 = np.einsum("Bkcd,Bci->Bkdi", jac_p__V, X, optimize=False)
+    tmp_20 = np.einsum("Bkjd,Bji->Bkdi", jac_p__V, X, optimize=False)
+    tmp_21 = tmp_20 * tmp_19
+    # einsum("Bci,Bji,Bkcd,Bljd,Bl,Bk->Bdi", X, X, jac_p__V, jac_p__V, softmax_p, softmax_p)
+    tmp_22 = np.einsum("Bk,Bkcd->Bcd", softmax_p, jac_p__V, optimize=False)
+    tmp_23 = (tmp_22.transpose(0, 2, 1)) @ X
+    tmp_24 = np.einsum("Bl,Bljd->Bjd", softmax_p, jac_p__V, optimize=False)
+    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ X
+    tmp_26 = np.einsum("Bkdi,Bk->Bdi", tmp_21, softmax_p, optimize=False) - tmp_25 * tmp_23
+    # einsum("Bdi->di", tmp_26)
+    ggn_WV = tmp_26.sum(axis=0) / B
+    del t["jac_p__V"], jac_p__V, tmp_26, tmp_19, tmp_20, tmp_21, tmp_22, tmp_23, tmp_24, tmp_25
     return {"WQ": ggn_WQ, "WK": ggn_WK, "WV": ggn_WV, "U": ggn_U}

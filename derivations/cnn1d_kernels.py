@@ -787,44 +787,65 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    # diag GGN[U] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) v[o,t] v[o,t]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    tmp = softmax_p - softmax_p * softmax_p
+    v = t["v"]
+    # einsum("Bl,Bot,Bot->lot", tmp, v, v)
+    tmp_2 = v * v
+    ggn_U = (np.tensordot(tmp_2, tmp, axes=([0], [0]))).transpose(2, 0, 1) / B
+    del tmp_2
+    # diag GGN[R] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) w[o,s] w[o,s]
+    w = t["w"]
+    # einsum("Bl,Bos,Bos->los", tmp, w, w)
+    tmp_3 = w * w
+    ggn_R = (np.tensordot(tmp_3, tmp, axes=([0], [0]))).transpose(2, 0, 1) / B
+    del tmp_3
     t["jac_p__v"] = _jac_p__v(t)
     t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["jac_p__w"] = _jac_p__w(t)
-    t["jac_p__z_w"] = _jac_p__z_w(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[K] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j] jac_p__z_v[i,o,k] x[l] x[m] S[l,j,a] S[m,k,a]
-    hobj_p__p = t["hobj_p__p"]
+    del t["jac_p__v"]
+    # diag GGN[K] = (Σ_cijkl jac_p__z_v[c,o,i] jac_p__z_v[c,o,j] x[k] x[l] softmax_c(p[c]) S[k,i,a] S[l,j,a] - Σ_cijklm jac_p__z_v[c,o,i] jac_p__z_v[j,o,k] x[l] x[m] softmax_j(p[j]) softmax_c(p[c]) S[l,i,a] S[m,k,a])
     jac_p__z_v = t["jac_p__z_v"]
     x = t["x"]
     x_win = _window_view(x, 3, 1, 1, 4)
     x_win_2 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bci,Bcoj,Biok,Bja,Bka->oa", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win, x_win_2)
-    tmp = np.einsum("Bja,Bcoj->Baco", x_win, jac_p__z_v, optimize=False)
-    tmp_2 = np.einsum("Bka,Biok->Baio", x_win_2, jac_p__z_v, optimize=False)
-    tmp_3 = np.einsum("Baco,Bci->Baoi", tmp, hobj_p__p, optimize=False)
-    ggn_K = np.einsum("Baoi,Baio->oa", tmp_3, tmp_2, optimize=False) / B
-    # diag GGN[G] = Σ_cijklm hobj_p__p[c,i] jac_p__z_w[c,o,j] jac_p__z_w[i,o,k] x[l] x[m] S2[l,j,a] S2[m,k,a]
+    # einsum("Bcoi,Bcoj,Bia,Bja,Bc->Boa", jac_p__z_v, jac_p__z_v, x_win, x_win_2, softmax_p)
+    tmp_4 = np.einsum("Bia,Bcoi->Baco", x_win, jac_p__z_v, optimize=False)
+    tmp_5 = np.einsum("Bja,Bcoj->Baco", x_win_2, jac_p__z_v, optimize=False)
+    tmp_6 = tmp_5 * tmp_4
+    x_win_3 = _window_view(x, 3, 1, 1, 4)
+    x_win_4 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Bcoi,Bjok,Bia,Bka,Bj,Bc->Boa", jac_p__z_v, jac_p__z_v, x_win_3, x_win_4, softmax_p, softmax_p)
+    tmp_7 = np.einsum("Bc,Bcoi->Boi", softmax_p, jac_p__z_v, optimize=False)
+    tmp_8 = tmp_7 @ x_win_3
+    tmp_9 = np.einsum("Bj,Bjok->Bok", softmax_p, jac_p__z_v, optimize=False)
+    tmp_10 = tmp_9 @ x_win_4
+    tmp_11 = np.einsum("Baco,Bc->Boa", tmp_6, softmax_p, optimize=False) - tmp_10 * tmp_8
+    # einsum("Boa->oa", tmp_11)
+    ggn_K = tmp_11.sum(axis=0) / B
+    del t["jac_p__z_v"], jac_p__z_v, tmp_11, tmp_4, tmp_5, tmp_6, tmp_7, tmp_8, tmp_9, tmp_10
+    t["jac_p__w"] = _jac_p__w(t)
+    t["jac_p__z_w"] = _jac_p__z_w(t)
+    del t["jac_p__w"]
+    # diag GGN[G] = (Σ_cijkl jac_p__z_w[c,o,i] jac_p__z_w[c,o,j] x[k] x[l] softmax_c(p[c]) S2[k,i,a] S2[l,j,a] - Σ_cijklm jac_p__z_w[c,o,i] jac_p__z_w[j,o,k] x[l] x[m] softmax_j(p[j]) softmax_c(p[c]) S2[l,i,a] S2[m,k,a])
     jac_p__z_w = t["jac_p__z_w"]
-    x_win_3 = _window_view(x, 3, 1, 2, 2)
-    x_win_4 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bci,Bcoj,Biok,Bja,Bka->oa", hobj_p__p, jac_p__z_w, jac_p__z_w, x_win_3, x_win_4)
-    tmp_4 = np.einsum("Bcoj,Bci->Boji", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_5 = tmp_4 @ (jac_p__z_w.transpose(0, 2, 1, 3))
-    tmp_6 = x_win_4[:, :, :, None] * (x_win_3.transpose(0, 2, 1))[:, None]
-    ggn_G = (np.tensordot(tmp_6, tmp_5, axes=([0, 1, 3], [0, 3, 2]))).T / B
-    # diag GGN[U] = hobj_p__p[l,l] v[o,t] v[o,t]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    v = t["v"]
-    # einsum("Bl,Bot,Bot->lot", hobj_p__p_diag, v, v)
-    tmp_7 = v * v
-    ggn_U = (np.tensordot(tmp_7, hobj_p__p_diag, axes=([0], [0]))).transpose(2, 0, 1) / B
-    # diag GGN[R] = hobj_p__p[l,l] w[o,s] w[o,s]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag_2 = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    w = t["w"]
-    # einsum("Bl,Bos,Bos->los", hobj_p__p_diag_2, w, w)
-    tmp_8 = w * w
-    ggn_R = (np.tensordot(tmp_8, hobj_p__p_diag_2, axes=([0], [0]))).transpose(2, 0, 1) / B
+    x_win_5 = _window_view(x, 3, 1, 2, 2)
+    x_win_6 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bcoi,Bcoj,Bia,Bja,Bc->Boa", jac_p__z_w, jac_p__z_w, x_win_5, x_win_6, softmax_p)
+    tmp_12 = softmax_p[:, :, None, None] * jac_p__z_w
+    tmp_13 = (tmp_12.transpose(0, 2, 3, 1)) @ (jac_p__z_w.transpose(0, 2, 1, 3))
+    tmp_14 = x_win_6[:, :, :, None] * (x_win_5.transpose(0, 2, 1))[:, None]
+    x_win_7 = _window_view(x, 3, 1, 2, 2)
+    x_win_8 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bcoi,Bjok,Bia,Bka,Bj,Bc->Boa", jac_p__z_w, jac_p__z_w, x_win_7, x_win_8, softmax_p, softmax_p)
+    tmp_15 = np.einsum("Bc,Bcoi->Boi", softmax_p, jac_p__z_w, optimize=False)
+    tmp_16 = np.einsum("Bj,Bjok->Bok", softmax_p, jac_p__z_w, optimize=False)
+    tmp_17 = tmp_15 @ x_win_7
+    tmp_18 = tmp_16 @ x_win_8
+    tmp_19 = np.einsum("Bjai,Boij->Boa", tmp_14, tmp_13, optimize=False) - tmp_18 * tmp_17
+    # einsum("Boa->oa", tmp_19)
+    ggn_G = tmp_19.sum(axis=0) / B
+    del t["jac_p__z_w"], jac_p__z_w, tmp_19, tmp_12, tmp_13, tmp_14, tmp_15, tmp_16, tmp_17, tmp_18
     return {"K": ggn_K, "G": ggn_G, "U": ggn_U, "R": ggn_R}

@@ -810,42 +810,42 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    # diag GGN[U] = 1[l] h[j] h[j]
+    h = t["h"]
+    # einsum("l,Bj,Bj->lj", np.ones(2), h, h)
+    tmp = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
+    ggn_U = tmp * (np.ones(2))[:, None] / B
+    del tmp
     t["jac_p__h"] = _jac_p__h(t)
     t["jac_p__z_h"] = _jac_p__z_h(t)
+    del t["jac_p__h"]
+    # diag GGN[W1] = Σ_c jac_p__z_h[c,j] jac_p__z_h[c,j] v[o,u,w] v[o,u,w]
+    jac_p__z_h = t["jac_p__z_h"]
+    v = t["v"]
+    # einsum("Bcj,Bcj,Bouw,Bouw->jouw", jac_p__z_h, jac_p__z_h, v, v)
+    tmp_2 = v * v
+    tmp_3 = (((jac_p__z_h.transpose(0, 2, 1))[..., None, :]) @ ((jac_p__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W1 = np.tensordot(tmp_3, tmp_2, axes=([0], [0])) / B
+    del jac_p__z_h, tmp_2, tmp_3
     t["jac_p__v"] = _jac_p__v(t)
+    del t["jac_p__z_h"]
     t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[K] = Σ_ijklmnpqrs hobj_p__p[i,j] jac_p__z_v[i,o,k,l] jac_p__z_v[j,o,m,n] x[c,p,q] x[c,r,s] S[p,k,a] S[r,m,a] S[q,l,b] S[s,n,b]
-    hobj_p__p = t["hobj_p__p"]
+    del t["jac_p__v"]
+    # diag GGN[K] = Σ_ijklmnpqr jac_p__z_v[i,o,j,k] jac_p__z_v[i,o,l,m] x[c,n,p] x[c,q,r] S[n,j,a] S[q,l,a] S[p,k,b] S[r,m,b]
     jac_p__z_v = t["jac_p__z_v"]
     x = t["x"]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_2 = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
     x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
-    # einsum("ij,Biokl,Bjomn,Bcklab,Bcmnab->ocab", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win_win, x_win_2_win)
-    tmp = np.einsum("Bcklab,Biokl->Bcabio", x_win_win, jac_p__z_v, optimize=False)
-    tmp_2 = np.einsum("Bcmnab,Bjomn->Bcabjo", x_win_2_win, jac_p__z_v, optimize=False)
-    tmp_3 = ((tmp_2.transpose(1, 2, 3, 5, 4, 0)) @ (tmp.transpose(1, 2, 3, 5, 0, 4))).transpose(0, 1, 2, 4, 3, 5)
-    ggn_K = (np.tensordot(tmp_3, hobj_p__p, axes=([3, 5], [1, 0]))).transpose(3, 0, 1, 2) / B
-    # diag GGN[b] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j,k] jac_p__z_v[i,o,l,m]
-    # einsum("ci,Bcojk,Biolm->o", hobj_p__p, jac_p__z_v, jac_p__z_v)
-    tmp_4 = np.tensordot(jac_p__z_v.sum(axis=(3, 4)), hobj_p__p, axes=([1], [0]))
-    ggn_b = np.einsum("Boi,Bio->o", tmp_4, jac_p__z_v.sum(axis=(3, 4)), optimize=False) / B
-    # diag GGN[W1] = Σ_ci hobj_p__p[c,i] jac_p__z_h[c,j] jac_p__z_h[i,j] v[o,u,w] v[o,u,w]
-    jac_p__z_h = t["jac_p__z_h"]
-    v = t["v"]
-    # einsum("ci,Bcj,Bij,Bouw,Bouw->jouw", hobj_p__p, jac_p__z_h, jac_p__z_h, v, v)
-    tmp_5 = v * v
-    tmp_6 = np.tensordot(jac_p__z_h, hobj_p__p, axes=([1], [0]))
-    tmp_7 = (tmp_6[..., None, :] @ ((jac_p__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W1 = np.tensordot(tmp_7, tmp_5, axes=([0], [0])) / B
-    # diag GGN[U] = h[j] h[j] hobj_p__p[l,l]
-    h = t["h"]
-    # einsum("ll->l", hobj_p__p)
-    hobj_p__p_diag = np.einsum("ll->l", hobj_p__p, optimize=False)
-    # einsum("Bj,Bj,l->lj", h, h, hobj_p__p_diag)
-    tmp_8 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
-    ggn_U = tmp_8 * hobj_p__p_diag[:, None] / B
+    # einsum("Biojk,Biolm,Bcjkab,Bclmab->ocab", jac_p__z_v, jac_p__z_v, x_win_win, x_win_2_win)
+    tmp_4 = np.einsum("Bcjkab,Biojk->Bcabio", x_win_win, jac_p__z_v, optimize=False)
+    tmp_5 = np.einsum("Bclmab,Biolm->Bcabio", x_win_2_win, jac_p__z_v, optimize=False)
+    ggn_K = np.einsum("Bcabio,Bcabio->ocab", tmp_5, tmp_4, optimize=False) / B
+    del tmp_4, tmp_5
+    # diag GGN[b] = Σ_cijkl jac_p__z_v[c,o,i,j] jac_p__z_v[c,o,k,l]
+    # einsum("Bcoij,Bcokl->o", jac_p__z_v, jac_p__z_v)
+    ggn_b = np.einsum("Bco,Bco->o", jac_p__z_v.sum(axis=(3, 4)), jac_p__z_v.sum(axis=(3, 4)), optimize=False) / B
+    del t["jac_p__z_v"], jac_p__z_v
     return {"K": ggn_K, "b": ggn_b, "W1": ggn_W1, "U": ggn_U}

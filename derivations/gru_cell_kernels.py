@@ -1404,64 +1404,79 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    # diag GGN[V] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) h1[j] h1[j]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    tmp = softmax_p - softmax_p * softmax_p
+    h1 = t["h1"]
+    # einsum("Bl,Bj,Bj->lj", tmp, h1, h1)
+    tmp_2 = h1 * h1
+    ggn_V = tmp.T @ tmp_2 / B
+    del tmp_2
     t["jac_p__h1"] = _jac_p__h1(t)
     t["jac_p__zg"] = _jac_p__zg(t)
     t["jac_p__z_zg"] = _jac_p__z_zg(t)
-    t["jac_p__hc"] = _jac_p__hc(t)
-    t["jac_p__z_hc"] = _jac_p__z_hc(t)
-    t["jac_p__rh"] = _jac_p__rh(t)
-    t["jac_p__rg"] = _jac_p__rg(t)
-    t["jac_p__z_rg"] = _jac_p__z_rg(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[Wz] = Σ_ck hobj_p__p[c,k] jac_p__z_zg[c,j] jac_p__z_zg[k,j] x[i] x[i]
-    hobj_p__p = t["hobj_p__p"]
+    del t["jac_p__zg"]
+    # diag GGN[Wz] = (Σ_c jac_p__z_zg[c,j] jac_p__z_zg[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zg[c,j] jac_p__z_zg[k,j] softmax_c(p[c]) softmax_k(p[k])) x[i] x[i]
     jac_p__z_zg = t["jac_p__z_zg"]
+    tmp_3 = jac_p__z_zg * jac_p__z_zg
+    # einsum("Bcj,Bc->Bj", tmp_3, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_zg, jac_p__z_zg, softmax_p, softmax_p)
+    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_zg)[..., 0, :]
+    tmp_5 = (softmax_p[..., None, :] @ tmp_3)[..., 0, :] - tmp_4 * tmp_4
     x = t["x"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zg, jac_p__z_zg, x, x)
-    tmp = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_zg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wz = tmp_3.T @ tmp_2 / B
-    # diag GGN[Uz] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_zg[c,j] jac_p__z_zg[i,j]
+    # einsum("Bj,Bi,Bi->ji", tmp_5, x, x)
+    tmp_6 = x * x
+    ggn_Wz = tmp_5.T @ tmp_6 / B
+    del tmp_4, tmp_6
+    # diag GGN[Uz] = (Σ_c jac_p__z_zg[c,j] jac_p__z_zg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zg[c,j] jac_p__z_zg[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h0[k]
     h0 = t["h0"]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_zg, jac_p__z_zg)
-    tmp_4 = h0 * h0
-    tmp_5 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_6 = (tmp_5[..., None, :] @ ((jac_p__z_zg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uz = tmp_6.T @ tmp_4 / B
-    # diag GGN[Wr] = Σ_ck hobj_p__p[c,k] jac_p__z_rg[c,j] jac_p__z_rg[k,j] x[i] x[i]
-    jac_p__z_rg = t["jac_p__z_rg"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rg, jac_p__z_rg, x, x)
-    tmp_7 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_8 = x * x
-    tmp_9 = (tmp_7[..., None, :] @ ((jac_p__z_rg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wr = tmp_9.T @ tmp_8 / B
-    # diag GGN[Ur] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_rg[c,j] jac_p__z_rg[i,j]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_rg, jac_p__z_rg)
-    tmp_10 = h0 * h0
-    tmp_11 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_12 = (tmp_11[..., None, :] @ ((jac_p__z_rg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Ur = tmp_12.T @ tmp_10 / B
-    # diag GGN[Wh] = Σ_ck hobj_p__p[c,k] jac_p__z_hc[c,j] jac_p__z_hc[k,j] x[i] x[i]
+    # einsum("Bj,Bk,Bk->jk", tmp_5, h0, h0)
+    tmp_7 = h0 * h0
+    ggn_Uz = tmp_5.T @ tmp_7 / B
+    del t["jac_p__z_zg"], jac_p__z_zg, tmp_3, tmp_5, tmp_7
+    t["jac_p__hc"] = _jac_p__hc(t)
+    del t["jac_p__h1"]
+    t["jac_p__z_hc"] = _jac_p__z_hc(t)
+    del t["jac_p__hc"]
+    # diag GGN[Wh] = (Σ_c jac_p__z_hc[c,j] jac_p__z_hc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_hc[c,j] jac_p__z_hc[k,j] softmax_c(p[c]) softmax_k(p[k])) x[i] x[i]
     jac_p__z_hc = t["jac_p__z_hc"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_hc, jac_p__z_hc, x, x)
-    tmp_13 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_14 = x * x
-    tmp_15 = (tmp_13[..., None, :] @ ((jac_p__z_hc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wh = tmp_15.T @ tmp_14 / B
-    # diag GGN[Uh] = Σ_ci hobj_p__p[c,i] jac_p__z_hc[c,j] jac_p__z_hc[i,j] rh[k] rh[k]
+    tmp_8 = jac_p__z_hc * jac_p__z_hc
+    # einsum("Bcj,Bc->Bj", tmp_8, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_hc, jac_p__z_hc, softmax_p, softmax_p)
+    tmp_9 = (softmax_p[..., None, :] @ jac_p__z_hc)[..., 0, :]
+    tmp_10 = (softmax_p[..., None, :] @ tmp_8)[..., 0, :] - tmp_9 * tmp_9
+    # einsum("Bj,Bi,Bi->ji", tmp_10, x, x)
+    tmp_11 = x * x
+    ggn_Wh = tmp_10.T @ tmp_11 / B
+    del tmp_9, tmp_11
+    # diag GGN[Uh] = (Σ_c jac_p__z_hc[c,j] jac_p__z_hc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_hc[c,j] jac_p__z_hc[i,j] softmax_c(p[c]) softmax_i(p[i])) rh[k] rh[k]
     rh = t["rh"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_hc, jac_p__z_hc, rh, rh)
-    tmp_16 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_17 = rh * rh
-    tmp_18 = (tmp_16[..., None, :] @ ((jac_p__z_hc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uh = tmp_18.T @ tmp_17 / B
-    # diag GGN[V] = h1[j] h1[j] hobj_p__p[l,l]
-    h1 = t["h1"]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    # einsum("Bj,Bj,Bl->lj", h1, h1, hobj_p__p_diag)
-    tmp_19 = h1 * h1
-    ggn_V = hobj_p__p_diag.T @ tmp_19 / B
+    # einsum("Bj,Bk,Bk->jk", tmp_10, rh, rh)
+    tmp_12 = rh * rh
+    ggn_Uh = tmp_10.T @ tmp_12 / B
+    del jac_p__z_hc, tmp_8, tmp_10, tmp_12
+    t["jac_p__rh"] = _jac_p__rh(t)
+    del t["jac_p__z_hc"]
+    t["jac_p__rg"] = _jac_p__rg(t)
+    del t["jac_p__rh"]
+    t["jac_p__z_rg"] = _jac_p__z_rg(t)
+    del t["jac_p__rg"]
+    # diag GGN[Wr] = (Σ_c jac_p__z_rg[c,j] jac_p__z_rg[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rg[c,j] jac_p__z_rg[k,j] softmax_c(p[c]) softmax_k(p[k])) x[i] x[i]
+    jac_p__z_rg = t["jac_p__z_rg"]
+    tmp_13 = jac_p__z_rg * jac_p__z_rg
+    # einsum("Bcj,Bc->Bj", tmp_13, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_rg, jac_p__z_rg, softmax_p, softmax_p)
+    tmp_14 = (softmax_p[..., None, :] @ jac_p__z_rg)[..., 0, :]
+    tmp_15 = (softmax_p[..., None, :] @ tmp_13)[..., 0, :] - tmp_14 * tmp_14
+    # einsum("Bj,Bi,Bi->ji", tmp_15, x, x)
+    tmp_16 = x * x
+    ggn_Wr = tmp_15.T @ tmp_16 / B
+    del tmp_14, tmp_16
+    # diag GGN[Ur] = (Σ_c jac_p__z_rg[c,j] jac_p__z_rg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rg[c,j] jac_p__z_rg[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h0[k]
+    # einsum("Bj,Bk,Bk->jk", tmp_15, h0, h0)
+    tmp_17 = h0 * h0
+    ggn_Ur = tmp_15.T @ tmp_17 / B
+    del t["jac_p__z_rg"], jac_p__z_rg, tmp_13, tmp_15, tmp_17
     return {"Wz": ggn_Wz, "Uz": ggn_Uz, "Wr": ggn_Wr, "Ur": ggn_Ur, "Wh": ggn_Wh, "Uh": ggn_Uh, "V": ggn_V}

@@ -6551,284 +6551,340 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x1"].shape[0]
+    # diag GGN[V] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) h3[j] h3[j]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    tmp = softmax_p - softmax_p * softmax_p
+    h3 = t["h3"]
+    # einsum("Bl,Bj,Bj->lj", tmp, h3, h3)
+    tmp_2 = h3 * h3
+    ggn_V = tmp.T @ tmp_2 / B
+    del tmp_2
     t["jac_p__h3"] = _jac_p__h3(t)
     t["jac_p__zc"] = _jac_p__zc(t)
     t["jac_p__z_zc"] = _jac_p__z_zc(t)
+    del t["jac_p__zc"]
     t["jac_p__cc"] = _jac_p__cc(t)
     t["jac_p__z_cc"] = _jac_p__z_cc(t)
+    del t["jac_p__cc"]
     t["jac_p__rhc"] = _jac_p__rhc(t)
     t["jac_p__rc"] = _jac_p__rc(t)
     t["jac_p__z_rc"] = _jac_p__z_rc(t)
+    del t["jac_p__rc"]
     t["jac_p__h2"] = _jac_p__h2(t)
+    del t["jac_p__h3"], t["jac_p__rhc"]
     t["jac_p__zb"] = _jac_p__zb(t)
     t["jac_p__z_zb"] = _jac_p__z_zb(t)
+    del t["jac_p__zb"]
     t["jac_p__cb"] = _jac_p__cb(t)
     t["jac_p__z_cb"] = _jac_p__z_cb(t)
+    del t["jac_p__cb"]
     t["jac_p__rhb"] = _jac_p__rhb(t)
     t["jac_p__rb"] = _jac_p__rb(t)
     t["jac_p__z_rb"] = _jac_p__z_rb(t)
+    del t["jac_p__rb"]
     t["jac_p__h1"] = _jac_p__h1(t)
+    del t["jac_p__h2"], t["jac_p__rhb"]
     t["jac_p__za"] = _jac_p__za(t)
     t["jac_p__z_za"] = _jac_p__z_za(t)
-    t["jac_p__ca"] = _jac_p__ca(t)
-    t["jac_p__z_ca"] = _jac_p__z_ca(t)
-    t["jac_p__rha"] = _jac_p__rha(t)
-    t["jac_p__ra"] = _jac_p__ra(t)
-    t["jac_p__z_ra"] = _jac_p__z_ra(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x1"].shape[0]
-    # diag GGN[Wz] = Σ_ck hobj_p__p[c,k] jac_p__z_za[c,j] jac_p__z_za[k,j] x1[i] x1[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[c,j] jac_p__z_zb[k,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[c,j] jac_p__z_zc[k,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[k,j] jac_p__z_zb[c,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zb[c,j] jac_p__z_zb[k,j] x2[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zb[c,j] jac_p__z_zc[k,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[k,j] jac_p__z_zc[c,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zb[k,j] jac_p__z_zc[c,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zc[c,j] jac_p__z_zc[k,j] x3[i] x3[i]
-    hobj_p__p = t["hobj_p__p"]
+    del t["jac_p__za"]
+    # diag GGN[Wz] = (Σ_c jac_p__z_za[c,j] jac_p__z_za[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_za[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x1[i] + (Σ_c jac_p__z_za[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_zb[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x2[i] + (Σ_c jac_p__z_za[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_zc[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x3[i] + (Σ_c jac_p__z_za[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_zb[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x2[i] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zb[c,j] jac_p__z_zb[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x2[i] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zb[c,j] jac_p__z_zc[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x3[i] + (Σ_c jac_p__z_za[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_zc[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x3[i] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zb[c,j] jac_p__z_zc[k,j] softmax_k(p[k]) softmax_c(p[c])) x2[i] x3[i] + (Σ_c jac_p__z_zc[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zc[c,j] jac_p__z_zc[k,j] softmax_c(p[c]) softmax_k(p[k])) x3[i] x3[i]
     jac_p__z_za = t["jac_p__z_za"]
+    tmp_3 = jac_p__z_za * jac_p__z_za
+    # einsum("Bcj,Bc->Bj", tmp_3, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_za, jac_p__z_za, softmax_p, softmax_p)
+    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_5 = (softmax_p[..., None, :] @ tmp_3)[..., 0, :] - tmp_4 * tmp_4
     x1 = t["x1"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_za, x1, x1)
-    tmp = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x1 * x1
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_za.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bi,Bi->ji", tmp_5, x1, x1)
+    tmp_6 = x1 * x1
     jac_p__z_zb = t["jac_p__z_zb"]
+    tmp_7 = jac_p__z_za * jac_p__z_zb
+    # einsum("Bcj,Bc->Bj", tmp_7, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_za, jac_p__z_zb, softmax_p, softmax_p)
+    tmp_8 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_9 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_10 = (softmax_p[..., None, :] @ tmp_7)[..., 0, :] - tmp_9 * tmp_8
     x2 = t["x2"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zb, x1, x2)
-    tmp_4 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_5 = x2 * x1
-    tmp_6 = (tmp_4[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p__z_zc = t["jac_p__z_zc"]
-    x3 = t["x3"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zc, x1, x3)
-    tmp_7 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_8 = x3 * x1
-    tmp_9 = (tmp_7[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zb, x1, x2)
-    tmp_10 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
+    # einsum("Bj,Bi,Bi->ji", tmp_10, x1, x2)
     tmp_11 = x2 * x1
-    tmp_12 = (tmp_10[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zb, x2, x2)
-    tmp_13 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_14 = x2 * x2
-    tmp_15 = (tmp_13[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zc, x2, x3)
-    tmp_16 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_17 = x3 * x2
-    tmp_18 = (tmp_16[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zc, x1, x3)
-    tmp_19 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_20 = x3 * x1
-    tmp_21 = (tmp_19[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zc, x2, x3)
-    tmp_22 = (jac_p__z_zb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_23 = x3 * x2
-    tmp_24 = (tmp_22[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zc, jac_p__z_zc, x3, x3)
-    tmp_25 = (jac_p__z_zc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_26 = x3 * x3
-    tmp_27 = (tmp_25[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wz = (tmp_3.T @ tmp_2 + tmp_6.T @ tmp_5 + tmp_9.T @ tmp_8 + tmp_12.T @ tmp_11 + tmp_15.T @ tmp_14 + tmp_18.T @ tmp_17 + tmp_21.T @ tmp_20 + tmp_24.T @ tmp_23 + tmp_27.T @ tmp_26) / B
-    # diag GGN[Uz] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_za[c,j] jac_p__z_za[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_za[c,j] jac_p__z_zb[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_za[c,j] jac_p__z_zc[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_za[i,j] jac_p__z_zb[c,j] + Σ_ci h1[k] h1[k] hobj_p__p[c,i] jac_p__z_zb[c,j] jac_p__z_zb[i,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_zb[c,j] jac_p__z_zc[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_za[i,j] jac_p__z_zc[c,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_zb[i,j] jac_p__z_zc[c,j] + Σ_ci h2[k] h2[k] hobj_p__p[c,i] jac_p__z_zc[c,j] jac_p__z_zc[i,j]
+    jac_p__z_zc = t["jac_p__z_zc"]
+    tmp_12 = jac_p__z_za * jac_p__z_zc
+    # einsum("Bcj,Bc->Bj", tmp_12, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_za, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_13 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_14 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    tmp_15 = (softmax_p[..., None, :] @ tmp_12)[..., 0, :] - tmp_14 * tmp_13
+    x3 = t["x3"]
+    # einsum("Bj,Bi,Bi->ji", tmp_15, x1, x3)
+    tmp_16 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_7, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_za, jac_p__z_zb, softmax_p, softmax_p)
+    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_18 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_19 = (softmax_p[..., None, :] @ tmp_7)[..., 0, :] - tmp_18 * tmp_17
+    # einsum("Bj,Bi,Bi->ji", tmp_19, x1, x2)
+    tmp_20 = x2 * x1
+    tmp_21 = jac_p__z_zb * jac_p__z_zb
+    # einsum("Bcj,Bc->Bj", tmp_21, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_zb, jac_p__z_zb, softmax_p, softmax_p)
+    tmp_22 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_23 = (softmax_p[..., None, :] @ tmp_21)[..., 0, :] - tmp_22 * tmp_22
+    # einsum("Bj,Bi,Bi->ji", tmp_23, x2, x2)
+    tmp_24 = x2 * x2
+    tmp_25 = jac_p__z_zb * jac_p__z_zc
+    # einsum("Bcj,Bc->Bj", tmp_25, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_zb, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_26 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_27 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    tmp_28 = (softmax_p[..., None, :] @ tmp_25)[..., 0, :] - tmp_27 * tmp_26
+    # einsum("Bj,Bi,Bi->ji", tmp_28, x2, x3)
+    tmp_29 = x3 * x2
+    # einsum("Bcj,Bc->Bj", tmp_12, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_za, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_31 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    tmp_32 = (softmax_p[..., None, :] @ tmp_12)[..., 0, :] - tmp_31 * tmp_30
+    # einsum("Bj,Bi,Bi->ji", tmp_32, x1, x3)
+    tmp_33 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_25, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_zb, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_34 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_35 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    tmp_36 = (softmax_p[..., None, :] @ tmp_25)[..., 0, :] - tmp_35 * tmp_34
+    # einsum("Bj,Bi,Bi->ji", tmp_36, x2, x3)
+    tmp_37 = x3 * x2
+    tmp_38 = jac_p__z_zc * jac_p__z_zc
+    # einsum("Bcj,Bc->Bj", tmp_38, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_zc, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_39 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    tmp_40 = (softmax_p[..., None, :] @ tmp_38)[..., 0, :] - tmp_39 * tmp_39
+    # einsum("Bj,Bi,Bi->ji", tmp_40, x3, x3)
+    tmp_41 = x3 * x3
+    ggn_Wz = (tmp_5.T @ tmp_6 + tmp_10.T @ tmp_11 + tmp_15.T @ tmp_16 + tmp_19.T @ tmp_20 + tmp_23.T @ tmp_24 + tmp_28.T @ tmp_29 + tmp_32.T @ tmp_33 + tmp_36.T @ tmp_37 + tmp_40.T @ tmp_41) / B
+    del tmp_4, tmp_6, tmp_8, tmp_9, tmp_11, tmp_13, tmp_14, tmp_16, tmp_17, tmp_18, tmp_20, tmp_22, tmp_24, tmp_26, tmp_27, tmp_29, tmp_30, tmp_31, tmp_33, tmp_34, tmp_35, tmp_37, tmp_39, tmp_41
+    # diag GGN[Uz] = (Σ_c jac_p__z_za[c,j] jac_p__z_za[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_za[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h0[k] + (Σ_c jac_p__z_za[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_zb[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h1[k] + (Σ_c jac_p__z_za[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_zc[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h2[k] + (Σ_c jac_p__z_za[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_zb[i,j] softmax_i(p[i]) softmax_c(p[c])) h0[k] h1[k] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zb[c,j] jac_p__z_zb[i,j] softmax_c(p[c]) softmax_i(p[i])) h1[k] h1[k] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zb[c,j] jac_p__z_zc[i,j] softmax_c(p[c]) softmax_i(p[i])) h1[k] h2[k] + (Σ_c jac_p__z_za[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_zc[i,j] softmax_i(p[i]) softmax_c(p[c])) h0[k] h2[k] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zb[c,j] jac_p__z_zc[i,j] softmax_i(p[i]) softmax_c(p[c])) h1[k] h2[k] + (Σ_c jac_p__z_zc[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zc[c,j] jac_p__z_zc[i,j] softmax_c(p[c]) softmax_i(p[i])) h2[k] h2[k]
     h0 = t["h0"]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_za, jac_p__z_za)
-    tmp_28 = h0 * h0
-    tmp_29 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_30 = (tmp_29[..., None, :] @ ((jac_p__z_za.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bk,Bk->jk", tmp_5, h0, h0)
+    tmp_42 = h0 * h0
     h1 = t["h1"]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h1, hobj_p__p, jac_p__z_za, jac_p__z_zb)
-    tmp_31 = h1 * h0
-    tmp_32 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_33 = (tmp_32[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bk,Bk->jk", tmp_10, h0, h1)
+    tmp_43 = h1 * h0
     h2 = t["h2"]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h2, hobj_p__p, jac_p__z_za, jac_p__z_zc)
-    tmp_34 = h2 * h0
-    tmp_35 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_36 = (tmp_35[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h1, hobj_p__p, jac_p__z_za, jac_p__z_zb)
-    tmp_37 = h1 * h0
-    tmp_38 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_39 = (tmp_38[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h1, hobj_p__p, jac_p__z_zb, jac_p__z_zb)
-    tmp_40 = h1 * h1
-    tmp_41 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_42 = (tmp_41[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h2, hobj_p__p, jac_p__z_zb, jac_p__z_zc)
-    tmp_43 = h2 * h1
-    tmp_44 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_45 = (tmp_44[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h2, hobj_p__p, jac_p__z_za, jac_p__z_zc)
-    tmp_46 = h2 * h0
-    tmp_47 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_48 = (tmp_47[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h1, h2, hobj_p__p, jac_p__z_zb, jac_p__z_zc)
+    # einsum("Bj,Bk,Bk->jk", tmp_15, h0, h2)
+    tmp_44 = h2 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_19, h0, h1)
+    tmp_45 = h1 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_23, h1, h1)
+    tmp_46 = h1 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_28, h1, h2)
+    tmp_47 = h2 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_32, h0, h2)
+    tmp_48 = h2 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_36, h1, h2)
     tmp_49 = h2 * h1
-    tmp_50 = (jac_p__z_zb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_51 = (tmp_50[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h2, h2, hobj_p__p, jac_p__z_zc, jac_p__z_zc)
-    tmp_52 = h2 * h2
-    tmp_53 = (jac_p__z_zc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_54 = (tmp_53[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uz = (tmp_30.T @ tmp_28 + tmp_33.T @ tmp_31 + tmp_36.T @ tmp_34 + tmp_39.T @ tmp_37 + tmp_42.T @ tmp_40 + tmp_45.T @ tmp_43 + tmp_48.T @ tmp_46 + tmp_51.T @ tmp_49 + tmp_54.T @ tmp_52) / B
-    # diag GGN[Wr] = Σ_ck hobj_p__p[c,k] jac_p__z_ra[c,j] jac_p__z_ra[k,j] x1[i] x1[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[c,j] jac_p__z_rb[k,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[c,j] jac_p__z_rc[k,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[k,j] jac_p__z_rb[c,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rb[c,j] jac_p__z_rb[k,j] x2[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rb[c,j] jac_p__z_rc[k,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[k,j] jac_p__z_rc[c,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rb[k,j] jac_p__z_rc[c,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rc[c,j] jac_p__z_rc[k,j] x3[i] x3[i]
-    jac_p__z_ra = t["jac_p__z_ra"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_ra, x1, x1)
-    tmp_55 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_56 = x1 * x1
-    tmp_57 = (tmp_55[..., None, :] @ ((jac_p__z_ra.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p__z_rb = t["jac_p__z_rb"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rb, x1, x2)
-    tmp_58 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_59 = x2 * x1
-    tmp_60 = (tmp_58[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p__z_rc = t["jac_p__z_rc"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rc, x1, x3)
-    tmp_61 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_62 = x3 * x1
-    tmp_63 = (tmp_61[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rb, x1, x2)
-    tmp_64 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_65 = x2 * x1
-    tmp_66 = (tmp_64[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rb, x2, x2)
-    tmp_67 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_68 = x2 * x2
-    tmp_69 = (tmp_67[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rc, x2, x3)
-    tmp_70 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_71 = x3 * x2
-    tmp_72 = (tmp_70[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rc, x1, x3)
-    tmp_73 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_74 = x3 * x1
-    tmp_75 = (tmp_73[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rc, x2, x3)
-    tmp_76 = (jac_p__z_rb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_77 = x3 * x2
-    tmp_78 = (tmp_76[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rc, jac_p__z_rc, x3, x3)
-    tmp_79 = (jac_p__z_rc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_80 = x3 * x3
-    tmp_81 = (tmp_79[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wr = (tmp_57.T @ tmp_56 + tmp_60.T @ tmp_59 + tmp_63.T @ tmp_62 + tmp_66.T @ tmp_65 + tmp_69.T @ tmp_68 + tmp_72.T @ tmp_71 + tmp_75.T @ tmp_74 + tmp_78.T @ tmp_77 + tmp_81.T @ tmp_80) / B
-    # diag GGN[Ur] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_ra[c,j] jac_p__z_ra[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_ra[c,j] jac_p__z_rb[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_ra[c,j] jac_p__z_rc[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_ra[i,j] jac_p__z_rb[c,j] + Σ_ci h1[k] h1[k] hobj_p__p[c,i] jac_p__z_rb[c,j] jac_p__z_rb[i,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_rb[c,j] jac_p__z_rc[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_ra[i,j] jac_p__z_rc[c,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_rb[i,j] jac_p__z_rc[c,j] + Σ_ci h2[k] h2[k] hobj_p__p[c,i] jac_p__z_rc[c,j] jac_p__z_rc[i,j]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_ra, jac_p__z_ra)
-    tmp_82 = h0 * h0
-    tmp_83 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_84 = (tmp_83[..., None, :] @ ((jac_p__z_ra.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h1, hobj_p__p, jac_p__z_ra, jac_p__z_rb)
-    tmp_85 = h1 * h0
-    tmp_86 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_87 = (tmp_86[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h2, hobj_p__p, jac_p__z_ra, jac_p__z_rc)
-    tmp_88 = h2 * h0
-    tmp_89 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_90 = (tmp_89[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h1, hobj_p__p, jac_p__z_ra, jac_p__z_rb)
-    tmp_91 = h1 * h0
-    tmp_92 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_93 = (tmp_92[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h1, hobj_p__p, jac_p__z_rb, jac_p__z_rb)
-    tmp_94 = h1 * h1
-    tmp_95 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_96 = (tmp_95[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h2, hobj_p__p, jac_p__z_rb, jac_p__z_rc)
-    tmp_97 = h2 * h1
-    tmp_98 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_99 = (tmp_98[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h2, hobj_p__p, jac_p__z_ra, jac_p__z_rc)
-    tmp_100 = h2 * h0
-    tmp_101 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_102 = (tmp_101[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h1, h2, hobj_p__p, jac_p__z_rb, jac_p__z_rc)
-    tmp_103 = h2 * h1
-    tmp_104 = (jac_p__z_rb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_105 = (tmp_104[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h2, h2, hobj_p__p, jac_p__z_rc, jac_p__z_rc)
-    tmp_106 = h2 * h2
-    tmp_107 = (jac_p__z_rc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_108 = (tmp_107[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Ur = (tmp_84.T @ tmp_82 + tmp_87.T @ tmp_85 + tmp_90.T @ tmp_88 + tmp_93.T @ tmp_91 + tmp_96.T @ tmp_94 + tmp_99.T @ tmp_97 + tmp_102.T @ tmp_100 + tmp_105.T @ tmp_103 + tmp_108.T @ tmp_106) / B
-    # diag GGN[Wh] = Σ_ck hobj_p__p[c,k] jac_p__z_ca[c,j] jac_p__z_ca[k,j] x1[i] x1[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[c,j] jac_p__z_cb[k,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[c,j] jac_p__z_cc[k,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[k,j] jac_p__z_cb[c,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cb[c,j] jac_p__z_cb[k,j] x2[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cb[c,j] jac_p__z_cc[k,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[k,j] jac_p__z_cc[c,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cb[k,j] jac_p__z_cc[c,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cc[c,j] jac_p__z_cc[k,j] x3[i] x3[i]
+    # einsum("Bj,Bk,Bk->jk", tmp_40, h2, h2)
+    tmp_50 = h2 * h2
+    ggn_Uz = (tmp_5.T @ tmp_42 + tmp_10.T @ tmp_43 + tmp_15.T @ tmp_44 + tmp_19.T @ tmp_45 + tmp_23.T @ tmp_46 + tmp_28.T @ tmp_47 + tmp_32.T @ tmp_48 + tmp_36.T @ tmp_49 + tmp_40.T @ tmp_50) / B
+    del t["jac_p__z_zc"], t["jac_p__z_zb"], t["jac_p__z_za"], jac_p__z_zc, jac_p__z_zb, jac_p__z_za, tmp_3, tmp_5, tmp_7, tmp_10, tmp_12, tmp_15, tmp_19, tmp_21, tmp_23, tmp_25, tmp_28, tmp_32, tmp_36, tmp_38, tmp_40, tmp_42, tmp_43, tmp_44, tmp_45, tmp_46, tmp_47, tmp_48, tmp_49, tmp_50
+    t["jac_p__ca"] = _jac_p__ca(t)
+    del t["jac_p__h1"]
+    t["jac_p__z_ca"] = _jac_p__z_ca(t)
+    del t["jac_p__ca"]
+    # diag GGN[Wh] = (Σ_c jac_p__z_ca[c,j] jac_p__z_ca[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_ca[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x1[i] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_cb[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x2[i] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_cc[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x3[i] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_cb[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x2[i] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_cb[c,j] jac_p__z_cb[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x2[i] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_cb[c,j] jac_p__z_cc[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x3[i] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_cc[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x3[i] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_cb[c,j] jac_p__z_cc[k,j] softmax_k(p[k]) softmax_c(p[c])) x2[i] x3[i] + (Σ_c jac_p__z_cc[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_cc[c,j] jac_p__z_cc[k,j] softmax_c(p[c]) softmax_k(p[k])) x3[i] x3[i]
     jac_p__z_ca = t["jac_p__z_ca"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_ca, x1, x1)
-    tmp_109 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_110 = x1 * x1
-    tmp_111 = (tmp_109[..., None, :] @ ((jac_p__z_ca.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_51 = jac_p__z_ca * jac_p__z_ca
+    # einsum("Bcj,Bc->Bj", tmp_51, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ca, jac_p__z_ca, softmax_p, softmax_p)
+    tmp_52 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_53 = (softmax_p[..., None, :] @ tmp_51)[..., 0, :] - tmp_52 * tmp_52
+    # einsum("Bj,Bi,Bi->ji", tmp_53, x1, x1)
+    tmp_54 = x1 * x1
     jac_p__z_cb = t["jac_p__z_cb"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cb, x1, x2)
-    tmp_112 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_113 = x2 * x1
-    tmp_114 = (tmp_112[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_55 = jac_p__z_ca * jac_p__z_cb
+    # einsum("Bcj,Bc->Bj", tmp_55, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ca, jac_p__z_cb, softmax_p, softmax_p)
+    tmp_56 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_57 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_58 = (softmax_p[..., None, :] @ tmp_55)[..., 0, :] - tmp_57 * tmp_56
+    # einsum("Bj,Bi,Bi->ji", tmp_58, x1, x2)
+    tmp_59 = x2 * x1
     jac_p__z_cc = t["jac_p__z_cc"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cc, x1, x3)
-    tmp_115 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_116 = x3 * x1
-    tmp_117 = (tmp_115[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cb, x1, x2)
-    tmp_118 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_119 = x2 * x1
-    tmp_120 = (tmp_118[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cb, x2, x2)
-    tmp_121 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_122 = x2 * x2
-    tmp_123 = (tmp_121[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cc, x2, x3)
-    tmp_124 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_125 = x3 * x2
-    tmp_126 = (tmp_124[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cc, x1, x3)
-    tmp_127 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_128 = x3 * x1
-    tmp_129 = (tmp_127[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cc, x2, x3)
-    tmp_130 = (jac_p__z_cb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_131 = x3 * x2
-    tmp_132 = (tmp_130[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cc, jac_p__z_cc, x3, x3)
-    tmp_133 = (jac_p__z_cc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_134 = x3 * x3
-    tmp_135 = (tmp_133[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wh = (tmp_111.T @ tmp_110 + tmp_114.T @ tmp_113 + tmp_117.T @ tmp_116 + tmp_120.T @ tmp_119 + tmp_123.T @ tmp_122 + tmp_126.T @ tmp_125 + tmp_129.T @ tmp_128 + tmp_132.T @ tmp_131 + tmp_135.T @ tmp_134) / B
-    # diag GGN[Uh] = Σ_ci hobj_p__p[c,i] jac_p__z_ca[c,j] jac_p__z_ca[i,j] rha[k] rha[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[c,j] jac_p__z_cb[i,j] rha[k] rhb[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[c,j] jac_p__z_cc[i,j] rha[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[i,j] jac_p__z_cb[c,j] rha[k] rhb[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cb[c,j] jac_p__z_cb[i,j] rhb[k] rhb[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cb[c,j] jac_p__z_cc[i,j] rhb[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[i,j] jac_p__z_cc[c,j] rha[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cb[i,j] jac_p__z_cc[c,j] rhb[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cc[c,j] jac_p__z_cc[i,j] rhc[k] rhc[k]
+    tmp_60 = jac_p__z_ca * jac_p__z_cc
+    # einsum("Bcj,Bc->Bj", tmp_60, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ca, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_61 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_62 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    tmp_63 = (softmax_p[..., None, :] @ tmp_60)[..., 0, :] - tmp_62 * tmp_61
+    # einsum("Bj,Bi,Bi->ji", tmp_63, x1, x3)
+    tmp_64 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_55, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_ca, jac_p__z_cb, softmax_p, softmax_p)
+    tmp_65 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_66 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_67 = (softmax_p[..., None, :] @ tmp_55)[..., 0, :] - tmp_66 * tmp_65
+    # einsum("Bj,Bi,Bi->ji", tmp_67, x1, x2)
+    tmp_68 = x2 * x1
+    tmp_69 = jac_p__z_cb * jac_p__z_cb
+    # einsum("Bcj,Bc->Bj", tmp_69, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_cb, jac_p__z_cb, softmax_p, softmax_p)
+    tmp_70 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_71 = (softmax_p[..., None, :] @ tmp_69)[..., 0, :] - tmp_70 * tmp_70
+    # einsum("Bj,Bi,Bi->ji", tmp_71, x2, x2)
+    tmp_72 = x2 * x2
+    tmp_73 = jac_p__z_cb * jac_p__z_cc
+    # einsum("Bcj,Bc->Bj", tmp_73, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_cb, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_74 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_75 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    tmp_76 = (softmax_p[..., None, :] @ tmp_73)[..., 0, :] - tmp_75 * tmp_74
+    # einsum("Bj,Bi,Bi->ji", tmp_76, x2, x3)
+    tmp_77 = x3 * x2
+    # einsum("Bcj,Bc->Bj", tmp_60, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_ca, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_78 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_79 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    tmp_80 = (softmax_p[..., None, :] @ tmp_60)[..., 0, :] - tmp_79 * tmp_78
+    # einsum("Bj,Bi,Bi->ji", tmp_80, x1, x3)
+    tmp_81 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_73, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_cb, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_82 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_83 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    tmp_84 = (softmax_p[..., None, :] @ tmp_73)[..., 0, :] - tmp_83 * tmp_82
+    # einsum("Bj,Bi,Bi->ji", tmp_84, x2, x3)
+    tmp_85 = x3 * x2
+    tmp_86 = jac_p__z_cc * jac_p__z_cc
+    # einsum("Bcj,Bc->Bj", tmp_86, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_cc, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_87 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    tmp_88 = (softmax_p[..., None, :] @ tmp_86)[..., 0, :] - tmp_87 * tmp_87
+    # einsum("Bj,Bi,Bi->ji", tmp_88, x3, x3)
+    tmp_89 = x3 * x3
+    ggn_Wh = (tmp_53.T @ tmp_54 + tmp_58.T @ tmp_59 + tmp_63.T @ tmp_64 + tmp_67.T @ tmp_68 + tmp_71.T @ tmp_72 + tmp_76.T @ tmp_77 + tmp_80.T @ tmp_81 + tmp_84.T @ tmp_85 + tmp_88.T @ tmp_89) / B
+    del tmp_52, tmp_54, tmp_56, tmp_57, tmp_59, tmp_61, tmp_62, tmp_64, tmp_65, tmp_66, tmp_68, tmp_70, tmp_72, tmp_74, tmp_75, tmp_77, tmp_78, tmp_79, tmp_81, tmp_82, tmp_83, tmp_85, tmp_87, tmp_89
+    # diag GGN[Uh] = (Σ_c jac_p__z_ca[c,j] jac_p__z_ca[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_ca[i,j] softmax_c(p[c]) softmax_i(p[i])) rha[k] rha[k] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_cb[i,j] softmax_c(p[c]) softmax_i(p[i])) rha[k] rhb[k] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_cc[i,j] softmax_c(p[c]) softmax_i(p[i])) rha[k] rhc[k] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_cb[i,j] softmax_i(p[i]) softmax_c(p[c])) rha[k] rhb[k] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_cb[c,j] jac_p__z_cb[i,j] softmax_c(p[c]) softmax_i(p[i])) rhb[k] rhb[k] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_cb[c,j] jac_p__z_cc[i,j] softmax_c(p[c]) softmax_i(p[i])) rhb[k] rhc[k] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_cc[i,j] softmax_i(p[i]) softmax_c(p[c])) rha[k] rhc[k] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_cb[c,j] jac_p__z_cc[i,j] softmax_i(p[i]) softmax_c(p[c])) rhb[k] rhc[k] + (Σ_c jac_p__z_cc[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_cc[c,j] jac_p__z_cc[i,j] softmax_c(p[c]) softmax_i(p[i])) rhc[k] rhc[k]
     rha = t["rha"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_ca, rha, rha)
-    tmp_136 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_137 = rha * rha
-    tmp_138 = (tmp_136[..., None, :] @ ((jac_p__z_ca.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bk,Bk->jk", tmp_53, rha, rha)
+    tmp_90 = rha * rha
     rhb = t["rhb"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cb, rha, rhb)
-    tmp_139 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_140 = rhb * rha
-    tmp_141 = (tmp_139[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bk,Bk->jk", tmp_58, rha, rhb)
+    tmp_91 = rhb * rha
     rhc = t["rhc"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cc, rha, rhc)
-    tmp_142 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_143 = rhc * rha
-    tmp_144 = (tmp_142[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cb, rha, rhb)
-    tmp_145 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_146 = rhb * rha
-    tmp_147 = (tmp_145[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cb, rhb, rhb)
-    tmp_148 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_149 = rhb * rhb
-    tmp_150 = (tmp_148[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cc, rhb, rhc)
-    tmp_151 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_152 = rhc * rhb
-    tmp_153 = (tmp_151[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cc, rha, rhc)
-    tmp_154 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_155 = rhc * rha
-    tmp_156 = (tmp_154[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cc, rhb, rhc)
-    tmp_157 = (jac_p__z_cb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_158 = rhc * rhb
-    tmp_159 = (tmp_157[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cc, jac_p__z_cc, rhc, rhc)
-    tmp_160 = (jac_p__z_cc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_161 = rhc * rhc
-    tmp_162 = (tmp_160[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uh = (tmp_138.T @ tmp_137 + tmp_141.T @ tmp_140 + tmp_144.T @ tmp_143 + tmp_147.T @ tmp_146 + tmp_150.T @ tmp_149 + tmp_153.T @ tmp_152 + tmp_156.T @ tmp_155 + tmp_159.T @ tmp_158 + tmp_162.T @ tmp_161) / B
-    # diag GGN[V] = h3[j] h3[j] hobj_p__p[l,l]
-    h3 = t["h3"]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    # einsum("Bj,Bj,Bl->lj", h3, h3, hobj_p__p_diag)
-    tmp_163 = h3 * h3
-    ggn_V = hobj_p__p_diag.T @ tmp_163 / B
+    # einsum("Bj,Bk,Bk->jk", tmp_63, rha, rhc)
+    tmp_92 = rhc * rha
+    # einsum("Bj,Bk,Bk->jk", tmp_67, rha, rhb)
+    tmp_93 = rhb * rha
+    # einsum("Bj,Bk,Bk->jk", tmp_71, rhb, rhb)
+    tmp_94 = rhb * rhb
+    # einsum("Bj,Bk,Bk->jk", tmp_76, rhb, rhc)
+    tmp_95 = rhc * rhb
+    # einsum("Bj,Bk,Bk->jk", tmp_80, rha, rhc)
+    tmp_96 = rhc * rha
+    # einsum("Bj,Bk,Bk->jk", tmp_84, rhb, rhc)
+    tmp_97 = rhc * rhb
+    # einsum("Bj,Bk,Bk->jk", tmp_88, rhc, rhc)
+    tmp_98 = rhc * rhc
+    ggn_Uh = (tmp_53.T @ tmp_90 + tmp_58.T @ tmp_91 + tmp_63.T @ tmp_92 + tmp_67.T @ tmp_93 + tmp_71.T @ tmp_94 + tmp_76.T @ tmp_95 + tmp_80.T @ tmp_96 + tmp_84.T @ tmp_97 + tmp_88.T @ tmp_98) / B
+    del t["jac_p__z_cc"], t["jac_p__z_cb"], jac_p__z_cc, jac_p__z_cb, jac_p__z_ca, tmp_51, tmp_53, tmp_55, tmp_58, tmp_60, tmp_63, tmp_67, tmp_69, tmp_71, tmp_73, tmp_76, tmp_80, tmp_84, tmp_86, tmp_88, tmp_90, tmp_91, tmp_92, tmp_93, tmp_94, tmp_95, tmp_96, tmp_97, tmp_98
+    t["jac_p__rha"] = _jac_p__rha(t)
+    del t["jac_p__z_ca"]
+    t["jac_p__ra"] = _jac_p__ra(t)
+    del t["jac_p__rha"]
+    t["jac_p__z_ra"] = _jac_p__z_ra(t)
+    del t["jac_p__ra"]
+    # diag GGN[Wr] = (Σ_c jac_p__z_ra[c,j] jac_p__z_ra[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_ra[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x1[i] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_rb[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x2[i] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_rc[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x3[i] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_rb[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x2[i] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rb[c,j] jac_p__z_rb[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x2[i] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rb[c,j] jac_p__z_rc[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x3[i] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_rc[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x3[i] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rb[c,j] jac_p__z_rc[k,j] softmax_k(p[k]) softmax_c(p[c])) x2[i] x3[i] + (Σ_c jac_p__z_rc[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rc[c,j] jac_p__z_rc[k,j] softmax_c(p[c]) softmax_k(p[k])) x3[i] x3[i]
+    jac_p__z_ra = t["jac_p__z_ra"]
+    tmp_99 = jac_p__z_ra * jac_p__z_ra
+    # einsum("Bcj,Bc->Bj", tmp_99, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ra, jac_p__z_ra, softmax_p, softmax_p)
+    tmp_100 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_101 = (softmax_p[..., None, :] @ tmp_99)[..., 0, :] - tmp_100 * tmp_100
+    # einsum("Bj,Bi,Bi->ji", tmp_101, x1, x1)
+    tmp_102 = x1 * x1
+    jac_p__z_rb = t["jac_p__z_rb"]
+    tmp_103 = jac_p__z_ra * jac_p__z_rb
+    # einsum("Bcj,Bc->Bj", tmp_103, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ra, jac_p__z_rb, softmax_p, softmax_p)
+    tmp_104 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_105 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_106 = (softmax_p[..., None, :] @ tmp_103)[..., 0, :] - tmp_105 * tmp_104
+    # einsum("Bj,Bi,Bi->ji", tmp_106, x1, x2)
+    tmp_107 = x2 * x1
+    jac_p__z_rc = t["jac_p__z_rc"]
+    tmp_108 = jac_p__z_ra * jac_p__z_rc
+    # einsum("Bcj,Bc->Bj", tmp_108, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ra, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_109 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_110 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    tmp_111 = (softmax_p[..., None, :] @ tmp_108)[..., 0, :] - tmp_110 * tmp_109
+    # einsum("Bj,Bi,Bi->ji", tmp_111, x1, x3)
+    tmp_112 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_103, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_ra, jac_p__z_rb, softmax_p, softmax_p)
+    tmp_113 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_114 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_115 = (softmax_p[..., None, :] @ tmp_103)[..., 0, :] - tmp_114 * tmp_113
+    # einsum("Bj,Bi,Bi->ji", tmp_115, x1, x2)
+    tmp_116 = x2 * x1
+    tmp_117 = jac_p__z_rb * jac_p__z_rb
+    # einsum("Bcj,Bc->Bj", tmp_117, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_rb, jac_p__z_rb, softmax_p, softmax_p)
+    tmp_118 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_119 = (softmax_p[..., None, :] @ tmp_117)[..., 0, :] - tmp_118 * tmp_118
+    # einsum("Bj,Bi,Bi->ji", tmp_119, x2, x2)
+    tmp_120 = x2 * x2
+    tmp_121 = jac_p__z_rb * jac_p__z_rc
+    # einsum("Bcj,Bc->Bj", tmp_121, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_rb, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_122 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_123 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    tmp_124 = (softmax_p[..., None, :] @ tmp_121)[..., 0, :] - tmp_123 * tmp_122
+    # einsum("Bj,Bi,Bi->ji", tmp_124, x2, x3)
+    tmp_125 = x3 * x2
+    # einsum("Bcj,Bc->Bj", tmp_108, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_ra, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_126 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_127 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    tmp_128 = (softmax_p[..., None, :] @ tmp_108)[..., 0, :] - tmp_127 * tmp_126
+    # einsum("Bj,Bi,Bi->ji", tmp_128, x1, x3)
+    tmp_129 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_121, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_rb, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_130 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_131 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    tmp_132 = (softmax_p[..., None, :] @ tmp_121)[..., 0, :] - tmp_131 * tmp_130
+    # einsum("Bj,Bi,Bi->ji", tmp_132, x2, x3)
+    tmp_133 = x3 * x2
+    tmp_134 = jac_p__z_rc * jac_p__z_rc
+    # einsum("Bcj,Bc->Bj", tmp_134, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_rc, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_135 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    tmp_136 = (softmax_p[..., None, :] @ tmp_134)[..., 0, :] - tmp_135 * tmp_135
+    # einsum("Bj,Bi,Bi->ji", tmp_136, x3, x3)
+    tmp_137 = x3 * x3
+    ggn_Wr = (tmp_101.T @ tmp_102 + tmp_106.T @ tmp_107 + tmp_111.T @ tmp_112 + tmp_115.T @ tmp_116 + tmp_119.T @ tmp_120 + tmp_124.T @ tmp_125 + tmp_128.T @ tmp_129 + tmp_132.T @ tmp_133 + tmp_136.T @ tmp_137) / B
+    del tmp_100, tmp_102, tmp_104, tmp_105, tmp_107, tmp_109, tmp_110, tmp_112, tmp_113, tmp_114, tmp_116, tmp_118, tmp_120, tmp_122, tmp_123, tmp_125, tmp_126, tmp_127, tmp_129, tmp_130, tmp_131, tmp_133, tmp_135, tmp_137
+    # diag GGN[Ur] = (Σ_c jac_p__z_ra[c,j] jac_p__z_ra[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_ra[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h0[k] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_rb[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h1[k] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_rc[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h2[k] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_rb[i,j] softmax_i(p[i]) softmax_c(p[c])) h0[k] h1[k] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rb[c,j] jac_p__z_rb[i,j] softmax_c(p[c]) softmax_i(p[i])) h1[k] h1[k] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rb[c,j] jac_p__z_rc[i,j] softmax_c(p[c]) softmax_i(p[i])) h1[k] h2[k] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_rc[i,j] softmax_i(p[i]) softmax_c(p[c])) h0[k] h2[k] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rb[c,j] jac_p__z_rc[i,j] softmax_i(p[i]) softmax_c(p[c])) h1[k] h2[k] + (Σ_c jac_p__z_rc[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rc[c,j] jac_p__z_rc[i,j] softmax_c(p[c]) softmax_i(p[i])) h2[k] h2[k]
+    # einsum("Bj,Bk,Bk->jk", tmp_101, h0, h0)
+    tmp_138 = h0 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_106, h0, h1)
+    tmp_139 = h1 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_111, h0, h2)
+    tmp_140 = h2 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_115, h0, h1)
+    tmp_141 = h1 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_119, h1, h1)
+    tmp_142 = h1 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_124, h1, h2)
+    tmp_143 = h2 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_128, h0, h2)
+    tmp_144 = h2 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_132, h1, h2)
+    tmp_145 = h2 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_136, h2, h2)
+    tmp_146 = h2 * h2
+    ggn_Ur = (tmp_101.T @ tmp_138 + tmp_106.T @ tmp_139 + tmp_111.T @ tmp_140 + tmp_115.T @ tmp_141 + tmp_119.T @ tmp_142 + tmp_124.T @ tmp_143 + tmp_128.T @ tmp_144 + tmp_132.T @ tmp_145 + tmp_136.T @ tmp_146) / B
+    del t["jac_p__z_rc"], t["jac_p__z_rb"], t["jac_p__z_ra"], jac_p__z_rc, jac_p__z_rb, jac_p__z_ra, tmp_99, tmp_101, tmp_103, tmp_106, tmp_108, tmp_111, tmp_115, tmp_117, tmp_119, tmp_121, tmp_124, tmp_128, tmp_132, tmp_134, tmp_136, tmp_138, tmp_139, tmp_140, tmp_141, tmp_142, tmp_143, tmp_144, tmp_145, tmp_146
     return {"Wz": ggn_Wz, "Uz": ggn_Uz, "Wr": ggn_Wr, "Ur": ggn_Ur, "Wh": ggn_Wh, "Uh": ggn_Uh, "V": ggn_V}

@@ -550,30 +550,35 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
-    t["jac_z_f__p"] = _jac_z_f__p(t)
-    t["jac_z_f__v1"] = _jac_z_f__v1(t)
-    t["jac_z_f__z_v1"] = _jac_z_f__z_v1(t)
-    t["hobj_z_f__z_f"] = _hobj_z_f__z_f(t)
     B = t["x"].shape[0]
-    # diag GGN[W1] = Σ_ck hobj_z_f__z_f[c,k] jac_z_f__z_v1[c,j] jac_z_f__z_v1[k,j] x[i] x[i]
-    hobj_z_f__z_f = t["hobj_z_f__z_f"]
-    jac_z_f__z_v1 = t["jac_z_f__z_v1"]
-    x = t["x"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_z_f__z_f, jac_z_f__z_v1, jac_z_f__z_v1, x, x)
-    tmp = (jac_z_f__z_v1.transpose(0, 2, 1)) @ hobj_z_f__z_f
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_z_f__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W1 = tmp_3.T @ tmp_2 / B
-    # diag GGN[b1] = Σ_ci hobj_z_f__z_f[c,i] jac_z_f__z_v1[c,j] jac_z_f__z_v1[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_z_f__z_f, jac_z_f__z_v1, jac_z_f__z_v1)
-    tmp_4 = (jac_z_f__z_v1.transpose(0, 2, 1)) @ hobj_z_f__z_f
-    ggn_b1 = np.einsum("Bji,Bij->j", tmp_4, jac_z_f__z_v1, optimize=False) / B
-    # diag GGN[U] = Σ_ci hobj_z_f__z_f[c,i] jac_z_f__p[c,l] jac_z_f__p[i,l] v1[j] v1[j]
+    t["jac_z_f__p"] = _jac_z_f__p(t)
+    # diag GGN[U] = Σ_c huber_d20(z_f[c], 1) jac_z_f__p[c,l] jac_z_f__p[c,l] v1[j] v1[j]
+    z_f = t["z_f"]
+    huber_d20_z_f_expr = np.select([np.greater_equal(1, abs(z_f)),True], [1,0], default=np.nan)
     jac_z_f__p = t["jac_z_f__p"]
     v1 = t["v1"]
-    # einsum("Bci,cl,il,Bj,Bj->lj", hobj_z_f__z_f, jac_z_f__p, jac_z_f__p, v1, v1)
-    tmp_5 = jac_z_f__p[:, :, None] * jac_z_f__p.T
-    tmp_6 = v1 * v1
-    tmp_7 = np.tensordot(tmp_5, hobj_z_f__z_f, axes=([0, 2], [2, 1]))
-    ggn_U = tmp_7 @ tmp_6 / B
+    # einsum("Bc,cl,cl,Bj,Bj->lj", huber_d20_z_f_expr, jac_z_f__p, jac_z_f__p, v1, v1)
+    tmp = jac_z_f__p * jac_z_f__p
+    tmp_2 = v1[:, :, None] * huber_d20_z_f_expr[:, None]
+    tmp_3 = ((tmp_2.transpose(1, 2, 0)) @ v1.T[..., None])[..., 0]
+    ggn_U = tmp.T @ tmp_3.T / B
+    del jac_z_f__p, tmp, tmp_2, tmp_3
+    t["jac_z_f__v1"] = _jac_z_f__v1(t)
+    del t["jac_z_f__p"]
+    t["jac_z_f__z_v1"] = _jac_z_f__z_v1(t)
+    del t["jac_z_f__v1"]
+    # diag GGN[W1] = Σ_c huber_d20(z_f[c], 1) jac_z_f__z_v1[c,j] jac_z_f__z_v1[c,j] x[i] x[i]
+    jac_z_f__z_v1 = t["jac_z_f__z_v1"]
+    x = t["x"]
+    # einsum("Bc,Bcj,Bcj,Bi,Bi->ji", huber_d20_z_f_expr, jac_z_f__z_v1, jac_z_f__z_v1, x, x)
+    tmp_4 = jac_z_f__z_v1 * jac_z_f__z_v1
+    tmp_5 = x * x
+    tmp_6 = ((tmp_4.transpose(0, 2, 1)) @ huber_d20_z_f_expr[..., None])[..., 0]
+    ggn_W1 = tmp_6.T @ tmp_5 / B
+    del tmp_4, tmp_5, tmp_6
+    # diag GGN[b1] = Σ_c huber_d20(z_f[c], 1) jac_z_f__z_v1[c,j] jac_z_f__z_v1[c,j]
+    # einsum("Bc,Bcj,Bcj->j", huber_d20_z_f_expr, jac_z_f__z_v1, jac_z_f__z_v1)
+    tmp_7 = jac_z_f__z_v1 * huber_d20_z_f_expr[:, :, None]
+    ggn_b1 = np.einsum("Bcj,Bcj->j", tmp_7, jac_z_f__z_v1, optimize=False) / B
+    del t["jac_z_f__z_v1"], jac_z_f__z_v1, tmp_7
     return {"W1": ggn_W1, "b1": ggn_b1, "U": ggn_U}

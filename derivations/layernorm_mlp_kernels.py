@@ -946,8 +946,7 @@ def per_sample_gradient_norms(params, data):
     u = t["u"]
     # einsum("Bj,Bj,Bj,Bj->B", adj_z_v, u, adj_z_v, u)
     tmp_3 = u * adj_z_v
-    tmp_4 = u * adj_z_v
-    sq_g = (tmp_4[..., None, :] @ tmp_3[..., None])[..., 0, 0]
+    sq_g = (tmp_3[..., None, :] @ tmp_3[..., None])[..., 0, 0]
     norm_g = np.sqrt(np.maximum(sq_g, 0.0))
     # ‖∂f/∂b‖² = Σ over pairs of terms of their inner product: adj_z_v[j]
     # einsum("Bj,Bj->B", adj_z_v, adj_z_v)
@@ -957,9 +956,9 @@ def per_sample_gradient_norms(params, data):
     adj_p = t["adj_p"]
     v = t["v"]
     # einsum("Bl,Bj,Bl,Bj->B", adj_p, v, adj_p, v)
-    tmp_5 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
-    tmp_6 = (v[..., None, :] @ v[..., None])[..., 0, 0]
-    sq_U = tmp_6 * tmp_5
+    tmp_4 = (adj_p[..., None, :] @ adj_p[..., None])[..., 0, 0]
+    tmp_5 = (v[..., None, :] @ v[..., None])[..., 0, 0]
+    sq_U = tmp_5 * tmp_4
     norm_U = np.sqrt(np.maximum(sq_U, 0.0))
     return {"W1": norm_W1, "g": norm_g, "b": norm_b, "U": norm_U}
 
@@ -1149,40 +1148,40 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    # diag GGN[U] = 1[l] v[j] v[j]
+    v = t["v"]
+    # einsum("l,Bj,Bj->lj", np.ones(2), v, v)
+    tmp = (v.T[..., None, :] @ v.T[..., None])[..., 0, 0]
+    ggn_U = tmp * (np.ones(2))[:, None] / B
+    del tmp
     t["jac_p__v"] = _jac_p__v(t)
     t["jac_p__z_v"] = _jac_p__z_v(t)
+    del t["jac_p__v"]
+    # diag GGN[g] = Σ_c jac_p__z_v[c,j] jac_p__z_v[c,j] u[j] u[j]
+    jac_p__z_v = t["jac_p__z_v"]
+    u = t["u"]
+    # einsum("Bcj,Bcj,Bj,Bj->j", jac_p__z_v, jac_p__z_v, u, u)
+    tmp_2 = (((jac_p__z_v.transpose(0, 2, 1))[..., None, :]) @ ((jac_p__z_v.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_3 = u * u
+    ggn_g = (tmp_3.T[..., None, :] @ tmp_2.T[..., None])[..., 0, 0] / B
+    del tmp_2, tmp_3
+    # diag GGN[b] = Σ_c jac_p__z_v[c,j] jac_p__z_v[c,j]
+    # einsum("Bcj,Bcj->j", jac_p__z_v, jac_p__z_v)
+    ggn_b = np.einsum("Bcj,Bcj->j", jac_p__z_v, jac_p__z_v, optimize=False) / B
+    del jac_p__z_v
     t["jac_p__u"] = _jac_p__u(t)
+    del t["jac_p__z_v"]
     t["jac_p__q"] = _jac_p__q(t)
     t["jac_p__m"] = _jac_p__m(t)
     t["jac_p__z"] = _jac_p__z(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z[c,j] jac_p__z[k,j] x[i] x[i]
-    hobj_p__p = t["hobj_p__p"]
+    del t["jac_p__u"], t["jac_p__q"], t["jac_p__m"]
+    # diag GGN[W1] = Σ_c jac_p__z[c,j] jac_p__z[c,j] x[i] x[i]
     jac_p__z = t["jac_p__z"]
     x = t["x"]
-    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z, jac_p__z, x, x)
-    tmp = x * x
-    tmp_2 = np.tensordot(jac_p__z, hobj_p__p, axes=([1], [0]))
-    tmp_3 = (tmp_2[..., None, :] @ ((jac_p__z.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W1 = tmp_3.T @ tmp / B
-    # diag GGN[g] = Σ_ci hobj_p__p[c,i] jac_p__z_v[c,j] jac_p__z_v[i,j] u[j] u[j]
-    jac_p__z_v = t["jac_p__z_v"]
-    u = t["u"]
-    # einsum("ci,Bcj,Bij,Bj,Bj->j", hobj_p__p, jac_p__z_v, jac_p__z_v, u, u)
-    tmp_4 = u * u
-    tmp_5 = tmp_4[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_6 = (tmp_5.transpose(1, 2, 0)) @ (jac_p__z_v.transpose(2, 0, 1))
-    ggn_g = np.tensordot(tmp_6, hobj_p__p, axes=([1, 2], [0, 1])) / B
-    # diag GGN[b] = Σ_ci hobj_p__p[c,i] jac_p__z_v[c,j] jac_p__z_v[i,j]
-    # einsum("ci,Bcj,Bij->j", hobj_p__p, jac_p__z_v, jac_p__z_v)
-    tmp_7 = ((jac_p__z_v.transpose(2, 1, 0)) @ (jac_p__z_v.transpose(2, 0, 1))).transpose(1, 0, 2)
-    ggn_b = np.tensordot(tmp_7, hobj_p__p, axes=([0, 2], [1, 0])) / B
-    # diag GGN[U] = hobj_p__p[l,l] v[j] v[j]
-    # einsum("ll->l", hobj_p__p)
-    hobj_p__p_diag = np.einsum("ll->l", hobj_p__p, optimize=False)
-    v = t["v"]
-    # einsum("l,Bj,Bj->lj", hobj_p__p_diag, v, v)
-    tmp_8 = (v.T[..., None, :] @ v.T[..., None])[..., 0, 0]
-    ggn_U = tmp_8 * hobj_p__p_diag[:, None] / B
+    # einsum("Bcj,Bcj,Bi,Bi->ji", jac_p__z, jac_p__z, x, x)
+    tmp_4 = x * x
+    tmp_5 = (((jac_p__z.transpose(0, 2, 1))[..., None, :]) @ ((jac_p__z.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W1 = tmp_5.T @ tmp_4 / B
+    del t["jac_p__z"], jac_p__z, tmp_4, tmp_5
     return {"W1": ggn_W1, "g": ggn_g, "b": ggn_b, "U": ggn_U}

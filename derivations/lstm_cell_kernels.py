@@ -2177,94 +2177,112 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    # diag GGN[U] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) h1[j] h1[j]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    tmp = softmax_p - softmax_p * softmax_p
+    h1 = t["h1"]
+    # einsum("Bl,Bj,Bj->lj", tmp, h1, h1)
+    tmp_2 = h1 * h1
+    ggn_U = tmp.T @ tmp_2 / B
+    del tmp_2
     t["jac_p__h1"] = _jac_p__h1(t)
     t["jac_p__s1"] = _jac_p__s1(t)
     t["jac_p__ig"] = _jac_p__ig(t)
     t["jac_p__z_ig"] = _jac_p__z_ig(t)
+    del t["jac_p__ig"]
+    # diag GGN[Wi] = (Σ_c jac_p__z_ig[c,j] jac_p__z_ig[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ig[c,j] jac_p__z_ig[i,j] softmax_c(p[c]) softmax_i(p[i])) x[k] x[k]
+    jac_p__z_ig = t["jac_p__z_ig"]
+    tmp_3 = jac_p__z_ig * jac_p__z_ig
+    # einsum("Bcj,Bc->Bj", tmp_3, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ig, jac_p__z_ig, softmax_p, softmax_p)
+    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_ig)[..., 0, :]
+    tmp_5 = (softmax_p[..., None, :] @ tmp_3)[..., 0, :] - tmp_4 * tmp_4
+    x = t["x"]
+    # einsum("Bj,Bk,Bk->jk", tmp_5, x, x)
+    tmp_6 = x * x
+    ggn_Wi = tmp_5.T @ tmp_6 / B
+    del tmp_4, tmp_6
+    # diag GGN[Ui] = (Σ_c jac_p__z_ig[c,j] jac_p__z_ig[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ig[c,j] jac_p__z_ig[k,j] softmax_c(p[c]) softmax_k(p[k])) h0[i] h0[i]
+    h0 = t["h0"]
+    # einsum("Bj,Bi,Bi->ji", tmp_5, h0, h0)
+    tmp_7 = h0 * h0
+    ggn_Ui = tmp_5.T @ tmp_7 / B
+    del tmp_7
+    # diag GGN[bi] = (Σ_c jac_p__z_ig[c,j] jac_p__z_ig[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ig[c,j] jac_p__z_ig[i,j] softmax_c(p[c]) softmax_i(p[i]))
+    # einsum("Bj->j", tmp_5)
+    ggn_bi = tmp_5.sum(axis=0) / B
+    del t["jac_p__z_ig"], jac_p__z_ig, tmp_3, tmp_5
     t["jac_p__fg"] = _jac_p__fg(t)
     t["jac_p__z_fg"] = _jac_p__z_fg(t)
-    t["jac_p__og"] = _jac_p__og(t)
-    t["jac_p__z_og"] = _jac_p__z_og(t)
-    t["jac_p__gg"] = _jac_p__gg(t)
-    t["jac_p__z_gg"] = _jac_p__z_gg(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[Wi] = Σ_ci hobj_p__p[c,i] jac_p__z_ig[c,j] jac_p__z_ig[i,j] x[k] x[k]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_ig = t["jac_p__z_ig"]
-    x = t["x"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ig, jac_p__z_ig, x, x)
-    tmp = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_ig.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wi = tmp_3.T @ tmp_2 / B
-    # diag GGN[Ui] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_ig[c,j] jac_p__z_ig[k,j]
-    h0 = t["h0"]
-    # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_ig, jac_p__z_ig)
-    tmp_4 = h0 * h0
-    tmp_5 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_6 = (tmp_5[..., None, :] @ ((jac_p__z_ig.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Ui = tmp_6.T @ tmp_4 / B
-    # diag GGN[bi] = Σ_ci hobj_p__p[c,i] jac_p__z_ig[c,j] jac_p__z_ig[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_ig, jac_p__z_ig)
-    tmp_7 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bi = np.einsum("Bji,Bij->j", tmp_7, jac_p__z_ig, optimize=False) / B
-    # diag GGN[Wf] = Σ_ci hobj_p__p[c,i] jac_p__z_fg[c,j] jac_p__z_fg[i,j] x[k] x[k]
+    del t["jac_p__fg"]
+    # diag GGN[Wf] = (Σ_c jac_p__z_fg[c,j] jac_p__z_fg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_fg[c,j] jac_p__z_fg[i,j] softmax_c(p[c]) softmax_i(p[i])) x[k] x[k]
     jac_p__z_fg = t["jac_p__z_fg"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_fg, jac_p__z_fg, x, x)
-    tmp_8 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_9 = x * x
-    tmp_10 = (tmp_8[..., None, :] @ ((jac_p__z_fg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wf = tmp_10.T @ tmp_9 / B
-    # diag GGN[Uf] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_fg[c,j] jac_p__z_fg[k,j]
-    # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_fg, jac_p__z_fg)
-    tmp_11 = h0 * h0
-    tmp_12 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_13 = (tmp_12[..., None, :] @ ((jac_p__z_fg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uf = tmp_13.T @ tmp_11 / B
-    # diag GGN[bf] = Σ_ci hobj_p__p[c,i] jac_p__z_fg[c,j] jac_p__z_fg[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_fg, jac_p__z_fg)
-    tmp_14 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bf = np.einsum("Bji,Bij->j", tmp_14, jac_p__z_fg, optimize=False) / B
-    # diag GGN[Wo] = Σ_ci hobj_p__p[c,i] jac_p__z_og[c,j] jac_p__z_og[i,j] x[k] x[k]
+    tmp_8 = jac_p__z_fg * jac_p__z_fg
+    # einsum("Bcj,Bc->Bj", tmp_8, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_fg, jac_p__z_fg, softmax_p, softmax_p)
+    tmp_9 = (softmax_p[..., None, :] @ jac_p__z_fg)[..., 0, :]
+    tmp_10 = (softmax_p[..., None, :] @ tmp_8)[..., 0, :] - tmp_9 * tmp_9
+    # einsum("Bj,Bk,Bk->jk", tmp_10, x, x)
+    tmp_11 = x * x
+    ggn_Wf = tmp_10.T @ tmp_11 / B
+    del tmp_9, tmp_11
+    # diag GGN[Uf] = (Σ_c jac_p__z_fg[c,j] jac_p__z_fg[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_fg[c,j] jac_p__z_fg[k,j] softmax_c(p[c]) softmax_k(p[k])) h0[i] h0[i]
+    # einsum("Bj,Bi,Bi->ji", tmp_10, h0, h0)
+    tmp_12 = h0 * h0
+    ggn_Uf = tmp_10.T @ tmp_12 / B
+    del tmp_12
+    # diag GGN[bf] = (Σ_c jac_p__z_fg[c,j] jac_p__z_fg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_fg[c,j] jac_p__z_fg[i,j] softmax_c(p[c]) softmax_i(p[i]))
+    # einsum("Bj->j", tmp_10)
+    ggn_bf = tmp_10.sum(axis=0) / B
+    del t["jac_p__z_fg"], jac_p__z_fg, tmp_8, tmp_10
+    t["jac_p__og"] = _jac_p__og(t)
+    del t["jac_p__h1"]
+    t["jac_p__z_og"] = _jac_p__z_og(t)
+    del t["jac_p__og"]
+    # diag GGN[Wo] = (Σ_c jac_p__z_og[c,j] jac_p__z_og[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_og[c,j] jac_p__z_og[i,j] softmax_c(p[c]) softmax_i(p[i])) x[k] x[k]
     jac_p__z_og = t["jac_p__z_og"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_og, jac_p__z_og, x, x)
-    tmp_15 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
+    tmp_13 = jac_p__z_og * jac_p__z_og
+    # einsum("Bcj,Bc->Bj", tmp_13, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_og, jac_p__z_og, softmax_p, softmax_p)
+    tmp_14 = (softmax_p[..., None, :] @ jac_p__z_og)[..., 0, :]
+    tmp_15 = (softmax_p[..., None, :] @ tmp_13)[..., 0, :] - tmp_14 * tmp_14
+    # einsum("Bj,Bk,Bk->jk", tmp_15, x, x)
     tmp_16 = x * x
-    tmp_17 = (tmp_15[..., None, :] @ ((jac_p__z_og.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wo = tmp_17.T @ tmp_16 / B
-    # diag GGN[Uo] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_og[c,j] jac_p__z_og[k,j]
-    # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_og, jac_p__z_og)
-    tmp_18 = h0 * h0
-    tmp_19 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_20 = (tmp_19[..., None, :] @ ((jac_p__z_og.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Uo = tmp_20.T @ tmp_18 / B
-    # diag GGN[bo] = Σ_ci hobj_p__p[c,i] jac_p__z_og[c,j] jac_p__z_og[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_og, jac_p__z_og)
-    tmp_21 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bo = np.einsum("Bji,Bij->j", tmp_21, jac_p__z_og, optimize=False) / B
-    # diag GGN[Wg] = Σ_ci hobj_p__p[c,i] jac_p__z_gg[c,j] jac_p__z_gg[i,j] x[k] x[k]
+    ggn_Wo = tmp_15.T @ tmp_16 / B
+    del tmp_14, tmp_16
+    # diag GGN[Uo] = (Σ_c jac_p__z_og[c,j] jac_p__z_og[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_og[c,j] jac_p__z_og[k,j] softmax_c(p[c]) softmax_k(p[k])) h0[i] h0[i]
+    # einsum("Bj,Bi,Bi->ji", tmp_15, h0, h0)
+    tmp_17 = h0 * h0
+    ggn_Uo = tmp_15.T @ tmp_17 / B
+    del tmp_17
+    # diag GGN[bo] = (Σ_c jac_p__z_og[c,j] jac_p__z_og[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_og[c,j] jac_p__z_og[i,j] softmax_c(p[c]) softmax_i(p[i]))
+    # einsum("Bj->j", tmp_15)
+    ggn_bo = tmp_15.sum(axis=0) / B
+    del t["jac_p__z_og"], jac_p__z_og, tmp_13, tmp_15
+    t["jac_p__gg"] = _jac_p__gg(t)
+    del t["jac_p__s1"]
+    t["jac_p__z_gg"] = _jac_p__z_gg(t)
+    del t["jac_p__gg"]
+    # diag GGN[Wg] = (Σ_c jac_p__z_gg[c,j] jac_p__z_gg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_gg[c,j] jac_p__z_gg[i,j] softmax_c(p[c]) softmax_i(p[i])) x[k] x[k]
     jac_p__z_gg = t["jac_p__z_gg"]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_gg, jac_p__z_gg, x, x)
-    tmp_22 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_23 = x * x
-    tmp_24 = (tmp_22[..., None, :] @ ((jac_p__z_gg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Wg = tmp_24.T @ tmp_23 / B
-    # diag GGN[Ug] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_gg[c,j] jac_p__z_gg[k,j]
-    # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_gg, jac_p__z_gg)
-    tmp_25 = h0 * h0
-    tmp_26 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_27 = (tmp_26[..., None, :] @ ((jac_p__z_gg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_Ug = tmp_27.T @ tmp_25 / B
-    # diag GGN[bg] = Σ_ci hobj_p__p[c,i] jac_p__z_gg[c,j] jac_p__z_gg[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_gg, jac_p__z_gg)
-    tmp_28 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bg = np.einsum("Bji,Bij->j", tmp_28, jac_p__z_gg, optimize=False) / B
-    # diag GGN[U] = h1[j] h1[j] hobj_p__p[l,l]
-    h1 = t["h1"]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    # einsum("Bj,Bj,Bl->lj", h1, h1, hobj_p__p_diag)
-    tmp_29 = h1 * h1
-    ggn_U = hobj_p__p_diag.T @ tmp_29 / B
+    tmp_18 = jac_p__z_gg * jac_p__z_gg
+    # einsum("Bcj,Bc->Bj", tmp_18, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_gg, jac_p__z_gg, softmax_p, softmax_p)
+    tmp_19 = (softmax_p[..., None, :] @ jac_p__z_gg)[..., 0, :]
+    tmp_20 = (softmax_p[..., None, :] @ tmp_18)[..., 0, :] - tmp_19 * tmp_19
+    # einsum("Bj,Bk,Bk->jk", tmp_20, x, x)
+    tmp_21 = x * x
+    ggn_Wg = tmp_20.T @ tmp_21 / B
+    del tmp_19, tmp_21
+    # diag GGN[Ug] = (Σ_c jac_p__z_gg[c,j] jac_p__z_gg[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_gg[c,j] jac_p__z_gg[k,j] softmax_c(p[c]) softmax_k(p[k])) h0[i] h0[i]
+    # einsum("Bj,Bi,Bi->ji", tmp_20, h0, h0)
+    tmp_22 = h0 * h0
+    ggn_Ug = tmp_20.T @ tmp_22 / B
+    del tmp_22
+    # diag GGN[bg] = (Σ_c jac_p__z_gg[c,j] jac_p__z_gg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_gg[c,j] jac_p__z_gg[i,j] softmax_c(p[c]) softmax_i(p[i]))
+    # einsum("Bj->j", tmp_20)
+    ggn_bg = tmp_20.sum(axis=0) / B
+    del t["jac_p__z_gg"], jac_p__z_gg, tmp_18, tmp_20
     return {"Wi": ggn_Wi, "Ui": ggn_Ui, "bi": ggn_bi, "Wf": ggn_Wf, "Uf": ggn_Uf, "bf": ggn_bf, "Wo": ggn_Wo, "Uo": ggn_Uo, "bo": ggn_bo, "Wg": ggn_Wg, "Ug": ggn_Ug, "bg": ggn_bg, "U": ggn_U}

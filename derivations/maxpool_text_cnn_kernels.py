@@ -592,27 +592,39 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    # diag GGN[U] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) m[o] m[o]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    tmp = softmax_p - softmax_p * softmax_p
+    m = t["m"]
+    # einsum("Bl,Bo,Bo->lo", tmp, m, m)
+    tmp_2 = m * m
+    ggn_U = tmp.T @ tmp_2 / B
+    del tmp_2
     t["jac_p__m"] = _jac_p__m(t)
     t["jac_p__v"] = _jac_p__v(t)
+    del t["jac_p__m"]
     t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[K] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j] jac_p__z_v[i,o,k] x[e,l] x[e,m] S[l,j,a] S[m,k,a]
-    hobj_p__p = t["hobj_p__p"]
+    del t["jac_p__v"]
+    # diag GGN[K] = (Σ_cijkl jac_p__z_v[c,o,i] jac_p__z_v[c,o,j] x[e,k] x[e,l] softmax_c(p[c]) S[k,i,a] S[l,j,a] - Σ_cijklm jac_p__z_v[c,o,i] jac_p__z_v[j,o,k] x[e,l] x[e,m] softmax_j(p[j]) softmax_c(p[c]) S[l,i,a] S[m,k,a])
     jac_p__z_v = t["jac_p__z_v"]
     x = t["x"]
     x_win = _window_view(x, 2, 2, 1, 5)
     x_win_2 = _window_view(x, 2, 2, 1, 5)
-    # einsum("Bci,Bcoj,Biok,Beja,Beka->oea", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win, x_win_2)
-    tmp = np.einsum("Beja,Bcoj->Beaco", x_win, jac_p__z_v, optimize=False)
-    tmp_2 = np.einsum("Beka,Biok->Beaio", x_win_2, jac_p__z_v, optimize=False)
-    tmp_3 = np.einsum("Beaco,Bci->Beaoi", tmp, hobj_p__p, optimize=False)
-    ggn_K = np.einsum("Beaoi,Beaio->oea", tmp_3, tmp_2, optimize=False) / B
-    # diag GGN[U] = hobj_p__p[l,l] m[o] m[o]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    m = t["m"]
-    # einsum("Bl,Bo,Bo->lo", hobj_p__p_diag, m, m)
-    tmp_4 = m * m
-    ggn_U = hobj_p__p_diag.T @ tmp_4 / B
+    # einsum("Bcoi,Bcoj,Beia,Beja,Bc->Boea", jac_p__z_v, jac_p__z_v, x_win, x_win_2, softmax_p)
+    tmp_3 = np.einsum("Beia,Bcoi->Beaco", x_win, jac_p__z_v, optimize=False)
+    tmp_4 = np.einsum("Beja,Bcoj->Beaco", x_win_2, jac_p__z_v, optimize=False)
+    tmp_5 = tmp_4 * tmp_3
+    x_win_3 = _window_view(x, 2, 2, 1, 5)
+    x_win_4 = _window_view(x, 2, 2, 1, 5)
+    # einsum("Bcoi,Bjok,Beia,Beka,Bj,Bc->Boea", jac_p__z_v, jac_p__z_v, x_win_3, x_win_4, softmax_p, softmax_p)
+    tmp_6 = np.einsum("Bc,Bcoi->Boi", softmax_p, jac_p__z_v, optimize=False)
+    tmp_7 = np.einsum("Boi,Beia->Boea", tmp_6, x_win_3, optimize=False)
+    tmp_8 = np.einsum("Bj,Bjok->Bok", softmax_p, jac_p__z_v, optimize=False)
+    tmp_9 = np.einsum("Bok,Beka->Boea", tmp_8, x_win_4, optimize=False)
+    tmp_10 = np.einsum("Beaco,Bc->Boea", tmp_5, softmax_p, optimize=False) - tmp_9 * tmp_7
+    # einsum("Boea->oea", tmp_10)
+    ggn_K = tmp_10.sum(axis=0) / B
+    del t["jac_p__z_v"], jac_p__z_v, tmp_10, tmp_3, tmp_4, tmp_5, tmp_6, tmp_7, tmp_8, tmp_9
     return {"K": ggn_K, "U": ggn_U}

@@ -769,36 +769,47 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    # diag GGN[U] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) v2[j] v2[j]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    tmp = softmax_p - softmax_p * softmax_p
+    v2 = t["v2"]
+    # einsum("Bl,Bj,Bj->lj", tmp, v2, v2)
+    tmp_2 = v2 * v2
+    ggn_U = tmp.T @ tmp_2 / B
+    del tmp_2
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    x = t["x"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W1 = tmp_3.T @ tmp_2 / B
-    # diag GGN[W2] = Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,j] v1[i] v1[i]
+    del t["jac_p__v2"]
+    # diag GGN[W2] = (Σ_c jac_p__z_v2[c,j] jac_p__z_v2[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_v2[c,j] jac_p__z_v2[k,j] softmax_k(p[k]) softmax_c(p[c])) v1[i] v1[i]
     jac_p__z_v2 = t["jac_p__z_v2"]
+    tmp_3 = jac_p__z_v2 * jac_p__z_v2
+    # einsum("Bcj,Bc->Bj", tmp_3, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_v2, jac_p__z_v2, softmax_p, softmax_p)
+    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    tmp_5 = (softmax_p[..., None, :] @ tmp_3)[..., 0, :] - tmp_4 * tmp_4
     v1 = t["v1"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_4 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_5 = v1 * v1
-    tmp_6 = (tmp_4[..., None, :] @ ((jac_p__z_v2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W2 = tmp_6.T @ tmp_5 / B
-    # diag GGN[U] = hobj_p__p[l,l] v2[j] v2[j]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    v2 = t["v2"]
-    # einsum("Bl,Bj,Bj->lj", hobj_p__p_diag, v2, v2)
-    tmp_7 = v2 * v2
-    ggn_U = hobj_p__p_diag.T @ tmp_7 / B
+    # einsum("Bj,Bi,Bi->ji", tmp_5, v1, v1)
+    tmp_6 = v1 * v1
+    ggn_W2 = tmp_5.T @ tmp_6 / B
+    del jac_p__z_v2, tmp_3, tmp_5, tmp_4, tmp_6
+    t["jac_p__v1"] = _jac_p__v1(t)
+    del t["jac_p__z_v2"]
+    t["jac_p__z_v1"] = _jac_p__z_v1(t)
+    del t["jac_p__v1"]
+    # diag GGN[W1] = (Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_v1[c,j] jac_p__z_v1[k,j] softmax_k(p[k]) softmax_c(p[c])) x[i] x[i]
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    tmp_7 = jac_p__z_v1 * jac_p__z_v1
+    # einsum("Bcj,Bc->Bj", tmp_7, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_v1, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_8 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    tmp_9 = (softmax_p[..., None, :] @ tmp_7)[..., 0, :] - tmp_8 * tmp_8
+    x = t["x"]
+    # einsum("Bj,Bi,Bi->ji", tmp_9, x, x)
+    tmp_10 = x * x
+    ggn_W1 = tmp_9.T @ tmp_10 / B
+    del t["jac_p__z_v1"], jac_p__z_v1, tmp_7, tmp_9, tmp_8, tmp_10
     return {"W1": ggn_W1, "W2": ggn_W2, "U": ggn_U}
 
 

@@ -781,38 +781,39 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    # diag GGN[U] = softplus''(p[l]) v2[j] v2[j] + 1/500 1[j] 1[l]
+    p = t["p"]
+    d2softplus_p = _sigmoid(-p)*_sigmoid(p)
+    v2 = t["v2"]
+    # einsum("Bl,Bj,Bj->lj", d2softplus_p, v2, v2)
+    tmp = v2 * v2
+    # einsum("j,l->lj", np.ones(4), np.ones(2))
+    ggn_U = d2softplus_p.T @ tmp / B + 0.002 * (np.ones(2))[:, None] * np.ones(4)
+    del tmp
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hobj_U__U"] = _hobj_U__U(t)
-    t["hobj_p__p"] = _hobj_p__p(t)
-    B = t["x"].shape[0]
-    # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
-    hobj_p__p = t["hobj_p__p"]
-    jac_p__z_v1 = t["jac_p__z_v1"]
-    x = t["x"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W1 = tmp_3.T @ tmp_2 / B
-    # diag GGN[W2] = Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,j] v1[i] v1[i]
+    del t["jac_p__v2"]
+    # diag GGN[W2] = Σ_c softplus''(p[c]) jac_p__z_v2[c,j] jac_p__z_v2[c,j] v1[i] v1[i]
     jac_p__z_v2 = t["jac_p__z_v2"]
     v1 = t["v1"]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_4 = v1 * v1
-    tmp_5 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_6 = (tmp_5[..., None, :] @ ((jac_p__z_v2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W2 = tmp_6.T @ tmp_4 / B
-    # diag GGN[U] = hobj_p__p[l,l] v2[j] v2[j] + hobj_U__U[l,j,l,j]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    v2 = t["v2"]
-    # einsum("Bl,Bj,Bj->lj", hobj_p__p_diag, v2, v2)
-    tmp_7 = v2 * v2
-    hobj_U__U = t["hobj_U__U"]
-    # einsum("ljlj->lj", hobj_U__U)
-    hobj_U__U_diag = np.einsum("ljlj->lj", hobj_U__U, optimize=False)
-    ggn_U = hobj_p__p_diag.T @ tmp_7 / B + hobj_U__U_diag
+    # einsum("Bc,Bcj,Bcj,Bi,Bi->ji", d2softplus_p, jac_p__z_v2, jac_p__z_v2, v1, v1)
+    tmp_2 = jac_p__z_v2 * jac_p__z_v2
+    tmp_3 = v1 * v1
+    tmp_4 = ((tmp_2.transpose(0, 2, 1)) @ d2softplus_p[..., None])[..., 0]
+    ggn_W2 = tmp_4.T @ tmp_3 / B
+    del jac_p__z_v2, tmp_2, tmp_3, tmp_4
+    t["jac_p__v1"] = _jac_p__v1(t)
+    del t["jac_p__z_v2"]
+    t["jac_p__z_v1"] = _jac_p__z_v1(t)
+    del t["jac_p__v1"]
+    # diag GGN[W1] = Σ_c softplus''(p[c]) jac_p__z_v1[c,j] jac_p__z_v1[c,j] x[i] x[i]
+    jac_p__z_v1 = t["jac_p__z_v1"]
+    x = t["x"]
+    # einsum("Bc,Bcj,Bcj,Bi,Bi->ji", d2softplus_p, jac_p__z_v1, jac_p__z_v1, x, x)
+    tmp_5 = jac_p__z_v1 * jac_p__z_v1
+    tmp_6 = x * x
+    tmp_7 = ((tmp_5.transpose(0, 2, 1)) @ d2softplus_p[..., None])[..., 0]
+    ggn_W1 = tmp_7.T @ tmp_6 / B
+    del t["jac_p__z_v1"], jac_p__z_v1, tmp_5, tmp_6, tmp_7
     return {"W1": ggn_W1, "W2": ggn_W2, "U": ggn_U}

@@ -510,36 +510,29 @@ def hvp(params, data, vector):
 def ggn_diagonal(params, data):
     """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    # diag GGN[c] = 1[i]
+    ggn_c = np.zeros(PARAMS['c']) + (np.ones(3))
     t["jac_r__h"] = _jac_r__h(t)
     t["jac_r__z_h"] = _jac_r__z_h(t)
-    t["hobj_r__r"] = _hobj_r__r(t)
-    B = t["x"].shape[0]
-    # diag GGN[W] = Σ_ck hobj_r__r[c,k] jac_r__z_h[c,j] jac_r__z_h[k,j] x[i] x[i] + Σ_c h[j] hobj_r__r[c,i] jac_r__z_h[c,j] x[i] + Σ_c h[j] hobj_r__r[i,c] jac_r__z_h[c,j] x[i] + h[j] h[j] hobj_r__r[i,i]
-    hobj_r__r = t["hobj_r__r"]
+    del t["jac_r__h"]
+    # diag GGN[W] = Σ_c jac_r__z_h[c,j] jac_r__z_h[c,j] x[i] x[i] + h[j] jac_r__z_h[i,j] x[i] + h[j] jac_r__z_h[i,j] x[i] + 1[i] h[j] h[j]
     jac_r__z_h = t["jac_r__z_h"]
     x = t["x"]
-    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_r__r, jac_r__z_h, jac_r__z_h, x, x)
+    # einsum("Bcj,Bcj,Bi,Bi->ji", jac_r__z_h, jac_r__z_h, x, x)
     tmp = x * x
-    tmp_2 = np.tensordot(jac_r__z_h, hobj_r__r, axes=([1], [0]))
-    tmp_3 = (tmp_2[..., None, :] @ ((jac_r__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_2 = (((jac_r__z_h.transpose(0, 2, 1))[..., None, :]) @ ((jac_r__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
     h = t["h"]
-    # einsum("Bj,ci,Bcj,Bi->ji", h, hobj_r__r, jac_r__z_h, x)
-    tmp_4 = jac_r__z_h * h[:, None]
-    tmp_5 = np.tensordot(tmp_4, x, axes=([0], [0]))
-    # einsum("Bj,ic,Bcj,Bi->ji", h, hobj_r__r, jac_r__z_h, x)
-    tmp_6 = jac_r__z_h * h[:, None]
-    tmp_7 = np.tensordot(tmp_6, x, axes=([0], [0]))
-    # einsum("ii->i", hobj_r__r)
-    hobj_r__r_diag = np.einsum("ii->i", hobj_r__r, optimize=False)
-    # einsum("Bj,Bj,i->ji", h, h, hobj_r__r_diag)
-    tmp_8 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
-    ggn_W = (tmp_3.T @ tmp + (((tmp_5.transpose(2, 1, 0)) @ hobj_r__r.T[..., None])[..., 0]).T + (((tmp_7.transpose(2, 1, 0)) @ hobj_r__r[..., None])[..., 0]).T + tmp_8[:, None] * hobj_r__r_diag) / B
-    # diag GGN[b] = Σ_ci hobj_r__r[c,i] jac_r__z_h[c,j] jac_r__z_h[i,j]
-    # einsum("ci,Bcj,Bij->j", hobj_r__r, jac_r__z_h, jac_r__z_h)
-    tmp_9 = ((jac_r__z_h.transpose(2, 1, 0)) @ (jac_r__z_h.transpose(2, 0, 1))).transpose(1, 0, 2)
-    ggn_b = np.tensordot(tmp_9, hobj_r__r, axes=([0, 2], [1, 0])) / B
-    # diag GGN[c] = hobj_r__r[i,i]
-    # einsum("ii->i", hobj_r__r)
-    hobj_r__r_diag_2 = np.einsum("ii->i", hobj_r__r, optimize=False)
-    ggn_c = hobj_r__r_diag_2
+    # einsum("Bj,Bij,Bi->ji", h, jac_r__z_h, x)
+    tmp_3 = x[:, :, None] * jac_r__z_h
+    # einsum("Bj,Bij,Bi->ji", h, jac_r__z_h, x)
+    tmp_4 = x[:, :, None] * jac_r__z_h
+    # einsum("i,Bj,Bj->ji", np.ones(3), h, h)
+    tmp_5 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
+    ggn_W = (tmp_2.T @ tmp + ((tmp_3.transpose(2, 1, 0)) @ h.T[..., None])[..., 0] + ((tmp_4.transpose(2, 1, 0)) @ h.T[..., None])[..., 0] + tmp_5[:, None] * np.ones(3)) / B
+    del tmp, tmp_2, tmp_3, tmp_4, tmp_5
+    # diag GGN[b] = Σ_c jac_r__z_h[c,j] jac_r__z_h[c,j]
+    # einsum("Bcj,Bcj->j", jac_r__z_h, jac_r__z_h)
+    ggn_b = np.einsum("Bcj,Bcj->j", jac_r__z_h, jac_r__z_h, optimize=False) / B
+    del t["jac_r__z_h"], jac_r__z_h
     return {"W": ggn_W, "b": ggn_b, "c": ggn_c}
