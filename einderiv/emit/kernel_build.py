@@ -28,6 +28,7 @@ from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, 
                      Release, Return, SquaredNorm, Support, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, DictOf, Item, Lib, Num, Py, Str, Transpose,
                             TupleOf, Var, param_shape)
+from ..calculus.simplify import Simplifier
 from .ggn_terms import diagonal_terms
 from .kernel_context import Context
 from .share import Sharing, Spec
@@ -76,19 +77,36 @@ def _diagonals(d) -> dict:
     return out
 
 
-def _inline(expr, indices, diagonal: dict):
+def _kronecker(d) -> dict:
+    """The quantities that are a number times Kronecker deltas only (‖T − U Vᵀ‖²'s second-order
+    adjoint 2 δ[i,k] δ[j,l]): name -> definition.  Formed, such a quantity is a dense
+    (m·n)² array that a block contracts at (m·n)²·r cost; written into the block's terms, its
+    deltas contract symbolically (2 δ[i,j] (VᵀV)[k,l]: the block's own size)."""
+    return {q.name: q for q in d.quantities if isinstance(q.expr, Prod) and q.expr.out == q.indices
+            and q.expr.factors and all(isinstance(f, (Const, Delta)) for f in q.expr.factors)
+            and any(isinstance(f, Delta) for f in q.expr.factors)}
+
+
+def _inline(expr, indices, diagonal: dict, table=None):
     """``expr`` (a block) with each factor that reads a quantity of ``diagonal`` replaced by that
-    quantity's factors, renamed to the factor's indices."""
+    quantity's factors, renamed to the factor's indices; with ``table``, a term that took in a
+    quantity of deltas only (:func:`_kronecker`) is simplified (its deltas contracted)."""
     terms = []
     for t in as_terms(expr, indices):
-        fs = []
+        fs, deltas = [], False
         for f in t.factors:
             q = diagonal.get(f.name) if isinstance(f, Ref) else None
             if q is None:
                 fs.append(f)
             else:
                 fs += rename(q.expr, dict(zip(q.indices, f.indices))).factors
-        terms.append(Prod((Const(t.coef),) + tuple(fs), t.out))
+                deltas = deltas or all(isinstance(g, (Const, Delta)) for g in q.expr.factors)
+        term = Prod((Const(t.coef),) + tuple(fs), t.out)
+        if deltas and table is not None:
+            terms += [Prod(((Const(u.coef),) if u.coef != 1 else ()) + u.factors, t.out)
+                      for u in Simplifier(table).terms(term)]
+        else:
+            terms.append(term)
     return add(terms) if terms else expr
 
 
@@ -216,7 +234,7 @@ class Builder:
         """One block per ordering in ``wrts``; ``inline``: diagonal quantities written into the
         blocks' terms (see :func:`_inline`)."""
         blocks = [self.d.blocks[w] for w in wrts]
-        exprs = [_inline(b.expr, b.indices, inline) if inline else b.expr for b in blocks]
+        exprs = [_inline(b.expr, b.indices, inline, self.d.table) if inline else b.expr for b in blocks]
         body, out = [], []
         for b, e in zip(blocks, exprs):
             target = Local(prefix + "__".join(map(str, b.wrt)))
@@ -235,7 +253,8 @@ class Builder:
         ctx = self.ctx
         position = {p: k for k, p in enumerate(ctx.params)}
         derived = [w for w in wrts if position[w[0]] <= position[w[1]]]
-        fn = self.blocks("hessian", derived, "hess_", False, key=_pair, inline=_diagonals(self.d))
+        fn = self.blocks("hessian", derived, "hess_", False, key=_pair,
+                         inline=_diagonals(self.d) | _kronecker(self.d))
         targets = dict(fn.body[-1].value.items)
         body, args, doc = fn.body[:-1], fn.args, fn.doc
         if ctx.buffer:
