@@ -122,6 +122,8 @@ def test_which_objective_hessians_are_factored(objective, dense):
     src = generate(d)
     body = src[src.index("def ggn_diagonal"):]
     assert ("hobj_p__p" in body) is dense
+    doc = body.split('"""')[1]  # the function's docstring says which path it takes
+    assert ("formed per sample" in doc) is dense and ("no per-sample Hessian is formed" in doc) is not dense
 
 
 def test_factored_softmax_term_is_weighted_squares():

@@ -29,7 +29,7 @@ from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, 
 from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, DictOf, Item, Lib, Num, Py, Str, Transpose,
                             TupleOf, Var, param_shape)
 from ..calculus.simplify import Simplifier
-from .ggn_terms import diagonal_terms
+from .ggn_terms import diagonal_terms, uses_dense_hobj
 from .kernel_context import Context
 from .share import Sharing, Spec
 
@@ -51,6 +51,11 @@ DOCS = {
                     "Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the "
                     "parameter's shape.",
 }
+GGN_FACTORED = ("  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal "
+                "plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample "
+                "Hessian is formed.")
+GGN_DENSE = ("  The objective's Hessian in its arguments couples them beyond a diagonal plus outer products: it is "
+             "formed per sample and contracted with each layer's back-propagated rows on both sides.")
 PUBLIC_ARGS = ("params", "data")
 BUFFER_DOC = ("  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C "
               "order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), "
@@ -333,7 +338,8 @@ class Builder:
                                  Item(PARAMS_VAR, Py(str(a))), "ggn"), terms))
         body = schedule(self.ctx, blocks)
         out = tuple((Str(str(b.wrt[0])), b.target) for b, _ in blocks)
-        return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body) + (Return(DictOf(out)),),
+        doc = DOCS["ggn_diagonal"] + (GGN_DENSE if uses_dense_hobj(self.d) else GGN_FACTORED)
+        return Function("ggn_diagonal", PUBLIC_ARGS, doc, tuple(body) + (Return(DictOf(out)),),
                         self.prologue([]), Frame.IDENT)
 
     def third(self, wrts) -> list:
