@@ -750,7 +750,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     t = _forward(params, data)
     B = t["x"].shape[0]
     # diag GGN[U] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) v2[j] v2[j]
