@@ -149,7 +149,7 @@ def release(s: Scope, st: Release) -> None:
     dead += [s.loaded.pop(name) for name in st.scope if name in s.loaded]
     for key in [k for k, names in s.cache_reads.items() if names & set(st.scope)]:
         del s.cache_reads[key]
-        value, _ = s.cache.pop(key)
+        value, _ = s.cache.pop(key, (None, None))  # (a loop's values left the cache with it)
         if isinstance(value, Var) and value.name not in dead:
             dead.append(value.name)
     dead += [step.target for c in s.out[s.mark:] if isinstance(c, Contraction) for step in c.steps if step.target]
