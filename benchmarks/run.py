@@ -502,11 +502,12 @@ REASONS = {
         "divided by B once; a miss here is run-to-run noise at the smallest sizes.  What would reach it: "
         "more rounds on a quieter machine.",
     "ggn_diagonal":
-        "Why: einderiv forms the per-sample Jacobians J (B × c × h per layer) and contracts them with "
-        "the softmax Hessian S (B × c × c) on every layer (B·c²·h there), where the hand-written code "
-        "factors S = AᵀA once at the top and back-propagates A (B·c·h per layer).  What would reach it: "
-        "factor the objective's Hessian at generation time (a symbolic AᵀA for softmax cross-entropy) and "
-        "push A, not S, through the Jacobians.",
+        "Why: both back-propagate c rows per sample (B·c·h per layer) and release them layer by layer; "
+        "einderiv weights the squared rows by the factored softmax Hessian (Σ_c s_c J_c² − (s·J)², three "
+        "B·c·h passes) where the hand-written code squares A's rows (two), and it calls one function per "
+        "back-propagated quantity through the dict t.  What would reach it: the rows of A = diag(√s) − √s sᵀ "
+        "back-propagated instead of the identity's (one B·c·c product at the top), and straight-line "
+        "functions as for the gradient.",
     "hessian peak memory, no out=":
         "Why: without out= the call allocates the P × P result itself, and the (B × h × h) second-order "
         "adjoints of every layer pair stay alive in t.  What would reach it: pass out= (the row above), "
@@ -572,7 +573,10 @@ jobs on the machine move wall times much more); both are shown.
   (benchmarks/baselines.py).
 * `ggn_diagonal` against the hand-written exact GGN diagonal that factors the softmax Hessian
   once at the top (diag(s) − s sᵀ = AᵀA, c rows back-propagated), and against BackPACK's
-  `DiagGGNExact`, measured in this run.
+  `DiagGGNExact`, measured in this run.  einderiv writes the objective's Hessian into the
+  diagonal symbolically (Σ_c s_c J_c² − (Σ_c s_c J_c)² over its c back-propagated rows J: the
+  same B·c·h per layer, no c × c array per sample) and releases each layer's rows after their
+  last reader.
 * `hessian` goes through the second-order adjoints hess[s,s'] (B × h × h per pair of layers).
   Each pair of blocks (a, b), (b, a) is computed once; the NumPy module writes every block into
   one P × P array (`out=`, reused across calls, so no fresh gigabyte array is paged in), the

@@ -1074,10 +1074,9 @@ def per_sample_gradient_norms(params, data):
     # ‖∂f/∂WQ‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_Q[c,d]
     # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_Q, X, adj_Q)
     tmp_6 = (adj_Q.transpose(0, 2, 1)) @ X
-    tmp_7 = (adj_Q.transpose(0, 2, 1)) @ X
     del adj_Q
-    sq_WQ = np.einsum("Bdi,Bdi->B", tmp_7, tmp_6, optimize=False)
-    del tmp_6, tmp_7
+    sq_WQ = np.einsum("Bdi,Bdi->B", tmp_6, tmp_6, optimize=False)
+    del tmp_6
     norm_WQ = np.sqrt(np.maximum(sq_WQ, 0.0))
     del sq_WQ
     # adj_K[s,d] = 1/sqrt(d) Σ_c Q[c,d] adj_s[c,s]
@@ -1086,11 +1085,10 @@ def per_sample_gradient_norms(params, data):
     del Q, adj_s
     # ‖∂f/∂WK‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_K[c,d]
     # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_K, X, adj_K)
-    tmp_8 = (adj_K.transpose(0, 2, 1)) @ X
-    tmp_9 = (adj_K.transpose(0, 2, 1)) @ X
+    tmp_7 = (adj_K.transpose(0, 2, 1)) @ X
     del adj_K
-    sq_WK = np.einsum("Bdi,Bdi->B", tmp_9, tmp_8, optimize=False)
-    del tmp_8, tmp_9
+    sq_WK = np.einsum("Bdi,Bdi->B", tmp_7, tmp_7, optimize=False)
+    del tmp_7
     norm_WK = np.sqrt(np.maximum(sq_WK, 0.0))
     del sq_WK
     # adj_V[s,d] = Σ_c a[c,s] adj_o[c,d]
@@ -1099,11 +1097,10 @@ def per_sample_gradient_norms(params, data):
     del a, adj_o
     # ‖∂f/∂WV‖² = Σ over pairs of terms of their inner product: Σ_c X[c,i] adj_V[c,d]
     # einsum("Bci,Bcd,Bji,Bjd->B", X, adj_V, X, adj_V)
-    tmp_10 = (adj_V.transpose(0, 2, 1)) @ X
-    tmp_11 = (adj_V.transpose(0, 2, 1)) @ X
+    tmp_8 = (adj_V.transpose(0, 2, 1)) @ X
     del adj_V
-    sq_WV = np.einsum("Bdi,Bdi->B", tmp_11, tmp_10, optimize=False)
-    del tmp_10, tmp_11
+    sq_WV = np.einsum("Bdi,Bdi->B", tmp_8, tmp_8, optimize=False)
+    del tmp_8
     norm_WV = np.sqrt(np.maximum(sq_WV, 0.0))
     del sq_WV
     return {"WQ": norm_WQ, "WK": norm_WK, "WV": norm_WV, "U": norm_U}
@@ -1406,7 +1403,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     X = data["X"]
     WQ = params["WQ"]
     WK = params["WK"]
@@ -1437,6 +1434,15 @@ def ggn_diagonal(params, data):
     # einsum("ld,Bd->Bl", U, tmp)
     p = tmp @ U.T
     del tmp
+    # diag GGN[U] = t**(-2) Σ_ci (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) o[c,d] o[i,d]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    tmp_2 = softmax_p - softmax_p * softmax_p
+    # einsum("Bl,Bcd,Bid->ld", tmp_2, o, o)
+    tmp_3 = o.sum(axis=1) * o.sum(axis=1)
+    del o
+    ggn_U = 0.1111111111111111 * tmp_2.T @ tmp_3 / B
+    del tmp_2, tmp_3
     # jac_p__o[l,q,d] = 1/t 1[q] U[l,d]
     # einsum("q,ld->lqd", np.ones(3), U)
     jac_p__o = 0.3333333333333333 * U[:, None] * (np.ones(3))[:, None]
@@ -1447,59 +1453,70 @@ def ggn_diagonal(params, data):
     # jac_p__s[l,q,k] = jac_p__a[l,q,k] softmax_k(s[q,k]) - Σ_c jac_p__a[l,q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
     # einsum("Blqk,Bqk->Blqk", jac_p__a, a)
     # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a, a, a)
-    tmp_2 = (a[..., None, :] @ (jac_p__a.transpose(0, 2, 3, 1)))[..., 0, :]
-    jac_p__s = a[:, None] * jac_p__a - (tmp_2.transpose(0, 2, 1))[:, :, :, None] * a[:, None]
-    del jac_p__a, tmp_2
+    tmp_4 = (a[..., None, :] @ (jac_p__a.transpose(0, 2, 3, 1)))[..., 0, :]
+    jac_p__s = a[:, None] * jac_p__a - (tmp_4.transpose(0, 2, 1))[:, :, :, None] * a[:, None]
+    del jac_p__a, tmp_4
     # jac_p__Q[l,s,d] = 1/sqrt(d) Σ_c K[c,d] jac_p__s[l,s,c]
     # einsum("Bcd,Blsc->Blsd", K, jac_p__s)
     jac_p__Q = 0.7071067811865476 * np.einsum("Blsc,Bcd->Blsd", jac_p__s, K, optimize=False)
     del K
+    # diag GGN[WQ] = (Σ_cjk X[c,i] X[j,i] jac_p__Q[k,c,d] jac_p__Q[k,j,d] softmax_k(p[k]) - Σ_cjkl X[c,i] X[j,i] jac_p__Q[k,c,d] jac_p__Q[l,j,d] softmax_l(p[l]) softmax_k(p[k]))
+    # einsum("Bci,Bji,Bkcd,Bkjd,Bk->Bdi", X, X, jac_p__Q, jac_p__Q, softmax_p)
+    tmp_5 = np.einsum("Bkcd,Bci->Bkdi", jac_p__Q, X, optimize=False)
+    tmp_6 = np.einsum("Bkjd,Bji->Bkdi", jac_p__Q, X, optimize=False)
+    tmp_7 = tmp_6 * tmp_5
+    del tmp_5, tmp_6
+    # einsum("Bci,Bji,Bkcd,Bljd,Bl,Bk->Bdi", X, X, jac_p__Q, jac_p__Q, softmax_p, softmax_p)
+    tmp_8 = np.einsum("Bk,Bkcd->Bcd", softmax_p, jac_p__Q, optimize=False)
+    tmp_9 = (tmp_8.transpose(0, 2, 1)) @ X
+    tmp_10 = np.einsum("Bl,Bljd->Bjd", softmax_p, jac_p__Q, optimize=False)
+    tmp_11 = (tmp_10.transpose(0, 2, 1)) @ X
+    del jac_p__Q, tmp_8, tmp_10
+    tmp_12 = np.einsum("Bkdi,Bk->Bdi", tmp_7, softmax_p, optimize=False) - tmp_11 * tmp_9
+    del tmp_7, tmp_9, tmp_11
+    # einsum("Bdi->di", tmp_12)
+    ggn_WQ = tmp_12.sum(axis=0) / B
+    del tmp_12
     # jac_p__K[l,s,d] = 1/sqrt(d) Σ_c Q[c,d] jac_p__s[l,c,s]
     # einsum("Bcd,Blcs->Blsd", Q, jac_p__s)
     jac_p__K = 0.7071067811865476 * np.einsum("Blcs,Bcd->Blsd", jac_p__s, Q, optimize=False)
     del Q, jac_p__s
+    # diag GGN[WK] = (Σ_cjk X[c,i] X[j,i] jac_p__K[k,c,d] jac_p__K[k,j,d] softmax_k(p[k]) - Σ_cjkl X[c,i] X[j,i] jac_p__K[k,c,d] jac_p__K[l,j,d] softmax_l(p[l]) softmax_k(p[k]))
+    # einsum("Bci,Bji,Bkcd,Bkjd,Bk->Bdi", X, X, jac_p__K, jac_p__K, softmax_p)
+    tmp_13 = np.einsum("Bkcd,Bci->Bkdi", jac_p__K, X, optimize=False)
+    tmp_14 = np.einsum("Bkjd,Bji->Bkdi", jac_p__K, X, optimize=False)
+    tmp_15 = tmp_14 * tmp_13
+    del tmp_13, tmp_14
+    # einsum("Bci,Bji,Bkcd,Bljd,Bl,Bk->Bdi", X, X, jac_p__K, jac_p__K, softmax_p, softmax_p)
+    tmp_16 = np.einsum("Bk,Bkcd->Bcd", softmax_p, jac_p__K, optimize=False)
+    tmp_17 = (tmp_16.transpose(0, 2, 1)) @ X
+    tmp_18 = np.einsum("Bl,Bljd->Bjd", softmax_p, jac_p__K, optimize=False)
+    tmp_19 = (tmp_18.transpose(0, 2, 1)) @ X
+    del jac_p__K, tmp_16, tmp_18
+    tmp_20 = np.einsum("Bkdi,Bk->Bdi", tmp_15, softmax_p, optimize=False) - tmp_19 * tmp_17
+    del tmp_15, tmp_17, tmp_19
+    # einsum("Bdi->di", tmp_20)
+    ggn_WK = tmp_20.sum(axis=0) / B
+    del tmp_20
     # jac_p__V[l,s,d] = Σ_c a[c,s] jac_p__o[l,c,d]
     # einsum("Bcs,lcd->Blsd", a, jac_p__o)
     jac_p__V = (np.tensordot(jac_p__o, a, axes=([1], [1]))).transpose(2, 0, 3, 1)
     del a, jac_p__o
-    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])
-    softmax_p = _softmax(p, axis=1)
-    del p
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
-    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
-    del softmax_p
-    # diag GGN[WQ] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__Q[k,c,d] jac_p__Q[l,j,d]
-    # einsum("Bci,Bji,Bkl,Bkcd,Bljd->di", X, X, hobj_p__p, jac_p__Q, jac_p__Q)
-    tmp_3 = np.einsum("Bkcd,Bci->Bkdi", jac_p__Q, X, optimize=False)
-    tmp_4 = np.einsum("Bljd,Bji->Bldi", jac_p__Q, X, optimize=False)
-    tmp_5 = np.einsum("Bkdi,Bkl->Bdil", tmp_3, hobj_p__p, optimize=False)
-    del jac_p__Q, tmp_3
-    ggn_WQ = np.einsum("Bdil,Bldi->di", tmp_5, tmp_4, optimize=False) / B
-    del tmp_4, tmp_5
-    # diag GGN[WK] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__K[k,c,d] jac_p__K[l,j,d]
-    # einsum("Bci,Bji,Bkl,Bkcd,Bljd->di", X, X, hobj_p__p, jac_p__K, jac_p__K)
-    tmp_6 = np.einsum("Bkcd,Bci->Bkdi", jac_p__K, X, optimize=False)
-    tmp_7 = np.einsum("Bljd,Bji->Bldi", jac_p__K, X, optimize=False)
-    tmp_8 = np.einsum("Bkdi,Bkl->Bdil", tmp_6, hobj_p__p, optimize=False)
-    del jac_p__K, tmp_6
-    ggn_WK = np.einsum("Bdil,Bldi->di", tmp_8, tmp_7, optimize=False) / B
-    del tmp_7, tmp_8
-    # diag GGN[WV] = Σ_cjkl X[c,i] X[j,i] hobj_p__p[k,l] jac_p__V[k,c,d] jac_p__V[l,j,d]
-    # einsum("Bci,Bji,Bkl,Bkcd,Bljd->di", X, X, hobj_p__p, jac_p__V, jac_p__V)
-    tmp_9 = np.einsum("Bkcd,Bci->Bkdi", jac_p__V, X, optimize=False)
-    tmp_10 = np.einsum("Bljd,Bji->Bldi", jac_p__V, X, optimize=False)
-    tmp_11 = np.einsum("Bkdi,Bkl->Bdil", tmp_9, hobj_p__p, optimize=False)
-    del jac_p__V, tmp_9
-    ggn_WV = np.einsum("Bdil,Bldi->di", tmp_11, tmp_10, optimize=False) / B
-    del tmp_10, tmp_11
-    # diag GGN[U] = t**(-2) Σ_ci hobj_p__p[l,l] o[c,d] o[i,d]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bl,Bcd,Bid->ld", hobj_p__p_diag, o, o)
-    tmp_12 = o.sum(axis=1) * o.sum(axis=1)
-    del o
-    ggn_U = 0.1111111111111111 * hobj_p__p_diag.T @ tmp_12 / B
-    del hobj_p__p_diag, tmp_12
+    # diag GGN[WV] = (Σ_cjk X[c,i] X[j,i] jac_p__V[k,c,d] jac_p__V[k,j,d] softmax_k(p[k]) - Σ_cjkl X[c,i] X[j,i] jac_p__V[k,c,d] jac_p__V[l,j,d] softmax_l(p[l]) softmax_k(p[k]))
+    # einsum("Bci,Bji,Bkcd,Bkjd,Bk->Bdi", X, X, jac_p__V, jac_p__V, softmax_p)
+    tmp_21 = np.einsum("Bkcd,Bci->Bkdi", jac_p__V, X, optimize=False)
+    tmp_22 = np.einsum("Bkjd,Bji->Bkdi", jac_p__V, X, optimize=False)
+    tmp_23 = tmp_22 * tmp_21
+    del tmp_21, tmp_22
+    # einsum("Bci,Bji,Bkcd,Bljd,Bl,Bk->Bdi", X, X, jac_p__V, jac_p__V, softmax_p, softmax_p)
+    tmp_24 = np.einsum("Bk,Bkcd->Bcd", softmax_p, jac_p__V, optimize=False)
+    tmp_25 = (tmp_24.transpose(0, 2, 1)) @ X
+    tmp_26 = np.einsum("Bl,Bljd->Bjd", softmax_p, jac_p__V, optimize=False)
+    tmp_27 = (tmp_26.transpose(0, 2, 1)) @ X
+    del jac_p__V, tmp_24, tmp_26
+    tmp_28 = np.einsum("Bkdi,Bk->Bdi", tmp_23, softmax_p, optimize=False) - tmp_27 * tmp_25
+    del softmax_p, tmp_23, tmp_25, tmp_27
+    # einsum("Bdi->di", tmp_28)
+    ggn_WV = tmp_28.sum(axis=0) / B
+    del tmp_28
     return {"WQ": ggn_WQ, "WK": ggn_WK, "WV": ggn_WV, "U": ggn_U}

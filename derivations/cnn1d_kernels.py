@@ -1022,7 +1022,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     K = params["K"]
     G = params["G"]
@@ -1052,6 +1052,20 @@ def ggn_diagonal(params, data):
     # einsum("lot,Bot->Bl", U, v)
     # einsum("los,Bos->Bl", R, w)
     p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
+    # diag GGN[U] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) v[o,t] v[o,t]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    tmp_3 = softmax_p - softmax_p * softmax_p
+    # einsum("Bl,Bot,Bot->lot", tmp_3, v, v)
+    tmp_4 = v * v
+    del v
+    ggn_U = (np.tensordot(tmp_4, tmp_3, axes=([0], [0]))).transpose(2, 0, 1) / B
+    del tmp_4
+    # diag GGN[R] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) w[o,s] w[o,s]
+    # einsum("Bl,Bos,Bos->los", tmp_3, w, w)
+    tmp_5 = w * w
+    ggn_R = (np.tensordot(tmp_5, tmp_3, axes=([0], [0]))).transpose(2, 0, 1) / B
+    del tmp_3, tmp_5
     # jac_p__v[l,o,t] = U[l,o,t]
     jac_p__v = U
     # jac_p__z_v[l,o,t] = relu'(z_v[o,t]) jac_p__v[l,o,t]
@@ -1060,55 +1074,54 @@ def ggn_diagonal(params, data):
     # einsum("Bot,lot->Blot", drelu_z_v, jac_p__v)
     jac_p__z_v = jac_p__v * drelu_z_v[:, None]
     del jac_p__v, drelu_z_v
+    # diag GGN[K] = (Σ_cijkl jac_p__z_v[c,o,i] jac_p__z_v[c,o,j] x[k] x[l] softmax_c(p[c]) S[k,i,a] S[l,j,a] - Σ_cijklm jac_p__z_v[c,o,i] jac_p__z_v[j,o,k] x[l] x[m] softmax_j(p[j]) softmax_c(p[c]) S[l,i,a] S[m,k,a])
+    x_win_3 = _window_view(x, 3, 1, 1, 4)
+    x_win_4 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Bcoi,Bcoj,Bia,Bja,Bc->Boa", jac_p__z_v, jac_p__z_v, x_win_3, x_win_4, softmax_p)
+    tmp_6 = np.einsum("Bia,Bcoi->Baco", x_win_3, jac_p__z_v, optimize=False)
+    tmp_7 = np.einsum("Bja,Bcoj->Baco", x_win_4, jac_p__z_v, optimize=False)
+    tmp_8 = tmp_7 * tmp_6
+    del x_win_3, x_win_4, tmp_6, tmp_7
+    x_win_5 = _window_view(x, 3, 1, 1, 4)
+    x_win_6 = _window_view(x, 3, 1, 1, 4)
+    # einsum("Bcoi,Bjok,Bia,Bka,Bj,Bc->Boa", jac_p__z_v, jac_p__z_v, x_win_5, x_win_6, softmax_p, softmax_p)
+    tmp_9 = np.einsum("Bc,Bcoi->Boi", softmax_p, jac_p__z_v, optimize=False)
+    tmp_10 = tmp_9 @ x_win_5
+    tmp_11 = np.einsum("Bj,Bjok->Bok", softmax_p, jac_p__z_v, optimize=False)
+    tmp_12 = tmp_11 @ x_win_6
+    del jac_p__z_v, x_win_5, x_win_6, tmp_9, tmp_11
+    tmp_13 = np.einsum("Baco,Bc->Boa", tmp_8, softmax_p, optimize=False) - tmp_12 * tmp_10
+    del tmp_8, tmp_10, tmp_12
+    # einsum("Boa->oa", tmp_13)
+    ggn_K = tmp_13.sum(axis=0) / B
+    del tmp_13
     # jac_p__w[l,o,s] = R[l,o,s]
     jac_p__w = R
     # jac_p__z_w[l,o,s] = tanh'(z_w[o,s]) jac_p__w[l,o,s]
     dtanh_z_w = 1 - w**2
+    del w
     # einsum("Bos,los->Blos", dtanh_z_w, jac_p__w)
     jac_p__z_w = jac_p__w * dtanh_z_w[:, None]
     del jac_p__w, dtanh_z_w
-    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])
-    softmax_p = _softmax(p, axis=1)
-    del p
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
-    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
-    del softmax_p
-    # diag GGN[K] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j] jac_p__z_v[i,o,k] x[l] x[m] S[l,j,a] S[m,k,a]
-    x_win_3 = _window_view(x, 3, 1, 1, 4)
-    x_win_4 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bci,Bcoj,Biok,Bja,Bka->oa", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win_3, x_win_4)
-    tmp_3 = np.einsum("Bja,Bcoj->Baco", x_win_3, jac_p__z_v, optimize=False)
-    tmp_4 = np.einsum("Bka,Biok->Baio", x_win_4, jac_p__z_v, optimize=False)
-    tmp_5 = np.einsum("Baco,Bci->Baoi", tmp_3, hobj_p__p, optimize=False)
-    del jac_p__z_v, x_win_3, x_win_4, tmp_3
-    ggn_K = np.einsum("Baoi,Baio->oa", tmp_5, tmp_4, optimize=False) / B
-    del tmp_4, tmp_5
-    # diag GGN[G] = Σ_cijklm hobj_p__p[c,i] jac_p__z_w[c,o,j] jac_p__z_w[i,o,k] x[l] x[m] S2[l,j,a] S2[m,k,a]
-    x_win_5 = _window_view(x, 3, 1, 2, 2)
-    x_win_6 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bci,Bcoj,Biok,Bja,Bka->oa", hobj_p__p, jac_p__z_w, jac_p__z_w, x_win_5, x_win_6)
-    tmp_6 = np.einsum("Bcoj,Bci->Boji", jac_p__z_w, hobj_p__p, optimize=False)
-    tmp_7 = tmp_6 @ (jac_p__z_w.transpose(0, 2, 1, 3))
-    tmp_8 = x_win_6[:, :, :, None] * (x_win_5.transpose(0, 2, 1))[:, None]
-    del jac_p__z_w, x_win_5, x_win_6, tmp_6
-    ggn_G = (np.tensordot(tmp_8, tmp_7, axes=([0, 1, 3], [0, 3, 2]))).T / B
-    del tmp_7, tmp_8
-    # diag GGN[U] = hobj_p__p[l,l] v[o,t] v[o,t]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    # einsum("Bl,Bot,Bot->lot", hobj_p__p_diag, v, v)
-    tmp_9 = v * v
-    del v
-    ggn_U = (np.tensordot(tmp_9, hobj_p__p_diag, axes=([0], [0]))).transpose(2, 0, 1) / B
-    del hobj_p__p_diag, tmp_9
-    # diag GGN[R] = hobj_p__p[l,l] w[o,s] w[o,s]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag_2 = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bl,Bos,Bos->los", hobj_p__p_diag_2, w, w)
-    tmp_10 = w * w
-    del w
-    ggn_R = (np.tensordot(tmp_10, hobj_p__p_diag_2, axes=([0], [0]))).transpose(2, 0, 1) / B
-    del hobj_p__p_diag_2, tmp_10
+    # diag GGN[G] = (Σ_cijkl jac_p__z_w[c,o,i] jac_p__z_w[c,o,j] x[k] x[l] softmax_c(p[c]) S2[k,i,a] S2[l,j,a] - Σ_cijklm jac_p__z_w[c,o,i] jac_p__z_w[j,o,k] x[l] x[m] softmax_j(p[j]) softmax_c(p[c]) S2[l,i,a] S2[m,k,a])
+    x_win_7 = _window_view(x, 3, 1, 2, 2)
+    x_win_8 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bcoi,Bcoj,Bia,Bja,Bc->Boa", jac_p__z_w, jac_p__z_w, x_win_7, x_win_8, softmax_p)
+    tmp_14 = softmax_p[:, :, None, None] * jac_p__z_w
+    tmp_15 = (tmp_14.transpose(0, 2, 3, 1)) @ (jac_p__z_w.transpose(0, 2, 1, 3))
+    tmp_16 = x_win_8[:, :, :, None] * (x_win_7.transpose(0, 2, 1))[:, None]
+    del x_win_7, x_win_8, tmp_14
+    x_win_9 = _window_view(x, 3, 1, 2, 2)
+    x_win_10 = _window_view(x, 3, 1, 2, 2)
+    # einsum("Bcoi,Bjok,Bia,Bka,Bj,Bc->Boa", jac_p__z_w, jac_p__z_w, x_win_9, x_win_10, softmax_p, softmax_p)
+    tmp_17 = np.einsum("Bc,Bcoi->Boi", softmax_p, jac_p__z_w, optimize=False)
+    tmp_18 = np.einsum("Bj,Bjok->Bok", softmax_p, jac_p__z_w, optimize=False)
+    tmp_19 = tmp_17 @ x_win_9
+    tmp_20 = tmp_18 @ x_win_10
+    del softmax_p, jac_p__z_w, x_win_9, x_win_10, tmp_17, tmp_18
+    tmp_21 = np.einsum("Bjai,Boij->Boa", tmp_16, tmp_15, optimize=False) - tmp_20 * tmp_19
+    del tmp_15, tmp_16, tmp_19, tmp_20
+    # einsum("Boa->oa", tmp_21)
+    ggn_G = tmp_21.sum(axis=0) / B
+    del tmp_21
     return {"K": ggn_K, "G": ggn_G, "U": ggn_U, "R": ggn_R}

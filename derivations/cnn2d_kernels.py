@@ -1047,7 +1047,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     K = params["K"]
     b = params["b"]
@@ -1075,57 +1075,50 @@ def ggn_diagonal(params, data):
     # h[j] = tanh(z_h[j])
     h = np.tanh(z_h)
     del z_h
+    # diag GGN[U] = 1[l] h[j] h[j]
+    # einsum("l,Bj,Bj->lj", np.ones(2), h, h)
+    tmp_3 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
+    ggn_U = tmp_3 * (np.ones(2))[:, None] / B
+    del tmp_3
     # jac_p__h[l,j] = U[l,j]
     jac_p__h = U
     # jac_p__z_h[l,j] = tanh'(z_h[j]) jac_p__h[l,j]
     dtanh_z_h = 1 - h**2
+    del h
     # einsum("Bj,lj->Blj", dtanh_z_h, jac_p__h)
     jac_p__z_h = jac_p__h * dtanh_z_h[:, None]
     del jac_p__h, dtanh_z_h
+    # diag GGN[W1] = Σ_c jac_p__z_h[c,j] jac_p__z_h[c,j] v[o,u,w] v[o,u,w]
+    # einsum("Bcj,Bcj,Bouw,Bouw->jouw", jac_p__z_h, jac_p__z_h, v, v)
+    tmp_4 = v * v
+    tmp_5 = (((jac_p__z_h.transpose(0, 2, 1))[..., None, :]) @ ((jac_p__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W1 = np.tensordot(tmp_5, tmp_4, axes=([0], [0])) / B
+    del tmp_4, tmp_5
     # jac_p__v[l,o,u,w] = Σ_c W1[c,o,u,w] jac_p__z_h[l,c]
     # einsum("couw,Blc->Blouw", W1, jac_p__z_h)
     jac_p__v = np.tensordot(jac_p__z_h, W1, axes=([2], [0]))
+    del jac_p__z_h
     # jac_p__z_v[l,o,u,w] = tanh'(z_v[o,u,w]) jac_p__v[l,o,u,w]
     dtanh_z_v = 1 - v**2
+    del v
     # einsum("Bouw,Blouw->Blouw", dtanh_z_v, jac_p__v)
     jac_p__z_v = jac_p__v * dtanh_z_v[:, None]
     del jac_p__v, dtanh_z_v
-    # hobj_p__p[l,i] = δ[l,i]
-    hobj_p__p = (np.eye(2))
-    # diag GGN[K] = Σ_ijklmnpqrs hobj_p__p[i,j] jac_p__z_v[i,o,k,l] jac_p__z_v[j,o,m,n] x[c,p,q] x[c,r,s] S[p,k,a] S[r,m,a] S[q,l,b] S[s,n,b]
+    # diag GGN[K] = Σ_ijklmnpqr jac_p__z_v[i,o,j,k] jac_p__z_v[i,o,l,m] x[c,n,p] x[c,q,r] S[n,j,a] S[q,l,a] S[p,k,b] S[r,m,b]
     x_win_2 = _window_view(x, 2, 2, 1, 3)
     x_win_3 = _window_view(x, 2, 2, 1, 3)
     x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
     del x_win_2
     x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
     del x_win_3
-    # einsum("ij,Biokl,Bjomn,Bcklab,Bcmnab->ocab", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win_2_win, x_win_3_win)
-    tmp_3 = np.einsum("Bcklab,Biokl->Bcabio", x_win_2_win, jac_p__z_v, optimize=False)
-    tmp_4 = np.einsum("Bcmnab,Bjomn->Bcabjo", x_win_3_win, jac_p__z_v, optimize=False)
-    tmp_5 = ((tmp_4.transpose(1, 2, 3, 5, 4, 0)) @ (tmp_3.transpose(1, 2, 3, 5, 0, 4))).transpose(0, 1, 2, 4, 3, 5)
-    del x_win_2_win, x_win_3_win, tmp_3, tmp_4
-    ggn_K = (np.tensordot(tmp_5, hobj_p__p, axes=([3, 5], [1, 0]))).transpose(3, 0, 1, 2) / B
-    del tmp_5
-    # diag GGN[b] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j,k] jac_p__z_v[i,o,l,m]
-    # einsum("ci,Bcojk,Biolm->o", hobj_p__p, jac_p__z_v, jac_p__z_v)
-    tmp_6 = np.tensordot(jac_p__z_v.sum(axis=(3, 4)), hobj_p__p, axes=([1], [0]))
-    ggn_b = np.einsum("Boi,Bio->o", tmp_6, jac_p__z_v.sum(axis=(3, 4)), optimize=False) / B
-    del jac_p__z_v, tmp_6
-    # diag GGN[W1] = Σ_ci hobj_p__p[c,i] jac_p__z_h[c,j] jac_p__z_h[i,j] v[o,u,w] v[o,u,w]
-    # einsum("ci,Bcj,Bij,Bouw,Bouw->jouw", hobj_p__p, jac_p__z_h, jac_p__z_h, v, v)
-    tmp_7 = v * v
-    tmp_8 = np.tensordot(jac_p__z_h, hobj_p__p, axes=([1], [0]))
-    tmp_9 = (tmp_8[..., None, :] @ ((jac_p__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del v, jac_p__z_h, tmp_8
-    ggn_W1 = np.tensordot(tmp_9, tmp_7, axes=([0], [0])) / B
-    del tmp_7, tmp_9
-    # diag GGN[U] = h[j] h[j] hobj_p__p[l,l]
-    # einsum("ll->l", hobj_p__p)
-    hobj_p__p_diag = np.einsum("ll->l", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bj,Bj,l->lj", h, h, hobj_p__p_diag)
-    tmp_10 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
-    del h
-    ggn_U = tmp_10 * hobj_p__p_diag[:, None] / B
-    del hobj_p__p_diag, tmp_10
+    # einsum("Biojk,Biolm,Bcjkab,Bclmab->ocab", jac_p__z_v, jac_p__z_v, x_win_2_win, x_win_3_win)
+    tmp_6 = np.einsum("Bcjkab,Biojk->Bcabio", x_win_2_win, jac_p__z_v, optimize=False)
+    tmp_7 = np.einsum("Bclmab,Biolm->Bcabio", x_win_3_win, jac_p__z_v, optimize=False)
+    del x_win_2_win, x_win_3_win
+    ggn_K = np.einsum("Bcabio,Bcabio->ocab", tmp_7, tmp_6, optimize=False) / B
+    del tmp_6, tmp_7
+    # diag GGN[b] = Σ_cijkl jac_p__z_v[c,o,i,j] jac_p__z_v[c,o,k,l]
+    # einsum("Bcoij,Bcokl->o", jac_p__z_v, jac_p__z_v)
+    ggn_b = np.einsum("Bco,Bco->o", jac_p__z_v.sum(axis=(3, 4)), jac_p__z_v.sum(axis=(3, 4)), optimize=False) / B
+    del jac_p__z_v
     return {"K": ggn_K, "b": ggn_b, "W1": ggn_W1, "U": ggn_U}

@@ -1743,7 +1743,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     h0 = data["h0"]
     Wz = params["Wz"]
@@ -1782,6 +1782,15 @@ def ggn_diagonal(params, data):
     # p[l] = Σ_j V[l,j] h1[j]
     # einsum("lj,Bj->Bl", V, h1)
     p = h1 @ V.T
+    # diag GGN[V] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) h1[j] h1[j]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    tmp_2 = softmax_p - softmax_p * softmax_p
+    # einsum("Bl,Bj,Bj->lj", tmp_2, h1, h1)
+    tmp_3 = h1 * h1
+    del h1
+    ggn_V = tmp_2.T @ tmp_3 / B
+    del tmp_2, tmp_3
     # jac_p__h1[l,j] = V[l,j]
     jac_p__h1 = V
     # jac_p__zg[l,j] = -hc[j] jac_p__h1[l,j] + h0[j] jac_p__h1[l,j]
@@ -1794,6 +1803,23 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dsigmoid_z_zg, jac_p__zg)
     jac_p__z_zg = jac_p__zg * dsigmoid_z_zg[:, None]
     del jac_p__zg, dsigmoid_z_zg
+    # diag GGN[Wz] = (Σ_c jac_p__z_zg[c,j] jac_p__z_zg[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zg[c,j] jac_p__z_zg[k,j] softmax_c(p[c]) softmax_k(p[k])) x[i] x[i]
+    tmp_4 = jac_p__z_zg * jac_p__z_zg
+    # einsum("Bcj,Bc->Bj", tmp_4, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_zg, jac_p__z_zg, softmax_p, softmax_p)
+    tmp_5 = (softmax_p[..., None, :] @ jac_p__z_zg)[..., 0, :]
+    del jac_p__z_zg
+    tmp_6 = (softmax_p[..., None, :] @ tmp_4)[..., 0, :] - tmp_5 * tmp_5
+    del tmp_4, tmp_5
+    # einsum("Bj,Bi,Bi->ji", tmp_6, x, x)
+    tmp_7 = x * x
+    ggn_Wz = tmp_6.T @ tmp_7 / B
+    del tmp_7
+    # diag GGN[Uz] = (Σ_c jac_p__z_zg[c,j] jac_p__z_zg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zg[c,j] jac_p__z_zg[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h0[k]
+    # einsum("Bj,Bk,Bk->jk", tmp_6, h0, h0)
+    tmp_8 = h0 * h0
+    ggn_Uz = tmp_6.T @ tmp_8 / B
+    del tmp_6, tmp_8
     # jac_p__hc[l,j] = jac_p__h1[l,j] - jac_p__h1[l,j] zg[j]
     # einsum("lj,Bj->Blj", jac_p__h1, zg)
     jac_p__hc = jac_p__h1 - zg[:, None] * jac_p__h1
@@ -1804,9 +1830,27 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dtanh_z_hc, jac_p__hc)
     jac_p__z_hc = jac_p__hc * dtanh_z_hc[:, None]
     del jac_p__hc, dtanh_z_hc
+    # diag GGN[Wh] = (Σ_c jac_p__z_hc[c,j] jac_p__z_hc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_hc[c,j] jac_p__z_hc[k,j] softmax_c(p[c]) softmax_k(p[k])) x[i] x[i]
+    tmp_9 = jac_p__z_hc * jac_p__z_hc
+    # einsum("Bcj,Bc->Bj", tmp_9, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_hc, jac_p__z_hc, softmax_p, softmax_p)
+    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_hc)[..., 0, :]
+    tmp_11 = (softmax_p[..., None, :] @ tmp_9)[..., 0, :] - tmp_10 * tmp_10
+    del tmp_9, tmp_10
+    # einsum("Bj,Bi,Bi->ji", tmp_11, x, x)
+    tmp_12 = x * x
+    ggn_Wh = tmp_11.T @ tmp_12 / B
+    del tmp_12
+    # diag GGN[Uh] = (Σ_c jac_p__z_hc[c,j] jac_p__z_hc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_hc[c,j] jac_p__z_hc[i,j] softmax_c(p[c]) softmax_i(p[i])) rh[k] rh[k]
+    # einsum("Bj,Bk,Bk->jk", tmp_11, rh, rh)
+    tmp_13 = rh * rh
+    del rh
+    ggn_Uh = tmp_11.T @ tmp_13 / B
+    del tmp_11, tmp_13
     # jac_p__rh[l,j] = Σ_c Uh[c,j] jac_p__z_hc[l,c]
     # einsum("cj,Blc->Blj", Uh, jac_p__z_hc)
     jac_p__rh = np.tensordot(jac_p__z_hc, Uh, axes=([2], [0]))
+    del jac_p__z_hc
     # jac_p__rg[l,j] = h0[j] jac_p__rh[l,j]
     # einsum("Bj,Blj->Blj", h0, jac_p__rh)
     jac_p__rg = jac_p__rh * h0[:, None]
@@ -1817,68 +1861,21 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dsigmoid_z_rg, jac_p__rg)
     jac_p__z_rg = jac_p__rg * dsigmoid_z_rg[:, None]
     del jac_p__rg, dsigmoid_z_rg
-    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
-    softmax_p = _softmax(p, axis=1)
-    del p
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
-    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
-    del softmax_p
-    # diag GGN[Wz] = Σ_ck hobj_p__p[c,k] jac_p__z_zg[c,j] jac_p__z_zg[k,j] x[i] x[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zg, jac_p__z_zg, x, x)
-    tmp_2 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_3 = x * x
-    tmp_4 = (tmp_2[..., None, :] @ ((jac_p__z_zg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_2
-    ggn_Wz = tmp_4.T @ tmp_3 / B
-    del tmp_3, tmp_4
-    # diag GGN[Uz] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_zg[c,j] jac_p__z_zg[i,j]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_zg, jac_p__z_zg)
-    tmp_5 = h0 * h0
-    tmp_6 = (jac_p__z_zg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_7 = (tmp_6[..., None, :] @ ((jac_p__z_zg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del jac_p__z_zg, tmp_6
-    ggn_Uz = tmp_7.T @ tmp_5 / B
-    del tmp_5, tmp_7
-    # diag GGN[Wr] = Σ_ck hobj_p__p[c,k] jac_p__z_rg[c,j] jac_p__z_rg[k,j] x[i] x[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rg, jac_p__z_rg, x, x)
-    tmp_8 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_9 = x * x
-    tmp_10 = (tmp_8[..., None, :] @ ((jac_p__z_rg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_8
-    ggn_Wr = tmp_10.T @ tmp_9 / B
-    del tmp_9, tmp_10
-    # diag GGN[Ur] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_rg[c,j] jac_p__z_rg[i,j]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_rg, jac_p__z_rg)
-    tmp_11 = h0 * h0
-    tmp_12 = (jac_p__z_rg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_13 = (tmp_12[..., None, :] @ ((jac_p__z_rg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del jac_p__z_rg, tmp_12
-    ggn_Ur = tmp_13.T @ tmp_11 / B
-    del tmp_11, tmp_13
-    # diag GGN[Wh] = Σ_ck hobj_p__p[c,k] jac_p__z_hc[c,j] jac_p__z_hc[k,j] x[i] x[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_hc, jac_p__z_hc, x, x)
-    tmp_14 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_15 = x * x
-    tmp_16 = (tmp_14[..., None, :] @ ((jac_p__z_hc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_14
-    ggn_Wh = tmp_16.T @ tmp_15 / B
-    del tmp_15, tmp_16
-    # diag GGN[Uh] = Σ_ci hobj_p__p[c,i] jac_p__z_hc[c,j] jac_p__z_hc[i,j] rh[k] rh[k]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_hc, jac_p__z_hc, rh, rh)
-    tmp_17 = (jac_p__z_hc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_18 = rh * rh
-    tmp_19 = (tmp_17[..., None, :] @ ((jac_p__z_hc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del rh, jac_p__z_hc, tmp_17
-    ggn_Uh = tmp_19.T @ tmp_18 / B
-    del tmp_18, tmp_19
-    # diag GGN[V] = h1[j] h1[j] hobj_p__p[l,l]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bj,Bj,Bl->lj", h1, h1, hobj_p__p_diag)
-    tmp_20 = h1 * h1
-    del h1
-    ggn_V = hobj_p__p_diag.T @ tmp_20 / B
-    del hobj_p__p_diag, tmp_20
+    # diag GGN[Wr] = (Σ_c jac_p__z_rg[c,j] jac_p__z_rg[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rg[c,j] jac_p__z_rg[k,j] softmax_c(p[c]) softmax_k(p[k])) x[i] x[i]
+    tmp_14 = jac_p__z_rg * jac_p__z_rg
+    # einsum("Bcj,Bc->Bj", tmp_14, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_rg, jac_p__z_rg, softmax_p, softmax_p)
+    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_rg)[..., 0, :]
+    del jac_p__z_rg
+    tmp_16 = (softmax_p[..., None, :] @ tmp_14)[..., 0, :] - tmp_15 * tmp_15
+    del softmax_p, tmp_14, tmp_15
+    # einsum("Bj,Bi,Bi->ji", tmp_16, x, x)
+    tmp_17 = x * x
+    ggn_Wr = tmp_16.T @ tmp_17 / B
+    del tmp_17
+    # diag GGN[Ur] = (Σ_c jac_p__z_rg[c,j] jac_p__z_rg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rg[c,j] jac_p__z_rg[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h0[k]
+    # einsum("Bj,Bk,Bk->jk", tmp_16, h0, h0)
+    tmp_18 = h0 * h0
+    ggn_Ur = tmp_16.T @ tmp_18 / B
+    del tmp_16, tmp_18
     return {"Wz": ggn_Wz, "Uz": ggn_Uz, "Wr": ggn_Wr, "Ur": ggn_Ur, "Wh": ggn_Wh, "Uh": ggn_Uh, "V": ggn_V}

@@ -7366,7 +7366,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x1 = data["x1"]
     x2 = data["x2"]
     x3 = data["x3"]
@@ -7457,6 +7457,15 @@ def ggn_diagonal(params, data):
     # p[l] = Σ_j V[l,j] h3[j]
     # einsum("lj,Bj->Bl", V, h3)
     p = h3 @ V.T
+    # diag GGN[V] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) h3[j] h3[j]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    tmp_4 = softmax_p - softmax_p * softmax_p
+    # einsum("Bl,Bj,Bj->lj", tmp_4, h3, h3)
+    tmp_5 = h3 * h3
+    del h3
+    ggn_V = tmp_4.T @ tmp_5 / B
+    del tmp_4, tmp_5
     # jac_p__h3[l,j] = V[l,j]
     jac_p__h3 = V
     # jac_p__zc[l,j] = h2[j] jac_p__h3[l,j] - cc[j] jac_p__h3[l,j]
@@ -7545,6 +7554,108 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dsigmoid_z_za, jac_p__za)
     jac_p__z_za = jac_p__za * dsigmoid_z_za[:, None]
     del jac_p__za, dsigmoid_z_za
+    # diag GGN[Wz] = (Σ_c jac_p__z_za[c,j] jac_p__z_za[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_za[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x1[i] + (Σ_c jac_p__z_za[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_zb[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x2[i] + (Σ_c jac_p__z_za[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_zc[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x3[i] + (Σ_c jac_p__z_za[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_zb[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x2[i] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zb[c,j] jac_p__z_zb[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x2[i] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zb[c,j] jac_p__z_zc[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x3[i] + (Σ_c jac_p__z_za[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_za[c,j] jac_p__z_zc[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x3[i] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zb[c,j] jac_p__z_zc[k,j] softmax_k(p[k]) softmax_c(p[c])) x2[i] x3[i] + (Σ_c jac_p__z_zc[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_zc[c,j] jac_p__z_zc[k,j] softmax_c(p[c]) softmax_k(p[k])) x3[i] x3[i]
+    tmp_6 = jac_p__z_za * jac_p__z_za
+    # einsum("Bcj,Bc->Bj", tmp_6, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_za, jac_p__z_za, softmax_p, softmax_p)
+    tmp_7 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_8 = (softmax_p[..., None, :] @ tmp_6)[..., 0, :] - tmp_7 * tmp_7
+    del tmp_6, tmp_7
+    # einsum("Bj,Bi,Bi->ji", tmp_8, x1, x1)
+    tmp_9 = x1 * x1
+    tmp_10 = jac_p__z_za * jac_p__z_zb
+    # einsum("Bcj,Bc->Bj", tmp_10, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_za, jac_p__z_zb, softmax_p, softmax_p)
+    tmp_11 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_12 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_13 = (softmax_p[..., None, :] @ tmp_10)[..., 0, :] - tmp_12 * tmp_11
+    del tmp_11, tmp_12
+    # einsum("Bj,Bi,Bi->ji", tmp_13, x1, x2)
+    tmp_14 = x2 * x1
+    tmp_15 = jac_p__z_za * jac_p__z_zc
+    # einsum("Bcj,Bc->Bj", tmp_15, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_za, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_16 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_17 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    tmp_18 = (softmax_p[..., None, :] @ tmp_15)[..., 0, :] - tmp_17 * tmp_16
+    del tmp_16, tmp_17
+    # einsum("Bj,Bi,Bi->ji", tmp_18, x1, x3)
+    tmp_19 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_10, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_za, jac_p__z_zb, softmax_p, softmax_p)
+    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_21 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_22 = (softmax_p[..., None, :] @ tmp_10)[..., 0, :] - tmp_21 * tmp_20
+    del tmp_10, tmp_20, tmp_21
+    # einsum("Bj,Bi,Bi->ji", tmp_22, x1, x2)
+    tmp_23 = x2 * x1
+    tmp_24 = jac_p__z_zb * jac_p__z_zb
+    # einsum("Bcj,Bc->Bj", tmp_24, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_zb, jac_p__z_zb, softmax_p, softmax_p)
+    tmp_25 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_26 = (softmax_p[..., None, :] @ tmp_24)[..., 0, :] - tmp_25 * tmp_25
+    del tmp_24, tmp_25
+    # einsum("Bj,Bi,Bi->ji", tmp_26, x2, x2)
+    tmp_27 = x2 * x2
+    tmp_28 = jac_p__z_zb * jac_p__z_zc
+    # einsum("Bcj,Bc->Bj", tmp_28, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_zb, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_29 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_30 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    tmp_31 = (softmax_p[..., None, :] @ tmp_28)[..., 0, :] - tmp_30 * tmp_29
+    del tmp_29, tmp_30
+    # einsum("Bj,Bi,Bi->ji", tmp_31, x2, x3)
+    tmp_32 = x3 * x2
+    # einsum("Bcj,Bc->Bj", tmp_15, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_za, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_33 = (softmax_p[..., None, :] @ jac_p__z_za)[..., 0, :]
+    tmp_34 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    del jac_p__z_za
+    tmp_35 = (softmax_p[..., None, :] @ tmp_15)[..., 0, :] - tmp_34 * tmp_33
+    del tmp_15, tmp_33, tmp_34
+    # einsum("Bj,Bi,Bi->ji", tmp_35, x1, x3)
+    tmp_36 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_28, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_zb, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_37 = (softmax_p[..., None, :] @ jac_p__z_zb)[..., 0, :]
+    tmp_38 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    del jac_p__z_zb
+    tmp_39 = (softmax_p[..., None, :] @ tmp_28)[..., 0, :] - tmp_38 * tmp_37
+    del tmp_28, tmp_37, tmp_38
+    # einsum("Bj,Bi,Bi->ji", tmp_39, x2, x3)
+    tmp_40 = x3 * x2
+    tmp_41 = jac_p__z_zc * jac_p__z_zc
+    # einsum("Bcj,Bc->Bj", tmp_41, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_zc, jac_p__z_zc, softmax_p, softmax_p)
+    tmp_42 = (softmax_p[..., None, :] @ jac_p__z_zc)[..., 0, :]
+    del jac_p__z_zc
+    tmp_43 = (softmax_p[..., None, :] @ tmp_41)[..., 0, :] - tmp_42 * tmp_42
+    del tmp_41, tmp_42
+    # einsum("Bj,Bi,Bi->ji", tmp_43, x3, x3)
+    tmp_44 = x3 * x3
+    ggn_Wz = (tmp_8.T @ tmp_9 + tmp_13.T @ tmp_14 + tmp_18.T @ tmp_19 + tmp_22.T @ tmp_23 + tmp_26.T @ tmp_27 + tmp_31.T @ tmp_32 + tmp_35.T @ tmp_36 + tmp_39.T @ tmp_40 + tmp_43.T @ tmp_44) / B
+    del tmp_9, tmp_14, tmp_19, tmp_23, tmp_27, tmp_32, tmp_36, tmp_40, tmp_44
+    # diag GGN[Uz] = (Σ_c jac_p__z_za[c,j] jac_p__z_za[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_za[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h0[k] + (Σ_c jac_p__z_za[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_zb[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h1[k] + (Σ_c jac_p__z_za[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_zc[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h2[k] + (Σ_c jac_p__z_za[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_zb[i,j] softmax_i(p[i]) softmax_c(p[c])) h0[k] h1[k] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zb[c,j] jac_p__z_zb[i,j] softmax_c(p[c]) softmax_i(p[i])) h1[k] h1[k] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zb[c,j] jac_p__z_zc[i,j] softmax_c(p[c]) softmax_i(p[i])) h1[k] h2[k] + (Σ_c jac_p__z_za[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_za[c,j] jac_p__z_zc[i,j] softmax_i(p[i]) softmax_c(p[c])) h0[k] h2[k] + (Σ_c jac_p__z_zb[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zb[c,j] jac_p__z_zc[i,j] softmax_i(p[i]) softmax_c(p[c])) h1[k] h2[k] + (Σ_c jac_p__z_zc[c,j] jac_p__z_zc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_zc[c,j] jac_p__z_zc[i,j] softmax_c(p[c]) softmax_i(p[i])) h2[k] h2[k]
+    # einsum("Bj,Bk,Bk->jk", tmp_8, h0, h0)
+    tmp_45 = h0 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_13, h0, h1)
+    tmp_46 = h1 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_18, h0, h2)
+    tmp_47 = h2 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_22, h0, h1)
+    tmp_48 = h1 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_26, h1, h1)
+    tmp_49 = h1 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_31, h1, h2)
+    tmp_50 = h2 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_35, h0, h2)
+    tmp_51 = h2 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_39, h1, h2)
+    tmp_52 = h2 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_43, h2, h2)
+    tmp_53 = h2 * h2
+    ggn_Uz = (tmp_8.T @ tmp_45 + tmp_13.T @ tmp_46 + tmp_18.T @ tmp_47 + tmp_22.T @ tmp_48 + tmp_26.T @ tmp_49 + tmp_31.T @ tmp_50 + tmp_35.T @ tmp_51 + tmp_39.T @ tmp_52 + tmp_43.T @ tmp_53) / B
+    del tmp_8, tmp_13, tmp_18, tmp_22, tmp_26, tmp_31, tmp_35, tmp_39, tmp_43, tmp_45, tmp_46, tmp_47, tmp_48, tmp_49, tmp_50, tmp_51, tmp_52, tmp_53
     # jac_p__ca[l,j] = jac_p__h1[l,j] - jac_p__h1[l,j] za[j]
     # einsum("Blj,Bj->Blj", jac_p__h1, za)
     jac_p__ca = jac_p__h1 - za[:, None] * jac_p__h1
@@ -7555,9 +7666,114 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dtanh_z_ca, jac_p__ca)
     jac_p__z_ca = jac_p__ca * dtanh_z_ca[:, None]
     del jac_p__ca, dtanh_z_ca
+    # diag GGN[Wh] = (Σ_c jac_p__z_ca[c,j] jac_p__z_ca[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_ca[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x1[i] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_cb[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x2[i] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_cc[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x3[i] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_cb[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x2[i] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_cb[c,j] jac_p__z_cb[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x2[i] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_cb[c,j] jac_p__z_cc[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x3[i] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ca[c,j] jac_p__z_cc[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x3[i] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_cb[c,j] jac_p__z_cc[k,j] softmax_k(p[k]) softmax_c(p[c])) x2[i] x3[i] + (Σ_c jac_p__z_cc[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_cc[c,j] jac_p__z_cc[k,j] softmax_c(p[c]) softmax_k(p[k])) x3[i] x3[i]
+    tmp_54 = jac_p__z_ca * jac_p__z_ca
+    # einsum("Bcj,Bc->Bj", tmp_54, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ca, jac_p__z_ca, softmax_p, softmax_p)
+    tmp_55 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_56 = (softmax_p[..., None, :] @ tmp_54)[..., 0, :] - tmp_55 * tmp_55
+    del tmp_54, tmp_55
+    # einsum("Bj,Bi,Bi->ji", tmp_56, x1, x1)
+    tmp_57 = x1 * x1
+    tmp_58 = jac_p__z_ca * jac_p__z_cb
+    # einsum("Bcj,Bc->Bj", tmp_58, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ca, jac_p__z_cb, softmax_p, softmax_p)
+    tmp_59 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_60 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_61 = (softmax_p[..., None, :] @ tmp_58)[..., 0, :] - tmp_60 * tmp_59
+    del tmp_59, tmp_60
+    # einsum("Bj,Bi,Bi->ji", tmp_61, x1, x2)
+    tmp_62 = x2 * x1
+    tmp_63 = jac_p__z_ca * jac_p__z_cc
+    # einsum("Bcj,Bc->Bj", tmp_63, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ca, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_64 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_65 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    tmp_66 = (softmax_p[..., None, :] @ tmp_63)[..., 0, :] - tmp_65 * tmp_64
+    del tmp_64, tmp_65
+    # einsum("Bj,Bi,Bi->ji", tmp_66, x1, x3)
+    tmp_67 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_58, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_ca, jac_p__z_cb, softmax_p, softmax_p)
+    tmp_68 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_69 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_70 = (softmax_p[..., None, :] @ tmp_58)[..., 0, :] - tmp_69 * tmp_68
+    del tmp_58, tmp_68, tmp_69
+    # einsum("Bj,Bi,Bi->ji", tmp_70, x1, x2)
+    tmp_71 = x2 * x1
+    tmp_72 = jac_p__z_cb * jac_p__z_cb
+    # einsum("Bcj,Bc->Bj", tmp_72, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_cb, jac_p__z_cb, softmax_p, softmax_p)
+    tmp_73 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_74 = (softmax_p[..., None, :] @ tmp_72)[..., 0, :] - tmp_73 * tmp_73
+    del tmp_72, tmp_73
+    # einsum("Bj,Bi,Bi->ji", tmp_74, x2, x2)
+    tmp_75 = x2 * x2
+    tmp_76 = jac_p__z_cb * jac_p__z_cc
+    # einsum("Bcj,Bc->Bj", tmp_76, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_cb, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_77 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_78 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    tmp_79 = (softmax_p[..., None, :] @ tmp_76)[..., 0, :] - tmp_78 * tmp_77
+    del tmp_77, tmp_78
+    # einsum("Bj,Bi,Bi->ji", tmp_79, x2, x3)
+    tmp_80 = x3 * x2
+    # einsum("Bcj,Bc->Bj", tmp_63, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_ca, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_81 = (softmax_p[..., None, :] @ jac_p__z_ca)[..., 0, :]
+    tmp_82 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    tmp_83 = (softmax_p[..., None, :] @ tmp_63)[..., 0, :] - tmp_82 * tmp_81
+    del tmp_63, tmp_81, tmp_82
+    # einsum("Bj,Bi,Bi->ji", tmp_83, x1, x3)
+    tmp_84 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_76, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_cb, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_85 = (softmax_p[..., None, :] @ jac_p__z_cb)[..., 0, :]
+    tmp_86 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    del jac_p__z_cb
+    tmp_87 = (softmax_p[..., None, :] @ tmp_76)[..., 0, :] - tmp_86 * tmp_85
+    del tmp_76, tmp_85, tmp_86
+    # einsum("Bj,Bi,Bi->ji", tmp_87, x2, x3)
+    tmp_88 = x3 * x2
+    tmp_89 = jac_p__z_cc * jac_p__z_cc
+    # einsum("Bcj,Bc->Bj", tmp_89, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_cc, jac_p__z_cc, softmax_p, softmax_p)
+    tmp_90 = (softmax_p[..., None, :] @ jac_p__z_cc)[..., 0, :]
+    del jac_p__z_cc
+    tmp_91 = (softmax_p[..., None, :] @ tmp_89)[..., 0, :] - tmp_90 * tmp_90
+    del tmp_89, tmp_90
+    # einsum("Bj,Bi,Bi->ji", tmp_91, x3, x3)
+    tmp_92 = x3 * x3
+    ggn_Wh = (tmp_56.T @ tmp_57 + tmp_61.T @ tmp_62 + tmp_66.T @ tmp_67 + tmp_70.T @ tmp_71 + tmp_74.T @ tmp_75 + tmp_79.T @ tmp_80 + tmp_83.T @ tmp_84 + tmp_87.T @ tmp_88 + tmp_91.T @ tmp_92) / B
+    del tmp_57, tmp_62, tmp_67, tmp_71, tmp_75, tmp_80, tmp_84, tmp_88, tmp_92
+    # diag GGN[Uh] = (Σ_c jac_p__z_ca[c,j] jac_p__z_ca[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_ca[i,j] softmax_c(p[c]) softmax_i(p[i])) rha[k] rha[k] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_cb[i,j] softmax_c(p[c]) softmax_i(p[i])) rha[k] rhb[k] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_cc[i,j] softmax_c(p[c]) softmax_i(p[i])) rha[k] rhc[k] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_cb[i,j] softmax_i(p[i]) softmax_c(p[c])) rha[k] rhb[k] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_cb[c,j] jac_p__z_cb[i,j] softmax_c(p[c]) softmax_i(p[i])) rhb[k] rhb[k] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_cb[c,j] jac_p__z_cc[i,j] softmax_c(p[c]) softmax_i(p[i])) rhb[k] rhc[k] + (Σ_c jac_p__z_ca[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ca[c,j] jac_p__z_cc[i,j] softmax_i(p[i]) softmax_c(p[c])) rha[k] rhc[k] + (Σ_c jac_p__z_cb[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_cb[c,j] jac_p__z_cc[i,j] softmax_i(p[i]) softmax_c(p[c])) rhb[k] rhc[k] + (Σ_c jac_p__z_cc[c,j] jac_p__z_cc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_cc[c,j] jac_p__z_cc[i,j] softmax_c(p[c]) softmax_i(p[i])) rhc[k] rhc[k]
+    # einsum("Bj,Bk,Bk->jk", tmp_56, rha, rha)
+    tmp_93 = rha * rha
+    # einsum("Bj,Bk,Bk->jk", tmp_61, rha, rhb)
+    tmp_94 = rhb * rha
+    # einsum("Bj,Bk,Bk->jk", tmp_66, rha, rhc)
+    tmp_95 = rhc * rha
+    # einsum("Bj,Bk,Bk->jk", tmp_70, rha, rhb)
+    tmp_96 = rhb * rha
+    # einsum("Bj,Bk,Bk->jk", tmp_74, rhb, rhb)
+    tmp_97 = rhb * rhb
+    # einsum("Bj,Bk,Bk->jk", tmp_79, rhb, rhc)
+    tmp_98 = rhc * rhb
+    # einsum("Bj,Bk,Bk->jk", tmp_83, rha, rhc)
+    tmp_99 = rhc * rha
+    del rha
+    # einsum("Bj,Bk,Bk->jk", tmp_87, rhb, rhc)
+    tmp_100 = rhc * rhb
+    del rhb
+    # einsum("Bj,Bk,Bk->jk", tmp_91, rhc, rhc)
+    tmp_101 = rhc * rhc
+    del rhc
+    ggn_Uh = (tmp_56.T @ tmp_93 + tmp_61.T @ tmp_94 + tmp_66.T @ tmp_95 + tmp_70.T @ tmp_96 + tmp_74.T @ tmp_97 + tmp_79.T @ tmp_98 + tmp_83.T @ tmp_99 + tmp_87.T @ tmp_100 + tmp_91.T @ tmp_101) / B
+    del tmp_56, tmp_61, tmp_66, tmp_70, tmp_74, tmp_79, tmp_83, tmp_87, tmp_91, tmp_93, tmp_94, tmp_95, tmp_96, tmp_97, tmp_98, tmp_99, tmp_100, tmp_101
     # jac_p__rha[l,j] = Σ_c Uh[c,j] jac_p__z_ca[l,c]
     # einsum("cj,Blc->Blj", Uh, jac_p__z_ca)
     jac_p__rha = np.tensordot(jac_p__z_ca, Uh, axes=([2], [0]))
+    del jac_p__z_ca
     # jac_p__ra[l,j] = h0[j] jac_p__rha[l,j]
     # einsum("Bj,Blj->Blj", h0, jac_p__rha)
     jac_p__ra = jac_p__rha * h0[:, None]
@@ -7568,308 +7784,108 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dsigmoid_z_ra, jac_p__ra)
     jac_p__z_ra = jac_p__ra * dsigmoid_z_ra[:, None]
     del jac_p__ra, dsigmoid_z_ra
-    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
-    softmax_p = _softmax(p, axis=1)
-    del p
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
-    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
-    del softmax_p
-    # diag GGN[Wz] = Σ_ck hobj_p__p[c,k] jac_p__z_za[c,j] jac_p__z_za[k,j] x1[i] x1[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[c,j] jac_p__z_zb[k,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[c,j] jac_p__z_zc[k,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[k,j] jac_p__z_zb[c,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zb[c,j] jac_p__z_zb[k,j] x2[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zb[c,j] jac_p__z_zc[k,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_za[k,j] jac_p__z_zc[c,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zb[k,j] jac_p__z_zc[c,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_zc[c,j] jac_p__z_zc[k,j] x3[i] x3[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_za, x1, x1)
-    tmp_4 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_5 = x1 * x1
-    tmp_6 = (tmp_4[..., None, :] @ ((jac_p__z_za.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_4
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zb, x1, x2)
-    tmp_7 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_8 = x2 * x1
-    tmp_9 = (tmp_7[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_7
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zc, x1, x3)
-    tmp_10 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_11 = x3 * x1
-    tmp_12 = (tmp_10[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_10
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zb, x1, x2)
-    tmp_13 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_14 = x2 * x1
-    tmp_15 = (tmp_13[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_13
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zb, x2, x2)
-    tmp_16 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_17 = x2 * x2
-    tmp_18 = (tmp_16[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_16
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zc, x2, x3)
-    tmp_19 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_20 = x3 * x2
-    tmp_21 = (tmp_19[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_19
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_za, jac_p__z_zc, x1, x3)
-    tmp_22 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_23 = x3 * x1
-    tmp_24 = (tmp_22[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_22
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_zb, jac_p__z_zc, x2, x3)
-    tmp_25 = (jac_p__z_zb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_26 = x3 * x2
-    tmp_27 = (tmp_25[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_25
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_zc, jac_p__z_zc, x3, x3)
-    tmp_28 = (jac_p__z_zc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_29 = x3 * x3
-    tmp_30 = (tmp_28[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_28
-    ggn_Wz = (tmp_6.T @ tmp_5 + tmp_9.T @ tmp_8 + tmp_12.T @ tmp_11 + tmp_15.T @ tmp_14 + tmp_18.T @ tmp_17 + tmp_21.T @ tmp_20 + tmp_24.T @ tmp_23 + tmp_27.T @ tmp_26 + tmp_30.T @ tmp_29) / B
-    del tmp_5, tmp_6, tmp_8, tmp_9, tmp_11, tmp_12, tmp_14, tmp_15, tmp_17, tmp_18, tmp_20, tmp_21, tmp_23, tmp_24, tmp_26, tmp_27, tmp_29, tmp_30
-    # diag GGN[Uz] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_za[c,j] jac_p__z_za[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_za[c,j] jac_p__z_zb[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_za[c,j] jac_p__z_zc[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_za[i,j] jac_p__z_zb[c,j] + Σ_ci h1[k] h1[k] hobj_p__p[c,i] jac_p__z_zb[c,j] jac_p__z_zb[i,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_zb[c,j] jac_p__z_zc[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_za[i,j] jac_p__z_zc[c,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_zb[i,j] jac_p__z_zc[c,j] + Σ_ci h2[k] h2[k] hobj_p__p[c,i] jac_p__z_zc[c,j] jac_p__z_zc[i,j]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_za, jac_p__z_za)
-    tmp_31 = h0 * h0
-    tmp_32 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_33 = (tmp_32[..., None, :] @ ((jac_p__z_za.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_32
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h1, hobj_p__p, jac_p__z_za, jac_p__z_zb)
-    tmp_34 = h1 * h0
-    tmp_35 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_36 = (tmp_35[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_35
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h2, hobj_p__p, jac_p__z_za, jac_p__z_zc)
-    tmp_37 = h2 * h0
-    tmp_38 = (jac_p__z_za.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_39 = (tmp_38[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_38
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h1, hobj_p__p, jac_p__z_za, jac_p__z_zb)
-    tmp_40 = h1 * h0
-    tmp_41 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_42 = (tmp_41[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_41
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h1, hobj_p__p, jac_p__z_zb, jac_p__z_zb)
-    tmp_43 = h1 * h1
-    tmp_44 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_45 = (tmp_44[..., None, :] @ ((jac_p__z_zb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_44
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h2, hobj_p__p, jac_p__z_zb, jac_p__z_zc)
-    tmp_46 = h2 * h1
-    tmp_47 = (jac_p__z_zb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_48 = (tmp_47[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_47
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h2, hobj_p__p, jac_p__z_za, jac_p__z_zc)
-    tmp_49 = h2 * h0
-    tmp_50 = (jac_p__z_za.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_51 = (tmp_50[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del jac_p__z_za, tmp_50
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h1, h2, hobj_p__p, jac_p__z_zb, jac_p__z_zc)
-    tmp_52 = h2 * h1
-    tmp_53 = (jac_p__z_zb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_54 = (tmp_53[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del jac_p__z_zb, tmp_53
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h2, h2, hobj_p__p, jac_p__z_zc, jac_p__z_zc)
-    tmp_55 = h2 * h2
-    tmp_56 = (jac_p__z_zc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_57 = (tmp_56[..., None, :] @ ((jac_p__z_zc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del jac_p__z_zc, tmp_56
-    ggn_Uz = (tmp_33.T @ tmp_31 + tmp_36.T @ tmp_34 + tmp_39.T @ tmp_37 + tmp_42.T @ tmp_40 + tmp_45.T @ tmp_43 + tmp_48.T @ tmp_46 + tmp_51.T @ tmp_49 + tmp_54.T @ tmp_52 + tmp_57.T @ tmp_55) / B
-    del tmp_31, tmp_33, tmp_34, tmp_36, tmp_37, tmp_39, tmp_40, tmp_42, tmp_43, tmp_45, tmp_46, tmp_48, tmp_49, tmp_51, tmp_52, tmp_54, tmp_55, tmp_57
-    # diag GGN[Wr] = Σ_ck hobj_p__p[c,k] jac_p__z_ra[c,j] jac_p__z_ra[k,j] x1[i] x1[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[c,j] jac_p__z_rb[k,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[c,j] jac_p__z_rc[k,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[k,j] jac_p__z_rb[c,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rb[c,j] jac_p__z_rb[k,j] x2[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rb[c,j] jac_p__z_rc[k,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ra[k,j] jac_p__z_rc[c,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rb[k,j] jac_p__z_rc[c,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_rc[c,j] jac_p__z_rc[k,j] x3[i] x3[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_ra, x1, x1)
-    tmp_58 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_59 = x1 * x1
-    tmp_60 = (tmp_58[..., None, :] @ ((jac_p__z_ra.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_58
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rb, x1, x2)
-    tmp_61 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_62 = x2 * x1
-    tmp_63 = (tmp_61[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_61
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rc, x1, x3)
-    tmp_64 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_65 = x3 * x1
-    tmp_66 = (tmp_64[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_64
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rb, x1, x2)
-    tmp_67 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_68 = x2 * x1
-    tmp_69 = (tmp_67[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_67
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rb, x2, x2)
-    tmp_70 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_71 = x2 * x2
-    tmp_72 = (tmp_70[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_70
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rc, x2, x3)
-    tmp_73 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_74 = x3 * x2
-    tmp_75 = (tmp_73[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_73
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ra, jac_p__z_rc, x1, x3)
-    tmp_76 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_77 = x3 * x1
-    tmp_78 = (tmp_76[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_76
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_rb, jac_p__z_rc, x2, x3)
-    tmp_79 = (jac_p__z_rb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_80 = x3 * x2
-    tmp_81 = (tmp_79[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_79
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_rc, jac_p__z_rc, x3, x3)
-    tmp_82 = (jac_p__z_rc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_83 = x3 * x3
-    tmp_84 = (tmp_82[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_82
-    ggn_Wr = (tmp_60.T @ tmp_59 + tmp_63.T @ tmp_62 + tmp_66.T @ tmp_65 + tmp_69.T @ tmp_68 + tmp_72.T @ tmp_71 + tmp_75.T @ tmp_74 + tmp_78.T @ tmp_77 + tmp_81.T @ tmp_80 + tmp_84.T @ tmp_83) / B
-    del tmp_59, tmp_60, tmp_62, tmp_63, tmp_65, tmp_66, tmp_68, tmp_69, tmp_71, tmp_72, tmp_74, tmp_75, tmp_77, tmp_78, tmp_80, tmp_81, tmp_83, tmp_84
-    # diag GGN[Ur] = Σ_ci h0[k] h0[k] hobj_p__p[c,i] jac_p__z_ra[c,j] jac_p__z_ra[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_ra[c,j] jac_p__z_rb[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_ra[c,j] jac_p__z_rc[i,j] + Σ_ci h0[k] h1[k] hobj_p__p[c,i] jac_p__z_ra[i,j] jac_p__z_rb[c,j] + Σ_ci h1[k] h1[k] hobj_p__p[c,i] jac_p__z_rb[c,j] jac_p__z_rb[i,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_rb[c,j] jac_p__z_rc[i,j] + Σ_ci h0[k] h2[k] hobj_p__p[c,i] jac_p__z_ra[i,j] jac_p__z_rc[c,j] + Σ_ci h1[k] h2[k] hobj_p__p[c,i] jac_p__z_rb[i,j] jac_p__z_rc[c,j] + Σ_ci h2[k] h2[k] hobj_p__p[c,i] jac_p__z_rc[c,j] jac_p__z_rc[i,j]
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h0, hobj_p__p, jac_p__z_ra, jac_p__z_ra)
-    tmp_85 = h0 * h0
-    tmp_86 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_87 = (tmp_86[..., None, :] @ ((jac_p__z_ra.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_86
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h1, hobj_p__p, jac_p__z_ra, jac_p__z_rb)
-    tmp_88 = h1 * h0
-    tmp_89 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_90 = (tmp_89[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_89
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h0, h2, hobj_p__p, jac_p__z_ra, jac_p__z_rc)
-    tmp_91 = h2 * h0
-    tmp_92 = (jac_p__z_ra.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_93 = (tmp_92[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_92
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h1, hobj_p__p, jac_p__z_ra, jac_p__z_rb)
-    tmp_94 = h1 * h0
-    tmp_95 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_96 = (tmp_95[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_95
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h1, hobj_p__p, jac_p__z_rb, jac_p__z_rb)
-    tmp_97 = h1 * h1
-    tmp_98 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_99 = (tmp_98[..., None, :] @ ((jac_p__z_rb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_98
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h1, h2, hobj_p__p, jac_p__z_rb, jac_p__z_rc)
-    tmp_100 = h2 * h1
-    tmp_101 = (jac_p__z_rb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_102 = (tmp_101[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_101
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h0, h2, hobj_p__p, jac_p__z_ra, jac_p__z_rc)
-    tmp_103 = h2 * h0
-    tmp_104 = (jac_p__z_ra.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_105 = (tmp_104[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del jac_p__z_ra, tmp_104
-    # einsum("Bk,Bk,Bci,Bij,Bcj->jk", h1, h2, hobj_p__p, jac_p__z_rb, jac_p__z_rc)
-    tmp_106 = h2 * h1
-    tmp_107 = (jac_p__z_rb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_108 = (tmp_107[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del h1, jac_p__z_rb, tmp_107
-    # einsum("Bk,Bk,Bci,Bcj,Bij->jk", h2, h2, hobj_p__p, jac_p__z_rc, jac_p__z_rc)
-    tmp_109 = h2 * h2
-    tmp_110 = (jac_p__z_rc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_111 = (tmp_110[..., None, :] @ ((jac_p__z_rc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del h2, jac_p__z_rc, tmp_110
-    ggn_Ur = (tmp_87.T @ tmp_85 + tmp_90.T @ tmp_88 + tmp_93.T @ tmp_91 + tmp_96.T @ tmp_94 + tmp_99.T @ tmp_97 + tmp_102.T @ tmp_100 + tmp_105.T @ tmp_103 + tmp_108.T @ tmp_106 + tmp_111.T @ tmp_109) / B
-    del tmp_85, tmp_87, tmp_88, tmp_90, tmp_91, tmp_93, tmp_94, tmp_96, tmp_97, tmp_99, tmp_100, tmp_102, tmp_103, tmp_105, tmp_106, tmp_108, tmp_109, tmp_111
-    # diag GGN[Wh] = Σ_ck hobj_p__p[c,k] jac_p__z_ca[c,j] jac_p__z_ca[k,j] x1[i] x1[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[c,j] jac_p__z_cb[k,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[c,j] jac_p__z_cc[k,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[k,j] jac_p__z_cb[c,j] x1[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cb[c,j] jac_p__z_cb[k,j] x2[i] x2[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cb[c,j] jac_p__z_cc[k,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_ca[k,j] jac_p__z_cc[c,j] x1[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cb[k,j] jac_p__z_cc[c,j] x2[i] x3[i] + Σ_ck hobj_p__p[c,k] jac_p__z_cc[c,j] jac_p__z_cc[k,j] x3[i] x3[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_ca, x1, x1)
-    tmp_112 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_113 = x1 * x1
-    tmp_114 = (tmp_112[..., None, :] @ ((jac_p__z_ca.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_112
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cb, x1, x2)
-    tmp_115 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_116 = x2 * x1
-    tmp_117 = (tmp_115[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_115
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cc, x1, x3)
-    tmp_118 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_119 = x3 * x1
-    tmp_120 = (tmp_118[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_118
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cb, x1, x2)
-    tmp_121 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_122 = x2 * x1
-    tmp_123 = (tmp_121[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_121
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cb, x2, x2)
-    tmp_124 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_125 = x2 * x2
-    tmp_126 = (tmp_124[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_124
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cc, x2, x3)
-    tmp_127 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
+    # diag GGN[Wr] = (Σ_c jac_p__z_ra[c,j] jac_p__z_ra[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_ra[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x1[i] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_rb[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x2[i] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_rc[k,j] softmax_c(p[c]) softmax_k(p[k])) x1[i] x3[i] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_rb[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x2[i] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rb[c,j] jac_p__z_rb[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x2[i] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rb[c,j] jac_p__z_rc[k,j] softmax_c(p[c]) softmax_k(p[k])) x2[i] x3[i] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ra[c,j] jac_p__z_rc[k,j] softmax_k(p[k]) softmax_c(p[c])) x1[i] x3[i] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rb[c,j] jac_p__z_rc[k,j] softmax_k(p[k]) softmax_c(p[c])) x2[i] x3[i] + (Σ_c jac_p__z_rc[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_rc[c,j] jac_p__z_rc[k,j] softmax_c(p[c]) softmax_k(p[k])) x3[i] x3[i]
+    tmp_102 = jac_p__z_ra * jac_p__z_ra
+    # einsum("Bcj,Bc->Bj", tmp_102, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ra, jac_p__z_ra, softmax_p, softmax_p)
+    tmp_103 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_104 = (softmax_p[..., None, :] @ tmp_102)[..., 0, :] - tmp_103 * tmp_103
+    del tmp_102, tmp_103
+    # einsum("Bj,Bi,Bi->ji", tmp_104, x1, x1)
+    tmp_105 = x1 * x1
+    tmp_106 = jac_p__z_ra * jac_p__z_rb
+    # einsum("Bcj,Bc->Bj", tmp_106, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ra, jac_p__z_rb, softmax_p, softmax_p)
+    tmp_107 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_108 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_109 = (softmax_p[..., None, :] @ tmp_106)[..., 0, :] - tmp_108 * tmp_107
+    del tmp_107, tmp_108
+    # einsum("Bj,Bi,Bi->ji", tmp_109, x1, x2)
+    tmp_110 = x2 * x1
+    tmp_111 = jac_p__z_ra * jac_p__z_rc
+    # einsum("Bcj,Bc->Bj", tmp_111, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ra, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_112 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_113 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    tmp_114 = (softmax_p[..., None, :] @ tmp_111)[..., 0, :] - tmp_113 * tmp_112
+    del tmp_112, tmp_113
+    # einsum("Bj,Bi,Bi->ji", tmp_114, x1, x3)
+    tmp_115 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_106, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_ra, jac_p__z_rb, softmax_p, softmax_p)
+    tmp_116 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_117 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_118 = (softmax_p[..., None, :] @ tmp_106)[..., 0, :] - tmp_117 * tmp_116
+    del tmp_106, tmp_116, tmp_117
+    # einsum("Bj,Bi,Bi->ji", tmp_118, x1, x2)
+    tmp_119 = x2 * x1
+    tmp_120 = jac_p__z_rb * jac_p__z_rb
+    # einsum("Bcj,Bc->Bj", tmp_120, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_rb, jac_p__z_rb, softmax_p, softmax_p)
+    tmp_121 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_122 = (softmax_p[..., None, :] @ tmp_120)[..., 0, :] - tmp_121 * tmp_121
+    del tmp_120, tmp_121
+    # einsum("Bj,Bi,Bi->ji", tmp_122, x2, x2)
+    tmp_123 = x2 * x2
+    tmp_124 = jac_p__z_rb * jac_p__z_rc
+    # einsum("Bcj,Bc->Bj", tmp_124, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_rb, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_125 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_126 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    tmp_127 = (softmax_p[..., None, :] @ tmp_124)[..., 0, :] - tmp_126 * tmp_125
+    del tmp_125, tmp_126
+    # einsum("Bj,Bi,Bi->ji", tmp_127, x2, x3)
     tmp_128 = x3 * x2
-    tmp_129 = (tmp_127[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_127
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_ca, jac_p__z_cc, x1, x3)
-    tmp_130 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_131 = x3 * x1
-    tmp_132 = (tmp_130[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_130
-    # einsum("Bck,Bkj,Bcj,Bi,Bi->ji", hobj_p__p, jac_p__z_cb, jac_p__z_cc, x2, x3)
-    tmp_133 = (jac_p__z_cb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_134 = x3 * x2
-    tmp_135 = (tmp_133[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_133
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_cc, jac_p__z_cc, x3, x3)
-    tmp_136 = (jac_p__z_cc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_137 = x3 * x3
-    tmp_138 = (tmp_136[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_136
-    ggn_Wh = (tmp_114.T @ tmp_113 + tmp_117.T @ tmp_116 + tmp_120.T @ tmp_119 + tmp_123.T @ tmp_122 + tmp_126.T @ tmp_125 + tmp_129.T @ tmp_128 + tmp_132.T @ tmp_131 + tmp_135.T @ tmp_134 + tmp_138.T @ tmp_137) / B
-    del tmp_113, tmp_114, tmp_116, tmp_117, tmp_119, tmp_120, tmp_122, tmp_123, tmp_125, tmp_126, tmp_128, tmp_129, tmp_131, tmp_132, tmp_134, tmp_135, tmp_137, tmp_138
-    # diag GGN[Uh] = Σ_ci hobj_p__p[c,i] jac_p__z_ca[c,j] jac_p__z_ca[i,j] rha[k] rha[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[c,j] jac_p__z_cb[i,j] rha[k] rhb[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[c,j] jac_p__z_cc[i,j] rha[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[i,j] jac_p__z_cb[c,j] rha[k] rhb[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cb[c,j] jac_p__z_cb[i,j] rhb[k] rhb[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cb[c,j] jac_p__z_cc[i,j] rhb[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_ca[i,j] jac_p__z_cc[c,j] rha[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cb[i,j] jac_p__z_cc[c,j] rhb[k] rhc[k] + Σ_ci hobj_p__p[c,i] jac_p__z_cc[c,j] jac_p__z_cc[i,j] rhc[k] rhc[k]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_ca, rha, rha)
-    tmp_139 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_140 = rha * rha
-    tmp_141 = (tmp_139[..., None, :] @ ((jac_p__z_ca.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_139
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cb, rha, rhb)
-    tmp_142 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_143 = rhb * rha
-    tmp_144 = (tmp_142[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_142
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cc, rha, rhc)
-    tmp_145 = (jac_p__z_ca.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_146 = rhc * rha
-    tmp_147 = (tmp_145[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_145
-    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cb, rha, rhb)
-    tmp_148 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_149 = rhb * rha
-    tmp_150 = (tmp_148[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_148
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cb, rhb, rhb)
-    tmp_151 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_152 = rhb * rhb
-    tmp_153 = (tmp_151[..., None, :] @ ((jac_p__z_cb.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_151
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cc, rhb, rhc)
-    tmp_154 = (jac_p__z_cb.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_155 = rhc * rhb
-    tmp_156 = (tmp_154[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_154
-    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_ca, jac_p__z_cc, rha, rhc)
-    tmp_157 = (jac_p__z_ca.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_158 = rhc * rha
-    tmp_159 = (tmp_157[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del rha, jac_p__z_ca, tmp_157
-    # einsum("Bci,Bij,Bcj,Bk,Bk->jk", hobj_p__p, jac_p__z_cb, jac_p__z_cc, rhb, rhc)
-    tmp_160 = (jac_p__z_cb.transpose(0, 2, 1)) @ (hobj_p__p.transpose(0, 2, 1))
-    tmp_161 = rhc * rhb
-    tmp_162 = (tmp_160[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del rhb, jac_p__z_cb, tmp_160
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_cc, jac_p__z_cc, rhc, rhc)
-    tmp_163 = (jac_p__z_cc.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_164 = rhc * rhc
-    tmp_165 = (tmp_163[..., None, :] @ ((jac_p__z_cc.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del rhc, jac_p__z_cc, tmp_163
-    ggn_Uh = (tmp_141.T @ tmp_140 + tmp_144.T @ tmp_143 + tmp_147.T @ tmp_146 + tmp_150.T @ tmp_149 + tmp_153.T @ tmp_152 + tmp_156.T @ tmp_155 + tmp_159.T @ tmp_158 + tmp_162.T @ tmp_161 + tmp_165.T @ tmp_164) / B
-    del tmp_140, tmp_141, tmp_143, tmp_144, tmp_146, tmp_147, tmp_149, tmp_150, tmp_152, tmp_153, tmp_155, tmp_156, tmp_158, tmp_159, tmp_161, tmp_162, tmp_164, tmp_165
-    # diag GGN[V] = h3[j] h3[j] hobj_p__p[l,l]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bj,Bj,Bl->lj", h3, h3, hobj_p__p_diag)
-    tmp_166 = h3 * h3
-    del h3
-    ggn_V = hobj_p__p_diag.T @ tmp_166 / B
-    del hobj_p__p_diag, tmp_166
+    # einsum("Bcj,Bc->Bj", tmp_111, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_ra, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_129 = (softmax_p[..., None, :] @ jac_p__z_ra)[..., 0, :]
+    tmp_130 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    del jac_p__z_ra
+    tmp_131 = (softmax_p[..., None, :] @ tmp_111)[..., 0, :] - tmp_130 * tmp_129
+    del tmp_111, tmp_129, tmp_130
+    # einsum("Bj,Bi,Bi->ji", tmp_131, x1, x3)
+    tmp_132 = x3 * x1
+    # einsum("Bcj,Bc->Bj", tmp_124, softmax_p)
+    # einsum("Bcj,Bij,Bi,Bc->Bj", jac_p__z_rb, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_133 = (softmax_p[..., None, :] @ jac_p__z_rb)[..., 0, :]
+    tmp_134 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    del jac_p__z_rb
+    tmp_135 = (softmax_p[..., None, :] @ tmp_124)[..., 0, :] - tmp_134 * tmp_133
+    del tmp_124, tmp_133, tmp_134
+    # einsum("Bj,Bi,Bi->ji", tmp_135, x2, x3)
+    tmp_136 = x3 * x2
+    tmp_137 = jac_p__z_rc * jac_p__z_rc
+    # einsum("Bcj,Bc->Bj", tmp_137, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_rc, jac_p__z_rc, softmax_p, softmax_p)
+    tmp_138 = (softmax_p[..., None, :] @ jac_p__z_rc)[..., 0, :]
+    del jac_p__z_rc
+    tmp_139 = (softmax_p[..., None, :] @ tmp_137)[..., 0, :] - tmp_138 * tmp_138
+    del softmax_p, tmp_137, tmp_138
+    # einsum("Bj,Bi,Bi->ji", tmp_139, x3, x3)
+    tmp_140 = x3 * x3
+    ggn_Wr = (tmp_104.T @ tmp_105 + tmp_109.T @ tmp_110 + tmp_114.T @ tmp_115 + tmp_118.T @ tmp_119 + tmp_122.T @ tmp_123 + tmp_127.T @ tmp_128 + tmp_131.T @ tmp_132 + tmp_135.T @ tmp_136 + tmp_139.T @ tmp_140) / B
+    del tmp_105, tmp_110, tmp_115, tmp_119, tmp_123, tmp_128, tmp_132, tmp_136, tmp_140
+    # diag GGN[Ur] = (Σ_c jac_p__z_ra[c,j] jac_p__z_ra[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_ra[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h0[k] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_rb[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h1[k] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_rc[i,j] softmax_c(p[c]) softmax_i(p[i])) h0[k] h2[k] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_rb[i,j] softmax_i(p[i]) softmax_c(p[c])) h0[k] h1[k] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rb[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rb[c,j] jac_p__z_rb[i,j] softmax_c(p[c]) softmax_i(p[i])) h1[k] h1[k] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rb[c,j] jac_p__z_rc[i,j] softmax_c(p[c]) softmax_i(p[i])) h1[k] h2[k] + (Σ_c jac_p__z_ra[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ra[c,j] jac_p__z_rc[i,j] softmax_i(p[i]) softmax_c(p[c])) h0[k] h2[k] + (Σ_c jac_p__z_rb[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rb[c,j] jac_p__z_rc[i,j] softmax_i(p[i]) softmax_c(p[c])) h1[k] h2[k] + (Σ_c jac_p__z_rc[c,j] jac_p__z_rc[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_rc[c,j] jac_p__z_rc[i,j] softmax_c(p[c]) softmax_i(p[i])) h2[k] h2[k]
+    # einsum("Bj,Bk,Bk->jk", tmp_104, h0, h0)
+    tmp_141 = h0 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_109, h0, h1)
+    tmp_142 = h1 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_114, h0, h2)
+    tmp_143 = h2 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_118, h0, h1)
+    tmp_144 = h1 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_122, h1, h1)
+    tmp_145 = h1 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_127, h1, h2)
+    tmp_146 = h2 * h1
+    # einsum("Bj,Bk,Bk->jk", tmp_131, h0, h2)
+    tmp_147 = h2 * h0
+    # einsum("Bj,Bk,Bk->jk", tmp_135, h1, h2)
+    tmp_148 = h2 * h1
+    del h1
+    # einsum("Bj,Bk,Bk->jk", tmp_139, h2, h2)
+    tmp_149 = h2 * h2
+    del h2
+    ggn_Ur = (tmp_104.T @ tmp_141 + tmp_109.T @ tmp_142 + tmp_114.T @ tmp_143 + tmp_118.T @ tmp_144 + tmp_122.T @ tmp_145 + tmp_127.T @ tmp_146 + tmp_131.T @ tmp_147 + tmp_135.T @ tmp_148 + tmp_139.T @ tmp_149) / B
+    del tmp_104, tmp_109, tmp_114, tmp_118, tmp_122, tmp_127, tmp_131, tmp_135, tmp_139, tmp_141, tmp_142, tmp_143, tmp_144, tmp_145, tmp_146, tmp_147, tmp_148, tmp_149
     return {"Wz": ggn_Wz, "Uz": ggn_Uz, "Wr": ggn_Wr, "Ur": ggn_Ur, "Wh": ggn_Wh, "Uh": ggn_Uh, "V": ggn_V}

@@ -686,7 +686,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     y = data["y"]
     W1 = params["W1"]
@@ -707,39 +707,38 @@ def ggn_diagonal(params, data):
     del p
     # jac_z_f__p[l,i] = δ[l,i]
     jac_z_f__p = (np.eye(2))
+    # diag GGN[U] = Σ_c huber_d20(z_f[c], 1) jac_z_f__p[c,l] jac_z_f__p[c,l] v1[j] v1[j]
+    huber_d20_z_f_expr = np.select([np.greater_equal(1, abs(z_f)),True], [1,0], default=np.nan)
+    del z_f
+    # einsum("Bc,cl,cl,Bj,Bj->lj", huber_d20_z_f_expr, jac_z_f__p, jac_z_f__p, v1, v1)
+    tmp = jac_z_f__p * jac_z_f__p
+    tmp_2 = v1[:, :, None] * huber_d20_z_f_expr[:, None]
+    tmp_3 = ((tmp_2.transpose(1, 2, 0)) @ v1.T[..., None])[..., 0]
+    del tmp_2
+    ggn_U = tmp.T @ tmp_3.T / B
+    del tmp, tmp_3
     # jac_z_f__v1[l,j] = Σ_c U[c,j] jac_z_f__p[l,c]
     # einsum("cj,lc->lj", U, jac_z_f__p)
     jac_z_f__v1 = jac_z_f__p @ U
+    del jac_z_f__p
     # jac_z_f__z_v1[l,j] = tanh'(z_v1[j]) jac_z_f__v1[l,j]
     dtanh_z_v1 = 1 - v1**2
+    del v1
     # einsum("Bj,lj->Blj", dtanh_z_v1, jac_z_f__v1)
     jac_z_f__z_v1 = jac_z_f__v1 * dtanh_z_v1[:, None]
     del jac_z_f__v1, dtanh_z_v1
-    # hobj_z_f__z_f[l,i] = huber_d20(z_f[l], 1) δ[l,i]
-    huber_d20_z_f_expr = np.select([np.greater_equal(1, abs(z_f)),True], [1,0], default=np.nan)
-    del z_f
-    # einsum("Bl,li->Bli", huber_d20_z_f_expr, np.eye(2))
-    hobj_z_f__z_f = np.eye(2) * huber_d20_z_f_expr[:, :, None]
+    # diag GGN[W1] = Σ_c huber_d20(z_f[c], 1) jac_z_f__z_v1[c,j] jac_z_f__z_v1[c,j] x[i] x[i]
+    # einsum("Bc,Bcj,Bcj,Bi,Bi->ji", huber_d20_z_f_expr, jac_z_f__z_v1, jac_z_f__z_v1, x, x)
+    tmp_4 = jac_z_f__z_v1 * jac_z_f__z_v1
+    tmp_5 = x * x
+    tmp_6 = ((tmp_4.transpose(0, 2, 1)) @ huber_d20_z_f_expr[..., None])[..., 0]
+    del tmp_4
+    ggn_W1 = tmp_6.T @ tmp_5 / B
+    del tmp_5, tmp_6
+    # diag GGN[b1] = Σ_c huber_d20(z_f[c], 1) jac_z_f__z_v1[c,j] jac_z_f__z_v1[c,j]
+    # einsum("Bc,Bcj,Bcj->j", huber_d20_z_f_expr, jac_z_f__z_v1, jac_z_f__z_v1)
+    tmp_7 = jac_z_f__z_v1 * huber_d20_z_f_expr[:, :, None]
     del huber_d20_z_f_expr
-    # diag GGN[W1] = Σ_ck hobj_z_f__z_f[c,k] jac_z_f__z_v1[c,j] jac_z_f__z_v1[k,j] x[i] x[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_z_f__z_f, jac_z_f__z_v1, jac_z_f__z_v1, x, x)
-    tmp = (jac_z_f__z_v1.transpose(0, 2, 1)) @ hobj_z_f__z_f
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_z_f__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp
-    ggn_W1 = tmp_3.T @ tmp_2 / B
-    del tmp_2, tmp_3
-    # diag GGN[b1] = Σ_ci hobj_z_f__z_f[c,i] jac_z_f__z_v1[c,j] jac_z_f__z_v1[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_z_f__z_f, jac_z_f__z_v1, jac_z_f__z_v1)
-    tmp_4 = (jac_z_f__z_v1.transpose(0, 2, 1)) @ hobj_z_f__z_f
-    ggn_b1 = np.einsum("Bji,Bij->j", tmp_4, jac_z_f__z_v1, optimize=False) / B
-    del jac_z_f__z_v1, tmp_4
-    # diag GGN[U] = Σ_ci hobj_z_f__z_f[c,i] jac_z_f__p[c,l] jac_z_f__p[i,l] v1[j] v1[j]
-    # einsum("Bci,cl,il,Bj,Bj->lj", hobj_z_f__z_f, jac_z_f__p, jac_z_f__p, v1, v1)
-    tmp_5 = jac_z_f__p[:, :, None] * jac_z_f__p.T
-    tmp_6 = v1 * v1
-    tmp_7 = np.tensordot(tmp_5, hobj_z_f__z_f, axes=([0, 2], [2, 1]))
-    del v1, jac_z_f__p, hobj_z_f__z_f, tmp_5
-    ggn_U = tmp_7 @ tmp_6 / B
-    del tmp_6, tmp_7
+    ggn_b1 = np.einsum("Bcj,Bcj->j", tmp_7, jac_z_f__z_v1, optimize=False) / B
+    del jac_z_f__z_v1, tmp_7
     return {"W1": ggn_W1, "b1": ggn_b1, "U": ggn_U}

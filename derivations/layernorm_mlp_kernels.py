@@ -1153,10 +1153,9 @@ def per_sample_gradient_norms(params, data):
     # ‖∂f/∂g‖² = Σ over pairs of terms of their inner product: adj_z_v[j] u[j]
     # einsum("Bj,Bj,Bj,Bj->B", adj_z_v, u, adj_z_v, u)
     tmp_3 = u * adj_z_v
-    tmp_4 = u * adj_z_v
     del u
-    sq_g = (tmp_4[..., None, :] @ tmp_3[..., None])[..., 0, 0]
-    del tmp_3, tmp_4
+    sq_g = (tmp_3[..., None, :] @ tmp_3[..., None])[..., 0, 0]
+    del tmp_3
     norm_g = np.sqrt(np.maximum(sq_g, 0.0))
     del sq_g
     # ‖∂f/∂b‖² = Σ over pairs of terms of their inner product: adj_z_v[j]
@@ -1197,11 +1196,11 @@ def per_sample_gradient_norms(params, data):
     del z, adj_u, adj_q, adj_m, lnorm_d100_z_m_q
     # ‖∂f/∂W1‖² = Σ over pairs of terms of their inner product: adj_z[j] x[i]
     # einsum("Bj,Bi,Bj,Bi->B", adj_z, x, adj_z, x)
-    tmp_5 = (adj_z[..., None, :] @ adj_z[..., None])[..., 0, 0]
-    tmp_6 = (x[..., None, :] @ x[..., None])[..., 0, 0]
+    tmp_4 = (adj_z[..., None, :] @ adj_z[..., None])[..., 0, 0]
+    tmp_5 = (x[..., None, :] @ x[..., None])[..., 0, 0]
     del adj_z
-    sq_W1 = tmp_6 * tmp_5
-    del tmp_5, tmp_6
+    sq_W1 = tmp_5 * tmp_4
+    del tmp_4, tmp_5
     norm_W1 = np.sqrt(np.maximum(sq_W1, 0.0))
     del sq_W1
     return {"W1": norm_W1, "g": norm_g, "b": norm_b, "U": norm_U}
@@ -1500,7 +1499,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     W1 = params["W1"]
     g = params["g"]
@@ -1527,16 +1526,33 @@ def ggn_diagonal(params, data):
     # v[j] = tanh(z_v[j])
     v = np.tanh(z_v)
     del z_v
+    # diag GGN[U] = 1[l] v[j] v[j]
+    # einsum("l,Bj,Bj->lj", np.ones(2), v, v)
+    tmp = (v.T[..., None, :] @ v.T[..., None])[..., 0, 0]
+    ggn_U = tmp * (np.ones(2))[:, None] / B
+    del tmp
     # jac_p__v[l,j] = U[l,j]
     jac_p__v = U
     # jac_p__z_v[l,j] = tanh'(z_v[j]) jac_p__v[l,j]
     dtanh_z_v = 1 - v**2
+    del v
     # einsum("Bj,lj->Blj", dtanh_z_v, jac_p__v)
     jac_p__z_v = jac_p__v * dtanh_z_v[:, None]
     del jac_p__v, dtanh_z_v
+    # diag GGN[g] = Σ_c jac_p__z_v[c,j] jac_p__z_v[c,j] u[j] u[j]
+    # einsum("Bcj,Bcj,Bj,Bj->j", jac_p__z_v, jac_p__z_v, u, u)
+    tmp_2 = (((jac_p__z_v.transpose(0, 2, 1))[..., None, :]) @ ((jac_p__z_v.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_3 = u * u
+    del u
+    ggn_g = (tmp_3.T[..., None, :] @ tmp_2.T[..., None])[..., 0, 0] / B
+    del tmp_2, tmp_3
+    # diag GGN[b] = Σ_c jac_p__z_v[c,j] jac_p__z_v[c,j]
+    # einsum("Bcj,Bcj->j", jac_p__z_v, jac_p__z_v)
+    ggn_b = np.einsum("Bcj,Bcj->j", jac_p__z_v, jac_p__z_v, optimize=False) / B
     # jac_p__u[l,j] = g[j] jac_p__z_v[l,j]
     # einsum("j,Blj->Blj", g, jac_p__z_v)
     jac_p__u = jac_p__z_v * g
+    del jac_p__z_v
     # jac_p__q[l] = Σ_c lnorm_d001(z[c], m, q) jac_p__u[l,c]
     m_b_2 = m[:, None]
     q_b_2 = q[:, None]
@@ -1566,37 +1582,11 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", lnorm_d100_z_m_q, jac_p__u)
     jac_p__z = 0.3333333333333333 * jac_p__m[:, :, None] * np.ones(3) + 0.6666666666666666 * z[:, None] * jac_p__q[:, :, None] + jac_p__u * lnorm_d100_z_m_q[:, None]
     del z, jac_p__u, jac_p__q, jac_p__m, lnorm_d100_z_m_q
-    # hobj_p__p[l,i] = δ[l,i]
-    hobj_p__p = (np.eye(2))
-    # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z[c,j] jac_p__z[k,j] x[i] x[i]
-    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z, jac_p__z, x, x)
-    tmp = x * x
-    tmp_2 = np.tensordot(jac_p__z, hobj_p__p, axes=([1], [0]))
-    tmp_3 = (tmp_2[..., None, :] @ ((jac_p__z.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del jac_p__z, tmp_2
-    ggn_W1 = tmp_3.T @ tmp / B
-    del tmp, tmp_3
-    # diag GGN[g] = Σ_ci hobj_p__p[c,i] jac_p__z_v[c,j] jac_p__z_v[i,j] u[j] u[j]
-    # einsum("ci,Bcj,Bij,Bj,Bj->j", hobj_p__p, jac_p__z_v, jac_p__z_v, u, u)
-    tmp_4 = u * u
-    tmp_5 = tmp_4[:, :, None] * jac_p__z_v.transpose(0, 2, 1)
-    tmp_6 = (tmp_5.transpose(1, 2, 0)) @ (jac_p__z_v.transpose(2, 0, 1))
-    del u, tmp_4, tmp_5
-    ggn_g = np.tensordot(tmp_6, hobj_p__p, axes=([1, 2], [0, 1])) / B
-    del tmp_6
-    # diag GGN[b] = Σ_ci hobj_p__p[c,i] jac_p__z_v[c,j] jac_p__z_v[i,j]
-    # einsum("ci,Bcj,Bij->j", hobj_p__p, jac_p__z_v, jac_p__z_v)
-    tmp_7 = ((jac_p__z_v.transpose(2, 1, 0)) @ (jac_p__z_v.transpose(2, 0, 1))).transpose(1, 0, 2)
-    del jac_p__z_v
-    ggn_b = np.tensordot(tmp_7, hobj_p__p, axes=([0, 2], [1, 0])) / B
-    del tmp_7
-    # diag GGN[U] = hobj_p__p[l,l] v[j] v[j]
-    # einsum("ll->l", hobj_p__p)
-    hobj_p__p_diag = np.einsum("ll->l", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("l,Bj,Bj->lj", hobj_p__p_diag, v, v)
-    tmp_8 = (v.T[..., None, :] @ v.T[..., None])[..., 0, 0]
-    del v
-    ggn_U = tmp_8 * hobj_p__p_diag[:, None] / B
-    del hobj_p__p_diag, tmp_8
+    # diag GGN[W1] = Σ_c jac_p__z[c,j] jac_p__z[c,j] x[i] x[i]
+    # einsum("Bcj,Bcj,Bi,Bi->ji", jac_p__z, jac_p__z, x, x)
+    tmp_4 = x * x
+    tmp_5 = (((jac_p__z.transpose(0, 2, 1))[..., None, :]) @ ((jac_p__z.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    del jac_p__z
+    ggn_W1 = tmp_5.T @ tmp_4 / B
+    del tmp_4, tmp_5
     return {"W1": ggn_W1, "g": ggn_g, "b": ggn_b, "U": ggn_U}

@@ -2623,7 +2623,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     h0 = data["h0"]
     s0 = data["s0"]
@@ -2674,16 +2674,25 @@ def ggn_diagonal(params, data):
     # p[l] = Σ_j U[l,j] h1[j]
     # einsum("lj,Bj->Bl", U, h1)
     p = h1 @ U.T
+    # diag GGN[U] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) h1[j] h1[j]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    tmp = softmax_p - softmax_p * softmax_p
+    # einsum("Bl,Bj,Bj->lj", tmp, h1, h1)
+    tmp_2 = h1 * h1
+    del h1
+    ggn_U = tmp.T @ tmp_2 / B
+    del tmp, tmp_2
     # jac_p__h1[l,j] = U[l,j]
     jac_p__h1 = U
     # jac_p__s1[l,j] = tanh'(s1[j]) jac_p__h1[l,j] og[j]
     dtanh_s1 = 1 - np.tanh(s1)**2
     del s1
     # einsum("Bj,lj,Bj->Blj", dtanh_s1, jac_p__h1, og)
-    tmp = og * dtanh_s1
+    tmp_3 = og * dtanh_s1
     del dtanh_s1
-    jac_p__s1 = tmp[:, None] * jac_p__h1
-    del tmp
+    jac_p__s1 = tmp_3[:, None] * jac_p__h1
+    del tmp_3
     # jac_p__ig[l,j] = gg[j] jac_p__s1[l,j]
     # einsum("Bj,Blj->Blj", gg, jac_p__s1)
     jac_p__ig = jac_p__s1 * gg[:, None]
@@ -2693,6 +2702,27 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dsigmoid_z_ig, jac_p__ig)
     jac_p__z_ig = jac_p__ig * dsigmoid_z_ig[:, None]
     del jac_p__ig, dsigmoid_z_ig
+    # diag GGN[Wi] = (Σ_c jac_p__z_ig[c,j] jac_p__z_ig[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ig[c,j] jac_p__z_ig[i,j] softmax_c(p[c]) softmax_i(p[i])) x[k] x[k]
+    tmp_4 = jac_p__z_ig * jac_p__z_ig
+    # einsum("Bcj,Bc->Bj", tmp_4, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_ig, jac_p__z_ig, softmax_p, softmax_p)
+    tmp_5 = (softmax_p[..., None, :] @ jac_p__z_ig)[..., 0, :]
+    del jac_p__z_ig
+    tmp_6 = (softmax_p[..., None, :] @ tmp_4)[..., 0, :] - tmp_5 * tmp_5
+    del tmp_4, tmp_5
+    # einsum("Bj,Bk,Bk->jk", tmp_6, x, x)
+    tmp_7 = x * x
+    ggn_Wi = tmp_6.T @ tmp_7 / B
+    del tmp_7
+    # diag GGN[Ui] = (Σ_c jac_p__z_ig[c,j] jac_p__z_ig[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_ig[c,j] jac_p__z_ig[k,j] softmax_c(p[c]) softmax_k(p[k])) h0[i] h0[i]
+    # einsum("Bj,Bi,Bi->ji", tmp_6, h0, h0)
+    tmp_8 = h0 * h0
+    ggn_Ui = tmp_6.T @ tmp_8 / B
+    del tmp_8
+    # diag GGN[bi] = (Σ_c jac_p__z_ig[c,j] jac_p__z_ig[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_ig[c,j] jac_p__z_ig[i,j] softmax_c(p[c]) softmax_i(p[i]))
+    # einsum("Bj->j", tmp_6)
+    ggn_bi = tmp_6.sum(axis=0) / B
+    del tmp_6
     # jac_p__fg[l,j] = jac_p__s1[l,j] s0[j]
     # einsum("Blj,Bj->Blj", jac_p__s1, s0)
     jac_p__fg = s0[:, None] * jac_p__s1
@@ -2702,6 +2732,27 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dsigmoid_z_fg, jac_p__fg)
     jac_p__z_fg = jac_p__fg * dsigmoid_z_fg[:, None]
     del jac_p__fg, dsigmoid_z_fg
+    # diag GGN[Wf] = (Σ_c jac_p__z_fg[c,j] jac_p__z_fg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_fg[c,j] jac_p__z_fg[i,j] softmax_c(p[c]) softmax_i(p[i])) x[k] x[k]
+    tmp_9 = jac_p__z_fg * jac_p__z_fg
+    # einsum("Bcj,Bc->Bj", tmp_9, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_fg, jac_p__z_fg, softmax_p, softmax_p)
+    tmp_10 = (softmax_p[..., None, :] @ jac_p__z_fg)[..., 0, :]
+    del jac_p__z_fg
+    tmp_11 = (softmax_p[..., None, :] @ tmp_9)[..., 0, :] - tmp_10 * tmp_10
+    del tmp_9, tmp_10
+    # einsum("Bj,Bk,Bk->jk", tmp_11, x, x)
+    tmp_12 = x * x
+    ggn_Wf = tmp_11.T @ tmp_12 / B
+    del tmp_12
+    # diag GGN[Uf] = (Σ_c jac_p__z_fg[c,j] jac_p__z_fg[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_fg[c,j] jac_p__z_fg[k,j] softmax_c(p[c]) softmax_k(p[k])) h0[i] h0[i]
+    # einsum("Bj,Bi,Bi->ji", tmp_11, h0, h0)
+    tmp_13 = h0 * h0
+    ggn_Uf = tmp_11.T @ tmp_13 / B
+    del tmp_13
+    # diag GGN[bf] = (Σ_c jac_p__z_fg[c,j] jac_p__z_fg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_fg[c,j] jac_p__z_fg[i,j] softmax_c(p[c]) softmax_i(p[i]))
+    # einsum("Bj->j", tmp_11)
+    ggn_bf = tmp_11.sum(axis=0) / B
+    del tmp_11
     # jac_p__og[l,j] = tanh(s1[j]) jac_p__h1[l,j]
     # einsum("Bj,lj->Blj", tanh_s1, jac_p__h1)
     jac_p__og = jac_p__h1 * tanh_s1[:, None]
@@ -2712,6 +2763,27 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dsigmoid_z_og, jac_p__og)
     jac_p__z_og = jac_p__og * dsigmoid_z_og[:, None]
     del jac_p__og, dsigmoid_z_og
+    # diag GGN[Wo] = (Σ_c jac_p__z_og[c,j] jac_p__z_og[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_og[c,j] jac_p__z_og[i,j] softmax_c(p[c]) softmax_i(p[i])) x[k] x[k]
+    tmp_14 = jac_p__z_og * jac_p__z_og
+    # einsum("Bcj,Bc->Bj", tmp_14, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_og, jac_p__z_og, softmax_p, softmax_p)
+    tmp_15 = (softmax_p[..., None, :] @ jac_p__z_og)[..., 0, :]
+    del jac_p__z_og
+    tmp_16 = (softmax_p[..., None, :] @ tmp_14)[..., 0, :] - tmp_15 * tmp_15
+    del tmp_14, tmp_15
+    # einsum("Bj,Bk,Bk->jk", tmp_16, x, x)
+    tmp_17 = x * x
+    ggn_Wo = tmp_16.T @ tmp_17 / B
+    del tmp_17
+    # diag GGN[Uo] = (Σ_c jac_p__z_og[c,j] jac_p__z_og[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_og[c,j] jac_p__z_og[k,j] softmax_c(p[c]) softmax_k(p[k])) h0[i] h0[i]
+    # einsum("Bj,Bi,Bi->ji", tmp_16, h0, h0)
+    tmp_18 = h0 * h0
+    ggn_Uo = tmp_16.T @ tmp_18 / B
+    del tmp_18
+    # diag GGN[bo] = (Σ_c jac_p__z_og[c,j] jac_p__z_og[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_og[c,j] jac_p__z_og[i,j] softmax_c(p[c]) softmax_i(p[i]))
+    # einsum("Bj->j", tmp_16)
+    ggn_bo = tmp_16.sum(axis=0) / B
+    del tmp_16
     # jac_p__gg[l,j] = ig[j] jac_p__s1[l,j]
     # einsum("Bj,Blj->Blj", ig, jac_p__s1)
     jac_p__gg = jac_p__s1 * ig[:, None]
@@ -2722,104 +2794,25 @@ def ggn_diagonal(params, data):
     # einsum("Bj,Blj->Blj", dtanh_z_gg, jac_p__gg)
     jac_p__z_gg = jac_p__gg * dtanh_z_gg[:, None]
     del jac_p__gg, dtanh_z_gg
-    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
-    softmax_p = _softmax(p, axis=1)
-    del p
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
-    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
-    del softmax_p
-    # diag GGN[Wi] = Σ_ci hobj_p__p[c,i] jac_p__z_ig[c,j] jac_p__z_ig[i,j] x[k] x[k]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_ig, jac_p__z_ig, x, x)
-    tmp_2 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_3 = x * x
-    tmp_4 = (tmp_2[..., None, :] @ ((jac_p__z_ig.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_2
-    ggn_Wi = tmp_4.T @ tmp_3 / B
-    del tmp_3, tmp_4
-    # diag GGN[Ui] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_ig[c,j] jac_p__z_ig[k,j]
-    # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_ig, jac_p__z_ig)
-    tmp_5 = h0 * h0
-    tmp_6 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_7 = (tmp_6[..., None, :] @ ((jac_p__z_ig.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_6
-    ggn_Ui = tmp_7.T @ tmp_5 / B
-    del tmp_5, tmp_7
-    # diag GGN[bi] = Σ_ci hobj_p__p[c,i] jac_p__z_ig[c,j] jac_p__z_ig[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_ig, jac_p__z_ig)
-    tmp_8 = (jac_p__z_ig.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bi = np.einsum("Bji,Bij->j", tmp_8, jac_p__z_ig, optimize=False) / B
-    del jac_p__z_ig, tmp_8
-    # diag GGN[Wf] = Σ_ci hobj_p__p[c,i] jac_p__z_fg[c,j] jac_p__z_fg[i,j] x[k] x[k]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_fg, jac_p__z_fg, x, x)
-    tmp_9 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_10 = x * x
-    tmp_11 = (tmp_9[..., None, :] @ ((jac_p__z_fg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_9
-    ggn_Wf = tmp_11.T @ tmp_10 / B
-    del tmp_10, tmp_11
-    # diag GGN[Uf] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_fg[c,j] jac_p__z_fg[k,j]
-    # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_fg, jac_p__z_fg)
-    tmp_12 = h0 * h0
-    tmp_13 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_14 = (tmp_13[..., None, :] @ ((jac_p__z_fg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_13
-    ggn_Uf = tmp_14.T @ tmp_12 / B
-    del tmp_12, tmp_14
-    # diag GGN[bf] = Σ_ci hobj_p__p[c,i] jac_p__z_fg[c,j] jac_p__z_fg[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_fg, jac_p__z_fg)
-    tmp_15 = (jac_p__z_fg.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bf = np.einsum("Bji,Bij->j", tmp_15, jac_p__z_fg, optimize=False) / B
-    del jac_p__z_fg, tmp_15
-    # diag GGN[Wo] = Σ_ci hobj_p__p[c,i] jac_p__z_og[c,j] jac_p__z_og[i,j] x[k] x[k]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_og, jac_p__z_og, x, x)
-    tmp_16 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_17 = x * x
-    tmp_18 = (tmp_16[..., None, :] @ ((jac_p__z_og.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_16
-    ggn_Wo = tmp_18.T @ tmp_17 / B
-    del tmp_17, tmp_18
-    # diag GGN[Uo] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_og[c,j] jac_p__z_og[k,j]
-    # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_og, jac_p__z_og)
-    tmp_19 = h0 * h0
-    tmp_20 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_21 = (tmp_20[..., None, :] @ ((jac_p__z_og.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_20
-    ggn_Uo = tmp_21.T @ tmp_19 / B
-    del tmp_19, tmp_21
-    # diag GGN[bo] = Σ_ci hobj_p__p[c,i] jac_p__z_og[c,j] jac_p__z_og[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_og, jac_p__z_og)
-    tmp_22 = (jac_p__z_og.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bo = np.einsum("Bji,Bij->j", tmp_22, jac_p__z_og, optimize=False) / B
-    del jac_p__z_og, tmp_22
-    # diag GGN[Wg] = Σ_ci hobj_p__p[c,i] jac_p__z_gg[c,j] jac_p__z_gg[i,j] x[k] x[k]
-    # einsum("Bci,Bcj,Bij,Bk,Bk->jk", hobj_p__p, jac_p__z_gg, jac_p__z_gg, x, x)
-    tmp_23 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_24 = x * x
-    tmp_25 = (tmp_23[..., None, :] @ ((jac_p__z_gg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # diag GGN[Wg] = (Σ_c jac_p__z_gg[c,j] jac_p__z_gg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_gg[c,j] jac_p__z_gg[i,j] softmax_c(p[c]) softmax_i(p[i])) x[k] x[k]
+    tmp_19 = jac_p__z_gg * jac_p__z_gg
+    # einsum("Bcj,Bc->Bj", tmp_19, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_gg, jac_p__z_gg, softmax_p, softmax_p)
+    tmp_20 = (softmax_p[..., None, :] @ jac_p__z_gg)[..., 0, :]
+    del jac_p__z_gg
+    tmp_21 = (softmax_p[..., None, :] @ tmp_19)[..., 0, :] - tmp_20 * tmp_20
+    del softmax_p, tmp_19, tmp_20
+    # einsum("Bj,Bk,Bk->jk", tmp_21, x, x)
+    tmp_22 = x * x
+    ggn_Wg = tmp_21.T @ tmp_22 / B
+    del tmp_22
+    # diag GGN[Ug] = (Σ_c jac_p__z_gg[c,j] jac_p__z_gg[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_gg[c,j] jac_p__z_gg[k,j] softmax_c(p[c]) softmax_k(p[k])) h0[i] h0[i]
+    # einsum("Bj,Bi,Bi->ji", tmp_21, h0, h0)
+    tmp_23 = h0 * h0
+    ggn_Ug = tmp_21.T @ tmp_23 / B
     del tmp_23
-    ggn_Wg = tmp_25.T @ tmp_24 / B
-    del tmp_24, tmp_25
-    # diag GGN[Ug] = Σ_ck h0[i] h0[i] hobj_p__p[c,k] jac_p__z_gg[c,j] jac_p__z_gg[k,j]
-    # einsum("Bi,Bi,Bck,Bcj,Bkj->ji", h0, h0, hobj_p__p, jac_p__z_gg, jac_p__z_gg)
-    tmp_26 = h0 * h0
-    tmp_27 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_28 = (tmp_27[..., None, :] @ ((jac_p__z_gg.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_27
-    ggn_Ug = tmp_28.T @ tmp_26 / B
-    del tmp_26, tmp_28
-    # diag GGN[bg] = Σ_ci hobj_p__p[c,i] jac_p__z_gg[c,j] jac_p__z_gg[i,j]
-    # einsum("Bci,Bcj,Bij->j", hobj_p__p, jac_p__z_gg, jac_p__z_gg)
-    tmp_29 = (jac_p__z_gg.transpose(0, 2, 1)) @ hobj_p__p
-    ggn_bg = np.einsum("Bji,Bij->j", tmp_29, jac_p__z_gg, optimize=False) / B
-    del jac_p__z_gg, tmp_29
-    # diag GGN[U] = h1[j] h1[j] hobj_p__p[l,l]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bj,Bj,Bl->lj", h1, h1, hobj_p__p_diag)
-    tmp_30 = h1 * h1
-    del h1
-    ggn_U = hobj_p__p_diag.T @ tmp_30 / B
-    del hobj_p__p_diag, tmp_30
+    # diag GGN[bg] = (Σ_c jac_p__z_gg[c,j] jac_p__z_gg[c,j] softmax_c(p[c]) - Σ_ci jac_p__z_gg[c,j] jac_p__z_gg[i,j] softmax_c(p[c]) softmax_i(p[i]))
+    # einsum("Bj->j", tmp_21)
+    ggn_bg = tmp_21.sum(axis=0) / B
+    del tmp_21
     return {"Wi": ggn_Wi, "Ui": ggn_Ui, "bi": ggn_bi, "Wf": ggn_Wf, "Uf": ggn_Uf, "bf": ggn_bf, "Wo": ggn_Wo, "Uo": ggn_Uo, "bo": ggn_bo, "Wg": ggn_Wg, "Ug": ggn_Ug, "bg": ggn_bg, "U": ggn_U}

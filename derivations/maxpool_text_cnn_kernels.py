@@ -766,7 +766,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     K = params["K"]
     U = params["U"]
@@ -786,6 +786,15 @@ def ggn_diagonal(params, data):
     # p[l] = Σ_o U[l,o] m[o]
     # einsum("lo,Bo->Bl", U, m)
     p = m @ U.T
+    # diag GGN[U] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) m[o] m[o]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    tmp_2 = softmax_p - softmax_p * softmax_p
+    # einsum("Bl,Bo,Bo->lo", tmp_2, m, m)
+    tmp_3 = m * m
+    del m
+    ggn_U = tmp_2.T @ tmp_3 / B
+    del tmp_2, tmp_3
     # jac_p__m[l,o] = U[l,o]
     jac_p__m = U
     # jac_p__v[l,o,t] = argmax_t(v[o,t]) jac_p__m[l,o]
@@ -799,30 +808,25 @@ def ggn_diagonal(params, data):
     # einsum("Bot,Blot->Blot", dtanh_z_v, jac_p__v)
     jac_p__z_v = jac_p__v * dtanh_z_v[:, None]
     del jac_p__v, dtanh_z_v
-    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_i(p[i]) softmax_l(p[l])
-    softmax_p = _softmax(p, axis=1)
-    del p
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bi,Bl->Bli", softmax_p, softmax_p)
-    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, :, None] * softmax_p[:, None]
-    del softmax_p
-    # diag GGN[K] = Σ_cijklm hobj_p__p[c,i] jac_p__z_v[c,o,j] jac_p__z_v[i,o,k] x[e,l] x[e,m] S[l,j,a] S[m,k,a]
+    # diag GGN[K] = (Σ_cijkl jac_p__z_v[c,o,i] jac_p__z_v[c,o,j] x[e,k] x[e,l] softmax_c(p[c]) S[k,i,a] S[l,j,a] - Σ_cijklm jac_p__z_v[c,o,i] jac_p__z_v[j,o,k] x[e,l] x[e,m] softmax_j(p[j]) softmax_c(p[c]) S[l,i,a] S[m,k,a])
     x_win_2 = _window_view(x, 2, 2, 1, 5)
     x_win_3 = _window_view(x, 2, 2, 1, 5)
-    # einsum("Bci,Bcoj,Biok,Beja,Beka->oea", hobj_p__p, jac_p__z_v, jac_p__z_v, x_win_2, x_win_3)
-    tmp_2 = np.einsum("Beja,Bcoj->Beaco", x_win_2, jac_p__z_v, optimize=False)
-    tmp_3 = np.einsum("Beka,Biok->Beaio", x_win_3, jac_p__z_v, optimize=False)
-    tmp_4 = np.einsum("Beaco,Bci->Beaoi", tmp_2, hobj_p__p, optimize=False)
-    del jac_p__z_v, x_win_2, x_win_3, tmp_2
-    ggn_K = np.einsum("Beaoi,Beaio->oea", tmp_4, tmp_3, optimize=False) / B
-    del tmp_3, tmp_4
-    # diag GGN[U] = hobj_p__p[l,l] m[o] m[o]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bl,Bo,Bo->lo", hobj_p__p_diag, m, m)
-    tmp_5 = m * m
-    del m
-    ggn_U = hobj_p__p_diag.T @ tmp_5 / B
-    del hobj_p__p_diag, tmp_5
+    # einsum("Bcoi,Bcoj,Beia,Beja,Bc->Boea", jac_p__z_v, jac_p__z_v, x_win_2, x_win_3, softmax_p)
+    tmp_4 = np.einsum("Beia,Bcoi->Beaco", x_win_2, jac_p__z_v, optimize=False)
+    tmp_5 = np.einsum("Beja,Bcoj->Beaco", x_win_3, jac_p__z_v, optimize=False)
+    tmp_6 = tmp_5 * tmp_4
+    del x_win_2, x_win_3, tmp_4, tmp_5
+    x_win_4 = _window_view(x, 2, 2, 1, 5)
+    x_win_5 = _window_view(x, 2, 2, 1, 5)
+    # einsum("Bcoi,Bjok,Beia,Beka,Bj,Bc->Boea", jac_p__z_v, jac_p__z_v, x_win_4, x_win_5, softmax_p, softmax_p)
+    tmp_7 = np.einsum("Bc,Bcoi->Boi", softmax_p, jac_p__z_v, optimize=False)
+    tmp_8 = np.einsum("Boi,Beia->Boea", tmp_7, x_win_4, optimize=False)
+    tmp_9 = np.einsum("Bj,Bjok->Bok", softmax_p, jac_p__z_v, optimize=False)
+    tmp_10 = np.einsum("Bok,Beka->Boea", tmp_9, x_win_5, optimize=False)
+    del jac_p__z_v, x_win_4, x_win_5, tmp_7, tmp_9
+    tmp_11 = np.einsum("Beaco,Bc->Boea", tmp_6, softmax_p, optimize=False) - tmp_10 * tmp_8
+    del softmax_p, tmp_6, tmp_8, tmp_10
+    # einsum("Boea->oea", tmp_11)
+    ggn_K = tmp_11.sum(axis=0) / B
+    del tmp_11
     return {"K": ggn_K, "U": ggn_U}

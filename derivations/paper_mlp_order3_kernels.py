@@ -945,7 +945,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     W1 = params["W1"]
     W2 = params["W2"]
@@ -964,6 +964,15 @@ def ggn_diagonal(params, data):
     # p[l] = Σ_j U[l,j] v2[j]
     # einsum("lj,Bj->Bl", U, v2)
     p = v2 @ U.T
+    # diag GGN[U] = (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) v2[j] v2[j]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    tmp = softmax_p - softmax_p * softmax_p
+    # einsum("Bl,Bj,Bj->lj", tmp, v2, v2)
+    tmp_2 = v2 * v2
+    del v2
+    ggn_U = tmp.T @ tmp_2 / B
+    del tmp, tmp_2
     # jac_p__v2[l,j] = U[l,j]
     jac_p__v2 = U
     # jac_p__z_v2[l,j] = relu'(z_v2[j]) jac_p__v2[l,j]
@@ -972,47 +981,40 @@ def ggn_diagonal(params, data):
     # einsum("Bj,lj->Blj", drelu_z_v2, jac_p__v2)
     jac_p__z_v2 = jac_p__v2 * drelu_z_v2[:, None]
     del jac_p__v2, drelu_z_v2
+    # diag GGN[W2] = (Σ_c jac_p__z_v2[c,j] jac_p__z_v2[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_v2[c,j] jac_p__z_v2[k,j] softmax_c(p[c]) softmax_k(p[k])) v1[i] v1[i]
+    tmp_3 = jac_p__z_v2 * jac_p__z_v2
+    # einsum("Bcj,Bc->Bj", tmp_3, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_v2, jac_p__z_v2, softmax_p, softmax_p)
+    tmp_4 = (softmax_p[..., None, :] @ jac_p__z_v2)[..., 0, :]
+    tmp_5 = (softmax_p[..., None, :] @ tmp_3)[..., 0, :] - tmp_4 * tmp_4
+    del tmp_3, tmp_4
+    # einsum("Bj,Bi,Bi->ji", tmp_5, v1, v1)
+    tmp_6 = v1 * v1
+    del v1
+    ggn_W2 = tmp_5.T @ tmp_6 / B
+    del tmp_5, tmp_6
     # jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c]
     # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
     jac_p__v1 = np.tensordot(jac_p__z_v2, W2, axes=([2], [0]))
+    del jac_p__z_v2
     # jac_p__z_v1[l,j] = relu'(z_v1[j]) jac_p__v1[l,j]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     del z_v1
     # einsum("Bj,Blj->Blj", drelu_z_v1, jac_p__v1)
     jac_p__z_v1 = jac_p__v1 * drelu_z_v1[:, None]
     del jac_p__v1, drelu_z_v1
-    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
-    softmax_p = _softmax(p, axis=1)
-    del p
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
-    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
-    del softmax_p
-    # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del jac_p__z_v1, tmp
-    ggn_W1 = tmp_3.T @ tmp_2 / B
-    del tmp_2, tmp_3
-    # diag GGN[W2] = Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,j] v1[i] v1[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_4 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_5 = v1 * v1
-    tmp_6 = (tmp_4[..., None, :] @ ((jac_p__z_v2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del v1, jac_p__z_v2, tmp_4
-    ggn_W2 = tmp_6.T @ tmp_5 / B
-    del tmp_5, tmp_6
-    # diag GGN[U] = hobj_p__p[l,l] v2[j] v2[j]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bl,Bj,Bj->lj", hobj_p__p_diag, v2, v2)
-    tmp_7 = v2 * v2
-    del v2
-    ggn_U = hobj_p__p_diag.T @ tmp_7 / B
-    del hobj_p__p_diag, tmp_7
+    # diag GGN[W1] = (Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,j] softmax_c(p[c]) - Σ_ck jac_p__z_v1[c,j] jac_p__z_v1[k,j] softmax_c(p[c]) softmax_k(p[k])) x[i] x[i]
+    tmp_7 = jac_p__z_v1 * jac_p__z_v1
+    # einsum("Bcj,Bc->Bj", tmp_7, softmax_p)
+    # einsum("Bcj,Bij,Bc,Bi->Bj", jac_p__z_v1, jac_p__z_v1, softmax_p, softmax_p)
+    tmp_8 = (softmax_p[..., None, :] @ jac_p__z_v1)[..., 0, :]
+    del jac_p__z_v1
+    tmp_9 = (softmax_p[..., None, :] @ tmp_7)[..., 0, :] - tmp_8 * tmp_8
+    del softmax_p, tmp_7, tmp_8
+    # einsum("Bj,Bi,Bi->ji", tmp_9, x, x)
+    tmp_10 = x * x
+    ggn_W1 = tmp_9.T @ tmp_10 / B
+    del tmp_9, tmp_10
     return {"W1": ggn_W1, "W2": ggn_W2, "U": ggn_U}
 
 

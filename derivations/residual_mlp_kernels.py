@@ -964,7 +964,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     W1 = params["W1"]
     b1 = params["b1"]
@@ -984,6 +984,12 @@ def ggn_diagonal(params, data):
     tanh_z_v2 = np.tanh(z_v2)
     v2 = v1 + tanh_z_v2
     del tanh_z_v2
+    # diag GGN[U] = 1[l] v2[j] v2[j]
+    # einsum("l,Bj,Bj->lj", np.ones(2), v2, v2)
+    tmp = (v2.T[..., None, :] @ v2.T[..., None])[..., 0, 0]
+    del v2
+    ggn_U = tmp * (np.ones(2))[:, None] / B
+    del tmp
     # jac_p__v2[l,j] = U[l,j]
     jac_p__v2 = U
     # jac_p__z_v2[l,j] = tanh'(z_v2[j]) jac_p__v2[l,j]
@@ -992,46 +998,30 @@ def ggn_diagonal(params, data):
     # einsum("Bj,lj->Blj", dtanh_z_v2, jac_p__v2)
     jac_p__z_v2 = jac_p__v2 * dtanh_z_v2[:, None]
     del dtanh_z_v2
+    # diag GGN[W2] = Σ_c jac_p__z_v2[c,j] jac_p__z_v2[c,j] v1[i] v1[i]
+    # einsum("Bcj,Bcj,Bi,Bi->ji", jac_p__z_v2, jac_p__z_v2, v1, v1)
+    tmp_2 = v1 * v1
+    tmp_3 = (((jac_p__z_v2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p__z_v2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W2 = tmp_3.T @ tmp_2 / B
+    del tmp_2, tmp_3
     # jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c] + jac_p__v2[l,j]
     # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
     jac_p__v1 = np.tensordot(jac_p__z_v2, W2, axes=([2], [0])) + jac_p__v2
-    del jac_p__v2
+    del jac_p__v2, jac_p__z_v2
     # jac_p__z_v1[l,j] = tanh'(z_v1[j]) jac_p__v1[l,j]
     dtanh_z_v1 = 1 - v1**2
+    del v1
     # einsum("Bj,Blj->Blj", dtanh_z_v1, jac_p__v1)
     jac_p__z_v1 = jac_p__v1 * dtanh_z_v1[:, None]
     del jac_p__v1, dtanh_z_v1
-    # hobj_p__p[l,i] = δ[l,i]
-    hobj_p__p = (np.eye(2))
-    # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
-    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp = x * x
-    tmp_2 = np.tensordot(jac_p__z_v1, hobj_p__p, axes=([1], [0]))
-    tmp_3 = (tmp_2[..., None, :] @ ((jac_p__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_2
-    ggn_W1 = tmp_3.T @ tmp / B
-    del tmp, tmp_3
-    # diag GGN[b1] = Σ_ci hobj_p__p[c,i] jac_p__z_v1[c,j] jac_p__z_v1[i,j]
-    # einsum("ci,Bcj,Bij->j", hobj_p__p, jac_p__z_v1, jac_p__z_v1)
-    tmp_4 = ((jac_p__z_v1.transpose(2, 1, 0)) @ (jac_p__z_v1.transpose(2, 0, 1))).transpose(1, 0, 2)
+    # diag GGN[W1] = Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,j] x[i] x[i]
+    # einsum("Bcj,Bcj,Bi,Bi->ji", jac_p__z_v1, jac_p__z_v1, x, x)
+    tmp_4 = x * x
+    tmp_5 = (((jac_p__z_v1.transpose(0, 2, 1))[..., None, :]) @ ((jac_p__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W1 = tmp_5.T @ tmp_4 / B
+    del tmp_4, tmp_5
+    # diag GGN[b1] = Σ_c jac_p__z_v1[c,j] jac_p__z_v1[c,j]
+    # einsum("Bcj,Bcj->j", jac_p__z_v1, jac_p__z_v1)
+    ggn_b1 = np.einsum("Bcj,Bcj->j", jac_p__z_v1, jac_p__z_v1, optimize=False) / B
     del jac_p__z_v1
-    ggn_b1 = np.tensordot(tmp_4, hobj_p__p, axes=([0, 2], [1, 0])) / B
-    del tmp_4
-    # diag GGN[W2] = Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,j] v1[i] v1[i]
-    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_5 = v1 * v1
-    tmp_6 = np.tensordot(jac_p__z_v2, hobj_p__p, axes=([1], [0]))
-    tmp_7 = (tmp_6[..., None, :] @ ((jac_p__z_v2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del v1, jac_p__z_v2, tmp_6
-    ggn_W2 = tmp_7.T @ tmp_5 / B
-    del tmp_5, tmp_7
-    # diag GGN[U] = hobj_p__p[l,l] v2[j] v2[j]
-    # einsum("ll->l", hobj_p__p)
-    hobj_p__p_diag = np.einsum("ll->l", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("l,Bj,Bj->lj", hobj_p__p_diag, v2, v2)
-    tmp_8 = (v2.T[..., None, :] @ v2.T[..., None])[..., 0, 0]
-    del v2
-    ggn_U = tmp_8 * hobj_p__p_diag[:, None] / B
-    del hobj_p__p_diag, tmp_8
     return {"W1": ggn_W1, "b1": ggn_b1, "W2": ggn_W2, "U": ggn_U}

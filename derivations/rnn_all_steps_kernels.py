@@ -3147,284 +3147,241 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     t = _forward(params, data)
+    B = t["x(1)"].shape[0]
+    # diag GGN[U] = 1[l] r_1[m] r_1[m] + 1[l] r_2[m] r_2[m] + 1[l] r_3[m] r_3[m]
+    r_1 = t["r(1)"]
+    # einsum("l,Bm,Bm->lm", np.ones(2), r_1, r_1)
+    tmp = (r_1.T[..., None, :] @ r_1.T[..., None])[..., 0, 0]
+    r_2 = t["r(2)"]
+    # einsum("l,Bm,Bm->lm", np.ones(2), r_2, r_2)
+    tmp_2 = (r_2.T[..., None, :] @ r_2.T[..., None])[..., 0, 0]
+    r_3 = t["r(3)"]
+    # einsum("l,Bm,Bm->lm", np.ones(2), r_3, r_3)
+    tmp_3 = (r_3.T[..., None, :] @ r_3.T[..., None])[..., 0, 0]
+    ggn_U = (tmp * (np.ones(2))[:, None] + tmp_2 * (np.ones(2))[:, None] + tmp_3 * (np.ones(2))[:, None]) / B
+    del tmp, tmp_2, tmp_3
     t["jac_p_3__r_3"] = _jac_p_3__r_3(t)
     t["jac_p_3__z_r_3"] = _jac_p_3__z_r_3(t)
+    del t["jac_p_3__r_3"]
     t["jac_p_3__h_3"] = _jac_p_3__h_3(t)
     t["jac_p_3__z_h_3"] = _jac_p_3__z_h_3(t)
+    del t["jac_p_3__h_3"]
     t["jac_p_3__r_2"] = _jac_p_3__r_2(t)
     t["jac_p_3__z_r_2"] = _jac_p_3__z_r_2(t)
+    del t["jac_p_3__r_2"]
     t["jac_p_3__h_2"] = _jac_p_3__h_2(t)
     t["jac_p_3__z_h_2"] = _jac_p_3__z_h_2(t)
+    del t["jac_p_3__h_2"]
     t["jac_p_3__r_1"] = _jac_p_3__r_1(t)
     t["jac_p_3__z_r_1"] = _jac_p_3__z_r_1(t)
+    del t["jac_p_3__r_1"]
     t["jac_p_3__h_1"] = _jac_p_3__h_1(t)
     t["jac_p_3__z_h_1"] = _jac_p_3__z_h_1(t)
+    del t["jac_p_3__h_1"]
     t["jac_p_2__r_2"] = _jac_p_2__r_2(t)
     t["jac_p_2__z_r_2"] = _jac_p_2__z_r_2(t)
+    del t["jac_p_2__r_2"]
+    # diag GGN[A] = Σ_c jac_p_2__z_r_2[c,m] jac_p_2__z_r_2[c,m] r_1[q] r_1[q] + Σ_c jac_p_3__z_r_2[c,m] jac_p_3__z_r_2[c,m] r_1[q] r_1[q] + Σ_c jac_p_3__z_r_2[c,m] jac_p_3__z_r_3[c,m] r_1[q] r_2[q] + Σ_c jac_p_3__z_r_2[c,m] jac_p_3__z_r_3[c,m] r_1[q] r_2[q] + Σ_c jac_p_3__z_r_3[c,m] jac_p_3__z_r_3[c,m] r_2[q] r_2[q]
+    jac_p_2__z_r_2 = t["jac_p_2__z_r_2"]
+    # einsum("Bcm,Bcm,Bq,Bq->mq", jac_p_2__z_r_2, jac_p_2__z_r_2, r_1, r_1)
+    tmp_4 = r_1 * r_1
+    tmp_5 = (((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    jac_p_3__z_r_2 = t["jac_p_3__z_r_2"]
+    # einsum("Bcm,Bcm,Bq,Bq->mq", jac_p_3__z_r_2, jac_p_3__z_r_2, r_1, r_1)
+    tmp_6 = r_1 * r_1
+    tmp_7 = (((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    jac_p_3__z_r_3 = t["jac_p_3__z_r_3"]
+    # einsum("Bcm,Bcm,Bq,Bq->mq", jac_p_3__z_r_2, jac_p_3__z_r_3, r_1, r_2)
+    tmp_8 = r_2 * r_1
+    tmp_9 = (((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcm,Bcm,Bq,Bq->mq", jac_p_3__z_r_2, jac_p_3__z_r_3, r_1, r_2)
+    tmp_10 = r_2 * r_1
+    tmp_11 = (((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcm,Bcm,Bq,Bq->mq", jac_p_3__z_r_3, jac_p_3__z_r_3, r_2, r_2)
+    tmp_12 = r_2 * r_2
+    tmp_13 = (((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_A = (tmp_5.T @ tmp_4 + tmp_7.T @ tmp_6 + tmp_9.T @ tmp_8 + tmp_11.T @ tmp_10 + tmp_13.T @ tmp_12) / B
+    del tmp_4, tmp_5, tmp_6, tmp_7, tmp_8, tmp_9, tmp_10, tmp_11, tmp_12, tmp_13
     t["jac_p_2__h_2"] = _jac_p_2__h_2(t)
     t["jac_p_2__z_h_2"] = _jac_p_2__z_h_2(t)
+    del t["jac_p_2__h_2"]
     t["jac_p_2__r_1"] = _jac_p_2__r_1(t)
     t["jac_p_2__z_r_1"] = _jac_p_2__z_r_1(t)
+    del t["jac_p_2__r_1"]
     t["jac_p_2__h_1"] = _jac_p_2__h_1(t)
     t["jac_p_2__z_h_1"] = _jac_p_2__z_h_1(t)
+    del t["jac_p_2__h_1"]
     t["jac_p_1__r_1"] = _jac_p_1__r_1(t)
     t["jac_p_1__z_r_1"] = _jac_p_1__z_r_1(t)
-    t["jac_p_1__h_1"] = _jac_p_1__h_1(t)
-    t["jac_p_1__z_h_1"] = _jac_p_1__z_h_1(t)
-    t["hobj_p_1__p_1"] = _hobj_p_1__p_1(t)
-    t["hobj_p_2__p_2"] = _hobj_p_2__p_2(t)
-    t["hobj_p_3__p_3"] = _hobj_p_3__p_3(t)
-    B = t["x(1)"].shape[0]
-    # diag GGN[h(0)] = Σ_cikl W[c,j] W[i,j] hobj_p_1__p_1[k,l] jac_p_1__z_h_1[k,c] jac_p_1__z_h_1[l,i] + Σ_cikl W[c,j] W[i,j] hobj_p_2__p_2[k,l] jac_p_2__z_h_1[k,c] jac_p_2__z_h_1[l,i] + Σ_cikl W[c,j] W[i,j] hobj_p_3__p_3[k,l] jac_p_3__z_h_1[k,c] jac_p_3__z_h_1[l,i]
-    W = t["W"]
-    hobj_p_1__p_1 = t["hobj_p_1__p_1"]
-    jac_p_1__z_h_1 = t["jac_p_1__z_h_1"]
-    # einsum("cj,ij,kl,Bkc,Bli->j", W, W, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1)
-    tmp = W[:, :, None] * W.T
-    tmp_2 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_3 = np.tensordot(tmp_2, jac_p_1__z_h_1, axes=([0, 2], [0, 1]))
-    hobj_p_2__p_2 = t["hobj_p_2__p_2"]
-    jac_p_2__z_h_1 = t["jac_p_2__z_h_1"]
-    # einsum("cj,ij,kl,Bkc,Bli->j", W, W, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1)
-    tmp_4 = W[:, :, None] * W.T
-    tmp_5 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_6 = np.tensordot(tmp_5, jac_p_2__z_h_1, axes=([0, 2], [0, 1]))
-    hobj_p_3__p_3 = t["hobj_p_3__p_3"]
-    jac_p_3__z_h_1 = t["jac_p_3__z_h_1"]
-    # einsum("cj,ij,kl,Bkc,Bli->j", W, W, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1)
-    tmp_7 = W[:, :, None] * W.T
-    tmp_8 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_9 = np.tensordot(tmp_8, jac_p_3__z_h_1, axes=([0, 2], [0, 1]))
-    ggn_h_0 = (np.tensordot(tmp_3, tmp, axes=([0, 1], [2, 0])) + np.tensordot(tmp_6, tmp_4, axes=([0, 1], [2, 0])) + np.tensordot(tmp_9, tmp_7, axes=([0, 1], [2, 0]))) / B
-    # diag GGN[W] = Σ_ck h_0[i] h_0[i] hobj_p_1__p_1[c,k] jac_p_1__z_h_1[c,j] jac_p_1__z_h_1[k,j] + Σ_ck h_0[i] h_0[i] hobj_p_2__p_2[c,k] jac_p_2__z_h_1[c,j] jac_p_2__z_h_1[k,j] + Σ_ck h_0[i] h_1[i] hobj_p_2__p_2[c,k] jac_p_2__z_h_1[c,j] jac_p_2__z_h_2[k,j] + Σ_ck h_0[i] h_1[i] hobj_p_2__p_2[c,k] jac_p_2__z_h_1[k,j] jac_p_2__z_h_2[c,j] + Σ_ck h_1[i] h_1[i] hobj_p_2__p_2[c,k] jac_p_2__z_h_2[c,j] jac_p_2__z_h_2[k,j] + Σ_ck h_0[i] h_0[i] hobj_p_3__p_3[c,k] jac_p_3__z_h_1[c,j] jac_p_3__z_h_1[k,j] + Σ_ck h_0[i] h_1[i] hobj_p_3__p_3[c,k] jac_p_3__z_h_1[c,j] jac_p_3__z_h_2[k,j] + Σ_ck h_0[i] h_2[i] hobj_p_3__p_3[c,k] jac_p_3__z_h_1[c,j] jac_p_3__z_h_3[k,j] + Σ_ck h_0[i] h_1[i] hobj_p_3__p_3[c,k] jac_p_3__z_h_1[k,j] jac_p_3__z_h_2[c,j] + Σ_ck h_1[i] h_1[i] hobj_p_3__p_3[c,k] jac_p_3__z_h_2[c,j] jac_p_3__z_h_2[k,j] + Σ_ck h_1[i] h_2[i] hobj_p_3__p_3[c,k] jac_p_3__z_h_2[c,j] jac_p_3__z_h_3[k,j] + Σ_ck h_0[i] h_2[i] hobj_p_3__p_3[c,k] jac_p_3__z_h_1[k,j] jac_p_3__z_h_3[c,j] + Σ_ck h_1[i] h_2[i] hobj_p_3__p_3[c,k] jac_p_3__z_h_2[k,j] jac_p_3__z_h_3[c,j] + Σ_ck h_2[i] h_2[i] hobj_p_3__p_3[c,k] jac_p_3__z_h_3[c,j] jac_p_3__z_h_3[k,j]
-    h_0 = t["h(0)"]
-    # einsum("i,i,ck,Bcj,Bkj->ji", h_0, h_0, hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1)
-    tmp_10 = h_0 * h_0
-    tmp_11 = ((jac_p_1__z_h_1.transpose(2, 1, 0)) @ (jac_p_1__z_h_1.transpose(2, 0, 1))).transpose(1, 0, 2)
-    tmp_12 = np.tensordot(tmp_11, hobj_p_1__p_1, axes=([0, 2], [1, 0]))
-    # einsum("i,i,ck,Bcj,Bkj->ji", h_0, h_0, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1)
-    tmp_13 = h_0 * h_0
-    tmp_14 = ((jac_p_2__z_h_1.transpose(2, 1, 0)) @ (jac_p_2__z_h_1.transpose(2, 0, 1))).transpose(1, 0, 2)
-    tmp_15 = np.tensordot(tmp_14, hobj_p_2__p_2, axes=([0, 2], [1, 0]))
+    del t["jac_p_1__r_1"]
+    # diag GGN[B] = Σ_c h_1[j] h_1[j] jac_p_1__z_r_1[c,m] jac_p_1__z_r_1[c,m] + Σ_c h_1[j] h_1[j] jac_p_2__z_r_1[c,m] jac_p_2__z_r_1[c,m] + Σ_c h_1[j] h_2[j] jac_p_2__z_r_1[c,m] jac_p_2__z_r_2[c,m] + Σ_c h_1[j] h_2[j] jac_p_2__z_r_1[c,m] jac_p_2__z_r_2[c,m] + Σ_c h_2[j] h_2[j] jac_p_2__z_r_2[c,m] jac_p_2__z_r_2[c,m] + Σ_c h_1[j] h_1[j] jac_p_3__z_r_1[c,m] jac_p_3__z_r_1[c,m] + Σ_c h_1[j] h_2[j] jac_p_3__z_r_1[c,m] jac_p_3__z_r_2[c,m] + Σ_c h_1[j] h_3[j] jac_p_3__z_r_1[c,m] jac_p_3__z_r_3[c,m] + Σ_c h_1[j] h_2[j] jac_p_3__z_r_1[c,m] jac_p_3__z_r_2[c,m] + Σ_c h_2[j] h_2[j] jac_p_3__z_r_2[c,m] jac_p_3__z_r_2[c,m] + Σ_c h_2[j] h_3[j] jac_p_3__z_r_2[c,m] jac_p_3__z_r_3[c,m] + Σ_c h_1[j] h_3[j] jac_p_3__z_r_1[c,m] jac_p_3__z_r_3[c,m] + Σ_c h_2[j] h_3[j] jac_p_3__z_r_2[c,m] jac_p_3__z_r_3[c,m] + Σ_c h_3[j] h_3[j] jac_p_3__z_r_3[c,m] jac_p_3__z_r_3[c,m]
     h_1 = t["h(1)"]
-    jac_p_2__z_h_2 = t["jac_p_2__z_h_2"]
-    # einsum("i,Bi,ck,Bcj,Bkj->ji", h_0, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2)
-    tmp_16 = jac_p_2__z_h_2[:, :, :, None] * (jac_p_2__z_h_1.transpose(0, 2, 1))[:, None]
-    tmp_17 = np.tensordot(tmp_16, hobj_p_2__p_2, axes=([1, 3], [1, 0]))
-    tmp_18 = tmp_17.T @ h_1
-    # einsum("i,Bi,ck,Bkj,Bcj->ji", h_0, h_1, hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2)
-    tmp_19 = jac_p_2__z_h_2[:, :, :, None] * (jac_p_2__z_h_1.transpose(0, 2, 1))[:, None]
-    tmp_20 = np.tensordot(tmp_19, hobj_p_2__p_2, axes=([1, 3], [0, 1]))
-    tmp_21 = tmp_20.T @ h_1
-    # einsum("Bi,Bi,ck,Bcj,Bkj->ji", h_1, h_1, hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_h_2)
-    tmp_22 = h_1 * h_1
-    tmp_23 = np.tensordot(jac_p_2__z_h_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_24 = (tmp_23[..., None, :] @ ((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("i,i,ck,Bcj,Bkj->ji", h_0, h_0, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1)
-    tmp_25 = h_0 * h_0
-    tmp_26 = ((jac_p_3__z_h_1.transpose(2, 1, 0)) @ (jac_p_3__z_h_1.transpose(2, 0, 1))).transpose(1, 0, 2)
-    tmp_27 = np.tensordot(tmp_26, hobj_p_3__p_3, axes=([0, 2], [1, 0]))
-    jac_p_3__z_h_2 = t["jac_p_3__z_h_2"]
-    # einsum("i,Bi,ck,Bcj,Bkj->ji", h_0, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2)
-    tmp_28 = jac_p_3__z_h_2[:, :, :, None] * (jac_p_3__z_h_1.transpose(0, 2, 1))[:, None]
-    tmp_29 = np.tensordot(tmp_28, hobj_p_3__p_3, axes=([1, 3], [1, 0]))
-    tmp_30 = tmp_29.T @ h_1
-    h_2 = t["h(2)"]
-    jac_p_3__z_h_3 = t["jac_p_3__z_h_3"]
-    # einsum("i,Bi,ck,Bcj,Bkj->ji", h_0, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3)
-    tmp_31 = jac_p_3__z_h_3[:, :, :, None] * (jac_p_3__z_h_1.transpose(0, 2, 1))[:, None]
-    tmp_32 = np.tensordot(tmp_31, hobj_p_3__p_3, axes=([1, 3], [1, 0]))
-    tmp_33 = tmp_32.T @ h_2
-    # einsum("i,Bi,ck,Bkj,Bcj->ji", h_0, h_1, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2)
-    tmp_34 = jac_p_3__z_h_2[:, :, :, None] * (jac_p_3__z_h_1.transpose(0, 2, 1))[:, None]
-    tmp_35 = np.tensordot(tmp_34, hobj_p_3__p_3, axes=([1, 3], [0, 1]))
-    tmp_36 = tmp_35.T @ h_1
-    # einsum("Bi,Bi,ck,Bcj,Bkj->ji", h_1, h_1, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_2)
-    tmp_37 = h_1 * h_1
-    tmp_38 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_39 = (tmp_38[..., None, :] @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bi,Bi,ck,Bcj,Bkj->ji", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3)
-    tmp_40 = h_2 * h_1
-    tmp_41 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_42 = (tmp_41[..., None, :] @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("i,Bi,ck,Bkj,Bcj->ji", h_0, h_2, hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3)
-    tmp_43 = jac_p_3__z_h_3[:, :, :, None] * (jac_p_3__z_h_1.transpose(0, 2, 1))[:, None]
-    tmp_44 = np.tensordot(tmp_43, hobj_p_3__p_3, axes=([1, 3], [0, 1]))
-    tmp_45 = tmp_44.T @ h_2
-    # einsum("Bi,Bi,ck,Bkj,Bcj->ji", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3)
-    tmp_46 = h_2 * h_1
-    tmp_47 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_48 = (tmp_47[..., None, :] @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bi,Bi,ck,Bcj,Bkj->ji", h_2, h_2, hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_h_3)
-    tmp_49 = h_2 * h_2
-    tmp_50 = np.tensordot(jac_p_3__z_h_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_51 = (tmp_50[..., None, :] @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_W = (tmp_12[:, None] * tmp_10 + tmp_15[:, None] * tmp_13 + tmp_18 * h_0 + tmp_21 * h_0 + tmp_24.T @ tmp_22 + tmp_27[:, None] * tmp_25 + tmp_30 * h_0 + tmp_33 * h_0 + tmp_36 * h_0 + tmp_39.T @ tmp_37 + tmp_42.T @ tmp_40 + tmp_45 * h_0 + tmp_48.T @ tmp_46 + tmp_51.T @ tmp_49) / B
-    # diag GGN[V] = Σ_ci hobj_p_1__p_1[c,i] jac_p_1__z_h_1[c,j] jac_p_1__z_h_1[i,j] x_1[k] x_1[k] + Σ_ci hobj_p_2__p_2[c,i] jac_p_2__z_h_1[c,j] jac_p_2__z_h_1[i,j] x_1[k] x_1[k] + Σ_ci hobj_p_2__p_2[c,i] jac_p_2__z_h_1[c,j] jac_p_2__z_h_2[i,j] x_1[k] x_2[k] + Σ_ci hobj_p_2__p_2[c,i] jac_p_2__z_h_1[i,j] jac_p_2__z_h_2[c,j] x_1[k] x_2[k] + Σ_ci hobj_p_2__p_2[c,i] jac_p_2__z_h_2[c,j] jac_p_2__z_h_2[i,j] x_2[k] x_2[k] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_h_1[c,j] jac_p_3__z_h_1[i,j] x_1[k] x_1[k] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_h_1[c,j] jac_p_3__z_h_2[i,j] x_1[k] x_2[k] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_h_1[c,j] jac_p_3__z_h_3[i,j] x_1[k] x_3[k] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_h_1[i,j] jac_p_3__z_h_2[c,j] x_1[k] x_2[k] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_h_2[c,j] jac_p_3__z_h_2[i,j] x_2[k] x_2[k] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_h_2[c,j] jac_p_3__z_h_3[i,j] x_2[k] x_3[k] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_h_1[i,j] jac_p_3__z_h_3[c,j] x_1[k] x_3[k] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_h_2[i,j] jac_p_3__z_h_3[c,j] x_2[k] x_3[k] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_h_3[c,j] jac_p_3__z_h_3[i,j] x_3[k] x_3[k]
-    x_1 = t["x(1)"]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_1__p_1, jac_p_1__z_h_1, jac_p_1__z_h_1, x_1, x_1)
-    tmp_52 = x_1 * x_1
-    tmp_53 = np.tensordot(jac_p_1__z_h_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_54 = (tmp_53[..., None, :] @ ((jac_p_1__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_1, x_1, x_1)
-    tmp_55 = x_1 * x_1
-    tmp_56 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_57 = (tmp_56[..., None, :] @ ((jac_p_2__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    x_2 = t["x(2)"]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_1, x_2)
-    tmp_58 = x_2 * x_1
-    tmp_59 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_60 = (tmp_59[..., None, :] @ ((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bij,Bcj,Bk,Bk->jk", hobj_p_2__p_2, jac_p_2__z_h_1, jac_p_2__z_h_2, x_1, x_2)
-    tmp_61 = x_2 * x_1
-    tmp_62 = np.tensordot(jac_p_2__z_h_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_63 = (tmp_62[..., None, :] @ ((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_2__p_2, jac_p_2__z_h_2, jac_p_2__z_h_2, x_2, x_2)
-    tmp_64 = x_2 * x_2
-    tmp_65 = np.tensordot(jac_p_2__z_h_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_66 = (tmp_65[..., None, :] @ ((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_1, x_1, x_1)
-    tmp_67 = x_1 * x_1
-    tmp_68 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_69 = (tmp_68[..., None, :] @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_1, x_2)
-    tmp_70 = x_2 * x_1
-    tmp_71 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_72 = (tmp_71[..., None, :] @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    x_3 = t["x(3)"]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_1, x_3)
-    tmp_73 = x_3 * x_1
-    tmp_74 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_75 = (tmp_74[..., None, :] @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bij,Bcj,Bk,Bk->jk", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_2, x_1, x_2)
-    tmp_76 = x_2 * x_1
-    tmp_77 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_78 = (tmp_77[..., None, :] @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_2, x_2, x_2)
-    tmp_79 = x_2 * x_2
-    tmp_80 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_81 = (tmp_80[..., None, :] @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3, x_2, x_3)
-    tmp_82 = x_3 * x_2
-    tmp_83 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_84 = (tmp_83[..., None, :] @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bij,Bcj,Bk,Bk->jk", hobj_p_3__p_3, jac_p_3__z_h_1, jac_p_3__z_h_3, x_1, x_3)
-    tmp_85 = x_3 * x_1
-    tmp_86 = np.tensordot(jac_p_3__z_h_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_87 = (tmp_86[..., None, :] @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bij,Bcj,Bk,Bk->jk", hobj_p_3__p_3, jac_p_3__z_h_2, jac_p_3__z_h_3, x_2, x_3)
-    tmp_88 = x_3 * x_2
-    tmp_89 = np.tensordot(jac_p_3__z_h_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_90 = (tmp_89[..., None, :] @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bcj,Bij,Bk,Bk->jk", hobj_p_3__p_3, jac_p_3__z_h_3, jac_p_3__z_h_3, x_3, x_3)
-    tmp_91 = x_3 * x_3
-    tmp_92 = np.tensordot(jac_p_3__z_h_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_93 = (tmp_92[..., None, :] @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_V = (tmp_54.T @ tmp_52 + tmp_57.T @ tmp_55 + tmp_60.T @ tmp_58 + tmp_63.T @ tmp_61 + tmp_66.T @ tmp_64 + tmp_69.T @ tmp_67 + tmp_72.T @ tmp_70 + tmp_75.T @ tmp_73 + tmp_78.T @ tmp_76 + tmp_81.T @ tmp_79 + tmp_84.T @ tmp_82 + tmp_87.T @ tmp_85 + tmp_90.T @ tmp_88 + tmp_93.T @ tmp_91) / B
-    # diag GGN[A] = Σ_ci hobj_p_2__p_2[c,i] jac_p_2__z_r_2[c,m] jac_p_2__z_r_2[i,m] r_1[q] r_1[q] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_r_2[c,m] jac_p_3__z_r_2[i,m] r_1[q] r_1[q] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_r_2[c,m] jac_p_3__z_r_3[i,m] r_1[q] r_2[q] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_r_2[i,m] jac_p_3__z_r_3[c,m] r_1[q] r_2[q] + Σ_ci hobj_p_3__p_3[c,i] jac_p_3__z_r_3[c,m] jac_p_3__z_r_3[i,m] r_2[q] r_2[q]
-    jac_p_2__z_r_2 = t["jac_p_2__z_r_2"]
-    r_1 = t["r(1)"]
-    # einsum("ci,Bcm,Bim,Bq,Bq->mq", hobj_p_2__p_2, jac_p_2__z_r_2, jac_p_2__z_r_2, r_1, r_1)
-    tmp_94 = r_1 * r_1
-    tmp_95 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_96 = (tmp_95[..., None, :] @ ((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p_3__z_r_2 = t["jac_p_3__z_r_2"]
-    # einsum("ci,Bcm,Bim,Bq,Bq->mq", hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_2, r_1, r_1)
-    tmp_97 = r_1 * r_1
-    tmp_98 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_99 = (tmp_98[..., None, :] @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    jac_p_3__z_r_3 = t["jac_p_3__z_r_3"]
-    r_2 = t["r(2)"]
-    # einsum("ci,Bcm,Bim,Bq,Bq->mq", hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3, r_1, r_2)
-    tmp_100 = r_2 * r_1
-    tmp_101 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_102 = (tmp_101[..., None, :] @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bim,Bcm,Bq,Bq->mq", hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3, r_1, r_2)
-    tmp_103 = r_2 * r_1
-    tmp_104 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_105 = (tmp_104[..., None, :] @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("ci,Bcm,Bim,Bq,Bq->mq", hobj_p_3__p_3, jac_p_3__z_r_3, jac_p_3__z_r_3, r_2, r_2)
-    tmp_106 = r_2 * r_2
-    tmp_107 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_108 = (tmp_107[..., None, :] @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_A = (tmp_96.T @ tmp_94 + tmp_99.T @ tmp_97 + tmp_102.T @ tmp_100 + tmp_105.T @ tmp_103 + tmp_108.T @ tmp_106) / B
-    # diag GGN[B] = Σ_ci h_1[j] h_1[j] hobj_p_1__p_1[c,i] jac_p_1__z_r_1[c,m] jac_p_1__z_r_1[i,m] + Σ_ci h_1[j] h_1[j] hobj_p_2__p_2[c,i] jac_p_2__z_r_1[c,m] jac_p_2__z_r_1[i,m] + Σ_ci h_1[j] h_2[j] hobj_p_2__p_2[c,i] jac_p_2__z_r_1[c,m] jac_p_2__z_r_2[i,m] + Σ_ci h_1[j] h_2[j] hobj_p_2__p_2[c,i] jac_p_2__z_r_1[i,m] jac_p_2__z_r_2[c,m] + Σ_ci h_2[j] h_2[j] hobj_p_2__p_2[c,i] jac_p_2__z_r_2[c,m] jac_p_2__z_r_2[i,m] + Σ_ci h_1[j] h_1[j] hobj_p_3__p_3[c,i] jac_p_3__z_r_1[c,m] jac_p_3__z_r_1[i,m] + Σ_ci h_1[j] h_2[j] hobj_p_3__p_3[c,i] jac_p_3__z_r_1[c,m] jac_p_3__z_r_2[i,m] + Σ_ci h_1[j] h_3[j] hobj_p_3__p_3[c,i] jac_p_3__z_r_1[c,m] jac_p_3__z_r_3[i,m] + Σ_ci h_1[j] h_2[j] hobj_p_3__p_3[c,i] jac_p_3__z_r_1[i,m] jac_p_3__z_r_2[c,m] + Σ_ci h_2[j] h_2[j] hobj_p_3__p_3[c,i] jac_p_3__z_r_2[c,m] jac_p_3__z_r_2[i,m] + Σ_ci h_2[j] h_3[j] hobj_p_3__p_3[c,i] jac_p_3__z_r_2[c,m] jac_p_3__z_r_3[i,m] + Σ_ci h_1[j] h_3[j] hobj_p_3__p_3[c,i] jac_p_3__z_r_1[i,m] jac_p_3__z_r_3[c,m] + Σ_ci h_2[j] h_3[j] hobj_p_3__p_3[c,i] jac_p_3__z_r_2[i,m] jac_p_3__z_r_3[c,m] + Σ_ci h_3[j] h_3[j] hobj_p_3__p_3[c,i] jac_p_3__z_r_3[c,m] jac_p_3__z_r_3[i,m]
     jac_p_1__z_r_1 = t["jac_p_1__z_r_1"]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_1, h_1, hobj_p_1__p_1, jac_p_1__z_r_1, jac_p_1__z_r_1)
-    tmp_109 = h_1 * h_1
-    tmp_110 = np.tensordot(jac_p_1__z_r_1, hobj_p_1__p_1, axes=([1], [0]))
-    tmp_111 = (tmp_110[..., None, :] @ ((jac_p_1__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_1, h_1, jac_p_1__z_r_1, jac_p_1__z_r_1)
+    tmp_14 = h_1 * h_1
+    tmp_15 = (((jac_p_1__z_r_1.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_1__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
     jac_p_2__z_r_1 = t["jac_p_2__z_r_1"]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_1, h_1, hobj_p_2__p_2, jac_p_2__z_r_1, jac_p_2__z_r_1)
-    tmp_112 = h_1 * h_1
-    tmp_113 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_114 = (tmp_113[..., None, :] @ ((jac_p_2__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_1, h_2, hobj_p_2__p_2, jac_p_2__z_r_1, jac_p_2__z_r_2)
-    tmp_115 = h_2 * h_1
-    tmp_116 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_117 = (tmp_116[..., None, :] @ ((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bim,Bcm->mj", h_1, h_2, hobj_p_2__p_2, jac_p_2__z_r_1, jac_p_2__z_r_2)
-    tmp_118 = h_2 * h_1
-    tmp_119 = np.tensordot(jac_p_2__z_r_1, hobj_p_2__p_2, axes=([1], [1]))
-    tmp_120 = (tmp_119[..., None, :] @ ((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_2, h_2, hobj_p_2__p_2, jac_p_2__z_r_2, jac_p_2__z_r_2)
-    tmp_121 = h_2 * h_2
-    tmp_122 = np.tensordot(jac_p_2__z_r_2, hobj_p_2__p_2, axes=([1], [0]))
-    tmp_123 = (tmp_122[..., None, :] @ ((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_1, h_1, jac_p_2__z_r_1, jac_p_2__z_r_1)
+    tmp_16 = h_1 * h_1
+    tmp_17 = (((jac_p_2__z_r_1.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    h_2 = t["h(2)"]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_1, h_2, jac_p_2__z_r_1, jac_p_2__z_r_2)
+    tmp_18 = h_2 * h_1
+    tmp_19 = (((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_1, h_2, jac_p_2__z_r_1, jac_p_2__z_r_2)
+    tmp_20 = h_2 * h_1
+    tmp_21 = (((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_2, h_2, jac_p_2__z_r_2, jac_p_2__z_r_2)
+    tmp_22 = h_2 * h_2
+    tmp_23 = (((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
     jac_p_3__z_r_1 = t["jac_p_3__z_r_1"]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_1, h_1, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_1)
-    tmp_124 = h_1 * h_1
-    tmp_125 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_126 = (tmp_125[..., None, :] @ ((jac_p_3__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_2)
-    tmp_127 = h_2 * h_1
-    tmp_128 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_129 = (tmp_128[..., None, :] @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_1, h_1, jac_p_3__z_r_1, jac_p_3__z_r_1)
+    tmp_24 = h_1 * h_1
+    tmp_25 = (((jac_p_3__z_r_1.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_1, h_2, jac_p_3__z_r_1, jac_p_3__z_r_2)
+    tmp_26 = h_2 * h_1
+    tmp_27 = (((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
     h_3 = t["h(3)"]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_1, h_3, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_3)
-    tmp_130 = h_3 * h_1
-    tmp_131 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_132 = (tmp_131[..., None, :] @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bim,Bcm->mj", h_1, h_2, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_2)
-    tmp_133 = h_2 * h_1
-    tmp_134 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_135 = (tmp_134[..., None, :] @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_2, h_2, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_2)
-    tmp_136 = h_2 * h_2
-    tmp_137 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_138 = (tmp_137[..., None, :] @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_2, h_3, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3)
-    tmp_139 = h_3 * h_2
-    tmp_140 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_141 = (tmp_140[..., None, :] @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bim,Bcm->mj", h_1, h_3, hobj_p_3__p_3, jac_p_3__z_r_1, jac_p_3__z_r_3)
-    tmp_142 = h_3 * h_1
-    tmp_143 = np.tensordot(jac_p_3__z_r_1, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_144 = (tmp_143[..., None, :] @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bim,Bcm->mj", h_2, h_3, hobj_p_3__p_3, jac_p_3__z_r_2, jac_p_3__z_r_3)
-    tmp_145 = h_3 * h_2
-    tmp_146 = np.tensordot(jac_p_3__z_r_2, hobj_p_3__p_3, axes=([1], [1]))
-    tmp_147 = (tmp_146[..., None, :] @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    # einsum("Bj,Bj,ci,Bcm,Bim->mj", h_3, h_3, hobj_p_3__p_3, jac_p_3__z_r_3, jac_p_3__z_r_3)
-    tmp_148 = h_3 * h_3
-    tmp_149 = np.tensordot(jac_p_3__z_r_3, hobj_p_3__p_3, axes=([1], [0]))
-    tmp_150 = (tmp_149[..., None, :] @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    ggn_B = (tmp_111.T @ tmp_109 + tmp_114.T @ tmp_112 + tmp_117.T @ tmp_115 + tmp_120.T @ tmp_118 + tmp_123.T @ tmp_121 + tmp_126.T @ tmp_124 + tmp_129.T @ tmp_127 + tmp_132.T @ tmp_130 + tmp_135.T @ tmp_133 + tmp_138.T @ tmp_136 + tmp_141.T @ tmp_139 + tmp_144.T @ tmp_142 + tmp_147.T @ tmp_145 + tmp_150.T @ tmp_148) / B
-    # diag GGN[U] = hobj_p_1__p_1[l,l] r_1[m] r_1[m] + hobj_p_2__p_2[l,l] r_2[m] r_2[m] + hobj_p_3__p_3[l,l] r_3[m] r_3[m]
-    # einsum("ll->l", hobj_p_1__p_1)
-    hobj_p_1__p_1_diag = np.einsum("ll->l", hobj_p_1__p_1, optimize=False)
-    # einsum("l,Bm,Bm->lm", hobj_p_1__p_1_diag, r_1, r_1)
-    tmp_151 = (r_1.T[..., None, :] @ r_1.T[..., None])[..., 0, 0]
-    # einsum("ll->l", hobj_p_2__p_2)
-    hobj_p_2__p_2_diag = np.einsum("ll->l", hobj_p_2__p_2, optimize=False)
-    # einsum("l,Bm,Bm->lm", hobj_p_2__p_2_diag, r_2, r_2)
-    tmp_152 = (r_2.T[..., None, :] @ r_2.T[..., None])[..., 0, 0]
-    # einsum("ll->l", hobj_p_3__p_3)
-    hobj_p_3__p_3_diag = np.einsum("ll->l", hobj_p_3__p_3, optimize=False)
-    r_3 = t["r(3)"]
-    # einsum("l,Bm,Bm->lm", hobj_p_3__p_3_diag, r_3, r_3)
-    tmp_153 = (r_3.T[..., None, :] @ r_3.T[..., None])[..., 0, 0]
-    ggn_U = (tmp_151 * hobj_p_1__p_1_diag[:, None] + tmp_152 * hobj_p_2__p_2_diag[:, None] + tmp_153 * hobj_p_3__p_3_diag[:, None]) / B
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_1, h_3, jac_p_3__z_r_1, jac_p_3__z_r_3)
+    tmp_28 = h_3 * h_1
+    tmp_29 = (((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_1, h_2, jac_p_3__z_r_1, jac_p_3__z_r_2)
+    tmp_30 = h_2 * h_1
+    tmp_31 = (((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_2, h_2, jac_p_3__z_r_2, jac_p_3__z_r_2)
+    tmp_32 = h_2 * h_2
+    tmp_33 = (((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_2, h_3, jac_p_3__z_r_2, jac_p_3__z_r_3)
+    tmp_34 = h_3 * h_2
+    tmp_35 = (((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_1, h_3, jac_p_3__z_r_1, jac_p_3__z_r_3)
+    tmp_36 = h_3 * h_1
+    tmp_37 = (((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_2, h_3, jac_p_3__z_r_2, jac_p_3__z_r_3)
+    tmp_38 = h_3 * h_2
+    tmp_39 = (((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bj,Bcm,Bcm->mj", h_3, h_3, jac_p_3__z_r_3, jac_p_3__z_r_3)
+    tmp_40 = h_3 * h_3
+    tmp_41 = (((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_r_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_B = (tmp_15.T @ tmp_14 + tmp_17.T @ tmp_16 + tmp_19.T @ tmp_18 + tmp_21.T @ tmp_20 + tmp_23.T @ tmp_22 + tmp_25.T @ tmp_24 + tmp_27.T @ tmp_26 + tmp_29.T @ tmp_28 + tmp_31.T @ tmp_30 + tmp_33.T @ tmp_32 + tmp_35.T @ tmp_34 + tmp_37.T @ tmp_36 + tmp_39.T @ tmp_38 + tmp_41.T @ tmp_40) / B
+    del t["jac_p_3__z_r_3"], t["jac_p_3__z_r_2"], t["jac_p_3__z_r_1"], t["jac_p_2__z_r_2"], t["jac_p_2__z_r_1"], jac_p_3__z_r_3, jac_p_3__z_r_2, jac_p_3__z_r_1, jac_p_2__z_r_2, jac_p_2__z_r_1, jac_p_1__z_r_1, tmp_14, tmp_15, tmp_16, tmp_17, tmp_18, tmp_19, tmp_20, tmp_21, tmp_22, tmp_23, tmp_24, tmp_25, tmp_26, tmp_27, tmp_28, tmp_29, tmp_30, tmp_31, tmp_32, tmp_33, tmp_34, tmp_35, tmp_36, tmp_37, tmp_38, tmp_39, tmp_40, tmp_41
+    t["jac_p_1__h_1"] = _jac_p_1__h_1(t)
+    del t["jac_p_1__z_r_1"]
+    t["jac_p_1__z_h_1"] = _jac_p_1__z_h_1(t)
+    del t["jac_p_1__h_1"]
+    # diag GGN[h(0)] = Σ_cik W[c,j] W[i,j] jac_p_1__z_h_1[k,c] jac_p_1__z_h_1[k,i] + Σ_cik W[c,j] W[i,j] jac_p_2__z_h_1[k,c] jac_p_2__z_h_1[k,i] + Σ_cik W[c,j] W[i,j] jac_p_3__z_h_1[k,c] jac_p_3__z_h_1[k,i]
+    W = t["W"]
+    jac_p_1__z_h_1 = t["jac_p_1__z_h_1"]
+    # einsum("cj,ij,Bkc,Bki->j", W, W, jac_p_1__z_h_1, jac_p_1__z_h_1)
+    tmp_42 = np.tensordot(jac_p_1__z_h_1, jac_p_1__z_h_1, axes=([0, 1], [0, 1]))
+    tmp_43 = tmp_42 @ W
+    jac_p_2__z_h_1 = t["jac_p_2__z_h_1"]
+    # einsum("cj,ij,Bkc,Bki->j", W, W, jac_p_2__z_h_1, jac_p_2__z_h_1)
+    tmp_44 = np.tensordot(jac_p_2__z_h_1, jac_p_2__z_h_1, axes=([0, 1], [0, 1]))
+    tmp_45 = tmp_44 @ W
+    jac_p_3__z_h_1 = t["jac_p_3__z_h_1"]
+    # einsum("cj,ij,Bkc,Bki->j", W, W, jac_p_3__z_h_1, jac_p_3__z_h_1)
+    tmp_46 = np.tensordot(jac_p_3__z_h_1, jac_p_3__z_h_1, axes=([0, 1], [0, 1]))
+    tmp_47 = tmp_46 @ W
+    ggn_h_0 = ((tmp_43.T[..., None, :] @ W.T[..., None])[..., 0, 0] + (tmp_45.T[..., None, :] @ W.T[..., None])[..., 0, 0] + (tmp_47.T[..., None, :] @ W.T[..., None])[..., 0, 0]) / B
+    del tmp_42, tmp_43, tmp_44, tmp_45, tmp_46, tmp_47
+    # diag GGN[W] = Σ_c h_0[i] h_0[i] jac_p_1__z_h_1[c,j] jac_p_1__z_h_1[c,j] + Σ_c h_0[i] h_0[i] jac_p_2__z_h_1[c,j] jac_p_2__z_h_1[c,j] + Σ_c h_0[i] h_1[i] jac_p_2__z_h_1[c,j] jac_p_2__z_h_2[c,j] + Σ_c h_0[i] h_1[i] jac_p_2__z_h_1[c,j] jac_p_2__z_h_2[c,j] + Σ_c h_1[i] h_1[i] jac_p_2__z_h_2[c,j] jac_p_2__z_h_2[c,j] + Σ_c h_0[i] h_0[i] jac_p_3__z_h_1[c,j] jac_p_3__z_h_1[c,j] + Σ_c h_0[i] h_1[i] jac_p_3__z_h_1[c,j] jac_p_3__z_h_2[c,j] + Σ_c h_0[i] h_2[i] jac_p_3__z_h_1[c,j] jac_p_3__z_h_3[c,j] + Σ_c h_0[i] h_1[i] jac_p_3__z_h_1[c,j] jac_p_3__z_h_2[c,j] + Σ_c h_1[i] h_1[i] jac_p_3__z_h_2[c,j] jac_p_3__z_h_2[c,j] + Σ_c h_1[i] h_2[i] jac_p_3__z_h_2[c,j] jac_p_3__z_h_3[c,j] + Σ_c h_0[i] h_2[i] jac_p_3__z_h_1[c,j] jac_p_3__z_h_3[c,j] + Σ_c h_1[i] h_2[i] jac_p_3__z_h_2[c,j] jac_p_3__z_h_3[c,j] + Σ_c h_2[i] h_2[i] jac_p_3__z_h_3[c,j] jac_p_3__z_h_3[c,j]
+    h_0 = t["h(0)"]
+    # einsum("i,i,Bcj,Bcj->ji", h_0, h_0, jac_p_1__z_h_1, jac_p_1__z_h_1)
+    tmp_48 = h_0 * h_0
+    tmp_49 = np.einsum("Bcj,Bcj->j", jac_p_1__z_h_1, jac_p_1__z_h_1, optimize=False)
+    # einsum("i,i,Bcj,Bcj->ji", h_0, h_0, jac_p_2__z_h_1, jac_p_2__z_h_1)
+    tmp_50 = h_0 * h_0
+    tmp_51 = np.einsum("Bcj,Bcj->j", jac_p_2__z_h_1, jac_p_2__z_h_1, optimize=False)
+    jac_p_2__z_h_2 = t["jac_p_2__z_h_2"]
+    # einsum("i,Bi,Bcj,Bcj->ji", h_0, h_1, jac_p_2__z_h_1, jac_p_2__z_h_2)
+    tmp_52 = (((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_53 = tmp_52.T @ h_1
+    # einsum("i,Bi,Bcj,Bcj->ji", h_0, h_1, jac_p_2__z_h_1, jac_p_2__z_h_2)
+    tmp_54 = (((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_55 = tmp_54.T @ h_1
+    # einsum("Bi,Bi,Bcj,Bcj->ji", h_1, h_1, jac_p_2__z_h_2, jac_p_2__z_h_2)
+    tmp_56 = h_1 * h_1
+    tmp_57 = (((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("i,i,Bcj,Bcj->ji", h_0, h_0, jac_p_3__z_h_1, jac_p_3__z_h_1)
+    tmp_58 = h_0 * h_0
+    tmp_59 = np.einsum("Bcj,Bcj->j", jac_p_3__z_h_1, jac_p_3__z_h_1, optimize=False)
+    jac_p_3__z_h_2 = t["jac_p_3__z_h_2"]
+    # einsum("i,Bi,Bcj,Bcj->ji", h_0, h_1, jac_p_3__z_h_1, jac_p_3__z_h_2)
+    tmp_60 = (((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_61 = tmp_60.T @ h_1
+    jac_p_3__z_h_3 = t["jac_p_3__z_h_3"]
+    # einsum("i,Bi,Bcj,Bcj->ji", h_0, h_2, jac_p_3__z_h_1, jac_p_3__z_h_3)
+    tmp_62 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_63 = tmp_62.T @ h_2
+    # einsum("i,Bi,Bcj,Bcj->ji", h_0, h_1, jac_p_3__z_h_1, jac_p_3__z_h_2)
+    tmp_64 = (((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_65 = tmp_64.T @ h_1
+    # einsum("Bi,Bi,Bcj,Bcj->ji", h_1, h_1, jac_p_3__z_h_2, jac_p_3__z_h_2)
+    tmp_66 = h_1 * h_1
+    tmp_67 = (((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bi,Bi,Bcj,Bcj->ji", h_1, h_2, jac_p_3__z_h_2, jac_p_3__z_h_3)
+    tmp_68 = h_2 * h_1
+    tmp_69 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("i,Bi,Bcj,Bcj->ji", h_0, h_2, jac_p_3__z_h_1, jac_p_3__z_h_3)
+    tmp_70 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_71 = tmp_70.T @ h_2
+    # einsum("Bi,Bi,Bcj,Bcj->ji", h_1, h_2, jac_p_3__z_h_2, jac_p_3__z_h_3)
+    tmp_72 = h_2 * h_1
+    tmp_73 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bi,Bi,Bcj,Bcj->ji", h_2, h_2, jac_p_3__z_h_3, jac_p_3__z_h_3)
+    tmp_74 = h_2 * h_2
+    tmp_75 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_W = (tmp_49[:, None] * tmp_48 + tmp_51[:, None] * tmp_50 + tmp_53 * h_0 + tmp_55 * h_0 + tmp_57.T @ tmp_56 + tmp_59[:, None] * tmp_58 + tmp_61 * h_0 + tmp_63 * h_0 + tmp_65 * h_0 + tmp_67.T @ tmp_66 + tmp_69.T @ tmp_68 + tmp_71 * h_0 + tmp_73.T @ tmp_72 + tmp_75.T @ tmp_74) / B
+    del tmp_48, tmp_49, tmp_50, tmp_51, tmp_52, tmp_53, tmp_54, tmp_55, tmp_56, tmp_57, tmp_58, tmp_59, tmp_60, tmp_61, tmp_62, tmp_63, tmp_64, tmp_65, tmp_66, tmp_67, tmp_68, tmp_69, tmp_70, tmp_71, tmp_72, tmp_73, tmp_74, tmp_75
+    # diag GGN[V] = Σ_c jac_p_1__z_h_1[c,j] jac_p_1__z_h_1[c,j] x_1[k] x_1[k] + Σ_c jac_p_2__z_h_1[c,j] jac_p_2__z_h_1[c,j] x_1[k] x_1[k] + Σ_c jac_p_2__z_h_1[c,j] jac_p_2__z_h_2[c,j] x_1[k] x_2[k] + Σ_c jac_p_2__z_h_1[c,j] jac_p_2__z_h_2[c,j] x_1[k] x_2[k] + Σ_c jac_p_2__z_h_2[c,j] jac_p_2__z_h_2[c,j] x_2[k] x_2[k] + Σ_c jac_p_3__z_h_1[c,j] jac_p_3__z_h_1[c,j] x_1[k] x_1[k] + Σ_c jac_p_3__z_h_1[c,j] jac_p_3__z_h_2[c,j] x_1[k] x_2[k] + Σ_c jac_p_3__z_h_1[c,j] jac_p_3__z_h_3[c,j] x_1[k] x_3[k] + Σ_c jac_p_3__z_h_1[c,j] jac_p_3__z_h_2[c,j] x_1[k] x_2[k] + Σ_c jac_p_3__z_h_2[c,j] jac_p_3__z_h_2[c,j] x_2[k] x_2[k] + Σ_c jac_p_3__z_h_2[c,j] jac_p_3__z_h_3[c,j] x_2[k] x_3[k] + Σ_c jac_p_3__z_h_1[c,j] jac_p_3__z_h_3[c,j] x_1[k] x_3[k] + Σ_c jac_p_3__z_h_2[c,j] jac_p_3__z_h_3[c,j] x_2[k] x_3[k] + Σ_c jac_p_3__z_h_3[c,j] jac_p_3__z_h_3[c,j] x_3[k] x_3[k]
+    x_1 = t["x(1)"]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_1__z_h_1, jac_p_1__z_h_1, x_1, x_1)
+    tmp_76 = x_1 * x_1
+    tmp_77 = (((jac_p_1__z_h_1.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_1__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_2__z_h_1, jac_p_2__z_h_1, x_1, x_1)
+    tmp_78 = x_1 * x_1
+    tmp_79 = (((jac_p_2__z_h_1.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    x_2 = t["x(2)"]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_2__z_h_1, jac_p_2__z_h_2, x_1, x_2)
+    tmp_80 = x_2 * x_1
+    tmp_81 = (((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_2__z_h_1, jac_p_2__z_h_2, x_1, x_2)
+    tmp_82 = x_2 * x_1
+    tmp_83 = (((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_2__z_h_2, jac_p_2__z_h_2, x_2, x_2)
+    tmp_84 = x_2 * x_2
+    tmp_85 = (((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_2__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_3__z_h_1, jac_p_3__z_h_1, x_1, x_1)
+    tmp_86 = x_1 * x_1
+    tmp_87 = (((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_3__z_h_1, jac_p_3__z_h_2, x_1, x_2)
+    tmp_88 = x_2 * x_1
+    tmp_89 = (((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    x_3 = t["x(3)"]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_3__z_h_1, jac_p_3__z_h_3, x_1, x_3)
+    tmp_90 = x_3 * x_1
+    tmp_91 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_3__z_h_1, jac_p_3__z_h_2, x_1, x_2)
+    tmp_92 = x_2 * x_1
+    tmp_93 = (((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_3__z_h_2, jac_p_3__z_h_2, x_2, x_2)
+    tmp_94 = x_2 * x_2
+    tmp_95 = (((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_3__z_h_2, jac_p_3__z_h_3, x_2, x_3)
+    tmp_96 = x_3 * x_2
+    tmp_97 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_3__z_h_1, jac_p_3__z_h_3, x_1, x_3)
+    tmp_98 = x_3 * x_1
+    tmp_99 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_3__z_h_2, jac_p_3__z_h_3, x_2, x_3)
+    tmp_100 = x_3 * x_2
+    tmp_101 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bcj,Bcj,Bk,Bk->jk", jac_p_3__z_h_3, jac_p_3__z_h_3, x_3, x_3)
+    tmp_102 = x_3 * x_3
+    tmp_103 = (((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None, :]) @ ((jac_p_3__z_h_3.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    ggn_V = (tmp_77.T @ tmp_76 + tmp_79.T @ tmp_78 + tmp_81.T @ tmp_80 + tmp_83.T @ tmp_82 + tmp_85.T @ tmp_84 + tmp_87.T @ tmp_86 + tmp_89.T @ tmp_88 + tmp_91.T @ tmp_90 + tmp_93.T @ tmp_92 + tmp_95.T @ tmp_94 + tmp_97.T @ tmp_96 + tmp_99.T @ tmp_98 + tmp_101.T @ tmp_100 + tmp_103.T @ tmp_102) / B
+    del t["jac_p_3__z_h_3"], t["jac_p_3__z_h_2"], t["jac_p_3__z_h_1"], t["jac_p_2__z_h_2"], t["jac_p_2__z_h_1"], t["jac_p_1__z_h_1"], jac_p_3__z_h_3, jac_p_3__z_h_2, jac_p_3__z_h_1, jac_p_2__z_h_2, jac_p_2__z_h_1, jac_p_1__z_h_1, tmp_76, tmp_77, tmp_78, tmp_79, tmp_80, tmp_81, tmp_82, tmp_83, tmp_84, tmp_85, tmp_86, tmp_87, tmp_88, tmp_89, tmp_90, tmp_91, tmp_92, tmp_93, tmp_94, tmp_95, tmp_96, tmp_97, tmp_98, tmp_99, tmp_100, tmp_101, tmp_102, tmp_103
     return {"h(0)": ggn_h_0, "W": ggn_W, "V": ggn_V, "A": ggn_A, "B": ggn_B, "U": ggn_U}

@@ -799,7 +799,6 @@ def hessian(params, data, out=None):
     t["hess_z_v2__p"] = _hess_z_v2__p(t)
     t["hess_v1__p"] = _hess_v1__p(t)
     t["hess_z_v1__p"] = _hess_z_v1__p(t)
-    t["hobj_U__U"] = _hobj_U__U(t)
     B = t["x"].shape[0]
     H = _hessian_out(out, 36, params["W1"])
     # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
@@ -842,10 +841,10 @@ def hessian(params, data, out=None):
     tmp_2 = dsoftplus_z_v2[:, :, None] * adj_p[:, None]
     _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_2, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
     _mirror(H, 12, 28, 28, 36)
-    # ∂f/∂U,U[l,j,i,k] = hobj_U__U[l,j,i,k] + softplus''(p[l]) δ[l,i] v2[j] v2[k]
+    # ∂f/∂U,U[l,j,i,k] = 1/500 δ[j,k] δ[l,i] + softplus''(p[l]) δ[l,i] v2[j] v2[k]
     hess_U__U = _block_view(H, 28, 36, 28, 36, PARAMS["U"] + PARAMS["U"])
-    hobj_U__U = t["hobj_U__U"]
-    _add_into(hess_U__U, hobj_U__U, 1, False)
+    # einsum("jk,li->ljik", np.eye(4), np.eye(2))
+    _add_into(hess_U__U, (np.eye(2))[:, None, :, None] * (np.eye(4))[:, None], 0.002, False)
     p = t["p"]
     d2softplus_p = _sigmoid(-p)*_sigmoid(p)
     # einsum("Bl,Bj,Bi->lji", d2softplus_p, v2, v2)
@@ -950,7 +949,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     W1 = params["W1"]
     W2 = params["W2"]
@@ -969,6 +968,15 @@ def ggn_diagonal(params, data):
     # p[l] = Σ_j U[l,j] v2[j]
     # einsum("lj,Bj->Bl", U, v2)
     p = v2 @ U.T
+    # diag GGN[U] = softplus''(p[l]) v2[j] v2[j] + 1/500 1[j] 1[l]
+    d2softplus_p = _sigmoid(-p)*_sigmoid(p)
+    del p
+    # einsum("Bl,Bj,Bj->lj", d2softplus_p, v2, v2)
+    tmp = v2 * v2
+    del v2
+    # einsum("j,l->lj", np.ones(4), np.ones(2))
+    ggn_U = d2softplus_p.T @ tmp / B + 0.002 * (np.ones(2))[:, None] * np.ones(4)
+    del tmp
     # jac_p__v2[l,j] = U[l,j]
     jac_p__v2 = U
     # jac_p__z_v2[l,j] = softplus'(z_v2[j]) jac_p__v2[l,j]
@@ -977,50 +985,30 @@ def ggn_diagonal(params, data):
     # einsum("Bj,lj->Blj", dsoftplus_z_v2, jac_p__v2)
     jac_p__z_v2 = jac_p__v2 * dsoftplus_z_v2[:, None]
     del jac_p__v2, dsoftplus_z_v2
+    # diag GGN[W2] = Σ_c softplus''(p[c]) jac_p__z_v2[c,j] jac_p__z_v2[c,j] v1[i] v1[i]
+    # einsum("Bc,Bcj,Bcj,Bi,Bi->ji", d2softplus_p, jac_p__z_v2, jac_p__z_v2, v1, v1)
+    tmp_2 = jac_p__z_v2 * jac_p__z_v2
+    tmp_3 = v1 * v1
+    tmp_4 = ((tmp_2.transpose(0, 2, 1)) @ d2softplus_p[..., None])[..., 0]
+    del tmp_2
+    ggn_W2 = tmp_4.T @ tmp_3 / B
+    del tmp_3, tmp_4
     # jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c]
     # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
     jac_p__v1 = np.tensordot(jac_p__z_v2, W2, axes=([2], [0]))
+    del jac_p__z_v2
     # jac_p__z_v1[l,j] = swish'(z_v1[j]) jac_p__v1[l,j]
     dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
-    del z_v1
+    del z_v1, v1
     # einsum("Bj,Blj->Blj", dswish_z_v1, jac_p__v1)
     jac_p__z_v1 = jac_p__v1 * dswish_z_v1[:, None]
     del jac_p__v1, dswish_z_v1
-    # hobj_U__U[l,j,i,k] = 1/500 δ[j,k] δ[l,i]
-    # einsum("jk,li->ljik", np.eye(4), np.eye(2))
-    hobj_U__U = 0.002 * (np.eye(2))[:, None, :, None] * (np.eye(4))[:, None]
-    # hobj_p__p[l,i] = softplus''(p[l]) δ[l,i]
-    d2softplus_p = _sigmoid(-p)*_sigmoid(p)
-    del p
-    # einsum("Bl,li->Bli", d2softplus_p, np.eye(2))
-    hobj_p__p = np.eye(2) * d2softplus_p[:, :, None]
-    del d2softplus_p
-    # diag GGN[W1] = Σ_ck hobj_p__p[c,k] jac_p__z_v1[c,j] jac_p__z_v1[k,j] x[i] x[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v1, jac_p__z_v1, x, x)
-    tmp = (jac_p__z_v1.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_2 = x * x
-    tmp_3 = (tmp[..., None, :] @ ((jac_p__z_v1.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del jac_p__z_v1, tmp
-    ggn_W1 = tmp_3.T @ tmp_2 / B
-    del tmp_2, tmp_3
-    # diag GGN[W2] = Σ_ck hobj_p__p[c,k] jac_p__z_v2[c,j] jac_p__z_v2[k,j] v1[i] v1[i]
-    # einsum("Bck,Bcj,Bkj,Bi,Bi->ji", hobj_p__p, jac_p__z_v2, jac_p__z_v2, v1, v1)
-    tmp_4 = v1 * v1
-    tmp_5 = (jac_p__z_v2.transpose(0, 2, 1)) @ hobj_p__p
-    tmp_6 = (tmp_5[..., None, :] @ ((jac_p__z_v2.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del v1, jac_p__z_v2, tmp_5
-    ggn_W2 = tmp_6.T @ tmp_4 / B
-    del tmp_4, tmp_6
-    # diag GGN[U] = hobj_p__p[l,l] v2[j] v2[j] + hobj_U__U[l,j,l,j]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bl,Bj,Bj->lj", hobj_p__p_diag, v2, v2)
-    tmp_7 = v2 * v2
-    del v2
-    # einsum("ljlj->lj", hobj_U__U)
-    hobj_U__U_diag = np.einsum("ljlj->lj", hobj_U__U, optimize=False)
-    del hobj_U__U
-    ggn_U = hobj_p__p_diag.T @ tmp_7 / B + hobj_U__U_diag
-    del hobj_p__p_diag, tmp_7, hobj_U__U_diag
+    # diag GGN[W1] = Σ_c softplus''(p[c]) jac_p__z_v1[c,j] jac_p__z_v1[c,j] x[i] x[i]
+    # einsum("Bc,Bcj,Bcj,Bi,Bi->ji", d2softplus_p, jac_p__z_v1, jac_p__z_v1, x, x)
+    tmp_5 = jac_p__z_v1 * jac_p__z_v1
+    tmp_6 = x * x
+    tmp_7 = ((tmp_5.transpose(0, 2, 1)) @ d2softplus_p[..., None])[..., 0]
+    del d2softplus_p, jac_p__z_v1, tmp_5
+    ggn_W1 = tmp_7.T @ tmp_6 / B
+    del tmp_6, tmp_7
     return {"W1": ggn_W1, "W2": ggn_W2, "U": ggn_U}

@@ -605,11 +605,13 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     x = data["x"]
     W = params["W"]
     b = params["b"]
     B = x.shape[0]
+    # diag GGN[c] = 1[i]
+    ggn_c = np.zeros(PARAMS['c']) + (np.ones(3))
     # z_h[j] = Σ_i W[j,i] x[i] + b[j]
     # einsum("ji,Bi->Bj", W, x)
     z_h = x @ W.T + b
@@ -624,39 +626,20 @@ def ggn_diagonal(params, data):
     # einsum("Bj,ij->Bij", dtanh_z_h, jac_r__h)
     jac_r__z_h = jac_r__h * dtanh_z_h[:, None]
     del jac_r__h, dtanh_z_h
-    # hobj_r__r[i,j] = δ[i,j]
-    hobj_r__r = (np.eye(3))
-    # diag GGN[W] = Σ_ck hobj_r__r[c,k] jac_r__z_h[c,j] jac_r__z_h[k,j] x[i] x[i] + Σ_c h[j] hobj_r__r[c,i] jac_r__z_h[c,j] x[i] + Σ_c h[j] hobj_r__r[i,c] jac_r__z_h[c,j] x[i] + h[j] h[j] hobj_r__r[i,i]
-    # einsum("ck,Bcj,Bkj,Bi,Bi->ji", hobj_r__r, jac_r__z_h, jac_r__z_h, x, x)
+    # diag GGN[W] = Σ_c jac_r__z_h[c,j] jac_r__z_h[c,j] x[i] x[i] + h[j] jac_r__z_h[i,j] x[i] + h[j] jac_r__z_h[i,j] x[i] + 1[i] h[j] h[j]
+    # einsum("Bcj,Bcj,Bi,Bi->ji", jac_r__z_h, jac_r__z_h, x, x)
     tmp = x * x
-    tmp_2 = np.tensordot(jac_r__z_h, hobj_r__r, axes=([1], [0]))
-    tmp_3 = (tmp_2[..., None, :] @ ((jac_r__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
-    del tmp_2
-    # einsum("Bj,ci,Bcj,Bi->ji", h, hobj_r__r, jac_r__z_h, x)
-    tmp_4 = jac_r__z_h * h[:, None]
-    tmp_5 = np.tensordot(tmp_4, x, axes=([0], [0]))
-    del tmp_4
-    # einsum("Bj,ic,Bcj,Bi->ji", h, hobj_r__r, jac_r__z_h, x)
-    tmp_6 = jac_r__z_h * h[:, None]
-    tmp_7 = np.tensordot(tmp_6, x, axes=([0], [0]))
-    del tmp_6
-    # einsum("ii->i", hobj_r__r)
-    hobj_r__r_diag = np.einsum("ii->i", hobj_r__r, optimize=False)
-    # einsum("Bj,Bj,i->ji", h, h, hobj_r__r_diag)
-    tmp_8 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
-    del h
-    ggn_W = (tmp_3.T @ tmp + (((tmp_5.transpose(2, 1, 0)) @ hobj_r__r.T[..., None])[..., 0]).T + (((tmp_7.transpose(2, 1, 0)) @ hobj_r__r[..., None])[..., 0]).T + tmp_8[:, None] * hobj_r__r_diag) / B
-    del tmp, tmp_3, tmp_5, tmp_7, hobj_r__r_diag, tmp_8
-    # diag GGN[b] = Σ_ci hobj_r__r[c,i] jac_r__z_h[c,j] jac_r__z_h[i,j]
-    # einsum("ci,Bcj,Bij->j", hobj_r__r, jac_r__z_h, jac_r__z_h)
-    tmp_9 = ((jac_r__z_h.transpose(2, 1, 0)) @ (jac_r__z_h.transpose(2, 0, 1))).transpose(1, 0, 2)
+    tmp_2 = (((jac_r__z_h.transpose(0, 2, 1))[..., None, :]) @ ((jac_r__z_h.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    # einsum("Bj,Bij,Bi->ji", h, jac_r__z_h, x)
+    tmp_3 = x[:, :, None] * jac_r__z_h
+    # einsum("Bj,Bij,Bi->ji", h, jac_r__z_h, x)
+    tmp_4 = x[:, :, None] * jac_r__z_h
+    # einsum("i,Bj,Bj->ji", np.ones(3), h, h)
+    tmp_5 = (h.T[..., None, :] @ h.T[..., None])[..., 0, 0]
+    ggn_W = (tmp_2.T @ tmp + ((tmp_3.transpose(2, 1, 0)) @ h.T[..., None])[..., 0] + ((tmp_4.transpose(2, 1, 0)) @ h.T[..., None])[..., 0] + tmp_5[:, None] * np.ones(3)) / B
+    del h, tmp, tmp_2, tmp_3, tmp_4, tmp_5
+    # diag GGN[b] = Σ_c jac_r__z_h[c,j] jac_r__z_h[c,j]
+    # einsum("Bcj,Bcj->j", jac_r__z_h, jac_r__z_h)
+    ggn_b = np.einsum("Bcj,Bcj->j", jac_r__z_h, jac_r__z_h, optimize=False) / B
     del jac_r__z_h
-    ggn_b = np.tensordot(tmp_9, hobj_r__r, axes=([0, 2], [1, 0])) / B
-    del tmp_9
-    # diag GGN[c] = hobj_r__r[i,i]
-    # einsum("ii->i", hobj_r__r)
-    hobj_r__r_diag_2 = np.einsum("ii->i", hobj_r__r, optimize=False)
-    del hobj_r__r
-    ggn_c = hobj_r__r_diag_2
-    del hobj_r__r_diag_2
     return {"W": ggn_W, "b": ggn_b, "c": ggn_c}

@@ -3918,24 +3918,22 @@ def per_sample_gradient_norms(params, data):
     # ‖∂f/∂g‖² = Σ over pairs of terms of their inner product: Σ_c reciprocal(z_ln[c]) adj_ln[c,i] r[c,i] - Σ_c reciprocal(z_ln[c]) adj_ln[c,i] mu[c]
     # einsum("Bc,Bci,Bci,Bj,Bji,Bji->B", reciprocal_z_ln, adj_ln, r, reciprocal_z_ln, adj_ln, r)
     tmp_19 = r * adj_ln
-    tmp_20 = r * adj_ln
-    tmp_21 = ((tmp_19.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
-    tmp_22 = ((tmp_20.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
-    del tmp_19, tmp_20
+    tmp_20 = ((tmp_19.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
+    del tmp_19
     # einsum("Bc,Bci,Bci,Bj,Bji,Bj->B", reciprocal_z_ln, adj_ln, r, reciprocal_z_ln, adj_ln, mu)
-    tmp_23 = r * adj_ln
-    tmp_24 = mu * reciprocal_z_ln
-    tmp_25 = ((tmp_23.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
-    tmp_26 = (tmp_24[..., None, :] @ adj_ln)[..., 0, :]
-    del tmp_23, tmp_24
+    tmp_21 = r * adj_ln
+    tmp_22 = mu * reciprocal_z_ln
+    tmp_23 = ((tmp_21.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
+    tmp_24 = (tmp_22[..., None, :] @ adj_ln)[..., 0, :]
+    del tmp_21, tmp_22
     # einsum("Bc,Bci,Bc,Bj,Bji,Bj->B", reciprocal_z_ln, adj_ln, mu, reciprocal_z_ln, adj_ln, mu)
-    tmp_27 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
-    tmp_28 = mu[:, :, None] * mu[:, None]
-    tmp_29 = tmp_28 * tmp_27
-    tmp_30 = tmp_29 @ adj_ln
-    del tmp_27, tmp_28, tmp_29
-    sq_g = (tmp_22[..., None, :] @ tmp_21[..., None])[..., 0, 0] - 2 * (tmp_26[..., None, :] @ tmp_25[..., None])[..., 0, 0] + np.einsum("Bji,Bji->B", tmp_30, adj_ln, optimize=False)
-    del tmp_21, tmp_22, tmp_25, tmp_26, tmp_30
+    tmp_25 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
+    tmp_26 = mu[:, :, None] * mu[:, None]
+    tmp_27 = tmp_26 * tmp_25
+    tmp_28 = tmp_27 @ adj_ln
+    del tmp_25, tmp_26, tmp_27
+    sq_g = (tmp_20[..., None, :] @ tmp_20[..., None])[..., 0, 0] - 2 * (tmp_24[..., None, :] @ tmp_23[..., None])[..., 0, 0] + np.einsum("Bji,Bji->B", tmp_28, adj_ln, optimize=False)
+    del tmp_20, tmp_23, tmp_24, tmp_28
     norm_g = np.sqrt(np.maximum(sq_g, 0.0))
     del sq_g
     # ‖∂f/∂b‖² = Σ over pairs of terms of their inner product: Σ_c adj_ln[c,i]
@@ -3947,14 +3945,14 @@ def per_sample_gradient_norms(params, data):
     dreciprocal_z_ln = -1/z_ln**2
     del z_ln
     # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
-    tmp_31 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
-    tmp_32 = (((tmp_31.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
-    del tmp_31
+    tmp_29 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+    tmp_30 = (((tmp_29.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
+    del tmp_29
     # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, mu)
-    tmp_33 = mu * dreciprocal_z_ln
-    tmp_34 = np.tensordot(g, adj_ln, axes=([0], [2]))
-    adj_z_ln = tmp_32 * dreciprocal_z_ln - tmp_34 * tmp_33
-    del dreciprocal_z_ln, tmp_32, tmp_33, tmp_34
+    tmp_31 = mu * dreciprocal_z_ln
+    tmp_32 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_z_ln = tmp_30 * dreciprocal_z_ln - tmp_32 * tmp_31
+    del dreciprocal_z_ln, tmp_30, tmp_31, tmp_32
     # adj_va[q] = sd'(va[q]) adj_z_ln[q]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     del va
@@ -3962,33 +3960,33 @@ def per_sample_gradient_norms(params, data):
     del adj_z_ln, dsd_va
     # adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]
     # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln, adj_ln, g)
-    tmp_35 = np.tensordot(g, adj_ln, axes=([0], [2]))
-    adj_mu = -2 * adj_va * mu - tmp_35 * reciprocal_z_ln
-    del mu, tmp_35
+    tmp_33 = np.tensordot(g, adj_ln, axes=([0], [2]))
+    adj_mu = -2 * adj_va * mu - tmp_33 * reciprocal_z_ln
+    del mu, tmp_33
     # adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] g[i]
     # einsum("i,Bq->Bqi", np.ones(4), adj_mu)
     # einsum("Bq,Bqi->Bqi", adj_va, r)
     # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln, adj_ln, g)
-    tmp_36 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_34 = adj_ln * reciprocal_z_ln[:, :, None]
     del reciprocal_z_ln, adj_ln
-    adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_36 * g
-    del r, adj_va, adj_mu, tmp_36
+    adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_34 * g
+    del r, adj_va, adj_mu, tmp_34
     # ‖∂f/∂O1‖² = Σ over pairs of terms of their inner product: Σ_c adj_r[c,i] h1[c,d]
     # einsum("Bci,Bcd,Bji,Bjd->B", adj_r, h1, adj_r, h1)
-    tmp_37 = (h1.transpose(0, 2, 1)) @ adj_r
-    tmp_38 = tmp_37 @ (adj_r.transpose(0, 2, 1))
-    del tmp_37
-    sq_O1 = np.einsum("Bdj,Bjd->B", tmp_38, h1, optimize=False)
-    del h1, tmp_38
+    tmp_35 = (h1.transpose(0, 2, 1)) @ adj_r
+    tmp_36 = tmp_35 @ (adj_r.transpose(0, 2, 1))
+    del tmp_35
+    sq_O1 = np.einsum("Bdj,Bjd->B", tmp_36, h1, optimize=False)
+    del h1, tmp_36
     norm_O1 = np.sqrt(np.maximum(sq_O1, 0.0))
     del sq_O1
     # ‖∂f/∂O2‖² = Σ over pairs of terms of their inner product: Σ_c adj_r[c,i] h2[c,d]
     # einsum("Bci,Bcd,Bji,Bjd->B", adj_r, h2, adj_r, h2)
-    tmp_39 = (h2.transpose(0, 2, 1)) @ adj_r
-    tmp_40 = tmp_39 @ (adj_r.transpose(0, 2, 1))
-    del tmp_39
-    sq_O2 = np.einsum("Bdj,Bjd->B", tmp_40, h2, optimize=False)
-    del h2, tmp_40
+    tmp_37 = (h2.transpose(0, 2, 1)) @ adj_r
+    tmp_38 = tmp_37 @ (adj_r.transpose(0, 2, 1))
+    del tmp_37
+    sq_O2 = np.einsum("Bdj,Bjd->B", tmp_38, h2, optimize=False)
+    del h2, tmp_38
     norm_O2 = np.sqrt(np.maximum(sq_O2, 0.0))
     del sq_O2
     # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
@@ -3996,49 +3994,46 @@ def per_sample_gradient_norms(params, data):
     adj_h1 = np.tensordot(adj_r, O1, axes=([2], [0]))
     # ‖∂f/∂V1‖² = Σ over pairs of terms of their inner product: Σ_cj X[c,i] a1[j,c] adj_h1[j,d]
     # einsum("Bci,Bjc,Bjd,Bki,Blk,Bld->B", X, a1, adj_h1, X, a1, adj_h1)
-    tmp_41 = (adj_h1.transpose(0, 2, 1)) @ a1
-    tmp_42 = tmp_41 @ X
-    tmp_43 = tmp_42 @ (X.transpose(0, 2, 1))
-    tmp_44 = (adj_h1.transpose(0, 2, 1)) @ a1
-    del tmp_41, tmp_42
-    sq_V1 = np.einsum("Bdk,Bdk->B", tmp_44, tmp_43, optimize=False)
-    del tmp_43, tmp_44
+    tmp_39 = (adj_h1.transpose(0, 2, 1)) @ a1
+    tmp_40 = tmp_39 @ X
+    tmp_41 = tmp_40 @ (X.transpose(0, 2, 1))
+    del tmp_40
+    sq_V1 = np.einsum("Bdk,Bdk->B", tmp_39, tmp_41, optimize=False)
+    del tmp_39, tmp_41
     norm_V1 = np.sqrt(np.maximum(sq_V1, 0.0))
     del sq_V1
     # adj_a1[q,k] = Σ_ci V1[c,i] X[k,i] adj_h1[q,c]
     # einsum("ci,Bki,Bqc->Bqk", V1, X, adj_h1)
-    tmp_45 = np.tensordot(X, V1, axes=([2], [1]))
-    adj_a1 = (tmp_45 @ (adj_h1.transpose(0, 2, 1))).transpose(0, 2, 1)
-    del adj_h1, tmp_45
+    tmp_42 = np.tensordot(X, V1, axes=([2], [1]))
+    adj_a1 = (tmp_42 @ (adj_h1.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h1, tmp_42
     # adj_z_a1[q,k] = adj_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
     # einsum("Bqc,Bqc,Bqk->Bqk", adj_a1, a1, a1)
-    tmp_46 = (a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
-    adj_z_a1 = adj_a1 * a1 - tmp_46[:, :, None] * a1
-    del a1, adj_a1, tmp_46
+    tmp_43 = (a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+    adj_z_a1 = adj_a1 * a1 - tmp_43[:, :, None] * a1
+    del a1, adj_a1, tmp_43
     # ‖∂f/∂Q1‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk K1[d,c] X[j,c] X[k,i] adj_z_a1[k,j]
     # einsum("dc,Bic,Bjk,Bji,dl,Bml,Bnk,Bnm->B", K1, X, X, adj_z_a1, K1, X, X, adj_z_a1)
-    tmp_47 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_48 = (tmp_47.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
-    tmp_49 = tmp_48 @ X
-    tmp_50 = tmp_49 @ (X.transpose(0, 2, 1))
-    tmp_51 = tmp_50 @ adj_z_a1
-    tmp_52 = np.tensordot(X, K1, axes=([2], [1]))
-    del tmp_47, tmp_48, tmp_49, tmp_50
-    sq_Q1 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_52, tmp_51, optimize=False)
-    del tmp_51, tmp_52
+    tmp_44 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_45 = (tmp_44.transpose(0, 2, 1)) @ (adj_z_a1.transpose(0, 2, 1))
+    tmp_46 = tmp_45 @ X
+    tmp_47 = tmp_46 @ (X.transpose(0, 2, 1))
+    tmp_48 = tmp_47 @ adj_z_a1
+    del tmp_45, tmp_46, tmp_47
+    sq_Q1 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_44, tmp_48, optimize=False)
+    del tmp_44, tmp_48
     norm_Q1 = np.sqrt(np.maximum(sq_Q1, 0.0))
     del sq_Q1
     # ‖∂f/∂K1‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk Q1[d,c] X[j,c] X[k,i] adj_z_a1[j,k]
     # einsum("dc,Bic,Bjk,Bij,dl,Bml,Bnk,Bmn->B", Q1, X, X, adj_z_a1, Q1, X, X, adj_z_a1)
-    tmp_53 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_54 = (tmp_53.transpose(0, 2, 1)) @ adj_z_a1
-    tmp_55 = tmp_54 @ X
-    tmp_56 = tmp_55 @ (X.transpose(0, 2, 1))
-    tmp_57 = tmp_56 @ (adj_z_a1.transpose(0, 2, 1))
-    tmp_58 = np.tensordot(X, Q1, axes=([2], [1]))
-    del adj_z_a1, tmp_53, tmp_54, tmp_55, tmp_56
-    sq_K1 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_58, tmp_57, optimize=False)
-    del tmp_57, tmp_58
+    tmp_49 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_50 = (tmp_49.transpose(0, 2, 1)) @ adj_z_a1
+    tmp_51 = tmp_50 @ X
+    tmp_52 = tmp_51 @ (X.transpose(0, 2, 1))
+    tmp_53 = tmp_52 @ (adj_z_a1.transpose(0, 2, 1))
+    del adj_z_a1, tmp_50, tmp_51, tmp_52
+    sq_K1 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_49, tmp_53, optimize=False)
+    del tmp_49, tmp_53
     norm_K1 = np.sqrt(np.maximum(sq_K1, 0.0))
     del sq_K1
     # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
@@ -4047,49 +4042,46 @@ def per_sample_gradient_norms(params, data):
     del adj_r
     # ‖∂f/∂V2‖² = Σ over pairs of terms of their inner product: Σ_cj X[c,i] a2[j,c] adj_h2[j,d]
     # einsum("Bci,Bjc,Bjd,Bki,Blk,Bld->B", X, a2, adj_h2, X, a2, adj_h2)
-    tmp_59 = (adj_h2.transpose(0, 2, 1)) @ a2
-    tmp_60 = tmp_59 @ X
-    tmp_61 = tmp_60 @ (X.transpose(0, 2, 1))
-    tmp_62 = (adj_h2.transpose(0, 2, 1)) @ a2
-    del tmp_59, tmp_60
-    sq_V2 = np.einsum("Bdk,Bdk->B", tmp_62, tmp_61, optimize=False)
-    del tmp_61, tmp_62
+    tmp_54 = (adj_h2.transpose(0, 2, 1)) @ a2
+    tmp_55 = tmp_54 @ X
+    tmp_56 = tmp_55 @ (X.transpose(0, 2, 1))
+    del tmp_55
+    sq_V2 = np.einsum("Bdk,Bdk->B", tmp_54, tmp_56, optimize=False)
+    del tmp_54, tmp_56
     norm_V2 = np.sqrt(np.maximum(sq_V2, 0.0))
     del sq_V2
     # adj_a2[q,k] = Σ_ci V2[c,i] X[k,i] adj_h2[q,c]
     # einsum("ci,Bki,Bqc->Bqk", V2, X, adj_h2)
-    tmp_63 = np.tensordot(X, V2, axes=([2], [1]))
-    adj_a2 = (tmp_63 @ (adj_h2.transpose(0, 2, 1))).transpose(0, 2, 1)
-    del adj_h2, tmp_63
+    tmp_57 = np.tensordot(X, V2, axes=([2], [1]))
+    adj_a2 = (tmp_57 @ (adj_h2.transpose(0, 2, 1))).transpose(0, 2, 1)
+    del adj_h2, tmp_57
     # adj_z_a2[q,k] = adj_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
     # einsum("Bqc,Bqc,Bqk->Bqk", adj_a2, a2, a2)
-    tmp_64 = (a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
-    adj_z_a2 = adj_a2 * a2 - tmp_64[:, :, None] * a2
-    del a2, adj_a2, tmp_64
+    tmp_58 = (a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+    adj_z_a2 = adj_a2 * a2 - tmp_58[:, :, None] * a2
+    del a2, adj_a2, tmp_58
     # ‖∂f/∂Q2‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk K2[d,c] X[j,c] X[k,i] adj_z_a2[k,j]
     # einsum("dc,Bic,Bjk,Bji,dl,Bml,Bnk,Bnm->B", K2, X, X, adj_z_a2, K2, X, X, adj_z_a2)
-    tmp_65 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_66 = (tmp_65.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
-    tmp_67 = tmp_66 @ X
-    tmp_68 = tmp_67 @ (X.transpose(0, 2, 1))
-    tmp_69 = tmp_68 @ adj_z_a2
-    tmp_70 = np.tensordot(X, K2, axes=([2], [1]))
-    del tmp_65, tmp_66, tmp_67, tmp_68
-    sq_Q2 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_70, tmp_69, optimize=False)
-    del tmp_69, tmp_70
+    tmp_59 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_60 = (tmp_59.transpose(0, 2, 1)) @ (adj_z_a2.transpose(0, 2, 1))
+    tmp_61 = tmp_60 @ X
+    tmp_62 = tmp_61 @ (X.transpose(0, 2, 1))
+    tmp_63 = tmp_62 @ adj_z_a2
+    del tmp_60, tmp_61, tmp_62
+    sq_Q2 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_59, tmp_63, optimize=False)
+    del tmp_59, tmp_63
     norm_Q2 = np.sqrt(np.maximum(sq_Q2, 0.0))
     del sq_Q2
     # ‖∂f/∂K2‖² = Σ over pairs of terms of their inner product: 1/sqrt(e) Σ_cjk Q2[d,c] X[j,c] X[k,i] adj_z_a2[j,k]
     # einsum("dc,Bic,Bjk,Bij,dl,Bml,Bnk,Bmn->B", Q2, X, X, adj_z_a2, Q2, X, X, adj_z_a2)
-    tmp_71 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_72 = (tmp_71.transpose(0, 2, 1)) @ adj_z_a2
-    tmp_73 = tmp_72 @ X
-    tmp_74 = tmp_73 @ (X.transpose(0, 2, 1))
-    tmp_75 = tmp_74 @ (adj_z_a2.transpose(0, 2, 1))
-    tmp_76 = np.tensordot(X, Q2, axes=([2], [1]))
-    del adj_z_a2, tmp_71, tmp_72, tmp_73, tmp_74
-    sq_K2 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_76, tmp_75, optimize=False)
-    del tmp_75, tmp_76
+    tmp_64 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_65 = (tmp_64.transpose(0, 2, 1)) @ adj_z_a2
+    tmp_66 = tmp_65 @ X
+    tmp_67 = tmp_66 @ (X.transpose(0, 2, 1))
+    tmp_68 = tmp_67 @ (adj_z_a2.transpose(0, 2, 1))
+    del adj_z_a2, tmp_65, tmp_66, tmp_67
+    sq_K2 = 0.5 * np.einsum("Bmd,Bdm->B", tmp_64, tmp_68, optimize=False)
+    del tmp_64, tmp_68
     norm_K2 = np.sqrt(np.maximum(sq_K2, 0.0))
     del sq_K2
     return {"Q1": norm_Q1, "K1": norm_K1, "V1": norm_V1, "O1": norm_O1, "Q2": norm_Q2, "K2": norm_K2, "V2": norm_V2, "O2": norm_O2, "g": norm_g, "b": norm_b, "F1": norm_F1, "F2": norm_F2, "U": norm_U}
@@ -4307,104 +4299,103 @@ def hessian(params, data, out=None):
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K1, K1, X, X, X, X, hess_z_a1__z_a1)
     tmp = np.tensordot(X, K1, axes=([2], [1]))
     tmp_2 = np.einsum("Bmd,Bompn->Bdopn", tmp, hess_z_a1__z_a1, optimize=False)
-    tmp_3 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_4 = np.einsum("Bnj,Bdopn->Bjdop", tmp_3, tmp_2, optimize=False)
-    tmp_5 = np.einsum("Bjdop,Boi->Bjdpi", tmp_4, X, optimize=False)
-    _add_into(hess_Q1__Q1, (np.tensordot(tmp_5, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    tmp_3 = np.einsum("Bnj,Bdopn->Bjdop", tmp, tmp_2, optimize=False)
+    tmp_4 = np.einsum("Bjdop,Boi->Bjdpi", tmp_3, X, optimize=False)
+    _add_into(hess_Q1__Q1, (np.tensordot(tmp_4, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     # ∂f/∂Q1,K1[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a1[c,l] + 1/e Σ_clmnop K1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,n,p]
     hess_Q1__K1 = _block_view(H, 0, 8, 8, 16, PARAMS["Q1"] + PARAMS["K1"])
     adj_z_a1 = t["adj_z_a1"]
     # einsum("dj,Bci,Blk,Bcl->dijk", np.eye(2), X, X, adj_z_a1)
-    tmp_6 = (adj_z_a1.transpose(0, 2, 1)) @ X
-    tmp_7 = np.tensordot(tmp_6, X, axes=([0, 1], [0, 1]))
-    _add_into(hess_Q1__K1, tmp_7[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
+    tmp_5 = (adj_z_a1.transpose(0, 2, 1)) @ X
+    tmp_6 = np.tensordot(tmp_5, X, axes=([0, 1], [0, 1]))
+    _add_into(hess_Q1__K1, tmp_6[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
     Q1 = t["Q1"]
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q1, X, X, X, X, hess_z_a1__z_a1)
-    tmp_8 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_9 = np.einsum("Bmd,Bomnp->Bdonp", tmp_8, hess_z_a1__z_a1, optimize=False)
-    tmp_10 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_11 = np.einsum("Bnj,Bdonp->Bjdop", tmp_10, tmp_9, optimize=False)
-    tmp_12 = np.einsum("Bjdop,Boi->Bjdpi", tmp_11, X, optimize=False)
-    _add_into(hess_Q1__K1, (np.tensordot(tmp_12, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
+    tmp_7 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_8 = np.einsum("Bmd,Bomnp->Bdonp", tmp_7, hess_z_a1__z_a1, optimize=False)
+    tmp_9 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_10 = np.einsum("Bnj,Bdonp->Bjdop", tmp_9, tmp_8, optimize=False)
+    tmp_11 = np.einsum("Bjdop,Boi->Bjdpi", tmp_10, X, optimize=False)
+    _add_into(hess_Q1__K1, (np.tensordot(tmp_11, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
     _mirror(H, 0, 8, 8, 16)
     # ∂f/∂Q1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,m,l] + 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[m,l,o,j]
     hess_Q1__V1 = _block_view(H, 0, 8, 16, 24, PARAMS["Q1"] + PARAMS["V1"])
     adj_h1 = t["adj_h1"]
     jac_a1__z_a1 = t["jac_a1__z_a1"]
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K1, X, X, X, adj_h1, jac_a1__z_a1)
-    tmp_13 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_14 = np.einsum("Bonml,Boj->Bnmlj", jac_a1__z_a1, adj_h1, optimize=False)
-    tmp_15 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_14, tmp_13, optimize=False)
-    tmp_16 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_15, X, optimize=False)
-    _add_into(hess_Q1__V1, (np.tensordot(tmp_16, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+    tmp_12 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_13 = np.einsum("Bonml,Boj->Bnmlj", jac_a1__z_a1, adj_h1, optimize=False)
+    tmp_14 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_13, tmp_12, optimize=False)
+    tmp_15 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_14, X, optimize=False)
+    _add_into(hess_Q1__V1, (np.tensordot(tmp_15, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     a1 = t["a1"]
     hess_z_a1__h1 = t["hess_z_a1__h1"]
     # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a1, hess_z_a1__h1)
-    tmp_17 = a1 @ X
-    tmp_18 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_19 = np.einsum("Bld,Bmloj->Bdmoj", tmp_18, hess_z_a1__h1, optimize=False)
-    tmp_20 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_19, X, optimize=False)
-    _add_into(hess_Q1__V1, (np.tensordot(tmp_20, tmp_17, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    tmp_16 = a1 @ X
+    tmp_17 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_18 = np.einsum("Bld,Bmloj->Bdmoj", tmp_17, hess_z_a1__h1, optimize=False)
+    tmp_19 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_18, X, optimize=False)
+    _add_into(hess_Q1__V1, (np.tensordot(tmp_19, tmp_16, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
     _mirror(H, 0, 8, 16, 24)
     # ∂f/∂Q1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,m,l] + 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[m,l,n,j]
     hess_Q1__O1 = _block_view(H, 0, 8, 24, 32, PARAMS["Q1"] + PARAMS["O1"])
     adj_r = t["adj_r"]
     jac_h1__z_a1 = t["jac_h1__z_a1"]
     # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K1, X, X, adj_r, jac_h1__z_a1)
-    tmp_21 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_22 = np.einsum("Bld,Bnkml->Bdnkm", tmp_21, jac_h1__z_a1, optimize=False)
-    tmp_23 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_22, X, optimize=False)
-    _add_into(hess_Q1__O1, (np.tensordot(tmp_23, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    tmp_20 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_21 = np.einsum("Bld,Bnkml->Bdnkm", tmp_20, jac_h1__z_a1, optimize=False)
+    tmp_22 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_21, X, optimize=False)
+    _add_into(hess_Q1__O1, (np.tensordot(tmp_22, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     h1 = t["h1"]
     hess_z_a1__r = t["hess_z_a1__r"]
     # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h1, hess_z_a1__r)
-    tmp_24 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_25 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h1, optimize=False)
-    tmp_26 = np.einsum("Bmljk,Bld->Bmjkd", tmp_25, tmp_24, optimize=False)
-    _add_into(hess_Q1__O1, (np.tensordot(tmp_26, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    tmp_23 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_24 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h1, optimize=False)
+    tmp_25 = np.einsum("Bmljk,Bld->Bmjkd", tmp_24, tmp_23, optimize=False)
+    _add_into(hess_Q1__O1, (np.tensordot(tmp_25, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
     _mirror(H, 0, 8, 24, 32)
     # ∂f/∂Q1,Q2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,p,n]
     hess_Q1__Q2 = _block_view(H, 0, 8, 32, 40, PARAMS["Q1"] + PARAMS["Q2"])
     K2 = t["K2"]
     hess_z_a1__z_a2 = t["hess_z_a1__z_a2"]
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K1, K2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_27 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_28 = np.einsum("Bmd,Bompn->Bdopn", tmp_27, hess_z_a1__z_a2, optimize=False)
-    tmp_29 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_30 = np.einsum("Bnj,Bdopn->Bjdop", tmp_29, tmp_28, optimize=False)
-    tmp_31 = np.einsum("Bjdop,Boi->Bjdpi", tmp_30, X, optimize=False)
-    _add_into(hess_Q1__Q2, (np.tensordot(tmp_31, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    tmp_26 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_27 = np.einsum("Bmd,Bompn->Bdopn", tmp_26, hess_z_a1__z_a2, optimize=False)
+    tmp_28 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_29 = np.einsum("Bnj,Bdopn->Bjdop", tmp_28, tmp_27, optimize=False)
+    tmp_30 = np.einsum("Bjdop,Boi->Bjdpi", tmp_29, X, optimize=False)
+    _add_into(hess_Q1__Q2, (np.tensordot(tmp_30, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     _mirror(H, 0, 8, 32, 40)
     # ∂f/∂Q1,K2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,n,p]
     hess_Q1__K2 = _block_view(H, 0, 8, 40, 48, PARAMS["Q1"] + PARAMS["K2"])
     Q2 = t["Q2"]
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_32 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_33 = np.einsum("Bmd,Bomnp->Bdonp", tmp_32, hess_z_a1__z_a2, optimize=False)
-    tmp_34 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_35 = np.einsum("Bnj,Bdonp->Bjdop", tmp_34, tmp_33, optimize=False)
-    tmp_36 = np.einsum("Bjdop,Boi->Bjdpi", tmp_35, X, optimize=False)
-    _add_into(hess_Q1__K2, (np.tensordot(tmp_36, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    tmp_31 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_32 = np.einsum("Bmd,Bomnp->Bdonp", tmp_31, hess_z_a1__z_a2, optimize=False)
+    tmp_33 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_34 = np.einsum("Bnj,Bdonp->Bjdop", tmp_33, tmp_32, optimize=False)
+    tmp_35 = np.einsum("Bjdop,Boi->Bjdpi", tmp_34, X, optimize=False)
+    _add_into(hess_Q1__K2, (np.tensordot(tmp_35, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     _mirror(H, 0, 8, 40, 48)
     # ∂f/∂Q1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[m,l,o,j]
     hess_Q1__V2 = _block_view(H, 0, 8, 48, 56, PARAMS["Q1"] + PARAMS["V2"])
     a2 = t["a2"]
     hess_z_a1__h2 = t["hess_z_a1__h2"]
     # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a2, hess_z_a1__h2)
-    tmp_37 = a2 @ X
-    tmp_38 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_39 = np.einsum("Bld,Bmloj->Bdmoj", tmp_38, hess_z_a1__h2, optimize=False)
-    tmp_40 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_39, X, optimize=False)
-    _add_into(hess_Q1__V2, (np.tensordot(tmp_40, tmp_37, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
+    tmp_36 = a2 @ X
+    tmp_37 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_38 = np.einsum("Bld,Bmloj->Bdmoj", tmp_37, hess_z_a1__h2, optimize=False)
+    tmp_39 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_38, X, optimize=False)
+    _add_into(hess_Q1__V2, (np.tensordot(tmp_39, tmp_36, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
     _mirror(H, 0, 8, 48, 56)
     # ∂f/∂Q1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[m,l,n,j]
     hess_Q1__O2 = _block_view(H, 0, 8, 56, 64, PARAMS["Q1"] + PARAMS["O2"])
     h2 = t["h2"]
     # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h2, hess_z_a1__r)
-    tmp_41 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_42 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h2, optimize=False)
-    tmp_43 = np.einsum("Bmljk,Bld->Bmjkd", tmp_42, tmp_41, optimize=False)
-    _add_into(hess_Q1__O2, (np.tensordot(tmp_43, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
+    tmp_40 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_41 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h2, optimize=False)
+    tmp_42 = np.einsum("Bmljk,Bld->Bmjkd", tmp_41, tmp_40, optimize=False)
+    _add_into(hess_Q1__O2, (np.tensordot(tmp_42, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
     _mirror(H, 0, 8, 56, 64)
     # ∂f/∂Q1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] mu[c]
     hess_Q1__g = _block_view(H, 0, 8, 64, 68, PARAMS["Q1"] + PARAMS["g"])
@@ -4413,73 +4404,73 @@ def hessian(params, data, out=None):
     adj_ln = t["adj_ln"]
     jac_r__z_a1 = t["jac_r__z_a1"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_r__z_a1)
-    tmp_44 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_45 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_46 = np.einsum("Bcj,Bcjml->Bjml", tmp_45, jac_r__z_a1, optimize=False)
-    tmp_47 = np.einsum("Bjml,Bld->Bjmd", tmp_46, tmp_44, optimize=False)
-    _add_into(hess_Q1__g, (np.tensordot(tmp_47, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+    tmp_43 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_44 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_45 = np.einsum("Bcj,Bcjml->Bjml", tmp_44, jac_r__z_a1, optimize=False)
+    tmp_46 = np.einsum("Bjml,Bld->Bjmd", tmp_45, tmp_43, optimize=False)
+    _add_into(hess_Q1__g, (np.tensordot(tmp_46, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
     jac_mu__z_a1 = t["jac_mu__z_a1"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_mu__z_a1)
-    tmp_48 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_49 = np.einsum("Bld,Bcml->Bdcm", tmp_48, jac_mu__z_a1, optimize=False)
-    tmp_50 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_51 = np.einsum("Bdcm,Bmi->Bdci", tmp_49, X, optimize=False)
-    _add_into(hess_Q1__g, np.tensordot(tmp_51, tmp_50, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    tmp_47 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_48 = np.einsum("Bld,Bcml->Bdcm", tmp_47, jac_mu__z_a1, optimize=False)
+    tmp_49 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_50 = np.einsum("Bdcm,Bmi->Bdci", tmp_48, X, optimize=False)
+    _add_into(hess_Q1__g, np.tensordot(tmp_50, tmp_49, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     dreciprocal_z_ln = -1/z_ln**2
     jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
     r = t["r"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, r)
-    tmp_52 = r * adj_ln
-    tmp_53 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_54 = np.einsum("Bld,Bcml->Bdcm", tmp_53, jac_z_ln__z_a1, optimize=False)
-    tmp_55 = tmp_52 * dreciprocal_z_ln[:, :, None]
-    tmp_56 = np.einsum("Bdcm,Bmi->Bdci", tmp_54, X, optimize=False)
-    _add_into(hess_Q1__g, np.tensordot(tmp_56, tmp_55, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+    tmp_51 = r * adj_ln
+    tmp_52 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_53 = np.einsum("Bld,Bcml->Bdcm", tmp_52, jac_z_ln__z_a1, optimize=False)
+    tmp_54 = tmp_51 * dreciprocal_z_ln[:, :, None]
+    tmp_55 = np.einsum("Bdcm,Bmi->Bdci", tmp_53, X, optimize=False)
+    _add_into(hess_Q1__g, np.tensordot(tmp_55, tmp_54, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
     mu = t["mu"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
-    tmp_57 = mu * dreciprocal_z_ln
-    tmp_58 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_59 = np.einsum("Bld,Bcml->Bdcm", tmp_58, jac_z_ln__z_a1, optimize=False)
-    tmp_60 = tmp_57[:, :, None] * adj_ln
-    tmp_61 = np.einsum("Bdcm,Bmi->Bdci", tmp_59, X, optimize=False)
-    _add_into(hess_Q1__g, np.tensordot(tmp_61, tmp_60, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    tmp_56 = mu * dreciprocal_z_ln
+    tmp_57 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_58 = np.einsum("Bld,Bcml->Bdcm", tmp_57, jac_z_ln__z_a1, optimize=False)
+    tmp_59 = tmp_56[:, :, None] * adj_ln
+    tmp_60 = np.einsum("Bdcm,Bmi->Bdci", tmp_58, X, optimize=False)
+    _add_into(hess_Q1__g, np.tensordot(tmp_60, tmp_59, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     hess_z_a1__ln = t["hess_z_a1__ln"]
     # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, r)
-    tmp_62 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_63 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_64 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_63, r, optimize=False)
-    tmp_65 = np.einsum("Bmlj,Bld->Bmjd", tmp_64, tmp_62, optimize=False)
-    _add_into(hess_Q1__g, (np.tensordot(tmp_65, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+    tmp_61 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_62 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_63 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_62, r, optimize=False)
+    tmp_64 = np.einsum("Bmlj,Bld->Bmjd", tmp_63, tmp_61, optimize=False)
+    _add_into(hess_Q1__g, (np.tensordot(tmp_64, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, mu)
-    tmp_66 = mu * reciprocal_z_ln
-    tmp_67 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_68 = tmp_67[:, :, :, None] * tmp_66[:, None, None]
-    tmp_69 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_68, hess_z_a1__ln, optimize=False)
-    _add_into(hess_Q1__g, (np.tensordot(tmp_69, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    tmp_65 = mu * reciprocal_z_ln
+    tmp_66 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_67 = tmp_66[:, :, :, None] * tmp_65[:, None, None]
+    tmp_68 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_67, hess_z_a1__ln, optimize=False)
+    _add_into(hess_Q1__g, (np.tensordot(tmp_68, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
     _mirror(H, 0, 8, 64, 68)
     # ∂f/∂Q1,b[d,i,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__ln[l,k,m,j]
     hess_Q1__b = _block_view(H, 0, 8, 68, 72, PARAMS["Q1"] + PARAMS["b"])
     # einsum("dc,Bkc,Bli,Blkmj->dij", K1, X, X, hess_z_a1__ln)
-    tmp_70 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_71 = np.einsum("Bkd,Blkj->Bdlj", tmp_70, hess_z_a1__ln.sum(axis=3), optimize=False)
-    _add_into(hess_Q1__b, (np.tensordot(tmp_71, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    tmp_69 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_70 = np.einsum("Bkd,Blkj->Bdlj", tmp_69, hess_z_a1__ln.sum(axis=3), optimize=False)
+    _add_into(hess_Q1__b, (np.tensordot(tmp_70, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
     _mirror(H, 0, 8, 68, 72)
     # ∂f/∂Q1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[l,k,a,m] ln[m,j]
     hess_Q1__F1 = _block_view(H, 0, 8, 72, 88, PARAMS["Q1"] + PARAMS["F1"])
     adj_z_ff = t["adj_z_ff"]
     jac_ln__z_a1 = t["jac_ln__z_a1"]
     # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K1, X, X, adj_z_ff, jac_ln__z_a1)
-    tmp_72 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_73 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_72, jac_ln__z_a1, optimize=False)
-    tmp_74 = np.einsum("Bdmjl,Bli->Bdmji", tmp_73, X, optimize=False)
-    _add_into(hess_Q1__F1, (np.tensordot(tmp_74, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    tmp_71 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_72 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_71, jac_ln__z_a1, optimize=False)
+    tmp_73 = np.einsum("Bdmjl,Bli->Bdmji", tmp_72, X, optimize=False)
+    _add_into(hess_Q1__F1, (np.tensordot(tmp_73, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     hess_z_a1__z_ff = t["hess_z_a1__z_ff"]
     ln = t["ln"]
     # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K1, X, X, hess_z_a1__z_ff, ln)
-    tmp_75 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_76 = np.einsum("Bkd,Blkam->Bdlam", tmp_75, hess_z_a1__z_ff, optimize=False)
-    tmp_77 = np.einsum("Bdlam,Bli->Bdami", tmp_76, X, optimize=False)
-    _add_into(hess_Q1__F1, (np.tensordot(tmp_77, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    tmp_74 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_75 = np.einsum("Bkd,Blkam->Bdlam", tmp_74, hess_z_a1__z_ff, optimize=False)
+    tmp_76 = np.einsum("Bdlam,Bli->Bdami", tmp_75, X, optimize=False)
+    _add_into(hess_Q1__F1, (np.tensordot(tmp_76, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
     _mirror(H, 0, 8, 72, 88)
     # ∂f/∂Q1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ff[m,l,c,j]
     hess_Q1__F2 = _block_view(H, 0, 8, 88, 104, PARAMS["Q1"] + PARAMS["F2"])
@@ -4488,405 +4479,403 @@ def hessian(params, data, out=None):
     adj_ff = t["adj_ff"]
     jac_z_ff__z_a1 = t["jac_z_ff__z_a1"]
     # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K1, X, X, adj_ff, jac_z_ff__z_a1)
-    tmp_78 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_79 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_80 = np.einsum("Bld,Bacml->Bdacm", tmp_78, jac_z_ff__z_a1, optimize=False)
-    tmp_81 = np.einsum("Bdacm,Bcja->Bdamj", tmp_80, tmp_79, optimize=False)
-    _add_into(hess_Q1__F2, (np.tensordot(tmp_81, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+    tmp_77 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_78 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_79 = np.einsum("Bld,Bacml->Bdacm", tmp_77, jac_z_ff__z_a1, optimize=False)
+    tmp_80 = np.einsum("Bdacm,Bcja->Bdamj", tmp_79, tmp_78, optimize=False)
+    _add_into(hess_Q1__F2, (np.tensordot(tmp_80, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
     gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
     hess_z_a1__ff = t["hess_z_a1__ff"]
     # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K1, X, X, hess_z_a1__ff)
-    tmp_82 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_83 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_82, hess_z_a1__ff, optimize=False)
-    tmp_84 = np.einsum("Bdmcj,Bac->Bdmja", tmp_83, gelu_z_ff, optimize=False)
-    _add_into(hess_Q1__F2, (np.tensordot(tmp_84, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    tmp_81 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_82 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_81, hess_z_a1__ff, optimize=False)
+    tmp_83 = np.einsum("Bdmcj,Bac->Bdmja", tmp_82, gelu_z_ff, optimize=False)
+    _add_into(hess_Q1__F2, (np.tensordot(tmp_83, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
     _mirror(H, 0, 8, 88, 104)
     # ∂f/∂Q1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[m,k,l]
     hess_Q1__U = _block_view(H, 0, 8, 104, 112, PARAMS["Q1"] + PARAMS["U"])
     adj_p = t["adj_p"]
     jac_ff__z_a1 = t["jac_ff__z_a1"]
     # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K1, X, X, adj_p, jac_ff__z_a1)
-    tmp_85 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_86 = adj_p[:, :, None, None] * X[:, None]
-    tmp_87 = np.einsum("Bkd,Bjmk->Bdjm", tmp_85, jac_ff__z_a1.sum(axis=1), optimize=False)
-    _add_into(hess_Q1__U, (np.tensordot(tmp_87, tmp_86, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+    tmp_84 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_85 = adj_p[:, :, None, None] * X[:, None]
+    tmp_86 = np.einsum("Bkd,Bjmk->Bdjm", tmp_84, jac_ff__z_a1.sum(axis=1), optimize=False)
+    _add_into(hess_Q1__U, (np.tensordot(tmp_86, tmp_85, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
     ff = t["ff"]
     hess_z_a1__p = t["hess_z_a1__p"]
     # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K1, X, X, ff, hess_z_a1__p)
-    tmp_88 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_89 = np.einsum("Bkd,Bmkl->Bdml", tmp_88, hess_z_a1__p, optimize=False)
-    tmp_90 = np.einsum("Bdml,Bmi->Bdli", tmp_89, X, optimize=False)
-    _add_into(hess_Q1__U, (np.tensordot(tmp_90, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    tmp_87 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_88 = np.einsum("Bkd,Bmkl->Bdml", tmp_87, hess_z_a1__p, optimize=False)
+    tmp_89 = np.einsum("Bdml,Bmi->Bdli", tmp_88, X, optimize=False)
+    _add_into(hess_Q1__U, (np.tensordot(tmp_89, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
     _mirror(H, 0, 8, 104, 112)
     # ∂f/∂K1,K1[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[m,o,n,p]
     hess_K1__K1 = _block_view(H, 8, 16, 8, 16, PARAMS["K1"] + PARAMS["K1"])
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q1, X, X, X, X, hess_z_a1__z_a1)
-    tmp_91 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_92 = np.einsum("Bmd,Bmonp->Bdonp", tmp_91, hess_z_a1__z_a1, optimize=False)
-    tmp_93 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_94 = np.einsum("Bnj,Bdonp->Bjdop", tmp_93, tmp_92, optimize=False)
-    tmp_95 = np.einsum("Bjdop,Boi->Bjdpi", tmp_94, X, optimize=False)
-    _add_into(hess_K1__K1, (np.tensordot(tmp_95, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    tmp_90 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_91 = np.einsum("Bmd,Bmonp->Bdonp", tmp_90, hess_z_a1__z_a1, optimize=False)
+    tmp_92 = np.einsum("Bnj,Bdonp->Bjdop", tmp_90, tmp_91, optimize=False)
+    tmp_93 = np.einsum("Bjdop,Boi->Bjdpi", tmp_92, X, optimize=False)
+    _add_into(hess_K1__K1, (np.tensordot(tmp_93, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     # ∂f/∂K1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,l,m] + 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[l,m,o,j]
     hess_K1__V1 = _block_view(H, 8, 16, 16, 24, PARAMS["K1"] + PARAMS["V1"])
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q1, X, X, X, adj_h1, jac_a1__z_a1)
-    tmp_96 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_97 = np.einsum("Bonlm,Boj->Bnlmj", jac_a1__z_a1, adj_h1, optimize=False)
-    tmp_98 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_97, tmp_96, optimize=False)
-    tmp_99 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_98, X, optimize=False)
-    _add_into(hess_K1__V1, (np.tensordot(tmp_99, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+    tmp_94 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_95 = np.einsum("Bonlm,Boj->Bnlmj", jac_a1__z_a1, adj_h1, optimize=False)
+    tmp_96 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_95, tmp_94, optimize=False)
+    tmp_97 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_96, X, optimize=False)
+    _add_into(hess_K1__V1, (np.tensordot(tmp_97, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a1, hess_z_a1__h1)
-    tmp_100 = a1 @ X
-    tmp_101 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_102 = np.einsum("Bld,Blmoj->Bdmoj", tmp_101, hess_z_a1__h1, optimize=False)
-    tmp_103 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_102, X, optimize=False)
-    _add_into(hess_K1__V1, (np.tensordot(tmp_103, tmp_100, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    tmp_98 = a1 @ X
+    tmp_99 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_100 = np.einsum("Bld,Blmoj->Bdmoj", tmp_99, hess_z_a1__h1, optimize=False)
+    tmp_101 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_100, X, optimize=False)
+    _add_into(hess_K1__V1, (np.tensordot(tmp_101, tmp_98, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
     _mirror(H, 8, 16, 16, 24)
     # ∂f/∂K1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,l,m] + 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[l,m,n,j]
     hess_K1__O1 = _block_view(H, 8, 16, 24, 32, PARAMS["K1"] + PARAMS["O1"])
     # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q1, X, X, adj_r, jac_h1__z_a1)
-    tmp_104 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_105 = np.einsum("Bld,Bnklm->Bdnkm", tmp_104, jac_h1__z_a1, optimize=False)
-    tmp_106 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_105, X, optimize=False)
-    _add_into(hess_K1__O1, (np.tensordot(tmp_106, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    tmp_102 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_103 = np.einsum("Bld,Bnklm->Bdnkm", tmp_102, jac_h1__z_a1, optimize=False)
+    tmp_104 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_103, X, optimize=False)
+    _add_into(hess_K1__O1, (np.tensordot(tmp_104, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h1, hess_z_a1__r)
-    tmp_107 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_108 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h1, optimize=False)
-    tmp_109 = np.einsum("Blmjk,Bld->Bmjkd", tmp_108, tmp_107, optimize=False)
-    _add_into(hess_K1__O1, (np.tensordot(tmp_109, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    tmp_105 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_106 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h1, optimize=False)
+    tmp_107 = np.einsum("Blmjk,Bld->Bmjkd", tmp_106, tmp_105, optimize=False)
+    _add_into(hess_K1__O1, (np.tensordot(tmp_107, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
     _mirror(H, 8, 16, 24, 32)
     # ∂f/∂K1,Q2[d,i,j,k] = 1/e Σ_clmnop K2[j,c] Q1[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,p,n]
     hess_K1__Q2 = _block_view(H, 8, 16, 32, 40, PARAMS["K1"] + PARAMS["Q2"])
     # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K2, Q1, X, X, X, X, hess_z_a1__z_a2)
-    tmp_110 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_111 = np.einsum("Bnj,Bmopn->Bjmop", tmp_110, hess_z_a1__z_a2, optimize=False)
-    tmp_112 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_113 = np.einsum("Bmd,Bjmop->Bdjop", tmp_112, tmp_111, optimize=False)
-    tmp_114 = np.einsum("Bdjop,Boi->Bdjpi", tmp_113, X, optimize=False)
-    _add_into(hess_K1__Q2, (np.tensordot(tmp_114, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.5 / B, False)
+    tmp_108 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_109 = np.einsum("Bnj,Bmopn->Bjmop", tmp_108, hess_z_a1__z_a2, optimize=False)
+    tmp_110 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_111 = np.einsum("Bmd,Bjmop->Bdjop", tmp_110, tmp_109, optimize=False)
+    tmp_112 = np.einsum("Bdjop,Boi->Bdjpi", tmp_111, X, optimize=False)
+    _add_into(hess_K1__Q2, (np.tensordot(tmp_112, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.5 / B, False)
     _mirror(H, 8, 16, 32, 40)
     # ∂f/∂K1,K2[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,n,p]
     hess_K1__K2 = _block_view(H, 8, 16, 40, 48, PARAMS["K1"] + PARAMS["K2"])
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_115 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_116 = np.einsum("Bmd,Bmonp->Bdonp", tmp_115, hess_z_a1__z_a2, optimize=False)
-    tmp_117 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_118 = np.einsum("Bnj,Bdonp->Bjdop", tmp_117, tmp_116, optimize=False)
-    tmp_119 = np.einsum("Bjdop,Boi->Bjdpi", tmp_118, X, optimize=False)
-    _add_into(hess_K1__K2, (np.tensordot(tmp_119, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    tmp_113 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_114 = np.einsum("Bmd,Bmonp->Bdonp", tmp_113, hess_z_a1__z_a2, optimize=False)
+    tmp_115 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_116 = np.einsum("Bnj,Bdonp->Bjdop", tmp_115, tmp_114, optimize=False)
+    tmp_117 = np.einsum("Bjdop,Boi->Bjdpi", tmp_116, X, optimize=False)
+    _add_into(hess_K1__K2, (np.tensordot(tmp_117, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     _mirror(H, 8, 16, 40, 48)
     # ∂f/∂K1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[l,m,o,j]
     hess_K1__V2 = _block_view(H, 8, 16, 48, 56, PARAMS["K1"] + PARAMS["V2"])
     # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a2, hess_z_a1__h2)
-    tmp_120 = a2 @ X
-    tmp_121 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_122 = np.einsum("Bld,Blmoj->Bdmoj", tmp_121, hess_z_a1__h2, optimize=False)
-    tmp_123 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_122, X, optimize=False)
-    _add_into(hess_K1__V2, (np.tensordot(tmp_123, tmp_120, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
+    tmp_118 = a2 @ X
+    tmp_119 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_120 = np.einsum("Bld,Blmoj->Bdmoj", tmp_119, hess_z_a1__h2, optimize=False)
+    tmp_121 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_120, X, optimize=False)
+    _add_into(hess_K1__V2, (np.tensordot(tmp_121, tmp_118, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
     _mirror(H, 8, 16, 48, 56)
     # ∂f/∂K1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[l,m,n,j]
     hess_K1__O2 = _block_view(H, 8, 16, 56, 64, PARAMS["K1"] + PARAMS["O2"])
     # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h2, hess_z_a1__r)
-    tmp_124 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_125 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
-    tmp_126 = np.einsum("Blmjk,Bld->Bmjkd", tmp_125, tmp_124, optimize=False)
-    _add_into(hess_K1__O2, (np.tensordot(tmp_126, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
+    tmp_122 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_123 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
+    tmp_124 = np.einsum("Blmjk,Bld->Bmjkd", tmp_123, tmp_122, optimize=False)
+    _add_into(hess_K1__O2, (np.tensordot(tmp_124, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
     _mirror(H, 8, 16, 56, 64)
     # ∂f/∂K1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] mu[c]
     hess_K1__g = _block_view(H, 8, 16, 64, 68, PARAMS["K1"] + PARAMS["g"])
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_r__z_a1)
-    tmp_127 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_128 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_129 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_128, jac_r__z_a1, optimize=False)
-    tmp_130 = np.einsum("Bjlm,Bld->Bjmd", tmp_129, tmp_127, optimize=False)
-    _add_into(hess_K1__g, (np.tensordot(tmp_130, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+    tmp_125 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_126 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_127 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_126, jac_r__z_a1, optimize=False)
+    tmp_128 = np.einsum("Bjlm,Bld->Bjmd", tmp_127, tmp_125, optimize=False)
+    _add_into(hess_K1__g, (np.tensordot(tmp_128, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_mu__z_a1)
-    tmp_131 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_132 = np.einsum("Bld,Bclm->Bdcm", tmp_131, jac_mu__z_a1, optimize=False)
-    tmp_133 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_134 = np.einsum("Bdcm,Bmi->Bdci", tmp_132, X, optimize=False)
-    _add_into(hess_K1__g, np.tensordot(tmp_134, tmp_133, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    tmp_129 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_130 = np.einsum("Bld,Bclm->Bdcm", tmp_129, jac_mu__z_a1, optimize=False)
+    tmp_131 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_132 = np.einsum("Bdcm,Bmi->Bdci", tmp_130, X, optimize=False)
+    _add_into(hess_K1__g, np.tensordot(tmp_132, tmp_131, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
-    tmp_135 = r * adj_ln
-    tmp_136 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_137 = np.einsum("Bld,Bclm->Bdcm", tmp_136, jac_z_ln__z_a1, optimize=False)
-    tmp_138 = tmp_135 * dreciprocal_z_ln[:, :, None]
-    tmp_139 = np.einsum("Bdcm,Bmi->Bdci", tmp_137, X, optimize=False)
-    _add_into(hess_K1__g, np.tensordot(tmp_139, tmp_138, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+    tmp_133 = r * adj_ln
+    tmp_134 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_135 = np.einsum("Bld,Bclm->Bdcm", tmp_134, jac_z_ln__z_a1, optimize=False)
+    tmp_136 = tmp_133 * dreciprocal_z_ln[:, :, None]
+    tmp_137 = np.einsum("Bdcm,Bmi->Bdci", tmp_135, X, optimize=False)
+    _add_into(hess_K1__g, np.tensordot(tmp_137, tmp_136, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
-    tmp_140 = mu * dreciprocal_z_ln
-    tmp_141 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_142 = np.einsum("Bld,Bclm->Bdcm", tmp_141, jac_z_ln__z_a1, optimize=False)
-    tmp_143 = tmp_140[:, :, None] * adj_ln
-    tmp_144 = np.einsum("Bdcm,Bmi->Bdci", tmp_142, X, optimize=False)
-    _add_into(hess_K1__g, np.tensordot(tmp_144, tmp_143, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    tmp_138 = mu * dreciprocal_z_ln
+    tmp_139 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_140 = np.einsum("Bld,Bclm->Bdcm", tmp_139, jac_z_ln__z_a1, optimize=False)
+    tmp_141 = tmp_138[:, :, None] * adj_ln
+    tmp_142 = np.einsum("Bdcm,Bmi->Bdci", tmp_140, X, optimize=False)
+    _add_into(hess_K1__g, np.tensordot(tmp_142, tmp_141, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, r)
-    tmp_145 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_146 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_147 = np.einsum("Blmcj,Bcj->Blmj", tmp_146, r, optimize=False)
-    tmp_148 = np.einsum("Blmj,Bld->Bmjd", tmp_147, tmp_145, optimize=False)
-    _add_into(hess_K1__g, (np.tensordot(tmp_148, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+    tmp_143 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_144 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_145 = np.einsum("Blmcj,Bcj->Blmj", tmp_144, r, optimize=False)
+    tmp_146 = np.einsum("Blmj,Bld->Bmjd", tmp_145, tmp_143, optimize=False)
+    _add_into(hess_K1__g, (np.tensordot(tmp_146, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, mu)
-    tmp_149 = mu * reciprocal_z_ln
-    tmp_150 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_151 = tmp_150[:, :, :, None] * tmp_149[:, None, None]
-    tmp_152 = np.einsum("Bldc,Blmcj->Bdmj", tmp_151, hess_z_a1__ln, optimize=False)
-    _add_into(hess_K1__g, (np.tensordot(tmp_152, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    tmp_147 = mu * reciprocal_z_ln
+    tmp_148 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_149 = tmp_148[:, :, :, None] * tmp_147[:, None, None]
+    tmp_150 = np.einsum("Bldc,Blmcj->Bdmj", tmp_149, hess_z_a1__ln, optimize=False)
+    _add_into(hess_K1__g, (np.tensordot(tmp_150, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
     _mirror(H, 8, 16, 64, 68)
     # ∂f/∂K1,b[d,i,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__ln[k,l,m,j]
     hess_K1__b = _block_view(H, 8, 16, 68, 72, PARAMS["K1"] + PARAMS["b"])
     # einsum("dc,Bkc,Bli,Bklmj->dij", Q1, X, X, hess_z_a1__ln)
-    tmp_153 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_154 = np.einsum("Bkd,Bklj->Bdlj", tmp_153, hess_z_a1__ln.sum(axis=3), optimize=False)
-    _add_into(hess_K1__b, (np.tensordot(tmp_154, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    tmp_151 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_152 = np.einsum("Bkd,Bklj->Bdlj", tmp_151, hess_z_a1__ln.sum(axis=3), optimize=False)
+    _add_into(hess_K1__b, (np.tensordot(tmp_152, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
     _mirror(H, 8, 16, 68, 72)
     # ∂f/∂K1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[k,l,a,m] ln[m,j]
     hess_K1__F1 = _block_view(H, 8, 16, 72, 88, PARAMS["K1"] + PARAMS["F1"])
     # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q1, X, X, adj_z_ff, jac_ln__z_a1)
-    tmp_155 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_156 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_155, jac_ln__z_a1, optimize=False)
-    tmp_157 = np.einsum("Bdmjl,Bli->Bdmji", tmp_156, X, optimize=False)
-    _add_into(hess_K1__F1, (np.tensordot(tmp_157, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    tmp_153 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_154 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_153, jac_ln__z_a1, optimize=False)
+    tmp_155 = np.einsum("Bdmjl,Bli->Bdmji", tmp_154, X, optimize=False)
+    _add_into(hess_K1__F1, (np.tensordot(tmp_155, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q1, X, X, hess_z_a1__z_ff, ln)
-    tmp_158 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_159 = np.einsum("Bkd,Bklam->Bdlam", tmp_158, hess_z_a1__z_ff, optimize=False)
-    tmp_160 = np.einsum("Bdlam,Bli->Bdami", tmp_159, X, optimize=False)
-    _add_into(hess_K1__F1, (np.tensordot(tmp_160, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    tmp_156 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_157 = np.einsum("Bkd,Bklam->Bdlam", tmp_156, hess_z_a1__z_ff, optimize=False)
+    tmp_158 = np.einsum("Bdlam,Bli->Bdami", tmp_157, X, optimize=False)
+    _add_into(hess_K1__F1, (np.tensordot(tmp_158, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
     _mirror(H, 8, 16, 72, 88)
     # ∂f/∂K1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ff[l,m,c,j]
     hess_K1__F2 = _block_view(H, 8, 16, 88, 104, PARAMS["K1"] + PARAMS["F2"])
     # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q1, X, X, adj_ff, jac_z_ff__z_a1)
-    tmp_161 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_162 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_163 = np.einsum("Bld,Baclm->Bdacm", tmp_161, jac_z_ff__z_a1, optimize=False)
-    tmp_164 = np.einsum("Bdacm,Bcja->Bdamj", tmp_163, tmp_162, optimize=False)
-    _add_into(hess_K1__F2, (np.tensordot(tmp_164, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+    tmp_159 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_160 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_161 = np.einsum("Bld,Baclm->Bdacm", tmp_159, jac_z_ff__z_a1, optimize=False)
+    tmp_162 = np.einsum("Bdacm,Bcja->Bdamj", tmp_161, tmp_160, optimize=False)
+    _add_into(hess_K1__F2, (np.tensordot(tmp_162, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
     # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q1, X, X, hess_z_a1__ff)
-    tmp_165 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_166 = np.einsum("Bld,Blmcj->Bdmcj", tmp_165, hess_z_a1__ff, optimize=False)
-    tmp_167 = np.einsum("Bdmcj,Bac->Bdmja", tmp_166, gelu_z_ff, optimize=False)
-    _add_into(hess_K1__F2, (np.tensordot(tmp_167, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    tmp_163 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_164 = np.einsum("Bld,Blmcj->Bdmcj", tmp_163, hess_z_a1__ff, optimize=False)
+    tmp_165 = np.einsum("Bdmcj,Bac->Bdmja", tmp_164, gelu_z_ff, optimize=False)
+    _add_into(hess_K1__F2, (np.tensordot(tmp_165, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
     _mirror(H, 8, 16, 88, 104)
     # ∂f/∂K1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[k,m,l]
     hess_K1__U = _block_view(H, 8, 16, 104, 112, PARAMS["K1"] + PARAMS["U"])
     # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q1, X, X, adj_p, jac_ff__z_a1)
-    tmp_168 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_169 = adj_p[:, :, None, None] * X[:, None]
-    tmp_170 = np.einsum("Bkd,Bjkm->Bdjm", tmp_168, jac_ff__z_a1.sum(axis=1), optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_170, tmp_169, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+    tmp_166 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_167 = adj_p[:, :, None, None] * X[:, None]
+    tmp_168 = np.einsum("Bkd,Bjkm->Bdjm", tmp_166, jac_ff__z_a1.sum(axis=1), optimize=False)
+    _add_into(hess_K1__U, (np.tensordot(tmp_168, tmp_167, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
     # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q1, X, X, ff, hess_z_a1__p)
-    tmp_171 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_172 = np.einsum("Bkd,Bkml->Bdml", tmp_171, hess_z_a1__p, optimize=False)
-    tmp_173 = np.einsum("Bdml,Bmi->Bdli", tmp_172, X, optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_173, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    tmp_169 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_170 = np.einsum("Bkd,Bkml->Bdml", tmp_169, hess_z_a1__p, optimize=False)
+    tmp_171 = np.einsum("Bdml,Bmi->Bdli", tmp_170, X, optimize=False)
+    _add_into(hess_K1__U, (np.tensordot(tmp_171, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
     _mirror(H, 8, 16, 104, 112)
     # ∂f/∂V1,V1[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a1[n,l] hess_h1__h1[m,d,n,j]
     hess_V1__V1 = _block_view(H, 16, 24, 16, 24, PARAMS["V1"] + PARAMS["V1"])
     hess_h1__h1 = t["hess_h1__h1"]
     # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a1, hess_h1__h1)
-    tmp_174 = a1 @ X
-    tmp_175 = a1 @ X
-    tmp_176 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_174, hess_h1__h1, optimize=False)
-    _add_into(hess_V1__V1, (np.tensordot(tmp_176, tmp_175, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    tmp_172 = a1 @ X
+    tmp_173 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_172, hess_h1__h1, optimize=False)
+    _add_into(hess_V1__V1, (np.tensordot(tmp_173, tmp_172, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     # ∂f/∂V1,O1[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a1[l,c] adj_r[l,j] + Σ_clm X[c,i] a1[l,c] h1[m,k] hess_h1__r[l,d,m,j]
     hess_V1__O1 = _block_view(H, 16, 24, 24, 32, PARAMS["V1"] + PARAMS["O1"])
     # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a1, adj_r)
-    tmp_177 = a1 @ X
-    tmp_178 = np.tensordot(tmp_177, adj_r, axes=([0, 1], [0, 1]))
-    _add_into(hess_V1__O1, tmp_178[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
+    tmp_174 = a1 @ X
+    tmp_175 = np.tensordot(tmp_174, adj_r, axes=([0, 1], [0, 1]))
+    _add_into(hess_V1__O1, tmp_175[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
     hess_h1__r = t["hess_h1__r"]
     # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h1, hess_h1__r)
-    tmp_179 = a1 @ X
-    tmp_180 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h1, optimize=False)
-    _add_into(hess_V1__O1, (np.tensordot(tmp_180, tmp_179, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
+    tmp_176 = a1 @ X
+    tmp_177 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h1, optimize=False)
+    _add_into(hess_V1__O1, (np.tensordot(tmp_177, tmp_176, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
     _mirror(H, 16, 24, 24, 32)
     # ∂f/∂V1,Q2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,n,l]
     hess_V1__Q2 = _block_view(H, 16, 24, 32, 40, PARAMS["V1"] + PARAMS["Q2"])
     hess_h1__z_a2 = t["hess_h1__z_a2"]
     # einsum("jc,Blc,Bmi,Bnk,Bom,Bodnl->dijk", K2, X, X, X, a1, hess_h1__z_a2)
-    tmp_181 = a1 @ X
-    tmp_182 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_183 = np.einsum("Blj,Bodnl->Bjodn", tmp_182, hess_h1__z_a2, optimize=False)
-    tmp_184 = np.einsum("Bjodn,Bnk->Bjodk", tmp_183, X, optimize=False)
-    _add_into(hess_V1__Q2, (np.tensordot(tmp_184, tmp_181, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
+    tmp_178 = a1 @ X
+    tmp_179 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_180 = np.einsum("Blj,Bodnl->Bjodn", tmp_179, hess_h1__z_a2, optimize=False)
+    tmp_181 = np.einsum("Bjodn,Bnk->Bjodk", tmp_180, X, optimize=False)
+    _add_into(hess_V1__Q2, (np.tensordot(tmp_181, tmp_178, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
     _mirror(H, 16, 24, 32, 40)
     # ∂f/∂V1,K2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,l,n]
     hess_V1__K2 = _block_view(H, 16, 24, 40, 48, PARAMS["V1"] + PARAMS["K2"])
     # einsum("jc,Blc,Bmi,Bnk,Bom,Bodln->dijk", Q2, X, X, X, a1, hess_h1__z_a2)
-    tmp_185 = a1 @ X
-    tmp_186 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_187 = np.einsum("Blj,Bodln->Bjodn", tmp_186, hess_h1__z_a2, optimize=False)
-    tmp_188 = np.einsum("Bjodn,Bnk->Bjodk", tmp_187, X, optimize=False)
-    _add_into(hess_V1__K2, (np.tensordot(tmp_188, tmp_185, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
+    tmp_182 = a1 @ X
+    tmp_183 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_184 = np.einsum("Blj,Bodln->Bjodn", tmp_183, hess_h1__z_a2, optimize=False)
+    tmp_185 = np.einsum("Bjodn,Bnk->Bjodk", tmp_184, X, optimize=False)
+    _add_into(hess_V1__K2, (np.tensordot(tmp_185, tmp_182, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
     _mirror(H, 16, 24, 40, 48)
     # ∂f/∂V1,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a2[n,l] hess_h1__h2[m,d,n,j]
     hess_V1__V2 = _block_view(H, 16, 24, 48, 56, PARAMS["V1"] + PARAMS["V2"])
     hess_h1__h2 = t["hess_h1__h2"]
     # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a2, hess_h1__h2)
-    tmp_189 = a1 @ X
-    tmp_190 = a2 @ X
-    tmp_191 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_189, hess_h1__h2, optimize=False)
-    _add_into(hess_V1__V2, (np.tensordot(tmp_191, tmp_190, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    tmp_186 = a1 @ X
+    tmp_187 = a2 @ X
+    tmp_188 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_186, hess_h1__h2, optimize=False)
+    _add_into(hess_V1__V2, (np.tensordot(tmp_188, tmp_187, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     _mirror(H, 16, 24, 48, 56)
     # ∂f/∂V1,O2[d,i,j,k] = Σ_clm X[c,i] a1[l,c] h2[m,k] hess_h1__r[l,d,m,j]
     hess_V1__O2 = _block_view(H, 16, 24, 56, 64, PARAMS["V1"] + PARAMS["O2"])
     # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h2, hess_h1__r)
-    tmp_192 = a1 @ X
-    tmp_193 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h2, optimize=False)
-    _add_into(hess_V1__O2, (np.tensordot(tmp_193, tmp_192, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+    tmp_189 = a1 @ X
+    tmp_190 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h2, optimize=False)
+    _add_into(hess_V1__O2, (np.tensordot(tmp_190, tmp_189, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
     _mirror(H, 16, 24, 56, 64)
     # ∂f/∂V1,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_r__h1[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] mu[c]
     hess_V1__g = _block_view(H, 16, 24, 64, 68, PARAMS["V1"] + PARAMS["g"])
     jac_r__h1 = t["jac_r__h1"]
     # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_r__h1)
+    tmp_191 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_192 = a1 @ X
+    tmp_193 = np.tensordot(tmp_192, tmp_191, axes=([0], [0]))
+    _add_into(hess_V1__g, np.einsum("licj,cjld->dij", tmp_193, jac_r__h1, optimize=False), 1 / B, False)
+    jac_mu__h1 = t["jac_mu__h1"]
+    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_mu__h1)
     tmp_194 = adj_ln * reciprocal_z_ln[:, :, None]
     tmp_195 = a1 @ X
     tmp_196 = np.tensordot(tmp_195, tmp_194, axes=([0], [0]))
-    _add_into(hess_V1__g, np.einsum("licj,cjld->dij", tmp_196, jac_r__h1, optimize=False), 1 / B, False)
-    jac_mu__h1 = t["jac_mu__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_mu__h1)
-    tmp_197 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_198 = a1 @ X
-    tmp_199 = np.tensordot(tmp_198, tmp_197, axes=([0], [0]))
-    _add_into(hess_V1__g, (np.tensordot(tmp_199, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
+    _add_into(hess_V1__g, (np.tensordot(tmp_196, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
     jac_z_ln__h1 = t["jac_z_ln__h1"]
     # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, r)
-    tmp_200 = r * adj_ln
-    tmp_201 = a1 @ X
-    tmp_202 = tmp_200 * dreciprocal_z_ln[:, :, None]
-    tmp_203 = np.einsum("Bli,Bcld->Bicd", tmp_201, jac_z_ln__h1, optimize=False)
-    _add_into(hess_V1__g, (np.tensordot(tmp_203, tmp_202, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+    tmp_197 = r * adj_ln
+    tmp_198 = a1 @ X
+    tmp_199 = tmp_197 * dreciprocal_z_ln[:, :, None]
+    tmp_200 = np.einsum("Bli,Bcld->Bicd", tmp_198, jac_z_ln__h1, optimize=False)
+    _add_into(hess_V1__g, (np.tensordot(tmp_200, tmp_199, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
     # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, mu)
-    tmp_204 = mu * dreciprocal_z_ln
-    tmp_205 = a1 @ X
-    tmp_206 = tmp_204[:, :, None] * adj_ln
-    tmp_207 = np.einsum("Bli,Bcld->Bicd", tmp_205, jac_z_ln__h1, optimize=False)
-    _add_into(hess_V1__g, (np.tensordot(tmp_207, tmp_206, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
+    tmp_201 = mu * dreciprocal_z_ln
+    tmp_202 = a1 @ X
+    tmp_203 = tmp_201[:, :, None] * adj_ln
+    tmp_204 = np.einsum("Bli,Bcld->Bicd", tmp_202, jac_z_ln__h1, optimize=False)
+    _add_into(hess_V1__g, (np.tensordot(tmp_204, tmp_203, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
     hess_h1__ln = t["hess_h1__ln"]
     # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a1, hess_h1__ln, r)
-    tmp_208 = hess_h1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_209 = np.einsum("Bldcj,Bcj->Bldj", tmp_208, r, optimize=False)
-    tmp_210 = a1 @ X
-    _add_into(hess_V1__g, (np.tensordot(tmp_210, tmp_209, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+    tmp_205 = hess_h1__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_206 = np.einsum("Bldcj,Bcj->Bldj", tmp_205, r, optimize=False)
+    tmp_207 = a1 @ X
+    _add_into(hess_V1__g, (np.tensordot(tmp_207, tmp_206, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
     # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a1, hess_h1__ln, mu)
-    tmp_211 = mu * reciprocal_z_ln
-    tmp_212 = a1 @ X
-    tmp_213 = tmp_212[:, :, :, None] * tmp_211[:, None, None]
-    _add_into(hess_V1__g, (np.tensordot(tmp_213, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
+    tmp_208 = mu * reciprocal_z_ln
+    tmp_209 = a1 @ X
+    tmp_210 = tmp_209[:, :, :, None] * tmp_208[:, None, None]
+    _add_into(hess_V1__g, (np.tensordot(tmp_210, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
     _mirror(H, 16, 24, 64, 68)
     # ∂f/∂V1,b[d,i,j] = Σ_ckl X[c,i] a1[k,c] hess_h1__ln[k,d,l,j]
     hess_V1__b = _block_view(H, 16, 24, 68, 72, PARAMS["V1"] + PARAMS["b"])
     # einsum("Bci,Bkc,Bkdlj->dij", X, a1, hess_h1__ln)
-    tmp_214 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__ln.sum(axis=3), a1, optimize=False)
-    _add_into(hess_V1__b, (np.tensordot(tmp_214, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    tmp_211 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__ln.sum(axis=3), a1, optimize=False)
+    _add_into(hess_V1__b, (np.tensordot(tmp_211, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
     _mirror(H, 16, 24, 68, 72)
     # ∂f/∂V1,F1[d,i,a,j] = Σ_ckl X[c,i] a1[k,c] adj_z_ff[a,l] jac_ln__h1[l,j,k,d] + Σ_ckl X[c,i] a1[k,c] hess_h1__z_ff[k,d,a,l] ln[l,j]
     hess_V1__F1 = _block_view(H, 16, 24, 72, 88, PARAMS["V1"] + PARAMS["F1"])
     jac_ln__h1 = t["jac_ln__h1"]
     # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a1, adj_z_ff, jac_ln__h1)
-    tmp_215 = a1 @ X
-    tmp_216 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
-    _add_into(hess_V1__F1, (np.tensordot(tmp_216, tmp_215, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
+    tmp_212 = a1 @ X
+    tmp_213 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
+    _add_into(hess_V1__F1, (np.tensordot(tmp_213, tmp_212, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
     hess_h1__z_ff = t["hess_h1__z_ff"]
     # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a1, hess_h1__z_ff, ln)
-    tmp_217 = a1 @ X
-    tmp_218 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
-    _add_into(hess_V1__F1, (np.tensordot(tmp_218, tmp_217, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
+    tmp_214 = a1 @ X
+    tmp_215 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
+    _add_into(hess_V1__F1, (np.tensordot(tmp_215, tmp_214, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
     _mirror(H, 16, 24, 72, 88)
     # ∂f/∂V1,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a1[l,k] adj_ff[c,j] jac_z_ff__h1[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a1[l,k] hess_h1__ff[l,d,c,j]
     hess_V1__F2 = _block_view(H, 16, 24, 88, 104, PARAMS["V1"] + PARAMS["F2"])
     jac_z_ff__h1 = t["jac_z_ff__h1"]
     # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a1, adj_ff, jac_z_ff__h1)
-    tmp_219 = a1 @ X
-    tmp_220 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_221 = np.einsum("Bcja,Bacld->Bjald", tmp_220, jac_z_ff__h1, optimize=False)
-    _add_into(hess_V1__F2, (np.tensordot(tmp_221, tmp_219, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
+    tmp_216 = a1 @ X
+    tmp_217 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_218 = np.einsum("Bcja,Bacld->Bjald", tmp_217, jac_z_ff__h1, optimize=False)
+    _add_into(hess_V1__F2, (np.tensordot(tmp_218, tmp_216, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
     hess_h1__ff = t["hess_h1__ff"]
     # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a1, hess_h1__ff)
-    tmp_222 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff, optimize=False)
-    tmp_223 = a1 @ X
-    _add_into(hess_V1__F2, (np.tensordot(tmp_223, tmp_222, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
+    tmp_219 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff, optimize=False)
+    tmp_220 = a1 @ X
+    _add_into(hess_V1__F2, (np.tensordot(tmp_220, tmp_219, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
     _mirror(H, 16, 24, 88, 104)
     # ∂f/∂V1,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a1[k,c] adj_p[l] jac_ff__h1[m,j,k,d] + 1/t Σ_ckm X[c,i] a1[k,c] ff[m,j] hess_h1__p[k,d,l]
     hess_V1__U = _block_view(H, 16, 24, 104, 112, PARAMS["V1"] + PARAMS["U"])
     jac_ff__h1 = t["jac_ff__h1"]
     # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a1, adj_p, jac_ff__h1)
-    tmp_224 = a1 @ X
-    tmp_225 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_V1__U, (np.tensordot(tmp_225, tmp_224, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    tmp_221 = a1 @ X
+    tmp_222 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_V1__U, (np.tensordot(tmp_222, tmp_221, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_h1__p = t["hess_h1__p"]
     # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a1, ff, hess_h1__p)
-    tmp_226 = a1 @ X
-    tmp_227 = np.einsum("Bki,Bkdl->Bidl", tmp_226, hess_h1__p, optimize=False)
-    _add_into(hess_V1__U, (np.tensordot(tmp_227, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
+    tmp_223 = a1 @ X
+    tmp_224 = np.einsum("Bki,Bkdl->Bidl", tmp_223, hess_h1__p, optimize=False)
+    _add_into(hess_V1__U, (np.tensordot(tmp_224, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
     _mirror(H, 16, 24, 104, 112)
     # ∂f/∂O1,O1[i,d,j,k] = Σ_cl h1[c,d] h1[l,k] hess_r__r[c,i,l,j]
     hess_O1__O1 = _block_view(H, 24, 32, 24, 32, PARAMS["O1"] + PARAMS["O1"])
     hess_r__r = t["hess_r__r"]
     # einsum("Bcd,Blk,Bcilj->idjk", h1, h1, hess_r__r)
-    tmp_228 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
-    _add_into(hess_O1__O1, (np.tensordot(tmp_228, h1, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    tmp_225 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
+    _add_into(hess_O1__O1, (np.tensordot(tmp_225, h1, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂O1,Q2[i,d,j,k] = 1/sqrt(e) Σ_clmn K2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,m,l]
     hess_O1__Q2 = _block_view(H, 24, 32, 32, 40, PARAMS["O1"] + PARAMS["Q2"])
     hess_r__z_a2 = t["hess_r__z_a2"]
     # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K2, X, X, h1, hess_r__z_a2)
-    tmp_229 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_230 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h1, optimize=False)
-    tmp_231 = np.einsum("Bimld,Blj->Bimdj", tmp_230, tmp_229, optimize=False)
-    _add_into(hess_O1__Q2, np.tensordot(tmp_231, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
+    tmp_226 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_227 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h1, optimize=False)
+    tmp_228 = np.einsum("Bimld,Blj->Bimdj", tmp_227, tmp_226, optimize=False)
+    _add_into(hess_O1__Q2, np.tensordot(tmp_228, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
     _mirror(H, 24, 32, 32, 40)
     # ∂f/∂O1,K2[i,d,j,k] = 1/sqrt(e) Σ_clmn Q2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,l,m]
     hess_O1__K2 = _block_view(H, 24, 32, 40, 48, PARAMS["O1"] + PARAMS["K2"])
     # einsum("jc,Blc,Bmk,Bnd,Bnilm->idjk", Q2, X, X, h1, hess_r__z_a2)
-    tmp_232 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_233 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h1, optimize=False)
-    tmp_234 = np.einsum("Bilmd,Blj->Bimdj", tmp_233, tmp_232, optimize=False)
-    _add_into(hess_O1__K2, np.tensordot(tmp_234, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
+    tmp_229 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_230 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h1, optimize=False)
+    tmp_231 = np.einsum("Bilmd,Blj->Bimdj", tmp_230, tmp_229, optimize=False)
+    _add_into(hess_O1__K2, np.tensordot(tmp_231, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
     _mirror(H, 24, 32, 40, 48)
     # ∂f/∂O1,V2[i,d,j,k] = Σ_clm X[c,k] a2[l,c] h1[m,d] hess_r__h2[m,i,l,j]
     hess_O1__V2 = _block_view(H, 24, 32, 48, 56, PARAMS["O1"] + PARAMS["V2"])
     hess_r__h2 = t["hess_r__h2"]
     # einsum("Bck,Blc,Bmd,Bmilj->idjk", X, a2, h1, hess_r__h2)
-    tmp_235 = a2 @ X
-    tmp_236 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h2, h1, optimize=False)
-    _add_into(hess_O1__V2, (np.tensordot(tmp_236, tmp_235, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    tmp_232 = a2 @ X
+    tmp_233 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h2, h1, optimize=False)
+    _add_into(hess_O1__V2, (np.tensordot(tmp_233, tmp_232, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     _mirror(H, 24, 32, 48, 56)
     # ∂f/∂O1,O2[i,d,j,k] = Σ_cl h1[c,d] h2[l,k] hess_r__r[c,i,l,j]
     hess_O1__O2 = _block_view(H, 24, 32, 56, 64, PARAMS["O1"] + PARAMS["O2"])
     # einsum("Bcd,Blk,Bcilj->idjk", h1, h2, hess_r__r)
-    tmp_237 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
-    _add_into(hess_O1__O2, (np.tensordot(tmp_237, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    tmp_234 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
+    _add_into(hess_O1__O2, (np.tensordot(tmp_234, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     _mirror(H, 24, 32, 56, 64)
     # ∂f/∂O1,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h1[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h1[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] mu[c]
     hess_O1__g = _block_view(H, 24, 32, 64, 68, PARAMS["O1"] + PARAMS["g"])
     jac_mu__r = t["jac_mu__r"]
     # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h1, jac_mu__r)
-    tmp_238 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_239 = np.tensordot(tmp_238, h1, axes=([0], [0]))
-    _add_into(hess_O1__g, (np.tensordot(tmp_239, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
+    tmp_235 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_236 = np.tensordot(tmp_235, h1, axes=([0], [0]))
+    _add_into(hess_O1__g, (np.tensordot(tmp_236, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
     jac_z_ln__r = t["jac_z_ln__r"]
     # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, r)
-    tmp_240 = r * adj_ln
-    tmp_241 = tmp_240 * dreciprocal_z_ln[:, :, None]
-    tmp_242 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
-    _add_into(hess_O1__g, np.tensordot(tmp_242, tmp_241, axes=([0, 1], [0, 1])), 1 / B, True)
+    tmp_237 = r * adj_ln
+    tmp_238 = tmp_237 * dreciprocal_z_ln[:, :, None]
+    tmp_239 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    _add_into(hess_O1__g, np.tensordot(tmp_239, tmp_238, axes=([0, 1], [0, 1])), 1 / B, True)
     # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, mu)
-    tmp_243 = mu * dreciprocal_z_ln
-    tmp_244 = tmp_243[:, :, None] * adj_ln
-    tmp_245 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
-    _add_into(hess_O1__g, np.tensordot(tmp_245, tmp_244, axes=([0, 1], [0, 1])), -1 / B, True)
+    tmp_240 = mu * dreciprocal_z_ln
+    tmp_241 = tmp_240[:, :, None] * adj_ln
+    tmp_242 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    _add_into(hess_O1__g, np.tensordot(tmp_242, tmp_241, axes=([0, 1], [0, 1])), -1 / B, True)
     hess_r__ln = t["hess_r__ln"]
     # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h1, hess_r__ln, r)
-    tmp_246 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_247 = np.einsum("Bkicj,Bcj->Bkij", tmp_246, r, optimize=False)
-    _add_into(hess_O1__g, (np.tensordot(tmp_247, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
+    tmp_243 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_244 = np.einsum("Bkicj,Bcj->Bkij", tmp_243, r, optimize=False)
+    _add_into(hess_O1__g, (np.tensordot(tmp_244, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
     # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h1, hess_r__ln, mu)
-    tmp_248 = mu * reciprocal_z_ln
-    tmp_249 = tmp_248[:, :, None, None] * h1[:, None]
-    _add_into(hess_O1__g, (np.tensordot(tmp_249, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+    tmp_245 = mu * reciprocal_z_ln
+    tmp_246 = tmp_245[:, :, None, None] * h1[:, None]
+    _add_into(hess_O1__g, (np.tensordot(tmp_246, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
     # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln, adj_ln, h1)
-    tmp_250 = h1 * reciprocal_z_ln[:, :, None]
-    _add_into(_diagonal_view(hess_O1__g, 0, 2), (np.tensordot(tmp_250, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
+    tmp_247 = h1 * reciprocal_z_ln[:, :, None]
+    _add_into(_diagonal_view(hess_O1__g, 0, 2), (np.tensordot(tmp_247, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
     _mirror(H, 24, 32, 64, 68)
     # ∂f/∂O1,b[i,d,j] = Σ_ck h1[c,d] hess_r__ln[c,i,k,j]
     hess_O1__b = _block_view(H, 24, 32, 68, 72, PARAMS["O1"] + PARAMS["b"])
@@ -4897,454 +4886,451 @@ def hessian(params, data, out=None):
     hess_O1__F1 = _block_view(H, 24, 32, 72, 88, PARAMS["O1"] + PARAMS["F1"])
     jac_ln__r = t["jac_ln__r"]
     # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h1, jac_ln__r)
-    tmp_251 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
-    _add_into(hess_O1__F1, (np.tensordot(tmp_251, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
+    tmp_248 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
+    _add_into(hess_O1__F1, (np.tensordot(tmp_248, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
     hess_r__z_ff = t["hess_r__z_ff"]
     # einsum("Bcd,Bciak,Bkj->idaj", h1, hess_r__z_ff, ln)
-    tmp_252 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
-    _add_into(hess_O1__F1, (np.tensordot(tmp_252, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
+    tmp_249 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
+    _add_into(hess_O1__F1, (np.tensordot(tmp_249, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
     _mirror(H, 24, 32, 72, 88)
     # ∂f/∂O1,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h1[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_r__ff[k,i,c,j]
     hess_O1__F2 = _block_view(H, 24, 32, 88, 104, PARAMS["O1"] + PARAMS["F2"])
     jac_z_ff__r = t["jac_z_ff__r"]
     # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h1, jac_z_ff__r)
-    tmp_253 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_254 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
-    _add_into(hess_O1__F2, np.einsum("Bacid,Bcja->idja", tmp_254, tmp_253, optimize=False), 1 / B, False)
+    tmp_250 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_251 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
+    _add_into(hess_O1__F2, np.einsum("Bacid,Bcja->idja", tmp_251, tmp_250, optimize=False), 1 / B, False)
     hess_r__ff = t["hess_r__ff"]
     # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h1, hess_r__ff)
-    tmp_255 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
-    _add_into(hess_O1__F2, (np.tensordot(tmp_255, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
+    tmp_252 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
+    _add_into(hess_O1__F2, (np.tensordot(tmp_252, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
     _mirror(H, 24, 32, 88, 104)
     # ∂f/∂O1,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h1[k,d] hess_r__p[k,i,l]
     hess_O1__U = _block_view(H, 24, 32, 104, 112, PARAMS["O1"] + PARAMS["U"])
     jac_ff__r = t["jac_ff__r"]
     # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h1, jac_ff__r)
-    tmp_256 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_O1__U, (np.tensordot(tmp_256, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    tmp_253 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_O1__U, (np.tensordot(tmp_253, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_r__p = t["hess_r__p"]
     # einsum("Bcj,Bkd,Bkil->idlj", ff, h1, hess_r__p)
-    tmp_257 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    _add_into(hess_O1__U, (np.tensordot(tmp_257, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+    tmp_254 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    _add_into(hess_O1__U, (np.tensordot(tmp_254, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
     _mirror(H, 24, 32, 104, 112)
     # ∂f/∂Q2,Q2[d,i,j,k] = 1/e Σ_clmnop K2[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,p,n]
     hess_Q2__Q2 = _block_view(H, 32, 40, 32, 40, PARAMS["Q2"] + PARAMS["Q2"])
     hess_z_a2__z_a2 = t["hess_z_a2__z_a2"]
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K2, K2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_258 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_259 = np.einsum("Bmd,Bompn->Bdopn", tmp_258, hess_z_a2__z_a2, optimize=False)
-    tmp_260 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_261 = np.einsum("Bnj,Bdopn->Bjdop", tmp_260, tmp_259, optimize=False)
-    tmp_262 = np.einsum("Bjdop,Boi->Bjdpi", tmp_261, X, optimize=False)
-    _add_into(hess_Q2__Q2, (np.tensordot(tmp_262, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    tmp_255 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_256 = np.einsum("Bmd,Bompn->Bdopn", tmp_255, hess_z_a2__z_a2, optimize=False)
+    tmp_257 = np.einsum("Bnj,Bdopn->Bjdop", tmp_255, tmp_256, optimize=False)
+    tmp_258 = np.einsum("Bjdop,Boi->Bjdpi", tmp_257, X, optimize=False)
+    _add_into(hess_Q2__Q2, (np.tensordot(tmp_258, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     # ∂f/∂Q2,K2[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a2[c,l] + 1/e Σ_clmnop K2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,n,p]
     hess_Q2__K2 = _block_view(H, 32, 40, 40, 48, PARAMS["Q2"] + PARAMS["K2"])
     adj_z_a2 = t["adj_z_a2"]
     # einsum("dj,Bci,Blk,Bcl->dijk", np.eye(2), X, X, adj_z_a2)
-    tmp_263 = (adj_z_a2.transpose(0, 2, 1)) @ X
-    tmp_264 = np.tensordot(tmp_263, X, axes=([0, 1], [0, 1]))
-    _add_into(hess_Q2__K2, tmp_264[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
+    tmp_259 = (adj_z_a2.transpose(0, 2, 1)) @ X
+    tmp_260 = np.tensordot(tmp_259, X, axes=([0, 1], [0, 1]))
+    _add_into(hess_Q2__K2, tmp_260[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K2, Q2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_265 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_266 = np.einsum("Bmd,Bomnp->Bdonp", tmp_265, hess_z_a2__z_a2, optimize=False)
-    tmp_267 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_268 = np.einsum("Bnj,Bdonp->Bjdop", tmp_267, tmp_266, optimize=False)
-    tmp_269 = np.einsum("Bjdop,Boi->Bjdpi", tmp_268, X, optimize=False)
-    _add_into(hess_Q2__K2, (np.tensordot(tmp_269, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
+    tmp_261 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_262 = np.einsum("Bmd,Bomnp->Bdonp", tmp_261, hess_z_a2__z_a2, optimize=False)
+    tmp_263 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_264 = np.einsum("Bnj,Bdonp->Bjdop", tmp_263, tmp_262, optimize=False)
+    tmp_265 = np.einsum("Bjdop,Boi->Bjdpi", tmp_264, X, optimize=False)
+    _add_into(hess_Q2__K2, (np.tensordot(tmp_265, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
     _mirror(H, 32, 40, 40, 48)
     # ∂f/∂Q2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,m,l] + 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[m,l,o,j]
     hess_Q2__V2 = _block_view(H, 32, 40, 48, 56, PARAMS["Q2"] + PARAMS["V2"])
     adj_h2 = t["adj_h2"]
     jac_a2__z_a2 = t["jac_a2__z_a2"]
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_270 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_271 = np.einsum("Bonml,Boj->Bnmlj", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_272 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_271, tmp_270, optimize=False)
-    tmp_273 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_272, X, optimize=False)
-    _add_into(hess_Q2__V2, (np.tensordot(tmp_273, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+    tmp_266 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_267 = np.einsum("Bonml,Boj->Bnmlj", jac_a2__z_a2, adj_h2, optimize=False)
+    tmp_268 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_267, tmp_266, optimize=False)
+    tmp_269 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_268, X, optimize=False)
+    _add_into(hess_Q2__V2, (np.tensordot(tmp_269, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     hess_z_a2__h2 = t["hess_z_a2__h2"]
     # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K2, X, X, X, a2, hess_z_a2__h2)
-    tmp_274 = a2 @ X
-    tmp_275 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_276 = np.einsum("Bld,Bmloj->Bdmoj", tmp_275, hess_z_a2__h2, optimize=False)
-    tmp_277 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_276, X, optimize=False)
-    _add_into(hess_Q2__V2, (np.tensordot(tmp_277, tmp_274, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    tmp_270 = a2 @ X
+    tmp_271 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_272 = np.einsum("Bld,Bmloj->Bdmoj", tmp_271, hess_z_a2__h2, optimize=False)
+    tmp_273 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_272, X, optimize=False)
+    _add_into(hess_Q2__V2, (np.tensordot(tmp_273, tmp_270, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
     _mirror(H, 32, 40, 48, 56)
     # ∂f/∂Q2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,m,l] + 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[m,l,n,j]
     hess_Q2__O2 = _block_view(H, 32, 40, 56, 64, PARAMS["Q2"] + PARAMS["O2"])
     jac_h2__z_a2 = t["jac_h2__z_a2"]
     # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K2, X, X, adj_r, jac_h2__z_a2)
-    tmp_278 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_279 = np.einsum("Bld,Bnkml->Bdnkm", tmp_278, jac_h2__z_a2, optimize=False)
-    tmp_280 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_279, X, optimize=False)
-    _add_into(hess_Q2__O2, (np.tensordot(tmp_280, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    tmp_274 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_275 = np.einsum("Bld,Bnkml->Bdnkm", tmp_274, jac_h2__z_a2, optimize=False)
+    tmp_276 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_275, X, optimize=False)
+    _add_into(hess_Q2__O2, (np.tensordot(tmp_276, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     hess_z_a2__r = t["hess_z_a2__r"]
     # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K2, X, X, h2, hess_z_a2__r)
-    tmp_281 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_282 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
-    tmp_283 = np.einsum("Bmljk,Bld->Bmjkd", tmp_282, tmp_281, optimize=False)
-    _add_into(hess_Q2__O2, (np.tensordot(tmp_283, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    tmp_277 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_278 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
+    tmp_279 = np.einsum("Bmljk,Bld->Bmjkd", tmp_278, tmp_277, optimize=False)
+    _add_into(hess_Q2__O2, (np.tensordot(tmp_279, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
     _mirror(H, 32, 40, 56, 64)
     # ∂f/∂Q2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] mu[c]
     hess_Q2__g = _block_view(H, 32, 40, 64, 68, PARAMS["Q2"] + PARAMS["g"])
     jac_r__z_a2 = t["jac_r__z_a2"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_r__z_a2)
-    tmp_284 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_285 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_286 = np.einsum("Bcj,Bcjml->Bjml", tmp_285, jac_r__z_a2, optimize=False)
-    tmp_287 = np.einsum("Bjml,Bld->Bjmd", tmp_286, tmp_284, optimize=False)
-    _add_into(hess_Q2__g, (np.tensordot(tmp_287, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+    tmp_280 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_281 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_282 = np.einsum("Bcj,Bcjml->Bjml", tmp_281, jac_r__z_a2, optimize=False)
+    tmp_283 = np.einsum("Bjml,Bld->Bjmd", tmp_282, tmp_280, optimize=False)
+    _add_into(hess_Q2__g, (np.tensordot(tmp_283, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
     jac_mu__z_a2 = t["jac_mu__z_a2"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_288 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_289 = np.einsum("Bld,Bcml->Bdcm", tmp_288, jac_mu__z_a2, optimize=False)
-    tmp_290 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_291 = np.einsum("Bdcm,Bmi->Bdci", tmp_289, X, optimize=False)
-    _add_into(hess_Q2__g, np.tensordot(tmp_291, tmp_290, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    tmp_284 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_285 = np.einsum("Bld,Bcml->Bdcm", tmp_284, jac_mu__z_a2, optimize=False)
+    tmp_286 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_287 = np.einsum("Bdcm,Bmi->Bdci", tmp_285, X, optimize=False)
+    _add_into(hess_Q2__g, np.tensordot(tmp_287, tmp_286, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_292 = r * adj_ln
-    tmp_293 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_294 = np.einsum("Bld,Bcml->Bdcm", tmp_293, jac_z_ln__z_a2, optimize=False)
-    tmp_295 = tmp_292 * dreciprocal_z_ln[:, :, None]
-    tmp_296 = np.einsum("Bdcm,Bmi->Bdci", tmp_294, X, optimize=False)
-    _add_into(hess_Q2__g, np.tensordot(tmp_296, tmp_295, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+    tmp_288 = r * adj_ln
+    tmp_289 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_290 = np.einsum("Bld,Bcml->Bdcm", tmp_289, jac_z_ln__z_a2, optimize=False)
+    tmp_291 = tmp_288 * dreciprocal_z_ln[:, :, None]
+    tmp_292 = np.einsum("Bdcm,Bmi->Bdci", tmp_290, X, optimize=False)
+    _add_into(hess_Q2__g, np.tensordot(tmp_292, tmp_291, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_297 = mu * dreciprocal_z_ln
-    tmp_298 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_299 = np.einsum("Bld,Bcml->Bdcm", tmp_298, jac_z_ln__z_a2, optimize=False)
-    tmp_300 = tmp_297[:, :, None] * adj_ln
-    tmp_301 = np.einsum("Bdcm,Bmi->Bdci", tmp_299, X, optimize=False)
-    _add_into(hess_Q2__g, np.tensordot(tmp_301, tmp_300, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    tmp_293 = mu * dreciprocal_z_ln
+    tmp_294 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_295 = np.einsum("Bld,Bcml->Bdcm", tmp_294, jac_z_ln__z_a2, optimize=False)
+    tmp_296 = tmp_293[:, :, None] * adj_ln
+    tmp_297 = np.einsum("Bdcm,Bmi->Bdci", tmp_295, X, optimize=False)
+    _add_into(hess_Q2__g, np.tensordot(tmp_297, tmp_296, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     hess_z_a2__ln = t["hess_z_a2__ln"]
     # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, r)
-    tmp_302 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_303 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_304 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_303, r, optimize=False)
-    tmp_305 = np.einsum("Bmlj,Bld->Bmjd", tmp_304, tmp_302, optimize=False)
-    _add_into(hess_Q2__g, (np.tensordot(tmp_305, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+    tmp_298 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_299 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_300 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_299, r, optimize=False)
+    tmp_301 = np.einsum("Bmlj,Bld->Bmjd", tmp_300, tmp_298, optimize=False)
+    _add_into(hess_Q2__g, (np.tensordot(tmp_301, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, mu)
-    tmp_306 = mu * reciprocal_z_ln
-    tmp_307 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_308 = tmp_307[:, :, :, None] * tmp_306[:, None, None]
-    tmp_309 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_308, hess_z_a2__ln, optimize=False)
-    _add_into(hess_Q2__g, (np.tensordot(tmp_309, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    tmp_302 = mu * reciprocal_z_ln
+    tmp_303 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_304 = tmp_303[:, :, :, None] * tmp_302[:, None, None]
+    tmp_305 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_304, hess_z_a2__ln, optimize=False)
+    _add_into(hess_Q2__g, (np.tensordot(tmp_305, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
     _mirror(H, 32, 40, 64, 68)
     # ∂f/∂Q2,b[d,i,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__ln[l,k,m,j]
     hess_Q2__b = _block_view(H, 32, 40, 68, 72, PARAMS["Q2"] + PARAMS["b"])
     # einsum("dc,Bkc,Bli,Blkmj->dij", K2, X, X, hess_z_a2__ln)
-    tmp_310 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_311 = np.einsum("Bkd,Blkj->Bdlj", tmp_310, hess_z_a2__ln.sum(axis=3), optimize=False)
-    _add_into(hess_Q2__b, (np.tensordot(tmp_311, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    tmp_306 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_307 = np.einsum("Bkd,Blkj->Bdlj", tmp_306, hess_z_a2__ln.sum(axis=3), optimize=False)
+    _add_into(hess_Q2__b, (np.tensordot(tmp_307, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
     _mirror(H, 32, 40, 68, 72)
     # ∂f/∂Q2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[l,k,a,m] ln[m,j]
     hess_Q2__F1 = _block_view(H, 32, 40, 72, 88, PARAMS["Q2"] + PARAMS["F1"])
     jac_ln__z_a2 = t["jac_ln__z_a2"]
     # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_312 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_313 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_312, jac_ln__z_a2, optimize=False)
-    tmp_314 = np.einsum("Bdmjl,Bli->Bdmji", tmp_313, X, optimize=False)
-    _add_into(hess_Q2__F1, (np.tensordot(tmp_314, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    tmp_308 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_309 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_308, jac_ln__z_a2, optimize=False)
+    tmp_310 = np.einsum("Bdmjl,Bli->Bdmji", tmp_309, X, optimize=False)
+    _add_into(hess_Q2__F1, (np.tensordot(tmp_310, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     hess_z_a2__z_ff = t["hess_z_a2__z_ff"]
     # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K2, X, X, hess_z_a2__z_ff, ln)
-    tmp_315 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_316 = np.einsum("Bkd,Blkam->Bdlam", tmp_315, hess_z_a2__z_ff, optimize=False)
-    tmp_317 = np.einsum("Bdlam,Bli->Bdami", tmp_316, X, optimize=False)
-    _add_into(hess_Q2__F1, (np.tensordot(tmp_317, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    tmp_311 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_312 = np.einsum("Bkd,Blkam->Bdlam", tmp_311, hess_z_a2__z_ff, optimize=False)
+    tmp_313 = np.einsum("Bdlam,Bli->Bdami", tmp_312, X, optimize=False)
+    _add_into(hess_Q2__F1, (np.tensordot(tmp_313, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
     _mirror(H, 32, 40, 72, 88)
     # ∂f/∂Q2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ff[m,l,c,j]
     hess_Q2__F2 = _block_view(H, 32, 40, 88, 104, PARAMS["Q2"] + PARAMS["F2"])
     jac_z_ff__z_a2 = t["jac_z_ff__z_a2"]
     # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_318 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_319 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_320 = np.einsum("Bld,Bacml->Bdacm", tmp_318, jac_z_ff__z_a2, optimize=False)
-    tmp_321 = np.einsum("Bdacm,Bcja->Bdamj", tmp_320, tmp_319, optimize=False)
-    _add_into(hess_Q2__F2, (np.tensordot(tmp_321, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+    tmp_314 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_315 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_316 = np.einsum("Bld,Bacml->Bdacm", tmp_314, jac_z_ff__z_a2, optimize=False)
+    tmp_317 = np.einsum("Bdacm,Bcja->Bdamj", tmp_316, tmp_315, optimize=False)
+    _add_into(hess_Q2__F2, (np.tensordot(tmp_317, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
     hess_z_a2__ff = t["hess_z_a2__ff"]
     # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K2, X, X, hess_z_a2__ff)
-    tmp_322 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_323 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_322, hess_z_a2__ff, optimize=False)
-    tmp_324 = np.einsum("Bdmcj,Bac->Bdmja", tmp_323, gelu_z_ff, optimize=False)
-    _add_into(hess_Q2__F2, (np.tensordot(tmp_324, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    tmp_318 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_319 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_318, hess_z_a2__ff, optimize=False)
+    tmp_320 = np.einsum("Bdmcj,Bac->Bdmja", tmp_319, gelu_z_ff, optimize=False)
+    _add_into(hess_Q2__F2, (np.tensordot(tmp_320, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
     _mirror(H, 32, 40, 88, 104)
     # ∂f/∂Q2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[m,k,l]
     hess_Q2__U = _block_view(H, 32, 40, 104, 112, PARAMS["Q2"] + PARAMS["U"])
     jac_ff__z_a2 = t["jac_ff__z_a2"]
     # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K2, X, X, adj_p, jac_ff__z_a2)
-    tmp_325 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_326 = adj_p[:, :, None, None] * X[:, None]
-    tmp_327 = np.einsum("Bkd,Bjmk->Bdjm", tmp_325, jac_ff__z_a2.sum(axis=1), optimize=False)
-    _add_into(hess_Q2__U, (np.tensordot(tmp_327, tmp_326, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+    tmp_321 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_322 = adj_p[:, :, None, None] * X[:, None]
+    tmp_323 = np.einsum("Bkd,Bjmk->Bdjm", tmp_321, jac_ff__z_a2.sum(axis=1), optimize=False)
+    _add_into(hess_Q2__U, (np.tensordot(tmp_323, tmp_322, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
     hess_z_a2__p = t["hess_z_a2__p"]
     # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K2, X, X, ff, hess_z_a2__p)
-    tmp_328 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_329 = np.einsum("Bkd,Bmkl->Bdml", tmp_328, hess_z_a2__p, optimize=False)
-    tmp_330 = np.einsum("Bdml,Bmi->Bdli", tmp_329, X, optimize=False)
-    _add_into(hess_Q2__U, (np.tensordot(tmp_330, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    tmp_324 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_325 = np.einsum("Bkd,Bmkl->Bdml", tmp_324, hess_z_a2__p, optimize=False)
+    tmp_326 = np.einsum("Bdml,Bmi->Bdli", tmp_325, X, optimize=False)
+    _add_into(hess_Q2__U, (np.tensordot(tmp_326, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
     _mirror(H, 32, 40, 104, 112)
     # ∂f/∂K2,K2[d,i,j,k] = 1/e Σ_clmnop Q2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[m,o,n,p]
     hess_K2__K2 = _block_view(H, 40, 48, 40, 48, PARAMS["K2"] + PARAMS["K2"])
     # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q2, Q2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_331 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_332 = np.einsum("Bmd,Bmonp->Bdonp", tmp_331, hess_z_a2__z_a2, optimize=False)
-    tmp_333 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_334 = np.einsum("Bnj,Bdonp->Bjdop", tmp_333, tmp_332, optimize=False)
-    tmp_335 = np.einsum("Bjdop,Boi->Bjdpi", tmp_334, X, optimize=False)
-    _add_into(hess_K2__K2, (np.tensordot(tmp_335, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    tmp_327 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_328 = np.einsum("Bmd,Bmonp->Bdonp", tmp_327, hess_z_a2__z_a2, optimize=False)
+    tmp_329 = np.einsum("Bnj,Bdonp->Bjdop", tmp_327, tmp_328, optimize=False)
+    tmp_330 = np.einsum("Bjdop,Boi->Bjdpi", tmp_329, X, optimize=False)
+    _add_into(hess_K2__K2, (np.tensordot(tmp_330, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
     # ∂f/∂K2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,l,m] + 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[l,m,o,j]
     hess_K2__V2 = _block_view(H, 40, 48, 48, 56, PARAMS["K2"] + PARAMS["V2"])
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_336 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_337 = np.einsum("Bonlm,Boj->Bnlmj", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_338 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_337, tmp_336, optimize=False)
-    tmp_339 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_338, X, optimize=False)
-    _add_into(hess_K2__V2, (np.tensordot(tmp_339, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+    tmp_331 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_332 = np.einsum("Bonlm,Boj->Bnlmj", jac_a2__z_a2, adj_h2, optimize=False)
+    tmp_333 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_332, tmp_331, optimize=False)
+    tmp_334 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_333, X, optimize=False)
+    _add_into(hess_K2__V2, (np.tensordot(tmp_334, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q2, X, X, X, a2, hess_z_a2__h2)
-    tmp_340 = a2 @ X
-    tmp_341 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_342 = np.einsum("Bld,Blmoj->Bdmoj", tmp_341, hess_z_a2__h2, optimize=False)
-    tmp_343 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_342, X, optimize=False)
-    _add_into(hess_K2__V2, (np.tensordot(tmp_343, tmp_340, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    tmp_335 = a2 @ X
+    tmp_336 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_337 = np.einsum("Bld,Blmoj->Bdmoj", tmp_336, hess_z_a2__h2, optimize=False)
+    tmp_338 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_337, X, optimize=False)
+    _add_into(hess_K2__V2, (np.tensordot(tmp_338, tmp_335, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
     _mirror(H, 40, 48, 48, 56)
     # ∂f/∂K2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,l,m] + 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[l,m,n,j]
     hess_K2__O2 = _block_view(H, 40, 48, 56, 64, PARAMS["K2"] + PARAMS["O2"])
     # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q2, X, X, adj_r, jac_h2__z_a2)
-    tmp_344 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_345 = np.einsum("Bld,Bnklm->Bdnkm", tmp_344, jac_h2__z_a2, optimize=False)
-    tmp_346 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_345, X, optimize=False)
-    _add_into(hess_K2__O2, (np.tensordot(tmp_346, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    tmp_339 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_340 = np.einsum("Bld,Bnklm->Bdnkm", tmp_339, jac_h2__z_a2, optimize=False)
+    tmp_341 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_340, X, optimize=False)
+    _add_into(hess_K2__O2, (np.tensordot(tmp_341, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q2, X, X, h2, hess_z_a2__r)
-    tmp_347 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_348 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
-    tmp_349 = np.einsum("Blmjk,Bld->Bmjkd", tmp_348, tmp_347, optimize=False)
-    _add_into(hess_K2__O2, (np.tensordot(tmp_349, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    tmp_342 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_343 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
+    tmp_344 = np.einsum("Blmjk,Bld->Bmjkd", tmp_343, tmp_342, optimize=False)
+    _add_into(hess_K2__O2, (np.tensordot(tmp_344, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
     _mirror(H, 40, 48, 56, 64)
     # ∂f/∂K2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] mu[c]
     hess_K2__g = _block_view(H, 40, 48, 64, 68, PARAMS["K2"] + PARAMS["g"])
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_r__z_a2)
-    tmp_350 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_351 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_352 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_351, jac_r__z_a2, optimize=False)
-    tmp_353 = np.einsum("Bjlm,Bld->Bjmd", tmp_352, tmp_350, optimize=False)
-    _add_into(hess_K2__g, (np.tensordot(tmp_353, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+    tmp_345 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_346 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_347 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_346, jac_r__z_a2, optimize=False)
+    tmp_348 = np.einsum("Bjlm,Bld->Bjmd", tmp_347, tmp_345, optimize=False)
+    _add_into(hess_K2__g, (np.tensordot(tmp_348, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_354 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_355 = np.einsum("Bld,Bclm->Bdcm", tmp_354, jac_mu__z_a2, optimize=False)
-    tmp_356 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_357 = np.einsum("Bdcm,Bmi->Bdci", tmp_355, X, optimize=False)
-    _add_into(hess_K2__g, np.tensordot(tmp_357, tmp_356, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    tmp_349 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_350 = np.einsum("Bld,Bclm->Bdcm", tmp_349, jac_mu__z_a2, optimize=False)
+    tmp_351 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_352 = np.einsum("Bdcm,Bmi->Bdci", tmp_350, X, optimize=False)
+    _add_into(hess_K2__g, np.tensordot(tmp_352, tmp_351, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_358 = r * adj_ln
+    tmp_353 = r * adj_ln
+    tmp_354 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_355 = np.einsum("Bld,Bclm->Bdcm", tmp_354, jac_z_ln__z_a2, optimize=False)
+    tmp_356 = tmp_353 * dreciprocal_z_ln[:, :, None]
+    tmp_357 = np.einsum("Bdcm,Bmi->Bdci", tmp_355, X, optimize=False)
+    _add_into(hess_K2__g, np.tensordot(tmp_357, tmp_356, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
+    tmp_358 = mu * dreciprocal_z_ln
     tmp_359 = np.tensordot(X, Q2, axes=([2], [1]))
     tmp_360 = np.einsum("Bld,Bclm->Bdcm", tmp_359, jac_z_ln__z_a2, optimize=False)
-    tmp_361 = tmp_358 * dreciprocal_z_ln[:, :, None]
+    tmp_361 = tmp_358[:, :, None] * adj_ln
     tmp_362 = np.einsum("Bdcm,Bmi->Bdci", tmp_360, X, optimize=False)
-    _add_into(hess_K2__g, np.tensordot(tmp_362, tmp_361, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_363 = mu * dreciprocal_z_ln
-    tmp_364 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_365 = np.einsum("Bld,Bclm->Bdcm", tmp_364, jac_z_ln__z_a2, optimize=False)
-    tmp_366 = tmp_363[:, :, None] * adj_ln
-    tmp_367 = np.einsum("Bdcm,Bmi->Bdci", tmp_365, X, optimize=False)
-    _add_into(hess_K2__g, np.tensordot(tmp_367, tmp_366, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    _add_into(hess_K2__g, np.tensordot(tmp_362, tmp_361, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, r)
-    tmp_368 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_369 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_370 = np.einsum("Blmcj,Bcj->Blmj", tmp_369, r, optimize=False)
-    tmp_371 = np.einsum("Blmj,Bld->Bmjd", tmp_370, tmp_368, optimize=False)
-    _add_into(hess_K2__g, (np.tensordot(tmp_371, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+    tmp_363 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_364 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_365 = np.einsum("Blmcj,Bcj->Blmj", tmp_364, r, optimize=False)
+    tmp_366 = np.einsum("Blmj,Bld->Bmjd", tmp_365, tmp_363, optimize=False)
+    _add_into(hess_K2__g, (np.tensordot(tmp_366, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
     # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, mu)
-    tmp_372 = mu * reciprocal_z_ln
-    tmp_373 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_374 = tmp_373[:, :, :, None] * tmp_372[:, None, None]
-    tmp_375 = np.einsum("Bldc,Blmcj->Bdmj", tmp_374, hess_z_a2__ln, optimize=False)
-    _add_into(hess_K2__g, (np.tensordot(tmp_375, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    tmp_367 = mu * reciprocal_z_ln
+    tmp_368 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_369 = tmp_368[:, :, :, None] * tmp_367[:, None, None]
+    tmp_370 = np.einsum("Bldc,Blmcj->Bdmj", tmp_369, hess_z_a2__ln, optimize=False)
+    _add_into(hess_K2__g, (np.tensordot(tmp_370, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
     _mirror(H, 40, 48, 64, 68)
     # ∂f/∂K2,b[d,i,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__ln[k,l,m,j]
     hess_K2__b = _block_view(H, 40, 48, 68, 72, PARAMS["K2"] + PARAMS["b"])
     # einsum("dc,Bkc,Bli,Bklmj->dij", Q2, X, X, hess_z_a2__ln)
-    tmp_376 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_377 = np.einsum("Bkd,Bklj->Bdlj", tmp_376, hess_z_a2__ln.sum(axis=3), optimize=False)
-    _add_into(hess_K2__b, (np.tensordot(tmp_377, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    tmp_371 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_372 = np.einsum("Bkd,Bklj->Bdlj", tmp_371, hess_z_a2__ln.sum(axis=3), optimize=False)
+    _add_into(hess_K2__b, (np.tensordot(tmp_372, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
     _mirror(H, 40, 48, 68, 72)
     # ∂f/∂K2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[k,l,a,m] ln[m,j]
     hess_K2__F1 = _block_view(H, 40, 48, 72, 88, PARAMS["K2"] + PARAMS["F1"])
     # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_378 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_379 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_378, jac_ln__z_a2, optimize=False)
-    tmp_380 = np.einsum("Bdmjl,Bli->Bdmji", tmp_379, X, optimize=False)
-    _add_into(hess_K2__F1, (np.tensordot(tmp_380, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    tmp_373 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_374 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_373, jac_ln__z_a2, optimize=False)
+    tmp_375 = np.einsum("Bdmjl,Bli->Bdmji", tmp_374, X, optimize=False)
+    _add_into(hess_K2__F1, (np.tensordot(tmp_375, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q2, X, X, hess_z_a2__z_ff, ln)
-    tmp_381 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_382 = np.einsum("Bkd,Bklam->Bdlam", tmp_381, hess_z_a2__z_ff, optimize=False)
-    tmp_383 = np.einsum("Bdlam,Bli->Bdami", tmp_382, X, optimize=False)
-    _add_into(hess_K2__F1, (np.tensordot(tmp_383, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    tmp_376 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_377 = np.einsum("Bkd,Bklam->Bdlam", tmp_376, hess_z_a2__z_ff, optimize=False)
+    tmp_378 = np.einsum("Bdlam,Bli->Bdami", tmp_377, X, optimize=False)
+    _add_into(hess_K2__F1, (np.tensordot(tmp_378, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
     _mirror(H, 40, 48, 72, 88)
     # ∂f/∂K2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ff[l,m,c,j]
     hess_K2__F2 = _block_view(H, 40, 48, 88, 104, PARAMS["K2"] + PARAMS["F2"])
     # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_384 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_385 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_386 = np.einsum("Bld,Baclm->Bdacm", tmp_384, jac_z_ff__z_a2, optimize=False)
-    tmp_387 = np.einsum("Bdacm,Bcja->Bdamj", tmp_386, tmp_385, optimize=False)
-    _add_into(hess_K2__F2, (np.tensordot(tmp_387, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+    tmp_379 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_380 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_381 = np.einsum("Bld,Baclm->Bdacm", tmp_379, jac_z_ff__z_a2, optimize=False)
+    tmp_382 = np.einsum("Bdacm,Bcja->Bdamj", tmp_381, tmp_380, optimize=False)
+    _add_into(hess_K2__F2, (np.tensordot(tmp_382, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
     # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q2, X, X, hess_z_a2__ff)
-    tmp_388 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_389 = np.einsum("Bld,Blmcj->Bdmcj", tmp_388, hess_z_a2__ff, optimize=False)
-    tmp_390 = np.einsum("Bdmcj,Bac->Bdmja", tmp_389, gelu_z_ff, optimize=False)
-    _add_into(hess_K2__F2, (np.tensordot(tmp_390, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    tmp_383 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_384 = np.einsum("Bld,Blmcj->Bdmcj", tmp_383, hess_z_a2__ff, optimize=False)
+    tmp_385 = np.einsum("Bdmcj,Bac->Bdmja", tmp_384, gelu_z_ff, optimize=False)
+    _add_into(hess_K2__F2, (np.tensordot(tmp_385, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
     _mirror(H, 40, 48, 88, 104)
     # ∂f/∂K2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[k,m,l]
     hess_K2__U = _block_view(H, 40, 48, 104, 112, PARAMS["K2"] + PARAMS["U"])
     # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q2, X, X, adj_p, jac_ff__z_a2)
-    tmp_391 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_392 = adj_p[:, :, None, None] * X[:, None]
-    tmp_393 = np.einsum("Bkd,Bjkm->Bdjm", tmp_391, jac_ff__z_a2.sum(axis=1), optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_393, tmp_392, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+    tmp_386 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_387 = adj_p[:, :, None, None] * X[:, None]
+    tmp_388 = np.einsum("Bkd,Bjkm->Bdjm", tmp_386, jac_ff__z_a2.sum(axis=1), optimize=False)
+    _add_into(hess_K2__U, (np.tensordot(tmp_388, tmp_387, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
     # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q2, X, X, ff, hess_z_a2__p)
-    tmp_394 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_395 = np.einsum("Bkd,Bkml->Bdml", tmp_394, hess_z_a2__p, optimize=False)
-    tmp_396 = np.einsum("Bdml,Bmi->Bdli", tmp_395, X, optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_396, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    tmp_389 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_390 = np.einsum("Bkd,Bkml->Bdml", tmp_389, hess_z_a2__p, optimize=False)
+    tmp_391 = np.einsum("Bdml,Bmi->Bdli", tmp_390, X, optimize=False)
+    _add_into(hess_K2__U, (np.tensordot(tmp_391, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
     _mirror(H, 40, 48, 104, 112)
     # ∂f/∂V2,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a2[m,c] a2[n,l] hess_h2__h2[m,d,n,j]
     hess_V2__V2 = _block_view(H, 48, 56, 48, 56, PARAMS["V2"] + PARAMS["V2"])
     hess_h2__h2 = t["hess_h2__h2"]
     # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a2, a2, hess_h2__h2)
-    tmp_397 = a2 @ X
-    tmp_398 = a2 @ X
-    tmp_399 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_397, hess_h2__h2, optimize=False)
-    _add_into(hess_V2__V2, (np.tensordot(tmp_399, tmp_398, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    tmp_392 = a2 @ X
+    tmp_393 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_392, hess_h2__h2, optimize=False)
+    _add_into(hess_V2__V2, (np.tensordot(tmp_393, tmp_392, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     # ∂f/∂V2,O2[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a2[l,c] adj_r[l,j] + Σ_clm X[c,i] a2[l,c] h2[m,k] hess_h2__r[l,d,m,j]
     hess_V2__O2 = _block_view(H, 48, 56, 56, 64, PARAMS["V2"] + PARAMS["O2"])
     # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a2, adj_r)
-    tmp_400 = a2 @ X
-    tmp_401 = np.tensordot(tmp_400, adj_r, axes=([0, 1], [0, 1]))
-    _add_into(hess_V2__O2, tmp_401[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
+    tmp_394 = a2 @ X
+    tmp_395 = np.tensordot(tmp_394, adj_r, axes=([0, 1], [0, 1]))
+    _add_into(hess_V2__O2, tmp_395[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
     hess_h2__r = t["hess_h2__r"]
     # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a2, h2, hess_h2__r)
-    tmp_402 = a2 @ X
-    tmp_403 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
-    _add_into(hess_V2__O2, (np.tensordot(tmp_403, tmp_402, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
+    tmp_396 = a2 @ X
+    tmp_397 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
+    _add_into(hess_V2__O2, (np.tensordot(tmp_397, tmp_396, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
     _mirror(H, 48, 56, 56, 64)
     # ∂f/∂V2,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_r__h2[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] mu[c]
     hess_V2__g = _block_view(H, 48, 56, 64, 68, PARAMS["V2"] + PARAMS["g"])
     jac_r__h2 = t["jac_r__h2"]
     # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_r__h2)
-    tmp_404 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_405 = a2 @ X
-    tmp_406 = np.tensordot(tmp_405, tmp_404, axes=([0], [0]))
-    _add_into(hess_V2__g, np.einsum("licj,cjld->dij", tmp_406, jac_r__h2, optimize=False), 1 / B, False)
+    tmp_398 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_399 = a2 @ X
+    tmp_400 = np.tensordot(tmp_399, tmp_398, axes=([0], [0]))
+    _add_into(hess_V2__g, np.einsum("licj,cjld->dij", tmp_400, jac_r__h2, optimize=False), 1 / B, False)
     jac_mu__h2 = t["jac_mu__h2"]
     # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_mu__h2)
-    tmp_407 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_408 = a2 @ X
-    tmp_409 = np.tensordot(tmp_408, tmp_407, axes=([0], [0]))
-    _add_into(hess_V2__g, (np.tensordot(tmp_409, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
+    tmp_401 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_402 = a2 @ X
+    tmp_403 = np.tensordot(tmp_402, tmp_401, axes=([0], [0]))
+    _add_into(hess_V2__g, (np.tensordot(tmp_403, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
     jac_z_ln__h2 = t["jac_z_ln__h2"]
     # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, r)
-    tmp_410 = r * adj_ln
-    tmp_411 = a2 @ X
-    tmp_412 = tmp_410 * dreciprocal_z_ln[:, :, None]
-    tmp_413 = np.einsum("Bli,Bcld->Bicd", tmp_411, jac_z_ln__h2, optimize=False)
-    _add_into(hess_V2__g, (np.tensordot(tmp_413, tmp_412, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+    tmp_404 = r * adj_ln
+    tmp_405 = a2 @ X
+    tmp_406 = tmp_404 * dreciprocal_z_ln[:, :, None]
+    tmp_407 = np.einsum("Bli,Bcld->Bicd", tmp_405, jac_z_ln__h2, optimize=False)
+    _add_into(hess_V2__g, (np.tensordot(tmp_407, tmp_406, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
     # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, mu)
-    tmp_414 = mu * dreciprocal_z_ln
-    tmp_415 = a2 @ X
-    tmp_416 = tmp_414[:, :, None] * adj_ln
-    tmp_417 = np.einsum("Bli,Bcld->Bicd", tmp_415, jac_z_ln__h2, optimize=False)
-    _add_into(hess_V2__g, (np.tensordot(tmp_417, tmp_416, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
+    tmp_408 = mu * dreciprocal_z_ln
+    tmp_409 = a2 @ X
+    tmp_410 = tmp_408[:, :, None] * adj_ln
+    tmp_411 = np.einsum("Bli,Bcld->Bicd", tmp_409, jac_z_ln__h2, optimize=False)
+    _add_into(hess_V2__g, (np.tensordot(tmp_411, tmp_410, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
     hess_h2__ln = t["hess_h2__ln"]
     # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a2, hess_h2__ln, r)
-    tmp_418 = hess_h2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_419 = np.einsum("Bldcj,Bcj->Bldj", tmp_418, r, optimize=False)
-    tmp_420 = a2 @ X
-    _add_into(hess_V2__g, (np.tensordot(tmp_420, tmp_419, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+    tmp_412 = hess_h2__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_413 = np.einsum("Bldcj,Bcj->Bldj", tmp_412, r, optimize=False)
+    tmp_414 = a2 @ X
+    _add_into(hess_V2__g, (np.tensordot(tmp_414, tmp_413, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
     # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a2, hess_h2__ln, mu)
-    tmp_421 = mu * reciprocal_z_ln
-    tmp_422 = a2 @ X
-    tmp_423 = tmp_422[:, :, :, None] * tmp_421[:, None, None]
-    _add_into(hess_V2__g, (np.tensordot(tmp_423, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
+    tmp_415 = mu * reciprocal_z_ln
+    tmp_416 = a2 @ X
+    tmp_417 = tmp_416[:, :, :, None] * tmp_415[:, None, None]
+    _add_into(hess_V2__g, (np.tensordot(tmp_417, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
     _mirror(H, 48, 56, 64, 68)
     # ∂f/∂V2,b[d,i,j] = Σ_ckl X[c,i] a2[k,c] hess_h2__ln[k,d,l,j]
     hess_V2__b = _block_view(H, 48, 56, 68, 72, PARAMS["V2"] + PARAMS["b"])
     # einsum("Bci,Bkc,Bkdlj->dij", X, a2, hess_h2__ln)
-    tmp_424 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__ln.sum(axis=3), a2, optimize=False)
-    _add_into(hess_V2__b, (np.tensordot(tmp_424, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    tmp_418 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__ln.sum(axis=3), a2, optimize=False)
+    _add_into(hess_V2__b, (np.tensordot(tmp_418, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
     _mirror(H, 48, 56, 68, 72)
     # ∂f/∂V2,F1[d,i,a,j] = Σ_ckl X[c,i] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,j,k,d] + Σ_ckl X[c,i] a2[k,c] hess_h2__z_ff[k,d,a,l] ln[l,j]
     hess_V2__F1 = _block_view(H, 48, 56, 72, 88, PARAMS["V2"] + PARAMS["F1"])
     jac_ln__h2 = t["jac_ln__h2"]
     # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a2, adj_z_ff, jac_ln__h2)
-    tmp_425 = a2 @ X
-    tmp_426 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
-    _add_into(hess_V2__F1, (np.tensordot(tmp_426, tmp_425, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
+    tmp_419 = a2 @ X
+    tmp_420 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
+    _add_into(hess_V2__F1, (np.tensordot(tmp_420, tmp_419, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
     hess_h2__z_ff = t["hess_h2__z_ff"]
     # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a2, hess_h2__z_ff, ln)
-    tmp_427 = a2 @ X
-    tmp_428 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
-    _add_into(hess_V2__F1, (np.tensordot(tmp_428, tmp_427, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
+    tmp_421 = a2 @ X
+    tmp_422 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
+    _add_into(hess_V2__F1, (np.tensordot(tmp_422, tmp_421, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
     _mirror(H, 48, 56, 72, 88)
     # ∂f/∂V2,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a2[l,k] adj_ff[c,j] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a2[l,k] hess_h2__ff[l,d,c,j]
     hess_V2__F2 = _block_view(H, 48, 56, 88, 104, PARAMS["V2"] + PARAMS["F2"])
     jac_z_ff__h2 = t["jac_z_ff__h2"]
     # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a2, adj_ff, jac_z_ff__h2)
-    tmp_429 = a2 @ X
-    tmp_430 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_431 = np.einsum("Bcja,Bacld->Bjald", tmp_430, jac_z_ff__h2, optimize=False)
-    _add_into(hess_V2__F2, (np.tensordot(tmp_431, tmp_429, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
+    tmp_423 = a2 @ X
+    tmp_424 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_425 = np.einsum("Bcja,Bacld->Bjald", tmp_424, jac_z_ff__h2, optimize=False)
+    _add_into(hess_V2__F2, (np.tensordot(tmp_425, tmp_423, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
     hess_h2__ff = t["hess_h2__ff"]
     # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a2, hess_h2__ff)
-    tmp_432 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff, optimize=False)
-    tmp_433 = a2 @ X
-    _add_into(hess_V2__F2, (np.tensordot(tmp_433, tmp_432, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
+    tmp_426 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff, optimize=False)
+    tmp_427 = a2 @ X
+    _add_into(hess_V2__F2, (np.tensordot(tmp_427, tmp_426, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
     _mirror(H, 48, 56, 88, 104)
     # ∂f/∂V2,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a2[k,c] adj_p[l] jac_ff__h2[m,j,k,d] + 1/t Σ_ckm X[c,i] a2[k,c] ff[m,j] hess_h2__p[k,d,l]
     hess_V2__U = _block_view(H, 48, 56, 104, 112, PARAMS["V2"] + PARAMS["U"])
     jac_ff__h2 = t["jac_ff__h2"]
     # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a2, adj_p, jac_ff__h2)
-    tmp_434 = a2 @ X
-    tmp_435 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_V2__U, (np.tensordot(tmp_435, tmp_434, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    tmp_428 = a2 @ X
+    tmp_429 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_V2__U, (np.tensordot(tmp_429, tmp_428, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_h2__p = t["hess_h2__p"]
     # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a2, ff, hess_h2__p)
-    tmp_436 = a2 @ X
-    tmp_437 = np.einsum("Bki,Bkdl->Bidl", tmp_436, hess_h2__p, optimize=False)
-    _add_into(hess_V2__U, (np.tensordot(tmp_437, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
+    tmp_430 = a2 @ X
+    tmp_431 = np.einsum("Bki,Bkdl->Bidl", tmp_430, hess_h2__p, optimize=False)
+    _add_into(hess_V2__U, (np.tensordot(tmp_431, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
     _mirror(H, 48, 56, 104, 112)
     # ∂f/∂O2,O2[i,d,j,k] = Σ_cl h2[c,d] h2[l,k] hess_r__r[c,i,l,j]
     hess_O2__O2 = _block_view(H, 56, 64, 56, 64, PARAMS["O2"] + PARAMS["O2"])
     # einsum("Bcd,Blk,Bcilj->idjk", h2, h2, hess_r__r)
-    tmp_438 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
-    _add_into(hess_O2__O2, (np.tensordot(tmp_438, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    tmp_432 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
+    _add_into(hess_O2__O2, (np.tensordot(tmp_432, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂O2,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h2[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h2[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] mu[c]
     hess_O2__g = _block_view(H, 56, 64, 64, 68, PARAMS["O2"] + PARAMS["g"])
     # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h2, jac_mu__r)
-    tmp_439 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_440 = np.tensordot(tmp_439, h2, axes=([0], [0]))
-    _add_into(hess_O2__g, (np.tensordot(tmp_440, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
+    tmp_433 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_434 = np.tensordot(tmp_433, h2, axes=([0], [0]))
+    _add_into(hess_O2__g, (np.tensordot(tmp_434, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
     # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, r)
-    tmp_441 = r * adj_ln
-    tmp_442 = tmp_441 * dreciprocal_z_ln[:, :, None]
-    tmp_443 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
-    _add_into(hess_O2__g, np.tensordot(tmp_443, tmp_442, axes=([0, 1], [0, 1])), 1 / B, True)
+    tmp_435 = r * adj_ln
+    tmp_436 = tmp_435 * dreciprocal_z_ln[:, :, None]
+    tmp_437 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    _add_into(hess_O2__g, np.tensordot(tmp_437, tmp_436, axes=([0, 1], [0, 1])), 1 / B, True)
     # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, mu)
-    tmp_444 = mu * dreciprocal_z_ln
-    tmp_445 = tmp_444[:, :, None] * adj_ln
-    tmp_446 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
-    _add_into(hess_O2__g, np.tensordot(tmp_446, tmp_445, axes=([0, 1], [0, 1])), -1 / B, True)
+    tmp_438 = mu * dreciprocal_z_ln
+    tmp_439 = tmp_438[:, :, None] * adj_ln
+    tmp_440 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    _add_into(hess_O2__g, np.tensordot(tmp_440, tmp_439, axes=([0, 1], [0, 1])), -1 / B, True)
     # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h2, hess_r__ln, r)
-    tmp_447 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_448 = np.einsum("Bkicj,Bcj->Bkij", tmp_447, r, optimize=False)
-    _add_into(hess_O2__g, (np.tensordot(tmp_448, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
+    tmp_441 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_442 = np.einsum("Bkicj,Bcj->Bkij", tmp_441, r, optimize=False)
+    _add_into(hess_O2__g, (np.tensordot(tmp_442, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
     # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h2, hess_r__ln, mu)
-    tmp_449 = mu * reciprocal_z_ln
-    tmp_450 = tmp_449[:, :, None, None] * h2[:, None]
-    _add_into(hess_O2__g, (np.tensordot(tmp_450, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+    tmp_443 = mu * reciprocal_z_ln
+    tmp_444 = tmp_443[:, :, None, None] * h2[:, None]
+    _add_into(hess_O2__g, (np.tensordot(tmp_444, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
     # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln, adj_ln, h2)
-    tmp_451 = h2 * reciprocal_z_ln[:, :, None]
-    _add_into(_diagonal_view(hess_O2__g, 0, 2), (np.tensordot(tmp_451, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
+    tmp_445 = h2 * reciprocal_z_ln[:, :, None]
+    _add_into(_diagonal_view(hess_O2__g, 0, 2), (np.tensordot(tmp_445, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
     _mirror(H, 56, 64, 64, 68)
     # ∂f/∂O2,b[i,d,j] = Σ_ck h2[c,d] hess_r__ln[c,i,k,j]
     hess_O2__b = _block_view(H, 56, 64, 68, 72, PARAMS["O2"] + PARAMS["b"])
@@ -5354,125 +5340,124 @@ def hessian(params, data, out=None):
     # ∂f/∂O2,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h2[k,d] jac_ln__r[c,j,k,i] + Σ_ck h2[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
     hess_O2__F1 = _block_view(H, 56, 64, 72, 88, PARAMS["O2"] + PARAMS["F1"])
     # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h2, jac_ln__r)
-    tmp_452 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
-    _add_into(hess_O2__F1, (np.tensordot(tmp_452, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
+    tmp_446 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
+    _add_into(hess_O2__F1, (np.tensordot(tmp_446, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
     # einsum("Bcd,Bciak,Bkj->idaj", h2, hess_r__z_ff, ln)
-    tmp_453 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
-    _add_into(hess_O2__F1, (np.tensordot(tmp_453, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
+    tmp_447 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
+    _add_into(hess_O2__F1, (np.tensordot(tmp_447, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
     _mirror(H, 56, 64, 72, 88)
     # ∂f/∂O2,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h2[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h2[k,d] hess_r__ff[k,i,c,j]
     hess_O2__F2 = _block_view(H, 56, 64, 88, 104, PARAMS["O2"] + PARAMS["F2"])
     # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h2, jac_z_ff__r)
-    tmp_454 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_455 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
-    _add_into(hess_O2__F2, np.einsum("Bacid,Bcja->idja", tmp_455, tmp_454, optimize=False), 1 / B, False)
+    tmp_448 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_449 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
+    _add_into(hess_O2__F2, np.einsum("Bacid,Bcja->idja", tmp_449, tmp_448, optimize=False), 1 / B, False)
     # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h2, hess_r__ff)
-    tmp_456 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
-    _add_into(hess_O2__F2, (np.tensordot(tmp_456, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
+    tmp_450 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
+    _add_into(hess_O2__F2, (np.tensordot(tmp_450, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
     _mirror(H, 56, 64, 88, 104)
     # ∂f/∂O2,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h2[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h2[k,d] hess_r__p[k,i,l]
     hess_O2__U = _block_view(H, 56, 64, 104, 112, PARAMS["O2"] + PARAMS["U"])
     # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h2, jac_ff__r)
-    tmp_457 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_O2__U, (np.tensordot(tmp_457, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    tmp_451 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_O2__U, (np.tensordot(tmp_451, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     # einsum("Bcj,Bkd,Bkil->idlj", ff, h2, hess_r__p)
-    tmp_458 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    _add_into(hess_O2__U, (np.tensordot(tmp_458, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+    tmp_452 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    _add_into(hess_O2__U, (np.tensordot(tmp_452, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
     _mirror(H, 56, 64, 104, 112)
     # ∂f/∂g,g[i,j] = Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] r[c,i] r[k,j] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[k] r[c,i] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] r[k,j] + Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] mu[k]
     hess_g__g = _block_view(H, 64, 68, 64, 68, PARAMS["g"] + PARAMS["g"])
     hess_ln__ln = t["hess_ln__ln"]
     # einsum("Bc,Bk,Bcikj,Bci,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, r, r)
-    tmp_459 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
-    tmp_460 = tmp_459[:, :, :, None] * r[:, None]
-    tmp_461 = (((tmp_460.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
-    _add_into(hess_g__g, np.einsum("Bkij,Bkj->ij", tmp_461, r, optimize=False), 1 / B, False)
+    tmp_453 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
+    tmp_454 = tmp_453[:, :, :, None] * r[:, None]
+    tmp_455 = (((tmp_454.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
+    _add_into(hess_g__g, np.einsum("Bkij,Bkj->ij", tmp_455, r, optimize=False), 1 / B, False)
     # einsum("Bc,Bk,Bcikj,Bk,Bci->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
-    tmp_462 = mu * reciprocal_z_ln
-    tmp_463 = r * reciprocal_z_ln[:, :, None]
-    tmp_464 = np.einsum("Bci,Bcikj->Bikj", tmp_463, hess_ln__ln, optimize=False)
-    _add_into(hess_g__g, np.tensordot(tmp_464, tmp_462, axes=([0, 2], [0, 1])), -1 / B, True)
+    tmp_456 = mu * reciprocal_z_ln
+    tmp_457 = r * reciprocal_z_ln[:, :, None]
+    tmp_458 = np.einsum("Bci,Bcikj->Bikj", tmp_457, hess_ln__ln, optimize=False)
+    _add_into(hess_g__g, np.tensordot(tmp_458, tmp_456, axes=([0, 2], [0, 1])), -1 / B, True)
     # einsum("Bc,Bk,Bcikj,Bc,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
-    tmp_465 = mu * reciprocal_z_ln
-    tmp_466 = r * reciprocal_z_ln[:, :, None]
-    tmp_467 = np.einsum("Bkj,Bcikj->Bjci", tmp_466, hess_ln__ln, optimize=False)
-    _add_into(hess_g__g, (np.tensordot(tmp_467, tmp_465, axes=([0, 2], [0, 1]))).T, -1 / B, True)
+    tmp_459 = mu * reciprocal_z_ln
+    tmp_460 = r * reciprocal_z_ln[:, :, None]
+    tmp_461 = np.einsum("Bkj,Bcikj->Bjci", tmp_460, hess_ln__ln, optimize=False)
+    _add_into(hess_g__g, (np.tensordot(tmp_461, tmp_459, axes=([0, 2], [0, 1]))).T, -1 / B, True)
     # einsum("Bc,Bk,Bcikj,Bc,Bk->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, mu)
-    tmp_468 = mu * reciprocal_z_ln
-    tmp_469 = mu * reciprocal_z_ln
-    tmp_470 = np.einsum("Bc,Bcikj->Bikj", tmp_468, hess_ln__ln, optimize=False)
-    _add_into(hess_g__g, np.tensordot(tmp_470, tmp_469, axes=([0, 2], [0, 1])), 1 / B, True)
+    tmp_462 = mu * reciprocal_z_ln
+    tmp_463 = np.einsum("Bc,Bcikj->Bikj", tmp_462, hess_ln__ln, optimize=False)
+    _add_into(hess_g__g, np.tensordot(tmp_463, tmp_462, axes=([0, 2], [0, 1])), 1 / B, True)
     # ∂f/∂g,b[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] mu[c]
     hess_g__b = _block_view(H, 64, 68, 68, 72, PARAMS["g"] + PARAMS["b"])
     # einsum("Bc,Bcikj,Bci->ij", reciprocal_z_ln, hess_ln__ln, r)
-    tmp_471 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
-    _add_into(hess_g__b, np.einsum("Bcij,Bci->ij", tmp_471, r, optimize=False), 1 / B, False)
+    tmp_464 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
+    _add_into(hess_g__b, np.einsum("Bcij,Bci->ij", tmp_464, r, optimize=False), 1 / B, False)
     # einsum("Bc,Bcikj,Bc->ij", reciprocal_z_ln, hess_ln__ln, mu)
-    tmp_472 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
-    _add_into(hess_g__b, np.tensordot(tmp_472, mu, axes=([0, 1], [0, 1])), -1 / B, True)
+    tmp_465 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
+    _add_into(hess_g__b, np.tensordot(tmp_465, mu, axes=([0, 1], [0, 1])), -1 / B, True)
     _mirror(H, 64, 68, 68, 72)
     # ∂f/∂g,F1[i,a,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] r[c,i] - Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] mu[c] + Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] mu[c]
     hess_g__F1 = _block_view(H, 64, 68, 72, 88, PARAMS["g"] + PARAMS["F1"])
     # einsum("Bc,ij,Bac,Bc->iaj", reciprocal_z_ln, np.eye(4), adj_z_ff, mu)
-    tmp_473 = mu * reciprocal_z_ln
-    tmp_474 = np.tensordot(tmp_473, adj_z_ff, axes=([0, 1], [0, 2]))
-    _add_into(hess_g__F1, tmp_474[:, None] * (np.eye(4))[:, None], -1 / B, False)
+    tmp_466 = mu * reciprocal_z_ln
+    tmp_467 = np.tensordot(tmp_466, adj_z_ff, axes=([0, 1], [0, 2]))
+    _add_into(hess_g__F1, tmp_467[:, None] * (np.eye(4))[:, None], -1 / B, False)
     hess_ln__z_ff = t["hess_ln__z_ff"]
     # einsum("Bc,Bciak,Bkj,Bci->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, r)
-    tmp_475 = hess_ln__z_ff * reciprocal_z_ln[:, :, None, None, None]
-    tmp_476 = np.einsum("Bciak,Bci->Biak", tmp_475, r, optimize=False)
-    _add_into(hess_g__F1, np.tensordot(tmp_476, ln, axes=([0, 3], [0, 1])), 1 / B, True)
+    tmp_468 = hess_ln__z_ff * reciprocal_z_ln[:, :, None, None, None]
+    tmp_469 = np.einsum("Bciak,Bci->Biak", tmp_468, r, optimize=False)
+    _add_into(hess_g__F1, np.tensordot(tmp_469, ln, axes=([0, 3], [0, 1])), 1 / B, True)
     # einsum("Bc,Bciak,Bkj,Bc->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, mu)
-    tmp_477 = mu * reciprocal_z_ln
-    tmp_478 = tmp_477[:, :, None, None] * ln[:, None]
-    _add_into(hess_g__F1, (np.tensordot(tmp_478, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0), -1 / B, True)
+    tmp_470 = mu * reciprocal_z_ln
+    tmp_471 = tmp_470[:, :, None, None] * ln[:, None]
+    _add_into(hess_g__F1, (np.tensordot(tmp_471, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0), -1 / B, True)
     # einsum("Bc,Bac,Bci->ia", reciprocal_z_ln, adj_z_ff, r)
-    tmp_479 = adj_z_ff * reciprocal_z_ln[:, None]
-    _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_479, r, axes=([0, 2], [0, 1]))).T, 1 / B, True)
+    tmp_472 = adj_z_ff * reciprocal_z_ln[:, None]
+    _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_472, r, axes=([0, 2], [0, 1]))).T, 1 / B, True)
     _mirror(H, 64, 68, 72, 88)
     # ∂f/∂g,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] r[k,i] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] r[k,i] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] mu[k]
     hess_g__F2 = _block_view(H, 64, 68, 88, 104, PARAMS["g"] + PARAMS["F2"])
     jac_z_ff__ln = t["jac_z_ff__ln"]
     # einsum("Bac,Bk,Bcj,acki,Bki->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, r)
-    tmp_480 = r * reciprocal_z_ln[:, :, None]
-    tmp_481 = np.einsum("Bki,acki->Biac", tmp_480, jac_z_ff__ln, optimize=False)
-    tmp_482 = tmp_481 * dgelu_z_ff[:, None]
-    _add_into(hess_g__F2, (np.tensordot(tmp_482, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    tmp_473 = r * reciprocal_z_ln[:, :, None]
+    tmp_474 = np.einsum("Bki,acki->Biac", tmp_473, jac_z_ff__ln, optimize=False)
+    tmp_475 = tmp_474 * dgelu_z_ff[:, None]
+    _add_into(hess_g__F2, (np.tensordot(tmp_475, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
     # einsum("Bac,Bk,Bcj,acki,Bk->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, mu)
-    tmp_483 = mu * reciprocal_z_ln
-    tmp_484 = tmp_483[:, :, None, None] * dgelu_z_ff[:, None]
-    tmp_485 = np.einsum("Bkac,Bcj->kacj", tmp_484, adj_ff, optimize=False)
-    _add_into(hess_g__F2, np.einsum("kacj,acki->ija", tmp_485, jac_z_ff__ln, optimize=False), -1 / B, True)
+    tmp_476 = mu * reciprocal_z_ln
+    tmp_477 = tmp_476[:, :, None, None] * dgelu_z_ff[:, None]
+    tmp_478 = np.einsum("Bkac,Bcj->kacj", tmp_477, adj_ff, optimize=False)
+    _add_into(hess_g__F2, np.einsum("kacj,acki->ija", tmp_478, jac_z_ff__ln, optimize=False), -1 / B, True)
     hess_ln__ff = t["hess_ln__ff"]
     # einsum("Bac,Bk,Bkicj,Bki->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, r)
-    tmp_486 = hess_ln__ff * reciprocal_z_ln[:, :, None, None, None]
-    tmp_487 = np.einsum("Bkicj,Bki->Bicj", tmp_486, r, optimize=False)
-    _add_into(hess_g__F2, np.tensordot(tmp_487, gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
+    tmp_479 = hess_ln__ff * reciprocal_z_ln[:, :, None, None, None]
+    tmp_480 = np.einsum("Bkicj,Bki->Bicj", tmp_479, r, optimize=False)
+    _add_into(hess_g__F2, np.tensordot(tmp_480, gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
     # einsum("Bac,Bk,Bkicj,Bk->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, mu)
-    tmp_488 = mu * reciprocal_z_ln
-    tmp_489 = tmp_488[:, :, None, None] * gelu_z_ff[:, None]
-    _add_into(hess_g__F2, (np.tensordot(tmp_489, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0), -1 / B, True)
+    tmp_481 = mu * reciprocal_z_ln
+    tmp_482 = tmp_481[:, :, None, None] * gelu_z_ff[:, None]
+    _add_into(hess_g__F2, (np.tensordot(tmp_482, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0), -1 / B, True)
     _mirror(H, 64, 68, 88, 104)
     # ∂f/∂g,U[i,l,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] mu[c]
     hess_g__U = _block_view(H, 64, 68, 104, 112, PARAMS["g"] + PARAMS["U"])
     jac_ff__ln = t["jac_ff__ln"]
     # einsum("Bc,Bl,Bkjci,Bci->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, r)
-    tmp_490 = r * reciprocal_z_ln[:, :, None]
-    tmp_491 = (((tmp_490.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
-    _add_into(hess_g__U, (np.tensordot(tmp_491, adj_p, axes=([0], [0]))).transpose(0, 2, 1), 0.3333333333333333 / B, False)
+    tmp_483 = r * reciprocal_z_ln[:, :, None]
+    tmp_484 = (((tmp_483.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
+    _add_into(hess_g__U, (np.tensordot(tmp_484, adj_p, axes=([0], [0]))).transpose(0, 2, 1), 0.3333333333333333 / B, False)
     # einsum("Bc,Bl,Bkjci,Bc->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, mu)
-    tmp_492 = mu * reciprocal_z_ln
-    tmp_493 = np.einsum("Bc,Bjci->Bji", tmp_492, jac_ff__ln.sum(axis=1), optimize=False)
-    _add_into(hess_g__U, (np.tensordot(tmp_493, adj_p, axes=([0], [0]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
+    tmp_485 = mu * reciprocal_z_ln
+    tmp_486 = np.einsum("Bc,Bjci->Bji", tmp_485, jac_ff__ln.sum(axis=1), optimize=False)
+    _add_into(hess_g__U, (np.tensordot(tmp_486, adj_p, axes=([0], [0]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
     hess_ln__p = t["hess_ln__p"]
     # einsum("Bc,Bkj,Bcil,Bci->ilj", reciprocal_z_ln, ff, hess_ln__p, r)
-    tmp_494 = r[:, :, :, None] * hess_ln__p
-    tmp_495 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
-    _add_into(hess_g__U, (np.tensordot(tmp_495, tmp_494, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.3333333333333333 / B, True)
+    tmp_487 = r[:, :, :, None] * hess_ln__p
+    tmp_488 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
+    _add_into(hess_g__U, (np.tensordot(tmp_488, tmp_487, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.3333333333333333 / B, True)
     # einsum("Bc,Bkj,Bcil,Bc->ilj", reciprocal_z_ln, ff, hess_ln__p, mu)
-    tmp_496 = mu * reciprocal_z_ln
-    tmp_497 = tmp_496[:, :, None] * (ff.sum(axis=1))[:, None]
-    _add_into(hess_g__U, (np.tensordot(tmp_497, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
+    tmp_489 = mu * reciprocal_z_ln
+    tmp_490 = tmp_489[:, :, None] * (ff.sum(axis=1))[:, None]
+    _add_into(hess_g__U, (np.tensordot(tmp_490, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
     _mirror(H, 64, 68, 104, 112)
     # ∂f/∂b,b[i,j] = Σ_ck hess_ln__ln[c,i,k,j]
     hess_b__b = _block_view(H, 68, 72, 68, 72, PARAMS["b"] + PARAMS["b"])
@@ -5488,8 +5473,8 @@ def hessian(params, data, out=None):
     # ∂f/∂b,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) hess_ln__ff[k,i,c,j]
     hess_b__F2 = _block_view(H, 68, 72, 88, 104, PARAMS["b"] + PARAMS["F2"])
     # einsum("Bac,Bcj,acki->ija", dgelu_z_ff, adj_ff, jac_z_ff__ln)
-    tmp_498 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
-    _add_into(hess_b__F2, ((tmp_498.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0), 1 / B, False)
+    tmp_491 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
+    _add_into(hess_b__F2, ((tmp_491.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0), 1 / B, False)
     # einsum("Bac,Bkicj->ija", gelu_z_ff, hess_ln__ff)
     _add_into(hess_b__F2, np.tensordot(hess_ln__ff.sum(axis=1), gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
     _mirror(H, 68, 72, 88, 104)
@@ -5504,51 +5489,51 @@ def hessian(params, data, out=None):
     hess_F1__F1 = _block_view(H, 72, 88, 72, 88, PARAMS["F1"] + PARAMS["F1"])
     hess_z_ff__z_ff = t["hess_z_ff__z_ff"]
     # einsum("Bacjl,Bci,Blk->aijk", hess_z_ff__z_ff, ln, ln)
-    tmp_499 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
-    _add_into(hess_F1__F1, (np.tensordot(tmp_499, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    tmp_492 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
+    _add_into(hess_F1__F1, (np.tensordot(tmp_492, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     # ∂f/∂F1,F2[a,i,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,k] adj_ff[c,j] ln[c,i] + Σ_cl gelu(z_ff[k,c]) hess_z_ff__ff[a,l,c,j] ln[l,i]
     hess_F1__F2 = _block_view(H, 72, 88, 88, 104, PARAMS["F1"] + PARAMS["F2"])
     hess_z_ff__ff = t["hess_z_ff__ff"]
     # einsum("Bkc,Balcj,Bli->aijk", gelu_z_ff, hess_z_ff__ff, ln)
-    tmp_500 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff, optimize=False)
-    _add_into(hess_F1__F2, (np.tensordot(tmp_500, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+    tmp_493 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff, optimize=False)
+    _add_into(hess_F1__F2, (np.tensordot(tmp_493, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
     # einsum("Bac,Bcj,Bci->aij", dgelu_z_ff, adj_ff, ln)
-    tmp_501 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    _add_into(_diagonal_view(hess_F1__F2, 0, 3), (np.tensordot(tmp_501, ln, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 1 / B, True)
+    tmp_494 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    _add_into(_diagonal_view(hess_F1__F2, 0, 3), (np.tensordot(tmp_494, ln, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 1 / B, True)
     _mirror(H, 72, 88, 88, 104)
     # ∂f/∂F1,U[a,i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__z_ff[c,j,a,k] ln[k,i] + 1/t Σ_ck ff[c,j] hess_z_ff__p[a,k,l] ln[k,i]
     hess_F1__U = _block_view(H, 72, 88, 104, 112, PARAMS["F1"] + PARAMS["U"])
     jac_ff__z_ff = t["jac_ff__z_ff"]
     # einsum("Bl,Bcjak,Bki->ailj", adj_p, jac_ff__z_ff, ln)
-    tmp_502 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_F1__U, (np.tensordot(tmp_502, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    tmp_495 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_F1__U, (np.tensordot(tmp_495, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_z_ff__p = t["hess_z_ff__p"]
     # einsum("Bcj,Bakl,Bki->ailj", ff, hess_z_ff__p, ln)
-    tmp_503 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    _add_into(hess_F1__U, (np.tensordot(tmp_503, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+    tmp_496 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    _add_into(hess_F1__U, (np.tensordot(tmp_496, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
     _mirror(H, 72, 88, 104, 112)
     # ∂f/∂F2,F2[i,a,j,k] = Σ_cl gelu(z_ff[a,c]) gelu(z_ff[k,l]) hess_ff__ff[c,i,l,j]
     hess_F2__F2 = _block_view(H, 88, 104, 88, 104, PARAMS["F2"] + PARAMS["F2"])
     hess_ff__ff = t["hess_ff__ff"]
     # einsum("Bac,Bkl,Bcilj->iajk", gelu_z_ff, gelu_z_ff, hess_ff__ff)
-    tmp_504 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff, optimize=False)
-    _add_into(hess_F2__F2, (np.tensordot(tmp_504, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, False)
+    tmp_497 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff, optimize=False)
+    _add_into(hess_F2__F2, (np.tensordot(tmp_497, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂F2,U[i,a,l,j] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,j] hess_ff__p[c,i,l]
     hess_F2__U = _block_view(H, 88, 104, 104, 112, PARAMS["F2"] + PARAMS["U"])
     # einsum("Bac,ij,Bl->ialj", gelu_z_ff, np.eye(4), adj_p)
-    tmp_505 = adj_p.T @ (gelu_z_ff.sum(axis=2))
-    _add_into(hess_F2__U, tmp_505.T[:, :, None] * (np.eye(4))[:, None, None], 0.3333333333333333 / B, False)
+    tmp_498 = adj_p.T @ (gelu_z_ff.sum(axis=2))
+    _add_into(hess_F2__U, tmp_498.T[:, :, None] * (np.eye(4))[:, None, None], 0.3333333333333333 / B, False)
     hess_ff__p = t["hess_ff__p"]
     # einsum("Bac,Bkj,Bcil->ialj", gelu_z_ff, ff, hess_ff__p)
-    tmp_506 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
-    _add_into(hess_F2__U, (np.tensordot(tmp_506, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+    tmp_499 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
+    _add_into(hess_F2__U, (np.tensordot(tmp_499, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
     _mirror(H, 88, 104, 104, 112)
     # ∂f/∂U,U[l,i,j,k] = t**(-2) Σ_cm ff[c,i] ff[m,k] hess_p__p[l,j]
     hess_U__U = _block_view(H, 104, 112, 104, 112, PARAMS["U"] + PARAMS["U"])
     hess_p__p = t["hess_p__p"]
     # einsum("Bci,Bmk,Blj->lijk", ff, ff, hess_p__p)
-    tmp_507 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
-    _add_into(hess_U__U, (np.tensordot(tmp_507, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
+    tmp_500 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
+    _add_into(hess_U__U, (np.tensordot(tmp_500, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
     return {("Q1", "Q1"): hess_Q1__Q1, ("Q1", "K1"): hess_Q1__K1, ("Q1", "V1"): hess_Q1__V1, ("Q1", "O1"): hess_Q1__O1, ("Q1", "Q2"): hess_Q1__Q2, ("Q1", "K2"): hess_Q1__K2, ("Q1", "V2"): hess_Q1__V2, ("Q1", "O2"): hess_Q1__O2, ("Q1", "g"): hess_Q1__g, ("Q1", "b"): hess_Q1__b, ("Q1", "F1"): hess_Q1__F1, ("Q1", "F2"): hess_Q1__F2, ("Q1", "U"): hess_Q1__U, ("K1", "Q1"): _block_view(H, 8, 16, 0, 8, (2, 4, 2, 4)), ("K1", "K1"): hess_K1__K1, ("K1", "V1"): hess_K1__V1, ("K1", "O1"): hess_K1__O1, ("K1", "Q2"): hess_K1__Q2, ("K1", "K2"): hess_K1__K2, ("K1", "V2"): hess_K1__V2, ("K1", "O2"): hess_K1__O2, ("K1", "g"): hess_K1__g, ("K1", "b"): hess_K1__b, ("K1", "F1"): hess_K1__F1, ("K1", "F2"): hess_K1__F2, ("K1", "U"): hess_K1__U, ("V1", "Q1"): _block_view(H, 16, 24, 0, 8, (2, 4, 2, 4)), ("V1", "K1"): _block_view(H, 16, 24, 8, 16, (2, 4, 2, 4)), ("V1", "V1"): hess_V1__V1, ("V1", "O1"): hess_V1__O1, ("V1", "Q2"): hess_V1__Q2, ("V1", "K2"): hess_V1__K2, ("V1", "V2"): hess_V1__V2, ("V1", "O2"): hess_V1__O2, ("V1", "g"): hess_V1__g, ("V1", "b"): hess_V1__b, ("V1", "F1"): hess_V1__F1, ("V1", "F2"): hess_V1__F2, ("V1", "U"): hess_V1__U, ("O1", "Q1"): _block_view(H, 24, 32, 0, 8, (4, 2, 2, 4)), ("O1", "K1"): _block_view(H, 24, 32, 8, 16, (4, 2, 2, 4)), ("O1", "V1"): _block_view(H, 24, 32, 16, 24, (4, 2, 2, 4)), ("O1", "O1"): hess_O1__O1, ("O1", "Q2"): hess_O1__Q2, ("O1", "K2"): hess_O1__K2, ("O1", "V2"): hess_O1__V2, ("O1", "O2"): hess_O1__O2, ("O1", "g"): hess_O1__g, ("O1", "b"): hess_O1__b, ("O1", "F1"): hess_O1__F1, ("O1", "F2"): hess_O1__F2, ("O1", "U"): hess_O1__U, ("Q2", "Q1"): _block_view(H, 32, 40, 0, 8, (2, 4, 2, 4)), ("Q2", "K1"): _block_view(H, 32, 40, 8, 16, (2, 4, 2, 4)), ("Q2", "V1"): _block_view(H, 32, 40, 16, 24, (2, 4, 2, 4)), ("Q2", "O1"): _block_view(H, 32, 40, 24, 32, (2, 4, 4, 2)), ("Q2", "Q2"): hess_Q2__Q2, ("Q2", "K2"): hess_Q2__K2, ("Q2", "V2"): hess_Q2__V2, ("Q2", "O2"): hess_Q2__O2, ("Q2", "g"): hess_Q2__g, ("Q2", "b"): hess_Q2__b, ("Q2", "F1"): hess_Q2__F1, ("Q2", "F2"): hess_Q2__F2, ("Q2", "U"): hess_Q2__U, ("K2", "Q1"): _block_view(H, 40, 48, 0, 8, (2, 4, 2, 4)), ("K2", "K1"): _block_view(H, 40, 48, 8, 16, (2, 4, 2, 4)), ("K2", "V1"): _block_view(H, 40, 48, 16, 24, (2, 4, 2, 4)), ("K2", "O1"): _block_view(H, 40, 48, 24, 32, (2, 4, 4, 2)), ("K2", "Q2"): _block_view(H, 40, 48, 32, 40, (2, 4, 2, 4)), ("K2", "K2"): hess_K2__K2, ("K2", "V2"): hess_K2__V2, ("K2", "O2"): hess_K2__O2, ("K2", "g"): hess_K2__g, ("K2", "b"): hess_K2__b, ("K2", "F1"): hess_K2__F1, ("K2", "F2"): hess_K2__F2, ("K2", "U"): hess_K2__U, ("V2", "Q1"): _block_view(H, 48, 56, 0, 8, (2, 4, 2, 4)), ("V2", "K1"): _block_view(H, 48, 56, 8, 16, (2, 4, 2, 4)), ("V2", "V1"): _block_view(H, 48, 56, 16, 24, (2, 4, 2, 4)), ("V2", "O1"): _block_view(H, 48, 56, 24, 32, (2, 4, 4, 2)), ("V2", "Q2"): _block_view(H, 48, 56, 32, 40, (2, 4, 2, 4)), ("V2", "K2"): _block_view(H, 48, 56, 40, 48, (2, 4, 2, 4)), ("V2", "V2"): hess_V2__V2, ("V2", "O2"): hess_V2__O2, ("V2", "g"): hess_V2__g, ("V2", "b"): hess_V2__b, ("V2", "F1"): hess_V2__F1, ("V2", "F2"): hess_V2__F2, ("V2", "U"): hess_V2__U, ("O2", "Q1"): _block_view(H, 56, 64, 0, 8, (4, 2, 2, 4)), ("O2", "K1"): _block_view(H, 56, 64, 8, 16, (4, 2, 2, 4)), ("O2", "V1"): _block_view(H, 56, 64, 16, 24, (4, 2, 2, 4)), ("O2", "O1"): _block_view(H, 56, 64, 24, 32, (4, 2, 4, 2)), ("O2", "Q2"): _block_view(H, 56, 64, 32, 40, (4, 2, 2, 4)), ("O2", "K2"): _block_view(H, 56, 64, 40, 48, (4, 2, 2, 4)), ("O2", "V2"): _block_view(H, 56, 64, 48, 56, (4, 2, 2, 4)), ("O2", "O2"): hess_O2__O2, ("O2", "g"): hess_O2__g, ("O2", "b"): hess_O2__b, ("O2", "F1"): hess_O2__F1, ("O2", "F2"): hess_O2__F2, ("O2", "U"): hess_O2__U, ("g", "Q1"): _block_view(H, 64, 68, 0, 8, (4, 2, 4)), ("g", "K1"): _block_view(H, 64, 68, 8, 16, (4, 2, 4)), ("g", "V1"): _block_view(H, 64, 68, 16, 24, (4, 2, 4)), ("g", "O1"): _block_view(H, 64, 68, 24, 32, (4, 4, 2)), ("g", "Q2"): _block_view(H, 64, 68, 32, 40, (4, 2, 4)), ("g", "K2"): _block_view(H, 64, 68, 40, 48, (4, 2, 4)), ("g", "V2"): _block_view(H, 64, 68, 48, 56, (4, 2, 4)), ("g", "O2"): _block_view(H, 64, 68, 56, 64, (4, 4, 2)), ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "F1"): hess_g__F1, ("g", "F2"): hess_g__F2, ("g", "U"): hess_g__U, ("b", "Q1"): _block_view(H, 68, 72, 0, 8, (4, 2, 4)), ("b", "K1"): _block_view(H, 68, 72, 8, 16, (4, 2, 4)), ("b", "V1"): _block_view(H, 68, 72, 16, 24, (4, 2, 4)), ("b", "O1"): _block_view(H, 68, 72, 24, 32, (4, 4, 2)), ("b", "Q2"): _block_view(H, 68, 72, 32, 40, (4, 2, 4)), ("b", "K2"): _block_view(H, 68, 72, 40, 48, (4, 2, 4)), ("b", "V2"): _block_view(H, 68, 72, 48, 56, (4, 2, 4)), ("b", "O2"): _block_view(H, 68, 72, 56, 64, (4, 4, 2)), ("b", "g"): _block_view(H, 68, 72, 64, 68, (4, 4)), ("b", "b"): hess_b__b, ("b", "F1"): hess_b__F1, ("b", "F2"): hess_b__F2, ("b", "U"): hess_b__U, ("F1", "Q1"): _block_view(H, 72, 88, 0, 8, (4, 4, 2, 4)), ("F1", "K1"): _block_view(H, 72, 88, 8, 16, (4, 4, 2, 4)), ("F1", "V1"): _block_view(H, 72, 88, 16, 24, (4, 4, 2, 4)), ("F1", "O1"): _block_view(H, 72, 88, 24, 32, (4, 4, 4, 2)), ("F1", "Q2"): _block_view(H, 72, 88, 32, 40, (4, 4, 2, 4)), ("F1", "K2"): _block_view(H, 72, 88, 40, 48, (4, 4, 2, 4)), ("F1", "V2"): _block_view(H, 72, 88, 48, 56, (4, 4, 2, 4)), ("F1", "O2"): _block_view(H, 72, 88, 56, 64, (4, 4, 4, 2)), ("F1", "g"): _block_view(H, 72, 88, 64, 68, (4, 4, 4)), ("F1", "b"): _block_view(H, 72, 88, 68, 72, (4, 4, 4)), ("F1", "F1"): hess_F1__F1, ("F1", "F2"): hess_F1__F2, ("F1", "U"): hess_F1__U, ("F2", "Q1"): _block_view(H, 88, 104, 0, 8, (4, 4, 2, 4)), ("F2", "K1"): _block_view(H, 88, 104, 8, 16, (4, 4, 2, 4)), ("F2", "V1"): _block_view(H, 88, 104, 16, 24, (4, 4, 2, 4)), ("F2", "O1"): _block_view(H, 88, 104, 24, 32, (4, 4, 4, 2)), ("F2", "Q2"): _block_view(H, 88, 104, 32, 40, (4, 4, 2, 4)), ("F2", "K2"): _block_view(H, 88, 104, 40, 48, (4, 4, 2, 4)), ("F2", "V2"): _block_view(H, 88, 104, 48, 56, (4, 4, 2, 4)), ("F2", "O2"): _block_view(H, 88, 104, 56, 64, (4, 4, 4, 2)), ("F2", "g"): _block_view(H, 88, 104, 64, 68, (4, 4, 4)), ("F2", "b"): _block_view(H, 88, 104, 68, 72, (4, 4, 4)), ("F2", "F1"): _block_view(H, 88, 104, 72, 88, (4, 4, 4, 4)), ("F2", "F2"): hess_F2__F2, ("F2", "U"): hess_F2__U, ("U", "Q1"): _block_view(H, 104, 112, 0, 8, (2, 4, 2, 4)), ("U", "K1"): _block_view(H, 104, 112, 8, 16, (2, 4, 2, 4)), ("U", "V1"): _block_view(H, 104, 112, 16, 24, (2, 4, 2, 4)), ("U", "O1"): _block_view(H, 104, 112, 24, 32, (2, 4, 4, 2)), ("U", "Q2"): _block_view(H, 104, 112, 32, 40, (2, 4, 2, 4)), ("U", "K2"): _block_view(H, 104, 112, 40, 48, (2, 4, 2, 4)), ("U", "V2"): _block_view(H, 104, 112, 48, 56, (2, 4, 2, 4)), ("U", "O2"): _block_view(H, 104, 112, 56, 64, (2, 4, 4, 2)), ("U", "g"): _block_view(H, 104, 112, 64, 68, (2, 4, 4)), ("U", "b"): _block_view(H, 104, 112, 68, 72, (2, 4, 4)), ("U", "F1"): _block_view(H, 104, 112, 72, 88, (2, 4, 4, 4)), ("U", "F2"): _block_view(H, 104, 112, 88, 104, (2, 4, 4, 4)), ("U", "U"): hess_U__U}
 
 
@@ -6078,7 +6063,7 @@ def hvp(params, data, vector):
 
 
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the parameter's shape.  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample Hessian is formed."""
     X = data["X"]
     Q1 = params["Q1"]
     K1 = params["K1"]
@@ -6159,32 +6144,162 @@ def ggn_diagonal(params, data):
     # einsum("li,Bi->Bl", U, tmp_10)
     p = tmp_10 @ U.T
     del tmp_10
+    # diag GGN[U] = t**(-2) Σ_cj (softmax_l(p[l]) - softmax_l(p[l]) softmax_l(p[l])) ff[c,i] ff[j,i]
+    softmax_p = _softmax(p, axis=1)
+    del p
+    tmp_11 = softmax_p - softmax_p * softmax_p
+    # einsum("Bl,Bci,Bji->li", tmp_11, ff, ff)
+    tmp_12 = ff.sum(axis=1) * ff.sum(axis=1)
+    del ff
+    ggn_U = 0.1111111111111111 * tmp_11.T @ tmp_12 / B
+    del tmp_11, tmp_12
     # jac_p__ff[l,q,i] = 1/t 1[q] U[l,i]
     # einsum("q,li->lqi", np.ones(3), U)
     jac_p__ff = 0.3333333333333333 * U[:, None] * (np.ones(3))[:, None]
+    # diag GGN[F2] = (Σ_cjk gelu(z_ff[a,c]) gelu(z_ff[a,j]) jac_p__ff[k,c,i] jac_p__ff[k,j,i] softmax_k(p[k]) - Σ_cjkl gelu(z_ff[a,c]) gelu(z_ff[a,j]) jac_p__ff[k,c,i] jac_p__ff[l,j,i] softmax_k(p[k]) softmax_l(p[l]))
+    # einsum("Bac,Bai,jck,jik,Bj->Bka", gelu_z_ff, gelu_z_ff, jac_p__ff, jac_p__ff, softmax_p)
+    tmp_13 = jac_p__ff[:, :, :, None] * (jac_p__ff.transpose(0, 2, 1))[:, None]
+    tmp_14 = gelu_z_ff[:, :, :, None] * gelu_z_ff[:, :, None]
+    tmp_15 = np.tensordot(tmp_13, softmax_p, axes=([0], [1]))
+    del tmp_13
+    # einsum("Bac,Bai,jck,lik,Bj,Bl->Bka", gelu_z_ff, gelu_z_ff, jac_p__ff, jac_p__ff, softmax_p, softmax_p)
+    tmp_16 = softmax_p[:, :, None] * softmax_p[:, None]
+    tmp_17 = gelu_z_ff[:, :, :, None] * gelu_z_ff[:, :, None]
+    tmp_18 = np.tensordot(tmp_16, jac_p__ff, axes=([2], [0]))
+    tmp_19 = np.einsum("Blck,lik->Bcki", tmp_18, jac_p__ff, optimize=False)
+    del gelu_z_ff, tmp_16, tmp_18
+    tmp_20 = np.einsum("ikcB,Baic->Bka", tmp_15, tmp_14, optimize=False) - np.einsum("Bcki,Baic->Bka", tmp_19, tmp_17, optimize=False)
+    del tmp_14, tmp_15, tmp_17, tmp_19
+    # einsum("Bia->ia", tmp_20)
+    ggn_F2 = tmp_20.sum(axis=0) / B
+    del tmp_20
     # jac_p__z_ff[l,a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] jac_p__ff[l,q,c]
     dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
     del z_ff
     # einsum("Baq,ca,lqc->Blaq", dgelu_z_ff, F2, jac_p__ff)
-    tmp_11 = np.tensordot(jac_p__ff, F2, axes=([2], [0]))
-    jac_p__z_ff = tmp_11.transpose(0, 2, 1) * dgelu_z_ff[:, None]
-    del dgelu_z_ff, tmp_11
+    tmp_21 = np.tensordot(jac_p__ff, F2, axes=([2], [0]))
+    jac_p__z_ff = tmp_21.transpose(0, 2, 1) * dgelu_z_ff[:, None]
+    del dgelu_z_ff, tmp_21
+    # diag GGN[F1] = (Σ_cjk jac_p__z_ff[c,a,j] jac_p__z_ff[c,a,k] ln[j,i] ln[k,i] softmax_c(p[c]) - Σ_cjkl jac_p__z_ff[c,a,j] jac_p__z_ff[k,a,l] ln[j,i] ln[l,i] softmax_c(p[c]) softmax_k(p[k]))
+    # einsum("Bcai,Bcaj,Bik,Bjk,Bc->Bak", jac_p__z_ff, jac_p__z_ff, ln, ln, softmax_p)
+    tmp_22 = np.einsum("Bik,Bcai->Bkca", ln, jac_p__z_ff, optimize=False)
+    tmp_23 = softmax_p[:, :, None, None] * jac_p__z_ff
+    tmp_24 = np.einsum("Bcaj,Bjk->Bcak", tmp_23, ln, optimize=False)
+    del tmp_23
+    # einsum("Bcai,Bjak,Bil,Bkl,Bc,Bj->Bal", jac_p__z_ff, jac_p__z_ff, ln, ln, softmax_p, softmax_p)
+    tmp_25 = np.einsum("Bc,Bcai->Bai", softmax_p, jac_p__z_ff, optimize=False)
+    tmp_26 = np.einsum("Bj,Bjak->Bak", softmax_p, jac_p__z_ff, optimize=False)
+    tmp_27 = tmp_25 @ ln
+    tmp_28 = tmp_26 @ ln
+    del ln, tmp_25, tmp_26
+    tmp_29 = (((tmp_24.transpose(0, 2, 3, 1))[..., None, :]) @ ((tmp_22.transpose(0, 3, 1, 2))[..., None]))[..., 0, 0] - tmp_28 * tmp_27
+    del tmp_22, tmp_24, tmp_27, tmp_28
+    # einsum("Bai->ai", tmp_29)
+    ggn_F1 = tmp_29.sum(axis=0) / B
+    del tmp_29
     # jac_p__ln[l,q,i] = Σ_c F1[c,i] jac_p__z_ff[l,c,q] + jac_p__ff[l,q,i]
     # einsum("ci,Blcq->Blqi", F1, jac_p__z_ff)
     jac_p__ln = np.tensordot(jac_p__z_ff, F1, axes=([2], [0])) + jac_p__ff
+    del jac_p__ff, jac_p__z_ff
+    # diag GGN[g] = (Σ_cjk reciprocal(z_ln[c]) reciprocal(z_ln[j]) jac_p__ln[k,c,i] jac_p__ln[k,j,i] r[c,i] r[j,i] softmax_k(p[k]) - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) jac_p__ln[k,c,i] jac_p__ln[l,j,i] r[c,i] r[j,i] softmax_k(p[k]) softmax_l(p[l])) - (Σ_cjk reciprocal(z_ln[c]) reciprocal(z_ln[j]) mu[j] jac_p__ln[k,c,i] jac_p__ln[k,j,i] r[c,i] softmax_k(p[k]) - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) mu[j] jac_p__ln[k,c,i] jac_p__ln[l,j,i] r[c,i] softmax_k(p[k]) softmax_l(p[l])) - (Σ_cjk reciprocal(z_ln[c]) mu[c] reciprocal(z_ln[j]) jac_p__ln[k,c,i] jac_p__ln[k,j,i] r[j,i] softmax_k(p[k]) - Σ_cjkl reciprocal(z_ln[c]) mu[c] reciprocal(z_ln[j]) jac_p__ln[k,c,i] jac_p__ln[l,j,i] r[j,i] softmax_k(p[k]) softmax_l(p[l])) + (Σ_cjk reciprocal(z_ln[c]) mu[c] reciprocal(z_ln[j]) mu[j] jac_p__ln[k,c,i] jac_p__ln[k,j,i] softmax_k(p[k]) - Σ_cjkl reciprocal(z_ln[c]) mu[c] reciprocal(z_ln[j]) mu[j] jac_p__ln[k,c,i] jac_p__ln[l,j,i] softmax_k(p[k]) softmax_l(p[l]))
+    # einsum("Bc,Bi,Bjck,Bjik,Bck,Bik,Bj->Bk", reciprocal_z_ln, reciprocal_z_ln, jac_p__ln, jac_p__ln, r, r, softmax_p)
+    tmp_30 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
+    tmp_31 = r * reciprocal_z_ln[:, :, None]
+    tmp_32 = np.einsum("Bckj,Bc->Bkj", tmp_30, reciprocal_z_ln, optimize=False)
+    tmp_33 = softmax_p[:, :, None, None] * jac_p__ln
+    tmp_34 = (((tmp_33.transpose(0, 3, 1, 2)) @ ((tmp_31.transpose(0, 2, 1))[..., None]))[..., 0]).transpose(0, 2, 1)
+    del tmp_30, tmp_31, tmp_33
+    # einsum("Bc,Bi,Bjck,Blik,Bck,Bik,Bj,Bl->Bk", reciprocal_z_ln, reciprocal_z_ln, jac_p__ln, jac_p__ln, r, r, softmax_p, softmax_p)
+    tmp_35 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
+    tmp_36 = np.einsum("Bl,Blik->Bik", softmax_p, jac_p__ln, optimize=False)
+    tmp_37 = np.einsum("Bckj,Bj->Bck", tmp_35, softmax_p, optimize=False)
+    tmp_38 = tmp_36 * r
+    tmp_39 = ((tmp_37.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
+    tmp_40 = ((tmp_38.transpose(0, 2, 1)) @ reciprocal_z_ln[..., None])[..., 0]
+    del tmp_35, tmp_36, tmp_37, tmp_38
+    tmp_41 = (((tmp_34.transpose(0, 2, 1))[..., None, :]) @ tmp_32[..., None])[..., 0, 0] - tmp_40 * tmp_39
+    del tmp_32, tmp_34, tmp_39, tmp_40
+    # einsum("Bi->i", tmp_41)
+    # einsum("Bc,Bi,Bi,Bjck,Bjik,Bck,Bj->Bk", reciprocal_z_ln, reciprocal_z_ln, mu, jac_p__ln, jac_p__ln, r, softmax_p)
+    tmp_42 = mu * reciprocal_z_ln
+    tmp_43 = r * reciprocal_z_ln[:, :, None]
+    tmp_44 = np.einsum("Bi,Bjik->Bjk", tmp_42, jac_p__ln, optimize=False)
+    tmp_45 = (((tmp_43.transpose(0, 2, 1))[..., None, :]) @ (jac_p__ln.transpose(0, 3, 2, 1)))[..., 0, :]
+    tmp_46 = tmp_45 * tmp_44.transpose(0, 2, 1)
+    del tmp_42, tmp_43, tmp_44, tmp_45
+    # einsum("Bc,Bi,Bi,Bjck,Blik,Bck,Bj,Bl->Bk", reciprocal_z_ln, reciprocal_z_ln, mu, jac_p__ln, jac_p__ln, r, softmax_p, softmax_p)
+    tmp_47 = mu * reciprocal_z_ln
+    tmp_48 = r * reciprocal_z_ln[:, :, None]
+    tmp_49 = np.einsum("Bi,Blik->Blk", tmp_47, jac_p__ln, optimize=False)
+    tmp_50 = np.einsum("Bj,Bjck->Bck", softmax_p, jac_p__ln, optimize=False)
+    tmp_51 = (((tmp_50.transpose(0, 2, 1))[..., None, :]) @ ((tmp_48.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_52 = ((tmp_49.transpose(0, 2, 1)) @ softmax_p[..., None])[..., 0]
+    del tmp_47, tmp_48, tmp_49, tmp_50
+    tmp_53 = (tmp_46 @ softmax_p[..., None])[..., 0] - tmp_52 * tmp_51
+    del tmp_46, tmp_51, tmp_52
+    # einsum("Bi->i", tmp_53)
+    # einsum("Bc,Bc,Bi,Bjck,Bjik,Bik,Bj->Bk", reciprocal_z_ln, mu, reciprocal_z_ln, jac_p__ln, jac_p__ln, r, softmax_p)
+    tmp_54 = mu * reciprocal_z_ln
+    tmp_55 = r * reciprocal_z_ln[:, :, None]
+    tmp_56 = np.einsum("Bc,Bjck->Bjk", tmp_54, jac_p__ln, optimize=False)
+    tmp_57 = (((tmp_55.transpose(0, 2, 1))[..., None, :]) @ (jac_p__ln.transpose(0, 3, 2, 1)))[..., 0, :]
+    tmp_58 = tmp_57 * tmp_56.transpose(0, 2, 1)
+    del tmp_54, tmp_55, tmp_56, tmp_57
+    # einsum("Bc,Bc,Bi,Bjck,Blik,Bik,Bj,Bl->Bk", reciprocal_z_ln, mu, reciprocal_z_ln, jac_p__ln, jac_p__ln, r, softmax_p, softmax_p)
+    tmp_59 = mu * reciprocal_z_ln
+    tmp_60 = r * reciprocal_z_ln[:, :, None]
+    tmp_61 = np.einsum("Bc,Bjck->Bjk", tmp_59, jac_p__ln, optimize=False)
+    tmp_62 = np.einsum("Bl,Blik->Bik", softmax_p, jac_p__ln, optimize=False)
+    tmp_63 = (((tmp_62.transpose(0, 2, 1))[..., None, :]) @ ((tmp_60.transpose(0, 2, 1))[..., None]))[..., 0, 0]
+    tmp_64 = ((tmp_61.transpose(0, 2, 1)) @ softmax_p[..., None])[..., 0]
+    del tmp_59, tmp_60, tmp_61, tmp_62
+    tmp_65 = (tmp_58 @ softmax_p[..., None])[..., 0] - tmp_64 * tmp_63
+    del tmp_58, tmp_63, tmp_64
+    # einsum("Bi->i", tmp_65)
+    # einsum("Bc,Bc,Bi,Bi,Bjck,Bjik,Bj->Bk", reciprocal_z_ln, mu, reciprocal_z_ln, mu, jac_p__ln, jac_p__ln, softmax_p)
+    tmp_66 = mu * reciprocal_z_ln
+    tmp_67 = softmax_p[:, :, None] * reciprocal_z_ln[:, None]
+    tmp_68 = tmp_67 * mu[:, None]
+    tmp_69 = (tmp_68[..., None, :] @ jac_p__ln)[..., 0, :]
+    tmp_70 = (((tmp_69.transpose(0, 2, 1))[..., None, :]) @ (jac_p__ln.transpose(0, 3, 1, 2)))[..., 0, :]
+    del tmp_67, tmp_68, tmp_69
+    # einsum("Bc,Bc,Bi,Bi,Bjck,Blik,Bj,Bl->Bk", reciprocal_z_ln, mu, reciprocal_z_ln, mu, jac_p__ln, jac_p__ln, softmax_p, softmax_p)
+    tmp_71 = mu * reciprocal_z_ln
+    tmp_72 = np.einsum("Bc,Bjck->Bjk", tmp_71, jac_p__ln, optimize=False)
+    tmp_73 = np.einsum("Bi,Blik->Blk", tmp_71, jac_p__ln, optimize=False)
+    tmp_74 = ((tmp_72.transpose(0, 2, 1)) @ softmax_p[..., None])[..., 0]
+    tmp_75 = ((tmp_73.transpose(0, 2, 1)) @ softmax_p[..., None])[..., 0]
+    del tmp_71, tmp_72, tmp_73
+    tmp_76 = (tmp_70 @ tmp_66[..., None])[..., 0] - tmp_75 * tmp_74
+    del tmp_66, tmp_70, tmp_74, tmp_75
+    # einsum("Bi->i", tmp_76)
+    ggn_g = (tmp_41.sum(axis=0) - tmp_53.sum(axis=0) - tmp_65.sum(axis=0) + tmp_76.sum(axis=0)) / B
+    del tmp_41, tmp_53, tmp_65, tmp_76
+    # diag GGN[b] = (Σ_cjk jac_p__ln[c,j,i] jac_p__ln[c,k,i] softmax_c(p[c]) - Σ_cjkl jac_p__ln[c,j,i] jac_p__ln[k,l,i] softmax_c(p[c]) softmax_k(p[k]))
+    # einsum("Bcij,Bckj,Bc->Bj", jac_p__ln, jac_p__ln, softmax_p)
+    tmp_77 = softmax_p[:, :, None] * jac_p__ln.sum(axis=2)
+    # einsum("Bcij,Bklj,Bc,Bk->Bj", jac_p__ln, jac_p__ln, softmax_p, softmax_p)
+    tmp_78 = (softmax_p[..., None, :] @ (jac_p__ln.sum(axis=2)))[..., 0, :]
+    tmp_79 = tmp_78[:, :, None] * (jac_p__ln.sum(axis=2)).transpose(0, 2, 1)
+    del tmp_78
+    tmp_80 = (((tmp_77.transpose(0, 2, 1))[..., None, :]) @ (((jac_p__ln.sum(axis=2)).transpose(0, 2, 1))[..., None]))[..., 0, 0] - (tmp_79 @ softmax_p[..., None])[..., 0]
+    del tmp_77, tmp_79
+    # einsum("Bi->i", tmp_80)
+    ggn_b = tmp_80.sum(axis=0) / B
+    del tmp_80
     # jac_p__z_ln[l,q] = Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] mu[q]
     dreciprocal_z_ln = -1/z_ln**2
     del z_ln
     # einsum("Bq,c,Blqc,Bqc->Blq", dreciprocal_z_ln, g, jac_p__ln, r)
-    tmp_12 = g[:, None, None] * dreciprocal_z_ln
-    tmp_13 = tmp_12 * r.transpose(2, 0, 1)
-    del tmp_12
+    tmp_81 = g[:, None, None] * dreciprocal_z_ln
+    tmp_82 = tmp_81 * r.transpose(2, 0, 1)
+    del tmp_81
     # einsum("Bq,c,Blqc,Bq->Blq", dreciprocal_z_ln, g, jac_p__ln, mu)
-    tmp_14 = mu * dreciprocal_z_ln
-    tmp_15 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
+    tmp_83 = mu * dreciprocal_z_ln
+    tmp_84 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
     del dreciprocal_z_ln
-    jac_p__z_ln = ((((tmp_13.transpose(1, 2, 0))[..., None, :]) @ (jac_p__ln.transpose(0, 2, 3, 1)))[..., 0, :]).transpose(0, 2, 1) - tmp_15 * tmp_14[:, None]
-    del tmp_13, tmp_14, tmp_15
+    jac_p__z_ln = ((((tmp_82.transpose(1, 2, 0))[..., None, :]) @ (jac_p__ln.transpose(0, 2, 3, 1)))[..., 0, :]).transpose(0, 2, 1) - tmp_84 * tmp_83[:, None]
+    del tmp_82, tmp_83, tmp_84
     # jac_p__va[l,q] = sd'(va[q]) jac_p__z_ln[l,q]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     del va
@@ -6194,194 +6309,216 @@ def ggn_diagonal(params, data):
     # jac_p__mu[l,q] = -2 jac_p__va[l,q] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] jac_p__ln[l,q,c]
     # einsum("Blq,Bq->Blq", jac_p__va, mu)
     # einsum("Bq,c,Blqc->Blq", reciprocal_z_ln, g, jac_p__ln)
-    tmp_16 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
-    jac_p__mu = -2 * mu[:, None] * jac_p__va - tmp_16 * reciprocal_z_ln[:, None]
-    del tmp_16
+    tmp_85 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
+    jac_p__mu = -2 * mu[:, None] * jac_p__va - tmp_85 * reciprocal_z_ln[:, None]
+    del mu, tmp_85
     # jac_p__r[l,q,i] = 1/n 1[i] jac_p__mu[l,q] + 2/n jac_p__va[l,q] r[q,i] + reciprocal(z_ln[q]) g[i] jac_p__ln[l,q,i]
     # einsum("i,Blq->Blqi", np.ones(4), jac_p__mu)
     # einsum("Blq,Bqi->Blqi", jac_p__va, r)
     # einsum("Bq,i,Blqi->Blqi", reciprocal_z_ln, g, jac_p__ln)
-    tmp_17 = g[:, None, None] * reciprocal_z_ln
-    jac_p__r = 0.25 * jac_p__mu[:, :, :, None] * np.ones(4) + 0.5 * r[:, None] * jac_p__va[:, :, :, None] + (tmp_17.transpose(1, 2, 0))[:, None] * jac_p__ln
-    del jac_p__va, jac_p__mu, tmp_17
+    tmp_86 = g[:, None, None] * reciprocal_z_ln
+    del reciprocal_z_ln
+    jac_p__r = 0.25 * jac_p__mu[:, :, :, None] * np.ones(4) + 0.5 * r[:, None] * jac_p__va[:, :, :, None] + (tmp_86.transpose(1, 2, 0))[:, None] * jac_p__ln
+    del r, jac_p__ln, jac_p__va, jac_p__mu, tmp_86
+    # diag GGN[O1] = (Σ_cjk h1[c,d] h1[j,d] jac_p__r[k,c,i] jac_p__r[k,j,i] softmax_k(p[k]) - Σ_cjkl h1[c,d] h1[j,d] jac_p__r[k,c,i] jac_p__r[l,j,i] softmax_k(p[k]) softmax_l(p[l]))
+    # einsum("Bcd,Bid,Bjck,Bjik,Bj->Bkd", h1, h1, jac_p__r, jac_p__r, softmax_p)
+    tmp_87 = softmax_p[:, :, None, None] * h1[:, None]
+    tmp_88 = (tmp_87.transpose(0, 1, 3, 2)) @ jac_p__r
+    tmp_89 = np.einsum("Bjik,Bid->Bjkd", jac_p__r, h1, optimize=False)
+    del tmp_87
+    # einsum("Bcd,Bid,Bjck,Blik,Bj,Bl->Bkd", h1, h1, jac_p__r, jac_p__r, softmax_p, softmax_p)
+    tmp_90 = np.einsum("Bj,Bjck->Bck", softmax_p, jac_p__r, optimize=False)
+    tmp_91 = np.einsum("Bl,Blik->Bik", softmax_p, jac_p__r, optimize=False)
+    tmp_92 = (tmp_90.transpose(0, 2, 1)) @ h1
+    tmp_93 = (tmp_91.transpose(0, 2, 1)) @ h1
+    del h1, tmp_90, tmp_91
+    tmp_94 = (((tmp_89.transpose(0, 2, 3, 1))[..., None, :]) @ ((tmp_88.transpose(0, 3, 2, 1))[..., None]))[..., 0, 0] - tmp_93 * tmp_92
+    del tmp_88, tmp_89, tmp_92, tmp_93
+    # einsum("Bid->id", tmp_94)
+    ggn_O1 = tmp_94.sum(axis=0) / B
+    del tmp_94
+    # diag GGN[O2] = (Σ_cjk h2[c,d] h2[j,d] jac_p__r[k,c,i] jac_p__r[k,j,i] softmax_k(p[k]) - Σ_cjkl h2[c,d] h2[j,d] jac_p__r[k,c,i] jac_p__r[l,j,i] softmax_k(p[k]) softmax_l(p[l]))
+    # einsum("Bcd,Bid,Bjck,Bjik,Bj->Bkd", h2, h2, jac_p__r, jac_p__r, softmax_p)
+    tmp_95 = softmax_p[:, :, None, None] * h2[:, None]
+    tmp_96 = (tmp_95.transpose(0, 1, 3, 2)) @ jac_p__r
+    tmp_97 = np.einsum("Bjik,Bid->Bjkd", jac_p__r, h2, optimize=False)
+    del tmp_95
+    # einsum("Bcd,Bid,Bjck,Blik,Bj,Bl->Bkd", h2, h2, jac_p__r, jac_p__r, softmax_p, softmax_p)
+    tmp_98 = np.einsum("Bj,Bjck->Bck", softmax_p, jac_p__r, optimize=False)
+    tmp_99 = np.einsum("Bl,Blik->Bik", softmax_p, jac_p__r, optimize=False)
+    tmp_100 = (tmp_98.transpose(0, 2, 1)) @ h2
+    tmp_101 = (tmp_99.transpose(0, 2, 1)) @ h2
+    del h2, tmp_98, tmp_99
+    tmp_102 = (((tmp_97.transpose(0, 2, 3, 1))[..., None, :]) @ ((tmp_96.transpose(0, 3, 2, 1))[..., None]))[..., 0, 0] - tmp_101 * tmp_100
+    del tmp_96, tmp_97, tmp_100, tmp_101
+    # einsum("Bid->id", tmp_102)
+    ggn_O2 = tmp_102.sum(axis=0) / B
+    del tmp_102
     # jac_p__h1[l,q,d] = Σ_c O1[c,d] jac_p__r[l,q,c]
     # einsum("cd,Blqc->Blqd", O1, jac_p__r)
     jac_p__h1 = np.tensordot(jac_p__r, O1, axes=([3], [0]))
+    # diag GGN[V1] = (Σ_cjklm X[c,i] X[j,i] a1[k,c] a1[l,j] jac_p__h1[m,k,d] jac_p__h1[m,l,d] softmax_m(p[m]) - Σ_cjklmn X[c,i] X[j,i] a1[k,c] a1[l,j] jac_p__h1[m,k,d] jac_p__h1[n,l,d] softmax_m(p[m]) softmax_n(p[n]))
+    # einsum("Bci,Bji,Bkc,Blj,Bmkd,Bmld,Bm->Bdi", X, X, a1, a1, jac_p__h1, jac_p__h1, softmax_p)
+    tmp_103 = a1 @ X
+    tmp_104 = np.einsum("Bki,Bmkd->Bimd", tmp_103, jac_p__h1, optimize=False)
+    tmp_105 = softmax_p[:, :, None, None] * jac_p__h1
+    tmp_106 = np.einsum("Bmld,Bli->Bmdi", tmp_105, tmp_103, optimize=False)
+    del tmp_103, tmp_105
+    # einsum("Bci,Bji,Bkc,Blj,Bmkd,Bnld,Bm,Bn->Bdi", X, X, a1, a1, jac_p__h1, jac_p__h1, softmax_p, softmax_p)
+    tmp_107 = a1 @ X
+    tmp_108 = np.einsum("Bm,Bmkd->Bkd", softmax_p, jac_p__h1, optimize=False)
+    tmp_109 = (tmp_108.transpose(0, 2, 1)) @ tmp_107
+    tmp_110 = np.einsum("Bn,Bnld->Bld", softmax_p, jac_p__h1, optimize=False)
+    tmp_111 = (tmp_110.transpose(0, 2, 1)) @ tmp_107
+    del tmp_107, tmp_108, tmp_110
+    tmp_112 = (((tmp_106.transpose(0, 2, 3, 1))[..., None, :]) @ ((tmp_104.transpose(0, 3, 1, 2))[..., None]))[..., 0, 0] - tmp_111 * tmp_109
+    del tmp_104, tmp_106, tmp_109, tmp_111
+    # einsum("Bdi->di", tmp_112)
+    ggn_V1 = tmp_112.sum(axis=0) / B
+    del tmp_112
     # jac_p__a1[l,q,k] = Σ_ci V1[c,i] X[k,i] jac_p__h1[l,q,c]
     # einsum("ci,Bki,Blqc->Blqk", V1, X, jac_p__h1)
-    tmp_18 = np.tensordot(X, V1, axes=([2], [1]))
-    jac_p__a1 = np.einsum("Bkc,Blqc->Blqk", tmp_18, jac_p__h1, optimize=False)
-    del tmp_18
+    tmp_113 = np.tensordot(X, V1, axes=([2], [1]))
+    jac_p__a1 = np.einsum("Bkc,Blqc->Blqk", tmp_113, jac_p__h1, optimize=False)
+    del jac_p__h1, tmp_113
     # jac_p__z_a1[l,q,k] = jac_p__a1[l,q,k] softmax_k(z_a1[q,k]) - Σ_c jac_p__a1[l,q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
     # einsum("Blqk,Bqk->Blqk", jac_p__a1, a1)
     # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a1, a1, a1)
-    tmp_19 = (a1[..., None, :] @ (jac_p__a1.transpose(0, 2, 3, 1)))[..., 0, :]
-    jac_p__z_a1 = a1[:, None] * jac_p__a1 - (tmp_19.transpose(0, 2, 1))[:, :, :, None] * a1[:, None]
-    del jac_p__a1, tmp_19
+    tmp_114 = (a1[..., None, :] @ (jac_p__a1.transpose(0, 2, 3, 1)))[..., 0, :]
+    jac_p__z_a1 = a1[:, None] * jac_p__a1 - (tmp_114.transpose(0, 2, 1))[:, :, :, None] * a1[:, None]
+    del a1, jac_p__a1, tmp_114
+    # diag GGN[Q1] = 1/e (Σ_cjklmno K1[d,c] K1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] jac_p__z_a1[o,m,k] jac_p__z_a1[o,n,l] softmax_o(p[o]) - Σ_cjklmnop K1[d,c] K1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] jac_p__z_a1[o,m,k] jac_p__z_a1[p,n,l] softmax_o(p[o]) softmax_p(p[p]))
+    # einsum("dc,di,Bjc,Bki,Blm,Bnm,Bolj,Bonk,Bo->Bdm", K1, K1, X, X, X, X, jac_p__z_a1, jac_p__z_a1, softmax_p)
+    tmp_115 = K1[:, :, None] * K1[:, None]
+    tmp_116 = np.einsum("Bolj,Bjc->Bolc", jac_p__z_a1, X, optimize=False)
+    tmp_117 = np.einsum("Bonk,Bki->Boni", jac_p__z_a1, X, optimize=False)
+    tmp_118 = np.einsum("Bolc,Blm->Bocm", tmp_116, X, optimize=False)
+    tmp_119 = np.einsum("Boni,Bnm->Boim", tmp_117, X, optimize=False)
+    tmp_120 = tmp_118 * softmax_p[:, :, None, None]
+    tmp_121 = ((tmp_120.transpose(0, 3, 2, 1)) @ (tmp_119.transpose(0, 3, 1, 2))).transpose(0, 2, 1, 3)
+    del tmp_116, tmp_117, tmp_118, tmp_119, tmp_120
+    # einsum("dc,di,Bjc,Bki,Blm,Bnm,Bolj,Bpnk,Bo,Bp->Bdm", K1, K1, X, X, X, X, jac_p__z_a1, jac_p__z_a1, softmax_p, softmax_p)
+    tmp_122 = K1[:, :, None] * K1[:, None]
+    tmp_123 = np.einsum("Bo,Bolj->Blj", softmax_p, jac_p__z_a1, optimize=False)
+    tmp_124 = np.einsum("Bp,Bpnk->Bnk", softmax_p, jac_p__z_a1, optimize=False)
+    tmp_125 = tmp_123 @ X
+    tmp_126 = tmp_124 @ X
+    tmp_127 = (tmp_125.transpose(0, 2, 1)) @ X
+    tmp_128 = (tmp_126.transpose(0, 2, 1)) @ X
+    tmp_129 = np.tensordot(tmp_127, tmp_122, axes=([1], [2]))
+    del tmp_122, tmp_123, tmp_124, tmp_125, tmp_126, tmp_127
+    tmp_130 = (np.tensordot(tmp_121, tmp_115, axes=([1, 3], [2, 1]))).transpose(0, 2, 1) - ((tmp_129 @ ((tmp_128.transpose(0, 2, 1))[..., None]))[..., 0]).transpose(0, 2, 1)
+    del tmp_115, tmp_121, tmp_128, tmp_129
+    # einsum("Bdi->di", tmp_130)
+    ggn_Q1 = 0.5 * tmp_130.sum(axis=0) / B
+    del tmp_130
+    # diag GGN[K1] = 1/e (Σ_cjklmno Q1[d,c] Q1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] jac_p__z_a1[o,k,m] jac_p__z_a1[o,l,n] softmax_o(p[o]) - Σ_cjklmnop Q1[d,c] Q1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] jac_p__z_a1[o,k,m] jac_p__z_a1[p,l,n] softmax_o(p[o]) softmax_p(p[p]))
+    # einsum("dc,di,Bjc,Bki,Blm,Bnm,Bojl,Bokn,Bo->Bdm", Q1, Q1, X, X, X, X, jac_p__z_a1, jac_p__z_a1, softmax_p)
+    tmp_131 = Q1[:, :, None] * Q1[:, None]
+    tmp_132 = np.einsum("Bojl,Bjc->Bolc", jac_p__z_a1, X, optimize=False)
+    tmp_133 = np.einsum("Bokn,Bki->Boni", jac_p__z_a1, X, optimize=False)
+    tmp_134 = np.einsum("Bolc,Blm->Bocm", tmp_132, X, optimize=False)
+    tmp_135 = np.einsum("Boni,Bnm->Boim", tmp_133, X, optimize=False)
+    tmp_136 = tmp_134 * softmax_p[:, :, None, None]
+    tmp_137 = ((tmp_136.transpose(0, 3, 2, 1)) @ (tmp_135.transpose(0, 3, 1, 2))).transpose(0, 2, 1, 3)
+    del tmp_132, tmp_133, tmp_134, tmp_135, tmp_136
+    # einsum("dc,di,Bjc,Bki,Blm,Bnm,Bojl,Bpkn,Bo,Bp->Bdm", Q1, Q1, X, X, X, X, jac_p__z_a1, jac_p__z_a1, softmax_p, softmax_p)
+    tmp_138 = Q1[:, :, None] * Q1[:, None]
+    tmp_139 = np.einsum("Bo,Bojl->Bjl", softmax_p, jac_p__z_a1, optimize=False)
+    tmp_140 = np.einsum("Bp,Bpkn->Bkn", softmax_p, jac_p__z_a1, optimize=False)
+    tmp_141 = (tmp_139.transpose(0, 2, 1)) @ X
+    tmp_142 = (tmp_140.transpose(0, 2, 1)) @ X
+    tmp_143 = (tmp_141.transpose(0, 2, 1)) @ X
+    tmp_144 = (tmp_142.transpose(0, 2, 1)) @ X
+    tmp_145 = np.tensordot(tmp_143, tmp_138, axes=([1], [2]))
+    del jac_p__z_a1, tmp_138, tmp_139, tmp_140, tmp_141, tmp_142, tmp_143
+    tmp_146 = (np.tensordot(tmp_137, tmp_131, axes=([1, 3], [2, 1]))).transpose(0, 2, 1) - ((tmp_145 @ ((tmp_144.transpose(0, 2, 1))[..., None]))[..., 0]).transpose(0, 2, 1)
+    del tmp_131, tmp_137, tmp_144, tmp_145
+    # einsum("Bdi->di", tmp_146)
+    ggn_K1 = 0.5 * tmp_146.sum(axis=0) / B
+    del tmp_146
     # jac_p__h2[l,q,d] = Σ_c O2[c,d] jac_p__r[l,q,c]
     # einsum("cd,Blqc->Blqd", O2, jac_p__r)
     jac_p__h2 = np.tensordot(jac_p__r, O2, axes=([3], [0]))
+    del jac_p__r
+    # diag GGN[V2] = (Σ_cjklm X[c,i] X[j,i] a2[k,c] a2[l,j] jac_p__h2[m,k,d] jac_p__h2[m,l,d] softmax_m(p[m]) - Σ_cjklmn X[c,i] X[j,i] a2[k,c] a2[l,j] jac_p__h2[m,k,d] jac_p__h2[n,l,d] softmax_m(p[m]) softmax_n(p[n]))
+    # einsum("Bci,Bji,Bkc,Blj,Bmkd,Bmld,Bm->Bdi", X, X, a2, a2, jac_p__h2, jac_p__h2, softmax_p)
+    tmp_147 = a2 @ X
+    tmp_148 = np.einsum("Bki,Bmkd->Bimd", tmp_147, jac_p__h2, optimize=False)
+    tmp_149 = softmax_p[:, :, None, None] * jac_p__h2
+    tmp_150 = np.einsum("Bmld,Bli->Bmdi", tmp_149, tmp_147, optimize=False)
+    del tmp_147, tmp_149
+    # einsum("Bci,Bji,Bkc,Blj,Bmkd,Bnld,Bm,Bn->Bdi", X, X, a2, a2, jac_p__h2, jac_p__h2, softmax_p, softmax_p)
+    tmp_151 = a2 @ X
+    tmp_152 = np.einsum("Bm,Bmkd->Bkd", softmax_p, jac_p__h2, optimize=False)
+    tmp_153 = (tmp_152.transpose(0, 2, 1)) @ tmp_151
+    tmp_154 = np.einsum("Bn,Bnld->Bld", softmax_p, jac_p__h2, optimize=False)
+    tmp_155 = (tmp_154.transpose(0, 2, 1)) @ tmp_151
+    del tmp_151, tmp_152, tmp_154
+    tmp_156 = (((tmp_150.transpose(0, 2, 3, 1))[..., None, :]) @ ((tmp_148.transpose(0, 3, 1, 2))[..., None]))[..., 0, 0] - tmp_155 * tmp_153
+    del tmp_148, tmp_150, tmp_153, tmp_155
+    # einsum("Bdi->di", tmp_156)
+    ggn_V2 = tmp_156.sum(axis=0) / B
+    del tmp_156
     # jac_p__a2[l,q,k] = Σ_ci V2[c,i] X[k,i] jac_p__h2[l,q,c]
     # einsum("ci,Bki,Blqc->Blqk", V2, X, jac_p__h2)
-    tmp_20 = np.tensordot(X, V2, axes=([2], [1]))
-    jac_p__a2 = np.einsum("Bkc,Blqc->Blqk", tmp_20, jac_p__h2, optimize=False)
-    del tmp_20
+    tmp_157 = np.tensordot(X, V2, axes=([2], [1]))
+    jac_p__a2 = np.einsum("Bkc,Blqc->Blqk", tmp_157, jac_p__h2, optimize=False)
+    del jac_p__h2, tmp_157
     # jac_p__z_a2[l,q,k] = jac_p__a2[l,q,k] softmax_k(z_a2[q,k]) - Σ_c jac_p__a2[l,q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
     # einsum("Blqk,Bqk->Blqk", jac_p__a2, a2)
     # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a2, a2, a2)
-    tmp_21 = (a2[..., None, :] @ (jac_p__a2.transpose(0, 2, 3, 1)))[..., 0, :]
-    jac_p__z_a2 = a2[:, None] * jac_p__a2 - (tmp_21.transpose(0, 2, 1))[:, :, :, None] * a2[:, None]
-    del jac_p__a2, tmp_21
-    # hobj_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
-    softmax_p = _softmax(p, axis=1)
-    del p
-    # einsum("li,Bl->Bli", np.eye(2), softmax_p)
-    # einsum("Bl,Bi->Bli", softmax_p, softmax_p)
-    hobj_p__p = softmax_p[:, :, None] * np.eye(2) - softmax_p[:, None] * softmax_p[:, :, None]
-    del softmax_p
-    # diag GGN[Q1] = 1/e Σ_cjklmnop K1[d,c] K1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a1[o,m,k] jac_p__z_a1[p,n,l]
-    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bomk,Bpnl->di", K1, K1, X, X, X, X, hobj_p__p, jac_p__z_a1, jac_p__z_a1)
-    tmp_22 = K1[:, :, None] * K1[:, None]
-    tmp_23 = np.einsum("Bomk,Bkc->Bomc", jac_p__z_a1, X, optimize=False)
-    tmp_24 = np.einsum("Bpnl,Blj->Bpnj", jac_p__z_a1, X, optimize=False)
-    tmp_25 = np.einsum("Bomc,Bop->Bmcp", tmp_23, hobj_p__p, optimize=False)
-    tmp_26 = np.einsum("Bmcp,Bmi->Bcpi", tmp_25, X, optimize=False)
-    tmp_27 = np.einsum("Bpnj,Bni->Bpji", tmp_24, X, optimize=False)
-    tmp_28 = np.einsum("Bpji,Bcpi->jic", tmp_27, tmp_26, optimize=False)
-    del tmp_23, tmp_24, tmp_25, tmp_26, tmp_27
-    ggn_Q1 = 0.5 * (np.tensordot(tmp_28, tmp_22, axes=([0, 2], [1, 2]))).T / B
-    del tmp_22, tmp_28
-    # diag GGN[K1] = 1/e Σ_cjklmnop Q1[d,c] Q1[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a1[o,k,m] jac_p__z_a1[p,l,n]
-    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bokm,Bpln->di", Q1, Q1, X, X, X, X, hobj_p__p, jac_p__z_a1, jac_p__z_a1)
-    tmp_29 = Q1[:, :, None] * Q1[:, None]
-    tmp_30 = np.einsum("Bokm,Bkc->Bomc", jac_p__z_a1, X, optimize=False)
-    tmp_31 = np.einsum("Bpln,Blj->Bpnj", jac_p__z_a1, X, optimize=False)
-    tmp_32 = np.einsum("Bomc,Bop->Bmcp", tmp_30, hobj_p__p, optimize=False)
-    tmp_33 = np.einsum("Bmcp,Bmi->Bcpi", tmp_32, X, optimize=False)
-    tmp_34 = np.einsum("Bpnj,Bni->Bpji", tmp_31, X, optimize=False)
-    tmp_35 = np.einsum("Bpji,Bcpi->jic", tmp_34, tmp_33, optimize=False)
-    del jac_p__z_a1, tmp_30, tmp_31, tmp_32, tmp_33, tmp_34
-    ggn_K1 = 0.5 * (np.tensordot(tmp_35, tmp_29, axes=([0, 2], [1, 2]))).T / B
-    del tmp_29, tmp_35
-    # diag GGN[V1] = Σ_cjklmn X[c,i] X[j,i] a1[k,c] a1[l,j] hobj_p__p[m,n] jac_p__h1[m,k,d] jac_p__h1[n,l,d]
-    # einsum("Bci,Bji,Bkc,Blj,Bmn,Bmkd,Bnld->di", X, X, a1, a1, hobj_p__p, jac_p__h1, jac_p__h1)
-    tmp_36 = a1 @ X
-    tmp_37 = a1 @ X
-    tmp_38 = np.einsum("Bki,Bmkd->Bimd", tmp_36, jac_p__h1, optimize=False)
-    tmp_39 = np.einsum("Bnld,Bmn->Bldm", jac_p__h1, hobj_p__p, optimize=False)
-    tmp_40 = np.einsum("Bldm,Bli->Bdmi", tmp_39, tmp_37, optimize=False)
-    del a1, jac_p__h1, tmp_36, tmp_37, tmp_39
-    ggn_V1 = np.einsum("Bdmi,Bimd->di", tmp_40, tmp_38, optimize=False) / B
-    del tmp_38, tmp_40
-    # diag GGN[O1] = Σ_cjkl h1[c,d] h1[j,d] hobj_p__p[k,l] jac_p__r[k,c,i] jac_p__r[l,j,i]
-    # einsum("Bcd,Bjd,Bkl,Bkci,Blji->id", h1, h1, hobj_p__p, jac_p__r, jac_p__r)
-    tmp_41 = hobj_p__p[:, :, :, None, None] * h1[:, None, None]
-    tmp_42 = np.einsum("Bklcd,Bkci->Bldi", tmp_41, jac_p__r, optimize=False)
-    tmp_43 = np.einsum("Blji,Bjd->Blid", jac_p__r, h1, optimize=False)
-    del h1, tmp_41
-    ggn_O1 = np.einsum("Blid,Bldi->id", tmp_43, tmp_42, optimize=False) / B
-    del tmp_42, tmp_43
-    # diag GGN[Q2] = 1/e Σ_cjklmnop K2[d,c] K2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a2[o,m,k] jac_p__z_a2[p,n,l]
-    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bomk,Bpnl->di", K2, K2, X, X, X, X, hobj_p__p, jac_p__z_a2, jac_p__z_a2)
-    tmp_44 = K2[:, :, None] * K2[:, None]
-    tmp_45 = np.einsum("Bomk,Bkc->Bomc", jac_p__z_a2, X, optimize=False)
-    tmp_46 = np.einsum("Bpnl,Blj->Bpnj", jac_p__z_a2, X, optimize=False)
-    tmp_47 = np.einsum("Bomc,Bop->Bmcp", tmp_45, hobj_p__p, optimize=False)
-    tmp_48 = np.einsum("Bmcp,Bmi->Bcpi", tmp_47, X, optimize=False)
-    tmp_49 = np.einsum("Bpnj,Bni->Bpji", tmp_46, X, optimize=False)
-    tmp_50 = np.einsum("Bpji,Bcpi->jic", tmp_49, tmp_48, optimize=False)
-    del tmp_45, tmp_46, tmp_47, tmp_48, tmp_49
-    ggn_Q2 = 0.5 * (np.tensordot(tmp_50, tmp_44, axes=([0, 2], [1, 2]))).T / B
-    del tmp_44, tmp_50
-    # diag GGN[K2] = 1/e Σ_cjklmnop Q2[d,c] Q2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] hobj_p__p[o,p] jac_p__z_a2[o,k,m] jac_p__z_a2[p,l,n]
-    # einsum("dc,dj,Bkc,Blj,Bmi,Bni,Bop,Bokm,Bpln->di", Q2, Q2, X, X, X, X, hobj_p__p, jac_p__z_a2, jac_p__z_a2)
-    tmp_51 = Q2[:, :, None] * Q2[:, None]
-    tmp_52 = np.einsum("Bokm,Bkc->Bomc", jac_p__z_a2, X, optimize=False)
-    tmp_53 = np.einsum("Bpln,Blj->Bpnj", jac_p__z_a2, X, optimize=False)
-    tmp_54 = np.einsum("Bomc,Bop->Bmcp", tmp_52, hobj_p__p, optimize=False)
-    tmp_55 = np.einsum("Bmcp,Bmi->Bcpi", tmp_54, X, optimize=False)
-    tmp_56 = np.einsum("Bpnj,Bni->Bpji", tmp_53, X, optimize=False)
-    tmp_57 = np.einsum("Bpji,Bcpi->jic", tmp_56, tmp_55, optimize=False)
-    del jac_p__z_a2, tmp_52, tmp_53, tmp_54, tmp_55, tmp_56
-    ggn_K2 = 0.5 * (np.tensordot(tmp_57, tmp_51, axes=([0, 2], [1, 2]))).T / B
-    del tmp_51, tmp_57
-    # diag GGN[V2] = Σ_cjklmn X[c,i] X[j,i] a2[k,c] a2[l,j] hobj_p__p[m,n] jac_p__h2[m,k,d] jac_p__h2[n,l,d]
-    # einsum("Bci,Bji,Bkc,Blj,Bmn,Bmkd,Bnld->di", X, X, a2, a2, hobj_p__p, jac_p__h2, jac_p__h2)
-    tmp_58 = a2 @ X
-    tmp_59 = a2 @ X
-    tmp_60 = np.einsum("Bki,Bmkd->Bimd", tmp_58, jac_p__h2, optimize=False)
-    tmp_61 = np.einsum("Bnld,Bmn->Bldm", jac_p__h2, hobj_p__p, optimize=False)
-    tmp_62 = np.einsum("Bldm,Bli->Bdmi", tmp_61, tmp_59, optimize=False)
-    del a2, jac_p__h2, tmp_58, tmp_59, tmp_61
-    ggn_V2 = np.einsum("Bdmi,Bimd->di", tmp_62, tmp_60, optimize=False) / B
-    del tmp_60, tmp_62
-    # diag GGN[O2] = Σ_cjkl h2[c,d] h2[j,d] hobj_p__p[k,l] jac_p__r[k,c,i] jac_p__r[l,j,i]
-    # einsum("Bcd,Bjd,Bkl,Bkci,Blji->id", h2, h2, hobj_p__p, jac_p__r, jac_p__r)
-    tmp_63 = hobj_p__p[:, :, :, None, None] * h2[:, None, None]
-    tmp_64 = np.einsum("Bklcd,Bkci->Bldi", tmp_63, jac_p__r, optimize=False)
-    tmp_65 = np.einsum("Blji,Bjd->Blid", jac_p__r, h2, optimize=False)
-    del h2, jac_p__r, tmp_63
-    ggn_O2 = np.einsum("Blid,Bldi->id", tmp_65, tmp_64, optimize=False) / B
-    del tmp_64, tmp_65
-    # diag GGN[g] = Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] r[c,i] r[j,i] - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[j] r[c,i] - Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[c] r[j,i] + Σ_cjkl reciprocal(z_ln[c]) reciprocal(z_ln[j]) hobj_p__p[k,l] jac_p__ln[k,c,i] jac_p__ln[l,j,i] mu[c] mu[j]
-    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bci,Bji->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, r, r)
-    tmp_66 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
-    tmp_67 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
-    tmp_68 = np.einsum("Bcik,Bkl->Bcil", tmp_66, hobj_p__p, optimize=False)
-    tmp_69 = np.einsum("Bcil,Bc->Bil", tmp_68, reciprocal_z_ln, optimize=False)
-    tmp_70 = (tmp_69[..., None, :] @ (tmp_67.transpose(0, 2, 3, 1)))[..., 0, :]
-    del tmp_66, tmp_67, tmp_68, tmp_69
-    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bj,Bci->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, mu, r)
-    tmp_71 = mu * reciprocal_z_ln
-    tmp_72 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
-    tmp_73 = np.einsum("Blji,Bkl->Bjik", jac_p__ln, hobj_p__p, optimize=False)
-    tmp_74 = np.einsum("Bjik,Bj->Bik", tmp_73, tmp_71, optimize=False)
-    tmp_75 = (tmp_74[..., None, :] @ (tmp_72.transpose(0, 2, 3, 1)))[..., 0, :]
-    del tmp_71, tmp_72, tmp_73, tmp_74
-    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bc,Bji->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, mu, r)
-    tmp_76 = mu * reciprocal_z_ln
-    tmp_77 = r[:, :, :, None] * jac_p__ln.transpose(0, 2, 3, 1)
-    tmp_78 = np.einsum("Bkci,Bkl->Bcil", jac_p__ln, hobj_p__p, optimize=False)
-    tmp_79 = np.einsum("Bcil,Bc->Bil", tmp_78, tmp_76, optimize=False)
-    tmp_80 = (tmp_79[..., None, :] @ (tmp_77.transpose(0, 2, 3, 1)))[..., 0, :]
-    del r, tmp_76, tmp_77, tmp_78, tmp_79
-    # einsum("Bc,Bj,Bkl,Bkci,Blji,Bc,Bj->i", reciprocal_z_ln, reciprocal_z_ln, hobj_p__p, jac_p__ln, jac_p__ln, mu, mu)
-    tmp_81 = mu * reciprocal_z_ln
-    tmp_82 = mu * reciprocal_z_ln
-    tmp_83 = np.einsum("Bkci,Bkl->Bcil", jac_p__ln, hobj_p__p, optimize=False)
-    tmp_84 = np.einsum("Bcil,Bc->Bil", tmp_83, tmp_81, optimize=False)
-    tmp_85 = (tmp_84[..., None, :] @ (jac_p__ln.transpose(0, 3, 1, 2)))[..., 0, :]
-    del mu, tmp_81, tmp_83, tmp_84
-    ggn_g = (np.tensordot(tmp_70, reciprocal_z_ln, axes=([0, 2], [0, 1])) - np.tensordot(tmp_75, reciprocal_z_ln, axes=([0, 2], [0, 1])) - np.tensordot(tmp_80, reciprocal_z_ln, axes=([0, 2], [0, 1])) + np.tensordot(tmp_85, tmp_82, axes=([0, 2], [0, 1]))) / B
-    del reciprocal_z_ln, tmp_70, tmp_75, tmp_80, tmp_82, tmp_85
-    # diag GGN[b] = Σ_cjkl hobj_p__p[c,j] jac_p__ln[c,k,i] jac_p__ln[j,l,i]
-    # einsum("Bcj,Bcki,Bjli->i", hobj_p__p, jac_p__ln, jac_p__ln)
-    tmp_86 = ((jac_p__ln.sum(axis=2)).transpose(0, 2, 1)) @ hobj_p__p
-    ggn_b = np.einsum("Bij,Bji->i", tmp_86, jac_p__ln.sum(axis=2), optimize=False) / B
-    del jac_p__ln, tmp_86
-    # diag GGN[F1] = Σ_cjkl hobj_p__p[c,j] jac_p__z_ff[c,a,k] jac_p__z_ff[j,a,l] ln[k,i] ln[l,i]
-    # einsum("Bcj,Bcak,Bjal,Bki,Bli->ai", hobj_p__p, jac_p__z_ff, jac_p__z_ff, ln, ln)
-    tmp_87 = np.einsum("Bcak,Bcj->Bakj", jac_p__z_ff, hobj_p__p, optimize=False)
-    tmp_88 = np.einsum("Bli,Bjal->Bija", ln, jac_p__z_ff, optimize=False)
-    tmp_89 = np.einsum("Bakj,Bki->Baji", tmp_87, ln, optimize=False)
-    del ln, jac_p__z_ff, tmp_87
-    ggn_F1 = np.einsum("Baji,Bija->ai", tmp_89, tmp_88, optimize=False) / B
-    del tmp_88, tmp_89
-    # diag GGN[F2] = Σ_cjkl gelu(z_ff[a,c]) gelu(z_ff[a,j]) hobj_p__p[k,l] jac_p__ff[k,c,i] jac_p__ff[l,j,i]
-    # einsum("Bac,Baj,Bkl,kci,lji->ia", gelu_z_ff, gelu_z_ff, hobj_p__p, jac_p__ff, jac_p__ff)
-    tmp_90 = jac_p__ff[:, :, :, None, None] * jac_p__ff.transpose(2, 0, 1)
-    tmp_91 = gelu_z_ff[:, :, :, None] * gelu_z_ff[:, :, None]
-    tmp_92 = np.tensordot(tmp_91, hobj_p__p, axes=([0], [0]))
-    del gelu_z_ff, jac_p__ff, tmp_91
-    ggn_F2 = (np.tensordot(tmp_92, tmp_90, axes=([1, 2, 3, 4], [1, 4, 3, 0]))).T / B
-    del tmp_90, tmp_92
-    # diag GGN[U] = t**(-2) Σ_cj ff[c,i] ff[j,i] hobj_p__p[l,l]
-    # einsum("Bll->Bl", hobj_p__p)
-    hobj_p__p_diag = np.einsum("Bll->Bl", hobj_p__p, optimize=False)
-    del hobj_p__p
-    # einsum("Bci,Bji,Bl->li", ff, ff, hobj_p__p_diag)
-    tmp_93 = ff.sum(axis=1) * ff.sum(axis=1)
-    del ff
-    ggn_U = 0.1111111111111111 * hobj_p__p_diag.T @ tmp_93 / B
-    del hobj_p__p_diag, tmp_93
+    tmp_158 = (a2[..., None, :] @ (jac_p__a2.transpose(0, 2, 3, 1)))[..., 0, :]
+    jac_p__z_a2 = a2[:, None] * jac_p__a2 - (tmp_158.transpose(0, 2, 1))[:, :, :, None] * a2[:, None]
+    del a2, jac_p__a2, tmp_158
+    # diag GGN[Q2] = 1/e (Σ_cjklmno K2[d,c] K2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] jac_p__z_a2[o,m,k] jac_p__z_a2[o,n,l] softmax_o(p[o]) - Σ_cjklmnop K2[d,c] K2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] jac_p__z_a2[o,m,k] jac_p__z_a2[p,n,l] softmax_o(p[o]) softmax_p(p[p]))
+    # einsum("dc,di,Bjc,Bki,Blm,Bnm,Bolj,Bonk,Bo->Bdm", K2, K2, X, X, X, X, jac_p__z_a2, jac_p__z_a2, softmax_p)
+    tmp_159 = K2[:, :, None] * K2[:, None]
+    tmp_160 = np.einsum("Bolj,Bjc->Bolc", jac_p__z_a2, X, optimize=False)
+    tmp_161 = np.einsum("Bonk,Bki->Boni", jac_p__z_a2, X, optimize=False)
+    tmp_162 = np.einsum("Bolc,Blm->Bocm", tmp_160, X, optimize=False)
+    tmp_163 = np.einsum("Boni,Bnm->Boim", tmp_161, X, optimize=False)
+    tmp_164 = tmp_162 * softmax_p[:, :, None, None]
+    tmp_165 = ((tmp_164.transpose(0, 3, 2, 1)) @ (tmp_163.transpose(0, 3, 1, 2))).transpose(0, 2, 1, 3)
+    del tmp_160, tmp_161, tmp_162, tmp_163, tmp_164
+    # einsum("dc,di,Bjc,Bki,Blm,Bnm,Bolj,Bpnk,Bo,Bp->Bdm", K2, K2, X, X, X, X, jac_p__z_a2, jac_p__z_a2, softmax_p, softmax_p)
+    tmp_166 = K2[:, :, None] * K2[:, None]
+    tmp_167 = np.einsum("Bo,Bolj->Blj", softmax_p, jac_p__z_a2, optimize=False)
+    tmp_168 = np.einsum("Bp,Bpnk->Bnk", softmax_p, jac_p__z_a2, optimize=False)
+    tmp_169 = tmp_167 @ X
+    tmp_170 = tmp_168 @ X
+    tmp_171 = (tmp_169.transpose(0, 2, 1)) @ X
+    tmp_172 = (tmp_170.transpose(0, 2, 1)) @ X
+    tmp_173 = np.tensordot(tmp_171, tmp_166, axes=([1], [2]))
+    del tmp_166, tmp_167, tmp_168, tmp_169, tmp_170, tmp_171
+    tmp_174 = (np.tensordot(tmp_165, tmp_159, axes=([1, 3], [2, 1]))).transpose(0, 2, 1) - ((tmp_173 @ ((tmp_172.transpose(0, 2, 1))[..., None]))[..., 0]).transpose(0, 2, 1)
+    del tmp_159, tmp_165, tmp_172, tmp_173
+    # einsum("Bdi->di", tmp_174)
+    ggn_Q2 = 0.5 * tmp_174.sum(axis=0) / B
+    del tmp_174
+    # diag GGN[K2] = 1/e (Σ_cjklmno Q2[d,c] Q2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] jac_p__z_a2[o,k,m] jac_p__z_a2[o,l,n] softmax_o(p[o]) - Σ_cjklmnop Q2[d,c] Q2[d,j] X[k,c] X[l,j] X[m,i] X[n,i] jac_p__z_a2[o,k,m] jac_p__z_a2[p,l,n] softmax_o(p[o]) softmax_p(p[p]))
+    # einsum("dc,di,Bjc,Bki,Blm,Bnm,Bojl,Bokn,Bo->Bdm", Q2, Q2, X, X, X, X, jac_p__z_a2, jac_p__z_a2, softmax_p)
+    tmp_175 = Q2[:, :, None] * Q2[:, None]
+    tmp_176 = np.einsum("Bojl,Bjc->Bolc", jac_p__z_a2, X, optimize=False)
+    tmp_177 = np.einsum("Bokn,Bki->Boni", jac_p__z_a2, X, optimize=False)
+    tmp_178 = np.einsum("Bolc,Blm->Bocm", tmp_176, X, optimize=False)
+    tmp_179 = np.einsum("Boni,Bnm->Boim", tmp_177, X, optimize=False)
+    tmp_180 = tmp_178 * softmax_p[:, :, None, None]
+    tmp_181 = ((tmp_180.transpose(0, 3, 2, 1)) @ (tmp_179.transpose(0, 3, 1, 2))).transpose(0, 2, 1, 3)
+    del tmp_176, tmp_177, tmp_178, tmp_179, tmp_180
+    # einsum("dc,di,Bjc,Bki,Blm,Bnm,Bojl,Bpkn,Bo,Bp->Bdm", Q2, Q2, X, X, X, X, jac_p__z_a2, jac_p__z_a2, softmax_p, softmax_p)
+    tmp_182 = Q2[:, :, None] * Q2[:, None]
+    tmp_183 = np.einsum("Bo,Bojl->Bjl", softmax_p, jac_p__z_a2, optimize=False)
+    tmp_184 = np.einsum("Bp,Bpkn->Bkn", softmax_p, jac_p__z_a2, optimize=False)
+    tmp_185 = (tmp_183.transpose(0, 2, 1)) @ X
+    tmp_186 = (tmp_184.transpose(0, 2, 1)) @ X
+    tmp_187 = (tmp_185.transpose(0, 2, 1)) @ X
+    tmp_188 = (tmp_186.transpose(0, 2, 1)) @ X
+    tmp_189 = np.tensordot(tmp_187, tmp_182, axes=([1], [2]))
+    del softmax_p, jac_p__z_a2, tmp_182, tmp_183, tmp_184, tmp_185, tmp_186, tmp_187
+    tmp_190 = (np.tensordot(tmp_181, tmp_175, axes=([1, 3], [2, 1]))).transpose(0, 2, 1) - ((tmp_189 @ ((tmp_188.transpose(0, 2, 1))[..., None]))[..., 0]).transpose(0, 2, 1)
+    del tmp_175, tmp_181, tmp_188, tmp_189
+    # einsum("Bdi->di", tmp_190)
+    ggn_K2 = 0.5 * tmp_190.sum(axis=0) / B
+    del tmp_190
     return {"Q1": ggn_Q1, "K1": ggn_K1, "V1": ggn_V1, "O1": ggn_O1, "Q2": ggn_Q2, "K2": ggn_K2, "V2": ggn_V2, "O2": ggn_O2, "g": ggn_g, "b": ggn_b, "F1": ggn_F1, "F2": ggn_F2, "U": ggn_U}

@@ -54,6 +54,24 @@ def test_module_hessian_is_the_known_closed_form():
         assert np.allclose(got, want, rtol=1e-12, atol=1e-12), name
 
 
+def test_mf_hessian_keeps_its_kronecker_deltas():
+    """The second-order adjoint of ‖T − U Vᵀ‖² is 2 δ[i,k] δ[j,l]: written into the blocks, not
+    formed as an (m·n)² array — the (U, U) block is 2 δ ⊗ VᵀV, one r × r product and the block."""
+    import einderiv
+    net = einderiv.load(str(laue.HERE / "mf.ein"), dims={"m": 30, "n": 40, "r": 3})
+    d = einderiv.derive(net, 2)
+    src = einderiv.codegen(d)
+    body = src[src.index("def hessian"):src.index("def hvp")]
+    assert "hess_e__e" not in body and "V.T @ V" in body
+    rng = np.random.default_rng(2)
+    params, data = laue.problem_data("mf", {"m": 30, "n": 40, "r": 3}, rng)
+    from einderiv.numcheck import load
+    got = load(src)["hessian"](params, data)
+    V, U = params["V"], params["U"]
+    assert np.allclose(got[("U", "U")], 2 * np.einsum("ij,kl->ikjl", np.eye(30), V.T @ V), rtol=1e-12, atol=1e-12)
+    assert np.allclose(got[("V", "V")], 2 * np.einsum("ij,kl->ikjl", np.eye(40), U.T @ U), rtol=1e-12, atol=1e-12)
+
+
 def test_verdict_is_computed_from_the_ratios():
     assert laue.verdict({"jax": 12.0, "torch": 300.0}) == "met"
     assert laue.verdict({"jax": 10.0, "torch": 10.0}) == "met"

@@ -14,7 +14,8 @@ import pytest
 from einderiv.calculus.derive import derive
 from einderiv.emit.kernel import Frame, Free, Return
 from einderiv.emit.kernel_build import build
-from einderiv.emit.kernel_context import Context, static_heap
+from einderiv.emit.kernel_context import Context
+from einderiv.ir.heap import paused
 from einderiv.emit.kernel_statements import lower_module
 from einderiv.emit.liveness import free_dead, reads
 from einderiv.emit.numpy import generate
@@ -194,7 +195,7 @@ def test_every_computed_array_is_deleted_after_its_last_read(tanh_mlp, name):
 
 def test_liveness_pass_frees_after_the_last_read_in_the_kernel():
     net = load_network("mlp.ein", mlp_text(3, 4, 2, 3))
-    with static_heap():
+    with paused():
         ctx = Context(derive(net, 2, expanded=False))
         module = free_dead(lower_module(ctx, straighten(build(ctx), ctx)))
     fns = {f.name: f for f in module.items if getattr(f, "frame", None) is Frame.LOCALS}

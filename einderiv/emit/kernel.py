@@ -204,6 +204,17 @@ class Define:
 
 
 @node
+class Release:
+    """Drop what no later statement reads, so that its memory goes back to the allocator (the
+    GGN diagonal's per-layer rows): the quantities ``names`` from ``t``; the variables holding
+    the tensors ``scope`` and every value computed from them; the intermediate steps of the
+    contractions since the last release."""
+
+    names: tuple
+    scope: tuple = ()
+
+
+@node
 class Block:
     """A derivative block (batch mean, or per sample if ``keep_batch``) as one sum into ``target``;
     ``shape`` is its shape expression (zeros when the block is zero).  ``kind`` ``"ggn"``: the

@@ -23,11 +23,13 @@ blocks read, then the batch size ``B``) and holds one tensor statement per param
 from __future__ import annotations
 
 from ..analysis.factor import as_terms, factored
-from ..ir import Const, Delta, Kind, Prod, Ref, add, rename
+from ..ir import Const, Delta, Kind, Prod, Quantity, Ref, add, refs, rename
 from .kernel import (Assign, Block, Constant, Define, Factors, Frame, Function, Helpers, Into, Local, Module,
-                     Return, SquaredNorm, Support, Tensor, Use, Value)
+                     Release, Return, SquaredNorm, Support, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, BatchSize, Call, DictOf, Item, Lib, Num, Py, Str, Transpose,
                             TupleOf, Var, param_shape)
+from ..calculus.simplify import Simplifier
+from .ggn_terms import diagonal_terms, uses_dense_hobj
 from .kernel_context import Context
 from .share import Sharing, Spec
 
@@ -49,6 +51,11 @@ DOCS = {
                     "Σ_ab J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments: name -> array of the "
                     "parameter's shape.",
 }
+GGN_FACTORED = ("  The objective's Hessian in its arguments is written into the diagonal symbolically (a diagonal "
+                "plus outer products): each layer's back-propagated rows are squared and weighted, no per-sample "
+                "Hessian is formed.")
+GGN_DENSE = ("  The objective's Hessian in its arguments couples them beyond a diagonal plus outer products: it is "
+             "formed per sample and contracted with each layer's back-propagated rows on both sides.")
 PUBLIC_ARGS = ("params", "data")
 BUFFER_DOC = ("  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C "
               "order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), "
@@ -75,19 +82,36 @@ def _diagonals(d) -> dict:
     return out
 
 
-def _inline(expr, indices, diagonal: dict):
+def _kronecker(d) -> dict:
+    """The quantities that are a number times Kronecker deltas only (‖T − U Vᵀ‖²'s second-order
+    adjoint 2 δ[i,k] δ[j,l]): name -> definition.  Formed, such a quantity is a dense
+    (m·n)² array that a block contracts at (m·n)²·r cost; written into the block's terms, its
+    deltas contract symbolically (2 δ[i,j] (VᵀV)[k,l]: the block's own size)."""
+    return {q.name: q for q in d.quantities if isinstance(q.expr, Prod) and q.expr.out == q.indices
+            and q.expr.factors and all(isinstance(f, (Const, Delta)) for f in q.expr.factors)
+            and any(isinstance(f, Delta) for f in q.expr.factors)}
+
+
+def _inline(expr, indices, diagonal: dict, table=None):
     """``expr`` (a block) with each factor that reads a quantity of ``diagonal`` replaced by that
-    quantity's factors, renamed to the factor's indices."""
+    quantity's factors, renamed to the factor's indices; with ``table``, a term that took in a
+    quantity of deltas only (:func:`_kronecker`) is simplified (its deltas contracted)."""
     terms = []
     for t in as_terms(expr, indices):
-        fs = []
+        fs, deltas = [], False
         for f in t.factors:
             q = diagonal.get(f.name) if isinstance(f, Ref) else None
             if q is None:
                 fs.append(f)
             else:
                 fs += rename(q.expr, dict(zip(q.indices, f.indices))).factors
-        terms.append(Prod((Const(t.coef),) + tuple(fs), t.out))
+                deltas = deltas or all(isinstance(g, (Const, Delta)) for g in q.expr.factors)
+        term = Prod((Const(t.coef),) + tuple(fs), t.out)
+        if deltas and table is not None:
+            terms += [Prod(((Const(u.coef),) if u.coef != 1 else ()) + u.factors, t.out)
+                      for u in Simplifier(table).terms(term)]
+        else:
+            terms.append(term)
     return add(terms) if terms else expr
 
 
@@ -105,6 +129,43 @@ def _into(st, buffer: Local, start: dict, shape: dict):
     a, b = st.wrt
     into = Into(buffer, start[a], start[a] + _size(shape[a]), start[b], start[b] + _size(shape[b]), a != b)
     return Block(st.target, st.wrt, st.indices, st.expr, st.keep_batch, st.label, st.shape, st.kind, into)
+
+
+def _quantities(exprs) -> set:
+    return {r.name for e in exprs for r in refs(e) if isinstance(r.name, Quantity)}
+
+
+def schedule(ctx: Context, blocks: list) -> list:
+    """The quantities that ``blocks`` ((Block, its terms) pairs) read, each computed into ``t``
+    in dependency order, every block as soon as what it reads is there, and a
+    :class:`Release` of each quantity after the statement that reads it last."""
+    d = ctx.d
+    direct = _quantities(e for _, terms in blocks for e in terms)
+    need = {q.name for q in ctx.needed([d.quantity(q).expr for q in direct])} | direct
+    order = [q for q in d.quantities if q.name in need]
+    statements, reads, waiting, done = [], [], list(blocks), set()
+
+    def ready():
+        for b, terms in [w for w in waiting if _quantities(w[1]) <= done]:
+            waiting.remove((b, terms))
+            statements.append(b)
+            reads.append(_quantities(terms))
+
+    ready()
+    for q in order:
+        statements.append(Assign(Item(T, Str(ctx.key[q.name])), Call("_" + ctx.ident[q.name], (T,))))
+        reads.append(_quantities([q.expr]))
+        done.add(q.name)
+        ready()
+    last = {q: k for k, r in enumerate(reads) for q in r}  # in t: read by a quantity or a block
+    seen = {q: k for k, (st, r) in enumerate(zip(statements, reads)) if isinstance(st, Block) for q in r}
+    out = []
+    for k, st in enumerate(statements):
+        out.append(st)
+        dead = tuple(q.name for q in order if last.get(q.name) == k)
+        if dead or isinstance(st, Block):  # (after a block: its contractions' intermediate steps)
+            out.append(Release(dead, tuple(q.name for q in order if seen.get(q.name) == k)))
+    return out
 
 
 def build(ctx: Context) -> Module:
@@ -178,7 +239,7 @@ class Builder:
         """One block per ordering in ``wrts``; ``inline``: diagonal quantities written into the
         blocks' terms (see :func:`_inline`)."""
         blocks = [self.d.blocks[w] for w in wrts]
-        exprs = [_inline(b.expr, b.indices, inline) if inline else b.expr for b in blocks]
+        exprs = [_inline(b.expr, b.indices, inline, self.d.table) if inline else b.expr for b in blocks]
         body, out = [], []
         for b, e in zip(blocks, exprs):
             target = Local(prefix + "__".join(map(str, b.wrt)))
@@ -197,7 +258,8 @@ class Builder:
         ctx = self.ctx
         position = {p: k for k, p in enumerate(ctx.params)}
         derived = [w for w in wrts if position[w[0]] <= position[w[1]]]
-        fn = self.blocks("hessian", derived, "hess_", False, key=_pair, inline=_diagonals(self.d))
+        fn = self.blocks("hessian", derived, "hess_", False, key=_pair,
+                         inline=_diagonals(self.d) | _kronecker(self.d))
         targets = dict(fn.body[-1].value.items)
         body, args, doc = fn.body[:-1], fn.args, fn.doc
         if ctx.buffer:
@@ -254,8 +316,13 @@ class Builder:
 
     def ggn(self) -> Function:
         """Diagonal of the generalised Gauss–Newton matrix: the derivation's GGN block of each
-        parameter (J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments a, b), read on θ = φ."""
-        body, out, exprs = [], [], []
+        parameter (J_aᵀ ∂²f/∂a∂b J_b over the objective's arguments a, b), read on θ = φ, with
+        the objective's Hessian written into its terms where it factors (:mod:`.ggn_terms`).
+
+        The rows J are back-propagated from the objective (one quantity per node); each block
+        is computed as soon as its rows are, and every row is released after its last reader
+        (:func:`schedule`), so that a call holds about one layer's rows at a time."""
+        blocks = []
         for a in self.ctx.params:
             blk = self.d.ggn[a]
             k = len(self.ctx.shape[a])
@@ -265,15 +332,15 @@ class Builder:
             for t in as_terms(blk.expr, blk.indices):
                 fs = tuple(f for f in (rename(f, diag) for f in t.factors)
                            if not (isinstance(f, Delta) and f.a == f.b))
-                terms.append(Prod((Const(t.coef),) + fs, theta))
-                exprs.append(Prod(fs, theta))
+                terms += diagonal_terms(self.d, t.coef, fs, theta)
             target = Local(f"ggn_{a}")
-            body.append(Block(target, (a,), theta, add(terms), False, f"diag GGN[{a}]",
-                              Item(PARAMS_VAR, Py(str(a))), "ggn"))
-            out.append((Str(str(a)), target))
-        body.append(Return(DictOf(tuple(out))))
-        return Function("ggn_diagonal", PUBLIC_ARGS, DOCS["ggn_diagonal"], tuple(body), self.prologue(exprs),
-                        Frame.IDENT)
+            blocks.append((Block(target, (a,), theta, add(terms), False, f"diag GGN[{a}]",
+                                 Item(PARAMS_VAR, Py(str(a))), "ggn"), terms))
+        body = schedule(self.ctx, blocks)
+        out = tuple((Str(str(b.wrt[0])), b.target) for b, _ in blocks)
+        doc = DOCS["ggn_diagonal"] + (GGN_DENSE if uses_dense_hobj(self.d) else GGN_FACTORED)
+        return Function("ggn_diagonal", PUBLIC_ARGS, doc, tuple(body) + (Return(DictOf(out)),),
+                        self.prologue([]), Frame.IDENT)
 
     def third(self, wrts) -> list:
         """The third-derivative functions: one per derived block (the others are its transposes)

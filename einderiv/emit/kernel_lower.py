@@ -108,6 +108,10 @@ class Scope:
         self.locals: dict = {}
         self.env: dict = dict([ctx.depth]) if ctx.depth else {}
         self.params = set(ctx.params) | set(ctx.direction)
+        #: where the statements after the last :class:`~einderiv.emit.kernel.Release` start
+        self.mark = 0
+        #: the tensors each cached value reads (a released tensor's cached values go with it)
+        self.cache_reads: dict = {}
 
     # -- statements and names ---------------------------------------------------------
     def emit(self, stmt) -> None:
@@ -222,6 +226,7 @@ class Scope:
             raise TypeError(f"cannot lower {type(e).__name__}")
         val = rule(self, e, target)
         self.cache[key] = (val.expr, val.batched)
+        self.cache_reads[key] = {r.name for r in refs(e)}
         return val
 
     def label(self, e: Expr) -> str:

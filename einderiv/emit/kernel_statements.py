@@ -17,9 +17,10 @@ import itertools
 from typing import Callable
 
 from ..analysis.factor import as_terms, factored
+from ..errors import InternalError
 from ..ir import MATRIX_NODES, REDUCTIONS, Add, Apply, fresh, is_zero, refs, rename
-from .kernel import (Accumulate, Append, Assign, Block, Comment, Define, Factors, Frame, Function, Local, Loop,
-                     Module, Python, Return, SquaredNorm, Tensor, Use, Value)
+from .kernel import (Accumulate, Append, Assign, Block, Comment, Contraction, Define, Factors, Frame, Function,
+                     Local, Loop, Module, Python, Release, Return, SquaredNorm, Tensor, Use, Value)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, Call, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum,
                             Transpose, TupleOf, Var, Zeros, is_identifier, operand, param_shape, shape_sum)
 from .kernel_buffer import block_into
@@ -138,6 +139,25 @@ def _exprs(st) -> list:
 def use(s: Scope, st: Use) -> None:
     for name in st.names:
         s.ref(name)
+
+
+def release(s: Scope, st: Release) -> None:
+    """``del`` the released quantities' entries in ``t``; the variables of the released tensors
+    and the cached values computed from them (no later statement reads them); the intermediate
+    steps of the contractions emitted since the last release (no cached value names those)."""
+    if s.frame is not Frame.IDENT:
+        raise InternalError("Release reads tensors by identifier only")
+    dead = [f't["{s.ctx.key[name]}"]' for name in st.names]
+    dead += [s.loaded.pop(name) for name in st.scope if name in s.loaded]
+    for key in [k for k, names in s.cache_reads.items() if names & set(st.scope)]:
+        del s.cache_reads[key]
+        value, _ = s.cache.pop(key, (None, None))  # (a loop's values left the cache with it)
+        if isinstance(value, Var) and value.name not in dead:
+            dead.append(value.name)
+    dead += [step.target for c in s.out[s.mark:] if isinstance(c, Contraction) for step in c.steps if step.target]
+    if dead:
+        s.emit(Python("del " + ", ".join(dead)))
+    s.mark = len(s.out)
 
 
 # ------------------------------------------------------------------ blocks
@@ -278,5 +298,5 @@ def squared_norm(s: Scope, st: SquaredNorm) -> None:
 
 _RULES: dict[type, Callable] = {
     Define: define, Loop: loop, Use: use, Block: block, Accumulate: accumulate, Factors: factors,
-    SquaredNorm: squared_norm,
+    SquaredNorm: squared_norm, Release: release,
 }

@@ -40,7 +40,7 @@ import heapq
 from ..analysis.factor import as_terms, factored
 from ..analysis.fold import abstract, fold_terms, shift_labels, tensor_labels
 from ..calculus.simplify import term_key
-from ..ir import MATRIX_NODES, REDUCTIONS, Apply, Const, Prod, labels_of, refs
+from ..ir import MATRIX_NODES, REDUCTIONS, Apply, Const, Kind, Prod, labels_of, refs
 from .kernel import (Accumulate, Assign, Block, Constant, Define, Factors, Frame, Function, Loop, Module, Python,
                      Return, Run, SquaredNorm, Support, TermGroup)
 from .kernel_arrays import Call, Var
@@ -331,16 +331,19 @@ def fold_loops(module: Module, ctx: Context) -> Module:
         else:
             items.append(it)
     constants = tuple(_loop_axes(ctx, items) if c.name == "GRADIENT_FACTOR_AXES" else c for c in module.constants)
-    return Module(module.header, constants, tuple(_called(items)))
+    # the objective's Hessian stays callable: check's GGN reference reads it (a factored GGN does not)
+    hobj = {"_" + ctx.ident[q.name] for q in d.quantities if q.name.kind is Kind.HOBJ}
+    return Module(module.header, constants, tuple(_called(items, hobj)))
 
 
-def _called(items) -> list:
+def _called(items, keep=frozenset()) -> list:
     """``items`` without the per-member quantity functions (``_adj_h_7``) that no function calls any
-    more: the loops compute them in ``_backward`` (an order-1 module keeps none of them)."""
+    more (in its prologue or its body; ``keep``: those kept anyway): the loops compute them in
+    ``_backward`` (an order-1 module keeps none of them)."""
     if any(isinstance(it, Support) and it.name == "_Tensors" for it in items):
         return list(items)  # (at order 3 the tensors' dict calls quantity functions by name, on demand)
-    called = {st.value.fn for it in items if isinstance(it, Function) for st in it.prologue
-              if isinstance(st, Assign) and isinstance(st.value, Call)}
+    called = {st.value.fn for it in items if isinstance(it, Function) for st in it.prologue + it.body
+              if isinstance(st, Assign) and isinstance(st.value, Call)} | set(keep)
     return [it for it in items if not (isinstance(it, Function) and it.frame is Frame.IDENT and it.args == ("t",)
                                        and it.name not in called)]
 

@@ -22,6 +22,7 @@ Example (written by the NumPy printer):
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable, Sequence
 
@@ -118,13 +119,25 @@ def path(eq: str, shapes: tuple) -> tuple:
     return tuple(tuple(p) for p in found)
 
 
+def _renamed(e, names: dict):
+    """Array expression ``e`` with the variables of ``names`` renamed."""
+    if isinstance(e, Var):
+        return Var(names.get(e.name, e.name))
+    if isinstance(e, tuple):
+        return tuple(_renamed(x, names) for x in e)
+    if not dataclasses.is_dataclass(e):
+        return e
+    return type(e)(*(_renamed(getattr(e, f.name), names) for f in dataclasses.fields(e)))
+
+
 def plan(eq: str, shapes: tuple, operands: Sequence[ArrayExpr],
          fresh: Callable[[], str]) -> tuple[tuple[Step, ...], ArrayExpr]:
     """The steps of ``einsum(eq, *operands)`` (``fresh()`` names each intermediate) and the
-    contraction's value, the expression of the last step."""
+    contraction's value, the expression of the last step.  A step equal to an earlier one
+    (``Σ_c s[c] J[c,j] · Σ_k s[k] J[k,j]``: the same product twice) is not computed again."""
     cur = list(operands)
     todo = steps(eq, shapes)
-    out = []
+    out, seen, same = [], {}, {}
     for n, (pos, step) in enumerate(todo):
         ops = [cur.pop(p) for p in pos]
         ins, res = step.split("->")
@@ -135,7 +148,14 @@ def plan(eq: str, shapes: tuple, operands: Sequence[ArrayExpr],
             expr = pair(subs[0], subs[1], res, ops[0], ops[1])
         else:
             expr = Einsum(step, tuple(ops), True)
+        expr = _renamed(expr, same)
         last = n == len(todo) - 1
+        if not last and expr in seen:
+            same_as = seen[expr]
+            cur.append(Var(same_as))
+            continue
         out.append(Step(step, expr, None if last else fresh()))
+        if not last:
+            seen[expr] = out[-1].target
         cur.append(expr if last else Var(out[-1].target))
     return tuple(out), cur[0]

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from ..analysis.factor import as_terms
 from ..ir import REDUCTIONS, Apply, Kind, Quantity, Ref, walk
-from .kernel import Accumulate, Assign, Block, Define, Factors, Frame, Function, Module, Return, SquaredNorm, \
-    Tensor, Use
+from .kernel import Accumulate, Assign, Block, Define, Factors, Frame, Function, Module, Release, Return, \
+    SquaredNorm, Tensor, Use
 from .kernel_arrays import BATCH, BatchSize, Item, Num, Str, Var
 from .kernel_build import forward_call
 from .kernel_context import Context
@@ -130,7 +130,10 @@ def mean_seeds(ctx: Context, defines: list, statements: list) -> set:
 
 def _straight(ctx: Context, f: Function) -> Function:
     d = ctx.d
-    statements = [st for st in f.body if not isinstance(st, Return)]
+    # what the dict frame schedules (kernel_build.schedule: each quantity stored in t, a Release after its
+    # last reader) has no place here: the quantities become local definitions, liveness frees them
+    statements = [st for st in f.body if not isinstance(st, (Return, Release))
+                  and not (isinstance(st, Assign) and isinstance(st.target, Item))]
     need = needed(ctx, [e for st in statements for e in _exprs(st)])
     inputs = tuple(t.name for t in ctx.net.tensors if t.name in need or t.name == ctx.first_data)
     batch = BatchSize(Var(ctx.ident[ctx.first_data])) if ctx.first_data is not None else Num(1)
