@@ -75,7 +75,7 @@ def alpha_key(e: ir.Expr):
         if isinstance(x, Ones):
             return ("1", ix(x.index))
         if isinstance(x, ir.Window):
-            return ("W", ix(x.u), ix(x.t), ix(x.a), x.stride)
+            return ("W", ix(x.u), ix(x.t), ix(x.a) if x.a is not None else None, x.stride, x.dilation, x.offset)
         if isinstance(x, Prod):  # dummies numbered by depth of scope (de Bruijn levels)
             level = max(env.values(), default=-1) + 1  # (a shadowed name still counts its level)
             inner = {**env, **{b: level + k for k, b in enumerate(x.bound)}}

@@ -99,6 +99,24 @@ HELPERS = {
     with constant indices."""
     index = stride * jnp.arange(count)[:, None] + jnp.arange(size)
     return jnp.moveaxis(jnp.take(a, index, axis=axis), axis + 1, -1)''',
+    "_shift_view": '''def _shift_view(a, size, axis, stride, count, dilation, offset, lo, hi):
+    """`a` with axis `axis` split into (t, tap), the tap axis last:
+    out[..., t, ..., tap] = a[..., stride*t + dilation*tap + offset, ...] for t < count, zero
+    outside `a` (`lo`, `hi` zeros padded before and after the axis); size 0: no tap axis."""
+    if lo or hi:
+        pad = [(0, 0)] * a.ndim
+        pad[axis] = (lo, hi)
+        a = jnp.pad(a, pad)
+    index = lo + offset + stride * jnp.arange(count)[:, None] + dilation * jnp.arange(max(size, 1))
+    v = jnp.moveaxis(jnp.take(a, index, axis=axis), axis + 1, -1)
+    return v if size else v[..., 0]''',
+    "_shift_array": '''def _shift_array(n, count, size, stride, dilation, offset, dtype):
+    """S[u, t, tap] = 1 where u = stride*t + dilation*tap + offset (S[u, t] for size 0): the
+    selection tensor as a small 0/1 array (never the circulant matrix)."""
+    u = jnp.arange(n)[:, None, None]
+    t = jnp.arange(count)[:, None]
+    s = (u == stride * t + dilation * jnp.arange(max(size, 1)) + offset).astype(dtype)
+    return s if size else s[..., 0]''',
     "_window_array": '''def _window_array(n, count, size, stride, dtype):
     """S[u, t, tap] = 1 where u = stride*t + tap: the selection tensor of index arithmetic as a
     small 0/1 array, for a window not contracted with one tensor on u (never the circulant matrix)."""
@@ -159,6 +177,10 @@ class JaxPrinter(NumPyPrinter):
 
     def _print_Zeros(self, e) -> str:
         return self.create("zeros", self._print(e.shape))
+
+    def _print_ShiftArray(self, e) -> str:
+        self._creates = True
+        return f"{self.helper('_shift_array')}({e.n}, {e.count}, {e.size}, {e.stride}, {e.dilation}, {e.offset}, _dtype)"
 
     def _print_SelectionArray(self, e) -> str:
         self._creates = True

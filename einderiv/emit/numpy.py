@@ -437,6 +437,13 @@ class NumPyPrinter(Printer):
     def _print_WindowView(self, e) -> str:
         return f"{self.helper('_window_view')}({self._print(e.x)}, {e.size}, {e.axis}, {e.stride}, {e.count})"
 
+    def _print_ShiftView(self, e) -> str:
+        return (f"{self.helper('_shift_view')}({self._print(e.x)}, {e.size}, {e.axis}, {e.stride}, {e.count}, "
+                f"{e.dilation}, {e.offset}, {e.lo}, {e.hi})")
+
+    def _print_ShiftArray(self, e) -> str:
+        return f"{self.helper('_shift_array')}({e.n}, {e.count}, {e.size}, {e.stride}, {e.dilation}, {e.offset})"
+
     def _print_SelectionArray(self, e) -> str:
         return f"{self.helper('_window_array')}({e.n}, {e.count}, {e.size}, {e.stride})"
 

@@ -53,5 +53,25 @@ HELPERS = {
     t, k = np.meshgrid(np.arange(count), np.arange(size), indexing="ij")
     s[stride * t + k, t, k] = 1.0
     return s''',
+    "_shift_view": '''def _shift_view(a, size, axis, stride, count, dilation, offset, lo, hi):
+    """View of `a` with axis `axis` split into (t, tap), the tap axis last:
+    view[..., t, ..., tap] = a[..., stride*t + dilation*tap + offset, ...] for t < count, zero
+    outside `a` (`lo`, `hi` zeros padded before and after the axis); size 0: no tap axis."""
+    if lo or hi:
+        pad = [(0, 0)] * a.ndim
+        pad[axis] = (lo, hi)
+        a = np.pad(a, pad)
+    taps = max(size, 1)
+    v = np.lib.stride_tricks.sliding_window_view(a, abs(dilation) * (taps - 1) + 1, axis=axis)
+    first = lo + offset + min(0, dilation * (taps - 1))
+    v = v[(slice(None),) * axis + (slice(first, first + stride * (count - 1) + 1, stride),)][..., ::dilation]
+    return v if size else v[..., 0]''',
+    "_shift_array": '''def _shift_array(n, count, size, stride, dilation, offset):
+    """S[u, t, tap] = 1 where u = stride*t + dilation*tap + offset (S[u, t] for size 0): the
+    selection tensor as a small 0/1 array (never the circulant matrix)."""
+    u = np.arange(n)[:, None, None]
+    t = np.arange(count)[:, None]
+    s = (u == stride * t + dilation * np.arange(max(size, 1)) + offset).astype(float)
+    return s if size else s[..., 0]''',
     **BUFFER_HELPERS,
 }
