@@ -74,20 +74,21 @@ def fold(ops: list, out: tuple, dim: Callable[[Index], int], bind: Callable[[str
         others = [x for x in wins[n + 1:] if w.u in x.free]
         size = dim(w.a) if w.a is not None else 0  # 0: no tap axis (x^{t+1})
         dims = (dim(w.u), dim(w.t), size)
+        lo, hi = padding(w, dims[0], dims[1], max(size, 1))
+        plain = w.plain and lo == hi == 0  # every read inside: the valid window's view
         if len(carriers) == 1 and not others and w.u not in out:
             v = rest[carriers[0]]
             if v.idx.count(w.u) == 1 and w.t not in v.idx and (w.a is None or w.a not in v.idx):
                 axis = v.idx.index(w.u) + (1 if v.batched else 0)
                 idx = tuple(w.t if i == w.u else i for i in v.idx) + w.free[2:]
                 hint = v.expr.name + "_win" if isinstance(v.expr, Var) else "win"
-                if w.plain:
+                if plain:
                     view = WindowView(v.expr, dims[2], axis, w.stride, dims[1])
                 else:
-                    lo, hi = padding(w, dims[0], dims[1], max(size, 1))
                     view = ShiftView(v.expr, size, axis, w.stride, dims[1], w.dilation, w.offset, lo, hi)
                 rest[carriers[0]] = Val(Var(bind(hint, view)), idx, v.batched)
                 continue
-        if w.plain:
+        if plain:
             sel = SelectionArray(dims[0], dims[1], dims[2], w.stride)
         else:
             sel = ShiftArray(dims[0], dims[1], size, w.stride, w.dilation, w.offset)
