@@ -135,6 +135,16 @@ v^{o,t} = tanh(K^o_a x^{t-1+a})
 p^l = U^l_{o,t} v^{o,t}
 f = softmax_cross_entropy(p, y)
 """,
+    "padded_plain": """dims N = 5, A = 2, O = 2, c = 2
+input x^u : N
+label y^l : c
+weight K^o_a : O, A
+weight U^l_{o,t} : c, O, N
+padded x
+v^{o,t} = tanh(K^o_a x^{t+a})
+p^l = U^l_{o,t} v^{o,t}
+f = softmax_cross_entropy(p, y)
+""",
     "dilated_valid": """dims N = 9, A = 3, O = 2, c = 2
 input x^u : N
 label y^l : c
@@ -247,6 +257,11 @@ def _torch_objective(name):
             v = torch.tanh(F.conv2d(x[None], K, stride=(2, 1), padding=1))[0]
             return ce(torch.einsum("louw,ouw->l", U, v), y)
         return f, ("K", "U")
+    if name == "padded_plain":  # zeros after the last entry: x^{t+a} keeps N positions
+        def f(K, U, x, y):
+            v = torch.tanh(F.conv1d(F.pad(x[None, None], (0, 1)), K[:, None]))[0]
+            return ce(torch.einsum("lot,ot->l", U, v), y)
+        return f, ("K", "U")
     if name == "dilated_valid":
         def f(K, U, x, y):
             v = torch.sigmoid(F.conv1d(x[None, None], K[:, None], dilation=2))[0]
@@ -255,7 +270,7 @@ def _torch_objective(name):
     raise KeyError(name)
 
 
-@pytest.mark.parametrize("name", ["causal_stack", "strided_same_2d", "dilated_valid"])
+@pytest.mark.parametrize("name", ["causal_stack", "strided_same_2d", "dilated_valid", "padded_plain"])
 def test_hessian_blocks_match_torch_conv(name):
     torch = pytest.importorskip("torch")
     f, params = _torch_objective(name)
