@@ -73,13 +73,25 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _shift_array(n, count, size, stride, dilation, offset):
-    """S[u, t, tap] = 1 where u = stride*t + dilation*tap + offset (S[u, t] for size 0): the
-    selection tensor as a small 0/1 array (never the circulant matrix)."""
-    u = np.arange(n)[:, None, None]
-    t = np.arange(count)[:, None]
-    s = (u == stride * t + dilation * np.arange(max(size, 1)) + offset).astype(float)
-    return s if size else s[..., 0]
+def _shift_scatter(g, n, axis, size, stride, dilation, offset):
+    """The transpose of _shift_view: out[..., u, ...] = the sum of g[..., t, tap, ...] over
+    stride*t + dilation*tap + offset = u < n (the tap axis after t; size 0: none), one slice per tap."""
+    if not size:
+        g = np.expand_dims(g, axis + 1)
+    count = g.shape[axis]
+    shape = list(g.shape)
+    del shape[axis + 1]
+    shape[axis] = n
+    out = np.zeros(shape, dtype=g.dtype)
+    for k in range(g.shape[axis + 1]):
+        first = offset + dilation * k  # u at t = 0
+        lo = max(0, -(first // stride))
+        hi = min(count - 1, (n - 1 - first) // stride)
+        if lo <= hi:
+            into = (slice(None),) * axis + (slice(stride * lo + first, stride * hi + first + 1, stride),)
+            part = g[(slice(None),) * axis + (slice(lo, hi + 1), k)]
+            out[into] += part
+    return out
 
 
 def _shift_view(a, size, axis, stride, count, dilation, offset, lo, hi):
@@ -171,10 +183,8 @@ def _adj_v2(t):
     """adj_v2[g,t] = Σ_cij K3[c,g,i] adj_z_v3[c,j] S[1,d-4][t,j,i]"""
     K3 = t["K3"]
     adj_z_v3 = t["adj_z_v3"]
-    window = _shift_array(8, 8, 2, 1, -4, 0)
-    # einsum("cgi,Bcj,tji->Bgt", K3, adj_z_v3, window)
-    tmp = np.tensordot(window, K3, axes=([2], [2]))
-    return (np.tensordot(tmp, adj_z_v3, axes=([1, 2], [2, 1]))).transpose(2, 1, 0)
+    # einsum("cgi,Bcj->Bgji", K3, adj_z_v3)
+    return _shift_scatter((np.tensordot(adj_z_v3, K3, axes=([1], [0]))).transpose(0, 2, 1, 3), 8, 2, 2, 1, -4, 0)
 
 
 def _adj_z_v2(t):
@@ -190,10 +200,8 @@ def _adj_v1(t):
     """adj_v1[h,t] = Σ_cij K2[c,h,i] adj_z_v2[c,j] S[1,d-2][t,j,i]"""
     K2 = t["K2"]
     adj_z_v2 = t["adj_z_v2"]
-    window = _shift_array(8, 8, 2, 1, -2, 0)
-    # einsum("chi,Bcj,tji->Bht", K2, adj_z_v2, window)
-    tmp = np.tensordot(window, K2, axes=([2], [2]))
-    return (np.tensordot(tmp, adj_z_v2, axes=([1, 2], [2, 1]))).transpose(2, 1, 0)
+    # einsum("chi,Bcj->Bhji", K2, adj_z_v2)
+    return _shift_scatter((np.tensordot(adj_z_v2, K2, axes=([1], [0]))).transpose(0, 2, 1, 3), 8, 2, 2, 1, -2, 0)
 
 
 def _adj_z_v1(t):
@@ -312,10 +320,8 @@ def _jac_p__v2(t):
     """jac_p__v2[l,g,t] = Σ_cij K3[c,g,i] jac_p__z_v3[l,c,j] S[1,d-4][t,j,i]"""
     K3 = t["K3"]
     jac_p__z_v3 = t["jac_p__z_v3"]
-    window = _shift_array(8, 8, 2, 1, -4, 0)
-    # einsum("cgi,Blcj,tji->Blgt", K3, jac_p__z_v3, window)
-    tmp = np.tensordot(window, K3, axes=([2], [2]))
-    return (np.tensordot(tmp, jac_p__z_v3, axes=([1, 2], [3, 2]))).transpose(2, 3, 1, 0)
+    # einsum("cgi,Blcj->Blgji", K3, jac_p__z_v3)
+    return _shift_scatter((np.tensordot(jac_p__z_v3, K3, axes=([2], [0]))).transpose(0, 1, 3, 2, 4), 8, 3, 2, 1, -4, 0)
 
 
 def _jac_p__z_v2(t):
@@ -332,10 +338,8 @@ def _jac_p__v1(t):
     """jac_p__v1[l,h,t] = Σ_cij K2[c,h,i] jac_p__z_v2[l,c,j] S[1,d-2][t,j,i]"""
     K2 = t["K2"]
     jac_p__z_v2 = t["jac_p__z_v2"]
-    window = _shift_array(8, 8, 2, 1, -2, 0)
-    # einsum("chi,Blcj,tji->Blht", K2, jac_p__z_v2, window)
-    tmp = np.tensordot(window, K2, axes=([2], [2]))
-    return (np.tensordot(tmp, jac_p__z_v2, axes=([1, 2], [3, 2]))).transpose(2, 3, 1, 0)
+    # einsum("chi,Blcj->Blhji", K2, jac_p__z_v2)
+    return _shift_scatter((np.tensordot(jac_p__z_v2, K2, axes=([2], [0]))).transpose(0, 1, 3, 2, 4), 8, 3, 2, 1, -2, 0)
 
 
 def _jac_p__z_v1(t):
@@ -386,10 +390,8 @@ def _hess_v2__z_v1(t):
     """hess_v2__z_v1[g,t,h,i] = Σ_cjk K3[c,g,j] hess_z_v3__z_v1[c,k,h,i] S[1,d-4][t,k,j]"""
     K3 = t["K3"]
     hess_z_v3__z_v1 = t["hess_z_v3__z_v1"]
-    window = _shift_array(8, 8, 2, 1, -4, 0)
-    # einsum("cgj,Bckhi,tkj->Bgthi", K3, hess_z_v3__z_v1, window)
-    tmp = np.tensordot(window, K3, axes=([2], [2]))
-    return (np.tensordot(tmp, hess_z_v3__z_v1, axes=([1, 2], [2, 1]))).transpose(2, 1, 0, 3, 4)
+    # einsum("cgj,Bckhi->Bgkjhi", K3, hess_z_v3__z_v1)
+    return _shift_scatter((np.tensordot(hess_z_v3__z_v1, K3, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -4, 0)
 
 
 def _hess_z_v2__z_v1(t):
@@ -411,10 +413,8 @@ def _hess_v1__z_v1(t):
     """hess_v1__z_v1[h,t,i,j] = Σ_ckl K2[c,h,k] hess_z_v2__z_v1[c,l,i,j] S[1,d-2][t,l,k]"""
     K2 = t["K2"]
     hess_z_v2__z_v1 = t["hess_z_v2__z_v1"]
-    window = _shift_array(8, 8, 2, 1, -2, 0)
-    # einsum("chk,Bclij,tlk->Bhtij", K2, hess_z_v2__z_v1, window)
-    tmp = np.tensordot(window, K2, axes=([2], [2]))
-    return (np.tensordot(tmp, hess_z_v2__z_v1, axes=([1, 2], [2, 1]))).transpose(2, 1, 0, 3, 4)
+    # einsum("chk,Bclij->Bhlkij", K2, hess_z_v2__z_v1)
+    return _shift_scatter((np.tensordot(hess_z_v2__z_v1, K2, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -2, 0)
 
 
 def _hess_z_v1__z_v1(t):
@@ -470,10 +470,8 @@ def _hess_v2__z_v2(t):
     """hess_v2__z_v2[g,t,i,j] = Σ_ckl K3[c,g,k] hess_z_v3__z_v2[c,l,i,j] S[1,d-4][t,l,k]"""
     K3 = t["K3"]
     hess_z_v3__z_v2 = t["hess_z_v3__z_v2"]
-    window = _shift_array(8, 8, 2, 1, -4, 0)
-    # einsum("cgk,Bclij,tlk->Bgtij", K3, hess_z_v3__z_v2, window)
-    tmp = np.tensordot(window, K3, axes=([2], [2]))
-    return (np.tensordot(tmp, hess_z_v3__z_v2, axes=([1, 2], [2, 1]))).transpose(2, 1, 0, 3, 4)
+    # einsum("cgk,Bclij->Bglkij", K3, hess_z_v3__z_v2)
+    return _shift_scatter((np.tensordot(hess_z_v3__z_v2, K3, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -4, 0)
 
 
 def _hess_z_v2__z_v2(t):
@@ -495,10 +493,8 @@ def _hess_v1__z_v2(t):
     """hess_v1__z_v2[h,t,g,i] = Σ_cjk K2[c,h,j] hess_z_v2__z_v2[c,k,g,i] S[1,d-2][t,k,j]"""
     K2 = t["K2"]
     hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    window = _shift_array(8, 8, 2, 1, -2, 0)
-    # einsum("chj,Bckgi,tkj->Bhtgi", K2, hess_z_v2__z_v2, window)
-    tmp = np.tensordot(window, K2, axes=([2], [2]))
-    return (np.tensordot(tmp, hess_z_v2__z_v2, axes=([1, 2], [2, 1]))).transpose(2, 1, 0, 3, 4)
+    # einsum("chj,Bckgi->Bhkjgi", K2, hess_z_v2__z_v2)
+    return _shift_scatter((np.tensordot(hess_z_v2__z_v2, K2, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -2, 0)
 
 
 def _hess_z_v1__z_v2(t):
@@ -549,10 +545,8 @@ def _hess_v2__z_v3(t):
     """hess_v2__z_v3[g,t,k,i] = Σ_cjl K3[c,g,j] hess_z_v3__z_v3[c,l,k,i] S[1,d-4][t,l,j]"""
     K3 = t["K3"]
     hess_z_v3__z_v3 = t["hess_z_v3__z_v3"]
-    window = _shift_array(8, 8, 2, 1, -4, 0)
-    # einsum("cgj,Bclki,tlj->Bgtki", K3, hess_z_v3__z_v3, window)
-    tmp = np.tensordot(window, K3, axes=([2], [2]))
-    return (np.tensordot(tmp, hess_z_v3__z_v3, axes=([1, 2], [2, 1]))).transpose(2, 1, 0, 3, 4)
+    # einsum("cgj,Bclki->Bgljki", K3, hess_z_v3__z_v3)
+    return _shift_scatter((np.tensordot(hess_z_v3__z_v3, K3, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -4, 0)
 
 
 def _hess_z_v2__z_v3(t):
@@ -569,10 +563,8 @@ def _hess_v1__z_v3(t):
     """hess_v1__z_v3[h,t,k,i] = Σ_cjl K2[c,h,j] hess_z_v2__z_v3[c,l,k,i] S[1,d-2][t,l,j]"""
     K2 = t["K2"]
     hess_z_v2__z_v3 = t["hess_z_v2__z_v3"]
-    window = _shift_array(8, 8, 2, 1, -2, 0)
-    # einsum("chj,Bclki,tlj->Bhtki", K2, hess_z_v2__z_v3, window)
-    tmp = np.tensordot(window, K2, axes=([2], [2]))
-    return (np.tensordot(tmp, hess_z_v2__z_v3, axes=([1, 2], [2, 1]))).transpose(2, 1, 0, 3, 4)
+    # einsum("chj,Bclki->Bhljki", K2, hess_z_v2__z_v3)
+    return _shift_scatter((np.tensordot(hess_z_v2__z_v3, K2, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -2, 0)
 
 
 def _hess_z_v1__z_v3(t):
@@ -616,10 +608,8 @@ def _hess_v2__p(t):
     """hess_v2__p[g,t,l] = Σ_cij K3[c,g,i] hess_z_v3__p[c,j,l] S[1,d-4][t,j,i]"""
     K3 = t["K3"]
     hess_z_v3__p = t["hess_z_v3__p"]
-    window = _shift_array(8, 8, 2, 1, -4, 0)
-    # einsum("cgi,Bcjl,tji->Bgtl", K3, hess_z_v3__p, window)
-    tmp = np.tensordot(window, K3, axes=([2], [2]))
-    return (np.tensordot(tmp, hess_z_v3__p, axes=([1, 2], [2, 1]))).transpose(2, 1, 0, 3)
+    # einsum("cgi,Bcjl->Bgjil", K3, hess_z_v3__p)
+    return _shift_scatter((np.tensordot(hess_z_v3__p, K3, axes=([1], [0]))).transpose(0, 3, 1, 4, 2), 8, 2, 2, 1, -4, 0)
 
 
 def _hess_z_v2__p(t):
@@ -636,10 +626,8 @@ def _hess_v1__p(t):
     """hess_v1__p[h,t,l] = Σ_cij K2[c,h,i] hess_z_v2__p[c,j,l] S[1,d-2][t,j,i]"""
     K2 = t["K2"]
     hess_z_v2__p = t["hess_z_v2__p"]
-    window = _shift_array(8, 8, 2, 1, -2, 0)
-    # einsum("chi,Bcjl,tji->Bhtl", K2, hess_z_v2__p, window)
-    tmp = np.tensordot(window, K2, axes=([2], [2]))
-    return (np.tensordot(tmp, hess_z_v2__p, axes=([1, 2], [2, 1]))).transpose(2, 1, 0, 3)
+    # einsum("chi,Bcjl->Bhjil", K2, hess_z_v2__p)
+    return _shift_scatter((np.tensordot(hess_z_v2__p, K2, axes=([1], [0]))).transpose(0, 3, 1, 4, 2), 8, 2, 2, 1, -2, 0)
 
 
 def _hess_z_v1__p(t):
@@ -771,15 +759,11 @@ def _radj_v2(t):
     """radj_v2[g,t] = Σ_cij adj_z_v3[c,i] dir_K3[c,g,j] S[1,d-4][t,i,j] + Σ_cij K3[c,g,i] radj_z_v3[c,j] S[1,d-4][t,j,i]"""
     adj_z_v3 = t["adj_z_v3"]
     dir_K3 = t["dir_K3"]
-    window = _shift_array(8, 8, 2, 1, -4, 0)
-    # einsum("Bci,cgj,tij->Bgt", adj_z_v3, dir_K3, window)
-    tmp = np.tensordot(window, dir_K3, axes=([2], [2]))
+    # einsum("Bci,cgj->Bgij", adj_z_v3, dir_K3)
     K3 = t["K3"]
     radj_z_v3 = t["radj_z_v3"]
-    window_2 = _shift_array(8, 8, 2, 1, -4, 0)
-    # einsum("cgi,Bcj,tji->Bgt", K3, radj_z_v3, window_2)
-    tmp_2 = np.tensordot(window_2, K3, axes=([2], [2]))
-    return (np.tensordot(tmp, adj_z_v3, axes=([1, 2], [2, 1]))).transpose(2, 1, 0) + (np.tensordot(tmp_2, radj_z_v3, axes=([1, 2], [2, 1]))).transpose(2, 1, 0)
+    # einsum("cgi,Bcj->Bgji", K3, radj_z_v3)
+    return _shift_scatter((np.tensordot(dir_K3, adj_z_v3, axes=([0], [1]))).transpose(2, 0, 3, 1), 8, 2, 2, 1, -4, 0) + _shift_scatter((np.tensordot(radj_z_v3, K3, axes=([1], [0]))).transpose(0, 2, 1, 3), 8, 2, 2, 1, -4, 0)
 
 
 def _radj_z_v2(t):
@@ -798,15 +782,11 @@ def _radj_v1(t):
     """radj_v1[h,t] = Σ_cij adj_z_v2[c,i] dir_K2[c,h,j] S[1,d-2][t,i,j] + Σ_cij K2[c,h,i] radj_z_v2[c,j] S[1,d-2][t,j,i]"""
     adj_z_v2 = t["adj_z_v2"]
     dir_K2 = t["dir_K2"]
-    window = _shift_array(8, 8, 2, 1, -2, 0)
-    # einsum("Bci,chj,tij->Bht", adj_z_v2, dir_K2, window)
-    tmp = np.tensordot(window, dir_K2, axes=([2], [2]))
+    # einsum("Bci,chj->Bhij", adj_z_v2, dir_K2)
     K2 = t["K2"]
     radj_z_v2 = t["radj_z_v2"]
-    window_2 = _shift_array(8, 8, 2, 1, -2, 0)
-    # einsum("chi,Bcj,tji->Bht", K2, radj_z_v2, window_2)
-    tmp_2 = np.tensordot(window_2, K2, axes=([2], [2]))
-    return (np.tensordot(tmp, adj_z_v2, axes=([1, 2], [2, 1]))).transpose(2, 1, 0) + (np.tensordot(tmp_2, radj_z_v2, axes=([1, 2], [2, 1]))).transpose(2, 1, 0)
+    # einsum("chi,Bcj->Bhji", K2, radj_z_v2)
+    return _shift_scatter((np.tensordot(dir_K2, adj_z_v2, axes=([0], [1]))).transpose(2, 0, 3, 1), 8, 2, 2, 1, -2, 0) + _shift_scatter((np.tensordot(radj_z_v2, K2, axes=([1], [0]))).transpose(0, 2, 1, 3), 8, 2, 2, 1, -2, 0)
 
 
 def _radj_z_v1(t):

@@ -127,6 +127,27 @@ def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
             m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
 
 
+def _shift_scatter(g, n, axis, size, stride, dilation, offset):
+    """The transpose of _shift_view: out[..., u, ...] = the sum of g[..., t, tap, ...] over
+    stride*t + dilation*tap + offset = u < n (the tap axis after t; size 0: none), one slice per tap."""
+    if not size:
+        g = np.expand_dims(g, axis + 1)
+    count = g.shape[axis]
+    shape = list(g.shape)
+    del shape[axis + 1]
+    shape[axis] = n
+    out = np.zeros(shape, dtype=g.dtype)
+    for k in range(g.shape[axis + 1]):
+        first = offset + dilation * k  # u at t = 0
+        lo = max(0, -(first // stride))
+        hi = min(count - 1, (n - 1 - first) // stride)
+        if lo <= hi:
+            into = (slice(None),) * axis + (slice(stride * lo + first, stride * hi + first + 1, stride),)
+            part = g[(slice(None),) * axis + (slice(lo, hi + 1), k)]
+            out[into] += part
+    return out
+
+
 def _shift_view(a, size, axis, stride, count, dilation, offset, lo, hi):
     """View of `a` with axis `axis` split into (t, tap), the tap axis last:
     view[..., t, ..., tap] = a[..., stride*t + dilation*tap + offset, ...] for t < count, zero
@@ -146,15 +167,6 @@ def _softmax(a, axis):
     """Softmax along ``axis``, shifted by the maximum for stability."""
     e = np.exp(a - np.max(a, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def _window_array(n, count, size, stride):
-    """S[u, t, tap] = 1 where u = stride*t + tap: the selection tensor of index arithmetic as a
-    small 0/1 array, for a window not contracted with one tensor on u (never the circulant matrix)."""
-    s = np.zeros((n, count, size))
-    t, k = np.meshgrid(np.arange(count), np.arange(size), indexing="ij")
-    s[stride * t + k, t, k] = 1.0
-    return s
 
 
 def _window_view(a, size, axis, stride, count):
@@ -245,9 +257,7 @@ def _adj_z_m(t):
 def _adj_v(t):
     """adj_v[o,t] = Σ_ci adj_z_m[o,c,i] S2[t,c,i]"""
     adj_z_m = t["adj_z_m"]
-    window = _window_array(8, 4, 2, 2)
-    # einsum("Boci,tci->Bot", adj_z_m, window)
-    return (np.tensordot(window, adj_z_m, axes=([1, 2], [2, 3]))).transpose(1, 2, 0)
+    return _shift_scatter(adj_z_m, 8, 2, 2, 2, 1, 0)
 
 
 def _adj_z_v(t):
@@ -349,9 +359,7 @@ def _jac_p__z_m(t):
 def _jac_p__v(t):
     """jac_p__v[l,o,t] = Σ_ci jac_p__z_m[l,o,c,i] S2[t,c,i]"""
     jac_p__z_m = t["jac_p__z_m"]
-    window = _window_array(8, 4, 2, 2)
-    # einsum("Bloci,tci->Blot", jac_p__z_m, window)
-    return (np.tensordot(window, jac_p__z_m, axes=([1, 2], [3, 4]))).transpose(1, 2, 3, 0)
+    return _shift_scatter(jac_p__z_m, 8, 3, 2, 2, 1, 0)
 
 
 def _jac_p__z_v(t):
@@ -418,9 +426,7 @@ def _hess_z_m__z_v(t):
 def _hess_v__z_v(t):
     """hess_v__z_v[o,t,i,j] = Σ_ck hess_z_m__z_v[o,c,k,i,j] S2[t,c,k]"""
     hess_z_m__z_v = t["hess_z_m__z_v"]
-    window = _window_array(8, 4, 2, 2)
-    # einsum("Bockij,tck->Botij", hess_z_m__z_v, window)
-    return (np.tensordot(window, hess_z_m__z_v, axes=([1, 2], [2, 3]))).transpose(1, 2, 0, 3, 4)
+    return _shift_scatter(hess_z_m__z_v, 8, 2, 2, 2, 1, 0)
 
 
 def _hess_z_v__z_v(t):
@@ -491,9 +497,7 @@ def _hess_z_m__z_h(t):
 def _hess_v__z_h(t):
     """hess_v__z_h[o,t,j] = Σ_ci hess_z_m__z_h[o,c,i,j] S2[t,c,i]"""
     hess_z_m__z_h = t["hess_z_m__z_h"]
-    window = _window_array(8, 4, 2, 2)
-    # einsum("Bocij,tci->Botj", hess_z_m__z_h, window)
-    return (np.tensordot(window, hess_z_m__z_h, axes=([1, 2], [2, 3]))).transpose(1, 2, 0, 3)
+    return _shift_scatter(hess_z_m__z_h, 8, 2, 2, 2, 1, 0)
 
 
 def _hess_z_v__z_h(t):
@@ -553,9 +557,7 @@ def _hess_z_m__p(t):
 def _hess_v__p(t):
     """hess_v__p[o,t,l] = Σ_ci hess_z_m__p[o,c,i,l] S2[t,c,i]"""
     hess_z_m__p = t["hess_z_m__p"]
-    window = _window_array(8, 4, 2, 2)
-    # einsum("Bocil,tci->Botl", hess_z_m__p, window)
-    return (np.tensordot(window, hess_z_m__p, axes=([1, 2], [2, 3]))).transpose(1, 2, 0, 3)
+    return _shift_scatter(hess_z_m__p, 8, 2, 2, 2, 1, 0)
 
 
 def _hess_z_v__p(t):
@@ -700,9 +702,7 @@ def _radj_z_m(t):
 def _radj_v(t):
     """radj_v[o,t] = Σ_ci radj_z_m[o,c,i] S2[t,c,i]"""
     radj_z_m = t["radj_z_m"]
-    window = _window_array(8, 4, 2, 2)
-    # einsum("Boci,tci->Bot", radj_z_m, window)
-    return (np.tensordot(window, radj_z_m, axes=([1, 2], [2, 3]))).transpose(1, 2, 0)
+    return _shift_scatter(radj_z_m, 8, 2, 2, 2, 1, 0)
 
 
 def _radj_z_v(t):

@@ -117,6 +117,25 @@ HELPERS = {
     t = jnp.arange(count)[:, None]
     s = (u == stride * t + dilation * jnp.arange(max(size, 1)) + offset).astype(dtype)
     return s if size else s[..., 0]''',
+    "_shift_scatter": '''def _shift_scatter(g, n, axis, size, stride, dilation, offset):
+    """The transpose of _shift_view: out[..., u, ...] = the sum of g[..., t, tap, ...] over
+    stride*t + dilation*tap + offset = u < n (the tap axis after t; size 0: none), one slice per tap."""
+    if not size:
+        g = jnp.expand_dims(g, axis + 1)
+    count = g.shape[axis]
+    shape = list(g.shape)
+    del shape[axis + 1]
+    shape[axis] = n
+    out = jnp.zeros(shape, dtype=g.dtype)
+    for k in range(g.shape[axis + 1]):
+        first = offset + dilation * k  # u at t = 0
+        lo = max(0, -(first // stride))
+        hi = min(count - 1, (n - 1 - first) // stride)
+        if lo <= hi:
+            into = (slice(None),) * axis + (slice(stride * lo + first, stride * hi + first + 1, stride),)
+            part = jnp.take(g, k, axis=axis + 1)[(slice(None),) * axis + (slice(lo, hi + 1),)]
+            out = out.at[into].add(part)
+    return out''',
     "_window_array": '''def _window_array(n, count, size, stride, dtype):
     """S[u, t, tap] = 1 where u = stride*t + tap: the selection tensor of index arithmetic as a
     small 0/1 array, for a window not contracted with one tensor on u (never the circulant matrix)."""

@@ -73,5 +73,24 @@ HELPERS = {
     t = np.arange(count)[:, None]
     s = (u == stride * t + dilation * np.arange(max(size, 1)) + offset).astype(float)
     return s if size else s[..., 0]''',
+    "_shift_scatter": '''def _shift_scatter(g, n, axis, size, stride, dilation, offset):
+    """The transpose of _shift_view: out[..., u, ...] = the sum of g[..., t, tap, ...] over
+    stride*t + dilation*tap + offset = u < n (the tap axis after t; size 0: none), one slice per tap."""
+    if not size:
+        g = np.expand_dims(g, axis + 1)
+    count = g.shape[axis]
+    shape = list(g.shape)
+    del shape[axis + 1]
+    shape[axis] = n
+    out = np.zeros(shape, dtype=g.dtype)
+    for k in range(g.shape[axis + 1]):
+        first = offset + dilation * k  # u at t = 0
+        lo = max(0, -(first // stride))
+        hi = min(count - 1, (n - 1 - first) // stride)
+        if lo <= hi:
+            into = (slice(None),) * axis + (slice(stride * lo + first, stride * hi + first + 1, stride),)
+            part = g[(slice(None),) * axis + (slice(lo, hi + 1), k)]
+            out[into] += part
+    return out''',
     **BUFFER_HELPERS,
 }

@@ -161,6 +161,25 @@ HELPERS = {
     k = torch.arange(max(size, 1), device=device)
     s = (u == stride * t + dilation * k + offset).to(dtype)
     return s if size else s[..., 0]''',
+    "_shift_scatter": '''def _shift_scatter(g, n, axis, size, stride, dilation, offset):
+    """The transpose of _shift_view: out[..., u, ...] = the sum of g[..., t, tap, ...] over
+    stride*t + dilation*tap + offset = u < n (the tap axis after t; size 0: none), one slice per tap."""
+    if not size:
+        g = g.unsqueeze(axis + 1)
+    count = g.shape[axis]
+    shape = list(g.shape)
+    del shape[axis + 1]
+    shape[axis] = n
+    out = g.new_zeros(shape)
+    for k in range(g.shape[axis + 1]):
+        first = offset + dilation * k  # u at t = 0
+        lo = max(0, -(first // stride))
+        hi = min(count - 1, (n - 1 - first) // stride)
+        if lo <= hi:
+            into = (slice(None),) * axis + (slice(stride * lo + first, stride * hi + first + 1, stride),)
+            part = g.select(axis + 1, k)[(slice(None),) * axis + (slice(lo, hi + 1),)]
+            out[into] += part
+    return out''',
     "_window_array": '''def _window_array(n, count, size, stride, dtype, device):
     """S[u, t, tap] = 1 where u = stride*t + tap: the selection tensor of index arithmetic as a
     small 0/1 array, for a window not contracted with one tensor on u (never the circulant matrix)."""

@@ -52,6 +52,23 @@ def show(w: Window, letter) -> str:
     return f"S{mark if w.plain else '[' + mark + ']' if mark else ''}[{','.join(letter(i) for i in w.free)}]"
 
 
+def scatter_target(ops: list, out: tuple):
+    """A window whose ``u`` is an output axis no other operand carries, its t and a summed against
+    the other operands: the adjoint of a convolution's input, ``Σ_{t,a} g_{t,a} S^u_{t,a}``.  It is
+    computed by contracting the rest to ``(…, t, a, …)`` (t and a where u is) and scattering that
+    back onto u (``_shift_scatter``, the transpose of the view: one slice per tap), never through
+    the U×T×A selection array.  Returns (u's place in ``out``, the window, the other operands)."""
+    wins = [v for v in ops if isinstance(v, WinVal)]
+    for v in wins:
+        w, rest = v.win, [x for x in ops if x is not v]
+        carried = {ix for x in rest if not isinstance(x, WinVal) for ix in x.idx}
+        shared = any(set(w.free) & set(x.win.free) for x in wins if x is not v)
+        if (out.count(w.u) == 1 and w.u not in carried and not shared
+                and all(ix not in out and ix in carried for ix in w.free[1:])):
+            return out.index(w.u), w, rest
+    return None
+
+
 def padding(w: Window, n: int, count: int, size: int) -> tuple[int, int]:
     """The zeros a view needs before and after an axis of ``n`` entries so that every read
     ``stride·t + dilation·tap + offset`` (t < count, tap < size) falls inside: (0, 0) for valid padding."""
