@@ -318,6 +318,8 @@ def test_generated_code_is_deterministic_and_uses_padded_views():
     first = einderiv.codegen(d)
     assert first == einderiv.codegen(einderiv.derive(load("causal_stack"), 2))
     assert "np.pad(" in first and "sliding_window_view" in first and "_shift_view(x, 2, 2, 1, 6, -1, 0, 1, 0)" in first
+    # the adjoint of v1 (the second convolution's input) is scattered, one slice per tap: no U×T×A array
+    assert "_shift_scatter(" in first and "_shift_array(" not in first and "_window_array(" not in first
     for backend in ("torch", "jax"):
         src = einderiv.codegen(d, backend=backend)
         assert src == einderiv.codegen(einderiv.derive(load("causal_stack"), 2), backend=backend)

@@ -10,11 +10,13 @@ runs on the view:
 
     K^o_a x^{t+a}   →   einsum("oa,Bta->Bot", K, _window_view(x, 3, 1, 1, 4))
 
-A window whose ``u`` is not carried by exactly one tensor (a derivative with
-respect to a convolution's *input*, which only stacked convolutions' Hessian
-blocks need) is lowered to a small explicit 0/1 array of shape (U, T, A) — a
-:class:`~einderiv.emit.kernel.SelectionArray`, the selection tensor itself, not
-the circulant matrix.
+A window whose ``u`` is a result axis that no other operand carries (the
+adjoint of a convolution's *input*, which stacked convolutions' gradients need)
+is a scatter: the rest is contracted to (…, t, a, …) and added back onto u one
+slice per tap (:func:`scatter_target`, ``_shift_scatter``).  Any other window
+whose ``u`` is not carried by exactly one tensor is lowered to a small explicit
+0/1 array of shape (U, T, A) — a :class:`~einderiv.emit.kernel.SelectionArray`,
+the selection tensor itself, not the circulant matrix.
 
 A window with dilation, a constant offset, no tap index or reads outside the axis
 (``x^{t-2a}``, ``x^{t+1}`` on a ``padded`` tensor) becomes a :class:`ShiftView`
