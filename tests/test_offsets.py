@@ -334,3 +334,73 @@ def test_zero_padding_reads_zeros_outside_the_axis():
     x = np.arange(1.0, 9.0).reshape(2, 4)
     v = mod["_forward"]({"w": np.array(1.0)}, {"x": x})["v"]
     np.testing.assert_array_equal(v, [[0, 1, 2, 3], [0, 5, 6, 7]])
+
+
+# ------------------------------------------------------------ the generated helpers, every backend
+def _helpers(backend: str) -> dict:
+    """The window helpers of one backend's generated modules, as functions on NumPy arrays."""
+    if backend == "numpy":
+        from einderiv.emit.numpy_helpers import HELPERS
+        space = {"np": np}
+        wrap, back = (lambda a: a), np.asarray
+    elif backend == "torch":
+        torch = pytest.importorskip("torch")
+        from einderiv.emit.torch import HELPERS
+        space = {"torch": torch}
+        wrap, back = (lambda a: torch.tensor(a, dtype=torch.float64)), (lambda a: a.numpy())
+    else:
+        jnp = pytest.importorskip("jax.numpy")
+        import jax
+        jax.config.update("jax_enable_x64", True)
+        from einderiv.emit.jax import HELPERS
+        space = {"jnp": jnp}
+        wrap, back = jnp.asarray, np.asarray
+    for name in ("_shift_view", "_shift_scatter", "_shift_array"):
+        exec(HELPERS[name], space)
+    # the selection array's creation arguments: torch (dtype, device), JAX (dtype)
+    tail = {"numpy": (), "torch": ("torch.float64", "'cpu'"), "jax": ("jnp.float64",)}[backend]
+    tail = tuple(eval(x, space) for x in tail)
+
+    def array(*p):
+        return space["_shift_array"](*p, *tail)
+    return {"view": lambda a, *p: back(space["_shift_view"](wrap(a), *p)),
+            "scatter": lambda g, *p: back(space["_shift_scatter"](wrap(g), *p)),
+            "array": lambda *p: back(array(*p))}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_window_helpers_against_their_definition(backend):
+    """view[b, t, k] = a[b, s·t + d·k + c] (0 outside), the array is S itself, and the scatter is the
+    view's transpose (<view(a), g> = <a, scatter(g)>), over strides, dilations (also negative),
+    offsets, shifts without taps and reads before and after the axis."""
+    h = _helpers(backend)
+    rng = np.random.default_rng(5)
+    cases = 0
+    for n in (1, 4, 7):
+        for stride in (1, 2, 3):
+            for dil in (1, 2, -1, -3):
+                for size in (0, 1, 3):
+                    for const in (-2, 0, 3):
+                        count = (n - 1) // stride + 1
+                        taps = max(size, 1)
+                        span = dil * (taps - 1)
+                        lo = max(0, -(const + min(0, span)))
+                        hi = max(0, stride * (count - 1) + const + max(0, span) - (n - 1))
+                        a = rng.normal(size=(2, n))
+                        want = np.zeros((2, count, taps))
+                        for t in range(count):
+                            for k in range(taps):
+                                u = stride * t + dil * k + const
+                                if 0 <= u < n:
+                                    want[:, t, k] = a[:, u]
+                        want = want if size else want[..., 0]
+                        got = h["view"](a, size, 1, stride, count, dil, const, lo, hi)
+                        np.testing.assert_array_equal(got, want)
+                        S = h["array"](n, count, size, stride, dil, const)
+                        np.testing.assert_array_equal(np.einsum("bu,ut...->bt...", a, S), want)
+                        g = rng.normal(size=want.shape)
+                        back = h["scatter"](g, n, 1, size, stride, dil, const)
+                        assert back.shape == a.shape
+                        np.testing.assert_allclose(np.sum(a * back), np.sum(want * g), rtol=1e-12, atol=1e-12)
+                        cases += 1
+    assert cases == 3 * 3 * 4 * 3 * 3
