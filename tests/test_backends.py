@@ -38,7 +38,7 @@ BACKENDS = [pytest.param(b, marks=pytest.mark.skipif(not HAVE[b], reason=f"{b} i
 needs_torch = pytest.mark.skipif(not HAVE["torch"], reason="torch is not installed")
 needs_jax = pytest.mark.skipif(not HAVE["jax"], reason="jax is not installed")
 
-#: two stacked convolutions: the second's input-window derivative needs the selection array
+#: two stacked convolutions: the second's input-window derivative is a scatter (the view's transpose)
 STACKED_CONV = """
 dims N = 7, A = 2, K2 = 2, M = 6, P = 5, O = 2, c = 2
 input  x^u : N
