@@ -203,14 +203,10 @@ class Window(Expr):
         return text
 
     def mark(self) -> str:
-        """What tells this S from the plain one in a name: ``2`` for stride 2, ``2,d2,-1`` in general."""
-        parts = [f"{self.stride}" if self.stride != 1 or not self.plain else ""]
-        if self.dilation != 1:
-            parts.append(f"d{self.dilation}")
-        if self.offset:
-            parts.append(f"{self.offset:+d}")
-        if self.a is None:
-            parts.append("shift")
+        """What tells this S from the plain one in a name: ``2`` for stride 2, ``d-4`` for dilation
+        −4, ``2,d3,+1`` for stride 2, dilation 3 and offset 1 ("" for ``x^{t+a}``)."""
+        parts = [f"{self.stride}" if self.stride != 1 else "", f"d{self.dilation}" if self.dilation != 1 else "",
+                 f"{self.offset:+d}" if self.offset else ""]
         return ",".join(p for p in parts if p)
 
 
