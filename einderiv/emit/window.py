@@ -49,7 +49,7 @@ class WinVal:
 
 
 def show(w: Window, letter) -> str:
-    """``S[u,t,a]`` for comments (``S2[u,t,a]`` with stride 2, ``S[1,d2,-1][u,t,a]`` in general)."""
+    """``S[u,t,a]`` for comments (``S2[u,t,a]`` with stride 2, ``S[d2,-1][u,t,a]`` in general)."""
     mark = w.mark()
     return f"S{mark if w.plain else '[' + mark + ']' if mark else ''}[{','.join(letter(i) for i in w.free)}]"
 
