@@ -152,7 +152,8 @@ def _vector() -> st.SearchStrategy[str]:
 
 def _untyped() -> st.SearchStrategy[str]:
     """Any expression the grammar reads, indices at random: mostly the checker's business."""
-    index = st.sampled_from(["", "^i", "^j", "_i", "^jk", "^{j,k}", "^{t+a}", "_{ij}", "^1", "^j^k"])
+    index = st.sampled_from(["", "^i", "^j", "_i", "^jk", "^{j,k}", "^{t+a}", "_{ij}", "^1", "^j^k", "^{t-1}",
+                             "^{t+2a-1}", "^{2t-a}", "^{t+0.5a}", "^{1+2}", "^{i-j}"])
     leaf = st.one_of(st.tuples(st.sampled_from(["x", "y", "W", "b", "s", "p", "h", "n", "q", "relu"]), index)
                      .map("".join), st.sampled_from(HOSTILE_NUMBERS[:9]),
                      st.sampled_from(["h(t-1)^j", "h(0)^i", "x(t)^i", "h(T)^j", "h(t+1)^j"]))
@@ -182,6 +183,8 @@ def networks(draw) -> str:
         lines.append("function g(z) = z * sigmoid(z)")
     if draw(st.integers(0, 5)) == 0:
         lines.append(f"q = {draw(_untyped())}")
+    if draw(st.integers(0, 7)) == 0:  # zero padding (issue 12), sometimes of a name that is no tensor
+        lines.append(f"padded {draw(st.sampled_from(['x', 'x, W', 'q', 'x, x', 'p']))}")
     if draw(st.integers(0, 4)) == 0:  # a recurrence
         steps = draw(st.sampled_from(["1..3", "1..T", "2..1", "0..2", "1..n"]))
         lines += ["h(0)^j = x^j", f"h(t)^j = {draw(_vector()).replace('x^i', 'h(t-1)^i')} for t = {steps}",
@@ -199,7 +202,7 @@ def networks(draw) -> str:
 # ------------------------------------------------------------------ mutations
 VOCAB = ["(", ")", "^", "_", "{", "}", ",", "=", "+", "-", "*", "/", "**", "#", ":", "..", "for t = 1..3",
          "relu(", "tanh(", "sum_i(", "softmax_k(", "mean_j(", "h(t-1)", "h(0)", "x^i", "W^j_i", "^{j,k}",
-         "^{t+a}", "_{ij}", "dims", "input", "label", "weight", "bias", "function", "depth n", "lambda",
+         "^{t+a}", "^{t-1}", "^{t+2a-1}", "^{2i-j}", "padded", "padded x", "_{ij}", "dims", "input", "label", "weight", "bias", "function", "depth n", "lambda",
          "\n", "\ufeff", "\x00", "é", "∂", "1e309", "1e-400", "1e100000000", "0", "00", "9" * 120,
          "a" * 150, "9**9**9**9", "factorial(10**9)", "primepi(10**12)", "z/0", "1..1000000", "(" * 200,
          "tanh(" * 130, "n = 99999999", "\"\"\"", "'''", "\\", "$", "%", "~", "\\input{x}"]

@@ -8,7 +8,8 @@ a network built by ``netbuild``) and the sizes; it evaluates
 
 * each ``Prod`` with one ``np.einsum``, ``Add``, ``Softmax``, ``LogSumExp``, ``Max``/``ArgMax``,
   ``Inv``/``MatDet`` (``np.linalg.inv``, ``det``, ``slogdet``), ``Delta``,
-  ``Ones`` and ``Window`` (S[u, t, a] = [u == stride·t + a]) directly;
+  ``Ones`` and ``Window`` (S[u, t, a] = [u == stride·t + dilation·a + offset], zero for a read
+  outside u's range: zero padding) directly;
 * each ``Apply`` with the NumPy functions written out below (values and derivatives, by
   hand), user functions by ``sympy.lambdify`` of their bodies;
 * each built-in objective call by its textbook formula (:data:`TEXTBOOK`), not by the IR the
@@ -223,9 +224,15 @@ class Evaluator:
         if isinstance(e, ir.Ones):
             return self._const(np.ones(self.dim(e.index)), batch)
         if isinstance(e, ir.Window):
+            # S[u, t, a] = [u == stride·t + dilation·a + offset]: a read outside u's range has no u,
+            # so it is zero (zero padding), written out densely here, independently of the views
+            u, t = np.arange(self.dim(e.u))[:, None], np.arange(self.dim(e.t))[None, :]
+            if e.a is None:
+                assert len(e.free) == 2, e
+                return self._const((u == e.stride * t + e.offset).astype(float), batch)
             assert len(e.free) == 3, e
-            u, t, a = (np.arange(self.dim(ix)) for ix in (e.u, e.t, e.a))
-            sel = (u[:, None, None] == e.stride * t[None, :, None] + a[None, None, :]).astype(float)
+            a = np.arange(self.dim(e.a))[None, None, :]
+            sel = (u[:, :, None] == e.stride * t[:, :, None] + e.dilation * a + e.offset).astype(float)
             return self._const(sel, batch)
         if isinstance(e, ir.Prod):
             assert len(set(e.out)) == len(e.out), f"ill-formed IR: a Prod repeats an output index: {e.out}"

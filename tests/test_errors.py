@@ -229,18 +229,19 @@ BAD = [
      "t.ein:6:7: this expression is identically zero: every term uses a zero member (h(0)); drop it or give the "
      "member a value"),
     ("weight K_a : 3\nv^t = K_a x^{0t+a}\nf = v^t v^t", ShapeError,
-     "t.ein:6:15: the stride in x^{0t+a} must be a positive integer, got 0"),
-    ("weight K_a : 3\nv^t = K_a x^{2t+2a}\nf = v^t v^t", IndexError_,
-     "t.ein:6:15: index arithmetic in x^{2t+2a} may give a stride to one index only (the position, 2t+a); the "
-     "offset counts kernel taps one by one"),
+     "t.ein:6:14: the stride in x^{0t+a} must be a positive integer, got 0"),
+    ("weight K_a : 2\nv^t = K_a x^{t+0a}\nf = v^t v^t", ShapeError,
+     "t.ein:6:14: the dilation of 'a' in x^{t+0a} is 0; expected a nonzero integer (1: neighbouring taps, 2: "
+     "every second position, -1: taps backwards)"),
     ("weight K_a : 5\nv^t = K_a x^{t+a}\nf = v^t v^t", ShapeError,
-     "t.ein:6:14: x axis 1 has size n0 (4) but the offset 'a' in x^{t+a} has size 5: no valid position is left "
-     "(valid padding needs the window inside the axis)"),
+     "t.ein:6:14: x axis 1 has size n0 (4) but the window x^{t+a} spans 5: no valid position is left (valid "
+     "padding needs the window inside the axis; 'padded x' reads zeros outside it)"),
     ("weight K_a : 3\nweight b^t : 4\nv^t = K_a x^{t+a} + b^t\nf = v^t v^t", ShapeError,
      "t.ein:7:23: size mismatch for index 't': x^{t+a} axis 1 has size n0 - 2 (2) but b axis 1 has size 4"),
     ("v^t = x^{t+a}\nf = v^t v^t", ShapeError,
-     "t.ein:5:10: the size of the offset 'a' in x^{t+a} is unknown: it must also index a tensor, as the kernel "
-     "does in K_a x^{t+a}"),
+     "t.ein:5:10: the offset 'a' in x^{t+a} has no size: no other tensor in the definition carries 'a'; "
+     "expected one that does, as the kernel does in K_a x^{t+a}, or a stride, whose windows it then spans "
+     "(max_a(x^{2t+a}))"),
 ]
 
 

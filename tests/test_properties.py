@@ -2,7 +2,8 @@
 
 Random well-formed IR expressions over small concrete dimensions (refs of a few tensors,
 products with a random output, sums of terms with the same free indices, tanh / sigmoid /
-softplus / square / a piecewise function, deltas, ones, softmax, log-sum-exp, max and min over an index) are checked for:
+softplus / square / a piecewise function, deltas, ones, index arithmetic (windows with stride, dilation
+and offset, reads outside zero), softmax, log-sum-exp, max and min over an index) are checked for:
 
 * ``Simplifier.simplify`` is idempotent, up to the names of bound indices;
 * renaming bound indices (``ir.rename``, or one product's dummy by hand) preserves the
@@ -75,7 +76,7 @@ def alpha_key(e: ir.Expr):
         if isinstance(x, Ones):
             return ("1", ix(x.index))
         if isinstance(x, ir.Window):
-            return ("W", ix(x.u), ix(x.t), ix(x.a), x.stride)
+            return ("W", ix(x.u), ix(x.t), ix(x.a) if x.a is not None else None, x.stride, x.dilation, x.offset)
         if isinstance(x, Prod):  # dummies numbered by depth of scope (de Bruijn levels)
             level = max(env.values(), default=-1) + 1  # (a shadowed name still counts its level)
             inner = {**env, **{b: level + k for k, b in enumerate(x.bound)}}
@@ -135,8 +136,16 @@ def leaves(draw, free: tuple[Index, ...]):
         i = rest.pop(0)
         other = [j for j in rest if _dim(j) != _dim(i)]
         same = [j for j in rest if _dim(j) == _dim(i)]
-        pick = draw(st.integers(0, 3))
-        if pick == 0 and other:
+        pick = draw(st.integers(0, 4))
+        if pick == 4:  # index arithmetic y^{s·i+d·j+c} (or y^{s·i+c}), reads outside y zero (issue 12)
+            j = draw(st.sampled_from([None] + rest))
+            if j is not None:
+                rest.remove(j)
+            u = ir.fresh(THREE, "u")
+            w = ir.Window(u, i, j, draw(st.sampled_from([1, 2])), draw(st.sampled_from([1, -1, 2])),
+                          draw(st.sampled_from([0, 1, -1])))
+            factors.append(Prod((w, Ref("y", (u,))), w.free[1:]))
+        elif pick == 0 and other:
             j = other[0]
             rest.remove(j)
             factors.append(Ref("A", (i, j) if _dim(i) == 2 else (j, i)))
@@ -247,8 +256,8 @@ def test_generator_covers_the_ir():
         walk(case[0])
 
     collect()
-    assert {"Const", "Ref", "Delta", "Ones", "Prod", "Add", "Apply", "Softmax", "LogSumExp", "Max", "bound", "pw",
-            "Inv", "MatDet"} <= seen
+    assert {"Const", "Ref", "Delta", "Ones", "Window", "Prod", "Add", "Apply", "Softmax", "LogSumExp", "Max", "bound",
+            "pw", "Inv", "MatDet"} <= seen
 
 
 # ------------------------------------------------------------------ (a) simplify is idempotent

@@ -183,6 +183,7 @@ class NetworkSection:
     declarations: tuple[Declared, ...]
     nodes: Definitions  # every node of the derivation (pre-activations named), dependency order
     written: Definitions  # the network's definitions as the user wrote them
+    padded: tuple[str, ...] = ()  # ``padded x, v1``: read as zero outside their axes
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ def document(derivation, sizes: Mapping | None = None) -> Document:
     sections: list = [
         Title(net.objective, net.path, derivation.order, net.header.title, acts, recurrent),
         NetworkSection(tuple(net.dims), tuple(declared_families(net.tensors)),
-                       Definitions(tuple(nodes), True), Definitions(tuple(written), True)),
+                       Definitions(tuple(nodes), True), Definitions(tuple(written), True), net.padded),
         ObjectiveSection(tuple(derivation.objective_args), softmax_defs(derivation, ctx),
                          Definitions(tuple(shown_families([(q.name, q.indices, q.expr) for q in own])))),
     ]

@@ -257,10 +257,12 @@ def _set_partitions(items: list[int]) -> Iterator[list[list[int]]]:
 
 
 # ------------------------------------------------------------------ one term, one split
-def _cuts(bound: tuple[Index, ...], probe: Probe) -> Iterator[tuple[Index, ...]]:
-    """Sets of summed indices to cut at: fewest first, then fewest outer products; at last all."""
+def _cuts(bound: tuple[Index, ...], probe: Probe, positions=frozenset()) -> Iterator[tuple[Index, ...]]:
+    """Sets of summed indices to cut at: fewest first, then fewest outer products, then (a padded
+    window's input and output positions are as many) at output ``positions``; at last all."""
     for r in range(1, min(MAX_CUT, len(bound)) + 1):
-        yield from sorted(itertools.combinations(bound, r), key=lambda c: probe.size(c))
+        yield from sorted(itertools.combinations(bound, r),
+                          key=lambda c: (probe.size(c), -sum(ix in positions for ix in c)))
     if len(bound) > MAX_CUT:
         yield bound
 
@@ -277,7 +279,7 @@ def split_term(t: Term, parts: tuple[tuple[Index, ...], ...], probe: Probe) -> O
             continue
         gfrees = [frees[k] for k in group]
         inner = tuple(dict.fromkeys(ix for free in gfrees for ix in free if ix not in part_of))
-        for c in _cuts(inner, probe):
+        for c in _cuts(inner, probe, {f.t for f in t.factors if isinstance(f, Window)}):
             cs = set(c)
             if all(len(set().union(*(owns[group[k]] for k in sub))) <= 1
                    for sub in components((), lambda ix: ix not in cs, gfrees)):
@@ -397,7 +399,9 @@ def outer_form(terms: Sequence[Term], axes: tuple[Index, ...], probe: Probe,
         else:
             merged = merge(split, parts, probe)
             K = sympy.Add(*(t.count for t in merged))
-            key = (probe(K), -len(parts), probe(sympy.Add(*(t.storage for t in merged))))
+            # at a tie, a correlation over output positions (a padded window's inputs are as many)
+            key = (probe(K), -len(parts), probe(sympy.Add(*(t.storage for t in merged))),
+                   not any(t.shifted for t in merged))
             if best_key is None or key < best_key:
                 best, best_key = (parts, merged), key
     if best is None:

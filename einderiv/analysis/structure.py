@@ -89,7 +89,8 @@ class Coupling:
     """The indices and factors behind a row: why its axes stay together, or what it is summed over.
 
     ``indices``: SUMMED the summed index; POSITION each output position and its offset
-    (``x^{stride·t+a}``, then ``x^{…, stride·u+b}`` in 2-D; ``strides`` one per pair);
+    (``x^{stride·t+a}``, then ``x^{…, stride·u+b}`` in 2-D; ``windows`` one per position, whose
+    :meth:`~einderiv.ir.Window.written` prints it, ``x^{t-2a+1}``, ``x^{t+1}`` without an offset);
     DIAGONAL the two tied axes; ELEMENTWISE the shared index; CARRIES the axes; TERMS none.
     ``factors`` are the factors involved, in display order (for POSITION the last is the
     tensor read at the shifted positions).  The indices are
@@ -102,7 +103,7 @@ class Coupling:
     factors: tuple[Expr, ...]
     term: FactoredTerm
     context: Context  # the roles of the tensors named
-    strides: tuple[int, ...] = ()
+    windows: tuple[Window, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,8 +247,8 @@ def summed(t: OuterTerm, form: OuterForm, ctx: Context) -> Coupling:
         at_t = tuple(dict.fromkeys(next(a for a in part if first.t in a.free and not isinstance(a, Window))
                                    for part in parts
                                    if any(first.t in a.free and not isinstance(a, Window) for a in part)))
-        return Coupling(How.POSITION, tuple(ix for w in windows for ix in (w.t, w.a)), at_t + (x,), ft, ctx,
-                        tuple(w.stride for w in windows))
+        return Coupling(How.POSITION, tuple(ix for w in windows for ix in w.free[1:]), at_t + (x,), ft, ctx,
+                        tuple(windows))
     q = t.over[0]
     readers = tuple(next(a for a in part if q in a.free) for part in parts if any(q in a.free for a in part))
     return Coupling(How.SUMMED, (q,), readers, ft, ctx)

@@ -255,7 +255,7 @@ def atom_key(f: Expr, bound: set[Index]) -> str:
     if isinstance(f, Ones):
         return "1:" + name(f.index)
     if isinstance(f, Window):
-        return f"W{f.stride}:" + ",".join(name(i) for i in (f.u, f.t, f.a))
+        return f"W{f.mark() or 1}:" + ",".join(name(i) for i in f.free)
     return f"{type(f).__name__}:{_struct(f)}:" + ",".join(name(i) for i in f.free)
 
 
@@ -268,7 +268,7 @@ def _struct(e: Expr) -> str:
     if isinstance(e, Delta):
         return "d"
     if isinstance(e, Window):
-        return f"S{e.stride}"
+        return f"S{e.mark() or 1}"
     if isinstance(e, Ones):
         return "1"
     if isinstance(e, Apply):

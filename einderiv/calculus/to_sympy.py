@@ -163,7 +163,8 @@ class SympyWriter(Printer):
         return sympy.Integer(1)
 
     def _print_Window(self, e: Window):
-        return sympy.KroneckerDelta(self.index(e.u), e.stride * self.index(e.t) + self.index(e.a))
+        tap = e.dilation * self.index(e.a) if e.a is not None else 0
+        return sympy.KroneckerDelta(self.index(e.u), e.stride * self.index(e.t) + tap + e.offset)
 
     def _print_Prod(self, e: Prod):
         def build(new):

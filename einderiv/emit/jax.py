@@ -100,6 +100,43 @@ HELPERS = {
     with constant indices."""
     index = stride * jnp.arange(count)[:, None] + jnp.arange(size)
     return jnp.moveaxis(jnp.take(a, index, axis=axis), axis + 1, -1)''',
+    "_shift_view": '''def _shift_view(a, size, axis, stride, count, dilation, offset, lo, hi):
+    """`a` with axis `axis` split into (t, tap), the tap axis last:
+    out[..., t, ..., tap] = a[..., stride*t + dilation*tap + offset, ...] for t < count, zero
+    outside `a` (`lo`, `hi` zeros padded before and after the axis); size 0: no tap axis."""
+    if lo or hi:
+        pad = [(0, 0)] * a.ndim
+        pad[axis] = (lo, hi)
+        a = jnp.pad(a, pad)
+    index = lo + offset + stride * jnp.arange(count)[:, None] + dilation * jnp.arange(max(size, 1))
+    v = jnp.moveaxis(jnp.take(a, index, axis=axis), axis + 1, -1)
+    return v if size else v[..., 0]''',
+    "_shift_array": '''def _shift_array(n, count, size, stride, dilation, offset, dtype):
+    """S[u, t, tap] = 1 where u = stride*t + dilation*tap + offset (S[u, t] for size 0): the
+    selection tensor as a small 0/1 array (never the circulant matrix)."""
+    u = jnp.arange(n)[:, None, None]
+    t = jnp.arange(count)[:, None]
+    s = (u == stride * t + dilation * jnp.arange(max(size, 1)) + offset).astype(dtype)
+    return s if size else s[..., 0]''',
+    "_shift_scatter": '''def _shift_scatter(g, n, axis, size, stride, dilation, offset):
+    """The transpose of _shift_view: out[..., u, ...] = the sum of g[..., t, tap, ...] over
+    stride*t + dilation*tap + offset = u < n (the tap axis after t; size 0: none), one slice per tap."""
+    if not size:
+        g = jnp.expand_dims(g, axis + 1)
+    count = g.shape[axis]
+    shape = list(g.shape)
+    del shape[axis + 1]
+    shape[axis] = n
+    out = jnp.zeros(shape, dtype=g.dtype)
+    for k in range(g.shape[axis + 1]):
+        first = offset + dilation * k  # u at t = 0
+        lo = max(0, -(first // stride))
+        hi = min(count - 1, (n - 1 - first) // stride)
+        if lo <= hi:
+            into = (slice(None),) * axis + (slice(stride * lo + first, stride * hi + first + 1, stride),)
+            part = jnp.take(g, k, axis=axis + 1)[(slice(None),) * axis + (slice(lo, hi + 1),)]
+            out = out.at[into].add(part)
+    return out''',
     "_window_array": '''def _window_array(n, count, size, stride, dtype):
     """S[u, t, tap] = 1 where u = stride*t + tap: the selection tensor of index arithmetic as a
     small 0/1 array, for a window not contracted with one tensor on u (never the circulant matrix)."""
@@ -160,6 +197,10 @@ class JaxPrinter(NumPyPrinter):
 
     def _print_Zeros(self, e) -> str:
         return self.create("zeros", self._print(e.shape))
+
+    def _print_ShiftArray(self, e) -> str:
+        self._creates = True
+        return f"{self.helper('_shift_array')}({e.n}, {e.count}, {e.size}, {e.stride}, {e.dilation}, {e.offset}, _dtype)"
 
     def _print_SelectionArray(self, e) -> str:
         self._creates = True

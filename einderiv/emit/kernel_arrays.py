@@ -254,6 +254,35 @@ class SelectionArray:
 
 
 @node
+class ShiftView:
+    """``x`` with axis ``axis`` split into (position, tap):
+    ``view[..., t, ..., tap] = x[..., stride·t + dilation·tap + offset, ...]``, zero outside ``x``
+    (``lo``/``hi`` zeros padded before/after the axis); ``size`` 0: no tap axis (``x^{t+1}``)."""
+
+    x: "ArrayExpr"
+    size: int
+    axis: int
+    stride: int
+    count: int
+    dilation: int
+    offset: int
+    lo: int
+    hi: int
+
+
+@node
+class ShiftArray:
+    """The 0/1 selection tensor ``S[u, t, tap]`` (u = stride·t + dilation·tap + offset); ``size`` 0: ``S[u, t]``."""
+
+    n: int
+    count: int
+    size: int
+    stride: int
+    dilation: int
+    offset: int
+
+
+@node
 class BatchSize:
     """The length of ``x``'s leading (batch) axis."""
 
@@ -292,7 +321,7 @@ class DictOf:
 
 ArrayExpr = Union[Var, Num, Str, Py, Code, Label, Key, Item, Paren, Subscript, Transpose, SumAxes, MatMul,
                   TensorDot, Einsum, Mul, Sum, Scale, Div, Eye, Ones, Zeros, Lib, Reduction, MatrixFn, WindowView,
-                  SelectionArray, BatchSize, Call, TupleOf, ListOf, DictOf]
+                  ShiftView, ShiftArray, SelectionArray, BatchSize, Call, TupleOf, ListOf, DictOf]
 
 
 # ============================================================ builders' helpers

@@ -33,8 +33,8 @@ from ..ir import (Add, Apply, ArgMax, Const, Delta, Expr, Inv, LogSumExp, MatDet
                   alpha_key, labels_of, refs)
 from . import lower, window
 from .kernel import Assign, Contraction, Elementwise, Frame, Loop, Python, Range
-from .kernel_arrays import (BATCH, ArrayExpr, Div, Einsum, Eye, Item, Key, MatrixFn, Num, Paren, Reduction, Str, Subscript,
-                            Sum, Transpose, Var, atom, is_dotted, mul, operand, scaled)
+from .kernel_arrays import (BATCH, ArrayExpr, Call, Div, Einsum, Eye, Item, Key, MatrixFn, Num, Paren, Reduction, Str,
+                            Subscript, Sum, Transpose, Var, atom, is_dotted, mul, operand, scaled)
 from .kernel_arrays import Ones as OnesArray
 from .kernel_context import Context, Val
 from .kernel_names import Letters, local_hint
@@ -175,6 +175,13 @@ class Scope:
     # -- einsum ----------------------------------------------------------------------
     def contract(self, ops: list, coef, out: tuple, keep_batch: bool, L: Letters | None = None):
         """``coef · einsum(ops) → out`` as (expression, whether any operand is batched)."""
+        scatter = window.scatter_target(ops, out)
+        if scatter is not None:  # the adjoint of a convolution's input: contract, then scatter
+            k, w, rest = scatter
+            value, batched = self.contract(rest, coef, out[:k] + w.free[1:] + out[k + 1:], keep_batch, L)
+            size = self.ctx.dim(w.a) if w.a is not None else 0
+            args = (self.ctx.dim(w.u), k + (1 if batched and keep_batch else 0), size, w.stride, w.dilation, w.offset)
+            return Call("_shift_scatter", (value,) + tuple(Num(a) for a in args)), batched
         ops = window.fold(ops, out, self.ctx.dim, self.bind)  # index arithmetic → strided views
         batched = any(v.batched for v in ops)
         coef = self.ctx.number(coef)

@@ -163,7 +163,8 @@ class FormulaPrinter(Printer):
         return "δ" + self.L.subscripts((e.a, e.b))
 
     def _print_Window(self, w) -> str:
-        return f"S{w.stride if w.stride != 1 else ''}[{self.L[w.u]},{self.L[w.t]},{self.L[w.a]}]"
+        mark = w.mark()
+        return f"S{mark if w.plain else '[' + mark + ']' if mark else ''}[{','.join(self.L[i] for i in w.free)}]"
 
     def _print_Ones(self, e) -> str:
         return "1" + self.L.subscripts((e.index,))

@@ -259,7 +259,9 @@ class LatexDocumentPrinter(GeneralLatex, StructureLatex, DocumentPrinter):
         rows += [self.network_row(d, "Argument of the activation of " + self.tt(d.origin) + " (named)"
                                   + self.steps(d.labels, d.base_of))
                  for d in s.nodes.pre().recurrences_first()]
-        return self.heading("Network") + self.quantities(rows)
+        pad = (self.para("Zero padding: " + ", ".join(self.tt(n) for n in s.padded) + " read as 0 outside "
+                         "their axes (a window's position runs over the padded axis).") if s.padded else "")
+        return self.heading("Network") + self.quantities(rows) + pad
 
     def _print_Declared(self, d: Declared, sizes: dict) -> list[str]:
         """``$x^{(t),k}$``, ``Input vector for a single sample, $n$ ($3$), $t = 1,\\dots,T$``."""

@@ -91,7 +91,7 @@ class LatexIndexPrinter(IndexPrinter):
     def _print_Index(self, ix: Index) -> str:
         if ix in self.arith:  # index arithmetic: x^{t+a}
             w = self.arith[ix]
-            return f"{w.stride if w.stride != 1 else ''}{tex_index(self.names[w.t])}+{tex_index(self.names[w.a])}"
+            return w.written(tex_index(self.names[w.t]), tex_index(self.names[w.a]) if w.a is not None else None)
         return tex_index(self.names[ix])
 
     def _letters(self, ixs: Sequence[Index]) -> str:
@@ -200,8 +200,8 @@ class LatexIndexPrinter(IndexPrinter):
 
     def _print_Window(self, e: Window) -> str:
         """S^u_{t,a} = [u = stride·t + a], the selection tensor of index arithmetic (``{S_{2}}`` for stride 2)."""
-        base = f"{{S_{{{e.stride}}}}}" if e.stride != 1 else "S"
-        return base + "^{" + self._print(e.u) + "}_{" + self._letters((e.t, e.a)) + "}"
+        base = f"{{S_{{{e.mark()}}}}}" if e.mark() else "S"
+        return base + "^{" + self._print(e.u) + "}_{" + self._letters(e.free[1:]) + "}"
 
     def _print_Apply(self, e: Apply) -> str:
         args = ", ".join(self._print(a) for a in e.args)

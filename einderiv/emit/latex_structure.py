@@ -172,7 +172,7 @@ class StructureLatex:
             return f"elementwise product over {letters[0]} ties {names}"
         if c.how is How.POSITION:
             head = " and ".join(dict.fromkeys(f"${p.short(f)}$" for f in c.factors[:-1]))
-            pos = ",".join(tex_index(p.names[ix]) for ix in c.indices[0::2])
+            pos = ",".join(tex_index(p.names[w.t]) for w in c.windows)
             return (rf"$\sum_{{{pos}}}$ {head} $\otimes$ ${self.shifted(p, c)}$: "
                     f"${sc_text(r.terms)}$ outer products")
         return f"{names} carries axes {', '.join(letters)} together"
@@ -180,8 +180,8 @@ class StructureLatex:
     @staticmethod
     def shifted(p: LatexIndexPrinter, c) -> str:
         """The tensor a correlation reads at the shifted positions: ``x^{2q+a}``, ``x^{q+a,r+b}``."""
-        letters = [tex_index(p.names[ix]) for ix in c.indices]
-        arith = ",".join(f"{st if st != 1 else ''}{t}+{a}" for st, t, a in zip(c.strides, letters[0::2], letters[1::2]))
+        arith = ",".join(w.written(tex_index(p.names[w.t]), tex_index(p.names[w.a]) if w.a is not None else None)
+                         for w in c.windows)
         x = c.factors[-1]
         if isinstance(x, Ref) and isinstance(x.name, Name):
             base, label = p.naming.tensor(x.name)

@@ -114,7 +114,9 @@ class IndexNames:
         elif isinstance(e, Delta):
             self[e.a], self[e.b]
         elif isinstance(e, Window):
-            self[e.t], self[e.a]
+            self[e.t]
+            if e.a is not None:
+                self[e.a]
         elif isinstance(e, Ones):
             self[e.index]
         elif isinstance(e, Prod):

@@ -58,34 +58,14 @@ from .kernel_context import Context, identifiers
 from .kernel_statements import lower_module
 from .liveness import free_dead
 from .loops import fold_loops, has_families
+from .literals import docstring_literal
 from .numpy_helpers import HELPERS
 from .straight import straighten
 
 #: terms of a sum written flat; a longer one is split (see :meth:`NumPyPrinter._sum`)
 FLAT_SUM = 64
 
-__all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter", "docstring_literal"]
-
-
-def docstring_literal(text: str) -> str:
-    r"""``text`` as a triple-quoted Python literal that cannot end early or run anything: a
-    backslash, a quote and every character that is not printable (a control character, a lone
-    surrogate from an undecodable file name) is written as an escape, so that a file path such
-    as ``net\"\"\";__import__("os").system("id");\"\"\".ein`` stays text (docs/security.md).
-
-    Example:
-        >>> docstring_literal('a"b\\c')[3:-3]   # between the triple quotes
-        'a\\"b\\\\c'
-    """
-    out = []
-    for ch in text:
-        if ch == "\\" or ch == '"':
-            out.append("\\" + ch)
-        elif ch == "\n" or ch.isprintable():
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape").decode("ascii"))
-    return '"""' + "".join(out) + '"""'
+__all__ = ["generate", "identifiers", "NumPyPrinter", "ScalarPrinter"]
 
 
 class ScalarPrinter(SympyNumPyPrinter):
@@ -444,6 +424,13 @@ class NumPyPrinter(Printer):
 
     def _print_WindowView(self, e) -> str:
         return f"{self.helper('_window_view')}({self._print(e.x)}, {e.size}, {e.axis}, {e.stride}, {e.count})"
+
+    def _print_ShiftView(self, e) -> str:
+        return (f"{self.helper('_shift_view')}({self._print(e.x)}, {e.size}, {e.axis}, {e.stride}, {e.count}, "
+                f"{e.dilation}, {e.offset}, {e.lo}, {e.hi})")
+
+    def _print_ShiftArray(self, e) -> str:
+        return f"{self.helper('_shift_array')}({e.n}, {e.count}, {e.size}, {e.stride}, {e.dilation}, {e.offset})"
 
     def _print_SelectionArray(self, e) -> str:
         return f"{self.helper('_window_array')}({e.n}, {e.count}, {e.size}, {e.stride})"

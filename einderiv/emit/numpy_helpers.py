@@ -63,5 +63,44 @@ HELPERS = {
     t, k = np.meshgrid(np.arange(count), np.arange(size), indexing="ij")
     s[stride * t + k, t, k] = 1.0
     return s''',
+    "_shift_view": '''def _shift_view(a, size, axis, stride, count, dilation, offset, lo, hi):
+    """View of `a` with axis `axis` split into (t, tap), the tap axis last:
+    view[..., t, ..., tap] = a[..., stride*t + dilation*tap + offset, ...] for t < count, zero
+    outside `a` (`lo`, `hi` zeros padded before and after the axis); size 0: no tap axis."""
+    if lo or hi:
+        pad = [(0, 0)] * a.ndim
+        pad[axis] = (lo, hi)
+        a = np.pad(a, pad)
+    taps = max(size, 1)
+    v = np.lib.stride_tricks.sliding_window_view(a, abs(dilation) * (taps - 1) + 1, axis=axis)
+    first = lo + offset + min(0, dilation * (taps - 1))
+    v = v[(slice(None),) * axis + (slice(first, first + stride * (count - 1) + 1, stride),)][..., ::dilation]
+    return v if size else v[..., 0]''',
+    "_shift_array": '''def _shift_array(n, count, size, stride, dilation, offset):
+    """S[u, t, tap] = 1 where u = stride*t + dilation*tap + offset (S[u, t] for size 0): the
+    selection tensor as a small 0/1 array (never the circulant matrix)."""
+    u = np.arange(n)[:, None, None]
+    t = np.arange(count)[:, None]
+    s = (u == stride * t + dilation * np.arange(max(size, 1)) + offset).astype(float)
+    return s if size else s[..., 0]''',
+    "_shift_scatter": '''def _shift_scatter(g, n, axis, size, stride, dilation, offset):
+    """The transpose of _shift_view: out[..., u, ...] = the sum of g[..., t, tap, ...] over
+    stride*t + dilation*tap + offset = u < n (the tap axis after t; size 0: none), one slice per tap."""
+    if not size:
+        g = np.expand_dims(g, axis + 1)
+    count = g.shape[axis]
+    shape = list(g.shape)
+    del shape[axis + 1]
+    shape[axis] = n
+    out = np.zeros(shape, dtype=g.dtype)
+    for k in range(g.shape[axis + 1]):
+        first = offset + dilation * k  # u at t = 0
+        lo = max(0, -(first // stride))
+        hi = min(count - 1, (n - 1 - first) // stride)
+        if lo <= hi:
+            into = (slice(None),) * axis + (slice(stride * lo + first, stride * hi + first + 1, stride),)
+            part = g[(slice(None),) * axis + (slice(lo, hi + 1), k)]
+            out[into] += part
+    return out''',
     **BUFFER_HELPERS,
 }

@@ -98,6 +98,7 @@ class TextDocumentPrinter(DocumentPrinter):
 
     def _print_NetworkSection(self, s: NetworkSection) -> list[str]:
         return (["Network", self.dims(s.dims)] + ["  " + self._print(d) for d in s.declarations]
+                + ([f"  padded {', '.join(s.padded)}   (read as 0 outside their axes)"] if s.padded else [])
                 + self._print(s.nodes) + [""])
 
     def _print_TemplateNetwork(self, s: TemplateNetwork) -> list[str]:
@@ -328,9 +329,9 @@ class TextDocumentPrinter(DocumentPrinter):
         letters = [p.names[ix] for ix in c.indices]
         names = " and ".join(dict.fromkeys(p.short(f) for f in c.factors))
         if c.how is How.POSITION:
-            pos = letters[0::2]
+            pos = [p.names[w.t] for w in c.windows]
             head = " and ".join(dict.fromkeys(p.short(f) for f in c.factors[:-1]))
-            arith = ",".join(f"{st if st != 1 else ''}{t}+{a}" for st, t, a in zip(c.strides, pos, letters[1::2]))
+            arith = ",".join(w.written(p.names[w.t], p.names[w.a] if w.a is not None else None) for w in c.windows)
             return f"Σ_{''.join(pos)} {head} ⊗ {p.short(c.factors[-1])}^{{{arith}}}: {r.terms} outer products"
         if c.how is How.SUMMED:
             shared = f": a weight shared over {letters[0]}" if len(r.wrt) == 1 else ""

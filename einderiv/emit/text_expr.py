@@ -155,7 +155,7 @@ class TextPrinter(IndexPrinter):
 
 
     def arith_text(self, w: Window) -> str:
-        return f"{w.stride if w.stride != 1 else ''}{self.names[w.t]}+{self.names[w.a]}"
+        return w.written(self.names[w.t], self.names[w.a] if w.a is not None else None)
 
     def script(self, up: Sequence[Index], down: Sequence[Index]) -> str:
         """``^{up}_{down}``: every upper index before every lower one."""
@@ -260,8 +260,8 @@ class TextPrinter(IndexPrinter):
 
     def _print_Window(self, e: Window) -> str:
         """The selection tensor S^u_{t,a} = [u = stride·t + a] (stride shown as S₂)."""
-        mark = str(e.stride).translate(_SUB) if e.stride != 1 else ""
-        return "S" + mark + self.script((e.u,), (e.t, e.a))
+        mark = (str(e.stride).translate(_SUB) if e.plain else f"[{e.mark()}]") if e.mark() else ""
+        return "S" + mark + self.script((e.u,), e.free[1:])
 
     def _print_Apply(self, e: Apply) -> str:
         return f"{self.fn_name(e)}({', '.join(self._print(a) for a in e.args)})"

@@ -174,6 +174,49 @@ HELPERS = {
     """View of `a` with axis `axis` (positions u) split into (t, tap), the tap axis last:
     view[..., t, ..., tap] = a[..., stride*t + tap, ...] for t < count (valid padding).  No copy."""
     return a.unfold(axis, size, stride).narrow(axis, 0, count)''',
+    "_shift_view": '''def _shift_view(a, size, axis, stride, count, dilation, offset, lo, hi):
+    """View of `a` with axis `axis` split into (t, tap), the tap axis last:
+    view[..., t, ..., tap] = a[..., stride*t + dilation*tap + offset, ...] for t < count, zero
+    outside `a` (`lo`, `hi` zeros before and after the axis); size 0: no tap axis."""
+    if lo or hi:
+        shape = list(a.shape)
+        shape[axis] = lo
+        before = a.new_zeros(shape)
+        shape[axis] = hi
+        a = torch.cat([before, a, a.new_zeros(shape)], dim=axis)
+    taps = max(size, 1)
+    v = a.unfold(axis, abs(dilation) * (taps - 1) + 1, 1)
+    first = lo + offset + min(0, dilation * (taps - 1))
+    v = v.narrow(axis, first, stride * (count - 1) + 1)[(slice(None),) * axis + (slice(None, None, stride),)]
+    v = v[..., ::dilation] if dilation > 0 else v.flip(-1)[..., ::-dilation]
+    return v if size else v[..., 0]''',
+    "_shift_array": '''def _shift_array(n, count, size, stride, dilation, offset, dtype, device):
+    """S[u, t, tap] = 1 where u = stride*t + dilation*tap + offset (S[u, t] for size 0): the
+    selection tensor as a small 0/1 array (never the circulant matrix)."""
+    u = torch.arange(n, device=device)[:, None, None]
+    t = torch.arange(count, device=device)[:, None]
+    k = torch.arange(max(size, 1), device=device)
+    s = (u == stride * t + dilation * k + offset).to(dtype)
+    return s if size else s[..., 0]''',
+    "_shift_scatter": '''def _shift_scatter(g, n, axis, size, stride, dilation, offset):
+    """The transpose of _shift_view: out[..., u, ...] = the sum of g[..., t, tap, ...] over
+    stride*t + dilation*tap + offset = u < n (the tap axis after t; size 0: none), one slice per tap."""
+    if not size:
+        g = g.unsqueeze(axis + 1)
+    count = g.shape[axis]
+    shape = list(g.shape)
+    del shape[axis + 1]
+    shape[axis] = n
+    out = g.new_zeros(shape)
+    for k in range(g.shape[axis + 1]):
+        first = offset + dilation * k  # u at t = 0
+        lo = max(0, -(first // stride))
+        hi = min(count - 1, (n - 1 - first) // stride)
+        if lo <= hi:
+            into = (slice(None),) * axis + (slice(stride * lo + first, stride * hi + first + 1, stride),)
+            part = g.select(axis + 1, k)[(slice(None),) * axis + (slice(lo, hi + 1),)]
+            out[into] += part
+    return out''',
     "_window_array": '''def _window_array(n, count, size, stride, dtype, device):
     """S[u, t, tap] = 1 where u = stride*t + tap: the selection tensor of index arithmetic as a
     small 0/1 array, for a window not contracted with one tensor on u (never the circulant matrix)."""
@@ -260,6 +303,11 @@ class TorchPrinter(NumPyPrinter):
 
     def _print_Zeros(self, e) -> str:
         return self.create("zeros", self._print(e.shape))
+
+    def _print_ShiftArray(self, e) -> str:
+        self._creates = True
+        return (f"{self.helper('_shift_array')}({e.n}, {e.count}, {e.size}, {e.stride}, {e.dilation}, {e.offset}, "
+                "_dtype, _device)")
 
     def _print_SelectionArray(self, e) -> str:
         self._creates = True

@@ -122,10 +122,11 @@ class Checker(Context):
         tensors = self.tensors([m for s in st if isinstance(s, S.Decl) for m in self.fam.unroll_decl(s)])
         assigns = [m for s in st if isinstance(s, S.Assign) for m in self.fam.unroll_assign(s)]
         self.names(assigns, tensors)
+        self.pad([u for s in st if isinstance(s, S.Padded) for u in s.names], tensors, assigns)
         definitions = [self.definition(a) for a in self.order(assigns)]
         objective = self.objective(definitions, assigns)
         return Network(self.path, dims, tuple(tensors), tuple(functions), tuple(definitions),
-                       objective, self.text, module.header)
+                       objective, self.text, module.header, tuple(self.padded))
 
     # ---------------------------------------------------------------- dims
     def dims(self, items: list[S.DimItem]) -> tuple[tuple[str, int | None], ...]:
@@ -317,6 +318,19 @@ class Checker(Context):
                         and node.name not in self.fam.members):
                     raise IndexError_(f"'{node.name}' is not a family: write {node.name} without a label, "
                                       f"or declare {node.name}(t) ... for t = 1..T", self.loc(node))
+
+    def pad(self, uses: list[S.Use], tensors: list[TensorDecl], assigns: list[Member]) -> None:
+        """``padded x, v1``: each name a tensor, once (docs/notation.md, zero padding)."""
+        bases = {t.name.base for t in tensors} | {m.name.base for m in assigns}
+        for u in uses:
+            if u.name not in bases:
+                raise NameError_(f"padded names '{u.name}', which is no tensor"
+                                 f"{self.hint(u.name, tensors, [m.name for m in assigns])}",
+                                 self.loc(u))
+            if u.name in self.padded:
+                raise NameError_(f"'{u.name}' is padded twice (first at line {self.padded[u.name].line}); "
+                                 "expected each tensor once", self.loc(u))
+            self.padded[u.name] = u
 
     def hint(self, name: str, tensors: list[TensorDecl], defined) -> str:
         """What an undefined tensor name may have meant."""

@@ -75,6 +75,8 @@ class Context:
         self.shapes: dict[Name, Shape] = {}  # declared and (once resolved) defined tensors
         self.bodies: dict[str, sympy.Expr] = {}  # user functions, for folding calls on numbers
         self.fam = Families(path, self.sizes)
+        #: tensors read as zero outside their axes (``padded x``): base name → where it was said
+        self.padded: dict[str, S.Node] = {}
 
     # ------------------------------------------------------------ messages
     def loc(self, node: S.Node) -> Location:

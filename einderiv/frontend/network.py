@@ -111,6 +111,8 @@ class Network:
     #: the file's directives (``# einderiv: order 3``, ``form compact``) and title
     #: (:mod:`einderiv.frontend.header`)
     header: Header = field(default=Header(), compare=False, repr=False)
+    #: tensors read as zero outside their axes (``padded x, v1``), in the file's order
+    padded: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "objective", as_name(self.objective))

@@ -94,13 +94,40 @@ class _ToSyntax(Transformer):
         return names, comma or any(isinstance(t, tuple) for t in names)
 
     def aterm(self, toks):
-        coef = int(toks[0]) if len(toks) == 2 else 1
-        return coef, toks[-1]
+        return (self._coef(toks[0]) if len(toks) == 2 else 1), toks[-1], toks[0]
+
+    @staticmethod
+    def _coef(tok: Token) -> int:
+        """A coefficient in index arithmetic: a whole number (``2a``), never ``0.5a`` or ``1e1a``."""
+        if not str(tok).isdigit():
+            raise _syntax_error_at(tok.line, tok.column, f"the coefficient {tok} in index arithmetic is not an "
+                                   "integer; expected a whole number of positions, as in x^{t+2a} or x^{t-1}")
+        return int(tok)
+
+    def aconst(self, toks):
+        return self._coef(toks[0]), None, toks[0]
+
+    def aplus(self, toks):
+        return toks[0]
+
+    def aminus(self, toks):
+        term = toks[0]
+        return (-term[0],) + tuple(term[1:])
 
     def arith(self, terms):
-        """``2t+a`` → (text, first token, ((2, 't'), (1, 'a')))."""
-        text = "+".join((f"{c}" if c != 1 else "") + str(t) for c, t in terms)
-        return text, terms[0][1], tuple((c, str(t)) for c, t in terms)
+        """``2t+a-1`` → (text, first token, ((2, 't'), (1, 'a')), -1): the indices with their
+        coefficients, and the constant."""
+        if all(name is None for _, name, _ in terms):
+            tok = terms[0][2]
+            raise _syntax_error_at(tok.line, tok.column, "index arithmetic without an index; expected a position "
+                                   "plus or minus offsets, as in x^{t+1} or x^{t+a}")
+        text = ""
+        for c, name, _ in terms:
+            sign = "-" if c < 0 else "+" if text else ""
+            mag = abs(c)
+            text += sign + (str(mag) if name is None else (f"{mag}" if mag != 1 else "") + str(name))
+        const = sum(c for c, name, _ in terms if name is None)
+        return text, terms[0][2], tuple((c, str(name)) for c, name, _ in terms if name is not None), const
 
     # -- labels and ranges -------------------------------------------------
     def lint(self, toks):
@@ -138,7 +165,7 @@ class _ToSyntax(Transformer):
         names, comma = x
         if not comma:
             return _split(names[0], up)  # {jk} is j, k, like ^jk
-        return tuple(S.Idx(t[1].line, t[1].column, t[0], up, t[2]) if isinstance(t, tuple)
+        return tuple(S.Idx(t[1].line, t[1].column, t[0], up, t[2], t[3]) if isinstance(t, tuple)
                      else S.Idx(t.line, t.column, str(t), up) for t in names)
 
     def up(self, children):
@@ -167,6 +194,10 @@ class _ToSyntax(Transformer):
     @v_args(meta=True)
     def depth(self, meta, items):
         return S.Depth(meta.line, meta.column, items[0])
+
+    @v_args(meta=True)
+    def padded(self, meta, names):
+        return S.Padded(meta.line, meta.column, tuple(S.Use(t.line, t.column, str(t), ()) for t in names))
 
     def role(self, children):
         return children[0]

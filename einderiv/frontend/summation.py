@@ -243,50 +243,68 @@ class Scope:
             w = self.window(name, ix, dim, k + 1)
             indices.append(w.u)
             windows.append(w)
-            out += [w.t, w.a]
+            out += [ix for ix in (w.t, w.a) if ix is not None]
         return ir.Prod(tuple(windows) + (ir.Ref(name, tuple(indices)),), ir.unique(out))
 
     def window(self, tensor: Name, ix: S.Idx, dim: sympy.Expr, axis: int) -> ir.Window:
-        """``x^{s·t+a}`` on an axis of size N: S^u_{t,a} x^u, t over the valid positions
-        floor((N − A)/s) + 1 (valid padding: every s·t + a < N)."""
-        shown = f"{tensor}^{{{ix.name}}}"
-        if len(ix.terms) != 2 or ix.terms[0][1] == ix.terms[1][1]:
-            raise IndexError_(f"index arithmetic in {shown} takes two different indices, a position and an "
-                              "offset, as in x^{t+a} or x^{2t+a}", self.c.loc(ix))
-        strided = [k for k, (c, _) in enumerate(ix.terms) if c != 1]
-        for c, name in ix.terms:
-            if c < 1:
-                raise ShapeError(f"the stride in {shown} must be a positive integer, got {c}", self.c.loc(ix))
-        if len(strided) == 2:
-            raise IndexError_(f"index arithmetic in {shown} may give a stride to one index only (the position, "
-                              "2t+a); the offset counts kernel taps one by one", self.c.loc(ix))
-        if strided:
-            pos = strided[0]
+        """``x^{s·t+d·a+c}`` on an axis of size N: S^u_{t,a} x^u.  Without padding, t runs over the
+        positions whose every read is inside the axis (valid padding); ``padded x`` makes reads
+        outside zero and gives t the axis's own positions, floor((N − 1)/s) + 1."""
+        shown, loc = f"{tensor}^{{{ix.name}}}", self.c.loc(ix)
+        names = [name for _, name in ix.terms]
+        if len(names) > 2 or len(set(names)) != len(names):
+            raise IndexError_(f"index arithmetic in {shown} takes a position and at most one offset index, "
+                              "each once, and a constant; expected e.g. x^{t+a}, x^{t-1}, x^{2t+3a-1}", loc)
+        if len(names) == 1:
+            pos = 0
         else:  # the offset is the index whose size another tensor gives (the kernel's K_a)
-            sized = [k for k, (_, name) in enumerate(ix.terms) if name in self.known]
+            sized = [k for k, name in enumerate(names) if name in self.known]
             pos = 0 if len(sized) != 1 else 1 - sized[0]
-        (stride, t), (_, a) = ix.terms[pos], ix.terms[1 - pos]
-        if a not in self.known:
-            raise ShapeError(f"the size of the offset '{a}' in {shown} is unknown: it must also index a tensor, "
-                             f"as the kernel does in K_{a} x^{{t+{a}}}", self.c.loc(ix))
-        A = self.known[a]
-        count = sympy.floor((dim - A) / stride) + 1
-        value = self.c.value(count)
-        if value is not None and value < 1:
-            raise ShapeError(f"{tensor} axis {axis} has size {self.c.show(dim)} but the offset '{a}' in {shown} "
-                             f"has size {self.c.show(A)}: no valid position is left (valid padding needs the window "
-                             "inside the axis)", self.c.loc(ix))
+        stride, t = ix.terms[pos]
+        if stride < 1:
+            raise ShapeError(f"the stride in {shown} must be a positive integer, got {stride}", loc)
+        dil, a = ix.terms[1 - pos] if len(names) == 2 else (1, None)
+        if dil == 0:
+            raise ShapeError(f"the dilation of '{a}' in {shown} is 0; expected a nonzero integer (1: "
+                             "neighbouring taps, 2: every second position, -1: taps backwards)", loc)
+        if a is not None and a not in self.known and stride == 1:
+            raise ShapeError(f"the offset '{a}' in {shown} has no size: no other tensor in the definition "
+                             f"carries '{a}'; expected one that does, as the kernel does in "
+                             f"K_{a} {tensor}^{{{t}+{a}}}, or a stride, whose windows it then spans "
+                             f"(max_{a}({tensor}^{{2{t}+{a}}}))", loc)
+        # an offset nothing else sizes spans the stride: non-overlapping windows (pooling)
+        A = sympy.Integer(1) if a is None else self.known.get(a, sympy.Integer(stride))
+        span = dil * (A - 1)
+        padded = tensor.base in self.c.padded
+        if padded:
+            count = dim if stride == 1 else sympy.floor((dim - 1) / stride) + 1
+        else:
+            first = ix.const + sympy.Min(0, span)
+            value = self.c.value(first)
+            if (first.is_nonnegative is not True) and (value is None or value < 0):
+                at = self.c.show(first) if first.free_symbols else str(first)
+                raise ShapeError(f"{shown} reads {tensor} axis {axis} at position {at} (t = 0), outside the axis, "
+                                 f"and {tensor} is not padded; expected reads inside the axis, or "
+                                 f"'padded {tensor.base}' for zeros outside it", loc)
+            count = sympy.floor((dim - 1 - ix.const - sympy.Max(0, span)) / stride) + 1
+            value = self.c.value(count)
+            if value is not None and value < 1:
+                raise ShapeError(f"{tensor} axis {axis} has size {self.c.show(dim)} but the window {shown} "
+                                 f"spans {self.c.show(sympy.Abs(span) + 1 + abs(ix.const))}: no valid "
+                                 f"position is left (valid padding needs the window inside the axis; "
+                                 f"'padded {tensor.base}' reads zeros outside it)", loc)
         if t in self.index and not self.c.same(self.index[t].dim, count):
             t0, a0, d0 = self.origin[t]
-            raise ShapeError(f"index arithmetic out of range: {shown} has {self.c.show(count)} valid positions "
-                             f"'{t}' (valid padding) but {t0} axis {a0} gives '{t}' size {self.c.show(d0)}",
-                             self.c.loc(ix))
+            rule = "zero padding" if padded else "valid padding"
+            raise ShapeError(f"position sizes disagree: {shown} has {self.c.show(count)} positions '{t}' "
+                             f"({rule}) but {t0} axis {a0} gives '{t}' size {self.c.show(d0)}; expected one "
+                             "size for a position", loc)
         if t not in self.index:
             self.index[t] = ir.Index(t, count)
             self.origin[t] = (shown, axis, count)
-        a_ix = self.bind(S.Idx(ix.line, ix.column, a, ix.up), A, shown, axis)
+        a_ix = None if a is None else self.bind(S.Idx(ix.line, ix.column, a, ix.up), A, shown, axis)
         u = ir.fresh(dim, "u")
-        return ir.Window(u, self.index[t], a_ix, stride)
+        return ir.Window(u, self.index[t], a_ix, stride, dil, ix.const)
 
     def bind(self, ix: S.Idx, dim: sympy.Expr, tensor: str, axis: int) -> ir.Index:
         """The scope's Index for ``ix``, checking it has the same size everywhere."""

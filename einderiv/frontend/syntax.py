@@ -33,6 +33,8 @@ class Idx(Node):
     up: bool
     #: index arithmetic ``2t+a`` → ((2, 't'), (1, 'a')); empty for a plain index
     terms: tuple[tuple[int, str], ...] = ()
+    #: the constant of index arithmetic: ``t-1`` → -1 (terms ((1, 't'),))
+    const: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,14 @@ class Assign(Node):
     range: Range | None = None
 
 
-Statement = Union[Dims, Depth, Decl, FunctionDef, Assign]
+@dataclass(frozen=True)
+class Padded(Node):
+    """``padded x, v1``: reads of these tensors outside their axes are zero (zero padding)."""
+
+    names: tuple["Use", ...]
+
+
+Statement = Union[Dims, Depth, Decl, FunctionDef, Assign, Padded]
 
 
 @dataclass(frozen=True)

@@ -161,24 +161,51 @@ class Ones(Expr):
 
 @dataclass(frozen=True)
 class Window(Expr):
-    """Selection tensor S^u_{t,a} = 1 if u = stride·t + a else 0 (index arithmetic).
+    """Selection tensor S^u_{t,a} = 1 if u = stride·t + dilation·a + offset else 0 (index arithmetic).
 
     ``x^{t+a}`` is ``S^u_{t,a} x^u`` with u summed: a convolution is a dense
     layer whose weight ``K_a S^u_{t,a}`` is the doubly block circulant matrix
     of the paper's §2.2, and S is a constant, so its derivative is zero.
-    ``a`` ranges over the kernel, ``t`` over the output positions, ``u`` over
-    the input positions (valid padding: every u = stride·t + a is in range).
+    ``a`` ranges over the kernel (None for a shift without one, ``x^{t+1}``: S^u_t),
+    ``t`` over the output positions, ``u`` over the input positions.  A read
+    outside the input's axis has no u, so S is zero there: that is zero padding
+    (``padded x``), and valid padding is the choice of a range of t with every
+    read inside.  ``dilation`` may be negative (``x^{t-a}``, a causal convolution).
     """
 
     u: Index
     t: Index
-    a: Index
+    a: Index | None
     stride: int = 1
+    dilation: int = 1
+    offset: int = 0
     INDICES = ("u", "t", "a")
 
     @property
     def free(self) -> tuple[Index, ...]:
-        return unique((self.u, self.t, self.a))
+        return unique((self.u, self.t) + (() if self.a is None else (self.a,)))
+
+    @property
+    def plain(self) -> bool:
+        """``x^{s·t+a}``: a window that needs neither dilation, offset nor taps' absence."""
+        return self.a is not None and self.dilation == 1 and self.offset == 0
+
+    def written(self, t: str, a: str | None = None) -> str:
+        """The index as the file writes it, in the order position, offset, constant: ``2t+2a-1``."""
+        text = (f"{self.stride}" if self.stride != 1 else "") + t
+        if self.a is not None:
+            d = self.dilation
+            text += ("+" if d > 0 else "-") + (f"{abs(d)}" if abs(d) != 1 else "") + (a or "")
+        if self.offset:
+            text += f"{self.offset:+d}"
+        return text
+
+    def mark(self) -> str:
+        """What tells this S from the plain one in a name: ``2`` for stride 2, ``d-4`` for dilation
+        −4, ``2,d3,+1`` for stride 2, dilation 3 and offset 1 ("" for ``x^{t+a}``)."""
+        parts = [f"{self.stride}" if self.stride != 1 else "", f"d{self.dilation}" if self.dilation != 1 else "",
+                 f"{self.offset:+d}" if self.offset else ""]
+        return ",".join(p for p in parts if p)
 
 
 @dataclass(frozen=True)

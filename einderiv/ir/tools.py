@@ -32,7 +32,7 @@ from .nodes import Expr, Index, Ref, fresh, unique
 
 # ------------------------------------------------------------- structure
 def _items(value) -> tuple:
-    return value if isinstance(value, tuple) else (value,)
+    return value if isinstance(value, tuple) else () if value is None else (value,)
 
 
 _REBUILDERS: dict[type, Callable] = {}
@@ -54,7 +54,7 @@ def _rebuilder(cls: type) -> Callable:
         elif many:
             args.append(f"tuple([{f}(x) for x in e.{name}]) if {f} else e.{name}")
         else:
-            args.append(f"{f}(e.{name}) if {f} else e.{name}")
+            args.append(f"{f}(e.{name}) if {f} and e.{name} is not None else e.{name}")
     src = f"def rebuild(e, fi, fc):\n    return cls({', '.join(args)})\n"
     namespace = {"cls": cls}
     exec(compile(src, f"<rebuild {cls.__name__}>", "exec"), namespace)
