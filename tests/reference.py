@@ -226,14 +226,16 @@ class Evaluator:
         if isinstance(e, ir.Window):
             # S[u, t, a] = [u == stride·t + dilation·a + offset]: a read outside u's range has no u,
             # so it is zero (zero padding), written out densely here, independently of the views
+            # (one index in two places, t = a after a renaming, takes the diagonal, as a Ref's does)
             u, t = np.arange(self.dim(e.u))[:, None], np.arange(self.dim(e.t))[None, :]
             if e.a is None:
-                assert len(e.free) == 2, e
-                return self._const((u == e.stride * t + e.offset).astype(float), batch)
-            assert len(e.free) == 3, e
-            a = np.arange(self.dim(e.a))[None, None, :]
-            sel = (u[:, :, None] == e.stride * t[:, :, None] + e.dilation * a + e.offset).astype(float)
-            return self._const(sel, batch)
+                sel, written = (u == e.stride * t + e.offset).astype(float), (e.u, e.t)
+            else:
+                a = np.arange(self.dim(e.a))[None, None, :]
+                sel = (u[:, :, None] == e.stride * t[:, :, None] + e.dilation * a + e.offset).astype(float)
+                written = (e.u, e.t, e.a)
+            ids = _ids(written)
+            return self._const(np.einsum(sel, [ids[ix] for ix in written], [ids[ix] for ix in e.free]).copy(), batch)
         if isinstance(e, ir.Prod):
             assert len(set(e.out)) == len(e.out), f"ill-formed IR: a Prod repeats an output index: {e.out}"
             if not e.factors:  # the empty product (∂s/∂s of a scalar s)
