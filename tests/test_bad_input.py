@@ -331,6 +331,7 @@ def chain(length: int) -> str:
             + "".join(f"h{k + 1}^j = W^j_i h{k}^i\n" for k in range(length)) + f"f = squared_error(h{length}, y)\n")
 
 
+@pytest.mark.slow  # a 600-link chain derived to its tangents: ~7 s of CPU; .ci/run runs it
 def test_tangents_of_a_long_chain_do_not_recurse_per_link():
     """The Hessian-vector pass defined each tangent inside the one after it: two frames per
     definition, a RecursionError at 250 chained definitions.  It is iterative now: 40 links

@@ -112,7 +112,8 @@ def gru_compact():
     return general_form(einderiv.load(GRU), 2, expanded=False)
 
 
-def test_gru_general_form_holds_from_length_two(gru_compact):
+@pytest.mark.slow  # the GRU's general form is derived and checked at T = 2..6 (~8 s of CPU): its tests run in .ci/run;
+def test_gru_general_form_holds_from_length_two(gru_compact):  # the RNN's above stay in the default run
     """The reset gate starts at step 2: at T = 1 the form does not hold, and it says T ≥ 2."""
     assert gru_compact.checked == (2, 3, 4, 5, 6)
     text = einderiv.derivation_text(gru_compact, form="compact")
@@ -121,14 +122,14 @@ def test_gru_general_form_holds_from_length_two(gru_compact):
     assert "  ∂f/∂Ur^j_a = Σ_{t=2..T} ∂f/∂z_r(t)_j ⊗ h(t-1)^a\n" in text
 
 
-@pytest.mark.parametrize("T", [2, 3, 4, pytest.param(5, marks=pytest.mark.slow),
-                               pytest.param(6, marks=pytest.mark.slow)])  # the longest two: .ci/run
+@pytest.mark.slow  # with the GRU's general form (above)
+@pytest.mark.parametrize("T", [2, 3, 4, 5, 6])
 def test_gru_general_form_at_each_length(gru_compact, T):
     check_at(gru_compact, T, seed=20 + T)
 
 
 # ------------------------------------------------------------------ what a generator reads
-@pytest.mark.parametrize("which", ["rnn", "gru"])
+@pytest.mark.parametrize("which", ["rnn", pytest.param("gru", marks=pytest.mark.slow)])
 def test_loop_bounds_visit_exactly_the_steps(which, rnn_form, gru_compact):
     """Every recurrence and every sum over steps of the general form, as the nested loops a module
     that reads T at run time would run (step_ranges → loop_points), visits exactly the steps its

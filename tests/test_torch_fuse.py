@@ -178,6 +178,7 @@ def test_source_is_deterministic():
     assert _source(TANH_MLP, order=2) == _source(TANH_MLP, order=2)
 
 
+@pytest.mark.slow  # loads the benchmark script with torch, jax and backpack: ~5 s of CPU; .ci/run runs it
 def test_benchmark_device_run_does_not_assume_a_gpu(tmp_path):
     """``benchmarks/run.py --device cuda`` on a machine without one: one line naming the device,
     exit 1, nothing written (the table is only ever measured, never fixed text)."""
