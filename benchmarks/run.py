@@ -544,7 +544,7 @@ REASONS = {
         "(einderiv's version alone, at the price of stale answers under an editable install).",
     "torch backend: per_sample_gradient_norms":
         "Why: the generated function is straight-line at one torch op per matmul, activation, activation "
-        "backward and factor norm (einderiv/emit/torch_straight.py); what is left is the forward and "
+        "backward and factor norm (einderiv/emit/straight.py, with torch_fuse.py); what is left is the forward and "
         "backward matmuls and torch's float64 tanh on the CPU (≈4 ns an element, several times NumPy's), "
         "which vmap(grad) also pays, and at L=2, h=32 each op's fixed dispatch cost.  What would reach "
         "it: a faster tanh kernel in torch, or fewer ops than one per layer (torch.compile of the module).",
