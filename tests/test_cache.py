@@ -50,6 +50,17 @@ def uncached(*args):
     return p.returncode, p.stdout, p.stderr.decode().splitlines()
 
 
+def command_key(argv, work) -> str:
+    """The key the einderiv command computes for ``argv`` on work/net.ein, computed by a fresh
+    interpreter in ``work`` as the command is: this test process may have imported einderiv from
+    the source tree (the repository root is on its path), the command the installed package,
+    whose files stamp the key."""
+    code = ("import sys, pathlib; from einderiv import __version__, cache; "
+            "print(cache.key(__version__, sys.argv[1:], pathlib.Path('net.ein').read_bytes()))")
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True,
+                          cwd=work).stdout.strip()
+
+
 def entries(work) -> list[pathlib.Path]:
     folder = work / "cache"
     return sorted(folder.glob("*.json")) if folder.exists() else []
@@ -88,7 +99,7 @@ def test_another_file_content_or_command_line_is_not_answered_from_the_cache(wor
 
 def test_no_cache_neither_reads_nor_keeps(work):
     argv = ["structure", "net.ein"]
-    k = cache.key(__version__, argv, (work / "net.ein").read_bytes())
+    k = command_key(argv, work)
     forged = cache.Transcript()
     forged.wrote("FORGED", None)
     assert cache.store(k, forged)
@@ -101,7 +112,7 @@ def test_no_cache_neither_reads_nor_keeps(work):
 @pytest.mark.parametrize("garbage", ["", "{not json", "[]", '{"format": 1}', '{"format": 1, "key": "x"}'])
 def test_a_corrupt_entry_is_ignored_and_replaced(work, garbage):
     argv = ["structure", "net.ein", "--order", "1"]
-    k = cache.key(__version__, argv, (work / "net.ein").read_bytes())
+    k = command_key(argv, work)
     (work / "cache").mkdir()
     (work / "cache" / f"{k}.json").write_text(garbage, encoding="utf-8")
     assert cache.load(k) is None
@@ -112,7 +123,7 @@ def test_a_corrupt_entry_is_ignored_and_replaced(work, garbage):
 
 def test_an_entry_of_another_key_is_not_served(work):
     argv = ["structure", "net.ein"]
-    k = cache.key(__version__, argv, (work / "net.ein").read_bytes())
+    k = command_key(argv, work)
     other = cache.Transcript()
     other.wrote("OTHER", None)
     cache.store("0" * 64, other)
