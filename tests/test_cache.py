@@ -74,6 +74,7 @@ def test_a_kept_answer_is_the_uncached_one_byte_for_byte_without_sympy(work):
     assert again == first == uncached("codegen", "net.ein")[1]
 
 
+@pytest.mark.slow  # fresh interpreters, about 2.5 s of CPU: .ci/run runs it
 def test_output_file_and_warnings_are_replayed(work):
     (work / "risky.ein").write_text(RISKY, encoding="utf-8")
     code, _, warned, _ = einderiv("codegen", "risky.ein", "-o", "out.py")
@@ -109,7 +110,9 @@ def test_no_cache_neither_reads_nor_keeps(work):
     assert len(entries(work)) == 1  # nothing kept for the --no-cache run
 
 
-@pytest.mark.parametrize("garbage", ["", "{not json", "[]", '{"format": 1}', '{"format": 1, "key": "x"}'])
+# each case starts fresh interpreters (about 2.5 s of CPU): the first in the default run, all in .ci/run
+@pytest.mark.parametrize("garbage", [""] + [pytest.param(g, marks=pytest.mark.slow)
+                                            for g in ("{not json", "[]", '{"format": 1}', '{"format": 1, "key": "x"}')])
 def test_a_corrupt_entry_is_ignored_and_replaced(work, garbage):
     argv = ["structure", "net.ein", "--order", "1"]
     k = command_key(argv, work)
@@ -131,6 +134,7 @@ def test_an_entry_of_another_key_is_not_served(work):
     assert cache.load(k) is None  # the entry says it was kept under another key
 
 
+@pytest.mark.slow  # fresh interpreters, about 2.5 s of CPU: .ci/run runs it
 def test_check_and_failures_are_never_kept(work):
     assert einderiv("check", "net.ein")[0] == 0
     (work / "bad.ein").write_text("dims n = 2\ninput x^i : n\nf = x^i +\n", encoding="utf-8")
@@ -168,6 +172,7 @@ def test_cache_location(monkeypatch, tmp_path):
     assert cache.directory() == tmp_path / "h" / ".cache" / "einderiv"
 
 
+@pytest.mark.slow  # fresh interpreters, about 2.5 s of CPU: .ci/run runs it
 def test_an_unwritable_cache_is_skipped(work):
     (work / "cache").write_text("a file, not a folder", encoding="utf-8")
     code, out, _, _ = einderiv("structure", "net.ein", "--order", "1")
@@ -179,6 +184,7 @@ def test_version_without_the_pipeline():
     assert p.returncode == 0 and p.stdout == f"einderiv {__version__}\n" and p.stderr.strip() == "NO-SYMPY"
 
 
+@pytest.mark.slow  # fresh interpreters, about 2.5 s of CPU: .ci/run runs it
 def test_a_kept_answer_that_cannot_be_written_is_reported_by_the_command_line(work):
     assert einderiv("latex", "net.ein", "-o", "out.tex")[0] == 0
     (work / "out.tex").unlink()
