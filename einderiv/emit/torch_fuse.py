@@ -19,13 +19,11 @@ are left as they are.
 """
 from __future__ import annotations
 
-from dataclasses import fields
-
 import sympy
 
 from .kernel import Assign, Comment, Contraction, Elementwise, Free, Frame, Function, Module, Return, Step
 from .kernel_arrays import Code, Lib, MatMul, Mul, Num, Paren, Subscript, Var
-from .liveness import free
+from .liveness import free, variables
 
 __all__ = ["fuse", "rowdot"]
 
@@ -42,35 +40,18 @@ def _fused(f: Function) -> Function:
     return free(Function(f.name, f.args, f.doc, tuple(body), f.prologue, f.frame))
 
 
-def _node(x) -> bool:
-    return hasattr(x, "__dataclass_fields__")
-
-
 # -- what a statement reads and writes ------------------------------------------------------------
-def _reads(e, acc: set) -> set:
-    """The variables expression (or statement part) ``e`` reads."""
-    if isinstance(e, Var):
-        acc.add(e.name)
-    elif isinstance(e, tuple):
-        for x in e:
-            _reads(x, acc)
-    elif _node(e):
-        for f in fields(e):
-            _reads(getattr(e, f.name), acc)
-    return acc
-
-
 def _uses(st) -> tuple[set, set]:
     """(variables ``st`` defines, variables it reads), as printed."""
     if isinstance(st, Assign):
-        return {st.target.name}, _reads(st.value, set())
+        return {st.target.name}, set(variables(st.value, []))
     if isinstance(st, Elementwise):
-        return {st.target}, _reads(tuple(x for _, x in st.operands) + (st.broadcast or ()), set())
+        return {st.target}, set(variables(tuple(x for _, x in st.operands) + (st.broadcast or ()), []))
     if isinstance(st, Contraction):
         done = [s for s in st.steps if s.target is not None]
-        return {s.target for s in done}, _reads(tuple(s.expr for s in done), set())
+        return {s.target for s in done}, set(variables(tuple(s.expr for s in done), []))
     if isinstance(st, Return):
-        return set(), _reads(st.value, set())
+        return set(), set(variables(st.value, []))
     return set(), set()
 
 
