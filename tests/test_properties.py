@@ -13,7 +13,8 @@ and offset, reads outside zero), softmax, log-sum-exp, max and min over an index
   expressions (and derivatives) evaluate equal.
 
 The numbers come from the independent evaluator of tests/reference.py.  Examples are
-derandomised and no example database is kept, so every run (and CI) sees the same cases.
+derandomised and no example database is kept, so every run sees the same cases: a quarter of each
+property's count in the README's default run, all of them in .ci/run (tests/runs.py).
 
 Four simplifier bugs these properties found are pinned by regression tests at the end
 (BUG 1–4, fixed); the generator produces the expressions that exposed them.
@@ -33,8 +34,9 @@ from einderiv.frontend.network import UserFunction
 from einderiv.ir import Add, Apply, Const, Delta, Fn, Index, LogSumExp, Ones, Prod, Ref, Softmax
 from einderiv.calculus.simplify import Simplifier
 from reference import STEP, Evaluator, error
+from runs import examples
 
-PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+PROPERTY = settings(max_examples=examples(300), deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 TWO, THREE = sympy.Integer(2), sympy.Integer(3)
@@ -349,7 +351,7 @@ def test_partial_agrees_with_finite_differences(case, data):
     assert error(simplified, got) <= 1e-9, (d, s)
 
 
-@settings(PROPERTY, max_examples=150)
+@settings(PROPERTY, max_examples=examples(150))
 @given(cases(), st.data())
 def test_second_partial_agrees_with_finite_differences_of_the_first(case, data):
     """The rule table applied to its own output (f″ of every function, the softmax rule on a
