@@ -848,7 +848,6 @@ def per_sample_gradient(params, data):
     WK = params["WK"]
     WV = params["WV"]
     U = params["U"]
-    B = X.shape[0]
     # Q[s,d] = Σ_i WQ[d,i] X[s,i]
     # einsum("di,Bsi->Bsd", WQ, X)
     Q = np.tensordot(X, WQ, axes=([2], [1]))
@@ -932,7 +931,6 @@ def gradient_factors(params, data):
     WK = params["WK"]
     WV = params["WV"]
     U = params["U"]
-    B = X.shape[0]
     # Q[s,d] = Σ_i WQ[d,i] X[s,i]
     # einsum("di,Bsi->Bsd", WQ, X)
     Q = np.tensordot(X, WQ, axes=([2], [1]))
@@ -1013,7 +1011,6 @@ def per_sample_gradient_norms(params, data):
     WK = params["WK"]
     WV = params["WV"]
     U = params["U"]
-    B = X.shape[0]
     # Q[s,d] = Σ_i WQ[d,i] X[s,i]
     # einsum("di,Bsi->Bsd", WQ, X)
     Q = np.tensordot(X, WQ, axes=([2], [1]))

@@ -137,7 +137,6 @@ def _adj_v(t):
 def _adj_z_v(t):
     """adj_z_v[o,t] = relu'(z_v[o,t]) adj_v[o,t]"""
     z_v = t["z_v"]
-    v = t["v"]
     drelu_z_v = np.heaviside(z_v, 0.0)
     adj_v = t["adj_v"]
     return drelu_z_v * adj_v
@@ -146,7 +145,6 @@ def _adj_z_v(t):
 def _jac_v__z_v(t):
     """jac_v__z_v[o,t,i,j] = relu'(z_v[o,t]) δ[o,i] δ[t,j]"""
     z_v = t["z_v"]
-    v = t["v"]
     drelu_z_v = np.heaviside(z_v, 0.0)
     # einsum("Bot,oi,tj->Botij", drelu_z_v, np.eye(2), np.eye(4))
     tmp = (np.eye(4))[:, :, None, None] * np.eye(2)
@@ -163,7 +161,6 @@ def _adj_w(t):
 
 def _adj_z_w(t):
     """adj_z_w[o,s] = tanh'(z_w[o,s]) adj_w[o,s]"""
-    z_w = t["z_w"]
     w = t["w"]
     dtanh_z_w = 1 - w**2
     adj_w = t["adj_w"]
@@ -172,7 +169,6 @@ def _adj_z_w(t):
 
 def _jac_w__z_w(t):
     """jac_w__z_w[o,s,i,j] = tanh'(z_w[o,s]) δ[o,i] δ[s,j]"""
-    z_w = t["z_w"]
     w = t["w"]
     dtanh_z_w = 1 - w**2
     # einsum("Bos,oi,sj->Bosij", dtanh_z_w, np.eye(2), np.eye(2))
@@ -189,7 +185,6 @@ def _jac_p__v(t):
 def _jac_p__z_v(t):
     """jac_p__z_v[l,o,t] = relu'(z_v[o,t]) jac_p__v[l,o,t]"""
     z_v = t["z_v"]
-    v = t["v"]
     drelu_z_v = np.heaviside(z_v, 0.0)
     jac_p__v = t["jac_p__v"]
     # einsum("Bot,lot->Blot", drelu_z_v, jac_p__v)
@@ -218,7 +213,6 @@ def _hess_v__z_v(t):
 def _hess_z_v__z_v(t):
     """hess_z_v__z_v[o,t,i,j] = relu'(z_v[o,t]) hess_v__z_v[o,t,i,j]"""
     z_v = t["z_v"]
-    v = t["v"]
     drelu_z_v = np.heaviside(z_v, 0.0)
     hess_v__z_v = t["hess_v__z_v"]
     # einsum("Bot,Botij->Botij", drelu_z_v, hess_v__z_v)
@@ -233,7 +227,6 @@ def _jac_p__w(t):
 
 def _jac_p__z_w(t):
     """jac_p__z_w[l,o,s] = tanh'(z_w[o,s]) jac_p__w[l,o,s]"""
-    z_w = t["z_w"]
     w = t["w"]
     dtanh_z_w = 1 - w**2
     jac_p__w = t["jac_p__w"]
@@ -263,7 +256,6 @@ def _hess_v__z_w(t):
 def _hess_z_v__z_w(t):
     """hess_z_v__z_w[o,t,i,s] = relu'(z_v[o,t]) hess_v__z_w[o,t,i,s]"""
     z_v = t["z_v"]
-    v = t["v"]
     drelu_z_v = np.heaviside(z_v, 0.0)
     hess_v__z_w = t["hess_v__z_w"]
     # einsum("Bot,Botis->Botis", drelu_z_v, hess_v__z_w)
@@ -290,7 +282,6 @@ def _hess_v__p(t):
 def _hess_z_v__p(t):
     """hess_z_v__p[o,t,l] = relu'(z_v[o,t]) hess_v__p[o,t,l]"""
     z_v = t["z_v"]
-    v = t["v"]
     drelu_z_v = np.heaviside(z_v, 0.0)
     hess_v__p = t["hess_v__p"]
     # einsum("Bot,Botl->Botl", drelu_z_v, hess_v__p)
@@ -307,7 +298,6 @@ def _hess_w__z_v(t):
 
 def _hess_z_w__z_v(t):
     """hess_z_w__z_v[o,s,i,t] = tanh'(z_w[o,s]) hess_w__z_v[o,s,i,t]"""
-    z_w = t["z_w"]
     w = t["w"]
     dtanh_z_w = 1 - w**2
     hess_w__z_v = t["hess_w__z_v"]
@@ -325,7 +315,6 @@ def _hess_w__z_w(t):
 
 def _hess_z_w__z_w(t):
     """hess_z_w__z_w[o,s,i,j] = tanh'(z_w[o,s]) hess_w__z_w[o,s,i,j] + tanh''(z_w[o,s]) δ[o,i] δ[s,j] adj_w[o,s]"""
-    z_w = t["z_w"]
     w = t["w"]
     dtanh_z_w = 1 - w**2
     hess_w__z_w = t["hess_w__z_w"]
@@ -348,7 +337,6 @@ def _hess_w__p(t):
 
 def _hess_z_w__p(t):
     """hess_z_w__p[o,s,l] = tanh'(z_w[o,s]) hess_w__p[o,s,l]"""
-    z_w = t["z_w"]
     w = t["w"]
     dtanh_z_w = 1 - w**2
     hess_w__p = t["hess_w__p"]
@@ -377,7 +365,6 @@ def _tan_z_v(t):
 def _tan_v(t):
     """tan_v[o,t] = relu'(z_v[o,t]) tan_z_v[o,t]"""
     z_v = t["z_v"]
-    v = t["v"]
     drelu_z_v = np.heaviside(z_v, 0.0)
     tan_z_v = t["tan_z_v"]
     return drelu_z_v * tan_z_v
@@ -394,7 +381,6 @@ def _tan_z_w(t):
 
 def _tan_w(t):
     """tan_w[o,s] = tanh'(z_w[o,s]) tan_z_w[o,s]"""
-    z_w = t["z_w"]
     w = t["w"]
     dtanh_z_w = 1 - w**2
     tan_z_w = t["tan_z_w"]
@@ -442,7 +428,6 @@ def _radj_v(t):
 def _radj_z_v(t):
     """radj_z_v[o,t] = relu'(z_v[o,t]) radj_v[o,t]"""
     z_v = t["z_v"]
-    v = t["v"]
     drelu_z_v = np.heaviside(z_v, 0.0)
     radj_v = t["radj_v"]
     return drelu_z_v * radj_v
@@ -461,7 +446,6 @@ def _radj_w(t):
 
 def _radj_z_w(t):
     """radj_z_w[o,s] = tanh''(z_w[o,s]) adj_w[o,s] tan_z_w[o,s] + tanh'(z_w[o,s]) radj_w[o,s]"""
-    z_w = t["z_w"]
     w = t["w"]
     d2tanh_z_w = 2*w*(w**2 - 1)
     adj_w = t["adj_w"]
@@ -558,7 +542,6 @@ def per_sample_gradient(params, data):
     G = params["G"]
     U = params["U"]
     R = params["R"]
-    B = x.shape[0]
     # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
     x_win = _window_view(x, 3, 1, 1, 4)
     tmp = x_win
@@ -632,7 +615,6 @@ def gradient_factors(params, data):
     G = params["G"]
     U = params["U"]
     R = params["R"]
-    B = x.shape[0]
     # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
     x_win = _window_view(x, 3, 1, 1, 4)
     tmp = x_win
@@ -695,7 +677,6 @@ def per_sample_gradient_norms(params, data):
     G = params["G"]
     U = params["U"]
     R = params["R"]
-    B = x.shape[0]
     # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
     x_win = _window_view(x, 3, 1, 1, 4)
     tmp = x_win

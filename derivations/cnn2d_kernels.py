@@ -134,7 +134,6 @@ def _adj_h(t):
 
 def _adj_z_h(t):
     """adj_z_h[j] = tanh'(z_h[j]) adj_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     adj_h = t["adj_h"]
@@ -151,7 +150,6 @@ def _adj_v(t):
 
 def _adj_z_v(t):
     """adj_z_v[o,u,w] = tanh'(z_v[o,u,w]) adj_v[o,u,w]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     adj_v = t["adj_v"]
@@ -160,7 +158,6 @@ def _adj_z_v(t):
 
 def _jac_v__z_v(t):
     """jac_v__z_v[o,u,w,i,j,k] = tanh'(z_v[o,u,w]) δ[o,i] δ[u,j] δ[w,k]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     # einsum("Bouw,oi,uj,wk->Bouwijk", dtanh_z_v, np.eye(2), np.eye(3), np.eye(3))
@@ -179,7 +176,6 @@ def _jac_z_h__z_v(t):
 
 def _jac_h__z_v(t):
     """jac_h__z_v[j,o,u,w] = tanh'(z_h[j]) jac_z_h__z_v[j,o,u,w]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     jac_z_h__z_v = t["jac_z_h__z_v"]
@@ -189,7 +185,6 @@ def _jac_h__z_v(t):
 
 def _jac_h__z_h(t):
     """jac_h__z_h[j,i] = tanh'(z_h[j]) δ[j,i]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     # einsum("Bj,ji->Bji", dtanh_z_h, np.eye(3))
@@ -204,7 +199,6 @@ def _jac_p__h(t):
 
 def _jac_p__z_h(t):
     """jac_p__z_h[l,j] = tanh'(z_h[j]) jac_p__h[l,j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     jac_p__h = t["jac_p__h"]
@@ -222,7 +216,6 @@ def _jac_p__v(t):
 
 def _jac_p__z_v(t):
     """jac_p__z_v[l,o,u,w] = tanh'(z_v[o,u,w]) jac_p__v[l,o,u,w]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     jac_p__v = t["jac_p__v"]
@@ -246,7 +239,6 @@ def _hess_h__z_v(t):
 
 def _hess_z_h__z_v(t):
     """hess_z_h__z_v[j,o,u,w] = tanh'(z_h[j]) hess_h__z_v[j,o,u,w] + tanh''(z_h[j]) adj_h[j] jac_z_h__z_v[j,o,u,w]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     hess_h__z_v = t["hess_h__z_v"]
@@ -269,7 +261,6 @@ def _hess_v__z_v(t):
 
 def _hess_z_v__z_v(t):
     """hess_z_v__z_v[o,u,w,i,j,k] = tanh'(z_v[o,u,w]) hess_v__z_v[o,u,w,i,j,k] + tanh''(z_v[o,u,w]) δ[o,i] δ[u,j] δ[w,k] adj_v[o,u,w]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__z_v = t["hess_v__z_v"]
@@ -299,7 +290,6 @@ def _hess_h__z_h(t):
 
 def _hess_z_h__z_h(t):
     """hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     hess_h__z_h = t["hess_h__z_h"]
@@ -321,7 +311,6 @@ def _hess_v__z_h(t):
 
 def _hess_z_v__z_h(t):
     """hess_z_v__z_h[o,u,w,j] = tanh'(z_v[o,u,w]) hess_v__z_h[o,u,w,j]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__z_h = t["hess_v__z_h"]
@@ -344,7 +333,6 @@ def _hess_h__p(t):
 
 def _hess_z_h__p(t):
     """hess_z_h__p[j,l] = tanh'(z_h[j]) hess_h__p[j,l]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     hess_h__p = t["hess_h__p"]
@@ -362,7 +350,6 @@ def _hess_v__p(t):
 
 def _hess_z_v__p(t):
     """hess_z_v__p[o,u,w,l] = tanh'(z_v[o,u,w]) hess_v__p[o,u,w,l]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__p = t["hess_v__p"]
@@ -390,7 +377,6 @@ def _tan_z_v(t):
 
 def _tan_v(t):
     """tan_v[o,u,w] = tanh'(z_v[o,u,w]) tan_z_v[o,u,w]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     tan_z_v = t["tan_z_v"]
@@ -410,7 +396,6 @@ def _tan_z_h(t):
 
 def _tan_h(t):
     """tan_h[j] = tanh'(z_h[j]) tan_z_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     tan_z_h = t["tan_z_h"]
@@ -447,7 +432,6 @@ def _radj_h(t):
 
 def _radj_z_h(t):
     """radj_z_h[j] = tanh''(z_h[j]) adj_h[j] tan_z_h[j] + tanh'(z_h[j]) radj_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     d2tanh_z_h = 2*h*(h**2 - 1)
     adj_h = t["adj_h"]
@@ -470,7 +454,6 @@ def _radj_v(t):
 
 def _radj_z_v(t):
     """radj_z_v[o,u,w] = tanh''(z_v[o,u,w]) adj_v[o,u,w] tan_z_v[o,u,w] + tanh'(z_v[o,u,w]) radj_v[o,u,w]"""
-    z_v = t["z_v"]
     v = t["v"]
     d2tanh_z_v = 2*v*(v**2 - 1)
     adj_v = t["adj_v"]
@@ -567,7 +550,6 @@ def per_sample_gradient(params, data):
     b = params["b"]
     W1 = params["W1"]
     U = params["U"]
-    B = x.shape[0]
     # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
@@ -641,7 +623,6 @@ def gradient_factors(params, data):
     b = params["b"]
     W1 = params["W1"]
     U = params["U"]
-    B = x.shape[0]
     # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
@@ -703,7 +684,6 @@ def per_sample_gradient_norms(params, data):
     b = params["b"]
     W1 = params["W1"]
     U = params["U"]
-    B = x.shape[0]
     # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
     x_win = _window_view(x, 2, 2, 1, 3)
     x_win_win = _window_view(x_win, 2, 3, 1, 3)
@@ -913,7 +893,6 @@ def hessian(params, data, out=None):
     # einsum("Bi,Bjl,Bouw->jouwli", h, hess_z_h__p, v)
     tmp_7 = hess_z_h__p[:, :, :, None] * h[:, None, None]
     _add_into(hess_W1__U, (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(0, 3, 4, 5, 1, 2), 1 / B, False)
-    z_h = t["z_h"]
     dtanh_z_h = 1 - h**2
     # einsum("Bl,Bj,Bouw->jouwl", adj_p, dtanh_z_h, v)
     tmp_8 = dtanh_z_h[:, :, None] * adj_p[:, None]

@@ -172,7 +172,6 @@ def _adj_v3(t):
 
 def _adj_z_v3(t):
     """adj_z_v3[k,t] = tanh'(z_v3[k,t]) adj_v3[k,t]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     adj_v3 = t["adj_v3"]
@@ -189,7 +188,6 @@ def _adj_v2(t):
 
 def _adj_z_v2(t):
     """adj_z_v2[g,t] = tanh'(z_v2[g,t]) adj_v2[g,t]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     dtanh_z_v2 = 1 - v2**2
     adj_v2 = t["adj_v2"]
@@ -206,7 +204,6 @@ def _adj_v1(t):
 
 def _adj_z_v1(t):
     """adj_z_v1[h,t] = tanh'(z_v1[h,t]) adj_v1[h,t]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     adj_v1 = t["adj_v1"]
@@ -215,7 +212,6 @@ def _adj_z_v1(t):
 
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[h,t,i,j] = tanh'(z_v1[h,t]) δ[h,i] δ[t,j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     # einsum("Bht,hi,tj->Bhtij", dtanh_z_v1, np.eye(2), np.eye(8))
@@ -234,7 +230,6 @@ def _jac_z_v2__z_v1(t):
 
 def _jac_v2__z_v1(t):
     """jac_v2__z_v1[g,t,h,i] = tanh'(z_v2[g,t]) jac_z_v2__z_v1[g,t,h,i]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     dtanh_z_v2 = 1 - v2**2
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
@@ -253,7 +248,6 @@ def _jac_z_v3__z_v1(t):
 
 def _jac_v3__z_v1(t):
     """jac_v3__z_v1[k,t,h,i] = tanh'(z_v3[k,t]) jac_z_v3__z_v1[k,t,h,i]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     jac_z_v3__z_v1 = t["jac_z_v3__z_v1"]
@@ -263,7 +257,6 @@ def _jac_v3__z_v1(t):
 
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[g,t,i,j] = tanh'(z_v2[g,t]) δ[g,i] δ[t,j]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     dtanh_z_v2 = 1 - v2**2
     # einsum("Bgt,gi,tj->Bgtij", dtanh_z_v2, np.eye(2), np.eye(8))
@@ -282,7 +275,6 @@ def _jac_z_v3__z_v2(t):
 
 def _jac_v3__z_v2(t):
     """jac_v3__z_v2[k,t,g,i] = tanh'(z_v3[k,t]) jac_z_v3__z_v2[k,t,g,i]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     jac_z_v3__z_v2 = t["jac_z_v3__z_v2"]
@@ -292,7 +284,6 @@ def _jac_v3__z_v2(t):
 
 def _jac_v3__z_v3(t):
     """jac_v3__z_v3[k,t,i,j] = tanh'(z_v3[k,t]) δ[k,i] δ[t,j]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     # einsum("Bkt,ki,tj->Bktij", dtanh_z_v3, np.eye(2), np.eye(8))
@@ -308,7 +299,6 @@ def _jac_p__v3(t):
 
 def _jac_p__z_v3(t):
     """jac_p__z_v3[l,k,t] = tanh'(z_v3[k,t]) jac_p__v3[l,k,t]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     jac_p__v3 = t["jac_p__v3"]
@@ -326,7 +316,6 @@ def _jac_p__v2(t):
 
 def _jac_p__z_v2(t):
     """jac_p__z_v2[l,g,t] = tanh'(z_v2[g,t]) jac_p__v2[l,g,t]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     dtanh_z_v2 = 1 - v2**2
     jac_p__v2 = t["jac_p__v2"]
@@ -344,7 +333,6 @@ def _jac_p__v1(t):
 
 def _jac_p__z_v1(t):
     """jac_p__z_v1[l,h,t] = tanh'(z_v1[h,t]) jac_p__v1[l,h,t]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     jac_p__v1 = t["jac_p__v1"]
@@ -373,7 +361,6 @@ def _hess_v3__z_v1(t):
 
 def _hess_z_v3__z_v1(t):
     """hess_z_v3__z_v1[k,t,h,i] = tanh'(z_v3[k,t]) hess_v3__z_v1[k,t,h,i] + tanh''(z_v3[k,t]) adj_v3[k,t] jac_z_v3__z_v1[k,t,h,i]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     hess_v3__z_v1 = t["hess_v3__z_v1"]
@@ -396,7 +383,6 @@ def _hess_v2__z_v1(t):
 
 def _hess_z_v2__z_v1(t):
     """hess_z_v2__z_v1[g,t,h,i] = tanh'(z_v2[g,t]) hess_v2__z_v1[g,t,h,i] + tanh''(z_v2[g,t]) adj_v2[g,t] jac_z_v2__z_v1[g,t,h,i]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     dtanh_z_v2 = 1 - v2**2
     hess_v2__z_v1 = t["hess_v2__z_v1"]
@@ -419,7 +405,6 @@ def _hess_v1__z_v1(t):
 
 def _hess_z_v1__z_v1(t):
     """hess_z_v1__z_v1[h,t,i,j] = tanh'(z_v1[h,t]) hess_v1__z_v1[h,t,i,j] + tanh''(z_v1[h,t]) δ[h,i] δ[t,j] adj_v1[h,t]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__z_v1 = t["hess_v1__z_v1"]
@@ -453,7 +438,6 @@ def _hess_v3__z_v2(t):
 
 def _hess_z_v3__z_v2(t):
     """hess_z_v3__z_v2[k,t,g,i] = tanh'(z_v3[k,t]) hess_v3__z_v2[k,t,g,i] + tanh''(z_v3[k,t]) adj_v3[k,t] jac_z_v3__z_v2[k,t,g,i]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     hess_v3__z_v2 = t["hess_v3__z_v2"]
@@ -476,7 +460,6 @@ def _hess_v2__z_v2(t):
 
 def _hess_z_v2__z_v2(t):
     """hess_z_v2__z_v2[g,t,i,j] = tanh'(z_v2[g,t]) hess_v2__z_v2[g,t,i,j] + tanh''(z_v2[g,t]) δ[g,i] δ[t,j] adj_v2[g,t]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     dtanh_z_v2 = 1 - v2**2
     hess_v2__z_v2 = t["hess_v2__z_v2"]
@@ -499,7 +482,6 @@ def _hess_v1__z_v2(t):
 
 def _hess_z_v1__z_v2(t):
     """hess_z_v1__z_v2[h,t,g,i] = tanh'(z_v1[h,t]) hess_v1__z_v2[h,t,g,i]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__z_v2 = t["hess_v1__z_v2"]
@@ -528,7 +510,6 @@ def _hess_v3__z_v3(t):
 
 def _hess_z_v3__z_v3(t):
     """hess_z_v3__z_v3[k,t,i,j] = tanh'(z_v3[k,t]) hess_v3__z_v3[k,t,i,j] + tanh''(z_v3[k,t]) δ[k,i] δ[t,j] adj_v3[k,t]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     hess_v3__z_v3 = t["hess_v3__z_v3"]
@@ -551,7 +532,6 @@ def _hess_v2__z_v3(t):
 
 def _hess_z_v2__z_v3(t):
     """hess_z_v2__z_v3[g,t,k,i] = tanh'(z_v2[g,t]) hess_v2__z_v3[g,t,k,i]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     dtanh_z_v2 = 1 - v2**2
     hess_v2__z_v3 = t["hess_v2__z_v3"]
@@ -569,7 +549,6 @@ def _hess_v1__z_v3(t):
 
 def _hess_z_v1__z_v3(t):
     """hess_z_v1__z_v3[h,t,k,i] = tanh'(z_v1[h,t]) hess_v1__z_v3[h,t,k,i]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__z_v3 = t["hess_v1__z_v3"]
@@ -596,7 +575,6 @@ def _hess_v3__p(t):
 
 def _hess_z_v3__p(t):
     """hess_z_v3__p[k,t,l] = tanh'(z_v3[k,t]) hess_v3__p[k,t,l]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     hess_v3__p = t["hess_v3__p"]
@@ -614,7 +592,6 @@ def _hess_v2__p(t):
 
 def _hess_z_v2__p(t):
     """hess_z_v2__p[g,t,l] = tanh'(z_v2[g,t]) hess_v2__p[g,t,l]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     dtanh_z_v2 = 1 - v2**2
     hess_v2__p = t["hess_v2__p"]
@@ -632,7 +609,6 @@ def _hess_v1__p(t):
 
 def _hess_z_v1__p(t):
     """hess_z_v1__p[h,t,l] = tanh'(z_v1[h,t]) hess_v1__p[h,t,l]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__p = t["hess_v1__p"]
@@ -660,7 +636,6 @@ def _tan_z_v1(t):
 
 def _tan_v1(t):
     """tan_v1[h,t] = tanh'(z_v1[h,t]) tan_z_v1[h,t]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     tan_z_v1 = t["tan_z_v1"]
@@ -682,7 +657,6 @@ def _tan_z_v2(t):
 
 def _tan_v2(t):
     """tan_v2[g,t] = tanh'(z_v2[g,t]) tan_z_v2[g,t]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     dtanh_z_v2 = 1 - v2**2
     tan_z_v2 = t["tan_z_v2"]
@@ -704,7 +678,6 @@ def _tan_z_v3(t):
 
 def _tan_v3(t):
     """tan_v3[k,t] = tanh'(z_v3[k,t]) tan_z_v3[k,t]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     dtanh_z_v3 = 1 - v3**2
     tan_z_v3 = t["tan_z_v3"]
@@ -745,7 +718,6 @@ def _radj_v3(t):
 
 def _radj_z_v3(t):
     """radj_z_v3[k,t] = tanh''(z_v3[k,t]) adj_v3[k,t] tan_z_v3[k,t] + tanh'(z_v3[k,t]) radj_v3[k,t]"""
-    z_v3 = t["z_v3"]
     v3 = t["v3"]
     d2tanh_z_v3 = 2*v3*(v3**2 - 1)
     adj_v3 = t["adj_v3"]
@@ -768,7 +740,6 @@ def _radj_v2(t):
 
 def _radj_z_v2(t):
     """radj_z_v2[g,t] = tanh''(z_v2[g,t]) adj_v2[g,t] tan_z_v2[g,t] + tanh'(z_v2[g,t]) radj_v2[g,t]"""
-    z_v2 = t["z_v2"]
     v2 = t["v2"]
     d2tanh_z_v2 = 2*v2*(v2**2 - 1)
     adj_v2 = t["adj_v2"]
@@ -791,7 +762,6 @@ def _radj_v1(t):
 
 def _radj_z_v1(t):
     """radj_z_v1[h,t] = tanh''(z_v1[h,t]) adj_v1[h,t] tan_z_v1[h,t] + tanh'(z_v1[h,t]) radj_v1[h,t]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     d2tanh_z_v1 = 2*v1*(v1**2 - 1)
     adj_v1 = t["adj_v1"]
@@ -909,7 +879,6 @@ def per_sample_gradient(params, data):
     K2 = params["K2"]
     K3 = params["K3"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[h,t] = Σ_ia K1[h,i,a] Σ_u S[d-1][u,t,a] x[i,u]
     x_win = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
     tmp = x_win
@@ -1004,7 +973,6 @@ def gradient_factors(params, data):
     K2 = params["K2"]
     K3 = params["K3"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[h,t] = Σ_ia K1[h,i,a] Σ_u S[d-1][u,t,a] x[i,u]
     x_win = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
     tmp = x_win
@@ -1091,7 +1059,6 @@ def per_sample_gradient_norms(params, data):
     K2 = params["K2"]
     K3 = params["K3"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[h,t] = Σ_ia K1[h,i,a] Σ_u S[d-1][u,t,a] x[i,u]
     x_win = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
     tmp = x_win

@@ -224,7 +224,6 @@ def _adj_hc(t):
 
 def _adj_z_hc(t):
     """adj_z_hc[j] = tanh'(z_hc[j]) adj_hc[j]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     dtanh_z_hc = 1 - hc**2
     adj_hc = t["adj_hc"]
@@ -282,7 +281,6 @@ def _jac_z_hc__z_rg(t):
 
 def _jac_hc__z_rg(t):
     """jac_hc__z_rg[j,i] = tanh'(z_hc[j]) jac_z_hc__z_rg[j,i]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     dtanh_z_hc = 1 - hc**2
     jac_z_hc__z_rg = t["jac_z_hc__z_rg"]
@@ -300,7 +298,6 @@ def _jac_h1__z_rg(t):
 
 def _jac_hc__z_hc(t):
     """jac_hc__z_hc[j,i] = tanh'(z_hc[j]) δ[j,i]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     dtanh_z_hc = 1 - hc**2
     # einsum("Bj,ji->Bji", dtanh_z_hc, np.eye(2))
@@ -394,7 +391,6 @@ def _jac_p__hc(t):
 
 def _jac_p__z_hc(t):
     """jac_p__z_hc[l,j] = tanh'(z_hc[j]) jac_p__hc[l,j]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     dtanh_z_hc = 1 - hc**2
     jac_p__hc = t["jac_p__hc"]
@@ -562,7 +558,6 @@ def _hess_hc__z_zg(t):
 
 def _hess_z_hc__z_zg(t):
     """hess_z_hc__z_zg[j,i] = tanh'(z_hc[j]) hess_hc__z_zg[j,i]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     dtanh_z_hc = 1 - hc**2
     hess_hc__z_zg = t["hess_hc__z_zg"]
@@ -606,7 +601,6 @@ def _hess_hc__z_rg(t):
 
 def _hess_z_hc__z_rg(t):
     """hess_z_hc__z_rg[j,i] = tanh'(z_hc[j]) hess_hc__z_rg[j,i] + tanh''(z_hc[j]) adj_hc[j] jac_z_hc__z_rg[j,i]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     dtanh_z_hc = 1 - hc**2
     hess_hc__z_rg = t["hess_hc__z_rg"]
@@ -659,7 +653,6 @@ def _hess_hc__z_hc(t):
 
 def _hess_z_hc__z_hc(t):
     """hess_z_hc__z_hc[j,i] = tanh'(z_hc[j]) hess_hc__z_hc[j,i] + tanh''(z_hc[j]) δ[j,i] adj_hc[j]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     dtanh_z_hc = 1 - hc**2
     hess_hc__z_hc = t["hess_hc__z_hc"]
@@ -707,7 +700,6 @@ def _hess_hc__p(t):
 
 def _hess_z_hc__p(t):
     """hess_z_hc__p[j,l] = tanh'(z_hc[j]) hess_hc__p[j,l]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     dtanh_z_hc = 1 - hc**2
     hess_hc__p = t["hess_hc__p"]
@@ -813,7 +805,6 @@ def _tan_z_hc(t):
 
 def _tan_hc(t):
     """tan_hc[j] = tanh'(z_hc[j]) tan_z_hc[j]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     dtanh_z_hc = 1 - hc**2
     tan_z_hc = t["tan_z_hc"]
@@ -895,7 +886,6 @@ def _radj_hc(t):
 
 def _radj_z_hc(t):
     """radj_z_hc[j] = tanh''(z_hc[j]) adj_hc[j] tan_z_hc[j] + tanh'(z_hc[j]) radj_hc[j]"""
-    z_hc = t["z_hc"]
     hc = t["hc"]
     d2tanh_z_hc = 2*hc*(hc**2 - 1)
     adj_hc = t["adj_hc"]
@@ -1057,7 +1047,6 @@ def per_sample_gradient(params, data):
     Wh = params["Wh"]
     Uh = params["Uh"]
     V = params["V"]
-    B = x.shape[0]
     # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
     # einsum("ji,Bi->Bj", Wz, x)
     # einsum("jk,Bk->Bj", Uz, h0)
@@ -1162,7 +1151,6 @@ def gradient_factors(params, data):
     Wh = params["Wh"]
     Uh = params["Uh"]
     V = params["V"]
-    B = x.shape[0]
     # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
     # einsum("ji,Bi->Bj", Wz, x)
     # einsum("jk,Bk->Bj", Uz, h0)
@@ -1240,7 +1228,6 @@ def per_sample_gradient_norms(params, data):
     Wh = params["Wh"]
     Uh = params["Uh"]
     V = params["V"]
-    B = x.shape[0]
     # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
     # einsum("ji,Bi->Bj", Wz, x)
     # einsum("jk,Bk->Bj", Uz, h0)

@@ -273,7 +273,6 @@ def _adj_cc(t):
 
 def _adj_z_cc(t):
     """adj_z_cc[j] = tanh'(z_cc[j]) adj_cc[j]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     adj_cc = t["adj_cc"]
@@ -345,7 +344,6 @@ def _adj_cb(t):
 
 def _adj_z_cb(t):
     """adj_z_cb[j] = tanh'(z_cb[j]) adj_cb[j]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     adj_cb = t["adj_cb"]
@@ -466,7 +464,6 @@ def _jac_z_cb__z_za(t):
 
 def _jac_cb__z_za(t):
     """jac_cb__z_za[j,i] = tanh'(z_cb[j]) jac_z_cb__z_za[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     jac_z_cb__z_za = t["jac_z_cb__z_za"]
@@ -546,7 +543,6 @@ def _jac_z_cc__z_za(t):
 
 def _jac_cc__z_za(t):
     """jac_cc__z_za[j,i] = tanh'(z_cc[j]) jac_z_cc__z_za[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_za = t["jac_z_cc__z_za"]
@@ -645,7 +641,6 @@ def _jac_z_cc__z_zb(t):
 
 def _jac_cc__z_zb(t):
     """jac_cc__z_zb[j,i] = tanh'(z_cc[j]) jac_z_cc__z_zb[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_zb = t["jac_z_cc__z_zb"]
@@ -714,7 +709,6 @@ def _adj_ca(t):
 
 def _adj_z_ca(t):
     """adj_z_ca[j] = tanh'(z_ca[j]) adj_ca[j]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     adj_ca = t["adj_ca"]
@@ -772,7 +766,6 @@ def _jac_z_ca__z_ra(t):
 
 def _jac_ca__z_ra(t):
     """jac_ca__z_ra[j,i] = tanh'(z_ca[j]) jac_z_ca__z_ra[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     jac_z_ca__z_ra = t["jac_z_ca__z_ra"]
@@ -827,7 +820,6 @@ def _jac_z_cb__z_ra(t):
 
 def _jac_cb__z_ra(t):
     """jac_cb__z_ra[j,i] = tanh'(z_cb[j]) jac_z_cb__z_ra[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     jac_z_cb__z_ra = t["jac_z_cb__z_ra"]
@@ -907,7 +899,6 @@ def _jac_z_cc__z_ra(t):
 
 def _jac_cc__z_ra(t):
     """jac_cc__z_ra[j,i] = tanh'(z_cc[j]) jac_z_cc__z_ra[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_ra = t["jac_z_cc__z_ra"]
@@ -975,7 +966,6 @@ def _jac_z_cb__z_rb(t):
 
 def _jac_cb__z_rb(t):
     """jac_cb__z_rb[j,i] = tanh'(z_cb[j]) jac_z_cb__z_rb[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     jac_z_cb__z_rb = t["jac_z_cb__z_rb"]
@@ -1030,7 +1020,6 @@ def _jac_z_cc__z_rb(t):
 
 def _jac_cc__z_rb(t):
     """jac_cc__z_rb[j,i] = tanh'(z_cc[j]) jac_z_cc__z_rb[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_rb = t["jac_z_cc__z_rb"]
@@ -1098,7 +1087,6 @@ def _jac_z_cc__z_rc(t):
 
 def _jac_cc__z_rc(t):
     """jac_cc__z_rc[j,i] = tanh'(z_cc[j]) jac_z_cc__z_rc[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_rc = t["jac_z_cc__z_rc"]
@@ -1116,7 +1104,6 @@ def _jac_h3__z_rc(t):
 
 def _jac_ca__z_ca(t):
     """jac_ca__z_ca[j,i] = tanh'(z_ca[j]) δ[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     # einsum("Bj,ji->Bji", dtanh_z_ca, np.eye(2))
@@ -1170,7 +1157,6 @@ def _jac_z_cb__z_ca(t):
 
 def _jac_cb__z_ca(t):
     """jac_cb__z_ca[j,i] = tanh'(z_cb[j]) jac_z_cb__z_ca[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     jac_z_cb__z_ca = t["jac_z_cb__z_ca"]
@@ -1250,7 +1236,6 @@ def _jac_z_cc__z_ca(t):
 
 def _jac_cc__z_ca(t):
     """jac_cc__z_ca[j,i] = tanh'(z_cc[j]) jac_z_cc__z_ca[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_ca = t["jac_z_cc__z_ca"]
@@ -1293,7 +1278,6 @@ def _jac_h3__z_ca(t):
 
 def _jac_cb__z_cb(t):
     """jac_cb__z_cb[j,i] = tanh'(z_cb[j]) δ[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     # einsum("Bj,ji->Bji", dtanh_z_cb, np.eye(2))
@@ -1347,7 +1331,6 @@ def _jac_z_cc__z_cb(t):
 
 def _jac_cc__z_cb(t):
     """jac_cc__z_cb[j,i] = tanh'(z_cc[j]) jac_z_cc__z_cb[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     jac_z_cc__z_cb = t["jac_z_cc__z_cb"]
@@ -1390,7 +1373,6 @@ def _jac_h3__z_cb(t):
 
 def _jac_cc__z_cc(t):
     """jac_cc__z_cc[j,i] = tanh'(z_cc[j]) δ[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     # einsum("Bj,ji->Bji", dtanh_z_cc, np.eye(2))
@@ -1441,7 +1423,6 @@ def _jac_p__cc(t):
 
 def _jac_p__z_cc(t):
     """jac_p__z_cc[l,j] = tanh'(z_cc[j]) jac_p__cc[l,j]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     jac_p__cc = t["jac_p__cc"]
@@ -1522,7 +1503,6 @@ def _jac_p__cb(t):
 
 def _jac_p__z_cb(t):
     """jac_p__z_cb[l,j] = tanh'(z_cb[j]) jac_p__cb[l,j]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     jac_p__cb = t["jac_p__cb"]
@@ -1655,7 +1635,6 @@ def _hess_cc__z_za(t):
 
 def _hess_z_cc__z_za(t):
     """hess_z_cc__z_za[j,i] = tanh'(z_cc[j]) hess_cc__z_za[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_za[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__z_za = t["hess_cc__z_za"]
@@ -1768,7 +1747,6 @@ def _hess_cb__z_za(t):
 
 def _hess_z_cb__z_za(t):
     """hess_z_cb__z_za[j,i] = tanh'(z_cb[j]) hess_cb__z_za[j,i] + tanh''(z_cb[j]) adj_cb[j] jac_z_cb__z_za[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__z_za = t["hess_cb__z_za"]
@@ -1924,7 +1902,6 @@ def _hess_cc__z_zb(t):
 
 def _hess_z_cc__z_zb(t):
     """hess_z_cc__z_zb[j,i] = tanh'(z_cc[j]) hess_cc__z_zb[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_zb[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__z_zb = t["hess_cc__z_zb"]
@@ -2031,7 +2008,6 @@ def _hess_cb__z_zb(t):
 
 def _hess_z_cb__z_zb(t):
     """hess_z_cb__z_zb[j,i] = tanh'(z_cb[j]) hess_cb__z_zb[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__z_zb = t["hess_cb__z_zb"]
@@ -2161,7 +2137,6 @@ def _hess_cc__z_zc(t):
 
 def _hess_z_cc__z_zc(t):
     """hess_z_cc__z_zc[j,i] = tanh'(z_cc[j]) hess_cc__z_zc[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__z_zc = t["hess_cc__z_zc"]
@@ -2245,7 +2220,6 @@ def _hess_cb__z_zc(t):
 
 def _hess_z_cb__z_zc(t):
     """hess_z_cb__z_zc[j,i] = tanh'(z_cb[j]) hess_cb__z_zc[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__z_zc = t["hess_cb__z_zc"]
@@ -2326,7 +2300,6 @@ def _jac_p__ca(t):
 
 def _jac_p__z_ca(t):
     """jac_p__z_ca[l,j] = tanh'(z_ca[j]) jac_p__ca[l,j]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     jac_p__ca = t["jac_p__ca"]
@@ -2422,7 +2395,6 @@ def _hess_cc__z_ra(t):
 
 def _hess_z_cc__z_ra(t):
     """hess_z_cc__z_ra[j,i] = tanh'(z_cc[j]) hess_cc__z_ra[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_ra[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__z_ra = t["hess_cc__z_ra"]
@@ -2535,7 +2507,6 @@ def _hess_cb__z_ra(t):
 
 def _hess_z_cb__z_ra(t):
     """hess_z_cb__z_ra[j,i] = tanh'(z_cb[j]) hess_cb__z_ra[j,i] + tanh''(z_cb[j]) adj_cb[j] jac_z_cb__z_ra[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__z_ra = t["hess_cb__z_ra"]
@@ -2690,7 +2661,6 @@ def _hess_cc__z_rb(t):
 
 def _hess_z_cc__z_rb(t):
     """hess_z_cc__z_rb[j,i] = tanh'(z_cc[j]) hess_cc__z_rb[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_rb[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__z_rb = t["hess_cc__z_rb"]
@@ -2793,7 +2763,6 @@ def _hess_cb__z_rb(t):
 
 def _hess_z_cb__z_rb(t):
     """hess_z_cb__z_rb[j,i] = tanh'(z_cb[j]) hess_cb__z_rb[j,i] + tanh''(z_cb[j]) adj_cb[j] jac_z_cb__z_rb[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__z_rb = t["hess_cb__z_rb"]
@@ -2928,7 +2897,6 @@ def _hess_cc__z_rc(t):
 
 def _hess_z_cc__z_rc(t):
     """hess_z_cc__z_rc[j,i] = tanh'(z_cc[j]) hess_cc__z_rc[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_rc[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__z_rc = t["hess_cc__z_rc"]
@@ -3021,7 +2989,6 @@ def _hess_cb__z_rc(t):
 
 def _hess_z_cb__z_rc(t):
     """hess_z_cb__z_rc[j,i] = tanh'(z_cb[j]) hess_cb__z_rc[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__z_rc = t["hess_cb__z_rc"]
@@ -3154,7 +3121,6 @@ def _hess_cc__z_ca(t):
 
 def _hess_z_cc__z_ca(t):
     """hess_z_cc__z_ca[j,i] = tanh'(z_cc[j]) hess_cc__z_ca[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_ca[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__z_ca = t["hess_cc__z_ca"]
@@ -3267,7 +3233,6 @@ def _hess_cb__z_ca(t):
 
 def _hess_z_cb__z_ca(t):
     """hess_z_cb__z_ca[j,i] = tanh'(z_cb[j]) hess_cb__z_ca[j,i] + tanh''(z_cb[j]) adj_cb[j] jac_z_cb__z_ca[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__z_ca = t["hess_cb__z_ca"]
@@ -3422,7 +3387,6 @@ def _hess_cc__z_cb(t):
 
 def _hess_z_cc__z_cb(t):
     """hess_z_cc__z_cb[j,i] = tanh'(z_cc[j]) hess_cc__z_cb[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_cb[j,i]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__z_cb = t["hess_cc__z_cb"]
@@ -3525,7 +3489,6 @@ def _hess_cb__z_cb(t):
 
 def _hess_z_cb__z_cb(t):
     """hess_z_cb__z_cb[j,i] = tanh'(z_cb[j]) hess_cb__z_cb[j,i] + tanh''(z_cb[j]) δ[j,i] adj_cb[j]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__z_cb = t["hess_cb__z_cb"]
@@ -3652,7 +3615,6 @@ def _hess_cc__z_cc(t):
 
 def _hess_z_cc__z_cc(t):
     """hess_z_cc__z_cc[j,i] = tanh'(z_cc[j]) hess_cc__z_cc[j,i] + tanh''(z_cc[j]) δ[j,i] adj_cc[j]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__z_cc = t["hess_cc__z_cc"]
@@ -3737,7 +3699,6 @@ def _hess_cb__z_cc(t):
 
 def _hess_z_cb__z_cc(t):
     """hess_z_cb__z_cc[j,i] = tanh'(z_cb[j]) hess_cb__z_cc[j,i]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__z_cc = t["hess_cb__z_cc"]
@@ -3855,7 +3816,6 @@ def _hess_cc__p(t):
 
 def _hess_z_cc__p(t):
     """hess_z_cc__p[j,l] = tanh'(z_cc[j]) hess_cc__p[j,l]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     hess_cc__p = t["hess_cc__p"]
@@ -3936,7 +3896,6 @@ def _hess_cb__p(t):
 
 def _hess_z_cb__p(t):
     """hess_z_cb__p[j,l] = tanh'(z_cb[j]) hess_cb__p[j,l]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     hess_cb__p = t["hess_cb__p"]
@@ -4020,7 +3979,6 @@ def _hess_ca__z_za(t):
 
 def _hess_z_ca__z_za(t):
     """hess_z_ca__z_za[j,i] = tanh'(z_ca[j]) hess_ca__z_za[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__z_za = t["hess_ca__z_za"]
@@ -4064,7 +4022,6 @@ def _hess_ca__z_zb(t):
 
 def _hess_z_ca__z_zb(t):
     """hess_z_ca__z_zb[j,i] = tanh'(z_ca[j]) hess_ca__z_zb[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__z_zb = t["hess_ca__z_zb"]
@@ -4108,7 +4065,6 @@ def _hess_ca__z_zc(t):
 
 def _hess_z_ca__z_zc(t):
     """hess_z_ca__z_zc[j,i] = tanh'(z_ca[j]) hess_ca__z_zc[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__z_zc = t["hess_ca__z_zc"]
@@ -4152,7 +4108,6 @@ def _hess_ca__z_ra(t):
 
 def _hess_z_ca__z_ra(t):
     """hess_z_ca__z_ra[j,i] = tanh'(z_ca[j]) hess_ca__z_ra[j,i] + tanh''(z_ca[j]) adj_ca[j] jac_z_ca__z_ra[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__z_ra = t["hess_ca__z_ra"]
@@ -4205,7 +4160,6 @@ def _hess_ca__z_rb(t):
 
 def _hess_z_ca__z_rb(t):
     """hess_z_ca__z_rb[j,i] = tanh'(z_ca[j]) hess_ca__z_rb[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__z_rb = t["hess_ca__z_rb"]
@@ -4249,7 +4203,6 @@ def _hess_ca__z_rc(t):
 
 def _hess_z_ca__z_rc(t):
     """hess_z_ca__z_rc[j,i] = tanh'(z_ca[j]) hess_ca__z_rc[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__z_rc = t["hess_ca__z_rc"]
@@ -4293,7 +4246,6 @@ def _hess_ca__z_ca(t):
 
 def _hess_z_ca__z_ca(t):
     """hess_z_ca__z_ca[j,i] = tanh'(z_ca[j]) hess_ca__z_ca[j,i] + tanh''(z_ca[j]) δ[j,i] adj_ca[j]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__z_ca = t["hess_ca__z_ca"]
@@ -4341,7 +4293,6 @@ def _hess_ca__z_cb(t):
 
 def _hess_z_ca__z_cb(t):
     """hess_z_ca__z_cb[j,i] = tanh'(z_ca[j]) hess_ca__z_cb[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__z_cb = t["hess_ca__z_cb"]
@@ -4385,7 +4336,6 @@ def _hess_ca__z_cc(t):
 
 def _hess_z_ca__z_cc(t):
     """hess_z_ca__z_cc[j,i] = tanh'(z_ca[j]) hess_ca__z_cc[j,i]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__z_cc = t["hess_ca__z_cc"]
@@ -4429,7 +4379,6 @@ def _hess_ca__p(t):
 
 def _hess_z_ca__p(t):
     """hess_z_ca__p[j,l] = tanh'(z_ca[j]) hess_ca__p[j,l]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     hess_ca__p = t["hess_ca__p"]
@@ -4526,7 +4475,6 @@ def _tan_z_ca(t):
 
 def _tan_ca(t):
     """tan_ca[j] = tanh'(z_ca[j]) tan_z_ca[j]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     dtanh_z_ca = 1 - ca**2
     tan_z_ca = t["tan_z_ca"]
@@ -4614,7 +4562,6 @@ def _tan_z_cb(t):
 
 def _tan_cb(t):
     """tan_cb[j] = tanh'(z_cb[j]) tan_z_cb[j]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     dtanh_z_cb = 1 - cb**2
     tan_z_cb = t["tan_z_cb"]
@@ -4703,7 +4650,6 @@ def _tan_z_cc(t):
 
 def _tan_cc(t):
     """tan_cc[j] = tanh'(z_cc[j]) tan_z_cc[j]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     dtanh_z_cc = 1 - cc**2
     tan_z_cc = t["tan_z_cc"]
@@ -4796,7 +4742,6 @@ def _radj_cc(t):
 
 def _radj_z_cc(t):
     """radj_z_cc[j] = tanh''(z_cc[j]) adj_cc[j] tan_z_cc[j] + tanh'(z_cc[j]) radj_cc[j]"""
-    z_cc = t["z_cc"]
     cc = t["cc"]
     d2tanh_z_cc = 2*cc*(cc**2 - 1)
     adj_cc = t["adj_cc"]
@@ -4897,7 +4842,6 @@ def _radj_cb(t):
 
 def _radj_z_cb(t):
     """radj_z_cb[j] = tanh''(z_cb[j]) adj_cb[j] tan_z_cb[j] + tanh'(z_cb[j]) radj_cb[j]"""
-    z_cb = t["z_cb"]
     cb = t["cb"]
     d2tanh_z_cb = 2*cb*(cb**2 - 1)
     adj_cb = t["adj_cb"]
@@ -4997,7 +4941,6 @@ def _radj_ca(t):
 
 def _radj_z_ca(t):
     """radj_z_ca[j] = tanh''(z_ca[j]) adj_ca[j] tan_z_ca[j] + tanh'(z_ca[j]) radj_ca[j]"""
-    z_ca = t["z_ca"]
     ca = t["ca"]
     d2tanh_z_ca = 2*ca*(ca**2 - 1)
     adj_ca = t["adj_ca"]
@@ -5283,7 +5226,6 @@ def per_sample_gradient(params, data):
     Wh = params["Wh"]
     Uh = params["Uh"]
     V = params["V"]
-    B = x1.shape[0]
     # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
     # einsum("ji,Bi->Bj", Wz, x1)
     # einsum("jk,Bk->Bj", Uz, h0)
@@ -5510,7 +5452,6 @@ def gradient_factors(params, data):
     Wh = params["Wh"]
     Uh = params["Uh"]
     V = params["V"]
-    B = x1.shape[0]
     # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
     # einsum("ji,Bi->Bj", Wz, x1)
     # einsum("jk,Bk->Bj", Uz, h0)
@@ -5698,7 +5639,6 @@ def per_sample_gradient_norms(params, data):
     Wh = params["Wh"]
     Uh = params["Uh"]
     V = params["V"]
-    B = x1.shape[0]
     # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
     # einsum("ji,Bi->Bj", Wz, x1)
     # einsum("jk,Bk->Bj", Uz, h0)

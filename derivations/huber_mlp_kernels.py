@@ -153,7 +153,6 @@ def _adj_v1(t):
 
 def _adj_z_v1(t):
     """adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     adj_v1 = t["adj_v1"]
@@ -162,7 +161,6 @@ def _adj_z_v1(t):
 
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = tanh'(z_v1[j]) δ[j,i]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     # einsum("Bj,ji->Bji", dtanh_z_v1, np.eye(4))
@@ -184,7 +182,6 @@ def _jac_z_f__v1(t):
 
 def _jac_z_f__z_v1(t):
     """jac_z_f__z_v1[l,j] = tanh'(z_v1[j]) jac_z_f__v1[l,j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     jac_z_f__v1 = t["jac_z_f__v1"]
@@ -217,7 +214,6 @@ def _hess_v1__z_v1(t):
 
 def _hess_z_v1__z_v1(t):
     """hess_z_v1__z_v1[j,i] = tanh'(z_v1[j]) hess_v1__z_v1[j,i] + tanh''(z_v1[j]) δ[j,i] adj_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__z_v1 = t["hess_v1__z_v1"]
@@ -254,7 +250,6 @@ def _hess_v1__p(t):
 
 def _hess_z_v1__p(t):
     """hess_z_v1__p[j,l] = tanh'(z_v1[j]) hess_v1__p[j,l]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__p = t["hess_v1__p"]
@@ -281,7 +276,6 @@ def _tan_z_v1(t):
 
 def _tan_v1(t):
     """tan_v1[j] = tanh'(z_v1[j]) tan_z_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     tan_z_v1 = t["tan_z_v1"]
@@ -332,7 +326,6 @@ def _radj_v1(t):
 
 def _radj_z_v1(t):
     """radj_z_v1[j] = tanh''(z_v1[j]) adj_v1[j] tan_z_v1[j] + tanh'(z_v1[j]) radj_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     d2tanh_z_v1 = 2*v1*(v1**2 - 1)
     adj_v1 = t["adj_v1"]
@@ -402,7 +395,6 @@ def per_sample_gradient(params, data):
     W1 = params["W1"]
     b1 = params["b1"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T + b1
@@ -449,7 +441,6 @@ def gradient_factors(params, data):
     W1 = params["W1"]
     b1 = params["b1"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T + b1
@@ -485,7 +476,6 @@ def per_sample_gradient_norms(params, data):
     W1 = params["W1"]
     b1 = params["b1"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T + b1
@@ -584,7 +574,6 @@ def hessian(params, data, out=None):
     v1 = t["v1"]
     _outer_into(hess_W1__U, hess_z_v1__p, x, v1, 1 / B, False)
     adj_p = t["adj_p"]
-    z_v1 = t["z_v1"]
     dtanh_z_v1 = 1 - v1**2
     # einsum("Bl,Bj,Bi->jil", adj_p, dtanh_z_v1, x)
     tmp = x[:, :, None] * adj_p[:, None]

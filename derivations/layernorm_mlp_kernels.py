@@ -165,7 +165,6 @@ def _adj_v(t):
 
 def _adj_z_v(t):
     """adj_z_v[j] = tanh'(z_v[j]) adj_v[j]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     adj_v = t["adj_v"]
@@ -269,7 +268,6 @@ def _jac_z_v__z(t):
 
 def _jac_v__z(t):
     """jac_v__z[j,i] = tanh'(z_v[j]) jac_z_v__z[j,i]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     jac_z_v__z = t["jac_z_v__z"]
@@ -279,7 +277,6 @@ def _jac_v__z(t):
 
 def _jac_v__z_v(t):
     """jac_v__z_v[j,i] = tanh'(z_v[j]) δ[j,i]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     # einsum("Bj,ji->Bji", dtanh_z_v, np.eye(3))
@@ -294,7 +291,6 @@ def _jac_p__v(t):
 
 def _jac_p__z_v(t):
     """jac_p__z_v[l,j] = tanh'(z_v[j]) jac_p__v[l,j]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     jac_p__v = t["jac_p__v"]
@@ -371,7 +367,6 @@ def _hess_v__z(t):
 
 def _hess_z_v__z(t):
     """hess_z_v__z[j,i] = tanh'(z_v[j]) hess_v__z[j,i] + tanh''(z_v[j]) adj_v[j] jac_z_v__z[j,i]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__z = t["hess_v__z"]
@@ -488,7 +483,6 @@ def _hess_v__z_v(t):
 
 def _hess_z_v__z_v(t):
     """hess_z_v__z_v[j,i] = tanh'(z_v[j]) hess_v__z_v[j,i] + tanh''(z_v[j]) δ[j,i] adj_v[j]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__z_v = t["hess_v__z_v"]
@@ -568,7 +562,6 @@ def _hess_v__p(t):
 
 def _hess_z_v__p(t):
     """hess_z_v__p[j,l] = tanh'(z_v[j]) hess_v__p[j,l]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__p = t["hess_v__p"]
@@ -695,7 +688,6 @@ def _tan_z_v(t):
 
 def _tan_v(t):
     """tan_v[j] = tanh'(z_v[j]) tan_z_v[j]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     tan_z_v = t["tan_z_v"]
@@ -732,7 +724,6 @@ def _radj_v(t):
 
 def _radj_z_v(t):
     """radj_z_v[j] = tanh''(z_v[j]) adj_v[j] tan_z_v[j] + tanh'(z_v[j]) radj_v[j]"""
-    z_v = t["z_v"]
     v = t["v"]
     d2tanh_z_v = 2*v*(v**2 - 1)
     adj_v = t["adj_v"]
@@ -939,7 +930,6 @@ def per_sample_gradient(params, data):
     g = params["g"]
     b = params["b"]
     U = params["U"]
-    B = x.shape[0]
     # z[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z = x @ W1.T
@@ -1029,7 +1019,6 @@ def gradient_factors(params, data):
     g = params["g"]
     b = params["b"]
     U = params["U"]
-    B = x.shape[0]
     # z[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z = x @ W1.T
@@ -1106,7 +1095,6 @@ def per_sample_gradient_norms(params, data):
     g = params["g"]
     b = params["b"]
     U = params["U"]
-    B = x.shape[0]
     # z[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z = x @ W1.T
@@ -1308,7 +1296,6 @@ def hessian(params, data, out=None):
     # einsum("Bjl,Bj,Bi->jli", hess_z_v__p, u, v)
     tmp_4 = u[:, :, None] * hess_z_v__p
     _add_into(hess_g__U, np.tensordot(tmp_4, v, axes=([0], [0])), 1 / B, False)
-    z_v = t["z_v"]
     dtanh_z_v = 1 - v**2
     # einsum("Bl,Bj,Bj->jl", adj_p, dtanh_z_v, u)
     tmp_5 = u * dtanh_z_v

@@ -161,7 +161,6 @@ def _adj_g(t):
 
 def _adj_z_g(t):
     """adj_z_g[j] = tanh'(z_g[j]) adj_g[j]"""
-    z_g = t["z_g"]
     g = t["g"]
     dtanh_z_g = 1 - g**2
     adj_g = t["adj_g"]
@@ -170,7 +169,6 @@ def _adj_z_g(t):
 
 def _jac_g__z_g(t):
     """jac_g__z_g[j,i] = tanh'(z_g[j]) δ[j,i]"""
-    z_g = t["z_g"]
     g = t["g"]
     dtanh_z_g = 1 - g**2
     # einsum("Bj,ji->Bji", dtanh_z_g, np.eye(5))
@@ -185,7 +183,6 @@ def _jac_r__g(t):
 
 def _jac_r__z_g(t):
     """jac_r__z_g[a,j] = tanh'(z_g[j]) jac_r__g[a,j]"""
-    z_g = t["z_g"]
     g = t["g"]
     dtanh_z_g = 1 - g**2
     jac_r__g = t["jac_r__g"]
@@ -213,7 +210,6 @@ def _hess_g__z_g(t):
 
 def _hess_z_g__z_g(t):
     """hess_z_g__z_g[j,i] = tanh'(z_g[j]) hess_g__z_g[j,i] + tanh''(z_g[j]) δ[j,i] adj_g[j]"""
-    z_g = t["z_g"]
     g = t["g"]
     dtanh_z_g = 1 - g**2
     hess_g__z_g = t["hess_g__z_g"]
@@ -243,7 +239,6 @@ def _hess_g__r(t):
 
 def _hess_z_g__r(t):
     """hess_z_g__r[j,a] = tanh'(z_g[j]) hess_g__r[j,a]"""
-    z_g = t["z_g"]
     g = t["g"]
     dtanh_z_g = 1 - g**2
     hess_g__r = t["hess_g__r"]
@@ -310,7 +305,6 @@ def _tan_z_g(t):
 
 def _tan_g(t):
     """tan_g[j] = tanh'(z_g[j]) tan_z_g[j]"""
-    z_g = t["z_g"]
     g = t["g"]
     dtanh_z_g = 1 - g**2
     tan_z_g = t["tan_z_g"]
@@ -359,7 +353,6 @@ def _radj_g(t):
 
 def _radj_z_g(t):
     """radj_z_g[j] = tanh''(z_g[j]) adj_g[j] tan_z_g[j] + tanh'(z_g[j]) radj_g[j]"""
-    z_g = t["z_g"]
     g = t["g"]
     d2tanh_z_g = 2*g*(g**2 - 1)
     adj_g = t["adj_g"]
@@ -431,7 +424,6 @@ def per_sample_gradient(params, data):
     W = params["W"]
     U = params["U"]
     S = params["S"]
-    B = x.shape[0]
     # z_g[j] = Σ_i W[j,i] x[i]
     # einsum("ji,Bi->Bj", W, x)
     z_g = x @ W.T
@@ -521,7 +513,6 @@ def per_sample_gradient_norms(params, data):
     W = params["W"]
     U = params["U"]
     S = params["S"]
-    B = x.shape[0]
     # z_g[j] = Σ_i W[j,i] x[i]
     # einsum("ji,Bi->Bj", W, x)
     z_g = x @ W.T
@@ -624,7 +615,6 @@ def hessian(params, data, out=None):
     g = t["g"]
     _outer_into(hess_W__U, hess_z_g__r, x, g, -1 / B, False)
     adj_r = t["adj_r"]
-    z_g = t["z_g"]
     dtanh_z_g = 1 - g**2
     # einsum("Ba,Bj,Bi->jia", adj_r, dtanh_z_g, x)
     tmp = x[:, :, None] * adj_r[:, None]

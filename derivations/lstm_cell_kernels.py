@@ -355,7 +355,6 @@ def _adj_gg(t):
 
 def _adj_z_gg(t):
     """adj_z_gg[j] = tanh'(z_gg[j]) adj_gg[j]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     dtanh_z_gg = 1 - gg**2
     adj_gg = t["adj_gg"]
@@ -364,7 +363,6 @@ def _adj_z_gg(t):
 
 def _jac_gg__z_gg(t):
     """jac_gg__z_gg[j,i] = tanh'(z_gg[j]) δ[j,i]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     dtanh_z_gg = 1 - gg**2
     # einsum("Bj,ji->Bji", dtanh_z_gg, np.eye(3))
@@ -636,7 +634,6 @@ def _jac_p__gg(t):
 
 def _jac_p__z_gg(t):
     """jac_p__z_gg[l,j] = tanh'(z_gg[j]) jac_p__gg[l,j]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     dtanh_z_gg = 1 - gg**2
     jac_p__gg = t["jac_p__gg"]
@@ -968,7 +965,6 @@ def _hess_gg__z_ig(t):
 
 def _hess_z_gg__z_ig(t):
     """hess_z_gg__z_ig[j,i] = tanh'(z_gg[j]) hess_gg__z_ig[j,i]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     dtanh_z_gg = 1 - gg**2
     hess_gg__z_ig = t["hess_gg__z_ig"]
@@ -986,7 +982,6 @@ def _hess_gg__z_fg(t):
 
 def _hess_z_gg__z_fg(t):
     """hess_z_gg__z_fg[j,i] = tanh'(z_gg[j]) hess_gg__z_fg[j,i]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     dtanh_z_gg = 1 - gg**2
     hess_gg__z_fg = t["hess_gg__z_fg"]
@@ -1004,7 +999,6 @@ def _hess_gg__z_og(t):
 
 def _hess_z_gg__z_og(t):
     """hess_z_gg__z_og[j,i] = tanh'(z_gg[j]) hess_gg__z_og[j,i]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     dtanh_z_gg = 1 - gg**2
     hess_gg__z_og = t["hess_gg__z_og"]
@@ -1022,7 +1016,6 @@ def _hess_gg__z_gg(t):
 
 def _hess_z_gg__z_gg(t):
     """hess_z_gg__z_gg[j,i] = tanh'(z_gg[j]) hess_gg__z_gg[j,i] + tanh''(z_gg[j]) δ[j,i] adj_gg[j]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     dtanh_z_gg = 1 - gg**2
     hess_gg__z_gg = t["hess_gg__z_gg"]
@@ -1044,7 +1037,6 @@ def _hess_gg__p(t):
 
 def _hess_z_gg__p(t):
     """hess_z_gg__p[j,l] = tanh'(z_gg[j]) hess_gg__p[j,l]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     dtanh_z_gg = 1 - gg**2
     hess_gg__p = t["hess_gg__p"]
@@ -1117,7 +1109,6 @@ def _tan_z_gg(t):
 
 def _tan_gg(t):
     """tan_gg[j] = tanh'(z_gg[j]) tan_z_gg[j]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     dtanh_z_gg = 1 - gg**2
     tan_z_gg = t["tan_z_gg"]
@@ -1286,7 +1277,6 @@ def _radj_gg(t):
 
 def _radj_z_gg(t):
     """radj_z_gg[j] = tanh''(z_gg[j]) adj_gg[j] tan_z_gg[j] + tanh'(z_gg[j]) radj_gg[j]"""
-    z_gg = t["z_gg"]
     gg = t["gg"]
     d2tanh_z_gg = 2*gg*(gg**2 - 1)
     adj_gg = t["adj_gg"]
@@ -1464,7 +1454,6 @@ def per_sample_gradient(params, data):
     Ug = params["Ug"]
     bg = params["bg"]
     U = params["U"]
-    B = x.shape[0]
     # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
     # einsum("jk,Bk->Bj", Wi, x)
     # einsum("ji,Bi->Bj", Ui, h0)
@@ -1604,7 +1593,6 @@ def gradient_factors(params, data):
     Ug = params["Ug"]
     bg = params["bg"]
     U = params["U"]
-    B = x.shape[0]
     # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
     # einsum("jk,Bk->Bj", Wi, x)
     # einsum("ji,Bi->Bj", Ui, h0)
@@ -1703,7 +1691,6 @@ def per_sample_gradient_norms(params, data):
     Ug = params["Ug"]
     bg = params["bg"]
     U = params["U"]
-    B = x.shape[0]
     # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
     # einsum("jk,Bk->Bj", Wi, x)
     # einsum("ji,Bi->Bj", Ui, h0)

@@ -230,7 +230,6 @@ def _adj_h(t):
 
 def _adj_z_h(t):
     """adj_z_h[j] = tanh'(z_h[j]) adj_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     adj_h = t["adj_h"]
@@ -262,7 +261,6 @@ def _adj_v(t):
 
 def _adj_z_v(t):
     """adj_z_v[o,t] = tanh'(z_v[o,t]) adj_v[o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     adj_v = t["adj_v"]
@@ -271,7 +269,6 @@ def _adj_z_v(t):
 
 def _jac_v__z_v(t):
     """jac_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) δ[o,i] δ[t,j]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     # einsum("Bot,oi,tj->Botij", dtanh_z_v, np.eye(2), np.eye(8))
@@ -306,7 +303,6 @@ def _jac_z_h__z_v(t):
 
 def _jac_h__z_v(t):
     """jac_h__z_v[j,o,t] = tanh'(z_h[j]) jac_z_h__z_v[j,o,t]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     jac_z_h__z_v = t["jac_z_h__z_v"]
@@ -316,7 +312,6 @@ def _jac_h__z_v(t):
 
 def _jac_h__z_h(t):
     """jac_h__z_h[j,i] = tanh'(z_h[j]) δ[j,i]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     # einsum("Bj,ji->Bji", dtanh_z_h, np.eye(3))
@@ -331,7 +326,6 @@ def _jac_p__h(t):
 
 def _jac_p__z_h(t):
     """jac_p__z_h[l,j] = tanh'(z_h[j]) jac_p__h[l,j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     jac_p__h = t["jac_p__h"]
@@ -364,7 +358,6 @@ def _jac_p__v(t):
 
 def _jac_p__z_v(t):
     """jac_p__z_v[l,o,t] = tanh'(z_v[o,t]) jac_p__v[l,o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     jac_p__v = t["jac_p__v"]
@@ -393,7 +386,6 @@ def _hess_h__z_v(t):
 
 def _hess_z_h__z_v(t):
     """hess_z_h__z_v[j,o,t] = tanh'(z_h[j]) hess_h__z_v[j,o,t] + tanh''(z_h[j]) adj_h[j] jac_z_h__z_v[j,o,t]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     hess_h__z_v = t["hess_h__z_v"]
@@ -431,7 +423,6 @@ def _hess_v__z_v(t):
 
 def _hess_z_v__z_v(t):
     """hess_z_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) hess_v__z_v[o,t,i,j] + tanh''(z_v[o,t]) δ[o,i] δ[t,j] adj_v[o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__z_v = t["hess_v__z_v"]
@@ -465,7 +456,6 @@ def _hess_h__z_h(t):
 
 def _hess_z_h__z_h(t):
     """hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     hess_h__z_h = t["hess_h__z_h"]
@@ -502,7 +492,6 @@ def _hess_v__z_h(t):
 
 def _hess_z_v__z_h(t):
     """hess_z_v__z_h[o,t,j] = tanh'(z_v[o,t]) hess_v__z_h[o,t,j]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__z_h = t["hess_v__z_h"]
@@ -529,7 +518,6 @@ def _hess_h__p(t):
 
 def _hess_z_h__p(t):
     """hess_z_h__p[j,l] = tanh'(z_h[j]) hess_h__p[j,l]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     hess_h__p = t["hess_h__p"]
@@ -562,7 +550,6 @@ def _hess_v__p(t):
 
 def _hess_z_v__p(t):
     """hess_z_v__p[o,t,l] = tanh'(z_v[o,t]) hess_v__p[o,t,l]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__p = t["hess_v__p"]
@@ -592,7 +579,6 @@ def _tan_z_v(t):
 
 def _tan_v(t):
     """tan_v[o,t] = tanh'(z_v[o,t]) tan_z_v[o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     tan_z_v = t["tan_z_v"]
@@ -628,7 +614,6 @@ def _tan_z_h(t):
 
 def _tan_h(t):
     """tan_h[j] = tanh'(z_h[j]) tan_z_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     tan_z_h = t["tan_z_h"]
@@ -669,7 +654,6 @@ def _radj_h(t):
 
 def _radj_z_h(t):
     """radj_z_h[j] = tanh''(z_h[j]) adj_h[j] tan_z_h[j] + tanh'(z_h[j]) radj_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     d2tanh_z_h = 2*h*(h**2 - 1)
     adj_h = t["adj_h"]
@@ -707,7 +691,6 @@ def _radj_v(t):
 
 def _radj_z_v(t):
     """radj_z_v[o,t] = tanh''(z_v[o,t]) adj_v[o,t] tan_z_v[o,t] + tanh'(z_v[o,t]) radj_v[o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     d2tanh_z_v = 2*v*(v**2 - 1)
     adj_v = t["adj_v"]
@@ -816,7 +799,6 @@ def per_sample_gradient(params, data):
     b = params["b"]
     W = params["W"]
     U = params["U"]
-    B = x.shape[0]
     # z_v[o,t] = Σ_ia K[o,i,a] Σ_u S[-1][u,t,a] x[i,u] + b[o] 1[t]
     x_win = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
     tmp = x_win
@@ -902,7 +884,6 @@ def gradient_factors(params, data):
     b = params["b"]
     W = params["W"]
     U = params["U"]
-    B = x.shape[0]
     # z_v[o,t] = Σ_ia K[o,i,a] Σ_u S[-1][u,t,a] x[i,u] + b[o] 1[t]
     x_win = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
     tmp = x_win
@@ -976,7 +957,6 @@ def per_sample_gradient_norms(params, data):
     b = params["b"]
     W = params["W"]
     U = params["U"]
-    B = x.shape[0]
     # z_v[o,t] = Σ_ia K[o,i,a] Σ_u S[-1][u,t,a] x[i,u] + b[o] 1[t]
     x_win = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
     tmp = x_win
@@ -1201,7 +1181,6 @@ def hessian(params, data, out=None):
     # einsum("Bi,Bjl,Bos->josli", h, hess_z_h__p, m)
     tmp_7 = m[:, :, :, None] * h[:, None, None]
     _add_into(hess_W__U, (np.tensordot(tmp_7, hess_z_h__p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
-    z_h = t["z_h"]
     dtanh_z_h = 1 - h**2
     # einsum("Bl,Bj,Bos->josl", adj_p, dtanh_z_h, m)
     tmp_8 = dtanh_z_h[:, :, None] * adj_p[:, None]

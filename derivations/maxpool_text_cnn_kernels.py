@@ -177,7 +177,6 @@ def _adj_v(t):
 
 def _adj_z_v(t):
     """adj_z_v[o,t] = tanh'(z_v[o,t]) adj_v[o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     adj_v = t["adj_v"]
@@ -186,7 +185,6 @@ def _adj_z_v(t):
 
 def _jac_v__z_v(t):
     """jac_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) δ[o,i] δ[t,j]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     # einsum("Bot,oi,tj->Botij", dtanh_z_v, np.eye(3), np.eye(5))
@@ -220,7 +218,6 @@ def _jac_p__v(t):
 
 def _jac_p__z_v(t):
     """jac_p__z_v[l,o,t] = tanh'(z_v[o,t]) jac_p__v[l,o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     jac_p__v = t["jac_p__v"]
@@ -258,7 +255,6 @@ def _hess_v__z_v(t):
 
 def _hess_z_v__z_v(t):
     """hess_z_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) hess_v__z_v[o,t,i,j] + tanh''(z_v[o,t]) δ[o,i] δ[t,j] adj_v[o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__z_v = t["hess_v__z_v"]
@@ -299,7 +295,6 @@ def _hess_v__p(t):
 
 def _hess_z_v__p(t):
     """hess_z_v__p[o,t,l] = tanh'(z_v[o,t]) hess_v__p[o,t,l]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     hess_v__p = t["hess_v__p"]
@@ -327,7 +322,6 @@ def _tan_z_v(t):
 
 def _tan_v(t):
     """tan_v[o,t] = tanh'(z_v[o,t]) tan_z_v[o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     dtanh_z_v = 1 - v**2
     tan_z_v = t["tan_z_v"]
@@ -386,7 +380,6 @@ def _radj_v(t):
 
 def _radj_z_v(t):
     """radj_z_v[o,t] = tanh''(z_v[o,t]) adj_v[o,t] tan_z_v[o,t] + tanh'(z_v[o,t]) radj_v[o,t]"""
-    z_v = t["z_v"]
     v = t["v"]
     d2tanh_z_v = 2*v*(v**2 - 1)
     adj_v = t["adj_v"]
@@ -460,7 +453,6 @@ def per_sample_gradient(params, data):
     y = data["y"]
     K = params["K"]
     U = params["U"]
-    B = x.shape[0]
     # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
     x_win = _window_view(x, 2, 2, 1, 5)
     tmp = x_win
@@ -513,7 +505,6 @@ def gradient_factors(params, data):
     y = data["y"]
     K = params["K"]
     U = params["U"]
-    B = x.shape[0]
     # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
     x_win = _window_view(x, 2, 2, 1, 5)
     tmp = x_win
@@ -560,7 +551,6 @@ def per_sample_gradient_norms(params, data):
     y = data["y"]
     K = params["K"]
     U = params["U"]
-    B = x.shape[0]
     # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
     x_win = _window_view(x, 2, 2, 1, 5)
     tmp = x_win

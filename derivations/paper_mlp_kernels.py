@@ -165,7 +165,6 @@ def _adj_v2(t):
 def _adj_z_v2(t):
     """adj_z_v2[j] = relu'(z_v2[j]) adj_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_v2 = t["adj_v2"]
     return drelu_z_v2 * adj_v2
@@ -182,7 +181,6 @@ def _adj_v1(t):
 def _adj_z_v1(t):
     """adj_z_v1[j] = relu'(z_v1[j]) adj_v1[j]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     adj_v1 = t["adj_v1"]
     return drelu_z_v1 * adj_v1
@@ -191,7 +189,6 @@ def _adj_z_v1(t):
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = relu'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     # einsum("Bj,ji->Bji", drelu_z_v1, np.eye(5))
     return np.eye(5) * drelu_z_v1[:, :, None]
@@ -208,7 +205,6 @@ def _jac_z_v2__z_v1(t):
 def _jac_v2__z_v1(t):
     """jac_v2__z_v1[j,i] = relu'(z_v2[j]) jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bji->Bji", drelu_z_v2, jac_z_v2__z_v1)
@@ -218,7 +214,6 @@ def _jac_v2__z_v1(t):
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = relu'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     # einsum("Bj,ji->Bji", drelu_z_v2, np.eye(5))
     return np.eye(5) * drelu_z_v2[:, :, None]
@@ -233,7 +228,6 @@ def _jac_p__v2(t):
 def _jac_p__z_v2(t):
     """jac_p__z_v2[l,j] = relu'(z_v2[j]) jac_p__v2[l,j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     jac_p__v2 = t["jac_p__v2"]
     # einsum("Bj,lj->Blj", drelu_z_v2, jac_p__v2)
@@ -251,7 +245,6 @@ def _jac_p__v1(t):
 def _jac_p__z_v1(t):
     """jac_p__z_v1[l,j] = relu'(z_v1[j]) jac_p__v1[l,j]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     jac_p__v1 = t["jac_p__v1"]
     # einsum("Bj,Blj->Blj", drelu_z_v1, jac_p__v1)
@@ -280,7 +273,6 @@ def _hess_v2__z_v1(t):
 def _hess_z_v2__z_v1(t):
     """hess_z_v2__z_v1[j,i] = relu'(z_v2[j]) hess_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hess_v2__z_v1 = t["hess_v2__z_v1"]
     # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v1)
@@ -298,7 +290,6 @@ def _hess_v1__z_v1(t):
 def _hess_z_v1__z_v1(t):
     """hess_z_v1__z_v1[j,i] = relu'(z_v1[j]) hess_v1__z_v1[j,i]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hess_v1__z_v1 = t["hess_v1__z_v1"]
     # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v1)
@@ -327,7 +318,6 @@ def _hess_v2__z_v2(t):
 def _hess_z_v2__z_v2(t):
     """hess_z_v2__z_v2[j,i] = relu'(z_v2[j]) hess_v2__z_v2[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hess_v2__z_v2 = t["hess_v2__z_v2"]
     # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v2)
@@ -345,7 +335,6 @@ def _hess_v1__z_v2(t):
 def _hess_z_v1__z_v2(t):
     """hess_z_v1__z_v2[j,i] = relu'(z_v1[j]) hess_v1__z_v2[j,i]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hess_v1__z_v2 = t["hess_v1__z_v2"]
     # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v2)
@@ -372,7 +361,6 @@ def _hess_v2__p(t):
 def _hess_z_v2__p(t):
     """hess_z_v2__p[j,l] = relu'(z_v2[j]) hess_v2__p[j,l]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hess_v2__p = t["hess_v2__p"]
     # einsum("Bj,Bjl->Bjl", drelu_z_v2, hess_v2__p)
@@ -390,7 +378,6 @@ def _hess_v1__p(t):
 def _hess_z_v1__p(t):
     """hess_z_v1__p[j,l] = relu'(z_v1[j]) hess_v1__p[j,l]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hess_v1__p = t["hess_v1__p"]
     # einsum("Bj,Bjl->Bjl", drelu_z_v1, hess_v1__p)
@@ -417,7 +404,6 @@ def _tan_z_v1(t):
 def _tan_v1(t):
     """tan_v1[j] = relu'(z_v1[j]) tan_z_v1[j]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     tan_z_v1 = t["tan_z_v1"]
     return drelu_z_v1 * tan_z_v1
@@ -437,7 +423,6 @@ def _tan_z_v2(t):
 def _tan_v2(t):
     """tan_v2[j] = relu'(z_v2[j]) tan_z_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     tan_z_v2 = t["tan_z_v2"]
     return drelu_z_v2 * tan_z_v2
@@ -478,7 +463,6 @@ def _radj_v2(t):
 def _radj_z_v2(t):
     """radj_z_v2[j] = relu'(z_v2[j]) radj_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     radj_v2 = t["radj_v2"]
     return drelu_z_v2 * radj_v2
@@ -498,7 +482,6 @@ def _radj_v1(t):
 def _radj_z_v1(t):
     """radj_z_v1[j] = relu'(z_v1[j]) radj_v1[j]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     radj_v1 = t["radj_v1"]
     return drelu_z_v1 * radj_v1
@@ -575,7 +558,6 @@ def per_sample_gradient(params, data):
     W1 = params["W1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T
@@ -634,7 +616,6 @@ def gradient_factors(params, data):
     W1 = params["W1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T
@@ -679,7 +660,6 @@ def per_sample_gradient_norms(params, data):
     W1 = params["W1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T

@@ -172,7 +172,6 @@ def _adj_v1(t):
 
 def _adj_z_v1(t):
     """adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     adj_v1 = t["adj_v1"]
@@ -181,7 +180,6 @@ def _adj_z_v1(t):
 
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = tanh'(z_v1[j]) δ[j,i]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     # einsum("Bj,ji->Bji", dtanh_z_v1, np.eye(3))
@@ -240,7 +238,6 @@ def _jac_p__v1(t):
 
 def _jac_p__z_v1(t):
     """jac_p__z_v1[l,j] = tanh'(z_v1[j]) jac_p__v1[l,j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     jac_p__v1 = t["jac_p__v1"]
@@ -287,7 +284,6 @@ def _hess_v1__z_v1(t):
 
 def _hess_z_v1__z_v1(t):
     """hess_z_v1__z_v1[j,i] = tanh'(z_v1[j]) hess_v1__z_v1[j,i] + tanh''(z_v1[j]) δ[j,i] adj_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__z_v1 = t["hess_v1__z_v1"]
@@ -337,7 +333,6 @@ def _hess_v1__z_v2(t):
 
 def _hess_z_v1__z_v2(t):
     """hess_z_v1__z_v2[j,i] = tanh'(z_v1[j]) hess_v1__z_v2[j,i]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__z_v2 = t["hess_v1__z_v2"]
@@ -378,7 +373,6 @@ def _hess_v1__p(t):
 
 def _hess_z_v1__p(t):
     """hess_z_v1__p[j,l] = tanh'(z_v1[j]) hess_v1__p[j,l]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__p = t["hess_v1__p"]
@@ -402,7 +396,6 @@ def _tan_z_v1(t):
 
 def _tan_v1(t):
     """tan_v1[j] = tanh'(z_v1[j]) tan_z_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     tan_z_v1 = t["tan_z_v1"]
@@ -482,7 +475,6 @@ def _radj_v1(t):
 
 def _radj_z_v1(t):
     """radj_z_v1[j] = tanh''(z_v1[j]) adj_v1[j] tan_z_v1[j] + tanh'(z_v1[j]) radj_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     d2tanh_z_v1 = 2*v1*(v1**2 - 1)
     adj_v1 = t["adj_v1"]
@@ -568,7 +560,6 @@ def per_sample_gradient(params, data):
     b1 = params["b1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T + b1
@@ -630,7 +621,6 @@ def gradient_factors(params, data):
     b1 = params["b1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T + b1
@@ -677,7 +667,6 @@ def per_sample_gradient_norms(params, data):
     b1 = params["b1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T + b1
@@ -807,7 +796,6 @@ def hessian(params, data, out=None):
     v1 = t["v1"]
     _outer_into(hess_W1__W2, hess_z_v1__z_v2, x, v1, 1 / B, False)
     adj_z_v2 = t["adj_z_v2"]
-    z_v1 = t["z_v1"]
     dtanh_z_v1 = 1 - v1**2
     # einsum("Bk,Bj,Bi->jik", adj_z_v2, dtanh_z_v1, x)
     tmp = dtanh_z_v1[:, :, None] * adj_z_v2[:, None]

@@ -206,7 +206,6 @@ def _adj_r_3(t):
 
 def _adj_z_r_3(t):
     """adj_z_r_3[m] = tanh'(z_r_3[m]) adj_r_3[m]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     adj_r_3 = t["adj_r_3"]
@@ -223,7 +222,6 @@ def _adj_h_3(t):
 
 def _adj_z_h_3(t):
     """adj_z_h_3[j] = tanh'(z_h_3[j]) adj_h_3[j]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     adj_h_3 = t["adj_h_3"]
@@ -250,7 +248,6 @@ def _adj_r_2(t):
 
 def _adj_z_r_2(t):
     """adj_z_r_2[m] = tanh'(z_r_2[m]) adj_r_2[m]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     adj_r_2 = t["adj_r_2"]
@@ -270,7 +267,6 @@ def _adj_h_2(t):
 
 def _adj_z_h_2(t):
     """adj_z_h_2[j] = tanh'(z_h_2[j]) adj_h_2[j]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     adj_h_2 = t["adj_h_2"]
@@ -297,7 +293,6 @@ def _adj_r_1(t):
 
 def _adj_z_r_1(t):
     """adj_z_r_1[m] = tanh'(z_r_1[m]) adj_r_1[m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     adj_r_1 = t["adj_r_1"]
@@ -317,7 +312,6 @@ def _adj_h_1(t):
 
 def _adj_z_h_1(t):
     """adj_z_h_1[j] = tanh'(z_h_1[j]) adj_h_1[j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     adj_h_1 = t["adj_h_1"]
@@ -326,7 +320,6 @@ def _adj_z_h_1(t):
 
 def _jac_h_1__z_h_1(t):
     """jac_h_1__z_h_1[j,i] = tanh'(z_h_1[j]) δ[j,i]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     # einsum("Bj,ji->Bji", dtanh_z_h_1, np.eye(3))
@@ -343,7 +336,6 @@ def _jac_z_r_1__z_h_1(t):
 
 def _jac_r_1__z_h_1(t):
     """jac_r_1__z_h_1[m,j] = tanh'(z_r_1[m]) jac_z_r_1__z_h_1[m,j]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     jac_z_r_1__z_h_1 = t["jac_z_r_1__z_h_1"]
@@ -361,7 +353,6 @@ def _jac_z_h_2__z_h_1(t):
 
 def _jac_h_2__z_h_1(t):
     """jac_h_2__z_h_1[j,i] = tanh'(z_h_2[j]) jac_z_h_2__z_h_1[j,i]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     jac_z_h_2__z_h_1 = t["jac_z_h_2__z_h_1"]
@@ -382,7 +373,6 @@ def _jac_z_r_2__z_h_1(t):
 
 def _jac_r_2__z_h_1(t):
     """jac_r_2__z_h_1[m,j] = tanh'(z_r_2[m]) jac_z_r_2__z_h_1[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_z_r_2__z_h_1 = t["jac_z_r_2__z_h_1"]
@@ -400,7 +390,6 @@ def _jac_z_h_3__z_h_1(t):
 
 def _jac_h_3__z_h_1(t):
     """jac_h_3__z_h_1[j,i] = tanh'(z_h_3[j]) jac_z_h_3__z_h_1[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     jac_z_h_3__z_h_1 = t["jac_z_h_3__z_h_1"]
@@ -421,7 +410,6 @@ def _jac_z_r_3__z_h_1(t):
 
 def _jac_r_3__z_h_1(t):
     """jac_r_3__z_h_1[m,j] = tanh'(z_r_3[m]) jac_z_r_3__z_h_1[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_h_1 = t["jac_z_r_3__z_h_1"]
@@ -431,7 +419,6 @@ def _jac_r_3__z_h_1(t):
 
 def _jac_h_2__z_h_2(t):
     """jac_h_2__z_h_2[j,i] = tanh'(z_h_2[j]) δ[j,i]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     # einsum("Bj,ji->Bji", dtanh_z_h_2, np.eye(3))
@@ -448,7 +435,6 @@ def _jac_z_r_2__z_h_2(t):
 
 def _jac_r_2__z_h_2(t):
     """jac_r_2__z_h_2[m,j] = tanh'(z_r_2[m]) jac_z_r_2__z_h_2[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_z_r_2__z_h_2 = t["jac_z_r_2__z_h_2"]
@@ -466,7 +452,6 @@ def _jac_z_h_3__z_h_2(t):
 
 def _jac_h_3__z_h_2(t):
     """jac_h_3__z_h_2[j,i] = tanh'(z_h_3[j]) jac_z_h_3__z_h_2[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     jac_z_h_3__z_h_2 = t["jac_z_h_3__z_h_2"]
@@ -487,7 +472,6 @@ def _jac_z_r_3__z_h_2(t):
 
 def _jac_r_3__z_h_2(t):
     """jac_r_3__z_h_2[m,j] = tanh'(z_r_3[m]) jac_z_r_3__z_h_2[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_h_2 = t["jac_z_r_3__z_h_2"]
@@ -497,7 +481,6 @@ def _jac_r_3__z_h_2(t):
 
 def _jac_h_3__z_h_3(t):
     """jac_h_3__z_h_3[j,i] = tanh'(z_h_3[j]) δ[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     # einsum("Bj,ji->Bji", dtanh_z_h_3, np.eye(3))
@@ -514,7 +497,6 @@ def _jac_z_r_3__z_h_3(t):
 
 def _jac_r_3__z_h_3(t):
     """jac_r_3__z_h_3[m,j] = tanh'(z_r_3[m]) jac_z_r_3__z_h_3[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_h_3 = t["jac_z_r_3__z_h_3"]
@@ -524,7 +506,6 @@ def _jac_r_3__z_h_3(t):
 
 def _jac_r_2__z_r_2(t):
     """jac_r_2__z_r_2[m,i] = tanh'(z_r_2[m]) δ[m,i]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     # einsum("Bm,mi->Bmi", dtanh_z_r_2, np.eye(2))
@@ -541,7 +522,6 @@ def _jac_z_r_3__z_r_2(t):
 
 def _jac_r_3__z_r_2(t):
     """jac_r_3__z_r_2[m,i] = tanh'(z_r_3[m]) jac_z_r_3__z_r_2[m,i]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_r_2 = t["jac_z_r_3__z_r_2"]
@@ -551,7 +531,6 @@ def _jac_r_3__z_r_2(t):
 
 def _jac_r_1__z_r_1(t):
     """jac_r_1__z_r_1[m,i] = tanh'(z_r_1[m]) δ[m,i]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     # einsum("Bm,mi->Bmi", dtanh_z_r_1, np.eye(2))
@@ -568,7 +547,6 @@ def _jac_z_r_2__z_r_1(t):
 
 def _jac_r_2__z_r_1(t):
     """jac_r_2__z_r_1[m,i] = tanh'(z_r_2[m]) jac_z_r_2__z_r_1[m,i]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_z_r_2__z_r_1 = t["jac_z_r_2__z_r_1"]
@@ -586,7 +564,6 @@ def _jac_z_r_3__z_r_1(t):
 
 def _jac_r_3__z_r_1(t):
     """jac_r_3__z_r_1[m,i] = tanh'(z_r_3[m]) jac_z_r_3__z_r_1[m,i]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_r_1 = t["jac_z_r_3__z_r_1"]
@@ -602,7 +579,6 @@ def _jac_p_3__r_3(t):
 
 def _jac_p_3__z_r_3(t):
     """jac_p_3__z_r_3[l,m] = tanh'(z_r_3[m]) jac_p_3__r_3[l,m]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_p_3__r_3 = t["jac_p_3__r_3"]
@@ -620,7 +596,6 @@ def _jac_p_3__h_3(t):
 
 def _jac_p_3__z_h_3(t):
     """jac_p_3__z_h_3[l,j] = tanh'(z_h_3[j]) jac_p_3__h_3[l,j]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     jac_p_3__h_3 = t["jac_p_3__h_3"]
@@ -638,7 +613,6 @@ def _jac_p_3__r_2(t):
 
 def _jac_p_3__z_r_2(t):
     """jac_p_3__z_r_2[l,m] = tanh'(z_r_2[m]) jac_p_3__r_2[l,m]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_p_3__r_2 = t["jac_p_3__r_2"]
@@ -659,7 +633,6 @@ def _jac_p_3__h_2(t):
 
 def _jac_p_3__z_h_2(t):
     """jac_p_3__z_h_2[l,j] = tanh'(z_h_2[j]) jac_p_3__h_2[l,j]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     jac_p_3__h_2 = t["jac_p_3__h_2"]
@@ -677,7 +650,6 @@ def _jac_p_3__r_1(t):
 
 def _jac_p_3__z_r_1(t):
     """jac_p_3__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_3__r_1[l,m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     jac_p_3__r_1 = t["jac_p_3__r_1"]
@@ -698,7 +670,6 @@ def _jac_p_3__h_1(t):
 
 def _jac_p_3__z_h_1(t):
     """jac_p_3__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_3__h_1[l,j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     jac_p_3__h_1 = t["jac_p_3__h_1"]
@@ -722,7 +693,6 @@ def _hess_r_3__z_h_1(t):
 
 def _hess_z_r_3__z_h_1(t):
     """hess_z_r_3__z_h_1[m,j] = tanh'(z_r_3[m]) hess_r_3__z_h_1[m,j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_h_1 = t["hess_r_3__z_h_1"]
@@ -745,7 +715,6 @@ def _hess_h_3__z_h_1(t):
 
 def _hess_z_h_3__z_h_1(t):
     """hess_z_h_3__z_h_1[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_1[j,i] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_1[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_h_1 = t["hess_h_3__z_h_1"]
@@ -766,7 +735,6 @@ def _jac_p_2__r_2(t):
 
 def _jac_p_2__z_r_2(t):
     """jac_p_2__z_r_2[l,m] = tanh'(z_r_2[m]) jac_p_2__r_2[l,m]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_p_2__r_2 = t["jac_p_2__r_2"]
@@ -784,7 +752,6 @@ def _jac_p_2__h_2(t):
 
 def _jac_p_2__z_h_2(t):
     """jac_p_2__z_h_2[l,j] = tanh'(z_h_2[j]) jac_p_2__h_2[l,j]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     jac_p_2__h_2 = t["jac_p_2__h_2"]
@@ -802,7 +769,6 @@ def _jac_p_2__r_1(t):
 
 def _jac_p_2__z_r_1(t):
     """jac_p_2__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_2__r_1[l,m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     jac_p_2__r_1 = t["jac_p_2__r_1"]
@@ -823,7 +789,6 @@ def _jac_p_2__h_1(t):
 
 def _jac_p_2__z_h_1(t):
     """jac_p_2__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_2__h_1[l,j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     jac_p_2__h_1 = t["jac_p_2__h_1"]
@@ -850,7 +815,6 @@ def _hess_r_2__z_h_1(t):
 
 def _hess_z_r_2__z_h_1(t):
     """hess_z_r_2__z_h_1[m,j] = tanh'(z_r_2[m]) hess_r_2__z_h_1[m,j] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_1[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_h_1 = t["hess_r_2__z_h_1"]
@@ -876,7 +840,6 @@ def _hess_h_2__z_h_1(t):
 
 def _hess_z_h_2__z_h_1(t):
     """hess_z_h_2__z_h_1[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_1[j,i] + tanh''(z_h_2[j]) adj_h_2[j] jac_z_h_2__z_h_1[j,i]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_h_1 = t["hess_h_2__z_h_1"]
@@ -897,7 +860,6 @@ def _jac_p_1__r_1(t):
 
 def _jac_p_1__z_r_1(t):
     """jac_p_1__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_1__r_1[l,m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     jac_p_1__r_1 = t["jac_p_1__r_1"]
@@ -915,7 +877,6 @@ def _jac_p_1__h_1(t):
 
 def _jac_p_1__z_h_1(t):
     """jac_p_1__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_1__h_1[l,j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     jac_p_1__h_1 = t["jac_p_1__h_1"]
@@ -942,7 +903,6 @@ def _hess_r_1__z_h_1(t):
 
 def _hess_z_r_1__z_h_1(t):
     """hess_z_r_1__z_h_1[m,j] = tanh'(z_r_1[m]) hess_r_1__z_h_1[m,j] + tanh''(z_r_1[m]) adj_r_1[m] jac_z_r_1__z_h_1[m,j]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_h_1 = t["hess_r_1__z_h_1"]
@@ -968,7 +928,6 @@ def _hess_h_1__z_h_1(t):
 
 def _hess_z_h_1__z_h_1(t):
     """hess_z_h_1__z_h_1[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_1[j,i] + tanh''(z_h_1[j]) δ[j,i] adj_h_1[j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_h_1 = t["hess_h_1__z_h_1"]
@@ -996,7 +955,6 @@ def _hess_r_3__z_h_2(t):
 
 def _hess_z_r_3__z_h_2(t):
     """hess_z_r_3__z_h_2[m,j] = tanh'(z_r_3[m]) hess_r_3__z_h_2[m,j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_2[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_h_2 = t["hess_r_3__z_h_2"]
@@ -1019,7 +977,6 @@ def _hess_h_3__z_h_2(t):
 
 def _hess_z_h_3__z_h_2(t):
     """hess_z_h_3__z_h_2[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_2[j,i] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_2[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_h_2 = t["hess_h_3__z_h_2"]
@@ -1051,7 +1008,6 @@ def _hess_r_2__z_h_2(t):
 
 def _hess_z_r_2__z_h_2(t):
     """hess_z_r_2__z_h_2[m,j] = tanh'(z_r_2[m]) hess_r_2__z_h_2[m,j] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_2[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_h_2 = t["hess_r_2__z_h_2"]
@@ -1077,7 +1033,6 @@ def _hess_h_2__z_h_2(t):
 
 def _hess_z_h_2__z_h_2(t):
     """hess_z_h_2__z_h_2[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_2[j,i] + tanh''(z_h_2[j]) δ[j,i] adj_h_2[j]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_h_2 = t["hess_h_2__z_h_2"]
@@ -1099,7 +1054,6 @@ def _hess_r_1__z_h_2(t):
 
 def _hess_z_r_1__z_h_2(t):
     """hess_z_r_1__z_h_2[m,j] = tanh'(z_r_1[m]) hess_r_1__z_h_2[m,j]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_h_2 = t["hess_r_1__z_h_2"]
@@ -1120,7 +1074,6 @@ def _hess_h_1__z_h_2(t):
 
 def _hess_z_h_1__z_h_2(t):
     """hess_z_h_1__z_h_2[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_2[j,i]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_h_2 = t["hess_h_1__z_h_2"]
@@ -1144,7 +1097,6 @@ def _hess_r_3__z_h_3(t):
 
 def _hess_z_r_3__z_h_3(t):
     """hess_z_r_3__z_h_3[m,j] = tanh'(z_r_3[m]) hess_r_3__z_h_3[m,j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_3[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_h_3 = t["hess_r_3__z_h_3"]
@@ -1167,7 +1119,6 @@ def _hess_h_3__z_h_3(t):
 
 def _hess_z_h_3__z_h_3(t):
     """hess_z_h_3__z_h_3[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_3[j,i] + tanh''(z_h_3[j]) δ[j,i] adj_h_3[j]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_h_3 = t["hess_h_3__z_h_3"]
@@ -1189,7 +1140,6 @@ def _hess_r_2__z_h_3(t):
 
 def _hess_z_r_2__z_h_3(t):
     """hess_z_r_2__z_h_3[m,j] = tanh'(z_r_2[m]) hess_r_2__z_h_3[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_h_3 = t["hess_r_2__z_h_3"]
@@ -1210,7 +1160,6 @@ def _hess_h_2__z_h_3(t):
 
 def _hess_z_h_2__z_h_3(t):
     """hess_z_h_2__z_h_3[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_3[j,i]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_h_3 = t["hess_h_2__z_h_3"]
@@ -1228,7 +1177,6 @@ def _hess_r_1__z_h_3(t):
 
 def _hess_z_r_1__z_h_3(t):
     """hess_z_r_1__z_h_3[m,j] = tanh'(z_r_1[m]) hess_r_1__z_h_3[m,j]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_h_3 = t["hess_r_1__z_h_3"]
@@ -1249,7 +1197,6 @@ def _hess_h_1__z_h_3(t):
 
 def _hess_z_h_1__z_h_3(t):
     """hess_z_h_1__z_h_3[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_3[j,i]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_h_3 = t["hess_h_1__z_h_3"]
@@ -1273,7 +1220,6 @@ def _hess_r_3__z_r_2(t):
 
 def _hess_z_r_3__z_r_2(t):
     """hess_z_r_3__z_r_2[m,i] = tanh'(z_r_3[m]) hess_r_3__z_r_2[m,i] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_r_2[m,i]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_r_2 = t["hess_r_3__z_r_2"]
@@ -1296,7 +1242,6 @@ def _hess_h_3__z_r_2(t):
 
 def _hess_z_h_3__z_r_2(t):
     """hess_z_h_3__z_r_2[j,m] = tanh'(z_h_3[j]) hess_h_3__z_r_2[j,m]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_r_2 = t["hess_h_3__z_r_2"]
@@ -1323,7 +1268,6 @@ def _hess_r_2__z_r_2(t):
 
 def _hess_z_r_2__z_r_2(t):
     """hess_z_r_2__z_r_2[m,i] = tanh'(z_r_2[m]) hess_r_2__z_r_2[m,i] + tanh''(z_r_2[m]) δ[m,i] adj_r_2[m]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_r_2 = t["hess_r_2__z_r_2"]
@@ -1348,7 +1292,6 @@ def _hess_h_2__z_r_2(t):
 
 def _hess_z_h_2__z_r_2(t):
     """hess_z_h_2__z_r_2[j,m] = tanh'(z_h_2[j]) hess_h_2__z_r_2[j,m]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_r_2 = t["hess_h_2__z_r_2"]
@@ -1366,7 +1309,6 @@ def _hess_r_1__z_r_2(t):
 
 def _hess_z_r_1__z_r_2(t):
     """hess_z_r_1__z_r_2[m,i] = tanh'(z_r_1[m]) hess_r_1__z_r_2[m,i]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_r_2 = t["hess_r_1__z_r_2"]
@@ -1387,7 +1329,6 @@ def _hess_h_1__z_r_2(t):
 
 def _hess_z_h_1__z_r_2(t):
     """hess_z_h_1__z_r_2[j,m] = tanh'(z_h_1[j]) hess_h_1__z_r_2[j,m]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_r_2 = t["hess_h_1__z_r_2"]
@@ -1411,7 +1352,6 @@ def _hess_r_3__z_r_3(t):
 
 def _hess_z_r_3__z_r_3(t):
     """hess_z_r_3__z_r_3[m,i] = tanh'(z_r_3[m]) hess_r_3__z_r_3[m,i] + tanh''(z_r_3[m]) δ[m,i] adj_r_3[m]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_r_3 = t["hess_r_3__z_r_3"]
@@ -1433,7 +1373,6 @@ def _hess_h_3__z_r_3(t):
 
 def _hess_z_h_3__z_r_3(t):
     """hess_z_h_3__z_r_3[j,m] = tanh'(z_h_3[j]) hess_h_3__z_r_3[j,m]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_r_3 = t["hess_h_3__z_r_3"]
@@ -1451,7 +1390,6 @@ def _hess_r_2__z_r_3(t):
 
 def _hess_z_r_2__z_r_3(t):
     """hess_z_r_2__z_r_3[m,i] = tanh'(z_r_2[m]) hess_r_2__z_r_3[m,i]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_r_3 = t["hess_r_2__z_r_3"]
@@ -1472,7 +1410,6 @@ def _hess_h_2__z_r_3(t):
 
 def _hess_z_h_2__z_r_3(t):
     """hess_z_h_2__z_r_3[j,m] = tanh'(z_h_2[j]) hess_h_2__z_r_3[j,m]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_r_3 = t["hess_h_2__z_r_3"]
@@ -1490,7 +1427,6 @@ def _hess_r_1__z_r_3(t):
 
 def _hess_z_r_1__z_r_3(t):
     """hess_z_r_1__z_r_3[m,i] = tanh'(z_r_1[m]) hess_r_1__z_r_3[m,i]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_r_3 = t["hess_r_1__z_r_3"]
@@ -1511,7 +1447,6 @@ def _hess_h_1__z_r_3(t):
 
 def _hess_z_h_1__z_r_3(t):
     """hess_z_h_1__z_r_3[j,m] = tanh'(z_h_1[j]) hess_h_1__z_r_3[j,m]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_r_3 = t["hess_h_1__z_r_3"]
@@ -1535,7 +1470,6 @@ def _hess_r_3__z_r_1(t):
 
 def _hess_z_r_3__z_r_1(t):
     """hess_z_r_3__z_r_1[m,i] = tanh'(z_r_3[m]) hess_r_3__z_r_1[m,i] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_r_1[m,i]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_r_1 = t["hess_r_3__z_r_1"]
@@ -1558,7 +1492,6 @@ def _hess_h_3__z_r_1(t):
 
 def _hess_z_h_3__z_r_1(t):
     """hess_z_h_3__z_r_1[j,m] = tanh'(z_h_3[j]) hess_h_3__z_r_1[j,m]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_r_1 = t["hess_h_3__z_r_1"]
@@ -1585,7 +1518,6 @@ def _hess_r_2__z_r_1(t):
 
 def _hess_z_r_2__z_r_1(t):
     """hess_z_r_2__z_r_1[m,i] = tanh'(z_r_2[m]) hess_r_2__z_r_1[m,i] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_r_1[m,i]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_r_1 = t["hess_r_2__z_r_1"]
@@ -1611,7 +1543,6 @@ def _hess_h_2__z_r_1(t):
 
 def _hess_z_h_2__z_r_1(t):
     """hess_z_h_2__z_r_1[j,m] = tanh'(z_h_2[j]) hess_h_2__z_r_1[j,m]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_r_1 = t["hess_h_2__z_r_1"]
@@ -1638,7 +1569,6 @@ def _hess_r_1__z_r_1(t):
 
 def _hess_z_r_1__z_r_1(t):
     """hess_z_r_1__z_r_1[m,i] = tanh'(z_r_1[m]) hess_r_1__z_r_1[m,i] + tanh''(z_r_1[m]) δ[m,i] adj_r_1[m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_r_1 = t["hess_r_1__z_r_1"]
@@ -1663,7 +1593,6 @@ def _hess_h_1__z_r_1(t):
 
 def _hess_z_h_1__z_r_1(t):
     """hess_z_h_1__z_r_1[j,m] = tanh'(z_h_1[j]) hess_h_1__z_r_1[j,m]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_r_1 = t["hess_h_1__z_r_1"]
@@ -1686,7 +1615,6 @@ def _hess_r_1__p_1(t):
 
 def _hess_z_r_1__p_1(t):
     """hess_z_r_1__p_1[m,l] = tanh'(z_r_1[m]) hess_r_1__p_1[m,l]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__p_1 = t["hess_r_1__p_1"]
@@ -1704,7 +1632,6 @@ def _hess_h_1__p_1(t):
 
 def _hess_z_h_1__p_1(t):
     """hess_z_h_1__p_1[j,l] = tanh'(z_h_1[j]) hess_h_1__p_1[j,l]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__p_1 = t["hess_h_1__p_1"]
@@ -1727,7 +1654,6 @@ def _hess_r_2__p_2(t):
 
 def _hess_z_r_2__p_2(t):
     """hess_z_r_2__p_2[m,l] = tanh'(z_r_2[m]) hess_r_2__p_2[m,l]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__p_2 = t["hess_r_2__p_2"]
@@ -1745,7 +1671,6 @@ def _hess_h_2__p_2(t):
 
 def _hess_z_h_2__p_2(t):
     """hess_z_h_2__p_2[j,l] = tanh'(z_h_2[j]) hess_h_2__p_2[j,l]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__p_2 = t["hess_h_2__p_2"]
@@ -1763,7 +1688,6 @@ def _hess_r_1__p_2(t):
 
 def _hess_z_r_1__p_2(t):
     """hess_z_r_1__p_2[m,l] = tanh'(z_r_1[m]) hess_r_1__p_2[m,l]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__p_2 = t["hess_r_1__p_2"]
@@ -1784,7 +1708,6 @@ def _hess_h_1__p_2(t):
 
 def _hess_z_h_1__p_2(t):
     """hess_z_h_1__p_2[j,l] = tanh'(z_h_1[j]) hess_h_1__p_2[j,l]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__p_2 = t["hess_h_1__p_2"]
@@ -1807,7 +1730,6 @@ def _hess_r_3__p_3(t):
 
 def _hess_z_r_3__p_3(t):
     """hess_z_r_3__p_3[m,l] = tanh'(z_r_3[m]) hess_r_3__p_3[m,l]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__p_3 = t["hess_r_3__p_3"]
@@ -1825,7 +1747,6 @@ def _hess_h_3__p_3(t):
 
 def _hess_z_h_3__p_3(t):
     """hess_z_h_3__p_3[j,l] = tanh'(z_h_3[j]) hess_h_3__p_3[j,l]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__p_3 = t["hess_h_3__p_3"]
@@ -1843,7 +1764,6 @@ def _hess_r_2__p_3(t):
 
 def _hess_z_r_2__p_3(t):
     """hess_z_r_2__p_3[m,l] = tanh'(z_r_2[m]) hess_r_2__p_3[m,l]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__p_3 = t["hess_r_2__p_3"]
@@ -1864,7 +1784,6 @@ def _hess_h_2__p_3(t):
 
 def _hess_z_h_2__p_3(t):
     """hess_z_h_2__p_3[j,l] = tanh'(z_h_2[j]) hess_h_2__p_3[j,l]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__p_3 = t["hess_h_2__p_3"]
@@ -1882,7 +1801,6 @@ def _hess_r_1__p_3(t):
 
 def _hess_z_r_1__p_3(t):
     """hess_z_r_1__p_3[m,l] = tanh'(z_r_1[m]) hess_r_1__p_3[m,l]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__p_3 = t["hess_r_1__p_3"]
@@ -1903,7 +1821,6 @@ def _hess_h_1__p_3(t):
 
 def _hess_z_h_1__p_3(t):
     """hess_z_h_1__p_3[j,l] = tanh'(z_h_1[j]) hess_h_1__p_3[j,l]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__p_3 = t["hess_h_1__p_3"]
@@ -1939,7 +1856,6 @@ def _backward(t):
     adj_r_3 = adj_p_3 @ U
     t["adj[r(3)]"] = adj_r_3
     # adj_z_r_3[m] = tanh'(z_r_3[m]) adj_r_3[m]
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     adj_z_r_3 = dtanh_z_r_3 * adj_r_3
@@ -1950,7 +1866,6 @@ def _backward(t):
     adj_h_3 = adj_z_r_3 @ B_2
     t["adj[h(3)]"] = adj_h_3
     # adj_z_h_3[j] = tanh'(z_h_3[j]) adj_h_3[j]
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     adj_z_h_3 = dtanh_z_h_3 * adj_h_3
@@ -1970,7 +1885,6 @@ def _backward(t):
         adj_r_k = adj_z_r_kp1 @ A + adj_p_k @ U
         t[f"adj[r({k})]"] = adj_r_k
         # adj_z_r_k[m] = tanh'(z_r_k[m]) adj_r_k[m]
-        z_r_k = t[f"z_r({k})"]
         r_k = t[f"r({k})"]
         dtanh_z_r_k = 1 - r_k**2
         adj_z_r_k = dtanh_z_r_k * adj_r_k
@@ -1982,7 +1896,6 @@ def _backward(t):
         adj_h_k = adj_z_h_kp1 @ W + adj_z_r_k @ B_2
         t[f"adj[h({k})]"] = adj_h_k
         # adj_z_h_k[j] = tanh'(z_h_k[j]) adj_h_k[j]
-        z_h_k = t[f"z_h({k})"]
         h_k = t[f"h({k})"]
         dtanh_z_h_k = 1 - h_k**2
         adj_z_h_k = dtanh_z_h_k * adj_h_k
@@ -2004,7 +1917,6 @@ def _r_pass(t):
     tan_z_h_1 = dir_W @ h_0 + W @ dir_h_0 + x_1 @ dir_V.T
     t["tan[z_h(1)]"] = tan_z_h_1
     # tan_h_1[j] = tanh'(z_h_1[j]) tan_z_h_1[j]
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     tan_h_1 = dtanh_z_h_1 * tan_z_h_1
@@ -2017,7 +1929,6 @@ def _r_pass(t):
     tan_z_r_1 = h_1 @ dir_B.T + tan_h_1 @ B_2.T
     t["tan[z_r(1)]"] = tan_z_r_1
     # tan_r_1[m] = tanh'(z_r_1[m]) tan_z_r_1[m]
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     tan_r_1 = dtanh_z_r_1 * tan_z_r_1
@@ -2037,7 +1948,6 @@ def _r_pass(t):
         tan_z_h_k = h_km1 @ dir_W.T + tan_h_km1 @ W.T + x_k @ dir_V.T
         t[f"tan[z_h({k})]"] = tan_z_h_k
         # tan_h_k[j] = tanh'(z_h_k[j]) tan_z_h_k[j]
-        z_h_k = t[f"z_h({k})"]
         h_k = t[f"h({k})"]
         dtanh_z_h_k = 1 - h_k**2
         tan_h_k = dtanh_z_h_k * tan_z_h_k
@@ -2052,7 +1962,6 @@ def _r_pass(t):
         tan_z_r_k = r_km1 @ dir_A.T + tan_r_km1 @ A.T + h_k @ dir_B.T + tan_h_k @ B_2.T
         t[f"tan[z_r({k})]"] = tan_z_r_k
         # tan_r_k[m] = tanh'(z_r_k[m]) tan_z_r_k[m]
-        z_r_k = t[f"z_r({k})"]
         r_k = t[f"r({k})"]
         dtanh_z_r_k = 1 - r_k**2
         tan_r_k = dtanh_z_r_k * tan_z_r_k
@@ -2073,7 +1982,6 @@ def _r_pass(t):
     radj_r_3 = adj_p_3 @ dir_U + radj_p_3 @ U
     t["radj[r(3)]"] = radj_r_3
     # radj_z_r_3[m] = tanh''(z_r_3[m]) adj_r_3[m] tan_z_r_3[m] + tanh'(z_r_3[m]) radj_r_3[m]
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
     adj_r_3 = t["adj[r(3)]"]
@@ -2088,7 +1996,6 @@ def _r_pass(t):
     radj_h_3 = adj_z_r_3 @ dir_B + radj_z_r_3 @ B_2
     t["radj[h(3)]"] = radj_h_3
     # radj_z_h_3[j] = tanh''(z_h_3[j]) adj_h_3[j] tan_z_h_3[j] + tanh'(z_h_3[j]) radj_h_3[j]
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
     adj_h_3 = t["adj[h(3)]"]
@@ -2117,7 +2024,6 @@ def _r_pass(t):
         radj_r_k = adj_z_r_kp1 @ dir_A + radj_z_r_kp1 @ A + adj_p_k @ dir_U + radj_p_k_2 @ U
         t[f"radj[r({k})]"] = radj_r_k
         # radj_z_r_k[m] = tanh''(z_r_k[m]) adj_r_k[m] tan_z_r_k[m] + tanh'(z_r_k[m]) radj_r_k[m]
-        z_r_k_2 = t[f"z_r({k})"]
         r_k_2 = t[f"r({k})"]
         d2tanh_z_r_k = 2*r_k_2*(r_k_2**2 - 1)
         adj_r_k = t[f"adj[r({k})]"]
@@ -2136,7 +2042,6 @@ def _r_pass(t):
         radj_h_k = adj_z_h_kp1 @ dir_W + radj_z_h_kp1 @ W + adj_z_r_k @ dir_B + radj_z_r_k @ B_2
         t[f"radj[h({k})]"] = radj_h_k
         # radj_z_h_k[j] = tanh''(z_h_k[j]) adj_h_k[j] tan_z_h_k[j] + tanh'(z_h_k[j]) radj_h_k[j]
-        z_h_k_2 = t[f"z_h({k})"]
         h_k_2 = t[f"h({k})"]
         d2tanh_z_h_k = 2*h_k_2*(h_k_2**2 - 1)
         adj_h_k = t[f"adj[h({k})]"]
@@ -2597,7 +2502,6 @@ def hessian(params, data, out=None):
     # einsum("jk,Bi->jik", np.eye(3), adj_z_h_1)
     _add_into(hess_h_0___W, (adj_z_h_1.sum(axis=0))[:, None] * (np.eye(3))[:, None], 1 / B, False)
     adj_z_h_2 = t["adj_z_h_2"]
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     # einsum("cj,Bi,Bk,kc->jik", W, adj_z_h_2, dtanh_z_h_1, np.eye(3))
@@ -2755,7 +2659,6 @@ def hessian(params, data, out=None):
     # einsum("Bk,i,Bj->jik", adj_z_h_2, h_0, dtanh_z_h_1)
     tmp_36 = dtanh_z_h_1.T @ adj_z_h_2
     _add_into(_diagonal_view(hess_W__W, 0, 3), tmp_36[:, None] * h_0[:, None], 1 / B, True)
-    z_h_2 = t["z_h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     # einsum("Bj,Bk,Bi->jik", adj_z_h_3, h_1, dtanh_z_h_2)
     tmp_37 = h_1[:, :, None] * adj_z_h_3[:, None]
@@ -2848,7 +2751,6 @@ def hessian(params, data, out=None):
     # einsum("Bm,Bi,Bj->jim", adj_z_r_2, h_1, dtanh_z_h_2)
     tmp_55 = h_1[:, :, None] * adj_z_r_2[:, None]
     _add_into(_diagonal_view(hess_W__B, 0, 3), (np.tensordot(tmp_55, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    z_h_3 = t["z_h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     # einsum("Bm,Bi,Bj->jim", adj_z_r_3, h_2, dtanh_z_h_3)
     tmp_56 = h_2[:, :, None] * adj_z_r_3[:, None]
@@ -2958,7 +2860,6 @@ def hessian(params, data, out=None):
     _outer_into(hess_A__A, hess_z_r_2__z_r_3, r_1, r_2, 1 / B, True)
     _outer_into(hess_A__A, hess_z_r_3__z_r_2, r_2, r_1, 1 / B, True)
     _outer_into(hess_A__A, hess_z_r_3__z_r_3, r_2, r_2, 1 / B, True)
-    z_r_2 = t["z_r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     # einsum("Bm,Bq,Bi->mqi", adj_z_r_3, dtanh_z_r_2, r_1)
     tmp_66 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
@@ -2980,7 +2881,6 @@ def hessian(params, data, out=None):
     # einsum("Bm,Bj,Bqi->mqij", adj_z_r_3, h_1, jac_r_2__z_r_1)
     tmp_68 = h_1[:, :, None] * adj_z_r_3[:, None]
     _add_into(hess_A__B, (np.tensordot(tmp_68, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    z_r_1 = t["z_r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     # einsum("Bm,Bj,Bq->mqj", adj_z_r_2, h_1, dtanh_z_r_1)
     tmp_69 = dtanh_z_r_1[:, :, None] * adj_z_r_2[:, None]
@@ -3002,7 +2902,6 @@ def hessian(params, data, out=None):
     # einsum("Bl,Bm,Bq->mql", adj_p_2, dtanh_z_r_2, r_1)
     tmp_71 = dtanh_z_r_2[:, :, None] * adj_p_2[:, None]
     _add_into(_diagonal_view(hess_A__U, 0, 3), (np.tensordot(tmp_71, r_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    z_r_3 = t["z_r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     # einsum("Bl,Bm,Bq->mql", adj_p_3, dtanh_z_r_3, r_2)
     tmp_72 = dtanh_z_r_3[:, :, None] * adj_p_3[:, None]

@@ -160,7 +160,6 @@ def _adj_v2(t):
 def _adj_z_v2(t):
     """adj_z_v2[j] = softplus'(z_v2[j]) adj_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     dsoftplus_z_v2 = _sigmoid(z_v2)
     adj_v2 = t["adj_v2"]
     return dsoftplus_z_v2 * adj_v2
@@ -203,7 +202,6 @@ def _jac_z_v2__z_v1(t):
 def _jac_v2__z_v1(t):
     """jac_v2__z_v1[j,i] = softplus'(z_v2[j]) jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     dsoftplus_z_v2 = _sigmoid(z_v2)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bji->Bji", dsoftplus_z_v2, jac_z_v2__z_v1)
@@ -213,7 +211,6 @@ def _jac_v2__z_v1(t):
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = softplus'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     dsoftplus_z_v2 = _sigmoid(z_v2)
     # einsum("Bj,ji->Bji", dsoftplus_z_v2, np.eye(4))
     return np.eye(4) * dsoftplus_z_v2[:, :, None]
@@ -228,7 +225,6 @@ def _jac_p__v2(t):
 def _jac_p__z_v2(t):
     """jac_p__z_v2[l,j] = softplus'(z_v2[j]) jac_p__v2[l,j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     dsoftplus_z_v2 = _sigmoid(z_v2)
     jac_p__v2 = t["jac_p__v2"]
     # einsum("Bj,lj->Blj", dsoftplus_z_v2, jac_p__v2)
@@ -273,7 +269,6 @@ def _hess_v2__z_v1(t):
 def _hess_z_v2__z_v1(t):
     """hess_z_v2__z_v1[j,i] = softplus'(z_v2[j]) hess_v2__z_v1[j,i] + softplus''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     dsoftplus_z_v2 = _sigmoid(z_v2)
     hess_v2__z_v1 = t["hess_v2__z_v1"]
     # einsum("Bj,Bji->Bji", dsoftplus_z_v2, hess_v2__z_v1)
@@ -327,7 +322,6 @@ def _hess_v2__z_v2(t):
 def _hess_z_v2__z_v2(t):
     """hess_z_v2__z_v2[j,i] = softplus'(z_v2[j]) hess_v2__z_v2[j,i] + softplus''(z_v2[j]) δ[j,i] adj_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     dsoftplus_z_v2 = _sigmoid(z_v2)
     hess_v2__z_v2 = t["hess_v2__z_v2"]
     # einsum("Bj,Bji->Bji", dsoftplus_z_v2, hess_v2__z_v2)
@@ -375,7 +369,6 @@ def _hess_v2__p(t):
 def _hess_z_v2__p(t):
     """hess_z_v2__p[j,l] = softplus'(z_v2[j]) hess_v2__p[j,l]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     dsoftplus_z_v2 = _sigmoid(z_v2)
     hess_v2__p = t["hess_v2__p"]
     # einsum("Bj,Bjl->Bjl", dsoftplus_z_v2, hess_v2__p)
@@ -445,7 +438,6 @@ def _tan_z_v2(t):
 def _tan_v2(t):
     """tan_v2[j] = softplus'(z_v2[j]) tan_z_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     dsoftplus_z_v2 = _sigmoid(z_v2)
     tan_z_v2 = t["tan_z_v2"]
     return dsoftplus_z_v2 * tan_z_v2
@@ -484,7 +476,6 @@ def _radj_v2(t):
 def _radj_z_v2(t):
     """radj_z_v2[j] = softplus''(z_v2[j]) adj_v2[j] tan_z_v2[j] + softplus'(z_v2[j]) radj_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     d2softplus_z_v2 = _sigmoid(-z_v2)*_sigmoid(z_v2)
     adj_v2 = t["adj_v2"]
     tan_z_v2 = t["tan_z_v2"]
@@ -586,7 +577,6 @@ def per_sample_gradient(params, data):
     W1 = params["W1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T
@@ -690,7 +680,6 @@ def per_sample_gradient_norms(params, data):
     W1 = params["W1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T

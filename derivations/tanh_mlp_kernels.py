@@ -179,7 +179,6 @@ def _adj_v1(t):
 
 def _adj_z_v1(t):
     """adj_z_v1[j] = tanh'(z_v1[j]) adj_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     adj_v1 = t["adj_v1"]
@@ -188,7 +187,6 @@ def _adj_z_v1(t):
 
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = tanh'(z_v1[j]) δ[j,i]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     # einsum("Bj,ji->Bji", dtanh_z_v1, np.eye(4))
@@ -248,7 +246,6 @@ def _jac_p__v1(t):
 
 def _jac_p__z_v1(t):
     """jac_p__z_v1[l,j] = tanh'(z_v1[j]) jac_p__v1[l,j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     jac_p__v1 = t["jac_p__v1"]
@@ -295,7 +292,6 @@ def _hess_v1__z_v1(t):
 
 def _hess_z_v1__z_v1(t):
     """hess_z_v1__z_v1[j,i] = tanh'(z_v1[j]) hess_v1__z_v1[j,i] + tanh''(z_v1[j]) δ[j,i] adj_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__z_v1 = t["hess_v1__z_v1"]
@@ -345,7 +341,6 @@ def _hess_v1__z_v2(t):
 
 def _hess_z_v1__z_v2(t):
     """hess_z_v1__z_v2[j,i] = tanh'(z_v1[j]) hess_v1__z_v2[j,i]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__z_v2 = t["hess_v1__z_v2"]
@@ -386,7 +381,6 @@ def _hess_v1__p(t):
 
 def _hess_z_v1__p(t):
     """hess_z_v1__p[j,l] = tanh'(z_v1[j]) hess_v1__p[j,l]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     hess_v1__p = t["hess_v1__p"]
@@ -410,7 +404,6 @@ def _tan_z_v1(t):
 
 def _tan_v1(t):
     """tan_v1[j] = tanh'(z_v1[j]) tan_z_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     dtanh_z_v1 = 1 - v1**2
     tan_z_v1 = t["tan_z_v1"]
@@ -491,7 +484,6 @@ def _radj_v1(t):
 
 def _radj_z_v1(t):
     """radj_z_v1[j] = tanh''(z_v1[j]) adj_v1[j] tan_z_v1[j] + tanh'(z_v1[j]) radj_v1[j]"""
-    z_v1 = t["z_v1"]
     v1 = t["v1"]
     d2tanh_z_v1 = 2*v1*(v1**2 - 1)
     adj_v1 = t["adj_v1"]
@@ -579,7 +571,6 @@ def per_sample_gradient(params, data):
     W2 = params["W2"]
     b2 = params["b2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T + b1
@@ -641,7 +632,6 @@ def gradient_factors(params, data):
     W2 = params["W2"]
     b2 = params["b2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T + b1
@@ -686,7 +676,6 @@ def per_sample_gradient_norms(params, data):
     W2 = params["W2"]
     b2 = params["b2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i] + b1[j]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T + b1
@@ -818,7 +807,6 @@ def hessian(params, data, out=None):
     v1 = t["v1"]
     _outer_into(hess_W1__W2, hess_z_v1__z_v2, x, v1, 1 / B, False)
     adj_z_v2 = t["adj_z_v2"]
-    z_v1 = t["z_v1"]
     dtanh_z_v1 = 1 - v1**2
     # einsum("Bk,Bj,Bi->jik", adj_z_v2, dtanh_z_v1, x)
     tmp = x[:, :, None] * adj_z_v2[:, None]

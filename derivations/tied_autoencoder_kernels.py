@@ -143,7 +143,6 @@ def _adj_h(t):
 
 def _adj_z_h(t):
     """adj_z_h[j] = tanh'(z_h[j]) adj_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     adj_h = t["adj_h"]
@@ -152,7 +151,6 @@ def _adj_z_h(t):
 
 def _jac_h__z_h(t):
     """jac_h__z_h[j,i] = tanh'(z_h[j]) δ[j,i]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     # einsum("Bj,ji->Bji", dtanh_z_h, np.eye(2))
@@ -168,7 +166,6 @@ def _jac_r__h(t):
 
 def _jac_r__z_h(t):
     """jac_r__z_h[i,j] = tanh'(z_h[j]) jac_r__h[i,j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     jac_r__h = t["jac_r__h"]
@@ -192,7 +189,6 @@ def _hess_h__z_h(t):
 
 def _hess_z_h__z_h(t):
     """hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     hess_h__z_h = t["hess_h__z_h"]
@@ -219,7 +215,6 @@ def _hess_h__r(t):
 
 def _hess_z_h__r(t):
     """hess_z_h__r[j,i] = tanh'(z_h[j]) hess_h__r[j,i]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     hess_h__r = t["hess_h__r"]
@@ -243,7 +238,6 @@ def _tan_z_h(t):
 
 def _tan_h(t):
     """tan_h[j] = tanh'(z_h[j]) tan_z_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     dtanh_z_h = 1 - h**2
     tan_z_h = t["tan_z_h"]
@@ -281,7 +275,6 @@ def _radj_h(t):
 
 def _radj_z_h(t):
     """radj_z_h[j] = tanh''(z_h[j]) adj_h[j] tan_z_h[j] + tanh'(z_h[j]) radj_h[j]"""
-    z_h = t["z_h"]
     h = t["h"]
     d2tanh_z_h = 2*h*(h**2 - 1)
     adj_h = t["adj_h"]
@@ -343,7 +336,6 @@ def per_sample_gradient(params, data):
     W = params["W"]
     b = params["b"]
     c = params["c"]
-    B = x.shape[0]
     # z_h[j] = Σ_i W[j,i] x[i] + b[j]
     # einsum("ji,Bi->Bj", W, x)
     z_h = x @ W.T + b
@@ -382,7 +374,6 @@ def gradient_factors(params, data):
     W = params["W"]
     b = params["b"]
     c = params["c"]
-    B = x.shape[0]
     # z_h[j] = Σ_i W[j,i] x[i] + b[j]
     # einsum("ji,Bi->Bj", W, x)
     z_h = x @ W.T + b
@@ -411,7 +402,6 @@ def per_sample_gradient_norms(params, data):
     W = params["W"]
     b = params["b"]
     c = params["c"]
-    B = x.shape[0]
     # z_h[j] = Σ_i W[j,i] x[i] + b[j]
     # einsum("ji,Bi->Bj", W, x)
     z_h = x @ W.T + b
@@ -503,7 +493,6 @@ def hessian(params, data, out=None):
     tmp_2 = h.T @ h
     _add_into(hess_W__W, tmp_2.T[:, None, :, None] * hess_r__r[:, None], 1 / B, True)
     adj_r = t["adj_r"]
-    z_h = t["z_h"]
     dtanh_z_h = 1 - h**2
     # einsum("Bi,Bj,Bk->jik", adj_r, dtanh_z_h, x)
     tmp_3 = dtanh_z_h[:, :, None] * adj_r[:, None]

@@ -255,7 +255,6 @@ def _adj_z_ln(t):
 def _adj_va(t):
     """adj_va[q] = sd'(va[q]) adj_z_ln[q]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     adj_z_ln = t["adj_z_ln"]
     return dsd_va * adj_z_ln
@@ -368,7 +367,6 @@ def _jac_va__z_a1(t):
 def _jac_z_ln__z_a1(t):
     """jac_z_ln__z_a1[q,i,k] = sd'(va[q]) jac_va__z_a1[q,i,k]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__z_a1 = t["jac_va__z_a1"]
     # einsum("Bq,Bqik->Bqik", dsd_va, jac_va__z_a1)
@@ -447,7 +445,6 @@ def _jac_va__h1(t):
 def _jac_z_ln__h1(t):
     """jac_z_ln__h1[q,i,d] = sd'(va[q]) jac_va__h1[q,i,d]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__h1 = t["jac_va__h1"]
     # einsum("Bq,Bqid->Bqid", dsd_va, jac_va__h1)
@@ -517,7 +514,6 @@ def _jac_va__r(t):
 def _jac_z_ln__r(t):
     """jac_z_ln__r[q,i,j] = sd'(va[q]) jac_va__r[q,i,j]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__r = t["jac_va__r"]
     # einsum("Bq,Bqij->Bqij", dsd_va, jac_va__r)
@@ -646,7 +642,6 @@ def _jac_va__z_a2(t):
 def _jac_z_ln__z_a2(t):
     """jac_z_ln__z_a2[q,i,k] = sd'(va[q]) jac_va__z_a2[q,i,k]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__z_a2 = t["jac_va__z_a2"]
     # einsum("Bq,Bqik->Bqik", dsd_va, jac_va__z_a2)
@@ -725,7 +720,6 @@ def _jac_va__h2(t):
 def _jac_z_ln__h2(t):
     """jac_z_ln__h2[q,i,d] = sd'(va[q]) jac_va__h2[q,i,d]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_va__h2 = t["jac_va__h2"]
     # einsum("Bq,Bqid->Bqid", dsd_va, jac_va__h2)
@@ -852,7 +846,6 @@ def _jac_p__z_ln(t):
 def _jac_p__va(t):
     """jac_p__va[l,q] = sd'(va[q]) jac_p__z_ln[l,q]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     jac_p__z_ln = t["jac_p__z_ln"]
     # einsum("Bq,Blq->Blq", dsd_va, jac_p__z_ln)
@@ -1003,7 +996,6 @@ def _hess_z_ln__z_a1(t):
 def _hess_va__z_a1(t):
     """hess_va__z_a1[q,i,k] = sd'(va[q]) hess_z_ln__z_a1[q,i,k] + sd''(va[q]) adj_z_ln[q] jac_va__z_a1[q,i,k]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     hess_z_ln__z_a1 = t["hess_z_ln__z_a1"]
     # einsum("Bq,Bqik->Bqik", dsd_va, hess_z_ln__z_a1)
@@ -1195,7 +1187,6 @@ def _hess_z_ln__h1(t):
 def _hess_va__h1(t):
     """hess_va__h1[q,i,d] = sd'(va[q]) hess_z_ln__h1[q,i,d] + sd''(va[q]) adj_z_ln[q] jac_va__h1[q,i,d]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     hess_z_ln__h1 = t["hess_z_ln__h1"]
     # einsum("Bq,Bqid->Bqid", dsd_va, hess_z_ln__h1)
@@ -1368,7 +1359,6 @@ def _hess_z_ln__r(t):
 def _hess_va__r(t):
     """hess_va__r[q,i,j] = sd'(va[q]) hess_z_ln__r[q,i,j] + sd''(va[q]) adj_z_ln[q] jac_va__r[q,i,j]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     hess_z_ln__r = t["hess_z_ln__r"]
     # einsum("Bq,Bqij->Bqij", dsd_va, hess_z_ln__r)
@@ -1571,7 +1561,6 @@ def _hess_z_ln__z_a2(t):
 def _hess_va__z_a2(t):
     """hess_va__z_a2[q,i,k] = sd'(va[q]) hess_z_ln__z_a2[q,i,k] + sd''(va[q]) adj_z_ln[q] jac_va__z_a2[q,i,k]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     hess_z_ln__z_a2 = t["hess_z_ln__z_a2"]
     # einsum("Bq,Bqik->Bqik", dsd_va, hess_z_ln__z_a2)
@@ -1745,7 +1734,6 @@ def _hess_z_ln__h2(t):
 def _hess_va__h2(t):
     """hess_va__h2[q,i,d] = sd'(va[q]) hess_z_ln__h2[q,i,d] + sd''(va[q]) adj_z_ln[q] jac_va__h2[q,i,d]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     hess_z_ln__h2 = t["hess_z_ln__h2"]
     # einsum("Bq,Bqid->Bqid", dsd_va, hess_z_ln__h2)
@@ -1900,7 +1888,6 @@ def _hess_z_ln__ln(t):
 def _hess_va__ln(t):
     """hess_va__ln[q,i,j] = sd'(va[q]) hess_z_ln__ln[q,i,j]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     hess_z_ln__ln = t["hess_z_ln__ln"]
     # einsum("Bq,Bqij->Bqij", dsd_va, hess_z_ln__ln)
@@ -2032,7 +2019,6 @@ def _hess_z_ln__z_ff(t):
 def _hess_va__z_ff(t):
     """hess_va__z_ff[q,a,i] = sd'(va[q]) hess_z_ln__z_ff[q,a,i]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     hess_z_ln__z_ff = t["hess_z_ln__z_ff"]
     # einsum("Bq,Bqai->Bqai", dsd_va, hess_z_ln__z_ff)
@@ -2158,7 +2144,6 @@ def _hess_z_ln__ff(t):
 def _hess_va__ff(t):
     """hess_va__ff[q,i,j] = sd'(va[q]) hess_z_ln__ff[q,i,j]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     hess_z_ln__ff = t["hess_z_ln__ff"]
     # einsum("Bq,Bqij->Bqij", dsd_va, hess_z_ln__ff)
@@ -2282,7 +2267,6 @@ def _hess_z_ln__p(t):
 def _hess_va__p(t):
     """hess_va__p[q,l] = sd'(va[q]) hess_z_ln__p[q,l]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     hess_z_ln__p = t["hess_z_ln__p"]
     # einsum("Bq,Bql->Bql", dsd_va, hess_z_ln__p)
@@ -2753,7 +2737,6 @@ def _tan_va(t):
 def _tan_z_ln(t):
     """tan_z_ln[q] = sd'(va[q]) tan_va[q]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
     tan_va = t["tan_va"]
     return dsd_va * tan_va
@@ -2928,7 +2911,6 @@ def _radj_z_ln(t):
 def _radj_va(t):
     """radj_va[q] = sd''(va[q]) adj_z_ln[q] tan_va[q] + sd'(va[q]) radj_z_ln[q]"""
     va = t["va"]
-    z_ln = t["z_ln"]
     d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
     adj_z_ln = t["adj_z_ln"]
     tan_va = t["tan_va"]
@@ -3344,7 +3326,6 @@ def per_sample_gradient(params, data):
     F1 = params["F1"]
     F2 = params["F2"]
     U = params["U"]
-    B = X.shape[0]
     # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
     # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
     tmp = np.tensordot(X, Q1, axes=([2], [1]))
@@ -3577,7 +3558,6 @@ def gradient_factors(params, data):
     F1 = params["F1"]
     F2 = params["F2"]
     U = params["U"]
-    B = X.shape[0]
     # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
     # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
     tmp = np.tensordot(X, Q1, axes=([2], [1]))
@@ -3800,7 +3780,6 @@ def per_sample_gradient_norms(params, data):
     F1 = params["F1"]
     F2 = params["F2"]
     U = params["U"]
-    B = X.shape[0]
     # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
     # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
     tmp = np.tensordot(X, Q1, axes=([2], [1]))

@@ -56,7 +56,7 @@ from .kernel_arrays import BATCH, Num, Scale
 from .kernel_build import build
 from .kernel_context import Context, identifiers
 from .kernel_statements import lower_module
-from .liveness import free_dead
+from .liveness import drop_unread, free_dead
 from .loops import fold_loops, has_families
 from .literals import docstring_literal
 from .numpy_helpers import HELPERS
@@ -484,4 +484,4 @@ def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum:
         module = build(ctx)
         # a family's steps as loops, or each public function as one straight body of locals
         module = fold_loops(module, ctx) if not unrolled and has_families(derivation) else straighten(module, ctx)
-        return refuse_too_large((printer or NumPyPrinter)().doprint(free_dead(lower_module(ctx, module))))
+        return refuse_too_large((printer or NumPyPrinter)().doprint(free_dead(drop_unread(lower_module(ctx, module)))))
