@@ -613,8 +613,8 @@ product, no B × P array) after one backward pass without the weight-gradient ma
 straight-line function (forward pass and adjoints inlined, no objective value, a tanh's
 backward one op; on the CPU from 4096 entries tanh from expm1, and a softmax over fewer than 16
 classes from 1024 entries from exp, amax and sum, each about half torch's own kernel's time or
-less): its cost is below one gradient's, while vmap(grad) forms every per-sample gradient.  The JAX rows compile both sides
-with `jax.jit`.  `benchmarks/run.py --device cuda` writes the same torch rows in float32 on a
+less): its cost is below one gradient's, while vmap(grad) forms every per-sample gradient.
+The JAX rows compile both sides with `jax.jit`.  `benchmarks/run.py --device cuda` writes the same torch rows in float32 on a
 GPU, with the exact Hessian against `torch.func.hessian` at P = 21,000, to
 docs/benchmarks-cuda.md.
 """.splitlines()
