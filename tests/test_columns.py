@@ -1,0 +1,110 @@
+"""A recurrence's order-2 module at a fixed length past the reference length (`--depth T=k`, k > 8):
+`hessian` column by column from R-passes and `ggn_diagonal` from seeded BPTT passes, both loops
+over the steps (einderiv.emit.columns).  Checked against central differences (`check`), against the
+module with the derived per-pair blocks (the same numbers to 1e-12), and for size: a few lines per
+step (INPUTS, GRADIENT_FACTOR_AXES), not a block per pair of steps."""
+import numpy as np
+import pytest
+
+import einderiv
+from einderiv.emit import columns
+from einderiv.runtime import load as load_source
+
+
+def derivation(path, length=None, dims=None):
+    net = einderiv.load(path, dims=dims, depth={"T": length} if length else None)
+    return einderiv.derive(net, order=2)
+
+
+def derived_blocks(d, monkeypatch):
+    """The module of ``d`` with its per-pair blocks written out (the column pass switched off)."""
+    with monkeypatch.context() as m:
+        m.setattr(columns, "LONG", 10 ** 9)
+        return einderiv.codegen(d)
+
+
+def sample(m, seed=0, batch=4):
+    rng = np.random.default_rng(seed)
+    params = {k: rng.normal(0.0, 0.7, s) for k, s in m["PARAMS"].items()}
+    data = {k: rng.normal(size=(batch,) + tuple(s)) for k, s in m["INPUTS"].items()}
+    vector = {k: rng.normal(size=s) for k, s in m["PARAMS"].items()}
+    return params, data, vector
+
+
+def close(a, b, rtol=1e-12):
+    scale = max(np.max(np.abs(b)), 1e-300)
+    return np.max(np.abs(a - b)) <= rtol * scale
+
+
+CASES = [("derivations/rnn.ein", 10, None), ("derivations/gru.ein", 9, None),
+         ("derivations/rnn_all_steps.ein", None, {"T": 10})]
+
+
+@pytest.mark.parametrize("path,length,dims", CASES)
+def test_columns_equal_the_derived_blocks(path, length, dims, monkeypatch):
+    d = derivation(path, length, dims)
+    src = einderiv.codegen(d)
+    old = derived_blocks(d, monkeypatch)
+    assert "def _hvp(t):" in src and "def _hvp(t):" not in old
+    m, o = load_source(src), load_source(old)
+    params, data, vector = sample(m)
+    ours, theirs = m["hessian"](params, data), o["hessian"](params, data)
+    assert sorted(ours) == sorted(theirs)
+    for key in theirs:
+        assert ours[key].shape == theirs[key].shape, key
+        assert close(ours[key], theirs[key]), key
+        size = {name: int(np.prod(m["PARAMS"][name])) for name in key}
+        ab = ours[key].reshape(size[key[0]], size[key[1]])
+        ba = ours[key[::-1]].reshape(size[key[1]], size[key[0]])
+        assert np.array_equal(ab, ba.T), key  # exactly symmetric
+    g, h = m["ggn_diagonal"](params, data), o["ggn_diagonal"](params, data)
+    for key in h:
+        assert close(g[key], h[key]), key
+    hv, hw = m["hvp"](params, data, vector), o["hvp"](params, data, vector)
+    for key in hw:
+        assert close(hv[key], hw[key]), key
+
+
+def test_columns_hessian_writes_into_out():
+    m = load_source(einderiv.codegen(derivation("derivations/rnn.ein", 10)))
+    params, data, _ = sample(m, seed=1)
+    P = sum(int(np.prod(s)) for s in m["PARAMS"].values())
+    out = np.full(P * P, np.nan)
+    blocks = m["hessian"](params, data, out=out)
+    fresh = m["hessian"](params, data)
+    for key, block in blocks.items():
+        assert np.shares_memory(block, out), key
+        assert np.array_equal(block, fresh[key]), key
+    assert not np.isnan(out).any()
+    with pytest.raises(ValueError, match=r"out has shape \(7,\); expected"):
+        m["hessian"](params, data, out=np.zeros(7))
+
+
+@pytest.mark.parametrize("path,length", [("derivations/rnn.ein", 10), ("derivations/gru.ein", 9)])
+def test_columns_against_finite_differences(path, length):
+    report = einderiv.check(derivation(path, length))
+    assert report.ok, report.format()
+    checked = {row.name.split()[0] for row in report.rows}
+    assert {"hessian", "ggn_diagonal", "hvp"} <= checked
+
+
+def test_columns_module_size_does_not_grow_with_pairs_of_steps():
+    lines = {T: einderiv.codegen(derivation("derivations/rnn.ein", T)).splitlines() for T in (10, 20, 40)}
+    # INPUTS has one entry per step, GRADIENT_FACTOR_AXES one per step of W and of V: 3 lines a step
+    assert len(lines[20]) - len(lines[10]) <= 3 * 10
+    assert len(lines[40]) - len(lines[20]) <= 3 * 20
+    for src in lines.values():  # no per-pair quantity (jac[h(5),z_h(2)], hess[z_h(3),z_h(1)]) is written
+        assert not any(line.startswith(("def _jac_", "def _hess_")) for line in src)
+
+
+def test_columns_only_past_the_reference_length(monkeypatch):
+    short = derivation("derivations/rnn.ein", columns.LONG)
+    assert "def _hvp(t):" not in einderiv.codegen(short)
+    assert einderiv.codegen(short) == derived_blocks(short, monkeypatch)
+    torch = pytest.importorskip("torch")  # noqa: F841  (the other printers keep the derived blocks)
+    assert "def _hvp(t):" not in einderiv.codegen(derivation("derivations/rnn.ein", 10), backend="torch")
+
+
+def test_columns_module_is_deterministic():
+    d = derivation("derivations/gru.ein", 9)
+    assert einderiv.codegen(d) == einderiv.codegen(derivation("derivations/gru.ein", 9))
