@@ -108,3 +108,34 @@ def test_columns_only_past_the_reference_length(monkeypatch):
 def test_columns_module_is_deterministic():
     d = derivation("derivations/gru.ein", 9)
     assert einderiv.codegen(d) == einderiv.codegen(derivation("derivations/gru.ein", 9))
+
+
+@pytest.mark.parametrize("path,length,dims", CASES + [("derivations/rnn.ein", 4, None),
+                                                      ("derivations/paper_mlp.ein", None, None)])
+def test_codegen_of_a_network_derives_only_what_the_module_reads(path, length, dims):
+    net = einderiv.load(path, dims=dims, depth={"T": length} if length else None)
+    assert einderiv.codegen(net) == einderiv.codegen(einderiv.derive(net, order=2))
+
+
+def test_a_long_recurrence_module_without_its_hessian_blocks():
+    """derive(pairs=False): no Hessian or GGN block (their O(T²) quantities), the objective's Hessian
+    kept for the GGN's seeds; what the column pass needs and nothing it does not."""
+    from einderiv.calculus.derive import derive
+    net = einderiv.load("derivations/rnn.ein", depth={"T": 12})
+    lean, full = derive(net, 2, expanded=False, pairs=False), einderiv.derive(net, order=2)
+    assert not lean.blocks_of_order(2) and not lean.ggn and full.blocks_of_order(2)
+    assert columns.without_pairs(lean) and columns.ggn_seed(lean) is not None
+    assert len(lean.quantities) < len(full.quantities) / 4
+    with pytest.raises(einderiv.InternalError, match="pairs=False"):
+        derive(net, 2, expanded=True, pairs=False)
+    steps = einderiv.load("derivations/rnn_all_steps.ein", dims={"T": 10})
+    assert not columns.without_pairs(derive(steps, 2, expanded=False, pairs=False))  # its GGN: derived blocks
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_cli_codegen_writes_the_module_of_the_derivation(tmp_path, order):
+    from einderiv.cli import main
+    out = tmp_path / "rnn.py"
+    assert main(["codegen", "derivations/rnn.ein", "--depth", "T=10", "--order", str(order), "-o", str(out)]) == 0
+    net = einderiv.load("derivations/rnn.ein", depth={"T": 10})
+    assert out.read_text() == einderiv.codegen(einderiv.derive(net, order=order))

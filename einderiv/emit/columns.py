@@ -17,7 +17,10 @@ on the length:
   diag GGN = mean_B Σ_r w_r (per-sample gradient seeded by v_r)².
 
 The contract (docs/module.md) is unchanged: the same keys, shapes and batch means.  NumPy only (the
-other printers keep the derived blocks).  ``tests/test_columns.py`` compares both with the derived
+other printers keep the derived blocks).  Where both functions are written here the module reads no
+Hessian or GGN block: :func:`without_pairs` tells ``einderiv.codegen`` of a network that it need not
+derive them (``derive(..., pairs=False)``, the same module byte for byte), so that generating the
+module takes time linear in the length, not quadratic.  ``tests/test_columns.py`` compares both with the derived
 blocks' module and with central differences.
 """
 from __future__ import annotations
@@ -44,22 +47,28 @@ def by_columns(derivation, long: int | None = None) -> bool:
     return derivation.order == 2 and length(derivation) > (LONG if long is None else long)
 
 
-def ggn_seed(ctx: Context):
+def ggn_seed(derivation):
     """The objective's one argument, a vector without labels, where the GGN's seeds start — or None."""
-    hobj = [q.name for q in ctx.d.quantities if isinstance(q.name, Quantity) and q.name.kind is Kind.HOBJ]
+    hobj = [q.name for q in derivation.quantities if isinstance(q.name, Quantity) and q.name.kind is Kind.HOBJ]
     args = {p for q in hobj for p in q.parts}
     if len(args) != 1:
         return None
     arg = next(iter(args))
-    node = ctx.d.node(arg)
+    node = derivation.node(arg)
     if labels_of(arg) or node is None or len(node.indices) != 1:
         return None
     return arg
 
 
+def without_pairs(derivation) -> bool:
+    """Whether the module of ``derivation`` reads none of its Hessian and GGN blocks (both written by
+    this pass): then ``derive(..., pairs=False)`` gives the same module, without deriving them."""
+    return by_columns(derivation) and ggn_seed(derivation) is not None
+
+
 def written(ctx: Context) -> frozenset:
     """The public functions :func:`columns` writes for ``ctx`` (the builder leaves them out)."""
-    return frozenset({"hessian"} | ({"ggn_diagonal"} if ggn_seed(ctx) is not None else set()))
+    return frozenset({"hessian"} | ({"ggn_diagonal"} if ggn_seed(ctx.d) is not None else set()))
 
 
 def columns(module: Module, ctx: Context) -> Module:
@@ -67,7 +76,7 @@ def columns(module: Module, ctx: Context) -> Module:
     where the objective allows, ``ggn_diagonal`` by loops, after ``hvp``; the per-pair quantity
     functions nothing calls left out."""
     fns = {it.name: it for it in module.items if isinstance(it, Function)}
-    seed = ggn_seed(ctx)
+    seed = ggn_seed(ctx.d)
     items = []
     for it in module.items:
         items.append(it)

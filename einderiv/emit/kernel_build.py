@@ -378,7 +378,7 @@ class Builder:
         items += [self.objective(), self.blocks("gradient", grads, "grad_", False),
                   self.blocks("per_sample_gradient", grads, "grad_", True), self.factors(), self.norms(),
                   Support("expand_factors")]
-        if hess:  # (those the column pass writes by loops are left to it)
+        if hess or d.hvp:  # (those the column pass writes by loops are left to it)
             items += [build() for name, build in (("hessian", lambda: self.hessian(hess)), ("hvp", self.hvp),
                                                   ("ggn_diagonal", self.ggn)) if name not in ctx.by_columns]
         if third:
