@@ -139,3 +139,14 @@ def test_cli_codegen_writes_the_module_of_the_derivation(tmp_path, order):
     assert main(["codegen", "derivations/rnn.ein", "--depth", "T=10", "--order", str(order), "-o", str(out)]) == 0
     net = einderiv.load("derivations/rnn.ein", depth={"T": 10})
     assert out.read_text() == einderiv.codegen(einderiv.derive(net, order=order))
+
+
+def test_a_stack_of_layers_keeps_its_derived_blocks():
+    """A layer template at a given depth (w(1) … w(10): weights of their own per layer) is no recurrence:
+    its order-2 module keeps the derived blocks."""
+    from einderiv.calculus.derive import derive
+    d = derive(einderiv.load("derivations/deep_template_tanh.ein", depth={"n": 10}), 2, expanded=False, pairs=False)
+    assert columns.length(d) == 10 and columns.chain(d) > 10
+    assert not columns.by_columns(d)
+    rec = derive(einderiv.load("derivations/rnn.ein", depth={"T": 10}), 2, expanded=False, pairs=False)
+    assert columns.by_columns(rec) and columns.chain(rec) > columns.length(rec)

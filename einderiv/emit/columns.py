@@ -25,7 +25,7 @@ blocks' module and with central differences.
 """
 from __future__ import annotations
 
-from ..ir import Kind, Quantity, labels_of
+from ..ir import Kind, Quantity, labels_of, refs
 from .kernel import Define, Frame, Function, Module, Source
 from .kernel_build import batch_line
 from .kernel_context import Context
@@ -41,10 +41,24 @@ def length(derivation) -> int:
     return max((lb for n in derivation.nodes for lb in labels_of(n.name) if isinstance(lb, int)), default=0)
 
 
+def chain(derivation) -> int:
+    """The longest chain of nodes, each reading the one before: at least T for a recurrence over T
+    steps (h(t) reads h(t-1)), the depth of the layers for positions that do not read each other."""
+    depth: dict = {}
+    for n in derivation.nodes:  # (dependency order)
+        depth[n.name] = 1 + max((depth.get(r.name, 0) for r in refs(n.expr)), default=0)
+    return max(depth.values(), default=0)
+
+
 def by_columns(derivation, long: int | None = None) -> bool:
     """Whether the order-2 module of ``derivation`` takes the column pass: a recurrence longer than
-    ``long`` (:data:`LONG` when not given)."""
-    return derivation.order == 2 and length(derivation) > (LONG if long is None else long)
+    ``long`` (:data:`LONG` when not given), its weights shared by the steps — not a family of
+    positions that do not read each other (a convolution's) nor a stack of layers with weights of
+    their own (a layer template's ``--depth n=k``: a family of weights), whose derived blocks stay."""
+    steps = length(derivation)
+    members = [p.name.base for p in derivation.network.params if labels_of(p.name)]  # (h(0) alone: a state)
+    return derivation.order == 2 and steps > (LONG if long is None else long) and chain(derivation) > steps \
+        and len(set(members)) == len(members)
 
 
 def ggn_seed(derivation):
