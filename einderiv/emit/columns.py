@@ -14,7 +14,8 @@ on the length:
   averaged so that the buffer is exactly symmetric;
 * ``ggn_diagonal``: the objective's Hessian in its one argument factored per sample (``eigh``),
   each eigenvector back-propagated through the BPTT loop as a seed (``_backward_seeded``):
-  diag GGN = mean_B Σ_r w_r (per-sample gradient seeded by v_r)².
+  diag GGN = mean_B Σ_r w_r (per-sample gradient seeded by v_r)², each seeded per-sample gradient
+  from its gradient factors stacked over the steps (one contraction, not one per step).
 
 The contract (docs/module.md) is unchanged: the same keys, shapes and batch means.  NumPy only (the
 other printers keep the derived blocks).  Where both functions are written here the module reads no
@@ -102,8 +103,8 @@ def columns(module: Module, ctx: Context) -> Module:
             hobj = Quantity(Kind.HOBJ, (seed, seed))
             batch = f't["{ctx.first_data}"].shape[0]' if ctx.first_data is not None else "1"
             items += [_seeded_backward(ctx, seed),
-                      _from_t(fns["per_sample_gradient"], "_per_sample",
-                              "Per-sample gradients from t (forward and backward done).", ctx),
+                      _from_t(fns["gradient_factors"], "_factors",
+                              "Gradient factors from t (forward and backward done).", ctx),
                       Source(_GGN.format(arg=seed, batch=batch, hobj_fn="_" + ctx.ident[hobj]).strip("\n"))]
     keep = {"_" + ctx.ident[q.name] for q in ctx.d.quantities if q.name.kind is Kind.HOBJ}
     return Module(module.header, module.constants, tuple(called(items, keep)))
@@ -166,8 +167,24 @@ def hessian(params, data, out=None):
 '''
 
 _GGN = '''
+def _stacked_gradient(name, terms):
+    """The per-sample gradient of `name` (B, *shape) from its factor terms: the terms of the same axes stacked,
+    one contraction over the stacked axis each (no Python loop over the steps' outer products)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out = "Z" + letters[:len(PARAMS[name])]
+    groups = {{}}
+    for term, axes in zip(terms, GRADIENT_FACTOR_AXES[name]):
+        groups.setdefault(tuple(axes), []).append(term)
+    total = np.zeros((terms[0][0].shape[0],) + PARAMS[name])
+    for axes, same in groups.items():
+        subs = ",".join("ZY" + "".join(letters[a] for a in ax) for ax in axes)
+        stacked = [np.stack([term[k] for term in same], axis=1) for k in range(len(axes))]
+        total += np.einsum(subs + "->" + out, *stacked, optimize=True)
+    return total
+
+
 def ggn_diagonal(params, data):
-    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix J_{arg}ᵀ ∂²f/∂{arg}² J_{arg}: the objective's Hessian in {arg} factored per sample (eigh), each eigenvector back-propagated through the steps as a seed: name -> array of the parameter's shape."""
+    """Exact diagonal of the (batch-mean) generalised Gauss–Newton matrix J_{arg}ᵀ ∂²f/∂{arg}² J_{arg}: the objective's Hessian in {arg} factored per sample (eigh), each eigenvector back-propagated through the steps as a seed, the seeded per-sample gradient from its stacked factors: name -> array of the parameter's shape."""
     t = _forward(params, data)
     B = {batch}
     hobj = {hobj_fn}(t)
@@ -177,8 +194,8 @@ def ggn_diagonal(params, data):
     for r in range(width):
         t["adj[{arg}]"] = v[:, :, r]
         _backward_seeded(t)
-        rows = _per_sample(t)
+        terms = _factors(t)
         for name in PARAMS:
-            out[name] = out[name] + np.tensordot(w[:, r], rows[name] ** 2, axes=1) / B
+            out[name] = out[name] + np.tensordot(w[:, r], _stacked_gradient(name, terms[name]) ** 2, axes=1) / B
     return out
 '''
