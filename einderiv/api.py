@@ -162,6 +162,9 @@ def codegen(derivation: Derivation | GeneralForm | Template | Network, sizes: Si
     printer = _printer(backend)
     if isinstance(derivation, Network):
         derivation = _for_module(derivation, order, form, backend)
+    elif order is not None:
+        raise UsageError("{0}: a derivation (or template) has its order; order is for a network, "
+                         "e.g. codegen(load(path), order=2)", arguments=(Argument("order", None, order),))
     stage = f"generating the {LIBRARIES[backend]} module"
     if isinstance(derivation, GeneralForm):
         derivation = derivation.template

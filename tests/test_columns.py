@@ -150,3 +150,12 @@ def test_a_stack_of_layers_keeps_its_derived_blocks():
     assert not columns.by_columns(d)
     rec = derive(einderiv.load("derivations/rnn.ein", depth={"T": 10}), 2, expanded=False, pairs=False)
     assert columns.by_columns(rec) and columns.chain(rec) > columns.length(rec)
+
+
+def test_codegen_takes_an_order_for_a_network_only():
+    d = einderiv.derive(einderiv.load("derivations/paper_mlp.ein"), order=1)
+    with pytest.raises(einderiv.EinderivError, match=r"^order=2: a derivation \(or template\) has its order; "
+                                                     r"order is for a network, e\.g\. codegen\(load\(path\), order=2\)$"):
+        einderiv.codegen(d, order=2)
+    net = einderiv.load("derivations/paper_mlp.ein")
+    assert einderiv.codegen(net, order=1) == einderiv.codegen(d)
