@@ -56,6 +56,7 @@ from .kernel_arrays import BATCH, Num, Scale
 from .kernel_build import build
 from .kernel_context import Context, identifiers
 from .kernel_statements import lower_module
+from .columns import by_columns, columns, written
 from .liveness import drop_unread, free_dead
 from .loops import fold_loops, has_families
 from .literals import docstring_literal
@@ -481,7 +482,10 @@ def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum:
     with paused():
         ctx = Context(derivation, sizes, literal_einsum)
         ctx.buffer = (printer or NumPyPrinter).buffers and not literal_einsum  # literal: one einsum a block
+        long = not unrolled and printer in (None, NumPyPrinter) and by_columns(derivation)  # a long recurrence
+        ctx.by_columns = written(ctx) if long else frozenset()
         module = build(ctx)
         # a family's steps as loops, or each public function as one straight body of locals
         module = fold_loops(module, ctx) if not unrolled and has_families(derivation) else straighten(module, ctx)
+        module = columns(module, ctx) if long else module
         return refuse_too_large((printer or NumPyPrinter)().doprint(free_dead(drop_unread(lower_module(ctx, module)))))
