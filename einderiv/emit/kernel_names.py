@@ -119,14 +119,15 @@ class Letters:
         return other
 
     def __getitem__(self, ix: Index) -> str:
-        if ix not in self.of:
+        c = self.of.get(ix)  # (one hash of the index, not two: asked 80,000 times in a deep module)
+        if c is None:
             h = _hint(ix)[:1]
             c = h if h and h not in self.used else next((c for c in POOL if c not in self.used), None)
             if c is None:
                 raise EinderivError("a generated statement needs more than 51 einsum letters")
             self.of[ix] = c
             self.used.add(c)
-        return self.of[ix]
+        return c
 
     def subscripts(self, indices) -> str:
         """``[j,i]`` (empty for a scalar)."""
