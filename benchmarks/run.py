@@ -534,7 +534,9 @@ REASONS = {
         "simplified, lowered and printed on its own (the module itself grows as L²: 1.8 MB at "
         "L = 32), so past the fixed costs the time grows as L²; the work per block no longer "
         "grows with L (no scan of every node per block), and the cyclic GC is off while deriving.  "
-        "A fresh CLI process also pays SymPy's import (about 0.6 s).  What would reach it: "
+        "A fresh CLI process also pays its imports (about 0.5 s: SymPy, NumPy, lark and opt_einsum "
+        "0.3 s, einderiv's modules the rest; about 0.1 s more where Python writes no bytecode and "
+        "compiles einderiv's sources each time).  What would reach it: "
         "blocks of equal structure derived once and printed as one loop over layer pairs "
         "(as order 3 shares formulas with emit/share.py); a repeated command is answered "
         "from the cache (the start-up row).",

@@ -305,6 +305,27 @@ def test_renaming_bound_indices_preserves_the_key(case):
 
 @PROPERTY
 @given(cases(), st.data())
+def test_rename_touched_is_rename_up_to_dummies_and_keeps_untouched_subtrees(case, data):
+    """``ir.rename_touched`` (the simplifier's): the same expression as ``ir.rename`` up to the
+    names of dummies — the same key, the same numbers — onto a new index or onto one already
+    in the expression (a diagonal); a subtree without the renamed index free comes back as it is."""
+    e, env = case
+    assume(e.free)
+    src = e.free[0]
+    dst = data.draw(st.sampled_from([Index("zz", src.dim)] + [ix for ix in POOL if ix.dim == src.dim]))
+    touched, plain = ir.rename_touched(e, {src: dst}), ir.rename(e, {src: dst})
+    assert alpha_key(touched) == alpha_key(plain)
+    np.testing.assert_array_equal(evaluate(touched, env, plain.free), evaluate(plain, env))
+    if type(touched) is type(e):  # (not a softmax's diagonal, rebuilt as a product)
+        renamed = {src, *e.binds()}  # the node's own dummies are renamed too
+        for child, new in zip(e.children(), touched.children()):
+            if renamed.isdisjoint(child.free):
+                assert new is child
+    assert ir.rename_touched(e, {Index("unused", TWO): dst}) is e
+
+
+@PROPERTY
+@given(cases(), st.data())
 def test_renaming_one_products_dummy_by_hand_preserves_the_key(case, data):
     e, env = case
     prods = [p for p in _binders(e) if isinstance(p, Prod)]
