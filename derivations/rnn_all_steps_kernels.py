@@ -73,7 +73,8 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
@@ -2498,16 +2499,13 @@ def hessian(params, data, out=None):
     _add_into(hess_h_0___h_0, tmp.T @ W, 1 / B, False)
     # ∂f/∂h(0),W[j,i,k] = δ[j,k] adj_z_h_1[i] + Σ_c W[c,j] adj_z_h_2[i] tanh'(z_h_1[k]) δ[k,c] + Σ_c W[c,j] adj_z_h_3[i] jac_h_2__z_h_1[k,c] + Σ_c W[c,j] h_0[k] hess_z_h_1__z_h_1[c,i] + Σ_c W[c,j] h_1[k] hess_z_h_1__z_h_2[c,i] + Σ_c W[c,j] h_2[k] hess_z_h_1__z_h_3[c,i]
     hess_h_0___W = _block_view(H, 0, 3, 3, 12, PARAMS["h(0)"] + PARAMS["W"])
-    adj_z_h_1 = t["adj_z_h_1"]
-    # einsum("jk,Bi->jik", np.eye(3), adj_z_h_1)
-    _add_into(hess_h_0___W, (adj_z_h_1.sum(axis=0))[:, None] * (np.eye(3))[:, None], 1 / B, False)
     adj_z_h_2 = t["adj_z_h_2"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     # einsum("cj,Bi,Bk,kc->jik", W, adj_z_h_2, dtanh_z_h_1, np.eye(3))
     tmp_2 = (np.eye(3)) @ W
     tmp_3 = dtanh_z_h_1.T @ adj_z_h_2
-    _add_into(hess_h_0___W, tmp_3.T * tmp_2.T[:, None], 1 / B, True)
+    _add_into(hess_h_0___W, tmp_3.T * tmp_2.T[:, None], 1 / B, False)
     adj_z_h_3 = t["adj_z_h_3"]
     jac_h_2__z_h_1 = t["jac_h_2__z_h_1"]
     # einsum("cj,Bi,Bkc->jik", W, adj_z_h_3, jac_h_2__z_h_1)
@@ -2526,6 +2524,9 @@ def hessian(params, data, out=None):
     # einsum("cj,Bk,Bci->jik", W, h_2, hess_z_h_1__z_h_3)
     tmp_7 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
     _add_into(hess_h_0___W, (np.tensordot(tmp_7, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    adj_z_h_1 = t["adj_z_h_1"]
+    # einsum("Bi->i", adj_z_h_1)
+    _add_into(_diagonal_view(hess_h_0___W, 0, 2), (adj_z_h_1.sum(axis=0))[None], 1 / B, True)
     _mirror(H, 0, 3, 3, 12)
     # ∂f/∂h(0),V[j,i,k] = Σ_c W[c,j] hess_z_h_1__z_h_1[c,i] x_1[k] + Σ_c W[c,j] hess_z_h_1__z_h_2[c,i] x_2[k] + Σ_c W[c,j] hess_z_h_1__z_h_3[c,i] x_3[k]
     hess_h_0___V = _block_view(H, 0, 3, 12, 18, PARAMS["h(0)"] + PARAMS["V"])
