@@ -59,9 +59,10 @@ def lower_statement(s: Scope, st) -> None:
     elif isinstance(st, Assign) and isinstance(st.target, Local) and st.target not in s.locals:
         s.locals[st.target] = Var(s.bind(st.target.hint, resolve(s, st.value)))  # a new local variable
     elif isinstance(st, Assign) and isinstance(st.target, TupleOf) and \
-            all(isinstance(x, Local) for x in st.target.items):
-        for x in st.target.items:  # new local variables, unpacked from one value
-            s.locals[x] = Var(s.names.new(x.hint))
+            all(isinstance(x, Local) or x == Var("_") for x in st.target.items):
+        for x in st.target.items:  # new local variables, unpacked from one value (_: a value not kept)
+            if isinstance(x, Local):
+                s.locals[x] = Var(s.names.new(x.hint))
         s.emit(Assign(resolve(s, st.target), resolve(s, st.value)))
     elif isinstance(st, Assign) and isinstance(st.target, Tensor):  # a tensor given, not computed (the direction)
         s.loaded[st.target.name] = s.bind(s.ctx.ident[st.target.name], resolve(s, st.value), exact=True)

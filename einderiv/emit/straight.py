@@ -189,7 +189,7 @@ def straight_hessian(ctx: Context, f: Function) -> Function:
     batch = BatchSize(Var(ctx.ident[ctx.first_data])) if ctx.first_data is not None else Num(1)
     keys, todo, rows, H, hess = Local("want"), Local("todo"), Local("rows"), Local("H"), Local("hess")
     head = [Use(inputs), Assign(BATCH, batch),
-            Assign(TupleOf((keys, todo, rows)), Call("_hessian_plan", (Var("blocks"),)))]
+            Assign(TupleOf((keys, todo, rows if ctx.buffer else Var("_"))), Call("_hessian_plan", (Var("blocks"),)))]
     if ctx.buffer:
         like = Item(Var("params"), Str(str(ctx.params[0])))
         head.append(Assign(H, Call("_hessian_out", (Var("out"), Call("_hessian_size", (rows,)), like))))
