@@ -1120,6 +1120,8 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["X"].shape[0]
+    H = _hessian_out(out, 16, params["WQ"])
     t["adj_p"] = _adj_p(t)
     t["adj_o"] = _adj_o(t)
     t["adj_a"] = _adj_a(t)
@@ -1127,43 +1129,27 @@ def hessian(params, data, out=None):
     t["jac_s__Q"] = _jac_s__Q(t)
     t["jac_a__Q"] = _jac_a__Q(t)
     t["jac_o__Q"] = _jac_o__Q(t)
+    del t["jac_a__Q"]
     t["jac_s__K"] = _jac_s__K(t)
     t["jac_a__K"] = _jac_a__K(t)
     t["jac_o__K"] = _jac_o__K(t)
+    del t["jac_a__K"]
     t["jac_o__V"] = _jac_o__V(t)
     t["jac_p__o"] = _jac_p__o(t)
     t["jac_p__a"] = _jac_p__a(t)
     t["jac_p__s"] = _jac_p__s(t)
+    del t["jac_p__a"]
     t["jac_p__Q"] = _jac_p__Q(t)
     t["hess_p__Q"] = _hess_p__Q(t)
+    del t["jac_p__Q"]
     t["hess_o__Q"] = _hess_o__Q(t)
+    del t["hess_p__Q"]
     t["hess_a__Q"] = _hess_a__Q(t)
+    del t["hess_o__Q"]
     t["hess_s__Q"] = _hess_s__Q(t)
+    del t["jac_s__Q"], t["hess_a__Q"]
     t["hess_Q__Q"] = _hess_Q__Q(t)
-    t["jac_p__K"] = _jac_p__K(t)
-    t["hess_p__K"] = _hess_p__K(t)
-    t["hess_o__K"] = _hess_o__K(t)
-    t["hess_a__K"] = _hess_a__K(t)
-    t["hess_s__K"] = _hess_s__K(t)
-    t["hess_Q__K"] = _hess_Q__K(t)
-    t["jac_p__V"] = _jac_p__V(t)
-    t["hess_p__V"] = _hess_p__V(t)
-    t["hess_o__V"] = _hess_o__V(t)
-    t["hess_a__V"] = _hess_a__V(t)
-    t["hess_s__V"] = _hess_s__V(t)
-    t["hess_Q__V"] = _hess_Q__V(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_o__p"] = _hess_o__p(t)
-    t["hess_a__p"] = _hess_a__p(t)
-    t["hess_s__p"] = _hess_s__p(t)
-    t["hess_Q__p"] = _hess_Q__p(t)
-    t["hess_K__K"] = _hess_K__K(t)
-    t["hess_K__V"] = _hess_K__V(t)
-    t["hess_K__p"] = _hess_K__p(t)
-    t["hess_V__V"] = _hess_V__V(t)
-    t["hess_V__p"] = _hess_V__p(t)
-    B = t["X"].shape[0]
-    H = _hessian_out(out, 16, params["WQ"])
+    del t["hess_s__Q"]
     # ∂f/∂WQ,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__Q[c,d,l,j]
     hess_WQ__WQ = _block_view(H, 0, 4, 0, 4, PARAMS["WQ"] + PARAMS["WQ"])
     X = t["X"]
@@ -1171,6 +1157,19 @@ def hessian(params, data, out=None):
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__Q)
     tmp = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__Q, X, optimize=False)
     _add_into(hess_WQ__WQ, (np.tensordot(tmp, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    del t["hess_Q__Q"], hess_Q__Q, tmp
+    t["jac_p__K"] = _jac_p__K(t)
+    del t["jac_p__s"]
+    t["hess_p__K"] = _hess_p__K(t)
+    del t["jac_p__K"]
+    t["hess_o__K"] = _hess_o__K(t)
+    del t["hess_p__K"]
+    t["hess_a__K"] = _hess_a__K(t)
+    del t["hess_o__K"]
+    t["hess_s__K"] = _hess_s__K(t)
+    del t["adj_a"], t["jac_s__K"], t["hess_a__K"]
+    t["hess_Q__K"] = _hess_Q__K(t)
+    del t["adj_s"]
     # ∂f/∂WQ,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__K[c,d,l,j]
     hess_WQ__WK = _block_view(H, 0, 4, 4, 8, PARAMS["WQ"] + PARAMS["WK"])
     hess_Q__K = t["hess_Q__K"]
@@ -1178,6 +1177,18 @@ def hessian(params, data, out=None):
     tmp_2 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__K, X, optimize=False)
     _add_into(hess_WQ__WK, (np.tensordot(tmp_2, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     _mirror(H, 0, 4, 4, 8)
+    del t["hess_Q__K"], hess_Q__K, tmp_2
+    t["jac_p__V"] = _jac_p__V(t)
+    del t["jac_p__o"]
+    t["hess_p__V"] = _hess_p__V(t)
+    del t["jac_p__V"]
+    t["hess_o__V"] = _hess_o__V(t)
+    del t["hess_p__V"]
+    t["hess_a__V"] = _hess_a__V(t)
+    del t["adj_o"]
+    t["hess_s__V"] = _hess_s__V(t)
+    del t["hess_a__V"]
+    t["hess_Q__V"] = _hess_Q__V(t)
     # ∂f/∂WQ,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__V[c,d,l,j]
     hess_WQ__WV = _block_view(H, 0, 4, 8, 12, PARAMS["WQ"] + PARAMS["WV"])
     hess_Q__V = t["hess_Q__V"]
@@ -1185,66 +1196,91 @@ def hessian(params, data, out=None):
     tmp_3 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__V, X, optimize=False)
     _add_into(hess_WQ__WV, (np.tensordot(tmp_3, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     _mirror(H, 0, 4, 8, 12)
+    del t["hess_Q__V"], hess_Q__V, tmp_3
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,d,i,j] = t**(-2) Σ_ck hess_p__p[l,i] o[c,d] o[k,j]
+    hess_U__U = _block_view(H, 12, 16, 12, 16, PARAMS["U"] + PARAMS["U"])
+    hess_p__p = t["hess_p__p"]
+    o = t["o"]
+    # einsum("Bli,Bcd,Bkj->ldij", hess_p__p, o, o)
+    tmp_4 = (o.sum(axis=1))[:, :, None] * (o.sum(axis=1))[:, None]
+    _add_into(hess_U__U, (np.tensordot(tmp_4, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
+    del hess_p__p, tmp_4
+    t["hess_o__p"] = _hess_o__p(t)
+    del t["hess_p__p"]
+    t["hess_a__p"] = _hess_a__p(t)
+    t["hess_s__p"] = _hess_s__p(t)
+    del t["hess_a__p"]
+    t["hess_Q__p"] = _hess_Q__p(t)
     # ∂f/∂WQ,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__Q[k,j,c,d] + 1/t Σ_ck X[c,i] hess_Q__p[c,d,l] o[k,j]
     hess_WQ__U = _block_view(H, 0, 4, 12, 16, PARAMS["WQ"] + PARAMS["U"])
     adj_p = t["adj_p"]
     jac_o__Q = t["jac_o__Q"]
     # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__Q)
-    tmp_4 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_WQ__U, (np.tensordot(tmp_4, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    tmp_5 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_WQ__U, (np.tensordot(tmp_5, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_Q__p = t["hess_Q__p"]
-    o = t["o"]
     # einsum("Bci,Bcdl,Bkj->dilj", X, hess_Q__p, o)
-    tmp_5 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    _add_into(hess_WQ__U, (np.tensordot(tmp_5, hess_Q__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+    tmp_6 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    _add_into(hess_WQ__U, (np.tensordot(tmp_6, hess_Q__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
     _mirror(H, 0, 4, 12, 16)
+    del t["jac_o__Q"], t["hess_Q__p"], jac_o__Q, hess_Q__p, tmp_5, tmp_6
+    t["hess_K__K"] = _hess_K__K(t)
+    del t["hess_s__K"]
     # ∂f/∂WK,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__K[c,d,l,j]
     hess_WK__WK = _block_view(H, 4, 8, 4, 8, PARAMS["WK"] + PARAMS["WK"])
     hess_K__K = t["hess_K__K"]
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__K)
-    tmp_6 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__K, X, optimize=False)
-    _add_into(hess_WK__WK, (np.tensordot(tmp_6, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    tmp_7 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__K, X, optimize=False)
+    _add_into(hess_WK__WK, (np.tensordot(tmp_7, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    del t["hess_K__K"], hess_K__K, tmp_7
+    t["hess_K__V"] = _hess_K__V(t)
+    del t["hess_s__V"]
     # ∂f/∂WK,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__V[c,d,l,j]
     hess_WK__WV = _block_view(H, 4, 8, 8, 12, PARAMS["WK"] + PARAMS["WV"])
     hess_K__V = t["hess_K__V"]
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__V)
-    tmp_7 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__V, X, optimize=False)
-    _add_into(hess_WK__WV, (np.tensordot(tmp_7, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    tmp_8 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__V, X, optimize=False)
+    _add_into(hess_WK__WV, (np.tensordot(tmp_8, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     _mirror(H, 4, 8, 8, 12)
+    del t["hess_K__V"], hess_K__V, tmp_8
+    t["hess_K__p"] = _hess_K__p(t)
+    del t["hess_s__p"]
     # ∂f/∂WK,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__K[k,j,c,d] + 1/t Σ_ck X[c,i] hess_K__p[c,d,l] o[k,j]
     hess_WK__U = _block_view(H, 4, 8, 12, 16, PARAMS["WK"] + PARAMS["U"])
     jac_o__K = t["jac_o__K"]
     # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__K)
-    tmp_8 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_WK__U, (np.tensordot(tmp_8, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    tmp_9 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_WK__U, (np.tensordot(tmp_9, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_K__p = t["hess_K__p"]
     # einsum("Bci,Bcdl,Bkj->dilj", X, hess_K__p, o)
-    tmp_9 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    _add_into(hess_WK__U, (np.tensordot(tmp_9, hess_K__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+    tmp_10 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    _add_into(hess_WK__U, (np.tensordot(tmp_10, hess_K__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
     _mirror(H, 4, 8, 12, 16)
+    del t["jac_o__K"], t["hess_K__p"], jac_o__K, hess_K__p, tmp_9, tmp_10
+    t["hess_V__V"] = _hess_V__V(t)
+    del t["hess_o__V"]
     # ∂f/∂WV,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_V__V[c,d,l,j]
     hess_WV__WV = _block_view(H, 8, 12, 8, 12, PARAMS["WV"] + PARAMS["WV"])
     hess_V__V = t["hess_V__V"]
     # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__V)
-    tmp_10 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__V, X, optimize=False)
-    _add_into(hess_WV__WV, (np.tensordot(tmp_10, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    tmp_11 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__V, X, optimize=False)
+    _add_into(hess_WV__WV, (np.tensordot(tmp_11, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    del t["hess_V__V"], hess_V__V, tmp_11
+    t["hess_V__p"] = _hess_V__p(t)
+    del t["hess_o__p"]
     # ∂f/∂WV,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__V[k,j,c,d] + 1/t Σ_ck X[c,i] hess_V__p[c,d,l] o[k,j]
     hess_WV__U = _block_view(H, 8, 12, 12, 16, PARAMS["WV"] + PARAMS["U"])
     jac_o__V = t["jac_o__V"]
     # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__V)
-    tmp_11 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_WV__U, (np.tensordot(tmp_11, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    tmp_12 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_WV__U, (np.tensordot(tmp_12, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
     hess_V__p = t["hess_V__p"]
     # einsum("Bci,Bcdl,Bkj->dilj", X, hess_V__p, o)
-    tmp_12 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    _add_into(hess_WV__U, (np.tensordot(tmp_12, hess_V__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+    tmp_13 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+    _add_into(hess_WV__U, (np.tensordot(tmp_13, hess_V__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
     _mirror(H, 8, 12, 12, 16)
-    # ∂f/∂U,U[l,d,i,j] = t**(-2) Σ_ck hess_p__p[l,i] o[c,d] o[k,j]
-    hess_U__U = _block_view(H, 12, 16, 12, 16, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bli,Bcd,Bkj->ldij", hess_p__p, o, o)
-    tmp_13 = (o.sum(axis=1))[:, :, None] * (o.sum(axis=1))[:, None]
-    _add_into(hess_U__U, (np.tensordot(tmp_13, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
+    del t["adj_p"], t["jac_o__V"], t["hess_V__p"], adj_p, jac_o__V, hess_V__p, tmp_12, tmp_13
     return {("WQ", "WQ"): hess_WQ__WQ, ("WQ", "WK"): hess_WQ__WK, ("WQ", "WV"): hess_WQ__WV, ("WQ", "U"): hess_WQ__U, ("WK", "WQ"): _block_view(H, 4, 8, 0, 4, (2, 2, 2, 2)), ("WK", "WK"): hess_WK__WK, ("WK", "WV"): hess_WK__WV, ("WK", "U"): hess_WK__U, ("WV", "WQ"): _block_view(H, 8, 12, 0, 4, (2, 2, 2, 2)), ("WV", "WK"): _block_view(H, 8, 12, 4, 8, (2, 2, 2, 2)), ("WV", "WV"): hess_WV__WV, ("WV", "U"): hess_WV__U, ("U", "WQ"): _block_view(H, 12, 16, 0, 4, (2, 2, 2, 2)), ("U", "WK"): _block_view(H, 12, 16, 4, 8, (2, 2, 2, 2)), ("U", "WV"): _block_view(H, 12, 16, 8, 12, (2, 2, 2, 2)), ("U", "U"): hess_U__U}
 
 

@@ -797,29 +797,21 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 36, params["K"])
     t["adj_p"] = _adj_p(t)
     t["jac_v__z_v"] = _jac_v__z_v(t)
     t["adj_w"] = _adj_w(t)
     t["jac_w__z_w"] = _jac_w__z_w(t)
     t["jac_p__v"] = _jac_p__v(t)
     t["jac_p__z_v"] = _jac_p__z_v(t)
+    del t["jac_p__v"]
     t["hess_p__z_v"] = _hess_p__z_v(t)
+    del t["jac_p__z_v"]
     t["hess_v__z_v"] = _hess_v__z_v(t)
+    del t["hess_p__z_v"]
     t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["jac_p__w"] = _jac_p__w(t)
-    t["jac_p__z_w"] = _jac_p__z_w(t)
-    t["hess_p__z_w"] = _hess_p__z_w(t)
-    t["hess_v__z_w"] = _hess_v__z_w(t)
-    t["hess_z_v__z_w"] = _hess_z_v__z_w(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    t["hess_w__z_w"] = _hess_w__z_w(t)
-    t["hess_z_w__z_w"] = _hess_z_w__z_w(t)
-    t["hess_w__p"] = _hess_w__p(t)
-    t["hess_z_w__p"] = _hess_z_w__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 36, params["K"])
+    del t["hess_v__z_v"]
     # ∂f/∂K,K[o,a,i,j] = Σ_cklm hess_z_v__z_v[o,c,i,k] x[l] x[m] S[l,c,a] S[m,k,j]
     hess_K__K = _block_view(H, 0, 6, 0, 6, PARAMS["K"] + PARAMS["K"])
     hess_z_v__z_v = t["hess_z_v__z_v"]
@@ -829,6 +821,15 @@ def hessian(params, data, out=None):
     # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_v, x_win, x_win_2)
     tmp = np.einsum("Bca,Bocik->Baoik", x_win, hess_z_v__z_v, optimize=False)
     _add_into(hess_K__K, (np.tensordot(tmp, x_win_2, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    del t["hess_z_v__z_v"], hess_z_v__z_v, tmp
+    t["jac_p__w"] = _jac_p__w(t)
+    t["jac_p__z_w"] = _jac_p__z_w(t)
+    del t["jac_p__w"]
+    t["hess_p__z_w"] = _hess_p__z_w(t)
+    del t["jac_p__z_w"]
+    t["hess_v__z_w"] = _hess_v__z_w(t)
+    t["hess_z_v__z_w"] = _hess_z_v__z_w(t)
+    del t["hess_v__z_w"]
     # ∂f/∂K,G[o,a,i,j] = Σ_cklm hess_z_v__z_w[o,c,i,k] x[l] x[m] S[l,c,a] S2[m,k,j]
     hess_K__G = _block_view(H, 0, 6, 6, 12, PARAMS["K"] + PARAMS["G"])
     hess_z_v__z_w = t["hess_z_v__z_w"]
@@ -838,74 +839,95 @@ def hessian(params, data, out=None):
     tmp_2 = np.einsum("Bca,Bocik->Baoik", x_win_3, hess_z_v__z_w, optimize=False)
     _add_into(hess_K__G, (np.tensordot(tmp_2, x_win_4, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     _mirror(H, 0, 6, 6, 12)
+    del t["hess_z_v__z_w"], hess_z_v__z_w, tmp_2
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,o,t,i,j,k] = hess_p__p[l,i] v[o,t] v[j,k]
+    hess_U__U = _block_view(H, 12, 28, 12, 28, PARAMS["U"] + PARAMS["U"])
+    hess_p__p = t["hess_p__p"]
+    v = t["v"]
+    # einsum("Bli,Bot,Bjk->lotijk", hess_p__p, v, v)
+    tmp_3 = v[:, :, :, None, None] * hess_p__p[:, None, None]
+    _add_into(hess_U__U, (np.tensordot(tmp_3, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del tmp_3
+    # ∂f/∂U,R[l,o,t,i,j,s] = hess_p__p[l,i] v[o,t] w[j,s]
+    hess_U__R = _block_view(H, 12, 28, 28, 36, PARAMS["U"] + PARAMS["R"])
+    w = t["w"]
+    # einsum("Bli,Bot,Bjs->lotijs", hess_p__p, v, w)
+    tmp_4 = w[:, :, :, None, None] * hess_p__p[:, None, None]
+    _add_into(hess_U__R, (np.tensordot(tmp_4, v, axes=([0], [0]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, False)
+    _mirror(H, 12, 28, 28, 36)
+    del tmp_4
+    # ∂f/∂R,R[l,o,s,i,j,k] = hess_p__p[l,i] w[o,s] w[j,k]
+    hess_R__R = _block_view(H, 28, 36, 28, 36, PARAMS["R"] + PARAMS["R"])
+    # einsum("Bli,Bos,Bjk->losijk", hess_p__p, w, w)
+    tmp_5 = w[:, :, :, None, None] * hess_p__p[:, None, None]
+    _add_into(hess_R__R, (np.tensordot(tmp_5, w, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del hess_p__p, tmp_5
+    t["hess_v__p"] = _hess_v__p(t)
+    t["hess_z_v__p"] = _hess_z_v__p(t)
+    del t["hess_v__p"]
     # ∂f/∂K,U[o,a,l,i,t] = Σ_cj adj_p[l] jac_v__z_v[i,t,o,c] x[j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] v[i,t] x[j] S[j,c,a]
     hess_K__U = _block_view(H, 0, 6, 12, 28, PARAMS["K"] + PARAMS["U"])
     adj_p = t["adj_p"]
     jac_v__z_v = t["jac_v__z_v"]
     x_win_5 = _window_view(x, 3, 1, 1, 4)
     # einsum("Bl,Bitoc,Bca->oalit", adj_p, jac_v__z_v, x_win_5)
-    tmp_3 = np.einsum("Bca,Bitoc->Baito", x_win_5, jac_v__z_v, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_3, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
+    tmp_6 = np.einsum("Bca,Bitoc->Baito", x_win_5, jac_v__z_v, optimize=False)
+    _add_into(hess_K__U, (np.tensordot(tmp_6, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
     hess_z_v__p = t["hess_z_v__p"]
-    v = t["v"]
     x_win_6 = _window_view(x, 3, 1, 1, 4)
     # einsum("Bocl,Bit,Bca->oalit", hess_z_v__p, v, x_win_6)
-    tmp_4 = np.einsum("Bca,Bocl->Baol", x_win_6, hess_z_v__p, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_4, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
+    tmp_7 = np.einsum("Bca,Bocl->Baol", x_win_6, hess_z_v__p, optimize=False)
+    _add_into(hess_K__U, (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
     _mirror(H, 0, 6, 12, 28)
+    del t["jac_v__z_v"], jac_v__z_v, tmp_6, tmp_7
     # ∂f/∂K,R[o,a,l,i,s] = Σ_cj hess_z_v__p[o,c,l] w[i,s] x[j] S[j,c,a]
     hess_K__R = _block_view(H, 0, 6, 28, 36, PARAMS["K"] + PARAMS["R"])
-    w = t["w"]
     x_win_7 = _window_view(x, 3, 1, 1, 4)
     # einsum("Bocl,Bis,Bca->oalis", hess_z_v__p, w, x_win_7)
-    tmp_5 = np.einsum("Bca,Bocl->Baol", x_win_7, hess_z_v__p, optimize=False)
-    _add_into(hess_K__R, (np.tensordot(tmp_5, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
+    tmp_8 = np.einsum("Bca,Bocl->Baol", x_win_7, hess_z_v__p, optimize=False)
+    _add_into(hess_K__R, (np.tensordot(tmp_8, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
     _mirror(H, 0, 6, 28, 36)
+    del t["hess_z_v__p"], hess_z_v__p, tmp_8
+    t["hess_w__z_w"] = _hess_w__z_w(t)
+    del t["hess_p__z_w"]
+    t["hess_z_w__z_w"] = _hess_z_w__z_w(t)
+    del t["adj_w"], t["hess_w__z_w"]
     # ∂f/∂G,G[o,a,i,j] = Σ_cklm hess_z_w__z_w[o,c,i,k] x[l] x[m] S2[l,c,a] S2[m,k,j]
     hess_G__G = _block_view(H, 6, 12, 6, 12, PARAMS["G"] + PARAMS["G"])
     hess_z_w__z_w = t["hess_z_w__z_w"]
     x_win_8 = _window_view(x, 3, 1, 2, 2)
     x_win_9 = _window_view(x, 3, 1, 2, 2)
     # einsum("Bocik,Bca,Bkj->oaij", hess_z_w__z_w, x_win_8, x_win_9)
-    tmp_6 = np.einsum("Bca,Bocik->Baoik", x_win_8, hess_z_w__z_w, optimize=False)
-    _add_into(hess_G__G, (np.tensordot(tmp_6, x_win_9, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    tmp_9 = np.einsum("Bca,Bocik->Baoik", x_win_8, hess_z_w__z_w, optimize=False)
+    _add_into(hess_G__G, (np.tensordot(tmp_9, x_win_9, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    del t["hess_z_w__z_w"], hess_z_w__z_w, tmp_9
+    t["hess_w__p"] = _hess_w__p(t)
+    del t["hess_p__p"]
+    t["hess_z_w__p"] = _hess_z_w__p(t)
+    del t["hess_w__p"]
     # ∂f/∂G,U[o,a,l,i,t] = Σ_cj hess_z_w__p[o,c,l] v[i,t] x[j] S2[j,c,a]
     hess_G__U = _block_view(H, 6, 12, 12, 28, PARAMS["G"] + PARAMS["U"])
     hess_z_w__p = t["hess_z_w__p"]
     x_win_10 = _window_view(x, 3, 1, 2, 2)
     # einsum("Bocl,Bit,Bca->oalit", hess_z_w__p, v, x_win_10)
-    tmp_7 = np.einsum("Bca,Bocl->Baol", x_win_10, hess_z_w__p, optimize=False)
-    _add_into(hess_G__U, (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
+    tmp_10 = np.einsum("Bca,Bocl->Baol", x_win_10, hess_z_w__p, optimize=False)
+    _add_into(hess_G__U, (np.tensordot(tmp_10, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
     _mirror(H, 6, 12, 12, 28)
+    del tmp_10
     # ∂f/∂G,R[o,a,l,i,s] = Σ_cj adj_p[l] jac_w__z_w[i,s,o,c] x[j] S2[j,c,a] + Σ_cj hess_z_w__p[o,c,l] w[i,s] x[j] S2[j,c,a]
     hess_G__R = _block_view(H, 6, 12, 28, 36, PARAMS["G"] + PARAMS["R"])
     jac_w__z_w = t["jac_w__z_w"]
     x_win_11 = _window_view(x, 3, 1, 2, 2)
     # einsum("Bl,Bisoc,Bca->oalis", adj_p, jac_w__z_w, x_win_11)
-    tmp_8 = np.einsum("Bca,Bisoc->Baiso", x_win_11, jac_w__z_w, optimize=False)
-    _add_into(hess_G__R, (np.tensordot(tmp_8, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
+    tmp_11 = np.einsum("Bca,Bisoc->Baiso", x_win_11, jac_w__z_w, optimize=False)
+    _add_into(hess_G__R, (np.tensordot(tmp_11, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
     x_win_12 = _window_view(x, 3, 1, 2, 2)
     # einsum("Bocl,Bis,Bca->oalis", hess_z_w__p, w, x_win_12)
-    tmp_9 = np.einsum("Bca,Bocl->Baol", x_win_12, hess_z_w__p, optimize=False)
-    _add_into(hess_G__R, (np.tensordot(tmp_9, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
+    tmp_12 = np.einsum("Bca,Bocl->Baol", x_win_12, hess_z_w__p, optimize=False)
+    _add_into(hess_G__R, (np.tensordot(tmp_12, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
     _mirror(H, 6, 12, 28, 36)
-    # ∂f/∂U,U[l,o,t,i,j,k] = hess_p__p[l,i] v[o,t] v[j,k]
-    hess_U__U = _block_view(H, 12, 28, 12, 28, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bli,Bot,Bjk->lotijk", hess_p__p, v, v)
-    tmp_10 = v[:, :, :, None, None] * hess_p__p[:, None, None]
-    _add_into(hess_U__U, (np.tensordot(tmp_10, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    # ∂f/∂U,R[l,o,t,i,j,s] = hess_p__p[l,i] v[o,t] w[j,s]
-    hess_U__R = _block_view(H, 12, 28, 28, 36, PARAMS["U"] + PARAMS["R"])
-    # einsum("Bli,Bot,Bjs->lotijs", hess_p__p, v, w)
-    tmp_11 = w[:, :, :, None, None] * hess_p__p[:, None, None]
-    _add_into(hess_U__R, (np.tensordot(tmp_11, v, axes=([0], [0]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, False)
-    _mirror(H, 12, 28, 28, 36)
-    # ∂f/∂R,R[l,o,s,i,j,k] = hess_p__p[l,i] w[o,s] w[j,k]
-    hess_R__R = _block_view(H, 28, 36, 28, 36, PARAMS["R"] + PARAMS["R"])
-    # einsum("Bli,Bos,Bjk->losijk", hess_p__p, w, w)
-    tmp_12 = w[:, :, :, None, None] * hess_p__p[:, None, None]
-    _add_into(hess_R__R, (np.tensordot(tmp_12, w, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del t["adj_p"], t["jac_w__z_w"], t["hess_z_w__p"], adj_p, jac_w__z_w, hess_z_w__p, tmp_11, tmp_12
     return {("K", "K"): hess_K__K, ("K", "G"): hess_K__G, ("K", "U"): hess_K__U, ("K", "R"): hess_K__R, ("G", "K"): _block_view(H, 6, 12, 0, 6, (2, 3, 2, 3)), ("G", "G"): hess_G__G, ("G", "U"): hess_G__U, ("G", "R"): hess_G__R, ("U", "K"): _block_view(H, 12, 28, 0, 6, (2, 2, 4, 2, 3)), ("U", "G"): _block_view(H, 12, 28, 6, 12, (2, 2, 4, 2, 3)), ("U", "U"): hess_U__U, ("U", "R"): hess_U__R, ("R", "K"): _block_view(H, 28, 36, 0, 6, (2, 2, 2, 2, 3)), ("R", "G"): _block_view(H, 28, 36, 6, 12, (2, 2, 2, 2, 3)), ("R", "U"): _block_view(H, 28, 36, 12, 28, (2, 2, 2, 2, 2, 4)), ("R", "R"): hess_R__R}
 
 

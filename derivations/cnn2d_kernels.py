@@ -803,6 +803,8 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 78, params["K"])
     t["adj_p"] = _adj_p(t)
     t["adj_h"] = _adj_h(t)
     t["adj_z_h"] = _adj_z_h(t)
@@ -812,25 +814,20 @@ def hessian(params, data, out=None):
     t["jac_h__z_v"] = _jac_h__z_v(t)
     t["jac_p__h"] = _jac_p__h(t)
     t["jac_p__z_h"] = _jac_p__z_h(t)
+    del t["jac_p__h"]
     t["jac_p__v"] = _jac_p__v(t)
     t["jac_p__z_v"] = _jac_p__z_v(t)
+    del t["jac_p__v"]
     t["hess_p__z_v"] = _hess_p__z_v(t)
+    del t["jac_p__z_v"]
     t["hess_h__z_v"] = _hess_h__z_v(t)
+    del t["hess_p__z_v"]
     t["hess_z_h__z_v"] = _hess_z_h__z_v(t)
+    del t["jac_z_h__z_v"], t["hess_h__z_v"]
     t["hess_v__z_v"] = _hess_v__z_v(t)
+    del t["hess_z_h__z_v"]
     t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["hess_p__z_h"] = _hess_p__z_h(t)
-    t["hess_h__z_h"] = _hess_h__z_h(t)
-    t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
-    t["hess_v__z_h"] = _hess_v__z_h(t)
-    t["hess_z_v__z_h"] = _hess_z_v__z_h(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h__p"] = _hess_h__p(t)
-    t["hess_z_h__p"] = _hess_z_h__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 78, params["K"])
+    del t["adj_v"], t["hess_v__z_v"]
     # ∂f/∂K,K[o,c,a,b,i,j,k,l] = Σ_mnpqrstu hess_z_v__z_v[o,m,n,i,p,q] x[c,r,s] x[j,t,u] S[r,m,a] S[t,p,k] S[s,n,b] S[u,q,l]
     hess_K__K = _block_view(H, 0, 16, 0, 16, PARAMS["K"] + PARAMS["K"])
     hess_z_v__z_v = t["hess_z_v__z_v"]
@@ -842,6 +839,7 @@ def hessian(params, data, out=None):
     # einsum("Bomnipq,Bcmnab,Bjpqkl->ocabijkl", hess_z_v__z_v, x_win_win, x_win_2_win)
     tmp = np.einsum("Bcmnab,Bomnipq->Bcaboipq", x_win_win, hess_z_v__z_v, optimize=False)
     _add_into(hess_K__K, (np.tensordot(tmp, x_win_2_win, axes=([0, 6, 7], [0, 2, 3]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
+    del tmp
     # ∂f/∂K,b[o,c,a,b,i] = Σ_jklmnp hess_z_v__z_v[o,j,k,i,l,m] x[c,n,p] S[n,j,a] S[p,k,b]
     hess_K__b = _block_view(H, 0, 16, 16, 18, PARAMS["K"] + PARAMS["b"])
     x_win_3 = _window_view(x, 2, 2, 1, 3)
@@ -849,6 +847,29 @@ def hessian(params, data, out=None):
     # einsum("Bojkilm,Bcjkab->ocabi", hess_z_v__z_v, x_win_3_win)
     _add_into(hess_K__b, (np.tensordot(x_win_3_win, hess_z_v__z_v.sum(axis=(5, 6)), axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2, 4), 1 / B, False)
     _mirror(H, 0, 16, 16, 18)
+    # ∂f/∂b,b[o,i] = Σ_cjkl hess_z_v__z_v[o,c,j,i,k,l]
+    hess_b__b = _block_view(H, 16, 18, 16, 18, PARAMS["b"] + PARAMS["b"])
+    # einsum("Bocjikl->oi", hess_z_v__z_v)
+    _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 3, 5, 6)), 1 / B, False)
+    del t["hess_z_v__z_v"], hess_z_v__z_v
+    t["hess_p__z_h"] = _hess_p__z_h(t)
+    del t["jac_p__z_h"]
+    t["hess_h__z_h"] = _hess_h__z_h(t)
+    del t["hess_p__z_h"]
+    t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
+    del t["adj_h"], t["hess_h__z_h"]
+    # ∂f/∂W1,W1[j,o,u,w,i,k,l,m] = hess_z_h__z_h[j,i] v[o,u,w] v[k,l,m]
+    hess_W1__W1 = _block_view(H, 18, 72, 18, 72, PARAMS["W1"] + PARAMS["W1"])
+    hess_z_h__z_h = t["hess_z_h__z_h"]
+    v = t["v"]
+    # einsum("Bji,Bouw,Bklm->jouwiklm", hess_z_h__z_h, v, v)
+    tmp_2 = v[:, :, :, :, None, None] * hess_z_h__z_h[:, None, None, None]
+    _add_into(hess_W1__W1, (np.tensordot(tmp_2, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
+    del hess_z_h__z_h, tmp_2
+    t["hess_v__z_h"] = _hess_v__z_h(t)
+    del t["hess_z_h__z_h"]
+    t["hess_z_v__z_h"] = _hess_z_v__z_h(t)
+    del t["hess_v__z_h"]
     # ∂f/∂K,W1[o,c,a,b,j,i,u,w] = Σ_klmn adj_z_h[j] jac_v__z_v[i,u,w,o,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn hess_z_v__z_h[o,k,l,j] v[i,u,w] x[c,m,n] S[m,k,a] S[n,l,b]
     hess_K__W1 = _block_view(H, 0, 16, 18, 72, PARAMS["K"] + PARAMS["W1"])
     adj_z_h = t["adj_z_h"]
@@ -856,37 +877,16 @@ def hessian(params, data, out=None):
     x_win_4 = _window_view(x, 2, 2, 1, 3)
     x_win_4_win = _window_view(x_win_4, 2, 3, 1, 3)
     # einsum("Bj,Biuwokl,Bcklab->ocabjiuw", adj_z_h, jac_v__z_v, x_win_4_win)
-    tmp_2 = np.einsum("Bcklab,Biuwokl->Bcabiuwo", x_win_4_win, jac_v__z_v, optimize=False)
-    _add_into(hess_K__W1, (np.tensordot(tmp_2, adj_z_h, axes=([0], [0]))).transpose(6, 0, 1, 2, 7, 3, 4, 5), 1 / B, False)
+    tmp_3 = np.einsum("Bcklab,Biuwokl->Bcabiuwo", x_win_4_win, jac_v__z_v, optimize=False)
+    _add_into(hess_K__W1, (np.tensordot(tmp_3, adj_z_h, axes=([0], [0]))).transpose(6, 0, 1, 2, 7, 3, 4, 5), 1 / B, False)
     hess_z_v__z_h = t["hess_z_v__z_h"]
-    v = t["v"]
     x_win_5 = _window_view(x, 2, 2, 1, 3)
     x_win_5_win = _window_view(x_win_5, 2, 3, 1, 3)
     # einsum("Boklj,Biuw,Bcklab->ocabjiuw", hess_z_v__z_h, v, x_win_5_win)
-    tmp_3 = np.einsum("Bcklab,Boklj->Bcaboj", x_win_5_win, hess_z_v__z_h, optimize=False)
-    _add_into(hess_K__W1, (np.tensordot(tmp_3, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, True)
+    tmp_4 = np.einsum("Bcklab,Boklj->Bcaboj", x_win_5_win, hess_z_v__z_h, optimize=False)
+    _add_into(hess_K__W1, (np.tensordot(tmp_4, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, True)
     _mirror(H, 0, 16, 18, 72)
-    # ∂f/∂K,U[o,c,a,b,l,j] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_ikmn h[j] hess_z_v__p[o,i,k,l] x[c,m,n] S[m,i,a] S[n,k,b]
-    hess_K__U = _block_view(H, 0, 16, 72, 78, PARAMS["K"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_h__z_v = t["jac_h__z_v"]
-    x_win_6 = _window_view(x, 2, 2, 1, 3)
-    x_win_6_win = _window_view(x_win_6, 2, 3, 1, 3)
-    # einsum("Bl,Bjoik,Bcikab->ocablj", adj_p, jac_h__z_v, x_win_6_win)
-    tmp_4 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_6_win, jac_h__z_v, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_4, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 2, 5, 3), 1 / B, False)
-    h = t["h"]
-    hess_z_v__p = t["hess_z_v__p"]
-    x_win_7 = _window_view(x, 2, 2, 1, 3)
-    x_win_7_win = _window_view(x_win_7, 2, 3, 1, 3)
-    # einsum("Bj,Boikl,Bcikab->ocablj", h, hess_z_v__p, x_win_7_win)
-    tmp_5 = np.einsum("Bcikab,Boikl->Bcabol", x_win_7_win, hess_z_v__p, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_5, h, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5), 1 / B, True)
-    _mirror(H, 0, 16, 72, 78)
-    # ∂f/∂b,b[o,i] = Σ_cjkl hess_z_v__z_v[o,c,j,i,k,l]
-    hess_b__b = _block_view(H, 16, 18, 16, 18, PARAMS["b"] + PARAMS["b"])
-    # einsum("Bocjikl->oi", hess_z_v__z_v)
-    _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 3, 5, 6)), 1 / B, False)
+    del tmp_3, tmp_4
     # ∂f/∂b,W1[o,j,i,u,w] = Σ_ck adj_z_h[j] jac_v__z_v[i,u,w,o,c,k] + Σ_ck hess_z_v__z_h[o,c,k,j] v[i,u,w]
     hess_b__W1 = _block_view(H, 16, 18, 18, 72, PARAMS["b"] + PARAMS["W1"])
     # einsum("Bj,Biuwock->ojiuw", adj_z_h, jac_v__z_v)
@@ -894,6 +894,54 @@ def hessian(params, data, out=None):
     # einsum("Bockj,Biuw->ojiuw", hess_z_v__z_h, v)
     _add_into(hess_b__W1, (np.tensordot(v, hess_z_v__z_h.sum(axis=(2, 3)), axes=([0], [0]))).transpose(3, 4, 0, 1, 2), 1 / B, True)
     _mirror(H, 16, 18, 18, 72)
+    del t["adj_z_h"], t["jac_v__z_v"], t["hess_z_v__z_h"], adj_z_h, jac_v__z_v, hess_z_v__z_h
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
+    hess_U__U = _block_view(H, 72, 78, 72, 78, PARAMS["U"] + PARAMS["U"])
+    h = t["h"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bj,Bk,li->ljik", h, h, hess_p__p)
+    tmp_5 = h.T @ h
+    _add_into(hess_U__U, tmp_5.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
+    del hess_p__p, tmp_5
+    t["hess_h__p"] = _hess_h__p(t)
+    del t["hess_p__p"]
+    t["hess_z_h__p"] = _hess_z_h__p(t)
+    del t["hess_h__p"]
+    # ∂f/∂W1,U[j,o,u,w,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] v[o,u,w] + h[i] hess_z_h__p[j,l] v[o,u,w]
+    hess_W1__U = _block_view(H, 18, 72, 72, 78, PARAMS["W1"] + PARAMS["U"])
+    hess_z_h__p = t["hess_z_h__p"]
+    # einsum("Bi,Bjl,Bouw->jouwli", h, hess_z_h__p, v)
+    tmp_6 = hess_z_h__p[:, :, :, None] * h[:, None, None]
+    _add_into(hess_W1__U, (np.tensordot(tmp_6, v, axes=([0], [0]))).transpose(0, 3, 4, 5, 1, 2), 1 / B, False)
+    adj_p = t["adj_p"]
+    z_h = t["z_h"]
+    dtanh_z_h = 1 - h**2
+    # einsum("Bl,Bj,Bouw->jouwl", adj_p, dtanh_z_h, v)
+    tmp_7 = dtanh_z_h[:, :, None] * adj_p[:, None]
+    _add_into(_diagonal_view(hess_W1__U, 0, 5), (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(0, 2, 3, 4, 1), 1 / B, True)
+    _mirror(H, 18, 72, 72, 78)
+    del hess_z_h__p, tmp_6, tmp_7
+    t["hess_v__p"] = _hess_v__p(t)
+    del t["hess_z_h__p"]
+    t["hess_z_v__p"] = _hess_z_v__p(t)
+    del t["hess_v__p"]
+    # ∂f/∂K,U[o,c,a,b,l,j] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_ikmn h[j] hess_z_v__p[o,i,k,l] x[c,m,n] S[m,i,a] S[n,k,b]
+    hess_K__U = _block_view(H, 0, 16, 72, 78, PARAMS["K"] + PARAMS["U"])
+    jac_h__z_v = t["jac_h__z_v"]
+    x_win_6 = _window_view(x, 2, 2, 1, 3)
+    x_win_6_win = _window_view(x_win_6, 2, 3, 1, 3)
+    # einsum("Bl,Bjoik,Bcikab->ocablj", adj_p, jac_h__z_v, x_win_6_win)
+    tmp_8 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_6_win, jac_h__z_v, optimize=False)
+    _add_into(hess_K__U, (np.tensordot(tmp_8, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 2, 5, 3), 1 / B, False)
+    hess_z_v__p = t["hess_z_v__p"]
+    x_win_7 = _window_view(x, 2, 2, 1, 3)
+    x_win_7_win = _window_view(x_win_7, 2, 3, 1, 3)
+    # einsum("Bj,Boikl,Bcikab->ocablj", h, hess_z_v__p, x_win_7_win)
+    tmp_9 = np.einsum("Bcikab,Boikl->Bcabol", x_win_7_win, hess_z_v__p, optimize=False)
+    _add_into(hess_K__U, (np.tensordot(tmp_9, h, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5), 1 / B, True)
+    _mirror(H, 0, 16, 72, 78)
+    del tmp_8, tmp_9
     # ∂f/∂b,U[o,l,j] = Σ_ci adj_p[l] jac_h__z_v[j,o,c,i] + Σ_ci h[j] hess_z_v__p[o,c,i,l]
     hess_b__U = _block_view(H, 16, 18, 72, 78, PARAMS["b"] + PARAMS["U"])
     # einsum("Bl,Bjoci->olj", adj_p, jac_h__z_v)
@@ -901,30 +949,7 @@ def hessian(params, data, out=None):
     # einsum("Bj,Bocil->olj", h, hess_z_v__p)
     _add_into(hess_b__U, np.tensordot(hess_z_v__p.sum(axis=(2, 3)), h, axes=([0], [0])), 1 / B, True)
     _mirror(H, 16, 18, 72, 78)
-    # ∂f/∂W1,W1[j,o,u,w,i,k,l,m] = hess_z_h__z_h[j,i] v[o,u,w] v[k,l,m]
-    hess_W1__W1 = _block_view(H, 18, 72, 18, 72, PARAMS["W1"] + PARAMS["W1"])
-    hess_z_h__z_h = t["hess_z_h__z_h"]
-    # einsum("Bji,Bouw,Bklm->jouwiklm", hess_z_h__z_h, v, v)
-    tmp_6 = v[:, :, :, :, None, None] * hess_z_h__z_h[:, None, None, None]
-    _add_into(hess_W1__W1, (np.tensordot(tmp_6, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
-    # ∂f/∂W1,U[j,o,u,w,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] v[o,u,w] + h[i] hess_z_h__p[j,l] v[o,u,w]
-    hess_W1__U = _block_view(H, 18, 72, 72, 78, PARAMS["W1"] + PARAMS["U"])
-    hess_z_h__p = t["hess_z_h__p"]
-    # einsum("Bi,Bjl,Bouw->jouwli", h, hess_z_h__p, v)
-    tmp_7 = hess_z_h__p[:, :, :, None] * h[:, None, None]
-    _add_into(hess_W1__U, (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(0, 3, 4, 5, 1, 2), 1 / B, False)
-    z_h = t["z_h"]
-    dtanh_z_h = 1 - h**2
-    # einsum("Bl,Bj,Bouw->jouwl", adj_p, dtanh_z_h, v)
-    tmp_8 = dtanh_z_h[:, :, None] * adj_p[:, None]
-    _add_into(_diagonal_view(hess_W1__U, 0, 5), (np.tensordot(tmp_8, v, axes=([0], [0]))).transpose(0, 2, 3, 4, 1), 1 / B, True)
-    _mirror(H, 18, 72, 72, 78)
-    # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
-    hess_U__U = _block_view(H, 72, 78, 72, 78, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bj,Bk,li->ljik", h, h, hess_p__p)
-    tmp_9 = h.T @ h
-    _add_into(hess_U__U, tmp_9.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
+    del t["adj_p"], t["jac_h__z_v"], t["hess_z_v__p"], adj_p, jac_h__z_v, hess_z_v__p
     return {("K", "K"): hess_K__K, ("K", "b"): hess_K__b, ("K", "W1"): hess_K__W1, ("K", "U"): hess_K__U, ("b", "K"): _block_view(H, 16, 18, 0, 16, (2, 2, 2, 2, 2)), ("b", "b"): hess_b__b, ("b", "W1"): hess_b__W1, ("b", "U"): hess_b__U, ("W1", "K"): _block_view(H, 18, 72, 0, 16, (3, 2, 3, 3, 2, 2, 2, 2)), ("W1", "b"): _block_view(H, 18, 72, 16, 18, (3, 2, 3, 3, 2)), ("W1", "W1"): hess_W1__W1, ("W1", "U"): hess_W1__U, ("U", "K"): _block_view(H, 72, 78, 0, 16, (2, 3, 2, 2, 2, 2)), ("U", "b"): _block_view(H, 72, 78, 16, 18, (2, 3, 2)), ("U", "W1"): _block_view(H, 72, 78, 18, 72, (2, 3, 3, 2, 3, 3)), ("U", "U"): hess_U__U}
 
 

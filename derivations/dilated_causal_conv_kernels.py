@@ -1215,6 +1215,8 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 72, params["K1"])
     t["adj_p"] = _adj_p(t)
     t["adj_v3"] = _adj_v3(t)
     t["adj_z_v3"] = _adj_z_v3(t)
@@ -1232,40 +1234,27 @@ def hessian(params, data, out=None):
     t["jac_v3__z_v3"] = _jac_v3__z_v3(t)
     t["jac_p__v3"] = _jac_p__v3(t)
     t["jac_p__z_v3"] = _jac_p__z_v3(t)
+    del t["jac_p__v3"]
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    del t["jac_p__v2"]
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
+    del t["jac_p__v1"]
     t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    del t["jac_p__z_v1"]
     t["hess_v3__z_v1"] = _hess_v3__z_v1(t)
+    del t["hess_p__z_v1"]
     t["hess_z_v3__z_v1"] = _hess_z_v3__z_v1(t)
+    del t["jac_z_v3__z_v1"], t["hess_v3__z_v1"]
     t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    del t["hess_z_v3__z_v1"]
     t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    del t["jac_z_v2__z_v1"], t["hess_v2__z_v1"]
     t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
+    del t["hess_z_v2__z_v1"]
     t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["hess_v3__z_v2"] = _hess_v3__z_v2(t)
-    t["hess_z_v3__z_v2"] = _hess_z_v3__z_v2(t)
-    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
-    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
-    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
-    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
-    t["hess_p__z_v3"] = _hess_p__z_v3(t)
-    t["hess_v3__z_v3"] = _hess_v3__z_v3(t)
-    t["hess_z_v3__z_v3"] = _hess_z_v3__z_v3(t)
-    t["hess_v2__z_v3"] = _hess_v2__z_v3(t)
-    t["hess_z_v2__z_v3"] = _hess_z_v2__z_v3(t)
-    t["hess_v1__z_v3"] = _hess_v1__z_v3(t)
-    t["hess_z_v1__z_v3"] = _hess_z_v1__z_v3(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_v3__p"] = _hess_v3__p(t)
-    t["hess_z_v3__p"] = _hess_z_v3__p(t)
-    t["hess_v2__p"] = _hess_v2__p(t)
-    t["hess_z_v2__p"] = _hess_z_v2__p(t)
-    t["hess_v1__p"] = _hess_v1__p(t)
-    t["hess_z_v1__p"] = _hess_z_v1__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 72, params["K1"])
+    del t["adj_v1"], t["hess_v1__z_v1"]
     # ∂f/∂K1,K1[h,i,a,j,k,l] = Σ_cmno hess_z_v1__z_v1[h,c,j,m] x[i,n] x[k,o] S[d-1][n,c,a] S[d-1][o,m,l]
     hess_K1__K1 = _block_view(H, 0, 8, 0, 8, PARAMS["K1"] + PARAMS["K1"])
     hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
@@ -1275,6 +1264,31 @@ def hessian(params, data, out=None):
     # einsum("Bhcjm,Bica,Bkml->hiajkl", hess_z_v1__z_v1, x_win, x_win_2)
     tmp = np.einsum("Bica,Bhcjm->Biahjm", x_win, hess_z_v1__z_v1, optimize=False)
     _add_into(hess_K1__K1, (np.tensordot(tmp, x_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del t["hess_z_v1__z_v1"], hess_z_v1__z_v1, tmp
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    del t["jac_p__z_v2"]
+    t["hess_v3__z_v2"] = _hess_v3__z_v2(t)
+    del t["hess_p__z_v2"]
+    t["hess_z_v3__z_v2"] = _hess_z_v3__z_v2(t)
+    del t["jac_z_v3__z_v2"], t["hess_v3__z_v2"]
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    del t["hess_z_v3__z_v2"]
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    del t["adj_v2"], t["hess_v2__z_v2"]
+    # ∂f/∂K2,K2[g,h,a,i,j,k] = Σ_clmn hess_z_v2__z_v2[g,c,i,l] v1[h,m] v1[j,n] S[d-2][m,c,a] S[d-2][n,l,k]
+    hess_K2__K2 = _block_view(H, 8, 16, 8, 16, PARAMS["K2"] + PARAMS["K2"])
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    v1 = t["v1"]
+    v1_win = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+    v1_win_2 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+    # einsum("Bgcil,Bhca,Bjlk->ghaijk", hess_z_v2__z_v2, v1_win, v1_win_2)
+    tmp_2 = np.einsum("Bhca,Bgcil->Bhagil", v1_win, hess_z_v2__z_v2, optimize=False)
+    _add_into(hess_K2__K2, (np.tensordot(tmp_2, v1_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del hess_z_v2__z_v2, tmp_2
+    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
+    del t["hess_z_v2__z_v2"]
+    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
+    del t["hess_v1__z_v2"]
     # ∂f/∂K1,K2[h,i,a,g,j,k] = Σ_clmn adj_z_v2[g,c] jac_v1__z_v1[j,l,h,m] x[i,n] S[d-1][n,m,a] S[d-2][l,c,k] + Σ_clmn hess_z_v1__z_v2[h,c,g,l] v1[j,m] x[i,n] S[d-1][n,c,a] S[d-2][m,l,k]
     hess_K1__K2 = _block_view(H, 0, 8, 8, 16, PARAMS["K1"] + PARAMS["K2"])
     adj_z_v2 = t["adj_z_v2"]
@@ -1282,111 +1296,137 @@ def hessian(params, data, out=None):
     x_win_3 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
     jac_v1__z_v1_win = _shift_view(jac_v1__z_v1, 2, 2, 1, 8, -2, 0, 2, 0)
     # einsum("Bgc,Bjchlk,Bila->hiagjk", adj_z_v2, jac_v1__z_v1_win, x_win_3)
-    tmp_2 = np.einsum("Bjchlk,Bgc->Bjhlkg", jac_v1__z_v1_win, adj_z_v2, optimize=False)
-    _add_into(hess_K1__K2, (np.tensordot(tmp_2, x_win_3, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
+    tmp_3 = np.einsum("Bjchlk,Bgc->Bjhlkg", jac_v1__z_v1_win, adj_z_v2, optimize=False)
+    _add_into(hess_K1__K2, (np.tensordot(tmp_3, x_win_3, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
     hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
-    v1 = t["v1"]
     x_win_4 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    v1_win = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    # einsum("Bhcgl,Bjlk,Bica->hiagjk", hess_z_v1__z_v2, v1_win, x_win_4)
-    tmp_3 = np.einsum("Bjlk,Bhcgl->Bjkhcg", v1_win, hess_z_v1__z_v2, optimize=False)
-    _add_into(hess_K1__K2, (np.tensordot(tmp_3, x_win_4, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
-    _mirror(H, 0, 8, 8, 16)
-    # ∂f/∂K1,K3[h,i,a,k,g,j] = Σ_clmn adj_z_v3[k,c] jac_v2__z_v1[g,l,h,m] x[i,n] S[d-1][n,m,a] S[d-4][l,c,j] + Σ_clmn hess_z_v1__z_v3[h,c,k,l] v2[g,m] x[i,n] S[d-1][n,c,a] S[d-4][m,l,j]
-    hess_K1__K3 = _block_view(H, 0, 8, 16, 24, PARAMS["K1"] + PARAMS["K3"])
-    adj_z_v3 = t["adj_z_v3"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    x_win_5 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    jac_v2__z_v1_win = _shift_view(jac_v2__z_v1, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bkc,Bgchlj,Bila->hiakgj", adj_z_v3, jac_v2__z_v1_win, x_win_5)
-    tmp_4 = np.einsum("Bgchlj,Bkc->Bghljk", jac_v2__z_v1_win, adj_z_v3, optimize=False)
-    _add_into(hess_K1__K3, (np.tensordot(tmp_4, x_win_5, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
-    hess_z_v1__z_v3 = t["hess_z_v1__z_v3"]
-    v2 = t["v2"]
-    x_win_6 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    v2_win = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bhckl,Bglj,Bica->hiakgj", hess_z_v1__z_v3, v2_win, x_win_6)
-    tmp_5 = np.einsum("Bglj,Bhckl->Bgjhck", v2_win, hess_z_v1__z_v3, optimize=False)
-    _add_into(hess_K1__K3, (np.tensordot(tmp_5, x_win_6, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
-    _mirror(H, 0, 8, 16, 24)
-    # ∂f/∂K1,U[h,i,a,l,k,t] = Σ_cj adj_p[l] jac_v3__z_v1[k,t,h,c] x[i,j] S[d-1][j,c,a] + Σ_cj hess_z_v1__p[h,c,l] v3[k,t] x[i,j] S[d-1][j,c,a]
-    hess_K1__U = _block_view(H, 0, 8, 24, 72, PARAMS["K1"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_v3__z_v1 = t["jac_v3__z_v1"]
-    x_win_7 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    # einsum("Bl,Bkthc,Bica->hialkt", adj_p, jac_v3__z_v1, x_win_7)
-    tmp_6 = np.einsum("Bica,Bkthc->Biakth", x_win_7, jac_v3__z_v1, optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_6, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
-    hess_z_v1__p = t["hess_z_v1__p"]
-    v3 = t["v3"]
-    x_win_8 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    # einsum("Bhcl,Bkt,Bica->hialkt", hess_z_v1__p, v3, x_win_8)
-    tmp_7 = np.einsum("Bica,Bhcl->Biahl", x_win_8, hess_z_v1__p, optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_7, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-    _mirror(H, 0, 8, 24, 72)
-    # ∂f/∂K2,K2[g,h,a,i,j,k] = Σ_clmn hess_z_v2__z_v2[g,c,i,l] v1[h,m] v1[j,n] S[d-2][m,c,a] S[d-2][n,l,k]
-    hess_K2__K2 = _block_view(H, 8, 16, 8, 16, PARAMS["K2"] + PARAMS["K2"])
-    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    v1_win_2 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
     v1_win_3 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    # einsum("Bgcil,Bhca,Bjlk->ghaijk", hess_z_v2__z_v2, v1_win_2, v1_win_3)
-    tmp_8 = np.einsum("Bhca,Bgcil->Bhagil", v1_win_2, hess_z_v2__z_v2, optimize=False)
-    _add_into(hess_K2__K2, (np.tensordot(tmp_8, v1_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    # einsum("Bhcgl,Bjlk,Bica->hiagjk", hess_z_v1__z_v2, v1_win_3, x_win_4)
+    tmp_4 = np.einsum("Bjlk,Bhcgl->Bjkhcg", v1_win_3, hess_z_v1__z_v2, optimize=False)
+    _add_into(hess_K1__K2, (np.tensordot(tmp_4, x_win_4, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
+    _mirror(H, 0, 8, 8, 16)
+    del t["adj_z_v2"], t["jac_v1__z_v1"], t["hess_z_v1__z_v2"], adj_z_v2, jac_v1__z_v1, hess_z_v1__z_v2, tmp_3, tmp_4
+    t["hess_p__z_v3"] = _hess_p__z_v3(t)
+    del t["jac_p__z_v3"]
+    t["hess_v3__z_v3"] = _hess_v3__z_v3(t)
+    del t["hess_p__z_v3"]
+    t["hess_z_v3__z_v3"] = _hess_z_v3__z_v3(t)
+    del t["adj_v3"], t["hess_v3__z_v3"]
+    # ∂f/∂K3,K3[k,g,a,i,j,l] = Σ_cmno hess_z_v3__z_v3[k,c,i,m] v2[g,n] v2[j,o] S[d-4][n,c,a] S[d-4][o,m,l]
+    hess_K3__K3 = _block_view(H, 16, 24, 16, 24, PARAMS["K3"] + PARAMS["K3"])
+    hess_z_v3__z_v3 = t["hess_z_v3__z_v3"]
+    v2 = t["v2"]
+    v2_win = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+    v2_win_2 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+    # einsum("Bkcim,Bgca,Bjml->kgaijl", hess_z_v3__z_v3, v2_win, v2_win_2)
+    tmp_5 = np.einsum("Bgca,Bkcim->Bgakim", v2_win, hess_z_v3__z_v3, optimize=False)
+    _add_into(hess_K3__K3, (np.tensordot(tmp_5, v2_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del hess_z_v3__z_v3, tmp_5
+    t["hess_v2__z_v3"] = _hess_v2__z_v3(t)
+    del t["hess_z_v3__z_v3"]
+    t["hess_z_v2__z_v3"] = _hess_z_v2__z_v3(t)
+    del t["hess_v2__z_v3"]
     # ∂f/∂K2,K3[g,h,a,k,i,j] = Σ_clmn adj_z_v3[k,c] jac_v2__z_v2[i,l,g,m] v1[h,n] S[d-2][n,m,a] S[d-4][l,c,j] + Σ_clmn hess_z_v2__z_v3[g,c,k,l] v1[h,m] v2[i,n] S[d-2][m,c,a] S[d-4][n,l,j]
     hess_K2__K3 = _block_view(H, 8, 16, 16, 24, PARAMS["K2"] + PARAMS["K3"])
+    adj_z_v3 = t["adj_z_v3"]
     jac_v2__z_v2 = t["jac_v2__z_v2"]
     v1_win_4 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
     jac_v2__z_v2_win = _shift_view(jac_v2__z_v2, 2, 2, 1, 8, -4, 0, 4, 0)
     # einsum("Bkc,Bicglj,Bhla->ghakij", adj_z_v3, jac_v2__z_v2_win, v1_win_4)
-    tmp_9 = np.einsum("Bicglj,Bkc->Bigljk", jac_v2__z_v2_win, adj_z_v3, optimize=False)
-    _add_into(hess_K2__K3, (np.tensordot(tmp_9, v1_win_4, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
+    tmp_6 = np.einsum("Bicglj,Bkc->Bigljk", jac_v2__z_v2_win, adj_z_v3, optimize=False)
+    _add_into(hess_K2__K3, (np.tensordot(tmp_6, v1_win_4, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
     hess_z_v2__z_v3 = t["hess_z_v2__z_v3"]
     v1_win_5 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    v2_win_2 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bgckl,Bhca,Bilj->ghakij", hess_z_v2__z_v3, v1_win_5, v2_win_2)
-    tmp_10 = np.einsum("Bhca,Bgckl->Bhagkl", v1_win_5, hess_z_v2__z_v3, optimize=False)
-    _add_into(hess_K2__K3, (np.tensordot(tmp_10, v2_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+    v2_win_3 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+    # einsum("Bgckl,Bhca,Bilj->ghakij", hess_z_v2__z_v3, v1_win_5, v2_win_3)
+    tmp_7 = np.einsum("Bhca,Bgckl->Bhagkl", v1_win_5, hess_z_v2__z_v3, optimize=False)
+    _add_into(hess_K2__K3, (np.tensordot(tmp_7, v2_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
     _mirror(H, 8, 16, 16, 24)
+    del t["jac_v2__z_v2"], jac_v2__z_v2, hess_z_v2__z_v3, tmp_6, tmp_7
+    t["hess_v1__z_v3"] = _hess_v1__z_v3(t)
+    del t["hess_z_v2__z_v3"]
+    t["hess_z_v1__z_v3"] = _hess_z_v1__z_v3(t)
+    del t["hess_v1__z_v3"]
+    # ∂f/∂K1,K3[h,i,a,k,g,j] = Σ_clmn adj_z_v3[k,c] jac_v2__z_v1[g,l,h,m] x[i,n] S[d-1][n,m,a] S[d-4][l,c,j] + Σ_clmn hess_z_v1__z_v3[h,c,k,l] v2[g,m] x[i,n] S[d-1][n,c,a] S[d-4][m,l,j]
+    hess_K1__K3 = _block_view(H, 0, 8, 16, 24, PARAMS["K1"] + PARAMS["K3"])
+    jac_v2__z_v1 = t["jac_v2__z_v1"]
+    x_win_5 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+    jac_v2__z_v1_win = _shift_view(jac_v2__z_v1, 2, 2, 1, 8, -4, 0, 4, 0)
+    # einsum("Bkc,Bgchlj,Bila->hiakgj", adj_z_v3, jac_v2__z_v1_win, x_win_5)
+    tmp_8 = np.einsum("Bgchlj,Bkc->Bghljk", jac_v2__z_v1_win, adj_z_v3, optimize=False)
+    _add_into(hess_K1__K3, (np.tensordot(tmp_8, x_win_5, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
+    hess_z_v1__z_v3 = t["hess_z_v1__z_v3"]
+    x_win_6 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+    v2_win_4 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+    # einsum("Bhckl,Bglj,Bica->hiakgj", hess_z_v1__z_v3, v2_win_4, x_win_6)
+    tmp_9 = np.einsum("Bglj,Bhckl->Bgjhck", v2_win_4, hess_z_v1__z_v3, optimize=False)
+    _add_into(hess_K1__K3, (np.tensordot(tmp_9, x_win_6, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
+    _mirror(H, 0, 8, 16, 24)
+    del t["adj_z_v3"], t["jac_v2__z_v1"], t["hess_z_v1__z_v3"], adj_z_v3, jac_v2__z_v1, hess_z_v1__z_v3, tmp_8, tmp_9
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,k,t,i,j,m] = hess_p__p[l,i] v3[k,t] v3[j,m]
+    hess_U__U = _block_view(H, 24, 72, 24, 72, PARAMS["U"] + PARAMS["U"])
+    hess_p__p = t["hess_p__p"]
+    v3 = t["v3"]
+    # einsum("Bli,Bkt,Bjm->lktijm", hess_p__p, v3, v3)
+    tmp_10 = v3[:, :, :, None, None] * hess_p__p[:, None, None]
+    _add_into(hess_U__U, (np.tensordot(tmp_10, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del hess_p__p, tmp_10
+    t["hess_v3__p"] = _hess_v3__p(t)
+    del t["hess_p__p"]
+    t["hess_z_v3__p"] = _hess_z_v3__p(t)
+    del t["hess_v3__p"]
+    # ∂f/∂K3,U[k,g,a,l,i,t] = Σ_cj adj_p[l] jac_v3__z_v3[i,t,k,c] v2[g,j] S[d-4][j,c,a] + Σ_cj hess_z_v3__p[k,c,l] v2[g,j] v3[i,t] S[d-4][j,c,a]
+    hess_K3__U = _block_view(H, 16, 24, 24, 72, PARAMS["K3"] + PARAMS["U"])
+    adj_p = t["adj_p"]
+    jac_v3__z_v3 = t["jac_v3__z_v3"]
+    v2_win_5 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+    # einsum("Bl,Bitkc,Bgca->kgalit", adj_p, jac_v3__z_v3, v2_win_5)
+    tmp_11 = np.einsum("Bgca,Bitkc->Bgaitk", v2_win_5, jac_v3__z_v3, optimize=False)
+    _add_into(hess_K3__U, (np.tensordot(tmp_11, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+    hess_z_v3__p = t["hess_z_v3__p"]
+    v2_win_6 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+    # einsum("Bkcl,Bgca,Bit->kgalit", hess_z_v3__p, v2_win_6, v3)
+    tmp_12 = np.einsum("Bgca,Bkcl->Bgakl", v2_win_6, hess_z_v3__p, optimize=False)
+    _add_into(hess_K3__U, (np.tensordot(tmp_12, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+    _mirror(H, 16, 24, 24, 72)
+    del t["jac_v3__z_v3"], jac_v3__z_v3, hess_z_v3__p, tmp_11, tmp_12
+    t["hess_v2__p"] = _hess_v2__p(t)
+    del t["hess_z_v3__p"]
+    t["hess_z_v2__p"] = _hess_z_v2__p(t)
+    del t["hess_v2__p"]
     # ∂f/∂K2,U[g,h,a,l,k,t] = Σ_ci adj_p[l] jac_v3__z_v2[k,t,g,c] v1[h,i] S[d-2][i,c,a] + Σ_ci hess_z_v2__p[g,c,l] v1[h,i] v3[k,t] S[d-2][i,c,a]
     hess_K2__U = _block_view(H, 8, 16, 24, 72, PARAMS["K2"] + PARAMS["U"])
     jac_v3__z_v2 = t["jac_v3__z_v2"]
     v1_win_6 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
     # einsum("Bl,Bktgc,Bhca->ghalkt", adj_p, jac_v3__z_v2, v1_win_6)
-    tmp_11 = np.einsum("Bhca,Bktgc->Bhaktg", v1_win_6, jac_v3__z_v2, optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_11, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+    tmp_13 = np.einsum("Bhca,Bktgc->Bhaktg", v1_win_6, jac_v3__z_v2, optimize=False)
+    _add_into(hess_K2__U, (np.tensordot(tmp_13, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
     hess_z_v2__p = t["hess_z_v2__p"]
     v1_win_7 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
     # einsum("Bgcl,Bhca,Bkt->ghalkt", hess_z_v2__p, v1_win_7, v3)
-    tmp_12 = np.einsum("Bhca,Bgcl->Bhagl", v1_win_7, hess_z_v2__p, optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_12, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+    tmp_14 = np.einsum("Bhca,Bgcl->Bhagl", v1_win_7, hess_z_v2__p, optimize=False)
+    _add_into(hess_K2__U, (np.tensordot(tmp_14, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
     _mirror(H, 8, 16, 24, 72)
-    # ∂f/∂K3,K3[k,g,a,i,j,l] = Σ_cmno hess_z_v3__z_v3[k,c,i,m] v2[g,n] v2[j,o] S[d-4][n,c,a] S[d-4][o,m,l]
-    hess_K3__K3 = _block_view(H, 16, 24, 16, 24, PARAMS["K3"] + PARAMS["K3"])
-    hess_z_v3__z_v3 = t["hess_z_v3__z_v3"]
-    v2_win_3 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    v2_win_4 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bkcim,Bgca,Bjml->kgaijl", hess_z_v3__z_v3, v2_win_3, v2_win_4)
-    tmp_13 = np.einsum("Bgca,Bkcim->Bgakim", v2_win_3, hess_z_v3__z_v3, optimize=False)
-    _add_into(hess_K3__K3, (np.tensordot(tmp_13, v2_win_4, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    # ∂f/∂K3,U[k,g,a,l,i,t] = Σ_cj adj_p[l] jac_v3__z_v3[i,t,k,c] v2[g,j] S[d-4][j,c,a] + Σ_cj hess_z_v3__p[k,c,l] v2[g,j] v3[i,t] S[d-4][j,c,a]
-    hess_K3__U = _block_view(H, 16, 24, 24, 72, PARAMS["K3"] + PARAMS["U"])
-    jac_v3__z_v3 = t["jac_v3__z_v3"]
-    v2_win_5 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bl,Bitkc,Bgca->kgalit", adj_p, jac_v3__z_v3, v2_win_5)
-    tmp_14 = np.einsum("Bgca,Bitkc->Bgaitk", v2_win_5, jac_v3__z_v3, optimize=False)
-    _add_into(hess_K3__U, (np.tensordot(tmp_14, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
-    hess_z_v3__p = t["hess_z_v3__p"]
-    v2_win_6 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bkcl,Bgca,Bit->kgalit", hess_z_v3__p, v2_win_6, v3)
-    tmp_15 = np.einsum("Bgca,Bkcl->Bgakl", v2_win_6, hess_z_v3__p, optimize=False)
-    _add_into(hess_K3__U, (np.tensordot(tmp_15, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-    _mirror(H, 16, 24, 24, 72)
-    # ∂f/∂U,U[l,k,t,i,j,m] = hess_p__p[l,i] v3[k,t] v3[j,m]
-    hess_U__U = _block_view(H, 24, 72, 24, 72, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bli,Bkt,Bjm->lktijm", hess_p__p, v3, v3)
-    tmp_16 = v3[:, :, :, None, None] * hess_p__p[:, None, None]
-    _add_into(hess_U__U, (np.tensordot(tmp_16, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del t["jac_v3__z_v2"], jac_v3__z_v2, hess_z_v2__p, tmp_13, tmp_14
+    t["hess_v1__p"] = _hess_v1__p(t)
+    del t["hess_z_v2__p"]
+    t["hess_z_v1__p"] = _hess_z_v1__p(t)
+    del t["hess_v1__p"]
+    # ∂f/∂K1,U[h,i,a,l,k,t] = Σ_cj adj_p[l] jac_v3__z_v1[k,t,h,c] x[i,j] S[d-1][j,c,a] + Σ_cj hess_z_v1__p[h,c,l] v3[k,t] x[i,j] S[d-1][j,c,a]
+    hess_K1__U = _block_view(H, 0, 8, 24, 72, PARAMS["K1"] + PARAMS["U"])
+    jac_v3__z_v1 = t["jac_v3__z_v1"]
+    x_win_7 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+    # einsum("Bl,Bkthc,Bica->hialkt", adj_p, jac_v3__z_v1, x_win_7)
+    tmp_15 = np.einsum("Bica,Bkthc->Biakth", x_win_7, jac_v3__z_v1, optimize=False)
+    _add_into(hess_K1__U, (np.tensordot(tmp_15, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+    hess_z_v1__p = t["hess_z_v1__p"]
+    x_win_8 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+    # einsum("Bhcl,Bkt,Bica->hialkt", hess_z_v1__p, v3, x_win_8)
+    tmp_16 = np.einsum("Bica,Bhcl->Biahl", x_win_8, hess_z_v1__p, optimize=False)
+    _add_into(hess_K1__U, (np.tensordot(tmp_16, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+    _mirror(H, 0, 8, 24, 72)
+    del t["adj_p"], t["jac_v3__z_v1"], t["hess_z_v1__p"], adj_p, jac_v3__z_v1, hess_z_v1__p, tmp_15, tmp_16
     return {("K1", "K1"): hess_K1__K1, ("K1", "K2"): hess_K1__K2, ("K1", "K3"): hess_K1__K3, ("K1", "U"): hess_K1__U, ("K2", "K1"): _block_view(H, 8, 16, 0, 8, (2, 2, 2, 2, 2, 2)), ("K2", "K2"): hess_K2__K2, ("K2", "K3"): hess_K2__K3, ("K2", "U"): hess_K2__U, ("K3", "K1"): _block_view(H, 16, 24, 0, 8, (2, 2, 2, 2, 2, 2)), ("K3", "K2"): _block_view(H, 16, 24, 8, 16, (2, 2, 2, 2, 2, 2)), ("K3", "K3"): hess_K3__K3, ("K3", "U"): hess_K3__U, ("U", "K1"): _block_view(H, 24, 72, 0, 8, (3, 2, 8, 2, 2, 2)), ("U", "K2"): _block_view(H, 24, 72, 8, 16, (3, 2, 8, 2, 2, 2)), ("U", "K3"): _block_view(H, 24, 72, 16, 24, (3, 2, 8, 2, 2, 2)), ("U", "U"): hess_U__U}
 
 

@@ -74,37 +74,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _sigmoid(x):
@@ -1382,17 +1392,22 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 34, params["Wz"])
     t["adj_p"] = _adj_p(t)
     t["adj_h1"] = _adj_h1(t)
     t["adj_zg"] = _adj_zg(t)
     t["jac_zg__z_zg"] = _jac_zg__z_zg(t)
     t["jac_h1__z_zg"] = _jac_h1__z_zg(t)
+    del t["jac_zg__z_zg"]
     t["adj_hc"] = _adj_hc(t)
     t["adj_z_hc"] = _adj_z_hc(t)
     t["adj_rh"] = _adj_rh(t)
     t["adj_rg"] = _adj_rg(t)
+    del t["adj_rh"]
     t["jac_rg__z_rg"] = _jac_rg__z_rg(t)
     t["jac_rh__z_rg"] = _jac_rh__z_rg(t)
+    del t["jac_rg__z_rg"]
     t["jac_z_hc__z_rg"] = _jac_z_hc__z_rg(t)
     t["jac_hc__z_rg"] = _jac_hc__z_rg(t)
     t["jac_h1__z_rg"] = _jac_h1__z_rg(t)
@@ -1401,177 +1416,211 @@ def hessian(params, data, out=None):
     t["jac_p__h1"] = _jac_p__h1(t)
     t["jac_p__zg"] = _jac_p__zg(t)
     t["jac_p__z_zg"] = _jac_p__z_zg(t)
+    del t["jac_p__zg"]
     t["hess_p__z_zg"] = _hess_p__z_zg(t)
+    del t["jac_p__z_zg"]
     t["hess_h1__z_zg"] = _hess_h1__z_zg(t)
+    del t["hess_p__z_zg"]
     t["hess_zg__z_zg"] = _hess_zg__z_zg(t)
+    del t["hess_h1__z_zg"]
     t["hess_z_zg__z_zg"] = _hess_z_zg__z_zg(t)
-    t["jac_p__hc"] = _jac_p__hc(t)
-    t["jac_p__z_hc"] = _jac_p__z_hc(t)
-    t["jac_p__rh"] = _jac_p__rh(t)
-    t["jac_p__rg"] = _jac_p__rg(t)
-    t["jac_p__z_rg"] = _jac_p__z_rg(t)
-    t["hess_p__z_rg"] = _hess_p__z_rg(t)
-    t["hess_h1__z_rg"] = _hess_h1__z_rg(t)
-    t["hess_zg__z_rg"] = _hess_zg__z_rg(t)
-    t["hess_z_zg__z_rg"] = _hess_z_zg__z_rg(t)
-    t["hess_p__z_hc"] = _hess_p__z_hc(t)
-    t["hess_h1__z_hc"] = _hess_h1__z_hc(t)
-    t["hess_zg__z_hc"] = _hess_zg__z_hc(t)
-    t["hess_z_zg__z_hc"] = _hess_z_zg__z_hc(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h1__p"] = _hess_h1__p(t)
-    t["hess_zg__p"] = _hess_zg__p(t)
-    t["hess_z_zg__p"] = _hess_z_zg__p(t)
-    t["hess_hc__z_rg"] = _hess_hc__z_rg(t)
-    t["hess_z_hc__z_rg"] = _hess_z_hc__z_rg(t)
-    t["hess_rh__z_rg"] = _hess_rh__z_rg(t)
-    t["hess_rg__z_rg"] = _hess_rg__z_rg(t)
-    t["hess_z_rg__z_rg"] = _hess_z_rg__z_rg(t)
-    t["hess_hc__z_hc"] = _hess_hc__z_hc(t)
-    t["hess_z_hc__z_hc"] = _hess_z_hc__z_hc(t)
-    t["hess_rh__z_hc"] = _hess_rh__z_hc(t)
-    t["hess_rg__z_hc"] = _hess_rg__z_hc(t)
-    t["hess_z_rg__z_hc"] = _hess_z_rg__z_hc(t)
-    t["hess_hc__p"] = _hess_hc__p(t)
-    t["hess_z_hc__p"] = _hess_z_hc__p(t)
-    t["hess_rh__p"] = _hess_rh__p(t)
-    t["hess_rg__p"] = _hess_rg__p(t)
-    t["hess_z_rg__p"] = _hess_z_rg__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 34, params["Wz"])
+    del t["adj_zg"], t["hess_zg__z_zg"]
     # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_zg__z_zg[j,k] x[i] x[l]
     hess_Wz__Wz = _block_view(H, 0, 6, 0, 6, PARAMS["Wz"] + PARAMS["Wz"])
     hess_z_zg__z_zg = t["hess_z_zg__z_zg"]
     x = t["x"]
-    _outer_into(hess_Wz__Wz, hess_z_zg__z_zg, x, x, 1 / B, False, False, True)
+    _outer_into(hess_Wz__Wz, x, ((hess_z_zg__z_zg, x, 1 / B, False),), False, True)
     # ∂f/∂Wz,Uz[j,i,k,l] = h0[l] hess_z_zg__z_zg[j,k] x[i]
     hess_Wz__Uz = _block_view(H, 0, 6, 6, 10, PARAMS["Wz"] + PARAMS["Uz"])
     h0 = t["h0"]
-    _outer_into(hess_Wz__Uz, hess_z_zg__z_zg, x, h0, 1 / B, False)
+    _outer_into(hess_Wz__Uz, x, ((hess_z_zg__z_zg, h0, 1 / B, False),), False)
     _mirror(H, 0, 6, 6, 10)
+    # ∂f/∂Uz,Uz[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_zg[j,i]
+    hess_Uz__Uz = _block_view(H, 6, 10, 6, 10, PARAMS["Uz"] + PARAMS["Uz"])
+    _outer_into(hess_Uz__Uz, h0, ((hess_z_zg__z_zg, h0, 1 / B, False),), False, True)
+    del t["hess_z_zg__z_zg"], hess_z_zg__z_zg
+    t["jac_p__hc"] = _jac_p__hc(t)
+    del t["jac_p__h1"]
+    t["jac_p__z_hc"] = _jac_p__z_hc(t)
+    del t["jac_p__hc"]
+    t["jac_p__rh"] = _jac_p__rh(t)
+    t["jac_p__rg"] = _jac_p__rg(t)
+    del t["jac_p__rh"]
+    t["jac_p__z_rg"] = _jac_p__z_rg(t)
+    del t["jac_p__rg"]
+    t["hess_p__z_rg"] = _hess_p__z_rg(t)
+    del t["jac_p__z_rg"]
+    t["hess_h1__z_rg"] = _hess_h1__z_rg(t)
+    del t["hess_p__z_rg"]
+    t["hess_zg__z_rg"] = _hess_zg__z_rg(t)
+    del t["jac_hc__z_rg"]
+    t["hess_z_zg__z_rg"] = _hess_z_zg__z_rg(t)
+    del t["hess_zg__z_rg"]
     # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_zg__z_rg[j,k] x[i] x[l]
     hess_Wz__Wr = _block_view(H, 0, 6, 10, 16, PARAMS["Wz"] + PARAMS["Wr"])
     hess_z_zg__z_rg = t["hess_z_zg__z_rg"]
-    _outer_into(hess_Wz__Wr, hess_z_zg__z_rg, x, x, 1 / B, False)
+    _outer_into(hess_Wz__Wr, x, ((hess_z_zg__z_rg, x, 1 / B, False),), False)
     _mirror(H, 0, 6, 10, 16)
     # ∂f/∂Wz,Ur[j,i,k,l] = h0[l] hess_z_zg__z_rg[j,k] x[i]
     hess_Wz__Ur = _block_view(H, 0, 6, 16, 20, PARAMS["Wz"] + PARAMS["Ur"])
-    _outer_into(hess_Wz__Ur, hess_z_zg__z_rg, x, h0, 1 / B, False)
+    _outer_into(hess_Wz__Ur, x, ((hess_z_zg__z_rg, h0, 1 / B, False),), False)
     _mirror(H, 0, 6, 16, 20)
+    # ∂f/∂Uz,Wr[j,k,i,l] = h0[k] hess_z_zg__z_rg[j,i] x[l]
+    hess_Uz__Wr = _block_view(H, 6, 10, 10, 16, PARAMS["Uz"] + PARAMS["Wr"])
+    _outer_into(hess_Uz__Wr, h0, ((hess_z_zg__z_rg, x, 1 / B, False),), False)
+    _mirror(H, 6, 10, 10, 16)
+    # ∂f/∂Uz,Ur[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_rg[j,i]
+    hess_Uz__Ur = _block_view(H, 6, 10, 16, 20, PARAMS["Uz"] + PARAMS["Ur"])
+    _outer_into(hess_Uz__Ur, h0, ((hess_z_zg__z_rg, h0, 1 / B, False),), False)
+    _mirror(H, 6, 10, 16, 20)
+    del t["hess_z_zg__z_rg"], hess_z_zg__z_rg
+    t["hess_p__z_hc"] = _hess_p__z_hc(t)
+    del t["jac_p__z_hc"]
+    t["hess_h1__z_hc"] = _hess_h1__z_hc(t)
+    del t["hess_p__z_hc"]
+    t["hess_zg__z_hc"] = _hess_zg__z_hc(t)
+    del t["adj_h1"], t["jac_hc__z_hc"]
+    t["hess_z_zg__z_hc"] = _hess_z_zg__z_hc(t)
+    del t["hess_zg__z_hc"]
     # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_zg__z_hc[j,k] x[i] x[l]
     hess_Wz__Wh = _block_view(H, 0, 6, 20, 26, PARAMS["Wz"] + PARAMS["Wh"])
     hess_z_zg__z_hc = t["hess_z_zg__z_hc"]
-    _outer_into(hess_Wz__Wh, hess_z_zg__z_hc, x, x, 1 / B, False)
+    _outer_into(hess_Wz__Wh, x, ((hess_z_zg__z_hc, x, 1 / B, False),), False)
     _mirror(H, 0, 6, 20, 26)
     # ∂f/∂Wz,Uh[j,i,k,l] = hess_z_zg__z_hc[j,k] rh[l] x[i]
     hess_Wz__Uh = _block_view(H, 0, 6, 26, 30, PARAMS["Wz"] + PARAMS["Uh"])
     rh = t["rh"]
-    _outer_into(hess_Wz__Uh, hess_z_zg__z_hc, x, rh, 1 / B, False)
+    _outer_into(hess_Wz__Uh, x, ((hess_z_zg__z_hc, rh, 1 / B, False),), False)
     _mirror(H, 0, 6, 26, 30)
+    # ∂f/∂Uz,Wh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] x[l]
+    hess_Uz__Wh = _block_view(H, 6, 10, 20, 26, PARAMS["Uz"] + PARAMS["Wh"])
+    _outer_into(hess_Uz__Wh, h0, ((hess_z_zg__z_hc, x, 1 / B, False),), False)
+    _mirror(H, 6, 10, 20, 26)
+    # ∂f/∂Uz,Uh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] rh[l]
+    hess_Uz__Uh = _block_view(H, 6, 10, 26, 30, PARAMS["Uz"] + PARAMS["Uh"])
+    _outer_into(hess_Uz__Uh, h0, ((hess_z_zg__z_hc, rh, 1 / B, False),), False)
+    _mirror(H, 6, 10, 26, 30)
+    del t["hess_z_zg__z_hc"], hess_z_zg__z_hc
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂V,V[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
+    hess_V__V = _block_view(H, 30, 34, 30, 34, PARAMS["V"] + PARAMS["V"])
+    hess_p__p = t["hess_p__p"]
+    h1 = t["h1"]
+    _outer_into(hess_V__V, h1, ((hess_p__p, h1, 1 / B, False),), False, True)
+    del hess_p__p
+    t["hess_h1__p"] = _hess_h1__p(t)
+    del t["hess_p__p"]
+    t["hess_zg__p"] = _hess_zg__p(t)
+    t["hess_z_zg__p"] = _hess_z_zg__p(t)
+    del t["hess_zg__p"]
     # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h1__z_zg[k,j] x[i] + h1[k] hess_z_zg__p[j,l] x[i]
     hess_Wz__V = _block_view(H, 0, 6, 30, 34, PARAMS["Wz"] + PARAMS["V"])
     jac_h1__z_zg = t["jac_h1__z_zg"]
     adj_p = t["adj_p"]
     hess_z_zg__p = t["hess_z_zg__p"]
-    h1 = t["h1"]
-    _outer_into(hess_Wz__V, jac_h1__z_zg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wz__V, hess_z_zg__p, x, h1, 1 / B, True)
+    _outer_into(hess_Wz__V, x, ((jac_h1__z_zg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zg__p, h1, 1 / B, False)), False)
     _mirror(H, 0, 6, 30, 34)
-    # ∂f/∂Uz,Uz[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_zg[j,i]
-    hess_Uz__Uz = _block_view(H, 6, 10, 6, 10, PARAMS["Uz"] + PARAMS["Uz"])
-    _outer_into(hess_Uz__Uz, hess_z_zg__z_zg, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Uz,Wr[j,k,i,l] = h0[k] hess_z_zg__z_rg[j,i] x[l]
-    hess_Uz__Wr = _block_view(H, 6, 10, 10, 16, PARAMS["Uz"] + PARAMS["Wr"])
-    _outer_into(hess_Uz__Wr, hess_z_zg__z_rg, h0, x, 1 / B, False)
-    _mirror(H, 6, 10, 10, 16)
-    # ∂f/∂Uz,Ur[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_rg[j,i]
-    hess_Uz__Ur = _block_view(H, 6, 10, 16, 20, PARAMS["Uz"] + PARAMS["Ur"])
-    _outer_into(hess_Uz__Ur, hess_z_zg__z_rg, h0, h0, 1 / B, False)
-    _mirror(H, 6, 10, 16, 20)
-    # ∂f/∂Uz,Wh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] x[l]
-    hess_Uz__Wh = _block_view(H, 6, 10, 20, 26, PARAMS["Uz"] + PARAMS["Wh"])
-    _outer_into(hess_Uz__Wh, hess_z_zg__z_hc, h0, x, 1 / B, False)
-    _mirror(H, 6, 10, 20, 26)
-    # ∂f/∂Uz,Uh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] rh[l]
-    hess_Uz__Uh = _block_view(H, 6, 10, 26, 30, PARAMS["Uz"] + PARAMS["Uh"])
-    _outer_into(hess_Uz__Uh, hess_z_zg__z_hc, h0, rh, 1 / B, False)
-    _mirror(H, 6, 10, 26, 30)
     # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_zg[i,j] + h0[k] h1[i] hess_z_zg__p[j,l]
     hess_Uz__V = _block_view(H, 6, 10, 30, 34, PARAMS["Uz"] + PARAMS["V"])
-    _outer_into(hess_Uz__V, jac_h1__z_zg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uz__V, hess_z_zg__p, h0, h1, 1 / B, True)
+    _outer_into(hess_Uz__V, h0, ((jac_h1__z_zg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zg__p, h1, 1 / B, False)), False)
     _mirror(H, 6, 10, 30, 34)
+    del t["jac_h1__z_zg"], t["hess_z_zg__p"], jac_h1__z_zg, hess_z_zg__p
+    t["hess_hc__z_rg"] = _hess_hc__z_rg(t)
+    del t["hess_h1__z_rg"]
+    t["hess_z_hc__z_rg"] = _hess_z_hc__z_rg(t)
+    del t["jac_z_hc__z_rg"], t["hess_hc__z_rg"]
+    t["hess_rh__z_rg"] = _hess_rh__z_rg(t)
+    del t["hess_z_hc__z_rg"]
+    t["hess_rg__z_rg"] = _hess_rg__z_rg(t)
+    del t["hess_rh__z_rg"]
+    t["hess_z_rg__z_rg"] = _hess_z_rg__z_rg(t)
+    del t["adj_rg"], t["hess_rg__z_rg"]
     # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_rg__z_rg[j,k] x[i] x[l]
     hess_Wr__Wr = _block_view(H, 10, 16, 10, 16, PARAMS["Wr"] + PARAMS["Wr"])
     hess_z_rg__z_rg = t["hess_z_rg__z_rg"]
-    _outer_into(hess_Wr__Wr, hess_z_rg__z_rg, x, x, 1 / B, False, False, True)
+    _outer_into(hess_Wr__Wr, x, ((hess_z_rg__z_rg, x, 1 / B, False),), False, True)
     # ∂f/∂Wr,Ur[j,i,k,l] = h0[l] hess_z_rg__z_rg[j,k] x[i]
     hess_Wr__Ur = _block_view(H, 10, 16, 16, 20, PARAMS["Wr"] + PARAMS["Ur"])
-    _outer_into(hess_Wr__Ur, hess_z_rg__z_rg, x, h0, 1 / B, False)
+    _outer_into(hess_Wr__Ur, x, ((hess_z_rg__z_rg, h0, 1 / B, False),), False)
     _mirror(H, 10, 16, 16, 20)
+    # ∂f/∂Ur,Ur[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_rg[j,i]
+    hess_Ur__Ur = _block_view(H, 16, 20, 16, 20, PARAMS["Ur"] + PARAMS["Ur"])
+    _outer_into(hess_Ur__Ur, h0, ((hess_z_rg__z_rg, h0, 1 / B, False),), False, True)
+    del t["hess_z_rg__z_rg"], hess_z_rg__z_rg
+    t["hess_hc__z_hc"] = _hess_hc__z_hc(t)
+    del t["hess_h1__z_hc"]
+    t["hess_z_hc__z_hc"] = _hess_z_hc__z_hc(t)
+    del t["adj_hc"], t["hess_hc__z_hc"]
+    # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_hc__z_hc[j,k] x[i] x[l]
+    hess_Wh__Wh = _block_view(H, 20, 26, 20, 26, PARAMS["Wh"] + PARAMS["Wh"])
+    hess_z_hc__z_hc = t["hess_z_hc__z_hc"]
+    _outer_into(hess_Wh__Wh, x, ((hess_z_hc__z_hc, x, 1 / B, False),), False, True)
+    # ∂f/∂Wh,Uh[j,i,k,l] = hess_z_hc__z_hc[j,k] rh[l] x[i]
+    hess_Wh__Uh = _block_view(H, 20, 26, 26, 30, PARAMS["Wh"] + PARAMS["Uh"])
+    _outer_into(hess_Wh__Uh, x, ((hess_z_hc__z_hc, rh, 1 / B, False),), False)
+    _mirror(H, 20, 26, 26, 30)
+    # ∂f/∂Uh,Uh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] rh[l]
+    hess_Uh__Uh = _block_view(H, 26, 30, 26, 30, PARAMS["Uh"] + PARAMS["Uh"])
+    _outer_into(hess_Uh__Uh, rh, ((hess_z_hc__z_hc, rh, 1 / B, False),), False, True)
+    del hess_z_hc__z_hc
+    t["hess_rh__z_hc"] = _hess_rh__z_hc(t)
+    del t["hess_z_hc__z_hc"]
+    t["hess_rg__z_hc"] = _hess_rg__z_hc(t)
+    del t["hess_rh__z_hc"]
+    t["hess_z_rg__z_hc"] = _hess_z_rg__z_hc(t)
+    del t["hess_rg__z_hc"]
     # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_rg__z_hc[j,k] x[i] x[l]
     hess_Wr__Wh = _block_view(H, 10, 16, 20, 26, PARAMS["Wr"] + PARAMS["Wh"])
     hess_z_rg__z_hc = t["hess_z_rg__z_hc"]
-    _outer_into(hess_Wr__Wh, hess_z_rg__z_hc, x, x, 1 / B, False)
+    _outer_into(hess_Wr__Wh, x, ((hess_z_rg__z_hc, x, 1 / B, False),), False)
     _mirror(H, 10, 16, 20, 26)
     # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_hc[k] jac_rh__z_rg[l,j] x[i] + hess_z_rg__z_hc[j,k] rh[l] x[i]
     hess_Wr__Uh = _block_view(H, 10, 16, 26, 30, PARAMS["Wr"] + PARAMS["Uh"])
     jac_rh__z_rg = t["jac_rh__z_rg"]
     adj_z_hc = t["adj_z_hc"]
-    _outer_into(hess_Wr__Uh, jac_rh__z_rg.transpose(0, 2, 1), x, adj_z_hc, 1 / B, False, True)
-    _outer_into(hess_Wr__Uh, hess_z_rg__z_hc, x, rh, 1 / B, True)
+    _outer_into(hess_Wr__Uh, x, ((jac_rh__z_rg.transpose(0, 2, 1), adj_z_hc, 1 / B, True), (hess_z_rg__z_hc, rh, 1 / B, False)), False)
     _mirror(H, 10, 16, 26, 30)
-    # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h1__z_rg[k,j] x[i] + h1[k] hess_z_rg__p[j,l] x[i]
-    hess_Wr__V = _block_view(H, 10, 16, 30, 34, PARAMS["Wr"] + PARAMS["V"])
-    jac_h1__z_rg = t["jac_h1__z_rg"]
-    hess_z_rg__p = t["hess_z_rg__p"]
-    _outer_into(hess_Wr__V, jac_h1__z_rg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wr__V, hess_z_rg__p, x, h1, 1 / B, True)
-    _mirror(H, 10, 16, 30, 34)
-    # ∂f/∂Ur,Ur[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_rg[j,i]
-    hess_Ur__Ur = _block_view(H, 16, 20, 16, 20, PARAMS["Ur"] + PARAMS["Ur"])
-    _outer_into(hess_Ur__Ur, hess_z_rg__z_rg, h0, h0, 1 / B, False, False, True)
     # ∂f/∂Ur,Wh[j,k,i,l] = h0[k] hess_z_rg__z_hc[j,i] x[l]
     hess_Ur__Wh = _block_view(H, 16, 20, 20, 26, PARAMS["Ur"] + PARAMS["Wh"])
-    _outer_into(hess_Ur__Wh, hess_z_rg__z_hc, h0, x, 1 / B, False)
+    _outer_into(hess_Ur__Wh, h0, ((hess_z_rg__z_hc, x, 1 / B, False),), False)
     _mirror(H, 16, 20, 20, 26)
     # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_hc[i] h0[k] jac_rh__z_rg[l,j] + h0[k] hess_z_rg__z_hc[j,i] rh[l]
     hess_Ur__Uh = _block_view(H, 16, 20, 26, 30, PARAMS["Ur"] + PARAMS["Uh"])
-    _outer_into(hess_Ur__Uh, jac_rh__z_rg.transpose(0, 2, 1), h0, adj_z_hc, 1 / B, False, True)
-    _outer_into(hess_Ur__Uh, hess_z_rg__z_hc, h0, rh, 1 / B, True)
+    _outer_into(hess_Ur__Uh, h0, ((jac_rh__z_rg.transpose(0, 2, 1), adj_z_hc, 1 / B, True), (hess_z_rg__z_hc, rh, 1 / B, False)), False)
     _mirror(H, 16, 20, 26, 30)
-    # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_rg[i,j] + h0[k] h1[i] hess_z_rg__p[j,l]
-    hess_Ur__V = _block_view(H, 16, 20, 30, 34, PARAMS["Ur"] + PARAMS["V"])
-    _outer_into(hess_Ur__V, jac_h1__z_rg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Ur__V, hess_z_rg__p, h0, h1, 1 / B, True)
-    _mirror(H, 16, 20, 30, 34)
-    # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_hc__z_hc[j,k] x[i] x[l]
-    hess_Wh__Wh = _block_view(H, 20, 26, 20, 26, PARAMS["Wh"] + PARAMS["Wh"])
-    hess_z_hc__z_hc = t["hess_z_hc__z_hc"]
-    _outer_into(hess_Wh__Wh, hess_z_hc__z_hc, x, x, 1 / B, False, False, True)
-    # ∂f/∂Wh,Uh[j,i,k,l] = hess_z_hc__z_hc[j,k] rh[l] x[i]
-    hess_Wh__Uh = _block_view(H, 20, 26, 26, 30, PARAMS["Wh"] + PARAMS["Uh"])
-    _outer_into(hess_Wh__Uh, hess_z_hc__z_hc, x, rh, 1 / B, False)
-    _mirror(H, 20, 26, 26, 30)
+    del t["adj_z_hc"], t["jac_rh__z_rg"], t["hess_z_rg__z_hc"], adj_z_hc, jac_rh__z_rg, hess_z_rg__z_hc
+    t["hess_hc__p"] = _hess_hc__p(t)
+    del t["hess_h1__p"]
+    t["hess_z_hc__p"] = _hess_z_hc__p(t)
+    del t["hess_hc__p"]
     # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h1__z_hc[k,j] x[i] + h1[k] hess_z_hc__p[j,l] x[i]
     hess_Wh__V = _block_view(H, 20, 26, 30, 34, PARAMS["Wh"] + PARAMS["V"])
     jac_h1__z_hc = t["jac_h1__z_hc"]
     hess_z_hc__p = t["hess_z_hc__p"]
-    _outer_into(hess_Wh__V, jac_h1__z_hc.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wh__V, hess_z_hc__p, x, h1, 1 / B, True)
+    _outer_into(hess_Wh__V, x, ((jac_h1__z_hc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_hc__p, h1, 1 / B, False)), False)
     _mirror(H, 20, 26, 30, 34)
-    # ∂f/∂Uh,Uh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] rh[l]
-    hess_Uh__Uh = _block_view(H, 26, 30, 26, 30, PARAMS["Uh"] + PARAMS["Uh"])
-    _outer_into(hess_Uh__Uh, hess_z_hc__z_hc, rh, rh, 1 / B, False, False, True)
     # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h1__z_hc[i,j] rh[k] + h1[i] hess_z_hc__p[j,l] rh[k]
     hess_Uh__V = _block_view(H, 26, 30, 30, 34, PARAMS["Uh"] + PARAMS["V"])
-    _outer_into(hess_Uh__V, jac_h1__z_hc.transpose(0, 2, 1), rh, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uh__V, hess_z_hc__p, rh, h1, 1 / B, True)
+    _outer_into(hess_Uh__V, rh, ((jac_h1__z_hc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_hc__p, h1, 1 / B, False)), False)
     _mirror(H, 26, 30, 30, 34)
-    # ∂f/∂V,V[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
-    hess_V__V = _block_view(H, 30, 34, 30, 34, PARAMS["V"] + PARAMS["V"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_V__V, hess_p__p, h1, h1, 1 / B, False, False, True)
+    del t["jac_h1__z_hc"], jac_h1__z_hc, hess_z_hc__p
+    t["hess_rh__p"] = _hess_rh__p(t)
+    del t["hess_z_hc__p"]
+    t["hess_rg__p"] = _hess_rg__p(t)
+    del t["hess_rh__p"]
+    t["hess_z_rg__p"] = _hess_z_rg__p(t)
+    del t["hess_rg__p"]
+    # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h1__z_rg[k,j] x[i] + h1[k] hess_z_rg__p[j,l] x[i]
+    hess_Wr__V = _block_view(H, 10, 16, 30, 34, PARAMS["Wr"] + PARAMS["V"])
+    jac_h1__z_rg = t["jac_h1__z_rg"]
+    hess_z_rg__p = t["hess_z_rg__p"]
+    _outer_into(hess_Wr__V, x, ((jac_h1__z_rg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rg__p, h1, 1 / B, False)), False)
+    _mirror(H, 10, 16, 30, 34)
+    # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_rg[i,j] + h0[k] h1[i] hess_z_rg__p[j,l]
+    hess_Ur__V = _block_view(H, 16, 20, 30, 34, PARAMS["Ur"] + PARAMS["V"])
+    _outer_into(hess_Ur__V, h0, ((jac_h1__z_rg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rg__p, h1, 1 / B, False)), False)
+    _mirror(H, 16, 20, 30, 34)
+    del t["adj_p"], t["jac_h1__z_rg"], t["hess_z_rg__p"], adj_p, jac_h1__z_rg, hess_z_rg__p
     return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): _block_view(H, 6, 10, 0, 6, (2, 2, 2, 3)), ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): _block_view(H, 10, 16, 0, 6, (2, 3, 2, 3)), ("Wr", "Uz"): _block_view(H, 10, 16, 6, 10, (2, 3, 2, 2)), ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): _block_view(H, 16, 20, 0, 6, (2, 2, 2, 3)), ("Ur", "Uz"): _block_view(H, 16, 20, 6, 10, (2, 2, 2, 2)), ("Ur", "Wr"): _block_view(H, 16, 20, 10, 16, (2, 2, 2, 3)), ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): _block_view(H, 20, 26, 0, 6, (2, 3, 2, 3)), ("Wh", "Uz"): _block_view(H, 20, 26, 6, 10, (2, 3, 2, 2)), ("Wh", "Wr"): _block_view(H, 20, 26, 10, 16, (2, 3, 2, 3)), ("Wh", "Ur"): _block_view(H, 20, 26, 16, 20, (2, 3, 2, 2)), ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): _block_view(H, 26, 30, 0, 6, (2, 2, 2, 3)), ("Uh", "Uz"): _block_view(H, 26, 30, 6, 10, (2, 2, 2, 2)), ("Uh", "Wr"): _block_view(H, 26, 30, 10, 16, (2, 2, 2, 3)), ("Uh", "Ur"): _block_view(H, 26, 30, 16, 20, (2, 2, 2, 2)), ("Uh", "Wh"): _block_view(H, 26, 30, 20, 26, (2, 2, 2, 3)), ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): _block_view(H, 30, 34, 0, 6, (2, 2, 2, 3)), ("V", "Uz"): _block_view(H, 30, 34, 6, 10, (2, 2, 2, 2)), ("V", "Wr"): _block_view(H, 30, 34, 10, 16, (2, 2, 2, 3)), ("V", "Ur"): _block_view(H, 30, 34, 16, 20, (2, 2, 2, 2)), ("V", "Wh"): _block_view(H, 30, 34, 20, 26, (2, 2, 2, 3)), ("V", "Uh"): _block_view(H, 30, 34, 26, 30, (2, 2, 2, 2)), ("V", "V"): hess_V__V}
 
 

@@ -94,37 +94,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _sigmoid(x):
@@ -6044,6 +6054,8 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x1"].shape[0]
+    H = _hessian_out(out, 28, params["Wz"])
     t["adj_p"] = _adj_p(t)
     t["adj_h3"] = _adj_h3(t)
     t["adj_zc"] = _adj_zc(t)
@@ -6065,6 +6077,7 @@ def hessian(params, data, out=None):
     t["adj_za"] = _adj_za(t)
     t["jac_za__z_za"] = _jac_za__z_za(t)
     t["jac_h1__z_za"] = _jac_h1__z_za(t)
+    del t["jac_za__z_za"]
     t["jac_z_rb__z_za"] = _jac_z_rb__z_za(t)
     t["jac_rb__z_za"] = _jac_rb__z_za(t)
     t["jac_rhb__z_za"] = _jac_rhb__z_za(t)
@@ -6097,8 +6110,10 @@ def hessian(params, data, out=None):
     t["adj_z_ca"] = _adj_z_ca(t)
     t["adj_rha"] = _adj_rha(t)
     t["adj_ra"] = _adj_ra(t)
+    del t["adj_rha"]
     t["jac_ra__z_ra"] = _jac_ra__z_ra(t)
     t["jac_rha__z_ra"] = _jac_rha__z_ra(t)
+    del t["jac_ra__z_ra"]
     t["jac_z_ca__z_ra"] = _jac_z_ca__z_ra(t)
     t["jac_ca__z_ra"] = _jac_ca__z_ra(t)
     t["jac_h1__z_ra"] = _jac_h1__z_ra(t)
@@ -6169,264 +6184,136 @@ def hessian(params, data, out=None):
     t["jac_p__h3"] = _jac_p__h3(t)
     t["jac_p__zc"] = _jac_p__zc(t)
     t["jac_p__z_zc"] = _jac_p__z_zc(t)
+    del t["jac_p__zc"]
     t["jac_p__cc"] = _jac_p__cc(t)
     t["jac_p__z_cc"] = _jac_p__z_cc(t)
+    del t["jac_p__cc"]
     t["jac_p__rhc"] = _jac_p__rhc(t)
     t["jac_p__rc"] = _jac_p__rc(t)
     t["jac_p__z_rc"] = _jac_p__z_rc(t)
+    del t["jac_p__rc"]
     t["jac_p__h2"] = _jac_p__h2(t)
+    del t["jac_p__h3"], t["jac_p__rhc"]
     t["jac_p__zb"] = _jac_p__zb(t)
     t["jac_p__z_zb"] = _jac_p__z_zb(t)
+    del t["jac_p__zb"]
     t["jac_p__cb"] = _jac_p__cb(t)
     t["jac_p__z_cb"] = _jac_p__z_cb(t)
+    del t["jac_p__cb"]
     t["jac_p__rhb"] = _jac_p__rhb(t)
     t["jac_p__rb"] = _jac_p__rb(t)
     t["jac_p__z_rb"] = _jac_p__z_rb(t)
+    del t["jac_p__rb"]
     t["jac_p__h1"] = _jac_p__h1(t)
+    del t["jac_p__h2"], t["jac_p__rhb"]
     t["jac_p__za"] = _jac_p__za(t)
     t["jac_p__z_za"] = _jac_p__z_za(t)
+    del t["jac_p__za"]
     t["hess_p__z_za"] = _hess_p__z_za(t)
+    del t["jac_p__z_za"]
     t["hess_h3__z_za"] = _hess_h3__z_za(t)
+    del t["hess_p__z_za"]
     t["hess_zc__z_za"] = _hess_zc__z_za(t)
+    del t["jac_cc__z_za"]
     t["hess_z_zc__z_za"] = _hess_z_zc__z_za(t)
+    del t["jac_z_zc__z_za"], t["hess_zc__z_za"]
     t["hess_cc__z_za"] = _hess_cc__z_za(t)
     t["hess_z_cc__z_za"] = _hess_z_cc__z_za(t)
+    del t["jac_z_cc__z_za"], t["hess_cc__z_za"]
     t["hess_rhc__z_za"] = _hess_rhc__z_za(t)
+    del t["hess_z_cc__z_za"]
     t["hess_rc__z_za"] = _hess_rc__z_za(t)
     t["hess_z_rc__z_za"] = _hess_z_rc__z_za(t)
+    del t["jac_z_rc__z_za"], t["hess_rc__z_za"]
     t["hess_h2__z_za"] = _hess_h2__z_za(t)
+    del t["jac_rc__z_za"], t["jac_zc__z_za"], t["hess_h3__z_za"], t["hess_rhc__z_za"], t["hess_z_rc__z_za"]
     t["hess_zb__z_za"] = _hess_zb__z_za(t)
+    del t["jac_cb__z_za"]
     t["hess_z_zb__z_za"] = _hess_z_zb__z_za(t)
+    del t["jac_z_zb__z_za"], t["hess_zb__z_za"]
     t["hess_cb__z_za"] = _hess_cb__z_za(t)
     t["hess_z_cb__z_za"] = _hess_z_cb__z_za(t)
+    del t["jac_z_cb__z_za"], t["hess_cb__z_za"]
     t["hess_rhb__z_za"] = _hess_rhb__z_za(t)
+    del t["hess_z_cb__z_za"]
     t["hess_rb__z_za"] = _hess_rb__z_za(t)
     t["hess_z_rb__z_za"] = _hess_z_rb__z_za(t)
+    del t["jac_z_rb__z_za"], t["hess_rb__z_za"]
     t["hess_h1__z_za"] = _hess_h1__z_za(t)
+    del t["jac_rb__z_za"], t["jac_zb__z_za"], t["hess_h2__z_za"], t["hess_rhb__z_za"], t["hess_z_rb__z_za"]
     t["hess_za__z_za"] = _hess_za__z_za(t)
+    del t["hess_h1__z_za"]
     t["hess_z_za__z_za"] = _hess_z_za__z_za(t)
+    del t["adj_za"], t["hess_za__z_za"]
     t["hess_p__z_zb"] = _hess_p__z_zb(t)
+    del t["jac_p__z_zb"]
     t["hess_h3__z_zb"] = _hess_h3__z_zb(t)
+    del t["hess_p__z_zb"]
     t["hess_zc__z_zb"] = _hess_zc__z_zb(t)
+    del t["jac_cc__z_zb"]
     t["hess_z_zc__z_zb"] = _hess_z_zc__z_zb(t)
+    del t["jac_z_zc__z_zb"], t["hess_zc__z_zb"]
     t["hess_cc__z_zb"] = _hess_cc__z_zb(t)
     t["hess_z_cc__z_zb"] = _hess_z_cc__z_zb(t)
+    del t["jac_z_cc__z_zb"], t["hess_cc__z_zb"]
     t["hess_rhc__z_zb"] = _hess_rhc__z_zb(t)
+    del t["hess_z_cc__z_zb"]
     t["hess_rc__z_zb"] = _hess_rc__z_zb(t)
     t["hess_z_rc__z_zb"] = _hess_z_rc__z_zb(t)
+    del t["jac_z_rc__z_zb"], t["hess_rc__z_zb"]
     t["hess_h2__z_zb"] = _hess_h2__z_zb(t)
+    del t["jac_rc__z_zb"], t["jac_zc__z_zb"], t["hess_h3__z_zb"], t["hess_rhc__z_zb"], t["hess_z_rc__z_zb"]
     t["hess_zb__z_zb"] = _hess_zb__z_zb(t)
     t["hess_z_zb__z_zb"] = _hess_z_zb__z_zb(t)
+    del t["hess_zb__z_zb"]
     t["hess_cb__z_zb"] = _hess_cb__z_zb(t)
     t["hess_z_cb__z_zb"] = _hess_z_cb__z_zb(t)
+    del t["hess_cb__z_zb"]
     t["hess_rhb__z_zb"] = _hess_rhb__z_zb(t)
+    del t["hess_z_cb__z_zb"]
     t["hess_rb__z_zb"] = _hess_rb__z_zb(t)
     t["hess_z_rb__z_zb"] = _hess_z_rb__z_zb(t)
+    del t["hess_rb__z_zb"]
     t["hess_h1__z_zb"] = _hess_h1__z_zb(t)
+    del t["jac_zb__z_zb"], t["hess_h2__z_zb"], t["hess_rhb__z_zb"], t["hess_z_rb__z_zb"]
     t["hess_za__z_zb"] = _hess_za__z_zb(t)
+    del t["hess_h1__z_zb"]
     t["hess_z_za__z_zb"] = _hess_z_za__z_zb(t)
+    del t["hess_za__z_zb"]
     t["hess_p__z_zc"] = _hess_p__z_zc(t)
+    del t["jac_p__z_zc"]
     t["hess_h3__z_zc"] = _hess_h3__z_zc(t)
+    del t["hess_p__z_zc"]
     t["hess_zc__z_zc"] = _hess_zc__z_zc(t)
     t["hess_z_zc__z_zc"] = _hess_z_zc__z_zc(t)
+    del t["hess_zc__z_zc"]
     t["hess_cc__z_zc"] = _hess_cc__z_zc(t)
     t["hess_z_cc__z_zc"] = _hess_z_cc__z_zc(t)
+    del t["hess_cc__z_zc"]
     t["hess_rhc__z_zc"] = _hess_rhc__z_zc(t)
+    del t["hess_z_cc__z_zc"]
     t["hess_rc__z_zc"] = _hess_rc__z_zc(t)
     t["hess_z_rc__z_zc"] = _hess_z_rc__z_zc(t)
+    del t["hess_rc__z_zc"]
     t["hess_h2__z_zc"] = _hess_h2__z_zc(t)
+    del t["jac_zc__z_zc"], t["hess_h3__z_zc"], t["hess_rhc__z_zc"], t["hess_z_rc__z_zc"]
     t["hess_zb__z_zc"] = _hess_zb__z_zc(t)
     t["hess_z_zb__z_zc"] = _hess_z_zb__z_zc(t)
+    del t["hess_zb__z_zc"]
     t["hess_cb__z_zc"] = _hess_cb__z_zc(t)
     t["hess_z_cb__z_zc"] = _hess_z_cb__z_zc(t)
+    del t["hess_cb__z_zc"]
     t["hess_rhb__z_zc"] = _hess_rhb__z_zc(t)
+    del t["hess_z_cb__z_zc"]
     t["hess_rb__z_zc"] = _hess_rb__z_zc(t)
     t["hess_z_rb__z_zc"] = _hess_z_rb__z_zc(t)
+    del t["hess_rb__z_zc"]
     t["hess_h1__z_zc"] = _hess_h1__z_zc(t)
+    del t["hess_h2__z_zc"], t["hess_rhb__z_zc"], t["hess_z_rb__z_zc"]
     t["hess_za__z_zc"] = _hess_za__z_zc(t)
+    del t["hess_h1__z_zc"]
     t["hess_z_za__z_zc"] = _hess_z_za__z_zc(t)
-    t["jac_p__ca"] = _jac_p__ca(t)
-    t["jac_p__z_ca"] = _jac_p__z_ca(t)
-    t["jac_p__rha"] = _jac_p__rha(t)
-    t["jac_p__ra"] = _jac_p__ra(t)
-    t["jac_p__z_ra"] = _jac_p__z_ra(t)
-    t["hess_p__z_ra"] = _hess_p__z_ra(t)
-    t["hess_h3__z_ra"] = _hess_h3__z_ra(t)
-    t["hess_zc__z_ra"] = _hess_zc__z_ra(t)
-    t["hess_z_zc__z_ra"] = _hess_z_zc__z_ra(t)
-    t["hess_cc__z_ra"] = _hess_cc__z_ra(t)
-    t["hess_z_cc__z_ra"] = _hess_z_cc__z_ra(t)
-    t["hess_rhc__z_ra"] = _hess_rhc__z_ra(t)
-    t["hess_rc__z_ra"] = _hess_rc__z_ra(t)
-    t["hess_z_rc__z_ra"] = _hess_z_rc__z_ra(t)
-    t["hess_h2__z_ra"] = _hess_h2__z_ra(t)
-    t["hess_zb__z_ra"] = _hess_zb__z_ra(t)
-    t["hess_z_zb__z_ra"] = _hess_z_zb__z_ra(t)
-    t["hess_cb__z_ra"] = _hess_cb__z_ra(t)
-    t["hess_z_cb__z_ra"] = _hess_z_cb__z_ra(t)
-    t["hess_rhb__z_ra"] = _hess_rhb__z_ra(t)
-    t["hess_rb__z_ra"] = _hess_rb__z_ra(t)
-    t["hess_z_rb__z_ra"] = _hess_z_rb__z_ra(t)
-    t["hess_h1__z_ra"] = _hess_h1__z_ra(t)
-    t["hess_za__z_ra"] = _hess_za__z_ra(t)
-    t["hess_z_za__z_ra"] = _hess_z_za__z_ra(t)
-    t["hess_p__z_rb"] = _hess_p__z_rb(t)
-    t["hess_h3__z_rb"] = _hess_h3__z_rb(t)
-    t["hess_zc__z_rb"] = _hess_zc__z_rb(t)
-    t["hess_z_zc__z_rb"] = _hess_z_zc__z_rb(t)
-    t["hess_cc__z_rb"] = _hess_cc__z_rb(t)
-    t["hess_z_cc__z_rb"] = _hess_z_cc__z_rb(t)
-    t["hess_rhc__z_rb"] = _hess_rhc__z_rb(t)
-    t["hess_rc__z_rb"] = _hess_rc__z_rb(t)
-    t["hess_z_rc__z_rb"] = _hess_z_rc__z_rb(t)
-    t["hess_h2__z_rb"] = _hess_h2__z_rb(t)
-    t["hess_zb__z_rb"] = _hess_zb__z_rb(t)
-    t["hess_z_zb__z_rb"] = _hess_z_zb__z_rb(t)
-    t["hess_cb__z_rb"] = _hess_cb__z_rb(t)
-    t["hess_z_cb__z_rb"] = _hess_z_cb__z_rb(t)
-    t["hess_rhb__z_rb"] = _hess_rhb__z_rb(t)
-    t["hess_rb__z_rb"] = _hess_rb__z_rb(t)
-    t["hess_z_rb__z_rb"] = _hess_z_rb__z_rb(t)
-    t["hess_h1__z_rb"] = _hess_h1__z_rb(t)
-    t["hess_za__z_rb"] = _hess_za__z_rb(t)
-    t["hess_z_za__z_rb"] = _hess_z_za__z_rb(t)
-    t["hess_p__z_rc"] = _hess_p__z_rc(t)
-    t["hess_h3__z_rc"] = _hess_h3__z_rc(t)
-    t["hess_zc__z_rc"] = _hess_zc__z_rc(t)
-    t["hess_z_zc__z_rc"] = _hess_z_zc__z_rc(t)
-    t["hess_cc__z_rc"] = _hess_cc__z_rc(t)
-    t["hess_z_cc__z_rc"] = _hess_z_cc__z_rc(t)
-    t["hess_rhc__z_rc"] = _hess_rhc__z_rc(t)
-    t["hess_rc__z_rc"] = _hess_rc__z_rc(t)
-    t["hess_z_rc__z_rc"] = _hess_z_rc__z_rc(t)
-    t["hess_h2__z_rc"] = _hess_h2__z_rc(t)
-    t["hess_zb__z_rc"] = _hess_zb__z_rc(t)
-    t["hess_z_zb__z_rc"] = _hess_z_zb__z_rc(t)
-    t["hess_cb__z_rc"] = _hess_cb__z_rc(t)
-    t["hess_z_cb__z_rc"] = _hess_z_cb__z_rc(t)
-    t["hess_rhb__z_rc"] = _hess_rhb__z_rc(t)
-    t["hess_rb__z_rc"] = _hess_rb__z_rc(t)
-    t["hess_z_rb__z_rc"] = _hess_z_rb__z_rc(t)
-    t["hess_h1__z_rc"] = _hess_h1__z_rc(t)
-    t["hess_za__z_rc"] = _hess_za__z_rc(t)
-    t["hess_z_za__z_rc"] = _hess_z_za__z_rc(t)
-    t["hess_p__z_ca"] = _hess_p__z_ca(t)
-    t["hess_h3__z_ca"] = _hess_h3__z_ca(t)
-    t["hess_zc__z_ca"] = _hess_zc__z_ca(t)
-    t["hess_z_zc__z_ca"] = _hess_z_zc__z_ca(t)
-    t["hess_cc__z_ca"] = _hess_cc__z_ca(t)
-    t["hess_z_cc__z_ca"] = _hess_z_cc__z_ca(t)
-    t["hess_rhc__z_ca"] = _hess_rhc__z_ca(t)
-    t["hess_rc__z_ca"] = _hess_rc__z_ca(t)
-    t["hess_z_rc__z_ca"] = _hess_z_rc__z_ca(t)
-    t["hess_h2__z_ca"] = _hess_h2__z_ca(t)
-    t["hess_zb__z_ca"] = _hess_zb__z_ca(t)
-    t["hess_z_zb__z_ca"] = _hess_z_zb__z_ca(t)
-    t["hess_cb__z_ca"] = _hess_cb__z_ca(t)
-    t["hess_z_cb__z_ca"] = _hess_z_cb__z_ca(t)
-    t["hess_rhb__z_ca"] = _hess_rhb__z_ca(t)
-    t["hess_rb__z_ca"] = _hess_rb__z_ca(t)
-    t["hess_z_rb__z_ca"] = _hess_z_rb__z_ca(t)
-    t["hess_h1__z_ca"] = _hess_h1__z_ca(t)
-    t["hess_za__z_ca"] = _hess_za__z_ca(t)
-    t["hess_z_za__z_ca"] = _hess_z_za__z_ca(t)
-    t["hess_p__z_cb"] = _hess_p__z_cb(t)
-    t["hess_h3__z_cb"] = _hess_h3__z_cb(t)
-    t["hess_zc__z_cb"] = _hess_zc__z_cb(t)
-    t["hess_z_zc__z_cb"] = _hess_z_zc__z_cb(t)
-    t["hess_cc__z_cb"] = _hess_cc__z_cb(t)
-    t["hess_z_cc__z_cb"] = _hess_z_cc__z_cb(t)
-    t["hess_rhc__z_cb"] = _hess_rhc__z_cb(t)
-    t["hess_rc__z_cb"] = _hess_rc__z_cb(t)
-    t["hess_z_rc__z_cb"] = _hess_z_rc__z_cb(t)
-    t["hess_h2__z_cb"] = _hess_h2__z_cb(t)
-    t["hess_zb__z_cb"] = _hess_zb__z_cb(t)
-    t["hess_z_zb__z_cb"] = _hess_z_zb__z_cb(t)
-    t["hess_cb__z_cb"] = _hess_cb__z_cb(t)
-    t["hess_z_cb__z_cb"] = _hess_z_cb__z_cb(t)
-    t["hess_rhb__z_cb"] = _hess_rhb__z_cb(t)
-    t["hess_rb__z_cb"] = _hess_rb__z_cb(t)
-    t["hess_z_rb__z_cb"] = _hess_z_rb__z_cb(t)
-    t["hess_h1__z_cb"] = _hess_h1__z_cb(t)
-    t["hess_za__z_cb"] = _hess_za__z_cb(t)
-    t["hess_z_za__z_cb"] = _hess_z_za__z_cb(t)
-    t["hess_p__z_cc"] = _hess_p__z_cc(t)
-    t["hess_h3__z_cc"] = _hess_h3__z_cc(t)
-    t["hess_zc__z_cc"] = _hess_zc__z_cc(t)
-    t["hess_z_zc__z_cc"] = _hess_z_zc__z_cc(t)
-    t["hess_cc__z_cc"] = _hess_cc__z_cc(t)
-    t["hess_z_cc__z_cc"] = _hess_z_cc__z_cc(t)
-    t["hess_rhc__z_cc"] = _hess_rhc__z_cc(t)
-    t["hess_rc__z_cc"] = _hess_rc__z_cc(t)
-    t["hess_z_rc__z_cc"] = _hess_z_rc__z_cc(t)
-    t["hess_h2__z_cc"] = _hess_h2__z_cc(t)
-    t["hess_zb__z_cc"] = _hess_zb__z_cc(t)
-    t["hess_z_zb__z_cc"] = _hess_z_zb__z_cc(t)
-    t["hess_cb__z_cc"] = _hess_cb__z_cc(t)
-    t["hess_z_cb__z_cc"] = _hess_z_cb__z_cc(t)
-    t["hess_rhb__z_cc"] = _hess_rhb__z_cc(t)
-    t["hess_rb__z_cc"] = _hess_rb__z_cc(t)
-    t["hess_z_rb__z_cc"] = _hess_z_rb__z_cc(t)
-    t["hess_h1__z_cc"] = _hess_h1__z_cc(t)
-    t["hess_za__z_cc"] = _hess_za__z_cc(t)
-    t["hess_z_za__z_cc"] = _hess_z_za__z_cc(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h3__p"] = _hess_h3__p(t)
-    t["hess_zc__p"] = _hess_zc__p(t)
-    t["hess_z_zc__p"] = _hess_z_zc__p(t)
-    t["hess_cc__p"] = _hess_cc__p(t)
-    t["hess_z_cc__p"] = _hess_z_cc__p(t)
-    t["hess_rhc__p"] = _hess_rhc__p(t)
-    t["hess_rc__p"] = _hess_rc__p(t)
-    t["hess_z_rc__p"] = _hess_z_rc__p(t)
-    t["hess_h2__p"] = _hess_h2__p(t)
-    t["hess_zb__p"] = _hess_zb__p(t)
-    t["hess_z_zb__p"] = _hess_z_zb__p(t)
-    t["hess_cb__p"] = _hess_cb__p(t)
-    t["hess_z_cb__p"] = _hess_z_cb__p(t)
-    t["hess_rhb__p"] = _hess_rhb__p(t)
-    t["hess_rb__p"] = _hess_rb__p(t)
-    t["hess_z_rb__p"] = _hess_z_rb__p(t)
-    t["hess_h1__p"] = _hess_h1__p(t)
-    t["hess_za__p"] = _hess_za__p(t)
-    t["hess_z_za__p"] = _hess_z_za__p(t)
-    t["hess_ca__z_ra"] = _hess_ca__z_ra(t)
-    t["hess_z_ca__z_ra"] = _hess_z_ca__z_ra(t)
-    t["hess_rha__z_ra"] = _hess_rha__z_ra(t)
-    t["hess_ra__z_ra"] = _hess_ra__z_ra(t)
-    t["hess_z_ra__z_ra"] = _hess_z_ra__z_ra(t)
-    t["hess_ca__z_rb"] = _hess_ca__z_rb(t)
-    t["hess_z_ca__z_rb"] = _hess_z_ca__z_rb(t)
-    t["hess_rha__z_rb"] = _hess_rha__z_rb(t)
-    t["hess_ra__z_rb"] = _hess_ra__z_rb(t)
-    t["hess_z_ra__z_rb"] = _hess_z_ra__z_rb(t)
-    t["hess_ca__z_rc"] = _hess_ca__z_rc(t)
-    t["hess_z_ca__z_rc"] = _hess_z_ca__z_rc(t)
-    t["hess_rha__z_rc"] = _hess_rha__z_rc(t)
-    t["hess_ra__z_rc"] = _hess_ra__z_rc(t)
-    t["hess_z_ra__z_rc"] = _hess_z_ra__z_rc(t)
-    t["hess_ca__z_ca"] = _hess_ca__z_ca(t)
-    t["hess_z_ca__z_ca"] = _hess_z_ca__z_ca(t)
-    t["hess_rha__z_ca"] = _hess_rha__z_ca(t)
-    t["hess_ra__z_ca"] = _hess_ra__z_ca(t)
-    t["hess_z_ra__z_ca"] = _hess_z_ra__z_ca(t)
-    t["hess_ca__z_cb"] = _hess_ca__z_cb(t)
-    t["hess_z_ca__z_cb"] = _hess_z_ca__z_cb(t)
-    t["hess_rha__z_cb"] = _hess_rha__z_cb(t)
-    t["hess_ra__z_cb"] = _hess_ra__z_cb(t)
-    t["hess_z_ra__z_cb"] = _hess_z_ra__z_cb(t)
-    t["hess_ca__z_cc"] = _hess_ca__z_cc(t)
-    t["hess_z_ca__z_cc"] = _hess_z_ca__z_cc(t)
-    t["hess_rha__z_cc"] = _hess_rha__z_cc(t)
-    t["hess_ra__z_cc"] = _hess_ra__z_cc(t)
-    t["hess_z_ra__z_cc"] = _hess_z_ra__z_cc(t)
-    t["hess_ca__p"] = _hess_ca__p(t)
-    t["hess_z_ca__p"] = _hess_z_ca__p(t)
-    t["hess_rha__p"] = _hess_rha__p(t)
-    t["hess_ra__p"] = _hess_ra__p(t)
-    t["hess_z_ra__p"] = _hess_z_ra__p(t)
-    B = t["x1"].shape[0]
-    H = _hessian_out(out, 28, params["Wz"])
+    del t["hess_za__z_zc"]
     # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_za__z_za[j,k] x1[i] x1[l] + hess_z_za__z_zb[j,k] x1[i] x2[l] + hess_z_za__z_zc[j,k] x1[i] x3[l] + hess_z_zb__z_za[j,k] x1[l] x2[i] + hess_z_zb__z_zb[j,k] x2[i] x2[l] + hess_z_zb__z_zc[j,k] x2[i] x3[l] + hess_z_zc__z_za[j,k] x1[l] x3[i] + hess_z_zc__z_zb[j,k] x2[l] x3[i] + hess_z_zc__z_zc[j,k] x3[i] x3[l]
     hess_Wz__Wz = _block_view(H, 0, 4, 0, 4, PARAMS["Wz"] + PARAMS["Wz"])
     hess_z_za__z_za = t["hess_z_za__z_za"]
@@ -6441,15 +6328,9 @@ def hessian(params, data, out=None):
     hess_z_zc__z_za = t["hess_z_zc__z_za"]
     hess_z_zc__z_zb = t["hess_z_zc__z_zb"]
     hess_z_zc__z_zc = t["hess_z_zc__z_zc"]
-    _outer_into(hess_Wz__Wz, hess_z_za__z_za, x1, x1, 1 / B, False)
-    _outer_into(hess_Wz__Wz, hess_z_za__z_zb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_za__z_zc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zb__z_za, x2, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zb__z_zb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zb__z_zc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zc__z_za, x3, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zc__z_zb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zc__z_zc, x3, x3, 1 / B, True)
+    _outer_into(hess_Wz__Wz, x1, ((hess_z_za__z_za, x1, 1 / B, False), (hess_z_za__z_zb, x2, 1 / B, False), (hess_z_za__z_zc, x3, 1 / B, False)), False)
+    _outer_into(hess_Wz__Wz, x2, ((hess_z_zb__z_za, x1, 1 / B, False), (hess_z_zb__z_zb, x2, 1 / B, False), (hess_z_zb__z_zc, x3, 1 / B, False)), True)
+    _outer_into(hess_Wz__Wz, x3, ((hess_z_zc__z_za, x1, 1 / B, False), (hess_z_zc__z_zb, x2, 1 / B, False), (hess_z_zc__z_zc, x3, 1 / B, False)), True)
     # ∂f/∂Wz,Uz[j,i,k,l] = adj_z_zb[k] jac_h1__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_za[j,k] x1[i] + h1[l] hess_z_za__z_zb[j,k] x1[i] + h2[l] hess_z_za__z_zc[j,k] x1[i] + h0[l] hess_z_zb__z_za[j,k] x2[i] + h1[l] hess_z_zb__z_zb[j,k] x2[i] + h2[l] hess_z_zb__z_zc[j,k] x2[i] + h0[l] hess_z_zc__z_za[j,k] x3[i] + h1[l] hess_z_zc__z_zb[j,k] x3[i] + h2[l] hess_z_zc__z_zc[j,k] x3[i]
     hess_Wz__Uz = _block_view(H, 0, 4, 4, 8, PARAMS["Wz"] + PARAMS["Uz"])
     jac_h1__z_za = t["jac_h1__z_za"]
@@ -6460,19 +6341,139 @@ def hessian(params, data, out=None):
     h0 = t["h0"]
     h1 = t["h1"]
     h2 = t["h2"]
-    _outer_into(hess_Wz__Uz, jac_h1__z_za.transpose(0, 2, 1), x1, adj_z_zb, 1 / B, False, True)
-    _outer_into(hess_Wz__Uz, jac_h2__z_za.transpose(0, 2, 1), x1, adj_z_zc, 1 / B, True, True)
-    _outer_into(hess_Wz__Uz, jac_h2__z_zb.transpose(0, 2, 1), x2, adj_z_zc, 1 / B, True, True)
-    _outer_into(hess_Wz__Uz, hess_z_za__z_za, x1, h0, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_za__z_zb, x1, h1, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_za__z_zc, x1, h2, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zb__z_za, x2, h0, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zb__z_zb, x2, h1, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zb__z_zc, x2, h2, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zc__z_za, x3, h0, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zc__z_zb, x3, h1, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zc__z_zc, x3, h2, 1 / B, True)
+    _outer_into(hess_Wz__Uz, x1, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_zb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_za__z_za, h0, 1 / B, False), (hess_z_za__z_zb, h1, 1 / B, False), (hess_z_za__z_zc, h2, 1 / B, False)), False)
+    _outer_into(hess_Wz__Uz, x2, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_zb__z_za, h0, 1 / B, False), (hess_z_zb__z_zb, h1, 1 / B, False), (hess_z_zb__z_zc, h2, 1 / B, False)), True)
+    _outer_into(hess_Wz__Uz, x3, ((hess_z_zc__z_za, h0, 1 / B, False), (hess_z_zc__z_zb, h1, 1 / B, False), (hess_z_zc__z_zc, h2, 1 / B, False)), True)
     _mirror(H, 0, 4, 4, 8)
+    # ∂f/∂Uz,Uz[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_za[k,i] + adj_z_zb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_za[k,i] + adj_z_zc[j] h1[l] jac_h2__z_zb[k,i] + adj_z_zc[i] h0[k] jac_h2__z_za[l,j] + adj_z_zc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_za[j,i] + h0[k] h1[l] hess_z_za__z_zb[j,i] + h0[k] h2[l] hess_z_za__z_zc[j,i] + h0[l] h1[k] hess_z_zb__z_za[j,i] + h1[k] h1[l] hess_z_zb__z_zb[j,i] + h1[k] h2[l] hess_z_zb__z_zc[j,i] + h0[l] h2[k] hess_z_zc__z_za[j,i] + h1[l] h2[k] hess_z_zc__z_zb[j,i] + h2[k] h2[l] hess_z_zc__z_zc[j,i]
+    hess_Uz__Uz = _block_view(H, 4, 8, 4, 8, PARAMS["Uz"] + PARAMS["Uz"])
+    _outer_into(hess_Uz__Uz, h0, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_zb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_za__z_za, h0, 1 / B, False), (hess_z_za__z_zb, h1, 1 / B, False), (hess_z_za__z_zc, h2, 1 / B, False)), False)
+    _outer_into(hess_Uz__Uz, h1, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_zb__z_za, h0, 1 / B, False), (hess_z_zb__z_zb, h1, 1 / B, False), (hess_z_zb__z_zc, h2, 1 / B, False)), True)
+    _outer_into(hess_Uz__Uz, h2, ((hess_z_zc__z_za, h0, 1 / B, False), (hess_z_zc__z_zb, h1, 1 / B, False), (hess_z_zc__z_zc, h2, 1 / B, False)), True)
+    # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_za)
+    tmp = h0[:, :, None] * adj_z_zb[:, None]
+    _add_into(hess_Uz__Uz, (np.tensordot(tmp, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_za)
+    tmp_2 = h0[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Uz, (np.tensordot(tmp_2, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_zb)
+    tmp_3 = h1[:, :, None] * adj_z_zc[:, None]
+    _add_into(hess_Uz__Uz, (np.tensordot(tmp_3, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    del t["hess_z_zc__z_za"], t["hess_z_zb__z_za"], t["hess_z_za__z_za"], t["hess_z_zc__z_zb"], t["hess_z_zb__z_zb"], t["hess_z_za__z_zb"], t["hess_z_zc__z_zc"], t["hess_z_zb__z_zc"], t["hess_z_za__z_zc"], hess_z_zc__z_za, hess_z_zb__z_za, hess_z_za__z_za, hess_z_zc__z_zb, hess_z_zb__z_zb, hess_z_za__z_zb, hess_z_zc__z_zc, hess_z_zb__z_zc, hess_z_za__z_zc, tmp, tmp_2, tmp_3
+    t["jac_p__ca"] = _jac_p__ca(t)
+    del t["jac_p__h1"]
+    t["jac_p__z_ca"] = _jac_p__z_ca(t)
+    del t["jac_p__ca"]
+    t["jac_p__rha"] = _jac_p__rha(t)
+    t["jac_p__ra"] = _jac_p__ra(t)
+    del t["jac_p__rha"]
+    t["jac_p__z_ra"] = _jac_p__z_ra(t)
+    del t["jac_p__ra"]
+    t["hess_p__z_ra"] = _hess_p__z_ra(t)
+    del t["jac_p__z_ra"]
+    t["hess_h3__z_ra"] = _hess_h3__z_ra(t)
+    del t["hess_p__z_ra"]
+    t["hess_zc__z_ra"] = _hess_zc__z_ra(t)
+    del t["jac_cc__z_ra"]
+    t["hess_z_zc__z_ra"] = _hess_z_zc__z_ra(t)
+    del t["jac_z_zc__z_ra"], t["hess_zc__z_ra"]
+    t["hess_cc__z_ra"] = _hess_cc__z_ra(t)
+    t["hess_z_cc__z_ra"] = _hess_z_cc__z_ra(t)
+    del t["jac_z_cc__z_ra"], t["hess_cc__z_ra"]
+    t["hess_rhc__z_ra"] = _hess_rhc__z_ra(t)
+    del t["hess_z_cc__z_ra"]
+    t["hess_rc__z_ra"] = _hess_rc__z_ra(t)
+    t["hess_z_rc__z_ra"] = _hess_z_rc__z_ra(t)
+    del t["jac_z_rc__z_ra"], t["hess_rc__z_ra"]
+    t["hess_h2__z_ra"] = _hess_h2__z_ra(t)
+    del t["jac_rc__z_ra"], t["jac_zc__z_ra"], t["hess_h3__z_ra"], t["hess_rhc__z_ra"]
+    t["hess_zb__z_ra"] = _hess_zb__z_ra(t)
+    del t["jac_cb__z_ra"]
+    t["hess_z_zb__z_ra"] = _hess_z_zb__z_ra(t)
+    del t["jac_z_zb__z_ra"], t["hess_zb__z_ra"]
+    t["hess_cb__z_ra"] = _hess_cb__z_ra(t)
+    t["hess_z_cb__z_ra"] = _hess_z_cb__z_ra(t)
+    del t["jac_z_cb__z_ra"], t["hess_cb__z_ra"]
+    t["hess_rhb__z_ra"] = _hess_rhb__z_ra(t)
+    del t["hess_z_cb__z_ra"]
+    t["hess_rb__z_ra"] = _hess_rb__z_ra(t)
+    t["hess_z_rb__z_ra"] = _hess_z_rb__z_ra(t)
+    del t["jac_z_rb__z_ra"], t["hess_rb__z_ra"]
+    t["hess_h1__z_ra"] = _hess_h1__z_ra(t)
+    del t["jac_rb__z_ra"], t["jac_zb__z_ra"], t["hess_h2__z_ra"], t["hess_rhb__z_ra"]
+    t["hess_za__z_ra"] = _hess_za__z_ra(t)
+    del t["jac_ca__z_ra"]
+    t["hess_z_za__z_ra"] = _hess_z_za__z_ra(t)
+    del t["hess_za__z_ra"]
+    t["hess_p__z_rb"] = _hess_p__z_rb(t)
+    del t["jac_p__z_rb"]
+    t["hess_h3__z_rb"] = _hess_h3__z_rb(t)
+    del t["hess_p__z_rb"]
+    t["hess_zc__z_rb"] = _hess_zc__z_rb(t)
+    del t["jac_cc__z_rb"]
+    t["hess_z_zc__z_rb"] = _hess_z_zc__z_rb(t)
+    del t["jac_z_zc__z_rb"], t["hess_zc__z_rb"]
+    t["hess_cc__z_rb"] = _hess_cc__z_rb(t)
+    t["hess_z_cc__z_rb"] = _hess_z_cc__z_rb(t)
+    del t["jac_z_cc__z_rb"], t["hess_cc__z_rb"]
+    t["hess_rhc__z_rb"] = _hess_rhc__z_rb(t)
+    del t["hess_z_cc__z_rb"]
+    t["hess_rc__z_rb"] = _hess_rc__z_rb(t)
+    t["hess_z_rc__z_rb"] = _hess_z_rc__z_rb(t)
+    del t["jac_z_rc__z_rb"], t["hess_rc__z_rb"]
+    t["hess_h2__z_rb"] = _hess_h2__z_rb(t)
+    del t["jac_rc__z_rb"], t["jac_zc__z_rb"], t["hess_h3__z_rb"], t["hess_rhc__z_rb"]
+    t["hess_zb__z_rb"] = _hess_zb__z_rb(t)
+    del t["jac_cb__z_rb"]
+    t["hess_z_zb__z_rb"] = _hess_z_zb__z_rb(t)
+    del t["hess_zb__z_rb"]
+    t["hess_cb__z_rb"] = _hess_cb__z_rb(t)
+    t["hess_z_cb__z_rb"] = _hess_z_cb__z_rb(t)
+    del t["jac_z_cb__z_rb"], t["hess_cb__z_rb"]
+    t["hess_rhb__z_rb"] = _hess_rhb__z_rb(t)
+    del t["hess_z_cb__z_rb"]
+    t["hess_rb__z_rb"] = _hess_rb__z_rb(t)
+    t["hess_z_rb__z_rb"] = _hess_z_rb__z_rb(t)
+    del t["hess_rb__z_rb"]
+    t["hess_h1__z_rb"] = _hess_h1__z_rb(t)
+    del t["jac_rb__z_rb"], t["hess_h2__z_rb"], t["hess_rhb__z_rb"]
+    t["hess_za__z_rb"] = _hess_za__z_rb(t)
+    t["hess_z_za__z_rb"] = _hess_z_za__z_rb(t)
+    del t["hess_za__z_rb"]
+    t["hess_p__z_rc"] = _hess_p__z_rc(t)
+    del t["jac_p__z_rc"]
+    t["hess_h3__z_rc"] = _hess_h3__z_rc(t)
+    del t["hess_p__z_rc"]
+    t["hess_zc__z_rc"] = _hess_zc__z_rc(t)
+    del t["jac_cc__z_rc"]
+    t["hess_z_zc__z_rc"] = _hess_z_zc__z_rc(t)
+    del t["hess_zc__z_rc"]
+    t["hess_cc__z_rc"] = _hess_cc__z_rc(t)
+    t["hess_z_cc__z_rc"] = _hess_z_cc__z_rc(t)
+    del t["jac_z_cc__z_rc"], t["hess_cc__z_rc"]
+    t["hess_rhc__z_rc"] = _hess_rhc__z_rc(t)
+    del t["hess_z_cc__z_rc"]
+    t["hess_rc__z_rc"] = _hess_rc__z_rc(t)
+    t["hess_z_rc__z_rc"] = _hess_z_rc__z_rc(t)
+    del t["hess_rc__z_rc"]
+    t["hess_h2__z_rc"] = _hess_h2__z_rc(t)
+    del t["jac_rc__z_rc"], t["hess_h3__z_rc"], t["hess_rhc__z_rc"]
+    t["hess_zb__z_rc"] = _hess_zb__z_rc(t)
+    t["hess_z_zb__z_rc"] = _hess_z_zb__z_rc(t)
+    del t["hess_zb__z_rc"]
+    t["hess_cb__z_rc"] = _hess_cb__z_rc(t)
+    t["hess_z_cb__z_rc"] = _hess_z_cb__z_rc(t)
+    del t["hess_cb__z_rc"]
+    t["hess_rhb__z_rc"] = _hess_rhb__z_rc(t)
+    del t["hess_z_cb__z_rc"]
+    t["hess_rb__z_rc"] = _hess_rb__z_rc(t)
+    t["hess_z_rb__z_rc"] = _hess_z_rb__z_rc(t)
+    del t["hess_rb__z_rc"]
+    t["hess_h1__z_rc"] = _hess_h1__z_rc(t)
+    del t["hess_h2__z_rc"], t["hess_rhb__z_rc"]
+    t["hess_za__z_rc"] = _hess_za__z_rc(t)
+    t["hess_z_za__z_rc"] = _hess_z_za__z_rc(t)
+    del t["hess_za__z_rc"]
     # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_za__z_ra[j,k] x1[i] x1[l] + hess_z_za__z_rb[j,k] x1[i] x2[l] + hess_z_za__z_rc[j,k] x1[i] x3[l] + hess_z_zb__z_ra[j,k] x1[l] x2[i] + hess_z_zb__z_rb[j,k] x2[i] x2[l] + hess_z_zb__z_rc[j,k] x2[i] x3[l] + hess_z_zc__z_ra[j,k] x1[l] x3[i] + hess_z_zc__z_rb[j,k] x2[l] x3[i] + hess_z_zc__z_rc[j,k] x3[i] x3[l]
     hess_Wz__Wr = _block_view(H, 0, 4, 8, 12, PARAMS["Wz"] + PARAMS["Wr"])
     hess_z_za__z_ra = t["hess_z_za__z_ra"]
@@ -6484,128 +6485,23 @@ def hessian(params, data, out=None):
     hess_z_zc__z_ra = t["hess_z_zc__z_ra"]
     hess_z_zc__z_rb = t["hess_z_zc__z_rb"]
     hess_z_zc__z_rc = t["hess_z_zc__z_rc"]
-    _outer_into(hess_Wz__Wr, hess_z_za__z_ra, x1, x1, 1 / B, False)
-    _outer_into(hess_Wz__Wr, hess_z_za__z_rb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_za__z_rc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zb__z_ra, x2, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zb__z_rb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zb__z_rc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zc__z_ra, x3, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zc__z_rb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zc__z_rc, x3, x3, 1 / B, True)
+    _outer_into(hess_Wz__Wr, x1, ((hess_z_za__z_ra, x1, 1 / B, False), (hess_z_za__z_rb, x2, 1 / B, False), (hess_z_za__z_rc, x3, 1 / B, False)), False)
+    _outer_into(hess_Wz__Wr, x2, ((hess_z_zb__z_ra, x1, 1 / B, False), (hess_z_zb__z_rb, x2, 1 / B, False), (hess_z_zb__z_rc, x3, 1 / B, False)), True)
+    _outer_into(hess_Wz__Wr, x3, ((hess_z_zc__z_ra, x1, 1 / B, False), (hess_z_zc__z_rb, x2, 1 / B, False), (hess_z_zc__z_rc, x3, 1 / B, False)), True)
     _mirror(H, 0, 4, 8, 12)
     # ∂f/∂Wz,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_ra[j,k] x1[i] + h1[l] hess_z_za__z_rb[j,k] x1[i] + h2[l] hess_z_za__z_rc[j,k] x1[i] + h0[l] hess_z_zb__z_ra[j,k] x2[i] + h1[l] hess_z_zb__z_rb[j,k] x2[i] + h2[l] hess_z_zb__z_rc[j,k] x2[i] + h0[l] hess_z_zc__z_ra[j,k] x3[i] + h1[l] hess_z_zc__z_rb[j,k] x3[i] + h2[l] hess_z_zc__z_rc[j,k] x3[i]
     hess_Wz__Ur = _block_view(H, 0, 4, 12, 16, PARAMS["Wz"] + PARAMS["Ur"])
     adj_z_rb = t["adj_z_rb"]
     adj_z_rc = t["adj_z_rc"]
-    _outer_into(hess_Wz__Ur, jac_h1__z_za.transpose(0, 2, 1), x1, adj_z_rb, 1 / B, False, True)
-    _outer_into(hess_Wz__Ur, jac_h2__z_za.transpose(0, 2, 1), x1, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Wz__Ur, jac_h2__z_zb.transpose(0, 2, 1), x2, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Wz__Ur, hess_z_za__z_ra, x1, h0, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_za__z_rb, x1, h1, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_za__z_rc, x1, h2, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zb__z_ra, x2, h0, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zb__z_rb, x2, h1, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zb__z_rc, x2, h2, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zc__z_ra, x3, h0, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zc__z_rb, x3, h1, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zc__z_rc, x3, h2, 1 / B, True)
+    _outer_into(hess_Wz__Ur, x1, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_za__z_ra, h0, 1 / B, False), (hess_z_za__z_rb, h1, 1 / B, False), (hess_z_za__z_rc, h2, 1 / B, False)), False)
+    _outer_into(hess_Wz__Ur, x2, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_zb__z_ra, h0, 1 / B, False), (hess_z_zb__z_rb, h1, 1 / B, False), (hess_z_zb__z_rc, h2, 1 / B, False)), True)
+    _outer_into(hess_Wz__Ur, x3, ((hess_z_zc__z_ra, h0, 1 / B, False), (hess_z_zc__z_rb, h1, 1 / B, False), (hess_z_zc__z_rc, h2, 1 / B, False)), True)
     _mirror(H, 0, 4, 12, 16)
-    # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_za__z_ca[j,k] x1[i] x1[l] + hess_z_za__z_cb[j,k] x1[i] x2[l] + hess_z_za__z_cc[j,k] x1[i] x3[l] + hess_z_zb__z_ca[j,k] x1[l] x2[i] + hess_z_zb__z_cb[j,k] x2[i] x2[l] + hess_z_zb__z_cc[j,k] x2[i] x3[l] + hess_z_zc__z_ca[j,k] x1[l] x3[i] + hess_z_zc__z_cb[j,k] x2[l] x3[i] + hess_z_zc__z_cc[j,k] x3[i] x3[l]
-    hess_Wz__Wh = _block_view(H, 0, 4, 16, 20, PARAMS["Wz"] + PARAMS["Wh"])
-    hess_z_za__z_ca = t["hess_z_za__z_ca"]
-    hess_z_za__z_cb = t["hess_z_za__z_cb"]
-    hess_z_za__z_cc = t["hess_z_za__z_cc"]
-    hess_z_zb__z_ca = t["hess_z_zb__z_ca"]
-    hess_z_zb__z_cb = t["hess_z_zb__z_cb"]
-    hess_z_zb__z_cc = t["hess_z_zb__z_cc"]
-    hess_z_zc__z_ca = t["hess_z_zc__z_ca"]
-    hess_z_zc__z_cb = t["hess_z_zc__z_cb"]
-    hess_z_zc__z_cc = t["hess_z_zc__z_cc"]
-    _outer_into(hess_Wz__Wh, hess_z_za__z_ca, x1, x1, 1 / B, False)
-    _outer_into(hess_Wz__Wh, hess_z_za__z_cb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_za__z_cc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zb__z_ca, x2, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zb__z_cb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zb__z_cc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zc__z_ca, x3, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zc__z_cb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zc__z_cc, x3, x3, 1 / B, True)
-    _mirror(H, 0, 4, 16, 20)
-    # ∂f/∂Wz,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_zb[l,j] x2[i] + hess_z_za__z_ca[j,k] rha[l] x1[i] + hess_z_za__z_cb[j,k] rhb[l] x1[i] + hess_z_za__z_cc[j,k] rhc[l] x1[i] + hess_z_zb__z_ca[j,k] rha[l] x2[i] + hess_z_zb__z_cb[j,k] rhb[l] x2[i] + hess_z_zb__z_cc[j,k] rhc[l] x2[i] + hess_z_zc__z_ca[j,k] rha[l] x3[i] + hess_z_zc__z_cb[j,k] rhb[l] x3[i] + hess_z_zc__z_cc[j,k] rhc[l] x3[i]
-    hess_Wz__Uh = _block_view(H, 0, 4, 20, 24, PARAMS["Wz"] + PARAMS["Uh"])
-    jac_rhb__z_za = t["jac_rhb__z_za"]
-    adj_z_cb = t["adj_z_cb"]
-    jac_rhc__z_za = t["jac_rhc__z_za"]
-    adj_z_cc = t["adj_z_cc"]
-    jac_rhc__z_zb = t["jac_rhc__z_zb"]
-    rha = t["rha"]
-    rhb = t["rhb"]
-    rhc = t["rhc"]
-    _outer_into(hess_Wz__Uh, jac_rhb__z_za.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, False, True)
-    _outer_into(hess_Wz__Uh, jac_rhc__z_za.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wz__Uh, jac_rhc__z_zb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wz__Uh, hess_z_za__z_ca, x1, rha, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_za__z_cb, x1, rhb, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_za__z_cc, x1, rhc, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zb__z_ca, x2, rha, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zb__z_cb, x2, rhb, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zb__z_cc, x2, rhc, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zc__z_ca, x3, rha, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zc__z_cb, x3, rhb, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zc__z_cc, x3, rhc, 1 / B, True)
-    _mirror(H, 0, 4, 20, 24)
-    # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h3__z_za[k,j] x1[i] + adj_p[l] jac_h3__z_zb[k,j] x2[i] + adj_p[l] jac_h3__z_zc[k,j] x3[i] + h3[k] hess_z_za__p[j,l] x1[i] + h3[k] hess_z_zb__p[j,l] x2[i] + h3[k] hess_z_zc__p[j,l] x3[i]
-    hess_Wz__V = _block_view(H, 0, 4, 24, 28, PARAMS["Wz"] + PARAMS["V"])
-    jac_h3__z_za = t["jac_h3__z_za"]
-    adj_p = t["adj_p"]
-    jac_h3__z_zb = t["jac_h3__z_zb"]
-    jac_h3__z_zc = t["jac_h3__z_zc"]
-    hess_z_za__p = t["hess_z_za__p"]
-    h3 = t["h3"]
-    hess_z_zb__p = t["hess_z_zb__p"]
-    hess_z_zc__p = t["hess_z_zc__p"]
-    _outer_into(hess_Wz__V, jac_h3__z_za.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wz__V, jac_h3__z_zb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wz__V, jac_h3__z_zc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wz__V, hess_z_za__p, x1, h3, 1 / B, True)
-    _outer_into(hess_Wz__V, hess_z_zb__p, x2, h3, 1 / B, True)
-    _outer_into(hess_Wz__V, hess_z_zc__p, x3, h3, 1 / B, True)
-    _mirror(H, 0, 4, 24, 28)
-    # ∂f/∂Uz,Uz[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_za[k,i] + adj_z_zb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_za[k,i] + adj_z_zc[j] h1[l] jac_h2__z_zb[k,i] + adj_z_zc[i] h0[k] jac_h2__z_za[l,j] + adj_z_zc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_za[j,i] + h0[k] h1[l] hess_z_za__z_zb[j,i] + h0[k] h2[l] hess_z_za__z_zc[j,i] + h0[l] h1[k] hess_z_zb__z_za[j,i] + h1[k] h1[l] hess_z_zb__z_zb[j,i] + h1[k] h2[l] hess_z_zb__z_zc[j,i] + h0[l] h2[k] hess_z_zc__z_za[j,i] + h1[l] h2[k] hess_z_zc__z_zb[j,i] + h2[k] h2[l] hess_z_zc__z_zc[j,i]
-    hess_Uz__Uz = _block_view(H, 4, 8, 4, 8, PARAMS["Uz"] + PARAMS["Uz"])
-    _outer_into(hess_Uz__Uz, jac_h1__z_za.transpose(0, 2, 1), h0, adj_z_zb, 1 / B, False, True)
-    _outer_into(hess_Uz__Uz, jac_h2__z_za.transpose(0, 2, 1), h0, adj_z_zc, 1 / B, True, True)
-    _outer_into(hess_Uz__Uz, jac_h2__z_zb.transpose(0, 2, 1), h1, adj_z_zc, 1 / B, True, True)
-    _outer_into(hess_Uz__Uz, hess_z_za__z_za, h0, h0, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_za__z_zb, h0, h1, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_za__z_zc, h0, h2, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zb__z_za, h1, h0, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zb__z_zb, h1, h1, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zb__z_zc, h1, h2, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zc__z_za, h2, h0, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zc__z_zb, h2, h1, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zc__z_zc, h2, h2, 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_za)
-    tmp = h0[:, :, None] * adj_z_zb[:, None]
-    _add_into(hess_Uz__Uz, (np.tensordot(tmp, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_za)
-    tmp_2 = h0[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Uz, (np.tensordot(tmp_2, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_zb)
-    tmp_3 = h1[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Uz, (np.tensordot(tmp_3, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # ∂f/∂Uz,Wr[j,k,i,l] = adj_z_zb[j] jac_h1__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_rb[k,i] x2[l] + h0[k] hess_z_za__z_ra[j,i] x1[l] + h0[k] hess_z_za__z_rb[j,i] x2[l] + h0[k] hess_z_za__z_rc[j,i] x3[l] + h1[k] hess_z_zb__z_ra[j,i] x1[l] + h1[k] hess_z_zb__z_rb[j,i] x2[l] + h1[k] hess_z_zb__z_rc[j,i] x3[l] + h2[k] hess_z_zc__z_ra[j,i] x1[l] + h2[k] hess_z_zc__z_rb[j,i] x2[l] + h2[k] hess_z_zc__z_rc[j,i] x3[l]
     hess_Uz__Wr = _block_view(H, 4, 8, 8, 12, PARAMS["Uz"] + PARAMS["Wr"])
-    _outer_into(hess_Uz__Wr, hess_z_za__z_ra, h0, x1, 1 / B, False)
-    _outer_into(hess_Uz__Wr, hess_z_za__z_rb, h0, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_za__z_rc, h0, x3, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zb__z_ra, h1, x1, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zb__z_rb, h1, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zb__z_rc, h1, x3, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zc__z_ra, h2, x1, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zc__z_rb, h2, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zc__z_rc, h2, x3, 1 / B, True)
+    _outer_into(hess_Uz__Wr, h0, ((hess_z_za__z_ra, x1, 1 / B, False), (hess_z_za__z_rb, x2, 1 / B, False), (hess_z_za__z_rc, x3, 1 / B, False)), False)
+    _outer_into(hess_Uz__Wr, h1, ((hess_z_zb__z_ra, x1, 1 / B, False), (hess_z_zb__z_rb, x2, 1 / B, False), (hess_z_zb__z_rc, x3, 1 / B, False)), True)
+    _outer_into(hess_Uz__Wr, h2, ((hess_z_zc__z_ra, x1, 1 / B, False), (hess_z_zc__z_rb, x2, 1 / B, False), (hess_z_zc__z_rc, x3, 1 / B, False)), True)
     jac_h1__z_ra = t["jac_h1__z_ra"]
     # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ra, x1)
     tmp_4 = x1[:, :, None] * adj_z_zb[:, None]
@@ -6619,20 +6515,12 @@ def hessian(params, data, out=None):
     tmp_6 = x2[:, :, None] * adj_z_zc[:, None]
     _add_into(hess_Uz__Wr, (np.tensordot(tmp_6, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     _mirror(H, 4, 8, 8, 12)
+    del tmp_4, tmp_5, tmp_6
     # ∂f/∂Uz,Ur[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_zc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_za[l,j] + adj_z_rc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_ra[j,i] + h0[k] h1[l] hess_z_za__z_rb[j,i] + h0[k] h2[l] hess_z_za__z_rc[j,i] + h0[l] h1[k] hess_z_zb__z_ra[j,i] + h1[k] h1[l] hess_z_zb__z_rb[j,i] + h1[k] h2[l] hess_z_zb__z_rc[j,i] + h0[l] h2[k] hess_z_zc__z_ra[j,i] + h1[l] h2[k] hess_z_zc__z_rb[j,i] + h2[k] h2[l] hess_z_zc__z_rc[j,i]
     hess_Uz__Ur = _block_view(H, 4, 8, 12, 16, PARAMS["Uz"] + PARAMS["Ur"])
-    _outer_into(hess_Uz__Ur, jac_h1__z_za.transpose(0, 2, 1), h0, adj_z_rb, 1 / B, False, True)
-    _outer_into(hess_Uz__Ur, jac_h2__z_za.transpose(0, 2, 1), h0, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Uz__Ur, jac_h2__z_zb.transpose(0, 2, 1), h1, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Uz__Ur, hess_z_za__z_ra, h0, h0, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_za__z_rb, h0, h1, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_za__z_rc, h0, h2, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zb__z_ra, h1, h0, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zb__z_rb, h1, h1, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zb__z_rc, h1, h2, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zc__z_ra, h2, h0, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zc__z_rb, h2, h1, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zc__z_rc, h2, h2, 1 / B, True)
+    _outer_into(hess_Uz__Ur, h0, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_za__z_ra, h0, 1 / B, False), (hess_z_za__z_rb, h1, 1 / B, False), (hess_z_za__z_rc, h2, 1 / B, False)), False)
+    _outer_into(hess_Uz__Ur, h1, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_zb__z_ra, h0, 1 / B, False), (hess_z_zb__z_rb, h1, 1 / B, False), (hess_z_zb__z_rc, h2, 1 / B, False)), True)
+    _outer_into(hess_Uz__Ur, h2, ((hess_z_zc__z_ra, h0, 1 / B, False), (hess_z_zc__z_rb, h1, 1 / B, False), (hess_z_zc__z_rc, h2, 1 / B, False)), True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_ra)
     tmp_7 = h0[:, :, None] * adj_z_zb[:, None]
     _add_into(hess_Uz__Ur, (np.tensordot(tmp_7, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -6643,17 +6531,140 @@ def hessian(params, data, out=None):
     tmp_9 = h1[:, :, None] * adj_z_zc[:, None]
     _add_into(hess_Uz__Ur, (np.tensordot(tmp_9, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     _mirror(H, 4, 8, 12, 16)
+    del t["jac_h1__z_za"], t["jac_h2__z_za"], t["jac_h2__z_zb"], t["hess_z_zc__z_ra"], t["hess_z_zb__z_ra"], t["hess_z_za__z_ra"], t["hess_z_zc__z_rb"], t["hess_z_zb__z_rb"], t["hess_z_za__z_rb"], t["hess_z_zc__z_rc"], t["hess_z_zb__z_rc"], t["hess_z_za__z_rc"], jac_h1__z_za, jac_h2__z_za, jac_h2__z_zb, hess_z_zc__z_ra, hess_z_zb__z_ra, hess_z_za__z_ra, hess_z_zc__z_rb, hess_z_zb__z_rb, hess_z_za__z_rb, hess_z_zc__z_rc, hess_z_zb__z_rc, hess_z_za__z_rc, tmp_7, tmp_8, tmp_9
+    t["hess_p__z_ca"] = _hess_p__z_ca(t)
+    del t["jac_p__z_ca"]
+    t["hess_h3__z_ca"] = _hess_h3__z_ca(t)
+    del t["hess_p__z_ca"]
+    t["hess_zc__z_ca"] = _hess_zc__z_ca(t)
+    del t["jac_cc__z_ca"]
+    t["hess_z_zc__z_ca"] = _hess_z_zc__z_ca(t)
+    del t["jac_z_zc__z_ca"], t["hess_zc__z_ca"]
+    t["hess_cc__z_ca"] = _hess_cc__z_ca(t)
+    t["hess_z_cc__z_ca"] = _hess_z_cc__z_ca(t)
+    del t["jac_z_cc__z_ca"], t["hess_cc__z_ca"]
+    t["hess_rhc__z_ca"] = _hess_rhc__z_ca(t)
+    t["hess_rc__z_ca"] = _hess_rc__z_ca(t)
+    t["hess_z_rc__z_ca"] = _hess_z_rc__z_ca(t)
+    del t["jac_z_rc__z_ca"], t["hess_rc__z_ca"]
+    t["hess_h2__z_ca"] = _hess_h2__z_ca(t)
+    del t["jac_rc__z_ca"], t["jac_zc__z_ca"], t["hess_h3__z_ca"], t["hess_rhc__z_ca"]
+    t["hess_zb__z_ca"] = _hess_zb__z_ca(t)
+    del t["jac_cb__z_ca"]
+    t["hess_z_zb__z_ca"] = _hess_z_zb__z_ca(t)
+    del t["adj_zb"], t["jac_z_zb__z_ca"], t["hess_zb__z_ca"]
+    t["hess_cb__z_ca"] = _hess_cb__z_ca(t)
+    t["hess_z_cb__z_ca"] = _hess_z_cb__z_ca(t)
+    del t["jac_z_cb__z_ca"], t["hess_cb__z_ca"]
+    t["hess_rhb__z_ca"] = _hess_rhb__z_ca(t)
+    t["hess_rb__z_ca"] = _hess_rb__z_ca(t)
+    t["hess_z_rb__z_ca"] = _hess_z_rb__z_ca(t)
+    del t["adj_rb"], t["jac_z_rb__z_ca"], t["hess_rb__z_ca"]
+    t["hess_h1__z_ca"] = _hess_h1__z_ca(t)
+    del t["adj_rhb"], t["jac_rb__z_ca"], t["jac_zb__z_ca"], t["hess_h2__z_ca"], t["hess_rhb__z_ca"]
+    t["hess_za__z_ca"] = _hess_za__z_ca(t)
+    del t["adj_h1"], t["jac_ca__z_ca"]
+    t["hess_z_za__z_ca"] = _hess_z_za__z_ca(t)
+    del t["hess_za__z_ca"]
+    t["hess_p__z_cb"] = _hess_p__z_cb(t)
+    del t["jac_p__z_cb"]
+    t["hess_h3__z_cb"] = _hess_h3__z_cb(t)
+    del t["hess_p__z_cb"]
+    t["hess_zc__z_cb"] = _hess_zc__z_cb(t)
+    del t["jac_cc__z_cb"]
+    t["hess_z_zc__z_cb"] = _hess_z_zc__z_cb(t)
+    del t["adj_zc"], t["jac_z_zc__z_cb"], t["hess_zc__z_cb"]
+    t["hess_cc__z_cb"] = _hess_cc__z_cb(t)
+    t["hess_z_cc__z_cb"] = _hess_z_cc__z_cb(t)
+    del t["jac_z_cc__z_cb"], t["hess_cc__z_cb"]
+    t["hess_rhc__z_cb"] = _hess_rhc__z_cb(t)
+    t["hess_rc__z_cb"] = _hess_rc__z_cb(t)
+    t["hess_z_rc__z_cb"] = _hess_z_rc__z_cb(t)
+    del t["adj_rc"], t["jac_z_rc__z_cb"], t["hess_rc__z_cb"]
+    t["hess_h2__z_cb"] = _hess_h2__z_cb(t)
+    del t["adj_rhc"], t["jac_rc__z_cb"], t["jac_zc__z_cb"], t["hess_h3__z_cb"], t["hess_rhc__z_cb"]
+    t["hess_zb__z_cb"] = _hess_zb__z_cb(t)
+    del t["adj_h2"], t["jac_cb__z_cb"]
+    t["hess_z_zb__z_cb"] = _hess_z_zb__z_cb(t)
+    del t["hess_zb__z_cb"]
+    t["hess_cb__z_cb"] = _hess_cb__z_cb(t)
+    t["hess_z_cb__z_cb"] = _hess_z_cb__z_cb(t)
+    del t["adj_cb"], t["hess_cb__z_cb"]
+    t["hess_rhb__z_cb"] = _hess_rhb__z_cb(t)
+    t["hess_rb__z_cb"] = _hess_rb__z_cb(t)
+    t["hess_z_rb__z_cb"] = _hess_z_rb__z_cb(t)
+    del t["hess_rb__z_cb"]
+    t["hess_h1__z_cb"] = _hess_h1__z_cb(t)
+    del t["hess_h2__z_cb"], t["hess_rhb__z_cb"]
+    t["hess_za__z_cb"] = _hess_za__z_cb(t)
+    t["hess_z_za__z_cb"] = _hess_z_za__z_cb(t)
+    del t["hess_za__z_cb"]
+    t["hess_p__z_cc"] = _hess_p__z_cc(t)
+    del t["jac_p__z_cc"]
+    t["hess_h3__z_cc"] = _hess_h3__z_cc(t)
+    del t["hess_p__z_cc"]
+    t["hess_zc__z_cc"] = _hess_zc__z_cc(t)
+    del t["adj_h3"], t["jac_cc__z_cc"]
+    t["hess_z_zc__z_cc"] = _hess_z_zc__z_cc(t)
+    del t["hess_zc__z_cc"]
+    t["hess_cc__z_cc"] = _hess_cc__z_cc(t)
+    t["hess_z_cc__z_cc"] = _hess_z_cc__z_cc(t)
+    del t["adj_cc"], t["hess_cc__z_cc"]
+    t["hess_rhc__z_cc"] = _hess_rhc__z_cc(t)
+    t["hess_rc__z_cc"] = _hess_rc__z_cc(t)
+    t["hess_z_rc__z_cc"] = _hess_z_rc__z_cc(t)
+    del t["hess_rc__z_cc"]
+    t["hess_h2__z_cc"] = _hess_h2__z_cc(t)
+    del t["hess_h3__z_cc"], t["hess_rhc__z_cc"]
+    t["hess_zb__z_cc"] = _hess_zb__z_cc(t)
+    t["hess_z_zb__z_cc"] = _hess_z_zb__z_cc(t)
+    del t["hess_zb__z_cc"]
+    t["hess_cb__z_cc"] = _hess_cb__z_cc(t)
+    t["hess_z_cb__z_cc"] = _hess_z_cb__z_cc(t)
+    del t["hess_cb__z_cc"]
+    t["hess_rhb__z_cc"] = _hess_rhb__z_cc(t)
+    t["hess_rb__z_cc"] = _hess_rb__z_cc(t)
+    t["hess_z_rb__z_cc"] = _hess_z_rb__z_cc(t)
+    del t["hess_rb__z_cc"]
+    t["hess_h1__z_cc"] = _hess_h1__z_cc(t)
+    del t["hess_h2__z_cc"], t["hess_rhb__z_cc"]
+    t["hess_za__z_cc"] = _hess_za__z_cc(t)
+    t["hess_z_za__z_cc"] = _hess_z_za__z_cc(t)
+    del t["hess_za__z_cc"]
+    # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_za__z_ca[j,k] x1[i] x1[l] + hess_z_za__z_cb[j,k] x1[i] x2[l] + hess_z_za__z_cc[j,k] x1[i] x3[l] + hess_z_zb__z_ca[j,k] x1[l] x2[i] + hess_z_zb__z_cb[j,k] x2[i] x2[l] + hess_z_zb__z_cc[j,k] x2[i] x3[l] + hess_z_zc__z_ca[j,k] x1[l] x3[i] + hess_z_zc__z_cb[j,k] x2[l] x3[i] + hess_z_zc__z_cc[j,k] x3[i] x3[l]
+    hess_Wz__Wh = _block_view(H, 0, 4, 16, 20, PARAMS["Wz"] + PARAMS["Wh"])
+    hess_z_za__z_ca = t["hess_z_za__z_ca"]
+    hess_z_za__z_cb = t["hess_z_za__z_cb"]
+    hess_z_za__z_cc = t["hess_z_za__z_cc"]
+    hess_z_zb__z_ca = t["hess_z_zb__z_ca"]
+    hess_z_zb__z_cb = t["hess_z_zb__z_cb"]
+    hess_z_zb__z_cc = t["hess_z_zb__z_cc"]
+    hess_z_zc__z_ca = t["hess_z_zc__z_ca"]
+    hess_z_zc__z_cb = t["hess_z_zc__z_cb"]
+    hess_z_zc__z_cc = t["hess_z_zc__z_cc"]
+    _outer_into(hess_Wz__Wh, x1, ((hess_z_za__z_ca, x1, 1 / B, False), (hess_z_za__z_cb, x2, 1 / B, False), (hess_z_za__z_cc, x3, 1 / B, False)), False)
+    _outer_into(hess_Wz__Wh, x2, ((hess_z_zb__z_ca, x1, 1 / B, False), (hess_z_zb__z_cb, x2, 1 / B, False), (hess_z_zb__z_cc, x3, 1 / B, False)), True)
+    _outer_into(hess_Wz__Wh, x3, ((hess_z_zc__z_ca, x1, 1 / B, False), (hess_z_zc__z_cb, x2, 1 / B, False), (hess_z_zc__z_cc, x3, 1 / B, False)), True)
+    _mirror(H, 0, 4, 16, 20)
+    # ∂f/∂Wz,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_zb[l,j] x2[i] + hess_z_za__z_ca[j,k] rha[l] x1[i] + hess_z_za__z_cb[j,k] rhb[l] x1[i] + hess_z_za__z_cc[j,k] rhc[l] x1[i] + hess_z_zb__z_ca[j,k] rha[l] x2[i] + hess_z_zb__z_cb[j,k] rhb[l] x2[i] + hess_z_zb__z_cc[j,k] rhc[l] x2[i] + hess_z_zc__z_ca[j,k] rha[l] x3[i] + hess_z_zc__z_cb[j,k] rhb[l] x3[i] + hess_z_zc__z_cc[j,k] rhc[l] x3[i]
+    hess_Wz__Uh = _block_view(H, 0, 4, 20, 24, PARAMS["Wz"] + PARAMS["Uh"])
+    jac_rhb__z_za = t["jac_rhb__z_za"]
+    adj_z_cb = t["adj_z_cb"]
+    jac_rhc__z_za = t["jac_rhc__z_za"]
+    adj_z_cc = t["adj_z_cc"]
+    jac_rhc__z_zb = t["jac_rhc__z_zb"]
+    rha = t["rha"]
+    rhb = t["rhb"]
+    rhc = t["rhc"]
+    _outer_into(hess_Wz__Uh, x1, ((jac_rhb__z_za.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_za.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_za__z_ca, rha, 1 / B, False), (hess_z_za__z_cb, rhb, 1 / B, False), (hess_z_za__z_cc, rhc, 1 / B, False)), False)
+    _outer_into(hess_Wz__Uh, x2, ((jac_rhc__z_zb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_zb__z_ca, rha, 1 / B, False), (hess_z_zb__z_cb, rhb, 1 / B, False), (hess_z_zb__z_cc, rhc, 1 / B, False)), True)
+    _outer_into(hess_Wz__Uh, x3, ((hess_z_zc__z_ca, rha, 1 / B, False), (hess_z_zc__z_cb, rhb, 1 / B, False), (hess_z_zc__z_cc, rhc, 1 / B, False)), True)
+    _mirror(H, 0, 4, 20, 24)
     # ∂f/∂Uz,Wh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_za__z_ca[j,i] x1[l] + h0[k] hess_z_za__z_cb[j,i] x2[l] + h0[k] hess_z_za__z_cc[j,i] x3[l] + h1[k] hess_z_zb__z_ca[j,i] x1[l] + h1[k] hess_z_zb__z_cb[j,i] x2[l] + h1[k] hess_z_zb__z_cc[j,i] x3[l] + h2[k] hess_z_zc__z_ca[j,i] x1[l] + h2[k] hess_z_zc__z_cb[j,i] x2[l] + h2[k] hess_z_zc__z_cc[j,i] x3[l]
     hess_Uz__Wh = _block_view(H, 4, 8, 16, 20, PARAMS["Uz"] + PARAMS["Wh"])
-    _outer_into(hess_Uz__Wh, hess_z_za__z_ca, h0, x1, 1 / B, False)
-    _outer_into(hess_Uz__Wh, hess_z_za__z_cb, h0, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_za__z_cc, h0, x3, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zb__z_ca, h1, x1, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zb__z_cb, h1, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zb__z_cc, h1, x3, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zc__z_ca, h2, x1, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zc__z_cb, h2, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zc__z_cc, h2, x3, 1 / B, True)
+    _outer_into(hess_Uz__Wh, h0, ((hess_z_za__z_ca, x1, 1 / B, False), (hess_z_za__z_cb, x2, 1 / B, False), (hess_z_za__z_cc, x3, 1 / B, False)), False)
+    _outer_into(hess_Uz__Wh, h1, ((hess_z_zb__z_ca, x1, 1 / B, False), (hess_z_zb__z_cb, x2, 1 / B, False), (hess_z_zb__z_cc, x3, 1 / B, False)), True)
+    _outer_into(hess_Uz__Wh, h2, ((hess_z_zc__z_ca, x1, 1 / B, False), (hess_z_zc__z_cb, x2, 1 / B, False), (hess_z_zc__z_cc, x3, 1 / B, False)), True)
     jac_h1__z_ca = t["jac_h1__z_ca"]
     # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, x1)
     tmp_10 = x1[:, :, None] * adj_z_zb[:, None]
@@ -6667,20 +6678,12 @@ def hessian(params, data, out=None):
     tmp_12 = x2[:, :, None] * adj_z_zc[:, None]
     _add_into(hess_Uz__Wh, (np.tensordot(tmp_12, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     _mirror(H, 4, 8, 16, 20)
+    del tmp_10, tmp_11, tmp_12
     # ∂f/∂Uz,Uh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_za[l,j] + adj_z_zc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_zc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_za[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_zb[l,j] + h0[k] hess_z_za__z_ca[j,i] rha[l] + h0[k] hess_z_za__z_cb[j,i] rhb[l] + h0[k] hess_z_za__z_cc[j,i] rhc[l] + h1[k] hess_z_zb__z_ca[j,i] rha[l] + h1[k] hess_z_zb__z_cb[j,i] rhb[l] + h1[k] hess_z_zb__z_cc[j,i] rhc[l] + h2[k] hess_z_zc__z_ca[j,i] rha[l] + h2[k] hess_z_zc__z_cb[j,i] rhb[l] + h2[k] hess_z_zc__z_cc[j,i] rhc[l]
     hess_Uz__Uh = _block_view(H, 4, 8, 20, 24, PARAMS["Uz"] + PARAMS["Uh"])
-    _outer_into(hess_Uz__Uh, jac_rhb__z_za.transpose(0, 2, 1), h0, adj_z_cb, 1 / B, False, True)
-    _outer_into(hess_Uz__Uh, jac_rhc__z_za.transpose(0, 2, 1), h0, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Uz__Uh, jac_rhc__z_zb.transpose(0, 2, 1), h1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Uz__Uh, hess_z_za__z_ca, h0, rha, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_za__z_cb, h0, rhb, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_za__z_cc, h0, rhc, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zb__z_ca, h1, rha, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zb__z_cb, h1, rhb, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zb__z_cc, h1, rhc, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zc__z_ca, h2, rha, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zc__z_cb, h2, rhb, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zc__z_cc, h2, rhc, 1 / B, True)
+    _outer_into(hess_Uz__Uh, h0, ((jac_rhb__z_za.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_za.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_za__z_ca, rha, 1 / B, False), (hess_z_za__z_cb, rhb, 1 / B, False), (hess_z_za__z_cc, rhc, 1 / B, False)), False)
+    _outer_into(hess_Uz__Uh, h1, ((jac_rhc__z_zb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_zb__z_ca, rha, 1 / B, False), (hess_z_zb__z_cb, rhb, 1 / B, False), (hess_z_zb__z_cc, rhc, 1 / B, False)), True)
+    _outer_into(hess_Uz__Uh, h2, ((hess_z_zc__z_ca, rha, 1 / B, False), (hess_z_zc__z_cb, rhb, 1 / B, False), (hess_z_zc__z_cc, rhc, 1 / B, False)), True)
     # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, rha)
     tmp_13 = rha[:, :, None] * adj_z_zb[:, None]
     _add_into(hess_Uz__Uh, (np.tensordot(tmp_13, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -6691,15 +6694,93 @@ def hessian(params, data, out=None):
     tmp_15 = rhb[:, :, None] * adj_z_zc[:, None]
     _add_into(hess_Uz__Uh, (np.tensordot(tmp_15, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     _mirror(H, 4, 8, 20, 24)
+    del t["adj_z_zc"], t["adj_z_zb"], t["jac_rhb__z_za"], t["jac_rhc__z_za"], t["jac_rhc__z_zb"], t["hess_z_zc__z_ca"], t["hess_z_zb__z_ca"], t["hess_z_za__z_ca"], t["hess_z_zc__z_cb"], t["hess_z_zb__z_cb"], t["hess_z_za__z_cb"], t["hess_z_zc__z_cc"], t["hess_z_zb__z_cc"], t["hess_z_za__z_cc"], adj_z_zc, adj_z_zb, jac_rhb__z_za, jac_rhc__z_za, jac_rhc__z_zb, hess_z_zc__z_ca, hess_z_zb__z_ca, hess_z_za__z_ca, hess_z_zc__z_cb, hess_z_zb__z_cb, hess_z_za__z_cb, hess_z_zc__z_cc, hess_z_zb__z_cc, hess_z_za__z_cc, tmp_13, tmp_14, tmp_15
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂V,V[l,j,i,k] = h3[j] h3[k] hess_p__p[l,i]
+    hess_V__V = _block_view(H, 24, 28, 24, 28, PARAMS["V"] + PARAMS["V"])
+    hess_p__p = t["hess_p__p"]
+    h3 = t["h3"]
+    _outer_into(hess_V__V, h3, ((hess_p__p, h3, 1 / B, False),), False, True)
+    del hess_p__p
+    t["hess_h3__p"] = _hess_h3__p(t)
+    del t["hess_p__p"]
+    t["hess_zc__p"] = _hess_zc__p(t)
+    t["hess_z_zc__p"] = _hess_z_zc__p(t)
+    del t["hess_zc__p"]
+    t["hess_cc__p"] = _hess_cc__p(t)
+    t["hess_z_cc__p"] = _hess_z_cc__p(t)
+    del t["hess_cc__p"]
+    t["hess_rhc__p"] = _hess_rhc__p(t)
+    t["hess_rc__p"] = _hess_rc__p(t)
+    t["hess_z_rc__p"] = _hess_z_rc__p(t)
+    del t["hess_rc__p"]
+    t["hess_h2__p"] = _hess_h2__p(t)
+    del t["hess_h3__p"], t["hess_rhc__p"]
+    t["hess_zb__p"] = _hess_zb__p(t)
+    t["hess_z_zb__p"] = _hess_z_zb__p(t)
+    del t["hess_zb__p"]
+    t["hess_cb__p"] = _hess_cb__p(t)
+    t["hess_z_cb__p"] = _hess_z_cb__p(t)
+    del t["hess_cb__p"]
+    t["hess_rhb__p"] = _hess_rhb__p(t)
+    t["hess_rb__p"] = _hess_rb__p(t)
+    t["hess_z_rb__p"] = _hess_z_rb__p(t)
+    del t["hess_rb__p"]
+    t["hess_h1__p"] = _hess_h1__p(t)
+    del t["hess_h2__p"], t["hess_rhb__p"]
+    t["hess_za__p"] = _hess_za__p(t)
+    t["hess_z_za__p"] = _hess_z_za__p(t)
+    del t["hess_za__p"]
+    # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h3__z_za[k,j] x1[i] + adj_p[l] jac_h3__z_zb[k,j] x2[i] + adj_p[l] jac_h3__z_zc[k,j] x3[i] + h3[k] hess_z_za__p[j,l] x1[i] + h3[k] hess_z_zb__p[j,l] x2[i] + h3[k] hess_z_zc__p[j,l] x3[i]
+    hess_Wz__V = _block_view(H, 0, 4, 24, 28, PARAMS["Wz"] + PARAMS["V"])
+    jac_h3__z_za = t["jac_h3__z_za"]
+    adj_p = t["adj_p"]
+    jac_h3__z_zb = t["jac_h3__z_zb"]
+    jac_h3__z_zc = t["jac_h3__z_zc"]
+    hess_z_za__p = t["hess_z_za__p"]
+    hess_z_zb__p = t["hess_z_zb__p"]
+    hess_z_zc__p = t["hess_z_zc__p"]
+    _outer_into(hess_Wz__V, x1, ((jac_h3__z_za.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_za__p, h3, 1 / B, False)), False)
+    _outer_into(hess_Wz__V, x2, ((jac_h3__z_zb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zb__p, h3, 1 / B, False)), True)
+    _outer_into(hess_Wz__V, x3, ((jac_h3__z_zc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zc__p, h3, 1 / B, False)), True)
+    _mirror(H, 0, 4, 24, 28)
     # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_za[i,j] + adj_p[l] h1[k] jac_h3__z_zb[i,j] + adj_p[l] h2[k] jac_h3__z_zc[i,j] + h0[k] h3[i] hess_z_za__p[j,l] + h1[k] h3[i] hess_z_zb__p[j,l] + h2[k] h3[i] hess_z_zc__p[j,l]
     hess_Uz__V = _block_view(H, 4, 8, 24, 28, PARAMS["Uz"] + PARAMS["V"])
-    _outer_into(hess_Uz__V, jac_h3__z_za.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uz__V, jac_h3__z_zb.transpose(0, 2, 1), h1, adj_p, 1 / B, True, True)
-    _outer_into(hess_Uz__V, jac_h3__z_zc.transpose(0, 2, 1), h2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Uz__V, hess_z_za__p, h0, h3, 1 / B, True)
-    _outer_into(hess_Uz__V, hess_z_zb__p, h1, h3, 1 / B, True)
-    _outer_into(hess_Uz__V, hess_z_zc__p, h2, h3, 1 / B, True)
+    _outer_into(hess_Uz__V, h0, ((jac_h3__z_za.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_za__p, h3, 1 / B, False)), False)
+    _outer_into(hess_Uz__V, h1, ((jac_h3__z_zb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zb__p, h3, 1 / B, False)), True)
+    _outer_into(hess_Uz__V, h2, ((jac_h3__z_zc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zc__p, h3, 1 / B, False)), True)
     _mirror(H, 4, 8, 24, 28)
+    del t["jac_h3__z_za"], t["jac_h3__z_zb"], t["jac_h3__z_zc"], t["hess_z_zc__p"], t["hess_z_zb__p"], t["hess_z_za__p"], jac_h3__z_za, jac_h3__z_zb, jac_h3__z_zc, hess_z_zc__p, hess_z_zb__p, hess_z_za__p
+    t["hess_ca__z_ra"] = _hess_ca__z_ra(t)
+    del t["hess_h1__z_ra"]
+    t["hess_z_ca__z_ra"] = _hess_z_ca__z_ra(t)
+    del t["jac_z_ca__z_ra"], t["hess_ca__z_ra"]
+    t["hess_rha__z_ra"] = _hess_rha__z_ra(t)
+    del t["hess_z_ca__z_ra"]
+    t["hess_ra__z_ra"] = _hess_ra__z_ra(t)
+    del t["hess_rha__z_ra"]
+    t["hess_z_ra__z_ra"] = _hess_z_ra__z_ra(t)
+    del t["adj_ra"], t["hess_ra__z_ra"]
+    t["hess_ca__z_rb"] = _hess_ca__z_rb(t)
+    del t["hess_h1__z_rb"]
+    t["hess_z_ca__z_rb"] = _hess_z_ca__z_rb(t)
+    del t["hess_ca__z_rb"]
+    t["hess_rha__z_rb"] = _hess_rha__z_rb(t)
+    del t["hess_z_ca__z_rb"]
+    t["hess_ra__z_rb"] = _hess_ra__z_rb(t)
+    del t["hess_rha__z_rb"]
+    t["hess_z_ra__z_rb"] = _hess_z_ra__z_rb(t)
+    del t["hess_ra__z_rb"]
+    t["hess_ca__z_rc"] = _hess_ca__z_rc(t)
+    del t["hess_h1__z_rc"]
+    t["hess_z_ca__z_rc"] = _hess_z_ca__z_rc(t)
+    del t["hess_ca__z_rc"]
+    t["hess_rha__z_rc"] = _hess_rha__z_rc(t)
+    del t["hess_z_ca__z_rc"]
+    t["hess_ra__z_rc"] = _hess_ra__z_rc(t)
+    del t["hess_rha__z_rc"]
+    t["hess_z_ra__z_rc"] = _hess_z_ra__z_rc(t)
+    del t["hess_ra__z_rc"]
     # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_ra__z_ra[j,k] x1[i] x1[l] + hess_z_ra__z_rb[j,k] x1[i] x2[l] + hess_z_ra__z_rc[j,k] x1[i] x3[l] + hess_z_rb__z_ra[j,k] x1[l] x2[i] + hess_z_rb__z_rb[j,k] x2[i] x2[l] + hess_z_rb__z_rc[j,k] x2[i] x3[l] + hess_z_rc__z_ra[j,k] x1[l] x3[i] + hess_z_rc__z_rb[j,k] x2[l] x3[i] + hess_z_rc__z_rc[j,k] x3[i] x3[l]
     hess_Wr__Wr = _block_view(H, 8, 12, 8, 12, PARAMS["Wr"] + PARAMS["Wr"])
     hess_z_ra__z_ra = t["hess_z_ra__z_ra"]
@@ -6711,105 +6792,20 @@ def hessian(params, data, out=None):
     hess_z_rc__z_ra = t["hess_z_rc__z_ra"]
     hess_z_rc__z_rb = t["hess_z_rc__z_rb"]
     hess_z_rc__z_rc = t["hess_z_rc__z_rc"]
-    _outer_into(hess_Wr__Wr, hess_z_ra__z_ra, x1, x1, 1 / B, False)
-    _outer_into(hess_Wr__Wr, hess_z_ra__z_rb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_ra__z_rc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rb__z_ra, x2, x1, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rb__z_rb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rb__z_rc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rc__z_ra, x3, x1, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rc__z_rb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rc__z_rc, x3, x3, 1 / B, True)
+    _outer_into(hess_Wr__Wr, x1, ((hess_z_ra__z_ra, x1, 1 / B, False), (hess_z_ra__z_rb, x2, 1 / B, False), (hess_z_ra__z_rc, x3, 1 / B, False)), False)
+    _outer_into(hess_Wr__Wr, x2, ((hess_z_rb__z_ra, x1, 1 / B, False), (hess_z_rb__z_rb, x2, 1 / B, False), (hess_z_rb__z_rc, x3, 1 / B, False)), True)
+    _outer_into(hess_Wr__Wr, x3, ((hess_z_rc__z_ra, x1, 1 / B, False), (hess_z_rc__z_rb, x2, 1 / B, False), (hess_z_rc__z_rc, x3, 1 / B, False)), True)
     # ∂f/∂Wr,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_rb[l,j] x2[i] + h0[l] hess_z_ra__z_ra[j,k] x1[i] + h1[l] hess_z_ra__z_rb[j,k] x1[i] + h2[l] hess_z_ra__z_rc[j,k] x1[i] + h0[l] hess_z_rb__z_ra[j,k] x2[i] + h1[l] hess_z_rb__z_rb[j,k] x2[i] + h2[l] hess_z_rb__z_rc[j,k] x2[i] + h0[l] hess_z_rc__z_ra[j,k] x3[i] + h1[l] hess_z_rc__z_rb[j,k] x3[i] + h2[l] hess_z_rc__z_rc[j,k] x3[i]
     hess_Wr__Ur = _block_view(H, 8, 12, 12, 16, PARAMS["Wr"] + PARAMS["Ur"])
-    _outer_into(hess_Wr__Ur, jac_h1__z_ra.transpose(0, 2, 1), x1, adj_z_rb, 1 / B, False, True)
-    _outer_into(hess_Wr__Ur, jac_h2__z_ra.transpose(0, 2, 1), x1, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Wr__Ur, jac_h2__z_rb.transpose(0, 2, 1), x2, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Wr__Ur, hess_z_ra__z_ra, x1, h0, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_ra__z_rb, x1, h1, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_ra__z_rc, x1, h2, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rb__z_ra, x2, h0, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rb__z_rb, x2, h1, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rb__z_rc, x2, h2, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rc__z_ra, x3, h0, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rc__z_rb, x3, h1, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rc__z_rc, x3, h2, 1 / B, True)
+    _outer_into(hess_Wr__Ur, x1, ((jac_h1__z_ra.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_ra.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_ra__z_ra, h0, 1 / B, False), (hess_z_ra__z_rb, h1, 1 / B, False), (hess_z_ra__z_rc, h2, 1 / B, False)), False)
+    _outer_into(hess_Wr__Ur, x2, ((jac_h2__z_rb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_rb__z_ra, h0, 1 / B, False), (hess_z_rb__z_rb, h1, 1 / B, False), (hess_z_rb__z_rc, h2, 1 / B, False)), True)
+    _outer_into(hess_Wr__Ur, x3, ((hess_z_rc__z_ra, h0, 1 / B, False), (hess_z_rc__z_rb, h1, 1 / B, False), (hess_z_rc__z_rc, h2, 1 / B, False)), True)
     _mirror(H, 8, 12, 12, 16)
-    # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_ra__z_ca[j,k] x1[i] x1[l] + hess_z_ra__z_cb[j,k] x1[i] x2[l] + hess_z_ra__z_cc[j,k] x1[i] x3[l] + hess_z_rb__z_ca[j,k] x1[l] x2[i] + hess_z_rb__z_cb[j,k] x2[i] x2[l] + hess_z_rb__z_cc[j,k] x2[i] x3[l] + hess_z_rc__z_ca[j,k] x1[l] x3[i] + hess_z_rc__z_cb[j,k] x2[l] x3[i] + hess_z_rc__z_cc[j,k] x3[i] x3[l]
-    hess_Wr__Wh = _block_view(H, 8, 12, 16, 20, PARAMS["Wr"] + PARAMS["Wh"])
-    hess_z_ra__z_ca = t["hess_z_ra__z_ca"]
-    hess_z_ra__z_cb = t["hess_z_ra__z_cb"]
-    hess_z_ra__z_cc = t["hess_z_ra__z_cc"]
-    hess_z_rb__z_ca = t["hess_z_rb__z_ca"]
-    hess_z_rb__z_cb = t["hess_z_rb__z_cb"]
-    hess_z_rb__z_cc = t["hess_z_rb__z_cc"]
-    hess_z_rc__z_ca = t["hess_z_rc__z_ca"]
-    hess_z_rc__z_cb = t["hess_z_rc__z_cb"]
-    hess_z_rc__z_cc = t["hess_z_rc__z_cc"]
-    _outer_into(hess_Wr__Wh, hess_z_ra__z_ca, x1, x1, 1 / B, False)
-    _outer_into(hess_Wr__Wh, hess_z_ra__z_cb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_ra__z_cc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rb__z_ca, x2, x1, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rb__z_cb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rb__z_cc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rc__z_ca, x3, x1, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rc__z_cb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rc__z_cc, x3, x3, 1 / B, True)
-    _mirror(H, 8, 12, 16, 20)
-    # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_ca[k] jac_rha__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_ra[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_rc[l,j] x3[i] + hess_z_ra__z_ca[j,k] rha[l] x1[i] + hess_z_ra__z_cb[j,k] rhb[l] x1[i] + hess_z_ra__z_cc[j,k] rhc[l] x1[i] + hess_z_rb__z_ca[j,k] rha[l] x2[i] + hess_z_rb__z_cb[j,k] rhb[l] x2[i] + hess_z_rb__z_cc[j,k] rhc[l] x2[i] + hess_z_rc__z_ca[j,k] rha[l] x3[i] + hess_z_rc__z_cb[j,k] rhb[l] x3[i] + hess_z_rc__z_cc[j,k] rhc[l] x3[i]
-    hess_Wr__Uh = _block_view(H, 8, 12, 20, 24, PARAMS["Wr"] + PARAMS["Uh"])
-    jac_rha__z_ra = t["jac_rha__z_ra"]
-    adj_z_ca = t["adj_z_ca"]
-    jac_rhb__z_ra = t["jac_rhb__z_ra"]
-    jac_rhb__z_rb = t["jac_rhb__z_rb"]
-    jac_rhc__z_ra = t["jac_rhc__z_ra"]
-    jac_rhc__z_rb = t["jac_rhc__z_rb"]
-    jac_rhc__z_rc = t["jac_rhc__z_rc"]
-    _outer_into(hess_Wr__Uh, jac_rha__z_ra.transpose(0, 2, 1), x1, adj_z_ca, 1 / B, False, True)
-    _outer_into(hess_Wr__Uh, jac_rhb__z_ra.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, jac_rhb__z_rb.transpose(0, 2, 1), x2, adj_z_cb, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, jac_rhc__z_ra.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, jac_rhc__z_rb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, jac_rhc__z_rc.transpose(0, 2, 1), x3, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, hess_z_ra__z_ca, x1, rha, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_ra__z_cb, x1, rhb, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_ra__z_cc, x1, rhc, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rb__z_ca, x2, rha, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rb__z_cb, x2, rhb, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rb__z_cc, x2, rhc, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rc__z_ca, x3, rha, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rc__z_cb, x3, rhb, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rc__z_cc, x3, rhc, 1 / B, True)
-    _mirror(H, 8, 12, 20, 24)
-    # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h3__z_ra[k,j] x1[i] + adj_p[l] jac_h3__z_rb[k,j] x2[i] + adj_p[l] jac_h3__z_rc[k,j] x3[i] + h3[k] hess_z_ra__p[j,l] x1[i] + h3[k] hess_z_rb__p[j,l] x2[i] + h3[k] hess_z_rc__p[j,l] x3[i]
-    hess_Wr__V = _block_view(H, 8, 12, 24, 28, PARAMS["Wr"] + PARAMS["V"])
-    jac_h3__z_ra = t["jac_h3__z_ra"]
-    jac_h3__z_rb = t["jac_h3__z_rb"]
-    jac_h3__z_rc = t["jac_h3__z_rc"]
-    hess_z_ra__p = t["hess_z_ra__p"]
-    hess_z_rb__p = t["hess_z_rb__p"]
-    hess_z_rc__p = t["hess_z_rc__p"]
-    _outer_into(hess_Wr__V, jac_h3__z_ra.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wr__V, jac_h3__z_rb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wr__V, jac_h3__z_rc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wr__V, hess_z_ra__p, x1, h3, 1 / B, True)
-    _outer_into(hess_Wr__V, hess_z_rb__p, x2, h3, 1 / B, True)
-    _outer_into(hess_Wr__V, hess_z_rc__p, x3, h3, 1 / B, True)
-    _mirror(H, 8, 12, 24, 28)
     # ∂f/∂Ur,Ur[j,k,i,l] = adj_z_rb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_ra[l,j] + adj_z_rc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_rc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_ra[l,j] + adj_z_rc[i] h1[k] jac_h2__z_rb[l,j] + h0[k] h0[l] hess_z_ra__z_ra[j,i] + h0[k] h1[l] hess_z_ra__z_rb[j,i] + h0[k] h2[l] hess_z_ra__z_rc[j,i] + h0[l] h1[k] hess_z_rb__z_ra[j,i] + h1[k] h1[l] hess_z_rb__z_rb[j,i] + h1[k] h2[l] hess_z_rb__z_rc[j,i] + h0[l] h2[k] hess_z_rc__z_ra[j,i] + h1[l] h2[k] hess_z_rc__z_rb[j,i] + h2[k] h2[l] hess_z_rc__z_rc[j,i]
     hess_Ur__Ur = _block_view(H, 12, 16, 12, 16, PARAMS["Ur"] + PARAMS["Ur"])
-    _outer_into(hess_Ur__Ur, jac_h1__z_ra.transpose(0, 2, 1), h0, adj_z_rb, 1 / B, False, True)
-    _outer_into(hess_Ur__Ur, jac_h2__z_ra.transpose(0, 2, 1), h0, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Ur__Ur, jac_h2__z_rb.transpose(0, 2, 1), h1, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Ur__Ur, hess_z_ra__z_ra, h0, h0, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_ra__z_rb, h0, h1, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_ra__z_rc, h0, h2, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rb__z_ra, h1, h0, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rb__z_rb, h1, h1, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rb__z_rc, h1, h2, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rc__z_ra, h2, h0, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rc__z_rb, h2, h1, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rc__z_rc, h2, h2, 1 / B, True)
+    _outer_into(hess_Ur__Ur, h0, ((jac_h1__z_ra.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_ra.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_ra__z_ra, h0, 1 / B, False), (hess_z_ra__z_rb, h1, 1 / B, False), (hess_z_ra__z_rc, h2, 1 / B, False)), False)
+    _outer_into(hess_Ur__Ur, h1, ((jac_h2__z_rb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_rb__z_ra, h0, 1 / B, False), (hess_z_rb__z_rb, h1, 1 / B, False), (hess_z_rb__z_rc, h2, 1 / B, False)), True)
+    _outer_into(hess_Ur__Ur, h2, ((hess_z_rc__z_ra, h0, 1 / B, False), (hess_z_rc__z_rb, h1, 1 / B, False), (hess_z_rc__z_rc, h2, 1 / B, False)), True)
     # einsum("Bj,Bl,Bki->jkil", adj_z_rb, h0, jac_h1__z_ra)
     tmp_16 = h0[:, :, None] * adj_z_rb[:, None]
     _add_into(hess_Ur__Ur, (np.tensordot(tmp_16, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -6819,63 +6815,29 @@ def hessian(params, data, out=None):
     # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h1, jac_h2__z_rb)
     tmp_18 = h1[:, :, None] * adj_z_rc[:, None]
     _add_into(hess_Ur__Ur, (np.tensordot(tmp_18, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # ∂f/∂Ur,Wh[j,k,i,l] = adj_z_rb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_ra__z_ca[j,i] x1[l] + h0[k] hess_z_ra__z_cb[j,i] x2[l] + h0[k] hess_z_ra__z_cc[j,i] x3[l] + h1[k] hess_z_rb__z_ca[j,i] x1[l] + h1[k] hess_z_rb__z_cb[j,i] x2[l] + h1[k] hess_z_rb__z_cc[j,i] x3[l] + h2[k] hess_z_rc__z_ca[j,i] x1[l] + h2[k] hess_z_rc__z_cb[j,i] x2[l] + h2[k] hess_z_rc__z_cc[j,i] x3[l]
-    hess_Ur__Wh = _block_view(H, 12, 16, 16, 20, PARAMS["Ur"] + PARAMS["Wh"])
-    _outer_into(hess_Ur__Wh, hess_z_ra__z_ca, h0, x1, 1 / B, False)
-    _outer_into(hess_Ur__Wh, hess_z_ra__z_cb, h0, x2, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_ra__z_cc, h0, x3, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rb__z_ca, h1, x1, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rb__z_cb, h1, x2, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rb__z_cc, h1, x3, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rc__z_ca, h2, x1, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rc__z_cb, h2, x2, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rc__z_cc, h2, x3, 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, x1)
-    tmp_19 = x1[:, :, None] * adj_z_rb[:, None]
-    _add_into(hess_Ur__Wh, (np.tensordot(tmp_19, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, x1)
-    tmp_20 = x1[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Wh, (np.tensordot(tmp_20, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, x2)
-    tmp_21 = x2[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Wh, (np.tensordot(tmp_21, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    _mirror(H, 12, 16, 16, 20)
-    # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_ca[i] h0[k] jac_rha__z_ra[l,j] + adj_z_rb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_ra[l,j] + adj_z_cb[i] h1[k] jac_rhb__z_rb[l,j] + adj_z_rc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_rc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_ra[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_rb[l,j] + adj_z_cc[i] h2[k] jac_rhc__z_rc[l,j] + h0[k] hess_z_ra__z_ca[j,i] rha[l] + h0[k] hess_z_ra__z_cb[j,i] rhb[l] + h0[k] hess_z_ra__z_cc[j,i] rhc[l] + h1[k] hess_z_rb__z_ca[j,i] rha[l] + h1[k] hess_z_rb__z_cb[j,i] rhb[l] + h1[k] hess_z_rb__z_cc[j,i] rhc[l] + h2[k] hess_z_rc__z_ca[j,i] rha[l] + h2[k] hess_z_rc__z_cb[j,i] rhb[l] + h2[k] hess_z_rc__z_cc[j,i] rhc[l]
-    hess_Ur__Uh = _block_view(H, 12, 16, 20, 24, PARAMS["Ur"] + PARAMS["Uh"])
-    _outer_into(hess_Ur__Uh, jac_rha__z_ra.transpose(0, 2, 1), h0, adj_z_ca, 1 / B, False, True)
-    _outer_into(hess_Ur__Uh, jac_rhb__z_ra.transpose(0, 2, 1), h0, adj_z_cb, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, jac_rhb__z_rb.transpose(0, 2, 1), h1, adj_z_cb, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, jac_rhc__z_ra.transpose(0, 2, 1), h0, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, jac_rhc__z_rb.transpose(0, 2, 1), h1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, jac_rhc__z_rc.transpose(0, 2, 1), h2, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, hess_z_ra__z_ca, h0, rha, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_ra__z_cb, h0, rhb, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_ra__z_cc, h0, rhc, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rb__z_ca, h1, rha, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rb__z_cb, h1, rhb, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rb__z_cc, h1, rhc, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rc__z_ca, h2, rha, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rc__z_cb, h2, rhb, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rc__z_cc, h2, rhc, 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, rha)
-    tmp_22 = rha[:, :, None] * adj_z_rb[:, None]
-    _add_into(hess_Ur__Uh, (np.tensordot(tmp_22, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, rha)
-    tmp_23 = rha[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Uh, (np.tensordot(tmp_23, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, rhb)
-    tmp_24 = rhb[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Uh, (np.tensordot(tmp_24, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    _mirror(H, 12, 16, 20, 24)
-    # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_ra[i,j] + adj_p[l] h1[k] jac_h3__z_rb[i,j] + adj_p[l] h2[k] jac_h3__z_rc[i,j] + h0[k] h3[i] hess_z_ra__p[j,l] + h1[k] h3[i] hess_z_rb__p[j,l] + h2[k] h3[i] hess_z_rc__p[j,l]
-    hess_Ur__V = _block_view(H, 12, 16, 24, 28, PARAMS["Ur"] + PARAMS["V"])
-    _outer_into(hess_Ur__V, jac_h3__z_ra.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Ur__V, jac_h3__z_rb.transpose(0, 2, 1), h1, adj_p, 1 / B, True, True)
-    _outer_into(hess_Ur__V, jac_h3__z_rc.transpose(0, 2, 1), h2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Ur__V, hess_z_ra__p, h0, h3, 1 / B, True)
-    _outer_into(hess_Ur__V, hess_z_rb__p, h1, h3, 1 / B, True)
-    _outer_into(hess_Ur__V, hess_z_rc__p, h2, h3, 1 / B, True)
-    _mirror(H, 12, 16, 24, 28)
+    del t["jac_h1__z_ra"], t["jac_h2__z_ra"], t["jac_h2__z_rb"], t["hess_z_rc__z_ra"], t["hess_z_rb__z_ra"], t["hess_z_rc__z_rb"], t["hess_z_rb__z_rb"], t["hess_z_rc__z_rc"], t["hess_z_rb__z_rc"], t["hess_z_ra__z_ra"], t["hess_z_ra__z_rb"], t["hess_z_ra__z_rc"], jac_h1__z_ra, jac_h2__z_ra, jac_h2__z_rb, hess_z_rc__z_ra, hess_z_rb__z_ra, hess_z_rc__z_rb, hess_z_rb__z_rb, hess_z_rc__z_rc, hess_z_rb__z_rc, hess_z_ra__z_ra, hess_z_ra__z_rb, hess_z_ra__z_rc, tmp_16, tmp_17, tmp_18
+    t["hess_ca__z_ca"] = _hess_ca__z_ca(t)
+    del t["hess_h1__z_ca"]
+    t["hess_z_ca__z_ca"] = _hess_z_ca__z_ca(t)
+    del t["adj_ca"], t["hess_ca__z_ca"]
+    t["hess_rha__z_ca"] = _hess_rha__z_ca(t)
+    t["hess_ra__z_ca"] = _hess_ra__z_ca(t)
+    del t["hess_rha__z_ca"]
+    t["hess_z_ra__z_ca"] = _hess_z_ra__z_ca(t)
+    del t["hess_ra__z_ca"]
+    t["hess_ca__z_cb"] = _hess_ca__z_cb(t)
+    del t["hess_h1__z_cb"]
+    t["hess_z_ca__z_cb"] = _hess_z_ca__z_cb(t)
+    del t["hess_ca__z_cb"]
+    t["hess_rha__z_cb"] = _hess_rha__z_cb(t)
+    t["hess_ra__z_cb"] = _hess_ra__z_cb(t)
+    del t["hess_rha__z_cb"]
+    t["hess_z_ra__z_cb"] = _hess_z_ra__z_cb(t)
+    del t["hess_ra__z_cb"]
+    t["hess_ca__z_cc"] = _hess_ca__z_cc(t)
+    del t["hess_h1__z_cc"]
+    t["hess_z_ca__z_cc"] = _hess_z_ca__z_cc(t)
+    del t["hess_ca__z_cc"]
     # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_ca__z_ca[j,k] x1[i] x1[l] + hess_z_ca__z_cb[j,k] x1[i] x2[l] + hess_z_ca__z_cc[j,k] x1[i] x3[l] + hess_z_cb__z_ca[j,k] x1[l] x2[i] + hess_z_cb__z_cb[j,k] x2[i] x2[l] + hess_z_cb__z_cc[j,k] x2[i] x3[l] + hess_z_cc__z_ca[j,k] x1[l] x3[i] + hess_z_cc__z_cb[j,k] x2[l] x3[i] + hess_z_cc__z_cc[j,k] x3[i] x3[l]
     hess_Wh__Wh = _block_view(H, 16, 20, 16, 20, PARAMS["Wh"] + PARAMS["Wh"])
     hess_z_ca__z_ca = t["hess_z_ca__z_ca"]
@@ -6887,33 +6849,103 @@ def hessian(params, data, out=None):
     hess_z_cc__z_ca = t["hess_z_cc__z_ca"]
     hess_z_cc__z_cb = t["hess_z_cc__z_cb"]
     hess_z_cc__z_cc = t["hess_z_cc__z_cc"]
-    _outer_into(hess_Wh__Wh, hess_z_ca__z_ca, x1, x1, 1 / B, False)
-    _outer_into(hess_Wh__Wh, hess_z_ca__z_cb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_ca__z_cc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cb__z_ca, x2, x1, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cb__z_cb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cb__z_cc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cc__z_ca, x3, x1, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cc__z_cb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cc__z_cc, x3, x3, 1 / B, True)
+    _outer_into(hess_Wh__Wh, x1, ((hess_z_ca__z_ca, x1, 1 / B, False), (hess_z_ca__z_cb, x2, 1 / B, False), (hess_z_ca__z_cc, x3, 1 / B, False)), False)
+    _outer_into(hess_Wh__Wh, x2, ((hess_z_cb__z_ca, x1, 1 / B, False), (hess_z_cb__z_cb, x2, 1 / B, False), (hess_z_cb__z_cc, x3, 1 / B, False)), True)
+    _outer_into(hess_Wh__Wh, x3, ((hess_z_cc__z_ca, x1, 1 / B, False), (hess_z_cc__z_cb, x2, 1 / B, False), (hess_z_cc__z_cc, x3, 1 / B, False)), True)
     # ∂f/∂Wh,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_cb[l,j] x2[i] + hess_z_ca__z_ca[j,k] rha[l] x1[i] + hess_z_ca__z_cb[j,k] rhb[l] x1[i] + hess_z_ca__z_cc[j,k] rhc[l] x1[i] + hess_z_cb__z_ca[j,k] rha[l] x2[i] + hess_z_cb__z_cb[j,k] rhb[l] x2[i] + hess_z_cb__z_cc[j,k] rhc[l] x2[i] + hess_z_cc__z_ca[j,k] rha[l] x3[i] + hess_z_cc__z_cb[j,k] rhb[l] x3[i] + hess_z_cc__z_cc[j,k] rhc[l] x3[i]
     hess_Wh__Uh = _block_view(H, 16, 20, 20, 24, PARAMS["Wh"] + PARAMS["Uh"])
     jac_rhb__z_ca = t["jac_rhb__z_ca"]
     jac_rhc__z_ca = t["jac_rhc__z_ca"]
     jac_rhc__z_cb = t["jac_rhc__z_cb"]
-    _outer_into(hess_Wh__Uh, jac_rhb__z_ca.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, False, True)
-    _outer_into(hess_Wh__Uh, jac_rhc__z_ca.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wh__Uh, jac_rhc__z_cb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wh__Uh, hess_z_ca__z_ca, x1, rha, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_ca__z_cb, x1, rhb, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_ca__z_cc, x1, rhc, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cb__z_ca, x2, rha, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cb__z_cb, x2, rhb, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cb__z_cc, x2, rhc, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cc__z_ca, x3, rha, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cc__z_cb, x3, rhb, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cc__z_cc, x3, rhc, 1 / B, True)
+    _outer_into(hess_Wh__Uh, x1, ((jac_rhb__z_ca.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ca.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ca__z_ca, rha, 1 / B, False), (hess_z_ca__z_cb, rhb, 1 / B, False), (hess_z_ca__z_cc, rhc, 1 / B, False)), False)
+    _outer_into(hess_Wh__Uh, x2, ((jac_rhc__z_cb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_cb__z_ca, rha, 1 / B, False), (hess_z_cb__z_cb, rhb, 1 / B, False), (hess_z_cb__z_cc, rhc, 1 / B, False)), True)
+    _outer_into(hess_Wh__Uh, x3, ((hess_z_cc__z_ca, rha, 1 / B, False), (hess_z_cc__z_cb, rhb, 1 / B, False), (hess_z_cc__z_cc, rhc, 1 / B, False)), True)
     _mirror(H, 16, 20, 20, 24)
+    # ∂f/∂Uh,Uh[j,k,i,l] = adj_z_cb[j] jac_rhb__z_ca[k,i] rha[l] + adj_z_cb[i] jac_rhb__z_ca[l,j] rha[k] + adj_z_cc[j] jac_rhc__z_ca[k,i] rha[l] + adj_z_cc[j] jac_rhc__z_cb[k,i] rhb[l] + adj_z_cc[i] jac_rhc__z_ca[l,j] rha[k] + adj_z_cc[i] jac_rhc__z_cb[l,j] rhb[k] + hess_z_ca__z_ca[j,i] rha[k] rha[l] + hess_z_ca__z_cb[j,i] rha[k] rhb[l] + hess_z_ca__z_cc[j,i] rha[k] rhc[l] + hess_z_cb__z_ca[j,i] rha[l] rhb[k] + hess_z_cb__z_cb[j,i] rhb[k] rhb[l] + hess_z_cb__z_cc[j,i] rhb[k] rhc[l] + hess_z_cc__z_ca[j,i] rha[l] rhc[k] + hess_z_cc__z_cb[j,i] rhb[l] rhc[k] + hess_z_cc__z_cc[j,i] rhc[k] rhc[l]
+    hess_Uh__Uh = _block_view(H, 20, 24, 20, 24, PARAMS["Uh"] + PARAMS["Uh"])
+    _outer_into(hess_Uh__Uh, rha, ((jac_rhb__z_ca.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ca.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ca__z_ca, rha, 1 / B, False), (hess_z_ca__z_cb, rhb, 1 / B, False), (hess_z_ca__z_cc, rhc, 1 / B, False)), False)
+    _outer_into(hess_Uh__Uh, rhb, ((jac_rhc__z_cb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_cb__z_ca, rha, 1 / B, False), (hess_z_cb__z_cb, rhb, 1 / B, False), (hess_z_cb__z_cc, rhc, 1 / B, False)), True)
+    _outer_into(hess_Uh__Uh, rhc, ((hess_z_cc__z_ca, rha, 1 / B, False), (hess_z_cc__z_cb, rhb, 1 / B, False), (hess_z_cc__z_cc, rhc, 1 / B, False)), True)
+    # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_ca, rha)
+    tmp_19 = rha[:, :, None] * adj_z_cb[:, None]
+    _add_into(hess_Uh__Uh, (np.tensordot(tmp_19, jac_rhb__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_ca, rha)
+    tmp_20 = rha[:, :, None] * adj_z_cc[:, None]
+    _add_into(hess_Uh__Uh, (np.tensordot(tmp_20, jac_rhc__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_cb, rhb)
+    tmp_21 = rhb[:, :, None] * adj_z_cc[:, None]
+    _add_into(hess_Uh__Uh, (np.tensordot(tmp_21, jac_rhc__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    del t["jac_rhb__z_ca"], t["jac_rhc__z_ca"], t["jac_rhc__z_cb"], t["hess_z_cc__z_ca"], t["hess_z_cb__z_ca"], t["hess_z_cc__z_cb"], t["hess_z_cb__z_cb"], t["hess_z_cc__z_cc"], t["hess_z_cb__z_cc"], t["hess_z_ca__z_ca"], t["hess_z_ca__z_cb"], jac_rhb__z_ca, jac_rhc__z_ca, jac_rhc__z_cb, hess_z_cc__z_ca, hess_z_cb__z_ca, hess_z_cc__z_cb, hess_z_cb__z_cb, hess_z_cc__z_cc, hess_z_cb__z_cc, hess_z_ca__z_ca, hess_z_ca__z_cb, hess_z_ca__z_cc, tmp_19, tmp_20, tmp_21
+    t["hess_rha__z_cc"] = _hess_rha__z_cc(t)
+    del t["hess_z_ca__z_cc"]
+    t["hess_ra__z_cc"] = _hess_ra__z_cc(t)
+    del t["hess_rha__z_cc"]
+    t["hess_z_ra__z_cc"] = _hess_z_ra__z_cc(t)
+    del t["hess_ra__z_cc"]
+    # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_ra__z_ca[j,k] x1[i] x1[l] + hess_z_ra__z_cb[j,k] x1[i] x2[l] + hess_z_ra__z_cc[j,k] x1[i] x3[l] + hess_z_rb__z_ca[j,k] x1[l] x2[i] + hess_z_rb__z_cb[j,k] x2[i] x2[l] + hess_z_rb__z_cc[j,k] x2[i] x3[l] + hess_z_rc__z_ca[j,k] x1[l] x3[i] + hess_z_rc__z_cb[j,k] x2[l] x3[i] + hess_z_rc__z_cc[j,k] x3[i] x3[l]
+    hess_Wr__Wh = _block_view(H, 8, 12, 16, 20, PARAMS["Wr"] + PARAMS["Wh"])
+    hess_z_ra__z_ca = t["hess_z_ra__z_ca"]
+    hess_z_ra__z_cb = t["hess_z_ra__z_cb"]
+    hess_z_ra__z_cc = t["hess_z_ra__z_cc"]
+    hess_z_rb__z_ca = t["hess_z_rb__z_ca"]
+    hess_z_rb__z_cb = t["hess_z_rb__z_cb"]
+    hess_z_rb__z_cc = t["hess_z_rb__z_cc"]
+    hess_z_rc__z_ca = t["hess_z_rc__z_ca"]
+    hess_z_rc__z_cb = t["hess_z_rc__z_cb"]
+    hess_z_rc__z_cc = t["hess_z_rc__z_cc"]
+    _outer_into(hess_Wr__Wh, x1, ((hess_z_ra__z_ca, x1, 1 / B, False), (hess_z_ra__z_cb, x2, 1 / B, False), (hess_z_ra__z_cc, x3, 1 / B, False)), False)
+    _outer_into(hess_Wr__Wh, x2, ((hess_z_rb__z_ca, x1, 1 / B, False), (hess_z_rb__z_cb, x2, 1 / B, False), (hess_z_rb__z_cc, x3, 1 / B, False)), True)
+    _outer_into(hess_Wr__Wh, x3, ((hess_z_rc__z_ca, x1, 1 / B, False), (hess_z_rc__z_cb, x2, 1 / B, False), (hess_z_rc__z_cc, x3, 1 / B, False)), True)
+    _mirror(H, 8, 12, 16, 20)
+    # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_ca[k] jac_rha__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_ra[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_rc[l,j] x3[i] + hess_z_ra__z_ca[j,k] rha[l] x1[i] + hess_z_ra__z_cb[j,k] rhb[l] x1[i] + hess_z_ra__z_cc[j,k] rhc[l] x1[i] + hess_z_rb__z_ca[j,k] rha[l] x2[i] + hess_z_rb__z_cb[j,k] rhb[l] x2[i] + hess_z_rb__z_cc[j,k] rhc[l] x2[i] + hess_z_rc__z_ca[j,k] rha[l] x3[i] + hess_z_rc__z_cb[j,k] rhb[l] x3[i] + hess_z_rc__z_cc[j,k] rhc[l] x3[i]
+    hess_Wr__Uh = _block_view(H, 8, 12, 20, 24, PARAMS["Wr"] + PARAMS["Uh"])
+    jac_rha__z_ra = t["jac_rha__z_ra"]
+    adj_z_ca = t["adj_z_ca"]
+    jac_rhb__z_ra = t["jac_rhb__z_ra"]
+    jac_rhb__z_rb = t["jac_rhb__z_rb"]
+    jac_rhc__z_ra = t["jac_rhc__z_ra"]
+    jac_rhc__z_rb = t["jac_rhc__z_rb"]
+    jac_rhc__z_rc = t["jac_rhc__z_rc"]
+    _outer_into(hess_Wr__Uh, x1, ((jac_rha__z_ra.transpose(0, 2, 1), adj_z_ca, 1 / B, True), (jac_rhb__z_ra.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ra.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ra__z_ca, rha, 1 / B, False), (hess_z_ra__z_cb, rhb, 1 / B, False), (hess_z_ra__z_cc, rhc, 1 / B, False)), False)
+    _outer_into(hess_Wr__Uh, x2, ((jac_rhb__z_rb.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_rb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rb__z_ca, rha, 1 / B, False), (hess_z_rb__z_cb, rhb, 1 / B, False), (hess_z_rb__z_cc, rhc, 1 / B, False)), True)
+    _outer_into(hess_Wr__Uh, x3, ((jac_rhc__z_rc.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rc__z_ca, rha, 1 / B, False), (hess_z_rc__z_cb, rhb, 1 / B, False), (hess_z_rc__z_cc, rhc, 1 / B, False)), True)
+    _mirror(H, 8, 12, 20, 24)
+    # ∂f/∂Ur,Wh[j,k,i,l] = adj_z_rb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_ra__z_ca[j,i] x1[l] + h0[k] hess_z_ra__z_cb[j,i] x2[l] + h0[k] hess_z_ra__z_cc[j,i] x3[l] + h1[k] hess_z_rb__z_ca[j,i] x1[l] + h1[k] hess_z_rb__z_cb[j,i] x2[l] + h1[k] hess_z_rb__z_cc[j,i] x3[l] + h2[k] hess_z_rc__z_ca[j,i] x1[l] + h2[k] hess_z_rc__z_cb[j,i] x2[l] + h2[k] hess_z_rc__z_cc[j,i] x3[l]
+    hess_Ur__Wh = _block_view(H, 12, 16, 16, 20, PARAMS["Ur"] + PARAMS["Wh"])
+    _outer_into(hess_Ur__Wh, h0, ((hess_z_ra__z_ca, x1, 1 / B, False), (hess_z_ra__z_cb, x2, 1 / B, False), (hess_z_ra__z_cc, x3, 1 / B, False)), False)
+    _outer_into(hess_Ur__Wh, h1, ((hess_z_rb__z_ca, x1, 1 / B, False), (hess_z_rb__z_cb, x2, 1 / B, False), (hess_z_rb__z_cc, x3, 1 / B, False)), True)
+    _outer_into(hess_Ur__Wh, h2, ((hess_z_rc__z_ca, x1, 1 / B, False), (hess_z_rc__z_cb, x2, 1 / B, False), (hess_z_rc__z_cc, x3, 1 / B, False)), True)
+    # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, x1)
+    tmp_22 = x1[:, :, None] * adj_z_rb[:, None]
+    _add_into(hess_Ur__Wh, (np.tensordot(tmp_22, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, x1)
+    tmp_23 = x1[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Wh, (np.tensordot(tmp_23, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, x2)
+    tmp_24 = x2[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Wh, (np.tensordot(tmp_24, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    _mirror(H, 12, 16, 16, 20)
+    del tmp_22, tmp_23, tmp_24
+    # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_ca[i] h0[k] jac_rha__z_ra[l,j] + adj_z_rb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_ra[l,j] + adj_z_cb[i] h1[k] jac_rhb__z_rb[l,j] + adj_z_rc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_rc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_ra[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_rb[l,j] + adj_z_cc[i] h2[k] jac_rhc__z_rc[l,j] + h0[k] hess_z_ra__z_ca[j,i] rha[l] + h0[k] hess_z_ra__z_cb[j,i] rhb[l] + h0[k] hess_z_ra__z_cc[j,i] rhc[l] + h1[k] hess_z_rb__z_ca[j,i] rha[l] + h1[k] hess_z_rb__z_cb[j,i] rhb[l] + h1[k] hess_z_rb__z_cc[j,i] rhc[l] + h2[k] hess_z_rc__z_ca[j,i] rha[l] + h2[k] hess_z_rc__z_cb[j,i] rhb[l] + h2[k] hess_z_rc__z_cc[j,i] rhc[l]
+    hess_Ur__Uh = _block_view(H, 12, 16, 20, 24, PARAMS["Ur"] + PARAMS["Uh"])
+    _outer_into(hess_Ur__Uh, h0, ((jac_rha__z_ra.transpose(0, 2, 1), adj_z_ca, 1 / B, True), (jac_rhb__z_ra.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ra.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ra__z_ca, rha, 1 / B, False), (hess_z_ra__z_cb, rhb, 1 / B, False), (hess_z_ra__z_cc, rhc, 1 / B, False)), False)
+    _outer_into(hess_Ur__Uh, h1, ((jac_rhb__z_rb.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_rb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rb__z_ca, rha, 1 / B, False), (hess_z_rb__z_cb, rhb, 1 / B, False), (hess_z_rb__z_cc, rhc, 1 / B, False)), True)
+    _outer_into(hess_Ur__Uh, h2, ((jac_rhc__z_rc.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rc__z_ca, rha, 1 / B, False), (hess_z_rc__z_cb, rhb, 1 / B, False), (hess_z_rc__z_cc, rhc, 1 / B, False)), True)
+    # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, rha)
+    tmp_25 = rha[:, :, None] * adj_z_rb[:, None]
+    _add_into(hess_Ur__Uh, (np.tensordot(tmp_25, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, rha)
+    tmp_26 = rha[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Uh, (np.tensordot(tmp_26, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, rhb)
+    tmp_27 = rhb[:, :, None] * adj_z_rc[:, None]
+    _add_into(hess_Ur__Uh, (np.tensordot(tmp_27, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    _mirror(H, 12, 16, 20, 24)
+    del t["adj_z_cc"], t["adj_z_rc"], t["adj_z_cb"], t["adj_z_rb"], t["adj_z_ca"], t["jac_rha__z_ra"], t["jac_rhb__z_ra"], t["jac_rhc__z_ra"], t["jac_rhb__z_rb"], t["jac_rhc__z_rb"], t["jac_rhc__z_rc"], t["jac_h1__z_ca"], t["jac_h2__z_ca"], t["jac_h2__z_cb"], t["hess_z_rc__z_ca"], t["hess_z_rb__z_ca"], t["hess_z_rc__z_cb"], t["hess_z_rb__z_cb"], t["hess_z_rc__z_cc"], t["hess_z_rb__z_cc"], t["hess_z_ra__z_ca"], t["hess_z_ra__z_cb"], t["hess_z_ra__z_cc"], adj_z_cc, adj_z_rc, adj_z_cb, adj_z_rb, adj_z_ca, jac_rha__z_ra, jac_rhb__z_ra, jac_rhc__z_ra, jac_rhb__z_rb, jac_rhc__z_rb, jac_rhc__z_rc, jac_h1__z_ca, jac_h2__z_ca, jac_h2__z_cb, hess_z_rc__z_ca, hess_z_rb__z_ca, hess_z_rc__z_cb, hess_z_rb__z_cb, hess_z_rc__z_cc, hess_z_rb__z_cc, hess_z_ra__z_ca, hess_z_ra__z_cb, hess_z_ra__z_cc, tmp_25, tmp_26, tmp_27
+    t["hess_ca__p"] = _hess_ca__p(t)
+    del t["hess_h1__p"]
+    t["hess_z_ca__p"] = _hess_z_ca__p(t)
+    del t["hess_ca__p"]
     # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h3__z_ca[k,j] x1[i] + adj_p[l] jac_h3__z_cb[k,j] x2[i] + adj_p[l] jac_h3__z_cc[k,j] x3[i] + h3[k] hess_z_ca__p[j,l] x1[i] + h3[k] hess_z_cb__p[j,l] x2[i] + h3[k] hess_z_cc__p[j,l] x3[i]
     hess_Wh__V = _block_view(H, 16, 20, 24, 28, PARAMS["Wh"] + PARAMS["V"])
     jac_h3__z_ca = t["jac_h3__z_ca"]
@@ -6922,49 +6954,42 @@ def hessian(params, data, out=None):
     hess_z_ca__p = t["hess_z_ca__p"]
     hess_z_cb__p = t["hess_z_cb__p"]
     hess_z_cc__p = t["hess_z_cc__p"]
-    _outer_into(hess_Wh__V, jac_h3__z_ca.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wh__V, jac_h3__z_cb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wh__V, jac_h3__z_cc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wh__V, hess_z_ca__p, x1, h3, 1 / B, True)
-    _outer_into(hess_Wh__V, hess_z_cb__p, x2, h3, 1 / B, True)
-    _outer_into(hess_Wh__V, hess_z_cc__p, x3, h3, 1 / B, True)
+    _outer_into(hess_Wh__V, x1, ((jac_h3__z_ca.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ca__p, h3, 1 / B, False)), False)
+    _outer_into(hess_Wh__V, x2, ((jac_h3__z_cb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cb__p, h3, 1 / B, False)), True)
+    _outer_into(hess_Wh__V, x3, ((jac_h3__z_cc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cc__p, h3, 1 / B, False)), True)
     _mirror(H, 16, 20, 24, 28)
-    # ∂f/∂Uh,Uh[j,k,i,l] = adj_z_cb[j] jac_rhb__z_ca[k,i] rha[l] + adj_z_cb[i] jac_rhb__z_ca[l,j] rha[k] + adj_z_cc[j] jac_rhc__z_ca[k,i] rha[l] + adj_z_cc[j] jac_rhc__z_cb[k,i] rhb[l] + adj_z_cc[i] jac_rhc__z_ca[l,j] rha[k] + adj_z_cc[i] jac_rhc__z_cb[l,j] rhb[k] + hess_z_ca__z_ca[j,i] rha[k] rha[l] + hess_z_ca__z_cb[j,i] rha[k] rhb[l] + hess_z_ca__z_cc[j,i] rha[k] rhc[l] + hess_z_cb__z_ca[j,i] rha[l] rhb[k] + hess_z_cb__z_cb[j,i] rhb[k] rhb[l] + hess_z_cb__z_cc[j,i] rhb[k] rhc[l] + hess_z_cc__z_ca[j,i] rha[l] rhc[k] + hess_z_cc__z_cb[j,i] rhb[l] rhc[k] + hess_z_cc__z_cc[j,i] rhc[k] rhc[l]
-    hess_Uh__Uh = _block_view(H, 20, 24, 20, 24, PARAMS["Uh"] + PARAMS["Uh"])
-    _outer_into(hess_Uh__Uh, jac_rhb__z_ca.transpose(0, 2, 1), rha, adj_z_cb, 1 / B, False, True)
-    _outer_into(hess_Uh__Uh, jac_rhc__z_ca.transpose(0, 2, 1), rha, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Uh__Uh, jac_rhc__z_cb.transpose(0, 2, 1), rhb, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Uh__Uh, hess_z_ca__z_ca, rha, rha, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_ca__z_cb, rha, rhb, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_ca__z_cc, rha, rhc, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cb__z_ca, rhb, rha, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cb__z_cb, rhb, rhb, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cb__z_cc, rhb, rhc, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cc__z_ca, rhc, rha, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cc__z_cb, rhc, rhb, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cc__z_cc, rhc, rhc, 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_ca, rha)
-    tmp_25 = rha[:, :, None] * adj_z_cb[:, None]
-    _add_into(hess_Uh__Uh, (np.tensordot(tmp_25, jac_rhb__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_ca, rha)
-    tmp_26 = rha[:, :, None] * adj_z_cc[:, None]
-    _add_into(hess_Uh__Uh, (np.tensordot(tmp_26, jac_rhc__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_cb, rhb)
-    tmp_27 = rhb[:, :, None] * adj_z_cc[:, None]
-    _add_into(hess_Uh__Uh, (np.tensordot(tmp_27, jac_rhc__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h3__z_ca[i,j] rha[k] + adj_p[l] jac_h3__z_cb[i,j] rhb[k] + adj_p[l] jac_h3__z_cc[i,j] rhc[k] + h3[i] hess_z_ca__p[j,l] rha[k] + h3[i] hess_z_cb__p[j,l] rhb[k] + h3[i] hess_z_cc__p[j,l] rhc[k]
     hess_Uh__V = _block_view(H, 20, 24, 24, 28, PARAMS["Uh"] + PARAMS["V"])
-    _outer_into(hess_Uh__V, jac_h3__z_ca.transpose(0, 2, 1), rha, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uh__V, jac_h3__z_cb.transpose(0, 2, 1), rhb, adj_p, 1 / B, True, True)
-    _outer_into(hess_Uh__V, jac_h3__z_cc.transpose(0, 2, 1), rhc, adj_p, 1 / B, True, True)
-    _outer_into(hess_Uh__V, hess_z_ca__p, rha, h3, 1 / B, True)
-    _outer_into(hess_Uh__V, hess_z_cb__p, rhb, h3, 1 / B, True)
-    _outer_into(hess_Uh__V, hess_z_cc__p, rhc, h3, 1 / B, True)
+    _outer_into(hess_Uh__V, rha, ((jac_h3__z_ca.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ca__p, h3, 1 / B, False)), False)
+    _outer_into(hess_Uh__V, rhb, ((jac_h3__z_cb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cb__p, h3, 1 / B, False)), True)
+    _outer_into(hess_Uh__V, rhc, ((jac_h3__z_cc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cc__p, h3, 1 / B, False)), True)
     _mirror(H, 20, 24, 24, 28)
-    # ∂f/∂V,V[l,j,i,k] = h3[j] h3[k] hess_p__p[l,i]
-    hess_V__V = _block_view(H, 24, 28, 24, 28, PARAMS["V"] + PARAMS["V"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_V__V, hess_p__p, h3, h3, 1 / B, False, False, True)
+    del t["jac_h3__z_ca"], t["jac_h3__z_cb"], t["jac_h3__z_cc"], t["hess_z_cc__p"], t["hess_z_cb__p"], jac_h3__z_ca, jac_h3__z_cb, jac_h3__z_cc, hess_z_cc__p, hess_z_cb__p, hess_z_ca__p
+    t["hess_rha__p"] = _hess_rha__p(t)
+    del t["hess_z_ca__p"]
+    t["hess_ra__p"] = _hess_ra__p(t)
+    del t["hess_rha__p"]
+    t["hess_z_ra__p"] = _hess_z_ra__p(t)
+    del t["hess_ra__p"]
+    # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h3__z_ra[k,j] x1[i] + adj_p[l] jac_h3__z_rb[k,j] x2[i] + adj_p[l] jac_h3__z_rc[k,j] x3[i] + h3[k] hess_z_ra__p[j,l] x1[i] + h3[k] hess_z_rb__p[j,l] x2[i] + h3[k] hess_z_rc__p[j,l] x3[i]
+    hess_Wr__V = _block_view(H, 8, 12, 24, 28, PARAMS["Wr"] + PARAMS["V"])
+    jac_h3__z_ra = t["jac_h3__z_ra"]
+    jac_h3__z_rb = t["jac_h3__z_rb"]
+    jac_h3__z_rc = t["jac_h3__z_rc"]
+    hess_z_ra__p = t["hess_z_ra__p"]
+    hess_z_rb__p = t["hess_z_rb__p"]
+    hess_z_rc__p = t["hess_z_rc__p"]
+    _outer_into(hess_Wr__V, x1, ((jac_h3__z_ra.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ra__p, h3, 1 / B, False)), False)
+    _outer_into(hess_Wr__V, x2, ((jac_h3__z_rb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rb__p, h3, 1 / B, False)), True)
+    _outer_into(hess_Wr__V, x3, ((jac_h3__z_rc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rc__p, h3, 1 / B, False)), True)
+    _mirror(H, 8, 12, 24, 28)
+    # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_ra[i,j] + adj_p[l] h1[k] jac_h3__z_rb[i,j] + adj_p[l] h2[k] jac_h3__z_rc[i,j] + h0[k] h3[i] hess_z_ra__p[j,l] + h1[k] h3[i] hess_z_rb__p[j,l] + h2[k] h3[i] hess_z_rc__p[j,l]
+    hess_Ur__V = _block_view(H, 12, 16, 24, 28, PARAMS["Ur"] + PARAMS["V"])
+    _outer_into(hess_Ur__V, h0, ((jac_h3__z_ra.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ra__p, h3, 1 / B, False)), False)
+    _outer_into(hess_Ur__V, h1, ((jac_h3__z_rb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rb__p, h3, 1 / B, False)), True)
+    _outer_into(hess_Ur__V, h2, ((jac_h3__z_rc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rc__p, h3, 1 / B, False)), True)
+    _mirror(H, 12, 16, 24, 28)
+    del t["adj_p"], t["jac_h3__z_ra"], t["jac_h3__z_rb"], t["jac_h3__z_rc"], t["hess_z_rc__p"], t["hess_z_rb__p"], t["hess_z_ra__p"], adj_p, jac_h3__z_ra, jac_h3__z_rb, jac_h3__z_rc, hess_z_rc__p, hess_z_rb__p, hess_z_ra__p
     return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): _block_view(H, 4, 8, 0, 4, (2, 2, 2, 2)), ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): _block_view(H, 8, 12, 0, 4, (2, 2, 2, 2)), ("Wr", "Uz"): _block_view(H, 8, 12, 4, 8, (2, 2, 2, 2)), ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): _block_view(H, 12, 16, 0, 4, (2, 2, 2, 2)), ("Ur", "Uz"): _block_view(H, 12, 16, 4, 8, (2, 2, 2, 2)), ("Ur", "Wr"): _block_view(H, 12, 16, 8, 12, (2, 2, 2, 2)), ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): _block_view(H, 16, 20, 0, 4, (2, 2, 2, 2)), ("Wh", "Uz"): _block_view(H, 16, 20, 4, 8, (2, 2, 2, 2)), ("Wh", "Wr"): _block_view(H, 16, 20, 8, 12, (2, 2, 2, 2)), ("Wh", "Ur"): _block_view(H, 16, 20, 12, 16, (2, 2, 2, 2)), ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): _block_view(H, 20, 24, 0, 4, (2, 2, 2, 2)), ("Uh", "Uz"): _block_view(H, 20, 24, 4, 8, (2, 2, 2, 2)), ("Uh", "Wr"): _block_view(H, 20, 24, 8, 12, (2, 2, 2, 2)), ("Uh", "Ur"): _block_view(H, 20, 24, 12, 16, (2, 2, 2, 2)), ("Uh", "Wh"): _block_view(H, 20, 24, 16, 20, (2, 2, 2, 2)), ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): _block_view(H, 24, 28, 0, 4, (2, 2, 2, 2)), ("V", "Uz"): _block_view(H, 24, 28, 4, 8, (2, 2, 2, 2)), ("V", "Wr"): _block_view(H, 24, 28, 8, 12, (2, 2, 2, 2)), ("V", "Ur"): _block_view(H, 24, 28, 12, 16, (2, 2, 2, 2)), ("V", "Wh"): _block_view(H, 24, 28, 16, 20, (2, 2, 2, 2)), ("V", "Uh"): _block_view(H, 24, 28, 20, 24, (2, 2, 2, 2)), ("V", "V"): hess_V__V}
 
 

@@ -73,37 +73,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -552,37 +562,57 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 24, params["W1"])
     t["adj_z_f"] = _adj_z_f(t)
     t["adj_p"] = _adj_p(t)
+    del t["adj_z_f"]
     t["adj_v1"] = _adj_v1(t)
     t["jac_z_f__p"] = _jac_z_f__p(t)
     t["jac_z_f__v1"] = _jac_z_f__v1(t)
     t["jac_z_f__z_v1"] = _jac_z_f__z_v1(t)
+    del t["jac_z_f__v1"]
     t["hess_z_f__z_v1"] = _hess_z_f__z_v1(t)
+    del t["jac_z_f__z_v1"]
     t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    del t["hess_z_f__z_v1"]
     t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
+    del t["hess_p__z_v1"]
     t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
-    t["hess_z_f__p"] = _hess_z_f__p(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_v1__p"] = _hess_v1__p(t)
-    t["hess_z_v1__p"] = _hess_z_v1__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 24, params["W1"])
+    del t["adj_v1"], t["hess_v1__z_v1"]
     # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
     hess_W1__W1 = _block_view(H, 0, 12, 0, 12, PARAMS["W1"] + PARAMS["W1"])
     hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False, False, True)
+    _outer_into(hess_W1__W1, x, ((hess_z_v1__z_v1, x, 1 / B, False),), False, True)
     # ∂f/∂W1,b1[j,i,k] = hess_z_v1__z_v1[j,k] x[i]
     hess_W1__b1 = _block_view(H, 0, 12, 12, 16, PARAMS["W1"] + PARAMS["b1"])
     # einsum("Bjk,Bi->jik", hess_z_v1__z_v1, x)
     _add_into(hess_W1__b1, (np.tensordot(x, hess_z_v1__z_v1, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     _mirror(H, 0, 12, 12, 16)
+    # ∂f/∂b1,b1[j,i] = hess_z_v1__z_v1[j,i]
+    hess_b1__b1 = _block_view(H, 12, 16, 12, 16, PARAMS["b1"] + PARAMS["b1"])
+    # einsum("Bji->ji", hess_z_v1__z_v1)
+    _add_into(hess_b1__b1, hess_z_v1__z_v1.sum(axis=0), 1 / B, False)
+    del t["hess_z_v1__z_v1"], hess_z_v1__z_v1
+    t["hess_z_f__p"] = _hess_z_f__p(t)
+    del t["jac_z_f__p"]
+    t["hess_p__p"] = _hess_p__p(t)
+    del t["hess_z_f__p"]
+    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v1[j] v1[k]
+    hess_U__U = _block_view(H, 16, 24, 16, 24, PARAMS["U"] + PARAMS["U"])
+    hess_p__p = t["hess_p__p"]
+    v1 = t["v1"]
+    _outer_into(hess_U__U, v1, ((hess_p__p, v1, 1 / B, False),), False, True)
+    del hess_p__p
+    t["hess_v1__p"] = _hess_v1__p(t)
+    del t["hess_p__p"]
+    t["hess_z_v1__p"] = _hess_z_v1__p(t)
+    del t["hess_v1__p"]
     # ∂f/∂W1,U[j,i,l,k] = adj_p[l] tanh'(z_v1[k]) δ[k,j] x[i] + hess_z_v1__p[j,l] v1[k] x[i]
     hess_W1__U = _block_view(H, 0, 12, 16, 24, PARAMS["W1"] + PARAMS["U"])
     hess_z_v1__p = t["hess_z_v1__p"]
-    v1 = t["v1"]
-    _outer_into(hess_W1__U, hess_z_v1__p, x, v1, 1 / B, False)
+    _outer_into(hess_W1__U, x, ((hess_z_v1__p, v1, 1 / B, False),), False)
     adj_p = t["adj_p"]
     z_v1 = t["z_v1"]
     dtanh_z_v1 = 1 - v1**2
@@ -590,10 +620,7 @@ def hessian(params, data, out=None):
     tmp = x[:, :, None] * adj_p[:, None]
     _add_into(_diagonal_view(hess_W1__U, 0, 3), (np.tensordot(tmp, dtanh_z_v1, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
     _mirror(H, 0, 12, 16, 24)
-    # ∂f/∂b1,b1[j,i] = hess_z_v1__z_v1[j,i]
-    hess_b1__b1 = _block_view(H, 12, 16, 12, 16, PARAMS["b1"] + PARAMS["b1"])
-    # einsum("Bji->ji", hess_z_v1__z_v1)
-    _add_into(hess_b1__b1, hess_z_v1__z_v1.sum(axis=0), 1 / B, False)
+    del tmp
     # ∂f/∂b1,U[j,l,i] = adj_p[l] tanh'(z_v1[i]) δ[i,j] + hess_z_v1__p[j,l] v1[i]
     hess_b1__U = _block_view(H, 12, 16, 16, 24, PARAMS["b1"] + PARAMS["U"])
     # einsum("Bjl,Bi->jli", hess_z_v1__p, v1)
@@ -601,10 +628,7 @@ def hessian(params, data, out=None):
     # einsum("Bl,Bj->jl", adj_p, dtanh_z_v1)
     _add_into(_diagonal_view(hess_b1__U, 0, 2), dtanh_z_v1.T @ adj_p, 1 / B, True)
     _mirror(H, 12, 16, 16, 24)
-    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v1[j] v1[k]
-    hess_U__U = _block_view(H, 16, 24, 16, 24, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, v1, v1, 1 / B, False, False, True)
+    del t["adj_p"], t["hess_z_v1__p"], adj_p, hess_z_v1__p
     return {("W1", "W1"): hess_W1__W1, ("W1", "b1"): hess_W1__b1, ("W1", "U"): hess_W1__U, ("b1", "W1"): _block_view(H, 12, 16, 0, 12, (4, 4, 3)), ("b1", "b1"): hess_b1__b1, ("b1", "U"): hess_b1__U, ("U", "W1"): _block_view(H, 16, 24, 0, 12, (2, 4, 4, 3)), ("U", "b1"): _block_view(H, 16, 24, 12, 16, (2, 4, 4)), ("U", "U"): hess_U__U}
 
 

@@ -79,37 +79,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -1220,6 +1230,8 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 21, params["W1"])
     t["adj_p"] = _adj_p(t)
     t["adj_v"] = _adj_v(t)
     t["adj_z_v"] = _adj_z_v(t)
@@ -1232,92 +1244,107 @@ def hessian(params, data, out=None):
     t["jac_v__z"] = _jac_v__z(t)
     t["jac_p__v"] = _jac_p__v(t)
     t["jac_p__z_v"] = _jac_p__z_v(t)
+    del t["jac_p__v"]
     t["jac_p__u"] = _jac_p__u(t)
     t["jac_p__q"] = _jac_p__q(t)
     t["jac_p__m"] = _jac_p__m(t)
     t["jac_p__z"] = _jac_p__z(t)
+    del t["jac_p__u"], t["jac_p__q"], t["jac_p__m"]
     t["hess_p__z"] = _hess_p__z(t)
+    del t["jac_p__z"]
     t["hess_v__z"] = _hess_v__z(t)
+    del t["hess_p__z"]
     t["hess_z_v__z"] = _hess_z_v__z(t)
+    del t["jac_z_v__z"], t["hess_v__z"]
     t["hess_u__z"] = _hess_u__z(t)
+    del t["hess_z_v__z"]
     t["hess_q__z"] = _hess_q__z(t)
     t["hess_m__z"] = _hess_m__z(t)
+    del t["jac_m__z"]
     t["hess_z__z"] = _hess_z__z(t)
-    t["hess_p__z_v"] = _hess_p__z_v(t)
-    t["hess_v__z_v"] = _hess_v__z_v(t)
-    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["hess_u__z_v"] = _hess_u__z_v(t)
-    t["hess_q__z_v"] = _hess_q__z_v(t)
-    t["hess_m__z_v"] = _hess_m__z_v(t)
-    t["hess_z__z_v"] = _hess_z__z_v(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    t["hess_u__p"] = _hess_u__p(t)
-    t["hess_q__p"] = _hess_q__p(t)
-    t["hess_m__p"] = _hess_m__p(t)
-    t["hess_z__p"] = _hess_z__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 21, params["W1"])
+    del t["adj_u"], t["adj_q"], t["jac_q__z"], t["hess_u__z"], t["hess_q__z"], t["hess_m__z"]
     # ∂f/∂W1,W1[j,i,k,l] = hess_z__z[j,k] x[i] x[l]
     hess_W1__W1 = _block_view(H, 0, 9, 0, 9, PARAMS["W1"] + PARAMS["W1"])
     hess_z__z = t["hess_z__z"]
     x = t["x"]
-    _outer_into(hess_W1__W1, hess_z__z, x, x, 1 / B, False, False, True)
-    # ∂f/∂W1,g[j,i,k] = adj_z_v[k] jac_u__z[k,j] x[i] + hess_z__z_v[j,k] u[k] x[i]
-    hess_W1__g = _block_view(H, 0, 9, 9, 12, PARAMS["W1"] + PARAMS["g"])
-    adj_z_v = t["adj_z_v"]
-    jac_u__z = t["jac_u__z"]
-    # einsum("Bk,Bkj,Bi->jik", adj_z_v, jac_u__z, x)
-    tmp = jac_u__z * adj_z_v[:, :, None]
-    _add_into(hess_W1__g, (np.tensordot(tmp, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    hess_z__z_v = t["hess_z__z_v"]
-    u = t["u"]
-    # einsum("Bjk,Bk,Bi->jik", hess_z__z_v, u, x)
-    tmp_2 = u[:, :, None] * hess_z__z_v.transpose(0, 2, 1)
-    _add_into(hess_W1__g, (np.tensordot(tmp_2, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
-    _mirror(H, 0, 9, 9, 12)
-    # ∂f/∂W1,b[j,i,k] = hess_z__z_v[j,k] x[i]
-    hess_W1__b = _block_view(H, 0, 9, 12, 15, PARAMS["W1"] + PARAMS["b"])
-    # einsum("Bjk,Bi->jik", hess_z__z_v, x)
-    _add_into(hess_W1__b, (np.tensordot(x, hess_z__z_v, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 0, 9, 12, 15)
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v__z[k,j] x[i] + hess_z__p[j,l] v[k] x[i]
-    hess_W1__U = _block_view(H, 0, 9, 15, 21, PARAMS["W1"] + PARAMS["U"])
-    jac_v__z = t["jac_v__z"]
-    adj_p = t["adj_p"]
-    hess_z__p = t["hess_z__p"]
-    v = t["v"]
-    _outer_into(hess_W1__U, jac_v__z.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_W1__U, hess_z__p, x, v, 1 / B, True)
-    _mirror(H, 0, 9, 15, 21)
+    _outer_into(hess_W1__W1, x, ((hess_z__z, x, 1 / B, False),), False, True)
+    del t["hess_z__z"], hess_z__z
+    t["hess_p__z_v"] = _hess_p__z_v(t)
+    del t["jac_p__z_v"]
+    t["hess_v__z_v"] = _hess_v__z_v(t)
+    del t["hess_p__z_v"]
+    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
+    del t["adj_v"], t["hess_v__z_v"]
     # ∂f/∂g,g[j,i] = hess_z_v__z_v[j,i] u[j] u[i]
     hess_g__g = _block_view(H, 9, 12, 9, 12, PARAMS["g"] + PARAMS["g"])
     hess_z_v__z_v = t["hess_z_v__z_v"]
+    u = t["u"]
     # einsum("Bji,Bj,Bi->ji", hess_z_v__z_v, u, u)
-    tmp_3 = u[:, :, None] * hess_z_v__z_v
-    _add_into(hess_g__g, (((tmp_3.transpose(2, 1, 0)) @ u.T[..., None])[..., 0]).T, 1 / B, False)
+    tmp = u[:, :, None] * hess_z_v__z_v
+    _add_into(hess_g__g, (((tmp.transpose(2, 1, 0)) @ u.T[..., None])[..., 0]).T, 1 / B, False)
+    del tmp
     # ∂f/∂g,b[j,i] = hess_z_v__z_v[j,i] u[j]
     hess_g__b = _block_view(H, 9, 12, 12, 15, PARAMS["g"] + PARAMS["b"])
     # einsum("Bji,Bj->ji", hess_z_v__z_v, u)
     _add_into(hess_g__b, (u.T[..., None, :] @ (hess_z_v__z_v.transpose(1, 0, 2)))[..., 0, :], 1 / B, False)
     _mirror(H, 9, 12, 12, 15)
-    # ∂f/∂g,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] u[j] + hess_z_v__p[j,l] u[j] v[i]
-    hess_g__U = _block_view(H, 9, 12, 15, 21, PARAMS["g"] + PARAMS["U"])
-    hess_z_v__p = t["hess_z_v__p"]
-    # einsum("Bjl,Bj,Bi->jli", hess_z_v__p, u, v)
-    tmp_4 = u[:, :, None] * hess_z_v__p
-    _add_into(hess_g__U, np.tensordot(tmp_4, v, axes=([0], [0])), 1 / B, False)
-    z_v = t["z_v"]
-    dtanh_z_v = 1 - v**2
-    # einsum("Bl,Bj,Bj->jl", adj_p, dtanh_z_v, u)
-    tmp_5 = u * dtanh_z_v
-    _add_into(_diagonal_view(hess_g__U, 0, 2), tmp_5.T @ adj_p, 1 / B, True)
-    _mirror(H, 9, 12, 15, 21)
     # ∂f/∂b,b[j,i] = hess_z_v__z_v[j,i]
     hess_b__b = _block_view(H, 12, 15, 12, 15, PARAMS["b"] + PARAMS["b"])
     # einsum("Bji->ji", hess_z_v__z_v)
     _add_into(hess_b__b, hess_z_v__z_v.sum(axis=0), 1 / B, False)
+    del hess_z_v__z_v
+    t["hess_u__z_v"] = _hess_u__z_v(t)
+    del t["hess_z_v__z_v"]
+    t["hess_q__z_v"] = _hess_q__z_v(t)
+    t["hess_m__z_v"] = _hess_m__z_v(t)
+    t["hess_z__z_v"] = _hess_z__z_v(t)
+    del t["hess_u__z_v"], t["hess_q__z_v"], t["hess_m__z_v"]
+    # ∂f/∂W1,g[j,i,k] = adj_z_v[k] jac_u__z[k,j] x[i] + hess_z__z_v[j,k] u[k] x[i]
+    hess_W1__g = _block_view(H, 0, 9, 9, 12, PARAMS["W1"] + PARAMS["g"])
+    adj_z_v = t["adj_z_v"]
+    jac_u__z = t["jac_u__z"]
+    # einsum("Bk,Bkj,Bi->jik", adj_z_v, jac_u__z, x)
+    tmp_2 = jac_u__z * adj_z_v[:, :, None]
+    _add_into(hess_W1__g, (np.tensordot(tmp_2, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    hess_z__z_v = t["hess_z__z_v"]
+    # einsum("Bjk,Bk,Bi->jik", hess_z__z_v, u, x)
+    tmp_3 = u[:, :, None] * hess_z__z_v.transpose(0, 2, 1)
+    _add_into(hess_W1__g, (np.tensordot(tmp_3, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+    _mirror(H, 0, 9, 9, 12)
+    del t["adj_z_v"], t["jac_u__z"], adj_z_v, jac_u__z, tmp_2, tmp_3
+    # ∂f/∂W1,b[j,i,k] = hess_z__z_v[j,k] x[i]
+    hess_W1__b = _block_view(H, 0, 9, 12, 15, PARAMS["W1"] + PARAMS["b"])
+    # einsum("Bjk,Bi->jik", hess_z__z_v, x)
+    _add_into(hess_W1__b, (np.tensordot(x, hess_z__z_v, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 9, 12, 15)
+    del t["hess_z__z_v"], hess_z__z_v
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v[j] v[k]
+    hess_U__U = _block_view(H, 15, 21, 15, 21, PARAMS["U"] + PARAMS["U"])
+    hess_p__p = t["hess_p__p"]
+    v = t["v"]
+    # einsum("li,Bj,Bk->ljik", hess_p__p, v, v)
+    tmp_4 = v.T @ v
+    _add_into(hess_U__U, tmp_4.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
+    del hess_p__p, tmp_4
+    t["hess_v__p"] = _hess_v__p(t)
+    del t["hess_p__p"]
+    t["hess_z_v__p"] = _hess_z_v__p(t)
+    del t["hess_v__p"]
+    # ∂f/∂g,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] u[j] + hess_z_v__p[j,l] u[j] v[i]
+    hess_g__U = _block_view(H, 9, 12, 15, 21, PARAMS["g"] + PARAMS["U"])
+    hess_z_v__p = t["hess_z_v__p"]
+    # einsum("Bjl,Bj,Bi->jli", hess_z_v__p, u, v)
+    tmp_5 = u[:, :, None] * hess_z_v__p
+    _add_into(hess_g__U, np.tensordot(tmp_5, v, axes=([0], [0])), 1 / B, False)
+    adj_p = t["adj_p"]
+    z_v = t["z_v"]
+    dtanh_z_v = 1 - v**2
+    # einsum("Bl,Bj,Bj->jl", adj_p, dtanh_z_v, u)
+    tmp_6 = u * dtanh_z_v
+    _add_into(_diagonal_view(hess_g__U, 0, 2), tmp_6.T @ adj_p, 1 / B, True)
+    _mirror(H, 9, 12, 15, 21)
+    del tmp_5, tmp_6
     # ∂f/∂b,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] + hess_z_v__p[j,l] v[i]
     hess_b__U = _block_view(H, 12, 15, 15, 21, PARAMS["b"] + PARAMS["U"])
     # einsum("Bjl,Bi->jli", hess_z_v__p, v)
@@ -1325,12 +1352,20 @@ def hessian(params, data, out=None):
     # einsum("Bl,Bj->jl", adj_p, dtanh_z_v)
     _add_into(_diagonal_view(hess_b__U, 0, 2), dtanh_z_v.T @ adj_p, 1 / B, True)
     _mirror(H, 12, 15, 15, 21)
-    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v[j] v[k]
-    hess_U__U = _block_view(H, 15, 21, 15, 21, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("li,Bj,Bk->ljik", hess_p__p, v, v)
-    tmp_6 = v.T @ v
-    _add_into(hess_U__U, tmp_6.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
+    del hess_z_v__p
+    t["hess_u__p"] = _hess_u__p(t)
+    del t["hess_z_v__p"]
+    t["hess_q__p"] = _hess_q__p(t)
+    t["hess_m__p"] = _hess_m__p(t)
+    t["hess_z__p"] = _hess_z__p(t)
+    del t["hess_u__p"], t["hess_q__p"], t["hess_m__p"]
+    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v__z[k,j] x[i] + hess_z__p[j,l] v[k] x[i]
+    hess_W1__U = _block_view(H, 0, 9, 15, 21, PARAMS["W1"] + PARAMS["U"])
+    jac_v__z = t["jac_v__z"]
+    hess_z__p = t["hess_z__p"]
+    _outer_into(hess_W1__U, x, ((jac_v__z.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z__p, v, 1 / B, False)), False)
+    _mirror(H, 0, 9, 15, 21)
+    del t["adj_p"], t["jac_v__z"], t["hess_z__p"], adj_p, jac_v__z, hess_z__p
     return {("W1", "W1"): hess_W1__W1, ("W1", "g"): hess_W1__g, ("W1", "b"): hess_W1__b, ("W1", "U"): hess_W1__U, ("g", "W1"): _block_view(H, 9, 12, 0, 9, (3, 3, 3)), ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "U"): hess_g__U, ("b", "W1"): _block_view(H, 12, 15, 0, 9, (3, 3, 3)), ("b", "g"): _block_view(H, 12, 15, 9, 12, (3, 3)), ("b", "b"): hess_b__b, ("b", "U"): hess_b__U, ("U", "W1"): _block_view(H, 15, 21, 0, 9, (2, 3, 3, 3)), ("U", "g"): _block_view(H, 15, 21, 9, 12, (2, 3, 3)), ("U", "b"): _block_view(H, 15, 21, 12, 15, (2, 3, 3)), ("U", "U"): hess_U__U}
 
 

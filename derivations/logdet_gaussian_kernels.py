@@ -84,37 +84,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -599,61 +609,72 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 44, params["W"])
     t["adj_r"] = _adj_r(t)
     t["adj_g"] = _adj_g(t)
     t["jac_r__g"] = _jac_r__g(t)
     t["jac_r__z_g"] = _jac_r__z_g(t)
+    del t["jac_r__g"]
     t["hess_r__z_g"] = _hess_r__z_g(t)
     t["hess_g__z_g"] = _hess_g__z_g(t)
+    del t["hess_r__z_g"]
     t["hess_z_g__z_g"] = _hess_z_g__z_g(t)
-    t["hess_r__r"] = _hess_r__r(t)
-    t["hess_g__r"] = _hess_g__r(t)
-    t["hess_z_g__r"] = _hess_z_g__r(t)
-    t["hobj_r__S"] = _hobj_r__S(t)
-    t["hobj_S__S"] = _hobj_S__S(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 44, params["W"])
+    del t["adj_g"], t["hess_g__z_g"]
     # ∂f/∂W,W[j,i,k,l] = hess_z_g__z_g[j,k] x[i] x[l]
     hess_W__W = _block_view(H, 0, 20, 0, 20, PARAMS["W"] + PARAMS["W"])
     hess_z_g__z_g = t["hess_z_g__z_g"]
     x = t["x"]
-    _outer_into(hess_W__W, hess_z_g__z_g, x, x, 1 / B, False, False, True)
+    _outer_into(hess_W__W, x, ((hess_z_g__z_g, x, 1 / B, False),), False, True)
+    del t["hess_z_g__z_g"], hess_z_g__z_g
+    t["hess_r__r"] = _hess_r__r(t)
+    # ∂f/∂U,U[a,j,i,k] = g[j] g[k] hess_r__r[a,i]
+    hess_U__U = _block_view(H, 20, 35, 20, 35, PARAMS["U"] + PARAMS["U"])
+    g = t["g"]
+    hess_r__r = t["hess_r__r"]
+    # einsum("Bj,Bk,ai->ajik", g, g, hess_r__r)
+    tmp = g.T @ g
+    _add_into(hess_U__U, tmp.T[:, None] * hess_r__r[:, None, :, None], 1 / B, False)
+    del hess_r__r, tmp
+    t["hess_g__r"] = _hess_g__r(t)
+    del t["hess_r__r"]
+    t["hess_z_g__r"] = _hess_z_g__r(t)
+    del t["hess_g__r"]
     # ∂f/∂W,U[j,i,a,k] = -adj_r[a] tanh'(z_g[k]) δ[k,j] x[i] - g[k] hess_z_g__r[j,a] x[i]
     hess_W__U = _block_view(H, 0, 20, 20, 35, PARAMS["W"] + PARAMS["U"])
     hess_z_g__r = t["hess_z_g__r"]
-    g = t["g"]
-    _outer_into(hess_W__U, hess_z_g__r, x, g, -1 / B, False)
+    _outer_into(hess_W__U, x, ((hess_z_g__r, g, -1 / B, False),), False)
     adj_r = t["adj_r"]
     z_g = t["z_g"]
     dtanh_z_g = 1 - g**2
     # einsum("Ba,Bj,Bi->jia", adj_r, dtanh_z_g, x)
-    tmp = x[:, :, None] * adj_r[:, None]
-    _add_into(_diagonal_view(hess_W__U, 0, 3), (np.tensordot(tmp, dtanh_z_g, axes=([0], [0]))).transpose(2, 0, 1), -1 / B, True)
+    tmp_2 = x[:, :, None] * adj_r[:, None]
+    _add_into(_diagonal_view(hess_W__U, 0, 3), (np.tensordot(tmp_2, dtanh_z_g, axes=([0], [0]))).transpose(2, 0, 1), -1 / B, True)
     _mirror(H, 0, 20, 20, 35)
+    del t["adj_r"], t["hess_z_g__r"], adj_r, hess_z_g__r, tmp_2
+    t["hobj_r__S"] = _hobj_r__S(t)
     # ∂f/∂W,S[j,i,a,b] = Σ_c hobj_r__S[c,a,b] jac_r__z_g[c,j] x[i]
     hess_W__S = _block_view(H, 0, 20, 35, 44, PARAMS["W"] + PARAMS["S"])
     hobj_r__S = t["hobj_r__S"]
     jac_r__z_g = t["jac_r__z_g"]
     # einsum("Bcab,Bcj,Bi->jiab", hobj_r__S, jac_r__z_g, x)
-    tmp_2 = np.einsum("Bcj,Bcab->Bjab", jac_r__z_g, hobj_r__S, optimize=False)
-    _add_into(hess_W__S, (np.tensordot(tmp_2, x, axes=([0], [0]))).transpose(0, 3, 1, 2), 1 / B, False)
+    tmp_3 = np.einsum("Bcj,Bcab->Bjab", jac_r__z_g, hobj_r__S, optimize=False)
+    _add_into(hess_W__S, (np.tensordot(tmp_3, x, axes=([0], [0]))).transpose(0, 3, 1, 2), 1 / B, False)
     _mirror(H, 0, 20, 35, 44)
-    # ∂f/∂U,U[a,j,i,k] = g[j] g[k] hess_r__r[a,i]
-    hess_U__U = _block_view(H, 20, 35, 20, 35, PARAMS["U"] + PARAMS["U"])
-    hess_r__r = t["hess_r__r"]
-    # einsum("Bj,Bk,ai->ajik", g, g, hess_r__r)
-    tmp_3 = g.T @ g
-    _add_into(hess_U__U, tmp_3.T[:, None] * hess_r__r[:, None, :, None], 1 / B, False)
+    del t["jac_r__z_g"], jac_r__z_g, tmp_3
     # ∂f/∂U,S[a,j,i,b] = -g[j] hobj_r__S[a,i,b]
     hess_U__S = _block_view(H, 20, 35, 35, 44, PARAMS["U"] + PARAMS["S"])
     # einsum("Bj,Baib->ajib", g, hobj_r__S)
     _add_into(hess_U__S, (np.tensordot(hobj_r__S, g, axes=([0], [0]))).transpose(0, 3, 1, 2), -1 / B, False)
     _mirror(H, 20, 35, 35, 44)
+    del t["hobj_r__S"], hobj_r__S
+    t["hobj_S__S"] = _hobj_S__S(t)
     # ∂f/∂S,S[a,b,i,j] = hobj_S__S[a,b,i,j]
     hess_S__S = _block_view(H, 35, 44, 35, 44, PARAMS["S"] + PARAMS["S"])
     hobj_S__S = t["hobj_S__S"]
     # einsum("Babij->abij", hobj_S__S)
     _add_into(hess_S__S, hobj_S__S.sum(axis=0), 1 / B, False)
+    del t["hobj_S__S"], hobj_S__S
     return {("W", "W"): hess_W__W, ("W", "U"): hess_W__U, ("W", "S"): hess_W__S, ("U", "W"): _block_view(H, 20, 35, 0, 20, (3, 5, 5, 4)), ("U", "U"): hess_U__U, ("U", "S"): hess_U__S, ("S", "W"): _block_view(H, 35, 44, 0, 20, (3, 3, 5, 4)), ("S", "U"): _block_view(H, 35, 44, 20, 35, (3, 3, 3, 5)), ("S", "S"): hess_S__S}
 
 

@@ -96,37 +96,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _sigmoid(x):
@@ -1895,16 +1905,20 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 90, params["Wi"])
     t["adj_p"] = _adj_p(t)
     t["adj_h1"] = _adj_h1(t)
     t["adj_s1"] = _adj_s1(t)
     t["adj_ig"] = _adj_ig(t)
     t["jac_ig__z_ig"] = _jac_ig__z_ig(t)
     t["jac_s1__z_ig"] = _jac_s1__z_ig(t)
+    del t["jac_ig__z_ig"]
     t["jac_h1__z_ig"] = _jac_h1__z_ig(t)
     t["adj_fg"] = _adj_fg(t)
     t["jac_fg__z_fg"] = _jac_fg__z_fg(t)
     t["jac_s1__z_fg"] = _jac_s1__z_fg(t)
+    del t["jac_fg__z_fg"]
     t["jac_h1__z_fg"] = _jac_h1__z_fg(t)
     t["adj_og"] = _adj_og(t)
     t["jac_og__z_og"] = _jac_og__z_og(t)
@@ -1917,179 +1931,84 @@ def hessian(params, data, out=None):
     t["jac_p__s1"] = _jac_p__s1(t)
     t["jac_p__ig"] = _jac_p__ig(t)
     t["jac_p__z_ig"] = _jac_p__z_ig(t)
+    del t["jac_p__ig"]
     t["hess_p__z_ig"] = _hess_p__z_ig(t)
+    del t["jac_p__z_ig"]
     t["hess_h1__z_ig"] = _hess_h1__z_ig(t)
+    del t["hess_p__z_ig"]
     t["hess_s1__z_ig"] = _hess_s1__z_ig(t)
+    del t["jac_s1__z_ig"], t["hess_h1__z_ig"]
     t["hess_ig__z_ig"] = _hess_ig__z_ig(t)
+    del t["hess_s1__z_ig"]
     t["hess_z_ig__z_ig"] = _hess_z_ig__z_ig(t)
-    t["jac_p__fg"] = _jac_p__fg(t)
-    t["jac_p__z_fg"] = _jac_p__z_fg(t)
-    t["hess_p__z_fg"] = _hess_p__z_fg(t)
-    t["hess_h1__z_fg"] = _hess_h1__z_fg(t)
-    t["hess_s1__z_fg"] = _hess_s1__z_fg(t)
-    t["hess_ig__z_fg"] = _hess_ig__z_fg(t)
-    t["hess_z_ig__z_fg"] = _hess_z_ig__z_fg(t)
-    t["jac_p__og"] = _jac_p__og(t)
-    t["jac_p__z_og"] = _jac_p__z_og(t)
-    t["hess_p__z_og"] = _hess_p__z_og(t)
-    t["hess_h1__z_og"] = _hess_h1__z_og(t)
-    t["hess_s1__z_og"] = _hess_s1__z_og(t)
-    t["hess_ig__z_og"] = _hess_ig__z_og(t)
-    t["hess_z_ig__z_og"] = _hess_z_ig__z_og(t)
-    t["jac_p__gg"] = _jac_p__gg(t)
-    t["jac_p__z_gg"] = _jac_p__z_gg(t)
-    t["hess_p__z_gg"] = _hess_p__z_gg(t)
-    t["hess_h1__z_gg"] = _hess_h1__z_gg(t)
-    t["hess_s1__z_gg"] = _hess_s1__z_gg(t)
-    t["hess_ig__z_gg"] = _hess_ig__z_gg(t)
-    t["hess_z_ig__z_gg"] = _hess_z_ig__z_gg(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h1__p"] = _hess_h1__p(t)
-    t["hess_s1__p"] = _hess_s1__p(t)
-    t["hess_ig__p"] = _hess_ig__p(t)
-    t["hess_z_ig__p"] = _hess_z_ig__p(t)
-    t["hess_fg__z_fg"] = _hess_fg__z_fg(t)
-    t["hess_z_fg__z_fg"] = _hess_z_fg__z_fg(t)
-    t["hess_fg__z_og"] = _hess_fg__z_og(t)
-    t["hess_z_fg__z_og"] = _hess_z_fg__z_og(t)
-    t["hess_fg__z_gg"] = _hess_fg__z_gg(t)
-    t["hess_z_fg__z_gg"] = _hess_z_fg__z_gg(t)
-    t["hess_fg__p"] = _hess_fg__p(t)
-    t["hess_z_fg__p"] = _hess_z_fg__p(t)
-    t["hess_og__z_og"] = _hess_og__z_og(t)
-    t["hess_z_og__z_og"] = _hess_z_og__z_og(t)
-    t["hess_og__z_gg"] = _hess_og__z_gg(t)
-    t["hess_z_og__z_gg"] = _hess_z_og__z_gg(t)
-    t["hess_og__p"] = _hess_og__p(t)
-    t["hess_z_og__p"] = _hess_z_og__p(t)
-    t["hess_gg__z_gg"] = _hess_gg__z_gg(t)
-    t["hess_z_gg__z_gg"] = _hess_z_gg__z_gg(t)
-    t["hess_gg__p"] = _hess_gg__p(t)
-    t["hess_z_gg__p"] = _hess_z_gg__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 90, params["Wi"])
+    del t["adj_ig"], t["hess_ig__z_ig"]
     # ∂f/∂Wi,Wi[j,k,i,l] = hess_z_ig__z_ig[j,i] x[k] x[l]
     hess_Wi__Wi = _block_view(H, 0, 9, 0, 9, PARAMS["Wi"] + PARAMS["Wi"])
     hess_z_ig__z_ig = t["hess_z_ig__z_ig"]
     x = t["x"]
-    _outer_into(hess_Wi__Wi, hess_z_ig__z_ig, x, x, 1 / B, False, False, True)
+    _outer_into(hess_Wi__Wi, x, ((hess_z_ig__z_ig, x, 1 / B, False),), False, True)
     # ∂f/∂Wi,Ui[j,k,i,l] = h0[l] hess_z_ig__z_ig[j,i] x[k]
     hess_Wi__Ui = _block_view(H, 0, 9, 9, 18, PARAMS["Wi"] + PARAMS["Ui"])
     h0 = t["h0"]
-    _outer_into(hess_Wi__Ui, hess_z_ig__z_ig, x, h0, 1 / B, False)
+    _outer_into(hess_Wi__Ui, x, ((hess_z_ig__z_ig, h0, 1 / B, False),), False)
     _mirror(H, 0, 9, 9, 18)
     # ∂f/∂Wi,bi[j,k,i] = hess_z_ig__z_ig[j,i] x[k]
     hess_Wi__bi = _block_view(H, 0, 9, 18, 21, PARAMS["Wi"] + PARAMS["bi"])
     # einsum("Bji,Bk->jki", hess_z_ig__z_ig, x)
     _add_into(hess_Wi__bi, (np.tensordot(x, hess_z_ig__z_ig, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     _mirror(H, 0, 9, 18, 21)
+    # ∂f/∂Ui,Ui[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_ig[j,k]
+    hess_Ui__Ui = _block_view(H, 9, 18, 9, 18, PARAMS["Ui"] + PARAMS["Ui"])
+    _outer_into(hess_Ui__Ui, h0, ((hess_z_ig__z_ig, h0, 1 / B, False),), False, True)
+    # ∂f/∂Ui,bi[j,i,k] = h0[i] hess_z_ig__z_ig[j,k]
+    hess_Ui__bi = _block_view(H, 9, 18, 18, 21, PARAMS["Ui"] + PARAMS["bi"])
+    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_ig)
+    _add_into(hess_Ui__bi, (np.tensordot(hess_z_ig__z_ig, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 9, 18, 18, 21)
+    # ∂f/∂bi,bi[j,i] = hess_z_ig__z_ig[j,i]
+    hess_bi__bi = _block_view(H, 18, 21, 18, 21, PARAMS["bi"] + PARAMS["bi"])
+    # einsum("Bji->ji", hess_z_ig__z_ig)
+    _add_into(hess_bi__bi, hess_z_ig__z_ig.sum(axis=0), 1 / B, False)
+    del t["hess_z_ig__z_ig"], hess_z_ig__z_ig
+    t["jac_p__fg"] = _jac_p__fg(t)
+    t["jac_p__z_fg"] = _jac_p__z_fg(t)
+    del t["jac_p__fg"]
+    t["hess_p__z_fg"] = _hess_p__z_fg(t)
+    del t["jac_p__z_fg"]
+    t["hess_h1__z_fg"] = _hess_h1__z_fg(t)
+    del t["hess_p__z_fg"]
+    t["hess_s1__z_fg"] = _hess_s1__z_fg(t)
+    del t["jac_s1__z_fg"], t["hess_h1__z_fg"]
+    t["hess_ig__z_fg"] = _hess_ig__z_fg(t)
+    t["hess_z_ig__z_fg"] = _hess_z_ig__z_fg(t)
+    del t["hess_ig__z_fg"]
     # ∂f/∂Wi,Wf[j,k,i,l] = hess_z_ig__z_fg[j,i] x[k] x[l]
     hess_Wi__Wf = _block_view(H, 0, 9, 21, 30, PARAMS["Wi"] + PARAMS["Wf"])
     hess_z_ig__z_fg = t["hess_z_ig__z_fg"]
-    _outer_into(hess_Wi__Wf, hess_z_ig__z_fg, x, x, 1 / B, False)
+    _outer_into(hess_Wi__Wf, x, ((hess_z_ig__z_fg, x, 1 / B, False),), False)
     _mirror(H, 0, 9, 21, 30)
     # ∂f/∂Wi,Uf[j,k,i,l] = h0[l] hess_z_ig__z_fg[j,i] x[k]
     hess_Wi__Uf = _block_view(H, 0, 9, 30, 39, PARAMS["Wi"] + PARAMS["Uf"])
-    _outer_into(hess_Wi__Uf, hess_z_ig__z_fg, x, h0, 1 / B, False)
+    _outer_into(hess_Wi__Uf, x, ((hess_z_ig__z_fg, h0, 1 / B, False),), False)
     _mirror(H, 0, 9, 30, 39)
     # ∂f/∂Wi,bf[j,k,i] = hess_z_ig__z_fg[j,i] x[k]
     hess_Wi__bf = _block_view(H, 0, 9, 39, 42, PARAMS["Wi"] + PARAMS["bf"])
     # einsum("Bji,Bk->jki", hess_z_ig__z_fg, x)
     _add_into(hess_Wi__bf, (np.tensordot(x, hess_z_ig__z_fg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     _mirror(H, 0, 9, 39, 42)
-    # ∂f/∂Wi,Wo[j,k,i,l] = hess_z_ig__z_og[j,i] x[k] x[l]
-    hess_Wi__Wo = _block_view(H, 0, 9, 42, 51, PARAMS["Wi"] + PARAMS["Wo"])
-    hess_z_ig__z_og = t["hess_z_ig__z_og"]
-    _outer_into(hess_Wi__Wo, hess_z_ig__z_og, x, x, 1 / B, False)
-    _mirror(H, 0, 9, 42, 51)
-    # ∂f/∂Wi,Uo[j,k,i,l] = h0[l] hess_z_ig__z_og[j,i] x[k]
-    hess_Wi__Uo = _block_view(H, 0, 9, 51, 60, PARAMS["Wi"] + PARAMS["Uo"])
-    _outer_into(hess_Wi__Uo, hess_z_ig__z_og, x, h0, 1 / B, False)
-    _mirror(H, 0, 9, 51, 60)
-    # ∂f/∂Wi,bo[j,k,i] = hess_z_ig__z_og[j,i] x[k]
-    hess_Wi__bo = _block_view(H, 0, 9, 60, 63, PARAMS["Wi"] + PARAMS["bo"])
-    # einsum("Bji,Bk->jki", hess_z_ig__z_og, x)
-    _add_into(hess_Wi__bo, (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 0, 9, 60, 63)
-    # ∂f/∂Wi,Wg[j,k,i,l] = hess_z_ig__z_gg[j,i] x[k] x[l]
-    hess_Wi__Wg = _block_view(H, 0, 9, 63, 72, PARAMS["Wi"] + PARAMS["Wg"])
-    hess_z_ig__z_gg = t["hess_z_ig__z_gg"]
-    _outer_into(hess_Wi__Wg, hess_z_ig__z_gg, x, x, 1 / B, False)
-    _mirror(H, 0, 9, 63, 72)
-    # ∂f/∂Wi,Ug[j,k,i,l] = h0[l] hess_z_ig__z_gg[j,i] x[k]
-    hess_Wi__Ug = _block_view(H, 0, 9, 72, 81, PARAMS["Wi"] + PARAMS["Ug"])
-    _outer_into(hess_Wi__Ug, hess_z_ig__z_gg, x, h0, 1 / B, False)
-    _mirror(H, 0, 9, 72, 81)
-    # ∂f/∂Wi,bg[j,k,i] = hess_z_ig__z_gg[j,i] x[k]
-    hess_Wi__bg = _block_view(H, 0, 9, 81, 84, PARAMS["Wi"] + PARAMS["bg"])
-    # einsum("Bji,Bk->jki", hess_z_ig__z_gg, x)
-    _add_into(hess_Wi__bg, (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 0, 9, 81, 84)
-    # ∂f/∂Wi,U[j,k,l,i] = adj_p[l] jac_h1__z_ig[i,j] x[k] + h1[i] hess_z_ig__p[j,l] x[k]
-    hess_Wi__U = _block_view(H, 0, 9, 84, 90, PARAMS["Wi"] + PARAMS["U"])
-    jac_h1__z_ig = t["jac_h1__z_ig"]
-    adj_p = t["adj_p"]
-    hess_z_ig__p = t["hess_z_ig__p"]
-    h1 = t["h1"]
-    _outer_into(hess_Wi__U, jac_h1__z_ig.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wi__U, hess_z_ig__p, x, h1, 1 / B, True)
-    _mirror(H, 0, 9, 84, 90)
-    # ∂f/∂Ui,Ui[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_ig[j,k]
-    hess_Ui__Ui = _block_view(H, 9, 18, 9, 18, PARAMS["Ui"] + PARAMS["Ui"])
-    _outer_into(hess_Ui__Ui, hess_z_ig__z_ig, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Ui,bi[j,i,k] = h0[i] hess_z_ig__z_ig[j,k]
-    hess_Ui__bi = _block_view(H, 9, 18, 18, 21, PARAMS["Ui"] + PARAMS["bi"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_ig)
-    _add_into(hess_Ui__bi, (np.tensordot(hess_z_ig__z_ig, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 9, 18, 18, 21)
     # ∂f/∂Ui,Wf[j,i,k,l] = h0[i] hess_z_ig__z_fg[j,k] x[l]
     hess_Ui__Wf = _block_view(H, 9, 18, 21, 30, PARAMS["Ui"] + PARAMS["Wf"])
-    _outer_into(hess_Ui__Wf, hess_z_ig__z_fg, h0, x, 1 / B, False)
+    _outer_into(hess_Ui__Wf, h0, ((hess_z_ig__z_fg, x, 1 / B, False),), False)
     _mirror(H, 9, 18, 21, 30)
     # ∂f/∂Ui,Uf[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_fg[j,k]
     hess_Ui__Uf = _block_view(H, 9, 18, 30, 39, PARAMS["Ui"] + PARAMS["Uf"])
-    _outer_into(hess_Ui__Uf, hess_z_ig__z_fg, h0, h0, 1 / B, False)
+    _outer_into(hess_Ui__Uf, h0, ((hess_z_ig__z_fg, h0, 1 / B, False),), False)
     _mirror(H, 9, 18, 30, 39)
     # ∂f/∂Ui,bf[j,i,k] = h0[i] hess_z_ig__z_fg[j,k]
     hess_Ui__bf = _block_view(H, 9, 18, 39, 42, PARAMS["Ui"] + PARAMS["bf"])
     # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_fg)
     _add_into(hess_Ui__bf, (np.tensordot(hess_z_ig__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
     _mirror(H, 9, 18, 39, 42)
-    # ∂f/∂Ui,Wo[j,i,k,l] = h0[i] hess_z_ig__z_og[j,k] x[l]
-    hess_Ui__Wo = _block_view(H, 9, 18, 42, 51, PARAMS["Ui"] + PARAMS["Wo"])
-    _outer_into(hess_Ui__Wo, hess_z_ig__z_og, h0, x, 1 / B, False)
-    _mirror(H, 9, 18, 42, 51)
-    # ∂f/∂Ui,Uo[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_og[j,k]
-    hess_Ui__Uo = _block_view(H, 9, 18, 51, 60, PARAMS["Ui"] + PARAMS["Uo"])
-    _outer_into(hess_Ui__Uo, hess_z_ig__z_og, h0, h0, 1 / B, False)
-    _mirror(H, 9, 18, 51, 60)
-    # ∂f/∂Ui,bo[j,i,k] = h0[i] hess_z_ig__z_og[j,k]
-    hess_Ui__bo = _block_view(H, 9, 18, 60, 63, PARAMS["Ui"] + PARAMS["bo"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_og)
-    _add_into(hess_Ui__bo, (np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 9, 18, 60, 63)
-    # ∂f/∂Ui,Wg[j,i,k,l] = h0[i] hess_z_ig__z_gg[j,k] x[l]
-    hess_Ui__Wg = _block_view(H, 9, 18, 63, 72, PARAMS["Ui"] + PARAMS["Wg"])
-    _outer_into(hess_Ui__Wg, hess_z_ig__z_gg, h0, x, 1 / B, False)
-    _mirror(H, 9, 18, 63, 72)
-    # ∂f/∂Ui,Ug[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_gg[j,k]
-    hess_Ui__Ug = _block_view(H, 9, 18, 72, 81, PARAMS["Ui"] + PARAMS["Ug"])
-    _outer_into(hess_Ui__Ug, hess_z_ig__z_gg, h0, h0, 1 / B, False)
-    _mirror(H, 9, 18, 72, 81)
-    # ∂f/∂Ui,bg[j,i,k] = h0[i] hess_z_ig__z_gg[j,k]
-    hess_Ui__bg = _block_view(H, 9, 18, 81, 84, PARAMS["Ui"] + PARAMS["bg"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_gg)
-    _add_into(hess_Ui__bg, (np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 9, 18, 81, 84)
-    # ∂f/∂Ui,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_ig[k,j] + h0[i] h1[k] hess_z_ig__p[j,l]
-    hess_Ui__U = _block_view(H, 9, 18, 84, 90, PARAMS["Ui"] + PARAMS["U"])
-    _outer_into(hess_Ui__U, jac_h1__z_ig.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Ui__U, hess_z_ig__p, h0, h1, 1 / B, True)
-    _mirror(H, 9, 18, 84, 90)
-    # ∂f/∂bi,bi[j,i] = hess_z_ig__z_ig[j,i]
-    hess_bi__bi = _block_view(H, 18, 21, 18, 21, PARAMS["bi"] + PARAMS["bi"])
-    # einsum("Bji->ji", hess_z_ig__z_ig)
-    _add_into(hess_bi__bi, hess_z_ig__z_ig.sum(axis=0), 1 / B, False)
     # ∂f/∂bi,Wf[j,i,k] = hess_z_ig__z_fg[j,i] x[k]
     hess_bi__Wf = _block_view(H, 18, 21, 21, 30, PARAMS["bi"] + PARAMS["Wf"])
     # einsum("Bji,Bk->jik", hess_z_ig__z_fg, x)
@@ -2105,6 +2024,47 @@ def hessian(params, data, out=None):
     # einsum("Bji->ji", hess_z_ig__z_fg)
     _add_into(hess_bi__bf, hess_z_ig__z_fg.sum(axis=0), 1 / B, False)
     _mirror(H, 18, 21, 39, 42)
+    del t["hess_z_ig__z_fg"], hess_z_ig__z_fg
+    t["jac_p__og"] = _jac_p__og(t)
+    del t["jac_p__h1"]
+    t["jac_p__z_og"] = _jac_p__z_og(t)
+    del t["jac_p__og"]
+    t["hess_p__z_og"] = _hess_p__z_og(t)
+    del t["jac_p__z_og"]
+    t["hess_h1__z_og"] = _hess_h1__z_og(t)
+    del t["hess_p__z_og"]
+    t["hess_s1__z_og"] = _hess_s1__z_og(t)
+    del t["jac_og__z_og"]
+    t["hess_ig__z_og"] = _hess_ig__z_og(t)
+    t["hess_z_ig__z_og"] = _hess_z_ig__z_og(t)
+    del t["hess_ig__z_og"]
+    # ∂f/∂Wi,Wo[j,k,i,l] = hess_z_ig__z_og[j,i] x[k] x[l]
+    hess_Wi__Wo = _block_view(H, 0, 9, 42, 51, PARAMS["Wi"] + PARAMS["Wo"])
+    hess_z_ig__z_og = t["hess_z_ig__z_og"]
+    _outer_into(hess_Wi__Wo, x, ((hess_z_ig__z_og, x, 1 / B, False),), False)
+    _mirror(H, 0, 9, 42, 51)
+    # ∂f/∂Wi,Uo[j,k,i,l] = h0[l] hess_z_ig__z_og[j,i] x[k]
+    hess_Wi__Uo = _block_view(H, 0, 9, 51, 60, PARAMS["Wi"] + PARAMS["Uo"])
+    _outer_into(hess_Wi__Uo, x, ((hess_z_ig__z_og, h0, 1 / B, False),), False)
+    _mirror(H, 0, 9, 51, 60)
+    # ∂f/∂Wi,bo[j,k,i] = hess_z_ig__z_og[j,i] x[k]
+    hess_Wi__bo = _block_view(H, 0, 9, 60, 63, PARAMS["Wi"] + PARAMS["bo"])
+    # einsum("Bji,Bk->jki", hess_z_ig__z_og, x)
+    _add_into(hess_Wi__bo, (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 9, 60, 63)
+    # ∂f/∂Ui,Wo[j,i,k,l] = h0[i] hess_z_ig__z_og[j,k] x[l]
+    hess_Ui__Wo = _block_view(H, 9, 18, 42, 51, PARAMS["Ui"] + PARAMS["Wo"])
+    _outer_into(hess_Ui__Wo, h0, ((hess_z_ig__z_og, x, 1 / B, False),), False)
+    _mirror(H, 9, 18, 42, 51)
+    # ∂f/∂Ui,Uo[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_og[j,k]
+    hess_Ui__Uo = _block_view(H, 9, 18, 51, 60, PARAMS["Ui"] + PARAMS["Uo"])
+    _outer_into(hess_Ui__Uo, h0, ((hess_z_ig__z_og, h0, 1 / B, False),), False)
+    _mirror(H, 9, 18, 51, 60)
+    # ∂f/∂Ui,bo[j,i,k] = h0[i] hess_z_ig__z_og[j,k]
+    hess_Ui__bo = _block_view(H, 9, 18, 60, 63, PARAMS["Ui"] + PARAMS["bo"])
+    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_og)
+    _add_into(hess_Ui__bo, (np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 9, 18, 60, 63)
     # ∂f/∂bi,Wo[j,i,k] = hess_z_ig__z_og[j,i] x[k]
     hess_bi__Wo = _block_view(H, 18, 21, 42, 51, PARAMS["bi"] + PARAMS["Wo"])
     # einsum("Bji,Bk->jik", hess_z_ig__z_og, x)
@@ -2120,6 +2080,47 @@ def hessian(params, data, out=None):
     # einsum("Bji->ji", hess_z_ig__z_og)
     _add_into(hess_bi__bo, hess_z_ig__z_og.sum(axis=0), 1 / B, False)
     _mirror(H, 18, 21, 60, 63)
+    del t["hess_z_ig__z_og"], hess_z_ig__z_og
+    t["jac_p__gg"] = _jac_p__gg(t)
+    del t["jac_p__s1"]
+    t["jac_p__z_gg"] = _jac_p__z_gg(t)
+    del t["jac_p__gg"]
+    t["hess_p__z_gg"] = _hess_p__z_gg(t)
+    del t["jac_p__z_gg"]
+    t["hess_h1__z_gg"] = _hess_h1__z_gg(t)
+    del t["hess_p__z_gg"]
+    t["hess_s1__z_gg"] = _hess_s1__z_gg(t)
+    t["hess_ig__z_gg"] = _hess_ig__z_gg(t)
+    del t["adj_s1"], t["jac_gg__z_gg"]
+    t["hess_z_ig__z_gg"] = _hess_z_ig__z_gg(t)
+    del t["hess_ig__z_gg"]
+    # ∂f/∂Wi,Wg[j,k,i,l] = hess_z_ig__z_gg[j,i] x[k] x[l]
+    hess_Wi__Wg = _block_view(H, 0, 9, 63, 72, PARAMS["Wi"] + PARAMS["Wg"])
+    hess_z_ig__z_gg = t["hess_z_ig__z_gg"]
+    _outer_into(hess_Wi__Wg, x, ((hess_z_ig__z_gg, x, 1 / B, False),), False)
+    _mirror(H, 0, 9, 63, 72)
+    # ∂f/∂Wi,Ug[j,k,i,l] = h0[l] hess_z_ig__z_gg[j,i] x[k]
+    hess_Wi__Ug = _block_view(H, 0, 9, 72, 81, PARAMS["Wi"] + PARAMS["Ug"])
+    _outer_into(hess_Wi__Ug, x, ((hess_z_ig__z_gg, h0, 1 / B, False),), False)
+    _mirror(H, 0, 9, 72, 81)
+    # ∂f/∂Wi,bg[j,k,i] = hess_z_ig__z_gg[j,i] x[k]
+    hess_Wi__bg = _block_view(H, 0, 9, 81, 84, PARAMS["Wi"] + PARAMS["bg"])
+    # einsum("Bji,Bk->jki", hess_z_ig__z_gg, x)
+    _add_into(hess_Wi__bg, (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 0, 9, 81, 84)
+    # ∂f/∂Ui,Wg[j,i,k,l] = h0[i] hess_z_ig__z_gg[j,k] x[l]
+    hess_Ui__Wg = _block_view(H, 9, 18, 63, 72, PARAMS["Ui"] + PARAMS["Wg"])
+    _outer_into(hess_Ui__Wg, h0, ((hess_z_ig__z_gg, x, 1 / B, False),), False)
+    _mirror(H, 9, 18, 63, 72)
+    # ∂f/∂Ui,Ug[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_gg[j,k]
+    hess_Ui__Ug = _block_view(H, 9, 18, 72, 81, PARAMS["Ui"] + PARAMS["Ug"])
+    _outer_into(hess_Ui__Ug, h0, ((hess_z_ig__z_gg, h0, 1 / B, False),), False)
+    _mirror(H, 9, 18, 72, 81)
+    # ∂f/∂Ui,bg[j,i,k] = h0[i] hess_z_ig__z_gg[j,k]
+    hess_Ui__bg = _block_view(H, 9, 18, 81, 84, PARAMS["Ui"] + PARAMS["bg"])
+    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_gg)
+    _add_into(hess_Ui__bg, (np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 9, 18, 81, 84)
     # ∂f/∂bi,Wg[j,i,k] = hess_z_ig__z_gg[j,i] x[k]
     hess_bi__Wg = _block_view(H, 18, 21, 63, 72, PARAMS["bi"] + PARAMS["Wg"])
     # einsum("Bji,Bk->jik", hess_z_ig__z_gg, x)
@@ -2135,6 +2136,31 @@ def hessian(params, data, out=None):
     # einsum("Bji->ji", hess_z_ig__z_gg)
     _add_into(hess_bi__bg, hess_z_ig__z_gg.sum(axis=0), 1 / B, False)
     _mirror(H, 18, 21, 81, 84)
+    del t["hess_z_ig__z_gg"], hess_z_ig__z_gg
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
+    hess_U__U = _block_view(H, 84, 90, 84, 90, PARAMS["U"] + PARAMS["U"])
+    hess_p__p = t["hess_p__p"]
+    h1 = t["h1"]
+    _outer_into(hess_U__U, h1, ((hess_p__p, h1, 1 / B, False),), False, True)
+    del hess_p__p
+    t["hess_h1__p"] = _hess_h1__p(t)
+    del t["hess_p__p"]
+    t["hess_s1__p"] = _hess_s1__p(t)
+    t["hess_ig__p"] = _hess_ig__p(t)
+    t["hess_z_ig__p"] = _hess_z_ig__p(t)
+    del t["hess_ig__p"]
+    # ∂f/∂Wi,U[j,k,l,i] = adj_p[l] jac_h1__z_ig[i,j] x[k] + h1[i] hess_z_ig__p[j,l] x[k]
+    hess_Wi__U = _block_view(H, 0, 9, 84, 90, PARAMS["Wi"] + PARAMS["U"])
+    jac_h1__z_ig = t["jac_h1__z_ig"]
+    adj_p = t["adj_p"]
+    hess_z_ig__p = t["hess_z_ig__p"]
+    _outer_into(hess_Wi__U, x, ((jac_h1__z_ig.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ig__p, h1, 1 / B, False)), False)
+    _mirror(H, 0, 9, 84, 90)
+    # ∂f/∂Ui,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_ig[k,j] + h0[i] h1[k] hess_z_ig__p[j,l]
+    hess_Ui__U = _block_view(H, 9, 18, 84, 90, PARAMS["Ui"] + PARAMS["U"])
+    _outer_into(hess_Ui__U, h0, ((jac_h1__z_ig.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ig__p, h1, 1 / B, False)), False)
+    _mirror(H, 9, 18, 84, 90)
     # ∂f/∂bi,U[j,l,i] = adj_p[l] jac_h1__z_ig[i,j] + h1[i] hess_z_ig__p[j,l]
     hess_bi__U = _block_view(H, 18, 21, 84, 90, PARAMS["bi"] + PARAMS["U"])
     # einsum("Bl,Bij->jli", adj_p, jac_h1__z_ig)
@@ -2142,97 +2168,68 @@ def hessian(params, data, out=None):
     # einsum("Bi,Bjl->jli", h1, hess_z_ig__p)
     _add_into(hess_bi__U, np.tensordot(hess_z_ig__p, h1, axes=([0], [0])), 1 / B, True)
     _mirror(H, 18, 21, 84, 90)
+    del t["jac_h1__z_ig"], t["hess_z_ig__p"], jac_h1__z_ig, hess_z_ig__p
+    t["hess_fg__z_fg"] = _hess_fg__z_fg(t)
+    del t["hess_s1__z_fg"]
+    t["hess_z_fg__z_fg"] = _hess_z_fg__z_fg(t)
+    del t["adj_fg"], t["hess_fg__z_fg"]
     # ∂f/∂Wf,Wf[j,k,i,l] = hess_z_fg__z_fg[j,i] x[k] x[l]
     hess_Wf__Wf = _block_view(H, 21, 30, 21, 30, PARAMS["Wf"] + PARAMS["Wf"])
     hess_z_fg__z_fg = t["hess_z_fg__z_fg"]
-    _outer_into(hess_Wf__Wf, hess_z_fg__z_fg, x, x, 1 / B, False, False, True)
+    _outer_into(hess_Wf__Wf, x, ((hess_z_fg__z_fg, x, 1 / B, False),), False, True)
     # ∂f/∂Wf,Uf[j,k,i,l] = h0[l] hess_z_fg__z_fg[j,i] x[k]
     hess_Wf__Uf = _block_view(H, 21, 30, 30, 39, PARAMS["Wf"] + PARAMS["Uf"])
-    _outer_into(hess_Wf__Uf, hess_z_fg__z_fg, x, h0, 1 / B, False)
+    _outer_into(hess_Wf__Uf, x, ((hess_z_fg__z_fg, h0, 1 / B, False),), False)
     _mirror(H, 21, 30, 30, 39)
     # ∂f/∂Wf,bf[j,k,i] = hess_z_fg__z_fg[j,i] x[k]
     hess_Wf__bf = _block_view(H, 21, 30, 39, 42, PARAMS["Wf"] + PARAMS["bf"])
     # einsum("Bji,Bk->jki", hess_z_fg__z_fg, x)
     _add_into(hess_Wf__bf, (np.tensordot(x, hess_z_fg__z_fg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     _mirror(H, 21, 30, 39, 42)
+    # ∂f/∂Uf,Uf[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_fg[j,k]
+    hess_Uf__Uf = _block_view(H, 30, 39, 30, 39, PARAMS["Uf"] + PARAMS["Uf"])
+    _outer_into(hess_Uf__Uf, h0, ((hess_z_fg__z_fg, h0, 1 / B, False),), False, True)
+    # ∂f/∂Uf,bf[j,i,k] = h0[i] hess_z_fg__z_fg[j,k]
+    hess_Uf__bf = _block_view(H, 30, 39, 39, 42, PARAMS["Uf"] + PARAMS["bf"])
+    # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_fg)
+    _add_into(hess_Uf__bf, (np.tensordot(hess_z_fg__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 30, 39, 39, 42)
+    # ∂f/∂bf,bf[j,i] = hess_z_fg__z_fg[j,i]
+    hess_bf__bf = _block_view(H, 39, 42, 39, 42, PARAMS["bf"] + PARAMS["bf"])
+    # einsum("Bji->ji", hess_z_fg__z_fg)
+    _add_into(hess_bf__bf, hess_z_fg__z_fg.sum(axis=0), 1 / B, False)
+    del t["hess_z_fg__z_fg"], hess_z_fg__z_fg
+    t["hess_fg__z_og"] = _hess_fg__z_og(t)
+    del t["hess_s1__z_og"]
+    t["hess_z_fg__z_og"] = _hess_z_fg__z_og(t)
+    del t["hess_fg__z_og"]
     # ∂f/∂Wf,Wo[j,k,i,l] = hess_z_fg__z_og[j,i] x[k] x[l]
     hess_Wf__Wo = _block_view(H, 21, 30, 42, 51, PARAMS["Wf"] + PARAMS["Wo"])
     hess_z_fg__z_og = t["hess_z_fg__z_og"]
-    _outer_into(hess_Wf__Wo, hess_z_fg__z_og, x, x, 1 / B, False)
+    _outer_into(hess_Wf__Wo, x, ((hess_z_fg__z_og, x, 1 / B, False),), False)
     _mirror(H, 21, 30, 42, 51)
     # ∂f/∂Wf,Uo[j,k,i,l] = h0[l] hess_z_fg__z_og[j,i] x[k]
     hess_Wf__Uo = _block_view(H, 21, 30, 51, 60, PARAMS["Wf"] + PARAMS["Uo"])
-    _outer_into(hess_Wf__Uo, hess_z_fg__z_og, x, h0, 1 / B, False)
+    _outer_into(hess_Wf__Uo, x, ((hess_z_fg__z_og, h0, 1 / B, False),), False)
     _mirror(H, 21, 30, 51, 60)
     # ∂f/∂Wf,bo[j,k,i] = hess_z_fg__z_og[j,i] x[k]
     hess_Wf__bo = _block_view(H, 21, 30, 60, 63, PARAMS["Wf"] + PARAMS["bo"])
     # einsum("Bji,Bk->jki", hess_z_fg__z_og, x)
     _add_into(hess_Wf__bo, (np.tensordot(x, hess_z_fg__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     _mirror(H, 21, 30, 60, 63)
-    # ∂f/∂Wf,Wg[j,k,i,l] = hess_z_fg__z_gg[j,i] x[k] x[l]
-    hess_Wf__Wg = _block_view(H, 21, 30, 63, 72, PARAMS["Wf"] + PARAMS["Wg"])
-    hess_z_fg__z_gg = t["hess_z_fg__z_gg"]
-    _outer_into(hess_Wf__Wg, hess_z_fg__z_gg, x, x, 1 / B, False)
-    _mirror(H, 21, 30, 63, 72)
-    # ∂f/∂Wf,Ug[j,k,i,l] = h0[l] hess_z_fg__z_gg[j,i] x[k]
-    hess_Wf__Ug = _block_view(H, 21, 30, 72, 81, PARAMS["Wf"] + PARAMS["Ug"])
-    _outer_into(hess_Wf__Ug, hess_z_fg__z_gg, x, h0, 1 / B, False)
-    _mirror(H, 21, 30, 72, 81)
-    # ∂f/∂Wf,bg[j,k,i] = hess_z_fg__z_gg[j,i] x[k]
-    hess_Wf__bg = _block_view(H, 21, 30, 81, 84, PARAMS["Wf"] + PARAMS["bg"])
-    # einsum("Bji,Bk->jki", hess_z_fg__z_gg, x)
-    _add_into(hess_Wf__bg, (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 21, 30, 81, 84)
-    # ∂f/∂Wf,U[j,k,l,i] = adj_p[l] jac_h1__z_fg[i,j] x[k] + h1[i] hess_z_fg__p[j,l] x[k]
-    hess_Wf__U = _block_view(H, 21, 30, 84, 90, PARAMS["Wf"] + PARAMS["U"])
-    jac_h1__z_fg = t["jac_h1__z_fg"]
-    hess_z_fg__p = t["hess_z_fg__p"]
-    _outer_into(hess_Wf__U, jac_h1__z_fg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wf__U, hess_z_fg__p, x, h1, 1 / B, True)
-    _mirror(H, 21, 30, 84, 90)
-    # ∂f/∂Uf,Uf[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_fg[j,k]
-    hess_Uf__Uf = _block_view(H, 30, 39, 30, 39, PARAMS["Uf"] + PARAMS["Uf"])
-    _outer_into(hess_Uf__Uf, hess_z_fg__z_fg, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Uf,bf[j,i,k] = h0[i] hess_z_fg__z_fg[j,k]
-    hess_Uf__bf = _block_view(H, 30, 39, 39, 42, PARAMS["Uf"] + PARAMS["bf"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_fg)
-    _add_into(hess_Uf__bf, (np.tensordot(hess_z_fg__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 30, 39, 39, 42)
     # ∂f/∂Uf,Wo[j,i,k,l] = h0[i] hess_z_fg__z_og[j,k] x[l]
     hess_Uf__Wo = _block_view(H, 30, 39, 42, 51, PARAMS["Uf"] + PARAMS["Wo"])
-    _outer_into(hess_Uf__Wo, hess_z_fg__z_og, h0, x, 1 / B, False)
+    _outer_into(hess_Uf__Wo, h0, ((hess_z_fg__z_og, x, 1 / B, False),), False)
     _mirror(H, 30, 39, 42, 51)
     # ∂f/∂Uf,Uo[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_og[j,k]
     hess_Uf__Uo = _block_view(H, 30, 39, 51, 60, PARAMS["Uf"] + PARAMS["Uo"])
-    _outer_into(hess_Uf__Uo, hess_z_fg__z_og, h0, h0, 1 / B, False)
+    _outer_into(hess_Uf__Uo, h0, ((hess_z_fg__z_og, h0, 1 / B, False),), False)
     _mirror(H, 30, 39, 51, 60)
     # ∂f/∂Uf,bo[j,i,k] = h0[i] hess_z_fg__z_og[j,k]
     hess_Uf__bo = _block_view(H, 30, 39, 60, 63, PARAMS["Uf"] + PARAMS["bo"])
     # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_og)
     _add_into(hess_Uf__bo, (np.tensordot(hess_z_fg__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
     _mirror(H, 30, 39, 60, 63)
-    # ∂f/∂Uf,Wg[j,i,k,l] = h0[i] hess_z_fg__z_gg[j,k] x[l]
-    hess_Uf__Wg = _block_view(H, 30, 39, 63, 72, PARAMS["Uf"] + PARAMS["Wg"])
-    _outer_into(hess_Uf__Wg, hess_z_fg__z_gg, h0, x, 1 / B, False)
-    _mirror(H, 30, 39, 63, 72)
-    # ∂f/∂Uf,Ug[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_gg[j,k]
-    hess_Uf__Ug = _block_view(H, 30, 39, 72, 81, PARAMS["Uf"] + PARAMS["Ug"])
-    _outer_into(hess_Uf__Ug, hess_z_fg__z_gg, h0, h0, 1 / B, False)
-    _mirror(H, 30, 39, 72, 81)
-    # ∂f/∂Uf,bg[j,i,k] = h0[i] hess_z_fg__z_gg[j,k]
-    hess_Uf__bg = _block_view(H, 30, 39, 81, 84, PARAMS["Uf"] + PARAMS["bg"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_gg)
-    _add_into(hess_Uf__bg, (np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 30, 39, 81, 84)
-    # ∂f/∂Uf,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_fg[k,j] + h0[i] h1[k] hess_z_fg__p[j,l]
-    hess_Uf__U = _block_view(H, 30, 39, 84, 90, PARAMS["Uf"] + PARAMS["U"])
-    _outer_into(hess_Uf__U, jac_h1__z_fg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uf__U, hess_z_fg__p, h0, h1, 1 / B, True)
-    _mirror(H, 30, 39, 84, 90)
-    # ∂f/∂bf,bf[j,i] = hess_z_fg__z_fg[j,i]
-    hess_bf__bf = _block_view(H, 39, 42, 39, 42, PARAMS["bf"] + PARAMS["bf"])
-    # einsum("Bji->ji", hess_z_fg__z_fg)
-    _add_into(hess_bf__bf, hess_z_fg__z_fg.sum(axis=0), 1 / B, False)
     # ∂f/∂bf,Wo[j,i,k] = hess_z_fg__z_og[j,i] x[k]
     hess_bf__Wo = _block_view(H, 39, 42, 42, 51, PARAMS["bf"] + PARAMS["Wo"])
     # einsum("Bji,Bk->jik", hess_z_fg__z_og, x)
@@ -2248,6 +2245,37 @@ def hessian(params, data, out=None):
     # einsum("Bji->ji", hess_z_fg__z_og)
     _add_into(hess_bf__bo, hess_z_fg__z_og.sum(axis=0), 1 / B, False)
     _mirror(H, 39, 42, 60, 63)
+    del t["hess_z_fg__z_og"], hess_z_fg__z_og
+    t["hess_fg__z_gg"] = _hess_fg__z_gg(t)
+    t["hess_z_fg__z_gg"] = _hess_z_fg__z_gg(t)
+    del t["hess_fg__z_gg"]
+    # ∂f/∂Wf,Wg[j,k,i,l] = hess_z_fg__z_gg[j,i] x[k] x[l]
+    hess_Wf__Wg = _block_view(H, 21, 30, 63, 72, PARAMS["Wf"] + PARAMS["Wg"])
+    hess_z_fg__z_gg = t["hess_z_fg__z_gg"]
+    _outer_into(hess_Wf__Wg, x, ((hess_z_fg__z_gg, x, 1 / B, False),), False)
+    _mirror(H, 21, 30, 63, 72)
+    # ∂f/∂Wf,Ug[j,k,i,l] = h0[l] hess_z_fg__z_gg[j,i] x[k]
+    hess_Wf__Ug = _block_view(H, 21, 30, 72, 81, PARAMS["Wf"] + PARAMS["Ug"])
+    _outer_into(hess_Wf__Ug, x, ((hess_z_fg__z_gg, h0, 1 / B, False),), False)
+    _mirror(H, 21, 30, 72, 81)
+    # ∂f/∂Wf,bg[j,k,i] = hess_z_fg__z_gg[j,i] x[k]
+    hess_Wf__bg = _block_view(H, 21, 30, 81, 84, PARAMS["Wf"] + PARAMS["bg"])
+    # einsum("Bji,Bk->jki", hess_z_fg__z_gg, x)
+    _add_into(hess_Wf__bg, (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    _mirror(H, 21, 30, 81, 84)
+    # ∂f/∂Uf,Wg[j,i,k,l] = h0[i] hess_z_fg__z_gg[j,k] x[l]
+    hess_Uf__Wg = _block_view(H, 30, 39, 63, 72, PARAMS["Uf"] + PARAMS["Wg"])
+    _outer_into(hess_Uf__Wg, h0, ((hess_z_fg__z_gg, x, 1 / B, False),), False)
+    _mirror(H, 30, 39, 63, 72)
+    # ∂f/∂Uf,Ug[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_gg[j,k]
+    hess_Uf__Ug = _block_view(H, 30, 39, 72, 81, PARAMS["Uf"] + PARAMS["Ug"])
+    _outer_into(hess_Uf__Ug, h0, ((hess_z_fg__z_gg, h0, 1 / B, False),), False)
+    _mirror(H, 30, 39, 72, 81)
+    # ∂f/∂Uf,bg[j,i,k] = h0[i] hess_z_fg__z_gg[j,k]
+    hess_Uf__bg = _block_view(H, 30, 39, 81, 84, PARAMS["Uf"] + PARAMS["bg"])
+    # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_gg)
+    _add_into(hess_Uf__bg, (np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 30, 39, 81, 84)
     # ∂f/∂bf,Wg[j,i,k] = hess_z_fg__z_gg[j,i] x[k]
     hess_bf__Wg = _block_view(H, 39, 42, 63, 72, PARAMS["bf"] + PARAMS["Wg"])
     # einsum("Bji,Bk->jik", hess_z_fg__z_gg, x)
@@ -2263,6 +2291,20 @@ def hessian(params, data, out=None):
     # einsum("Bji->ji", hess_z_fg__z_gg)
     _add_into(hess_bf__bg, hess_z_fg__z_gg.sum(axis=0), 1 / B, False)
     _mirror(H, 39, 42, 81, 84)
+    del t["hess_z_fg__z_gg"], hess_z_fg__z_gg
+    t["hess_fg__p"] = _hess_fg__p(t)
+    t["hess_z_fg__p"] = _hess_z_fg__p(t)
+    del t["hess_fg__p"]
+    # ∂f/∂Wf,U[j,k,l,i] = adj_p[l] jac_h1__z_fg[i,j] x[k] + h1[i] hess_z_fg__p[j,l] x[k]
+    hess_Wf__U = _block_view(H, 21, 30, 84, 90, PARAMS["Wf"] + PARAMS["U"])
+    jac_h1__z_fg = t["jac_h1__z_fg"]
+    hess_z_fg__p = t["hess_z_fg__p"]
+    _outer_into(hess_Wf__U, x, ((jac_h1__z_fg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_fg__p, h1, 1 / B, False)), False)
+    _mirror(H, 21, 30, 84, 90)
+    # ∂f/∂Uf,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_fg[k,j] + h0[i] h1[k] hess_z_fg__p[j,l]
+    hess_Uf__U = _block_view(H, 30, 39, 84, 90, PARAMS["Uf"] + PARAMS["U"])
+    _outer_into(hess_Uf__U, h0, ((jac_h1__z_fg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_fg__p, h1, 1 / B, False)), False)
+    _mirror(H, 30, 39, 84, 90)
     # ∂f/∂bf,U[j,l,i] = adj_p[l] jac_h1__z_fg[i,j] + h1[i] hess_z_fg__p[j,l]
     hess_bf__U = _block_view(H, 39, 42, 84, 90, PARAMS["bf"] + PARAMS["U"])
     # einsum("Bl,Bij->jli", adj_p, jac_h1__z_fg)
@@ -2270,70 +2312,68 @@ def hessian(params, data, out=None):
     # einsum("Bi,Bjl->jli", h1, hess_z_fg__p)
     _add_into(hess_bf__U, np.tensordot(hess_z_fg__p, h1, axes=([0], [0])), 1 / B, True)
     _mirror(H, 39, 42, 84, 90)
+    del t["jac_h1__z_fg"], t["hess_z_fg__p"], jac_h1__z_fg, hess_z_fg__p
+    t["hess_og__z_og"] = _hess_og__z_og(t)
+    del t["hess_h1__z_og"]
+    t["hess_z_og__z_og"] = _hess_z_og__z_og(t)
+    del t["adj_og"], t["hess_og__z_og"]
     # ∂f/∂Wo,Wo[j,k,i,l] = hess_z_og__z_og[j,i] x[k] x[l]
     hess_Wo__Wo = _block_view(H, 42, 51, 42, 51, PARAMS["Wo"] + PARAMS["Wo"])
     hess_z_og__z_og = t["hess_z_og__z_og"]
-    _outer_into(hess_Wo__Wo, hess_z_og__z_og, x, x, 1 / B, False, False, True)
+    _outer_into(hess_Wo__Wo, x, ((hess_z_og__z_og, x, 1 / B, False),), False, True)
     # ∂f/∂Wo,Uo[j,k,i,l] = h0[l] hess_z_og__z_og[j,i] x[k]
     hess_Wo__Uo = _block_view(H, 42, 51, 51, 60, PARAMS["Wo"] + PARAMS["Uo"])
-    _outer_into(hess_Wo__Uo, hess_z_og__z_og, x, h0, 1 / B, False)
+    _outer_into(hess_Wo__Uo, x, ((hess_z_og__z_og, h0, 1 / B, False),), False)
     _mirror(H, 42, 51, 51, 60)
     # ∂f/∂Wo,bo[j,k,i] = hess_z_og__z_og[j,i] x[k]
     hess_Wo__bo = _block_view(H, 42, 51, 60, 63, PARAMS["Wo"] + PARAMS["bo"])
     # einsum("Bji,Bk->jki", hess_z_og__z_og, x)
     _add_into(hess_Wo__bo, (np.tensordot(x, hess_z_og__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     _mirror(H, 42, 51, 60, 63)
+    # ∂f/∂Uo,Uo[j,i,k,l] = h0[i] h0[l] hess_z_og__z_og[j,k]
+    hess_Uo__Uo = _block_view(H, 51, 60, 51, 60, PARAMS["Uo"] + PARAMS["Uo"])
+    _outer_into(hess_Uo__Uo, h0, ((hess_z_og__z_og, h0, 1 / B, False),), False, True)
+    # ∂f/∂Uo,bo[j,i,k] = h0[i] hess_z_og__z_og[j,k]
+    hess_Uo__bo = _block_view(H, 51, 60, 60, 63, PARAMS["Uo"] + PARAMS["bo"])
+    # einsum("Bi,Bjk->jik", h0, hess_z_og__z_og)
+    _add_into(hess_Uo__bo, (np.tensordot(hess_z_og__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 51, 60, 60, 63)
+    # ∂f/∂bo,bo[j,i] = hess_z_og__z_og[j,i]
+    hess_bo__bo = _block_view(H, 60, 63, 60, 63, PARAMS["bo"] + PARAMS["bo"])
+    # einsum("Bji->ji", hess_z_og__z_og)
+    _add_into(hess_bo__bo, hess_z_og__z_og.sum(axis=0), 1 / B, False)
+    del t["hess_z_og__z_og"], hess_z_og__z_og
+    t["hess_og__z_gg"] = _hess_og__z_gg(t)
+    del t["adj_h1"], t["jac_s1__z_gg"], t["hess_h1__z_gg"]
+    t["hess_z_og__z_gg"] = _hess_z_og__z_gg(t)
+    del t["hess_og__z_gg"]
     # ∂f/∂Wo,Wg[j,k,i,l] = hess_z_og__z_gg[j,i] x[k] x[l]
     hess_Wo__Wg = _block_view(H, 42, 51, 63, 72, PARAMS["Wo"] + PARAMS["Wg"])
     hess_z_og__z_gg = t["hess_z_og__z_gg"]
-    _outer_into(hess_Wo__Wg, hess_z_og__z_gg, x, x, 1 / B, False)
+    _outer_into(hess_Wo__Wg, x, ((hess_z_og__z_gg, x, 1 / B, False),), False)
     _mirror(H, 42, 51, 63, 72)
     # ∂f/∂Wo,Ug[j,k,i,l] = h0[l] hess_z_og__z_gg[j,i] x[k]
     hess_Wo__Ug = _block_view(H, 42, 51, 72, 81, PARAMS["Wo"] + PARAMS["Ug"])
-    _outer_into(hess_Wo__Ug, hess_z_og__z_gg, x, h0, 1 / B, False)
+    _outer_into(hess_Wo__Ug, x, ((hess_z_og__z_gg, h0, 1 / B, False),), False)
     _mirror(H, 42, 51, 72, 81)
     # ∂f/∂Wo,bg[j,k,i] = hess_z_og__z_gg[j,i] x[k]
     hess_Wo__bg = _block_view(H, 42, 51, 81, 84, PARAMS["Wo"] + PARAMS["bg"])
     # einsum("Bji,Bk->jki", hess_z_og__z_gg, x)
     _add_into(hess_Wo__bg, (np.tensordot(x, hess_z_og__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     _mirror(H, 42, 51, 81, 84)
-    # ∂f/∂Wo,U[j,k,l,i] = adj_p[l] jac_h1__z_og[i,j] x[k] + h1[i] hess_z_og__p[j,l] x[k]
-    hess_Wo__U = _block_view(H, 42, 51, 84, 90, PARAMS["Wo"] + PARAMS["U"])
-    jac_h1__z_og = t["jac_h1__z_og"]
-    hess_z_og__p = t["hess_z_og__p"]
-    _outer_into(hess_Wo__U, jac_h1__z_og.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wo__U, hess_z_og__p, x, h1, 1 / B, True)
-    _mirror(H, 42, 51, 84, 90)
-    # ∂f/∂Uo,Uo[j,i,k,l] = h0[i] h0[l] hess_z_og__z_og[j,k]
-    hess_Uo__Uo = _block_view(H, 51, 60, 51, 60, PARAMS["Uo"] + PARAMS["Uo"])
-    _outer_into(hess_Uo__Uo, hess_z_og__z_og, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Uo,bo[j,i,k] = h0[i] hess_z_og__z_og[j,k]
-    hess_Uo__bo = _block_view(H, 51, 60, 60, 63, PARAMS["Uo"] + PARAMS["bo"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_og__z_og)
-    _add_into(hess_Uo__bo, (np.tensordot(hess_z_og__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 51, 60, 60, 63)
     # ∂f/∂Uo,Wg[j,i,k,l] = h0[i] hess_z_og__z_gg[j,k] x[l]
     hess_Uo__Wg = _block_view(H, 51, 60, 63, 72, PARAMS["Uo"] + PARAMS["Wg"])
-    _outer_into(hess_Uo__Wg, hess_z_og__z_gg, h0, x, 1 / B, False)
+    _outer_into(hess_Uo__Wg, h0, ((hess_z_og__z_gg, x, 1 / B, False),), False)
     _mirror(H, 51, 60, 63, 72)
     # ∂f/∂Uo,Ug[j,i,k,l] = h0[i] h0[l] hess_z_og__z_gg[j,k]
     hess_Uo__Ug = _block_view(H, 51, 60, 72, 81, PARAMS["Uo"] + PARAMS["Ug"])
-    _outer_into(hess_Uo__Ug, hess_z_og__z_gg, h0, h0, 1 / B, False)
+    _outer_into(hess_Uo__Ug, h0, ((hess_z_og__z_gg, h0, 1 / B, False),), False)
     _mirror(H, 51, 60, 72, 81)
     # ∂f/∂Uo,bg[j,i,k] = h0[i] hess_z_og__z_gg[j,k]
     hess_Uo__bg = _block_view(H, 51, 60, 81, 84, PARAMS["Uo"] + PARAMS["bg"])
     # einsum("Bi,Bjk->jik", h0, hess_z_og__z_gg)
     _add_into(hess_Uo__bg, (np.tensordot(hess_z_og__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
     _mirror(H, 51, 60, 81, 84)
-    # ∂f/∂Uo,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_og[k,j] + h0[i] h1[k] hess_z_og__p[j,l]
-    hess_Uo__U = _block_view(H, 51, 60, 84, 90, PARAMS["Uo"] + PARAMS["U"])
-    _outer_into(hess_Uo__U, jac_h1__z_og.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uo__U, hess_z_og__p, h0, h1, 1 / B, True)
-    _mirror(H, 51, 60, 84, 90)
-    # ∂f/∂bo,bo[j,i] = hess_z_og__z_og[j,i]
-    hess_bo__bo = _block_view(H, 60, 63, 60, 63, PARAMS["bo"] + PARAMS["bo"])
-    # einsum("Bji->ji", hess_z_og__z_og)
-    _add_into(hess_bo__bo, hess_z_og__z_og.sum(axis=0), 1 / B, False)
     # ∂f/∂bo,Wg[j,i,k] = hess_z_og__z_gg[j,i] x[k]
     hess_bo__Wg = _block_view(H, 60, 63, 63, 72, PARAMS["bo"] + PARAMS["Wg"])
     # einsum("Bji,Bk->jik", hess_z_og__z_gg, x)
@@ -2349,6 +2389,21 @@ def hessian(params, data, out=None):
     # einsum("Bji->ji", hess_z_og__z_gg)
     _add_into(hess_bo__bg, hess_z_og__z_gg.sum(axis=0), 1 / B, False)
     _mirror(H, 60, 63, 81, 84)
+    del t["hess_z_og__z_gg"], hess_z_og__z_gg
+    t["hess_og__p"] = _hess_og__p(t)
+    del t["hess_h1__p"]
+    t["hess_z_og__p"] = _hess_z_og__p(t)
+    del t["hess_og__p"]
+    # ∂f/∂Wo,U[j,k,l,i] = adj_p[l] jac_h1__z_og[i,j] x[k] + h1[i] hess_z_og__p[j,l] x[k]
+    hess_Wo__U = _block_view(H, 42, 51, 84, 90, PARAMS["Wo"] + PARAMS["U"])
+    jac_h1__z_og = t["jac_h1__z_og"]
+    hess_z_og__p = t["hess_z_og__p"]
+    _outer_into(hess_Wo__U, x, ((jac_h1__z_og.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_og__p, h1, 1 / B, False)), False)
+    _mirror(H, 42, 51, 84, 90)
+    # ∂f/∂Uo,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_og[k,j] + h0[i] h1[k] hess_z_og__p[j,l]
+    hess_Uo__U = _block_view(H, 51, 60, 84, 90, PARAMS["Uo"] + PARAMS["U"])
+    _outer_into(hess_Uo__U, h0, ((jac_h1__z_og.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_og__p, h1, 1 / B, False)), False)
+    _mirror(H, 51, 60, 84, 90)
     # ∂f/∂bo,U[j,l,i] = adj_p[l] jac_h1__z_og[i,j] + h1[i] hess_z_og__p[j,l]
     hess_bo__U = _block_view(H, 60, 63, 84, 90, PARAMS["bo"] + PARAMS["U"])
     # einsum("Bl,Bij->jli", adj_p, jac_h1__z_og)
@@ -2356,43 +2411,51 @@ def hessian(params, data, out=None):
     # einsum("Bi,Bjl->jli", h1, hess_z_og__p)
     _add_into(hess_bo__U, np.tensordot(hess_z_og__p, h1, axes=([0], [0])), 1 / B, True)
     _mirror(H, 60, 63, 84, 90)
+    del t["jac_h1__z_og"], t["hess_z_og__p"], jac_h1__z_og, hess_z_og__p
+    t["hess_gg__z_gg"] = _hess_gg__z_gg(t)
+    del t["hess_s1__z_gg"]
+    t["hess_z_gg__z_gg"] = _hess_z_gg__z_gg(t)
+    del t["adj_gg"], t["hess_gg__z_gg"]
     # ∂f/∂Wg,Wg[j,k,i,l] = hess_z_gg__z_gg[j,i] x[k] x[l]
     hess_Wg__Wg = _block_view(H, 63, 72, 63, 72, PARAMS["Wg"] + PARAMS["Wg"])
     hess_z_gg__z_gg = t["hess_z_gg__z_gg"]
-    _outer_into(hess_Wg__Wg, hess_z_gg__z_gg, x, x, 1 / B, False, False, True)
+    _outer_into(hess_Wg__Wg, x, ((hess_z_gg__z_gg, x, 1 / B, False),), False, True)
     # ∂f/∂Wg,Ug[j,k,i,l] = h0[l] hess_z_gg__z_gg[j,i] x[k]
     hess_Wg__Ug = _block_view(H, 63, 72, 72, 81, PARAMS["Wg"] + PARAMS["Ug"])
-    _outer_into(hess_Wg__Ug, hess_z_gg__z_gg, x, h0, 1 / B, False)
+    _outer_into(hess_Wg__Ug, x, ((hess_z_gg__z_gg, h0, 1 / B, False),), False)
     _mirror(H, 63, 72, 72, 81)
     # ∂f/∂Wg,bg[j,k,i] = hess_z_gg__z_gg[j,i] x[k]
     hess_Wg__bg = _block_view(H, 63, 72, 81, 84, PARAMS["Wg"] + PARAMS["bg"])
     # einsum("Bji,Bk->jki", hess_z_gg__z_gg, x)
     _add_into(hess_Wg__bg, (np.tensordot(x, hess_z_gg__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     _mirror(H, 63, 72, 81, 84)
-    # ∂f/∂Wg,U[j,k,l,i] = adj_p[l] jac_h1__z_gg[i,j] x[k] + h1[i] hess_z_gg__p[j,l] x[k]
-    hess_Wg__U = _block_view(H, 63, 72, 84, 90, PARAMS["Wg"] + PARAMS["U"])
-    jac_h1__z_gg = t["jac_h1__z_gg"]
-    hess_z_gg__p = t["hess_z_gg__p"]
-    _outer_into(hess_Wg__U, jac_h1__z_gg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wg__U, hess_z_gg__p, x, h1, 1 / B, True)
-    _mirror(H, 63, 72, 84, 90)
     # ∂f/∂Ug,Ug[j,i,k,l] = h0[i] h0[l] hess_z_gg__z_gg[j,k]
     hess_Ug__Ug = _block_view(H, 72, 81, 72, 81, PARAMS["Ug"] + PARAMS["Ug"])
-    _outer_into(hess_Ug__Ug, hess_z_gg__z_gg, h0, h0, 1 / B, False, False, True)
+    _outer_into(hess_Ug__Ug, h0, ((hess_z_gg__z_gg, h0, 1 / B, False),), False, True)
     # ∂f/∂Ug,bg[j,i,k] = h0[i] hess_z_gg__z_gg[j,k]
     hess_Ug__bg = _block_view(H, 72, 81, 81, 84, PARAMS["Ug"] + PARAMS["bg"])
     # einsum("Bi,Bjk->jik", h0, hess_z_gg__z_gg)
     _add_into(hess_Ug__bg, (np.tensordot(hess_z_gg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
     _mirror(H, 72, 81, 81, 84)
-    # ∂f/∂Ug,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_gg[k,j] + h0[i] h1[k] hess_z_gg__p[j,l]
-    hess_Ug__U = _block_view(H, 72, 81, 84, 90, PARAMS["Ug"] + PARAMS["U"])
-    _outer_into(hess_Ug__U, jac_h1__z_gg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Ug__U, hess_z_gg__p, h0, h1, 1 / B, True)
-    _mirror(H, 72, 81, 84, 90)
     # ∂f/∂bg,bg[j,i] = hess_z_gg__z_gg[j,i]
     hess_bg__bg = _block_view(H, 81, 84, 81, 84, PARAMS["bg"] + PARAMS["bg"])
     # einsum("Bji->ji", hess_z_gg__z_gg)
     _add_into(hess_bg__bg, hess_z_gg__z_gg.sum(axis=0), 1 / B, False)
+    del t["hess_z_gg__z_gg"], hess_z_gg__z_gg
+    t["hess_gg__p"] = _hess_gg__p(t)
+    del t["hess_s1__p"]
+    t["hess_z_gg__p"] = _hess_z_gg__p(t)
+    del t["hess_gg__p"]
+    # ∂f/∂Wg,U[j,k,l,i] = adj_p[l] jac_h1__z_gg[i,j] x[k] + h1[i] hess_z_gg__p[j,l] x[k]
+    hess_Wg__U = _block_view(H, 63, 72, 84, 90, PARAMS["Wg"] + PARAMS["U"])
+    jac_h1__z_gg = t["jac_h1__z_gg"]
+    hess_z_gg__p = t["hess_z_gg__p"]
+    _outer_into(hess_Wg__U, x, ((jac_h1__z_gg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_gg__p, h1, 1 / B, False)), False)
+    _mirror(H, 63, 72, 84, 90)
+    # ∂f/∂Ug,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_gg[k,j] + h0[i] h1[k] hess_z_gg__p[j,l]
+    hess_Ug__U = _block_view(H, 72, 81, 84, 90, PARAMS["Ug"] + PARAMS["U"])
+    _outer_into(hess_Ug__U, h0, ((jac_h1__z_gg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_gg__p, h1, 1 / B, False)), False)
+    _mirror(H, 72, 81, 84, 90)
     # ∂f/∂bg,U[j,l,i] = adj_p[l] jac_h1__z_gg[i,j] + h1[i] hess_z_gg__p[j,l]
     hess_bg__U = _block_view(H, 81, 84, 84, 90, PARAMS["bg"] + PARAMS["U"])
     # einsum("Bl,Bij->jli", adj_p, jac_h1__z_gg)
@@ -2400,10 +2463,7 @@ def hessian(params, data, out=None):
     # einsum("Bi,Bjl->jli", h1, hess_z_gg__p)
     _add_into(hess_bg__U, np.tensordot(hess_z_gg__p, h1, axes=([0], [0])), 1 / B, True)
     _mirror(H, 81, 84, 84, 90)
-    # ∂f/∂U,U[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
-    hess_U__U = _block_view(H, 84, 90, 84, 90, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, h1, h1, 1 / B, False, False, True)
+    del t["adj_p"], t["jac_h1__z_gg"], t["hess_z_gg__p"], adj_p, jac_h1__z_gg, hess_z_gg__p
     return {("Wi", "Wi"): hess_Wi__Wi, ("Wi", "Ui"): hess_Wi__Ui, ("Wi", "bi"): hess_Wi__bi, ("Wi", "Wf"): hess_Wi__Wf, ("Wi", "Uf"): hess_Wi__Uf, ("Wi", "bf"): hess_Wi__bf, ("Wi", "Wo"): hess_Wi__Wo, ("Wi", "Uo"): hess_Wi__Uo, ("Wi", "bo"): hess_Wi__bo, ("Wi", "Wg"): hess_Wi__Wg, ("Wi", "Ug"): hess_Wi__Ug, ("Wi", "bg"): hess_Wi__bg, ("Wi", "U"): hess_Wi__U, ("Ui", "Wi"): _block_view(H, 9, 18, 0, 9, (3, 3, 3, 3)), ("Ui", "Ui"): hess_Ui__Ui, ("Ui", "bi"): hess_Ui__bi, ("Ui", "Wf"): hess_Ui__Wf, ("Ui", "Uf"): hess_Ui__Uf, ("Ui", "bf"): hess_Ui__bf, ("Ui", "Wo"): hess_Ui__Wo, ("Ui", "Uo"): hess_Ui__Uo, ("Ui", "bo"): hess_Ui__bo, ("Ui", "Wg"): hess_Ui__Wg, ("Ui", "Ug"): hess_Ui__Ug, ("Ui", "bg"): hess_Ui__bg, ("Ui", "U"): hess_Ui__U, ("bi", "Wi"): _block_view(H, 18, 21, 0, 9, (3, 3, 3)), ("bi", "Ui"): _block_view(H, 18, 21, 9, 18, (3, 3, 3)), ("bi", "bi"): hess_bi__bi, ("bi", "Wf"): hess_bi__Wf, ("bi", "Uf"): hess_bi__Uf, ("bi", "bf"): hess_bi__bf, ("bi", "Wo"): hess_bi__Wo, ("bi", "Uo"): hess_bi__Uo, ("bi", "bo"): hess_bi__bo, ("bi", "Wg"): hess_bi__Wg, ("bi", "Ug"): hess_bi__Ug, ("bi", "bg"): hess_bi__bg, ("bi", "U"): hess_bi__U, ("Wf", "Wi"): _block_view(H, 21, 30, 0, 9, (3, 3, 3, 3)), ("Wf", "Ui"): _block_view(H, 21, 30, 9, 18, (3, 3, 3, 3)), ("Wf", "bi"): _block_view(H, 21, 30, 18, 21, (3, 3, 3)), ("Wf", "Wf"): hess_Wf__Wf, ("Wf", "Uf"): hess_Wf__Uf, ("Wf", "bf"): hess_Wf__bf, ("Wf", "Wo"): hess_Wf__Wo, ("Wf", "Uo"): hess_Wf__Uo, ("Wf", "bo"): hess_Wf__bo, ("Wf", "Wg"): hess_Wf__Wg, ("Wf", "Ug"): hess_Wf__Ug, ("Wf", "bg"): hess_Wf__bg, ("Wf", "U"): hess_Wf__U, ("Uf", "Wi"): _block_view(H, 30, 39, 0, 9, (3, 3, 3, 3)), ("Uf", "Ui"): _block_view(H, 30, 39, 9, 18, (3, 3, 3, 3)), ("Uf", "bi"): _block_view(H, 30, 39, 18, 21, (3, 3, 3)), ("Uf", "Wf"): _block_view(H, 30, 39, 21, 30, (3, 3, 3, 3)), ("Uf", "Uf"): hess_Uf__Uf, ("Uf", "bf"): hess_Uf__bf, ("Uf", "Wo"): hess_Uf__Wo, ("Uf", "Uo"): hess_Uf__Uo, ("Uf", "bo"): hess_Uf__bo, ("Uf", "Wg"): hess_Uf__Wg, ("Uf", "Ug"): hess_Uf__Ug, ("Uf", "bg"): hess_Uf__bg, ("Uf", "U"): hess_Uf__U, ("bf", "Wi"): _block_view(H, 39, 42, 0, 9, (3, 3, 3)), ("bf", "Ui"): _block_view(H, 39, 42, 9, 18, (3, 3, 3)), ("bf", "bi"): _block_view(H, 39, 42, 18, 21, (3, 3)), ("bf", "Wf"): _block_view(H, 39, 42, 21, 30, (3, 3, 3)), ("bf", "Uf"): _block_view(H, 39, 42, 30, 39, (3, 3, 3)), ("bf", "bf"): hess_bf__bf, ("bf", "Wo"): hess_bf__Wo, ("bf", "Uo"): hess_bf__Uo, ("bf", "bo"): hess_bf__bo, ("bf", "Wg"): hess_bf__Wg, ("bf", "Ug"): hess_bf__Ug, ("bf", "bg"): hess_bf__bg, ("bf", "U"): hess_bf__U, ("Wo", "Wi"): _block_view(H, 42, 51, 0, 9, (3, 3, 3, 3)), ("Wo", "Ui"): _block_view(H, 42, 51, 9, 18, (3, 3, 3, 3)), ("Wo", "bi"): _block_view(H, 42, 51, 18, 21, (3, 3, 3)), ("Wo", "Wf"): _block_view(H, 42, 51, 21, 30, (3, 3, 3, 3)), ("Wo", "Uf"): _block_view(H, 42, 51, 30, 39, (3, 3, 3, 3)), ("Wo", "bf"): _block_view(H, 42, 51, 39, 42, (3, 3, 3)), ("Wo", "Wo"): hess_Wo__Wo, ("Wo", "Uo"): hess_Wo__Uo, ("Wo", "bo"): hess_Wo__bo, ("Wo", "Wg"): hess_Wo__Wg, ("Wo", "Ug"): hess_Wo__Ug, ("Wo", "bg"): hess_Wo__bg, ("Wo", "U"): hess_Wo__U, ("Uo", "Wi"): _block_view(H, 51, 60, 0, 9, (3, 3, 3, 3)), ("Uo", "Ui"): _block_view(H, 51, 60, 9, 18, (3, 3, 3, 3)), ("Uo", "bi"): _block_view(H, 51, 60, 18, 21, (3, 3, 3)), ("Uo", "Wf"): _block_view(H, 51, 60, 21, 30, (3, 3, 3, 3)), ("Uo", "Uf"): _block_view(H, 51, 60, 30, 39, (3, 3, 3, 3)), ("Uo", "bf"): _block_view(H, 51, 60, 39, 42, (3, 3, 3)), ("Uo", "Wo"): _block_view(H, 51, 60, 42, 51, (3, 3, 3, 3)), ("Uo", "Uo"): hess_Uo__Uo, ("Uo", "bo"): hess_Uo__bo, ("Uo", "Wg"): hess_Uo__Wg, ("Uo", "Ug"): hess_Uo__Ug, ("Uo", "bg"): hess_Uo__bg, ("Uo", "U"): hess_Uo__U, ("bo", "Wi"): _block_view(H, 60, 63, 0, 9, (3, 3, 3)), ("bo", "Ui"): _block_view(H, 60, 63, 9, 18, (3, 3, 3)), ("bo", "bi"): _block_view(H, 60, 63, 18, 21, (3, 3)), ("bo", "Wf"): _block_view(H, 60, 63, 21, 30, (3, 3, 3)), ("bo", "Uf"): _block_view(H, 60, 63, 30, 39, (3, 3, 3)), ("bo", "bf"): _block_view(H, 60, 63, 39, 42, (3, 3)), ("bo", "Wo"): _block_view(H, 60, 63, 42, 51, (3, 3, 3)), ("bo", "Uo"): _block_view(H, 60, 63, 51, 60, (3, 3, 3)), ("bo", "bo"): hess_bo__bo, ("bo", "Wg"): hess_bo__Wg, ("bo", "Ug"): hess_bo__Ug, ("bo", "bg"): hess_bo__bg, ("bo", "U"): hess_bo__U, ("Wg", "Wi"): _block_view(H, 63, 72, 0, 9, (3, 3, 3, 3)), ("Wg", "Ui"): _block_view(H, 63, 72, 9, 18, (3, 3, 3, 3)), ("Wg", "bi"): _block_view(H, 63, 72, 18, 21, (3, 3, 3)), ("Wg", "Wf"): _block_view(H, 63, 72, 21, 30, (3, 3, 3, 3)), ("Wg", "Uf"): _block_view(H, 63, 72, 30, 39, (3, 3, 3, 3)), ("Wg", "bf"): _block_view(H, 63, 72, 39, 42, (3, 3, 3)), ("Wg", "Wo"): _block_view(H, 63, 72, 42, 51, (3, 3, 3, 3)), ("Wg", "Uo"): _block_view(H, 63, 72, 51, 60, (3, 3, 3, 3)), ("Wg", "bo"): _block_view(H, 63, 72, 60, 63, (3, 3, 3)), ("Wg", "Wg"): hess_Wg__Wg, ("Wg", "Ug"): hess_Wg__Ug, ("Wg", "bg"): hess_Wg__bg, ("Wg", "U"): hess_Wg__U, ("Ug", "Wi"): _block_view(H, 72, 81, 0, 9, (3, 3, 3, 3)), ("Ug", "Ui"): _block_view(H, 72, 81, 9, 18, (3, 3, 3, 3)), ("Ug", "bi"): _block_view(H, 72, 81, 18, 21, (3, 3, 3)), ("Ug", "Wf"): _block_view(H, 72, 81, 21, 30, (3, 3, 3, 3)), ("Ug", "Uf"): _block_view(H, 72, 81, 30, 39, (3, 3, 3, 3)), ("Ug", "bf"): _block_view(H, 72, 81, 39, 42, (3, 3, 3)), ("Ug", "Wo"): _block_view(H, 72, 81, 42, 51, (3, 3, 3, 3)), ("Ug", "Uo"): _block_view(H, 72, 81, 51, 60, (3, 3, 3, 3)), ("Ug", "bo"): _block_view(H, 72, 81, 60, 63, (3, 3, 3)), ("Ug", "Wg"): _block_view(H, 72, 81, 63, 72, (3, 3, 3, 3)), ("Ug", "Ug"): hess_Ug__Ug, ("Ug", "bg"): hess_Ug__bg, ("Ug", "U"): hess_Ug__U, ("bg", "Wi"): _block_view(H, 81, 84, 0, 9, (3, 3, 3)), ("bg", "Ui"): _block_view(H, 81, 84, 9, 18, (3, 3, 3)), ("bg", "bi"): _block_view(H, 81, 84, 18, 21, (3, 3)), ("bg", "Wf"): _block_view(H, 81, 84, 21, 30, (3, 3, 3)), ("bg", "Uf"): _block_view(H, 81, 84, 30, 39, (3, 3, 3)), ("bg", "bf"): _block_view(H, 81, 84, 39, 42, (3, 3)), ("bg", "Wo"): _block_view(H, 81, 84, 42, 51, (3, 3, 3)), ("bg", "Uo"): _block_view(H, 81, 84, 51, 60, (3, 3, 3)), ("bg", "bo"): _block_view(H, 81, 84, 60, 63, (3, 3)), ("bg", "Wg"): _block_view(H, 81, 84, 63, 72, (3, 3, 3)), ("bg", "Ug"): _block_view(H, 81, 84, 72, 81, (3, 3, 3)), ("bg", "bg"): hess_bg__bg, ("bg", "U"): hess_bg__U, ("U", "Wi"): _block_view(H, 84, 90, 0, 9, (2, 3, 3, 3)), ("U", "Ui"): _block_view(H, 84, 90, 9, 18, (2, 3, 3, 3)), ("U", "bi"): _block_view(H, 84, 90, 18, 21, (2, 3, 3)), ("U", "Wf"): _block_view(H, 84, 90, 21, 30, (2, 3, 3, 3)), ("U", "Uf"): _block_view(H, 84, 90, 30, 39, (2, 3, 3, 3)), ("U", "bf"): _block_view(H, 84, 90, 39, 42, (2, 3, 3)), ("U", "Wo"): _block_view(H, 84, 90, 42, 51, (2, 3, 3, 3)), ("U", "Uo"): _block_view(H, 84, 90, 51, 60, (2, 3, 3, 3)), ("U", "bo"): _block_view(H, 84, 90, 60, 63, (2, 3, 3)), ("U", "Wg"): _block_view(H, 84, 90, 63, 72, (2, 3, 3, 3)), ("U", "Ug"): _block_view(H, 84, 90, 72, 81, (2, 3, 3, 3)), ("U", "bg"): _block_view(H, 84, 90, 81, 84, (2, 3, 3)), ("U", "U"): hess_U__U}
 
 

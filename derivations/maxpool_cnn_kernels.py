@@ -94,37 +94,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _shift_scatter(g, n, axis, size, stride, dilation, offset):
@@ -1086,46 +1096,47 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 47, params["K"])
     t["adj_p"] = _adj_p(t)
     t["adj_h"] = _adj_h(t)
     t["adj_z_h"] = _adj_z_h(t)
     t["adj_m"] = _adj_m(t)
     t["adj_z_m"] = _adj_z_m(t)
+    del t["adj_m"]
     t["adj_v"] = _adj_v(t)
+    del t["adj_z_m"]
     t["jac_v__z_v"] = _jac_v__z_v(t)
     t["jac_z_m__z_v"] = _jac_z_m__z_v(t)
+    del t["jac_v__z_v"]
     t["jac_m__z_v"] = _jac_m__z_v(t)
+    del t["jac_z_m__z_v"]
     t["jac_z_h__z_v"] = _jac_z_h__z_v(t)
     t["jac_h__z_v"] = _jac_h__z_v(t)
     t["jac_p__h"] = _jac_p__h(t)
     t["jac_p__z_h"] = _jac_p__z_h(t)
+    del t["jac_p__h"]
     t["jac_p__m"] = _jac_p__m(t)
     t["jac_p__z_m"] = _jac_p__z_m(t)
+    del t["jac_p__m"]
     t["jac_p__v"] = _jac_p__v(t)
+    del t["jac_p__z_m"]
     t["jac_p__z_v"] = _jac_p__z_v(t)
+    del t["jac_p__v"]
     t["hess_p__z_v"] = _hess_p__z_v(t)
+    del t["jac_p__z_v"]
     t["hess_h__z_v"] = _hess_h__z_v(t)
+    del t["hess_p__z_v"]
     t["hess_z_h__z_v"] = _hess_z_h__z_v(t)
+    del t["jac_z_h__z_v"], t["hess_h__z_v"]
     t["hess_m__z_v"] = _hess_m__z_v(t)
+    del t["hess_z_h__z_v"]
     t["hess_z_m__z_v"] = _hess_z_m__z_v(t)
+    del t["hess_m__z_v"]
     t["hess_v__z_v"] = _hess_v__z_v(t)
+    del t["hess_z_m__z_v"]
     t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["hess_p__z_h"] = _hess_p__z_h(t)
-    t["hess_h__z_h"] = _hess_h__z_h(t)
-    t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
-    t["hess_m__z_h"] = _hess_m__z_h(t)
-    t["hess_z_m__z_h"] = _hess_z_m__z_h(t)
-    t["hess_v__z_h"] = _hess_v__z_h(t)
-    t["hess_z_v__z_h"] = _hess_z_v__z_h(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h__p"] = _hess_h__p(t)
-    t["hess_z_h__p"] = _hess_z_h__p(t)
-    t["hess_m__p"] = _hess_m__p(t)
-    t["hess_z_m__p"] = _hess_z_m__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 47, params["K"])
+    del t["adj_v"], t["hess_v__z_v"]
     # ∂f/∂K,K[o,i,a,j,k,l] = Σ_cmnp hess_z_v__z_v[o,c,j,m] x[i,n] x[k,p] S[-1][n,c,a] S[-1][p,m,l]
     hess_K__K = _block_view(H, 0, 12, 0, 12, PARAMS["K"] + PARAMS["K"])
     hess_z_v__z_v = t["hess_z_v__z_v"]
@@ -1135,46 +1146,55 @@ def hessian(params, data, out=None):
     # einsum("Bocjm,Bica,Bkml->oiajkl", hess_z_v__z_v, x_win, x_win_2)
     tmp = np.einsum("Bica,Bocjm->Biaojm", x_win, hess_z_v__z_v, optimize=False)
     _add_into(hess_K__K, (np.tensordot(tmp, x_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del tmp
     # ∂f/∂K,b[o,i,a,j] = Σ_ckl hess_z_v__z_v[o,c,j,k] x[i,l] S[-1][l,c,a]
     hess_K__b = _block_view(H, 0, 12, 12, 14, PARAMS["K"] + PARAMS["b"])
     x_win_3 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
     # einsum("Bocjk,Bica->oiaj", hess_z_v__z_v, x_win_3)
     _add_into(hess_K__b, (np.tensordot(x_win_3, hess_z_v__z_v.sum(axis=4), axes=([0, 2], [0, 2]))).transpose(2, 0, 1, 3), 1 / B, False)
     _mirror(H, 0, 12, 12, 14)
+    # ∂f/∂b,b[o,i] = Σ_cj hess_z_v__z_v[o,c,i,j]
+    hess_b__b = _block_view(H, 12, 14, 12, 14, PARAMS["b"] + PARAMS["b"])
+    # einsum("Bocij->oi", hess_z_v__z_v)
+    _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 4)), 1 / B, False)
+    del t["hess_z_v__z_v"], hess_z_v__z_v
+    t["hess_p__z_h"] = _hess_p__z_h(t)
+    del t["jac_p__z_h"]
+    t["hess_h__z_h"] = _hess_h__z_h(t)
+    del t["hess_p__z_h"]
+    t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
+    del t["adj_h"], t["hess_h__z_h"]
+    # ∂f/∂W,W[j,o,s,i,k,l] = hess_z_h__z_h[j,i] m[o,s] m[k,l]
+    hess_W__W = _block_view(H, 14, 38, 14, 38, PARAMS["W"] + PARAMS["W"])
+    hess_z_h__z_h = t["hess_z_h__z_h"]
+    m = t["m"]
+    # einsum("Bji,Bos,Bkl->josikl", hess_z_h__z_h, m, m)
+    tmp_2 = m[:, :, :, None, None] * m[:, None, None]
+    _add_into(hess_W__W, (np.tensordot(tmp_2, hess_z_h__z_h, axes=([0], [0]))).transpose(4, 2, 3, 5, 0, 1), 1 / B, False)
+    del hess_z_h__z_h, tmp_2
+    t["hess_m__z_h"] = _hess_m__z_h(t)
+    del t["hess_z_h__z_h"]
+    t["hess_z_m__z_h"] = _hess_z_m__z_h(t)
+    del t["hess_m__z_h"]
+    t["hess_v__z_h"] = _hess_v__z_h(t)
+    del t["hess_z_m__z_h"]
+    t["hess_z_v__z_h"] = _hess_z_v__z_h(t)
+    del t["hess_v__z_h"]
     # ∂f/∂K,W[o,i,a,j,k,s] = Σ_cl adj_z_h[j] jac_m__z_v[k,s,o,c] x[i,l] S[-1][l,c,a] + Σ_cl hess_z_v__z_h[o,c,j] m[k,s] x[i,l] S[-1][l,c,a]
     hess_K__W = _block_view(H, 0, 12, 14, 38, PARAMS["K"] + PARAMS["W"])
     adj_z_h = t["adj_z_h"]
     jac_m__z_v = t["jac_m__z_v"]
     x_win_4 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
     # einsum("Bj,Bksoc,Bica->oiajks", adj_z_h, jac_m__z_v, x_win_4)
-    tmp_2 = np.einsum("Bica,Bksoc->Biakso", x_win_4, jac_m__z_v, optimize=False)
-    _add_into(hess_K__W, (np.tensordot(tmp_2, adj_z_h, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+    tmp_3 = np.einsum("Bica,Bksoc->Biakso", x_win_4, jac_m__z_v, optimize=False)
+    _add_into(hess_K__W, (np.tensordot(tmp_3, adj_z_h, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
     hess_z_v__z_h = t["hess_z_v__z_h"]
-    m = t["m"]
     x_win_5 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
     # einsum("Bocj,Bks,Bica->oiajks", hess_z_v__z_h, m, x_win_5)
-    tmp_3 = np.einsum("Bica,Bocj->Biaoj", x_win_5, hess_z_v__z_h, optimize=False)
-    _add_into(hess_K__W, (np.tensordot(tmp_3, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+    tmp_4 = np.einsum("Bica,Bocj->Biaoj", x_win_5, hess_z_v__z_h, optimize=False)
+    _add_into(hess_K__W, (np.tensordot(tmp_4, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
     _mirror(H, 0, 12, 14, 38)
-    # ∂f/∂K,U[o,i,a,l,j] = Σ_ck adj_p[l] jac_h__z_v[j,o,c] x[i,k] S[-1][k,c,a] + Σ_ck h[j] hess_z_v__p[o,c,l] x[i,k] S[-1][k,c,a]
-    hess_K__U = _block_view(H, 0, 12, 38, 47, PARAMS["K"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_h__z_v = t["jac_h__z_v"]
-    x_win_6 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
-    # einsum("Bl,Bjoc,Bica->oialj", adj_p, jac_h__z_v, x_win_6)
-    tmp_4 = np.einsum("Bica,Bjoc->Biajo", x_win_6, jac_h__z_v, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_4, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
-    h = t["h"]
-    hess_z_v__p = t["hess_z_v__p"]
-    x_win_7 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
-    # einsum("Bj,Bocl,Bica->oialj", h, hess_z_v__p, x_win_7)
-    tmp_5 = np.einsum("Bica,Bocl->Biaol", x_win_7, hess_z_v__p, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_5, h, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
-    _mirror(H, 0, 12, 38, 47)
-    # ∂f/∂b,b[o,i] = Σ_cj hess_z_v__z_v[o,c,i,j]
-    hess_b__b = _block_view(H, 12, 14, 12, 14, PARAMS["b"] + PARAMS["b"])
-    # einsum("Bocij->oi", hess_z_v__z_v)
-    _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 4)), 1 / B, False)
+    del tmp_3, tmp_4
     # ∂f/∂b,W[o,j,i,s] = Σ_c adj_z_h[j] jac_m__z_v[i,s,o,c] + Σ_c hess_z_v__z_h[o,c,j] m[i,s]
     hess_b__W = _block_view(H, 12, 14, 14, 38, PARAMS["b"] + PARAMS["W"])
     # einsum("Bj,Bisoc->ojis", adj_z_h, jac_m__z_v)
@@ -1182,6 +1202,54 @@ def hessian(params, data, out=None):
     # einsum("Bocj,Bis->ojis", hess_z_v__z_h, m)
     _add_into(hess_b__W, (np.tensordot(m, hess_z_v__z_h.sum(axis=2), axes=([0], [0]))).transpose(2, 3, 0, 1), 1 / B, True)
     _mirror(H, 12, 14, 14, 38)
+    del t["adj_z_h"], t["jac_m__z_v"], t["hess_z_v__z_h"], adj_z_h, jac_m__z_v, hess_z_v__z_h
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
+    hess_U__U = _block_view(H, 38, 47, 38, 47, PARAMS["U"] + PARAMS["U"])
+    hess_p__p = t["hess_p__p"]
+    h = t["h"]
+    _outer_into(hess_U__U, h, ((hess_p__p, h, 1 / B, False),), False, True)
+    del hess_p__p
+    t["hess_h__p"] = _hess_h__p(t)
+    del t["hess_p__p"]
+    t["hess_z_h__p"] = _hess_z_h__p(t)
+    del t["hess_h__p"]
+    # ∂f/∂W,U[j,o,s,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] m[o,s] + h[i] hess_z_h__p[j,l] m[o,s]
+    hess_W__U = _block_view(H, 14, 38, 38, 47, PARAMS["W"] + PARAMS["U"])
+    hess_z_h__p = t["hess_z_h__p"]
+    # einsum("Bi,Bjl,Bos->josli", h, hess_z_h__p, m)
+    tmp_5 = m[:, :, :, None] * h[:, None, None]
+    _add_into(hess_W__U, (np.tensordot(tmp_5, hess_z_h__p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
+    adj_p = t["adj_p"]
+    z_h = t["z_h"]
+    dtanh_z_h = 1 - h**2
+    # einsum("Bl,Bj,Bos->josl", adj_p, dtanh_z_h, m)
+    tmp_6 = dtanh_z_h[:, :, None] * adj_p[:, None]
+    _add_into(_diagonal_view(hess_W__U, 0, 4), (np.tensordot(tmp_6, m, axes=([0], [0]))).transpose(0, 2, 3, 1), 1 / B, True)
+    _mirror(H, 14, 38, 38, 47)
+    del hess_z_h__p, tmp_5, tmp_6
+    t["hess_m__p"] = _hess_m__p(t)
+    del t["hess_z_h__p"]
+    t["hess_z_m__p"] = _hess_z_m__p(t)
+    del t["hess_m__p"]
+    t["hess_v__p"] = _hess_v__p(t)
+    del t["hess_z_m__p"]
+    t["hess_z_v__p"] = _hess_z_v__p(t)
+    del t["hess_v__p"]
+    # ∂f/∂K,U[o,i,a,l,j] = Σ_ck adj_p[l] jac_h__z_v[j,o,c] x[i,k] S[-1][k,c,a] + Σ_ck h[j] hess_z_v__p[o,c,l] x[i,k] S[-1][k,c,a]
+    hess_K__U = _block_view(H, 0, 12, 38, 47, PARAMS["K"] + PARAMS["U"])
+    jac_h__z_v = t["jac_h__z_v"]
+    x_win_6 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+    # einsum("Bl,Bjoc,Bica->oialj", adj_p, jac_h__z_v, x_win_6)
+    tmp_7 = np.einsum("Bica,Bjoc->Biajo", x_win_6, jac_h__z_v, optimize=False)
+    _add_into(hess_K__U, (np.tensordot(tmp_7, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
+    hess_z_v__p = t["hess_z_v__p"]
+    x_win_7 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+    # einsum("Bj,Bocl,Bica->oialj", h, hess_z_v__p, x_win_7)
+    tmp_8 = np.einsum("Bica,Bocl->Biaol", x_win_7, hess_z_v__p, optimize=False)
+    _add_into(hess_K__U, (np.tensordot(tmp_8, h, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
+    _mirror(H, 0, 12, 38, 47)
+    del tmp_7, tmp_8
     # ∂f/∂b,U[o,l,j] = Σ_c adj_p[l] jac_h__z_v[j,o,c] + Σ_c h[j] hess_z_v__p[o,c,l]
     hess_b__U = _block_view(H, 12, 14, 38, 47, PARAMS["b"] + PARAMS["U"])
     # einsum("Bl,Bjoc->olj", adj_p, jac_h__z_v)
@@ -1189,28 +1257,7 @@ def hessian(params, data, out=None):
     # einsum("Bj,Bocl->olj", h, hess_z_v__p)
     _add_into(hess_b__U, np.tensordot(hess_z_v__p.sum(axis=2), h, axes=([0], [0])), 1 / B, True)
     _mirror(H, 12, 14, 38, 47)
-    # ∂f/∂W,W[j,o,s,i,k,l] = hess_z_h__z_h[j,i] m[o,s] m[k,l]
-    hess_W__W = _block_view(H, 14, 38, 14, 38, PARAMS["W"] + PARAMS["W"])
-    hess_z_h__z_h = t["hess_z_h__z_h"]
-    # einsum("Bji,Bos,Bkl->josikl", hess_z_h__z_h, m, m)
-    tmp_6 = m[:, :, :, None, None] * m[:, None, None]
-    _add_into(hess_W__W, (np.tensordot(tmp_6, hess_z_h__z_h, axes=([0], [0]))).transpose(4, 2, 3, 5, 0, 1), 1 / B, False)
-    # ∂f/∂W,U[j,o,s,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] m[o,s] + h[i] hess_z_h__p[j,l] m[o,s]
-    hess_W__U = _block_view(H, 14, 38, 38, 47, PARAMS["W"] + PARAMS["U"])
-    hess_z_h__p = t["hess_z_h__p"]
-    # einsum("Bi,Bjl,Bos->josli", h, hess_z_h__p, m)
-    tmp_7 = m[:, :, :, None] * h[:, None, None]
-    _add_into(hess_W__U, (np.tensordot(tmp_7, hess_z_h__p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
-    z_h = t["z_h"]
-    dtanh_z_h = 1 - h**2
-    # einsum("Bl,Bj,Bos->josl", adj_p, dtanh_z_h, m)
-    tmp_8 = dtanh_z_h[:, :, None] * adj_p[:, None]
-    _add_into(_diagonal_view(hess_W__U, 0, 4), (np.tensordot(tmp_8, m, axes=([0], [0]))).transpose(0, 2, 3, 1), 1 / B, True)
-    _mirror(H, 14, 38, 38, 47)
-    # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
-    hess_U__U = _block_view(H, 38, 47, 38, 47, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, h, h, 1 / B, False, False, True)
+    del t["adj_p"], t["jac_h__z_v"], t["hess_z_v__p"], adj_p, jac_h__z_v, hess_z_v__p
     return {("K", "K"): hess_K__K, ("K", "b"): hess_K__b, ("K", "W"): hess_K__W, ("K", "U"): hess_K__U, ("b", "K"): _block_view(H, 12, 14, 0, 12, (2, 2, 2, 3)), ("b", "b"): hess_b__b, ("b", "W"): hess_b__W, ("b", "U"): hess_b__U, ("W", "K"): _block_view(H, 14, 38, 0, 12, (3, 2, 4, 2, 2, 3)), ("W", "b"): _block_view(H, 14, 38, 12, 14, (3, 2, 4, 2)), ("W", "W"): hess_W__W, ("W", "U"): hess_W__U, ("U", "K"): _block_view(H, 38, 47, 0, 12, (3, 3, 2, 2, 3)), ("U", "b"): _block_view(H, 38, 47, 12, 14, (3, 3, 2)), ("U", "W"): _block_view(H, 38, 47, 14, 38, (3, 3, 3, 2, 4)), ("U", "U"): hess_U__U}
 
 

@@ -79,37 +79,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _softmax(a, axis):
@@ -632,24 +642,28 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 18, params["K"])
     t["adj_p"] = _adj_p(t)
     t["adj_m"] = _adj_m(t)
     t["adj_v"] = _adj_v(t)
+    del t["adj_m"]
     t["jac_v__z_v"] = _jac_v__z_v(t)
     t["jac_m__z_v"] = _jac_m__z_v(t)
+    del t["jac_v__z_v"]
     t["jac_p__m"] = _jac_p__m(t)
     t["jac_p__v"] = _jac_p__v(t)
+    del t["jac_p__m"]
     t["jac_p__z_v"] = _jac_p__z_v(t)
+    del t["jac_p__v"]
     t["hess_p__z_v"] = _hess_p__z_v(t)
+    del t["jac_p__z_v"]
     t["hess_m__z_v"] = _hess_m__z_v(t)
+    del t["hess_p__z_v"]
     t["hess_v__z_v"] = _hess_v__z_v(t)
+    del t["hess_m__z_v"]
     t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_m__p"] = _hess_m__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 18, params["K"])
+    del t["adj_v"], t["hess_v__z_v"]
     # ∂f/∂K,K[o,e,a,i,j,k] = Σ_clmn hess_z_v__z_v[o,c,i,l] x[e,m] x[j,n] S[m,c,a] S[n,l,k]
     hess_K__K = _block_view(H, 0, 12, 0, 12, PARAMS["K"] + PARAMS["K"])
     hess_z_v__z_v = t["hess_z_v__z_v"]
@@ -659,6 +673,20 @@ def hessian(params, data, out=None):
     # einsum("Bocil,Beca,Bjlk->oeaijk", hess_z_v__z_v, x_win, x_win_2)
     tmp = np.einsum("Beca,Bocil->Beaoil", x_win, hess_z_v__z_v, optimize=False)
     _add_into(hess_K__K, (np.tensordot(tmp, x_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+    del t["hess_z_v__z_v"], hess_z_v__z_v, tmp
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,o,i,j] = hess_p__p[l,i] m[o] m[j]
+    hess_U__U = _block_view(H, 12, 18, 12, 18, PARAMS["U"] + PARAMS["U"])
+    hess_p__p = t["hess_p__p"]
+    m = t["m"]
+    _outer_into(hess_U__U, m, ((hess_p__p, m, 1 / B, False),), False, True)
+    del hess_p__p
+    t["hess_m__p"] = _hess_m__p(t)
+    del t["hess_p__p"]
+    t["hess_v__p"] = _hess_v__p(t)
+    del t["hess_m__p"]
+    t["hess_z_v__p"] = _hess_z_v__p(t)
+    del t["hess_v__p"]
     # ∂f/∂K,U[o,e,a,l,i] = Σ_cj adj_p[l] jac_m__z_v[i,o,c] x[e,j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] m[i] x[e,j] S[j,c,a]
     hess_K__U = _block_view(H, 0, 12, 12, 18, PARAMS["K"] + PARAMS["U"])
     adj_p = t["adj_p"]
@@ -668,16 +696,12 @@ def hessian(params, data, out=None):
     tmp_2 = np.einsum("Beca,Bioc->Beaio", x_win_3, jac_m__z_v, optimize=False)
     _add_into(hess_K__U, (np.tensordot(tmp_2, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
     hess_z_v__p = t["hess_z_v__p"]
-    m = t["m"]
     x_win_4 = _window_view(x, 2, 2, 1, 5)
     # einsum("Bocl,Bi,Beca->oeali", hess_z_v__p, m, x_win_4)
     tmp_3 = np.einsum("Beca,Bocl->Beaol", x_win_4, hess_z_v__p, optimize=False)
     _add_into(hess_K__U, (np.tensordot(tmp_3, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
     _mirror(H, 0, 12, 12, 18)
-    # ∂f/∂U,U[l,o,i,j] = hess_p__p[l,i] m[o] m[j]
-    hess_U__U = _block_view(H, 12, 18, 12, 18, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, m, m, 1 / B, False, False, True)
+    del t["adj_p"], t["jac_m__z_v"], t["hess_z_v__p"], adj_p, jac_m__z_v, hess_z_v__p, tmp_2, tmp_3
     return {("K", "K"): hess_K__K, ("K", "U"): hess_K__U, ("U", "K"): _block_view(H, 12, 18, 0, 12, (2, 3, 3, 2, 2)), ("U", "U"): hess_U__U}
 
 

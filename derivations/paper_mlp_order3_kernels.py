@@ -80,37 +80,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _softmax(a, axis):
@@ -777,43 +787,59 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 12, params["W1"])
     t["adj_p"] = _adj_p(t)
     t["adj_v2"] = _adj_v2(t)
     t["adj_z_v2"] = _adj_z_v2(t)
+    del t["adj_v2"]
     t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
     t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
+    del t["jac_v1__z_v1"]
     t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
+    del t["jac_z_v2__z_v1"]
     t["jac_p__v2"] = _jac_p__v2(t)
     t["jac_p__z_v2"] = _jac_p__z_v2(t)
+    del t["jac_p__v2"]
     t["jac_p__v1"] = _jac_p__v1(t)
     t["jac_p__z_v1"] = _jac_p__z_v1(t)
+    del t["jac_p__v1"]
     t["hess_p__z_v1"] = _hess_p__z_v1(t)
+    del t["jac_p__z_v1"]
     t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
+    del t["hess_p__z_v1"]
     t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
+    del t["hess_v2__z_v1"]
     t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
+    del t["hess_z_v2__z_v1"]
     t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
-    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
-    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
-    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_v2__p"] = _hess_v2__p(t)
-    t["hess_z_v2__p"] = _hess_z_v2__p(t)
-    t["hess_v1__p"] = _hess_v1__p(t)
-    t["hess_z_v1__p"] = _hess_z_v1__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 12, params["W1"])
+    del t["hess_v1__z_v1"]
     # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
     hess_W1__W1 = _block_view(H, 0, 4, 0, 4, PARAMS["W1"] + PARAMS["W1"])
     hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
     x = t["x"]
-    _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False, False, True)
+    _outer_into(hess_W1__W1, x, ((hess_z_v1__z_v1, x, 1 / B, False),), False, True)
+    del t["hess_z_v1__z_v1"], hess_z_v1__z_v1
+    t["hess_p__z_v2"] = _hess_p__z_v2(t)
+    del t["jac_p__z_v2"]
+    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
+    del t["hess_p__z_v2"]
+    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
+    del t["hess_v2__z_v2"]
+    # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
+    hess_W2__W2 = _block_view(H, 4, 8, 4, 8, PARAMS["W2"] + PARAMS["W2"])
+    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
+    v1 = t["v1"]
+    _outer_into(hess_W2__W2, v1, ((hess_z_v2__z_v2, v1, 1 / B, False),), False, True)
+    del hess_z_v2__z_v2
+    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
+    del t["hess_z_v2__z_v2"]
+    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
+    del t["hess_v1__z_v2"]
     # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] relu'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
     hess_W1__W2 = _block_view(H, 0, 4, 4, 8, PARAMS["W1"] + PARAMS["W2"])
     hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
-    v1 = t["v1"]
-    _outer_into(hess_W1__W2, hess_z_v1__z_v2, x, v1, 1 / B, False)
+    _outer_into(hess_W1__W2, x, ((hess_z_v1__z_v2, v1, 1 / B, False),), False)
     adj_z_v2 = t["adj_z_v2"]
     z_v1 = t["z_v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
@@ -821,33 +847,41 @@ def hessian(params, data, out=None):
     tmp = drelu_z_v1[:, :, None] * adj_z_v2[:, None]
     _add_into(_diagonal_view(hess_W1__W2, 0, 3), (np.tensordot(tmp, x, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
     _mirror(H, 0, 4, 4, 8)
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
-    hess_W1__U = _block_view(H, 0, 4, 8, 12, PARAMS["W1"] + PARAMS["U"])
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    adj_p = t["adj_p"]
-    hess_z_v1__p = t["hess_z_v1__p"]
+    del t["adj_z_v2"], t["hess_z_v1__z_v2"], adj_z_v2, hess_z_v1__z_v2, tmp
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
+    hess_U__U = _block_view(H, 8, 12, 8, 12, PARAMS["U"] + PARAMS["U"])
+    hess_p__p = t["hess_p__p"]
     v2 = t["v2"]
-    _outer_into(hess_W1__U, jac_v2__z_v1.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_W1__U, hess_z_v1__p, x, v2, 1 / B, True)
-    _mirror(H, 0, 4, 8, 12)
-    # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
-    hess_W2__W2 = _block_view(H, 4, 8, 4, 8, PARAMS["W2"] + PARAMS["W2"])
-    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    _outer_into(hess_W2__W2, hess_z_v2__z_v2, v1, v1, 1 / B, False, False, True)
+    _outer_into(hess_U__U, v2, ((hess_p__p, v2, 1 / B, False),), False, True)
+    del hess_p__p
+    t["hess_v2__p"] = _hess_v2__p(t)
+    del t["hess_p__p"]
+    t["hess_z_v2__p"] = _hess_z_v2__p(t)
+    del t["hess_v2__p"]
     # ∂f/∂W2,U[j,i,l,k] = adj_p[l] relu'(z_v2[k]) δ[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
     hess_W2__U = _block_view(H, 4, 8, 8, 12, PARAMS["W2"] + PARAMS["U"])
     hess_z_v2__p = t["hess_z_v2__p"]
-    _outer_into(hess_W2__U, hess_z_v2__p, v1, v2, 1 / B, False)
+    _outer_into(hess_W2__U, v1, ((hess_z_v2__p, v2, 1 / B, False),), False)
+    adj_p = t["adj_p"]
     z_v2 = t["z_v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     # einsum("Bl,Bj,Bi->jil", adj_p, drelu_z_v2, v1)
     tmp_2 = drelu_z_v2[:, :, None] * adj_p[:, None]
     _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_2, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
     _mirror(H, 4, 8, 8, 12)
-    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
-    hess_U__U = _block_view(H, 8, 12, 8, 12, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, v2, v2, 1 / B, False, False, True)
+    del hess_z_v2__p, tmp_2
+    t["hess_v1__p"] = _hess_v1__p(t)
+    del t["hess_z_v2__p"]
+    t["hess_z_v1__p"] = _hess_z_v1__p(t)
+    del t["hess_v1__p"]
+    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
+    hess_W1__U = _block_view(H, 0, 4, 8, 12, PARAMS["W1"] + PARAMS["U"])
+    jac_v2__z_v1 = t["jac_v2__z_v1"]
+    hess_z_v1__p = t["hess_z_v1__p"]
+    _outer_into(hess_W1__U, x, ((jac_v2__z_v1.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_v1__p, v2, 1 / B, False)), False)
+    _mirror(H, 0, 4, 8, 12)
+    del t["adj_p"], t["jac_v2__z_v1"], t["hess_z_v1__p"], adj_p, jac_v2__z_v1, hess_z_v1__p
     return {("W1", "W1"): hess_W1__W1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("W2", "W1"): _block_view(H, 4, 8, 0, 4, (2, 2, 2, 2)), ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): _block_view(H, 8, 12, 0, 4, (2, 2, 2, 2)), ("U", "W2"): _block_view(H, 8, 12, 4, 8, (2, 2, 2, 2)), ("U", "U"): hess_U__U}
 
 

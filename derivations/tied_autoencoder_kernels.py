@@ -72,37 +72,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -474,52 +484,63 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x"].shape[0]
+    H = _hessian_out(out, 11, params["W"])
     t["adj_r"] = _adj_r(t)
     t["adj_h"] = _adj_h(t)
     t["jac_r__h"] = _jac_r__h(t)
     t["jac_r__z_h"] = _jac_r__z_h(t)
+    del t["jac_r__h"]
     t["hess_r__z_h"] = _hess_r__z_h(t)
+    del t["jac_r__z_h"]
     t["hess_h__z_h"] = _hess_h__z_h(t)
     t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
-    t["hess_r__r"] = _hess_r__r(t)
-    t["hess_h__r"] = _hess_h__r(t)
-    t["hess_z_h__r"] = _hess_z_h__r(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 11, params["W"])
-    # ∂f/∂W,W[j,i,k,l] = adj_r[i] tanh'(z_h[j]) δ[j,k] x[l] + adj_r[l] tanh'(z_h[k]) δ[k,j] x[i] + hess_z_h__z_h[j,k] x[i] x[l] + h[k] hess_z_h__r[j,l] x[i] + h[j] hess_r__z_h[i,k] x[l] + h[j] h[k] hess_r__r[i,l]
-    hess_W__W = _block_view(H, 0, 6, 0, 6, PARAMS["W"] + PARAMS["W"])
+    del t["adj_h"], t["hess_h__z_h"]
+    # ∂f/∂W,b[j,i,k] = adj_r[i] tanh'(z_h[j]) δ[j,k] + hess_z_h__z_h[j,k] x[i] + h[j] hess_r__z_h[i,k]
+    hess_W__b = _block_view(H, 0, 6, 6, 8, PARAMS["W"] + PARAMS["b"])
     hess_z_h__z_h = t["hess_z_h__z_h"]
     x = t["x"]
-    hess_z_h__r = t["hess_z_h__r"]
+    # einsum("Bjk,Bi->jik", hess_z_h__z_h, x)
+    _add_into(hess_W__b, (np.tensordot(x, hess_z_h__z_h, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
     h = t["h"]
-    _outer_into(hess_W__W, hess_z_h__z_h, x, x, 1 / B, False)
-    _outer_into(hess_W__W, hess_z_h__r, x, h, 1 / B, True, True)
     hess_r__z_h = t["hess_r__z_h"]
-    # einsum("Bj,Bik,Bl->jikl", h, hess_r__z_h, x)
-    tmp = x[:, :, None] * h[:, None]
-    _add_into(hess_W__W, (np.tensordot(tmp, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    hess_r__r = t["hess_r__r"]
-    # einsum("Bj,Bk,il->jikl", h, h, hess_r__r)
-    tmp_2 = h.T @ h
-    _add_into(hess_W__W, tmp_2.T[:, None, :, None] * hess_r__r[:, None], 1 / B, True)
+    # einsum("Bj,Bik->jik", h, hess_r__z_h)
+    _add_into(hess_W__b, (np.tensordot(hess_r__z_h, h, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
     adj_r = t["adj_r"]
     z_h = t["z_h"]
     dtanh_z_h = 1 - h**2
+    # einsum("Bi,Bj->ji", adj_r, dtanh_z_h)
+    _add_into(_diagonal_view(hess_W__b, 0, 2), dtanh_z_h.T @ adj_r, 1 / B, True)
+    _mirror(H, 0, 6, 6, 8)
+    # ∂f/∂b,b[j,i] = hess_z_h__z_h[j,i]
+    hess_b__b = _block_view(H, 6, 8, 6, 8, PARAMS["b"] + PARAMS["b"])
+    # einsum("Bji->ji", hess_z_h__z_h)
+    _add_into(hess_b__b, hess_z_h__z_h.sum(axis=0), 1 / B, False)
+    t["hess_r__r"] = _hess_r__r(t)
+    # ∂f/∂c,c[i,j] = hess_r__r[i,j]
+    hess_c__c = _block_view(H, 8, 11, 8, 11, PARAMS["c"] + PARAMS["c"])
+    hess_r__r = t["hess_r__r"]
+    _add_into(hess_c__c, hess_r__r, 1, False)
+    t["hess_h__r"] = _hess_h__r(t)
+    t["hess_z_h__r"] = _hess_z_h__r(t)
+    del t["hess_h__r"]
+    # ∂f/∂W,W[j,i,k,l] = adj_r[i] tanh'(z_h[j]) δ[j,k] x[l] + adj_r[l] tanh'(z_h[k]) δ[k,j] x[i] + hess_z_h__z_h[j,k] x[i] x[l] + h[k] hess_z_h__r[j,l] x[i] + h[j] hess_r__z_h[i,k] x[l] + h[j] h[k] hess_r__r[i,l]
+    hess_W__W = _block_view(H, 0, 6, 0, 6, PARAMS["W"] + PARAMS["W"])
+    hess_z_h__r = t["hess_z_h__r"]
+    _outer_into(hess_W__W, x, ((hess_z_h__z_h, x, 1 / B, False), (hess_z_h__r, h, 1 / B, True)), False)
+    # einsum("Bj,Bik,Bl->jikl", h, hess_r__z_h, x)
+    tmp = x[:, :, None] * h[:, None]
+    _add_into(hess_W__W, (np.tensordot(tmp, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    # einsum("Bj,Bk,il->jikl", h, h, hess_r__r)
+    tmp_2 = h.T @ h
+    _add_into(hess_W__W, tmp_2.T[:, None, :, None] * hess_r__r[:, None], 1 / B, True)
     # einsum("Bi,Bj,Bk->jik", adj_r, dtanh_z_h, x)
     tmp_3 = dtanh_z_h[:, :, None] * adj_r[:, None]
     _add_into(_diagonal_view(hess_W__W, 0, 2), np.tensordot(tmp_3, x, axes=([0], [0])), 1 / B, True)
     # einsum("Bk,Bj,Bi->jik", adj_r, dtanh_z_h, x)
     tmp_4 = dtanh_z_h[:, :, None] * adj_r[:, None]
     _add_into(_diagonal_view(hess_W__W, 0, 2), (np.tensordot(tmp_4, x, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    # ∂f/∂W,b[j,i,k] = adj_r[i] tanh'(z_h[j]) δ[j,k] + hess_z_h__z_h[j,k] x[i] + h[j] hess_r__z_h[i,k]
-    hess_W__b = _block_view(H, 0, 6, 6, 8, PARAMS["W"] + PARAMS["b"])
-    # einsum("Bjk,Bi->jik", hess_z_h__z_h, x)
-    _add_into(hess_W__b, (np.tensordot(x, hess_z_h__z_h, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    # einsum("Bj,Bik->jik", h, hess_r__z_h)
-    _add_into(hess_W__b, (np.tensordot(hess_r__z_h, h, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    # einsum("Bi,Bj->ji", adj_r, dtanh_z_h)
-    _add_into(_diagonal_view(hess_W__b, 0, 2), dtanh_z_h.T @ adj_r, 1 / B, True)
-    _mirror(H, 0, 6, 6, 8)
+    del t["adj_r"], t["hess_r__z_h"], t["hess_z_h__z_h"], adj_r, hess_r__z_h, hess_z_h__z_h, tmp, tmp_2, tmp_3, tmp_4
     # ∂f/∂W,c[j,i,k] = hess_z_h__r[j,k] x[i] + h[j] hess_r__r[i,k]
     hess_W__c = _block_view(H, 0, 6, 8, 11, PARAMS["W"] + PARAMS["c"])
     # einsum("Bjk,Bi->jik", hess_z_h__r, x)
@@ -527,18 +548,13 @@ def hessian(params, data, out=None):
     # einsum("Bj,ik->jik", h, hess_r__r)
     _add_into(hess_W__c, hess_r__r * (h.sum(axis=0))[:, None, None], 1 / B, True)
     _mirror(H, 0, 6, 8, 11)
-    # ∂f/∂b,b[j,i] = hess_z_h__z_h[j,i]
-    hess_b__b = _block_view(H, 6, 8, 6, 8, PARAMS["b"] + PARAMS["b"])
-    # einsum("Bji->ji", hess_z_h__z_h)
-    _add_into(hess_b__b, hess_z_h__z_h.sum(axis=0), 1 / B, False)
+    del t["hess_r__r"], hess_r__r
     # ∂f/∂b,c[j,i] = hess_z_h__r[j,i]
     hess_b__c = _block_view(H, 6, 8, 8, 11, PARAMS["b"] + PARAMS["c"])
     # einsum("Bji->ji", hess_z_h__r)
     _add_into(hess_b__c, hess_z_h__r.sum(axis=0), 1 / B, False)
     _mirror(H, 6, 8, 8, 11)
-    # ∂f/∂c,c[i,j] = hess_r__r[i,j]
-    hess_c__c = _block_view(H, 8, 11, 8, 11, PARAMS["c"] + PARAMS["c"])
-    _add_into(hess_c__c, hess_r__r, 1, False)
+    del t["hess_z_h__r"], hess_z_h__r
     return {("W", "W"): hess_W__W, ("W", "b"): hess_W__b, ("W", "c"): hess_W__c, ("b", "W"): _block_view(H, 6, 8, 0, 6, (2, 2, 3)), ("b", "b"): hess_b__b, ("b", "c"): hess_b__c, ("c", "W"): _block_view(H, 8, 11, 0, 6, (3, 2, 3)), ("c", "b"): _block_view(H, 8, 11, 6, 8, (3, 2)), ("c", "c"): hess_c__c}
 
 

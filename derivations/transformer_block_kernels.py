@@ -4101,6 +4101,8 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["X"].shape[0]
+    H = _hessian_out(out, 112, params["Q1"])
     t["adj_p"] = _adj_p(t)
     t["adj_ff"] = _adj_ff(t)
     t["adj_z_ff"] = _adj_z_ff(t)
@@ -4109,6 +4111,7 @@ def hessian(params, data, out=None):
     t["adj_va"] = _adj_va(t)
     t["adj_mu"] = _adj_mu(t)
     t["adj_r"] = _adj_r(t)
+    del t["adj_mu"]
     t["adj_h1"] = _adj_h1(t)
     t["adj_a1"] = _adj_a1(t)
     t["adj_z_a1"] = _adj_z_a1(t)
@@ -4161,136 +4164,33 @@ def hessian(params, data, out=None):
     t["jac_p__ln"] = _jac_p__ln(t)
     t["jac_p__z_ln"] = _jac_p__z_ln(t)
     t["jac_p__va"] = _jac_p__va(t)
+    del t["jac_p__z_ln"]
     t["jac_p__mu"] = _jac_p__mu(t)
     t["jac_p__r"] = _jac_p__r(t)
+    del t["jac_p__va"], t["jac_p__mu"]
     t["jac_p__h1"] = _jac_p__h1(t)
     t["jac_p__a1"] = _jac_p__a1(t)
     t["jac_p__z_a1"] = _jac_p__z_a1(t)
+    del t["jac_p__a1"]
     t["hess_p__z_a1"] = _hess_p__z_a1(t)
+    del t["jac_p__z_a1"]
     t["hess_ff__z_a1"] = _hess_ff__z_a1(t)
+    del t["hess_p__z_a1"]
     t["hess_z_ff__z_a1"] = _hess_z_ff__z_a1(t)
     t["hess_ln__z_a1"] = _hess_ln__z_a1(t)
+    del t["hess_ff__z_a1"], t["hess_z_ff__z_a1"]
     t["hess_z_ln__z_a1"] = _hess_z_ln__z_a1(t)
     t["hess_va__z_a1"] = _hess_va__z_a1(t)
+    del t["jac_va__z_a1"], t["hess_z_ln__z_a1"]
     t["hess_mu__z_a1"] = _hess_mu__z_a1(t)
     t["hess_r__z_a1"] = _hess_r__z_a1(t)
+    del t["hess_ln__z_a1"], t["hess_va__z_a1"], t["hess_mu__z_a1"]
     t["hess_h1__z_a1"] = _hess_h1__z_a1(t)
+    del t["hess_r__z_a1"]
     t["hess_a1__z_a1"] = _hess_a1__z_a1(t)
+    del t["hess_h1__z_a1"]
     t["hess_z_a1__z_a1"] = _hess_z_a1__z_a1(t)
-    t["hess_p__h1"] = _hess_p__h1(t)
-    t["hess_ff__h1"] = _hess_ff__h1(t)
-    t["hess_z_ff__h1"] = _hess_z_ff__h1(t)
-    t["hess_ln__h1"] = _hess_ln__h1(t)
-    t["hess_z_ln__h1"] = _hess_z_ln__h1(t)
-    t["hess_va__h1"] = _hess_va__h1(t)
-    t["hess_mu__h1"] = _hess_mu__h1(t)
-    t["hess_r__h1"] = _hess_r__h1(t)
-    t["hess_h1__h1"] = _hess_h1__h1(t)
-    t["hess_a1__h1"] = _hess_a1__h1(t)
-    t["hess_z_a1__h1"] = _hess_z_a1__h1(t)
-    t["hess_p__r"] = _hess_p__r(t)
-    t["hess_ff__r"] = _hess_ff__r(t)
-    t["hess_z_ff__r"] = _hess_z_ff__r(t)
-    t["hess_ln__r"] = _hess_ln__r(t)
-    t["hess_z_ln__r"] = _hess_z_ln__r(t)
-    t["hess_va__r"] = _hess_va__r(t)
-    t["hess_mu__r"] = _hess_mu__r(t)
-    t["hess_r__r"] = _hess_r__r(t)
-    t["hess_h1__r"] = _hess_h1__r(t)
-    t["hess_a1__r"] = _hess_a1__r(t)
-    t["hess_z_a1__r"] = _hess_z_a1__r(t)
-    t["jac_p__h2"] = _jac_p__h2(t)
-    t["jac_p__a2"] = _jac_p__a2(t)
-    t["jac_p__z_a2"] = _jac_p__z_a2(t)
-    t["hess_p__z_a2"] = _hess_p__z_a2(t)
-    t["hess_ff__z_a2"] = _hess_ff__z_a2(t)
-    t["hess_z_ff__z_a2"] = _hess_z_ff__z_a2(t)
-    t["hess_ln__z_a2"] = _hess_ln__z_a2(t)
-    t["hess_z_ln__z_a2"] = _hess_z_ln__z_a2(t)
-    t["hess_va__z_a2"] = _hess_va__z_a2(t)
-    t["hess_mu__z_a2"] = _hess_mu__z_a2(t)
-    t["hess_r__z_a2"] = _hess_r__z_a2(t)
-    t["hess_h1__z_a2"] = _hess_h1__z_a2(t)
-    t["hess_a1__z_a2"] = _hess_a1__z_a2(t)
-    t["hess_z_a1__z_a2"] = _hess_z_a1__z_a2(t)
-    t["hess_p__h2"] = _hess_p__h2(t)
-    t["hess_ff__h2"] = _hess_ff__h2(t)
-    t["hess_z_ff__h2"] = _hess_z_ff__h2(t)
-    t["hess_ln__h2"] = _hess_ln__h2(t)
-    t["hess_z_ln__h2"] = _hess_z_ln__h2(t)
-    t["hess_va__h2"] = _hess_va__h2(t)
-    t["hess_mu__h2"] = _hess_mu__h2(t)
-    t["hess_r__h2"] = _hess_r__h2(t)
-    t["hess_h1__h2"] = _hess_h1__h2(t)
-    t["hess_a1__h2"] = _hess_a1__h2(t)
-    t["hess_z_a1__h2"] = _hess_z_a1__h2(t)
-    t["hess_p__ln"] = _hess_p__ln(t)
-    t["hess_ff__ln"] = _hess_ff__ln(t)
-    t["hess_z_ff__ln"] = _hess_z_ff__ln(t)
-    t["hess_ln__ln"] = _hess_ln__ln(t)
-    t["hess_z_ln__ln"] = _hess_z_ln__ln(t)
-    t["hess_va__ln"] = _hess_va__ln(t)
-    t["hess_mu__ln"] = _hess_mu__ln(t)
-    t["hess_r__ln"] = _hess_r__ln(t)
-    t["hess_h1__ln"] = _hess_h1__ln(t)
-    t["hess_a1__ln"] = _hess_a1__ln(t)
-    t["hess_z_a1__ln"] = _hess_z_a1__ln(t)
-    t["hess_p__z_ff"] = _hess_p__z_ff(t)
-    t["hess_ff__z_ff"] = _hess_ff__z_ff(t)
-    t["hess_z_ff__z_ff"] = _hess_z_ff__z_ff(t)
-    t["hess_ln__z_ff"] = _hess_ln__z_ff(t)
-    t["hess_z_ln__z_ff"] = _hess_z_ln__z_ff(t)
-    t["hess_va__z_ff"] = _hess_va__z_ff(t)
-    t["hess_mu__z_ff"] = _hess_mu__z_ff(t)
-    t["hess_r__z_ff"] = _hess_r__z_ff(t)
-    t["hess_h1__z_ff"] = _hess_h1__z_ff(t)
-    t["hess_a1__z_ff"] = _hess_a1__z_ff(t)
-    t["hess_z_a1__z_ff"] = _hess_z_a1__z_ff(t)
-    t["hess_p__ff"] = _hess_p__ff(t)
-    t["hess_ff__ff"] = _hess_ff__ff(t)
-    t["hess_z_ff__ff"] = _hess_z_ff__ff(t)
-    t["hess_ln__ff"] = _hess_ln__ff(t)
-    t["hess_z_ln__ff"] = _hess_z_ln__ff(t)
-    t["hess_va__ff"] = _hess_va__ff(t)
-    t["hess_mu__ff"] = _hess_mu__ff(t)
-    t["hess_r__ff"] = _hess_r__ff(t)
-    t["hess_h1__ff"] = _hess_h1__ff(t)
-    t["hess_a1__ff"] = _hess_a1__ff(t)
-    t["hess_z_a1__ff"] = _hess_z_a1__ff(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_ff__p"] = _hess_ff__p(t)
-    t["hess_z_ff__p"] = _hess_z_ff__p(t)
-    t["hess_ln__p"] = _hess_ln__p(t)
-    t["hess_z_ln__p"] = _hess_z_ln__p(t)
-    t["hess_va__p"] = _hess_va__p(t)
-    t["hess_mu__p"] = _hess_mu__p(t)
-    t["hess_r__p"] = _hess_r__p(t)
-    t["hess_h1__p"] = _hess_h1__p(t)
-    t["hess_a1__p"] = _hess_a1__p(t)
-    t["hess_z_a1__p"] = _hess_z_a1__p(t)
-    t["hess_h2__r"] = _hess_h2__r(t)
-    t["hess_a2__r"] = _hess_a2__r(t)
-    t["hess_z_a2__r"] = _hess_z_a2__r(t)
-    t["hess_h2__z_a2"] = _hess_h2__z_a2(t)
-    t["hess_a2__z_a2"] = _hess_a2__z_a2(t)
-    t["hess_z_a2__z_a2"] = _hess_z_a2__z_a2(t)
-    t["hess_h2__h2"] = _hess_h2__h2(t)
-    t["hess_a2__h2"] = _hess_a2__h2(t)
-    t["hess_z_a2__h2"] = _hess_z_a2__h2(t)
-    t["hess_h2__ln"] = _hess_h2__ln(t)
-    t["hess_a2__ln"] = _hess_a2__ln(t)
-    t["hess_z_a2__ln"] = _hess_z_a2__ln(t)
-    t["hess_h2__z_ff"] = _hess_h2__z_ff(t)
-    t["hess_a2__z_ff"] = _hess_a2__z_ff(t)
-    t["hess_z_a2__z_ff"] = _hess_z_a2__z_ff(t)
-    t["hess_h2__ff"] = _hess_h2__ff(t)
-    t["hess_a2__ff"] = _hess_a2__ff(t)
-    t["hess_z_a2__ff"] = _hess_z_a2__ff(t)
-    t["hess_h2__p"] = _hess_h2__p(t)
-    t["hess_a2__p"] = _hess_a2__p(t)
-    t["hess_z_a2__p"] = _hess_z_a2__p(t)
-    B = t["X"].shape[0]
-    H = _hessian_out(out, 112, params["Q1"])
+    del t["adj_a1"], t["hess_a1__z_a1"]
     # ∂f/∂Q1,Q1[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,p,n]
     hess_Q1__Q1 = _block_view(H, 0, 8, 0, 8, PARAMS["Q1"] + PARAMS["Q1"])
     K1 = t["K1"]
@@ -4302,6 +4202,7 @@ def hessian(params, data, out=None):
     tmp_3 = np.einsum("Bnj,Bdopn->Bjdop", tmp, tmp_2, optimize=False)
     tmp_4 = np.einsum("Bjdop,Boi->Bjdpi", tmp_3, X, optimize=False)
     _add_into(hess_Q1__Q1, (np.tensordot(tmp_4, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    del tmp, tmp_2, tmp_3, tmp_4
     # ∂f/∂Q1,K1[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a1[c,l] + 1/e Σ_clmnop K1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,n,p]
     hess_Q1__K1 = _block_view(H, 0, 8, 8, 16, PARAMS["Q1"] + PARAMS["K1"])
     adj_z_a1 = t["adj_z_a1"]
@@ -4318,1151 +4219,678 @@ def hessian(params, data, out=None):
     tmp_11 = np.einsum("Bjdop,Boi->Bjdpi", tmp_10, X, optimize=False)
     _add_into(hess_Q1__K1, (np.tensordot(tmp_11, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
     _mirror(H, 0, 8, 8, 16)
+    del t["adj_z_a1"], adj_z_a1, tmp_5, tmp_6, tmp_7, tmp_8, tmp_9, tmp_10, tmp_11
+    # ∂f/∂K1,K1[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[m,o,n,p]
+    hess_K1__K1 = _block_view(H, 8, 16, 8, 16, PARAMS["K1"] + PARAMS["K1"])
+    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q1, X, X, X, X, hess_z_a1__z_a1)
+    tmp_12 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_13 = np.einsum("Bmd,Bmonp->Bdonp", tmp_12, hess_z_a1__z_a1, optimize=False)
+    tmp_14 = np.einsum("Bnj,Bdonp->Bjdop", tmp_12, tmp_13, optimize=False)
+    tmp_15 = np.einsum("Bjdop,Boi->Bjdpi", tmp_14, X, optimize=False)
+    _add_into(hess_K1__K1, (np.tensordot(tmp_15, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    del t["hess_z_a1__z_a1"], hess_z_a1__z_a1, tmp_12, tmp_13, tmp_14, tmp_15
+    t["hess_p__h1"] = _hess_p__h1(t)
+    del t["jac_p__h1"]
+    t["hess_ff__h1"] = _hess_ff__h1(t)
+    del t["hess_p__h1"]
+    t["hess_z_ff__h1"] = _hess_z_ff__h1(t)
+    t["hess_ln__h1"] = _hess_ln__h1(t)
+    del t["hess_ff__h1"], t["hess_z_ff__h1"]
+    t["hess_z_ln__h1"] = _hess_z_ln__h1(t)
+    t["hess_va__h1"] = _hess_va__h1(t)
+    del t["jac_va__h1"], t["hess_z_ln__h1"]
+    t["hess_mu__h1"] = _hess_mu__h1(t)
+    t["hess_r__h1"] = _hess_r__h1(t)
+    del t["hess_ln__h1"], t["hess_va__h1"], t["hess_mu__h1"]
+    t["hess_h1__h1"] = _hess_h1__h1(t)
+    del t["hess_r__h1"]
+    # ∂f/∂V1,V1[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a1[n,l] hess_h1__h1[m,d,n,j]
+    hess_V1__V1 = _block_view(H, 16, 24, 16, 24, PARAMS["V1"] + PARAMS["V1"])
+    a1 = t["a1"]
+    hess_h1__h1 = t["hess_h1__h1"]
+    # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a1, hess_h1__h1)
+    tmp_16 = a1 @ X
+    tmp_17 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_16, hess_h1__h1, optimize=False)
+    _add_into(hess_V1__V1, (np.tensordot(tmp_17, tmp_16, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    del hess_h1__h1, tmp_16, tmp_17
+    t["hess_a1__h1"] = _hess_a1__h1(t)
+    del t["hess_h1__h1"]
+    t["hess_z_a1__h1"] = _hess_z_a1__h1(t)
+    del t["hess_a1__h1"]
     # ∂f/∂Q1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,m,l] + 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[m,l,o,j]
     hess_Q1__V1 = _block_view(H, 0, 8, 16, 24, PARAMS["Q1"] + PARAMS["V1"])
     adj_h1 = t["adj_h1"]
     jac_a1__z_a1 = t["jac_a1__z_a1"]
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K1, X, X, X, adj_h1, jac_a1__z_a1)
-    tmp_12 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_13 = np.einsum("Bonml,Boj->Bnmlj", jac_a1__z_a1, adj_h1, optimize=False)
-    tmp_14 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_13, tmp_12, optimize=False)
-    tmp_15 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_14, X, optimize=False)
-    _add_into(hess_Q1__V1, (np.tensordot(tmp_15, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
-    a1 = t["a1"]
+    tmp_18 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_19 = np.einsum("Bonml,Boj->Bnmlj", jac_a1__z_a1, adj_h1, optimize=False)
+    tmp_20 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_19, tmp_18, optimize=False)
+    tmp_21 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_20, X, optimize=False)
+    _add_into(hess_Q1__V1, (np.tensordot(tmp_21, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     hess_z_a1__h1 = t["hess_z_a1__h1"]
     # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a1, hess_z_a1__h1)
-    tmp_16 = a1 @ X
-    tmp_17 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_18 = np.einsum("Bld,Bmloj->Bdmoj", tmp_17, hess_z_a1__h1, optimize=False)
-    tmp_19 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_18, X, optimize=False)
-    _add_into(hess_Q1__V1, (np.tensordot(tmp_19, tmp_16, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 16, 24)
-    # ∂f/∂Q1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,m,l] + 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[m,l,n,j]
-    hess_Q1__O1 = _block_view(H, 0, 8, 24, 32, PARAMS["Q1"] + PARAMS["O1"])
-    adj_r = t["adj_r"]
-    jac_h1__z_a1 = t["jac_h1__z_a1"]
-    # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K1, X, X, adj_r, jac_h1__z_a1)
-    tmp_20 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_21 = np.einsum("Bld,Bnkml->Bdnkm", tmp_20, jac_h1__z_a1, optimize=False)
-    tmp_22 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_21, X, optimize=False)
-    _add_into(hess_Q1__O1, (np.tensordot(tmp_22, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    h1 = t["h1"]
-    hess_z_a1__r = t["hess_z_a1__r"]
-    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h1, hess_z_a1__r)
+    tmp_22 = a1 @ X
     tmp_23 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_24 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h1, optimize=False)
-    tmp_25 = np.einsum("Bmljk,Bld->Bmjkd", tmp_24, tmp_23, optimize=False)
-    _add_into(hess_Q1__O1, (np.tensordot(tmp_25, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 24, 32)
-    # ∂f/∂Q1,Q2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,p,n]
-    hess_Q1__Q2 = _block_view(H, 0, 8, 32, 40, PARAMS["Q1"] + PARAMS["Q2"])
-    K2 = t["K2"]
-    hess_z_a1__z_a2 = t["hess_z_a1__z_a2"]
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K1, K2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_26 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_27 = np.einsum("Bmd,Bompn->Bdopn", tmp_26, hess_z_a1__z_a2, optimize=False)
-    tmp_28 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_29 = np.einsum("Bnj,Bdopn->Bjdop", tmp_28, tmp_27, optimize=False)
-    tmp_30 = np.einsum("Bjdop,Boi->Bjdpi", tmp_29, X, optimize=False)
-    _add_into(hess_Q1__Q2, (np.tensordot(tmp_30, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    _mirror(H, 0, 8, 32, 40)
-    # ∂f/∂Q1,K2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,n,p]
-    hess_Q1__K2 = _block_view(H, 0, 8, 40, 48, PARAMS["Q1"] + PARAMS["K2"])
-    Q2 = t["Q2"]
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_31 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_32 = np.einsum("Bmd,Bomnp->Bdonp", tmp_31, hess_z_a1__z_a2, optimize=False)
-    tmp_33 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_34 = np.einsum("Bnj,Bdonp->Bjdop", tmp_33, tmp_32, optimize=False)
-    tmp_35 = np.einsum("Bjdop,Boi->Bjdpi", tmp_34, X, optimize=False)
-    _add_into(hess_Q1__K2, (np.tensordot(tmp_35, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    _mirror(H, 0, 8, 40, 48)
-    # ∂f/∂Q1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[m,l,o,j]
-    hess_Q1__V2 = _block_view(H, 0, 8, 48, 56, PARAMS["Q1"] + PARAMS["V2"])
-    a2 = t["a2"]
-    hess_z_a1__h2 = t["hess_z_a1__h2"]
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a2, hess_z_a1__h2)
-    tmp_36 = a2 @ X
-    tmp_37 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_38 = np.einsum("Bld,Bmloj->Bdmoj", tmp_37, hess_z_a1__h2, optimize=False)
-    tmp_39 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_38, X, optimize=False)
-    _add_into(hess_Q1__V2, (np.tensordot(tmp_39, tmp_36, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
-    _mirror(H, 0, 8, 48, 56)
-    # ∂f/∂Q1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[m,l,n,j]
-    hess_Q1__O2 = _block_view(H, 0, 8, 56, 64, PARAMS["Q1"] + PARAMS["O2"])
-    h2 = t["h2"]
-    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h2, hess_z_a1__r)
-    tmp_40 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_41 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h2, optimize=False)
-    tmp_42 = np.einsum("Bmljk,Bld->Bmjkd", tmp_41, tmp_40, optimize=False)
-    _add_into(hess_Q1__O2, (np.tensordot(tmp_42, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 0, 8, 56, 64)
-    # ∂f/∂Q1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] mu[c]
-    hess_Q1__g = _block_view(H, 0, 8, 64, 68, PARAMS["Q1"] + PARAMS["g"])
-    z_ln = t["z_ln"]
-    reciprocal_z_ln = z_ln**(-1.0)
-    adj_ln = t["adj_ln"]
-    jac_r__z_a1 = t["jac_r__z_a1"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_r__z_a1)
-    tmp_43 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_44 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_45 = np.einsum("Bcj,Bcjml->Bjml", tmp_44, jac_r__z_a1, optimize=False)
-    tmp_46 = np.einsum("Bjml,Bld->Bjmd", tmp_45, tmp_43, optimize=False)
-    _add_into(hess_Q1__g, (np.tensordot(tmp_46, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
-    jac_mu__z_a1 = t["jac_mu__z_a1"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_mu__z_a1)
-    tmp_47 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_48 = np.einsum("Bld,Bcml->Bdcm", tmp_47, jac_mu__z_a1, optimize=False)
-    tmp_49 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_50 = np.einsum("Bdcm,Bmi->Bdci", tmp_48, X, optimize=False)
-    _add_into(hess_Q1__g, np.tensordot(tmp_50, tmp_49, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    dreciprocal_z_ln = -1/z_ln**2
-    jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
-    r = t["r"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, r)
-    tmp_51 = r * adj_ln
-    tmp_52 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_53 = np.einsum("Bld,Bcml->Bdcm", tmp_52, jac_z_ln__z_a1, optimize=False)
-    tmp_54 = tmp_51 * dreciprocal_z_ln[:, :, None]
-    tmp_55 = np.einsum("Bdcm,Bmi->Bdci", tmp_53, X, optimize=False)
-    _add_into(hess_Q1__g, np.tensordot(tmp_55, tmp_54, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
-    mu = t["mu"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
-    tmp_56 = mu * dreciprocal_z_ln
-    tmp_57 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_58 = np.einsum("Bld,Bcml->Bdcm", tmp_57, jac_z_ln__z_a1, optimize=False)
-    tmp_59 = tmp_56[:, :, None] * adj_ln
-    tmp_60 = np.einsum("Bdcm,Bmi->Bdci", tmp_58, X, optimize=False)
-    _add_into(hess_Q1__g, np.tensordot(tmp_60, tmp_59, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    hess_z_a1__ln = t["hess_z_a1__ln"]
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, r)
-    tmp_61 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_62 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_63 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_62, r, optimize=False)
-    tmp_64 = np.einsum("Bmlj,Bld->Bmjd", tmp_63, tmp_61, optimize=False)
-    _add_into(hess_Q1__g, (np.tensordot(tmp_64, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, mu)
-    tmp_65 = mu * reciprocal_z_ln
-    tmp_66 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_67 = tmp_66[:, :, :, None] * tmp_65[:, None, None]
-    tmp_68 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_67, hess_z_a1__ln, optimize=False)
-    _add_into(hess_Q1__g, (np.tensordot(tmp_68, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 64, 68)
-    # ∂f/∂Q1,b[d,i,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__ln[l,k,m,j]
-    hess_Q1__b = _block_view(H, 0, 8, 68, 72, PARAMS["Q1"] + PARAMS["b"])
-    # einsum("dc,Bkc,Bli,Blkmj->dij", K1, X, X, hess_z_a1__ln)
-    tmp_69 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_70 = np.einsum("Bkd,Blkj->Bdlj", tmp_69, hess_z_a1__ln.sum(axis=3), optimize=False)
-    _add_into(hess_Q1__b, (np.tensordot(tmp_70, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 0, 8, 68, 72)
-    # ∂f/∂Q1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[l,k,a,m] ln[m,j]
-    hess_Q1__F1 = _block_view(H, 0, 8, 72, 88, PARAMS["Q1"] + PARAMS["F1"])
-    adj_z_ff = t["adj_z_ff"]
-    jac_ln__z_a1 = t["jac_ln__z_a1"]
-    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K1, X, X, adj_z_ff, jac_ln__z_a1)
-    tmp_71 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_72 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_71, jac_ln__z_a1, optimize=False)
-    tmp_73 = np.einsum("Bdmjl,Bli->Bdmji", tmp_72, X, optimize=False)
-    _add_into(hess_Q1__F1, (np.tensordot(tmp_73, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    hess_z_a1__z_ff = t["hess_z_a1__z_ff"]
-    ln = t["ln"]
-    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K1, X, X, hess_z_a1__z_ff, ln)
-    tmp_74 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_75 = np.einsum("Bkd,Blkam->Bdlam", tmp_74, hess_z_a1__z_ff, optimize=False)
-    tmp_76 = np.einsum("Bdlam,Bli->Bdami", tmp_75, X, optimize=False)
-    _add_into(hess_Q1__F1, (np.tensordot(tmp_76, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 72, 88)
-    # ∂f/∂Q1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ff[m,l,c,j]
-    hess_Q1__F2 = _block_view(H, 0, 8, 88, 104, PARAMS["Q1"] + PARAMS["F2"])
-    z_ff = t["z_ff"]
-    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
-    adj_ff = t["adj_ff"]
-    jac_z_ff__z_a1 = t["jac_z_ff__z_a1"]
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K1, X, X, adj_ff, jac_z_ff__z_a1)
-    tmp_77 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_78 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_79 = np.einsum("Bld,Bacml->Bdacm", tmp_77, jac_z_ff__z_a1, optimize=False)
-    tmp_80 = np.einsum("Bdacm,Bcja->Bdamj", tmp_79, tmp_78, optimize=False)
-    _add_into(hess_Q1__F2, (np.tensordot(tmp_80, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
-    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
-    hess_z_a1__ff = t["hess_z_a1__ff"]
-    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K1, X, X, hess_z_a1__ff)
-    tmp_81 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_82 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_81, hess_z_a1__ff, optimize=False)
-    tmp_83 = np.einsum("Bdmcj,Bac->Bdmja", tmp_82, gelu_z_ff, optimize=False)
-    _add_into(hess_Q1__F2, (np.tensordot(tmp_83, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 88, 104)
-    # ∂f/∂Q1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[m,k,l]
-    hess_Q1__U = _block_view(H, 0, 8, 104, 112, PARAMS["Q1"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_ff__z_a1 = t["jac_ff__z_a1"]
-    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K1, X, X, adj_p, jac_ff__z_a1)
-    tmp_84 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_85 = adj_p[:, :, None, None] * X[:, None]
-    tmp_86 = np.einsum("Bkd,Bjmk->Bdjm", tmp_84, jac_ff__z_a1.sum(axis=1), optimize=False)
-    _add_into(hess_Q1__U, (np.tensordot(tmp_86, tmp_85, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
-    ff = t["ff"]
-    hess_z_a1__p = t["hess_z_a1__p"]
-    # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K1, X, X, ff, hess_z_a1__p)
-    tmp_87 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_88 = np.einsum("Bkd,Bmkl->Bdml", tmp_87, hess_z_a1__p, optimize=False)
-    tmp_89 = np.einsum("Bdml,Bmi->Bdli", tmp_88, X, optimize=False)
-    _add_into(hess_Q1__U, (np.tensordot(tmp_89, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-    _mirror(H, 0, 8, 104, 112)
-    # ∂f/∂K1,K1[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[m,o,n,p]
-    hess_K1__K1 = _block_view(H, 8, 16, 8, 16, PARAMS["K1"] + PARAMS["K1"])
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q1, X, X, X, X, hess_z_a1__z_a1)
-    tmp_90 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_91 = np.einsum("Bmd,Bmonp->Bdonp", tmp_90, hess_z_a1__z_a1, optimize=False)
-    tmp_92 = np.einsum("Bnj,Bdonp->Bjdop", tmp_90, tmp_91, optimize=False)
-    tmp_93 = np.einsum("Bjdop,Boi->Bjdpi", tmp_92, X, optimize=False)
-    _add_into(hess_K1__K1, (np.tensordot(tmp_93, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    tmp_24 = np.einsum("Bld,Bmloj->Bdmoj", tmp_23, hess_z_a1__h1, optimize=False)
+    tmp_25 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_24, X, optimize=False)
+    _add_into(hess_Q1__V1, (np.tensordot(tmp_25, tmp_22, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 16, 24)
+    del tmp_18, tmp_19, tmp_20, tmp_21, tmp_22, tmp_23, tmp_24, tmp_25
     # ∂f/∂K1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,l,m] + 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[l,m,o,j]
     hess_K1__V1 = _block_view(H, 8, 16, 16, 24, PARAMS["K1"] + PARAMS["V1"])
     # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q1, X, X, X, adj_h1, jac_a1__z_a1)
-    tmp_94 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_95 = np.einsum("Bonlm,Boj->Bnlmj", jac_a1__z_a1, adj_h1, optimize=False)
-    tmp_96 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_95, tmp_94, optimize=False)
-    tmp_97 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_96, X, optimize=False)
-    _add_into(hess_K1__V1, (np.tensordot(tmp_97, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+    tmp_26 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_27 = np.einsum("Bonlm,Boj->Bnlmj", jac_a1__z_a1, adj_h1, optimize=False)
+    tmp_28 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_27, tmp_26, optimize=False)
+    tmp_29 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_28, X, optimize=False)
+    _add_into(hess_K1__V1, (np.tensordot(tmp_29, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a1, hess_z_a1__h1)
-    tmp_98 = a1 @ X
-    tmp_99 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_100 = np.einsum("Bld,Blmoj->Bdmoj", tmp_99, hess_z_a1__h1, optimize=False)
-    tmp_101 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_100, X, optimize=False)
-    _add_into(hess_K1__V1, (np.tensordot(tmp_101, tmp_98, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    tmp_30 = a1 @ X
+    tmp_31 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_32 = np.einsum("Bld,Blmoj->Bdmoj", tmp_31, hess_z_a1__h1, optimize=False)
+    tmp_33 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_32, X, optimize=False)
+    _add_into(hess_K1__V1, (np.tensordot(tmp_33, tmp_30, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
     _mirror(H, 8, 16, 16, 24)
+    del t["adj_h1"], t["jac_a1__z_a1"], t["hess_z_a1__h1"], adj_h1, jac_a1__z_a1, hess_z_a1__h1, tmp_26, tmp_27, tmp_28, tmp_29, tmp_30, tmp_31, tmp_32, tmp_33
+    t["hess_p__r"] = _hess_p__r(t)
+    t["hess_ff__r"] = _hess_ff__r(t)
+    del t["hess_p__r"]
+    t["hess_z_ff__r"] = _hess_z_ff__r(t)
+    t["hess_ln__r"] = _hess_ln__r(t)
+    del t["hess_ff__r"], t["hess_z_ff__r"]
+    t["hess_z_ln__r"] = _hess_z_ln__r(t)
+    t["hess_va__r"] = _hess_va__r(t)
+    del t["jac_va__r"], t["hess_z_ln__r"]
+    t["hess_mu__r"] = _hess_mu__r(t)
+    t["hess_r__r"] = _hess_r__r(t)
+    del t["hess_ln__r"], t["hess_va__r"], t["hess_mu__r"]
+    # ∂f/∂O1,O1[i,d,j,k] = Σ_cl h1[c,d] h1[l,k] hess_r__r[c,i,l,j]
+    hess_O1__O1 = _block_view(H, 24, 32, 24, 32, PARAMS["O1"] + PARAMS["O1"])
+    h1 = t["h1"]
+    hess_r__r = t["hess_r__r"]
+    # einsum("Bcd,Blk,Bcilj->idjk", h1, h1, hess_r__r)
+    tmp_34 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
+    _add_into(hess_O1__O1, (np.tensordot(tmp_34, h1, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    del tmp_34
+    # ∂f/∂O1,O2[i,d,j,k] = Σ_cl h1[c,d] h2[l,k] hess_r__r[c,i,l,j]
+    hess_O1__O2 = _block_view(H, 24, 32, 56, 64, PARAMS["O1"] + PARAMS["O2"])
+    h2 = t["h2"]
+    # einsum("Bcd,Blk,Bcilj->idjk", h1, h2, hess_r__r)
+    tmp_35 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
+    _add_into(hess_O1__O2, (np.tensordot(tmp_35, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    _mirror(H, 24, 32, 56, 64)
+    del tmp_35
+    # ∂f/∂O2,O2[i,d,j,k] = Σ_cl h2[c,d] h2[l,k] hess_r__r[c,i,l,j]
+    hess_O2__O2 = _block_view(H, 56, 64, 56, 64, PARAMS["O2"] + PARAMS["O2"])
+    # einsum("Bcd,Blk,Bcilj->idjk", h2, h2, hess_r__r)
+    tmp_36 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
+    _add_into(hess_O2__O2, (np.tensordot(tmp_36, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    del hess_r__r, tmp_36
+    t["hess_h1__r"] = _hess_h1__r(t)
+    # ∂f/∂V1,O1[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a1[l,c] adj_r[l,j] + Σ_clm X[c,i] a1[l,c] h1[m,k] hess_h1__r[l,d,m,j]
+    hess_V1__O1 = _block_view(H, 16, 24, 24, 32, PARAMS["V1"] + PARAMS["O1"])
+    adj_r = t["adj_r"]
+    # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a1, adj_r)
+    tmp_37 = a1 @ X
+    tmp_38 = np.tensordot(tmp_37, adj_r, axes=([0, 1], [0, 1]))
+    _add_into(hess_V1__O1, tmp_38[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
+    hess_h1__r = t["hess_h1__r"]
+    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h1, hess_h1__r)
+    tmp_39 = a1 @ X
+    tmp_40 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h1, optimize=False)
+    _add_into(hess_V1__O1, (np.tensordot(tmp_40, tmp_39, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
+    _mirror(H, 16, 24, 24, 32)
+    del tmp_37, tmp_38, tmp_39, tmp_40
+    # ∂f/∂V1,O2[d,i,j,k] = Σ_clm X[c,i] a1[l,c] h2[m,k] hess_h1__r[l,d,m,j]
+    hess_V1__O2 = _block_view(H, 16, 24, 56, 64, PARAMS["V1"] + PARAMS["O2"])
+    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h2, hess_h1__r)
+    tmp_41 = a1 @ X
+    tmp_42 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h2, optimize=False)
+    _add_into(hess_V1__O2, (np.tensordot(tmp_42, tmp_41, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+    _mirror(H, 16, 24, 56, 64)
+    del hess_h1__r, tmp_41, tmp_42
+    t["hess_a1__r"] = _hess_a1__r(t)
+    del t["hess_h1__r"]
+    t["hess_z_a1__r"] = _hess_z_a1__r(t)
+    del t["hess_a1__r"]
+    # ∂f/∂Q1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,m,l] + 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[m,l,n,j]
+    hess_Q1__O1 = _block_view(H, 0, 8, 24, 32, PARAMS["Q1"] + PARAMS["O1"])
+    jac_h1__z_a1 = t["jac_h1__z_a1"]
+    # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K1, X, X, adj_r, jac_h1__z_a1)
+    tmp_43 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_44 = np.einsum("Bld,Bnkml->Bdnkm", tmp_43, jac_h1__z_a1, optimize=False)
+    tmp_45 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_44, X, optimize=False)
+    _add_into(hess_Q1__O1, (np.tensordot(tmp_45, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    hess_z_a1__r = t["hess_z_a1__r"]
+    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h1, hess_z_a1__r)
+    tmp_46 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_47 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h1, optimize=False)
+    tmp_48 = np.einsum("Bmljk,Bld->Bmjkd", tmp_47, tmp_46, optimize=False)
+    _add_into(hess_Q1__O1, (np.tensordot(tmp_48, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 24, 32)
+    del tmp_43, tmp_44, tmp_45, tmp_46, tmp_47, tmp_48
+    # ∂f/∂Q1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[m,l,n,j]
+    hess_Q1__O2 = _block_view(H, 0, 8, 56, 64, PARAMS["Q1"] + PARAMS["O2"])
+    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h2, hess_z_a1__r)
+    tmp_49 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_50 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h2, optimize=False)
+    tmp_51 = np.einsum("Bmljk,Bld->Bmjkd", tmp_50, tmp_49, optimize=False)
+    _add_into(hess_Q1__O2, (np.tensordot(tmp_51, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 0, 8, 56, 64)
+    del tmp_49, tmp_50, tmp_51
     # ∂f/∂K1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,l,m] + 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[l,m,n,j]
     hess_K1__O1 = _block_view(H, 8, 16, 24, 32, PARAMS["K1"] + PARAMS["O1"])
     # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q1, X, X, adj_r, jac_h1__z_a1)
-    tmp_102 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_103 = np.einsum("Bld,Bnklm->Bdnkm", tmp_102, jac_h1__z_a1, optimize=False)
-    tmp_104 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_103, X, optimize=False)
-    _add_into(hess_K1__O1, (np.tensordot(tmp_104, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    tmp_52 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_53 = np.einsum("Bld,Bnklm->Bdnkm", tmp_52, jac_h1__z_a1, optimize=False)
+    tmp_54 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_53, X, optimize=False)
+    _add_into(hess_K1__O1, (np.tensordot(tmp_54, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
     # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h1, hess_z_a1__r)
-    tmp_105 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_106 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h1, optimize=False)
-    tmp_107 = np.einsum("Blmjk,Bld->Bmjkd", tmp_106, tmp_105, optimize=False)
-    _add_into(hess_K1__O1, (np.tensordot(tmp_107, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    tmp_55 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_56 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h1, optimize=False)
+    tmp_57 = np.einsum("Blmjk,Bld->Bmjkd", tmp_56, tmp_55, optimize=False)
+    _add_into(hess_K1__O1, (np.tensordot(tmp_57, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
     _mirror(H, 8, 16, 24, 32)
-    # ∂f/∂K1,Q2[d,i,j,k] = 1/e Σ_clmnop K2[j,c] Q1[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,p,n]
-    hess_K1__Q2 = _block_view(H, 8, 16, 32, 40, PARAMS["K1"] + PARAMS["Q2"])
-    # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K2, Q1, X, X, X, X, hess_z_a1__z_a2)
-    tmp_108 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_109 = np.einsum("Bnj,Bmopn->Bjmop", tmp_108, hess_z_a1__z_a2, optimize=False)
-    tmp_110 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_111 = np.einsum("Bmd,Bjmop->Bdjop", tmp_110, tmp_109, optimize=False)
-    tmp_112 = np.einsum("Bdjop,Boi->Bdjpi", tmp_111, X, optimize=False)
-    _add_into(hess_K1__Q2, (np.tensordot(tmp_112, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.5 / B, False)
-    _mirror(H, 8, 16, 32, 40)
-    # ∂f/∂K1,K2[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,n,p]
-    hess_K1__K2 = _block_view(H, 8, 16, 40, 48, PARAMS["K1"] + PARAMS["K2"])
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_113 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_114 = np.einsum("Bmd,Bmonp->Bdonp", tmp_113, hess_z_a1__z_a2, optimize=False)
-    tmp_115 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_116 = np.einsum("Bnj,Bdonp->Bjdop", tmp_115, tmp_114, optimize=False)
-    tmp_117 = np.einsum("Bjdop,Boi->Bjdpi", tmp_116, X, optimize=False)
-    _add_into(hess_K1__K2, (np.tensordot(tmp_117, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    _mirror(H, 8, 16, 40, 48)
-    # ∂f/∂K1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[l,m,o,j]
-    hess_K1__V2 = _block_view(H, 8, 16, 48, 56, PARAMS["K1"] + PARAMS["V2"])
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a2, hess_z_a1__h2)
-    tmp_118 = a2 @ X
-    tmp_119 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_120 = np.einsum("Bld,Blmoj->Bdmoj", tmp_119, hess_z_a1__h2, optimize=False)
-    tmp_121 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_120, X, optimize=False)
-    _add_into(hess_K1__V2, (np.tensordot(tmp_121, tmp_118, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
-    _mirror(H, 8, 16, 48, 56)
+    del t["jac_h1__z_a1"], jac_h1__z_a1, tmp_52, tmp_53, tmp_54, tmp_55, tmp_56, tmp_57
     # ∂f/∂K1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[l,m,n,j]
     hess_K1__O2 = _block_view(H, 8, 16, 56, 64, PARAMS["K1"] + PARAMS["O2"])
     # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h2, hess_z_a1__r)
-    tmp_122 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_123 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
-    tmp_124 = np.einsum("Blmjk,Bld->Bmjkd", tmp_123, tmp_122, optimize=False)
-    _add_into(hess_K1__O2, (np.tensordot(tmp_124, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
+    tmp_58 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_59 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
+    tmp_60 = np.einsum("Blmjk,Bld->Bmjkd", tmp_59, tmp_58, optimize=False)
+    _add_into(hess_K1__O2, (np.tensordot(tmp_60, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
     _mirror(H, 8, 16, 56, 64)
-    # ∂f/∂K1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] mu[c]
-    hess_K1__g = _block_view(H, 8, 16, 64, 68, PARAMS["K1"] + PARAMS["g"])
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_r__z_a1)
-    tmp_125 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_126 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_127 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_126, jac_r__z_a1, optimize=False)
-    tmp_128 = np.einsum("Bjlm,Bld->Bjmd", tmp_127, tmp_125, optimize=False)
-    _add_into(hess_K1__g, (np.tensordot(tmp_128, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_mu__z_a1)
-    tmp_129 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_130 = np.einsum("Bld,Bclm->Bdcm", tmp_129, jac_mu__z_a1, optimize=False)
-    tmp_131 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_132 = np.einsum("Bdcm,Bmi->Bdci", tmp_130, X, optimize=False)
-    _add_into(hess_K1__g, np.tensordot(tmp_132, tmp_131, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
-    tmp_133 = r * adj_ln
-    tmp_134 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_135 = np.einsum("Bld,Bclm->Bdcm", tmp_134, jac_z_ln__z_a1, optimize=False)
-    tmp_136 = tmp_133 * dreciprocal_z_ln[:, :, None]
-    tmp_137 = np.einsum("Bdcm,Bmi->Bdci", tmp_135, X, optimize=False)
-    _add_into(hess_K1__g, np.tensordot(tmp_137, tmp_136, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
-    tmp_138 = mu * dreciprocal_z_ln
-    tmp_139 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_140 = np.einsum("Bld,Bclm->Bdcm", tmp_139, jac_z_ln__z_a1, optimize=False)
-    tmp_141 = tmp_138[:, :, None] * adj_ln
-    tmp_142 = np.einsum("Bdcm,Bmi->Bdci", tmp_140, X, optimize=False)
-    _add_into(hess_K1__g, np.tensordot(tmp_142, tmp_141, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, r)
-    tmp_143 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_144 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_145 = np.einsum("Blmcj,Bcj->Blmj", tmp_144, r, optimize=False)
-    tmp_146 = np.einsum("Blmj,Bld->Bmjd", tmp_145, tmp_143, optimize=False)
-    _add_into(hess_K1__g, (np.tensordot(tmp_146, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, mu)
-    tmp_147 = mu * reciprocal_z_ln
-    tmp_148 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_149 = tmp_148[:, :, :, None] * tmp_147[:, None, None]
-    tmp_150 = np.einsum("Bldc,Blmcj->Bdmj", tmp_149, hess_z_a1__ln, optimize=False)
-    _add_into(hess_K1__g, (np.tensordot(tmp_150, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-    _mirror(H, 8, 16, 64, 68)
-    # ∂f/∂K1,b[d,i,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__ln[k,l,m,j]
-    hess_K1__b = _block_view(H, 8, 16, 68, 72, PARAMS["K1"] + PARAMS["b"])
-    # einsum("dc,Bkc,Bli,Bklmj->dij", Q1, X, X, hess_z_a1__ln)
-    tmp_151 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_152 = np.einsum("Bkd,Bklj->Bdlj", tmp_151, hess_z_a1__ln.sum(axis=3), optimize=False)
-    _add_into(hess_K1__b, (np.tensordot(tmp_152, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 8, 16, 68, 72)
-    # ∂f/∂K1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[k,l,a,m] ln[m,j]
-    hess_K1__F1 = _block_view(H, 8, 16, 72, 88, PARAMS["K1"] + PARAMS["F1"])
-    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q1, X, X, adj_z_ff, jac_ln__z_a1)
-    tmp_153 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_154 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_153, jac_ln__z_a1, optimize=False)
-    tmp_155 = np.einsum("Bdmjl,Bli->Bdmji", tmp_154, X, optimize=False)
-    _add_into(hess_K1__F1, (np.tensordot(tmp_155, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q1, X, X, hess_z_a1__z_ff, ln)
-    tmp_156 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_157 = np.einsum("Bkd,Bklam->Bdlam", tmp_156, hess_z_a1__z_ff, optimize=False)
-    tmp_158 = np.einsum("Bdlam,Bli->Bdami", tmp_157, X, optimize=False)
-    _add_into(hess_K1__F1, (np.tensordot(tmp_158, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 8, 16, 72, 88)
-    # ∂f/∂K1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ff[l,m,c,j]
-    hess_K1__F2 = _block_view(H, 8, 16, 88, 104, PARAMS["K1"] + PARAMS["F2"])
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q1, X, X, adj_ff, jac_z_ff__z_a1)
-    tmp_159 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_160 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_161 = np.einsum("Bld,Baclm->Bdacm", tmp_159, jac_z_ff__z_a1, optimize=False)
-    tmp_162 = np.einsum("Bdacm,Bcja->Bdamj", tmp_161, tmp_160, optimize=False)
-    _add_into(hess_K1__F2, (np.tensordot(tmp_162, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
-    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q1, X, X, hess_z_a1__ff)
-    tmp_163 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_164 = np.einsum("Bld,Blmcj->Bdmcj", tmp_163, hess_z_a1__ff, optimize=False)
-    tmp_165 = np.einsum("Bdmcj,Bac->Bdmja", tmp_164, gelu_z_ff, optimize=False)
-    _add_into(hess_K1__F2, (np.tensordot(tmp_165, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-    _mirror(H, 8, 16, 88, 104)
-    # ∂f/∂K1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[k,m,l]
-    hess_K1__U = _block_view(H, 8, 16, 104, 112, PARAMS["K1"] + PARAMS["U"])
-    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q1, X, X, adj_p, jac_ff__z_a1)
-    tmp_166 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_167 = adj_p[:, :, None, None] * X[:, None]
-    tmp_168 = np.einsum("Bkd,Bjkm->Bdjm", tmp_166, jac_ff__z_a1.sum(axis=1), optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_168, tmp_167, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
-    # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q1, X, X, ff, hess_z_a1__p)
-    tmp_169 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_170 = np.einsum("Bkd,Bkml->Bdml", tmp_169, hess_z_a1__p, optimize=False)
-    tmp_171 = np.einsum("Bdml,Bmi->Bdli", tmp_170, X, optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_171, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-    _mirror(H, 8, 16, 104, 112)
-    # ∂f/∂V1,V1[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a1[n,l] hess_h1__h1[m,d,n,j]
-    hess_V1__V1 = _block_view(H, 16, 24, 16, 24, PARAMS["V1"] + PARAMS["V1"])
-    hess_h1__h1 = t["hess_h1__h1"]
-    # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a1, hess_h1__h1)
-    tmp_172 = a1 @ X
-    tmp_173 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_172, hess_h1__h1, optimize=False)
-    _add_into(hess_V1__V1, (np.tensordot(tmp_173, tmp_172, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    # ∂f/∂V1,O1[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a1[l,c] adj_r[l,j] + Σ_clm X[c,i] a1[l,c] h1[m,k] hess_h1__r[l,d,m,j]
-    hess_V1__O1 = _block_view(H, 16, 24, 24, 32, PARAMS["V1"] + PARAMS["O1"])
-    # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a1, adj_r)
-    tmp_174 = a1 @ X
-    tmp_175 = np.tensordot(tmp_174, adj_r, axes=([0, 1], [0, 1]))
-    _add_into(hess_V1__O1, tmp_175[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
-    hess_h1__r = t["hess_h1__r"]
-    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h1, hess_h1__r)
-    tmp_176 = a1 @ X
-    tmp_177 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h1, optimize=False)
-    _add_into(hess_V1__O1, (np.tensordot(tmp_177, tmp_176, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
-    _mirror(H, 16, 24, 24, 32)
+    del t["hess_z_a1__r"], hess_z_a1__r, tmp_58, tmp_59, tmp_60
+    t["jac_p__h2"] = _jac_p__h2(t)
+    del t["jac_p__r"]
+    t["jac_p__a2"] = _jac_p__a2(t)
+    t["jac_p__z_a2"] = _jac_p__z_a2(t)
+    del t["jac_p__a2"]
+    t["hess_p__z_a2"] = _hess_p__z_a2(t)
+    del t["jac_p__z_a2"]
+    t["hess_ff__z_a2"] = _hess_ff__z_a2(t)
+    del t["hess_p__z_a2"]
+    t["hess_z_ff__z_a2"] = _hess_z_ff__z_a2(t)
+    t["hess_ln__z_a2"] = _hess_ln__z_a2(t)
+    del t["hess_ff__z_a2"], t["hess_z_ff__z_a2"]
+    t["hess_z_ln__z_a2"] = _hess_z_ln__z_a2(t)
+    t["hess_va__z_a2"] = _hess_va__z_a2(t)
+    del t["jac_va__z_a2"], t["hess_z_ln__z_a2"]
+    t["hess_mu__z_a2"] = _hess_mu__z_a2(t)
+    t["hess_r__z_a2"] = _hess_r__z_a2(t)
+    del t["hess_ln__z_a2"], t["hess_va__z_a2"], t["hess_mu__z_a2"]
+    # ∂f/∂O1,Q2[i,d,j,k] = 1/sqrt(e) Σ_clmn K2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,m,l]
+    hess_O1__Q2 = _block_view(H, 24, 32, 32, 40, PARAMS["O1"] + PARAMS["Q2"])
+    K2 = t["K2"]
+    hess_r__z_a2 = t["hess_r__z_a2"]
+    # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K2, X, X, h1, hess_r__z_a2)
+    tmp_61 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_62 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h1, optimize=False)
+    tmp_63 = np.einsum("Bimld,Blj->Bimdj", tmp_62, tmp_61, optimize=False)
+    _add_into(hess_O1__Q2, np.tensordot(tmp_63, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
+    _mirror(H, 24, 32, 32, 40)
+    del tmp_61, tmp_62, tmp_63
+    # ∂f/∂O1,K2[i,d,j,k] = 1/sqrt(e) Σ_clmn Q2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,l,m]
+    hess_O1__K2 = _block_view(H, 24, 32, 40, 48, PARAMS["O1"] + PARAMS["K2"])
+    Q2 = t["Q2"]
+    # einsum("jc,Blc,Bmk,Bnd,Bnilm->idjk", Q2, X, X, h1, hess_r__z_a2)
+    tmp_64 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_65 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h1, optimize=False)
+    tmp_66 = np.einsum("Bilmd,Blj->Bimdj", tmp_65, tmp_64, optimize=False)
+    _add_into(hess_O1__K2, np.tensordot(tmp_66, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
+    _mirror(H, 24, 32, 40, 48)
+    del hess_r__z_a2, tmp_64, tmp_65, tmp_66
+    t["hess_h1__z_a2"] = _hess_h1__z_a2(t)
     # ∂f/∂V1,Q2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,n,l]
     hess_V1__Q2 = _block_view(H, 16, 24, 32, 40, PARAMS["V1"] + PARAMS["Q2"])
     hess_h1__z_a2 = t["hess_h1__z_a2"]
     # einsum("jc,Blc,Bmi,Bnk,Bom,Bodnl->dijk", K2, X, X, X, a1, hess_h1__z_a2)
-    tmp_178 = a1 @ X
-    tmp_179 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_180 = np.einsum("Blj,Bodnl->Bjodn", tmp_179, hess_h1__z_a2, optimize=False)
-    tmp_181 = np.einsum("Bjodn,Bnk->Bjodk", tmp_180, X, optimize=False)
-    _add_into(hess_V1__Q2, (np.tensordot(tmp_181, tmp_178, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
+    tmp_67 = a1 @ X
+    tmp_68 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_69 = np.einsum("Blj,Bodnl->Bjodn", tmp_68, hess_h1__z_a2, optimize=False)
+    tmp_70 = np.einsum("Bjodn,Bnk->Bjodk", tmp_69, X, optimize=False)
+    _add_into(hess_V1__Q2, (np.tensordot(tmp_70, tmp_67, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
     _mirror(H, 16, 24, 32, 40)
+    del tmp_67, tmp_68, tmp_69, tmp_70
     # ∂f/∂V1,K2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,l,n]
     hess_V1__K2 = _block_view(H, 16, 24, 40, 48, PARAMS["V1"] + PARAMS["K2"])
     # einsum("jc,Blc,Bmi,Bnk,Bom,Bodln->dijk", Q2, X, X, X, a1, hess_h1__z_a2)
-    tmp_182 = a1 @ X
-    tmp_183 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_184 = np.einsum("Blj,Bodln->Bjodn", tmp_183, hess_h1__z_a2, optimize=False)
-    tmp_185 = np.einsum("Bjodn,Bnk->Bjodk", tmp_184, X, optimize=False)
-    _add_into(hess_V1__K2, (np.tensordot(tmp_185, tmp_182, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
+    tmp_71 = a1 @ X
+    tmp_72 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_73 = np.einsum("Blj,Bodln->Bjodn", tmp_72, hess_h1__z_a2, optimize=False)
+    tmp_74 = np.einsum("Bjodn,Bnk->Bjodk", tmp_73, X, optimize=False)
+    _add_into(hess_V1__K2, (np.tensordot(tmp_74, tmp_71, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
     _mirror(H, 16, 24, 40, 48)
+    del hess_h1__z_a2, tmp_71, tmp_72, tmp_73, tmp_74
+    t["hess_a1__z_a2"] = _hess_a1__z_a2(t)
+    del t["hess_h1__z_a2"]
+    t["hess_z_a1__z_a2"] = _hess_z_a1__z_a2(t)
+    del t["hess_a1__z_a2"]
+    # ∂f/∂Q1,Q2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,p,n]
+    hess_Q1__Q2 = _block_view(H, 0, 8, 32, 40, PARAMS["Q1"] + PARAMS["Q2"])
+    hess_z_a1__z_a2 = t["hess_z_a1__z_a2"]
+    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K1, K2, X, X, X, X, hess_z_a1__z_a2)
+    tmp_75 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_76 = np.einsum("Bmd,Bompn->Bdopn", tmp_75, hess_z_a1__z_a2, optimize=False)
+    tmp_77 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_78 = np.einsum("Bnj,Bdopn->Bjdop", tmp_77, tmp_76, optimize=False)
+    tmp_79 = np.einsum("Bjdop,Boi->Bjdpi", tmp_78, X, optimize=False)
+    _add_into(hess_Q1__Q2, (np.tensordot(tmp_79, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    _mirror(H, 0, 8, 32, 40)
+    del tmp_75, tmp_76, tmp_77, tmp_78, tmp_79
+    # ∂f/∂Q1,K2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,n,p]
+    hess_Q1__K2 = _block_view(H, 0, 8, 40, 48, PARAMS["Q1"] + PARAMS["K2"])
+    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q2, X, X, X, X, hess_z_a1__z_a2)
+    tmp_80 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_81 = np.einsum("Bmd,Bomnp->Bdonp", tmp_80, hess_z_a1__z_a2, optimize=False)
+    tmp_82 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_83 = np.einsum("Bnj,Bdonp->Bjdop", tmp_82, tmp_81, optimize=False)
+    tmp_84 = np.einsum("Bjdop,Boi->Bjdpi", tmp_83, X, optimize=False)
+    _add_into(hess_Q1__K2, (np.tensordot(tmp_84, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    _mirror(H, 0, 8, 40, 48)
+    del tmp_80, tmp_81, tmp_82, tmp_83, tmp_84
+    # ∂f/∂K1,Q2[d,i,j,k] = 1/e Σ_clmnop K2[j,c] Q1[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,p,n]
+    hess_K1__Q2 = _block_view(H, 8, 16, 32, 40, PARAMS["K1"] + PARAMS["Q2"])
+    # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K2, Q1, X, X, X, X, hess_z_a1__z_a2)
+    tmp_85 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_86 = np.einsum("Bnj,Bmopn->Bjmop", tmp_85, hess_z_a1__z_a2, optimize=False)
+    tmp_87 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_88 = np.einsum("Bmd,Bjmop->Bdjop", tmp_87, tmp_86, optimize=False)
+    tmp_89 = np.einsum("Bdjop,Boi->Bdjpi", tmp_88, X, optimize=False)
+    _add_into(hess_K1__Q2, (np.tensordot(tmp_89, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.5 / B, False)
+    _mirror(H, 8, 16, 32, 40)
+    del tmp_85, tmp_86, tmp_87, tmp_88, tmp_89
+    # ∂f/∂K1,K2[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,n,p]
+    hess_K1__K2 = _block_view(H, 8, 16, 40, 48, PARAMS["K1"] + PARAMS["K2"])
+    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q2, X, X, X, X, hess_z_a1__z_a2)
+    tmp_90 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_91 = np.einsum("Bmd,Bmonp->Bdonp", tmp_90, hess_z_a1__z_a2, optimize=False)
+    tmp_92 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_93 = np.einsum("Bnj,Bdonp->Bjdop", tmp_92, tmp_91, optimize=False)
+    tmp_94 = np.einsum("Bjdop,Boi->Bjdpi", tmp_93, X, optimize=False)
+    _add_into(hess_K1__K2, (np.tensordot(tmp_94, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    _mirror(H, 8, 16, 40, 48)
+    del t["hess_z_a1__z_a2"], hess_z_a1__z_a2, tmp_90, tmp_91, tmp_92, tmp_93, tmp_94
+    t["hess_p__h2"] = _hess_p__h2(t)
+    del t["jac_p__h2"]
+    t["hess_ff__h2"] = _hess_ff__h2(t)
+    del t["hess_p__h2"]
+    t["hess_z_ff__h2"] = _hess_z_ff__h2(t)
+    t["hess_ln__h2"] = _hess_ln__h2(t)
+    del t["hess_ff__h2"], t["hess_z_ff__h2"]
+    t["hess_z_ln__h2"] = _hess_z_ln__h2(t)
+    t["hess_va__h2"] = _hess_va__h2(t)
+    del t["adj_z_ln"], t["jac_va__h2"], t["hess_z_ln__h2"]
+    t["hess_mu__h2"] = _hess_mu__h2(t)
+    t["hess_r__h2"] = _hess_r__h2(t)
+    del t["adj_va"], t["hess_ln__h2"], t["hess_va__h2"], t["hess_mu__h2"]
+    # ∂f/∂O1,V2[i,d,j,k] = Σ_clm X[c,k] a2[l,c] h1[m,d] hess_r__h2[m,i,l,j]
+    hess_O1__V2 = _block_view(H, 24, 32, 48, 56, PARAMS["O1"] + PARAMS["V2"])
+    a2 = t["a2"]
+    hess_r__h2 = t["hess_r__h2"]
+    # einsum("Bck,Blc,Bmd,Bmilj->idjk", X, a2, h1, hess_r__h2)
+    tmp_95 = a2 @ X
+    tmp_96 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h2, h1, optimize=False)
+    _add_into(hess_O1__V2, (np.tensordot(tmp_96, tmp_95, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+    _mirror(H, 24, 32, 48, 56)
+    del hess_r__h2, tmp_95, tmp_96
+    t["hess_h1__h2"] = _hess_h1__h2(t)
     # ∂f/∂V1,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a2[n,l] hess_h1__h2[m,d,n,j]
     hess_V1__V2 = _block_view(H, 16, 24, 48, 56, PARAMS["V1"] + PARAMS["V2"])
     hess_h1__h2 = t["hess_h1__h2"]
     # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a2, hess_h1__h2)
-    tmp_186 = a1 @ X
-    tmp_187 = a2 @ X
-    tmp_188 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_186, hess_h1__h2, optimize=False)
-    _add_into(hess_V1__V2, (np.tensordot(tmp_188, tmp_187, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    tmp_97 = a1 @ X
+    tmp_98 = a2 @ X
+    tmp_99 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_97, hess_h1__h2, optimize=False)
+    _add_into(hess_V1__V2, (np.tensordot(tmp_99, tmp_98, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
     _mirror(H, 16, 24, 48, 56)
-    # ∂f/∂V1,O2[d,i,j,k] = Σ_clm X[c,i] a1[l,c] h2[m,k] hess_h1__r[l,d,m,j]
-    hess_V1__O2 = _block_view(H, 16, 24, 56, 64, PARAMS["V1"] + PARAMS["O2"])
-    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h2, hess_h1__r)
-    tmp_189 = a1 @ X
-    tmp_190 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h2, optimize=False)
-    _add_into(hess_V1__O2, (np.tensordot(tmp_190, tmp_189, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
-    _mirror(H, 16, 24, 56, 64)
-    # ∂f/∂V1,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_r__h1[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] mu[c]
-    hess_V1__g = _block_view(H, 16, 24, 64, 68, PARAMS["V1"] + PARAMS["g"])
-    jac_r__h1 = t["jac_r__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_r__h1)
-    tmp_191 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_192 = a1 @ X
-    tmp_193 = np.tensordot(tmp_192, tmp_191, axes=([0], [0]))
-    _add_into(hess_V1__g, np.einsum("licj,cjld->dij", tmp_193, jac_r__h1, optimize=False), 1 / B, False)
-    jac_mu__h1 = t["jac_mu__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_mu__h1)
-    tmp_194 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_195 = a1 @ X
-    tmp_196 = np.tensordot(tmp_195, tmp_194, axes=([0], [0]))
-    _add_into(hess_V1__g, (np.tensordot(tmp_196, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
-    jac_z_ln__h1 = t["jac_z_ln__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, r)
-    tmp_197 = r * adj_ln
-    tmp_198 = a1 @ X
-    tmp_199 = tmp_197 * dreciprocal_z_ln[:, :, None]
-    tmp_200 = np.einsum("Bli,Bcld->Bicd", tmp_198, jac_z_ln__h1, optimize=False)
-    _add_into(hess_V1__g, (np.tensordot(tmp_200, tmp_199, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, mu)
-    tmp_201 = mu * dreciprocal_z_ln
-    tmp_202 = a1 @ X
-    tmp_203 = tmp_201[:, :, None] * adj_ln
-    tmp_204 = np.einsum("Bli,Bcld->Bicd", tmp_202, jac_z_ln__h1, optimize=False)
-    _add_into(hess_V1__g, (np.tensordot(tmp_204, tmp_203, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
-    hess_h1__ln = t["hess_h1__ln"]
-    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a1, hess_h1__ln, r)
-    tmp_205 = hess_h1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_206 = np.einsum("Bldcj,Bcj->Bldj", tmp_205, r, optimize=False)
-    tmp_207 = a1 @ X
-    _add_into(hess_V1__g, (np.tensordot(tmp_207, tmp_206, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a1, hess_h1__ln, mu)
-    tmp_208 = mu * reciprocal_z_ln
-    tmp_209 = a1 @ X
-    tmp_210 = tmp_209[:, :, :, None] * tmp_208[:, None, None]
-    _add_into(hess_V1__g, (np.tensordot(tmp_210, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
-    _mirror(H, 16, 24, 64, 68)
-    # ∂f/∂V1,b[d,i,j] = Σ_ckl X[c,i] a1[k,c] hess_h1__ln[k,d,l,j]
-    hess_V1__b = _block_view(H, 16, 24, 68, 72, PARAMS["V1"] + PARAMS["b"])
-    # einsum("Bci,Bkc,Bkdlj->dij", X, a1, hess_h1__ln)
-    tmp_211 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__ln.sum(axis=3), a1, optimize=False)
-    _add_into(hess_V1__b, (np.tensordot(tmp_211, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 16, 24, 68, 72)
-    # ∂f/∂V1,F1[d,i,a,j] = Σ_ckl X[c,i] a1[k,c] adj_z_ff[a,l] jac_ln__h1[l,j,k,d] + Σ_ckl X[c,i] a1[k,c] hess_h1__z_ff[k,d,a,l] ln[l,j]
-    hess_V1__F1 = _block_view(H, 16, 24, 72, 88, PARAMS["V1"] + PARAMS["F1"])
-    jac_ln__h1 = t["jac_ln__h1"]
-    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a1, adj_z_ff, jac_ln__h1)
-    tmp_212 = a1 @ X
-    tmp_213 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
-    _add_into(hess_V1__F1, (np.tensordot(tmp_213, tmp_212, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
-    hess_h1__z_ff = t["hess_h1__z_ff"]
-    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a1, hess_h1__z_ff, ln)
-    tmp_214 = a1 @ X
-    tmp_215 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
-    _add_into(hess_V1__F1, (np.tensordot(tmp_215, tmp_214, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
-    _mirror(H, 16, 24, 72, 88)
-    # ∂f/∂V1,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a1[l,k] adj_ff[c,j] jac_z_ff__h1[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a1[l,k] hess_h1__ff[l,d,c,j]
-    hess_V1__F2 = _block_view(H, 16, 24, 88, 104, PARAMS["V1"] + PARAMS["F2"])
-    jac_z_ff__h1 = t["jac_z_ff__h1"]
-    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a1, adj_ff, jac_z_ff__h1)
-    tmp_216 = a1 @ X
-    tmp_217 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_218 = np.einsum("Bcja,Bacld->Bjald", tmp_217, jac_z_ff__h1, optimize=False)
-    _add_into(hess_V1__F2, (np.tensordot(tmp_218, tmp_216, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
-    hess_h1__ff = t["hess_h1__ff"]
-    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a1, hess_h1__ff)
-    tmp_219 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff, optimize=False)
-    tmp_220 = a1 @ X
-    _add_into(hess_V1__F2, (np.tensordot(tmp_220, tmp_219, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
-    _mirror(H, 16, 24, 88, 104)
-    # ∂f/∂V1,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a1[k,c] adj_p[l] jac_ff__h1[m,j,k,d] + 1/t Σ_ckm X[c,i] a1[k,c] ff[m,j] hess_h1__p[k,d,l]
-    hess_V1__U = _block_view(H, 16, 24, 104, 112, PARAMS["V1"] + PARAMS["U"])
-    jac_ff__h1 = t["jac_ff__h1"]
-    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a1, adj_p, jac_ff__h1)
-    tmp_221 = a1 @ X
-    tmp_222 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_V1__U, (np.tensordot(tmp_222, tmp_221, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_h1__p = t["hess_h1__p"]
-    # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a1, ff, hess_h1__p)
-    tmp_223 = a1 @ X
-    tmp_224 = np.einsum("Bki,Bkdl->Bidl", tmp_223, hess_h1__p, optimize=False)
-    _add_into(hess_V1__U, (np.tensordot(tmp_224, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
-    _mirror(H, 16, 24, 104, 112)
-    # ∂f/∂O1,O1[i,d,j,k] = Σ_cl h1[c,d] h1[l,k] hess_r__r[c,i,l,j]
-    hess_O1__O1 = _block_view(H, 24, 32, 24, 32, PARAMS["O1"] + PARAMS["O1"])
-    hess_r__r = t["hess_r__r"]
-    # einsum("Bcd,Blk,Bcilj->idjk", h1, h1, hess_r__r)
-    tmp_225 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
-    _add_into(hess_O1__O1, (np.tensordot(tmp_225, h1, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    # ∂f/∂O1,Q2[i,d,j,k] = 1/sqrt(e) Σ_clmn K2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,m,l]
-    hess_O1__Q2 = _block_view(H, 24, 32, 32, 40, PARAMS["O1"] + PARAMS["Q2"])
-    hess_r__z_a2 = t["hess_r__z_a2"]
-    # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K2, X, X, h1, hess_r__z_a2)
-    tmp_226 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_227 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h1, optimize=False)
-    tmp_228 = np.einsum("Bimld,Blj->Bimdj", tmp_227, tmp_226, optimize=False)
-    _add_into(hess_O1__Q2, np.tensordot(tmp_228, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
-    _mirror(H, 24, 32, 32, 40)
-    # ∂f/∂O1,K2[i,d,j,k] = 1/sqrt(e) Σ_clmn Q2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,l,m]
-    hess_O1__K2 = _block_view(H, 24, 32, 40, 48, PARAMS["O1"] + PARAMS["K2"])
-    # einsum("jc,Blc,Bmk,Bnd,Bnilm->idjk", Q2, X, X, h1, hess_r__z_a2)
-    tmp_229 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_230 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h1, optimize=False)
-    tmp_231 = np.einsum("Bilmd,Blj->Bimdj", tmp_230, tmp_229, optimize=False)
-    _add_into(hess_O1__K2, np.tensordot(tmp_231, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
-    _mirror(H, 24, 32, 40, 48)
-    # ∂f/∂O1,V2[i,d,j,k] = Σ_clm X[c,k] a2[l,c] h1[m,d] hess_r__h2[m,i,l,j]
-    hess_O1__V2 = _block_view(H, 24, 32, 48, 56, PARAMS["O1"] + PARAMS["V2"])
-    hess_r__h2 = t["hess_r__h2"]
-    # einsum("Bck,Blc,Bmd,Bmilj->idjk", X, a2, h1, hess_r__h2)
-    tmp_232 = a2 @ X
-    tmp_233 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h2, h1, optimize=False)
-    _add_into(hess_O1__V2, (np.tensordot(tmp_233, tmp_232, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    _mirror(H, 24, 32, 48, 56)
-    # ∂f/∂O1,O2[i,d,j,k] = Σ_cl h1[c,d] h2[l,k] hess_r__r[c,i,l,j]
-    hess_O1__O2 = _block_view(H, 24, 32, 56, 64, PARAMS["O1"] + PARAMS["O2"])
-    # einsum("Bcd,Blk,Bcilj->idjk", h1, h2, hess_r__r)
-    tmp_234 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
-    _add_into(hess_O1__O2, (np.tensordot(tmp_234, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    _mirror(H, 24, 32, 56, 64)
+    del hess_h1__h2, tmp_97, tmp_98, tmp_99
+    t["hess_a1__h2"] = _hess_a1__h2(t)
+    del t["hess_h1__h2"]
+    t["hess_z_a1__h2"] = _hess_z_a1__h2(t)
+    del t["hess_a1__h2"]
+    # ∂f/∂Q1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[m,l,o,j]
+    hess_Q1__V2 = _block_view(H, 0, 8, 48, 56, PARAMS["Q1"] + PARAMS["V2"])
+    hess_z_a1__h2 = t["hess_z_a1__h2"]
+    # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a2, hess_z_a1__h2)
+    tmp_100 = a2 @ X
+    tmp_101 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_102 = np.einsum("Bld,Bmloj->Bdmoj", tmp_101, hess_z_a1__h2, optimize=False)
+    tmp_103 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_102, X, optimize=False)
+    _add_into(hess_Q1__V2, (np.tensordot(tmp_103, tmp_100, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
+    _mirror(H, 0, 8, 48, 56)
+    del tmp_100, tmp_101, tmp_102, tmp_103
+    # ∂f/∂K1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[l,m,o,j]
+    hess_K1__V2 = _block_view(H, 8, 16, 48, 56, PARAMS["K1"] + PARAMS["V2"])
+    # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a2, hess_z_a1__h2)
+    tmp_104 = a2 @ X
+    tmp_105 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_106 = np.einsum("Bld,Blmoj->Bdmoj", tmp_105, hess_z_a1__h2, optimize=False)
+    tmp_107 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_106, X, optimize=False)
+    _add_into(hess_K1__V2, (np.tensordot(tmp_107, tmp_104, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
+    _mirror(H, 8, 16, 48, 56)
+    del t["hess_z_a1__h2"], hess_z_a1__h2, tmp_104, tmp_105, tmp_106, tmp_107
+    t["hess_p__ln"] = _hess_p__ln(t)
+    del t["jac_p__ln"]
+    t["hess_ff__ln"] = _hess_ff__ln(t)
+    del t["hess_p__ln"]
+    t["hess_z_ff__ln"] = _hess_z_ff__ln(t)
+    t["hess_ln__ln"] = _hess_ln__ln(t)
+    del t["hess_ff__ln"], t["hess_z_ff__ln"]
+    # ∂f/∂g,g[i,j] = Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] r[c,i] r[k,j] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[k] r[c,i] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] r[k,j] + Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] mu[k]
+    hess_g__g = _block_view(H, 64, 68, 64, 68, PARAMS["g"] + PARAMS["g"])
+    z_ln = t["z_ln"]
+    reciprocal_z_ln = z_ln**(-1.0)
+    hess_ln__ln = t["hess_ln__ln"]
+    r = t["r"]
+    # einsum("Bc,Bk,Bcikj,Bci,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, r, r)
+    tmp_108 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
+    tmp_109 = tmp_108[:, :, :, None] * r[:, None]
+    tmp_110 = (((tmp_109.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
+    _add_into(hess_g__g, np.einsum("Bkij,Bkj->ij", tmp_110, r, optimize=False), 1 / B, False)
+    mu = t["mu"]
+    # einsum("Bc,Bk,Bcikj,Bk,Bci->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
+    tmp_111 = mu * reciprocal_z_ln
+    tmp_112 = r * reciprocal_z_ln[:, :, None]
+    tmp_113 = np.einsum("Bci,Bcikj->Bikj", tmp_112, hess_ln__ln, optimize=False)
+    _add_into(hess_g__g, np.tensordot(tmp_113, tmp_111, axes=([0, 2], [0, 1])), -1 / B, True)
+    # einsum("Bc,Bk,Bcikj,Bc,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
+    tmp_114 = mu * reciprocal_z_ln
+    tmp_115 = r * reciprocal_z_ln[:, :, None]
+    tmp_116 = np.einsum("Bkj,Bcikj->Bjci", tmp_115, hess_ln__ln, optimize=False)
+    _add_into(hess_g__g, (np.tensordot(tmp_116, tmp_114, axes=([0, 2], [0, 1]))).T, -1 / B, True)
+    # einsum("Bc,Bk,Bcikj,Bc,Bk->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, mu)
+    tmp_117 = mu * reciprocal_z_ln
+    tmp_118 = np.einsum("Bc,Bcikj->Bikj", tmp_117, hess_ln__ln, optimize=False)
+    _add_into(hess_g__g, np.tensordot(tmp_118, tmp_117, axes=([0, 2], [0, 1])), 1 / B, True)
+    del tmp_108, tmp_109, tmp_110, tmp_111, tmp_112, tmp_113, tmp_114, tmp_115, tmp_116, tmp_117, tmp_118
+    # ∂f/∂g,b[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] mu[c]
+    hess_g__b = _block_view(H, 64, 68, 68, 72, PARAMS["g"] + PARAMS["b"])
+    # einsum("Bc,Bcikj,Bci->ij", reciprocal_z_ln, hess_ln__ln, r)
+    tmp_119 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
+    _add_into(hess_g__b, np.einsum("Bcij,Bci->ij", tmp_119, r, optimize=False), 1 / B, False)
+    # einsum("Bc,Bcikj,Bc->ij", reciprocal_z_ln, hess_ln__ln, mu)
+    tmp_120 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
+    _add_into(hess_g__b, np.tensordot(tmp_120, mu, axes=([0, 1], [0, 1])), -1 / B, True)
+    _mirror(H, 64, 68, 68, 72)
+    del tmp_119, tmp_120
+    # ∂f/∂b,b[i,j] = Σ_ck hess_ln__ln[c,i,k,j]
+    hess_b__b = _block_view(H, 68, 72, 68, 72, PARAMS["b"] + PARAMS["b"])
+    # einsum("Bcikj->ij", hess_ln__ln)
+    _add_into(hess_b__b, hess_ln__ln.sum(axis=(0, 1, 3)), 1 / B, False)
+    del hess_ln__ln
+    t["hess_z_ln__ln"] = _hess_z_ln__ln(t)
+    t["hess_va__ln"] = _hess_va__ln(t)
+    del t["hess_z_ln__ln"]
+    t["hess_mu__ln"] = _hess_mu__ln(t)
+    t["hess_r__ln"] = _hess_r__ln(t)
+    del t["hess_ln__ln"], t["hess_va__ln"], t["hess_mu__ln"]
     # ∂f/∂O1,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h1[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h1[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] mu[c]
     hess_O1__g = _block_view(H, 24, 32, 64, 68, PARAMS["O1"] + PARAMS["g"])
+    adj_ln = t["adj_ln"]
     jac_mu__r = t["jac_mu__r"]
     # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h1, jac_mu__r)
-    tmp_235 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_236 = np.tensordot(tmp_235, h1, axes=([0], [0]))
-    _add_into(hess_O1__g, (np.tensordot(tmp_236, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
+    tmp_121 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_122 = np.tensordot(tmp_121, h1, axes=([0], [0]))
+    _add_into(hess_O1__g, (np.tensordot(tmp_122, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
+    dreciprocal_z_ln = -1/z_ln**2
     jac_z_ln__r = t["jac_z_ln__r"]
     # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, r)
-    tmp_237 = r * adj_ln
-    tmp_238 = tmp_237 * dreciprocal_z_ln[:, :, None]
-    tmp_239 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
-    _add_into(hess_O1__g, np.tensordot(tmp_239, tmp_238, axes=([0, 1], [0, 1])), 1 / B, True)
+    tmp_123 = r * adj_ln
+    tmp_124 = tmp_123 * dreciprocal_z_ln[:, :, None]
+    tmp_125 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    _add_into(hess_O1__g, np.tensordot(tmp_125, tmp_124, axes=([0, 1], [0, 1])), 1 / B, True)
     # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, mu)
-    tmp_240 = mu * dreciprocal_z_ln
-    tmp_241 = tmp_240[:, :, None] * adj_ln
-    tmp_242 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
-    _add_into(hess_O1__g, np.tensordot(tmp_242, tmp_241, axes=([0, 1], [0, 1])), -1 / B, True)
+    tmp_126 = mu * dreciprocal_z_ln
+    tmp_127 = tmp_126[:, :, None] * adj_ln
+    tmp_128 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+    _add_into(hess_O1__g, np.tensordot(tmp_128, tmp_127, axes=([0, 1], [0, 1])), -1 / B, True)
     hess_r__ln = t["hess_r__ln"]
     # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h1, hess_r__ln, r)
-    tmp_243 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_244 = np.einsum("Bkicj,Bcj->Bkij", tmp_243, r, optimize=False)
-    _add_into(hess_O1__g, (np.tensordot(tmp_244, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
+    tmp_129 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_130 = np.einsum("Bkicj,Bcj->Bkij", tmp_129, r, optimize=False)
+    _add_into(hess_O1__g, (np.tensordot(tmp_130, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
     # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h1, hess_r__ln, mu)
-    tmp_245 = mu * reciprocal_z_ln
-    tmp_246 = tmp_245[:, :, None, None] * h1[:, None]
-    _add_into(hess_O1__g, (np.tensordot(tmp_246, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+    tmp_131 = mu * reciprocal_z_ln
+    tmp_132 = tmp_131[:, :, None, None] * h1[:, None]
+    _add_into(hess_O1__g, (np.tensordot(tmp_132, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
     # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln, adj_ln, h1)
-    tmp_247 = h1 * reciprocal_z_ln[:, :, None]
-    _add_into(_diagonal_view(hess_O1__g, 0, 2), (np.tensordot(tmp_247, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
+    tmp_133 = h1 * reciprocal_z_ln[:, :, None]
+    _add_into(_diagonal_view(hess_O1__g, 0, 2), (np.tensordot(tmp_133, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
     _mirror(H, 24, 32, 64, 68)
+    del tmp_121, tmp_122, tmp_123, tmp_124, tmp_125, tmp_126, tmp_127, tmp_128, tmp_129, tmp_130, tmp_131, tmp_132, tmp_133
     # ∂f/∂O1,b[i,d,j] = Σ_ck h1[c,d] hess_r__ln[c,i,k,j]
     hess_O1__b = _block_view(H, 24, 32, 68, 72, PARAMS["O1"] + PARAMS["b"])
     # einsum("Bcd,Bcikj->idj", h1, hess_r__ln)
     _add_into(hess_O1__b, (np.tensordot(hess_r__ln.sum(axis=3), h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
     _mirror(H, 24, 32, 68, 72)
-    # ∂f/∂O1,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h1[k,d] jac_ln__r[c,j,k,i] + Σ_ck h1[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
-    hess_O1__F1 = _block_view(H, 24, 32, 72, 88, PARAMS["O1"] + PARAMS["F1"])
-    jac_ln__r = t["jac_ln__r"]
-    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h1, jac_ln__r)
-    tmp_248 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
-    _add_into(hess_O1__F1, (np.tensordot(tmp_248, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
-    hess_r__z_ff = t["hess_r__z_ff"]
-    # einsum("Bcd,Bciak,Bkj->idaj", h1, hess_r__z_ff, ln)
-    tmp_249 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
-    _add_into(hess_O1__F1, (np.tensordot(tmp_249, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
-    _mirror(H, 24, 32, 72, 88)
-    # ∂f/∂O1,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h1[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_r__ff[k,i,c,j]
-    hess_O1__F2 = _block_view(H, 24, 32, 88, 104, PARAMS["O1"] + PARAMS["F2"])
-    jac_z_ff__r = t["jac_z_ff__r"]
-    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h1, jac_z_ff__r)
-    tmp_250 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_251 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
-    _add_into(hess_O1__F2, np.einsum("Bacid,Bcja->idja", tmp_251, tmp_250, optimize=False), 1 / B, False)
-    hess_r__ff = t["hess_r__ff"]
-    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h1, hess_r__ff)
-    tmp_252 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
-    _add_into(hess_O1__F2, (np.tensordot(tmp_252, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
-    _mirror(H, 24, 32, 88, 104)
-    # ∂f/∂O1,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h1[k,d] hess_r__p[k,i,l]
-    hess_O1__U = _block_view(H, 24, 32, 104, 112, PARAMS["O1"] + PARAMS["U"])
-    jac_ff__r = t["jac_ff__r"]
-    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h1, jac_ff__r)
-    tmp_253 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_O1__U, (np.tensordot(tmp_253, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_r__p = t["hess_r__p"]
-    # einsum("Bcj,Bkd,Bkil->idlj", ff, h1, hess_r__p)
-    tmp_254 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    _add_into(hess_O1__U, (np.tensordot(tmp_254, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
-    _mirror(H, 24, 32, 104, 112)
-    # ∂f/∂Q2,Q2[d,i,j,k] = 1/e Σ_clmnop K2[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,p,n]
-    hess_Q2__Q2 = _block_view(H, 32, 40, 32, 40, PARAMS["Q2"] + PARAMS["Q2"])
-    hess_z_a2__z_a2 = t["hess_z_a2__z_a2"]
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K2, K2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_255 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_256 = np.einsum("Bmd,Bompn->Bdopn", tmp_255, hess_z_a2__z_a2, optimize=False)
-    tmp_257 = np.einsum("Bnj,Bdopn->Bjdop", tmp_255, tmp_256, optimize=False)
-    tmp_258 = np.einsum("Bjdop,Boi->Bjdpi", tmp_257, X, optimize=False)
-    _add_into(hess_Q2__Q2, (np.tensordot(tmp_258, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    # ∂f/∂Q2,K2[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a2[c,l] + 1/e Σ_clmnop K2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,n,p]
-    hess_Q2__K2 = _block_view(H, 32, 40, 40, 48, PARAMS["Q2"] + PARAMS["K2"])
-    adj_z_a2 = t["adj_z_a2"]
-    # einsum("dj,Bci,Blk,Bcl->dijk", np.eye(2), X, X, adj_z_a2)
-    tmp_259 = (adj_z_a2.transpose(0, 2, 1)) @ X
-    tmp_260 = np.tensordot(tmp_259, X, axes=([0, 1], [0, 1]))
-    _add_into(hess_Q2__K2, tmp_260[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K2, Q2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_261 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_262 = np.einsum("Bmd,Bomnp->Bdonp", tmp_261, hess_z_a2__z_a2, optimize=False)
-    tmp_263 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_264 = np.einsum("Bnj,Bdonp->Bjdop", tmp_263, tmp_262, optimize=False)
-    tmp_265 = np.einsum("Bjdop,Boi->Bjdpi", tmp_264, X, optimize=False)
-    _add_into(hess_Q2__K2, (np.tensordot(tmp_265, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
-    _mirror(H, 32, 40, 40, 48)
-    # ∂f/∂Q2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,m,l] + 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[m,l,o,j]
-    hess_Q2__V2 = _block_view(H, 32, 40, 48, 56, PARAMS["Q2"] + PARAMS["V2"])
-    adj_h2 = t["adj_h2"]
-    jac_a2__z_a2 = t["jac_a2__z_a2"]
-    # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_266 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_267 = np.einsum("Bonml,Boj->Bnmlj", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_268 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_267, tmp_266, optimize=False)
-    tmp_269 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_268, X, optimize=False)
-    _add_into(hess_Q2__V2, (np.tensordot(tmp_269, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
-    hess_z_a2__h2 = t["hess_z_a2__h2"]
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K2, X, X, X, a2, hess_z_a2__h2)
-    tmp_270 = a2 @ X
-    tmp_271 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_272 = np.einsum("Bld,Bmloj->Bdmoj", tmp_271, hess_z_a2__h2, optimize=False)
-    tmp_273 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_272, X, optimize=False)
-    _add_into(hess_Q2__V2, (np.tensordot(tmp_273, tmp_270, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 48, 56)
-    # ∂f/∂Q2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,m,l] + 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[m,l,n,j]
-    hess_Q2__O2 = _block_view(H, 32, 40, 56, 64, PARAMS["Q2"] + PARAMS["O2"])
-    jac_h2__z_a2 = t["jac_h2__z_a2"]
-    # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K2, X, X, adj_r, jac_h2__z_a2)
-    tmp_274 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_275 = np.einsum("Bld,Bnkml->Bdnkm", tmp_274, jac_h2__z_a2, optimize=False)
-    tmp_276 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_275, X, optimize=False)
-    _add_into(hess_Q2__O2, (np.tensordot(tmp_276, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    hess_z_a2__r = t["hess_z_a2__r"]
-    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K2, X, X, h2, hess_z_a2__r)
-    tmp_277 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_278 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
-    tmp_279 = np.einsum("Bmljk,Bld->Bmjkd", tmp_278, tmp_277, optimize=False)
-    _add_into(hess_Q2__O2, (np.tensordot(tmp_279, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 56, 64)
-    # ∂f/∂Q2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] mu[c]
-    hess_Q2__g = _block_view(H, 32, 40, 64, 68, PARAMS["Q2"] + PARAMS["g"])
-    jac_r__z_a2 = t["jac_r__z_a2"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_r__z_a2)
-    tmp_280 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_281 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_282 = np.einsum("Bcj,Bcjml->Bjml", tmp_281, jac_r__z_a2, optimize=False)
-    tmp_283 = np.einsum("Bjml,Bld->Bjmd", tmp_282, tmp_280, optimize=False)
-    _add_into(hess_Q2__g, (np.tensordot(tmp_283, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
-    jac_mu__z_a2 = t["jac_mu__z_a2"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_284 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_285 = np.einsum("Bld,Bcml->Bdcm", tmp_284, jac_mu__z_a2, optimize=False)
-    tmp_286 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_287 = np.einsum("Bdcm,Bmi->Bdci", tmp_285, X, optimize=False)
-    _add_into(hess_Q2__g, np.tensordot(tmp_287, tmp_286, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_288 = r * adj_ln
-    tmp_289 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_290 = np.einsum("Bld,Bcml->Bdcm", tmp_289, jac_z_ln__z_a2, optimize=False)
-    tmp_291 = tmp_288 * dreciprocal_z_ln[:, :, None]
-    tmp_292 = np.einsum("Bdcm,Bmi->Bdci", tmp_290, X, optimize=False)
-    _add_into(hess_Q2__g, np.tensordot(tmp_292, tmp_291, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_293 = mu * dreciprocal_z_ln
-    tmp_294 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_295 = np.einsum("Bld,Bcml->Bdcm", tmp_294, jac_z_ln__z_a2, optimize=False)
-    tmp_296 = tmp_293[:, :, None] * adj_ln
-    tmp_297 = np.einsum("Bdcm,Bmi->Bdci", tmp_295, X, optimize=False)
-    _add_into(hess_Q2__g, np.tensordot(tmp_297, tmp_296, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    hess_z_a2__ln = t["hess_z_a2__ln"]
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, r)
-    tmp_298 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_299 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_300 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_299, r, optimize=False)
-    tmp_301 = np.einsum("Bmlj,Bld->Bmjd", tmp_300, tmp_298, optimize=False)
-    _add_into(hess_Q2__g, (np.tensordot(tmp_301, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, mu)
-    tmp_302 = mu * reciprocal_z_ln
-    tmp_303 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_304 = tmp_303[:, :, :, None] * tmp_302[:, None, None]
-    tmp_305 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_304, hess_z_a2__ln, optimize=False)
-    _add_into(hess_Q2__g, (np.tensordot(tmp_305, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 64, 68)
-    # ∂f/∂Q2,b[d,i,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__ln[l,k,m,j]
-    hess_Q2__b = _block_view(H, 32, 40, 68, 72, PARAMS["Q2"] + PARAMS["b"])
-    # einsum("dc,Bkc,Bli,Blkmj->dij", K2, X, X, hess_z_a2__ln)
-    tmp_306 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_307 = np.einsum("Bkd,Blkj->Bdlj", tmp_306, hess_z_a2__ln.sum(axis=3), optimize=False)
-    _add_into(hess_Q2__b, (np.tensordot(tmp_307, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 32, 40, 68, 72)
-    # ∂f/∂Q2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[l,k,a,m] ln[m,j]
-    hess_Q2__F1 = _block_view(H, 32, 40, 72, 88, PARAMS["Q2"] + PARAMS["F1"])
-    jac_ln__z_a2 = t["jac_ln__z_a2"]
-    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_308 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_309 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_308, jac_ln__z_a2, optimize=False)
-    tmp_310 = np.einsum("Bdmjl,Bli->Bdmji", tmp_309, X, optimize=False)
-    _add_into(hess_Q2__F1, (np.tensordot(tmp_310, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    hess_z_a2__z_ff = t["hess_z_a2__z_ff"]
-    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K2, X, X, hess_z_a2__z_ff, ln)
-    tmp_311 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_312 = np.einsum("Bkd,Blkam->Bdlam", tmp_311, hess_z_a2__z_ff, optimize=False)
-    tmp_313 = np.einsum("Bdlam,Bli->Bdami", tmp_312, X, optimize=False)
-    _add_into(hess_Q2__F1, (np.tensordot(tmp_313, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 72, 88)
-    # ∂f/∂Q2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ff[m,l,c,j]
-    hess_Q2__F2 = _block_view(H, 32, 40, 88, 104, PARAMS["Q2"] + PARAMS["F2"])
-    jac_z_ff__z_a2 = t["jac_z_ff__z_a2"]
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_314 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_315 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_316 = np.einsum("Bld,Bacml->Bdacm", tmp_314, jac_z_ff__z_a2, optimize=False)
-    tmp_317 = np.einsum("Bdacm,Bcja->Bdamj", tmp_316, tmp_315, optimize=False)
-    _add_into(hess_Q2__F2, (np.tensordot(tmp_317, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
-    hess_z_a2__ff = t["hess_z_a2__ff"]
-    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K2, X, X, hess_z_a2__ff)
-    tmp_318 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_319 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_318, hess_z_a2__ff, optimize=False)
-    tmp_320 = np.einsum("Bdmcj,Bac->Bdmja", tmp_319, gelu_z_ff, optimize=False)
-    _add_into(hess_Q2__F2, (np.tensordot(tmp_320, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 88, 104)
-    # ∂f/∂Q2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[m,k,l]
-    hess_Q2__U = _block_view(H, 32, 40, 104, 112, PARAMS["Q2"] + PARAMS["U"])
-    jac_ff__z_a2 = t["jac_ff__z_a2"]
-    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K2, X, X, adj_p, jac_ff__z_a2)
-    tmp_321 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_322 = adj_p[:, :, None, None] * X[:, None]
-    tmp_323 = np.einsum("Bkd,Bjmk->Bdjm", tmp_321, jac_ff__z_a2.sum(axis=1), optimize=False)
-    _add_into(hess_Q2__U, (np.tensordot(tmp_323, tmp_322, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
-    hess_z_a2__p = t["hess_z_a2__p"]
-    # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K2, X, X, ff, hess_z_a2__p)
-    tmp_324 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_325 = np.einsum("Bkd,Bmkl->Bdml", tmp_324, hess_z_a2__p, optimize=False)
-    tmp_326 = np.einsum("Bdml,Bmi->Bdli", tmp_325, X, optimize=False)
-    _add_into(hess_Q2__U, (np.tensordot(tmp_326, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-    _mirror(H, 32, 40, 104, 112)
-    # ∂f/∂K2,K2[d,i,j,k] = 1/e Σ_clmnop Q2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[m,o,n,p]
-    hess_K2__K2 = _block_view(H, 40, 48, 40, 48, PARAMS["K2"] + PARAMS["K2"])
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q2, Q2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_327 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_328 = np.einsum("Bmd,Bmonp->Bdonp", tmp_327, hess_z_a2__z_a2, optimize=False)
-    tmp_329 = np.einsum("Bnj,Bdonp->Bjdop", tmp_327, tmp_328, optimize=False)
-    tmp_330 = np.einsum("Bjdop,Boi->Bjdpi", tmp_329, X, optimize=False)
-    _add_into(hess_K2__K2, (np.tensordot(tmp_330, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    # ∂f/∂K2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,l,m] + 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[l,m,o,j]
-    hess_K2__V2 = _block_view(H, 40, 48, 48, 56, PARAMS["K2"] + PARAMS["V2"])
-    # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_331 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_332 = np.einsum("Bonlm,Boj->Bnlmj", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_333 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_332, tmp_331, optimize=False)
-    tmp_334 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_333, X, optimize=False)
-    _add_into(hess_K2__V2, (np.tensordot(tmp_334, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q2, X, X, X, a2, hess_z_a2__h2)
-    tmp_335 = a2 @ X
-    tmp_336 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_337 = np.einsum("Bld,Blmoj->Bdmoj", tmp_336, hess_z_a2__h2, optimize=False)
-    tmp_338 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_337, X, optimize=False)
-    _add_into(hess_K2__V2, (np.tensordot(tmp_338, tmp_335, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 48, 56)
-    # ∂f/∂K2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,l,m] + 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[l,m,n,j]
-    hess_K2__O2 = _block_view(H, 40, 48, 56, 64, PARAMS["K2"] + PARAMS["O2"])
-    # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q2, X, X, adj_r, jac_h2__z_a2)
-    tmp_339 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_340 = np.einsum("Bld,Bnklm->Bdnkm", tmp_339, jac_h2__z_a2, optimize=False)
-    tmp_341 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_340, X, optimize=False)
-    _add_into(hess_K2__O2, (np.tensordot(tmp_341, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q2, X, X, h2, hess_z_a2__r)
-    tmp_342 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_343 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
-    tmp_344 = np.einsum("Blmjk,Bld->Bmjkd", tmp_343, tmp_342, optimize=False)
-    _add_into(hess_K2__O2, (np.tensordot(tmp_344, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 56, 64)
-    # ∂f/∂K2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] mu[c]
-    hess_K2__g = _block_view(H, 40, 48, 64, 68, PARAMS["K2"] + PARAMS["g"])
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_r__z_a2)
-    tmp_345 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_346 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_347 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_346, jac_r__z_a2, optimize=False)
-    tmp_348 = np.einsum("Bjlm,Bld->Bjmd", tmp_347, tmp_345, optimize=False)
-    _add_into(hess_K2__g, (np.tensordot(tmp_348, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_349 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_350 = np.einsum("Bld,Bclm->Bdcm", tmp_349, jac_mu__z_a2, optimize=False)
-    tmp_351 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_352 = np.einsum("Bdcm,Bmi->Bdci", tmp_350, X, optimize=False)
-    _add_into(hess_K2__g, np.tensordot(tmp_352, tmp_351, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_353 = r * adj_ln
-    tmp_354 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_355 = np.einsum("Bld,Bclm->Bdcm", tmp_354, jac_z_ln__z_a2, optimize=False)
-    tmp_356 = tmp_353 * dreciprocal_z_ln[:, :, None]
-    tmp_357 = np.einsum("Bdcm,Bmi->Bdci", tmp_355, X, optimize=False)
-    _add_into(hess_K2__g, np.tensordot(tmp_357, tmp_356, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_358 = mu * dreciprocal_z_ln
-    tmp_359 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_360 = np.einsum("Bld,Bclm->Bdcm", tmp_359, jac_z_ln__z_a2, optimize=False)
-    tmp_361 = tmp_358[:, :, None] * adj_ln
-    tmp_362 = np.einsum("Bdcm,Bmi->Bdci", tmp_360, X, optimize=False)
-    _add_into(hess_K2__g, np.tensordot(tmp_362, tmp_361, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, r)
-    tmp_363 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_364 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_365 = np.einsum("Blmcj,Bcj->Blmj", tmp_364, r, optimize=False)
-    tmp_366 = np.einsum("Blmj,Bld->Bmjd", tmp_365, tmp_363, optimize=False)
-    _add_into(hess_K2__g, (np.tensordot(tmp_366, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, mu)
-    tmp_367 = mu * reciprocal_z_ln
-    tmp_368 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_369 = tmp_368[:, :, :, None] * tmp_367[:, None, None]
-    tmp_370 = np.einsum("Bldc,Blmcj->Bdmj", tmp_369, hess_z_a2__ln, optimize=False)
-    _add_into(hess_K2__g, (np.tensordot(tmp_370, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 64, 68)
-    # ∂f/∂K2,b[d,i,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__ln[k,l,m,j]
-    hess_K2__b = _block_view(H, 40, 48, 68, 72, PARAMS["K2"] + PARAMS["b"])
-    # einsum("dc,Bkc,Bli,Bklmj->dij", Q2, X, X, hess_z_a2__ln)
-    tmp_371 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_372 = np.einsum("Bkd,Bklj->Bdlj", tmp_371, hess_z_a2__ln.sum(axis=3), optimize=False)
-    _add_into(hess_K2__b, (np.tensordot(tmp_372, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 40, 48, 68, 72)
-    # ∂f/∂K2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[k,l,a,m] ln[m,j]
-    hess_K2__F1 = _block_view(H, 40, 48, 72, 88, PARAMS["K2"] + PARAMS["F1"])
-    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_373 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_374 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_373, jac_ln__z_a2, optimize=False)
-    tmp_375 = np.einsum("Bdmjl,Bli->Bdmji", tmp_374, X, optimize=False)
-    _add_into(hess_K2__F1, (np.tensordot(tmp_375, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q2, X, X, hess_z_a2__z_ff, ln)
-    tmp_376 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_377 = np.einsum("Bkd,Bklam->Bdlam", tmp_376, hess_z_a2__z_ff, optimize=False)
-    tmp_378 = np.einsum("Bdlam,Bli->Bdami", tmp_377, X, optimize=False)
-    _add_into(hess_K2__F1, (np.tensordot(tmp_378, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 72, 88)
-    # ∂f/∂K2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ff[l,m,c,j]
-    hess_K2__F2 = _block_view(H, 40, 48, 88, 104, PARAMS["K2"] + PARAMS["F2"])
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_379 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_380 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_381 = np.einsum("Bld,Baclm->Bdacm", tmp_379, jac_z_ff__z_a2, optimize=False)
-    tmp_382 = np.einsum("Bdacm,Bcja->Bdamj", tmp_381, tmp_380, optimize=False)
-    _add_into(hess_K2__F2, (np.tensordot(tmp_382, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
-    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q2, X, X, hess_z_a2__ff)
-    tmp_383 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_384 = np.einsum("Bld,Blmcj->Bdmcj", tmp_383, hess_z_a2__ff, optimize=False)
-    tmp_385 = np.einsum("Bdmcj,Bac->Bdmja", tmp_384, gelu_z_ff, optimize=False)
-    _add_into(hess_K2__F2, (np.tensordot(tmp_385, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 88, 104)
-    # ∂f/∂K2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[k,m,l]
-    hess_K2__U = _block_view(H, 40, 48, 104, 112, PARAMS["K2"] + PARAMS["U"])
-    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q2, X, X, adj_p, jac_ff__z_a2)
-    tmp_386 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_387 = adj_p[:, :, None, None] * X[:, None]
-    tmp_388 = np.einsum("Bkd,Bjkm->Bdjm", tmp_386, jac_ff__z_a2.sum(axis=1), optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_388, tmp_387, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
-    # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q2, X, X, ff, hess_z_a2__p)
-    tmp_389 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_390 = np.einsum("Bkd,Bkml->Bdml", tmp_389, hess_z_a2__p, optimize=False)
-    tmp_391 = np.einsum("Bdml,Bmi->Bdli", tmp_390, X, optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_391, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-    _mirror(H, 40, 48, 104, 112)
-    # ∂f/∂V2,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a2[m,c] a2[n,l] hess_h2__h2[m,d,n,j]
-    hess_V2__V2 = _block_view(H, 48, 56, 48, 56, PARAMS["V2"] + PARAMS["V2"])
-    hess_h2__h2 = t["hess_h2__h2"]
-    # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a2, a2, hess_h2__h2)
-    tmp_392 = a2 @ X
-    tmp_393 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_392, hess_h2__h2, optimize=False)
-    _add_into(hess_V2__V2, (np.tensordot(tmp_393, tmp_392, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    # ∂f/∂V2,O2[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a2[l,c] adj_r[l,j] + Σ_clm X[c,i] a2[l,c] h2[m,k] hess_h2__r[l,d,m,j]
-    hess_V2__O2 = _block_view(H, 48, 56, 56, 64, PARAMS["V2"] + PARAMS["O2"])
-    # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a2, adj_r)
-    tmp_394 = a2 @ X
-    tmp_395 = np.tensordot(tmp_394, adj_r, axes=([0, 1], [0, 1]))
-    _add_into(hess_V2__O2, tmp_395[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
-    hess_h2__r = t["hess_h2__r"]
-    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a2, h2, hess_h2__r)
-    tmp_396 = a2 @ X
-    tmp_397 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
-    _add_into(hess_V2__O2, (np.tensordot(tmp_397, tmp_396, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
-    _mirror(H, 48, 56, 56, 64)
-    # ∂f/∂V2,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_r__h2[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] mu[c]
-    hess_V2__g = _block_view(H, 48, 56, 64, 68, PARAMS["V2"] + PARAMS["g"])
-    jac_r__h2 = t["jac_r__h2"]
-    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_r__h2)
-    tmp_398 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_399 = a2 @ X
-    tmp_400 = np.tensordot(tmp_399, tmp_398, axes=([0], [0]))
-    _add_into(hess_V2__g, np.einsum("licj,cjld->dij", tmp_400, jac_r__h2, optimize=False), 1 / B, False)
-    jac_mu__h2 = t["jac_mu__h2"]
-    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_mu__h2)
-    tmp_401 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_402 = a2 @ X
-    tmp_403 = np.tensordot(tmp_402, tmp_401, axes=([0], [0]))
-    _add_into(hess_V2__g, (np.tensordot(tmp_403, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
-    jac_z_ln__h2 = t["jac_z_ln__h2"]
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, r)
-    tmp_404 = r * adj_ln
-    tmp_405 = a2 @ X
-    tmp_406 = tmp_404 * dreciprocal_z_ln[:, :, None]
-    tmp_407 = np.einsum("Bli,Bcld->Bicd", tmp_405, jac_z_ln__h2, optimize=False)
-    _add_into(hess_V2__g, (np.tensordot(tmp_407, tmp_406, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, mu)
-    tmp_408 = mu * dreciprocal_z_ln
-    tmp_409 = a2 @ X
-    tmp_410 = tmp_408[:, :, None] * adj_ln
-    tmp_411 = np.einsum("Bli,Bcld->Bicd", tmp_409, jac_z_ln__h2, optimize=False)
-    _add_into(hess_V2__g, (np.tensordot(tmp_411, tmp_410, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
-    hess_h2__ln = t["hess_h2__ln"]
-    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a2, hess_h2__ln, r)
-    tmp_412 = hess_h2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_413 = np.einsum("Bldcj,Bcj->Bldj", tmp_412, r, optimize=False)
-    tmp_414 = a2 @ X
-    _add_into(hess_V2__g, (np.tensordot(tmp_414, tmp_413, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a2, hess_h2__ln, mu)
-    tmp_415 = mu * reciprocal_z_ln
-    tmp_416 = a2 @ X
-    tmp_417 = tmp_416[:, :, :, None] * tmp_415[:, None, None]
-    _add_into(hess_V2__g, (np.tensordot(tmp_417, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
-    _mirror(H, 48, 56, 64, 68)
-    # ∂f/∂V2,b[d,i,j] = Σ_ckl X[c,i] a2[k,c] hess_h2__ln[k,d,l,j]
-    hess_V2__b = _block_view(H, 48, 56, 68, 72, PARAMS["V2"] + PARAMS["b"])
-    # einsum("Bci,Bkc,Bkdlj->dij", X, a2, hess_h2__ln)
-    tmp_418 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__ln.sum(axis=3), a2, optimize=False)
-    _add_into(hess_V2__b, (np.tensordot(tmp_418, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 48, 56, 68, 72)
-    # ∂f/∂V2,F1[d,i,a,j] = Σ_ckl X[c,i] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,j,k,d] + Σ_ckl X[c,i] a2[k,c] hess_h2__z_ff[k,d,a,l] ln[l,j]
-    hess_V2__F1 = _block_view(H, 48, 56, 72, 88, PARAMS["V2"] + PARAMS["F1"])
-    jac_ln__h2 = t["jac_ln__h2"]
-    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a2, adj_z_ff, jac_ln__h2)
-    tmp_419 = a2 @ X
-    tmp_420 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
-    _add_into(hess_V2__F1, (np.tensordot(tmp_420, tmp_419, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
-    hess_h2__z_ff = t["hess_h2__z_ff"]
-    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a2, hess_h2__z_ff, ln)
-    tmp_421 = a2 @ X
-    tmp_422 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
-    _add_into(hess_V2__F1, (np.tensordot(tmp_422, tmp_421, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
-    _mirror(H, 48, 56, 72, 88)
-    # ∂f/∂V2,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a2[l,k] adj_ff[c,j] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a2[l,k] hess_h2__ff[l,d,c,j]
-    hess_V2__F2 = _block_view(H, 48, 56, 88, 104, PARAMS["V2"] + PARAMS["F2"])
-    jac_z_ff__h2 = t["jac_z_ff__h2"]
-    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a2, adj_ff, jac_z_ff__h2)
-    tmp_423 = a2 @ X
-    tmp_424 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_425 = np.einsum("Bcja,Bacld->Bjald", tmp_424, jac_z_ff__h2, optimize=False)
-    _add_into(hess_V2__F2, (np.tensordot(tmp_425, tmp_423, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
-    hess_h2__ff = t["hess_h2__ff"]
-    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a2, hess_h2__ff)
-    tmp_426 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff, optimize=False)
-    tmp_427 = a2 @ X
-    _add_into(hess_V2__F2, (np.tensordot(tmp_427, tmp_426, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
-    _mirror(H, 48, 56, 88, 104)
-    # ∂f/∂V2,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a2[k,c] adj_p[l] jac_ff__h2[m,j,k,d] + 1/t Σ_ckm X[c,i] a2[k,c] ff[m,j] hess_h2__p[k,d,l]
-    hess_V2__U = _block_view(H, 48, 56, 104, 112, PARAMS["V2"] + PARAMS["U"])
-    jac_ff__h2 = t["jac_ff__h2"]
-    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a2, adj_p, jac_ff__h2)
-    tmp_428 = a2 @ X
-    tmp_429 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_V2__U, (np.tensordot(tmp_429, tmp_428, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_h2__p = t["hess_h2__p"]
-    # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a2, ff, hess_h2__p)
-    tmp_430 = a2 @ X
-    tmp_431 = np.einsum("Bki,Bkdl->Bidl", tmp_430, hess_h2__p, optimize=False)
-    _add_into(hess_V2__U, (np.tensordot(tmp_431, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
-    _mirror(H, 48, 56, 104, 112)
-    # ∂f/∂O2,O2[i,d,j,k] = Σ_cl h2[c,d] h2[l,k] hess_r__r[c,i,l,j]
-    hess_O2__O2 = _block_view(H, 56, 64, 56, 64, PARAMS["O2"] + PARAMS["O2"])
-    # einsum("Bcd,Blk,Bcilj->idjk", h2, h2, hess_r__r)
-    tmp_432 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
-    _add_into(hess_O2__O2, (np.tensordot(tmp_432, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
     # ∂f/∂O2,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h2[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h2[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] mu[c]
     hess_O2__g = _block_view(H, 56, 64, 64, 68, PARAMS["O2"] + PARAMS["g"])
     # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h2, jac_mu__r)
-    tmp_433 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_434 = np.tensordot(tmp_433, h2, axes=([0], [0]))
-    _add_into(hess_O2__g, (np.tensordot(tmp_434, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
+    tmp_134 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_135 = np.tensordot(tmp_134, h2, axes=([0], [0]))
+    _add_into(hess_O2__g, (np.tensordot(tmp_135, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
     # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, r)
-    tmp_435 = r * adj_ln
-    tmp_436 = tmp_435 * dreciprocal_z_ln[:, :, None]
-    tmp_437 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
-    _add_into(hess_O2__g, np.tensordot(tmp_437, tmp_436, axes=([0, 1], [0, 1])), 1 / B, True)
+    tmp_136 = r * adj_ln
+    tmp_137 = tmp_136 * dreciprocal_z_ln[:, :, None]
+    tmp_138 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    _add_into(hess_O2__g, np.tensordot(tmp_138, tmp_137, axes=([0, 1], [0, 1])), 1 / B, True)
     # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, mu)
-    tmp_438 = mu * dreciprocal_z_ln
-    tmp_439 = tmp_438[:, :, None] * adj_ln
-    tmp_440 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
-    _add_into(hess_O2__g, np.tensordot(tmp_440, tmp_439, axes=([0, 1], [0, 1])), -1 / B, True)
+    tmp_139 = mu * dreciprocal_z_ln
+    tmp_140 = tmp_139[:, :, None] * adj_ln
+    tmp_141 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+    _add_into(hess_O2__g, np.tensordot(tmp_141, tmp_140, axes=([0, 1], [0, 1])), -1 / B, True)
     # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h2, hess_r__ln, r)
-    tmp_441 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_442 = np.einsum("Bkicj,Bcj->Bkij", tmp_441, r, optimize=False)
-    _add_into(hess_O2__g, (np.tensordot(tmp_442, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
+    tmp_142 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_143 = np.einsum("Bkicj,Bcj->Bkij", tmp_142, r, optimize=False)
+    _add_into(hess_O2__g, (np.tensordot(tmp_143, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
     # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h2, hess_r__ln, mu)
-    tmp_443 = mu * reciprocal_z_ln
-    tmp_444 = tmp_443[:, :, None, None] * h2[:, None]
-    _add_into(hess_O2__g, (np.tensordot(tmp_444, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+    tmp_144 = mu * reciprocal_z_ln
+    tmp_145 = tmp_144[:, :, None, None] * h2[:, None]
+    _add_into(hess_O2__g, (np.tensordot(tmp_145, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
     # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln, adj_ln, h2)
-    tmp_445 = h2 * reciprocal_z_ln[:, :, None]
-    _add_into(_diagonal_view(hess_O2__g, 0, 2), (np.tensordot(tmp_445, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
+    tmp_146 = h2 * reciprocal_z_ln[:, :, None]
+    _add_into(_diagonal_view(hess_O2__g, 0, 2), (np.tensordot(tmp_146, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
     _mirror(H, 56, 64, 64, 68)
+    del t["jac_mu__r"], t["jac_z_ln__r"], jac_mu__r, jac_z_ln__r, tmp_134, tmp_135, tmp_136, tmp_137, tmp_138, tmp_139, tmp_140, tmp_141, tmp_142, tmp_143, tmp_144, tmp_145, tmp_146
     # ∂f/∂O2,b[i,d,j] = Σ_ck h2[c,d] hess_r__ln[c,i,k,j]
     hess_O2__b = _block_view(H, 56, 64, 68, 72, PARAMS["O2"] + PARAMS["b"])
     # einsum("Bcd,Bcikj->idj", h2, hess_r__ln)
     _add_into(hess_O2__b, (np.tensordot(hess_r__ln.sum(axis=3), h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
     _mirror(H, 56, 64, 68, 72)
-    # ∂f/∂O2,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h2[k,d] jac_ln__r[c,j,k,i] + Σ_ck h2[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
-    hess_O2__F1 = _block_view(H, 56, 64, 72, 88, PARAMS["O2"] + PARAMS["F1"])
-    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h2, jac_ln__r)
-    tmp_446 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
-    _add_into(hess_O2__F1, (np.tensordot(tmp_446, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
-    # einsum("Bcd,Bciak,Bkj->idaj", h2, hess_r__z_ff, ln)
-    tmp_447 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
-    _add_into(hess_O2__F1, (np.tensordot(tmp_447, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
-    _mirror(H, 56, 64, 72, 88)
-    # ∂f/∂O2,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h2[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h2[k,d] hess_r__ff[k,i,c,j]
-    hess_O2__F2 = _block_view(H, 56, 64, 88, 104, PARAMS["O2"] + PARAMS["F2"])
-    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h2, jac_z_ff__r)
-    tmp_448 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_449 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
-    _add_into(hess_O2__F2, np.einsum("Bacid,Bcja->idja", tmp_449, tmp_448, optimize=False), 1 / B, False)
-    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h2, hess_r__ff)
-    tmp_450 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
-    _add_into(hess_O2__F2, (np.tensordot(tmp_450, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
-    _mirror(H, 56, 64, 88, 104)
-    # ∂f/∂O2,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h2[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h2[k,d] hess_r__p[k,i,l]
-    hess_O2__U = _block_view(H, 56, 64, 104, 112, PARAMS["O2"] + PARAMS["U"])
-    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h2, jac_ff__r)
-    tmp_451 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_O2__U, (np.tensordot(tmp_451, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    # einsum("Bcj,Bkd,Bkil->idlj", ff, h2, hess_r__p)
-    tmp_452 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    _add_into(hess_O2__U, (np.tensordot(tmp_452, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
-    _mirror(H, 56, 64, 104, 112)
-    # ∂f/∂g,g[i,j] = Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] r[c,i] r[k,j] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[k] r[c,i] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] r[k,j] + Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] mu[k]
-    hess_g__g = _block_view(H, 64, 68, 64, 68, PARAMS["g"] + PARAMS["g"])
-    hess_ln__ln = t["hess_ln__ln"]
-    # einsum("Bc,Bk,Bcikj,Bci,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, r, r)
-    tmp_453 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
-    tmp_454 = tmp_453[:, :, :, None] * r[:, None]
-    tmp_455 = (((tmp_454.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
-    _add_into(hess_g__g, np.einsum("Bkij,Bkj->ij", tmp_455, r, optimize=False), 1 / B, False)
-    # einsum("Bc,Bk,Bcikj,Bk,Bci->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
-    tmp_456 = mu * reciprocal_z_ln
-    tmp_457 = r * reciprocal_z_ln[:, :, None]
-    tmp_458 = np.einsum("Bci,Bcikj->Bikj", tmp_457, hess_ln__ln, optimize=False)
-    _add_into(hess_g__g, np.tensordot(tmp_458, tmp_456, axes=([0, 2], [0, 1])), -1 / B, True)
-    # einsum("Bc,Bk,Bcikj,Bc,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
-    tmp_459 = mu * reciprocal_z_ln
-    tmp_460 = r * reciprocal_z_ln[:, :, None]
-    tmp_461 = np.einsum("Bkj,Bcikj->Bjci", tmp_460, hess_ln__ln, optimize=False)
-    _add_into(hess_g__g, (np.tensordot(tmp_461, tmp_459, axes=([0, 2], [0, 1]))).T, -1 / B, True)
-    # einsum("Bc,Bk,Bcikj,Bc,Bk->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, mu)
-    tmp_462 = mu * reciprocal_z_ln
-    tmp_463 = np.einsum("Bc,Bcikj->Bikj", tmp_462, hess_ln__ln, optimize=False)
-    _add_into(hess_g__g, np.tensordot(tmp_463, tmp_462, axes=([0, 2], [0, 1])), 1 / B, True)
-    # ∂f/∂g,b[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] mu[c]
-    hess_g__b = _block_view(H, 64, 68, 68, 72, PARAMS["g"] + PARAMS["b"])
-    # einsum("Bc,Bcikj,Bci->ij", reciprocal_z_ln, hess_ln__ln, r)
-    tmp_464 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
-    _add_into(hess_g__b, np.einsum("Bcij,Bci->ij", tmp_464, r, optimize=False), 1 / B, False)
-    # einsum("Bc,Bcikj,Bc->ij", reciprocal_z_ln, hess_ln__ln, mu)
-    tmp_465 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
-    _add_into(hess_g__b, np.tensordot(tmp_465, mu, axes=([0, 1], [0, 1])), -1 / B, True)
-    _mirror(H, 64, 68, 68, 72)
+    del hess_r__ln
+    t["hess_h1__ln"] = _hess_h1__ln(t)
+    # ∂f/∂V1,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_r__h1[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] mu[c]
+    hess_V1__g = _block_view(H, 16, 24, 64, 68, PARAMS["V1"] + PARAMS["g"])
+    jac_r__h1 = t["jac_r__h1"]
+    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_r__h1)
+    tmp_147 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_148 = a1 @ X
+    tmp_149 = np.tensordot(tmp_148, tmp_147, axes=([0], [0]))
+    _add_into(hess_V1__g, np.einsum("licj,cjld->dij", tmp_149, jac_r__h1, optimize=False), 1 / B, False)
+    jac_mu__h1 = t["jac_mu__h1"]
+    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_mu__h1)
+    tmp_150 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_151 = a1 @ X
+    tmp_152 = np.tensordot(tmp_151, tmp_150, axes=([0], [0]))
+    _add_into(hess_V1__g, (np.tensordot(tmp_152, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
+    jac_z_ln__h1 = t["jac_z_ln__h1"]
+    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, r)
+    tmp_153 = r * adj_ln
+    tmp_154 = a1 @ X
+    tmp_155 = tmp_153 * dreciprocal_z_ln[:, :, None]
+    tmp_156 = np.einsum("Bli,Bcld->Bicd", tmp_154, jac_z_ln__h1, optimize=False)
+    _add_into(hess_V1__g, (np.tensordot(tmp_156, tmp_155, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, mu)
+    tmp_157 = mu * dreciprocal_z_ln
+    tmp_158 = a1 @ X
+    tmp_159 = tmp_157[:, :, None] * adj_ln
+    tmp_160 = np.einsum("Bli,Bcld->Bicd", tmp_158, jac_z_ln__h1, optimize=False)
+    _add_into(hess_V1__g, (np.tensordot(tmp_160, tmp_159, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
+    hess_h1__ln = t["hess_h1__ln"]
+    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a1, hess_h1__ln, r)
+    tmp_161 = hess_h1__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_162 = np.einsum("Bldcj,Bcj->Bldj", tmp_161, r, optimize=False)
+    tmp_163 = a1 @ X
+    _add_into(hess_V1__g, (np.tensordot(tmp_163, tmp_162, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a1, hess_h1__ln, mu)
+    tmp_164 = mu * reciprocal_z_ln
+    tmp_165 = a1 @ X
+    tmp_166 = tmp_165[:, :, :, None] * tmp_164[:, None, None]
+    _add_into(hess_V1__g, (np.tensordot(tmp_166, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
+    _mirror(H, 16, 24, 64, 68)
+    del t["jac_r__h1"], t["jac_mu__h1"], t["jac_z_ln__h1"], jac_r__h1, jac_mu__h1, jac_z_ln__h1, tmp_147, tmp_148, tmp_149, tmp_150, tmp_151, tmp_152, tmp_153, tmp_154, tmp_155, tmp_156, tmp_157, tmp_158, tmp_159, tmp_160, tmp_161, tmp_162, tmp_163, tmp_164, tmp_165, tmp_166
+    # ∂f/∂V1,b[d,i,j] = Σ_ckl X[c,i] a1[k,c] hess_h1__ln[k,d,l,j]
+    hess_V1__b = _block_view(H, 16, 24, 68, 72, PARAMS["V1"] + PARAMS["b"])
+    # einsum("Bci,Bkc,Bkdlj->dij", X, a1, hess_h1__ln)
+    tmp_167 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__ln.sum(axis=3), a1, optimize=False)
+    _add_into(hess_V1__b, (np.tensordot(tmp_167, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 16, 24, 68, 72)
+    del hess_h1__ln, tmp_167
+    t["hess_a1__ln"] = _hess_a1__ln(t)
+    del t["hess_h1__ln"]
+    t["hess_z_a1__ln"] = _hess_z_a1__ln(t)
+    del t["hess_a1__ln"]
+    # ∂f/∂Q1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] mu[c]
+    hess_Q1__g = _block_view(H, 0, 8, 64, 68, PARAMS["Q1"] + PARAMS["g"])
+    jac_r__z_a1 = t["jac_r__z_a1"]
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_r__z_a1)
+    tmp_168 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_169 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_170 = np.einsum("Bcj,Bcjml->Bjml", tmp_169, jac_r__z_a1, optimize=False)
+    tmp_171 = np.einsum("Bjml,Bld->Bjmd", tmp_170, tmp_168, optimize=False)
+    _add_into(hess_Q1__g, (np.tensordot(tmp_171, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+    jac_mu__z_a1 = t["jac_mu__z_a1"]
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_mu__z_a1)
+    tmp_172 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_173 = np.einsum("Bld,Bcml->Bdcm", tmp_172, jac_mu__z_a1, optimize=False)
+    tmp_174 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_175 = np.einsum("Bdcm,Bmi->Bdci", tmp_173, X, optimize=False)
+    _add_into(hess_Q1__g, np.tensordot(tmp_175, tmp_174, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, r)
+    tmp_176 = r * adj_ln
+    tmp_177 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_178 = np.einsum("Bld,Bcml->Bdcm", tmp_177, jac_z_ln__z_a1, optimize=False)
+    tmp_179 = tmp_176 * dreciprocal_z_ln[:, :, None]
+    tmp_180 = np.einsum("Bdcm,Bmi->Bdci", tmp_178, X, optimize=False)
+    _add_into(hess_Q1__g, np.tensordot(tmp_180, tmp_179, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
+    tmp_181 = mu * dreciprocal_z_ln
+    tmp_182 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_183 = np.einsum("Bld,Bcml->Bdcm", tmp_182, jac_z_ln__z_a1, optimize=False)
+    tmp_184 = tmp_181[:, :, None] * adj_ln
+    tmp_185 = np.einsum("Bdcm,Bmi->Bdci", tmp_183, X, optimize=False)
+    _add_into(hess_Q1__g, np.tensordot(tmp_185, tmp_184, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    hess_z_a1__ln = t["hess_z_a1__ln"]
+    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, r)
+    tmp_186 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_187 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_188 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_187, r, optimize=False)
+    tmp_189 = np.einsum("Bmlj,Bld->Bmjd", tmp_188, tmp_186, optimize=False)
+    _add_into(hess_Q1__g, (np.tensordot(tmp_189, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, mu)
+    tmp_190 = mu * reciprocal_z_ln
+    tmp_191 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_192 = tmp_191[:, :, :, None] * tmp_190[:, None, None]
+    tmp_193 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_192, hess_z_a1__ln, optimize=False)
+    _add_into(hess_Q1__g, (np.tensordot(tmp_193, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 64, 68)
+    del tmp_168, tmp_169, tmp_170, tmp_171, tmp_172, tmp_173, tmp_174, tmp_175, tmp_176, tmp_177, tmp_178, tmp_179, tmp_180, tmp_181, tmp_182, tmp_183, tmp_184, tmp_185, tmp_186, tmp_187, tmp_188, tmp_189, tmp_190, tmp_191, tmp_192, tmp_193
+    # ∂f/∂Q1,b[d,i,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__ln[l,k,m,j]
+    hess_Q1__b = _block_view(H, 0, 8, 68, 72, PARAMS["Q1"] + PARAMS["b"])
+    # einsum("dc,Bkc,Bli,Blkmj->dij", K1, X, X, hess_z_a1__ln)
+    tmp_194 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_195 = np.einsum("Bkd,Blkj->Bdlj", tmp_194, hess_z_a1__ln.sum(axis=3), optimize=False)
+    _add_into(hess_Q1__b, (np.tensordot(tmp_195, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 0, 8, 68, 72)
+    del tmp_194, tmp_195
+    # ∂f/∂K1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] mu[c]
+    hess_K1__g = _block_view(H, 8, 16, 64, 68, PARAMS["K1"] + PARAMS["g"])
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_r__z_a1)
+    tmp_196 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_197 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_198 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_197, jac_r__z_a1, optimize=False)
+    tmp_199 = np.einsum("Bjlm,Bld->Bjmd", tmp_198, tmp_196, optimize=False)
+    _add_into(hess_K1__g, (np.tensordot(tmp_199, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_mu__z_a1)
+    tmp_200 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_201 = np.einsum("Bld,Bclm->Bdcm", tmp_200, jac_mu__z_a1, optimize=False)
+    tmp_202 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_203 = np.einsum("Bdcm,Bmi->Bdci", tmp_201, X, optimize=False)
+    _add_into(hess_K1__g, np.tensordot(tmp_203, tmp_202, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
+    tmp_204 = r * adj_ln
+    tmp_205 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_206 = np.einsum("Bld,Bclm->Bdcm", tmp_205, jac_z_ln__z_a1, optimize=False)
+    tmp_207 = tmp_204 * dreciprocal_z_ln[:, :, None]
+    tmp_208 = np.einsum("Bdcm,Bmi->Bdci", tmp_206, X, optimize=False)
+    _add_into(hess_K1__g, np.tensordot(tmp_208, tmp_207, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
+    tmp_209 = mu * dreciprocal_z_ln
+    tmp_210 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_211 = np.einsum("Bld,Bclm->Bdcm", tmp_210, jac_z_ln__z_a1, optimize=False)
+    tmp_212 = tmp_209[:, :, None] * adj_ln
+    tmp_213 = np.einsum("Bdcm,Bmi->Bdci", tmp_211, X, optimize=False)
+    _add_into(hess_K1__g, np.tensordot(tmp_213, tmp_212, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, r)
+    tmp_214 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_215 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_216 = np.einsum("Blmcj,Bcj->Blmj", tmp_215, r, optimize=False)
+    tmp_217 = np.einsum("Blmj,Bld->Bmjd", tmp_216, tmp_214, optimize=False)
+    _add_into(hess_K1__g, (np.tensordot(tmp_217, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, mu)
+    tmp_218 = mu * reciprocal_z_ln
+    tmp_219 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_220 = tmp_219[:, :, :, None] * tmp_218[:, None, None]
+    tmp_221 = np.einsum("Bldc,Blmcj->Bdmj", tmp_220, hess_z_a1__ln, optimize=False)
+    _add_into(hess_K1__g, (np.tensordot(tmp_221, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    _mirror(H, 8, 16, 64, 68)
+    del t["jac_r__z_a1"], t["jac_mu__z_a1"], t["jac_z_ln__z_a1"], jac_r__z_a1, jac_mu__z_a1, jac_z_ln__z_a1, tmp_196, tmp_197, tmp_198, tmp_199, tmp_200, tmp_201, tmp_202, tmp_203, tmp_204, tmp_205, tmp_206, tmp_207, tmp_208, tmp_209, tmp_210, tmp_211, tmp_212, tmp_213, tmp_214, tmp_215, tmp_216, tmp_217, tmp_218, tmp_219, tmp_220, tmp_221
+    # ∂f/∂K1,b[d,i,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__ln[k,l,m,j]
+    hess_K1__b = _block_view(H, 8, 16, 68, 72, PARAMS["K1"] + PARAMS["b"])
+    # einsum("dc,Bkc,Bli,Bklmj->dij", Q1, X, X, hess_z_a1__ln)
+    tmp_222 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_223 = np.einsum("Bkd,Bklj->Bdlj", tmp_222, hess_z_a1__ln.sum(axis=3), optimize=False)
+    _add_into(hess_K1__b, (np.tensordot(tmp_223, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 8, 16, 68, 72)
+    del t["hess_z_a1__ln"], hess_z_a1__ln, tmp_222, tmp_223
+    t["hess_p__z_ff"] = _hess_p__z_ff(t)
+    del t["jac_p__z_ff"]
+    t["hess_ff__z_ff"] = _hess_ff__z_ff(t)
+    del t["hess_p__z_ff"]
+    t["hess_z_ff__z_ff"] = _hess_z_ff__z_ff(t)
+    # ∂f/∂F1,F1[a,i,j,k] = Σ_cl hess_z_ff__z_ff[a,c,j,l] ln[c,i] ln[l,k]
+    hess_F1__F1 = _block_view(H, 72, 88, 72, 88, PARAMS["F1"] + PARAMS["F1"])
+    hess_z_ff__z_ff = t["hess_z_ff__z_ff"]
+    ln = t["ln"]
+    # einsum("Bacjl,Bci,Blk->aijk", hess_z_ff__z_ff, ln, ln)
+    tmp_224 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
+    _add_into(hess_F1__F1, (np.tensordot(tmp_224, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    del hess_z_ff__z_ff, tmp_224
+    t["hess_ln__z_ff"] = _hess_ln__z_ff(t)
+    del t["hess_ff__z_ff"], t["hess_z_ff__z_ff"]
     # ∂f/∂g,F1[i,a,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] r[c,i] - Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] mu[c] + Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] mu[c]
     hess_g__F1 = _block_view(H, 64, 68, 72, 88, PARAMS["g"] + PARAMS["F1"])
+    adj_z_ff = t["adj_z_ff"]
     # einsum("Bc,ij,Bac,Bc->iaj", reciprocal_z_ln, np.eye(4), adj_z_ff, mu)
-    tmp_466 = mu * reciprocal_z_ln
-    tmp_467 = np.tensordot(tmp_466, adj_z_ff, axes=([0, 1], [0, 2]))
-    _add_into(hess_g__F1, tmp_467[:, None] * (np.eye(4))[:, None], -1 / B, False)
+    tmp_225 = mu * reciprocal_z_ln
+    tmp_226 = np.tensordot(tmp_225, adj_z_ff, axes=([0, 1], [0, 2]))
+    _add_into(hess_g__F1, tmp_226[:, None] * (np.eye(4))[:, None], -1 / B, False)
     hess_ln__z_ff = t["hess_ln__z_ff"]
     # einsum("Bc,Bciak,Bkj,Bci->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, r)
-    tmp_468 = hess_ln__z_ff * reciprocal_z_ln[:, :, None, None, None]
-    tmp_469 = np.einsum("Bciak,Bci->Biak", tmp_468, r, optimize=False)
-    _add_into(hess_g__F1, np.tensordot(tmp_469, ln, axes=([0, 3], [0, 1])), 1 / B, True)
+    tmp_227 = hess_ln__z_ff * reciprocal_z_ln[:, :, None, None, None]
+    tmp_228 = np.einsum("Bciak,Bci->Biak", tmp_227, r, optimize=False)
+    _add_into(hess_g__F1, np.tensordot(tmp_228, ln, axes=([0, 3], [0, 1])), 1 / B, True)
     # einsum("Bc,Bciak,Bkj,Bc->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, mu)
-    tmp_470 = mu * reciprocal_z_ln
-    tmp_471 = tmp_470[:, :, None, None] * ln[:, None]
-    _add_into(hess_g__F1, (np.tensordot(tmp_471, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0), -1 / B, True)
+    tmp_229 = mu * reciprocal_z_ln
+    tmp_230 = tmp_229[:, :, None, None] * ln[:, None]
+    _add_into(hess_g__F1, (np.tensordot(tmp_230, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0), -1 / B, True)
     # einsum("Bc,Bac,Bci->ia", reciprocal_z_ln, adj_z_ff, r)
-    tmp_472 = adj_z_ff * reciprocal_z_ln[:, None]
-    _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_472, r, axes=([0, 2], [0, 1]))).T, 1 / B, True)
+    tmp_231 = adj_z_ff * reciprocal_z_ln[:, None]
+    _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_231, r, axes=([0, 2], [0, 1]))).T, 1 / B, True)
     _mirror(H, 64, 68, 72, 88)
-    # ∂f/∂g,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] r[k,i] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] r[k,i] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] mu[k]
-    hess_g__F2 = _block_view(H, 64, 68, 88, 104, PARAMS["g"] + PARAMS["F2"])
-    jac_z_ff__ln = t["jac_z_ff__ln"]
-    # einsum("Bac,Bk,Bcj,acki,Bki->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, r)
-    tmp_473 = r * reciprocal_z_ln[:, :, None]
-    tmp_474 = np.einsum("Bki,acki->Biac", tmp_473, jac_z_ff__ln, optimize=False)
-    tmp_475 = tmp_474 * dgelu_z_ff[:, None]
-    _add_into(hess_g__F2, (np.tensordot(tmp_475, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
-    # einsum("Bac,Bk,Bcj,acki,Bk->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, mu)
-    tmp_476 = mu * reciprocal_z_ln
-    tmp_477 = tmp_476[:, :, None, None] * dgelu_z_ff[:, None]
-    tmp_478 = np.einsum("Bkac,Bcj->kacj", tmp_477, adj_ff, optimize=False)
-    _add_into(hess_g__F2, np.einsum("kacj,acki->ija", tmp_478, jac_z_ff__ln, optimize=False), -1 / B, True)
-    hess_ln__ff = t["hess_ln__ff"]
-    # einsum("Bac,Bk,Bkicj,Bki->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, r)
-    tmp_479 = hess_ln__ff * reciprocal_z_ln[:, :, None, None, None]
-    tmp_480 = np.einsum("Bkicj,Bki->Bicj", tmp_479, r, optimize=False)
-    _add_into(hess_g__F2, np.tensordot(tmp_480, gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
-    # einsum("Bac,Bk,Bkicj,Bk->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, mu)
-    tmp_481 = mu * reciprocal_z_ln
-    tmp_482 = tmp_481[:, :, None, None] * gelu_z_ff[:, None]
-    _add_into(hess_g__F2, (np.tensordot(tmp_482, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0), -1 / B, True)
-    _mirror(H, 64, 68, 88, 104)
-    # ∂f/∂g,U[i,l,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] mu[c]
-    hess_g__U = _block_view(H, 64, 68, 104, 112, PARAMS["g"] + PARAMS["U"])
-    jac_ff__ln = t["jac_ff__ln"]
-    # einsum("Bc,Bl,Bkjci,Bci->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, r)
-    tmp_483 = r * reciprocal_z_ln[:, :, None]
-    tmp_484 = (((tmp_483.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
-    _add_into(hess_g__U, (np.tensordot(tmp_484, adj_p, axes=([0], [0]))).transpose(0, 2, 1), 0.3333333333333333 / B, False)
-    # einsum("Bc,Bl,Bkjci,Bc->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, mu)
-    tmp_485 = mu * reciprocal_z_ln
-    tmp_486 = np.einsum("Bc,Bjci->Bji", tmp_485, jac_ff__ln.sum(axis=1), optimize=False)
-    _add_into(hess_g__U, (np.tensordot(tmp_486, adj_p, axes=([0], [0]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
-    hess_ln__p = t["hess_ln__p"]
-    # einsum("Bc,Bkj,Bcil,Bci->ilj", reciprocal_z_ln, ff, hess_ln__p, r)
-    tmp_487 = r[:, :, :, None] * hess_ln__p
-    tmp_488 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
-    _add_into(hess_g__U, (np.tensordot(tmp_488, tmp_487, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.3333333333333333 / B, True)
-    # einsum("Bc,Bkj,Bcil,Bc->ilj", reciprocal_z_ln, ff, hess_ln__p, mu)
-    tmp_489 = mu * reciprocal_z_ln
-    tmp_490 = tmp_489[:, :, None] * (ff.sum(axis=1))[:, None]
-    _add_into(hess_g__U, (np.tensordot(tmp_490, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
-    _mirror(H, 64, 68, 104, 112)
-    # ∂f/∂b,b[i,j] = Σ_ck hess_ln__ln[c,i,k,j]
-    hess_b__b = _block_view(H, 68, 72, 68, 72, PARAMS["b"] + PARAMS["b"])
-    # einsum("Bcikj->ij", hess_ln__ln)
-    _add_into(hess_b__b, hess_ln__ln.sum(axis=(0, 1, 3)), 1 / B, False)
+    del tmp_225, tmp_226, tmp_227, tmp_228, tmp_229, tmp_230, tmp_231
     # ∂f/∂b,F1[i,a,j] = Σ_c δ[i,j] adj_z_ff[a,c] + Σ_ck hess_ln__z_ff[c,i,a,k] ln[k,j]
     hess_b__F1 = _block_view(H, 68, 72, 72, 88, PARAMS["b"] + PARAMS["F1"])
     # einsum("ij,Bac->iaj", np.eye(4), adj_z_ff)
@@ -5470,14 +4898,288 @@ def hessian(params, data, out=None):
     # einsum("Bciak,Bkj->iaj", hess_ln__z_ff, ln)
     _add_into(hess_b__F1, (np.tensordot(ln, hess_ln__z_ff.sum(axis=1), axes=([0, 1], [0, 3]))).transpose(1, 2, 0), 1 / B, True)
     _mirror(H, 68, 72, 72, 88)
+    del hess_ln__z_ff
+    t["hess_z_ln__z_ff"] = _hess_z_ln__z_ff(t)
+    t["hess_va__z_ff"] = _hess_va__z_ff(t)
+    del t["hess_z_ln__z_ff"]
+    t["hess_mu__z_ff"] = _hess_mu__z_ff(t)
+    t["hess_r__z_ff"] = _hess_r__z_ff(t)
+    del t["hess_ln__z_ff"], t["hess_va__z_ff"], t["hess_mu__z_ff"]
+    # ∂f/∂O1,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h1[k,d] jac_ln__r[c,j,k,i] + Σ_ck h1[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
+    hess_O1__F1 = _block_view(H, 24, 32, 72, 88, PARAMS["O1"] + PARAMS["F1"])
+    jac_ln__r = t["jac_ln__r"]
+    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h1, jac_ln__r)
+    tmp_232 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
+    _add_into(hess_O1__F1, (np.tensordot(tmp_232, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
+    hess_r__z_ff = t["hess_r__z_ff"]
+    # einsum("Bcd,Bciak,Bkj->idaj", h1, hess_r__z_ff, ln)
+    tmp_233 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
+    _add_into(hess_O1__F1, (np.tensordot(tmp_233, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
+    _mirror(H, 24, 32, 72, 88)
+    del tmp_232, tmp_233
+    # ∂f/∂O2,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h2[k,d] jac_ln__r[c,j,k,i] + Σ_ck h2[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
+    hess_O2__F1 = _block_view(H, 56, 64, 72, 88, PARAMS["O2"] + PARAMS["F1"])
+    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h2, jac_ln__r)
+    tmp_234 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
+    _add_into(hess_O2__F1, (np.tensordot(tmp_234, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
+    # einsum("Bcd,Bciak,Bkj->idaj", h2, hess_r__z_ff, ln)
+    tmp_235 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
+    _add_into(hess_O2__F1, (np.tensordot(tmp_235, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
+    _mirror(H, 56, 64, 72, 88)
+    del t["jac_ln__r"], jac_ln__r, hess_r__z_ff, tmp_234, tmp_235
+    t["hess_h1__z_ff"] = _hess_h1__z_ff(t)
+    # ∂f/∂V1,F1[d,i,a,j] = Σ_ckl X[c,i] a1[k,c] adj_z_ff[a,l] jac_ln__h1[l,j,k,d] + Σ_ckl X[c,i] a1[k,c] hess_h1__z_ff[k,d,a,l] ln[l,j]
+    hess_V1__F1 = _block_view(H, 16, 24, 72, 88, PARAMS["V1"] + PARAMS["F1"])
+    jac_ln__h1 = t["jac_ln__h1"]
+    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a1, adj_z_ff, jac_ln__h1)
+    tmp_236 = a1 @ X
+    tmp_237 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
+    _add_into(hess_V1__F1, (np.tensordot(tmp_237, tmp_236, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
+    hess_h1__z_ff = t["hess_h1__z_ff"]
+    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a1, hess_h1__z_ff, ln)
+    tmp_238 = a1 @ X
+    tmp_239 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
+    _add_into(hess_V1__F1, (np.tensordot(tmp_239, tmp_238, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
+    _mirror(H, 16, 24, 72, 88)
+    del t["jac_ln__h1"], jac_ln__h1, hess_h1__z_ff, tmp_236, tmp_237, tmp_238, tmp_239
+    t["hess_a1__z_ff"] = _hess_a1__z_ff(t)
+    del t["hess_h1__z_ff"]
+    t["hess_z_a1__z_ff"] = _hess_z_a1__z_ff(t)
+    del t["hess_a1__z_ff"]
+    # ∂f/∂Q1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[l,k,a,m] ln[m,j]
+    hess_Q1__F1 = _block_view(H, 0, 8, 72, 88, PARAMS["Q1"] + PARAMS["F1"])
+    jac_ln__z_a1 = t["jac_ln__z_a1"]
+    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K1, X, X, adj_z_ff, jac_ln__z_a1)
+    tmp_240 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_241 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_240, jac_ln__z_a1, optimize=False)
+    tmp_242 = np.einsum("Bdmjl,Bli->Bdmji", tmp_241, X, optimize=False)
+    _add_into(hess_Q1__F1, (np.tensordot(tmp_242, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    hess_z_a1__z_ff = t["hess_z_a1__z_ff"]
+    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K1, X, X, hess_z_a1__z_ff, ln)
+    tmp_243 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_244 = np.einsum("Bkd,Blkam->Bdlam", tmp_243, hess_z_a1__z_ff, optimize=False)
+    tmp_245 = np.einsum("Bdlam,Bli->Bdami", tmp_244, X, optimize=False)
+    _add_into(hess_Q1__F1, (np.tensordot(tmp_245, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 72, 88)
+    del tmp_240, tmp_241, tmp_242, tmp_243, tmp_244, tmp_245
+    # ∂f/∂K1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[k,l,a,m] ln[m,j]
+    hess_K1__F1 = _block_view(H, 8, 16, 72, 88, PARAMS["K1"] + PARAMS["F1"])
+    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q1, X, X, adj_z_ff, jac_ln__z_a1)
+    tmp_246 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_247 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_246, jac_ln__z_a1, optimize=False)
+    tmp_248 = np.einsum("Bdmjl,Bli->Bdmji", tmp_247, X, optimize=False)
+    _add_into(hess_K1__F1, (np.tensordot(tmp_248, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q1, X, X, hess_z_a1__z_ff, ln)
+    tmp_249 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_250 = np.einsum("Bkd,Bklam->Bdlam", tmp_249, hess_z_a1__z_ff, optimize=False)
+    tmp_251 = np.einsum("Bdlam,Bli->Bdami", tmp_250, X, optimize=False)
+    _add_into(hess_K1__F1, (np.tensordot(tmp_251, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 8, 16, 72, 88)
+    del t["jac_ln__z_a1"], t["hess_z_a1__z_ff"], jac_ln__z_a1, hess_z_a1__z_ff, tmp_246, tmp_247, tmp_248, tmp_249, tmp_250, tmp_251
+    t["hess_p__ff"] = _hess_p__ff(t)
+    del t["jac_p__ff"]
+    t["hess_ff__ff"] = _hess_ff__ff(t)
+    del t["hess_p__ff"]
+    # ∂f/∂F2,F2[i,a,j,k] = Σ_cl gelu(z_ff[a,c]) gelu(z_ff[k,l]) hess_ff__ff[c,i,l,j]
+    hess_F2__F2 = _block_view(H, 88, 104, 88, 104, PARAMS["F2"] + PARAMS["F2"])
+    z_ff = t["z_ff"]
+    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+    hess_ff__ff = t["hess_ff__ff"]
+    # einsum("Bac,Bkl,Bcilj->iajk", gelu_z_ff, gelu_z_ff, hess_ff__ff)
+    tmp_252 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff, optimize=False)
+    _add_into(hess_F2__F2, (np.tensordot(tmp_252, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, False)
+    del hess_ff__ff, tmp_252
+    t["hess_z_ff__ff"] = _hess_z_ff__ff(t)
+    # ∂f/∂F1,F2[a,i,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,k] adj_ff[c,j] ln[c,i] + Σ_cl gelu(z_ff[k,c]) hess_z_ff__ff[a,l,c,j] ln[l,i]
+    hess_F1__F2 = _block_view(H, 72, 88, 88, 104, PARAMS["F1"] + PARAMS["F2"])
+    hess_z_ff__ff = t["hess_z_ff__ff"]
+    # einsum("Bkc,Balcj,Bli->aijk", gelu_z_ff, hess_z_ff__ff, ln)
+    tmp_253 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff, optimize=False)
+    _add_into(hess_F1__F2, (np.tensordot(tmp_253, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+    adj_ff = t["adj_ff"]
+    # einsum("Bac,Bcj,Bci->aij", dgelu_z_ff, adj_ff, ln)
+    tmp_254 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    _add_into(_diagonal_view(hess_F1__F2, 0, 3), (np.tensordot(tmp_254, ln, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 1 / B, True)
+    _mirror(H, 72, 88, 88, 104)
+    del hess_z_ff__ff, tmp_253, tmp_254
+    t["hess_ln__ff"] = _hess_ln__ff(t)
+    del t["hess_ff__ff"], t["hess_z_ff__ff"]
+    # ∂f/∂g,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] r[k,i] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] r[k,i] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] mu[k]
+    hess_g__F2 = _block_view(H, 64, 68, 88, 104, PARAMS["g"] + PARAMS["F2"])
+    jac_z_ff__ln = t["jac_z_ff__ln"]
+    # einsum("Bac,Bk,Bcj,acki,Bki->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, r)
+    tmp_255 = r * reciprocal_z_ln[:, :, None]
+    tmp_256 = np.einsum("Bki,acki->Biac", tmp_255, jac_z_ff__ln, optimize=False)
+    tmp_257 = tmp_256 * dgelu_z_ff[:, None]
+    _add_into(hess_g__F2, (np.tensordot(tmp_257, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    # einsum("Bac,Bk,Bcj,acki,Bk->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, mu)
+    tmp_258 = mu * reciprocal_z_ln
+    tmp_259 = tmp_258[:, :, None, None] * dgelu_z_ff[:, None]
+    tmp_260 = np.einsum("Bkac,Bcj->kacj", tmp_259, adj_ff, optimize=False)
+    _add_into(hess_g__F2, np.einsum("kacj,acki->ija", tmp_260, jac_z_ff__ln, optimize=False), -1 / B, True)
+    hess_ln__ff = t["hess_ln__ff"]
+    # einsum("Bac,Bk,Bkicj,Bki->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, r)
+    tmp_261 = hess_ln__ff * reciprocal_z_ln[:, :, None, None, None]
+    tmp_262 = np.einsum("Bkicj,Bki->Bicj", tmp_261, r, optimize=False)
+    _add_into(hess_g__F2, np.tensordot(tmp_262, gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
+    # einsum("Bac,Bk,Bkicj,Bk->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, mu)
+    tmp_263 = mu * reciprocal_z_ln
+    tmp_264 = tmp_263[:, :, None, None] * gelu_z_ff[:, None]
+    _add_into(hess_g__F2, (np.tensordot(tmp_264, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0), -1 / B, True)
+    _mirror(H, 64, 68, 88, 104)
+    del tmp_255, tmp_256, tmp_257, tmp_258, tmp_259, tmp_260, tmp_261, tmp_262, tmp_263, tmp_264
     # ∂f/∂b,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) hess_ln__ff[k,i,c,j]
     hess_b__F2 = _block_view(H, 68, 72, 88, 104, PARAMS["b"] + PARAMS["F2"])
     # einsum("Bac,Bcj,acki->ija", dgelu_z_ff, adj_ff, jac_z_ff__ln)
-    tmp_491 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
-    _add_into(hess_b__F2, ((tmp_491.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0), 1 / B, False)
+    tmp_265 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
+    _add_into(hess_b__F2, ((tmp_265.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0), 1 / B, False)
     # einsum("Bac,Bkicj->ija", gelu_z_ff, hess_ln__ff)
     _add_into(hess_b__F2, np.tensordot(hess_ln__ff.sum(axis=1), gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
     _mirror(H, 68, 72, 88, 104)
+    del t["jac_z_ff__ln"], jac_z_ff__ln, hess_ln__ff, tmp_265
+    t["hess_z_ln__ff"] = _hess_z_ln__ff(t)
+    t["hess_va__ff"] = _hess_va__ff(t)
+    del t["hess_z_ln__ff"]
+    t["hess_mu__ff"] = _hess_mu__ff(t)
+    t["hess_r__ff"] = _hess_r__ff(t)
+    del t["hess_ln__ff"], t["hess_va__ff"], t["hess_mu__ff"]
+    # ∂f/∂O1,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h1[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_r__ff[k,i,c,j]
+    hess_O1__F2 = _block_view(H, 24, 32, 88, 104, PARAMS["O1"] + PARAMS["F2"])
+    jac_z_ff__r = t["jac_z_ff__r"]
+    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h1, jac_z_ff__r)
+    tmp_266 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_267 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
+    _add_into(hess_O1__F2, np.einsum("Bacid,Bcja->idja", tmp_267, tmp_266, optimize=False), 1 / B, False)
+    hess_r__ff = t["hess_r__ff"]
+    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h1, hess_r__ff)
+    tmp_268 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
+    _add_into(hess_O1__F2, (np.tensordot(tmp_268, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
+    _mirror(H, 24, 32, 88, 104)
+    del tmp_266, tmp_267, tmp_268
+    # ∂f/∂O2,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h2[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h2[k,d] hess_r__ff[k,i,c,j]
+    hess_O2__F2 = _block_view(H, 56, 64, 88, 104, PARAMS["O2"] + PARAMS["F2"])
+    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h2, jac_z_ff__r)
+    tmp_269 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_270 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
+    _add_into(hess_O2__F2, np.einsum("Bacid,Bcja->idja", tmp_270, tmp_269, optimize=False), 1 / B, False)
+    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h2, hess_r__ff)
+    tmp_271 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
+    _add_into(hess_O2__F2, (np.tensordot(tmp_271, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
+    _mirror(H, 56, 64, 88, 104)
+    del t["jac_z_ff__r"], jac_z_ff__r, hess_r__ff, tmp_269, tmp_270, tmp_271
+    t["hess_h1__ff"] = _hess_h1__ff(t)
+    # ∂f/∂V1,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a1[l,k] adj_ff[c,j] jac_z_ff__h1[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a1[l,k] hess_h1__ff[l,d,c,j]
+    hess_V1__F2 = _block_view(H, 16, 24, 88, 104, PARAMS["V1"] + PARAMS["F2"])
+    jac_z_ff__h1 = t["jac_z_ff__h1"]
+    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a1, adj_ff, jac_z_ff__h1)
+    tmp_272 = a1 @ X
+    tmp_273 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_274 = np.einsum("Bcja,Bacld->Bjald", tmp_273, jac_z_ff__h1, optimize=False)
+    _add_into(hess_V1__F2, (np.tensordot(tmp_274, tmp_272, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
+    hess_h1__ff = t["hess_h1__ff"]
+    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a1, hess_h1__ff)
+    tmp_275 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff, optimize=False)
+    tmp_276 = a1 @ X
+    _add_into(hess_V1__F2, (np.tensordot(tmp_276, tmp_275, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
+    _mirror(H, 16, 24, 88, 104)
+    del t["jac_z_ff__h1"], jac_z_ff__h1, hess_h1__ff, tmp_272, tmp_273, tmp_274, tmp_275, tmp_276
+    t["hess_a1__ff"] = _hess_a1__ff(t)
+    del t["hess_h1__ff"]
+    t["hess_z_a1__ff"] = _hess_z_a1__ff(t)
+    del t["hess_a1__ff"]
+    # ∂f/∂Q1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ff[m,l,c,j]
+    hess_Q1__F2 = _block_view(H, 0, 8, 88, 104, PARAMS["Q1"] + PARAMS["F2"])
+    jac_z_ff__z_a1 = t["jac_z_ff__z_a1"]
+    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K1, X, X, adj_ff, jac_z_ff__z_a1)
+    tmp_277 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_278 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_279 = np.einsum("Bld,Bacml->Bdacm", tmp_277, jac_z_ff__z_a1, optimize=False)
+    tmp_280 = np.einsum("Bdacm,Bcja->Bdamj", tmp_279, tmp_278, optimize=False)
+    _add_into(hess_Q1__F2, (np.tensordot(tmp_280, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+    hess_z_a1__ff = t["hess_z_a1__ff"]
+    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K1, X, X, hess_z_a1__ff)
+    tmp_281 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_282 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_281, hess_z_a1__ff, optimize=False)
+    tmp_283 = np.einsum("Bdmcj,Bac->Bdmja", tmp_282, gelu_z_ff, optimize=False)
+    _add_into(hess_Q1__F2, (np.tensordot(tmp_283, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    _mirror(H, 0, 8, 88, 104)
+    del tmp_277, tmp_278, tmp_279, tmp_280, tmp_281, tmp_282, tmp_283
+    # ∂f/∂K1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ff[l,m,c,j]
+    hess_K1__F2 = _block_view(H, 8, 16, 88, 104, PARAMS["K1"] + PARAMS["F2"])
+    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q1, X, X, adj_ff, jac_z_ff__z_a1)
+    tmp_284 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_285 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_286 = np.einsum("Bld,Baclm->Bdacm", tmp_284, jac_z_ff__z_a1, optimize=False)
+    tmp_287 = np.einsum("Bdacm,Bcja->Bdamj", tmp_286, tmp_285, optimize=False)
+    _add_into(hess_K1__F2, (np.tensordot(tmp_287, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q1, X, X, hess_z_a1__ff)
+    tmp_288 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_289 = np.einsum("Bld,Blmcj->Bdmcj", tmp_288, hess_z_a1__ff, optimize=False)
+    tmp_290 = np.einsum("Bdmcj,Bac->Bdmja", tmp_289, gelu_z_ff, optimize=False)
+    _add_into(hess_K1__F2, (np.tensordot(tmp_290, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    _mirror(H, 8, 16, 88, 104)
+    del t["jac_z_ff__z_a1"], t["hess_z_a1__ff"], jac_z_ff__z_a1, hess_z_a1__ff, tmp_284, tmp_285, tmp_286, tmp_287, tmp_288, tmp_289, tmp_290
+    t["hess_p__p"] = _hess_p__p(t)
+    # ∂f/∂U,U[l,i,j,k] = t**(-2) Σ_cm ff[c,i] ff[m,k] hess_p__p[l,j]
+    hess_U__U = _block_view(H, 104, 112, 104, 112, PARAMS["U"] + PARAMS["U"])
+    ff = t["ff"]
+    hess_p__p = t["hess_p__p"]
+    # einsum("Bci,Bmk,Blj->lijk", ff, ff, hess_p__p)
+    tmp_291 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
+    _add_into(hess_U__U, (np.tensordot(tmp_291, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
+    del hess_p__p, tmp_291
+    t["hess_ff__p"] = _hess_ff__p(t)
+    del t["hess_p__p"]
+    # ∂f/∂F2,U[i,a,l,j] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,j] hess_ff__p[c,i,l]
+    hess_F2__U = _block_view(H, 88, 104, 104, 112, PARAMS["F2"] + PARAMS["U"])
+    adj_p = t["adj_p"]
+    # einsum("Bac,ij,Bl->ialj", gelu_z_ff, np.eye(4), adj_p)
+    tmp_292 = adj_p.T @ (gelu_z_ff.sum(axis=2))
+    _add_into(hess_F2__U, tmp_292.T[:, :, None] * (np.eye(4))[:, None, None], 0.3333333333333333 / B, False)
+    hess_ff__p = t["hess_ff__p"]
+    # einsum("Bac,Bkj,Bcil->ialj", gelu_z_ff, ff, hess_ff__p)
+    tmp_293 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
+    _add_into(hess_F2__U, (np.tensordot(tmp_293, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+    _mirror(H, 88, 104, 104, 112)
+    del hess_ff__p, tmp_292, tmp_293
+    t["hess_z_ff__p"] = _hess_z_ff__p(t)
+    # ∂f/∂F1,U[a,i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__z_ff[c,j,a,k] ln[k,i] + 1/t Σ_ck ff[c,j] hess_z_ff__p[a,k,l] ln[k,i]
+    hess_F1__U = _block_view(H, 72, 88, 104, 112, PARAMS["F1"] + PARAMS["U"])
+    jac_ff__z_ff = t["jac_ff__z_ff"]
+    # einsum("Bl,Bcjak,Bki->ailj", adj_p, jac_ff__z_ff, ln)
+    tmp_294 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_F1__U, (np.tensordot(tmp_294, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    hess_z_ff__p = t["hess_z_ff__p"]
+    # einsum("Bcj,Bakl,Bki->ailj", ff, hess_z_ff__p, ln)
+    tmp_295 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    _add_into(hess_F1__U, (np.tensordot(tmp_295, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+    _mirror(H, 72, 88, 104, 112)
+    del t["jac_ff__z_ff"], jac_ff__z_ff, hess_z_ff__p, tmp_294, tmp_295
+    t["hess_ln__p"] = _hess_ln__p(t)
+    del t["hess_ff__p"], t["hess_z_ff__p"]
+    # ∂f/∂g,U[i,l,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] mu[c]
+    hess_g__U = _block_view(H, 64, 68, 104, 112, PARAMS["g"] + PARAMS["U"])
+    jac_ff__ln = t["jac_ff__ln"]
+    # einsum("Bc,Bl,Bkjci,Bci->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, r)
+    tmp_296 = r * reciprocal_z_ln[:, :, None]
+    tmp_297 = (((tmp_296.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
+    _add_into(hess_g__U, (np.tensordot(tmp_297, adj_p, axes=([0], [0]))).transpose(0, 2, 1), 0.3333333333333333 / B, False)
+    # einsum("Bc,Bl,Bkjci,Bc->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, mu)
+    tmp_298 = mu * reciprocal_z_ln
+    tmp_299 = np.einsum("Bc,Bjci->Bji", tmp_298, jac_ff__ln.sum(axis=1), optimize=False)
+    _add_into(hess_g__U, (np.tensordot(tmp_299, adj_p, axes=([0], [0]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
+    hess_ln__p = t["hess_ln__p"]
+    # einsum("Bc,Bkj,Bcil,Bci->ilj", reciprocal_z_ln, ff, hess_ln__p, r)
+    tmp_300 = r[:, :, :, None] * hess_ln__p
+    tmp_301 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
+    _add_into(hess_g__U, (np.tensordot(tmp_301, tmp_300, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.3333333333333333 / B, True)
+    # einsum("Bc,Bkj,Bcil,Bc->ilj", reciprocal_z_ln, ff, hess_ln__p, mu)
+    tmp_302 = mu * reciprocal_z_ln
+    tmp_303 = tmp_302[:, :, None] * (ff.sum(axis=1))[:, None]
+    _add_into(hess_g__U, (np.tensordot(tmp_303, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
+    _mirror(H, 64, 68, 104, 112)
+    del tmp_296, tmp_297, tmp_298, tmp_299, tmp_300, tmp_301, tmp_302, tmp_303
     # ∂f/∂b,U[i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__ln[c,j,k,i] + 1/t Σ_ck ff[c,j] hess_ln__p[k,i,l]
     hess_b__U = _block_view(H, 68, 72, 104, 112, PARAMS["b"] + PARAMS["U"])
     # einsum("Bl,Bcjki->ilj", adj_p, jac_ff__ln)
@@ -5485,55 +5187,533 @@ def hessian(params, data, out=None):
     # einsum("Bcj,Bkil->ilj", ff, hess_ln__p)
     _add_into(hess_b__U, np.tensordot(hess_ln__p.sum(axis=1), ff.sum(axis=1), axes=([0], [0])), 0.3333333333333333 / B, True)
     _mirror(H, 68, 72, 104, 112)
-    # ∂f/∂F1,F1[a,i,j,k] = Σ_cl hess_z_ff__z_ff[a,c,j,l] ln[c,i] ln[l,k]
-    hess_F1__F1 = _block_view(H, 72, 88, 72, 88, PARAMS["F1"] + PARAMS["F1"])
-    hess_z_ff__z_ff = t["hess_z_ff__z_ff"]
-    # einsum("Bacjl,Bci,Blk->aijk", hess_z_ff__z_ff, ln, ln)
-    tmp_492 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
-    _add_into(hess_F1__F1, (np.tensordot(tmp_492, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    # ∂f/∂F1,F2[a,i,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,k] adj_ff[c,j] ln[c,i] + Σ_cl gelu(z_ff[k,c]) hess_z_ff__ff[a,l,c,j] ln[l,i]
-    hess_F1__F2 = _block_view(H, 72, 88, 88, 104, PARAMS["F1"] + PARAMS["F2"])
-    hess_z_ff__ff = t["hess_z_ff__ff"]
-    # einsum("Bkc,Balcj,Bli->aijk", gelu_z_ff, hess_z_ff__ff, ln)
-    tmp_493 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff, optimize=False)
-    _add_into(hess_F1__F2, (np.tensordot(tmp_493, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
-    # einsum("Bac,Bcj,Bci->aij", dgelu_z_ff, adj_ff, ln)
-    tmp_494 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    _add_into(_diagonal_view(hess_F1__F2, 0, 3), (np.tensordot(tmp_494, ln, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 1 / B, True)
-    _mirror(H, 72, 88, 88, 104)
-    # ∂f/∂F1,U[a,i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__z_ff[c,j,a,k] ln[k,i] + 1/t Σ_ck ff[c,j] hess_z_ff__p[a,k,l] ln[k,i]
-    hess_F1__U = _block_view(H, 72, 88, 104, 112, PARAMS["F1"] + PARAMS["U"])
-    jac_ff__z_ff = t["jac_ff__z_ff"]
-    # einsum("Bl,Bcjak,Bki->ailj", adj_p, jac_ff__z_ff, ln)
-    tmp_495 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_F1__U, (np.tensordot(tmp_495, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_z_ff__p = t["hess_z_ff__p"]
-    # einsum("Bcj,Bakl,Bki->ailj", ff, hess_z_ff__p, ln)
-    tmp_496 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    _add_into(hess_F1__U, (np.tensordot(tmp_496, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
-    _mirror(H, 72, 88, 104, 112)
-    # ∂f/∂F2,F2[i,a,j,k] = Σ_cl gelu(z_ff[a,c]) gelu(z_ff[k,l]) hess_ff__ff[c,i,l,j]
-    hess_F2__F2 = _block_view(H, 88, 104, 88, 104, PARAMS["F2"] + PARAMS["F2"])
-    hess_ff__ff = t["hess_ff__ff"]
-    # einsum("Bac,Bkl,Bcilj->iajk", gelu_z_ff, gelu_z_ff, hess_ff__ff)
-    tmp_497 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff, optimize=False)
-    _add_into(hess_F2__F2, (np.tensordot(tmp_497, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, False)
-    # ∂f/∂F2,U[i,a,l,j] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,j] hess_ff__p[c,i,l]
-    hess_F2__U = _block_view(H, 88, 104, 104, 112, PARAMS["F2"] + PARAMS["U"])
-    # einsum("Bac,ij,Bl->ialj", gelu_z_ff, np.eye(4), adj_p)
-    tmp_498 = adj_p.T @ (gelu_z_ff.sum(axis=2))
-    _add_into(hess_F2__U, tmp_498.T[:, :, None] * (np.eye(4))[:, None, None], 0.3333333333333333 / B, False)
-    hess_ff__p = t["hess_ff__p"]
-    # einsum("Bac,Bkj,Bcil->ialj", gelu_z_ff, ff, hess_ff__p)
-    tmp_499 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
-    _add_into(hess_F2__U, (np.tensordot(tmp_499, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
-    _mirror(H, 88, 104, 104, 112)
-    # ∂f/∂U,U[l,i,j,k] = t**(-2) Σ_cm ff[c,i] ff[m,k] hess_p__p[l,j]
-    hess_U__U = _block_view(H, 104, 112, 104, 112, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bci,Bmk,Blj->lijk", ff, ff, hess_p__p)
-    tmp_500 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
-    _add_into(hess_U__U, (np.tensordot(tmp_500, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
+    del t["jac_ff__ln"], jac_ff__ln, hess_ln__p
+    t["hess_z_ln__p"] = _hess_z_ln__p(t)
+    t["hess_va__p"] = _hess_va__p(t)
+    del t["hess_z_ln__p"]
+    t["hess_mu__p"] = _hess_mu__p(t)
+    t["hess_r__p"] = _hess_r__p(t)
+    del t["hess_ln__p"], t["hess_va__p"], t["hess_mu__p"]
+    # ∂f/∂O1,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h1[k,d] hess_r__p[k,i,l]
+    hess_O1__U = _block_view(H, 24, 32, 104, 112, PARAMS["O1"] + PARAMS["U"])
+    jac_ff__r = t["jac_ff__r"]
+    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h1, jac_ff__r)
+    tmp_304 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_O1__U, (np.tensordot(tmp_304, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    hess_r__p = t["hess_r__p"]
+    # einsum("Bcj,Bkd,Bkil->idlj", ff, h1, hess_r__p)
+    tmp_305 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    _add_into(hess_O1__U, (np.tensordot(tmp_305, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+    _mirror(H, 24, 32, 104, 112)
+    del tmp_304, tmp_305
+    # ∂f/∂O2,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h2[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h2[k,d] hess_r__p[k,i,l]
+    hess_O2__U = _block_view(H, 56, 64, 104, 112, PARAMS["O2"] + PARAMS["U"])
+    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h2, jac_ff__r)
+    tmp_306 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_O2__U, (np.tensordot(tmp_306, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    # einsum("Bcj,Bkd,Bkil->idlj", ff, h2, hess_r__p)
+    tmp_307 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+    _add_into(hess_O2__U, (np.tensordot(tmp_307, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+    _mirror(H, 56, 64, 104, 112)
+    del t["jac_ff__r"], jac_ff__r, hess_r__p, tmp_306, tmp_307
+    t["hess_h1__p"] = _hess_h1__p(t)
+    # ∂f/∂V1,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a1[k,c] adj_p[l] jac_ff__h1[m,j,k,d] + 1/t Σ_ckm X[c,i] a1[k,c] ff[m,j] hess_h1__p[k,d,l]
+    hess_V1__U = _block_view(H, 16, 24, 104, 112, PARAMS["V1"] + PARAMS["U"])
+    jac_ff__h1 = t["jac_ff__h1"]
+    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a1, adj_p, jac_ff__h1)
+    tmp_308 = a1 @ X
+    tmp_309 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_V1__U, (np.tensordot(tmp_309, tmp_308, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    hess_h1__p = t["hess_h1__p"]
+    # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a1, ff, hess_h1__p)
+    tmp_310 = a1 @ X
+    tmp_311 = np.einsum("Bki,Bkdl->Bidl", tmp_310, hess_h1__p, optimize=False)
+    _add_into(hess_V1__U, (np.tensordot(tmp_311, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
+    _mirror(H, 16, 24, 104, 112)
+    del t["jac_ff__h1"], jac_ff__h1, hess_h1__p, tmp_308, tmp_309, tmp_310, tmp_311
+    t["hess_a1__p"] = _hess_a1__p(t)
+    del t["hess_h1__p"]
+    t["hess_z_a1__p"] = _hess_z_a1__p(t)
+    del t["hess_a1__p"]
+    # ∂f/∂Q1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[m,k,l]
+    hess_Q1__U = _block_view(H, 0, 8, 104, 112, PARAMS["Q1"] + PARAMS["U"])
+    jac_ff__z_a1 = t["jac_ff__z_a1"]
+    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K1, X, X, adj_p, jac_ff__z_a1)
+    tmp_312 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_313 = adj_p[:, :, None, None] * X[:, None]
+    tmp_314 = np.einsum("Bkd,Bjmk->Bdjm", tmp_312, jac_ff__z_a1.sum(axis=1), optimize=False)
+    _add_into(hess_Q1__U, (np.tensordot(tmp_314, tmp_313, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+    hess_z_a1__p = t["hess_z_a1__p"]
+    # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K1, X, X, ff, hess_z_a1__p)
+    tmp_315 = np.tensordot(X, K1, axes=([2], [1]))
+    tmp_316 = np.einsum("Bkd,Bmkl->Bdml", tmp_315, hess_z_a1__p, optimize=False)
+    tmp_317 = np.einsum("Bdml,Bmi->Bdli", tmp_316, X, optimize=False)
+    _add_into(hess_Q1__U, (np.tensordot(tmp_317, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    _mirror(H, 0, 8, 104, 112)
+    del tmp_312, tmp_313, tmp_314, tmp_315, tmp_316, tmp_317
+    # ∂f/∂K1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[k,m,l]
+    hess_K1__U = _block_view(H, 8, 16, 104, 112, PARAMS["K1"] + PARAMS["U"])
+    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q1, X, X, adj_p, jac_ff__z_a1)
+    tmp_318 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_319 = adj_p[:, :, None, None] * X[:, None]
+    tmp_320 = np.einsum("Bkd,Bjkm->Bdjm", tmp_318, jac_ff__z_a1.sum(axis=1), optimize=False)
+    _add_into(hess_K1__U, (np.tensordot(tmp_320, tmp_319, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+    # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q1, X, X, ff, hess_z_a1__p)
+    tmp_321 = np.tensordot(X, Q1, axes=([2], [1]))
+    tmp_322 = np.einsum("Bkd,Bkml->Bdml", tmp_321, hess_z_a1__p, optimize=False)
+    tmp_323 = np.einsum("Bdml,Bmi->Bdli", tmp_322, X, optimize=False)
+    _add_into(hess_K1__U, (np.tensordot(tmp_323, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    _mirror(H, 8, 16, 104, 112)
+    del t["jac_ff__z_a1"], t["hess_z_a1__p"], jac_ff__z_a1, hess_z_a1__p, tmp_318, tmp_319, tmp_320, tmp_321, tmp_322, tmp_323
+    t["hess_h2__r"] = _hess_h2__r(t)
+    del t["hess_r__r"]
+    # ∂f/∂V2,O2[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a2[l,c] adj_r[l,j] + Σ_clm X[c,i] a2[l,c] h2[m,k] hess_h2__r[l,d,m,j]
+    hess_V2__O2 = _block_view(H, 48, 56, 56, 64, PARAMS["V2"] + PARAMS["O2"])
+    # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a2, adj_r)
+    tmp_324 = a2 @ X
+    tmp_325 = np.tensordot(tmp_324, adj_r, axes=([0, 1], [0, 1]))
+    _add_into(hess_V2__O2, tmp_325[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
+    hess_h2__r = t["hess_h2__r"]
+    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a2, h2, hess_h2__r)
+    tmp_326 = a2 @ X
+    tmp_327 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
+    _add_into(hess_V2__O2, (np.tensordot(tmp_327, tmp_326, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
+    _mirror(H, 48, 56, 56, 64)
+    del hess_h2__r, tmp_324, tmp_325, tmp_326, tmp_327
+    t["hess_a2__r"] = _hess_a2__r(t)
+    del t["hess_h2__r"]
+    t["hess_z_a2__r"] = _hess_z_a2__r(t)
+    del t["hess_a2__r"]
+    # ∂f/∂Q2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,m,l] + 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[m,l,n,j]
+    hess_Q2__O2 = _block_view(H, 32, 40, 56, 64, PARAMS["Q2"] + PARAMS["O2"])
+    jac_h2__z_a2 = t["jac_h2__z_a2"]
+    # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K2, X, X, adj_r, jac_h2__z_a2)
+    tmp_328 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_329 = np.einsum("Bld,Bnkml->Bdnkm", tmp_328, jac_h2__z_a2, optimize=False)
+    tmp_330 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_329, X, optimize=False)
+    _add_into(hess_Q2__O2, (np.tensordot(tmp_330, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    hess_z_a2__r = t["hess_z_a2__r"]
+    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K2, X, X, h2, hess_z_a2__r)
+    tmp_331 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_332 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
+    tmp_333 = np.einsum("Bmljk,Bld->Bmjkd", tmp_332, tmp_331, optimize=False)
+    _add_into(hess_Q2__O2, (np.tensordot(tmp_333, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 56, 64)
+    del tmp_328, tmp_329, tmp_330, tmp_331, tmp_332, tmp_333
+    # ∂f/∂K2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,l,m] + 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[l,m,n,j]
+    hess_K2__O2 = _block_view(H, 40, 48, 56, 64, PARAMS["K2"] + PARAMS["O2"])
+    # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q2, X, X, adj_r, jac_h2__z_a2)
+    tmp_334 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_335 = np.einsum("Bld,Bnklm->Bdnkm", tmp_334, jac_h2__z_a2, optimize=False)
+    tmp_336 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_335, X, optimize=False)
+    _add_into(hess_K2__O2, (np.tensordot(tmp_336, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q2, X, X, h2, hess_z_a2__r)
+    tmp_337 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_338 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
+    tmp_339 = np.einsum("Blmjk,Bld->Bmjkd", tmp_338, tmp_337, optimize=False)
+    _add_into(hess_K2__O2, (np.tensordot(tmp_339, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 56, 64)
+    del t["adj_r"], t["jac_h2__z_a2"], t["hess_z_a2__r"], adj_r, jac_h2__z_a2, hess_z_a2__r, tmp_334, tmp_335, tmp_336, tmp_337, tmp_338, tmp_339
+    t["hess_h2__z_a2"] = _hess_h2__z_a2(t)
+    del t["hess_r__z_a2"]
+    t["hess_a2__z_a2"] = _hess_a2__z_a2(t)
+    del t["hess_h2__z_a2"]
+    t["hess_z_a2__z_a2"] = _hess_z_a2__z_a2(t)
+    del t["adj_a2"], t["hess_a2__z_a2"]
+    # ∂f/∂Q2,Q2[d,i,j,k] = 1/e Σ_clmnop K2[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,p,n]
+    hess_Q2__Q2 = _block_view(H, 32, 40, 32, 40, PARAMS["Q2"] + PARAMS["Q2"])
+    hess_z_a2__z_a2 = t["hess_z_a2__z_a2"]
+    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K2, K2, X, X, X, X, hess_z_a2__z_a2)
+    tmp_340 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_341 = np.einsum("Bmd,Bompn->Bdopn", tmp_340, hess_z_a2__z_a2, optimize=False)
+    tmp_342 = np.einsum("Bnj,Bdopn->Bjdop", tmp_340, tmp_341, optimize=False)
+    tmp_343 = np.einsum("Bjdop,Boi->Bjdpi", tmp_342, X, optimize=False)
+    _add_into(hess_Q2__Q2, (np.tensordot(tmp_343, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    del tmp_340, tmp_341, tmp_342, tmp_343
+    # ∂f/∂Q2,K2[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a2[c,l] + 1/e Σ_clmnop K2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,n,p]
+    hess_Q2__K2 = _block_view(H, 32, 40, 40, 48, PARAMS["Q2"] + PARAMS["K2"])
+    adj_z_a2 = t["adj_z_a2"]
+    # einsum("dj,Bci,Blk,Bcl->dijk", np.eye(2), X, X, adj_z_a2)
+    tmp_344 = (adj_z_a2.transpose(0, 2, 1)) @ X
+    tmp_345 = np.tensordot(tmp_344, X, axes=([0, 1], [0, 1]))
+    _add_into(hess_Q2__K2, tmp_345[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
+    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K2, Q2, X, X, X, X, hess_z_a2__z_a2)
+    tmp_346 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_347 = np.einsum("Bmd,Bomnp->Bdonp", tmp_346, hess_z_a2__z_a2, optimize=False)
+    tmp_348 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_349 = np.einsum("Bnj,Bdonp->Bjdop", tmp_348, tmp_347, optimize=False)
+    tmp_350 = np.einsum("Bjdop,Boi->Bjdpi", tmp_349, X, optimize=False)
+    _add_into(hess_Q2__K2, (np.tensordot(tmp_350, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
+    _mirror(H, 32, 40, 40, 48)
+    del t["adj_z_a2"], adj_z_a2, tmp_344, tmp_345, tmp_346, tmp_347, tmp_348, tmp_349, tmp_350
+    # ∂f/∂K2,K2[d,i,j,k] = 1/e Σ_clmnop Q2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[m,o,n,p]
+    hess_K2__K2 = _block_view(H, 40, 48, 40, 48, PARAMS["K2"] + PARAMS["K2"])
+    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q2, Q2, X, X, X, X, hess_z_a2__z_a2)
+    tmp_351 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_352 = np.einsum("Bmd,Bmonp->Bdonp", tmp_351, hess_z_a2__z_a2, optimize=False)
+    tmp_353 = np.einsum("Bnj,Bdonp->Bjdop", tmp_351, tmp_352, optimize=False)
+    tmp_354 = np.einsum("Bjdop,Boi->Bjdpi", tmp_353, X, optimize=False)
+    _add_into(hess_K2__K2, (np.tensordot(tmp_354, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+    del t["hess_z_a2__z_a2"], hess_z_a2__z_a2, tmp_351, tmp_352, tmp_353, tmp_354
+    t["hess_h2__h2"] = _hess_h2__h2(t)
+    del t["hess_r__h2"]
+    # ∂f/∂V2,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a2[m,c] a2[n,l] hess_h2__h2[m,d,n,j]
+    hess_V2__V2 = _block_view(H, 48, 56, 48, 56, PARAMS["V2"] + PARAMS["V2"])
+    hess_h2__h2 = t["hess_h2__h2"]
+    # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a2, a2, hess_h2__h2)
+    tmp_355 = a2 @ X
+    tmp_356 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_355, hess_h2__h2, optimize=False)
+    _add_into(hess_V2__V2, (np.tensordot(tmp_356, tmp_355, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+    del hess_h2__h2, tmp_355, tmp_356
+    t["hess_a2__h2"] = _hess_a2__h2(t)
+    del t["hess_h2__h2"]
+    t["hess_z_a2__h2"] = _hess_z_a2__h2(t)
+    del t["hess_a2__h2"]
+    # ∂f/∂Q2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,m,l] + 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[m,l,o,j]
+    hess_Q2__V2 = _block_view(H, 32, 40, 48, 56, PARAMS["Q2"] + PARAMS["V2"])
+    adj_h2 = t["adj_h2"]
+    jac_a2__z_a2 = t["jac_a2__z_a2"]
+    # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K2, X, X, X, adj_h2, jac_a2__z_a2)
+    tmp_357 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_358 = np.einsum("Bonml,Boj->Bnmlj", jac_a2__z_a2, adj_h2, optimize=False)
+    tmp_359 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_358, tmp_357, optimize=False)
+    tmp_360 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_359, X, optimize=False)
+    _add_into(hess_Q2__V2, (np.tensordot(tmp_360, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+    hess_z_a2__h2 = t["hess_z_a2__h2"]
+    # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K2, X, X, X, a2, hess_z_a2__h2)
+    tmp_361 = a2 @ X
+    tmp_362 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_363 = np.einsum("Bld,Bmloj->Bdmoj", tmp_362, hess_z_a2__h2, optimize=False)
+    tmp_364 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_363, X, optimize=False)
+    _add_into(hess_Q2__V2, (np.tensordot(tmp_364, tmp_361, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 48, 56)
+    del tmp_357, tmp_358, tmp_359, tmp_360, tmp_361, tmp_362, tmp_363, tmp_364
+    # ∂f/∂K2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,l,m] + 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[l,m,o,j]
+    hess_K2__V2 = _block_view(H, 40, 48, 48, 56, PARAMS["K2"] + PARAMS["V2"])
+    # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q2, X, X, X, adj_h2, jac_a2__z_a2)
+    tmp_365 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_366 = np.einsum("Bonlm,Boj->Bnlmj", jac_a2__z_a2, adj_h2, optimize=False)
+    tmp_367 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_366, tmp_365, optimize=False)
+    tmp_368 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_367, X, optimize=False)
+    _add_into(hess_K2__V2, (np.tensordot(tmp_368, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+    # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q2, X, X, X, a2, hess_z_a2__h2)
+    tmp_369 = a2 @ X
+    tmp_370 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_371 = np.einsum("Bld,Blmoj->Bdmoj", tmp_370, hess_z_a2__h2, optimize=False)
+    tmp_372 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_371, X, optimize=False)
+    _add_into(hess_K2__V2, (np.tensordot(tmp_372, tmp_369, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 48, 56)
+    del t["adj_h2"], t["jac_a2__z_a2"], t["hess_z_a2__h2"], adj_h2, jac_a2__z_a2, hess_z_a2__h2, tmp_365, tmp_366, tmp_367, tmp_368, tmp_369, tmp_370, tmp_371, tmp_372
+    t["hess_h2__ln"] = _hess_h2__ln(t)
+    del t["hess_r__ln"]
+    # ∂f/∂V2,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_r__h2[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] mu[c]
+    hess_V2__g = _block_view(H, 48, 56, 64, 68, PARAMS["V2"] + PARAMS["g"])
+    jac_r__h2 = t["jac_r__h2"]
+    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_r__h2)
+    tmp_373 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_374 = a2 @ X
+    tmp_375 = np.tensordot(tmp_374, tmp_373, axes=([0], [0]))
+    _add_into(hess_V2__g, np.einsum("licj,cjld->dij", tmp_375, jac_r__h2, optimize=False), 1 / B, False)
+    jac_mu__h2 = t["jac_mu__h2"]
+    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_mu__h2)
+    tmp_376 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_377 = a2 @ X
+    tmp_378 = np.tensordot(tmp_377, tmp_376, axes=([0], [0]))
+    _add_into(hess_V2__g, (np.tensordot(tmp_378, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
+    jac_z_ln__h2 = t["jac_z_ln__h2"]
+    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, r)
+    tmp_379 = r * adj_ln
+    tmp_380 = a2 @ X
+    tmp_381 = tmp_379 * dreciprocal_z_ln[:, :, None]
+    tmp_382 = np.einsum("Bli,Bcld->Bicd", tmp_380, jac_z_ln__h2, optimize=False)
+    _add_into(hess_V2__g, (np.tensordot(tmp_382, tmp_381, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, mu)
+    tmp_383 = mu * dreciprocal_z_ln
+    tmp_384 = a2 @ X
+    tmp_385 = tmp_383[:, :, None] * adj_ln
+    tmp_386 = np.einsum("Bli,Bcld->Bicd", tmp_384, jac_z_ln__h2, optimize=False)
+    _add_into(hess_V2__g, (np.tensordot(tmp_386, tmp_385, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
+    hess_h2__ln = t["hess_h2__ln"]
+    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a2, hess_h2__ln, r)
+    tmp_387 = hess_h2__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_388 = np.einsum("Bldcj,Bcj->Bldj", tmp_387, r, optimize=False)
+    tmp_389 = a2 @ X
+    _add_into(hess_V2__g, (np.tensordot(tmp_389, tmp_388, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a2, hess_h2__ln, mu)
+    tmp_390 = mu * reciprocal_z_ln
+    tmp_391 = a2 @ X
+    tmp_392 = tmp_391[:, :, :, None] * tmp_390[:, None, None]
+    _add_into(hess_V2__g, (np.tensordot(tmp_392, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
+    _mirror(H, 48, 56, 64, 68)
+    del t["jac_r__h2"], t["jac_mu__h2"], t["jac_z_ln__h2"], jac_r__h2, jac_mu__h2, jac_z_ln__h2, tmp_373, tmp_374, tmp_375, tmp_376, tmp_377, tmp_378, tmp_379, tmp_380, tmp_381, tmp_382, tmp_383, tmp_384, tmp_385, tmp_386, tmp_387, tmp_388, tmp_389, tmp_390, tmp_391, tmp_392
+    # ∂f/∂V2,b[d,i,j] = Σ_ckl X[c,i] a2[k,c] hess_h2__ln[k,d,l,j]
+    hess_V2__b = _block_view(H, 48, 56, 68, 72, PARAMS["V2"] + PARAMS["b"])
+    # einsum("Bci,Bkc,Bkdlj->dij", X, a2, hess_h2__ln)
+    tmp_393 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__ln.sum(axis=3), a2, optimize=False)
+    _add_into(hess_V2__b, (np.tensordot(tmp_393, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    _mirror(H, 48, 56, 68, 72)
+    del hess_h2__ln, tmp_393
+    t["hess_a2__ln"] = _hess_a2__ln(t)
+    del t["hess_h2__ln"]
+    t["hess_z_a2__ln"] = _hess_z_a2__ln(t)
+    del t["hess_a2__ln"]
+    # ∂f/∂Q2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] mu[c]
+    hess_Q2__g = _block_view(H, 32, 40, 64, 68, PARAMS["Q2"] + PARAMS["g"])
+    jac_r__z_a2 = t["jac_r__z_a2"]
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_r__z_a2)
+    tmp_394 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_395 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_396 = np.einsum("Bcj,Bcjml->Bjml", tmp_395, jac_r__z_a2, optimize=False)
+    tmp_397 = np.einsum("Bjml,Bld->Bjmd", tmp_396, tmp_394, optimize=False)
+    _add_into(hess_Q2__g, (np.tensordot(tmp_397, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+    jac_mu__z_a2 = t["jac_mu__z_a2"]
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_mu__z_a2)
+    tmp_398 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_399 = np.einsum("Bld,Bcml->Bdcm", tmp_398, jac_mu__z_a2, optimize=False)
+    tmp_400 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_401 = np.einsum("Bdcm,Bmi->Bdci", tmp_399, X, optimize=False)
+    _add_into(hess_Q2__g, np.tensordot(tmp_401, tmp_400, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
+    tmp_402 = r * adj_ln
+    tmp_403 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_404 = np.einsum("Bld,Bcml->Bdcm", tmp_403, jac_z_ln__z_a2, optimize=False)
+    tmp_405 = tmp_402 * dreciprocal_z_ln[:, :, None]
+    tmp_406 = np.einsum("Bdcm,Bmi->Bdci", tmp_404, X, optimize=False)
+    _add_into(hess_Q2__g, np.tensordot(tmp_406, tmp_405, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
+    tmp_407 = mu * dreciprocal_z_ln
+    tmp_408 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_409 = np.einsum("Bld,Bcml->Bdcm", tmp_408, jac_z_ln__z_a2, optimize=False)
+    tmp_410 = tmp_407[:, :, None] * adj_ln
+    tmp_411 = np.einsum("Bdcm,Bmi->Bdci", tmp_409, X, optimize=False)
+    _add_into(hess_Q2__g, np.tensordot(tmp_411, tmp_410, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    hess_z_a2__ln = t["hess_z_a2__ln"]
+    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, r)
+    tmp_412 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_413 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_414 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_413, r, optimize=False)
+    tmp_415 = np.einsum("Bmlj,Bld->Bmjd", tmp_414, tmp_412, optimize=False)
+    _add_into(hess_Q2__g, (np.tensordot(tmp_415, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, mu)
+    tmp_416 = mu * reciprocal_z_ln
+    tmp_417 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_418 = tmp_417[:, :, :, None] * tmp_416[:, None, None]
+    tmp_419 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_418, hess_z_a2__ln, optimize=False)
+    _add_into(hess_Q2__g, (np.tensordot(tmp_419, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 64, 68)
+    del tmp_394, tmp_395, tmp_396, tmp_397, tmp_398, tmp_399, tmp_400, tmp_401, tmp_402, tmp_403, tmp_404, tmp_405, tmp_406, tmp_407, tmp_408, tmp_409, tmp_410, tmp_411, tmp_412, tmp_413, tmp_414, tmp_415, tmp_416, tmp_417, tmp_418, tmp_419
+    # ∂f/∂Q2,b[d,i,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__ln[l,k,m,j]
+    hess_Q2__b = _block_view(H, 32, 40, 68, 72, PARAMS["Q2"] + PARAMS["b"])
+    # einsum("dc,Bkc,Bli,Blkmj->dij", K2, X, X, hess_z_a2__ln)
+    tmp_420 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_421 = np.einsum("Bkd,Blkj->Bdlj", tmp_420, hess_z_a2__ln.sum(axis=3), optimize=False)
+    _add_into(hess_Q2__b, (np.tensordot(tmp_421, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 32, 40, 68, 72)
+    del tmp_420, tmp_421
+    # ∂f/∂K2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] mu[c]
+    hess_K2__g = _block_view(H, 40, 48, 64, 68, PARAMS["K2"] + PARAMS["g"])
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_r__z_a2)
+    tmp_422 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_423 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_424 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_423, jac_r__z_a2, optimize=False)
+    tmp_425 = np.einsum("Bjlm,Bld->Bjmd", tmp_424, tmp_422, optimize=False)
+    _add_into(hess_K2__g, (np.tensordot(tmp_425, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_mu__z_a2)
+    tmp_426 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_427 = np.einsum("Bld,Bclm->Bdcm", tmp_426, jac_mu__z_a2, optimize=False)
+    tmp_428 = adj_ln * reciprocal_z_ln[:, :, None]
+    tmp_429 = np.einsum("Bdcm,Bmi->Bdci", tmp_427, X, optimize=False)
+    _add_into(hess_K2__g, np.tensordot(tmp_429, tmp_428, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
+    tmp_430 = r * adj_ln
+    tmp_431 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_432 = np.einsum("Bld,Bclm->Bdcm", tmp_431, jac_z_ln__z_a2, optimize=False)
+    tmp_433 = tmp_430 * dreciprocal_z_ln[:, :, None]
+    tmp_434 = np.einsum("Bdcm,Bmi->Bdci", tmp_432, X, optimize=False)
+    _add_into(hess_K2__g, np.tensordot(tmp_434, tmp_433, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
+    tmp_435 = mu * dreciprocal_z_ln
+    tmp_436 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_437 = np.einsum("Bld,Bclm->Bdcm", tmp_436, jac_z_ln__z_a2, optimize=False)
+    tmp_438 = tmp_435[:, :, None] * adj_ln
+    tmp_439 = np.einsum("Bdcm,Bmi->Bdci", tmp_437, X, optimize=False)
+    _add_into(hess_K2__g, np.tensordot(tmp_439, tmp_438, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, r)
+    tmp_440 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_441 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
+    tmp_442 = np.einsum("Blmcj,Bcj->Blmj", tmp_441, r, optimize=False)
+    tmp_443 = np.einsum("Blmj,Bld->Bmjd", tmp_442, tmp_440, optimize=False)
+    _add_into(hess_K2__g, (np.tensordot(tmp_443, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, mu)
+    tmp_444 = mu * reciprocal_z_ln
+    tmp_445 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_446 = tmp_445[:, :, :, None] * tmp_444[:, None, None]
+    tmp_447 = np.einsum("Bldc,Blmcj->Bdmj", tmp_446, hess_z_a2__ln, optimize=False)
+    _add_into(hess_K2__g, (np.tensordot(tmp_447, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 64, 68)
+    del t["adj_ln"], t["jac_r__z_a2"], t["jac_mu__z_a2"], t["jac_z_ln__z_a2"], adj_ln, jac_r__z_a2, jac_mu__z_a2, jac_z_ln__z_a2, tmp_422, tmp_423, tmp_424, tmp_425, tmp_426, tmp_427, tmp_428, tmp_429, tmp_430, tmp_431, tmp_432, tmp_433, tmp_434, tmp_435, tmp_436, tmp_437, tmp_438, tmp_439, tmp_440, tmp_441, tmp_442, tmp_443, tmp_444, tmp_445, tmp_446, tmp_447
+    # ∂f/∂K2,b[d,i,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__ln[k,l,m,j]
+    hess_K2__b = _block_view(H, 40, 48, 68, 72, PARAMS["K2"] + PARAMS["b"])
+    # einsum("dc,Bkc,Bli,Bklmj->dij", Q2, X, X, hess_z_a2__ln)
+    tmp_448 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_449 = np.einsum("Bkd,Bklj->Bdlj", tmp_448, hess_z_a2__ln.sum(axis=3), optimize=False)
+    _add_into(hess_K2__b, (np.tensordot(tmp_449, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+    _mirror(H, 40, 48, 68, 72)
+    del t["hess_z_a2__ln"], hess_z_a2__ln, tmp_448, tmp_449
+    t["hess_h2__z_ff"] = _hess_h2__z_ff(t)
+    del t["hess_r__z_ff"]
+    # ∂f/∂V2,F1[d,i,a,j] = Σ_ckl X[c,i] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,j,k,d] + Σ_ckl X[c,i] a2[k,c] hess_h2__z_ff[k,d,a,l] ln[l,j]
+    hess_V2__F1 = _block_view(H, 48, 56, 72, 88, PARAMS["V2"] + PARAMS["F1"])
+    jac_ln__h2 = t["jac_ln__h2"]
+    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a2, adj_z_ff, jac_ln__h2)
+    tmp_450 = a2 @ X
+    tmp_451 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
+    _add_into(hess_V2__F1, (np.tensordot(tmp_451, tmp_450, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
+    hess_h2__z_ff = t["hess_h2__z_ff"]
+    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a2, hess_h2__z_ff, ln)
+    tmp_452 = a2 @ X
+    tmp_453 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
+    _add_into(hess_V2__F1, (np.tensordot(tmp_453, tmp_452, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
+    _mirror(H, 48, 56, 72, 88)
+    del t["jac_ln__h2"], jac_ln__h2, hess_h2__z_ff, tmp_450, tmp_451, tmp_452, tmp_453
+    t["hess_a2__z_ff"] = _hess_a2__z_ff(t)
+    del t["hess_h2__z_ff"]
+    t["hess_z_a2__z_ff"] = _hess_z_a2__z_ff(t)
+    del t["hess_a2__z_ff"]
+    # ∂f/∂Q2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[l,k,a,m] ln[m,j]
+    hess_Q2__F1 = _block_view(H, 32, 40, 72, 88, PARAMS["Q2"] + PARAMS["F1"])
+    jac_ln__z_a2 = t["jac_ln__z_a2"]
+    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K2, X, X, adj_z_ff, jac_ln__z_a2)
+    tmp_454 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_455 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_454, jac_ln__z_a2, optimize=False)
+    tmp_456 = np.einsum("Bdmjl,Bli->Bdmji", tmp_455, X, optimize=False)
+    _add_into(hess_Q2__F1, (np.tensordot(tmp_456, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    hess_z_a2__z_ff = t["hess_z_a2__z_ff"]
+    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K2, X, X, hess_z_a2__z_ff, ln)
+    tmp_457 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_458 = np.einsum("Bkd,Blkam->Bdlam", tmp_457, hess_z_a2__z_ff, optimize=False)
+    tmp_459 = np.einsum("Bdlam,Bli->Bdami", tmp_458, X, optimize=False)
+    _add_into(hess_Q2__F1, (np.tensordot(tmp_459, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 72, 88)
+    del tmp_454, tmp_455, tmp_456, tmp_457, tmp_458, tmp_459
+    # ∂f/∂K2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[k,l,a,m] ln[m,j]
+    hess_K2__F1 = _block_view(H, 40, 48, 72, 88, PARAMS["K2"] + PARAMS["F1"])
+    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q2, X, X, adj_z_ff, jac_ln__z_a2)
+    tmp_460 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_461 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_460, jac_ln__z_a2, optimize=False)
+    tmp_462 = np.einsum("Bdmjl,Bli->Bdmji", tmp_461, X, optimize=False)
+    _add_into(hess_K2__F1, (np.tensordot(tmp_462, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q2, X, X, hess_z_a2__z_ff, ln)
+    tmp_463 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_464 = np.einsum("Bkd,Bklam->Bdlam", tmp_463, hess_z_a2__z_ff, optimize=False)
+    tmp_465 = np.einsum("Bdlam,Bli->Bdami", tmp_464, X, optimize=False)
+    _add_into(hess_K2__F1, (np.tensordot(tmp_465, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 72, 88)
+    del t["adj_z_ff"], t["jac_ln__z_a2"], t["hess_z_a2__z_ff"], adj_z_ff, jac_ln__z_a2, hess_z_a2__z_ff, tmp_460, tmp_461, tmp_462, tmp_463, tmp_464, tmp_465
+    t["hess_h2__ff"] = _hess_h2__ff(t)
+    del t["hess_r__ff"]
+    # ∂f/∂V2,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a2[l,k] adj_ff[c,j] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a2[l,k] hess_h2__ff[l,d,c,j]
+    hess_V2__F2 = _block_view(H, 48, 56, 88, 104, PARAMS["V2"] + PARAMS["F2"])
+    jac_z_ff__h2 = t["jac_z_ff__h2"]
+    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a2, adj_ff, jac_z_ff__h2)
+    tmp_466 = a2 @ X
+    tmp_467 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_468 = np.einsum("Bcja,Bacld->Bjald", tmp_467, jac_z_ff__h2, optimize=False)
+    _add_into(hess_V2__F2, (np.tensordot(tmp_468, tmp_466, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
+    hess_h2__ff = t["hess_h2__ff"]
+    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a2, hess_h2__ff)
+    tmp_469 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff, optimize=False)
+    tmp_470 = a2 @ X
+    _add_into(hess_V2__F2, (np.tensordot(tmp_470, tmp_469, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
+    _mirror(H, 48, 56, 88, 104)
+    del t["jac_z_ff__h2"], jac_z_ff__h2, hess_h2__ff, tmp_466, tmp_467, tmp_468, tmp_469, tmp_470
+    t["hess_a2__ff"] = _hess_a2__ff(t)
+    del t["hess_h2__ff"]
+    t["hess_z_a2__ff"] = _hess_z_a2__ff(t)
+    del t["hess_a2__ff"]
+    # ∂f/∂Q2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ff[m,l,c,j]
+    hess_Q2__F2 = _block_view(H, 32, 40, 88, 104, PARAMS["Q2"] + PARAMS["F2"])
+    jac_z_ff__z_a2 = t["jac_z_ff__z_a2"]
+    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K2, X, X, adj_ff, jac_z_ff__z_a2)
+    tmp_471 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_472 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_473 = np.einsum("Bld,Bacml->Bdacm", tmp_471, jac_z_ff__z_a2, optimize=False)
+    tmp_474 = np.einsum("Bdacm,Bcja->Bdamj", tmp_473, tmp_472, optimize=False)
+    _add_into(hess_Q2__F2, (np.tensordot(tmp_474, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+    hess_z_a2__ff = t["hess_z_a2__ff"]
+    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K2, X, X, hess_z_a2__ff)
+    tmp_475 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_476 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_475, hess_z_a2__ff, optimize=False)
+    tmp_477 = np.einsum("Bdmcj,Bac->Bdmja", tmp_476, gelu_z_ff, optimize=False)
+    _add_into(hess_Q2__F2, (np.tensordot(tmp_477, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    _mirror(H, 32, 40, 88, 104)
+    del tmp_471, tmp_472, tmp_473, tmp_474, tmp_475, tmp_476, tmp_477
+    # ∂f/∂K2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ff[l,m,c,j]
+    hess_K2__F2 = _block_view(H, 40, 48, 88, 104, PARAMS["K2"] + PARAMS["F2"])
+    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q2, X, X, adj_ff, jac_z_ff__z_a2)
+    tmp_478 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_479 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
+    tmp_480 = np.einsum("Bld,Baclm->Bdacm", tmp_478, jac_z_ff__z_a2, optimize=False)
+    tmp_481 = np.einsum("Bdacm,Bcja->Bdamj", tmp_480, tmp_479, optimize=False)
+    _add_into(hess_K2__F2, (np.tensordot(tmp_481, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q2, X, X, hess_z_a2__ff)
+    tmp_482 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_483 = np.einsum("Bld,Blmcj->Bdmcj", tmp_482, hess_z_a2__ff, optimize=False)
+    tmp_484 = np.einsum("Bdmcj,Bac->Bdmja", tmp_483, gelu_z_ff, optimize=False)
+    _add_into(hess_K2__F2, (np.tensordot(tmp_484, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+    _mirror(H, 40, 48, 88, 104)
+    del t["adj_ff"], t["jac_z_ff__z_a2"], t["hess_z_a2__ff"], adj_ff, jac_z_ff__z_a2, hess_z_a2__ff, tmp_478, tmp_479, tmp_480, tmp_481, tmp_482, tmp_483, tmp_484
+    t["hess_h2__p"] = _hess_h2__p(t)
+    del t["hess_r__p"]
+    # ∂f/∂V2,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a2[k,c] adj_p[l] jac_ff__h2[m,j,k,d] + 1/t Σ_ckm X[c,i] a2[k,c] ff[m,j] hess_h2__p[k,d,l]
+    hess_V2__U = _block_view(H, 48, 56, 104, 112, PARAMS["V2"] + PARAMS["U"])
+    jac_ff__h2 = t["jac_ff__h2"]
+    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a2, adj_p, jac_ff__h2)
+    tmp_485 = a2 @ X
+    tmp_486 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+    _add_into(hess_V2__U, (np.tensordot(tmp_486, tmp_485, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+    hess_h2__p = t["hess_h2__p"]
+    # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a2, ff, hess_h2__p)
+    tmp_487 = a2 @ X
+    tmp_488 = np.einsum("Bki,Bkdl->Bidl", tmp_487, hess_h2__p, optimize=False)
+    _add_into(hess_V2__U, (np.tensordot(tmp_488, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
+    _mirror(H, 48, 56, 104, 112)
+    del t["jac_ff__h2"], jac_ff__h2, hess_h2__p, tmp_485, tmp_486, tmp_487, tmp_488
+    t["hess_a2__p"] = _hess_a2__p(t)
+    del t["hess_h2__p"]
+    t["hess_z_a2__p"] = _hess_z_a2__p(t)
+    del t["hess_a2__p"]
+    # ∂f/∂Q2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[m,k,l]
+    hess_Q2__U = _block_view(H, 32, 40, 104, 112, PARAMS["Q2"] + PARAMS["U"])
+    jac_ff__z_a2 = t["jac_ff__z_a2"]
+    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K2, X, X, adj_p, jac_ff__z_a2)
+    tmp_489 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_490 = adj_p[:, :, None, None] * X[:, None]
+    tmp_491 = np.einsum("Bkd,Bjmk->Bdjm", tmp_489, jac_ff__z_a2.sum(axis=1), optimize=False)
+    _add_into(hess_Q2__U, (np.tensordot(tmp_491, tmp_490, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+    hess_z_a2__p = t["hess_z_a2__p"]
+    # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K2, X, X, ff, hess_z_a2__p)
+    tmp_492 = np.tensordot(X, K2, axes=([2], [1]))
+    tmp_493 = np.einsum("Bkd,Bmkl->Bdml", tmp_492, hess_z_a2__p, optimize=False)
+    tmp_494 = np.einsum("Bdml,Bmi->Bdli", tmp_493, X, optimize=False)
+    _add_into(hess_Q2__U, (np.tensordot(tmp_494, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    _mirror(H, 32, 40, 104, 112)
+    del tmp_489, tmp_490, tmp_491, tmp_492, tmp_493, tmp_494
+    # ∂f/∂K2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[k,m,l]
+    hess_K2__U = _block_view(H, 40, 48, 104, 112, PARAMS["K2"] + PARAMS["U"])
+    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q2, X, X, adj_p, jac_ff__z_a2)
+    tmp_495 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_496 = adj_p[:, :, None, None] * X[:, None]
+    tmp_497 = np.einsum("Bkd,Bjkm->Bdjm", tmp_495, jac_ff__z_a2.sum(axis=1), optimize=False)
+    _add_into(hess_K2__U, (np.tensordot(tmp_497, tmp_496, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+    # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q2, X, X, ff, hess_z_a2__p)
+    tmp_498 = np.tensordot(X, Q2, axes=([2], [1]))
+    tmp_499 = np.einsum("Bkd,Bkml->Bdml", tmp_498, hess_z_a2__p, optimize=False)
+    tmp_500 = np.einsum("Bdml,Bmi->Bdli", tmp_499, X, optimize=False)
+    _add_into(hess_K2__U, (np.tensordot(tmp_500, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+    _mirror(H, 40, 48, 104, 112)
+    del t["adj_p"], t["jac_ff__z_a2"], t["hess_z_a2__p"], adj_p, jac_ff__z_a2, hess_z_a2__p, tmp_495, tmp_496, tmp_497, tmp_498, tmp_499, tmp_500
     return {("Q1", "Q1"): hess_Q1__Q1, ("Q1", "K1"): hess_Q1__K1, ("Q1", "V1"): hess_Q1__V1, ("Q1", "O1"): hess_Q1__O1, ("Q1", "Q2"): hess_Q1__Q2, ("Q1", "K2"): hess_Q1__K2, ("Q1", "V2"): hess_Q1__V2, ("Q1", "O2"): hess_Q1__O2, ("Q1", "g"): hess_Q1__g, ("Q1", "b"): hess_Q1__b, ("Q1", "F1"): hess_Q1__F1, ("Q1", "F2"): hess_Q1__F2, ("Q1", "U"): hess_Q1__U, ("K1", "Q1"): _block_view(H, 8, 16, 0, 8, (2, 4, 2, 4)), ("K1", "K1"): hess_K1__K1, ("K1", "V1"): hess_K1__V1, ("K1", "O1"): hess_K1__O1, ("K1", "Q2"): hess_K1__Q2, ("K1", "K2"): hess_K1__K2, ("K1", "V2"): hess_K1__V2, ("K1", "O2"): hess_K1__O2, ("K1", "g"): hess_K1__g, ("K1", "b"): hess_K1__b, ("K1", "F1"): hess_K1__F1, ("K1", "F2"): hess_K1__F2, ("K1", "U"): hess_K1__U, ("V1", "Q1"): _block_view(H, 16, 24, 0, 8, (2, 4, 2, 4)), ("V1", "K1"): _block_view(H, 16, 24, 8, 16, (2, 4, 2, 4)), ("V1", "V1"): hess_V1__V1, ("V1", "O1"): hess_V1__O1, ("V1", "Q2"): hess_V1__Q2, ("V1", "K2"): hess_V1__K2, ("V1", "V2"): hess_V1__V2, ("V1", "O2"): hess_V1__O2, ("V1", "g"): hess_V1__g, ("V1", "b"): hess_V1__b, ("V1", "F1"): hess_V1__F1, ("V1", "F2"): hess_V1__F2, ("V1", "U"): hess_V1__U, ("O1", "Q1"): _block_view(H, 24, 32, 0, 8, (4, 2, 2, 4)), ("O1", "K1"): _block_view(H, 24, 32, 8, 16, (4, 2, 2, 4)), ("O1", "V1"): _block_view(H, 24, 32, 16, 24, (4, 2, 2, 4)), ("O1", "O1"): hess_O1__O1, ("O1", "Q2"): hess_O1__Q2, ("O1", "K2"): hess_O1__K2, ("O1", "V2"): hess_O1__V2, ("O1", "O2"): hess_O1__O2, ("O1", "g"): hess_O1__g, ("O1", "b"): hess_O1__b, ("O1", "F1"): hess_O1__F1, ("O1", "F2"): hess_O1__F2, ("O1", "U"): hess_O1__U, ("Q2", "Q1"): _block_view(H, 32, 40, 0, 8, (2, 4, 2, 4)), ("Q2", "K1"): _block_view(H, 32, 40, 8, 16, (2, 4, 2, 4)), ("Q2", "V1"): _block_view(H, 32, 40, 16, 24, (2, 4, 2, 4)), ("Q2", "O1"): _block_view(H, 32, 40, 24, 32, (2, 4, 4, 2)), ("Q2", "Q2"): hess_Q2__Q2, ("Q2", "K2"): hess_Q2__K2, ("Q2", "V2"): hess_Q2__V2, ("Q2", "O2"): hess_Q2__O2, ("Q2", "g"): hess_Q2__g, ("Q2", "b"): hess_Q2__b, ("Q2", "F1"): hess_Q2__F1, ("Q2", "F2"): hess_Q2__F2, ("Q2", "U"): hess_Q2__U, ("K2", "Q1"): _block_view(H, 40, 48, 0, 8, (2, 4, 2, 4)), ("K2", "K1"): _block_view(H, 40, 48, 8, 16, (2, 4, 2, 4)), ("K2", "V1"): _block_view(H, 40, 48, 16, 24, (2, 4, 2, 4)), ("K2", "O1"): _block_view(H, 40, 48, 24, 32, (2, 4, 4, 2)), ("K2", "Q2"): _block_view(H, 40, 48, 32, 40, (2, 4, 2, 4)), ("K2", "K2"): hess_K2__K2, ("K2", "V2"): hess_K2__V2, ("K2", "O2"): hess_K2__O2, ("K2", "g"): hess_K2__g, ("K2", "b"): hess_K2__b, ("K2", "F1"): hess_K2__F1, ("K2", "F2"): hess_K2__F2, ("K2", "U"): hess_K2__U, ("V2", "Q1"): _block_view(H, 48, 56, 0, 8, (2, 4, 2, 4)), ("V2", "K1"): _block_view(H, 48, 56, 8, 16, (2, 4, 2, 4)), ("V2", "V1"): _block_view(H, 48, 56, 16, 24, (2, 4, 2, 4)), ("V2", "O1"): _block_view(H, 48, 56, 24, 32, (2, 4, 4, 2)), ("V2", "Q2"): _block_view(H, 48, 56, 32, 40, (2, 4, 2, 4)), ("V2", "K2"): _block_view(H, 48, 56, 40, 48, (2, 4, 2, 4)), ("V2", "V2"): hess_V2__V2, ("V2", "O2"): hess_V2__O2, ("V2", "g"): hess_V2__g, ("V2", "b"): hess_V2__b, ("V2", "F1"): hess_V2__F1, ("V2", "F2"): hess_V2__F2, ("V2", "U"): hess_V2__U, ("O2", "Q1"): _block_view(H, 56, 64, 0, 8, (4, 2, 2, 4)), ("O2", "K1"): _block_view(H, 56, 64, 8, 16, (4, 2, 2, 4)), ("O2", "V1"): _block_view(H, 56, 64, 16, 24, (4, 2, 2, 4)), ("O2", "O1"): _block_view(H, 56, 64, 24, 32, (4, 2, 4, 2)), ("O2", "Q2"): _block_view(H, 56, 64, 32, 40, (4, 2, 2, 4)), ("O2", "K2"): _block_view(H, 56, 64, 40, 48, (4, 2, 2, 4)), ("O2", "V2"): _block_view(H, 56, 64, 48, 56, (4, 2, 2, 4)), ("O2", "O2"): hess_O2__O2, ("O2", "g"): hess_O2__g, ("O2", "b"): hess_O2__b, ("O2", "F1"): hess_O2__F1, ("O2", "F2"): hess_O2__F2, ("O2", "U"): hess_O2__U, ("g", "Q1"): _block_view(H, 64, 68, 0, 8, (4, 2, 4)), ("g", "K1"): _block_view(H, 64, 68, 8, 16, (4, 2, 4)), ("g", "V1"): _block_view(H, 64, 68, 16, 24, (4, 2, 4)), ("g", "O1"): _block_view(H, 64, 68, 24, 32, (4, 4, 2)), ("g", "Q2"): _block_view(H, 64, 68, 32, 40, (4, 2, 4)), ("g", "K2"): _block_view(H, 64, 68, 40, 48, (4, 2, 4)), ("g", "V2"): _block_view(H, 64, 68, 48, 56, (4, 2, 4)), ("g", "O2"): _block_view(H, 64, 68, 56, 64, (4, 4, 2)), ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "F1"): hess_g__F1, ("g", "F2"): hess_g__F2, ("g", "U"): hess_g__U, ("b", "Q1"): _block_view(H, 68, 72, 0, 8, (4, 2, 4)), ("b", "K1"): _block_view(H, 68, 72, 8, 16, (4, 2, 4)), ("b", "V1"): _block_view(H, 68, 72, 16, 24, (4, 2, 4)), ("b", "O1"): _block_view(H, 68, 72, 24, 32, (4, 4, 2)), ("b", "Q2"): _block_view(H, 68, 72, 32, 40, (4, 2, 4)), ("b", "K2"): _block_view(H, 68, 72, 40, 48, (4, 2, 4)), ("b", "V2"): _block_view(H, 68, 72, 48, 56, (4, 2, 4)), ("b", "O2"): _block_view(H, 68, 72, 56, 64, (4, 4, 2)), ("b", "g"): _block_view(H, 68, 72, 64, 68, (4, 4)), ("b", "b"): hess_b__b, ("b", "F1"): hess_b__F1, ("b", "F2"): hess_b__F2, ("b", "U"): hess_b__U, ("F1", "Q1"): _block_view(H, 72, 88, 0, 8, (4, 4, 2, 4)), ("F1", "K1"): _block_view(H, 72, 88, 8, 16, (4, 4, 2, 4)), ("F1", "V1"): _block_view(H, 72, 88, 16, 24, (4, 4, 2, 4)), ("F1", "O1"): _block_view(H, 72, 88, 24, 32, (4, 4, 4, 2)), ("F1", "Q2"): _block_view(H, 72, 88, 32, 40, (4, 4, 2, 4)), ("F1", "K2"): _block_view(H, 72, 88, 40, 48, (4, 4, 2, 4)), ("F1", "V2"): _block_view(H, 72, 88, 48, 56, (4, 4, 2, 4)), ("F1", "O2"): _block_view(H, 72, 88, 56, 64, (4, 4, 4, 2)), ("F1", "g"): _block_view(H, 72, 88, 64, 68, (4, 4, 4)), ("F1", "b"): _block_view(H, 72, 88, 68, 72, (4, 4, 4)), ("F1", "F1"): hess_F1__F1, ("F1", "F2"): hess_F1__F2, ("F1", "U"): hess_F1__U, ("F2", "Q1"): _block_view(H, 88, 104, 0, 8, (4, 4, 2, 4)), ("F2", "K1"): _block_view(H, 88, 104, 8, 16, (4, 4, 2, 4)), ("F2", "V1"): _block_view(H, 88, 104, 16, 24, (4, 4, 2, 4)), ("F2", "O1"): _block_view(H, 88, 104, 24, 32, (4, 4, 4, 2)), ("F2", "Q2"): _block_view(H, 88, 104, 32, 40, (4, 4, 2, 4)), ("F2", "K2"): _block_view(H, 88, 104, 40, 48, (4, 4, 2, 4)), ("F2", "V2"): _block_view(H, 88, 104, 48, 56, (4, 4, 2, 4)), ("F2", "O2"): _block_view(H, 88, 104, 56, 64, (4, 4, 4, 2)), ("F2", "g"): _block_view(H, 88, 104, 64, 68, (4, 4, 4)), ("F2", "b"): _block_view(H, 88, 104, 68, 72, (4, 4, 4)), ("F2", "F1"): _block_view(H, 88, 104, 72, 88, (4, 4, 4, 4)), ("F2", "F2"): hess_F2__F2, ("F2", "U"): hess_F2__U, ("U", "Q1"): _block_view(H, 104, 112, 0, 8, (2, 4, 2, 4)), ("U", "K1"): _block_view(H, 104, 112, 8, 16, (2, 4, 2, 4)), ("U", "V1"): _block_view(H, 104, 112, 16, 24, (2, 4, 2, 4)), ("U", "O1"): _block_view(H, 104, 112, 24, 32, (2, 4, 4, 2)), ("U", "Q2"): _block_view(H, 104, 112, 32, 40, (2, 4, 2, 4)), ("U", "K2"): _block_view(H, 104, 112, 40, 48, (2, 4, 2, 4)), ("U", "V2"): _block_view(H, 104, 112, 48, 56, (2, 4, 2, 4)), ("U", "O2"): _block_view(H, 104, 112, 56, 64, (2, 4, 4, 2)), ("U", "g"): _block_view(H, 104, 112, 64, 68, (2, 4, 4)), ("U", "b"): _block_view(H, 104, 112, 68, 72, (2, 4, 4)), ("U", "F1"): _block_view(H, 104, 112, 72, 88, (2, 4, 4, 4)), ("U", "F2"): _block_view(H, 104, 112, 88, 104, (2, 4, 4, 4)), ("U", "U"): hess_U__U}
 
 
