@@ -500,26 +500,32 @@ REASONS = {
         "back-propagated instead of the identity's (one B·c·c product at the top), and straight-line "
         "functions as for the gradient.",
     "hessian peak memory, no out=":
-        "Why: without out= the call allocates the P × P result itself, and the (B × h × h) second-order "
-        "adjoints of every layer pair stay alive in t.  What would reach it: pass out= (the row above), "
-        "or drop each adjoint after the last block that reads it.",
+        "Why: without out= the call allocates the P × P result itself; beyond it, as with out=, the "
+        "forward pass, the second-order adjoints that blocks still read (B × h × h each, deleted "
+        "after their last reader) and one chunk of Khatri–Rao rows.  What would reach it: pass out= "
+        "(the row above is the same call), or row chunks sized to a share of P² instead of a fixed 512 KB.",
     "hessian peak memory":
-        "Why: beyond out=, a call holds the forward pass and the second-order adjoints hess[s,s'] "
-        "(B × h × h for each pair of layers) and one chunk of Khatri–Rao rows; at small P these are "
-        "a larger share of the P² buffer (they grow as B·h², the buffer as h⁴).  What would reach it: "
-        "drop each adjoint after the last block that reads it; at P ≥ 6,000 the share is under 10%.",
+        "Why: beyond out=, a call holds the forward pass, the second-order adjoints hess[s,s'] that "
+        "blocks still read (B × h × h each, deleted after their last reader: at most a few at once) "
+        "and one chunk of Khatri–Rao rows; at small P these are a larger share of the P² buffer "
+        "(they grow as B·h², the buffer as h⁴).  What would reach it: row chunks sized to a share "
+        "of P² instead of a fixed 512 KB.",
     "hessian rate":
         "Why: every block between two dense layers is Σ_B G[B,j,k] a[B,i] b[B,l], a matmul per row j "
-        "with inner dimension B (64) and I = h rows: small-M, small-K DGEMMs run below the 2048² rate, "
-        "and the Khatri–Rao rows G[B,j,k] b[B,l] are formed (memory-bound) before each; the mirrored "
-        "blocks are a transposed copy.  These memory-bound parts (about a third of the time) suffer "
-        "most when other jobs share the memory bus and caches, and more as P grows.  What would reach "
-        "it: a fused kernel (the Khatri–Rao product formed inside the GEMM's packing), or a larger batch "
-        "per call (K = B).",
+        "with inner dimension B (64) and I = h rows, which alone runs at about 80% of the 2048² DGEMM "
+        "rate; the Khatri–Rao rows G[B,j,k] b[B,l] are formed (memory-bound) before each, the "
+        "mirrored blocks are a transposed copy, and the second-order adjoints are B × h × h "
+        "elementwise passes (at h = 68: about 60% of the time in the three h⁴ blocks' row loops, "
+        "10% mirroring, 10% the adjoints and diagonal terms, the rest the blocks with the output "
+        "layer).  The memory-bound parts suffer most when other jobs share the memory bus and "
+        "caches.  What would reach it: a fused kernel (the Khatri–Rao product formed inside the "
+        "GEMM's packing, the mirror written from the GEMM's output tile), or a larger batch per "
+        "call (K = B).",
     "hessian":
-        "Why: see the rate row: at this P the einderiv side is DGEMM-bound with small inner dimension, "
-        "and the libraries' side grows as P² · B · h too (forward-over-reverse, one HVP per column); "
-        "the ratio is the two constants.  What would reach it: a faster assembly (rate row).",
+        "Why: see the rate row: the einderiv side is DGEMM-bound with small inner dimension, and the "
+        "libraries' side grows as P² · B · h too (forward-over-reverse, one HVP per column); the "
+        "ratio is the two constants (jax's includes the CPU its worker thread spends after the call "
+        "returns, benchmarks/timing.py).  What would reach it: a faster assembly (rate row).",
     "engine":
         "Why: an order-2 module has one block per pair of layers, (L+1)² of them, each derived, "
         "simplified, lowered and printed on its own (the module itself grows as L²: 1.8 MB at "
