@@ -531,7 +531,9 @@ REASONS = {
         "simplified, lowered and printed on its own (the module itself grows as L²: 1.8 MB at "
         "L = 32), so past the fixed costs the time grows as L²; the work per block no longer "
         "grows with L (no scan of every node per block), and the cyclic GC is off while deriving.  "
-        "A fresh CLI process also pays SymPy's import (about 0.6 s).  What would reach it: "
+        "A fresh CLI process also pays its imports (about 0.5 s: SymPy, NumPy, lark and opt_einsum "
+        "0.3 s, einderiv's modules the rest; about 0.1 s more where Python writes no bytecode and "
+        "compiles einderiv's sources each time).  What would reach it: "
         "blocks of equal structure derived once and printed as one loop over layer pairs "
         "(as order 3 shares formulas with emit/share.py); a repeated command is answered "
         "from the cache (the start-up row).",
@@ -541,10 +543,12 @@ REASONS = {
         "(einderiv's version alone, at the price of stale answers under an editable install).",
     "torch backend: per_sample_gradient_norms":
         "Why: the generated function is straight-line at one torch op per matmul, activation, activation "
-        "backward and factor norm (einderiv/emit/straight.py, with torch_fuse.py); what is left is the forward and "
-        "backward matmuls and torch's float64 tanh on the CPU (≈4 ns an element, several times NumPy's), "
-        "which vmap(grad) also pays, and at L=2, h=32 each op's fixed dispatch cost.  What would reach "
-        "it: a faster tanh kernel in torch, or fewer ops than one per layer (torch.compile of the module).",
+        "backward and factor norm (einderiv/emit/straight.py, with torch_fuse.py), with tanh and a short-row "
+        "softmax from cheaper ops than torch's CPU kernels from 4096 and 1024 entries (torch.py's _tanh, "
+        "_softmax); what is left is mostly the forward and backward matmuls, which vmap(grad) also pays "
+        "(half or more of the CPU time from B = 256), and at L=2, h=32, B=64 each op's fixed dispatch cost "
+        "(about 20 ops at ≈4 µs, a 64 × 32 matmul ≈6 µs; tanh and softmax there are torch's own ops).  What "
+        "would reach it: fewer ops than one per layer (torch.compile of the module), cheaper small matmuls.",
 }
 
 
@@ -608,9 +612,10 @@ generated functions against autograd's graph recording).  `per_sample_gradient_n
 the factors of each per-sample gradient (‖δ_b‖ ‖x_b‖ for a dense layer: two vector norms and a
 product, no B × P array) after one backward pass without the weight-gradient matmuls, in a
 straight-line function (forward pass and adjoints inlined, no objective value, a tanh's
-backward one op): its cost is below one gradient's, while vmap(grad) forms every per-sample
-gradient.  The JAX rows compile both sides
-with `jax.jit`.  `benchmarks/run.py --device cuda` writes the same torch rows in float32 on a
+backward one op; on the CPU from 4096 entries tanh from expm1, and a softmax over fewer than 16
+classes from 1024 entries from exp, amax and sum, each about half torch's own kernel's time or
+less): its cost is below one gradient's, while vmap(grad) forms every per-sample gradient.
+The JAX rows compile both sides with `jax.jit`.  `benchmarks/run.py --device cuda` writes the same torch rows in float32 on a
 GPU, with the exact Hessian against `torch.func.hessian` at P = 21,000, to
 docs/benchmarks-cuda.md.
 """.splitlines()

@@ -118,7 +118,6 @@ def _backward(t):
         t[f"adj[v({k})]"] = adj_v_k
         # adj_z_v_k[j] = relu'(z_v_k[j]) adj_v_k[j]
         z_v_k = t[f"z_v({k})"]
-        v_k = t[f"v({k})"]
         drelu_z_v_k = np.heaviside(z_v_k, 0.0)
         adj_z_v_k = drelu_z_v_k * adj_v_k
         t[f"adj[z_v({k})]"] = adj_z_v_k
@@ -135,7 +134,6 @@ def _r_pass(t):
     t["tan[z_v(1)]"] = tan_z_v_1
     # tan_v_1[j] = relu'(z_v_1[j]) tan_z_v_1[j]
     z_v_1 = t["z_v(1)"]
-    v_1 = t["v(1)"]
     drelu_z_v_1 = np.heaviside(z_v_1, 0.0)
     tan_v_1 = drelu_z_v_1 * tan_z_v_1
     t["tan[v(1)]"] = tan_v_1
@@ -151,7 +149,6 @@ def _r_pass(t):
         t[f"tan[z_v({k})]"] = tan_z_v_k
         # tan_v_k[j] = relu'(z_v_k[j]) tan_z_v_k[j]
         z_v_k = t[f"z_v({k})"]
-        v_k = t[f"v({k})"]
         drelu_z_v_k = np.heaviside(z_v_k, 0.0)
         tan_v_k = drelu_z_v_k * tan_z_v_k
         t[f"tan[v({k})]"] = tan_v_k
@@ -194,7 +191,6 @@ def _r_pass(t):
         t[f"radj[v({k})]"] = radj_v_k
         # radj_z_v_k[j] = relu'(z_v_k[j]) radj_v_k[j]
         z_v_k_2 = t[f"z_v({k})"]
-        v_k_2 = t[f"v({k})"]
         drelu_z_v_k_2 = np.heaviside(z_v_k_2, 0.0)
         radj_z_v_k = drelu_z_v_k_2 * radj_v_k
         t[f"radj[z_v({k})]"] = radj_z_v_k
@@ -223,7 +219,6 @@ def _backward_seeded(t):
         t[f"adj[v({k})]"] = adj_v_k
         # adj_z_v_k[j] = relu'(z_v_k[j]) adj_v_k[j]
         z_v_k = t[f"z_v({k})"]
-        v_k = t[f"v({k})"]
         drelu_z_v_k = np.heaviside(z_v_k, 0.0)
         adj_z_v_k = drelu_z_v_k * adj_v_k
         t[f"adj[z_v({k})]"] = adj_z_v_k
@@ -339,7 +334,6 @@ def _per_sample(t):
 def _factors(t):
     """Gradient factors from t (forward and backward done)."""
     n = t["depth"]
-    B = t["x"].shape[0]
     adj_p = t["adj[p]"]
     v_n = t[f"v({n})"]
     grad_w = [None] * n

@@ -117,7 +117,6 @@ def _backward(t):
         adj_v_k = adj_z_v_kp1 @ w_kp1
         t[f"adj[v({k})]"] = adj_v_k
         # adj_z_v_k[j] = tanh'(z_v_k[j]) adj_v_k[j]
-        z_v_k = t[f"z_v({k})"]
         v_k = t[f"v({k})"]
         dtanh_z_v_k = 1 - v_k**2
         adj_z_v_k = dtanh_z_v_k * adj_v_k
@@ -134,7 +133,6 @@ def _r_pass(t):
     tan_z_v_1 = v_0 @ dir_w_1.T
     t["tan[z_v(1)]"] = tan_z_v_1
     # tan_v_1[j] = tanh'(z_v_1[j]) tan_z_v_1[j]
-    z_v_1 = t["z_v(1)"]
     v_1 = t["v(1)"]
     dtanh_z_v_1 = 1 - v_1**2
     tan_v_1 = dtanh_z_v_1 * tan_z_v_1
@@ -150,7 +148,6 @@ def _r_pass(t):
         tan_z_v_k = v_km1 @ dir_w_k.T + tan_v_km1 @ w_k.T
         t[f"tan[z_v({k})]"] = tan_z_v_k
         # tan_v_k[j] = tanh'(z_v_k[j]) tan_z_v_k[j]
-        z_v_k = t[f"z_v({k})"]
         v_k = t[f"v({k})"]
         dtanh_z_v_k = 1 - v_k**2
         tan_v_k = dtanh_z_v_k * tan_z_v_k
@@ -196,7 +193,6 @@ def _r_pass(t):
         radj_v_k = radj_z_v_kp1 @ w_kp1 + adj_z_v_kp1 @ dir_w_kp1
         t[f"radj[v({k})]"] = radj_v_k
         # radj_z_v_k[j] = tanh''(z_v_k[j]) adj_v_k[j] tan_z_v_k[j] + tanh'(z_v_k[j]) radj_v_k[j]
-        z_v_k_2 = t[f"z_v({k})"]
         v_k_2 = t[f"v({k})"]
         d2tanh_z_v_k = 2*v_k_2*(v_k_2**2 - 1)
         adj_v_k = t[f"adj[v({k})]"]
@@ -228,7 +224,6 @@ def _backward_seeded(t):
         adj_v_k = adj_z_v_kp1 @ w_kp1
         t[f"adj[v({k})]"] = adj_v_k
         # adj_z_v_k[j] = tanh'(z_v_k[j]) adj_v_k[j]
-        z_v_k = t[f"z_v({k})"]
         v_k = t[f"v({k})"]
         dtanh_z_v_k = 1 - v_k**2
         adj_z_v_k = dtanh_z_v_k * adj_v_k
@@ -345,7 +340,6 @@ def _per_sample(t):
 def _factors(t):
     """Gradient factors from t (forward and backward done)."""
     n = t["depth"]
-    B = t["x"].shape[0]
     adj_p = t["adj[p]"]
     v_n = t[f"v({n})"]
     grad_w = [None] * n

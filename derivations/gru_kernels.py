@@ -238,7 +238,6 @@ def _backward(t):
         adj_c_k = adj_h_k - adj_h_k * z_k
         t[f"adj[c({k})]"] = adj_c_k
         # adj_z_c_k[j] = tanh'(z_c_k[j]) adj_c_k[j]
-        z_c_k = t[f"z_c({k})"]
         dtanh_z_c_k = 1 - c_k**2
         adj_z_c_k = dtanh_z_c_k * adj_c_k
         t[f"adj[z_c({k})]"] = adj_z_c_k
@@ -280,7 +279,6 @@ def _backward(t):
     adj_c_1 = adj_h_1 - adj_h_1 * z_1
     t["adj[c(1)]"] = adj_c_1
     # adj_z_c_1[j] = tanh'(z_c_1[j]) adj_c_1[j]
-    z_c_1 = t["z_c(1)"]
     dtanh_z_c_1 = 1 - c_1**2
     adj_z_c_1 = dtanh_z_c_1 * adj_c_1
     t["adj[z_c(1)]"] = adj_z_c_1
@@ -301,7 +299,6 @@ def _r_pass(t):
     tan_z_c_1 = x_1 @ dir_Wh.T
     t["tan[z_c(1)]"] = tan_z_c_1
     # tan_c_1[j] = tanh'(z_c_1[j]) tan_z_c_1[j]
-    z_c_1 = t["z_c(1)"]
     c_1 = t["c(1)"]
     dtanh_z_c_1 = 1 - c_1**2
     tan_c_1 = dtanh_z_c_1 * tan_z_c_1
@@ -355,7 +352,6 @@ def _r_pass(t):
         tan_z_c_k = x_k @ dir_Wh.T + g_k @ dir_Uh.T + tan_g_k @ Uh.T
         t[f"tan[z_c({k})]"] = tan_z_c_k
         # tan_c_k[j] = tanh'(z_c_k[j]) tan_z_c_k[j]
-        z_c_k = t[f"z_c({k})"]
         c_k = t[f"c({k})"]
         dtanh_z_c_k = 1 - c_k**2
         tan_c_k = dtanh_z_c_k * tan_z_c_k
@@ -480,7 +476,6 @@ def _r_pass(t):
         radj_c_k = radj_h_k - radj_h_k * z_k_2 - adj_h_k * tan_z_k_2
         t[f"radj[c({k})]"] = radj_c_k
         # radj_z_c_k[j] = tanh''(z_c_k[j]) adj_c_k[j] tan_z_c_k[j] + tanh'(z_c_k[j]) radj_c_k[j]
-        z_c_k_2 = t[f"z_c({k})"]
         d2tanh_z_c_k = 2*c_k_2*(c_k_2**2 - 1)
         adj_c_k = t[f"adj[c({k})]"]
         tan_z_c_k_2 = t[f"tan[z_c({k})]"]
@@ -614,7 +609,6 @@ def _backward_seeded(t):
         adj_c_k = adj_h_k - adj_h_k * z_k
         t[f"adj[c({k})]"] = adj_c_k
         # adj_z_c_k[j] = tanh'(z_c_k[j]) adj_c_k[j]
-        z_c_k = t[f"z_c({k})"]
         dtanh_z_c_k = 1 - c_k**2
         adj_z_c_k = dtanh_z_c_k * adj_c_k
         t[f"adj[z_c({k})]"] = adj_z_c_k
@@ -656,7 +650,6 @@ def _backward_seeded(t):
     adj_c_1 = adj_h_1 - adj_h_1 * z_1
     t["adj[c(1)]"] = adj_c_1
     # adj_z_c_1[j] = tanh'(z_c_1[j]) adj_c_1[j]
-    z_c_1 = t["z_c(1)"]
     dtanh_z_c_1 = 1 - c_1**2
     adj_z_c_1 = dtanh_z_c_1 * adj_c_1
     t["adj[z_c(1)]"] = adj_z_c_1
@@ -789,7 +782,6 @@ def _per_sample(t):
 def _factors(t):
     """Gradient factors from t (forward and backward done)."""
     T = t["depth"]
-    B = t["x(1)"].shape[0]
     terms_Wz = []
     for k in range(1, T + 1):
         adj_z_z_k = t[f"adj[z_z({k})]"]

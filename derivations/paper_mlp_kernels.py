@@ -57,12 +57,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -175,7 +224,6 @@ def _adj_v2(t):
 def _adj_z_v2(t):
     """adj_z_v2[j] = relu'(z_v2[j]) adj_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     adj_v2 = t["adj_v2"]
     return drelu_z_v2 * adj_v2
@@ -192,7 +240,6 @@ def _adj_v1(t):
 def _adj_z_v1(t):
     """adj_z_v1[j] = relu'(z_v1[j]) adj_v1[j]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     adj_v1 = t["adj_v1"]
     return drelu_z_v1 * adj_v1
@@ -201,7 +248,6 @@ def _adj_z_v1(t):
 def _jac_v1__z_v1(t):
     """jac_v1__z_v1[j,i] = relu'(z_v1[j]) δ[j,i]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     # einsum("Bj,ji->Bji", drelu_z_v1, np.eye(5))
     return np.eye(5) * drelu_z_v1[:, :, None]
@@ -218,7 +264,6 @@ def _jac_z_v2__z_v1(t):
 def _jac_v2__z_v1(t):
     """jac_v2__z_v1[j,i] = relu'(z_v2[j]) jac_z_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     jac_z_v2__z_v1 = t["jac_z_v2__z_v1"]
     # einsum("Bj,Bji->Bji", drelu_z_v2, jac_z_v2__z_v1)
@@ -228,7 +273,6 @@ def _jac_v2__z_v1(t):
 def _jac_v2__z_v2(t):
     """jac_v2__z_v2[j,i] = relu'(z_v2[j]) δ[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     # einsum("Bj,ji->Bji", drelu_z_v2, np.eye(5))
     return np.eye(5) * drelu_z_v2[:, :, None]
@@ -243,7 +287,6 @@ def _jac_p__v2(t):
 def _jac_p__z_v2(t):
     """jac_p__z_v2[l,j] = relu'(z_v2[j]) jac_p__v2[l,j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     jac_p__v2 = t["jac_p__v2"]
     # einsum("Bj,lj->Blj", drelu_z_v2, jac_p__v2)
@@ -261,7 +304,6 @@ def _jac_p__v1(t):
 def _jac_p__z_v1(t):
     """jac_p__z_v1[l,j] = relu'(z_v1[j]) jac_p__v1[l,j]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     jac_p__v1 = t["jac_p__v1"]
     # einsum("Bj,Blj->Blj", drelu_z_v1, jac_p__v1)
@@ -290,7 +332,6 @@ def _hess_v2__z_v1(t):
 def _hess_z_v2__z_v1(t):
     """hess_z_v2__z_v1[j,i] = relu'(z_v2[j]) hess_v2__z_v1[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hess_v2__z_v1 = t["hess_v2__z_v1"]
     # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v1)
@@ -308,7 +349,6 @@ def _hess_v1__z_v1(t):
 def _hess_z_v1__z_v1(t):
     """hess_z_v1__z_v1[j,i] = relu'(z_v1[j]) hess_v1__z_v1[j,i]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hess_v1__z_v1 = t["hess_v1__z_v1"]
     # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v1)
@@ -337,7 +377,6 @@ def _hess_v2__z_v2(t):
 def _hess_z_v2__z_v2(t):
     """hess_z_v2__z_v2[j,i] = relu'(z_v2[j]) hess_v2__z_v2[j,i]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hess_v2__z_v2 = t["hess_v2__z_v2"]
     # einsum("Bj,Bji->Bji", drelu_z_v2, hess_v2__z_v2)
@@ -355,7 +394,6 @@ def _hess_v1__z_v2(t):
 def _hess_z_v1__z_v2(t):
     """hess_z_v1__z_v2[j,i] = relu'(z_v1[j]) hess_v1__z_v2[j,i]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hess_v1__z_v2 = t["hess_v1__z_v2"]
     # einsum("Bj,Bji->Bji", drelu_z_v1, hess_v1__z_v2)
@@ -382,7 +420,6 @@ def _hess_v2__p(t):
 def _hess_z_v2__p(t):
     """hess_z_v2__p[j,l] = relu'(z_v2[j]) hess_v2__p[j,l]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     hess_v2__p = t["hess_v2__p"]
     # einsum("Bj,Bjl->Bjl", drelu_z_v2, hess_v2__p)
@@ -400,7 +437,6 @@ def _hess_v1__p(t):
 def _hess_z_v1__p(t):
     """hess_z_v1__p[j,l] = relu'(z_v1[j]) hess_v1__p[j,l]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     hess_v1__p = t["hess_v1__p"]
     # einsum("Bj,Bjl->Bjl", drelu_z_v1, hess_v1__p)
@@ -427,7 +463,6 @@ def _tan_z_v1(t):
 def _tan_v1(t):
     """tan_v1[j] = relu'(z_v1[j]) tan_z_v1[j]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     tan_z_v1 = t["tan_z_v1"]
     return drelu_z_v1 * tan_z_v1
@@ -447,7 +482,6 @@ def _tan_z_v2(t):
 def _tan_v2(t):
     """tan_v2[j] = relu'(z_v2[j]) tan_z_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     tan_z_v2 = t["tan_z_v2"]
     return drelu_z_v2 * tan_z_v2
@@ -488,7 +522,6 @@ def _radj_v2(t):
 def _radj_z_v2(t):
     """radj_z_v2[j] = relu'(z_v2[j]) radj_v2[j]"""
     z_v2 = t["z_v2"]
-    v2 = t["v2"]
     drelu_z_v2 = np.heaviside(z_v2, 0.0)
     radj_v2 = t["radj_v2"]
     return drelu_z_v2 * radj_v2
@@ -508,7 +541,6 @@ def _radj_v1(t):
 def _radj_z_v1(t):
     """radj_z_v1[j] = relu'(z_v1[j]) radj_v1[j]"""
     z_v1 = t["z_v1"]
-    v1 = t["v1"]
     drelu_z_v1 = np.heaviside(z_v1, 0.0)
     radj_v1 = t["radj_v1"]
     return drelu_z_v1 * radj_v1
@@ -585,7 +617,6 @@ def per_sample_gradient(params, data):
     W1 = params["W1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T
@@ -644,7 +675,6 @@ def gradient_factors(params, data):
     W1 = params["W1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T
@@ -689,7 +719,6 @@ def per_sample_gradient_norms(params, data):
     W1 = params["W1"]
     W2 = params["W2"]
     U = params["U"]
-    B = x.shape[0]
     # z_v1[j] = Σ_i W1[j,i] x[i]
     # einsum("ji,Bi->Bj", W1, x)
     z_v1 = x @ W1.T
@@ -767,105 +796,216 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 60, params["W1"])
-    t["adj_p"] = _adj_p(t)
-    t["adj_v2"] = _adj_v2(t)
-    t["adj_z_v2"] = _adj_z_v2(t)
-    del t["adj_v2"]
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    del t["jac_v1__z_v1"]
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    del t["jac_z_v2__z_v1"]
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    del t["jac_p__v2"]
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    del t["jac_p__v1"]
-    t["hess_p__z_v1"] = _hess_p__z_v1(t)
-    del t["jac_p__z_v1"]
-    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
-    del t["hess_p__z_v1"]
-    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
-    del t["hess_v2__z_v1"]
-    t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
-    del t["hess_z_v2__z_v1"]
-    t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
-    del t["hess_v1__z_v1"]
-    # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
-    hess_W1__W1 = _block_view(H, 0, 20, 0, 20, PARAMS["W1"] + PARAMS["W1"])
-    hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
-    x = t["x"]
-    _outer_into(hess_W1__W1, x, ((hess_z_v1__z_v1, x, 1 / B, False),), False, True)
-    del t["hess_z_v1__z_v1"], hess_z_v1__z_v1
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    del t["jac_p__z_v2"]
-    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
-    del t["hess_p__z_v2"]
-    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
-    del t["hess_v2__z_v2"]
-    # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
-    hess_W2__W2 = _block_view(H, 20, 45, 20, 45, PARAMS["W2"] + PARAMS["W2"])
-    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    v1 = t["v1"]
-    _outer_into(hess_W2__W2, v1, ((hess_z_v2__z_v2, v1, 1 / B, False),), False, True)
-    del hess_z_v2__z_v2
-    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
-    del t["hess_z_v2__z_v2"]
-    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
-    del t["hess_v1__z_v2"]
-    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] relu'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
-    hess_W1__W2 = _block_view(H, 0, 20, 20, 45, PARAMS["W1"] + PARAMS["W2"])
-    hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
-    _outer_into(hess_W1__W2, x, ((hess_z_v1__z_v2, v1, 1 / B, False),), False)
-    adj_z_v2 = t["adj_z_v2"]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    # einsum("Bk,Bj,Bi->jik", adj_z_v2, drelu_z_v1, x)
-    tmp = x[:, :, None] * adj_z_v2[:, None]
-    _add_into(_diagonal_view(hess_W1__W2, 0, 3), (np.tensordot(tmp, drelu_z_v1, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    _mirror(H, 0, 20, 20, 45)
-    del t["adj_z_v2"], t["hess_z_v1__z_v2"], adj_z_v2, hess_z_v1__z_v2, tmp
-    t["hess_p__p"] = _hess_p__p(t)
-    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
-    hess_U__U = _block_view(H, 45, 60, 45, 60, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    v2 = t["v2"]
-    _outer_into(hess_U__U, v2, ((hess_p__p, v2, 1 / B, False),), False, True)
-    del hess_p__p
-    t["hess_v2__p"] = _hess_v2__p(t)
-    del t["hess_p__p"]
-    t["hess_z_v2__p"] = _hess_z_v2__p(t)
-    del t["hess_v2__p"]
-    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] relu'(z_v2[k]) δ[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
-    hess_W2__U = _block_view(H, 20, 45, 45, 60, PARAMS["W2"] + PARAMS["U"])
-    hess_z_v2__p = t["hess_z_v2__p"]
-    _outer_into(hess_W2__U, v1, ((hess_z_v2__p, v2, 1 / B, False),), False)
-    adj_p = t["adj_p"]
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    # einsum("Bl,Bj,Bi->jil", adj_p, drelu_z_v2, v1)
-    tmp_2 = drelu_z_v2[:, :, None] * adj_p[:, None]
-    _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_2, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    _mirror(H, 20, 45, 45, 60)
-    del hess_z_v2__p, tmp_2
-    t["hess_v1__p"] = _hess_v1__p(t)
-    del t["hess_z_v2__p"]
-    t["hess_z_v1__p"] = _hess_z_v1__p(t)
-    del t["hess_v1__p"]
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
-    hess_W1__U = _block_view(H, 0, 20, 45, 60, PARAMS["W1"] + PARAMS["U"])
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    hess_z_v1__p = t["hess_z_v1__p"]
-    _outer_into(hess_W1__U, x, ((jac_v2__z_v1.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_v1__p, v2, 1 / B, False)), False)
-    _mirror(H, 0, 20, 45, 60)
-    del t["adj_p"], t["jac_v2__z_v1"], t["hess_z_v1__p"], adj_p, jac_v2__z_v1, hess_z_v1__p
-    return {("W1", "W1"): hess_W1__W1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("W2", "W1"): _block_view(H, 20, 45, 0, 20, (5, 5, 5, 4)), ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): _block_view(H, 45, 60, 0, 20, (3, 5, 5, 4)), ("U", "W2"): _block_view(H, 45, 60, 20, 45, (3, 5, 5, 5)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    W2 = params["W2"]
+    U = params["U"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["W1"])
+    if todo:
+        # z_v1[j] = Σ_i W1[j,i] x[i]
+        # einsum("ji,Bi->Bj", W1, x)
+        z_v1 = x @ W1.T
+        # v1[j] = relu(z_v1[j])
+        v1 = np.maximum(0, z_v1)
+        # z_v2[j] = Σ_i W2[j,i] v1[i]
+        # einsum("ji,Bi->Bj", W2, v1)
+        z_v2 = v1 @ W2.T
+        # v2[j] = relu(z_v2[j])
+        v2 = np.maximum(0, z_v2)
+        # p[l] = Σ_j U[l,j] v2[j]
+        # einsum("lj,Bj->Bl", U, v2)
+        p = v2 @ U.T
+    if not todo.isdisjoint((("W1", "W2"), ("W2", "U"), ("W1", "U"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if ("W1", "W2") in todo:
+        # adj_v2[j] = Σ_c U[c,j] adj_p[c]
+        # einsum("cj,Bc->Bj", U, adj_p)
+        adj_v2 = adj_p @ U
+        # adj_z_v2[j] = relu'(z_v2[j]) adj_v2[j]
+        drelu_z_v2 = np.heaviside(z_v2, 0.0)
+        adj_z_v2 = drelu_z_v2 * adj_v2
+        del adj_v2, drelu_z_v2
+    if ("W1", "U") in todo:
+        # jac_v1__z_v1[j,i] = relu'(z_v1[j]) δ[j,i]
+        drelu_z_v1 = np.heaviside(z_v1, 0.0)
+        # einsum("Bj,ji->Bji", drelu_z_v1, np.eye(5))
+        jac_v1__z_v1 = np.eye(5) * drelu_z_v1[:, :, None]
+        # jac_z_v2__z_v1[j,i] = Σ_c W2[j,c] jac_v1__z_v1[c,i]
+        # einsum("jc,Bci->Bji", W2, jac_v1__z_v1)
+        jac_z_v2__z_v1 = (np.tensordot(jac_v1__z_v1, W2, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_v2__z_v1[j,i] = relu'(z_v2[j]) jac_z_v2__z_v1[j,i]
+        drelu_z_v2_2 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,Bji->Bji", drelu_z_v2_2, jac_z_v2__z_v1)
+        jac_v2__z_v1 = jac_z_v2__z_v1 * drelu_z_v2_2[:, :, None]
+        del drelu_z_v1, jac_v1__z_v1, jac_z_v2__z_v1, drelu_z_v2_2
+    if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"))):
+        # jac_p__v2[l,j] = U[l,j]
+        jac_p__v2 = U
+        # jac_p__z_v2[l,j] = relu'(z_v2[j]) jac_p__v2[l,j]
+        drelu_z_v2_3 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,lj->Blj", drelu_z_v2_3, jac_p__v2)
+        jac_p__z_v2 = jac_p__v2 * drelu_z_v2_3[:, None]
+        del jac_p__v2, drelu_z_v2_3
+    if ("W1", "W1") in todo:
+        # jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c]
+        # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
+        jac_p__v1 = np.tensordot(jac_p__z_v2, W2, axes=([2], [0]))
+        # jac_p__z_v1[l,j] = relu'(z_v1[j]) jac_p__v1[l,j]
+        drelu_z_v1_2 = np.heaviside(z_v1, 0.0)
+        # einsum("Bj,Blj->Blj", drelu_z_v1_2, jac_p__v1)
+        jac_p__z_v1 = jac_p__v1 * drelu_z_v1_2[:, None]
+        # hess_p__z_v1[l,j] = jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_v1, softmax_p_2)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v1, softmax_p_2, softmax_p_2)
+        tmp = (softmax_p_2[..., None, :] @ jac_p__z_v1)[..., 0, :]
+        hess_p__z_v1 = softmax_p_2[:, :, None] * jac_p__z_v1 - tmp[:, None] * softmax_p_2[:, :, None]
+        # hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_v1)
+        hess_v2__z_v1 = (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v2__z_v1[j,i] = relu'(z_v2[j]) hess_v2__z_v1[j,i]
+        drelu_z_v2_4 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,Bji->Bji", drelu_z_v2_4, hess_v2__z_v1)
+        hess_z_v2__z_v1 = hess_v2__z_v1 * drelu_z_v2_4[:, :, None]
+        # hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i]
+        # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
+        hess_v1__z_v1 = (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v1__z_v1[j,i] = relu'(z_v1[j]) hess_v1__z_v1[j,i]
+        # einsum("Bj,Bji->Bji", drelu_z_v1_2, hess_v1__z_v1)
+        hess_z_v1__z_v1 = hess_v1__z_v1 * drelu_z_v1_2[:, :, None]
+        # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
+        hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
+        _outer_into(hess_W1__W1, x, ((hess_z_v1__z_v1, x, 1 / B, False),), False, True)
+        del jac_p__v1, drelu_z_v1_2, jac_p__z_v1, softmax_p_2, tmp, hess_p__z_v1, hess_v2__z_v1, drelu_z_v2_4, hess_z_v2__z_v1, hess_v1__z_v1, hess_z_v1__z_v1
+    if not todo.isdisjoint((("W2", "W2"), ("W1", "W2"))):
+        # hess_p__z_v2[l,j] = jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_v2, softmax_p_3)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v2, softmax_p_3, softmax_p_3)
+        tmp_2 = (softmax_p_3[..., None, :] @ jac_p__z_v2)[..., 0, :]
+        hess_p__z_v2 = softmax_p_3[:, :, None] * jac_p__z_v2 - tmp_2[:, None] * softmax_p_3[:, :, None]
+        # hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_v2)
+        hess_v2__z_v2 = (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v2__z_v2[j,i] = relu'(z_v2[j]) hess_v2__z_v2[j,i]
+        drelu_z_v2_5 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,Bji->Bji", drelu_z_v2_5, hess_v2__z_v2)
+        hess_z_v2__z_v2 = hess_v2__z_v2 * drelu_z_v2_5[:, :, None]
+        del softmax_p_3, tmp_2, hess_p__z_v2, hess_v2__z_v2, drelu_z_v2_5
+    if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"))):
+        del jac_p__z_v2
+    if ("W2", "W2") in todo:
+        # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
+        hess_W2__W2 = _block_view(H, rows["W2"][0], rows["W2"][1], rows["W2"][0], rows["W2"][1], PARAMS["W2"] + PARAMS["W2"])
+        _outer_into(hess_W2__W2, v1, ((hess_z_v2__z_v2, v1, 1 / B, False),), False, True)
+    if ("W1", "W2") in todo:
+        # hess_v1__z_v2[j,i] = Σ_c W2[c,j] hess_z_v2__z_v2[c,i]
+        # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v2)
+        hess_v1__z_v2 = (np.tensordot(hess_z_v2__z_v2, W2, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v1__z_v2[j,i] = relu'(z_v1[j]) hess_v1__z_v2[j,i]
+        drelu_z_v1_3 = np.heaviside(z_v1, 0.0)
+        # einsum("Bj,Bji->Bji", drelu_z_v1_3, hess_v1__z_v2)
+        hess_z_v1__z_v2 = hess_v1__z_v2 * drelu_z_v1_3[:, :, None]
+        # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] relu'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
+        hess_W1__W2 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W2"][0], rows["W2"][1], PARAMS["W1"] + PARAMS["W2"])
+        _outer_into(hess_W1__W2, x, ((hess_z_v1__z_v2, v1, 1 / B, False),), False)
+        # einsum("Bk,Bj,Bi->jik", adj_z_v2, drelu_z_v1_3, x)
+        tmp_3 = x[:, :, None] * adj_z_v2[:, None]
+        _add_into(_diagonal_view(hess_W1__W2, 0, 3), (np.tensordot(tmp_3, drelu_z_v1_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+        del hess_v1__z_v2, drelu_z_v1_3, hess_z_v1__z_v2, tmp_3
+    if ("W1", "W2") in todo:
+        del adj_z_v2
+    if not todo.isdisjoint((("W2", "W2"), ("W1", "W2"))):
+        del hess_z_v2__z_v2
+    if ("W2", "W1") in want:
+        _mirror(H, rows["W1"][0], rows["W1"][1], rows["W2"][0], rows["W2"][1])
+    if not todo.isdisjoint((("U", "U"), ("W2", "U"), ("W1", "U"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(3), softmax_p_4)
+        # einsum("Bl,Bi->Bli", softmax_p_4, softmax_p_4)
+        hess_p__p = softmax_p_4[:, :, None] * np.eye(3) - softmax_p_4[:, None] * softmax_p_4[:, :, None]
+        del softmax_p_4
+    if todo:
+        del p
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        _outer_into(hess_U__U, v2, ((hess_p__p, v2, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("W2", "U"), ("W1", "U"))):
+        # hess_v2__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
+        # einsum("cj,Bcl->Bjl", U, hess_p__p)
+        hess_v2__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v2__p[j,l] = relu'(z_v2[j]) hess_v2__p[j,l]
+        drelu_z_v2_6 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,Bjl->Bjl", drelu_z_v2_6, hess_v2__p)
+        hess_z_v2__p = hess_v2__p * drelu_z_v2_6[:, :, None]
+        del hess_v2__p, drelu_z_v2_6
+    if not todo.isdisjoint((("U", "U"), ("W2", "U"), ("W1", "U"))):
+        del hess_p__p
+    if ("W2", "U") in todo:
+        # ∂f/∂W2,U[j,i,l,k] = adj_p[l] relu'(z_v2[k]) δ[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
+        hess_W2__U = _block_view(H, rows["W2"][0], rows["W2"][1], rows["U"][0], rows["U"][1], PARAMS["W2"] + PARAMS["U"])
+        _outer_into(hess_W2__U, v1, ((hess_z_v2__p, v2, 1 / B, False),), False)
+        drelu_z_v2_7 = np.heaviside(z_v2, 0.0)
+        # einsum("Bl,Bj,Bi->jil", adj_p, drelu_z_v2_7, v1)
+        tmp_4 = drelu_z_v2_7[:, :, None] * adj_p[:, None]
+        _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_4, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+        del drelu_z_v2_7, tmp_4
+    if todo:
+        del v1, z_v2
+    if ("U", "W2") in want:
+        _mirror(H, rows["W2"][0], rows["W2"][1], rows["U"][0], rows["U"][1])
+    if ("W1", "U") in todo:
+        # hess_v1__p[j,l] = Σ_c W2[c,j] hess_z_v2__p[c,l]
+        # einsum("cj,Bcl->Bjl", W2, hess_z_v2__p)
+        hess_v1__p = (np.tensordot(hess_z_v2__p, W2, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v1__p[j,l] = relu'(z_v1[j]) hess_v1__p[j,l]
+        drelu_z_v1_4 = np.heaviside(z_v1, 0.0)
+        # einsum("Bj,Bjl->Bjl", drelu_z_v1_4, hess_v1__p)
+        hess_z_v1__p = hess_v1__p * drelu_z_v1_4[:, :, None]
+        # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
+        hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
+        _outer_into(hess_W1__U, x, ((jac_v2__z_v1.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_v1__p, v2, 1 / B, False)), False)
+        del hess_v1__p, drelu_z_v1_4, hess_z_v1__p
+    if todo:
+        del z_v1, v2
+    if not todo.isdisjoint((("W1", "W2"), ("W2", "U"), ("W1", "U"))):
+        del adj_p
+    if ("W1", "U") in todo:
+        del jac_v2__z_v1
+    if not todo.isdisjoint((("W2", "U"), ("W1", "U"))):
+        del hess_z_v2__p
+    if ("U", "W1") in want:
+        _mirror(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("W1", "W1") in want:
+        hess[("W1", "W1")] = hess_W1__W1
+    if ("W1", "W2") in want:
+        hess[("W1", "W2")] = hess_W1__W2
+    if ("W1", "U") in want:
+        hess[("W1", "U")] = hess_W1__U
+    if ("W2", "W1") in want:
+        hess[("W2", "W1")] = _block_view(H, rows["W2"][0], rows["W2"][1], rows["W1"][0], rows["W1"][1], (5, 5, 5, 4))
+    if ("W2", "W2") in want:
+        hess[("W2", "W2")] = hess_W2__W2
+    if ("W2", "U") in want:
+        hess[("W2", "U")] = hess_W2__U
+    if ("U", "W1") in want:
+        hess[("U", "W1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["W1"][0], rows["W1"][1], (3, 5, 5, 4))
+    if ("U", "W2") in want:
+        hess[("U", "W2")] = _block_view(H, rows["U"][0], rows["U"][1], rows["W2"][0], rows["W2"][1], (3, 5, 5, 5))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

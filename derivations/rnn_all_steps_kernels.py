@@ -73,7 +73,8 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
@@ -216,7 +217,6 @@ def _adj_r_3(t):
 
 def _adj_z_r_3(t):
     """adj_z_r_3[m] = tanh'(z_r_3[m]) adj_r_3[m]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     adj_r_3 = t["adj_r_3"]
@@ -233,7 +233,6 @@ def _adj_h_3(t):
 
 def _adj_z_h_3(t):
     """adj_z_h_3[j] = tanh'(z_h_3[j]) adj_h_3[j]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     adj_h_3 = t["adj_h_3"]
@@ -260,7 +259,6 @@ def _adj_r_2(t):
 
 def _adj_z_r_2(t):
     """adj_z_r_2[m] = tanh'(z_r_2[m]) adj_r_2[m]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     adj_r_2 = t["adj_r_2"]
@@ -280,7 +278,6 @@ def _adj_h_2(t):
 
 def _adj_z_h_2(t):
     """adj_z_h_2[j] = tanh'(z_h_2[j]) adj_h_2[j]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     adj_h_2 = t["adj_h_2"]
@@ -307,7 +304,6 @@ def _adj_r_1(t):
 
 def _adj_z_r_1(t):
     """adj_z_r_1[m] = tanh'(z_r_1[m]) adj_r_1[m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     adj_r_1 = t["adj_r_1"]
@@ -327,7 +323,6 @@ def _adj_h_1(t):
 
 def _adj_z_h_1(t):
     """adj_z_h_1[j] = tanh'(z_h_1[j]) adj_h_1[j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     adj_h_1 = t["adj_h_1"]
@@ -336,7 +331,6 @@ def _adj_z_h_1(t):
 
 def _jac_h_1__z_h_1(t):
     """jac_h_1__z_h_1[j,i] = tanh'(z_h_1[j]) δ[j,i]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     # einsum("Bj,ji->Bji", dtanh_z_h_1, np.eye(3))
@@ -353,7 +347,6 @@ def _jac_z_r_1__z_h_1(t):
 
 def _jac_r_1__z_h_1(t):
     """jac_r_1__z_h_1[m,j] = tanh'(z_r_1[m]) jac_z_r_1__z_h_1[m,j]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     jac_z_r_1__z_h_1 = t["jac_z_r_1__z_h_1"]
@@ -371,7 +364,6 @@ def _jac_z_h_2__z_h_1(t):
 
 def _jac_h_2__z_h_1(t):
     """jac_h_2__z_h_1[j,i] = tanh'(z_h_2[j]) jac_z_h_2__z_h_1[j,i]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     jac_z_h_2__z_h_1 = t["jac_z_h_2__z_h_1"]
@@ -392,7 +384,6 @@ def _jac_z_r_2__z_h_1(t):
 
 def _jac_r_2__z_h_1(t):
     """jac_r_2__z_h_1[m,j] = tanh'(z_r_2[m]) jac_z_r_2__z_h_1[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_z_r_2__z_h_1 = t["jac_z_r_2__z_h_1"]
@@ -410,7 +401,6 @@ def _jac_z_h_3__z_h_1(t):
 
 def _jac_h_3__z_h_1(t):
     """jac_h_3__z_h_1[j,i] = tanh'(z_h_3[j]) jac_z_h_3__z_h_1[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     jac_z_h_3__z_h_1 = t["jac_z_h_3__z_h_1"]
@@ -431,7 +421,6 @@ def _jac_z_r_3__z_h_1(t):
 
 def _jac_r_3__z_h_1(t):
     """jac_r_3__z_h_1[m,j] = tanh'(z_r_3[m]) jac_z_r_3__z_h_1[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_h_1 = t["jac_z_r_3__z_h_1"]
@@ -441,7 +430,6 @@ def _jac_r_3__z_h_1(t):
 
 def _jac_h_2__z_h_2(t):
     """jac_h_2__z_h_2[j,i] = tanh'(z_h_2[j]) δ[j,i]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     # einsum("Bj,ji->Bji", dtanh_z_h_2, np.eye(3))
@@ -458,7 +446,6 @@ def _jac_z_r_2__z_h_2(t):
 
 def _jac_r_2__z_h_2(t):
     """jac_r_2__z_h_2[m,j] = tanh'(z_r_2[m]) jac_z_r_2__z_h_2[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_z_r_2__z_h_2 = t["jac_z_r_2__z_h_2"]
@@ -476,7 +463,6 @@ def _jac_z_h_3__z_h_2(t):
 
 def _jac_h_3__z_h_2(t):
     """jac_h_3__z_h_2[j,i] = tanh'(z_h_3[j]) jac_z_h_3__z_h_2[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     jac_z_h_3__z_h_2 = t["jac_z_h_3__z_h_2"]
@@ -497,7 +483,6 @@ def _jac_z_r_3__z_h_2(t):
 
 def _jac_r_3__z_h_2(t):
     """jac_r_3__z_h_2[m,j] = tanh'(z_r_3[m]) jac_z_r_3__z_h_2[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_h_2 = t["jac_z_r_3__z_h_2"]
@@ -507,7 +492,6 @@ def _jac_r_3__z_h_2(t):
 
 def _jac_h_3__z_h_3(t):
     """jac_h_3__z_h_3[j,i] = tanh'(z_h_3[j]) δ[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     # einsum("Bj,ji->Bji", dtanh_z_h_3, np.eye(3))
@@ -524,7 +508,6 @@ def _jac_z_r_3__z_h_3(t):
 
 def _jac_r_3__z_h_3(t):
     """jac_r_3__z_h_3[m,j] = tanh'(z_r_3[m]) jac_z_r_3__z_h_3[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_h_3 = t["jac_z_r_3__z_h_3"]
@@ -534,7 +517,6 @@ def _jac_r_3__z_h_3(t):
 
 def _jac_r_2__z_r_2(t):
     """jac_r_2__z_r_2[m,i] = tanh'(z_r_2[m]) δ[m,i]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     # einsum("Bm,mi->Bmi", dtanh_z_r_2, np.eye(2))
@@ -551,7 +533,6 @@ def _jac_z_r_3__z_r_2(t):
 
 def _jac_r_3__z_r_2(t):
     """jac_r_3__z_r_2[m,i] = tanh'(z_r_3[m]) jac_z_r_3__z_r_2[m,i]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_r_2 = t["jac_z_r_3__z_r_2"]
@@ -561,7 +542,6 @@ def _jac_r_3__z_r_2(t):
 
 def _jac_r_1__z_r_1(t):
     """jac_r_1__z_r_1[m,i] = tanh'(z_r_1[m]) δ[m,i]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     # einsum("Bm,mi->Bmi", dtanh_z_r_1, np.eye(2))
@@ -578,7 +558,6 @@ def _jac_z_r_2__z_r_1(t):
 
 def _jac_r_2__z_r_1(t):
     """jac_r_2__z_r_1[m,i] = tanh'(z_r_2[m]) jac_z_r_2__z_r_1[m,i]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_z_r_2__z_r_1 = t["jac_z_r_2__z_r_1"]
@@ -596,7 +575,6 @@ def _jac_z_r_3__z_r_1(t):
 
 def _jac_r_3__z_r_1(t):
     """jac_r_3__z_r_1[m,i] = tanh'(z_r_3[m]) jac_z_r_3__z_r_1[m,i]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_z_r_3__z_r_1 = t["jac_z_r_3__z_r_1"]
@@ -612,7 +590,6 @@ def _jac_p_3__r_3(t):
 
 def _jac_p_3__z_r_3(t):
     """jac_p_3__z_r_3[l,m] = tanh'(z_r_3[m]) jac_p_3__r_3[l,m]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     jac_p_3__r_3 = t["jac_p_3__r_3"]
@@ -630,7 +607,6 @@ def _jac_p_3__h_3(t):
 
 def _jac_p_3__z_h_3(t):
     """jac_p_3__z_h_3[l,j] = tanh'(z_h_3[j]) jac_p_3__h_3[l,j]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     jac_p_3__h_3 = t["jac_p_3__h_3"]
@@ -648,7 +624,6 @@ def _jac_p_3__r_2(t):
 
 def _jac_p_3__z_r_2(t):
     """jac_p_3__z_r_2[l,m] = tanh'(z_r_2[m]) jac_p_3__r_2[l,m]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_p_3__r_2 = t["jac_p_3__r_2"]
@@ -669,7 +644,6 @@ def _jac_p_3__h_2(t):
 
 def _jac_p_3__z_h_2(t):
     """jac_p_3__z_h_2[l,j] = tanh'(z_h_2[j]) jac_p_3__h_2[l,j]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     jac_p_3__h_2 = t["jac_p_3__h_2"]
@@ -687,7 +661,6 @@ def _jac_p_3__r_1(t):
 
 def _jac_p_3__z_r_1(t):
     """jac_p_3__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_3__r_1[l,m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     jac_p_3__r_1 = t["jac_p_3__r_1"]
@@ -708,7 +681,6 @@ def _jac_p_3__h_1(t):
 
 def _jac_p_3__z_h_1(t):
     """jac_p_3__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_3__h_1[l,j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     jac_p_3__h_1 = t["jac_p_3__h_1"]
@@ -732,7 +704,6 @@ def _hess_r_3__z_h_1(t):
 
 def _hess_z_r_3__z_h_1(t):
     """hess_z_r_3__z_h_1[m,j] = tanh'(z_r_3[m]) hess_r_3__z_h_1[m,j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_1[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_h_1 = t["hess_r_3__z_h_1"]
@@ -755,7 +726,6 @@ def _hess_h_3__z_h_1(t):
 
 def _hess_z_h_3__z_h_1(t):
     """hess_z_h_3__z_h_1[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_1[j,i] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_1[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_h_1 = t["hess_h_3__z_h_1"]
@@ -776,7 +746,6 @@ def _jac_p_2__r_2(t):
 
 def _jac_p_2__z_r_2(t):
     """jac_p_2__z_r_2[l,m] = tanh'(z_r_2[m]) jac_p_2__r_2[l,m]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     jac_p_2__r_2 = t["jac_p_2__r_2"]
@@ -794,7 +763,6 @@ def _jac_p_2__h_2(t):
 
 def _jac_p_2__z_h_2(t):
     """jac_p_2__z_h_2[l,j] = tanh'(z_h_2[j]) jac_p_2__h_2[l,j]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     jac_p_2__h_2 = t["jac_p_2__h_2"]
@@ -812,7 +780,6 @@ def _jac_p_2__r_1(t):
 
 def _jac_p_2__z_r_1(t):
     """jac_p_2__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_2__r_1[l,m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     jac_p_2__r_1 = t["jac_p_2__r_1"]
@@ -833,7 +800,6 @@ def _jac_p_2__h_1(t):
 
 def _jac_p_2__z_h_1(t):
     """jac_p_2__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_2__h_1[l,j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     jac_p_2__h_1 = t["jac_p_2__h_1"]
@@ -860,7 +826,6 @@ def _hess_r_2__z_h_1(t):
 
 def _hess_z_r_2__z_h_1(t):
     """hess_z_r_2__z_h_1[m,j] = tanh'(z_r_2[m]) hess_r_2__z_h_1[m,j] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_1[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_h_1 = t["hess_r_2__z_h_1"]
@@ -886,7 +851,6 @@ def _hess_h_2__z_h_1(t):
 
 def _hess_z_h_2__z_h_1(t):
     """hess_z_h_2__z_h_1[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_1[j,i] + tanh''(z_h_2[j]) adj_h_2[j] jac_z_h_2__z_h_1[j,i]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_h_1 = t["hess_h_2__z_h_1"]
@@ -907,7 +871,6 @@ def _jac_p_1__r_1(t):
 
 def _jac_p_1__z_r_1(t):
     """jac_p_1__z_r_1[l,m] = tanh'(z_r_1[m]) jac_p_1__r_1[l,m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     jac_p_1__r_1 = t["jac_p_1__r_1"]
@@ -925,7 +888,6 @@ def _jac_p_1__h_1(t):
 
 def _jac_p_1__z_h_1(t):
     """jac_p_1__z_h_1[l,j] = tanh'(z_h_1[j]) jac_p_1__h_1[l,j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     jac_p_1__h_1 = t["jac_p_1__h_1"]
@@ -952,7 +914,6 @@ def _hess_r_1__z_h_1(t):
 
 def _hess_z_r_1__z_h_1(t):
     """hess_z_r_1__z_h_1[m,j] = tanh'(z_r_1[m]) hess_r_1__z_h_1[m,j] + tanh''(z_r_1[m]) adj_r_1[m] jac_z_r_1__z_h_1[m,j]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_h_1 = t["hess_r_1__z_h_1"]
@@ -978,7 +939,6 @@ def _hess_h_1__z_h_1(t):
 
 def _hess_z_h_1__z_h_1(t):
     """hess_z_h_1__z_h_1[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_1[j,i] + tanh''(z_h_1[j]) δ[j,i] adj_h_1[j]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_h_1 = t["hess_h_1__z_h_1"]
@@ -1006,7 +966,6 @@ def _hess_r_3__z_h_2(t):
 
 def _hess_z_r_3__z_h_2(t):
     """hess_z_r_3__z_h_2[m,j] = tanh'(z_r_3[m]) hess_r_3__z_h_2[m,j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_2[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_h_2 = t["hess_r_3__z_h_2"]
@@ -1029,7 +988,6 @@ def _hess_h_3__z_h_2(t):
 
 def _hess_z_h_3__z_h_2(t):
     """hess_z_h_3__z_h_2[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_2[j,i] + tanh''(z_h_3[j]) adj_h_3[j] jac_z_h_3__z_h_2[j,i]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_h_2 = t["hess_h_3__z_h_2"]
@@ -1061,7 +1019,6 @@ def _hess_r_2__z_h_2(t):
 
 def _hess_z_r_2__z_h_2(t):
     """hess_z_r_2__z_h_2[m,j] = tanh'(z_r_2[m]) hess_r_2__z_h_2[m,j] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_h_2[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_h_2 = t["hess_r_2__z_h_2"]
@@ -1087,7 +1044,6 @@ def _hess_h_2__z_h_2(t):
 
 def _hess_z_h_2__z_h_2(t):
     """hess_z_h_2__z_h_2[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_2[j,i] + tanh''(z_h_2[j]) δ[j,i] adj_h_2[j]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_h_2 = t["hess_h_2__z_h_2"]
@@ -1109,7 +1065,6 @@ def _hess_r_1__z_h_2(t):
 
 def _hess_z_r_1__z_h_2(t):
     """hess_z_r_1__z_h_2[m,j] = tanh'(z_r_1[m]) hess_r_1__z_h_2[m,j]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_h_2 = t["hess_r_1__z_h_2"]
@@ -1130,7 +1085,6 @@ def _hess_h_1__z_h_2(t):
 
 def _hess_z_h_1__z_h_2(t):
     """hess_z_h_1__z_h_2[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_2[j,i]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_h_2 = t["hess_h_1__z_h_2"]
@@ -1154,7 +1108,6 @@ def _hess_r_3__z_h_3(t):
 
 def _hess_z_r_3__z_h_3(t):
     """hess_z_r_3__z_h_3[m,j] = tanh'(z_r_3[m]) hess_r_3__z_h_3[m,j] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_h_3[m,j]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_h_3 = t["hess_r_3__z_h_3"]
@@ -1177,7 +1130,6 @@ def _hess_h_3__z_h_3(t):
 
 def _hess_z_h_3__z_h_3(t):
     """hess_z_h_3__z_h_3[j,i] = tanh'(z_h_3[j]) hess_h_3__z_h_3[j,i] + tanh''(z_h_3[j]) δ[j,i] adj_h_3[j]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_h_3 = t["hess_h_3__z_h_3"]
@@ -1199,7 +1151,6 @@ def _hess_r_2__z_h_3(t):
 
 def _hess_z_r_2__z_h_3(t):
     """hess_z_r_2__z_h_3[m,j] = tanh'(z_r_2[m]) hess_r_2__z_h_3[m,j]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_h_3 = t["hess_r_2__z_h_3"]
@@ -1220,7 +1171,6 @@ def _hess_h_2__z_h_3(t):
 
 def _hess_z_h_2__z_h_3(t):
     """hess_z_h_2__z_h_3[j,i] = tanh'(z_h_2[j]) hess_h_2__z_h_3[j,i]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_h_3 = t["hess_h_2__z_h_3"]
@@ -1238,7 +1188,6 @@ def _hess_r_1__z_h_3(t):
 
 def _hess_z_r_1__z_h_3(t):
     """hess_z_r_1__z_h_3[m,j] = tanh'(z_r_1[m]) hess_r_1__z_h_3[m,j]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_h_3 = t["hess_r_1__z_h_3"]
@@ -1259,7 +1208,6 @@ def _hess_h_1__z_h_3(t):
 
 def _hess_z_h_1__z_h_3(t):
     """hess_z_h_1__z_h_3[j,i] = tanh'(z_h_1[j]) hess_h_1__z_h_3[j,i]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_h_3 = t["hess_h_1__z_h_3"]
@@ -1283,7 +1231,6 @@ def _hess_r_3__z_r_2(t):
 
 def _hess_z_r_3__z_r_2(t):
     """hess_z_r_3__z_r_2[m,i] = tanh'(z_r_3[m]) hess_r_3__z_r_2[m,i] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_r_2[m,i]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_r_2 = t["hess_r_3__z_r_2"]
@@ -1306,7 +1253,6 @@ def _hess_h_3__z_r_2(t):
 
 def _hess_z_h_3__z_r_2(t):
     """hess_z_h_3__z_r_2[j,m] = tanh'(z_h_3[j]) hess_h_3__z_r_2[j,m]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_r_2 = t["hess_h_3__z_r_2"]
@@ -1333,7 +1279,6 @@ def _hess_r_2__z_r_2(t):
 
 def _hess_z_r_2__z_r_2(t):
     """hess_z_r_2__z_r_2[m,i] = tanh'(z_r_2[m]) hess_r_2__z_r_2[m,i] + tanh''(z_r_2[m]) δ[m,i] adj_r_2[m]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_r_2 = t["hess_r_2__z_r_2"]
@@ -1358,7 +1303,6 @@ def _hess_h_2__z_r_2(t):
 
 def _hess_z_h_2__z_r_2(t):
     """hess_z_h_2__z_r_2[j,m] = tanh'(z_h_2[j]) hess_h_2__z_r_2[j,m]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_r_2 = t["hess_h_2__z_r_2"]
@@ -1376,7 +1320,6 @@ def _hess_r_1__z_r_2(t):
 
 def _hess_z_r_1__z_r_2(t):
     """hess_z_r_1__z_r_2[m,i] = tanh'(z_r_1[m]) hess_r_1__z_r_2[m,i]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_r_2 = t["hess_r_1__z_r_2"]
@@ -1397,7 +1340,6 @@ def _hess_h_1__z_r_2(t):
 
 def _hess_z_h_1__z_r_2(t):
     """hess_z_h_1__z_r_2[j,m] = tanh'(z_h_1[j]) hess_h_1__z_r_2[j,m]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_r_2 = t["hess_h_1__z_r_2"]
@@ -1421,7 +1363,6 @@ def _hess_r_3__z_r_3(t):
 
 def _hess_z_r_3__z_r_3(t):
     """hess_z_r_3__z_r_3[m,i] = tanh'(z_r_3[m]) hess_r_3__z_r_3[m,i] + tanh''(z_r_3[m]) δ[m,i] adj_r_3[m]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_r_3 = t["hess_r_3__z_r_3"]
@@ -1443,7 +1384,6 @@ def _hess_h_3__z_r_3(t):
 
 def _hess_z_h_3__z_r_3(t):
     """hess_z_h_3__z_r_3[j,m] = tanh'(z_h_3[j]) hess_h_3__z_r_3[j,m]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_r_3 = t["hess_h_3__z_r_3"]
@@ -1461,7 +1401,6 @@ def _hess_r_2__z_r_3(t):
 
 def _hess_z_r_2__z_r_3(t):
     """hess_z_r_2__z_r_3[m,i] = tanh'(z_r_2[m]) hess_r_2__z_r_3[m,i]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_r_3 = t["hess_r_2__z_r_3"]
@@ -1482,7 +1421,6 @@ def _hess_h_2__z_r_3(t):
 
 def _hess_z_h_2__z_r_3(t):
     """hess_z_h_2__z_r_3[j,m] = tanh'(z_h_2[j]) hess_h_2__z_r_3[j,m]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_r_3 = t["hess_h_2__z_r_3"]
@@ -1500,7 +1438,6 @@ def _hess_r_1__z_r_3(t):
 
 def _hess_z_r_1__z_r_3(t):
     """hess_z_r_1__z_r_3[m,i] = tanh'(z_r_1[m]) hess_r_1__z_r_3[m,i]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_r_3 = t["hess_r_1__z_r_3"]
@@ -1521,7 +1458,6 @@ def _hess_h_1__z_r_3(t):
 
 def _hess_z_h_1__z_r_3(t):
     """hess_z_h_1__z_r_3[j,m] = tanh'(z_h_1[j]) hess_h_1__z_r_3[j,m]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_r_3 = t["hess_h_1__z_r_3"]
@@ -1545,7 +1481,6 @@ def _hess_r_3__z_r_1(t):
 
 def _hess_z_r_3__z_r_1(t):
     """hess_z_r_3__z_r_1[m,i] = tanh'(z_r_3[m]) hess_r_3__z_r_1[m,i] + tanh''(z_r_3[m]) adj_r_3[m] jac_z_r_3__z_r_1[m,i]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__z_r_1 = t["hess_r_3__z_r_1"]
@@ -1568,7 +1503,6 @@ def _hess_h_3__z_r_1(t):
 
 def _hess_z_h_3__z_r_1(t):
     """hess_z_h_3__z_r_1[j,m] = tanh'(z_h_3[j]) hess_h_3__z_r_1[j,m]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__z_r_1 = t["hess_h_3__z_r_1"]
@@ -1595,7 +1529,6 @@ def _hess_r_2__z_r_1(t):
 
 def _hess_z_r_2__z_r_1(t):
     """hess_z_r_2__z_r_1[m,i] = tanh'(z_r_2[m]) hess_r_2__z_r_1[m,i] + tanh''(z_r_2[m]) adj_r_2[m] jac_z_r_2__z_r_1[m,i]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__z_r_1 = t["hess_r_2__z_r_1"]
@@ -1621,7 +1554,6 @@ def _hess_h_2__z_r_1(t):
 
 def _hess_z_h_2__z_r_1(t):
     """hess_z_h_2__z_r_1[j,m] = tanh'(z_h_2[j]) hess_h_2__z_r_1[j,m]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__z_r_1 = t["hess_h_2__z_r_1"]
@@ -1648,7 +1580,6 @@ def _hess_r_1__z_r_1(t):
 
 def _hess_z_r_1__z_r_1(t):
     """hess_z_r_1__z_r_1[m,i] = tanh'(z_r_1[m]) hess_r_1__z_r_1[m,i] + tanh''(z_r_1[m]) δ[m,i] adj_r_1[m]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__z_r_1 = t["hess_r_1__z_r_1"]
@@ -1673,7 +1604,6 @@ def _hess_h_1__z_r_1(t):
 
 def _hess_z_h_1__z_r_1(t):
     """hess_z_h_1__z_r_1[j,m] = tanh'(z_h_1[j]) hess_h_1__z_r_1[j,m]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__z_r_1 = t["hess_h_1__z_r_1"]
@@ -1696,7 +1626,6 @@ def _hess_r_1__p_1(t):
 
 def _hess_z_r_1__p_1(t):
     """hess_z_r_1__p_1[m,l] = tanh'(z_r_1[m]) hess_r_1__p_1[m,l]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__p_1 = t["hess_r_1__p_1"]
@@ -1714,7 +1643,6 @@ def _hess_h_1__p_1(t):
 
 def _hess_z_h_1__p_1(t):
     """hess_z_h_1__p_1[j,l] = tanh'(z_h_1[j]) hess_h_1__p_1[j,l]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__p_1 = t["hess_h_1__p_1"]
@@ -1737,7 +1665,6 @@ def _hess_r_2__p_2(t):
 
 def _hess_z_r_2__p_2(t):
     """hess_z_r_2__p_2[m,l] = tanh'(z_r_2[m]) hess_r_2__p_2[m,l]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__p_2 = t["hess_r_2__p_2"]
@@ -1755,7 +1682,6 @@ def _hess_h_2__p_2(t):
 
 def _hess_z_h_2__p_2(t):
     """hess_z_h_2__p_2[j,l] = tanh'(z_h_2[j]) hess_h_2__p_2[j,l]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__p_2 = t["hess_h_2__p_2"]
@@ -1773,7 +1699,6 @@ def _hess_r_1__p_2(t):
 
 def _hess_z_r_1__p_2(t):
     """hess_z_r_1__p_2[m,l] = tanh'(z_r_1[m]) hess_r_1__p_2[m,l]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__p_2 = t["hess_r_1__p_2"]
@@ -1794,7 +1719,6 @@ def _hess_h_1__p_2(t):
 
 def _hess_z_h_1__p_2(t):
     """hess_z_h_1__p_2[j,l] = tanh'(z_h_1[j]) hess_h_1__p_2[j,l]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__p_2 = t["hess_h_1__p_2"]
@@ -1817,7 +1741,6 @@ def _hess_r_3__p_3(t):
 
 def _hess_z_r_3__p_3(t):
     """hess_z_r_3__p_3[m,l] = tanh'(z_r_3[m]) hess_r_3__p_3[m,l]"""
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     hess_r_3__p_3 = t["hess_r_3__p_3"]
@@ -1835,7 +1758,6 @@ def _hess_h_3__p_3(t):
 
 def _hess_z_h_3__p_3(t):
     """hess_z_h_3__p_3[j,l] = tanh'(z_h_3[j]) hess_h_3__p_3[j,l]"""
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     hess_h_3__p_3 = t["hess_h_3__p_3"]
@@ -1853,7 +1775,6 @@ def _hess_r_2__p_3(t):
 
 def _hess_z_r_2__p_3(t):
     """hess_z_r_2__p_3[m,l] = tanh'(z_r_2[m]) hess_r_2__p_3[m,l]"""
-    z_r_2 = t["z_r(2)"]
     r_2 = t["r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     hess_r_2__p_3 = t["hess_r_2__p_3"]
@@ -1874,7 +1795,6 @@ def _hess_h_2__p_3(t):
 
 def _hess_z_h_2__p_3(t):
     """hess_z_h_2__p_3[j,l] = tanh'(z_h_2[j]) hess_h_2__p_3[j,l]"""
-    z_h_2 = t["z_h(2)"]
     h_2 = t["h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     hess_h_2__p_3 = t["hess_h_2__p_3"]
@@ -1892,7 +1812,6 @@ def _hess_r_1__p_3(t):
 
 def _hess_z_r_1__p_3(t):
     """hess_z_r_1__p_3[m,l] = tanh'(z_r_1[m]) hess_r_1__p_3[m,l]"""
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     hess_r_1__p_3 = t["hess_r_1__p_3"]
@@ -1913,7 +1832,6 @@ def _hess_h_1__p_3(t):
 
 def _hess_z_h_1__p_3(t):
     """hess_z_h_1__p_3[j,l] = tanh'(z_h_1[j]) hess_h_1__p_3[j,l]"""
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     hess_h_1__p_3 = t["hess_h_1__p_3"]
@@ -1949,7 +1867,6 @@ def _backward(t):
     adj_r_3 = adj_p_3 @ U
     t["adj[r(3)]"] = adj_r_3
     # adj_z_r_3[m] = tanh'(z_r_3[m]) adj_r_3[m]
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     adj_z_r_3 = dtanh_z_r_3 * adj_r_3
@@ -1960,7 +1877,6 @@ def _backward(t):
     adj_h_3 = adj_z_r_3 @ B_2
     t["adj[h(3)]"] = adj_h_3
     # adj_z_h_3[j] = tanh'(z_h_3[j]) adj_h_3[j]
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     adj_z_h_3 = dtanh_z_h_3 * adj_h_3
@@ -1980,7 +1896,6 @@ def _backward(t):
         adj_r_k = adj_z_r_kp1 @ A + adj_p_k @ U
         t[f"adj[r({k})]"] = adj_r_k
         # adj_z_r_k[m] = tanh'(z_r_k[m]) adj_r_k[m]
-        z_r_k = t[f"z_r({k})"]
         r_k = t[f"r({k})"]
         dtanh_z_r_k = 1 - r_k**2
         adj_z_r_k = dtanh_z_r_k * adj_r_k
@@ -1992,7 +1907,6 @@ def _backward(t):
         adj_h_k = adj_z_h_kp1 @ W + adj_z_r_k @ B_2
         t[f"adj[h({k})]"] = adj_h_k
         # adj_z_h_k[j] = tanh'(z_h_k[j]) adj_h_k[j]
-        z_h_k = t[f"z_h({k})"]
         h_k = t[f"h({k})"]
         dtanh_z_h_k = 1 - h_k**2
         adj_z_h_k = dtanh_z_h_k * adj_h_k
@@ -2014,7 +1928,6 @@ def _r_pass(t):
     tan_z_h_1 = dir_W @ h_0 + W @ dir_h_0 + x_1 @ dir_V.T
     t["tan[z_h(1)]"] = tan_z_h_1
     # tan_h_1[j] = tanh'(z_h_1[j]) tan_z_h_1[j]
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     tan_h_1 = dtanh_z_h_1 * tan_z_h_1
@@ -2027,7 +1940,6 @@ def _r_pass(t):
     tan_z_r_1 = h_1 @ dir_B.T + tan_h_1 @ B_2.T
     t["tan[z_r(1)]"] = tan_z_r_1
     # tan_r_1[m] = tanh'(z_r_1[m]) tan_z_r_1[m]
-    z_r_1 = t["z_r(1)"]
     r_1 = t["r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     tan_r_1 = dtanh_z_r_1 * tan_z_r_1
@@ -2047,7 +1959,6 @@ def _r_pass(t):
         tan_z_h_k = h_km1 @ dir_W.T + tan_h_km1 @ W.T + x_k @ dir_V.T
         t[f"tan[z_h({k})]"] = tan_z_h_k
         # tan_h_k[j] = tanh'(z_h_k[j]) tan_z_h_k[j]
-        z_h_k = t[f"z_h({k})"]
         h_k = t[f"h({k})"]
         dtanh_z_h_k = 1 - h_k**2
         tan_h_k = dtanh_z_h_k * tan_z_h_k
@@ -2062,7 +1973,6 @@ def _r_pass(t):
         tan_z_r_k = r_km1 @ dir_A.T + tan_r_km1 @ A.T + h_k @ dir_B.T + tan_h_k @ B_2.T
         t[f"tan[z_r({k})]"] = tan_z_r_k
         # tan_r_k[m] = tanh'(z_r_k[m]) tan_z_r_k[m]
-        z_r_k = t[f"z_r({k})"]
         r_k = t[f"r({k})"]
         dtanh_z_r_k = 1 - r_k**2
         tan_r_k = dtanh_z_r_k * tan_z_r_k
@@ -2083,7 +1993,6 @@ def _r_pass(t):
     radj_r_3 = adj_p_3 @ dir_U + radj_p_3 @ U
     t["radj[r(3)]"] = radj_r_3
     # radj_z_r_3[m] = tanh''(z_r_3[m]) adj_r_3[m] tan_z_r_3[m] + tanh'(z_r_3[m]) radj_r_3[m]
-    z_r_3 = t["z_r(3)"]
     r_3 = t["r(3)"]
     d2tanh_z_r_3 = 2*r_3*(r_3**2 - 1)
     adj_r_3 = t["adj[r(3)]"]
@@ -2098,7 +2007,6 @@ def _r_pass(t):
     radj_h_3 = adj_z_r_3 @ dir_B + radj_z_r_3 @ B_2
     t["radj[h(3)]"] = radj_h_3
     # radj_z_h_3[j] = tanh''(z_h_3[j]) adj_h_3[j] tan_z_h_3[j] + tanh'(z_h_3[j]) radj_h_3[j]
-    z_h_3 = t["z_h(3)"]
     h_3 = t["h(3)"]
     d2tanh_z_h_3 = 2*h_3*(h_3**2 - 1)
     adj_h_3 = t["adj[h(3)]"]
@@ -2127,7 +2035,6 @@ def _r_pass(t):
         radj_r_k = adj_z_r_kp1 @ dir_A + radj_z_r_kp1 @ A + adj_p_k @ dir_U + radj_p_k_2 @ U
         t[f"radj[r({k})]"] = radj_r_k
         # radj_z_r_k[m] = tanh''(z_r_k[m]) adj_r_k[m] tan_z_r_k[m] + tanh'(z_r_k[m]) radj_r_k[m]
-        z_r_k_2 = t[f"z_r({k})"]
         r_k_2 = t[f"r({k})"]
         d2tanh_z_r_k = 2*r_k_2*(r_k_2**2 - 1)
         adj_r_k = t[f"adj[r({k})]"]
@@ -2146,7 +2053,6 @@ def _r_pass(t):
         radj_h_k = adj_z_h_kp1 @ dir_W + radj_z_h_kp1 @ W + adj_z_r_k @ dir_B + radj_z_r_k @ B_2
         t[f"radj[h({k})]"] = radj_h_k
         # radj_z_h_k[j] = tanh''(z_h_k[j]) adj_h_k[j] tan_z_h_k[j] + tanh'(z_h_k[j]) radj_h_k[j]
-        z_h_k_2 = t[f"z_h({k})"]
         h_k_2 = t[f"h({k})"]
         d2tanh_z_h_k = 2*h_k_2*(h_k_2**2 - 1)
         adj_h_k = t[f"adj[h({k})]"]
@@ -2588,17 +2494,13 @@ def hessian(params, data, out=None):
     del t["hess_h_1__z_h_3"]
     # ∂f/∂h(0),W[j,i,k] = δ[j,k] adj_z_h_1[i] + Σ_c W[c,j] adj_z_h_2[i] tanh'(z_h_1[k]) δ[k,c] + Σ_c W[c,j] adj_z_h_3[i] jac_h_2__z_h_1[k,c] + Σ_c W[c,j] h_0[k] hess_z_h_1__z_h_1[c,i] + Σ_c W[c,j] h_1[k] hess_z_h_1__z_h_2[c,i] + Σ_c W[c,j] h_2[k] hess_z_h_1__z_h_3[c,i]
     hess_h_0___W = _block_view(H, 0, 3, 3, 12, PARAMS["h(0)"] + PARAMS["W"])
-    adj_z_h_1 = t["adj_z_h_1"]
-    # einsum("jk,Bi->jik", np.eye(3), adj_z_h_1)
-    _add_into(hess_h_0___W, (adj_z_h_1.sum(axis=0))[:, None] * (np.eye(3))[:, None], 1 / B, False)
     adj_z_h_2 = t["adj_z_h_2"]
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     # einsum("cj,Bi,Bk,kc->jik", W, adj_z_h_2, dtanh_z_h_1, np.eye(3))
     tmp_2 = (np.eye(3)) @ W
     tmp_3 = dtanh_z_h_1.T @ adj_z_h_2
-    _add_into(hess_h_0___W, tmp_3.T * tmp_2.T[:, None], 1 / B, True)
+    _add_into(hess_h_0___W, tmp_3.T * tmp_2.T[:, None], 1 / B, False)
     adj_z_h_3 = t["adj_z_h_3"]
     jac_h_2__z_h_1 = t["jac_h_2__z_h_1"]
     # einsum("cj,Bi,Bkc->jik", W, adj_z_h_3, jac_h_2__z_h_1)
@@ -2617,6 +2519,9 @@ def hessian(params, data, out=None):
     # einsum("cj,Bk,Bci->jik", W, h_2, hess_z_h_1__z_h_3)
     tmp_7 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
     _add_into(hess_h_0___W, (np.tensordot(tmp_7, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    adj_z_h_1 = t["adj_z_h_1"]
+    # einsum("Bi->i", adj_z_h_1)
+    _add_into(_diagonal_view(hess_h_0___W, 0, 2), (adj_z_h_1.sum(axis=0))[None], 1 / B, True)
     _mirror(H, 0, 3, 3, 12)
     del t["adj_z_h_1"], adj_z_h_1, tmp_2, tmp_3, tmp_4, tmp_5, tmp_6, tmp_7
     # ∂f/∂h(0),V[j,i,k] = Σ_c W[c,j] hess_z_h_1__z_h_1[c,i] x_1[k] + Σ_c W[c,j] hess_z_h_1__z_h_2[c,i] x_2[k] + Σ_c W[c,j] hess_z_h_1__z_h_3[c,i] x_3[k]
@@ -2672,7 +2577,6 @@ def hessian(params, data, out=None):
     # einsum("Bk,i,Bj->jik", adj_z_h_2, h_0, dtanh_z_h_1)
     tmp_19 = dtanh_z_h_1.T @ adj_z_h_2
     _add_into(_diagonal_view(hess_W__W, 0, 3), tmp_19[:, None] * h_0[:, None], 1 / B, True)
-    z_h_2 = t["z_h(2)"]
     dtanh_z_h_2 = 1 - h_2**2
     # einsum("Bj,Bk,Bi->jik", adj_z_h_3, h_1, dtanh_z_h_2)
     tmp_20 = h_1[:, :, None] * adj_z_h_3[:, None]
@@ -2758,7 +2662,6 @@ def hessian(params, data, out=None):
     _outer_into(hess_A__A, r_1, ((hess_z_r_2__z_r_2, r_1, 1 / B, False), (hess_z_r_2__z_r_3, r_2, 1 / B, False)), False)
     _outer_into(hess_A__A, r_2, ((hess_z_r_3__z_r_2, r_1, 1 / B, False), (hess_z_r_3__z_r_3, r_2, 1 / B, False)), True)
     adj_z_r_3 = t["adj_z_r_3"]
-    z_r_2 = t["z_r(2)"]
     dtanh_z_r_2 = 1 - r_2**2
     # einsum("Bm,Bq,Bi->mqi", adj_z_r_3, dtanh_z_r_2, r_1)
     tmp_28 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
@@ -2852,7 +2755,6 @@ def hessian(params, data, out=None):
     # einsum("Bm,Bj,Bqi->mqij", adj_z_r_3, h_1, jac_r_2__z_r_1)
     tmp_38 = h_1[:, :, None] * adj_z_r_3[:, None]
     _add_into(hess_A__B, (np.tensordot(tmp_38, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    z_r_1 = t["z_r(1)"]
     dtanh_z_r_1 = 1 - r_1**2
     # einsum("Bm,Bj,Bq->mqj", adj_z_r_2, h_1, dtanh_z_r_1)
     tmp_39 = dtanh_z_r_1[:, :, None] * adj_z_r_2[:, None]
@@ -2938,7 +2840,6 @@ def hessian(params, data, out=None):
     # einsum("Bm,Bi,Bj->jim", adj_z_r_2, h_1, dtanh_z_h_2)
     tmp_54 = h_1[:, :, None] * adj_z_r_2[:, None]
     _add_into(_diagonal_view(hess_W__B, 0, 3), (np.tensordot(tmp_54, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    z_h_3 = t["z_h(3)"]
     dtanh_z_h_3 = 1 - h_3**2
     # einsum("Bm,Bi,Bj->jim", adj_z_r_3, h_2, dtanh_z_h_3)
     tmp_55 = h_2[:, :, None] * adj_z_r_3[:, None]
@@ -3021,7 +2922,6 @@ def hessian(params, data, out=None):
     # einsum("Bl,Bm,Bq->mql", adj_p_2, dtanh_z_r_2, r_1)
     tmp_62 = dtanh_z_r_2[:, :, None] * adj_p_2[:, None]
     _add_into(_diagonal_view(hess_A__U, 0, 3), (np.tensordot(tmp_62, r_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    z_r_3 = t["z_r(3)"]
     dtanh_z_r_3 = 1 - r_3**2
     # einsum("Bl,Bm,Bq->mql", adj_p_3, dtanh_z_r_3, r_2)
     tmp_63 = dtanh_z_r_3[:, :, None] * adj_p_3[:, None]

@@ -100,7 +100,6 @@ def _backward(t):
         adj_h_k = adj_z_h_kp1 @ W
         t[f"adj[h({k})]"] = adj_h_k
         # adj_z_h_k[j] = tanh'(z_h_k[j]) adj_h_k[j]
-        z_h_k = t[f"z_h({k})"]
         h_k = t[f"h({k})"]
         dtanh_z_h_k = 1 - h_k**2
         adj_z_h_k = dtanh_z_h_k * adj_h_k
@@ -117,7 +116,6 @@ def _r_pass(t):
     tan_z_h_1 = x_1 @ dir_V.T
     t["tan[z_h(1)]"] = tan_z_h_1
     # tan_h_1[j] = tanh'(z_h_1[j]) tan_z_h_1[j]
-    z_h_1 = t["z_h(1)"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     tan_h_1 = dtanh_z_h_1 * tan_z_h_1
@@ -135,7 +133,6 @@ def _r_pass(t):
         tan_z_h_k = h_km1 @ dir_W.T + tan_h_km1 @ W.T + x_k @ dir_V.T
         t[f"tan[z_h({k})]"] = tan_z_h_k
         # tan_h_k[j] = tanh'(z_h_k[j]) tan_z_h_k[j]
-        z_h_k = t[f"z_h({k})"]
         h_k = t[f"h({k})"]
         dtanh_z_h_k = 1 - h_k**2
         tan_h_k = dtanh_z_h_k * tan_z_h_k
@@ -175,7 +172,6 @@ def _r_pass(t):
         radj_h_k = adj_z_h_kp1 @ dir_W + radj_z_h_kp1 @ W
         t[f"radj[h({k})]"] = radj_h_k
         # radj_z_h_k[j] = tanh''(z_h_k[j]) adj_h_k[j] tan_z_h_k[j] + tanh'(z_h_k[j]) radj_h_k[j]
-        z_h_k_2 = t[f"z_h({k})"]
         h_k_2 = t[f"h({k})"]
         d2tanh_z_h_k = 2*h_k_2*(h_k_2**2 - 1)
         adj_h_k = t[f"adj[h({k})]"]
@@ -207,7 +203,6 @@ def _backward_seeded(t):
         adj_h_k = adj_z_h_kp1 @ W
         t[f"adj[h({k})]"] = adj_h_k
         # adj_z_h_k[j] = tanh'(z_h_k[j]) adj_h_k[j]
-        z_h_k = t[f"z_h({k})"]
         h_k = t[f"h({k})"]
         dtanh_z_h_k = 1 - h_k**2
         adj_z_h_k = dtanh_z_h_k * adj_h_k
@@ -281,7 +276,6 @@ def _per_sample(t):
 def _factors(t):
     """Gradient factors from t (forward and backward done)."""
     T = t["depth"]
-    B = t["x(1)"].shape[0]
     terms_W = []
     for k in range(2, T + 1):
         adj_z_h_k = t[f"adj[z_h({k})]"]

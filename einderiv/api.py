@@ -57,6 +57,7 @@ from .emit import latex as _latex
 from .emit import numpy as _numpy
 from .emit import text as _text
 from .emit.backends import BACKENDS, PRINTERS
+from .emit.columns import without_pairs
 from .emit.float64 import Float64Overflow
 from .emit.stable import overflow_warnings
 from .emit.template_numpy import generate_template
@@ -67,6 +68,7 @@ from .frontend.model import Template, load
 from .frontend.network import Network, dim_symbol
 from .frontend.parse import parse
 from .frontend.syntax import Node, Number
+from .ir import labels_of
 from .ir.tools import walk
 from .numcheck import CheckReport
 from .numcheck import check as _check
@@ -141,8 +143,8 @@ def structure(derivation: Derivation, sizes: Sizes = None, form: str | None = No
         return _text.structure_table(summarize(derivation, sizes))
 
 
-def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None, form: str | None = None,
-            backend: str = "numpy") -> str:
+def codegen(derivation: Derivation | GeneralForm | Template | Network, sizes: Sizes = None, form: str | None = None,
+            backend: str = "numpy", order: int | None = None) -> str:
     """Source of a standalone module (``gradient``, ``hessian``, ``hvp``, …; ``einderiv codegen``);
     docs/module.md is its contract.  Without ``form``, the file's ``# einderiv: form``
     directive, else ``"compact"``.
@@ -152,9 +154,17 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
     functions of ``jax.numpy`` arrays); the contract and the contraction plans are the same.
     Every size must be known: from the file's ``dims``, ``load(..., dims=...)`` or ``sizes``.
     A layer template (or its general form) gives a gradient module whose depth is the
-    length of the parameter lists it is called with.
+    length of the parameter lists it is called with.  A :class:`Network` is derived here to
+    ``order`` (as :func:`derive`), the same module as ``codegen(derive(net, order))``, deriving
+    only what it reads: a recurrence longer than 8 steps at order 2 takes its Hessian and GGN
+    diagonal by loops over the steps, and its Hessian blocks (O(T²) of them) are not derived.
     """
     printer = _printer(backend)
+    if isinstance(derivation, Network):
+        derivation = _for_module(derivation, order, form, backend)
+    elif order is not None:
+        raise UsageError("{0}: a derivation (or template) has its order; order is for a network, "
+                         "e.g. codegen(load(path), order=2)", arguments=(Argument("order", None, order),))
     stage = f"generating the {LIBRARIES[backend]} module"
     if isinstance(derivation, GeneralForm):
         derivation = derivation.template
@@ -177,6 +187,18 @@ def codegen(derivation: Derivation | GeneralForm | Template, sizes: Sizes = None
             return _numpy.generate(derivation, sizes, printer=printer)
         except Float64Overflow as exc:
             raise _beyond_float64(derivation.network, exc) from None
+
+
+def _for_module(net: Network, order: int | None, form: str | None, backend: str) -> Derivation:
+    """The derivation the module of ``net`` reads (see :func:`codegen`)."""
+    order = _option(net, "order", order, DEFAULT_ORDER)
+    if order == 2 and backend == "numpy" and _option(net, "form", form, "compact") == "compact" and \
+            any(isinstance(lab, int) for d in net.definitions for lab in labels_of(d.name)):
+        with progress.stage("deriving"):
+            lean = _derive(net, 2, expanded=False, pairs=False)
+        if without_pairs(lean):
+            return lean
+    return derive(net, order)
 
 
 def check(derivation: Derivation, sizes: Sizes = None, seed: int = 0, batch: int = 3, tol: float = 1e-6,

@@ -9,6 +9,8 @@ from here without importing SymPy or NumPy.  ``check`` is never cached: it exist
 kernels where it is asked.
 
 Location: ``$EINDERIV_CACHE``, else ``$XDG_CACHE_HOME/einderiv``, else ``~/.cache/einderiv``.
+Size: at most ``$EINDERIV_CACHE_MB`` megabytes (256 by default); storing an entry past it removes
+the least recently used ones (a hit marks its entry used).
 An entry that cannot be read, is not the expected JSON, or was stored under another key
 (einderiv's files changed, another SymPy) is ignored; a cache that cannot be written is
 skipped.  Nothing here imports more than the standard library.
@@ -41,6 +43,8 @@ FORMAT = 1
 ENVIRONMENT = ("EINDERIV_MAX_STEPS", "EINDERIV_MAX_SIZE")
 #: the libraries whose code decides the output (printers, the grammar's parser)
 LIBRARIES = ("sympy", "numpy", "lark")
+#: the cache's size limit in megabytes, unless ``$EINDERIV_CACHE_MB`` says otherwise
+DEFAULT_MB = 256
 
 PACKAGE = pathlib.Path(__file__).resolve().parent
 
@@ -148,6 +152,10 @@ def load(k: str) -> Transcript | None:
         return None
     t = Transcript()
     t.text, t.output, t.errors = text, output, list(errors)
+    try:
+        os.utime(directory() / f"{k}.json")  # used now: the last to be removed (see _evict)
+    except OSError:
+        pass
     return t
 
 
@@ -170,4 +178,37 @@ def store(k: str, t: Transcript) -> bool:
             raise
     except OSError:
         return False
+    _evict(folder, f"{k}.json")
     return True
+
+
+def limit_bytes() -> int:
+    """The cache's size limit: ``$EINDERIV_CACHE_MB`` megabytes (a number), else :data:`DEFAULT_MB`."""
+    try:
+        mb = float(os.environ.get("EINDERIV_CACHE_MB", DEFAULT_MB))
+    except ValueError:
+        mb = DEFAULT_MB
+    return int(max(mb, 0.0) * 1024 * 1024)
+
+
+def _evict(folder: pathlib.Path, keep: str) -> None:
+    """Remove the least recently used entries until the folder's entries fit :func:`limit_bytes`
+    (the entry just stored, ``keep``, stays whatever its size)."""
+    entries = []
+    try:
+        for path in folder.glob("*.json"):
+            st = path.stat()
+            entries.append((st.st_mtime_ns, path.name, st.st_size, path))
+    except OSError:
+        return
+    total, budget = sum(e[2] for e in entries), limit_bytes()
+    for _, name, size, path in sorted(entries):
+        if total <= budget:
+            break
+        if name == keep:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size

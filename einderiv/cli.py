@@ -202,6 +202,9 @@ def _run(args) -> int:
         if args.command == "codegen":  # a gradient module for a depth given at run time
             write(api.codegen(model, backend=args.backend), output)
             return 0
+    if args.command == "codegen":  # derived here, only what the module reads
+        write(api.codegen(model, form=args.form, backend=args.backend, order=args.order), output)
+        return 0
     derivation = api.derive(model, order=args.order, form=args.form)
     if args.command == "derive":
         write(api.derivation_text(derivation, form=args.form), output)
@@ -209,8 +212,6 @@ def _run(args) -> int:
         write(api.latex(derivation, form=args.form, naming=args.naming), output)
     elif args.command == "structure":
         write(api.structure(derivation, form=args.form), output)
-    elif args.command == "codegen":
-        write(api.codegen(derivation, form=args.form, backend=args.backend), output)
     elif args.command == "check":
         report = api.check(derivation, seed=args.seed, batch=args.batch, tol=args.tol, form=args.form,
                            backend=args.backend)

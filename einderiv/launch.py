@@ -108,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
             cache.store(k, transcript)
         except Exception:  # (store already skips a cache it cannot write)
             pass
+    if process:
+        # the interpreter's exit runs one full collection even with the collector off: it would
+        # walk every object still alive (SymPy's, the interned IR nodes) only to free them next —
+        # 0.3 s after an 8-layer order-2 codegen, 0.7 s after a 32-layer one.  Frozen objects are
+        # left to the exit's teardown without that walk.
+        gc.freeze()
     return code
 
 

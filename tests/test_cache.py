@@ -172,6 +172,31 @@ def test_cache_location(monkeypatch, tmp_path):
     assert cache.directory() == tmp_path / "h" / ".cache" / "einderiv"
 
 
+def test_the_least_recently_used_entries_go_past_the_size_limit(monkeypatch, tmp_path):
+    """In process (store/load): five entries of about 400 kB each under a 1 MB limit keep the newest
+    two; an entry read (a hit) counts as used; a bad limit is the default."""
+    import os
+
+    monkeypatch.setenv("EINDERIV_CACHE", str(tmp_path))
+    monkeypatch.setenv("EINDERIV_CACHE_MB", "1")
+    keys = [f"{i:064x}" for i in range(5)]
+    for i, k in enumerate(keys[:3]):
+        t = cache.Transcript()
+        t.wrote("x" * 400_000, None)
+        assert cache.store(k, t)
+        os.utime(tmp_path / f"{k}.json", ns=(10**18 + i * 10**9,) * 2)  # stored one second apart
+    assert sorted(p.stem for p in tmp_path.glob("*.json")) == keys[1:3]  # 1.2 MB: the oldest went
+    assert cache.load(keys[1]).text == "x" * 400_000  # a hit: keys[1] is now the most recently used
+    t = cache.Transcript()
+    t.wrote("y" * 400_000, None)
+    assert cache.store(keys[3], t)
+    assert sorted(p.stem for p in tmp_path.glob("*.json")) == [keys[1], keys[3]]  # keys[2] was least recent
+    monkeypatch.setenv("EINDERIV_CACHE_MB", "0")
+    assert cache.store(keys[4], t) and [p.stem for p in tmp_path.glob("*.json")] == [keys[4]]  # kept alone
+    monkeypatch.setenv("EINDERIV_CACHE_MB", "lots")
+    assert cache.limit_bytes() == cache.DEFAULT_MB * 1024 * 1024
+
+
 @pytest.mark.slow  # fresh interpreters, about 2.5 s of CPU: .ci/run runs it
 def test_an_unwritable_cache_is_skipped(work):
     (work / "cache").write_text("a file, not a folder", encoding="utf-8")

@@ -238,8 +238,8 @@ def test_api_and_cli_agree(name, tmp_path, monkeypatch):
 
 
 def test_cli_honours_the_files_directives(tmp_path, monkeypatch):
-    """paper_mlp_order3.ein says '# einderiv: order 3': latex and derive go to order 3 without --order;
-    gru_unrolled.ein says '# einderiv: form compact': its Hessian blocks print compact."""
+    """paper_mlp_order3.ein says '# einderiv: order 3': latex and derive go to order 3 without --order
+    (the form directive, on every command: tests/test_directives.py)."""
     import einderiv
 
     monkeypatch.chdir(ROOT)
@@ -248,10 +248,6 @@ def test_cli_honours_the_files_directives(tmp_path, monkeypatch):
     assert tex == einderiv.latex(einderiv.derive(einderiv.load(path), 3))
     assert r"\section*{Derivatives of order 3}" in tex
     assert "Order-3 derivatives" not in _cli(["derive", path, "--order", "2"], tmp_path)  # the flag wins
-    gru = "derivations/gru_unrolled.ein"
-    d = einderiv.derive(einderiv.load(gru))
-    assert _cli(["derive", gru], tmp_path) == einderiv.derivation_text(d, form="compact")
-    assert _cli(["latex", gru, "--naming", "nested"], tmp_path) == einderiv.latex(d, form="compact", naming="nested")
 
 
 def test_api_and_cli_agree_on_a_template(tmp_path, monkeypatch):

@@ -46,6 +46,16 @@ BAD = [
      "a network expression ('^' starts an index group: x^i); " + INSTEAD),
     ("f = (x^i x^i) ** 2", ParseError, "t.ein:5:15: syntax error: a power is not written with '**' in a "
      "network expression; " + INSTEAD),
+    ("f = inputs^j^2", ParseError, "t.ein:5:13: syntax error: a power is not written with '^' in a network "
+     "expression ('^' starts an index group: x^i); " + INSTEAD),  # a name that begins with a keyword
+    # a statement keyword used as a tensor name
+    ("padded^j = x^j" + OK, ParseError, "t.ein:5:1: syntax error: 'padded' begins a statement (padded x, v1) and "
+     "cannot name a tensor; choose another name"),
+    ("  input^j = x^j" + OK, ParseError, "t.ein:5:3: syntax error: 'input' begins a statement (input x^i : n) and "
+     "cannot name a tensor; choose another name"),
+    ("weight = x^i x^i", ParseError, "t.ein:5:1: syntax error: 'weight' begins a statement (weight W^j_i : h, n) "
+     "and cannot name a tensor; choose another name"),
+    ("function (z) = z", ParseError, "t.ein:5:10: syntax error: unexpected '('; expected one of: a name"),
     ("f = x^j1", ParseError,
      "t.ein:5:7: index group 'j1' mixes letters and digits; write one letter per index (^j) or a longer "
      "index in braces (^{j1})"),

@@ -28,6 +28,7 @@ from einderiv.frontend import syntax as S  # noqa: E402
 from einderiv.ir import Apply, walk  # noqa: E402
 from test_random_networks import random_network  # noqa: E402
 from test_random_rnn_cnn import random_cnn, random_rnn  # noqa: E402
+from runs import default_share  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "derivations").glob("*.ein"))
@@ -186,7 +187,7 @@ def random_models(n: int = 50):
     return out[:n]
 
 
-@pytest.mark.parametrize("name,net,order", random_models(), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize("name,net,order", default_share(random_models(), 2), ids=lambda x: x if isinstance(x, str) else "")
 def test_no_index_looks_like_another_name_in_random_networks(name, net, order):
     d = derive(net, order)
     text, tex = text_printer.render(d), latex_printer.render(d)

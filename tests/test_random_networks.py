@@ -18,6 +18,7 @@ import pytest
 from einderiv.calculus.derive import derive
 from einderiv.numcheck import check
 from netbuild import mlp
+from runs import default_share
 
 ACTS = ("relu", "tanh", "sigmoid", "softplus", "square", "identity")
 OBJECTIVES = ("squared_error", "softmax_cross_entropy", "binary_cross_entropy")
@@ -46,7 +47,7 @@ def test_generator_covers_the_space():
     assert depths == {1, 2, 3, 4}
 
 
-@pytest.mark.parametrize("seed", range(N_NETWORKS))
+@pytest.mark.parametrize("seed", default_share(range(N_NETWORKS), 3))  # a third in the default run
 def test_random_network(seed):
     """Even seeds: Hessian blocks in the expanded (printed) form; odd seeds: the compact form."""
     net, desc = random_network(seed)

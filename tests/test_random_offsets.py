@@ -11,7 +11,7 @@ sometimes max pooling over windows of 2 (``max_q(v^{o,2s+q})``); smooth activati
 sigmoid, softplus) so that every Hessian block is curved; a readout over every position and a
 random built-in objective.
 
-The default run checks 100 networks (about a second each on one core); ``-m slow`` runs 300 more.
+The default run checks 40 networks (about a second each on one core); ``-m slow`` runs 360 more.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import einderiv
 
 ACTS = ("tanh", "sigmoid", "softplus")
 OBJECTIVES = ("squared_error", "softmax_cross_entropy", "binary_cross_entropy")
-DEFAULT = 100
-SLOW = 300
+DEFAULT = 40
+SLOW = 360
 
 
 def _count(n: int, stride: int, dil: int, A: int, const: int, padded: bool) -> int:

@@ -27,6 +27,7 @@ import random
 import pytest
 
 import einderiv
+from runs import default_share
 
 ACTS = ("relu", "tanh", "sigmoid", "softplus")
 TOKEN_ACTS = ACTS + ("identity",)
@@ -179,7 +180,7 @@ def test_generator_covers_the_space():
         assert word in tokens, word
 
 
-@pytest.mark.parametrize("kind,seed", NETWORKS, ids=[f"{k}{s}" for k, s in NETWORKS])
+@pytest.mark.parametrize("kind,seed", default_share(NETWORKS, 2), ids=[f"{k}{s}" for k, s in NETWORKS])
 def test_random_sequence_network(kind, seed):
     text = source(kind, seed)
     net = einderiv.load(f"{kind}{seed}.ein", text=text)

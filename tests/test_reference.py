@@ -24,6 +24,7 @@ from einderiv.ir import Add, Apply, Const, Fn, LogSumExp, Prod
 from einderiv.numcheck import load as load_module
 from reference import (BUILTIN_FUNCTIONS, TEXTBOOK, BuiltinObjective, Reference, error,
                        relative_error)
+from runs import default_share
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("regenerate", ROOT / "derivations" / "regenerate.py")
@@ -80,7 +81,7 @@ def test_example_network_matches_the_reference(path):
     assert_agrees(compare(lambda: einderiv.load(str(path)), seed=0), path.name)
 
 
-@pytest.mark.parametrize("seed", MLP_SEEDS)
+@pytest.mark.parametrize("seed", default_share(MLP_SEEDS, 3))
 def test_random_mlp_matches_the_reference(seed):
     desc = random_mlps.random_network(seed)[1]
     assert_agrees(compare(lambda: random_mlps.random_network(seed)[0], seed=seed, batch=2 + seed % 2), desc)
@@ -89,7 +90,7 @@ def test_random_mlp_matches_the_reference(seed):
 NETWORKS = [("rnn", s) for s in RNN_SEEDS] + [("cnn", s) for s in CNN_SEEDS]
 
 
-@pytest.mark.parametrize("kind,seed", NETWORKS, ids=[f"{k}{s}" for k, s in NETWORKS])
+@pytest.mark.parametrize("kind,seed", default_share(NETWORKS, 2), ids=[f"{k}{s}" for k, s in NETWORKS])
 def test_random_sequence_network_matches_the_reference(kind, seed):
     text = random_sequences.source(kind, seed)
     assert_agrees(compare(lambda: einderiv.load(f"{kind}{seed}.ein", text=text), seed=seed), text)

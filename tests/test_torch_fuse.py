@@ -15,7 +15,6 @@ import importlib.util
 import pathlib
 import re
 
-import numpy as np
 import pytest
 
 import einderiv

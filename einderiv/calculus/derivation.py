@@ -125,7 +125,12 @@ class Derivation:
     forms: dict[str, "Derivation"] = field(default_factory=dict, repr=False, compare=False)
 
     def quantity(self, q: Quantity) -> QDef:
-        return next(d for d in self.quantities if d.name == q)
+        # a table by name, built on first use (a scan per call was quadratic in a deep
+        # network's 3,400 quantities); rebuilt if ``quantities`` is another tuple now
+        index = self.__dict__.get("_quantity_index")
+        if index is None or index[0] is not self.quantities:
+            index = self.__dict__["_quantity_index"] = (self.quantities, {d.name: d for d in self.quantities})
+        return index[1][q]
 
     def node(self, name: Name) -> Node | None:
         return next((n for n in self.nodes if n.name == name), None)

@@ -53,7 +53,7 @@ FORMS = ("expanded", "compact")
 
 
 # -------------------------------------------------------------------- driver
-def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivation:
+def derive(network: Network, order: int = 2, expanded: bool = True, pairs: bool = True) -> Derivation:
     """Every derivative block up to ``order`` (1: gradients, 2: + Hessian blocks, …).
 
     ``expanded=True`` writes Hessian blocks in the paper's expanded form (every
@@ -65,15 +65,20 @@ def derive(network: Network, order: int = 2, expanded: bool = True) -> Derivatio
     Both are checked numerically.  :func:`in_form` gives a derivation in the other form.
     From order 3 on, each set of parameters is derived once; the other orderings of it
     are transposes (:attr:`~einderiv.calculus.derivation.Block.source`).
+    ``pairs=False`` (order 2, compact form only) leaves out the Hessian and Gauss–Newton
+    blocks: the gradients and the HVP with their quantities, all that the module of a long
+    recurrence reads (:mod:`einderiv.emit.columns`); it is for the code generator only.
     """
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise UsageError("{0}: the derivative order must be a positive integer",
                          arguments=(Argument("order", None, order),))
+    if not pairs and (order != 2 or expanded):
+        raise InternalError("derive(pairs=False) is for the compact form at order 2")
     with paused():  # millions of small acyclic objects (einderiv.ir.heap)
-        return _derive(network, order, expanded)
+        return _derive(network, order, expanded, pairs)
 
 
-def _derive(network: Network, order: int, expanded: bool) -> Derivation:
+def _derive(network: Network, order: int, expanded: bool, pairs: bool = True) -> Derivation:
     d = SecondOrder(network)
     d.named_totals = not expanded
     params = tuple(d.params)
@@ -87,7 +92,7 @@ def _derive(network: Network, order: int, expanded: bool) -> Derivation:
             blocks[(t,)] = d.gradient(t)
             step()
     ggn: dict[str, Block] = {}
-    if order >= 2:
+    if order >= 2 and pairs:
         with progress.stage("Hessian blocks", len(params) ** 2) as step:
             for a, b in itertools.product(params, params):
                 blocks[(a, b)] = d.hessian(a, b) if expanded else d.hessian_compact(a, b)
@@ -102,7 +107,8 @@ def _derive(network: Network, order: int, expanded: bool) -> Derivation:
                 blocks[wrt] = d.higher(blocks[wrt[:-1]], wrt[-1]) if key == wrt else \
                     transpose(blocks[key], wrt, groups, ranks)
                 step()
-    quantities = _dependency_order(d.quant, tuple(b.expr for b in (*blocks.values(), *ggn.values())))
+    hobj = () if pairs or order < 2 else d.objective_hessians()  # (the GGN from seeds)
+    quantities = _dependency_order(d.quant, tuple(b.expr for b in (*blocks.values(), *ggn.values())) + hobj)
     hvp: dict[str, Block] = {}
     hvp_quantities: tuple[QDef, ...] = ()
     if order >= 2:

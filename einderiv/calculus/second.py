@@ -79,6 +79,21 @@ class SecondOrder(ChainRule):
                 terms.append(prod((weight_l2, d1.at(i1 + ti), d2.at(i2 + pi)), ti + pi))
         return ti, pi, terms
 
+    def objective_hessians(self) -> tuple:
+        """The objective's Hessian in its arguments, ∂²f/∂a∂b, as quantities ``hobj[a,b]`` (those
+        not zero): the GGN's middle factor, for a module that takes the GGN from seeds."""
+        args = self.node_args(self.f)
+        out = []
+        for r1, r2 in itertools.product(args, args):
+            l2 = self.local2(self.f, r1, r2)
+            if is_zero(l2.expr):
+                continue
+            q = Quantity(Kind.HOBJ, (r1, r2))
+            if q not in self.quant:
+                self.define(q, l2.indices, l2.expr)
+            out.append(Ref(q, l2.indices))
+        return tuple(out)
+
     def gauss_newton(self, theta: Name) -> Block:
         """The objective node's part of ∂²f/∂θ∂θ: J_aᵀ ∂²f/∂a∂b J_b over the objective's
         arguments a, b (the GGN block: f's Hessian pulled back through the network's

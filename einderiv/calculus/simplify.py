@@ -21,7 +21,8 @@ import sympy
 
 from .functions import FunctionTable
 from ..ir import (Add, Apply, ArgMax, Const, Delta, Expr, Index, Inv, LogSumExp, MatDet, Max, Prod, Ref,
-                 Ones, Softmax, Window, ZERO, alpha_key, fresh, map_children, name_binders, rename, walk)
+                 Ones, Softmax, Window, ZERO, alpha_key, fresh, map_children, name_binders, rename, rename_touched,
+                 walk)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,8 @@ class Simplifier:
     def _expand_prod(self, e: Prod) -> list[Term]:
         # fresh names for this product's dummies: flattening can never capture
         mapping = {ix: fresh(ix.dim, ix.name) for ix in e.bound}
-        factors = [rename(f, mapping) if mapping else f for f in e.factors]
+        # (untouched factors keep their own dummies: expanding them below freshens those)
+        factors = [rename_touched(f, mapping) for f in e.factors]
         expanded = [self._expand(f) for f in factors]
         if any(not x for x in expanded):
             return []
@@ -222,7 +224,7 @@ def contract_deltas(t: Term) -> Term | None:
                 del fs[k]
                 if keep not in outs and not any(keep in g.free or gone in g.free for g in rest):
                     coef *= keep.dim  # Σ_a Σ_b δ^a_b = n
-                fs = [rename(g, {gone: keep}) for g in fs]
+                fs = [rename_touched(g, {gone: keep}) for g in fs]
                 changed = True
                 break
     if coef == 0:
@@ -296,7 +298,7 @@ def canonical(t: Term) -> Term:
         for ix in f.free:
             if ix in bound and ix not in mapping:
                 mapping[ix] = Index(f"_c{len(mapping)}", ix.dim)
-    return Term(t.coef, tuple(name_binders(_sorted_inside(rename(f, mapping))) for f in fs), t.out)
+    return Term(t.coef, tuple(name_binders(_sorted_inside(rename_touched(f, mapping))) for f in fs), t.out)
 
 
 def _sorted_inside(e: Expr) -> Expr:

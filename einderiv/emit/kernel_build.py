@@ -387,8 +387,9 @@ class Builder:
         items += [self.objective(), self.blocks("gradient", grads, "grad_", False),
                   self.blocks("per_sample_gradient", grads, "grad_", True), self.factors(), self.norms(),
                   Support("expand_factors")]
-        if hess:
-            items += [self.hessian(hess), self.hvp(), self.ggn()]
+        if hess or d.hvp:  # (those the column pass writes by loops are left to it)
+            items += [build() for name, build in (("hessian", lambda: self.hessian(hess)), ("hvp", self.hvp),
+                                                  ("ggn_diagonal", self.ggn)) if name not in ctx.by_columns]
         if third:
             items += self.third(third)
         constants = (

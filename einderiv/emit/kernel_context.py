@@ -103,6 +103,8 @@ class Context:
         #: whether ``hessian`` writes its blocks into one P × P buffer (a printer whose arrays
         #: are written in place: NumPy; :mod:`einderiv.emit.kernel_buffer`)
         self.buffer = False
+        #: the public functions the column pass writes by loops (:mod:`einderiv.emit.columns`): not built
+        self.by_columns: frozenset = frozenset()
 
     # -- sizes ---------------------------------------------------------------
     def _sizes(self, given: dict) -> dict:

@@ -7,18 +7,95 @@ every activation and every adjoint at once.  :func:`free_dead` reads the lowered
 — which variables each statement writes and reads — and puts a :class:`~einderiv.emit.kernel.Free`
 (``del``) right after the last statement that reads (or writes) each computed array.  Loads of
 inputs (``x = data["x"]``) and the batch size are not deleted (nothing would be freed), nor is
-anything the function returns.  A body with a loop is left as it is.
+anything the function returns.  A body with a loop is left as it is.  An array computed under a test
+(:class:`~einderiv.emit.kernel.When`: only some requested Hessian blocks read it) is deleted under the
+same test: inside it when nothing after it reads the array, else after its last reader.
+
+:func:`drop_unread` runs first, on every function: a load (``z = t["z"]``, ``B = x.shape[0]``) that no
+later statement reads is not written — lowering loads what a formula names, and a printed formula
+may not read it after all (tanh' is written from the activation, 1 − v², not from its argument).
 """
 from __future__ import annotations
 
-from .kernel import Assign, Contraction, Elementwise, Frame, Free, Function, Loop, Module, Python, Return
-from .kernel_arrays import BatchSize, Item, Num, Var
+import re
+
+import sympy
+
+from ..ir import Name, Quantity, Sym
+from .kernel import (Assign, Comment, Contraction, Elementwise, Frame, Free, Function, Loop, Module, Python, Return,
+                     When)
+from .kernel_arrays import BatchSize, Code, Item, Num, Var
 
 
 def free_dead(module: Module) -> Module:
     """``module`` with a :class:`Free` after each local array's last use in its straight-line functions."""
     items = tuple(free(it) if isinstance(it, Function) and it.frame is Frame.LOCALS else it for it in module.items)
     return Module(module.header, module.constants, items)
+
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def drop_unread(module: Module) -> Module:
+    """``module`` with every load that no later statement of its function reads left out."""
+    items = tuple(_drop_loads(it) if isinstance(it, Function) else it for it in module.items)
+    return Module(module.header, module.constants, items)
+
+
+def _is_load(st) -> bool:
+    return isinstance(st, Assign) and isinstance(st.target, Var) and isinstance(st.value, (Item, BatchSize))
+
+
+def _drop_loads(fn: Function) -> Function:
+    body, read = _prune(fn.body, set())
+    prologue, _ = _prune(fn.prologue, read)
+    if (prologue, body) == (fn.prologue, fn.body):
+        return fn
+    return Function(fn.name, fn.args, fn.doc, body or (Python("pass"),), prologue, fn.frame)
+
+
+def _prune(statements: tuple, after: set) -> tuple:
+    """``(statements without the loads that nothing reads, what they and ``after`` read)``; ``after``:
+    what the statements that follow them read.  A loop's body is pruned knowing that its next
+    iteration reads whatever any of its statements reads; a test's body as statements in line."""
+    names, out = set(after), []
+    for st in reversed(statements):
+        if _is_load(st) and st.target.name not in names:
+            continue
+        if isinstance(st, Loop):
+            again: set = set()
+            for inner in st.body:
+                _mentions(inner.value if _is_load(inner) else inner, again)
+            body, _ = _prune(st.body, names | again)
+            st = Loop(st.var, st.over, body or (Python("pass"),))
+        elif isinstance(st, When):  # a test: its body runs at most once, here
+            body, _ = _prune(st.body, names)
+            st = When(st.keys, st.of, body or (Python("pass"),))
+        _mentions(st.value if _is_load(st) else st, names)
+        out.append(st)
+    return tuple(reversed(out)), names
+
+
+def _mentions(x, names: set) -> None:
+    """Collect what ``x`` may read: variable names, the symbols of SymPy expressions (a loop's
+    bounds, a key's label) and the words of raw code."""
+    if isinstance(x, Var):
+        names.add(x.name)
+    elif isinstance(x, (Python, Code)):
+        names.update(_WORD.findall(x.text))
+    elif isinstance(x, Sym):  # a label in the depth or a loop variable: h(T-1), f"h({k})"
+        names.add(x.symbol)
+    elif isinstance(x, sympy.Basic):
+        names.update(str(sym) for sym in x.free_symbols)
+    elif isinstance(x, (tuple, list)):
+        for y in x:
+            _mentions(y, names)
+    elif isinstance(x, (Name, Quantity)):
+        for field in x._FIELDS:
+            _mentions(getattr(x, field), names)
+    elif hasattr(x, "__dataclass_fields__") and not isinstance(x, Comment):
+        for field in x.__dataclass_fields__:
+            _mentions(getattr(x, field), names)
 
 
 def variables(x, out: list) -> list:
@@ -36,6 +113,8 @@ def variables(x, out: list) -> list:
 
 def writes(st) -> list:
     """The arrays a statement computes (not a load of an input, not the batch size)."""
+    if isinstance(st, When):
+        return [v for inner in st.body for v in writes(inner)]
     if isinstance(st, Contraction):
         return [step.target for step in st.steps if step.target is not None]
     if isinstance(st, Elementwise):
@@ -43,6 +122,14 @@ def writes(st) -> list:
     if isinstance(st, Assign) and isinstance(st.target, Var) and not isinstance(st.value, (Item, BatchSize, Num)):
         return [st.target.name]
     return []
+
+
+def stores(st) -> bool:
+    """Whether ``st`` only stores values into a dict (``hess[("U", "U")] = hess_U__U``): what it
+    reads lives on in the dict, so deleting the name after it frees nothing."""
+    if isinstance(st, When):
+        return all(stores(inner) for inner in st.body)
+    return isinstance(st, Assign) and isinstance(st.target, Item)
 
 
 def reads(st) -> list:
@@ -72,11 +159,18 @@ def free(fn: Function) -> Function:
     last = len(body) - 1
     ending: dict = {}
     for v, (born, end) in sorted(lifetimes(body).items(), key=lambda item: item[1]):
-        if not (end == last and isinstance(body[last], Return)):
+        if not (end == last and isinstance(body[last], Return)) and not stores(body[end]):
             ending.setdefault(end, []).append(v)
+    test = {v: k for k, st in enumerate(body) if isinstance(st, When) for v in writes(st)}  # born under a test
     out = []
     for k, st in enumerate(body):
+        dead = ending.get(k, [])
+        inside = [v for v in dead if test.get(v) == k]
+        if inside:
+            st = When(st.keys, st.of, st.body + (Free(tuple(inside)),))
         out.append(st)
-        if k in ending:
-            out.append(Free(tuple(ending[k])))
+        if [v for v in dead if v not in test]:
+            out.append(Free(tuple(v for v in dead if v not in test)))
+        for b in sorted({test[v] for v in dead if v in test and test[v] != k}):
+            out.append(When(body[b].keys, body[b].of, (Free(tuple(v for v in dead if test.get(v) == b)),)))
     return Function(fn.name, fn.args, fn.doc, tuple(out), fn.prologue, fn.frame)

@@ -333,10 +333,10 @@ def fold_loops(module: Module, ctx: Context) -> Module:
     constants = tuple(_loop_axes(ctx, items) if c.name == "GRADIENT_FACTOR_AXES" else c for c in module.constants)
     # the objective's Hessian stays callable: check's GGN reference reads it (a factored GGN does not)
     hobj = {"_" + ctx.ident[q.name] for q in d.quantities if q.name.kind is Kind.HOBJ}
-    return Module(module.header, constants, tuple(_called(items, hobj)))
+    return Module(module.header, constants, tuple(called(items, hobj)))
 
 
-def _called(items, keep=frozenset()) -> list:
+def called(items, keep=frozenset()) -> list:
     """``items`` without the per-member quantity functions (``_adj_h_7``) that no function calls any
     more (in its prologue or its body; ``keep``: those kept anyway): the loops compute them in
     ``_backward`` (an order-1 module keeps none of them)."""

@@ -148,7 +148,8 @@ def plan(eq: str, shapes: tuple, operands: Sequence[ArrayExpr],
             expr = pair(subs[0], subs[1], res, ops[0], ops[1])
         else:
             expr = Einsum(step, tuple(ops), True)
-        expr = _renamed(expr, same)
+        if same:  # (a rebuild of every step for nothing, when no step repeated)
+            expr = _renamed(expr, same)
         last = n == len(todo) - 1
         if not last and expr in seen:
             same_as = seen[expr]

@@ -56,7 +56,8 @@ from .kernel_arrays import BATCH, Num, Scale
 from .kernel_build import build
 from .kernel_context import Context, identifiers
 from .kernel_statements import lower_module
-from .liveness import free_dead
+from .columns import by_columns, columns, written
+from .liveness import drop_unread, free_dead
 from .loops import fold_loops, has_families
 from .literals import docstring_literal
 from .numpy_helpers import HELPERS
@@ -267,6 +268,12 @@ class NumPyPrinter(Printer):
 
     def _print_Free(self, s) -> list:
         return ["del " + ", ".join(s.names)]
+
+    def _print_When(self, s) -> list:  # keys: Hessian block keys, names of parameters (no quotes in them)
+        keys = "(" + ", ".join("(" + ", ".join(f'"{p}"' for p in k) + ")" for k in s.keys or ()) + ")"
+        of = self._print(s.of)
+        test = of if s.keys is None else f"{keys[1:-1]} in {of}" if len(s.keys) == 1 else f"not {of}.isdisjoint({keys})"
+        return [f"if {test}:"] + [self.indent + line for st in s.body for line in self._print(st)]
 
     def _print_Python(self, s) -> list:
         return s.text.split("\n")
@@ -481,7 +488,10 @@ def generate(derivation, sizes: dict[str, int] | None = None, *, literal_einsum:
     with paused():
         ctx = Context(derivation, sizes, literal_einsum)
         ctx.buffer = (printer or NumPyPrinter).buffers and not literal_einsum  # literal: one einsum a block
+        long = not unrolled and printer in (None, NumPyPrinter) and by_columns(derivation)  # a long recurrence
+        ctx.by_columns = written(ctx) if long else frozenset()
         module = build(ctx)
         # a family's steps as loops, or each public function as one straight body of locals
         module = fold_loops(module, ctx) if not unrolled and has_families(derivation) else straighten(module, ctx)
-        return refuse_too_large((printer or NumPyPrinter)().doprint(free_dead(lower_module(ctx, module))))
+        module = columns(module, ctx) if long else module
+        return refuse_too_large((printer or NumPyPrinter)().doprint(free_dead(drop_unread(lower_module(ctx, module)))))

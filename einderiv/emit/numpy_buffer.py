@@ -1,9 +1,11 @@
 """The NumPy helpers of a Hessian assembled in one P × P buffer (:mod:`einderiv.emit.kernel_buffer`).
 
-``hessian(params, data, out=None)`` of a generated NumPy module writes every block into one
-dense array ``H`` (``out`` when given: a P × P array or a flat one of P² entries, reused between
-calls so that no fresh gigabyte array is paged in; otherwise a new ``np.empty``).  The rows and
-columns of ``H`` are the parameters in ``PARAMS`` order, each flattened in C order.  A block
+``hessian(params, data, blocks=None, out=None)`` of a generated NumPy module writes every block
+it is asked for into one dense array ``H`` (``out`` when given: a P × P array or a flat one of P²
+entries, reused between calls so that no fresh gigabyte array is paged in; otherwise a new
+``np.empty``).  The rows and columns of ``H`` are the parameters in ``PARAMS`` order, each
+flattened in C order — of a module without families, only the parameters the requested blocks
+name (``_hessian_plan``: all of them by default), so that the (U, U) block alone is a U × U array.  A block
 (a, b) with a at or before b is computed into its view of ``H``; the block (b, a) is its
 transpose, copied tile by tile.  The dominant terms of a block between two dense layers,
 Σ_B G[B,j,k] a[B,i] b[B,l], are a matmul per row chunk of j that writes straight into ``H``
@@ -18,12 +20,16 @@ BUFFER_HELPERS = {
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view''',
+    "_hessian_size": '''def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)''',
     "_block_view": '''def _block_view(H, r0, r1, c0, c1, shape):
     """H[r0:r1, c0:c1] seen with the block's shape (a view: raises rather than copy)."""
     view = H[r0:r1, c0:c1].view()
@@ -70,6 +76,14 @@ BUFFER_HELPERS = {
                 m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
             for r in range(r0 + 1, r1):  # within the diagonal tile
                 m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T''',
+    "_gram_into": '''def _gram_into(v, x, w, scale, add):
+    """v (+)= scale Σ_B w[B] x[B,i] x[B,j], with scale · w ≥ 0 (proved at generation time): a = √(scale w) x,
+    v = aᵀa — a matrix times its own transpose, which NumPy's matmul hands to BLAS's syrk."""
+    a = np.sqrt(w * scale)[:, None] * x
+    if add:
+        v += a.T @ a
+    else:
+        np.matmul(a.T, a, out=v)''',
     "_add_into": '''def _add_into(v, value, scale, add):
     """v (+)= scale · value (value broadcast to v's shape)."""
     if add:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..errors import UsageError
 from ..ir import paused
 from .kernel_statements import lower_module
+from .liveness import drop_unread
 from .numpy import NumPyPrinter
 from .sequence_kernel import sequence_kernel
 from .template_full import full_template_kernel
@@ -33,4 +34,4 @@ def generate_template(tpl, printer: type = None) -> str:
                     module = None
             if module is None:
                 module, ctx = template_kernel(tpl)
-        return (printer or NumPyPrinter)().doprint(lower_module(ctx, module))
+        return (printer or NumPyPrinter)().doprint(drop_unread(lower_module(ctx, module)))

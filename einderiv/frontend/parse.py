@@ -25,6 +25,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from . import syntax as S
 from ..errors import EinderivError, Location, ParseError, UsageError
+from . import hints
 from .header import Header, header
 from .underscores import resolve
 from .limits import MAX_NESTING, MAX_TOKEN, literal_error, long_token, nesting_error
@@ -336,29 +337,6 @@ def _token_text(tok: Token) -> str:
     return repr(str(tok))
 
 
-#: why the operator is not a power, after "a power is not written with OP in a network expression"
-POWER_HINT = {"^": " ('^' starts an index group: x^i)", "**": ""}
-_STATEMENT_WORDS = ("dims", "depth", "input", "label", "weight", "bias", "function")
-
-
-def _power_at(text: str, line: int, column: int) -> tuple[str, int] | None:
-    """A syntax error at ``line:column`` that is a power (``v^j^2``, ``(a)^2``, ``x**2``) on the
-    right side of a definition: the operator and its column, else None."""
-    lines = _lines(text)
-    src = lines[line - 1] if 0 < line <= len(lines) else ""
-    head = src.split("#", 1)[0]
-    if "=" not in head[: column - 1] or head.lstrip().startswith(_STATEMENT_WORDS):
-        return None
-    before, rest = src[: column - 1].rstrip(), src[column - 1:]
-    if rest.startswith("*") and src[: column - 1].endswith("*"):  # `**`, not `* *`
-        return "**", column - 1
-    if rest.startswith("^") and rest[1:].lstrip()[:1].isdigit():
-        return "^", column
-    if rest[:1].isdigit() and (before.endswith("^") or before.endswith("^{")):
-        return "^", before.rindex("^") + 1
-    return None
-
-
 def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
     line, column = max(e.line, 1), max(e.column, 1)
     if isinstance(e, UnexpectedToken):
@@ -383,14 +361,10 @@ def _syntax_error(e: UnexpectedInput, text: str, path: str) -> ParseError:
         expected = e.allowed or ()
     else:  # pragma: no cover - LALR raises only the two above
         got, expected = "input", ()
-    power = _power_at(text, line, column)
-    if power is not None:
-        operator, column = power
-        return ParseError(f"syntax error: a power is not written with '{operator}' in a network expression"
-                          f"{POWER_HINT[operator]}; write square(...) for an elementwise square, a product "
-                          "such as x^j x^j for a sum of squares, or a function with the power in its body "
-                          "(function cube(z) = z^3)",
-                          Location(path, line, column), caret_context(text, line, column))
+    hint = hints.explain(_lines(text), line, column)
+    if hint is not None:
+        message, column = hint
+        return ParseError(f"syntax error: {message}", Location(path, line, column), caret_context(text, line, column))
     msg = f"syntax error: unexpected {got}"
     if expected:
         msg += f"; expected one of: {_expected(expected)}"

@@ -14,7 +14,7 @@ from .names import (ANY, Kind, Label, Name, Quantity, Sym, TensorName, label_ran
 from .nodes import (EXTREMES, MATRIX_NODES, MATRIX_SCALARS, ONE, REDUCTIONS, ZERO, Add, Apply, ArgMax, Const, Delta, Expr, Fn, Index, Inv,
                     LogSumExp, MatDet, Max, Ones, Prod, Ref, Softmax, Window, add, fresh, is_zero, prod, reset_fresh, unique)
 from .tools import (all_indices, alpha_key, distinct, map_children, map_indices, map_refs, match_indices,
-                    name_binders, own_indices, ref_names, refs, rename, shape_key, substitute, walk)
+                    name_binders, own_indices, ref_names, refs, rename, rename_touched, shape_key, substitute, walk)
 
 __all__ = [
     "paused",
@@ -24,5 +24,5 @@ __all__ = [
     "LogSumExp", "Max", "Ones", "Prod", "Ref",
     "Softmax", "Window", "add", "fresh", "is_zero", "prod", "reset_fresh", "unique",
     "all_indices", "alpha_key", "distinct", "map_children", "map_indices", "map_refs", "match_indices",
-    "name_binders", "own_indices", "ref_names", "refs", "rename", "shape_key", "substitute", "walk",
+    "name_binders", "own_indices", "ref_names", "refs", "rename", "rename_touched", "shape_key", "substitute", "walk",
 ]

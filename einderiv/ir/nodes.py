@@ -127,7 +127,12 @@ class Ref(Expr):
 
     @property
     def free(self) -> tuple[Index, ...]:
-        return unique(self.indices)
+        ixs = self.indices
+        # (asked 180,000 times in a deep derivation: indices of different names are distinct,
+        # and a set of their names is built in C, where unique hashes each index in Python)
+        if len(ixs) < 2 or len({ix.name for ix in ixs}) == len(ixs):
+            return ixs
+        return unique(ixs)
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ class Delta(Expr):
 
     @property
     def free(self) -> tuple[Index, ...]:
-        return unique((self.a, self.b))
+        return (self.a, self.b) if self.a.name != self.b.name else unique((self.a, self.b))
 
 
 @dataclass(frozen=True)

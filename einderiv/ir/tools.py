@@ -6,7 +6,8 @@ function switches on node types:
 
 * :func:`map_children`, :func:`map_indices` — rebuild a node;
 * :func:`walk`, :func:`refs`, :func:`ref_names`, :func:`all_indices` — read it;
-* :func:`rename` (capture-free substitution of indices), :func:`substitute`
+* :func:`rename` (capture-free substitution of indices; :func:`rename_touched` leaves untouched
+  subtrees as they are), :func:`substitute`
   (of tensors), :func:`map_refs` (of tensor names);
 * :func:`alpha_key` — *the* key for "equal up to renaming of indices", used by
   simplification, folding, layer templates and the code generator alike;
@@ -128,11 +129,28 @@ def rename(e: Expr, mapping: dict[Index, Index]) -> Expr:
     Freshening every bound index on every substitution is what keeps dummies
     from being captured, whatever the mapping's targets are.
     """
+    return _rename(e, mapping, rename)
+
+
+def rename_touched(e: Expr, mapping: dict[Index, Index]) -> Expr:
+    """:func:`rename`, except that a subtree in which no index of ``mapping`` is free is kept
+    as it is, its dummies not freshened (nothing in it changes, so nothing can be captured).
+    For a caller that freshens or canonically names the dummies itself next — the
+    simplifier's expansion: most of a deep derivation's subtrees are untouched, and
+    rebuilding them only to rename their dummies was a tenth of deriving.
+    """
+    if not mapping or mapping.keys().isdisjoint(e.free):
+        return e
+    return _rename(e, mapping, rename_touched)
+
+
+def _rename(e: Expr, mapping: dict[Index, Index], again: Callable) -> Expr:
+    """One node of :func:`rename` (``again``: how its children are renamed)."""
     if not mapping:
         return e
     if not e.INDICES and not e.CHILDREN:
         return e
-    special = e.renamed(mapping, rename)
+    special = e.renamed(mapping, again)
     if special is not None:
         return special
     bound = e.binds()
@@ -141,7 +159,7 @@ def rename(e: Expr, mapping: dict[Index, Index]) -> Expr:
         for ix in bound:
             mapping[ix] = fresh(ix.dim, ix.name)
     get = mapping.get
-    return _rebuild(e, lambda ix: get(ix, ix), lambda c: rename(c, mapping))
+    return _rebuild(e, lambda ix: get(ix, ix), lambda c: again(c, mapping))
 
 
 def name_binders(e: Expr) -> Expr:
