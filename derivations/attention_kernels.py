@@ -1421,7 +1421,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_Q__V, tmp_38
     if ("WV", "WQ") in want:
         _mirror(H, rows["WQ"][0], rows["WQ"][1], rows["WV"][0], rows["WV"][1])
-    if not todo.isdisjoint((("WQ", "U"), ("WK", "U"), ("WV", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("WQ", "U"), ("WK", "U"), ("WV", "U"))):
         # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
         softmax_p_5 = _softmax(p, axis=1)
         # einsum("li,Bl->Bli", np.eye(2), softmax_p_5)
@@ -1443,7 +1443,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_40 = np.tensordot(hess_p__p, U, axes=([1], [0]))
         hess_o__p = 0.3333333333333333 * (tmp_40.transpose(0, 2, 1))[:, None] * (np.ones(3))[:, None, None]
         del tmp_40
-    if not todo.isdisjoint((("WQ", "U"), ("WK", "U"), ("WV", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("WQ", "U"), ("WK", "U"), ("WV", "U"))):
         del hess_p__p
     if not todo.isdisjoint((("WQ", "U"), ("WK", "U"))):
         # hess_a__p[q,k,l] = Σ_c V[k,c] hess_o__p[q,c,l]

@@ -937,7 +937,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_v__z_w, drelu_z_v_3, hess_z_v__z_w, x_win_5, x_win_6, tmp_8
     if ("G", "K") in want:
         _mirror(H, rows["K"][0], rows["K"][1], rows["G"][0], rows["G"][1])
-    if not todo.isdisjoint((("K", "U"), ("K", "R"), ("G", "U"), ("G", "R"), ("U", "U"), ("U", "R"), ("R", "R"))):
+    if not todo.isdisjoint((("U", "U"), ("U", "R"), ("R", "R"), ("K", "U"), ("K", "R"), ("G", "U"), ("G", "R"))):
         # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
         softmax_p_4 = _softmax(p, axis=1)
         # einsum("li,Bl->Bli", np.eye(2), softmax_p_4)
@@ -1041,7 +1041,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bos,Bosl->Bosl", dtanh_z_w_4, hess_w__p)
         hess_z_w__p = hess_w__p * dtanh_z_w_4[:, :, :, None]
         del hess_w__p, dtanh_z_w_4
-    if not todo.isdisjoint((("K", "U"), ("K", "R"), ("G", "U"), ("G", "R"), ("U", "U"), ("U", "R"), ("R", "R"))):
+    if not todo.isdisjoint((("U", "U"), ("U", "R"), ("R", "R"), ("K", "U"), ("K", "R"), ("G", "U"), ("G", "R"))):
         del hess_p__p
     if ("G", "U") in todo:
         # ∂f/∂G,U[o,a,l,i,t] = Σ_cj hess_z_w__p[o,c,l] v[i,t] x[j] S2[j,c,a]

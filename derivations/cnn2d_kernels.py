@@ -858,18 +858,18 @@ def hessian(params, data, blocks=None, out=None):
         # h[j] = tanh(z_h[j])
         h = np.tanh(z_h)
         del x_win, x_win_win, tmp, tmp_2, z_v, z_h
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("K", "U"), ("b", "b"), ("b", "W1"), ("b", "U"), ("W1", "W1"), ("W1", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"), ("W1", "U"), ("K", "U"), ("b", "U"))):
         # p[l] = Σ_j U[l,j] h[j]
         # einsum("lj,Bj->Bl", U, h)
         p = h @ U.T
         # adj_p[l] = p[l] - y[l]
         adj_p = p - y
         del p
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("b", "b"), ("b", "W1"), ("W1", "W1"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
         # adj_h[j] = Σ_c U[c,j] adj_p[c]
         # einsum("cj,Bc->Bj", U, adj_p)
         adj_h = adj_p @ U
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("b", "b"), ("b", "W1"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W1"), ("b", "W1"))):
         # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
         dtanh_z_h = 1 - h**2
         adj_z_h = dtanh_z_h * adj_h
@@ -878,7 +878,7 @@ def hessian(params, data, blocks=None, out=None):
         # adj_v[o,u,w] = Σ_c W1[c,o,u,w] adj_z_h[c]
         # einsum("couw,Bc->Bouw", W1, adj_z_h)
         adj_v = np.tensordot(adj_z_h, W1, axes=([1], [0]))
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("K", "U"), ("b", "b"), ("b", "W1"), ("b", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W1"), ("b", "W1"), ("K", "U"), ("b", "U"))):
         # jac_v__z_v[o,u,w,i,j,k] = tanh'(z_v[o,u,w]) δ[o,i] δ[u,j] δ[w,k]
         dtanh_z_v = 1 - v**2
         # einsum("Bouw,oi,uj,wk->Bouwijk", dtanh_z_v, np.eye(2), np.eye(3), np.eye(3))
@@ -886,7 +886,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_4 = tmp_3[:, :, :, :, None, None] * np.eye(3)
         jac_v__z_v = tmp_4.transpose(2, 0, 4, 3, 1, 5) * dtanh_z_v[:, :, :, :, None, None, None]
         del dtanh_z_v, tmp_3, tmp_4
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "U"), ("b", "b"), ("b", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
         # jac_z_h__z_v[j,o,u,w] = Σ_cik W1[j,c,i,k] jac_v__z_v[c,i,k,o,u,w]
         # einsum("jcik,Bcikouw->Bjouw", W1, jac_v__z_v)
         jac_z_h__z_v = (np.tensordot(jac_v__z_v, W1, axes=([1, 2, 3], [1, 2, 3]))).transpose(0, 4, 1, 2, 3)
@@ -896,7 +896,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bjouw->Bjouw", dtanh_z_h_2, jac_z_h__z_v)
         jac_h__z_v = jac_z_h__z_v * dtanh_z_h_2[:, :, None, None, None]
         del dtanh_z_h_2
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("b", "b"), ("b", "W1"), ("W1", "W1"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
         # jac_p__h[l,j] = U[l,j]
         jac_p__h = U
         # jac_p__z_h[l,j] = tanh'(z_h[j]) jac_p__h[l,j]
@@ -938,7 +938,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_p__v, dtanh_z_v_2, jac_p__z_v, hess_p__z_v, hess_h__z_v, dtanh_z_h_4, d2tanh_z_h, tmp_5, hess_z_h__z_v, hess_v__z_v, d2tanh_z_v, tmp_6, tmp_7, tmp_8
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
         del adj_v
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "U"), ("b", "b"), ("b", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
         del jac_z_h__z_v
     if ("K", "K") in todo:
         # ∂f/∂K,K[o,c,a,b,i,j,k,l] = Σ_mnpqrstu hess_z_v__z_v[o,m,n,i,p,q] x[c,r,s] x[j,t,u] S[r,m,a] S[t,p,k] S[s,n,b] S[u,q,l]
@@ -968,7 +968,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 3, 5, 6)), 1 / B, False)
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
         del hess_z_v__z_v
-    if not todo.isdisjoint((("K", "W1"), ("b", "W1"), ("W1", "W1"))):
+    if not todo.isdisjoint((("W1", "W1"), ("K", "W1"), ("b", "W1"))):
         # hess_p__z_h[l,j] = jac_p__z_h[l,j]
         hess_p__z_h = jac_p__z_h
         # hess_h__z_h[j,i] = Σ_c U[c,j] hess_p__z_h[c,i]
@@ -982,9 +982,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_10 = adj_h * d2tanh_z_h_2
         hess_z_h__z_h = hess_h__z_h * dtanh_z_h_5[:, :, None] + tmp_10[:, :, None] * np.eye(3)
         del hess_p__z_h, hess_h__z_h, dtanh_z_h_5, d2tanh_z_h_2, tmp_10
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("b", "b"), ("b", "W1"), ("W1", "W1"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
         del adj_h
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("b", "b"), ("b", "W1"), ("W1", "W1"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
         del jac_p__z_h
     if ("W1", "W1") in todo:
         # ∂f/∂W1,W1[j,o,u,w,i,k,l,m] = hess_z_h__z_h[j,i] v[o,u,w] v[k,l,m]
@@ -1002,7 +1002,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bouw,Bouwj->Bouwj", dtanh_z_v_3, hess_v__z_h)
         hess_z_v__z_h = hess_v__z_h * dtanh_z_v_3[:, :, :, :, None]
         del hess_v__z_h, dtanh_z_v_3
-    if not todo.isdisjoint((("K", "W1"), ("b", "W1"), ("W1", "W1"))):
+    if not todo.isdisjoint((("W1", "W1"), ("K", "W1"), ("b", "W1"))):
         del hess_z_h__z_h
     if ("K", "W1") in todo:
         # ∂f/∂K,W1[o,c,a,b,j,i,u,w] = Σ_klmn adj_z_h[j] jac_v__z_v[i,u,w,o,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn hess_z_v__z_h[o,k,l,j] v[i,u,w] x[c,m,n] S[m,k,a] S[n,l,b]
@@ -1027,15 +1027,15 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_b__W1, (np.tensordot(jac_v__z_v.sum(axis=(5, 6)), adj_z_h, axes=([0], [0]))).transpose(3, 4, 0, 1, 2), 1 / B, False)
         # einsum("Bockj,Biuw->ojiuw", hess_z_v__z_h, v)
         _add_into(hess_b__W1, (np.tensordot(v, hess_z_v__z_h.sum(axis=(2, 3)), axes=([0], [0]))).transpose(3, 4, 0, 1, 2), 1 / B, True)
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("b", "b"), ("b", "W1"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W1"), ("b", "W1"))):
         del adj_z_h
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("K", "U"), ("b", "b"), ("b", "W1"), ("b", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W1"), ("b", "W1"), ("K", "U"), ("b", "U"))):
         del jac_v__z_v
     if not todo.isdisjoint((("K", "W1"), ("b", "W1"))):
         del hess_z_v__z_h
     if ("W1", "b") in want:
         _mirror(H, rows["b"][0], rows["b"][1], rows["W1"][0], rows["W1"][1])
-    if not todo.isdisjoint((("K", "U"), ("b", "U"), ("W1", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W1", "U"), ("K", "U"), ("b", "U"))):
         # hess_p__p[l,i] = δ[l,i]
         hess_p__p = (np.eye(2))
     if ("U", "U") in todo:
@@ -1045,7 +1045,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_14 = h.T @ h
         _add_into(hess_U__U, tmp_14.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
         del tmp_14
-    if not todo.isdisjoint((("K", "U"), ("b", "U"), ("W1", "U"))):
+    if not todo.isdisjoint((("W1", "U"), ("K", "U"), ("b", "U"))):
         # hess_h__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
         # einsum("cj,cl->jl", U, hess_p__p)
         hess_h__p = U.T @ hess_p__p
@@ -1054,7 +1054,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,jl->Bjl", dtanh_z_h_6, hess_h__p)
         hess_z_h__p = hess_h__p * dtanh_z_h_6[:, :, None]
         del hess_h__p, dtanh_z_h_6
-    if not todo.isdisjoint((("K", "U"), ("b", "U"), ("W1", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W1", "U"), ("K", "U"), ("b", "U"))):
         del hess_p__p
     if ("W1", "U") in todo:
         # ∂f/∂W1,U[j,o,u,w,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] v[o,u,w] + h[i] hess_z_h__p[j,l] v[o,u,w]
@@ -1080,7 +1080,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_v__p, dtanh_z_v_4
     if todo:
         del v
-    if not todo.isdisjoint((("K", "U"), ("b", "U"), ("W1", "U"))):
+    if not todo.isdisjoint((("W1", "U"), ("K", "U"), ("b", "U"))):
         del hess_z_h__p
     if ("K", "U") in todo:
         # ∂f/∂K,U[o,c,a,b,l,j] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_ikmn h[j] hess_z_v__p[o,i,k,l] x[c,m,n] S[m,i,a] S[n,k,b]
@@ -1107,7 +1107,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_b__U, np.tensordot(hess_z_v__p.sum(axis=(2, 3)), h, axes=([0], [0])), 1 / B, True)
     if todo:
         del h
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W1"), ("K", "U"), ("b", "b"), ("b", "W1"), ("b", "U"), ("W1", "W1"), ("W1", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"), ("W1", "U"), ("K", "U"), ("b", "U"))):
         del adj_p
     if not todo.isdisjoint((("K", "U"), ("b", "U"))):
         del jac_h__z_v

@@ -1265,21 +1265,21 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("lkt,Bkt->Bl", U, v3)
         p = np.tensordot(v3, U, axes=([1, 2], [1, 2]))
         del x_win, tmp, z_v1, v1_win, tmp_2, z_v2, v2_win, tmp_3, z_v3
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K1", "U"), ("K2", "K2"), ("K2", "K3"), ("K2", "U"), ("K3", "K3"), ("K3", "U"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
         adj_p = softmax_p - y
         del softmax_p
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K2", "K2"), ("K2", "K3"), ("K3", "K3"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
         # adj_v3[k,t] = Σ_c U[c,k,t] adj_p[c]
         # einsum("ckt,Bc->Bkt", U, adj_p)
         adj_v3 = np.tensordot(adj_p, U, axes=([1], [0]))
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K2", "K2"), ("K2", "K3"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K1", "K3"))):
         # adj_z_v3[k,t] = tanh'(z_v3[k,t]) adj_v3[k,t]
         dtanh_z_v3 = 1 - v3**2
         adj_z_v3 = dtanh_z_v3 * adj_v3
         del dtanh_z_v3
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K2", "K2"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"))):
         # adj_v2[g,t] = Σ_cij K3[c,g,i] adj_z_v3[c,j] S[d-4][t,j,i]
         # einsum("cgi,Bcj->Bgji", K3, adj_z_v3)
         adj_v2 = _shift_scatter((np.tensordot(adj_z_v3, K3, axes=([1], [0]))).transpose(0, 2, 1, 3), 8, 2, 2, 1, -4, 0)
@@ -1321,14 +1321,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bkt,Bkthi->Bkthi", dtanh_z_v3_2, jac_z_v3__z_v1)
         jac_v3__z_v1 = jac_z_v3__z_v1 * dtanh_z_v3_2[:, :, :, None, None]
         del dtanh_z_v3_2
-    if not todo.isdisjoint((("K1", "K2"), ("K2", "K2"), ("K2", "K3"), ("K2", "U"))):
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K2", "U"))):
         # jac_v2__z_v2[g,t,i,j] = tanh'(z_v2[g,t]) δ[g,i] δ[t,j]
         dtanh_z_v2_3 = 1 - v2**2
         # einsum("Bgt,gi,tj->Bgtij", dtanh_z_v2_3, np.eye(2), np.eye(8))
         tmp_5 = (np.eye(8))[:, :, None, None] * np.eye(2)
         jac_v2__z_v2 = tmp_5.transpose(2, 0, 3, 1) * dtanh_z_v2_3[:, :, :, None, None]
         del dtanh_z_v2_3, tmp_5
-    if not todo.isdisjoint((("K1", "K2"), ("K2", "K2"), ("K2", "U"))):
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "U"))):
         # jac_z_v3__z_v2[k,t,g,i] = Σ_cjl K3[k,c,j] jac_v2__z_v2[c,l,g,i] S[d-4][l,t,j]
         jac_v2__z_v2_win = _shift_view(jac_v2__z_v2, 2, 2, 1, 8, -4, 0, 4, 0)
         # einsum("kcj,Bctgij->Bktgi", K3, jac_v2__z_v2_win)
@@ -1347,7 +1347,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_6 = (np.eye(8))[:, :, None, None] * np.eye(2)
         jac_v3__z_v3 = tmp_6.transpose(2, 0, 3, 1) * dtanh_z_v3_4[:, :, :, None, None]
         del dtanh_z_v3_4, tmp_6
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K2", "K2"), ("K2", "K3"), ("K3", "K3"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
         # jac_p__v3[l,k,t] = U[l,k,t]
         jac_p__v3 = U
         # jac_p__z_v3[l,k,t] = tanh'(z_v3[k,t]) jac_p__v3[l,k,t]
@@ -1355,7 +1355,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bkt,lkt->Blkt", dtanh_z_v3_5, jac_p__v3)
         jac_p__z_v3 = jac_p__v3 * dtanh_z_v3_5[:, None]
         del jac_p__v3, dtanh_z_v3_5
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K2", "K2"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"))):
         # jac_p__v2[l,g,t] = Σ_cij K3[c,g,i] jac_p__z_v3[l,c,j] S[d-4][t,j,i]
         # einsum("cgi,Blcj->Blgji", K3, jac_p__z_v3)
         jac_p__v2 = _shift_scatter((np.tensordot(jac_p__z_v3, K3, axes=([2], [0]))).transpose(0, 1, 3, 2, 4), 8, 3, 2, 1, -4, 0)
@@ -1422,7 +1422,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_z_v2__z_v1
     if not todo.isdisjoint((("K1", "K1"), ("K1", "U"))):
         del jac_z_v3__z_v1
-    if not todo.isdisjoint((("K1", "K2"), ("K2", "K2"))):
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"))):
         # hess_p__z_v2[l,g,t] = jac_p__z_v2[l,g,t] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,g,t] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_3 = _softmax(p, axis=1)
         # einsum("Blgt,Bl->Blgt", jac_p__z_v2, softmax_p_3)
@@ -1451,11 +1451,11 @@ def hessian(params, data, blocks=None, out=None):
         tmp_16 = (np.eye(8))[:, :, None, None] * np.eye(2)
         hess_z_v2__z_v2 = hess_v2__z_v2 * dtanh_z_v2_6[:, :, :, None, None] + tmp_16.transpose(2, 0, 3, 1) * tmp_15[:, :, :, None, None]
         del softmax_p_3, tmp_13, hess_p__z_v2, hess_v3__z_v2, dtanh_z_v3_7, d2tanh_z_v3_2, tmp_14, hess_z_v3__z_v2, hess_v2__z_v2, dtanh_z_v2_6, d2tanh_z_v2_2, tmp_15, tmp_16
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K2", "K2"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"))):
         del adj_v2
-    if not todo.isdisjoint((("K1", "K2"), ("K2", "K2"), ("K2", "U"))):
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "U"))):
         del jac_z_v3__z_v2
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K2", "K2"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"))):
         del jac_p__z_v2
     if ("K2", "K2") in todo:
         # ∂f/∂K2,K2[g,h,a,i,j,k] = Σ_clmn hess_z_v2__z_v2[g,c,i,l] v1[h,m] v1[j,n] S[d-2][m,c,a] S[d-2][n,l,k]
@@ -1491,11 +1491,11 @@ def hessian(params, data, blocks=None, out=None):
         del adj_z_v2
     if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K1", "U"))):
         del jac_v1__z_v1
-    if not todo.isdisjoint((("K1", "K2"), ("K2", "K2"))):
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"))):
         del hess_z_v2__z_v2
     if ("K2", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["K2"][0], rows["K2"][1])
-    if not todo.isdisjoint((("K1", "K3"), ("K2", "K3"), ("K3", "K3"))):
+    if not todo.isdisjoint((("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
         # hess_p__z_v3[l,k,t] = jac_p__z_v3[l,k,t] softmax_l(p[l]) - Σ_c jac_p__z_v3[c,k,t] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_4 = _softmax(p, axis=1)
         # einsum("Blkt,Bl->Blkt", jac_p__z_v3, softmax_p_4)
@@ -1514,9 +1514,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_22 = (np.eye(8))[:, :, None, None] * np.eye(2)
         hess_z_v3__z_v3 = hess_v3__z_v3 * dtanh_z_v3_8[:, :, :, None, None] + tmp_22.transpose(2, 0, 3, 1) * tmp_21[:, :, :, None, None]
         del softmax_p_4, tmp_20, hess_p__z_v3, hess_v3__z_v3, dtanh_z_v3_8, d2tanh_z_v3_3, tmp_21, tmp_22
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K2", "K2"), ("K2", "K3"), ("K3", "K3"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
         del adj_v3
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K2", "K2"), ("K2", "K3"), ("K3", "K3"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
         del jac_p__z_v3
     if ("K3", "K3") in todo:
         # ∂f/∂K3,K3[k,g,a,i,j,l] = Σ_cmno hess_z_v3__z_v3[k,c,i,m] v2[g,n] v2[j,o] S[d-4][n,c,a] S[d-4][o,m,l]
@@ -1527,7 +1527,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_23 = np.einsum("Bgca,Bkcim->Bgakim", v2_win_2, hess_z_v3__z_v3, optimize=False)
         _add_into(hess_K3__K3, (np.tensordot(tmp_23, v2_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
         del v2_win_2, v2_win_3, tmp_23
-    if not todo.isdisjoint((("K1", "K3"), ("K2", "K3"))):
+    if not todo.isdisjoint((("K2", "K3"), ("K1", "K3"))):
         # hess_v2__z_v3[g,t,k,i] = Σ_cjl K3[c,g,j] hess_z_v3__z_v3[c,l,k,i] S[d-4][t,l,j]
         # einsum("cgj,Bclki->Bgljki", K3, hess_z_v3__z_v3)
         hess_v2__z_v3 = _shift_scatter((np.tensordot(hess_z_v3__z_v3, K3, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -4, 0)
@@ -1536,7 +1536,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bgt,Bgtki->Bgtki", dtanh_z_v2_7, hess_v2__z_v3)
         hess_z_v2__z_v3 = hess_v2__z_v3 * dtanh_z_v2_7[:, :, :, None, None]
         del hess_v2__z_v3, dtanh_z_v2_7
-    if not todo.isdisjoint((("K1", "K3"), ("K2", "K3"), ("K3", "K3"))):
+    if not todo.isdisjoint((("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
         del hess_z_v3__z_v3
     if ("K2", "K3") in todo:
         # ∂f/∂K2,K3[g,h,a,k,i,j] = Σ_clmn adj_z_v3[k,c] jac_v2__z_v2[i,l,g,m] v1[h,n] S[d-2][n,m,a] S[d-4][l,c,j] + Σ_clmn hess_z_v2__z_v3[g,c,k,l] v1[h,m] v2[i,n] S[d-2][m,c,a] S[d-4][n,l,j]
@@ -1552,7 +1552,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_25 = np.einsum("Bhca,Bgckl->Bhagkl", v1_win_6, hess_z_v2__z_v3, optimize=False)
         _add_into(hess_K2__K3, (np.tensordot(tmp_25, v2_win_4, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
         del v1_win_5, jac_v2__z_v2_win_2, tmp_24, v1_win_6, v2_win_4, tmp_25
-    if not todo.isdisjoint((("K1", "K2"), ("K2", "K2"), ("K2", "K3"), ("K2", "U"))):
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K2", "U"))):
         del jac_v2__z_v2
     if ("K3", "K2") in want:
         _mirror(H, rows["K2"][0], rows["K2"][1], rows["K3"][0], rows["K3"][1])
@@ -1577,15 +1577,15 @@ def hessian(params, data, blocks=None, out=None):
         tmp_27 = np.einsum("Bglj,Bhckl->Bgjhck", v2_win_5, hess_z_v1__z_v3, optimize=False)
         _add_into(hess_K1__K3, (np.tensordot(tmp_27, x_win_7, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
         del hess_v1__z_v3, dtanh_z_v1_4, hess_z_v1__z_v3, x_win_6, jac_v2__z_v1_win_2, tmp_26, x_win_7, v2_win_5, tmp_27
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K2", "K2"), ("K2", "K3"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K1", "K3"))):
         del adj_z_v3
     if not todo.isdisjoint((("K1", "K1"), ("K1", "K3"), ("K1", "U"))):
         del jac_v2__z_v1
-    if not todo.isdisjoint((("K1", "K3"), ("K2", "K3"))):
+    if not todo.isdisjoint((("K2", "K3"), ("K1", "K3"))):
         del hess_z_v2__z_v3
     if ("K3", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["K3"][0], rows["K3"][1])
-    if not todo.isdisjoint((("K1", "U"), ("K2", "U"), ("K3", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):
         # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
         softmax_p_5 = _softmax(p, axis=1)
         # einsum("li,Bl->Bli", np.eye(3), softmax_p_5)
@@ -1601,7 +1601,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_28 = v3[:, :, :, None, None] * hess_p__p[:, None, None]
         _add_into(hess_U__U, (np.tensordot(tmp_28, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
         del tmp_28
-    if not todo.isdisjoint((("K1", "U"), ("K2", "U"), ("K3", "U"))):
+    if not todo.isdisjoint((("K3", "U"), ("K2", "U"), ("K1", "U"))):
         # hess_v3__p[k,t,l] = Σ_c U[c,k,t] hess_p__p[c,l]
         # einsum("ckt,Bcl->Bktl", U, hess_p__p)
         hess_v3__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 3, 1)
@@ -1610,7 +1610,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bkt,Bktl->Bktl", dtanh_z_v3_9, hess_v3__p)
         hess_z_v3__p = hess_v3__p * dtanh_z_v3_9[:, :, :, None]
         del hess_v3__p, dtanh_z_v3_9
-    if not todo.isdisjoint((("K1", "U"), ("K2", "U"), ("K3", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):
         del hess_p__p
     if ("K3", "U") in todo:
         # ∂f/∂K3,U[k,g,a,l,i,t] = Σ_cj adj_p[l] jac_v3__z_v3[i,t,k,c] v2[g,j] S[d-4][j,c,a] + Σ_cj hess_z_v3__p[k,c,l] v2[g,j] v3[i,t] S[d-4][j,c,a]
@@ -1628,7 +1628,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_v3__z_v3
     if ("U", "K3") in want:
         _mirror(H, rows["K3"][0], rows["K3"][1], rows["U"][0], rows["U"][1])
-    if not todo.isdisjoint((("K1", "U"), ("K2", "U"))):
+    if not todo.isdisjoint((("K2", "U"), ("K1", "U"))):
         # hess_v2__p[g,t,l] = Σ_cij K3[c,g,i] hess_z_v3__p[c,j,l] S[d-4][t,j,i]
         # einsum("cgi,Bcjl->Bgjil", K3, hess_z_v3__p)
         hess_v2__p = _shift_scatter((np.tensordot(hess_z_v3__p, K3, axes=([1], [0]))).transpose(0, 3, 1, 4, 2), 8, 2, 2, 1, -4, 0)
@@ -1639,7 +1639,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_v2__p, dtanh_z_v2_8
     if todo:
         del v2
-    if not todo.isdisjoint((("K1", "U"), ("K2", "U"), ("K3", "U"))):
+    if not todo.isdisjoint((("K3", "U"), ("K2", "U"), ("K1", "U"))):
         del hess_z_v3__p
     if ("K2", "U") in todo:
         # ∂f/∂K2,U[g,h,a,l,k,t] = Σ_ci adj_p[l] jac_v3__z_v2[k,t,g,c] v1[h,i] S[d-2][i,c,a] + Σ_ci hess_z_v2__p[g,c,l] v1[h,i] v3[k,t] S[d-2][i,c,a]
@@ -1678,11 +1678,11 @@ def hessian(params, data, blocks=None, out=None):
         del hess_v1__p, dtanh_z_v1_5, hess_z_v1__p, x_win_8, tmp_33, x_win_9, tmp_34
     if todo:
         del v1, v3
-    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K1", "U"), ("K2", "K2"), ("K2", "K3"), ("K2", "U"), ("K3", "K3"), ("K3", "U"))):
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):
         del adj_p
     if ("K1", "U") in todo:
         del jac_v3__z_v1
-    if not todo.isdisjoint((("K1", "U"), ("K2", "U"))):
+    if not todo.isdisjoint((("K2", "U"), ("K1", "U"))):
         del hess_z_v2__p
     if ("U", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["U"][0], rows["U"][1])

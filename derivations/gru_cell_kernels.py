@@ -123,37 +123,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _sigmoid(x):
@@ -1458,12 +1468,12 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("lj,Bj->Bl", V, h1)
         p = h1 @ V.T
         del z_hc, tmp
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Ur", "V"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
         adj_p = softmax_p - y
         del softmax_p
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # adj_h1[j] = Σ_c V[c,j] adj_p[c]
         # einsum("cj,Bc->Bj", V, adj_p)
         adj_h1 = adj_p @ V
@@ -1480,10 +1490,10 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", h0, jac_zg__z_zg)
         jac_h1__z_zg = -jac_zg__z_zg * hc[:, :, None] + jac_zg__z_zg * h0[:, :, None]
         del dsigmoid_z_zg, jac_zg__z_zg
-    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # adj_hc[j] = adj_h1[j] - adj_h1[j] zg[j]
         adj_hc = adj_h1 - adj_h1 * zg
-    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Uh"))):
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"))):
         # adj_z_hc[j] = tanh'(z_hc[j]) adj_hc[j]
         dtanh_z_hc = 1 - hc**2
         adj_z_hc = dtanh_z_hc * adj_hc
@@ -1495,7 +1505,7 @@ def hessian(params, data, blocks=None, out=None):
         # adj_rg[j] = adj_rh[j] h0[j]
         adj_rg = adj_rh * h0
         del adj_rh
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         # jac_rg__z_rg[j,i] = sigmoid'(z_rg[j]) δ[j,i]
         dsigmoid_z_rg = rg*_sigmoid(-z_rg)
         # einsum("Bj,ji->Bji", dsigmoid_z_rg, np.eye(2))
@@ -1504,7 +1514,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", h0, jac_rg__z_rg)
         jac_rh__z_rg = jac_rg__z_rg * h0[:, :, None]
         del dsigmoid_z_rg, jac_rg__z_rg
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         # jac_z_hc__z_rg[j,i] = Σ_c Uh[j,c] jac_rh__z_rg[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rh__z_rg)
         jac_z_hc__z_rg = (np.tensordot(jac_rh__z_rg, Uh, axes=([1], [1]))).transpose(0, 2, 1)
@@ -1528,7 +1538,7 @@ def hessian(params, data, blocks=None, out=None):
         # jac_h1__z_hc[j,i] = jac_hc__z_hc[j,i] - jac_hc__z_hc[j,i] zg[j]
         # einsum("Bji,Bj->Bji", jac_hc__z_hc, zg)
         jac_h1__z_hc = jac_hc__z_hc - zg[:, :, None] * jac_hc__z_hc
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # jac_p__h1[l,j] = V[l,j]
         jac_p__h1 = V
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
@@ -1565,20 +1575,20 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wz", "Wz") in todo:
         # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_zg__z_zg[j,k] x[i] x[l]
         hess_Wz__Wz = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wz"][0], rows["Wz"][1], PARAMS["Wz"] + PARAMS["Wz"])
-        _outer_into(hess_Wz__Wz, hess_z_zg__z_zg, x, x, 1 / B, False, False, True)
+        _outer_into(hess_Wz__Wz, x, ((hess_z_zg__z_zg, x, 1 / B, False),), False, True)
     if ("Wz", "Uz") in todo:
         # ∂f/∂Wz,Uz[j,i,k,l] = h0[l] hess_z_zg__z_zg[j,k] x[i]
         hess_Wz__Uz = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Uz"][0], rows["Uz"][1], PARAMS["Wz"] + PARAMS["Uz"])
-        _outer_into(hess_Wz__Uz, hess_z_zg__z_zg, x, h0, 1 / B, False)
+        _outer_into(hess_Wz__Uz, x, ((hess_z_zg__z_zg, h0, 1 / B, False),), False)
     if ("Uz", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Uz"][0], rows["Uz"][1])
     if ("Uz", "Uz") in todo:
         # ∂f/∂Uz,Uz[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_zg[j,i]
         hess_Uz__Uz = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Uz"][0], rows["Uz"][1], PARAMS["Uz"] + PARAMS["Uz"])
-        _outer_into(hess_Uz__Uz, hess_z_zg__z_zg, h0, h0, 1 / B, False, False, True)
+        _outer_into(hess_Uz__Uz, h0, ((hess_z_zg__z_zg, h0, 1 / B, False),), False, True)
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
         del hess_z_zg__z_zg
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # jac_p__hc[l,j] = jac_p__h1[l,j] - jac_p__h1[l,j] zg[j]
         # einsum("lj,Bj->Blj", jac_p__h1, zg)
         jac_p__hc = jac_p__h1 - zg[:, None] * jac_p__h1
@@ -1587,7 +1597,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Blj->Blj", dtanh_z_hc_4, jac_p__hc)
         jac_p__z_hc = jac_p__hc * dtanh_z_hc_4[:, None]
         del jac_p__hc, dtanh_z_hc_4
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__h1
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         # jac_p__rh[l,j] = Σ_c Uh[c,j] jac_p__z_hc[l,c]
@@ -1626,30 +1636,30 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wz", "Wr") in todo:
         # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_zg__z_rg[j,k] x[i] x[l]
         hess_Wz__Wr = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Wz"] + PARAMS["Wr"])
-        _outer_into(hess_Wz__Wr, hess_z_zg__z_rg, x, x, 1 / B, False)
+        _outer_into(hess_Wz__Wr, x, ((hess_z_zg__z_rg, x, 1 / B, False),), False)
     if ("Wr", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Wr"][0], rows["Wr"][1])
     if ("Wz", "Ur") in todo:
         # ∂f/∂Wz,Ur[j,i,k,l] = h0[l] hess_z_zg__z_rg[j,k] x[i]
         hess_Wz__Ur = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Wz"] + PARAMS["Ur"])
-        _outer_into(hess_Wz__Ur, hess_z_zg__z_rg, x, h0, 1 / B, False)
+        _outer_into(hess_Wz__Ur, x, ((hess_z_zg__z_rg, h0, 1 / B, False),), False)
     if ("Ur", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Ur"][0], rows["Ur"][1])
     if ("Uz", "Wr") in todo:
         # ∂f/∂Uz,Wr[j,k,i,l] = h0[k] hess_z_zg__z_rg[j,i] x[l]
         hess_Uz__Wr = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Uz"] + PARAMS["Wr"])
-        _outer_into(hess_Uz__Wr, hess_z_zg__z_rg, h0, x, 1 / B, False)
+        _outer_into(hess_Uz__Wr, h0, ((hess_z_zg__z_rg, x, 1 / B, False),), False)
     if ("Wr", "Uz") in want:
         _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Wr"][0], rows["Wr"][1])
     if ("Uz", "Ur") in todo:
         # ∂f/∂Uz,Ur[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_rg[j,i]
         hess_Uz__Ur = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Uz"] + PARAMS["Ur"])
-        _outer_into(hess_Uz__Ur, hess_z_zg__z_rg, h0, h0, 1 / B, False)
+        _outer_into(hess_Uz__Ur, h0, ((hess_z_zg__z_rg, h0, 1 / B, False),), False)
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
         del hess_z_zg__z_rg
     if ("Ur", "Uz") in want:
         _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Ur"][0], rows["Ur"][1])
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_p__z_hc[l,j] = jac_p__z_hc[l,j] softmax_l(p[l]) - Σ_c jac_p__z_hc[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_4 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_hc, softmax_p_4)
@@ -1660,7 +1670,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cj,Bci->Bji", V, hess_p__z_hc)
         hess_h1__z_hc = (np.tensordot(hess_p__z_hc, V, axes=([1], [0]))).transpose(0, 2, 1)
         del softmax_p_4, tmp_5, hess_p__z_hc
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__z_hc
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
         # hess_zg__z_hc[j,i] = -hc[j] hess_h1__z_hc[j,i] + h0[j] hess_h1__z_hc[j,i] - adj_h1[j] jac_hc__z_hc[j,i]
@@ -1673,37 +1683,37 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_zg_4, hess_zg__z_hc)
         hess_z_zg__z_hc = hess_zg__z_hc * dsigmoid_z_zg_4[:, :, None]
         del hess_zg__z_hc, dsigmoid_z_zg_4
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_h1
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_hc__z_hc
     if ("Wz", "Wh") in todo:
         # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_zg__z_hc[j,k] x[i] x[l]
         hess_Wz__Wh = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wz"] + PARAMS["Wh"])
-        _outer_into(hess_Wz__Wh, hess_z_zg__z_hc, x, x, 1 / B, False)
+        _outer_into(hess_Wz__Wh, x, ((hess_z_zg__z_hc, x, 1 / B, False),), False)
     if ("Wh", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Wh"][0], rows["Wh"][1])
     if ("Wz", "Uh") in todo:
         # ∂f/∂Wz,Uh[j,i,k,l] = hess_z_zg__z_hc[j,k] rh[l] x[i]
         hess_Wz__Uh = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wz"] + PARAMS["Uh"])
-        _outer_into(hess_Wz__Uh, hess_z_zg__z_hc, x, rh, 1 / B, False)
+        _outer_into(hess_Wz__Uh, x, ((hess_z_zg__z_hc, rh, 1 / B, False),), False)
     if ("Uh", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Uh"][0], rows["Uh"][1])
     if ("Uz", "Wh") in todo:
         # ∂f/∂Uz,Wh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] x[l]
         hess_Uz__Wh = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Uz"] + PARAMS["Wh"])
-        _outer_into(hess_Uz__Wh, hess_z_zg__z_hc, h0, x, 1 / B, False)
+        _outer_into(hess_Uz__Wh, h0, ((hess_z_zg__z_hc, x, 1 / B, False),), False)
     if ("Wh", "Uz") in want:
         _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Wh"][0], rows["Wh"][1])
     if ("Uz", "Uh") in todo:
         # ∂f/∂Uz,Uh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] rh[l]
         hess_Uz__Uh = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Uz"] + PARAMS["Uh"])
-        _outer_into(hess_Uz__Uh, hess_z_zg__z_hc, h0, rh, 1 / B, False)
+        _outer_into(hess_Uz__Uh, h0, ((hess_z_zg__z_hc, rh, 1 / B, False),), False)
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
         del hess_z_zg__z_hc
     if ("Uh", "Uz") in want:
         _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Uh"][0], rows["Uh"][1])
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"), ("V", "V"))):
+    if not todo.isdisjoint((("V", "V"), ("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
         softmax_p_5 = _softmax(p, axis=1)
         # einsum("li,Bl->Bli", np.eye(2), softmax_p_5)
@@ -1715,12 +1725,12 @@ def hessian(params, data, blocks=None, out=None):
     if ("V", "V") in todo:
         # ∂f/∂V,V[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
         hess_V__V = _block_view(H, rows["V"][0], rows["V"][1], rows["V"][0], rows["V"][1], PARAMS["V"] + PARAMS["V"])
-        _outer_into(hess_V__V, hess_p__p, h1, h1, 1 / B, False, False, True)
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+        _outer_into(hess_V__V, h1, ((hess_p__p, h1, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # hess_h1__p[j,l] = Σ_c V[c,j] hess_p__p[c,l]
         # einsum("cj,Bcl->Bjl", V, hess_p__p)
         hess_h1__p = (np.tensordot(hess_p__p, V, axes=([1], [0]))).transpose(0, 2, 1)
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"), ("V", "V"))):
+    if not todo.isdisjoint((("V", "V"), ("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del hess_p__p
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
         # hess_zg__p[j,l] = -hc[j] hess_h1__p[j,l] + h0[j] hess_h1__p[j,l]
@@ -1737,15 +1747,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wz", "V") in todo:
         # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h1__z_zg[k,j] x[i] + h1[k] hess_z_zg__p[j,l] x[i]
         hess_Wz__V = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["V"][0], rows["V"][1], PARAMS["Wz"] + PARAMS["V"])
-        _outer_into(hess_Wz__V, jac_h1__z_zg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wz__V, hess_z_zg__p, x, h1, 1 / B, True)
+        _outer_into(hess_Wz__V, x, ((jac_h1__z_zg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zg__p, h1, 1 / B, False)), False)
     if ("V", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["V"][0], rows["V"][1])
     if ("Uz", "V") in todo:
         # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_zg[i,j] + h0[k] h1[i] hess_z_zg__p[j,l]
         hess_Uz__V = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["V"][0], rows["V"][1], PARAMS["Uz"] + PARAMS["V"])
-        _outer_into(hess_Uz__V, jac_h1__z_zg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-        _outer_into(hess_Uz__V, hess_z_zg__p, h0, h1, 1 / B, True)
+        _outer_into(hess_Uz__V, h0, ((jac_h1__z_zg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zg__p, h1, 1 / B, False)), False)
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
         del jac_h1__z_zg
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
@@ -1779,27 +1787,27 @@ def hessian(params, data, blocks=None, out=None):
         del hess_hc__z_rg, dtanh_z_hc_5, d2tanh_z_hc, tmp_6, hess_z_hc__z_rg, hess_rh__z_rg, hess_rg__z_rg, dsigmoid_z_rg_3, d2sigmoid_z_rg, tmp_7
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del adj_rg
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         del jac_z_hc__z_rg
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del hess_h1__z_rg
     if ("Wr", "Wr") in todo:
         # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_rg__z_rg[j,k] x[i] x[l]
         hess_Wr__Wr = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Wr"] + PARAMS["Wr"])
-        _outer_into(hess_Wr__Wr, hess_z_rg__z_rg, x, x, 1 / B, False, False, True)
+        _outer_into(hess_Wr__Wr, x, ((hess_z_rg__z_rg, x, 1 / B, False),), False, True)
     if ("Wr", "Ur") in todo:
         # ∂f/∂Wr,Ur[j,i,k,l] = h0[l] hess_z_rg__z_rg[j,k] x[i]
         hess_Wr__Ur = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Wr"] + PARAMS["Ur"])
-        _outer_into(hess_Wr__Ur, hess_z_rg__z_rg, x, h0, 1 / B, False)
+        _outer_into(hess_Wr__Ur, x, ((hess_z_rg__z_rg, h0, 1 / B, False),), False)
     if ("Ur", "Wr") in want:
         _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Ur"][0], rows["Ur"][1])
     if ("Ur", "Ur") in todo:
         # ∂f/∂Ur,Ur[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_rg[j,i]
         hess_Ur__Ur = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Ur"] + PARAMS["Ur"])
-        _outer_into(hess_Ur__Ur, hess_z_rg__z_rg, h0, h0, 1 / B, False, False, True)
+        _outer_into(hess_Ur__Ur, h0, ((hess_z_rg__z_rg, h0, 1 / B, False),), False, True)
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del hess_z_rg__z_rg
-    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_hc__z_hc[j,i] = hess_h1__z_hc[j,i] - hess_h1__z_hc[j,i] zg[j]
         # einsum("Bji,Bj->Bji", hess_h1__z_hc, zg)
         hess_hc__z_hc = hess_h1__z_hc - zg[:, :, None] * hess_h1__z_hc
@@ -1811,24 +1819,24 @@ def hessian(params, data, blocks=None, out=None):
         tmp_8 = adj_hc * d2tanh_z_hc_2
         hess_z_hc__z_hc = hess_hc__z_hc * dtanh_z_hc_6[:, :, None] + tmp_8[:, :, None] * np.eye(2)
         del hess_hc__z_hc, dtanh_z_hc_6, d2tanh_z_hc_2, tmp_8
-    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_hc
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_h1__z_hc
     if ("Wh", "Wh") in todo:
         # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_hc__z_hc[j,k] x[i] x[l]
         hess_Wh__Wh = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wh"] + PARAMS["Wh"])
-        _outer_into(hess_Wh__Wh, hess_z_hc__z_hc, x, x, 1 / B, False, False, True)
+        _outer_into(hess_Wh__Wh, x, ((hess_z_hc__z_hc, x, 1 / B, False),), False, True)
     if ("Wh", "Uh") in todo:
         # ∂f/∂Wh,Uh[j,i,k,l] = hess_z_hc__z_hc[j,k] rh[l] x[i]
         hess_Wh__Uh = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wh"] + PARAMS["Uh"])
-        _outer_into(hess_Wh__Uh, hess_z_hc__z_hc, x, rh, 1 / B, False)
+        _outer_into(hess_Wh__Uh, x, ((hess_z_hc__z_hc, rh, 1 / B, False),), False)
     if ("Uh", "Wh") in want:
         _mirror(H, rows["Wh"][0], rows["Wh"][1], rows["Uh"][0], rows["Uh"][1])
     if ("Uh", "Uh") in todo:
         # ∂f/∂Uh,Uh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] rh[l]
         hess_Uh__Uh = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Uh"] + PARAMS["Uh"])
-        _outer_into(hess_Uh__Uh, hess_z_hc__z_hc, rh, rh, 1 / B, False, False, True)
+        _outer_into(hess_Uh__Uh, rh, ((hess_z_hc__z_hc, rh, 1 / B, False),), False, True)
     if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_rh__z_hc[j,i] = Σ_c Uh[c,j] hess_z_hc__z_hc[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_hc__z_hc)
@@ -1841,41 +1849,39 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_rg_4, hess_rg__z_hc)
         hess_z_rg__z_hc = hess_rg__z_hc * dsigmoid_z_rg_4[:, :, None]
         del hess_rh__z_hc, hess_rg__z_hc, dsigmoid_z_rg_4
-    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_hc__z_hc
     if ("Wr", "Wh") in todo:
         # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_rg__z_hc[j,k] x[i] x[l]
         hess_Wr__Wh = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wr"] + PARAMS["Wh"])
-        _outer_into(hess_Wr__Wh, hess_z_rg__z_hc, x, x, 1 / B, False)
+        _outer_into(hess_Wr__Wh, x, ((hess_z_rg__z_hc, x, 1 / B, False),), False)
     if ("Wh", "Wr") in want:
         _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Wh"][0], rows["Wh"][1])
     if ("Wr", "Uh") in todo:
         # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_hc[k] jac_rh__z_rg[l,j] x[i] + hess_z_rg__z_hc[j,k] rh[l] x[i]
         hess_Wr__Uh = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wr"] + PARAMS["Uh"])
-        _outer_into(hess_Wr__Uh, jac_rh__z_rg.transpose(0, 2, 1), x, adj_z_hc, 1 / B, False, True)
-        _outer_into(hess_Wr__Uh, hess_z_rg__z_hc, x, rh, 1 / B, True)
+        _outer_into(hess_Wr__Uh, x, ((jac_rh__z_rg.transpose(0, 2, 1), adj_z_hc, 1 / B, True), (hess_z_rg__z_hc, rh, 1 / B, False)), False)
     if ("Uh", "Wr") in want:
         _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Uh"][0], rows["Uh"][1])
     if ("Ur", "Wh") in todo:
         # ∂f/∂Ur,Wh[j,k,i,l] = h0[k] hess_z_rg__z_hc[j,i] x[l]
         hess_Ur__Wh = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Ur"] + PARAMS["Wh"])
-        _outer_into(hess_Ur__Wh, hess_z_rg__z_hc, h0, x, 1 / B, False)
+        _outer_into(hess_Ur__Wh, h0, ((hess_z_rg__z_hc, x, 1 / B, False),), False)
     if ("Wh", "Ur") in want:
         _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["Wh"][0], rows["Wh"][1])
     if ("Ur", "Uh") in todo:
         # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_hc[i] h0[k] jac_rh__z_rg[l,j] + h0[k] hess_z_rg__z_hc[j,i] rh[l]
         hess_Ur__Uh = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Ur"] + PARAMS["Uh"])
-        _outer_into(hess_Ur__Uh, jac_rh__z_rg.transpose(0, 2, 1), h0, adj_z_hc, 1 / B, False, True)
-        _outer_into(hess_Ur__Uh, hess_z_rg__z_hc, h0, rh, 1 / B, True)
-    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Uh"))):
+        _outer_into(hess_Ur__Uh, h0, ((jac_rh__z_rg.transpose(0, 2, 1), adj_z_hc, 1 / B, True), (hess_z_rg__z_hc, rh, 1 / B, False)), False)
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"))):
         del adj_z_hc
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_rh__z_rg
     if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_rg__z_hc
     if ("Uh", "Ur") in want:
         _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["Uh"][0], rows["Uh"][1])
-    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # hess_hc__p[j,l] = hess_h1__p[j,l] - hess_h1__p[j,l] zg[j]
         # einsum("Bjl,Bj->Bjl", hess_h1__p, zg)
         hess_hc__p = hess_h1__p - zg[:, :, None] * hess_h1__p
@@ -1886,20 +1892,18 @@ def hessian(params, data, blocks=None, out=None):
         del hess_hc__p, dtanh_z_hc_7
     if todo:
         del zg, hc
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del hess_h1__p
     if ("Wh", "V") in todo:
         # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h1__z_hc[k,j] x[i] + h1[k] hess_z_hc__p[j,l] x[i]
         hess_Wh__V = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["V"][0], rows["V"][1], PARAMS["Wh"] + PARAMS["V"])
-        _outer_into(hess_Wh__V, jac_h1__z_hc.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wh__V, hess_z_hc__p, x, h1, 1 / B, True)
+        _outer_into(hess_Wh__V, x, ((jac_h1__z_hc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_hc__p, h1, 1 / B, False)), False)
     if ("V", "Wh") in want:
         _mirror(H, rows["Wh"][0], rows["Wh"][1], rows["V"][0], rows["V"][1])
     if ("Uh", "V") in todo:
         # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h1__z_hc[i,j] rh[k] + h1[i] hess_z_hc__p[j,l] rh[k]
         hess_Uh__V = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["V"][0], rows["V"][1], PARAMS["Uh"] + PARAMS["V"])
-        _outer_into(hess_Uh__V, jac_h1__z_hc.transpose(0, 2, 1), rh, adj_p, 1 / B, False, True)
-        _outer_into(hess_Uh__V, hess_z_hc__p, rh, h1, 1 / B, True)
+        _outer_into(hess_Uh__V, rh, ((jac_h1__z_hc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_hc__p, h1, 1 / B, False)), False)
     if todo:
         del rh
     if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
@@ -1920,23 +1924,21 @@ def hessian(params, data, blocks=None, out=None):
         del hess_rh__p, hess_rg__p, dsigmoid_z_rg_5
     if todo:
         del z_rg, rg
-    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del hess_z_hc__p
     if ("Wr", "V") in todo:
         # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h1__z_rg[k,j] x[i] + h1[k] hess_z_rg__p[j,l] x[i]
         hess_Wr__V = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["V"][0], rows["V"][1], PARAMS["Wr"] + PARAMS["V"])
-        _outer_into(hess_Wr__V, jac_h1__z_rg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wr__V, hess_z_rg__p, x, h1, 1 / B, True)
+        _outer_into(hess_Wr__V, x, ((jac_h1__z_rg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rg__p, h1, 1 / B, False)), False)
     if ("V", "Wr") in want:
         _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["V"][0], rows["V"][1])
     if ("Ur", "V") in todo:
         # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_rg[i,j] + h0[k] h1[i] hess_z_rg__p[j,l]
         hess_Ur__V = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["V"][0], rows["V"][1], PARAMS["Ur"] + PARAMS["V"])
-        _outer_into(hess_Ur__V, jac_h1__z_rg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-        _outer_into(hess_Ur__V, hess_z_rg__p, h0, h1, 1 / B, True)
+        _outer_into(hess_Ur__V, h0, ((jac_h1__z_rg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rg__p, h1, 1 / B, False)), False)
     if todo:
         del h1
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Ur", "V"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del adj_p
     if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
         del jac_h1__z_rg

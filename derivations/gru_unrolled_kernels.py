@@ -143,37 +143,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _sigmoid(x):
@@ -6121,12 +6131,12 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("lj,Bj->Bl", V, h3)
         p = h3 @ V.T
         del z_ca, tmp, z_cb, tmp_2, z_cc, tmp_3
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Ur", "V"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
         adj_p = softmax_p - y
         del softmax_p
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # adj_h3[j] = Σ_c V[c,j] adj_p[c]
         # einsum("cj,Bc->Bj", V, adj_p)
         adj_h3 = adj_p @ V
@@ -6178,7 +6188,7 @@ def hessian(params, data, blocks=None, out=None):
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
         # adj_za[j] = adj_h1[j] h0[j] - adj_h1[j] ca[j]
         adj_za = adj_h1 * h0 - adj_h1 * ca
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Ur"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Ur"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         # jac_za__z_za[j,i] = sigmoid'(z_za[j]) δ[j,i]
         dsigmoid_z_za = za*_sigmoid(-z_za)
         # einsum("Bj,ji->Bji", dsigmoid_z_za, np.eye(2))
@@ -6219,7 +6229,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", jac_h1__z_za, zb)
         jac_h2__z_za = jac_cb__z_za - zb[:, :, None] * jac_cb__z_za + jac_zb__z_za * h1[:, :, None] - jac_zb__z_za * cb[:, :, None] + zb[:, :, None] * jac_h1__z_za
         del dsigmoid_z_za, jac_za__z_za, dsigmoid_z_rb_2, dtanh_z_cb_2, dsigmoid_z_zb_2
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         # jac_z_rc__z_za[j,i] = Σ_c Ur[j,c] jac_h2__z_za[c,i]
         # einsum("jc,Bci->Bji", Ur, jac_h2__z_za)
         jac_z_rc__z_za = (np.tensordot(jac_h2__z_za, Ur, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6232,7 +6242,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", jac_h2__z_za, rc)
         jac_rhc__z_za = jac_rc__z_za * h2[:, :, None] + rc[:, :, None] * jac_h2__z_za
         del dsigmoid_z_rc_2
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
         # jac_z_cc__z_za[j,i] = Σ_c Uh[j,c] jac_rhc__z_za[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_za)
         jac_z_cc__z_za = (np.tensordot(jac_rhc__z_za, Uh, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6255,7 +6265,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", cc, jac_zc__z_za)
         # einsum("Bji,Bj->Bji", jac_h2__z_za, zc)
         jac_h3__z_za = jac_cc__z_za - zc[:, :, None] * jac_cc__z_za + jac_zc__z_za * h2[:, :, None] - jac_zc__z_za * cc[:, :, None] + zc[:, :, None] * jac_h2__z_za
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Ur"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Ur"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         # jac_zb__z_zb[j,i] = sigmoid'(z_zb[j]) δ[j,i]
         dsigmoid_z_zb_3 = zb*_sigmoid(-z_zb)
         # einsum("Bj,ji->Bji", dsigmoid_z_zb_3, np.eye(2))
@@ -6265,7 +6275,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", cb, jac_zb__z_zb)
         jac_h2__z_zb = jac_zb__z_zb * h1[:, :, None] - jac_zb__z_zb * cb[:, :, None]
         del dsigmoid_z_zb_3
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         # jac_z_rc__z_zb[j,i] = Σ_c Ur[j,c] jac_h2__z_zb[c,i]
         # einsum("jc,Bci->Bji", Ur, jac_h2__z_zb)
         jac_z_rc__z_zb = (np.tensordot(jac_h2__z_zb, Ur, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6278,7 +6288,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", jac_h2__z_zb, rc)
         jac_rhc__z_zb = jac_rc__z_zb * h2[:, :, None] + rc[:, :, None] * jac_h2__z_zb
         del dsigmoid_z_rc_3
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
         # jac_z_cc__z_zb[j,i] = Σ_c Uh[j,c] jac_rhc__z_zb[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_zb)
         jac_z_cc__z_zb = (np.tensordot(jac_rhc__z_zb, Uh, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6301,7 +6311,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", cc, jac_zc__z_zb)
         # einsum("Bji,Bj->Bji", jac_h2__z_zb, zc)
         jac_h3__z_zb = jac_cc__z_zb - zc[:, :, None] * jac_cc__z_zb + jac_zc__z_zb * h2[:, :, None] - jac_zc__z_zb * cc[:, :, None] + zc[:, :, None] * jac_h2__z_zb
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
         # jac_zc__z_zc[j,i] = sigmoid'(z_zc[j]) δ[j,i]
         dsigmoid_z_zc_4 = zc*_sigmoid(-z_zc)
         # einsum("Bj,ji->Bji", dsigmoid_z_zc_4, np.eye(2))
@@ -6312,10 +6322,10 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", h2, jac_zc__z_zc)
         # einsum("Bj,Bji->Bji", cc, jac_zc__z_zc)
         jac_h3__z_zc = jac_zc__z_zc * h2[:, :, None] - jac_zc__z_zc * cc[:, :, None]
-    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # adj_ca[j] = adj_h1[j] - adj_h1[j] za[j]
         adj_ca = adj_h1 - adj_h1 * za
-    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Uh"))):
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"))):
         # adj_z_ca[j] = tanh'(z_ca[j]) adj_ca[j]
         dtanh_z_ca = 1 - ca**2
         adj_z_ca = dtanh_z_ca * adj_ca
@@ -6327,7 +6337,7 @@ def hessian(params, data, blocks=None, out=None):
         # adj_ra[j] = adj_rha[j] h0[j]
         adj_ra = adj_rha * h0
         del adj_rha
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         # jac_ra__z_ra[j,i] = sigmoid'(z_ra[j]) δ[j,i]
         dsigmoid_z_ra = ra*_sigmoid(-z_ra)
         # einsum("Bj,ji->Bji", dsigmoid_z_ra, np.eye(2))
@@ -6388,7 +6398,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", jac_h2__z_ra, rc)
         jac_rhc__z_ra = jac_rc__z_ra * h2[:, :, None] + rc[:, :, None] * jac_h2__z_ra
         del dsigmoid_z_ra, jac_ra__z_ra, dtanh_z_ca_2, dsigmoid_z_rb_3, dtanh_z_cb_3, dsigmoid_z_zb_4, dsigmoid_z_rc_4
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         # jac_z_cc__z_ra[j,i] = Σ_c Uh[j,c] jac_rhc__z_ra[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_ra)
         jac_z_cc__z_ra = (np.tensordot(jac_rhc__z_ra, Uh, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6411,7 +6421,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", cc, jac_zc__z_ra)
         # einsum("Bji,Bj->Bji", jac_h2__z_ra, zc)
         jac_h3__z_ra = jac_cc__z_ra - zc[:, :, None] * jac_cc__z_ra + jac_zc__z_ra * h2[:, :, None] - jac_zc__z_ra * cc[:, :, None] + zc[:, :, None] * jac_h2__z_ra
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         # jac_rb__z_rb[j,i] = sigmoid'(z_rb[j]) δ[j,i]
         dsigmoid_z_rb_4 = rb*_sigmoid(-z_rb)
         # einsum("Bj,ji->Bji", dsigmoid_z_rb_4, np.eye(2))
@@ -6441,7 +6451,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", jac_h2__z_rb, rc)
         jac_rhc__z_rb = jac_rc__z_rb * h2[:, :, None] + rc[:, :, None] * jac_h2__z_rb
         del dsigmoid_z_rb_4, dtanh_z_cb_4, dsigmoid_z_rc_5
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         # jac_z_cc__z_rb[j,i] = Σ_c Uh[j,c] jac_rhc__z_rb[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_rb)
         jac_z_cc__z_rb = (np.tensordot(jac_rhc__z_rb, Uh, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6464,7 +6474,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", cc, jac_zc__z_rb)
         # einsum("Bji,Bj->Bji", jac_h2__z_rb, zc)
         jac_h3__z_rb = jac_cc__z_rb - zc[:, :, None] * jac_cc__z_rb + jac_zc__z_rb * h2[:, :, None] - jac_zc__z_rb * cc[:, :, None] + zc[:, :, None] * jac_h2__z_rb
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         # jac_rc__z_rc[j,i] = sigmoid'(z_rc[j]) δ[j,i]
         dsigmoid_z_rc_6 = rc*_sigmoid(-z_rc)
         # einsum("Bj,ji->Bji", dsigmoid_z_rc_6, np.eye(2))
@@ -6473,7 +6483,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", h2, jac_rc__z_rc)
         jac_rhc__z_rc = jac_rc__z_rc * h2[:, :, None]
         del dsigmoid_z_rc_6
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         # jac_z_cc__z_rc[j,i] = Σ_c Uh[j,c] jac_rhc__z_rc[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_rc)
         jac_z_cc__z_rc = (np.tensordot(jac_rhc__z_rc, Uh, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6486,7 +6496,7 @@ def hessian(params, data, blocks=None, out=None):
         # jac_h3__z_rc[j,i] = jac_cc__z_rc[j,i] - jac_cc__z_rc[j,i] zc[j]
         # einsum("Bji,Bj->Bji", jac_cc__z_rc, zc)
         jac_h3__z_rc = jac_cc__z_rc - zc[:, :, None] * jac_cc__z_rc
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         # jac_ca__z_ca[j,i] = tanh'(z_ca[j]) δ[j,i]
         dtanh_z_ca_3 = 1 - ca**2
         # einsum("Bj,ji->Bji", dtanh_z_ca_3, np.eye(2))
@@ -6558,7 +6568,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", cc, jac_zc__z_ca)
         # einsum("Bji,Bj->Bji", jac_h2__z_ca, zc)
         jac_h3__z_ca = jac_cc__z_ca - zc[:, :, None] * jac_cc__z_ca + jac_zc__z_ca * h2[:, :, None] - jac_zc__z_ca * cc[:, :, None] + zc[:, :, None] * jac_h2__z_ca
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         # jac_cb__z_cb[j,i] = tanh'(z_cb[j]) δ[j,i]
         dtanh_z_cb_6 = 1 - cb**2
         # einsum("Bj,ji->Bji", dtanh_z_cb_6, np.eye(2))
@@ -6599,7 +6609,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", cc, jac_zc__z_cb)
         # einsum("Bji,Bj->Bji", jac_h2__z_cb, zc)
         jac_h3__z_cb = jac_cc__z_cb - zc[:, :, None] * jac_cc__z_cb + jac_zc__z_cb * h2[:, :, None] - jac_zc__z_cb * cc[:, :, None] + zc[:, :, None] * jac_h2__z_cb
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         # jac_cc__z_cc[j,i] = tanh'(z_cc[j]) δ[j,i]
         dtanh_z_cc_9 = 1 - cc**2
         # einsum("Bj,ji->Bji", dtanh_z_cc_9, np.eye(2))
@@ -6609,7 +6619,7 @@ def hessian(params, data, blocks=None, out=None):
         # jac_h3__z_cc[j,i] = jac_cc__z_cc[j,i] - jac_cc__z_cc[j,i] zc[j]
         # einsum("Bji,Bj->Bji", jac_cc__z_cc, zc)
         jac_h3__z_cc = jac_cc__z_cc - zc[:, :, None] * jac_cc__z_cc
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # jac_p__h3[l,j] = V[l,j]
         jac_p__h3 = V
         # jac_p__zc[l,j] = h2[j] jac_p__h3[l,j] - cc[j] jac_p__h3[l,j]
@@ -6960,66 +6970,42 @@ def hessian(params, data, blocks=None, out=None):
         del jac_p__za, dsigmoid_z_za_2, jac_p__z_za, softmax_p_2, tmp_4, hess_p__z_za, hess_h3__z_za, hess_zc__z_za, dsigmoid_z_zc_10, d2sigmoid_z_zc, tmp_5, hess_cc__z_za, dtanh_z_cc_11, d2tanh_z_cc, tmp_6, hess_z_cc__z_za, hess_rhc__z_za, hess_rc__z_za, dsigmoid_z_rc_10, d2sigmoid_z_rc, tmp_7, hess_z_rc__z_za, hess_h2__z_za, hess_zb__z_za, dsigmoid_z_zb_7, d2sigmoid_z_zb, tmp_8, hess_cb__z_za, dtanh_z_cb_8, d2tanh_z_cb, tmp_9, hess_z_cb__z_za, hess_rhb__z_za, hess_rb__z_za, dsigmoid_z_rb_7, d2sigmoid_z_rb, tmp_10, hess_z_rb__z_za, hess_h1__z_za, hess_za__z_za, d2sigmoid_z_za, tmp_11, tmp_12, hess_p__z_zb, hess_h3__z_zb, hess_zc__z_zb, tmp_13, hess_cc__z_zb, tmp_14, hess_z_cc__z_zb, hess_rhc__z_zb, hess_rc__z_zb, tmp_15, hess_z_rc__z_zb, hess_h2__z_zb, hess_zb__z_zb, tmp_16, hess_cb__z_zb, hess_z_cb__z_zb, hess_rhb__z_zb, hess_rb__z_zb, hess_z_rb__z_zb, hess_h1__z_zb, hess_za__z_zb, tmp_17, hess_p__z_zc, hess_h3__z_zc, hess_zc__z_zc, tmp_18, hess_cc__z_zc, hess_z_cc__z_zc, hess_rhc__z_zc, hess_rc__z_zc, hess_z_rc__z_zc, hess_h2__z_zc, hess_zb__z_zc, hess_cb__z_zc, hess_z_cb__z_zc, hess_rhb__z_zc, hess_rb__z_zc, hess_z_rb__z_zc, hess_h1__z_zc, hess_za__z_zc
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
         del adj_za
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Ur"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Ur"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_z_rb__z_za, jac_rb__z_za, jac_z_cb__z_za, jac_cb__z_za, jac_z_zb__z_za, jac_zb__z_za
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_z_rc__z_za, jac_rc__z_za
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
         del jac_z_cc__z_za, jac_cc__z_za, jac_z_zc__z_za, jac_zc__z_za
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Ur"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Ur"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_zb__z_zb
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_z_rc__z_zb, jac_rc__z_zb
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
         del jac_z_cc__z_zb, jac_cc__z_zb, jac_z_zc__z_zb, jac_zc__z_zb
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
         del jac_zc__z_zc
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__z_zc, jac_p__z_zb
     if ("Wz", "Wz") in todo:
         # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_za__z_za[j,k] x1[i] x1[l] + hess_z_za__z_zb[j,k] x1[i] x2[l] + hess_z_za__z_zc[j,k] x1[i] x3[l] + hess_z_zb__z_za[j,k] x1[l] x2[i] + hess_z_zb__z_zb[j,k] x2[i] x2[l] + hess_z_zb__z_zc[j,k] x2[i] x3[l] + hess_z_zc__z_za[j,k] x1[l] x3[i] + hess_z_zc__z_zb[j,k] x2[l] x3[i] + hess_z_zc__z_zc[j,k] x3[i] x3[l]
         hess_Wz__Wz = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wz"][0], rows["Wz"][1], PARAMS["Wz"] + PARAMS["Wz"])
-        _outer_into(hess_Wz__Wz, hess_z_za__z_za, x1, x1, 1 / B, False)
-        _outer_into(hess_Wz__Wz, hess_z_za__z_zb, x1, x2, 1 / B, True)
-        _outer_into(hess_Wz__Wz, hess_z_za__z_zc, x1, x3, 1 / B, True)
-        _outer_into(hess_Wz__Wz, hess_z_zb__z_za, x2, x1, 1 / B, True)
-        _outer_into(hess_Wz__Wz, hess_z_zb__z_zb, x2, x2, 1 / B, True)
-        _outer_into(hess_Wz__Wz, hess_z_zb__z_zc, x2, x3, 1 / B, True)
-        _outer_into(hess_Wz__Wz, hess_z_zc__z_za, x3, x1, 1 / B, True)
-        _outer_into(hess_Wz__Wz, hess_z_zc__z_zb, x3, x2, 1 / B, True)
-        _outer_into(hess_Wz__Wz, hess_z_zc__z_zc, x3, x3, 1 / B, True)
+        _outer_into(hess_Wz__Wz, x1, ((hess_z_za__z_za, x1, 1 / B, False), (hess_z_za__z_zb, x2, 1 / B, False), (hess_z_za__z_zc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wz__Wz, x2, ((hess_z_zb__z_za, x1, 1 / B, False), (hess_z_zb__z_zb, x2, 1 / B, False), (hess_z_zb__z_zc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wz__Wz, x3, ((hess_z_zc__z_za, x1, 1 / B, False), (hess_z_zc__z_zb, x2, 1 / B, False), (hess_z_zc__z_zc, x3, 1 / B, False)), True)
     if ("Wz", "Uz") in todo:
         # ∂f/∂Wz,Uz[j,i,k,l] = adj_z_zb[k] jac_h1__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_za[j,k] x1[i] + h1[l] hess_z_za__z_zb[j,k] x1[i] + h2[l] hess_z_za__z_zc[j,k] x1[i] + h0[l] hess_z_zb__z_za[j,k] x2[i] + h1[l] hess_z_zb__z_zb[j,k] x2[i] + h2[l] hess_z_zb__z_zc[j,k] x2[i] + h0[l] hess_z_zc__z_za[j,k] x3[i] + h1[l] hess_z_zc__z_zb[j,k] x3[i] + h2[l] hess_z_zc__z_zc[j,k] x3[i]
         hess_Wz__Uz = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Uz"][0], rows["Uz"][1], PARAMS["Wz"] + PARAMS["Uz"])
-        _outer_into(hess_Wz__Uz, jac_h1__z_za.transpose(0, 2, 1), x1, adj_z_zb, 1 / B, False, True)
-        _outer_into(hess_Wz__Uz, jac_h2__z_za.transpose(0, 2, 1), x1, adj_z_zc, 1 / B, True, True)
-        _outer_into(hess_Wz__Uz, jac_h2__z_zb.transpose(0, 2, 1), x2, adj_z_zc, 1 / B, True, True)
-        _outer_into(hess_Wz__Uz, hess_z_za__z_za, x1, h0, 1 / B, True)
-        _outer_into(hess_Wz__Uz, hess_z_za__z_zb, x1, h1, 1 / B, True)
-        _outer_into(hess_Wz__Uz, hess_z_za__z_zc, x1, h2, 1 / B, True)
-        _outer_into(hess_Wz__Uz, hess_z_zb__z_za, x2, h0, 1 / B, True)
-        _outer_into(hess_Wz__Uz, hess_z_zb__z_zb, x2, h1, 1 / B, True)
-        _outer_into(hess_Wz__Uz, hess_z_zb__z_zc, x2, h2, 1 / B, True)
-        _outer_into(hess_Wz__Uz, hess_z_zc__z_za, x3, h0, 1 / B, True)
-        _outer_into(hess_Wz__Uz, hess_z_zc__z_zb, x3, h1, 1 / B, True)
-        _outer_into(hess_Wz__Uz, hess_z_zc__z_zc, x3, h2, 1 / B, True)
+        _outer_into(hess_Wz__Uz, x1, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_zb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_za__z_za, h0, 1 / B, False), (hess_z_za__z_zb, h1, 1 / B, False), (hess_z_za__z_zc, h2, 1 / B, False)), False)
+        _outer_into(hess_Wz__Uz, x2, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_zb__z_za, h0, 1 / B, False), (hess_z_zb__z_zb, h1, 1 / B, False), (hess_z_zb__z_zc, h2, 1 / B, False)), True)
+        _outer_into(hess_Wz__Uz, x3, ((hess_z_zc__z_za, h0, 1 / B, False), (hess_z_zc__z_zb, h1, 1 / B, False), (hess_z_zc__z_zc, h2, 1 / B, False)), True)
     if ("Uz", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Uz"][0], rows["Uz"][1])
     if ("Uz", "Uz") in todo:
         # ∂f/∂Uz,Uz[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_za[k,i] + adj_z_zb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_za[k,i] + adj_z_zc[j] h1[l] jac_h2__z_zb[k,i] + adj_z_zc[i] h0[k] jac_h2__z_za[l,j] + adj_z_zc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_za[j,i] + h0[k] h1[l] hess_z_za__z_zb[j,i] + h0[k] h2[l] hess_z_za__z_zc[j,i] + h0[l] h1[k] hess_z_zb__z_za[j,i] + h1[k] h1[l] hess_z_zb__z_zb[j,i] + h1[k] h2[l] hess_z_zb__z_zc[j,i] + h0[l] h2[k] hess_z_zc__z_za[j,i] + h1[l] h2[k] hess_z_zc__z_zb[j,i] + h2[k] h2[l] hess_z_zc__z_zc[j,i]
         hess_Uz__Uz = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Uz"][0], rows["Uz"][1], PARAMS["Uz"] + PARAMS["Uz"])
-        _outer_into(hess_Uz__Uz, jac_h1__z_za.transpose(0, 2, 1), h0, adj_z_zb, 1 / B, False, True)
-        _outer_into(hess_Uz__Uz, jac_h2__z_za.transpose(0, 2, 1), h0, adj_z_zc, 1 / B, True, True)
-        _outer_into(hess_Uz__Uz, jac_h2__z_zb.transpose(0, 2, 1), h1, adj_z_zc, 1 / B, True, True)
-        _outer_into(hess_Uz__Uz, hess_z_za__z_za, h0, h0, 1 / B, True)
-        _outer_into(hess_Uz__Uz, hess_z_za__z_zb, h0, h1, 1 / B, True)
-        _outer_into(hess_Uz__Uz, hess_z_za__z_zc, h0, h2, 1 / B, True)
-        _outer_into(hess_Uz__Uz, hess_z_zb__z_za, h1, h0, 1 / B, True)
-        _outer_into(hess_Uz__Uz, hess_z_zb__z_zb, h1, h1, 1 / B, True)
-        _outer_into(hess_Uz__Uz, hess_z_zb__z_zc, h1, h2, 1 / B, True)
-        _outer_into(hess_Uz__Uz, hess_z_zc__z_za, h2, h0, 1 / B, True)
-        _outer_into(hess_Uz__Uz, hess_z_zc__z_zb, h2, h1, 1 / B, True)
-        _outer_into(hess_Uz__Uz, hess_z_zc__z_zc, h2, h2, 1 / B, True)
+        _outer_into(hess_Uz__Uz, h0, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_zb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_za__z_za, h0, 1 / B, False), (hess_z_za__z_zb, h1, 1 / B, False), (hess_z_za__z_zc, h2, 1 / B, False)), False)
+        _outer_into(hess_Uz__Uz, h1, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_zb__z_za, h0, 1 / B, False), (hess_z_zb__z_zb, h1, 1 / B, False), (hess_z_zb__z_zc, h2, 1 / B, False)), True)
+        _outer_into(hess_Uz__Uz, h2, ((hess_z_zc__z_za, h0, 1 / B, False), (hess_z_zc__z_zb, h1, 1 / B, False), (hess_z_zc__z_zc, h2, 1 / B, False)), True)
         # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_za)
         tmp_19 = h0[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Uz, (np.tensordot(tmp_19, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -7032,7 +7018,7 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_19, tmp_20, tmp_21
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
         del hess_z_zc__z_za, hess_z_zb__z_za, hess_z_za__z_za, hess_z_zc__z_zb, hess_z_zb__z_zb, hess_z_za__z_zb, hess_z_zc__z_zc, hess_z_zb__z_zc, hess_z_za__z_zc
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # jac_p__ca[l,j] = jac_p__h1[l,j] - jac_p__h1[l,j] za[j]
         # einsum("Blj,Bj->Blj", jac_p__h1, za)
         jac_p__ca = jac_p__h1 - za[:, None] * jac_p__h1
@@ -7041,7 +7027,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Blj->Blj", dtanh_z_ca_4, jac_p__ca)
         jac_p__z_ca = jac_p__ca * dtanh_z_ca_4[:, None]
         del jac_p__ca, dtanh_z_ca_4
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__h1
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         # jac_p__rha[l,j] = Σ_c Uh[c,j] jac_p__z_ca[l,c]
@@ -7156,9 +7142,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ra)
         hess_h1__z_ra = (np.tensordot(hess_z_zb__z_ra, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_ra, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_ra + jac_rb__z_ra * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_ra + jac_zb__z_ra * adj_h2[:, :, None]
         del jac_p__rha, jac_p__ra, dsigmoid_z_ra_2, jac_p__z_ra, softmax_p_3, tmp_22, hess_p__z_ra, hess_h3__z_ra, hess_zc__z_ra, dsigmoid_z_zc_11, d2sigmoid_z_zc_2, tmp_23, hess_cc__z_ra, dtanh_z_cc_12, d2tanh_z_cc_2, tmp_24, hess_z_cc__z_ra, hess_rhc__z_ra, hess_rc__z_ra, dsigmoid_z_rc_11, d2sigmoid_z_rc_2, tmp_25, hess_h2__z_ra, hess_zb__z_ra, dsigmoid_z_zb_8, d2sigmoid_z_zb_2, tmp_26, hess_cb__z_ra, dtanh_z_cb_9, d2tanh_z_cb_2, tmp_27, hess_z_cb__z_ra, hess_rhb__z_ra, hess_rb__z_ra, dsigmoid_z_rb_8, d2sigmoid_z_rb_2, tmp_28
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_z_rb__z_ra, jac_rb__z_ra, jac_z_cb__z_ra, jac_cb__z_ra, jac_z_zb__z_ra, jac_zb__z_ra, jac_z_rc__z_ra, jac_rc__z_ra
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         del jac_z_cc__z_ra, jac_cc__z_ra, jac_z_zc__z_ra, jac_zc__z_ra
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
         # hess_za__z_ra[j,i] = h0[j] hess_h1__z_ra[j,i] - ca[j] hess_h1__z_ra[j,i] - adj_h1[j] jac_ca__z_ra[j,i]
@@ -7171,7 +7157,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_za_3, hess_za__z_ra)
         hess_z_za__z_ra = hess_za__z_ra * dsigmoid_z_za_3[:, :, None]
         del hess_za__z_ra, dsigmoid_z_za_3
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_ca__z_ra
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         # hess_p__z_rb[l,j] = jac_p__z_rb[l,j] softmax_l(p[l]) - Σ_c jac_p__z_rb[c,j] softmax_c(p[c]) softmax_l(p[l])
@@ -7269,11 +7255,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h2__z_rb, zb)
         hess_h1__z_rb = (np.tensordot(hess_z_zb__z_rb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_rb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_rb + jac_rb__z_rb * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_rb
         del softmax_p_4, tmp_29, hess_p__z_rb, hess_h3__z_rb, hess_zc__z_rb, dsigmoid_z_zc_12, d2sigmoid_z_zc_3, tmp_30, hess_cc__z_rb, dtanh_z_cc_13, d2tanh_z_cc_3, tmp_31, hess_z_cc__z_rb, hess_rhc__z_rb, hess_rc__z_rb, dsigmoid_z_rc_12, d2sigmoid_z_rc_3, tmp_32, hess_h2__z_rb, hess_zb__z_rb, dsigmoid_z_zb_9, hess_cb__z_rb, dtanh_z_cb_10, d2tanh_z_cb_3, tmp_33, hess_z_cb__z_rb, hess_rhb__z_rb, hess_rb__z_rb, dsigmoid_z_rb_9, d2sigmoid_z_rb_3, tmp_34
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_rb__z_rb, jac_z_cb__z_rb, jac_cb__z_rb, jac_z_rc__z_rb, jac_rc__z_rb
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         del jac_z_cc__z_rb, jac_cc__z_rb, jac_z_zc__z_rb, jac_zc__z_rb
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__z_rb
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
         # hess_za__z_rb[j,i] = h0[j] hess_h1__z_rb[j,i] - ca[j] hess_h1__z_rb[j,i]
@@ -7366,11 +7352,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h2__z_rc, zb)
         hess_h1__z_rc = (np.tensordot(hess_z_zb__z_rc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_rc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_rc + zb[:, :, None] * hess_h2__z_rc
         del softmax_p_5, tmp_35, hess_p__z_rc, hess_h3__z_rc, hess_zc__z_rc, dsigmoid_z_zc_13, hess_cc__z_rc, dtanh_z_cc_14, d2tanh_z_cc_4, tmp_36, hess_z_cc__z_rc, hess_rhc__z_rc, hess_rc__z_rc, dsigmoid_z_rc_13, d2sigmoid_z_rc_4, tmp_37, hess_h2__z_rc, hess_zb__z_rc, dsigmoid_z_zb_10, hess_cb__z_rc, dtanh_z_cb_11, hess_z_cb__z_rc, hess_rhb__z_rc, hess_rb__z_rc, dsigmoid_z_rb_10
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_rc__z_rc
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         del jac_z_cc__z_rc, jac_cc__z_rc
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__z_rc
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
         # hess_za__z_rc[j,i] = h0[j] hess_h1__z_rc[j,i] - ca[j] hess_h1__z_rc[j,i]
@@ -7385,46 +7371,25 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wz", "Wr") in todo:
         # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_za__z_ra[j,k] x1[i] x1[l] + hess_z_za__z_rb[j,k] x1[i] x2[l] + hess_z_za__z_rc[j,k] x1[i] x3[l] + hess_z_zb__z_ra[j,k] x1[l] x2[i] + hess_z_zb__z_rb[j,k] x2[i] x2[l] + hess_z_zb__z_rc[j,k] x2[i] x3[l] + hess_z_zc__z_ra[j,k] x1[l] x3[i] + hess_z_zc__z_rb[j,k] x2[l] x3[i] + hess_z_zc__z_rc[j,k] x3[i] x3[l]
         hess_Wz__Wr = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Wz"] + PARAMS["Wr"])
-        _outer_into(hess_Wz__Wr, hess_z_za__z_ra, x1, x1, 1 / B, False)
-        _outer_into(hess_Wz__Wr, hess_z_za__z_rb, x1, x2, 1 / B, True)
-        _outer_into(hess_Wz__Wr, hess_z_za__z_rc, x1, x3, 1 / B, True)
-        _outer_into(hess_Wz__Wr, hess_z_zb__z_ra, x2, x1, 1 / B, True)
-        _outer_into(hess_Wz__Wr, hess_z_zb__z_rb, x2, x2, 1 / B, True)
-        _outer_into(hess_Wz__Wr, hess_z_zb__z_rc, x2, x3, 1 / B, True)
-        _outer_into(hess_Wz__Wr, hess_z_zc__z_ra, x3, x1, 1 / B, True)
-        _outer_into(hess_Wz__Wr, hess_z_zc__z_rb, x3, x2, 1 / B, True)
-        _outer_into(hess_Wz__Wr, hess_z_zc__z_rc, x3, x3, 1 / B, True)
+        _outer_into(hess_Wz__Wr, x1, ((hess_z_za__z_ra, x1, 1 / B, False), (hess_z_za__z_rb, x2, 1 / B, False), (hess_z_za__z_rc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wz__Wr, x2, ((hess_z_zb__z_ra, x1, 1 / B, False), (hess_z_zb__z_rb, x2, 1 / B, False), (hess_z_zb__z_rc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wz__Wr, x3, ((hess_z_zc__z_ra, x1, 1 / B, False), (hess_z_zc__z_rb, x2, 1 / B, False), (hess_z_zc__z_rc, x3, 1 / B, False)), True)
     if ("Wr", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Wr"][0], rows["Wr"][1])
     if ("Wz", "Ur") in todo:
         # ∂f/∂Wz,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_ra[j,k] x1[i] + h1[l] hess_z_za__z_rb[j,k] x1[i] + h2[l] hess_z_za__z_rc[j,k] x1[i] + h0[l] hess_z_zb__z_ra[j,k] x2[i] + h1[l] hess_z_zb__z_rb[j,k] x2[i] + h2[l] hess_z_zb__z_rc[j,k] x2[i] + h0[l] hess_z_zc__z_ra[j,k] x3[i] + h1[l] hess_z_zc__z_rb[j,k] x3[i] + h2[l] hess_z_zc__z_rc[j,k] x3[i]
         hess_Wz__Ur = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Wz"] + PARAMS["Ur"])
-        _outer_into(hess_Wz__Ur, jac_h1__z_za.transpose(0, 2, 1), x1, adj_z_rb, 1 / B, False, True)
-        _outer_into(hess_Wz__Ur, jac_h2__z_za.transpose(0, 2, 1), x1, adj_z_rc, 1 / B, True, True)
-        _outer_into(hess_Wz__Ur, jac_h2__z_zb.transpose(0, 2, 1), x2, adj_z_rc, 1 / B, True, True)
-        _outer_into(hess_Wz__Ur, hess_z_za__z_ra, x1, h0, 1 / B, True)
-        _outer_into(hess_Wz__Ur, hess_z_za__z_rb, x1, h1, 1 / B, True)
-        _outer_into(hess_Wz__Ur, hess_z_za__z_rc, x1, h2, 1 / B, True)
-        _outer_into(hess_Wz__Ur, hess_z_zb__z_ra, x2, h0, 1 / B, True)
-        _outer_into(hess_Wz__Ur, hess_z_zb__z_rb, x2, h1, 1 / B, True)
-        _outer_into(hess_Wz__Ur, hess_z_zb__z_rc, x2, h2, 1 / B, True)
-        _outer_into(hess_Wz__Ur, hess_z_zc__z_ra, x3, h0, 1 / B, True)
-        _outer_into(hess_Wz__Ur, hess_z_zc__z_rb, x3, h1, 1 / B, True)
-        _outer_into(hess_Wz__Ur, hess_z_zc__z_rc, x3, h2, 1 / B, True)
+        _outer_into(hess_Wz__Ur, x1, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_za__z_ra, h0, 1 / B, False), (hess_z_za__z_rb, h1, 1 / B, False), (hess_z_za__z_rc, h2, 1 / B, False)), False)
+        _outer_into(hess_Wz__Ur, x2, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_zb__z_ra, h0, 1 / B, False), (hess_z_zb__z_rb, h1, 1 / B, False), (hess_z_zb__z_rc, h2, 1 / B, False)), True)
+        _outer_into(hess_Wz__Ur, x3, ((hess_z_zc__z_ra, h0, 1 / B, False), (hess_z_zc__z_rb, h1, 1 / B, False), (hess_z_zc__z_rc, h2, 1 / B, False)), True)
     if ("Ur", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Ur"][0], rows["Ur"][1])
     if ("Uz", "Wr") in todo:
         # ∂f/∂Uz,Wr[j,k,i,l] = adj_z_zb[j] jac_h1__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_rb[k,i] x2[l] + h0[k] hess_z_za__z_ra[j,i] x1[l] + h0[k] hess_z_za__z_rb[j,i] x2[l] + h0[k] hess_z_za__z_rc[j,i] x3[l] + h1[k] hess_z_zb__z_ra[j,i] x1[l] + h1[k] hess_z_zb__z_rb[j,i] x2[l] + h1[k] hess_z_zb__z_rc[j,i] x3[l] + h2[k] hess_z_zc__z_ra[j,i] x1[l] + h2[k] hess_z_zc__z_rb[j,i] x2[l] + h2[k] hess_z_zc__z_rc[j,i] x3[l]
         hess_Uz__Wr = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Uz"] + PARAMS["Wr"])
-        _outer_into(hess_Uz__Wr, hess_z_za__z_ra, h0, x1, 1 / B, False)
-        _outer_into(hess_Uz__Wr, hess_z_za__z_rb, h0, x2, 1 / B, True)
-        _outer_into(hess_Uz__Wr, hess_z_za__z_rc, h0, x3, 1 / B, True)
-        _outer_into(hess_Uz__Wr, hess_z_zb__z_ra, h1, x1, 1 / B, True)
-        _outer_into(hess_Uz__Wr, hess_z_zb__z_rb, h1, x2, 1 / B, True)
-        _outer_into(hess_Uz__Wr, hess_z_zb__z_rc, h1, x3, 1 / B, True)
-        _outer_into(hess_Uz__Wr, hess_z_zc__z_ra, h2, x1, 1 / B, True)
-        _outer_into(hess_Uz__Wr, hess_z_zc__z_rb, h2, x2, 1 / B, True)
-        _outer_into(hess_Uz__Wr, hess_z_zc__z_rc, h2, x3, 1 / B, True)
+        _outer_into(hess_Uz__Wr, h0, ((hess_z_za__z_ra, x1, 1 / B, False), (hess_z_za__z_rb, x2, 1 / B, False), (hess_z_za__z_rc, x3, 1 / B, False)), False)
+        _outer_into(hess_Uz__Wr, h1, ((hess_z_zb__z_ra, x1, 1 / B, False), (hess_z_zb__z_rb, x2, 1 / B, False), (hess_z_zb__z_rc, x3, 1 / B, False)), True)
+        _outer_into(hess_Uz__Wr, h2, ((hess_z_zc__z_ra, x1, 1 / B, False), (hess_z_zc__z_rb, x2, 1 / B, False), (hess_z_zc__z_rc, x3, 1 / B, False)), True)
         # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ra, x1)
         tmp_38 = x1[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Wr, (np.tensordot(tmp_38, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -7440,18 +7405,9 @@ def hessian(params, data, blocks=None, out=None):
     if ("Uz", "Ur") in todo:
         # ∂f/∂Uz,Ur[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_zc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_za[l,j] + adj_z_rc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_ra[j,i] + h0[k] h1[l] hess_z_za__z_rb[j,i] + h0[k] h2[l] hess_z_za__z_rc[j,i] + h0[l] h1[k] hess_z_zb__z_ra[j,i] + h1[k] h1[l] hess_z_zb__z_rb[j,i] + h1[k] h2[l] hess_z_zb__z_rc[j,i] + h0[l] h2[k] hess_z_zc__z_ra[j,i] + h1[l] h2[k] hess_z_zc__z_rb[j,i] + h2[k] h2[l] hess_z_zc__z_rc[j,i]
         hess_Uz__Ur = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Uz"] + PARAMS["Ur"])
-        _outer_into(hess_Uz__Ur, jac_h1__z_za.transpose(0, 2, 1), h0, adj_z_rb, 1 / B, False, True)
-        _outer_into(hess_Uz__Ur, jac_h2__z_za.transpose(0, 2, 1), h0, adj_z_rc, 1 / B, True, True)
-        _outer_into(hess_Uz__Ur, jac_h2__z_zb.transpose(0, 2, 1), h1, adj_z_rc, 1 / B, True, True)
-        _outer_into(hess_Uz__Ur, hess_z_za__z_ra, h0, h0, 1 / B, True)
-        _outer_into(hess_Uz__Ur, hess_z_za__z_rb, h0, h1, 1 / B, True)
-        _outer_into(hess_Uz__Ur, hess_z_za__z_rc, h0, h2, 1 / B, True)
-        _outer_into(hess_Uz__Ur, hess_z_zb__z_ra, h1, h0, 1 / B, True)
-        _outer_into(hess_Uz__Ur, hess_z_zb__z_rb, h1, h1, 1 / B, True)
-        _outer_into(hess_Uz__Ur, hess_z_zb__z_rc, h1, h2, 1 / B, True)
-        _outer_into(hess_Uz__Ur, hess_z_zc__z_ra, h2, h0, 1 / B, True)
-        _outer_into(hess_Uz__Ur, hess_z_zc__z_rb, h2, h1, 1 / B, True)
-        _outer_into(hess_Uz__Ur, hess_z_zc__z_rc, h2, h2, 1 / B, True)
+        _outer_into(hess_Uz__Ur, h0, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_za__z_ra, h0, 1 / B, False), (hess_z_za__z_rb, h1, 1 / B, False), (hess_z_za__z_rc, h2, 1 / B, False)), False)
+        _outer_into(hess_Uz__Ur, h1, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_zb__z_ra, h0, 1 / B, False), (hess_z_zb__z_rb, h1, 1 / B, False), (hess_z_zb__z_rc, h2, 1 / B, False)), True)
+        _outer_into(hess_Uz__Ur, h2, ((hess_z_zc__z_ra, h0, 1 / B, False), (hess_z_zc__z_rb, h1, 1 / B, False), (hess_z_zc__z_rc, h2, 1 / B, False)), True)
         # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_ra)
         tmp_41 = h0[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Ur, (np.tensordot(tmp_41, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -7462,9 +7418,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_43 = h1[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Ur, (np.tensordot(tmp_43, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
         del tmp_41, tmp_42, tmp_43
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Ur"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Ur"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_h1__z_za, jac_h2__z_za
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Ur"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Ur"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_h2__z_zb
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del hess_z_zc__z_ra, hess_z_zb__z_ra
@@ -7480,7 +7436,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_za__z_rc
     if ("Ur", "Uz") in want:
         _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Ur"][0], rows["Ur"][1])
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_p__z_ca[l,j] = jac_p__z_ca[l,j] softmax_l(p[l]) - Σ_c jac_p__z_ca[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_6 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_ca, softmax_p_6)
@@ -7583,11 +7539,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ca)
         hess_h1__z_ca = (np.tensordot(hess_z_zb__z_ca, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_ca, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_ca + jac_rb__z_ca * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_ca + jac_zb__z_ca * adj_h2[:, :, None]
         del softmax_p_6, tmp_44, hess_p__z_ca, hess_h3__z_ca, hess_zc__z_ca, dsigmoid_z_zc_14, d2sigmoid_z_zc_4, tmp_45, hess_cc__z_ca, dtanh_z_cc_15, d2tanh_z_cc_5, tmp_46, hess_rhc__z_ca, hess_rc__z_ca, dsigmoid_z_rc_14, d2sigmoid_z_rc_5, tmp_47, hess_h2__z_ca, hess_zb__z_ca, dsigmoid_z_zb_11, d2sigmoid_z_zb_3, tmp_48, hess_cb__z_ca, dtanh_z_cb_12, d2tanh_z_cb_4, tmp_49, hess_rhb__z_ca, hess_rb__z_ca, dsigmoid_z_rb_11, d2sigmoid_z_rb_4, tmp_50
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_zb, adj_rhb, adj_rb
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_z_rb__z_ca, jac_rb__z_ca, jac_z_cb__z_ca, jac_cb__z_ca, jac_z_zb__z_ca, jac_zb__z_ca, jac_z_rc__z_ca, jac_rc__z_ca, jac_z_cc__z_ca, jac_cc__z_ca, jac_z_zc__z_ca, jac_zc__z_ca
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__z_ca
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
         # hess_za__z_ca[j,i] = h0[j] hess_h1__z_ca[j,i] - ca[j] hess_h1__z_ca[j,i] - adj_h1[j] jac_ca__z_ca[j,i]
@@ -7600,11 +7556,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_za_6, hess_za__z_ca)
         hess_z_za__z_ca = hess_za__z_ca * dsigmoid_z_za_6[:, :, None]
         del hess_za__z_ca, dsigmoid_z_za_6
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_h1
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_ca__z_ca
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_p__z_cb[l,j] = jac_p__z_cb[l,j] softmax_l(p[l]) - Σ_c jac_p__z_cb[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_7 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_cb, softmax_p_7)
@@ -7696,11 +7652,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h2__z_cb, zb)
         hess_h1__z_cb = (np.tensordot(hess_z_zb__z_cb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_cb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_cb + zb[:, :, None] * hess_h2__z_cb
         del softmax_p_7, tmp_51, hess_p__z_cb, hess_h3__z_cb, hess_zc__z_cb, dsigmoid_z_zc_15, d2sigmoid_z_zc_5, tmp_52, hess_cc__z_cb, dtanh_z_cc_16, d2tanh_z_cc_6, tmp_53, hess_rhc__z_cb, hess_rc__z_cb, dsigmoid_z_rc_15, d2sigmoid_z_rc_6, tmp_54, hess_h2__z_cb, hess_zb__z_cb, dsigmoid_z_zb_12, hess_cb__z_cb, dtanh_z_cb_13, d2tanh_z_cb_5, tmp_55, hess_rhb__z_cb, hess_rb__z_cb, dsigmoid_z_rb_12
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_zc, adj_rhc, adj_rc, adj_h2, adj_cb
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_cb__z_cb, jac_z_rc__z_cb, jac_rc__z_cb, jac_z_cc__z_cb, jac_cc__z_cb, jac_z_zc__z_cb, jac_zc__z_cb
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__z_cb
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
         # hess_za__z_cb[j,i] = h0[j] hess_h1__z_cb[j,i] - ca[j] hess_h1__z_cb[j,i]
@@ -7712,7 +7668,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_za_7, hess_za__z_cb)
         hess_z_za__z_cb = hess_za__z_cb * dsigmoid_z_za_7[:, :, None]
         del hess_za__z_cb, dsigmoid_z_za_7
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_p__z_cc[l,j] = jac_p__z_cc[l,j] softmax_l(p[l]) - Σ_c jac_p__z_cc[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_8 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_cc, softmax_p_8)
@@ -7789,11 +7745,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h2__z_cc, zb)
         hess_h1__z_cc = (np.tensordot(hess_z_zb__z_cc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_cc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_cc + zb[:, :, None] * hess_h2__z_cc
         del softmax_p_8, tmp_56, hess_p__z_cc, hess_h3__z_cc, hess_zc__z_cc, dsigmoid_z_zc_16, hess_cc__z_cc, dtanh_z_cc_17, d2tanh_z_cc_7, tmp_57, hess_rhc__z_cc, hess_rc__z_cc, dsigmoid_z_rc_16, hess_h2__z_cc, hess_zb__z_cc, dsigmoid_z_zb_13, hess_cb__z_cc, dtanh_z_cb_14, hess_rhb__z_cc, hess_rb__z_cc, dsigmoid_z_rb_13
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_h3, adj_cc
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_cc__z_cc
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__z_cc
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
         # hess_za__z_cc[j,i] = h0[j] hess_h1__z_cc[j,i] - ca[j] hess_h1__z_cc[j,i]
@@ -7808,46 +7764,25 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wz", "Wh") in todo:
         # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_za__z_ca[j,k] x1[i] x1[l] + hess_z_za__z_cb[j,k] x1[i] x2[l] + hess_z_za__z_cc[j,k] x1[i] x3[l] + hess_z_zb__z_ca[j,k] x1[l] x2[i] + hess_z_zb__z_cb[j,k] x2[i] x2[l] + hess_z_zb__z_cc[j,k] x2[i] x3[l] + hess_z_zc__z_ca[j,k] x1[l] x3[i] + hess_z_zc__z_cb[j,k] x2[l] x3[i] + hess_z_zc__z_cc[j,k] x3[i] x3[l]
         hess_Wz__Wh = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wz"] + PARAMS["Wh"])
-        _outer_into(hess_Wz__Wh, hess_z_za__z_ca, x1, x1, 1 / B, False)
-        _outer_into(hess_Wz__Wh, hess_z_za__z_cb, x1, x2, 1 / B, True)
-        _outer_into(hess_Wz__Wh, hess_z_za__z_cc, x1, x3, 1 / B, True)
-        _outer_into(hess_Wz__Wh, hess_z_zb__z_ca, x2, x1, 1 / B, True)
-        _outer_into(hess_Wz__Wh, hess_z_zb__z_cb, x2, x2, 1 / B, True)
-        _outer_into(hess_Wz__Wh, hess_z_zb__z_cc, x2, x3, 1 / B, True)
-        _outer_into(hess_Wz__Wh, hess_z_zc__z_ca, x3, x1, 1 / B, True)
-        _outer_into(hess_Wz__Wh, hess_z_zc__z_cb, x3, x2, 1 / B, True)
-        _outer_into(hess_Wz__Wh, hess_z_zc__z_cc, x3, x3, 1 / B, True)
+        _outer_into(hess_Wz__Wh, x1, ((hess_z_za__z_ca, x1, 1 / B, False), (hess_z_za__z_cb, x2, 1 / B, False), (hess_z_za__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wz__Wh, x2, ((hess_z_zb__z_ca, x1, 1 / B, False), (hess_z_zb__z_cb, x2, 1 / B, False), (hess_z_zb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wz__Wh, x3, ((hess_z_zc__z_ca, x1, 1 / B, False), (hess_z_zc__z_cb, x2, 1 / B, False), (hess_z_zc__z_cc, x3, 1 / B, False)), True)
     if ("Wh", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Wh"][0], rows["Wh"][1])
     if ("Wz", "Uh") in todo:
         # ∂f/∂Wz,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_zb[l,j] x2[i] + hess_z_za__z_ca[j,k] rha[l] x1[i] + hess_z_za__z_cb[j,k] rhb[l] x1[i] + hess_z_za__z_cc[j,k] rhc[l] x1[i] + hess_z_zb__z_ca[j,k] rha[l] x2[i] + hess_z_zb__z_cb[j,k] rhb[l] x2[i] + hess_z_zb__z_cc[j,k] rhc[l] x2[i] + hess_z_zc__z_ca[j,k] rha[l] x3[i] + hess_z_zc__z_cb[j,k] rhb[l] x3[i] + hess_z_zc__z_cc[j,k] rhc[l] x3[i]
         hess_Wz__Uh = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wz"] + PARAMS["Uh"])
-        _outer_into(hess_Wz__Uh, jac_rhb__z_za.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, False, True)
-        _outer_into(hess_Wz__Uh, jac_rhc__z_za.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Wz__Uh, jac_rhc__z_zb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Wz__Uh, hess_z_za__z_ca, x1, rha, 1 / B, True)
-        _outer_into(hess_Wz__Uh, hess_z_za__z_cb, x1, rhb, 1 / B, True)
-        _outer_into(hess_Wz__Uh, hess_z_za__z_cc, x1, rhc, 1 / B, True)
-        _outer_into(hess_Wz__Uh, hess_z_zb__z_ca, x2, rha, 1 / B, True)
-        _outer_into(hess_Wz__Uh, hess_z_zb__z_cb, x2, rhb, 1 / B, True)
-        _outer_into(hess_Wz__Uh, hess_z_zb__z_cc, x2, rhc, 1 / B, True)
-        _outer_into(hess_Wz__Uh, hess_z_zc__z_ca, x3, rha, 1 / B, True)
-        _outer_into(hess_Wz__Uh, hess_z_zc__z_cb, x3, rhb, 1 / B, True)
-        _outer_into(hess_Wz__Uh, hess_z_zc__z_cc, x3, rhc, 1 / B, True)
+        _outer_into(hess_Wz__Uh, x1, ((jac_rhb__z_za.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_za.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_za__z_ca, rha, 1 / B, False), (hess_z_za__z_cb, rhb, 1 / B, False), (hess_z_za__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Wz__Uh, x2, ((jac_rhc__z_zb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_zb__z_ca, rha, 1 / B, False), (hess_z_zb__z_cb, rhb, 1 / B, False), (hess_z_zb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Wz__Uh, x3, ((hess_z_zc__z_ca, rha, 1 / B, False), (hess_z_zc__z_cb, rhb, 1 / B, False), (hess_z_zc__z_cc, rhc, 1 / B, False)), True)
     if ("Uh", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Uh"][0], rows["Uh"][1])
     if ("Uz", "Wh") in todo:
         # ∂f/∂Uz,Wh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_za__z_ca[j,i] x1[l] + h0[k] hess_z_za__z_cb[j,i] x2[l] + h0[k] hess_z_za__z_cc[j,i] x3[l] + h1[k] hess_z_zb__z_ca[j,i] x1[l] + h1[k] hess_z_zb__z_cb[j,i] x2[l] + h1[k] hess_z_zb__z_cc[j,i] x3[l] + h2[k] hess_z_zc__z_ca[j,i] x1[l] + h2[k] hess_z_zc__z_cb[j,i] x2[l] + h2[k] hess_z_zc__z_cc[j,i] x3[l]
         hess_Uz__Wh = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Uz"] + PARAMS["Wh"])
-        _outer_into(hess_Uz__Wh, hess_z_za__z_ca, h0, x1, 1 / B, False)
-        _outer_into(hess_Uz__Wh, hess_z_za__z_cb, h0, x2, 1 / B, True)
-        _outer_into(hess_Uz__Wh, hess_z_za__z_cc, h0, x3, 1 / B, True)
-        _outer_into(hess_Uz__Wh, hess_z_zb__z_ca, h1, x1, 1 / B, True)
-        _outer_into(hess_Uz__Wh, hess_z_zb__z_cb, h1, x2, 1 / B, True)
-        _outer_into(hess_Uz__Wh, hess_z_zb__z_cc, h1, x3, 1 / B, True)
-        _outer_into(hess_Uz__Wh, hess_z_zc__z_ca, h2, x1, 1 / B, True)
-        _outer_into(hess_Uz__Wh, hess_z_zc__z_cb, h2, x2, 1 / B, True)
-        _outer_into(hess_Uz__Wh, hess_z_zc__z_cc, h2, x3, 1 / B, True)
+        _outer_into(hess_Uz__Wh, h0, ((hess_z_za__z_ca, x1, 1 / B, False), (hess_z_za__z_cb, x2, 1 / B, False), (hess_z_za__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Uz__Wh, h1, ((hess_z_zb__z_ca, x1, 1 / B, False), (hess_z_zb__z_cb, x2, 1 / B, False), (hess_z_zb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Uz__Wh, h2, ((hess_z_zc__z_ca, x1, 1 / B, False), (hess_z_zc__z_cb, x2, 1 / B, False), (hess_z_zc__z_cc, x3, 1 / B, False)), True)
         # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, x1)
         tmp_58 = x1[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Wh, (np.tensordot(tmp_58, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -7863,18 +7798,9 @@ def hessian(params, data, blocks=None, out=None):
     if ("Uz", "Uh") in todo:
         # ∂f/∂Uz,Uh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_za[l,j] + adj_z_zc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_zc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_za[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_zb[l,j] + h0[k] hess_z_za__z_ca[j,i] rha[l] + h0[k] hess_z_za__z_cb[j,i] rhb[l] + h0[k] hess_z_za__z_cc[j,i] rhc[l] + h1[k] hess_z_zb__z_ca[j,i] rha[l] + h1[k] hess_z_zb__z_cb[j,i] rhb[l] + h1[k] hess_z_zb__z_cc[j,i] rhc[l] + h2[k] hess_z_zc__z_ca[j,i] rha[l] + h2[k] hess_z_zc__z_cb[j,i] rhb[l] + h2[k] hess_z_zc__z_cc[j,i] rhc[l]
         hess_Uz__Uh = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Uz"] + PARAMS["Uh"])
-        _outer_into(hess_Uz__Uh, jac_rhb__z_za.transpose(0, 2, 1), h0, adj_z_cb, 1 / B, False, True)
-        _outer_into(hess_Uz__Uh, jac_rhc__z_za.transpose(0, 2, 1), h0, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Uz__Uh, jac_rhc__z_zb.transpose(0, 2, 1), h1, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Uz__Uh, hess_z_za__z_ca, h0, rha, 1 / B, True)
-        _outer_into(hess_Uz__Uh, hess_z_za__z_cb, h0, rhb, 1 / B, True)
-        _outer_into(hess_Uz__Uh, hess_z_za__z_cc, h0, rhc, 1 / B, True)
-        _outer_into(hess_Uz__Uh, hess_z_zb__z_ca, h1, rha, 1 / B, True)
-        _outer_into(hess_Uz__Uh, hess_z_zb__z_cb, h1, rhb, 1 / B, True)
-        _outer_into(hess_Uz__Uh, hess_z_zb__z_cc, h1, rhc, 1 / B, True)
-        _outer_into(hess_Uz__Uh, hess_z_zc__z_ca, h2, rha, 1 / B, True)
-        _outer_into(hess_Uz__Uh, hess_z_zc__z_cb, h2, rhb, 1 / B, True)
-        _outer_into(hess_Uz__Uh, hess_z_zc__z_cc, h2, rhc, 1 / B, True)
+        _outer_into(hess_Uz__Uh, h0, ((jac_rhb__z_za.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_za.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_za__z_ca, rha, 1 / B, False), (hess_z_za__z_cb, rhb, 1 / B, False), (hess_z_za__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Uz__Uh, h1, ((jac_rhc__z_zb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_zb__z_ca, rha, 1 / B, False), (hess_z_zb__z_cb, rhb, 1 / B, False), (hess_z_zb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Uz__Uh, h2, ((hess_z_zc__z_ca, rha, 1 / B, False), (hess_z_zc__z_cb, rhb, 1 / B, False), (hess_z_zc__z_cc, rhc, 1 / B, False)), True)
         # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, rha)
         tmp_61 = rha[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Uh, (np.tensordot(tmp_61, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -7885,29 +7811,29 @@ def hessian(params, data, blocks=None, out=None):
         tmp_63 = rhb[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Uh, (np.tensordot(tmp_63, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
         del tmp_61, tmp_62, tmp_63
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_z_zc, adj_z_zb
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Ur"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Ur"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_rhb__z_za
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_rhc__z_za
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Uh"), ("Uz", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_rhc__z_zb
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_zc__z_ca, hess_z_zb__z_ca
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
         del hess_z_za__z_ca
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_zc__z_cb, hess_z_zb__z_cb
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
         del hess_z_za__z_cb
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_zc__z_cc, hess_z_zb__z_cc
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
         del hess_z_za__z_cc
     if ("Uh", "Uz") in want:
         _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Uh"][0], rows["Uh"][1])
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"), ("V", "V"))):
+    if not todo.isdisjoint((("V", "V"), ("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
         softmax_p_9 = _softmax(p, axis=1)
         # einsum("li,Bl->Bli", np.eye(2), softmax_p_9)
@@ -7919,8 +7845,8 @@ def hessian(params, data, blocks=None, out=None):
     if ("V", "V") in todo:
         # ∂f/∂V,V[l,j,i,k] = h3[j] h3[k] hess_p__p[l,i]
         hess_V__V = _block_view(H, rows["V"][0], rows["V"][1], rows["V"][0], rows["V"][1], PARAMS["V"] + PARAMS["V"])
-        _outer_into(hess_V__V, hess_p__p, h3, h3, 1 / B, False, False, True)
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+        _outer_into(hess_V__V, h3, ((hess_p__p, h3, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # hess_h3__p[j,l] = Σ_c V[c,j] hess_p__p[c,l]
         # einsum("cj,Bcl->Bjl", V, hess_p__p)
         hess_h3__p = (np.tensordot(hess_p__p, V, axes=([1], [0]))).transpose(0, 2, 1)
@@ -7989,7 +7915,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_h3__p, hess_zc__p, dsigmoid_z_zc_17, hess_cc__p, dtanh_z_cc_18, hess_rhc__p, hess_rc__p, dsigmoid_z_rc_17, hess_h2__p, hess_zb__p, dsigmoid_z_zb_14, hess_cb__p, dtanh_z_cb_15, hess_rhb__p, hess_rb__p, dsigmoid_z_rb_14
     if todo:
         del z_zb, zb, z_rb, rb, cb, z_zc, zc, z_rc, rc, cc
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"), ("V", "V"))):
+    if not todo.isdisjoint((("V", "V"), ("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del hess_p__p
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
         # hess_za__p[j,l] = h0[j] hess_h1__p[j,l] - ca[j] hess_h1__p[j,l]
@@ -8006,30 +7932,24 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wz", "V") in todo:
         # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h3__z_za[k,j] x1[i] + adj_p[l] jac_h3__z_zb[k,j] x2[i] + adj_p[l] jac_h3__z_zc[k,j] x3[i] + h3[k] hess_z_za__p[j,l] x1[i] + h3[k] hess_z_zb__p[j,l] x2[i] + h3[k] hess_z_zc__p[j,l] x3[i]
         hess_Wz__V = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["V"][0], rows["V"][1], PARAMS["Wz"] + PARAMS["V"])
-        _outer_into(hess_Wz__V, jac_h3__z_za.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wz__V, jac_h3__z_zb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
-        _outer_into(hess_Wz__V, jac_h3__z_zc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
-        _outer_into(hess_Wz__V, hess_z_za__p, x1, h3, 1 / B, True)
-        _outer_into(hess_Wz__V, hess_z_zb__p, x2, h3, 1 / B, True)
-        _outer_into(hess_Wz__V, hess_z_zc__p, x3, h3, 1 / B, True)
+        _outer_into(hess_Wz__V, x1, ((jac_h3__z_za.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_za__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Wz__V, x2, ((jac_h3__z_zb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Wz__V, x3, ((jac_h3__z_zc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zc__p, h3, 1 / B, False)), True)
     if ("V", "Wz") in want:
         _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["V"][0], rows["V"][1])
     if ("Uz", "V") in todo:
         # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_za[i,j] + adj_p[l] h1[k] jac_h3__z_zb[i,j] + adj_p[l] h2[k] jac_h3__z_zc[i,j] + h0[k] h3[i] hess_z_za__p[j,l] + h1[k] h3[i] hess_z_zb__p[j,l] + h2[k] h3[i] hess_z_zc__p[j,l]
         hess_Uz__V = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["V"][0], rows["V"][1], PARAMS["Uz"] + PARAMS["V"])
-        _outer_into(hess_Uz__V, jac_h3__z_za.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-        _outer_into(hess_Uz__V, jac_h3__z_zb.transpose(0, 2, 1), h1, adj_p, 1 / B, True, True)
-        _outer_into(hess_Uz__V, jac_h3__z_zc.transpose(0, 2, 1), h2, adj_p, 1 / B, True, True)
-        _outer_into(hess_Uz__V, hess_z_za__p, h0, h3, 1 / B, True)
-        _outer_into(hess_Uz__V, hess_z_zb__p, h1, h3, 1 / B, True)
-        _outer_into(hess_Uz__V, hess_z_zc__p, h2, h3, 1 / B, True)
+        _outer_into(hess_Uz__V, h0, ((jac_h3__z_za.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_za__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Uz__V, h1, ((jac_h3__z_zb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Uz__V, h2, ((jac_h3__z_zc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zc__p, h3, 1 / B, False)), True)
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
         del jac_h3__z_za
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
         del jac_h3__z_zb
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
         del jac_h3__z_zc
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del hess_z_zc__p, hess_z_zb__p
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
         del hess_z_za__p
@@ -8092,7 +8012,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_ca__z_ra, dtanh_z_ca_5, d2tanh_z_ca, tmp_64, hess_z_ca__z_ra, hess_rha__z_ra, hess_ra__z_ra, dsigmoid_z_ra_3, d2sigmoid_z_ra, tmp_65, hess_ca__z_rb, hess_z_ca__z_rb, hess_rha__z_rb, hess_ra__z_rb, hess_ca__z_rc, hess_z_ca__z_rc, hess_rha__z_rc, hess_ra__z_rc
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del adj_ra
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_z_ca__z_ra
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del hess_h1__z_ra
@@ -8103,47 +8023,23 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wr", "Wr") in todo:
         # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_ra__z_ra[j,k] x1[i] x1[l] + hess_z_ra__z_rb[j,k] x1[i] x2[l] + hess_z_ra__z_rc[j,k] x1[i] x3[l] + hess_z_rb__z_ra[j,k] x1[l] x2[i] + hess_z_rb__z_rb[j,k] x2[i] x2[l] + hess_z_rb__z_rc[j,k] x2[i] x3[l] + hess_z_rc__z_ra[j,k] x1[l] x3[i] + hess_z_rc__z_rb[j,k] x2[l] x3[i] + hess_z_rc__z_rc[j,k] x3[i] x3[l]
         hess_Wr__Wr = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Wr"] + PARAMS["Wr"])
-        _outer_into(hess_Wr__Wr, hess_z_ra__z_ra, x1, x1, 1 / B, False)
-        _outer_into(hess_Wr__Wr, hess_z_ra__z_rb, x1, x2, 1 / B, True)
-        _outer_into(hess_Wr__Wr, hess_z_ra__z_rc, x1, x3, 1 / B, True)
-        _outer_into(hess_Wr__Wr, hess_z_rb__z_ra, x2, x1, 1 / B, True)
-        _outer_into(hess_Wr__Wr, hess_z_rb__z_rb, x2, x2, 1 / B, True)
-        _outer_into(hess_Wr__Wr, hess_z_rb__z_rc, x2, x3, 1 / B, True)
-        _outer_into(hess_Wr__Wr, hess_z_rc__z_ra, x3, x1, 1 / B, True)
-        _outer_into(hess_Wr__Wr, hess_z_rc__z_rb, x3, x2, 1 / B, True)
-        _outer_into(hess_Wr__Wr, hess_z_rc__z_rc, x3, x3, 1 / B, True)
+        _outer_into(hess_Wr__Wr, x1, ((hess_z_ra__z_ra, x1, 1 / B, False), (hess_z_ra__z_rb, x2, 1 / B, False), (hess_z_ra__z_rc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wr__Wr, x2, ((hess_z_rb__z_ra, x1, 1 / B, False), (hess_z_rb__z_rb, x2, 1 / B, False), (hess_z_rb__z_rc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wr__Wr, x3, ((hess_z_rc__z_ra, x1, 1 / B, False), (hess_z_rc__z_rb, x2, 1 / B, False), (hess_z_rc__z_rc, x3, 1 / B, False)), True)
     if ("Wr", "Ur") in todo:
         # ∂f/∂Wr,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_rb[l,j] x2[i] + h0[l] hess_z_ra__z_ra[j,k] x1[i] + h1[l] hess_z_ra__z_rb[j,k] x1[i] + h2[l] hess_z_ra__z_rc[j,k] x1[i] + h0[l] hess_z_rb__z_ra[j,k] x2[i] + h1[l] hess_z_rb__z_rb[j,k] x2[i] + h2[l] hess_z_rb__z_rc[j,k] x2[i] + h0[l] hess_z_rc__z_ra[j,k] x3[i] + h1[l] hess_z_rc__z_rb[j,k] x3[i] + h2[l] hess_z_rc__z_rc[j,k] x3[i]
         hess_Wr__Ur = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Wr"] + PARAMS["Ur"])
-        _outer_into(hess_Wr__Ur, jac_h1__z_ra.transpose(0, 2, 1), x1, adj_z_rb, 1 / B, False, True)
-        _outer_into(hess_Wr__Ur, jac_h2__z_ra.transpose(0, 2, 1), x1, adj_z_rc, 1 / B, True, True)
-        _outer_into(hess_Wr__Ur, jac_h2__z_rb.transpose(0, 2, 1), x2, adj_z_rc, 1 / B, True, True)
-        _outer_into(hess_Wr__Ur, hess_z_ra__z_ra, x1, h0, 1 / B, True)
-        _outer_into(hess_Wr__Ur, hess_z_ra__z_rb, x1, h1, 1 / B, True)
-        _outer_into(hess_Wr__Ur, hess_z_ra__z_rc, x1, h2, 1 / B, True)
-        _outer_into(hess_Wr__Ur, hess_z_rb__z_ra, x2, h0, 1 / B, True)
-        _outer_into(hess_Wr__Ur, hess_z_rb__z_rb, x2, h1, 1 / B, True)
-        _outer_into(hess_Wr__Ur, hess_z_rb__z_rc, x2, h2, 1 / B, True)
-        _outer_into(hess_Wr__Ur, hess_z_rc__z_ra, x3, h0, 1 / B, True)
-        _outer_into(hess_Wr__Ur, hess_z_rc__z_rb, x3, h1, 1 / B, True)
-        _outer_into(hess_Wr__Ur, hess_z_rc__z_rc, x3, h2, 1 / B, True)
+        _outer_into(hess_Wr__Ur, x1, ((jac_h1__z_ra.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_ra.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_ra__z_ra, h0, 1 / B, False), (hess_z_ra__z_rb, h1, 1 / B, False), (hess_z_ra__z_rc, h2, 1 / B, False)), False)
+        _outer_into(hess_Wr__Ur, x2, ((jac_h2__z_rb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_rb__z_ra, h0, 1 / B, False), (hess_z_rb__z_rb, h1, 1 / B, False), (hess_z_rb__z_rc, h2, 1 / B, False)), True)
+        _outer_into(hess_Wr__Ur, x3, ((hess_z_rc__z_ra, h0, 1 / B, False), (hess_z_rc__z_rb, h1, 1 / B, False), (hess_z_rc__z_rc, h2, 1 / B, False)), True)
     if ("Ur", "Wr") in want:
         _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Ur"][0], rows["Ur"][1])
     if ("Ur", "Ur") in todo:
         # ∂f/∂Ur,Ur[j,k,i,l] = adj_z_rb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_ra[l,j] + adj_z_rc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_rc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_ra[l,j] + adj_z_rc[i] h1[k] jac_h2__z_rb[l,j] + h0[k] h0[l] hess_z_ra__z_ra[j,i] + h0[k] h1[l] hess_z_ra__z_rb[j,i] + h0[k] h2[l] hess_z_ra__z_rc[j,i] + h0[l] h1[k] hess_z_rb__z_ra[j,i] + h1[k] h1[l] hess_z_rb__z_rb[j,i] + h1[k] h2[l] hess_z_rb__z_rc[j,i] + h0[l] h2[k] hess_z_rc__z_ra[j,i] + h1[l] h2[k] hess_z_rc__z_rb[j,i] + h2[k] h2[l] hess_z_rc__z_rc[j,i]
         hess_Ur__Ur = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Ur"] + PARAMS["Ur"])
-        _outer_into(hess_Ur__Ur, jac_h1__z_ra.transpose(0, 2, 1), h0, adj_z_rb, 1 / B, False, True)
-        _outer_into(hess_Ur__Ur, jac_h2__z_ra.transpose(0, 2, 1), h0, adj_z_rc, 1 / B, True, True)
-        _outer_into(hess_Ur__Ur, jac_h2__z_rb.transpose(0, 2, 1), h1, adj_z_rc, 1 / B, True, True)
-        _outer_into(hess_Ur__Ur, hess_z_ra__z_ra, h0, h0, 1 / B, True)
-        _outer_into(hess_Ur__Ur, hess_z_ra__z_rb, h0, h1, 1 / B, True)
-        _outer_into(hess_Ur__Ur, hess_z_ra__z_rc, h0, h2, 1 / B, True)
-        _outer_into(hess_Ur__Ur, hess_z_rb__z_ra, h1, h0, 1 / B, True)
-        _outer_into(hess_Ur__Ur, hess_z_rb__z_rb, h1, h1, 1 / B, True)
-        _outer_into(hess_Ur__Ur, hess_z_rb__z_rc, h1, h2, 1 / B, True)
-        _outer_into(hess_Ur__Ur, hess_z_rc__z_ra, h2, h0, 1 / B, True)
-        _outer_into(hess_Ur__Ur, hess_z_rc__z_rb, h2, h1, 1 / B, True)
-        _outer_into(hess_Ur__Ur, hess_z_rc__z_rc, h2, h2, 1 / B, True)
+        _outer_into(hess_Ur__Ur, h0, ((jac_h1__z_ra.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_ra.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_ra__z_ra, h0, 1 / B, False), (hess_z_ra__z_rb, h1, 1 / B, False), (hess_z_ra__z_rc, h2, 1 / B, False)), False)
+        _outer_into(hess_Ur__Ur, h1, ((jac_h2__z_rb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_rb__z_ra, h0, 1 / B, False), (hess_z_rb__z_rb, h1, 1 / B, False), (hess_z_rb__z_rc, h2, 1 / B, False)), True)
+        _outer_into(hess_Ur__Ur, h2, ((hess_z_rc__z_ra, h0, 1 / B, False), (hess_z_rc__z_rb, h1, 1 / B, False), (hess_z_rc__z_rc, h2, 1 / B, False)), True)
         # einsum("Bj,Bl,Bki->jkil", adj_z_rb, h0, jac_h1__z_ra)
         tmp_66 = h0[:, :, None] * adj_z_rb[:, None]
         _add_into(hess_Ur__Ur, (np.tensordot(tmp_66, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -8154,9 +8050,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_68 = h1[:, :, None] * adj_z_rc[:, None]
         _add_into(hess_Ur__Ur, (np.tensordot(tmp_68, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
         del tmp_66, tmp_67, tmp_68
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_h1__z_ra, jac_h2__z_ra
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_h2__z_rb
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del hess_z_rc__z_ra, hess_z_rb__z_ra
@@ -8166,7 +8062,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_rc__z_rc, hess_z_rb__z_rc
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del hess_z_ra__z_ra, hess_z_ra__z_rb, hess_z_ra__z_rc
-    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_ca__z_ca[j,i] = hess_h1__z_ca[j,i] - hess_h1__z_ca[j,i] za[j]
         # einsum("Bji,Bj->Bji", hess_h1__z_ca, za)
         hess_ca__z_ca = hess_h1__z_ca - za[:, :, None] * hess_h1__z_ca
@@ -8178,9 +8074,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_69 = adj_ca * d2tanh_z_ca_2
         hess_z_ca__z_ca = hess_ca__z_ca * dtanh_z_ca_6[:, :, None] + tmp_69[:, :, None] * np.eye(2)
         del hess_ca__z_ca, dtanh_z_ca_6, d2tanh_z_ca_2, tmp_69
-    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_ca
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_h1__z_ca
     if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_rha__z_ca[j,i] = Σ_c Uh[c,j] hess_z_ca__z_ca[c,i]
@@ -8194,7 +8090,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_ra_4, hess_ra__z_ca)
         hess_z_ra__z_ca = hess_ra__z_ca * dsigmoid_z_ra_4[:, :, None]
         del hess_rha__z_ca, hess_ra__z_ca, dsigmoid_z_ra_4
-    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_ca__z_cb[j,i] = hess_h1__z_cb[j,i] - hess_h1__z_cb[j,i] za[j]
         # einsum("Bji,Bj->Bji", hess_h1__z_cb, za)
         hess_ca__z_cb = hess_h1__z_cb - za[:, :, None] * hess_h1__z_cb
@@ -8203,7 +8099,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dtanh_z_ca_7, hess_ca__z_cb)
         hess_z_ca__z_cb = hess_ca__z_cb * dtanh_z_ca_7[:, :, None]
         del hess_ca__z_cb, dtanh_z_ca_7
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_h1__z_cb
     if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_rha__z_cb[j,i] = Σ_c Uh[c,j] hess_z_ca__z_cb[c,i]
@@ -8217,7 +8113,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_ra_5, hess_ra__z_cb)
         hess_z_ra__z_cb = hess_ra__z_cb * dsigmoid_z_ra_5[:, :, None]
         del hess_rha__z_cb, hess_ra__z_cb, dsigmoid_z_ra_5
-    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_ca__z_cc[j,i] = hess_h1__z_cc[j,i] - hess_h1__z_cc[j,i] za[j]
         # einsum("Bji,Bj->Bji", hess_h1__z_cc, za)
         hess_ca__z_cc = hess_h1__z_cc - za[:, :, None] * hess_h1__z_cc
@@ -8226,52 +8122,28 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dtanh_z_ca_8, hess_ca__z_cc)
         hess_z_ca__z_cc = hess_ca__z_cc * dtanh_z_ca_8[:, :, None]
         del hess_ca__z_cc, dtanh_z_ca_8
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_h1__z_cc
     if ("Wh", "Wh") in todo:
         # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_ca__z_ca[j,k] x1[i] x1[l] + hess_z_ca__z_cb[j,k] x1[i] x2[l] + hess_z_ca__z_cc[j,k] x1[i] x3[l] + hess_z_cb__z_ca[j,k] x1[l] x2[i] + hess_z_cb__z_cb[j,k] x2[i] x2[l] + hess_z_cb__z_cc[j,k] x2[i] x3[l] + hess_z_cc__z_ca[j,k] x1[l] x3[i] + hess_z_cc__z_cb[j,k] x2[l] x3[i] + hess_z_cc__z_cc[j,k] x3[i] x3[l]
         hess_Wh__Wh = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wh"] + PARAMS["Wh"])
-        _outer_into(hess_Wh__Wh, hess_z_ca__z_ca, x1, x1, 1 / B, False)
-        _outer_into(hess_Wh__Wh, hess_z_ca__z_cb, x1, x2, 1 / B, True)
-        _outer_into(hess_Wh__Wh, hess_z_ca__z_cc, x1, x3, 1 / B, True)
-        _outer_into(hess_Wh__Wh, hess_z_cb__z_ca, x2, x1, 1 / B, True)
-        _outer_into(hess_Wh__Wh, hess_z_cb__z_cb, x2, x2, 1 / B, True)
-        _outer_into(hess_Wh__Wh, hess_z_cb__z_cc, x2, x3, 1 / B, True)
-        _outer_into(hess_Wh__Wh, hess_z_cc__z_ca, x3, x1, 1 / B, True)
-        _outer_into(hess_Wh__Wh, hess_z_cc__z_cb, x3, x2, 1 / B, True)
-        _outer_into(hess_Wh__Wh, hess_z_cc__z_cc, x3, x3, 1 / B, True)
+        _outer_into(hess_Wh__Wh, x1, ((hess_z_ca__z_ca, x1, 1 / B, False), (hess_z_ca__z_cb, x2, 1 / B, False), (hess_z_ca__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wh__Wh, x2, ((hess_z_cb__z_ca, x1, 1 / B, False), (hess_z_cb__z_cb, x2, 1 / B, False), (hess_z_cb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wh__Wh, x3, ((hess_z_cc__z_ca, x1, 1 / B, False), (hess_z_cc__z_cb, x2, 1 / B, False), (hess_z_cc__z_cc, x3, 1 / B, False)), True)
     if ("Wh", "Uh") in todo:
         # ∂f/∂Wh,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_cb[l,j] x2[i] + hess_z_ca__z_ca[j,k] rha[l] x1[i] + hess_z_ca__z_cb[j,k] rhb[l] x1[i] + hess_z_ca__z_cc[j,k] rhc[l] x1[i] + hess_z_cb__z_ca[j,k] rha[l] x2[i] + hess_z_cb__z_cb[j,k] rhb[l] x2[i] + hess_z_cb__z_cc[j,k] rhc[l] x2[i] + hess_z_cc__z_ca[j,k] rha[l] x3[i] + hess_z_cc__z_cb[j,k] rhb[l] x3[i] + hess_z_cc__z_cc[j,k] rhc[l] x3[i]
         hess_Wh__Uh = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wh"] + PARAMS["Uh"])
-        _outer_into(hess_Wh__Uh, jac_rhb__z_ca.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, False, True)
-        _outer_into(hess_Wh__Uh, jac_rhc__z_ca.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Wh__Uh, jac_rhc__z_cb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Wh__Uh, hess_z_ca__z_ca, x1, rha, 1 / B, True)
-        _outer_into(hess_Wh__Uh, hess_z_ca__z_cb, x1, rhb, 1 / B, True)
-        _outer_into(hess_Wh__Uh, hess_z_ca__z_cc, x1, rhc, 1 / B, True)
-        _outer_into(hess_Wh__Uh, hess_z_cb__z_ca, x2, rha, 1 / B, True)
-        _outer_into(hess_Wh__Uh, hess_z_cb__z_cb, x2, rhb, 1 / B, True)
-        _outer_into(hess_Wh__Uh, hess_z_cb__z_cc, x2, rhc, 1 / B, True)
-        _outer_into(hess_Wh__Uh, hess_z_cc__z_ca, x3, rha, 1 / B, True)
-        _outer_into(hess_Wh__Uh, hess_z_cc__z_cb, x3, rhb, 1 / B, True)
-        _outer_into(hess_Wh__Uh, hess_z_cc__z_cc, x3, rhc, 1 / B, True)
+        _outer_into(hess_Wh__Uh, x1, ((jac_rhb__z_ca.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ca.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ca__z_ca, rha, 1 / B, False), (hess_z_ca__z_cb, rhb, 1 / B, False), (hess_z_ca__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Wh__Uh, x2, ((jac_rhc__z_cb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_cb__z_ca, rha, 1 / B, False), (hess_z_cb__z_cb, rhb, 1 / B, False), (hess_z_cb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Wh__Uh, x3, ((hess_z_cc__z_ca, rha, 1 / B, False), (hess_z_cc__z_cb, rhb, 1 / B, False), (hess_z_cc__z_cc, rhc, 1 / B, False)), True)
     if ("Uh", "Wh") in want:
         _mirror(H, rows["Wh"][0], rows["Wh"][1], rows["Uh"][0], rows["Uh"][1])
     if ("Uh", "Uh") in todo:
         # ∂f/∂Uh,Uh[j,k,i,l] = adj_z_cb[j] jac_rhb__z_ca[k,i] rha[l] + adj_z_cb[i] jac_rhb__z_ca[l,j] rha[k] + adj_z_cc[j] jac_rhc__z_ca[k,i] rha[l] + adj_z_cc[j] jac_rhc__z_cb[k,i] rhb[l] + adj_z_cc[i] jac_rhc__z_ca[l,j] rha[k] + adj_z_cc[i] jac_rhc__z_cb[l,j] rhb[k] + hess_z_ca__z_ca[j,i] rha[k] rha[l] + hess_z_ca__z_cb[j,i] rha[k] rhb[l] + hess_z_ca__z_cc[j,i] rha[k] rhc[l] + hess_z_cb__z_ca[j,i] rha[l] rhb[k] + hess_z_cb__z_cb[j,i] rhb[k] rhb[l] + hess_z_cb__z_cc[j,i] rhb[k] rhc[l] + hess_z_cc__z_ca[j,i] rha[l] rhc[k] + hess_z_cc__z_cb[j,i] rhb[l] rhc[k] + hess_z_cc__z_cc[j,i] rhc[k] rhc[l]
         hess_Uh__Uh = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Uh"] + PARAMS["Uh"])
-        _outer_into(hess_Uh__Uh, jac_rhb__z_ca.transpose(0, 2, 1), rha, adj_z_cb, 1 / B, False, True)
-        _outer_into(hess_Uh__Uh, jac_rhc__z_ca.transpose(0, 2, 1), rha, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Uh__Uh, jac_rhc__z_cb.transpose(0, 2, 1), rhb, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Uh__Uh, hess_z_ca__z_ca, rha, rha, 1 / B, True)
-        _outer_into(hess_Uh__Uh, hess_z_ca__z_cb, rha, rhb, 1 / B, True)
-        _outer_into(hess_Uh__Uh, hess_z_ca__z_cc, rha, rhc, 1 / B, True)
-        _outer_into(hess_Uh__Uh, hess_z_cb__z_ca, rhb, rha, 1 / B, True)
-        _outer_into(hess_Uh__Uh, hess_z_cb__z_cb, rhb, rhb, 1 / B, True)
-        _outer_into(hess_Uh__Uh, hess_z_cb__z_cc, rhb, rhc, 1 / B, True)
-        _outer_into(hess_Uh__Uh, hess_z_cc__z_ca, rhc, rha, 1 / B, True)
-        _outer_into(hess_Uh__Uh, hess_z_cc__z_cb, rhc, rhb, 1 / B, True)
-        _outer_into(hess_Uh__Uh, hess_z_cc__z_cc, rhc, rhc, 1 / B, True)
+        _outer_into(hess_Uh__Uh, rha, ((jac_rhb__z_ca.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ca.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ca__z_ca, rha, 1 / B, False), (hess_z_ca__z_cb, rhb, 1 / B, False), (hess_z_ca__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Uh__Uh, rhb, ((jac_rhc__z_cb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_cb__z_ca, rha, 1 / B, False), (hess_z_cb__z_cb, rhb, 1 / B, False), (hess_z_cb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Uh__Uh, rhc, ((hess_z_cc__z_ca, rha, 1 / B, False), (hess_z_cc__z_cb, rhb, 1 / B, False), (hess_z_cc__z_cc, rhc, 1 / B, False)), True)
         # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_ca, rha)
         tmp_70 = rha[:, :, None] * adj_z_cb[:, None]
         _add_into(hess_Uh__Uh, (np.tensordot(tmp_70, jac_rhb__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -8282,19 +8154,19 @@ def hessian(params, data, blocks=None, out=None):
         tmp_72 = rhb[:, :, None] * adj_z_cc[:, None]
         _add_into(hess_Uh__Uh, (np.tensordot(tmp_72, jac_rhc__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
         del tmp_70, tmp_71, tmp_72
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_rhb__z_ca, jac_rhc__z_ca
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_rhc__z_cb
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_cc__z_ca, hess_z_cb__z_ca
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_cc__z_cb, hess_z_cb__z_cb
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_cc__z_cc, hess_z_cb__z_cc
-    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_ca__z_ca
-    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_ca__z_cb
     if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_rha__z_cc[j,i] = Σ_c Uh[c,j] hess_z_ca__z_cc[c,i]
@@ -8308,54 +8180,30 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_ra_6, hess_ra__z_cc)
         hess_z_ra__z_cc = hess_ra__z_cc * dsigmoid_z_ra_6[:, :, None]
         del hess_rha__z_cc, hess_ra__z_cc, dsigmoid_z_ra_6
-    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_ca__z_cc
     if ("Wr", "Wh") in todo:
         # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_ra__z_ca[j,k] x1[i] x1[l] + hess_z_ra__z_cb[j,k] x1[i] x2[l] + hess_z_ra__z_cc[j,k] x1[i] x3[l] + hess_z_rb__z_ca[j,k] x1[l] x2[i] + hess_z_rb__z_cb[j,k] x2[i] x2[l] + hess_z_rb__z_cc[j,k] x2[i] x3[l] + hess_z_rc__z_ca[j,k] x1[l] x3[i] + hess_z_rc__z_cb[j,k] x2[l] x3[i] + hess_z_rc__z_cc[j,k] x3[i] x3[l]
         hess_Wr__Wh = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wr"] + PARAMS["Wh"])
-        _outer_into(hess_Wr__Wh, hess_z_ra__z_ca, x1, x1, 1 / B, False)
-        _outer_into(hess_Wr__Wh, hess_z_ra__z_cb, x1, x2, 1 / B, True)
-        _outer_into(hess_Wr__Wh, hess_z_ra__z_cc, x1, x3, 1 / B, True)
-        _outer_into(hess_Wr__Wh, hess_z_rb__z_ca, x2, x1, 1 / B, True)
-        _outer_into(hess_Wr__Wh, hess_z_rb__z_cb, x2, x2, 1 / B, True)
-        _outer_into(hess_Wr__Wh, hess_z_rb__z_cc, x2, x3, 1 / B, True)
-        _outer_into(hess_Wr__Wh, hess_z_rc__z_ca, x3, x1, 1 / B, True)
-        _outer_into(hess_Wr__Wh, hess_z_rc__z_cb, x3, x2, 1 / B, True)
-        _outer_into(hess_Wr__Wh, hess_z_rc__z_cc, x3, x3, 1 / B, True)
+        _outer_into(hess_Wr__Wh, x1, ((hess_z_ra__z_ca, x1, 1 / B, False), (hess_z_ra__z_cb, x2, 1 / B, False), (hess_z_ra__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wr__Wh, x2, ((hess_z_rb__z_ca, x1, 1 / B, False), (hess_z_rb__z_cb, x2, 1 / B, False), (hess_z_rb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wr__Wh, x3, ((hess_z_rc__z_ca, x1, 1 / B, False), (hess_z_rc__z_cb, x2, 1 / B, False), (hess_z_rc__z_cc, x3, 1 / B, False)), True)
     if ("Wh", "Wr") in want:
         _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Wh"][0], rows["Wh"][1])
     if ("Wr", "Uh") in todo:
         # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_ca[k] jac_rha__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_ra[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_rc[l,j] x3[i] + hess_z_ra__z_ca[j,k] rha[l] x1[i] + hess_z_ra__z_cb[j,k] rhb[l] x1[i] + hess_z_ra__z_cc[j,k] rhc[l] x1[i] + hess_z_rb__z_ca[j,k] rha[l] x2[i] + hess_z_rb__z_cb[j,k] rhb[l] x2[i] + hess_z_rb__z_cc[j,k] rhc[l] x2[i] + hess_z_rc__z_ca[j,k] rha[l] x3[i] + hess_z_rc__z_cb[j,k] rhb[l] x3[i] + hess_z_rc__z_cc[j,k] rhc[l] x3[i]
         hess_Wr__Uh = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wr"] + PARAMS["Uh"])
-        _outer_into(hess_Wr__Uh, jac_rha__z_ra.transpose(0, 2, 1), x1, adj_z_ca, 1 / B, False, True)
-        _outer_into(hess_Wr__Uh, jac_rhb__z_ra.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, True, True)
-        _outer_into(hess_Wr__Uh, jac_rhb__z_rb.transpose(0, 2, 1), x2, adj_z_cb, 1 / B, True, True)
-        _outer_into(hess_Wr__Uh, jac_rhc__z_ra.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Wr__Uh, jac_rhc__z_rb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Wr__Uh, jac_rhc__z_rc.transpose(0, 2, 1), x3, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Wr__Uh, hess_z_ra__z_ca, x1, rha, 1 / B, True)
-        _outer_into(hess_Wr__Uh, hess_z_ra__z_cb, x1, rhb, 1 / B, True)
-        _outer_into(hess_Wr__Uh, hess_z_ra__z_cc, x1, rhc, 1 / B, True)
-        _outer_into(hess_Wr__Uh, hess_z_rb__z_ca, x2, rha, 1 / B, True)
-        _outer_into(hess_Wr__Uh, hess_z_rb__z_cb, x2, rhb, 1 / B, True)
-        _outer_into(hess_Wr__Uh, hess_z_rb__z_cc, x2, rhc, 1 / B, True)
-        _outer_into(hess_Wr__Uh, hess_z_rc__z_ca, x3, rha, 1 / B, True)
-        _outer_into(hess_Wr__Uh, hess_z_rc__z_cb, x3, rhb, 1 / B, True)
-        _outer_into(hess_Wr__Uh, hess_z_rc__z_cc, x3, rhc, 1 / B, True)
+        _outer_into(hess_Wr__Uh, x1, ((jac_rha__z_ra.transpose(0, 2, 1), adj_z_ca, 1 / B, True), (jac_rhb__z_ra.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ra.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ra__z_ca, rha, 1 / B, False), (hess_z_ra__z_cb, rhb, 1 / B, False), (hess_z_ra__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Wr__Uh, x2, ((jac_rhb__z_rb.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_rb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rb__z_ca, rha, 1 / B, False), (hess_z_rb__z_cb, rhb, 1 / B, False), (hess_z_rb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Wr__Uh, x3, ((jac_rhc__z_rc.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rc__z_ca, rha, 1 / B, False), (hess_z_rc__z_cb, rhb, 1 / B, False), (hess_z_rc__z_cc, rhc, 1 / B, False)), True)
     if ("Uh", "Wr") in want:
         _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Uh"][0], rows["Uh"][1])
     if ("Ur", "Wh") in todo:
         # ∂f/∂Ur,Wh[j,k,i,l] = adj_z_rb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_ra__z_ca[j,i] x1[l] + h0[k] hess_z_ra__z_cb[j,i] x2[l] + h0[k] hess_z_ra__z_cc[j,i] x3[l] + h1[k] hess_z_rb__z_ca[j,i] x1[l] + h1[k] hess_z_rb__z_cb[j,i] x2[l] + h1[k] hess_z_rb__z_cc[j,i] x3[l] + h2[k] hess_z_rc__z_ca[j,i] x1[l] + h2[k] hess_z_rc__z_cb[j,i] x2[l] + h2[k] hess_z_rc__z_cc[j,i] x3[l]
         hess_Ur__Wh = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Ur"] + PARAMS["Wh"])
-        _outer_into(hess_Ur__Wh, hess_z_ra__z_ca, h0, x1, 1 / B, False)
-        _outer_into(hess_Ur__Wh, hess_z_ra__z_cb, h0, x2, 1 / B, True)
-        _outer_into(hess_Ur__Wh, hess_z_ra__z_cc, h0, x3, 1 / B, True)
-        _outer_into(hess_Ur__Wh, hess_z_rb__z_ca, h1, x1, 1 / B, True)
-        _outer_into(hess_Ur__Wh, hess_z_rb__z_cb, h1, x2, 1 / B, True)
-        _outer_into(hess_Ur__Wh, hess_z_rb__z_cc, h1, x3, 1 / B, True)
-        _outer_into(hess_Ur__Wh, hess_z_rc__z_ca, h2, x1, 1 / B, True)
-        _outer_into(hess_Ur__Wh, hess_z_rc__z_cb, h2, x2, 1 / B, True)
-        _outer_into(hess_Ur__Wh, hess_z_rc__z_cc, h2, x3, 1 / B, True)
+        _outer_into(hess_Ur__Wh, h0, ((hess_z_ra__z_ca, x1, 1 / B, False), (hess_z_ra__z_cb, x2, 1 / B, False), (hess_z_ra__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Ur__Wh, h1, ((hess_z_rb__z_ca, x1, 1 / B, False), (hess_z_rb__z_cb, x2, 1 / B, False), (hess_z_rb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Ur__Wh, h2, ((hess_z_rc__z_ca, x1, 1 / B, False), (hess_z_rc__z_cb, x2, 1 / B, False), (hess_z_rc__z_cc, x3, 1 / B, False)), True)
         # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, x1)
         tmp_73 = x1[:, :, None] * adj_z_rb[:, None]
         _add_into(hess_Ur__Wh, (np.tensordot(tmp_73, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -8371,21 +8219,9 @@ def hessian(params, data, blocks=None, out=None):
     if ("Ur", "Uh") in todo:
         # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_ca[i] h0[k] jac_rha__z_ra[l,j] + adj_z_rb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_ra[l,j] + adj_z_cb[i] h1[k] jac_rhb__z_rb[l,j] + adj_z_rc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_rc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_ra[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_rb[l,j] + adj_z_cc[i] h2[k] jac_rhc__z_rc[l,j] + h0[k] hess_z_ra__z_ca[j,i] rha[l] + h0[k] hess_z_ra__z_cb[j,i] rhb[l] + h0[k] hess_z_ra__z_cc[j,i] rhc[l] + h1[k] hess_z_rb__z_ca[j,i] rha[l] + h1[k] hess_z_rb__z_cb[j,i] rhb[l] + h1[k] hess_z_rb__z_cc[j,i] rhc[l] + h2[k] hess_z_rc__z_ca[j,i] rha[l] + h2[k] hess_z_rc__z_cb[j,i] rhb[l] + h2[k] hess_z_rc__z_cc[j,i] rhc[l]
         hess_Ur__Uh = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Ur"] + PARAMS["Uh"])
-        _outer_into(hess_Ur__Uh, jac_rha__z_ra.transpose(0, 2, 1), h0, adj_z_ca, 1 / B, False, True)
-        _outer_into(hess_Ur__Uh, jac_rhb__z_ra.transpose(0, 2, 1), h0, adj_z_cb, 1 / B, True, True)
-        _outer_into(hess_Ur__Uh, jac_rhb__z_rb.transpose(0, 2, 1), h1, adj_z_cb, 1 / B, True, True)
-        _outer_into(hess_Ur__Uh, jac_rhc__z_ra.transpose(0, 2, 1), h0, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Ur__Uh, jac_rhc__z_rb.transpose(0, 2, 1), h1, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Ur__Uh, jac_rhc__z_rc.transpose(0, 2, 1), h2, adj_z_cc, 1 / B, True, True)
-        _outer_into(hess_Ur__Uh, hess_z_ra__z_ca, h0, rha, 1 / B, True)
-        _outer_into(hess_Ur__Uh, hess_z_ra__z_cb, h0, rhb, 1 / B, True)
-        _outer_into(hess_Ur__Uh, hess_z_ra__z_cc, h0, rhc, 1 / B, True)
-        _outer_into(hess_Ur__Uh, hess_z_rb__z_ca, h1, rha, 1 / B, True)
-        _outer_into(hess_Ur__Uh, hess_z_rb__z_cb, h1, rhb, 1 / B, True)
-        _outer_into(hess_Ur__Uh, hess_z_rb__z_cc, h1, rhc, 1 / B, True)
-        _outer_into(hess_Ur__Uh, hess_z_rc__z_ca, h2, rha, 1 / B, True)
-        _outer_into(hess_Ur__Uh, hess_z_rc__z_cb, h2, rhb, 1 / B, True)
-        _outer_into(hess_Ur__Uh, hess_z_rc__z_cc, h2, rhc, 1 / B, True)
+        _outer_into(hess_Ur__Uh, h0, ((jac_rha__z_ra.transpose(0, 2, 1), adj_z_ca, 1 / B, True), (jac_rhb__z_ra.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ra.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ra__z_ca, rha, 1 / B, False), (hess_z_ra__z_cb, rhb, 1 / B, False), (hess_z_ra__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Ur__Uh, h1, ((jac_rhb__z_rb.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_rb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rb__z_ca, rha, 1 / B, False), (hess_z_rb__z_cb, rhb, 1 / B, False), (hess_z_rb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Ur__Uh, h2, ((jac_rhc__z_rc.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rc__z_ca, rha, 1 / B, False), (hess_z_rc__z_cb, rhb, 1 / B, False), (hess_z_rc__z_cc, rhc, 1 / B, False)), True)
         # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, rha)
         tmp_76 = rha[:, :, None] * adj_z_rb[:, None]
         _add_into(hess_Ur__Uh, (np.tensordot(tmp_76, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -8396,25 +8232,25 @@ def hessian(params, data, blocks=None, out=None):
         tmp_78 = rhb[:, :, None] * adj_z_rc[:, None]
         _add_into(hess_Ur__Uh, (np.tensordot(tmp_78, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
         del tmp_76, tmp_77, tmp_78
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_z_cc, adj_z_rc, adj_z_cb, adj_z_rb
-    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Ur", "Ur"), ("Ur", "Uh"))):
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"))):
         del adj_z_ca
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_rha__z_ra, jac_rhb__z_ra, jac_rhc__z_ra
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_rhb__z_rb, jac_rhc__z_rb
-    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Uh"), ("Ur", "V"))):
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_rhc__z_rc
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_h1__z_ca, jac_h2__z_ca
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_h2__z_cb
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_rc__z_ca, hess_z_rb__z_ca
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_rc__z_cb, hess_z_rb__z_cb
-    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"))):
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_rc__z_cc, hess_z_rb__z_cc
     if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_ra__z_ca
@@ -8424,7 +8260,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_ra__z_cc
     if ("Uh", "Ur") in want:
         _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["Uh"][0], rows["Uh"][1])
-    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # hess_ca__p[j,l] = hess_h1__p[j,l] - hess_h1__p[j,l] za[j]
         # einsum("Bjl,Bj->Bjl", hess_h1__p, za)
         hess_ca__p = hess_h1__p - za[:, :, None] * hess_h1__p
@@ -8435,28 +8271,22 @@ def hessian(params, data, blocks=None, out=None):
         del hess_ca__p, dtanh_z_ca_9
     if todo:
         del za, ca
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del hess_h1__p
     if ("Wh", "V") in todo:
         # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h3__z_ca[k,j] x1[i] + adj_p[l] jac_h3__z_cb[k,j] x2[i] + adj_p[l] jac_h3__z_cc[k,j] x3[i] + h3[k] hess_z_ca__p[j,l] x1[i] + h3[k] hess_z_cb__p[j,l] x2[i] + h3[k] hess_z_cc__p[j,l] x3[i]
         hess_Wh__V = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["V"][0], rows["V"][1], PARAMS["Wh"] + PARAMS["V"])
-        _outer_into(hess_Wh__V, jac_h3__z_ca.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wh__V, jac_h3__z_cb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
-        _outer_into(hess_Wh__V, jac_h3__z_cc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
-        _outer_into(hess_Wh__V, hess_z_ca__p, x1, h3, 1 / B, True)
-        _outer_into(hess_Wh__V, hess_z_cb__p, x2, h3, 1 / B, True)
-        _outer_into(hess_Wh__V, hess_z_cc__p, x3, h3, 1 / B, True)
+        _outer_into(hess_Wh__V, x1, ((jac_h3__z_ca.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ca__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Wh__V, x2, ((jac_h3__z_cb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Wh__V, x3, ((jac_h3__z_cc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cc__p, h3, 1 / B, False)), True)
     if ("V", "Wh") in want:
         _mirror(H, rows["Wh"][0], rows["Wh"][1], rows["V"][0], rows["V"][1])
     if ("Uh", "V") in todo:
         # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h3__z_ca[i,j] rha[k] + adj_p[l] jac_h3__z_cb[i,j] rhb[k] + adj_p[l] jac_h3__z_cc[i,j] rhc[k] + h3[i] hess_z_ca__p[j,l] rha[k] + h3[i] hess_z_cb__p[j,l] rhb[k] + h3[i] hess_z_cc__p[j,l] rhc[k]
         hess_Uh__V = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["V"][0], rows["V"][1], PARAMS["Uh"] + PARAMS["V"])
-        _outer_into(hess_Uh__V, jac_h3__z_ca.transpose(0, 2, 1), rha, adj_p, 1 / B, False, True)
-        _outer_into(hess_Uh__V, jac_h3__z_cb.transpose(0, 2, 1), rhb, adj_p, 1 / B, True, True)
-        _outer_into(hess_Uh__V, jac_h3__z_cc.transpose(0, 2, 1), rhc, adj_p, 1 / B, True, True)
-        _outer_into(hess_Uh__V, hess_z_ca__p, rha, h3, 1 / B, True)
-        _outer_into(hess_Uh__V, hess_z_cb__p, rhb, h3, 1 / B, True)
-        _outer_into(hess_Uh__V, hess_z_cc__p, rhc, h3, 1 / B, True)
+        _outer_into(hess_Uh__V, rha, ((jac_h3__z_ca.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ca__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Uh__V, rhb, ((jac_h3__z_cb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Uh__V, rhc, ((jac_h3__z_cc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cc__p, h3, 1 / B, False)), True)
     if todo:
         del rha, rhb, rhc
     if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
@@ -8465,7 +8295,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_h3__z_cb
     if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
         del jac_h3__z_cc
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del hess_z_cc__p, hess_z_cb__p
     if ("V", "Uh") in want:
         _mirror(H, rows["Uh"][0], rows["Uh"][1], rows["V"][0], rows["V"][1])
@@ -8483,31 +8313,25 @@ def hessian(params, data, blocks=None, out=None):
         del hess_rha__p, hess_ra__p, dsigmoid_z_ra_7
     if todo:
         del z_ra, ra
-    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del hess_z_ca__p
     if ("Wr", "V") in todo:
         # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h3__z_ra[k,j] x1[i] + adj_p[l] jac_h3__z_rb[k,j] x2[i] + adj_p[l] jac_h3__z_rc[k,j] x3[i] + h3[k] hess_z_ra__p[j,l] x1[i] + h3[k] hess_z_rb__p[j,l] x2[i] + h3[k] hess_z_rc__p[j,l] x3[i]
         hess_Wr__V = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["V"][0], rows["V"][1], PARAMS["Wr"] + PARAMS["V"])
-        _outer_into(hess_Wr__V, jac_h3__z_ra.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wr__V, jac_h3__z_rb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
-        _outer_into(hess_Wr__V, jac_h3__z_rc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
-        _outer_into(hess_Wr__V, hess_z_ra__p, x1, h3, 1 / B, True)
-        _outer_into(hess_Wr__V, hess_z_rb__p, x2, h3, 1 / B, True)
-        _outer_into(hess_Wr__V, hess_z_rc__p, x3, h3, 1 / B, True)
+        _outer_into(hess_Wr__V, x1, ((jac_h3__z_ra.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ra__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Wr__V, x2, ((jac_h3__z_rb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Wr__V, x3, ((jac_h3__z_rc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rc__p, h3, 1 / B, False)), True)
     if ("V", "Wr") in want:
         _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["V"][0], rows["V"][1])
     if ("Ur", "V") in todo:
         # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_ra[i,j] + adj_p[l] h1[k] jac_h3__z_rb[i,j] + adj_p[l] h2[k] jac_h3__z_rc[i,j] + h0[k] h3[i] hess_z_ra__p[j,l] + h1[k] h3[i] hess_z_rb__p[j,l] + h2[k] h3[i] hess_z_rc__p[j,l]
         hess_Ur__V = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["V"][0], rows["V"][1], PARAMS["Ur"] + PARAMS["V"])
-        _outer_into(hess_Ur__V, jac_h3__z_ra.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-        _outer_into(hess_Ur__V, jac_h3__z_rb.transpose(0, 2, 1), h1, adj_p, 1 / B, True, True)
-        _outer_into(hess_Ur__V, jac_h3__z_rc.transpose(0, 2, 1), h2, adj_p, 1 / B, True, True)
-        _outer_into(hess_Ur__V, hess_z_ra__p, h0, h3, 1 / B, True)
-        _outer_into(hess_Ur__V, hess_z_rb__p, h1, h3, 1 / B, True)
-        _outer_into(hess_Ur__V, hess_z_rc__p, h2, h3, 1 / B, True)
+        _outer_into(hess_Ur__V, h0, ((jac_h3__z_ra.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ra__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Ur__V, h1, ((jac_h3__z_rb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Ur__V, h2, ((jac_h3__z_rc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rc__p, h3, 1 / B, False)), True)
     if todo:
         del h1, h2, h3
-    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Wz", "V"), ("Uz", "Uz"), ("Uz", "Wr"), ("Uz", "Ur"), ("Uz", "Wh"), ("Uz", "Uh"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Wr", "Wh"), ("Wr", "Uh"), ("Wr", "V"), ("Ur", "Ur"), ("Ur", "Wh"), ("Ur", "Uh"), ("Ur", "V"), ("Wh", "Wh"), ("Wh", "Uh"), ("Wh", "V"), ("Uh", "Uh"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del adj_p
     if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
         del jac_h3__z_ra
@@ -8515,7 +8339,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_h3__z_rb
     if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
         del jac_h3__z_rc
-    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wr", "V"), ("Ur", "V"), ("Wh", "V"), ("Uh", "V"))):
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         del hess_z_rc__p, hess_z_rb__p
     if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
         del hess_z_ra__p

@@ -122,37 +122,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -610,7 +620,7 @@ def hessian(params, data, blocks=None, out=None):
         # z_f[l] = p[l] - y[l]
         z_f = p - y
         del z_v1, p
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "U"), ("b1", "b1"), ("b1", "U"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W1", "U"), ("b1", "U"))):
         # adj_z_f[l] = huber_d10(z_f[l], 1)
         adj_z_f = np.select([np.greater_equal(1, abs(z_f)),True], [z_f,1*np.sign(z_f)], default=np.nan)
         # adj_p[l] = adj_z_f[l]
@@ -652,7 +662,7 @@ def hessian(params, data, blocks=None, out=None):
     if ("W1", "W1") in todo:
         # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
         hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
-        _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False, False, True)
+        _outer_into(hess_W1__W1, x, ((hess_z_v1__z_v1, x, 1 / B, False),), False, True)
     if ("W1", "b1") in todo:
         # ∂f/∂W1,b1[j,i,k] = hess_z_v1__z_v1[j,k] x[i]
         hess_W1__b1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["b1"][0], rows["b1"][1], PARAMS["W1"] + PARAMS["b1"])
@@ -667,7 +677,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_b1__b1, hess_z_v1__z_v1.sum(axis=0), 1 / B, False)
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"))):
         del hess_z_v1__z_v1
-    if not todo.isdisjoint((("W1", "U"), ("b1", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W1", "U"), ("b1", "U"))):
         # hess_z_f__p[l,i] = huber_d20(z_f[l], 1) jac_z_f__p[l,i]
         huber_d20_z_f_expr_2 = np.select([np.greater_equal(1, abs(z_f)),True], [1,0], default=np.nan)
         # einsum("Bl,li->Bli", huber_d20_z_f_expr_2, jac_z_f__p)
@@ -682,7 +692,7 @@ def hessian(params, data, blocks=None, out=None):
     if ("U", "U") in todo:
         # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v1[j] v1[k]
         hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
-        _outer_into(hess_U__U, hess_p__p, v1, v1, 1 / B, False, False, True)
+        _outer_into(hess_U__U, v1, ((hess_p__p, v1, 1 / B, False),), False, True)
     if not todo.isdisjoint((("W1", "U"), ("b1", "U"))):
         # hess_v1__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
         # einsum("cj,Bcl->Bjl", U, hess_p__p)
@@ -692,12 +702,12 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bjl->Bjl", dtanh_z_v1_2, hess_v1__p)
         hess_z_v1__p = hess_v1__p * dtanh_z_v1_2[:, :, None]
         del hess_v1__p, dtanh_z_v1_2
-    if not todo.isdisjoint((("W1", "U"), ("b1", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W1", "U"), ("b1", "U"))):
         del hess_p__p
     if ("W1", "U") in todo:
         # ∂f/∂W1,U[j,i,l,k] = adj_p[l] tanh'(z_v1[k]) δ[k,j] x[i] + hess_z_v1__p[j,l] v1[k] x[i]
         hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
-        _outer_into(hess_W1__U, hess_z_v1__p, x, v1, 1 / B, False)
+        _outer_into(hess_W1__U, x, ((hess_z_v1__p, v1, 1 / B, False),), False)
         dtanh_z_v1_3 = 1 - v1**2
         # einsum("Bl,Bj,Bi->jil", adj_p, dtanh_z_v1_3, x)
         tmp_2 = x[:, :, None] * adj_p[:, None]
@@ -716,7 +726,7 @@ def hessian(params, data, blocks=None, out=None):
         del dtanh_z_v1_4
     if todo:
         del v1
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "U"), ("b1", "b1"), ("b1", "U"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W1", "U"), ("b1", "U"))):
         del adj_p
     if not todo.isdisjoint((("W1", "U"), ("b1", "U"))):
         del hess_z_v1__p

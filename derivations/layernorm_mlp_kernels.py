@@ -128,37 +128,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -1285,14 +1295,14 @@ def hessian(params, data, blocks=None, out=None):
         # v[j] = tanh(z_v[j])
         v = np.tanh(z_v)
         del m_b, q_b, z_v
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "b"), ("W1", "U"), ("g", "g"), ("g", "b"), ("g", "U"), ("b", "b"), ("b", "U"))):
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"), ("g", "U"), ("b", "U"), ("W1", "U"))):
         # p[l] = Σ_j U[l,j] v[j]
         # einsum("lj,Bj->Bl", U, v)
         p = v @ U.T
         # adj_p[l] = p[l] - y[l]
         adj_p = p - y
         del p
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
         # adj_v[j] = Σ_c U[c,j] adj_p[c]
         # einsum("cj,Bc->Bj", U, adj_p)
         adj_v = adj_p @ U
@@ -1343,7 +1353,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dtanh_z_v_2, jac_z_v__z)
         jac_v__z = jac_z_v__z * dtanh_z_v_2[:, :, None]
         del dtanh_z_v_2
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
         # jac_p__v[l,j] = U[l,j]
         jac_p__v = U
         # jac_p__z_v[l,j] = tanh'(z_v[j]) jac_p__v[l,j]
@@ -1424,7 +1434,7 @@ def hessian(params, data, blocks=None, out=None):
         hess_z__z = 0.3333333333333333 * hess_m__z[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__z[:, None] + 0.6666666666666666 * adj_q[:, None, None] * np.eye(3) + hess_u__z * lnorm_d100_z_m_q_2[:, :, None] + tmp_5[:, :, None] * jac_q__z[:, None]
         # ∂f/∂W1,W1[j,i,k,l] = hess_z__z[j,k] x[i] x[l]
         hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
-        _outer_into(hess_W1__W1, hess_z__z, x, x, 1 / B, False, False, True)
+        _outer_into(hess_W1__W1, x, ((hess_z__z, x, 1 / B, False),), False, True)
         del jac_p__u, m_b_6, q_b_6, lnorm_d001_z_m_q_3, jac_p__q, m_b_7, q_b_7, lnorm_d010_z_m_q_2, jac_p__m, m_b_8, q_b_8, lnorm_d100_z_m_q_2, jac_p__z, hess_p__z, hess_v__z, dtanh_z_v_4, d2tanh_z_v, tmp, hess_z_v__z, hess_u__z, m_b_9, q_b_9, lnorm_d101_z_m_q, m_b_10, q_b_10, lnorm_d011_z_m_q, tmp_2, m_b_11, q_b_11, lnorm_d002_z_m_q, tmp_3, hess_q__z, tmp_4, hess_m__z, tmp_5, hess_z__z
     if ("W1", "W1") in todo:
         del adj_u, adj_q
@@ -1432,7 +1442,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_m__z, jac_q__z
     if not todo.isdisjoint((("W1", "W1"), ("W1", "U"))):
         del jac_z_v__z
-    if not todo.isdisjoint((("W1", "g"), ("W1", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
         # hess_p__z_v[l,j] = jac_p__z_v[l,j]
         hess_p__z_v = jac_p__z_v
         # hess_v__z_v[j,i] = Σ_c U[c,j] hess_p__z_v[c,i]
@@ -1446,9 +1456,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_6 = adj_v * d2tanh_z_v_2
         hess_z_v__z_v = hess_v__z_v * dtanh_z_v_5[:, :, None] + tmp_6[:, :, None] * np.eye(3)
         del hess_p__z_v, hess_v__z_v, dtanh_z_v_5, d2tanh_z_v_2, tmp_6
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
         del adj_v
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
         del jac_p__z_v
     if ("g", "g") in todo:
         # ∂f/∂g,g[j,i] = hess_z_v__z_v[j,i] u[j] u[i]
@@ -1495,7 +1505,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", lnorm_d100_z_m_q_3, hess_u__z_v)
         hess_z__z_v = 0.3333333333333333 * hess_m__z_v[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__z_v[:, None] + hess_u__z_v * lnorm_d100_z_m_q_3[:, :, None]
         del hess_u__z_v, m_b_12, q_b_12, lnorm_d001_z_m_q_4, hess_q__z_v, m_b_13, q_b_13, lnorm_d010_z_m_q_3, hess_m__z_v, m_b_14, q_b_14, lnorm_d100_z_m_q_3
-    if not todo.isdisjoint((("W1", "g"), ("W1", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
         del hess_z_v__z_v
     if ("W1", "g") in todo:
         # ∂f/∂W1,g[j,i,k] = adj_z_v[k] jac_u__z[k,j] x[i] + hess_z__z_v[j,k] u[k] x[i]
@@ -1522,7 +1532,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z__z_v
     if ("b", "W1") in want:
         _mirror(H, rows["W1"][0], rows["W1"][1], rows["b"][0], rows["b"][1])
-    if not todo.isdisjoint((("W1", "U"), ("g", "U"), ("b", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("g", "U"), ("b", "U"), ("W1", "U"))):
         # hess_p__p[l,i] = δ[l,i]
         hess_p__p = (np.eye(2))
     if ("U", "U") in todo:
@@ -1532,7 +1542,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_10 = v.T @ v
         _add_into(hess_U__U, tmp_10.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
         del tmp_10
-    if not todo.isdisjoint((("W1", "U"), ("g", "U"), ("b", "U"))):
+    if not todo.isdisjoint((("g", "U"), ("b", "U"), ("W1", "U"))):
         # hess_v__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
         # einsum("cj,cl->jl", U, hess_p__p)
         hess_v__p = U.T @ hess_p__p
@@ -1541,7 +1551,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,jl->Bjl", dtanh_z_v_6, hess_v__p)
         hess_z_v__p = hess_v__p * dtanh_z_v_6[:, :, None]
         del hess_v__p, dtanh_z_v_6
-    if not todo.isdisjoint((("W1", "U"), ("g", "U"), ("b", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("g", "U"), ("b", "U"), ("W1", "U"))):
         del hess_p__p
     if ("g", "U") in todo:
         # ∂f/∂g,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] u[j] + hess_z_v__p[j,l] u[j] v[i]
@@ -1596,16 +1606,15 @@ def hessian(params, data, blocks=None, out=None):
         hess_z__p = 0.3333333333333333 * hess_m__p[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__p[:, None] + hess_u__p * lnorm_d100_z_m_q_4[:, :, None]
         # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v__z[k,j] x[i] + hess_z__p[j,l] v[k] x[i]
         hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
-        _outer_into(hess_W1__U, jac_v__z.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-        _outer_into(hess_W1__U, hess_z__p, x, v, 1 / B, True)
+        _outer_into(hess_W1__U, x, ((jac_v__z.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z__p, v, 1 / B, False)), False)
         del hess_u__p, m_b_15, q_b_15, lnorm_d001_z_m_q_5, hess_q__p, m_b_16, q_b_16, lnorm_d010_z_m_q_4, hess_m__p, m_b_17, q_b_17, lnorm_d100_z_m_q_4, hess_z__p
     if todo:
         del z, m, q, v
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "b"), ("W1", "U"), ("g", "g"), ("g", "b"), ("g", "U"), ("b", "b"), ("b", "U"))):
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"), ("g", "U"), ("b", "U"), ("W1", "U"))):
         del adj_p
     if ("W1", "U") in todo:
         del jac_v__z
-    if not todo.isdisjoint((("W1", "U"), ("g", "U"), ("b", "U"))):
+    if not todo.isdisjoint((("g", "U"), ("b", "U"), ("W1", "U"))):
         del hess_z_v__p
     if ("U", "W1") in want:
         _mirror(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1])

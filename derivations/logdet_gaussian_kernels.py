@@ -133,37 +133,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -694,11 +704,11 @@ def hessian(params, data, blocks=None, out=None):
         hess_z_g__z_g = hess_g__z_g * dtanh_z_g_2[:, :, None] + tmp[:, :, None] * np.eye(5)
         # ∂f/∂W,W[j,i,k,l] = hess_z_g__z_g[j,k] x[i] x[l]
         hess_W__W = _block_view(H, rows["W"][0], rows["W"][1], rows["W"][0], rows["W"][1], PARAMS["W"] + PARAMS["W"])
-        _outer_into(hess_W__W, hess_z_g__z_g, x, x, 1 / B, False, False, True)
+        _outer_into(hess_W__W, x, ((hess_z_g__z_g, x, 1 / B, False),), False, True)
         del inv_S_2, hess_r__z_g, hess_g__z_g, dtanh_z_g_2, d2tanh_z_g, tmp, hess_z_g__z_g
     if ("W", "W") in todo:
         del adj_g
-    if not todo.isdisjoint((("W", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W", "U"))):
         # hess_r__r[a,i] = 1/2 inv_ai(S[a,i]) + 1/2 inv_ia(S[i,a])
         inv_S_3 = _inv(S)
         # einsum("ia->ai", inv_S_3)
@@ -721,14 +731,14 @@ def hessian(params, data, blocks=None, out=None):
         hess_z_g__r = hess_g__r * dtanh_z_g_3[:, :, None]
         # ∂f/∂W,U[j,i,a,k] = -adj_r[a] tanh'(z_g[k]) δ[k,j] x[i] - g[k] hess_z_g__r[j,a] x[i]
         hess_W__U = _block_view(H, rows["W"][0], rows["W"][1], rows["U"][0], rows["U"][1], PARAMS["W"] + PARAMS["U"])
-        _outer_into(hess_W__U, hess_z_g__r, x, g, -1 / B, False)
+        _outer_into(hess_W__U, x, ((hess_z_g__r, g, -1 / B, False),), False)
         # einsum("Ba,Bj,Bi->jia", adj_r, dtanh_z_g_3, x)
         tmp_3 = x[:, :, None] * adj_r[:, None]
         _add_into(_diagonal_view(hess_W__U, 0, 3), (np.tensordot(tmp_3, dtanh_z_g_3, axes=([0], [0]))).transpose(2, 0, 1), -1 / B, True)
         del hess_g__r, dtanh_z_g_3, hess_z_g__r, tmp_3
     if not todo.isdisjoint((("W", "W"), ("W", "U"))):
         del adj_r
-    if not todo.isdisjoint((("W", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W", "U"))):
         del hess_r__r
     if ("U", "W") in want:
         _mirror(H, rows["W"][0], rows["W"][1], rows["U"][0], rows["U"][1])

@@ -145,37 +145,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _sigmoid(x):
@@ -1984,16 +1994,16 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("lj,Bj->Bl", U, h1)
         p = h1 @ U.T
         del z_gg, tanh_s1
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Wi", "U"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("Ui", "U"), ("bi", "bi"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("bi", "U"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Wf", "U"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("Uf", "U"), ("bf", "bf"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("bf", "U"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Wo", "U"), ("Uo", "Uo"), ("Uo", "bo"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("Uo", "U"), ("bo", "bo"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("bo", "U"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Wg", "U"), ("Ug", "Ug"), ("Ug", "bg"), ("Ug", "U"), ("bg", "bg"), ("bg", "U"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
         adj_p = softmax_p - y
         del softmax_p
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "bi"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "bf"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Uo"), ("Uo", "bo"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "bo"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         # adj_h1[j] = Σ_c U[c,j] adj_p[c]
         # einsum("cj,Bc->Bj", U, adj_p)
         adj_h1 = adj_p @ U
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "bi"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         # adj_s1[j] = tanh'(s1[j]) adj_h1[j] og[j]
         dtanh_s1 = 1 - np.tanh(s1)**2
         adj_s1 = dtanh_s1 * adj_h1 * og
@@ -2001,7 +2011,7 @@ def hessian(params, data, blocks=None, out=None):
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"))):
         # adj_ig[j] = adj_s1[j] gg[j]
         adj_ig = adj_s1 * gg
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "U"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "U"), ("bi", "bi"), ("bi", "U"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
         # jac_ig__z_ig[j,i] = sigmoid'(z_ig[j]) δ[j,i]
         dsigmoid_z_ig = ig*_sigmoid(-z_ig)
         # einsum("Bj,ji->Bji", dsigmoid_z_ig, np.eye(3))
@@ -2020,7 +2030,7 @@ def hessian(params, data, blocks=None, out=None):
     if not todo.isdisjoint((("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
         # adj_fg[j] = adj_s1[j] s0[j]
         adj_fg = adj_s1 * s0
-    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "U"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "U"), ("bf", "bf"), ("bf", "U"))):
+    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
         # jac_fg__z_fg[j,i] = sigmoid'(z_fg[j]) δ[j,i]
         dsigmoid_z_fg = fg*_sigmoid(-z_fg)
         # einsum("Bj,ji->Bji", dsigmoid_z_fg, np.eye(3))
@@ -2056,7 +2066,7 @@ def hessian(params, data, blocks=None, out=None):
     if not todo.isdisjoint((("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         # adj_gg[j] = adj_s1[j] ig[j]
         adj_gg = adj_s1 * ig
-    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Wg", "U"), ("Ug", "Ug"), ("Ug", "bg"), ("Ug", "U"), ("bg", "bg"), ("bg", "U"))):
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         # jac_gg__z_gg[j,i] = tanh'(z_gg[j]) δ[j,i]
         dtanh_z_gg = 1 - gg**2
         # einsum("Bj,ji->Bji", dtanh_z_gg, np.eye(3))
@@ -2072,10 +2082,10 @@ def hessian(params, data, blocks=None, out=None):
         tmp_3 = og * dtanh_s1_4
         jac_h1__z_gg = tmp_3[:, :, None] * jac_s1__z_gg
         del dtanh_s1_4, tmp_3
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "bi"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "bf"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Uo"), ("Uo", "bo"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "bo"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         # jac_p__h1[l,j] = U[l,j]
         jac_p__h1 = U
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "bi"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "bf"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         # jac_p__s1[l,j] = tanh'(s1[j]) jac_p__h1[l,j] og[j]
         dtanh_s1_5 = 1 - np.tanh(s1)**2
         # einsum("Bj,lj,Bj->Blj", dtanh_s1_5, jac_p__h1, og)
@@ -2120,16 +2130,16 @@ def hessian(params, data, blocks=None, out=None):
         del jac_p__ig, dsigmoid_z_ig_2, jac_p__z_ig, softmax_p_2, tmp_5, hess_p__z_ig, hess_h1__z_ig, dtanh_s1_6, tmp_6, d2tanh_s1, tmp_7, tmp_8, hess_s1__z_ig, hess_ig__z_ig, d2sigmoid_z_ig, tmp_9
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"))):
         del adj_ig
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "U"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "U"), ("bi", "bi"), ("bi", "U"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
         del jac_s1__z_ig
     if ("Wi", "Wi") in todo:
         # ∂f/∂Wi,Wi[j,k,i,l] = hess_z_ig__z_ig[j,i] x[k] x[l]
         hess_Wi__Wi = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Wi"][0], rows["Wi"][1], PARAMS["Wi"] + PARAMS["Wi"])
-        _outer_into(hess_Wi__Wi, hess_z_ig__z_ig, x, x, 1 / B, False, False, True)
+        _outer_into(hess_Wi__Wi, x, ((hess_z_ig__z_ig, x, 1 / B, False),), False, True)
     if ("Wi", "Ui") in todo:
         # ∂f/∂Wi,Ui[j,k,i,l] = h0[l] hess_z_ig__z_ig[j,i] x[k]
         hess_Wi__Ui = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Ui"][0], rows["Ui"][1], PARAMS["Wi"] + PARAMS["Ui"])
-        _outer_into(hess_Wi__Ui, hess_z_ig__z_ig, x, h0, 1 / B, False)
+        _outer_into(hess_Wi__Ui, x, ((hess_z_ig__z_ig, h0, 1 / B, False),), False)
     if ("Ui", "Wi") in want:
         _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Ui"][0], rows["Ui"][1])
     if ("Wi", "bi") in todo:
@@ -2142,7 +2152,7 @@ def hessian(params, data, blocks=None, out=None):
     if ("Ui", "Ui") in todo:
         # ∂f/∂Ui,Ui[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_ig[j,k]
         hess_Ui__Ui = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Ui"][0], rows["Ui"][1], PARAMS["Ui"] + PARAMS["Ui"])
-        _outer_into(hess_Ui__Ui, hess_z_ig__z_ig, h0, h0, 1 / B, False, False, True)
+        _outer_into(hess_Ui__Ui, h0, ((hess_z_ig__z_ig, h0, 1 / B, False),), False, True)
     if ("Ui", "bi") in todo:
         # ∂f/∂Ui,bi[j,i,k] = h0[i] hess_z_ig__z_ig[j,k]
         hess_Ui__bi = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["bi"][0], rows["bi"][1], PARAMS["Ui"] + PARAMS["bi"])
@@ -2184,7 +2194,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_13 = tmp_12 * og
         hess_s1__z_fg = tmp_11[:, :, None] * hess_h1__z_fg + tmp_13[:, :, None] * jac_s1__z_fg
         del jac_p__fg, dsigmoid_z_fg_2, jac_p__z_fg, softmax_p_3, tmp_10, hess_p__z_fg, hess_h1__z_fg, dtanh_s1_7, tmp_11, d2tanh_s1_2, tmp_12, tmp_13
-    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "U"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "U"), ("bf", "bf"), ("bf", "U"))):
+    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
         del jac_s1__z_fg
     if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"))):
         # hess_ig__z_fg[j,i] = gg[j] hess_s1__z_fg[j,i]
@@ -2198,13 +2208,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wi", "Wf") in todo:
         # ∂f/∂Wi,Wf[j,k,i,l] = hess_z_ig__z_fg[j,i] x[k] x[l]
         hess_Wi__Wf = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Wf"][0], rows["Wf"][1], PARAMS["Wi"] + PARAMS["Wf"])
-        _outer_into(hess_Wi__Wf, hess_z_ig__z_fg, x, x, 1 / B, False)
+        _outer_into(hess_Wi__Wf, x, ((hess_z_ig__z_fg, x, 1 / B, False),), False)
     if ("Wf", "Wi") in want:
         _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Wf"][0], rows["Wf"][1])
     if ("Wi", "Uf") in todo:
         # ∂f/∂Wi,Uf[j,k,i,l] = h0[l] hess_z_ig__z_fg[j,i] x[k]
         hess_Wi__Uf = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Uf"][0], rows["Uf"][1], PARAMS["Wi"] + PARAMS["Uf"])
-        _outer_into(hess_Wi__Uf, hess_z_ig__z_fg, x, h0, 1 / B, False)
+        _outer_into(hess_Wi__Uf, x, ((hess_z_ig__z_fg, h0, 1 / B, False),), False)
     if ("Uf", "Wi") in want:
         _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Uf"][0], rows["Uf"][1])
     if ("Wi", "bf") in todo:
@@ -2217,13 +2227,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Ui", "Wf") in todo:
         # ∂f/∂Ui,Wf[j,i,k,l] = h0[i] hess_z_ig__z_fg[j,k] x[l]
         hess_Ui__Wf = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Wf"][0], rows["Wf"][1], PARAMS["Ui"] + PARAMS["Wf"])
-        _outer_into(hess_Ui__Wf, hess_z_ig__z_fg, h0, x, 1 / B, False)
+        _outer_into(hess_Ui__Wf, h0, ((hess_z_ig__z_fg, x, 1 / B, False),), False)
     if ("Wf", "Ui") in want:
         _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Wf"][0], rows["Wf"][1])
     if ("Ui", "Uf") in todo:
         # ∂f/∂Ui,Uf[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_fg[j,k]
         hess_Ui__Uf = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Uf"][0], rows["Uf"][1], PARAMS["Ui"] + PARAMS["Uf"])
-        _outer_into(hess_Ui__Uf, hess_z_ig__z_fg, h0, h0, 1 / B, False)
+        _outer_into(hess_Ui__Uf, h0, ((hess_z_ig__z_fg, h0, 1 / B, False),), False)
     if ("Uf", "Ui") in want:
         _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Uf"][0], rows["Uf"][1])
     if ("Ui", "bf") in todo:
@@ -2275,7 +2285,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cj,Bci->Bji", U, hess_p__z_og)
         hess_h1__z_og = (np.tensordot(hess_p__z_og, U, axes=([1], [0]))).transpose(0, 2, 1)
         del tanh_s1_4, jac_p__og, dsigmoid_z_og_2, jac_p__z_og, softmax_p_4, tmp_14, hess_p__z_og
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "bi"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "bf"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Uo"), ("Uo", "bo"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "bo"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         del jac_p__h1
     if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"))):
         # hess_s1__z_og[j,i] = tanh'(s1[j]) hess_h1__z_og[j,i] og[j] + tanh'(s1[j]) adj_h1[j] jac_og__z_og[j,i]
@@ -2300,13 +2310,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wi", "Wo") in todo:
         # ∂f/∂Wi,Wo[j,k,i,l] = hess_z_ig__z_og[j,i] x[k] x[l]
         hess_Wi__Wo = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Wi"] + PARAMS["Wo"])
-        _outer_into(hess_Wi__Wo, hess_z_ig__z_og, x, x, 1 / B, False)
+        _outer_into(hess_Wi__Wo, x, ((hess_z_ig__z_og, x, 1 / B, False),), False)
     if ("Wo", "Wi") in want:
         _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Wo"][0], rows["Wo"][1])
     if ("Wi", "Uo") in todo:
         # ∂f/∂Wi,Uo[j,k,i,l] = h0[l] hess_z_ig__z_og[j,i] x[k]
         hess_Wi__Uo = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Wi"] + PARAMS["Uo"])
-        _outer_into(hess_Wi__Uo, hess_z_ig__z_og, x, h0, 1 / B, False)
+        _outer_into(hess_Wi__Uo, x, ((hess_z_ig__z_og, h0, 1 / B, False),), False)
     if ("Uo", "Wi") in want:
         _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Uo"][0], rows["Uo"][1])
     if ("Wi", "bo") in todo:
@@ -2319,13 +2329,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Ui", "Wo") in todo:
         # ∂f/∂Ui,Wo[j,i,k,l] = h0[i] hess_z_ig__z_og[j,k] x[l]
         hess_Ui__Wo = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Ui"] + PARAMS["Wo"])
-        _outer_into(hess_Ui__Wo, hess_z_ig__z_og, h0, x, 1 / B, False)
+        _outer_into(hess_Ui__Wo, h0, ((hess_z_ig__z_og, x, 1 / B, False),), False)
     if ("Wo", "Ui") in want:
         _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Wo"][0], rows["Wo"][1])
     if ("Ui", "Uo") in todo:
         # ∂f/∂Ui,Uo[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_og[j,k]
         hess_Ui__Uo = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Ui"] + PARAMS["Uo"])
-        _outer_into(hess_Ui__Uo, hess_z_ig__z_og, h0, h0, 1 / B, False)
+        _outer_into(hess_Ui__Uo, h0, ((hess_z_ig__z_og, h0, 1 / B, False),), False)
     if ("Uo", "Ui") in want:
         _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Uo"][0], rows["Uo"][1])
     if ("Ui", "bo") in todo:
@@ -2376,7 +2386,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cj,Bci->Bji", U, hess_p__z_gg)
         hess_h1__z_gg = (np.tensordot(hess_p__z_gg, U, axes=([1], [0]))).transpose(0, 2, 1)
         del jac_p__gg, dtanh_z_gg_2, jac_p__z_gg, softmax_p_5, tmp_17, hess_p__z_gg
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "bi"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "bf"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         del jac_p__s1
     if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         # hess_s1__z_gg[j,i] = tanh'(s1[j]) hess_h1__z_gg[j,i] og[j] + tanh''(s1[j]) adj_h1[j] jac_s1__z_gg[j,i] og[j]
@@ -2399,20 +2409,20 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_ig_5, hess_ig__z_gg)
         hess_z_ig__z_gg = hess_ig__z_gg * dsigmoid_z_ig_5[:, :, None]
         del hess_ig__z_gg, dsigmoid_z_ig_5
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "bi"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         del adj_s1
-    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Wg", "U"), ("Ug", "Ug"), ("Ug", "bg"), ("Ug", "U"), ("bg", "bg"), ("bg", "U"))):
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         del jac_gg__z_gg
     if ("Wi", "Wg") in todo:
         # ∂f/∂Wi,Wg[j,k,i,l] = hess_z_ig__z_gg[j,i] x[k] x[l]
         hess_Wi__Wg = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Wi"] + PARAMS["Wg"])
-        _outer_into(hess_Wi__Wg, hess_z_ig__z_gg, x, x, 1 / B, False)
+        _outer_into(hess_Wi__Wg, x, ((hess_z_ig__z_gg, x, 1 / B, False),), False)
     if ("Wg", "Wi") in want:
         _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Wg"][0], rows["Wg"][1])
     if ("Wi", "Ug") in todo:
         # ∂f/∂Wi,Ug[j,k,i,l] = h0[l] hess_z_ig__z_gg[j,i] x[k]
         hess_Wi__Ug = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Wi"] + PARAMS["Ug"])
-        _outer_into(hess_Wi__Ug, hess_z_ig__z_gg, x, h0, 1 / B, False)
+        _outer_into(hess_Wi__Ug, x, ((hess_z_ig__z_gg, h0, 1 / B, False),), False)
     if ("Ug", "Wi") in want:
         _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Ug"][0], rows["Ug"][1])
     if ("Wi", "bg") in todo:
@@ -2425,13 +2435,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Ui", "Wg") in todo:
         # ∂f/∂Ui,Wg[j,i,k,l] = h0[i] hess_z_ig__z_gg[j,k] x[l]
         hess_Ui__Wg = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Ui"] + PARAMS["Wg"])
-        _outer_into(hess_Ui__Wg, hess_z_ig__z_gg, h0, x, 1 / B, False)
+        _outer_into(hess_Ui__Wg, h0, ((hess_z_ig__z_gg, x, 1 / B, False),), False)
     if ("Wg", "Ui") in want:
         _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Wg"][0], rows["Wg"][1])
     if ("Ui", "Ug") in todo:
         # ∂f/∂Ui,Ug[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_gg[j,k]
         hess_Ui__Ug = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Ui"] + PARAMS["Ug"])
-        _outer_into(hess_Ui__Ug, hess_z_ig__z_gg, h0, h0, 1 / B, False)
+        _outer_into(hess_Ui__Ug, h0, ((hess_z_ig__z_gg, h0, 1 / B, False),), False)
     if ("Ug", "Ui") in want:
         _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Ug"][0], rows["Ug"][1])
     if ("Ui", "bg") in todo:
@@ -2464,7 +2474,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_ig__z_gg
     if ("bg", "bi") in want:
         _mirror(H, rows["bi"][0], rows["bi"][1], rows["bg"][0], rows["bg"][1])
-    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
         softmax_p_6 = _softmax(p, axis=1)
         # einsum("li,Bl->Bli", np.eye(2), softmax_p_6)
@@ -2476,12 +2486,12 @@ def hessian(params, data, blocks=None, out=None):
     if ("U", "U") in todo:
         # ∂f/∂U,U[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
         hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
-        _outer_into(hess_U__U, hess_p__p, h1, h1, 1 / B, False, False, True)
+        _outer_into(hess_U__U, h1, ((hess_p__p, h1, 1 / B, False),), False, True)
     if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         # hess_h1__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
         # einsum("cj,Bcl->Bjl", U, hess_p__p)
         hess_h1__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
-    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         del hess_p__p
     if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         # hess_s1__p[j,l] = tanh'(s1[j]) hess_h1__p[j,l] og[j]
@@ -2504,15 +2514,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wi", "U") in todo:
         # ∂f/∂Wi,U[j,k,l,i] = adj_p[l] jac_h1__z_ig[i,j] x[k] + h1[i] hess_z_ig__p[j,l] x[k]
         hess_Wi__U = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["U"][0], rows["U"][1], PARAMS["Wi"] + PARAMS["U"])
-        _outer_into(hess_Wi__U, jac_h1__z_ig.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wi__U, hess_z_ig__p, x, h1, 1 / B, True)
+        _outer_into(hess_Wi__U, x, ((jac_h1__z_ig.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ig__p, h1, 1 / B, False)), False)
     if ("U", "Wi") in want:
         _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["U"][0], rows["U"][1])
     if ("Ui", "U") in todo:
         # ∂f/∂Ui,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_ig[k,j] + h0[i] h1[k] hess_z_ig__p[j,l]
         hess_Ui__U = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["U"][0], rows["U"][1], PARAMS["Ui"] + PARAMS["U"])
-        _outer_into(hess_Ui__U, jac_h1__z_ig.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-        _outer_into(hess_Ui__U, hess_z_ig__p, h0, h1, 1 / B, True)
+        _outer_into(hess_Ui__U, h0, ((jac_h1__z_ig.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ig__p, h1, 1 / B, False)), False)
     if ("U", "Ui") in want:
         _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["U"][0], rows["U"][1])
     if ("bi", "U") in todo:
@@ -2547,11 +2555,11 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wf", "Wf") in todo:
         # ∂f/∂Wf,Wf[j,k,i,l] = hess_z_fg__z_fg[j,i] x[k] x[l]
         hess_Wf__Wf = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Wf"][0], rows["Wf"][1], PARAMS["Wf"] + PARAMS["Wf"])
-        _outer_into(hess_Wf__Wf, hess_z_fg__z_fg, x, x, 1 / B, False, False, True)
+        _outer_into(hess_Wf__Wf, x, ((hess_z_fg__z_fg, x, 1 / B, False),), False, True)
     if ("Wf", "Uf") in todo:
         # ∂f/∂Wf,Uf[j,k,i,l] = h0[l] hess_z_fg__z_fg[j,i] x[k]
         hess_Wf__Uf = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Uf"][0], rows["Uf"][1], PARAMS["Wf"] + PARAMS["Uf"])
-        _outer_into(hess_Wf__Uf, hess_z_fg__z_fg, x, h0, 1 / B, False)
+        _outer_into(hess_Wf__Uf, x, ((hess_z_fg__z_fg, h0, 1 / B, False),), False)
     if ("Uf", "Wf") in want:
         _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Uf"][0], rows["Uf"][1])
     if ("Wf", "bf") in todo:
@@ -2564,7 +2572,7 @@ def hessian(params, data, blocks=None, out=None):
     if ("Uf", "Uf") in todo:
         # ∂f/∂Uf,Uf[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_fg[j,k]
         hess_Uf__Uf = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Uf"][0], rows["Uf"][1], PARAMS["Uf"] + PARAMS["Uf"])
-        _outer_into(hess_Uf__Uf, hess_z_fg__z_fg, h0, h0, 1 / B, False, False, True)
+        _outer_into(hess_Uf__Uf, h0, ((hess_z_fg__z_fg, h0, 1 / B, False),), False, True)
     if ("Uf", "bf") in todo:
         # ∂f/∂Uf,bf[j,i,k] = h0[i] hess_z_fg__z_fg[j,k]
         hess_Uf__bf = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["bf"][0], rows["bf"][1], PARAMS["Uf"] + PARAMS["bf"])
@@ -2593,13 +2601,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wf", "Wo") in todo:
         # ∂f/∂Wf,Wo[j,k,i,l] = hess_z_fg__z_og[j,i] x[k] x[l]
         hess_Wf__Wo = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Wf"] + PARAMS["Wo"])
-        _outer_into(hess_Wf__Wo, hess_z_fg__z_og, x, x, 1 / B, False)
+        _outer_into(hess_Wf__Wo, x, ((hess_z_fg__z_og, x, 1 / B, False),), False)
     if ("Wo", "Wf") in want:
         _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Wo"][0], rows["Wo"][1])
     if ("Wf", "Uo") in todo:
         # ∂f/∂Wf,Uo[j,k,i,l] = h0[l] hess_z_fg__z_og[j,i] x[k]
         hess_Wf__Uo = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Wf"] + PARAMS["Uo"])
-        _outer_into(hess_Wf__Uo, hess_z_fg__z_og, x, h0, 1 / B, False)
+        _outer_into(hess_Wf__Uo, x, ((hess_z_fg__z_og, h0, 1 / B, False),), False)
     if ("Uo", "Wf") in want:
         _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Uo"][0], rows["Uo"][1])
     if ("Wf", "bo") in todo:
@@ -2612,13 +2620,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Uf", "Wo") in todo:
         # ∂f/∂Uf,Wo[j,i,k,l] = h0[i] hess_z_fg__z_og[j,k] x[l]
         hess_Uf__Wo = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Uf"] + PARAMS["Wo"])
-        _outer_into(hess_Uf__Wo, hess_z_fg__z_og, h0, x, 1 / B, False)
+        _outer_into(hess_Uf__Wo, h0, ((hess_z_fg__z_og, x, 1 / B, False),), False)
     if ("Wo", "Uf") in want:
         _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["Wo"][0], rows["Wo"][1])
     if ("Uf", "Uo") in todo:
         # ∂f/∂Uf,Uo[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_og[j,k]
         hess_Uf__Uo = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Uf"] + PARAMS["Uo"])
-        _outer_into(hess_Uf__Uo, hess_z_fg__z_og, h0, h0, 1 / B, False)
+        _outer_into(hess_Uf__Uo, h0, ((hess_z_fg__z_og, h0, 1 / B, False),), False)
     if ("Uo", "Uf") in want:
         _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["Uo"][0], rows["Uo"][1])
     if ("Uf", "bo") in todo:
@@ -2663,13 +2671,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wf", "Wg") in todo:
         # ∂f/∂Wf,Wg[j,k,i,l] = hess_z_fg__z_gg[j,i] x[k] x[l]
         hess_Wf__Wg = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Wf"] + PARAMS["Wg"])
-        _outer_into(hess_Wf__Wg, hess_z_fg__z_gg, x, x, 1 / B, False)
+        _outer_into(hess_Wf__Wg, x, ((hess_z_fg__z_gg, x, 1 / B, False),), False)
     if ("Wg", "Wf") in want:
         _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Wg"][0], rows["Wg"][1])
     if ("Wf", "Ug") in todo:
         # ∂f/∂Wf,Ug[j,k,i,l] = h0[l] hess_z_fg__z_gg[j,i] x[k]
         hess_Wf__Ug = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Wf"] + PARAMS["Ug"])
-        _outer_into(hess_Wf__Ug, hess_z_fg__z_gg, x, h0, 1 / B, False)
+        _outer_into(hess_Wf__Ug, x, ((hess_z_fg__z_gg, h0, 1 / B, False),), False)
     if ("Ug", "Wf") in want:
         _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Ug"][0], rows["Ug"][1])
     if ("Wf", "bg") in todo:
@@ -2682,13 +2690,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Uf", "Wg") in todo:
         # ∂f/∂Uf,Wg[j,i,k,l] = h0[i] hess_z_fg__z_gg[j,k] x[l]
         hess_Uf__Wg = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Uf"] + PARAMS["Wg"])
-        _outer_into(hess_Uf__Wg, hess_z_fg__z_gg, h0, x, 1 / B, False)
+        _outer_into(hess_Uf__Wg, h0, ((hess_z_fg__z_gg, x, 1 / B, False),), False)
     if ("Wg", "Uf") in want:
         _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["Wg"][0], rows["Wg"][1])
     if ("Uf", "Ug") in todo:
         # ∂f/∂Uf,Ug[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_gg[j,k]
         hess_Uf__Ug = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Uf"] + PARAMS["Ug"])
-        _outer_into(hess_Uf__Ug, hess_z_fg__z_gg, h0, h0, 1 / B, False)
+        _outer_into(hess_Uf__Ug, h0, ((hess_z_fg__z_gg, h0, 1 / B, False),), False)
     if ("Ug", "Uf") in want:
         _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["Ug"][0], rows["Ug"][1])
     if ("Uf", "bg") in todo:
@@ -2735,15 +2743,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wf", "U") in todo:
         # ∂f/∂Wf,U[j,k,l,i] = adj_p[l] jac_h1__z_fg[i,j] x[k] + h1[i] hess_z_fg__p[j,l] x[k]
         hess_Wf__U = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["U"][0], rows["U"][1], PARAMS["Wf"] + PARAMS["U"])
-        _outer_into(hess_Wf__U, jac_h1__z_fg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wf__U, hess_z_fg__p, x, h1, 1 / B, True)
+        _outer_into(hess_Wf__U, x, ((jac_h1__z_fg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_fg__p, h1, 1 / B, False)), False)
     if ("U", "Wf") in want:
         _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["U"][0], rows["U"][1])
     if ("Uf", "U") in todo:
         # ∂f/∂Uf,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_fg[k,j] + h0[i] h1[k] hess_z_fg__p[j,l]
         hess_Uf__U = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["U"][0], rows["U"][1], PARAMS["Uf"] + PARAMS["U"])
-        _outer_into(hess_Uf__U, jac_h1__z_fg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-        _outer_into(hess_Uf__U, hess_z_fg__p, h0, h1, 1 / B, True)
+        _outer_into(hess_Uf__U, h0, ((jac_h1__z_fg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_fg__p, h1, 1 / B, False)), False)
     if ("U", "Uf") in want:
         _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["U"][0], rows["U"][1])
     if ("bf", "U") in todo:
@@ -2779,11 +2785,11 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wo", "Wo") in todo:
         # ∂f/∂Wo,Wo[j,k,i,l] = hess_z_og__z_og[j,i] x[k] x[l]
         hess_Wo__Wo = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Wo"] + PARAMS["Wo"])
-        _outer_into(hess_Wo__Wo, hess_z_og__z_og, x, x, 1 / B, False, False, True)
+        _outer_into(hess_Wo__Wo, x, ((hess_z_og__z_og, x, 1 / B, False),), False, True)
     if ("Wo", "Uo") in todo:
         # ∂f/∂Wo,Uo[j,k,i,l] = h0[l] hess_z_og__z_og[j,i] x[k]
         hess_Wo__Uo = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Wo"] + PARAMS["Uo"])
-        _outer_into(hess_Wo__Uo, hess_z_og__z_og, x, h0, 1 / B, False)
+        _outer_into(hess_Wo__Uo, x, ((hess_z_og__z_og, h0, 1 / B, False),), False)
     if ("Uo", "Wo") in want:
         _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["Uo"][0], rows["Uo"][1])
     if ("Wo", "bo") in todo:
@@ -2796,7 +2802,7 @@ def hessian(params, data, blocks=None, out=None):
     if ("Uo", "Uo") in todo:
         # ∂f/∂Uo,Uo[j,i,k,l] = h0[i] h0[l] hess_z_og__z_og[j,k]
         hess_Uo__Uo = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Uo"] + PARAMS["Uo"])
-        _outer_into(hess_Uo__Uo, hess_z_og__z_og, h0, h0, 1 / B, False, False, True)
+        _outer_into(hess_Uo__Uo, h0, ((hess_z_og__z_og, h0, 1 / B, False),), False, True)
     if ("Uo", "bo") in todo:
         # ∂f/∂Uo,bo[j,i,k] = h0[i] hess_z_og__z_og[j,k]
         hess_Uo__bo = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["bo"][0], rows["bo"][1], PARAMS["Uo"] + PARAMS["bo"])
@@ -2824,22 +2830,22 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_og_4, hess_og__z_gg)
         hess_z_og__z_gg = hess_og__z_gg * dsigmoid_z_og_4[:, :, None]
         del tanh_s1_6, dtanh_s1_11, tmp_24, hess_og__z_gg, dsigmoid_z_og_4
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "bi"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "bf"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Uo"), ("Uo", "bo"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "bo"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         del adj_h1
-    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Wg", "U"), ("Ug", "Ug"), ("Ug", "bg"), ("Ug", "U"), ("bg", "bg"), ("bg", "U"))):
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         del jac_s1__z_gg
     if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         del hess_h1__z_gg
     if ("Wo", "Wg") in todo:
         # ∂f/∂Wo,Wg[j,k,i,l] = hess_z_og__z_gg[j,i] x[k] x[l]
         hess_Wo__Wg = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Wo"] + PARAMS["Wg"])
-        _outer_into(hess_Wo__Wg, hess_z_og__z_gg, x, x, 1 / B, False)
+        _outer_into(hess_Wo__Wg, x, ((hess_z_og__z_gg, x, 1 / B, False),), False)
     if ("Wg", "Wo") in want:
         _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["Wg"][0], rows["Wg"][1])
     if ("Wo", "Ug") in todo:
         # ∂f/∂Wo,Ug[j,k,i,l] = h0[l] hess_z_og__z_gg[j,i] x[k]
         hess_Wo__Ug = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Wo"] + PARAMS["Ug"])
-        _outer_into(hess_Wo__Ug, hess_z_og__z_gg, x, h0, 1 / B, False)
+        _outer_into(hess_Wo__Ug, x, ((hess_z_og__z_gg, h0, 1 / B, False),), False)
     if ("Ug", "Wo") in want:
         _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["Ug"][0], rows["Ug"][1])
     if ("Wo", "bg") in todo:
@@ -2852,13 +2858,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Uo", "Wg") in todo:
         # ∂f/∂Uo,Wg[j,i,k,l] = h0[i] hess_z_og__z_gg[j,k] x[l]
         hess_Uo__Wg = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Uo"] + PARAMS["Wg"])
-        _outer_into(hess_Uo__Wg, hess_z_og__z_gg, h0, x, 1 / B, False)
+        _outer_into(hess_Uo__Wg, h0, ((hess_z_og__z_gg, x, 1 / B, False),), False)
     if ("Wg", "Uo") in want:
         _mirror(H, rows["Uo"][0], rows["Uo"][1], rows["Wg"][0], rows["Wg"][1])
     if ("Uo", "Ug") in todo:
         # ∂f/∂Uo,Ug[j,i,k,l] = h0[i] h0[l] hess_z_og__z_gg[j,k]
         hess_Uo__Ug = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Uo"] + PARAMS["Ug"])
-        _outer_into(hess_Uo__Ug, hess_z_og__z_gg, h0, h0, 1 / B, False)
+        _outer_into(hess_Uo__Ug, h0, ((hess_z_og__z_gg, h0, 1 / B, False),), False)
     if ("Ug", "Uo") in want:
         _mirror(H, rows["Uo"][0], rows["Uo"][1], rows["Ug"][0], rows["Ug"][1])
     if ("Uo", "bg") in todo:
@@ -2908,15 +2914,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wo", "U") in todo:
         # ∂f/∂Wo,U[j,k,l,i] = adj_p[l] jac_h1__z_og[i,j] x[k] + h1[i] hess_z_og__p[j,l] x[k]
         hess_Wo__U = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["U"][0], rows["U"][1], PARAMS["Wo"] + PARAMS["U"])
-        _outer_into(hess_Wo__U, jac_h1__z_og.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wo__U, hess_z_og__p, x, h1, 1 / B, True)
+        _outer_into(hess_Wo__U, x, ((jac_h1__z_og.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_og__p, h1, 1 / B, False)), False)
     if ("U", "Wo") in want:
         _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["U"][0], rows["U"][1])
     if ("Uo", "U") in todo:
         # ∂f/∂Uo,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_og[k,j] + h0[i] h1[k] hess_z_og__p[j,l]
         hess_Uo__U = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["U"][0], rows["U"][1], PARAMS["Uo"] + PARAMS["U"])
-        _outer_into(hess_Uo__U, jac_h1__z_og.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-        _outer_into(hess_Uo__U, hess_z_og__p, h0, h1, 1 / B, True)
+        _outer_into(hess_Uo__U, h0, ((jac_h1__z_og.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_og__p, h1, 1 / B, False)), False)
     if ("U", "Uo") in want:
         _mirror(H, rows["Uo"][0], rows["Uo"][1], rows["U"][0], rows["U"][1])
     if ("bo", "U") in todo:
@@ -2951,11 +2955,11 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wg", "Wg") in todo:
         # ∂f/∂Wg,Wg[j,k,i,l] = hess_z_gg__z_gg[j,i] x[k] x[l]
         hess_Wg__Wg = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Wg"] + PARAMS["Wg"])
-        _outer_into(hess_Wg__Wg, hess_z_gg__z_gg, x, x, 1 / B, False, False, True)
+        _outer_into(hess_Wg__Wg, x, ((hess_z_gg__z_gg, x, 1 / B, False),), False, True)
     if ("Wg", "Ug") in todo:
         # ∂f/∂Wg,Ug[j,k,i,l] = h0[l] hess_z_gg__z_gg[j,i] x[k]
         hess_Wg__Ug = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Wg"] + PARAMS["Ug"])
-        _outer_into(hess_Wg__Ug, hess_z_gg__z_gg, x, h0, 1 / B, False)
+        _outer_into(hess_Wg__Ug, x, ((hess_z_gg__z_gg, h0, 1 / B, False),), False)
     if ("Ug", "Wg") in want:
         _mirror(H, rows["Wg"][0], rows["Wg"][1], rows["Ug"][0], rows["Ug"][1])
     if ("Wg", "bg") in todo:
@@ -2968,7 +2972,7 @@ def hessian(params, data, blocks=None, out=None):
     if ("Ug", "Ug") in todo:
         # ∂f/∂Ug,Ug[j,i,k,l] = h0[i] h0[l] hess_z_gg__z_gg[j,k]
         hess_Ug__Ug = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Ug"] + PARAMS["Ug"])
-        _outer_into(hess_Ug__Ug, hess_z_gg__z_gg, h0, h0, 1 / B, False, False, True)
+        _outer_into(hess_Ug__Ug, h0, ((hess_z_gg__z_gg, h0, 1 / B, False),), False, True)
     if ("Ug", "bg") in todo:
         # ∂f/∂Ug,bg[j,i,k] = h0[i] hess_z_gg__z_gg[j,k]
         hess_Ug__bg = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["bg"][0], rows["bg"][1], PARAMS["Ug"] + PARAMS["bg"])
@@ -2999,15 +3003,13 @@ def hessian(params, data, blocks=None, out=None):
     if ("Wg", "U") in todo:
         # ∂f/∂Wg,U[j,k,l,i] = adj_p[l] jac_h1__z_gg[i,j] x[k] + h1[i] hess_z_gg__p[j,l] x[k]
         hess_Wg__U = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["U"][0], rows["U"][1], PARAMS["Wg"] + PARAMS["U"])
-        _outer_into(hess_Wg__U, jac_h1__z_gg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-        _outer_into(hess_Wg__U, hess_z_gg__p, x, h1, 1 / B, True)
+        _outer_into(hess_Wg__U, x, ((jac_h1__z_gg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_gg__p, h1, 1 / B, False)), False)
     if ("U", "Wg") in want:
         _mirror(H, rows["Wg"][0], rows["Wg"][1], rows["U"][0], rows["U"][1])
     if ("Ug", "U") in todo:
         # ∂f/∂Ug,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_gg[k,j] + h0[i] h1[k] hess_z_gg__p[j,l]
         hess_Ug__U = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["U"][0], rows["U"][1], PARAMS["Ug"] + PARAMS["U"])
-        _outer_into(hess_Ug__U, jac_h1__z_gg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-        _outer_into(hess_Ug__U, hess_z_gg__p, h0, h1, 1 / B, True)
+        _outer_into(hess_Ug__U, h0, ((jac_h1__z_gg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_gg__p, h1, 1 / B, False)), False)
     if ("U", "Ug") in want:
         _mirror(H, rows["Ug"][0], rows["Ug"][1], rows["U"][0], rows["U"][1])
     if ("bg", "U") in todo:
@@ -3019,7 +3021,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_bg__U, np.tensordot(hess_z_gg__p, h1, axes=([0], [0])), 1 / B, True)
     if todo:
         del h1
-    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Wi", "U"), ("Ui", "Ui"), ("Ui", "bi"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("Ui", "U"), ("bi", "bi"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("bi", "U"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Wf", "U"), ("Uf", "Uf"), ("Uf", "bf"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("Uf", "U"), ("bf", "bf"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("bf", "U"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Wo", "U"), ("Uo", "Uo"), ("Uo", "bo"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("Uo", "U"), ("bo", "bo"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("bo", "U"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Wg", "U"), ("Ug", "Ug"), ("Ug", "bg"), ("Ug", "U"), ("bg", "bg"), ("bg", "U"))):
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         del adj_p
     if not todo.isdisjoint((("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         del jac_h1__z_gg

@@ -143,37 +143,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _shift_scatter(g, n, axis, size, stride, dilation, offset):
@@ -1146,16 +1156,16 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("lj,Bj->Bl", U, h)
         p = h @ U.T
         del x_win, tmp, z_v, v_win, z_h
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("K", "U"), ("b", "b"), ("b", "W"), ("b", "U"), ("W", "W"), ("W", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"), ("W", "U"), ("K", "U"), ("b", "U"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
         adj_p = softmax_p - y
         del softmax_p
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("b", "b"), ("b", "W"), ("W", "W"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
         # adj_h[j] = Σ_c U[c,j] adj_p[c]
         # einsum("cj,Bc->Bj", U, adj_p)
         adj_h = adj_p @ U
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("b", "b"), ("b", "W"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W"), ("b", "W"))):
         # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
         dtanh_z_h = 1 - h**2
         adj_z_h = dtanh_z_h * adj_h
@@ -1171,7 +1181,7 @@ def hessian(params, data, blocks=None, out=None):
         # adj_v[o,t] = Σ_ci adj_z_m[o,c,i] S2[t,c,i]
         adj_v = _shift_scatter(adj_z_m, 8, 2, 2, 2, 1, 0)
         del adj_m, argmax_z_m, adj_z_m
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("K", "U"), ("b", "b"), ("b", "W"), ("b", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W"), ("b", "W"), ("K", "U"), ("b", "U"))):
         # jac_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) δ[o,i] δ[t,j]
         dtanh_z_v = 1 - v**2
         # einsum("Bot,oi,tj->Botij", dtanh_z_v, np.eye(2), np.eye(8))
@@ -1186,7 +1196,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bosc,Boscit->Bosit", argmax_z_m_2, jac_z_m__z_v)
         jac_m__z_v = np.einsum("Boscit,Bosc->Bosit", jac_z_m__z_v, argmax_z_m_2, optimize=False)
         del dtanh_z_v, tmp_2, jac_v__z_v, jac_v__z_v_win, jac_z_m__z_v, argmax_z_m_2
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "U"), ("b", "b"), ("b", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
         # jac_z_h__z_v[j,o,t] = Σ_ci W[j,c,i] jac_m__z_v[c,i,o,t]
         # einsum("jci,Bciot->Bjot", W, jac_m__z_v)
         jac_z_h__z_v = (np.tensordot(jac_m__z_v, W, axes=([1, 2], [1, 2]))).transpose(0, 3, 1, 2)
@@ -1196,7 +1206,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bjot->Bjot", dtanh_z_h_2, jac_z_h__z_v)
         jac_h__z_v = jac_z_h__z_v * dtanh_z_h_2[:, :, None, None]
         del dtanh_z_h_2
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("b", "b"), ("b", "W"), ("W", "W"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
         # jac_p__h[l,j] = U[l,j]
         jac_p__h = U
         # jac_p__z_h[l,j] = tanh'(z_h[j]) jac_p__h[l,j]
@@ -1252,7 +1262,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_p__m, argmax_z_m_3, jac_p__z_m, jac_p__v, dtanh_z_v_2, jac_p__z_v, softmax_p_2, tmp_3, hess_p__z_v, hess_h__z_v, dtanh_z_h_4, d2tanh_z_h, tmp_4, hess_z_h__z_v, hess_m__z_v, hess_z_m__z_v, hess_v__z_v, d2tanh_z_v, tmp_5, tmp_6
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
         del adj_v
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "U"), ("b", "b"), ("b", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
         del jac_z_h__z_v
     if ("K", "K") in todo:
         # ∂f/∂K,K[o,i,a,j,k,l] = Σ_cmnp hess_z_v__z_v[o,c,j,m] x[i,n] x[k,p] S[-1][n,c,a] S[-1][p,m,l]
@@ -1279,7 +1289,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 4)), 1 / B, False)
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
         del hess_z_v__z_v
-    if not todo.isdisjoint((("K", "W"), ("b", "W"), ("W", "W"))):
+    if not todo.isdisjoint((("W", "W"), ("K", "W"), ("b", "W"))):
         # hess_p__z_h[l,j] = jac_p__z_h[l,j] softmax_l(p[l]) - Σ_c jac_p__z_h[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_3 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_h, softmax_p_3)
@@ -1297,9 +1307,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_9 = adj_h * d2tanh_z_h_2
         hess_z_h__z_h = hess_h__z_h * dtanh_z_h_5[:, :, None] + tmp_9[:, :, None] * np.eye(3)
         del softmax_p_3, tmp_8, hess_p__z_h, hess_h__z_h, dtanh_z_h_5, d2tanh_z_h_2, tmp_9
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("b", "b"), ("b", "W"), ("W", "W"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
         del adj_h
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("b", "b"), ("b", "W"), ("W", "W"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
         del jac_p__z_h
     if ("W", "W") in todo:
         # ∂f/∂W,W[j,o,s,i,k,l] = hess_z_h__z_h[j,i] m[o,s] m[k,l]
@@ -1323,7 +1333,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bot,Botj->Botj", dtanh_z_v_3, hess_v__z_h)
         hess_z_v__z_h = hess_v__z_h * dtanh_z_v_3[:, :, :, None]
         del hess_m__z_h, argmax_z_m_4, hess_z_m__z_h, hess_v__z_h, dtanh_z_v_3
-    if not todo.isdisjoint((("K", "W"), ("b", "W"), ("W", "W"))):
+    if not todo.isdisjoint((("W", "W"), ("K", "W"), ("b", "W"))):
         del hess_z_h__z_h
     if ("K", "W") in todo:
         # ∂f/∂K,W[o,i,a,j,k,s] = Σ_cl adj_z_h[j] jac_m__z_v[k,s,o,c] x[i,l] S[-1][l,c,a] + Σ_cl hess_z_v__z_h[o,c,j] m[k,s] x[i,l] S[-1][l,c,a]
@@ -1346,15 +1356,15 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_b__W, (np.tensordot(jac_m__z_v.sum(axis=4), adj_z_h, axes=([0], [0]))).transpose(2, 3, 0, 1), 1 / B, False)
         # einsum("Bocj,Bis->ojis", hess_z_v__z_h, m)
         _add_into(hess_b__W, (np.tensordot(m, hess_z_v__z_h.sum(axis=2), axes=([0], [0]))).transpose(2, 3, 0, 1), 1 / B, True)
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("b", "b"), ("b", "W"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W"), ("b", "W"))):
         del adj_z_h
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("K", "U"), ("b", "b"), ("b", "W"), ("b", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W"), ("b", "W"), ("K", "U"), ("b", "U"))):
         del jac_m__z_v
     if not todo.isdisjoint((("K", "W"), ("b", "W"))):
         del hess_z_v__z_h
     if ("W", "b") in want:
         _mirror(H, rows["b"][0], rows["b"][1], rows["W"][0], rows["W"][1])
-    if not todo.isdisjoint((("K", "U"), ("b", "U"), ("W", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W", "U"), ("K", "U"), ("b", "U"))):
         # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
         softmax_p_4 = _softmax(p, axis=1)
         # einsum("li,Bl->Bli", np.eye(3), softmax_p_4)
@@ -1366,8 +1376,8 @@ def hessian(params, data, blocks=None, out=None):
     if ("U", "U") in todo:
         # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
         hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
-        _outer_into(hess_U__U, hess_p__p, h, h, 1 / B, False, False, True)
-    if not todo.isdisjoint((("K", "U"), ("b", "U"), ("W", "U"))):
+        _outer_into(hess_U__U, h, ((hess_p__p, h, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("W", "U"), ("K", "U"), ("b", "U"))):
         # hess_h__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
         # einsum("cj,Bcl->Bjl", U, hess_p__p)
         hess_h__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
@@ -1376,7 +1386,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bjl->Bjl", dtanh_z_h_6, hess_h__p)
         hess_z_h__p = hess_h__p * dtanh_z_h_6[:, :, None]
         del hess_h__p, dtanh_z_h_6
-    if not todo.isdisjoint((("K", "U"), ("b", "U"), ("W", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W", "U"), ("K", "U"), ("b", "U"))):
         del hess_p__p
     if ("W", "U") in todo:
         # ∂f/∂W,U[j,o,s,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] m[o,s] + h[i] hess_z_h__p[j,l] m[o,s]
@@ -1410,7 +1420,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_m__p, argmax_z_m_5, hess_z_m__p, hess_v__p, dtanh_z_v_4
     if todo:
         del v, z_m
-    if not todo.isdisjoint((("K", "U"), ("b", "U"), ("W", "U"))):
+    if not todo.isdisjoint((("W", "U"), ("K", "U"), ("b", "U"))):
         del hess_z_h__p
     if ("K", "U") in todo:
         # ∂f/∂K,U[o,i,a,l,j] = Σ_ck adj_p[l] jac_h__z_v[j,o,c] x[i,k] S[-1][k,c,a] + Σ_ck h[j] hess_z_v__p[o,c,l] x[i,k] S[-1][k,c,a]
@@ -1435,7 +1445,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_b__U, np.tensordot(hess_z_v__p.sum(axis=2), h, axes=([0], [0])), 1 / B, True)
     if todo:
         del h
-    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("K", "W"), ("K", "U"), ("b", "b"), ("b", "W"), ("b", "U"), ("W", "W"), ("W", "U"))):
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"), ("W", "U"), ("K", "U"), ("b", "U"))):
         del adj_p
     if not todo.isdisjoint((("K", "U"), ("b", "U"))):
         del jac_h__z_v

@@ -128,37 +128,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _softmax(a, axis):
@@ -756,7 +766,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_p__m, argmax_v_3, jac_p__v, dtanh_z_v_2, jac_p__z_v, softmax_p_2, tmp_3, hess_p__z_v, hess_m__z_v, hess_v__z_v, d2tanh_z_v, tmp_4, tmp_5, hess_z_v__z_v, x_win_2, x_win_3, tmp_6
     if ("K", "K") in todo:
         del adj_v
-    if not todo.isdisjoint((("K", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("K", "U"))):
         # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
         softmax_p_3 = _softmax(p, axis=1)
         # einsum("li,Bl->Bli", np.eye(2), softmax_p_3)
@@ -768,7 +778,7 @@ def hessian(params, data, blocks=None, out=None):
     if ("U", "U") in todo:
         # ∂f/∂U,U[l,o,i,j] = hess_p__p[l,i] m[o] m[j]
         hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
-        _outer_into(hess_U__U, hess_p__p, m, m, 1 / B, False, False, True)
+        _outer_into(hess_U__U, m, ((hess_p__p, m, 1 / B, False),), False, True)
     if ("K", "U") in todo:
         # hess_m__p[o,l] = Σ_c U[c,o] hess_p__p[c,l]
         # einsum("co,Bcl->Bol", U, hess_p__p)
@@ -798,7 +808,7 @@ def hessian(params, data, blocks=None, out=None):
         del adj_p
     if ("K", "U") in todo:
         del jac_m__z_v
-    if not todo.isdisjoint((("K", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("K", "U"))):
         del hess_p__p
     if ("U", "K") in want:
         _mirror(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1])

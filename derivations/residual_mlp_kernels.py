@@ -125,37 +125,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -822,18 +832,18 @@ def hessian(params, data, blocks=None, out=None):
         tanh_z_v2 = np.tanh(z_v2)
         v2 = v1 + tanh_z_v2
         del z_v1, tanh_z_v2
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "W2"), ("W1", "U"), ("b1", "b1"), ("b1", "W2"), ("b1", "U"), ("W2", "W2"), ("W2", "U"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W1", "W2"), ("b1", "W2"), ("W2", "U"), ("W1", "U"), ("b1", "U"))):
         # p[l] = Σ_j U[l,j] v2[j]
         # einsum("lj,Bj->Bl", U, v2)
         p = v2 @ U.T
         # adj_p[l] = p[l] - y[l]
         adj_p = p - y
         del p
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "W2"), ("b1", "b1"), ("b1", "W2"), ("W2", "W2"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W1", "W2"), ("b1", "W2"))):
         # adj_v2[j] = Σ_c U[c,j] adj_p[c]
         # einsum("cj,Bc->Bj", U, adj_p)
         adj_v2 = adj_p @ U
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "W2"), ("b1", "b1"), ("b1", "W2"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W1", "W2"), ("b1", "W2"))):
         # adj_z_v2[j] = tanh'(z_v2[j]) adj_v2[j]
         dtanh_z_v2 = 1 - np.tanh(z_v2)**2
         adj_z_v2 = dtanh_z_v2 * adj_v2
@@ -842,7 +852,7 @@ def hessian(params, data, blocks=None, out=None):
         # adj_v1[j] = Σ_c W2[c,j] adj_z_v2[c] + adj_v2[j]
         # einsum("cj,Bc->Bj", W2, adj_z_v2)
         adj_v1 = adj_z_v2 @ W2 + adj_v2
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "U"), ("b1", "b1"), ("b1", "U"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W1", "U"), ("b1", "U"))):
         # jac_v1__z_v1[j,i] = tanh'(z_v1[j]) δ[j,i]
         dtanh_z_v1 = 1 - v1**2
         # einsum("Bj,ji->Bji", dtanh_z_v1, np.eye(3))
@@ -857,9 +867,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dtanh_z_v2_2, jac_z_v2__z_v1)
         jac_v2__z_v1 = jac_v1__z_v1 + jac_z_v2__z_v1 * dtanh_z_v2_2[:, :, None]
         del dtanh_z_v2_2
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "U"), ("b1", "b1"), ("b1", "U"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W1", "U"), ("b1", "U"))):
         del jac_v1__z_v1
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "W2"), ("b1", "b1"), ("b1", "W2"), ("W2", "W2"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W1", "W2"), ("b1", "W2"))):
         # jac_p__v2[l,j] = U[l,j]
         jac_p__v2 = U
         # jac_p__z_v2[l,j] = tanh'(z_v2[j]) jac_p__v2[l,j]
@@ -899,14 +909,14 @@ def hessian(params, data, blocks=None, out=None):
         del jac_p__v1, dtanh_z_v1_2, jac_p__z_v1, hess_p__z_v1, hess_v2__z_v1, dtanh_z_v2_4, d2tanh_z_v2, tmp, hess_z_v2__z_v1, hess_v1__z_v1, d2tanh_z_v1, tmp_2
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"))):
         del adj_v1
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "U"), ("b1", "b1"), ("b1", "U"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W1", "U"), ("b1", "U"))):
         del jac_z_v2__z_v1
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "W2"), ("b1", "b1"), ("b1", "W2"), ("W2", "W2"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W1", "W2"), ("b1", "W2"))):
         del jac_p__v2
     if ("W1", "W1") in todo:
         # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
         hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
-        _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False, False, True)
+        _outer_into(hess_W1__W1, x, ((hess_z_v1__z_v1, x, 1 / B, False),), False, True)
     if ("W1", "b1") in todo:
         # ∂f/∂W1,b1[j,i,k] = hess_z_v1__z_v1[j,k] x[i]
         hess_W1__b1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["b1"][0], rows["b1"][1], PARAMS["W1"] + PARAMS["b1"])
@@ -921,7 +931,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_b1__b1, hess_z_v1__z_v1.sum(axis=0), 1 / B, False)
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"))):
         del hess_z_v1__z_v1
-    if not todo.isdisjoint((("W1", "W2"), ("b1", "W2"), ("W2", "W2"))):
+    if not todo.isdisjoint((("W2", "W2"), ("W1", "W2"), ("b1", "W2"))):
         # hess_p__z_v2[l,j] = jac_p__z_v2[l,j]
         hess_p__z_v2 = jac_p__z_v2
         # hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]
@@ -935,14 +945,14 @@ def hessian(params, data, blocks=None, out=None):
         tmp_3 = adj_v2 * d2tanh_z_v2_2
         hess_z_v2__z_v2 = hess_v2__z_v2 * dtanh_z_v2_5[:, :, None] + tmp_3[:, :, None] * np.eye(3)
         del hess_p__z_v2, dtanh_z_v2_5, d2tanh_z_v2_2, tmp_3
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "W2"), ("b1", "b1"), ("b1", "W2"), ("W2", "W2"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W1", "W2"), ("b1", "W2"))):
         del adj_v2
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "W2"), ("b1", "b1"), ("b1", "W2"), ("W2", "W2"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W1", "W2"), ("b1", "W2"))):
         del jac_p__z_v2
     if ("W2", "W2") in todo:
         # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
         hess_W2__W2 = _block_view(H, rows["W2"][0], rows["W2"][1], rows["W2"][0], rows["W2"][1], PARAMS["W2"] + PARAMS["W2"])
-        _outer_into(hess_W2__W2, hess_z_v2__z_v2, v1, v1, 1 / B, False, False, True)
+        _outer_into(hess_W2__W2, v1, ((hess_z_v2__z_v2, v1, 1 / B, False),), False, True)
     if not todo.isdisjoint((("W1", "W2"), ("b1", "W2"))):
         # hess_v1__z_v2[j,i] = Σ_c W2[c,j] hess_z_v2__z_v2[c,i] + hess_v2__z_v2[j,i]
         # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v2)
@@ -952,12 +962,12 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dtanh_z_v1_3, hess_v1__z_v2)
         hess_z_v1__z_v2 = hess_v1__z_v2 * dtanh_z_v1_3[:, :, None]
         del hess_v1__z_v2, dtanh_z_v1_3
-    if not todo.isdisjoint((("W1", "W2"), ("b1", "W2"), ("W2", "W2"))):
+    if not todo.isdisjoint((("W2", "W2"), ("W1", "W2"), ("b1", "W2"))):
         del hess_v2__z_v2, hess_z_v2__z_v2
     if ("W1", "W2") in todo:
         # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] tanh'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
         hess_W1__W2 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W2"][0], rows["W2"][1], PARAMS["W1"] + PARAMS["W2"])
-        _outer_into(hess_W1__W2, hess_z_v1__z_v2, x, v1, 1 / B, False)
+        _outer_into(hess_W1__W2, x, ((hess_z_v1__z_v2, v1, 1 / B, False),), False)
         dtanh_z_v1_4 = 1 - v1**2
         # einsum("Bk,Bj,Bi->jik", adj_z_v2, dtanh_z_v1_4, x)
         tmp_4 = dtanh_z_v1_4[:, :, None] * adj_z_v2[:, None]
@@ -974,13 +984,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bi,Bj->ji", adj_z_v2, dtanh_z_v1_5)
         _add_into(_diagonal_view(hess_b1__W2, 0, 2), dtanh_z_v1_5.T @ adj_z_v2, 1 / B, True)
         del dtanh_z_v1_5
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "W2"), ("b1", "b1"), ("b1", "W2"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W1", "W2"), ("b1", "W2"))):
         del adj_z_v2
     if not todo.isdisjoint((("W1", "W2"), ("b1", "W2"))):
         del hess_z_v1__z_v2
     if ("W2", "b1") in want:
         _mirror(H, rows["b1"][0], rows["b1"][1], rows["W2"][0], rows["W2"][1])
-    if not todo.isdisjoint((("W1", "U"), ("b1", "U"), ("W2", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W2", "U"), ("W1", "U"), ("b1", "U"))):
         # hess_p__p[l,i] = δ[l,i]
         hess_p__p = (np.eye(2))
     if ("U", "U") in todo:
@@ -990,7 +1000,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_5 = v2.T @ v2
         _add_into(hess_U__U, tmp_5.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
         del tmp_5
-    if not todo.isdisjoint((("W1", "U"), ("b1", "U"), ("W2", "U"))):
+    if not todo.isdisjoint((("W2", "U"), ("W1", "U"), ("b1", "U"))):
         # hess_v2__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
         # einsum("cj,cl->jl", U, hess_p__p)
         hess_v2__p = U.T @ hess_p__p
@@ -999,12 +1009,12 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,jl->Bjl", dtanh_z_v2_6, hess_v2__p)
         hess_z_v2__p = hess_v2__p * dtanh_z_v2_6[:, :, None]
         del dtanh_z_v2_6
-    if not todo.isdisjoint((("W1", "U"), ("b1", "U"), ("W2", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("W2", "U"), ("W1", "U"), ("b1", "U"))):
         del hess_p__p
     if ("W2", "U") in todo:
         # ∂f/∂W2,U[j,i,l,k] = adj_p[l] tanh'(z_v2[k]) δ[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
         hess_W2__U = _block_view(H, rows["W2"][0], rows["W2"][1], rows["U"][0], rows["U"][1], PARAMS["W2"] + PARAMS["U"])
-        _outer_into(hess_W2__U, hess_z_v2__p, v1, v2, 1 / B, False)
+        _outer_into(hess_W2__U, v1, ((hess_z_v2__p, v2, 1 / B, False),), False)
         dtanh_z_v2_7 = 1 - np.tanh(z_v2)**2
         # einsum("Bl,Bj,Bi->jil", adj_p, dtanh_z_v2_7, v1)
         tmp_6 = dtanh_z_v2_7[:, :, None] * adj_p[:, None]
@@ -1025,13 +1035,12 @@ def hessian(params, data, blocks=None, out=None):
         del hess_v1__p, dtanh_z_v1_6
     if todo:
         del v1
-    if not todo.isdisjoint((("W1", "U"), ("b1", "U"), ("W2", "U"))):
+    if not todo.isdisjoint((("W2", "U"), ("W1", "U"), ("b1", "U"))):
         del hess_v2__p, hess_z_v2__p
     if ("W1", "U") in todo:
         # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
         hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
-        _outer_into(hess_W1__U, jac_v2__z_v1.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-        _outer_into(hess_W1__U, hess_z_v1__p, x, v2, 1 / B, True)
+        _outer_into(hess_W1__U, x, ((jac_v2__z_v1.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_v1__p, v2, 1 / B, False)), False)
     if ("U", "W1") in want:
         _mirror(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1])
     if ("b1", "U") in todo:
@@ -1043,7 +1052,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_b1__U, (np.tensordot(v2, hess_z_v1__p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
     if todo:
         del v2
-    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("W1", "W2"), ("W1", "U"), ("b1", "b1"), ("b1", "W2"), ("b1", "U"), ("W2", "W2"), ("W2", "U"))):
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W1", "W2"), ("b1", "W2"), ("W2", "U"), ("W1", "U"), ("b1", "U"))):
         del adj_p
     if not todo.isdisjoint((("W1", "U"), ("b1", "U"))):
         del jac_v2__z_v1

@@ -121,37 +121,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -519,14 +529,14 @@ def hessian(params, data, blocks=None, out=None):
     B = x.shape[0]
     (want, todo, rows) = _hessian_plan(blocks)
     H = _hessian_out(out, _hessian_size(rows), params["W"])
-    if not todo.isdisjoint((("W", "W"), ("W", "b"), ("W", "c"), ("b", "b"), ("b", "c"))):
+    if not todo.isdisjoint((("W", "b"), ("b", "b"), ("W", "W"), ("W", "c"), ("b", "c"))):
         # z_h[j] = Σ_i W[j,i] x[i] + b[j]
         # einsum("ji,Bi->Bj", W, x)
         z_h = x @ W.T + b
         # h[j] = tanh(z_h[j])
         h = np.tanh(z_h)
         del z_h
-    if not todo.isdisjoint((("W", "W"), ("W", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("W", "b"), ("b", "b"), ("W", "W"))):
         # r[i] = Σ_j W[j,i] h[j] + c[i]
         # einsum("ji,Bj->Bi", W, h)
         r = h @ W + c
@@ -572,7 +582,7 @@ def hessian(params, data, blocks=None, out=None):
         hess_b__b = _block_view(H, rows["b"][0], rows["b"][1], rows["b"][0], rows["b"][1], PARAMS["b"] + PARAMS["b"])
         # einsum("Bji->ji", hess_z_h__z_h)
         _add_into(hess_b__b, hess_z_h__z_h.sum(axis=0), 1 / B, False)
-    if not todo.isdisjoint((("W", "W"), ("W", "c"), ("b", "c"), ("c", "c"))):
+    if not todo.isdisjoint((("c", "c"), ("W", "W"), ("W", "c"), ("b", "c"))):
         # hess_r__r[i,j] = δ[i,j]
         hess_r__r = (np.eye(3))
     if ("c", "c") in todo:
@@ -591,8 +601,7 @@ def hessian(params, data, blocks=None, out=None):
     if ("W", "W") in todo:
         # ∂f/∂W,W[j,i,k,l] = adj_r[i] tanh'(z_h[j]) δ[j,k] x[l] + adj_r[l] tanh'(z_h[k]) δ[k,j] x[i] + hess_z_h__z_h[j,k] x[i] x[l] + h[k] hess_z_h__r[j,l] x[i] + h[j] hess_r__z_h[i,k] x[l] + h[j] h[k] hess_r__r[i,l]
         hess_W__W = _block_view(H, rows["W"][0], rows["W"][1], rows["W"][0], rows["W"][1], PARAMS["W"] + PARAMS["W"])
-        _outer_into(hess_W__W, hess_z_h__z_h, x, x, 1 / B, False)
-        _outer_into(hess_W__W, hess_z_h__r, x, h, 1 / B, True, True)
+        _outer_into(hess_W__W, x, ((hess_z_h__z_h, x, 1 / B, False), (hess_z_h__r, h, 1 / B, True)), False)
         # einsum("Bj,Bik,Bl->jikl", h, hess_r__z_h, x)
         tmp_2 = x[:, :, None] * h[:, None]
         _add_into(hess_W__W, (np.tensordot(tmp_2, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
@@ -607,7 +616,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_5 = dtanh_z_h_4[:, :, None] * adj_r[:, None]
         _add_into(_diagonal_view(hess_W__W, 0, 2), (np.tensordot(tmp_5, x, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
         del tmp_2, tmp_3, dtanh_z_h_4, tmp_4, tmp_5
-    if not todo.isdisjoint((("W", "W"), ("W", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("W", "b"), ("b", "b"), ("W", "W"))):
         del adj_r, hess_r__z_h, hess_z_h__z_h
     if ("W", "c") in todo:
         # ∂f/∂W,c[j,i,k] = hess_z_h__r[j,k] x[i] + h[j] hess_r__r[i,k]
@@ -616,9 +625,9 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_W__c, (np.tensordot(x, hess_z_h__r, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
         # einsum("Bj,ik->jik", h, hess_r__r)
         _add_into(hess_W__c, hess_r__r * (h.sum(axis=0))[:, None, None], 1 / B, True)
-    if not todo.isdisjoint((("W", "W"), ("W", "b"), ("W", "c"), ("b", "b"), ("b", "c"))):
+    if not todo.isdisjoint((("W", "b"), ("b", "b"), ("W", "W"), ("W", "c"), ("b", "c"))):
         del h
-    if not todo.isdisjoint((("W", "W"), ("W", "c"), ("b", "c"), ("c", "c"))):
+    if not todo.isdisjoint((("c", "c"), ("W", "W"), ("W", "c"), ("b", "c"))):
         del hess_r__r
     if ("c", "W") in want:
         _mirror(H, rows["W"][0], rows["W"][1], rows["c"][0], rows["c"][1])

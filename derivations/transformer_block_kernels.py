@@ -4203,29 +4203,29 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("li,Bi->Bl", U, tmp_10)
         p = tmp_10 @ U.T
         del tmp, tmp_2, tmp_3, tmp_4, tmp_5, tmp_6, tmp_7, tmp_8, reciprocal_z_ln, tmp_9, gelu_z_ff, tmp_10
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("O1", "F1"), ("O1", "F2"), ("O1", "U"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("O2", "F1"), ("O2", "F2"), ("O2", "U"), ("g", "g"), ("g", "b"), ("g", "F1"), ("g", "F2"), ("g", "U"), ("b", "b"), ("b", "F1"), ("b", "F2"), ("b", "U"), ("F1", "F1"), ("F1", "F2"), ("F1", "U"), ("F2", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
         adj_p = softmax_p - y
         del softmax_p
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("Q1", "F1"), ("Q1", "F2"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("K1", "F1"), ("K1", "F2"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("V1", "F1"), ("V1", "F2"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("O1", "F1"), ("O1", "F2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("Q2", "F1"), ("Q2", "F2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("K2", "F1"), ("K2", "F2"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("V2", "F1"), ("V2", "F2"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("O2", "F1"), ("O2", "F2"), ("g", "g"), ("g", "b"), ("g", "F1"), ("g", "F2"), ("b", "b"), ("b", "F1"), ("b", "F2"), ("F1", "F1"), ("F1", "F2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         # adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]
         # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
         tmp_11 = adj_p @ U
         adj_ff = 0.3333333333333333 * tmp_11[:, None] * (np.ones(3))[:, None]
         del tmp_11
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "F1"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "F1"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "F1"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "F1"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "F1"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "F1"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "F1"), ("O2", "O2"), ("O2", "g"), ("O2", "F1"), ("g", "F1"), ("b", "F1"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         # adj_z_ff[a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] adj_ff[q,c]
         dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, adj_ff)
         tmp_12 = np.tensordot(adj_ff, F2, axes=([2], [0]))
         adj_z_ff = tmp_12.transpose(0, 2, 1) * dgelu_z_ff
         del dgelu_z_ff, tmp_12
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("O2", "O2"), ("O2", "g"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"))):
         # adj_ln[q,i] = Σ_c F1[c,i] adj_z_ff[c,q] + adj_ff[q,i]
         # einsum("ci,Bcq->Bqi", F1, adj_z_ff)
         adj_ln = np.tensordot(adj_z_ff, F1, axes=([1], [0])) + adj_ff
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("V2", "V2"), ("V2", "O2"), ("O2", "O2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         # adj_z_ln[q] = Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] mu[q]
         dreciprocal_z_ln = -1/z_ln**2
         # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
@@ -4239,7 +4239,7 @@ def hessian(params, data, blocks=None, out=None):
         dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
         adj_va = dsd_va * adj_z_ln
         del dreciprocal_z_ln, tmp_13, tmp_14, tmp_15, tmp_16, dsd_va
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("V1", "O1"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("V2", "O2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "O1"), ("Q1", "O1"), ("K1", "O1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
         # adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]
         reciprocal_z_ln_2 = z_ln**(-1.0)
         # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln_2, adj_ln, g)
@@ -4252,7 +4252,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_18 = adj_ln * reciprocal_z_ln_2[:, :, None]
         adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_18 * g
         del reciprocal_z_ln_2, tmp_17, adj_mu, tmp_18
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("K1", "K1"), ("K1", "V1"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"))):
         # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
         # einsum("cd,Bqc->Bqd", O1, adj_r)
         adj_h1 = np.tensordot(adj_r, O1, axes=([2], [0]))
@@ -4269,7 +4269,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_20 = (softmax_z_a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
         adj_z_a1 = adj_a1 * softmax_z_a1 - tmp_20[:, :, None] * softmax_z_a1
         del softmax_z_a1, tmp_20
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "g"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "g"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         # jac_a1__z_a1[q,k,i,j] = δ[k,j] δ[q,i] softmax_k(z_a1[q,k]) - δ[q,i] softmax_k(z_a1[q,k]) softmax_j(z_a1[q,j])
         softmax_z_a1_2 = _softmax(z_a1, axis=2)
         # einsum("kj,qi,Bqk->Bqkij", np.eye(3), np.eye(3), softmax_z_a1_2)
@@ -4278,13 +4278,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_22 = softmax_z_a1_2[:, :, :, None] * (np.eye(3))[:, None]
         jac_a1__z_a1 = tmp_21.transpose(0, 2, 1, 3) * softmax_z_a1_2[:, :, :, None, None] - tmp_22[:, :, :, :, None] * softmax_z_a1_2[:, :, None, None]
         del softmax_z_a1_2, tmp_21, tmp_22
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "O1"), ("Q1", "g"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "O1"), ("K1", "g"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         # jac_h1__z_a1[q,d,i,k] = Σ_cj V1[d,c] X[j,c] jac_a1__z_a1[q,j,i,k]
         # einsum("dc,Bjc,Bqjik->Bqdik", V1, X, jac_a1__z_a1)
         tmp_23 = np.tensordot(X, V1, axes=([2], [1]))
         jac_h1__z_a1 = np.einsum("Bjd,Bqjik->Bqdik", tmp_23, jac_a1__z_a1, optimize=False)
         del tmp_23
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "g"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "g"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         # jac_r__z_a1[q,i,j,k] = Σ_c O1[i,c] jac_h1__z_a1[q,c,j,k]
         # einsum("ic,Bqcjk->Bqijk", O1, jac_h1__z_a1)
         jac_r__z_a1 = (np.tensordot(jac_h1__z_a1, O1, axes=([2], [1]))).transpose(0, 1, 4, 2, 3)
@@ -4300,7 +4300,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqik->Bqik", dsd_va_2, jac_va__z_a1)
         jac_z_ln__z_a1 = jac_va__z_a1 * dsd_va_2[:, :, None, None]
         del dsd_va_2
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         # jac_ln__z_a1[q,i,j,k] = reciprocal(z_ln[q]) g[i] jac_r__z_a1[q,i,j,k] - reciprocal(z_ln[q]) g[i] jac_mu__z_a1[q,j,k] + reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a1[q,j,k] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a1[q,j,k] mu[q]
         reciprocal_z_ln_3 = z_ln**(-1.0)
         # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_3, g, jac_r__z_a1)
@@ -4316,7 +4316,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_29 = tmp_28[:, :, None] * g
         jac_ln__z_a1 = (tmp_24.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a1 - (tmp_25.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a1[:, :, None] + (tmp_27.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None] - tmp_29[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None]
         del reciprocal_z_ln_3, tmp_24, tmp_25, dreciprocal_z_ln_2, tmp_26, tmp_27, tmp_28, tmp_29
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         # jac_z_ff__z_a1[a,q,i,k] = Σ_c F1[a,c] jac_ln__z_a1[q,c,i,k]
         # einsum("ac,Bqcik->Baqik", F1, jac_ln__z_a1)
         jac_z_ff__z_a1 = (np.tensordot(jac_ln__z_a1, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
@@ -4327,7 +4327,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_30 = F2[:, :, None, None] * dgelu_z_ff_2.transpose(1, 0, 2)
         jac_ff__z_a1 = jac_ln__z_a1 + np.einsum("icBq,Bcqjk->Bqijk", tmp_30, jac_z_ff__z_a1, optimize=False)
         del dgelu_z_ff_2, tmp_30
-    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"), ("V1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
         # jac_r__h1[q,i,j,d] = δ[q,j] O1[i,d]
         # einsum("qj,id->qijd", np.eye(3), O1)
         jac_r__h1 = O1[:, None] * (np.eye(3))[:, None, :, None]
@@ -4343,7 +4343,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqid->Bqid", dsd_va_3, jac_va__h1)
         jac_z_ln__h1 = jac_va__h1 * dsd_va_3[:, :, None, None]
         del dsd_va_3
-    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"), ("V1", "V1"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
         # jac_ln__h1[q,i,j,d] = reciprocal(z_ln[q]) g[i] jac_r__h1[q,i,j,d] - reciprocal(z_ln[q]) g[i] jac_mu__h1[q,j,d] + reciprocal'(z_ln[q]) g[i] jac_z_ln__h1[q,j,d] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__h1[q,j,d] mu[q]
         reciprocal_z_ln_4 = z_ln**(-1.0)
         # einsum("Bq,i,qijd->Bqijd", reciprocal_z_ln_4, g, jac_r__h1)
@@ -4359,7 +4359,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_36 = tmp_35[:, :, None] * g
         jac_ln__h1 = tmp_31 * reciprocal_z_ln_4[:, :, None, None, None] - tmp_32.transpose(0, 3, 1, 2) * reciprocal_z_ln_4[:, :, None, None, None] + (tmp_34.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__h1[:, :, None] - tmp_36[:, :, :, None, None] * jac_z_ln__h1[:, :, None]
         del reciprocal_z_ln_4, tmp_31, tmp_32, dreciprocal_z_ln_3, tmp_33, tmp_34, tmp_35, tmp_36
-    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"), ("V1", "V1"), ("V1", "F2"), ("V1", "U"))):
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F2"), ("V1", "U"))):
         # jac_z_ff__h1[a,q,i,d] = Σ_c F1[a,c] jac_ln__h1[q,c,i,d]
         # einsum("ac,Bqcid->Baqid", F1, jac_ln__h1)
         jac_z_ff__h1 = (np.tensordot(jac_ln__h1, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
@@ -4370,7 +4370,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_37 = F2[:, :, None, None] * dgelu_z_ff_3.transpose(1, 0, 2)
         jac_ff__h1 = jac_ln__h1 + np.einsum("icBq,Bcqjd->Bqijd", tmp_37, jac_z_ff__h1, optimize=False)
         del dgelu_z_ff_3, tmp_37
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"), ("O1", "O1"), ("O1", "O2"), ("O1", "g"), ("O1", "F1"), ("O1", "F2"), ("O1", "U"), ("Q2", "O2"), ("K2", "O2"), ("V2", "O2"), ("O2", "O2"), ("O2", "g"), ("O2", "F1"), ("O2", "F2"), ("O2", "U"))):
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "g"), ("O2", "g"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         # jac_mu__r[q,i,j] = 1/n 1[j] δ[q,i]
         # einsum("j,qi->qij", np.ones(4), np.eye(3))
         jac_mu__r = 0.25 * (np.eye(3))[:, :, None] * np.ones(4)
@@ -4383,7 +4383,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqij->Bqij", dsd_va_4, jac_va__r)
         jac_z_ln__r = jac_va__r * dsd_va_4[:, :, None, None]
         del dsd_va_4
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"), ("O1", "O1"), ("O1", "O2"), ("O1", "F1"), ("O1", "F2"), ("O1", "U"), ("Q2", "O2"), ("K2", "O2"), ("V2", "O2"), ("O2", "O2"), ("O2", "F1"), ("O2", "F2"), ("O2", "U"))):
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         # jac_ln__r[q,i,j,k] = reciprocal(z_ln[q]) δ[i,k] δ[q,j] g[i] - reciprocal(z_ln[q]) g[i] jac_mu__r[q,j,k] + reciprocal'(z_ln[q]) g[i] jac_z_ln__r[q,j,k] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__r[q,j,k] mu[q]
         reciprocal_z_ln_5 = z_ln**(-1.0)
         # einsum("Bq,ik,qj,i->Bqijk", reciprocal_z_ln_5, np.eye(4), np.eye(3), g)
@@ -4400,7 +4400,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_44 = tmp_43[:, :, None] * g
         jac_ln__r = tmp_39.transpose(2, 0, 3, 1) * reciprocal_z_ln_5[:, :, None, None, None] - tmp_40.transpose(0, 3, 1, 2) * reciprocal_z_ln_5[:, :, None, None, None] + (tmp_42.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__r[:, :, None] - tmp_44[:, :, :, None, None] * jac_z_ln__r[:, :, None]
         del reciprocal_z_ln_5, tmp_38, tmp_39, tmp_40, dreciprocal_z_ln_4, tmp_41, tmp_42, tmp_43, tmp_44
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"), ("O1", "O1"), ("O1", "O2"), ("O1", "F2"), ("O1", "U"), ("Q2", "O2"), ("K2", "O2"), ("V2", "O2"), ("O2", "O2"), ("O2", "F2"), ("O2", "U"))):
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         # jac_z_ff__r[a,q,i,j] = Σ_c F1[a,c] jac_ln__r[q,c,i,j]
         # einsum("ac,Bqcij->Baqij", F1, jac_ln__r)
         jac_z_ff__r = (np.tensordot(jac_ln__r, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
@@ -4411,7 +4411,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_45 = F2[:, :, None, None] * dgelu_z_ff_4.transpose(1, 0, 2)
         jac_ff__r = jac_ln__r + np.einsum("icBq,Bcqjk->Bqijk", tmp_45, jac_z_ff__r, optimize=False)
         del dgelu_z_ff_4, tmp_45
-    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("K2", "K2"), ("K2", "V2"))):
+    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
         # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
         # einsum("cd,Bqc->Bqd", O2, adj_r)
         adj_h2 = np.tensordot(adj_r, O2, axes=([2], [0]))
@@ -4428,7 +4428,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_47 = (softmax_z_a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
         adj_z_a2 = adj_a2 * softmax_z_a2 - tmp_47[:, :, None] * softmax_z_a2
         del softmax_z_a2, tmp_47
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         # jac_a2__z_a2[q,k,i,j] = δ[k,j] δ[q,i] softmax_k(z_a2[q,k]) - δ[q,i] softmax_k(z_a2[q,k]) softmax_j(z_a2[q,j])
         softmax_z_a2_2 = _softmax(z_a2, axis=2)
         # einsum("kj,qi,Bqk->Bqkij", np.eye(3), np.eye(3), softmax_z_a2_2)
@@ -4437,13 +4437,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_49 = softmax_z_a2_2[:, :, :, None] * (np.eye(3))[:, None]
         jac_a2__z_a2 = tmp_48.transpose(0, 2, 1, 3) * softmax_z_a2_2[:, :, :, None, None] - tmp_49[:, :, :, :, None] * softmax_z_a2_2[:, :, None, None]
         del softmax_z_a2_2, tmp_48, tmp_49
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "O2"), ("K2", "g"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         # jac_h2__z_a2[q,d,i,k] = Σ_cj V2[d,c] X[j,c] jac_a2__z_a2[q,j,i,k]
         # einsum("dc,Bjc,Bqjik->Bqdik", V2, X, jac_a2__z_a2)
         tmp_50 = np.tensordot(X, V2, axes=([2], [1]))
         jac_h2__z_a2 = np.einsum("Bjd,Bqjik->Bqdik", tmp_50, jac_a2__z_a2, optimize=False)
         del tmp_50
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "g"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "g"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         # jac_r__z_a2[q,i,j,k] = Σ_c O2[i,c] jac_h2__z_a2[q,c,j,k]
         # einsum("ic,Bqcjk->Bqijk", O2, jac_h2__z_a2)
         jac_r__z_a2 = (np.tensordot(jac_h2__z_a2, O2, axes=([2], [1]))).transpose(0, 1, 4, 2, 3)
@@ -4459,7 +4459,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqik->Bqik", dsd_va_5, jac_va__z_a2)
         jac_z_ln__z_a2 = jac_va__z_a2 * dsd_va_5[:, :, None, None]
         del dsd_va_5
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         # jac_ln__z_a2[q,i,j,k] = reciprocal(z_ln[q]) g[i] jac_r__z_a2[q,i,j,k] - reciprocal(z_ln[q]) g[i] jac_mu__z_a2[q,j,k] + reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a2[q,j,k] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a2[q,j,k] mu[q]
         reciprocal_z_ln_6 = z_ln**(-1.0)
         # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_6, g, jac_r__z_a2)
@@ -4475,7 +4475,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_56 = tmp_55[:, :, None] * g
         jac_ln__z_a2 = (tmp_51.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a2 - (tmp_52.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a2[:, :, None] + (tmp_54.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None] - tmp_56[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None]
         del reciprocal_z_ln_6, tmp_51, tmp_52, dreciprocal_z_ln_5, tmp_53, tmp_54, tmp_55, tmp_56
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         # jac_z_ff__z_a2[a,q,i,k] = Σ_c F1[a,c] jac_ln__z_a2[q,c,i,k]
         # einsum("ac,Bqcik->Baqik", F1, jac_ln__z_a2)
         jac_z_ff__z_a2 = (np.tensordot(jac_ln__z_a2, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
@@ -4486,7 +4486,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_57 = F2[:, :, None, None] * dgelu_z_ff_5.transpose(1, 0, 2)
         jac_ff__z_a2 = jac_ln__z_a2 + np.einsum("icBq,Bcqjk->Bqijk", tmp_57, jac_z_ff__z_a2, optimize=False)
         del dgelu_z_ff_5, tmp_57
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"), ("O1", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
         # jac_r__h2[q,i,j,d] = δ[q,j] O2[i,d]
         # einsum("qj,id->qijd", np.eye(3), O2)
         jac_r__h2 = O2[:, None] * (np.eye(3))[:, None, :, None]
@@ -4502,7 +4502,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqid->Bqid", dsd_va_6, jac_va__h2)
         jac_z_ln__h2 = jac_va__h2 * dsd_va_6[:, :, None, None]
         del dsd_va_6
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"), ("O1", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "V2"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
         # jac_ln__h2[q,i,j,d] = reciprocal(z_ln[q]) g[i] jac_r__h2[q,i,j,d] - reciprocal(z_ln[q]) g[i] jac_mu__h2[q,j,d] + reciprocal'(z_ln[q]) g[i] jac_z_ln__h2[q,j,d] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__h2[q,j,d] mu[q]
         reciprocal_z_ln_7 = z_ln**(-1.0)
         # einsum("Bq,i,qijd->Bqijd", reciprocal_z_ln_7, g, jac_r__h2)
@@ -4518,7 +4518,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_63 = tmp_62[:, :, None] * g
         jac_ln__h2 = tmp_58 * reciprocal_z_ln_7[:, :, None, None, None] - tmp_59.transpose(0, 3, 1, 2) * reciprocal_z_ln_7[:, :, None, None, None] + (tmp_61.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__h2[:, :, None] - tmp_63[:, :, :, None, None] * jac_z_ln__h2[:, :, None]
         del reciprocal_z_ln_7, tmp_58, tmp_59, dreciprocal_z_ln_6, tmp_60, tmp_61, tmp_62, tmp_63
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"), ("O1", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "V2"), ("V2", "F2"), ("V2", "U"))):
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F2"), ("V2", "U"))):
         # jac_z_ff__h2[a,q,i,d] = Σ_c F1[a,c] jac_ln__h2[q,c,i,d]
         # einsum("ac,Bqcid->Baqid", F1, jac_ln__h2)
         jac_z_ff__h2 = (np.tensordot(jac_ln__h2, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
@@ -4529,7 +4529,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_64 = F2[:, :, None, None] * dgelu_z_ff_6.transpose(1, 0, 2)
         jac_ff__h2 = jac_ln__h2 + np.einsum("icBq,Bcqjd->Bqijd", tmp_64, jac_z_ff__h2, optimize=False)
         del dgelu_z_ff_6, tmp_64
-    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V1", "g"), ("V1", "b"), ("O1", "g"), ("O1", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "g"), ("V2", "b"), ("O2", "g"), ("O2", "b"), ("g", "g"), ("g", "b"), ("g", "F2"), ("g", "U"), ("b", "b"), ("b", "F2"), ("b", "U"))):
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("g", "F2"), ("b", "F2"), ("g", "U"), ("b", "U"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         # jac_z_ff__ln[a,q,i,j] = δ[q,i] F1[a,j]
         # einsum("qi,aj->aqij", np.eye(3), F1)
         jac_z_ff__ln = F1[:, None, None] * (np.eye(3))[:, :, None]
@@ -4548,22 +4548,22 @@ def hessian(params, data, blocks=None, out=None):
         tmp_66 = F2[:, :, None, None] * np.eye(3)
         jac_ff__z_ff = tmp_66.transpose(2, 0, 1, 3) * (dgelu_z_ff_8.transpose(0, 2, 1))[:, :, None, :, None]
         del dgelu_z_ff_8, tmp_66
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("Q1", "F1"), ("Q1", "F2"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("K1", "F1"), ("K1", "F2"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("V1", "F1"), ("V1", "F2"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("O1", "F1"), ("O1", "F2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("Q2", "F1"), ("Q2", "F2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("K2", "F1"), ("K2", "F2"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("V2", "F1"), ("V2", "F2"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("O2", "F1"), ("O2", "F2"), ("g", "g"), ("g", "b"), ("g", "F1"), ("g", "F2"), ("b", "b"), ("b", "F1"), ("b", "F2"), ("F1", "F1"), ("F1", "F2"), ("F2", "F2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F2", "F2"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         # jac_p__ff[l,q,i] = 1/t 1[q] U[l,i]
         # einsum("q,li->lqi", np.ones(3), U)
         jac_p__ff = 0.3333333333333333 * U[:, None] * (np.ones(3))[:, None]
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("Q1", "F1"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("K1", "F1"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("V1", "F1"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("O1", "F1"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("Q2", "F1"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("K2", "F1"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("V2", "F1"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("O2", "F1"), ("g", "g"), ("g", "b"), ("g", "F1"), ("b", "b"), ("b", "F1"), ("F1", "F1"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         # jac_p__z_ff[l,a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] jac_p__ff[l,q,c]
         dgelu_z_ff_9 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,lqc->Blaq", dgelu_z_ff_9, F2, jac_p__ff)
         tmp_67 = np.tensordot(jac_p__ff, F2, axes=([2], [0]))
         jac_p__z_ff = tmp_67.transpose(0, 2, 1) * dgelu_z_ff_9[:, None]
         del dgelu_z_ff_9, tmp_67
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         # jac_p__ln[l,q,i] = Σ_c F1[c,i] jac_p__z_ff[l,c,q] + jac_p__ff[l,q,i]
         # einsum("ci,Blcq->Blqi", F1, jac_p__z_ff)
         jac_p__ln = np.tensordot(jac_p__z_ff, F1, axes=([2], [0])) + jac_p__ff
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("V2", "V2"), ("V2", "O2"), ("O2", "O2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         # jac_p__z_ln[l,q] = Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] mu[q]
         dreciprocal_z_ln_7 = -1/z_ln**2
         # einsum("Bq,c,Blqc,Bqc->Blq", dreciprocal_z_ln_7, g, jac_p__ln, r)
@@ -4590,7 +4590,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_73 = g[:, None, None] * reciprocal_z_ln_8
         jac_p__r = 0.25 * jac_p__mu[:, :, :, None] * np.ones(4) + 0.5 * r[:, None] * jac_p__va[:, :, :, None] + (tmp_73.transpose(1, 2, 0))[:, None] * jac_p__ln
         del dreciprocal_z_ln_7, tmp_68, tmp_69, tmp_70, tmp_71, jac_p__z_ln, dsd_va_7, jac_p__va, reciprocal_z_ln_8, tmp_72, jac_p__mu, tmp_73
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("K1", "K1"), ("K1", "V1"), ("V1", "V1"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
         # jac_p__h1[l,q,d] = Σ_c O1[c,d] jac_p__r[l,q,c]
         # einsum("cd,Blqc->Blqd", O1, jac_p__r)
         jac_p__h1 = np.tensordot(jac_p__r, O1, axes=([3], [0]))
@@ -4710,7 +4710,7 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_74, jac_p__a1, softmax_z_a1_3, tmp_75, jac_p__z_a1, softmax_p_2, tmp_76, hess_p__z_a1, tmp_77, hess_ff__z_a1, dgelu_z_ff_10, tmp_78, d2gelu_z_ff, tmp_79, tmp_80, hess_z_ff__z_a1, hess_ln__z_a1, dreciprocal_z_ln_8, tmp_81, tmp_82, tmp_83, tmp_84, tmp_85, tmp_86, tmp_87, tmp_88, d2reciprocal_z_ln, tmp_89, tmp_90, tmp_91, tmp_92, tmp_93, tmp_94, hess_z_ln__z_a1, dsd_va_8, d2sd_va, tmp_95, hess_va__z_a1, reciprocal_z_ln_9, tmp_96, tmp_97, tmp_98, hess_mu__z_a1, tmp_99, tmp_100, tmp_101, hess_r__z_a1, hess_h1__z_a1, tmp_102, hess_a1__z_a1, tmp_103, tmp_104, tmp_105, tmp_106, tmp_107, tmp_108, tmp_109, tmp_110, tmp_111, tmp_112, tmp_113, tmp_114, tmp_115
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"))):
         del adj_a1
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "g"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "g"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_va__z_a1
     if ("Q1", "Q1") in todo:
         # ∂f/∂Q1,Q1[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,p,n]
@@ -4752,7 +4752,7 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_126, tmp_127, tmp_128, tmp_129
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"))):
         del hess_z_a1__z_a1
-    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"), ("V1", "V1"))):
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
         # hess_p__h1[l,q,d] = jac_p__h1[l,q,d] softmax_l(p[l]) - Σ_c jac_p__h1[c,q,d] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_3 = _softmax(p, axis=1)
         # einsum("Blqd,Bl->Blqd", jac_p__h1, softmax_p_3)
@@ -4830,9 +4830,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cd,Bqcij->Bqdij", O1, hess_r__h1)
         hess_h1__h1 = (np.tensordot(hess_r__h1, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
         del softmax_p_3, tmp_130, hess_p__h1, tmp_131, hess_ff__h1, dgelu_z_ff_11, tmp_132, d2gelu_z_ff_2, tmp_133, tmp_134, hess_z_ff__h1, hess_ln__h1, dreciprocal_z_ln_9, tmp_135, tmp_136, tmp_137, tmp_138, tmp_139, tmp_140, tmp_141, tmp_142, d2reciprocal_z_ln_2, tmp_143, tmp_144, tmp_145, tmp_146, tmp_147, tmp_148, hess_z_ln__h1, dsd_va_9, d2sd_va_2, tmp_149, hess_va__h1, reciprocal_z_ln_10, tmp_150, tmp_151, tmp_152, hess_mu__h1, tmp_153, tmp_154, tmp_155, hess_r__h1
-    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"), ("V1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
         del jac_va__h1
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("K1", "K1"), ("K1", "V1"), ("V1", "V1"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
         del jac_p__h1
     if ("V1", "V1") in todo:
         # ∂f/∂V1,V1[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a1[n,l] hess_h1__h1[m,d,n,j]
@@ -4854,7 +4854,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_159 = np.einsum("Bqc,Bqcid->Bqid", softmax_z_a1_4, hess_a1__h1, optimize=False)
         hess_z_a1__h1 = softmax_z_a1_4[:, :, :, None, None] * hess_a1__h1 - tmp_159[:, :, None] * softmax_z_a1_4[:, :, :, None, None]
         del tmp_158, hess_a1__h1, softmax_z_a1_4, tmp_159
-    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"), ("V1", "V1"))):
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
         del hess_h1__h1
     if ("Q1", "V1") in todo:
         # ∂f/∂Q1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,m,l] + 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[m,l,o,j]
@@ -4890,15 +4890,15 @@ def hessian(params, data, blocks=None, out=None):
         tmp_175 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_174, X, optimize=False)
         _add_into(hess_K1__V1, (np.tensordot(tmp_175, tmp_172, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
         del tmp_168, tmp_169, tmp_170, tmp_171, tmp_172, tmp_173, tmp_174, tmp_175
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("K1", "K1"), ("K1", "V1"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"))):
         del adj_h1
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "g"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "g"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_a1__z_a1
     if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"))):
         del hess_z_a1__h1
     if ("V1", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["V1"][0], rows["V1"][1])
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"), ("O1", "O1"), ("O1", "O2"), ("Q2", "O2"), ("K2", "O2"), ("V2", "O2"), ("O2", "O2"))):
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         # hess_p__r[l,q,i] = jac_p__r[l,q,i] softmax_l(p[l]) - Σ_c jac_p__r[c,q,i] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_4 = _softmax(p, axis=1)
         # einsum("Blqi,Bl->Blqi", jac_p__r, softmax_p_4)
@@ -4974,7 +4974,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_202 = tmp_201 * g
         hess_r__r = 0.25 * hess_mu__r[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__r[:, :, None] + 0.5 * tmp_199.transpose(0, 2, 1, 3) * adj_va[:, :, None, None, None] + (tmp_200.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__r + tmp_202[:, :, :, None, None] * jac_z_ln__r[:, :, None]
         del softmax_p_4, tmp_176, hess_p__r, tmp_177, hess_ff__r, dgelu_z_ff_12, tmp_178, d2gelu_z_ff_3, tmp_179, tmp_180, hess_z_ff__r, hess_ln__r, dreciprocal_z_ln_10, tmp_181, tmp_182, tmp_183, tmp_184, tmp_185, tmp_186, tmp_187, tmp_188, d2reciprocal_z_ln_3, tmp_189, tmp_190, tmp_191, tmp_192, tmp_193, tmp_194, hess_z_ln__r, dsd_va_10, d2sd_va_3, tmp_195, hess_va__r, reciprocal_z_ln_11, tmp_196, tmp_197, tmp_198, hess_mu__r, tmp_199, tmp_200, tmp_201, tmp_202
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"), ("O1", "O1"), ("O1", "O2"), ("O1", "g"), ("O1", "F1"), ("O1", "F2"), ("O1", "U"), ("Q2", "O2"), ("K2", "O2"), ("V2", "O2"), ("O2", "O2"), ("O2", "g"), ("O2", "F1"), ("O2", "F2"), ("O2", "U"))):
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "g"), ("O2", "g"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del jac_va__r
     if ("O1", "O1") in todo:
         # ∂f/∂O1,O1[i,d,j,k] = Σ_cl h1[c,d] h1[l,k] hess_r__r[c,i,l,j]
@@ -4999,7 +4999,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_205 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
         _add_into(hess_O2__O2, (np.tensordot(tmp_205, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
         del tmp_205
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"))):
+    if not todo.isdisjoint((("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"))):
         # hess_h1__r[q,d,i,j] = Σ_c O1[c,d] hess_r__r[q,c,i,j]
         # einsum("cd,Bqcij->Bqdij", O1, hess_r__r)
         hess_h1__r = (np.tensordot(hess_r__r, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
@@ -5038,7 +5038,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_212 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_5, hess_a1__r, optimize=False)
         hess_z_a1__r = softmax_z_a1_5[:, :, :, None, None] * hess_a1__r - tmp_212[:, :, None] * softmax_z_a1_5[:, :, :, None, None]
         del tmp_211, hess_a1__r, softmax_z_a1_5, tmp_212
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"))):
+    if not todo.isdisjoint((("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"))):
         del hess_h1__r
     if ("Q1", "O1") in todo:
         # ∂f/∂Q1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,m,l] + 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[m,l,n,j]
@@ -5081,7 +5081,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_227 = np.einsum("Blmjk,Bld->Bmjkd", tmp_226, tmp_225, optimize=False)
         _add_into(hess_K1__O1, (np.tensordot(tmp_227, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
         del tmp_222, tmp_223, tmp_224, tmp_225, tmp_226, tmp_227
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "O1"), ("Q1", "g"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "O1"), ("K1", "g"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_h1__z_a1
     if ("O1", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["O1"][0], rows["O1"][1])
@@ -5098,13 +5098,13 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_a1__r
     if ("O2", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["O2"][0], rows["O2"][1])
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("K2", "K2"), ("K2", "V2"), ("V2", "V2"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         # jac_p__h2[l,q,d] = Σ_c O2[c,d] jac_p__r[l,q,c]
         # einsum("cd,Blqc->Blqd", O2, jac_p__r)
         jac_p__h2 = np.tensordot(jac_p__r, O2, axes=([3], [0]))
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("V2", "V2"), ("V2", "O2"), ("O2", "O2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         del jac_p__r
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
         # jac_p__a2[l,q,k] = Σ_ci V2[c,i] X[k,i] jac_p__h2[l,q,c]
         # einsum("ci,Bki,Blqc->Blqk", V2, X, jac_p__h2)
         tmp_231 = np.tensordot(X, V2, axes=([2], [1]))
@@ -5189,7 +5189,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_258 = tmp_257 * g
         hess_r__z_a2 = 0.25 * hess_mu__z_a2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_a2[:, :, None] + 0.5 * jac_r__z_a2 * adj_va[:, :, None, None, None] + (tmp_256.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_a2 + tmp_258[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None]
         del tmp_231, jac_p__a2, softmax_z_a2_3, tmp_232, jac_p__z_a2, softmax_p_5, tmp_233, hess_p__z_a2, tmp_234, hess_ff__z_a2, dgelu_z_ff_13, tmp_235, d2gelu_z_ff_4, tmp_236, tmp_237, hess_z_ff__z_a2, hess_ln__z_a2, dreciprocal_z_ln_11, tmp_238, tmp_239, tmp_240, tmp_241, tmp_242, tmp_243, tmp_244, tmp_245, d2reciprocal_z_ln_4, tmp_246, tmp_247, tmp_248, tmp_249, tmp_250, tmp_251, hess_z_ln__z_a2, dsd_va_11, d2sd_va_4, tmp_252, hess_va__z_a2, reciprocal_z_ln_12, tmp_253, tmp_254, tmp_255, hess_mu__z_a2, tmp_256, tmp_257, tmp_258
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "g"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "g"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         del jac_va__z_a2
     if ("O1", "Q2") in todo:
         # ∂f/∂O1,Q2[i,d,j,k] = 1/sqrt(e) Σ_clmn K2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,m,l]
@@ -5213,7 +5213,7 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_262, tmp_263, tmp_264
     if ("K2", "O1") in want:
         _mirror(H, rows["O1"][0], rows["O1"][1], rows["K2"][0], rows["K2"][1])
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"))):
+    if not todo.isdisjoint((("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
         # hess_h1__z_a2[q,d,i,k] = Σ_c O1[c,d] hess_r__z_a2[q,c,i,k]
         # einsum("cd,Bqcik->Bqdik", O1, hess_r__z_a2)
         hess_h1__z_a2 = (np.tensordot(hess_r__z_a2, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
@@ -5253,7 +5253,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_274 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_6, hess_a1__z_a2, optimize=False)
         hess_z_a1__z_a2 = softmax_z_a1_6[:, :, :, None, None] * hess_a1__z_a2 - tmp_274[:, :, None] * softmax_z_a1_6[:, :, :, None, None]
         del tmp_273, hess_a1__z_a2, softmax_z_a1_6, tmp_274
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"))):
+    if not todo.isdisjoint((("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
         del hess_h1__z_a2
     if ("Q1", "Q2") in todo:
         # ∂f/∂Q1,Q2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,p,n]
@@ -5309,7 +5309,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_a1__z_a2
     if ("K2", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["K2"][0], rows["K2"][1])
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"), ("O1", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "V2"))):
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         # hess_p__h2[l,q,d] = jac_p__h2[l,q,d] softmax_l(p[l]) - Σ_c jac_p__h2[c,q,d] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_6 = _softmax(p, axis=1)
         # einsum("Blqd,Bl->Blqd", jac_p__h2, softmax_p_6)
@@ -5384,11 +5384,11 @@ def hessian(params, data, blocks=None, out=None):
         tmp_320 = tmp_319 * g
         hess_r__h2 = 0.25 * hess_mu__h2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__h2[:, :, None] + 0.5 * jac_r__h2 * adj_va[:, :, None, None, None] + (tmp_318.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__h2 + tmp_320[:, :, :, None, None] * jac_z_ln__h2[:, :, None]
         del softmax_p_6, tmp_295, hess_p__h2, tmp_296, hess_ff__h2, dgelu_z_ff_14, tmp_297, d2gelu_z_ff_5, tmp_298, tmp_299, hess_z_ff__h2, hess_ln__h2, dreciprocal_z_ln_12, tmp_300, tmp_301, tmp_302, tmp_303, tmp_304, tmp_305, tmp_306, tmp_307, d2reciprocal_z_ln_5, tmp_308, tmp_309, tmp_310, tmp_311, tmp_312, tmp_313, hess_z_ln__h2, dsd_va_12, d2sd_va_5, tmp_314, hess_va__h2, reciprocal_z_ln_13, tmp_315, tmp_316, tmp_317, hess_mu__h2, tmp_318, tmp_319, tmp_320
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("V2", "V2"), ("V2", "O2"), ("O2", "O2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         del adj_z_ln, adj_va
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"), ("O1", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
         del jac_va__h2
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("K2", "K2"), ("K2", "V2"), ("V2", "V2"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         del jac_p__h2
     if ("O1", "V2") in todo:
         # ∂f/∂O1,V2[i,d,j,k] = Σ_clm X[c,k] a2[l,c] h1[m,d] hess_r__h2[m,i,l,j]
@@ -5400,7 +5400,7 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_321, tmp_322
     if ("V2", "O1") in want:
         _mirror(H, rows["O1"][0], rows["O1"][1], rows["V2"][0], rows["V2"][1])
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"))):
+    if not todo.isdisjoint((("V1", "V2"), ("Q1", "V2"), ("K1", "V2"))):
         # hess_h1__h2[q,d,i,j] = Σ_c O1[c,d] hess_r__h2[q,c,i,j]
         # einsum("cd,Bqcij->Bqdij", O1, hess_r__h2)
         hess_h1__h2 = (np.tensordot(hess_r__h2, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
@@ -5427,7 +5427,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_327 = np.einsum("Bqc,Bqcid->Bqid", softmax_z_a1_7, hess_a1__h2, optimize=False)
         hess_z_a1__h2 = softmax_z_a1_7[:, :, :, None, None] * hess_a1__h2 - tmp_327[:, :, None] * softmax_z_a1_7[:, :, :, None, None]
         del tmp_326, hess_a1__h2, softmax_z_a1_7, tmp_327
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"))):
+    if not todo.isdisjoint((("V1", "V2"), ("Q1", "V2"), ("K1", "V2"))):
         del hess_h1__h2
     if ("Q1", "V2") in todo:
         # ∂f/∂Q1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[m,l,o,j]
@@ -5455,7 +5455,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_a1__h2
     if ("V2", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["V2"][0], rows["V2"][1])
-    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V1", "g"), ("V1", "b"), ("O1", "g"), ("O1", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "g"), ("V2", "b"), ("O2", "g"), ("O2", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         # hess_p__ln[l,q,i] = jac_p__ln[l,q,i] softmax_l(p[l]) - Σ_c jac_p__ln[c,q,i] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_7 = _softmax(p, axis=1)
         # einsum("Blqi,Bl->Blqi", jac_p__ln, softmax_p_7)
@@ -5479,7 +5479,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__ln)
         hess_ln__ln = (np.tensordot(hess_z_ff__ln, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__ln
         del softmax_p_7, tmp_336, hess_p__ln, tmp_337, hess_ff__ln, dgelu_z_ff_15, tmp_338, d2gelu_z_ff_6, tmp_339, tmp_340, hess_z_ff__ln
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del jac_p__ln
     if ("g", "g") in todo:
         # ∂f/∂g,g[i,j] = Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] r[c,i] r[k,j] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[k] r[c,i] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] r[k,j] + Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] mu[k]
@@ -5523,7 +5523,7 @@ def hessian(params, data, blocks=None, out=None):
         hess_b__b = _block_view(H, rows["b"][0], rows["b"][1], rows["b"][0], rows["b"][1], PARAMS["b"] + PARAMS["b"])
         # einsum("Bcikj->ij", hess_ln__ln)
         _add_into(hess_b__b, hess_ln__ln.sum(axis=(0, 1, 3)), 1 / B, False)
-    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V1", "g"), ("V1", "b"), ("O1", "g"), ("O1", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "g"), ("V2", "b"), ("O2", "g"), ("O2", "b"))):
+    if not todo.isdisjoint((("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         # hess_z_ln__ln[q,i,j] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ln[q,c,i,j] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ln[q,c,i,j] mu[q]
         dreciprocal_z_ln_13 = -1/z_ln**2
         # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln_13, g, hess_ln__ln, r)
@@ -5550,7 +5550,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_359 = g[:, None, None] * reciprocal_z_ln_16
         hess_r__ln = 0.25 * hess_mu__ln[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__ln[:, :, None] + (tmp_359.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__ln
         del dreciprocal_z_ln_13, tmp_354, tmp_355, tmp_356, tmp_357, hess_z_ln__ln, dsd_va_13, hess_va__ln, reciprocal_z_ln_16, tmp_358, hess_mu__ln, tmp_359
-    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V1", "g"), ("V1", "b"), ("O1", "g"), ("O1", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "g"), ("V2", "b"), ("O2", "g"), ("O2", "b"), ("g", "g"), ("g", "b"), ("b", "b"))):
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del hess_ln__ln
     if ("O1", "g") in todo:
         # ∂f/∂O1,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h1[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h1[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] mu[c]
@@ -5623,7 +5623,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_385 = h2 * reciprocal_z_ln_18[:, :, None]
         _add_into(_diagonal_view(hess_O2__g, 0, 2), (np.tensordot(tmp_385, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
         del reciprocal_z_ln_18, tmp_373, tmp_374, dreciprocal_z_ln_15, tmp_375, tmp_376, tmp_377, tmp_378, tmp_379, tmp_380, tmp_381, tmp_382, tmp_383, tmp_384, tmp_385
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"), ("O1", "O1"), ("O1", "O2"), ("O1", "g"), ("O1", "F1"), ("O1", "F2"), ("O1", "U"), ("Q2", "O2"), ("K2", "O2"), ("V2", "O2"), ("O2", "O2"), ("O2", "g"), ("O2", "F1"), ("O2", "F2"), ("O2", "U"))):
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "g"), ("O2", "g"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del jac_mu__r, jac_z_ln__r
     if ("g", "O2") in want:
         _mirror(H, rows["O2"][0], rows["O2"][1], rows["g"][0], rows["g"][1])
@@ -5634,7 +5634,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(hess_O2__b, (np.tensordot(hess_r__ln.sum(axis=3), h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
     if ("b", "O2") in want:
         _mirror(H, rows["O2"][0], rows["O2"][1], rows["b"][0], rows["b"][1])
-    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V1", "g"), ("V1", "b"))):
+    if not todo.isdisjoint((("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"))):
         # hess_h1__ln[q,d,i,j] = Σ_c O1[c,d] hess_r__ln[q,c,i,j]
         # einsum("cd,Bqcij->Bqdij", O1, hess_r__ln)
         hess_h1__ln = (np.tensordot(hess_r__ln, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
@@ -5676,7 +5676,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_405 = tmp_404[:, :, :, None] * tmp_403[:, None, None]
         _add_into(hess_V1__g, (np.tensordot(tmp_405, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
         del reciprocal_z_ln_19, tmp_386, tmp_387, tmp_388, tmp_389, tmp_390, tmp_391, dreciprocal_z_ln_16, tmp_392, tmp_393, tmp_394, tmp_395, tmp_396, tmp_397, tmp_398, tmp_399, tmp_400, tmp_401, tmp_402, tmp_403, tmp_404, tmp_405
-    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"), ("V1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
         del jac_r__h1, jac_mu__h1, jac_z_ln__h1
     if ("g", "V1") in want:
         _mirror(H, rows["V1"][0], rows["V1"][1], rows["g"][0], rows["g"][1])
@@ -5701,7 +5701,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_408 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_8, hess_a1__ln, optimize=False)
         hess_z_a1__ln = softmax_z_a1_8[:, :, :, None, None] * hess_a1__ln - tmp_408[:, :, None] * softmax_z_a1_8[:, :, :, None, None]
         del tmp_407, hess_a1__ln, softmax_z_a1_8, tmp_408
-    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V1", "g"), ("V1", "b"))):
+    if not todo.isdisjoint((("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"))):
         del hess_h1__ln
     if ("Q1", "g") in todo:
         # ∂f/∂Q1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] mu[c]
@@ -5803,7 +5803,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_462 = np.einsum("Bldc,Blmcj->Bdmj", tmp_461, hess_z_a1__ln, optimize=False)
         _add_into(hess_K1__g, (np.tensordot(tmp_462, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
         del reciprocal_z_ln_21, tmp_437, tmp_438, tmp_439, tmp_440, tmp_441, tmp_442, tmp_443, tmp_444, dreciprocal_z_ln_18, tmp_445, tmp_446, tmp_447, tmp_448, tmp_449, tmp_450, tmp_451, tmp_452, tmp_453, tmp_454, tmp_455, tmp_456, tmp_457, tmp_458, tmp_459, tmp_460, tmp_461, tmp_462
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "g"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "g"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_r__z_a1, jac_mu__z_a1, jac_z_ln__z_a1
     if ("g", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["g"][0], rows["g"][1])
@@ -5819,7 +5819,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_a1__ln
     if ("b", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["b"][0], rows["b"][1])
-    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"), ("V1", "F1"), ("O1", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F1"), ("O2", "F1"), ("g", "F1"), ("b", "F1"), ("F1", "F1"))):
+    if not todo.isdisjoint((("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         # hess_p__z_ff[l,a,q] = jac_p__z_ff[l,a,q] softmax_l(p[l]) - Σ_c jac_p__z_ff[c,a,q] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_8 = _softmax(p, axis=1)
         # einsum("Blaq,Bl->Blaq", jac_p__z_ff, softmax_p_8)
@@ -5841,7 +5841,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_470 = tmp_469[:, :, :, None] * tmp_468.transpose(2, 0, 3, 1)
         hess_z_ff__z_ff = np.einsum("caBq,Bqcij->Baqij", tmp_467, hess_ff__z_ff, optimize=False) + (tmp_470.transpose(0, 2, 1, 3))[:, :, :, None] * (np.eye(4))[:, None, :, None]
         del softmax_p_8, tmp_465, hess_p__z_ff, tmp_466, dgelu_z_ff_16, tmp_467, d2gelu_z_ff_7, tmp_468, tmp_469, tmp_470
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("Q1", "F1"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("K1", "F1"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("V1", "F1"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("O1", "F1"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("Q2", "F1"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("K2", "F1"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("V2", "F1"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("O2", "F1"), ("g", "g"), ("g", "b"), ("g", "F1"), ("b", "b"), ("b", "F1"), ("F1", "F1"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         del jac_p__z_ff
     if ("F1", "F1") in todo:
         # ∂f/∂F1,F1[a,i,j,k] = Σ_cl hess_z_ff__z_ff[a,c,j,l] ln[c,i] ln[l,k]
@@ -5850,11 +5850,11 @@ def hessian(params, data, blocks=None, out=None):
         tmp_471 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
         _add_into(hess_F1__F1, (np.tensordot(tmp_471, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
         del tmp_471
-    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"), ("V1", "F1"), ("O1", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F1"), ("O2", "F1"), ("g", "F1"), ("b", "F1"))):
+    if not todo.isdisjoint((("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         # hess_ln__z_ff[q,i,a,j] = Σ_c F1[c,i] hess_z_ff__z_ff[c,q,a,j] + hess_ff__z_ff[q,i,a,j]
         # einsum("ci,Bcqaj->Bqiaj", F1, hess_z_ff__z_ff)
         hess_ln__z_ff = (np.tensordot(hess_z_ff__z_ff, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__z_ff
-    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"), ("V1", "F1"), ("O1", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F1"), ("O2", "F1"), ("g", "F1"), ("b", "F1"), ("F1", "F1"))):
+    if not todo.isdisjoint((("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         del hess_ff__z_ff, hess_z_ff__z_ff
     if ("g", "F1") in todo:
         # ∂f/∂g,F1[i,a,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] r[c,i] - Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] mu[c] + Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] mu[c]
@@ -5886,7 +5886,7 @@ def hessian(params, data, blocks=None, out=None):
         _add_into(_diagonal_view(hess_b__F1, 0, 2), (adj_z_ff.sum(axis=(0, 2)))[None], 1 / B, True)
     if ("F1", "b") in want:
         _mirror(H, rows["b"][0], rows["b"][1], rows["F1"][0], rows["F1"][1])
-    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"), ("V1", "F1"), ("O1", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F1"), ("O2", "F1"))):
+    if not todo.isdisjoint((("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         # hess_z_ln__z_ff[q,a,i] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_ff[q,c,a,i] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_ff[q,c,a,i] mu[q]
         dreciprocal_z_ln_19 = -1/z_ln**2
         # einsum("Bq,c,Bqcai,Bqc->Bqai", dreciprocal_z_ln_19, g, hess_ln__z_ff, r)
@@ -5913,7 +5913,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_483 = g[:, None, None] * reciprocal_z_ln_23
         hess_r__z_ff = 0.25 * hess_mu__z_ff[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_ff[:, :, None] + (tmp_483.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_ff
         del dreciprocal_z_ln_19, tmp_478, tmp_479, tmp_480, tmp_481, hess_z_ln__z_ff, dsd_va_14, hess_va__z_ff, reciprocal_z_ln_23, tmp_482, hess_mu__z_ff, tmp_483
-    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"), ("V1", "F1"), ("O1", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F1"), ("O2", "F1"), ("g", "F1"), ("b", "F1"))):
+    if not todo.isdisjoint((("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         del hess_ln__z_ff
     if ("O1", "F1") in todo:
         # ∂f/∂O1,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h1[k,d] jac_ln__r[c,j,k,i] + Σ_ck h1[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
@@ -5937,11 +5937,11 @@ def hessian(params, data, blocks=None, out=None):
         tmp_487 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
         _add_into(hess_O2__F1, (np.tensordot(tmp_487, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
         del tmp_486, tmp_487
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"), ("O1", "O1"), ("O1", "O2"), ("O1", "F1"), ("O1", "F2"), ("O1", "U"), ("Q2", "O2"), ("K2", "O2"), ("V2", "O2"), ("O2", "O2"), ("O2", "F1"), ("O2", "F2"), ("O2", "U"))):
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del jac_ln__r
     if ("F1", "O2") in want:
         _mirror(H, rows["O2"][0], rows["O2"][1], rows["F1"][0], rows["F1"][1])
-    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"), ("V1", "F1"))):
+    if not todo.isdisjoint((("V1", "F1"), ("Q1", "F1"), ("K1", "F1"))):
         # hess_h1__z_ff[q,d,a,i] = Σ_c O1[c,d] hess_r__z_ff[q,c,a,i]
         # einsum("cd,Bqcai->Bqdai", O1, hess_r__z_ff)
         hess_h1__z_ff = (np.tensordot(hess_r__z_ff, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
@@ -5957,7 +5957,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_491 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
         _add_into(hess_V1__F1, (np.tensordot(tmp_491, tmp_490, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
         del tmp_488, tmp_489, tmp_490, tmp_491
-    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"), ("V1", "V1"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
         del jac_ln__h1
     if ("F1", "V1") in want:
         _mirror(H, rows["V1"][0], rows["V1"][1], rows["F1"][0], rows["F1"][1])
@@ -5973,7 +5973,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_493 = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a1_9, hess_a1__z_ff, optimize=False)
         hess_z_a1__z_ff = softmax_z_a1_9[:, :, :, None, None] * hess_a1__z_ff - tmp_493[:, :, None] * softmax_z_a1_9[:, :, :, None, None]
         del tmp_492, hess_a1__z_ff, softmax_z_a1_9, tmp_493
-    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"), ("V1", "F1"))):
+    if not todo.isdisjoint((("V1", "F1"), ("Q1", "F1"), ("K1", "F1"))):
         del hess_h1__z_ff
     if ("Q1", "F1") in todo:
         # ∂f/∂Q1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[l,k,a,m] ln[m,j]
@@ -6005,13 +6005,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_505 = np.einsum("Bdlam,Bli->Bdami", tmp_504, X, optimize=False)
         _add_into(hess_K1__F1, (np.tensordot(tmp_505, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
         del tmp_500, tmp_501, tmp_502, tmp_503, tmp_504, tmp_505
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_ln__z_a1
     if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"))):
         del hess_z_a1__z_ff
     if ("F1", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["F1"][0], rows["F1"][1])
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"), ("O1", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "F2"), ("O2", "F2"), ("g", "F2"), ("b", "F2"), ("F1", "F2"), ("F2", "F2"))):
+    if not todo.isdisjoint((("F2", "F2"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         # hess_p__ff[l,q,i] = jac_p__ff[l,q,i] softmax_l(p[l]) - Σ_c jac_p__ff[c,q,i] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_9 = _softmax(p, axis=1)
         # einsum("lqi,Bl->Blqi", jac_p__ff, softmax_p_9)
@@ -6023,7 +6023,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_507 = np.tensordot(hess_p__ff, U, axes=([1], [0]))
         hess_ff__ff = 0.3333333333333333 * (tmp_507.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
         del softmax_p_9, tmp_506, hess_p__ff, tmp_507
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("Q1", "F1"), ("Q1", "F2"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("K1", "F1"), ("K1", "F2"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("V1", "F1"), ("V1", "F2"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("O1", "F1"), ("O1", "F2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("Q2", "F1"), ("Q2", "F2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("K2", "F1"), ("K2", "F2"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("V2", "F1"), ("V2", "F2"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("O2", "F1"), ("O2", "F2"), ("g", "g"), ("g", "b"), ("g", "F1"), ("g", "F2"), ("b", "b"), ("b", "F1"), ("b", "F2"), ("F1", "F1"), ("F1", "F2"), ("F2", "F2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F2", "F2"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del jac_p__ff
     if ("F2", "F2") in todo:
         # ∂f/∂F2,F2[i,a,j,k] = Σ_cl gelu(z_ff[a,c]) gelu(z_ff[k,l]) hess_ff__ff[c,i,l,j]
@@ -6033,7 +6033,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_508 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff_2, optimize=False)
         _add_into(hess_F2__F2, (np.tensordot(tmp_508, gelu_z_ff_2, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, False)
         del gelu_z_ff_2, tmp_508
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"), ("O1", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "F2"), ("O2", "F2"), ("g", "F2"), ("b", "F2"), ("F1", "F2"))):
+    if not todo.isdisjoint((("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         # hess_z_ff__ff[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__ff[q,c,i,j]
         dgelu_z_ff_17 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff_17, F2, hess_ff__ff)
@@ -6054,13 +6054,13 @@ def hessian(params, data, blocks=None, out=None):
         del gelu_z_ff_3, tmp_510, dgelu_z_ff_18, tmp_511
     if ("F2", "F1") in want:
         _mirror(H, rows["F1"][0], rows["F1"][1], rows["F2"][0], rows["F2"][1])
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"), ("O1", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "F2"), ("O2", "F2"), ("g", "F2"), ("b", "F2"))):
+    if not todo.isdisjoint((("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         # hess_ln__ff[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__ff[c,q,j,k] + hess_ff__ff[q,i,j,k]
         # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__ff)
         hess_ln__ff = (np.tensordot(hess_z_ff__ff, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__ff
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"), ("O1", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "F2"), ("O2", "F2"), ("g", "F2"), ("b", "F2"), ("F1", "F2"), ("F2", "F2"))):
+    if not todo.isdisjoint((("F2", "F2"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del hess_ff__ff
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"), ("O1", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "F2"), ("O2", "F2"), ("g", "F2"), ("b", "F2"), ("F1", "F2"))):
+    if not todo.isdisjoint((("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del hess_z_ff__ff
     if ("g", "F2") in todo:
         # ∂f/∂g,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] r[k,i] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] r[k,i] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] mu[k]
@@ -6100,11 +6100,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bac,Bkicj->ija", gelu_z_ff_5, hess_ln__ff)
         _add_into(hess_b__F2, np.tensordot(hess_ln__ff.sum(axis=1), gelu_z_ff_5, axes=([0, 2], [0, 2])), 1 / B, True)
         del dgelu_z_ff_20, tmp_522, gelu_z_ff_5
-    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V1", "g"), ("V1", "b"), ("O1", "g"), ("O1", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "g"), ("V2", "b"), ("O2", "g"), ("O2", "b"), ("g", "g"), ("g", "b"), ("g", "F2"), ("g", "U"), ("b", "b"), ("b", "F2"), ("b", "U"))):
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("g", "F2"), ("b", "F2"), ("g", "U"), ("b", "U"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del jac_z_ff__ln
     if ("F2", "b") in want:
         _mirror(H, rows["b"][0], rows["b"][1], rows["F2"][0], rows["F2"][1])
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"), ("O1", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "F2"), ("O2", "F2"))):
+    if not todo.isdisjoint((("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         # hess_z_ln__ff[q,i,j] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ff[q,c,i,j] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ff[q,c,i,j] mu[q]
         dreciprocal_z_ln_20 = -1/z_ln**2
         # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln_20, g, hess_ln__ff, r)
@@ -6131,7 +6131,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_528 = g[:, None, None] * reciprocal_z_ln_25
         hess_r__ff = 0.25 * hess_mu__ff[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__ff[:, :, None] + (tmp_528.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__ff
         del dreciprocal_z_ln_20, tmp_523, tmp_524, tmp_525, tmp_526, hess_z_ln__ff, dsd_va_15, hess_va__ff, reciprocal_z_ln_25, tmp_527, hess_mu__ff, tmp_528
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"), ("O1", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "F2"), ("O2", "F2"), ("g", "F2"), ("b", "F2"))):
+    if not todo.isdisjoint((("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del hess_ln__ff
     if ("O1", "F2") in todo:
         # ∂f/∂O1,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h1[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_r__ff[k,i,c,j]
@@ -6161,11 +6161,11 @@ def hessian(params, data, blocks=None, out=None):
         tmp_534 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
         _add_into(hess_O2__F2, (np.tensordot(tmp_534, gelu_z_ff_7, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
         del dgelu_z_ff_22, tmp_532, tmp_533, gelu_z_ff_7, tmp_534
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"), ("O1", "O1"), ("O1", "O2"), ("O1", "F2"), ("O1", "U"), ("Q2", "O2"), ("K2", "O2"), ("V2", "O2"), ("O2", "O2"), ("O2", "F2"), ("O2", "U"))):
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del jac_z_ff__r
     if ("F2", "O2") in want:
         _mirror(H, rows["O2"][0], rows["O2"][1], rows["F2"][0], rows["F2"][1])
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"))):
+    if not todo.isdisjoint((("V1", "F2"), ("Q1", "F2"), ("K1", "F2"))):
         # hess_h1__ff[q,d,i,j] = Σ_c O1[c,d] hess_r__ff[q,c,i,j]
         # einsum("cd,Bqcij->Bqdij", O1, hess_r__ff)
         hess_h1__ff = (np.tensordot(hess_r__ff, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
@@ -6184,7 +6184,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_539 = a1 @ X
         _add_into(hess_V1__F2, (np.tensordot(tmp_539, tmp_538, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
         del dgelu_z_ff_23, tmp_535, tmp_536, tmp_537, gelu_z_ff_8, tmp_538, tmp_539
-    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"), ("V1", "V1"), ("V1", "F2"), ("V1", "U"))):
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F2"), ("V1", "U"))):
         del jac_z_ff__h1
     if ("F2", "V1") in want:
         _mirror(H, rows["V1"][0], rows["V1"][1], rows["F2"][0], rows["F2"][1])
@@ -6200,7 +6200,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_541 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_10, hess_a1__ff, optimize=False)
         hess_z_a1__ff = softmax_z_a1_10[:, :, :, None, None] * hess_a1__ff - tmp_541[:, :, None] * softmax_z_a1_10[:, :, :, None, None]
         del tmp_540, hess_a1__ff, softmax_z_a1_10, tmp_541
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"))):
+    if not todo.isdisjoint((("V1", "F2"), ("Q1", "F2"), ("K1", "F2"))):
         del hess_h1__ff
     if ("Q1", "F2") in todo:
         # ∂f/∂Q1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ff[m,l,c,j]
@@ -6238,13 +6238,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_555 = np.einsum("Bdmcj,Bac->Bdmja", tmp_554, gelu_z_ff_10, optimize=False)
         _add_into(hess_K1__F2, (np.tensordot(tmp_555, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
         del dgelu_z_ff_25, tmp_549, tmp_550, tmp_551, tmp_552, gelu_z_ff_10, tmp_553, tmp_554, tmp_555
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "F2"), ("K1", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_z_ff__z_a1
     if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"))):
         del hess_z_a1__ff
     if ("F2", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["F2"][0], rows["F2"][1])
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"), ("g", "U"), ("b", "U"), ("F1", "U"), ("F2", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
         softmax_p_10 = _softmax(p, axis=1)
         # einsum("li,Bl->Bli", np.eye(2), softmax_p_10)
@@ -6260,13 +6260,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_556 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
         _add_into(hess_U__U, (np.tensordot(tmp_556, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
         del tmp_556
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"), ("g", "U"), ("b", "U"), ("F1", "U"), ("F2", "U"))):
+    if not todo.isdisjoint((("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         # hess_ff__p[q,i,l] = 1/t Σ_c 1[q] U[c,i] hess_p__p[c,l]
         # einsum("q,ci,Bcl->Bqil", np.ones(3), U, hess_p__p)
         tmp_557 = np.tensordot(hess_p__p, U, axes=([1], [0]))
         hess_ff__p = 0.3333333333333333 * (tmp_557.transpose(0, 2, 1))[:, None] * (np.ones(3))[:, None, None]
         del tmp_557
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"), ("g", "U"), ("b", "U"), ("F1", "U"), ("F2", "U"), ("U", "U"))):
+    if not todo.isdisjoint((("U", "U"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         del hess_p__p
     if ("F2", "U") in todo:
         # ∂f/∂F2,U[i,a,l,j] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,j] hess_ff__p[c,i,l]
@@ -6280,7 +6280,7 @@ def hessian(params, data, blocks=None, out=None):
         del gelu_z_ff_11, tmp_558
     if ("U", "F2") in want:
         _mirror(H, rows["F2"][0], rows["F2"][1], rows["U"][0], rows["U"][1])
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"), ("g", "U"), ("b", "U"), ("F1", "U"))):
+    if not todo.isdisjoint((("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         # hess_z_ff__p[a,q,l] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__p[q,c,l]
         dgelu_z_ff_26 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcl->Baql", dgelu_z_ff_26, F2, hess_ff__p)
@@ -6301,13 +6301,13 @@ def hessian(params, data, blocks=None, out=None):
         del jac_ff__z_ff
     if ("U", "F1") in want:
         _mirror(H, rows["F1"][0], rows["F1"][1], rows["U"][0], rows["U"][1])
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"), ("g", "U"), ("b", "U"))):
+    if not todo.isdisjoint((("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         # hess_ln__p[q,i,l] = Σ_c F1[c,i] hess_z_ff__p[c,q,l] + hess_ff__p[q,i,l]
         # einsum("ci,Bcql->Bqil", F1, hess_z_ff__p)
         hess_ln__p = (np.tensordot(hess_z_ff__p, F1, axes=([1], [0]))).transpose(0, 1, 3, 2) + hess_ff__p
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"), ("g", "U"), ("b", "U"), ("F1", "U"), ("F2", "U"))):
+    if not todo.isdisjoint((("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         del hess_ff__p
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"), ("g", "U"), ("b", "U"), ("F1", "U"))):
+    if not todo.isdisjoint((("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         del hess_z_ff__p
     if ("g", "U") in todo:
         # ∂f/∂g,U[i,l,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] mu[c]
@@ -6343,7 +6343,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_ff__ln
     if ("U", "b") in want:
         _mirror(H, rows["b"][0], rows["b"][1], rows["U"][0], rows["U"][1])
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"))):
+    if not todo.isdisjoint((("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         # hess_z_ln__p[q,l] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__p[q,c,l] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__p[q,c,l] mu[q]
         dreciprocal_z_ln_21 = -1/z_ln**2
         # einsum("Bq,c,Bqcl,Bqc->Bql", dreciprocal_z_ln_21, g, hess_ln__p, r)
@@ -6372,7 +6372,7 @@ def hessian(params, data, blocks=None, out=None):
         del dreciprocal_z_ln_21, tmp_570, tmp_571, tmp_572, tmp_573, hess_z_ln__p, dsd_va_16, hess_va__p, reciprocal_z_ln_27, tmp_574, hess_mu__p, tmp_575
     if todo:
         del va
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"), ("g", "U"), ("b", "U"))):
+    if not todo.isdisjoint((("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         del hess_ln__p
     if ("O1", "U") in todo:
         # ∂f/∂O1,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h1[k,d] hess_r__p[k,i,l]
@@ -6402,7 +6402,7 @@ def hessian(params, data, blocks=None, out=None):
         del jac_ff__r
     if ("U", "O2") in want:
         _mirror(H, rows["O2"][0], rows["O2"][1], rows["U"][0], rows["U"][1])
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"))):
+    if not todo.isdisjoint((("V1", "U"), ("Q1", "U"), ("K1", "U"))):
         # hess_h1__p[q,d,l] = Σ_c O1[c,d] hess_r__p[q,c,l]
         # einsum("cd,Bqcl->Bqdl", O1, hess_r__p)
         hess_h1__p = (np.tensordot(hess_r__p, O1, axes=([2], [0]))).transpose(0, 1, 3, 2)
@@ -6438,7 +6438,7 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_584, hess_a1__p, softmax_z_a1_11, tmp_585
     if todo:
         del z_a1
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"))):
+    if not todo.isdisjoint((("V1", "U"), ("Q1", "U"), ("K1", "U"))):
         del hess_h1__p
     if ("Q1", "U") in todo:
         # ∂f/∂Q1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[m,k,l]
@@ -6476,11 +6476,11 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_a1__p
     if ("U", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["U"][0], rows["U"][1])
-    if not todo.isdisjoint((("Q2", "O2"), ("K2", "O2"), ("V2", "O2"))):
+    if not todo.isdisjoint((("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         # hess_h2__r[q,d,i,j] = Σ_c O2[c,d] hess_r__r[q,c,i,j]
         # einsum("cd,Bqcij->Bqdij", O2, hess_r__r)
         hess_h2__r = (np.tensordot(hess_r__r, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
-    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V1", "O1"), ("V1", "O2"), ("O1", "O1"), ("O1", "O2"), ("Q2", "O2"), ("K2", "O2"), ("V2", "O2"), ("O2", "O2"))):
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del hess_r__r
     if ("V2", "O2") in todo:
         # ∂f/∂V2,O2[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a2[l,c] adj_r[l,j] + Σ_clm X[c,i] a2[l,c] h2[m,k] hess_h2__r[l,d,m,j]
@@ -6507,7 +6507,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_602 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_4, hess_a2__r, optimize=False)
         hess_z_a2__r = softmax_z_a2_4[:, :, :, None, None] * hess_a2__r - tmp_602[:, :, None] * softmax_z_a2_4[:, :, :, None, None]
         del tmp_601, hess_a2__r, softmax_z_a2_4, tmp_602
-    if not todo.isdisjoint((("Q2", "O2"), ("K2", "O2"), ("V2", "O2"))):
+    if not todo.isdisjoint((("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del hess_h2__r
     if ("Q2", "O2") in todo:
         # ∂f/∂Q2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,m,l] + 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[m,l,n,j]
@@ -6541,9 +6541,9 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_609, tmp_610, tmp_611, tmp_612, tmp_613, tmp_614
     if todo:
         del h2
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("V1", "O1"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("V2", "O2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "O1"), ("Q1", "O1"), ("K1", "O1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
         del adj_r
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "O2"), ("K2", "g"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         del jac_h2__z_a2
     if not todo.isdisjoint((("Q2", "O2"), ("K2", "O2"))):
         del hess_z_a2__r
@@ -6583,7 +6583,7 @@ def hessian(params, data, blocks=None, out=None):
         del hess_h2__z_a2, tmp_615, hess_a2__z_a2, softmax_z_a2_5, tmp_616, tmp_617, tmp_618, tmp_619, tmp_620, tmp_621, tmp_622, tmp_623, tmp_624, tmp_625, tmp_626, tmp_627, tmp_628
     if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
         del adj_a2
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
         del hess_r__z_a2
     if ("Q2", "Q2") in todo:
         # ∂f/∂Q2,Q2[d,i,j,k] = 1/e Σ_clmnop K2[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,p,n]
@@ -6625,11 +6625,11 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_639, tmp_640, tmp_641, tmp_642
     if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
         del hess_z_a2__z_a2
-    if not todo.isdisjoint((("Q2", "V2"), ("K2", "V2"), ("V2", "V2"))):
+    if not todo.isdisjoint((("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         # hess_h2__h2[q,d,i,j] = Σ_c O2[c,d] hess_r__h2[q,c,i,j]
         # einsum("cd,Bqcij->Bqdij", O2, hess_r__h2)
         hess_h2__h2 = (np.tensordot(hess_r__h2, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"), ("O1", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "V2"))):
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         del hess_r__h2
     if ("V2", "V2") in todo:
         # ∂f/∂V2,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a2[m,c] a2[n,l] hess_h2__h2[m,d,n,j]
@@ -6651,7 +6651,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_646 = np.einsum("Bqc,Bqcid->Bqid", softmax_z_a2_6, hess_a2__h2, optimize=False)
         hess_z_a2__h2 = softmax_z_a2_6[:, :, :, None, None] * hess_a2__h2 - tmp_646[:, :, None] * softmax_z_a2_6[:, :, :, None, None]
         del tmp_645, hess_a2__h2, softmax_z_a2_6, tmp_646
-    if not todo.isdisjoint((("Q2", "V2"), ("K2", "V2"), ("V2", "V2"))):
+    if not todo.isdisjoint((("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         del hess_h2__h2
     if ("Q2", "V2") in todo:
         # ∂f/∂Q2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,m,l] + 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[m,l,o,j]
@@ -6687,19 +6687,19 @@ def hessian(params, data, blocks=None, out=None):
         tmp_662 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_661, X, optimize=False)
         _add_into(hess_K2__V2, (np.tensordot(tmp_662, tmp_659, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
         del tmp_655, tmp_656, tmp_657, tmp_658, tmp_659, tmp_660, tmp_661, tmp_662
-    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("K2", "K2"), ("K2", "V2"))):
+    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
         del adj_h2
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         del jac_a2__z_a2
     if not todo.isdisjoint((("Q2", "V2"), ("K2", "V2"))):
         del hess_z_a2__h2
     if ("V2", "K2") in want:
         _mirror(H, rows["K2"][0], rows["K2"][1], rows["V2"][0], rows["V2"][1])
-    if not todo.isdisjoint((("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "g"), ("V2", "b"))):
+    if not todo.isdisjoint((("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         # hess_h2__ln[q,d,i,j] = Σ_c O2[c,d] hess_r__ln[q,c,i,j]
         # einsum("cd,Bqcij->Bqdij", O2, hess_r__ln)
         hess_h2__ln = (np.tensordot(hess_r__ln, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
-    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V1", "g"), ("V1", "b"), ("O1", "g"), ("O1", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "g"), ("V2", "b"), ("O2", "g"), ("O2", "b"))):
+    if not todo.isdisjoint((("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del hess_r__ln
     if ("V2", "g") in todo:
         # ∂f/∂V2,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_r__h2[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] mu[c]
@@ -6739,7 +6739,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_682 = tmp_681[:, :, :, None] * tmp_680[:, None, None]
         _add_into(hess_V2__g, (np.tensordot(tmp_682, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
         del reciprocal_z_ln_28, tmp_663, tmp_664, tmp_665, tmp_666, tmp_667, tmp_668, dreciprocal_z_ln_22, tmp_669, tmp_670, tmp_671, tmp_672, tmp_673, tmp_674, tmp_675, tmp_676, tmp_677, tmp_678, tmp_679, tmp_680, tmp_681, tmp_682
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"), ("O1", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
         del jac_r__h2, jac_mu__h2, jac_z_ln__h2
     if ("g", "V2") in want:
         _mirror(H, rows["V2"][0], rows["V2"][1], rows["g"][0], rows["g"][1])
@@ -6764,7 +6764,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_685 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_7, hess_a2__ln, optimize=False)
         hess_z_a2__ln = softmax_z_a2_7[:, :, :, None, None] * hess_a2__ln - tmp_685[:, :, None] * softmax_z_a2_7[:, :, :, None, None]
         del tmp_684, hess_a2__ln, softmax_z_a2_7, tmp_685
-    if not todo.isdisjoint((("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "g"), ("V2", "b"))):
+    if not todo.isdisjoint((("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del hess_h2__ln
     if ("Q2", "g") in todo:
         # ∂f/∂Q2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] mu[c]
@@ -6868,9 +6868,9 @@ def hessian(params, data, blocks=None, out=None):
         del reciprocal_z_ln_30, tmp_714, tmp_715, tmp_716, tmp_717, tmp_718, tmp_719, tmp_720, tmp_721, dreciprocal_z_ln_24, tmp_722, tmp_723, tmp_724, tmp_725, tmp_726, tmp_727, tmp_728, tmp_729, tmp_730, tmp_731, tmp_732, tmp_733, tmp_734, tmp_735, tmp_736, tmp_737, tmp_738, tmp_739
     if todo:
         del r, mu, z_ln
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("O2", "O2"), ("O2", "g"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"))):
         del adj_ln
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "g"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "g"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         del jac_r__z_a2, jac_mu__z_a2, jac_z_ln__z_a2
     if ("g", "K2") in want:
         _mirror(H, rows["K2"][0], rows["K2"][1], rows["g"][0], rows["g"][1])
@@ -6886,11 +6886,11 @@ def hessian(params, data, blocks=None, out=None):
         del hess_z_a2__ln
     if ("b", "K2") in want:
         _mirror(H, rows["K2"][0], rows["K2"][1], rows["b"][0], rows["b"][1])
-    if not todo.isdisjoint((("Q2", "F1"), ("K2", "F1"), ("V2", "F1"))):
+    if not todo.isdisjoint((("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         # hess_h2__z_ff[q,d,a,i] = Σ_c O2[c,d] hess_r__z_ff[q,c,a,i]
         # einsum("cd,Bqcai->Bqdai", O2, hess_r__z_ff)
         hess_h2__z_ff = (np.tensordot(hess_r__z_ff, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
-    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"), ("V1", "F1"), ("O1", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F1"), ("O2", "F1"))):
+    if not todo.isdisjoint((("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         del hess_r__z_ff
     if ("V2", "F1") in todo:
         # ∂f/∂V2,F1[d,i,a,j] = Σ_ckl X[c,i] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,j,k,d] + Σ_ckl X[c,i] a2[k,c] hess_h2__z_ff[k,d,a,l] ln[l,j]
@@ -6904,7 +6904,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_745 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
         _add_into(hess_V2__F1, (np.tensordot(tmp_745, tmp_744, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
         del tmp_742, tmp_743, tmp_744, tmp_745
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"), ("O1", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "V2"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
         del jac_ln__h2
     if ("F1", "V2") in want:
         _mirror(H, rows["V2"][0], rows["V2"][1], rows["F1"][0], rows["F1"][1])
@@ -6920,7 +6920,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_747 = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a2_8, hess_a2__z_ff, optimize=False)
         hess_z_a2__z_ff = softmax_z_a2_8[:, :, :, None, None] * hess_a2__z_ff - tmp_747[:, :, None] * softmax_z_a2_8[:, :, :, None, None]
         del tmp_746, hess_a2__z_ff, softmax_z_a2_8, tmp_747
-    if not todo.isdisjoint((("Q2", "F1"), ("K2", "F1"), ("V2", "F1"))):
+    if not todo.isdisjoint((("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         del hess_h2__z_ff
     if ("Q2", "F1") in todo:
         # ∂f/∂Q2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[l,k,a,m] ln[m,j]
@@ -6954,19 +6954,19 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_754, tmp_755, tmp_756, tmp_757, tmp_758, tmp_759
     if todo:
         del ln
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "F1"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "F1"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "F1"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "F1"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "F1"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "F1"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "F1"), ("O2", "O2"), ("O2", "g"), ("O2", "F1"), ("g", "F1"), ("b", "F1"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         del adj_z_ff
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         del jac_ln__z_a2
     if not todo.isdisjoint((("Q2", "F1"), ("K2", "F1"))):
         del hess_z_a2__z_ff
     if ("F1", "K2") in want:
         _mirror(H, rows["K2"][0], rows["K2"][1], rows["F1"][0], rows["F1"][1])
-    if not todo.isdisjoint((("Q2", "F2"), ("K2", "F2"), ("V2", "F2"))):
+    if not todo.isdisjoint((("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         # hess_h2__ff[q,d,i,j] = Σ_c O2[c,d] hess_r__ff[q,c,i,j]
         # einsum("cd,Bqcij->Bqdij", O2, hess_r__ff)
         hess_h2__ff = (np.tensordot(hess_r__ff, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
-    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"), ("V1", "F2"), ("O1", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "F2"), ("O2", "F2"))):
+    if not todo.isdisjoint((("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del hess_r__ff
     if ("V2", "F2") in todo:
         # ∂f/∂V2,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a2[l,k] adj_ff[c,j] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a2[l,k] hess_h2__ff[l,d,c,j]
@@ -6983,7 +6983,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_764 = a2 @ X
         _add_into(hess_V2__F2, (np.tensordot(tmp_764, tmp_763, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
         del dgelu_z_ff_27, tmp_760, tmp_761, tmp_762, gelu_z_ff_12, tmp_763, tmp_764
-    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"), ("V1", "V2"), ("O1", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "V2"), ("V2", "F2"), ("V2", "U"))):
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F2"), ("V2", "U"))):
         del jac_z_ff__h2
     if ("F2", "V2") in want:
         _mirror(H, rows["V2"][0], rows["V2"][1], rows["F2"][0], rows["F2"][1])
@@ -6999,7 +6999,7 @@ def hessian(params, data, blocks=None, out=None):
         tmp_766 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_9, hess_a2__ff, optimize=False)
         hess_z_a2__ff = softmax_z_a2_9[:, :, :, None, None] * hess_a2__ff - tmp_766[:, :, None] * softmax_z_a2_9[:, :, :, None, None]
         del tmp_765, hess_a2__ff, softmax_z_a2_9, tmp_766
-    if not todo.isdisjoint((("Q2", "F2"), ("K2", "F2"), ("V2", "F2"))):
+    if not todo.isdisjoint((("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del hess_h2__ff
     if ("Q2", "F2") in todo:
         # ∂f/∂Q2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ff[m,l,c,j]
@@ -7039,19 +7039,19 @@ def hessian(params, data, blocks=None, out=None):
         del dgelu_z_ff_29, tmp_774, tmp_775, tmp_776, tmp_777, gelu_z_ff_14, tmp_778, tmp_779, tmp_780
     if todo:
         del z_ff
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("Q1", "F1"), ("Q1", "F2"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("K1", "F1"), ("K1", "F2"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("V1", "F1"), ("V1", "F2"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("O1", "F1"), ("O1", "F2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("Q2", "F1"), ("Q2", "F2"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("K2", "F1"), ("K2", "F2"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("V2", "F1"), ("V2", "F2"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("O2", "F1"), ("O2", "F2"), ("g", "g"), ("g", "b"), ("g", "F1"), ("g", "F2"), ("b", "b"), ("b", "F1"), ("b", "F2"), ("F1", "F1"), ("F1", "F2"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del adj_ff
-    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("O1", "Q2"), ("O1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "F2"), ("K2", "U"))):
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         del jac_z_ff__z_a2
     if not todo.isdisjoint((("Q2", "F2"), ("K2", "F2"))):
         del hess_z_a2__ff
     if ("F2", "K2") in want:
         _mirror(H, rows["K2"][0], rows["K2"][1], rows["F2"][0], rows["F2"][1])
-    if not todo.isdisjoint((("Q2", "U"), ("K2", "U"), ("V2", "U"))):
+    if not todo.isdisjoint((("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         # hess_h2__p[q,d,l] = Σ_c O2[c,d] hess_r__p[q,c,l]
         # einsum("cd,Bqcl->Bqdl", O2, hess_r__p)
         hess_h2__p = (np.tensordot(hess_r__p, O2, axes=([2], [0]))).transpose(0, 1, 3, 2)
-    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"), ("V1", "U"), ("O1", "U"), ("Q2", "U"), ("K2", "U"), ("V2", "U"), ("O2", "U"))):
+    if not todo.isdisjoint((("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         del hess_r__p
     if ("V2", "U") in todo:
         # ∂f/∂V2,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a2[k,c] adj_p[l] jac_ff__h2[m,j,k,d] + 1/t Σ_ckm X[c,i] a2[k,c] ff[m,j] hess_h2__p[k,d,l]
@@ -7085,7 +7085,7 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_785, hess_a2__p, softmax_z_a2_10, tmp_786
     if todo:
         del z_a2
-    if not todo.isdisjoint((("Q2", "U"), ("K2", "U"), ("V2", "U"))):
+    if not todo.isdisjoint((("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         del hess_h2__p
     if ("Q2", "U") in todo:
         # ∂f/∂Q2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[m,k,l]
@@ -7119,7 +7119,7 @@ def hessian(params, data, blocks=None, out=None):
         del tmp_793, tmp_794, tmp_795, tmp_796, tmp_797, tmp_798
     if todo:
         del ff
-    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("Q1", "V1"), ("Q1", "O1"), ("Q1", "Q2"), ("Q1", "K2"), ("Q1", "V2"), ("Q1", "O2"), ("Q1", "g"), ("Q1", "b"), ("Q1", "F1"), ("Q1", "F2"), ("Q1", "U"), ("K1", "K1"), ("K1", "V1"), ("K1", "O1"), ("K1", "Q2"), ("K1", "K2"), ("K1", "V2"), ("K1", "O2"), ("K1", "g"), ("K1", "b"), ("K1", "F1"), ("K1", "F2"), ("K1", "U"), ("V1", "V1"), ("V1", "O1"), ("V1", "Q2"), ("V1", "K2"), ("V1", "V2"), ("V1", "O2"), ("V1", "g"), ("V1", "b"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"), ("O1", "O1"), ("O1", "Q2"), ("O1", "K2"), ("O1", "V2"), ("O1", "O2"), ("O1", "g"), ("O1", "b"), ("O1", "F1"), ("O1", "F2"), ("O1", "U"), ("Q2", "Q2"), ("Q2", "K2"), ("Q2", "V2"), ("Q2", "O2"), ("Q2", "g"), ("Q2", "b"), ("Q2", "F1"), ("Q2", "F2"), ("Q2", "U"), ("K2", "K2"), ("K2", "V2"), ("K2", "O2"), ("K2", "g"), ("K2", "b"), ("K2", "F1"), ("K2", "F2"), ("K2", "U"), ("V2", "V2"), ("V2", "O2"), ("V2", "g"), ("V2", "b"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"), ("O2", "O2"), ("O2", "g"), ("O2", "b"), ("O2", "F1"), ("O2", "F2"), ("O2", "U"), ("g", "g"), ("g", "b"), ("g", "F1"), ("g", "F2"), ("g", "U"), ("b", "b"), ("b", "F1"), ("b", "F2"), ("b", "U"), ("F1", "F1"), ("F1", "F2"), ("F1", "U"), ("F2", "U"))):
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         del adj_p
     if not todo.isdisjoint((("Q2", "U"), ("K2", "U"))):
         del jac_ff__z_a2

@@ -6,8 +6,10 @@ view, batch mean included (the 1/B scales the smallest operand or the write itse
 
 * **outer** — ``G[j,k] a[i] b[l]`` over the block's axes (j, i, k, l), the Gauss–Newton and
   second-order-adjoint term of two dense layers: ``_outer_into``, a matmul per row chunk straight
-  into the buffer (a diagonal block that is this one term with G = hess[z,z], symmetric, and
-  a = b: only its upper half multiplied, the rest copied);
+  into the buffer, one for all the outer terms with the same ``a`` (their rows G b summed
+  first: the block with the last layer, adj_p[k] J[l,j] x[i] + hess[j,k] v[l] x[i], is one
+  matmul); a diagonal block that is this one term with G = hess[z,z], symmetric, and a = b:
+  only its upper half multiplied, the rest copied;
 * **diagonal** — a term with ``δ[x,y]`` over two of the block's axes (an activation's Jacobian
   written in, :func:`~einderiv.emit.kernel_build._diagonals`; ‖T − U Vᵀ‖²'s 2 δ[i,j] (VᵀV)[k,l]):
   the rest contracted with y renamed x (broadcast along x where it does not read it), added onto
@@ -30,7 +32,7 @@ import sympy
 from ..analysis.factor import as_terms
 from ..ir import Apply, Delta, Ref, rename
 from .kernel import Block, Comment, Local, Run
-from .kernel_arrays import BATCH, Call, Div, Item, Num, Py, Subscript, Transpose, Var, atom
+from .kernel_arrays import BATCH, Call, Div, Item, Num, Py, Subscript, Transpose, TupleOf, Var, atom
 from .kernel_lower import Scope
 from .kernel_names import Letters
 
@@ -52,17 +54,24 @@ def block_into(s: Scope, st: Block) -> None:
     if not terms or kinds[order[0]][0][0] == "diagonal":
         s.emit(Run(Call("_add_into", (Var(view), Num(0.0), Num(1), Py(False)))))
         written = True
+    shared = {}  # a -> its outer terms (G, b, scale, swap): one matmul per row chunk for them all
+    symmetric = False
     for k in order:
         (kind, detail), t = kinds[k]
         if kind == "outer":
             G, a, b, swap, symmetric = detail
-            args = (Var(view), G, a, b, _scale(s, t.coef, True), Py(written))
-            if symmetric and len(terms) == 1 and st.wrt[0] == st.wrt[1]:  # one symmetric term: half of it
-                args += (Py(False), Py(True))
-            elif swap:
-                args += (Py(True),)
-            s.emit(Run(Call("_outer_into", args)))
-        elif kind == "gram":
+            shared.setdefault(a, []).append(TupleOf((G, b, _scale(s, t.coef, True), Py(swap))))
+    for a, outers in shared.items():
+        args = (Var(view), a, TupleOf(tuple(outers)), Py(written))
+        if symmetric and len(terms) == 1 and st.wrt[0] == st.wrt[1]:  # one symmetric term: half of it
+            args += (Py(True),)
+        s.emit(Run(Call("_outer_into", args)))
+        written = True
+    for k in order:
+        (kind, detail), t = kinds[k]
+        if kind == "outer":
+            continue
+        if kind == "gram":
             x, rest = detail
             w, _ = s.contract([s.lower(f) for f in rest], 1, (), True)
             s.emit(Run(Call("_gram_into", (Var(view), s.lower(x).expr, w, _scale(s, t.coef, True), Py(written)))))
