@@ -167,10 +167,27 @@ def free(fn: Function) -> Function:
         dead = ending.get(k, [])
         inside = [v for v in dead if test.get(v) == k]
         if inside:
-            st = When(st.keys, st.of, st.body + (Free(tuple(inside)),))
+            st = When(st.keys, st.of, _free_within(st.body, inside))
         out.append(st)
         if [v for v in dead if v not in test]:
             out.append(Free(tuple(v for v in dead if v not in test)))
         for b in sorted({test[v] for v in dead if v in test and test[v] != k}):
             out.append(When(body[b].keys, body[b].of, (Free(tuple(v for v in dead if test.get(v) == b)),)))
     return Function(fn.name, fn.args, fn.doc, tuple(out), fn.prologue, fn.frame)
+
+
+def _free_within(body: tuple, names: list) -> tuple:
+    """``body`` (a test's) with a ``del`` of each of ``names`` (arrays born and dead in it) after the
+    statement of ``body`` that reads or writes it last — not at the end of the test, where every
+    intermediate of a chain (a block's second-order adjoints) would still be alive together."""
+    life, last = lifetimes(body), len(body) - 1
+    ending: dict = {}
+    for v in names:
+        ending.setdefault(life[v][1] if v in life else last, []).append(v)
+    out: list = []
+    for k, st in enumerate(body):
+        out.append(st)
+        if k in ending:
+            out.append(Free(tuple(ending[k])))
+    return tuple(out)
+
