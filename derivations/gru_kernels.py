@@ -670,7 +670,7 @@ def objective(params, data):
 
 
 def _forward_gradient(params, data):
-    """The forward pass of gradient: _forward storing into t only what _gradient reads."""
+    """The forward pass of gradient: _forward (its formulas are there) storing into t only what _gradient reads."""
     T = data["x"].shape[1]
     t = {"depth": T}
     t["y"] = data["y"]
@@ -679,23 +679,16 @@ def _forward_gradient(params, data):
         t[f"x({k})"] = data["x"][:, k - 1]
     if T < MIN_LENGTH:
         raise ValueError(f"this recurrence is written for T >= {MIN_LENGTH} steps: data['x'] has {T}")
-    # z_z_1[j] = Σ_i Wz[j,i] x_1[i]
     Wz = t["Wz"]
     x_1 = t["x(1)"]
-    # einsum("ji,Bi->Bj", Wz, x_1)
     z_z_1 = x_1 @ Wz.T
     t["z_z(1)"] = z_z_1
-    # z_1[j] = sigmoid(z_z_1[j])
     z_1 = _sigmoid(z_z_1)
     t["z(1)"] = z_1
-    # z_c_1[j] = Σ_i Wh[j,i] x_1[i]
     Wh = t["Wh"]
-    # einsum("ji,Bi->Bj", Wh, x_1)
     z_c_1 = x_1 @ Wh.T
-    # c_1[j] = tanh(z_c_1[j])
     c_1 = np.tanh(z_c_1)
     t["c(1)"] = c_1
-    # h_1[j] = c_1[j] + z_1[j] -c_1[j]
     tmp = -c_1
     h_1 = c_1 + z_1 * tmp
     t["h(1)"] = h_1
@@ -704,42 +697,26 @@ def _forward_gradient(params, data):
     Ur = t["Ur"]
     Uh = t["Uh"]
     for k in range(2, T + 1):
-        # z_z_k[j] = Σ_i Wz[j,i] x_k[i] + Σ_k Uz[j,k] h_km1[k]
         x_k = t[f"x({k})"]
-        # einsum("ji,Bi->Bj", Wz, x_k)
         h_km1 = t[f"h({k-1})"]
-        # einsum("jk,Bk->Bj", Uz, h_km1)
         z_z_k = x_k @ Wz.T + h_km1 @ Uz.T
         t[f"z_z({k})"] = z_z_k
-        # z_k[j] = sigmoid(z_z_k[j])
         z_k = _sigmoid(z_z_k)
         t[f"z({k})"] = z_k
-        # z_r_k[j] = Σ_i Wr[j,i] x_k[i] + Σ_k Ur[j,k] h_km1[k]
-        # einsum("ji,Bi->Bj", Wr, x_k)
-        # einsum("jk,Bk->Bj", Ur, h_km1)
         z_r_k = x_k @ Wr.T + h_km1 @ Ur.T
         t[f"z_r({k})"] = z_r_k
-        # r_k[j] = sigmoid(z_r_k[j])
         r_k = _sigmoid(z_r_k)
         t[f"r({k})"] = r_k
-        # g_k[j] = r_k[j] h_km1[j]
         g_k = r_k * h_km1
         t[f"g({k})"] = g_k
-        # z_c_k[j] = Σ_i Wh[j,i] x_k[i] + Σ_k Uh[j,k] g_k[k]
-        # einsum("ji,Bi->Bj", Wh, x_k)
-        # einsum("jk,Bk->Bj", Uh, g_k)
         z_c_k = x_k @ Wh.T + g_k @ Uh.T
-        # c_k[j] = tanh(z_c_k[j])
         c_k = np.tanh(z_c_k)
         t[f"c({k})"] = c_k
-        # h_k[j] = c_k[j] + z_k[j] (h_km1[j] - c_k[j])
         tmp_2 = h_km1 - c_k
         h_k = c_k + z_k * tmp_2
         t[f"h({k})"] = h_k
-    # p[l] = Σ_j V[l,j] h_T[j]
     V = t["V"]
     h_T = t[f"h({T})"]
-    # einsum("lj,Bj->Bl", V, h_T)
     p = h_T @ V.T
     t["p"] = p
     return t

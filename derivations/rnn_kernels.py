@@ -219,7 +219,7 @@ def objective(params, data):
 
 
 def _forward_gradient(params, data):
-    """The forward pass of gradient: _forward storing into t only what _gradient reads."""
+    """The forward pass of gradient: _forward (its formulas are there) storing into t only what _gradient reads."""
     T = data["x"].shape[1]
     t = {"depth": T}
     t["y"] = data["y"]
@@ -228,29 +228,20 @@ def _forward_gradient(params, data):
         t[f"x({k})"] = data["x"][:, k - 1]
     if T < MIN_LENGTH:
         raise ValueError(f"this recurrence is written for T >= {MIN_LENGTH} steps: data['x'] has {T}")
-    # z_h_1[j] = Σ_k V[j,k] x_1[k]
     V = t["V"]
     x_1 = t["x(1)"]
-    # einsum("jk,Bk->Bj", V, x_1)
     z_h_1 = x_1 @ V.T
-    # h_1[j] = tanh(z_h_1[j])
     h_1 = np.tanh(z_h_1)
     t["h(1)"] = h_1
     W = t["W"]
     for k in range(2, T + 1):
-        # z_h_k[j] = Σ_i W[j,i] h_km1[i] + Σ_k V[j,k] x_k[k]
         h_km1 = t[f"h({k-1})"]
-        # einsum("ji,Bi->Bj", W, h_km1)
         x_k = t[f"x({k})"]
-        # einsum("jk,Bk->Bj", V, x_k)
         z_h_k = h_km1 @ W.T + x_k @ V.T
-        # h_k[j] = tanh(z_h_k[j])
         h_k = np.tanh(z_h_k)
         t[f"h({k})"] = h_k
-    # p[l] = Σ_j U[l,j] h_T[j]
     U = t["U"]
     h_T = t[f"h({T})"]
-    # einsum("lj,Bj->Bl", U, h_T)
     p = h_T @ U.T
     t["p"] = p
     return t

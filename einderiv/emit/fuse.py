@@ -35,7 +35,7 @@ FUSED_DOC = ("Batch-mean gradient from t (forward done): the reversed loop of _b
              "statement reads back is stored into t.")
 #: the forward pass of ``gradient`` (:func:`carry_fused`)
 LEAN_FORWARD = "_forward_gradient"
-LEAN_DOC = "The forward pass of gradient: _forward storing into t only what _gradient reads."
+LEAN_DOC = "The forward pass of gradient: _forward (its formulas are there) storing into t only what _gradient reads."
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: label offsets tried, nearest first
 SHIFTS = (0, 1, -1, 2, -2)
@@ -172,7 +172,7 @@ def carry_fused(module: Module) -> Module:
             loaded = {_family(st.value.key.name) for st in _walk(it.body) if _is_t(st.value)}
             forward = next(f for f in module.items if isinstance(f, Function) and f.name == "_forward")
             items.append(replace(forward, name=LEAN_FORWARD, doc=LEAN_DOC,
-                                 body=tuple(unused_dropped(_without_stores(list(forward.body), loaded)))))
+                                 body=uncommented(unused_dropped(_without_stores(list(forward.body), loaded)))))
         items.append(it)
     return Module(module.header, module.constants, tuple(items))
 
@@ -268,3 +268,11 @@ def unused_dropped(body: list) -> list:
         live.update(_WORD.findall(st.text) if isinstance(st, Python) else variables(st, []))
         out.append(st)
     return out[::-1]
+
+
+def uncommented(body) -> tuple:
+    """``body`` without its comments and einsum notes (a copy of a function whose formulas are
+    written in the original)."""
+    return tuple(replace(st, body=uncommented(st.body)) if isinstance(st, Loop) else
+                 replace(st, note=False) if isinstance(st, Contraction) else st
+                 for st in body if not isinstance(st, Comment))
