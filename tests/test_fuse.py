@@ -10,6 +10,7 @@ import pytest
 import sympy
 
 import einderiv
+import einderiv.emit.sequence_kernel as sequence_kernel
 from einderiv.emit.fuse import fuse_gradient
 from einderiv.emit.kernel import Accumulate, Define, Local, Loop, Range, Return, TermGroup
 from einderiv.ir import Const, Index, Name, Prod, Ref, Sym
@@ -138,3 +139,16 @@ def test_a_sum_that_fits_no_loop_keeps_its_own_loop_after_it():
     assert len(loop.body) == 2 and loop.body[1].group.labels is None  # steps 1..7 inside (shift 0)
     after = [st for st in fused[fused.index(loop) + 1:] if not isinstance(st, Return)]
     assert [st.group.labels for st in after] == [None, (20, 21, 22)]  # step 8 alone, the far group's loop
+
+
+def test_without_fusion_gradient_runs_backward_then_the_sums(monkeypatch):
+    """Where the sums do not fit the backward loop, gradient is the two-pass one (same numbers)."""
+    monkeypatch.setattr(sequence_kernel, "fuse_gradient", lambda *args: None)
+    src = einderiv.codegen(einderiv.load(RNN, dims=DIMS))
+    gradient = function_source(src, "gradient")
+    assert "_forward(params, data)" in gradient and "_backward(t)" in gradient and "_forward_gradient" not in src
+    m = load_source(src)
+    params, data = sample(m, 4, 13)
+    got, want = m["gradient"](params, data), bptt(params, data)
+    for k in want:
+        assert np.allclose(got[k], want[k], rtol=1e-12, atol=1e-14), k
