@@ -14,9 +14,11 @@ of a group that no iteration covers (step T, whose adjoint is the base case befo
 are added one by one after the loop; a group that fits no loop keeps its own loop after them.
 
 A term is placed at an iteration only where every back-propagated quantity it reads is defined
-by then (checked member by member at the reference length), so the values are the ones the
-two-pass gradient adds: the same numbers, in the same order within each weight's sum up to the
-order of its steps.
+by then (checked member by member at the reference length), so each weight's sum has the terms
+the two-pass gradient adds — equal up to rounding: the steps are added in the loop's order, and
+1/B is applied once to the objective's adjoint where :func:`~einderiv.emit.straight.mean_seeds`
+finds that exact.  ``tests/test_fuse.py`` checks the numbers against an independent BPTT, the
+two-pass per-sample gradients and central differences.
 """
 from __future__ import annotations
 
