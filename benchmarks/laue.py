@@ -10,8 +10,9 @@ Three problems, each an einderiv network under ``benchmarks/laue/``:
    ``hessian`` is that of the batch mean over the m samples, and so is the baselines' function;
 3. ``mf.ein``:     matrix factorisation ‖T − U Vᵀ‖², the (U, U) block (T data, batch 1).
 
-For each size, einderiv's generated NumPy module's ``hessian`` (which returns every block: for
-``mf`` also (U, V) and (V, V)) is timed against ``jax.jit(jax.hessian(f))`` and
+For each size, einderiv's generated NumPy module's ``hessian(params, data, [key])`` — the one
+block the baselines compute (for ``mf`` the (U, U) block alone: the module computes only the
+blocks a call asks for, and what they read) — is timed against ``jax.jit(jax.hessian(f))`` and
 ``torch.func.hessian(f)`` of the same function, by the weight the block is of.  The three
 results are compared (allclose) before anything is timed; a disagreement stops the run.  Times
 are process CPU time (user + system of every thread), the median of several rounds, with one
@@ -144,7 +145,7 @@ def measure(name: str, sizes: dict, rounds: int, seed: int = 0) -> dict:
     params, data = problem_data(name, sizes, rng)
     ns = module(name, sizes)
     key = PROBLEMS[name][1]
-    ours = lambda: ns["hessian"](params, data)[key]  # noqa: E731
+    ours = lambda: ns["hessian"](params, data, [key])[key]  # noqa: E731  (that block only, like the baselines)
     others = baselines(name, params, data)
     want = ours()
     for who, fn in others.items():

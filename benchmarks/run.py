@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 import backends  # noqa: E402  (benchmarks/backends.py: the torch and JAX backends' rows)
 import baselines as bl  # noqa: E402  (benchmarks/baselines.py: hand-written NumPy, list-of-weights losses)
+from timing import best  # noqa: E402  (benchmarks/timing.py: a call's CPU time, other threads' included)
 import einderiv  # noqa: E402
 from einderiv.frontend.check import load as load_text  # noqa: E402
 from einderiv.calculus.derive import derive  # noqa: E402
@@ -113,16 +114,6 @@ class Times(dict):
     def __init__(self, names):
         super().__init__({k: [] for k in names})
         self.wall = {k: [] for k in names}
-
-
-def best(fn, inner):
-    """(best process CPU time, best wall time) of ``inner`` calls."""
-    cpu = wall = float("inf")
-    for _ in range(inner):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        cpu, wall = min(cpu, time.process_time() - c0), min(wall, time.perf_counter() - w0)
-    return cpu, wall
 
 
 def compare(contenders: dict, rounds: int, inner: int, warmup: int = 3) -> Times:
@@ -509,26 +500,32 @@ REASONS = {
         "back-propagated instead of the identity's (one B·c·c product at the top), and straight-line "
         "functions as for the gradient.",
     "hessian peak memory, no out=":
-        "Why: without out= the call allocates the P × P result itself, and the (B × h × h) second-order "
-        "adjoints of every layer pair stay alive in t.  What would reach it: pass out= (the row above), "
-        "or drop each adjoint after the last block that reads it.",
+        "Why: without out= the call allocates the P × P result itself; beyond it, as with out=, the "
+        "forward pass, the second-order adjoints that blocks still read (B × h × h each, deleted "
+        "after their last reader) and one chunk of Khatri–Rao rows.  What would reach it: pass out= "
+        "(the row above is the same call), or row chunks sized to a share of P² instead of a fixed 512 KB.",
     "hessian peak memory":
-        "Why: beyond out=, a call holds the forward pass and the second-order adjoints hess[s,s'] "
-        "(B × h × h for each pair of layers) and one chunk of Khatri–Rao rows; at small P these are "
-        "a larger share of the P² buffer (they grow as B·h², the buffer as h⁴).  What would reach it: "
-        "drop each adjoint after the last block that reads it; at P ≥ 6,000 the share is under 10%.",
+        "Why: beyond out=, a call holds the forward pass, the second-order adjoints hess[s,s'] that "
+        "blocks still read (B × h × h each, deleted after their last reader: at most a few at once) "
+        "and one chunk of Khatri–Rao rows; at small P these are a larger share of the P² buffer "
+        "(they grow as B·h², the buffer as h⁴).  What would reach it: row chunks sized to a share "
+        "of P² instead of a fixed 512 KB.",
     "hessian rate":
         "Why: every block between two dense layers is Σ_B G[B,j,k] a[B,i] b[B,l], a matmul per row j "
-        "with inner dimension B (64) and I = h rows: small-M, small-K DGEMMs run below the 2048² rate, "
-        "and the Khatri–Rao rows G[B,j,k] b[B,l] are formed (memory-bound) before each; the mirrored "
-        "blocks are a transposed copy.  These memory-bound parts (about a third of the time) suffer "
-        "most when other jobs share the memory bus and caches, and more as P grows.  What would reach "
-        "it: a fused kernel (the Khatri–Rao product formed inside the GEMM's packing), or a larger batch "
-        "per call (K = B).",
+        "with inner dimension B (64) and I = h rows, which alone runs at about 80% of the 2048² DGEMM "
+        "rate; the Khatri–Rao rows G[B,j,k] b[B,l] are formed (memory-bound) before each, the "
+        "mirrored blocks are a transposed copy, and the second-order adjoints are B × h × h "
+        "elementwise passes (at h = 68: about 60% of the time in the three h⁴ blocks' row loops, "
+        "10% mirroring, 10% the adjoints and diagonal terms, the rest the blocks with the output "
+        "layer).  The memory-bound parts suffer most when other jobs share the memory bus and "
+        "caches.  What would reach it: a fused kernel (the Khatri–Rao product formed inside the "
+        "GEMM's packing, the mirror written from the GEMM's output tile), or a larger batch per "
+        "call (K = B).",
     "hessian":
-        "Why: see the rate row: at this P the einderiv side is DGEMM-bound with small inner dimension, "
-        "and the libraries' side grows as P² · B · h too (forward-over-reverse, one HVP per column); "
-        "the ratio is the two constants.  What would reach it: a faster assembly (rate row).",
+        "Why: see the rate row: the einderiv side is DGEMM-bound with small inner dimension, and the "
+        "libraries' side grows as P² · B · h too (forward-over-reverse, one HVP per column); the "
+        "ratio is the two constants (jax's includes the CPU its worker thread spends after the call "
+        "returns, benchmarks/timing.py).  What would reach it: a faster assembly (rate row).",
     "engine":
         "Why: an order-2 module has one block per pair of layers, (L+1)² of them, each derived, "
         "simplified, lowered and printed on its own (the module itself grows as L²: 1.8 MB at "
@@ -581,12 +578,14 @@ jobs on the machine move wall times much more); both are shown.
   diagonal symbolically (Σ_c s_c J_c² − (Σ_c s_c J_c)² over its c back-propagated rows J: the
   same B·c·h per layer, no c × c array per sample) and releases each layer's rows after their
   last reader.
-* `hessian` goes through the second-order adjoints hess[s,s'] (B × h × h per pair of layers).
-  Each pair of blocks (a, b), (b, a) is computed once; the NumPy module writes every block into
-  one P × P array (`out=`, reused across calls, so no fresh gigabyte array is paged in), the
-  term Σ_B hess[B,j,k] v[B,i] v'[B,l] as a matmul per row j straight into it, an activation's
+* `hessian` goes through the second-order adjoints hess[s,s'] (B × h × h per pair of layers),
+  each deleted after the last block that reads it.  Each pair of blocks (a, b), (b, a) is
+  computed once; the NumPy module writes every block into one P × P array (`out=`, reused
+  across calls, so no fresh gigabyte array is paged in), the terms Σ_B hess[B,j,k] v[B,i] v'[B,l]
+  as a matmul per row j straight into it (one for the terms that share v), an activation's
   diagonal Jacobian as a write on the block's diagonal, and the transposed block by a tiled
-  copy.  Rate = useful 2·B·P² flops / CPU time, against this machine's one-thread 2048² DGEMM.
+  copy.  Rate = useful 2·B·P² flops / CPU time, against this machine's one-thread 2048² DGEMM
+  (the best of five).
   torch.func.hessian and jax.hessian differentiate a list of weight tensors (no slicing of a flat
   vector).  The largest torch/JAX comparison is at P ≈ 10,000: at P ≈ 15,000 their
   forward-over-reverse Hessians need several GB beyond the 1.8 GB result, more than this shared

@@ -53,12 +53,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -1114,135 +1163,436 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_o"] = _adj_o(t)
-    t["adj_a"] = _adj_a(t)
-    t["adj_s"] = _adj_s(t)
-    t["jac_s__Q"] = _jac_s__Q(t)
-    t["jac_a__Q"] = _jac_a__Q(t)
-    t["jac_o__Q"] = _jac_o__Q(t)
-    t["jac_s__K"] = _jac_s__K(t)
-    t["jac_a__K"] = _jac_a__K(t)
-    t["jac_o__K"] = _jac_o__K(t)
-    t["jac_o__V"] = _jac_o__V(t)
-    t["jac_p__o"] = _jac_p__o(t)
-    t["jac_p__a"] = _jac_p__a(t)
-    t["jac_p__s"] = _jac_p__s(t)
-    t["jac_p__Q"] = _jac_p__Q(t)
-    t["hess_p__Q"] = _hess_p__Q(t)
-    t["hess_o__Q"] = _hess_o__Q(t)
-    t["hess_a__Q"] = _hess_a__Q(t)
-    t["hess_s__Q"] = _hess_s__Q(t)
-    t["hess_Q__Q"] = _hess_Q__Q(t)
-    t["jac_p__K"] = _jac_p__K(t)
-    t["hess_p__K"] = _hess_p__K(t)
-    t["hess_o__K"] = _hess_o__K(t)
-    t["hess_a__K"] = _hess_a__K(t)
-    t["hess_s__K"] = _hess_s__K(t)
-    t["hess_Q__K"] = _hess_Q__K(t)
-    t["jac_p__V"] = _jac_p__V(t)
-    t["hess_p__V"] = _hess_p__V(t)
-    t["hess_o__V"] = _hess_o__V(t)
-    t["hess_a__V"] = _hess_a__V(t)
-    t["hess_s__V"] = _hess_s__V(t)
-    t["hess_Q__V"] = _hess_Q__V(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_o__p"] = _hess_o__p(t)
-    t["hess_a__p"] = _hess_a__p(t)
-    t["hess_s__p"] = _hess_s__p(t)
-    t["hess_Q__p"] = _hess_Q__p(t)
-    t["hess_K__K"] = _hess_K__K(t)
-    t["hess_K__V"] = _hess_K__V(t)
-    t["hess_K__p"] = _hess_K__p(t)
-    t["hess_V__V"] = _hess_V__V(t)
-    t["hess_V__p"] = _hess_V__p(t)
-    B = t["X"].shape[0]
-    H = _hessian_out(out, 16, params["WQ"])
-    # ∂f/∂WQ,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__Q[c,d,l,j]
-    hess_WQ__WQ = _block_view(H, 0, 4, 0, 4, PARAMS["WQ"] + PARAMS["WQ"])
-    X = t["X"]
-    hess_Q__Q = t["hess_Q__Q"]
-    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__Q)
-    tmp = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__Q, X, optimize=False)
-    _add_into(hess_WQ__WQ, (np.tensordot(tmp, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    # ∂f/∂WQ,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__K[c,d,l,j]
-    hess_WQ__WK = _block_view(H, 0, 4, 4, 8, PARAMS["WQ"] + PARAMS["WK"])
-    hess_Q__K = t["hess_Q__K"]
-    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__K)
-    tmp_2 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__K, X, optimize=False)
-    _add_into(hess_WQ__WK, (np.tensordot(tmp_2, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    _mirror(H, 0, 4, 4, 8)
-    # ∂f/∂WQ,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__V[c,d,l,j]
-    hess_WQ__WV = _block_view(H, 0, 4, 8, 12, PARAMS["WQ"] + PARAMS["WV"])
-    hess_Q__V = t["hess_Q__V"]
-    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__V)
-    tmp_3 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__V, X, optimize=False)
-    _add_into(hess_WQ__WV, (np.tensordot(tmp_3, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    _mirror(H, 0, 4, 8, 12)
-    # ∂f/∂WQ,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__Q[k,j,c,d] + 1/t Σ_ck X[c,i] hess_Q__p[c,d,l] o[k,j]
-    hess_WQ__U = _block_view(H, 0, 4, 12, 16, PARAMS["WQ"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_o__Q = t["jac_o__Q"]
-    # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__Q)
-    tmp_4 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_WQ__U, (np.tensordot(tmp_4, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_Q__p = t["hess_Q__p"]
-    o = t["o"]
-    # einsum("Bci,Bcdl,Bkj->dilj", X, hess_Q__p, o)
-    tmp_5 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    _add_into(hess_WQ__U, (np.tensordot(tmp_5, hess_Q__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
-    _mirror(H, 0, 4, 12, 16)
-    # ∂f/∂WK,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__K[c,d,l,j]
-    hess_WK__WK = _block_view(H, 4, 8, 4, 8, PARAMS["WK"] + PARAMS["WK"])
-    hess_K__K = t["hess_K__K"]
-    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__K)
-    tmp_6 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__K, X, optimize=False)
-    _add_into(hess_WK__WK, (np.tensordot(tmp_6, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    # ∂f/∂WK,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__V[c,d,l,j]
-    hess_WK__WV = _block_view(H, 4, 8, 8, 12, PARAMS["WK"] + PARAMS["WV"])
-    hess_K__V = t["hess_K__V"]
-    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__V)
-    tmp_7 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__V, X, optimize=False)
-    _add_into(hess_WK__WV, (np.tensordot(tmp_7, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    _mirror(H, 4, 8, 8, 12)
-    # ∂f/∂WK,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__K[k,j,c,d] + 1/t Σ_ck X[c,i] hess_K__p[c,d,l] o[k,j]
-    hess_WK__U = _block_view(H, 4, 8, 12, 16, PARAMS["WK"] + PARAMS["U"])
-    jac_o__K = t["jac_o__K"]
-    # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__K)
-    tmp_8 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_WK__U, (np.tensordot(tmp_8, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_K__p = t["hess_K__p"]
-    # einsum("Bci,Bcdl,Bkj->dilj", X, hess_K__p, o)
-    tmp_9 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    _add_into(hess_WK__U, (np.tensordot(tmp_9, hess_K__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
-    _mirror(H, 4, 8, 12, 16)
-    # ∂f/∂WV,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_V__V[c,d,l,j]
-    hess_WV__WV = _block_view(H, 8, 12, 8, 12, PARAMS["WV"] + PARAMS["WV"])
-    hess_V__V = t["hess_V__V"]
-    # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__V)
-    tmp_10 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__V, X, optimize=False)
-    _add_into(hess_WV__WV, (np.tensordot(tmp_10, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    # ∂f/∂WV,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__V[k,j,c,d] + 1/t Σ_ck X[c,i] hess_V__p[c,d,l] o[k,j]
-    hess_WV__U = _block_view(H, 8, 12, 12, 16, PARAMS["WV"] + PARAMS["U"])
-    jac_o__V = t["jac_o__V"]
-    # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__V)
-    tmp_11 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_WV__U, (np.tensordot(tmp_11, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_V__p = t["hess_V__p"]
-    # einsum("Bci,Bcdl,Bkj->dilj", X, hess_V__p, o)
-    tmp_12 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
-    _add_into(hess_WV__U, (np.tensordot(tmp_12, hess_V__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
-    _mirror(H, 8, 12, 12, 16)
-    # ∂f/∂U,U[l,d,i,j] = t**(-2) Σ_ck hess_p__p[l,i] o[c,d] o[k,j]
-    hess_U__U = _block_view(H, 12, 16, 12, 16, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bli,Bcd,Bkj->ldij", hess_p__p, o, o)
-    tmp_13 = (o.sum(axis=1))[:, :, None] * (o.sum(axis=1))[:, None]
-    _add_into(hess_U__U, (np.tensordot(tmp_13, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
-    return {("WQ", "WQ"): hess_WQ__WQ, ("WQ", "WK"): hess_WQ__WK, ("WQ", "WV"): hess_WQ__WV, ("WQ", "U"): hess_WQ__U, ("WK", "WQ"): _block_view(H, 4, 8, 0, 4, (2, 2, 2, 2)), ("WK", "WK"): hess_WK__WK, ("WK", "WV"): hess_WK__WV, ("WK", "U"): hess_WK__U, ("WV", "WQ"): _block_view(H, 8, 12, 0, 4, (2, 2, 2, 2)), ("WV", "WK"): _block_view(H, 8, 12, 4, 8, (2, 2, 2, 2)), ("WV", "WV"): hess_WV__WV, ("WV", "U"): hess_WV__U, ("U", "WQ"): _block_view(H, 12, 16, 0, 4, (2, 2, 2, 2)), ("U", "WK"): _block_view(H, 12, 16, 4, 8, (2, 2, 2, 2)), ("U", "WV"): _block_view(H, 12, 16, 8, 12, (2, 2, 2, 2)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    X = data["X"]
+    y = data["y"]
+    WQ = params["WQ"]
+    WK = params["WK"]
+    WV = params["WV"]
+    U = params["U"]
+    B = X.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["WQ"])
+    if todo:
+        # Q[s,d] = Σ_i WQ[d,i] X[s,i]
+        # einsum("di,Bsi->Bsd", WQ, X)
+        Q = np.tensordot(X, WQ, axes=([2], [1]))
+        # K[s,d] = Σ_i WK[d,i] X[s,i]
+        # einsum("di,Bsi->Bsd", WK, X)
+        K = np.tensordot(X, WK, axes=([2], [1]))
+        # V[s,d] = Σ_i WV[d,i] X[s,i]
+        # einsum("di,Bsi->Bsd", WV, X)
+        V = np.tensordot(X, WV, axes=([2], [1]))
+        # s[q,k] = 1/sqrt(d) Σ_d Q[q,d] K[k,d]
+        # einsum("Bqd,Bkd->Bqk", Q, K)
+        s = 0.7071067811865476 * (K @ (Q.transpose(0, 2, 1))).transpose(0, 2, 1)
+        # a[q,k] = softmax_k(s[q,k])
+        a = _softmax(s, axis=2)
+        # o[q,d] = Σ_k a[q,k] V[k,d]
+        # einsum("Bqk,Bkd->Bqd", a, V)
+        o = ((V.transpose(0, 2, 1)) @ (a.transpose(0, 2, 1))).transpose(0, 2, 1)
+        # p[l] = Σ_d U[l,d] 1/t Σ_q o[q,d]
+        # einsum("Bqd->Bd", o)
+        tmp = 0.3333333333333333 * o.sum(axis=1)
+        # einsum("ld,Bd->Bl", U, tmp)
+        p = tmp @ U.T
+        del tmp
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WQ", "WV"), ("WQ", "U"), ("WK", "WK"), ("WK", "WV"), ("WK", "U"), ("WV", "U"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WQ", "WV"), ("WK", "WK"), ("WK", "WV"))):
+        # adj_o[q,d] = 1/t Σ_c 1[q] U[c,d] adj_p[c]
+        # einsum("q,cd,Bc->Bqd", np.ones(3), U, adj_p)
+        tmp_2 = adj_p @ U
+        adj_o = 0.3333333333333333 * tmp_2[:, None] * (np.ones(3))[:, None]
+        del tmp_2
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WK", "WK"))):
+        # adj_a[q,k] = Σ_c V[k,c] adj_o[q,c]
+        # einsum("Bkc,Bqc->Bqk", V, adj_o)
+        adj_a = adj_o @ (V.transpose(0, 2, 1))
+    if ("WQ", "WK") in todo:
+        # adj_s[q,k] = adj_a[q,k] softmax_k(s[q,k]) - Σ_c adj_a[q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
+        softmax_s = _softmax(s, axis=2)
+        # einsum("Bqc,Bqc,Bqk->Bqk", adj_a, softmax_s, softmax_s)
+        tmp_3 = (softmax_s[..., None, :] @ adj_a[..., None])[..., 0, 0]
+        adj_s = adj_a * softmax_s - tmp_3[:, :, None] * softmax_s
+        del softmax_s, tmp_3
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "U"))):
+        # jac_s__Q[q,k,s,d] = 1/sqrt(d) δ[q,s] K[k,d]
+        # einsum("qs,Bkd->Bqksd", np.eye(3), K)
+        jac_s__Q = 0.7071067811865476 * K[:, None, :, None] * (np.eye(3))[:, None, :, None]
+    if ("WQ", "U") in todo:
+        # jac_a__Q[q,k,s,d] = jac_s__Q[q,k,s,d] softmax_k(s[q,k]) - Σ_c jac_s__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])
+        softmax_s_2 = _softmax(s, axis=2)
+        # einsum("Bqksd,Bqk->Bqksd", jac_s__Q, softmax_s_2)
+        # einsum("Bqcsd,Bqc,Bqk->Bqksd", jac_s__Q, softmax_s_2, softmax_s_2)
+        tmp_4 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s_2, jac_s__Q, optimize=False)
+        jac_a__Q = softmax_s_2[:, :, :, None, None] * jac_s__Q - tmp_4[:, :, None] * softmax_s_2[:, :, :, None, None]
+        # jac_o__Q[q,d,s,i] = Σ_c V[c,d] jac_a__Q[q,c,s,i]
+        # einsum("Bcd,Bqcsi->Bqdsi", V, jac_a__Q)
+        jac_o__Q = np.einsum("Bqcsi,Bcd->Bqdsi", jac_a__Q, V, optimize=False)
+        del softmax_s_2, tmp_4, jac_a__Q
+    if not todo.isdisjoint((("WQ", "WK"), ("WK", "WK"), ("WK", "U"))):
+        # jac_s__K[q,k,s,d] = 1/sqrt(d) δ[k,s] Q[q,d]
+        # einsum("ks,Bqd->Bqksd", np.eye(3), Q)
+        jac_s__K = 0.7071067811865476 * Q[:, :, None, None] * (np.eye(3))[:, :, None]
+    if ("WK", "U") in todo:
+        # jac_a__K[q,k,s,d] = jac_s__K[q,k,s,d] softmax_k(s[q,k]) - Σ_c jac_s__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])
+        softmax_s_3 = _softmax(s, axis=2)
+        # einsum("Bqksd,Bqk->Bqksd", jac_s__K, softmax_s_3)
+        # einsum("Bqcsd,Bqc,Bqk->Bqksd", jac_s__K, softmax_s_3, softmax_s_3)
+        tmp_5 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s_3, jac_s__K, optimize=False)
+        jac_a__K = softmax_s_3[:, :, :, None, None] * jac_s__K - tmp_5[:, :, None] * softmax_s_3[:, :, :, None, None]
+        # jac_o__K[q,d,s,i] = Σ_c V[c,d] jac_a__K[q,c,s,i]
+        # einsum("Bcd,Bqcsi->Bqdsi", V, jac_a__K)
+        jac_o__K = np.einsum("Bqcsi,Bcd->Bqdsi", jac_a__K, V, optimize=False)
+        del softmax_s_3, tmp_5, jac_a__K
+    if ("WV", "U") in todo:
+        # jac_o__V[q,d,s,i] = δ[d,i] a[q,s]
+        # einsum("di,Bqs->Bqdsi", np.eye(2), a)
+        jac_o__V = a[:, :, None, :, None] * (np.eye(2))[:, None]
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WQ", "WV"), ("WK", "WK"), ("WK", "WV"), ("WV", "WV"))):
+        # jac_p__o[l,q,d] = 1/t 1[q] U[l,d]
+        # einsum("q,ld->lqd", np.ones(3), U)
+        jac_p__o = 0.3333333333333333 * U[:, None] * (np.ones(3))[:, None]
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WK", "WK"))):
+        # jac_p__a[l,q,k] = Σ_c V[k,c] jac_p__o[l,q,c]
+        # einsum("Bkc,lqc->Blqk", V, jac_p__o)
+        jac_p__a = (np.tensordot(jac_p__o, V, axes=([2], [2]))).transpose(2, 0, 1, 3)
+        # jac_p__s[l,q,k] = jac_p__a[l,q,k] softmax_k(s[q,k]) - Σ_c jac_p__a[l,q,c] softmax_c(s[q,c]) softmax_k(s[q,k])
+        softmax_s_4 = _softmax(s, axis=2)
+        # einsum("Blqk,Bqk->Blqk", jac_p__a, softmax_s_4)
+        # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a, softmax_s_4, softmax_s_4)
+        tmp_6 = (softmax_s_4[..., None, :] @ (jac_p__a.transpose(0, 2, 3, 1)))[..., 0, :]
+        jac_p__s = softmax_s_4[:, None] * jac_p__a - (tmp_6.transpose(0, 2, 1))[:, :, :, None] * softmax_s_4[:, None]
+        del jac_p__a, softmax_s_4, tmp_6
+    if ("WQ", "WQ") in todo:
+        # jac_p__Q[l,s,d] = 1/sqrt(d) Σ_c K[c,d] jac_p__s[l,s,c]
+        # einsum("Bcd,Blsc->Blsd", K, jac_p__s)
+        jac_p__Q = 0.7071067811865476 * np.einsum("Blsc,Bcd->Blsd", jac_p__s, K, optimize=False)
+        # hess_p__Q[l,s,d] = jac_p__Q[l,s,d] softmax_l(p[l]) - Σ_c jac_p__Q[c,s,d] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blsd,Bl->Blsd", jac_p__Q, softmax_p_2)
+        # einsum("Bcsd,Bc,Bl->Blsd", jac_p__Q, softmax_p_2, softmax_p_2)
+        tmp_7 = np.einsum("Bc,Bcsd->Bsd", softmax_p_2, jac_p__Q, optimize=False)
+        hess_p__Q = softmax_p_2[:, :, None, None] * jac_p__Q - tmp_7[:, None] * softmax_p_2[:, :, None, None]
+        # hess_o__Q[q,d,s,i] = 1/t Σ_c 1[q] U[c,d] hess_p__Q[c,s,i]
+        # einsum("q,cd,Bcsi->Bqdsi", np.ones(3), U, hess_p__Q)
+        tmp_8 = np.tensordot(hess_p__Q, U, axes=([1], [0]))
+        hess_o__Q = 0.3333333333333333 * (tmp_8.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        # hess_a__Q[q,k,s,d] = Σ_c V[k,c] hess_o__Q[q,c,s,d]
+        # einsum("Bkc,Bqcsd->Bqksd", V, hess_o__Q)
+        hess_a__Q = np.einsum("Bqcsd,Bkc->Bqksd", hess_o__Q, V, optimize=False)
+        # hess_s__Q[q,k,s,d] = hess_a__Q[q,k,s,d] softmax_k(s[q,k]) - Σ_c hess_a__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + adj_a[q,k] jac_s__Q[q,k,s,d] softmax_k(s[q,k]) - Σ_c adj_a[q,k] jac_s__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__Q[q,k,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + 2 Σ_ci adj_a[q,c] jac_s__Q[q,i,s,d] softmax_i(s[q,i]) softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])
+        softmax_s_5 = _softmax(s, axis=2)
+        # einsum("Bqksd,Bqk->Bqksd", hess_a__Q, softmax_s_5)
+        # einsum("Bqcsd,Bqc,Bqk->Bqksd", hess_a__Q, softmax_s_5, softmax_s_5)
+        tmp_9 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s_5, hess_a__Q, optimize=False)
+        # einsum("Bqk,Bqksd,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s_5)
+        tmp_10 = softmax_s_5 * adj_a
+        # einsum("Bqk,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s_5, softmax_s_5)
+        tmp_11 = softmax_s_5 * adj_a
+        tmp_12 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s_5, jac_s__Q, optimize=False)
+        # einsum("Bqc,Bqksd,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s_5, softmax_s_5)
+        tmp_13 = (softmax_s_5[..., None, :] @ adj_a[..., None])[..., 0, 0]
+        tmp_14 = tmp_13[:, :, None] * softmax_s_5
+        # einsum("Bqc,Bqisd,Bqi,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s_5, softmax_s_5, softmax_s_5)
+        tmp_15 = (softmax_s_5[..., None, :] @ adj_a[..., None])[..., 0, 0]
+        tmp_16 = np.einsum("Bqi,Bqisd->Bqsd", softmax_s_5, jac_s__Q, optimize=False)
+        tmp_17 = tmp_15[:, :, None] * softmax_s_5
+        # einsum("Bqc,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s_5, softmax_s_5)
+        tmp_18 = softmax_s_5 * adj_a
+        tmp_19 = np.einsum("Bqc,Bqcsd->Bqsd", tmp_18, jac_s__Q, optimize=False)
+        hess_s__Q = softmax_s_5[:, :, :, None, None] * hess_a__Q - tmp_9[:, :, None] * softmax_s_5[:, :, :, None, None] + tmp_10[:, :, :, None, None] * jac_s__Q - tmp_12[:, :, None] * tmp_11[:, :, :, None, None] - tmp_14[:, :, :, None, None] * jac_s__Q + 2 * tmp_17[:, :, :, None, None] * tmp_16[:, :, None] - tmp_19[:, :, None] * softmax_s_5[:, :, :, None, None]
+        # hess_Q__Q[s,d,i,j] = 1/sqrt(d) Σ_c K[c,d] hess_s__Q[s,c,i,j]
+        # einsum("Bcd,Bscij->Bsdij", K, hess_s__Q)
+        hess_Q__Q = 0.7071067811865476 * np.einsum("Bscij,Bcd->Bsdij", hess_s__Q, K, optimize=False)
+        # ∂f/∂WQ,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__Q[c,d,l,j]
+        hess_WQ__WQ = _block_view(H, rows["WQ"][0], rows["WQ"][1], rows["WQ"][0], rows["WQ"][1], PARAMS["WQ"] + PARAMS["WQ"])
+        # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__Q)
+        tmp_20 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__Q, X, optimize=False)
+        _add_into(hess_WQ__WQ, (np.tensordot(tmp_20, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del jac_p__Q, softmax_p_2, tmp_7, hess_p__Q, tmp_8, hess_o__Q, hess_a__Q, softmax_s_5, tmp_9, tmp_10, tmp_11, tmp_12, tmp_13, tmp_14, tmp_15, tmp_16, tmp_17, tmp_18, tmp_19, hess_s__Q, hess_Q__Q, tmp_20
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "U"))):
+        del jac_s__Q
+    if not todo.isdisjoint((("WQ", "WK"), ("WK", "WK"))):
+        # jac_p__K[l,s,d] = 1/sqrt(d) Σ_c Q[c,d] jac_p__s[l,c,s]
+        # einsum("Bcd,Blcs->Blsd", Q, jac_p__s)
+        jac_p__K = 0.7071067811865476 * np.einsum("Blcs,Bcd->Blsd", jac_p__s, Q, optimize=False)
+        # hess_p__K[l,s,d] = jac_p__K[l,s,d] softmax_l(p[l]) - Σ_c jac_p__K[c,s,d] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blsd,Bl->Blsd", jac_p__K, softmax_p_3)
+        # einsum("Bcsd,Bc,Bl->Blsd", jac_p__K, softmax_p_3, softmax_p_3)
+        tmp_21 = np.einsum("Bc,Bcsd->Bsd", softmax_p_3, jac_p__K, optimize=False)
+        hess_p__K = softmax_p_3[:, :, None, None] * jac_p__K - tmp_21[:, None] * softmax_p_3[:, :, None, None]
+        # hess_o__K[q,d,s,i] = 1/t Σ_c 1[q] U[c,d] hess_p__K[c,s,i]
+        # einsum("q,cd,Bcsi->Bqdsi", np.ones(3), U, hess_p__K)
+        tmp_22 = np.tensordot(hess_p__K, U, axes=([1], [0]))
+        hess_o__K = 0.3333333333333333 * (tmp_22.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        # hess_a__K[q,k,s,d] = Σ_c V[k,c] hess_o__K[q,c,s,d]
+        # einsum("Bkc,Bqcsd->Bqksd", V, hess_o__K)
+        hess_a__K = np.einsum("Bqcsd,Bkc->Bqksd", hess_o__K, V, optimize=False)
+        # hess_s__K[q,k,s,d] = hess_a__K[q,k,s,d] softmax_k(s[q,k]) - Σ_c hess_a__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + adj_a[q,k] jac_s__K[q,k,s,d] softmax_k(s[q,k]) - Σ_c adj_a[q,k] jac_s__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__K[q,k,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + 2 Σ_ci adj_a[q,c] jac_s__K[q,i,s,d] softmax_i(s[q,i]) softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])
+        softmax_s_6 = _softmax(s, axis=2)
+        # einsum("Bqksd,Bqk->Bqksd", hess_a__K, softmax_s_6)
+        # einsum("Bqcsd,Bqc,Bqk->Bqksd", hess_a__K, softmax_s_6, softmax_s_6)
+        tmp_23 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s_6, hess_a__K, optimize=False)
+        # einsum("Bqk,Bqksd,Bqk->Bqksd", adj_a, jac_s__K, softmax_s_6)
+        tmp_24 = softmax_s_6 * adj_a
+        # einsum("Bqk,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s_6, softmax_s_6)
+        tmp_25 = softmax_s_6 * adj_a
+        tmp_26 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s_6, jac_s__K, optimize=False)
+        # einsum("Bqc,Bqksd,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s_6, softmax_s_6)
+        tmp_27 = (softmax_s_6[..., None, :] @ adj_a[..., None])[..., 0, 0]
+        tmp_28 = tmp_27[:, :, None] * softmax_s_6
+        # einsum("Bqc,Bqisd,Bqi,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s_6, softmax_s_6, softmax_s_6)
+        tmp_29 = (softmax_s_6[..., None, :] @ adj_a[..., None])[..., 0, 0]
+        tmp_30 = np.einsum("Bqi,Bqisd->Bqsd", softmax_s_6, jac_s__K, optimize=False)
+        tmp_31 = tmp_29[:, :, None] * softmax_s_6
+        # einsum("Bqc,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s_6, softmax_s_6)
+        tmp_32 = softmax_s_6 * adj_a
+        tmp_33 = np.einsum("Bqc,Bqcsd->Bqsd", tmp_32, jac_s__K, optimize=False)
+        hess_s__K = softmax_s_6[:, :, :, None, None] * hess_a__K - tmp_23[:, :, None] * softmax_s_6[:, :, :, None, None] + tmp_24[:, :, :, None, None] * jac_s__K - tmp_26[:, :, None] * tmp_25[:, :, :, None, None] - tmp_28[:, :, :, None, None] * jac_s__K + 2 * tmp_31[:, :, :, None, None] * tmp_30[:, :, None] - tmp_33[:, :, None] * softmax_s_6[:, :, :, None, None]
+        del jac_p__K, softmax_p_3, tmp_21, hess_p__K, tmp_22, hess_o__K, hess_a__K, softmax_s_6, tmp_23, tmp_24, tmp_25, tmp_26, tmp_27, tmp_28, tmp_29, tmp_30, tmp_31, tmp_32, tmp_33
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WK", "WK"))):
+        del adj_a
+    if not todo.isdisjoint((("WQ", "WK"), ("WK", "WK"), ("WK", "U"))):
+        del jac_s__K
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WK", "WK"))):
+        del jac_p__s
+    if ("WQ", "WK") in todo:
+        # hess_Q__K[s,d,i,j] = 1/sqrt(d) Σ_c K[c,d] hess_s__K[s,c,i,j] + 1/sqrt(d) δ[d,j] adj_s[s,i]
+        # einsum("Bcd,Bscij->Bsdij", K, hess_s__K)
+        # einsum("dj,Bsi->Bsdij", np.eye(2), adj_s)
+        hess_Q__K = 0.7071067811865476 * np.einsum("Bscij,Bcd->Bsdij", hess_s__K, K, optimize=False) + 0.7071067811865476 * adj_s[:, :, None, :, None] * (np.eye(2))[:, None]
+        # ∂f/∂WQ,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__K[c,d,l,j]
+        hess_WQ__WK = _block_view(H, rows["WQ"][0], rows["WQ"][1], rows["WK"][0], rows["WK"][1], PARAMS["WQ"] + PARAMS["WK"])
+        # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__K)
+        tmp_34 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__K, X, optimize=False)
+        _add_into(hess_WQ__WK, (np.tensordot(tmp_34, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del hess_Q__K, tmp_34
+    if ("WQ", "WK") in todo:
+        del adj_s
+    if ("WK", "WQ") in want:
+        _mirror(H, rows["WQ"][0], rows["WQ"][1], rows["WK"][0], rows["WK"][1])
+    if not todo.isdisjoint((("WQ", "WV"), ("WK", "WV"), ("WV", "WV"))):
+        # jac_p__V[l,s,d] = Σ_c a[c,s] jac_p__o[l,c,d]
+        # einsum("Bcs,lcd->Blsd", a, jac_p__o)
+        jac_p__V = (np.tensordot(jac_p__o, a, axes=([1], [1]))).transpose(2, 0, 3, 1)
+        # hess_p__V[l,s,d] = jac_p__V[l,s,d] softmax_l(p[l]) - Σ_c jac_p__V[c,s,d] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("Blsd,Bl->Blsd", jac_p__V, softmax_p_4)
+        # einsum("Bcsd,Bc,Bl->Blsd", jac_p__V, softmax_p_4, softmax_p_4)
+        tmp_35 = np.einsum("Bc,Bcsd->Bsd", softmax_p_4, jac_p__V, optimize=False)
+        hess_p__V = softmax_p_4[:, :, None, None] * jac_p__V - tmp_35[:, None] * softmax_p_4[:, :, None, None]
+        # hess_o__V[q,d,s,i] = 1/t Σ_c 1[q] U[c,d] hess_p__V[c,s,i]
+        # einsum("q,cd,Bcsi->Bqdsi", np.ones(3), U, hess_p__V)
+        tmp_36 = np.tensordot(hess_p__V, U, axes=([1], [0]))
+        hess_o__V = 0.3333333333333333 * (tmp_36.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del jac_p__V, softmax_p_4, tmp_35, hess_p__V, tmp_36
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WQ", "WV"), ("WK", "WK"), ("WK", "WV"), ("WV", "WV"))):
+        del jac_p__o
+    if not todo.isdisjoint((("WQ", "WV"), ("WK", "WV"))):
+        # hess_a__V[q,k,s,d] = Σ_c V[k,c] hess_o__V[q,c,s,d] + δ[k,s] adj_o[q,d]
+        # einsum("Bkc,Bqcsd->Bqksd", V, hess_o__V)
+        # einsum("ks,Bqd->Bqksd", np.eye(3), adj_o)
+        hess_a__V = np.einsum("Bqcsd,Bkc->Bqksd", hess_o__V, V, optimize=False) + adj_o[:, :, None, None] * (np.eye(3))[:, :, None]
+        # hess_s__V[q,k,s,d] = hess_a__V[q,k,s,d] softmax_k(s[q,k]) - Σ_c hess_a__V[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])
+        softmax_s_7 = _softmax(s, axis=2)
+        # einsum("Bqksd,Bqk->Bqksd", hess_a__V, softmax_s_7)
+        # einsum("Bqcsd,Bqc,Bqk->Bqksd", hess_a__V, softmax_s_7, softmax_s_7)
+        tmp_37 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s_7, hess_a__V, optimize=False)
+        hess_s__V = softmax_s_7[:, :, :, None, None] * hess_a__V - tmp_37[:, :, None] * softmax_s_7[:, :, :, None, None]
+        del hess_a__V, softmax_s_7, tmp_37
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WQ", "WV"), ("WK", "WK"), ("WK", "WV"))):
+        del adj_o
+    if ("WQ", "WV") in todo:
+        # hess_Q__V[s,d,i,j] = 1/sqrt(d) Σ_c K[c,d] hess_s__V[s,c,i,j]
+        # einsum("Bcd,Bscij->Bsdij", K, hess_s__V)
+        hess_Q__V = 0.7071067811865476 * np.einsum("Bscij,Bcd->Bsdij", hess_s__V, K, optimize=False)
+        # ∂f/∂WQ,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__V[c,d,l,j]
+        hess_WQ__WV = _block_view(H, rows["WQ"][0], rows["WQ"][1], rows["WV"][0], rows["WV"][1], PARAMS["WQ"] + PARAMS["WV"])
+        # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__V)
+        tmp_38 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__V, X, optimize=False)
+        _add_into(hess_WQ__WV, (np.tensordot(tmp_38, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del hess_Q__V, tmp_38
+    if ("WV", "WQ") in want:
+        _mirror(H, rows["WQ"][0], rows["WQ"][1], rows["WV"][0], rows["WV"][1])
+    if not todo.isdisjoint((("U", "U"), ("WQ", "U"), ("WK", "U"), ("WV", "U"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_5 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(2), softmax_p_5)
+        # einsum("Bl,Bi->Bli", softmax_p_5, softmax_p_5)
+        hess_p__p = softmax_p_5[:, :, None] * np.eye(2) - softmax_p_5[:, None] * softmax_p_5[:, :, None]
+        del softmax_p_5
+    if todo:
+        del p
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,d,i,j] = t**(-2) Σ_ck hess_p__p[l,i] o[c,d] o[k,j]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        # einsum("Bli,Bcd,Bkj->ldij", hess_p__p, o, o)
+        tmp_39 = (o.sum(axis=1))[:, :, None] * (o.sum(axis=1))[:, None]
+        _add_into(hess_U__U, (np.tensordot(tmp_39, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
+        del tmp_39
+    if not todo.isdisjoint((("WQ", "U"), ("WK", "U"), ("WV", "U"))):
+        # hess_o__p[q,d,l] = 1/t Σ_c 1[q] U[c,d] hess_p__p[c,l]
+        # einsum("q,cd,Bcl->Bqdl", np.ones(3), U, hess_p__p)
+        tmp_40 = np.tensordot(hess_p__p, U, axes=([1], [0]))
+        hess_o__p = 0.3333333333333333 * (tmp_40.transpose(0, 2, 1))[:, None] * (np.ones(3))[:, None, None]
+        del tmp_40
+    if not todo.isdisjoint((("U", "U"), ("WQ", "U"), ("WK", "U"), ("WV", "U"))):
+        del hess_p__p
+    if not todo.isdisjoint((("WQ", "U"), ("WK", "U"))):
+        # hess_a__p[q,k,l] = Σ_c V[k,c] hess_o__p[q,c,l]
+        # einsum("Bkc,Bqcl->Bqkl", V, hess_o__p)
+        hess_a__p = np.einsum("Bqcl,Bkc->Bqkl", hess_o__p, V, optimize=False)
+        # hess_s__p[q,k,l] = hess_a__p[q,k,l] softmax_k(s[q,k]) - Σ_c hess_a__p[q,c,l] softmax_c(s[q,c]) softmax_k(s[q,k])
+        softmax_s_8 = _softmax(s, axis=2)
+        # einsum("Bqkl,Bqk->Bqkl", hess_a__p, softmax_s_8)
+        # einsum("Bqcl,Bqc,Bqk->Bqkl", hess_a__p, softmax_s_8, softmax_s_8)
+        tmp_41 = (softmax_s_8[..., None, :] @ hess_a__p)[..., 0, :]
+        hess_s__p = softmax_s_8[:, :, :, None] * hess_a__p - tmp_41[:, :, None] * softmax_s_8[:, :, :, None]
+        del hess_a__p, softmax_s_8, tmp_41
+    if todo:
+        del V, s
+    if ("WQ", "U") in todo:
+        # hess_Q__p[s,d,l] = 1/sqrt(d) Σ_c K[c,d] hess_s__p[s,c,l]
+        # einsum("Bcd,Bscl->Bsdl", K, hess_s__p)
+        hess_Q__p = 0.7071067811865476 * np.einsum("Bscl,Bcd->Bsdl", hess_s__p, K, optimize=False)
+        # ∂f/∂WQ,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__Q[k,j,c,d] + 1/t Σ_ck X[c,i] hess_Q__p[c,d,l] o[k,j]
+        hess_WQ__U = _block_view(H, rows["WQ"][0], rows["WQ"][1], rows["U"][0], rows["U"][1], PARAMS["WQ"] + PARAMS["U"])
+        # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__Q)
+        tmp_42 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+        _add_into(hess_WQ__U, (np.tensordot(tmp_42, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        # einsum("Bci,Bcdl,Bkj->dilj", X, hess_Q__p, o)
+        tmp_43 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+        _add_into(hess_WQ__U, (np.tensordot(tmp_43, hess_Q__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+        del hess_Q__p, tmp_42, tmp_43
+    if todo:
+        del K
+    if ("WQ", "U") in todo:
+        del jac_o__Q
+    if ("U", "WQ") in want:
+        _mirror(H, rows["WQ"][0], rows["WQ"][1], rows["U"][0], rows["U"][1])
+    if ("WK", "WK") in todo:
+        # hess_K__K[s,d,i,j] = 1/sqrt(d) Σ_c Q[c,d] hess_s__K[c,s,i,j]
+        # einsum("Bcd,Bcsij->Bsdij", Q, hess_s__K)
+        hess_K__K = 0.7071067811865476 * np.einsum("Bcsij,Bcd->Bsdij", hess_s__K, Q, optimize=False)
+        # ∂f/∂WK,WK[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__K[c,d,l,j]
+        hess_WK__WK = _block_view(H, rows["WK"][0], rows["WK"][1], rows["WK"][0], rows["WK"][1], PARAMS["WK"] + PARAMS["WK"])
+        # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__K)
+        tmp_44 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__K, X, optimize=False)
+        _add_into(hess_WK__WK, (np.tensordot(tmp_44, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del hess_K__K, tmp_44
+    if not todo.isdisjoint((("WQ", "WK"), ("WK", "WK"))):
+        del hess_s__K
+    if ("WK", "WV") in todo:
+        # hess_K__V[s,d,i,j] = 1/sqrt(d) Σ_c Q[c,d] hess_s__V[c,s,i,j]
+        # einsum("Bcd,Bcsij->Bsdij", Q, hess_s__V)
+        hess_K__V = 0.7071067811865476 * np.einsum("Bcsij,Bcd->Bsdij", hess_s__V, Q, optimize=False)
+        # ∂f/∂WK,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_K__V[c,d,l,j]
+        hess_WK__WV = _block_view(H, rows["WK"][0], rows["WK"][1], rows["WV"][0], rows["WV"][1], PARAMS["WK"] + PARAMS["WV"])
+        # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__V)
+        tmp_45 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__V, X, optimize=False)
+        _add_into(hess_WK__WV, (np.tensordot(tmp_45, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del hess_K__V, tmp_45
+    if not todo.isdisjoint((("WQ", "WV"), ("WK", "WV"))):
+        del hess_s__V
+    if ("WV", "WK") in want:
+        _mirror(H, rows["WK"][0], rows["WK"][1], rows["WV"][0], rows["WV"][1])
+    if ("WK", "U") in todo:
+        # hess_K__p[s,d,l] = 1/sqrt(d) Σ_c Q[c,d] hess_s__p[c,s,l]
+        # einsum("Bcd,Bcsl->Bsdl", Q, hess_s__p)
+        hess_K__p = 0.7071067811865476 * np.einsum("Bcsl,Bcd->Bsdl", hess_s__p, Q, optimize=False)
+        # ∂f/∂WK,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__K[k,j,c,d] + 1/t Σ_ck X[c,i] hess_K__p[c,d,l] o[k,j]
+        hess_WK__U = _block_view(H, rows["WK"][0], rows["WK"][1], rows["U"][0], rows["U"][1], PARAMS["WK"] + PARAMS["U"])
+        # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__K)
+        tmp_46 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+        _add_into(hess_WK__U, (np.tensordot(tmp_46, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        # einsum("Bci,Bcdl,Bkj->dilj", X, hess_K__p, o)
+        tmp_47 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+        _add_into(hess_WK__U, (np.tensordot(tmp_47, hess_K__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+        del hess_K__p, tmp_46, tmp_47
+    if todo:
+        del Q
+    if ("WK", "U") in todo:
+        del jac_o__K
+    if not todo.isdisjoint((("WQ", "U"), ("WK", "U"))):
+        del hess_s__p
+    if ("U", "WK") in want:
+        _mirror(H, rows["WK"][0], rows["WK"][1], rows["U"][0], rows["U"][1])
+    if ("WV", "WV") in todo:
+        # hess_V__V[s,d,i,j] = Σ_c a[c,s] hess_o__V[c,d,i,j]
+        # einsum("Bcs,Bcdij->Bsdij", a, hess_o__V)
+        hess_V__V = np.einsum("Bcdij,Bcs->Bsdij", hess_o__V, a, optimize=False)
+        # ∂f/∂WV,WV[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_V__V[c,d,l,j]
+        hess_WV__WV = _block_view(H, rows["WV"][0], rows["WV"][1], rows["WV"][0], rows["WV"][1], PARAMS["WV"] + PARAMS["WV"])
+        # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__V)
+        tmp_48 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__V, X, optimize=False)
+        _add_into(hess_WV__WV, (np.tensordot(tmp_48, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del hess_V__V, tmp_48
+    if not todo.isdisjoint((("WQ", "WV"), ("WK", "WV"), ("WV", "WV"))):
+        del hess_o__V
+    if ("WV", "U") in todo:
+        # hess_V__p[s,d,l] = Σ_c a[c,s] hess_o__p[c,d,l]
+        # einsum("Bcs,Bcdl->Bsdl", a, hess_o__p)
+        hess_V__p = np.einsum("Bcdl,Bcs->Bsdl", hess_o__p, a, optimize=False)
+        # ∂f/∂WV,U[d,i,l,j] = 1/t Σ_ck X[c,i] adj_p[l] jac_o__V[k,j,c,d] + 1/t Σ_ck X[c,i] hess_V__p[c,d,l] o[k,j]
+        hess_WV__U = _block_view(H, rows["WV"][0], rows["WV"][1], rows["U"][0], rows["U"][1], PARAMS["WV"] + PARAMS["U"])
+        # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__V)
+        tmp_49 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+        _add_into(hess_WV__U, (np.tensordot(tmp_49, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        # einsum("Bci,Bcdl,Bkj->dilj", X, hess_V__p, o)
+        tmp_50 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
+        _add_into(hess_WV__U, (np.tensordot(tmp_50, hess_V__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
+        del hess_V__p, tmp_49, tmp_50
+    if todo:
+        del a, o
+    if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WQ", "WV"), ("WQ", "U"), ("WK", "WK"), ("WK", "WV"), ("WK", "U"), ("WV", "U"))):
+        del adj_p
+    if ("WV", "U") in todo:
+        del jac_o__V
+    if not todo.isdisjoint((("WQ", "U"), ("WK", "U"), ("WV", "U"))):
+        del hess_o__p
+    if ("U", "WV") in want:
+        _mirror(H, rows["WV"][0], rows["WV"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("WQ", "WQ") in want:
+        hess[("WQ", "WQ")] = hess_WQ__WQ
+    if ("WQ", "WK") in want:
+        hess[("WQ", "WK")] = hess_WQ__WK
+    if ("WQ", "WV") in want:
+        hess[("WQ", "WV")] = hess_WQ__WV
+    if ("WQ", "U") in want:
+        hess[("WQ", "U")] = hess_WQ__U
+    if ("WK", "WQ") in want:
+        hess[("WK", "WQ")] = _block_view(H, rows["WK"][0], rows["WK"][1], rows["WQ"][0], rows["WQ"][1], (2, 2, 2, 2))
+    if ("WK", "WK") in want:
+        hess[("WK", "WK")] = hess_WK__WK
+    if ("WK", "WV") in want:
+        hess[("WK", "WV")] = hess_WK__WV
+    if ("WK", "U") in want:
+        hess[("WK", "U")] = hess_WK__U
+    if ("WV", "WQ") in want:
+        hess[("WV", "WQ")] = _block_view(H, rows["WV"][0], rows["WV"][1], rows["WQ"][0], rows["WQ"][1], (2, 2, 2, 2))
+    if ("WV", "WK") in want:
+        hess[("WV", "WK")] = _block_view(H, rows["WV"][0], rows["WV"][1], rows["WK"][0], rows["WK"][1], (2, 2, 2, 2))
+    if ("WV", "WV") in want:
+        hess[("WV", "WV")] = hess_WV__WV
+    if ("WV", "U") in want:
+        hess[("WV", "U")] = hess_WV__U
+    if ("U", "WQ") in want:
+        hess[("U", "WQ")] = _block_view(H, rows["U"][0], rows["U"][1], rows["WQ"][0], rows["WQ"][1], (2, 2, 2, 2))
+    if ("U", "WK") in want:
+        hess[("U", "WK")] = _block_view(H, rows["U"][0], rows["U"][1], rows["WK"][0], rows["WK"][1], (2, 2, 2, 2))
+    if ("U", "WV") in want:
+        hess[("U", "WV")] = _block_view(H, rows["U"][0], rows["U"][1], rows["WV"][0], rows["WV"][1], (2, 2, 2, 2))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

@@ -49,12 +49,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -775,119 +824,293 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["jac_v__z_v"] = _jac_v__z_v(t)
-    t["adj_w"] = _adj_w(t)
-    t["jac_w__z_w"] = _jac_w__z_w(t)
-    t["jac_p__v"] = _jac_p__v(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hess_p__z_v"] = _hess_p__z_v(t)
-    t["hess_v__z_v"] = _hess_v__z_v(t)
-    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["jac_p__w"] = _jac_p__w(t)
-    t["jac_p__z_w"] = _jac_p__z_w(t)
-    t["hess_p__z_w"] = _hess_p__z_w(t)
-    t["hess_v__z_w"] = _hess_v__z_w(t)
-    t["hess_z_v__z_w"] = _hess_z_v__z_w(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    t["hess_w__z_w"] = _hess_w__z_w(t)
-    t["hess_z_w__z_w"] = _hess_z_w__z_w(t)
-    t["hess_w__p"] = _hess_w__p(t)
-    t["hess_z_w__p"] = _hess_z_w__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 36, params["K"])
-    # ∂f/∂K,K[o,a,i,j] = Σ_cklm hess_z_v__z_v[o,c,i,k] x[l] x[m] S[l,c,a] S[m,k,j]
-    hess_K__K = _block_view(H, 0, 6, 0, 6, PARAMS["K"] + PARAMS["K"])
-    hess_z_v__z_v = t["hess_z_v__z_v"]
-    x = t["x"]
-    x_win = _window_view(x, 3, 1, 1, 4)
-    x_win_2 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_v, x_win, x_win_2)
-    tmp = np.einsum("Bca,Bocik->Baoik", x_win, hess_z_v__z_v, optimize=False)
-    _add_into(hess_K__K, (np.tensordot(tmp, x_win_2, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    # ∂f/∂K,G[o,a,i,j] = Σ_cklm hess_z_v__z_w[o,c,i,k] x[l] x[m] S[l,c,a] S2[m,k,j]
-    hess_K__G = _block_view(H, 0, 6, 6, 12, PARAMS["K"] + PARAMS["G"])
-    hess_z_v__z_w = t["hess_z_v__z_w"]
-    x_win_3 = _window_view(x, 3, 1, 1, 4)
-    x_win_4 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_w, x_win_3, x_win_4)
-    tmp_2 = np.einsum("Bca,Bocik->Baoik", x_win_3, hess_z_v__z_w, optimize=False)
-    _add_into(hess_K__G, (np.tensordot(tmp_2, x_win_4, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    _mirror(H, 0, 6, 6, 12)
-    # ∂f/∂K,U[o,a,l,i,t] = Σ_cj adj_p[l] jac_v__z_v[i,t,o,c] x[j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] v[i,t] x[j] S[j,c,a]
-    hess_K__U = _block_view(H, 0, 6, 12, 28, PARAMS["K"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_v__z_v = t["jac_v__z_v"]
-    x_win_5 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bl,Bitoc,Bca->oalit", adj_p, jac_v__z_v, x_win_5)
-    tmp_3 = np.einsum("Bca,Bitoc->Baito", x_win_5, jac_v__z_v, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_3, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
-    hess_z_v__p = t["hess_z_v__p"]
-    v = t["v"]
-    x_win_6 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bocl,Bit,Bca->oalit", hess_z_v__p, v, x_win_6)
-    tmp_4 = np.einsum("Bca,Bocl->Baol", x_win_6, hess_z_v__p, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_4, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
-    _mirror(H, 0, 6, 12, 28)
-    # ∂f/∂K,R[o,a,l,i,s] = Σ_cj hess_z_v__p[o,c,l] w[i,s] x[j] S[j,c,a]
-    hess_K__R = _block_view(H, 0, 6, 28, 36, PARAMS["K"] + PARAMS["R"])
-    w = t["w"]
-    x_win_7 = _window_view(x, 3, 1, 1, 4)
-    # einsum("Bocl,Bis,Bca->oalis", hess_z_v__p, w, x_win_7)
-    tmp_5 = np.einsum("Bca,Bocl->Baol", x_win_7, hess_z_v__p, optimize=False)
-    _add_into(hess_K__R, (np.tensordot(tmp_5, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
-    _mirror(H, 0, 6, 28, 36)
-    # ∂f/∂G,G[o,a,i,j] = Σ_cklm hess_z_w__z_w[o,c,i,k] x[l] x[m] S2[l,c,a] S2[m,k,j]
-    hess_G__G = _block_view(H, 6, 12, 6, 12, PARAMS["G"] + PARAMS["G"])
-    hess_z_w__z_w = t["hess_z_w__z_w"]
-    x_win_8 = _window_view(x, 3, 1, 2, 2)
-    x_win_9 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bocik,Bca,Bkj->oaij", hess_z_w__z_w, x_win_8, x_win_9)
-    tmp_6 = np.einsum("Bca,Bocik->Baoik", x_win_8, hess_z_w__z_w, optimize=False)
-    _add_into(hess_G__G, (np.tensordot(tmp_6, x_win_9, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    # ∂f/∂G,U[o,a,l,i,t] = Σ_cj hess_z_w__p[o,c,l] v[i,t] x[j] S2[j,c,a]
-    hess_G__U = _block_view(H, 6, 12, 12, 28, PARAMS["G"] + PARAMS["U"])
-    hess_z_w__p = t["hess_z_w__p"]
-    x_win_10 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bocl,Bit,Bca->oalit", hess_z_w__p, v, x_win_10)
-    tmp_7 = np.einsum("Bca,Bocl->Baol", x_win_10, hess_z_w__p, optimize=False)
-    _add_into(hess_G__U, (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
-    _mirror(H, 6, 12, 12, 28)
-    # ∂f/∂G,R[o,a,l,i,s] = Σ_cj adj_p[l] jac_w__z_w[i,s,o,c] x[j] S2[j,c,a] + Σ_cj hess_z_w__p[o,c,l] w[i,s] x[j] S2[j,c,a]
-    hess_G__R = _block_view(H, 6, 12, 28, 36, PARAMS["G"] + PARAMS["R"])
-    jac_w__z_w = t["jac_w__z_w"]
-    x_win_11 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bl,Bisoc,Bca->oalis", adj_p, jac_w__z_w, x_win_11)
-    tmp_8 = np.einsum("Bca,Bisoc->Baiso", x_win_11, jac_w__z_w, optimize=False)
-    _add_into(hess_G__R, (np.tensordot(tmp_8, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
-    x_win_12 = _window_view(x, 3, 1, 2, 2)
-    # einsum("Bocl,Bis,Bca->oalis", hess_z_w__p, w, x_win_12)
-    tmp_9 = np.einsum("Bca,Bocl->Baol", x_win_12, hess_z_w__p, optimize=False)
-    _add_into(hess_G__R, (np.tensordot(tmp_9, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
-    _mirror(H, 6, 12, 28, 36)
-    # ∂f/∂U,U[l,o,t,i,j,k] = hess_p__p[l,i] v[o,t] v[j,k]
-    hess_U__U = _block_view(H, 12, 28, 12, 28, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bli,Bot,Bjk->lotijk", hess_p__p, v, v)
-    tmp_10 = v[:, :, :, None, None] * hess_p__p[:, None, None]
-    _add_into(hess_U__U, (np.tensordot(tmp_10, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    # ∂f/∂U,R[l,o,t,i,j,s] = hess_p__p[l,i] v[o,t] w[j,s]
-    hess_U__R = _block_view(H, 12, 28, 28, 36, PARAMS["U"] + PARAMS["R"])
-    # einsum("Bli,Bot,Bjs->lotijs", hess_p__p, v, w)
-    tmp_11 = w[:, :, :, None, None] * hess_p__p[:, None, None]
-    _add_into(hess_U__R, (np.tensordot(tmp_11, v, axes=([0], [0]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, False)
-    _mirror(H, 12, 28, 28, 36)
-    # ∂f/∂R,R[l,o,s,i,j,k] = hess_p__p[l,i] w[o,s] w[j,k]
-    hess_R__R = _block_view(H, 28, 36, 28, 36, PARAMS["R"] + PARAMS["R"])
-    # einsum("Bli,Bos,Bjk->losijk", hess_p__p, w, w)
-    tmp_12 = w[:, :, :, None, None] * hess_p__p[:, None, None]
-    _add_into(hess_R__R, (np.tensordot(tmp_12, w, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    return {("K", "K"): hess_K__K, ("K", "G"): hess_K__G, ("K", "U"): hess_K__U, ("K", "R"): hess_K__R, ("G", "K"): _block_view(H, 6, 12, 0, 6, (2, 3, 2, 3)), ("G", "G"): hess_G__G, ("G", "U"): hess_G__U, ("G", "R"): hess_G__R, ("U", "K"): _block_view(H, 12, 28, 0, 6, (2, 2, 4, 2, 3)), ("U", "G"): _block_view(H, 12, 28, 6, 12, (2, 2, 4, 2, 3)), ("U", "U"): hess_U__U, ("U", "R"): hess_U__R, ("R", "K"): _block_view(H, 28, 36, 0, 6, (2, 2, 2, 2, 3)), ("R", "G"): _block_view(H, 28, 36, 6, 12, (2, 2, 2, 2, 3)), ("R", "U"): _block_view(H, 28, 36, 12, 28, (2, 2, 2, 2, 2, 4)), ("R", "R"): hess_R__R}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    G = params["G"]
+    U = params["U"]
+    R = params["R"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["K"])
+    if todo:
+        # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
+        x_win = _window_view(x, 3, 1, 1, 4)
+        tmp = x_win
+        # einsum("oa,Bta->Bot", K, tmp)
+        z_v = (np.tensordot(tmp, K, axes=([2], [1]))).transpose(0, 2, 1)
+        # v[o,t] = relu(z_v[o,t])
+        v = np.maximum(0, z_v)
+        # z_w[o,s] = Σ_a G[o,a] Σ_u S2[u,s,a] x[u]
+        x_win_2 = _window_view(x, 3, 1, 2, 2)
+        tmp_2 = x_win_2
+        # einsum("oa,Bsa->Bos", G, tmp_2)
+        z_w = (np.tensordot(tmp_2, G, axes=([2], [1]))).transpose(0, 2, 1)
+        # w[o,s] = tanh(z_w[o,s])
+        w = np.tanh(z_w)
+        # p[l] = Σ_ot U[l,o,t] v[o,t] + Σ_os R[l,o,s] w[o,s]
+        # einsum("lot,Bot->Bl", U, v)
+        # einsum("los,Bos->Bl", R, w)
+        p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
+        del x_win, tmp, x_win_2, tmp_2, z_w
+    if not todo.isdisjoint((("K", "U"), ("G", "G"), ("G", "R"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if ("K", "U") in todo:
+        # jac_v__z_v[o,t,i,j] = relu'(z_v[o,t]) δ[o,i] δ[t,j]
+        drelu_z_v = np.heaviside(z_v, 0.0)
+        # einsum("Bot,oi,tj->Botij", drelu_z_v, np.eye(2), np.eye(4))
+        tmp_3 = (np.eye(4))[:, :, None, None] * np.eye(2)
+        jac_v__z_v = tmp_3.transpose(2, 0, 3, 1) * drelu_z_v[:, :, :, None, None]
+        del drelu_z_v, tmp_3
+    if ("G", "G") in todo:
+        # adj_w[o,s] = Σ_c R[c,o,s] adj_p[c]
+        # einsum("cos,Bc->Bos", R, adj_p)
+        adj_w = np.tensordot(adj_p, R, axes=([1], [0]))
+    if ("G", "R") in todo:
+        # jac_w__z_w[o,s,i,j] = tanh'(z_w[o,s]) δ[o,i] δ[s,j]
+        dtanh_z_w = 1 - w**2
+        # einsum("Bos,oi,sj->Bosij", dtanh_z_w, np.eye(2), np.eye(2))
+        tmp_4 = (np.eye(2))[:, :, None, None] * np.eye(2)
+        jac_w__z_w = tmp_4.transpose(2, 0, 3, 1) * dtanh_z_w[:, :, :, None, None]
+        del dtanh_z_w, tmp_4
+    if ("K", "K") in todo:
+        # jac_p__v[l,o,t] = U[l,o,t]
+        jac_p__v = U
+        # jac_p__z_v[l,o,t] = relu'(z_v[o,t]) jac_p__v[l,o,t]
+        drelu_z_v_2 = np.heaviside(z_v, 0.0)
+        # einsum("Bot,lot->Blot", drelu_z_v_2, jac_p__v)
+        jac_p__z_v = jac_p__v * drelu_z_v_2[:, None]
+        # hess_p__z_v[l,o,t] = jac_p__z_v[l,o,t] softmax_l(p[l]) - Σ_c jac_p__z_v[c,o,t] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blot,Bl->Blot", jac_p__z_v, softmax_p_2)
+        # einsum("Bcot,Bc,Bl->Blot", jac_p__z_v, softmax_p_2, softmax_p_2)
+        tmp_5 = np.einsum("Bc,Bcot->Bot", softmax_p_2, jac_p__z_v, optimize=False)
+        hess_p__z_v = softmax_p_2[:, :, None, None] * jac_p__z_v - tmp_5[:, None] * softmax_p_2[:, :, None, None]
+        # hess_v__z_v[o,t,i,j] = Σ_c U[c,o,t] hess_p__z_v[c,i,j]
+        # einsum("cot,Bcij->Botij", U, hess_p__z_v)
+        hess_v__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        # hess_z_v__z_v[o,t,i,j] = relu'(z_v[o,t]) hess_v__z_v[o,t,i,j]
+        # einsum("Bot,Botij->Botij", drelu_z_v_2, hess_v__z_v)
+        hess_z_v__z_v = hess_v__z_v * drelu_z_v_2[:, :, :, None, None]
+        # ∂f/∂K,K[o,a,i,j] = Σ_cklm hess_z_v__z_v[o,c,i,k] x[l] x[m] S[l,c,a] S[m,k,j]
+        hess_K__K = _block_view(H, rows["K"][0], rows["K"][1], rows["K"][0], rows["K"][1], PARAMS["K"] + PARAMS["K"])
+        x_win_3 = _window_view(x, 3, 1, 1, 4)
+        x_win_4 = _window_view(x, 3, 1, 1, 4)
+        # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_v, x_win_3, x_win_4)
+        tmp_6 = np.einsum("Bca,Bocik->Baoik", x_win_3, hess_z_v__z_v, optimize=False)
+        _add_into(hess_K__K, (np.tensordot(tmp_6, x_win_4, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+        del jac_p__v, drelu_z_v_2, jac_p__z_v, softmax_p_2, tmp_5, hess_p__z_v, hess_v__z_v, hess_z_v__z_v, x_win_3, x_win_4, tmp_6
+    if not todo.isdisjoint((("K", "G"), ("G", "G"))):
+        # jac_p__w[l,o,s] = R[l,o,s]
+        jac_p__w = R
+        # jac_p__z_w[l,o,s] = tanh'(z_w[o,s]) jac_p__w[l,o,s]
+        dtanh_z_w_2 = 1 - w**2
+        # einsum("Bos,los->Blos", dtanh_z_w_2, jac_p__w)
+        jac_p__z_w = jac_p__w * dtanh_z_w_2[:, None]
+        # hess_p__z_w[l,o,s] = jac_p__z_w[l,o,s] softmax_l(p[l]) - Σ_c jac_p__z_w[c,o,s] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blos,Bl->Blos", jac_p__z_w, softmax_p_3)
+        # einsum("Bcos,Bc,Bl->Blos", jac_p__z_w, softmax_p_3, softmax_p_3)
+        tmp_7 = np.einsum("Bc,Bcos->Bos", softmax_p_3, jac_p__z_w, optimize=False)
+        hess_p__z_w = softmax_p_3[:, :, None, None] * jac_p__z_w - tmp_7[:, None] * softmax_p_3[:, :, None, None]
+        del jac_p__w, dtanh_z_w_2, jac_p__z_w, softmax_p_3, tmp_7
+    if ("K", "G") in todo:
+        # hess_v__z_w[o,t,i,s] = Σ_c U[c,o,t] hess_p__z_w[c,i,s]
+        # einsum("cot,Bcis->Botis", U, hess_p__z_w)
+        hess_v__z_w = (np.tensordot(hess_p__z_w, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        # hess_z_v__z_w[o,t,i,s] = relu'(z_v[o,t]) hess_v__z_w[o,t,i,s]
+        drelu_z_v_3 = np.heaviside(z_v, 0.0)
+        # einsum("Bot,Botis->Botis", drelu_z_v_3, hess_v__z_w)
+        hess_z_v__z_w = hess_v__z_w * drelu_z_v_3[:, :, :, None, None]
+        # ∂f/∂K,G[o,a,i,j] = Σ_cklm hess_z_v__z_w[o,c,i,k] x[l] x[m] S[l,c,a] S2[m,k,j]
+        hess_K__G = _block_view(H, rows["K"][0], rows["K"][1], rows["G"][0], rows["G"][1], PARAMS["K"] + PARAMS["G"])
+        x_win_5 = _window_view(x, 3, 1, 1, 4)
+        x_win_6 = _window_view(x, 3, 1, 2, 2)
+        # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_w, x_win_5, x_win_6)
+        tmp_8 = np.einsum("Bca,Bocik->Baoik", x_win_5, hess_z_v__z_w, optimize=False)
+        _add_into(hess_K__G, (np.tensordot(tmp_8, x_win_6, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+        del hess_v__z_w, drelu_z_v_3, hess_z_v__z_w, x_win_5, x_win_6, tmp_8
+    if ("G", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["G"][0], rows["G"][1])
+    if not todo.isdisjoint((("U", "U"), ("U", "R"), ("R", "R"), ("K", "U"), ("K", "R"), ("G", "U"), ("G", "R"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(2), softmax_p_4)
+        # einsum("Bl,Bi->Bli", softmax_p_4, softmax_p_4)
+        hess_p__p = softmax_p_4[:, :, None] * np.eye(2) - softmax_p_4[:, None] * softmax_p_4[:, :, None]
+        del softmax_p_4
+    if todo:
+        del p
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,o,t,i,j,k] = hess_p__p[l,i] v[o,t] v[j,k]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        # einsum("Bli,Bot,Bjk->lotijk", hess_p__p, v, v)
+        tmp_9 = v[:, :, :, None, None] * hess_p__p[:, None, None]
+        _add_into(hess_U__U, (np.tensordot(tmp_9, v, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+        del tmp_9
+    if ("U", "R") in todo:
+        # ∂f/∂U,R[l,o,t,i,j,s] = hess_p__p[l,i] v[o,t] w[j,s]
+        hess_U__R = _block_view(H, rows["U"][0], rows["U"][1], rows["R"][0], rows["R"][1], PARAMS["U"] + PARAMS["R"])
+        # einsum("Bli,Bot,Bjs->lotijs", hess_p__p, v, w)
+        tmp_10 = w[:, :, :, None, None] * hess_p__p[:, None, None]
+        _add_into(hess_U__R, (np.tensordot(tmp_10, v, axes=([0], [0]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, False)
+        del tmp_10
+    if ("R", "U") in want:
+        _mirror(H, rows["U"][0], rows["U"][1], rows["R"][0], rows["R"][1])
+    if ("R", "R") in todo:
+        # ∂f/∂R,R[l,o,s,i,j,k] = hess_p__p[l,i] w[o,s] w[j,k]
+        hess_R__R = _block_view(H, rows["R"][0], rows["R"][1], rows["R"][0], rows["R"][1], PARAMS["R"] + PARAMS["R"])
+        # einsum("Bli,Bos,Bjk->losijk", hess_p__p, w, w)
+        tmp_11 = w[:, :, :, None, None] * hess_p__p[:, None, None]
+        _add_into(hess_R__R, (np.tensordot(tmp_11, w, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+        del tmp_11
+    if not todo.isdisjoint((("K", "U"), ("K", "R"))):
+        # hess_v__p[o,t,l] = Σ_c U[c,o,t] hess_p__p[c,l]
+        # einsum("cot,Bcl->Botl", U, hess_p__p)
+        hess_v__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 3, 1)
+        # hess_z_v__p[o,t,l] = relu'(z_v[o,t]) hess_v__p[o,t,l]
+        drelu_z_v_4 = np.heaviside(z_v, 0.0)
+        # einsum("Bot,Botl->Botl", drelu_z_v_4, hess_v__p)
+        hess_z_v__p = hess_v__p * drelu_z_v_4[:, :, :, None]
+        del hess_v__p, drelu_z_v_4
+    if todo:
+        del z_v
+    if ("K", "U") in todo:
+        # ∂f/∂K,U[o,a,l,i,t] = Σ_cj adj_p[l] jac_v__z_v[i,t,o,c] x[j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] v[i,t] x[j] S[j,c,a]
+        hess_K__U = _block_view(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1], PARAMS["K"] + PARAMS["U"])
+        x_win_7 = _window_view(x, 3, 1, 1, 4)
+        # einsum("Bl,Bitoc,Bca->oalit", adj_p, jac_v__z_v, x_win_7)
+        tmp_12 = np.einsum("Bca,Bitoc->Baito", x_win_7, jac_v__z_v, optimize=False)
+        _add_into(hess_K__U, (np.tensordot(tmp_12, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
+        x_win_8 = _window_view(x, 3, 1, 1, 4)
+        # einsum("Bocl,Bit,Bca->oalit", hess_z_v__p, v, x_win_8)
+        tmp_13 = np.einsum("Bca,Bocl->Baol", x_win_8, hess_z_v__p, optimize=False)
+        _add_into(hess_K__U, (np.tensordot(tmp_13, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
+        del x_win_7, tmp_12, x_win_8, tmp_13
+    if ("K", "U") in todo:
+        del jac_v__z_v
+    if ("U", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1])
+    if ("K", "R") in todo:
+        # ∂f/∂K,R[o,a,l,i,s] = Σ_cj hess_z_v__p[o,c,l] w[i,s] x[j] S[j,c,a]
+        hess_K__R = _block_view(H, rows["K"][0], rows["K"][1], rows["R"][0], rows["R"][1], PARAMS["K"] + PARAMS["R"])
+        x_win_9 = _window_view(x, 3, 1, 1, 4)
+        # einsum("Bocl,Bis,Bca->oalis", hess_z_v__p, w, x_win_9)
+        tmp_14 = np.einsum("Bca,Bocl->Baol", x_win_9, hess_z_v__p, optimize=False)
+        _add_into(hess_K__R, (np.tensordot(tmp_14, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
+        del x_win_9, tmp_14
+    if not todo.isdisjoint((("K", "U"), ("K", "R"))):
+        del hess_z_v__p
+    if ("R", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["R"][0], rows["R"][1])
+    if ("G", "G") in todo:
+        # hess_w__z_w[o,s,i,j] = Σ_c R[c,o,s] hess_p__z_w[c,i,j]
+        # einsum("cos,Bcij->Bosij", R, hess_p__z_w)
+        hess_w__z_w = (np.tensordot(hess_p__z_w, R, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        # hess_z_w__z_w[o,s,i,j] = tanh'(z_w[o,s]) hess_w__z_w[o,s,i,j] + tanh''(z_w[o,s]) δ[o,i] δ[s,j] adj_w[o,s]
+        dtanh_z_w_3 = 1 - w**2
+        # einsum("Bos,Bosij->Bosij", dtanh_z_w_3, hess_w__z_w)
+        d2tanh_z_w = 2*w*(w**2 - 1)
+        # einsum("Bos,oi,sj,Bos->Bosij", d2tanh_z_w, np.eye(2), np.eye(2), adj_w)
+        tmp_15 = adj_w * d2tanh_z_w
+        tmp_16 = (np.eye(2))[:, :, None, None] * np.eye(2)
+        hess_z_w__z_w = hess_w__z_w * dtanh_z_w_3[:, :, :, None, None] + tmp_16.transpose(2, 0, 3, 1) * tmp_15[:, :, :, None, None]
+        # ∂f/∂G,G[o,a,i,j] = Σ_cklm hess_z_w__z_w[o,c,i,k] x[l] x[m] S2[l,c,a] S2[m,k,j]
+        hess_G__G = _block_view(H, rows["G"][0], rows["G"][1], rows["G"][0], rows["G"][1], PARAMS["G"] + PARAMS["G"])
+        x_win_10 = _window_view(x, 3, 1, 2, 2)
+        x_win_11 = _window_view(x, 3, 1, 2, 2)
+        # einsum("Bocik,Bca,Bkj->oaij", hess_z_w__z_w, x_win_10, x_win_11)
+        tmp_17 = np.einsum("Bca,Bocik->Baoik", x_win_10, hess_z_w__z_w, optimize=False)
+        _add_into(hess_G__G, (np.tensordot(tmp_17, x_win_11, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+        del hess_w__z_w, dtanh_z_w_3, d2tanh_z_w, tmp_15, tmp_16, hess_z_w__z_w, x_win_10, x_win_11, tmp_17
+    if ("G", "G") in todo:
+        del adj_w
+    if not todo.isdisjoint((("K", "G"), ("G", "G"))):
+        del hess_p__z_w
+    if not todo.isdisjoint((("G", "U"), ("G", "R"))):
+        # hess_w__p[o,s,l] = Σ_c R[c,o,s] hess_p__p[c,l]
+        # einsum("cos,Bcl->Bosl", R, hess_p__p)
+        hess_w__p = (np.tensordot(hess_p__p, R, axes=([1], [0]))).transpose(0, 2, 3, 1)
+        # hess_z_w__p[o,s,l] = tanh'(z_w[o,s]) hess_w__p[o,s,l]
+        dtanh_z_w_4 = 1 - w**2
+        # einsum("Bos,Bosl->Bosl", dtanh_z_w_4, hess_w__p)
+        hess_z_w__p = hess_w__p * dtanh_z_w_4[:, :, :, None]
+        del hess_w__p, dtanh_z_w_4
+    if not todo.isdisjoint((("U", "U"), ("U", "R"), ("R", "R"), ("K", "U"), ("K", "R"), ("G", "U"), ("G", "R"))):
+        del hess_p__p
+    if ("G", "U") in todo:
+        # ∂f/∂G,U[o,a,l,i,t] = Σ_cj hess_z_w__p[o,c,l] v[i,t] x[j] S2[j,c,a]
+        hess_G__U = _block_view(H, rows["G"][0], rows["G"][1], rows["U"][0], rows["U"][1], PARAMS["G"] + PARAMS["U"])
+        x_win_12 = _window_view(x, 3, 1, 2, 2)
+        # einsum("Bocl,Bit,Bca->oalit", hess_z_w__p, v, x_win_12)
+        tmp_18 = np.einsum("Bca,Bocl->Baol", x_win_12, hess_z_w__p, optimize=False)
+        _add_into(hess_G__U, (np.tensordot(tmp_18, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
+        del x_win_12, tmp_18
+    if todo:
+        del v
+    if ("U", "G") in want:
+        _mirror(H, rows["G"][0], rows["G"][1], rows["U"][0], rows["U"][1])
+    if ("G", "R") in todo:
+        # ∂f/∂G,R[o,a,l,i,s] = Σ_cj adj_p[l] jac_w__z_w[i,s,o,c] x[j] S2[j,c,a] + Σ_cj hess_z_w__p[o,c,l] w[i,s] x[j] S2[j,c,a]
+        hess_G__R = _block_view(H, rows["G"][0], rows["G"][1], rows["R"][0], rows["R"][1], PARAMS["G"] + PARAMS["R"])
+        x_win_13 = _window_view(x, 3, 1, 2, 2)
+        # einsum("Bl,Bisoc,Bca->oalis", adj_p, jac_w__z_w, x_win_13)
+        tmp_19 = np.einsum("Bca,Bisoc->Baiso", x_win_13, jac_w__z_w, optimize=False)
+        _add_into(hess_G__R, (np.tensordot(tmp_19, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
+        x_win_14 = _window_view(x, 3, 1, 2, 2)
+        # einsum("Bocl,Bis,Bca->oalis", hess_z_w__p, w, x_win_14)
+        tmp_20 = np.einsum("Bca,Bocl->Baol", x_win_14, hess_z_w__p, optimize=False)
+        _add_into(hess_G__R, (np.tensordot(tmp_20, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
+        del x_win_13, tmp_19, x_win_14, tmp_20
+    if todo:
+        del w
+    if not todo.isdisjoint((("K", "U"), ("G", "G"), ("G", "R"))):
+        del adj_p
+    if ("G", "R") in todo:
+        del jac_w__z_w
+    if not todo.isdisjoint((("G", "U"), ("G", "R"))):
+        del hess_z_w__p
+    if ("R", "G") in want:
+        _mirror(H, rows["G"][0], rows["G"][1], rows["R"][0], rows["R"][1])
+    hess = {}
+    if ("K", "K") in want:
+        hess[("K", "K")] = hess_K__K
+    if ("K", "G") in want:
+        hess[("K", "G")] = hess_K__G
+    if ("K", "U") in want:
+        hess[("K", "U")] = hess_K__U
+    if ("K", "R") in want:
+        hess[("K", "R")] = hess_K__R
+    if ("G", "K") in want:
+        hess[("G", "K")] = _block_view(H, rows["G"][0], rows["G"][1], rows["K"][0], rows["K"][1], (2, 3, 2, 3))
+    if ("G", "G") in want:
+        hess[("G", "G")] = hess_G__G
+    if ("G", "U") in want:
+        hess[("G", "U")] = hess_G__U
+    if ("G", "R") in want:
+        hess[("G", "R")] = hess_G__R
+    if ("U", "K") in want:
+        hess[("U", "K")] = _block_view(H, rows["U"][0], rows["U"][1], rows["K"][0], rows["K"][1], (2, 2, 4, 2, 3))
+    if ("U", "G") in want:
+        hess[("U", "G")] = _block_view(H, rows["U"][0], rows["U"][1], rows["G"][0], rows["G"][1], (2, 2, 4, 2, 3))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    if ("U", "R") in want:
+        hess[("U", "R")] = hess_U__R
+    if ("R", "K") in want:
+        hess[("R", "K")] = _block_view(H, rows["R"][0], rows["R"][1], rows["K"][0], rows["K"][1], (2, 2, 2, 2, 3))
+    if ("R", "G") in want:
+        hess[("R", "G")] = _block_view(H, rows["R"][0], rows["R"][1], rows["G"][0], rows["G"][1], (2, 2, 2, 2, 3))
+    if ("R", "U") in want:
+        hess[("R", "U")] = _block_view(H, rows["R"][0], rows["R"][1], rows["U"][0], rows["U"][1], (2, 2, 2, 2, 2, 4))
+    if ("R", "R") in want:
+        hess[("R", "R")] = hess_R__R
+    return hess
 
 
 def hvp(params, data, vector):

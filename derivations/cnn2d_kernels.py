@@ -59,12 +59,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _mirror(H, r0, r1, c0, c1, tile=256):
@@ -780,131 +829,326 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    t["adj_v"] = _adj_v(t)
-    t["jac_v__z_v"] = _jac_v__z_v(t)
-    t["jac_z_h__z_v"] = _jac_z_h__z_v(t)
-    t["jac_h__z_v"] = _jac_h__z_v(t)
-    t["jac_p__h"] = _jac_p__h(t)
-    t["jac_p__z_h"] = _jac_p__z_h(t)
-    t["jac_p__v"] = _jac_p__v(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hess_p__z_v"] = _hess_p__z_v(t)
-    t["hess_h__z_v"] = _hess_h__z_v(t)
-    t["hess_z_h__z_v"] = _hess_z_h__z_v(t)
-    t["hess_v__z_v"] = _hess_v__z_v(t)
-    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["hess_p__z_h"] = _hess_p__z_h(t)
-    t["hess_h__z_h"] = _hess_h__z_h(t)
-    t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
-    t["hess_v__z_h"] = _hess_v__z_h(t)
-    t["hess_z_v__z_h"] = _hess_z_v__z_h(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h__p"] = _hess_h__p(t)
-    t["hess_z_h__p"] = _hess_z_h__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 78, params["K"])
-    # ∂f/∂K,K[o,c,a,b,i,j,k,l] = Σ_mnpqrstu hess_z_v__z_v[o,m,n,i,p,q] x[c,r,s] x[j,t,u] S[r,m,a] S[t,p,k] S[s,n,b] S[u,q,l]
-    hess_K__K = _block_view(H, 0, 16, 0, 16, PARAMS["K"] + PARAMS["K"])
-    hess_z_v__z_v = t["hess_z_v__z_v"]
-    x = t["x"]
-    x_win = _window_view(x, 2, 2, 1, 3)
-    x_win_2 = _window_view(x, 2, 2, 1, 3)
-    x_win_win = _window_view(x_win, 2, 3, 1, 3)
-    x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
-    # einsum("Bomnipq,Bcmnab,Bjpqkl->ocabijkl", hess_z_v__z_v, x_win_win, x_win_2_win)
-    tmp = np.einsum("Bcmnab,Bomnipq->Bcaboipq", x_win_win, hess_z_v__z_v, optimize=False)
-    _add_into(hess_K__K, (np.tensordot(tmp, x_win_2_win, axes=([0, 6, 7], [0, 2, 3]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
-    # ∂f/∂K,b[o,c,a,b,i] = Σ_jklmnp hess_z_v__z_v[o,j,k,i,l,m] x[c,n,p] S[n,j,a] S[p,k,b]
-    hess_K__b = _block_view(H, 0, 16, 16, 18, PARAMS["K"] + PARAMS["b"])
-    x_win_3 = _window_view(x, 2, 2, 1, 3)
-    x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
-    # einsum("Bojkilm,Bcjkab->ocabi", hess_z_v__z_v, x_win_3_win)
-    _add_into(hess_K__b, (np.tensordot(x_win_3_win, hess_z_v__z_v.sum(axis=(5, 6)), axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2, 4), 1 / B, False)
-    _mirror(H, 0, 16, 16, 18)
-    # ∂f/∂K,W1[o,c,a,b,j,i,u,w] = Σ_klmn adj_z_h[j] jac_v__z_v[i,u,w,o,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn hess_z_v__z_h[o,k,l,j] v[i,u,w] x[c,m,n] S[m,k,a] S[n,l,b]
-    hess_K__W1 = _block_view(H, 0, 16, 18, 72, PARAMS["K"] + PARAMS["W1"])
-    adj_z_h = t["adj_z_h"]
-    jac_v__z_v = t["jac_v__z_v"]
-    x_win_4 = _window_view(x, 2, 2, 1, 3)
-    x_win_4_win = _window_view(x_win_4, 2, 3, 1, 3)
-    # einsum("Bj,Biuwokl,Bcklab->ocabjiuw", adj_z_h, jac_v__z_v, x_win_4_win)
-    tmp_2 = np.einsum("Bcklab,Biuwokl->Bcabiuwo", x_win_4_win, jac_v__z_v, optimize=False)
-    _add_into(hess_K__W1, (np.tensordot(tmp_2, adj_z_h, axes=([0], [0]))).transpose(6, 0, 1, 2, 7, 3, 4, 5), 1 / B, False)
-    hess_z_v__z_h = t["hess_z_v__z_h"]
-    v = t["v"]
-    x_win_5 = _window_view(x, 2, 2, 1, 3)
-    x_win_5_win = _window_view(x_win_5, 2, 3, 1, 3)
-    # einsum("Boklj,Biuw,Bcklab->ocabjiuw", hess_z_v__z_h, v, x_win_5_win)
-    tmp_3 = np.einsum("Bcklab,Boklj->Bcaboj", x_win_5_win, hess_z_v__z_h, optimize=False)
-    _add_into(hess_K__W1, (np.tensordot(tmp_3, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, True)
-    _mirror(H, 0, 16, 18, 72)
-    # ∂f/∂K,U[o,c,a,b,l,j] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_ikmn h[j] hess_z_v__p[o,i,k,l] x[c,m,n] S[m,i,a] S[n,k,b]
-    hess_K__U = _block_view(H, 0, 16, 72, 78, PARAMS["K"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_h__z_v = t["jac_h__z_v"]
-    x_win_6 = _window_view(x, 2, 2, 1, 3)
-    x_win_6_win = _window_view(x_win_6, 2, 3, 1, 3)
-    # einsum("Bl,Bjoik,Bcikab->ocablj", adj_p, jac_h__z_v, x_win_6_win)
-    tmp_4 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_6_win, jac_h__z_v, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_4, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 2, 5, 3), 1 / B, False)
-    h = t["h"]
-    hess_z_v__p = t["hess_z_v__p"]
-    x_win_7 = _window_view(x, 2, 2, 1, 3)
-    x_win_7_win = _window_view(x_win_7, 2, 3, 1, 3)
-    # einsum("Bj,Boikl,Bcikab->ocablj", h, hess_z_v__p, x_win_7_win)
-    tmp_5 = np.einsum("Bcikab,Boikl->Bcabol", x_win_7_win, hess_z_v__p, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_5, h, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5), 1 / B, True)
-    _mirror(H, 0, 16, 72, 78)
-    # ∂f/∂b,b[o,i] = Σ_cjkl hess_z_v__z_v[o,c,j,i,k,l]
-    hess_b__b = _block_view(H, 16, 18, 16, 18, PARAMS["b"] + PARAMS["b"])
-    # einsum("Bocjikl->oi", hess_z_v__z_v)
-    _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 3, 5, 6)), 1 / B, False)
-    # ∂f/∂b,W1[o,j,i,u,w] = Σ_ck adj_z_h[j] jac_v__z_v[i,u,w,o,c,k] + Σ_ck hess_z_v__z_h[o,c,k,j] v[i,u,w]
-    hess_b__W1 = _block_view(H, 16, 18, 18, 72, PARAMS["b"] + PARAMS["W1"])
-    # einsum("Bj,Biuwock->ojiuw", adj_z_h, jac_v__z_v)
-    _add_into(hess_b__W1, (np.tensordot(jac_v__z_v.sum(axis=(5, 6)), adj_z_h, axes=([0], [0]))).transpose(3, 4, 0, 1, 2), 1 / B, False)
-    # einsum("Bockj,Biuw->ojiuw", hess_z_v__z_h, v)
-    _add_into(hess_b__W1, (np.tensordot(v, hess_z_v__z_h.sum(axis=(2, 3)), axes=([0], [0]))).transpose(3, 4, 0, 1, 2), 1 / B, True)
-    _mirror(H, 16, 18, 18, 72)
-    # ∂f/∂b,U[o,l,j] = Σ_ci adj_p[l] jac_h__z_v[j,o,c,i] + Σ_ci h[j] hess_z_v__p[o,c,i,l]
-    hess_b__U = _block_view(H, 16, 18, 72, 78, PARAMS["b"] + PARAMS["U"])
-    # einsum("Bl,Bjoci->olj", adj_p, jac_h__z_v)
-    _add_into(hess_b__U, (np.tensordot(jac_h__z_v.sum(axis=(3, 4)), adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    # einsum("Bj,Bocil->olj", h, hess_z_v__p)
-    _add_into(hess_b__U, np.tensordot(hess_z_v__p.sum(axis=(2, 3)), h, axes=([0], [0])), 1 / B, True)
-    _mirror(H, 16, 18, 72, 78)
-    # ∂f/∂W1,W1[j,o,u,w,i,k,l,m] = hess_z_h__z_h[j,i] v[o,u,w] v[k,l,m]
-    hess_W1__W1 = _block_view(H, 18, 72, 18, 72, PARAMS["W1"] + PARAMS["W1"])
-    hess_z_h__z_h = t["hess_z_h__z_h"]
-    # einsum("Bji,Bouw,Bklm->jouwiklm", hess_z_h__z_h, v, v)
-    tmp_6 = v[:, :, :, :, None, None] * hess_z_h__z_h[:, None, None, None]
-    _add_into(hess_W1__W1, (np.tensordot(tmp_6, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
-    # ∂f/∂W1,U[j,o,u,w,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] v[o,u,w] + h[i] hess_z_h__p[j,l] v[o,u,w]
-    hess_W1__U = _block_view(H, 18, 72, 72, 78, PARAMS["W1"] + PARAMS["U"])
-    hess_z_h__p = t["hess_z_h__p"]
-    # einsum("Bi,Bjl,Bouw->jouwli", h, hess_z_h__p, v)
-    tmp_7 = hess_z_h__p[:, :, :, None] * h[:, None, None]
-    _add_into(hess_W1__U, (np.tensordot(tmp_7, v, axes=([0], [0]))).transpose(0, 3, 4, 5, 1, 2), 1 / B, False)
-    dtanh_z_h = 1 - h**2
-    # einsum("Bl,Bj,Bouw->jouwl", adj_p, dtanh_z_h, v)
-    tmp_8 = dtanh_z_h[:, :, None] * adj_p[:, None]
-    _add_into(_diagonal_view(hess_W1__U, 0, 5), (np.tensordot(tmp_8, v, axes=([0], [0]))).transpose(0, 2, 3, 4, 1), 1 / B, True)
-    _mirror(H, 18, 72, 72, 78)
-    # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
-    hess_U__U = _block_view(H, 72, 78, 72, 78, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bj,Bk,li->ljik", h, h, hess_p__p)
-    tmp_9 = h.T @ h
-    _add_into(hess_U__U, tmp_9.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
-    return {("K", "K"): hess_K__K, ("K", "b"): hess_K__b, ("K", "W1"): hess_K__W1, ("K", "U"): hess_K__U, ("b", "K"): _block_view(H, 16, 18, 0, 16, (2, 2, 2, 2, 2)), ("b", "b"): hess_b__b, ("b", "W1"): hess_b__W1, ("b", "U"): hess_b__U, ("W1", "K"): _block_view(H, 18, 72, 0, 16, (3, 2, 3, 3, 2, 2, 2, 2)), ("W1", "b"): _block_view(H, 18, 72, 16, 18, (3, 2, 3, 3, 2)), ("W1", "W1"): hess_W1__W1, ("W1", "U"): hess_W1__U, ("U", "K"): _block_view(H, 72, 78, 0, 16, (2, 3, 2, 2, 2, 2)), ("U", "b"): _block_view(H, 72, 78, 16, 18, (2, 3, 2)), ("U", "W1"): _block_view(H, 72, 78, 18, 72, (2, 3, 3, 2, 3, 3)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    b = params["b"]
+    W1 = params["W1"]
+    U = params["U"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["K"])
+    if todo:
+        # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
+        x_win = _window_view(x, 2, 2, 1, 3)
+        x_win_win = _window_view(x_win, 2, 3, 1, 3)
+        # einsum("Bcuwab->Bcuawb", x_win_win)
+        tmp = x_win_win.transpose(0, 1, 2, 4, 3, 5)
+        # einsum("ocab,Bcuawb->Bouw", K, tmp)
+        # einsum("o,u,w->ouw", b, np.ones(3), np.ones(3))
+        tmp_2 = (np.ones(3))[:, None] * b
+        z_v = (np.tensordot(tmp, K, axes=([1, 3, 5], [1, 2, 3]))).transpose(0, 3, 1, 2) + tmp_2.T[:, :, None] * np.ones(3)
+        # v[o,u,w] = tanh(z_v[o,u,w])
+        v = np.tanh(z_v)
+        # z_h[j] = Σ_ouw W1[j,o,u,w] v[o,u,w]
+        # einsum("jouw,Bouw->Bj", W1, v)
+        z_h = np.tensordot(v, W1, axes=([1, 2, 3], [1, 2, 3]))
+        # h[j] = tanh(z_h[j])
+        h = np.tanh(z_h)
+        del x_win, x_win_win, tmp, tmp_2, z_v, z_h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"), ("W1", "U"), ("K", "U"), ("b", "U"))):
+        # p[l] = Σ_j U[l,j] h[j]
+        # einsum("lj,Bj->Bl", U, h)
+        p = h @ U.T
+        # adj_p[l] = p[l] - y[l]
+        adj_p = p - y
+        del p
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
+        # adj_h[j] = Σ_c U[c,j] adj_p[c]
+        # einsum("cj,Bc->Bj", U, adj_p)
+        adj_h = adj_p @ U
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W1"), ("b", "W1"))):
+        # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+        dtanh_z_h = 1 - h**2
+        adj_z_h = dtanh_z_h * adj_h
+        del dtanh_z_h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
+        # adj_v[o,u,w] = Σ_c W1[c,o,u,w] adj_z_h[c]
+        # einsum("couw,Bc->Bouw", W1, adj_z_h)
+        adj_v = np.tensordot(adj_z_h, W1, axes=([1], [0]))
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W1"), ("b", "W1"), ("K", "U"), ("b", "U"))):
+        # jac_v__z_v[o,u,w,i,j,k] = tanh'(z_v[o,u,w]) δ[o,i] δ[u,j] δ[w,k]
+        dtanh_z_v = 1 - v**2
+        # einsum("Bouw,oi,uj,wk->Bouwijk", dtanh_z_v, np.eye(2), np.eye(3), np.eye(3))
+        tmp_3 = (np.eye(3))[:, :, None, None] * np.eye(2)
+        tmp_4 = tmp_3[:, :, :, :, None, None] * np.eye(3)
+        jac_v__z_v = tmp_4.transpose(2, 0, 4, 3, 1, 5) * dtanh_z_v[:, :, :, :, None, None, None]
+        del dtanh_z_v, tmp_3, tmp_4
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
+        # jac_z_h__z_v[j,o,u,w] = Σ_cik W1[j,c,i,k] jac_v__z_v[c,i,k,o,u,w]
+        # einsum("jcik,Bcikouw->Bjouw", W1, jac_v__z_v)
+        jac_z_h__z_v = (np.tensordot(jac_v__z_v, W1, axes=([1, 2, 3], [1, 2, 3]))).transpose(0, 4, 1, 2, 3)
+    if not todo.isdisjoint((("K", "U"), ("b", "U"))):
+        # jac_h__z_v[j,o,u,w] = tanh'(z_h[j]) jac_z_h__z_v[j,o,u,w]
+        dtanh_z_h_2 = 1 - h**2
+        # einsum("Bj,Bjouw->Bjouw", dtanh_z_h_2, jac_z_h__z_v)
+        jac_h__z_v = jac_z_h__z_v * dtanh_z_h_2[:, :, None, None, None]
+        del dtanh_z_h_2
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
+        # jac_p__h[l,j] = U[l,j]
+        jac_p__h = U
+        # jac_p__z_h[l,j] = tanh'(z_h[j]) jac_p__h[l,j]
+        dtanh_z_h_3 = 1 - h**2
+        # einsum("Bj,lj->Blj", dtanh_z_h_3, jac_p__h)
+        jac_p__z_h = jac_p__h * dtanh_z_h_3[:, None]
+        del jac_p__h, dtanh_z_h_3
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
+        # jac_p__v[l,o,u,w] = Σ_c W1[c,o,u,w] jac_p__z_h[l,c]
+        # einsum("couw,Blc->Blouw", W1, jac_p__z_h)
+        jac_p__v = np.tensordot(jac_p__z_h, W1, axes=([2], [0]))
+        # jac_p__z_v[l,o,u,w] = tanh'(z_v[o,u,w]) jac_p__v[l,o,u,w]
+        dtanh_z_v_2 = 1 - v**2
+        # einsum("Bouw,Blouw->Blouw", dtanh_z_v_2, jac_p__v)
+        jac_p__z_v = jac_p__v * dtanh_z_v_2[:, None]
+        # hess_p__z_v[l,o,u,w] = jac_p__z_v[l,o,u,w]
+        hess_p__z_v = jac_p__z_v
+        # hess_h__z_v[j,o,u,w] = Σ_c U[c,j] hess_p__z_v[c,o,u,w]
+        # einsum("cj,Bcouw->Bjouw", U, hess_p__z_v)
+        hess_h__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+        # hess_z_h__z_v[j,o,u,w] = tanh'(z_h[j]) hess_h__z_v[j,o,u,w] + tanh''(z_h[j]) adj_h[j] jac_z_h__z_v[j,o,u,w]
+        dtanh_z_h_4 = 1 - h**2
+        # einsum("Bj,Bjouw->Bjouw", dtanh_z_h_4, hess_h__z_v)
+        d2tanh_z_h = 2*h*(h**2 - 1)
+        # einsum("Bj,Bj,Bjouw->Bjouw", d2tanh_z_h, adj_h, jac_z_h__z_v)
+        tmp_5 = adj_h * d2tanh_z_h
+        hess_z_h__z_v = hess_h__z_v * dtanh_z_h_4[:, :, None, None, None] + tmp_5[:, :, None, None, None] * jac_z_h__z_v
+        # hess_v__z_v[o,u,w,i,j,k] = Σ_c W1[c,o,u,w] hess_z_h__z_v[c,i,j,k]
+        # einsum("couw,Bcijk->Bouwijk", W1, hess_z_h__z_v)
+        hess_v__z_v = (np.tensordot(hess_z_h__z_v, W1, axes=([1], [0]))).transpose(0, 4, 5, 6, 1, 2, 3)
+        # hess_z_v__z_v[o,u,w,i,j,k] = tanh'(z_v[o,u,w]) hess_v__z_v[o,u,w,i,j,k] + tanh''(z_v[o,u,w]) δ[o,i] δ[u,j] δ[w,k] adj_v[o,u,w]
+        # einsum("Bouw,Bouwijk->Bouwijk", dtanh_z_v_2, hess_v__z_v)
+        d2tanh_z_v = 2*v*(v**2 - 1)
+        # einsum("Bouw,oi,uj,wk,Bouw->Bouwijk", d2tanh_z_v, np.eye(2), np.eye(3), np.eye(3), adj_v)
+        tmp_6 = adj_v * d2tanh_z_v
+        tmp_7 = tmp_6[:, :, :, :, None] * (np.eye(2))[:, None, None]
+        tmp_8 = tmp_7[:, :, :, :, :, None] * (np.eye(3))[:, None, None]
+        hess_z_v__z_v = hess_v__z_v * dtanh_z_v_2[:, :, :, :, None, None, None] + tmp_8[:, :, :, :, :, :, None] * (np.eye(3))[:, None, None]
+        del jac_p__v, dtanh_z_v_2, jac_p__z_v, hess_p__z_v, hess_h__z_v, dtanh_z_h_4, d2tanh_z_h, tmp_5, hess_z_h__z_v, hess_v__z_v, d2tanh_z_v, tmp_6, tmp_7, tmp_8
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
+        del adj_v
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
+        del jac_z_h__z_v
+    if ("K", "K") in todo:
+        # ∂f/∂K,K[o,c,a,b,i,j,k,l] = Σ_mnpqrstu hess_z_v__z_v[o,m,n,i,p,q] x[c,r,s] x[j,t,u] S[r,m,a] S[t,p,k] S[s,n,b] S[u,q,l]
+        hess_K__K = _block_view(H, rows["K"][0], rows["K"][1], rows["K"][0], rows["K"][1], PARAMS["K"] + PARAMS["K"])
+        x_win_2 = _window_view(x, 2, 2, 1, 3)
+        x_win_3 = _window_view(x, 2, 2, 1, 3)
+        x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
+        x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
+        # einsum("Bomnipq,Bcmnab,Bjpqkl->ocabijkl", hess_z_v__z_v, x_win_2_win, x_win_3_win)
+        tmp_9 = np.einsum("Bcmnab,Bomnipq->Bcaboipq", x_win_2_win, hess_z_v__z_v, optimize=False)
+        _add_into(hess_K__K, (np.tensordot(tmp_9, x_win_3_win, axes=([0, 6, 7], [0, 2, 3]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
+        del x_win_2, x_win_3, x_win_2_win, x_win_3_win, tmp_9
+    if ("K", "b") in todo:
+        # ∂f/∂K,b[o,c,a,b,i] = Σ_jklmnp hess_z_v__z_v[o,j,k,i,l,m] x[c,n,p] S[n,j,a] S[p,k,b]
+        hess_K__b = _block_view(H, rows["K"][0], rows["K"][1], rows["b"][0], rows["b"][1], PARAMS["K"] + PARAMS["b"])
+        x_win_4 = _window_view(x, 2, 2, 1, 3)
+        x_win_4_win = _window_view(x_win_4, 2, 3, 1, 3)
+        # einsum("Bojkilm,Bcjkab->ocabi", hess_z_v__z_v, x_win_4_win)
+        _add_into(hess_K__b, (np.tensordot(x_win_4_win, hess_z_v__z_v.sum(axis=(5, 6)), axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2, 4), 1 / B, False)
+        del x_win_4, x_win_4_win
+    if ("b", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["b"][0], rows["b"][1])
+    if ("b", "b") in todo:
+        # ∂f/∂b,b[o,i] = Σ_cjkl hess_z_v__z_v[o,c,j,i,k,l]
+        hess_b__b = _block_view(H, rows["b"][0], rows["b"][1], rows["b"][0], rows["b"][1], PARAMS["b"] + PARAMS["b"])
+        # einsum("Bocjikl->oi", hess_z_v__z_v)
+        _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 3, 5, 6)), 1 / B, False)
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
+        del hess_z_v__z_v
+    if not todo.isdisjoint((("W1", "W1"), ("K", "W1"), ("b", "W1"))):
+        # hess_p__z_h[l,j] = jac_p__z_h[l,j]
+        hess_p__z_h = jac_p__z_h
+        # hess_h__z_h[j,i] = Σ_c U[c,j] hess_p__z_h[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_h)
+        hess_h__z_h = (np.tensordot(hess_p__z_h, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]
+        dtanh_z_h_5 = 1 - h**2
+        # einsum("Bj,Bji->Bji", dtanh_z_h_5, hess_h__z_h)
+        d2tanh_z_h_2 = 2*h*(h**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_2, np.eye(3), adj_h)
+        tmp_10 = adj_h * d2tanh_z_h_2
+        hess_z_h__z_h = hess_h__z_h * dtanh_z_h_5[:, :, None] + tmp_10[:, :, None] * np.eye(3)
+        del hess_p__z_h, hess_h__z_h, dtanh_z_h_5, d2tanh_z_h_2, tmp_10
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
+        del adj_h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
+        del jac_p__z_h
+    if ("W1", "W1") in todo:
+        # ∂f/∂W1,W1[j,o,u,w,i,k,l,m] = hess_z_h__z_h[j,i] v[o,u,w] v[k,l,m]
+        hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
+        # einsum("Bji,Bouw,Bklm->jouwiklm", hess_z_h__z_h, v, v)
+        tmp_11 = v[:, :, :, :, None, None] * hess_z_h__z_h[:, None, None, None]
+        _add_into(hess_W1__W1, (np.tensordot(tmp_11, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
+        del tmp_11
+    if not todo.isdisjoint((("K", "W1"), ("b", "W1"))):
+        # hess_v__z_h[o,u,w,j] = Σ_c W1[c,o,u,w] hess_z_h__z_h[c,j]
+        # einsum("couw,Bcj->Bouwj", W1, hess_z_h__z_h)
+        hess_v__z_h = (np.tensordot(hess_z_h__z_h, W1, axes=([1], [0]))).transpose(0, 2, 3, 4, 1)
+        # hess_z_v__z_h[o,u,w,j] = tanh'(z_v[o,u,w]) hess_v__z_h[o,u,w,j]
+        dtanh_z_v_3 = 1 - v**2
+        # einsum("Bouw,Bouwj->Bouwj", dtanh_z_v_3, hess_v__z_h)
+        hess_z_v__z_h = hess_v__z_h * dtanh_z_v_3[:, :, :, :, None]
+        del hess_v__z_h, dtanh_z_v_3
+    if not todo.isdisjoint((("W1", "W1"), ("K", "W1"), ("b", "W1"))):
+        del hess_z_h__z_h
+    if ("K", "W1") in todo:
+        # ∂f/∂K,W1[o,c,a,b,j,i,u,w] = Σ_klmn adj_z_h[j] jac_v__z_v[i,u,w,o,k,l] x[c,m,n] S[m,k,a] S[n,l,b] + Σ_klmn hess_z_v__z_h[o,k,l,j] v[i,u,w] x[c,m,n] S[m,k,a] S[n,l,b]
+        hess_K__W1 = _block_view(H, rows["K"][0], rows["K"][1], rows["W1"][0], rows["W1"][1], PARAMS["K"] + PARAMS["W1"])
+        x_win_5 = _window_view(x, 2, 2, 1, 3)
+        x_win_5_win = _window_view(x_win_5, 2, 3, 1, 3)
+        # einsum("Bj,Biuwokl,Bcklab->ocabjiuw", adj_z_h, jac_v__z_v, x_win_5_win)
+        tmp_12 = np.einsum("Bcklab,Biuwokl->Bcabiuwo", x_win_5_win, jac_v__z_v, optimize=False)
+        _add_into(hess_K__W1, (np.tensordot(tmp_12, adj_z_h, axes=([0], [0]))).transpose(6, 0, 1, 2, 7, 3, 4, 5), 1 / B, False)
+        x_win_6 = _window_view(x, 2, 2, 1, 3)
+        x_win_6_win = _window_view(x_win_6, 2, 3, 1, 3)
+        # einsum("Boklj,Biuw,Bcklab->ocabjiuw", hess_z_v__z_h, v, x_win_6_win)
+        tmp_13 = np.einsum("Bcklab,Boklj->Bcaboj", x_win_6_win, hess_z_v__z_h, optimize=False)
+        _add_into(hess_K__W1, (np.tensordot(tmp_13, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, True)
+        del x_win_5, x_win_5_win, tmp_12, x_win_6, x_win_6_win, tmp_13
+    if ("W1", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["W1"][0], rows["W1"][1])
+    if ("b", "W1") in todo:
+        # ∂f/∂b,W1[o,j,i,u,w] = Σ_ck adj_z_h[j] jac_v__z_v[i,u,w,o,c,k] + Σ_ck hess_z_v__z_h[o,c,k,j] v[i,u,w]
+        hess_b__W1 = _block_view(H, rows["b"][0], rows["b"][1], rows["W1"][0], rows["W1"][1], PARAMS["b"] + PARAMS["W1"])
+        # einsum("Bj,Biuwock->ojiuw", adj_z_h, jac_v__z_v)
+        _add_into(hess_b__W1, (np.tensordot(jac_v__z_v.sum(axis=(5, 6)), adj_z_h, axes=([0], [0]))).transpose(3, 4, 0, 1, 2), 1 / B, False)
+        # einsum("Bockj,Biuw->ojiuw", hess_z_v__z_h, v)
+        _add_into(hess_b__W1, (np.tensordot(v, hess_z_v__z_h.sum(axis=(2, 3)), axes=([0], [0]))).transpose(3, 4, 0, 1, 2), 1 / B, True)
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W1"), ("b", "W1"))):
+        del adj_z_h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W1"), ("b", "W1"), ("K", "U"), ("b", "U"))):
+        del jac_v__z_v
+    if not todo.isdisjoint((("K", "W1"), ("b", "W1"))):
+        del hess_z_v__z_h
+    if ("W1", "b") in want:
+        _mirror(H, rows["b"][0], rows["b"][1], rows["W1"][0], rows["W1"][1])
+    if not todo.isdisjoint((("U", "U"), ("W1", "U"), ("K", "U"), ("b", "U"))):
+        # hess_p__p[l,i] = δ[l,i]
+        hess_p__p = (np.eye(2))
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        # einsum("Bj,Bk,li->ljik", h, h, hess_p__p)
+        tmp_14 = h.T @ h
+        _add_into(hess_U__U, tmp_14.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
+        del tmp_14
+    if not todo.isdisjoint((("W1", "U"), ("K", "U"), ("b", "U"))):
+        # hess_h__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
+        # einsum("cj,cl->jl", U, hess_p__p)
+        hess_h__p = U.T @ hess_p__p
+        # hess_z_h__p[j,l] = tanh'(z_h[j]) hess_h__p[j,l]
+        dtanh_z_h_6 = 1 - h**2
+        # einsum("Bj,jl->Bjl", dtanh_z_h_6, hess_h__p)
+        hess_z_h__p = hess_h__p * dtanh_z_h_6[:, :, None]
+        del hess_h__p, dtanh_z_h_6
+    if not todo.isdisjoint((("U", "U"), ("W1", "U"), ("K", "U"), ("b", "U"))):
+        del hess_p__p
+    if ("W1", "U") in todo:
+        # ∂f/∂W1,U[j,o,u,w,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] v[o,u,w] + h[i] hess_z_h__p[j,l] v[o,u,w]
+        hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
+        # einsum("Bi,Bjl,Bouw->jouwli", h, hess_z_h__p, v)
+        tmp_15 = hess_z_h__p[:, :, :, None] * h[:, None, None]
+        _add_into(hess_W1__U, (np.tensordot(tmp_15, v, axes=([0], [0]))).transpose(0, 3, 4, 5, 1, 2), 1 / B, False)
+        dtanh_z_h_7 = 1 - h**2
+        # einsum("Bl,Bj,Bouw->jouwl", adj_p, dtanh_z_h_7, v)
+        tmp_16 = dtanh_z_h_7[:, :, None] * adj_p[:, None]
+        _add_into(_diagonal_view(hess_W1__U, 0, 5), (np.tensordot(tmp_16, v, axes=([0], [0]))).transpose(0, 2, 3, 4, 1), 1 / B, True)
+        del tmp_15, dtanh_z_h_7, tmp_16
+    if ("U", "W1") in want:
+        _mirror(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("K", "U"), ("b", "U"))):
+        # hess_v__p[o,u,w,l] = Σ_c W1[c,o,u,w] hess_z_h__p[c,l]
+        # einsum("couw,Bcl->Bouwl", W1, hess_z_h__p)
+        hess_v__p = (np.tensordot(hess_z_h__p, W1, axes=([1], [0]))).transpose(0, 2, 3, 4, 1)
+        # hess_z_v__p[o,u,w,l] = tanh'(z_v[o,u,w]) hess_v__p[o,u,w,l]
+        dtanh_z_v_4 = 1 - v**2
+        # einsum("Bouw,Bouwl->Bouwl", dtanh_z_v_4, hess_v__p)
+        hess_z_v__p = hess_v__p * dtanh_z_v_4[:, :, :, :, None]
+        del hess_v__p, dtanh_z_v_4
+    if todo:
+        del v
+    if not todo.isdisjoint((("W1", "U"), ("K", "U"), ("b", "U"))):
+        del hess_z_h__p
+    if ("K", "U") in todo:
+        # ∂f/∂K,U[o,c,a,b,l,j] = Σ_ikmn adj_p[l] jac_h__z_v[j,o,i,k] x[c,m,n] S[m,i,a] S[n,k,b] + Σ_ikmn h[j] hess_z_v__p[o,i,k,l] x[c,m,n] S[m,i,a] S[n,k,b]
+        hess_K__U = _block_view(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1], PARAMS["K"] + PARAMS["U"])
+        x_win_7 = _window_view(x, 2, 2, 1, 3)
+        x_win_7_win = _window_view(x_win_7, 2, 3, 1, 3)
+        # einsum("Bl,Bjoik,Bcikab->ocablj", adj_p, jac_h__z_v, x_win_7_win)
+        tmp_17 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_7_win, jac_h__z_v, optimize=False)
+        _add_into(hess_K__U, (np.tensordot(tmp_17, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 2, 5, 3), 1 / B, False)
+        x_win_8 = _window_view(x, 2, 2, 1, 3)
+        x_win_8_win = _window_view(x_win_8, 2, 3, 1, 3)
+        # einsum("Bj,Boikl,Bcikab->ocablj", h, hess_z_v__p, x_win_8_win)
+        tmp_18 = np.einsum("Bcikab,Boikl->Bcabol", x_win_8_win, hess_z_v__p, optimize=False)
+        _add_into(hess_K__U, (np.tensordot(tmp_18, h, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5), 1 / B, True)
+        del x_win_7, x_win_7_win, tmp_17, x_win_8, x_win_8_win, tmp_18
+    if ("U", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1])
+    if ("b", "U") in todo:
+        # ∂f/∂b,U[o,l,j] = Σ_ci adj_p[l] jac_h__z_v[j,o,c,i] + Σ_ci h[j] hess_z_v__p[o,c,i,l]
+        hess_b__U = _block_view(H, rows["b"][0], rows["b"][1], rows["U"][0], rows["U"][1], PARAMS["b"] + PARAMS["U"])
+        # einsum("Bl,Bjoci->olj", adj_p, jac_h__z_v)
+        _add_into(hess_b__U, (np.tensordot(jac_h__z_v.sum(axis=(3, 4)), adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+        # einsum("Bj,Bocil->olj", h, hess_z_v__p)
+        _add_into(hess_b__U, np.tensordot(hess_z_v__p.sum(axis=(2, 3)), h, axes=([0], [0])), 1 / B, True)
+    if todo:
+        del h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"), ("W1", "U"), ("K", "U"), ("b", "U"))):
+        del adj_p
+    if not todo.isdisjoint((("K", "U"), ("b", "U"))):
+        del jac_h__z_v
+    if not todo.isdisjoint((("K", "U"), ("b", "U"))):
+        del hess_z_v__p
+    if ("U", "b") in want:
+        _mirror(H, rows["b"][0], rows["b"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("K", "K") in want:
+        hess[("K", "K")] = hess_K__K
+    if ("K", "b") in want:
+        hess[("K", "b")] = hess_K__b
+    if ("K", "W1") in want:
+        hess[("K", "W1")] = hess_K__W1
+    if ("K", "U") in want:
+        hess[("K", "U")] = hess_K__U
+    if ("b", "K") in want:
+        hess[("b", "K")] = _block_view(H, rows["b"][0], rows["b"][1], rows["K"][0], rows["K"][1], (2, 2, 2, 2, 2))
+    if ("b", "b") in want:
+        hess[("b", "b")] = hess_b__b
+    if ("b", "W1") in want:
+        hess[("b", "W1")] = hess_b__W1
+    if ("b", "U") in want:
+        hess[("b", "U")] = hess_b__U
+    if ("W1", "K") in want:
+        hess[("W1", "K")] = _block_view(H, rows["W1"][0], rows["W1"][1], rows["K"][0], rows["K"][1], (3, 2, 3, 3, 2, 2, 2, 2))
+    if ("W1", "b") in want:
+        hess[("W1", "b")] = _block_view(H, rows["W1"][0], rows["W1"][1], rows["b"][0], rows["b"][1], (3, 2, 3, 3, 2))
+    if ("W1", "W1") in want:
+        hess[("W1", "W1")] = hess_W1__W1
+    if ("W1", "U") in want:
+        hess[("W1", "U")] = hess_W1__U
+    if ("U", "K") in want:
+        hess[("U", "K")] = _block_view(H, rows["U"][0], rows["U"][1], rows["K"][0], rows["K"][1], (2, 3, 2, 2, 2, 2))
+    if ("U", "b") in want:
+        hess[("U", "b")] = _block_view(H, rows["U"][0], rows["U"][1], rows["b"][0], rows["b"][1], (2, 3, 2))
+    if ("U", "W1") in want:
+        hess[("U", "W1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["W1"][0], rows["W1"][1], (2, 3, 3, 2, 3, 3))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

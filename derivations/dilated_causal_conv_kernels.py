@@ -50,12 +50,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -1179,182 +1228,498 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v3"] = _adj_v3(t)
-    t["adj_z_v3"] = _adj_z_v3(t)
-    t["adj_v2"] = _adj_v2(t)
-    t["adj_z_v2"] = _adj_z_v2(t)
-    t["adj_v1"] = _adj_v1(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_z_v3__z_v1"] = _jac_z_v3__z_v1(t)
-    t["jac_v3__z_v1"] = _jac_v3__z_v1(t)
-    t["jac_v2__z_v2"] = _jac_v2__z_v2(t)
-    t["jac_z_v3__z_v2"] = _jac_z_v3__z_v2(t)
-    t["jac_v3__z_v2"] = _jac_v3__z_v2(t)
-    t["jac_v3__z_v3"] = _jac_v3__z_v3(t)
-    t["jac_p__v3"] = _jac_p__v3(t)
-    t["jac_p__z_v3"] = _jac_p__z_v3(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hess_p__z_v1"] = _hess_p__z_v1(t)
-    t["hess_v3__z_v1"] = _hess_v3__z_v1(t)
-    t["hess_z_v3__z_v1"] = _hess_z_v3__z_v1(t)
-    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
-    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
-    t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
-    t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["hess_v3__z_v2"] = _hess_v3__z_v2(t)
-    t["hess_z_v3__z_v2"] = _hess_z_v3__z_v2(t)
-    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
-    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
-    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
-    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
-    t["hess_p__z_v3"] = _hess_p__z_v3(t)
-    t["hess_v3__z_v3"] = _hess_v3__z_v3(t)
-    t["hess_z_v3__z_v3"] = _hess_z_v3__z_v3(t)
-    t["hess_v2__z_v3"] = _hess_v2__z_v3(t)
-    t["hess_z_v2__z_v3"] = _hess_z_v2__z_v3(t)
-    t["hess_v1__z_v3"] = _hess_v1__z_v3(t)
-    t["hess_z_v1__z_v3"] = _hess_z_v1__z_v3(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_v3__p"] = _hess_v3__p(t)
-    t["hess_z_v3__p"] = _hess_z_v3__p(t)
-    t["hess_v2__p"] = _hess_v2__p(t)
-    t["hess_z_v2__p"] = _hess_z_v2__p(t)
-    t["hess_v1__p"] = _hess_v1__p(t)
-    t["hess_z_v1__p"] = _hess_z_v1__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 72, params["K1"])
-    # ∂f/∂K1,K1[h,i,a,j,k,l] = Σ_cmno hess_z_v1__z_v1[h,c,j,m] x[i,n] x[k,o] S[d-1][n,c,a] S[d-1][o,m,l]
-    hess_K1__K1 = _block_view(H, 0, 8, 0, 8, PARAMS["K1"] + PARAMS["K1"])
-    hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
-    x = t["x"]
-    x_win = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    x_win_2 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    # einsum("Bhcjm,Bica,Bkml->hiajkl", hess_z_v1__z_v1, x_win, x_win_2)
-    tmp = np.einsum("Bica,Bhcjm->Biahjm", x_win, hess_z_v1__z_v1, optimize=False)
-    _add_into(hess_K1__K1, (np.tensordot(tmp, x_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    # ∂f/∂K1,K2[h,i,a,g,j,k] = Σ_clmn adj_z_v2[g,c] jac_v1__z_v1[j,l,h,m] x[i,n] S[d-1][n,m,a] S[d-2][l,c,k] + Σ_clmn hess_z_v1__z_v2[h,c,g,l] v1[j,m] x[i,n] S[d-1][n,c,a] S[d-2][m,l,k]
-    hess_K1__K2 = _block_view(H, 0, 8, 8, 16, PARAMS["K1"] + PARAMS["K2"])
-    adj_z_v2 = t["adj_z_v2"]
-    jac_v1__z_v1 = t["jac_v1__z_v1"]
-    x_win_3 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    jac_v1__z_v1_win = _shift_view(jac_v1__z_v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    # einsum("Bgc,Bjchlk,Bila->hiagjk", adj_z_v2, jac_v1__z_v1_win, x_win_3)
-    tmp_2 = np.einsum("Bjchlk,Bgc->Bjhlkg", jac_v1__z_v1_win, adj_z_v2, optimize=False)
-    _add_into(hess_K1__K2, (np.tensordot(tmp_2, x_win_3, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
-    hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
-    v1 = t["v1"]
-    x_win_4 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    v1_win = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    # einsum("Bhcgl,Bjlk,Bica->hiagjk", hess_z_v1__z_v2, v1_win, x_win_4)
-    tmp_3 = np.einsum("Bjlk,Bhcgl->Bjkhcg", v1_win, hess_z_v1__z_v2, optimize=False)
-    _add_into(hess_K1__K2, (np.tensordot(tmp_3, x_win_4, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
-    _mirror(H, 0, 8, 8, 16)
-    # ∂f/∂K1,K3[h,i,a,k,g,j] = Σ_clmn adj_z_v3[k,c] jac_v2__z_v1[g,l,h,m] x[i,n] S[d-1][n,m,a] S[d-4][l,c,j] + Σ_clmn hess_z_v1__z_v3[h,c,k,l] v2[g,m] x[i,n] S[d-1][n,c,a] S[d-4][m,l,j]
-    hess_K1__K3 = _block_view(H, 0, 8, 16, 24, PARAMS["K1"] + PARAMS["K3"])
-    adj_z_v3 = t["adj_z_v3"]
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    x_win_5 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    jac_v2__z_v1_win = _shift_view(jac_v2__z_v1, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bkc,Bgchlj,Bila->hiakgj", adj_z_v3, jac_v2__z_v1_win, x_win_5)
-    tmp_4 = np.einsum("Bgchlj,Bkc->Bghljk", jac_v2__z_v1_win, adj_z_v3, optimize=False)
-    _add_into(hess_K1__K3, (np.tensordot(tmp_4, x_win_5, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
-    hess_z_v1__z_v3 = t["hess_z_v1__z_v3"]
-    v2 = t["v2"]
-    x_win_6 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    v2_win = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bhckl,Bglj,Bica->hiakgj", hess_z_v1__z_v3, v2_win, x_win_6)
-    tmp_5 = np.einsum("Bglj,Bhckl->Bgjhck", v2_win, hess_z_v1__z_v3, optimize=False)
-    _add_into(hess_K1__K3, (np.tensordot(tmp_5, x_win_6, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
-    _mirror(H, 0, 8, 16, 24)
-    # ∂f/∂K1,U[h,i,a,l,k,t] = Σ_cj adj_p[l] jac_v3__z_v1[k,t,h,c] x[i,j] S[d-1][j,c,a] + Σ_cj hess_z_v1__p[h,c,l] v3[k,t] x[i,j] S[d-1][j,c,a]
-    hess_K1__U = _block_view(H, 0, 8, 24, 72, PARAMS["K1"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_v3__z_v1 = t["jac_v3__z_v1"]
-    x_win_7 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    # einsum("Bl,Bkthc,Bica->hialkt", adj_p, jac_v3__z_v1, x_win_7)
-    tmp_6 = np.einsum("Bica,Bkthc->Biakth", x_win_7, jac_v3__z_v1, optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_6, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
-    hess_z_v1__p = t["hess_z_v1__p"]
-    v3 = t["v3"]
-    x_win_8 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
-    # einsum("Bhcl,Bkt,Bica->hialkt", hess_z_v1__p, v3, x_win_8)
-    tmp_7 = np.einsum("Bica,Bhcl->Biahl", x_win_8, hess_z_v1__p, optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_7, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-    _mirror(H, 0, 8, 24, 72)
-    # ∂f/∂K2,K2[g,h,a,i,j,k] = Σ_clmn hess_z_v2__z_v2[g,c,i,l] v1[h,m] v1[j,n] S[d-2][m,c,a] S[d-2][n,l,k]
-    hess_K2__K2 = _block_view(H, 8, 16, 8, 16, PARAMS["K2"] + PARAMS["K2"])
-    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    v1_win_2 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    v1_win_3 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    # einsum("Bgcil,Bhca,Bjlk->ghaijk", hess_z_v2__z_v2, v1_win_2, v1_win_3)
-    tmp_8 = np.einsum("Bhca,Bgcil->Bhagil", v1_win_2, hess_z_v2__z_v2, optimize=False)
-    _add_into(hess_K2__K2, (np.tensordot(tmp_8, v1_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    # ∂f/∂K2,K3[g,h,a,k,i,j] = Σ_clmn adj_z_v3[k,c] jac_v2__z_v2[i,l,g,m] v1[h,n] S[d-2][n,m,a] S[d-4][l,c,j] + Σ_clmn hess_z_v2__z_v3[g,c,k,l] v1[h,m] v2[i,n] S[d-2][m,c,a] S[d-4][n,l,j]
-    hess_K2__K3 = _block_view(H, 8, 16, 16, 24, PARAMS["K2"] + PARAMS["K3"])
-    jac_v2__z_v2 = t["jac_v2__z_v2"]
-    v1_win_4 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    jac_v2__z_v2_win = _shift_view(jac_v2__z_v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bkc,Bicglj,Bhla->ghakij", adj_z_v3, jac_v2__z_v2_win, v1_win_4)
-    tmp_9 = np.einsum("Bicglj,Bkc->Bigljk", jac_v2__z_v2_win, adj_z_v3, optimize=False)
-    _add_into(hess_K2__K3, (np.tensordot(tmp_9, v1_win_4, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
-    hess_z_v2__z_v3 = t["hess_z_v2__z_v3"]
-    v1_win_5 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    v2_win_2 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bgckl,Bhca,Bilj->ghakij", hess_z_v2__z_v3, v1_win_5, v2_win_2)
-    tmp_10 = np.einsum("Bhca,Bgckl->Bhagkl", v1_win_5, hess_z_v2__z_v3, optimize=False)
-    _add_into(hess_K2__K3, (np.tensordot(tmp_10, v2_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-    _mirror(H, 8, 16, 16, 24)
-    # ∂f/∂K2,U[g,h,a,l,k,t] = Σ_ci adj_p[l] jac_v3__z_v2[k,t,g,c] v1[h,i] S[d-2][i,c,a] + Σ_ci hess_z_v2__p[g,c,l] v1[h,i] v3[k,t] S[d-2][i,c,a]
-    hess_K2__U = _block_view(H, 8, 16, 24, 72, PARAMS["K2"] + PARAMS["U"])
-    jac_v3__z_v2 = t["jac_v3__z_v2"]
-    v1_win_6 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    # einsum("Bl,Bktgc,Bhca->ghalkt", adj_p, jac_v3__z_v2, v1_win_6)
-    tmp_11 = np.einsum("Bhca,Bktgc->Bhaktg", v1_win_6, jac_v3__z_v2, optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_11, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
-    hess_z_v2__p = t["hess_z_v2__p"]
-    v1_win_7 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
-    # einsum("Bgcl,Bhca,Bkt->ghalkt", hess_z_v2__p, v1_win_7, v3)
-    tmp_12 = np.einsum("Bhca,Bgcl->Bhagl", v1_win_7, hess_z_v2__p, optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_12, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-    _mirror(H, 8, 16, 24, 72)
-    # ∂f/∂K3,K3[k,g,a,i,j,l] = Σ_cmno hess_z_v3__z_v3[k,c,i,m] v2[g,n] v2[j,o] S[d-4][n,c,a] S[d-4][o,m,l]
-    hess_K3__K3 = _block_view(H, 16, 24, 16, 24, PARAMS["K3"] + PARAMS["K3"])
-    hess_z_v3__z_v3 = t["hess_z_v3__z_v3"]
-    v2_win_3 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    v2_win_4 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bkcim,Bgca,Bjml->kgaijl", hess_z_v3__z_v3, v2_win_3, v2_win_4)
-    tmp_13 = np.einsum("Bgca,Bkcim->Bgakim", v2_win_3, hess_z_v3__z_v3, optimize=False)
-    _add_into(hess_K3__K3, (np.tensordot(tmp_13, v2_win_4, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    # ∂f/∂K3,U[k,g,a,l,i,t] = Σ_cj adj_p[l] jac_v3__z_v3[i,t,k,c] v2[g,j] S[d-4][j,c,a] + Σ_cj hess_z_v3__p[k,c,l] v2[g,j] v3[i,t] S[d-4][j,c,a]
-    hess_K3__U = _block_view(H, 16, 24, 24, 72, PARAMS["K3"] + PARAMS["U"])
-    jac_v3__z_v3 = t["jac_v3__z_v3"]
-    v2_win_5 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bl,Bitkc,Bgca->kgalit", adj_p, jac_v3__z_v3, v2_win_5)
-    tmp_14 = np.einsum("Bgca,Bitkc->Bgaitk", v2_win_5, jac_v3__z_v3, optimize=False)
-    _add_into(hess_K3__U, (np.tensordot(tmp_14, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
-    hess_z_v3__p = t["hess_z_v3__p"]
-    v2_win_6 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
-    # einsum("Bkcl,Bgca,Bit->kgalit", hess_z_v3__p, v2_win_6, v3)
-    tmp_15 = np.einsum("Bgca,Bkcl->Bgakl", v2_win_6, hess_z_v3__p, optimize=False)
-    _add_into(hess_K3__U, (np.tensordot(tmp_15, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-    _mirror(H, 16, 24, 24, 72)
-    # ∂f/∂U,U[l,k,t,i,j,m] = hess_p__p[l,i] v3[k,t] v3[j,m]
-    hess_U__U = _block_view(H, 24, 72, 24, 72, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bli,Bkt,Bjm->lktijm", hess_p__p, v3, v3)
-    tmp_16 = v3[:, :, :, None, None] * hess_p__p[:, None, None]
-    _add_into(hess_U__U, (np.tensordot(tmp_16, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    return {("K1", "K1"): hess_K1__K1, ("K1", "K2"): hess_K1__K2, ("K1", "K3"): hess_K1__K3, ("K1", "U"): hess_K1__U, ("K2", "K1"): _block_view(H, 8, 16, 0, 8, (2, 2, 2, 2, 2, 2)), ("K2", "K2"): hess_K2__K2, ("K2", "K3"): hess_K2__K3, ("K2", "U"): hess_K2__U, ("K3", "K1"): _block_view(H, 16, 24, 0, 8, (2, 2, 2, 2, 2, 2)), ("K3", "K2"): _block_view(H, 16, 24, 8, 16, (2, 2, 2, 2, 2, 2)), ("K3", "K3"): hess_K3__K3, ("K3", "U"): hess_K3__U, ("U", "K1"): _block_view(H, 24, 72, 0, 8, (3, 2, 8, 2, 2, 2)), ("U", "K2"): _block_view(H, 24, 72, 8, 16, (3, 2, 8, 2, 2, 2)), ("U", "K3"): _block_view(H, 24, 72, 16, 24, (3, 2, 8, 2, 2, 2)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    y = data["y"]
+    K1 = params["K1"]
+    K2 = params["K2"]
+    K3 = params["K3"]
+    U = params["U"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["K1"])
+    if todo:
+        # z_v1[h,t] = Σ_ia K1[h,i,a] Σ_u S[d-1][u,t,a] x[i,u]
+        x_win = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+        tmp = x_win
+        # einsum("hia,Bita->Bht", K1, tmp)
+        z_v1 = (np.tensordot(tmp, K1, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+        # v1[h,t] = tanh(z_v1[h,t])
+        v1 = np.tanh(z_v1)
+        # z_v2[g,t] = Σ_ha K2[g,h,a] Σ_u S[d-2][u,t,a] v1[h,u]
+        v1_win = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        tmp_2 = v1_win
+        # einsum("gha,Bhta->Bgt", K2, tmp_2)
+        z_v2 = (np.tensordot(tmp_2, K2, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+        # v2[g,t] = tanh(z_v2[g,t])
+        v2 = np.tanh(z_v2)
+        # z_v3[k,t] = Σ_ga K3[k,g,a] Σ_u S[d-4][u,t,a] v2[g,u]
+        v2_win = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+        tmp_3 = v2_win
+        # einsum("kga,Bgta->Bkt", K3, tmp_3)
+        z_v3 = (np.tensordot(tmp_3, K3, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+        # v3[k,t] = tanh(z_v3[k,t])
+        v3 = np.tanh(z_v3)
+        # p[l] = Σ_kt U[l,k,t] v3[k,t]
+        # einsum("lkt,Bkt->Bl", U, v3)
+        p = np.tensordot(v3, U, axes=([1, 2], [1, 2]))
+        del x_win, tmp, z_v1, v1_win, tmp_2, z_v2, v2_win, tmp_3, z_v3
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
+        # adj_v3[k,t] = Σ_c U[c,k,t] adj_p[c]
+        # einsum("ckt,Bc->Bkt", U, adj_p)
+        adj_v3 = np.tensordot(adj_p, U, axes=([1], [0]))
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K1", "K3"))):
+        # adj_z_v3[k,t] = tanh'(z_v3[k,t]) adj_v3[k,t]
+        dtanh_z_v3 = 1 - v3**2
+        adj_z_v3 = dtanh_z_v3 * adj_v3
+        del dtanh_z_v3
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"))):
+        # adj_v2[g,t] = Σ_cij K3[c,g,i] adj_z_v3[c,j] S[d-4][t,j,i]
+        # einsum("cgi,Bcj->Bgji", K3, adj_z_v3)
+        adj_v2 = _shift_scatter((np.tensordot(adj_z_v3, K3, axes=([1], [0]))).transpose(0, 2, 1, 3), 8, 2, 2, 1, -4, 0)
+    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"))):
+        # adj_z_v2[g,t] = tanh'(z_v2[g,t]) adj_v2[g,t]
+        dtanh_z_v2 = 1 - v2**2
+        adj_z_v2 = dtanh_z_v2 * adj_v2
+        del dtanh_z_v2
+    if ("K1", "K1") in todo:
+        # adj_v1[h,t] = Σ_cij K2[c,h,i] adj_z_v2[c,j] S[d-2][t,j,i]
+        # einsum("chi,Bcj->Bhji", K2, adj_z_v2)
+        adj_v1 = _shift_scatter((np.tensordot(adj_z_v2, K2, axes=([1], [0]))).transpose(0, 2, 1, 3), 8, 2, 2, 1, -2, 0)
+    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K1", "U"))):
+        # jac_v1__z_v1[h,t,i,j] = tanh'(z_v1[h,t]) δ[h,i] δ[t,j]
+        dtanh_z_v1 = 1 - v1**2
+        # einsum("Bht,hi,tj->Bhtij", dtanh_z_v1, np.eye(2), np.eye(8))
+        tmp_4 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        jac_v1__z_v1 = tmp_4.transpose(2, 0, 3, 1) * dtanh_z_v1[:, :, :, None, None]
+        del dtanh_z_v1, tmp_4
+    if not todo.isdisjoint((("K1", "K1"), ("K1", "K3"), ("K1", "U"))):
+        # jac_z_v2__z_v1[g,t,h,i] = Σ_cjk K2[g,c,j] jac_v1__z_v1[c,k,h,i] S[d-2][k,t,j]
+        jac_v1__z_v1_win = _shift_view(jac_v1__z_v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        # einsum("gcj,Bcthij->Bgthi", K2, jac_v1__z_v1_win)
+        jac_z_v2__z_v1 = (np.tensordot(jac_v1__z_v1_win, K2, axes=([1, 5], [1, 2]))).transpose(0, 4, 1, 2, 3)
+        # jac_v2__z_v1[g,t,h,i] = tanh'(z_v2[g,t]) jac_z_v2__z_v1[g,t,h,i]
+        dtanh_z_v2_2 = 1 - v2**2
+        # einsum("Bgt,Bgthi->Bgthi", dtanh_z_v2_2, jac_z_v2__z_v1)
+        jac_v2__z_v1 = jac_z_v2__z_v1 * dtanh_z_v2_2[:, :, :, None, None]
+        del jac_v1__z_v1_win, dtanh_z_v2_2
+    if not todo.isdisjoint((("K1", "K1"), ("K1", "U"))):
+        # jac_z_v3__z_v1[k,t,h,i] = Σ_cjl K3[k,c,j] jac_v2__z_v1[c,l,h,i] S[d-4][l,t,j]
+        jac_v2__z_v1_win = _shift_view(jac_v2__z_v1, 2, 2, 1, 8, -4, 0, 4, 0)
+        # einsum("kcj,Bcthij->Bkthi", K3, jac_v2__z_v1_win)
+        jac_z_v3__z_v1 = (np.tensordot(jac_v2__z_v1_win, K3, axes=([1, 5], [1, 2]))).transpose(0, 4, 1, 2, 3)
+        del jac_v2__z_v1_win
+    if ("K1", "U") in todo:
+        # jac_v3__z_v1[k,t,h,i] = tanh'(z_v3[k,t]) jac_z_v3__z_v1[k,t,h,i]
+        dtanh_z_v3_2 = 1 - v3**2
+        # einsum("Bkt,Bkthi->Bkthi", dtanh_z_v3_2, jac_z_v3__z_v1)
+        jac_v3__z_v1 = jac_z_v3__z_v1 * dtanh_z_v3_2[:, :, :, None, None]
+        del dtanh_z_v3_2
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K2", "U"))):
+        # jac_v2__z_v2[g,t,i,j] = tanh'(z_v2[g,t]) δ[g,i] δ[t,j]
+        dtanh_z_v2_3 = 1 - v2**2
+        # einsum("Bgt,gi,tj->Bgtij", dtanh_z_v2_3, np.eye(2), np.eye(8))
+        tmp_5 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        jac_v2__z_v2 = tmp_5.transpose(2, 0, 3, 1) * dtanh_z_v2_3[:, :, :, None, None]
+        del dtanh_z_v2_3, tmp_5
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "U"))):
+        # jac_z_v3__z_v2[k,t,g,i] = Σ_cjl K3[k,c,j] jac_v2__z_v2[c,l,g,i] S[d-4][l,t,j]
+        jac_v2__z_v2_win = _shift_view(jac_v2__z_v2, 2, 2, 1, 8, -4, 0, 4, 0)
+        # einsum("kcj,Bctgij->Bktgi", K3, jac_v2__z_v2_win)
+        jac_z_v3__z_v2 = (np.tensordot(jac_v2__z_v2_win, K3, axes=([1, 5], [1, 2]))).transpose(0, 4, 1, 2, 3)
+        del jac_v2__z_v2_win
+    if ("K2", "U") in todo:
+        # jac_v3__z_v2[k,t,g,i] = tanh'(z_v3[k,t]) jac_z_v3__z_v2[k,t,g,i]
+        dtanh_z_v3_3 = 1 - v3**2
+        # einsum("Bkt,Bktgi->Bktgi", dtanh_z_v3_3, jac_z_v3__z_v2)
+        jac_v3__z_v2 = jac_z_v3__z_v2 * dtanh_z_v3_3[:, :, :, None, None]
+        del dtanh_z_v3_3
+    if ("K3", "U") in todo:
+        # jac_v3__z_v3[k,t,i,j] = tanh'(z_v3[k,t]) δ[k,i] δ[t,j]
+        dtanh_z_v3_4 = 1 - v3**2
+        # einsum("Bkt,ki,tj->Bktij", dtanh_z_v3_4, np.eye(2), np.eye(8))
+        tmp_6 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        jac_v3__z_v3 = tmp_6.transpose(2, 0, 3, 1) * dtanh_z_v3_4[:, :, :, None, None]
+        del dtanh_z_v3_4, tmp_6
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
+        # jac_p__v3[l,k,t] = U[l,k,t]
+        jac_p__v3 = U
+        # jac_p__z_v3[l,k,t] = tanh'(z_v3[k,t]) jac_p__v3[l,k,t]
+        dtanh_z_v3_5 = 1 - v3**2
+        # einsum("Bkt,lkt->Blkt", dtanh_z_v3_5, jac_p__v3)
+        jac_p__z_v3 = jac_p__v3 * dtanh_z_v3_5[:, None]
+        del jac_p__v3, dtanh_z_v3_5
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"))):
+        # jac_p__v2[l,g,t] = Σ_cij K3[c,g,i] jac_p__z_v3[l,c,j] S[d-4][t,j,i]
+        # einsum("cgi,Blcj->Blgji", K3, jac_p__z_v3)
+        jac_p__v2 = _shift_scatter((np.tensordot(jac_p__z_v3, K3, axes=([2], [0]))).transpose(0, 1, 3, 2, 4), 8, 3, 2, 1, -4, 0)
+        # jac_p__z_v2[l,g,t] = tanh'(z_v2[g,t]) jac_p__v2[l,g,t]
+        dtanh_z_v2_4 = 1 - v2**2
+        # einsum("Bgt,Blgt->Blgt", dtanh_z_v2_4, jac_p__v2)
+        jac_p__z_v2 = jac_p__v2 * dtanh_z_v2_4[:, None]
+        del jac_p__v2, dtanh_z_v2_4
+    if ("K1", "K1") in todo:
+        # jac_p__v1[l,h,t] = Σ_cij K2[c,h,i] jac_p__z_v2[l,c,j] S[d-2][t,j,i]
+        # einsum("chi,Blcj->Blhji", K2, jac_p__z_v2)
+        jac_p__v1 = _shift_scatter((np.tensordot(jac_p__z_v2, K2, axes=([2], [0]))).transpose(0, 1, 3, 2, 4), 8, 3, 2, 1, -2, 0)
+        # jac_p__z_v1[l,h,t] = tanh'(z_v1[h,t]) jac_p__v1[l,h,t]
+        dtanh_z_v1_2 = 1 - v1**2
+        # einsum("Bht,Blht->Blht", dtanh_z_v1_2, jac_p__v1)
+        jac_p__z_v1 = jac_p__v1 * dtanh_z_v1_2[:, None]
+        # hess_p__z_v1[l,h,t] = jac_p__z_v1[l,h,t] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,h,t] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blht,Bl->Blht", jac_p__z_v1, softmax_p_2)
+        # einsum("Bcht,Bc,Bl->Blht", jac_p__z_v1, softmax_p_2, softmax_p_2)
+        tmp_7 = np.einsum("Bc,Bcht->Bht", softmax_p_2, jac_p__z_v1, optimize=False)
+        hess_p__z_v1 = softmax_p_2[:, :, None, None] * jac_p__z_v1 - tmp_7[:, None] * softmax_p_2[:, :, None, None]
+        # hess_v3__z_v1[k,t,h,i] = Σ_c U[c,k,t] hess_p__z_v1[c,h,i]
+        # einsum("ckt,Bchi->Bkthi", U, hess_p__z_v1)
+        hess_v3__z_v1 = (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        # hess_z_v3__z_v1[k,t,h,i] = tanh'(z_v3[k,t]) hess_v3__z_v1[k,t,h,i] + tanh''(z_v3[k,t]) adj_v3[k,t] jac_z_v3__z_v1[k,t,h,i]
+        dtanh_z_v3_6 = 1 - v3**2
+        # einsum("Bkt,Bkthi->Bkthi", dtanh_z_v3_6, hess_v3__z_v1)
+        d2tanh_z_v3 = 2*v3*(v3**2 - 1)
+        # einsum("Bkt,Bkt,Bkthi->Bkthi", d2tanh_z_v3, adj_v3, jac_z_v3__z_v1)
+        tmp_8 = adj_v3 * d2tanh_z_v3
+        hess_z_v3__z_v1 = hess_v3__z_v1 * dtanh_z_v3_6[:, :, :, None, None] + tmp_8[:, :, :, None, None] * jac_z_v3__z_v1
+        # hess_v2__z_v1[g,t,h,i] = Σ_cjk K3[c,g,j] hess_z_v3__z_v1[c,k,h,i] S[d-4][t,k,j]
+        # einsum("cgj,Bckhi->Bgkjhi", K3, hess_z_v3__z_v1)
+        hess_v2__z_v1 = _shift_scatter((np.tensordot(hess_z_v3__z_v1, K3, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -4, 0)
+        # hess_z_v2__z_v1[g,t,h,i] = tanh'(z_v2[g,t]) hess_v2__z_v1[g,t,h,i] + tanh''(z_v2[g,t]) adj_v2[g,t] jac_z_v2__z_v1[g,t,h,i]
+        dtanh_z_v2_5 = 1 - v2**2
+        # einsum("Bgt,Bgthi->Bgthi", dtanh_z_v2_5, hess_v2__z_v1)
+        d2tanh_z_v2 = 2*v2*(v2**2 - 1)
+        # einsum("Bgt,Bgt,Bgthi->Bgthi", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1)
+        tmp_9 = adj_v2 * d2tanh_z_v2
+        hess_z_v2__z_v1 = hess_v2__z_v1 * dtanh_z_v2_5[:, :, :, None, None] + tmp_9[:, :, :, None, None] * jac_z_v2__z_v1
+        # hess_v1__z_v1[h,t,i,j] = Σ_ckl K2[c,h,k] hess_z_v2__z_v1[c,l,i,j] S[d-2][t,l,k]
+        # einsum("chk,Bclij->Bhlkij", K2, hess_z_v2__z_v1)
+        hess_v1__z_v1 = _shift_scatter((np.tensordot(hess_z_v2__z_v1, K2, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -2, 0)
+        # hess_z_v1__z_v1[h,t,i,j] = tanh'(z_v1[h,t]) hess_v1__z_v1[h,t,i,j] + tanh''(z_v1[h,t]) δ[h,i] δ[t,j] adj_v1[h,t]
+        # einsum("Bht,Bhtij->Bhtij", dtanh_z_v1_2, hess_v1__z_v1)
+        d2tanh_z_v1 = 2*v1*(v1**2 - 1)
+        # einsum("Bht,hi,tj,Bht->Bhtij", d2tanh_z_v1, np.eye(2), np.eye(8), adj_v1)
+        tmp_10 = adj_v1 * d2tanh_z_v1
+        tmp_11 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        hess_z_v1__z_v1 = hess_v1__z_v1 * dtanh_z_v1_2[:, :, :, None, None] + tmp_11.transpose(2, 0, 3, 1) * tmp_10[:, :, :, None, None]
+        # ∂f/∂K1,K1[h,i,a,j,k,l] = Σ_cmno hess_z_v1__z_v1[h,c,j,m] x[i,n] x[k,o] S[d-1][n,c,a] S[d-1][o,m,l]
+        hess_K1__K1 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["K1"][0], rows["K1"][1], PARAMS["K1"] + PARAMS["K1"])
+        x_win_2 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+        x_win_3 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+        # einsum("Bhcjm,Bica,Bkml->hiajkl", hess_z_v1__z_v1, x_win_2, x_win_3)
+        tmp_12 = np.einsum("Bica,Bhcjm->Biahjm", x_win_2, hess_z_v1__z_v1, optimize=False)
+        _add_into(hess_K1__K1, (np.tensordot(tmp_12, x_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+        del jac_p__v1, dtanh_z_v1_2, jac_p__z_v1, softmax_p_2, tmp_7, hess_p__z_v1, hess_v3__z_v1, dtanh_z_v3_6, d2tanh_z_v3, tmp_8, hess_z_v3__z_v1, hess_v2__z_v1, dtanh_z_v2_5, d2tanh_z_v2, tmp_9, hess_z_v2__z_v1, hess_v1__z_v1, d2tanh_z_v1, tmp_10, tmp_11, hess_z_v1__z_v1, x_win_2, x_win_3, tmp_12
+    if ("K1", "K1") in todo:
+        del adj_v1
+    if not todo.isdisjoint((("K1", "K1"), ("K1", "K3"), ("K1", "U"))):
+        del jac_z_v2__z_v1
+    if not todo.isdisjoint((("K1", "K1"), ("K1", "U"))):
+        del jac_z_v3__z_v1
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"))):
+        # hess_p__z_v2[l,g,t] = jac_p__z_v2[l,g,t] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,g,t] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blgt,Bl->Blgt", jac_p__z_v2, softmax_p_3)
+        # einsum("Bcgt,Bc,Bl->Blgt", jac_p__z_v2, softmax_p_3, softmax_p_3)
+        tmp_13 = np.einsum("Bc,Bcgt->Bgt", softmax_p_3, jac_p__z_v2, optimize=False)
+        hess_p__z_v2 = softmax_p_3[:, :, None, None] * jac_p__z_v2 - tmp_13[:, None] * softmax_p_3[:, :, None, None]
+        # hess_v3__z_v2[k,t,g,i] = Σ_c U[c,k,t] hess_p__z_v2[c,g,i]
+        # einsum("ckt,Bcgi->Bktgi", U, hess_p__z_v2)
+        hess_v3__z_v2 = (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        # hess_z_v3__z_v2[k,t,g,i] = tanh'(z_v3[k,t]) hess_v3__z_v2[k,t,g,i] + tanh''(z_v3[k,t]) adj_v3[k,t] jac_z_v3__z_v2[k,t,g,i]
+        dtanh_z_v3_7 = 1 - v3**2
+        # einsum("Bkt,Bktgi->Bktgi", dtanh_z_v3_7, hess_v3__z_v2)
+        d2tanh_z_v3_2 = 2*v3*(v3**2 - 1)
+        # einsum("Bkt,Bkt,Bktgi->Bktgi", d2tanh_z_v3_2, adj_v3, jac_z_v3__z_v2)
+        tmp_14 = adj_v3 * d2tanh_z_v3_2
+        hess_z_v3__z_v2 = hess_v3__z_v2 * dtanh_z_v3_7[:, :, :, None, None] + tmp_14[:, :, :, None, None] * jac_z_v3__z_v2
+        # hess_v2__z_v2[g,t,i,j] = Σ_ckl K3[c,g,k] hess_z_v3__z_v2[c,l,i,j] S[d-4][t,l,k]
+        # einsum("cgk,Bclij->Bglkij", K3, hess_z_v3__z_v2)
+        hess_v2__z_v2 = _shift_scatter((np.tensordot(hess_z_v3__z_v2, K3, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -4, 0)
+        # hess_z_v2__z_v2[g,t,i,j] = tanh'(z_v2[g,t]) hess_v2__z_v2[g,t,i,j] + tanh''(z_v2[g,t]) δ[g,i] δ[t,j] adj_v2[g,t]
+        dtanh_z_v2_6 = 1 - v2**2
+        # einsum("Bgt,Bgtij->Bgtij", dtanh_z_v2_6, hess_v2__z_v2)
+        d2tanh_z_v2_2 = 2*v2*(v2**2 - 1)
+        # einsum("Bgt,gi,tj,Bgt->Bgtij", d2tanh_z_v2_2, np.eye(2), np.eye(8), adj_v2)
+        tmp_15 = adj_v2 * d2tanh_z_v2_2
+        tmp_16 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        hess_z_v2__z_v2 = hess_v2__z_v2 * dtanh_z_v2_6[:, :, :, None, None] + tmp_16.transpose(2, 0, 3, 1) * tmp_15[:, :, :, None, None]
+        del softmax_p_3, tmp_13, hess_p__z_v2, hess_v3__z_v2, dtanh_z_v3_7, d2tanh_z_v3_2, tmp_14, hess_z_v3__z_v2, hess_v2__z_v2, dtanh_z_v2_6, d2tanh_z_v2_2, tmp_15, tmp_16
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"))):
+        del adj_v2
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "U"))):
+        del jac_z_v3__z_v2
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"))):
+        del jac_p__z_v2
+    if ("K2", "K2") in todo:
+        # ∂f/∂K2,K2[g,h,a,i,j,k] = Σ_clmn hess_z_v2__z_v2[g,c,i,l] v1[h,m] v1[j,n] S[d-2][m,c,a] S[d-2][n,l,k]
+        hess_K2__K2 = _block_view(H, rows["K2"][0], rows["K2"][1], rows["K2"][0], rows["K2"][1], PARAMS["K2"] + PARAMS["K2"])
+        v1_win_2 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        v1_win_3 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        # einsum("Bgcil,Bhca,Bjlk->ghaijk", hess_z_v2__z_v2, v1_win_2, v1_win_3)
+        tmp_17 = np.einsum("Bhca,Bgcil->Bhagil", v1_win_2, hess_z_v2__z_v2, optimize=False)
+        _add_into(hess_K2__K2, (np.tensordot(tmp_17, v1_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+        del v1_win_2, v1_win_3, tmp_17
+    if ("K1", "K2") in todo:
+        # hess_v1__z_v2[h,t,g,i] = Σ_cjk K2[c,h,j] hess_z_v2__z_v2[c,k,g,i] S[d-2][t,k,j]
+        # einsum("chj,Bckgi->Bhkjgi", K2, hess_z_v2__z_v2)
+        hess_v1__z_v2 = _shift_scatter((np.tensordot(hess_z_v2__z_v2, K2, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -2, 0)
+        # hess_z_v1__z_v2[h,t,g,i] = tanh'(z_v1[h,t]) hess_v1__z_v2[h,t,g,i]
+        dtanh_z_v1_3 = 1 - v1**2
+        # einsum("Bht,Bhtgi->Bhtgi", dtanh_z_v1_3, hess_v1__z_v2)
+        hess_z_v1__z_v2 = hess_v1__z_v2 * dtanh_z_v1_3[:, :, :, None, None]
+        # ∂f/∂K1,K2[h,i,a,g,j,k] = Σ_clmn adj_z_v2[g,c] jac_v1__z_v1[j,l,h,m] x[i,n] S[d-1][n,m,a] S[d-2][l,c,k] + Σ_clmn hess_z_v1__z_v2[h,c,g,l] v1[j,m] x[i,n] S[d-1][n,c,a] S[d-2][m,l,k]
+        hess_K1__K2 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["K2"][0], rows["K2"][1], PARAMS["K1"] + PARAMS["K2"])
+        x_win_4 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+        jac_v1__z_v1_win_2 = _shift_view(jac_v1__z_v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        # einsum("Bgc,Bjchlk,Bila->hiagjk", adj_z_v2, jac_v1__z_v1_win_2, x_win_4)
+        tmp_18 = np.einsum("Bjchlk,Bgc->Bjhlkg", jac_v1__z_v1_win_2, adj_z_v2, optimize=False)
+        _add_into(hess_K1__K2, (np.tensordot(tmp_18, x_win_4, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
+        x_win_5 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+        v1_win_4 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        # einsum("Bhcgl,Bjlk,Bica->hiagjk", hess_z_v1__z_v2, v1_win_4, x_win_5)
+        tmp_19 = np.einsum("Bjlk,Bhcgl->Bjkhcg", v1_win_4, hess_z_v1__z_v2, optimize=False)
+        _add_into(hess_K1__K2, (np.tensordot(tmp_19, x_win_5, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
+        del hess_v1__z_v2, dtanh_z_v1_3, hess_z_v1__z_v2, x_win_4, jac_v1__z_v1_win_2, tmp_18, x_win_5, v1_win_4, tmp_19
+    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"))):
+        del adj_z_v2
+    if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K1", "U"))):
+        del jac_v1__z_v1
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"))):
+        del hess_z_v2__z_v2
+    if ("K2", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["K2"][0], rows["K2"][1])
+    if not todo.isdisjoint((("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
+        # hess_p__z_v3[l,k,t] = jac_p__z_v3[l,k,t] softmax_l(p[l]) - Σ_c jac_p__z_v3[c,k,t] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("Blkt,Bl->Blkt", jac_p__z_v3, softmax_p_4)
+        # einsum("Bckt,Bc,Bl->Blkt", jac_p__z_v3, softmax_p_4, softmax_p_4)
+        tmp_20 = np.einsum("Bc,Bckt->Bkt", softmax_p_4, jac_p__z_v3, optimize=False)
+        hess_p__z_v3 = softmax_p_4[:, :, None, None] * jac_p__z_v3 - tmp_20[:, None] * softmax_p_4[:, :, None, None]
+        # hess_v3__z_v3[k,t,i,j] = Σ_c U[c,k,t] hess_p__z_v3[c,i,j]
+        # einsum("ckt,Bcij->Bktij", U, hess_p__z_v3)
+        hess_v3__z_v3 = (np.tensordot(hess_p__z_v3, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        # hess_z_v3__z_v3[k,t,i,j] = tanh'(z_v3[k,t]) hess_v3__z_v3[k,t,i,j] + tanh''(z_v3[k,t]) δ[k,i] δ[t,j] adj_v3[k,t]
+        dtanh_z_v3_8 = 1 - v3**2
+        # einsum("Bkt,Bktij->Bktij", dtanh_z_v3_8, hess_v3__z_v3)
+        d2tanh_z_v3_3 = 2*v3*(v3**2 - 1)
+        # einsum("Bkt,ki,tj,Bkt->Bktij", d2tanh_z_v3_3, np.eye(2), np.eye(8), adj_v3)
+        tmp_21 = adj_v3 * d2tanh_z_v3_3
+        tmp_22 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        hess_z_v3__z_v3 = hess_v3__z_v3 * dtanh_z_v3_8[:, :, :, None, None] + tmp_22.transpose(2, 0, 3, 1) * tmp_21[:, :, :, None, None]
+        del softmax_p_4, tmp_20, hess_p__z_v3, hess_v3__z_v3, dtanh_z_v3_8, d2tanh_z_v3_3, tmp_21, tmp_22
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
+        del adj_v3
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
+        del jac_p__z_v3
+    if ("K3", "K3") in todo:
+        # ∂f/∂K3,K3[k,g,a,i,j,l] = Σ_cmno hess_z_v3__z_v3[k,c,i,m] v2[g,n] v2[j,o] S[d-4][n,c,a] S[d-4][o,m,l]
+        hess_K3__K3 = _block_view(H, rows["K3"][0], rows["K3"][1], rows["K3"][0], rows["K3"][1], PARAMS["K3"] + PARAMS["K3"])
+        v2_win_2 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+        v2_win_3 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+        # einsum("Bkcim,Bgca,Bjml->kgaijl", hess_z_v3__z_v3, v2_win_2, v2_win_3)
+        tmp_23 = np.einsum("Bgca,Bkcim->Bgakim", v2_win_2, hess_z_v3__z_v3, optimize=False)
+        _add_into(hess_K3__K3, (np.tensordot(tmp_23, v2_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+        del v2_win_2, v2_win_3, tmp_23
+    if not todo.isdisjoint((("K2", "K3"), ("K1", "K3"))):
+        # hess_v2__z_v3[g,t,k,i] = Σ_cjl K3[c,g,j] hess_z_v3__z_v3[c,l,k,i] S[d-4][t,l,j]
+        # einsum("cgj,Bclki->Bgljki", K3, hess_z_v3__z_v3)
+        hess_v2__z_v3 = _shift_scatter((np.tensordot(hess_z_v3__z_v3, K3, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -4, 0)
+        # hess_z_v2__z_v3[g,t,k,i] = tanh'(z_v2[g,t]) hess_v2__z_v3[g,t,k,i]
+        dtanh_z_v2_7 = 1 - v2**2
+        # einsum("Bgt,Bgtki->Bgtki", dtanh_z_v2_7, hess_v2__z_v3)
+        hess_z_v2__z_v3 = hess_v2__z_v3 * dtanh_z_v2_7[:, :, :, None, None]
+        del hess_v2__z_v3, dtanh_z_v2_7
+    if not todo.isdisjoint((("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
+        del hess_z_v3__z_v3
+    if ("K2", "K3") in todo:
+        # ∂f/∂K2,K3[g,h,a,k,i,j] = Σ_clmn adj_z_v3[k,c] jac_v2__z_v2[i,l,g,m] v1[h,n] S[d-2][n,m,a] S[d-4][l,c,j] + Σ_clmn hess_z_v2__z_v3[g,c,k,l] v1[h,m] v2[i,n] S[d-2][m,c,a] S[d-4][n,l,j]
+        hess_K2__K3 = _block_view(H, rows["K2"][0], rows["K2"][1], rows["K3"][0], rows["K3"][1], PARAMS["K2"] + PARAMS["K3"])
+        v1_win_5 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        jac_v2__z_v2_win_2 = _shift_view(jac_v2__z_v2, 2, 2, 1, 8, -4, 0, 4, 0)
+        # einsum("Bkc,Bicglj,Bhla->ghakij", adj_z_v3, jac_v2__z_v2_win_2, v1_win_5)
+        tmp_24 = np.einsum("Bicglj,Bkc->Bigljk", jac_v2__z_v2_win_2, adj_z_v3, optimize=False)
+        _add_into(hess_K2__K3, (np.tensordot(tmp_24, v1_win_5, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
+        v1_win_6 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        v2_win_4 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+        # einsum("Bgckl,Bhca,Bilj->ghakij", hess_z_v2__z_v3, v1_win_6, v2_win_4)
+        tmp_25 = np.einsum("Bhca,Bgckl->Bhagkl", v1_win_6, hess_z_v2__z_v3, optimize=False)
+        _add_into(hess_K2__K3, (np.tensordot(tmp_25, v2_win_4, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+        del v1_win_5, jac_v2__z_v2_win_2, tmp_24, v1_win_6, v2_win_4, tmp_25
+    if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K2", "U"))):
+        del jac_v2__z_v2
+    if ("K3", "K2") in want:
+        _mirror(H, rows["K2"][0], rows["K2"][1], rows["K3"][0], rows["K3"][1])
+    if ("K1", "K3") in todo:
+        # hess_v1__z_v3[h,t,k,i] = Σ_cjl K2[c,h,j] hess_z_v2__z_v3[c,l,k,i] S[d-2][t,l,j]
+        # einsum("chj,Bclki->Bhljki", K2, hess_z_v2__z_v3)
+        hess_v1__z_v3 = _shift_scatter((np.tensordot(hess_z_v2__z_v3, K2, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -2, 0)
+        # hess_z_v1__z_v3[h,t,k,i] = tanh'(z_v1[h,t]) hess_v1__z_v3[h,t,k,i]
+        dtanh_z_v1_4 = 1 - v1**2
+        # einsum("Bht,Bhtki->Bhtki", dtanh_z_v1_4, hess_v1__z_v3)
+        hess_z_v1__z_v3 = hess_v1__z_v3 * dtanh_z_v1_4[:, :, :, None, None]
+        # ∂f/∂K1,K3[h,i,a,k,g,j] = Σ_clmn adj_z_v3[k,c] jac_v2__z_v1[g,l,h,m] x[i,n] S[d-1][n,m,a] S[d-4][l,c,j] + Σ_clmn hess_z_v1__z_v3[h,c,k,l] v2[g,m] x[i,n] S[d-1][n,c,a] S[d-4][m,l,j]
+        hess_K1__K3 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["K3"][0], rows["K3"][1], PARAMS["K1"] + PARAMS["K3"])
+        x_win_6 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+        jac_v2__z_v1_win_2 = _shift_view(jac_v2__z_v1, 2, 2, 1, 8, -4, 0, 4, 0)
+        # einsum("Bkc,Bgchlj,Bila->hiakgj", adj_z_v3, jac_v2__z_v1_win_2, x_win_6)
+        tmp_26 = np.einsum("Bgchlj,Bkc->Bghljk", jac_v2__z_v1_win_2, adj_z_v3, optimize=False)
+        _add_into(hess_K1__K3, (np.tensordot(tmp_26, x_win_6, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
+        x_win_7 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+        v2_win_5 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+        # einsum("Bhckl,Bglj,Bica->hiakgj", hess_z_v1__z_v3, v2_win_5, x_win_7)
+        tmp_27 = np.einsum("Bglj,Bhckl->Bgjhck", v2_win_5, hess_z_v1__z_v3, optimize=False)
+        _add_into(hess_K1__K3, (np.tensordot(tmp_27, x_win_7, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
+        del hess_v1__z_v3, dtanh_z_v1_4, hess_z_v1__z_v3, x_win_6, jac_v2__z_v1_win_2, tmp_26, x_win_7, v2_win_5, tmp_27
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K1", "K3"))):
+        del adj_z_v3
+    if not todo.isdisjoint((("K1", "K1"), ("K1", "K3"), ("K1", "U"))):
+        del jac_v2__z_v1
+    if not todo.isdisjoint((("K2", "K3"), ("K1", "K3"))):
+        del hess_z_v2__z_v3
+    if ("K3", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["K3"][0], rows["K3"][1])
+    if not todo.isdisjoint((("U", "U"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_5 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(3), softmax_p_5)
+        # einsum("Bl,Bi->Bli", softmax_p_5, softmax_p_5)
+        hess_p__p = softmax_p_5[:, :, None] * np.eye(3) - softmax_p_5[:, None] * softmax_p_5[:, :, None]
+        del softmax_p_5
+    if todo:
+        del p
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,k,t,i,j,m] = hess_p__p[l,i] v3[k,t] v3[j,m]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        # einsum("Bli,Bkt,Bjm->lktijm", hess_p__p, v3, v3)
+        tmp_28 = v3[:, :, :, None, None] * hess_p__p[:, None, None]
+        _add_into(hess_U__U, (np.tensordot(tmp_28, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+        del tmp_28
+    if not todo.isdisjoint((("K3", "U"), ("K2", "U"), ("K1", "U"))):
+        # hess_v3__p[k,t,l] = Σ_c U[c,k,t] hess_p__p[c,l]
+        # einsum("ckt,Bcl->Bktl", U, hess_p__p)
+        hess_v3__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 3, 1)
+        # hess_z_v3__p[k,t,l] = tanh'(z_v3[k,t]) hess_v3__p[k,t,l]
+        dtanh_z_v3_9 = 1 - v3**2
+        # einsum("Bkt,Bktl->Bktl", dtanh_z_v3_9, hess_v3__p)
+        hess_z_v3__p = hess_v3__p * dtanh_z_v3_9[:, :, :, None]
+        del hess_v3__p, dtanh_z_v3_9
+    if not todo.isdisjoint((("U", "U"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):
+        del hess_p__p
+    if ("K3", "U") in todo:
+        # ∂f/∂K3,U[k,g,a,l,i,t] = Σ_cj adj_p[l] jac_v3__z_v3[i,t,k,c] v2[g,j] S[d-4][j,c,a] + Σ_cj hess_z_v3__p[k,c,l] v2[g,j] v3[i,t] S[d-4][j,c,a]
+        hess_K3__U = _block_view(H, rows["K3"][0], rows["K3"][1], rows["U"][0], rows["U"][1], PARAMS["K3"] + PARAMS["U"])
+        v2_win_6 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+        # einsum("Bl,Bitkc,Bgca->kgalit", adj_p, jac_v3__z_v3, v2_win_6)
+        tmp_29 = np.einsum("Bgca,Bitkc->Bgaitk", v2_win_6, jac_v3__z_v3, optimize=False)
+        _add_into(hess_K3__U, (np.tensordot(tmp_29, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+        v2_win_7 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
+        # einsum("Bkcl,Bgca,Bit->kgalit", hess_z_v3__p, v2_win_7, v3)
+        tmp_30 = np.einsum("Bgca,Bkcl->Bgakl", v2_win_7, hess_z_v3__p, optimize=False)
+        _add_into(hess_K3__U, (np.tensordot(tmp_30, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+        del v2_win_6, tmp_29, v2_win_7, tmp_30
+    if ("K3", "U") in todo:
+        del jac_v3__z_v3
+    if ("U", "K3") in want:
+        _mirror(H, rows["K3"][0], rows["K3"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("K2", "U"), ("K1", "U"))):
+        # hess_v2__p[g,t,l] = Σ_cij K3[c,g,i] hess_z_v3__p[c,j,l] S[d-4][t,j,i]
+        # einsum("cgi,Bcjl->Bgjil", K3, hess_z_v3__p)
+        hess_v2__p = _shift_scatter((np.tensordot(hess_z_v3__p, K3, axes=([1], [0]))).transpose(0, 3, 1, 4, 2), 8, 2, 2, 1, -4, 0)
+        # hess_z_v2__p[g,t,l] = tanh'(z_v2[g,t]) hess_v2__p[g,t,l]
+        dtanh_z_v2_8 = 1 - v2**2
+        # einsum("Bgt,Bgtl->Bgtl", dtanh_z_v2_8, hess_v2__p)
+        hess_z_v2__p = hess_v2__p * dtanh_z_v2_8[:, :, :, None]
+        del hess_v2__p, dtanh_z_v2_8
+    if todo:
+        del v2
+    if not todo.isdisjoint((("K3", "U"), ("K2", "U"), ("K1", "U"))):
+        del hess_z_v3__p
+    if ("K2", "U") in todo:
+        # ∂f/∂K2,U[g,h,a,l,k,t] = Σ_ci adj_p[l] jac_v3__z_v2[k,t,g,c] v1[h,i] S[d-2][i,c,a] + Σ_ci hess_z_v2__p[g,c,l] v1[h,i] v3[k,t] S[d-2][i,c,a]
+        hess_K2__U = _block_view(H, rows["K2"][0], rows["K2"][1], rows["U"][0], rows["U"][1], PARAMS["K2"] + PARAMS["U"])
+        v1_win_7 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        # einsum("Bl,Bktgc,Bhca->ghalkt", adj_p, jac_v3__z_v2, v1_win_7)
+        tmp_31 = np.einsum("Bhca,Bktgc->Bhaktg", v1_win_7, jac_v3__z_v2, optimize=False)
+        _add_into(hess_K2__U, (np.tensordot(tmp_31, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+        v1_win_8 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
+        # einsum("Bgcl,Bhca,Bkt->ghalkt", hess_z_v2__p, v1_win_8, v3)
+        tmp_32 = np.einsum("Bhca,Bgcl->Bhagl", v1_win_8, hess_z_v2__p, optimize=False)
+        _add_into(hess_K2__U, (np.tensordot(tmp_32, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+        del v1_win_7, tmp_31, v1_win_8, tmp_32
+    if ("K2", "U") in todo:
+        del jac_v3__z_v2
+    if ("U", "K2") in want:
+        _mirror(H, rows["K2"][0], rows["K2"][1], rows["U"][0], rows["U"][1])
+    if ("K1", "U") in todo:
+        # hess_v1__p[h,t,l] = Σ_cij K2[c,h,i] hess_z_v2__p[c,j,l] S[d-2][t,j,i]
+        # einsum("chi,Bcjl->Bhjil", K2, hess_z_v2__p)
+        hess_v1__p = _shift_scatter((np.tensordot(hess_z_v2__p, K2, axes=([1], [0]))).transpose(0, 3, 1, 4, 2), 8, 2, 2, 1, -2, 0)
+        # hess_z_v1__p[h,t,l] = tanh'(z_v1[h,t]) hess_v1__p[h,t,l]
+        dtanh_z_v1_5 = 1 - v1**2
+        # einsum("Bht,Bhtl->Bhtl", dtanh_z_v1_5, hess_v1__p)
+        hess_z_v1__p = hess_v1__p * dtanh_z_v1_5[:, :, :, None]
+        # ∂f/∂K1,U[h,i,a,l,k,t] = Σ_cj adj_p[l] jac_v3__z_v1[k,t,h,c] x[i,j] S[d-1][j,c,a] + Σ_cj hess_z_v1__p[h,c,l] v3[k,t] x[i,j] S[d-1][j,c,a]
+        hess_K1__U = _block_view(H, rows["K1"][0], rows["K1"][1], rows["U"][0], rows["U"][1], PARAMS["K1"] + PARAMS["U"])
+        x_win_8 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+        # einsum("Bl,Bkthc,Bica->hialkt", adj_p, jac_v3__z_v1, x_win_8)
+        tmp_33 = np.einsum("Bica,Bkthc->Biakth", x_win_8, jac_v3__z_v1, optimize=False)
+        _add_into(hess_K1__U, (np.tensordot(tmp_33, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+        x_win_9 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
+        # einsum("Bhcl,Bkt,Bica->hialkt", hess_z_v1__p, v3, x_win_9)
+        tmp_34 = np.einsum("Bica,Bhcl->Biahl", x_win_9, hess_z_v1__p, optimize=False)
+        _add_into(hess_K1__U, (np.tensordot(tmp_34, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+        del hess_v1__p, dtanh_z_v1_5, hess_z_v1__p, x_win_8, tmp_33, x_win_9, tmp_34
+    if todo:
+        del v1, v3
+    if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):
+        del adj_p
+    if ("K1", "U") in todo:
+        del jac_v3__z_v1
+    if not todo.isdisjoint((("K2", "U"), ("K1", "U"))):
+        del hess_z_v2__p
+    if ("U", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("K1", "K1") in want:
+        hess[("K1", "K1")] = hess_K1__K1
+    if ("K1", "K2") in want:
+        hess[("K1", "K2")] = hess_K1__K2
+    if ("K1", "K3") in want:
+        hess[("K1", "K3")] = hess_K1__K3
+    if ("K1", "U") in want:
+        hess[("K1", "U")] = hess_K1__U
+    if ("K2", "K1") in want:
+        hess[("K2", "K1")] = _block_view(H, rows["K2"][0], rows["K2"][1], rows["K1"][0], rows["K1"][1], (2, 2, 2, 2, 2, 2))
+    if ("K2", "K2") in want:
+        hess[("K2", "K2")] = hess_K2__K2
+    if ("K2", "K3") in want:
+        hess[("K2", "K3")] = hess_K2__K3
+    if ("K2", "U") in want:
+        hess[("K2", "U")] = hess_K2__U
+    if ("K3", "K1") in want:
+        hess[("K3", "K1")] = _block_view(H, rows["K3"][0], rows["K3"][1], rows["K1"][0], rows["K1"][1], (2, 2, 2, 2, 2, 2))
+    if ("K3", "K2") in want:
+        hess[("K3", "K2")] = _block_view(H, rows["K3"][0], rows["K3"][1], rows["K2"][0], rows["K2"][1], (2, 2, 2, 2, 2, 2))
+    if ("K3", "K3") in want:
+        hess[("K3", "K3")] = hess_K3__K3
+    if ("K3", "U") in want:
+        hess[("K3", "U")] = hess_K3__U
+    if ("U", "K1") in want:
+        hess[("U", "K1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["K1"][0], rows["K1"][1], (3, 2, 8, 2, 2, 2))
+    if ("U", "K2") in want:
+        hess[("U", "K2")] = _block_view(H, rows["U"][0], rows["U"][1], rows["K2"][0], rows["K2"][1], (3, 2, 8, 2, 2, 2))
+    if ("U", "K3") in want:
+        hess[("U", "K3")] = _block_view(H, rows["U"][0], rows["U"][1], rows["K3"][0], rows["K3"][1], (3, 2, 8, 2, 2, 2))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

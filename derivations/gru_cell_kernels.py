@@ -51,12 +51,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -74,37 +123,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _sigmoid(x):
@@ -1366,200 +1425,627 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_zg"] = _adj_zg(t)
-    t["jac_zg__z_zg"] = _jac_zg__z_zg(t)
-    t["jac_h1__z_zg"] = _jac_h1__z_zg(t)
-    t["adj_hc"] = _adj_hc(t)
-    t["adj_z_hc"] = _adj_z_hc(t)
-    t["adj_rh"] = _adj_rh(t)
-    t["adj_rg"] = _adj_rg(t)
-    t["jac_rg__z_rg"] = _jac_rg__z_rg(t)
-    t["jac_rh__z_rg"] = _jac_rh__z_rg(t)
-    t["jac_z_hc__z_rg"] = _jac_z_hc__z_rg(t)
-    t["jac_hc__z_rg"] = _jac_hc__z_rg(t)
-    t["jac_h1__z_rg"] = _jac_h1__z_rg(t)
-    t["jac_hc__z_hc"] = _jac_hc__z_hc(t)
-    t["jac_h1__z_hc"] = _jac_h1__z_hc(t)
-    t["jac_p__h1"] = _jac_p__h1(t)
-    t["jac_p__zg"] = _jac_p__zg(t)
-    t["jac_p__z_zg"] = _jac_p__z_zg(t)
-    t["hess_p__z_zg"] = _hess_p__z_zg(t)
-    t["hess_h1__z_zg"] = _hess_h1__z_zg(t)
-    t["hess_zg__z_zg"] = _hess_zg__z_zg(t)
-    t["hess_z_zg__z_zg"] = _hess_z_zg__z_zg(t)
-    t["jac_p__hc"] = _jac_p__hc(t)
-    t["jac_p__z_hc"] = _jac_p__z_hc(t)
-    t["jac_p__rh"] = _jac_p__rh(t)
-    t["jac_p__rg"] = _jac_p__rg(t)
-    t["jac_p__z_rg"] = _jac_p__z_rg(t)
-    t["hess_p__z_rg"] = _hess_p__z_rg(t)
-    t["hess_h1__z_rg"] = _hess_h1__z_rg(t)
-    t["hess_zg__z_rg"] = _hess_zg__z_rg(t)
-    t["hess_z_zg__z_rg"] = _hess_z_zg__z_rg(t)
-    t["hess_p__z_hc"] = _hess_p__z_hc(t)
-    t["hess_h1__z_hc"] = _hess_h1__z_hc(t)
-    t["hess_zg__z_hc"] = _hess_zg__z_hc(t)
-    t["hess_z_zg__z_hc"] = _hess_z_zg__z_hc(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h1__p"] = _hess_h1__p(t)
-    t["hess_zg__p"] = _hess_zg__p(t)
-    t["hess_z_zg__p"] = _hess_z_zg__p(t)
-    t["hess_hc__z_rg"] = _hess_hc__z_rg(t)
-    t["hess_z_hc__z_rg"] = _hess_z_hc__z_rg(t)
-    t["hess_rh__z_rg"] = _hess_rh__z_rg(t)
-    t["hess_rg__z_rg"] = _hess_rg__z_rg(t)
-    t["hess_z_rg__z_rg"] = _hess_z_rg__z_rg(t)
-    t["hess_hc__z_hc"] = _hess_hc__z_hc(t)
-    t["hess_z_hc__z_hc"] = _hess_z_hc__z_hc(t)
-    t["hess_rh__z_hc"] = _hess_rh__z_hc(t)
-    t["hess_rg__z_hc"] = _hess_rg__z_hc(t)
-    t["hess_z_rg__z_hc"] = _hess_z_rg__z_hc(t)
-    t["hess_hc__p"] = _hess_hc__p(t)
-    t["hess_z_hc__p"] = _hess_z_hc__p(t)
-    t["hess_rh__p"] = _hess_rh__p(t)
-    t["hess_rg__p"] = _hess_rg__p(t)
-    t["hess_z_rg__p"] = _hess_z_rg__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 34, params["Wz"])
-    # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_zg__z_zg[j,k] x[i] x[l]
-    hess_Wz__Wz = _block_view(H, 0, 6, 0, 6, PARAMS["Wz"] + PARAMS["Wz"])
-    hess_z_zg__z_zg = t["hess_z_zg__z_zg"]
-    x = t["x"]
-    _outer_into(hess_Wz__Wz, hess_z_zg__z_zg, x, x, 1 / B, False, False, True)
-    # ∂f/∂Wz,Uz[j,i,k,l] = h0[l] hess_z_zg__z_zg[j,k] x[i]
-    hess_Wz__Uz = _block_view(H, 0, 6, 6, 10, PARAMS["Wz"] + PARAMS["Uz"])
-    h0 = t["h0"]
-    _outer_into(hess_Wz__Uz, hess_z_zg__z_zg, x, h0, 1 / B, False)
-    _mirror(H, 0, 6, 6, 10)
-    # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_zg__z_rg[j,k] x[i] x[l]
-    hess_Wz__Wr = _block_view(H, 0, 6, 10, 16, PARAMS["Wz"] + PARAMS["Wr"])
-    hess_z_zg__z_rg = t["hess_z_zg__z_rg"]
-    _outer_into(hess_Wz__Wr, hess_z_zg__z_rg, x, x, 1 / B, False)
-    _mirror(H, 0, 6, 10, 16)
-    # ∂f/∂Wz,Ur[j,i,k,l] = h0[l] hess_z_zg__z_rg[j,k] x[i]
-    hess_Wz__Ur = _block_view(H, 0, 6, 16, 20, PARAMS["Wz"] + PARAMS["Ur"])
-    _outer_into(hess_Wz__Ur, hess_z_zg__z_rg, x, h0, 1 / B, False)
-    _mirror(H, 0, 6, 16, 20)
-    # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_zg__z_hc[j,k] x[i] x[l]
-    hess_Wz__Wh = _block_view(H, 0, 6, 20, 26, PARAMS["Wz"] + PARAMS["Wh"])
-    hess_z_zg__z_hc = t["hess_z_zg__z_hc"]
-    _outer_into(hess_Wz__Wh, hess_z_zg__z_hc, x, x, 1 / B, False)
-    _mirror(H, 0, 6, 20, 26)
-    # ∂f/∂Wz,Uh[j,i,k,l] = hess_z_zg__z_hc[j,k] rh[l] x[i]
-    hess_Wz__Uh = _block_view(H, 0, 6, 26, 30, PARAMS["Wz"] + PARAMS["Uh"])
-    rh = t["rh"]
-    _outer_into(hess_Wz__Uh, hess_z_zg__z_hc, x, rh, 1 / B, False)
-    _mirror(H, 0, 6, 26, 30)
-    # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h1__z_zg[k,j] x[i] + h1[k] hess_z_zg__p[j,l] x[i]
-    hess_Wz__V = _block_view(H, 0, 6, 30, 34, PARAMS["Wz"] + PARAMS["V"])
-    jac_h1__z_zg = t["jac_h1__z_zg"]
-    adj_p = t["adj_p"]
-    hess_z_zg__p = t["hess_z_zg__p"]
-    h1 = t["h1"]
-    _outer_into(hess_Wz__V, jac_h1__z_zg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wz__V, hess_z_zg__p, x, h1, 1 / B, True)
-    _mirror(H, 0, 6, 30, 34)
-    # ∂f/∂Uz,Uz[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_zg[j,i]
-    hess_Uz__Uz = _block_view(H, 6, 10, 6, 10, PARAMS["Uz"] + PARAMS["Uz"])
-    _outer_into(hess_Uz__Uz, hess_z_zg__z_zg, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Uz,Wr[j,k,i,l] = h0[k] hess_z_zg__z_rg[j,i] x[l]
-    hess_Uz__Wr = _block_view(H, 6, 10, 10, 16, PARAMS["Uz"] + PARAMS["Wr"])
-    _outer_into(hess_Uz__Wr, hess_z_zg__z_rg, h0, x, 1 / B, False)
-    _mirror(H, 6, 10, 10, 16)
-    # ∂f/∂Uz,Ur[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_rg[j,i]
-    hess_Uz__Ur = _block_view(H, 6, 10, 16, 20, PARAMS["Uz"] + PARAMS["Ur"])
-    _outer_into(hess_Uz__Ur, hess_z_zg__z_rg, h0, h0, 1 / B, False)
-    _mirror(H, 6, 10, 16, 20)
-    # ∂f/∂Uz,Wh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] x[l]
-    hess_Uz__Wh = _block_view(H, 6, 10, 20, 26, PARAMS["Uz"] + PARAMS["Wh"])
-    _outer_into(hess_Uz__Wh, hess_z_zg__z_hc, h0, x, 1 / B, False)
-    _mirror(H, 6, 10, 20, 26)
-    # ∂f/∂Uz,Uh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] rh[l]
-    hess_Uz__Uh = _block_view(H, 6, 10, 26, 30, PARAMS["Uz"] + PARAMS["Uh"])
-    _outer_into(hess_Uz__Uh, hess_z_zg__z_hc, h0, rh, 1 / B, False)
-    _mirror(H, 6, 10, 26, 30)
-    # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_zg[i,j] + h0[k] h1[i] hess_z_zg__p[j,l]
-    hess_Uz__V = _block_view(H, 6, 10, 30, 34, PARAMS["Uz"] + PARAMS["V"])
-    _outer_into(hess_Uz__V, jac_h1__z_zg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uz__V, hess_z_zg__p, h0, h1, 1 / B, True)
-    _mirror(H, 6, 10, 30, 34)
-    # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_rg__z_rg[j,k] x[i] x[l]
-    hess_Wr__Wr = _block_view(H, 10, 16, 10, 16, PARAMS["Wr"] + PARAMS["Wr"])
-    hess_z_rg__z_rg = t["hess_z_rg__z_rg"]
-    _outer_into(hess_Wr__Wr, hess_z_rg__z_rg, x, x, 1 / B, False, False, True)
-    # ∂f/∂Wr,Ur[j,i,k,l] = h0[l] hess_z_rg__z_rg[j,k] x[i]
-    hess_Wr__Ur = _block_view(H, 10, 16, 16, 20, PARAMS["Wr"] + PARAMS["Ur"])
-    _outer_into(hess_Wr__Ur, hess_z_rg__z_rg, x, h0, 1 / B, False)
-    _mirror(H, 10, 16, 16, 20)
-    # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_rg__z_hc[j,k] x[i] x[l]
-    hess_Wr__Wh = _block_view(H, 10, 16, 20, 26, PARAMS["Wr"] + PARAMS["Wh"])
-    hess_z_rg__z_hc = t["hess_z_rg__z_hc"]
-    _outer_into(hess_Wr__Wh, hess_z_rg__z_hc, x, x, 1 / B, False)
-    _mirror(H, 10, 16, 20, 26)
-    # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_hc[k] jac_rh__z_rg[l,j] x[i] + hess_z_rg__z_hc[j,k] rh[l] x[i]
-    hess_Wr__Uh = _block_view(H, 10, 16, 26, 30, PARAMS["Wr"] + PARAMS["Uh"])
-    jac_rh__z_rg = t["jac_rh__z_rg"]
-    adj_z_hc = t["adj_z_hc"]
-    _outer_into(hess_Wr__Uh, jac_rh__z_rg.transpose(0, 2, 1), x, adj_z_hc, 1 / B, False, True)
-    _outer_into(hess_Wr__Uh, hess_z_rg__z_hc, x, rh, 1 / B, True)
-    _mirror(H, 10, 16, 26, 30)
-    # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h1__z_rg[k,j] x[i] + h1[k] hess_z_rg__p[j,l] x[i]
-    hess_Wr__V = _block_view(H, 10, 16, 30, 34, PARAMS["Wr"] + PARAMS["V"])
-    jac_h1__z_rg = t["jac_h1__z_rg"]
-    hess_z_rg__p = t["hess_z_rg__p"]
-    _outer_into(hess_Wr__V, jac_h1__z_rg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wr__V, hess_z_rg__p, x, h1, 1 / B, True)
-    _mirror(H, 10, 16, 30, 34)
-    # ∂f/∂Ur,Ur[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_rg[j,i]
-    hess_Ur__Ur = _block_view(H, 16, 20, 16, 20, PARAMS["Ur"] + PARAMS["Ur"])
-    _outer_into(hess_Ur__Ur, hess_z_rg__z_rg, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Ur,Wh[j,k,i,l] = h0[k] hess_z_rg__z_hc[j,i] x[l]
-    hess_Ur__Wh = _block_view(H, 16, 20, 20, 26, PARAMS["Ur"] + PARAMS["Wh"])
-    _outer_into(hess_Ur__Wh, hess_z_rg__z_hc, h0, x, 1 / B, False)
-    _mirror(H, 16, 20, 20, 26)
-    # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_hc[i] h0[k] jac_rh__z_rg[l,j] + h0[k] hess_z_rg__z_hc[j,i] rh[l]
-    hess_Ur__Uh = _block_view(H, 16, 20, 26, 30, PARAMS["Ur"] + PARAMS["Uh"])
-    _outer_into(hess_Ur__Uh, jac_rh__z_rg.transpose(0, 2, 1), h0, adj_z_hc, 1 / B, False, True)
-    _outer_into(hess_Ur__Uh, hess_z_rg__z_hc, h0, rh, 1 / B, True)
-    _mirror(H, 16, 20, 26, 30)
-    # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_rg[i,j] + h0[k] h1[i] hess_z_rg__p[j,l]
-    hess_Ur__V = _block_view(H, 16, 20, 30, 34, PARAMS["Ur"] + PARAMS["V"])
-    _outer_into(hess_Ur__V, jac_h1__z_rg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Ur__V, hess_z_rg__p, h0, h1, 1 / B, True)
-    _mirror(H, 16, 20, 30, 34)
-    # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_hc__z_hc[j,k] x[i] x[l]
-    hess_Wh__Wh = _block_view(H, 20, 26, 20, 26, PARAMS["Wh"] + PARAMS["Wh"])
-    hess_z_hc__z_hc = t["hess_z_hc__z_hc"]
-    _outer_into(hess_Wh__Wh, hess_z_hc__z_hc, x, x, 1 / B, False, False, True)
-    # ∂f/∂Wh,Uh[j,i,k,l] = hess_z_hc__z_hc[j,k] rh[l] x[i]
-    hess_Wh__Uh = _block_view(H, 20, 26, 26, 30, PARAMS["Wh"] + PARAMS["Uh"])
-    _outer_into(hess_Wh__Uh, hess_z_hc__z_hc, x, rh, 1 / B, False)
-    _mirror(H, 20, 26, 26, 30)
-    # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h1__z_hc[k,j] x[i] + h1[k] hess_z_hc__p[j,l] x[i]
-    hess_Wh__V = _block_view(H, 20, 26, 30, 34, PARAMS["Wh"] + PARAMS["V"])
-    jac_h1__z_hc = t["jac_h1__z_hc"]
-    hess_z_hc__p = t["hess_z_hc__p"]
-    _outer_into(hess_Wh__V, jac_h1__z_hc.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wh__V, hess_z_hc__p, x, h1, 1 / B, True)
-    _mirror(H, 20, 26, 30, 34)
-    # ∂f/∂Uh,Uh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] rh[l]
-    hess_Uh__Uh = _block_view(H, 26, 30, 26, 30, PARAMS["Uh"] + PARAMS["Uh"])
-    _outer_into(hess_Uh__Uh, hess_z_hc__z_hc, rh, rh, 1 / B, False, False, True)
-    # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h1__z_hc[i,j] rh[k] + h1[i] hess_z_hc__p[j,l] rh[k]
-    hess_Uh__V = _block_view(H, 26, 30, 30, 34, PARAMS["Uh"] + PARAMS["V"])
-    _outer_into(hess_Uh__V, jac_h1__z_hc.transpose(0, 2, 1), rh, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uh__V, hess_z_hc__p, rh, h1, 1 / B, True)
-    _mirror(H, 26, 30, 30, 34)
-    # ∂f/∂V,V[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
-    hess_V__V = _block_view(H, 30, 34, 30, 34, PARAMS["V"] + PARAMS["V"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_V__V, hess_p__p, h1, h1, 1 / B, False, False, True)
-    return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): _block_view(H, 6, 10, 0, 6, (2, 2, 2, 3)), ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): _block_view(H, 10, 16, 0, 6, (2, 3, 2, 3)), ("Wr", "Uz"): _block_view(H, 10, 16, 6, 10, (2, 3, 2, 2)), ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): _block_view(H, 16, 20, 0, 6, (2, 2, 2, 3)), ("Ur", "Uz"): _block_view(H, 16, 20, 6, 10, (2, 2, 2, 2)), ("Ur", "Wr"): _block_view(H, 16, 20, 10, 16, (2, 2, 2, 3)), ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): _block_view(H, 20, 26, 0, 6, (2, 3, 2, 3)), ("Wh", "Uz"): _block_view(H, 20, 26, 6, 10, (2, 3, 2, 2)), ("Wh", "Wr"): _block_view(H, 20, 26, 10, 16, (2, 3, 2, 3)), ("Wh", "Ur"): _block_view(H, 20, 26, 16, 20, (2, 3, 2, 2)), ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): _block_view(H, 26, 30, 0, 6, (2, 2, 2, 3)), ("Uh", "Uz"): _block_view(H, 26, 30, 6, 10, (2, 2, 2, 2)), ("Uh", "Wr"): _block_view(H, 26, 30, 10, 16, (2, 2, 2, 3)), ("Uh", "Ur"): _block_view(H, 26, 30, 16, 20, (2, 2, 2, 2)), ("Uh", "Wh"): _block_view(H, 26, 30, 20, 26, (2, 2, 2, 3)), ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): _block_view(H, 30, 34, 0, 6, (2, 2, 2, 3)), ("V", "Uz"): _block_view(H, 30, 34, 6, 10, (2, 2, 2, 2)), ("V", "Wr"): _block_view(H, 30, 34, 10, 16, (2, 2, 2, 3)), ("V", "Ur"): _block_view(H, 30, 34, 16, 20, (2, 2, 2, 2)), ("V", "Wh"): _block_view(H, 30, 34, 20, 26, (2, 2, 2, 3)), ("V", "Uh"): _block_view(H, 30, 34, 26, 30, (2, 2, 2, 2)), ("V", "V"): hess_V__V}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["Wz"])
+    if todo:
+        # z_zg[j] = Σ_i Wz[j,i] x[i] + Σ_k Uz[j,k] h0[k]
+        # einsum("ji,Bi->Bj", Wz, x)
+        # einsum("jk,Bk->Bj", Uz, h0)
+        z_zg = x @ Wz.T + h0 @ Uz.T
+        # zg[j] = sigmoid(z_zg[j])
+        zg = _sigmoid(z_zg)
+        # z_rg[j] = Σ_i Wr[j,i] x[i] + Σ_k Ur[j,k] h0[k]
+        # einsum("ji,Bi->Bj", Wr, x)
+        # einsum("jk,Bk->Bj", Ur, h0)
+        z_rg = x @ Wr.T + h0 @ Ur.T
+        # rg[j] = sigmoid(z_rg[j])
+        rg = _sigmoid(z_rg)
+        # rh[j] = rg[j] h0[j]
+        rh = rg * h0
+        # z_hc[j] = Σ_i Wh[j,i] x[i] + Σ_k Uh[j,k] rh[k]
+        # einsum("ji,Bi->Bj", Wh, x)
+        # einsum("jk,Bk->Bj", Uh, rh)
+        z_hc = x @ Wh.T + rh @ Uh.T
+        # hc[j] = tanh(z_hc[j])
+        hc = np.tanh(z_hc)
+        # h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
+        tmp = (np.ones(2)) - zg
+        h1 = tmp * hc + zg * h0
+        # p[l] = Σ_j V[l,j] h1[j]
+        # einsum("lj,Bj->Bl", V, h1)
+        p = h1 @ V.T
+        del z_hc, tmp
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # adj_h1[j] = Σ_c V[c,j] adj_p[c]
+        # einsum("cj,Bc->Bj", V, adj_p)
+        adj_h1 = adj_p @ V
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
+        # adj_zg[j] = -adj_h1[j] hc[j] + adj_h1[j] h0[j]
+        adj_zg = -adj_h1 * hc + adj_h1 * h0
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        # jac_zg__z_zg[j,i] = sigmoid'(z_zg[j]) δ[j,i]
+        dsigmoid_z_zg = zg*_sigmoid(-z_zg)
+        # einsum("Bj,ji->Bji", dsigmoid_z_zg, np.eye(2))
+        jac_zg__z_zg = np.eye(2) * dsigmoid_z_zg[:, :, None]
+        # jac_h1__z_zg[j,i] = -hc[j] jac_zg__z_zg[j,i] + h0[j] jac_zg__z_zg[j,i]
+        # einsum("Bj,Bji->Bji", hc, jac_zg__z_zg)
+        # einsum("Bj,Bji->Bji", h0, jac_zg__z_zg)
+        jac_h1__z_zg = -jac_zg__z_zg * hc[:, :, None] + jac_zg__z_zg * h0[:, :, None]
+        del dsigmoid_z_zg, jac_zg__z_zg
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # adj_hc[j] = adj_h1[j] - adj_h1[j] zg[j]
+        adj_hc = adj_h1 - adj_h1 * zg
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"))):
+        # adj_z_hc[j] = tanh'(z_hc[j]) adj_hc[j]
+        dtanh_z_hc = 1 - hc**2
+        adj_z_hc = dtanh_z_hc * adj_hc
+        del dtanh_z_hc
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        # adj_rh[j] = Σ_c Uh[c,j] adj_z_hc[c]
+        # einsum("cj,Bc->Bj", Uh, adj_z_hc)
+        adj_rh = adj_z_hc @ Uh
+        # adj_rg[j] = adj_rh[j] h0[j]
+        adj_rg = adj_rh * h0
+        del adj_rh
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        # jac_rg__z_rg[j,i] = sigmoid'(z_rg[j]) δ[j,i]
+        dsigmoid_z_rg = rg*_sigmoid(-z_rg)
+        # einsum("Bj,ji->Bji", dsigmoid_z_rg, np.eye(2))
+        jac_rg__z_rg = np.eye(2) * dsigmoid_z_rg[:, :, None]
+        # jac_rh__z_rg[j,i] = h0[j] jac_rg__z_rg[j,i]
+        # einsum("Bj,Bji->Bji", h0, jac_rg__z_rg)
+        jac_rh__z_rg = jac_rg__z_rg * h0[:, :, None]
+        del dsigmoid_z_rg, jac_rg__z_rg
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        # jac_z_hc__z_rg[j,i] = Σ_c Uh[j,c] jac_rh__z_rg[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rh__z_rg)
+        jac_z_hc__z_rg = (np.tensordot(jac_rh__z_rg, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        # jac_hc__z_rg[j,i] = tanh'(z_hc[j]) jac_z_hc__z_rg[j,i]
+        dtanh_z_hc_2 = 1 - hc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_hc_2, jac_z_hc__z_rg)
+        jac_hc__z_rg = jac_z_hc__z_rg * dtanh_z_hc_2[:, :, None]
+        del dtanh_z_hc_2
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        # jac_h1__z_rg[j,i] = jac_hc__z_rg[j,i] - jac_hc__z_rg[j,i] zg[j]
+        # einsum("Bji,Bj->Bji", jac_hc__z_rg, zg)
+        jac_h1__z_rg = jac_hc__z_rg - zg[:, :, None] * jac_hc__z_rg
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        # jac_hc__z_hc[j,i] = tanh'(z_hc[j]) δ[j,i]
+        dtanh_z_hc_3 = 1 - hc**2
+        # einsum("Bj,ji->Bji", dtanh_z_hc_3, np.eye(2))
+        jac_hc__z_hc = np.eye(2) * dtanh_z_hc_3[:, :, None]
+        del dtanh_z_hc_3
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
+        # jac_h1__z_hc[j,i] = jac_hc__z_hc[j,i] - jac_hc__z_hc[j,i] zg[j]
+        # einsum("Bji,Bj->Bji", jac_hc__z_hc, zg)
+        jac_h1__z_hc = jac_hc__z_hc - zg[:, :, None] * jac_hc__z_hc
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # jac_p__h1[l,j] = V[l,j]
+        jac_p__h1 = V
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
+        # jac_p__zg[l,j] = -hc[j] jac_p__h1[l,j] + h0[j] jac_p__h1[l,j]
+        # einsum("Bj,lj->Blj", hc, jac_p__h1)
+        # einsum("Bj,lj->Blj", h0, jac_p__h1)
+        jac_p__zg = -jac_p__h1 * hc[:, None] + jac_p__h1 * h0[:, None]
+        # jac_p__z_zg[l,j] = sigmoid'(z_zg[j]) jac_p__zg[l,j]
+        dsigmoid_z_zg_2 = zg*_sigmoid(-z_zg)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_zg_2, jac_p__zg)
+        jac_p__z_zg = jac_p__zg * dsigmoid_z_zg_2[:, None]
+        # hess_p__z_zg[l,j] = jac_p__z_zg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_zg[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_zg, softmax_p_2)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_zg, softmax_p_2, softmax_p_2)
+        tmp_2 = (softmax_p_2[..., None, :] @ jac_p__z_zg)[..., 0, :]
+        hess_p__z_zg = softmax_p_2[:, :, None] * jac_p__z_zg - tmp_2[:, None] * softmax_p_2[:, :, None]
+        # hess_h1__z_zg[j,i] = Σ_c V[c,j] hess_p__z_zg[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_zg)
+        hess_h1__z_zg = (np.tensordot(hess_p__z_zg, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zg__z_zg[j,i] = -hc[j] hess_h1__z_zg[j,i] + h0[j] hess_h1__z_zg[j,i]
+        # einsum("Bj,Bji->Bji", hc, hess_h1__z_zg)
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_zg)
+        hess_zg__z_zg = -hess_h1__z_zg * hc[:, :, None] + hess_h1__z_zg * h0[:, :, None]
+        # hess_z_zg__z_zg[j,i] = sigmoid'(z_zg[j]) hess_zg__z_zg[j,i] + sigmoid''(z_zg[j]) δ[j,i] adj_zg[j]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zg_2, hess_zg__z_zg)
+        d2sigmoid_z_zg = -zg*(2*zg - 1)*_sigmoid(-z_zg)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zg, np.eye(2), adj_zg)
+        tmp_3 = adj_zg * d2sigmoid_z_zg
+        hess_z_zg__z_zg = hess_zg__z_zg * dsigmoid_z_zg_2[:, :, None] + tmp_3[:, :, None] * np.eye(2)
+        del jac_p__zg, dsigmoid_z_zg_2, jac_p__z_zg, softmax_p_2, tmp_2, hess_p__z_zg, hess_h1__z_zg, hess_zg__z_zg, d2sigmoid_z_zg, tmp_3
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
+        del adj_zg
+    if ("Wz", "Wz") in todo:
+        # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_zg__z_zg[j,k] x[i] x[l]
+        hess_Wz__Wz = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wz"][0], rows["Wz"][1], PARAMS["Wz"] + PARAMS["Wz"])
+        _outer_into(hess_Wz__Wz, x, ((hess_z_zg__z_zg, x, 1 / B, False),), False, True)
+    if ("Wz", "Uz") in todo:
+        # ∂f/∂Wz,Uz[j,i,k,l] = h0[l] hess_z_zg__z_zg[j,k] x[i]
+        hess_Wz__Uz = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Uz"][0], rows["Uz"][1], PARAMS["Wz"] + PARAMS["Uz"])
+        _outer_into(hess_Wz__Uz, x, ((hess_z_zg__z_zg, h0, 1 / B, False),), False)
+    if ("Uz", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Uz"][0], rows["Uz"][1])
+    if ("Uz", "Uz") in todo:
+        # ∂f/∂Uz,Uz[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_zg[j,i]
+        hess_Uz__Uz = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Uz"][0], rows["Uz"][1], PARAMS["Uz"] + PARAMS["Uz"])
+        _outer_into(hess_Uz__Uz, h0, ((hess_z_zg__z_zg, h0, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
+        del hess_z_zg__z_zg
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # jac_p__hc[l,j] = jac_p__h1[l,j] - jac_p__h1[l,j] zg[j]
+        # einsum("lj,Bj->Blj", jac_p__h1, zg)
+        jac_p__hc = jac_p__h1 - zg[:, None] * jac_p__h1
+        # jac_p__z_hc[l,j] = tanh'(z_hc[j]) jac_p__hc[l,j]
+        dtanh_z_hc_4 = 1 - hc**2
+        # einsum("Bj,Blj->Blj", dtanh_z_hc_4, jac_p__hc)
+        jac_p__z_hc = jac_p__hc * dtanh_z_hc_4[:, None]
+        del jac_p__hc, dtanh_z_hc_4
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del jac_p__h1
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        # jac_p__rh[l,j] = Σ_c Uh[c,j] jac_p__z_hc[l,c]
+        # einsum("cj,Blc->Blj", Uh, jac_p__z_hc)
+        jac_p__rh = np.tensordot(jac_p__z_hc, Uh, axes=([2], [0]))
+        # jac_p__rg[l,j] = h0[j] jac_p__rh[l,j]
+        # einsum("Bj,Blj->Blj", h0, jac_p__rh)
+        jac_p__rg = jac_p__rh * h0[:, None]
+        # jac_p__z_rg[l,j] = sigmoid'(z_rg[j]) jac_p__rg[l,j]
+        dsigmoid_z_rg_2 = rg*_sigmoid(-z_rg)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_rg_2, jac_p__rg)
+        jac_p__z_rg = jac_p__rg * dsigmoid_z_rg_2[:, None]
+        # hess_p__z_rg[l,j] = jac_p__z_rg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_rg[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_rg, softmax_p_3)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_rg, softmax_p_3, softmax_p_3)
+        tmp_4 = (softmax_p_3[..., None, :] @ jac_p__z_rg)[..., 0, :]
+        hess_p__z_rg = softmax_p_3[:, :, None] * jac_p__z_rg - tmp_4[:, None] * softmax_p_3[:, :, None]
+        # hess_h1__z_rg[j,i] = Σ_c V[c,j] hess_p__z_rg[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_rg)
+        hess_h1__z_rg = (np.tensordot(hess_p__z_rg, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del jac_p__rh, jac_p__rg, dsigmoid_z_rg_2, jac_p__z_rg, softmax_p_3, tmp_4, hess_p__z_rg
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
+        # hess_zg__z_rg[j,i] = -hc[j] hess_h1__z_rg[j,i] + h0[j] hess_h1__z_rg[j,i] - adj_h1[j] jac_hc__z_rg[j,i]
+        # einsum("Bj,Bji->Bji", hc, hess_h1__z_rg)
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_rg)
+        # einsum("Bj,Bji->Bji", adj_h1, jac_hc__z_rg)
+        hess_zg__z_rg = -hess_h1__z_rg * hc[:, :, None] + hess_h1__z_rg * h0[:, :, None] - jac_hc__z_rg * adj_h1[:, :, None]
+        # hess_z_zg__z_rg[j,i] = sigmoid'(z_zg[j]) hess_zg__z_rg[j,i]
+        dsigmoid_z_zg_3 = zg*_sigmoid(-z_zg)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zg_3, hess_zg__z_rg)
+        hess_z_zg__z_rg = hess_zg__z_rg * dsigmoid_z_zg_3[:, :, None]
+        del hess_zg__z_rg, dsigmoid_z_zg_3
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_hc__z_rg
+    if ("Wz", "Wr") in todo:
+        # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_zg__z_rg[j,k] x[i] x[l]
+        hess_Wz__Wr = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Wz"] + PARAMS["Wr"])
+        _outer_into(hess_Wz__Wr, x, ((hess_z_zg__z_rg, x, 1 / B, False),), False)
+    if ("Wr", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Wr"][0], rows["Wr"][1])
+    if ("Wz", "Ur") in todo:
+        # ∂f/∂Wz,Ur[j,i,k,l] = h0[l] hess_z_zg__z_rg[j,k] x[i]
+        hess_Wz__Ur = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Wz"] + PARAMS["Ur"])
+        _outer_into(hess_Wz__Ur, x, ((hess_z_zg__z_rg, h0, 1 / B, False),), False)
+    if ("Ur", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Ur"][0], rows["Ur"][1])
+    if ("Uz", "Wr") in todo:
+        # ∂f/∂Uz,Wr[j,k,i,l] = h0[k] hess_z_zg__z_rg[j,i] x[l]
+        hess_Uz__Wr = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Uz"] + PARAMS["Wr"])
+        _outer_into(hess_Uz__Wr, h0, ((hess_z_zg__z_rg, x, 1 / B, False),), False)
+    if ("Wr", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Wr"][0], rows["Wr"][1])
+    if ("Uz", "Ur") in todo:
+        # ∂f/∂Uz,Ur[j,k,i,l] = h0[k] h0[l] hess_z_zg__z_rg[j,i]
+        hess_Uz__Ur = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Uz"] + PARAMS["Ur"])
+        _outer_into(hess_Uz__Ur, h0, ((hess_z_zg__z_rg, h0, 1 / B, False),), False)
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
+        del hess_z_zg__z_rg
+    if ("Ur", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Ur"][0], rows["Ur"][1])
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_p__z_hc[l,j] = jac_p__z_hc[l,j] softmax_l(p[l]) - Σ_c jac_p__z_hc[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_hc, softmax_p_4)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_hc, softmax_p_4, softmax_p_4)
+        tmp_5 = (softmax_p_4[..., None, :] @ jac_p__z_hc)[..., 0, :]
+        hess_p__z_hc = softmax_p_4[:, :, None] * jac_p__z_hc - tmp_5[:, None] * softmax_p_4[:, :, None]
+        # hess_h1__z_hc[j,i] = Σ_c V[c,j] hess_p__z_hc[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_hc)
+        hess_h1__z_hc = (np.tensordot(hess_p__z_hc, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del softmax_p_4, tmp_5, hess_p__z_hc
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del jac_p__z_hc
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
+        # hess_zg__z_hc[j,i] = -hc[j] hess_h1__z_hc[j,i] + h0[j] hess_h1__z_hc[j,i] - adj_h1[j] jac_hc__z_hc[j,i]
+        # einsum("Bj,Bji->Bji", hc, hess_h1__z_hc)
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_hc)
+        # einsum("Bj,Bji->Bji", adj_h1, jac_hc__z_hc)
+        hess_zg__z_hc = -hess_h1__z_hc * hc[:, :, None] + hess_h1__z_hc * h0[:, :, None] - jac_hc__z_hc * adj_h1[:, :, None]
+        # hess_z_zg__z_hc[j,i] = sigmoid'(z_zg[j]) hess_zg__z_hc[j,i]
+        dsigmoid_z_zg_4 = zg*_sigmoid(-z_zg)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zg_4, hess_zg__z_hc)
+        hess_z_zg__z_hc = hess_zg__z_hc * dsigmoid_z_zg_4[:, :, None]
+        del hess_zg__z_hc, dsigmoid_z_zg_4
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del adj_h1
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        del jac_hc__z_hc
+    if ("Wz", "Wh") in todo:
+        # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_zg__z_hc[j,k] x[i] x[l]
+        hess_Wz__Wh = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wz"] + PARAMS["Wh"])
+        _outer_into(hess_Wz__Wh, x, ((hess_z_zg__z_hc, x, 1 / B, False),), False)
+    if ("Wh", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Wh"][0], rows["Wh"][1])
+    if ("Wz", "Uh") in todo:
+        # ∂f/∂Wz,Uh[j,i,k,l] = hess_z_zg__z_hc[j,k] rh[l] x[i]
+        hess_Wz__Uh = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wz"] + PARAMS["Uh"])
+        _outer_into(hess_Wz__Uh, x, ((hess_z_zg__z_hc, rh, 1 / B, False),), False)
+    if ("Uh", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Uh"][0], rows["Uh"][1])
+    if ("Uz", "Wh") in todo:
+        # ∂f/∂Uz,Wh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] x[l]
+        hess_Uz__Wh = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Uz"] + PARAMS["Wh"])
+        _outer_into(hess_Uz__Wh, h0, ((hess_z_zg__z_hc, x, 1 / B, False),), False)
+    if ("Wh", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Wh"][0], rows["Wh"][1])
+    if ("Uz", "Uh") in todo:
+        # ∂f/∂Uz,Uh[j,k,i,l] = h0[k] hess_z_zg__z_hc[j,i] rh[l]
+        hess_Uz__Uh = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Uz"] + PARAMS["Uh"])
+        _outer_into(hess_Uz__Uh, h0, ((hess_z_zg__z_hc, rh, 1 / B, False),), False)
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
+        del hess_z_zg__z_hc
+    if ("Uh", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Uh"][0], rows["Uh"][1])
+    if not todo.isdisjoint((("V", "V"), ("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_5 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(2), softmax_p_5)
+        # einsum("Bl,Bi->Bli", softmax_p_5, softmax_p_5)
+        hess_p__p = softmax_p_5[:, :, None] * np.eye(2) - softmax_p_5[:, None] * softmax_p_5[:, :, None]
+        del softmax_p_5
+    if todo:
+        del p
+    if ("V", "V") in todo:
+        # ∂f/∂V,V[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
+        hess_V__V = _block_view(H, rows["V"][0], rows["V"][1], rows["V"][0], rows["V"][1], PARAMS["V"] + PARAMS["V"])
+        _outer_into(hess_V__V, h1, ((hess_p__p, h1, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        # hess_h1__p[j,l] = Σ_c V[c,j] hess_p__p[c,l]
+        # einsum("cj,Bcl->Bjl", V, hess_p__p)
+        hess_h1__p = (np.tensordot(hess_p__p, V, axes=([1], [0]))).transpose(0, 2, 1)
+    if not todo.isdisjoint((("V", "V"), ("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del hess_p__p
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        # hess_zg__p[j,l] = -hc[j] hess_h1__p[j,l] + h0[j] hess_h1__p[j,l]
+        # einsum("Bj,Bjl->Bjl", hc, hess_h1__p)
+        # einsum("Bj,Bjl->Bjl", h0, hess_h1__p)
+        hess_zg__p = -hess_h1__p * hc[:, :, None] + hess_h1__p * h0[:, :, None]
+        # hess_z_zg__p[j,l] = sigmoid'(z_zg[j]) hess_zg__p[j,l]
+        dsigmoid_z_zg_5 = zg*_sigmoid(-z_zg)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_zg_5, hess_zg__p)
+        hess_z_zg__p = hess_zg__p * dsigmoid_z_zg_5[:, :, None]
+        del hess_zg__p, dsigmoid_z_zg_5
+    if todo:
+        del z_zg
+    if ("Wz", "V") in todo:
+        # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h1__z_zg[k,j] x[i] + h1[k] hess_z_zg__p[j,l] x[i]
+        hess_Wz__V = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["V"][0], rows["V"][1], PARAMS["Wz"] + PARAMS["V"])
+        _outer_into(hess_Wz__V, x, ((jac_h1__z_zg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zg__p, h1, 1 / B, False)), False)
+    if ("V", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["V"][0], rows["V"][1])
+    if ("Uz", "V") in todo:
+        # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_zg[i,j] + h0[k] h1[i] hess_z_zg__p[j,l]
+        hess_Uz__V = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["V"][0], rows["V"][1], PARAMS["Uz"] + PARAMS["V"])
+        _outer_into(hess_Uz__V, h0, ((jac_h1__z_zg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zg__p, h1, 1 / B, False)), False)
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        del jac_h1__z_zg
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        del hess_z_zg__p
+    if ("V", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["V"][0], rows["V"][1])
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        # hess_hc__z_rg[j,i] = hess_h1__z_rg[j,i] - hess_h1__z_rg[j,i] zg[j]
+        # einsum("Bji,Bj->Bji", hess_h1__z_rg, zg)
+        hess_hc__z_rg = hess_h1__z_rg - zg[:, :, None] * hess_h1__z_rg
+        # hess_z_hc__z_rg[j,i] = tanh'(z_hc[j]) hess_hc__z_rg[j,i] + tanh''(z_hc[j]) adj_hc[j] jac_z_hc__z_rg[j,i]
+        dtanh_z_hc_5 = 1 - hc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_hc_5, hess_hc__z_rg)
+        d2tanh_z_hc = 2*hc*(hc**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg)
+        tmp_6 = adj_hc * d2tanh_z_hc
+        hess_z_hc__z_rg = hess_hc__z_rg * dtanh_z_hc_5[:, :, None] + tmp_6[:, :, None] * jac_z_hc__z_rg
+        # hess_rh__z_rg[j,i] = Σ_c Uh[c,j] hess_z_hc__z_rg[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_hc__z_rg)
+        hess_rh__z_rg = (np.tensordot(hess_z_hc__z_rg, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rg__z_rg[j,i] = h0[j] hess_rh__z_rg[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_rh__z_rg)
+        hess_rg__z_rg = hess_rh__z_rg * h0[:, :, None]
+        # hess_z_rg__z_rg[j,i] = sigmoid'(z_rg[j]) hess_rg__z_rg[j,i] + sigmoid''(z_rg[j]) δ[j,i] adj_rg[j]
+        dsigmoid_z_rg_3 = rg*_sigmoid(-z_rg)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rg_3, hess_rg__z_rg)
+        d2sigmoid_z_rg = -rg*(2*rg - 1)*_sigmoid(-z_rg)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rg, np.eye(2), adj_rg)
+        tmp_7 = adj_rg * d2sigmoid_z_rg
+        hess_z_rg__z_rg = hess_rg__z_rg * dsigmoid_z_rg_3[:, :, None] + tmp_7[:, :, None] * np.eye(2)
+        del hess_hc__z_rg, dtanh_z_hc_5, d2tanh_z_hc, tmp_6, hess_z_hc__z_rg, hess_rh__z_rg, hess_rg__z_rg, dsigmoid_z_rg_3, d2sigmoid_z_rg, tmp_7
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del adj_rg
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_z_hc__z_rg
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_h1__z_rg
+    if ("Wr", "Wr") in todo:
+        # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_rg__z_rg[j,k] x[i] x[l]
+        hess_Wr__Wr = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Wr"] + PARAMS["Wr"])
+        _outer_into(hess_Wr__Wr, x, ((hess_z_rg__z_rg, x, 1 / B, False),), False, True)
+    if ("Wr", "Ur") in todo:
+        # ∂f/∂Wr,Ur[j,i,k,l] = h0[l] hess_z_rg__z_rg[j,k] x[i]
+        hess_Wr__Ur = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Wr"] + PARAMS["Ur"])
+        _outer_into(hess_Wr__Ur, x, ((hess_z_rg__z_rg, h0, 1 / B, False),), False)
+    if ("Ur", "Wr") in want:
+        _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Ur"][0], rows["Ur"][1])
+    if ("Ur", "Ur") in todo:
+        # ∂f/∂Ur,Ur[j,k,i,l] = h0[k] h0[l] hess_z_rg__z_rg[j,i]
+        hess_Ur__Ur = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Ur"] + PARAMS["Ur"])
+        _outer_into(hess_Ur__Ur, h0, ((hess_z_rg__z_rg, h0, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_z_rg__z_rg
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_hc__z_hc[j,i] = hess_h1__z_hc[j,i] - hess_h1__z_hc[j,i] zg[j]
+        # einsum("Bji,Bj->Bji", hess_h1__z_hc, zg)
+        hess_hc__z_hc = hess_h1__z_hc - zg[:, :, None] * hess_h1__z_hc
+        # hess_z_hc__z_hc[j,i] = tanh'(z_hc[j]) hess_hc__z_hc[j,i] + tanh''(z_hc[j]) δ[j,i] adj_hc[j]
+        dtanh_z_hc_6 = 1 - hc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_hc_6, hess_hc__z_hc)
+        d2tanh_z_hc_2 = 2*hc*(hc**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_hc_2, np.eye(2), adj_hc)
+        tmp_8 = adj_hc * d2tanh_z_hc_2
+        hess_z_hc__z_hc = hess_hc__z_hc * dtanh_z_hc_6[:, :, None] + tmp_8[:, :, None] * np.eye(2)
+        del hess_hc__z_hc, dtanh_z_hc_6, d2tanh_z_hc_2, tmp_8
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del adj_hc
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_h1__z_hc
+    if ("Wh", "Wh") in todo:
+        # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_hc__z_hc[j,k] x[i] x[l]
+        hess_Wh__Wh = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wh"] + PARAMS["Wh"])
+        _outer_into(hess_Wh__Wh, x, ((hess_z_hc__z_hc, x, 1 / B, False),), False, True)
+    if ("Wh", "Uh") in todo:
+        # ∂f/∂Wh,Uh[j,i,k,l] = hess_z_hc__z_hc[j,k] rh[l] x[i]
+        hess_Wh__Uh = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wh"] + PARAMS["Uh"])
+        _outer_into(hess_Wh__Uh, x, ((hess_z_hc__z_hc, rh, 1 / B, False),), False)
+    if ("Uh", "Wh") in want:
+        _mirror(H, rows["Wh"][0], rows["Wh"][1], rows["Uh"][0], rows["Uh"][1])
+    if ("Uh", "Uh") in todo:
+        # ∂f/∂Uh,Uh[j,k,i,l] = hess_z_hc__z_hc[j,i] rh[k] rh[l]
+        hess_Uh__Uh = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Uh"] + PARAMS["Uh"])
+        _outer_into(hess_Uh__Uh, rh, ((hess_z_hc__z_hc, rh, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_rh__z_hc[j,i] = Σ_c Uh[c,j] hess_z_hc__z_hc[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_hc__z_hc)
+        hess_rh__z_hc = (np.tensordot(hess_z_hc__z_hc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rg__z_hc[j,i] = h0[j] hess_rh__z_hc[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_rh__z_hc)
+        hess_rg__z_hc = hess_rh__z_hc * h0[:, :, None]
+        # hess_z_rg__z_hc[j,i] = sigmoid'(z_rg[j]) hess_rg__z_hc[j,i]
+        dsigmoid_z_rg_4 = rg*_sigmoid(-z_rg)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rg_4, hess_rg__z_hc)
+        hess_z_rg__z_hc = hess_rg__z_hc * dsigmoid_z_rg_4[:, :, None]
+        del hess_rh__z_hc, hess_rg__z_hc, dsigmoid_z_rg_4
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_hc__z_hc
+    if ("Wr", "Wh") in todo:
+        # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_rg__z_hc[j,k] x[i] x[l]
+        hess_Wr__Wh = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wr"] + PARAMS["Wh"])
+        _outer_into(hess_Wr__Wh, x, ((hess_z_rg__z_hc, x, 1 / B, False),), False)
+    if ("Wh", "Wr") in want:
+        _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Wh"][0], rows["Wh"][1])
+    if ("Wr", "Uh") in todo:
+        # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_hc[k] jac_rh__z_rg[l,j] x[i] + hess_z_rg__z_hc[j,k] rh[l] x[i]
+        hess_Wr__Uh = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wr"] + PARAMS["Uh"])
+        _outer_into(hess_Wr__Uh, x, ((jac_rh__z_rg.transpose(0, 2, 1), adj_z_hc, 1 / B, True), (hess_z_rg__z_hc, rh, 1 / B, False)), False)
+    if ("Uh", "Wr") in want:
+        _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Uh"][0], rows["Uh"][1])
+    if ("Ur", "Wh") in todo:
+        # ∂f/∂Ur,Wh[j,k,i,l] = h0[k] hess_z_rg__z_hc[j,i] x[l]
+        hess_Ur__Wh = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Ur"] + PARAMS["Wh"])
+        _outer_into(hess_Ur__Wh, h0, ((hess_z_rg__z_hc, x, 1 / B, False),), False)
+    if ("Wh", "Ur") in want:
+        _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["Wh"][0], rows["Wh"][1])
+    if ("Ur", "Uh") in todo:
+        # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_hc[i] h0[k] jac_rh__z_rg[l,j] + h0[k] hess_z_rg__z_hc[j,i] rh[l]
+        hess_Ur__Uh = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Ur"] + PARAMS["Uh"])
+        _outer_into(hess_Ur__Uh, h0, ((jac_rh__z_rg.transpose(0, 2, 1), adj_z_hc, 1 / B, True), (hess_z_rg__z_hc, rh, 1 / B, False)), False)
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"))):
+        del adj_z_hc
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_rh__z_rg
+    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_rg__z_hc
+    if ("Uh", "Ur") in want:
+        _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["Uh"][0], rows["Uh"][1])
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        # hess_hc__p[j,l] = hess_h1__p[j,l] - hess_h1__p[j,l] zg[j]
+        # einsum("Bjl,Bj->Bjl", hess_h1__p, zg)
+        hess_hc__p = hess_h1__p - zg[:, :, None] * hess_h1__p
+        # hess_z_hc__p[j,l] = tanh'(z_hc[j]) hess_hc__p[j,l]
+        dtanh_z_hc_7 = 1 - hc**2
+        # einsum("Bj,Bjl->Bjl", dtanh_z_hc_7, hess_hc__p)
+        hess_z_hc__p = hess_hc__p * dtanh_z_hc_7[:, :, None]
+        del hess_hc__p, dtanh_z_hc_7
+    if todo:
+        del zg, hc
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del hess_h1__p
+    if ("Wh", "V") in todo:
+        # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h1__z_hc[k,j] x[i] + h1[k] hess_z_hc__p[j,l] x[i]
+        hess_Wh__V = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["V"][0], rows["V"][1], PARAMS["Wh"] + PARAMS["V"])
+        _outer_into(hess_Wh__V, x, ((jac_h1__z_hc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_hc__p, h1, 1 / B, False)), False)
+    if ("V", "Wh") in want:
+        _mirror(H, rows["Wh"][0], rows["Wh"][1], rows["V"][0], rows["V"][1])
+    if ("Uh", "V") in todo:
+        # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h1__z_hc[i,j] rh[k] + h1[i] hess_z_hc__p[j,l] rh[k]
+        hess_Uh__V = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["V"][0], rows["V"][1], PARAMS["Uh"] + PARAMS["V"])
+        _outer_into(hess_Uh__V, rh, ((jac_h1__z_hc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_hc__p, h1, 1 / B, False)), False)
+    if todo:
+        del rh
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
+        del jac_h1__z_hc
+    if ("V", "Uh") in want:
+        _mirror(H, rows["Uh"][0], rows["Uh"][1], rows["V"][0], rows["V"][1])
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        # hess_rh__p[j,l] = Σ_c Uh[c,j] hess_z_hc__p[c,l]
+        # einsum("cj,Bcl->Bjl", Uh, hess_z_hc__p)
+        hess_rh__p = (np.tensordot(hess_z_hc__p, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rg__p[j,l] = h0[j] hess_rh__p[j,l]
+        # einsum("Bj,Bjl->Bjl", h0, hess_rh__p)
+        hess_rg__p = hess_rh__p * h0[:, :, None]
+        # hess_z_rg__p[j,l] = sigmoid'(z_rg[j]) hess_rg__p[j,l]
+        dsigmoid_z_rg_5 = rg*_sigmoid(-z_rg)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_rg_5, hess_rg__p)
+        hess_z_rg__p = hess_rg__p * dsigmoid_z_rg_5[:, :, None]
+        del hess_rh__p, hess_rg__p, dsigmoid_z_rg_5
+    if todo:
+        del z_rg, rg
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del hess_z_hc__p
+    if ("Wr", "V") in todo:
+        # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h1__z_rg[k,j] x[i] + h1[k] hess_z_rg__p[j,l] x[i]
+        hess_Wr__V = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["V"][0], rows["V"][1], PARAMS["Wr"] + PARAMS["V"])
+        _outer_into(hess_Wr__V, x, ((jac_h1__z_rg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rg__p, h1, 1 / B, False)), False)
+    if ("V", "Wr") in want:
+        _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["V"][0], rows["V"][1])
+    if ("Ur", "V") in todo:
+        # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h1__z_rg[i,j] + h0[k] h1[i] hess_z_rg__p[j,l]
+        hess_Ur__V = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["V"][0], rows["V"][1], PARAMS["Ur"] + PARAMS["V"])
+        _outer_into(hess_Ur__V, h0, ((jac_h1__z_rg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rg__p, h1, 1 / B, False)), False)
+    if todo:
+        del h1
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del adj_p
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        del jac_h1__z_rg
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        del hess_z_rg__p
+    if ("V", "Ur") in want:
+        _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["V"][0], rows["V"][1])
+    hess = {}
+    if ("Wz", "Wz") in want:
+        hess[("Wz", "Wz")] = hess_Wz__Wz
+    if ("Wz", "Uz") in want:
+        hess[("Wz", "Uz")] = hess_Wz__Uz
+    if ("Wz", "Wr") in want:
+        hess[("Wz", "Wr")] = hess_Wz__Wr
+    if ("Wz", "Ur") in want:
+        hess[("Wz", "Ur")] = hess_Wz__Ur
+    if ("Wz", "Wh") in want:
+        hess[("Wz", "Wh")] = hess_Wz__Wh
+    if ("Wz", "Uh") in want:
+        hess[("Wz", "Uh")] = hess_Wz__Uh
+    if ("Wz", "V") in want:
+        hess[("Wz", "V")] = hess_Wz__V
+    if ("Uz", "Wz") in want:
+        hess[("Uz", "Wz")] = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 3))
+    if ("Uz", "Uz") in want:
+        hess[("Uz", "Uz")] = hess_Uz__Uz
+    if ("Uz", "Wr") in want:
+        hess[("Uz", "Wr")] = hess_Uz__Wr
+    if ("Uz", "Ur") in want:
+        hess[("Uz", "Ur")] = hess_Uz__Ur
+    if ("Uz", "Wh") in want:
+        hess[("Uz", "Wh")] = hess_Uz__Wh
+    if ("Uz", "Uh") in want:
+        hess[("Uz", "Uh")] = hess_Uz__Uh
+    if ("Uz", "V") in want:
+        hess[("Uz", "V")] = hess_Uz__V
+    if ("Wr", "Wz") in want:
+        hess[("Wr", "Wz")] = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wz"][0], rows["Wz"][1], (2, 3, 2, 3))
+    if ("Wr", "Uz") in want:
+        hess[("Wr", "Uz")] = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Uz"][0], rows["Uz"][1], (2, 3, 2, 2))
+    if ("Wr", "Wr") in want:
+        hess[("Wr", "Wr")] = hess_Wr__Wr
+    if ("Wr", "Ur") in want:
+        hess[("Wr", "Ur")] = hess_Wr__Ur
+    if ("Wr", "Wh") in want:
+        hess[("Wr", "Wh")] = hess_Wr__Wh
+    if ("Wr", "Uh") in want:
+        hess[("Wr", "Uh")] = hess_Wr__Uh
+    if ("Wr", "V") in want:
+        hess[("Wr", "V")] = hess_Wr__V
+    if ("Ur", "Wz") in want:
+        hess[("Ur", "Wz")] = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 3))
+    if ("Ur", "Uz") in want:
+        hess[("Ur", "Uz")] = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Uz"][0], rows["Uz"][1], (2, 2, 2, 2))
+    if ("Ur", "Wr") in want:
+        hess[("Ur", "Wr")] = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Wr"][0], rows["Wr"][1], (2, 2, 2, 3))
+    if ("Ur", "Ur") in want:
+        hess[("Ur", "Ur")] = hess_Ur__Ur
+    if ("Ur", "Wh") in want:
+        hess[("Ur", "Wh")] = hess_Ur__Wh
+    if ("Ur", "Uh") in want:
+        hess[("Ur", "Uh")] = hess_Ur__Uh
+    if ("Ur", "V") in want:
+        hess[("Ur", "V")] = hess_Ur__V
+    if ("Wh", "Wz") in want:
+        hess[("Wh", "Wz")] = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Wz"][0], rows["Wz"][1], (2, 3, 2, 3))
+    if ("Wh", "Uz") in want:
+        hess[("Wh", "Uz")] = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Uz"][0], rows["Uz"][1], (2, 3, 2, 2))
+    if ("Wh", "Wr") in want:
+        hess[("Wh", "Wr")] = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Wr"][0], rows["Wr"][1], (2, 3, 2, 3))
+    if ("Wh", "Ur") in want:
+        hess[("Wh", "Ur")] = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Ur"][0], rows["Ur"][1], (2, 3, 2, 2))
+    if ("Wh", "Wh") in want:
+        hess[("Wh", "Wh")] = hess_Wh__Wh
+    if ("Wh", "Uh") in want:
+        hess[("Wh", "Uh")] = hess_Wh__Uh
+    if ("Wh", "V") in want:
+        hess[("Wh", "V")] = hess_Wh__V
+    if ("Uh", "Wz") in want:
+        hess[("Uh", "Wz")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 3))
+    if ("Uh", "Uz") in want:
+        hess[("Uh", "Uz")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Uz"][0], rows["Uz"][1], (2, 2, 2, 2))
+    if ("Uh", "Wr") in want:
+        hess[("Uh", "Wr")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Wr"][0], rows["Wr"][1], (2, 2, 2, 3))
+    if ("Uh", "Ur") in want:
+        hess[("Uh", "Ur")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Ur"][0], rows["Ur"][1], (2, 2, 2, 2))
+    if ("Uh", "Wh") in want:
+        hess[("Uh", "Wh")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Wh"][0], rows["Wh"][1], (2, 2, 2, 3))
+    if ("Uh", "Uh") in want:
+        hess[("Uh", "Uh")] = hess_Uh__Uh
+    if ("Uh", "V") in want:
+        hess[("Uh", "V")] = hess_Uh__V
+    if ("V", "Wz") in want:
+        hess[("V", "Wz")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 3))
+    if ("V", "Uz") in want:
+        hess[("V", "Uz")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Uz"][0], rows["Uz"][1], (2, 2, 2, 2))
+    if ("V", "Wr") in want:
+        hess[("V", "Wr")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Wr"][0], rows["Wr"][1], (2, 2, 2, 3))
+    if ("V", "Ur") in want:
+        hess[("V", "Ur")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Ur"][0], rows["Ur"][1], (2, 2, 2, 2))
+    if ("V", "Wh") in want:
+        hess[("V", "Wh")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Wh"][0], rows["Wh"][1], (2, 2, 2, 3))
+    if ("V", "Uh") in want:
+        hess[("V", "Uh")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Uh"][0], rows["Uh"][1], (2, 2, 2, 2))
+    if ("V", "V") in want:
+        hess[("V", "V")] = hess_V__V
+    return hess
 
 
 def hvp(params, data, vector):

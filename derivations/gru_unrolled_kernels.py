@@ -71,12 +71,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -94,37 +143,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _sigmoid(x):
@@ -5981,931 +6040,2411 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h3"] = _adj_h3(t)
-    t["adj_zc"] = _adj_zc(t)
-    t["adj_z_zc"] = _adj_z_zc(t)
-    t["adj_cc"] = _adj_cc(t)
-    t["adj_z_cc"] = _adj_z_cc(t)
-    t["adj_rhc"] = _adj_rhc(t)
-    t["adj_rc"] = _adj_rc(t)
-    t["adj_z_rc"] = _adj_z_rc(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_zb"] = _adj_zb(t)
-    t["adj_z_zb"] = _adj_z_zb(t)
-    t["adj_cb"] = _adj_cb(t)
-    t["adj_z_cb"] = _adj_z_cb(t)
-    t["adj_rhb"] = _adj_rhb(t)
-    t["adj_rb"] = _adj_rb(t)
-    t["adj_z_rb"] = _adj_z_rb(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_za"] = _adj_za(t)
-    t["jac_za__z_za"] = _jac_za__z_za(t)
-    t["jac_h1__z_za"] = _jac_h1__z_za(t)
-    t["jac_z_rb__z_za"] = _jac_z_rb__z_za(t)
-    t["jac_rb__z_za"] = _jac_rb__z_za(t)
-    t["jac_rhb__z_za"] = _jac_rhb__z_za(t)
-    t["jac_z_cb__z_za"] = _jac_z_cb__z_za(t)
-    t["jac_cb__z_za"] = _jac_cb__z_za(t)
-    t["jac_z_zb__z_za"] = _jac_z_zb__z_za(t)
-    t["jac_zb__z_za"] = _jac_zb__z_za(t)
-    t["jac_h2__z_za"] = _jac_h2__z_za(t)
-    t["jac_z_rc__z_za"] = _jac_z_rc__z_za(t)
-    t["jac_rc__z_za"] = _jac_rc__z_za(t)
-    t["jac_rhc__z_za"] = _jac_rhc__z_za(t)
-    t["jac_z_cc__z_za"] = _jac_z_cc__z_za(t)
-    t["jac_cc__z_za"] = _jac_cc__z_za(t)
-    t["jac_z_zc__z_za"] = _jac_z_zc__z_za(t)
-    t["jac_zc__z_za"] = _jac_zc__z_za(t)
-    t["jac_h3__z_za"] = _jac_h3__z_za(t)
-    t["jac_zb__z_zb"] = _jac_zb__z_zb(t)
-    t["jac_h2__z_zb"] = _jac_h2__z_zb(t)
-    t["jac_z_rc__z_zb"] = _jac_z_rc__z_zb(t)
-    t["jac_rc__z_zb"] = _jac_rc__z_zb(t)
-    t["jac_rhc__z_zb"] = _jac_rhc__z_zb(t)
-    t["jac_z_cc__z_zb"] = _jac_z_cc__z_zb(t)
-    t["jac_cc__z_zb"] = _jac_cc__z_zb(t)
-    t["jac_z_zc__z_zb"] = _jac_z_zc__z_zb(t)
-    t["jac_zc__z_zb"] = _jac_zc__z_zb(t)
-    t["jac_h3__z_zb"] = _jac_h3__z_zb(t)
-    t["jac_zc__z_zc"] = _jac_zc__z_zc(t)
-    t["jac_h3__z_zc"] = _jac_h3__z_zc(t)
-    t["adj_ca"] = _adj_ca(t)
-    t["adj_z_ca"] = _adj_z_ca(t)
-    t["adj_rha"] = _adj_rha(t)
-    t["adj_ra"] = _adj_ra(t)
-    t["jac_ra__z_ra"] = _jac_ra__z_ra(t)
-    t["jac_rha__z_ra"] = _jac_rha__z_ra(t)
-    t["jac_z_ca__z_ra"] = _jac_z_ca__z_ra(t)
-    t["jac_ca__z_ra"] = _jac_ca__z_ra(t)
-    t["jac_h1__z_ra"] = _jac_h1__z_ra(t)
-    t["jac_z_rb__z_ra"] = _jac_z_rb__z_ra(t)
-    t["jac_rb__z_ra"] = _jac_rb__z_ra(t)
-    t["jac_rhb__z_ra"] = _jac_rhb__z_ra(t)
-    t["jac_z_cb__z_ra"] = _jac_z_cb__z_ra(t)
-    t["jac_cb__z_ra"] = _jac_cb__z_ra(t)
-    t["jac_z_zb__z_ra"] = _jac_z_zb__z_ra(t)
-    t["jac_zb__z_ra"] = _jac_zb__z_ra(t)
-    t["jac_h2__z_ra"] = _jac_h2__z_ra(t)
-    t["jac_z_rc__z_ra"] = _jac_z_rc__z_ra(t)
-    t["jac_rc__z_ra"] = _jac_rc__z_ra(t)
-    t["jac_rhc__z_ra"] = _jac_rhc__z_ra(t)
-    t["jac_z_cc__z_ra"] = _jac_z_cc__z_ra(t)
-    t["jac_cc__z_ra"] = _jac_cc__z_ra(t)
-    t["jac_z_zc__z_ra"] = _jac_z_zc__z_ra(t)
-    t["jac_zc__z_ra"] = _jac_zc__z_ra(t)
-    t["jac_h3__z_ra"] = _jac_h3__z_ra(t)
-    t["jac_rb__z_rb"] = _jac_rb__z_rb(t)
-    t["jac_rhb__z_rb"] = _jac_rhb__z_rb(t)
-    t["jac_z_cb__z_rb"] = _jac_z_cb__z_rb(t)
-    t["jac_cb__z_rb"] = _jac_cb__z_rb(t)
-    t["jac_h2__z_rb"] = _jac_h2__z_rb(t)
-    t["jac_z_rc__z_rb"] = _jac_z_rc__z_rb(t)
-    t["jac_rc__z_rb"] = _jac_rc__z_rb(t)
-    t["jac_rhc__z_rb"] = _jac_rhc__z_rb(t)
-    t["jac_z_cc__z_rb"] = _jac_z_cc__z_rb(t)
-    t["jac_cc__z_rb"] = _jac_cc__z_rb(t)
-    t["jac_z_zc__z_rb"] = _jac_z_zc__z_rb(t)
-    t["jac_zc__z_rb"] = _jac_zc__z_rb(t)
-    t["jac_h3__z_rb"] = _jac_h3__z_rb(t)
-    t["jac_rc__z_rc"] = _jac_rc__z_rc(t)
-    t["jac_rhc__z_rc"] = _jac_rhc__z_rc(t)
-    t["jac_z_cc__z_rc"] = _jac_z_cc__z_rc(t)
-    t["jac_cc__z_rc"] = _jac_cc__z_rc(t)
-    t["jac_h3__z_rc"] = _jac_h3__z_rc(t)
-    t["jac_ca__z_ca"] = _jac_ca__z_ca(t)
-    t["jac_h1__z_ca"] = _jac_h1__z_ca(t)
-    t["jac_z_rb__z_ca"] = _jac_z_rb__z_ca(t)
-    t["jac_rb__z_ca"] = _jac_rb__z_ca(t)
-    t["jac_rhb__z_ca"] = _jac_rhb__z_ca(t)
-    t["jac_z_cb__z_ca"] = _jac_z_cb__z_ca(t)
-    t["jac_cb__z_ca"] = _jac_cb__z_ca(t)
-    t["jac_z_zb__z_ca"] = _jac_z_zb__z_ca(t)
-    t["jac_zb__z_ca"] = _jac_zb__z_ca(t)
-    t["jac_h2__z_ca"] = _jac_h2__z_ca(t)
-    t["jac_z_rc__z_ca"] = _jac_z_rc__z_ca(t)
-    t["jac_rc__z_ca"] = _jac_rc__z_ca(t)
-    t["jac_rhc__z_ca"] = _jac_rhc__z_ca(t)
-    t["jac_z_cc__z_ca"] = _jac_z_cc__z_ca(t)
-    t["jac_cc__z_ca"] = _jac_cc__z_ca(t)
-    t["jac_z_zc__z_ca"] = _jac_z_zc__z_ca(t)
-    t["jac_zc__z_ca"] = _jac_zc__z_ca(t)
-    t["jac_h3__z_ca"] = _jac_h3__z_ca(t)
-    t["jac_cb__z_cb"] = _jac_cb__z_cb(t)
-    t["jac_h2__z_cb"] = _jac_h2__z_cb(t)
-    t["jac_z_rc__z_cb"] = _jac_z_rc__z_cb(t)
-    t["jac_rc__z_cb"] = _jac_rc__z_cb(t)
-    t["jac_rhc__z_cb"] = _jac_rhc__z_cb(t)
-    t["jac_z_cc__z_cb"] = _jac_z_cc__z_cb(t)
-    t["jac_cc__z_cb"] = _jac_cc__z_cb(t)
-    t["jac_z_zc__z_cb"] = _jac_z_zc__z_cb(t)
-    t["jac_zc__z_cb"] = _jac_zc__z_cb(t)
-    t["jac_h3__z_cb"] = _jac_h3__z_cb(t)
-    t["jac_cc__z_cc"] = _jac_cc__z_cc(t)
-    t["jac_h3__z_cc"] = _jac_h3__z_cc(t)
-    t["jac_p__h3"] = _jac_p__h3(t)
-    t["jac_p__zc"] = _jac_p__zc(t)
-    t["jac_p__z_zc"] = _jac_p__z_zc(t)
-    t["jac_p__cc"] = _jac_p__cc(t)
-    t["jac_p__z_cc"] = _jac_p__z_cc(t)
-    t["jac_p__rhc"] = _jac_p__rhc(t)
-    t["jac_p__rc"] = _jac_p__rc(t)
-    t["jac_p__z_rc"] = _jac_p__z_rc(t)
-    t["jac_p__h2"] = _jac_p__h2(t)
-    t["jac_p__zb"] = _jac_p__zb(t)
-    t["jac_p__z_zb"] = _jac_p__z_zb(t)
-    t["jac_p__cb"] = _jac_p__cb(t)
-    t["jac_p__z_cb"] = _jac_p__z_cb(t)
-    t["jac_p__rhb"] = _jac_p__rhb(t)
-    t["jac_p__rb"] = _jac_p__rb(t)
-    t["jac_p__z_rb"] = _jac_p__z_rb(t)
-    t["jac_p__h1"] = _jac_p__h1(t)
-    t["jac_p__za"] = _jac_p__za(t)
-    t["jac_p__z_za"] = _jac_p__z_za(t)
-    t["hess_p__z_za"] = _hess_p__z_za(t)
-    t["hess_h3__z_za"] = _hess_h3__z_za(t)
-    t["hess_zc__z_za"] = _hess_zc__z_za(t)
-    t["hess_z_zc__z_za"] = _hess_z_zc__z_za(t)
-    t["hess_cc__z_za"] = _hess_cc__z_za(t)
-    t["hess_z_cc__z_za"] = _hess_z_cc__z_za(t)
-    t["hess_rhc__z_za"] = _hess_rhc__z_za(t)
-    t["hess_rc__z_za"] = _hess_rc__z_za(t)
-    t["hess_z_rc__z_za"] = _hess_z_rc__z_za(t)
-    t["hess_h2__z_za"] = _hess_h2__z_za(t)
-    t["hess_zb__z_za"] = _hess_zb__z_za(t)
-    t["hess_z_zb__z_za"] = _hess_z_zb__z_za(t)
-    t["hess_cb__z_za"] = _hess_cb__z_za(t)
-    t["hess_z_cb__z_za"] = _hess_z_cb__z_za(t)
-    t["hess_rhb__z_za"] = _hess_rhb__z_za(t)
-    t["hess_rb__z_za"] = _hess_rb__z_za(t)
-    t["hess_z_rb__z_za"] = _hess_z_rb__z_za(t)
-    t["hess_h1__z_za"] = _hess_h1__z_za(t)
-    t["hess_za__z_za"] = _hess_za__z_za(t)
-    t["hess_z_za__z_za"] = _hess_z_za__z_za(t)
-    t["hess_p__z_zb"] = _hess_p__z_zb(t)
-    t["hess_h3__z_zb"] = _hess_h3__z_zb(t)
-    t["hess_zc__z_zb"] = _hess_zc__z_zb(t)
-    t["hess_z_zc__z_zb"] = _hess_z_zc__z_zb(t)
-    t["hess_cc__z_zb"] = _hess_cc__z_zb(t)
-    t["hess_z_cc__z_zb"] = _hess_z_cc__z_zb(t)
-    t["hess_rhc__z_zb"] = _hess_rhc__z_zb(t)
-    t["hess_rc__z_zb"] = _hess_rc__z_zb(t)
-    t["hess_z_rc__z_zb"] = _hess_z_rc__z_zb(t)
-    t["hess_h2__z_zb"] = _hess_h2__z_zb(t)
-    t["hess_zb__z_zb"] = _hess_zb__z_zb(t)
-    t["hess_z_zb__z_zb"] = _hess_z_zb__z_zb(t)
-    t["hess_cb__z_zb"] = _hess_cb__z_zb(t)
-    t["hess_z_cb__z_zb"] = _hess_z_cb__z_zb(t)
-    t["hess_rhb__z_zb"] = _hess_rhb__z_zb(t)
-    t["hess_rb__z_zb"] = _hess_rb__z_zb(t)
-    t["hess_z_rb__z_zb"] = _hess_z_rb__z_zb(t)
-    t["hess_h1__z_zb"] = _hess_h1__z_zb(t)
-    t["hess_za__z_zb"] = _hess_za__z_zb(t)
-    t["hess_z_za__z_zb"] = _hess_z_za__z_zb(t)
-    t["hess_p__z_zc"] = _hess_p__z_zc(t)
-    t["hess_h3__z_zc"] = _hess_h3__z_zc(t)
-    t["hess_zc__z_zc"] = _hess_zc__z_zc(t)
-    t["hess_z_zc__z_zc"] = _hess_z_zc__z_zc(t)
-    t["hess_cc__z_zc"] = _hess_cc__z_zc(t)
-    t["hess_z_cc__z_zc"] = _hess_z_cc__z_zc(t)
-    t["hess_rhc__z_zc"] = _hess_rhc__z_zc(t)
-    t["hess_rc__z_zc"] = _hess_rc__z_zc(t)
-    t["hess_z_rc__z_zc"] = _hess_z_rc__z_zc(t)
-    t["hess_h2__z_zc"] = _hess_h2__z_zc(t)
-    t["hess_zb__z_zc"] = _hess_zb__z_zc(t)
-    t["hess_z_zb__z_zc"] = _hess_z_zb__z_zc(t)
-    t["hess_cb__z_zc"] = _hess_cb__z_zc(t)
-    t["hess_z_cb__z_zc"] = _hess_z_cb__z_zc(t)
-    t["hess_rhb__z_zc"] = _hess_rhb__z_zc(t)
-    t["hess_rb__z_zc"] = _hess_rb__z_zc(t)
-    t["hess_z_rb__z_zc"] = _hess_z_rb__z_zc(t)
-    t["hess_h1__z_zc"] = _hess_h1__z_zc(t)
-    t["hess_za__z_zc"] = _hess_za__z_zc(t)
-    t["hess_z_za__z_zc"] = _hess_z_za__z_zc(t)
-    t["jac_p__ca"] = _jac_p__ca(t)
-    t["jac_p__z_ca"] = _jac_p__z_ca(t)
-    t["jac_p__rha"] = _jac_p__rha(t)
-    t["jac_p__ra"] = _jac_p__ra(t)
-    t["jac_p__z_ra"] = _jac_p__z_ra(t)
-    t["hess_p__z_ra"] = _hess_p__z_ra(t)
-    t["hess_h3__z_ra"] = _hess_h3__z_ra(t)
-    t["hess_zc__z_ra"] = _hess_zc__z_ra(t)
-    t["hess_z_zc__z_ra"] = _hess_z_zc__z_ra(t)
-    t["hess_cc__z_ra"] = _hess_cc__z_ra(t)
-    t["hess_z_cc__z_ra"] = _hess_z_cc__z_ra(t)
-    t["hess_rhc__z_ra"] = _hess_rhc__z_ra(t)
-    t["hess_rc__z_ra"] = _hess_rc__z_ra(t)
-    t["hess_z_rc__z_ra"] = _hess_z_rc__z_ra(t)
-    t["hess_h2__z_ra"] = _hess_h2__z_ra(t)
-    t["hess_zb__z_ra"] = _hess_zb__z_ra(t)
-    t["hess_z_zb__z_ra"] = _hess_z_zb__z_ra(t)
-    t["hess_cb__z_ra"] = _hess_cb__z_ra(t)
-    t["hess_z_cb__z_ra"] = _hess_z_cb__z_ra(t)
-    t["hess_rhb__z_ra"] = _hess_rhb__z_ra(t)
-    t["hess_rb__z_ra"] = _hess_rb__z_ra(t)
-    t["hess_z_rb__z_ra"] = _hess_z_rb__z_ra(t)
-    t["hess_h1__z_ra"] = _hess_h1__z_ra(t)
-    t["hess_za__z_ra"] = _hess_za__z_ra(t)
-    t["hess_z_za__z_ra"] = _hess_z_za__z_ra(t)
-    t["hess_p__z_rb"] = _hess_p__z_rb(t)
-    t["hess_h3__z_rb"] = _hess_h3__z_rb(t)
-    t["hess_zc__z_rb"] = _hess_zc__z_rb(t)
-    t["hess_z_zc__z_rb"] = _hess_z_zc__z_rb(t)
-    t["hess_cc__z_rb"] = _hess_cc__z_rb(t)
-    t["hess_z_cc__z_rb"] = _hess_z_cc__z_rb(t)
-    t["hess_rhc__z_rb"] = _hess_rhc__z_rb(t)
-    t["hess_rc__z_rb"] = _hess_rc__z_rb(t)
-    t["hess_z_rc__z_rb"] = _hess_z_rc__z_rb(t)
-    t["hess_h2__z_rb"] = _hess_h2__z_rb(t)
-    t["hess_zb__z_rb"] = _hess_zb__z_rb(t)
-    t["hess_z_zb__z_rb"] = _hess_z_zb__z_rb(t)
-    t["hess_cb__z_rb"] = _hess_cb__z_rb(t)
-    t["hess_z_cb__z_rb"] = _hess_z_cb__z_rb(t)
-    t["hess_rhb__z_rb"] = _hess_rhb__z_rb(t)
-    t["hess_rb__z_rb"] = _hess_rb__z_rb(t)
-    t["hess_z_rb__z_rb"] = _hess_z_rb__z_rb(t)
-    t["hess_h1__z_rb"] = _hess_h1__z_rb(t)
-    t["hess_za__z_rb"] = _hess_za__z_rb(t)
-    t["hess_z_za__z_rb"] = _hess_z_za__z_rb(t)
-    t["hess_p__z_rc"] = _hess_p__z_rc(t)
-    t["hess_h3__z_rc"] = _hess_h3__z_rc(t)
-    t["hess_zc__z_rc"] = _hess_zc__z_rc(t)
-    t["hess_z_zc__z_rc"] = _hess_z_zc__z_rc(t)
-    t["hess_cc__z_rc"] = _hess_cc__z_rc(t)
-    t["hess_z_cc__z_rc"] = _hess_z_cc__z_rc(t)
-    t["hess_rhc__z_rc"] = _hess_rhc__z_rc(t)
-    t["hess_rc__z_rc"] = _hess_rc__z_rc(t)
-    t["hess_z_rc__z_rc"] = _hess_z_rc__z_rc(t)
-    t["hess_h2__z_rc"] = _hess_h2__z_rc(t)
-    t["hess_zb__z_rc"] = _hess_zb__z_rc(t)
-    t["hess_z_zb__z_rc"] = _hess_z_zb__z_rc(t)
-    t["hess_cb__z_rc"] = _hess_cb__z_rc(t)
-    t["hess_z_cb__z_rc"] = _hess_z_cb__z_rc(t)
-    t["hess_rhb__z_rc"] = _hess_rhb__z_rc(t)
-    t["hess_rb__z_rc"] = _hess_rb__z_rc(t)
-    t["hess_z_rb__z_rc"] = _hess_z_rb__z_rc(t)
-    t["hess_h1__z_rc"] = _hess_h1__z_rc(t)
-    t["hess_za__z_rc"] = _hess_za__z_rc(t)
-    t["hess_z_za__z_rc"] = _hess_z_za__z_rc(t)
-    t["hess_p__z_ca"] = _hess_p__z_ca(t)
-    t["hess_h3__z_ca"] = _hess_h3__z_ca(t)
-    t["hess_zc__z_ca"] = _hess_zc__z_ca(t)
-    t["hess_z_zc__z_ca"] = _hess_z_zc__z_ca(t)
-    t["hess_cc__z_ca"] = _hess_cc__z_ca(t)
-    t["hess_z_cc__z_ca"] = _hess_z_cc__z_ca(t)
-    t["hess_rhc__z_ca"] = _hess_rhc__z_ca(t)
-    t["hess_rc__z_ca"] = _hess_rc__z_ca(t)
-    t["hess_z_rc__z_ca"] = _hess_z_rc__z_ca(t)
-    t["hess_h2__z_ca"] = _hess_h2__z_ca(t)
-    t["hess_zb__z_ca"] = _hess_zb__z_ca(t)
-    t["hess_z_zb__z_ca"] = _hess_z_zb__z_ca(t)
-    t["hess_cb__z_ca"] = _hess_cb__z_ca(t)
-    t["hess_z_cb__z_ca"] = _hess_z_cb__z_ca(t)
-    t["hess_rhb__z_ca"] = _hess_rhb__z_ca(t)
-    t["hess_rb__z_ca"] = _hess_rb__z_ca(t)
-    t["hess_z_rb__z_ca"] = _hess_z_rb__z_ca(t)
-    t["hess_h1__z_ca"] = _hess_h1__z_ca(t)
-    t["hess_za__z_ca"] = _hess_za__z_ca(t)
-    t["hess_z_za__z_ca"] = _hess_z_za__z_ca(t)
-    t["hess_p__z_cb"] = _hess_p__z_cb(t)
-    t["hess_h3__z_cb"] = _hess_h3__z_cb(t)
-    t["hess_zc__z_cb"] = _hess_zc__z_cb(t)
-    t["hess_z_zc__z_cb"] = _hess_z_zc__z_cb(t)
-    t["hess_cc__z_cb"] = _hess_cc__z_cb(t)
-    t["hess_z_cc__z_cb"] = _hess_z_cc__z_cb(t)
-    t["hess_rhc__z_cb"] = _hess_rhc__z_cb(t)
-    t["hess_rc__z_cb"] = _hess_rc__z_cb(t)
-    t["hess_z_rc__z_cb"] = _hess_z_rc__z_cb(t)
-    t["hess_h2__z_cb"] = _hess_h2__z_cb(t)
-    t["hess_zb__z_cb"] = _hess_zb__z_cb(t)
-    t["hess_z_zb__z_cb"] = _hess_z_zb__z_cb(t)
-    t["hess_cb__z_cb"] = _hess_cb__z_cb(t)
-    t["hess_z_cb__z_cb"] = _hess_z_cb__z_cb(t)
-    t["hess_rhb__z_cb"] = _hess_rhb__z_cb(t)
-    t["hess_rb__z_cb"] = _hess_rb__z_cb(t)
-    t["hess_z_rb__z_cb"] = _hess_z_rb__z_cb(t)
-    t["hess_h1__z_cb"] = _hess_h1__z_cb(t)
-    t["hess_za__z_cb"] = _hess_za__z_cb(t)
-    t["hess_z_za__z_cb"] = _hess_z_za__z_cb(t)
-    t["hess_p__z_cc"] = _hess_p__z_cc(t)
-    t["hess_h3__z_cc"] = _hess_h3__z_cc(t)
-    t["hess_zc__z_cc"] = _hess_zc__z_cc(t)
-    t["hess_z_zc__z_cc"] = _hess_z_zc__z_cc(t)
-    t["hess_cc__z_cc"] = _hess_cc__z_cc(t)
-    t["hess_z_cc__z_cc"] = _hess_z_cc__z_cc(t)
-    t["hess_rhc__z_cc"] = _hess_rhc__z_cc(t)
-    t["hess_rc__z_cc"] = _hess_rc__z_cc(t)
-    t["hess_z_rc__z_cc"] = _hess_z_rc__z_cc(t)
-    t["hess_h2__z_cc"] = _hess_h2__z_cc(t)
-    t["hess_zb__z_cc"] = _hess_zb__z_cc(t)
-    t["hess_z_zb__z_cc"] = _hess_z_zb__z_cc(t)
-    t["hess_cb__z_cc"] = _hess_cb__z_cc(t)
-    t["hess_z_cb__z_cc"] = _hess_z_cb__z_cc(t)
-    t["hess_rhb__z_cc"] = _hess_rhb__z_cc(t)
-    t["hess_rb__z_cc"] = _hess_rb__z_cc(t)
-    t["hess_z_rb__z_cc"] = _hess_z_rb__z_cc(t)
-    t["hess_h1__z_cc"] = _hess_h1__z_cc(t)
-    t["hess_za__z_cc"] = _hess_za__z_cc(t)
-    t["hess_z_za__z_cc"] = _hess_z_za__z_cc(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h3__p"] = _hess_h3__p(t)
-    t["hess_zc__p"] = _hess_zc__p(t)
-    t["hess_z_zc__p"] = _hess_z_zc__p(t)
-    t["hess_cc__p"] = _hess_cc__p(t)
-    t["hess_z_cc__p"] = _hess_z_cc__p(t)
-    t["hess_rhc__p"] = _hess_rhc__p(t)
-    t["hess_rc__p"] = _hess_rc__p(t)
-    t["hess_z_rc__p"] = _hess_z_rc__p(t)
-    t["hess_h2__p"] = _hess_h2__p(t)
-    t["hess_zb__p"] = _hess_zb__p(t)
-    t["hess_z_zb__p"] = _hess_z_zb__p(t)
-    t["hess_cb__p"] = _hess_cb__p(t)
-    t["hess_z_cb__p"] = _hess_z_cb__p(t)
-    t["hess_rhb__p"] = _hess_rhb__p(t)
-    t["hess_rb__p"] = _hess_rb__p(t)
-    t["hess_z_rb__p"] = _hess_z_rb__p(t)
-    t["hess_h1__p"] = _hess_h1__p(t)
-    t["hess_za__p"] = _hess_za__p(t)
-    t["hess_z_za__p"] = _hess_z_za__p(t)
-    t["hess_ca__z_ra"] = _hess_ca__z_ra(t)
-    t["hess_z_ca__z_ra"] = _hess_z_ca__z_ra(t)
-    t["hess_rha__z_ra"] = _hess_rha__z_ra(t)
-    t["hess_ra__z_ra"] = _hess_ra__z_ra(t)
-    t["hess_z_ra__z_ra"] = _hess_z_ra__z_ra(t)
-    t["hess_ca__z_rb"] = _hess_ca__z_rb(t)
-    t["hess_z_ca__z_rb"] = _hess_z_ca__z_rb(t)
-    t["hess_rha__z_rb"] = _hess_rha__z_rb(t)
-    t["hess_ra__z_rb"] = _hess_ra__z_rb(t)
-    t["hess_z_ra__z_rb"] = _hess_z_ra__z_rb(t)
-    t["hess_ca__z_rc"] = _hess_ca__z_rc(t)
-    t["hess_z_ca__z_rc"] = _hess_z_ca__z_rc(t)
-    t["hess_rha__z_rc"] = _hess_rha__z_rc(t)
-    t["hess_ra__z_rc"] = _hess_ra__z_rc(t)
-    t["hess_z_ra__z_rc"] = _hess_z_ra__z_rc(t)
-    t["hess_ca__z_ca"] = _hess_ca__z_ca(t)
-    t["hess_z_ca__z_ca"] = _hess_z_ca__z_ca(t)
-    t["hess_rha__z_ca"] = _hess_rha__z_ca(t)
-    t["hess_ra__z_ca"] = _hess_ra__z_ca(t)
-    t["hess_z_ra__z_ca"] = _hess_z_ra__z_ca(t)
-    t["hess_ca__z_cb"] = _hess_ca__z_cb(t)
-    t["hess_z_ca__z_cb"] = _hess_z_ca__z_cb(t)
-    t["hess_rha__z_cb"] = _hess_rha__z_cb(t)
-    t["hess_ra__z_cb"] = _hess_ra__z_cb(t)
-    t["hess_z_ra__z_cb"] = _hess_z_ra__z_cb(t)
-    t["hess_ca__z_cc"] = _hess_ca__z_cc(t)
-    t["hess_z_ca__z_cc"] = _hess_z_ca__z_cc(t)
-    t["hess_rha__z_cc"] = _hess_rha__z_cc(t)
-    t["hess_ra__z_cc"] = _hess_ra__z_cc(t)
-    t["hess_z_ra__z_cc"] = _hess_z_ra__z_cc(t)
-    t["hess_ca__p"] = _hess_ca__p(t)
-    t["hess_z_ca__p"] = _hess_z_ca__p(t)
-    t["hess_rha__p"] = _hess_rha__p(t)
-    t["hess_ra__p"] = _hess_ra__p(t)
-    t["hess_z_ra__p"] = _hess_z_ra__p(t)
-    B = t["x1"].shape[0]
-    H = _hessian_out(out, 28, params["Wz"])
-    # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_za__z_za[j,k] x1[i] x1[l] + hess_z_za__z_zb[j,k] x1[i] x2[l] + hess_z_za__z_zc[j,k] x1[i] x3[l] + hess_z_zb__z_za[j,k] x1[l] x2[i] + hess_z_zb__z_zb[j,k] x2[i] x2[l] + hess_z_zb__z_zc[j,k] x2[i] x3[l] + hess_z_zc__z_za[j,k] x1[l] x3[i] + hess_z_zc__z_zb[j,k] x2[l] x3[i] + hess_z_zc__z_zc[j,k] x3[i] x3[l]
-    hess_Wz__Wz = _block_view(H, 0, 4, 0, 4, PARAMS["Wz"] + PARAMS["Wz"])
-    hess_z_za__z_za = t["hess_z_za__z_za"]
-    x1 = t["x1"]
-    hess_z_za__z_zb = t["hess_z_za__z_zb"]
-    x2 = t["x2"]
-    hess_z_za__z_zc = t["hess_z_za__z_zc"]
-    x3 = t["x3"]
-    hess_z_zb__z_za = t["hess_z_zb__z_za"]
-    hess_z_zb__z_zb = t["hess_z_zb__z_zb"]
-    hess_z_zb__z_zc = t["hess_z_zb__z_zc"]
-    hess_z_zc__z_za = t["hess_z_zc__z_za"]
-    hess_z_zc__z_zb = t["hess_z_zc__z_zb"]
-    hess_z_zc__z_zc = t["hess_z_zc__z_zc"]
-    _outer_into(hess_Wz__Wz, hess_z_za__z_za, x1, x1, 1 / B, False)
-    _outer_into(hess_Wz__Wz, hess_z_za__z_zb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_za__z_zc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zb__z_za, x2, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zb__z_zb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zb__z_zc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zc__z_za, x3, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zc__z_zb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wz, hess_z_zc__z_zc, x3, x3, 1 / B, True)
-    # ∂f/∂Wz,Uz[j,i,k,l] = adj_z_zb[k] jac_h1__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_za[j,k] x1[i] + h1[l] hess_z_za__z_zb[j,k] x1[i] + h2[l] hess_z_za__z_zc[j,k] x1[i] + h0[l] hess_z_zb__z_za[j,k] x2[i] + h1[l] hess_z_zb__z_zb[j,k] x2[i] + h2[l] hess_z_zb__z_zc[j,k] x2[i] + h0[l] hess_z_zc__z_za[j,k] x3[i] + h1[l] hess_z_zc__z_zb[j,k] x3[i] + h2[l] hess_z_zc__z_zc[j,k] x3[i]
-    hess_Wz__Uz = _block_view(H, 0, 4, 4, 8, PARAMS["Wz"] + PARAMS["Uz"])
-    jac_h1__z_za = t["jac_h1__z_za"]
-    adj_z_zb = t["adj_z_zb"]
-    jac_h2__z_za = t["jac_h2__z_za"]
-    adj_z_zc = t["adj_z_zc"]
-    jac_h2__z_zb = t["jac_h2__z_zb"]
-    h0 = t["h0"]
-    h1 = t["h1"]
-    h2 = t["h2"]
-    _outer_into(hess_Wz__Uz, jac_h1__z_za.transpose(0, 2, 1), x1, adj_z_zb, 1 / B, False, True)
-    _outer_into(hess_Wz__Uz, jac_h2__z_za.transpose(0, 2, 1), x1, adj_z_zc, 1 / B, True, True)
-    _outer_into(hess_Wz__Uz, jac_h2__z_zb.transpose(0, 2, 1), x2, adj_z_zc, 1 / B, True, True)
-    _outer_into(hess_Wz__Uz, hess_z_za__z_za, x1, h0, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_za__z_zb, x1, h1, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_za__z_zc, x1, h2, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zb__z_za, x2, h0, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zb__z_zb, x2, h1, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zb__z_zc, x2, h2, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zc__z_za, x3, h0, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zc__z_zb, x3, h1, 1 / B, True)
-    _outer_into(hess_Wz__Uz, hess_z_zc__z_zc, x3, h2, 1 / B, True)
-    _mirror(H, 0, 4, 4, 8)
-    # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_za__z_ra[j,k] x1[i] x1[l] + hess_z_za__z_rb[j,k] x1[i] x2[l] + hess_z_za__z_rc[j,k] x1[i] x3[l] + hess_z_zb__z_ra[j,k] x1[l] x2[i] + hess_z_zb__z_rb[j,k] x2[i] x2[l] + hess_z_zb__z_rc[j,k] x2[i] x3[l] + hess_z_zc__z_ra[j,k] x1[l] x3[i] + hess_z_zc__z_rb[j,k] x2[l] x3[i] + hess_z_zc__z_rc[j,k] x3[i] x3[l]
-    hess_Wz__Wr = _block_view(H, 0, 4, 8, 12, PARAMS["Wz"] + PARAMS["Wr"])
-    hess_z_za__z_ra = t["hess_z_za__z_ra"]
-    hess_z_za__z_rb = t["hess_z_za__z_rb"]
-    hess_z_za__z_rc = t["hess_z_za__z_rc"]
-    hess_z_zb__z_ra = t["hess_z_zb__z_ra"]
-    hess_z_zb__z_rb = t["hess_z_zb__z_rb"]
-    hess_z_zb__z_rc = t["hess_z_zb__z_rc"]
-    hess_z_zc__z_ra = t["hess_z_zc__z_ra"]
-    hess_z_zc__z_rb = t["hess_z_zc__z_rb"]
-    hess_z_zc__z_rc = t["hess_z_zc__z_rc"]
-    _outer_into(hess_Wz__Wr, hess_z_za__z_ra, x1, x1, 1 / B, False)
-    _outer_into(hess_Wz__Wr, hess_z_za__z_rb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_za__z_rc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zb__z_ra, x2, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zb__z_rb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zb__z_rc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zc__z_ra, x3, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zc__z_rb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wr, hess_z_zc__z_rc, x3, x3, 1 / B, True)
-    _mirror(H, 0, 4, 8, 12)
-    # ∂f/∂Wz,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_ra[j,k] x1[i] + h1[l] hess_z_za__z_rb[j,k] x1[i] + h2[l] hess_z_za__z_rc[j,k] x1[i] + h0[l] hess_z_zb__z_ra[j,k] x2[i] + h1[l] hess_z_zb__z_rb[j,k] x2[i] + h2[l] hess_z_zb__z_rc[j,k] x2[i] + h0[l] hess_z_zc__z_ra[j,k] x3[i] + h1[l] hess_z_zc__z_rb[j,k] x3[i] + h2[l] hess_z_zc__z_rc[j,k] x3[i]
-    hess_Wz__Ur = _block_view(H, 0, 4, 12, 16, PARAMS["Wz"] + PARAMS["Ur"])
-    adj_z_rb = t["adj_z_rb"]
-    adj_z_rc = t["adj_z_rc"]
-    _outer_into(hess_Wz__Ur, jac_h1__z_za.transpose(0, 2, 1), x1, adj_z_rb, 1 / B, False, True)
-    _outer_into(hess_Wz__Ur, jac_h2__z_za.transpose(0, 2, 1), x1, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Wz__Ur, jac_h2__z_zb.transpose(0, 2, 1), x2, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Wz__Ur, hess_z_za__z_ra, x1, h0, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_za__z_rb, x1, h1, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_za__z_rc, x1, h2, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zb__z_ra, x2, h0, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zb__z_rb, x2, h1, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zb__z_rc, x2, h2, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zc__z_ra, x3, h0, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zc__z_rb, x3, h1, 1 / B, True)
-    _outer_into(hess_Wz__Ur, hess_z_zc__z_rc, x3, h2, 1 / B, True)
-    _mirror(H, 0, 4, 12, 16)
-    # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_za__z_ca[j,k] x1[i] x1[l] + hess_z_za__z_cb[j,k] x1[i] x2[l] + hess_z_za__z_cc[j,k] x1[i] x3[l] + hess_z_zb__z_ca[j,k] x1[l] x2[i] + hess_z_zb__z_cb[j,k] x2[i] x2[l] + hess_z_zb__z_cc[j,k] x2[i] x3[l] + hess_z_zc__z_ca[j,k] x1[l] x3[i] + hess_z_zc__z_cb[j,k] x2[l] x3[i] + hess_z_zc__z_cc[j,k] x3[i] x3[l]
-    hess_Wz__Wh = _block_view(H, 0, 4, 16, 20, PARAMS["Wz"] + PARAMS["Wh"])
-    hess_z_za__z_ca = t["hess_z_za__z_ca"]
-    hess_z_za__z_cb = t["hess_z_za__z_cb"]
-    hess_z_za__z_cc = t["hess_z_za__z_cc"]
-    hess_z_zb__z_ca = t["hess_z_zb__z_ca"]
-    hess_z_zb__z_cb = t["hess_z_zb__z_cb"]
-    hess_z_zb__z_cc = t["hess_z_zb__z_cc"]
-    hess_z_zc__z_ca = t["hess_z_zc__z_ca"]
-    hess_z_zc__z_cb = t["hess_z_zc__z_cb"]
-    hess_z_zc__z_cc = t["hess_z_zc__z_cc"]
-    _outer_into(hess_Wz__Wh, hess_z_za__z_ca, x1, x1, 1 / B, False)
-    _outer_into(hess_Wz__Wh, hess_z_za__z_cb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_za__z_cc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zb__z_ca, x2, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zb__z_cb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zb__z_cc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zc__z_ca, x3, x1, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zc__z_cb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wz__Wh, hess_z_zc__z_cc, x3, x3, 1 / B, True)
-    _mirror(H, 0, 4, 16, 20)
-    # ∂f/∂Wz,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_zb[l,j] x2[i] + hess_z_za__z_ca[j,k] rha[l] x1[i] + hess_z_za__z_cb[j,k] rhb[l] x1[i] + hess_z_za__z_cc[j,k] rhc[l] x1[i] + hess_z_zb__z_ca[j,k] rha[l] x2[i] + hess_z_zb__z_cb[j,k] rhb[l] x2[i] + hess_z_zb__z_cc[j,k] rhc[l] x2[i] + hess_z_zc__z_ca[j,k] rha[l] x3[i] + hess_z_zc__z_cb[j,k] rhb[l] x3[i] + hess_z_zc__z_cc[j,k] rhc[l] x3[i]
-    hess_Wz__Uh = _block_view(H, 0, 4, 20, 24, PARAMS["Wz"] + PARAMS["Uh"])
-    jac_rhb__z_za = t["jac_rhb__z_za"]
-    adj_z_cb = t["adj_z_cb"]
-    jac_rhc__z_za = t["jac_rhc__z_za"]
-    adj_z_cc = t["adj_z_cc"]
-    jac_rhc__z_zb = t["jac_rhc__z_zb"]
-    rha = t["rha"]
-    rhb = t["rhb"]
-    rhc = t["rhc"]
-    _outer_into(hess_Wz__Uh, jac_rhb__z_za.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, False, True)
-    _outer_into(hess_Wz__Uh, jac_rhc__z_za.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wz__Uh, jac_rhc__z_zb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wz__Uh, hess_z_za__z_ca, x1, rha, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_za__z_cb, x1, rhb, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_za__z_cc, x1, rhc, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zb__z_ca, x2, rha, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zb__z_cb, x2, rhb, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zb__z_cc, x2, rhc, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zc__z_ca, x3, rha, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zc__z_cb, x3, rhb, 1 / B, True)
-    _outer_into(hess_Wz__Uh, hess_z_zc__z_cc, x3, rhc, 1 / B, True)
-    _mirror(H, 0, 4, 20, 24)
-    # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h3__z_za[k,j] x1[i] + adj_p[l] jac_h3__z_zb[k,j] x2[i] + adj_p[l] jac_h3__z_zc[k,j] x3[i] + h3[k] hess_z_za__p[j,l] x1[i] + h3[k] hess_z_zb__p[j,l] x2[i] + h3[k] hess_z_zc__p[j,l] x3[i]
-    hess_Wz__V = _block_view(H, 0, 4, 24, 28, PARAMS["Wz"] + PARAMS["V"])
-    jac_h3__z_za = t["jac_h3__z_za"]
-    adj_p = t["adj_p"]
-    jac_h3__z_zb = t["jac_h3__z_zb"]
-    jac_h3__z_zc = t["jac_h3__z_zc"]
-    hess_z_za__p = t["hess_z_za__p"]
-    h3 = t["h3"]
-    hess_z_zb__p = t["hess_z_zb__p"]
-    hess_z_zc__p = t["hess_z_zc__p"]
-    _outer_into(hess_Wz__V, jac_h3__z_za.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wz__V, jac_h3__z_zb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wz__V, jac_h3__z_zc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wz__V, hess_z_za__p, x1, h3, 1 / B, True)
-    _outer_into(hess_Wz__V, hess_z_zb__p, x2, h3, 1 / B, True)
-    _outer_into(hess_Wz__V, hess_z_zc__p, x3, h3, 1 / B, True)
-    _mirror(H, 0, 4, 24, 28)
-    # ∂f/∂Uz,Uz[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_za[k,i] + adj_z_zb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_za[k,i] + adj_z_zc[j] h1[l] jac_h2__z_zb[k,i] + adj_z_zc[i] h0[k] jac_h2__z_za[l,j] + adj_z_zc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_za[j,i] + h0[k] h1[l] hess_z_za__z_zb[j,i] + h0[k] h2[l] hess_z_za__z_zc[j,i] + h0[l] h1[k] hess_z_zb__z_za[j,i] + h1[k] h1[l] hess_z_zb__z_zb[j,i] + h1[k] h2[l] hess_z_zb__z_zc[j,i] + h0[l] h2[k] hess_z_zc__z_za[j,i] + h1[l] h2[k] hess_z_zc__z_zb[j,i] + h2[k] h2[l] hess_z_zc__z_zc[j,i]
-    hess_Uz__Uz = _block_view(H, 4, 8, 4, 8, PARAMS["Uz"] + PARAMS["Uz"])
-    _outer_into(hess_Uz__Uz, jac_h1__z_za.transpose(0, 2, 1), h0, adj_z_zb, 1 / B, False, True)
-    _outer_into(hess_Uz__Uz, jac_h2__z_za.transpose(0, 2, 1), h0, adj_z_zc, 1 / B, True, True)
-    _outer_into(hess_Uz__Uz, jac_h2__z_zb.transpose(0, 2, 1), h1, adj_z_zc, 1 / B, True, True)
-    _outer_into(hess_Uz__Uz, hess_z_za__z_za, h0, h0, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_za__z_zb, h0, h1, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_za__z_zc, h0, h2, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zb__z_za, h1, h0, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zb__z_zb, h1, h1, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zb__z_zc, h1, h2, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zc__z_za, h2, h0, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zc__z_zb, h2, h1, 1 / B, True)
-    _outer_into(hess_Uz__Uz, hess_z_zc__z_zc, h2, h2, 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_za)
-    tmp = h0[:, :, None] * adj_z_zb[:, None]
-    _add_into(hess_Uz__Uz, (np.tensordot(tmp, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_za)
-    tmp_2 = h0[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Uz, (np.tensordot(tmp_2, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_zb)
-    tmp_3 = h1[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Uz, (np.tensordot(tmp_3, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # ∂f/∂Uz,Wr[j,k,i,l] = adj_z_zb[j] jac_h1__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_rb[k,i] x2[l] + h0[k] hess_z_za__z_ra[j,i] x1[l] + h0[k] hess_z_za__z_rb[j,i] x2[l] + h0[k] hess_z_za__z_rc[j,i] x3[l] + h1[k] hess_z_zb__z_ra[j,i] x1[l] + h1[k] hess_z_zb__z_rb[j,i] x2[l] + h1[k] hess_z_zb__z_rc[j,i] x3[l] + h2[k] hess_z_zc__z_ra[j,i] x1[l] + h2[k] hess_z_zc__z_rb[j,i] x2[l] + h2[k] hess_z_zc__z_rc[j,i] x3[l]
-    hess_Uz__Wr = _block_view(H, 4, 8, 8, 12, PARAMS["Uz"] + PARAMS["Wr"])
-    _outer_into(hess_Uz__Wr, hess_z_za__z_ra, h0, x1, 1 / B, False)
-    _outer_into(hess_Uz__Wr, hess_z_za__z_rb, h0, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_za__z_rc, h0, x3, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zb__z_ra, h1, x1, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zb__z_rb, h1, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zb__z_rc, h1, x3, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zc__z_ra, h2, x1, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zc__z_rb, h2, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wr, hess_z_zc__z_rc, h2, x3, 1 / B, True)
-    jac_h1__z_ra = t["jac_h1__z_ra"]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ra, x1)
-    tmp_4 = x1[:, :, None] * adj_z_zb[:, None]
-    _add_into(hess_Uz__Wr, (np.tensordot(tmp_4, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    jac_h2__z_ra = t["jac_h2__z_ra"]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ra, x1)
-    tmp_5 = x1[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Wr, (np.tensordot(tmp_5, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    jac_h2__z_rb = t["jac_h2__z_rb"]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_rb, x2)
-    tmp_6 = x2[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Wr, (np.tensordot(tmp_6, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    _mirror(H, 4, 8, 8, 12)
-    # ∂f/∂Uz,Ur[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_zc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_za[l,j] + adj_z_rc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_ra[j,i] + h0[k] h1[l] hess_z_za__z_rb[j,i] + h0[k] h2[l] hess_z_za__z_rc[j,i] + h0[l] h1[k] hess_z_zb__z_ra[j,i] + h1[k] h1[l] hess_z_zb__z_rb[j,i] + h1[k] h2[l] hess_z_zb__z_rc[j,i] + h0[l] h2[k] hess_z_zc__z_ra[j,i] + h1[l] h2[k] hess_z_zc__z_rb[j,i] + h2[k] h2[l] hess_z_zc__z_rc[j,i]
-    hess_Uz__Ur = _block_view(H, 4, 8, 12, 16, PARAMS["Uz"] + PARAMS["Ur"])
-    _outer_into(hess_Uz__Ur, jac_h1__z_za.transpose(0, 2, 1), h0, adj_z_rb, 1 / B, False, True)
-    _outer_into(hess_Uz__Ur, jac_h2__z_za.transpose(0, 2, 1), h0, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Uz__Ur, jac_h2__z_zb.transpose(0, 2, 1), h1, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Uz__Ur, hess_z_za__z_ra, h0, h0, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_za__z_rb, h0, h1, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_za__z_rc, h0, h2, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zb__z_ra, h1, h0, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zb__z_rb, h1, h1, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zb__z_rc, h1, h2, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zc__z_ra, h2, h0, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zc__z_rb, h2, h1, 1 / B, True)
-    _outer_into(hess_Uz__Ur, hess_z_zc__z_rc, h2, h2, 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_ra)
-    tmp_7 = h0[:, :, None] * adj_z_zb[:, None]
-    _add_into(hess_Uz__Ur, (np.tensordot(tmp_7, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_ra)
-    tmp_8 = h0[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Ur, (np.tensordot(tmp_8, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_rb)
-    tmp_9 = h1[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Ur, (np.tensordot(tmp_9, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    _mirror(H, 4, 8, 12, 16)
-    # ∂f/∂Uz,Wh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_za__z_ca[j,i] x1[l] + h0[k] hess_z_za__z_cb[j,i] x2[l] + h0[k] hess_z_za__z_cc[j,i] x3[l] + h1[k] hess_z_zb__z_ca[j,i] x1[l] + h1[k] hess_z_zb__z_cb[j,i] x2[l] + h1[k] hess_z_zb__z_cc[j,i] x3[l] + h2[k] hess_z_zc__z_ca[j,i] x1[l] + h2[k] hess_z_zc__z_cb[j,i] x2[l] + h2[k] hess_z_zc__z_cc[j,i] x3[l]
-    hess_Uz__Wh = _block_view(H, 4, 8, 16, 20, PARAMS["Uz"] + PARAMS["Wh"])
-    _outer_into(hess_Uz__Wh, hess_z_za__z_ca, h0, x1, 1 / B, False)
-    _outer_into(hess_Uz__Wh, hess_z_za__z_cb, h0, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_za__z_cc, h0, x3, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zb__z_ca, h1, x1, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zb__z_cb, h1, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zb__z_cc, h1, x3, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zc__z_ca, h2, x1, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zc__z_cb, h2, x2, 1 / B, True)
-    _outer_into(hess_Uz__Wh, hess_z_zc__z_cc, h2, x3, 1 / B, True)
-    jac_h1__z_ca = t["jac_h1__z_ca"]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, x1)
-    tmp_10 = x1[:, :, None] * adj_z_zb[:, None]
-    _add_into(hess_Uz__Wh, (np.tensordot(tmp_10, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    jac_h2__z_ca = t["jac_h2__z_ca"]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ca, x1)
-    tmp_11 = x1[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Wh, (np.tensordot(tmp_11, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    jac_h2__z_cb = t["jac_h2__z_cb"]
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_cb, x2)
-    tmp_12 = x2[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Wh, (np.tensordot(tmp_12, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    _mirror(H, 4, 8, 16, 20)
-    # ∂f/∂Uz,Uh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_za[l,j] + adj_z_zc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_zc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_za[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_zb[l,j] + h0[k] hess_z_za__z_ca[j,i] rha[l] + h0[k] hess_z_za__z_cb[j,i] rhb[l] + h0[k] hess_z_za__z_cc[j,i] rhc[l] + h1[k] hess_z_zb__z_ca[j,i] rha[l] + h1[k] hess_z_zb__z_cb[j,i] rhb[l] + h1[k] hess_z_zb__z_cc[j,i] rhc[l] + h2[k] hess_z_zc__z_ca[j,i] rha[l] + h2[k] hess_z_zc__z_cb[j,i] rhb[l] + h2[k] hess_z_zc__z_cc[j,i] rhc[l]
-    hess_Uz__Uh = _block_view(H, 4, 8, 20, 24, PARAMS["Uz"] + PARAMS["Uh"])
-    _outer_into(hess_Uz__Uh, jac_rhb__z_za.transpose(0, 2, 1), h0, adj_z_cb, 1 / B, False, True)
-    _outer_into(hess_Uz__Uh, jac_rhc__z_za.transpose(0, 2, 1), h0, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Uz__Uh, jac_rhc__z_zb.transpose(0, 2, 1), h1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Uz__Uh, hess_z_za__z_ca, h0, rha, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_za__z_cb, h0, rhb, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_za__z_cc, h0, rhc, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zb__z_ca, h1, rha, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zb__z_cb, h1, rhb, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zb__z_cc, h1, rhc, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zc__z_ca, h2, rha, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zc__z_cb, h2, rhb, 1 / B, True)
-    _outer_into(hess_Uz__Uh, hess_z_zc__z_cc, h2, rhc, 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, rha)
-    tmp_13 = rha[:, :, None] * adj_z_zb[:, None]
-    _add_into(hess_Uz__Uh, (np.tensordot(tmp_13, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ca, rha)
-    tmp_14 = rha[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Uh, (np.tensordot(tmp_14, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_cb, rhb)
-    tmp_15 = rhb[:, :, None] * adj_z_zc[:, None]
-    _add_into(hess_Uz__Uh, (np.tensordot(tmp_15, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    _mirror(H, 4, 8, 20, 24)
-    # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_za[i,j] + adj_p[l] h1[k] jac_h3__z_zb[i,j] + adj_p[l] h2[k] jac_h3__z_zc[i,j] + h0[k] h3[i] hess_z_za__p[j,l] + h1[k] h3[i] hess_z_zb__p[j,l] + h2[k] h3[i] hess_z_zc__p[j,l]
-    hess_Uz__V = _block_view(H, 4, 8, 24, 28, PARAMS["Uz"] + PARAMS["V"])
-    _outer_into(hess_Uz__V, jac_h3__z_za.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uz__V, jac_h3__z_zb.transpose(0, 2, 1), h1, adj_p, 1 / B, True, True)
-    _outer_into(hess_Uz__V, jac_h3__z_zc.transpose(0, 2, 1), h2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Uz__V, hess_z_za__p, h0, h3, 1 / B, True)
-    _outer_into(hess_Uz__V, hess_z_zb__p, h1, h3, 1 / B, True)
-    _outer_into(hess_Uz__V, hess_z_zc__p, h2, h3, 1 / B, True)
-    _mirror(H, 4, 8, 24, 28)
-    # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_ra__z_ra[j,k] x1[i] x1[l] + hess_z_ra__z_rb[j,k] x1[i] x2[l] + hess_z_ra__z_rc[j,k] x1[i] x3[l] + hess_z_rb__z_ra[j,k] x1[l] x2[i] + hess_z_rb__z_rb[j,k] x2[i] x2[l] + hess_z_rb__z_rc[j,k] x2[i] x3[l] + hess_z_rc__z_ra[j,k] x1[l] x3[i] + hess_z_rc__z_rb[j,k] x2[l] x3[i] + hess_z_rc__z_rc[j,k] x3[i] x3[l]
-    hess_Wr__Wr = _block_view(H, 8, 12, 8, 12, PARAMS["Wr"] + PARAMS["Wr"])
-    hess_z_ra__z_ra = t["hess_z_ra__z_ra"]
-    hess_z_ra__z_rb = t["hess_z_ra__z_rb"]
-    hess_z_ra__z_rc = t["hess_z_ra__z_rc"]
-    hess_z_rb__z_ra = t["hess_z_rb__z_ra"]
-    hess_z_rb__z_rb = t["hess_z_rb__z_rb"]
-    hess_z_rb__z_rc = t["hess_z_rb__z_rc"]
-    hess_z_rc__z_ra = t["hess_z_rc__z_ra"]
-    hess_z_rc__z_rb = t["hess_z_rc__z_rb"]
-    hess_z_rc__z_rc = t["hess_z_rc__z_rc"]
-    _outer_into(hess_Wr__Wr, hess_z_ra__z_ra, x1, x1, 1 / B, False)
-    _outer_into(hess_Wr__Wr, hess_z_ra__z_rb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_ra__z_rc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rb__z_ra, x2, x1, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rb__z_rb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rb__z_rc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rc__z_ra, x3, x1, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rc__z_rb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wr, hess_z_rc__z_rc, x3, x3, 1 / B, True)
-    # ∂f/∂Wr,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_rb[l,j] x2[i] + h0[l] hess_z_ra__z_ra[j,k] x1[i] + h1[l] hess_z_ra__z_rb[j,k] x1[i] + h2[l] hess_z_ra__z_rc[j,k] x1[i] + h0[l] hess_z_rb__z_ra[j,k] x2[i] + h1[l] hess_z_rb__z_rb[j,k] x2[i] + h2[l] hess_z_rb__z_rc[j,k] x2[i] + h0[l] hess_z_rc__z_ra[j,k] x3[i] + h1[l] hess_z_rc__z_rb[j,k] x3[i] + h2[l] hess_z_rc__z_rc[j,k] x3[i]
-    hess_Wr__Ur = _block_view(H, 8, 12, 12, 16, PARAMS["Wr"] + PARAMS["Ur"])
-    _outer_into(hess_Wr__Ur, jac_h1__z_ra.transpose(0, 2, 1), x1, adj_z_rb, 1 / B, False, True)
-    _outer_into(hess_Wr__Ur, jac_h2__z_ra.transpose(0, 2, 1), x1, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Wr__Ur, jac_h2__z_rb.transpose(0, 2, 1), x2, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Wr__Ur, hess_z_ra__z_ra, x1, h0, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_ra__z_rb, x1, h1, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_ra__z_rc, x1, h2, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rb__z_ra, x2, h0, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rb__z_rb, x2, h1, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rb__z_rc, x2, h2, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rc__z_ra, x3, h0, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rc__z_rb, x3, h1, 1 / B, True)
-    _outer_into(hess_Wr__Ur, hess_z_rc__z_rc, x3, h2, 1 / B, True)
-    _mirror(H, 8, 12, 12, 16)
-    # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_ra__z_ca[j,k] x1[i] x1[l] + hess_z_ra__z_cb[j,k] x1[i] x2[l] + hess_z_ra__z_cc[j,k] x1[i] x3[l] + hess_z_rb__z_ca[j,k] x1[l] x2[i] + hess_z_rb__z_cb[j,k] x2[i] x2[l] + hess_z_rb__z_cc[j,k] x2[i] x3[l] + hess_z_rc__z_ca[j,k] x1[l] x3[i] + hess_z_rc__z_cb[j,k] x2[l] x3[i] + hess_z_rc__z_cc[j,k] x3[i] x3[l]
-    hess_Wr__Wh = _block_view(H, 8, 12, 16, 20, PARAMS["Wr"] + PARAMS["Wh"])
-    hess_z_ra__z_ca = t["hess_z_ra__z_ca"]
-    hess_z_ra__z_cb = t["hess_z_ra__z_cb"]
-    hess_z_ra__z_cc = t["hess_z_ra__z_cc"]
-    hess_z_rb__z_ca = t["hess_z_rb__z_ca"]
-    hess_z_rb__z_cb = t["hess_z_rb__z_cb"]
-    hess_z_rb__z_cc = t["hess_z_rb__z_cc"]
-    hess_z_rc__z_ca = t["hess_z_rc__z_ca"]
-    hess_z_rc__z_cb = t["hess_z_rc__z_cb"]
-    hess_z_rc__z_cc = t["hess_z_rc__z_cc"]
-    _outer_into(hess_Wr__Wh, hess_z_ra__z_ca, x1, x1, 1 / B, False)
-    _outer_into(hess_Wr__Wh, hess_z_ra__z_cb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_ra__z_cc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rb__z_ca, x2, x1, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rb__z_cb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rb__z_cc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rc__z_ca, x3, x1, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rc__z_cb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wr__Wh, hess_z_rc__z_cc, x3, x3, 1 / B, True)
-    _mirror(H, 8, 12, 16, 20)
-    # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_ca[k] jac_rha__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_ra[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_rc[l,j] x3[i] + hess_z_ra__z_ca[j,k] rha[l] x1[i] + hess_z_ra__z_cb[j,k] rhb[l] x1[i] + hess_z_ra__z_cc[j,k] rhc[l] x1[i] + hess_z_rb__z_ca[j,k] rha[l] x2[i] + hess_z_rb__z_cb[j,k] rhb[l] x2[i] + hess_z_rb__z_cc[j,k] rhc[l] x2[i] + hess_z_rc__z_ca[j,k] rha[l] x3[i] + hess_z_rc__z_cb[j,k] rhb[l] x3[i] + hess_z_rc__z_cc[j,k] rhc[l] x3[i]
-    hess_Wr__Uh = _block_view(H, 8, 12, 20, 24, PARAMS["Wr"] + PARAMS["Uh"])
-    jac_rha__z_ra = t["jac_rha__z_ra"]
-    adj_z_ca = t["adj_z_ca"]
-    jac_rhb__z_ra = t["jac_rhb__z_ra"]
-    jac_rhb__z_rb = t["jac_rhb__z_rb"]
-    jac_rhc__z_ra = t["jac_rhc__z_ra"]
-    jac_rhc__z_rb = t["jac_rhc__z_rb"]
-    jac_rhc__z_rc = t["jac_rhc__z_rc"]
-    _outer_into(hess_Wr__Uh, jac_rha__z_ra.transpose(0, 2, 1), x1, adj_z_ca, 1 / B, False, True)
-    _outer_into(hess_Wr__Uh, jac_rhb__z_ra.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, jac_rhb__z_rb.transpose(0, 2, 1), x2, adj_z_cb, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, jac_rhc__z_ra.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, jac_rhc__z_rb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, jac_rhc__z_rc.transpose(0, 2, 1), x3, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wr__Uh, hess_z_ra__z_ca, x1, rha, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_ra__z_cb, x1, rhb, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_ra__z_cc, x1, rhc, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rb__z_ca, x2, rha, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rb__z_cb, x2, rhb, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rb__z_cc, x2, rhc, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rc__z_ca, x3, rha, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rc__z_cb, x3, rhb, 1 / B, True)
-    _outer_into(hess_Wr__Uh, hess_z_rc__z_cc, x3, rhc, 1 / B, True)
-    _mirror(H, 8, 12, 20, 24)
-    # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h3__z_ra[k,j] x1[i] + adj_p[l] jac_h3__z_rb[k,j] x2[i] + adj_p[l] jac_h3__z_rc[k,j] x3[i] + h3[k] hess_z_ra__p[j,l] x1[i] + h3[k] hess_z_rb__p[j,l] x2[i] + h3[k] hess_z_rc__p[j,l] x3[i]
-    hess_Wr__V = _block_view(H, 8, 12, 24, 28, PARAMS["Wr"] + PARAMS["V"])
-    jac_h3__z_ra = t["jac_h3__z_ra"]
-    jac_h3__z_rb = t["jac_h3__z_rb"]
-    jac_h3__z_rc = t["jac_h3__z_rc"]
-    hess_z_ra__p = t["hess_z_ra__p"]
-    hess_z_rb__p = t["hess_z_rb__p"]
-    hess_z_rc__p = t["hess_z_rc__p"]
-    _outer_into(hess_Wr__V, jac_h3__z_ra.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wr__V, jac_h3__z_rb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wr__V, jac_h3__z_rc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wr__V, hess_z_ra__p, x1, h3, 1 / B, True)
-    _outer_into(hess_Wr__V, hess_z_rb__p, x2, h3, 1 / B, True)
-    _outer_into(hess_Wr__V, hess_z_rc__p, x3, h3, 1 / B, True)
-    _mirror(H, 8, 12, 24, 28)
-    # ∂f/∂Ur,Ur[j,k,i,l] = adj_z_rb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_ra[l,j] + adj_z_rc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_rc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_ra[l,j] + adj_z_rc[i] h1[k] jac_h2__z_rb[l,j] + h0[k] h0[l] hess_z_ra__z_ra[j,i] + h0[k] h1[l] hess_z_ra__z_rb[j,i] + h0[k] h2[l] hess_z_ra__z_rc[j,i] + h0[l] h1[k] hess_z_rb__z_ra[j,i] + h1[k] h1[l] hess_z_rb__z_rb[j,i] + h1[k] h2[l] hess_z_rb__z_rc[j,i] + h0[l] h2[k] hess_z_rc__z_ra[j,i] + h1[l] h2[k] hess_z_rc__z_rb[j,i] + h2[k] h2[l] hess_z_rc__z_rc[j,i]
-    hess_Ur__Ur = _block_view(H, 12, 16, 12, 16, PARAMS["Ur"] + PARAMS["Ur"])
-    _outer_into(hess_Ur__Ur, jac_h1__z_ra.transpose(0, 2, 1), h0, adj_z_rb, 1 / B, False, True)
-    _outer_into(hess_Ur__Ur, jac_h2__z_ra.transpose(0, 2, 1), h0, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Ur__Ur, jac_h2__z_rb.transpose(0, 2, 1), h1, adj_z_rc, 1 / B, True, True)
-    _outer_into(hess_Ur__Ur, hess_z_ra__z_ra, h0, h0, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_ra__z_rb, h0, h1, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_ra__z_rc, h0, h2, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rb__z_ra, h1, h0, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rb__z_rb, h1, h1, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rb__z_rc, h1, h2, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rc__z_ra, h2, h0, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rc__z_rb, h2, h1, 1 / B, True)
-    _outer_into(hess_Ur__Ur, hess_z_rc__z_rc, h2, h2, 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_rb, h0, jac_h1__z_ra)
-    tmp_16 = h0[:, :, None] * adj_z_rb[:, None]
-    _add_into(hess_Ur__Ur, (np.tensordot(tmp_16, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h0, jac_h2__z_ra)
-    tmp_17 = h0[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Ur, (np.tensordot(tmp_17, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h1, jac_h2__z_rb)
-    tmp_18 = h1[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Ur, (np.tensordot(tmp_18, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # ∂f/∂Ur,Wh[j,k,i,l] = adj_z_rb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_ra__z_ca[j,i] x1[l] + h0[k] hess_z_ra__z_cb[j,i] x2[l] + h0[k] hess_z_ra__z_cc[j,i] x3[l] + h1[k] hess_z_rb__z_ca[j,i] x1[l] + h1[k] hess_z_rb__z_cb[j,i] x2[l] + h1[k] hess_z_rb__z_cc[j,i] x3[l] + h2[k] hess_z_rc__z_ca[j,i] x1[l] + h2[k] hess_z_rc__z_cb[j,i] x2[l] + h2[k] hess_z_rc__z_cc[j,i] x3[l]
-    hess_Ur__Wh = _block_view(H, 12, 16, 16, 20, PARAMS["Ur"] + PARAMS["Wh"])
-    _outer_into(hess_Ur__Wh, hess_z_ra__z_ca, h0, x1, 1 / B, False)
-    _outer_into(hess_Ur__Wh, hess_z_ra__z_cb, h0, x2, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_ra__z_cc, h0, x3, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rb__z_ca, h1, x1, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rb__z_cb, h1, x2, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rb__z_cc, h1, x3, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rc__z_ca, h2, x1, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rc__z_cb, h2, x2, 1 / B, True)
-    _outer_into(hess_Ur__Wh, hess_z_rc__z_cc, h2, x3, 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, x1)
-    tmp_19 = x1[:, :, None] * adj_z_rb[:, None]
-    _add_into(hess_Ur__Wh, (np.tensordot(tmp_19, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, x1)
-    tmp_20 = x1[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Wh, (np.tensordot(tmp_20, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, x2)
-    tmp_21 = x2[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Wh, (np.tensordot(tmp_21, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    _mirror(H, 12, 16, 16, 20)
-    # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_ca[i] h0[k] jac_rha__z_ra[l,j] + adj_z_rb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_ra[l,j] + adj_z_cb[i] h1[k] jac_rhb__z_rb[l,j] + adj_z_rc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_rc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_ra[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_rb[l,j] + adj_z_cc[i] h2[k] jac_rhc__z_rc[l,j] + h0[k] hess_z_ra__z_ca[j,i] rha[l] + h0[k] hess_z_ra__z_cb[j,i] rhb[l] + h0[k] hess_z_ra__z_cc[j,i] rhc[l] + h1[k] hess_z_rb__z_ca[j,i] rha[l] + h1[k] hess_z_rb__z_cb[j,i] rhb[l] + h1[k] hess_z_rb__z_cc[j,i] rhc[l] + h2[k] hess_z_rc__z_ca[j,i] rha[l] + h2[k] hess_z_rc__z_cb[j,i] rhb[l] + h2[k] hess_z_rc__z_cc[j,i] rhc[l]
-    hess_Ur__Uh = _block_view(H, 12, 16, 20, 24, PARAMS["Ur"] + PARAMS["Uh"])
-    _outer_into(hess_Ur__Uh, jac_rha__z_ra.transpose(0, 2, 1), h0, adj_z_ca, 1 / B, False, True)
-    _outer_into(hess_Ur__Uh, jac_rhb__z_ra.transpose(0, 2, 1), h0, adj_z_cb, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, jac_rhb__z_rb.transpose(0, 2, 1), h1, adj_z_cb, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, jac_rhc__z_ra.transpose(0, 2, 1), h0, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, jac_rhc__z_rb.transpose(0, 2, 1), h1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, jac_rhc__z_rc.transpose(0, 2, 1), h2, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Ur__Uh, hess_z_ra__z_ca, h0, rha, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_ra__z_cb, h0, rhb, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_ra__z_cc, h0, rhc, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rb__z_ca, h1, rha, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rb__z_cb, h1, rhb, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rb__z_cc, h1, rhc, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rc__z_ca, h2, rha, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rc__z_cb, h2, rhb, 1 / B, True)
-    _outer_into(hess_Ur__Uh, hess_z_rc__z_cc, h2, rhc, 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, rha)
-    tmp_22 = rha[:, :, None] * adj_z_rb[:, None]
-    _add_into(hess_Ur__Uh, (np.tensordot(tmp_22, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, rha)
-    tmp_23 = rha[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Uh, (np.tensordot(tmp_23, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, rhb)
-    tmp_24 = rhb[:, :, None] * adj_z_rc[:, None]
-    _add_into(hess_Ur__Uh, (np.tensordot(tmp_24, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    _mirror(H, 12, 16, 20, 24)
-    # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_ra[i,j] + adj_p[l] h1[k] jac_h3__z_rb[i,j] + adj_p[l] h2[k] jac_h3__z_rc[i,j] + h0[k] h3[i] hess_z_ra__p[j,l] + h1[k] h3[i] hess_z_rb__p[j,l] + h2[k] h3[i] hess_z_rc__p[j,l]
-    hess_Ur__V = _block_view(H, 12, 16, 24, 28, PARAMS["Ur"] + PARAMS["V"])
-    _outer_into(hess_Ur__V, jac_h3__z_ra.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Ur__V, jac_h3__z_rb.transpose(0, 2, 1), h1, adj_p, 1 / B, True, True)
-    _outer_into(hess_Ur__V, jac_h3__z_rc.transpose(0, 2, 1), h2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Ur__V, hess_z_ra__p, h0, h3, 1 / B, True)
-    _outer_into(hess_Ur__V, hess_z_rb__p, h1, h3, 1 / B, True)
-    _outer_into(hess_Ur__V, hess_z_rc__p, h2, h3, 1 / B, True)
-    _mirror(H, 12, 16, 24, 28)
-    # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_ca__z_ca[j,k] x1[i] x1[l] + hess_z_ca__z_cb[j,k] x1[i] x2[l] + hess_z_ca__z_cc[j,k] x1[i] x3[l] + hess_z_cb__z_ca[j,k] x1[l] x2[i] + hess_z_cb__z_cb[j,k] x2[i] x2[l] + hess_z_cb__z_cc[j,k] x2[i] x3[l] + hess_z_cc__z_ca[j,k] x1[l] x3[i] + hess_z_cc__z_cb[j,k] x2[l] x3[i] + hess_z_cc__z_cc[j,k] x3[i] x3[l]
-    hess_Wh__Wh = _block_view(H, 16, 20, 16, 20, PARAMS["Wh"] + PARAMS["Wh"])
-    hess_z_ca__z_ca = t["hess_z_ca__z_ca"]
-    hess_z_ca__z_cb = t["hess_z_ca__z_cb"]
-    hess_z_ca__z_cc = t["hess_z_ca__z_cc"]
-    hess_z_cb__z_ca = t["hess_z_cb__z_ca"]
-    hess_z_cb__z_cb = t["hess_z_cb__z_cb"]
-    hess_z_cb__z_cc = t["hess_z_cb__z_cc"]
-    hess_z_cc__z_ca = t["hess_z_cc__z_ca"]
-    hess_z_cc__z_cb = t["hess_z_cc__z_cb"]
-    hess_z_cc__z_cc = t["hess_z_cc__z_cc"]
-    _outer_into(hess_Wh__Wh, hess_z_ca__z_ca, x1, x1, 1 / B, False)
-    _outer_into(hess_Wh__Wh, hess_z_ca__z_cb, x1, x2, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_ca__z_cc, x1, x3, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cb__z_ca, x2, x1, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cb__z_cb, x2, x2, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cb__z_cc, x2, x3, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cc__z_ca, x3, x1, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cc__z_cb, x3, x2, 1 / B, True)
-    _outer_into(hess_Wh__Wh, hess_z_cc__z_cc, x3, x3, 1 / B, True)
-    # ∂f/∂Wh,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_cb[l,j] x2[i] + hess_z_ca__z_ca[j,k] rha[l] x1[i] + hess_z_ca__z_cb[j,k] rhb[l] x1[i] + hess_z_ca__z_cc[j,k] rhc[l] x1[i] + hess_z_cb__z_ca[j,k] rha[l] x2[i] + hess_z_cb__z_cb[j,k] rhb[l] x2[i] + hess_z_cb__z_cc[j,k] rhc[l] x2[i] + hess_z_cc__z_ca[j,k] rha[l] x3[i] + hess_z_cc__z_cb[j,k] rhb[l] x3[i] + hess_z_cc__z_cc[j,k] rhc[l] x3[i]
-    hess_Wh__Uh = _block_view(H, 16, 20, 20, 24, PARAMS["Wh"] + PARAMS["Uh"])
-    jac_rhb__z_ca = t["jac_rhb__z_ca"]
-    jac_rhc__z_ca = t["jac_rhc__z_ca"]
-    jac_rhc__z_cb = t["jac_rhc__z_cb"]
-    _outer_into(hess_Wh__Uh, jac_rhb__z_ca.transpose(0, 2, 1), x1, adj_z_cb, 1 / B, False, True)
-    _outer_into(hess_Wh__Uh, jac_rhc__z_ca.transpose(0, 2, 1), x1, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wh__Uh, jac_rhc__z_cb.transpose(0, 2, 1), x2, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Wh__Uh, hess_z_ca__z_ca, x1, rha, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_ca__z_cb, x1, rhb, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_ca__z_cc, x1, rhc, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cb__z_ca, x2, rha, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cb__z_cb, x2, rhb, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cb__z_cc, x2, rhc, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cc__z_ca, x3, rha, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cc__z_cb, x3, rhb, 1 / B, True)
-    _outer_into(hess_Wh__Uh, hess_z_cc__z_cc, x3, rhc, 1 / B, True)
-    _mirror(H, 16, 20, 20, 24)
-    # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h3__z_ca[k,j] x1[i] + adj_p[l] jac_h3__z_cb[k,j] x2[i] + adj_p[l] jac_h3__z_cc[k,j] x3[i] + h3[k] hess_z_ca__p[j,l] x1[i] + h3[k] hess_z_cb__p[j,l] x2[i] + h3[k] hess_z_cc__p[j,l] x3[i]
-    hess_Wh__V = _block_view(H, 16, 20, 24, 28, PARAMS["Wh"] + PARAMS["V"])
-    jac_h3__z_ca = t["jac_h3__z_ca"]
-    jac_h3__z_cb = t["jac_h3__z_cb"]
-    jac_h3__z_cc = t["jac_h3__z_cc"]
-    hess_z_ca__p = t["hess_z_ca__p"]
-    hess_z_cb__p = t["hess_z_cb__p"]
-    hess_z_cc__p = t["hess_z_cc__p"]
-    _outer_into(hess_Wh__V, jac_h3__z_ca.transpose(0, 2, 1), x1, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wh__V, jac_h3__z_cb.transpose(0, 2, 1), x2, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wh__V, jac_h3__z_cc.transpose(0, 2, 1), x3, adj_p, 1 / B, True, True)
-    _outer_into(hess_Wh__V, hess_z_ca__p, x1, h3, 1 / B, True)
-    _outer_into(hess_Wh__V, hess_z_cb__p, x2, h3, 1 / B, True)
-    _outer_into(hess_Wh__V, hess_z_cc__p, x3, h3, 1 / B, True)
-    _mirror(H, 16, 20, 24, 28)
-    # ∂f/∂Uh,Uh[j,k,i,l] = adj_z_cb[j] jac_rhb__z_ca[k,i] rha[l] + adj_z_cb[i] jac_rhb__z_ca[l,j] rha[k] + adj_z_cc[j] jac_rhc__z_ca[k,i] rha[l] + adj_z_cc[j] jac_rhc__z_cb[k,i] rhb[l] + adj_z_cc[i] jac_rhc__z_ca[l,j] rha[k] + adj_z_cc[i] jac_rhc__z_cb[l,j] rhb[k] + hess_z_ca__z_ca[j,i] rha[k] rha[l] + hess_z_ca__z_cb[j,i] rha[k] rhb[l] + hess_z_ca__z_cc[j,i] rha[k] rhc[l] + hess_z_cb__z_ca[j,i] rha[l] rhb[k] + hess_z_cb__z_cb[j,i] rhb[k] rhb[l] + hess_z_cb__z_cc[j,i] rhb[k] rhc[l] + hess_z_cc__z_ca[j,i] rha[l] rhc[k] + hess_z_cc__z_cb[j,i] rhb[l] rhc[k] + hess_z_cc__z_cc[j,i] rhc[k] rhc[l]
-    hess_Uh__Uh = _block_view(H, 20, 24, 20, 24, PARAMS["Uh"] + PARAMS["Uh"])
-    _outer_into(hess_Uh__Uh, jac_rhb__z_ca.transpose(0, 2, 1), rha, adj_z_cb, 1 / B, False, True)
-    _outer_into(hess_Uh__Uh, jac_rhc__z_ca.transpose(0, 2, 1), rha, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Uh__Uh, jac_rhc__z_cb.transpose(0, 2, 1), rhb, adj_z_cc, 1 / B, True, True)
-    _outer_into(hess_Uh__Uh, hess_z_ca__z_ca, rha, rha, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_ca__z_cb, rha, rhb, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_ca__z_cc, rha, rhc, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cb__z_ca, rhb, rha, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cb__z_cb, rhb, rhb, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cb__z_cc, rhb, rhc, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cc__z_ca, rhc, rha, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cc__z_cb, rhc, rhb, 1 / B, True)
-    _outer_into(hess_Uh__Uh, hess_z_cc__z_cc, rhc, rhc, 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_ca, rha)
-    tmp_25 = rha[:, :, None] * adj_z_cb[:, None]
-    _add_into(hess_Uh__Uh, (np.tensordot(tmp_25, jac_rhb__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_ca, rha)
-    tmp_26 = rha[:, :, None] * adj_z_cc[:, None]
-    _add_into(hess_Uh__Uh, (np.tensordot(tmp_26, jac_rhc__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_cb, rhb)
-    tmp_27 = rhb[:, :, None] * adj_z_cc[:, None]
-    _add_into(hess_Uh__Uh, (np.tensordot(tmp_27, jac_rhc__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h3__z_ca[i,j] rha[k] + adj_p[l] jac_h3__z_cb[i,j] rhb[k] + adj_p[l] jac_h3__z_cc[i,j] rhc[k] + h3[i] hess_z_ca__p[j,l] rha[k] + h3[i] hess_z_cb__p[j,l] rhb[k] + h3[i] hess_z_cc__p[j,l] rhc[k]
-    hess_Uh__V = _block_view(H, 20, 24, 24, 28, PARAMS["Uh"] + PARAMS["V"])
-    _outer_into(hess_Uh__V, jac_h3__z_ca.transpose(0, 2, 1), rha, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uh__V, jac_h3__z_cb.transpose(0, 2, 1), rhb, adj_p, 1 / B, True, True)
-    _outer_into(hess_Uh__V, jac_h3__z_cc.transpose(0, 2, 1), rhc, adj_p, 1 / B, True, True)
-    _outer_into(hess_Uh__V, hess_z_ca__p, rha, h3, 1 / B, True)
-    _outer_into(hess_Uh__V, hess_z_cb__p, rhb, h3, 1 / B, True)
-    _outer_into(hess_Uh__V, hess_z_cc__p, rhc, h3, 1 / B, True)
-    _mirror(H, 20, 24, 24, 28)
-    # ∂f/∂V,V[l,j,i,k] = h3[j] h3[k] hess_p__p[l,i]
-    hess_V__V = _block_view(H, 24, 28, 24, 28, PARAMS["V"] + PARAMS["V"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_V__V, hess_p__p, h3, h3, 1 / B, False, False, True)
-    return {("Wz", "Wz"): hess_Wz__Wz, ("Wz", "Uz"): hess_Wz__Uz, ("Wz", "Wr"): hess_Wz__Wr, ("Wz", "Ur"): hess_Wz__Ur, ("Wz", "Wh"): hess_Wz__Wh, ("Wz", "Uh"): hess_Wz__Uh, ("Wz", "V"): hess_Wz__V, ("Uz", "Wz"): _block_view(H, 4, 8, 0, 4, (2, 2, 2, 2)), ("Uz", "Uz"): hess_Uz__Uz, ("Uz", "Wr"): hess_Uz__Wr, ("Uz", "Ur"): hess_Uz__Ur, ("Uz", "Wh"): hess_Uz__Wh, ("Uz", "Uh"): hess_Uz__Uh, ("Uz", "V"): hess_Uz__V, ("Wr", "Wz"): _block_view(H, 8, 12, 0, 4, (2, 2, 2, 2)), ("Wr", "Uz"): _block_view(H, 8, 12, 4, 8, (2, 2, 2, 2)), ("Wr", "Wr"): hess_Wr__Wr, ("Wr", "Ur"): hess_Wr__Ur, ("Wr", "Wh"): hess_Wr__Wh, ("Wr", "Uh"): hess_Wr__Uh, ("Wr", "V"): hess_Wr__V, ("Ur", "Wz"): _block_view(H, 12, 16, 0, 4, (2, 2, 2, 2)), ("Ur", "Uz"): _block_view(H, 12, 16, 4, 8, (2, 2, 2, 2)), ("Ur", "Wr"): _block_view(H, 12, 16, 8, 12, (2, 2, 2, 2)), ("Ur", "Ur"): hess_Ur__Ur, ("Ur", "Wh"): hess_Ur__Wh, ("Ur", "Uh"): hess_Ur__Uh, ("Ur", "V"): hess_Ur__V, ("Wh", "Wz"): _block_view(H, 16, 20, 0, 4, (2, 2, 2, 2)), ("Wh", "Uz"): _block_view(H, 16, 20, 4, 8, (2, 2, 2, 2)), ("Wh", "Wr"): _block_view(H, 16, 20, 8, 12, (2, 2, 2, 2)), ("Wh", "Ur"): _block_view(H, 16, 20, 12, 16, (2, 2, 2, 2)), ("Wh", "Wh"): hess_Wh__Wh, ("Wh", "Uh"): hess_Wh__Uh, ("Wh", "V"): hess_Wh__V, ("Uh", "Wz"): _block_view(H, 20, 24, 0, 4, (2, 2, 2, 2)), ("Uh", "Uz"): _block_view(H, 20, 24, 4, 8, (2, 2, 2, 2)), ("Uh", "Wr"): _block_view(H, 20, 24, 8, 12, (2, 2, 2, 2)), ("Uh", "Ur"): _block_view(H, 20, 24, 12, 16, (2, 2, 2, 2)), ("Uh", "Wh"): _block_view(H, 20, 24, 16, 20, (2, 2, 2, 2)), ("Uh", "Uh"): hess_Uh__Uh, ("Uh", "V"): hess_Uh__V, ("V", "Wz"): _block_view(H, 24, 28, 0, 4, (2, 2, 2, 2)), ("V", "Uz"): _block_view(H, 24, 28, 4, 8, (2, 2, 2, 2)), ("V", "Wr"): _block_view(H, 24, 28, 8, 12, (2, 2, 2, 2)), ("V", "Ur"): _block_view(H, 24, 28, 12, 16, (2, 2, 2, 2)), ("V", "Wh"): _block_view(H, 24, 28, 16, 20, (2, 2, 2, 2)), ("V", "Uh"): _block_view(H, 24, 28, 20, 24, (2, 2, 2, 2)), ("V", "V"): hess_V__V}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x1 = data["x1"]
+    x2 = data["x2"]
+    x3 = data["x3"]
+    h0 = data["h0"]
+    y = data["y"]
+    Wz = params["Wz"]
+    Uz = params["Uz"]
+    Wr = params["Wr"]
+    Ur = params["Ur"]
+    Wh = params["Wh"]
+    Uh = params["Uh"]
+    V = params["V"]
+    B = x1.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["Wz"])
+    if todo:
+        # z_za[j] = Σ_i Wz[j,i] x1[i] + Σ_k Uz[j,k] h0[k]
+        # einsum("ji,Bi->Bj", Wz, x1)
+        # einsum("jk,Bk->Bj", Uz, h0)
+        z_za = x1 @ Wz.T + h0 @ Uz.T
+        # za[j] = sigmoid(z_za[j])
+        za = _sigmoid(z_za)
+        # z_ra[j] = Σ_i Wr[j,i] x1[i] + Σ_k Ur[j,k] h0[k]
+        # einsum("ji,Bi->Bj", Wr, x1)
+        # einsum("jk,Bk->Bj", Ur, h0)
+        z_ra = x1 @ Wr.T + h0 @ Ur.T
+        # ra[j] = sigmoid(z_ra[j])
+        ra = _sigmoid(z_ra)
+        # rha[j] = ra[j] h0[j]
+        rha = ra * h0
+        # z_ca[j] = Σ_i Wh[j,i] x1[i] + Σ_k Uh[j,k] rha[k]
+        # einsum("ji,Bi->Bj", Wh, x1)
+        # einsum("jk,Bk->Bj", Uh, rha)
+        z_ca = x1 @ Wh.T + rha @ Uh.T
+        # ca[j] = tanh(z_ca[j])
+        ca = np.tanh(z_ca)
+        # h1[j] = ca[j] + za[j] (h0[j] - ca[j])
+        tmp = h0 - ca
+        h1 = ca + za * tmp
+        # z_zb[j] = Σ_i Wz[j,i] x2[i] + Σ_k Uz[j,k] h1[k]
+        # einsum("ji,Bi->Bj", Wz, x2)
+        # einsum("jk,Bk->Bj", Uz, h1)
+        z_zb = x2 @ Wz.T + h1 @ Uz.T
+        # zb[j] = sigmoid(z_zb[j])
+        zb = _sigmoid(z_zb)
+        # z_rb[j] = Σ_i Wr[j,i] x2[i] + Σ_k Ur[j,k] h1[k]
+        # einsum("ji,Bi->Bj", Wr, x2)
+        # einsum("jk,Bk->Bj", Ur, h1)
+        z_rb = x2 @ Wr.T + h1 @ Ur.T
+        # rb[j] = sigmoid(z_rb[j])
+        rb = _sigmoid(z_rb)
+        # rhb[j] = rb[j] h1[j]
+        rhb = rb * h1
+        # z_cb[j] = Σ_i Wh[j,i] x2[i] + Σ_k Uh[j,k] rhb[k]
+        # einsum("ji,Bi->Bj", Wh, x2)
+        # einsum("jk,Bk->Bj", Uh, rhb)
+        z_cb = x2 @ Wh.T + rhb @ Uh.T
+        # cb[j] = tanh(z_cb[j])
+        cb = np.tanh(z_cb)
+        # h2[j] = cb[j] + zb[j] (h1[j] - cb[j])
+        tmp_2 = h1 - cb
+        h2 = cb + zb * tmp_2
+        # z_zc[j] = Σ_i Wz[j,i] x3[i] + Σ_k Uz[j,k] h2[k]
+        # einsum("ji,Bi->Bj", Wz, x3)
+        # einsum("jk,Bk->Bj", Uz, h2)
+        z_zc = x3 @ Wz.T + h2 @ Uz.T
+        # zc[j] = sigmoid(z_zc[j])
+        zc = _sigmoid(z_zc)
+        # z_rc[j] = Σ_i Wr[j,i] x3[i] + Σ_k Ur[j,k] h2[k]
+        # einsum("ji,Bi->Bj", Wr, x3)
+        # einsum("jk,Bk->Bj", Ur, h2)
+        z_rc = x3 @ Wr.T + h2 @ Ur.T
+        # rc[j] = sigmoid(z_rc[j])
+        rc = _sigmoid(z_rc)
+        # rhc[j] = rc[j] h2[j]
+        rhc = rc * h2
+        # z_cc[j] = Σ_i Wh[j,i] x3[i] + Σ_k Uh[j,k] rhc[k]
+        # einsum("ji,Bi->Bj", Wh, x3)
+        # einsum("jk,Bk->Bj", Uh, rhc)
+        z_cc = x3 @ Wh.T + rhc @ Uh.T
+        # cc[j] = tanh(z_cc[j])
+        cc = np.tanh(z_cc)
+        # h3[j] = cc[j] + zc[j] (h2[j] - cc[j])
+        tmp_3 = h2 - cc
+        h3 = cc + zc * tmp_3
+        # p[l] = Σ_j V[l,j] h3[j]
+        # einsum("lj,Bj->Bl", V, h3)
+        p = h3 @ V.T
+        del z_ca, tmp, z_cb, tmp_2, z_cc, tmp_3
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # adj_h3[j] = Σ_c V[c,j] adj_p[c]
+        # einsum("cj,Bc->Bj", V, adj_p)
+        adj_h3 = adj_p @ V
+        # adj_zc[j] = adj_h3[j] h2[j] - adj_h3[j] cc[j]
+        adj_zc = adj_h3 * h2 - adj_h3 * cc
+        # adj_z_zc[j] = sigmoid'(z_zc[j]) adj_zc[j]
+        dsigmoid_z_zc = zc*_sigmoid(-z_zc)
+        adj_z_zc = dsigmoid_z_zc * adj_zc
+        # adj_cc[j] = adj_h3[j] - adj_h3[j] zc[j]
+        adj_cc = adj_h3 - adj_h3 * zc
+        # adj_z_cc[j] = tanh'(z_cc[j]) adj_cc[j]
+        dtanh_z_cc = 1 - cc**2
+        adj_z_cc = dtanh_z_cc * adj_cc
+        # adj_rhc[j] = Σ_c Uh[c,j] adj_z_cc[c]
+        # einsum("cj,Bc->Bj", Uh, adj_z_cc)
+        adj_rhc = adj_z_cc @ Uh
+        # adj_rc[j] = adj_rhc[j] h2[j]
+        adj_rc = adj_rhc * h2
+        # adj_z_rc[j] = sigmoid'(z_rc[j]) adj_rc[j]
+        dsigmoid_z_rc = rc*_sigmoid(-z_rc)
+        adj_z_rc = dsigmoid_z_rc * adj_rc
+        # adj_h2[j] = Σ_c Uz[c,j] adj_z_zc[c] + Σ_c Ur[c,j] adj_z_rc[c] + adj_rhc[j] rc[j] + adj_h3[j] zc[j]
+        # einsum("cj,Bc->Bj", Uz, adj_z_zc)
+        # einsum("cj,Bc->Bj", Ur, adj_z_rc)
+        adj_h2 = adj_z_zc @ Uz + adj_z_rc @ Ur + adj_rhc * rc + adj_h3 * zc
+        # adj_zb[j] = adj_h2[j] h1[j] - adj_h2[j] cb[j]
+        adj_zb = adj_h2 * h1 - adj_h2 * cb
+        # adj_z_zb[j] = sigmoid'(z_zb[j]) adj_zb[j]
+        dsigmoid_z_zb = zb*_sigmoid(-z_zb)
+        adj_z_zb = dsigmoid_z_zb * adj_zb
+        # adj_cb[j] = adj_h2[j] - adj_h2[j] zb[j]
+        adj_cb = adj_h2 - adj_h2 * zb
+        # adj_z_cb[j] = tanh'(z_cb[j]) adj_cb[j]
+        dtanh_z_cb = 1 - cb**2
+        adj_z_cb = dtanh_z_cb * adj_cb
+        # adj_rhb[j] = Σ_c Uh[c,j] adj_z_cb[c]
+        # einsum("cj,Bc->Bj", Uh, adj_z_cb)
+        adj_rhb = adj_z_cb @ Uh
+        # adj_rb[j] = adj_rhb[j] h1[j]
+        adj_rb = adj_rhb * h1
+        # adj_z_rb[j] = sigmoid'(z_rb[j]) adj_rb[j]
+        dsigmoid_z_rb = rb*_sigmoid(-z_rb)
+        adj_z_rb = dsigmoid_z_rb * adj_rb
+        # adj_h1[j] = Σ_c Uz[c,j] adj_z_zb[c] + Σ_c Ur[c,j] adj_z_rb[c] + adj_rhb[j] rb[j] + adj_h2[j] zb[j]
+        # einsum("cj,Bc->Bj", Uz, adj_z_zb)
+        # einsum("cj,Bc->Bj", Ur, adj_z_rb)
+        adj_h1 = adj_z_zb @ Uz + adj_z_rb @ Ur + adj_rhb * rb + adj_h2 * zb
+        del dsigmoid_z_zc, dtanh_z_cc, dsigmoid_z_rc, dsigmoid_z_zb, dtanh_z_cb, dsigmoid_z_rb
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
+        # adj_za[j] = adj_h1[j] h0[j] - adj_h1[j] ca[j]
+        adj_za = adj_h1 * h0 - adj_h1 * ca
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        # jac_za__z_za[j,i] = sigmoid'(z_za[j]) δ[j,i]
+        dsigmoid_z_za = za*_sigmoid(-z_za)
+        # einsum("Bj,ji->Bji", dsigmoid_z_za, np.eye(2))
+        jac_za__z_za = np.eye(2) * dsigmoid_z_za[:, :, None]
+        # jac_h1__z_za[j,i] = h0[j] jac_za__z_za[j,i] - ca[j] jac_za__z_za[j,i]
+        # einsum("Bj,Bji->Bji", h0, jac_za__z_za)
+        # einsum("Bj,Bji->Bji", ca, jac_za__z_za)
+        jac_h1__z_za = jac_za__z_za * h0[:, :, None] - jac_za__z_za * ca[:, :, None]
+        # jac_z_rb__z_za[j,i] = Σ_c Ur[j,c] jac_h1__z_za[c,i]
+        # einsum("jc,Bci->Bji", Ur, jac_h1__z_za)
+        jac_z_rb__z_za = (np.tensordot(jac_h1__z_za, Ur, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_rb__z_za[j,i] = sigmoid'(z_rb[j]) jac_z_rb__z_za[j,i]
+        dsigmoid_z_rb_2 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_2, jac_z_rb__z_za)
+        jac_rb__z_za = jac_z_rb__z_za * dsigmoid_z_rb_2[:, :, None]
+        # jac_rhb__z_za[j,i] = h1[j] jac_rb__z_za[j,i] + jac_h1__z_za[j,i] rb[j]
+        # einsum("Bj,Bji->Bji", h1, jac_rb__z_za)
+        # einsum("Bji,Bj->Bji", jac_h1__z_za, rb)
+        jac_rhb__z_za = jac_rb__z_za * h1[:, :, None] + rb[:, :, None] * jac_h1__z_za
+        # jac_z_cb__z_za[j,i] = Σ_c Uh[j,c] jac_rhb__z_za[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhb__z_za)
+        jac_z_cb__z_za = (np.tensordot(jac_rhb__z_za, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cb__z_za[j,i] = tanh'(z_cb[j]) jac_z_cb__z_za[j,i]
+        dtanh_z_cb_2 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_2, jac_z_cb__z_za)
+        jac_cb__z_za = jac_z_cb__z_za * dtanh_z_cb_2[:, :, None]
+        # jac_z_zb__z_za[j,i] = Σ_c Uz[j,c] jac_h1__z_za[c,i]
+        # einsum("jc,Bci->Bji", Uz, jac_h1__z_za)
+        jac_z_zb__z_za = (np.tensordot(jac_h1__z_za, Uz, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_zb__z_za[j,i] = sigmoid'(z_zb[j]) jac_z_zb__z_za[j,i]
+        dsigmoid_z_zb_2 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_2, jac_z_zb__z_za)
+        jac_zb__z_za = jac_z_zb__z_za * dsigmoid_z_zb_2[:, :, None]
+        # jac_h2__z_za[j,i] = jac_cb__z_za[j,i] - jac_cb__z_za[j,i] zb[j] + h1[j] jac_zb__z_za[j,i] - cb[j] jac_zb__z_za[j,i] + jac_h1__z_za[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", jac_cb__z_za, zb)
+        # einsum("Bj,Bji->Bji", h1, jac_zb__z_za)
+        # einsum("Bj,Bji->Bji", cb, jac_zb__z_za)
+        # einsum("Bji,Bj->Bji", jac_h1__z_za, zb)
+        jac_h2__z_za = jac_cb__z_za - zb[:, :, None] * jac_cb__z_za + jac_zb__z_za * h1[:, :, None] - jac_zb__z_za * cb[:, :, None] + zb[:, :, None] * jac_h1__z_za
+        del dsigmoid_z_za, jac_za__z_za, dsigmoid_z_rb_2, dtanh_z_cb_2, dsigmoid_z_zb_2
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        # jac_z_rc__z_za[j,i] = Σ_c Ur[j,c] jac_h2__z_za[c,i]
+        # einsum("jc,Bci->Bji", Ur, jac_h2__z_za)
+        jac_z_rc__z_za = (np.tensordot(jac_h2__z_za, Ur, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_rc__z_za[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_za[j,i]
+        dsigmoid_z_rc_2 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_2, jac_z_rc__z_za)
+        jac_rc__z_za = jac_z_rc__z_za * dsigmoid_z_rc_2[:, :, None]
+        # jac_rhc__z_za[j,i] = h2[j] jac_rc__z_za[j,i] + jac_h2__z_za[j,i] rc[j]
+        # einsum("Bj,Bji->Bji", h2, jac_rc__z_za)
+        # einsum("Bji,Bj->Bji", jac_h2__z_za, rc)
+        jac_rhc__z_za = jac_rc__z_za * h2[:, :, None] + rc[:, :, None] * jac_h2__z_za
+        del dsigmoid_z_rc_2
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
+        # jac_z_cc__z_za[j,i] = Σ_c Uh[j,c] jac_rhc__z_za[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhc__z_za)
+        jac_z_cc__z_za = (np.tensordot(jac_rhc__z_za, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cc__z_za[j,i] = tanh'(z_cc[j]) jac_z_cc__z_za[j,i]
+        dtanh_z_cc_2 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_2, jac_z_cc__z_za)
+        jac_cc__z_za = jac_z_cc__z_za * dtanh_z_cc_2[:, :, None]
+        # jac_z_zc__z_za[j,i] = Σ_c Uz[j,c] jac_h2__z_za[c,i]
+        # einsum("jc,Bci->Bji", Uz, jac_h2__z_za)
+        jac_z_zc__z_za = (np.tensordot(jac_h2__z_za, Uz, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_zc__z_za[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_za[j,i]
+        dsigmoid_z_zc_2 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_2, jac_z_zc__z_za)
+        jac_zc__z_za = jac_z_zc__z_za * dsigmoid_z_zc_2[:, :, None]
+        del dtanh_z_cc_2, dsigmoid_z_zc_2
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        # jac_h3__z_za[j,i] = jac_cc__z_za[j,i] - jac_cc__z_za[j,i] zc[j] + h2[j] jac_zc__z_za[j,i] - cc[j] jac_zc__z_za[j,i] + jac_h2__z_za[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", jac_cc__z_za, zc)
+        # einsum("Bj,Bji->Bji", h2, jac_zc__z_za)
+        # einsum("Bj,Bji->Bji", cc, jac_zc__z_za)
+        # einsum("Bji,Bj->Bji", jac_h2__z_za, zc)
+        jac_h3__z_za = jac_cc__z_za - zc[:, :, None] * jac_cc__z_za + jac_zc__z_za * h2[:, :, None] - jac_zc__z_za * cc[:, :, None] + zc[:, :, None] * jac_h2__z_za
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        # jac_zb__z_zb[j,i] = sigmoid'(z_zb[j]) δ[j,i]
+        dsigmoid_z_zb_3 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,ji->Bji", dsigmoid_z_zb_3, np.eye(2))
+        jac_zb__z_zb = np.eye(2) * dsigmoid_z_zb_3[:, :, None]
+        # jac_h2__z_zb[j,i] = h1[j] jac_zb__z_zb[j,i] - cb[j] jac_zb__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", h1, jac_zb__z_zb)
+        # einsum("Bj,Bji->Bji", cb, jac_zb__z_zb)
+        jac_h2__z_zb = jac_zb__z_zb * h1[:, :, None] - jac_zb__z_zb * cb[:, :, None]
+        del dsigmoid_z_zb_3
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        # jac_z_rc__z_zb[j,i] = Σ_c Ur[j,c] jac_h2__z_zb[c,i]
+        # einsum("jc,Bci->Bji", Ur, jac_h2__z_zb)
+        jac_z_rc__z_zb = (np.tensordot(jac_h2__z_zb, Ur, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_rc__z_zb[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_zb[j,i]
+        dsigmoid_z_rc_3 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_3, jac_z_rc__z_zb)
+        jac_rc__z_zb = jac_z_rc__z_zb * dsigmoid_z_rc_3[:, :, None]
+        # jac_rhc__z_zb[j,i] = h2[j] jac_rc__z_zb[j,i] + jac_h2__z_zb[j,i] rc[j]
+        # einsum("Bj,Bji->Bji", h2, jac_rc__z_zb)
+        # einsum("Bji,Bj->Bji", jac_h2__z_zb, rc)
+        jac_rhc__z_zb = jac_rc__z_zb * h2[:, :, None] + rc[:, :, None] * jac_h2__z_zb
+        del dsigmoid_z_rc_3
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
+        # jac_z_cc__z_zb[j,i] = Σ_c Uh[j,c] jac_rhc__z_zb[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhc__z_zb)
+        jac_z_cc__z_zb = (np.tensordot(jac_rhc__z_zb, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cc__z_zb[j,i] = tanh'(z_cc[j]) jac_z_cc__z_zb[j,i]
+        dtanh_z_cc_3 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_3, jac_z_cc__z_zb)
+        jac_cc__z_zb = jac_z_cc__z_zb * dtanh_z_cc_3[:, :, None]
+        # jac_z_zc__z_zb[j,i] = Σ_c Uz[j,c] jac_h2__z_zb[c,i]
+        # einsum("jc,Bci->Bji", Uz, jac_h2__z_zb)
+        jac_z_zc__z_zb = (np.tensordot(jac_h2__z_zb, Uz, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_zc__z_zb[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_zb[j,i]
+        dsigmoid_z_zc_3 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_3, jac_z_zc__z_zb)
+        jac_zc__z_zb = jac_z_zc__z_zb * dsigmoid_z_zc_3[:, :, None]
+        del dtanh_z_cc_3, dsigmoid_z_zc_3
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        # jac_h3__z_zb[j,i] = jac_cc__z_zb[j,i] - jac_cc__z_zb[j,i] zc[j] + h2[j] jac_zc__z_zb[j,i] - cc[j] jac_zc__z_zb[j,i] + jac_h2__z_zb[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", jac_cc__z_zb, zc)
+        # einsum("Bj,Bji->Bji", h2, jac_zc__z_zb)
+        # einsum("Bj,Bji->Bji", cc, jac_zc__z_zb)
+        # einsum("Bji,Bj->Bji", jac_h2__z_zb, zc)
+        jac_h3__z_zb = jac_cc__z_zb - zc[:, :, None] * jac_cc__z_zb + jac_zc__z_zb * h2[:, :, None] - jac_zc__z_zb * cc[:, :, None] + zc[:, :, None] * jac_h2__z_zb
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
+        # jac_zc__z_zc[j,i] = sigmoid'(z_zc[j]) δ[j,i]
+        dsigmoid_z_zc_4 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,ji->Bji", dsigmoid_z_zc_4, np.eye(2))
+        jac_zc__z_zc = np.eye(2) * dsigmoid_z_zc_4[:, :, None]
+        del dsigmoid_z_zc_4
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        # jac_h3__z_zc[j,i] = h2[j] jac_zc__z_zc[j,i] - cc[j] jac_zc__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", h2, jac_zc__z_zc)
+        # einsum("Bj,Bji->Bji", cc, jac_zc__z_zc)
+        jac_h3__z_zc = jac_zc__z_zc * h2[:, :, None] - jac_zc__z_zc * cc[:, :, None]
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # adj_ca[j] = adj_h1[j] - adj_h1[j] za[j]
+        adj_ca = adj_h1 - adj_h1 * za
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"))):
+        # adj_z_ca[j] = tanh'(z_ca[j]) adj_ca[j]
+        dtanh_z_ca = 1 - ca**2
+        adj_z_ca = dtanh_z_ca * adj_ca
+        del dtanh_z_ca
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        # adj_rha[j] = Σ_c Uh[c,j] adj_z_ca[c]
+        # einsum("cj,Bc->Bj", Uh, adj_z_ca)
+        adj_rha = adj_z_ca @ Uh
+        # adj_ra[j] = adj_rha[j] h0[j]
+        adj_ra = adj_rha * h0
+        del adj_rha
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        # jac_ra__z_ra[j,i] = sigmoid'(z_ra[j]) δ[j,i]
+        dsigmoid_z_ra = ra*_sigmoid(-z_ra)
+        # einsum("Bj,ji->Bji", dsigmoid_z_ra, np.eye(2))
+        jac_ra__z_ra = np.eye(2) * dsigmoid_z_ra[:, :, None]
+        # jac_rha__z_ra[j,i] = h0[j] jac_ra__z_ra[j,i]
+        # einsum("Bj,Bji->Bji", h0, jac_ra__z_ra)
+        jac_rha__z_ra = jac_ra__z_ra * h0[:, :, None]
+        # jac_z_ca__z_ra[j,i] = Σ_c Uh[j,c] jac_rha__z_ra[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rha__z_ra)
+        jac_z_ca__z_ra = (np.tensordot(jac_rha__z_ra, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_ca__z_ra[j,i] = tanh'(z_ca[j]) jac_z_ca__z_ra[j,i]
+        dtanh_z_ca_2 = 1 - ca**2
+        # einsum("Bj,Bji->Bji", dtanh_z_ca_2, jac_z_ca__z_ra)
+        jac_ca__z_ra = jac_z_ca__z_ra * dtanh_z_ca_2[:, :, None]
+        # jac_h1__z_ra[j,i] = jac_ca__z_ra[j,i] - jac_ca__z_ra[j,i] za[j]
+        # einsum("Bji,Bj->Bji", jac_ca__z_ra, za)
+        jac_h1__z_ra = jac_ca__z_ra - za[:, :, None] * jac_ca__z_ra
+        # jac_z_rb__z_ra[j,i] = Σ_c Ur[j,c] jac_h1__z_ra[c,i]
+        # einsum("jc,Bci->Bji", Ur, jac_h1__z_ra)
+        jac_z_rb__z_ra = (np.tensordot(jac_h1__z_ra, Ur, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_rb__z_ra[j,i] = sigmoid'(z_rb[j]) jac_z_rb__z_ra[j,i]
+        dsigmoid_z_rb_3 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_3, jac_z_rb__z_ra)
+        jac_rb__z_ra = jac_z_rb__z_ra * dsigmoid_z_rb_3[:, :, None]
+        # jac_rhb__z_ra[j,i] = h1[j] jac_rb__z_ra[j,i] + jac_h1__z_ra[j,i] rb[j]
+        # einsum("Bj,Bji->Bji", h1, jac_rb__z_ra)
+        # einsum("Bji,Bj->Bji", jac_h1__z_ra, rb)
+        jac_rhb__z_ra = jac_rb__z_ra * h1[:, :, None] + rb[:, :, None] * jac_h1__z_ra
+        # jac_z_cb__z_ra[j,i] = Σ_c Uh[j,c] jac_rhb__z_ra[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhb__z_ra)
+        jac_z_cb__z_ra = (np.tensordot(jac_rhb__z_ra, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cb__z_ra[j,i] = tanh'(z_cb[j]) jac_z_cb__z_ra[j,i]
+        dtanh_z_cb_3 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_3, jac_z_cb__z_ra)
+        jac_cb__z_ra = jac_z_cb__z_ra * dtanh_z_cb_3[:, :, None]
+        # jac_z_zb__z_ra[j,i] = Σ_c Uz[j,c] jac_h1__z_ra[c,i]
+        # einsum("jc,Bci->Bji", Uz, jac_h1__z_ra)
+        jac_z_zb__z_ra = (np.tensordot(jac_h1__z_ra, Uz, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_zb__z_ra[j,i] = sigmoid'(z_zb[j]) jac_z_zb__z_ra[j,i]
+        dsigmoid_z_zb_4 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_4, jac_z_zb__z_ra)
+        jac_zb__z_ra = jac_z_zb__z_ra * dsigmoid_z_zb_4[:, :, None]
+        # jac_h2__z_ra[j,i] = jac_cb__z_ra[j,i] - jac_cb__z_ra[j,i] zb[j] + h1[j] jac_zb__z_ra[j,i] - cb[j] jac_zb__z_ra[j,i] + jac_h1__z_ra[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", jac_cb__z_ra, zb)
+        # einsum("Bj,Bji->Bji", h1, jac_zb__z_ra)
+        # einsum("Bj,Bji->Bji", cb, jac_zb__z_ra)
+        # einsum("Bji,Bj->Bji", jac_h1__z_ra, zb)
+        jac_h2__z_ra = jac_cb__z_ra - zb[:, :, None] * jac_cb__z_ra + jac_zb__z_ra * h1[:, :, None] - jac_zb__z_ra * cb[:, :, None] + zb[:, :, None] * jac_h1__z_ra
+        # jac_z_rc__z_ra[j,i] = Σ_c Ur[j,c] jac_h2__z_ra[c,i]
+        # einsum("jc,Bci->Bji", Ur, jac_h2__z_ra)
+        jac_z_rc__z_ra = (np.tensordot(jac_h2__z_ra, Ur, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_rc__z_ra[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_ra[j,i]
+        dsigmoid_z_rc_4 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_4, jac_z_rc__z_ra)
+        jac_rc__z_ra = jac_z_rc__z_ra * dsigmoid_z_rc_4[:, :, None]
+        # jac_rhc__z_ra[j,i] = h2[j] jac_rc__z_ra[j,i] + jac_h2__z_ra[j,i] rc[j]
+        # einsum("Bj,Bji->Bji", h2, jac_rc__z_ra)
+        # einsum("Bji,Bj->Bji", jac_h2__z_ra, rc)
+        jac_rhc__z_ra = jac_rc__z_ra * h2[:, :, None] + rc[:, :, None] * jac_h2__z_ra
+        del dsigmoid_z_ra, jac_ra__z_ra, dtanh_z_ca_2, dsigmoid_z_rb_3, dtanh_z_cb_3, dsigmoid_z_zb_4, dsigmoid_z_rc_4
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        # jac_z_cc__z_ra[j,i] = Σ_c Uh[j,c] jac_rhc__z_ra[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhc__z_ra)
+        jac_z_cc__z_ra = (np.tensordot(jac_rhc__z_ra, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cc__z_ra[j,i] = tanh'(z_cc[j]) jac_z_cc__z_ra[j,i]
+        dtanh_z_cc_4 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_4, jac_z_cc__z_ra)
+        jac_cc__z_ra = jac_z_cc__z_ra * dtanh_z_cc_4[:, :, None]
+        # jac_z_zc__z_ra[j,i] = Σ_c Uz[j,c] jac_h2__z_ra[c,i]
+        # einsum("jc,Bci->Bji", Uz, jac_h2__z_ra)
+        jac_z_zc__z_ra = (np.tensordot(jac_h2__z_ra, Uz, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_zc__z_ra[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_ra[j,i]
+        dsigmoid_z_zc_5 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_5, jac_z_zc__z_ra)
+        jac_zc__z_ra = jac_z_zc__z_ra * dsigmoid_z_zc_5[:, :, None]
+        del dtanh_z_cc_4, dsigmoid_z_zc_5
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        # jac_h3__z_ra[j,i] = jac_cc__z_ra[j,i] - jac_cc__z_ra[j,i] zc[j] + h2[j] jac_zc__z_ra[j,i] - cc[j] jac_zc__z_ra[j,i] + jac_h2__z_ra[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", jac_cc__z_ra, zc)
+        # einsum("Bj,Bji->Bji", h2, jac_zc__z_ra)
+        # einsum("Bj,Bji->Bji", cc, jac_zc__z_ra)
+        # einsum("Bji,Bj->Bji", jac_h2__z_ra, zc)
+        jac_h3__z_ra = jac_cc__z_ra - zc[:, :, None] * jac_cc__z_ra + jac_zc__z_ra * h2[:, :, None] - jac_zc__z_ra * cc[:, :, None] + zc[:, :, None] * jac_h2__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        # jac_rb__z_rb[j,i] = sigmoid'(z_rb[j]) δ[j,i]
+        dsigmoid_z_rb_4 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,ji->Bji", dsigmoid_z_rb_4, np.eye(2))
+        jac_rb__z_rb = np.eye(2) * dsigmoid_z_rb_4[:, :, None]
+        # jac_rhb__z_rb[j,i] = h1[j] jac_rb__z_rb[j,i]
+        # einsum("Bj,Bji->Bji", h1, jac_rb__z_rb)
+        jac_rhb__z_rb = jac_rb__z_rb * h1[:, :, None]
+        # jac_z_cb__z_rb[j,i] = Σ_c Uh[j,c] jac_rhb__z_rb[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhb__z_rb)
+        jac_z_cb__z_rb = (np.tensordot(jac_rhb__z_rb, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cb__z_rb[j,i] = tanh'(z_cb[j]) jac_z_cb__z_rb[j,i]
+        dtanh_z_cb_4 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_4, jac_z_cb__z_rb)
+        jac_cb__z_rb = jac_z_cb__z_rb * dtanh_z_cb_4[:, :, None]
+        # jac_h2__z_rb[j,i] = jac_cb__z_rb[j,i] - jac_cb__z_rb[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", jac_cb__z_rb, zb)
+        jac_h2__z_rb = jac_cb__z_rb - zb[:, :, None] * jac_cb__z_rb
+        # jac_z_rc__z_rb[j,i] = Σ_c Ur[j,c] jac_h2__z_rb[c,i]
+        # einsum("jc,Bci->Bji", Ur, jac_h2__z_rb)
+        jac_z_rc__z_rb = (np.tensordot(jac_h2__z_rb, Ur, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_rc__z_rb[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_rb[j,i]
+        dsigmoid_z_rc_5 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_5, jac_z_rc__z_rb)
+        jac_rc__z_rb = jac_z_rc__z_rb * dsigmoid_z_rc_5[:, :, None]
+        # jac_rhc__z_rb[j,i] = h2[j] jac_rc__z_rb[j,i] + jac_h2__z_rb[j,i] rc[j]
+        # einsum("Bj,Bji->Bji", h2, jac_rc__z_rb)
+        # einsum("Bji,Bj->Bji", jac_h2__z_rb, rc)
+        jac_rhc__z_rb = jac_rc__z_rb * h2[:, :, None] + rc[:, :, None] * jac_h2__z_rb
+        del dsigmoid_z_rb_4, dtanh_z_cb_4, dsigmoid_z_rc_5
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        # jac_z_cc__z_rb[j,i] = Σ_c Uh[j,c] jac_rhc__z_rb[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhc__z_rb)
+        jac_z_cc__z_rb = (np.tensordot(jac_rhc__z_rb, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cc__z_rb[j,i] = tanh'(z_cc[j]) jac_z_cc__z_rb[j,i]
+        dtanh_z_cc_5 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_5, jac_z_cc__z_rb)
+        jac_cc__z_rb = jac_z_cc__z_rb * dtanh_z_cc_5[:, :, None]
+        # jac_z_zc__z_rb[j,i] = Σ_c Uz[j,c] jac_h2__z_rb[c,i]
+        # einsum("jc,Bci->Bji", Uz, jac_h2__z_rb)
+        jac_z_zc__z_rb = (np.tensordot(jac_h2__z_rb, Uz, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_zc__z_rb[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_rb[j,i]
+        dsigmoid_z_zc_6 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_6, jac_z_zc__z_rb)
+        jac_zc__z_rb = jac_z_zc__z_rb * dsigmoid_z_zc_6[:, :, None]
+        del dtanh_z_cc_5, dsigmoid_z_zc_6
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        # jac_h3__z_rb[j,i] = jac_cc__z_rb[j,i] - jac_cc__z_rb[j,i] zc[j] + h2[j] jac_zc__z_rb[j,i] - cc[j] jac_zc__z_rb[j,i] + jac_h2__z_rb[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", jac_cc__z_rb, zc)
+        # einsum("Bj,Bji->Bji", h2, jac_zc__z_rb)
+        # einsum("Bj,Bji->Bji", cc, jac_zc__z_rb)
+        # einsum("Bji,Bj->Bji", jac_h2__z_rb, zc)
+        jac_h3__z_rb = jac_cc__z_rb - zc[:, :, None] * jac_cc__z_rb + jac_zc__z_rb * h2[:, :, None] - jac_zc__z_rb * cc[:, :, None] + zc[:, :, None] * jac_h2__z_rb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        # jac_rc__z_rc[j,i] = sigmoid'(z_rc[j]) δ[j,i]
+        dsigmoid_z_rc_6 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,ji->Bji", dsigmoid_z_rc_6, np.eye(2))
+        jac_rc__z_rc = np.eye(2) * dsigmoid_z_rc_6[:, :, None]
+        # jac_rhc__z_rc[j,i] = h2[j] jac_rc__z_rc[j,i]
+        # einsum("Bj,Bji->Bji", h2, jac_rc__z_rc)
+        jac_rhc__z_rc = jac_rc__z_rc * h2[:, :, None]
+        del dsigmoid_z_rc_6
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        # jac_z_cc__z_rc[j,i] = Σ_c Uh[j,c] jac_rhc__z_rc[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhc__z_rc)
+        jac_z_cc__z_rc = (np.tensordot(jac_rhc__z_rc, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cc__z_rc[j,i] = tanh'(z_cc[j]) jac_z_cc__z_rc[j,i]
+        dtanh_z_cc_6 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_6, jac_z_cc__z_rc)
+        jac_cc__z_rc = jac_z_cc__z_rc * dtanh_z_cc_6[:, :, None]
+        del dtanh_z_cc_6
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        # jac_h3__z_rc[j,i] = jac_cc__z_rc[j,i] - jac_cc__z_rc[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", jac_cc__z_rc, zc)
+        jac_h3__z_rc = jac_cc__z_rc - zc[:, :, None] * jac_cc__z_rc
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        # jac_ca__z_ca[j,i] = tanh'(z_ca[j]) δ[j,i]
+        dtanh_z_ca_3 = 1 - ca**2
+        # einsum("Bj,ji->Bji", dtanh_z_ca_3, np.eye(2))
+        jac_ca__z_ca = np.eye(2) * dtanh_z_ca_3[:, :, None]
+        # jac_h1__z_ca[j,i] = jac_ca__z_ca[j,i] - jac_ca__z_ca[j,i] za[j]
+        # einsum("Bji,Bj->Bji", jac_ca__z_ca, za)
+        jac_h1__z_ca = jac_ca__z_ca - za[:, :, None] * jac_ca__z_ca
+        # jac_z_rb__z_ca[j,i] = Σ_c Ur[j,c] jac_h1__z_ca[c,i]
+        # einsum("jc,Bci->Bji", Ur, jac_h1__z_ca)
+        jac_z_rb__z_ca = (np.tensordot(jac_h1__z_ca, Ur, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_rb__z_ca[j,i] = sigmoid'(z_rb[j]) jac_z_rb__z_ca[j,i]
+        dsigmoid_z_rb_5 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_5, jac_z_rb__z_ca)
+        jac_rb__z_ca = jac_z_rb__z_ca * dsigmoid_z_rb_5[:, :, None]
+        # jac_rhb__z_ca[j,i] = h1[j] jac_rb__z_ca[j,i] + jac_h1__z_ca[j,i] rb[j]
+        # einsum("Bj,Bji->Bji", h1, jac_rb__z_ca)
+        # einsum("Bji,Bj->Bji", jac_h1__z_ca, rb)
+        jac_rhb__z_ca = jac_rb__z_ca * h1[:, :, None] + rb[:, :, None] * jac_h1__z_ca
+        # jac_z_cb__z_ca[j,i] = Σ_c Uh[j,c] jac_rhb__z_ca[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhb__z_ca)
+        jac_z_cb__z_ca = (np.tensordot(jac_rhb__z_ca, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cb__z_ca[j,i] = tanh'(z_cb[j]) jac_z_cb__z_ca[j,i]
+        dtanh_z_cb_5 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_5, jac_z_cb__z_ca)
+        jac_cb__z_ca = jac_z_cb__z_ca * dtanh_z_cb_5[:, :, None]
+        # jac_z_zb__z_ca[j,i] = Σ_c Uz[j,c] jac_h1__z_ca[c,i]
+        # einsum("jc,Bci->Bji", Uz, jac_h1__z_ca)
+        jac_z_zb__z_ca = (np.tensordot(jac_h1__z_ca, Uz, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_zb__z_ca[j,i] = sigmoid'(z_zb[j]) jac_z_zb__z_ca[j,i]
+        dsigmoid_z_zb_5 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_5, jac_z_zb__z_ca)
+        jac_zb__z_ca = jac_z_zb__z_ca * dsigmoid_z_zb_5[:, :, None]
+        # jac_h2__z_ca[j,i] = jac_cb__z_ca[j,i] - jac_cb__z_ca[j,i] zb[j] + h1[j] jac_zb__z_ca[j,i] - cb[j] jac_zb__z_ca[j,i] + jac_h1__z_ca[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", jac_cb__z_ca, zb)
+        # einsum("Bj,Bji->Bji", h1, jac_zb__z_ca)
+        # einsum("Bj,Bji->Bji", cb, jac_zb__z_ca)
+        # einsum("Bji,Bj->Bji", jac_h1__z_ca, zb)
+        jac_h2__z_ca = jac_cb__z_ca - zb[:, :, None] * jac_cb__z_ca + jac_zb__z_ca * h1[:, :, None] - jac_zb__z_ca * cb[:, :, None] + zb[:, :, None] * jac_h1__z_ca
+        # jac_z_rc__z_ca[j,i] = Σ_c Ur[j,c] jac_h2__z_ca[c,i]
+        # einsum("jc,Bci->Bji", Ur, jac_h2__z_ca)
+        jac_z_rc__z_ca = (np.tensordot(jac_h2__z_ca, Ur, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_rc__z_ca[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_ca[j,i]
+        dsigmoid_z_rc_7 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_7, jac_z_rc__z_ca)
+        jac_rc__z_ca = jac_z_rc__z_ca * dsigmoid_z_rc_7[:, :, None]
+        # jac_rhc__z_ca[j,i] = h2[j] jac_rc__z_ca[j,i] + jac_h2__z_ca[j,i] rc[j]
+        # einsum("Bj,Bji->Bji", h2, jac_rc__z_ca)
+        # einsum("Bji,Bj->Bji", jac_h2__z_ca, rc)
+        jac_rhc__z_ca = jac_rc__z_ca * h2[:, :, None] + rc[:, :, None] * jac_h2__z_ca
+        # jac_z_cc__z_ca[j,i] = Σ_c Uh[j,c] jac_rhc__z_ca[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhc__z_ca)
+        jac_z_cc__z_ca = (np.tensordot(jac_rhc__z_ca, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cc__z_ca[j,i] = tanh'(z_cc[j]) jac_z_cc__z_ca[j,i]
+        dtanh_z_cc_7 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_7, jac_z_cc__z_ca)
+        jac_cc__z_ca = jac_z_cc__z_ca * dtanh_z_cc_7[:, :, None]
+        # jac_z_zc__z_ca[j,i] = Σ_c Uz[j,c] jac_h2__z_ca[c,i]
+        # einsum("jc,Bci->Bji", Uz, jac_h2__z_ca)
+        jac_z_zc__z_ca = (np.tensordot(jac_h2__z_ca, Uz, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_zc__z_ca[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_ca[j,i]
+        dsigmoid_z_zc_7 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_7, jac_z_zc__z_ca)
+        jac_zc__z_ca = jac_z_zc__z_ca * dsigmoid_z_zc_7[:, :, None]
+        del dtanh_z_ca_3, dsigmoid_z_rb_5, dtanh_z_cb_5, dsigmoid_z_zb_5, dsigmoid_z_rc_7, dtanh_z_cc_7, dsigmoid_z_zc_7
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
+        # jac_h3__z_ca[j,i] = jac_cc__z_ca[j,i] - jac_cc__z_ca[j,i] zc[j] + h2[j] jac_zc__z_ca[j,i] - cc[j] jac_zc__z_ca[j,i] + jac_h2__z_ca[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", jac_cc__z_ca, zc)
+        # einsum("Bj,Bji->Bji", h2, jac_zc__z_ca)
+        # einsum("Bj,Bji->Bji", cc, jac_zc__z_ca)
+        # einsum("Bji,Bj->Bji", jac_h2__z_ca, zc)
+        jac_h3__z_ca = jac_cc__z_ca - zc[:, :, None] * jac_cc__z_ca + jac_zc__z_ca * h2[:, :, None] - jac_zc__z_ca * cc[:, :, None] + zc[:, :, None] * jac_h2__z_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        # jac_cb__z_cb[j,i] = tanh'(z_cb[j]) δ[j,i]
+        dtanh_z_cb_6 = 1 - cb**2
+        # einsum("Bj,ji->Bji", dtanh_z_cb_6, np.eye(2))
+        jac_cb__z_cb = np.eye(2) * dtanh_z_cb_6[:, :, None]
+        # jac_h2__z_cb[j,i] = jac_cb__z_cb[j,i] - jac_cb__z_cb[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", jac_cb__z_cb, zb)
+        jac_h2__z_cb = jac_cb__z_cb - zb[:, :, None] * jac_cb__z_cb
+        # jac_z_rc__z_cb[j,i] = Σ_c Ur[j,c] jac_h2__z_cb[c,i]
+        # einsum("jc,Bci->Bji", Ur, jac_h2__z_cb)
+        jac_z_rc__z_cb = (np.tensordot(jac_h2__z_cb, Ur, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_rc__z_cb[j,i] = sigmoid'(z_rc[j]) jac_z_rc__z_cb[j,i]
+        dsigmoid_z_rc_8 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_8, jac_z_rc__z_cb)
+        jac_rc__z_cb = jac_z_rc__z_cb * dsigmoid_z_rc_8[:, :, None]
+        # jac_rhc__z_cb[j,i] = h2[j] jac_rc__z_cb[j,i] + jac_h2__z_cb[j,i] rc[j]
+        # einsum("Bj,Bji->Bji", h2, jac_rc__z_cb)
+        # einsum("Bji,Bj->Bji", jac_h2__z_cb, rc)
+        jac_rhc__z_cb = jac_rc__z_cb * h2[:, :, None] + rc[:, :, None] * jac_h2__z_cb
+        # jac_z_cc__z_cb[j,i] = Σ_c Uh[j,c] jac_rhc__z_cb[c,i]
+        # einsum("jc,Bci->Bji", Uh, jac_rhc__z_cb)
+        jac_z_cc__z_cb = (np.tensordot(jac_rhc__z_cb, Uh, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_cc__z_cb[j,i] = tanh'(z_cc[j]) jac_z_cc__z_cb[j,i]
+        dtanh_z_cc_8 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_8, jac_z_cc__z_cb)
+        jac_cc__z_cb = jac_z_cc__z_cb * dtanh_z_cc_8[:, :, None]
+        # jac_z_zc__z_cb[j,i] = Σ_c Uz[j,c] jac_h2__z_cb[c,i]
+        # einsum("jc,Bci->Bji", Uz, jac_h2__z_cb)
+        jac_z_zc__z_cb = (np.tensordot(jac_h2__z_cb, Uz, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_zc__z_cb[j,i] = sigmoid'(z_zc[j]) jac_z_zc__z_cb[j,i]
+        dsigmoid_z_zc_8 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_8, jac_z_zc__z_cb)
+        jac_zc__z_cb = jac_z_zc__z_cb * dsigmoid_z_zc_8[:, :, None]
+        del dtanh_z_cb_6, dsigmoid_z_rc_8, dtanh_z_cc_8, dsigmoid_z_zc_8
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
+        # jac_h3__z_cb[j,i] = jac_cc__z_cb[j,i] - jac_cc__z_cb[j,i] zc[j] + h2[j] jac_zc__z_cb[j,i] - cc[j] jac_zc__z_cb[j,i] + jac_h2__z_cb[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", jac_cc__z_cb, zc)
+        # einsum("Bj,Bji->Bji", h2, jac_zc__z_cb)
+        # einsum("Bj,Bji->Bji", cc, jac_zc__z_cb)
+        # einsum("Bji,Bj->Bji", jac_h2__z_cb, zc)
+        jac_h3__z_cb = jac_cc__z_cb - zc[:, :, None] * jac_cc__z_cb + jac_zc__z_cb * h2[:, :, None] - jac_zc__z_cb * cc[:, :, None] + zc[:, :, None] * jac_h2__z_cb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        # jac_cc__z_cc[j,i] = tanh'(z_cc[j]) δ[j,i]
+        dtanh_z_cc_9 = 1 - cc**2
+        # einsum("Bj,ji->Bji", dtanh_z_cc_9, np.eye(2))
+        jac_cc__z_cc = np.eye(2) * dtanh_z_cc_9[:, :, None]
+        del dtanh_z_cc_9
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
+        # jac_h3__z_cc[j,i] = jac_cc__z_cc[j,i] - jac_cc__z_cc[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", jac_cc__z_cc, zc)
+        jac_h3__z_cc = jac_cc__z_cc - zc[:, :, None] * jac_cc__z_cc
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # jac_p__h3[l,j] = V[l,j]
+        jac_p__h3 = V
+        # jac_p__zc[l,j] = h2[j] jac_p__h3[l,j] - cc[j] jac_p__h3[l,j]
+        # einsum("Bj,lj->Blj", h2, jac_p__h3)
+        # einsum("Bj,lj->Blj", cc, jac_p__h3)
+        jac_p__zc = jac_p__h3 * h2[:, None] - jac_p__h3 * cc[:, None]
+        # jac_p__z_zc[l,j] = sigmoid'(z_zc[j]) jac_p__zc[l,j]
+        dsigmoid_z_zc_9 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_zc_9, jac_p__zc)
+        jac_p__z_zc = jac_p__zc * dsigmoid_z_zc_9[:, None]
+        # jac_p__cc[l,j] = jac_p__h3[l,j] - jac_p__h3[l,j] zc[j]
+        # einsum("lj,Bj->Blj", jac_p__h3, zc)
+        jac_p__cc = jac_p__h3 - zc[:, None] * jac_p__h3
+        # jac_p__z_cc[l,j] = tanh'(z_cc[j]) jac_p__cc[l,j]
+        dtanh_z_cc_10 = 1 - cc**2
+        # einsum("Bj,Blj->Blj", dtanh_z_cc_10, jac_p__cc)
+        jac_p__z_cc = jac_p__cc * dtanh_z_cc_10[:, None]
+        # jac_p__rhc[l,j] = Σ_c Uh[c,j] jac_p__z_cc[l,c]
+        # einsum("cj,Blc->Blj", Uh, jac_p__z_cc)
+        jac_p__rhc = np.tensordot(jac_p__z_cc, Uh, axes=([2], [0]))
+        # jac_p__rc[l,j] = h2[j] jac_p__rhc[l,j]
+        # einsum("Bj,Blj->Blj", h2, jac_p__rhc)
+        jac_p__rc = jac_p__rhc * h2[:, None]
+        # jac_p__z_rc[l,j] = sigmoid'(z_rc[j]) jac_p__rc[l,j]
+        dsigmoid_z_rc_9 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_rc_9, jac_p__rc)
+        jac_p__z_rc = jac_p__rc * dsigmoid_z_rc_9[:, None]
+        # jac_p__h2[l,j] = Σ_c Uz[c,j] jac_p__z_zc[l,c] + Σ_c Ur[c,j] jac_p__z_rc[l,c] + jac_p__rhc[l,j] rc[j] + jac_p__h3[l,j] zc[j]
+        # einsum("cj,Blc->Blj", Uz, jac_p__z_zc)
+        # einsum("cj,Blc->Blj", Ur, jac_p__z_rc)
+        # einsum("Blj,Bj->Blj", jac_p__rhc, rc)
+        # einsum("lj,Bj->Blj", jac_p__h3, zc)
+        jac_p__h2 = np.tensordot(jac_p__z_zc, Uz, axes=([2], [0])) + np.tensordot(jac_p__z_rc, Ur, axes=([2], [0])) + rc[:, None] * jac_p__rhc + zc[:, None] * jac_p__h3
+        # jac_p__zb[l,j] = h1[j] jac_p__h2[l,j] - cb[j] jac_p__h2[l,j]
+        # einsum("Bj,Blj->Blj", h1, jac_p__h2)
+        # einsum("Bj,Blj->Blj", cb, jac_p__h2)
+        jac_p__zb = jac_p__h2 * h1[:, None] - jac_p__h2 * cb[:, None]
+        # jac_p__z_zb[l,j] = sigmoid'(z_zb[j]) jac_p__zb[l,j]
+        dsigmoid_z_zb_6 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_zb_6, jac_p__zb)
+        jac_p__z_zb = jac_p__zb * dsigmoid_z_zb_6[:, None]
+        # jac_p__cb[l,j] = jac_p__h2[l,j] - jac_p__h2[l,j] zb[j]
+        # einsum("Blj,Bj->Blj", jac_p__h2, zb)
+        jac_p__cb = jac_p__h2 - zb[:, None] * jac_p__h2
+        # jac_p__z_cb[l,j] = tanh'(z_cb[j]) jac_p__cb[l,j]
+        dtanh_z_cb_7 = 1 - cb**2
+        # einsum("Bj,Blj->Blj", dtanh_z_cb_7, jac_p__cb)
+        jac_p__z_cb = jac_p__cb * dtanh_z_cb_7[:, None]
+        # jac_p__rhb[l,j] = Σ_c Uh[c,j] jac_p__z_cb[l,c]
+        # einsum("cj,Blc->Blj", Uh, jac_p__z_cb)
+        jac_p__rhb = np.tensordot(jac_p__z_cb, Uh, axes=([2], [0]))
+        # jac_p__rb[l,j] = h1[j] jac_p__rhb[l,j]
+        # einsum("Bj,Blj->Blj", h1, jac_p__rhb)
+        jac_p__rb = jac_p__rhb * h1[:, None]
+        # jac_p__z_rb[l,j] = sigmoid'(z_rb[j]) jac_p__rb[l,j]
+        dsigmoid_z_rb_6 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_rb_6, jac_p__rb)
+        jac_p__z_rb = jac_p__rb * dsigmoid_z_rb_6[:, None]
+        # jac_p__h1[l,j] = Σ_c Uz[c,j] jac_p__z_zb[l,c] + Σ_c Ur[c,j] jac_p__z_rb[l,c] + jac_p__rhb[l,j] rb[j] + jac_p__h2[l,j] zb[j]
+        # einsum("cj,Blc->Blj", Uz, jac_p__z_zb)
+        # einsum("cj,Blc->Blj", Ur, jac_p__z_rb)
+        # einsum("Blj,Bj->Blj", jac_p__rhb, rb)
+        # einsum("Blj,Bj->Blj", jac_p__h2, zb)
+        jac_p__h1 = np.tensordot(jac_p__z_zb, Uz, axes=([2], [0])) + np.tensordot(jac_p__z_rb, Ur, axes=([2], [0])) + rb[:, None] * jac_p__rhb + zb[:, None] * jac_p__h2
+        del jac_p__h3, jac_p__zc, dsigmoid_z_zc_9, jac_p__cc, dtanh_z_cc_10, jac_p__rhc, jac_p__rc, dsigmoid_z_rc_9, jac_p__h2, jac_p__zb, dsigmoid_z_zb_6, jac_p__cb, dtanh_z_cb_7, jac_p__rhb, jac_p__rb, dsigmoid_z_rb_6
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
+        # jac_p__za[l,j] = h0[j] jac_p__h1[l,j] - ca[j] jac_p__h1[l,j]
+        # einsum("Bj,Blj->Blj", h0, jac_p__h1)
+        # einsum("Bj,Blj->Blj", ca, jac_p__h1)
+        jac_p__za = jac_p__h1 * h0[:, None] - jac_p__h1 * ca[:, None]
+        # jac_p__z_za[l,j] = sigmoid'(z_za[j]) jac_p__za[l,j]
+        dsigmoid_z_za_2 = za*_sigmoid(-z_za)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_za_2, jac_p__za)
+        jac_p__z_za = jac_p__za * dsigmoid_z_za_2[:, None]
+        # hess_p__z_za[l,j] = jac_p__z_za[l,j] softmax_l(p[l]) - Σ_c jac_p__z_za[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_za, softmax_p_2)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_za, softmax_p_2, softmax_p_2)
+        tmp_4 = (softmax_p_2[..., None, :] @ jac_p__z_za)[..., 0, :]
+        hess_p__z_za = softmax_p_2[:, :, None] * jac_p__z_za - tmp_4[:, None] * softmax_p_2[:, :, None]
+        # hess_h3__z_za[j,i] = Σ_c V[c,j] hess_p__z_za[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_za)
+        hess_h3__z_za = (np.tensordot(hess_p__z_za, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__z_za[j,i] = h2[j] hess_h3__z_za[j,i] - cc[j] hess_h3__z_za[j,i] - adj_h3[j] jac_cc__z_za[j,i] + adj_h3[j] jac_h2__z_za[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_h3__z_za)
+        # einsum("Bj,Bji->Bji", cc, hess_h3__z_za)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_cc__z_za)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_h2__z_za)
+        hess_zc__z_za = hess_h3__z_za * h2[:, :, None] - hess_h3__z_za * cc[:, :, None] - jac_cc__z_za * adj_h3[:, :, None] + jac_h2__z_za * adj_h3[:, :, None]
+        # hess_z_zc__z_za[j,i] = sigmoid'(z_zc[j]) hess_zc__z_za[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_za[j,i]
+        dsigmoid_z_zc_10 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_10, hess_zc__z_za)
+        d2sigmoid_z_zc = -zc*(2*zc - 1)*_sigmoid(-z_zc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_za)
+        tmp_5 = adj_zc * d2sigmoid_z_zc
+        hess_z_zc__z_za = hess_zc__z_za * dsigmoid_z_zc_10[:, :, None] + tmp_5[:, :, None] * jac_z_zc__z_za
+        # hess_cc__z_za[j,i] = hess_h3__z_za[j,i] - hess_h3__z_za[j,i] zc[j] - adj_h3[j] jac_zc__z_za[j,i]
+        # einsum("Bji,Bj->Bji", hess_h3__z_za, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_za)
+        hess_cc__z_za = hess_h3__z_za - zc[:, :, None] * hess_h3__z_za - jac_zc__z_za * adj_h3[:, :, None]
+        # hess_z_cc__z_za[j,i] = tanh'(z_cc[j]) hess_cc__z_za[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_za[j,i]
+        dtanh_z_cc_11 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_11, hess_cc__z_za)
+        d2tanh_z_cc = 2*cc*(cc**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc, adj_cc, jac_z_cc__z_za)
+        tmp_6 = adj_cc * d2tanh_z_cc
+        hess_z_cc__z_za = hess_cc__z_za * dtanh_z_cc_11[:, :, None] + tmp_6[:, :, None] * jac_z_cc__z_za
+        # hess_rhc__z_za[j,i] = Σ_c Uh[c,j] hess_z_cc__z_za[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_za)
+        hess_rhc__z_za = (np.tensordot(hess_z_cc__z_za, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__z_za[j,i] = h2[j] hess_rhc__z_za[j,i] + adj_rhc[j] jac_h2__z_za[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_rhc__z_za)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_za)
+        hess_rc__z_za = hess_rhc__z_za * h2[:, :, None] + jac_h2__z_za * adj_rhc[:, :, None]
+        # hess_z_rc__z_za[j,i] = sigmoid'(z_rc[j]) hess_rc__z_za[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_za[j,i]
+        dsigmoid_z_rc_10 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_10, hess_rc__z_za)
+        d2sigmoid_z_rc = -rc*(2*rc - 1)*_sigmoid(-z_rc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_za)
+        tmp_7 = adj_rc * d2sigmoid_z_rc
+        hess_z_rc__z_za = hess_rc__z_za * dsigmoid_z_rc_10[:, :, None] + tmp_7[:, :, None] * jac_z_rc__z_za
+        # hess_h2__z_za[j,i] = Σ_c Uz[c,j] hess_z_zc__z_za[c,i] + Σ_c Ur[c,j] hess_z_rc__z_za[c,i] + hess_rhc__z_za[j,i] rc[j] + adj_rhc[j] jac_rc__z_za[j,i] + hess_h3__z_za[j,i] zc[j] + adj_h3[j] jac_zc__z_za[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_za)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_za)
+        # einsum("Bji,Bj->Bji", hess_rhc__z_za, rc)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_rc__z_za)
+        # einsum("Bji,Bj->Bji", hess_h3__z_za, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_za)
+        hess_h2__z_za = (np.tensordot(hess_z_zc__z_za, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_za, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_za + jac_rc__z_za * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_za + jac_zc__z_za * adj_h3[:, :, None]
+        # hess_zb__z_za[j,i] = h1[j] hess_h2__z_za[j,i] - cb[j] hess_h2__z_za[j,i] - adj_h2[j] jac_cb__z_za[j,i] + adj_h2[j] jac_h1__z_za[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_h2__z_za)
+        # einsum("Bj,Bji->Bji", cb, hess_h2__z_za)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_cb__z_za)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_h1__z_za)
+        hess_zb__z_za = hess_h2__z_za * h1[:, :, None] - hess_h2__z_za * cb[:, :, None] - jac_cb__z_za * adj_h2[:, :, None] + jac_h1__z_za * adj_h2[:, :, None]
+        # hess_z_zb__z_za[j,i] = sigmoid'(z_zb[j]) hess_zb__z_za[j,i] + sigmoid''(z_zb[j]) adj_zb[j] jac_z_zb__z_za[j,i]
+        dsigmoid_z_zb_7 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_7, hess_zb__z_za)
+        d2sigmoid_z_zb = -zb*(2*zb - 1)*_sigmoid(-z_zb)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zb, adj_zb, jac_z_zb__z_za)
+        tmp_8 = adj_zb * d2sigmoid_z_zb
+        hess_z_zb__z_za = hess_zb__z_za * dsigmoid_z_zb_7[:, :, None] + tmp_8[:, :, None] * jac_z_zb__z_za
+        # hess_cb__z_za[j,i] = hess_h2__z_za[j,i] - hess_h2__z_za[j,i] zb[j] - adj_h2[j] jac_zb__z_za[j,i]
+        # einsum("Bji,Bj->Bji", hess_h2__z_za, zb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_za)
+        hess_cb__z_za = hess_h2__z_za - zb[:, :, None] * hess_h2__z_za - jac_zb__z_za * adj_h2[:, :, None]
+        # hess_z_cb__z_za[j,i] = tanh'(z_cb[j]) hess_cb__z_za[j,i] + tanh''(z_cb[j]) adj_cb[j] jac_z_cb__z_za[j,i]
+        dtanh_z_cb_8 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_8, hess_cb__z_za)
+        d2tanh_z_cb = 2*cb*(cb**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cb, adj_cb, jac_z_cb__z_za)
+        tmp_9 = adj_cb * d2tanh_z_cb
+        hess_z_cb__z_za = hess_cb__z_za * dtanh_z_cb_8[:, :, None] + tmp_9[:, :, None] * jac_z_cb__z_za
+        # hess_rhb__z_za[j,i] = Σ_c Uh[c,j] hess_z_cb__z_za[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_za)
+        hess_rhb__z_za = (np.tensordot(hess_z_cb__z_za, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__z_za[j,i] = h1[j] hess_rhb__z_za[j,i] + adj_rhb[j] jac_h1__z_za[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_rhb__z_za)
+        # einsum("Bj,Bji->Bji", adj_rhb, jac_h1__z_za)
+        hess_rb__z_za = hess_rhb__z_za * h1[:, :, None] + jac_h1__z_za * adj_rhb[:, :, None]
+        # hess_z_rb__z_za[j,i] = sigmoid'(z_rb[j]) hess_rb__z_za[j,i] + sigmoid''(z_rb[j]) adj_rb[j] jac_z_rb__z_za[j,i]
+        dsigmoid_z_rb_7 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_7, hess_rb__z_za)
+        d2sigmoid_z_rb = -rb*(2*rb - 1)*_sigmoid(-z_rb)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rb, adj_rb, jac_z_rb__z_za)
+        tmp_10 = adj_rb * d2sigmoid_z_rb
+        hess_z_rb__z_za = hess_rb__z_za * dsigmoid_z_rb_7[:, :, None] + tmp_10[:, :, None] * jac_z_rb__z_za
+        # hess_h1__z_za[j,i] = Σ_c Uz[c,j] hess_z_zb__z_za[c,i] + Σ_c Ur[c,j] hess_z_rb__z_za[c,i] + hess_rhb__z_za[j,i] rb[j] + adj_rhb[j] jac_rb__z_za[j,i] + hess_h2__z_za[j,i] zb[j] + adj_h2[j] jac_zb__z_za[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_za)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_za)
+        # einsum("Bji,Bj->Bji", hess_rhb__z_za, rb)
+        # einsum("Bj,Bji->Bji", adj_rhb, jac_rb__z_za)
+        # einsum("Bji,Bj->Bji", hess_h2__z_za, zb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_za)
+        hess_h1__z_za = (np.tensordot(hess_z_zb__z_za, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_za, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_za + jac_rb__z_za * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_za + jac_zb__z_za * adj_h2[:, :, None]
+        # hess_za__z_za[j,i] = h0[j] hess_h1__z_za[j,i] - ca[j] hess_h1__z_za[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_za)
+        # einsum("Bj,Bji->Bji", ca, hess_h1__z_za)
+        hess_za__z_za = hess_h1__z_za * h0[:, :, None] - hess_h1__z_za * ca[:, :, None]
+        # hess_z_za__z_za[j,i] = sigmoid'(z_za[j]) hess_za__z_za[j,i] + sigmoid''(z_za[j]) δ[j,i] adj_za[j]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_za_2, hess_za__z_za)
+        d2sigmoid_z_za = -za*(2*za - 1)*_sigmoid(-z_za)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_za, np.eye(2), adj_za)
+        tmp_11 = adj_za * d2sigmoid_z_za
+        hess_z_za__z_za = hess_za__z_za * dsigmoid_z_za_2[:, :, None] + tmp_11[:, :, None] * np.eye(2)
+        # hess_p__z_zb[l,j] = jac_p__z_zb[l,j] softmax_l(p[l]) - Σ_c jac_p__z_zb[c,j] softmax_c(p[c]) softmax_l(p[l])
+        # einsum("Blj,Bl->Blj", jac_p__z_zb, softmax_p_2)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_zb, softmax_p_2, softmax_p_2)
+        tmp_12 = (softmax_p_2[..., None, :] @ jac_p__z_zb)[..., 0, :]
+        hess_p__z_zb = softmax_p_2[:, :, None] * jac_p__z_zb - tmp_12[:, None] * softmax_p_2[:, :, None]
+        # hess_h3__z_zb[j,i] = Σ_c V[c,j] hess_p__z_zb[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_zb)
+        hess_h3__z_zb = (np.tensordot(hess_p__z_zb, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__z_zb[j,i] = h2[j] hess_h3__z_zb[j,i] - cc[j] hess_h3__z_zb[j,i] - adj_h3[j] jac_cc__z_zb[j,i] + adj_h3[j] jac_h2__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_h3__z_zb)
+        # einsum("Bj,Bji->Bji", cc, hess_h3__z_zb)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_cc__z_zb)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_h2__z_zb)
+        hess_zc__z_zb = hess_h3__z_zb * h2[:, :, None] - hess_h3__z_zb * cc[:, :, None] - jac_cc__z_zb * adj_h3[:, :, None] + jac_h2__z_zb * adj_h3[:, :, None]
+        # hess_z_zc__z_zb[j,i] = sigmoid'(z_zc[j]) hess_zc__z_zb[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_10, hess_zc__z_zb)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_zb)
+        tmp_13 = adj_zc * d2sigmoid_z_zc
+        hess_z_zc__z_zb = hess_zc__z_zb * dsigmoid_z_zc_10[:, :, None] + tmp_13[:, :, None] * jac_z_zc__z_zb
+        # hess_cc__z_zb[j,i] = hess_h3__z_zb[j,i] - hess_h3__z_zb[j,i] zc[j] - adj_h3[j] jac_zc__z_zb[j,i]
+        # einsum("Bji,Bj->Bji", hess_h3__z_zb, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_zb)
+        hess_cc__z_zb = hess_h3__z_zb - zc[:, :, None] * hess_h3__z_zb - jac_zc__z_zb * adj_h3[:, :, None]
+        # hess_z_cc__z_zb[j,i] = tanh'(z_cc[j]) hess_cc__z_zb[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_11, hess_cc__z_zb)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc, adj_cc, jac_z_cc__z_zb)
+        tmp_14 = adj_cc * d2tanh_z_cc
+        hess_z_cc__z_zb = hess_cc__z_zb * dtanh_z_cc_11[:, :, None] + tmp_14[:, :, None] * jac_z_cc__z_zb
+        # hess_rhc__z_zb[j,i] = Σ_c Uh[c,j] hess_z_cc__z_zb[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_zb)
+        hess_rhc__z_zb = (np.tensordot(hess_z_cc__z_zb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__z_zb[j,i] = h2[j] hess_rhc__z_zb[j,i] + adj_rhc[j] jac_h2__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_rhc__z_zb)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_zb)
+        hess_rc__z_zb = hess_rhc__z_zb * h2[:, :, None] + jac_h2__z_zb * adj_rhc[:, :, None]
+        # hess_z_rc__z_zb[j,i] = sigmoid'(z_rc[j]) hess_rc__z_zb[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_10, hess_rc__z_zb)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_zb)
+        tmp_15 = adj_rc * d2sigmoid_z_rc
+        hess_z_rc__z_zb = hess_rc__z_zb * dsigmoid_z_rc_10[:, :, None] + tmp_15[:, :, None] * jac_z_rc__z_zb
+        # hess_h2__z_zb[j,i] = Σ_c Uz[c,j] hess_z_zc__z_zb[c,i] + Σ_c Ur[c,j] hess_z_rc__z_zb[c,i] + hess_rhc__z_zb[j,i] rc[j] + adj_rhc[j] jac_rc__z_zb[j,i] + hess_h3__z_zb[j,i] zc[j] + adj_h3[j] jac_zc__z_zb[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_zb)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_zb)
+        # einsum("Bji,Bj->Bji", hess_rhc__z_zb, rc)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_rc__z_zb)
+        # einsum("Bji,Bj->Bji", hess_h3__z_zb, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_zb)
+        hess_h2__z_zb = (np.tensordot(hess_z_zc__z_zb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_zb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_zb + jac_rc__z_zb * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_zb + jac_zc__z_zb * adj_h3[:, :, None]
+        # hess_zb__z_zb[j,i] = h1[j] hess_h2__z_zb[j,i] - cb[j] hess_h2__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_h2__z_zb)
+        # einsum("Bj,Bji->Bji", cb, hess_h2__z_zb)
+        hess_zb__z_zb = hess_h2__z_zb * h1[:, :, None] - hess_h2__z_zb * cb[:, :, None]
+        # hess_z_zb__z_zb[j,i] = sigmoid'(z_zb[j]) hess_zb__z_zb[j,i] + sigmoid''(z_zb[j]) δ[j,i] adj_zb[j]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_7, hess_zb__z_zb)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zb, np.eye(2), adj_zb)
+        tmp_16 = adj_zb * d2sigmoid_z_zb
+        hess_z_zb__z_zb = hess_zb__z_zb * dsigmoid_z_zb_7[:, :, None] + tmp_16[:, :, None] * np.eye(2)
+        # hess_cb__z_zb[j,i] = hess_h2__z_zb[j,i] - hess_h2__z_zb[j,i] zb[j] - adj_h2[j] jac_zb__z_zb[j,i]
+        # einsum("Bji,Bj->Bji", hess_h2__z_zb, zb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_zb)
+        hess_cb__z_zb = hess_h2__z_zb - zb[:, :, None] * hess_h2__z_zb - jac_zb__z_zb * adj_h2[:, :, None]
+        # hess_z_cb__z_zb[j,i] = tanh'(z_cb[j]) hess_cb__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_8, hess_cb__z_zb)
+        hess_z_cb__z_zb = hess_cb__z_zb * dtanh_z_cb_8[:, :, None]
+        # hess_rhb__z_zb[j,i] = Σ_c Uh[c,j] hess_z_cb__z_zb[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_zb)
+        hess_rhb__z_zb = (np.tensordot(hess_z_cb__z_zb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__z_zb[j,i] = h1[j] hess_rhb__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_rhb__z_zb)
+        hess_rb__z_zb = hess_rhb__z_zb * h1[:, :, None]
+        # hess_z_rb__z_zb[j,i] = sigmoid'(z_rb[j]) hess_rb__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_7, hess_rb__z_zb)
+        hess_z_rb__z_zb = hess_rb__z_zb * dsigmoid_z_rb_7[:, :, None]
+        # hess_h1__z_zb[j,i] = Σ_c Uz[c,j] hess_z_zb__z_zb[c,i] + Σ_c Ur[c,j] hess_z_rb__z_zb[c,i] + hess_rhb__z_zb[j,i] rb[j] + hess_h2__z_zb[j,i] zb[j] + adj_h2[j] jac_zb__z_zb[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_zb)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_zb)
+        # einsum("Bji,Bj->Bji", hess_rhb__z_zb, rb)
+        # einsum("Bji,Bj->Bji", hess_h2__z_zb, zb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_zb)
+        hess_h1__z_zb = (np.tensordot(hess_z_zb__z_zb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_zb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_zb + zb[:, :, None] * hess_h2__z_zb + jac_zb__z_zb * adj_h2[:, :, None]
+        # hess_za__z_zb[j,i] = h0[j] hess_h1__z_zb[j,i] - ca[j] hess_h1__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_zb)
+        # einsum("Bj,Bji->Bji", ca, hess_h1__z_zb)
+        hess_za__z_zb = hess_h1__z_zb * h0[:, :, None] - hess_h1__z_zb * ca[:, :, None]
+        # hess_z_za__z_zb[j,i] = sigmoid'(z_za[j]) hess_za__z_zb[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_za_2, hess_za__z_zb)
+        hess_z_za__z_zb = hess_za__z_zb * dsigmoid_z_za_2[:, :, None]
+        # hess_p__z_zc[l,j] = jac_p__z_zc[l,j] softmax_l(p[l]) - Σ_c jac_p__z_zc[c,j] softmax_c(p[c]) softmax_l(p[l])
+        # einsum("Blj,Bl->Blj", jac_p__z_zc, softmax_p_2)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_zc, softmax_p_2, softmax_p_2)
+        tmp_17 = (softmax_p_2[..., None, :] @ jac_p__z_zc)[..., 0, :]
+        hess_p__z_zc = softmax_p_2[:, :, None] * jac_p__z_zc - tmp_17[:, None] * softmax_p_2[:, :, None]
+        # hess_h3__z_zc[j,i] = Σ_c V[c,j] hess_p__z_zc[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_zc)
+        hess_h3__z_zc = (np.tensordot(hess_p__z_zc, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__z_zc[j,i] = h2[j] hess_h3__z_zc[j,i] - cc[j] hess_h3__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_h3__z_zc)
+        # einsum("Bj,Bji->Bji", cc, hess_h3__z_zc)
+        hess_zc__z_zc = hess_h3__z_zc * h2[:, :, None] - hess_h3__z_zc * cc[:, :, None]
+        # hess_z_zc__z_zc[j,i] = sigmoid'(z_zc[j]) hess_zc__z_zc[j,i] + sigmoid''(z_zc[j]) δ[j,i] adj_zc[j]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_10, hess_zc__z_zc)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zc, np.eye(2), adj_zc)
+        tmp_18 = adj_zc * d2sigmoid_z_zc
+        hess_z_zc__z_zc = hess_zc__z_zc * dsigmoid_z_zc_10[:, :, None] + tmp_18[:, :, None] * np.eye(2)
+        # hess_cc__z_zc[j,i] = hess_h3__z_zc[j,i] - hess_h3__z_zc[j,i] zc[j] - adj_h3[j] jac_zc__z_zc[j,i]
+        # einsum("Bji,Bj->Bji", hess_h3__z_zc, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_zc)
+        hess_cc__z_zc = hess_h3__z_zc - zc[:, :, None] * hess_h3__z_zc - jac_zc__z_zc * adj_h3[:, :, None]
+        # hess_z_cc__z_zc[j,i] = tanh'(z_cc[j]) hess_cc__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_11, hess_cc__z_zc)
+        hess_z_cc__z_zc = hess_cc__z_zc * dtanh_z_cc_11[:, :, None]
+        # hess_rhc__z_zc[j,i] = Σ_c Uh[c,j] hess_z_cc__z_zc[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_zc)
+        hess_rhc__z_zc = (np.tensordot(hess_z_cc__z_zc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__z_zc[j,i] = h2[j] hess_rhc__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_rhc__z_zc)
+        hess_rc__z_zc = hess_rhc__z_zc * h2[:, :, None]
+        # hess_z_rc__z_zc[j,i] = sigmoid'(z_rc[j]) hess_rc__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_10, hess_rc__z_zc)
+        hess_z_rc__z_zc = hess_rc__z_zc * dsigmoid_z_rc_10[:, :, None]
+        # hess_h2__z_zc[j,i] = Σ_c Uz[c,j] hess_z_zc__z_zc[c,i] + Σ_c Ur[c,j] hess_z_rc__z_zc[c,i] + hess_rhc__z_zc[j,i] rc[j] + hess_h3__z_zc[j,i] zc[j] + adj_h3[j] jac_zc__z_zc[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_zc)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_zc)
+        # einsum("Bji,Bj->Bji", hess_rhc__z_zc, rc)
+        # einsum("Bji,Bj->Bji", hess_h3__z_zc, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_zc)
+        hess_h2__z_zc = (np.tensordot(hess_z_zc__z_zc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_zc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_zc + zc[:, :, None] * hess_h3__z_zc + jac_zc__z_zc * adj_h3[:, :, None]
+        # hess_zb__z_zc[j,i] = h1[j] hess_h2__z_zc[j,i] - cb[j] hess_h2__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_h2__z_zc)
+        # einsum("Bj,Bji->Bji", cb, hess_h2__z_zc)
+        hess_zb__z_zc = hess_h2__z_zc * h1[:, :, None] - hess_h2__z_zc * cb[:, :, None]
+        # hess_z_zb__z_zc[j,i] = sigmoid'(z_zb[j]) hess_zb__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_7, hess_zb__z_zc)
+        hess_z_zb__z_zc = hess_zb__z_zc * dsigmoid_z_zb_7[:, :, None]
+        # hess_cb__z_zc[j,i] = hess_h2__z_zc[j,i] - hess_h2__z_zc[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", hess_h2__z_zc, zb)
+        hess_cb__z_zc = hess_h2__z_zc - zb[:, :, None] * hess_h2__z_zc
+        # hess_z_cb__z_zc[j,i] = tanh'(z_cb[j]) hess_cb__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_8, hess_cb__z_zc)
+        hess_z_cb__z_zc = hess_cb__z_zc * dtanh_z_cb_8[:, :, None]
+        # hess_rhb__z_zc[j,i] = Σ_c Uh[c,j] hess_z_cb__z_zc[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_zc)
+        hess_rhb__z_zc = (np.tensordot(hess_z_cb__z_zc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__z_zc[j,i] = h1[j] hess_rhb__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_rhb__z_zc)
+        hess_rb__z_zc = hess_rhb__z_zc * h1[:, :, None]
+        # hess_z_rb__z_zc[j,i] = sigmoid'(z_rb[j]) hess_rb__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_7, hess_rb__z_zc)
+        hess_z_rb__z_zc = hess_rb__z_zc * dsigmoid_z_rb_7[:, :, None]
+        # hess_h1__z_zc[j,i] = Σ_c Uz[c,j] hess_z_zb__z_zc[c,i] + Σ_c Ur[c,j] hess_z_rb__z_zc[c,i] + hess_rhb__z_zc[j,i] rb[j] + hess_h2__z_zc[j,i] zb[j]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_zc)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_zc)
+        # einsum("Bji,Bj->Bji", hess_rhb__z_zc, rb)
+        # einsum("Bji,Bj->Bji", hess_h2__z_zc, zb)
+        hess_h1__z_zc = (np.tensordot(hess_z_zb__z_zc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_zc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_zc + zb[:, :, None] * hess_h2__z_zc
+        # hess_za__z_zc[j,i] = h0[j] hess_h1__z_zc[j,i] - ca[j] hess_h1__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_zc)
+        # einsum("Bj,Bji->Bji", ca, hess_h1__z_zc)
+        hess_za__z_zc = hess_h1__z_zc * h0[:, :, None] - hess_h1__z_zc * ca[:, :, None]
+        # hess_z_za__z_zc[j,i] = sigmoid'(z_za[j]) hess_za__z_zc[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_za_2, hess_za__z_zc)
+        hess_z_za__z_zc = hess_za__z_zc * dsigmoid_z_za_2[:, :, None]
+        del jac_p__za, dsigmoid_z_za_2, jac_p__z_za, softmax_p_2, tmp_4, hess_p__z_za, hess_h3__z_za, hess_zc__z_za, dsigmoid_z_zc_10, d2sigmoid_z_zc, tmp_5, hess_cc__z_za, dtanh_z_cc_11, d2tanh_z_cc, tmp_6, hess_z_cc__z_za, hess_rhc__z_za, hess_rc__z_za, dsigmoid_z_rc_10, d2sigmoid_z_rc, tmp_7, hess_z_rc__z_za, hess_h2__z_za, hess_zb__z_za, dsigmoid_z_zb_7, d2sigmoid_z_zb, tmp_8, hess_cb__z_za, dtanh_z_cb_8, d2tanh_z_cb, tmp_9, hess_z_cb__z_za, hess_rhb__z_za, hess_rb__z_za, dsigmoid_z_rb_7, d2sigmoid_z_rb, tmp_10, hess_z_rb__z_za, hess_h1__z_za, hess_za__z_za, d2sigmoid_z_za, tmp_11, tmp_12, hess_p__z_zb, hess_h3__z_zb, hess_zc__z_zb, tmp_13, hess_cc__z_zb, tmp_14, hess_z_cc__z_zb, hess_rhc__z_zb, hess_rc__z_zb, tmp_15, hess_z_rc__z_zb, hess_h2__z_zb, hess_zb__z_zb, tmp_16, hess_cb__z_zb, hess_z_cb__z_zb, hess_rhb__z_zb, hess_rb__z_zb, hess_z_rb__z_zb, hess_h1__z_zb, hess_za__z_zb, tmp_17, hess_p__z_zc, hess_h3__z_zc, hess_zc__z_zc, tmp_18, hess_cc__z_zc, hess_z_cc__z_zc, hess_rhc__z_zc, hess_rc__z_zc, hess_z_rc__z_zc, hess_h2__z_zc, hess_zb__z_zc, hess_cb__z_zc, hess_z_cb__z_zc, hess_rhb__z_zc, hess_rb__z_zc, hess_z_rb__z_zc, hess_h1__z_zc, hess_za__z_zc
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
+        del adj_za
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_z_rb__z_za, jac_rb__z_za, jac_z_cb__z_za, jac_cb__z_za, jac_z_zb__z_za, jac_zb__z_za
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_z_rc__z_za, jac_rc__z_za
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_z_cc__z_za, jac_cc__z_za, jac_z_zc__z_za, jac_zc__z_za
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_zb__z_zb
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_z_rc__z_zb, jac_rc__z_zb
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_z_cc__z_zb, jac_cc__z_zb, jac_z_zc__z_zb, jac_zc__z_zb
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_zc__z_zc
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del jac_p__z_zc, jac_p__z_zb
+    if ("Wz", "Wz") in todo:
+        # ∂f/∂Wz,Wz[j,i,k,l] = hess_z_za__z_za[j,k] x1[i] x1[l] + hess_z_za__z_zb[j,k] x1[i] x2[l] + hess_z_za__z_zc[j,k] x1[i] x3[l] + hess_z_zb__z_za[j,k] x1[l] x2[i] + hess_z_zb__z_zb[j,k] x2[i] x2[l] + hess_z_zb__z_zc[j,k] x2[i] x3[l] + hess_z_zc__z_za[j,k] x1[l] x3[i] + hess_z_zc__z_zb[j,k] x2[l] x3[i] + hess_z_zc__z_zc[j,k] x3[i] x3[l]
+        hess_Wz__Wz = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wz"][0], rows["Wz"][1], PARAMS["Wz"] + PARAMS["Wz"])
+        _outer_into(hess_Wz__Wz, x1, ((hess_z_za__z_za, x1, 1 / B, False), (hess_z_za__z_zb, x2, 1 / B, False), (hess_z_za__z_zc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wz__Wz, x2, ((hess_z_zb__z_za, x1, 1 / B, False), (hess_z_zb__z_zb, x2, 1 / B, False), (hess_z_zb__z_zc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wz__Wz, x3, ((hess_z_zc__z_za, x1, 1 / B, False), (hess_z_zc__z_zb, x2, 1 / B, False), (hess_z_zc__z_zc, x3, 1 / B, False)), True)
+    if ("Wz", "Uz") in todo:
+        # ∂f/∂Wz,Uz[j,i,k,l] = adj_z_zb[k] jac_h1__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_za[l,j] x1[i] + adj_z_zc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_za[j,k] x1[i] + h1[l] hess_z_za__z_zb[j,k] x1[i] + h2[l] hess_z_za__z_zc[j,k] x1[i] + h0[l] hess_z_zb__z_za[j,k] x2[i] + h1[l] hess_z_zb__z_zb[j,k] x2[i] + h2[l] hess_z_zb__z_zc[j,k] x2[i] + h0[l] hess_z_zc__z_za[j,k] x3[i] + h1[l] hess_z_zc__z_zb[j,k] x3[i] + h2[l] hess_z_zc__z_zc[j,k] x3[i]
+        hess_Wz__Uz = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Uz"][0], rows["Uz"][1], PARAMS["Wz"] + PARAMS["Uz"])
+        _outer_into(hess_Wz__Uz, x1, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_zb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_za__z_za, h0, 1 / B, False), (hess_z_za__z_zb, h1, 1 / B, False), (hess_z_za__z_zc, h2, 1 / B, False)), False)
+        _outer_into(hess_Wz__Uz, x2, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_zb__z_za, h0, 1 / B, False), (hess_z_zb__z_zb, h1, 1 / B, False), (hess_z_zb__z_zc, h2, 1 / B, False)), True)
+        _outer_into(hess_Wz__Uz, x3, ((hess_z_zc__z_za, h0, 1 / B, False), (hess_z_zc__z_zb, h1, 1 / B, False), (hess_z_zc__z_zc, h2, 1 / B, False)), True)
+    if ("Uz", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Uz"][0], rows["Uz"][1])
+    if ("Uz", "Uz") in todo:
+        # ∂f/∂Uz,Uz[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_za[k,i] + adj_z_zb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_za[k,i] + adj_z_zc[j] h1[l] jac_h2__z_zb[k,i] + adj_z_zc[i] h0[k] jac_h2__z_za[l,j] + adj_z_zc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_za[j,i] + h0[k] h1[l] hess_z_za__z_zb[j,i] + h0[k] h2[l] hess_z_za__z_zc[j,i] + h0[l] h1[k] hess_z_zb__z_za[j,i] + h1[k] h1[l] hess_z_zb__z_zb[j,i] + h1[k] h2[l] hess_z_zb__z_zc[j,i] + h0[l] h2[k] hess_z_zc__z_za[j,i] + h1[l] h2[k] hess_z_zc__z_zb[j,i] + h2[k] h2[l] hess_z_zc__z_zc[j,i]
+        hess_Uz__Uz = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Uz"][0], rows["Uz"][1], PARAMS["Uz"] + PARAMS["Uz"])
+        _outer_into(hess_Uz__Uz, h0, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_zb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_za__z_za, h0, 1 / B, False), (hess_z_za__z_zb, h1, 1 / B, False), (hess_z_za__z_zc, h2, 1 / B, False)), False)
+        _outer_into(hess_Uz__Uz, h1, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_zc, 1 / B, True), (hess_z_zb__z_za, h0, 1 / B, False), (hess_z_zb__z_zb, h1, 1 / B, False), (hess_z_zb__z_zc, h2, 1 / B, False)), True)
+        _outer_into(hess_Uz__Uz, h2, ((hess_z_zc__z_za, h0, 1 / B, False), (hess_z_zc__z_zb, h1, 1 / B, False), (hess_z_zc__z_zc, h2, 1 / B, False)), True)
+        # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_za)
+        tmp_19 = h0[:, :, None] * adj_z_zb[:, None]
+        _add_into(hess_Uz__Uz, (np.tensordot(tmp_19, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_za)
+        tmp_20 = h0[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Uz, (np.tensordot(tmp_20, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_zb)
+        tmp_21 = h1[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Uz, (np.tensordot(tmp_21, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_19, tmp_20, tmp_21
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
+        del hess_z_zc__z_za, hess_z_zb__z_za, hess_z_za__z_za, hess_z_zc__z_zb, hess_z_zb__z_zb, hess_z_za__z_zb, hess_z_zc__z_zc, hess_z_zb__z_zc, hess_z_za__z_zc
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # jac_p__ca[l,j] = jac_p__h1[l,j] - jac_p__h1[l,j] za[j]
+        # einsum("Blj,Bj->Blj", jac_p__h1, za)
+        jac_p__ca = jac_p__h1 - za[:, None] * jac_p__h1
+        # jac_p__z_ca[l,j] = tanh'(z_ca[j]) jac_p__ca[l,j]
+        dtanh_z_ca_4 = 1 - ca**2
+        # einsum("Bj,Blj->Blj", dtanh_z_ca_4, jac_p__ca)
+        jac_p__z_ca = jac_p__ca * dtanh_z_ca_4[:, None]
+        del jac_p__ca, dtanh_z_ca_4
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del jac_p__h1
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        # jac_p__rha[l,j] = Σ_c Uh[c,j] jac_p__z_ca[l,c]
+        # einsum("cj,Blc->Blj", Uh, jac_p__z_ca)
+        jac_p__rha = np.tensordot(jac_p__z_ca, Uh, axes=([2], [0]))
+        # jac_p__ra[l,j] = h0[j] jac_p__rha[l,j]
+        # einsum("Bj,Blj->Blj", h0, jac_p__rha)
+        jac_p__ra = jac_p__rha * h0[:, None]
+        # jac_p__z_ra[l,j] = sigmoid'(z_ra[j]) jac_p__ra[l,j]
+        dsigmoid_z_ra_2 = ra*_sigmoid(-z_ra)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_ra_2, jac_p__ra)
+        jac_p__z_ra = jac_p__ra * dsigmoid_z_ra_2[:, None]
+        # hess_p__z_ra[l,j] = jac_p__z_ra[l,j] softmax_l(p[l]) - Σ_c jac_p__z_ra[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_ra, softmax_p_3)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_ra, softmax_p_3, softmax_p_3)
+        tmp_22 = (softmax_p_3[..., None, :] @ jac_p__z_ra)[..., 0, :]
+        hess_p__z_ra = softmax_p_3[:, :, None] * jac_p__z_ra - tmp_22[:, None] * softmax_p_3[:, :, None]
+        # hess_h3__z_ra[j,i] = Σ_c V[c,j] hess_p__z_ra[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_ra)
+        hess_h3__z_ra = (np.tensordot(hess_p__z_ra, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__z_ra[j,i] = h2[j] hess_h3__z_ra[j,i] - cc[j] hess_h3__z_ra[j,i] - adj_h3[j] jac_cc__z_ra[j,i] + adj_h3[j] jac_h2__z_ra[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_h3__z_ra)
+        # einsum("Bj,Bji->Bji", cc, hess_h3__z_ra)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_cc__z_ra)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_h2__z_ra)
+        hess_zc__z_ra = hess_h3__z_ra * h2[:, :, None] - hess_h3__z_ra * cc[:, :, None] - jac_cc__z_ra * adj_h3[:, :, None] + jac_h2__z_ra * adj_h3[:, :, None]
+        # hess_z_zc__z_ra[j,i] = sigmoid'(z_zc[j]) hess_zc__z_ra[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_ra[j,i]
+        dsigmoid_z_zc_11 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_11, hess_zc__z_ra)
+        d2sigmoid_z_zc_2 = -zc*(2*zc - 1)*_sigmoid(-z_zc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc_2, adj_zc, jac_z_zc__z_ra)
+        tmp_23 = adj_zc * d2sigmoid_z_zc_2
+        hess_z_zc__z_ra = hess_zc__z_ra * dsigmoid_z_zc_11[:, :, None] + tmp_23[:, :, None] * jac_z_zc__z_ra
+        # hess_cc__z_ra[j,i] = hess_h3__z_ra[j,i] - hess_h3__z_ra[j,i] zc[j] - adj_h3[j] jac_zc__z_ra[j,i]
+        # einsum("Bji,Bj->Bji", hess_h3__z_ra, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_ra)
+        hess_cc__z_ra = hess_h3__z_ra - zc[:, :, None] * hess_h3__z_ra - jac_zc__z_ra * adj_h3[:, :, None]
+        # hess_z_cc__z_ra[j,i] = tanh'(z_cc[j]) hess_cc__z_ra[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_ra[j,i]
+        dtanh_z_cc_12 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_12, hess_cc__z_ra)
+        d2tanh_z_cc_2 = 2*cc*(cc**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_2, adj_cc, jac_z_cc__z_ra)
+        tmp_24 = adj_cc * d2tanh_z_cc_2
+        hess_z_cc__z_ra = hess_cc__z_ra * dtanh_z_cc_12[:, :, None] + tmp_24[:, :, None] * jac_z_cc__z_ra
+        # hess_rhc__z_ra[j,i] = Σ_c Uh[c,j] hess_z_cc__z_ra[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_ra)
+        hess_rhc__z_ra = (np.tensordot(hess_z_cc__z_ra, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__z_ra[j,i] = h2[j] hess_rhc__z_ra[j,i] + adj_rhc[j] jac_h2__z_ra[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_rhc__z_ra)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_ra)
+        hess_rc__z_ra = hess_rhc__z_ra * h2[:, :, None] + jac_h2__z_ra * adj_rhc[:, :, None]
+        # hess_z_rc__z_ra[j,i] = sigmoid'(z_rc[j]) hess_rc__z_ra[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_ra[j,i]
+        dsigmoid_z_rc_11 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_11, hess_rc__z_ra)
+        d2sigmoid_z_rc_2 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc_2, adj_rc, jac_z_rc__z_ra)
+        tmp_25 = adj_rc * d2sigmoid_z_rc_2
+        hess_z_rc__z_ra = hess_rc__z_ra * dsigmoid_z_rc_11[:, :, None] + tmp_25[:, :, None] * jac_z_rc__z_ra
+        # hess_h2__z_ra[j,i] = Σ_c Uz[c,j] hess_z_zc__z_ra[c,i] + Σ_c Ur[c,j] hess_z_rc__z_ra[c,i] + hess_rhc__z_ra[j,i] rc[j] + adj_rhc[j] jac_rc__z_ra[j,i] + hess_h3__z_ra[j,i] zc[j] + adj_h3[j] jac_zc__z_ra[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_ra)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_ra)
+        # einsum("Bji,Bj->Bji", hess_rhc__z_ra, rc)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_rc__z_ra)
+        # einsum("Bji,Bj->Bji", hess_h3__z_ra, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_ra)
+        hess_h2__z_ra = (np.tensordot(hess_z_zc__z_ra, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_ra, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_ra + jac_rc__z_ra * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_ra + jac_zc__z_ra * adj_h3[:, :, None]
+        # hess_zb__z_ra[j,i] = h1[j] hess_h2__z_ra[j,i] - cb[j] hess_h2__z_ra[j,i] - adj_h2[j] jac_cb__z_ra[j,i] + adj_h2[j] jac_h1__z_ra[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_h2__z_ra)
+        # einsum("Bj,Bji->Bji", cb, hess_h2__z_ra)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_cb__z_ra)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_h1__z_ra)
+        hess_zb__z_ra = hess_h2__z_ra * h1[:, :, None] - hess_h2__z_ra * cb[:, :, None] - jac_cb__z_ra * adj_h2[:, :, None] + jac_h1__z_ra * adj_h2[:, :, None]
+        # hess_z_zb__z_ra[j,i] = sigmoid'(z_zb[j]) hess_zb__z_ra[j,i] + sigmoid''(z_zb[j]) adj_zb[j] jac_z_zb__z_ra[j,i]
+        dsigmoid_z_zb_8 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_8, hess_zb__z_ra)
+        d2sigmoid_z_zb_2 = -zb*(2*zb - 1)*_sigmoid(-z_zb)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zb_2, adj_zb, jac_z_zb__z_ra)
+        tmp_26 = adj_zb * d2sigmoid_z_zb_2
+        hess_z_zb__z_ra = hess_zb__z_ra * dsigmoid_z_zb_8[:, :, None] + tmp_26[:, :, None] * jac_z_zb__z_ra
+        # hess_cb__z_ra[j,i] = hess_h2__z_ra[j,i] - hess_h2__z_ra[j,i] zb[j] - adj_h2[j] jac_zb__z_ra[j,i]
+        # einsum("Bji,Bj->Bji", hess_h2__z_ra, zb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ra)
+        hess_cb__z_ra = hess_h2__z_ra - zb[:, :, None] * hess_h2__z_ra - jac_zb__z_ra * adj_h2[:, :, None]
+        # hess_z_cb__z_ra[j,i] = tanh'(z_cb[j]) hess_cb__z_ra[j,i] + tanh''(z_cb[j]) adj_cb[j] jac_z_cb__z_ra[j,i]
+        dtanh_z_cb_9 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_9, hess_cb__z_ra)
+        d2tanh_z_cb_2 = 2*cb*(cb**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cb_2, adj_cb, jac_z_cb__z_ra)
+        tmp_27 = adj_cb * d2tanh_z_cb_2
+        hess_z_cb__z_ra = hess_cb__z_ra * dtanh_z_cb_9[:, :, None] + tmp_27[:, :, None] * jac_z_cb__z_ra
+        # hess_rhb__z_ra[j,i] = Σ_c Uh[c,j] hess_z_cb__z_ra[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_ra)
+        hess_rhb__z_ra = (np.tensordot(hess_z_cb__z_ra, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__z_ra[j,i] = h1[j] hess_rhb__z_ra[j,i] + adj_rhb[j] jac_h1__z_ra[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_rhb__z_ra)
+        # einsum("Bj,Bji->Bji", adj_rhb, jac_h1__z_ra)
+        hess_rb__z_ra = hess_rhb__z_ra * h1[:, :, None] + jac_h1__z_ra * adj_rhb[:, :, None]
+        # hess_z_rb__z_ra[j,i] = sigmoid'(z_rb[j]) hess_rb__z_ra[j,i] + sigmoid''(z_rb[j]) adj_rb[j] jac_z_rb__z_ra[j,i]
+        dsigmoid_z_rb_8 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_8, hess_rb__z_ra)
+        d2sigmoid_z_rb_2 = -rb*(2*rb - 1)*_sigmoid(-z_rb)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rb_2, adj_rb, jac_z_rb__z_ra)
+        tmp_28 = adj_rb * d2sigmoid_z_rb_2
+        hess_z_rb__z_ra = hess_rb__z_ra * dsigmoid_z_rb_8[:, :, None] + tmp_28[:, :, None] * jac_z_rb__z_ra
+        # hess_h1__z_ra[j,i] = Σ_c Uz[c,j] hess_z_zb__z_ra[c,i] + Σ_c Ur[c,j] hess_z_rb__z_ra[c,i] + hess_rhb__z_ra[j,i] rb[j] + adj_rhb[j] jac_rb__z_ra[j,i] + hess_h2__z_ra[j,i] zb[j] + adj_h2[j] jac_zb__z_ra[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_ra)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_ra)
+        # einsum("Bji,Bj->Bji", hess_rhb__z_ra, rb)
+        # einsum("Bj,Bji->Bji", adj_rhb, jac_rb__z_ra)
+        # einsum("Bji,Bj->Bji", hess_h2__z_ra, zb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ra)
+        hess_h1__z_ra = (np.tensordot(hess_z_zb__z_ra, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_ra, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_ra + jac_rb__z_ra * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_ra + jac_zb__z_ra * adj_h2[:, :, None]
+        del jac_p__rha, jac_p__ra, dsigmoid_z_ra_2, jac_p__z_ra, softmax_p_3, tmp_22, hess_p__z_ra, hess_h3__z_ra, hess_zc__z_ra, dsigmoid_z_zc_11, d2sigmoid_z_zc_2, tmp_23, hess_cc__z_ra, dtanh_z_cc_12, d2tanh_z_cc_2, tmp_24, hess_z_cc__z_ra, hess_rhc__z_ra, hess_rc__z_ra, dsigmoid_z_rc_11, d2sigmoid_z_rc_2, tmp_25, hess_h2__z_ra, hess_zb__z_ra, dsigmoid_z_zb_8, d2sigmoid_z_zb_2, tmp_26, hess_cb__z_ra, dtanh_z_cb_9, d2tanh_z_cb_2, tmp_27, hess_z_cb__z_ra, hess_rhb__z_ra, hess_rb__z_ra, dsigmoid_z_rb_8, d2sigmoid_z_rb_2, tmp_28
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_z_rb__z_ra, jac_rb__z_ra, jac_z_cb__z_ra, jac_cb__z_ra, jac_z_zb__z_ra, jac_zb__z_ra, jac_z_rc__z_ra, jac_rc__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_z_cc__z_ra, jac_cc__z_ra, jac_z_zc__z_ra, jac_zc__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
+        # hess_za__z_ra[j,i] = h0[j] hess_h1__z_ra[j,i] - ca[j] hess_h1__z_ra[j,i] - adj_h1[j] jac_ca__z_ra[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_ra)
+        # einsum("Bj,Bji->Bji", ca, hess_h1__z_ra)
+        # einsum("Bj,Bji->Bji", adj_h1, jac_ca__z_ra)
+        hess_za__z_ra = hess_h1__z_ra * h0[:, :, None] - hess_h1__z_ra * ca[:, :, None] - jac_ca__z_ra * adj_h1[:, :, None]
+        # hess_z_za__z_ra[j,i] = sigmoid'(z_za[j]) hess_za__z_ra[j,i]
+        dsigmoid_z_za_3 = za*_sigmoid(-z_za)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_za_3, hess_za__z_ra)
+        hess_z_za__z_ra = hess_za__z_ra * dsigmoid_z_za_3[:, :, None]
+        del hess_za__z_ra, dsigmoid_z_za_3
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_ca__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        # hess_p__z_rb[l,j] = jac_p__z_rb[l,j] softmax_l(p[l]) - Σ_c jac_p__z_rb[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_rb, softmax_p_4)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_rb, softmax_p_4, softmax_p_4)
+        tmp_29 = (softmax_p_4[..., None, :] @ jac_p__z_rb)[..., 0, :]
+        hess_p__z_rb = softmax_p_4[:, :, None] * jac_p__z_rb - tmp_29[:, None] * softmax_p_4[:, :, None]
+        # hess_h3__z_rb[j,i] = Σ_c V[c,j] hess_p__z_rb[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_rb)
+        hess_h3__z_rb = (np.tensordot(hess_p__z_rb, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__z_rb[j,i] = h2[j] hess_h3__z_rb[j,i] - cc[j] hess_h3__z_rb[j,i] - adj_h3[j] jac_cc__z_rb[j,i] + adj_h3[j] jac_h2__z_rb[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_h3__z_rb)
+        # einsum("Bj,Bji->Bji", cc, hess_h3__z_rb)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_cc__z_rb)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_h2__z_rb)
+        hess_zc__z_rb = hess_h3__z_rb * h2[:, :, None] - hess_h3__z_rb * cc[:, :, None] - jac_cc__z_rb * adj_h3[:, :, None] + jac_h2__z_rb * adj_h3[:, :, None]
+        # hess_z_zc__z_rb[j,i] = sigmoid'(z_zc[j]) hess_zc__z_rb[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_rb[j,i]
+        dsigmoid_z_zc_12 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_12, hess_zc__z_rb)
+        d2sigmoid_z_zc_3 = -zc*(2*zc - 1)*_sigmoid(-z_zc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc_3, adj_zc, jac_z_zc__z_rb)
+        tmp_30 = adj_zc * d2sigmoid_z_zc_3
+        hess_z_zc__z_rb = hess_zc__z_rb * dsigmoid_z_zc_12[:, :, None] + tmp_30[:, :, None] * jac_z_zc__z_rb
+        # hess_cc__z_rb[j,i] = hess_h3__z_rb[j,i] - hess_h3__z_rb[j,i] zc[j] - adj_h3[j] jac_zc__z_rb[j,i]
+        # einsum("Bji,Bj->Bji", hess_h3__z_rb, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_rb)
+        hess_cc__z_rb = hess_h3__z_rb - zc[:, :, None] * hess_h3__z_rb - jac_zc__z_rb * adj_h3[:, :, None]
+        # hess_z_cc__z_rb[j,i] = tanh'(z_cc[j]) hess_cc__z_rb[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_rb[j,i]
+        dtanh_z_cc_13 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_13, hess_cc__z_rb)
+        d2tanh_z_cc_3 = 2*cc*(cc**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_3, adj_cc, jac_z_cc__z_rb)
+        tmp_31 = adj_cc * d2tanh_z_cc_3
+        hess_z_cc__z_rb = hess_cc__z_rb * dtanh_z_cc_13[:, :, None] + tmp_31[:, :, None] * jac_z_cc__z_rb
+        # hess_rhc__z_rb[j,i] = Σ_c Uh[c,j] hess_z_cc__z_rb[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_rb)
+        hess_rhc__z_rb = (np.tensordot(hess_z_cc__z_rb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__z_rb[j,i] = h2[j] hess_rhc__z_rb[j,i] + adj_rhc[j] jac_h2__z_rb[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_rhc__z_rb)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_rb)
+        hess_rc__z_rb = hess_rhc__z_rb * h2[:, :, None] + jac_h2__z_rb * adj_rhc[:, :, None]
+        # hess_z_rc__z_rb[j,i] = sigmoid'(z_rc[j]) hess_rc__z_rb[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_rb[j,i]
+        dsigmoid_z_rc_12 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_12, hess_rc__z_rb)
+        d2sigmoid_z_rc_3 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc_3, adj_rc, jac_z_rc__z_rb)
+        tmp_32 = adj_rc * d2sigmoid_z_rc_3
+        hess_z_rc__z_rb = hess_rc__z_rb * dsigmoid_z_rc_12[:, :, None] + tmp_32[:, :, None] * jac_z_rc__z_rb
+        # hess_h2__z_rb[j,i] = Σ_c Uz[c,j] hess_z_zc__z_rb[c,i] + Σ_c Ur[c,j] hess_z_rc__z_rb[c,i] + hess_rhc__z_rb[j,i] rc[j] + adj_rhc[j] jac_rc__z_rb[j,i] + hess_h3__z_rb[j,i] zc[j] + adj_h3[j] jac_zc__z_rb[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_rb)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_rb)
+        # einsum("Bji,Bj->Bji", hess_rhc__z_rb, rc)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_rc__z_rb)
+        # einsum("Bji,Bj->Bji", hess_h3__z_rb, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_rb)
+        hess_h2__z_rb = (np.tensordot(hess_z_zc__z_rb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_rb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_rb + jac_rc__z_rb * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_rb + jac_zc__z_rb * adj_h3[:, :, None]
+        # hess_zb__z_rb[j,i] = h1[j] hess_h2__z_rb[j,i] - cb[j] hess_h2__z_rb[j,i] - adj_h2[j] jac_cb__z_rb[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_h2__z_rb)
+        # einsum("Bj,Bji->Bji", cb, hess_h2__z_rb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_cb__z_rb)
+        hess_zb__z_rb = hess_h2__z_rb * h1[:, :, None] - hess_h2__z_rb * cb[:, :, None] - jac_cb__z_rb * adj_h2[:, :, None]
+        # hess_z_zb__z_rb[j,i] = sigmoid'(z_zb[j]) hess_zb__z_rb[j,i]
+        dsigmoid_z_zb_9 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_9, hess_zb__z_rb)
+        hess_z_zb__z_rb = hess_zb__z_rb * dsigmoid_z_zb_9[:, :, None]
+        # hess_cb__z_rb[j,i] = hess_h2__z_rb[j,i] - hess_h2__z_rb[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", hess_h2__z_rb, zb)
+        hess_cb__z_rb = hess_h2__z_rb - zb[:, :, None] * hess_h2__z_rb
+        # hess_z_cb__z_rb[j,i] = tanh'(z_cb[j]) hess_cb__z_rb[j,i] + tanh''(z_cb[j]) adj_cb[j] jac_z_cb__z_rb[j,i]
+        dtanh_z_cb_10 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_10, hess_cb__z_rb)
+        d2tanh_z_cb_3 = 2*cb*(cb**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cb_3, adj_cb, jac_z_cb__z_rb)
+        tmp_33 = adj_cb * d2tanh_z_cb_3
+        hess_z_cb__z_rb = hess_cb__z_rb * dtanh_z_cb_10[:, :, None] + tmp_33[:, :, None] * jac_z_cb__z_rb
+        # hess_rhb__z_rb[j,i] = Σ_c Uh[c,j] hess_z_cb__z_rb[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_rb)
+        hess_rhb__z_rb = (np.tensordot(hess_z_cb__z_rb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__z_rb[j,i] = h1[j] hess_rhb__z_rb[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_rhb__z_rb)
+        hess_rb__z_rb = hess_rhb__z_rb * h1[:, :, None]
+        # hess_z_rb__z_rb[j,i] = sigmoid'(z_rb[j]) hess_rb__z_rb[j,i] + sigmoid''(z_rb[j]) δ[j,i] adj_rb[j]
+        dsigmoid_z_rb_9 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_9, hess_rb__z_rb)
+        d2sigmoid_z_rb_3 = -rb*(2*rb - 1)*_sigmoid(-z_rb)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rb_3, np.eye(2), adj_rb)
+        tmp_34 = adj_rb * d2sigmoid_z_rb_3
+        hess_z_rb__z_rb = hess_rb__z_rb * dsigmoid_z_rb_9[:, :, None] + tmp_34[:, :, None] * np.eye(2)
+        # hess_h1__z_rb[j,i] = Σ_c Uz[c,j] hess_z_zb__z_rb[c,i] + Σ_c Ur[c,j] hess_z_rb__z_rb[c,i] + hess_rhb__z_rb[j,i] rb[j] + adj_rhb[j] jac_rb__z_rb[j,i] + hess_h2__z_rb[j,i] zb[j]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_rb)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_rb)
+        # einsum("Bji,Bj->Bji", hess_rhb__z_rb, rb)
+        # einsum("Bj,Bji->Bji", adj_rhb, jac_rb__z_rb)
+        # einsum("Bji,Bj->Bji", hess_h2__z_rb, zb)
+        hess_h1__z_rb = (np.tensordot(hess_z_zb__z_rb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_rb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_rb + jac_rb__z_rb * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_rb
+        del softmax_p_4, tmp_29, hess_p__z_rb, hess_h3__z_rb, hess_zc__z_rb, dsigmoid_z_zc_12, d2sigmoid_z_zc_3, tmp_30, hess_cc__z_rb, dtanh_z_cc_13, d2tanh_z_cc_3, tmp_31, hess_z_cc__z_rb, hess_rhc__z_rb, hess_rc__z_rb, dsigmoid_z_rc_12, d2sigmoid_z_rc_3, tmp_32, hess_h2__z_rb, hess_zb__z_rb, dsigmoid_z_zb_9, hess_cb__z_rb, dtanh_z_cb_10, d2tanh_z_cb_3, tmp_33, hess_z_cb__z_rb, hess_rhb__z_rb, hess_rb__z_rb, dsigmoid_z_rb_9, d2sigmoid_z_rb_3, tmp_34
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_rb__z_rb, jac_z_cb__z_rb, jac_cb__z_rb, jac_z_rc__z_rb, jac_rc__z_rb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_z_cc__z_rb, jac_cc__z_rb, jac_z_zc__z_rb, jac_zc__z_rb
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del jac_p__z_rb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
+        # hess_za__z_rb[j,i] = h0[j] hess_h1__z_rb[j,i] - ca[j] hess_h1__z_rb[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_rb)
+        # einsum("Bj,Bji->Bji", ca, hess_h1__z_rb)
+        hess_za__z_rb = hess_h1__z_rb * h0[:, :, None] - hess_h1__z_rb * ca[:, :, None]
+        # hess_z_za__z_rb[j,i] = sigmoid'(z_za[j]) hess_za__z_rb[j,i]
+        dsigmoid_z_za_4 = za*_sigmoid(-z_za)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_za_4, hess_za__z_rb)
+        hess_z_za__z_rb = hess_za__z_rb * dsigmoid_z_za_4[:, :, None]
+        del hess_za__z_rb, dsigmoid_z_za_4
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        # hess_p__z_rc[l,j] = jac_p__z_rc[l,j] softmax_l(p[l]) - Σ_c jac_p__z_rc[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_5 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_rc, softmax_p_5)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_rc, softmax_p_5, softmax_p_5)
+        tmp_35 = (softmax_p_5[..., None, :] @ jac_p__z_rc)[..., 0, :]
+        hess_p__z_rc = softmax_p_5[:, :, None] * jac_p__z_rc - tmp_35[:, None] * softmax_p_5[:, :, None]
+        # hess_h3__z_rc[j,i] = Σ_c V[c,j] hess_p__z_rc[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_rc)
+        hess_h3__z_rc = (np.tensordot(hess_p__z_rc, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__z_rc[j,i] = h2[j] hess_h3__z_rc[j,i] - cc[j] hess_h3__z_rc[j,i] - adj_h3[j] jac_cc__z_rc[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_h3__z_rc)
+        # einsum("Bj,Bji->Bji", cc, hess_h3__z_rc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_cc__z_rc)
+        hess_zc__z_rc = hess_h3__z_rc * h2[:, :, None] - hess_h3__z_rc * cc[:, :, None] - jac_cc__z_rc * adj_h3[:, :, None]
+        # hess_z_zc__z_rc[j,i] = sigmoid'(z_zc[j]) hess_zc__z_rc[j,i]
+        dsigmoid_z_zc_13 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_13, hess_zc__z_rc)
+        hess_z_zc__z_rc = hess_zc__z_rc * dsigmoid_z_zc_13[:, :, None]
+        # hess_cc__z_rc[j,i] = hess_h3__z_rc[j,i] - hess_h3__z_rc[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", hess_h3__z_rc, zc)
+        hess_cc__z_rc = hess_h3__z_rc - zc[:, :, None] * hess_h3__z_rc
+        # hess_z_cc__z_rc[j,i] = tanh'(z_cc[j]) hess_cc__z_rc[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_rc[j,i]
+        dtanh_z_cc_14 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_14, hess_cc__z_rc)
+        d2tanh_z_cc_4 = 2*cc*(cc**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_4, adj_cc, jac_z_cc__z_rc)
+        tmp_36 = adj_cc * d2tanh_z_cc_4
+        hess_z_cc__z_rc = hess_cc__z_rc * dtanh_z_cc_14[:, :, None] + tmp_36[:, :, None] * jac_z_cc__z_rc
+        # hess_rhc__z_rc[j,i] = Σ_c Uh[c,j] hess_z_cc__z_rc[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_rc)
+        hess_rhc__z_rc = (np.tensordot(hess_z_cc__z_rc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__z_rc[j,i] = h2[j] hess_rhc__z_rc[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_rhc__z_rc)
+        hess_rc__z_rc = hess_rhc__z_rc * h2[:, :, None]
+        # hess_z_rc__z_rc[j,i] = sigmoid'(z_rc[j]) hess_rc__z_rc[j,i] + sigmoid''(z_rc[j]) δ[j,i] adj_rc[j]
+        dsigmoid_z_rc_13 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_13, hess_rc__z_rc)
+        d2sigmoid_z_rc_4 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rc_4, np.eye(2), adj_rc)
+        tmp_37 = adj_rc * d2sigmoid_z_rc_4
+        hess_z_rc__z_rc = hess_rc__z_rc * dsigmoid_z_rc_13[:, :, None] + tmp_37[:, :, None] * np.eye(2)
+        # hess_h2__z_rc[j,i] = Σ_c Uz[c,j] hess_z_zc__z_rc[c,i] + Σ_c Ur[c,j] hess_z_rc__z_rc[c,i] + hess_rhc__z_rc[j,i] rc[j] + adj_rhc[j] jac_rc__z_rc[j,i] + hess_h3__z_rc[j,i] zc[j]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_rc)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_rc)
+        # einsum("Bji,Bj->Bji", hess_rhc__z_rc, rc)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_rc__z_rc)
+        # einsum("Bji,Bj->Bji", hess_h3__z_rc, zc)
+        hess_h2__z_rc = (np.tensordot(hess_z_zc__z_rc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_rc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_rc + jac_rc__z_rc * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_rc
+        # hess_zb__z_rc[j,i] = h1[j] hess_h2__z_rc[j,i] - cb[j] hess_h2__z_rc[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_h2__z_rc)
+        # einsum("Bj,Bji->Bji", cb, hess_h2__z_rc)
+        hess_zb__z_rc = hess_h2__z_rc * h1[:, :, None] - hess_h2__z_rc * cb[:, :, None]
+        # hess_z_zb__z_rc[j,i] = sigmoid'(z_zb[j]) hess_zb__z_rc[j,i]
+        dsigmoid_z_zb_10 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_10, hess_zb__z_rc)
+        hess_z_zb__z_rc = hess_zb__z_rc * dsigmoid_z_zb_10[:, :, None]
+        # hess_cb__z_rc[j,i] = hess_h2__z_rc[j,i] - hess_h2__z_rc[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", hess_h2__z_rc, zb)
+        hess_cb__z_rc = hess_h2__z_rc - zb[:, :, None] * hess_h2__z_rc
+        # hess_z_cb__z_rc[j,i] = tanh'(z_cb[j]) hess_cb__z_rc[j,i]
+        dtanh_z_cb_11 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_11, hess_cb__z_rc)
+        hess_z_cb__z_rc = hess_cb__z_rc * dtanh_z_cb_11[:, :, None]
+        # hess_rhb__z_rc[j,i] = Σ_c Uh[c,j] hess_z_cb__z_rc[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_rc)
+        hess_rhb__z_rc = (np.tensordot(hess_z_cb__z_rc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__z_rc[j,i] = h1[j] hess_rhb__z_rc[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_rhb__z_rc)
+        hess_rb__z_rc = hess_rhb__z_rc * h1[:, :, None]
+        # hess_z_rb__z_rc[j,i] = sigmoid'(z_rb[j]) hess_rb__z_rc[j,i]
+        dsigmoid_z_rb_10 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_10, hess_rb__z_rc)
+        hess_z_rb__z_rc = hess_rb__z_rc * dsigmoid_z_rb_10[:, :, None]
+        # hess_h1__z_rc[j,i] = Σ_c Uz[c,j] hess_z_zb__z_rc[c,i] + Σ_c Ur[c,j] hess_z_rb__z_rc[c,i] + hess_rhb__z_rc[j,i] rb[j] + hess_h2__z_rc[j,i] zb[j]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_rc)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_rc)
+        # einsum("Bji,Bj->Bji", hess_rhb__z_rc, rb)
+        # einsum("Bji,Bj->Bji", hess_h2__z_rc, zb)
+        hess_h1__z_rc = (np.tensordot(hess_z_zb__z_rc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_rc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_rc + zb[:, :, None] * hess_h2__z_rc
+        del softmax_p_5, tmp_35, hess_p__z_rc, hess_h3__z_rc, hess_zc__z_rc, dsigmoid_z_zc_13, hess_cc__z_rc, dtanh_z_cc_14, d2tanh_z_cc_4, tmp_36, hess_z_cc__z_rc, hess_rhc__z_rc, hess_rc__z_rc, dsigmoid_z_rc_13, d2sigmoid_z_rc_4, tmp_37, hess_h2__z_rc, hess_zb__z_rc, dsigmoid_z_zb_10, hess_cb__z_rc, dtanh_z_cb_11, hess_z_cb__z_rc, hess_rhb__z_rc, hess_rb__z_rc, dsigmoid_z_rb_10
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_rc__z_rc
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_z_cc__z_rc, jac_cc__z_rc
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del jac_p__z_rc
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
+        # hess_za__z_rc[j,i] = h0[j] hess_h1__z_rc[j,i] - ca[j] hess_h1__z_rc[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_rc)
+        # einsum("Bj,Bji->Bji", ca, hess_h1__z_rc)
+        hess_za__z_rc = hess_h1__z_rc * h0[:, :, None] - hess_h1__z_rc * ca[:, :, None]
+        # hess_z_za__z_rc[j,i] = sigmoid'(z_za[j]) hess_za__z_rc[j,i]
+        dsigmoid_z_za_5 = za*_sigmoid(-z_za)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_za_5, hess_za__z_rc)
+        hess_z_za__z_rc = hess_za__z_rc * dsigmoid_z_za_5[:, :, None]
+        del hess_za__z_rc, dsigmoid_z_za_5
+    if ("Wz", "Wr") in todo:
+        # ∂f/∂Wz,Wr[j,i,k,l] = hess_z_za__z_ra[j,k] x1[i] x1[l] + hess_z_za__z_rb[j,k] x1[i] x2[l] + hess_z_za__z_rc[j,k] x1[i] x3[l] + hess_z_zb__z_ra[j,k] x1[l] x2[i] + hess_z_zb__z_rb[j,k] x2[i] x2[l] + hess_z_zb__z_rc[j,k] x2[i] x3[l] + hess_z_zc__z_ra[j,k] x1[l] x3[i] + hess_z_zc__z_rb[j,k] x2[l] x3[i] + hess_z_zc__z_rc[j,k] x3[i] x3[l]
+        hess_Wz__Wr = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Wz"] + PARAMS["Wr"])
+        _outer_into(hess_Wz__Wr, x1, ((hess_z_za__z_ra, x1, 1 / B, False), (hess_z_za__z_rb, x2, 1 / B, False), (hess_z_za__z_rc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wz__Wr, x2, ((hess_z_zb__z_ra, x1, 1 / B, False), (hess_z_zb__z_rb, x2, 1 / B, False), (hess_z_zb__z_rc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wz__Wr, x3, ((hess_z_zc__z_ra, x1, 1 / B, False), (hess_z_zc__z_rb, x2, 1 / B, False), (hess_z_zc__z_rc, x3, 1 / B, False)), True)
+    if ("Wr", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Wr"][0], rows["Wr"][1])
+    if ("Wz", "Ur") in todo:
+        # ∂f/∂Wz,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_za[l,j] x1[i] + adj_z_rc[k] jac_h2__z_zb[l,j] x2[i] + h0[l] hess_z_za__z_ra[j,k] x1[i] + h1[l] hess_z_za__z_rb[j,k] x1[i] + h2[l] hess_z_za__z_rc[j,k] x1[i] + h0[l] hess_z_zb__z_ra[j,k] x2[i] + h1[l] hess_z_zb__z_rb[j,k] x2[i] + h2[l] hess_z_zb__z_rc[j,k] x2[i] + h0[l] hess_z_zc__z_ra[j,k] x3[i] + h1[l] hess_z_zc__z_rb[j,k] x3[i] + h2[l] hess_z_zc__z_rc[j,k] x3[i]
+        hess_Wz__Ur = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Wz"] + PARAMS["Ur"])
+        _outer_into(hess_Wz__Ur, x1, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_za__z_ra, h0, 1 / B, False), (hess_z_za__z_rb, h1, 1 / B, False), (hess_z_za__z_rc, h2, 1 / B, False)), False)
+        _outer_into(hess_Wz__Ur, x2, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_zb__z_ra, h0, 1 / B, False), (hess_z_zb__z_rb, h1, 1 / B, False), (hess_z_zb__z_rc, h2, 1 / B, False)), True)
+        _outer_into(hess_Wz__Ur, x3, ((hess_z_zc__z_ra, h0, 1 / B, False), (hess_z_zc__z_rb, h1, 1 / B, False), (hess_z_zc__z_rc, h2, 1 / B, False)), True)
+    if ("Ur", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Ur"][0], rows["Ur"][1])
+    if ("Uz", "Wr") in todo:
+        # ∂f/∂Uz,Wr[j,k,i,l] = adj_z_zb[j] jac_h1__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ra[k,i] x1[l] + adj_z_zc[j] jac_h2__z_rb[k,i] x2[l] + h0[k] hess_z_za__z_ra[j,i] x1[l] + h0[k] hess_z_za__z_rb[j,i] x2[l] + h0[k] hess_z_za__z_rc[j,i] x3[l] + h1[k] hess_z_zb__z_ra[j,i] x1[l] + h1[k] hess_z_zb__z_rb[j,i] x2[l] + h1[k] hess_z_zb__z_rc[j,i] x3[l] + h2[k] hess_z_zc__z_ra[j,i] x1[l] + h2[k] hess_z_zc__z_rb[j,i] x2[l] + h2[k] hess_z_zc__z_rc[j,i] x3[l]
+        hess_Uz__Wr = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Uz"] + PARAMS["Wr"])
+        _outer_into(hess_Uz__Wr, h0, ((hess_z_za__z_ra, x1, 1 / B, False), (hess_z_za__z_rb, x2, 1 / B, False), (hess_z_za__z_rc, x3, 1 / B, False)), False)
+        _outer_into(hess_Uz__Wr, h1, ((hess_z_zb__z_ra, x1, 1 / B, False), (hess_z_zb__z_rb, x2, 1 / B, False), (hess_z_zb__z_rc, x3, 1 / B, False)), True)
+        _outer_into(hess_Uz__Wr, h2, ((hess_z_zc__z_ra, x1, 1 / B, False), (hess_z_zc__z_rb, x2, 1 / B, False), (hess_z_zc__z_rc, x3, 1 / B, False)), True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ra, x1)
+        tmp_38 = x1[:, :, None] * adj_z_zb[:, None]
+        _add_into(hess_Uz__Wr, (np.tensordot(tmp_38, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ra, x1)
+        tmp_39 = x1[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Wr, (np.tensordot(tmp_39, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_rb, x2)
+        tmp_40 = x2[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Wr, (np.tensordot(tmp_40, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_38, tmp_39, tmp_40
+    if ("Wr", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Wr"][0], rows["Wr"][1])
+    if ("Uz", "Ur") in todo:
+        # ∂f/∂Uz,Ur[j,k,i,l] = adj_z_zb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_za[l,j] + adj_z_zc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_zc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_za[l,j] + adj_z_rc[i] h1[k] jac_h2__z_zb[l,j] + h0[k] h0[l] hess_z_za__z_ra[j,i] + h0[k] h1[l] hess_z_za__z_rb[j,i] + h0[k] h2[l] hess_z_za__z_rc[j,i] + h0[l] h1[k] hess_z_zb__z_ra[j,i] + h1[k] h1[l] hess_z_zb__z_rb[j,i] + h1[k] h2[l] hess_z_zb__z_rc[j,i] + h0[l] h2[k] hess_z_zc__z_ra[j,i] + h1[l] h2[k] hess_z_zc__z_rb[j,i] + h2[k] h2[l] hess_z_zc__z_rc[j,i]
+        hess_Uz__Ur = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Uz"] + PARAMS["Ur"])
+        _outer_into(hess_Uz__Ur, h0, ((jac_h1__z_za.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_za.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_za__z_ra, h0, 1 / B, False), (hess_z_za__z_rb, h1, 1 / B, False), (hess_z_za__z_rc, h2, 1 / B, False)), False)
+        _outer_into(hess_Uz__Ur, h1, ((jac_h2__z_zb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_zb__z_ra, h0, 1 / B, False), (hess_z_zb__z_rb, h1, 1 / B, False), (hess_z_zb__z_rc, h2, 1 / B, False)), True)
+        _outer_into(hess_Uz__Ur, h2, ((hess_z_zc__z_ra, h0, 1 / B, False), (hess_z_zc__z_rb, h1, 1 / B, False), (hess_z_zc__z_rc, h2, 1 / B, False)), True)
+        # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_ra)
+        tmp_41 = h0[:, :, None] * adj_z_zb[:, None]
+        _add_into(hess_Uz__Ur, (np.tensordot(tmp_41, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_ra)
+        tmp_42 = h0[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Ur, (np.tensordot(tmp_42, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_rb)
+        tmp_43 = h1[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Ur, (np.tensordot(tmp_43, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_41, tmp_42, tmp_43
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_h1__z_za, jac_h2__z_za
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_h2__z_zb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_z_zc__z_ra, hess_z_zb__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
+        del hess_z_za__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_z_zc__z_rb, hess_z_zb__z_rb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
+        del hess_z_za__z_rb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_z_zc__z_rc, hess_z_zb__z_rc
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
+        del hess_z_za__z_rc
+    if ("Ur", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Ur"][0], rows["Ur"][1])
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_p__z_ca[l,j] = jac_p__z_ca[l,j] softmax_l(p[l]) - Σ_c jac_p__z_ca[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_6 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_ca, softmax_p_6)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_ca, softmax_p_6, softmax_p_6)
+        tmp_44 = (softmax_p_6[..., None, :] @ jac_p__z_ca)[..., 0, :]
+        hess_p__z_ca = softmax_p_6[:, :, None] * jac_p__z_ca - tmp_44[:, None] * softmax_p_6[:, :, None]
+        # hess_h3__z_ca[j,i] = Σ_c V[c,j] hess_p__z_ca[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_ca)
+        hess_h3__z_ca = (np.tensordot(hess_p__z_ca, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__z_ca[j,i] = h2[j] hess_h3__z_ca[j,i] - cc[j] hess_h3__z_ca[j,i] - adj_h3[j] jac_cc__z_ca[j,i] + adj_h3[j] jac_h2__z_ca[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_h3__z_ca)
+        # einsum("Bj,Bji->Bji", cc, hess_h3__z_ca)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_cc__z_ca)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_h2__z_ca)
+        hess_zc__z_ca = hess_h3__z_ca * h2[:, :, None] - hess_h3__z_ca * cc[:, :, None] - jac_cc__z_ca * adj_h3[:, :, None] + jac_h2__z_ca * adj_h3[:, :, None]
+        # hess_z_zc__z_ca[j,i] = sigmoid'(z_zc[j]) hess_zc__z_ca[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_ca[j,i]
+        dsigmoid_z_zc_14 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_14, hess_zc__z_ca)
+        d2sigmoid_z_zc_4 = -zc*(2*zc - 1)*_sigmoid(-z_zc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc_4, adj_zc, jac_z_zc__z_ca)
+        tmp_45 = adj_zc * d2sigmoid_z_zc_4
+        hess_z_zc__z_ca = hess_zc__z_ca * dsigmoid_z_zc_14[:, :, None] + tmp_45[:, :, None] * jac_z_zc__z_ca
+        # hess_cc__z_ca[j,i] = hess_h3__z_ca[j,i] - hess_h3__z_ca[j,i] zc[j] - adj_h3[j] jac_zc__z_ca[j,i]
+        # einsum("Bji,Bj->Bji", hess_h3__z_ca, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_ca)
+        hess_cc__z_ca = hess_h3__z_ca - zc[:, :, None] * hess_h3__z_ca - jac_zc__z_ca * adj_h3[:, :, None]
+        # hess_z_cc__z_ca[j,i] = tanh'(z_cc[j]) hess_cc__z_ca[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_ca[j,i]
+        dtanh_z_cc_15 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_15, hess_cc__z_ca)
+        d2tanh_z_cc_5 = 2*cc*(cc**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_5, adj_cc, jac_z_cc__z_ca)
+        tmp_46 = adj_cc * d2tanh_z_cc_5
+        hess_z_cc__z_ca = hess_cc__z_ca * dtanh_z_cc_15[:, :, None] + tmp_46[:, :, None] * jac_z_cc__z_ca
+        # hess_rhc__z_ca[j,i] = Σ_c Uh[c,j] hess_z_cc__z_ca[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_ca)
+        hess_rhc__z_ca = (np.tensordot(hess_z_cc__z_ca, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__z_ca[j,i] = h2[j] hess_rhc__z_ca[j,i] + adj_rhc[j] jac_h2__z_ca[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_rhc__z_ca)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_ca)
+        hess_rc__z_ca = hess_rhc__z_ca * h2[:, :, None] + jac_h2__z_ca * adj_rhc[:, :, None]
+        # hess_z_rc__z_ca[j,i] = sigmoid'(z_rc[j]) hess_rc__z_ca[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_ca[j,i]
+        dsigmoid_z_rc_14 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_14, hess_rc__z_ca)
+        d2sigmoid_z_rc_5 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc_5, adj_rc, jac_z_rc__z_ca)
+        tmp_47 = adj_rc * d2sigmoid_z_rc_5
+        hess_z_rc__z_ca = hess_rc__z_ca * dsigmoid_z_rc_14[:, :, None] + tmp_47[:, :, None] * jac_z_rc__z_ca
+        # hess_h2__z_ca[j,i] = Σ_c Uz[c,j] hess_z_zc__z_ca[c,i] + Σ_c Ur[c,j] hess_z_rc__z_ca[c,i] + hess_rhc__z_ca[j,i] rc[j] + adj_rhc[j] jac_rc__z_ca[j,i] + hess_h3__z_ca[j,i] zc[j] + adj_h3[j] jac_zc__z_ca[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_ca)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_ca)
+        # einsum("Bji,Bj->Bji", hess_rhc__z_ca, rc)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_rc__z_ca)
+        # einsum("Bji,Bj->Bji", hess_h3__z_ca, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_ca)
+        hess_h2__z_ca = (np.tensordot(hess_z_zc__z_ca, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_ca, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_ca + jac_rc__z_ca * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_ca + jac_zc__z_ca * adj_h3[:, :, None]
+        # hess_zb__z_ca[j,i] = h1[j] hess_h2__z_ca[j,i] - cb[j] hess_h2__z_ca[j,i] - adj_h2[j] jac_cb__z_ca[j,i] + adj_h2[j] jac_h1__z_ca[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_h2__z_ca)
+        # einsum("Bj,Bji->Bji", cb, hess_h2__z_ca)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_cb__z_ca)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_h1__z_ca)
+        hess_zb__z_ca = hess_h2__z_ca * h1[:, :, None] - hess_h2__z_ca * cb[:, :, None] - jac_cb__z_ca * adj_h2[:, :, None] + jac_h1__z_ca * adj_h2[:, :, None]
+        # hess_z_zb__z_ca[j,i] = sigmoid'(z_zb[j]) hess_zb__z_ca[j,i] + sigmoid''(z_zb[j]) adj_zb[j] jac_z_zb__z_ca[j,i]
+        dsigmoid_z_zb_11 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_11, hess_zb__z_ca)
+        d2sigmoid_z_zb_3 = -zb*(2*zb - 1)*_sigmoid(-z_zb)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zb_3, adj_zb, jac_z_zb__z_ca)
+        tmp_48 = adj_zb * d2sigmoid_z_zb_3
+        hess_z_zb__z_ca = hess_zb__z_ca * dsigmoid_z_zb_11[:, :, None] + tmp_48[:, :, None] * jac_z_zb__z_ca
+        # hess_cb__z_ca[j,i] = hess_h2__z_ca[j,i] - hess_h2__z_ca[j,i] zb[j] - adj_h2[j] jac_zb__z_ca[j,i]
+        # einsum("Bji,Bj->Bji", hess_h2__z_ca, zb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ca)
+        hess_cb__z_ca = hess_h2__z_ca - zb[:, :, None] * hess_h2__z_ca - jac_zb__z_ca * adj_h2[:, :, None]
+        # hess_z_cb__z_ca[j,i] = tanh'(z_cb[j]) hess_cb__z_ca[j,i] + tanh''(z_cb[j]) adj_cb[j] jac_z_cb__z_ca[j,i]
+        dtanh_z_cb_12 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_12, hess_cb__z_ca)
+        d2tanh_z_cb_4 = 2*cb*(cb**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cb_4, adj_cb, jac_z_cb__z_ca)
+        tmp_49 = adj_cb * d2tanh_z_cb_4
+        hess_z_cb__z_ca = hess_cb__z_ca * dtanh_z_cb_12[:, :, None] + tmp_49[:, :, None] * jac_z_cb__z_ca
+        # hess_rhb__z_ca[j,i] = Σ_c Uh[c,j] hess_z_cb__z_ca[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_ca)
+        hess_rhb__z_ca = (np.tensordot(hess_z_cb__z_ca, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__z_ca[j,i] = h1[j] hess_rhb__z_ca[j,i] + adj_rhb[j] jac_h1__z_ca[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_rhb__z_ca)
+        # einsum("Bj,Bji->Bji", adj_rhb, jac_h1__z_ca)
+        hess_rb__z_ca = hess_rhb__z_ca * h1[:, :, None] + jac_h1__z_ca * adj_rhb[:, :, None]
+        # hess_z_rb__z_ca[j,i] = sigmoid'(z_rb[j]) hess_rb__z_ca[j,i] + sigmoid''(z_rb[j]) adj_rb[j] jac_z_rb__z_ca[j,i]
+        dsigmoid_z_rb_11 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_11, hess_rb__z_ca)
+        d2sigmoid_z_rb_4 = -rb*(2*rb - 1)*_sigmoid(-z_rb)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rb_4, adj_rb, jac_z_rb__z_ca)
+        tmp_50 = adj_rb * d2sigmoid_z_rb_4
+        hess_z_rb__z_ca = hess_rb__z_ca * dsigmoid_z_rb_11[:, :, None] + tmp_50[:, :, None] * jac_z_rb__z_ca
+        # hess_h1__z_ca[j,i] = Σ_c Uz[c,j] hess_z_zb__z_ca[c,i] + Σ_c Ur[c,j] hess_z_rb__z_ca[c,i] + hess_rhb__z_ca[j,i] rb[j] + adj_rhb[j] jac_rb__z_ca[j,i] + hess_h2__z_ca[j,i] zb[j] + adj_h2[j] jac_zb__z_ca[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_ca)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_ca)
+        # einsum("Bji,Bj->Bji", hess_rhb__z_ca, rb)
+        # einsum("Bj,Bji->Bji", adj_rhb, jac_rb__z_ca)
+        # einsum("Bji,Bj->Bji", hess_h2__z_ca, zb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ca)
+        hess_h1__z_ca = (np.tensordot(hess_z_zb__z_ca, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_ca, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_ca + jac_rb__z_ca * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_ca + jac_zb__z_ca * adj_h2[:, :, None]
+        del softmax_p_6, tmp_44, hess_p__z_ca, hess_h3__z_ca, hess_zc__z_ca, dsigmoid_z_zc_14, d2sigmoid_z_zc_4, tmp_45, hess_cc__z_ca, dtanh_z_cc_15, d2tanh_z_cc_5, tmp_46, hess_rhc__z_ca, hess_rc__z_ca, dsigmoid_z_rc_14, d2sigmoid_z_rc_5, tmp_47, hess_h2__z_ca, hess_zb__z_ca, dsigmoid_z_zb_11, d2sigmoid_z_zb_3, tmp_48, hess_cb__z_ca, dtanh_z_cb_12, d2tanh_z_cb_4, tmp_49, hess_rhb__z_ca, hess_rb__z_ca, dsigmoid_z_rb_11, d2sigmoid_z_rb_4, tmp_50
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del adj_zb, adj_rhb, adj_rb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        del jac_z_rb__z_ca, jac_rb__z_ca, jac_z_cb__z_ca, jac_cb__z_ca, jac_z_zb__z_ca, jac_zb__z_ca, jac_z_rc__z_ca, jac_rc__z_ca, jac_z_cc__z_ca, jac_cc__z_ca, jac_z_zc__z_ca, jac_zc__z_ca
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del jac_p__z_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
+        # hess_za__z_ca[j,i] = h0[j] hess_h1__z_ca[j,i] - ca[j] hess_h1__z_ca[j,i] - adj_h1[j] jac_ca__z_ca[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_ca)
+        # einsum("Bj,Bji->Bji", ca, hess_h1__z_ca)
+        # einsum("Bj,Bji->Bji", adj_h1, jac_ca__z_ca)
+        hess_za__z_ca = hess_h1__z_ca * h0[:, :, None] - hess_h1__z_ca * ca[:, :, None] - jac_ca__z_ca * adj_h1[:, :, None]
+        # hess_z_za__z_ca[j,i] = sigmoid'(z_za[j]) hess_za__z_ca[j,i]
+        dsigmoid_z_za_6 = za*_sigmoid(-z_za)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_za_6, hess_za__z_ca)
+        hess_z_za__z_ca = hess_za__z_ca * dsigmoid_z_za_6[:, :, None]
+        del hess_za__z_ca, dsigmoid_z_za_6
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del adj_h1
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        del jac_ca__z_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_p__z_cb[l,j] = jac_p__z_cb[l,j] softmax_l(p[l]) - Σ_c jac_p__z_cb[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_7 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_cb, softmax_p_7)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_cb, softmax_p_7, softmax_p_7)
+        tmp_51 = (softmax_p_7[..., None, :] @ jac_p__z_cb)[..., 0, :]
+        hess_p__z_cb = softmax_p_7[:, :, None] * jac_p__z_cb - tmp_51[:, None] * softmax_p_7[:, :, None]
+        # hess_h3__z_cb[j,i] = Σ_c V[c,j] hess_p__z_cb[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_cb)
+        hess_h3__z_cb = (np.tensordot(hess_p__z_cb, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__z_cb[j,i] = h2[j] hess_h3__z_cb[j,i] - cc[j] hess_h3__z_cb[j,i] - adj_h3[j] jac_cc__z_cb[j,i] + adj_h3[j] jac_h2__z_cb[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_h3__z_cb)
+        # einsum("Bj,Bji->Bji", cc, hess_h3__z_cb)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_cc__z_cb)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_h2__z_cb)
+        hess_zc__z_cb = hess_h3__z_cb * h2[:, :, None] - hess_h3__z_cb * cc[:, :, None] - jac_cc__z_cb * adj_h3[:, :, None] + jac_h2__z_cb * adj_h3[:, :, None]
+        # hess_z_zc__z_cb[j,i] = sigmoid'(z_zc[j]) hess_zc__z_cb[j,i] + sigmoid''(z_zc[j]) adj_zc[j] jac_z_zc__z_cb[j,i]
+        dsigmoid_z_zc_15 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_15, hess_zc__z_cb)
+        d2sigmoid_z_zc_5 = -zc*(2*zc - 1)*_sigmoid(-z_zc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc_5, adj_zc, jac_z_zc__z_cb)
+        tmp_52 = adj_zc * d2sigmoid_z_zc_5
+        hess_z_zc__z_cb = hess_zc__z_cb * dsigmoid_z_zc_15[:, :, None] + tmp_52[:, :, None] * jac_z_zc__z_cb
+        # hess_cc__z_cb[j,i] = hess_h3__z_cb[j,i] - hess_h3__z_cb[j,i] zc[j] - adj_h3[j] jac_zc__z_cb[j,i]
+        # einsum("Bji,Bj->Bji", hess_h3__z_cb, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_cb)
+        hess_cc__z_cb = hess_h3__z_cb - zc[:, :, None] * hess_h3__z_cb - jac_zc__z_cb * adj_h3[:, :, None]
+        # hess_z_cc__z_cb[j,i] = tanh'(z_cc[j]) hess_cc__z_cb[j,i] + tanh''(z_cc[j]) adj_cc[j] jac_z_cc__z_cb[j,i]
+        dtanh_z_cc_16 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_16, hess_cc__z_cb)
+        d2tanh_z_cc_6 = 2*cc*(cc**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_6, adj_cc, jac_z_cc__z_cb)
+        tmp_53 = adj_cc * d2tanh_z_cc_6
+        hess_z_cc__z_cb = hess_cc__z_cb * dtanh_z_cc_16[:, :, None] + tmp_53[:, :, None] * jac_z_cc__z_cb
+        # hess_rhc__z_cb[j,i] = Σ_c Uh[c,j] hess_z_cc__z_cb[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_cb)
+        hess_rhc__z_cb = (np.tensordot(hess_z_cc__z_cb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__z_cb[j,i] = h2[j] hess_rhc__z_cb[j,i] + adj_rhc[j] jac_h2__z_cb[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_rhc__z_cb)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_cb)
+        hess_rc__z_cb = hess_rhc__z_cb * h2[:, :, None] + jac_h2__z_cb * adj_rhc[:, :, None]
+        # hess_z_rc__z_cb[j,i] = sigmoid'(z_rc[j]) hess_rc__z_cb[j,i] + sigmoid''(z_rc[j]) adj_rc[j] jac_z_rc__z_cb[j,i]
+        dsigmoid_z_rc_15 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_15, hess_rc__z_cb)
+        d2sigmoid_z_rc_6 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
+        # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc_6, adj_rc, jac_z_rc__z_cb)
+        tmp_54 = adj_rc * d2sigmoid_z_rc_6
+        hess_z_rc__z_cb = hess_rc__z_cb * dsigmoid_z_rc_15[:, :, None] + tmp_54[:, :, None] * jac_z_rc__z_cb
+        # hess_h2__z_cb[j,i] = Σ_c Uz[c,j] hess_z_zc__z_cb[c,i] + Σ_c Ur[c,j] hess_z_rc__z_cb[c,i] + hess_rhc__z_cb[j,i] rc[j] + adj_rhc[j] jac_rc__z_cb[j,i] + hess_h3__z_cb[j,i] zc[j] + adj_h3[j] jac_zc__z_cb[j,i]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_cb)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_cb)
+        # einsum("Bji,Bj->Bji", hess_rhc__z_cb, rc)
+        # einsum("Bj,Bji->Bji", adj_rhc, jac_rc__z_cb)
+        # einsum("Bji,Bj->Bji", hess_h3__z_cb, zc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_cb)
+        hess_h2__z_cb = (np.tensordot(hess_z_zc__z_cb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_cb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_cb + jac_rc__z_cb * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_cb + jac_zc__z_cb * adj_h3[:, :, None]
+        # hess_zb__z_cb[j,i] = h1[j] hess_h2__z_cb[j,i] - cb[j] hess_h2__z_cb[j,i] - adj_h2[j] jac_cb__z_cb[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_h2__z_cb)
+        # einsum("Bj,Bji->Bji", cb, hess_h2__z_cb)
+        # einsum("Bj,Bji->Bji", adj_h2, jac_cb__z_cb)
+        hess_zb__z_cb = hess_h2__z_cb * h1[:, :, None] - hess_h2__z_cb * cb[:, :, None] - jac_cb__z_cb * adj_h2[:, :, None]
+        # hess_z_zb__z_cb[j,i] = sigmoid'(z_zb[j]) hess_zb__z_cb[j,i]
+        dsigmoid_z_zb_12 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_12, hess_zb__z_cb)
+        hess_z_zb__z_cb = hess_zb__z_cb * dsigmoid_z_zb_12[:, :, None]
+        # hess_cb__z_cb[j,i] = hess_h2__z_cb[j,i] - hess_h2__z_cb[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", hess_h2__z_cb, zb)
+        hess_cb__z_cb = hess_h2__z_cb - zb[:, :, None] * hess_h2__z_cb
+        # hess_z_cb__z_cb[j,i] = tanh'(z_cb[j]) hess_cb__z_cb[j,i] + tanh''(z_cb[j]) δ[j,i] adj_cb[j]
+        dtanh_z_cb_13 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_13, hess_cb__z_cb)
+        d2tanh_z_cb_5 = 2*cb*(cb**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_cb_5, np.eye(2), adj_cb)
+        tmp_55 = adj_cb * d2tanh_z_cb_5
+        hess_z_cb__z_cb = hess_cb__z_cb * dtanh_z_cb_13[:, :, None] + tmp_55[:, :, None] * np.eye(2)
+        # hess_rhb__z_cb[j,i] = Σ_c Uh[c,j] hess_z_cb__z_cb[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_cb)
+        hess_rhb__z_cb = (np.tensordot(hess_z_cb__z_cb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__z_cb[j,i] = h1[j] hess_rhb__z_cb[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_rhb__z_cb)
+        hess_rb__z_cb = hess_rhb__z_cb * h1[:, :, None]
+        # hess_z_rb__z_cb[j,i] = sigmoid'(z_rb[j]) hess_rb__z_cb[j,i]
+        dsigmoid_z_rb_12 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_12, hess_rb__z_cb)
+        hess_z_rb__z_cb = hess_rb__z_cb * dsigmoid_z_rb_12[:, :, None]
+        # hess_h1__z_cb[j,i] = Σ_c Uz[c,j] hess_z_zb__z_cb[c,i] + Σ_c Ur[c,j] hess_z_rb__z_cb[c,i] + hess_rhb__z_cb[j,i] rb[j] + hess_h2__z_cb[j,i] zb[j]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_cb)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_cb)
+        # einsum("Bji,Bj->Bji", hess_rhb__z_cb, rb)
+        # einsum("Bji,Bj->Bji", hess_h2__z_cb, zb)
+        hess_h1__z_cb = (np.tensordot(hess_z_zb__z_cb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_cb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_cb + zb[:, :, None] * hess_h2__z_cb
+        del softmax_p_7, tmp_51, hess_p__z_cb, hess_h3__z_cb, hess_zc__z_cb, dsigmoid_z_zc_15, d2sigmoid_z_zc_5, tmp_52, hess_cc__z_cb, dtanh_z_cc_16, d2tanh_z_cc_6, tmp_53, hess_rhc__z_cb, hess_rc__z_cb, dsigmoid_z_rc_15, d2sigmoid_z_rc_6, tmp_54, hess_h2__z_cb, hess_zb__z_cb, dsigmoid_z_zb_12, hess_cb__z_cb, dtanh_z_cb_13, d2tanh_z_cb_5, tmp_55, hess_rhb__z_cb, hess_rb__z_cb, dsigmoid_z_rb_12
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del adj_zc, adj_rhc, adj_rc, adj_h2, adj_cb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        del jac_cb__z_cb, jac_z_rc__z_cb, jac_rc__z_cb, jac_z_cc__z_cb, jac_cc__z_cb, jac_z_zc__z_cb, jac_zc__z_cb
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del jac_p__z_cb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
+        # hess_za__z_cb[j,i] = h0[j] hess_h1__z_cb[j,i] - ca[j] hess_h1__z_cb[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_cb)
+        # einsum("Bj,Bji->Bji", ca, hess_h1__z_cb)
+        hess_za__z_cb = hess_h1__z_cb * h0[:, :, None] - hess_h1__z_cb * ca[:, :, None]
+        # hess_z_za__z_cb[j,i] = sigmoid'(z_za[j]) hess_za__z_cb[j,i]
+        dsigmoid_z_za_7 = za*_sigmoid(-z_za)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_za_7, hess_za__z_cb)
+        hess_z_za__z_cb = hess_za__z_cb * dsigmoid_z_za_7[:, :, None]
+        del hess_za__z_cb, dsigmoid_z_za_7
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_p__z_cc[l,j] = jac_p__z_cc[l,j] softmax_l(p[l]) - Σ_c jac_p__z_cc[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_8 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_cc, softmax_p_8)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_cc, softmax_p_8, softmax_p_8)
+        tmp_56 = (softmax_p_8[..., None, :] @ jac_p__z_cc)[..., 0, :]
+        hess_p__z_cc = softmax_p_8[:, :, None] * jac_p__z_cc - tmp_56[:, None] * softmax_p_8[:, :, None]
+        # hess_h3__z_cc[j,i] = Σ_c V[c,j] hess_p__z_cc[c,i]
+        # einsum("cj,Bci->Bji", V, hess_p__z_cc)
+        hess_h3__z_cc = (np.tensordot(hess_p__z_cc, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__z_cc[j,i] = h2[j] hess_h3__z_cc[j,i] - cc[j] hess_h3__z_cc[j,i] - adj_h3[j] jac_cc__z_cc[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_h3__z_cc)
+        # einsum("Bj,Bji->Bji", cc, hess_h3__z_cc)
+        # einsum("Bj,Bji->Bji", adj_h3, jac_cc__z_cc)
+        hess_zc__z_cc = hess_h3__z_cc * h2[:, :, None] - hess_h3__z_cc * cc[:, :, None] - jac_cc__z_cc * adj_h3[:, :, None]
+        # hess_z_zc__z_cc[j,i] = sigmoid'(z_zc[j]) hess_zc__z_cc[j,i]
+        dsigmoid_z_zc_16 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zc_16, hess_zc__z_cc)
+        hess_z_zc__z_cc = hess_zc__z_cc * dsigmoid_z_zc_16[:, :, None]
+        # hess_cc__z_cc[j,i] = hess_h3__z_cc[j,i] - hess_h3__z_cc[j,i] zc[j]
+        # einsum("Bji,Bj->Bji", hess_h3__z_cc, zc)
+        hess_cc__z_cc = hess_h3__z_cc - zc[:, :, None] * hess_h3__z_cc
+        # hess_z_cc__z_cc[j,i] = tanh'(z_cc[j]) hess_cc__z_cc[j,i] + tanh''(z_cc[j]) δ[j,i] adj_cc[j]
+        dtanh_z_cc_17 = 1 - cc**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cc_17, hess_cc__z_cc)
+        d2tanh_z_cc_7 = 2*cc*(cc**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_cc_7, np.eye(2), adj_cc)
+        tmp_57 = adj_cc * d2tanh_z_cc_7
+        hess_z_cc__z_cc = hess_cc__z_cc * dtanh_z_cc_17[:, :, None] + tmp_57[:, :, None] * np.eye(2)
+        # hess_rhc__z_cc[j,i] = Σ_c Uh[c,j] hess_z_cc__z_cc[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_cc)
+        hess_rhc__z_cc = (np.tensordot(hess_z_cc__z_cc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__z_cc[j,i] = h2[j] hess_rhc__z_cc[j,i]
+        # einsum("Bj,Bji->Bji", h2, hess_rhc__z_cc)
+        hess_rc__z_cc = hess_rhc__z_cc * h2[:, :, None]
+        # hess_z_rc__z_cc[j,i] = sigmoid'(z_rc[j]) hess_rc__z_cc[j,i]
+        dsigmoid_z_rc_16 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rc_16, hess_rc__z_cc)
+        hess_z_rc__z_cc = hess_rc__z_cc * dsigmoid_z_rc_16[:, :, None]
+        # hess_h2__z_cc[j,i] = Σ_c Uz[c,j] hess_z_zc__z_cc[c,i] + Σ_c Ur[c,j] hess_z_rc__z_cc[c,i] + hess_rhc__z_cc[j,i] rc[j] + hess_h3__z_cc[j,i] zc[j]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_cc)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_cc)
+        # einsum("Bji,Bj->Bji", hess_rhc__z_cc, rc)
+        # einsum("Bji,Bj->Bji", hess_h3__z_cc, zc)
+        hess_h2__z_cc = (np.tensordot(hess_z_zc__z_cc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_cc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_cc + zc[:, :, None] * hess_h3__z_cc
+        # hess_zb__z_cc[j,i] = h1[j] hess_h2__z_cc[j,i] - cb[j] hess_h2__z_cc[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_h2__z_cc)
+        # einsum("Bj,Bji->Bji", cb, hess_h2__z_cc)
+        hess_zb__z_cc = hess_h2__z_cc * h1[:, :, None] - hess_h2__z_cc * cb[:, :, None]
+        # hess_z_zb__z_cc[j,i] = sigmoid'(z_zb[j]) hess_zb__z_cc[j,i]
+        dsigmoid_z_zb_13 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_zb_13, hess_zb__z_cc)
+        hess_z_zb__z_cc = hess_zb__z_cc * dsigmoid_z_zb_13[:, :, None]
+        # hess_cb__z_cc[j,i] = hess_h2__z_cc[j,i] - hess_h2__z_cc[j,i] zb[j]
+        # einsum("Bji,Bj->Bji", hess_h2__z_cc, zb)
+        hess_cb__z_cc = hess_h2__z_cc - zb[:, :, None] * hess_h2__z_cc
+        # hess_z_cb__z_cc[j,i] = tanh'(z_cb[j]) hess_cb__z_cc[j,i]
+        dtanh_z_cb_14 = 1 - cb**2
+        # einsum("Bj,Bji->Bji", dtanh_z_cb_14, hess_cb__z_cc)
+        hess_z_cb__z_cc = hess_cb__z_cc * dtanh_z_cb_14[:, :, None]
+        # hess_rhb__z_cc[j,i] = Σ_c Uh[c,j] hess_z_cb__z_cc[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_cc)
+        hess_rhb__z_cc = (np.tensordot(hess_z_cb__z_cc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__z_cc[j,i] = h1[j] hess_rhb__z_cc[j,i]
+        # einsum("Bj,Bji->Bji", h1, hess_rhb__z_cc)
+        hess_rb__z_cc = hess_rhb__z_cc * h1[:, :, None]
+        # hess_z_rb__z_cc[j,i] = sigmoid'(z_rb[j]) hess_rb__z_cc[j,i]
+        dsigmoid_z_rb_13 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_rb_13, hess_rb__z_cc)
+        hess_z_rb__z_cc = hess_rb__z_cc * dsigmoid_z_rb_13[:, :, None]
+        # hess_h1__z_cc[j,i] = Σ_c Uz[c,j] hess_z_zb__z_cc[c,i] + Σ_c Ur[c,j] hess_z_rb__z_cc[c,i] + hess_rhb__z_cc[j,i] rb[j] + hess_h2__z_cc[j,i] zb[j]
+        # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_cc)
+        # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_cc)
+        # einsum("Bji,Bj->Bji", hess_rhb__z_cc, rb)
+        # einsum("Bji,Bj->Bji", hess_h2__z_cc, zb)
+        hess_h1__z_cc = (np.tensordot(hess_z_zb__z_cc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_cc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_cc + zb[:, :, None] * hess_h2__z_cc
+        del softmax_p_8, tmp_56, hess_p__z_cc, hess_h3__z_cc, hess_zc__z_cc, dsigmoid_z_zc_16, hess_cc__z_cc, dtanh_z_cc_17, d2tanh_z_cc_7, tmp_57, hess_rhc__z_cc, hess_rc__z_cc, dsigmoid_z_rc_16, hess_h2__z_cc, hess_zb__z_cc, dsigmoid_z_zb_13, hess_cb__z_cc, dtanh_z_cb_14, hess_rhb__z_cc, hess_rb__z_cc, dsigmoid_z_rb_13
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del adj_h3, adj_cc
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        del jac_cc__z_cc
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del jac_p__z_cc
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
+        # hess_za__z_cc[j,i] = h0[j] hess_h1__z_cc[j,i] - ca[j] hess_h1__z_cc[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_h1__z_cc)
+        # einsum("Bj,Bji->Bji", ca, hess_h1__z_cc)
+        hess_za__z_cc = hess_h1__z_cc * h0[:, :, None] - hess_h1__z_cc * ca[:, :, None]
+        # hess_z_za__z_cc[j,i] = sigmoid'(z_za[j]) hess_za__z_cc[j,i]
+        dsigmoid_z_za_8 = za*_sigmoid(-z_za)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_za_8, hess_za__z_cc)
+        hess_z_za__z_cc = hess_za__z_cc * dsigmoid_z_za_8[:, :, None]
+        del hess_za__z_cc, dsigmoid_z_za_8
+    if ("Wz", "Wh") in todo:
+        # ∂f/∂Wz,Wh[j,i,k,l] = hess_z_za__z_ca[j,k] x1[i] x1[l] + hess_z_za__z_cb[j,k] x1[i] x2[l] + hess_z_za__z_cc[j,k] x1[i] x3[l] + hess_z_zb__z_ca[j,k] x1[l] x2[i] + hess_z_zb__z_cb[j,k] x2[i] x2[l] + hess_z_zb__z_cc[j,k] x2[i] x3[l] + hess_z_zc__z_ca[j,k] x1[l] x3[i] + hess_z_zc__z_cb[j,k] x2[l] x3[i] + hess_z_zc__z_cc[j,k] x3[i] x3[l]
+        hess_Wz__Wh = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wz"] + PARAMS["Wh"])
+        _outer_into(hess_Wz__Wh, x1, ((hess_z_za__z_ca, x1, 1 / B, False), (hess_z_za__z_cb, x2, 1 / B, False), (hess_z_za__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wz__Wh, x2, ((hess_z_zb__z_ca, x1, 1 / B, False), (hess_z_zb__z_cb, x2, 1 / B, False), (hess_z_zb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wz__Wh, x3, ((hess_z_zc__z_ca, x1, 1 / B, False), (hess_z_zc__z_cb, x2, 1 / B, False), (hess_z_zc__z_cc, x3, 1 / B, False)), True)
+    if ("Wh", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Wh"][0], rows["Wh"][1])
+    if ("Wz", "Uh") in todo:
+        # ∂f/∂Wz,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_za[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_zb[l,j] x2[i] + hess_z_za__z_ca[j,k] rha[l] x1[i] + hess_z_za__z_cb[j,k] rhb[l] x1[i] + hess_z_za__z_cc[j,k] rhc[l] x1[i] + hess_z_zb__z_ca[j,k] rha[l] x2[i] + hess_z_zb__z_cb[j,k] rhb[l] x2[i] + hess_z_zb__z_cc[j,k] rhc[l] x2[i] + hess_z_zc__z_ca[j,k] rha[l] x3[i] + hess_z_zc__z_cb[j,k] rhb[l] x3[i] + hess_z_zc__z_cc[j,k] rhc[l] x3[i]
+        hess_Wz__Uh = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wz"] + PARAMS["Uh"])
+        _outer_into(hess_Wz__Uh, x1, ((jac_rhb__z_za.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_za.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_za__z_ca, rha, 1 / B, False), (hess_z_za__z_cb, rhb, 1 / B, False), (hess_z_za__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Wz__Uh, x2, ((jac_rhc__z_zb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_zb__z_ca, rha, 1 / B, False), (hess_z_zb__z_cb, rhb, 1 / B, False), (hess_z_zb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Wz__Uh, x3, ((hess_z_zc__z_ca, rha, 1 / B, False), (hess_z_zc__z_cb, rhb, 1 / B, False), (hess_z_zc__z_cc, rhc, 1 / B, False)), True)
+    if ("Uh", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["Uh"][0], rows["Uh"][1])
+    if ("Uz", "Wh") in todo:
+        # ∂f/∂Uz,Wh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_zc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_za__z_ca[j,i] x1[l] + h0[k] hess_z_za__z_cb[j,i] x2[l] + h0[k] hess_z_za__z_cc[j,i] x3[l] + h1[k] hess_z_zb__z_ca[j,i] x1[l] + h1[k] hess_z_zb__z_cb[j,i] x2[l] + h1[k] hess_z_zb__z_cc[j,i] x3[l] + h2[k] hess_z_zc__z_ca[j,i] x1[l] + h2[k] hess_z_zc__z_cb[j,i] x2[l] + h2[k] hess_z_zc__z_cc[j,i] x3[l]
+        hess_Uz__Wh = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Uz"] + PARAMS["Wh"])
+        _outer_into(hess_Uz__Wh, h0, ((hess_z_za__z_ca, x1, 1 / B, False), (hess_z_za__z_cb, x2, 1 / B, False), (hess_z_za__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Uz__Wh, h1, ((hess_z_zb__z_ca, x1, 1 / B, False), (hess_z_zb__z_cb, x2, 1 / B, False), (hess_z_zb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Uz__Wh, h2, ((hess_z_zc__z_ca, x1, 1 / B, False), (hess_z_zc__z_cb, x2, 1 / B, False), (hess_z_zc__z_cc, x3, 1 / B, False)), True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, x1)
+        tmp_58 = x1[:, :, None] * adj_z_zb[:, None]
+        _add_into(hess_Uz__Wh, (np.tensordot(tmp_58, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ca, x1)
+        tmp_59 = x1[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Wh, (np.tensordot(tmp_59, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_cb, x2)
+        tmp_60 = x2[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Wh, (np.tensordot(tmp_60, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_58, tmp_59, tmp_60
+    if ("Wh", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Wh"][0], rows["Wh"][1])
+    if ("Uz", "Uh") in todo:
+        # ∂f/∂Uz,Uh[j,k,i,l] = adj_z_zb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_za[l,j] + adj_z_zc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_zc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_za[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_zb[l,j] + h0[k] hess_z_za__z_ca[j,i] rha[l] + h0[k] hess_z_za__z_cb[j,i] rhb[l] + h0[k] hess_z_za__z_cc[j,i] rhc[l] + h1[k] hess_z_zb__z_ca[j,i] rha[l] + h1[k] hess_z_zb__z_cb[j,i] rhb[l] + h1[k] hess_z_zb__z_cc[j,i] rhc[l] + h2[k] hess_z_zc__z_ca[j,i] rha[l] + h2[k] hess_z_zc__z_cb[j,i] rhb[l] + h2[k] hess_z_zc__z_cc[j,i] rhc[l]
+        hess_Uz__Uh = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Uz"] + PARAMS["Uh"])
+        _outer_into(hess_Uz__Uh, h0, ((jac_rhb__z_za.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_za.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_za__z_ca, rha, 1 / B, False), (hess_z_za__z_cb, rhb, 1 / B, False), (hess_z_za__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Uz__Uh, h1, ((jac_rhc__z_zb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_zb__z_ca, rha, 1 / B, False), (hess_z_zb__z_cb, rhb, 1 / B, False), (hess_z_zb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Uz__Uh, h2, ((hess_z_zc__z_ca, rha, 1 / B, False), (hess_z_zc__z_cb, rhb, 1 / B, False), (hess_z_zc__z_cc, rhc, 1 / B, False)), True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, rha)
+        tmp_61 = rha[:, :, None] * adj_z_zb[:, None]
+        _add_into(hess_Uz__Uh, (np.tensordot(tmp_61, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ca, rha)
+        tmp_62 = rha[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Uh, (np.tensordot(tmp_62, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_cb, rhb)
+        tmp_63 = rhb[:, :, None] * adj_z_zc[:, None]
+        _add_into(hess_Uz__Uh, (np.tensordot(tmp_63, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_61, tmp_62, tmp_63
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del adj_z_zc, adj_z_zb
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_rhb__z_za
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_rhc__z_za
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
+        del jac_rhc__z_zb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_zc__z_ca, hess_z_zb__z_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
+        del hess_z_za__z_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_zc__z_cb, hess_z_zb__z_cb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
+        del hess_z_za__z_cb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_zc__z_cc, hess_z_zb__z_cc
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
+        del hess_z_za__z_cc
+    if ("Uh", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Uh"][0], rows["Uh"][1])
+    if not todo.isdisjoint((("V", "V"), ("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_9 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(2), softmax_p_9)
+        # einsum("Bl,Bi->Bli", softmax_p_9, softmax_p_9)
+        hess_p__p = softmax_p_9[:, :, None] * np.eye(2) - softmax_p_9[:, None] * softmax_p_9[:, :, None]
+        del softmax_p_9
+    if todo:
+        del p
+    if ("V", "V") in todo:
+        # ∂f/∂V,V[l,j,i,k] = h3[j] h3[k] hess_p__p[l,i]
+        hess_V__V = _block_view(H, rows["V"][0], rows["V"][1], rows["V"][0], rows["V"][1], PARAMS["V"] + PARAMS["V"])
+        _outer_into(hess_V__V, h3, ((hess_p__p, h3, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        # hess_h3__p[j,l] = Σ_c V[c,j] hess_p__p[c,l]
+        # einsum("cj,Bcl->Bjl", V, hess_p__p)
+        hess_h3__p = (np.tensordot(hess_p__p, V, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_zc__p[j,l] = h2[j] hess_h3__p[j,l] - cc[j] hess_h3__p[j,l]
+        # einsum("Bj,Bjl->Bjl", h2, hess_h3__p)
+        # einsum("Bj,Bjl->Bjl", cc, hess_h3__p)
+        hess_zc__p = hess_h3__p * h2[:, :, None] - hess_h3__p * cc[:, :, None]
+        # hess_z_zc__p[j,l] = sigmoid'(z_zc[j]) hess_zc__p[j,l]
+        dsigmoid_z_zc_17 = zc*_sigmoid(-z_zc)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_zc_17, hess_zc__p)
+        hess_z_zc__p = hess_zc__p * dsigmoid_z_zc_17[:, :, None]
+        # hess_cc__p[j,l] = hess_h3__p[j,l] - hess_h3__p[j,l] zc[j]
+        # einsum("Bjl,Bj->Bjl", hess_h3__p, zc)
+        hess_cc__p = hess_h3__p - zc[:, :, None] * hess_h3__p
+        # hess_z_cc__p[j,l] = tanh'(z_cc[j]) hess_cc__p[j,l]
+        dtanh_z_cc_18 = 1 - cc**2
+        # einsum("Bj,Bjl->Bjl", dtanh_z_cc_18, hess_cc__p)
+        hess_z_cc__p = hess_cc__p * dtanh_z_cc_18[:, :, None]
+        # hess_rhc__p[j,l] = Σ_c Uh[c,j] hess_z_cc__p[c,l]
+        # einsum("cj,Bcl->Bjl", Uh, hess_z_cc__p)
+        hess_rhc__p = (np.tensordot(hess_z_cc__p, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rc__p[j,l] = h2[j] hess_rhc__p[j,l]
+        # einsum("Bj,Bjl->Bjl", h2, hess_rhc__p)
+        hess_rc__p = hess_rhc__p * h2[:, :, None]
+        # hess_z_rc__p[j,l] = sigmoid'(z_rc[j]) hess_rc__p[j,l]
+        dsigmoid_z_rc_17 = rc*_sigmoid(-z_rc)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_rc_17, hess_rc__p)
+        hess_z_rc__p = hess_rc__p * dsigmoid_z_rc_17[:, :, None]
+        # hess_h2__p[j,l] = Σ_c Uz[c,j] hess_z_zc__p[c,l] + Σ_c Ur[c,j] hess_z_rc__p[c,l] + hess_rhc__p[j,l] rc[j] + hess_h3__p[j,l] zc[j]
+        # einsum("cj,Bcl->Bjl", Uz, hess_z_zc__p)
+        # einsum("cj,Bcl->Bjl", Ur, hess_z_rc__p)
+        # einsum("Bjl,Bj->Bjl", hess_rhc__p, rc)
+        # einsum("Bjl,Bj->Bjl", hess_h3__p, zc)
+        hess_h2__p = (np.tensordot(hess_z_zc__p, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__p, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__p + zc[:, :, None] * hess_h3__p
+        # hess_zb__p[j,l] = h1[j] hess_h2__p[j,l] - cb[j] hess_h2__p[j,l]
+        # einsum("Bj,Bjl->Bjl", h1, hess_h2__p)
+        # einsum("Bj,Bjl->Bjl", cb, hess_h2__p)
+        hess_zb__p = hess_h2__p * h1[:, :, None] - hess_h2__p * cb[:, :, None]
+        # hess_z_zb__p[j,l] = sigmoid'(z_zb[j]) hess_zb__p[j,l]
+        dsigmoid_z_zb_14 = zb*_sigmoid(-z_zb)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_zb_14, hess_zb__p)
+        hess_z_zb__p = hess_zb__p * dsigmoid_z_zb_14[:, :, None]
+        # hess_cb__p[j,l] = hess_h2__p[j,l] - hess_h2__p[j,l] zb[j]
+        # einsum("Bjl,Bj->Bjl", hess_h2__p, zb)
+        hess_cb__p = hess_h2__p - zb[:, :, None] * hess_h2__p
+        # hess_z_cb__p[j,l] = tanh'(z_cb[j]) hess_cb__p[j,l]
+        dtanh_z_cb_15 = 1 - cb**2
+        # einsum("Bj,Bjl->Bjl", dtanh_z_cb_15, hess_cb__p)
+        hess_z_cb__p = hess_cb__p * dtanh_z_cb_15[:, :, None]
+        # hess_rhb__p[j,l] = Σ_c Uh[c,j] hess_z_cb__p[c,l]
+        # einsum("cj,Bcl->Bjl", Uh, hess_z_cb__p)
+        hess_rhb__p = (np.tensordot(hess_z_cb__p, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_rb__p[j,l] = h1[j] hess_rhb__p[j,l]
+        # einsum("Bj,Bjl->Bjl", h1, hess_rhb__p)
+        hess_rb__p = hess_rhb__p * h1[:, :, None]
+        # hess_z_rb__p[j,l] = sigmoid'(z_rb[j]) hess_rb__p[j,l]
+        dsigmoid_z_rb_14 = rb*_sigmoid(-z_rb)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_rb_14, hess_rb__p)
+        hess_z_rb__p = hess_rb__p * dsigmoid_z_rb_14[:, :, None]
+        # hess_h1__p[j,l] = Σ_c Uz[c,j] hess_z_zb__p[c,l] + Σ_c Ur[c,j] hess_z_rb__p[c,l] + hess_rhb__p[j,l] rb[j] + hess_h2__p[j,l] zb[j]
+        # einsum("cj,Bcl->Bjl", Uz, hess_z_zb__p)
+        # einsum("cj,Bcl->Bjl", Ur, hess_z_rb__p)
+        # einsum("Bjl,Bj->Bjl", hess_rhb__p, rb)
+        # einsum("Bjl,Bj->Bjl", hess_h2__p, zb)
+        hess_h1__p = (np.tensordot(hess_z_zb__p, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__p, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__p + zb[:, :, None] * hess_h2__p
+        del hess_h3__p, hess_zc__p, dsigmoid_z_zc_17, hess_cc__p, dtanh_z_cc_18, hess_rhc__p, hess_rc__p, dsigmoid_z_rc_17, hess_h2__p, hess_zb__p, dsigmoid_z_zb_14, hess_cb__p, dtanh_z_cb_15, hess_rhb__p, hess_rb__p, dsigmoid_z_rb_14
+    if todo:
+        del z_zb, zb, z_rb, rb, cb, z_zc, zc, z_rc, rc, cc
+    if not todo.isdisjoint((("V", "V"), ("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del hess_p__p
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        # hess_za__p[j,l] = h0[j] hess_h1__p[j,l] - ca[j] hess_h1__p[j,l]
+        # einsum("Bj,Bjl->Bjl", h0, hess_h1__p)
+        # einsum("Bj,Bjl->Bjl", ca, hess_h1__p)
+        hess_za__p = hess_h1__p * h0[:, :, None] - hess_h1__p * ca[:, :, None]
+        # hess_z_za__p[j,l] = sigmoid'(z_za[j]) hess_za__p[j,l]
+        dsigmoid_z_za_9 = za*_sigmoid(-z_za)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_za_9, hess_za__p)
+        hess_z_za__p = hess_za__p * dsigmoid_z_za_9[:, :, None]
+        del hess_za__p, dsigmoid_z_za_9
+    if todo:
+        del z_za
+    if ("Wz", "V") in todo:
+        # ∂f/∂Wz,V[j,i,l,k] = adj_p[l] jac_h3__z_za[k,j] x1[i] + adj_p[l] jac_h3__z_zb[k,j] x2[i] + adj_p[l] jac_h3__z_zc[k,j] x3[i] + h3[k] hess_z_za__p[j,l] x1[i] + h3[k] hess_z_zb__p[j,l] x2[i] + h3[k] hess_z_zc__p[j,l] x3[i]
+        hess_Wz__V = _block_view(H, rows["Wz"][0], rows["Wz"][1], rows["V"][0], rows["V"][1], PARAMS["Wz"] + PARAMS["V"])
+        _outer_into(hess_Wz__V, x1, ((jac_h3__z_za.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_za__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Wz__V, x2, ((jac_h3__z_zb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Wz__V, x3, ((jac_h3__z_zc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zc__p, h3, 1 / B, False)), True)
+    if ("V", "Wz") in want:
+        _mirror(H, rows["Wz"][0], rows["Wz"][1], rows["V"][0], rows["V"][1])
+    if ("Uz", "V") in todo:
+        # ∂f/∂Uz,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_za[i,j] + adj_p[l] h1[k] jac_h3__z_zb[i,j] + adj_p[l] h2[k] jac_h3__z_zc[i,j] + h0[k] h3[i] hess_z_za__p[j,l] + h1[k] h3[i] hess_z_zb__p[j,l] + h2[k] h3[i] hess_z_zc__p[j,l]
+        hess_Uz__V = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["V"][0], rows["V"][1], PARAMS["Uz"] + PARAMS["V"])
+        _outer_into(hess_Uz__V, h0, ((jac_h3__z_za.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_za__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Uz__V, h1, ((jac_h3__z_zb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Uz__V, h2, ((jac_h3__z_zc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_zc__p, h3, 1 / B, False)), True)
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        del jac_h3__z_za
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        del jac_h3__z_zb
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        del jac_h3__z_zc
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del hess_z_zc__p, hess_z_zb__p
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
+        del hess_z_za__p
+    if ("V", "Uz") in want:
+        _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["V"][0], rows["V"][1])
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        # hess_ca__z_ra[j,i] = hess_h1__z_ra[j,i] - hess_h1__z_ra[j,i] za[j]
+        # einsum("Bji,Bj->Bji", hess_h1__z_ra, za)
+        hess_ca__z_ra = hess_h1__z_ra - za[:, :, None] * hess_h1__z_ra
+        # hess_z_ca__z_ra[j,i] = tanh'(z_ca[j]) hess_ca__z_ra[j,i] + tanh''(z_ca[j]) adj_ca[j] jac_z_ca__z_ra[j,i]
+        dtanh_z_ca_5 = 1 - ca**2
+        # einsum("Bj,Bji->Bji", dtanh_z_ca_5, hess_ca__z_ra)
+        d2tanh_z_ca = 2*ca*(ca**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_ca, adj_ca, jac_z_ca__z_ra)
+        tmp_64 = adj_ca * d2tanh_z_ca
+        hess_z_ca__z_ra = hess_ca__z_ra * dtanh_z_ca_5[:, :, None] + tmp_64[:, :, None] * jac_z_ca__z_ra
+        # hess_rha__z_ra[j,i] = Σ_c Uh[c,j] hess_z_ca__z_ra[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_ca__z_ra)
+        hess_rha__z_ra = (np.tensordot(hess_z_ca__z_ra, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_ra__z_ra[j,i] = h0[j] hess_rha__z_ra[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_rha__z_ra)
+        hess_ra__z_ra = hess_rha__z_ra * h0[:, :, None]
+        # hess_z_ra__z_ra[j,i] = sigmoid'(z_ra[j]) hess_ra__z_ra[j,i] + sigmoid''(z_ra[j]) δ[j,i] adj_ra[j]
+        dsigmoid_z_ra_3 = ra*_sigmoid(-z_ra)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ra_3, hess_ra__z_ra)
+        d2sigmoid_z_ra = -ra*(2*ra - 1)*_sigmoid(-z_ra)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_ra, np.eye(2), adj_ra)
+        tmp_65 = adj_ra * d2sigmoid_z_ra
+        hess_z_ra__z_ra = hess_ra__z_ra * dsigmoid_z_ra_3[:, :, None] + tmp_65[:, :, None] * np.eye(2)
+        # hess_ca__z_rb[j,i] = hess_h1__z_rb[j,i] - hess_h1__z_rb[j,i] za[j]
+        # einsum("Bji,Bj->Bji", hess_h1__z_rb, za)
+        hess_ca__z_rb = hess_h1__z_rb - za[:, :, None] * hess_h1__z_rb
+        # hess_z_ca__z_rb[j,i] = tanh'(z_ca[j]) hess_ca__z_rb[j,i]
+        # einsum("Bj,Bji->Bji", dtanh_z_ca_5, hess_ca__z_rb)
+        hess_z_ca__z_rb = hess_ca__z_rb * dtanh_z_ca_5[:, :, None]
+        # hess_rha__z_rb[j,i] = Σ_c Uh[c,j] hess_z_ca__z_rb[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_ca__z_rb)
+        hess_rha__z_rb = (np.tensordot(hess_z_ca__z_rb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_ra__z_rb[j,i] = h0[j] hess_rha__z_rb[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_rha__z_rb)
+        hess_ra__z_rb = hess_rha__z_rb * h0[:, :, None]
+        # hess_z_ra__z_rb[j,i] = sigmoid'(z_ra[j]) hess_ra__z_rb[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ra_3, hess_ra__z_rb)
+        hess_z_ra__z_rb = hess_ra__z_rb * dsigmoid_z_ra_3[:, :, None]
+        # hess_ca__z_rc[j,i] = hess_h1__z_rc[j,i] - hess_h1__z_rc[j,i] za[j]
+        # einsum("Bji,Bj->Bji", hess_h1__z_rc, za)
+        hess_ca__z_rc = hess_h1__z_rc - za[:, :, None] * hess_h1__z_rc
+        # hess_z_ca__z_rc[j,i] = tanh'(z_ca[j]) hess_ca__z_rc[j,i]
+        # einsum("Bj,Bji->Bji", dtanh_z_ca_5, hess_ca__z_rc)
+        hess_z_ca__z_rc = hess_ca__z_rc * dtanh_z_ca_5[:, :, None]
+        # hess_rha__z_rc[j,i] = Σ_c Uh[c,j] hess_z_ca__z_rc[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_ca__z_rc)
+        hess_rha__z_rc = (np.tensordot(hess_z_ca__z_rc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_ra__z_rc[j,i] = h0[j] hess_rha__z_rc[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_rha__z_rc)
+        hess_ra__z_rc = hess_rha__z_rc * h0[:, :, None]
+        # hess_z_ra__z_rc[j,i] = sigmoid'(z_ra[j]) hess_ra__z_rc[j,i]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ra_3, hess_ra__z_rc)
+        hess_z_ra__z_rc = hess_ra__z_rc * dsigmoid_z_ra_3[:, :, None]
+        del hess_ca__z_ra, dtanh_z_ca_5, d2tanh_z_ca, tmp_64, hess_z_ca__z_ra, hess_rha__z_ra, hess_ra__z_ra, dsigmoid_z_ra_3, d2sigmoid_z_ra, tmp_65, hess_ca__z_rb, hess_z_ca__z_rb, hess_rha__z_rb, hess_ra__z_rb, hess_ca__z_rc, hess_z_ca__z_rc, hess_rha__z_rc, hess_ra__z_rc
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del adj_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_z_ca__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_h1__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_h1__z_rb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_h1__z_rc
+    if ("Wr", "Wr") in todo:
+        # ∂f/∂Wr,Wr[j,i,k,l] = hess_z_ra__z_ra[j,k] x1[i] x1[l] + hess_z_ra__z_rb[j,k] x1[i] x2[l] + hess_z_ra__z_rc[j,k] x1[i] x3[l] + hess_z_rb__z_ra[j,k] x1[l] x2[i] + hess_z_rb__z_rb[j,k] x2[i] x2[l] + hess_z_rb__z_rc[j,k] x2[i] x3[l] + hess_z_rc__z_ra[j,k] x1[l] x3[i] + hess_z_rc__z_rb[j,k] x2[l] x3[i] + hess_z_rc__z_rc[j,k] x3[i] x3[l]
+        hess_Wr__Wr = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wr"][0], rows["Wr"][1], PARAMS["Wr"] + PARAMS["Wr"])
+        _outer_into(hess_Wr__Wr, x1, ((hess_z_ra__z_ra, x1, 1 / B, False), (hess_z_ra__z_rb, x2, 1 / B, False), (hess_z_ra__z_rc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wr__Wr, x2, ((hess_z_rb__z_ra, x1, 1 / B, False), (hess_z_rb__z_rb, x2, 1 / B, False), (hess_z_rb__z_rc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wr__Wr, x3, ((hess_z_rc__z_ra, x1, 1 / B, False), (hess_z_rc__z_rb, x2, 1 / B, False), (hess_z_rc__z_rc, x3, 1 / B, False)), True)
+    if ("Wr", "Ur") in todo:
+        # ∂f/∂Wr,Ur[j,i,k,l] = adj_z_rb[k] jac_h1__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_ra[l,j] x1[i] + adj_z_rc[k] jac_h2__z_rb[l,j] x2[i] + h0[l] hess_z_ra__z_ra[j,k] x1[i] + h1[l] hess_z_ra__z_rb[j,k] x1[i] + h2[l] hess_z_ra__z_rc[j,k] x1[i] + h0[l] hess_z_rb__z_ra[j,k] x2[i] + h1[l] hess_z_rb__z_rb[j,k] x2[i] + h2[l] hess_z_rb__z_rc[j,k] x2[i] + h0[l] hess_z_rc__z_ra[j,k] x3[i] + h1[l] hess_z_rc__z_rb[j,k] x3[i] + h2[l] hess_z_rc__z_rc[j,k] x3[i]
+        hess_Wr__Ur = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Wr"] + PARAMS["Ur"])
+        _outer_into(hess_Wr__Ur, x1, ((jac_h1__z_ra.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_ra.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_ra__z_ra, h0, 1 / B, False), (hess_z_ra__z_rb, h1, 1 / B, False), (hess_z_ra__z_rc, h2, 1 / B, False)), False)
+        _outer_into(hess_Wr__Ur, x2, ((jac_h2__z_rb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_rb__z_ra, h0, 1 / B, False), (hess_z_rb__z_rb, h1, 1 / B, False), (hess_z_rb__z_rc, h2, 1 / B, False)), True)
+        _outer_into(hess_Wr__Ur, x3, ((hess_z_rc__z_ra, h0, 1 / B, False), (hess_z_rc__z_rb, h1, 1 / B, False), (hess_z_rc__z_rc, h2, 1 / B, False)), True)
+    if ("Ur", "Wr") in want:
+        _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Ur"][0], rows["Ur"][1])
+    if ("Ur", "Ur") in todo:
+        # ∂f/∂Ur,Ur[j,k,i,l] = adj_z_rb[j] h0[l] jac_h1__z_ra[k,i] + adj_z_rb[i] h0[k] jac_h1__z_ra[l,j] + adj_z_rc[j] h0[l] jac_h2__z_ra[k,i] + adj_z_rc[j] h1[l] jac_h2__z_rb[k,i] + adj_z_rc[i] h0[k] jac_h2__z_ra[l,j] + adj_z_rc[i] h1[k] jac_h2__z_rb[l,j] + h0[k] h0[l] hess_z_ra__z_ra[j,i] + h0[k] h1[l] hess_z_ra__z_rb[j,i] + h0[k] h2[l] hess_z_ra__z_rc[j,i] + h0[l] h1[k] hess_z_rb__z_ra[j,i] + h1[k] h1[l] hess_z_rb__z_rb[j,i] + h1[k] h2[l] hess_z_rb__z_rc[j,i] + h0[l] h2[k] hess_z_rc__z_ra[j,i] + h1[l] h2[k] hess_z_rc__z_rb[j,i] + h2[k] h2[l] hess_z_rc__z_rc[j,i]
+        hess_Ur__Ur = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Ur"][0], rows["Ur"][1], PARAMS["Ur"] + PARAMS["Ur"])
+        _outer_into(hess_Ur__Ur, h0, ((jac_h1__z_ra.transpose(0, 2, 1), adj_z_rb, 1 / B, True), (jac_h2__z_ra.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_ra__z_ra, h0, 1 / B, False), (hess_z_ra__z_rb, h1, 1 / B, False), (hess_z_ra__z_rc, h2, 1 / B, False)), False)
+        _outer_into(hess_Ur__Ur, h1, ((jac_h2__z_rb.transpose(0, 2, 1), adj_z_rc, 1 / B, True), (hess_z_rb__z_ra, h0, 1 / B, False), (hess_z_rb__z_rb, h1, 1 / B, False), (hess_z_rb__z_rc, h2, 1 / B, False)), True)
+        _outer_into(hess_Ur__Ur, h2, ((hess_z_rc__z_ra, h0, 1 / B, False), (hess_z_rc__z_rb, h1, 1 / B, False), (hess_z_rc__z_rc, h2, 1 / B, False)), True)
+        # einsum("Bj,Bl,Bki->jkil", adj_z_rb, h0, jac_h1__z_ra)
+        tmp_66 = h0[:, :, None] * adj_z_rb[:, None]
+        _add_into(hess_Ur__Ur, (np.tensordot(tmp_66, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h0, jac_h2__z_ra)
+        tmp_67 = h0[:, :, None] * adj_z_rc[:, None]
+        _add_into(hess_Ur__Ur, (np.tensordot(tmp_67, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h1, jac_h2__z_rb)
+        tmp_68 = h1[:, :, None] * adj_z_rc[:, None]
+        _add_into(hess_Ur__Ur, (np.tensordot(tmp_68, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_66, tmp_67, tmp_68
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_h1__z_ra, jac_h2__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_h2__z_rb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_z_rc__z_ra, hess_z_rb__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_z_rc__z_rb, hess_z_rb__z_rb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_z_rc__z_rc, hess_z_rb__z_rc
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
+        del hess_z_ra__z_ra, hess_z_ra__z_rb, hess_z_ra__z_rc
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_ca__z_ca[j,i] = hess_h1__z_ca[j,i] - hess_h1__z_ca[j,i] za[j]
+        # einsum("Bji,Bj->Bji", hess_h1__z_ca, za)
+        hess_ca__z_ca = hess_h1__z_ca - za[:, :, None] * hess_h1__z_ca
+        # hess_z_ca__z_ca[j,i] = tanh'(z_ca[j]) hess_ca__z_ca[j,i] + tanh''(z_ca[j]) δ[j,i] adj_ca[j]
+        dtanh_z_ca_6 = 1 - ca**2
+        # einsum("Bj,Bji->Bji", dtanh_z_ca_6, hess_ca__z_ca)
+        d2tanh_z_ca_2 = 2*ca*(ca**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_ca_2, np.eye(2), adj_ca)
+        tmp_69 = adj_ca * d2tanh_z_ca_2
+        hess_z_ca__z_ca = hess_ca__z_ca * dtanh_z_ca_6[:, :, None] + tmp_69[:, :, None] * np.eye(2)
+        del hess_ca__z_ca, dtanh_z_ca_6, d2tanh_z_ca_2, tmp_69
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del adj_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_h1__z_ca
+    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_rha__z_ca[j,i] = Σ_c Uh[c,j] hess_z_ca__z_ca[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_ca__z_ca)
+        hess_rha__z_ca = (np.tensordot(hess_z_ca__z_ca, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_ra__z_ca[j,i] = h0[j] hess_rha__z_ca[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_rha__z_ca)
+        hess_ra__z_ca = hess_rha__z_ca * h0[:, :, None]
+        # hess_z_ra__z_ca[j,i] = sigmoid'(z_ra[j]) hess_ra__z_ca[j,i]
+        dsigmoid_z_ra_4 = ra*_sigmoid(-z_ra)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ra_4, hess_ra__z_ca)
+        hess_z_ra__z_ca = hess_ra__z_ca * dsigmoid_z_ra_4[:, :, None]
+        del hess_rha__z_ca, hess_ra__z_ca, dsigmoid_z_ra_4
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_ca__z_cb[j,i] = hess_h1__z_cb[j,i] - hess_h1__z_cb[j,i] za[j]
+        # einsum("Bji,Bj->Bji", hess_h1__z_cb, za)
+        hess_ca__z_cb = hess_h1__z_cb - za[:, :, None] * hess_h1__z_cb
+        # hess_z_ca__z_cb[j,i] = tanh'(z_ca[j]) hess_ca__z_cb[j,i]
+        dtanh_z_ca_7 = 1 - ca**2
+        # einsum("Bj,Bji->Bji", dtanh_z_ca_7, hess_ca__z_cb)
+        hess_z_ca__z_cb = hess_ca__z_cb * dtanh_z_ca_7[:, :, None]
+        del hess_ca__z_cb, dtanh_z_ca_7
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_h1__z_cb
+    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_rha__z_cb[j,i] = Σ_c Uh[c,j] hess_z_ca__z_cb[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_ca__z_cb)
+        hess_rha__z_cb = (np.tensordot(hess_z_ca__z_cb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_ra__z_cb[j,i] = h0[j] hess_rha__z_cb[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_rha__z_cb)
+        hess_ra__z_cb = hess_rha__z_cb * h0[:, :, None]
+        # hess_z_ra__z_cb[j,i] = sigmoid'(z_ra[j]) hess_ra__z_cb[j,i]
+        dsigmoid_z_ra_5 = ra*_sigmoid(-z_ra)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ra_5, hess_ra__z_cb)
+        hess_z_ra__z_cb = hess_ra__z_cb * dsigmoid_z_ra_5[:, :, None]
+        del hess_rha__z_cb, hess_ra__z_cb, dsigmoid_z_ra_5
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_ca__z_cc[j,i] = hess_h1__z_cc[j,i] - hess_h1__z_cc[j,i] za[j]
+        # einsum("Bji,Bj->Bji", hess_h1__z_cc, za)
+        hess_ca__z_cc = hess_h1__z_cc - za[:, :, None] * hess_h1__z_cc
+        # hess_z_ca__z_cc[j,i] = tanh'(z_ca[j]) hess_ca__z_cc[j,i]
+        dtanh_z_ca_8 = 1 - ca**2
+        # einsum("Bj,Bji->Bji", dtanh_z_ca_8, hess_ca__z_cc)
+        hess_z_ca__z_cc = hess_ca__z_cc * dtanh_z_ca_8[:, :, None]
+        del hess_ca__z_cc, dtanh_z_ca_8
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_h1__z_cc
+    if ("Wh", "Wh") in todo:
+        # ∂f/∂Wh,Wh[j,i,k,l] = hess_z_ca__z_ca[j,k] x1[i] x1[l] + hess_z_ca__z_cb[j,k] x1[i] x2[l] + hess_z_ca__z_cc[j,k] x1[i] x3[l] + hess_z_cb__z_ca[j,k] x1[l] x2[i] + hess_z_cb__z_cb[j,k] x2[i] x2[l] + hess_z_cb__z_cc[j,k] x2[i] x3[l] + hess_z_cc__z_ca[j,k] x1[l] x3[i] + hess_z_cc__z_cb[j,k] x2[l] x3[i] + hess_z_cc__z_cc[j,k] x3[i] x3[l]
+        hess_Wh__Wh = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wh"] + PARAMS["Wh"])
+        _outer_into(hess_Wh__Wh, x1, ((hess_z_ca__z_ca, x1, 1 / B, False), (hess_z_ca__z_cb, x2, 1 / B, False), (hess_z_ca__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wh__Wh, x2, ((hess_z_cb__z_ca, x1, 1 / B, False), (hess_z_cb__z_cb, x2, 1 / B, False), (hess_z_cb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wh__Wh, x3, ((hess_z_cc__z_ca, x1, 1 / B, False), (hess_z_cc__z_cb, x2, 1 / B, False), (hess_z_cc__z_cc, x3, 1 / B, False)), True)
+    if ("Wh", "Uh") in todo:
+        # ∂f/∂Wh,Uh[j,i,k,l] = adj_z_cb[k] jac_rhb__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_ca[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_cb[l,j] x2[i] + hess_z_ca__z_ca[j,k] rha[l] x1[i] + hess_z_ca__z_cb[j,k] rhb[l] x1[i] + hess_z_ca__z_cc[j,k] rhc[l] x1[i] + hess_z_cb__z_ca[j,k] rha[l] x2[i] + hess_z_cb__z_cb[j,k] rhb[l] x2[i] + hess_z_cb__z_cc[j,k] rhc[l] x2[i] + hess_z_cc__z_ca[j,k] rha[l] x3[i] + hess_z_cc__z_cb[j,k] rhb[l] x3[i] + hess_z_cc__z_cc[j,k] rhc[l] x3[i]
+        hess_Wh__Uh = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wh"] + PARAMS["Uh"])
+        _outer_into(hess_Wh__Uh, x1, ((jac_rhb__z_ca.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ca.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ca__z_ca, rha, 1 / B, False), (hess_z_ca__z_cb, rhb, 1 / B, False), (hess_z_ca__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Wh__Uh, x2, ((jac_rhc__z_cb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_cb__z_ca, rha, 1 / B, False), (hess_z_cb__z_cb, rhb, 1 / B, False), (hess_z_cb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Wh__Uh, x3, ((hess_z_cc__z_ca, rha, 1 / B, False), (hess_z_cc__z_cb, rhb, 1 / B, False), (hess_z_cc__z_cc, rhc, 1 / B, False)), True)
+    if ("Uh", "Wh") in want:
+        _mirror(H, rows["Wh"][0], rows["Wh"][1], rows["Uh"][0], rows["Uh"][1])
+    if ("Uh", "Uh") in todo:
+        # ∂f/∂Uh,Uh[j,k,i,l] = adj_z_cb[j] jac_rhb__z_ca[k,i] rha[l] + adj_z_cb[i] jac_rhb__z_ca[l,j] rha[k] + adj_z_cc[j] jac_rhc__z_ca[k,i] rha[l] + adj_z_cc[j] jac_rhc__z_cb[k,i] rhb[l] + adj_z_cc[i] jac_rhc__z_ca[l,j] rha[k] + adj_z_cc[i] jac_rhc__z_cb[l,j] rhb[k] + hess_z_ca__z_ca[j,i] rha[k] rha[l] + hess_z_ca__z_cb[j,i] rha[k] rhb[l] + hess_z_ca__z_cc[j,i] rha[k] rhc[l] + hess_z_cb__z_ca[j,i] rha[l] rhb[k] + hess_z_cb__z_cb[j,i] rhb[k] rhb[l] + hess_z_cb__z_cc[j,i] rhb[k] rhc[l] + hess_z_cc__z_ca[j,i] rha[l] rhc[k] + hess_z_cc__z_cb[j,i] rhb[l] rhc[k] + hess_z_cc__z_cc[j,i] rhc[k] rhc[l]
+        hess_Uh__Uh = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Uh"] + PARAMS["Uh"])
+        _outer_into(hess_Uh__Uh, rha, ((jac_rhb__z_ca.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ca.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ca__z_ca, rha, 1 / B, False), (hess_z_ca__z_cb, rhb, 1 / B, False), (hess_z_ca__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Uh__Uh, rhb, ((jac_rhc__z_cb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_cb__z_ca, rha, 1 / B, False), (hess_z_cb__z_cb, rhb, 1 / B, False), (hess_z_cb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Uh__Uh, rhc, ((hess_z_cc__z_ca, rha, 1 / B, False), (hess_z_cc__z_cb, rhb, 1 / B, False), (hess_z_cc__z_cc, rhc, 1 / B, False)), True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_ca, rha)
+        tmp_70 = rha[:, :, None] * adj_z_cb[:, None]
+        _add_into(hess_Uh__Uh, (np.tensordot(tmp_70, jac_rhb__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_ca, rha)
+        tmp_71 = rha[:, :, None] * adj_z_cc[:, None]
+        _add_into(hess_Uh__Uh, (np.tensordot(tmp_71, jac_rhc__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_cb, rhb)
+        tmp_72 = rhb[:, :, None] * adj_z_cc[:, None]
+        _add_into(hess_Uh__Uh, (np.tensordot(tmp_72, jac_rhc__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_70, tmp_71, tmp_72
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        del jac_rhb__z_ca, jac_rhc__z_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        del jac_rhc__z_cb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_cc__z_ca, hess_z_cb__z_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_cc__z_cb, hess_z_cb__z_cb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_cc__z_cc, hess_z_cb__z_cc
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_ca__z_ca
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_ca__z_cb
+    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        # hess_rha__z_cc[j,i] = Σ_c Uh[c,j] hess_z_ca__z_cc[c,i]
+        # einsum("cj,Bci->Bji", Uh, hess_z_ca__z_cc)
+        hess_rha__z_cc = (np.tensordot(hess_z_ca__z_cc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_ra__z_cc[j,i] = h0[j] hess_rha__z_cc[j,i]
+        # einsum("Bj,Bji->Bji", h0, hess_rha__z_cc)
+        hess_ra__z_cc = hess_rha__z_cc * h0[:, :, None]
+        # hess_z_ra__z_cc[j,i] = sigmoid'(z_ra[j]) hess_ra__z_cc[j,i]
+        dsigmoid_z_ra_6 = ra*_sigmoid(-z_ra)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ra_6, hess_ra__z_cc)
+        hess_z_ra__z_cc = hess_ra__z_cc * dsigmoid_z_ra_6[:, :, None]
+        del hess_rha__z_cc, hess_ra__z_cc, dsigmoid_z_ra_6
+    if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_ca__z_cc
+    if ("Wr", "Wh") in todo:
+        # ∂f/∂Wr,Wh[j,i,k,l] = hess_z_ra__z_ca[j,k] x1[i] x1[l] + hess_z_ra__z_cb[j,k] x1[i] x2[l] + hess_z_ra__z_cc[j,k] x1[i] x3[l] + hess_z_rb__z_ca[j,k] x1[l] x2[i] + hess_z_rb__z_cb[j,k] x2[i] x2[l] + hess_z_rb__z_cc[j,k] x2[i] x3[l] + hess_z_rc__z_ca[j,k] x1[l] x3[i] + hess_z_rc__z_cb[j,k] x2[l] x3[i] + hess_z_rc__z_cc[j,k] x3[i] x3[l]
+        hess_Wr__Wh = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Wr"] + PARAMS["Wh"])
+        _outer_into(hess_Wr__Wh, x1, ((hess_z_ra__z_ca, x1, 1 / B, False), (hess_z_ra__z_cb, x2, 1 / B, False), (hess_z_ra__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Wr__Wh, x2, ((hess_z_rb__z_ca, x1, 1 / B, False), (hess_z_rb__z_cb, x2, 1 / B, False), (hess_z_rb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Wr__Wh, x3, ((hess_z_rc__z_ca, x1, 1 / B, False), (hess_z_rc__z_cb, x2, 1 / B, False), (hess_z_rc__z_cc, x3, 1 / B, False)), True)
+    if ("Wh", "Wr") in want:
+        _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Wh"][0], rows["Wh"][1])
+    if ("Wr", "Uh") in todo:
+        # ∂f/∂Wr,Uh[j,i,k,l] = adj_z_ca[k] jac_rha__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_ra[l,j] x1[i] + adj_z_cb[k] jac_rhb__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_ra[l,j] x1[i] + adj_z_cc[k] jac_rhc__z_rb[l,j] x2[i] + adj_z_cc[k] jac_rhc__z_rc[l,j] x3[i] + hess_z_ra__z_ca[j,k] rha[l] x1[i] + hess_z_ra__z_cb[j,k] rhb[l] x1[i] + hess_z_ra__z_cc[j,k] rhc[l] x1[i] + hess_z_rb__z_ca[j,k] rha[l] x2[i] + hess_z_rb__z_cb[j,k] rhb[l] x2[i] + hess_z_rb__z_cc[j,k] rhc[l] x2[i] + hess_z_rc__z_ca[j,k] rha[l] x3[i] + hess_z_rc__z_cb[j,k] rhb[l] x3[i] + hess_z_rc__z_cc[j,k] rhc[l] x3[i]
+        hess_Wr__Uh = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Wr"] + PARAMS["Uh"])
+        _outer_into(hess_Wr__Uh, x1, ((jac_rha__z_ra.transpose(0, 2, 1), adj_z_ca, 1 / B, True), (jac_rhb__z_ra.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ra.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ra__z_ca, rha, 1 / B, False), (hess_z_ra__z_cb, rhb, 1 / B, False), (hess_z_ra__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Wr__Uh, x2, ((jac_rhb__z_rb.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_rb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rb__z_ca, rha, 1 / B, False), (hess_z_rb__z_cb, rhb, 1 / B, False), (hess_z_rb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Wr__Uh, x3, ((jac_rhc__z_rc.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rc__z_ca, rha, 1 / B, False), (hess_z_rc__z_cb, rhb, 1 / B, False), (hess_z_rc__z_cc, rhc, 1 / B, False)), True)
+    if ("Uh", "Wr") in want:
+        _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["Uh"][0], rows["Uh"][1])
+    if ("Ur", "Wh") in todo:
+        # ∂f/∂Ur,Wh[j,k,i,l] = adj_z_rb[j] jac_h1__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_ca[k,i] x1[l] + adj_z_rc[j] jac_h2__z_cb[k,i] x2[l] + h0[k] hess_z_ra__z_ca[j,i] x1[l] + h0[k] hess_z_ra__z_cb[j,i] x2[l] + h0[k] hess_z_ra__z_cc[j,i] x3[l] + h1[k] hess_z_rb__z_ca[j,i] x1[l] + h1[k] hess_z_rb__z_cb[j,i] x2[l] + h1[k] hess_z_rb__z_cc[j,i] x3[l] + h2[k] hess_z_rc__z_ca[j,i] x1[l] + h2[k] hess_z_rc__z_cb[j,i] x2[l] + h2[k] hess_z_rc__z_cc[j,i] x3[l]
+        hess_Ur__Wh = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Wh"][0], rows["Wh"][1], PARAMS["Ur"] + PARAMS["Wh"])
+        _outer_into(hess_Ur__Wh, h0, ((hess_z_ra__z_ca, x1, 1 / B, False), (hess_z_ra__z_cb, x2, 1 / B, False), (hess_z_ra__z_cc, x3, 1 / B, False)), False)
+        _outer_into(hess_Ur__Wh, h1, ((hess_z_rb__z_ca, x1, 1 / B, False), (hess_z_rb__z_cb, x2, 1 / B, False), (hess_z_rb__z_cc, x3, 1 / B, False)), True)
+        _outer_into(hess_Ur__Wh, h2, ((hess_z_rc__z_ca, x1, 1 / B, False), (hess_z_rc__z_cb, x2, 1 / B, False), (hess_z_rc__z_cc, x3, 1 / B, False)), True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, x1)
+        tmp_73 = x1[:, :, None] * adj_z_rb[:, None]
+        _add_into(hess_Ur__Wh, (np.tensordot(tmp_73, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, x1)
+        tmp_74 = x1[:, :, None] * adj_z_rc[:, None]
+        _add_into(hess_Ur__Wh, (np.tensordot(tmp_74, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, x2)
+        tmp_75 = x2[:, :, None] * adj_z_rc[:, None]
+        _add_into(hess_Ur__Wh, (np.tensordot(tmp_75, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_73, tmp_74, tmp_75
+    if ("Wh", "Ur") in want:
+        _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["Wh"][0], rows["Wh"][1])
+    if ("Ur", "Uh") in todo:
+        # ∂f/∂Ur,Uh[j,k,i,l] = adj_z_ca[i] h0[k] jac_rha__z_ra[l,j] + adj_z_rb[j] jac_h1__z_ca[k,i] rha[l] + adj_z_cb[i] h0[k] jac_rhb__z_ra[l,j] + adj_z_cb[i] h1[k] jac_rhb__z_rb[l,j] + adj_z_rc[j] jac_h2__z_ca[k,i] rha[l] + adj_z_rc[j] jac_h2__z_cb[k,i] rhb[l] + adj_z_cc[i] h0[k] jac_rhc__z_ra[l,j] + adj_z_cc[i] h1[k] jac_rhc__z_rb[l,j] + adj_z_cc[i] h2[k] jac_rhc__z_rc[l,j] + h0[k] hess_z_ra__z_ca[j,i] rha[l] + h0[k] hess_z_ra__z_cb[j,i] rhb[l] + h0[k] hess_z_ra__z_cc[j,i] rhc[l] + h1[k] hess_z_rb__z_ca[j,i] rha[l] + h1[k] hess_z_rb__z_cb[j,i] rhb[l] + h1[k] hess_z_rb__z_cc[j,i] rhc[l] + h2[k] hess_z_rc__z_ca[j,i] rha[l] + h2[k] hess_z_rc__z_cb[j,i] rhb[l] + h2[k] hess_z_rc__z_cc[j,i] rhc[l]
+        hess_Ur__Uh = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Uh"][0], rows["Uh"][1], PARAMS["Ur"] + PARAMS["Uh"])
+        _outer_into(hess_Ur__Uh, h0, ((jac_rha__z_ra.transpose(0, 2, 1), adj_z_ca, 1 / B, True), (jac_rhb__z_ra.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_ra.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_ra__z_ca, rha, 1 / B, False), (hess_z_ra__z_cb, rhb, 1 / B, False), (hess_z_ra__z_cc, rhc, 1 / B, False)), False)
+        _outer_into(hess_Ur__Uh, h1, ((jac_rhb__z_rb.transpose(0, 2, 1), adj_z_cb, 1 / B, True), (jac_rhc__z_rb.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rb__z_ca, rha, 1 / B, False), (hess_z_rb__z_cb, rhb, 1 / B, False), (hess_z_rb__z_cc, rhc, 1 / B, False)), True)
+        _outer_into(hess_Ur__Uh, h2, ((jac_rhc__z_rc.transpose(0, 2, 1), adj_z_cc, 1 / B, True), (hess_z_rc__z_ca, rha, 1 / B, False), (hess_z_rc__z_cb, rhb, 1 / B, False), (hess_z_rc__z_cc, rhc, 1 / B, False)), True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, rha)
+        tmp_76 = rha[:, :, None] * adj_z_rb[:, None]
+        _add_into(hess_Ur__Uh, (np.tensordot(tmp_76, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, rha)
+        tmp_77 = rha[:, :, None] * adj_z_rc[:, None]
+        _add_into(hess_Ur__Uh, (np.tensordot(tmp_77, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, rhb)
+        tmp_78 = rhb[:, :, None] * adj_z_rc[:, None]
+        _add_into(hess_Ur__Uh, (np.tensordot(tmp_78, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_76, tmp_77, tmp_78
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del adj_z_cc, adj_z_rc, adj_z_cb, adj_z_rb
+    if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"))):
+        del adj_z_ca
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_rha__z_ra, jac_rhb__z_ra, jac_rhc__z_ra
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_rhb__z_rb, jac_rhc__z_rb
+    if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
+        del jac_rhc__z_rc
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        del jac_h1__z_ca, jac_h2__z_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
+        del jac_h2__z_cb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_rc__z_ca, hess_z_rb__z_ca
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_rc__z_cb, hess_z_rb__z_cb
+    if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_rc__z_cc, hess_z_rb__z_cc
+    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_ra__z_ca
+    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_ra__z_cb
+    if not todo.isdisjoint((("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
+        del hess_z_ra__z_cc
+    if ("Uh", "Ur") in want:
+        _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["Uh"][0], rows["Uh"][1])
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        # hess_ca__p[j,l] = hess_h1__p[j,l] - hess_h1__p[j,l] za[j]
+        # einsum("Bjl,Bj->Bjl", hess_h1__p, za)
+        hess_ca__p = hess_h1__p - za[:, :, None] * hess_h1__p
+        # hess_z_ca__p[j,l] = tanh'(z_ca[j]) hess_ca__p[j,l]
+        dtanh_z_ca_9 = 1 - ca**2
+        # einsum("Bj,Bjl->Bjl", dtanh_z_ca_9, hess_ca__p)
+        hess_z_ca__p = hess_ca__p * dtanh_z_ca_9[:, :, None]
+        del hess_ca__p, dtanh_z_ca_9
+    if todo:
+        del za, ca
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del hess_h1__p
+    if ("Wh", "V") in todo:
+        # ∂f/∂Wh,V[j,i,l,k] = adj_p[l] jac_h3__z_ca[k,j] x1[i] + adj_p[l] jac_h3__z_cb[k,j] x2[i] + adj_p[l] jac_h3__z_cc[k,j] x3[i] + h3[k] hess_z_ca__p[j,l] x1[i] + h3[k] hess_z_cb__p[j,l] x2[i] + h3[k] hess_z_cc__p[j,l] x3[i]
+        hess_Wh__V = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["V"][0], rows["V"][1], PARAMS["Wh"] + PARAMS["V"])
+        _outer_into(hess_Wh__V, x1, ((jac_h3__z_ca.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ca__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Wh__V, x2, ((jac_h3__z_cb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Wh__V, x3, ((jac_h3__z_cc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cc__p, h3, 1 / B, False)), True)
+    if ("V", "Wh") in want:
+        _mirror(H, rows["Wh"][0], rows["Wh"][1], rows["V"][0], rows["V"][1])
+    if ("Uh", "V") in todo:
+        # ∂f/∂Uh,V[j,k,l,i] = adj_p[l] jac_h3__z_ca[i,j] rha[k] + adj_p[l] jac_h3__z_cb[i,j] rhb[k] + adj_p[l] jac_h3__z_cc[i,j] rhc[k] + h3[i] hess_z_ca__p[j,l] rha[k] + h3[i] hess_z_cb__p[j,l] rhb[k] + h3[i] hess_z_cc__p[j,l] rhc[k]
+        hess_Uh__V = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["V"][0], rows["V"][1], PARAMS["Uh"] + PARAMS["V"])
+        _outer_into(hess_Uh__V, rha, ((jac_h3__z_ca.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ca__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Uh__V, rhb, ((jac_h3__z_cb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Uh__V, rhc, ((jac_h3__z_cc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_cc__p, h3, 1 / B, False)), True)
+    if todo:
+        del rha, rhb, rhc
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
+        del jac_h3__z_ca
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
+        del jac_h3__z_cb
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
+        del jac_h3__z_cc
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del hess_z_cc__p, hess_z_cb__p
+    if ("V", "Uh") in want:
+        _mirror(H, rows["Uh"][0], rows["Uh"][1], rows["V"][0], rows["V"][1])
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        # hess_rha__p[j,l] = Σ_c Uh[c,j] hess_z_ca__p[c,l]
+        # einsum("cj,Bcl->Bjl", Uh, hess_z_ca__p)
+        hess_rha__p = (np.tensordot(hess_z_ca__p, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_ra__p[j,l] = h0[j] hess_rha__p[j,l]
+        # einsum("Bj,Bjl->Bjl", h0, hess_rha__p)
+        hess_ra__p = hess_rha__p * h0[:, :, None]
+        # hess_z_ra__p[j,l] = sigmoid'(z_ra[j]) hess_ra__p[j,l]
+        dsigmoid_z_ra_7 = ra*_sigmoid(-z_ra)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_ra_7, hess_ra__p)
+        hess_z_ra__p = hess_ra__p * dsigmoid_z_ra_7[:, :, None]
+        del hess_rha__p, hess_ra__p, dsigmoid_z_ra_7
+    if todo:
+        del z_ra, ra
+    if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del hess_z_ca__p
+    if ("Wr", "V") in todo:
+        # ∂f/∂Wr,V[j,i,l,k] = adj_p[l] jac_h3__z_ra[k,j] x1[i] + adj_p[l] jac_h3__z_rb[k,j] x2[i] + adj_p[l] jac_h3__z_rc[k,j] x3[i] + h3[k] hess_z_ra__p[j,l] x1[i] + h3[k] hess_z_rb__p[j,l] x2[i] + h3[k] hess_z_rc__p[j,l] x3[i]
+        hess_Wr__V = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["V"][0], rows["V"][1], PARAMS["Wr"] + PARAMS["V"])
+        _outer_into(hess_Wr__V, x1, ((jac_h3__z_ra.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ra__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Wr__V, x2, ((jac_h3__z_rb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Wr__V, x3, ((jac_h3__z_rc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rc__p, h3, 1 / B, False)), True)
+    if ("V", "Wr") in want:
+        _mirror(H, rows["Wr"][0], rows["Wr"][1], rows["V"][0], rows["V"][1])
+    if ("Ur", "V") in todo:
+        # ∂f/∂Ur,V[j,k,l,i] = adj_p[l] h0[k] jac_h3__z_ra[i,j] + adj_p[l] h1[k] jac_h3__z_rb[i,j] + adj_p[l] h2[k] jac_h3__z_rc[i,j] + h0[k] h3[i] hess_z_ra__p[j,l] + h1[k] h3[i] hess_z_rb__p[j,l] + h2[k] h3[i] hess_z_rc__p[j,l]
+        hess_Ur__V = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["V"][0], rows["V"][1], PARAMS["Ur"] + PARAMS["V"])
+        _outer_into(hess_Ur__V, h0, ((jac_h3__z_ra.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ra__p, h3, 1 / B, False)), False)
+        _outer_into(hess_Ur__V, h1, ((jac_h3__z_rb.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rb__p, h3, 1 / B, False)), True)
+        _outer_into(hess_Ur__V, h2, ((jac_h3__z_rc.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_rc__p, h3, 1 / B, False)), True)
+    if todo:
+        del h1, h2, h3
+    if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del adj_p
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        del jac_h3__z_ra
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        del jac_h3__z_rb
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        del jac_h3__z_rc
+    if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
+        del hess_z_rc__p, hess_z_rb__p
+    if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
+        del hess_z_ra__p
+    if ("V", "Ur") in want:
+        _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["V"][0], rows["V"][1])
+    hess = {}
+    if ("Wz", "Wz") in want:
+        hess[("Wz", "Wz")] = hess_Wz__Wz
+    if ("Wz", "Uz") in want:
+        hess[("Wz", "Uz")] = hess_Wz__Uz
+    if ("Wz", "Wr") in want:
+        hess[("Wz", "Wr")] = hess_Wz__Wr
+    if ("Wz", "Ur") in want:
+        hess[("Wz", "Ur")] = hess_Wz__Ur
+    if ("Wz", "Wh") in want:
+        hess[("Wz", "Wh")] = hess_Wz__Wh
+    if ("Wz", "Uh") in want:
+        hess[("Wz", "Uh")] = hess_Wz__Uh
+    if ("Wz", "V") in want:
+        hess[("Wz", "V")] = hess_Wz__V
+    if ("Uz", "Wz") in want:
+        hess[("Uz", "Wz")] = _block_view(H, rows["Uz"][0], rows["Uz"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 2))
+    if ("Uz", "Uz") in want:
+        hess[("Uz", "Uz")] = hess_Uz__Uz
+    if ("Uz", "Wr") in want:
+        hess[("Uz", "Wr")] = hess_Uz__Wr
+    if ("Uz", "Ur") in want:
+        hess[("Uz", "Ur")] = hess_Uz__Ur
+    if ("Uz", "Wh") in want:
+        hess[("Uz", "Wh")] = hess_Uz__Wh
+    if ("Uz", "Uh") in want:
+        hess[("Uz", "Uh")] = hess_Uz__Uh
+    if ("Uz", "V") in want:
+        hess[("Uz", "V")] = hess_Uz__V
+    if ("Wr", "Wz") in want:
+        hess[("Wr", "Wz")] = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 2))
+    if ("Wr", "Uz") in want:
+        hess[("Wr", "Uz")] = _block_view(H, rows["Wr"][0], rows["Wr"][1], rows["Uz"][0], rows["Uz"][1], (2, 2, 2, 2))
+    if ("Wr", "Wr") in want:
+        hess[("Wr", "Wr")] = hess_Wr__Wr
+    if ("Wr", "Ur") in want:
+        hess[("Wr", "Ur")] = hess_Wr__Ur
+    if ("Wr", "Wh") in want:
+        hess[("Wr", "Wh")] = hess_Wr__Wh
+    if ("Wr", "Uh") in want:
+        hess[("Wr", "Uh")] = hess_Wr__Uh
+    if ("Wr", "V") in want:
+        hess[("Wr", "V")] = hess_Wr__V
+    if ("Ur", "Wz") in want:
+        hess[("Ur", "Wz")] = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 2))
+    if ("Ur", "Uz") in want:
+        hess[("Ur", "Uz")] = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Uz"][0], rows["Uz"][1], (2, 2, 2, 2))
+    if ("Ur", "Wr") in want:
+        hess[("Ur", "Wr")] = _block_view(H, rows["Ur"][0], rows["Ur"][1], rows["Wr"][0], rows["Wr"][1], (2, 2, 2, 2))
+    if ("Ur", "Ur") in want:
+        hess[("Ur", "Ur")] = hess_Ur__Ur
+    if ("Ur", "Wh") in want:
+        hess[("Ur", "Wh")] = hess_Ur__Wh
+    if ("Ur", "Uh") in want:
+        hess[("Ur", "Uh")] = hess_Ur__Uh
+    if ("Ur", "V") in want:
+        hess[("Ur", "V")] = hess_Ur__V
+    if ("Wh", "Wz") in want:
+        hess[("Wh", "Wz")] = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 2))
+    if ("Wh", "Uz") in want:
+        hess[("Wh", "Uz")] = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Uz"][0], rows["Uz"][1], (2, 2, 2, 2))
+    if ("Wh", "Wr") in want:
+        hess[("Wh", "Wr")] = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Wr"][0], rows["Wr"][1], (2, 2, 2, 2))
+    if ("Wh", "Ur") in want:
+        hess[("Wh", "Ur")] = _block_view(H, rows["Wh"][0], rows["Wh"][1], rows["Ur"][0], rows["Ur"][1], (2, 2, 2, 2))
+    if ("Wh", "Wh") in want:
+        hess[("Wh", "Wh")] = hess_Wh__Wh
+    if ("Wh", "Uh") in want:
+        hess[("Wh", "Uh")] = hess_Wh__Uh
+    if ("Wh", "V") in want:
+        hess[("Wh", "V")] = hess_Wh__V
+    if ("Uh", "Wz") in want:
+        hess[("Uh", "Wz")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 2))
+    if ("Uh", "Uz") in want:
+        hess[("Uh", "Uz")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Uz"][0], rows["Uz"][1], (2, 2, 2, 2))
+    if ("Uh", "Wr") in want:
+        hess[("Uh", "Wr")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Wr"][0], rows["Wr"][1], (2, 2, 2, 2))
+    if ("Uh", "Ur") in want:
+        hess[("Uh", "Ur")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Ur"][0], rows["Ur"][1], (2, 2, 2, 2))
+    if ("Uh", "Wh") in want:
+        hess[("Uh", "Wh")] = _block_view(H, rows["Uh"][0], rows["Uh"][1], rows["Wh"][0], rows["Wh"][1], (2, 2, 2, 2))
+    if ("Uh", "Uh") in want:
+        hess[("Uh", "Uh")] = hess_Uh__Uh
+    if ("Uh", "V") in want:
+        hess[("Uh", "V")] = hess_Uh__V
+    if ("V", "Wz") in want:
+        hess[("V", "Wz")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Wz"][0], rows["Wz"][1], (2, 2, 2, 2))
+    if ("V", "Uz") in want:
+        hess[("V", "Uz")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Uz"][0], rows["Uz"][1], (2, 2, 2, 2))
+    if ("V", "Wr") in want:
+        hess[("V", "Wr")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Wr"][0], rows["Wr"][1], (2, 2, 2, 2))
+    if ("V", "Ur") in want:
+        hess[("V", "Ur")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Ur"][0], rows["Ur"][1], (2, 2, 2, 2))
+    if ("V", "Wh") in want:
+        hess[("V", "Wh")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Wh"][0], rows["Wh"][1], (2, 2, 2, 2))
+    if ("V", "Uh") in want:
+        hess[("V", "Uh")] = _block_view(H, rows["V"][0], rows["V"][1], rows["Uh"][0], rows["Uh"][1], (2, 2, 2, 2))
+    if ("V", "V") in want:
+        hess[("V", "V")] = hess_V__V
+    return hess
 
 
 def hvp(params, data, vector):

@@ -62,12 +62,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _mirror(H, r0, r1, c0, c1, tile=256):
@@ -79,37 +128,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -1205,120 +1264,394 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v"] = _adj_v(t)
-    t["adj_z_v"] = _adj_z_v(t)
-    t["adj_u"] = _adj_u(t)
-    t["adj_q"] = _adj_q(t)
-    t["jac_m__z"] = _jac_m__z(t)
-    t["jac_q__z"] = _jac_q__z(t)
-    t["jac_u__z"] = _jac_u__z(t)
-    t["jac_z_v__z"] = _jac_z_v__z(t)
-    t["jac_v__z"] = _jac_v__z(t)
-    t["jac_p__v"] = _jac_p__v(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["jac_p__u"] = _jac_p__u(t)
-    t["jac_p__q"] = _jac_p__q(t)
-    t["jac_p__m"] = _jac_p__m(t)
-    t["jac_p__z"] = _jac_p__z(t)
-    t["hess_p__z"] = _hess_p__z(t)
-    t["hess_v__z"] = _hess_v__z(t)
-    t["hess_z_v__z"] = _hess_z_v__z(t)
-    t["hess_u__z"] = _hess_u__z(t)
-    t["hess_q__z"] = _hess_q__z(t)
-    t["hess_m__z"] = _hess_m__z(t)
-    t["hess_z__z"] = _hess_z__z(t)
-    t["hess_p__z_v"] = _hess_p__z_v(t)
-    t["hess_v__z_v"] = _hess_v__z_v(t)
-    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["hess_u__z_v"] = _hess_u__z_v(t)
-    t["hess_q__z_v"] = _hess_q__z_v(t)
-    t["hess_m__z_v"] = _hess_m__z_v(t)
-    t["hess_z__z_v"] = _hess_z__z_v(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    t["hess_u__p"] = _hess_u__p(t)
-    t["hess_q__p"] = _hess_q__p(t)
-    t["hess_m__p"] = _hess_m__p(t)
-    t["hess_z__p"] = _hess_z__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 21, params["W1"])
-    # ∂f/∂W1,W1[j,i,k,l] = hess_z__z[j,k] x[i] x[l]
-    hess_W1__W1 = _block_view(H, 0, 9, 0, 9, PARAMS["W1"] + PARAMS["W1"])
-    hess_z__z = t["hess_z__z"]
-    x = t["x"]
-    _outer_into(hess_W1__W1, hess_z__z, x, x, 1 / B, False, False, True)
-    # ∂f/∂W1,g[j,i,k] = adj_z_v[k] jac_u__z[k,j] x[i] + hess_z__z_v[j,k] u[k] x[i]
-    hess_W1__g = _block_view(H, 0, 9, 9, 12, PARAMS["W1"] + PARAMS["g"])
-    adj_z_v = t["adj_z_v"]
-    jac_u__z = t["jac_u__z"]
-    # einsum("Bk,Bkj,Bi->jik", adj_z_v, jac_u__z, x)
-    tmp = jac_u__z * adj_z_v[:, :, None]
-    _add_into(hess_W1__g, (np.tensordot(tmp, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    hess_z__z_v = t["hess_z__z_v"]
-    u = t["u"]
-    # einsum("Bjk,Bk,Bi->jik", hess_z__z_v, u, x)
-    tmp_2 = u[:, :, None] * hess_z__z_v.transpose(0, 2, 1)
-    _add_into(hess_W1__g, (np.tensordot(tmp_2, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
-    _mirror(H, 0, 9, 9, 12)
-    # ∂f/∂W1,b[j,i,k] = hess_z__z_v[j,k] x[i]
-    hess_W1__b = _block_view(H, 0, 9, 12, 15, PARAMS["W1"] + PARAMS["b"])
-    # einsum("Bjk,Bi->jik", hess_z__z_v, x)
-    _add_into(hess_W1__b, (np.tensordot(x, hess_z__z_v, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 0, 9, 12, 15)
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v__z[k,j] x[i] + hess_z__p[j,l] v[k] x[i]
-    hess_W1__U = _block_view(H, 0, 9, 15, 21, PARAMS["W1"] + PARAMS["U"])
-    jac_v__z = t["jac_v__z"]
-    adj_p = t["adj_p"]
-    hess_z__p = t["hess_z__p"]
-    v = t["v"]
-    _outer_into(hess_W1__U, jac_v__z.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_W1__U, hess_z__p, x, v, 1 / B, True)
-    _mirror(H, 0, 9, 15, 21)
-    # ∂f/∂g,g[j,i] = hess_z_v__z_v[j,i] u[j] u[i]
-    hess_g__g = _block_view(H, 9, 12, 9, 12, PARAMS["g"] + PARAMS["g"])
-    hess_z_v__z_v = t["hess_z_v__z_v"]
-    # einsum("Bji,Bj,Bi->ji", hess_z_v__z_v, u, u)
-    tmp_3 = u[:, :, None] * hess_z_v__z_v
-    _add_into(hess_g__g, (((tmp_3.transpose(2, 1, 0)) @ u.T[..., None])[..., 0]).T, 1 / B, False)
-    # ∂f/∂g,b[j,i] = hess_z_v__z_v[j,i] u[j]
-    hess_g__b = _block_view(H, 9, 12, 12, 15, PARAMS["g"] + PARAMS["b"])
-    # einsum("Bji,Bj->ji", hess_z_v__z_v, u)
-    _add_into(hess_g__b, (u.T[..., None, :] @ (hess_z_v__z_v.transpose(1, 0, 2)))[..., 0, :], 1 / B, False)
-    _mirror(H, 9, 12, 12, 15)
-    # ∂f/∂g,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] u[j] + hess_z_v__p[j,l] u[j] v[i]
-    hess_g__U = _block_view(H, 9, 12, 15, 21, PARAMS["g"] + PARAMS["U"])
-    hess_z_v__p = t["hess_z_v__p"]
-    # einsum("Bjl,Bj,Bi->jli", hess_z_v__p, u, v)
-    tmp_4 = u[:, :, None] * hess_z_v__p
-    _add_into(hess_g__U, np.tensordot(tmp_4, v, axes=([0], [0])), 1 / B, False)
-    dtanh_z_v = 1 - v**2
-    # einsum("Bl,Bj,Bj->jl", adj_p, dtanh_z_v, u)
-    tmp_5 = u * dtanh_z_v
-    _add_into(_diagonal_view(hess_g__U, 0, 2), tmp_5.T @ adj_p, 1 / B, True)
-    _mirror(H, 9, 12, 15, 21)
-    # ∂f/∂b,b[j,i] = hess_z_v__z_v[j,i]
-    hess_b__b = _block_view(H, 12, 15, 12, 15, PARAMS["b"] + PARAMS["b"])
-    # einsum("Bji->ji", hess_z_v__z_v)
-    _add_into(hess_b__b, hess_z_v__z_v.sum(axis=0), 1 / B, False)
-    # ∂f/∂b,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] + hess_z_v__p[j,l] v[i]
-    hess_b__U = _block_view(H, 12, 15, 15, 21, PARAMS["b"] + PARAMS["U"])
-    # einsum("Bjl,Bi->jli", hess_z_v__p, v)
-    _add_into(hess_b__U, (np.tensordot(v, hess_z_v__p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    # einsum("Bl,Bj->jl", adj_p, dtanh_z_v)
-    _add_into(_diagonal_view(hess_b__U, 0, 2), dtanh_z_v.T @ adj_p, 1 / B, True)
-    _mirror(H, 12, 15, 15, 21)
-    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v[j] v[k]
-    hess_U__U = _block_view(H, 15, 21, 15, 21, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("li,Bj,Bk->ljik", hess_p__p, v, v)
-    tmp_6 = v.T @ v
-    _add_into(hess_U__U, tmp_6.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
-    return {("W1", "W1"): hess_W1__W1, ("W1", "g"): hess_W1__g, ("W1", "b"): hess_W1__b, ("W1", "U"): hess_W1__U, ("g", "W1"): _block_view(H, 9, 12, 0, 9, (3, 3, 3)), ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "U"): hess_g__U, ("b", "W1"): _block_view(H, 12, 15, 0, 9, (3, 3, 3)), ("b", "g"): _block_view(H, 12, 15, 9, 12, (3, 3)), ("b", "b"): hess_b__b, ("b", "U"): hess_b__U, ("U", "W1"): _block_view(H, 15, 21, 0, 9, (2, 3, 3, 3)), ("U", "g"): _block_view(H, 15, 21, 9, 12, (2, 3, 3)), ("U", "b"): _block_view(H, 15, 21, 12, 15, (2, 3, 3)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    g = params["g"]
+    b = params["b"]
+    U = params["U"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["W1"])
+    if todo:
+        # z[j] = Σ_i W1[j,i] x[i]
+        # einsum("ji,Bi->Bj", W1, x)
+        z = x @ W1.T
+        # m = 1/h Σ_j z[j]
+        # einsum("Bj->B", z)
+        m = 0.3333333333333333 * z.sum(axis=1)
+        # q = 1/h Σ_j z[j] z[j] - m m
+        # einsum("Bj,Bj->B", z, z)
+        q = 0.3333333333333333 * (z[..., None, :] @ z[..., None])[..., 0, 0] - m * m
+        # u[j] = lnorm_d000(z[j], m, q)
+        m_b = m[:, None]
+        q_b = q[:, None]
+        u = (-m_b + z)/np.sqrt(q_b + 1.0e-5)
+        # z_v[j] = g[j] u[j] + b[j]
+        # einsum("j,Bj->Bj", g, u)
+        z_v = u * g + b
+        # v[j] = tanh(z_v[j])
+        v = np.tanh(z_v)
+        del m_b, q_b, z_v
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"), ("g", "U"), ("b", "U"), ("W1", "U"))):
+        # p[l] = Σ_j U[l,j] v[j]
+        # einsum("lj,Bj->Bl", U, v)
+        p = v @ U.T
+        # adj_p[l] = p[l] - y[l]
+        adj_p = p - y
+        del p
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
+        # adj_v[j] = Σ_c U[c,j] adj_p[c]
+        # einsum("cj,Bc->Bj", U, adj_p)
+        adj_v = adj_p @ U
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"))):
+        # adj_z_v[j] = tanh'(z_v[j]) adj_v[j]
+        dtanh_z_v = 1 - v**2
+        adj_z_v = dtanh_z_v * adj_v
+        del dtanh_z_v
+    if ("W1", "W1") in todo:
+        # adj_u[j] = adj_z_v[j] g[j]
+        # einsum("Bj,j->Bj", adj_z_v, g)
+        adj_u = g * adj_z_v
+        # adj_q = Σ_c lnorm_d001(z[c], m, q) adj_u[c]
+        m_b_2 = m[:, None]
+        q_b_2 = q[:, None]
+        lnorm_d001_z_m_q = -1/2*(-m_b_2 + z)/(q_b_2 + 1.0e-5)**(3/2)
+        # einsum("Bc,Bc->B", lnorm_d001_z_m_q, adj_u)
+        adj_q = (adj_u[..., None, :] @ lnorm_d001_z_m_q[..., None])[..., 0, 0]
+        del m_b_2, q_b_2, lnorm_d001_z_m_q
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "U"))):
+        # jac_m__z[j] = 1/h 1[j]
+        jac_m__z = 0.3333333333333333 * (np.ones(3))
+        # jac_q__z[j] = 2/h z[j] - 2 jac_m__z[j] m
+        # einsum("j,B->Bj", jac_m__z, m)
+        jac_q__z = 0.6666666666666666 * z - 2 * m[:, None] * jac_m__z
+        # jac_u__z[j,i] = lnorm_d100(z[j], m, q) δ[j,i] + lnorm_d010(z[j], m, q) jac_m__z[i] + lnorm_d001(z[j], m, q) jac_q__z[i]
+        m_b_3 = m[:, None]
+        q_b_3 = q[:, None]
+        lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_3 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_3), np.shape(q_b_3)))
+        # einsum("Bj,ji->Bji", lnorm_d100_z_m_q, np.eye(3))
+        m_b_4 = m[:, None]
+        q_b_4 = q[:, None]
+        lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_4 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_4), np.shape(q_b_4)))
+        # einsum("Bj,i->Bji", lnorm_d010_z_m_q, jac_m__z)
+        m_b_5 = m[:, None]
+        q_b_5 = q[:, None]
+        lnorm_d001_z_m_q_2 = -1/2*(-m_b_5 + z)/(q_b_5 + 1.0e-5)**(3/2)
+        # einsum("Bj,Bi->Bji", lnorm_d001_z_m_q_2, jac_q__z)
+        jac_u__z = np.eye(3) * lnorm_d100_z_m_q[:, :, None] + jac_m__z * lnorm_d010_z_m_q[:, :, None] + jac_q__z[:, None] * lnorm_d001_z_m_q_2[:, :, None]
+        del m_b_3, q_b_3, lnorm_d100_z_m_q, m_b_4, q_b_4, lnorm_d010_z_m_q, m_b_5, q_b_5, lnorm_d001_z_m_q_2
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "U"))):
+        # jac_z_v__z[j,i] = g[j] jac_u__z[j,i]
+        # einsum("j,Bji->Bji", g, jac_u__z)
+        jac_z_v__z = jac_u__z * g[:, None]
+    if ("W1", "U") in todo:
+        # jac_v__z[j,i] = tanh'(z_v[j]) jac_z_v__z[j,i]
+        dtanh_z_v_2 = 1 - v**2
+        # einsum("Bj,Bji->Bji", dtanh_z_v_2, jac_z_v__z)
+        jac_v__z = jac_z_v__z * dtanh_z_v_2[:, :, None]
+        del dtanh_z_v_2
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
+        # jac_p__v[l,j] = U[l,j]
+        jac_p__v = U
+        # jac_p__z_v[l,j] = tanh'(z_v[j]) jac_p__v[l,j]
+        dtanh_z_v_3 = 1 - v**2
+        # einsum("Bj,lj->Blj", dtanh_z_v_3, jac_p__v)
+        jac_p__z_v = jac_p__v * dtanh_z_v_3[:, None]
+        del jac_p__v, dtanh_z_v_3
+    if ("W1", "W1") in todo:
+        # jac_p__u[l,j] = g[j] jac_p__z_v[l,j]
+        # einsum("j,Blj->Blj", g, jac_p__z_v)
+        jac_p__u = jac_p__z_v * g
+        # jac_p__q[l] = Σ_c lnorm_d001(z[c], m, q) jac_p__u[l,c]
+        m_b_6 = m[:, None]
+        q_b_6 = q[:, None]
+        lnorm_d001_z_m_q_3 = -1/2*(-m_b_6 + z)/(q_b_6 + 1.0e-5)**(3/2)
+        # einsum("Bc,Blc->Bl", lnorm_d001_z_m_q_3, jac_p__u)
+        jac_p__q = (jac_p__u @ lnorm_d001_z_m_q_3[..., None])[..., 0]
+        # jac_p__m[l] = -2 jac_p__q[l] m + Σ_c lnorm_d010(z[c], m, q) jac_p__u[l,c]
+        # einsum("Bl,B->Bl", jac_p__q, m)
+        m_b_7 = m[:, None]
+        q_b_7 = q[:, None]
+        lnorm_d010_z_m_q_2 = np.broadcast_to(-1/np.sqrt(q_b_7 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_7), np.shape(q_b_7)))
+        # einsum("Bc,Blc->Bl", lnorm_d010_z_m_q_2, jac_p__u)
+        jac_p__m = -2 * m[:, None] * jac_p__q + (jac_p__u @ lnorm_d010_z_m_q_2[..., None])[..., 0]
+        # jac_p__z[l,j] = 1/h 1[j] jac_p__m[l] + 2/h jac_p__q[l] z[j] + lnorm_d100(z[j], m, q) jac_p__u[l,j]
+        # einsum("j,Bl->Blj", np.ones(3), jac_p__m)
+        # einsum("Bl,Bj->Blj", jac_p__q, z)
+        m_b_8 = m[:, None]
+        q_b_8 = q[:, None]
+        lnorm_d100_z_m_q_2 = np.broadcast_to(1/np.sqrt(q_b_8 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_8), np.shape(q_b_8)))
+        # einsum("Bj,Blj->Blj", lnorm_d100_z_m_q_2, jac_p__u)
+        jac_p__z = 0.3333333333333333 * jac_p__m[:, :, None] * np.ones(3) + 0.6666666666666666 * z[:, None] * jac_p__q[:, :, None] + jac_p__u * lnorm_d100_z_m_q_2[:, None]
+        # hess_p__z[l,j] = jac_p__z[l,j]
+        hess_p__z = jac_p__z
+        # hess_v__z[j,i] = Σ_c U[c,j] hess_p__z[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z)
+        hess_v__z = (np.tensordot(hess_p__z, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v__z[j,i] = tanh'(z_v[j]) hess_v__z[j,i] + tanh''(z_v[j]) adj_v[j] jac_z_v__z[j,i]
+        dtanh_z_v_4 = 1 - v**2
+        # einsum("Bj,Bji->Bji", dtanh_z_v_4, hess_v__z)
+        d2tanh_z_v = 2*v*(v**2 - 1)
+        # einsum("Bj,Bj,Bji->Bji", d2tanh_z_v, adj_v, jac_z_v__z)
+        tmp = adj_v * d2tanh_z_v
+        hess_z_v__z = hess_v__z * dtanh_z_v_4[:, :, None] + tmp[:, :, None] * jac_z_v__z
+        # hess_u__z[j,i] = g[j] hess_z_v__z[j,i]
+        # einsum("j,Bji->Bji", g, hess_z_v__z)
+        hess_u__z = hess_z_v__z * g[:, None]
+        # hess_q__z[j] = Σ_c lnorm_d001(z[c], m, q) hess_u__z[c,j] + lnorm_d101(z[j], m, q) adj_u[j] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_m__z[j] + Σ_c lnorm_d002(z[c], m, q) adj_u[c] jac_q__z[j]
+        # einsum("Bc,Bcj->Bj", lnorm_d001_z_m_q_3, hess_u__z)
+        m_b_9 = m[:, None]
+        q_b_9 = q[:, None]
+        lnorm_d101_z_m_q = np.broadcast_to(-(1/2)/(q_b_9 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_9), np.shape(q_b_9)))
+        m_b_10 = m[:, None]
+        q_b_10 = q[:, None]
+        lnorm_d011_z_m_q = np.broadcast_to((1/2)/(q_b_10 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_10), np.shape(q_b_10)))
+        # einsum("Bc,Bc,j->Bj", lnorm_d011_z_m_q, adj_u, jac_m__z)
+        tmp_2 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
+        m_b_11 = m[:, None]
+        q_b_11 = q[:, None]
+        lnorm_d002_z_m_q = (3/4)*(-m_b_11 + z)/(q_b_11 + 1.0e-5)**(5/2)
+        # einsum("Bc,Bc,Bj->Bj", lnorm_d002_z_m_q, adj_u, jac_q__z)
+        tmp_3 = (adj_u[..., None, :] @ lnorm_d002_z_m_q[..., None])[..., 0, 0]
+        hess_q__z = ((hess_u__z.transpose(0, 2, 1)) @ lnorm_d001_z_m_q_3[..., None])[..., 0] + lnorm_d101_z_m_q * adj_u + tmp_2[:, None] * jac_m__z + tmp_3[:, None] * jac_q__z
+        # hess_m__z[j] = -2 hess_q__z[j] m - 2 adj_q jac_m__z[j] + Σ_c lnorm_d010(z[c], m, q) hess_u__z[c,j] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_q__z[j]
+        # einsum("Bj,B->Bj", hess_q__z, m)
+        # einsum("B,j->Bj", adj_q, jac_m__z)
+        # einsum("Bc,Bcj->Bj", lnorm_d010_z_m_q_2, hess_u__z)
+        # einsum("Bc,Bc,Bj->Bj", lnorm_d011_z_m_q, adj_u, jac_q__z)
+        tmp_4 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
+        hess_m__z = -2 * m[:, None] * hess_q__z - 2 * jac_m__z * adj_q[:, None] + ((hess_u__z.transpose(0, 2, 1)) @ lnorm_d010_z_m_q_2[..., None])[..., 0] + tmp_4[:, None] * jac_q__z
+        # hess_z__z[j,i] = 1/h 1[j] hess_m__z[i] + 2/h hess_q__z[i] z[j] + 2/h δ[j,i] adj_q + lnorm_d100(z[j], m, q) hess_u__z[j,i] + lnorm_d101(z[j], m, q) adj_u[j] jac_q__z[i]
+        # einsum("j,Bi->Bji", np.ones(3), hess_m__z)
+        # einsum("Bi,Bj->Bji", hess_q__z, z)
+        # einsum("ji,B->Bji", np.eye(3), adj_q)
+        # einsum("Bj,Bji->Bji", lnorm_d100_z_m_q_2, hess_u__z)
+        # einsum("Bj,Bj,Bi->Bji", lnorm_d101_z_m_q, adj_u, jac_q__z)
+        tmp_5 = adj_u * lnorm_d101_z_m_q
+        hess_z__z = 0.3333333333333333 * hess_m__z[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__z[:, None] + 0.6666666666666666 * adj_q[:, None, None] * np.eye(3) + hess_u__z * lnorm_d100_z_m_q_2[:, :, None] + tmp_5[:, :, None] * jac_q__z[:, None]
+        # ∂f/∂W1,W1[j,i,k,l] = hess_z__z[j,k] x[i] x[l]
+        hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
+        _outer_into(hess_W1__W1, x, ((hess_z__z, x, 1 / B, False),), False, True)
+        del jac_p__u, m_b_6, q_b_6, lnorm_d001_z_m_q_3, jac_p__q, m_b_7, q_b_7, lnorm_d010_z_m_q_2, jac_p__m, m_b_8, q_b_8, lnorm_d100_z_m_q_2, jac_p__z, hess_p__z, hess_v__z, dtanh_z_v_4, d2tanh_z_v, tmp, hess_z_v__z, hess_u__z, m_b_9, q_b_9, lnorm_d101_z_m_q, m_b_10, q_b_10, lnorm_d011_z_m_q, tmp_2, m_b_11, q_b_11, lnorm_d002_z_m_q, tmp_3, hess_q__z, tmp_4, hess_m__z, tmp_5, hess_z__z
+    if ("W1", "W1") in todo:
+        del adj_u, adj_q
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "U"))):
+        del jac_m__z, jac_q__z
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "U"))):
+        del jac_z_v__z
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
+        # hess_p__z_v[l,j] = jac_p__z_v[l,j]
+        hess_p__z_v = jac_p__z_v
+        # hess_v__z_v[j,i] = Σ_c U[c,j] hess_p__z_v[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_v)
+        hess_v__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v__z_v[j,i] = tanh'(z_v[j]) hess_v__z_v[j,i] + tanh''(z_v[j]) δ[j,i] adj_v[j]
+        dtanh_z_v_5 = 1 - v**2
+        # einsum("Bj,Bji->Bji", dtanh_z_v_5, hess_v__z_v)
+        d2tanh_z_v_2 = 2*v*(v**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_v_2, np.eye(3), adj_v)
+        tmp_6 = adj_v * d2tanh_z_v_2
+        hess_z_v__z_v = hess_v__z_v * dtanh_z_v_5[:, :, None] + tmp_6[:, :, None] * np.eye(3)
+        del hess_p__z_v, hess_v__z_v, dtanh_z_v_5, d2tanh_z_v_2, tmp_6
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
+        del adj_v
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
+        del jac_p__z_v
+    if ("g", "g") in todo:
+        # ∂f/∂g,g[j,i] = hess_z_v__z_v[j,i] u[j] u[i]
+        hess_g__g = _block_view(H, rows["g"][0], rows["g"][1], rows["g"][0], rows["g"][1], PARAMS["g"] + PARAMS["g"])
+        # einsum("Bji,Bj,Bi->ji", hess_z_v__z_v, u, u)
+        tmp_7 = u[:, :, None] * hess_z_v__z_v
+        _add_into(hess_g__g, (((tmp_7.transpose(2, 1, 0)) @ u.T[..., None])[..., 0]).T, 1 / B, False)
+        del tmp_7
+    if ("g", "b") in todo:
+        # ∂f/∂g,b[j,i] = hess_z_v__z_v[j,i] u[j]
+        hess_g__b = _block_view(H, rows["g"][0], rows["g"][1], rows["b"][0], rows["b"][1], PARAMS["g"] + PARAMS["b"])
+        # einsum("Bji,Bj->ji", hess_z_v__z_v, u)
+        _add_into(hess_g__b, (u.T[..., None, :] @ (hess_z_v__z_v.transpose(1, 0, 2)))[..., 0, :], 1 / B, False)
+    if ("b", "g") in want:
+        _mirror(H, rows["g"][0], rows["g"][1], rows["b"][0], rows["b"][1])
+    if ("b", "b") in todo:
+        # ∂f/∂b,b[j,i] = hess_z_v__z_v[j,i]
+        hess_b__b = _block_view(H, rows["b"][0], rows["b"][1], rows["b"][0], rows["b"][1], PARAMS["b"] + PARAMS["b"])
+        # einsum("Bji->ji", hess_z_v__z_v)
+        _add_into(hess_b__b, hess_z_v__z_v.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("W1", "g"), ("W1", "b"))):
+        # hess_u__z_v[j,i] = g[j] hess_z_v__z_v[j,i]
+        # einsum("j,Bji->Bji", g, hess_z_v__z_v)
+        hess_u__z_v = hess_z_v__z_v * g[:, None]
+        # hess_q__z_v[j] = Σ_c lnorm_d001(z[c], m, q) hess_u__z_v[c,j]
+        m_b_12 = m[:, None]
+        q_b_12 = q[:, None]
+        lnorm_d001_z_m_q_4 = -1/2*(-m_b_12 + z)/(q_b_12 + 1.0e-5)**(3/2)
+        # einsum("Bc,Bcj->Bj", lnorm_d001_z_m_q_4, hess_u__z_v)
+        hess_q__z_v = ((hess_u__z_v.transpose(0, 2, 1)) @ lnorm_d001_z_m_q_4[..., None])[..., 0]
+        # hess_m__z_v[j] = -2 hess_q__z_v[j] m + Σ_c lnorm_d010(z[c], m, q) hess_u__z_v[c,j]
+        # einsum("Bj,B->Bj", hess_q__z_v, m)
+        m_b_13 = m[:, None]
+        q_b_13 = q[:, None]
+        lnorm_d010_z_m_q_3 = np.broadcast_to(-1/np.sqrt(q_b_13 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_13), np.shape(q_b_13)))
+        # einsum("Bc,Bcj->Bj", lnorm_d010_z_m_q_3, hess_u__z_v)
+        hess_m__z_v = -2 * m[:, None] * hess_q__z_v + ((hess_u__z_v.transpose(0, 2, 1)) @ lnorm_d010_z_m_q_3[..., None])[..., 0]
+        # hess_z__z_v[j,i] = 1/h 1[j] hess_m__z_v[i] + 2/h hess_q__z_v[i] z[j] + lnorm_d100(z[j], m, q) hess_u__z_v[j,i]
+        # einsum("j,Bi->Bji", np.ones(3), hess_m__z_v)
+        # einsum("Bi,Bj->Bji", hess_q__z_v, z)
+        m_b_14 = m[:, None]
+        q_b_14 = q[:, None]
+        lnorm_d100_z_m_q_3 = np.broadcast_to(1/np.sqrt(q_b_14 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_14), np.shape(q_b_14)))
+        # einsum("Bj,Bji->Bji", lnorm_d100_z_m_q_3, hess_u__z_v)
+        hess_z__z_v = 0.3333333333333333 * hess_m__z_v[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__z_v[:, None] + hess_u__z_v * lnorm_d100_z_m_q_3[:, :, None]
+        del hess_u__z_v, m_b_12, q_b_12, lnorm_d001_z_m_q_4, hess_q__z_v, m_b_13, q_b_13, lnorm_d010_z_m_q_3, hess_m__z_v, m_b_14, q_b_14, lnorm_d100_z_m_q_3
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
+        del hess_z_v__z_v
+    if ("W1", "g") in todo:
+        # ∂f/∂W1,g[j,i,k] = adj_z_v[k] jac_u__z[k,j] x[i] + hess_z__z_v[j,k] u[k] x[i]
+        hess_W1__g = _block_view(H, rows["W1"][0], rows["W1"][1], rows["g"][0], rows["g"][1], PARAMS["W1"] + PARAMS["g"])
+        # einsum("Bk,Bkj,Bi->jik", adj_z_v, jac_u__z, x)
+        tmp_8 = jac_u__z * adj_z_v[:, :, None]
+        _add_into(hess_W1__g, (np.tensordot(tmp_8, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+        # einsum("Bjk,Bk,Bi->jik", hess_z__z_v, u, x)
+        tmp_9 = u[:, :, None] * hess_z__z_v.transpose(0, 2, 1)
+        _add_into(hess_W1__g, (np.tensordot(tmp_9, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+        del tmp_8, tmp_9
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"))):
+        del adj_z_v
+    if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "U"))):
+        del jac_u__z
+    if ("g", "W1") in want:
+        _mirror(H, rows["W1"][0], rows["W1"][1], rows["g"][0], rows["g"][1])
+    if ("W1", "b") in todo:
+        # ∂f/∂W1,b[j,i,k] = hess_z__z_v[j,k] x[i]
+        hess_W1__b = _block_view(H, rows["W1"][0], rows["W1"][1], rows["b"][0], rows["b"][1], PARAMS["W1"] + PARAMS["b"])
+        # einsum("Bjk,Bi->jik", hess_z__z_v, x)
+        _add_into(hess_W1__b, (np.tensordot(x, hess_z__z_v, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if not todo.isdisjoint((("W1", "g"), ("W1", "b"))):
+        del hess_z__z_v
+    if ("b", "W1") in want:
+        _mirror(H, rows["W1"][0], rows["W1"][1], rows["b"][0], rows["b"][1])
+    if not todo.isdisjoint((("U", "U"), ("g", "U"), ("b", "U"), ("W1", "U"))):
+        # hess_p__p[l,i] = δ[l,i]
+        hess_p__p = (np.eye(2))
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v[j] v[k]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        # einsum("li,Bj,Bk->ljik", hess_p__p, v, v)
+        tmp_10 = v.T @ v
+        _add_into(hess_U__U, tmp_10.T[:, None] * hess_p__p[:, None, :, None], 1 / B, False)
+        del tmp_10
+    if not todo.isdisjoint((("g", "U"), ("b", "U"), ("W1", "U"))):
+        # hess_v__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
+        # einsum("cj,cl->jl", U, hess_p__p)
+        hess_v__p = U.T @ hess_p__p
+        # hess_z_v__p[j,l] = tanh'(z_v[j]) hess_v__p[j,l]
+        dtanh_z_v_6 = 1 - v**2
+        # einsum("Bj,jl->Bjl", dtanh_z_v_6, hess_v__p)
+        hess_z_v__p = hess_v__p * dtanh_z_v_6[:, :, None]
+        del hess_v__p, dtanh_z_v_6
+    if not todo.isdisjoint((("U", "U"), ("g", "U"), ("b", "U"), ("W1", "U"))):
+        del hess_p__p
+    if ("g", "U") in todo:
+        # ∂f/∂g,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] u[j] + hess_z_v__p[j,l] u[j] v[i]
+        hess_g__U = _block_view(H, rows["g"][0], rows["g"][1], rows["U"][0], rows["U"][1], PARAMS["g"] + PARAMS["U"])
+        # einsum("Bjl,Bj,Bi->jli", hess_z_v__p, u, v)
+        tmp_11 = u[:, :, None] * hess_z_v__p
+        _add_into(hess_g__U, np.tensordot(tmp_11, v, axes=([0], [0])), 1 / B, False)
+        dtanh_z_v_7 = 1 - v**2
+        # einsum("Bl,Bj,Bj->jl", adj_p, dtanh_z_v_7, u)
+        tmp_12 = u * dtanh_z_v_7
+        _add_into(_diagonal_view(hess_g__U, 0, 2), tmp_12.T @ adj_p, 1 / B, True)
+        del tmp_11, dtanh_z_v_7, tmp_12
+    if todo:
+        del u
+    if ("U", "g") in want:
+        _mirror(H, rows["g"][0], rows["g"][1], rows["U"][0], rows["U"][1])
+    if ("b", "U") in todo:
+        # ∂f/∂b,U[j,l,i] = adj_p[l] tanh'(z_v[i]) δ[i,j] + hess_z_v__p[j,l] v[i]
+        hess_b__U = _block_view(H, rows["b"][0], rows["b"][1], rows["U"][0], rows["U"][1], PARAMS["b"] + PARAMS["U"])
+        # einsum("Bjl,Bi->jli", hess_z_v__p, v)
+        _add_into(hess_b__U, (np.tensordot(v, hess_z_v__p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+        dtanh_z_v_8 = 1 - v**2
+        # einsum("Bl,Bj->jl", adj_p, dtanh_z_v_8)
+        _add_into(_diagonal_view(hess_b__U, 0, 2), dtanh_z_v_8.T @ adj_p, 1 / B, True)
+        del dtanh_z_v_8
+    if ("U", "b") in want:
+        _mirror(H, rows["b"][0], rows["b"][1], rows["U"][0], rows["U"][1])
+    if ("W1", "U") in todo:
+        # hess_u__p[j,l] = g[j] hess_z_v__p[j,l]
+        # einsum("j,Bjl->Bjl", g, hess_z_v__p)
+        hess_u__p = hess_z_v__p * g[:, None]
+        # hess_q__p[l] = Σ_c lnorm_d001(z[c], m, q) hess_u__p[c,l]
+        m_b_15 = m[:, None]
+        q_b_15 = q[:, None]
+        lnorm_d001_z_m_q_5 = -1/2*(-m_b_15 + z)/(q_b_15 + 1.0e-5)**(3/2)
+        # einsum("Bc,Bcl->Bl", lnorm_d001_z_m_q_5, hess_u__p)
+        hess_q__p = ((hess_u__p.transpose(0, 2, 1)) @ lnorm_d001_z_m_q_5[..., None])[..., 0]
+        # hess_m__p[l] = -2 hess_q__p[l] m + Σ_c lnorm_d010(z[c], m, q) hess_u__p[c,l]
+        # einsum("Bl,B->Bl", hess_q__p, m)
+        m_b_16 = m[:, None]
+        q_b_16 = q[:, None]
+        lnorm_d010_z_m_q_4 = np.broadcast_to(-1/np.sqrt(q_b_16 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_16), np.shape(q_b_16)))
+        # einsum("Bc,Bcl->Bl", lnorm_d010_z_m_q_4, hess_u__p)
+        hess_m__p = -2 * m[:, None] * hess_q__p + ((hess_u__p.transpose(0, 2, 1)) @ lnorm_d010_z_m_q_4[..., None])[..., 0]
+        # hess_z__p[j,l] = 1/h 1[j] hess_m__p[l] + 2/h hess_q__p[l] z[j] + lnorm_d100(z[j], m, q) hess_u__p[j,l]
+        # einsum("j,Bl->Bjl", np.ones(3), hess_m__p)
+        # einsum("Bl,Bj->Bjl", hess_q__p, z)
+        m_b_17 = m[:, None]
+        q_b_17 = q[:, None]
+        lnorm_d100_z_m_q_4 = np.broadcast_to(1/np.sqrt(q_b_17 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_17), np.shape(q_b_17)))
+        # einsum("Bj,Bjl->Bjl", lnorm_d100_z_m_q_4, hess_u__p)
+        hess_z__p = 0.3333333333333333 * hess_m__p[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__p[:, None] + hess_u__p * lnorm_d100_z_m_q_4[:, :, None]
+        # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v__z[k,j] x[i] + hess_z__p[j,l] v[k] x[i]
+        hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
+        _outer_into(hess_W1__U, x, ((jac_v__z.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z__p, v, 1 / B, False)), False)
+        del hess_u__p, m_b_15, q_b_15, lnorm_d001_z_m_q_5, hess_q__p, m_b_16, q_b_16, lnorm_d010_z_m_q_4, hess_m__p, m_b_17, q_b_17, lnorm_d100_z_m_q_4, hess_z__p
+    if todo:
+        del z, m, q, v
+    if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"), ("g", "U"), ("b", "U"), ("W1", "U"))):
+        del adj_p
+    if ("W1", "U") in todo:
+        del jac_v__z
+    if not todo.isdisjoint((("g", "U"), ("b", "U"), ("W1", "U"))):
+        del hess_z_v__p
+    if ("U", "W1") in want:
+        _mirror(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("W1", "W1") in want:
+        hess[("W1", "W1")] = hess_W1__W1
+    if ("W1", "g") in want:
+        hess[("W1", "g")] = hess_W1__g
+    if ("W1", "b") in want:
+        hess[("W1", "b")] = hess_W1__b
+    if ("W1", "U") in want:
+        hess[("W1", "U")] = hess_W1__U
+    if ("g", "W1") in want:
+        hess[("g", "W1")] = _block_view(H, rows["g"][0], rows["g"][1], rows["W1"][0], rows["W1"][1], (3, 3, 3))
+    if ("g", "g") in want:
+        hess[("g", "g")] = hess_g__g
+    if ("g", "b") in want:
+        hess[("g", "b")] = hess_g__b
+    if ("g", "U") in want:
+        hess[("g", "U")] = hess_g__U
+    if ("b", "W1") in want:
+        hess[("b", "W1")] = _block_view(H, rows["b"][0], rows["b"][1], rows["W1"][0], rows["W1"][1], (3, 3, 3))
+    if ("b", "g") in want:
+        hess[("b", "g")] = _block_view(H, rows["b"][0], rows["b"][1], rows["g"][0], rows["g"][1], (3, 3))
+    if ("b", "b") in want:
+        hess[("b", "b")] = hess_b__b
+    if ("b", "U") in want:
+        hess[("b", "U")] = hess_b__U
+    if ("U", "W1") in want:
+        hess[("U", "W1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["W1"][0], rows["W1"][1], (2, 3, 3, 3))
+    if ("U", "g") in want:
+        hess[("U", "g")] = _block_view(H, rows["U"][0], rows["U"][1], rows["g"][0], rows["g"][1], (2, 3, 3))
+    if ("U", "b") in want:
+        hess[("U", "b")] = _block_view(H, rows["U"][0], rows["U"][1], rows["b"][0], rows["b"][1], (2, 3, 3))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

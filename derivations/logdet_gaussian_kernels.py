@@ -56,12 +56,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _inv(a):
@@ -84,37 +133,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -587,64 +646,173 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_g"] = _adj_g(t)
-    t["jac_r__g"] = _jac_r__g(t)
-    t["jac_r__z_g"] = _jac_r__z_g(t)
-    t["hess_r__z_g"] = _hess_r__z_g(t)
-    t["hess_g__z_g"] = _hess_g__z_g(t)
-    t["hess_z_g__z_g"] = _hess_z_g__z_g(t)
-    t["hess_r__r"] = _hess_r__r(t)
-    t["hess_g__r"] = _hess_g__r(t)
-    t["hess_z_g__r"] = _hess_z_g__r(t)
-    t["hobj_r__S"] = _hobj_r__S(t)
-    t["hobj_S__S"] = _hobj_S__S(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 44, params["W"])
-    # ∂f/∂W,W[j,i,k,l] = hess_z_g__z_g[j,k] x[i] x[l]
-    hess_W__W = _block_view(H, 0, 20, 0, 20, PARAMS["W"] + PARAMS["W"])
-    hess_z_g__z_g = t["hess_z_g__z_g"]
-    x = t["x"]
-    _outer_into(hess_W__W, hess_z_g__z_g, x, x, 1 / B, False, False, True)
-    # ∂f/∂W,U[j,i,a,k] = -adj_r[a] tanh'(z_g[k]) δ[k,j] x[i] - g[k] hess_z_g__r[j,a] x[i]
-    hess_W__U = _block_view(H, 0, 20, 20, 35, PARAMS["W"] + PARAMS["U"])
-    hess_z_g__r = t["hess_z_g__r"]
-    g = t["g"]
-    _outer_into(hess_W__U, hess_z_g__r, x, g, -1 / B, False)
-    adj_r = t["adj_r"]
-    dtanh_z_g = 1 - g**2
-    # einsum("Ba,Bj,Bi->jia", adj_r, dtanh_z_g, x)
-    tmp = x[:, :, None] * adj_r[:, None]
-    _add_into(_diagonal_view(hess_W__U, 0, 3), (np.tensordot(tmp, dtanh_z_g, axes=([0], [0]))).transpose(2, 0, 1), -1 / B, True)
-    _mirror(H, 0, 20, 20, 35)
-    # ∂f/∂W,S[j,i,a,b] = Σ_c hobj_r__S[c,a,b] jac_r__z_g[c,j] x[i]
-    hess_W__S = _block_view(H, 0, 20, 35, 44, PARAMS["W"] + PARAMS["S"])
-    hobj_r__S = t["hobj_r__S"]
-    jac_r__z_g = t["jac_r__z_g"]
-    # einsum("Bcab,Bcj,Bi->jiab", hobj_r__S, jac_r__z_g, x)
-    tmp_2 = np.einsum("Bcj,Bcab->Bjab", jac_r__z_g, hobj_r__S, optimize=False)
-    _add_into(hess_W__S, (np.tensordot(tmp_2, x, axes=([0], [0]))).transpose(0, 3, 1, 2), 1 / B, False)
-    _mirror(H, 0, 20, 35, 44)
-    # ∂f/∂U,U[a,j,i,k] = g[j] g[k] hess_r__r[a,i]
-    hess_U__U = _block_view(H, 20, 35, 20, 35, PARAMS["U"] + PARAMS["U"])
-    hess_r__r = t["hess_r__r"]
-    # einsum("Bj,Bk,ai->ajik", g, g, hess_r__r)
-    tmp_3 = g.T @ g
-    _add_into(hess_U__U, tmp_3.T[:, None] * hess_r__r[:, None, :, None], 1 / B, False)
-    # ∂f/∂U,S[a,j,i,b] = -g[j] hobj_r__S[a,i,b]
-    hess_U__S = _block_view(H, 20, 35, 35, 44, PARAMS["U"] + PARAMS["S"])
-    # einsum("Bj,Baib->ajib", g, hobj_r__S)
-    _add_into(hess_U__S, (np.tensordot(hobj_r__S, g, axes=([0], [0]))).transpose(0, 3, 1, 2), -1 / B, False)
-    _mirror(H, 20, 35, 35, 44)
-    # ∂f/∂S,S[a,b,i,j] = hobj_S__S[a,b,i,j]
-    hess_S__S = _block_view(H, 35, 44, 35, 44, PARAMS["S"] + PARAMS["S"])
-    hobj_S__S = t["hobj_S__S"]
-    # einsum("Babij->abij", hobj_S__S)
-    _add_into(hess_S__S, hobj_S__S.sum(axis=0), 1 / B, False)
-    return {("W", "W"): hess_W__W, ("W", "U"): hess_W__U, ("W", "S"): hess_W__S, ("U", "W"): _block_view(H, 20, 35, 0, 20, (3, 5, 5, 4)), ("U", "U"): hess_U__U, ("U", "S"): hess_U__S, ("S", "W"): _block_view(H, 35, 44, 0, 20, (3, 3, 5, 4)), ("S", "U"): _block_view(H, 35, 44, 20, 35, (3, 3, 3, 5)), ("S", "S"): hess_S__S}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    y = data["y"]
+    W = params["W"]
+    U = params["U"]
+    S = params["S"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["W"])
+    if todo:
+        # z_g[j] = Σ_i W[j,i] x[i]
+        # einsum("ji,Bi->Bj", W, x)
+        z_g = x @ W.T
+        # g[j] = tanh(z_g[j])
+        g = np.tanh(z_g)
+        del z_g
+    if not todo.isdisjoint((("W", "W"), ("W", "U"), ("W", "S"), ("U", "S"), ("S", "S"))):
+        # r[a] = y[a] - Σ_j U[a,j] g[j]
+        # einsum("aj,Bj->Ba", U, g)
+        r = y - g @ U.T
+    if not todo.isdisjoint((("W", "W"), ("W", "U"))):
+        # adj_r[a] = 1/2 Σ_c inv_ac(S[a,c]) r[c] + 1/2 Σ_c inv_ca(S[c,a]) r[c]
+        inv_S = _inv(S)
+        # einsum("ac,Bc->Ba", inv_S, r)
+        # einsum("ca,Bc->Ba", inv_S, r)
+        adj_r = 0.5 * r @ inv_S.T + 0.5 * r @ inv_S
+        del inv_S
+    if ("W", "W") in todo:
+        # adj_g[j] = -Σ_c U[c,j] adj_r[c]
+        # einsum("cj,Bc->Bj", U, adj_r)
+        adj_g = -adj_r @ U
+    if not todo.isdisjoint((("W", "W"), ("W", "S"))):
+        # jac_r__g[a,j] = -U[a,j]
+        jac_r__g = -U
+        # jac_r__z_g[a,j] = tanh'(z_g[j]) jac_r__g[a,j]
+        dtanh_z_g = 1 - g**2
+        # einsum("Bj,aj->Baj", dtanh_z_g, jac_r__g)
+        jac_r__z_g = jac_r__g * dtanh_z_g[:, None]
+        del jac_r__g, dtanh_z_g
+    if ("W", "W") in todo:
+        # hess_r__z_g[a,j] = 1/2 Σ_c inv_ac(S[a,c]) jac_r__z_g[c,j] + 1/2 Σ_c inv_ca(S[c,a]) jac_r__z_g[c,j]
+        inv_S_2 = _inv(S)
+        # einsum("ac,Bcj->Baj", inv_S_2, jac_r__z_g)
+        # einsum("ca,Bcj->Baj", inv_S_2, jac_r__z_g)
+        hess_r__z_g = 0.5 * (np.tensordot(jac_r__z_g, inv_S_2, axes=([1], [1]))).transpose(0, 2, 1) + 0.5 * (np.tensordot(jac_r__z_g, inv_S_2, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_g__z_g[j,i] = -Σ_c U[c,j] hess_r__z_g[c,i]
+        # einsum("cj,Bci->Bji", U, hess_r__z_g)
+        hess_g__z_g = -(np.tensordot(hess_r__z_g, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_g__z_g[j,i] = tanh'(z_g[j]) hess_g__z_g[j,i] + tanh''(z_g[j]) δ[j,i] adj_g[j]
+        dtanh_z_g_2 = 1 - g**2
+        # einsum("Bj,Bji->Bji", dtanh_z_g_2, hess_g__z_g)
+        d2tanh_z_g = 2*g*(g**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_g, np.eye(5), adj_g)
+        tmp = adj_g * d2tanh_z_g
+        hess_z_g__z_g = hess_g__z_g * dtanh_z_g_2[:, :, None] + tmp[:, :, None] * np.eye(5)
+        # ∂f/∂W,W[j,i,k,l] = hess_z_g__z_g[j,k] x[i] x[l]
+        hess_W__W = _block_view(H, rows["W"][0], rows["W"][1], rows["W"][0], rows["W"][1], PARAMS["W"] + PARAMS["W"])
+        _outer_into(hess_W__W, x, ((hess_z_g__z_g, x, 1 / B, False),), False, True)
+        del inv_S_2, hess_r__z_g, hess_g__z_g, dtanh_z_g_2, d2tanh_z_g, tmp, hess_z_g__z_g
+    if ("W", "W") in todo:
+        del adj_g
+    if not todo.isdisjoint((("U", "U"), ("W", "U"))):
+        # hess_r__r[a,i] = 1/2 inv_ai(S[a,i]) + 1/2 inv_ia(S[i,a])
+        inv_S_3 = _inv(S)
+        # einsum("ia->ai", inv_S_3)
+        hess_r__r = 0.5 * inv_S_3 + 0.5 * inv_S_3.T
+        del inv_S_3
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[a,j,i,k] = g[j] g[k] hess_r__r[a,i]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        # einsum("Bj,Bk,ai->ajik", g, g, hess_r__r)
+        tmp_2 = g.T @ g
+        _add_into(hess_U__U, tmp_2.T[:, None] * hess_r__r[:, None, :, None], 1 / B, False)
+        del tmp_2
+    if ("W", "U") in todo:
+        # hess_g__r[j,a] = -Σ_c U[c,j] hess_r__r[c,a]
+        # einsum("cj,ca->ja", U, hess_r__r)
+        hess_g__r = -U.T @ hess_r__r
+        # hess_z_g__r[j,a] = tanh'(z_g[j]) hess_g__r[j,a]
+        dtanh_z_g_3 = 1 - g**2
+        # einsum("Bj,ja->Bja", dtanh_z_g_3, hess_g__r)
+        hess_z_g__r = hess_g__r * dtanh_z_g_3[:, :, None]
+        # ∂f/∂W,U[j,i,a,k] = -adj_r[a] tanh'(z_g[k]) δ[k,j] x[i] - g[k] hess_z_g__r[j,a] x[i]
+        hess_W__U = _block_view(H, rows["W"][0], rows["W"][1], rows["U"][0], rows["U"][1], PARAMS["W"] + PARAMS["U"])
+        _outer_into(hess_W__U, x, ((hess_z_g__r, g, -1 / B, False),), False)
+        # einsum("Ba,Bj,Bi->jia", adj_r, dtanh_z_g_3, x)
+        tmp_3 = x[:, :, None] * adj_r[:, None]
+        _add_into(_diagonal_view(hess_W__U, 0, 3), (np.tensordot(tmp_3, dtanh_z_g_3, axes=([0], [0]))).transpose(2, 0, 1), -1 / B, True)
+        del hess_g__r, dtanh_z_g_3, hess_z_g__r, tmp_3
+    if not todo.isdisjoint((("W", "W"), ("W", "U"))):
+        del adj_r
+    if not todo.isdisjoint((("U", "U"), ("W", "U"))):
+        del hess_r__r
+    if ("U", "W") in want:
+        _mirror(H, rows["W"][0], rows["W"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("W", "S"), ("U", "S"))):
+        # hobj_r__S[a,i,b] = -1/2 Σ_c inv_ai(S[a,i]) inv_bc(S[b,c]) r[c] - 1/2 Σ_c inv_ci(S[c,i]) inv_ba(S[b,a]) r[c]
+        inv_S_4 = _inv(S)
+        # einsum("ai,bc,Bc->Baib", inv_S_4, inv_S_4, r)
+        tmp_4 = r @ inv_S_4.T
+        # einsum("ci,ba,Bc->Baib", inv_S_4, inv_S_4, r)
+        tmp_5 = r @ inv_S_4
+        hobj_r__S = -0.5 * tmp_4[:, None, None] * inv_S_4[:, :, None] - 0.5 * tmp_5[:, None, :, None] * inv_S_4.T[:, None]
+        del inv_S_4, tmp_4, tmp_5
+    if ("W", "S") in todo:
+        # ∂f/∂W,S[j,i,a,b] = Σ_c hobj_r__S[c,a,b] jac_r__z_g[c,j] x[i]
+        hess_W__S = _block_view(H, rows["W"][0], rows["W"][1], rows["S"][0], rows["S"][1], PARAMS["W"] + PARAMS["S"])
+        # einsum("Bcab,Bcj,Bi->jiab", hobj_r__S, jac_r__z_g, x)
+        tmp_6 = np.einsum("Bcj,Bcab->Bjab", jac_r__z_g, hobj_r__S, optimize=False)
+        _add_into(hess_W__S, (np.tensordot(tmp_6, x, axes=([0], [0]))).transpose(0, 3, 1, 2), 1 / B, False)
+        del tmp_6
+    if not todo.isdisjoint((("W", "W"), ("W", "S"))):
+        del jac_r__z_g
+    if ("S", "W") in want:
+        _mirror(H, rows["W"][0], rows["W"][1], rows["S"][0], rows["S"][1])
+    if ("U", "S") in todo:
+        # ∂f/∂U,S[a,j,i,b] = -g[j] hobj_r__S[a,i,b]
+        hess_U__S = _block_view(H, rows["U"][0], rows["U"][1], rows["S"][0], rows["S"][1], PARAMS["U"] + PARAMS["S"])
+        # einsum("Bj,Baib->ajib", g, hobj_r__S)
+        _add_into(hess_U__S, (np.tensordot(hobj_r__S, g, axes=([0], [0]))).transpose(0, 3, 1, 2), -1 / B, False)
+    if todo:
+        del g
+    if not todo.isdisjoint((("W", "S"), ("U", "S"))):
+        del hobj_r__S
+    if ("S", "U") in want:
+        _mirror(H, rows["U"][0], rows["U"][1], rows["S"][0], rows["S"][1])
+    if ("S", "S") in todo:
+        # hobj_S__S[a,b,i,j] = -1/2 inv_ja(S[j,a]) inv_bi(S[b,i]) + 1/2 Σ_ck inv_ci(S[c,i]) inv_ja(S[j,a]) inv_bk(S[b,k]) r[c] r[k] + 1/2 Σ_ck inv_ca(S[c,a]) inv_jk(S[j,k]) inv_bi(S[b,i]) r[c] r[k]
+        inv_S_5 = _inv(S)
+        # einsum("ja,bi->abij", inv_S_5, inv_S_5)
+        # einsum("ci,ja,bk,Bc,Bk->Babij", inv_S_5, inv_S_5, inv_S_5, r, r)
+        tmp_7 = r @ inv_S_5
+        tmp_8 = r @ inv_S_5.T
+        tmp_9 = tmp_8[:, :, None] * tmp_7[:, None]
+        # einsum("ca,jk,bi,Bc,Bk->Babij", inv_S_5, inv_S_5, inv_S_5, r, r)
+        tmp_10 = r @ inv_S_5
+        tmp_11 = r @ inv_S_5.T
+        tmp_12 = tmp_11[:, :, None] * tmp_10[:, None]
+        hobj_S__S = -0.5 * inv_S_5[:, :, None] * inv_S_5.T[:, None, None] + 0.5 * tmp_9[:, None, :, :, None] * inv_S_5.T[:, None, None] + 0.5 * (tmp_12.transpose(0, 2, 1))[:, :, None, None] * inv_S_5[:, :, None]
+        # ∂f/∂S,S[a,b,i,j] = hobj_S__S[a,b,i,j]
+        hess_S__S = _block_view(H, rows["S"][0], rows["S"][1], rows["S"][0], rows["S"][1], PARAMS["S"] + PARAMS["S"])
+        # einsum("Babij->abij", hobj_S__S)
+        _add_into(hess_S__S, hobj_S__S.sum(axis=0), 1 / B, False)
+        del inv_S_5, tmp_7, tmp_8, tmp_9, tmp_10, tmp_11, tmp_12, hobj_S__S
+    if not todo.isdisjoint((("W", "W"), ("W", "U"), ("W", "S"), ("U", "S"), ("S", "S"))):
+        del r
+    hess = {}
+    if ("W", "W") in want:
+        hess[("W", "W")] = hess_W__W
+    if ("W", "U") in want:
+        hess[("W", "U")] = hess_W__U
+    if ("W", "S") in want:
+        hess[("W", "S")] = hess_W__S
+    if ("U", "W") in want:
+        hess[("U", "W")] = _block_view(H, rows["U"][0], rows["U"][1], rows["W"][0], rows["W"][1], (3, 5, 5, 4))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    if ("U", "S") in want:
+        hess[("U", "S")] = hess_U__S
+    if ("S", "W") in want:
+        hess[("S", "W")] = _block_view(H, rows["S"][0], rows["S"][1], rows["W"][0], rows["W"][1], (3, 3, 5, 4))
+    if ("S", "U") in want:
+        hess[("S", "U")] = _block_view(H, rows["S"][0], rows["S"][1], rows["U"][0], rows["U"][1], (3, 3, 3, 5))
+    if ("S", "S") in want:
+        hess[("S", "S")] = hess_S__S
+    return hess
 
 
 def hvp(params, data, vector):

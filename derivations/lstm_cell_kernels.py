@@ -73,12 +73,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -96,37 +145,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _sigmoid(x):
@@ -1879,519 +1938,1437 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_s1"] = _adj_s1(t)
-    t["adj_ig"] = _adj_ig(t)
-    t["jac_ig__z_ig"] = _jac_ig__z_ig(t)
-    t["jac_s1__z_ig"] = _jac_s1__z_ig(t)
-    t["jac_h1__z_ig"] = _jac_h1__z_ig(t)
-    t["adj_fg"] = _adj_fg(t)
-    t["jac_fg__z_fg"] = _jac_fg__z_fg(t)
-    t["jac_s1__z_fg"] = _jac_s1__z_fg(t)
-    t["jac_h1__z_fg"] = _jac_h1__z_fg(t)
-    t["adj_og"] = _adj_og(t)
-    t["jac_og__z_og"] = _jac_og__z_og(t)
-    t["jac_h1__z_og"] = _jac_h1__z_og(t)
-    t["adj_gg"] = _adj_gg(t)
-    t["jac_gg__z_gg"] = _jac_gg__z_gg(t)
-    t["jac_s1__z_gg"] = _jac_s1__z_gg(t)
-    t["jac_h1__z_gg"] = _jac_h1__z_gg(t)
-    t["jac_p__h1"] = _jac_p__h1(t)
-    t["jac_p__s1"] = _jac_p__s1(t)
-    t["jac_p__ig"] = _jac_p__ig(t)
-    t["jac_p__z_ig"] = _jac_p__z_ig(t)
-    t["hess_p__z_ig"] = _hess_p__z_ig(t)
-    t["hess_h1__z_ig"] = _hess_h1__z_ig(t)
-    t["hess_s1__z_ig"] = _hess_s1__z_ig(t)
-    t["hess_ig__z_ig"] = _hess_ig__z_ig(t)
-    t["hess_z_ig__z_ig"] = _hess_z_ig__z_ig(t)
-    t["jac_p__fg"] = _jac_p__fg(t)
-    t["jac_p__z_fg"] = _jac_p__z_fg(t)
-    t["hess_p__z_fg"] = _hess_p__z_fg(t)
-    t["hess_h1__z_fg"] = _hess_h1__z_fg(t)
-    t["hess_s1__z_fg"] = _hess_s1__z_fg(t)
-    t["hess_ig__z_fg"] = _hess_ig__z_fg(t)
-    t["hess_z_ig__z_fg"] = _hess_z_ig__z_fg(t)
-    t["jac_p__og"] = _jac_p__og(t)
-    t["jac_p__z_og"] = _jac_p__z_og(t)
-    t["hess_p__z_og"] = _hess_p__z_og(t)
-    t["hess_h1__z_og"] = _hess_h1__z_og(t)
-    t["hess_s1__z_og"] = _hess_s1__z_og(t)
-    t["hess_ig__z_og"] = _hess_ig__z_og(t)
-    t["hess_z_ig__z_og"] = _hess_z_ig__z_og(t)
-    t["jac_p__gg"] = _jac_p__gg(t)
-    t["jac_p__z_gg"] = _jac_p__z_gg(t)
-    t["hess_p__z_gg"] = _hess_p__z_gg(t)
-    t["hess_h1__z_gg"] = _hess_h1__z_gg(t)
-    t["hess_s1__z_gg"] = _hess_s1__z_gg(t)
-    t["hess_ig__z_gg"] = _hess_ig__z_gg(t)
-    t["hess_z_ig__z_gg"] = _hess_z_ig__z_gg(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h1__p"] = _hess_h1__p(t)
-    t["hess_s1__p"] = _hess_s1__p(t)
-    t["hess_ig__p"] = _hess_ig__p(t)
-    t["hess_z_ig__p"] = _hess_z_ig__p(t)
-    t["hess_fg__z_fg"] = _hess_fg__z_fg(t)
-    t["hess_z_fg__z_fg"] = _hess_z_fg__z_fg(t)
-    t["hess_fg__z_og"] = _hess_fg__z_og(t)
-    t["hess_z_fg__z_og"] = _hess_z_fg__z_og(t)
-    t["hess_fg__z_gg"] = _hess_fg__z_gg(t)
-    t["hess_z_fg__z_gg"] = _hess_z_fg__z_gg(t)
-    t["hess_fg__p"] = _hess_fg__p(t)
-    t["hess_z_fg__p"] = _hess_z_fg__p(t)
-    t["hess_og__z_og"] = _hess_og__z_og(t)
-    t["hess_z_og__z_og"] = _hess_z_og__z_og(t)
-    t["hess_og__z_gg"] = _hess_og__z_gg(t)
-    t["hess_z_og__z_gg"] = _hess_z_og__z_gg(t)
-    t["hess_og__p"] = _hess_og__p(t)
-    t["hess_z_og__p"] = _hess_z_og__p(t)
-    t["hess_gg__z_gg"] = _hess_gg__z_gg(t)
-    t["hess_z_gg__z_gg"] = _hess_z_gg__z_gg(t)
-    t["hess_gg__p"] = _hess_gg__p(t)
-    t["hess_z_gg__p"] = _hess_z_gg__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 90, params["Wi"])
-    # ∂f/∂Wi,Wi[j,k,i,l] = hess_z_ig__z_ig[j,i] x[k] x[l]
-    hess_Wi__Wi = _block_view(H, 0, 9, 0, 9, PARAMS["Wi"] + PARAMS["Wi"])
-    hess_z_ig__z_ig = t["hess_z_ig__z_ig"]
-    x = t["x"]
-    _outer_into(hess_Wi__Wi, hess_z_ig__z_ig, x, x, 1 / B, False, False, True)
-    # ∂f/∂Wi,Ui[j,k,i,l] = h0[l] hess_z_ig__z_ig[j,i] x[k]
-    hess_Wi__Ui = _block_view(H, 0, 9, 9, 18, PARAMS["Wi"] + PARAMS["Ui"])
-    h0 = t["h0"]
-    _outer_into(hess_Wi__Ui, hess_z_ig__z_ig, x, h0, 1 / B, False)
-    _mirror(H, 0, 9, 9, 18)
-    # ∂f/∂Wi,bi[j,k,i] = hess_z_ig__z_ig[j,i] x[k]
-    hess_Wi__bi = _block_view(H, 0, 9, 18, 21, PARAMS["Wi"] + PARAMS["bi"])
-    # einsum("Bji,Bk->jki", hess_z_ig__z_ig, x)
-    _add_into(hess_Wi__bi, (np.tensordot(x, hess_z_ig__z_ig, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 0, 9, 18, 21)
-    # ∂f/∂Wi,Wf[j,k,i,l] = hess_z_ig__z_fg[j,i] x[k] x[l]
-    hess_Wi__Wf = _block_view(H, 0, 9, 21, 30, PARAMS["Wi"] + PARAMS["Wf"])
-    hess_z_ig__z_fg = t["hess_z_ig__z_fg"]
-    _outer_into(hess_Wi__Wf, hess_z_ig__z_fg, x, x, 1 / B, False)
-    _mirror(H, 0, 9, 21, 30)
-    # ∂f/∂Wi,Uf[j,k,i,l] = h0[l] hess_z_ig__z_fg[j,i] x[k]
-    hess_Wi__Uf = _block_view(H, 0, 9, 30, 39, PARAMS["Wi"] + PARAMS["Uf"])
-    _outer_into(hess_Wi__Uf, hess_z_ig__z_fg, x, h0, 1 / B, False)
-    _mirror(H, 0, 9, 30, 39)
-    # ∂f/∂Wi,bf[j,k,i] = hess_z_ig__z_fg[j,i] x[k]
-    hess_Wi__bf = _block_view(H, 0, 9, 39, 42, PARAMS["Wi"] + PARAMS["bf"])
-    # einsum("Bji,Bk->jki", hess_z_ig__z_fg, x)
-    _add_into(hess_Wi__bf, (np.tensordot(x, hess_z_ig__z_fg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 0, 9, 39, 42)
-    # ∂f/∂Wi,Wo[j,k,i,l] = hess_z_ig__z_og[j,i] x[k] x[l]
-    hess_Wi__Wo = _block_view(H, 0, 9, 42, 51, PARAMS["Wi"] + PARAMS["Wo"])
-    hess_z_ig__z_og = t["hess_z_ig__z_og"]
-    _outer_into(hess_Wi__Wo, hess_z_ig__z_og, x, x, 1 / B, False)
-    _mirror(H, 0, 9, 42, 51)
-    # ∂f/∂Wi,Uo[j,k,i,l] = h0[l] hess_z_ig__z_og[j,i] x[k]
-    hess_Wi__Uo = _block_view(H, 0, 9, 51, 60, PARAMS["Wi"] + PARAMS["Uo"])
-    _outer_into(hess_Wi__Uo, hess_z_ig__z_og, x, h0, 1 / B, False)
-    _mirror(H, 0, 9, 51, 60)
-    # ∂f/∂Wi,bo[j,k,i] = hess_z_ig__z_og[j,i] x[k]
-    hess_Wi__bo = _block_view(H, 0, 9, 60, 63, PARAMS["Wi"] + PARAMS["bo"])
-    # einsum("Bji,Bk->jki", hess_z_ig__z_og, x)
-    _add_into(hess_Wi__bo, (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 0, 9, 60, 63)
-    # ∂f/∂Wi,Wg[j,k,i,l] = hess_z_ig__z_gg[j,i] x[k] x[l]
-    hess_Wi__Wg = _block_view(H, 0, 9, 63, 72, PARAMS["Wi"] + PARAMS["Wg"])
-    hess_z_ig__z_gg = t["hess_z_ig__z_gg"]
-    _outer_into(hess_Wi__Wg, hess_z_ig__z_gg, x, x, 1 / B, False)
-    _mirror(H, 0, 9, 63, 72)
-    # ∂f/∂Wi,Ug[j,k,i,l] = h0[l] hess_z_ig__z_gg[j,i] x[k]
-    hess_Wi__Ug = _block_view(H, 0, 9, 72, 81, PARAMS["Wi"] + PARAMS["Ug"])
-    _outer_into(hess_Wi__Ug, hess_z_ig__z_gg, x, h0, 1 / B, False)
-    _mirror(H, 0, 9, 72, 81)
-    # ∂f/∂Wi,bg[j,k,i] = hess_z_ig__z_gg[j,i] x[k]
-    hess_Wi__bg = _block_view(H, 0, 9, 81, 84, PARAMS["Wi"] + PARAMS["bg"])
-    # einsum("Bji,Bk->jki", hess_z_ig__z_gg, x)
-    _add_into(hess_Wi__bg, (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 0, 9, 81, 84)
-    # ∂f/∂Wi,U[j,k,l,i] = adj_p[l] jac_h1__z_ig[i,j] x[k] + h1[i] hess_z_ig__p[j,l] x[k]
-    hess_Wi__U = _block_view(H, 0, 9, 84, 90, PARAMS["Wi"] + PARAMS["U"])
-    jac_h1__z_ig = t["jac_h1__z_ig"]
-    adj_p = t["adj_p"]
-    hess_z_ig__p = t["hess_z_ig__p"]
-    h1 = t["h1"]
-    _outer_into(hess_Wi__U, jac_h1__z_ig.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wi__U, hess_z_ig__p, x, h1, 1 / B, True)
-    _mirror(H, 0, 9, 84, 90)
-    # ∂f/∂Ui,Ui[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_ig[j,k]
-    hess_Ui__Ui = _block_view(H, 9, 18, 9, 18, PARAMS["Ui"] + PARAMS["Ui"])
-    _outer_into(hess_Ui__Ui, hess_z_ig__z_ig, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Ui,bi[j,i,k] = h0[i] hess_z_ig__z_ig[j,k]
-    hess_Ui__bi = _block_view(H, 9, 18, 18, 21, PARAMS["Ui"] + PARAMS["bi"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_ig)
-    _add_into(hess_Ui__bi, (np.tensordot(hess_z_ig__z_ig, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 9, 18, 18, 21)
-    # ∂f/∂Ui,Wf[j,i,k,l] = h0[i] hess_z_ig__z_fg[j,k] x[l]
-    hess_Ui__Wf = _block_view(H, 9, 18, 21, 30, PARAMS["Ui"] + PARAMS["Wf"])
-    _outer_into(hess_Ui__Wf, hess_z_ig__z_fg, h0, x, 1 / B, False)
-    _mirror(H, 9, 18, 21, 30)
-    # ∂f/∂Ui,Uf[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_fg[j,k]
-    hess_Ui__Uf = _block_view(H, 9, 18, 30, 39, PARAMS["Ui"] + PARAMS["Uf"])
-    _outer_into(hess_Ui__Uf, hess_z_ig__z_fg, h0, h0, 1 / B, False)
-    _mirror(H, 9, 18, 30, 39)
-    # ∂f/∂Ui,bf[j,i,k] = h0[i] hess_z_ig__z_fg[j,k]
-    hess_Ui__bf = _block_view(H, 9, 18, 39, 42, PARAMS["Ui"] + PARAMS["bf"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_fg)
-    _add_into(hess_Ui__bf, (np.tensordot(hess_z_ig__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 9, 18, 39, 42)
-    # ∂f/∂Ui,Wo[j,i,k,l] = h0[i] hess_z_ig__z_og[j,k] x[l]
-    hess_Ui__Wo = _block_view(H, 9, 18, 42, 51, PARAMS["Ui"] + PARAMS["Wo"])
-    _outer_into(hess_Ui__Wo, hess_z_ig__z_og, h0, x, 1 / B, False)
-    _mirror(H, 9, 18, 42, 51)
-    # ∂f/∂Ui,Uo[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_og[j,k]
-    hess_Ui__Uo = _block_view(H, 9, 18, 51, 60, PARAMS["Ui"] + PARAMS["Uo"])
-    _outer_into(hess_Ui__Uo, hess_z_ig__z_og, h0, h0, 1 / B, False)
-    _mirror(H, 9, 18, 51, 60)
-    # ∂f/∂Ui,bo[j,i,k] = h0[i] hess_z_ig__z_og[j,k]
-    hess_Ui__bo = _block_view(H, 9, 18, 60, 63, PARAMS["Ui"] + PARAMS["bo"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_og)
-    _add_into(hess_Ui__bo, (np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 9, 18, 60, 63)
-    # ∂f/∂Ui,Wg[j,i,k,l] = h0[i] hess_z_ig__z_gg[j,k] x[l]
-    hess_Ui__Wg = _block_view(H, 9, 18, 63, 72, PARAMS["Ui"] + PARAMS["Wg"])
-    _outer_into(hess_Ui__Wg, hess_z_ig__z_gg, h0, x, 1 / B, False)
-    _mirror(H, 9, 18, 63, 72)
-    # ∂f/∂Ui,Ug[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_gg[j,k]
-    hess_Ui__Ug = _block_view(H, 9, 18, 72, 81, PARAMS["Ui"] + PARAMS["Ug"])
-    _outer_into(hess_Ui__Ug, hess_z_ig__z_gg, h0, h0, 1 / B, False)
-    _mirror(H, 9, 18, 72, 81)
-    # ∂f/∂Ui,bg[j,i,k] = h0[i] hess_z_ig__z_gg[j,k]
-    hess_Ui__bg = _block_view(H, 9, 18, 81, 84, PARAMS["Ui"] + PARAMS["bg"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_gg)
-    _add_into(hess_Ui__bg, (np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 9, 18, 81, 84)
-    # ∂f/∂Ui,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_ig[k,j] + h0[i] h1[k] hess_z_ig__p[j,l]
-    hess_Ui__U = _block_view(H, 9, 18, 84, 90, PARAMS["Ui"] + PARAMS["U"])
-    _outer_into(hess_Ui__U, jac_h1__z_ig.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Ui__U, hess_z_ig__p, h0, h1, 1 / B, True)
-    _mirror(H, 9, 18, 84, 90)
-    # ∂f/∂bi,bi[j,i] = hess_z_ig__z_ig[j,i]
-    hess_bi__bi = _block_view(H, 18, 21, 18, 21, PARAMS["bi"] + PARAMS["bi"])
-    # einsum("Bji->ji", hess_z_ig__z_ig)
-    _add_into(hess_bi__bi, hess_z_ig__z_ig.sum(axis=0), 1 / B, False)
-    # ∂f/∂bi,Wf[j,i,k] = hess_z_ig__z_fg[j,i] x[k]
-    hess_bi__Wf = _block_view(H, 18, 21, 21, 30, PARAMS["bi"] + PARAMS["Wf"])
-    # einsum("Bji,Bk->jik", hess_z_ig__z_fg, x)
-    _add_into(hess_bi__Wf, (np.tensordot(x, hess_z_ig__z_fg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    _mirror(H, 18, 21, 21, 30)
-    # ∂f/∂bi,Uf[j,i,k] = h0[k] hess_z_ig__z_fg[j,i]
-    hess_bi__Uf = _block_view(H, 18, 21, 30, 39, PARAMS["bi"] + PARAMS["Uf"])
-    # einsum("Bk,Bji->jik", h0, hess_z_ig__z_fg)
-    _add_into(hess_bi__Uf, np.tensordot(hess_z_ig__z_fg, h0, axes=([0], [0])), 1 / B, False)
-    _mirror(H, 18, 21, 30, 39)
-    # ∂f/∂bi,bf[j,i] = hess_z_ig__z_fg[j,i]
-    hess_bi__bf = _block_view(H, 18, 21, 39, 42, PARAMS["bi"] + PARAMS["bf"])
-    # einsum("Bji->ji", hess_z_ig__z_fg)
-    _add_into(hess_bi__bf, hess_z_ig__z_fg.sum(axis=0), 1 / B, False)
-    _mirror(H, 18, 21, 39, 42)
-    # ∂f/∂bi,Wo[j,i,k] = hess_z_ig__z_og[j,i] x[k]
-    hess_bi__Wo = _block_view(H, 18, 21, 42, 51, PARAMS["bi"] + PARAMS["Wo"])
-    # einsum("Bji,Bk->jik", hess_z_ig__z_og, x)
-    _add_into(hess_bi__Wo, (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    _mirror(H, 18, 21, 42, 51)
-    # ∂f/∂bi,Uo[j,i,k] = h0[k] hess_z_ig__z_og[j,i]
-    hess_bi__Uo = _block_view(H, 18, 21, 51, 60, PARAMS["bi"] + PARAMS["Uo"])
-    # einsum("Bk,Bji->jik", h0, hess_z_ig__z_og)
-    _add_into(hess_bi__Uo, np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0])), 1 / B, False)
-    _mirror(H, 18, 21, 51, 60)
-    # ∂f/∂bi,bo[j,i] = hess_z_ig__z_og[j,i]
-    hess_bi__bo = _block_view(H, 18, 21, 60, 63, PARAMS["bi"] + PARAMS["bo"])
-    # einsum("Bji->ji", hess_z_ig__z_og)
-    _add_into(hess_bi__bo, hess_z_ig__z_og.sum(axis=0), 1 / B, False)
-    _mirror(H, 18, 21, 60, 63)
-    # ∂f/∂bi,Wg[j,i,k] = hess_z_ig__z_gg[j,i] x[k]
-    hess_bi__Wg = _block_view(H, 18, 21, 63, 72, PARAMS["bi"] + PARAMS["Wg"])
-    # einsum("Bji,Bk->jik", hess_z_ig__z_gg, x)
-    _add_into(hess_bi__Wg, (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    _mirror(H, 18, 21, 63, 72)
-    # ∂f/∂bi,Ug[j,i,k] = h0[k] hess_z_ig__z_gg[j,i]
-    hess_bi__Ug = _block_view(H, 18, 21, 72, 81, PARAMS["bi"] + PARAMS["Ug"])
-    # einsum("Bk,Bji->jik", h0, hess_z_ig__z_gg)
-    _add_into(hess_bi__Ug, np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0])), 1 / B, False)
-    _mirror(H, 18, 21, 72, 81)
-    # ∂f/∂bi,bg[j,i] = hess_z_ig__z_gg[j,i]
-    hess_bi__bg = _block_view(H, 18, 21, 81, 84, PARAMS["bi"] + PARAMS["bg"])
-    # einsum("Bji->ji", hess_z_ig__z_gg)
-    _add_into(hess_bi__bg, hess_z_ig__z_gg.sum(axis=0), 1 / B, False)
-    _mirror(H, 18, 21, 81, 84)
-    # ∂f/∂bi,U[j,l,i] = adj_p[l] jac_h1__z_ig[i,j] + h1[i] hess_z_ig__p[j,l]
-    hess_bi__U = _block_view(H, 18, 21, 84, 90, PARAMS["bi"] + PARAMS["U"])
-    # einsum("Bl,Bij->jli", adj_p, jac_h1__z_ig)
-    _add_into(hess_bi__U, (np.tensordot(jac_h1__z_ig, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    # einsum("Bi,Bjl->jli", h1, hess_z_ig__p)
-    _add_into(hess_bi__U, np.tensordot(hess_z_ig__p, h1, axes=([0], [0])), 1 / B, True)
-    _mirror(H, 18, 21, 84, 90)
-    # ∂f/∂Wf,Wf[j,k,i,l] = hess_z_fg__z_fg[j,i] x[k] x[l]
-    hess_Wf__Wf = _block_view(H, 21, 30, 21, 30, PARAMS["Wf"] + PARAMS["Wf"])
-    hess_z_fg__z_fg = t["hess_z_fg__z_fg"]
-    _outer_into(hess_Wf__Wf, hess_z_fg__z_fg, x, x, 1 / B, False, False, True)
-    # ∂f/∂Wf,Uf[j,k,i,l] = h0[l] hess_z_fg__z_fg[j,i] x[k]
-    hess_Wf__Uf = _block_view(H, 21, 30, 30, 39, PARAMS["Wf"] + PARAMS["Uf"])
-    _outer_into(hess_Wf__Uf, hess_z_fg__z_fg, x, h0, 1 / B, False)
-    _mirror(H, 21, 30, 30, 39)
-    # ∂f/∂Wf,bf[j,k,i] = hess_z_fg__z_fg[j,i] x[k]
-    hess_Wf__bf = _block_view(H, 21, 30, 39, 42, PARAMS["Wf"] + PARAMS["bf"])
-    # einsum("Bji,Bk->jki", hess_z_fg__z_fg, x)
-    _add_into(hess_Wf__bf, (np.tensordot(x, hess_z_fg__z_fg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 21, 30, 39, 42)
-    # ∂f/∂Wf,Wo[j,k,i,l] = hess_z_fg__z_og[j,i] x[k] x[l]
-    hess_Wf__Wo = _block_view(H, 21, 30, 42, 51, PARAMS["Wf"] + PARAMS["Wo"])
-    hess_z_fg__z_og = t["hess_z_fg__z_og"]
-    _outer_into(hess_Wf__Wo, hess_z_fg__z_og, x, x, 1 / B, False)
-    _mirror(H, 21, 30, 42, 51)
-    # ∂f/∂Wf,Uo[j,k,i,l] = h0[l] hess_z_fg__z_og[j,i] x[k]
-    hess_Wf__Uo = _block_view(H, 21, 30, 51, 60, PARAMS["Wf"] + PARAMS["Uo"])
-    _outer_into(hess_Wf__Uo, hess_z_fg__z_og, x, h0, 1 / B, False)
-    _mirror(H, 21, 30, 51, 60)
-    # ∂f/∂Wf,bo[j,k,i] = hess_z_fg__z_og[j,i] x[k]
-    hess_Wf__bo = _block_view(H, 21, 30, 60, 63, PARAMS["Wf"] + PARAMS["bo"])
-    # einsum("Bji,Bk->jki", hess_z_fg__z_og, x)
-    _add_into(hess_Wf__bo, (np.tensordot(x, hess_z_fg__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 21, 30, 60, 63)
-    # ∂f/∂Wf,Wg[j,k,i,l] = hess_z_fg__z_gg[j,i] x[k] x[l]
-    hess_Wf__Wg = _block_view(H, 21, 30, 63, 72, PARAMS["Wf"] + PARAMS["Wg"])
-    hess_z_fg__z_gg = t["hess_z_fg__z_gg"]
-    _outer_into(hess_Wf__Wg, hess_z_fg__z_gg, x, x, 1 / B, False)
-    _mirror(H, 21, 30, 63, 72)
-    # ∂f/∂Wf,Ug[j,k,i,l] = h0[l] hess_z_fg__z_gg[j,i] x[k]
-    hess_Wf__Ug = _block_view(H, 21, 30, 72, 81, PARAMS["Wf"] + PARAMS["Ug"])
-    _outer_into(hess_Wf__Ug, hess_z_fg__z_gg, x, h0, 1 / B, False)
-    _mirror(H, 21, 30, 72, 81)
-    # ∂f/∂Wf,bg[j,k,i] = hess_z_fg__z_gg[j,i] x[k]
-    hess_Wf__bg = _block_view(H, 21, 30, 81, 84, PARAMS["Wf"] + PARAMS["bg"])
-    # einsum("Bji,Bk->jki", hess_z_fg__z_gg, x)
-    _add_into(hess_Wf__bg, (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 21, 30, 81, 84)
-    # ∂f/∂Wf,U[j,k,l,i] = adj_p[l] jac_h1__z_fg[i,j] x[k] + h1[i] hess_z_fg__p[j,l] x[k]
-    hess_Wf__U = _block_view(H, 21, 30, 84, 90, PARAMS["Wf"] + PARAMS["U"])
-    jac_h1__z_fg = t["jac_h1__z_fg"]
-    hess_z_fg__p = t["hess_z_fg__p"]
-    _outer_into(hess_Wf__U, jac_h1__z_fg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wf__U, hess_z_fg__p, x, h1, 1 / B, True)
-    _mirror(H, 21, 30, 84, 90)
-    # ∂f/∂Uf,Uf[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_fg[j,k]
-    hess_Uf__Uf = _block_view(H, 30, 39, 30, 39, PARAMS["Uf"] + PARAMS["Uf"])
-    _outer_into(hess_Uf__Uf, hess_z_fg__z_fg, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Uf,bf[j,i,k] = h0[i] hess_z_fg__z_fg[j,k]
-    hess_Uf__bf = _block_view(H, 30, 39, 39, 42, PARAMS["Uf"] + PARAMS["bf"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_fg)
-    _add_into(hess_Uf__bf, (np.tensordot(hess_z_fg__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 30, 39, 39, 42)
-    # ∂f/∂Uf,Wo[j,i,k,l] = h0[i] hess_z_fg__z_og[j,k] x[l]
-    hess_Uf__Wo = _block_view(H, 30, 39, 42, 51, PARAMS["Uf"] + PARAMS["Wo"])
-    _outer_into(hess_Uf__Wo, hess_z_fg__z_og, h0, x, 1 / B, False)
-    _mirror(H, 30, 39, 42, 51)
-    # ∂f/∂Uf,Uo[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_og[j,k]
-    hess_Uf__Uo = _block_view(H, 30, 39, 51, 60, PARAMS["Uf"] + PARAMS["Uo"])
-    _outer_into(hess_Uf__Uo, hess_z_fg__z_og, h0, h0, 1 / B, False)
-    _mirror(H, 30, 39, 51, 60)
-    # ∂f/∂Uf,bo[j,i,k] = h0[i] hess_z_fg__z_og[j,k]
-    hess_Uf__bo = _block_view(H, 30, 39, 60, 63, PARAMS["Uf"] + PARAMS["bo"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_og)
-    _add_into(hess_Uf__bo, (np.tensordot(hess_z_fg__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 30, 39, 60, 63)
-    # ∂f/∂Uf,Wg[j,i,k,l] = h0[i] hess_z_fg__z_gg[j,k] x[l]
-    hess_Uf__Wg = _block_view(H, 30, 39, 63, 72, PARAMS["Uf"] + PARAMS["Wg"])
-    _outer_into(hess_Uf__Wg, hess_z_fg__z_gg, h0, x, 1 / B, False)
-    _mirror(H, 30, 39, 63, 72)
-    # ∂f/∂Uf,Ug[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_gg[j,k]
-    hess_Uf__Ug = _block_view(H, 30, 39, 72, 81, PARAMS["Uf"] + PARAMS["Ug"])
-    _outer_into(hess_Uf__Ug, hess_z_fg__z_gg, h0, h0, 1 / B, False)
-    _mirror(H, 30, 39, 72, 81)
-    # ∂f/∂Uf,bg[j,i,k] = h0[i] hess_z_fg__z_gg[j,k]
-    hess_Uf__bg = _block_view(H, 30, 39, 81, 84, PARAMS["Uf"] + PARAMS["bg"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_gg)
-    _add_into(hess_Uf__bg, (np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 30, 39, 81, 84)
-    # ∂f/∂Uf,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_fg[k,j] + h0[i] h1[k] hess_z_fg__p[j,l]
-    hess_Uf__U = _block_view(H, 30, 39, 84, 90, PARAMS["Uf"] + PARAMS["U"])
-    _outer_into(hess_Uf__U, jac_h1__z_fg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uf__U, hess_z_fg__p, h0, h1, 1 / B, True)
-    _mirror(H, 30, 39, 84, 90)
-    # ∂f/∂bf,bf[j,i] = hess_z_fg__z_fg[j,i]
-    hess_bf__bf = _block_view(H, 39, 42, 39, 42, PARAMS["bf"] + PARAMS["bf"])
-    # einsum("Bji->ji", hess_z_fg__z_fg)
-    _add_into(hess_bf__bf, hess_z_fg__z_fg.sum(axis=0), 1 / B, False)
-    # ∂f/∂bf,Wo[j,i,k] = hess_z_fg__z_og[j,i] x[k]
-    hess_bf__Wo = _block_view(H, 39, 42, 42, 51, PARAMS["bf"] + PARAMS["Wo"])
-    # einsum("Bji,Bk->jik", hess_z_fg__z_og, x)
-    _add_into(hess_bf__Wo, (np.tensordot(x, hess_z_fg__z_og, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    _mirror(H, 39, 42, 42, 51)
-    # ∂f/∂bf,Uo[j,i,k] = h0[k] hess_z_fg__z_og[j,i]
-    hess_bf__Uo = _block_view(H, 39, 42, 51, 60, PARAMS["bf"] + PARAMS["Uo"])
-    # einsum("Bk,Bji->jik", h0, hess_z_fg__z_og)
-    _add_into(hess_bf__Uo, np.tensordot(hess_z_fg__z_og, h0, axes=([0], [0])), 1 / B, False)
-    _mirror(H, 39, 42, 51, 60)
-    # ∂f/∂bf,bo[j,i] = hess_z_fg__z_og[j,i]
-    hess_bf__bo = _block_view(H, 39, 42, 60, 63, PARAMS["bf"] + PARAMS["bo"])
-    # einsum("Bji->ji", hess_z_fg__z_og)
-    _add_into(hess_bf__bo, hess_z_fg__z_og.sum(axis=0), 1 / B, False)
-    _mirror(H, 39, 42, 60, 63)
-    # ∂f/∂bf,Wg[j,i,k] = hess_z_fg__z_gg[j,i] x[k]
-    hess_bf__Wg = _block_view(H, 39, 42, 63, 72, PARAMS["bf"] + PARAMS["Wg"])
-    # einsum("Bji,Bk->jik", hess_z_fg__z_gg, x)
-    _add_into(hess_bf__Wg, (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    _mirror(H, 39, 42, 63, 72)
-    # ∂f/∂bf,Ug[j,i,k] = h0[k] hess_z_fg__z_gg[j,i]
-    hess_bf__Ug = _block_view(H, 39, 42, 72, 81, PARAMS["bf"] + PARAMS["Ug"])
-    # einsum("Bk,Bji->jik", h0, hess_z_fg__z_gg)
-    _add_into(hess_bf__Ug, np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0])), 1 / B, False)
-    _mirror(H, 39, 42, 72, 81)
-    # ∂f/∂bf,bg[j,i] = hess_z_fg__z_gg[j,i]
-    hess_bf__bg = _block_view(H, 39, 42, 81, 84, PARAMS["bf"] + PARAMS["bg"])
-    # einsum("Bji->ji", hess_z_fg__z_gg)
-    _add_into(hess_bf__bg, hess_z_fg__z_gg.sum(axis=0), 1 / B, False)
-    _mirror(H, 39, 42, 81, 84)
-    # ∂f/∂bf,U[j,l,i] = adj_p[l] jac_h1__z_fg[i,j] + h1[i] hess_z_fg__p[j,l]
-    hess_bf__U = _block_view(H, 39, 42, 84, 90, PARAMS["bf"] + PARAMS["U"])
-    # einsum("Bl,Bij->jli", adj_p, jac_h1__z_fg)
-    _add_into(hess_bf__U, (np.tensordot(jac_h1__z_fg, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    # einsum("Bi,Bjl->jli", h1, hess_z_fg__p)
-    _add_into(hess_bf__U, np.tensordot(hess_z_fg__p, h1, axes=([0], [0])), 1 / B, True)
-    _mirror(H, 39, 42, 84, 90)
-    # ∂f/∂Wo,Wo[j,k,i,l] = hess_z_og__z_og[j,i] x[k] x[l]
-    hess_Wo__Wo = _block_view(H, 42, 51, 42, 51, PARAMS["Wo"] + PARAMS["Wo"])
-    hess_z_og__z_og = t["hess_z_og__z_og"]
-    _outer_into(hess_Wo__Wo, hess_z_og__z_og, x, x, 1 / B, False, False, True)
-    # ∂f/∂Wo,Uo[j,k,i,l] = h0[l] hess_z_og__z_og[j,i] x[k]
-    hess_Wo__Uo = _block_view(H, 42, 51, 51, 60, PARAMS["Wo"] + PARAMS["Uo"])
-    _outer_into(hess_Wo__Uo, hess_z_og__z_og, x, h0, 1 / B, False)
-    _mirror(H, 42, 51, 51, 60)
-    # ∂f/∂Wo,bo[j,k,i] = hess_z_og__z_og[j,i] x[k]
-    hess_Wo__bo = _block_view(H, 42, 51, 60, 63, PARAMS["Wo"] + PARAMS["bo"])
-    # einsum("Bji,Bk->jki", hess_z_og__z_og, x)
-    _add_into(hess_Wo__bo, (np.tensordot(x, hess_z_og__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 42, 51, 60, 63)
-    # ∂f/∂Wo,Wg[j,k,i,l] = hess_z_og__z_gg[j,i] x[k] x[l]
-    hess_Wo__Wg = _block_view(H, 42, 51, 63, 72, PARAMS["Wo"] + PARAMS["Wg"])
-    hess_z_og__z_gg = t["hess_z_og__z_gg"]
-    _outer_into(hess_Wo__Wg, hess_z_og__z_gg, x, x, 1 / B, False)
-    _mirror(H, 42, 51, 63, 72)
-    # ∂f/∂Wo,Ug[j,k,i,l] = h0[l] hess_z_og__z_gg[j,i] x[k]
-    hess_Wo__Ug = _block_view(H, 42, 51, 72, 81, PARAMS["Wo"] + PARAMS["Ug"])
-    _outer_into(hess_Wo__Ug, hess_z_og__z_gg, x, h0, 1 / B, False)
-    _mirror(H, 42, 51, 72, 81)
-    # ∂f/∂Wo,bg[j,k,i] = hess_z_og__z_gg[j,i] x[k]
-    hess_Wo__bg = _block_view(H, 42, 51, 81, 84, PARAMS["Wo"] + PARAMS["bg"])
-    # einsum("Bji,Bk->jki", hess_z_og__z_gg, x)
-    _add_into(hess_Wo__bg, (np.tensordot(x, hess_z_og__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 42, 51, 81, 84)
-    # ∂f/∂Wo,U[j,k,l,i] = adj_p[l] jac_h1__z_og[i,j] x[k] + h1[i] hess_z_og__p[j,l] x[k]
-    hess_Wo__U = _block_view(H, 42, 51, 84, 90, PARAMS["Wo"] + PARAMS["U"])
-    jac_h1__z_og = t["jac_h1__z_og"]
-    hess_z_og__p = t["hess_z_og__p"]
-    _outer_into(hess_Wo__U, jac_h1__z_og.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wo__U, hess_z_og__p, x, h1, 1 / B, True)
-    _mirror(H, 42, 51, 84, 90)
-    # ∂f/∂Uo,Uo[j,i,k,l] = h0[i] h0[l] hess_z_og__z_og[j,k]
-    hess_Uo__Uo = _block_view(H, 51, 60, 51, 60, PARAMS["Uo"] + PARAMS["Uo"])
-    _outer_into(hess_Uo__Uo, hess_z_og__z_og, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Uo,bo[j,i,k] = h0[i] hess_z_og__z_og[j,k]
-    hess_Uo__bo = _block_view(H, 51, 60, 60, 63, PARAMS["Uo"] + PARAMS["bo"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_og__z_og)
-    _add_into(hess_Uo__bo, (np.tensordot(hess_z_og__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 51, 60, 60, 63)
-    # ∂f/∂Uo,Wg[j,i,k,l] = h0[i] hess_z_og__z_gg[j,k] x[l]
-    hess_Uo__Wg = _block_view(H, 51, 60, 63, 72, PARAMS["Uo"] + PARAMS["Wg"])
-    _outer_into(hess_Uo__Wg, hess_z_og__z_gg, h0, x, 1 / B, False)
-    _mirror(H, 51, 60, 63, 72)
-    # ∂f/∂Uo,Ug[j,i,k,l] = h0[i] h0[l] hess_z_og__z_gg[j,k]
-    hess_Uo__Ug = _block_view(H, 51, 60, 72, 81, PARAMS["Uo"] + PARAMS["Ug"])
-    _outer_into(hess_Uo__Ug, hess_z_og__z_gg, h0, h0, 1 / B, False)
-    _mirror(H, 51, 60, 72, 81)
-    # ∂f/∂Uo,bg[j,i,k] = h0[i] hess_z_og__z_gg[j,k]
-    hess_Uo__bg = _block_view(H, 51, 60, 81, 84, PARAMS["Uo"] + PARAMS["bg"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_og__z_gg)
-    _add_into(hess_Uo__bg, (np.tensordot(hess_z_og__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 51, 60, 81, 84)
-    # ∂f/∂Uo,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_og[k,j] + h0[i] h1[k] hess_z_og__p[j,l]
-    hess_Uo__U = _block_view(H, 51, 60, 84, 90, PARAMS["Uo"] + PARAMS["U"])
-    _outer_into(hess_Uo__U, jac_h1__z_og.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Uo__U, hess_z_og__p, h0, h1, 1 / B, True)
-    _mirror(H, 51, 60, 84, 90)
-    # ∂f/∂bo,bo[j,i] = hess_z_og__z_og[j,i]
-    hess_bo__bo = _block_view(H, 60, 63, 60, 63, PARAMS["bo"] + PARAMS["bo"])
-    # einsum("Bji->ji", hess_z_og__z_og)
-    _add_into(hess_bo__bo, hess_z_og__z_og.sum(axis=0), 1 / B, False)
-    # ∂f/∂bo,Wg[j,i,k] = hess_z_og__z_gg[j,i] x[k]
-    hess_bo__Wg = _block_view(H, 60, 63, 63, 72, PARAMS["bo"] + PARAMS["Wg"])
-    # einsum("Bji,Bk->jik", hess_z_og__z_gg, x)
-    _add_into(hess_bo__Wg, (np.tensordot(x, hess_z_og__z_gg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    _mirror(H, 60, 63, 63, 72)
-    # ∂f/∂bo,Ug[j,i,k] = h0[k] hess_z_og__z_gg[j,i]
-    hess_bo__Ug = _block_view(H, 60, 63, 72, 81, PARAMS["bo"] + PARAMS["Ug"])
-    # einsum("Bk,Bji->jik", h0, hess_z_og__z_gg)
-    _add_into(hess_bo__Ug, np.tensordot(hess_z_og__z_gg, h0, axes=([0], [0])), 1 / B, False)
-    _mirror(H, 60, 63, 72, 81)
-    # ∂f/∂bo,bg[j,i] = hess_z_og__z_gg[j,i]
-    hess_bo__bg = _block_view(H, 60, 63, 81, 84, PARAMS["bo"] + PARAMS["bg"])
-    # einsum("Bji->ji", hess_z_og__z_gg)
-    _add_into(hess_bo__bg, hess_z_og__z_gg.sum(axis=0), 1 / B, False)
-    _mirror(H, 60, 63, 81, 84)
-    # ∂f/∂bo,U[j,l,i] = adj_p[l] jac_h1__z_og[i,j] + h1[i] hess_z_og__p[j,l]
-    hess_bo__U = _block_view(H, 60, 63, 84, 90, PARAMS["bo"] + PARAMS["U"])
-    # einsum("Bl,Bij->jli", adj_p, jac_h1__z_og)
-    _add_into(hess_bo__U, (np.tensordot(jac_h1__z_og, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    # einsum("Bi,Bjl->jli", h1, hess_z_og__p)
-    _add_into(hess_bo__U, np.tensordot(hess_z_og__p, h1, axes=([0], [0])), 1 / B, True)
-    _mirror(H, 60, 63, 84, 90)
-    # ∂f/∂Wg,Wg[j,k,i,l] = hess_z_gg__z_gg[j,i] x[k] x[l]
-    hess_Wg__Wg = _block_view(H, 63, 72, 63, 72, PARAMS["Wg"] + PARAMS["Wg"])
-    hess_z_gg__z_gg = t["hess_z_gg__z_gg"]
-    _outer_into(hess_Wg__Wg, hess_z_gg__z_gg, x, x, 1 / B, False, False, True)
-    # ∂f/∂Wg,Ug[j,k,i,l] = h0[l] hess_z_gg__z_gg[j,i] x[k]
-    hess_Wg__Ug = _block_view(H, 63, 72, 72, 81, PARAMS["Wg"] + PARAMS["Ug"])
-    _outer_into(hess_Wg__Ug, hess_z_gg__z_gg, x, h0, 1 / B, False)
-    _mirror(H, 63, 72, 72, 81)
-    # ∂f/∂Wg,bg[j,k,i] = hess_z_gg__z_gg[j,i] x[k]
-    hess_Wg__bg = _block_view(H, 63, 72, 81, 84, PARAMS["Wg"] + PARAMS["bg"])
-    # einsum("Bji,Bk->jki", hess_z_gg__z_gg, x)
-    _add_into(hess_Wg__bg, (np.tensordot(x, hess_z_gg__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    _mirror(H, 63, 72, 81, 84)
-    # ∂f/∂Wg,U[j,k,l,i] = adj_p[l] jac_h1__z_gg[i,j] x[k] + h1[i] hess_z_gg__p[j,l] x[k]
-    hess_Wg__U = _block_view(H, 63, 72, 84, 90, PARAMS["Wg"] + PARAMS["U"])
-    jac_h1__z_gg = t["jac_h1__z_gg"]
-    hess_z_gg__p = t["hess_z_gg__p"]
-    _outer_into(hess_Wg__U, jac_h1__z_gg.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_Wg__U, hess_z_gg__p, x, h1, 1 / B, True)
-    _mirror(H, 63, 72, 84, 90)
-    # ∂f/∂Ug,Ug[j,i,k,l] = h0[i] h0[l] hess_z_gg__z_gg[j,k]
-    hess_Ug__Ug = _block_view(H, 72, 81, 72, 81, PARAMS["Ug"] + PARAMS["Ug"])
-    _outer_into(hess_Ug__Ug, hess_z_gg__z_gg, h0, h0, 1 / B, False, False, True)
-    # ∂f/∂Ug,bg[j,i,k] = h0[i] hess_z_gg__z_gg[j,k]
-    hess_Ug__bg = _block_view(H, 72, 81, 81, 84, PARAMS["Ug"] + PARAMS["bg"])
-    # einsum("Bi,Bjk->jik", h0, hess_z_gg__z_gg)
-    _add_into(hess_Ug__bg, (np.tensordot(hess_z_gg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 72, 81, 81, 84)
-    # ∂f/∂Ug,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_gg[k,j] + h0[i] h1[k] hess_z_gg__p[j,l]
-    hess_Ug__U = _block_view(H, 72, 81, 84, 90, PARAMS["Ug"] + PARAMS["U"])
-    _outer_into(hess_Ug__U, jac_h1__z_gg.transpose(0, 2, 1), h0, adj_p, 1 / B, False, True)
-    _outer_into(hess_Ug__U, hess_z_gg__p, h0, h1, 1 / B, True)
-    _mirror(H, 72, 81, 84, 90)
-    # ∂f/∂bg,bg[j,i] = hess_z_gg__z_gg[j,i]
-    hess_bg__bg = _block_view(H, 81, 84, 81, 84, PARAMS["bg"] + PARAMS["bg"])
-    # einsum("Bji->ji", hess_z_gg__z_gg)
-    _add_into(hess_bg__bg, hess_z_gg__z_gg.sum(axis=0), 1 / B, False)
-    # ∂f/∂bg,U[j,l,i] = adj_p[l] jac_h1__z_gg[i,j] + h1[i] hess_z_gg__p[j,l]
-    hess_bg__U = _block_view(H, 81, 84, 84, 90, PARAMS["bg"] + PARAMS["U"])
-    # einsum("Bl,Bij->jli", adj_p, jac_h1__z_gg)
-    _add_into(hess_bg__U, (np.tensordot(jac_h1__z_gg, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    # einsum("Bi,Bjl->jli", h1, hess_z_gg__p)
-    _add_into(hess_bg__U, np.tensordot(hess_z_gg__p, h1, axes=([0], [0])), 1 / B, True)
-    _mirror(H, 81, 84, 84, 90)
-    # ∂f/∂U,U[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
-    hess_U__U = _block_view(H, 84, 90, 84, 90, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, h1, h1, 1 / B, False, False, True)
-    return {("Wi", "Wi"): hess_Wi__Wi, ("Wi", "Ui"): hess_Wi__Ui, ("Wi", "bi"): hess_Wi__bi, ("Wi", "Wf"): hess_Wi__Wf, ("Wi", "Uf"): hess_Wi__Uf, ("Wi", "bf"): hess_Wi__bf, ("Wi", "Wo"): hess_Wi__Wo, ("Wi", "Uo"): hess_Wi__Uo, ("Wi", "bo"): hess_Wi__bo, ("Wi", "Wg"): hess_Wi__Wg, ("Wi", "Ug"): hess_Wi__Ug, ("Wi", "bg"): hess_Wi__bg, ("Wi", "U"): hess_Wi__U, ("Ui", "Wi"): _block_view(H, 9, 18, 0, 9, (3, 3, 3, 3)), ("Ui", "Ui"): hess_Ui__Ui, ("Ui", "bi"): hess_Ui__bi, ("Ui", "Wf"): hess_Ui__Wf, ("Ui", "Uf"): hess_Ui__Uf, ("Ui", "bf"): hess_Ui__bf, ("Ui", "Wo"): hess_Ui__Wo, ("Ui", "Uo"): hess_Ui__Uo, ("Ui", "bo"): hess_Ui__bo, ("Ui", "Wg"): hess_Ui__Wg, ("Ui", "Ug"): hess_Ui__Ug, ("Ui", "bg"): hess_Ui__bg, ("Ui", "U"): hess_Ui__U, ("bi", "Wi"): _block_view(H, 18, 21, 0, 9, (3, 3, 3)), ("bi", "Ui"): _block_view(H, 18, 21, 9, 18, (3, 3, 3)), ("bi", "bi"): hess_bi__bi, ("bi", "Wf"): hess_bi__Wf, ("bi", "Uf"): hess_bi__Uf, ("bi", "bf"): hess_bi__bf, ("bi", "Wo"): hess_bi__Wo, ("bi", "Uo"): hess_bi__Uo, ("bi", "bo"): hess_bi__bo, ("bi", "Wg"): hess_bi__Wg, ("bi", "Ug"): hess_bi__Ug, ("bi", "bg"): hess_bi__bg, ("bi", "U"): hess_bi__U, ("Wf", "Wi"): _block_view(H, 21, 30, 0, 9, (3, 3, 3, 3)), ("Wf", "Ui"): _block_view(H, 21, 30, 9, 18, (3, 3, 3, 3)), ("Wf", "bi"): _block_view(H, 21, 30, 18, 21, (3, 3, 3)), ("Wf", "Wf"): hess_Wf__Wf, ("Wf", "Uf"): hess_Wf__Uf, ("Wf", "bf"): hess_Wf__bf, ("Wf", "Wo"): hess_Wf__Wo, ("Wf", "Uo"): hess_Wf__Uo, ("Wf", "bo"): hess_Wf__bo, ("Wf", "Wg"): hess_Wf__Wg, ("Wf", "Ug"): hess_Wf__Ug, ("Wf", "bg"): hess_Wf__bg, ("Wf", "U"): hess_Wf__U, ("Uf", "Wi"): _block_view(H, 30, 39, 0, 9, (3, 3, 3, 3)), ("Uf", "Ui"): _block_view(H, 30, 39, 9, 18, (3, 3, 3, 3)), ("Uf", "bi"): _block_view(H, 30, 39, 18, 21, (3, 3, 3)), ("Uf", "Wf"): _block_view(H, 30, 39, 21, 30, (3, 3, 3, 3)), ("Uf", "Uf"): hess_Uf__Uf, ("Uf", "bf"): hess_Uf__bf, ("Uf", "Wo"): hess_Uf__Wo, ("Uf", "Uo"): hess_Uf__Uo, ("Uf", "bo"): hess_Uf__bo, ("Uf", "Wg"): hess_Uf__Wg, ("Uf", "Ug"): hess_Uf__Ug, ("Uf", "bg"): hess_Uf__bg, ("Uf", "U"): hess_Uf__U, ("bf", "Wi"): _block_view(H, 39, 42, 0, 9, (3, 3, 3)), ("bf", "Ui"): _block_view(H, 39, 42, 9, 18, (3, 3, 3)), ("bf", "bi"): _block_view(H, 39, 42, 18, 21, (3, 3)), ("bf", "Wf"): _block_view(H, 39, 42, 21, 30, (3, 3, 3)), ("bf", "Uf"): _block_view(H, 39, 42, 30, 39, (3, 3, 3)), ("bf", "bf"): hess_bf__bf, ("bf", "Wo"): hess_bf__Wo, ("bf", "Uo"): hess_bf__Uo, ("bf", "bo"): hess_bf__bo, ("bf", "Wg"): hess_bf__Wg, ("bf", "Ug"): hess_bf__Ug, ("bf", "bg"): hess_bf__bg, ("bf", "U"): hess_bf__U, ("Wo", "Wi"): _block_view(H, 42, 51, 0, 9, (3, 3, 3, 3)), ("Wo", "Ui"): _block_view(H, 42, 51, 9, 18, (3, 3, 3, 3)), ("Wo", "bi"): _block_view(H, 42, 51, 18, 21, (3, 3, 3)), ("Wo", "Wf"): _block_view(H, 42, 51, 21, 30, (3, 3, 3, 3)), ("Wo", "Uf"): _block_view(H, 42, 51, 30, 39, (3, 3, 3, 3)), ("Wo", "bf"): _block_view(H, 42, 51, 39, 42, (3, 3, 3)), ("Wo", "Wo"): hess_Wo__Wo, ("Wo", "Uo"): hess_Wo__Uo, ("Wo", "bo"): hess_Wo__bo, ("Wo", "Wg"): hess_Wo__Wg, ("Wo", "Ug"): hess_Wo__Ug, ("Wo", "bg"): hess_Wo__bg, ("Wo", "U"): hess_Wo__U, ("Uo", "Wi"): _block_view(H, 51, 60, 0, 9, (3, 3, 3, 3)), ("Uo", "Ui"): _block_view(H, 51, 60, 9, 18, (3, 3, 3, 3)), ("Uo", "bi"): _block_view(H, 51, 60, 18, 21, (3, 3, 3)), ("Uo", "Wf"): _block_view(H, 51, 60, 21, 30, (3, 3, 3, 3)), ("Uo", "Uf"): _block_view(H, 51, 60, 30, 39, (3, 3, 3, 3)), ("Uo", "bf"): _block_view(H, 51, 60, 39, 42, (3, 3, 3)), ("Uo", "Wo"): _block_view(H, 51, 60, 42, 51, (3, 3, 3, 3)), ("Uo", "Uo"): hess_Uo__Uo, ("Uo", "bo"): hess_Uo__bo, ("Uo", "Wg"): hess_Uo__Wg, ("Uo", "Ug"): hess_Uo__Ug, ("Uo", "bg"): hess_Uo__bg, ("Uo", "U"): hess_Uo__U, ("bo", "Wi"): _block_view(H, 60, 63, 0, 9, (3, 3, 3)), ("bo", "Ui"): _block_view(H, 60, 63, 9, 18, (3, 3, 3)), ("bo", "bi"): _block_view(H, 60, 63, 18, 21, (3, 3)), ("bo", "Wf"): _block_view(H, 60, 63, 21, 30, (3, 3, 3)), ("bo", "Uf"): _block_view(H, 60, 63, 30, 39, (3, 3, 3)), ("bo", "bf"): _block_view(H, 60, 63, 39, 42, (3, 3)), ("bo", "Wo"): _block_view(H, 60, 63, 42, 51, (3, 3, 3)), ("bo", "Uo"): _block_view(H, 60, 63, 51, 60, (3, 3, 3)), ("bo", "bo"): hess_bo__bo, ("bo", "Wg"): hess_bo__Wg, ("bo", "Ug"): hess_bo__Ug, ("bo", "bg"): hess_bo__bg, ("bo", "U"): hess_bo__U, ("Wg", "Wi"): _block_view(H, 63, 72, 0, 9, (3, 3, 3, 3)), ("Wg", "Ui"): _block_view(H, 63, 72, 9, 18, (3, 3, 3, 3)), ("Wg", "bi"): _block_view(H, 63, 72, 18, 21, (3, 3, 3)), ("Wg", "Wf"): _block_view(H, 63, 72, 21, 30, (3, 3, 3, 3)), ("Wg", "Uf"): _block_view(H, 63, 72, 30, 39, (3, 3, 3, 3)), ("Wg", "bf"): _block_view(H, 63, 72, 39, 42, (3, 3, 3)), ("Wg", "Wo"): _block_view(H, 63, 72, 42, 51, (3, 3, 3, 3)), ("Wg", "Uo"): _block_view(H, 63, 72, 51, 60, (3, 3, 3, 3)), ("Wg", "bo"): _block_view(H, 63, 72, 60, 63, (3, 3, 3)), ("Wg", "Wg"): hess_Wg__Wg, ("Wg", "Ug"): hess_Wg__Ug, ("Wg", "bg"): hess_Wg__bg, ("Wg", "U"): hess_Wg__U, ("Ug", "Wi"): _block_view(H, 72, 81, 0, 9, (3, 3, 3, 3)), ("Ug", "Ui"): _block_view(H, 72, 81, 9, 18, (3, 3, 3, 3)), ("Ug", "bi"): _block_view(H, 72, 81, 18, 21, (3, 3, 3)), ("Ug", "Wf"): _block_view(H, 72, 81, 21, 30, (3, 3, 3, 3)), ("Ug", "Uf"): _block_view(H, 72, 81, 30, 39, (3, 3, 3, 3)), ("Ug", "bf"): _block_view(H, 72, 81, 39, 42, (3, 3, 3)), ("Ug", "Wo"): _block_view(H, 72, 81, 42, 51, (3, 3, 3, 3)), ("Ug", "Uo"): _block_view(H, 72, 81, 51, 60, (3, 3, 3, 3)), ("Ug", "bo"): _block_view(H, 72, 81, 60, 63, (3, 3, 3)), ("Ug", "Wg"): _block_view(H, 72, 81, 63, 72, (3, 3, 3, 3)), ("Ug", "Ug"): hess_Ug__Ug, ("Ug", "bg"): hess_Ug__bg, ("Ug", "U"): hess_Ug__U, ("bg", "Wi"): _block_view(H, 81, 84, 0, 9, (3, 3, 3)), ("bg", "Ui"): _block_view(H, 81, 84, 9, 18, (3, 3, 3)), ("bg", "bi"): _block_view(H, 81, 84, 18, 21, (3, 3)), ("bg", "Wf"): _block_view(H, 81, 84, 21, 30, (3, 3, 3)), ("bg", "Uf"): _block_view(H, 81, 84, 30, 39, (3, 3, 3)), ("bg", "bf"): _block_view(H, 81, 84, 39, 42, (3, 3)), ("bg", "Wo"): _block_view(H, 81, 84, 42, 51, (3, 3, 3)), ("bg", "Uo"): _block_view(H, 81, 84, 51, 60, (3, 3, 3)), ("bg", "bo"): _block_view(H, 81, 84, 60, 63, (3, 3)), ("bg", "Wg"): _block_view(H, 81, 84, 63, 72, (3, 3, 3)), ("bg", "Ug"): _block_view(H, 81, 84, 72, 81, (3, 3, 3)), ("bg", "bg"): hess_bg__bg, ("bg", "U"): hess_bg__U, ("U", "Wi"): _block_view(H, 84, 90, 0, 9, (2, 3, 3, 3)), ("U", "Ui"): _block_view(H, 84, 90, 9, 18, (2, 3, 3, 3)), ("U", "bi"): _block_view(H, 84, 90, 18, 21, (2, 3, 3)), ("U", "Wf"): _block_view(H, 84, 90, 21, 30, (2, 3, 3, 3)), ("U", "Uf"): _block_view(H, 84, 90, 30, 39, (2, 3, 3, 3)), ("U", "bf"): _block_view(H, 84, 90, 39, 42, (2, 3, 3)), ("U", "Wo"): _block_view(H, 84, 90, 42, 51, (2, 3, 3, 3)), ("U", "Uo"): _block_view(H, 84, 90, 51, 60, (2, 3, 3, 3)), ("U", "bo"): _block_view(H, 84, 90, 60, 63, (2, 3, 3)), ("U", "Wg"): _block_view(H, 84, 90, 63, 72, (2, 3, 3, 3)), ("U", "Ug"): _block_view(H, 84, 90, 72, 81, (2, 3, 3, 3)), ("U", "bg"): _block_view(H, 84, 90, 81, 84, (2, 3, 3)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    h0 = data["h0"]
+    s0 = data["s0"]
+    y = data["y"]
+    Wi = params["Wi"]
+    Ui = params["Ui"]
+    bi = params["bi"]
+    Wf = params["Wf"]
+    Uf = params["Uf"]
+    bf = params["bf"]
+    Wo = params["Wo"]
+    Uo = params["Uo"]
+    bo = params["bo"]
+    Wg = params["Wg"]
+    Ug = params["Ug"]
+    bg = params["bg"]
+    U = params["U"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["Wi"])
+    if todo:
+        # z_ig[j] = Σ_k Wi[j,k] x[k] + Σ_i Ui[j,i] h0[i] + bi[j]
+        # einsum("jk,Bk->Bj", Wi, x)
+        # einsum("ji,Bi->Bj", Ui, h0)
+        z_ig = x @ Wi.T + h0 @ Ui.T + bi
+        # ig[j] = sigmoid(z_ig[j])
+        ig = _sigmoid(z_ig)
+        # z_fg[j] = Σ_k Wf[j,k] x[k] + Σ_i Uf[j,i] h0[i] + bf[j]
+        # einsum("jk,Bk->Bj", Wf, x)
+        # einsum("ji,Bi->Bj", Uf, h0)
+        z_fg = x @ Wf.T + h0 @ Uf.T + bf
+        # fg[j] = sigmoid(z_fg[j])
+        fg = _sigmoid(z_fg)
+        # z_og[j] = Σ_k Wo[j,k] x[k] + Σ_i Uo[j,i] h0[i] + bo[j]
+        # einsum("jk,Bk->Bj", Wo, x)
+        # einsum("ji,Bi->Bj", Uo, h0)
+        z_og = x @ Wo.T + h0 @ Uo.T + bo
+        # og[j] = sigmoid(z_og[j])
+        og = _sigmoid(z_og)
+        # z_gg[j] = Σ_k Wg[j,k] x[k] + Σ_i Ug[j,i] h0[i] + bg[j]
+        # einsum("jk,Bk->Bj", Wg, x)
+        # einsum("ji,Bi->Bj", Ug, h0)
+        z_gg = x @ Wg.T + h0 @ Ug.T + bg
+        # gg[j] = tanh(z_gg[j])
+        gg = np.tanh(z_gg)
+        # s1[j] = fg[j] s0[j] + ig[j] gg[j]
+        s1 = fg * s0 + ig * gg
+        # h1[j] = og[j] tanh(s1[j])
+        tanh_s1 = np.tanh(s1)
+        h1 = og * tanh_s1
+        # p[l] = Σ_j U[l,j] h1[j]
+        # einsum("lj,Bj->Bl", U, h1)
+        p = h1 @ U.T
+        del z_gg, tanh_s1
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        # adj_h1[j] = Σ_c U[c,j] adj_p[c]
+        # einsum("cj,Bc->Bj", U, adj_p)
+        adj_h1 = adj_p @ U
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        # adj_s1[j] = tanh'(s1[j]) adj_h1[j] og[j]
+        dtanh_s1 = 1 - np.tanh(s1)**2
+        adj_s1 = dtanh_s1 * adj_h1 * og
+        del dtanh_s1
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"))):
+        # adj_ig[j] = adj_s1[j] gg[j]
+        adj_ig = adj_s1 * gg
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
+        # jac_ig__z_ig[j,i] = sigmoid'(z_ig[j]) δ[j,i]
+        dsigmoid_z_ig = ig*_sigmoid(-z_ig)
+        # einsum("Bj,ji->Bji", dsigmoid_z_ig, np.eye(3))
+        jac_ig__z_ig = np.eye(3) * dsigmoid_z_ig[:, :, None]
+        # jac_s1__z_ig[j,i] = gg[j] jac_ig__z_ig[j,i]
+        # einsum("Bj,Bji->Bji", gg, jac_ig__z_ig)
+        jac_s1__z_ig = jac_ig__z_ig * gg[:, :, None]
+        del dsigmoid_z_ig, jac_ig__z_ig
+    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
+        # jac_h1__z_ig[j,i] = tanh'(s1[j]) jac_s1__z_ig[j,i] og[j]
+        dtanh_s1_2 = 1 - np.tanh(s1)**2
+        # einsum("Bj,Bji,Bj->Bji", dtanh_s1_2, jac_s1__z_ig, og)
+        tmp = og * dtanh_s1_2
+        jac_h1__z_ig = tmp[:, :, None] * jac_s1__z_ig
+        del dtanh_s1_2, tmp
+    if not todo.isdisjoint((("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
+        # adj_fg[j] = adj_s1[j] s0[j]
+        adj_fg = adj_s1 * s0
+    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
+        # jac_fg__z_fg[j,i] = sigmoid'(z_fg[j]) δ[j,i]
+        dsigmoid_z_fg = fg*_sigmoid(-z_fg)
+        # einsum("Bj,ji->Bji", dsigmoid_z_fg, np.eye(3))
+        jac_fg__z_fg = np.eye(3) * dsigmoid_z_fg[:, :, None]
+        # jac_s1__z_fg[j,i] = jac_fg__z_fg[j,i] s0[j]
+        # einsum("Bji,Bj->Bji", jac_fg__z_fg, s0)
+        jac_s1__z_fg = s0[:, :, None] * jac_fg__z_fg
+        del dsigmoid_z_fg, jac_fg__z_fg
+    if not todo.isdisjoint((("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
+        # jac_h1__z_fg[j,i] = tanh'(s1[j]) jac_s1__z_fg[j,i] og[j]
+        dtanh_s1_3 = 1 - np.tanh(s1)**2
+        # einsum("Bj,Bji,Bj->Bji", dtanh_s1_3, jac_s1__z_fg, og)
+        tmp_2 = og * dtanh_s1_3
+        jac_h1__z_fg = tmp_2[:, :, None] * jac_s1__z_fg
+        del dtanh_s1_3, tmp_2
+    if not todo.isdisjoint((("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"))):
+        # adj_og[j] = tanh(s1[j]) adj_h1[j]
+        tanh_s1_2 = np.tanh(s1)
+        adj_og = tanh_s1_2 * adj_h1
+        del tanh_s1_2
+    if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"))):
+        # jac_og__z_og[j,i] = sigmoid'(z_og[j]) δ[j,i]
+        dsigmoid_z_og = og*_sigmoid(-z_og)
+        # einsum("Bj,ji->Bji", dsigmoid_z_og, np.eye(3))
+        jac_og__z_og = np.eye(3) * dsigmoid_z_og[:, :, None]
+        del dsigmoid_z_og
+    if not todo.isdisjoint((("Wo", "U"), ("Uo", "U"), ("bo", "U"))):
+        # jac_h1__z_og[j,i] = tanh(s1[j]) jac_og__z_og[j,i]
+        tanh_s1_3 = np.tanh(s1)
+        # einsum("Bj,Bji->Bji", tanh_s1_3, jac_og__z_og)
+        jac_h1__z_og = jac_og__z_og * tanh_s1_3[:, :, None]
+        del tanh_s1_3
+    if not todo.isdisjoint((("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        # adj_gg[j] = adj_s1[j] ig[j]
+        adj_gg = adj_s1 * ig
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        # jac_gg__z_gg[j,i] = tanh'(z_gg[j]) δ[j,i]
+        dtanh_z_gg = 1 - gg**2
+        # einsum("Bj,ji->Bji", dtanh_z_gg, np.eye(3))
+        jac_gg__z_gg = np.eye(3) * dtanh_z_gg[:, :, None]
+        # jac_s1__z_gg[j,i] = ig[j] jac_gg__z_gg[j,i]
+        # einsum("Bj,Bji->Bji", ig, jac_gg__z_gg)
+        jac_s1__z_gg = jac_gg__z_gg * ig[:, :, None]
+        del dtanh_z_gg
+    if not todo.isdisjoint((("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        # jac_h1__z_gg[j,i] = tanh'(s1[j]) jac_s1__z_gg[j,i] og[j]
+        dtanh_s1_4 = 1 - np.tanh(s1)**2
+        # einsum("Bj,Bji,Bj->Bji", dtanh_s1_4, jac_s1__z_gg, og)
+        tmp_3 = og * dtanh_s1_4
+        jac_h1__z_gg = tmp_3[:, :, None] * jac_s1__z_gg
+        del dtanh_s1_4, tmp_3
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        # jac_p__h1[l,j] = U[l,j]
+        jac_p__h1 = U
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        # jac_p__s1[l,j] = tanh'(s1[j]) jac_p__h1[l,j] og[j]
+        dtanh_s1_5 = 1 - np.tanh(s1)**2
+        # einsum("Bj,lj,Bj->Blj", dtanh_s1_5, jac_p__h1, og)
+        tmp_4 = og * dtanh_s1_5
+        jac_p__s1 = tmp_4[:, None] * jac_p__h1
+        del dtanh_s1_5, tmp_4
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"))):
+        # jac_p__ig[l,j] = gg[j] jac_p__s1[l,j]
+        # einsum("Bj,Blj->Blj", gg, jac_p__s1)
+        jac_p__ig = jac_p__s1 * gg[:, None]
+        # jac_p__z_ig[l,j] = sigmoid'(z_ig[j]) jac_p__ig[l,j]
+        dsigmoid_z_ig_2 = ig*_sigmoid(-z_ig)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_ig_2, jac_p__ig)
+        jac_p__z_ig = jac_p__ig * dsigmoid_z_ig_2[:, None]
+        # hess_p__z_ig[l,j] = jac_p__z_ig[l,j] softmax_l(p[l]) - Σ_c jac_p__z_ig[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_ig, softmax_p_2)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_ig, softmax_p_2, softmax_p_2)
+        tmp_5 = (softmax_p_2[..., None, :] @ jac_p__z_ig)[..., 0, :]
+        hess_p__z_ig = softmax_p_2[:, :, None] * jac_p__z_ig - tmp_5[:, None] * softmax_p_2[:, :, None]
+        # hess_h1__z_ig[j,i] = Σ_c U[c,j] hess_p__z_ig[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_ig)
+        hess_h1__z_ig = (np.tensordot(hess_p__z_ig, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_s1__z_ig[j,i] = tanh'(s1[j]) hess_h1__z_ig[j,i] og[j] + tanh''(s1[j]) adj_h1[j] jac_s1__z_ig[j,i] og[j]
+        dtanh_s1_6 = 1 - np.tanh(s1)**2
+        # einsum("Bj,Bji,Bj->Bji", dtanh_s1_6, hess_h1__z_ig, og)
+        tmp_6 = og * dtanh_s1_6
+        d2tanh_s1 = 2*(np.tanh(s1)**2 - 1)*np.tanh(s1)
+        # einsum("Bj,Bj,Bji,Bj->Bji", d2tanh_s1, adj_h1, jac_s1__z_ig, og)
+        tmp_7 = adj_h1 * d2tanh_s1
+        tmp_8 = tmp_7 * og
+        hess_s1__z_ig = tmp_6[:, :, None] * hess_h1__z_ig + tmp_8[:, :, None] * jac_s1__z_ig
+        # hess_ig__z_ig[j,i] = gg[j] hess_s1__z_ig[j,i]
+        # einsum("Bj,Bji->Bji", gg, hess_s1__z_ig)
+        hess_ig__z_ig = hess_s1__z_ig * gg[:, :, None]
+        # hess_z_ig__z_ig[j,i] = sigmoid'(z_ig[j]) hess_ig__z_ig[j,i] + sigmoid''(z_ig[j]) δ[j,i] adj_ig[j]
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ig_2, hess_ig__z_ig)
+        d2sigmoid_z_ig = -ig*(2*ig - 1)*_sigmoid(-z_ig)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_ig, np.eye(3), adj_ig)
+        tmp_9 = adj_ig * d2sigmoid_z_ig
+        hess_z_ig__z_ig = hess_ig__z_ig * dsigmoid_z_ig_2[:, :, None] + tmp_9[:, :, None] * np.eye(3)
+        del jac_p__ig, dsigmoid_z_ig_2, jac_p__z_ig, softmax_p_2, tmp_5, hess_p__z_ig, hess_h1__z_ig, dtanh_s1_6, tmp_6, d2tanh_s1, tmp_7, tmp_8, hess_s1__z_ig, hess_ig__z_ig, d2sigmoid_z_ig, tmp_9
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"))):
+        del adj_ig
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
+        del jac_s1__z_ig
+    if ("Wi", "Wi") in todo:
+        # ∂f/∂Wi,Wi[j,k,i,l] = hess_z_ig__z_ig[j,i] x[k] x[l]
+        hess_Wi__Wi = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Wi"][0], rows["Wi"][1], PARAMS["Wi"] + PARAMS["Wi"])
+        _outer_into(hess_Wi__Wi, x, ((hess_z_ig__z_ig, x, 1 / B, False),), False, True)
+    if ("Wi", "Ui") in todo:
+        # ∂f/∂Wi,Ui[j,k,i,l] = h0[l] hess_z_ig__z_ig[j,i] x[k]
+        hess_Wi__Ui = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Ui"][0], rows["Ui"][1], PARAMS["Wi"] + PARAMS["Ui"])
+        _outer_into(hess_Wi__Ui, x, ((hess_z_ig__z_ig, h0, 1 / B, False),), False)
+    if ("Ui", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Ui"][0], rows["Ui"][1])
+    if ("Wi", "bi") in todo:
+        # ∂f/∂Wi,bi[j,k,i] = hess_z_ig__z_ig[j,i] x[k]
+        hess_Wi__bi = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["bi"][0], rows["bi"][1], PARAMS["Wi"] + PARAMS["bi"])
+        # einsum("Bji,Bk->jki", hess_z_ig__z_ig, x)
+        _add_into(hess_Wi__bi, (np.tensordot(x, hess_z_ig__z_ig, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bi", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["bi"][0], rows["bi"][1])
+    if ("Ui", "Ui") in todo:
+        # ∂f/∂Ui,Ui[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_ig[j,k]
+        hess_Ui__Ui = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Ui"][0], rows["Ui"][1], PARAMS["Ui"] + PARAMS["Ui"])
+        _outer_into(hess_Ui__Ui, h0, ((hess_z_ig__z_ig, h0, 1 / B, False),), False, True)
+    if ("Ui", "bi") in todo:
+        # ∂f/∂Ui,bi[j,i,k] = h0[i] hess_z_ig__z_ig[j,k]
+        hess_Ui__bi = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["bi"][0], rows["bi"][1], PARAMS["Ui"] + PARAMS["bi"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_ig)
+        _add_into(hess_Ui__bi, (np.tensordot(hess_z_ig__z_ig, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bi", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["bi"][0], rows["bi"][1])
+    if ("bi", "bi") in todo:
+        # ∂f/∂bi,bi[j,i] = hess_z_ig__z_ig[j,i]
+        hess_bi__bi = _block_view(H, rows["bi"][0], rows["bi"][1], rows["bi"][0], rows["bi"][1], PARAMS["bi"] + PARAMS["bi"])
+        # einsum("Bji->ji", hess_z_ig__z_ig)
+        _add_into(hess_bi__bi, hess_z_ig__z_ig.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"))):
+        del hess_z_ig__z_ig
+    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
+        # jac_p__fg[l,j] = jac_p__s1[l,j] s0[j]
+        # einsum("Blj,Bj->Blj", jac_p__s1, s0)
+        jac_p__fg = s0[:, None] * jac_p__s1
+        # jac_p__z_fg[l,j] = sigmoid'(z_fg[j]) jac_p__fg[l,j]
+        dsigmoid_z_fg_2 = fg*_sigmoid(-z_fg)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_fg_2, jac_p__fg)
+        jac_p__z_fg = jac_p__fg * dsigmoid_z_fg_2[:, None]
+        # hess_p__z_fg[l,j] = jac_p__z_fg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_fg[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_fg, softmax_p_3)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_fg, softmax_p_3, softmax_p_3)
+        tmp_10 = (softmax_p_3[..., None, :] @ jac_p__z_fg)[..., 0, :]
+        hess_p__z_fg = softmax_p_3[:, :, None] * jac_p__z_fg - tmp_10[:, None] * softmax_p_3[:, :, None]
+        # hess_h1__z_fg[j,i] = Σ_c U[c,j] hess_p__z_fg[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_fg)
+        hess_h1__z_fg = (np.tensordot(hess_p__z_fg, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_s1__z_fg[j,i] = tanh'(s1[j]) hess_h1__z_fg[j,i] og[j] + tanh''(s1[j]) adj_h1[j] jac_s1__z_fg[j,i] og[j]
+        dtanh_s1_7 = 1 - np.tanh(s1)**2
+        # einsum("Bj,Bji,Bj->Bji", dtanh_s1_7, hess_h1__z_fg, og)
+        tmp_11 = og * dtanh_s1_7
+        d2tanh_s1_2 = 2*(np.tanh(s1)**2 - 1)*np.tanh(s1)
+        # einsum("Bj,Bj,Bji,Bj->Bji", d2tanh_s1_2, adj_h1, jac_s1__z_fg, og)
+        tmp_12 = adj_h1 * d2tanh_s1_2
+        tmp_13 = tmp_12 * og
+        hess_s1__z_fg = tmp_11[:, :, None] * hess_h1__z_fg + tmp_13[:, :, None] * jac_s1__z_fg
+        del jac_p__fg, dsigmoid_z_fg_2, jac_p__z_fg, softmax_p_3, tmp_10, hess_p__z_fg, hess_h1__z_fg, dtanh_s1_7, tmp_11, d2tanh_s1_2, tmp_12, tmp_13
+    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
+        del jac_s1__z_fg
+    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"))):
+        # hess_ig__z_fg[j,i] = gg[j] hess_s1__z_fg[j,i]
+        # einsum("Bj,Bji->Bji", gg, hess_s1__z_fg)
+        hess_ig__z_fg = hess_s1__z_fg * gg[:, :, None]
+        # hess_z_ig__z_fg[j,i] = sigmoid'(z_ig[j]) hess_ig__z_fg[j,i]
+        dsigmoid_z_ig_3 = ig*_sigmoid(-z_ig)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ig_3, hess_ig__z_fg)
+        hess_z_ig__z_fg = hess_ig__z_fg * dsigmoid_z_ig_3[:, :, None]
+        del hess_ig__z_fg, dsigmoid_z_ig_3
+    if ("Wi", "Wf") in todo:
+        # ∂f/∂Wi,Wf[j,k,i,l] = hess_z_ig__z_fg[j,i] x[k] x[l]
+        hess_Wi__Wf = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Wf"][0], rows["Wf"][1], PARAMS["Wi"] + PARAMS["Wf"])
+        _outer_into(hess_Wi__Wf, x, ((hess_z_ig__z_fg, x, 1 / B, False),), False)
+    if ("Wf", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Wf"][0], rows["Wf"][1])
+    if ("Wi", "Uf") in todo:
+        # ∂f/∂Wi,Uf[j,k,i,l] = h0[l] hess_z_ig__z_fg[j,i] x[k]
+        hess_Wi__Uf = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Uf"][0], rows["Uf"][1], PARAMS["Wi"] + PARAMS["Uf"])
+        _outer_into(hess_Wi__Uf, x, ((hess_z_ig__z_fg, h0, 1 / B, False),), False)
+    if ("Uf", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Uf"][0], rows["Uf"][1])
+    if ("Wi", "bf") in todo:
+        # ∂f/∂Wi,bf[j,k,i] = hess_z_ig__z_fg[j,i] x[k]
+        hess_Wi__bf = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["bf"][0], rows["bf"][1], PARAMS["Wi"] + PARAMS["bf"])
+        # einsum("Bji,Bk->jki", hess_z_ig__z_fg, x)
+        _add_into(hess_Wi__bf, (np.tensordot(x, hess_z_ig__z_fg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bf", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["bf"][0], rows["bf"][1])
+    if ("Ui", "Wf") in todo:
+        # ∂f/∂Ui,Wf[j,i,k,l] = h0[i] hess_z_ig__z_fg[j,k] x[l]
+        hess_Ui__Wf = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Wf"][0], rows["Wf"][1], PARAMS["Ui"] + PARAMS["Wf"])
+        _outer_into(hess_Ui__Wf, h0, ((hess_z_ig__z_fg, x, 1 / B, False),), False)
+    if ("Wf", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Wf"][0], rows["Wf"][1])
+    if ("Ui", "Uf") in todo:
+        # ∂f/∂Ui,Uf[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_fg[j,k]
+        hess_Ui__Uf = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Uf"][0], rows["Uf"][1], PARAMS["Ui"] + PARAMS["Uf"])
+        _outer_into(hess_Ui__Uf, h0, ((hess_z_ig__z_fg, h0, 1 / B, False),), False)
+    if ("Uf", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Uf"][0], rows["Uf"][1])
+    if ("Ui", "bf") in todo:
+        # ∂f/∂Ui,bf[j,i,k] = h0[i] hess_z_ig__z_fg[j,k]
+        hess_Ui__bf = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["bf"][0], rows["bf"][1], PARAMS["Ui"] + PARAMS["bf"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_fg)
+        _add_into(hess_Ui__bf, (np.tensordot(hess_z_ig__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bf", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["bf"][0], rows["bf"][1])
+    if ("bi", "Wf") in todo:
+        # ∂f/∂bi,Wf[j,i,k] = hess_z_ig__z_fg[j,i] x[k]
+        hess_bi__Wf = _block_view(H, rows["bi"][0], rows["bi"][1], rows["Wf"][0], rows["Wf"][1], PARAMS["bi"] + PARAMS["Wf"])
+        # einsum("Bji,Bk->jik", hess_z_ig__z_fg, x)
+        _add_into(hess_bi__Wf, (np.tensordot(x, hess_z_ig__z_fg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    if ("Wf", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["Wf"][0], rows["Wf"][1])
+    if ("bi", "Uf") in todo:
+        # ∂f/∂bi,Uf[j,i,k] = h0[k] hess_z_ig__z_fg[j,i]
+        hess_bi__Uf = _block_view(H, rows["bi"][0], rows["bi"][1], rows["Uf"][0], rows["Uf"][1], PARAMS["bi"] + PARAMS["Uf"])
+        # einsum("Bk,Bji->jik", h0, hess_z_ig__z_fg)
+        _add_into(hess_bi__Uf, np.tensordot(hess_z_ig__z_fg, h0, axes=([0], [0])), 1 / B, False)
+    if ("Uf", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["Uf"][0], rows["Uf"][1])
+    if ("bi", "bf") in todo:
+        # ∂f/∂bi,bf[j,i] = hess_z_ig__z_fg[j,i]
+        hess_bi__bf = _block_view(H, rows["bi"][0], rows["bi"][1], rows["bf"][0], rows["bf"][1], PARAMS["bi"] + PARAMS["bf"])
+        # einsum("Bji->ji", hess_z_ig__z_fg)
+        _add_into(hess_bi__bf, hess_z_ig__z_fg.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"))):
+        del hess_z_ig__z_fg
+    if ("bf", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["bf"][0], rows["bf"][1])
+    if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"))):
+        # jac_p__og[l,j] = tanh(s1[j]) jac_p__h1[l,j]
+        tanh_s1_4 = np.tanh(s1)
+        # einsum("Bj,lj->Blj", tanh_s1_4, jac_p__h1)
+        jac_p__og = jac_p__h1 * tanh_s1_4[:, None]
+        # jac_p__z_og[l,j] = sigmoid'(z_og[j]) jac_p__og[l,j]
+        dsigmoid_z_og_2 = og*_sigmoid(-z_og)
+        # einsum("Bj,Blj->Blj", dsigmoid_z_og_2, jac_p__og)
+        jac_p__z_og = jac_p__og * dsigmoid_z_og_2[:, None]
+        # hess_p__z_og[l,j] = jac_p__z_og[l,j] softmax_l(p[l]) - Σ_c jac_p__z_og[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_og, softmax_p_4)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_og, softmax_p_4, softmax_p_4)
+        tmp_14 = (softmax_p_4[..., None, :] @ jac_p__z_og)[..., 0, :]
+        hess_p__z_og = softmax_p_4[:, :, None] * jac_p__z_og - tmp_14[:, None] * softmax_p_4[:, :, None]
+        # hess_h1__z_og[j,i] = Σ_c U[c,j] hess_p__z_og[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_og)
+        hess_h1__z_og = (np.tensordot(hess_p__z_og, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del tanh_s1_4, jac_p__og, dsigmoid_z_og_2, jac_p__z_og, softmax_p_4, tmp_14, hess_p__z_og
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        del jac_p__h1
+    if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"))):
+        # hess_s1__z_og[j,i] = tanh'(s1[j]) hess_h1__z_og[j,i] og[j] + tanh'(s1[j]) adj_h1[j] jac_og__z_og[j,i]
+        dtanh_s1_8 = 1 - np.tanh(s1)**2
+        # einsum("Bj,Bji,Bj->Bji", dtanh_s1_8, hess_h1__z_og, og)
+        tmp_15 = og * dtanh_s1_8
+        # einsum("Bj,Bj,Bji->Bji", dtanh_s1_8, adj_h1, jac_og__z_og)
+        tmp_16 = adj_h1 * dtanh_s1_8
+        hess_s1__z_og = tmp_15[:, :, None] * hess_h1__z_og + tmp_16[:, :, None] * jac_og__z_og
+        del dtanh_s1_8, tmp_15, tmp_16
+    if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"))):
+        del jac_og__z_og
+    if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"))):
+        # hess_ig__z_og[j,i] = gg[j] hess_s1__z_og[j,i]
+        # einsum("Bj,Bji->Bji", gg, hess_s1__z_og)
+        hess_ig__z_og = hess_s1__z_og * gg[:, :, None]
+        # hess_z_ig__z_og[j,i] = sigmoid'(z_ig[j]) hess_ig__z_og[j,i]
+        dsigmoid_z_ig_4 = ig*_sigmoid(-z_ig)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ig_4, hess_ig__z_og)
+        hess_z_ig__z_og = hess_ig__z_og * dsigmoid_z_ig_4[:, :, None]
+        del hess_ig__z_og, dsigmoid_z_ig_4
+    if ("Wi", "Wo") in todo:
+        # ∂f/∂Wi,Wo[j,k,i,l] = hess_z_ig__z_og[j,i] x[k] x[l]
+        hess_Wi__Wo = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Wi"] + PARAMS["Wo"])
+        _outer_into(hess_Wi__Wo, x, ((hess_z_ig__z_og, x, 1 / B, False),), False)
+    if ("Wo", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Wo"][0], rows["Wo"][1])
+    if ("Wi", "Uo") in todo:
+        # ∂f/∂Wi,Uo[j,k,i,l] = h0[l] hess_z_ig__z_og[j,i] x[k]
+        hess_Wi__Uo = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Wi"] + PARAMS["Uo"])
+        _outer_into(hess_Wi__Uo, x, ((hess_z_ig__z_og, h0, 1 / B, False),), False)
+    if ("Uo", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Uo"][0], rows["Uo"][1])
+    if ("Wi", "bo") in todo:
+        # ∂f/∂Wi,bo[j,k,i] = hess_z_ig__z_og[j,i] x[k]
+        hess_Wi__bo = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["bo"][0], rows["bo"][1], PARAMS["Wi"] + PARAMS["bo"])
+        # einsum("Bji,Bk->jki", hess_z_ig__z_og, x)
+        _add_into(hess_Wi__bo, (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bo", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["bo"][0], rows["bo"][1])
+    if ("Ui", "Wo") in todo:
+        # ∂f/∂Ui,Wo[j,i,k,l] = h0[i] hess_z_ig__z_og[j,k] x[l]
+        hess_Ui__Wo = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Ui"] + PARAMS["Wo"])
+        _outer_into(hess_Ui__Wo, h0, ((hess_z_ig__z_og, x, 1 / B, False),), False)
+    if ("Wo", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Wo"][0], rows["Wo"][1])
+    if ("Ui", "Uo") in todo:
+        # ∂f/∂Ui,Uo[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_og[j,k]
+        hess_Ui__Uo = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Ui"] + PARAMS["Uo"])
+        _outer_into(hess_Ui__Uo, h0, ((hess_z_ig__z_og, h0, 1 / B, False),), False)
+    if ("Uo", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Uo"][0], rows["Uo"][1])
+    if ("Ui", "bo") in todo:
+        # ∂f/∂Ui,bo[j,i,k] = h0[i] hess_z_ig__z_og[j,k]
+        hess_Ui__bo = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["bo"][0], rows["bo"][1], PARAMS["Ui"] + PARAMS["bo"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_og)
+        _add_into(hess_Ui__bo, (np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bo", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["bo"][0], rows["bo"][1])
+    if ("bi", "Wo") in todo:
+        # ∂f/∂bi,Wo[j,i,k] = hess_z_ig__z_og[j,i] x[k]
+        hess_bi__Wo = _block_view(H, rows["bi"][0], rows["bi"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["bi"] + PARAMS["Wo"])
+        # einsum("Bji,Bk->jik", hess_z_ig__z_og, x)
+        _add_into(hess_bi__Wo, (np.tensordot(x, hess_z_ig__z_og, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    if ("Wo", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["Wo"][0], rows["Wo"][1])
+    if ("bi", "Uo") in todo:
+        # ∂f/∂bi,Uo[j,i,k] = h0[k] hess_z_ig__z_og[j,i]
+        hess_bi__Uo = _block_view(H, rows["bi"][0], rows["bi"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["bi"] + PARAMS["Uo"])
+        # einsum("Bk,Bji->jik", h0, hess_z_ig__z_og)
+        _add_into(hess_bi__Uo, np.tensordot(hess_z_ig__z_og, h0, axes=([0], [0])), 1 / B, False)
+    if ("Uo", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["Uo"][0], rows["Uo"][1])
+    if ("bi", "bo") in todo:
+        # ∂f/∂bi,bo[j,i] = hess_z_ig__z_og[j,i]
+        hess_bi__bo = _block_view(H, rows["bi"][0], rows["bi"][1], rows["bo"][0], rows["bo"][1], PARAMS["bi"] + PARAMS["bo"])
+        # einsum("Bji->ji", hess_z_ig__z_og)
+        _add_into(hess_bi__bo, hess_z_ig__z_og.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"))):
+        del hess_z_ig__z_og
+    if ("bo", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["bo"][0], rows["bo"][1])
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        # jac_p__gg[l,j] = ig[j] jac_p__s1[l,j]
+        # einsum("Bj,Blj->Blj", ig, jac_p__s1)
+        jac_p__gg = jac_p__s1 * ig[:, None]
+        # jac_p__z_gg[l,j] = tanh'(z_gg[j]) jac_p__gg[l,j]
+        dtanh_z_gg_2 = 1 - gg**2
+        # einsum("Bj,Blj->Blj", dtanh_z_gg_2, jac_p__gg)
+        jac_p__z_gg = jac_p__gg * dtanh_z_gg_2[:, None]
+        # hess_p__z_gg[l,j] = jac_p__z_gg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_gg[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_5 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_gg, softmax_p_5)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_gg, softmax_p_5, softmax_p_5)
+        tmp_17 = (softmax_p_5[..., None, :] @ jac_p__z_gg)[..., 0, :]
+        hess_p__z_gg = softmax_p_5[:, :, None] * jac_p__z_gg - tmp_17[:, None] * softmax_p_5[:, :, None]
+        # hess_h1__z_gg[j,i] = Σ_c U[c,j] hess_p__z_gg[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_gg)
+        hess_h1__z_gg = (np.tensordot(hess_p__z_gg, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del jac_p__gg, dtanh_z_gg_2, jac_p__z_gg, softmax_p_5, tmp_17, hess_p__z_gg
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        del jac_p__s1
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        # hess_s1__z_gg[j,i] = tanh'(s1[j]) hess_h1__z_gg[j,i] og[j] + tanh''(s1[j]) adj_h1[j] jac_s1__z_gg[j,i] og[j]
+        dtanh_s1_9 = 1 - np.tanh(s1)**2
+        # einsum("Bj,Bji,Bj->Bji", dtanh_s1_9, hess_h1__z_gg, og)
+        tmp_18 = og * dtanh_s1_9
+        d2tanh_s1_3 = 2*(np.tanh(s1)**2 - 1)*np.tanh(s1)
+        # einsum("Bj,Bj,Bji,Bj->Bji", d2tanh_s1_3, adj_h1, jac_s1__z_gg, og)
+        tmp_19 = adj_h1 * d2tanh_s1_3
+        tmp_20 = tmp_19 * og
+        hess_s1__z_gg = tmp_18[:, :, None] * hess_h1__z_gg + tmp_20[:, :, None] * jac_s1__z_gg
+        del dtanh_s1_9, tmp_18, d2tanh_s1_3, tmp_19, tmp_20
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"))):
+        # hess_ig__z_gg[j,i] = gg[j] hess_s1__z_gg[j,i] + adj_s1[j] jac_gg__z_gg[j,i]
+        # einsum("Bj,Bji->Bji", gg, hess_s1__z_gg)
+        # einsum("Bj,Bji->Bji", adj_s1, jac_gg__z_gg)
+        hess_ig__z_gg = hess_s1__z_gg * gg[:, :, None] + jac_gg__z_gg * adj_s1[:, :, None]
+        # hess_z_ig__z_gg[j,i] = sigmoid'(z_ig[j]) hess_ig__z_gg[j,i]
+        dsigmoid_z_ig_5 = ig*_sigmoid(-z_ig)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_ig_5, hess_ig__z_gg)
+        hess_z_ig__z_gg = hess_ig__z_gg * dsigmoid_z_ig_5[:, :, None]
+        del hess_ig__z_gg, dsigmoid_z_ig_5
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        del adj_s1
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        del jac_gg__z_gg
+    if ("Wi", "Wg") in todo:
+        # ∂f/∂Wi,Wg[j,k,i,l] = hess_z_ig__z_gg[j,i] x[k] x[l]
+        hess_Wi__Wg = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Wi"] + PARAMS["Wg"])
+        _outer_into(hess_Wi__Wg, x, ((hess_z_ig__z_gg, x, 1 / B, False),), False)
+    if ("Wg", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Wg"][0], rows["Wg"][1])
+    if ("Wi", "Ug") in todo:
+        # ∂f/∂Wi,Ug[j,k,i,l] = h0[l] hess_z_ig__z_gg[j,i] x[k]
+        hess_Wi__Ug = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Wi"] + PARAMS["Ug"])
+        _outer_into(hess_Wi__Ug, x, ((hess_z_ig__z_gg, h0, 1 / B, False),), False)
+    if ("Ug", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("Wi", "bg") in todo:
+        # ∂f/∂Wi,bg[j,k,i] = hess_z_ig__z_gg[j,i] x[k]
+        hess_Wi__bg = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["bg"][0], rows["bg"][1], PARAMS["Wi"] + PARAMS["bg"])
+        # einsum("Bji,Bk->jki", hess_z_ig__z_gg, x)
+        _add_into(hess_Wi__bg, (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bg", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["bg"][0], rows["bg"][1])
+    if ("Ui", "Wg") in todo:
+        # ∂f/∂Ui,Wg[j,i,k,l] = h0[i] hess_z_ig__z_gg[j,k] x[l]
+        hess_Ui__Wg = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Ui"] + PARAMS["Wg"])
+        _outer_into(hess_Ui__Wg, h0, ((hess_z_ig__z_gg, x, 1 / B, False),), False)
+    if ("Wg", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Wg"][0], rows["Wg"][1])
+    if ("Ui", "Ug") in todo:
+        # ∂f/∂Ui,Ug[j,i,k,l] = h0[i] h0[l] hess_z_ig__z_gg[j,k]
+        hess_Ui__Ug = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Ui"] + PARAMS["Ug"])
+        _outer_into(hess_Ui__Ug, h0, ((hess_z_ig__z_gg, h0, 1 / B, False),), False)
+    if ("Ug", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("Ui", "bg") in todo:
+        # ∂f/∂Ui,bg[j,i,k] = h0[i] hess_z_ig__z_gg[j,k]
+        hess_Ui__bg = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["bg"][0], rows["bg"][1], PARAMS["Ui"] + PARAMS["bg"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_ig__z_gg)
+        _add_into(hess_Ui__bg, (np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bg", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["bg"][0], rows["bg"][1])
+    if ("bi", "Wg") in todo:
+        # ∂f/∂bi,Wg[j,i,k] = hess_z_ig__z_gg[j,i] x[k]
+        hess_bi__Wg = _block_view(H, rows["bi"][0], rows["bi"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["bi"] + PARAMS["Wg"])
+        # einsum("Bji,Bk->jik", hess_z_ig__z_gg, x)
+        _add_into(hess_bi__Wg, (np.tensordot(x, hess_z_ig__z_gg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    if ("Wg", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["Wg"][0], rows["Wg"][1])
+    if ("bi", "Ug") in todo:
+        # ∂f/∂bi,Ug[j,i,k] = h0[k] hess_z_ig__z_gg[j,i]
+        hess_bi__Ug = _block_view(H, rows["bi"][0], rows["bi"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["bi"] + PARAMS["Ug"])
+        # einsum("Bk,Bji->jik", h0, hess_z_ig__z_gg)
+        _add_into(hess_bi__Ug, np.tensordot(hess_z_ig__z_gg, h0, axes=([0], [0])), 1 / B, False)
+    if ("Ug", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("bi", "bg") in todo:
+        # ∂f/∂bi,bg[j,i] = hess_z_ig__z_gg[j,i]
+        hess_bi__bg = _block_view(H, rows["bi"][0], rows["bi"][1], rows["bg"][0], rows["bg"][1], PARAMS["bi"] + PARAMS["bg"])
+        # einsum("Bji->ji", hess_z_ig__z_gg)
+        _add_into(hess_bi__bg, hess_z_ig__z_gg.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"))):
+        del hess_z_ig__z_gg
+    if ("bg", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["bg"][0], rows["bg"][1])
+    if not todo.isdisjoint((("U", "U"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_6 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(2), softmax_p_6)
+        # einsum("Bl,Bi->Bli", softmax_p_6, softmax_p_6)
+        hess_p__p = softmax_p_6[:, :, None] * np.eye(2) - softmax_p_6[:, None] * softmax_p_6[:, :, None]
+        del softmax_p_6
+    if todo:
+        del p
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,j,i,k] = h1[j] h1[k] hess_p__p[l,i]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        _outer_into(hess_U__U, h1, ((hess_p__p, h1, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        # hess_h1__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
+        # einsum("cj,Bcl->Bjl", U, hess_p__p)
+        hess_h1__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
+    if not todo.isdisjoint((("U", "U"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        del hess_p__p
+    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        # hess_s1__p[j,l] = tanh'(s1[j]) hess_h1__p[j,l] og[j]
+        dtanh_s1_10 = 1 - np.tanh(s1)**2
+        # einsum("Bj,Bjl,Bj->Bjl", dtanh_s1_10, hess_h1__p, og)
+        tmp_21 = og * dtanh_s1_10
+        hess_s1__p = tmp_21[:, :, None] * hess_h1__p
+        del dtanh_s1_10, tmp_21
+    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
+        # hess_ig__p[j,l] = gg[j] hess_s1__p[j,l]
+        # einsum("Bj,Bjl->Bjl", gg, hess_s1__p)
+        hess_ig__p = hess_s1__p * gg[:, :, None]
+        # hess_z_ig__p[j,l] = sigmoid'(z_ig[j]) hess_ig__p[j,l]
+        dsigmoid_z_ig_6 = ig*_sigmoid(-z_ig)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_ig_6, hess_ig__p)
+        hess_z_ig__p = hess_ig__p * dsigmoid_z_ig_6[:, :, None]
+        del hess_ig__p, dsigmoid_z_ig_6
+    if todo:
+        del z_ig
+    if ("Wi", "U") in todo:
+        # ∂f/∂Wi,U[j,k,l,i] = adj_p[l] jac_h1__z_ig[i,j] x[k] + h1[i] hess_z_ig__p[j,l] x[k]
+        hess_Wi__U = _block_view(H, rows["Wi"][0], rows["Wi"][1], rows["U"][0], rows["U"][1], PARAMS["Wi"] + PARAMS["U"])
+        _outer_into(hess_Wi__U, x, ((jac_h1__z_ig.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ig__p, h1, 1 / B, False)), False)
+    if ("U", "Wi") in want:
+        _mirror(H, rows["Wi"][0], rows["Wi"][1], rows["U"][0], rows["U"][1])
+    if ("Ui", "U") in todo:
+        # ∂f/∂Ui,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_ig[k,j] + h0[i] h1[k] hess_z_ig__p[j,l]
+        hess_Ui__U = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["U"][0], rows["U"][1], PARAMS["Ui"] + PARAMS["U"])
+        _outer_into(hess_Ui__U, h0, ((jac_h1__z_ig.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_ig__p, h1, 1 / B, False)), False)
+    if ("U", "Ui") in want:
+        _mirror(H, rows["Ui"][0], rows["Ui"][1], rows["U"][0], rows["U"][1])
+    if ("bi", "U") in todo:
+        # ∂f/∂bi,U[j,l,i] = adj_p[l] jac_h1__z_ig[i,j] + h1[i] hess_z_ig__p[j,l]
+        hess_bi__U = _block_view(H, rows["bi"][0], rows["bi"][1], rows["U"][0], rows["U"][1], PARAMS["bi"] + PARAMS["U"])
+        # einsum("Bl,Bij->jli", adj_p, jac_h1__z_ig)
+        _add_into(hess_bi__U, (np.tensordot(jac_h1__z_ig, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+        # einsum("Bi,Bjl->jli", h1, hess_z_ig__p)
+        _add_into(hess_bi__U, np.tensordot(hess_z_ig__p, h1, axes=([0], [0])), 1 / B, True)
+    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
+        del jac_h1__z_ig
+    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
+        del hess_z_ig__p
+    if ("U", "bi") in want:
+        _mirror(H, rows["bi"][0], rows["bi"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
+        # hess_fg__z_fg[j,i] = hess_s1__z_fg[j,i] s0[j]
+        # einsum("Bji,Bj->Bji", hess_s1__z_fg, s0)
+        hess_fg__z_fg = s0[:, :, None] * hess_s1__z_fg
+        # hess_z_fg__z_fg[j,i] = sigmoid'(z_fg[j]) hess_fg__z_fg[j,i] + sigmoid''(z_fg[j]) δ[j,i] adj_fg[j]
+        dsigmoid_z_fg_3 = fg*_sigmoid(-z_fg)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_fg_3, hess_fg__z_fg)
+        d2sigmoid_z_fg = -fg*(2*fg - 1)*_sigmoid(-z_fg)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_fg, np.eye(3), adj_fg)
+        tmp_22 = adj_fg * d2sigmoid_z_fg
+        hess_z_fg__z_fg = hess_fg__z_fg * dsigmoid_z_fg_3[:, :, None] + tmp_22[:, :, None] * np.eye(3)
+        del hess_fg__z_fg, dsigmoid_z_fg_3, d2sigmoid_z_fg, tmp_22
+    if not todo.isdisjoint((("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
+        del adj_fg
+    if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
+        del hess_s1__z_fg
+    if ("Wf", "Wf") in todo:
+        # ∂f/∂Wf,Wf[j,k,i,l] = hess_z_fg__z_fg[j,i] x[k] x[l]
+        hess_Wf__Wf = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Wf"][0], rows["Wf"][1], PARAMS["Wf"] + PARAMS["Wf"])
+        _outer_into(hess_Wf__Wf, x, ((hess_z_fg__z_fg, x, 1 / B, False),), False, True)
+    if ("Wf", "Uf") in todo:
+        # ∂f/∂Wf,Uf[j,k,i,l] = h0[l] hess_z_fg__z_fg[j,i] x[k]
+        hess_Wf__Uf = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Uf"][0], rows["Uf"][1], PARAMS["Wf"] + PARAMS["Uf"])
+        _outer_into(hess_Wf__Uf, x, ((hess_z_fg__z_fg, h0, 1 / B, False),), False)
+    if ("Uf", "Wf") in want:
+        _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Uf"][0], rows["Uf"][1])
+    if ("Wf", "bf") in todo:
+        # ∂f/∂Wf,bf[j,k,i] = hess_z_fg__z_fg[j,i] x[k]
+        hess_Wf__bf = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["bf"][0], rows["bf"][1], PARAMS["Wf"] + PARAMS["bf"])
+        # einsum("Bji,Bk->jki", hess_z_fg__z_fg, x)
+        _add_into(hess_Wf__bf, (np.tensordot(x, hess_z_fg__z_fg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bf", "Wf") in want:
+        _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["bf"][0], rows["bf"][1])
+    if ("Uf", "Uf") in todo:
+        # ∂f/∂Uf,Uf[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_fg[j,k]
+        hess_Uf__Uf = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Uf"][0], rows["Uf"][1], PARAMS["Uf"] + PARAMS["Uf"])
+        _outer_into(hess_Uf__Uf, h0, ((hess_z_fg__z_fg, h0, 1 / B, False),), False, True)
+    if ("Uf", "bf") in todo:
+        # ∂f/∂Uf,bf[j,i,k] = h0[i] hess_z_fg__z_fg[j,k]
+        hess_Uf__bf = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["bf"][0], rows["bf"][1], PARAMS["Uf"] + PARAMS["bf"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_fg)
+        _add_into(hess_Uf__bf, (np.tensordot(hess_z_fg__z_fg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bf", "Uf") in want:
+        _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["bf"][0], rows["bf"][1])
+    if ("bf", "bf") in todo:
+        # ∂f/∂bf,bf[j,i] = hess_z_fg__z_fg[j,i]
+        hess_bf__bf = _block_view(H, rows["bf"][0], rows["bf"][1], rows["bf"][0], rows["bf"][1], PARAMS["bf"] + PARAMS["bf"])
+        # einsum("Bji->ji", hess_z_fg__z_fg)
+        _add_into(hess_bf__bf, hess_z_fg__z_fg.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
+        del hess_z_fg__z_fg
+    if not todo.isdisjoint((("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"))):
+        # hess_fg__z_og[j,i] = hess_s1__z_og[j,i] s0[j]
+        # einsum("Bji,Bj->Bji", hess_s1__z_og, s0)
+        hess_fg__z_og = s0[:, :, None] * hess_s1__z_og
+        # hess_z_fg__z_og[j,i] = sigmoid'(z_fg[j]) hess_fg__z_og[j,i]
+        dsigmoid_z_fg_4 = fg*_sigmoid(-z_fg)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_fg_4, hess_fg__z_og)
+        hess_z_fg__z_og = hess_fg__z_og * dsigmoid_z_fg_4[:, :, None]
+        del hess_fg__z_og, dsigmoid_z_fg_4
+    if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"))):
+        del hess_s1__z_og
+    if ("Wf", "Wo") in todo:
+        # ∂f/∂Wf,Wo[j,k,i,l] = hess_z_fg__z_og[j,i] x[k] x[l]
+        hess_Wf__Wo = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Wf"] + PARAMS["Wo"])
+        _outer_into(hess_Wf__Wo, x, ((hess_z_fg__z_og, x, 1 / B, False),), False)
+    if ("Wo", "Wf") in want:
+        _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Wo"][0], rows["Wo"][1])
+    if ("Wf", "Uo") in todo:
+        # ∂f/∂Wf,Uo[j,k,i,l] = h0[l] hess_z_fg__z_og[j,i] x[k]
+        hess_Wf__Uo = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Wf"] + PARAMS["Uo"])
+        _outer_into(hess_Wf__Uo, x, ((hess_z_fg__z_og, h0, 1 / B, False),), False)
+    if ("Uo", "Wf") in want:
+        _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Uo"][0], rows["Uo"][1])
+    if ("Wf", "bo") in todo:
+        # ∂f/∂Wf,bo[j,k,i] = hess_z_fg__z_og[j,i] x[k]
+        hess_Wf__bo = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["bo"][0], rows["bo"][1], PARAMS["Wf"] + PARAMS["bo"])
+        # einsum("Bji,Bk->jki", hess_z_fg__z_og, x)
+        _add_into(hess_Wf__bo, (np.tensordot(x, hess_z_fg__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bo", "Wf") in want:
+        _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["bo"][0], rows["bo"][1])
+    if ("Uf", "Wo") in todo:
+        # ∂f/∂Uf,Wo[j,i,k,l] = h0[i] hess_z_fg__z_og[j,k] x[l]
+        hess_Uf__Wo = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Uf"] + PARAMS["Wo"])
+        _outer_into(hess_Uf__Wo, h0, ((hess_z_fg__z_og, x, 1 / B, False),), False)
+    if ("Wo", "Uf") in want:
+        _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["Wo"][0], rows["Wo"][1])
+    if ("Uf", "Uo") in todo:
+        # ∂f/∂Uf,Uo[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_og[j,k]
+        hess_Uf__Uo = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Uf"] + PARAMS["Uo"])
+        _outer_into(hess_Uf__Uo, h0, ((hess_z_fg__z_og, h0, 1 / B, False),), False)
+    if ("Uo", "Uf") in want:
+        _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["Uo"][0], rows["Uo"][1])
+    if ("Uf", "bo") in todo:
+        # ∂f/∂Uf,bo[j,i,k] = h0[i] hess_z_fg__z_og[j,k]
+        hess_Uf__bo = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["bo"][0], rows["bo"][1], PARAMS["Uf"] + PARAMS["bo"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_og)
+        _add_into(hess_Uf__bo, (np.tensordot(hess_z_fg__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bo", "Uf") in want:
+        _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["bo"][0], rows["bo"][1])
+    if ("bf", "Wo") in todo:
+        # ∂f/∂bf,Wo[j,i,k] = hess_z_fg__z_og[j,i] x[k]
+        hess_bf__Wo = _block_view(H, rows["bf"][0], rows["bf"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["bf"] + PARAMS["Wo"])
+        # einsum("Bji,Bk->jik", hess_z_fg__z_og, x)
+        _add_into(hess_bf__Wo, (np.tensordot(x, hess_z_fg__z_og, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    if ("Wo", "bf") in want:
+        _mirror(H, rows["bf"][0], rows["bf"][1], rows["Wo"][0], rows["Wo"][1])
+    if ("bf", "Uo") in todo:
+        # ∂f/∂bf,Uo[j,i,k] = h0[k] hess_z_fg__z_og[j,i]
+        hess_bf__Uo = _block_view(H, rows["bf"][0], rows["bf"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["bf"] + PARAMS["Uo"])
+        # einsum("Bk,Bji->jik", h0, hess_z_fg__z_og)
+        _add_into(hess_bf__Uo, np.tensordot(hess_z_fg__z_og, h0, axes=([0], [0])), 1 / B, False)
+    if ("Uo", "bf") in want:
+        _mirror(H, rows["bf"][0], rows["bf"][1], rows["Uo"][0], rows["Uo"][1])
+    if ("bf", "bo") in todo:
+        # ∂f/∂bf,bo[j,i] = hess_z_fg__z_og[j,i]
+        hess_bf__bo = _block_view(H, rows["bf"][0], rows["bf"][1], rows["bo"][0], rows["bo"][1], PARAMS["bf"] + PARAMS["bo"])
+        # einsum("Bji->ji", hess_z_fg__z_og)
+        _add_into(hess_bf__bo, hess_z_fg__z_og.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"))):
+        del hess_z_fg__z_og
+    if ("bo", "bf") in want:
+        _mirror(H, rows["bf"][0], rows["bf"][1], rows["bo"][0], rows["bo"][1])
+    if not todo.isdisjoint((("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"))):
+        # hess_fg__z_gg[j,i] = hess_s1__z_gg[j,i] s0[j]
+        # einsum("Bji,Bj->Bji", hess_s1__z_gg, s0)
+        hess_fg__z_gg = s0[:, :, None] * hess_s1__z_gg
+        # hess_z_fg__z_gg[j,i] = sigmoid'(z_fg[j]) hess_fg__z_gg[j,i]
+        dsigmoid_z_fg_5 = fg*_sigmoid(-z_fg)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_fg_5, hess_fg__z_gg)
+        hess_z_fg__z_gg = hess_fg__z_gg * dsigmoid_z_fg_5[:, :, None]
+        del hess_fg__z_gg, dsigmoid_z_fg_5
+    if ("Wf", "Wg") in todo:
+        # ∂f/∂Wf,Wg[j,k,i,l] = hess_z_fg__z_gg[j,i] x[k] x[l]
+        hess_Wf__Wg = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Wf"] + PARAMS["Wg"])
+        _outer_into(hess_Wf__Wg, x, ((hess_z_fg__z_gg, x, 1 / B, False),), False)
+    if ("Wg", "Wf") in want:
+        _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Wg"][0], rows["Wg"][1])
+    if ("Wf", "Ug") in todo:
+        # ∂f/∂Wf,Ug[j,k,i,l] = h0[l] hess_z_fg__z_gg[j,i] x[k]
+        hess_Wf__Ug = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Wf"] + PARAMS["Ug"])
+        _outer_into(hess_Wf__Ug, x, ((hess_z_fg__z_gg, h0, 1 / B, False),), False)
+    if ("Ug", "Wf") in want:
+        _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("Wf", "bg") in todo:
+        # ∂f/∂Wf,bg[j,k,i] = hess_z_fg__z_gg[j,i] x[k]
+        hess_Wf__bg = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["bg"][0], rows["bg"][1], PARAMS["Wf"] + PARAMS["bg"])
+        # einsum("Bji,Bk->jki", hess_z_fg__z_gg, x)
+        _add_into(hess_Wf__bg, (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bg", "Wf") in want:
+        _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["bg"][0], rows["bg"][1])
+    if ("Uf", "Wg") in todo:
+        # ∂f/∂Uf,Wg[j,i,k,l] = h0[i] hess_z_fg__z_gg[j,k] x[l]
+        hess_Uf__Wg = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Uf"] + PARAMS["Wg"])
+        _outer_into(hess_Uf__Wg, h0, ((hess_z_fg__z_gg, x, 1 / B, False),), False)
+    if ("Wg", "Uf") in want:
+        _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["Wg"][0], rows["Wg"][1])
+    if ("Uf", "Ug") in todo:
+        # ∂f/∂Uf,Ug[j,i,k,l] = h0[i] h0[l] hess_z_fg__z_gg[j,k]
+        hess_Uf__Ug = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Uf"] + PARAMS["Ug"])
+        _outer_into(hess_Uf__Ug, h0, ((hess_z_fg__z_gg, h0, 1 / B, False),), False)
+    if ("Ug", "Uf") in want:
+        _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("Uf", "bg") in todo:
+        # ∂f/∂Uf,bg[j,i,k] = h0[i] hess_z_fg__z_gg[j,k]
+        hess_Uf__bg = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["bg"][0], rows["bg"][1], PARAMS["Uf"] + PARAMS["bg"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_fg__z_gg)
+        _add_into(hess_Uf__bg, (np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bg", "Uf") in want:
+        _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["bg"][0], rows["bg"][1])
+    if ("bf", "Wg") in todo:
+        # ∂f/∂bf,Wg[j,i,k] = hess_z_fg__z_gg[j,i] x[k]
+        hess_bf__Wg = _block_view(H, rows["bf"][0], rows["bf"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["bf"] + PARAMS["Wg"])
+        # einsum("Bji,Bk->jik", hess_z_fg__z_gg, x)
+        _add_into(hess_bf__Wg, (np.tensordot(x, hess_z_fg__z_gg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    if ("Wg", "bf") in want:
+        _mirror(H, rows["bf"][0], rows["bf"][1], rows["Wg"][0], rows["Wg"][1])
+    if ("bf", "Ug") in todo:
+        # ∂f/∂bf,Ug[j,i,k] = h0[k] hess_z_fg__z_gg[j,i]
+        hess_bf__Ug = _block_view(H, rows["bf"][0], rows["bf"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["bf"] + PARAMS["Ug"])
+        # einsum("Bk,Bji->jik", h0, hess_z_fg__z_gg)
+        _add_into(hess_bf__Ug, np.tensordot(hess_z_fg__z_gg, h0, axes=([0], [0])), 1 / B, False)
+    if ("Ug", "bf") in want:
+        _mirror(H, rows["bf"][0], rows["bf"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("bf", "bg") in todo:
+        # ∂f/∂bf,bg[j,i] = hess_z_fg__z_gg[j,i]
+        hess_bf__bg = _block_view(H, rows["bf"][0], rows["bf"][1], rows["bg"][0], rows["bg"][1], PARAMS["bf"] + PARAMS["bg"])
+        # einsum("Bji->ji", hess_z_fg__z_gg)
+        _add_into(hess_bf__bg, hess_z_fg__z_gg.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"))):
+        del hess_z_fg__z_gg
+    if ("bg", "bf") in want:
+        _mirror(H, rows["bf"][0], rows["bf"][1], rows["bg"][0], rows["bg"][1])
+    if not todo.isdisjoint((("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
+        # hess_fg__p[j,l] = hess_s1__p[j,l] s0[j]
+        # einsum("Bjl,Bj->Bjl", hess_s1__p, s0)
+        hess_fg__p = s0[:, :, None] * hess_s1__p
+        # hess_z_fg__p[j,l] = sigmoid'(z_fg[j]) hess_fg__p[j,l]
+        dsigmoid_z_fg_6 = fg*_sigmoid(-z_fg)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_fg_6, hess_fg__p)
+        hess_z_fg__p = hess_fg__p * dsigmoid_z_fg_6[:, :, None]
+        del hess_fg__p, dsigmoid_z_fg_6
+    if todo:
+        del z_fg, fg
+    if ("Wf", "U") in todo:
+        # ∂f/∂Wf,U[j,k,l,i] = adj_p[l] jac_h1__z_fg[i,j] x[k] + h1[i] hess_z_fg__p[j,l] x[k]
+        hess_Wf__U = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["U"][0], rows["U"][1], PARAMS["Wf"] + PARAMS["U"])
+        _outer_into(hess_Wf__U, x, ((jac_h1__z_fg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_fg__p, h1, 1 / B, False)), False)
+    if ("U", "Wf") in want:
+        _mirror(H, rows["Wf"][0], rows["Wf"][1], rows["U"][0], rows["U"][1])
+    if ("Uf", "U") in todo:
+        # ∂f/∂Uf,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_fg[k,j] + h0[i] h1[k] hess_z_fg__p[j,l]
+        hess_Uf__U = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["U"][0], rows["U"][1], PARAMS["Uf"] + PARAMS["U"])
+        _outer_into(hess_Uf__U, h0, ((jac_h1__z_fg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_fg__p, h1, 1 / B, False)), False)
+    if ("U", "Uf") in want:
+        _mirror(H, rows["Uf"][0], rows["Uf"][1], rows["U"][0], rows["U"][1])
+    if ("bf", "U") in todo:
+        # ∂f/∂bf,U[j,l,i] = adj_p[l] jac_h1__z_fg[i,j] + h1[i] hess_z_fg__p[j,l]
+        hess_bf__U = _block_view(H, rows["bf"][0], rows["bf"][1], rows["U"][0], rows["U"][1], PARAMS["bf"] + PARAMS["U"])
+        # einsum("Bl,Bij->jli", adj_p, jac_h1__z_fg)
+        _add_into(hess_bf__U, (np.tensordot(jac_h1__z_fg, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+        # einsum("Bi,Bjl->jli", h1, hess_z_fg__p)
+        _add_into(hess_bf__U, np.tensordot(hess_z_fg__p, h1, axes=([0], [0])), 1 / B, True)
+    if not todo.isdisjoint((("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
+        del jac_h1__z_fg
+    if not todo.isdisjoint((("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
+        del hess_z_fg__p
+    if ("U", "bf") in want:
+        _mirror(H, rows["bf"][0], rows["bf"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"))):
+        # hess_og__z_og[j,i] = tanh(s1[j]) hess_h1__z_og[j,i]
+        tanh_s1_5 = np.tanh(s1)
+        # einsum("Bj,Bji->Bji", tanh_s1_5, hess_h1__z_og)
+        hess_og__z_og = hess_h1__z_og * tanh_s1_5[:, :, None]
+        # hess_z_og__z_og[j,i] = sigmoid'(z_og[j]) hess_og__z_og[j,i] + sigmoid''(z_og[j]) δ[j,i] adj_og[j]
+        dsigmoid_z_og_3 = og*_sigmoid(-z_og)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_og_3, hess_og__z_og)
+        d2sigmoid_z_og = -og*(2*og - 1)*_sigmoid(-z_og)
+        # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_og, np.eye(3), adj_og)
+        tmp_23 = adj_og * d2sigmoid_z_og
+        hess_z_og__z_og = hess_og__z_og * dsigmoid_z_og_3[:, :, None] + tmp_23[:, :, None] * np.eye(3)
+        del tanh_s1_5, hess_og__z_og, dsigmoid_z_og_3, d2sigmoid_z_og, tmp_23
+    if not todo.isdisjoint((("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"))):
+        del adj_og
+    if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"))):
+        del hess_h1__z_og
+    if ("Wo", "Wo") in todo:
+        # ∂f/∂Wo,Wo[j,k,i,l] = hess_z_og__z_og[j,i] x[k] x[l]
+        hess_Wo__Wo = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Wo"][0], rows["Wo"][1], PARAMS["Wo"] + PARAMS["Wo"])
+        _outer_into(hess_Wo__Wo, x, ((hess_z_og__z_og, x, 1 / B, False),), False, True)
+    if ("Wo", "Uo") in todo:
+        # ∂f/∂Wo,Uo[j,k,i,l] = h0[l] hess_z_og__z_og[j,i] x[k]
+        hess_Wo__Uo = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Wo"] + PARAMS["Uo"])
+        _outer_into(hess_Wo__Uo, x, ((hess_z_og__z_og, h0, 1 / B, False),), False)
+    if ("Uo", "Wo") in want:
+        _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["Uo"][0], rows["Uo"][1])
+    if ("Wo", "bo") in todo:
+        # ∂f/∂Wo,bo[j,k,i] = hess_z_og__z_og[j,i] x[k]
+        hess_Wo__bo = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["bo"][0], rows["bo"][1], PARAMS["Wo"] + PARAMS["bo"])
+        # einsum("Bji,Bk->jki", hess_z_og__z_og, x)
+        _add_into(hess_Wo__bo, (np.tensordot(x, hess_z_og__z_og, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bo", "Wo") in want:
+        _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["bo"][0], rows["bo"][1])
+    if ("Uo", "Uo") in todo:
+        # ∂f/∂Uo,Uo[j,i,k,l] = h0[i] h0[l] hess_z_og__z_og[j,k]
+        hess_Uo__Uo = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Uo"][0], rows["Uo"][1], PARAMS["Uo"] + PARAMS["Uo"])
+        _outer_into(hess_Uo__Uo, h0, ((hess_z_og__z_og, h0, 1 / B, False),), False, True)
+    if ("Uo", "bo") in todo:
+        # ∂f/∂Uo,bo[j,i,k] = h0[i] hess_z_og__z_og[j,k]
+        hess_Uo__bo = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["bo"][0], rows["bo"][1], PARAMS["Uo"] + PARAMS["bo"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_og__z_og)
+        _add_into(hess_Uo__bo, (np.tensordot(hess_z_og__z_og, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bo", "Uo") in want:
+        _mirror(H, rows["Uo"][0], rows["Uo"][1], rows["bo"][0], rows["bo"][1])
+    if ("bo", "bo") in todo:
+        # ∂f/∂bo,bo[j,i] = hess_z_og__z_og[j,i]
+        hess_bo__bo = _block_view(H, rows["bo"][0], rows["bo"][1], rows["bo"][0], rows["bo"][1], PARAMS["bo"] + PARAMS["bo"])
+        # einsum("Bji->ji", hess_z_og__z_og)
+        _add_into(hess_bo__bo, hess_z_og__z_og.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"))):
+        del hess_z_og__z_og
+    if not todo.isdisjoint((("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"))):
+        # hess_og__z_gg[j,i] = tanh(s1[j]) hess_h1__z_gg[j,i] + tanh'(s1[j]) adj_h1[j] jac_s1__z_gg[j,i]
+        tanh_s1_6 = np.tanh(s1)
+        # einsum("Bj,Bji->Bji", tanh_s1_6, hess_h1__z_gg)
+        dtanh_s1_11 = 1 - np.tanh(s1)**2
+        # einsum("Bj,Bj,Bji->Bji", dtanh_s1_11, adj_h1, jac_s1__z_gg)
+        tmp_24 = adj_h1 * dtanh_s1_11
+        hess_og__z_gg = hess_h1__z_gg * tanh_s1_6[:, :, None] + tmp_24[:, :, None] * jac_s1__z_gg
+        # hess_z_og__z_gg[j,i] = sigmoid'(z_og[j]) hess_og__z_gg[j,i]
+        dsigmoid_z_og_4 = og*_sigmoid(-z_og)
+        # einsum("Bj,Bji->Bji", dsigmoid_z_og_4, hess_og__z_gg)
+        hess_z_og__z_gg = hess_og__z_gg * dsigmoid_z_og_4[:, :, None]
+        del tanh_s1_6, dtanh_s1_11, tmp_24, hess_og__z_gg, dsigmoid_z_og_4
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        del adj_h1
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        del jac_s1__z_gg
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        del hess_h1__z_gg
+    if ("Wo", "Wg") in todo:
+        # ∂f/∂Wo,Wg[j,k,i,l] = hess_z_og__z_gg[j,i] x[k] x[l]
+        hess_Wo__Wg = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Wo"] + PARAMS["Wg"])
+        _outer_into(hess_Wo__Wg, x, ((hess_z_og__z_gg, x, 1 / B, False),), False)
+    if ("Wg", "Wo") in want:
+        _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["Wg"][0], rows["Wg"][1])
+    if ("Wo", "Ug") in todo:
+        # ∂f/∂Wo,Ug[j,k,i,l] = h0[l] hess_z_og__z_gg[j,i] x[k]
+        hess_Wo__Ug = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Wo"] + PARAMS["Ug"])
+        _outer_into(hess_Wo__Ug, x, ((hess_z_og__z_gg, h0, 1 / B, False),), False)
+    if ("Ug", "Wo") in want:
+        _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("Wo", "bg") in todo:
+        # ∂f/∂Wo,bg[j,k,i] = hess_z_og__z_gg[j,i] x[k]
+        hess_Wo__bg = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["bg"][0], rows["bg"][1], PARAMS["Wo"] + PARAMS["bg"])
+        # einsum("Bji,Bk->jki", hess_z_og__z_gg, x)
+        _add_into(hess_Wo__bg, (np.tensordot(x, hess_z_og__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bg", "Wo") in want:
+        _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["bg"][0], rows["bg"][1])
+    if ("Uo", "Wg") in todo:
+        # ∂f/∂Uo,Wg[j,i,k,l] = h0[i] hess_z_og__z_gg[j,k] x[l]
+        hess_Uo__Wg = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Uo"] + PARAMS["Wg"])
+        _outer_into(hess_Uo__Wg, h0, ((hess_z_og__z_gg, x, 1 / B, False),), False)
+    if ("Wg", "Uo") in want:
+        _mirror(H, rows["Uo"][0], rows["Uo"][1], rows["Wg"][0], rows["Wg"][1])
+    if ("Uo", "Ug") in todo:
+        # ∂f/∂Uo,Ug[j,i,k,l] = h0[i] h0[l] hess_z_og__z_gg[j,k]
+        hess_Uo__Ug = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Uo"] + PARAMS["Ug"])
+        _outer_into(hess_Uo__Ug, h0, ((hess_z_og__z_gg, h0, 1 / B, False),), False)
+    if ("Ug", "Uo") in want:
+        _mirror(H, rows["Uo"][0], rows["Uo"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("Uo", "bg") in todo:
+        # ∂f/∂Uo,bg[j,i,k] = h0[i] hess_z_og__z_gg[j,k]
+        hess_Uo__bg = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["bg"][0], rows["bg"][1], PARAMS["Uo"] + PARAMS["bg"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_og__z_gg)
+        _add_into(hess_Uo__bg, (np.tensordot(hess_z_og__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bg", "Uo") in want:
+        _mirror(H, rows["Uo"][0], rows["Uo"][1], rows["bg"][0], rows["bg"][1])
+    if ("bo", "Wg") in todo:
+        # ∂f/∂bo,Wg[j,i,k] = hess_z_og__z_gg[j,i] x[k]
+        hess_bo__Wg = _block_view(H, rows["bo"][0], rows["bo"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["bo"] + PARAMS["Wg"])
+        # einsum("Bji,Bk->jik", hess_z_og__z_gg, x)
+        _add_into(hess_bo__Wg, (np.tensordot(x, hess_z_og__z_gg, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+    if ("Wg", "bo") in want:
+        _mirror(H, rows["bo"][0], rows["bo"][1], rows["Wg"][0], rows["Wg"][1])
+    if ("bo", "Ug") in todo:
+        # ∂f/∂bo,Ug[j,i,k] = h0[k] hess_z_og__z_gg[j,i]
+        hess_bo__Ug = _block_view(H, rows["bo"][0], rows["bo"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["bo"] + PARAMS["Ug"])
+        # einsum("Bk,Bji->jik", h0, hess_z_og__z_gg)
+        _add_into(hess_bo__Ug, np.tensordot(hess_z_og__z_gg, h0, axes=([0], [0])), 1 / B, False)
+    if ("Ug", "bo") in want:
+        _mirror(H, rows["bo"][0], rows["bo"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("bo", "bg") in todo:
+        # ∂f/∂bo,bg[j,i] = hess_z_og__z_gg[j,i]
+        hess_bo__bg = _block_view(H, rows["bo"][0], rows["bo"][1], rows["bg"][0], rows["bg"][1], PARAMS["bo"] + PARAMS["bg"])
+        # einsum("Bji->ji", hess_z_og__z_gg)
+        _add_into(hess_bo__bg, hess_z_og__z_gg.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"))):
+        del hess_z_og__z_gg
+    if ("bg", "bo") in want:
+        _mirror(H, rows["bo"][0], rows["bo"][1], rows["bg"][0], rows["bg"][1])
+    if not todo.isdisjoint((("Wo", "U"), ("Uo", "U"), ("bo", "U"))):
+        # hess_og__p[j,l] = tanh(s1[j]) hess_h1__p[j,l]
+        tanh_s1_7 = np.tanh(s1)
+        # einsum("Bj,Bjl->Bjl", tanh_s1_7, hess_h1__p)
+        hess_og__p = hess_h1__p * tanh_s1_7[:, :, None]
+        # hess_z_og__p[j,l] = sigmoid'(z_og[j]) hess_og__p[j,l]
+        dsigmoid_z_og_5 = og*_sigmoid(-z_og)
+        # einsum("Bj,Bjl->Bjl", dsigmoid_z_og_5, hess_og__p)
+        hess_z_og__p = hess_og__p * dsigmoid_z_og_5[:, :, None]
+        del tanh_s1_7, hess_og__p, dsigmoid_z_og_5
+    if todo:
+        del z_og, og, s1
+    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        del hess_h1__p
+    if ("Wo", "U") in todo:
+        # ∂f/∂Wo,U[j,k,l,i] = adj_p[l] jac_h1__z_og[i,j] x[k] + h1[i] hess_z_og__p[j,l] x[k]
+        hess_Wo__U = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["U"][0], rows["U"][1], PARAMS["Wo"] + PARAMS["U"])
+        _outer_into(hess_Wo__U, x, ((jac_h1__z_og.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_og__p, h1, 1 / B, False)), False)
+    if ("U", "Wo") in want:
+        _mirror(H, rows["Wo"][0], rows["Wo"][1], rows["U"][0], rows["U"][1])
+    if ("Uo", "U") in todo:
+        # ∂f/∂Uo,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_og[k,j] + h0[i] h1[k] hess_z_og__p[j,l]
+        hess_Uo__U = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["U"][0], rows["U"][1], PARAMS["Uo"] + PARAMS["U"])
+        _outer_into(hess_Uo__U, h0, ((jac_h1__z_og.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_og__p, h1, 1 / B, False)), False)
+    if ("U", "Uo") in want:
+        _mirror(H, rows["Uo"][0], rows["Uo"][1], rows["U"][0], rows["U"][1])
+    if ("bo", "U") in todo:
+        # ∂f/∂bo,U[j,l,i] = adj_p[l] jac_h1__z_og[i,j] + h1[i] hess_z_og__p[j,l]
+        hess_bo__U = _block_view(H, rows["bo"][0], rows["bo"][1], rows["U"][0], rows["U"][1], PARAMS["bo"] + PARAMS["U"])
+        # einsum("Bl,Bij->jli", adj_p, jac_h1__z_og)
+        _add_into(hess_bo__U, (np.tensordot(jac_h1__z_og, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+        # einsum("Bi,Bjl->jli", h1, hess_z_og__p)
+        _add_into(hess_bo__U, np.tensordot(hess_z_og__p, h1, axes=([0], [0])), 1 / B, True)
+    if not todo.isdisjoint((("Wo", "U"), ("Uo", "U"), ("bo", "U"))):
+        del jac_h1__z_og
+    if not todo.isdisjoint((("Wo", "U"), ("Uo", "U"), ("bo", "U"))):
+        del hess_z_og__p
+    if ("U", "bo") in want:
+        _mirror(H, rows["bo"][0], rows["bo"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        # hess_gg__z_gg[j,i] = hess_s1__z_gg[j,i] ig[j]
+        # einsum("Bji,Bj->Bji", hess_s1__z_gg, ig)
+        hess_gg__z_gg = ig[:, :, None] * hess_s1__z_gg
+        # hess_z_gg__z_gg[j,i] = tanh'(z_gg[j]) hess_gg__z_gg[j,i] + tanh''(z_gg[j]) δ[j,i] adj_gg[j]
+        dtanh_z_gg_3 = 1 - gg**2
+        # einsum("Bj,Bji->Bji", dtanh_z_gg_3, hess_gg__z_gg)
+        d2tanh_z_gg = 2*gg*(gg**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_gg, np.eye(3), adj_gg)
+        tmp_25 = adj_gg * d2tanh_z_gg
+        hess_z_gg__z_gg = hess_gg__z_gg * dtanh_z_gg_3[:, :, None] + tmp_25[:, :, None] * np.eye(3)
+        del hess_gg__z_gg, dtanh_z_gg_3, d2tanh_z_gg, tmp_25
+    if not todo.isdisjoint((("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        del adj_gg
+    if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        del hess_s1__z_gg
+    if ("Wg", "Wg") in todo:
+        # ∂f/∂Wg,Wg[j,k,i,l] = hess_z_gg__z_gg[j,i] x[k] x[l]
+        hess_Wg__Wg = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Wg"][0], rows["Wg"][1], PARAMS["Wg"] + PARAMS["Wg"])
+        _outer_into(hess_Wg__Wg, x, ((hess_z_gg__z_gg, x, 1 / B, False),), False, True)
+    if ("Wg", "Ug") in todo:
+        # ∂f/∂Wg,Ug[j,k,i,l] = h0[l] hess_z_gg__z_gg[j,i] x[k]
+        hess_Wg__Ug = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Wg"] + PARAMS["Ug"])
+        _outer_into(hess_Wg__Ug, x, ((hess_z_gg__z_gg, h0, 1 / B, False),), False)
+    if ("Ug", "Wg") in want:
+        _mirror(H, rows["Wg"][0], rows["Wg"][1], rows["Ug"][0], rows["Ug"][1])
+    if ("Wg", "bg") in todo:
+        # ∂f/∂Wg,bg[j,k,i] = hess_z_gg__z_gg[j,i] x[k]
+        hess_Wg__bg = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["bg"][0], rows["bg"][1], PARAMS["Wg"] + PARAMS["bg"])
+        # einsum("Bji,Bk->jki", hess_z_gg__z_gg, x)
+        _add_into(hess_Wg__bg, (np.tensordot(x, hess_z_gg__z_gg, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+    if ("bg", "Wg") in want:
+        _mirror(H, rows["Wg"][0], rows["Wg"][1], rows["bg"][0], rows["bg"][1])
+    if ("Ug", "Ug") in todo:
+        # ∂f/∂Ug,Ug[j,i,k,l] = h0[i] h0[l] hess_z_gg__z_gg[j,k]
+        hess_Ug__Ug = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["Ug"][0], rows["Ug"][1], PARAMS["Ug"] + PARAMS["Ug"])
+        _outer_into(hess_Ug__Ug, h0, ((hess_z_gg__z_gg, h0, 1 / B, False),), False, True)
+    if ("Ug", "bg") in todo:
+        # ∂f/∂Ug,bg[j,i,k] = h0[i] hess_z_gg__z_gg[j,k]
+        hess_Ug__bg = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["bg"][0], rows["bg"][1], PARAMS["Ug"] + PARAMS["bg"])
+        # einsum("Bi,Bjk->jik", h0, hess_z_gg__z_gg)
+        _add_into(hess_Ug__bg, (np.tensordot(hess_z_gg__z_gg, h0, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, False)
+    if ("bg", "Ug") in want:
+        _mirror(H, rows["Ug"][0], rows["Ug"][1], rows["bg"][0], rows["bg"][1])
+    if ("bg", "bg") in todo:
+        # ∂f/∂bg,bg[j,i] = hess_z_gg__z_gg[j,i]
+        hess_bg__bg = _block_view(H, rows["bg"][0], rows["bg"][1], rows["bg"][0], rows["bg"][1], PARAMS["bg"] + PARAMS["bg"])
+        # einsum("Bji->ji", hess_z_gg__z_gg)
+        _add_into(hess_bg__bg, hess_z_gg__z_gg.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
+        del hess_z_gg__z_gg
+    if not todo.isdisjoint((("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        # hess_gg__p[j,l] = hess_s1__p[j,l] ig[j]
+        # einsum("Bjl,Bj->Bjl", hess_s1__p, ig)
+        hess_gg__p = ig[:, :, None] * hess_s1__p
+        # hess_z_gg__p[j,l] = tanh'(z_gg[j]) hess_gg__p[j,l]
+        dtanh_z_gg_4 = 1 - gg**2
+        # einsum("Bj,Bjl->Bjl", dtanh_z_gg_4, hess_gg__p)
+        hess_z_gg__p = hess_gg__p * dtanh_z_gg_4[:, :, None]
+        del hess_gg__p, dtanh_z_gg_4
+    if todo:
+        del ig, gg
+    if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        del hess_s1__p
+    if ("Wg", "U") in todo:
+        # ∂f/∂Wg,U[j,k,l,i] = adj_p[l] jac_h1__z_gg[i,j] x[k] + h1[i] hess_z_gg__p[j,l] x[k]
+        hess_Wg__U = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["U"][0], rows["U"][1], PARAMS["Wg"] + PARAMS["U"])
+        _outer_into(hess_Wg__U, x, ((jac_h1__z_gg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_gg__p, h1, 1 / B, False)), False)
+    if ("U", "Wg") in want:
+        _mirror(H, rows["Wg"][0], rows["Wg"][1], rows["U"][0], rows["U"][1])
+    if ("Ug", "U") in todo:
+        # ∂f/∂Ug,U[j,i,l,k] = adj_p[l] h0[i] jac_h1__z_gg[k,j] + h0[i] h1[k] hess_z_gg__p[j,l]
+        hess_Ug__U = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["U"][0], rows["U"][1], PARAMS["Ug"] + PARAMS["U"])
+        _outer_into(hess_Ug__U, h0, ((jac_h1__z_gg.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_gg__p, h1, 1 / B, False)), False)
+    if ("U", "Ug") in want:
+        _mirror(H, rows["Ug"][0], rows["Ug"][1], rows["U"][0], rows["U"][1])
+    if ("bg", "U") in todo:
+        # ∂f/∂bg,U[j,l,i] = adj_p[l] jac_h1__z_gg[i,j] + h1[i] hess_z_gg__p[j,l]
+        hess_bg__U = _block_view(H, rows["bg"][0], rows["bg"][1], rows["U"][0], rows["U"][1], PARAMS["bg"] + PARAMS["U"])
+        # einsum("Bl,Bij->jli", adj_p, jac_h1__z_gg)
+        _add_into(hess_bg__U, (np.tensordot(jac_h1__z_gg, adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+        # einsum("Bi,Bjl->jli", h1, hess_z_gg__p)
+        _add_into(hess_bg__U, np.tensordot(hess_z_gg__p, h1, axes=([0], [0])), 1 / B, True)
+    if todo:
+        del h1
+    if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        del adj_p
+    if not todo.isdisjoint((("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        del jac_h1__z_gg
+    if not todo.isdisjoint((("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
+        del hess_z_gg__p
+    if ("U", "bg") in want:
+        _mirror(H, rows["bg"][0], rows["bg"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("Wi", "Wi") in want:
+        hess[("Wi", "Wi")] = hess_Wi__Wi
+    if ("Wi", "Ui") in want:
+        hess[("Wi", "Ui")] = hess_Wi__Ui
+    if ("Wi", "bi") in want:
+        hess[("Wi", "bi")] = hess_Wi__bi
+    if ("Wi", "Wf") in want:
+        hess[("Wi", "Wf")] = hess_Wi__Wf
+    if ("Wi", "Uf") in want:
+        hess[("Wi", "Uf")] = hess_Wi__Uf
+    if ("Wi", "bf") in want:
+        hess[("Wi", "bf")] = hess_Wi__bf
+    if ("Wi", "Wo") in want:
+        hess[("Wi", "Wo")] = hess_Wi__Wo
+    if ("Wi", "Uo") in want:
+        hess[("Wi", "Uo")] = hess_Wi__Uo
+    if ("Wi", "bo") in want:
+        hess[("Wi", "bo")] = hess_Wi__bo
+    if ("Wi", "Wg") in want:
+        hess[("Wi", "Wg")] = hess_Wi__Wg
+    if ("Wi", "Ug") in want:
+        hess[("Wi", "Ug")] = hess_Wi__Ug
+    if ("Wi", "bg") in want:
+        hess[("Wi", "bg")] = hess_Wi__bg
+    if ("Wi", "U") in want:
+        hess[("Wi", "U")] = hess_Wi__U
+    if ("Ui", "Wi") in want:
+        hess[("Ui", "Wi")] = _block_view(H, rows["Ui"][0], rows["Ui"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3, 3))
+    if ("Ui", "Ui") in want:
+        hess[("Ui", "Ui")] = hess_Ui__Ui
+    if ("Ui", "bi") in want:
+        hess[("Ui", "bi")] = hess_Ui__bi
+    if ("Ui", "Wf") in want:
+        hess[("Ui", "Wf")] = hess_Ui__Wf
+    if ("Ui", "Uf") in want:
+        hess[("Ui", "Uf")] = hess_Ui__Uf
+    if ("Ui", "bf") in want:
+        hess[("Ui", "bf")] = hess_Ui__bf
+    if ("Ui", "Wo") in want:
+        hess[("Ui", "Wo")] = hess_Ui__Wo
+    if ("Ui", "Uo") in want:
+        hess[("Ui", "Uo")] = hess_Ui__Uo
+    if ("Ui", "bo") in want:
+        hess[("Ui", "bo")] = hess_Ui__bo
+    if ("Ui", "Wg") in want:
+        hess[("Ui", "Wg")] = hess_Ui__Wg
+    if ("Ui", "Ug") in want:
+        hess[("Ui", "Ug")] = hess_Ui__Ug
+    if ("Ui", "bg") in want:
+        hess[("Ui", "bg")] = hess_Ui__bg
+    if ("Ui", "U") in want:
+        hess[("Ui", "U")] = hess_Ui__U
+    if ("bi", "Wi") in want:
+        hess[("bi", "Wi")] = _block_view(H, rows["bi"][0], rows["bi"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3))
+    if ("bi", "Ui") in want:
+        hess[("bi", "Ui")] = _block_view(H, rows["bi"][0], rows["bi"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3))
+    if ("bi", "bi") in want:
+        hess[("bi", "bi")] = hess_bi__bi
+    if ("bi", "Wf") in want:
+        hess[("bi", "Wf")] = hess_bi__Wf
+    if ("bi", "Uf") in want:
+        hess[("bi", "Uf")] = hess_bi__Uf
+    if ("bi", "bf") in want:
+        hess[("bi", "bf")] = hess_bi__bf
+    if ("bi", "Wo") in want:
+        hess[("bi", "Wo")] = hess_bi__Wo
+    if ("bi", "Uo") in want:
+        hess[("bi", "Uo")] = hess_bi__Uo
+    if ("bi", "bo") in want:
+        hess[("bi", "bo")] = hess_bi__bo
+    if ("bi", "Wg") in want:
+        hess[("bi", "Wg")] = hess_bi__Wg
+    if ("bi", "Ug") in want:
+        hess[("bi", "Ug")] = hess_bi__Ug
+    if ("bi", "bg") in want:
+        hess[("bi", "bg")] = hess_bi__bg
+    if ("bi", "U") in want:
+        hess[("bi", "U")] = hess_bi__U
+    if ("Wf", "Wi") in want:
+        hess[("Wf", "Wi")] = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3, 3))
+    if ("Wf", "Ui") in want:
+        hess[("Wf", "Ui")] = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3, 3))
+    if ("Wf", "bi") in want:
+        hess[("Wf", "bi")] = _block_view(H, rows["Wf"][0], rows["Wf"][1], rows["bi"][0], rows["bi"][1], (3, 3, 3))
+    if ("Wf", "Wf") in want:
+        hess[("Wf", "Wf")] = hess_Wf__Wf
+    if ("Wf", "Uf") in want:
+        hess[("Wf", "Uf")] = hess_Wf__Uf
+    if ("Wf", "bf") in want:
+        hess[("Wf", "bf")] = hess_Wf__bf
+    if ("Wf", "Wo") in want:
+        hess[("Wf", "Wo")] = hess_Wf__Wo
+    if ("Wf", "Uo") in want:
+        hess[("Wf", "Uo")] = hess_Wf__Uo
+    if ("Wf", "bo") in want:
+        hess[("Wf", "bo")] = hess_Wf__bo
+    if ("Wf", "Wg") in want:
+        hess[("Wf", "Wg")] = hess_Wf__Wg
+    if ("Wf", "Ug") in want:
+        hess[("Wf", "Ug")] = hess_Wf__Ug
+    if ("Wf", "bg") in want:
+        hess[("Wf", "bg")] = hess_Wf__bg
+    if ("Wf", "U") in want:
+        hess[("Wf", "U")] = hess_Wf__U
+    if ("Uf", "Wi") in want:
+        hess[("Uf", "Wi")] = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3, 3))
+    if ("Uf", "Ui") in want:
+        hess[("Uf", "Ui")] = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3, 3))
+    if ("Uf", "bi") in want:
+        hess[("Uf", "bi")] = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["bi"][0], rows["bi"][1], (3, 3, 3))
+    if ("Uf", "Wf") in want:
+        hess[("Uf", "Wf")] = _block_view(H, rows["Uf"][0], rows["Uf"][1], rows["Wf"][0], rows["Wf"][1], (3, 3, 3, 3))
+    if ("Uf", "Uf") in want:
+        hess[("Uf", "Uf")] = hess_Uf__Uf
+    if ("Uf", "bf") in want:
+        hess[("Uf", "bf")] = hess_Uf__bf
+    if ("Uf", "Wo") in want:
+        hess[("Uf", "Wo")] = hess_Uf__Wo
+    if ("Uf", "Uo") in want:
+        hess[("Uf", "Uo")] = hess_Uf__Uo
+    if ("Uf", "bo") in want:
+        hess[("Uf", "bo")] = hess_Uf__bo
+    if ("Uf", "Wg") in want:
+        hess[("Uf", "Wg")] = hess_Uf__Wg
+    if ("Uf", "Ug") in want:
+        hess[("Uf", "Ug")] = hess_Uf__Ug
+    if ("Uf", "bg") in want:
+        hess[("Uf", "bg")] = hess_Uf__bg
+    if ("Uf", "U") in want:
+        hess[("Uf", "U")] = hess_Uf__U
+    if ("bf", "Wi") in want:
+        hess[("bf", "Wi")] = _block_view(H, rows["bf"][0], rows["bf"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3))
+    if ("bf", "Ui") in want:
+        hess[("bf", "Ui")] = _block_view(H, rows["bf"][0], rows["bf"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3))
+    if ("bf", "bi") in want:
+        hess[("bf", "bi")] = _block_view(H, rows["bf"][0], rows["bf"][1], rows["bi"][0], rows["bi"][1], (3, 3))
+    if ("bf", "Wf") in want:
+        hess[("bf", "Wf")] = _block_view(H, rows["bf"][0], rows["bf"][1], rows["Wf"][0], rows["Wf"][1], (3, 3, 3))
+    if ("bf", "Uf") in want:
+        hess[("bf", "Uf")] = _block_view(H, rows["bf"][0], rows["bf"][1], rows["Uf"][0], rows["Uf"][1], (3, 3, 3))
+    if ("bf", "bf") in want:
+        hess[("bf", "bf")] = hess_bf__bf
+    if ("bf", "Wo") in want:
+        hess[("bf", "Wo")] = hess_bf__Wo
+    if ("bf", "Uo") in want:
+        hess[("bf", "Uo")] = hess_bf__Uo
+    if ("bf", "bo") in want:
+        hess[("bf", "bo")] = hess_bf__bo
+    if ("bf", "Wg") in want:
+        hess[("bf", "Wg")] = hess_bf__Wg
+    if ("bf", "Ug") in want:
+        hess[("bf", "Ug")] = hess_bf__Ug
+    if ("bf", "bg") in want:
+        hess[("bf", "bg")] = hess_bf__bg
+    if ("bf", "U") in want:
+        hess[("bf", "U")] = hess_bf__U
+    if ("Wo", "Wi") in want:
+        hess[("Wo", "Wi")] = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3, 3))
+    if ("Wo", "Ui") in want:
+        hess[("Wo", "Ui")] = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3, 3))
+    if ("Wo", "bi") in want:
+        hess[("Wo", "bi")] = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["bi"][0], rows["bi"][1], (3, 3, 3))
+    if ("Wo", "Wf") in want:
+        hess[("Wo", "Wf")] = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Wf"][0], rows["Wf"][1], (3, 3, 3, 3))
+    if ("Wo", "Uf") in want:
+        hess[("Wo", "Uf")] = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["Uf"][0], rows["Uf"][1], (3, 3, 3, 3))
+    if ("Wo", "bf") in want:
+        hess[("Wo", "bf")] = _block_view(H, rows["Wo"][0], rows["Wo"][1], rows["bf"][0], rows["bf"][1], (3, 3, 3))
+    if ("Wo", "Wo") in want:
+        hess[("Wo", "Wo")] = hess_Wo__Wo
+    if ("Wo", "Uo") in want:
+        hess[("Wo", "Uo")] = hess_Wo__Uo
+    if ("Wo", "bo") in want:
+        hess[("Wo", "bo")] = hess_Wo__bo
+    if ("Wo", "Wg") in want:
+        hess[("Wo", "Wg")] = hess_Wo__Wg
+    if ("Wo", "Ug") in want:
+        hess[("Wo", "Ug")] = hess_Wo__Ug
+    if ("Wo", "bg") in want:
+        hess[("Wo", "bg")] = hess_Wo__bg
+    if ("Wo", "U") in want:
+        hess[("Wo", "U")] = hess_Wo__U
+    if ("Uo", "Wi") in want:
+        hess[("Uo", "Wi")] = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3, 3))
+    if ("Uo", "Ui") in want:
+        hess[("Uo", "Ui")] = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3, 3))
+    if ("Uo", "bi") in want:
+        hess[("Uo", "bi")] = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["bi"][0], rows["bi"][1], (3, 3, 3))
+    if ("Uo", "Wf") in want:
+        hess[("Uo", "Wf")] = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Wf"][0], rows["Wf"][1], (3, 3, 3, 3))
+    if ("Uo", "Uf") in want:
+        hess[("Uo", "Uf")] = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Uf"][0], rows["Uf"][1], (3, 3, 3, 3))
+    if ("Uo", "bf") in want:
+        hess[("Uo", "bf")] = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["bf"][0], rows["bf"][1], (3, 3, 3))
+    if ("Uo", "Wo") in want:
+        hess[("Uo", "Wo")] = _block_view(H, rows["Uo"][0], rows["Uo"][1], rows["Wo"][0], rows["Wo"][1], (3, 3, 3, 3))
+    if ("Uo", "Uo") in want:
+        hess[("Uo", "Uo")] = hess_Uo__Uo
+    if ("Uo", "bo") in want:
+        hess[("Uo", "bo")] = hess_Uo__bo
+    if ("Uo", "Wg") in want:
+        hess[("Uo", "Wg")] = hess_Uo__Wg
+    if ("Uo", "Ug") in want:
+        hess[("Uo", "Ug")] = hess_Uo__Ug
+    if ("Uo", "bg") in want:
+        hess[("Uo", "bg")] = hess_Uo__bg
+    if ("Uo", "U") in want:
+        hess[("Uo", "U")] = hess_Uo__U
+    if ("bo", "Wi") in want:
+        hess[("bo", "Wi")] = _block_view(H, rows["bo"][0], rows["bo"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3))
+    if ("bo", "Ui") in want:
+        hess[("bo", "Ui")] = _block_view(H, rows["bo"][0], rows["bo"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3))
+    if ("bo", "bi") in want:
+        hess[("bo", "bi")] = _block_view(H, rows["bo"][0], rows["bo"][1], rows["bi"][0], rows["bi"][1], (3, 3))
+    if ("bo", "Wf") in want:
+        hess[("bo", "Wf")] = _block_view(H, rows["bo"][0], rows["bo"][1], rows["Wf"][0], rows["Wf"][1], (3, 3, 3))
+    if ("bo", "Uf") in want:
+        hess[("bo", "Uf")] = _block_view(H, rows["bo"][0], rows["bo"][1], rows["Uf"][0], rows["Uf"][1], (3, 3, 3))
+    if ("bo", "bf") in want:
+        hess[("bo", "bf")] = _block_view(H, rows["bo"][0], rows["bo"][1], rows["bf"][0], rows["bf"][1], (3, 3))
+    if ("bo", "Wo") in want:
+        hess[("bo", "Wo")] = _block_view(H, rows["bo"][0], rows["bo"][1], rows["Wo"][0], rows["Wo"][1], (3, 3, 3))
+    if ("bo", "Uo") in want:
+        hess[("bo", "Uo")] = _block_view(H, rows["bo"][0], rows["bo"][1], rows["Uo"][0], rows["Uo"][1], (3, 3, 3))
+    if ("bo", "bo") in want:
+        hess[("bo", "bo")] = hess_bo__bo
+    if ("bo", "Wg") in want:
+        hess[("bo", "Wg")] = hess_bo__Wg
+    if ("bo", "Ug") in want:
+        hess[("bo", "Ug")] = hess_bo__Ug
+    if ("bo", "bg") in want:
+        hess[("bo", "bg")] = hess_bo__bg
+    if ("bo", "U") in want:
+        hess[("bo", "U")] = hess_bo__U
+    if ("Wg", "Wi") in want:
+        hess[("Wg", "Wi")] = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3, 3))
+    if ("Wg", "Ui") in want:
+        hess[("Wg", "Ui")] = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3, 3))
+    if ("Wg", "bi") in want:
+        hess[("Wg", "bi")] = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["bi"][0], rows["bi"][1], (3, 3, 3))
+    if ("Wg", "Wf") in want:
+        hess[("Wg", "Wf")] = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Wf"][0], rows["Wf"][1], (3, 3, 3, 3))
+    if ("Wg", "Uf") in want:
+        hess[("Wg", "Uf")] = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Uf"][0], rows["Uf"][1], (3, 3, 3, 3))
+    if ("Wg", "bf") in want:
+        hess[("Wg", "bf")] = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["bf"][0], rows["bf"][1], (3, 3, 3))
+    if ("Wg", "Wo") in want:
+        hess[("Wg", "Wo")] = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Wo"][0], rows["Wo"][1], (3, 3, 3, 3))
+    if ("Wg", "Uo") in want:
+        hess[("Wg", "Uo")] = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["Uo"][0], rows["Uo"][1], (3, 3, 3, 3))
+    if ("Wg", "bo") in want:
+        hess[("Wg", "bo")] = _block_view(H, rows["Wg"][0], rows["Wg"][1], rows["bo"][0], rows["bo"][1], (3, 3, 3))
+    if ("Wg", "Wg") in want:
+        hess[("Wg", "Wg")] = hess_Wg__Wg
+    if ("Wg", "Ug") in want:
+        hess[("Wg", "Ug")] = hess_Wg__Ug
+    if ("Wg", "bg") in want:
+        hess[("Wg", "bg")] = hess_Wg__bg
+    if ("Wg", "U") in want:
+        hess[("Wg", "U")] = hess_Wg__U
+    if ("Ug", "Wi") in want:
+        hess[("Ug", "Wi")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3, 3))
+    if ("Ug", "Ui") in want:
+        hess[("Ug", "Ui")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3, 3))
+    if ("Ug", "bi") in want:
+        hess[("Ug", "bi")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["bi"][0], rows["bi"][1], (3, 3, 3))
+    if ("Ug", "Wf") in want:
+        hess[("Ug", "Wf")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["Wf"][0], rows["Wf"][1], (3, 3, 3, 3))
+    if ("Ug", "Uf") in want:
+        hess[("Ug", "Uf")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["Uf"][0], rows["Uf"][1], (3, 3, 3, 3))
+    if ("Ug", "bf") in want:
+        hess[("Ug", "bf")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["bf"][0], rows["bf"][1], (3, 3, 3))
+    if ("Ug", "Wo") in want:
+        hess[("Ug", "Wo")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["Wo"][0], rows["Wo"][1], (3, 3, 3, 3))
+    if ("Ug", "Uo") in want:
+        hess[("Ug", "Uo")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["Uo"][0], rows["Uo"][1], (3, 3, 3, 3))
+    if ("Ug", "bo") in want:
+        hess[("Ug", "bo")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["bo"][0], rows["bo"][1], (3, 3, 3))
+    if ("Ug", "Wg") in want:
+        hess[("Ug", "Wg")] = _block_view(H, rows["Ug"][0], rows["Ug"][1], rows["Wg"][0], rows["Wg"][1], (3, 3, 3, 3))
+    if ("Ug", "Ug") in want:
+        hess[("Ug", "Ug")] = hess_Ug__Ug
+    if ("Ug", "bg") in want:
+        hess[("Ug", "bg")] = hess_Ug__bg
+    if ("Ug", "U") in want:
+        hess[("Ug", "U")] = hess_Ug__U
+    if ("bg", "Wi") in want:
+        hess[("bg", "Wi")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["Wi"][0], rows["Wi"][1], (3, 3, 3))
+    if ("bg", "Ui") in want:
+        hess[("bg", "Ui")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["Ui"][0], rows["Ui"][1], (3, 3, 3))
+    if ("bg", "bi") in want:
+        hess[("bg", "bi")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["bi"][0], rows["bi"][1], (3, 3))
+    if ("bg", "Wf") in want:
+        hess[("bg", "Wf")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["Wf"][0], rows["Wf"][1], (3, 3, 3))
+    if ("bg", "Uf") in want:
+        hess[("bg", "Uf")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["Uf"][0], rows["Uf"][1], (3, 3, 3))
+    if ("bg", "bf") in want:
+        hess[("bg", "bf")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["bf"][0], rows["bf"][1], (3, 3))
+    if ("bg", "Wo") in want:
+        hess[("bg", "Wo")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["Wo"][0], rows["Wo"][1], (3, 3, 3))
+    if ("bg", "Uo") in want:
+        hess[("bg", "Uo")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["Uo"][0], rows["Uo"][1], (3, 3, 3))
+    if ("bg", "bo") in want:
+        hess[("bg", "bo")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["bo"][0], rows["bo"][1], (3, 3))
+    if ("bg", "Wg") in want:
+        hess[("bg", "Wg")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["Wg"][0], rows["Wg"][1], (3, 3, 3))
+    if ("bg", "Ug") in want:
+        hess[("bg", "Ug")] = _block_view(H, rows["bg"][0], rows["bg"][1], rows["Ug"][0], rows["Ug"][1], (3, 3, 3))
+    if ("bg", "bg") in want:
+        hess[("bg", "bg")] = hess_bg__bg
+    if ("bg", "U") in want:
+        hess[("bg", "U")] = hess_bg__U
+    if ("U", "Wi") in want:
+        hess[("U", "Wi")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Wi"][0], rows["Wi"][1], (2, 3, 3, 3))
+    if ("U", "Ui") in want:
+        hess[("U", "Ui")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Ui"][0], rows["Ui"][1], (2, 3, 3, 3))
+    if ("U", "bi") in want:
+        hess[("U", "bi")] = _block_view(H, rows["U"][0], rows["U"][1], rows["bi"][0], rows["bi"][1], (2, 3, 3))
+    if ("U", "Wf") in want:
+        hess[("U", "Wf")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Wf"][0], rows["Wf"][1], (2, 3, 3, 3))
+    if ("U", "Uf") in want:
+        hess[("U", "Uf")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Uf"][0], rows["Uf"][1], (2, 3, 3, 3))
+    if ("U", "bf") in want:
+        hess[("U", "bf")] = _block_view(H, rows["U"][0], rows["U"][1], rows["bf"][0], rows["bf"][1], (2, 3, 3))
+    if ("U", "Wo") in want:
+        hess[("U", "Wo")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Wo"][0], rows["Wo"][1], (2, 3, 3, 3))
+    if ("U", "Uo") in want:
+        hess[("U", "Uo")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Uo"][0], rows["Uo"][1], (2, 3, 3, 3))
+    if ("U", "bo") in want:
+        hess[("U", "bo")] = _block_view(H, rows["U"][0], rows["U"][1], rows["bo"][0], rows["bo"][1], (2, 3, 3))
+    if ("U", "Wg") in want:
+        hess[("U", "Wg")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Wg"][0], rows["Wg"][1], (2, 3, 3, 3))
+    if ("U", "Ug") in want:
+        hess[("U", "Ug")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Ug"][0], rows["Ug"][1], (2, 3, 3, 3))
+    if ("U", "bg") in want:
+        hess[("U", "bg")] = _block_view(H, rows["U"][0], rows["U"][1], rows["bg"][0], rows["bg"][1], (2, 3, 3))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

@@ -66,12 +66,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -94,37 +143,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _shift_scatter(g, n, axis, size, stride, dilation, offset):
@@ -1063,134 +1122,371 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_h"] = _adj_h(t)
-    t["adj_z_h"] = _adj_z_h(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_z_m"] = _adj_z_m(t)
-    t["adj_v"] = _adj_v(t)
-    t["jac_v__z_v"] = _jac_v__z_v(t)
-    t["jac_z_m__z_v"] = _jac_z_m__z_v(t)
-    t["jac_m__z_v"] = _jac_m__z_v(t)
-    t["jac_z_h__z_v"] = _jac_z_h__z_v(t)
-    t["jac_h__z_v"] = _jac_h__z_v(t)
-    t["jac_p__h"] = _jac_p__h(t)
-    t["jac_p__z_h"] = _jac_p__z_h(t)
-    t["jac_p__m"] = _jac_p__m(t)
-    t["jac_p__z_m"] = _jac_p__z_m(t)
-    t["jac_p__v"] = _jac_p__v(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hess_p__z_v"] = _hess_p__z_v(t)
-    t["hess_h__z_v"] = _hess_h__z_v(t)
-    t["hess_z_h__z_v"] = _hess_z_h__z_v(t)
-    t["hess_m__z_v"] = _hess_m__z_v(t)
-    t["hess_z_m__z_v"] = _hess_z_m__z_v(t)
-    t["hess_v__z_v"] = _hess_v__z_v(t)
-    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["hess_p__z_h"] = _hess_p__z_h(t)
-    t["hess_h__z_h"] = _hess_h__z_h(t)
-    t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
-    t["hess_m__z_h"] = _hess_m__z_h(t)
-    t["hess_z_m__z_h"] = _hess_z_m__z_h(t)
-    t["hess_v__z_h"] = _hess_v__z_h(t)
-    t["hess_z_v__z_h"] = _hess_z_v__z_h(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_h__p"] = _hess_h__p(t)
-    t["hess_z_h__p"] = _hess_z_h__p(t)
-    t["hess_m__p"] = _hess_m__p(t)
-    t["hess_z_m__p"] = _hess_z_m__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 47, params["K"])
-    # ∂f/∂K,K[o,i,a,j,k,l] = Σ_cmnp hess_z_v__z_v[o,c,j,m] x[i,n] x[k,p] S[-1][n,c,a] S[-1][p,m,l]
-    hess_K__K = _block_view(H, 0, 12, 0, 12, PARAMS["K"] + PARAMS["K"])
-    hess_z_v__z_v = t["hess_z_v__z_v"]
-    x = t["x"]
-    x_win = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
-    x_win_2 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
-    # einsum("Bocjm,Bica,Bkml->oiajkl", hess_z_v__z_v, x_win, x_win_2)
-    tmp = np.einsum("Bica,Bocjm->Biaojm", x_win, hess_z_v__z_v, optimize=False)
-    _add_into(hess_K__K, (np.tensordot(tmp, x_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    # ∂f/∂K,b[o,i,a,j] = Σ_ckl hess_z_v__z_v[o,c,j,k] x[i,l] S[-1][l,c,a]
-    hess_K__b = _block_view(H, 0, 12, 12, 14, PARAMS["K"] + PARAMS["b"])
-    x_win_3 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
-    # einsum("Bocjk,Bica->oiaj", hess_z_v__z_v, x_win_3)
-    _add_into(hess_K__b, (np.tensordot(x_win_3, hess_z_v__z_v.sum(axis=4), axes=([0, 2], [0, 2]))).transpose(2, 0, 1, 3), 1 / B, False)
-    _mirror(H, 0, 12, 12, 14)
-    # ∂f/∂K,W[o,i,a,j,k,s] = Σ_cl adj_z_h[j] jac_m__z_v[k,s,o,c] x[i,l] S[-1][l,c,a] + Σ_cl hess_z_v__z_h[o,c,j] m[k,s] x[i,l] S[-1][l,c,a]
-    hess_K__W = _block_view(H, 0, 12, 14, 38, PARAMS["K"] + PARAMS["W"])
-    adj_z_h = t["adj_z_h"]
-    jac_m__z_v = t["jac_m__z_v"]
-    x_win_4 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
-    # einsum("Bj,Bksoc,Bica->oiajks", adj_z_h, jac_m__z_v, x_win_4)
-    tmp_2 = np.einsum("Bica,Bksoc->Biakso", x_win_4, jac_m__z_v, optimize=False)
-    _add_into(hess_K__W, (np.tensordot(tmp_2, adj_z_h, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
-    hess_z_v__z_h = t["hess_z_v__z_h"]
-    m = t["m"]
-    x_win_5 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
-    # einsum("Bocj,Bks,Bica->oiajks", hess_z_v__z_h, m, x_win_5)
-    tmp_3 = np.einsum("Bica,Bocj->Biaoj", x_win_5, hess_z_v__z_h, optimize=False)
-    _add_into(hess_K__W, (np.tensordot(tmp_3, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-    _mirror(H, 0, 12, 14, 38)
-    # ∂f/∂K,U[o,i,a,l,j] = Σ_ck adj_p[l] jac_h__z_v[j,o,c] x[i,k] S[-1][k,c,a] + Σ_ck h[j] hess_z_v__p[o,c,l] x[i,k] S[-1][k,c,a]
-    hess_K__U = _block_view(H, 0, 12, 38, 47, PARAMS["K"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_h__z_v = t["jac_h__z_v"]
-    x_win_6 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
-    # einsum("Bl,Bjoc,Bica->oialj", adj_p, jac_h__z_v, x_win_6)
-    tmp_4 = np.einsum("Bica,Bjoc->Biajo", x_win_6, jac_h__z_v, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_4, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
-    h = t["h"]
-    hess_z_v__p = t["hess_z_v__p"]
-    x_win_7 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
-    # einsum("Bj,Bocl,Bica->oialj", h, hess_z_v__p, x_win_7)
-    tmp_5 = np.einsum("Bica,Bocl->Biaol", x_win_7, hess_z_v__p, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_5, h, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
-    _mirror(H, 0, 12, 38, 47)
-    # ∂f/∂b,b[o,i] = Σ_cj hess_z_v__z_v[o,c,i,j]
-    hess_b__b = _block_view(H, 12, 14, 12, 14, PARAMS["b"] + PARAMS["b"])
-    # einsum("Bocij->oi", hess_z_v__z_v)
-    _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 4)), 1 / B, False)
-    # ∂f/∂b,W[o,j,i,s] = Σ_c adj_z_h[j] jac_m__z_v[i,s,o,c] + Σ_c hess_z_v__z_h[o,c,j] m[i,s]
-    hess_b__W = _block_view(H, 12, 14, 14, 38, PARAMS["b"] + PARAMS["W"])
-    # einsum("Bj,Bisoc->ojis", adj_z_h, jac_m__z_v)
-    _add_into(hess_b__W, (np.tensordot(jac_m__z_v.sum(axis=4), adj_z_h, axes=([0], [0]))).transpose(2, 3, 0, 1), 1 / B, False)
-    # einsum("Bocj,Bis->ojis", hess_z_v__z_h, m)
-    _add_into(hess_b__W, (np.tensordot(m, hess_z_v__z_h.sum(axis=2), axes=([0], [0]))).transpose(2, 3, 0, 1), 1 / B, True)
-    _mirror(H, 12, 14, 14, 38)
-    # ∂f/∂b,U[o,l,j] = Σ_c adj_p[l] jac_h__z_v[j,o,c] + Σ_c h[j] hess_z_v__p[o,c,l]
-    hess_b__U = _block_view(H, 12, 14, 38, 47, PARAMS["b"] + PARAMS["U"])
-    # einsum("Bl,Bjoc->olj", adj_p, jac_h__z_v)
-    _add_into(hess_b__U, (np.tensordot(jac_h__z_v.sum(axis=3), adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
-    # einsum("Bj,Bocl->olj", h, hess_z_v__p)
-    _add_into(hess_b__U, np.tensordot(hess_z_v__p.sum(axis=2), h, axes=([0], [0])), 1 / B, True)
-    _mirror(H, 12, 14, 38, 47)
-    # ∂f/∂W,W[j,o,s,i,k,l] = hess_z_h__z_h[j,i] m[o,s] m[k,l]
-    hess_W__W = _block_view(H, 14, 38, 14, 38, PARAMS["W"] + PARAMS["W"])
-    hess_z_h__z_h = t["hess_z_h__z_h"]
-    # einsum("Bji,Bos,Bkl->josikl", hess_z_h__z_h, m, m)
-    tmp_6 = m[:, :, :, None, None] * m[:, None, None]
-    _add_into(hess_W__W, (np.tensordot(tmp_6, hess_z_h__z_h, axes=([0], [0]))).transpose(4, 2, 3, 5, 0, 1), 1 / B, False)
-    # ∂f/∂W,U[j,o,s,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] m[o,s] + h[i] hess_z_h__p[j,l] m[o,s]
-    hess_W__U = _block_view(H, 14, 38, 38, 47, PARAMS["W"] + PARAMS["U"])
-    hess_z_h__p = t["hess_z_h__p"]
-    # einsum("Bi,Bjl,Bos->josli", h, hess_z_h__p, m)
-    tmp_7 = m[:, :, :, None] * h[:, None, None]
-    _add_into(hess_W__U, (np.tensordot(tmp_7, hess_z_h__p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
-    dtanh_z_h = 1 - h**2
-    # einsum("Bl,Bj,Bos->josl", adj_p, dtanh_z_h, m)
-    tmp_8 = dtanh_z_h[:, :, None] * adj_p[:, None]
-    _add_into(_diagonal_view(hess_W__U, 0, 4), (np.tensordot(tmp_8, m, axes=([0], [0]))).transpose(0, 2, 3, 1), 1 / B, True)
-    _mirror(H, 14, 38, 38, 47)
-    # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
-    hess_U__U = _block_view(H, 38, 47, 38, 47, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, h, h, 1 / B, False, False, True)
-    return {("K", "K"): hess_K__K, ("K", "b"): hess_K__b, ("K", "W"): hess_K__W, ("K", "U"): hess_K__U, ("b", "K"): _block_view(H, 12, 14, 0, 12, (2, 2, 2, 3)), ("b", "b"): hess_b__b, ("b", "W"): hess_b__W, ("b", "U"): hess_b__U, ("W", "K"): _block_view(H, 14, 38, 0, 12, (3, 2, 4, 2, 2, 3)), ("W", "b"): _block_view(H, 14, 38, 12, 14, (3, 2, 4, 2)), ("W", "W"): hess_W__W, ("W", "U"): hess_W__U, ("U", "K"): _block_view(H, 38, 47, 0, 12, (3, 3, 2, 2, 3)), ("U", "b"): _block_view(H, 38, 47, 12, 14, (3, 3, 2)), ("U", "W"): _block_view(H, 38, 47, 14, 38, (3, 3, 3, 2, 4)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    b = params["b"]
+    W = params["W"]
+    U = params["U"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["K"])
+    if todo:
+        # z_v[o,t] = Σ_ia K[o,i,a] Σ_u S[-1][u,t,a] x[i,u] + b[o] 1[t]
+        x_win = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+        tmp = x_win
+        # einsum("oia,Bita->Bot", K, tmp)
+        # einsum("o,t->ot", b, np.ones(8))
+        z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1) + np.ones(8) * b[:, None]
+        # v[o,t] = tanh(z_v[o,t])
+        v = np.tanh(z_v)
+        # z_m[o,s,q] = Σ_u S2[u,s,q] v[o,u]
+        v_win = _window_view(v, 2, 2, 2, 4)
+        z_m = v_win
+        # m[o,s] = max_q(z_m[o,s,q])
+        m = _max(z_m, axis=3)
+        # z_h[j] = Σ_os W[j,o,s] m[o,s]
+        # einsum("jos,Bos->Bj", W, m)
+        z_h = np.tensordot(m, W, axes=([1, 2], [1, 2]))
+        # h[j] = tanh(z_h[j])
+        h = np.tanh(z_h)
+        # p[l] = Σ_j U[l,j] h[j]
+        # einsum("lj,Bj->Bl", U, h)
+        p = h @ U.T
+        del x_win, tmp, z_v, v_win, z_h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"), ("W", "U"), ("K", "U"), ("b", "U"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
+        # adj_h[j] = Σ_c U[c,j] adj_p[c]
+        # einsum("cj,Bc->Bj", U, adj_p)
+        adj_h = adj_p @ U
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W"), ("b", "W"))):
+        # adj_z_h[j] = tanh'(z_h[j]) adj_h[j]
+        dtanh_z_h = 1 - h**2
+        adj_z_h = dtanh_z_h * adj_h
+        del dtanh_z_h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
+        # adj_m[o,s] = Σ_c W[c,o,s] adj_z_h[c]
+        # einsum("cos,Bc->Bos", W, adj_z_h)
+        adj_m = np.tensordot(adj_z_h, W, axes=([1], [0]))
+        # adj_z_m[o,s,q] = argmax_q(z_m[o,s,q]) adj_m[o,s]
+        argmax_z_m = _argmax(z_m, axis=3)
+        # einsum("Bosq,Bos->Bosq", argmax_z_m, adj_m)
+        adj_z_m = adj_m[:, :, :, None] * argmax_z_m
+        # adj_v[o,t] = Σ_ci adj_z_m[o,c,i] S2[t,c,i]
+        adj_v = _shift_scatter(adj_z_m, 8, 2, 2, 2, 1, 0)
+        del adj_m, argmax_z_m, adj_z_m
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W"), ("b", "W"), ("K", "U"), ("b", "U"))):
+        # jac_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) δ[o,i] δ[t,j]
+        dtanh_z_v = 1 - v**2
+        # einsum("Bot,oi,tj->Botij", dtanh_z_v, np.eye(2), np.eye(8))
+        tmp_2 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        jac_v__z_v = tmp_2.transpose(2, 0, 3, 1) * dtanh_z_v[:, :, :, None, None]
+        # jac_z_m__z_v[o,s,q,i,t] = Σ_c jac_v__z_v[o,c,i,t] S2[c,s,q]
+        jac_v__z_v_win = _window_view(jac_v__z_v, 2, 2, 2, 4)
+        # einsum("Bositq->Bosqit", jac_v__z_v_win)
+        jac_z_m__z_v = jac_v__z_v_win.transpose(0, 1, 2, 5, 3, 4)
+        # jac_m__z_v[o,s,i,t] = Σ_c argmax_c(z_m[o,s,c]) jac_z_m__z_v[o,s,c,i,t]
+        argmax_z_m_2 = _argmax(z_m, axis=3)
+        # einsum("Bosc,Boscit->Bosit", argmax_z_m_2, jac_z_m__z_v)
+        jac_m__z_v = np.einsum("Boscit,Bosc->Bosit", jac_z_m__z_v, argmax_z_m_2, optimize=False)
+        del dtanh_z_v, tmp_2, jac_v__z_v, jac_v__z_v_win, jac_z_m__z_v, argmax_z_m_2
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
+        # jac_z_h__z_v[j,o,t] = Σ_ci W[j,c,i] jac_m__z_v[c,i,o,t]
+        # einsum("jci,Bciot->Bjot", W, jac_m__z_v)
+        jac_z_h__z_v = (np.tensordot(jac_m__z_v, W, axes=([1, 2], [1, 2]))).transpose(0, 3, 1, 2)
+    if not todo.isdisjoint((("K", "U"), ("b", "U"))):
+        # jac_h__z_v[j,o,t] = tanh'(z_h[j]) jac_z_h__z_v[j,o,t]
+        dtanh_z_h_2 = 1 - h**2
+        # einsum("Bj,Bjot->Bjot", dtanh_z_h_2, jac_z_h__z_v)
+        jac_h__z_v = jac_z_h__z_v * dtanh_z_h_2[:, :, None, None]
+        del dtanh_z_h_2
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
+        # jac_p__h[l,j] = U[l,j]
+        jac_p__h = U
+        # jac_p__z_h[l,j] = tanh'(z_h[j]) jac_p__h[l,j]
+        dtanh_z_h_3 = 1 - h**2
+        # einsum("Bj,lj->Blj", dtanh_z_h_3, jac_p__h)
+        jac_p__z_h = jac_p__h * dtanh_z_h_3[:, None]
+        del jac_p__h, dtanh_z_h_3
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
+        # jac_p__m[l,o,s] = Σ_c W[c,o,s] jac_p__z_h[l,c]
+        # einsum("cos,Blc->Blos", W, jac_p__z_h)
+        jac_p__m = np.tensordot(jac_p__z_h, W, axes=([2], [0]))
+        # jac_p__z_m[l,o,s,q] = argmax_q(z_m[o,s,q]) jac_p__m[l,o,s]
+        argmax_z_m_3 = _argmax(z_m, axis=3)
+        # einsum("Bosq,Blos->Blosq", argmax_z_m_3, jac_p__m)
+        jac_p__z_m = jac_p__m[:, :, :, :, None] * argmax_z_m_3[:, None]
+        # jac_p__v[l,o,t] = Σ_ci jac_p__z_m[l,o,c,i] S2[t,c,i]
+        jac_p__v = _shift_scatter(jac_p__z_m, 8, 3, 2, 2, 1, 0)
+        # jac_p__z_v[l,o,t] = tanh'(z_v[o,t]) jac_p__v[l,o,t]
+        dtanh_z_v_2 = 1 - v**2
+        # einsum("Bot,Blot->Blot", dtanh_z_v_2, jac_p__v)
+        jac_p__z_v = jac_p__v * dtanh_z_v_2[:, None]
+        # hess_p__z_v[l,o,t] = jac_p__z_v[l,o,t] softmax_l(p[l]) - Σ_c jac_p__z_v[c,o,t] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blot,Bl->Blot", jac_p__z_v, softmax_p_2)
+        # einsum("Bcot,Bc,Bl->Blot", jac_p__z_v, softmax_p_2, softmax_p_2)
+        tmp_3 = np.einsum("Bc,Bcot->Bot", softmax_p_2, jac_p__z_v, optimize=False)
+        hess_p__z_v = softmax_p_2[:, :, None, None] * jac_p__z_v - tmp_3[:, None] * softmax_p_2[:, :, None, None]
+        # hess_h__z_v[j,o,t] = Σ_c U[c,j] hess_p__z_v[c,o,t]
+        # einsum("cj,Bcot->Bjot", U, hess_p__z_v)
+        hess_h__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
+        # hess_z_h__z_v[j,o,t] = tanh'(z_h[j]) hess_h__z_v[j,o,t] + tanh''(z_h[j]) adj_h[j] jac_z_h__z_v[j,o,t]
+        dtanh_z_h_4 = 1 - h**2
+        # einsum("Bj,Bjot->Bjot", dtanh_z_h_4, hess_h__z_v)
+        d2tanh_z_h = 2*h*(h**2 - 1)
+        # einsum("Bj,Bj,Bjot->Bjot", d2tanh_z_h, adj_h, jac_z_h__z_v)
+        tmp_4 = adj_h * d2tanh_z_h
+        hess_z_h__z_v = hess_h__z_v * dtanh_z_h_4[:, :, None, None] + tmp_4[:, :, None, None] * jac_z_h__z_v
+        # hess_m__z_v[o,s,i,t] = Σ_c W[c,o,s] hess_z_h__z_v[c,i,t]
+        # einsum("cos,Bcit->Bosit", W, hess_z_h__z_v)
+        hess_m__z_v = (np.tensordot(hess_z_h__z_v, W, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        # hess_z_m__z_v[o,s,q,i,t] = argmax_q(z_m[o,s,q]) hess_m__z_v[o,s,i,t]
+        # einsum("Bosq,Bosit->Bosqit", argmax_z_m_3, hess_m__z_v)
+        hess_z_m__z_v = hess_m__z_v[:, :, :, None] * argmax_z_m_3[:, :, :, :, None, None]
+        # hess_v__z_v[o,t,i,j] = Σ_ck hess_z_m__z_v[o,c,k,i,j] S2[t,c,k]
+        hess_v__z_v = _shift_scatter(hess_z_m__z_v, 8, 2, 2, 2, 1, 0)
+        # hess_z_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) hess_v__z_v[o,t,i,j] + tanh''(z_v[o,t]) δ[o,i] δ[t,j] adj_v[o,t]
+        # einsum("Bot,Botij->Botij", dtanh_z_v_2, hess_v__z_v)
+        d2tanh_z_v = 2*v*(v**2 - 1)
+        # einsum("Bot,oi,tj,Bot->Botij", d2tanh_z_v, np.eye(2), np.eye(8), adj_v)
+        tmp_5 = adj_v * d2tanh_z_v
+        tmp_6 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        hess_z_v__z_v = hess_v__z_v * dtanh_z_v_2[:, :, :, None, None] + tmp_6.transpose(2, 0, 3, 1) * tmp_5[:, :, :, None, None]
+        del jac_p__m, argmax_z_m_3, jac_p__z_m, jac_p__v, dtanh_z_v_2, jac_p__z_v, softmax_p_2, tmp_3, hess_p__z_v, hess_h__z_v, dtanh_z_h_4, d2tanh_z_h, tmp_4, hess_z_h__z_v, hess_m__z_v, hess_z_m__z_v, hess_v__z_v, d2tanh_z_v, tmp_5, tmp_6
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
+        del adj_v
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
+        del jac_z_h__z_v
+    if ("K", "K") in todo:
+        # ∂f/∂K,K[o,i,a,j,k,l] = Σ_cmnp hess_z_v__z_v[o,c,j,m] x[i,n] x[k,p] S[-1][n,c,a] S[-1][p,m,l]
+        hess_K__K = _block_view(H, rows["K"][0], rows["K"][1], rows["K"][0], rows["K"][1], PARAMS["K"] + PARAMS["K"])
+        x_win_2 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+        x_win_3 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+        # einsum("Bocjm,Bica,Bkml->oiajkl", hess_z_v__z_v, x_win_2, x_win_3)
+        tmp_7 = np.einsum("Bica,Bocjm->Biaojm", x_win_2, hess_z_v__z_v, optimize=False)
+        _add_into(hess_K__K, (np.tensordot(tmp_7, x_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+        del x_win_2, x_win_3, tmp_7
+    if ("K", "b") in todo:
+        # ∂f/∂K,b[o,i,a,j] = Σ_ckl hess_z_v__z_v[o,c,j,k] x[i,l] S[-1][l,c,a]
+        hess_K__b = _block_view(H, rows["K"][0], rows["K"][1], rows["b"][0], rows["b"][1], PARAMS["K"] + PARAMS["b"])
+        x_win_4 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+        # einsum("Bocjk,Bica->oiaj", hess_z_v__z_v, x_win_4)
+        _add_into(hess_K__b, (np.tensordot(x_win_4, hess_z_v__z_v.sum(axis=4), axes=([0, 2], [0, 2]))).transpose(2, 0, 1, 3), 1 / B, False)
+        del x_win_4
+    if ("b", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["b"][0], rows["b"][1])
+    if ("b", "b") in todo:
+        # ∂f/∂b,b[o,i] = Σ_cj hess_z_v__z_v[o,c,i,j]
+        hess_b__b = _block_view(H, rows["b"][0], rows["b"][1], rows["b"][0], rows["b"][1], PARAMS["b"] + PARAMS["b"])
+        # einsum("Bocij->oi", hess_z_v__z_v)
+        _add_into(hess_b__b, hess_z_v__z_v.sum(axis=(0, 2, 4)), 1 / B, False)
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
+        del hess_z_v__z_v
+    if not todo.isdisjoint((("W", "W"), ("K", "W"), ("b", "W"))):
+        # hess_p__z_h[l,j] = jac_p__z_h[l,j] softmax_l(p[l]) - Σ_c jac_p__z_h[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_h, softmax_p_3)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_h, softmax_p_3, softmax_p_3)
+        tmp_8 = (softmax_p_3[..., None, :] @ jac_p__z_h)[..., 0, :]
+        hess_p__z_h = softmax_p_3[:, :, None] * jac_p__z_h - tmp_8[:, None] * softmax_p_3[:, :, None]
+        # hess_h__z_h[j,i] = Σ_c U[c,j] hess_p__z_h[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_h)
+        hess_h__z_h = (np.tensordot(hess_p__z_h, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]
+        dtanh_z_h_5 = 1 - h**2
+        # einsum("Bj,Bji->Bji", dtanh_z_h_5, hess_h__z_h)
+        d2tanh_z_h_2 = 2*h*(h**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_2, np.eye(3), adj_h)
+        tmp_9 = adj_h * d2tanh_z_h_2
+        hess_z_h__z_h = hess_h__z_h * dtanh_z_h_5[:, :, None] + tmp_9[:, :, None] * np.eye(3)
+        del softmax_p_3, tmp_8, hess_p__z_h, hess_h__z_h, dtanh_z_h_5, d2tanh_z_h_2, tmp_9
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
+        del adj_h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
+        del jac_p__z_h
+    if ("W", "W") in todo:
+        # ∂f/∂W,W[j,o,s,i,k,l] = hess_z_h__z_h[j,i] m[o,s] m[k,l]
+        hess_W__W = _block_view(H, rows["W"][0], rows["W"][1], rows["W"][0], rows["W"][1], PARAMS["W"] + PARAMS["W"])
+        # einsum("Bji,Bos,Bkl->josikl", hess_z_h__z_h, m, m)
+        tmp_10 = m[:, :, :, None, None] * m[:, None, None]
+        _add_into(hess_W__W, (np.tensordot(tmp_10, hess_z_h__z_h, axes=([0], [0]))).transpose(4, 2, 3, 5, 0, 1), 1 / B, False)
+        del tmp_10
+    if not todo.isdisjoint((("K", "W"), ("b", "W"))):
+        # hess_m__z_h[o,s,j] = Σ_c W[c,o,s] hess_z_h__z_h[c,j]
+        # einsum("cos,Bcj->Bosj", W, hess_z_h__z_h)
+        hess_m__z_h = (np.tensordot(hess_z_h__z_h, W, axes=([1], [0]))).transpose(0, 2, 3, 1)
+        # hess_z_m__z_h[o,s,q,j] = argmax_q(z_m[o,s,q]) hess_m__z_h[o,s,j]
+        argmax_z_m_4 = _argmax(z_m, axis=3)
+        # einsum("Bosq,Bosj->Bosqj", argmax_z_m_4, hess_m__z_h)
+        hess_z_m__z_h = hess_m__z_h[:, :, :, None] * argmax_z_m_4[:, :, :, :, None]
+        # hess_v__z_h[o,t,j] = Σ_ci hess_z_m__z_h[o,c,i,j] S2[t,c,i]
+        hess_v__z_h = _shift_scatter(hess_z_m__z_h, 8, 2, 2, 2, 1, 0)
+        # hess_z_v__z_h[o,t,j] = tanh'(z_v[o,t]) hess_v__z_h[o,t,j]
+        dtanh_z_v_3 = 1 - v**2
+        # einsum("Bot,Botj->Botj", dtanh_z_v_3, hess_v__z_h)
+        hess_z_v__z_h = hess_v__z_h * dtanh_z_v_3[:, :, :, None]
+        del hess_m__z_h, argmax_z_m_4, hess_z_m__z_h, hess_v__z_h, dtanh_z_v_3
+    if not todo.isdisjoint((("W", "W"), ("K", "W"), ("b", "W"))):
+        del hess_z_h__z_h
+    if ("K", "W") in todo:
+        # ∂f/∂K,W[o,i,a,j,k,s] = Σ_cl adj_z_h[j] jac_m__z_v[k,s,o,c] x[i,l] S[-1][l,c,a] + Σ_cl hess_z_v__z_h[o,c,j] m[k,s] x[i,l] S[-1][l,c,a]
+        hess_K__W = _block_view(H, rows["K"][0], rows["K"][1], rows["W"][0], rows["W"][1], PARAMS["K"] + PARAMS["W"])
+        x_win_5 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+        # einsum("Bj,Bksoc,Bica->oiajks", adj_z_h, jac_m__z_v, x_win_5)
+        tmp_11 = np.einsum("Bica,Bksoc->Biakso", x_win_5, jac_m__z_v, optimize=False)
+        _add_into(hess_K__W, (np.tensordot(tmp_11, adj_z_h, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+        x_win_6 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+        # einsum("Bocj,Bks,Bica->oiajks", hess_z_v__z_h, m, x_win_6)
+        tmp_12 = np.einsum("Bica,Bocj->Biaoj", x_win_6, hess_z_v__z_h, optimize=False)
+        _add_into(hess_K__W, (np.tensordot(tmp_12, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
+        del x_win_5, tmp_11, x_win_6, tmp_12
+    if ("W", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["W"][0], rows["W"][1])
+    if ("b", "W") in todo:
+        # ∂f/∂b,W[o,j,i,s] = Σ_c adj_z_h[j] jac_m__z_v[i,s,o,c] + Σ_c hess_z_v__z_h[o,c,j] m[i,s]
+        hess_b__W = _block_view(H, rows["b"][0], rows["b"][1], rows["W"][0], rows["W"][1], PARAMS["b"] + PARAMS["W"])
+        # einsum("Bj,Bisoc->ojis", adj_z_h, jac_m__z_v)
+        _add_into(hess_b__W, (np.tensordot(jac_m__z_v.sum(axis=4), adj_z_h, axes=([0], [0]))).transpose(2, 3, 0, 1), 1 / B, False)
+        # einsum("Bocj,Bis->ojis", hess_z_v__z_h, m)
+        _add_into(hess_b__W, (np.tensordot(m, hess_z_v__z_h.sum(axis=2), axes=([0], [0]))).transpose(2, 3, 0, 1), 1 / B, True)
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W"), ("b", "W"))):
+        del adj_z_h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W"), ("b", "W"), ("K", "U"), ("b", "U"))):
+        del jac_m__z_v
+    if not todo.isdisjoint((("K", "W"), ("b", "W"))):
+        del hess_z_v__z_h
+    if ("W", "b") in want:
+        _mirror(H, rows["b"][0], rows["b"][1], rows["W"][0], rows["W"][1])
+    if not todo.isdisjoint((("U", "U"), ("W", "U"), ("K", "U"), ("b", "U"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(3), softmax_p_4)
+        # einsum("Bl,Bi->Bli", softmax_p_4, softmax_p_4)
+        hess_p__p = softmax_p_4[:, :, None] * np.eye(3) - softmax_p_4[:, None] * softmax_p_4[:, :, None]
+        del softmax_p_4
+    if todo:
+        del p
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,j,i,k] = h[j] h[k] hess_p__p[l,i]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        _outer_into(hess_U__U, h, ((hess_p__p, h, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("W", "U"), ("K", "U"), ("b", "U"))):
+        # hess_h__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
+        # einsum("cj,Bcl->Bjl", U, hess_p__p)
+        hess_h__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_h__p[j,l] = tanh'(z_h[j]) hess_h__p[j,l]
+        dtanh_z_h_6 = 1 - h**2
+        # einsum("Bj,Bjl->Bjl", dtanh_z_h_6, hess_h__p)
+        hess_z_h__p = hess_h__p * dtanh_z_h_6[:, :, None]
+        del hess_h__p, dtanh_z_h_6
+    if not todo.isdisjoint((("U", "U"), ("W", "U"), ("K", "U"), ("b", "U"))):
+        del hess_p__p
+    if ("W", "U") in todo:
+        # ∂f/∂W,U[j,o,s,l,i] = adj_p[l] tanh'(z_h[i]) δ[i,j] m[o,s] + h[i] hess_z_h__p[j,l] m[o,s]
+        hess_W__U = _block_view(H, rows["W"][0], rows["W"][1], rows["U"][0], rows["U"][1], PARAMS["W"] + PARAMS["U"])
+        # einsum("Bi,Bjl,Bos->josli", h, hess_z_h__p, m)
+        tmp_13 = m[:, :, :, None] * h[:, None, None]
+        _add_into(hess_W__U, (np.tensordot(tmp_13, hess_z_h__p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
+        dtanh_z_h_7 = 1 - h**2
+        # einsum("Bl,Bj,Bos->josl", adj_p, dtanh_z_h_7, m)
+        tmp_14 = dtanh_z_h_7[:, :, None] * adj_p[:, None]
+        _add_into(_diagonal_view(hess_W__U, 0, 4), (np.tensordot(tmp_14, m, axes=([0], [0]))).transpose(0, 2, 3, 1), 1 / B, True)
+        del tmp_13, dtanh_z_h_7, tmp_14
+    if todo:
+        del m
+    if ("U", "W") in want:
+        _mirror(H, rows["W"][0], rows["W"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("K", "U"), ("b", "U"))):
+        # hess_m__p[o,s,l] = Σ_c W[c,o,s] hess_z_h__p[c,l]
+        # einsum("cos,Bcl->Bosl", W, hess_z_h__p)
+        hess_m__p = (np.tensordot(hess_z_h__p, W, axes=([1], [0]))).transpose(0, 2, 3, 1)
+        # hess_z_m__p[o,s,q,l] = argmax_q(z_m[o,s,q]) hess_m__p[o,s,l]
+        argmax_z_m_5 = _argmax(z_m, axis=3)
+        # einsum("Bosq,Bosl->Bosql", argmax_z_m_5, hess_m__p)
+        hess_z_m__p = hess_m__p[:, :, :, None] * argmax_z_m_5[:, :, :, :, None]
+        # hess_v__p[o,t,l] = Σ_ci hess_z_m__p[o,c,i,l] S2[t,c,i]
+        hess_v__p = _shift_scatter(hess_z_m__p, 8, 2, 2, 2, 1, 0)
+        # hess_z_v__p[o,t,l] = tanh'(z_v[o,t]) hess_v__p[o,t,l]
+        dtanh_z_v_4 = 1 - v**2
+        # einsum("Bot,Botl->Botl", dtanh_z_v_4, hess_v__p)
+        hess_z_v__p = hess_v__p * dtanh_z_v_4[:, :, :, None]
+        del hess_m__p, argmax_z_m_5, hess_z_m__p, hess_v__p, dtanh_z_v_4
+    if todo:
+        del v, z_m
+    if not todo.isdisjoint((("W", "U"), ("K", "U"), ("b", "U"))):
+        del hess_z_h__p
+    if ("K", "U") in todo:
+        # ∂f/∂K,U[o,i,a,l,j] = Σ_ck adj_p[l] jac_h__z_v[j,o,c] x[i,k] S[-1][k,c,a] + Σ_ck h[j] hess_z_v__p[o,c,l] x[i,k] S[-1][k,c,a]
+        hess_K__U = _block_view(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1], PARAMS["K"] + PARAMS["U"])
+        x_win_7 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+        # einsum("Bl,Bjoc,Bica->oialj", adj_p, jac_h__z_v, x_win_7)
+        tmp_15 = np.einsum("Bica,Bjoc->Biajo", x_win_7, jac_h__z_v, optimize=False)
+        _add_into(hess_K__U, (np.tensordot(tmp_15, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
+        x_win_8 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
+        # einsum("Bj,Bocl,Bica->oialj", h, hess_z_v__p, x_win_8)
+        tmp_16 = np.einsum("Bica,Bocl->Biaol", x_win_8, hess_z_v__p, optimize=False)
+        _add_into(hess_K__U, (np.tensordot(tmp_16, h, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
+        del x_win_7, tmp_15, x_win_8, tmp_16
+    if ("U", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1])
+    if ("b", "U") in todo:
+        # ∂f/∂b,U[o,l,j] = Σ_c adj_p[l] jac_h__z_v[j,o,c] + Σ_c h[j] hess_z_v__p[o,c,l]
+        hess_b__U = _block_view(H, rows["b"][0], rows["b"][1], rows["U"][0], rows["U"][1], PARAMS["b"] + PARAMS["U"])
+        # einsum("Bl,Bjoc->olj", adj_p, jac_h__z_v)
+        _add_into(hess_b__U, (np.tensordot(jac_h__z_v.sum(axis=3), adj_p, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+        # einsum("Bj,Bocl->olj", h, hess_z_v__p)
+        _add_into(hess_b__U, np.tensordot(hess_z_v__p.sum(axis=2), h, axes=([0], [0])), 1 / B, True)
+    if todo:
+        del h
+    if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"), ("W", "U"), ("K", "U"), ("b", "U"))):
+        del adj_p
+    if not todo.isdisjoint((("K", "U"), ("b", "U"))):
+        del jac_h__z_v
+    if not todo.isdisjoint((("K", "U"), ("b", "U"))):
+        del hess_z_v__p
+    if ("U", "b") in want:
+        _mirror(H, rows["b"][0], rows["b"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("K", "K") in want:
+        hess[("K", "K")] = hess_K__K
+    if ("K", "b") in want:
+        hess[("K", "b")] = hess_K__b
+    if ("K", "W") in want:
+        hess[("K", "W")] = hess_K__W
+    if ("K", "U") in want:
+        hess[("K", "U")] = hess_K__U
+    if ("b", "K") in want:
+        hess[("b", "K")] = _block_view(H, rows["b"][0], rows["b"][1], rows["K"][0], rows["K"][1], (2, 2, 2, 3))
+    if ("b", "b") in want:
+        hess[("b", "b")] = hess_b__b
+    if ("b", "W") in want:
+        hess[("b", "W")] = hess_b__W
+    if ("b", "U") in want:
+        hess[("b", "U")] = hess_b__U
+    if ("W", "K") in want:
+        hess[("W", "K")] = _block_view(H, rows["W"][0], rows["W"][1], rows["K"][0], rows["K"][1], (3, 2, 4, 2, 2, 3))
+    if ("W", "b") in want:
+        hess[("W", "b")] = _block_view(H, rows["W"][0], rows["W"][1], rows["b"][0], rows["b"][1], (3, 2, 4, 2))
+    if ("W", "W") in want:
+        hess[("W", "W")] = hess_W__W
+    if ("W", "U") in want:
+        hess[("W", "U")] = hess_W__U
+    if ("U", "K") in want:
+        hess[("U", "K")] = _block_view(H, rows["U"][0], rows["U"][1], rows["K"][0], rows["K"][1], (3, 3, 2, 2, 3))
+    if ("U", "b") in want:
+        hess[("U", "b")] = _block_view(H, rows["U"][0], rows["U"][1], rows["b"][0], rows["b"][1], (3, 3, 2))
+    if ("U", "W") in want:
+        hess[("U", "W")] = _block_view(H, rows["U"][0], rows["U"][1], rows["W"][0], rows["W"][1], (3, 3, 3, 2, 4))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

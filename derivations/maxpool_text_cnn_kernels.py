@@ -51,12 +51,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -79,37 +128,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _softmax(a, axis):
@@ -619,56 +678,150 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_m"] = _adj_m(t)
-    t["adj_v"] = _adj_v(t)
-    t["jac_v__z_v"] = _jac_v__z_v(t)
-    t["jac_m__z_v"] = _jac_m__z_v(t)
-    t["jac_p__m"] = _jac_p__m(t)
-    t["jac_p__v"] = _jac_p__v(t)
-    t["jac_p__z_v"] = _jac_p__z_v(t)
-    t["hess_p__z_v"] = _hess_p__z_v(t)
-    t["hess_m__z_v"] = _hess_m__z_v(t)
-    t["hess_v__z_v"] = _hess_v__z_v(t)
-    t["hess_z_v__z_v"] = _hess_z_v__z_v(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_m__p"] = _hess_m__p(t)
-    t["hess_v__p"] = _hess_v__p(t)
-    t["hess_z_v__p"] = _hess_z_v__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 18, params["K"])
-    # ∂f/∂K,K[o,e,a,i,j,k] = Σ_clmn hess_z_v__z_v[o,c,i,l] x[e,m] x[j,n] S[m,c,a] S[n,l,k]
-    hess_K__K = _block_view(H, 0, 12, 0, 12, PARAMS["K"] + PARAMS["K"])
-    hess_z_v__z_v = t["hess_z_v__z_v"]
-    x = t["x"]
-    x_win = _window_view(x, 2, 2, 1, 5)
-    x_win_2 = _window_view(x, 2, 2, 1, 5)
-    # einsum("Bocil,Beca,Bjlk->oeaijk", hess_z_v__z_v, x_win, x_win_2)
-    tmp = np.einsum("Beca,Bocil->Beaoil", x_win, hess_z_v__z_v, optimize=False)
-    _add_into(hess_K__K, (np.tensordot(tmp, x_win_2, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-    # ∂f/∂K,U[o,e,a,l,i] = Σ_cj adj_p[l] jac_m__z_v[i,o,c] x[e,j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] m[i] x[e,j] S[j,c,a]
-    hess_K__U = _block_view(H, 0, 12, 12, 18, PARAMS["K"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_m__z_v = t["jac_m__z_v"]
-    x_win_3 = _window_view(x, 2, 2, 1, 5)
-    # einsum("Bl,Bioc,Beca->oeali", adj_p, jac_m__z_v, x_win_3)
-    tmp_2 = np.einsum("Beca,Bioc->Beaio", x_win_3, jac_m__z_v, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_2, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
-    hess_z_v__p = t["hess_z_v__p"]
-    m = t["m"]
-    x_win_4 = _window_view(x, 2, 2, 1, 5)
-    # einsum("Bocl,Bi,Beca->oeali", hess_z_v__p, m, x_win_4)
-    tmp_3 = np.einsum("Beca,Bocl->Beaol", x_win_4, hess_z_v__p, optimize=False)
-    _add_into(hess_K__U, (np.tensordot(tmp_3, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
-    _mirror(H, 0, 12, 12, 18)
-    # ∂f/∂U,U[l,o,i,j] = hess_p__p[l,i] m[o] m[j]
-    hess_U__U = _block_view(H, 12, 18, 12, 18, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, m, m, 1 / B, False, False, True)
-    return {("K", "K"): hess_K__K, ("K", "U"): hess_K__U, ("U", "K"): _block_view(H, 12, 18, 0, 12, (2, 3, 3, 2, 2)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    y = data["y"]
+    K = params["K"]
+    U = params["U"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["K"])
+    if todo:
+        # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
+        x_win = _window_view(x, 2, 2, 1, 5)
+        tmp = x_win
+        # einsum("oea,Beta->Bot", K, tmp)
+        z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+        # v[o,t] = tanh(z_v[o,t])
+        v = np.tanh(z_v)
+        # m[o] = max_t(v[o,t])
+        m = _max(v, axis=2)
+        # p[l] = Σ_o U[l,o] m[o]
+        # einsum("lo,Bo->Bl", U, m)
+        p = m @ U.T
+        del x_win, tmp, z_v
+    if not todo.isdisjoint((("K", "K"), ("K", "U"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if ("K", "K") in todo:
+        # adj_m[o] = Σ_c U[c,o] adj_p[c]
+        # einsum("co,Bc->Bo", U, adj_p)
+        adj_m = adj_p @ U
+        # adj_v[o,t] = argmax_t(v[o,t]) adj_m[o]
+        argmax_v = _argmax(v, axis=2)
+        # einsum("Bot,Bo->Bot", argmax_v, adj_m)
+        adj_v = adj_m[:, :, None] * argmax_v
+        del adj_m, argmax_v
+    if ("K", "U") in todo:
+        # jac_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) δ[o,i] δ[t,j]
+        dtanh_z_v = 1 - v**2
+        # einsum("Bot,oi,tj->Botij", dtanh_z_v, np.eye(3), np.eye(5))
+        tmp_2 = (np.eye(5))[:, :, None, None] * np.eye(3)
+        jac_v__z_v = tmp_2.transpose(2, 0, 3, 1) * dtanh_z_v[:, :, :, None, None]
+        # jac_m__z_v[o,i,t] = Σ_c argmax_c(v[o,c]) jac_v__z_v[o,c,i,t]
+        argmax_v_2 = _argmax(v, axis=2)
+        # einsum("Boc,Bocit->Boit", argmax_v_2, jac_v__z_v)
+        jac_m__z_v = np.einsum("Bocit,Boc->Boit", jac_v__z_v, argmax_v_2, optimize=False)
+        del dtanh_z_v, tmp_2, jac_v__z_v, argmax_v_2
+    if ("K", "K") in todo:
+        # jac_p__m[l,o] = U[l,o]
+        jac_p__m = U
+        # jac_p__v[l,o,t] = argmax_t(v[o,t]) jac_p__m[l,o]
+        argmax_v_3 = _argmax(v, axis=2)
+        # einsum("Bot,lo->Blot", argmax_v_3, jac_p__m)
+        jac_p__v = jac_p__m[:, :, None] * argmax_v_3[:, None]
+        # jac_p__z_v[l,o,t] = tanh'(z_v[o,t]) jac_p__v[l,o,t]
+        dtanh_z_v_2 = 1 - v**2
+        # einsum("Bot,Blot->Blot", dtanh_z_v_2, jac_p__v)
+        jac_p__z_v = jac_p__v * dtanh_z_v_2[:, None]
+        # hess_p__z_v[l,o,t] = jac_p__z_v[l,o,t] softmax_l(p[l]) - Σ_c jac_p__z_v[c,o,t] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blot,Bl->Blot", jac_p__z_v, softmax_p_2)
+        # einsum("Bcot,Bc,Bl->Blot", jac_p__z_v, softmax_p_2, softmax_p_2)
+        tmp_3 = np.einsum("Bc,Bcot->Bot", softmax_p_2, jac_p__z_v, optimize=False)
+        hess_p__z_v = softmax_p_2[:, :, None, None] * jac_p__z_v - tmp_3[:, None] * softmax_p_2[:, :, None, None]
+        # hess_m__z_v[o,i,t] = Σ_c U[c,o] hess_p__z_v[c,i,t]
+        # einsum("co,Bcit->Boit", U, hess_p__z_v)
+        hess_m__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
+        # hess_v__z_v[o,t,i,j] = argmax_t(v[o,t]) hess_m__z_v[o,i,j]
+        # einsum("Bot,Boij->Botij", argmax_v_3, hess_m__z_v)
+        hess_v__z_v = hess_m__z_v[:, :, None] * argmax_v_3[:, :, :, None, None]
+        # hess_z_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) hess_v__z_v[o,t,i,j] + tanh''(z_v[o,t]) δ[o,i] δ[t,j] adj_v[o,t]
+        # einsum("Bot,Botij->Botij", dtanh_z_v_2, hess_v__z_v)
+        d2tanh_z_v = 2*v*(v**2 - 1)
+        # einsum("Bot,oi,tj,Bot->Botij", d2tanh_z_v, np.eye(3), np.eye(5), adj_v)
+        tmp_4 = adj_v * d2tanh_z_v
+        tmp_5 = (np.eye(5))[:, :, None, None] * np.eye(3)
+        hess_z_v__z_v = hess_v__z_v * dtanh_z_v_2[:, :, :, None, None] + tmp_5.transpose(2, 0, 3, 1) * tmp_4[:, :, :, None, None]
+        # ∂f/∂K,K[o,e,a,i,j,k] = Σ_clmn hess_z_v__z_v[o,c,i,l] x[e,m] x[j,n] S[m,c,a] S[n,l,k]
+        hess_K__K = _block_view(H, rows["K"][0], rows["K"][1], rows["K"][0], rows["K"][1], PARAMS["K"] + PARAMS["K"])
+        x_win_2 = _window_view(x, 2, 2, 1, 5)
+        x_win_3 = _window_view(x, 2, 2, 1, 5)
+        # einsum("Bocil,Beca,Bjlk->oeaijk", hess_z_v__z_v, x_win_2, x_win_3)
+        tmp_6 = np.einsum("Beca,Bocil->Beaoil", x_win_2, hess_z_v__z_v, optimize=False)
+        _add_into(hess_K__K, (np.tensordot(tmp_6, x_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
+        del jac_p__m, argmax_v_3, jac_p__v, dtanh_z_v_2, jac_p__z_v, softmax_p_2, tmp_3, hess_p__z_v, hess_m__z_v, hess_v__z_v, d2tanh_z_v, tmp_4, tmp_5, hess_z_v__z_v, x_win_2, x_win_3, tmp_6
+    if ("K", "K") in todo:
+        del adj_v
+    if not todo.isdisjoint((("U", "U"), ("K", "U"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(2), softmax_p_3)
+        # einsum("Bl,Bi->Bli", softmax_p_3, softmax_p_3)
+        hess_p__p = softmax_p_3[:, :, None] * np.eye(2) - softmax_p_3[:, None] * softmax_p_3[:, :, None]
+        del softmax_p_3
+    if todo:
+        del p
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,o,i,j] = hess_p__p[l,i] m[o] m[j]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        _outer_into(hess_U__U, m, ((hess_p__p, m, 1 / B, False),), False, True)
+    if ("K", "U") in todo:
+        # hess_m__p[o,l] = Σ_c U[c,o] hess_p__p[c,l]
+        # einsum("co,Bcl->Bol", U, hess_p__p)
+        hess_m__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_v__p[o,t,l] = argmax_t(v[o,t]) hess_m__p[o,l]
+        argmax_v_4 = _argmax(v, axis=2)
+        # einsum("Bot,Bol->Botl", argmax_v_4, hess_m__p)
+        hess_v__p = hess_m__p[:, :, None] * argmax_v_4[:, :, :, None]
+        # hess_z_v__p[o,t,l] = tanh'(z_v[o,t]) hess_v__p[o,t,l]
+        dtanh_z_v_3 = 1 - v**2
+        # einsum("Bot,Botl->Botl", dtanh_z_v_3, hess_v__p)
+        hess_z_v__p = hess_v__p * dtanh_z_v_3[:, :, :, None]
+        # ∂f/∂K,U[o,e,a,l,i] = Σ_cj adj_p[l] jac_m__z_v[i,o,c] x[e,j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] m[i] x[e,j] S[j,c,a]
+        hess_K__U = _block_view(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1], PARAMS["K"] + PARAMS["U"])
+        x_win_4 = _window_view(x, 2, 2, 1, 5)
+        # einsum("Bl,Bioc,Beca->oeali", adj_p, jac_m__z_v, x_win_4)
+        tmp_7 = np.einsum("Beca,Bioc->Beaio", x_win_4, jac_m__z_v, optimize=False)
+        _add_into(hess_K__U, (np.tensordot(tmp_7, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
+        x_win_5 = _window_view(x, 2, 2, 1, 5)
+        # einsum("Bocl,Bi,Beca->oeali", hess_z_v__p, m, x_win_5)
+        tmp_8 = np.einsum("Beca,Bocl->Beaol", x_win_5, hess_z_v__p, optimize=False)
+        _add_into(hess_K__U, (np.tensordot(tmp_8, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
+        del hess_m__p, argmax_v_4, hess_v__p, dtanh_z_v_3, hess_z_v__p, x_win_4, tmp_7, x_win_5, tmp_8
+    if todo:
+        del v, m
+    if not todo.isdisjoint((("K", "K"), ("K", "U"))):
+        del adj_p
+    if ("K", "U") in todo:
+        del jac_m__z_v
+    if not todo.isdisjoint((("U", "U"), ("K", "U"))):
+        del hess_p__p
+    if ("U", "K") in want:
+        _mirror(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("K", "K") in want:
+        hess[("K", "K")] = hess_K__K
+    if ("K", "U") in want:
+        hess[("K", "U")] = hess_K__U
+    if ("U", "K") in want:
+        hess[("U", "K")] = _block_view(H, rows["U"][0], rows["U"][1], rows["K"][0], rows["K"][1], (2, 3, 3, 2, 2))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

@@ -57,12 +57,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -80,37 +129,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _softmax(a, axis):
@@ -737,81 +796,216 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_v2"] = _adj_v2(t)
-    t["adj_z_v2"] = _adj_z_v2(t)
-    t["jac_v1__z_v1"] = _jac_v1__z_v1(t)
-    t["jac_z_v2__z_v1"] = _jac_z_v2__z_v1(t)
-    t["jac_v2__z_v1"] = _jac_v2__z_v1(t)
-    t["jac_p__v2"] = _jac_p__v2(t)
-    t["jac_p__z_v2"] = _jac_p__z_v2(t)
-    t["jac_p__v1"] = _jac_p__v1(t)
-    t["jac_p__z_v1"] = _jac_p__z_v1(t)
-    t["hess_p__z_v1"] = _hess_p__z_v1(t)
-    t["hess_v2__z_v1"] = _hess_v2__z_v1(t)
-    t["hess_z_v2__z_v1"] = _hess_z_v2__z_v1(t)
-    t["hess_v1__z_v1"] = _hess_v1__z_v1(t)
-    t["hess_z_v1__z_v1"] = _hess_z_v1__z_v1(t)
-    t["hess_p__z_v2"] = _hess_p__z_v2(t)
-    t["hess_v2__z_v2"] = _hess_v2__z_v2(t)
-    t["hess_z_v2__z_v2"] = _hess_z_v2__z_v2(t)
-    t["hess_v1__z_v2"] = _hess_v1__z_v2(t)
-    t["hess_z_v1__z_v2"] = _hess_z_v1__z_v2(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_v2__p"] = _hess_v2__p(t)
-    t["hess_z_v2__p"] = _hess_z_v2__p(t)
-    t["hess_v1__p"] = _hess_v1__p(t)
-    t["hess_z_v1__p"] = _hess_z_v1__p(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 60, params["W1"])
-    # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
-    hess_W1__W1 = _block_view(H, 0, 20, 0, 20, PARAMS["W1"] + PARAMS["W1"])
-    hess_z_v1__z_v1 = t["hess_z_v1__z_v1"]
-    x = t["x"]
-    _outer_into(hess_W1__W1, hess_z_v1__z_v1, x, x, 1 / B, False, False, True)
-    # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] relu'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
-    hess_W1__W2 = _block_view(H, 0, 20, 20, 45, PARAMS["W1"] + PARAMS["W2"])
-    hess_z_v1__z_v2 = t["hess_z_v1__z_v2"]
-    v1 = t["v1"]
-    _outer_into(hess_W1__W2, hess_z_v1__z_v2, x, v1, 1 / B, False)
-    adj_z_v2 = t["adj_z_v2"]
-    z_v1 = t["z_v1"]
-    drelu_z_v1 = np.heaviside(z_v1, 0.0)
-    # einsum("Bk,Bj,Bi->jik", adj_z_v2, drelu_z_v1, x)
-    tmp = x[:, :, None] * adj_z_v2[:, None]
-    _add_into(_diagonal_view(hess_W1__W2, 0, 3), (np.tensordot(tmp, drelu_z_v1, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    _mirror(H, 0, 20, 20, 45)
-    # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
-    hess_W1__U = _block_view(H, 0, 20, 45, 60, PARAMS["W1"] + PARAMS["U"])
-    jac_v2__z_v1 = t["jac_v2__z_v1"]
-    adj_p = t["adj_p"]
-    hess_z_v1__p = t["hess_z_v1__p"]
-    v2 = t["v2"]
-    _outer_into(hess_W1__U, jac_v2__z_v1.transpose(0, 2, 1), x, adj_p, 1 / B, False, True)
-    _outer_into(hess_W1__U, hess_z_v1__p, x, v2, 1 / B, True)
-    _mirror(H, 0, 20, 45, 60)
-    # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
-    hess_W2__W2 = _block_view(H, 20, 45, 20, 45, PARAMS["W2"] + PARAMS["W2"])
-    hess_z_v2__z_v2 = t["hess_z_v2__z_v2"]
-    _outer_into(hess_W2__W2, hess_z_v2__z_v2, v1, v1, 1 / B, False, False, True)
-    # ∂f/∂W2,U[j,i,l,k] = adj_p[l] relu'(z_v2[k]) δ[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
-    hess_W2__U = _block_view(H, 20, 45, 45, 60, PARAMS["W2"] + PARAMS["U"])
-    hess_z_v2__p = t["hess_z_v2__p"]
-    _outer_into(hess_W2__U, hess_z_v2__p, v1, v2, 1 / B, False)
-    z_v2 = t["z_v2"]
-    drelu_z_v2 = np.heaviside(z_v2, 0.0)
-    # einsum("Bl,Bj,Bi->jil", adj_p, drelu_z_v2, v1)
-    tmp_2 = drelu_z_v2[:, :, None] * adj_p[:, None]
-    _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_2, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    _mirror(H, 20, 45, 45, 60)
-    # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
-    hess_U__U = _block_view(H, 45, 60, 45, 60, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    _outer_into(hess_U__U, hess_p__p, v2, v2, 1 / B, False, False, True)
-    return {("W1", "W1"): hess_W1__W1, ("W1", "W2"): hess_W1__W2, ("W1", "U"): hess_W1__U, ("W2", "W1"): _block_view(H, 20, 45, 0, 20, (5, 5, 5, 4)), ("W2", "W2"): hess_W2__W2, ("W2", "U"): hess_W2__U, ("U", "W1"): _block_view(H, 45, 60, 0, 20, (3, 5, 5, 4)), ("U", "W2"): _block_view(H, 45, 60, 20, 45, (3, 5, 5, 5)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    y = data["y"]
+    W1 = params["W1"]
+    W2 = params["W2"]
+    U = params["U"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["W1"])
+    if todo:
+        # z_v1[j] = Σ_i W1[j,i] x[i]
+        # einsum("ji,Bi->Bj", W1, x)
+        z_v1 = x @ W1.T
+        # v1[j] = relu(z_v1[j])
+        v1 = np.maximum(0, z_v1)
+        # z_v2[j] = Σ_i W2[j,i] v1[i]
+        # einsum("ji,Bi->Bj", W2, v1)
+        z_v2 = v1 @ W2.T
+        # v2[j] = relu(z_v2[j])
+        v2 = np.maximum(0, z_v2)
+        # p[l] = Σ_j U[l,j] v2[j]
+        # einsum("lj,Bj->Bl", U, v2)
+        p = v2 @ U.T
+    if not todo.isdisjoint((("W1", "W2"), ("W2", "U"), ("W1", "U"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if ("W1", "W2") in todo:
+        # adj_v2[j] = Σ_c U[c,j] adj_p[c]
+        # einsum("cj,Bc->Bj", U, adj_p)
+        adj_v2 = adj_p @ U
+        # adj_z_v2[j] = relu'(z_v2[j]) adj_v2[j]
+        drelu_z_v2 = np.heaviside(z_v2, 0.0)
+        adj_z_v2 = drelu_z_v2 * adj_v2
+        del adj_v2, drelu_z_v2
+    if ("W1", "U") in todo:
+        # jac_v1__z_v1[j,i] = relu'(z_v1[j]) δ[j,i]
+        drelu_z_v1 = np.heaviside(z_v1, 0.0)
+        # einsum("Bj,ji->Bji", drelu_z_v1, np.eye(5))
+        jac_v1__z_v1 = np.eye(5) * drelu_z_v1[:, :, None]
+        # jac_z_v2__z_v1[j,i] = Σ_c W2[j,c] jac_v1__z_v1[c,i]
+        # einsum("jc,Bci->Bji", W2, jac_v1__z_v1)
+        jac_z_v2__z_v1 = (np.tensordot(jac_v1__z_v1, W2, axes=([1], [1]))).transpose(0, 2, 1)
+        # jac_v2__z_v1[j,i] = relu'(z_v2[j]) jac_z_v2__z_v1[j,i]
+        drelu_z_v2_2 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,Bji->Bji", drelu_z_v2_2, jac_z_v2__z_v1)
+        jac_v2__z_v1 = jac_z_v2__z_v1 * drelu_z_v2_2[:, :, None]
+        del drelu_z_v1, jac_v1__z_v1, jac_z_v2__z_v1, drelu_z_v2_2
+    if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"))):
+        # jac_p__v2[l,j] = U[l,j]
+        jac_p__v2 = U
+        # jac_p__z_v2[l,j] = relu'(z_v2[j]) jac_p__v2[l,j]
+        drelu_z_v2_3 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,lj->Blj", drelu_z_v2_3, jac_p__v2)
+        jac_p__z_v2 = jac_p__v2 * drelu_z_v2_3[:, None]
+        del jac_p__v2, drelu_z_v2_3
+    if ("W1", "W1") in todo:
+        # jac_p__v1[l,j] = Σ_c W2[c,j] jac_p__z_v2[l,c]
+        # einsum("cj,Blc->Blj", W2, jac_p__z_v2)
+        jac_p__v1 = np.tensordot(jac_p__z_v2, W2, axes=([2], [0]))
+        # jac_p__z_v1[l,j] = relu'(z_v1[j]) jac_p__v1[l,j]
+        drelu_z_v1_2 = np.heaviside(z_v1, 0.0)
+        # einsum("Bj,Blj->Blj", drelu_z_v1_2, jac_p__v1)
+        jac_p__z_v1 = jac_p__v1 * drelu_z_v1_2[:, None]
+        # hess_p__z_v1[l,j] = jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_v1, softmax_p_2)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v1, softmax_p_2, softmax_p_2)
+        tmp = (softmax_p_2[..., None, :] @ jac_p__z_v1)[..., 0, :]
+        hess_p__z_v1 = softmax_p_2[:, :, None] * jac_p__z_v1 - tmp[:, None] * softmax_p_2[:, :, None]
+        # hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_v1)
+        hess_v2__z_v1 = (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v2__z_v1[j,i] = relu'(z_v2[j]) hess_v2__z_v1[j,i]
+        drelu_z_v2_4 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,Bji->Bji", drelu_z_v2_4, hess_v2__z_v1)
+        hess_z_v2__z_v1 = hess_v2__z_v1 * drelu_z_v2_4[:, :, None]
+        # hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i]
+        # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
+        hess_v1__z_v1 = (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v1__z_v1[j,i] = relu'(z_v1[j]) hess_v1__z_v1[j,i]
+        # einsum("Bj,Bji->Bji", drelu_z_v1_2, hess_v1__z_v1)
+        hess_z_v1__z_v1 = hess_v1__z_v1 * drelu_z_v1_2[:, :, None]
+        # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
+        hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
+        _outer_into(hess_W1__W1, x, ((hess_z_v1__z_v1, x, 1 / B, False),), False, True)
+        del jac_p__v1, drelu_z_v1_2, jac_p__z_v1, softmax_p_2, tmp, hess_p__z_v1, hess_v2__z_v1, drelu_z_v2_4, hess_z_v2__z_v1, hess_v1__z_v1, hess_z_v1__z_v1
+    if not todo.isdisjoint((("W2", "W2"), ("W1", "W2"))):
+        # hess_p__z_v2[l,j] = jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blj,Bl->Blj", jac_p__z_v2, softmax_p_3)
+        # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v2, softmax_p_3, softmax_p_3)
+        tmp_2 = (softmax_p_3[..., None, :] @ jac_p__z_v2)[..., 0, :]
+        hess_p__z_v2 = softmax_p_3[:, :, None] * jac_p__z_v2 - tmp_2[:, None] * softmax_p_3[:, :, None]
+        # hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]
+        # einsum("cj,Bci->Bji", U, hess_p__z_v2)
+        hess_v2__z_v2 = (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v2__z_v2[j,i] = relu'(z_v2[j]) hess_v2__z_v2[j,i]
+        drelu_z_v2_5 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,Bji->Bji", drelu_z_v2_5, hess_v2__z_v2)
+        hess_z_v2__z_v2 = hess_v2__z_v2 * drelu_z_v2_5[:, :, None]
+        del softmax_p_3, tmp_2, hess_p__z_v2, hess_v2__z_v2, drelu_z_v2_5
+    if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"))):
+        del jac_p__z_v2
+    if ("W2", "W2") in todo:
+        # ∂f/∂W2,W2[j,i,k,l] = hess_z_v2__z_v2[j,k] v1[i] v1[l]
+        hess_W2__W2 = _block_view(H, rows["W2"][0], rows["W2"][1], rows["W2"][0], rows["W2"][1], PARAMS["W2"] + PARAMS["W2"])
+        _outer_into(hess_W2__W2, v1, ((hess_z_v2__z_v2, v1, 1 / B, False),), False, True)
+    if ("W1", "W2") in todo:
+        # hess_v1__z_v2[j,i] = Σ_c W2[c,j] hess_z_v2__z_v2[c,i]
+        # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v2)
+        hess_v1__z_v2 = (np.tensordot(hess_z_v2__z_v2, W2, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v1__z_v2[j,i] = relu'(z_v1[j]) hess_v1__z_v2[j,i]
+        drelu_z_v1_3 = np.heaviside(z_v1, 0.0)
+        # einsum("Bj,Bji->Bji", drelu_z_v1_3, hess_v1__z_v2)
+        hess_z_v1__z_v2 = hess_v1__z_v2 * drelu_z_v1_3[:, :, None]
+        # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] relu'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
+        hess_W1__W2 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W2"][0], rows["W2"][1], PARAMS["W1"] + PARAMS["W2"])
+        _outer_into(hess_W1__W2, x, ((hess_z_v1__z_v2, v1, 1 / B, False),), False)
+        # einsum("Bk,Bj,Bi->jik", adj_z_v2, drelu_z_v1_3, x)
+        tmp_3 = x[:, :, None] * adj_z_v2[:, None]
+        _add_into(_diagonal_view(hess_W1__W2, 0, 3), (np.tensordot(tmp_3, drelu_z_v1_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+        del hess_v1__z_v2, drelu_z_v1_3, hess_z_v1__z_v2, tmp_3
+    if ("W1", "W2") in todo:
+        del adj_z_v2
+    if not todo.isdisjoint((("W2", "W2"), ("W1", "W2"))):
+        del hess_z_v2__z_v2
+    if ("W2", "W1") in want:
+        _mirror(H, rows["W1"][0], rows["W1"][1], rows["W2"][0], rows["W2"][1])
+    if not todo.isdisjoint((("U", "U"), ("W2", "U"), ("W1", "U"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(3), softmax_p_4)
+        # einsum("Bl,Bi->Bli", softmax_p_4, softmax_p_4)
+        hess_p__p = softmax_p_4[:, :, None] * np.eye(3) - softmax_p_4[:, None] * softmax_p_4[:, :, None]
+        del softmax_p_4
+    if todo:
+        del p
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,j,i,k] = hess_p__p[l,i] v2[j] v2[k]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        _outer_into(hess_U__U, v2, ((hess_p__p, v2, 1 / B, False),), False, True)
+    if not todo.isdisjoint((("W2", "U"), ("W1", "U"))):
+        # hess_v2__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
+        # einsum("cj,Bcl->Bjl", U, hess_p__p)
+        hess_v2__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v2__p[j,l] = relu'(z_v2[j]) hess_v2__p[j,l]
+        drelu_z_v2_6 = np.heaviside(z_v2, 0.0)
+        # einsum("Bj,Bjl->Bjl", drelu_z_v2_6, hess_v2__p)
+        hess_z_v2__p = hess_v2__p * drelu_z_v2_6[:, :, None]
+        del hess_v2__p, drelu_z_v2_6
+    if not todo.isdisjoint((("U", "U"), ("W2", "U"), ("W1", "U"))):
+        del hess_p__p
+    if ("W2", "U") in todo:
+        # ∂f/∂W2,U[j,i,l,k] = adj_p[l] relu'(z_v2[k]) δ[k,j] v1[i] + hess_z_v2__p[j,l] v1[i] v2[k]
+        hess_W2__U = _block_view(H, rows["W2"][0], rows["W2"][1], rows["U"][0], rows["U"][1], PARAMS["W2"] + PARAMS["U"])
+        _outer_into(hess_W2__U, v1, ((hess_z_v2__p, v2, 1 / B, False),), False)
+        drelu_z_v2_7 = np.heaviside(z_v2, 0.0)
+        # einsum("Bl,Bj,Bi->jil", adj_p, drelu_z_v2_7, v1)
+        tmp_4 = drelu_z_v2_7[:, :, None] * adj_p[:, None]
+        _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_4, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+        del drelu_z_v2_7, tmp_4
+    if todo:
+        del v1, z_v2
+    if ("U", "W2") in want:
+        _mirror(H, rows["W2"][0], rows["W2"][1], rows["U"][0], rows["U"][1])
+    if ("W1", "U") in todo:
+        # hess_v1__p[j,l] = Σ_c W2[c,j] hess_z_v2__p[c,l]
+        # einsum("cj,Bcl->Bjl", W2, hess_z_v2__p)
+        hess_v1__p = (np.tensordot(hess_z_v2__p, W2, axes=([1], [0]))).transpose(0, 2, 1)
+        # hess_z_v1__p[j,l] = relu'(z_v1[j]) hess_v1__p[j,l]
+        drelu_z_v1_4 = np.heaviside(z_v1, 0.0)
+        # einsum("Bj,Bjl->Bjl", drelu_z_v1_4, hess_v1__p)
+        hess_z_v1__p = hess_v1__p * drelu_z_v1_4[:, :, None]
+        # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
+        hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
+        _outer_into(hess_W1__U, x, ((jac_v2__z_v1.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_v1__p, v2, 1 / B, False)), False)
+        del hess_v1__p, drelu_z_v1_4, hess_z_v1__p
+    if todo:
+        del z_v1, v2
+    if not todo.isdisjoint((("W1", "W2"), ("W2", "U"), ("W1", "U"))):
+        del adj_p
+    if ("W1", "U") in todo:
+        del jac_v2__z_v1
+    if not todo.isdisjoint((("W2", "U"), ("W1", "U"))):
+        del hess_z_v2__p
+    if ("U", "W1") in want:
+        _mirror(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("W1", "W1") in want:
+        hess[("W1", "W1")] = hess_W1__W1
+    if ("W1", "W2") in want:
+        hess[("W1", "W2")] = hess_W1__W2
+    if ("W1", "U") in want:
+        hess[("W1", "U")] = hess_W1__U
+    if ("W2", "W1") in want:
+        hess[("W2", "W1")] = _block_view(H, rows["W2"][0], rows["W2"][1], rows["W1"][0], rows["W1"][1], (5, 5, 5, 4))
+    if ("W2", "W2") in want:
+        hess[("W2", "W2")] = hess_W2__W2
+    if ("W2", "U") in want:
+        hess[("W2", "U")] = hess_W2__U
+    if ("U", "W1") in want:
+        hess[("U", "W1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["W1"][0], rows["W1"][1], (3, 5, 5, 4))
+    if ("U", "W2") in want:
+        hess[("U", "W2")] = _block_view(H, rows["U"][0], rows["U"][1], rows["W2"][0], rows["W2"][1], (3, 5, 5, 5))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

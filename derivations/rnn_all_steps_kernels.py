@@ -73,7 +73,8 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
@@ -90,37 +91,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -2308,6 +2319,8 @@ def expand_factors(name, terms):
 def hessian(params, data, out=None):
     """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
     t = _forward(params, data)
+    B = t["x(1)"].shape[0]
+    H = _hessian_out(out, 32, params["h(0)"])
     t["adj_p_3"] = _adj_p_3(t)
     t["adj_r_3"] = _adj_r_3(t)
     t["adj_z_r_3"] = _adj_z_r_3(t)
@@ -2327,6 +2340,7 @@ def hessian(params, data, out=None):
     t["jac_z_r_1__z_h_1"] = _jac_z_r_1__z_h_1(t)
     t["jac_r_1__z_h_1"] = _jac_r_1__z_h_1(t)
     t["jac_z_h_2__z_h_1"] = _jac_z_h_2__z_h_1(t)
+    del t["jac_h_1__z_h_1"]
     t["jac_h_2__z_h_1"] = _jac_h_2__z_h_1(t)
     t["jac_z_r_2__z_h_1"] = _jac_z_r_2__z_h_1(t)
     t["jac_r_2__z_h_1"] = _jac_r_2__z_h_1(t)
@@ -2338,157 +2352,88 @@ def hessian(params, data, out=None):
     t["jac_z_r_2__z_h_2"] = _jac_z_r_2__z_h_2(t)
     t["jac_r_2__z_h_2"] = _jac_r_2__z_h_2(t)
     t["jac_z_h_3__z_h_2"] = _jac_z_h_3__z_h_2(t)
+    del t["jac_h_2__z_h_2"]
     t["jac_h_3__z_h_2"] = _jac_h_3__z_h_2(t)
     t["jac_z_r_3__z_h_2"] = _jac_z_r_3__z_h_2(t)
     t["jac_r_3__z_h_2"] = _jac_r_3__z_h_2(t)
     t["jac_h_3__z_h_3"] = _jac_h_3__z_h_3(t)
     t["jac_z_r_3__z_h_3"] = _jac_z_r_3__z_h_3(t)
+    del t["jac_h_3__z_h_3"]
     t["jac_r_3__z_h_3"] = _jac_r_3__z_h_3(t)
     t["jac_r_2__z_r_2"] = _jac_r_2__z_r_2(t)
     t["jac_z_r_3__z_r_2"] = _jac_z_r_3__z_r_2(t)
+    del t["jac_r_2__z_r_2"]
     t["jac_r_3__z_r_2"] = _jac_r_3__z_r_2(t)
     t["jac_r_1__z_r_1"] = _jac_r_1__z_r_1(t)
     t["jac_z_r_2__z_r_1"] = _jac_z_r_2__z_r_1(t)
+    del t["jac_r_1__z_r_1"]
     t["jac_r_2__z_r_1"] = _jac_r_2__z_r_1(t)
     t["jac_z_r_3__z_r_1"] = _jac_z_r_3__z_r_1(t)
     t["jac_r_3__z_r_1"] = _jac_r_3__z_r_1(t)
     t["jac_p_3__r_3"] = _jac_p_3__r_3(t)
     t["jac_p_3__z_r_3"] = _jac_p_3__z_r_3(t)
+    del t["jac_p_3__r_3"]
     t["jac_p_3__h_3"] = _jac_p_3__h_3(t)
     t["jac_p_3__z_h_3"] = _jac_p_3__z_h_3(t)
+    del t["jac_p_3__h_3"]
     t["jac_p_3__r_2"] = _jac_p_3__r_2(t)
     t["jac_p_3__z_r_2"] = _jac_p_3__z_r_2(t)
+    del t["jac_p_3__r_2"]
     t["jac_p_3__h_2"] = _jac_p_3__h_2(t)
     t["jac_p_3__z_h_2"] = _jac_p_3__z_h_2(t)
+    del t["jac_p_3__h_2"]
     t["jac_p_3__r_1"] = _jac_p_3__r_1(t)
     t["jac_p_3__z_r_1"] = _jac_p_3__z_r_1(t)
+    del t["jac_p_3__r_1"]
     t["jac_p_3__h_1"] = _jac_p_3__h_1(t)
     t["jac_p_3__z_h_1"] = _jac_p_3__z_h_1(t)
+    del t["jac_p_3__h_1"]
     t["hess_p_3__z_h_1"] = _hess_p_3__z_h_1(t)
+    del t["jac_p_3__z_h_1"]
     t["hess_r_3__z_h_1"] = _hess_r_3__z_h_1(t)
+    del t["hess_p_3__z_h_1"]
     t["hess_z_r_3__z_h_1"] = _hess_z_r_3__z_h_1(t)
+    del t["jac_z_r_3__z_h_1"], t["hess_r_3__z_h_1"]
     t["hess_h_3__z_h_1"] = _hess_h_3__z_h_1(t)
     t["hess_z_h_3__z_h_1"] = _hess_z_h_3__z_h_1(t)
+    del t["jac_z_h_3__z_h_1"], t["hess_h_3__z_h_1"]
     t["jac_p_2__r_2"] = _jac_p_2__r_2(t)
     t["jac_p_2__z_r_2"] = _jac_p_2__z_r_2(t)
+    del t["jac_p_2__r_2"]
     t["jac_p_2__h_2"] = _jac_p_2__h_2(t)
     t["jac_p_2__z_h_2"] = _jac_p_2__z_h_2(t)
+    del t["jac_p_2__h_2"]
     t["jac_p_2__r_1"] = _jac_p_2__r_1(t)
     t["jac_p_2__z_r_1"] = _jac_p_2__z_r_1(t)
+    del t["jac_p_2__r_1"]
     t["jac_p_2__h_1"] = _jac_p_2__h_1(t)
     t["jac_p_2__z_h_1"] = _jac_p_2__z_h_1(t)
+    del t["jac_p_2__h_1"]
     t["hess_p_2__z_h_1"] = _hess_p_2__z_h_1(t)
+    del t["jac_p_2__z_h_1"]
     t["hess_r_2__z_h_1"] = _hess_r_2__z_h_1(t)
+    del t["hess_z_r_3__z_h_1"], t["hess_p_2__z_h_1"]
     t["hess_z_r_2__z_h_1"] = _hess_z_r_2__z_h_1(t)
+    del t["jac_z_r_2__z_h_1"], t["hess_r_2__z_h_1"]
     t["hess_h_2__z_h_1"] = _hess_h_2__z_h_1(t)
     t["hess_z_h_2__z_h_1"] = _hess_z_h_2__z_h_1(t)
+    del t["jac_z_h_2__z_h_1"], t["hess_h_2__z_h_1"]
     t["jac_p_1__r_1"] = _jac_p_1__r_1(t)
     t["jac_p_1__z_r_1"] = _jac_p_1__z_r_1(t)
+    del t["jac_p_1__r_1"]
     t["jac_p_1__h_1"] = _jac_p_1__h_1(t)
     t["jac_p_1__z_h_1"] = _jac_p_1__z_h_1(t)
+    del t["jac_p_1__h_1"]
     t["hess_p_1__z_h_1"] = _hess_p_1__z_h_1(t)
+    del t["jac_p_1__z_h_1"]
     t["hess_r_1__z_h_1"] = _hess_r_1__z_h_1(t)
+    del t["hess_z_r_2__z_h_1"], t["hess_p_1__z_h_1"]
     t["hess_z_r_1__z_h_1"] = _hess_z_r_1__z_h_1(t)
+    del t["jac_z_r_1__z_h_1"], t["hess_r_1__z_h_1"]
     t["hess_h_1__z_h_1"] = _hess_h_1__z_h_1(t)
+    del t["hess_z_r_1__z_h_1"]
     t["hess_z_h_1__z_h_1"] = _hess_z_h_1__z_h_1(t)
-    t["hess_p_3__z_h_2"] = _hess_p_3__z_h_2(t)
-    t["hess_r_3__z_h_2"] = _hess_r_3__z_h_2(t)
-    t["hess_z_r_3__z_h_2"] = _hess_z_r_3__z_h_2(t)
-    t["hess_h_3__z_h_2"] = _hess_h_3__z_h_2(t)
-    t["hess_z_h_3__z_h_2"] = _hess_z_h_3__z_h_2(t)
-    t["hess_p_2__z_h_2"] = _hess_p_2__z_h_2(t)
-    t["hess_r_2__z_h_2"] = _hess_r_2__z_h_2(t)
-    t["hess_z_r_2__z_h_2"] = _hess_z_r_2__z_h_2(t)
-    t["hess_h_2__z_h_2"] = _hess_h_2__z_h_2(t)
-    t["hess_z_h_2__z_h_2"] = _hess_z_h_2__z_h_2(t)
-    t["hess_r_1__z_h_2"] = _hess_r_1__z_h_2(t)
-    t["hess_z_r_1__z_h_2"] = _hess_z_r_1__z_h_2(t)
-    t["hess_h_1__z_h_2"] = _hess_h_1__z_h_2(t)
-    t["hess_z_h_1__z_h_2"] = _hess_z_h_1__z_h_2(t)
-    t["hess_p_3__z_h_3"] = _hess_p_3__z_h_3(t)
-    t["hess_r_3__z_h_3"] = _hess_r_3__z_h_3(t)
-    t["hess_z_r_3__z_h_3"] = _hess_z_r_3__z_h_3(t)
-    t["hess_h_3__z_h_3"] = _hess_h_3__z_h_3(t)
-    t["hess_z_h_3__z_h_3"] = _hess_z_h_3__z_h_3(t)
-    t["hess_r_2__z_h_3"] = _hess_r_2__z_h_3(t)
-    t["hess_z_r_2__z_h_3"] = _hess_z_r_2__z_h_3(t)
-    t["hess_h_2__z_h_3"] = _hess_h_2__z_h_3(t)
-    t["hess_z_h_2__z_h_3"] = _hess_z_h_2__z_h_3(t)
-    t["hess_r_1__z_h_3"] = _hess_r_1__z_h_3(t)
-    t["hess_z_r_1__z_h_3"] = _hess_z_r_1__z_h_3(t)
-    t["hess_h_1__z_h_3"] = _hess_h_1__z_h_3(t)
-    t["hess_z_h_1__z_h_3"] = _hess_z_h_1__z_h_3(t)
-    t["hess_p_3__z_r_2"] = _hess_p_3__z_r_2(t)
-    t["hess_r_3__z_r_2"] = _hess_r_3__z_r_2(t)
-    t["hess_z_r_3__z_r_2"] = _hess_z_r_3__z_r_2(t)
-    t["hess_h_3__z_r_2"] = _hess_h_3__z_r_2(t)
-    t["hess_z_h_3__z_r_2"] = _hess_z_h_3__z_r_2(t)
-    t["hess_p_2__z_r_2"] = _hess_p_2__z_r_2(t)
-    t["hess_r_2__z_r_2"] = _hess_r_2__z_r_2(t)
-    t["hess_z_r_2__z_r_2"] = _hess_z_r_2__z_r_2(t)
-    t["hess_h_2__z_r_2"] = _hess_h_2__z_r_2(t)
-    t["hess_z_h_2__z_r_2"] = _hess_z_h_2__z_r_2(t)
-    t["hess_r_1__z_r_2"] = _hess_r_1__z_r_2(t)
-    t["hess_z_r_1__z_r_2"] = _hess_z_r_1__z_r_2(t)
-    t["hess_h_1__z_r_2"] = _hess_h_1__z_r_2(t)
-    t["hess_z_h_1__z_r_2"] = _hess_z_h_1__z_r_2(t)
-    t["hess_p_3__z_r_3"] = _hess_p_3__z_r_3(t)
-    t["hess_r_3__z_r_3"] = _hess_r_3__z_r_3(t)
-    t["hess_z_r_3__z_r_3"] = _hess_z_r_3__z_r_3(t)
-    t["hess_h_3__z_r_3"] = _hess_h_3__z_r_3(t)
-    t["hess_z_h_3__z_r_3"] = _hess_z_h_3__z_r_3(t)
-    t["hess_r_2__z_r_3"] = _hess_r_2__z_r_3(t)
-    t["hess_z_r_2__z_r_3"] = _hess_z_r_2__z_r_3(t)
-    t["hess_h_2__z_r_3"] = _hess_h_2__z_r_3(t)
-    t["hess_z_h_2__z_r_3"] = _hess_z_h_2__z_r_3(t)
-    t["hess_r_1__z_r_3"] = _hess_r_1__z_r_3(t)
-    t["hess_z_r_1__z_r_3"] = _hess_z_r_1__z_r_3(t)
-    t["hess_h_1__z_r_3"] = _hess_h_1__z_r_3(t)
-    t["hess_z_h_1__z_r_3"] = _hess_z_h_1__z_r_3(t)
-    t["hess_p_3__z_r_1"] = _hess_p_3__z_r_1(t)
-    t["hess_r_3__z_r_1"] = _hess_r_3__z_r_1(t)
-    t["hess_z_r_3__z_r_1"] = _hess_z_r_3__z_r_1(t)
-    t["hess_h_3__z_r_1"] = _hess_h_3__z_r_1(t)
-    t["hess_z_h_3__z_r_1"] = _hess_z_h_3__z_r_1(t)
-    t["hess_p_2__z_r_1"] = _hess_p_2__z_r_1(t)
-    t["hess_r_2__z_r_1"] = _hess_r_2__z_r_1(t)
-    t["hess_z_r_2__z_r_1"] = _hess_z_r_2__z_r_1(t)
-    t["hess_h_2__z_r_1"] = _hess_h_2__z_r_1(t)
-    t["hess_z_h_2__z_r_1"] = _hess_z_h_2__z_r_1(t)
-    t["hess_p_1__z_r_1"] = _hess_p_1__z_r_1(t)
-    t["hess_r_1__z_r_1"] = _hess_r_1__z_r_1(t)
-    t["hess_z_r_1__z_r_1"] = _hess_z_r_1__z_r_1(t)
-    t["hess_h_1__z_r_1"] = _hess_h_1__z_r_1(t)
-    t["hess_z_h_1__z_r_1"] = _hess_z_h_1__z_r_1(t)
-    t["hess_p_1__p_1"] = _hess_p_1__p_1(t)
-    t["hess_r_1__p_1"] = _hess_r_1__p_1(t)
-    t["hess_z_r_1__p_1"] = _hess_z_r_1__p_1(t)
-    t["hess_h_1__p_1"] = _hess_h_1__p_1(t)
-    t["hess_z_h_1__p_1"] = _hess_z_h_1__p_1(t)
-    t["hess_p_2__p_2"] = _hess_p_2__p_2(t)
-    t["hess_r_2__p_2"] = _hess_r_2__p_2(t)
-    t["hess_z_r_2__p_2"] = _hess_z_r_2__p_2(t)
-    t["hess_h_2__p_2"] = _hess_h_2__p_2(t)
-    t["hess_z_h_2__p_2"] = _hess_z_h_2__p_2(t)
-    t["hess_r_1__p_2"] = _hess_r_1__p_2(t)
-    t["hess_z_r_1__p_2"] = _hess_z_r_1__p_2(t)
-    t["hess_h_1__p_2"] = _hess_h_1__p_2(t)
-    t["hess_z_h_1__p_2"] = _hess_z_h_1__p_2(t)
-    t["hess_p_3__p_3"] = _hess_p_3__p_3(t)
-    t["hess_r_3__p_3"] = _hess_r_3__p_3(t)
-    t["hess_z_r_3__p_3"] = _hess_z_r_3__p_3(t)
-    t["hess_h_3__p_3"] = _hess_h_3__p_3(t)
-    t["hess_z_h_3__p_3"] = _hess_z_h_3__p_3(t)
-    t["hess_r_2__p_3"] = _hess_r_2__p_3(t)
-    t["hess_z_r_2__p_3"] = _hess_z_r_2__p_3(t)
-    t["hess_h_2__p_3"] = _hess_h_2__p_3(t)
-    t["hess_z_h_2__p_3"] = _hess_z_h_2__p_3(t)
-    t["hess_r_1__p_3"] = _hess_r_1__p_3(t)
-    t["hess_z_r_1__p_3"] = _hess_z_r_1__p_3(t)
-    t["hess_h_1__p_3"] = _hess_h_1__p_3(t)
-    t["hess_z_h_1__p_3"] = _hess_z_h_1__p_3(t)
-    B = t["x(1)"].shape[0]
-    H = _hessian_out(out, 32, params["h(0)"])
+    del t["adj_h_1"], t["hess_h_1__z_h_1"]
     # ∂f/∂h(0),h(0)[j,i] = Σ_ck W[c,j] W[k,i] hess_z_h_1__z_h_1[c,k]
     hess_h_0___h_0 = _block_view(H, 0, 3, 0, 3, PARAMS["h(0)"] + PARAMS["h(0)"])
     W = t["W"]
@@ -2496,18 +2441,66 @@ def hessian(params, data, out=None):
     # einsum("cj,ki,Bck->ji", W, W, hess_z_h_1__z_h_1)
     tmp = ((hess_z_h_1__z_h_1.sum(axis=0)).T) @ W
     _add_into(hess_h_0___h_0, tmp.T @ W, 1 / B, False)
+    del tmp
+    t["hess_p_3__z_h_2"] = _hess_p_3__z_h_2(t)
+    del t["jac_p_3__z_h_2"]
+    t["hess_r_3__z_h_2"] = _hess_r_3__z_h_2(t)
+    del t["hess_p_3__z_h_2"]
+    t["hess_z_r_3__z_h_2"] = _hess_z_r_3__z_h_2(t)
+    del t["jac_z_r_3__z_h_2"], t["hess_r_3__z_h_2"]
+    t["hess_h_3__z_h_2"] = _hess_h_3__z_h_2(t)
+    t["hess_z_h_3__z_h_2"] = _hess_z_h_3__z_h_2(t)
+    del t["jac_z_h_3__z_h_2"], t["hess_h_3__z_h_2"]
+    t["hess_p_2__z_h_2"] = _hess_p_2__z_h_2(t)
+    del t["jac_p_2__z_h_2"]
+    t["hess_r_2__z_h_2"] = _hess_r_2__z_h_2(t)
+    del t["hess_z_r_3__z_h_2"], t["hess_p_2__z_h_2"]
+    t["hess_z_r_2__z_h_2"] = _hess_z_r_2__z_h_2(t)
+    del t["jac_z_r_2__z_h_2"], t["hess_r_2__z_h_2"]
+    t["hess_h_2__z_h_2"] = _hess_h_2__z_h_2(t)
+    t["hess_z_h_2__z_h_2"] = _hess_z_h_2__z_h_2(t)
+    del t["adj_h_2"], t["hess_h_2__z_h_2"]
+    t["hess_r_1__z_h_2"] = _hess_r_1__z_h_2(t)
+    del t["hess_z_r_2__z_h_2"]
+    t["hess_z_r_1__z_h_2"] = _hess_z_r_1__z_h_2(t)
+    del t["hess_r_1__z_h_2"]
+    t["hess_h_1__z_h_2"] = _hess_h_1__z_h_2(t)
+    del t["hess_z_r_1__z_h_2"]
+    t["hess_z_h_1__z_h_2"] = _hess_z_h_1__z_h_2(t)
+    del t["hess_h_1__z_h_2"]
+    t["hess_p_3__z_h_3"] = _hess_p_3__z_h_3(t)
+    del t["jac_p_3__z_h_3"]
+    t["hess_r_3__z_h_3"] = _hess_r_3__z_h_3(t)
+    del t["hess_p_3__z_h_3"]
+    t["hess_z_r_3__z_h_3"] = _hess_z_r_3__z_h_3(t)
+    del t["jac_z_r_3__z_h_3"], t["hess_r_3__z_h_3"]
+    t["hess_h_3__z_h_3"] = _hess_h_3__z_h_3(t)
+    t["hess_z_h_3__z_h_3"] = _hess_z_h_3__z_h_3(t)
+    del t["adj_h_3"], t["hess_h_3__z_h_3"]
+    t["hess_r_2__z_h_3"] = _hess_r_2__z_h_3(t)
+    del t["hess_z_r_3__z_h_3"]
+    t["hess_z_r_2__z_h_3"] = _hess_z_r_2__z_h_3(t)
+    del t["hess_r_2__z_h_3"]
+    t["hess_h_2__z_h_3"] = _hess_h_2__z_h_3(t)
+    t["hess_z_h_2__z_h_3"] = _hess_z_h_2__z_h_3(t)
+    del t["hess_h_2__z_h_3"]
+    t["hess_r_1__z_h_3"] = _hess_r_1__z_h_3(t)
+    del t["hess_z_r_2__z_h_3"]
+    t["hess_z_r_1__z_h_3"] = _hess_z_r_1__z_h_3(t)
+    del t["hess_r_1__z_h_3"]
+    t["hess_h_1__z_h_3"] = _hess_h_1__z_h_3(t)
+    del t["hess_z_r_1__z_h_3"]
+    t["hess_z_h_1__z_h_3"] = _hess_z_h_1__z_h_3(t)
+    del t["hess_h_1__z_h_3"]
     # ∂f/∂h(0),W[j,i,k] = δ[j,k] adj_z_h_1[i] + Σ_c W[c,j] adj_z_h_2[i] tanh'(z_h_1[k]) δ[k,c] + Σ_c W[c,j] adj_z_h_3[i] jac_h_2__z_h_1[k,c] + Σ_c W[c,j] h_0[k] hess_z_h_1__z_h_1[c,i] + Σ_c W[c,j] h_1[k] hess_z_h_1__z_h_2[c,i] + Σ_c W[c,j] h_2[k] hess_z_h_1__z_h_3[c,i]
     hess_h_0___W = _block_view(H, 0, 3, 3, 12, PARAMS["h(0)"] + PARAMS["W"])
-    adj_z_h_1 = t["adj_z_h_1"]
-    # einsum("jk,Bi->jik", np.eye(3), adj_z_h_1)
-    _add_into(hess_h_0___W, (adj_z_h_1.sum(axis=0))[:, None] * (np.eye(3))[:, None], 1 / B, False)
     adj_z_h_2 = t["adj_z_h_2"]
     h_1 = t["h(1)"]
     dtanh_z_h_1 = 1 - h_1**2
     # einsum("cj,Bi,Bk,kc->jik", W, adj_z_h_2, dtanh_z_h_1, np.eye(3))
     tmp_2 = (np.eye(3)) @ W
     tmp_3 = dtanh_z_h_1.T @ adj_z_h_2
-    _add_into(hess_h_0___W, tmp_3.T * tmp_2.T[:, None], 1 / B, True)
+    _add_into(hess_h_0___W, tmp_3.T * tmp_2.T[:, None], 1 / B, False)
     adj_z_h_3 = t["adj_z_h_3"]
     jac_h_2__z_h_1 = t["jac_h_2__z_h_1"]
     # einsum("cj,Bi,Bkc->jik", W, adj_z_h_3, jac_h_2__z_h_1)
@@ -2526,7 +2519,11 @@ def hessian(params, data, out=None):
     # einsum("cj,Bk,Bci->jik", W, h_2, hess_z_h_1__z_h_3)
     tmp_7 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
     _add_into(hess_h_0___W, (np.tensordot(tmp_7, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    adj_z_h_1 = t["adj_z_h_1"]
+    # einsum("Bi->i", adj_z_h_1)
+    _add_into(_diagonal_view(hess_h_0___W, 0, 2), (adj_z_h_1.sum(axis=0))[None], 1 / B, True)
     _mirror(H, 0, 3, 3, 12)
+    del t["adj_z_h_1"], adj_z_h_1, tmp_2, tmp_3, tmp_4, tmp_5, tmp_6, tmp_7
     # ∂f/∂h(0),V[j,i,k] = Σ_c W[c,j] hess_z_h_1__z_h_1[c,i] x_1[k] + Σ_c W[c,j] hess_z_h_1__z_h_2[c,i] x_2[k] + Σ_c W[c,j] hess_z_h_1__z_h_3[c,i] x_3[k]
     hess_h_0___V = _block_view(H, 0, 3, 12, 18, PARAMS["h(0)"] + PARAMS["V"])
     x_1 = t["x(1)"]
@@ -2542,157 +2539,167 @@ def hessian(params, data, out=None):
     tmp_10 = np.tensordot(x_3, hess_z_h_1__z_h_3, axes=([0], [0]))
     _add_into(hess_h_0___V, (np.tensordot(tmp_10, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
     _mirror(H, 0, 3, 12, 18)
-    # ∂f/∂h(0),A[j,m,q] = Σ_c W[c,j] adj_z_r_2[m] jac_r_1__z_h_1[q,c] + Σ_c W[c,j] adj_z_r_3[m] jac_r_2__z_h_1[q,c] + Σ_c W[c,j] hess_z_h_1__z_r_2[c,m] r_1[q] + Σ_c W[c,j] hess_z_h_1__z_r_3[c,m] r_2[q]
-    hess_h_0___A = _block_view(H, 0, 3, 18, 22, PARAMS["h(0)"] + PARAMS["A"])
-    adj_z_r_2 = t["adj_z_r_2"]
-    jac_r_1__z_h_1 = t["jac_r_1__z_h_1"]
-    # einsum("cj,Bm,Bqc->jmq", W, adj_z_r_2, jac_r_1__z_h_1)
-    tmp_11 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
-    _add_into(hess_h_0___A, (np.tensordot(tmp_11, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, False)
-    adj_z_r_3 = t["adj_z_r_3"]
-    jac_r_2__z_h_1 = t["jac_r_2__z_h_1"]
-    # einsum("cj,Bm,Bqc->jmq", W, adj_z_r_3, jac_r_2__z_h_1)
-    tmp_12 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
-    _add_into(hess_h_0___A, (np.tensordot(tmp_12, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    hess_z_h_1__z_r_2 = t["hess_z_h_1__z_r_2"]
-    r_1 = t["r(1)"]
-    # einsum("cj,Bcm,Bq->jmq", W, hess_z_h_1__z_r_2, r_1)
-    tmp_13 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
-    _add_into(hess_h_0___A, (np.tensordot(tmp_13, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    hess_z_h_1__z_r_3 = t["hess_z_h_1__z_r_3"]
-    r_2 = t["r(2)"]
-    # einsum("cj,Bcm,Bq->jmq", W, hess_z_h_1__z_r_3, r_2)
-    tmp_14 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
-    _add_into(hess_h_0___A, (np.tensordot(tmp_14, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    _mirror(H, 0, 3, 18, 22)
-    # ∂f/∂h(0),B[j,m,i] = Σ_c W[c,j] adj_z_r_1[m] tanh'(z_h_1[i]) δ[i,c] + Σ_c W[c,j] adj_z_r_2[m] jac_h_2__z_h_1[i,c] + Σ_c W[c,j] adj_z_r_3[m] jac_h_3__z_h_1[i,c] + Σ_c W[c,j] h_1[i] hess_z_h_1__z_r_1[c,m] + Σ_c W[c,j] h_2[i] hess_z_h_1__z_r_2[c,m] + Σ_c W[c,j] h_3[i] hess_z_h_1__z_r_3[c,m]
-    hess_h_0___B = _block_view(H, 0, 3, 22, 28, PARAMS["h(0)"] + PARAMS["B"])
-    adj_z_r_1 = t["adj_z_r_1"]
-    # einsum("cj,Bm,Bi,ic->jmi", W, adj_z_r_1, dtanh_z_h_1, np.eye(3))
-    tmp_15 = (np.eye(3)) @ W
-    tmp_16 = dtanh_z_h_1.T @ adj_z_r_1
-    _add_into(hess_h_0___B, tmp_16.T * tmp_15.T[:, None], 1 / B, False)
-    # einsum("cj,Bm,Bic->jmi", W, adj_z_r_2, jac_h_2__z_h_1)
-    tmp_17 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
-    _add_into(hess_h_0___B, (np.tensordot(tmp_17, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    jac_h_3__z_h_1 = t["jac_h_3__z_h_1"]
-    # einsum("cj,Bm,Bic->jmi", W, adj_z_r_3, jac_h_3__z_h_1)
-    tmp_18 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
-    _add_into(hess_h_0___B, (np.tensordot(tmp_18, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    hess_z_h_1__z_r_1 = t["hess_z_h_1__z_r_1"]
-    # einsum("cj,Bi,Bcm->jmi", W, h_1, hess_z_h_1__z_r_1)
-    tmp_19 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
-    _add_into(hess_h_0___B, (np.tensordot(tmp_19, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    # einsum("cj,Bi,Bcm->jmi", W, h_2, hess_z_h_1__z_r_2)
-    tmp_20 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
-    _add_into(hess_h_0___B, (np.tensordot(tmp_20, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    h_3 = t["h(3)"]
-    # einsum("cj,Bi,Bcm->jmi", W, h_3, hess_z_h_1__z_r_3)
-    tmp_21 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
-    _add_into(hess_h_0___B, (np.tensordot(tmp_21, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    _mirror(H, 0, 3, 22, 28)
-    # ∂f/∂h(0),U[j,l,m] = Σ_c W[c,j] adj_p_1[l] jac_r_1__z_h_1[m,c] + Σ_c W[c,j] adj_p_2[l] jac_r_2__z_h_1[m,c] + Σ_c W[c,j] adj_p_3[l] jac_r_3__z_h_1[m,c] + Σ_c W[c,j] hess_z_h_1__p_1[c,l] r_1[m] + Σ_c W[c,j] hess_z_h_1__p_2[c,l] r_2[m] + Σ_c W[c,j] hess_z_h_1__p_3[c,l] r_3[m]
-    hess_h_0___U = _block_view(H, 0, 3, 28, 32, PARAMS["h(0)"] + PARAMS["U"])
-    adj_p_1 = t["adj_p_1"]
-    # einsum("cj,Bl,Bmc->jlm", W, adj_p_1, jac_r_1__z_h_1)
-    tmp_22 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
-    _add_into(hess_h_0___U, (np.tensordot(tmp_22, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, False)
-    adj_p_2 = t["adj_p_2"]
-    # einsum("cj,Bl,Bmc->jlm", W, adj_p_2, jac_r_2__z_h_1)
-    tmp_23 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
-    _add_into(hess_h_0___U, (np.tensordot(tmp_23, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    adj_p_3 = t["adj_p_3"]
-    jac_r_3__z_h_1 = t["jac_r_3__z_h_1"]
-    # einsum("cj,Bl,Bmc->jlm", W, adj_p_3, jac_r_3__z_h_1)
-    tmp_24 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
-    _add_into(hess_h_0___U, (np.tensordot(tmp_24, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    hess_z_h_1__p_1 = t["hess_z_h_1__p_1"]
-    # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_1, r_1)
-    tmp_25 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
-    _add_into(hess_h_0___U, (np.tensordot(tmp_25, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    hess_z_h_1__p_2 = t["hess_z_h_1__p_2"]
-    # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_2, r_2)
-    tmp_26 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
-    _add_into(hess_h_0___U, (np.tensordot(tmp_26, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    hess_z_h_1__p_3 = t["hess_z_h_1__p_3"]
-    r_3 = t["r(3)"]
-    # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_3, r_3)
-    tmp_27 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
-    _add_into(hess_h_0___U, (np.tensordot(tmp_27, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
-    _mirror(H, 0, 3, 28, 32)
+    del tmp_8, tmp_9, tmp_10
     # ∂f/∂W,W[j,i,k,l] = adj_z_h_2[j] h_0[l] tanh'(z_h_1[i]) δ[i,k] + adj_z_h_2[k] h_0[i] tanh'(z_h_1[l]) δ[l,j] + adj_z_h_3[j] h_0[l] jac_h_2__z_h_1[i,k] + adj_z_h_3[j] h_1[l] tanh'(z_h_2[i]) δ[i,k] + adj_z_h_3[k] h_0[i] jac_h_2__z_h_1[l,j] + adj_z_h_3[k] h_1[i] tanh'(z_h_2[l]) δ[l,j] + h_0[i] h_0[l] hess_z_h_1__z_h_1[j,k] + h_0[i] h_1[l] hess_z_h_1__z_h_2[j,k] + h_0[i] h_2[l] hess_z_h_1__z_h_3[j,k] + h_0[l] h_1[i] hess_z_h_2__z_h_1[j,k] + h_1[i] h_1[l] hess_z_h_2__z_h_2[j,k] + h_1[i] h_2[l] hess_z_h_2__z_h_3[j,k] + h_0[l] h_2[i] hess_z_h_3__z_h_1[j,k] + h_1[l] h_2[i] hess_z_h_3__z_h_2[j,k] + h_2[i] h_2[l] hess_z_h_3__z_h_3[j,k]
     hess_W__W = _block_view(H, 3, 12, 3, 12, PARAMS["W"] + PARAMS["W"])
     hess_z_h_2__z_h_2 = t["hess_z_h_2__z_h_2"]
     hess_z_h_2__z_h_3 = t["hess_z_h_2__z_h_3"]
     hess_z_h_3__z_h_2 = t["hess_z_h_3__z_h_2"]
     hess_z_h_3__z_h_3 = t["hess_z_h_3__z_h_3"]
-    _outer_into(hess_W__W, hess_z_h_2__z_h_2, h_1, h_1, 1 / B, False)
-    _outer_into(hess_W__W, hess_z_h_2__z_h_3, h_1, h_2, 1 / B, True)
-    _outer_into(hess_W__W, hess_z_h_3__z_h_2, h_2, h_1, 1 / B, True)
-    _outer_into(hess_W__W, hess_z_h_3__z_h_3, h_2, h_2, 1 / B, True)
+    _outer_into(hess_W__W, h_1, ((hess_z_h_2__z_h_2, h_1, 1 / B, False), (hess_z_h_2__z_h_3, h_2, 1 / B, False)), False)
+    _outer_into(hess_W__W, h_2, ((hess_z_h_3__z_h_2, h_1, 1 / B, False), (hess_z_h_3__z_h_3, h_2, 1 / B, False)), True)
     # einsum("Bj,l,Bik->jikl", adj_z_h_3, h_0, jac_h_2__z_h_1)
-    tmp_28 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
-    _add_into(hess_W__W, (tmp_28.transpose(2, 0, 1))[:, :, :, None] * h_0, 1 / B, True)
+    tmp_11 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    _add_into(hess_W__W, (tmp_11.transpose(2, 0, 1))[:, :, :, None] * h_0, 1 / B, True)
     # einsum("Bk,i,Blj->jikl", adj_z_h_3, h_0, jac_h_2__z_h_1)
-    tmp_29 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
-    _add_into(hess_W__W, (tmp_29.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_12 = np.tensordot(jac_h_2__z_h_1, adj_z_h_3, axes=([0], [0]))
+    _add_into(hess_W__W, (tmp_12.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,l,Bjk->jikl", h_0, h_0, hess_z_h_1__z_h_1)
-    tmp_30 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
-    _add_into(hess_W__W, (tmp_30.transpose(0, 2, 1))[:, :, :, None] * h_0, 1 / B, True)
+    tmp_13 = (hess_z_h_1__z_h_1.sum(axis=0))[:, :, None] * h_0
+    _add_into(hess_W__W, (tmp_13.transpose(0, 2, 1))[:, :, :, None] * h_0, 1 / B, True)
     # einsum("i,Bl,Bjk->jikl", h_0, h_1, hess_z_h_1__z_h_2)
-    tmp_31 = np.tensordot(hess_z_h_1__z_h_2, h_1, axes=([0], [0]))
-    _add_into(hess_W__W, tmp_31[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_14 = np.tensordot(hess_z_h_1__z_h_2, h_1, axes=([0], [0]))
+    _add_into(hess_W__W, tmp_14[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bl,Bjk->jikl", h_0, h_2, hess_z_h_1__z_h_3)
-    tmp_32 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
-    _add_into(hess_W__W, tmp_32[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_15 = np.tensordot(hess_z_h_1__z_h_3, h_2, axes=([0], [0]))
+    _add_into(hess_W__W, tmp_15[:, None] * h_0[:, None, None], 1 / B, True)
     hess_z_h_2__z_h_1 = t["hess_z_h_2__z_h_1"]
     # einsum("l,Bi,Bjk->jikl", h_0, h_1, hess_z_h_2__z_h_1)
-    tmp_33 = np.tensordot(hess_z_h_2__z_h_1, h_1, axes=([0], [0]))
-    _add_into(hess_W__W, (tmp_33.transpose(0, 2, 1))[:, :, :, None] * h_0, 1 / B, True)
+    tmp_16 = np.tensordot(hess_z_h_2__z_h_1, h_1, axes=([0], [0]))
+    _add_into(hess_W__W, (tmp_16.transpose(0, 2, 1))[:, :, :, None] * h_0, 1 / B, True)
     hess_z_h_3__z_h_1 = t["hess_z_h_3__z_h_1"]
     # einsum("l,Bi,Bjk->jikl", h_0, h_2, hess_z_h_3__z_h_1)
-    tmp_34 = np.tensordot(hess_z_h_3__z_h_1, h_2, axes=([0], [0]))
-    _add_into(hess_W__W, (tmp_34.transpose(0, 2, 1))[:, :, :, None] * h_0, 1 / B, True)
+    tmp_17 = np.tensordot(hess_z_h_3__z_h_1, h_2, axes=([0], [0]))
+    _add_into(hess_W__W, (tmp_17.transpose(0, 2, 1))[:, :, :, None] * h_0, 1 / B, True)
     # einsum("Bj,k,Bi->jik", adj_z_h_2, h_0, dtanh_z_h_1)
-    tmp_35 = dtanh_z_h_1.T @ adj_z_h_2
-    _add_into(_diagonal_view(hess_W__W, 1, 2), tmp_35.T[:, :, None] * h_0, 1 / B, True)
+    tmp_18 = dtanh_z_h_1.T @ adj_z_h_2
+    _add_into(_diagonal_view(hess_W__W, 1, 2), tmp_18.T[:, :, None] * h_0, 1 / B, True)
     # einsum("Bk,i,Bj->jik", adj_z_h_2, h_0, dtanh_z_h_1)
-    tmp_36 = dtanh_z_h_1.T @ adj_z_h_2
-    _add_into(_diagonal_view(hess_W__W, 0, 3), tmp_36[:, None] * h_0[:, None], 1 / B, True)
+    tmp_19 = dtanh_z_h_1.T @ adj_z_h_2
+    _add_into(_diagonal_view(hess_W__W, 0, 3), tmp_19[:, None] * h_0[:, None], 1 / B, True)
     dtanh_z_h_2 = 1 - h_2**2
     # einsum("Bj,Bk,Bi->jik", adj_z_h_3, h_1, dtanh_z_h_2)
-    tmp_37 = h_1[:, :, None] * adj_z_h_3[:, None]
-    _add_into(_diagonal_view(hess_W__W, 1, 2), (np.tensordot(tmp_37, dtanh_z_h_2, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+    tmp_20 = h_1[:, :, None] * adj_z_h_3[:, None]
+    _add_into(_diagonal_view(hess_W__W, 1, 2), (np.tensordot(tmp_20, dtanh_z_h_2, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
     # einsum("Bk,Bi,Bj->jik", adj_z_h_3, h_1, dtanh_z_h_2)
-    tmp_38 = h_1[:, :, None] * adj_z_h_3[:, None]
-    _add_into(_diagonal_view(hess_W__W, 0, 3), (np.tensordot(tmp_38, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    tmp_21 = h_1[:, :, None] * adj_z_h_3[:, None]
+    _add_into(_diagonal_view(hess_W__W, 0, 3), (np.tensordot(tmp_21, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    del tmp_11, tmp_12, tmp_13, tmp_14, tmp_15, tmp_16, tmp_17, tmp_18, tmp_19, tmp_20, tmp_21
     # ∂f/∂W,V[j,i,k,l] = adj_z_h_2[j] tanh'(z_h_1[i]) δ[i,k] x_1[l] + adj_z_h_3[j] jac_h_2__z_h_1[i,k] x_1[l] + adj_z_h_3[j] tanh'(z_h_2[i]) δ[i,k] x_2[l] + h_0[i] hess_z_h_1__z_h_1[j,k] x_1[l] + h_0[i] hess_z_h_1__z_h_2[j,k] x_2[l] + h_0[i] hess_z_h_1__z_h_3[j,k] x_3[l] + h_1[i] hess_z_h_2__z_h_1[j,k] x_1[l] + h_1[i] hess_z_h_2__z_h_2[j,k] x_2[l] + h_1[i] hess_z_h_2__z_h_3[j,k] x_3[l] + h_2[i] hess_z_h_3__z_h_1[j,k] x_1[l] + h_2[i] hess_z_h_3__z_h_2[j,k] x_2[l] + h_2[i] hess_z_h_3__z_h_3[j,k] x_3[l]
     hess_W__V = _block_view(H, 3, 12, 12, 18, PARAMS["W"] + PARAMS["V"])
-    _outer_into(hess_W__V, hess_z_h_2__z_h_1, h_1, x_1, 1 / B, False)
-    _outer_into(hess_W__V, hess_z_h_2__z_h_2, h_1, x_2, 1 / B, True)
-    _outer_into(hess_W__V, hess_z_h_2__z_h_3, h_1, x_3, 1 / B, True)
-    _outer_into(hess_W__V, hess_z_h_3__z_h_1, h_2, x_1, 1 / B, True)
-    _outer_into(hess_W__V, hess_z_h_3__z_h_2, h_2, x_2, 1 / B, True)
-    _outer_into(hess_W__V, hess_z_h_3__z_h_3, h_2, x_3, 1 / B, True)
+    _outer_into(hess_W__V, h_1, ((hess_z_h_2__z_h_1, x_1, 1 / B, False), (hess_z_h_2__z_h_2, x_2, 1 / B, False), (hess_z_h_2__z_h_3, x_3, 1 / B, False)), False)
+    _outer_into(hess_W__V, h_2, ((hess_z_h_3__z_h_1, x_1, 1 / B, False), (hess_z_h_3__z_h_2, x_2, 1 / B, False), (hess_z_h_3__z_h_3, x_3, 1 / B, False)), True)
     # einsum("Bj,Bik,Bl->jikl", adj_z_h_3, jac_h_2__z_h_1, x_1)
-    tmp_39 = x_1[:, :, None] * adj_z_h_3[:, None]
-    _add_into(hess_W__V, (np.tensordot(tmp_39, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    tmp_22 = x_1[:, :, None] * adj_z_h_3[:, None]
+    _add_into(hess_W__V, (np.tensordot(tmp_22, jac_h_2__z_h_1, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
     # einsum("i,Bjk,Bl->jikl", h_0, hess_z_h_1__z_h_1, x_1)
-    tmp_40 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
-    _add_into(hess_W__V, (tmp_40.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_23 = np.tensordot(x_1, hess_z_h_1__z_h_1, axes=([0], [0]))
+    _add_into(hess_W__V, (tmp_23.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bjk,Bl->jikl", h_0, hess_z_h_1__z_h_2, x_2)
-    tmp_41 = np.tensordot(x_2, hess_z_h_1__z_h_2, axes=([0], [0]))
-    _add_into(hess_W__V, (tmp_41.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_24 = np.tensordot(x_2, hess_z_h_1__z_h_2, axes=([0], [0]))
+    _add_into(hess_W__V, (tmp_24.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bjk,Bl->jikl", h_0, hess_z_h_1__z_h_3, x_3)
-    tmp_42 = np.tensordot(x_3, hess_z_h_1__z_h_3, axes=([0], [0]))
-    _add_into(hess_W__V, (tmp_42.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_25 = np.tensordot(x_3, hess_z_h_1__z_h_3, axes=([0], [0]))
+    _add_into(hess_W__V, (tmp_25.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("Bj,Bi,Bk->jik", adj_z_h_2, dtanh_z_h_1, x_1)
-    tmp_43 = x_1[:, :, None] * adj_z_h_2[:, None]
-    _add_into(_diagonal_view(hess_W__V, 1, 2), (np.tensordot(tmp_43, dtanh_z_h_1, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+    tmp_26 = x_1[:, :, None] * adj_z_h_2[:, None]
+    _add_into(_diagonal_view(hess_W__V, 1, 2), (np.tensordot(tmp_26, dtanh_z_h_1, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
     # einsum("Bj,Bi,Bk->jik", adj_z_h_3, dtanh_z_h_2, x_2)
-    tmp_44 = x_2[:, :, None] * adj_z_h_3[:, None]
-    _add_into(_diagonal_view(hess_W__V, 1, 2), (np.tensordot(tmp_44, dtanh_z_h_2, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
+    tmp_27 = x_2[:, :, None] * adj_z_h_3[:, None]
+    _add_into(_diagonal_view(hess_W__V, 1, 2), (np.tensordot(tmp_27, dtanh_z_h_2, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
     _mirror(H, 3, 12, 12, 18)
+    del t["adj_z_h_3"], t["adj_z_h_2"], adj_z_h_3, adj_z_h_2, tmp_22, tmp_23, tmp_24, tmp_25, tmp_26, tmp_27
+    # ∂f/∂V,V[j,k,i,l] = hess_z_h_1__z_h_1[j,i] x_1[k] x_1[l] + hess_z_h_1__z_h_2[j,i] x_1[k] x_2[l] + hess_z_h_1__z_h_3[j,i] x_1[k] x_3[l] + hess_z_h_2__z_h_1[j,i] x_1[l] x_2[k] + hess_z_h_2__z_h_2[j,i] x_2[k] x_2[l] + hess_z_h_2__z_h_3[j,i] x_2[k] x_3[l] + hess_z_h_3__z_h_1[j,i] x_1[l] x_3[k] + hess_z_h_3__z_h_2[j,i] x_2[l] x_3[k] + hess_z_h_3__z_h_3[j,i] x_3[k] x_3[l]
+    hess_V__V = _block_view(H, 12, 18, 12, 18, PARAMS["V"] + PARAMS["V"])
+    _outer_into(hess_V__V, x_1, ((hess_z_h_1__z_h_1, x_1, 1 / B, False), (hess_z_h_1__z_h_2, x_2, 1 / B, False), (hess_z_h_1__z_h_3, x_3, 1 / B, False)), False)
+    _outer_into(hess_V__V, x_2, ((hess_z_h_2__z_h_1, x_1, 1 / B, False), (hess_z_h_2__z_h_2, x_2, 1 / B, False), (hess_z_h_2__z_h_3, x_3, 1 / B, False)), True)
+    _outer_into(hess_V__V, x_3, ((hess_z_h_3__z_h_1, x_1, 1 / B, False), (hess_z_h_3__z_h_2, x_2, 1 / B, False), (hess_z_h_3__z_h_3, x_3, 1 / B, False)), True)
+    del t["hess_z_h_3__z_h_1"], t["hess_z_h_2__z_h_1"], t["hess_z_h_1__z_h_1"], t["hess_z_h_3__z_h_2"], t["hess_z_h_2__z_h_2"], t["hess_z_h_1__z_h_2"], t["hess_z_h_3__z_h_3"], t["hess_z_h_2__z_h_3"], t["hess_z_h_1__z_h_3"], hess_z_h_3__z_h_1, hess_z_h_2__z_h_1, hess_z_h_1__z_h_1, hess_z_h_3__z_h_2, hess_z_h_2__z_h_2, hess_z_h_1__z_h_2, hess_z_h_3__z_h_3, hess_z_h_2__z_h_3, hess_z_h_1__z_h_3
+    t["hess_p_3__z_r_2"] = _hess_p_3__z_r_2(t)
+    del t["jac_p_3__z_r_2"]
+    t["hess_r_3__z_r_2"] = _hess_r_3__z_r_2(t)
+    del t["hess_p_3__z_r_2"]
+    t["hess_z_r_3__z_r_2"] = _hess_z_r_3__z_r_2(t)
+    del t["jac_z_r_3__z_r_2"], t["hess_r_3__z_r_2"]
+    t["hess_h_3__z_r_2"] = _hess_h_3__z_r_2(t)
+    t["hess_z_h_3__z_r_2"] = _hess_z_h_3__z_r_2(t)
+    del t["hess_h_3__z_r_2"]
+    t["hess_p_2__z_r_2"] = _hess_p_2__z_r_2(t)
+    del t["jac_p_2__z_r_2"]
+    t["hess_r_2__z_r_2"] = _hess_r_2__z_r_2(t)
+    del t["hess_p_2__z_r_2"]
+    t["hess_z_r_2__z_r_2"] = _hess_z_r_2__z_r_2(t)
+    del t["hess_r_2__z_r_2"]
+    t["hess_h_2__z_r_2"] = _hess_h_2__z_r_2(t)
+    t["hess_z_h_2__z_r_2"] = _hess_z_h_2__z_r_2(t)
+    del t["hess_h_2__z_r_2"]
+    t["hess_r_1__z_r_2"] = _hess_r_1__z_r_2(t)
+    t["hess_z_r_1__z_r_2"] = _hess_z_r_1__z_r_2(t)
+    del t["hess_r_1__z_r_2"]
+    t["hess_h_1__z_r_2"] = _hess_h_1__z_r_2(t)
+    t["hess_z_h_1__z_r_2"] = _hess_z_h_1__z_r_2(t)
+    del t["hess_h_1__z_r_2"]
+    t["hess_p_3__z_r_3"] = _hess_p_3__z_r_3(t)
+    del t["jac_p_3__z_r_3"]
+    t["hess_r_3__z_r_3"] = _hess_r_3__z_r_3(t)
+    del t["hess_p_3__z_r_3"]
+    t["hess_z_r_3__z_r_3"] = _hess_z_r_3__z_r_3(t)
+    del t["hess_r_3__z_r_3"]
+    t["hess_h_3__z_r_3"] = _hess_h_3__z_r_3(t)
+    t["hess_z_h_3__z_r_3"] = _hess_z_h_3__z_r_3(t)
+    del t["hess_h_3__z_r_3"]
+    t["hess_r_2__z_r_3"] = _hess_r_2__z_r_3(t)
+    t["hess_z_r_2__z_r_3"] = _hess_z_r_2__z_r_3(t)
+    del t["hess_r_2__z_r_3"]
+    # ∂f/∂A,A[m,q,i,j] = adj_z_r_3[m] tanh'(z_r_2[q]) δ[q,i] r_1[j] + adj_z_r_3[i] tanh'(z_r_2[j]) δ[j,m] r_1[q] + hess_z_r_2__z_r_2[m,i] r_1[q] r_1[j] + hess_z_r_2__z_r_3[m,i] r_1[q] r_2[j] + hess_z_r_3__z_r_2[m,i] r_1[j] r_2[q] + hess_z_r_3__z_r_3[m,i] r_2[q] r_2[j]
+    hess_A__A = _block_view(H, 18, 22, 18, 22, PARAMS["A"] + PARAMS["A"])
+    hess_z_r_2__z_r_2 = t["hess_z_r_2__z_r_2"]
+    r_1 = t["r(1)"]
+    hess_z_r_2__z_r_3 = t["hess_z_r_2__z_r_3"]
+    r_2 = t["r(2)"]
+    hess_z_r_3__z_r_2 = t["hess_z_r_3__z_r_2"]
+    hess_z_r_3__z_r_3 = t["hess_z_r_3__z_r_3"]
+    _outer_into(hess_A__A, r_1, ((hess_z_r_2__z_r_2, r_1, 1 / B, False), (hess_z_r_2__z_r_3, r_2, 1 / B, False)), False)
+    _outer_into(hess_A__A, r_2, ((hess_z_r_3__z_r_2, r_1, 1 / B, False), (hess_z_r_3__z_r_3, r_2, 1 / B, False)), True)
+    adj_z_r_3 = t["adj_z_r_3"]
+    dtanh_z_r_2 = 1 - r_2**2
+    # einsum("Bm,Bq,Bi->mqi", adj_z_r_3, dtanh_z_r_2, r_1)
+    tmp_28 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_A__A, 1, 2), (np.tensordot(tmp_28, r_1, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
+    # einsum("Bi,Bm,Bq->mqi", adj_z_r_3, dtanh_z_r_2, r_1)
+    tmp_29 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_A__A, 0, 3), (np.tensordot(tmp_29, r_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    del tmp_28, tmp_29
+    t["hess_h_2__z_r_3"] = _hess_h_2__z_r_3(t)
+    t["hess_z_h_2__z_r_3"] = _hess_z_h_2__z_r_3(t)
+    del t["hess_h_2__z_r_3"]
+    t["hess_r_1__z_r_3"] = _hess_r_1__z_r_3(t)
+    t["hess_z_r_1__z_r_3"] = _hess_z_r_1__z_r_3(t)
+    del t["hess_r_1__z_r_3"]
+    t["hess_h_1__z_r_3"] = _hess_h_1__z_r_3(t)
+    t["hess_z_h_1__z_r_3"] = _hess_z_h_1__z_r_3(t)
+    del t["hess_h_1__z_r_3"]
+    # ∂f/∂h(0),A[j,m,q] = Σ_c W[c,j] adj_z_r_2[m] jac_r_1__z_h_1[q,c] + Σ_c W[c,j] adj_z_r_3[m] jac_r_2__z_h_1[q,c] + Σ_c W[c,j] hess_z_h_1__z_r_2[c,m] r_1[q] + Σ_c W[c,j] hess_z_h_1__z_r_3[c,m] r_2[q]
+    hess_h_0___A = _block_view(H, 0, 3, 18, 22, PARAMS["h(0)"] + PARAMS["A"])
+    adj_z_r_2 = t["adj_z_r_2"]
+    jac_r_1__z_h_1 = t["jac_r_1__z_h_1"]
+    # einsum("cj,Bm,Bqc->jmq", W, adj_z_r_2, jac_r_1__z_h_1)
+    tmp_30 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
+    _add_into(hess_h_0___A, (np.tensordot(tmp_30, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, False)
+    jac_r_2__z_h_1 = t["jac_r_2__z_h_1"]
+    # einsum("cj,Bm,Bqc->jmq", W, adj_z_r_3, jac_r_2__z_h_1)
+    tmp_31 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    _add_into(hess_h_0___A, (np.tensordot(tmp_31, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    hess_z_h_1__z_r_2 = t["hess_z_h_1__z_r_2"]
+    # einsum("cj,Bcm,Bq->jmq", W, hess_z_h_1__z_r_2, r_1)
+    tmp_32 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
+    _add_into(hess_h_0___A, (np.tensordot(tmp_32, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    hess_z_h_1__z_r_3 = t["hess_z_h_1__z_r_3"]
+    # einsum("cj,Bcm,Bq->jmq", W, hess_z_h_1__z_r_3, r_2)
+    tmp_33 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
+    _add_into(hess_h_0___A, (np.tensordot(tmp_33, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    _mirror(H, 0, 3, 18, 22)
+    del tmp_30, tmp_31, tmp_32, tmp_33
     # ∂f/∂W,A[j,i,m,q] = adj_z_r_2[m] h_0[i] jac_r_1__z_h_1[q,j] + adj_z_r_3[m] h_0[i] jac_r_2__z_h_1[q,j] + adj_z_r_3[m] h_1[i] jac_r_2__z_h_2[q,j] + h_0[i] hess_z_h_1__z_r_2[j,m] r_1[q] + h_0[i] hess_z_h_1__z_r_3[j,m] r_2[q] + h_1[i] hess_z_h_2__z_r_2[j,m] r_1[q] + h_1[i] hess_z_h_2__z_r_3[j,m] r_2[q] + h_2[i] hess_z_h_3__z_r_2[j,m] r_1[q] + h_2[i] hess_z_h_3__z_r_3[j,m] r_2[q]
     hess_W__A = _block_view(H, 3, 12, 18, 22, PARAMS["W"] + PARAMS["A"])
     jac_r_2__z_h_2 = t["jac_r_2__z_h_2"]
@@ -2700,62 +2707,284 @@ def hessian(params, data, out=None):
     hess_z_h_2__z_r_3 = t["hess_z_h_2__z_r_3"]
     hess_z_h_3__z_r_2 = t["hess_z_h_3__z_r_2"]
     hess_z_h_3__z_r_3 = t["hess_z_h_3__z_r_3"]
-    _outer_into(hess_W__A, jac_r_2__z_h_2.transpose(0, 2, 1), h_1, adj_z_r_3, 1 / B, False, True)
-    _outer_into(hess_W__A, hess_z_h_2__z_r_2, h_1, r_1, 1 / B, True)
-    _outer_into(hess_W__A, hess_z_h_2__z_r_3, h_1, r_2, 1 / B, True)
-    _outer_into(hess_W__A, hess_z_h_3__z_r_2, h_2, r_1, 1 / B, True)
-    _outer_into(hess_W__A, hess_z_h_3__z_r_3, h_2, r_2, 1 / B, True)
+    _outer_into(hess_W__A, h_1, ((jac_r_2__z_h_2.transpose(0, 2, 1), adj_z_r_3, 1 / B, True), (hess_z_h_2__z_r_2, r_1, 1 / B, False), (hess_z_h_2__z_r_3, r_2, 1 / B, False)), False)
+    _outer_into(hess_W__A, h_2, ((hess_z_h_3__z_r_2, r_1, 1 / B, False), (hess_z_h_3__z_r_3, r_2, 1 / B, False)), True)
     # einsum("Bm,i,Bqj->jimq", adj_z_r_2, h_0, jac_r_1__z_h_1)
-    tmp_45 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
-    _add_into(hess_W__A, (tmp_45.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_34 = np.tensordot(jac_r_1__z_h_1, adj_z_r_2, axes=([0], [0]))
+    _add_into(hess_W__A, (tmp_34.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("Bm,i,Bqj->jimq", adj_z_r_3, h_0, jac_r_2__z_h_1)
-    tmp_46 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
-    _add_into(hess_W__A, (tmp_46.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_35 = np.tensordot(jac_r_2__z_h_1, adj_z_r_3, axes=([0], [0]))
+    _add_into(hess_W__A, (tmp_35.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bjm,Bq->jimq", h_0, hess_z_h_1__z_r_2, r_1)
-    tmp_47 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
-    _add_into(hess_W__A, (tmp_47.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_36 = np.tensordot(r_1, hess_z_h_1__z_r_2, axes=([0], [0]))
+    _add_into(hess_W__A, (tmp_36.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bjm,Bq->jimq", h_0, hess_z_h_1__z_r_3, r_2)
-    tmp_48 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
-    _add_into(hess_W__A, (tmp_48.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_37 = np.tensordot(r_2, hess_z_h_1__z_r_3, axes=([0], [0]))
+    _add_into(hess_W__A, (tmp_37.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     _mirror(H, 3, 12, 18, 22)
+    del tmp_34, tmp_35, tmp_36, tmp_37
+    # ∂f/∂V,A[j,k,m,q] = adj_z_r_2[m] jac_r_1__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_2[q,j] x_2[k] + hess_z_h_1__z_r_2[j,m] r_1[q] x_1[k] + hess_z_h_1__z_r_3[j,m] r_2[q] x_1[k] + hess_z_h_2__z_r_2[j,m] r_1[q] x_2[k] + hess_z_h_2__z_r_3[j,m] r_2[q] x_2[k] + hess_z_h_3__z_r_2[j,m] r_1[q] x_3[k] + hess_z_h_3__z_r_3[j,m] r_2[q] x_3[k]
+    hess_V__A = _block_view(H, 12, 18, 18, 22, PARAMS["V"] + PARAMS["A"])
+    _outer_into(hess_V__A, x_1, ((jac_r_1__z_h_1.transpose(0, 2, 1), adj_z_r_2, 1 / B, True), (jac_r_2__z_h_1.transpose(0, 2, 1), adj_z_r_3, 1 / B, True), (hess_z_h_1__z_r_2, r_1, 1 / B, False), (hess_z_h_1__z_r_3, r_2, 1 / B, False)), False)
+    _outer_into(hess_V__A, x_2, ((jac_r_2__z_h_2.transpose(0, 2, 1), adj_z_r_3, 1 / B, True), (hess_z_h_2__z_r_2, r_1, 1 / B, False), (hess_z_h_2__z_r_3, r_2, 1 / B, False)), True)
+    _outer_into(hess_V__A, x_3, ((hess_z_h_3__z_r_2, r_1, 1 / B, False), (hess_z_h_3__z_r_3, r_2, 1 / B, False)), True)
+    _mirror(H, 12, 18, 18, 22)
+    t["hess_p_3__z_r_1"] = _hess_p_3__z_r_1(t)
+    del t["jac_p_3__z_r_1"]
+    t["hess_r_3__z_r_1"] = _hess_r_3__z_r_1(t)
+    del t["hess_p_3__z_r_1"]
+    t["hess_z_r_3__z_r_1"] = _hess_z_r_3__z_r_1(t)
+    del t["adj_r_3"], t["jac_z_r_3__z_r_1"], t["hess_r_3__z_r_1"]
+    t["hess_h_3__z_r_1"] = _hess_h_3__z_r_1(t)
+    t["hess_z_h_3__z_r_1"] = _hess_z_h_3__z_r_1(t)
+    del t["hess_h_3__z_r_1"]
+    t["hess_p_2__z_r_1"] = _hess_p_2__z_r_1(t)
+    del t["jac_p_2__z_r_1"]
+    t["hess_r_2__z_r_1"] = _hess_r_2__z_r_1(t)
+    del t["hess_p_2__z_r_1"]
+    t["hess_z_r_2__z_r_1"] = _hess_z_r_2__z_r_1(t)
+    del t["adj_r_2"], t["jac_z_r_2__z_r_1"], t["hess_r_2__z_r_1"]
+    # ∂f/∂A,B[m,q,i,j] = adj_z_r_2[m] h_1[j] tanh'(z_r_1[q]) δ[q,i] + adj_z_r_3[m] h_1[j] jac_r_2__z_r_1[q,i] + adj_z_r_3[m] h_2[j] tanh'(z_r_2[q]) δ[q,i] + h_1[j] hess_z_r_2__z_r_1[m,i] r_1[q] + h_2[j] hess_z_r_2__z_r_2[m,i] r_1[q] + h_3[j] hess_z_r_2__z_r_3[m,i] r_1[q] + h_1[j] hess_z_r_3__z_r_1[m,i] r_2[q] + h_2[j] hess_z_r_3__z_r_2[m,i] r_2[q] + h_3[j] hess_z_r_3__z_r_3[m,i] r_2[q]
+    hess_A__B = _block_view(H, 18, 22, 22, 28, PARAMS["A"] + PARAMS["B"])
+    hess_z_r_2__z_r_1 = t["hess_z_r_2__z_r_1"]
+    h_3 = t["h(3)"]
+    hess_z_r_3__z_r_1 = t["hess_z_r_3__z_r_1"]
+    _outer_into(hess_A__B, r_1, ((hess_z_r_2__z_r_1, h_1, 1 / B, False), (hess_z_r_2__z_r_2, h_2, 1 / B, False), (hess_z_r_2__z_r_3, h_3, 1 / B, False)), False)
+    _outer_into(hess_A__B, r_2, ((hess_z_r_3__z_r_1, h_1, 1 / B, False), (hess_z_r_3__z_r_2, h_2, 1 / B, False), (hess_z_r_3__z_r_3, h_3, 1 / B, False)), True)
+    jac_r_2__z_r_1 = t["jac_r_2__z_r_1"]
+    # einsum("Bm,Bj,Bqi->mqij", adj_z_r_3, h_1, jac_r_2__z_r_1)
+    tmp_38 = h_1[:, :, None] * adj_z_r_3[:, None]
+    _add_into(hess_A__B, (np.tensordot(tmp_38, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+    dtanh_z_r_1 = 1 - r_1**2
+    # einsum("Bm,Bj,Bq->mqj", adj_z_r_2, h_1, dtanh_z_r_1)
+    tmp_39 = dtanh_z_r_1[:, :, None] * adj_z_r_2[:, None]
+    _add_into(_diagonal_view(hess_A__B, 1, 2), (np.tensordot(tmp_39, h_1, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
+    # einsum("Bm,Bj,Bq->mqj", adj_z_r_3, h_2, dtanh_z_r_2)
+    tmp_40 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_A__B, 1, 2), (np.tensordot(tmp_40, h_2, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
+    _mirror(H, 18, 22, 22, 28)
+    del tmp_38, tmp_39, tmp_40
+    t["hess_h_2__z_r_1"] = _hess_h_2__z_r_1(t)
+    t["hess_z_h_2__z_r_1"] = _hess_z_h_2__z_r_1(t)
+    del t["hess_h_2__z_r_1"]
+    t["hess_p_1__z_r_1"] = _hess_p_1__z_r_1(t)
+    del t["jac_p_1__z_r_1"]
+    t["hess_r_1__z_r_1"] = _hess_r_1__z_r_1(t)
+    del t["hess_p_1__z_r_1"]
+    t["hess_z_r_1__z_r_1"] = _hess_z_r_1__z_r_1(t)
+    del t["adj_r_1"], t["hess_r_1__z_r_1"]
+    # ∂f/∂B,B[m,j,i,k] = h_1[j] h_1[k] hess_z_r_1__z_r_1[m,i] + h_1[j] h_2[k] hess_z_r_1__z_r_2[m,i] + h_1[j] h_3[k] hess_z_r_1__z_r_3[m,i] + h_1[k] h_2[j] hess_z_r_2__z_r_1[m,i] + h_2[j] h_2[k] hess_z_r_2__z_r_2[m,i] + h_2[j] h_3[k] hess_z_r_2__z_r_3[m,i] + h_1[k] h_3[j] hess_z_r_3__z_r_1[m,i] + h_2[k] h_3[j] hess_z_r_3__z_r_2[m,i] + h_3[j] h_3[k] hess_z_r_3__z_r_3[m,i]
+    hess_B__B = _block_view(H, 22, 28, 22, 28, PARAMS["B"] + PARAMS["B"])
+    hess_z_r_1__z_r_1 = t["hess_z_r_1__z_r_1"]
+    hess_z_r_1__z_r_2 = t["hess_z_r_1__z_r_2"]
+    hess_z_r_1__z_r_3 = t["hess_z_r_1__z_r_3"]
+    _outer_into(hess_B__B, h_1, ((hess_z_r_1__z_r_1, h_1, 1 / B, False), (hess_z_r_1__z_r_2, h_2, 1 / B, False), (hess_z_r_1__z_r_3, h_3, 1 / B, False)), False)
+    _outer_into(hess_B__B, h_2, ((hess_z_r_2__z_r_1, h_1, 1 / B, False), (hess_z_r_2__z_r_2, h_2, 1 / B, False), (hess_z_r_2__z_r_3, h_3, 1 / B, False)), True)
+    _outer_into(hess_B__B, h_3, ((hess_z_r_3__z_r_1, h_1, 1 / B, False), (hess_z_r_3__z_r_2, h_2, 1 / B, False), (hess_z_r_3__z_r_3, h_3, 1 / B, False)), True)
+    del t["hess_z_r_3__z_r_2"], t["hess_z_r_2__z_r_2"], t["hess_z_r_1__z_r_2"], t["hess_z_r_3__z_r_3"], t["hess_z_r_2__z_r_3"], t["hess_z_r_1__z_r_3"], t["hess_z_r_3__z_r_1"], t["hess_z_r_2__z_r_1"], hess_z_r_3__z_r_2, hess_z_r_2__z_r_2, hess_z_r_1__z_r_2, hess_z_r_3__z_r_3, hess_z_r_2__z_r_3, hess_z_r_1__z_r_3, hess_z_r_3__z_r_1, hess_z_r_2__z_r_1, hess_z_r_1__z_r_1
+    t["hess_h_1__z_r_1"] = _hess_h_1__z_r_1(t)
+    del t["hess_z_r_1__z_r_1"]
+    t["hess_z_h_1__z_r_1"] = _hess_z_h_1__z_r_1(t)
+    del t["hess_h_1__z_r_1"]
+    # ∂f/∂h(0),B[j,m,i] = Σ_c W[c,j] adj_z_r_1[m] tanh'(z_h_1[i]) δ[i,c] + Σ_c W[c,j] adj_z_r_2[m] jac_h_2__z_h_1[i,c] + Σ_c W[c,j] adj_z_r_3[m] jac_h_3__z_h_1[i,c] + Σ_c W[c,j] h_1[i] hess_z_h_1__z_r_1[c,m] + Σ_c W[c,j] h_2[i] hess_z_h_1__z_r_2[c,m] + Σ_c W[c,j] h_3[i] hess_z_h_1__z_r_3[c,m]
+    hess_h_0___B = _block_view(H, 0, 3, 22, 28, PARAMS["h(0)"] + PARAMS["B"])
+    adj_z_r_1 = t["adj_z_r_1"]
+    # einsum("cj,Bm,Bi,ic->jmi", W, adj_z_r_1, dtanh_z_h_1, np.eye(3))
+    tmp_41 = (np.eye(3)) @ W
+    tmp_42 = dtanh_z_h_1.T @ adj_z_r_1
+    _add_into(hess_h_0___B, tmp_42.T * tmp_41.T[:, None], 1 / B, False)
+    # einsum("cj,Bm,Bic->jmi", W, adj_z_r_2, jac_h_2__z_h_1)
+    tmp_43 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_43, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    jac_h_3__z_h_1 = t["jac_h_3__z_h_1"]
+    # einsum("cj,Bm,Bic->jmi", W, adj_z_r_3, jac_h_3__z_h_1)
+    tmp_44 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_44, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    hess_z_h_1__z_r_1 = t["hess_z_h_1__z_r_1"]
+    # einsum("cj,Bi,Bcm->jmi", W, h_1, hess_z_h_1__z_r_1)
+    tmp_45 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_45, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    # einsum("cj,Bi,Bcm->jmi", W, h_2, hess_z_h_1__z_r_2)
+    tmp_46 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_46, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    # einsum("cj,Bi,Bcm->jmi", W, h_3, hess_z_h_1__z_r_3)
+    tmp_47 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
+    _add_into(hess_h_0___B, (np.tensordot(tmp_47, W, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    _mirror(H, 0, 3, 22, 28)
+    del tmp_41, tmp_42, tmp_43, tmp_44, tmp_45, tmp_46, tmp_47
     # ∂f/∂W,B[j,i,m,k] = adj_z_r_1[m] h_0[i] tanh'(z_h_1[k]) δ[k,j] + adj_z_r_2[m] h_0[i] jac_h_2__z_h_1[k,j] + adj_z_r_2[m] h_1[i] tanh'(z_h_2[k]) δ[k,j] + adj_z_r_3[m] h_0[i] jac_h_3__z_h_1[k,j] + adj_z_r_3[m] h_1[i] jac_h_3__z_h_2[k,j] + adj_z_r_3[m] h_2[i] tanh'(z_h_3[k]) δ[k,j] + h_0[i] h_1[k] hess_z_h_1__z_r_1[j,m] + h_0[i] h_2[k] hess_z_h_1__z_r_2[j,m] + h_0[i] h_3[k] hess_z_h_1__z_r_3[j,m] + h_1[i] h_1[k] hess_z_h_2__z_r_1[j,m] + h_1[i] h_2[k] hess_z_h_2__z_r_2[j,m] + h_1[i] h_3[k] hess_z_h_2__z_r_3[j,m] + h_1[k] h_2[i] hess_z_h_3__z_r_1[j,m] + h_2[i] h_2[k] hess_z_h_3__z_r_2[j,m] + h_2[i] h_3[k] hess_z_h_3__z_r_3[j,m]
     hess_W__B = _block_view(H, 3, 12, 22, 28, PARAMS["W"] + PARAMS["B"])
     jac_h_3__z_h_2 = t["jac_h_3__z_h_2"]
     hess_z_h_2__z_r_1 = t["hess_z_h_2__z_r_1"]
     hess_z_h_3__z_r_1 = t["hess_z_h_3__z_r_1"]
-    _outer_into(hess_W__B, jac_h_3__z_h_2.transpose(0, 2, 1), h_1, adj_z_r_3, 1 / B, False, True)
-    _outer_into(hess_W__B, hess_z_h_2__z_r_1, h_1, h_1, 1 / B, True)
-    _outer_into(hess_W__B, hess_z_h_2__z_r_2, h_1, h_2, 1 / B, True)
-    _outer_into(hess_W__B, hess_z_h_2__z_r_3, h_1, h_3, 1 / B, True)
-    _outer_into(hess_W__B, hess_z_h_3__z_r_1, h_2, h_1, 1 / B, True)
-    _outer_into(hess_W__B, hess_z_h_3__z_r_2, h_2, h_2, 1 / B, True)
-    _outer_into(hess_W__B, hess_z_h_3__z_r_3, h_2, h_3, 1 / B, True)
+    _outer_into(hess_W__B, h_1, ((jac_h_3__z_h_2.transpose(0, 2, 1), adj_z_r_3, 1 / B, True), (hess_z_h_2__z_r_1, h_1, 1 / B, False), (hess_z_h_2__z_r_2, h_2, 1 / B, False), (hess_z_h_2__z_r_3, h_3, 1 / B, False)), False)
+    _outer_into(hess_W__B, h_2, ((hess_z_h_3__z_r_1, h_1, 1 / B, False), (hess_z_h_3__z_r_2, h_2, 1 / B, False), (hess_z_h_3__z_r_3, h_3, 1 / B, False)), True)
     # einsum("Bm,i,Bkj->jimk", adj_z_r_2, h_0, jac_h_2__z_h_1)
-    tmp_49 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
-    _add_into(hess_W__B, (tmp_49.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_48 = np.tensordot(jac_h_2__z_h_1, adj_z_r_2, axes=([0], [0]))
+    _add_into(hess_W__B, (tmp_48.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("Bm,i,Bkj->jimk", adj_z_r_3, h_0, jac_h_3__z_h_1)
-    tmp_50 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
-    _add_into(hess_W__B, (tmp_50.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_49 = np.tensordot(jac_h_3__z_h_1, adj_z_r_3, axes=([0], [0]))
+    _add_into(hess_W__B, (tmp_49.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bk,Bjm->jimk", h_0, h_1, hess_z_h_1__z_r_1)
-    tmp_51 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
-    _add_into(hess_W__B, tmp_51[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_50 = np.tensordot(hess_z_h_1__z_r_1, h_1, axes=([0], [0]))
+    _add_into(hess_W__B, tmp_50[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bk,Bjm->jimk", h_0, h_2, hess_z_h_1__z_r_2)
-    tmp_52 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
-    _add_into(hess_W__B, tmp_52[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_51 = np.tensordot(hess_z_h_1__z_r_2, h_2, axes=([0], [0]))
+    _add_into(hess_W__B, tmp_51[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bk,Bjm->jimk", h_0, h_3, hess_z_h_1__z_r_3)
-    tmp_53 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
-    _add_into(hess_W__B, tmp_53[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_52 = np.tensordot(hess_z_h_1__z_r_3, h_3, axes=([0], [0]))
+    _add_into(hess_W__B, tmp_52[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("Bm,i,Bj->jim", adj_z_r_1, h_0, dtanh_z_h_1)
-    tmp_54 = dtanh_z_h_1.T @ adj_z_r_1
-    _add_into(_diagonal_view(hess_W__B, 0, 3), tmp_54[:, None] * h_0[:, None], 1 / B, True)
+    tmp_53 = dtanh_z_h_1.T @ adj_z_r_1
+    _add_into(_diagonal_view(hess_W__B, 0, 3), tmp_53[:, None] * h_0[:, None], 1 / B, True)
     # einsum("Bm,Bi,Bj->jim", adj_z_r_2, h_1, dtanh_z_h_2)
-    tmp_55 = h_1[:, :, None] * adj_z_r_2[:, None]
-    _add_into(_diagonal_view(hess_W__B, 0, 3), (np.tensordot(tmp_55, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    tmp_54 = h_1[:, :, None] * adj_z_r_2[:, None]
+    _add_into(_diagonal_view(hess_W__B, 0, 3), (np.tensordot(tmp_54, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
     dtanh_z_h_3 = 1 - h_3**2
     # einsum("Bm,Bi,Bj->jim", adj_z_r_3, h_2, dtanh_z_h_3)
-    tmp_56 = h_2[:, :, None] * adj_z_r_3[:, None]
-    _add_into(_diagonal_view(hess_W__B, 0, 3), (np.tensordot(tmp_56, dtanh_z_h_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    tmp_55 = h_2[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_W__B, 0, 3), (np.tensordot(tmp_55, dtanh_z_h_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
     _mirror(H, 3, 12, 22, 28)
+    del tmp_48, tmp_49, tmp_50, tmp_51, tmp_52, tmp_53, tmp_54, tmp_55
+    # ∂f/∂V,B[j,k,m,i] = adj_z_r_1[m] tanh'(z_h_1[i]) δ[i,j] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_1[i,j] x_1[k] + adj_z_r_2[m] tanh'(z_h_2[i]) δ[i,j] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_1[i,j] x_1[k] + adj_z_r_3[m] jac_h_3__z_h_2[i,j] x_2[k] + adj_z_r_3[m] tanh'(z_h_3[i]) δ[i,j] x_3[k] + h_1[i] hess_z_h_1__z_r_1[j,m] x_1[k] + h_2[i] hess_z_h_1__z_r_2[j,m] x_1[k] + h_3[i] hess_z_h_1__z_r_3[j,m] x_1[k] + h_1[i] hess_z_h_2__z_r_1[j,m] x_2[k] + h_2[i] hess_z_h_2__z_r_2[j,m] x_2[k] + h_3[i] hess_z_h_2__z_r_3[j,m] x_2[k] + h_1[i] hess_z_h_3__z_r_1[j,m] x_3[k] + h_2[i] hess_z_h_3__z_r_2[j,m] x_3[k] + h_3[i] hess_z_h_3__z_r_3[j,m] x_3[k]
+    hess_V__B = _block_view(H, 12, 18, 22, 28, PARAMS["V"] + PARAMS["B"])
+    _outer_into(hess_V__B, x_1, ((jac_h_2__z_h_1.transpose(0, 2, 1), adj_z_r_2, 1 / B, True), (jac_h_3__z_h_1.transpose(0, 2, 1), adj_z_r_3, 1 / B, True), (hess_z_h_1__z_r_1, h_1, 1 / B, False), (hess_z_h_1__z_r_2, h_2, 1 / B, False), (hess_z_h_1__z_r_3, h_3, 1 / B, False)), False)
+    _outer_into(hess_V__B, x_2, ((jac_h_3__z_h_2.transpose(0, 2, 1), adj_z_r_3, 1 / B, True), (hess_z_h_2__z_r_1, h_1, 1 / B, False), (hess_z_h_2__z_r_2, h_2, 1 / B, False), (hess_z_h_2__z_r_3, h_3, 1 / B, False)), True)
+    _outer_into(hess_V__B, x_3, ((hess_z_h_3__z_r_1, h_1, 1 / B, False), (hess_z_h_3__z_r_2, h_2, 1 / B, False), (hess_z_h_3__z_r_3, h_3, 1 / B, False)), True)
+    # einsum("Bm,Bj,Bk->jkm", adj_z_r_1, dtanh_z_h_1, x_1)
+    tmp_56 = x_1[:, :, None] * adj_z_r_1[:, None]
+    _add_into(_diagonal_view(hess_V__B, 0, 3), (np.tensordot(tmp_56, dtanh_z_h_1, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    # einsum("Bm,Bj,Bk->jkm", adj_z_r_2, dtanh_z_h_2, x_2)
+    tmp_57 = x_2[:, :, None] * adj_z_r_2[:, None]
+    _add_into(_diagonal_view(hess_V__B, 0, 3), (np.tensordot(tmp_57, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    # einsum("Bm,Bj,Bk->jkm", adj_z_r_3, dtanh_z_h_3, x_3)
+    tmp_58 = x_3[:, :, None] * adj_z_r_3[:, None]
+    _add_into(_diagonal_view(hess_V__B, 0, 3), (np.tensordot(tmp_58, dtanh_z_h_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+    _mirror(H, 12, 18, 22, 28)
+    del t["adj_z_r_3"], t["adj_z_r_2"], t["adj_z_r_1"], t["jac_h_2__z_h_1"], t["jac_h_3__z_h_1"], t["jac_h_3__z_h_2"], t["hess_z_h_3__z_r_2"], t["hess_z_h_2__z_r_2"], t["hess_z_h_1__z_r_2"], t["hess_z_h_3__z_r_3"], t["hess_z_h_2__z_r_3"], t["hess_z_h_1__z_r_3"], t["hess_z_h_3__z_r_1"], t["hess_z_h_2__z_r_1"], t["hess_z_h_1__z_r_1"], adj_z_r_3, adj_z_r_2, adj_z_r_1, jac_h_2__z_h_1, jac_h_3__z_h_1, jac_h_3__z_h_2, hess_z_h_3__z_r_2, hess_z_h_2__z_r_2, hess_z_h_1__z_r_2, hess_z_h_3__z_r_3, hess_z_h_2__z_r_3, hess_z_h_1__z_r_3, hess_z_h_3__z_r_1, hess_z_h_2__z_r_1, hess_z_h_1__z_r_1, tmp_56, tmp_57, tmp_58
+    t["hess_p_1__p_1"] = _hess_p_1__p_1(t)
+    t["hess_r_1__p_1"] = _hess_r_1__p_1(t)
+    t["hess_z_r_1__p_1"] = _hess_z_r_1__p_1(t)
+    del t["hess_r_1__p_1"]
+    t["hess_h_1__p_1"] = _hess_h_1__p_1(t)
+    t["hess_z_h_1__p_1"] = _hess_z_h_1__p_1(t)
+    del t["hess_h_1__p_1"]
+    t["hess_p_2__p_2"] = _hess_p_2__p_2(t)
+    t["hess_r_2__p_2"] = _hess_r_2__p_2(t)
+    t["hess_z_r_2__p_2"] = _hess_z_r_2__p_2(t)
+    del t["hess_r_2__p_2"]
+    t["hess_h_2__p_2"] = _hess_h_2__p_2(t)
+    t["hess_z_h_2__p_2"] = _hess_z_h_2__p_2(t)
+    del t["hess_h_2__p_2"]
+    t["hess_r_1__p_2"] = _hess_r_1__p_2(t)
+    t["hess_z_r_1__p_2"] = _hess_z_r_1__p_2(t)
+    del t["hess_r_1__p_2"]
+    t["hess_h_1__p_2"] = _hess_h_1__p_2(t)
+    t["hess_z_h_1__p_2"] = _hess_z_h_1__p_2(t)
+    del t["hess_h_1__p_2"]
+    t["hess_p_3__p_3"] = _hess_p_3__p_3(t)
+    # ∂f/∂U,U[l,m,i,j] = hess_p_1__p_1[l,i] r_1[m] r_1[j] + hess_p_2__p_2[l,i] r_2[m] r_2[j] + hess_p_3__p_3[l,i] r_3[m] r_3[j]
+    hess_U__U = _block_view(H, 28, 32, 28, 32, PARAMS["U"] + PARAMS["U"])
+    hess_p_1__p_1 = t["hess_p_1__p_1"]
+    # einsum("li,Bm,Bj->lmij", hess_p_1__p_1, r_1, r_1)
+    tmp_59 = r_1.T @ r_1
+    _add_into(hess_U__U, tmp_59.T[:, None] * hess_p_1__p_1[:, None, :, None], 1 / B, False)
+    hess_p_2__p_2 = t["hess_p_2__p_2"]
+    # einsum("li,Bm,Bj->lmij", hess_p_2__p_2, r_2, r_2)
+    tmp_60 = r_2.T @ r_2
+    _add_into(hess_U__U, tmp_60.T[:, None] * hess_p_2__p_2[:, None, :, None], 1 / B, True)
+    hess_p_3__p_3 = t["hess_p_3__p_3"]
+    r_3 = t["r(3)"]
+    # einsum("li,Bm,Bj->lmij", hess_p_3__p_3, r_3, r_3)
+    tmp_61 = r_3.T @ r_3
+    _add_into(hess_U__U, tmp_61.T[:, None] * hess_p_3__p_3[:, None, :, None], 1 / B, True)
+    del t["hess_p_1__p_1"], t["hess_p_2__p_2"], hess_p_1__p_1, hess_p_2__p_2, hess_p_3__p_3, tmp_59, tmp_60, tmp_61
+    t["hess_r_3__p_3"] = _hess_r_3__p_3(t)
+    del t["hess_p_3__p_3"]
+    t["hess_z_r_3__p_3"] = _hess_z_r_3__p_3(t)
+    del t["hess_r_3__p_3"]
+    t["hess_h_3__p_3"] = _hess_h_3__p_3(t)
+    t["hess_z_h_3__p_3"] = _hess_z_h_3__p_3(t)
+    del t["hess_h_3__p_3"]
+    t["hess_r_2__p_3"] = _hess_r_2__p_3(t)
+    t["hess_z_r_2__p_3"] = _hess_z_r_2__p_3(t)
+    del t["hess_r_2__p_3"]
+    # ∂f/∂A,U[m,q,l,i] = adj_p_2[l] tanh'(z_r_2[i]) δ[i,m] r_1[q] + adj_p_3[l] jac_r_3__z_r_2[i,m] r_1[q] + adj_p_3[l] tanh'(z_r_3[i]) δ[i,m] r_2[q] + hess_z_r_2__p_2[m,l] r_1[q] r_2[i] + hess_z_r_2__p_3[m,l] r_1[q] r_3[i] + hess_z_r_3__p_3[m,l] r_2[q] r_3[i]
+    hess_A__U = _block_view(H, 18, 22, 28, 32, PARAMS["A"] + PARAMS["U"])
+    jac_r_3__z_r_2 = t["jac_r_3__z_r_2"]
+    adj_p_3 = t["adj_p_3"]
+    hess_z_r_2__p_2 = t["hess_z_r_2__p_2"]
+    hess_z_r_2__p_3 = t["hess_z_r_2__p_3"]
+    hess_z_r_3__p_3 = t["hess_z_r_3__p_3"]
+    _outer_into(hess_A__U, r_1, ((jac_r_3__z_r_2.transpose(0, 2, 1), adj_p_3, 1 / B, True), (hess_z_r_2__p_2, r_2, 1 / B, False), (hess_z_r_2__p_3, r_3, 1 / B, False)), False)
+    _outer_into(hess_A__U, r_2, ((hess_z_r_3__p_3, r_3, 1 / B, False),), True)
+    adj_p_2 = t["adj_p_2"]
+    # einsum("Bl,Bm,Bq->mql", adj_p_2, dtanh_z_r_2, r_1)
+    tmp_62 = dtanh_z_r_2[:, :, None] * adj_p_2[:, None]
+    _add_into(_diagonal_view(hess_A__U, 0, 3), (np.tensordot(tmp_62, r_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    dtanh_z_r_3 = 1 - r_3**2
+    # einsum("Bl,Bm,Bq->mql", adj_p_3, dtanh_z_r_3, r_2)
+    tmp_63 = dtanh_z_r_3[:, :, None] * adj_p_3[:, None]
+    _add_into(_diagonal_view(hess_A__U, 0, 3), (np.tensordot(tmp_63, r_2, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    _mirror(H, 18, 22, 28, 32)
+    del tmp_62, tmp_63
+    t["hess_h_2__p_3"] = _hess_h_2__p_3(t)
+    t["hess_z_h_2__p_3"] = _hess_z_h_2__p_3(t)
+    del t["hess_h_2__p_3"]
+    t["hess_r_1__p_3"] = _hess_r_1__p_3(t)
+    t["hess_z_r_1__p_3"] = _hess_z_r_1__p_3(t)
+    del t["hess_r_1__p_3"]
+    # ∂f/∂B,U[m,j,l,i] = adj_p_1[l] h_1[j] tanh'(z_r_1[i]) δ[i,m] + adj_p_2[l] h_1[j] jac_r_2__z_r_1[i,m] + adj_p_2[l] h_2[j] tanh'(z_r_2[i]) δ[i,m] + adj_p_3[l] h_1[j] jac_r_3__z_r_1[i,m] + adj_p_3[l] h_2[j] jac_r_3__z_r_2[i,m] + adj_p_3[l] h_3[j] tanh'(z_r_3[i]) δ[i,m] + h_1[j] hess_z_r_1__p_1[m,l] r_1[i] + h_1[j] hess_z_r_1__p_2[m,l] r_2[i] + h_1[j] hess_z_r_1__p_3[m,l] r_3[i] + h_2[j] hess_z_r_2__p_2[m,l] r_2[i] + h_2[j] hess_z_r_2__p_3[m,l] r_3[i] + h_3[j] hess_z_r_3__p_3[m,l] r_3[i]
+    hess_B__U = _block_view(H, 22, 28, 28, 32, PARAMS["B"] + PARAMS["U"])
+    jac_r_3__z_r_1 = t["jac_r_3__z_r_1"]
+    hess_z_r_1__p_1 = t["hess_z_r_1__p_1"]
+    hess_z_r_1__p_2 = t["hess_z_r_1__p_2"]
+    hess_z_r_1__p_3 = t["hess_z_r_1__p_3"]
+    _outer_into(hess_B__U, h_1, ((jac_r_2__z_r_1.transpose(0, 2, 1), adj_p_2, 1 / B, True), (jac_r_3__z_r_1.transpose(0, 2, 1), adj_p_3, 1 / B, True), (hess_z_r_1__p_1, r_1, 1 / B, False), (hess_z_r_1__p_2, r_2, 1 / B, False), (hess_z_r_1__p_3, r_3, 1 / B, False)), False)
+    _outer_into(hess_B__U, h_2, ((jac_r_3__z_r_2.transpose(0, 2, 1), adj_p_3, 1 / B, True), (hess_z_r_2__p_2, r_2, 1 / B, False), (hess_z_r_2__p_3, r_3, 1 / B, False)), True)
+    _outer_into(hess_B__U, h_3, ((hess_z_r_3__p_3, r_3, 1 / B, False),), True)
+    adj_p_1 = t["adj_p_1"]
+    # einsum("Bl,Bj,Bm->mjl", adj_p_1, h_1, dtanh_z_r_1)
+    tmp_64 = dtanh_z_r_1[:, :, None] * adj_p_1[:, None]
+    _add_into(_diagonal_view(hess_B__U, 0, 3), (np.tensordot(tmp_64, h_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    # einsum("Bl,Bj,Bm->mjl", adj_p_2, h_2, dtanh_z_r_2)
+    tmp_65 = dtanh_z_r_2[:, :, None] * adj_p_2[:, None]
+    _add_into(_diagonal_view(hess_B__U, 0, 3), (np.tensordot(tmp_65, h_2, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    # einsum("Bl,Bj,Bm->mjl", adj_p_3, h_3, dtanh_z_r_3)
+    tmp_66 = dtanh_z_r_3[:, :, None] * adj_p_3[:, None]
+    _add_into(_diagonal_view(hess_B__U, 0, 3), (np.tensordot(tmp_66, h_3, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+    _mirror(H, 22, 28, 28, 32)
+    del t["jac_r_3__z_r_2"], t["jac_r_2__z_r_1"], t["jac_r_3__z_r_1"], t["hess_z_r_1__p_1"], t["hess_z_r_2__p_2"], t["hess_z_r_1__p_2"], t["hess_z_r_3__p_3"], t["hess_z_r_2__p_3"], jac_r_3__z_r_2, jac_r_2__z_r_1, jac_r_3__z_r_1, hess_z_r_1__p_1, hess_z_r_2__p_2, hess_z_r_1__p_2, hess_z_r_3__p_3, hess_z_r_2__p_3, hess_z_r_1__p_3, tmp_64, tmp_65, tmp_66
+    t["hess_h_1__p_3"] = _hess_h_1__p_3(t)
+    del t["hess_z_r_1__p_3"]
+    t["hess_z_h_1__p_3"] = _hess_z_h_1__p_3(t)
+    del t["hess_h_1__p_3"]
+    # ∂f/∂h(0),U[j,l,m] = Σ_c W[c,j] adj_p_1[l] jac_r_1__z_h_1[m,c] + Σ_c W[c,j] adj_p_2[l] jac_r_2__z_h_1[m,c] + Σ_c W[c,j] adj_p_3[l] jac_r_3__z_h_1[m,c] + Σ_c W[c,j] hess_z_h_1__p_1[c,l] r_1[m] + Σ_c W[c,j] hess_z_h_1__p_2[c,l] r_2[m] + Σ_c W[c,j] hess_z_h_1__p_3[c,l] r_3[m]
+    hess_h_0___U = _block_view(H, 0, 3, 28, 32, PARAMS["h(0)"] + PARAMS["U"])
+    # einsum("cj,Bl,Bmc->jlm", W, adj_p_1, jac_r_1__z_h_1)
+    tmp_67 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_67, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, False)
+    # einsum("cj,Bl,Bmc->jlm", W, adj_p_2, jac_r_2__z_h_1)
+    tmp_68 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_68, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    jac_r_3__z_h_1 = t["jac_r_3__z_h_1"]
+    # einsum("cj,Bl,Bmc->jlm", W, adj_p_3, jac_r_3__z_h_1)
+    tmp_69 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_69, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    hess_z_h_1__p_1 = t["hess_z_h_1__p_1"]
+    # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_1, r_1)
+    tmp_70 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_70, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    hess_z_h_1__p_2 = t["hess_z_h_1__p_2"]
+    # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_2, r_2)
+    tmp_71 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_71, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    hess_z_h_1__p_3 = t["hess_z_h_1__p_3"]
+    # einsum("cj,Bcl,Bm->jlm", W, hess_z_h_1__p_3, r_3)
+    tmp_72 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
+    _add_into(hess_h_0___U, (np.tensordot(tmp_72, W, axes=([1], [0]))).transpose(2, 1, 0), 1 / B, True)
+    _mirror(H, 0, 3, 28, 32)
+    del tmp_67, tmp_68, tmp_69, tmp_70, tmp_71, tmp_72
     # ∂f/∂W,U[j,i,l,m] = adj_p_1[l] h_0[i] jac_r_1__z_h_1[m,j] + adj_p_2[l] h_0[i] jac_r_2__z_h_1[m,j] + adj_p_2[l] h_1[i] jac_r_2__z_h_2[m,j] + adj_p_3[l] h_0[i] jac_r_3__z_h_1[m,j] + adj_p_3[l] h_1[i] jac_r_3__z_h_2[m,j] + adj_p_3[l] h_2[i] jac_r_3__z_h_3[m,j] + h_0[i] hess_z_h_1__p_1[j,l] r_1[m] + h_0[i] hess_z_h_1__p_2[j,l] r_2[m] + h_0[i] hess_z_h_1__p_3[j,l] r_3[m] + h_1[i] hess_z_h_2__p_2[j,l] r_2[m] + h_1[i] hess_z_h_2__p_3[j,l] r_3[m] + h_2[i] hess_z_h_3__p_3[j,l] r_3[m]
     hess_W__U = _block_view(H, 3, 12, 28, 32, PARAMS["W"] + PARAMS["U"])
     jac_r_3__z_h_2 = t["jac_r_3__z_h_2"]
@@ -2763,203 +2992,35 @@ def hessian(params, data, out=None):
     hess_z_h_2__p_2 = t["hess_z_h_2__p_2"]
     hess_z_h_2__p_3 = t["hess_z_h_2__p_3"]
     hess_z_h_3__p_3 = t["hess_z_h_3__p_3"]
-    _outer_into(hess_W__U, jac_r_2__z_h_2.transpose(0, 2, 1), h_1, adj_p_2, 1 / B, False, True)
-    _outer_into(hess_W__U, jac_r_3__z_h_2.transpose(0, 2, 1), h_1, adj_p_3, 1 / B, True, True)
-    _outer_into(hess_W__U, jac_r_3__z_h_3.transpose(0, 2, 1), h_2, adj_p_3, 1 / B, True, True)
-    _outer_into(hess_W__U, hess_z_h_2__p_2, h_1, r_2, 1 / B, True)
-    _outer_into(hess_W__U, hess_z_h_2__p_3, h_1, r_3, 1 / B, True)
-    _outer_into(hess_W__U, hess_z_h_3__p_3, h_2, r_3, 1 / B, True)
+    _outer_into(hess_W__U, h_1, ((jac_r_2__z_h_2.transpose(0, 2, 1), adj_p_2, 1 / B, True), (jac_r_3__z_h_2.transpose(0, 2, 1), adj_p_3, 1 / B, True), (hess_z_h_2__p_2, r_2, 1 / B, False), (hess_z_h_2__p_3, r_3, 1 / B, False)), False)
+    _outer_into(hess_W__U, h_2, ((jac_r_3__z_h_3.transpose(0, 2, 1), adj_p_3, 1 / B, True), (hess_z_h_3__p_3, r_3, 1 / B, False)), True)
     # einsum("Bl,i,Bmj->jilm", adj_p_1, h_0, jac_r_1__z_h_1)
-    tmp_57 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
-    _add_into(hess_W__U, (tmp_57.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_73 = np.tensordot(jac_r_1__z_h_1, adj_p_1, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_73.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("Bl,i,Bmj->jilm", adj_p_2, h_0, jac_r_2__z_h_1)
-    tmp_58 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
-    _add_into(hess_W__U, (tmp_58.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_74 = np.tensordot(jac_r_2__z_h_1, adj_p_2, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_74.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("Bl,i,Bmj->jilm", adj_p_3, h_0, jac_r_3__z_h_1)
-    tmp_59 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
-    _add_into(hess_W__U, (tmp_59.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_75 = np.tensordot(jac_r_3__z_h_1, adj_p_3, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_75.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_1, r_1)
-    tmp_60 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
-    _add_into(hess_W__U, (tmp_60.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_76 = np.tensordot(r_1, hess_z_h_1__p_1, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_76.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_2, r_2)
-    tmp_61 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
-    _add_into(hess_W__U, (tmp_61.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_77 = np.tensordot(r_2, hess_z_h_1__p_2, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_77.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     # einsum("i,Bjl,Bm->jilm", h_0, hess_z_h_1__p_3, r_3)
-    tmp_62 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
-    _add_into(hess_W__U, (tmp_62.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
+    tmp_78 = np.tensordot(r_3, hess_z_h_1__p_3, axes=([0], [0]))
+    _add_into(hess_W__U, (tmp_78.transpose(1, 2, 0))[:, None] * h_0[:, None, None], 1 / B, True)
     _mirror(H, 3, 12, 28, 32)
-    # ∂f/∂V,V[j,k,i,l] = hess_z_h_1__z_h_1[j,i] x_1[k] x_1[l] + hess_z_h_1__z_h_2[j,i] x_1[k] x_2[l] + hess_z_h_1__z_h_3[j,i] x_1[k] x_3[l] + hess_z_h_2__z_h_1[j,i] x_1[l] x_2[k] + hess_z_h_2__z_h_2[j,i] x_2[k] x_2[l] + hess_z_h_2__z_h_3[j,i] x_2[k] x_3[l] + hess_z_h_3__z_h_1[j,i] x_1[l] x_3[k] + hess_z_h_3__z_h_2[j,i] x_2[l] x_3[k] + hess_z_h_3__z_h_3[j,i] x_3[k] x_3[l]
-    hess_V__V = _block_view(H, 12, 18, 12, 18, PARAMS["V"] + PARAMS["V"])
-    _outer_into(hess_V__V, hess_z_h_1__z_h_1, x_1, x_1, 1 / B, False)
-    _outer_into(hess_V__V, hess_z_h_1__z_h_2, x_1, x_2, 1 / B, True)
-    _outer_into(hess_V__V, hess_z_h_1__z_h_3, x_1, x_3, 1 / B, True)
-    _outer_into(hess_V__V, hess_z_h_2__z_h_1, x_2, x_1, 1 / B, True)
-    _outer_into(hess_V__V, hess_z_h_2__z_h_2, x_2, x_2, 1 / B, True)
-    _outer_into(hess_V__V, hess_z_h_2__z_h_3, x_2, x_3, 1 / B, True)
-    _outer_into(hess_V__V, hess_z_h_3__z_h_1, x_3, x_1, 1 / B, True)
-    _outer_into(hess_V__V, hess_z_h_3__z_h_2, x_3, x_2, 1 / B, True)
-    _outer_into(hess_V__V, hess_z_h_3__z_h_3, x_3, x_3, 1 / B, True)
-    # ∂f/∂V,A[j,k,m,q] = adj_z_r_2[m] jac_r_1__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_1[q,j] x_1[k] + adj_z_r_3[m] jac_r_2__z_h_2[q,j] x_2[k] + hess_z_h_1__z_r_2[j,m] r_1[q] x_1[k] + hess_z_h_1__z_r_3[j,m] r_2[q] x_1[k] + hess_z_h_2__z_r_2[j,m] r_1[q] x_2[k] + hess_z_h_2__z_r_3[j,m] r_2[q] x_2[k] + hess_z_h_3__z_r_2[j,m] r_1[q] x_3[k] + hess_z_h_3__z_r_3[j,m] r_2[q] x_3[k]
-    hess_V__A = _block_view(H, 12, 18, 18, 22, PARAMS["V"] + PARAMS["A"])
-    _outer_into(hess_V__A, jac_r_1__z_h_1.transpose(0, 2, 1), x_1, adj_z_r_2, 1 / B, False, True)
-    _outer_into(hess_V__A, jac_r_2__z_h_1.transpose(0, 2, 1), x_1, adj_z_r_3, 1 / B, True, True)
-    _outer_into(hess_V__A, jac_r_2__z_h_2.transpose(0, 2, 1), x_2, adj_z_r_3, 1 / B, True, True)
-    _outer_into(hess_V__A, hess_z_h_1__z_r_2, x_1, r_1, 1 / B, True)
-    _outer_into(hess_V__A, hess_z_h_1__z_r_3, x_1, r_2, 1 / B, True)
-    _outer_into(hess_V__A, hess_z_h_2__z_r_2, x_2, r_1, 1 / B, True)
-    _outer_into(hess_V__A, hess_z_h_2__z_r_3, x_2, r_2, 1 / B, True)
-    _outer_into(hess_V__A, hess_z_h_3__z_r_2, x_3, r_1, 1 / B, True)
-    _outer_into(hess_V__A, hess_z_h_3__z_r_3, x_3, r_2, 1 / B, True)
-    _mirror(H, 12, 18, 18, 22)
-    # ∂f/∂V,B[j,k,m,i] = adj_z_r_1[m] tanh'(z_h_1[i]) δ[i,j] x_1[k] + adj_z_r_2[m] jac_h_2__z_h_1[i,j] x_1[k] + adj_z_r_2[m] tanh'(z_h_2[i]) δ[i,j] x_2[k] + adj_z_r_3[m] jac_h_3__z_h_1[i,j] x_1[k] + adj_z_r_3[m] jac_h_3__z_h_2[i,j] x_2[k] + adj_z_r_3[m] tanh'(z_h_3[i]) δ[i,j] x_3[k] + h_1[i] hess_z_h_1__z_r_1[j,m] x_1[k] + h_2[i] hess_z_h_1__z_r_2[j,m] x_1[k] + h_3[i] hess_z_h_1__z_r_3[j,m] x_1[k] + h_1[i] hess_z_h_2__z_r_1[j,m] x_2[k] + h_2[i] hess_z_h_2__z_r_2[j,m] x_2[k] + h_3[i] hess_z_h_2__z_r_3[j,m] x_2[k] + h_1[i] hess_z_h_3__z_r_1[j,m] x_3[k] + h_2[i] hess_z_h_3__z_r_2[j,m] x_3[k] + h_3[i] hess_z_h_3__z_r_3[j,m] x_3[k]
-    hess_V__B = _block_view(H, 12, 18, 22, 28, PARAMS["V"] + PARAMS["B"])
-    _outer_into(hess_V__B, jac_h_2__z_h_1.transpose(0, 2, 1), x_1, adj_z_r_2, 1 / B, False, True)
-    _outer_into(hess_V__B, jac_h_3__z_h_1.transpose(0, 2, 1), x_1, adj_z_r_3, 1 / B, True, True)
-    _outer_into(hess_V__B, jac_h_3__z_h_2.transpose(0, 2, 1), x_2, adj_z_r_3, 1 / B, True, True)
-    _outer_into(hess_V__B, hess_z_h_1__z_r_1, x_1, h_1, 1 / B, True)
-    _outer_into(hess_V__B, hess_z_h_1__z_r_2, x_1, h_2, 1 / B, True)
-    _outer_into(hess_V__B, hess_z_h_1__z_r_3, x_1, h_3, 1 / B, True)
-    _outer_into(hess_V__B, hess_z_h_2__z_r_1, x_2, h_1, 1 / B, True)
-    _outer_into(hess_V__B, hess_z_h_2__z_r_2, x_2, h_2, 1 / B, True)
-    _outer_into(hess_V__B, hess_z_h_2__z_r_3, x_2, h_3, 1 / B, True)
-    _outer_into(hess_V__B, hess_z_h_3__z_r_1, x_3, h_1, 1 / B, True)
-    _outer_into(hess_V__B, hess_z_h_3__z_r_2, x_3, h_2, 1 / B, True)
-    _outer_into(hess_V__B, hess_z_h_3__z_r_3, x_3, h_3, 1 / B, True)
-    # einsum("Bm,Bj,Bk->jkm", adj_z_r_1, dtanh_z_h_1, x_1)
-    tmp_63 = x_1[:, :, None] * adj_z_r_1[:, None]
-    _add_into(_diagonal_view(hess_V__B, 0, 3), (np.tensordot(tmp_63, dtanh_z_h_1, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    # einsum("Bm,Bj,Bk->jkm", adj_z_r_2, dtanh_z_h_2, x_2)
-    tmp_64 = x_2[:, :, None] * adj_z_r_2[:, None]
-    _add_into(_diagonal_view(hess_V__B, 0, 3), (np.tensordot(tmp_64, dtanh_z_h_2, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    # einsum("Bm,Bj,Bk->jkm", adj_z_r_3, dtanh_z_h_3, x_3)
-    tmp_65 = x_3[:, :, None] * adj_z_r_3[:, None]
-    _add_into(_diagonal_view(hess_V__B, 0, 3), (np.tensordot(tmp_65, dtanh_z_h_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    _mirror(H, 12, 18, 22, 28)
+    del tmp_73, tmp_74, tmp_75, tmp_76, tmp_77, tmp_78
     # ∂f/∂V,U[j,k,l,m] = adj_p_1[l] jac_r_1__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_1[m,j] x_1[k] + adj_p_2[l] jac_r_2__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_1[m,j] x_1[k] + adj_p_3[l] jac_r_3__z_h_2[m,j] x_2[k] + adj_p_3[l] jac_r_3__z_h_3[m,j] x_3[k] + hess_z_h_1__p_1[j,l] r_1[m] x_1[k] + hess_z_h_1__p_2[j,l] r_2[m] x_1[k] + hess_z_h_1__p_3[j,l] r_3[m] x_1[k] + hess_z_h_2__p_2[j,l] r_2[m] x_2[k] + hess_z_h_2__p_3[j,l] r_3[m] x_2[k] + hess_z_h_3__p_3[j,l] r_3[m] x_3[k]
     hess_V__U = _block_view(H, 12, 18, 28, 32, PARAMS["V"] + PARAMS["U"])
-    _outer_into(hess_V__U, jac_r_1__z_h_1.transpose(0, 2, 1), x_1, adj_p_1, 1 / B, False, True)
-    _outer_into(hess_V__U, jac_r_2__z_h_1.transpose(0, 2, 1), x_1, adj_p_2, 1 / B, True, True)
-    _outer_into(hess_V__U, jac_r_2__z_h_2.transpose(0, 2, 1), x_2, adj_p_2, 1 / B, True, True)
-    _outer_into(hess_V__U, jac_r_3__z_h_1.transpose(0, 2, 1), x_1, adj_p_3, 1 / B, True, True)
-    _outer_into(hess_V__U, jac_r_3__z_h_2.transpose(0, 2, 1), x_2, adj_p_3, 1 / B, True, True)
-    _outer_into(hess_V__U, jac_r_3__z_h_3.transpose(0, 2, 1), x_3, adj_p_3, 1 / B, True, True)
-    _outer_into(hess_V__U, hess_z_h_1__p_1, x_1, r_1, 1 / B, True)
-    _outer_into(hess_V__U, hess_z_h_1__p_2, x_1, r_2, 1 / B, True)
-    _outer_into(hess_V__U, hess_z_h_1__p_3, x_1, r_3, 1 / B, True)
-    _outer_into(hess_V__U, hess_z_h_2__p_2, x_2, r_2, 1 / B, True)
-    _outer_into(hess_V__U, hess_z_h_2__p_3, x_2, r_3, 1 / B, True)
-    _outer_into(hess_V__U, hess_z_h_3__p_3, x_3, r_3, 1 / B, True)
+    _outer_into(hess_V__U, x_1, ((jac_r_1__z_h_1.transpose(0, 2, 1), adj_p_1, 1 / B, True), (jac_r_2__z_h_1.transpose(0, 2, 1), adj_p_2, 1 / B, True), (jac_r_3__z_h_1.transpose(0, 2, 1), adj_p_3, 1 / B, True), (hess_z_h_1__p_1, r_1, 1 / B, False), (hess_z_h_1__p_2, r_2, 1 / B, False), (hess_z_h_1__p_3, r_3, 1 / B, False)), False)
+    _outer_into(hess_V__U, x_2, ((jac_r_2__z_h_2.transpose(0, 2, 1), adj_p_2, 1 / B, True), (jac_r_3__z_h_2.transpose(0, 2, 1), adj_p_3, 1 / B, True), (hess_z_h_2__p_2, r_2, 1 / B, False), (hess_z_h_2__p_3, r_3, 1 / B, False)), True)
+    _outer_into(hess_V__U, x_3, ((jac_r_3__z_h_3.transpose(0, 2, 1), adj_p_3, 1 / B, True), (hess_z_h_3__p_3, r_3, 1 / B, False)), True)
     _mirror(H, 12, 18, 28, 32)
-    # ∂f/∂A,A[m,q,i,j] = adj_z_r_3[m] tanh'(z_r_2[q]) δ[q,i] r_1[j] + adj_z_r_3[i] tanh'(z_r_2[j]) δ[j,m] r_1[q] + hess_z_r_2__z_r_2[m,i] r_1[q] r_1[j] + hess_z_r_2__z_r_3[m,i] r_1[q] r_2[j] + hess_z_r_3__z_r_2[m,i] r_1[j] r_2[q] + hess_z_r_3__z_r_3[m,i] r_2[q] r_2[j]
-    hess_A__A = _block_view(H, 18, 22, 18, 22, PARAMS["A"] + PARAMS["A"])
-    hess_z_r_2__z_r_2 = t["hess_z_r_2__z_r_2"]
-    hess_z_r_2__z_r_3 = t["hess_z_r_2__z_r_3"]
-    hess_z_r_3__z_r_2 = t["hess_z_r_3__z_r_2"]
-    hess_z_r_3__z_r_3 = t["hess_z_r_3__z_r_3"]
-    _outer_into(hess_A__A, hess_z_r_2__z_r_2, r_1, r_1, 1 / B, False)
-    _outer_into(hess_A__A, hess_z_r_2__z_r_3, r_1, r_2, 1 / B, True)
-    _outer_into(hess_A__A, hess_z_r_3__z_r_2, r_2, r_1, 1 / B, True)
-    _outer_into(hess_A__A, hess_z_r_3__z_r_3, r_2, r_2, 1 / B, True)
-    dtanh_z_r_2 = 1 - r_2**2
-    # einsum("Bm,Bq,Bi->mqi", adj_z_r_3, dtanh_z_r_2, r_1)
-    tmp_66 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
-    _add_into(_diagonal_view(hess_A__A, 1, 2), (np.tensordot(tmp_66, r_1, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bi,Bm,Bq->mqi", adj_z_r_3, dtanh_z_r_2, r_1)
-    tmp_67 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
-    _add_into(_diagonal_view(hess_A__A, 0, 3), (np.tensordot(tmp_67, r_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    # ∂f/∂A,B[m,q,i,j] = adj_z_r_2[m] h_1[j] tanh'(z_r_1[q]) δ[q,i] + adj_z_r_3[m] h_1[j] jac_r_2__z_r_1[q,i] + adj_z_r_3[m] h_2[j] tanh'(z_r_2[q]) δ[q,i] + h_1[j] hess_z_r_2__z_r_1[m,i] r_1[q] + h_2[j] hess_z_r_2__z_r_2[m,i] r_1[q] + h_3[j] hess_z_r_2__z_r_3[m,i] r_1[q] + h_1[j] hess_z_r_3__z_r_1[m,i] r_2[q] + h_2[j] hess_z_r_3__z_r_2[m,i] r_2[q] + h_3[j] hess_z_r_3__z_r_3[m,i] r_2[q]
-    hess_A__B = _block_view(H, 18, 22, 22, 28, PARAMS["A"] + PARAMS["B"])
-    hess_z_r_2__z_r_1 = t["hess_z_r_2__z_r_1"]
-    hess_z_r_3__z_r_1 = t["hess_z_r_3__z_r_1"]
-    _outer_into(hess_A__B, hess_z_r_2__z_r_1, r_1, h_1, 1 / B, False)
-    _outer_into(hess_A__B, hess_z_r_2__z_r_2, r_1, h_2, 1 / B, True)
-    _outer_into(hess_A__B, hess_z_r_2__z_r_3, r_1, h_3, 1 / B, True)
-    _outer_into(hess_A__B, hess_z_r_3__z_r_1, r_2, h_1, 1 / B, True)
-    _outer_into(hess_A__B, hess_z_r_3__z_r_2, r_2, h_2, 1 / B, True)
-    _outer_into(hess_A__B, hess_z_r_3__z_r_3, r_2, h_3, 1 / B, True)
-    jac_r_2__z_r_1 = t["jac_r_2__z_r_1"]
-    # einsum("Bm,Bj,Bqi->mqij", adj_z_r_3, h_1, jac_r_2__z_r_1)
-    tmp_68 = h_1[:, :, None] * adj_z_r_3[:, None]
-    _add_into(hess_A__B, (np.tensordot(tmp_68, jac_r_2__z_r_1, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    dtanh_z_r_1 = 1 - r_1**2
-    # einsum("Bm,Bj,Bq->mqj", adj_z_r_2, h_1, dtanh_z_r_1)
-    tmp_69 = dtanh_z_r_1[:, :, None] * adj_z_r_2[:, None]
-    _add_into(_diagonal_view(hess_A__B, 1, 2), (np.tensordot(tmp_69, h_1, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bm,Bj,Bq->mqj", adj_z_r_3, h_2, dtanh_z_r_2)
-    tmp_70 = dtanh_z_r_2[:, :, None] * adj_z_r_3[:, None]
-    _add_into(_diagonal_view(hess_A__B, 1, 2), (np.tensordot(tmp_70, h_2, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
-    _mirror(H, 18, 22, 22, 28)
-    # ∂f/∂A,U[m,q,l,i] = adj_p_2[l] tanh'(z_r_2[i]) δ[i,m] r_1[q] + adj_p_3[l] jac_r_3__z_r_2[i,m] r_1[q] + adj_p_3[l] tanh'(z_r_3[i]) δ[i,m] r_2[q] + hess_z_r_2__p_2[m,l] r_1[q] r_2[i] + hess_z_r_2__p_3[m,l] r_1[q] r_3[i] + hess_z_r_3__p_3[m,l] r_2[q] r_3[i]
-    hess_A__U = _block_view(H, 18, 22, 28, 32, PARAMS["A"] + PARAMS["U"])
-    jac_r_3__z_r_2 = t["jac_r_3__z_r_2"]
-    hess_z_r_2__p_2 = t["hess_z_r_2__p_2"]
-    hess_z_r_2__p_3 = t["hess_z_r_2__p_3"]
-    hess_z_r_3__p_3 = t["hess_z_r_3__p_3"]
-    _outer_into(hess_A__U, jac_r_3__z_r_2.transpose(0, 2, 1), r_1, adj_p_3, 1 / B, False, True)
-    _outer_into(hess_A__U, hess_z_r_2__p_2, r_1, r_2, 1 / B, True)
-    _outer_into(hess_A__U, hess_z_r_2__p_3, r_1, r_3, 1 / B, True)
-    _outer_into(hess_A__U, hess_z_r_3__p_3, r_2, r_3, 1 / B, True)
-    # einsum("Bl,Bm,Bq->mql", adj_p_2, dtanh_z_r_2, r_1)
-    tmp_71 = dtanh_z_r_2[:, :, None] * adj_p_2[:, None]
-    _add_into(_diagonal_view(hess_A__U, 0, 3), (np.tensordot(tmp_71, r_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    dtanh_z_r_3 = 1 - r_3**2
-    # einsum("Bl,Bm,Bq->mql", adj_p_3, dtanh_z_r_3, r_2)
-    tmp_72 = dtanh_z_r_3[:, :, None] * adj_p_3[:, None]
-    _add_into(_diagonal_view(hess_A__U, 0, 3), (np.tensordot(tmp_72, r_2, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    _mirror(H, 18, 22, 28, 32)
-    # ∂f/∂B,B[m,j,i,k] = h_1[j] h_1[k] hess_z_r_1__z_r_1[m,i] + h_1[j] h_2[k] hess_z_r_1__z_r_2[m,i] + h_1[j] h_3[k] hess_z_r_1__z_r_3[m,i] + h_1[k] h_2[j] hess_z_r_2__z_r_1[m,i] + h_2[j] h_2[k] hess_z_r_2__z_r_2[m,i] + h_2[j] h_3[k] hess_z_r_2__z_r_3[m,i] + h_1[k] h_3[j] hess_z_r_3__z_r_1[m,i] + h_2[k] h_3[j] hess_z_r_3__z_r_2[m,i] + h_3[j] h_3[k] hess_z_r_3__z_r_3[m,i]
-    hess_B__B = _block_view(H, 22, 28, 22, 28, PARAMS["B"] + PARAMS["B"])
-    hess_z_r_1__z_r_1 = t["hess_z_r_1__z_r_1"]
-    hess_z_r_1__z_r_2 = t["hess_z_r_1__z_r_2"]
-    hess_z_r_1__z_r_3 = t["hess_z_r_1__z_r_3"]
-    _outer_into(hess_B__B, hess_z_r_1__z_r_1, h_1, h_1, 1 / B, False)
-    _outer_into(hess_B__B, hess_z_r_1__z_r_2, h_1, h_2, 1 / B, True)
-    _outer_into(hess_B__B, hess_z_r_1__z_r_3, h_1, h_3, 1 / B, True)
-    _outer_into(hess_B__B, hess_z_r_2__z_r_1, h_2, h_1, 1 / B, True)
-    _outer_into(hess_B__B, hess_z_r_2__z_r_2, h_2, h_2, 1 / B, True)
-    _outer_into(hess_B__B, hess_z_r_2__z_r_3, h_2, h_3, 1 / B, True)
-    _outer_into(hess_B__B, hess_z_r_3__z_r_1, h_3, h_1, 1 / B, True)
-    _outer_into(hess_B__B, hess_z_r_3__z_r_2, h_3, h_2, 1 / B, True)
-    _outer_into(hess_B__B, hess_z_r_3__z_r_3, h_3, h_3, 1 / B, True)
-    # ∂f/∂B,U[m,j,l,i] = adj_p_1[l] h_1[j] tanh'(z_r_1[i]) δ[i,m] + adj_p_2[l] h_1[j] jac_r_2__z_r_1[i,m] + adj_p_2[l] h_2[j] tanh'(z_r_2[i]) δ[i,m] + adj_p_3[l] h_1[j] jac_r_3__z_r_1[i,m] + adj_p_3[l] h_2[j] jac_r_3__z_r_2[i,m] + adj_p_3[l] h_3[j] tanh'(z_r_3[i]) δ[i,m] + h_1[j] hess_z_r_1__p_1[m,l] r_1[i] + h_1[j] hess_z_r_1__p_2[m,l] r_2[i] + h_1[j] hess_z_r_1__p_3[m,l] r_3[i] + h_2[j] hess_z_r_2__p_2[m,l] r_2[i] + h_2[j] hess_z_r_2__p_3[m,l] r_3[i] + h_3[j] hess_z_r_3__p_3[m,l] r_3[i]
-    hess_B__U = _block_view(H, 22, 28, 28, 32, PARAMS["B"] + PARAMS["U"])
-    jac_r_3__z_r_1 = t["jac_r_3__z_r_1"]
-    hess_z_r_1__p_1 = t["hess_z_r_1__p_1"]
-    hess_z_r_1__p_2 = t["hess_z_r_1__p_2"]
-    hess_z_r_1__p_3 = t["hess_z_r_1__p_3"]
-    _outer_into(hess_B__U, jac_r_2__z_r_1.transpose(0, 2, 1), h_1, adj_p_2, 1 / B, False, True)
-    _outer_into(hess_B__U, jac_r_3__z_r_1.transpose(0, 2, 1), h_1, adj_p_3, 1 / B, True, True)
-    _outer_into(hess_B__U, jac_r_3__z_r_2.transpose(0, 2, 1), h_2, adj_p_3, 1 / B, True, True)
-    _outer_into(hess_B__U, hess_z_r_1__p_1, h_1, r_1, 1 / B, True)
-    _outer_into(hess_B__U, hess_z_r_1__p_2, h_1, r_2, 1 / B, True)
-    _outer_into(hess_B__U, hess_z_r_1__p_3, h_1, r_3, 1 / B, True)
-    _outer_into(hess_B__U, hess_z_r_2__p_2, h_2, r_2, 1 / B, True)
-    _outer_into(hess_B__U, hess_z_r_2__p_3, h_2, r_3, 1 / B, True)
-    _outer_into(hess_B__U, hess_z_r_3__p_3, h_3, r_3, 1 / B, True)
-    # einsum("Bl,Bj,Bm->mjl", adj_p_1, h_1, dtanh_z_r_1)
-    tmp_73 = dtanh_z_r_1[:, :, None] * adj_p_1[:, None]
-    _add_into(_diagonal_view(hess_B__U, 0, 3), (np.tensordot(tmp_73, h_1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    # einsum("Bl,Bj,Bm->mjl", adj_p_2, h_2, dtanh_z_r_2)
-    tmp_74 = dtanh_z_r_2[:, :, None] * adj_p_2[:, None]
-    _add_into(_diagonal_view(hess_B__U, 0, 3), (np.tensordot(tmp_74, h_2, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    # einsum("Bl,Bj,Bm->mjl", adj_p_3, h_3, dtanh_z_r_3)
-    tmp_75 = dtanh_z_r_3[:, :, None] * adj_p_3[:, None]
-    _add_into(_diagonal_view(hess_B__U, 0, 3), (np.tensordot(tmp_75, h_3, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    _mirror(H, 22, 28, 28, 32)
-    # ∂f/∂U,U[l,m,i,j] = hess_p_1__p_1[l,i] r_1[m] r_1[j] + hess_p_2__p_2[l,i] r_2[m] r_2[j] + hess_p_3__p_3[l,i] r_3[m] r_3[j]
-    hess_U__U = _block_view(H, 28, 32, 28, 32, PARAMS["U"] + PARAMS["U"])
-    hess_p_1__p_1 = t["hess_p_1__p_1"]
-    # einsum("li,Bm,Bj->lmij", hess_p_1__p_1, r_1, r_1)
-    tmp_76 = r_1.T @ r_1
-    _add_into(hess_U__U, tmp_76.T[:, None] * hess_p_1__p_1[:, None, :, None], 1 / B, False)
-    hess_p_2__p_2 = t["hess_p_2__p_2"]
-    # einsum("li,Bm,Bj->lmij", hess_p_2__p_2, r_2, r_2)
-    tmp_77 = r_2.T @ r_2
-    _add_into(hess_U__U, tmp_77.T[:, None] * hess_p_2__p_2[:, None, :, None], 1 / B, True)
-    hess_p_3__p_3 = t["hess_p_3__p_3"]
-    # einsum("li,Bm,Bj->lmij", hess_p_3__p_3, r_3, r_3)
-    tmp_78 = r_3.T @ r_3
-    _add_into(hess_U__U, tmp_78.T[:, None] * hess_p_3__p_3[:, None, :, None], 1 / B, True)
+    del t["adj_p_3"], t["adj_p_2"], t["adj_p_1"], t["jac_r_1__z_h_1"], t["jac_r_2__z_h_1"], t["jac_r_3__z_h_1"], t["jac_r_2__z_h_2"], t["jac_r_3__z_h_2"], t["jac_r_3__z_h_3"], t["hess_z_h_1__p_1"], t["hess_z_h_2__p_2"], t["hess_z_h_1__p_2"], t["hess_z_h_3__p_3"], t["hess_z_h_2__p_3"], t["hess_z_h_1__p_3"], adj_p_3, adj_p_2, adj_p_1, jac_r_1__z_h_1, jac_r_2__z_h_1, jac_r_3__z_h_1, jac_r_2__z_h_2, jac_r_3__z_h_2, jac_r_3__z_h_3, hess_z_h_1__p_1, hess_z_h_2__p_2, hess_z_h_1__p_2, hess_z_h_3__p_3, hess_z_h_2__p_3, hess_z_h_1__p_3
     return {("h(0)", "h(0)"): hess_h_0___h_0, ("h(0)", "W"): hess_h_0___W, ("h(0)", "V"): hess_h_0___V, ("h(0)", "A"): hess_h_0___A, ("h(0)", "B"): hess_h_0___B, ("h(0)", "U"): hess_h_0___U, ("W", "h(0)"): _block_view(H, 3, 12, 0, 3, (3, 3, 3)), ("W", "W"): hess_W__W, ("W", "V"): hess_W__V, ("W", "A"): hess_W__A, ("W", "B"): hess_W__B, ("W", "U"): hess_W__U, ("V", "h(0)"): _block_view(H, 12, 18, 0, 3, (3, 2, 3)), ("V", "W"): _block_view(H, 12, 18, 3, 12, (3, 2, 3, 3)), ("V", "V"): hess_V__V, ("V", "A"): hess_V__A, ("V", "B"): hess_V__B, ("V", "U"): hess_V__U, ("A", "h(0)"): _block_view(H, 18, 22, 0, 3, (2, 2, 3)), ("A", "W"): _block_view(H, 18, 22, 3, 12, (2, 2, 3, 3)), ("A", "V"): _block_view(H, 18, 22, 12, 18, (2, 2, 3, 2)), ("A", "A"): hess_A__A, ("A", "B"): hess_A__B, ("A", "U"): hess_A__U, ("B", "h(0)"): _block_view(H, 22, 28, 0, 3, (2, 3, 3)), ("B", "W"): _block_view(H, 22, 28, 3, 12, (2, 3, 3, 3)), ("B", "V"): _block_view(H, 22, 28, 12, 18, (2, 3, 3, 2)), ("B", "A"): _block_view(H, 22, 28, 18, 22, (2, 3, 2, 2)), ("B", "B"): hess_B__B, ("B", "U"): hess_B__U, ("U", "h(0)"): _block_view(H, 28, 32, 0, 3, (2, 2, 3)), ("U", "W"): _block_view(H, 28, 32, 3, 12, (2, 2, 3, 3)), ("U", "V"): _block_view(H, 28, 32, 12, 18, (2, 2, 3, 2)), ("U", "A"): _block_view(H, 28, 32, 18, 22, (2, 2, 2, 2)), ("U", "B"): _block_view(H, 28, 32, 22, 28, (2, 2, 2, 3)), ("U", "U"): hess_U__U}
 
 

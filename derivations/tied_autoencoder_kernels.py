@@ -55,12 +55,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _mirror(H, r0, r1, c0, c1, tile=256):
@@ -72,37 +121,47 @@ def _mirror(H, r0, r1, c0, c1, tile=256):
             H[j:j1, i:i1] = H[i:i1, j:j1].T
 
 
-def _outer_into(v, G, a, b, scale, add, swap=False, half=False):
-    """v[j,i,k,l] (+)= scale Σ_B G[B,j,k] a[B,i] b[B,l] (swap: G[B,j,l] b[B,k]): for a chunk of j
-    at a time, the rows W[j,B,(k,l)] = G[B,j,k] b[B,l] in one reused buffer, then one matmul
-    (I × B)·(B × K·L) per j that writes into v (no temporary of v's size).  half: the term is
-    symmetric (G[B,j,k] = G[B,k,j], a is b): only the columns k ≥ j are multiplied, the rest
-    copied from their transposes."""
+def _outer_into(v, a, terms, add, half=False):
+    """v[j,i,k,l] (+)= Σ_B a[B,i] R[B,j,k,l], where R sums scale G[B,j,k] b[B,l] (swap: scale
+    G[B,j,l] b[B,k]) over the terms (G, b, scale, swap): for a chunk of j at a time, the rows
+    R[j,B,(k,l)] summed in one reused buffer, then one matmul (I × B)·(B × K·L) per j that
+    writes into v (no temporary of v's size; terms that share a share the matmul).  half: R is
+    symmetric (one term, G[B,j,k] = G[B,k,j], b is a): only the columns k ≥ j are multiplied,
+    the rows below then copied from their transposes, in tiles of whole j."""
     J, I, K, L = v.shape
-    nb = G.shape[0]
+    nb = a.shape[0]
     w = v.view()
     w.shape = (J, I, K * L)
-    aT = (a * scale).T
-    Gt = np.ascontiguousarray(G.transpose(1, 0, 2))
+    aT = a.T
+    rows = [(np.ascontiguousarray(G.transpose(1, 0, 2)), b * scale, swap) for G, b, scale, swap in terms]
     step = max(1, min(J, (1 << 16) // max(1, nb * K * L)))
-    buf = np.empty((step, nb, K, L), dtype=np.result_type(G, b))
+    buf = np.empty((len(rows), step, nb, K, L), dtype=np.result_type(a, *[x for r in rows for x in r[:2]]))
     for j0 in range(0, J, step):
         j1 = min(J, j0 + step)
         k0 = j0 if half else 0
-        W = buf[:j1 - j0, :, :K - k0]
-        if swap:
-            np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=W)
-        else:
-            np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=W)
-        W = W.reshape(j1 - j0, nb, (K - k0) * L)
+        for n, (Gt, b, swap) in enumerate(rows):
+            if swap:
+                np.multiply(b[None, :, k0:, None], Gt[j0:j1, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            else:
+                np.multiply(Gt[j0:j1, :, k0:, None], b[None, :, None, :], out=buf[n, :j1 - j0, :, :K - k0])
+            if n:
+                buf[0, :j1 - j0, :, :K - k0] += buf[n, :j1 - j0, :, :K - k0]
+        W = buf[0, :j1 - j0, :, :K - k0].reshape(j1 - j0, nb, (K - k0) * L)
         if add:
             w[j0:j1, :, k0 * L:] += np.matmul(aT, W)
         else:
             np.matmul(aT, W, out=w[j0:j1, :, k0 * L:])
-        if half and j0:
-            m = w.view()
-            m.shape = (J * I, K * L)
-            m[j0 * I:j1 * I, :j0 * L] = m[:j0 * I, j0 * L:j1 * L].T
+    if half:
+        m = w.view()
+        m.shape = (J * I, K * L)
+        t = max(1, 256 // I)
+        for r0 in range(0, J, t):
+            r1 = min(J, r0 + t)
+            for c0 in range(0, r0, t):  # tiles left of the diagonal, from the tiles above it
+                c1 = min(r0, c0 + t)
+                m[r0 * I:r1 * I, c0 * L:c1 * L] = m[c0 * I:c1 * I, r0 * L:r1 * L].T
+            for r in range(r0 + 1, r1):  # within the diagonal tile
+                m[r * I:(r + 1) * I, r0 * L:r * L] = m[r0 * I:r * I, r * L:(r + 1) * L].T
 
 
 def _forward(params, data):
@@ -461,74 +520,146 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h"] = _adj_h(t)
-    t["jac_r__h"] = _jac_r__h(t)
-    t["jac_r__z_h"] = _jac_r__z_h(t)
-    t["hess_r__z_h"] = _hess_r__z_h(t)
-    t["hess_h__z_h"] = _hess_h__z_h(t)
-    t["hess_z_h__z_h"] = _hess_z_h__z_h(t)
-    t["hess_r__r"] = _hess_r__r(t)
-    t["hess_h__r"] = _hess_h__r(t)
-    t["hess_z_h__r"] = _hess_z_h__r(t)
-    B = t["x"].shape[0]
-    H = _hessian_out(out, 11, params["W"])
-    # ∂f/∂W,W[j,i,k,l] = adj_r[i] tanh'(z_h[j]) δ[j,k] x[l] + adj_r[l] tanh'(z_h[k]) δ[k,j] x[i] + hess_z_h__z_h[j,k] x[i] x[l] + h[k] hess_z_h__r[j,l] x[i] + h[j] hess_r__z_h[i,k] x[l] + h[j] h[k] hess_r__r[i,l]
-    hess_W__W = _block_view(H, 0, 6, 0, 6, PARAMS["W"] + PARAMS["W"])
-    hess_z_h__z_h = t["hess_z_h__z_h"]
-    x = t["x"]
-    hess_z_h__r = t["hess_z_h__r"]
-    h = t["h"]
-    _outer_into(hess_W__W, hess_z_h__z_h, x, x, 1 / B, False)
-    _outer_into(hess_W__W, hess_z_h__r, x, h, 1 / B, True, True)
-    hess_r__z_h = t["hess_r__z_h"]
-    # einsum("Bj,Bik,Bl->jikl", h, hess_r__z_h, x)
-    tmp = x[:, :, None] * h[:, None]
-    _add_into(hess_W__W, (np.tensordot(tmp, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-    hess_r__r = t["hess_r__r"]
-    # einsum("Bj,Bk,il->jikl", h, h, hess_r__r)
-    tmp_2 = h.T @ h
-    _add_into(hess_W__W, tmp_2.T[:, None, :, None] * hess_r__r[:, None], 1 / B, True)
-    adj_r = t["adj_r"]
-    dtanh_z_h = 1 - h**2
-    # einsum("Bi,Bj,Bk->jik", adj_r, dtanh_z_h, x)
-    tmp_3 = dtanh_z_h[:, :, None] * adj_r[:, None]
-    _add_into(_diagonal_view(hess_W__W, 0, 2), np.tensordot(tmp_3, x, axes=([0], [0])), 1 / B, True)
-    # einsum("Bk,Bj,Bi->jik", adj_r, dtanh_z_h, x)
-    tmp_4 = dtanh_z_h[:, :, None] * adj_r[:, None]
-    _add_into(_diagonal_view(hess_W__W, 0, 2), (np.tensordot(tmp_4, x, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-    # ∂f/∂W,b[j,i,k] = adj_r[i] tanh'(z_h[j]) δ[j,k] + hess_z_h__z_h[j,k] x[i] + h[j] hess_r__z_h[i,k]
-    hess_W__b = _block_view(H, 0, 6, 6, 8, PARAMS["W"] + PARAMS["b"])
-    # einsum("Bjk,Bi->jik", hess_z_h__z_h, x)
-    _add_into(hess_W__b, (np.tensordot(x, hess_z_h__z_h, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    # einsum("Bj,Bik->jik", h, hess_r__z_h)
-    _add_into(hess_W__b, (np.tensordot(hess_r__z_h, h, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-    # einsum("Bi,Bj->ji", adj_r, dtanh_z_h)
-    _add_into(_diagonal_view(hess_W__b, 0, 2), dtanh_z_h.T @ adj_r, 1 / B, True)
-    _mirror(H, 0, 6, 6, 8)
-    # ∂f/∂W,c[j,i,k] = hess_z_h__r[j,k] x[i] + h[j] hess_r__r[i,k]
-    hess_W__c = _block_view(H, 0, 6, 8, 11, PARAMS["W"] + PARAMS["c"])
-    # einsum("Bjk,Bi->jik", hess_z_h__r, x)
-    _add_into(hess_W__c, (np.tensordot(x, hess_z_h__r, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
-    # einsum("Bj,ik->jik", h, hess_r__r)
-    _add_into(hess_W__c, hess_r__r * (h.sum(axis=0))[:, None, None], 1 / B, True)
-    _mirror(H, 0, 6, 8, 11)
-    # ∂f/∂b,b[j,i] = hess_z_h__z_h[j,i]
-    hess_b__b = _block_view(H, 6, 8, 6, 8, PARAMS["b"] + PARAMS["b"])
-    # einsum("Bji->ji", hess_z_h__z_h)
-    _add_into(hess_b__b, hess_z_h__z_h.sum(axis=0), 1 / B, False)
-    # ∂f/∂b,c[j,i] = hess_z_h__r[j,i]
-    hess_b__c = _block_view(H, 6, 8, 8, 11, PARAMS["b"] + PARAMS["c"])
-    # einsum("Bji->ji", hess_z_h__r)
-    _add_into(hess_b__c, hess_z_h__r.sum(axis=0), 1 / B, False)
-    _mirror(H, 6, 8, 8, 11)
-    # ∂f/∂c,c[i,j] = hess_r__r[i,j]
-    hess_c__c = _block_view(H, 8, 11, 8, 11, PARAMS["c"] + PARAMS["c"])
-    _add_into(hess_c__c, hess_r__r, 1, False)
-    return {("W", "W"): hess_W__W, ("W", "b"): hess_W__b, ("W", "c"): hess_W__c, ("b", "W"): _block_view(H, 6, 8, 0, 6, (2, 2, 3)), ("b", "b"): hess_b__b, ("b", "c"): hess_b__c, ("c", "W"): _block_view(H, 8, 11, 0, 6, (3, 2, 3)), ("c", "b"): _block_view(H, 8, 11, 6, 8, (3, 2)), ("c", "c"): hess_c__c}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    x = data["x"]
+    W = params["W"]
+    b = params["b"]
+    c = params["c"]
+    B = x.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["W"])
+    if not todo.isdisjoint((("W", "b"), ("b", "b"), ("W", "W"), ("W", "c"), ("b", "c"))):
+        # z_h[j] = Σ_i W[j,i] x[i] + b[j]
+        # einsum("ji,Bi->Bj", W, x)
+        z_h = x @ W.T + b
+        # h[j] = tanh(z_h[j])
+        h = np.tanh(z_h)
+        del z_h
+    if not todo.isdisjoint((("W", "b"), ("b", "b"), ("W", "W"))):
+        # r[i] = Σ_j W[j,i] h[j] + c[i]
+        # einsum("ji,Bj->Bi", W, h)
+        r = h @ W + c
+        # adj_r[i] = r[i] - x[i]
+        adj_r = r - x
+        # adj_h[j] = Σ_c W[j,c] adj_r[c]
+        # einsum("jc,Bc->Bj", W, adj_r)
+        adj_h = adj_r @ W.T
+        # jac_r__h[i,j] = W[j,i]
+        # einsum("ji->ij", W)
+        jac_r__h = W.T
+        # jac_r__z_h[i,j] = tanh'(z_h[j]) jac_r__h[i,j]
+        dtanh_z_h = 1 - h**2
+        # einsum("Bj,ij->Bij", dtanh_z_h, jac_r__h)
+        jac_r__z_h = jac_r__h * dtanh_z_h[:, None]
+        # hess_r__z_h[i,j] = jac_r__z_h[i,j]
+        hess_r__z_h = jac_r__z_h
+        # hess_h__z_h[j,i] = Σ_c W[j,c] hess_r__z_h[c,i]
+        # einsum("jc,Bci->Bji", W, hess_r__z_h)
+        hess_h__z_h = (np.tensordot(hess_r__z_h, W, axes=([1], [1]))).transpose(0, 2, 1)
+        # hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]
+        # einsum("Bj,Bji->Bji", dtanh_z_h, hess_h__z_h)
+        d2tanh_z_h = 2*h*(h**2 - 1)
+        # einsum("Bj,ji,Bj->Bji", d2tanh_z_h, np.eye(2), adj_h)
+        tmp = adj_h * d2tanh_z_h
+        hess_z_h__z_h = hess_h__z_h * dtanh_z_h[:, :, None] + tmp[:, :, None] * np.eye(2)
+        del r, adj_h, jac_r__h, dtanh_z_h, jac_r__z_h, hess_h__z_h, d2tanh_z_h, tmp
+    if ("W", "b") in todo:
+        # ∂f/∂W,b[j,i,k] = adj_r[i] tanh'(z_h[j]) δ[j,k] + hess_z_h__z_h[j,k] x[i] + h[j] hess_r__z_h[i,k]
+        hess_W__b = _block_view(H, rows["W"][0], rows["W"][1], rows["b"][0], rows["b"][1], PARAMS["W"] + PARAMS["b"])
+        # einsum("Bjk,Bi->jik", hess_z_h__z_h, x)
+        _add_into(hess_W__b, (np.tensordot(x, hess_z_h__z_h, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+        # einsum("Bj,Bik->jik", h, hess_r__z_h)
+        _add_into(hess_W__b, (np.tensordot(hess_r__z_h, h, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
+        dtanh_z_h_2 = 1 - h**2
+        # einsum("Bi,Bj->ji", adj_r, dtanh_z_h_2)
+        _add_into(_diagonal_view(hess_W__b, 0, 2), dtanh_z_h_2.T @ adj_r, 1 / B, True)
+        del dtanh_z_h_2
+    if ("b", "W") in want:
+        _mirror(H, rows["W"][0], rows["W"][1], rows["b"][0], rows["b"][1])
+    if ("b", "b") in todo:
+        # ∂f/∂b,b[j,i] = hess_z_h__z_h[j,i]
+        hess_b__b = _block_view(H, rows["b"][0], rows["b"][1], rows["b"][0], rows["b"][1], PARAMS["b"] + PARAMS["b"])
+        # einsum("Bji->ji", hess_z_h__z_h)
+        _add_into(hess_b__b, hess_z_h__z_h.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("c", "c"), ("W", "W"), ("W", "c"), ("b", "c"))):
+        # hess_r__r[i,j] = δ[i,j]
+        hess_r__r = (np.eye(3))
+    if ("c", "c") in todo:
+        # ∂f/∂c,c[i,j] = hess_r__r[i,j]
+        hess_c__c = _block_view(H, rows["c"][0], rows["c"][1], rows["c"][0], rows["c"][1], PARAMS["c"] + PARAMS["c"])
+        _add_into(hess_c__c, hess_r__r, 1, False)
+    if not todo.isdisjoint((("W", "W"), ("W", "c"), ("b", "c"))):
+        # hess_h__r[j,i] = Σ_c W[j,c] hess_r__r[c,i]
+        # einsum("jc,ci->ji", W, hess_r__r)
+        hess_h__r = W @ hess_r__r
+        # hess_z_h__r[j,i] = tanh'(z_h[j]) hess_h__r[j,i]
+        dtanh_z_h_3 = 1 - h**2
+        # einsum("Bj,ji->Bji", dtanh_z_h_3, hess_h__r)
+        hess_z_h__r = hess_h__r * dtanh_z_h_3[:, :, None]
+        del hess_h__r, dtanh_z_h_3
+    if ("W", "W") in todo:
+        # ∂f/∂W,W[j,i,k,l] = adj_r[i] tanh'(z_h[j]) δ[j,k] x[l] + adj_r[l] tanh'(z_h[k]) δ[k,j] x[i] + hess_z_h__z_h[j,k] x[i] x[l] + h[k] hess_z_h__r[j,l] x[i] + h[j] hess_r__z_h[i,k] x[l] + h[j] h[k] hess_r__r[i,l]
+        hess_W__W = _block_view(H, rows["W"][0], rows["W"][1], rows["W"][0], rows["W"][1], PARAMS["W"] + PARAMS["W"])
+        _outer_into(hess_W__W, x, ((hess_z_h__z_h, x, 1 / B, False), (hess_z_h__r, h, 1 / B, True)), False)
+        # einsum("Bj,Bik,Bl->jikl", h, hess_r__z_h, x)
+        tmp_2 = x[:, :, None] * h[:, None]
+        _add_into(hess_W__W, (np.tensordot(tmp_2, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        # einsum("Bj,Bk,il->jikl", h, h, hess_r__r)
+        tmp_3 = h.T @ h
+        _add_into(hess_W__W, tmp_3.T[:, None, :, None] * hess_r__r[:, None], 1 / B, True)
+        dtanh_z_h_4 = 1 - h**2
+        # einsum("Bi,Bj,Bk->jik", adj_r, dtanh_z_h_4, x)
+        tmp_4 = dtanh_z_h_4[:, :, None] * adj_r[:, None]
+        _add_into(_diagonal_view(hess_W__W, 0, 2), np.tensordot(tmp_4, x, axes=([0], [0])), 1 / B, True)
+        # einsum("Bk,Bj,Bi->jik", adj_r, dtanh_z_h_4, x)
+        tmp_5 = dtanh_z_h_4[:, :, None] * adj_r[:, None]
+        _add_into(_diagonal_view(hess_W__W, 0, 2), (np.tensordot(tmp_5, x, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
+        del tmp_2, tmp_3, dtanh_z_h_4, tmp_4, tmp_5
+    if not todo.isdisjoint((("W", "b"), ("b", "b"), ("W", "W"))):
+        del adj_r, hess_r__z_h, hess_z_h__z_h
+    if ("W", "c") in todo:
+        # ∂f/∂W,c[j,i,k] = hess_z_h__r[j,k] x[i] + h[j] hess_r__r[i,k]
+        hess_W__c = _block_view(H, rows["W"][0], rows["W"][1], rows["c"][0], rows["c"][1], PARAMS["W"] + PARAMS["c"])
+        # einsum("Bjk,Bi->jik", hess_z_h__r, x)
+        _add_into(hess_W__c, (np.tensordot(x, hess_z_h__r, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, False)
+        # einsum("Bj,ik->jik", h, hess_r__r)
+        _add_into(hess_W__c, hess_r__r * (h.sum(axis=0))[:, None, None], 1 / B, True)
+    if not todo.isdisjoint((("W", "b"), ("b", "b"), ("W", "W"), ("W", "c"), ("b", "c"))):
+        del h
+    if not todo.isdisjoint((("c", "c"), ("W", "W"), ("W", "c"), ("b", "c"))):
+        del hess_r__r
+    if ("c", "W") in want:
+        _mirror(H, rows["W"][0], rows["W"][1], rows["c"][0], rows["c"][1])
+    if ("b", "c") in todo:
+        # ∂f/∂b,c[j,i] = hess_z_h__r[j,i]
+        hess_b__c = _block_view(H, rows["b"][0], rows["b"][1], rows["c"][0], rows["c"][1], PARAMS["b"] + PARAMS["c"])
+        # einsum("Bji->ji", hess_z_h__r)
+        _add_into(hess_b__c, hess_z_h__r.sum(axis=0), 1 / B, False)
+    if not todo.isdisjoint((("W", "W"), ("W", "c"), ("b", "c"))):
+        del hess_z_h__r
+    if ("c", "b") in want:
+        _mirror(H, rows["b"][0], rows["b"][1], rows["c"][0], rows["c"][1])
+    hess = {}
+    if ("W", "W") in want:
+        hess[("W", "W")] = hess_W__W
+    if ("W", "b") in want:
+        hess[("W", "b")] = hess_W__b
+    if ("W", "c") in want:
+        hess[("W", "c")] = hess_W__c
+    if ("b", "W") in want:
+        hess[("b", "W")] = _block_view(H, rows["b"][0], rows["b"][1], rows["W"][0], rows["W"][1], (2, 2, 3))
+    if ("b", "b") in want:
+        hess[("b", "b")] = hess_b__b
+    if ("b", "c") in want:
+        hess[("b", "c")] = hess_b__c
+    if ("c", "W") in want:
+        hess[("c", "W")] = _block_view(H, rows["c"][0], rows["c"][1], rows["W"][0], rows["W"][1], (3, 2, 3))
+    if ("c", "b") in want:
+        hess[("c", "b")] = _block_view(H, rows["c"][0], rows["c"][1], rows["b"][0], rows["b"][1], (3, 2))
+    if ("c", "c") in want:
+        hess[("c", "c")] = hess_c__c
+    return hess
 
 
 def hvp(params, data, vector):

@@ -90,12 +90,61 @@ def _hessian_out(out, n, like):
     """The n × n buffer of a Hessian: `out` (an n × n array, or a flat one of n² entries, seen as
     n × n without a copy), or a new uninitialised array in the dtype of `like`."""
     if out is None:
-        return np.empty((n, n), dtype=np.result_type(like, 1.0))
+        dtype = getattr(like, "dtype", None)  # a float array's own (np.result_type costs microseconds)
+        return np.empty((n, n), dtype=dtype if dtype is not None and dtype.kind in "fc" else np.result_type(like, 1.0))
     if out.shape not in ((n, n), (n * n,)):
         raise ValueError(f"out has shape {out.shape}; expected ({n}, {n}) or ({n * n},)")
     view = out.view()
     view.shape = (n, n)  # raises if that needs a copy
     return view
+
+
+_PLANS = {}
+
+
+def _hessian_plan(blocks):
+    """(keys, todo, rows) of a Hessian call: the keys (a, b) asked for (every ordered pair of PARAMS
+    names when blocks is None; repeats dropped), the blocks computed (each (a, b) with a at or
+    before b in PARAMS order; (b, a) is its transpose), and the rows (first, end) of each parameter
+    the keys name in the Hessian buffer (those parameters in PARAMS order, each flattened)."""
+    try:
+        request = None if blocks is None else tuple(tuple(k) if isinstance(k, list) else k for k in blocks)
+        plan = _PLANS.get(request)
+    except TypeError:  # an unhashable key: checked below
+        request, plan = (), None
+    if plan is not None:
+        return plan
+    names = list(PARAMS)
+    if blocks is None:
+        keys = [(a, b) for a in names for b in names]
+    else:
+        keys = []
+        for key in blocks:
+            if not (isinstance(key, (tuple, list)) and len(key) == 2
+                    and all(isinstance(k, str) and k in PARAMS for k in key)):
+                raise KeyError(f"hessian block {key!r}: a block is a pair (a, b) of names in {names}, "
+                               f"and blocks a list of such pairs")
+            if tuple(key) not in keys:
+                keys.append(tuple(key))
+    todo = {(a, b) if names.index(a) <= names.index(b) else (b, a) for a, b in keys}
+    named = {p for key in keys for p in key}
+    rows, n = {}, 0
+    for p, shape in PARAMS.items():
+        if p in named:
+            size = 1
+            for k in shape:
+                size *= k
+            rows[p] = (n, n + size)
+            n += size
+    plan = (keys, todo, rows)
+    if request != ():
+        _PLANS[request] = plan
+    return plan
+
+
+def _hessian_size(rows):
+    """The side of the Hessian buffer with these rows (_hessian_plan)."""
+    return max((end for _, end in rows.values()), default=0)
 
 
 def _logsumexp(a, axis):
@@ -4077,1443 +4126,3347 @@ def expand_factors(name, terms):
     return total
 
 
-def hessian(params, data, out=None):
-    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b.  All blocks are views of one (P, P) array (parameters in PARAMS order, each flattened in C order): `out` when given (P × P, or flat P²; reused, nothing of its size is allocated), else a new one."""
-    t = _forward(params, data)
-    t["adj_p"] = _adj_p(t)
-    t["adj_ff"] = _adj_ff(t)
-    t["adj_z_ff"] = _adj_z_ff(t)
-    t["adj_ln"] = _adj_ln(t)
-    t["adj_z_ln"] = _adj_z_ln(t)
-    t["adj_va"] = _adj_va(t)
-    t["adj_mu"] = _adj_mu(t)
-    t["adj_r"] = _adj_r(t)
-    t["adj_h1"] = _adj_h1(t)
-    t["adj_a1"] = _adj_a1(t)
-    t["adj_z_a1"] = _adj_z_a1(t)
-    t["jac_a1__z_a1"] = _jac_a1__z_a1(t)
-    t["jac_h1__z_a1"] = _jac_h1__z_a1(t)
-    t["jac_r__z_a1"] = _jac_r__z_a1(t)
-    t["jac_mu__z_a1"] = _jac_mu__z_a1(t)
-    t["jac_va__z_a1"] = _jac_va__z_a1(t)
-    t["jac_z_ln__z_a1"] = _jac_z_ln__z_a1(t)
-    t["jac_ln__z_a1"] = _jac_ln__z_a1(t)
-    t["jac_z_ff__z_a1"] = _jac_z_ff__z_a1(t)
-    t["jac_ff__z_a1"] = _jac_ff__z_a1(t)
-    t["jac_r__h1"] = _jac_r__h1(t)
-    t["jac_mu__h1"] = _jac_mu__h1(t)
-    t["jac_va__h1"] = _jac_va__h1(t)
-    t["jac_z_ln__h1"] = _jac_z_ln__h1(t)
-    t["jac_ln__h1"] = _jac_ln__h1(t)
-    t["jac_z_ff__h1"] = _jac_z_ff__h1(t)
-    t["jac_ff__h1"] = _jac_ff__h1(t)
-    t["jac_mu__r"] = _jac_mu__r(t)
-    t["jac_va__r"] = _jac_va__r(t)
-    t["jac_z_ln__r"] = _jac_z_ln__r(t)
-    t["jac_ln__r"] = _jac_ln__r(t)
-    t["jac_z_ff__r"] = _jac_z_ff__r(t)
-    t["jac_ff__r"] = _jac_ff__r(t)
-    t["adj_h2"] = _adj_h2(t)
-    t["adj_a2"] = _adj_a2(t)
-    t["adj_z_a2"] = _adj_z_a2(t)
-    t["jac_a2__z_a2"] = _jac_a2__z_a2(t)
-    t["jac_h2__z_a2"] = _jac_h2__z_a2(t)
-    t["jac_r__z_a2"] = _jac_r__z_a2(t)
-    t["jac_mu__z_a2"] = _jac_mu__z_a2(t)
-    t["jac_va__z_a2"] = _jac_va__z_a2(t)
-    t["jac_z_ln__z_a2"] = _jac_z_ln__z_a2(t)
-    t["jac_ln__z_a2"] = _jac_ln__z_a2(t)
-    t["jac_z_ff__z_a2"] = _jac_z_ff__z_a2(t)
-    t["jac_ff__z_a2"] = _jac_ff__z_a2(t)
-    t["jac_r__h2"] = _jac_r__h2(t)
-    t["jac_mu__h2"] = _jac_mu__h2(t)
-    t["jac_va__h2"] = _jac_va__h2(t)
-    t["jac_z_ln__h2"] = _jac_z_ln__h2(t)
-    t["jac_ln__h2"] = _jac_ln__h2(t)
-    t["jac_z_ff__h2"] = _jac_z_ff__h2(t)
-    t["jac_ff__h2"] = _jac_ff__h2(t)
-    t["jac_z_ff__ln"] = _jac_z_ff__ln(t)
-    t["jac_ff__ln"] = _jac_ff__ln(t)
-    t["jac_ff__z_ff"] = _jac_ff__z_ff(t)
-    t["jac_p__ff"] = _jac_p__ff(t)
-    t["jac_p__z_ff"] = _jac_p__z_ff(t)
-    t["jac_p__ln"] = _jac_p__ln(t)
-    t["jac_p__z_ln"] = _jac_p__z_ln(t)
-    t["jac_p__va"] = _jac_p__va(t)
-    t["jac_p__mu"] = _jac_p__mu(t)
-    t["jac_p__r"] = _jac_p__r(t)
-    t["jac_p__h1"] = _jac_p__h1(t)
-    t["jac_p__a1"] = _jac_p__a1(t)
-    t["jac_p__z_a1"] = _jac_p__z_a1(t)
-    t["hess_p__z_a1"] = _hess_p__z_a1(t)
-    t["hess_ff__z_a1"] = _hess_ff__z_a1(t)
-    t["hess_z_ff__z_a1"] = _hess_z_ff__z_a1(t)
-    t["hess_ln__z_a1"] = _hess_ln__z_a1(t)
-    t["hess_z_ln__z_a1"] = _hess_z_ln__z_a1(t)
-    t["hess_va__z_a1"] = _hess_va__z_a1(t)
-    t["hess_mu__z_a1"] = _hess_mu__z_a1(t)
-    t["hess_r__z_a1"] = _hess_r__z_a1(t)
-    t["hess_h1__z_a1"] = _hess_h1__z_a1(t)
-    t["hess_a1__z_a1"] = _hess_a1__z_a1(t)
-    t["hess_z_a1__z_a1"] = _hess_z_a1__z_a1(t)
-    t["hess_p__h1"] = _hess_p__h1(t)
-    t["hess_ff__h1"] = _hess_ff__h1(t)
-    t["hess_z_ff__h1"] = _hess_z_ff__h1(t)
-    t["hess_ln__h1"] = _hess_ln__h1(t)
-    t["hess_z_ln__h1"] = _hess_z_ln__h1(t)
-    t["hess_va__h1"] = _hess_va__h1(t)
-    t["hess_mu__h1"] = _hess_mu__h1(t)
-    t["hess_r__h1"] = _hess_r__h1(t)
-    t["hess_h1__h1"] = _hess_h1__h1(t)
-    t["hess_a1__h1"] = _hess_a1__h1(t)
-    t["hess_z_a1__h1"] = _hess_z_a1__h1(t)
-    t["hess_p__r"] = _hess_p__r(t)
-    t["hess_ff__r"] = _hess_ff__r(t)
-    t["hess_z_ff__r"] = _hess_z_ff__r(t)
-    t["hess_ln__r"] = _hess_ln__r(t)
-    t["hess_z_ln__r"] = _hess_z_ln__r(t)
-    t["hess_va__r"] = _hess_va__r(t)
-    t["hess_mu__r"] = _hess_mu__r(t)
-    t["hess_r__r"] = _hess_r__r(t)
-    t["hess_h1__r"] = _hess_h1__r(t)
-    t["hess_a1__r"] = _hess_a1__r(t)
-    t["hess_z_a1__r"] = _hess_z_a1__r(t)
-    t["jac_p__h2"] = _jac_p__h2(t)
-    t["jac_p__a2"] = _jac_p__a2(t)
-    t["jac_p__z_a2"] = _jac_p__z_a2(t)
-    t["hess_p__z_a2"] = _hess_p__z_a2(t)
-    t["hess_ff__z_a2"] = _hess_ff__z_a2(t)
-    t["hess_z_ff__z_a2"] = _hess_z_ff__z_a2(t)
-    t["hess_ln__z_a2"] = _hess_ln__z_a2(t)
-    t["hess_z_ln__z_a2"] = _hess_z_ln__z_a2(t)
-    t["hess_va__z_a2"] = _hess_va__z_a2(t)
-    t["hess_mu__z_a2"] = _hess_mu__z_a2(t)
-    t["hess_r__z_a2"] = _hess_r__z_a2(t)
-    t["hess_h1__z_a2"] = _hess_h1__z_a2(t)
-    t["hess_a1__z_a2"] = _hess_a1__z_a2(t)
-    t["hess_z_a1__z_a2"] = _hess_z_a1__z_a2(t)
-    t["hess_p__h2"] = _hess_p__h2(t)
-    t["hess_ff__h2"] = _hess_ff__h2(t)
-    t["hess_z_ff__h2"] = _hess_z_ff__h2(t)
-    t["hess_ln__h2"] = _hess_ln__h2(t)
-    t["hess_z_ln__h2"] = _hess_z_ln__h2(t)
-    t["hess_va__h2"] = _hess_va__h2(t)
-    t["hess_mu__h2"] = _hess_mu__h2(t)
-    t["hess_r__h2"] = _hess_r__h2(t)
-    t["hess_h1__h2"] = _hess_h1__h2(t)
-    t["hess_a1__h2"] = _hess_a1__h2(t)
-    t["hess_z_a1__h2"] = _hess_z_a1__h2(t)
-    t["hess_p__ln"] = _hess_p__ln(t)
-    t["hess_ff__ln"] = _hess_ff__ln(t)
-    t["hess_z_ff__ln"] = _hess_z_ff__ln(t)
-    t["hess_ln__ln"] = _hess_ln__ln(t)
-    t["hess_z_ln__ln"] = _hess_z_ln__ln(t)
-    t["hess_va__ln"] = _hess_va__ln(t)
-    t["hess_mu__ln"] = _hess_mu__ln(t)
-    t["hess_r__ln"] = _hess_r__ln(t)
-    t["hess_h1__ln"] = _hess_h1__ln(t)
-    t["hess_a1__ln"] = _hess_a1__ln(t)
-    t["hess_z_a1__ln"] = _hess_z_a1__ln(t)
-    t["hess_p__z_ff"] = _hess_p__z_ff(t)
-    t["hess_ff__z_ff"] = _hess_ff__z_ff(t)
-    t["hess_z_ff__z_ff"] = _hess_z_ff__z_ff(t)
-    t["hess_ln__z_ff"] = _hess_ln__z_ff(t)
-    t["hess_z_ln__z_ff"] = _hess_z_ln__z_ff(t)
-    t["hess_va__z_ff"] = _hess_va__z_ff(t)
-    t["hess_mu__z_ff"] = _hess_mu__z_ff(t)
-    t["hess_r__z_ff"] = _hess_r__z_ff(t)
-    t["hess_h1__z_ff"] = _hess_h1__z_ff(t)
-    t["hess_a1__z_ff"] = _hess_a1__z_ff(t)
-    t["hess_z_a1__z_ff"] = _hess_z_a1__z_ff(t)
-    t["hess_p__ff"] = _hess_p__ff(t)
-    t["hess_ff__ff"] = _hess_ff__ff(t)
-    t["hess_z_ff__ff"] = _hess_z_ff__ff(t)
-    t["hess_ln__ff"] = _hess_ln__ff(t)
-    t["hess_z_ln__ff"] = _hess_z_ln__ff(t)
-    t["hess_va__ff"] = _hess_va__ff(t)
-    t["hess_mu__ff"] = _hess_mu__ff(t)
-    t["hess_r__ff"] = _hess_r__ff(t)
-    t["hess_h1__ff"] = _hess_h1__ff(t)
-    t["hess_a1__ff"] = _hess_a1__ff(t)
-    t["hess_z_a1__ff"] = _hess_z_a1__ff(t)
-    t["hess_p__p"] = _hess_p__p(t)
-    t["hess_ff__p"] = _hess_ff__p(t)
-    t["hess_z_ff__p"] = _hess_z_ff__p(t)
-    t["hess_ln__p"] = _hess_ln__p(t)
-    t["hess_z_ln__p"] = _hess_z_ln__p(t)
-    t["hess_va__p"] = _hess_va__p(t)
-    t["hess_mu__p"] = _hess_mu__p(t)
-    t["hess_r__p"] = _hess_r__p(t)
-    t["hess_h1__p"] = _hess_h1__p(t)
-    t["hess_a1__p"] = _hess_a1__p(t)
-    t["hess_z_a1__p"] = _hess_z_a1__p(t)
-    t["hess_h2__r"] = _hess_h2__r(t)
-    t["hess_a2__r"] = _hess_a2__r(t)
-    t["hess_z_a2__r"] = _hess_z_a2__r(t)
-    t["hess_h2__z_a2"] = _hess_h2__z_a2(t)
-    t["hess_a2__z_a2"] = _hess_a2__z_a2(t)
-    t["hess_z_a2__z_a2"] = _hess_z_a2__z_a2(t)
-    t["hess_h2__h2"] = _hess_h2__h2(t)
-    t["hess_a2__h2"] = _hess_a2__h2(t)
-    t["hess_z_a2__h2"] = _hess_z_a2__h2(t)
-    t["hess_h2__ln"] = _hess_h2__ln(t)
-    t["hess_a2__ln"] = _hess_a2__ln(t)
-    t["hess_z_a2__ln"] = _hess_z_a2__ln(t)
-    t["hess_h2__z_ff"] = _hess_h2__z_ff(t)
-    t["hess_a2__z_ff"] = _hess_a2__z_ff(t)
-    t["hess_z_a2__z_ff"] = _hess_z_a2__z_ff(t)
-    t["hess_h2__ff"] = _hess_h2__ff(t)
-    t["hess_a2__ff"] = _hess_a2__ff(t)
-    t["hess_z_a2__ff"] = _hess_z_a2__ff(t)
-    t["hess_h2__p"] = _hess_h2__p(t)
-    t["hess_a2__p"] = _hess_a2__p(t)
-    t["hess_z_a2__p"] = _hess_z_a2__p(t)
-    B = t["X"].shape[0]
-    H = _hessian_out(out, 112, params["Q1"])
-    # ∂f/∂Q1,Q1[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,p,n]
-    hess_Q1__Q1 = _block_view(H, 0, 8, 0, 8, PARAMS["Q1"] + PARAMS["Q1"])
-    K1 = t["K1"]
-    X = t["X"]
-    hess_z_a1__z_a1 = t["hess_z_a1__z_a1"]
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K1, K1, X, X, X, X, hess_z_a1__z_a1)
-    tmp = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_2 = np.einsum("Bmd,Bompn->Bdopn", tmp, hess_z_a1__z_a1, optimize=False)
-    tmp_3 = np.einsum("Bnj,Bdopn->Bjdop", tmp, tmp_2, optimize=False)
-    tmp_4 = np.einsum("Bjdop,Boi->Bjdpi", tmp_3, X, optimize=False)
-    _add_into(hess_Q1__Q1, (np.tensordot(tmp_4, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    # ∂f/∂Q1,K1[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a1[c,l] + 1/e Σ_clmnop K1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,n,p]
-    hess_Q1__K1 = _block_view(H, 0, 8, 8, 16, PARAMS["Q1"] + PARAMS["K1"])
-    adj_z_a1 = t["adj_z_a1"]
-    # einsum("dj,Bci,Blk,Bcl->dijk", np.eye(2), X, X, adj_z_a1)
-    tmp_5 = (adj_z_a1.transpose(0, 2, 1)) @ X
-    tmp_6 = np.tensordot(tmp_5, X, axes=([0, 1], [0, 1]))
-    _add_into(hess_Q1__K1, tmp_6[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
-    Q1 = t["Q1"]
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q1, X, X, X, X, hess_z_a1__z_a1)
-    tmp_7 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_8 = np.einsum("Bmd,Bomnp->Bdonp", tmp_7, hess_z_a1__z_a1, optimize=False)
-    tmp_9 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_10 = np.einsum("Bnj,Bdonp->Bjdop", tmp_9, tmp_8, optimize=False)
-    tmp_11 = np.einsum("Bjdop,Boi->Bjdpi", tmp_10, X, optimize=False)
-    _add_into(hess_Q1__K1, (np.tensordot(tmp_11, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
-    _mirror(H, 0, 8, 8, 16)
-    # ∂f/∂Q1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,m,l] + 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[m,l,o,j]
-    hess_Q1__V1 = _block_view(H, 0, 8, 16, 24, PARAMS["Q1"] + PARAMS["V1"])
-    adj_h1 = t["adj_h1"]
-    jac_a1__z_a1 = t["jac_a1__z_a1"]
-    # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K1, X, X, X, adj_h1, jac_a1__z_a1)
-    tmp_12 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_13 = np.einsum("Bonml,Boj->Bnmlj", jac_a1__z_a1, adj_h1, optimize=False)
-    tmp_14 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_13, tmp_12, optimize=False)
-    tmp_15 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_14, X, optimize=False)
-    _add_into(hess_Q1__V1, (np.tensordot(tmp_15, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
-    a1 = t["a1"]
-    hess_z_a1__h1 = t["hess_z_a1__h1"]
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a1, hess_z_a1__h1)
-    tmp_16 = a1 @ X
-    tmp_17 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_18 = np.einsum("Bld,Bmloj->Bdmoj", tmp_17, hess_z_a1__h1, optimize=False)
-    tmp_19 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_18, X, optimize=False)
-    _add_into(hess_Q1__V1, (np.tensordot(tmp_19, tmp_16, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 16, 24)
-    # ∂f/∂Q1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,m,l] + 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[m,l,n,j]
-    hess_Q1__O1 = _block_view(H, 0, 8, 24, 32, PARAMS["Q1"] + PARAMS["O1"])
-    adj_r = t["adj_r"]
-    jac_h1__z_a1 = t["jac_h1__z_a1"]
-    # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K1, X, X, adj_r, jac_h1__z_a1)
-    tmp_20 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_21 = np.einsum("Bld,Bnkml->Bdnkm", tmp_20, jac_h1__z_a1, optimize=False)
-    tmp_22 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_21, X, optimize=False)
-    _add_into(hess_Q1__O1, (np.tensordot(tmp_22, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    h1 = t["h1"]
-    hess_z_a1__r = t["hess_z_a1__r"]
-    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h1, hess_z_a1__r)
-    tmp_23 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_24 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h1, optimize=False)
-    tmp_25 = np.einsum("Bmljk,Bld->Bmjkd", tmp_24, tmp_23, optimize=False)
-    _add_into(hess_Q1__O1, (np.tensordot(tmp_25, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 24, 32)
-    # ∂f/∂Q1,Q2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,p,n]
-    hess_Q1__Q2 = _block_view(H, 0, 8, 32, 40, PARAMS["Q1"] + PARAMS["Q2"])
-    K2 = t["K2"]
-    hess_z_a1__z_a2 = t["hess_z_a1__z_a2"]
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K1, K2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_26 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_27 = np.einsum("Bmd,Bompn->Bdopn", tmp_26, hess_z_a1__z_a2, optimize=False)
-    tmp_28 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_29 = np.einsum("Bnj,Bdopn->Bjdop", tmp_28, tmp_27, optimize=False)
-    tmp_30 = np.einsum("Bjdop,Boi->Bjdpi", tmp_29, X, optimize=False)
-    _add_into(hess_Q1__Q2, (np.tensordot(tmp_30, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    _mirror(H, 0, 8, 32, 40)
-    # ∂f/∂Q1,K2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,n,p]
-    hess_Q1__K2 = _block_view(H, 0, 8, 40, 48, PARAMS["Q1"] + PARAMS["K2"])
-    Q2 = t["Q2"]
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_31 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_32 = np.einsum("Bmd,Bomnp->Bdonp", tmp_31, hess_z_a1__z_a2, optimize=False)
-    tmp_33 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_34 = np.einsum("Bnj,Bdonp->Bjdop", tmp_33, tmp_32, optimize=False)
-    tmp_35 = np.einsum("Bjdop,Boi->Bjdpi", tmp_34, X, optimize=False)
-    _add_into(hess_Q1__K2, (np.tensordot(tmp_35, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    _mirror(H, 0, 8, 40, 48)
-    # ∂f/∂Q1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[m,l,o,j]
-    hess_Q1__V2 = _block_view(H, 0, 8, 48, 56, PARAMS["Q1"] + PARAMS["V2"])
-    a2 = t["a2"]
-    hess_z_a1__h2 = t["hess_z_a1__h2"]
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a2, hess_z_a1__h2)
-    tmp_36 = a2 @ X
-    tmp_37 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_38 = np.einsum("Bld,Bmloj->Bdmoj", tmp_37, hess_z_a1__h2, optimize=False)
-    tmp_39 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_38, X, optimize=False)
-    _add_into(hess_Q1__V2, (np.tensordot(tmp_39, tmp_36, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
-    _mirror(H, 0, 8, 48, 56)
-    # ∂f/∂Q1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[m,l,n,j]
-    hess_Q1__O2 = _block_view(H, 0, 8, 56, 64, PARAMS["Q1"] + PARAMS["O2"])
-    h2 = t["h2"]
-    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h2, hess_z_a1__r)
-    tmp_40 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_41 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h2, optimize=False)
-    tmp_42 = np.einsum("Bmljk,Bld->Bmjkd", tmp_41, tmp_40, optimize=False)
-    _add_into(hess_Q1__O2, (np.tensordot(tmp_42, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 0, 8, 56, 64)
-    # ∂f/∂Q1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] mu[c]
-    hess_Q1__g = _block_view(H, 0, 8, 64, 68, PARAMS["Q1"] + PARAMS["g"])
-    z_ln = t["z_ln"]
-    reciprocal_z_ln = z_ln**(-1.0)
-    adj_ln = t["adj_ln"]
-    jac_r__z_a1 = t["jac_r__z_a1"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_r__z_a1)
-    tmp_43 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_44 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_45 = np.einsum("Bcj,Bcjml->Bjml", tmp_44, jac_r__z_a1, optimize=False)
-    tmp_46 = np.einsum("Bjml,Bld->Bjmd", tmp_45, tmp_43, optimize=False)
-    _add_into(hess_Q1__g, (np.tensordot(tmp_46, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
-    jac_mu__z_a1 = t["jac_mu__z_a1"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K1, X, X, adj_ln, jac_mu__z_a1)
-    tmp_47 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_48 = np.einsum("Bld,Bcml->Bdcm", tmp_47, jac_mu__z_a1, optimize=False)
-    tmp_49 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_50 = np.einsum("Bdcm,Bmi->Bdci", tmp_48, X, optimize=False)
-    _add_into(hess_Q1__g, np.tensordot(tmp_50, tmp_49, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    dreciprocal_z_ln = -1/z_ln**2
-    jac_z_ln__z_a1 = t["jac_z_ln__z_a1"]
-    r = t["r"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, r)
-    tmp_51 = r * adj_ln
-    tmp_52 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_53 = np.einsum("Bld,Bcml->Bdcm", tmp_52, jac_z_ln__z_a1, optimize=False)
-    tmp_54 = tmp_51 * dreciprocal_z_ln[:, :, None]
-    tmp_55 = np.einsum("Bdcm,Bmi->Bdci", tmp_53, X, optimize=False)
-    _add_into(hess_Q1__g, np.tensordot(tmp_55, tmp_54, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
-    mu = t["mu"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
-    tmp_56 = mu * dreciprocal_z_ln
-    tmp_57 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_58 = np.einsum("Bld,Bcml->Bdcm", tmp_57, jac_z_ln__z_a1, optimize=False)
-    tmp_59 = tmp_56[:, :, None] * adj_ln
-    tmp_60 = np.einsum("Bdcm,Bmi->Bdci", tmp_58, X, optimize=False)
-    _add_into(hess_Q1__g, np.tensordot(tmp_60, tmp_59, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    hess_z_a1__ln = t["hess_z_a1__ln"]
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, r)
-    tmp_61 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_62 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_63 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_62, r, optimize=False)
-    tmp_64 = np.einsum("Bmlj,Bld->Bmjd", tmp_63, tmp_61, optimize=False)
-    _add_into(hess_Q1__g, (np.tensordot(tmp_64, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K1, X, X, hess_z_a1__ln, mu)
-    tmp_65 = mu * reciprocal_z_ln
-    tmp_66 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_67 = tmp_66[:, :, :, None] * tmp_65[:, None, None]
-    tmp_68 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_67, hess_z_a1__ln, optimize=False)
-    _add_into(hess_Q1__g, (np.tensordot(tmp_68, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 64, 68)
-    # ∂f/∂Q1,b[d,i,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__ln[l,k,m,j]
-    hess_Q1__b = _block_view(H, 0, 8, 68, 72, PARAMS["Q1"] + PARAMS["b"])
-    # einsum("dc,Bkc,Bli,Blkmj->dij", K1, X, X, hess_z_a1__ln)
-    tmp_69 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_70 = np.einsum("Bkd,Blkj->Bdlj", tmp_69, hess_z_a1__ln.sum(axis=3), optimize=False)
-    _add_into(hess_Q1__b, (np.tensordot(tmp_70, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 0, 8, 68, 72)
-    # ∂f/∂Q1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[l,k,a,m] ln[m,j]
-    hess_Q1__F1 = _block_view(H, 0, 8, 72, 88, PARAMS["Q1"] + PARAMS["F1"])
-    adj_z_ff = t["adj_z_ff"]
-    jac_ln__z_a1 = t["jac_ln__z_a1"]
-    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K1, X, X, adj_z_ff, jac_ln__z_a1)
-    tmp_71 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_72 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_71, jac_ln__z_a1, optimize=False)
-    tmp_73 = np.einsum("Bdmjl,Bli->Bdmji", tmp_72, X, optimize=False)
-    _add_into(hess_Q1__F1, (np.tensordot(tmp_73, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    hess_z_a1__z_ff = t["hess_z_a1__z_ff"]
-    ln = t["ln"]
-    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K1, X, X, hess_z_a1__z_ff, ln)
-    tmp_74 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_75 = np.einsum("Bkd,Blkam->Bdlam", tmp_74, hess_z_a1__z_ff, optimize=False)
-    tmp_76 = np.einsum("Bdlam,Bli->Bdami", tmp_75, X, optimize=False)
-    _add_into(hess_Q1__F1, (np.tensordot(tmp_76, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 72, 88)
-    # ∂f/∂Q1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ff[m,l,c,j]
-    hess_Q1__F2 = _block_view(H, 0, 8, 88, 104, PARAMS["Q1"] + PARAMS["F2"])
-    z_ff = t["z_ff"]
-    dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
-    adj_ff = t["adj_ff"]
-    jac_z_ff__z_a1 = t["jac_z_ff__z_a1"]
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K1, X, X, adj_ff, jac_z_ff__z_a1)
-    tmp_77 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_78 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_79 = np.einsum("Bld,Bacml->Bdacm", tmp_77, jac_z_ff__z_a1, optimize=False)
-    tmp_80 = np.einsum("Bdacm,Bcja->Bdamj", tmp_79, tmp_78, optimize=False)
-    _add_into(hess_Q1__F2, (np.tensordot(tmp_80, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
-    gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
-    hess_z_a1__ff = t["hess_z_a1__ff"]
-    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K1, X, X, hess_z_a1__ff)
-    tmp_81 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_82 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_81, hess_z_a1__ff, optimize=False)
-    tmp_83 = np.einsum("Bdmcj,Bac->Bdmja", tmp_82, gelu_z_ff, optimize=False)
-    _add_into(hess_Q1__F2, (np.tensordot(tmp_83, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-    _mirror(H, 0, 8, 88, 104)
-    # ∂f/∂Q1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[m,k,l]
-    hess_Q1__U = _block_view(H, 0, 8, 104, 112, PARAMS["Q1"] + PARAMS["U"])
-    adj_p = t["adj_p"]
-    jac_ff__z_a1 = t["jac_ff__z_a1"]
-    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K1, X, X, adj_p, jac_ff__z_a1)
-    tmp_84 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_85 = adj_p[:, :, None, None] * X[:, None]
-    tmp_86 = np.einsum("Bkd,Bjmk->Bdjm", tmp_84, jac_ff__z_a1.sum(axis=1), optimize=False)
-    _add_into(hess_Q1__U, (np.tensordot(tmp_86, tmp_85, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
-    ff = t["ff"]
-    hess_z_a1__p = t["hess_z_a1__p"]
-    # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K1, X, X, ff, hess_z_a1__p)
-    tmp_87 = np.tensordot(X, K1, axes=([2], [1]))
-    tmp_88 = np.einsum("Bkd,Bmkl->Bdml", tmp_87, hess_z_a1__p, optimize=False)
-    tmp_89 = np.einsum("Bdml,Bmi->Bdli", tmp_88, X, optimize=False)
-    _add_into(hess_Q1__U, (np.tensordot(tmp_89, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-    _mirror(H, 0, 8, 104, 112)
-    # ∂f/∂K1,K1[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[m,o,n,p]
-    hess_K1__K1 = _block_view(H, 8, 16, 8, 16, PARAMS["K1"] + PARAMS["K1"])
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q1, X, X, X, X, hess_z_a1__z_a1)
-    tmp_90 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_91 = np.einsum("Bmd,Bmonp->Bdonp", tmp_90, hess_z_a1__z_a1, optimize=False)
-    tmp_92 = np.einsum("Bnj,Bdonp->Bjdop", tmp_90, tmp_91, optimize=False)
-    tmp_93 = np.einsum("Bjdop,Boi->Bjdpi", tmp_92, X, optimize=False)
-    _add_into(hess_K1__K1, (np.tensordot(tmp_93, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    # ∂f/∂K1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,l,m] + 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[l,m,o,j]
-    hess_K1__V1 = _block_view(H, 8, 16, 16, 24, PARAMS["K1"] + PARAMS["V1"])
-    # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q1, X, X, X, adj_h1, jac_a1__z_a1)
-    tmp_94 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_95 = np.einsum("Bonlm,Boj->Bnlmj", jac_a1__z_a1, adj_h1, optimize=False)
-    tmp_96 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_95, tmp_94, optimize=False)
-    tmp_97 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_96, X, optimize=False)
-    _add_into(hess_K1__V1, (np.tensordot(tmp_97, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a1, hess_z_a1__h1)
-    tmp_98 = a1 @ X
-    tmp_99 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_100 = np.einsum("Bld,Blmoj->Bdmoj", tmp_99, hess_z_a1__h1, optimize=False)
-    tmp_101 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_100, X, optimize=False)
-    _add_into(hess_K1__V1, (np.tensordot(tmp_101, tmp_98, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 8, 16, 16, 24)
-    # ∂f/∂K1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,l,m] + 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[l,m,n,j]
-    hess_K1__O1 = _block_view(H, 8, 16, 24, 32, PARAMS["K1"] + PARAMS["O1"])
-    # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q1, X, X, adj_r, jac_h1__z_a1)
-    tmp_102 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_103 = np.einsum("Bld,Bnklm->Bdnkm", tmp_102, jac_h1__z_a1, optimize=False)
-    tmp_104 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_103, X, optimize=False)
-    _add_into(hess_K1__O1, (np.tensordot(tmp_104, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h1, hess_z_a1__r)
-    tmp_105 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_106 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h1, optimize=False)
-    tmp_107 = np.einsum("Blmjk,Bld->Bmjkd", tmp_106, tmp_105, optimize=False)
-    _add_into(hess_K1__O1, (np.tensordot(tmp_107, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-    _mirror(H, 8, 16, 24, 32)
-    # ∂f/∂K1,Q2[d,i,j,k] = 1/e Σ_clmnop K2[j,c] Q1[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,p,n]
-    hess_K1__Q2 = _block_view(H, 8, 16, 32, 40, PARAMS["K1"] + PARAMS["Q2"])
-    # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K2, Q1, X, X, X, X, hess_z_a1__z_a2)
-    tmp_108 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_109 = np.einsum("Bnj,Bmopn->Bjmop", tmp_108, hess_z_a1__z_a2, optimize=False)
-    tmp_110 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_111 = np.einsum("Bmd,Bjmop->Bdjop", tmp_110, tmp_109, optimize=False)
-    tmp_112 = np.einsum("Bdjop,Boi->Bdjpi", tmp_111, X, optimize=False)
-    _add_into(hess_K1__Q2, (np.tensordot(tmp_112, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.5 / B, False)
-    _mirror(H, 8, 16, 32, 40)
-    # ∂f/∂K1,K2[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,n,p]
-    hess_K1__K2 = _block_view(H, 8, 16, 40, 48, PARAMS["K1"] + PARAMS["K2"])
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q2, X, X, X, X, hess_z_a1__z_a2)
-    tmp_113 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_114 = np.einsum("Bmd,Bmonp->Bdonp", tmp_113, hess_z_a1__z_a2, optimize=False)
-    tmp_115 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_116 = np.einsum("Bnj,Bdonp->Bjdop", tmp_115, tmp_114, optimize=False)
-    tmp_117 = np.einsum("Bjdop,Boi->Bjdpi", tmp_116, X, optimize=False)
-    _add_into(hess_K1__K2, (np.tensordot(tmp_117, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    _mirror(H, 8, 16, 40, 48)
-    # ∂f/∂K1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[l,m,o,j]
-    hess_K1__V2 = _block_view(H, 8, 16, 48, 56, PARAMS["K1"] + PARAMS["V2"])
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a2, hess_z_a1__h2)
-    tmp_118 = a2 @ X
-    tmp_119 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_120 = np.einsum("Bld,Blmoj->Bdmoj", tmp_119, hess_z_a1__h2, optimize=False)
-    tmp_121 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_120, X, optimize=False)
-    _add_into(hess_K1__V2, (np.tensordot(tmp_121, tmp_118, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
-    _mirror(H, 8, 16, 48, 56)
-    # ∂f/∂K1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[l,m,n,j]
-    hess_K1__O2 = _block_view(H, 8, 16, 56, 64, PARAMS["K1"] + PARAMS["O2"])
-    # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h2, hess_z_a1__r)
-    tmp_122 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_123 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
-    tmp_124 = np.einsum("Blmjk,Bld->Bmjkd", tmp_123, tmp_122, optimize=False)
-    _add_into(hess_K1__O2, (np.tensordot(tmp_124, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 8, 16, 56, 64)
-    # ∂f/∂K1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] mu[c]
-    hess_K1__g = _block_view(H, 8, 16, 64, 68, PARAMS["K1"] + PARAMS["g"])
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_r__z_a1)
-    tmp_125 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_126 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_127 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_126, jac_r__z_a1, optimize=False)
-    tmp_128 = np.einsum("Bjlm,Bld->Bjmd", tmp_127, tmp_125, optimize=False)
-    _add_into(hess_K1__g, (np.tensordot(tmp_128, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q1, X, X, adj_ln, jac_mu__z_a1)
-    tmp_129 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_130 = np.einsum("Bld,Bclm->Bdcm", tmp_129, jac_mu__z_a1, optimize=False)
-    tmp_131 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_132 = np.einsum("Bdcm,Bmi->Bdci", tmp_130, X, optimize=False)
-    _add_into(hess_K1__g, np.tensordot(tmp_132, tmp_131, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
-    tmp_133 = r * adj_ln
-    tmp_134 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_135 = np.einsum("Bld,Bclm->Bdcm", tmp_134, jac_z_ln__z_a1, optimize=False)
-    tmp_136 = tmp_133 * dreciprocal_z_ln[:, :, None]
-    tmp_137 = np.einsum("Bdcm,Bmi->Bdci", tmp_135, X, optimize=False)
-    _add_into(hess_K1__g, np.tensordot(tmp_137, tmp_136, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
-    tmp_138 = mu * dreciprocal_z_ln
-    tmp_139 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_140 = np.einsum("Bld,Bclm->Bdcm", tmp_139, jac_z_ln__z_a1, optimize=False)
-    tmp_141 = tmp_138[:, :, None] * adj_ln
-    tmp_142 = np.einsum("Bdcm,Bmi->Bdci", tmp_140, X, optimize=False)
-    _add_into(hess_K1__g, np.tensordot(tmp_142, tmp_141, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, r)
-    tmp_143 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_144 = hess_z_a1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_145 = np.einsum("Blmcj,Bcj->Blmj", tmp_144, r, optimize=False)
-    tmp_146 = np.einsum("Blmj,Bld->Bmjd", tmp_145, tmp_143, optimize=False)
-    _add_into(hess_K1__g, (np.tensordot(tmp_146, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q1, X, X, hess_z_a1__ln, mu)
-    tmp_147 = mu * reciprocal_z_ln
-    tmp_148 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_149 = tmp_148[:, :, :, None] * tmp_147[:, None, None]
-    tmp_150 = np.einsum("Bldc,Blmcj->Bdmj", tmp_149, hess_z_a1__ln, optimize=False)
-    _add_into(hess_K1__g, (np.tensordot(tmp_150, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-    _mirror(H, 8, 16, 64, 68)
-    # ∂f/∂K1,b[d,i,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__ln[k,l,m,j]
-    hess_K1__b = _block_view(H, 8, 16, 68, 72, PARAMS["K1"] + PARAMS["b"])
-    # einsum("dc,Bkc,Bli,Bklmj->dij", Q1, X, X, hess_z_a1__ln)
-    tmp_151 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_152 = np.einsum("Bkd,Bklj->Bdlj", tmp_151, hess_z_a1__ln.sum(axis=3), optimize=False)
-    _add_into(hess_K1__b, (np.tensordot(tmp_152, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 8, 16, 68, 72)
-    # ∂f/∂K1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[k,l,a,m] ln[m,j]
-    hess_K1__F1 = _block_view(H, 8, 16, 72, 88, PARAMS["K1"] + PARAMS["F1"])
-    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q1, X, X, adj_z_ff, jac_ln__z_a1)
-    tmp_153 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_154 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_153, jac_ln__z_a1, optimize=False)
-    tmp_155 = np.einsum("Bdmjl,Bli->Bdmji", tmp_154, X, optimize=False)
-    _add_into(hess_K1__F1, (np.tensordot(tmp_155, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q1, X, X, hess_z_a1__z_ff, ln)
-    tmp_156 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_157 = np.einsum("Bkd,Bklam->Bdlam", tmp_156, hess_z_a1__z_ff, optimize=False)
-    tmp_158 = np.einsum("Bdlam,Bli->Bdami", tmp_157, X, optimize=False)
-    _add_into(hess_K1__F1, (np.tensordot(tmp_158, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 8, 16, 72, 88)
-    # ∂f/∂K1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ff[l,m,c,j]
-    hess_K1__F2 = _block_view(H, 8, 16, 88, 104, PARAMS["K1"] + PARAMS["F2"])
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q1, X, X, adj_ff, jac_z_ff__z_a1)
-    tmp_159 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_160 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_161 = np.einsum("Bld,Baclm->Bdacm", tmp_159, jac_z_ff__z_a1, optimize=False)
-    tmp_162 = np.einsum("Bdacm,Bcja->Bdamj", tmp_161, tmp_160, optimize=False)
-    _add_into(hess_K1__F2, (np.tensordot(tmp_162, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
-    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q1, X, X, hess_z_a1__ff)
-    tmp_163 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_164 = np.einsum("Bld,Blmcj->Bdmcj", tmp_163, hess_z_a1__ff, optimize=False)
-    tmp_165 = np.einsum("Bdmcj,Bac->Bdmja", tmp_164, gelu_z_ff, optimize=False)
-    _add_into(hess_K1__F2, (np.tensordot(tmp_165, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-    _mirror(H, 8, 16, 88, 104)
-    # ∂f/∂K1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[k,m,l]
-    hess_K1__U = _block_view(H, 8, 16, 104, 112, PARAMS["K1"] + PARAMS["U"])
-    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q1, X, X, adj_p, jac_ff__z_a1)
-    tmp_166 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_167 = adj_p[:, :, None, None] * X[:, None]
-    tmp_168 = np.einsum("Bkd,Bjkm->Bdjm", tmp_166, jac_ff__z_a1.sum(axis=1), optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_168, tmp_167, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
-    # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q1, X, X, ff, hess_z_a1__p)
-    tmp_169 = np.tensordot(X, Q1, axes=([2], [1]))
-    tmp_170 = np.einsum("Bkd,Bkml->Bdml", tmp_169, hess_z_a1__p, optimize=False)
-    tmp_171 = np.einsum("Bdml,Bmi->Bdli", tmp_170, X, optimize=False)
-    _add_into(hess_K1__U, (np.tensordot(tmp_171, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-    _mirror(H, 8, 16, 104, 112)
-    # ∂f/∂V1,V1[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a1[n,l] hess_h1__h1[m,d,n,j]
-    hess_V1__V1 = _block_view(H, 16, 24, 16, 24, PARAMS["V1"] + PARAMS["V1"])
-    hess_h1__h1 = t["hess_h1__h1"]
-    # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a1, hess_h1__h1)
-    tmp_172 = a1 @ X
-    tmp_173 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_172, hess_h1__h1, optimize=False)
-    _add_into(hess_V1__V1, (np.tensordot(tmp_173, tmp_172, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    # ∂f/∂V1,O1[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a1[l,c] adj_r[l,j] + Σ_clm X[c,i] a1[l,c] h1[m,k] hess_h1__r[l,d,m,j]
-    hess_V1__O1 = _block_view(H, 16, 24, 24, 32, PARAMS["V1"] + PARAMS["O1"])
-    # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a1, adj_r)
-    tmp_174 = a1 @ X
-    tmp_175 = np.tensordot(tmp_174, adj_r, axes=([0, 1], [0, 1]))
-    _add_into(hess_V1__O1, tmp_175[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
-    hess_h1__r = t["hess_h1__r"]
-    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h1, hess_h1__r)
-    tmp_176 = a1 @ X
-    tmp_177 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h1, optimize=False)
-    _add_into(hess_V1__O1, (np.tensordot(tmp_177, tmp_176, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
-    _mirror(H, 16, 24, 24, 32)
-    # ∂f/∂V1,Q2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,n,l]
-    hess_V1__Q2 = _block_view(H, 16, 24, 32, 40, PARAMS["V1"] + PARAMS["Q2"])
-    hess_h1__z_a2 = t["hess_h1__z_a2"]
-    # einsum("jc,Blc,Bmi,Bnk,Bom,Bodnl->dijk", K2, X, X, X, a1, hess_h1__z_a2)
-    tmp_178 = a1 @ X
-    tmp_179 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_180 = np.einsum("Blj,Bodnl->Bjodn", tmp_179, hess_h1__z_a2, optimize=False)
-    tmp_181 = np.einsum("Bjodn,Bnk->Bjodk", tmp_180, X, optimize=False)
-    _add_into(hess_V1__Q2, (np.tensordot(tmp_181, tmp_178, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
-    _mirror(H, 16, 24, 32, 40)
-    # ∂f/∂V1,K2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,l,n]
-    hess_V1__K2 = _block_view(H, 16, 24, 40, 48, PARAMS["V1"] + PARAMS["K2"])
-    # einsum("jc,Blc,Bmi,Bnk,Bom,Bodln->dijk", Q2, X, X, X, a1, hess_h1__z_a2)
-    tmp_182 = a1 @ X
-    tmp_183 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_184 = np.einsum("Blj,Bodln->Bjodn", tmp_183, hess_h1__z_a2, optimize=False)
-    tmp_185 = np.einsum("Bjodn,Bnk->Bjodk", tmp_184, X, optimize=False)
-    _add_into(hess_V1__K2, (np.tensordot(tmp_185, tmp_182, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
-    _mirror(H, 16, 24, 40, 48)
-    # ∂f/∂V1,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a2[n,l] hess_h1__h2[m,d,n,j]
-    hess_V1__V2 = _block_view(H, 16, 24, 48, 56, PARAMS["V1"] + PARAMS["V2"])
-    hess_h1__h2 = t["hess_h1__h2"]
-    # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a2, hess_h1__h2)
-    tmp_186 = a1 @ X
-    tmp_187 = a2 @ X
-    tmp_188 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_186, hess_h1__h2, optimize=False)
-    _add_into(hess_V1__V2, (np.tensordot(tmp_188, tmp_187, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    _mirror(H, 16, 24, 48, 56)
-    # ∂f/∂V1,O2[d,i,j,k] = Σ_clm X[c,i] a1[l,c] h2[m,k] hess_h1__r[l,d,m,j]
-    hess_V1__O2 = _block_view(H, 16, 24, 56, 64, PARAMS["V1"] + PARAMS["O2"])
-    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h2, hess_h1__r)
-    tmp_189 = a1 @ X
-    tmp_190 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h2, optimize=False)
-    _add_into(hess_V1__O2, (np.tensordot(tmp_190, tmp_189, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
-    _mirror(H, 16, 24, 56, 64)
-    # ∂f/∂V1,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_r__h1[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] mu[c]
-    hess_V1__g = _block_view(H, 16, 24, 64, 68, PARAMS["V1"] + PARAMS["g"])
-    jac_r__h1 = t["jac_r__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_r__h1)
-    tmp_191 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_192 = a1 @ X
-    tmp_193 = np.tensordot(tmp_192, tmp_191, axes=([0], [0]))
-    _add_into(hess_V1__g, np.einsum("licj,cjld->dij", tmp_193, jac_r__h1, optimize=False), 1 / B, False)
-    jac_mu__h1 = t["jac_mu__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a1, adj_ln, jac_mu__h1)
-    tmp_194 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_195 = a1 @ X
-    tmp_196 = np.tensordot(tmp_195, tmp_194, axes=([0], [0]))
-    _add_into(hess_V1__g, (np.tensordot(tmp_196, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
-    jac_z_ln__h1 = t["jac_z_ln__h1"]
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, r)
-    tmp_197 = r * adj_ln
-    tmp_198 = a1 @ X
-    tmp_199 = tmp_197 * dreciprocal_z_ln[:, :, None]
-    tmp_200 = np.einsum("Bli,Bcld->Bicd", tmp_198, jac_z_ln__h1, optimize=False)
-    _add_into(hess_V1__g, (np.tensordot(tmp_200, tmp_199, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a1, adj_ln, jac_z_ln__h1, mu)
-    tmp_201 = mu * dreciprocal_z_ln
-    tmp_202 = a1 @ X
-    tmp_203 = tmp_201[:, :, None] * adj_ln
-    tmp_204 = np.einsum("Bli,Bcld->Bicd", tmp_202, jac_z_ln__h1, optimize=False)
-    _add_into(hess_V1__g, (np.tensordot(tmp_204, tmp_203, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
-    hess_h1__ln = t["hess_h1__ln"]
-    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a1, hess_h1__ln, r)
-    tmp_205 = hess_h1__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_206 = np.einsum("Bldcj,Bcj->Bldj", tmp_205, r, optimize=False)
-    tmp_207 = a1 @ X
-    _add_into(hess_V1__g, (np.tensordot(tmp_207, tmp_206, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a1, hess_h1__ln, mu)
-    tmp_208 = mu * reciprocal_z_ln
-    tmp_209 = a1 @ X
-    tmp_210 = tmp_209[:, :, :, None] * tmp_208[:, None, None]
-    _add_into(hess_V1__g, (np.tensordot(tmp_210, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
-    _mirror(H, 16, 24, 64, 68)
-    # ∂f/∂V1,b[d,i,j] = Σ_ckl X[c,i] a1[k,c] hess_h1__ln[k,d,l,j]
-    hess_V1__b = _block_view(H, 16, 24, 68, 72, PARAMS["V1"] + PARAMS["b"])
-    # einsum("Bci,Bkc,Bkdlj->dij", X, a1, hess_h1__ln)
-    tmp_211 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__ln.sum(axis=3), a1, optimize=False)
-    _add_into(hess_V1__b, (np.tensordot(tmp_211, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 16, 24, 68, 72)
-    # ∂f/∂V1,F1[d,i,a,j] = Σ_ckl X[c,i] a1[k,c] adj_z_ff[a,l] jac_ln__h1[l,j,k,d] + Σ_ckl X[c,i] a1[k,c] hess_h1__z_ff[k,d,a,l] ln[l,j]
-    hess_V1__F1 = _block_view(H, 16, 24, 72, 88, PARAMS["V1"] + PARAMS["F1"])
-    jac_ln__h1 = t["jac_ln__h1"]
-    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a1, adj_z_ff, jac_ln__h1)
-    tmp_212 = a1 @ X
-    tmp_213 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
-    _add_into(hess_V1__F1, (np.tensordot(tmp_213, tmp_212, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
-    hess_h1__z_ff = t["hess_h1__z_ff"]
-    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a1, hess_h1__z_ff, ln)
-    tmp_214 = a1 @ X
-    tmp_215 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
-    _add_into(hess_V1__F1, (np.tensordot(tmp_215, tmp_214, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
-    _mirror(H, 16, 24, 72, 88)
-    # ∂f/∂V1,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a1[l,k] adj_ff[c,j] jac_z_ff__h1[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a1[l,k] hess_h1__ff[l,d,c,j]
-    hess_V1__F2 = _block_view(H, 16, 24, 88, 104, PARAMS["V1"] + PARAMS["F2"])
-    jac_z_ff__h1 = t["jac_z_ff__h1"]
-    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a1, adj_ff, jac_z_ff__h1)
-    tmp_216 = a1 @ X
-    tmp_217 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_218 = np.einsum("Bcja,Bacld->Bjald", tmp_217, jac_z_ff__h1, optimize=False)
-    _add_into(hess_V1__F2, (np.tensordot(tmp_218, tmp_216, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
-    hess_h1__ff = t["hess_h1__ff"]
-    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a1, hess_h1__ff)
-    tmp_219 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff, optimize=False)
-    tmp_220 = a1 @ X
-    _add_into(hess_V1__F2, (np.tensordot(tmp_220, tmp_219, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
-    _mirror(H, 16, 24, 88, 104)
-    # ∂f/∂V1,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a1[k,c] adj_p[l] jac_ff__h1[m,j,k,d] + 1/t Σ_ckm X[c,i] a1[k,c] ff[m,j] hess_h1__p[k,d,l]
-    hess_V1__U = _block_view(H, 16, 24, 104, 112, PARAMS["V1"] + PARAMS["U"])
-    jac_ff__h1 = t["jac_ff__h1"]
-    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a1, adj_p, jac_ff__h1)
-    tmp_221 = a1 @ X
-    tmp_222 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_V1__U, (np.tensordot(tmp_222, tmp_221, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_h1__p = t["hess_h1__p"]
-    # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a1, ff, hess_h1__p)
-    tmp_223 = a1 @ X
-    tmp_224 = np.einsum("Bki,Bkdl->Bidl", tmp_223, hess_h1__p, optimize=False)
-    _add_into(hess_V1__U, (np.tensordot(tmp_224, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
-    _mirror(H, 16, 24, 104, 112)
-    # ∂f/∂O1,O1[i,d,j,k] = Σ_cl h1[c,d] h1[l,k] hess_r__r[c,i,l,j]
-    hess_O1__O1 = _block_view(H, 24, 32, 24, 32, PARAMS["O1"] + PARAMS["O1"])
-    hess_r__r = t["hess_r__r"]
-    # einsum("Bcd,Blk,Bcilj->idjk", h1, h1, hess_r__r)
-    tmp_225 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
-    _add_into(hess_O1__O1, (np.tensordot(tmp_225, h1, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    # ∂f/∂O1,Q2[i,d,j,k] = 1/sqrt(e) Σ_clmn K2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,m,l]
-    hess_O1__Q2 = _block_view(H, 24, 32, 32, 40, PARAMS["O1"] + PARAMS["Q2"])
-    hess_r__z_a2 = t["hess_r__z_a2"]
-    # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K2, X, X, h1, hess_r__z_a2)
-    tmp_226 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_227 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h1, optimize=False)
-    tmp_228 = np.einsum("Bimld,Blj->Bimdj", tmp_227, tmp_226, optimize=False)
-    _add_into(hess_O1__Q2, np.tensordot(tmp_228, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
-    _mirror(H, 24, 32, 32, 40)
-    # ∂f/∂O1,K2[i,d,j,k] = 1/sqrt(e) Σ_clmn Q2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,l,m]
-    hess_O1__K2 = _block_view(H, 24, 32, 40, 48, PARAMS["O1"] + PARAMS["K2"])
-    # einsum("jc,Blc,Bmk,Bnd,Bnilm->idjk", Q2, X, X, h1, hess_r__z_a2)
-    tmp_229 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_230 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h1, optimize=False)
-    tmp_231 = np.einsum("Bilmd,Blj->Bimdj", tmp_230, tmp_229, optimize=False)
-    _add_into(hess_O1__K2, np.tensordot(tmp_231, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
-    _mirror(H, 24, 32, 40, 48)
-    # ∂f/∂O1,V2[i,d,j,k] = Σ_clm X[c,k] a2[l,c] h1[m,d] hess_r__h2[m,i,l,j]
-    hess_O1__V2 = _block_view(H, 24, 32, 48, 56, PARAMS["O1"] + PARAMS["V2"])
-    hess_r__h2 = t["hess_r__h2"]
-    # einsum("Bck,Blc,Bmd,Bmilj->idjk", X, a2, h1, hess_r__h2)
-    tmp_232 = a2 @ X
-    tmp_233 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h2, h1, optimize=False)
-    _add_into(hess_O1__V2, (np.tensordot(tmp_233, tmp_232, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    _mirror(H, 24, 32, 48, 56)
-    # ∂f/∂O1,O2[i,d,j,k] = Σ_cl h1[c,d] h2[l,k] hess_r__r[c,i,l,j]
-    hess_O1__O2 = _block_view(H, 24, 32, 56, 64, PARAMS["O1"] + PARAMS["O2"])
-    # einsum("Bcd,Blk,Bcilj->idjk", h1, h2, hess_r__r)
-    tmp_234 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
-    _add_into(hess_O1__O2, (np.tensordot(tmp_234, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    _mirror(H, 24, 32, 56, 64)
-    # ∂f/∂O1,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h1[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h1[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] mu[c]
-    hess_O1__g = _block_view(H, 24, 32, 64, 68, PARAMS["O1"] + PARAMS["g"])
-    jac_mu__r = t["jac_mu__r"]
-    # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h1, jac_mu__r)
-    tmp_235 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_236 = np.tensordot(tmp_235, h1, axes=([0], [0]))
-    _add_into(hess_O1__g, (np.tensordot(tmp_236, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
-    jac_z_ln__r = t["jac_z_ln__r"]
-    # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, r)
-    tmp_237 = r * adj_ln
-    tmp_238 = tmp_237 * dreciprocal_z_ln[:, :, None]
-    tmp_239 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
-    _add_into(hess_O1__g, np.tensordot(tmp_239, tmp_238, axes=([0, 1], [0, 1])), 1 / B, True)
-    # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h1, jac_z_ln__r, mu)
-    tmp_240 = mu * dreciprocal_z_ln
-    tmp_241 = tmp_240[:, :, None] * adj_ln
-    tmp_242 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
-    _add_into(hess_O1__g, np.tensordot(tmp_242, tmp_241, axes=([0, 1], [0, 1])), -1 / B, True)
-    hess_r__ln = t["hess_r__ln"]
-    # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h1, hess_r__ln, r)
-    tmp_243 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_244 = np.einsum("Bkicj,Bcj->Bkij", tmp_243, r, optimize=False)
-    _add_into(hess_O1__g, (np.tensordot(tmp_244, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
-    # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h1, hess_r__ln, mu)
-    tmp_245 = mu * reciprocal_z_ln
-    tmp_246 = tmp_245[:, :, None, None] * h1[:, None]
-    _add_into(hess_O1__g, (np.tensordot(tmp_246, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
-    # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln, adj_ln, h1)
-    tmp_247 = h1 * reciprocal_z_ln[:, :, None]
-    _add_into(_diagonal_view(hess_O1__g, 0, 2), (np.tensordot(tmp_247, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
-    _mirror(H, 24, 32, 64, 68)
-    # ∂f/∂O1,b[i,d,j] = Σ_ck h1[c,d] hess_r__ln[c,i,k,j]
-    hess_O1__b = _block_view(H, 24, 32, 68, 72, PARAMS["O1"] + PARAMS["b"])
-    # einsum("Bcd,Bcikj->idj", h1, hess_r__ln)
-    _add_into(hess_O1__b, (np.tensordot(hess_r__ln.sum(axis=3), h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 24, 32, 68, 72)
-    # ∂f/∂O1,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h1[k,d] jac_ln__r[c,j,k,i] + Σ_ck h1[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
-    hess_O1__F1 = _block_view(H, 24, 32, 72, 88, PARAMS["O1"] + PARAMS["F1"])
-    jac_ln__r = t["jac_ln__r"]
-    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h1, jac_ln__r)
-    tmp_248 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
-    _add_into(hess_O1__F1, (np.tensordot(tmp_248, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
-    hess_r__z_ff = t["hess_r__z_ff"]
-    # einsum("Bcd,Bciak,Bkj->idaj", h1, hess_r__z_ff, ln)
-    tmp_249 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
-    _add_into(hess_O1__F1, (np.tensordot(tmp_249, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
-    _mirror(H, 24, 32, 72, 88)
-    # ∂f/∂O1,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h1[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_r__ff[k,i,c,j]
-    hess_O1__F2 = _block_view(H, 24, 32, 88, 104, PARAMS["O1"] + PARAMS["F2"])
-    jac_z_ff__r = t["jac_z_ff__r"]
-    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h1, jac_z_ff__r)
-    tmp_250 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_251 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
-    _add_into(hess_O1__F2, np.einsum("Bacid,Bcja->idja", tmp_251, tmp_250, optimize=False), 1 / B, False)
-    hess_r__ff = t["hess_r__ff"]
-    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h1, hess_r__ff)
-    tmp_252 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
-    _add_into(hess_O1__F2, (np.tensordot(tmp_252, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
-    _mirror(H, 24, 32, 88, 104)
-    # ∂f/∂O1,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h1[k,d] hess_r__p[k,i,l]
-    hess_O1__U = _block_view(H, 24, 32, 104, 112, PARAMS["O1"] + PARAMS["U"])
-    jac_ff__r = t["jac_ff__r"]
-    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h1, jac_ff__r)
-    tmp_253 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_O1__U, (np.tensordot(tmp_253, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_r__p = t["hess_r__p"]
-    # einsum("Bcj,Bkd,Bkil->idlj", ff, h1, hess_r__p)
-    tmp_254 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    _add_into(hess_O1__U, (np.tensordot(tmp_254, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
-    _mirror(H, 24, 32, 104, 112)
-    # ∂f/∂Q2,Q2[d,i,j,k] = 1/e Σ_clmnop K2[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,p,n]
-    hess_Q2__Q2 = _block_view(H, 32, 40, 32, 40, PARAMS["Q2"] + PARAMS["Q2"])
-    hess_z_a2__z_a2 = t["hess_z_a2__z_a2"]
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K2, K2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_255 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_256 = np.einsum("Bmd,Bompn->Bdopn", tmp_255, hess_z_a2__z_a2, optimize=False)
-    tmp_257 = np.einsum("Bnj,Bdopn->Bjdop", tmp_255, tmp_256, optimize=False)
-    tmp_258 = np.einsum("Bjdop,Boi->Bjdpi", tmp_257, X, optimize=False)
-    _add_into(hess_Q2__Q2, (np.tensordot(tmp_258, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    # ∂f/∂Q2,K2[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a2[c,l] + 1/e Σ_clmnop K2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,n,p]
-    hess_Q2__K2 = _block_view(H, 32, 40, 40, 48, PARAMS["Q2"] + PARAMS["K2"])
-    adj_z_a2 = t["adj_z_a2"]
-    # einsum("dj,Bci,Blk,Bcl->dijk", np.eye(2), X, X, adj_z_a2)
-    tmp_259 = (adj_z_a2.transpose(0, 2, 1)) @ X
-    tmp_260 = np.tensordot(tmp_259, X, axes=([0, 1], [0, 1]))
-    _add_into(hess_Q2__K2, tmp_260[:, None] * (np.eye(2))[:, None, :, None], 0.7071067811865476 / B, False)
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K2, Q2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_261 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_262 = np.einsum("Bmd,Bomnp->Bdonp", tmp_261, hess_z_a2__z_a2, optimize=False)
-    tmp_263 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_264 = np.einsum("Bnj,Bdonp->Bjdop", tmp_263, tmp_262, optimize=False)
-    tmp_265 = np.einsum("Bjdop,Boi->Bjdpi", tmp_264, X, optimize=False)
-    _add_into(hess_Q2__K2, (np.tensordot(tmp_265, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, True)
-    _mirror(H, 32, 40, 40, 48)
-    # ∂f/∂Q2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,m,l] + 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[m,l,o,j]
-    hess_Q2__V2 = _block_view(H, 32, 40, 48, 56, PARAMS["Q2"] + PARAMS["V2"])
-    adj_h2 = t["adj_h2"]
-    jac_a2__z_a2 = t["jac_a2__z_a2"]
-    # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_266 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_267 = np.einsum("Bonml,Boj->Bnmlj", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_268 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_267, tmp_266, optimize=False)
-    tmp_269 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_268, X, optimize=False)
-    _add_into(hess_Q2__V2, (np.tensordot(tmp_269, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
-    hess_z_a2__h2 = t["hess_z_a2__h2"]
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K2, X, X, X, a2, hess_z_a2__h2)
-    tmp_270 = a2 @ X
-    tmp_271 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_272 = np.einsum("Bld,Bmloj->Bdmoj", tmp_271, hess_z_a2__h2, optimize=False)
-    tmp_273 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_272, X, optimize=False)
-    _add_into(hess_Q2__V2, (np.tensordot(tmp_273, tmp_270, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 48, 56)
-    # ∂f/∂Q2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,m,l] + 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[m,l,n,j]
-    hess_Q2__O2 = _block_view(H, 32, 40, 56, 64, PARAMS["Q2"] + PARAMS["O2"])
-    jac_h2__z_a2 = t["jac_h2__z_a2"]
-    # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K2, X, X, adj_r, jac_h2__z_a2)
-    tmp_274 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_275 = np.einsum("Bld,Bnkml->Bdnkm", tmp_274, jac_h2__z_a2, optimize=False)
-    tmp_276 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_275, X, optimize=False)
-    _add_into(hess_Q2__O2, (np.tensordot(tmp_276, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    hess_z_a2__r = t["hess_z_a2__r"]
-    # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K2, X, X, h2, hess_z_a2__r)
-    tmp_277 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_278 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
-    tmp_279 = np.einsum("Bmljk,Bld->Bmjkd", tmp_278, tmp_277, optimize=False)
-    _add_into(hess_Q2__O2, (np.tensordot(tmp_279, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 56, 64)
-    # ∂f/∂Q2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] mu[c]
-    hess_Q2__g = _block_view(H, 32, 40, 64, 68, PARAMS["Q2"] + PARAMS["g"])
-    jac_r__z_a2 = t["jac_r__z_a2"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_r__z_a2)
-    tmp_280 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_281 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_282 = np.einsum("Bcj,Bcjml->Bjml", tmp_281, jac_r__z_a2, optimize=False)
-    tmp_283 = np.einsum("Bjml,Bld->Bjmd", tmp_282, tmp_280, optimize=False)
-    _add_into(hess_Q2__g, (np.tensordot(tmp_283, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
-    jac_mu__z_a2 = t["jac_mu__z_a2"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln, K2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_284 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_285 = np.einsum("Bld,Bcml->Bdcm", tmp_284, jac_mu__z_a2, optimize=False)
-    tmp_286 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_287 = np.einsum("Bdcm,Bmi->Bdci", tmp_285, X, optimize=False)
-    _add_into(hess_Q2__g, np.tensordot(tmp_287, tmp_286, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    jac_z_ln__z_a2 = t["jac_z_ln__z_a2"]
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_288 = r * adj_ln
-    tmp_289 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_290 = np.einsum("Bld,Bcml->Bdcm", tmp_289, jac_z_ln__z_a2, optimize=False)
-    tmp_291 = tmp_288 * dreciprocal_z_ln[:, :, None]
-    tmp_292 = np.einsum("Bdcm,Bmi->Bdci", tmp_290, X, optimize=False)
-    _add_into(hess_Q2__g, np.tensordot(tmp_292, tmp_291, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_293 = mu * dreciprocal_z_ln
-    tmp_294 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_295 = np.einsum("Bld,Bcml->Bdcm", tmp_294, jac_z_ln__z_a2, optimize=False)
-    tmp_296 = tmp_293[:, :, None] * adj_ln
-    tmp_297 = np.einsum("Bdcm,Bmi->Bdci", tmp_295, X, optimize=False)
-    _add_into(hess_Q2__g, np.tensordot(tmp_297, tmp_296, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    hess_z_a2__ln = t["hess_z_a2__ln"]
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, r)
-    tmp_298 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_299 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_300 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_299, r, optimize=False)
-    tmp_301 = np.einsum("Bmlj,Bld->Bmjd", tmp_300, tmp_298, optimize=False)
-    _add_into(hess_Q2__g, (np.tensordot(tmp_301, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln, K2, X, X, hess_z_a2__ln, mu)
-    tmp_302 = mu * reciprocal_z_ln
-    tmp_303 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_304 = tmp_303[:, :, :, None] * tmp_302[:, None, None]
-    tmp_305 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_304, hess_z_a2__ln, optimize=False)
-    _add_into(hess_Q2__g, (np.tensordot(tmp_305, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 64, 68)
-    # ∂f/∂Q2,b[d,i,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__ln[l,k,m,j]
-    hess_Q2__b = _block_view(H, 32, 40, 68, 72, PARAMS["Q2"] + PARAMS["b"])
-    # einsum("dc,Bkc,Bli,Blkmj->dij", K2, X, X, hess_z_a2__ln)
-    tmp_306 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_307 = np.einsum("Bkd,Blkj->Bdlj", tmp_306, hess_z_a2__ln.sum(axis=3), optimize=False)
-    _add_into(hess_Q2__b, (np.tensordot(tmp_307, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 32, 40, 68, 72)
-    # ∂f/∂Q2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[l,k,a,m] ln[m,j]
-    hess_Q2__F1 = _block_view(H, 32, 40, 72, 88, PARAMS["Q2"] + PARAMS["F1"])
-    jac_ln__z_a2 = t["jac_ln__z_a2"]
-    # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_308 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_309 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_308, jac_ln__z_a2, optimize=False)
-    tmp_310 = np.einsum("Bdmjl,Bli->Bdmji", tmp_309, X, optimize=False)
-    _add_into(hess_Q2__F1, (np.tensordot(tmp_310, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    hess_z_a2__z_ff = t["hess_z_a2__z_ff"]
-    # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K2, X, X, hess_z_a2__z_ff, ln)
-    tmp_311 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_312 = np.einsum("Bkd,Blkam->Bdlam", tmp_311, hess_z_a2__z_ff, optimize=False)
-    tmp_313 = np.einsum("Bdlam,Bli->Bdami", tmp_312, X, optimize=False)
-    _add_into(hess_Q2__F1, (np.tensordot(tmp_313, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 72, 88)
-    # ∂f/∂Q2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ff[m,l,c,j]
-    hess_Q2__F2 = _block_view(H, 32, 40, 88, 104, PARAMS["Q2"] + PARAMS["F2"])
-    jac_z_ff__z_a2 = t["jac_z_ff__z_a2"]
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff, K2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_314 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_315 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_316 = np.einsum("Bld,Bacml->Bdacm", tmp_314, jac_z_ff__z_a2, optimize=False)
-    tmp_317 = np.einsum("Bdacm,Bcja->Bdamj", tmp_316, tmp_315, optimize=False)
-    _add_into(hess_Q2__F2, (np.tensordot(tmp_317, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
-    hess_z_a2__ff = t["hess_z_a2__ff"]
-    # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff, K2, X, X, hess_z_a2__ff)
-    tmp_318 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_319 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_318, hess_z_a2__ff, optimize=False)
-    tmp_320 = np.einsum("Bdmcj,Bac->Bdmja", tmp_319, gelu_z_ff, optimize=False)
-    _add_into(hess_Q2__F2, (np.tensordot(tmp_320, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-    _mirror(H, 32, 40, 88, 104)
-    # ∂f/∂Q2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[m,k,l]
-    hess_Q2__U = _block_view(H, 32, 40, 104, 112, PARAMS["Q2"] + PARAMS["U"])
-    jac_ff__z_a2 = t["jac_ff__z_a2"]
-    # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K2, X, X, adj_p, jac_ff__z_a2)
-    tmp_321 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_322 = adj_p[:, :, None, None] * X[:, None]
-    tmp_323 = np.einsum("Bkd,Bjmk->Bdjm", tmp_321, jac_ff__z_a2.sum(axis=1), optimize=False)
-    _add_into(hess_Q2__U, (np.tensordot(tmp_323, tmp_322, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
-    hess_z_a2__p = t["hess_z_a2__p"]
-    # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K2, X, X, ff, hess_z_a2__p)
-    tmp_324 = np.tensordot(X, K2, axes=([2], [1]))
-    tmp_325 = np.einsum("Bkd,Bmkl->Bdml", tmp_324, hess_z_a2__p, optimize=False)
-    tmp_326 = np.einsum("Bdml,Bmi->Bdli", tmp_325, X, optimize=False)
-    _add_into(hess_Q2__U, (np.tensordot(tmp_326, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-    _mirror(H, 32, 40, 104, 112)
-    # ∂f/∂K2,K2[d,i,j,k] = 1/e Σ_clmnop Q2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[m,o,n,p]
-    hess_K2__K2 = _block_view(H, 40, 48, 40, 48, PARAMS["K2"] + PARAMS["K2"])
-    # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q2, Q2, X, X, X, X, hess_z_a2__z_a2)
-    tmp_327 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_328 = np.einsum("Bmd,Bmonp->Bdonp", tmp_327, hess_z_a2__z_a2, optimize=False)
-    tmp_329 = np.einsum("Bnj,Bdonp->Bjdop", tmp_327, tmp_328, optimize=False)
-    tmp_330 = np.einsum("Bjdop,Boi->Bjdpi", tmp_329, X, optimize=False)
-    _add_into(hess_K2__K2, (np.tensordot(tmp_330, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-    # ∂f/∂K2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,l,m] + 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[l,m,o,j]
-    hess_K2__V2 = _block_view(H, 40, 48, 48, 56, PARAMS["K2"] + PARAMS["V2"])
-    # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q2, X, X, X, adj_h2, jac_a2__z_a2)
-    tmp_331 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_332 = np.einsum("Bonlm,Boj->Bnlmj", jac_a2__z_a2, adj_h2, optimize=False)
-    tmp_333 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_332, tmp_331, optimize=False)
-    tmp_334 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_333, X, optimize=False)
-    _add_into(hess_K2__V2, (np.tensordot(tmp_334, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
-    # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q2, X, X, X, a2, hess_z_a2__h2)
-    tmp_335 = a2 @ X
-    tmp_336 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_337 = np.einsum("Bld,Blmoj->Bdmoj", tmp_336, hess_z_a2__h2, optimize=False)
-    tmp_338 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_337, X, optimize=False)
-    _add_into(hess_K2__V2, (np.tensordot(tmp_338, tmp_335, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 48, 56)
-    # ∂f/∂K2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,l,m] + 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[l,m,n,j]
-    hess_K2__O2 = _block_view(H, 40, 48, 56, 64, PARAMS["K2"] + PARAMS["O2"])
-    # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q2, X, X, adj_r, jac_h2__z_a2)
-    tmp_339 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_340 = np.einsum("Bld,Bnklm->Bdnkm", tmp_339, jac_h2__z_a2, optimize=False)
-    tmp_341 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_340, X, optimize=False)
-    _add_into(hess_K2__O2, (np.tensordot(tmp_341, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q2, X, X, h2, hess_z_a2__r)
-    tmp_342 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_343 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
-    tmp_344 = np.einsum("Blmjk,Bld->Bmjkd", tmp_343, tmp_342, optimize=False)
-    _add_into(hess_K2__O2, (np.tensordot(tmp_344, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 56, 64)
-    # ∂f/∂K2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] mu[c]
-    hess_K2__g = _block_view(H, 40, 48, 64, 68, PARAMS["K2"] + PARAMS["g"])
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_r__z_a2)
-    tmp_345 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_346 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_347 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_346, jac_r__z_a2, optimize=False)
-    tmp_348 = np.einsum("Bjlm,Bld->Bjmd", tmp_347, tmp_345, optimize=False)
-    _add_into(hess_K2__g, (np.tensordot(tmp_348, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln, Q2, X, X, adj_ln, jac_mu__z_a2)
-    tmp_349 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_350 = np.einsum("Bld,Bclm->Bdcm", tmp_349, jac_mu__z_a2, optimize=False)
-    tmp_351 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_352 = np.einsum("Bdcm,Bmi->Bdci", tmp_350, X, optimize=False)
-    _add_into(hess_K2__g, np.tensordot(tmp_352, tmp_351, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
-    tmp_353 = r * adj_ln
-    tmp_354 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_355 = np.einsum("Bld,Bclm->Bdcm", tmp_354, jac_z_ln__z_a2, optimize=False)
-    tmp_356 = tmp_353 * dreciprocal_z_ln[:, :, None]
-    tmp_357 = np.einsum("Bdcm,Bmi->Bdci", tmp_355, X, optimize=False)
-    _add_into(hess_K2__g, np.tensordot(tmp_357, tmp_356, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
-    tmp_358 = mu * dreciprocal_z_ln
-    tmp_359 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_360 = np.einsum("Bld,Bclm->Bdcm", tmp_359, jac_z_ln__z_a2, optimize=False)
-    tmp_361 = tmp_358[:, :, None] * adj_ln
-    tmp_362 = np.einsum("Bdcm,Bmi->Bdci", tmp_360, X, optimize=False)
-    _add_into(hess_K2__g, np.tensordot(tmp_362, tmp_361, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, r)
-    tmp_363 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_364 = hess_z_a2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_365 = np.einsum("Blmcj,Bcj->Blmj", tmp_364, r, optimize=False)
-    tmp_366 = np.einsum("Blmj,Bld->Bmjd", tmp_365, tmp_363, optimize=False)
-    _add_into(hess_K2__g, (np.tensordot(tmp_366, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
-    # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln, Q2, X, X, hess_z_a2__ln, mu)
-    tmp_367 = mu * reciprocal_z_ln
-    tmp_368 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_369 = tmp_368[:, :, :, None] * tmp_367[:, None, None]
-    tmp_370 = np.einsum("Bldc,Blmcj->Bdmj", tmp_369, hess_z_a2__ln, optimize=False)
-    _add_into(hess_K2__g, (np.tensordot(tmp_370, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 64, 68)
-    # ∂f/∂K2,b[d,i,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__ln[k,l,m,j]
-    hess_K2__b = _block_view(H, 40, 48, 68, 72, PARAMS["K2"] + PARAMS["b"])
-    # einsum("dc,Bkc,Bli,Bklmj->dij", Q2, X, X, hess_z_a2__ln)
-    tmp_371 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_372 = np.einsum("Bkd,Bklj->Bdlj", tmp_371, hess_z_a2__ln.sum(axis=3), optimize=False)
-    _add_into(hess_K2__b, (np.tensordot(tmp_372, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-    _mirror(H, 40, 48, 68, 72)
-    # ∂f/∂K2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[k,l,a,m] ln[m,j]
-    hess_K2__F1 = _block_view(H, 40, 48, 72, 88, PARAMS["K2"] + PARAMS["F1"])
-    # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q2, X, X, adj_z_ff, jac_ln__z_a2)
-    tmp_373 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_374 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_373, jac_ln__z_a2, optimize=False)
-    tmp_375 = np.einsum("Bdmjl,Bli->Bdmji", tmp_374, X, optimize=False)
-    _add_into(hess_K2__F1, (np.tensordot(tmp_375, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
-    # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q2, X, X, hess_z_a2__z_ff, ln)
-    tmp_376 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_377 = np.einsum("Bkd,Bklam->Bdlam", tmp_376, hess_z_a2__z_ff, optimize=False)
-    tmp_378 = np.einsum("Bdlam,Bli->Bdami", tmp_377, X, optimize=False)
-    _add_into(hess_K2__F1, (np.tensordot(tmp_378, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 72, 88)
-    # ∂f/∂K2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ff[l,m,c,j]
-    hess_K2__F2 = _block_view(H, 40, 48, 88, 104, PARAMS["K2"] + PARAMS["F2"])
-    # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff, Q2, X, X, adj_ff, jac_z_ff__z_a2)
-    tmp_379 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_380 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_381 = np.einsum("Bld,Baclm->Bdacm", tmp_379, jac_z_ff__z_a2, optimize=False)
-    tmp_382 = np.einsum("Bdacm,Bcja->Bdamj", tmp_381, tmp_380, optimize=False)
-    _add_into(hess_K2__F2, (np.tensordot(tmp_382, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
-    # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff, Q2, X, X, hess_z_a2__ff)
-    tmp_383 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_384 = np.einsum("Bld,Blmcj->Bdmcj", tmp_383, hess_z_a2__ff, optimize=False)
-    tmp_385 = np.einsum("Bdmcj,Bac->Bdmja", tmp_384, gelu_z_ff, optimize=False)
-    _add_into(hess_K2__F2, (np.tensordot(tmp_385, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-    _mirror(H, 40, 48, 88, 104)
-    # ∂f/∂K2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[k,m,l]
-    hess_K2__U = _block_view(H, 40, 48, 104, 112, PARAMS["K2"] + PARAMS["U"])
-    # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q2, X, X, adj_p, jac_ff__z_a2)
-    tmp_386 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_387 = adj_p[:, :, None, None] * X[:, None]
-    tmp_388 = np.einsum("Bkd,Bjkm->Bdjm", tmp_386, jac_ff__z_a2.sum(axis=1), optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_388, tmp_387, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
-    # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q2, X, X, ff, hess_z_a2__p)
-    tmp_389 = np.tensordot(X, Q2, axes=([2], [1]))
-    tmp_390 = np.einsum("Bkd,Bkml->Bdml", tmp_389, hess_z_a2__p, optimize=False)
-    tmp_391 = np.einsum("Bdml,Bmi->Bdli", tmp_390, X, optimize=False)
-    _add_into(hess_K2__U, (np.tensordot(tmp_391, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-    _mirror(H, 40, 48, 104, 112)
-    # ∂f/∂V2,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a2[m,c] a2[n,l] hess_h2__h2[m,d,n,j]
-    hess_V2__V2 = _block_view(H, 48, 56, 48, 56, PARAMS["V2"] + PARAMS["V2"])
-    hess_h2__h2 = t["hess_h2__h2"]
-    # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a2, a2, hess_h2__h2)
-    tmp_392 = a2 @ X
-    tmp_393 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_392, hess_h2__h2, optimize=False)
-    _add_into(hess_V2__V2, (np.tensordot(tmp_393, tmp_392, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    # ∂f/∂V2,O2[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a2[l,c] adj_r[l,j] + Σ_clm X[c,i] a2[l,c] h2[m,k] hess_h2__r[l,d,m,j]
-    hess_V2__O2 = _block_view(H, 48, 56, 56, 64, PARAMS["V2"] + PARAMS["O2"])
-    # einsum("dk,Bci,Blc,Blj->dijk", np.eye(2), X, a2, adj_r)
-    tmp_394 = a2 @ X
-    tmp_395 = np.tensordot(tmp_394, adj_r, axes=([0, 1], [0, 1]))
-    _add_into(hess_V2__O2, tmp_395[:, :, None] * (np.eye(2))[:, None, None], 1 / B, False)
-    hess_h2__r = t["hess_h2__r"]
-    # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a2, h2, hess_h2__r)
-    tmp_396 = a2 @ X
-    tmp_397 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
-    _add_into(hess_V2__O2, (np.tensordot(tmp_397, tmp_396, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, True)
-    _mirror(H, 48, 56, 56, 64)
-    # ∂f/∂V2,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_r__h2[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] mu[c]
-    hess_V2__g = _block_view(H, 48, 56, 64, 68, PARAMS["V2"] + PARAMS["g"])
-    jac_r__h2 = t["jac_r__h2"]
-    # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_r__h2)
-    tmp_398 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_399 = a2 @ X
-    tmp_400 = np.tensordot(tmp_399, tmp_398, axes=([0], [0]))
-    _add_into(hess_V2__g, np.einsum("licj,cjld->dij", tmp_400, jac_r__h2, optimize=False), 1 / B, False)
-    jac_mu__h2 = t["jac_mu__h2"]
-    # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln, X, a2, adj_ln, jac_mu__h2)
-    tmp_401 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_402 = a2 @ X
-    tmp_403 = np.tensordot(tmp_402, tmp_401, axes=([0], [0]))
-    _add_into(hess_V2__g, (np.tensordot(tmp_403, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
-    jac_z_ln__h2 = t["jac_z_ln__h2"]
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, r)
-    tmp_404 = r * adj_ln
-    tmp_405 = a2 @ X
-    tmp_406 = tmp_404 * dreciprocal_z_ln[:, :, None]
-    tmp_407 = np.einsum("Bli,Bcld->Bicd", tmp_405, jac_z_ln__h2, optimize=False)
-    _add_into(hess_V2__g, (np.tensordot(tmp_407, tmp_406, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln, X, a2, adj_ln, jac_z_ln__h2, mu)
-    tmp_408 = mu * dreciprocal_z_ln
-    tmp_409 = a2 @ X
-    tmp_410 = tmp_408[:, :, None] * adj_ln
-    tmp_411 = np.einsum("Bli,Bcld->Bicd", tmp_409, jac_z_ln__h2, optimize=False)
-    _add_into(hess_V2__g, (np.tensordot(tmp_411, tmp_410, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
-    hess_h2__ln = t["hess_h2__ln"]
-    # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln, X, a2, hess_h2__ln, r)
-    tmp_412 = hess_h2__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_413 = np.einsum("Bldcj,Bcj->Bldj", tmp_412, r, optimize=False)
-    tmp_414 = a2 @ X
-    _add_into(hess_V2__g, (np.tensordot(tmp_414, tmp_413, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
-    # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln, X, a2, hess_h2__ln, mu)
-    tmp_415 = mu * reciprocal_z_ln
-    tmp_416 = a2 @ X
-    tmp_417 = tmp_416[:, :, :, None] * tmp_415[:, None, None]
-    _add_into(hess_V2__g, (np.tensordot(tmp_417, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
-    _mirror(H, 48, 56, 64, 68)
-    # ∂f/∂V2,b[d,i,j] = Σ_ckl X[c,i] a2[k,c] hess_h2__ln[k,d,l,j]
-    hess_V2__b = _block_view(H, 48, 56, 68, 72, PARAMS["V2"] + PARAMS["b"])
-    # einsum("Bci,Bkc,Bkdlj->dij", X, a2, hess_h2__ln)
-    tmp_418 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__ln.sum(axis=3), a2, optimize=False)
-    _add_into(hess_V2__b, (np.tensordot(tmp_418, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 48, 56, 68, 72)
-    # ∂f/∂V2,F1[d,i,a,j] = Σ_ckl X[c,i] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,j,k,d] + Σ_ckl X[c,i] a2[k,c] hess_h2__z_ff[k,d,a,l] ln[l,j]
-    hess_V2__F1 = _block_view(H, 48, 56, 72, 88, PARAMS["V2"] + PARAMS["F1"])
-    jac_ln__h2 = t["jac_ln__h2"]
-    # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a2, adj_z_ff, jac_ln__h2)
-    tmp_419 = a2 @ X
-    tmp_420 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
-    _add_into(hess_V2__F1, (np.tensordot(tmp_420, tmp_419, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
-    hess_h2__z_ff = t["hess_h2__z_ff"]
-    # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a2, hess_h2__z_ff, ln)
-    tmp_421 = a2 @ X
-    tmp_422 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
-    _add_into(hess_V2__F1, (np.tensordot(tmp_422, tmp_421, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
-    _mirror(H, 48, 56, 72, 88)
-    # ∂f/∂V2,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a2[l,k] adj_ff[c,j] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a2[l,k] hess_h2__ff[l,d,c,j]
-    hess_V2__F2 = _block_view(H, 48, 56, 88, 104, PARAMS["V2"] + PARAMS["F2"])
-    jac_z_ff__h2 = t["jac_z_ff__h2"]
-    # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff, X, a2, adj_ff, jac_z_ff__h2)
-    tmp_423 = a2 @ X
-    tmp_424 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_425 = np.einsum("Bcja,Bacld->Bjald", tmp_424, jac_z_ff__h2, optimize=False)
-    _add_into(hess_V2__F2, (np.tensordot(tmp_425, tmp_423, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
-    hess_h2__ff = t["hess_h2__ff"]
-    # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff, X, a2, hess_h2__ff)
-    tmp_426 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff, optimize=False)
-    tmp_427 = a2 @ X
-    _add_into(hess_V2__F2, (np.tensordot(tmp_427, tmp_426, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
-    _mirror(H, 48, 56, 88, 104)
-    # ∂f/∂V2,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a2[k,c] adj_p[l] jac_ff__h2[m,j,k,d] + 1/t Σ_ckm X[c,i] a2[k,c] ff[m,j] hess_h2__p[k,d,l]
-    hess_V2__U = _block_view(H, 48, 56, 104, 112, PARAMS["V2"] + PARAMS["U"])
-    jac_ff__h2 = t["jac_ff__h2"]
-    # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a2, adj_p, jac_ff__h2)
-    tmp_428 = a2 @ X
-    tmp_429 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_V2__U, (np.tensordot(tmp_429, tmp_428, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_h2__p = t["hess_h2__p"]
-    # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a2, ff, hess_h2__p)
-    tmp_430 = a2 @ X
-    tmp_431 = np.einsum("Bki,Bkdl->Bidl", tmp_430, hess_h2__p, optimize=False)
-    _add_into(hess_V2__U, (np.tensordot(tmp_431, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
-    _mirror(H, 48, 56, 104, 112)
-    # ∂f/∂O2,O2[i,d,j,k] = Σ_cl h2[c,d] h2[l,k] hess_r__r[c,i,l,j]
-    hess_O2__O2 = _block_view(H, 56, 64, 56, 64, PARAMS["O2"] + PARAMS["O2"])
-    # einsum("Bcd,Blk,Bcilj->idjk", h2, h2, hess_r__r)
-    tmp_432 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
-    _add_into(hess_O2__O2, (np.tensordot(tmp_432, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-    # ∂f/∂O2,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h2[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h2[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] mu[c]
-    hess_O2__g = _block_view(H, 56, 64, 64, 68, PARAMS["O2"] + PARAMS["g"])
-    # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln, adj_ln, h2, jac_mu__r)
-    tmp_433 = adj_ln * reciprocal_z_ln[:, :, None]
-    tmp_434 = np.tensordot(tmp_433, h2, axes=([0], [0]))
-    _add_into(hess_O2__g, (np.tensordot(tmp_434, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
-    # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, r)
-    tmp_435 = r * adj_ln
-    tmp_436 = tmp_435 * dreciprocal_z_ln[:, :, None]
-    tmp_437 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
-    _add_into(hess_O2__g, np.tensordot(tmp_437, tmp_436, axes=([0, 1], [0, 1])), 1 / B, True)
-    # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln, adj_ln, h2, jac_z_ln__r, mu)
-    tmp_438 = mu * dreciprocal_z_ln
-    tmp_439 = tmp_438[:, :, None] * adj_ln
-    tmp_440 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
-    _add_into(hess_O2__g, np.tensordot(tmp_440, tmp_439, axes=([0, 1], [0, 1])), -1 / B, True)
-    # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln, h2, hess_r__ln, r)
-    tmp_441 = hess_r__ln * reciprocal_z_ln[:, None, None, :, None]
-    tmp_442 = np.einsum("Bkicj,Bcj->Bkij", tmp_441, r, optimize=False)
-    _add_into(hess_O2__g, (np.tensordot(tmp_442, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
-    # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln, h2, hess_r__ln, mu)
-    tmp_443 = mu * reciprocal_z_ln
-    tmp_444 = tmp_443[:, :, None, None] * h2[:, None]
-    _add_into(hess_O2__g, (np.tensordot(tmp_444, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
-    # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln, adj_ln, h2)
-    tmp_445 = h2 * reciprocal_z_ln[:, :, None]
-    _add_into(_diagonal_view(hess_O2__g, 0, 2), (np.tensordot(tmp_445, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
-    _mirror(H, 56, 64, 64, 68)
-    # ∂f/∂O2,b[i,d,j] = Σ_ck h2[c,d] hess_r__ln[c,i,k,j]
-    hess_O2__b = _block_view(H, 56, 64, 68, 72, PARAMS["O2"] + PARAMS["b"])
-    # einsum("Bcd,Bcikj->idj", h2, hess_r__ln)
-    _add_into(hess_O2__b, (np.tensordot(hess_r__ln.sum(axis=3), h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
-    _mirror(H, 56, 64, 68, 72)
-    # ∂f/∂O2,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h2[k,d] jac_ln__r[c,j,k,i] + Σ_ck h2[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
-    hess_O2__F1 = _block_view(H, 56, 64, 72, 88, PARAMS["O2"] + PARAMS["F1"])
-    # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h2, jac_ln__r)
-    tmp_446 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
-    _add_into(hess_O2__F1, (np.tensordot(tmp_446, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
-    # einsum("Bcd,Bciak,Bkj->idaj", h2, hess_r__z_ff, ln)
-    tmp_447 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
-    _add_into(hess_O2__F1, (np.tensordot(tmp_447, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
-    _mirror(H, 56, 64, 72, 88)
-    # ∂f/∂O2,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h2[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h2[k,d] hess_r__ff[k,i,c,j]
-    hess_O2__F2 = _block_view(H, 56, 64, 88, 104, PARAMS["O2"] + PARAMS["F2"])
-    # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff, adj_ff, h2, jac_z_ff__r)
-    tmp_448 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    tmp_449 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
-    _add_into(hess_O2__F2, np.einsum("Bacid,Bcja->idja", tmp_449, tmp_448, optimize=False), 1 / B, False)
-    # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff, h2, hess_r__ff)
-    tmp_450 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
-    _add_into(hess_O2__F2, (np.tensordot(tmp_450, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
-    _mirror(H, 56, 64, 88, 104)
-    # ∂f/∂O2,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h2[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h2[k,d] hess_r__p[k,i,l]
-    hess_O2__U = _block_view(H, 56, 64, 104, 112, PARAMS["O2"] + PARAMS["U"])
-    # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h2, jac_ff__r)
-    tmp_451 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_O2__U, (np.tensordot(tmp_451, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    # einsum("Bcj,Bkd,Bkil->idlj", ff, h2, hess_r__p)
-    tmp_452 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    _add_into(hess_O2__U, (np.tensordot(tmp_452, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
-    _mirror(H, 56, 64, 104, 112)
-    # ∂f/∂g,g[i,j] = Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] r[c,i] r[k,j] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[k] r[c,i] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] r[k,j] + Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] mu[k]
-    hess_g__g = _block_view(H, 64, 68, 64, 68, PARAMS["g"] + PARAMS["g"])
-    hess_ln__ln = t["hess_ln__ln"]
-    # einsum("Bc,Bk,Bcikj,Bci,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, r, r)
-    tmp_453 = reciprocal_z_ln[:, :, None] * reciprocal_z_ln[:, None]
-    tmp_454 = tmp_453[:, :, :, None] * r[:, None]
-    tmp_455 = (((tmp_454.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
-    _add_into(hess_g__g, np.einsum("Bkij,Bkj->ij", tmp_455, r, optimize=False), 1 / B, False)
-    # einsum("Bc,Bk,Bcikj,Bk,Bci->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
-    tmp_456 = mu * reciprocal_z_ln
-    tmp_457 = r * reciprocal_z_ln[:, :, None]
-    tmp_458 = np.einsum("Bci,Bcikj->Bikj", tmp_457, hess_ln__ln, optimize=False)
-    _add_into(hess_g__g, np.tensordot(tmp_458, tmp_456, axes=([0, 2], [0, 1])), -1 / B, True)
-    # einsum("Bc,Bk,Bcikj,Bc,Bkj->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, r)
-    tmp_459 = mu * reciprocal_z_ln
-    tmp_460 = r * reciprocal_z_ln[:, :, None]
-    tmp_461 = np.einsum("Bkj,Bcikj->Bjci", tmp_460, hess_ln__ln, optimize=False)
-    _add_into(hess_g__g, (np.tensordot(tmp_461, tmp_459, axes=([0, 2], [0, 1]))).T, -1 / B, True)
-    # einsum("Bc,Bk,Bcikj,Bc,Bk->ij", reciprocal_z_ln, reciprocal_z_ln, hess_ln__ln, mu, mu)
-    tmp_462 = mu * reciprocal_z_ln
-    tmp_463 = np.einsum("Bc,Bcikj->Bikj", tmp_462, hess_ln__ln, optimize=False)
-    _add_into(hess_g__g, np.tensordot(tmp_463, tmp_462, axes=([0, 2], [0, 1])), 1 / B, True)
-    # ∂f/∂g,b[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] mu[c]
-    hess_g__b = _block_view(H, 64, 68, 68, 72, PARAMS["g"] + PARAMS["b"])
-    # einsum("Bc,Bcikj,Bci->ij", reciprocal_z_ln, hess_ln__ln, r)
-    tmp_464 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
-    _add_into(hess_g__b, np.einsum("Bcij,Bci->ij", tmp_464, r, optimize=False), 1 / B, False)
-    # einsum("Bc,Bcikj,Bc->ij", reciprocal_z_ln, hess_ln__ln, mu)
-    tmp_465 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln[:, :, None, None]
-    _add_into(hess_g__b, np.tensordot(tmp_465, mu, axes=([0, 1], [0, 1])), -1 / B, True)
-    _mirror(H, 64, 68, 68, 72)
-    # ∂f/∂g,F1[i,a,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] r[c,i] - Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] mu[c] + Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] mu[c]
-    hess_g__F1 = _block_view(H, 64, 68, 72, 88, PARAMS["g"] + PARAMS["F1"])
-    # einsum("Bc,ij,Bac,Bc->iaj", reciprocal_z_ln, np.eye(4), adj_z_ff, mu)
-    tmp_466 = mu * reciprocal_z_ln
-    tmp_467 = np.tensordot(tmp_466, adj_z_ff, axes=([0, 1], [0, 2]))
-    _add_into(hess_g__F1, tmp_467[:, None] * (np.eye(4))[:, None], -1 / B, False)
-    hess_ln__z_ff = t["hess_ln__z_ff"]
-    # einsum("Bc,Bciak,Bkj,Bci->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, r)
-    tmp_468 = hess_ln__z_ff * reciprocal_z_ln[:, :, None, None, None]
-    tmp_469 = np.einsum("Bciak,Bci->Biak", tmp_468, r, optimize=False)
-    _add_into(hess_g__F1, np.tensordot(tmp_469, ln, axes=([0, 3], [0, 1])), 1 / B, True)
-    # einsum("Bc,Bciak,Bkj,Bc->iaj", reciprocal_z_ln, hess_ln__z_ff, ln, mu)
-    tmp_470 = mu * reciprocal_z_ln
-    tmp_471 = tmp_470[:, :, None, None] * ln[:, None]
-    _add_into(hess_g__F1, (np.tensordot(tmp_471, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0), -1 / B, True)
-    # einsum("Bc,Bac,Bci->ia", reciprocal_z_ln, adj_z_ff, r)
-    tmp_472 = adj_z_ff * reciprocal_z_ln[:, None]
-    _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_472, r, axes=([0, 2], [0, 1]))).T, 1 / B, True)
-    _mirror(H, 64, 68, 72, 88)
-    # ∂f/∂g,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] r[k,i] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] r[k,i] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] mu[k]
-    hess_g__F2 = _block_view(H, 64, 68, 88, 104, PARAMS["g"] + PARAMS["F2"])
-    jac_z_ff__ln = t["jac_z_ff__ln"]
-    # einsum("Bac,Bk,Bcj,acki,Bki->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, r)
-    tmp_473 = r * reciprocal_z_ln[:, :, None]
-    tmp_474 = np.einsum("Bki,acki->Biac", tmp_473, jac_z_ff__ln, optimize=False)
-    tmp_475 = tmp_474 * dgelu_z_ff[:, None]
-    _add_into(hess_g__F2, (np.tensordot(tmp_475, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
-    # einsum("Bac,Bk,Bcj,acki,Bk->ija", dgelu_z_ff, reciprocal_z_ln, adj_ff, jac_z_ff__ln, mu)
-    tmp_476 = mu * reciprocal_z_ln
-    tmp_477 = tmp_476[:, :, None, None] * dgelu_z_ff[:, None]
-    tmp_478 = np.einsum("Bkac,Bcj->kacj", tmp_477, adj_ff, optimize=False)
-    _add_into(hess_g__F2, np.einsum("kacj,acki->ija", tmp_478, jac_z_ff__ln, optimize=False), -1 / B, True)
-    hess_ln__ff = t["hess_ln__ff"]
-    # einsum("Bac,Bk,Bkicj,Bki->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, r)
-    tmp_479 = hess_ln__ff * reciprocal_z_ln[:, :, None, None, None]
-    tmp_480 = np.einsum("Bkicj,Bki->Bicj", tmp_479, r, optimize=False)
-    _add_into(hess_g__F2, np.tensordot(tmp_480, gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
-    # einsum("Bac,Bk,Bkicj,Bk->ija", gelu_z_ff, reciprocal_z_ln, hess_ln__ff, mu)
-    tmp_481 = mu * reciprocal_z_ln
-    tmp_482 = tmp_481[:, :, None, None] * gelu_z_ff[:, None]
-    _add_into(hess_g__F2, (np.tensordot(tmp_482, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0), -1 / B, True)
-    _mirror(H, 64, 68, 88, 104)
-    # ∂f/∂g,U[i,l,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] mu[c]
-    hess_g__U = _block_view(H, 64, 68, 104, 112, PARAMS["g"] + PARAMS["U"])
-    jac_ff__ln = t["jac_ff__ln"]
-    # einsum("Bc,Bl,Bkjci,Bci->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, r)
-    tmp_483 = r * reciprocal_z_ln[:, :, None]
-    tmp_484 = (((tmp_483.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
-    _add_into(hess_g__U, (np.tensordot(tmp_484, adj_p, axes=([0], [0]))).transpose(0, 2, 1), 0.3333333333333333 / B, False)
-    # einsum("Bc,Bl,Bkjci,Bc->ilj", reciprocal_z_ln, adj_p, jac_ff__ln, mu)
-    tmp_485 = mu * reciprocal_z_ln
-    tmp_486 = np.einsum("Bc,Bjci->Bji", tmp_485, jac_ff__ln.sum(axis=1), optimize=False)
-    _add_into(hess_g__U, (np.tensordot(tmp_486, adj_p, axes=([0], [0]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
-    hess_ln__p = t["hess_ln__p"]
-    # einsum("Bc,Bkj,Bcil,Bci->ilj", reciprocal_z_ln, ff, hess_ln__p, r)
-    tmp_487 = r[:, :, :, None] * hess_ln__p
-    tmp_488 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln[:, None]
-    _add_into(hess_g__U, (np.tensordot(tmp_488, tmp_487, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.3333333333333333 / B, True)
-    # einsum("Bc,Bkj,Bcil,Bc->ilj", reciprocal_z_ln, ff, hess_ln__p, mu)
-    tmp_489 = mu * reciprocal_z_ln
-    tmp_490 = tmp_489[:, :, None] * (ff.sum(axis=1))[:, None]
-    _add_into(hess_g__U, (np.tensordot(tmp_490, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
-    _mirror(H, 64, 68, 104, 112)
-    # ∂f/∂b,b[i,j] = Σ_ck hess_ln__ln[c,i,k,j]
-    hess_b__b = _block_view(H, 68, 72, 68, 72, PARAMS["b"] + PARAMS["b"])
-    # einsum("Bcikj->ij", hess_ln__ln)
-    _add_into(hess_b__b, hess_ln__ln.sum(axis=(0, 1, 3)), 1 / B, False)
-    # ∂f/∂b,F1[i,a,j] = Σ_c δ[i,j] adj_z_ff[a,c] + Σ_ck hess_ln__z_ff[c,i,a,k] ln[k,j]
-    hess_b__F1 = _block_view(H, 68, 72, 72, 88, PARAMS["b"] + PARAMS["F1"])
-    # einsum("ij,Bac->iaj", np.eye(4), adj_z_ff)
-    _add_into(hess_b__F1, (adj_z_ff.sum(axis=(0, 2)))[:, None] * (np.eye(4))[:, None], 1 / B, False)
-    # einsum("Bciak,Bkj->iaj", hess_ln__z_ff, ln)
-    _add_into(hess_b__F1, (np.tensordot(ln, hess_ln__z_ff.sum(axis=1), axes=([0, 1], [0, 3]))).transpose(1, 2, 0), 1 / B, True)
-    _mirror(H, 68, 72, 72, 88)
-    # ∂f/∂b,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) hess_ln__ff[k,i,c,j]
-    hess_b__F2 = _block_view(H, 68, 72, 88, 104, PARAMS["b"] + PARAMS["F2"])
-    # einsum("Bac,Bcj,acki->ija", dgelu_z_ff, adj_ff, jac_z_ff__ln)
-    tmp_491 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff.transpose(2, 0, 1))
-    _add_into(hess_b__F2, ((tmp_491.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0), 1 / B, False)
-    # einsum("Bac,Bkicj->ija", gelu_z_ff, hess_ln__ff)
-    _add_into(hess_b__F2, np.tensordot(hess_ln__ff.sum(axis=1), gelu_z_ff, axes=([0, 2], [0, 2])), 1 / B, True)
-    _mirror(H, 68, 72, 88, 104)
-    # ∂f/∂b,U[i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__ln[c,j,k,i] + 1/t Σ_ck ff[c,j] hess_ln__p[k,i,l]
-    hess_b__U = _block_view(H, 68, 72, 104, 112, PARAMS["b"] + PARAMS["U"])
-    # einsum("Bl,Bcjki->ilj", adj_p, jac_ff__ln)
-    _add_into(hess_b__U, (np.tensordot(jac_ff__ln.sum(axis=(1, 3)), adj_p, axes=([0], [0]))).transpose(1, 2, 0), 0.3333333333333333 / B, False)
-    # einsum("Bcj,Bkil->ilj", ff, hess_ln__p)
-    _add_into(hess_b__U, np.tensordot(hess_ln__p.sum(axis=1), ff.sum(axis=1), axes=([0], [0])), 0.3333333333333333 / B, True)
-    _mirror(H, 68, 72, 104, 112)
-    # ∂f/∂F1,F1[a,i,j,k] = Σ_cl hess_z_ff__z_ff[a,c,j,l] ln[c,i] ln[l,k]
-    hess_F1__F1 = _block_view(H, 72, 88, 72, 88, PARAMS["F1"] + PARAMS["F1"])
-    hess_z_ff__z_ff = t["hess_z_ff__z_ff"]
-    # einsum("Bacjl,Bci,Blk->aijk", hess_z_ff__z_ff, ln, ln)
-    tmp_492 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
-    _add_into(hess_F1__F1, (np.tensordot(tmp_492, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-    # ∂f/∂F1,F2[a,i,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,k] adj_ff[c,j] ln[c,i] + Σ_cl gelu(z_ff[k,c]) hess_z_ff__ff[a,l,c,j] ln[l,i]
-    hess_F1__F2 = _block_view(H, 72, 88, 88, 104, PARAMS["F1"] + PARAMS["F2"])
-    hess_z_ff__ff = t["hess_z_ff__ff"]
-    # einsum("Bkc,Balcj,Bli->aijk", gelu_z_ff, hess_z_ff__ff, ln)
-    tmp_493 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff, optimize=False)
-    _add_into(hess_F1__F2, (np.tensordot(tmp_493, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
-    # einsum("Bac,Bcj,Bci->aij", dgelu_z_ff, adj_ff, ln)
-    tmp_494 = adj_ff[:, :, :, None] * (dgelu_z_ff.transpose(0, 2, 1))[:, :, None]
-    _add_into(_diagonal_view(hess_F1__F2, 0, 3), (np.tensordot(tmp_494, ln, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 1 / B, True)
-    _mirror(H, 72, 88, 88, 104)
-    # ∂f/∂F1,U[a,i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__z_ff[c,j,a,k] ln[k,i] + 1/t Σ_ck ff[c,j] hess_z_ff__p[a,k,l] ln[k,i]
-    hess_F1__U = _block_view(H, 72, 88, 104, 112, PARAMS["F1"] + PARAMS["U"])
-    jac_ff__z_ff = t["jac_ff__z_ff"]
-    # einsum("Bl,Bcjak,Bki->ailj", adj_p, jac_ff__z_ff, ln)
-    tmp_495 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
-    _add_into(hess_F1__U, (np.tensordot(tmp_495, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
-    hess_z_ff__p = t["hess_z_ff__p"]
-    # einsum("Bcj,Bakl,Bki->ailj", ff, hess_z_ff__p, ln)
-    tmp_496 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
-    _add_into(hess_F1__U, (np.tensordot(tmp_496, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
-    _mirror(H, 72, 88, 104, 112)
-    # ∂f/∂F2,F2[i,a,j,k] = Σ_cl gelu(z_ff[a,c]) gelu(z_ff[k,l]) hess_ff__ff[c,i,l,j]
-    hess_F2__F2 = _block_view(H, 88, 104, 88, 104, PARAMS["F2"] + PARAMS["F2"])
-    hess_ff__ff = t["hess_ff__ff"]
-    # einsum("Bac,Bkl,Bcilj->iajk", gelu_z_ff, gelu_z_ff, hess_ff__ff)
-    tmp_497 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff, optimize=False)
-    _add_into(hess_F2__F2, (np.tensordot(tmp_497, gelu_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, False)
-    # ∂f/∂F2,U[i,a,l,j] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,j] hess_ff__p[c,i,l]
-    hess_F2__U = _block_view(H, 88, 104, 104, 112, PARAMS["F2"] + PARAMS["U"])
-    # einsum("Bac,ij,Bl->ialj", gelu_z_ff, np.eye(4), adj_p)
-    tmp_498 = adj_p.T @ (gelu_z_ff.sum(axis=2))
-    _add_into(hess_F2__U, tmp_498.T[:, :, None] * (np.eye(4))[:, None, None], 0.3333333333333333 / B, False)
-    hess_ff__p = t["hess_ff__p"]
-    # einsum("Bac,Bkj,Bcil->ialj", gelu_z_ff, ff, hess_ff__p)
-    tmp_499 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff[:, None]
-    _add_into(hess_F2__U, (np.tensordot(tmp_499, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
-    _mirror(H, 88, 104, 104, 112)
-    # ∂f/∂U,U[l,i,j,k] = t**(-2) Σ_cm ff[c,i] ff[m,k] hess_p__p[l,j]
-    hess_U__U = _block_view(H, 104, 112, 104, 112, PARAMS["U"] + PARAMS["U"])
-    hess_p__p = t["hess_p__p"]
-    # einsum("Bci,Bmk,Blj->lijk", ff, ff, hess_p__p)
-    tmp_500 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
-    _add_into(hess_U__U, (np.tensordot(tmp_500, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
-    return {("Q1", "Q1"): hess_Q1__Q1, ("Q1", "K1"): hess_Q1__K1, ("Q1", "V1"): hess_Q1__V1, ("Q1", "O1"): hess_Q1__O1, ("Q1", "Q2"): hess_Q1__Q2, ("Q1", "K2"): hess_Q1__K2, ("Q1", "V2"): hess_Q1__V2, ("Q1", "O2"): hess_Q1__O2, ("Q1", "g"): hess_Q1__g, ("Q1", "b"): hess_Q1__b, ("Q1", "F1"): hess_Q1__F1, ("Q1", "F2"): hess_Q1__F2, ("Q1", "U"): hess_Q1__U, ("K1", "Q1"): _block_view(H, 8, 16, 0, 8, (2, 4, 2, 4)), ("K1", "K1"): hess_K1__K1, ("K1", "V1"): hess_K1__V1, ("K1", "O1"): hess_K1__O1, ("K1", "Q2"): hess_K1__Q2, ("K1", "K2"): hess_K1__K2, ("K1", "V2"): hess_K1__V2, ("K1", "O2"): hess_K1__O2, ("K1", "g"): hess_K1__g, ("K1", "b"): hess_K1__b, ("K1", "F1"): hess_K1__F1, ("K1", "F2"): hess_K1__F2, ("K1", "U"): hess_K1__U, ("V1", "Q1"): _block_view(H, 16, 24, 0, 8, (2, 4, 2, 4)), ("V1", "K1"): _block_view(H, 16, 24, 8, 16, (2, 4, 2, 4)), ("V1", "V1"): hess_V1__V1, ("V1", "O1"): hess_V1__O1, ("V1", "Q2"): hess_V1__Q2, ("V1", "K2"): hess_V1__K2, ("V1", "V2"): hess_V1__V2, ("V1", "O2"): hess_V1__O2, ("V1", "g"): hess_V1__g, ("V1", "b"): hess_V1__b, ("V1", "F1"): hess_V1__F1, ("V1", "F2"): hess_V1__F2, ("V1", "U"): hess_V1__U, ("O1", "Q1"): _block_view(H, 24, 32, 0, 8, (4, 2, 2, 4)), ("O1", "K1"): _block_view(H, 24, 32, 8, 16, (4, 2, 2, 4)), ("O1", "V1"): _block_view(H, 24, 32, 16, 24, (4, 2, 2, 4)), ("O1", "O1"): hess_O1__O1, ("O1", "Q2"): hess_O1__Q2, ("O1", "K2"): hess_O1__K2, ("O1", "V2"): hess_O1__V2, ("O1", "O2"): hess_O1__O2, ("O1", "g"): hess_O1__g, ("O1", "b"): hess_O1__b, ("O1", "F1"): hess_O1__F1, ("O1", "F2"): hess_O1__F2, ("O1", "U"): hess_O1__U, ("Q2", "Q1"): _block_view(H, 32, 40, 0, 8, (2, 4, 2, 4)), ("Q2", "K1"): _block_view(H, 32, 40, 8, 16, (2, 4, 2, 4)), ("Q2", "V1"): _block_view(H, 32, 40, 16, 24, (2, 4, 2, 4)), ("Q2", "O1"): _block_view(H, 32, 40, 24, 32, (2, 4, 4, 2)), ("Q2", "Q2"): hess_Q2__Q2, ("Q2", "K2"): hess_Q2__K2, ("Q2", "V2"): hess_Q2__V2, ("Q2", "O2"): hess_Q2__O2, ("Q2", "g"): hess_Q2__g, ("Q2", "b"): hess_Q2__b, ("Q2", "F1"): hess_Q2__F1, ("Q2", "F2"): hess_Q2__F2, ("Q2", "U"): hess_Q2__U, ("K2", "Q1"): _block_view(H, 40, 48, 0, 8, (2, 4, 2, 4)), ("K2", "K1"): _block_view(H, 40, 48, 8, 16, (2, 4, 2, 4)), ("K2", "V1"): _block_view(H, 40, 48, 16, 24, (2, 4, 2, 4)), ("K2", "O1"): _block_view(H, 40, 48, 24, 32, (2, 4, 4, 2)), ("K2", "Q2"): _block_view(H, 40, 48, 32, 40, (2, 4, 2, 4)), ("K2", "K2"): hess_K2__K2, ("K2", "V2"): hess_K2__V2, ("K2", "O2"): hess_K2__O2, ("K2", "g"): hess_K2__g, ("K2", "b"): hess_K2__b, ("K2", "F1"): hess_K2__F1, ("K2", "F2"): hess_K2__F2, ("K2", "U"): hess_K2__U, ("V2", "Q1"): _block_view(H, 48, 56, 0, 8, (2, 4, 2, 4)), ("V2", "K1"): _block_view(H, 48, 56, 8, 16, (2, 4, 2, 4)), ("V2", "V1"): _block_view(H, 48, 56, 16, 24, (2, 4, 2, 4)), ("V2", "O1"): _block_view(H, 48, 56, 24, 32, (2, 4, 4, 2)), ("V2", "Q2"): _block_view(H, 48, 56, 32, 40, (2, 4, 2, 4)), ("V2", "K2"): _block_view(H, 48, 56, 40, 48, (2, 4, 2, 4)), ("V2", "V2"): hess_V2__V2, ("V2", "O2"): hess_V2__O2, ("V2", "g"): hess_V2__g, ("V2", "b"): hess_V2__b, ("V2", "F1"): hess_V2__F1, ("V2", "F2"): hess_V2__F2, ("V2", "U"): hess_V2__U, ("O2", "Q1"): _block_view(H, 56, 64, 0, 8, (4, 2, 2, 4)), ("O2", "K1"): _block_view(H, 56, 64, 8, 16, (4, 2, 2, 4)), ("O2", "V1"): _block_view(H, 56, 64, 16, 24, (4, 2, 2, 4)), ("O2", "O1"): _block_view(H, 56, 64, 24, 32, (4, 2, 4, 2)), ("O2", "Q2"): _block_view(H, 56, 64, 32, 40, (4, 2, 2, 4)), ("O2", "K2"): _block_view(H, 56, 64, 40, 48, (4, 2, 2, 4)), ("O2", "V2"): _block_view(H, 56, 64, 48, 56, (4, 2, 2, 4)), ("O2", "O2"): hess_O2__O2, ("O2", "g"): hess_O2__g, ("O2", "b"): hess_O2__b, ("O2", "F1"): hess_O2__F1, ("O2", "F2"): hess_O2__F2, ("O2", "U"): hess_O2__U, ("g", "Q1"): _block_view(H, 64, 68, 0, 8, (4, 2, 4)), ("g", "K1"): _block_view(H, 64, 68, 8, 16, (4, 2, 4)), ("g", "V1"): _block_view(H, 64, 68, 16, 24, (4, 2, 4)), ("g", "O1"): _block_view(H, 64, 68, 24, 32, (4, 4, 2)), ("g", "Q2"): _block_view(H, 64, 68, 32, 40, (4, 2, 4)), ("g", "K2"): _block_view(H, 64, 68, 40, 48, (4, 2, 4)), ("g", "V2"): _block_view(H, 64, 68, 48, 56, (4, 2, 4)), ("g", "O2"): _block_view(H, 64, 68, 56, 64, (4, 4, 2)), ("g", "g"): hess_g__g, ("g", "b"): hess_g__b, ("g", "F1"): hess_g__F1, ("g", "F2"): hess_g__F2, ("g", "U"): hess_g__U, ("b", "Q1"): _block_view(H, 68, 72, 0, 8, (4, 2, 4)), ("b", "K1"): _block_view(H, 68, 72, 8, 16, (4, 2, 4)), ("b", "V1"): _block_view(H, 68, 72, 16, 24, (4, 2, 4)), ("b", "O1"): _block_view(H, 68, 72, 24, 32, (4, 4, 2)), ("b", "Q2"): _block_view(H, 68, 72, 32, 40, (4, 2, 4)), ("b", "K2"): _block_view(H, 68, 72, 40, 48, (4, 2, 4)), ("b", "V2"): _block_view(H, 68, 72, 48, 56, (4, 2, 4)), ("b", "O2"): _block_view(H, 68, 72, 56, 64, (4, 4, 2)), ("b", "g"): _block_view(H, 68, 72, 64, 68, (4, 4)), ("b", "b"): hess_b__b, ("b", "F1"): hess_b__F1, ("b", "F2"): hess_b__F2, ("b", "U"): hess_b__U, ("F1", "Q1"): _block_view(H, 72, 88, 0, 8, (4, 4, 2, 4)), ("F1", "K1"): _block_view(H, 72, 88, 8, 16, (4, 4, 2, 4)), ("F1", "V1"): _block_view(H, 72, 88, 16, 24, (4, 4, 2, 4)), ("F1", "O1"): _block_view(H, 72, 88, 24, 32, (4, 4, 4, 2)), ("F1", "Q2"): _block_view(H, 72, 88, 32, 40, (4, 4, 2, 4)), ("F1", "K2"): _block_view(H, 72, 88, 40, 48, (4, 4, 2, 4)), ("F1", "V2"): _block_view(H, 72, 88, 48, 56, (4, 4, 2, 4)), ("F1", "O2"): _block_view(H, 72, 88, 56, 64, (4, 4, 4, 2)), ("F1", "g"): _block_view(H, 72, 88, 64, 68, (4, 4, 4)), ("F1", "b"): _block_view(H, 72, 88, 68, 72, (4, 4, 4)), ("F1", "F1"): hess_F1__F1, ("F1", "F2"): hess_F1__F2, ("F1", "U"): hess_F1__U, ("F2", "Q1"): _block_view(H, 88, 104, 0, 8, (4, 4, 2, 4)), ("F2", "K1"): _block_view(H, 88, 104, 8, 16, (4, 4, 2, 4)), ("F2", "V1"): _block_view(H, 88, 104, 16, 24, (4, 4, 2, 4)), ("F2", "O1"): _block_view(H, 88, 104, 24, 32, (4, 4, 4, 2)), ("F2", "Q2"): _block_view(H, 88, 104, 32, 40, (4, 4, 2, 4)), ("F2", "K2"): _block_view(H, 88, 104, 40, 48, (4, 4, 2, 4)), ("F2", "V2"): _block_view(H, 88, 104, 48, 56, (4, 4, 2, 4)), ("F2", "O2"): _block_view(H, 88, 104, 56, 64, (4, 4, 4, 2)), ("F2", "g"): _block_view(H, 88, 104, 64, 68, (4, 4, 4)), ("F2", "b"): _block_view(H, 88, 104, 68, 72, (4, 4, 4)), ("F2", "F1"): _block_view(H, 88, 104, 72, 88, (4, 4, 4, 4)), ("F2", "F2"): hess_F2__F2, ("F2", "U"): hess_F2__U, ("U", "Q1"): _block_view(H, 104, 112, 0, 8, (2, 4, 2, 4)), ("U", "K1"): _block_view(H, 104, 112, 8, 16, (2, 4, 2, 4)), ("U", "V1"): _block_view(H, 104, 112, 16, 24, (2, 4, 2, 4)), ("U", "O1"): _block_view(H, 104, 112, 24, 32, (2, 4, 4, 2)), ("U", "Q2"): _block_view(H, 104, 112, 32, 40, (2, 4, 2, 4)), ("U", "K2"): _block_view(H, 104, 112, 40, 48, (2, 4, 2, 4)), ("U", "V2"): _block_view(H, 104, 112, 48, 56, (2, 4, 2, 4)), ("U", "O2"): _block_view(H, 104, 112, 56, 64, (2, 4, 4, 2)), ("U", "g"): _block_view(H, 104, 112, 64, 68, (2, 4, 4)), ("U", "b"): _block_view(H, 104, 112, 68, 72, (2, 4, 4)), ("U", "F1"): _block_view(H, 104, 112, 72, 88, (2, 4, 4, 4)), ("U", "F2"): _block_view(H, 104, 112, 88, 104, (2, 4, 4, 4)), ("U", "U"): hess_U__U}
+def hessian(params, data, blocks=None, out=None):
+    """Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple of tuples, static_argnames="blocks"): only those blocks, and the tensors they read, are computed; (b, a) is the transpose of (a, b).  All blocks are views of one array H whose rows and columns are the parameters the blocks name (every parameter by default), in PARAMS order, each flattened in C order: `out` when given (that size squared, or flat; reused, nothing of its size is allocated), else a new one."""
+    X = data["X"]
+    y = data["y"]
+    Q1 = params["Q1"]
+    K1 = params["K1"]
+    V1 = params["V1"]
+    O1 = params["O1"]
+    Q2 = params["Q2"]
+    K2 = params["K2"]
+    V2 = params["V2"]
+    O2 = params["O2"]
+    g = params["g"]
+    b = params["b"]
+    F1 = params["F1"]
+    F2 = params["F2"]
+    U = params["U"]
+    B = X.shape[0]
+    (want, todo, rows) = _hessian_plan(blocks)
+    H = _hessian_out(out, _hessian_size(rows), params["Q1"])
+    if todo:
+        # z_a1[q,k] = 1/sqrt(e) Σ_dij Q1[d,i] X[q,i] K1[d,j] X[k,j]
+        # einsum("di,Bqi,dj,Bkj->Bqk", Q1, X, K1, X)
+        tmp = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_2 = np.tensordot(X, K1, axes=([2], [1]))
+        z_a1 = 0.7071067811865476 * (tmp_2 @ (tmp.transpose(0, 2, 1))).transpose(0, 2, 1)
+        # a1[q,k] = softmax_k(z_a1[q,k])
+        a1 = _softmax(z_a1, axis=2)
+        # h1[q,d] = Σ_ki a1[q,k] V1[d,i] X[k,i]
+        # einsum("Bqk,di,Bki->Bqd", a1, V1, X)
+        tmp_3 = np.tensordot(X, V1, axes=([2], [1]))
+        h1 = ((tmp_3.transpose(0, 2, 1)) @ (a1.transpose(0, 2, 1))).transpose(0, 2, 1)
+        # z_a2[q,k] = 1/sqrt(e) Σ_dij Q2[d,i] X[q,i] K2[d,j] X[k,j]
+        # einsum("di,Bqi,dj,Bkj->Bqk", Q2, X, K2, X)
+        tmp_4 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_5 = np.tensordot(X, K2, axes=([2], [1]))
+        z_a2 = 0.7071067811865476 * (tmp_5 @ (tmp_4.transpose(0, 2, 1))).transpose(0, 2, 1)
+        # a2[q,k] = softmax_k(z_a2[q,k])
+        a2 = _softmax(z_a2, axis=2)
+        # h2[q,d] = Σ_ki a2[q,k] V2[d,i] X[k,i]
+        # einsum("Bqk,di,Bki->Bqd", a2, V2, X)
+        tmp_6 = np.tensordot(X, V2, axes=([2], [1]))
+        h2 = ((tmp_6.transpose(0, 2, 1)) @ (a2.transpose(0, 2, 1))).transpose(0, 2, 1)
+        # r[q,i] = X[q,i] + Σ_d O1[i,d] h1[q,d] + Σ_d O2[i,d] h2[q,d]
+        # einsum("id,Bqd->Bqi", O1, h1)
+        # einsum("id,Bqd->Bqi", O2, h2)
+        r = X + np.tensordot(h1, O1, axes=([2], [1])) + np.tensordot(h2, O2, axes=([2], [1]))
+        # mu[q] = 1/n Σ_i r[q,i]
+        # einsum("Bqi->Bq", r)
+        mu = 0.25 * r.sum(axis=2)
+        # va[q] = 1/n Σ_i r[q,i] r[q,i] - mu[q] mu[q]
+        # einsum("Bqi,Bqi->Bq", r, r)
+        va = 0.25 * (r[..., None, :] @ r[..., None])[..., 0, 0] - mu * mu
+        # z_ln[q] = sd(va[q])
+        z_ln = np.sqrt(va + 1.0e-5)
+        # ln[q,i] = g[i] (r[q,i] - mu[q] 1[i]) reciprocal(z_ln[q]) + b[i] 1[q]
+        tmp_7 = -mu
+        # einsum("Bq,i->Bqi", tmp_7, np.ones(4))
+        tmp_8 = r + np.ones(4) * tmp_7[:, :, None]
+        reciprocal_z_ln = z_ln**(-1.0)
+        # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z_ln)
+        tmp_9 = tmp_8 * g
+        # einsum("i,q->qi", b, np.ones(3))
+        ln = tmp_9 * reciprocal_z_ln[:, :, None] + (np.ones(3))[:, None] * b
+        # z_ff[a,q] = Σ_j F1[a,j] ln[q,j]
+        # einsum("aj,Bqj->Baq", F1, ln)
+        z_ff = (np.tensordot(ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
+        # ff[q,i] = ln[q,i] + Σ_a F2[i,a] gelu(z_ff[a,q])
+        gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("ia,Baq->Bqi", F2, gelu_z_ff)
+        ff = ln + np.tensordot(gelu_z_ff, F2, axes=([1], [1]))
+        # p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
+        # einsum("Bqi->Bi", ff)
+        tmp_10 = 0.3333333333333333 * ff.sum(axis=1)
+        # einsum("li,Bi->Bl", U, tmp_10)
+        p = tmp_10 @ U.T
+        del tmp, tmp_2, tmp_3, tmp_4, tmp_5, tmp_6, tmp_7, tmp_8, reciprocal_z_ln, tmp_9, gelu_z_ff, tmp_10
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        # adj_p[l] = softmax_l(p[l]) - y[l]
+        softmax_p = _softmax(p, axis=1)
+        adj_p = softmax_p - y
+        del softmax_p
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        # adj_ff[q,i] = 1/t Σ_c 1[q] U[c,i] adj_p[c]
+        # einsum("q,ci,Bc->Bqi", np.ones(3), U, adj_p)
+        tmp_11 = adj_p @ U
+        adj_ff = 0.3333333333333333 * tmp_11[:, None] * (np.ones(3))[:, None]
+        del tmp_11
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        # adj_z_ff[a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] adj_ff[q,c]
+        dgelu_z_ff = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqc->Baq", dgelu_z_ff, F2, adj_ff)
+        tmp_12 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+        adj_z_ff = tmp_12.transpose(0, 2, 1) * dgelu_z_ff
+        del dgelu_z_ff, tmp_12
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"))):
+        # adj_ln[q,i] = Σ_c F1[c,i] adj_z_ff[c,q] + adj_ff[q,i]
+        # einsum("ci,Bcq->Bqi", F1, adj_z_ff)
+        adj_ln = np.tensordot(adj_z_ff, F1, axes=([1], [0])) + adj_ff
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        # adj_z_ln[q] = Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] r[q,c] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] mu[q]
+        dreciprocal_z_ln = -1/z_ln**2
+        # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
+        tmp_13 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
+        tmp_14 = (((tmp_13.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
+        # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, mu)
+        tmp_15 = mu * dreciprocal_z_ln
+        tmp_16 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        adj_z_ln = tmp_14 * dreciprocal_z_ln - tmp_16 * tmp_15
+        # adj_va[q] = sd'(va[q]) adj_z_ln[q]
+        dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
+        adj_va = dsd_va * adj_z_ln
+        del dreciprocal_z_ln, tmp_13, tmp_14, tmp_15, tmp_16, dsd_va
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "O1"), ("Q1", "O1"), ("K1", "O1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
+        # adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]
+        reciprocal_z_ln_2 = z_ln**(-1.0)
+        # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln_2, adj_ln, g)
+        tmp_17 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        adj_mu = -2 * adj_va * mu - tmp_17 * reciprocal_z_ln_2
+        # adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] g[i]
+        # einsum("i,Bq->Bqi", np.ones(4), adj_mu)
+        # einsum("Bq,Bqi->Bqi", adj_va, r)
+        # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln_2, adj_ln, g)
+        tmp_18 = adj_ln * reciprocal_z_ln_2[:, :, None]
+        adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_18 * g
+        del reciprocal_z_ln_2, tmp_17, adj_mu, tmp_18
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"))):
+        # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
+        # einsum("cd,Bqc->Bqd", O1, adj_r)
+        adj_h1 = np.tensordot(adj_r, O1, axes=([2], [0]))
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"))):
+        # adj_a1[q,k] = Σ_ci V1[c,i] X[k,i] adj_h1[q,c]
+        # einsum("ci,Bki,Bqc->Bqk", V1, X, adj_h1)
+        tmp_19 = np.tensordot(X, V1, axes=([2], [1]))
+        adj_a1 = (tmp_19 @ (adj_h1.transpose(0, 2, 1))).transpose(0, 2, 1)
+        del tmp_19
+    if ("Q1", "K1") in todo:
+        # adj_z_a1[q,k] = adj_a1[q,k] softmax_k(z_a1[q,k]) - Σ_c adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1 = _softmax(z_a1, axis=2)
+        # einsum("Bqc,Bqc,Bqk->Bqk", adj_a1, softmax_z_a1, softmax_z_a1)
+        tmp_20 = (softmax_z_a1[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+        adj_z_a1 = adj_a1 * softmax_z_a1 - tmp_20[:, :, None] * softmax_z_a1
+        del softmax_z_a1, tmp_20
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        # jac_a1__z_a1[q,k,i,j] = δ[k,j] δ[q,i] softmax_k(z_a1[q,k]) - δ[q,i] softmax_k(z_a1[q,k]) softmax_j(z_a1[q,j])
+        softmax_z_a1_2 = _softmax(z_a1, axis=2)
+        # einsum("kj,qi,Bqk->Bqkij", np.eye(3), np.eye(3), softmax_z_a1_2)
+        tmp_21 = (np.eye(3))[:, :, None, None] * np.eye(3)
+        # einsum("qi,Bqk,Bqj->Bqkij", np.eye(3), softmax_z_a1_2, softmax_z_a1_2)
+        tmp_22 = softmax_z_a1_2[:, :, :, None] * (np.eye(3))[:, None]
+        jac_a1__z_a1 = tmp_21.transpose(0, 2, 1, 3) * softmax_z_a1_2[:, :, :, None, None] - tmp_22[:, :, :, :, None] * softmax_z_a1_2[:, :, None, None]
+        del softmax_z_a1_2, tmp_21, tmp_22
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        # jac_h1__z_a1[q,d,i,k] = Σ_cj V1[d,c] X[j,c] jac_a1__z_a1[q,j,i,k]
+        # einsum("dc,Bjc,Bqjik->Bqdik", V1, X, jac_a1__z_a1)
+        tmp_23 = np.tensordot(X, V1, axes=([2], [1]))
+        jac_h1__z_a1 = np.einsum("Bjd,Bqjik->Bqdik", tmp_23, jac_a1__z_a1, optimize=False)
+        del tmp_23
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        # jac_r__z_a1[q,i,j,k] = Σ_c O1[i,c] jac_h1__z_a1[q,c,j,k]
+        # einsum("ic,Bqcjk->Bqijk", O1, jac_h1__z_a1)
+        jac_r__z_a1 = (np.tensordot(jac_h1__z_a1, O1, axes=([2], [1]))).transpose(0, 1, 4, 2, 3)
+        # jac_mu__z_a1[q,i,k] = 1/n Σ_c jac_r__z_a1[q,c,i,k]
+        # einsum("Bqcik->Bqik", jac_r__z_a1)
+        jac_mu__z_a1 = 0.25 * jac_r__z_a1.sum(axis=2)
+        # jac_va__z_a1[q,i,k] = 2/n Σ_c jac_r__z_a1[q,c,i,k] r[q,c] - 2 jac_mu__z_a1[q,i,k] mu[q]
+        # einsum("Bqcik,Bqc->Bqik", jac_r__z_a1, r)
+        # einsum("Bqik,Bq->Bqik", jac_mu__z_a1, mu)
+        jac_va__z_a1 = 0.5 * np.einsum("Bqc,Bqcik->Bqik", r, jac_r__z_a1, optimize=False) - 2 * mu[:, :, None, None] * jac_mu__z_a1
+        # jac_z_ln__z_a1[q,i,k] = sd'(va[q]) jac_va__z_a1[q,i,k]
+        dsd_va_2 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqik->Bqik", dsd_va_2, jac_va__z_a1)
+        jac_z_ln__z_a1 = jac_va__z_a1 * dsd_va_2[:, :, None, None]
+        del dsd_va_2
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        # jac_ln__z_a1[q,i,j,k] = reciprocal(z_ln[q]) g[i] jac_r__z_a1[q,i,j,k] - reciprocal(z_ln[q]) g[i] jac_mu__z_a1[q,j,k] + reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a1[q,j,k] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a1[q,j,k] mu[q]
+        reciprocal_z_ln_3 = z_ln**(-1.0)
+        # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_3, g, jac_r__z_a1)
+        tmp_24 = g[:, None, None] * reciprocal_z_ln_3
+        # einsum("Bq,i,Bqjk->Bqijk", reciprocal_z_ln_3, g, jac_mu__z_a1)
+        tmp_25 = g[:, None, None] * reciprocal_z_ln_3
+        dreciprocal_z_ln_2 = -1/z_ln**2
+        # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z_ln_2, g, jac_z_ln__z_a1, r)
+        tmp_26 = g[:, None, None] * dreciprocal_z_ln_2
+        tmp_27 = tmp_26 * r.transpose(2, 0, 1)
+        # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z_ln_2, g, jac_z_ln__z_a1, mu)
+        tmp_28 = mu * dreciprocal_z_ln_2
+        tmp_29 = tmp_28[:, :, None] * g
+        jac_ln__z_a1 = (tmp_24.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a1 - (tmp_25.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a1[:, :, None] + (tmp_27.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None] - tmp_29[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None]
+        del reciprocal_z_ln_3, tmp_24, tmp_25, dreciprocal_z_ln_2, tmp_26, tmp_27, tmp_28, tmp_29
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        # jac_z_ff__z_a1[a,q,i,k] = Σ_c F1[a,c] jac_ln__z_a1[q,c,i,k]
+        # einsum("ac,Bqcik->Baqik", F1, jac_ln__z_a1)
+        jac_z_ff__z_a1 = (np.tensordot(jac_ln__z_a1, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"))):
+        # jac_ff__z_a1[q,i,j,k] = jac_ln__z_a1[q,i,j,k] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__z_a1[c,q,j,k]
+        dgelu_z_ff_2 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_ff_2, F2, jac_z_ff__z_a1)
+        tmp_30 = F2[:, :, None, None] * dgelu_z_ff_2.transpose(1, 0, 2)
+        jac_ff__z_a1 = jac_ln__z_a1 + np.einsum("icBq,Bcqjk->Bqijk", tmp_30, jac_z_ff__z_a1, optimize=False)
+        del dgelu_z_ff_2, tmp_30
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+        # jac_r__h1[q,i,j,d] = δ[q,j] O1[i,d]
+        # einsum("qj,id->qijd", np.eye(3), O1)
+        jac_r__h1 = O1[:, None] * (np.eye(3))[:, None, :, None]
+        # jac_mu__h1[q,i,d] = 1/n Σ_c jac_r__h1[q,c,i,d]
+        # einsum("qcid->qid", jac_r__h1)
+        jac_mu__h1 = 0.25 * jac_r__h1.sum(axis=1)
+        # jac_va__h1[q,i,d] = 2/n Σ_c jac_r__h1[q,c,i,d] r[q,c] - 2 jac_mu__h1[q,i,d] mu[q]
+        # einsum("qcid,Bqc->Bqid", jac_r__h1, r)
+        # einsum("qid,Bq->Bqid", jac_mu__h1, mu)
+        jac_va__h1 = 0.5 * np.einsum("Bqc,qcid->Bqid", r, jac_r__h1, optimize=False) - 2 * mu[:, :, None, None] * jac_mu__h1
+        # jac_z_ln__h1[q,i,d] = sd'(va[q]) jac_va__h1[q,i,d]
+        dsd_va_3 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqid->Bqid", dsd_va_3, jac_va__h1)
+        jac_z_ln__h1 = jac_va__h1 * dsd_va_3[:, :, None, None]
+        del dsd_va_3
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+        # jac_ln__h1[q,i,j,d] = reciprocal(z_ln[q]) g[i] jac_r__h1[q,i,j,d] - reciprocal(z_ln[q]) g[i] jac_mu__h1[q,j,d] + reciprocal'(z_ln[q]) g[i] jac_z_ln__h1[q,j,d] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__h1[q,j,d] mu[q]
+        reciprocal_z_ln_4 = z_ln**(-1.0)
+        # einsum("Bq,i,qijd->Bqijd", reciprocal_z_ln_4, g, jac_r__h1)
+        tmp_31 = jac_r__h1 * g[:, None, None]
+        # einsum("Bq,i,qjd->Bqijd", reciprocal_z_ln_4, g, jac_mu__h1)
+        tmp_32 = jac_mu__h1[:, :, :, None] * g
+        dreciprocal_z_ln_3 = -1/z_ln**2
+        # einsum("Bq,i,Bqjd,Bqi->Bqijd", dreciprocal_z_ln_3, g, jac_z_ln__h1, r)
+        tmp_33 = g[:, None, None] * dreciprocal_z_ln_3
+        tmp_34 = tmp_33 * r.transpose(2, 0, 1)
+        # einsum("Bq,i,Bqjd,Bq->Bqijd", dreciprocal_z_ln_3, g, jac_z_ln__h1, mu)
+        tmp_35 = mu * dreciprocal_z_ln_3
+        tmp_36 = tmp_35[:, :, None] * g
+        jac_ln__h1 = tmp_31 * reciprocal_z_ln_4[:, :, None, None, None] - tmp_32.transpose(0, 3, 1, 2) * reciprocal_z_ln_4[:, :, None, None, None] + (tmp_34.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__h1[:, :, None] - tmp_36[:, :, :, None, None] * jac_z_ln__h1[:, :, None]
+        del reciprocal_z_ln_4, tmp_31, tmp_32, dreciprocal_z_ln_3, tmp_33, tmp_34, tmp_35, tmp_36
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F2"), ("V1", "U"))):
+        # jac_z_ff__h1[a,q,i,d] = Σ_c F1[a,c] jac_ln__h1[q,c,i,d]
+        # einsum("ac,Bqcid->Baqid", F1, jac_ln__h1)
+        jac_z_ff__h1 = (np.tensordot(jac_ln__h1, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    if ("V1", "U") in todo:
+        # jac_ff__h1[q,i,j,d] = jac_ln__h1[q,i,j,d] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__h1[c,q,j,d]
+        dgelu_z_ff_3 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bcq,ic,Bcqjd->Bqijd", dgelu_z_ff_3, F2, jac_z_ff__h1)
+        tmp_37 = F2[:, :, None, None] * dgelu_z_ff_3.transpose(1, 0, 2)
+        jac_ff__h1 = jac_ln__h1 + np.einsum("icBq,Bcqjd->Bqijd", tmp_37, jac_z_ff__h1, optimize=False)
+        del dgelu_z_ff_3, tmp_37
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "g"), ("O2", "g"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        # jac_mu__r[q,i,j] = 1/n 1[j] δ[q,i]
+        # einsum("j,qi->qij", np.ones(4), np.eye(3))
+        jac_mu__r = 0.25 * (np.eye(3))[:, :, None] * np.ones(4)
+        # jac_va__r[q,i,j] = 2/n δ[q,i] r[q,j] - 2 jac_mu__r[q,i,j] mu[q]
+        # einsum("qi,Bqj->Bqij", np.eye(3), r)
+        # einsum("qij,Bq->Bqij", jac_mu__r, mu)
+        jac_va__r = 0.5 * r[:, :, None] * (np.eye(3))[:, :, None] - 2 * mu[:, :, None, None] * jac_mu__r
+        # jac_z_ln__r[q,i,j] = sd'(va[q]) jac_va__r[q,i,j]
+        dsd_va_4 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqij->Bqij", dsd_va_4, jac_va__r)
+        jac_z_ln__r = jac_va__r * dsd_va_4[:, :, None, None]
+        del dsd_va_4
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        # jac_ln__r[q,i,j,k] = reciprocal(z_ln[q]) δ[i,k] δ[q,j] g[i] - reciprocal(z_ln[q]) g[i] jac_mu__r[q,j,k] + reciprocal'(z_ln[q]) g[i] jac_z_ln__r[q,j,k] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__r[q,j,k] mu[q]
+        reciprocal_z_ln_5 = z_ln**(-1.0)
+        # einsum("Bq,ik,qj,i->Bqijk", reciprocal_z_ln_5, np.eye(4), np.eye(3), g)
+        tmp_38 = g[:, None] * np.eye(4)
+        tmp_39 = tmp_38[:, :, None, None] * np.eye(3)
+        # einsum("Bq,i,qjk->Bqijk", reciprocal_z_ln_5, g, jac_mu__r)
+        tmp_40 = jac_mu__r[:, :, :, None] * g
+        dreciprocal_z_ln_4 = -1/z_ln**2
+        # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z_ln_4, g, jac_z_ln__r, r)
+        tmp_41 = g[:, None, None] * dreciprocal_z_ln_4
+        tmp_42 = tmp_41 * r.transpose(2, 0, 1)
+        # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z_ln_4, g, jac_z_ln__r, mu)
+        tmp_43 = mu * dreciprocal_z_ln_4
+        tmp_44 = tmp_43[:, :, None] * g
+        jac_ln__r = tmp_39.transpose(2, 0, 3, 1) * reciprocal_z_ln_5[:, :, None, None, None] - tmp_40.transpose(0, 3, 1, 2) * reciprocal_z_ln_5[:, :, None, None, None] + (tmp_42.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__r[:, :, None] - tmp_44[:, :, :, None, None] * jac_z_ln__r[:, :, None]
+        del reciprocal_z_ln_5, tmp_38, tmp_39, tmp_40, dreciprocal_z_ln_4, tmp_41, tmp_42, tmp_43, tmp_44
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        # jac_z_ff__r[a,q,i,j] = Σ_c F1[a,c] jac_ln__r[q,c,i,j]
+        # einsum("ac,Bqcij->Baqij", F1, jac_ln__r)
+        jac_z_ff__r = (np.tensordot(jac_ln__r, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    if not todo.isdisjoint((("O1", "U"), ("O2", "U"))):
+        # jac_ff__r[q,i,j,k] = jac_ln__r[q,i,j,k] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__r[c,q,j,k]
+        dgelu_z_ff_4 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_ff_4, F2, jac_z_ff__r)
+        tmp_45 = F2[:, :, None, None] * dgelu_z_ff_4.transpose(1, 0, 2)
+        jac_ff__r = jac_ln__r + np.einsum("icBq,Bcqjk->Bqijk", tmp_45, jac_z_ff__r, optimize=False)
+        del dgelu_z_ff_4, tmp_45
+    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
+        # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
+        # einsum("cd,Bqc->Bqd", O2, adj_r)
+        adj_h2 = np.tensordot(adj_r, O2, axes=([2], [0]))
+    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
+        # adj_a2[q,k] = Σ_ci V2[c,i] X[k,i] adj_h2[q,c]
+        # einsum("ci,Bki,Bqc->Bqk", V2, X, adj_h2)
+        tmp_46 = np.tensordot(X, V2, axes=([2], [1]))
+        adj_a2 = (tmp_46 @ (adj_h2.transpose(0, 2, 1))).transpose(0, 2, 1)
+        del tmp_46
+    if ("Q2", "K2") in todo:
+        # adj_z_a2[q,k] = adj_a2[q,k] softmax_k(z_a2[q,k]) - Σ_c adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+        softmax_z_a2 = _softmax(z_a2, axis=2)
+        # einsum("Bqc,Bqc,Bqk->Bqk", adj_a2, softmax_z_a2, softmax_z_a2)
+        tmp_47 = (softmax_z_a2[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+        adj_z_a2 = adj_a2 * softmax_z_a2 - tmp_47[:, :, None] * softmax_z_a2
+        del softmax_z_a2, tmp_47
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        # jac_a2__z_a2[q,k,i,j] = δ[k,j] δ[q,i] softmax_k(z_a2[q,k]) - δ[q,i] softmax_k(z_a2[q,k]) softmax_j(z_a2[q,j])
+        softmax_z_a2_2 = _softmax(z_a2, axis=2)
+        # einsum("kj,qi,Bqk->Bqkij", np.eye(3), np.eye(3), softmax_z_a2_2)
+        tmp_48 = (np.eye(3))[:, :, None, None] * np.eye(3)
+        # einsum("qi,Bqk,Bqj->Bqkij", np.eye(3), softmax_z_a2_2, softmax_z_a2_2)
+        tmp_49 = softmax_z_a2_2[:, :, :, None] * (np.eye(3))[:, None]
+        jac_a2__z_a2 = tmp_48.transpose(0, 2, 1, 3) * softmax_z_a2_2[:, :, :, None, None] - tmp_49[:, :, :, :, None] * softmax_z_a2_2[:, :, None, None]
+        del softmax_z_a2_2, tmp_48, tmp_49
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        # jac_h2__z_a2[q,d,i,k] = Σ_cj V2[d,c] X[j,c] jac_a2__z_a2[q,j,i,k]
+        # einsum("dc,Bjc,Bqjik->Bqdik", V2, X, jac_a2__z_a2)
+        tmp_50 = np.tensordot(X, V2, axes=([2], [1]))
+        jac_h2__z_a2 = np.einsum("Bjd,Bqjik->Bqdik", tmp_50, jac_a2__z_a2, optimize=False)
+        del tmp_50
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        # jac_r__z_a2[q,i,j,k] = Σ_c O2[i,c] jac_h2__z_a2[q,c,j,k]
+        # einsum("ic,Bqcjk->Bqijk", O2, jac_h2__z_a2)
+        jac_r__z_a2 = (np.tensordot(jac_h2__z_a2, O2, axes=([2], [1]))).transpose(0, 1, 4, 2, 3)
+        # jac_mu__z_a2[q,i,k] = 1/n Σ_c jac_r__z_a2[q,c,i,k]
+        # einsum("Bqcik->Bqik", jac_r__z_a2)
+        jac_mu__z_a2 = 0.25 * jac_r__z_a2.sum(axis=2)
+        # jac_va__z_a2[q,i,k] = 2/n Σ_c jac_r__z_a2[q,c,i,k] r[q,c] - 2 jac_mu__z_a2[q,i,k] mu[q]
+        # einsum("Bqcik,Bqc->Bqik", jac_r__z_a2, r)
+        # einsum("Bqik,Bq->Bqik", jac_mu__z_a2, mu)
+        jac_va__z_a2 = 0.5 * np.einsum("Bqc,Bqcik->Bqik", r, jac_r__z_a2, optimize=False) - 2 * mu[:, :, None, None] * jac_mu__z_a2
+        # jac_z_ln__z_a2[q,i,k] = sd'(va[q]) jac_va__z_a2[q,i,k]
+        dsd_va_5 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqik->Bqik", dsd_va_5, jac_va__z_a2)
+        jac_z_ln__z_a2 = jac_va__z_a2 * dsd_va_5[:, :, None, None]
+        del dsd_va_5
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        # jac_ln__z_a2[q,i,j,k] = reciprocal(z_ln[q]) g[i] jac_r__z_a2[q,i,j,k] - reciprocal(z_ln[q]) g[i] jac_mu__z_a2[q,j,k] + reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a2[q,j,k] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__z_a2[q,j,k] mu[q]
+        reciprocal_z_ln_6 = z_ln**(-1.0)
+        # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_6, g, jac_r__z_a2)
+        tmp_51 = g[:, None, None] * reciprocal_z_ln_6
+        # einsum("Bq,i,Bqjk->Bqijk", reciprocal_z_ln_6, g, jac_mu__z_a2)
+        tmp_52 = g[:, None, None] * reciprocal_z_ln_6
+        dreciprocal_z_ln_5 = -1/z_ln**2
+        # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z_ln_5, g, jac_z_ln__z_a2, r)
+        tmp_53 = g[:, None, None] * dreciprocal_z_ln_5
+        tmp_54 = tmp_53 * r.transpose(2, 0, 1)
+        # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z_ln_5, g, jac_z_ln__z_a2, mu)
+        tmp_55 = mu * dreciprocal_z_ln_5
+        tmp_56 = tmp_55[:, :, None] * g
+        jac_ln__z_a2 = (tmp_51.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a2 - (tmp_52.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a2[:, :, None] + (tmp_54.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None] - tmp_56[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None]
+        del reciprocal_z_ln_6, tmp_51, tmp_52, dreciprocal_z_ln_5, tmp_53, tmp_54, tmp_55, tmp_56
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        # jac_z_ff__z_a2[a,q,i,k] = Σ_c F1[a,c] jac_ln__z_a2[q,c,i,k]
+        # einsum("ac,Bqcik->Baqik", F1, jac_ln__z_a2)
+        jac_z_ff__z_a2 = (np.tensordot(jac_ln__z_a2, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    if not todo.isdisjoint((("Q2", "U"), ("K2", "U"))):
+        # jac_ff__z_a2[q,i,j,k] = jac_ln__z_a2[q,i,j,k] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__z_a2[c,q,j,k]
+        dgelu_z_ff_5 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_ff_5, F2, jac_z_ff__z_a2)
+        tmp_57 = F2[:, :, None, None] * dgelu_z_ff_5.transpose(1, 0, 2)
+        jac_ff__z_a2 = jac_ln__z_a2 + np.einsum("icBq,Bcqjk->Bqijk", tmp_57, jac_z_ff__z_a2, optimize=False)
+        del dgelu_z_ff_5, tmp_57
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+        # jac_r__h2[q,i,j,d] = δ[q,j] O2[i,d]
+        # einsum("qj,id->qijd", np.eye(3), O2)
+        jac_r__h2 = O2[:, None] * (np.eye(3))[:, None, :, None]
+        # jac_mu__h2[q,i,d] = 1/n Σ_c jac_r__h2[q,c,i,d]
+        # einsum("qcid->qid", jac_r__h2)
+        jac_mu__h2 = 0.25 * jac_r__h2.sum(axis=1)
+        # jac_va__h2[q,i,d] = 2/n Σ_c jac_r__h2[q,c,i,d] r[q,c] - 2 jac_mu__h2[q,i,d] mu[q]
+        # einsum("qcid,Bqc->Bqid", jac_r__h2, r)
+        # einsum("qid,Bq->Bqid", jac_mu__h2, mu)
+        jac_va__h2 = 0.5 * np.einsum("Bqc,qcid->Bqid", r, jac_r__h2, optimize=False) - 2 * mu[:, :, None, None] * jac_mu__h2
+        # jac_z_ln__h2[q,i,d] = sd'(va[q]) jac_va__h2[q,i,d]
+        dsd_va_6 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqid->Bqid", dsd_va_6, jac_va__h2)
+        jac_z_ln__h2 = jac_va__h2 * dsd_va_6[:, :, None, None]
+        del dsd_va_6
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+        # jac_ln__h2[q,i,j,d] = reciprocal(z_ln[q]) g[i] jac_r__h2[q,i,j,d] - reciprocal(z_ln[q]) g[i] jac_mu__h2[q,j,d] + reciprocal'(z_ln[q]) g[i] jac_z_ln__h2[q,j,d] r[q,i] - reciprocal'(z_ln[q]) g[i] jac_z_ln__h2[q,j,d] mu[q]
+        reciprocal_z_ln_7 = z_ln**(-1.0)
+        # einsum("Bq,i,qijd->Bqijd", reciprocal_z_ln_7, g, jac_r__h2)
+        tmp_58 = jac_r__h2 * g[:, None, None]
+        # einsum("Bq,i,qjd->Bqijd", reciprocal_z_ln_7, g, jac_mu__h2)
+        tmp_59 = jac_mu__h2[:, :, :, None] * g
+        dreciprocal_z_ln_6 = -1/z_ln**2
+        # einsum("Bq,i,Bqjd,Bqi->Bqijd", dreciprocal_z_ln_6, g, jac_z_ln__h2, r)
+        tmp_60 = g[:, None, None] * dreciprocal_z_ln_6
+        tmp_61 = tmp_60 * r.transpose(2, 0, 1)
+        # einsum("Bq,i,Bqjd,Bq->Bqijd", dreciprocal_z_ln_6, g, jac_z_ln__h2, mu)
+        tmp_62 = mu * dreciprocal_z_ln_6
+        tmp_63 = tmp_62[:, :, None] * g
+        jac_ln__h2 = tmp_58 * reciprocal_z_ln_7[:, :, None, None, None] - tmp_59.transpose(0, 3, 1, 2) * reciprocal_z_ln_7[:, :, None, None, None] + (tmp_61.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__h2[:, :, None] - tmp_63[:, :, :, None, None] * jac_z_ln__h2[:, :, None]
+        del reciprocal_z_ln_7, tmp_58, tmp_59, dreciprocal_z_ln_6, tmp_60, tmp_61, tmp_62, tmp_63
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F2"), ("V2", "U"))):
+        # jac_z_ff__h2[a,q,i,d] = Σ_c F1[a,c] jac_ln__h2[q,c,i,d]
+        # einsum("ac,Bqcid->Baqid", F1, jac_ln__h2)
+        jac_z_ff__h2 = (np.tensordot(jac_ln__h2, F1, axes=([2], [1]))).transpose(0, 4, 1, 2, 3)
+    if ("V2", "U") in todo:
+        # jac_ff__h2[q,i,j,d] = jac_ln__h2[q,i,j,d] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__h2[c,q,j,d]
+        dgelu_z_ff_6 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bcq,ic,Bcqjd->Bqijd", dgelu_z_ff_6, F2, jac_z_ff__h2)
+        tmp_64 = F2[:, :, None, None] * dgelu_z_ff_6.transpose(1, 0, 2)
+        jac_ff__h2 = jac_ln__h2 + np.einsum("icBq,Bcqjd->Bqijd", tmp_64, jac_z_ff__h2, optimize=False)
+        del dgelu_z_ff_6, tmp_64
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("g", "F2"), ("b", "F2"), ("g", "U"), ("b", "U"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        # jac_z_ff__ln[a,q,i,j] = δ[q,i] F1[a,j]
+        # einsum("qi,aj->aqij", np.eye(3), F1)
+        jac_z_ff__ln = F1[:, None, None] * (np.eye(3))[:, :, None]
+    if not todo.isdisjoint((("g", "U"), ("b", "U"))):
+        # jac_ff__ln[q,i,j,k] = δ[i,k] δ[q,j] + Σ_c gelu'(z_ff[c,q]) F2[i,c] jac_z_ff__ln[c,q,j,k]
+        # einsum("ik,qj->qijk", np.eye(4), np.eye(3))
+        dgelu_z_ff_7 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bcq,ic,cqjk->Bqijk", dgelu_z_ff_7, F2, jac_z_ff__ln)
+        tmp_65 = jac_z_ff__ln[:, :, :, :, None] * F2.T[:, None, None, None]
+        jac_ff__ln = (np.eye(3))[:, None, :, None] * (np.eye(4))[:, None] + np.einsum("cqjki,Bcq->Bqijk", tmp_65, dgelu_z_ff_7, optimize=False)
+        del dgelu_z_ff_7, tmp_65
+    if ("F1", "U") in todo:
+        # jac_ff__z_ff[q,i,a,j] = gelu'(z_ff[a,q]) δ[q,j] F2[i,a]
+        dgelu_z_ff_8 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,qj,ia->Bqiaj", dgelu_z_ff_8, np.eye(3), F2)
+        tmp_66 = F2[:, :, None, None] * np.eye(3)
+        jac_ff__z_ff = tmp_66.transpose(2, 0, 1, 3) * (dgelu_z_ff_8.transpose(0, 2, 1))[:, :, None, :, None]
+        del dgelu_z_ff_8, tmp_66
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F2", "F2"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        # jac_p__ff[l,q,i] = 1/t 1[q] U[l,i]
+        # einsum("q,li->lqi", np.ones(3), U)
+        jac_p__ff = 0.3333333333333333 * U[:, None] * (np.ones(3))[:, None]
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        # jac_p__z_ff[l,a,q] = Σ_c gelu'(z_ff[a,q]) F2[c,a] jac_p__ff[l,q,c]
+        dgelu_z_ff_9 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,lqc->Blaq", dgelu_z_ff_9, F2, jac_p__ff)
+        tmp_67 = np.tensordot(jac_p__ff, F2, axes=([2], [0]))
+        jac_p__z_ff = tmp_67.transpose(0, 2, 1) * dgelu_z_ff_9[:, None]
+        del dgelu_z_ff_9, tmp_67
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        # jac_p__ln[l,q,i] = Σ_c F1[c,i] jac_p__z_ff[l,c,q] + jac_p__ff[l,q,i]
+        # einsum("ci,Blcq->Blqi", F1, jac_p__z_ff)
+        jac_p__ln = np.tensordot(jac_p__z_ff, F1, axes=([2], [0])) + jac_p__ff
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        # jac_p__z_ln[l,q] = Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] jac_p__ln[l,q,c] mu[q]
+        dreciprocal_z_ln_7 = -1/z_ln**2
+        # einsum("Bq,c,Blqc,Bqc->Blq", dreciprocal_z_ln_7, g, jac_p__ln, r)
+        tmp_68 = g[:, None, None] * dreciprocal_z_ln_7
+        tmp_69 = tmp_68 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Blqc,Bq->Blq", dreciprocal_z_ln_7, g, jac_p__ln, mu)
+        tmp_70 = mu * dreciprocal_z_ln_7
+        tmp_71 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
+        jac_p__z_ln = ((((tmp_69.transpose(1, 2, 0))[..., None, :]) @ (jac_p__ln.transpose(0, 2, 3, 1)))[..., 0, :]).transpose(0, 2, 1) - tmp_71 * tmp_70[:, None]
+        # jac_p__va[l,q] = sd'(va[q]) jac_p__z_ln[l,q]
+        dsd_va_7 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Blq->Blq", dsd_va_7, jac_p__z_ln)
+        jac_p__va = jac_p__z_ln * dsd_va_7[:, None]
+        # jac_p__mu[l,q] = -2 jac_p__va[l,q] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] jac_p__ln[l,q,c]
+        # einsum("Blq,Bq->Blq", jac_p__va, mu)
+        reciprocal_z_ln_8 = z_ln**(-1.0)
+        # einsum("Bq,c,Blqc->Blq", reciprocal_z_ln_8, g, jac_p__ln)
+        tmp_72 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
+        jac_p__mu = -2 * mu[:, None] * jac_p__va - tmp_72 * reciprocal_z_ln_8[:, None]
+        # jac_p__r[l,q,i] = 1/n 1[i] jac_p__mu[l,q] + 2/n jac_p__va[l,q] r[q,i] + reciprocal(z_ln[q]) g[i] jac_p__ln[l,q,i]
+        # einsum("i,Blq->Blqi", np.ones(4), jac_p__mu)
+        # einsum("Blq,Bqi->Blqi", jac_p__va, r)
+        # einsum("Bq,i,Blqi->Blqi", reciprocal_z_ln_8, g, jac_p__ln)
+        tmp_73 = g[:, None, None] * reciprocal_z_ln_8
+        jac_p__r = 0.25 * jac_p__mu[:, :, :, None] * np.ones(4) + 0.5 * r[:, None] * jac_p__va[:, :, :, None] + (tmp_73.transpose(1, 2, 0))[:, None] * jac_p__ln
+        del dreciprocal_z_ln_7, tmp_68, tmp_69, tmp_70, tmp_71, jac_p__z_ln, dsd_va_7, jac_p__va, reciprocal_z_ln_8, tmp_72, jac_p__mu, tmp_73
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
+        # jac_p__h1[l,q,d] = Σ_c O1[c,d] jac_p__r[l,q,c]
+        # einsum("cd,Blqc->Blqd", O1, jac_p__r)
+        jac_p__h1 = np.tensordot(jac_p__r, O1, axes=([3], [0]))
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"))):
+        # jac_p__a1[l,q,k] = Σ_ci V1[c,i] X[k,i] jac_p__h1[l,q,c]
+        # einsum("ci,Bki,Blqc->Blqk", V1, X, jac_p__h1)
+        tmp_74 = np.tensordot(X, V1, axes=([2], [1]))
+        jac_p__a1 = np.einsum("Bkc,Blqc->Blqk", tmp_74, jac_p__h1, optimize=False)
+        # jac_p__z_a1[l,q,k] = jac_p__a1[l,q,k] softmax_k(z_a1[q,k]) - Σ_c jac_p__a1[l,q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1_3 = _softmax(z_a1, axis=2)
+        # einsum("Blqk,Bqk->Blqk", jac_p__a1, softmax_z_a1_3)
+        # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a1, softmax_z_a1_3, softmax_z_a1_3)
+        tmp_75 = (softmax_z_a1_3[..., None, :] @ (jac_p__a1.transpose(0, 2, 3, 1)))[..., 0, :]
+        jac_p__z_a1 = softmax_z_a1_3[:, None] * jac_p__a1 - (tmp_75.transpose(0, 2, 1))[:, :, :, None] * softmax_z_a1_3[:, None]
+        # hess_p__z_a1[l,q,k] = jac_p__z_a1[l,q,k] softmax_l(p[l]) - Σ_c jac_p__z_a1[c,q,k] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_2 = _softmax(p, axis=1)
+        # einsum("Blqk,Bl->Blqk", jac_p__z_a1, softmax_p_2)
+        # einsum("Bcqk,Bc,Bl->Blqk", jac_p__z_a1, softmax_p_2, softmax_p_2)
+        tmp_76 = np.einsum("Bc,Bcqk->Bqk", softmax_p_2, jac_p__z_a1, optimize=False)
+        hess_p__z_a1 = softmax_p_2[:, :, None, None] * jac_p__z_a1 - tmp_76[:, None] * softmax_p_2[:, :, None, None]
+        # hess_ff__z_a1[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__z_a1[c,j,k]
+        # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__z_a1)
+        tmp_77 = np.tensordot(hess_p__z_a1, U, axes=([1], [0]))
+        hess_ff__z_a1 = 0.3333333333333333 * (tmp_77.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        # hess_z_ff__z_a1[a,q,i,k] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__z_a1[q,c,i,k] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__z_a1[a,q,i,k]
+        dgelu_z_ff_10 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqcik->Baqik", dgelu_z_ff_10, F2, hess_ff__z_a1)
+        tmp_78 = F2[:, :, None, None] * dgelu_z_ff_10.transpose(1, 0, 2)
+        d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+        # einsum("Baq,ca,Bqc,Baqik->Baqik", d2gelu_z_ff, F2, adj_ff, jac_z_ff__z_a1)
+        tmp_79 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+        tmp_80 = tmp_79 * d2gelu_z_ff.transpose(0, 2, 1)
+        hess_z_ff__z_a1 = np.einsum("caBq,Bqcik->Baqik", tmp_78, hess_ff__z_a1, optimize=False) + (tmp_80.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__z_a1
+        # hess_ln__z_a1[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__z_a1[c,q,j,k] + hess_ff__z_a1[q,i,j,k]
+        # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__z_a1)
+        hess_ln__z_a1 = (np.tensordot(hess_z_ff__z_a1, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__z_a1
+        # hess_z_ln__z_a1[q,i,k] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a1[q,c,i,k] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a1[q,c,i,k] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__z_a1[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__z_a1[q,i,k] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a1[q,i,k] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a1[q,i,k] mu[q]
+        dreciprocal_z_ln_8 = -1/z_ln**2
+        # einsum("Bq,c,Bqcik,Bqc->Bqik", dreciprocal_z_ln_8, g, hess_ln__z_a1, r)
+        tmp_81 = g[:, None, None] * dreciprocal_z_ln_8
+        tmp_82 = tmp_81 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Bqcik,Bq->Bqik", dreciprocal_z_ln_8, g, hess_ln__z_a1, mu)
+        tmp_83 = mu * dreciprocal_z_ln_8
+        tmp_84 = tmp_83[:, :, None] * g
+        # einsum("Bq,Bqc,c,Bqcik->Bqik", dreciprocal_z_ln_8, adj_ln, g, jac_r__z_a1)
+        tmp_85 = adj_ln * dreciprocal_z_ln_8[:, :, None]
+        tmp_86 = tmp_85 * g
+        # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln_8, adj_ln, g, jac_mu__z_a1)
+        tmp_87 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_88 = tmp_87 * dreciprocal_z_ln_8
+        d2reciprocal_z_ln = 2/z_ln**3
+        # einsum("Bq,Bqc,c,Bqik,Bqc->Bqik", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__z_a1, r)
+        tmp_89 = r * adj_ln
+        tmp_90 = tmp_89 * d2reciprocal_z_ln[:, :, None]
+        tmp_91 = np.tensordot(tmp_90, g, axes=([2], [0]))
+        # einsum("Bq,Bqc,c,Bqik,Bq->Bqik", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__z_a1, mu)
+        tmp_92 = mu * d2reciprocal_z_ln
+        tmp_93 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_94 = tmp_93 * tmp_92
+        hess_z_ln__z_a1 = np.einsum("cBq,Bqcik->Bqik", tmp_82, hess_ln__z_a1, optimize=False) - np.einsum("Bqc,Bqcik->Bqik", tmp_84, hess_ln__z_a1, optimize=False) + np.einsum("Bqc,Bqcik->Bqik", tmp_86, jac_r__z_a1, optimize=False) - tmp_88[:, :, None, None] * jac_mu__z_a1 + tmp_91[:, :, None, None] * jac_z_ln__z_a1 - tmp_94[:, :, None, None] * jac_z_ln__z_a1
+        # hess_va__z_a1[q,i,k] = sd'(va[q]) hess_z_ln__z_a1[q,i,k] + sd''(va[q]) adj_z_ln[q] jac_va__z_a1[q,i,k]
+        dsd_va_8 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqik->Bqik", dsd_va_8, hess_z_ln__z_a1)
+        d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
+        # einsum("Bq,Bq,Bqik->Bqik", d2sd_va, adj_z_ln, jac_va__z_a1)
+        tmp_95 = adj_z_ln * d2sd_va
+        hess_va__z_a1 = hess_z_ln__z_a1 * dsd_va_8[:, :, None, None] + tmp_95[:, :, None, None] * jac_va__z_a1
+        # hess_mu__z_a1[q,i,k] = -2 hess_va__z_a1[q,i,k] mu[q] - 2 adj_va[q] jac_mu__z_a1[q,i,k] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__z_a1[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a1[q,i,k]
+        # einsum("Bqik,Bq->Bqik", hess_va__z_a1, mu)
+        # einsum("Bq,Bqik->Bqik", adj_va, jac_mu__z_a1)
+        reciprocal_z_ln_9 = z_ln**(-1.0)
+        # einsum("Bq,c,Bqcik->Bqik", reciprocal_z_ln_9, g, hess_ln__z_a1)
+        tmp_96 = g[:, None, None] * reciprocal_z_ln_9
+        # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln_8, adj_ln, g, jac_z_ln__z_a1)
+        tmp_97 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_98 = tmp_97 * dreciprocal_z_ln_8
+        hess_mu__z_a1 = -2 * mu[:, :, None, None] * hess_va__z_a1 - 2 * jac_mu__z_a1 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcik->Bqik", tmp_96, hess_ln__z_a1, optimize=False) - tmp_98[:, :, None, None] * jac_z_ln__z_a1
+        # hess_r__z_a1[q,i,j,k] = 1/n 1[i] hess_mu__z_a1[q,j,k] + 2/n hess_va__z_a1[q,j,k] r[q,i] + 2/n adj_va[q] jac_r__z_a1[q,i,j,k] + reciprocal(z_ln[q]) g[i] hess_ln__z_a1[q,i,j,k] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__z_a1[q,j,k]
+        # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__z_a1)
+        # einsum("Bqjk,Bqi->Bqijk", hess_va__z_a1, r)
+        # einsum("Bq,Bqijk->Bqijk", adj_va, jac_r__z_a1)
+        # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_9, g, hess_ln__z_a1)
+        tmp_99 = g[:, None, None] * reciprocal_z_ln_9
+        # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z_ln_8, adj_ln, g, jac_z_ln__z_a1)
+        tmp_100 = adj_ln * dreciprocal_z_ln_8[:, :, None]
+        tmp_101 = tmp_100 * g
+        hess_r__z_a1 = 0.25 * hess_mu__z_a1[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_a1[:, :, None] + 0.5 * jac_r__z_a1 * adj_va[:, :, None, None, None] + (tmp_99.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_a1 + tmp_101[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None]
+        # hess_h1__z_a1[q,d,i,k] = Σ_c O1[c,d] hess_r__z_a1[q,c,i,k]
+        # einsum("cd,Bqcik->Bqdik", O1, hess_r__z_a1)
+        hess_h1__z_a1 = (np.tensordot(hess_r__z_a1, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+        # hess_a1__z_a1[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__z_a1[q,c,i,j]
+        # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__z_a1)
+        tmp_102 = np.tensordot(X, V1, axes=([2], [1]))
+        hess_a1__z_a1 = np.einsum("Bkc,Bqcij->Bqkij", tmp_102, hess_h1__z_a1, optimize=False)
+        # hess_z_a1__z_a1[q,k,i,j] = hess_a1__z_a1[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__z_a1[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k]) + δ[k,j] δ[q,i] adj_a1[q,k] softmax_k(z_a1[q,k]) - δ[q,i] adj_a1[q,k] softmax_k(z_a1[q,k]) softmax_j(z_a1[q,j]) - Σ_c δ[k,j] δ[q,i] adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k]) + 2 Σ_c δ[q,i] adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k]) softmax_j(z_a1[q,j]) - δ[q,i] adj_a1[q,j] softmax_k(z_a1[q,k]) softmax_j(z_a1[q,j])
+        # einsum("Bqkij,Bqk->Bqkij", hess_a1__z_a1, softmax_z_a1_3)
+        # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__z_a1, softmax_z_a1_3, softmax_z_a1_3)
+        tmp_103 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_3, hess_a1__z_a1, optimize=False)
+        # einsum("kj,qi,Bqk,Bqk->Bqkij", np.eye(3), np.eye(3), adj_a1, softmax_z_a1_3)
+        tmp_104 = (np.eye(3))[:, :, None, None] * np.eye(3)
+        tmp_105 = softmax_z_a1_3 * adj_a1
+        # einsum("qi,Bqk,Bqk,Bqj->Bqkij", np.eye(3), adj_a1, softmax_z_a1_3, softmax_z_a1_3)
+        tmp_106 = softmax_z_a1_3[:, :, :, None] * (np.eye(3))[:, None]
+        tmp_107 = softmax_z_a1_3 * adj_a1
+        # einsum("kj,qi,Bqc,Bqc,Bqk->Bqkij", np.eye(3), np.eye(3), adj_a1, softmax_z_a1_3, softmax_z_a1_3)
+        tmp_108 = (softmax_z_a1_3[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+        tmp_109 = tmp_108[:, :, None] * softmax_z_a1_3
+        tmp_110 = tmp_109[:, :, :, None] * np.eye(3)
+        # einsum("qi,Bqc,Bqc,Bqk,Bqj->Bqkij", np.eye(3), adj_a1, softmax_z_a1_3, softmax_z_a1_3, softmax_z_a1_3)
+        tmp_111 = (softmax_z_a1_3[..., None, :] @ adj_a1[..., None])[..., 0, 0]
+        tmp_112 = tmp_111[:, :, None] * softmax_z_a1_3
+        tmp_113 = tmp_112[:, :, :, None] * softmax_z_a1_3[:, :, None]
+        # einsum("qi,Bqj,Bqk,Bqj->Bqkij", np.eye(3), adj_a1, softmax_z_a1_3, softmax_z_a1_3)
+        tmp_114 = softmax_z_a1_3[:, :, :, None] * (np.eye(3))[:, None]
+        tmp_115 = softmax_z_a1_3 * adj_a1
+        hess_z_a1__z_a1 = softmax_z_a1_3[:, :, :, None, None] * hess_a1__z_a1 - tmp_103[:, :, None] * softmax_z_a1_3[:, :, :, None, None] + tmp_105[:, :, :, None, None] * tmp_104.transpose(0, 2, 1, 3) - tmp_107[:, :, :, None, None] * (tmp_106.transpose(0, 1, 3, 2))[:, :, None] - tmp_110[:, :, :, None] * (np.eye(3))[:, None, :, None] + 2 * tmp_113[:, :, :, None] * (np.eye(3))[:, None, :, None] - tmp_115[:, :, None, None] * tmp_114[:, :, :, :, None]
+        del tmp_74, jac_p__a1, softmax_z_a1_3, tmp_75, jac_p__z_a1, softmax_p_2, tmp_76, hess_p__z_a1, tmp_77, hess_ff__z_a1, dgelu_z_ff_10, tmp_78, d2gelu_z_ff, tmp_79, tmp_80, hess_z_ff__z_a1, hess_ln__z_a1, dreciprocal_z_ln_8, tmp_81, tmp_82, tmp_83, tmp_84, tmp_85, tmp_86, tmp_87, tmp_88, d2reciprocal_z_ln, tmp_89, tmp_90, tmp_91, tmp_92, tmp_93, tmp_94, hess_z_ln__z_a1, dsd_va_8, d2sd_va, tmp_95, hess_va__z_a1, reciprocal_z_ln_9, tmp_96, tmp_97, tmp_98, hess_mu__z_a1, tmp_99, tmp_100, tmp_101, hess_r__z_a1, hess_h1__z_a1, tmp_102, hess_a1__z_a1, tmp_103, tmp_104, tmp_105, tmp_106, tmp_107, tmp_108, tmp_109, tmp_110, tmp_111, tmp_112, tmp_113, tmp_114, tmp_115
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"))):
+        del adj_a1
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        del jac_va__z_a1
+    if ("Q1", "Q1") in todo:
+        # ∂f/∂Q1,Q1[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,p,n]
+        hess_Q1__Q1 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["Q1"][0], rows["Q1"][1], PARAMS["Q1"] + PARAMS["Q1"])
+        # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K1, K1, X, X, X, X, hess_z_a1__z_a1)
+        tmp_116 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_117 = np.einsum("Bmd,Bompn->Bdopn", tmp_116, hess_z_a1__z_a1, optimize=False)
+        tmp_118 = np.einsum("Bnj,Bdopn->Bjdop", tmp_116, tmp_117, optimize=False)
+        tmp_119 = np.einsum("Bjdop,Boi->Bjdpi", tmp_118, X, optimize=False)
+        _add_into(hess_Q1__Q1, (np.tensordot(tmp_119, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        del tmp_116, tmp_117, tmp_118, tmp_119
+    if ("Q1", "K1") in todo:
+        # ∂f/∂Q1,K1[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a1[c,l] + 1/e Σ_clmnop K1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,n,p]
+        hess_Q1__K1 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["K1"][0], rows["K1"][1], PARAMS["Q1"] + PARAMS["K1"])
+        # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q1, X, X, X, X, hess_z_a1__z_a1)
+        tmp_120 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_121 = np.einsum("Bmd,Bomnp->Bdonp", tmp_120, hess_z_a1__z_a1, optimize=False)
+        tmp_122 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_123 = np.einsum("Bnj,Bdonp->Bjdop", tmp_122, tmp_121, optimize=False)
+        tmp_124 = np.einsum("Bjdop,Boi->Bjdpi", tmp_123, X, optimize=False)
+        _add_into(hess_Q1__K1, (np.tensordot(tmp_124, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        # einsum("Bci,Bkj,Bck->ij", X, X, adj_z_a1)
+        tmp_125 = (adj_z_a1.transpose(0, 2, 1)) @ X
+        _add_into(_diagonal_view(hess_Q1__K1, 0, 2), (np.tensordot(tmp_125, X, axes=([0, 1], [0, 1])))[None], 0.7071067811865476 / B, True)
+        del tmp_120, tmp_121, tmp_122, tmp_123, tmp_124, tmp_125
+    if ("Q1", "K1") in todo:
+        del adj_z_a1
+    if ("K1", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["K1"][0], rows["K1"][1])
+    if ("K1", "K1") in todo:
+        # ∂f/∂K1,K1[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[m,o,n,p]
+        hess_K1__K1 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["K1"][0], rows["K1"][1], PARAMS["K1"] + PARAMS["K1"])
+        # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q1, X, X, X, X, hess_z_a1__z_a1)
+        tmp_126 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_127 = np.einsum("Bmd,Bmonp->Bdonp", tmp_126, hess_z_a1__z_a1, optimize=False)
+        tmp_128 = np.einsum("Bnj,Bdonp->Bjdop", tmp_126, tmp_127, optimize=False)
+        tmp_129 = np.einsum("Bjdop,Boi->Bjdpi", tmp_128, X, optimize=False)
+        _add_into(hess_K1__K1, (np.tensordot(tmp_129, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        del tmp_126, tmp_127, tmp_128, tmp_129
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"))):
+        del hess_z_a1__z_a1
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
+        # hess_p__h1[l,q,d] = jac_p__h1[l,q,d] softmax_l(p[l]) - Σ_c jac_p__h1[c,q,d] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_3 = _softmax(p, axis=1)
+        # einsum("Blqd,Bl->Blqd", jac_p__h1, softmax_p_3)
+        # einsum("Bcqd,Bc,Bl->Blqd", jac_p__h1, softmax_p_3, softmax_p_3)
+        tmp_130 = np.einsum("Bc,Bcqd->Bqd", softmax_p_3, jac_p__h1, optimize=False)
+        hess_p__h1 = softmax_p_3[:, :, None, None] * jac_p__h1 - tmp_130[:, None] * softmax_p_3[:, :, None, None]
+        # hess_ff__h1[q,i,j,d] = 1/t Σ_c 1[q] U[c,i] hess_p__h1[c,j,d]
+        # einsum("q,ci,Bcjd->Bqijd", np.ones(3), U, hess_p__h1)
+        tmp_131 = np.tensordot(hess_p__h1, U, axes=([1], [0]))
+        hess_ff__h1 = 0.3333333333333333 * (tmp_131.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        # hess_z_ff__h1[a,q,i,d] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__h1[q,c,i,d] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__h1[a,q,i,d]
+        dgelu_z_ff_11 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqcid->Baqid", dgelu_z_ff_11, F2, hess_ff__h1)
+        tmp_132 = F2[:, :, None, None] * dgelu_z_ff_11.transpose(1, 0, 2)
+        d2gelu_z_ff_2 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+        # einsum("Baq,ca,Bqc,Baqid->Baqid", d2gelu_z_ff_2, F2, adj_ff, jac_z_ff__h1)
+        tmp_133 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+        tmp_134 = tmp_133 * d2gelu_z_ff_2.transpose(0, 2, 1)
+        hess_z_ff__h1 = np.einsum("caBq,Bqcid->Baqid", tmp_132, hess_ff__h1, optimize=False) + (tmp_134.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__h1
+        # hess_ln__h1[q,i,j,d] = Σ_c F1[c,i] hess_z_ff__h1[c,q,j,d] + hess_ff__h1[q,i,j,d]
+        # einsum("ci,Bcqjd->Bqijd", F1, hess_z_ff__h1)
+        hess_ln__h1 = (np.tensordot(hess_z_ff__h1, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__h1
+        # hess_z_ln__h1[q,i,d] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h1[q,c,i,d] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h1[q,c,i,d] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__h1[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__h1[q,i,d] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h1[q,i,d] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h1[q,i,d] mu[q]
+        dreciprocal_z_ln_9 = -1/z_ln**2
+        # einsum("Bq,c,Bqcid,Bqc->Bqid", dreciprocal_z_ln_9, g, hess_ln__h1, r)
+        tmp_135 = g[:, None, None] * dreciprocal_z_ln_9
+        tmp_136 = tmp_135 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Bqcid,Bq->Bqid", dreciprocal_z_ln_9, g, hess_ln__h1, mu)
+        tmp_137 = mu * dreciprocal_z_ln_9
+        tmp_138 = tmp_137[:, :, None] * g
+        # einsum("Bq,Bqc,c,qcid->Bqid", dreciprocal_z_ln_9, adj_ln, g, jac_r__h1)
+        tmp_139 = jac_r__h1 * g[:, None, None]
+        tmp_140 = tmp_139[:, :, :, :, None] * dreciprocal_z_ln_9.T[:, None, None, None]
+        # einsum("Bq,Bqc,c,qid->Bqid", dreciprocal_z_ln_9, adj_ln, g, jac_mu__h1)
+        tmp_141 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_142 = tmp_141 * dreciprocal_z_ln_9
+        d2reciprocal_z_ln_2 = 2/z_ln**3
+        # einsum("Bq,Bqc,c,Bqid,Bqc->Bqid", d2reciprocal_z_ln_2, adj_ln, g, jac_z_ln__h1, r)
+        tmp_143 = r * adj_ln
+        tmp_144 = tmp_143 * d2reciprocal_z_ln_2[:, :, None]
+        tmp_145 = np.tensordot(tmp_144, g, axes=([2], [0]))
+        # einsum("Bq,Bqc,c,Bqid,Bq->Bqid", d2reciprocal_z_ln_2, adj_ln, g, jac_z_ln__h1, mu)
+        tmp_146 = mu * d2reciprocal_z_ln_2
+        tmp_147 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_148 = tmp_147 * tmp_146
+        hess_z_ln__h1 = np.einsum("cBq,Bqcid->Bqid", tmp_136, hess_ln__h1, optimize=False) - np.einsum("Bqc,Bqcid->Bqid", tmp_138, hess_ln__h1, optimize=False) + np.einsum("qcidB,Bqc->Bqid", tmp_140, adj_ln, optimize=False) - tmp_142[:, :, None, None] * jac_mu__h1 + tmp_145[:, :, None, None] * jac_z_ln__h1 - tmp_148[:, :, None, None] * jac_z_ln__h1
+        # hess_va__h1[q,i,d] = sd'(va[q]) hess_z_ln__h1[q,i,d] + sd''(va[q]) adj_z_ln[q] jac_va__h1[q,i,d]
+        dsd_va_9 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqid->Bqid", dsd_va_9, hess_z_ln__h1)
+        d2sd_va_2 = -(1/4)/(va + 1.0e-5)**(3/2)
+        # einsum("Bq,Bq,Bqid->Bqid", d2sd_va_2, adj_z_ln, jac_va__h1)
+        tmp_149 = adj_z_ln * d2sd_va_2
+        hess_va__h1 = hess_z_ln__h1 * dsd_va_9[:, :, None, None] + tmp_149[:, :, None, None] * jac_va__h1
+        # hess_mu__h1[q,i,d] = -2 hess_va__h1[q,i,d] mu[q] - 2 adj_va[q] jac_mu__h1[q,i,d] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__h1[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h1[q,i,d]
+        # einsum("Bqid,Bq->Bqid", hess_va__h1, mu)
+        # einsum("Bq,qid->Bqid", adj_va, jac_mu__h1)
+        reciprocal_z_ln_10 = z_ln**(-1.0)
+        # einsum("Bq,c,Bqcid->Bqid", reciprocal_z_ln_10, g, hess_ln__h1)
+        tmp_150 = g[:, None, None] * reciprocal_z_ln_10
+        # einsum("Bq,Bqc,c,Bqid->Bqid", dreciprocal_z_ln_9, adj_ln, g, jac_z_ln__h1)
+        tmp_151 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_152 = tmp_151 * dreciprocal_z_ln_9
+        hess_mu__h1 = -2 * mu[:, :, None, None] * hess_va__h1 - 2 * jac_mu__h1 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcid->Bqid", tmp_150, hess_ln__h1, optimize=False) - tmp_152[:, :, None, None] * jac_z_ln__h1
+        # hess_r__h1[q,i,j,d] = 1/n 1[i] hess_mu__h1[q,j,d] + 2/n hess_va__h1[q,j,d] r[q,i] + 2/n adj_va[q] jac_r__h1[q,i,j,d] + reciprocal(z_ln[q]) g[i] hess_ln__h1[q,i,j,d] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__h1[q,j,d]
+        # einsum("i,Bqjd->Bqijd", np.ones(4), hess_mu__h1)
+        # einsum("Bqjd,Bqi->Bqijd", hess_va__h1, r)
+        # einsum("Bq,qijd->Bqijd", adj_va, jac_r__h1)
+        # einsum("Bq,i,Bqijd->Bqijd", reciprocal_z_ln_10, g, hess_ln__h1)
+        tmp_153 = g[:, None, None] * reciprocal_z_ln_10
+        # einsum("Bq,Bqi,i,Bqjd->Bqijd", dreciprocal_z_ln_9, adj_ln, g, jac_z_ln__h1)
+        tmp_154 = adj_ln * dreciprocal_z_ln_9[:, :, None]
+        tmp_155 = tmp_154 * g
+        hess_r__h1 = 0.25 * hess_mu__h1[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__h1[:, :, None] + 0.5 * jac_r__h1 * adj_va[:, :, None, None, None] + (tmp_153.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__h1 + tmp_155[:, :, :, None, None] * jac_z_ln__h1[:, :, None]
+        # hess_h1__h1[q,d,i,j] = Σ_c O1[c,d] hess_r__h1[q,c,i,j]
+        # einsum("cd,Bqcij->Bqdij", O1, hess_r__h1)
+        hess_h1__h1 = (np.tensordot(hess_r__h1, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+        del softmax_p_3, tmp_130, hess_p__h1, tmp_131, hess_ff__h1, dgelu_z_ff_11, tmp_132, d2gelu_z_ff_2, tmp_133, tmp_134, hess_z_ff__h1, hess_ln__h1, dreciprocal_z_ln_9, tmp_135, tmp_136, tmp_137, tmp_138, tmp_139, tmp_140, tmp_141, tmp_142, d2reciprocal_z_ln_2, tmp_143, tmp_144, tmp_145, tmp_146, tmp_147, tmp_148, hess_z_ln__h1, dsd_va_9, d2sd_va_2, tmp_149, hess_va__h1, reciprocal_z_ln_10, tmp_150, tmp_151, tmp_152, hess_mu__h1, tmp_153, tmp_154, tmp_155, hess_r__h1
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+        del jac_va__h1
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
+        del jac_p__h1
+    if ("V1", "V1") in todo:
+        # ∂f/∂V1,V1[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a1[n,l] hess_h1__h1[m,d,n,j]
+        hess_V1__V1 = _block_view(H, rows["V1"][0], rows["V1"][1], rows["V1"][0], rows["V1"][1], PARAMS["V1"] + PARAMS["V1"])
+        # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a1, hess_h1__h1)
+        tmp_156 = a1 @ X
+        tmp_157 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_156, hess_h1__h1, optimize=False)
+        _add_into(hess_V1__V1, (np.tensordot(tmp_157, tmp_156, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+        del tmp_156, tmp_157
+    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"))):
+        # hess_a1__h1[q,k,i,d] = Σ_cj V1[c,j] X[k,j] hess_h1__h1[q,c,i,d]
+        # einsum("cj,Bkj,Bqcid->Bqkid", V1, X, hess_h1__h1)
+        tmp_158 = np.tensordot(X, V1, axes=([2], [1]))
+        hess_a1__h1 = np.einsum("Bkc,Bqcid->Bqkid", tmp_158, hess_h1__h1, optimize=False)
+        # hess_z_a1__h1[q,k,i,d] = hess_a1__h1[q,k,i,d] softmax_k(z_a1[q,k]) - Σ_c hess_a1__h1[q,c,i,d] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1_4 = _softmax(z_a1, axis=2)
+        # einsum("Bqkid,Bqk->Bqkid", hess_a1__h1, softmax_z_a1_4)
+        # einsum("Bqcid,Bqc,Bqk->Bqkid", hess_a1__h1, softmax_z_a1_4, softmax_z_a1_4)
+        tmp_159 = np.einsum("Bqc,Bqcid->Bqid", softmax_z_a1_4, hess_a1__h1, optimize=False)
+        hess_z_a1__h1 = softmax_z_a1_4[:, :, :, None, None] * hess_a1__h1 - tmp_159[:, :, None] * softmax_z_a1_4[:, :, :, None, None]
+        del tmp_158, hess_a1__h1, softmax_z_a1_4, tmp_159
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
+        del hess_h1__h1
+    if ("Q1", "V1") in todo:
+        # ∂f/∂Q1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,m,l] + 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[m,l,o,j]
+        hess_Q1__V1 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["V1"][0], rows["V1"][1], PARAMS["Q1"] + PARAMS["V1"])
+        # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K1, X, X, X, adj_h1, jac_a1__z_a1)
+        tmp_160 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_161 = np.einsum("Bonml,Boj->Bnmlj", jac_a1__z_a1, adj_h1, optimize=False)
+        tmp_162 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_161, tmp_160, optimize=False)
+        tmp_163 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_162, X, optimize=False)
+        _add_into(hess_Q1__V1, (np.tensordot(tmp_163, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+        # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a1, hess_z_a1__h1)
+        tmp_164 = a1 @ X
+        tmp_165 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_166 = np.einsum("Bld,Bmloj->Bdmoj", tmp_165, hess_z_a1__h1, optimize=False)
+        tmp_167 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_166, X, optimize=False)
+        _add_into(hess_Q1__V1, (np.tensordot(tmp_167, tmp_164, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+        del tmp_160, tmp_161, tmp_162, tmp_163, tmp_164, tmp_165, tmp_166, tmp_167
+    if ("V1", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["V1"][0], rows["V1"][1])
+    if ("K1", "V1") in todo:
+        # ∂f/∂K1,V1[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] adj_h1[o,j] jac_a1__z_a1[o,n,l,m] + 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a1[o,n] hess_z_a1__h1[l,m,o,j]
+        hess_K1__V1 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["V1"][0], rows["V1"][1], PARAMS["K1"] + PARAMS["V1"])
+        # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q1, X, X, X, adj_h1, jac_a1__z_a1)
+        tmp_168 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_169 = np.einsum("Bonlm,Boj->Bnlmj", jac_a1__z_a1, adj_h1, optimize=False)
+        tmp_170 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_169, tmp_168, optimize=False)
+        tmp_171 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_170, X, optimize=False)
+        _add_into(hess_K1__V1, (np.tensordot(tmp_171, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+        # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a1, hess_z_a1__h1)
+        tmp_172 = a1 @ X
+        tmp_173 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_174 = np.einsum("Bld,Blmoj->Bdmoj", tmp_173, hess_z_a1__h1, optimize=False)
+        tmp_175 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_174, X, optimize=False)
+        _add_into(hess_K1__V1, (np.tensordot(tmp_175, tmp_172, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+        del tmp_168, tmp_169, tmp_170, tmp_171, tmp_172, tmp_173, tmp_174, tmp_175
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"))):
+        del adj_h1
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        del jac_a1__z_a1
+    if not todo.isdisjoint((("Q1", "V1"), ("K1", "V1"))):
+        del hess_z_a1__h1
+    if ("V1", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["V1"][0], rows["V1"][1])
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        # hess_p__r[l,q,i] = jac_p__r[l,q,i] softmax_l(p[l]) - Σ_c jac_p__r[c,q,i] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_4 = _softmax(p, axis=1)
+        # einsum("Blqi,Bl->Blqi", jac_p__r, softmax_p_4)
+        # einsum("Bcqi,Bc,Bl->Blqi", jac_p__r, softmax_p_4, softmax_p_4)
+        tmp_176 = np.einsum("Bc,Bcqi->Bqi", softmax_p_4, jac_p__r, optimize=False)
+        hess_p__r = softmax_p_4[:, :, None, None] * jac_p__r - tmp_176[:, None] * softmax_p_4[:, :, None, None]
+        # hess_ff__r[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__r[c,j,k]
+        # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__r)
+        tmp_177 = np.tensordot(hess_p__r, U, axes=([1], [0]))
+        hess_ff__r = 0.3333333333333333 * (tmp_177.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        # hess_z_ff__r[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__r[q,c,i,j] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__r[a,q,i,j]
+        dgelu_z_ff_12 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff_12, F2, hess_ff__r)
+        tmp_178 = F2[:, :, None, None] * dgelu_z_ff_12.transpose(1, 0, 2)
+        d2gelu_z_ff_3 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+        # einsum("Baq,ca,Bqc,Baqij->Baqij", d2gelu_z_ff_3, F2, adj_ff, jac_z_ff__r)
+        tmp_179 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+        tmp_180 = tmp_179 * d2gelu_z_ff_3.transpose(0, 2, 1)
+        hess_z_ff__r = np.einsum("caBq,Bqcij->Baqij", tmp_178, hess_ff__r, optimize=False) + (tmp_180.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__r
+        # hess_ln__r[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__r[c,q,j,k] + hess_ff__r[q,i,j,k]
+        # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__r)
+        hess_ln__r = (np.tensordot(hess_z_ff__r, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__r
+        # hess_z_ln__r[q,i,j] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__r[q,c,i,j] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__r[q,c,i,j] mu[q] + reciprocal'(z_ln[q]) δ[q,i] adj_ln[q,j] g[j] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__r[q,i,j] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__r[q,i,j] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__r[q,i,j] mu[q]
+        dreciprocal_z_ln_10 = -1/z_ln**2
+        # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln_10, g, hess_ln__r, r)
+        tmp_181 = g[:, None, None] * dreciprocal_z_ln_10
+        tmp_182 = tmp_181 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z_ln_10, g, hess_ln__r, mu)
+        tmp_183 = mu * dreciprocal_z_ln_10
+        tmp_184 = tmp_183[:, :, None] * g
+        # einsum("Bq,qi,Bqj,j->Bqij", dreciprocal_z_ln_10, np.eye(3), adj_ln, g)
+        tmp_185 = adj_ln * dreciprocal_z_ln_10[:, :, None]
+        tmp_186 = g[:, None, None] * np.eye(3)
+        # einsum("Bq,Bqc,c,qij->Bqij", dreciprocal_z_ln_10, adj_ln, g, jac_mu__r)
+        tmp_187 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_188 = tmp_187 * dreciprocal_z_ln_10
+        d2reciprocal_z_ln_3 = 2/z_ln**3
+        # einsum("Bq,Bqc,c,Bqij,Bqc->Bqij", d2reciprocal_z_ln_3, adj_ln, g, jac_z_ln__r, r)
+        tmp_189 = r * adj_ln
+        tmp_190 = tmp_189 * d2reciprocal_z_ln_3[:, :, None]
+        tmp_191 = np.tensordot(tmp_190, g, axes=([2], [0]))
+        # einsum("Bq,Bqc,c,Bqij,Bq->Bqij", d2reciprocal_z_ln_3, adj_ln, g, jac_z_ln__r, mu)
+        tmp_192 = mu * d2reciprocal_z_ln_3
+        tmp_193 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_194 = tmp_193 * tmp_192
+        hess_z_ln__r = np.einsum("cBq,Bqcij->Bqij", tmp_182, hess_ln__r, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_184, hess_ln__r, optimize=False) + tmp_186.transpose(1, 2, 0) * tmp_185[:, :, None] - tmp_188[:, :, None, None] * jac_mu__r + tmp_191[:, :, None, None] * jac_z_ln__r - tmp_194[:, :, None, None] * jac_z_ln__r
+        # hess_va__r[q,i,j] = sd'(va[q]) hess_z_ln__r[q,i,j] + sd''(va[q]) adj_z_ln[q] jac_va__r[q,i,j]
+        dsd_va_10 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqij->Bqij", dsd_va_10, hess_z_ln__r)
+        d2sd_va_3 = -(1/4)/(va + 1.0e-5)**(3/2)
+        # einsum("Bq,Bq,Bqij->Bqij", d2sd_va_3, adj_z_ln, jac_va__r)
+        tmp_195 = adj_z_ln * d2sd_va_3
+        hess_va__r = hess_z_ln__r * dsd_va_10[:, :, None, None] + tmp_195[:, :, None, None] * jac_va__r
+        # hess_mu__r[q,i,j] = -2 hess_va__r[q,i,j] mu[q] - 2 adj_va[q] jac_mu__r[q,i,j] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__r[q,c,i,j] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__r[q,i,j]
+        # einsum("Bqij,Bq->Bqij", hess_va__r, mu)
+        # einsum("Bq,qij->Bqij", adj_va, jac_mu__r)
+        reciprocal_z_ln_11 = z_ln**(-1.0)
+        # einsum("Bq,c,Bqcij->Bqij", reciprocal_z_ln_11, g, hess_ln__r)
+        tmp_196 = g[:, None, None] * reciprocal_z_ln_11
+        # einsum("Bq,Bqc,c,Bqij->Bqij", dreciprocal_z_ln_10, adj_ln, g, jac_z_ln__r)
+        tmp_197 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_198 = tmp_197 * dreciprocal_z_ln_10
+        hess_mu__r = -2 * mu[:, :, None, None] * hess_va__r - 2 * jac_mu__r * adj_va[:, :, None, None] - np.einsum("cBq,Bqcij->Bqij", tmp_196, hess_ln__r, optimize=False) - tmp_198[:, :, None, None] * jac_z_ln__r
+        # hess_r__r[q,i,j,k] = 1/n 1[i] hess_mu__r[q,j,k] + 2/n hess_va__r[q,j,k] r[q,i] + 2/n δ[i,k] δ[q,j] adj_va[q] + reciprocal(z_ln[q]) g[i] hess_ln__r[q,i,j,k] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__r[q,j,k]
+        # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__r)
+        # einsum("Bqjk,Bqi->Bqijk", hess_va__r, r)
+        # einsum("ik,qj,Bq->Bqijk", np.eye(4), np.eye(3), adj_va)
+        tmp_199 = (np.eye(3))[:, :, None, None] * np.eye(4)
+        # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_11, g, hess_ln__r)
+        tmp_200 = g[:, None, None] * reciprocal_z_ln_11
+        # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z_ln_10, adj_ln, g, jac_z_ln__r)
+        tmp_201 = adj_ln * dreciprocal_z_ln_10[:, :, None]
+        tmp_202 = tmp_201 * g
+        hess_r__r = 0.25 * hess_mu__r[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__r[:, :, None] + 0.5 * tmp_199.transpose(0, 2, 1, 3) * adj_va[:, :, None, None, None] + (tmp_200.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__r + tmp_202[:, :, :, None, None] * jac_z_ln__r[:, :, None]
+        del softmax_p_4, tmp_176, hess_p__r, tmp_177, hess_ff__r, dgelu_z_ff_12, tmp_178, d2gelu_z_ff_3, tmp_179, tmp_180, hess_z_ff__r, hess_ln__r, dreciprocal_z_ln_10, tmp_181, tmp_182, tmp_183, tmp_184, tmp_185, tmp_186, tmp_187, tmp_188, d2reciprocal_z_ln_3, tmp_189, tmp_190, tmp_191, tmp_192, tmp_193, tmp_194, hess_z_ln__r, dsd_va_10, d2sd_va_3, tmp_195, hess_va__r, reciprocal_z_ln_11, tmp_196, tmp_197, tmp_198, hess_mu__r, tmp_199, tmp_200, tmp_201, tmp_202
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "g"), ("O2", "g"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        del jac_va__r
+    if ("O1", "O1") in todo:
+        # ∂f/∂O1,O1[i,d,j,k] = Σ_cl h1[c,d] h1[l,k] hess_r__r[c,i,l,j]
+        hess_O1__O1 = _block_view(H, rows["O1"][0], rows["O1"][1], rows["O1"][0], rows["O1"][1], PARAMS["O1"] + PARAMS["O1"])
+        # einsum("Bcd,Blk,Bcilj->idjk", h1, h1, hess_r__r)
+        tmp_203 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
+        _add_into(hess_O1__O1, (np.tensordot(tmp_203, h1, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del tmp_203
+    if ("O1", "O2") in todo:
+        # ∂f/∂O1,O2[i,d,j,k] = Σ_cl h1[c,d] h2[l,k] hess_r__r[c,i,l,j]
+        hess_O1__O2 = _block_view(H, rows["O1"][0], rows["O1"][1], rows["O2"][0], rows["O2"][1], PARAMS["O1"] + PARAMS["O2"])
+        # einsum("Bcd,Blk,Bcilj->idjk", h1, h2, hess_r__r)
+        tmp_204 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h1, optimize=False)
+        _add_into(hess_O1__O2, (np.tensordot(tmp_204, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del tmp_204
+    if ("O2", "O1") in want:
+        _mirror(H, rows["O1"][0], rows["O1"][1], rows["O2"][0], rows["O2"][1])
+    if ("O2", "O2") in todo:
+        # ∂f/∂O2,O2[i,d,j,k] = Σ_cl h2[c,d] h2[l,k] hess_r__r[c,i,l,j]
+        hess_O2__O2 = _block_view(H, rows["O2"][0], rows["O2"][1], rows["O2"][0], rows["O2"][1], PARAMS["O2"] + PARAMS["O2"])
+        # einsum("Bcd,Blk,Bcilj->idjk", h2, h2, hess_r__r)
+        tmp_205 = np.einsum("Bcilj,Bcd->Biljd", hess_r__r, h2, optimize=False)
+        _add_into(hess_O2__O2, (np.tensordot(tmp_205, h2, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del tmp_205
+    if not todo.isdisjoint((("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"))):
+        # hess_h1__r[q,d,i,j] = Σ_c O1[c,d] hess_r__r[q,c,i,j]
+        # einsum("cd,Bqcij->Bqdij", O1, hess_r__r)
+        hess_h1__r = (np.tensordot(hess_r__r, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if ("V1", "O1") in todo:
+        # ∂f/∂V1,O1[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a1[l,c] adj_r[l,j] + Σ_clm X[c,i] a1[l,c] h1[m,k] hess_h1__r[l,d,m,j]
+        hess_V1__O1 = _block_view(H, rows["V1"][0], rows["V1"][1], rows["O1"][0], rows["O1"][1], PARAMS["V1"] + PARAMS["O1"])
+        # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h1, hess_h1__r)
+        tmp_206 = a1 @ X
+        tmp_207 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h1, optimize=False)
+        _add_into(hess_V1__O1, (np.tensordot(tmp_207, tmp_206, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+        # einsum("Bci,Bkc,Bkj->ij", X, a1, adj_r)
+        tmp_208 = a1 @ X
+        _add_into(_diagonal_view(hess_V1__O1, 0, 3), (np.tensordot(tmp_208, adj_r, axes=([0, 1], [0, 1])))[None], 1 / B, True)
+        del tmp_206, tmp_207, tmp_208
+    if ("O1", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["O1"][0], rows["O1"][1])
+    if ("V1", "O2") in todo:
+        # ∂f/∂V1,O2[d,i,j,k] = Σ_clm X[c,i] a1[l,c] h2[m,k] hess_h1__r[l,d,m,j]
+        hess_V1__O2 = _block_view(H, rows["V1"][0], rows["V1"][1], rows["O2"][0], rows["O2"][1], PARAMS["V1"] + PARAMS["O2"])
+        # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a1, h2, hess_h1__r)
+        tmp_209 = a1 @ X
+        tmp_210 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h2, optimize=False)
+        _add_into(hess_V1__O2, (np.tensordot(tmp_210, tmp_209, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+        del tmp_209, tmp_210
+    if ("O2", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["O2"][0], rows["O2"][1])
+    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"))):
+        # hess_a1__r[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__r[q,c,i,j]
+        # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__r)
+        tmp_211 = np.tensordot(X, V1, axes=([2], [1]))
+        hess_a1__r = np.einsum("Bkc,Bqcij->Bqkij", tmp_211, hess_h1__r, optimize=False)
+        # hess_z_a1__r[q,k,i,j] = hess_a1__r[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__r[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1_5 = _softmax(z_a1, axis=2)
+        # einsum("Bqkij,Bqk->Bqkij", hess_a1__r, softmax_z_a1_5)
+        # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__r, softmax_z_a1_5, softmax_z_a1_5)
+        tmp_212 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_5, hess_a1__r, optimize=False)
+        hess_z_a1__r = softmax_z_a1_5[:, :, :, None, None] * hess_a1__r - tmp_212[:, :, None] * softmax_z_a1_5[:, :, :, None, None]
+        del tmp_211, hess_a1__r, softmax_z_a1_5, tmp_212
+    if not todo.isdisjoint((("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"))):
+        del hess_h1__r
+    if ("Q1", "O1") in todo:
+        # ∂f/∂Q1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,m,l] + 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[m,l,n,j]
+        hess_Q1__O1 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["O1"][0], rows["O1"][1], PARAMS["Q1"] + PARAMS["O1"])
+        # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K1, X, X, adj_r, jac_h1__z_a1)
+        tmp_213 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_214 = np.einsum("Bld,Bnkml->Bdnkm", tmp_213, jac_h1__z_a1, optimize=False)
+        tmp_215 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_214, X, optimize=False)
+        _add_into(hess_Q1__O1, (np.tensordot(tmp_215, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h1, hess_z_a1__r)
+        tmp_216 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_217 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h1, optimize=False)
+        tmp_218 = np.einsum("Bmljk,Bld->Bmjkd", tmp_217, tmp_216, optimize=False)
+        _add_into(hess_Q1__O1, (np.tensordot(tmp_218, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+        del tmp_213, tmp_214, tmp_215, tmp_216, tmp_217, tmp_218
+    if ("O1", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["O1"][0], rows["O1"][1])
+    if ("Q1", "O2") in todo:
+        # ∂f/∂Q1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[m,l,n,j]
+        hess_Q1__O2 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["O2"][0], rows["O2"][1], PARAMS["Q1"] + PARAMS["O2"])
+        # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h2, hess_z_a1__r)
+        tmp_219 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_220 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h2, optimize=False)
+        tmp_221 = np.einsum("Bmljk,Bld->Bmjkd", tmp_220, tmp_219, optimize=False)
+        _add_into(hess_Q1__O2, (np.tensordot(tmp_221, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
+        del tmp_219, tmp_220, tmp_221
+    if ("O2", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["O2"][0], rows["O2"][1])
+    if ("K1", "O1") in todo:
+        # ∂f/∂K1,O1[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h1__z_a1[n,k,l,m] + 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h1[n,k] hess_z_a1__r[l,m,n,j]
+        hess_K1__O1 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["O1"][0], rows["O1"][1], PARAMS["K1"] + PARAMS["O1"])
+        # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q1, X, X, adj_r, jac_h1__z_a1)
+        tmp_222 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_223 = np.einsum("Bld,Bnklm->Bdnkm", tmp_222, jac_h1__z_a1, optimize=False)
+        tmp_224 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_223, X, optimize=False)
+        _add_into(hess_K1__O1, (np.tensordot(tmp_224, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h1, hess_z_a1__r)
+        tmp_225 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_226 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h1, optimize=False)
+        tmp_227 = np.einsum("Blmjk,Bld->Bmjkd", tmp_226, tmp_225, optimize=False)
+        _add_into(hess_K1__O1, (np.tensordot(tmp_227, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+        del tmp_222, tmp_223, tmp_224, tmp_225, tmp_226, tmp_227
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        del jac_h1__z_a1
+    if ("O1", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["O1"][0], rows["O1"][1])
+    if ("K1", "O2") in todo:
+        # ∂f/∂K1,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q1[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a1__r[l,m,n,j]
+        hess_K1__O2 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["O2"][0], rows["O2"][1], PARAMS["K1"] + PARAMS["O2"])
+        # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h2, hess_z_a1__r)
+        tmp_228 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_229 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
+        tmp_230 = np.einsum("Blmjk,Bld->Bmjkd", tmp_229, tmp_228, optimize=False)
+        _add_into(hess_K1__O2, (np.tensordot(tmp_230, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
+        del tmp_228, tmp_229, tmp_230
+    if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"))):
+        del hess_z_a1__r
+    if ("O2", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["O2"][0], rows["O2"][1])
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        # jac_p__h2[l,q,d] = Σ_c O2[c,d] jac_p__r[l,q,c]
+        # einsum("cd,Blqc->Blqd", O2, jac_p__r)
+        jac_p__h2 = np.tensordot(jac_p__r, O2, axes=([3], [0]))
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        del jac_p__r
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
+        # jac_p__a2[l,q,k] = Σ_ci V2[c,i] X[k,i] jac_p__h2[l,q,c]
+        # einsum("ci,Bki,Blqc->Blqk", V2, X, jac_p__h2)
+        tmp_231 = np.tensordot(X, V2, axes=([2], [1]))
+        jac_p__a2 = np.einsum("Bkc,Blqc->Blqk", tmp_231, jac_p__h2, optimize=False)
+        # jac_p__z_a2[l,q,k] = jac_p__a2[l,q,k] softmax_k(z_a2[q,k]) - Σ_c jac_p__a2[l,q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+        softmax_z_a2_3 = _softmax(z_a2, axis=2)
+        # einsum("Blqk,Bqk->Blqk", jac_p__a2, softmax_z_a2_3)
+        # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a2, softmax_z_a2_3, softmax_z_a2_3)
+        tmp_232 = (softmax_z_a2_3[..., None, :] @ (jac_p__a2.transpose(0, 2, 3, 1)))[..., 0, :]
+        jac_p__z_a2 = softmax_z_a2_3[:, None] * jac_p__a2 - (tmp_232.transpose(0, 2, 1))[:, :, :, None] * softmax_z_a2_3[:, None]
+        # hess_p__z_a2[l,q,k] = jac_p__z_a2[l,q,k] softmax_l(p[l]) - Σ_c jac_p__z_a2[c,q,k] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_5 = _softmax(p, axis=1)
+        # einsum("Blqk,Bl->Blqk", jac_p__z_a2, softmax_p_5)
+        # einsum("Bcqk,Bc,Bl->Blqk", jac_p__z_a2, softmax_p_5, softmax_p_5)
+        tmp_233 = np.einsum("Bc,Bcqk->Bqk", softmax_p_5, jac_p__z_a2, optimize=False)
+        hess_p__z_a2 = softmax_p_5[:, :, None, None] * jac_p__z_a2 - tmp_233[:, None] * softmax_p_5[:, :, None, None]
+        # hess_ff__z_a2[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__z_a2[c,j,k]
+        # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__z_a2)
+        tmp_234 = np.tensordot(hess_p__z_a2, U, axes=([1], [0]))
+        hess_ff__z_a2 = 0.3333333333333333 * (tmp_234.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        # hess_z_ff__z_a2[a,q,i,k] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__z_a2[q,c,i,k] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__z_a2[a,q,i,k]
+        dgelu_z_ff_13 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqcik->Baqik", dgelu_z_ff_13, F2, hess_ff__z_a2)
+        tmp_235 = F2[:, :, None, None] * dgelu_z_ff_13.transpose(1, 0, 2)
+        d2gelu_z_ff_4 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+        # einsum("Baq,ca,Bqc,Baqik->Baqik", d2gelu_z_ff_4, F2, adj_ff, jac_z_ff__z_a2)
+        tmp_236 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+        tmp_237 = tmp_236 * d2gelu_z_ff_4.transpose(0, 2, 1)
+        hess_z_ff__z_a2 = np.einsum("caBq,Bqcik->Baqik", tmp_235, hess_ff__z_a2, optimize=False) + (tmp_237.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__z_a2
+        # hess_ln__z_a2[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__z_a2[c,q,j,k] + hess_ff__z_a2[q,i,j,k]
+        # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__z_a2)
+        hess_ln__z_a2 = (np.tensordot(hess_z_ff__z_a2, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__z_a2
+        # hess_z_ln__z_a2[q,i,k] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a2[q,c,i,k] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a2[q,c,i,k] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__z_a2[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__z_a2[q,i,k] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a2[q,i,k] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a2[q,i,k] mu[q]
+        dreciprocal_z_ln_11 = -1/z_ln**2
+        # einsum("Bq,c,Bqcik,Bqc->Bqik", dreciprocal_z_ln_11, g, hess_ln__z_a2, r)
+        tmp_238 = g[:, None, None] * dreciprocal_z_ln_11
+        tmp_239 = tmp_238 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Bqcik,Bq->Bqik", dreciprocal_z_ln_11, g, hess_ln__z_a2, mu)
+        tmp_240 = mu * dreciprocal_z_ln_11
+        tmp_241 = tmp_240[:, :, None] * g
+        # einsum("Bq,Bqc,c,Bqcik->Bqik", dreciprocal_z_ln_11, adj_ln, g, jac_r__z_a2)
+        tmp_242 = adj_ln * dreciprocal_z_ln_11[:, :, None]
+        tmp_243 = tmp_242 * g
+        # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln_11, adj_ln, g, jac_mu__z_a2)
+        tmp_244 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_245 = tmp_244 * dreciprocal_z_ln_11
+        d2reciprocal_z_ln_4 = 2/z_ln**3
+        # einsum("Bq,Bqc,c,Bqik,Bqc->Bqik", d2reciprocal_z_ln_4, adj_ln, g, jac_z_ln__z_a2, r)
+        tmp_246 = r * adj_ln
+        tmp_247 = tmp_246 * d2reciprocal_z_ln_4[:, :, None]
+        tmp_248 = np.tensordot(tmp_247, g, axes=([2], [0]))
+        # einsum("Bq,Bqc,c,Bqik,Bq->Bqik", d2reciprocal_z_ln_4, adj_ln, g, jac_z_ln__z_a2, mu)
+        tmp_249 = mu * d2reciprocal_z_ln_4
+        tmp_250 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_251 = tmp_250 * tmp_249
+        hess_z_ln__z_a2 = np.einsum("cBq,Bqcik->Bqik", tmp_239, hess_ln__z_a2, optimize=False) - np.einsum("Bqc,Bqcik->Bqik", tmp_241, hess_ln__z_a2, optimize=False) + np.einsum("Bqc,Bqcik->Bqik", tmp_243, jac_r__z_a2, optimize=False) - tmp_245[:, :, None, None] * jac_mu__z_a2 + tmp_248[:, :, None, None] * jac_z_ln__z_a2 - tmp_251[:, :, None, None] * jac_z_ln__z_a2
+        # hess_va__z_a2[q,i,k] = sd'(va[q]) hess_z_ln__z_a2[q,i,k] + sd''(va[q]) adj_z_ln[q] jac_va__z_a2[q,i,k]
+        dsd_va_11 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqik->Bqik", dsd_va_11, hess_z_ln__z_a2)
+        d2sd_va_4 = -(1/4)/(va + 1.0e-5)**(3/2)
+        # einsum("Bq,Bq,Bqik->Bqik", d2sd_va_4, adj_z_ln, jac_va__z_a2)
+        tmp_252 = adj_z_ln * d2sd_va_4
+        hess_va__z_a2 = hess_z_ln__z_a2 * dsd_va_11[:, :, None, None] + tmp_252[:, :, None, None] * jac_va__z_a2
+        # hess_mu__z_a2[q,i,k] = -2 hess_va__z_a2[q,i,k] mu[q] - 2 adj_va[q] jac_mu__z_a2[q,i,k] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__z_a2[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a2[q,i,k]
+        # einsum("Bqik,Bq->Bqik", hess_va__z_a2, mu)
+        # einsum("Bq,Bqik->Bqik", adj_va, jac_mu__z_a2)
+        reciprocal_z_ln_12 = z_ln**(-1.0)
+        # einsum("Bq,c,Bqcik->Bqik", reciprocal_z_ln_12, g, hess_ln__z_a2)
+        tmp_253 = g[:, None, None] * reciprocal_z_ln_12
+        # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln_11, adj_ln, g, jac_z_ln__z_a2)
+        tmp_254 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_255 = tmp_254 * dreciprocal_z_ln_11
+        hess_mu__z_a2 = -2 * mu[:, :, None, None] * hess_va__z_a2 - 2 * jac_mu__z_a2 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcik->Bqik", tmp_253, hess_ln__z_a2, optimize=False) - tmp_255[:, :, None, None] * jac_z_ln__z_a2
+        # hess_r__z_a2[q,i,j,k] = 1/n 1[i] hess_mu__z_a2[q,j,k] + 2/n hess_va__z_a2[q,j,k] r[q,i] + 2/n adj_va[q] jac_r__z_a2[q,i,j,k] + reciprocal(z_ln[q]) g[i] hess_ln__z_a2[q,i,j,k] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__z_a2[q,j,k]
+        # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__z_a2)
+        # einsum("Bqjk,Bqi->Bqijk", hess_va__z_a2, r)
+        # einsum("Bq,Bqijk->Bqijk", adj_va, jac_r__z_a2)
+        # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_12, g, hess_ln__z_a2)
+        tmp_256 = g[:, None, None] * reciprocal_z_ln_12
+        # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z_ln_11, adj_ln, g, jac_z_ln__z_a2)
+        tmp_257 = adj_ln * dreciprocal_z_ln_11[:, :, None]
+        tmp_258 = tmp_257 * g
+        hess_r__z_a2 = 0.25 * hess_mu__z_a2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_a2[:, :, None] + 0.5 * jac_r__z_a2 * adj_va[:, :, None, None, None] + (tmp_256.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_a2 + tmp_258[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None]
+        del tmp_231, jac_p__a2, softmax_z_a2_3, tmp_232, jac_p__z_a2, softmax_p_5, tmp_233, hess_p__z_a2, tmp_234, hess_ff__z_a2, dgelu_z_ff_13, tmp_235, d2gelu_z_ff_4, tmp_236, tmp_237, hess_z_ff__z_a2, hess_ln__z_a2, dreciprocal_z_ln_11, tmp_238, tmp_239, tmp_240, tmp_241, tmp_242, tmp_243, tmp_244, tmp_245, d2reciprocal_z_ln_4, tmp_246, tmp_247, tmp_248, tmp_249, tmp_250, tmp_251, hess_z_ln__z_a2, dsd_va_11, d2sd_va_4, tmp_252, hess_va__z_a2, reciprocal_z_ln_12, tmp_253, tmp_254, tmp_255, hess_mu__z_a2, tmp_256, tmp_257, tmp_258
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        del jac_va__z_a2
+    if ("O1", "Q2") in todo:
+        # ∂f/∂O1,Q2[i,d,j,k] = 1/sqrt(e) Σ_clmn K2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,m,l]
+        hess_O1__Q2 = _block_view(H, rows["O1"][0], rows["O1"][1], rows["Q2"][0], rows["Q2"][1], PARAMS["O1"] + PARAMS["Q2"])
+        # einsum("jc,Blc,Bmk,Bnd,Bniml->idjk", K2, X, X, h1, hess_r__z_a2)
+        tmp_259 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_260 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h1, optimize=False)
+        tmp_261 = np.einsum("Bimld,Blj->Bimdj", tmp_260, tmp_259, optimize=False)
+        _add_into(hess_O1__Q2, np.tensordot(tmp_261, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
+        del tmp_259, tmp_260, tmp_261
+    if ("Q2", "O1") in want:
+        _mirror(H, rows["O1"][0], rows["O1"][1], rows["Q2"][0], rows["Q2"][1])
+    if ("O1", "K2") in todo:
+        # ∂f/∂O1,K2[i,d,j,k] = 1/sqrt(e) Σ_clmn Q2[j,c] X[l,c] X[m,k] h1[n,d] hess_r__z_a2[n,i,l,m]
+        hess_O1__K2 = _block_view(H, rows["O1"][0], rows["O1"][1], rows["K2"][0], rows["K2"][1], PARAMS["O1"] + PARAMS["K2"])
+        # einsum("jc,Blc,Bmk,Bnd,Bnilm->idjk", Q2, X, X, h1, hess_r__z_a2)
+        tmp_262 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_263 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h1, optimize=False)
+        tmp_264 = np.einsum("Bilmd,Blj->Bimdj", tmp_263, tmp_262, optimize=False)
+        _add_into(hess_O1__K2, np.tensordot(tmp_264, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
+        del tmp_262, tmp_263, tmp_264
+    if ("K2", "O1") in want:
+        _mirror(H, rows["O1"][0], rows["O1"][1], rows["K2"][0], rows["K2"][1])
+    if not todo.isdisjoint((("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
+        # hess_h1__z_a2[q,d,i,k] = Σ_c O1[c,d] hess_r__z_a2[q,c,i,k]
+        # einsum("cd,Bqcik->Bqdik", O1, hess_r__z_a2)
+        hess_h1__z_a2 = (np.tensordot(hess_r__z_a2, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if ("V1", "Q2") in todo:
+        # ∂f/∂V1,Q2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,n,l]
+        hess_V1__Q2 = _block_view(H, rows["V1"][0], rows["V1"][1], rows["Q2"][0], rows["Q2"][1], PARAMS["V1"] + PARAMS["Q2"])
+        # einsum("jc,Blc,Bmi,Bnk,Bom,Bodnl->dijk", K2, X, X, X, a1, hess_h1__z_a2)
+        tmp_265 = a1 @ X
+        tmp_266 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_267 = np.einsum("Blj,Bodnl->Bjodn", tmp_266, hess_h1__z_a2, optimize=False)
+        tmp_268 = np.einsum("Bjodn,Bnk->Bjodk", tmp_267, X, optimize=False)
+        _add_into(hess_V1__Q2, (np.tensordot(tmp_268, tmp_265, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
+        del tmp_265, tmp_266, tmp_267, tmp_268
+    if ("Q2", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["Q2"][0], rows["Q2"][1])
+    if ("V1", "K2") in todo:
+        # ∂f/∂V1,K2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[j,c] X[l,c] X[m,i] X[n,k] a1[o,m] hess_h1__z_a2[o,d,l,n]
+        hess_V1__K2 = _block_view(H, rows["V1"][0], rows["V1"][1], rows["K2"][0], rows["K2"][1], PARAMS["V1"] + PARAMS["K2"])
+        # einsum("jc,Blc,Bmi,Bnk,Bom,Bodln->dijk", Q2, X, X, X, a1, hess_h1__z_a2)
+        tmp_269 = a1 @ X
+        tmp_270 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_271 = np.einsum("Blj,Bodln->Bjodn", tmp_270, hess_h1__z_a2, optimize=False)
+        tmp_272 = np.einsum("Bjodn,Bnk->Bjodk", tmp_271, X, optimize=False)
+        _add_into(hess_V1__K2, (np.tensordot(tmp_272, tmp_269, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
+        del tmp_269, tmp_270, tmp_271, tmp_272
+    if ("K2", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["K2"][0], rows["K2"][1])
+    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
+        # hess_a1__z_a2[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__z_a2[q,c,i,j]
+        # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__z_a2)
+        tmp_273 = np.tensordot(X, V1, axes=([2], [1]))
+        hess_a1__z_a2 = np.einsum("Bkc,Bqcij->Bqkij", tmp_273, hess_h1__z_a2, optimize=False)
+        # hess_z_a1__z_a2[q,k,i,j] = hess_a1__z_a2[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__z_a2[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1_6 = _softmax(z_a1, axis=2)
+        # einsum("Bqkij,Bqk->Bqkij", hess_a1__z_a2, softmax_z_a1_6)
+        # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__z_a2, softmax_z_a1_6, softmax_z_a1_6)
+        tmp_274 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_6, hess_a1__z_a2, optimize=False)
+        hess_z_a1__z_a2 = softmax_z_a1_6[:, :, :, None, None] * hess_a1__z_a2 - tmp_274[:, :, None] * softmax_z_a1_6[:, :, :, None, None]
+        del tmp_273, hess_a1__z_a2, softmax_z_a1_6, tmp_274
+    if not todo.isdisjoint((("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
+        del hess_h1__z_a2
+    if ("Q1", "Q2") in todo:
+        # ∂f/∂Q1,Q2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,p,n]
+        hess_Q1__Q2 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["Q2"][0], rows["Q2"][1], PARAMS["Q1"] + PARAMS["Q2"])
+        # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K1, K2, X, X, X, X, hess_z_a1__z_a2)
+        tmp_275 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_276 = np.einsum("Bmd,Bompn->Bdopn", tmp_275, hess_z_a1__z_a2, optimize=False)
+        tmp_277 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_278 = np.einsum("Bnj,Bdopn->Bjdop", tmp_277, tmp_276, optimize=False)
+        tmp_279 = np.einsum("Bjdop,Boi->Bjdpi", tmp_278, X, optimize=False)
+        _add_into(hess_Q1__Q2, (np.tensordot(tmp_279, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        del tmp_275, tmp_276, tmp_277, tmp_278, tmp_279
+    if ("Q2", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["Q2"][0], rows["Q2"][1])
+    if ("Q1", "K2") in todo:
+        # ∂f/∂Q1,K2[d,i,j,k] = 1/e Σ_clmnop K1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[o,m,n,p]
+        hess_Q1__K2 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["K2"][0], rows["K2"][1], PARAMS["Q1"] + PARAMS["K2"])
+        # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K1, Q2, X, X, X, X, hess_z_a1__z_a2)
+        tmp_280 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_281 = np.einsum("Bmd,Bomnp->Bdonp", tmp_280, hess_z_a1__z_a2, optimize=False)
+        tmp_282 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_283 = np.einsum("Bnj,Bdonp->Bjdop", tmp_282, tmp_281, optimize=False)
+        tmp_284 = np.einsum("Bjdop,Boi->Bjdpi", tmp_283, X, optimize=False)
+        _add_into(hess_Q1__K2, (np.tensordot(tmp_284, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        del tmp_280, tmp_281, tmp_282, tmp_283, tmp_284
+    if ("K2", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["K2"][0], rows["K2"][1])
+    if ("K1", "Q2") in todo:
+        # ∂f/∂K1,Q2[d,i,j,k] = 1/e Σ_clmnop K2[j,c] Q1[d,l] X[m,l] X[n,c] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,p,n]
+        hess_K1__Q2 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["Q2"][0], rows["Q2"][1], PARAMS["K1"] + PARAMS["Q2"])
+        # einsum("jc,dl,Bml,Bnc,Boi,Bpk,Bmopn->dijk", K2, Q1, X, X, X, X, hess_z_a1__z_a2)
+        tmp_285 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_286 = np.einsum("Bnj,Bmopn->Bjmop", tmp_285, hess_z_a1__z_a2, optimize=False)
+        tmp_287 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_288 = np.einsum("Bmd,Bjmop->Bdjop", tmp_287, tmp_286, optimize=False)
+        tmp_289 = np.einsum("Bdjop,Boi->Bdjpi", tmp_288, X, optimize=False)
+        _add_into(hess_K1__Q2, (np.tensordot(tmp_289, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.5 / B, False)
+        del tmp_285, tmp_286, tmp_287, tmp_288, tmp_289
+    if ("Q2", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["Q2"][0], rows["Q2"][1])
+    if ("K1", "K2") in todo:
+        # ∂f/∂K1,K2[d,i,j,k] = 1/e Σ_clmnop Q1[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a2[m,o,n,p]
+        hess_K1__K2 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["K2"][0], rows["K2"][1], PARAMS["K1"] + PARAMS["K2"])
+        # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q1, Q2, X, X, X, X, hess_z_a1__z_a2)
+        tmp_290 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_291 = np.einsum("Bmd,Bmonp->Bdonp", tmp_290, hess_z_a1__z_a2, optimize=False)
+        tmp_292 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_293 = np.einsum("Bnj,Bdonp->Bjdop", tmp_292, tmp_291, optimize=False)
+        tmp_294 = np.einsum("Bjdop,Boi->Bjdpi", tmp_293, X, optimize=False)
+        _add_into(hess_K1__K2, (np.tensordot(tmp_294, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        del tmp_290, tmp_291, tmp_292, tmp_293, tmp_294
+    if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
+        del hess_z_a1__z_a2
+    if ("K2", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["K2"][0], rows["K2"][1])
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        # hess_p__h2[l,q,d] = jac_p__h2[l,q,d] softmax_l(p[l]) - Σ_c jac_p__h2[c,q,d] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_6 = _softmax(p, axis=1)
+        # einsum("Blqd,Bl->Blqd", jac_p__h2, softmax_p_6)
+        # einsum("Bcqd,Bc,Bl->Blqd", jac_p__h2, softmax_p_6, softmax_p_6)
+        tmp_295 = np.einsum("Bc,Bcqd->Bqd", softmax_p_6, jac_p__h2, optimize=False)
+        hess_p__h2 = softmax_p_6[:, :, None, None] * jac_p__h2 - tmp_295[:, None] * softmax_p_6[:, :, None, None]
+        # hess_ff__h2[q,i,j,d] = 1/t Σ_c 1[q] U[c,i] hess_p__h2[c,j,d]
+        # einsum("q,ci,Bcjd->Bqijd", np.ones(3), U, hess_p__h2)
+        tmp_296 = np.tensordot(hess_p__h2, U, axes=([1], [0]))
+        hess_ff__h2 = 0.3333333333333333 * (tmp_296.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        # hess_z_ff__h2[a,q,i,d] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__h2[q,c,i,d] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__h2[a,q,i,d]
+        dgelu_z_ff_14 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqcid->Baqid", dgelu_z_ff_14, F2, hess_ff__h2)
+        tmp_297 = F2[:, :, None, None] * dgelu_z_ff_14.transpose(1, 0, 2)
+        d2gelu_z_ff_5 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+        # einsum("Baq,ca,Bqc,Baqid->Baqid", d2gelu_z_ff_5, F2, adj_ff, jac_z_ff__h2)
+        tmp_298 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+        tmp_299 = tmp_298 * d2gelu_z_ff_5.transpose(0, 2, 1)
+        hess_z_ff__h2 = np.einsum("caBq,Bqcid->Baqid", tmp_297, hess_ff__h2, optimize=False) + (tmp_299.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__h2
+        # hess_ln__h2[q,i,j,d] = Σ_c F1[c,i] hess_z_ff__h2[c,q,j,d] + hess_ff__h2[q,i,j,d]
+        # einsum("ci,Bcqjd->Bqijd", F1, hess_z_ff__h2)
+        hess_ln__h2 = (np.tensordot(hess_z_ff__h2, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__h2
+        # hess_z_ln__h2[q,i,d] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h2[q,c,i,d] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h2[q,c,i,d] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__h2[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__h2[q,i,d] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h2[q,i,d] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h2[q,i,d] mu[q]
+        dreciprocal_z_ln_12 = -1/z_ln**2
+        # einsum("Bq,c,Bqcid,Bqc->Bqid", dreciprocal_z_ln_12, g, hess_ln__h2, r)
+        tmp_300 = g[:, None, None] * dreciprocal_z_ln_12
+        tmp_301 = tmp_300 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Bqcid,Bq->Bqid", dreciprocal_z_ln_12, g, hess_ln__h2, mu)
+        tmp_302 = mu * dreciprocal_z_ln_12
+        tmp_303 = tmp_302[:, :, None] * g
+        # einsum("Bq,Bqc,c,qcid->Bqid", dreciprocal_z_ln_12, adj_ln, g, jac_r__h2)
+        tmp_304 = jac_r__h2 * g[:, None, None]
+        tmp_305 = tmp_304[:, :, :, :, None] * dreciprocal_z_ln_12.T[:, None, None, None]
+        # einsum("Bq,Bqc,c,qid->Bqid", dreciprocal_z_ln_12, adj_ln, g, jac_mu__h2)
+        tmp_306 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_307 = tmp_306 * dreciprocal_z_ln_12
+        d2reciprocal_z_ln_5 = 2/z_ln**3
+        # einsum("Bq,Bqc,c,Bqid,Bqc->Bqid", d2reciprocal_z_ln_5, adj_ln, g, jac_z_ln__h2, r)
+        tmp_308 = r * adj_ln
+        tmp_309 = tmp_308 * d2reciprocal_z_ln_5[:, :, None]
+        tmp_310 = np.tensordot(tmp_309, g, axes=([2], [0]))
+        # einsum("Bq,Bqc,c,Bqid,Bq->Bqid", d2reciprocal_z_ln_5, adj_ln, g, jac_z_ln__h2, mu)
+        tmp_311 = mu * d2reciprocal_z_ln_5
+        tmp_312 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_313 = tmp_312 * tmp_311
+        hess_z_ln__h2 = np.einsum("cBq,Bqcid->Bqid", tmp_301, hess_ln__h2, optimize=False) - np.einsum("Bqc,Bqcid->Bqid", tmp_303, hess_ln__h2, optimize=False) + np.einsum("qcidB,Bqc->Bqid", tmp_305, adj_ln, optimize=False) - tmp_307[:, :, None, None] * jac_mu__h2 + tmp_310[:, :, None, None] * jac_z_ln__h2 - tmp_313[:, :, None, None] * jac_z_ln__h2
+        # hess_va__h2[q,i,d] = sd'(va[q]) hess_z_ln__h2[q,i,d] + sd''(va[q]) adj_z_ln[q] jac_va__h2[q,i,d]
+        dsd_va_12 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqid->Bqid", dsd_va_12, hess_z_ln__h2)
+        d2sd_va_5 = -(1/4)/(va + 1.0e-5)**(3/2)
+        # einsum("Bq,Bq,Bqid->Bqid", d2sd_va_5, adj_z_ln, jac_va__h2)
+        tmp_314 = adj_z_ln * d2sd_va_5
+        hess_va__h2 = hess_z_ln__h2 * dsd_va_12[:, :, None, None] + tmp_314[:, :, None, None] * jac_va__h2
+        # hess_mu__h2[q,i,d] = -2 hess_va__h2[q,i,d] mu[q] - 2 adj_va[q] jac_mu__h2[q,i,d] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__h2[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h2[q,i,d]
+        # einsum("Bqid,Bq->Bqid", hess_va__h2, mu)
+        # einsum("Bq,qid->Bqid", adj_va, jac_mu__h2)
+        reciprocal_z_ln_13 = z_ln**(-1.0)
+        # einsum("Bq,c,Bqcid->Bqid", reciprocal_z_ln_13, g, hess_ln__h2)
+        tmp_315 = g[:, None, None] * reciprocal_z_ln_13
+        # einsum("Bq,Bqc,c,Bqid->Bqid", dreciprocal_z_ln_12, adj_ln, g, jac_z_ln__h2)
+        tmp_316 = np.tensordot(g, adj_ln, axes=([0], [2]))
+        tmp_317 = tmp_316 * dreciprocal_z_ln_12
+        hess_mu__h2 = -2 * mu[:, :, None, None] * hess_va__h2 - 2 * jac_mu__h2 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcid->Bqid", tmp_315, hess_ln__h2, optimize=False) - tmp_317[:, :, None, None] * jac_z_ln__h2
+        # hess_r__h2[q,i,j,d] = 1/n 1[i] hess_mu__h2[q,j,d] + 2/n hess_va__h2[q,j,d] r[q,i] + 2/n adj_va[q] jac_r__h2[q,i,j,d] + reciprocal(z_ln[q]) g[i] hess_ln__h2[q,i,j,d] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__h2[q,j,d]
+        # einsum("i,Bqjd->Bqijd", np.ones(4), hess_mu__h2)
+        # einsum("Bqjd,Bqi->Bqijd", hess_va__h2, r)
+        # einsum("Bq,qijd->Bqijd", adj_va, jac_r__h2)
+        # einsum("Bq,i,Bqijd->Bqijd", reciprocal_z_ln_13, g, hess_ln__h2)
+        tmp_318 = g[:, None, None] * reciprocal_z_ln_13
+        # einsum("Bq,Bqi,i,Bqjd->Bqijd", dreciprocal_z_ln_12, adj_ln, g, jac_z_ln__h2)
+        tmp_319 = adj_ln * dreciprocal_z_ln_12[:, :, None]
+        tmp_320 = tmp_319 * g
+        hess_r__h2 = 0.25 * hess_mu__h2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__h2[:, :, None] + 0.5 * jac_r__h2 * adj_va[:, :, None, None, None] + (tmp_318.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__h2 + tmp_320[:, :, :, None, None] * jac_z_ln__h2[:, :, None]
+        del softmax_p_6, tmp_295, hess_p__h2, tmp_296, hess_ff__h2, dgelu_z_ff_14, tmp_297, d2gelu_z_ff_5, tmp_298, tmp_299, hess_z_ff__h2, hess_ln__h2, dreciprocal_z_ln_12, tmp_300, tmp_301, tmp_302, tmp_303, tmp_304, tmp_305, tmp_306, tmp_307, d2reciprocal_z_ln_5, tmp_308, tmp_309, tmp_310, tmp_311, tmp_312, tmp_313, hess_z_ln__h2, dsd_va_12, d2sd_va_5, tmp_314, hess_va__h2, reciprocal_z_ln_13, tmp_315, tmp_316, tmp_317, hess_mu__h2, tmp_318, tmp_319, tmp_320
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        del adj_z_ln, adj_va
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+        del jac_va__h2
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        del jac_p__h2
+    if ("O1", "V2") in todo:
+        # ∂f/∂O1,V2[i,d,j,k] = Σ_clm X[c,k] a2[l,c] h1[m,d] hess_r__h2[m,i,l,j]
+        hess_O1__V2 = _block_view(H, rows["O1"][0], rows["O1"][1], rows["V2"][0], rows["V2"][1], PARAMS["O1"] + PARAMS["V2"])
+        # einsum("Bck,Blc,Bmd,Bmilj->idjk", X, a2, h1, hess_r__h2)
+        tmp_321 = a2 @ X
+        tmp_322 = np.einsum("Bmilj,Bmd->Biljd", hess_r__h2, h1, optimize=False)
+        _add_into(hess_O1__V2, (np.tensordot(tmp_322, tmp_321, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del tmp_321, tmp_322
+    if ("V2", "O1") in want:
+        _mirror(H, rows["O1"][0], rows["O1"][1], rows["V2"][0], rows["V2"][1])
+    if not todo.isdisjoint((("V1", "V2"), ("Q1", "V2"), ("K1", "V2"))):
+        # hess_h1__h2[q,d,i,j] = Σ_c O1[c,d] hess_r__h2[q,c,i,j]
+        # einsum("cd,Bqcij->Bqdij", O1, hess_r__h2)
+        hess_h1__h2 = (np.tensordot(hess_r__h2, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if ("V1", "V2") in todo:
+        # ∂f/∂V1,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a1[m,c] a2[n,l] hess_h1__h2[m,d,n,j]
+        hess_V1__V2 = _block_view(H, rows["V1"][0], rows["V1"][1], rows["V2"][0], rows["V2"][1], PARAMS["V1"] + PARAMS["V2"])
+        # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a1, a2, hess_h1__h2)
+        tmp_323 = a1 @ X
+        tmp_324 = a2 @ X
+        tmp_325 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_323, hess_h1__h2, optimize=False)
+        _add_into(hess_V1__V2, (np.tensordot(tmp_325, tmp_324, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+        del tmp_323, tmp_324, tmp_325
+    if ("V2", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["V2"][0], rows["V2"][1])
+    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"))):
+        # hess_a1__h2[q,k,i,d] = Σ_cj V1[c,j] X[k,j] hess_h1__h2[q,c,i,d]
+        # einsum("cj,Bkj,Bqcid->Bqkid", V1, X, hess_h1__h2)
+        tmp_326 = np.tensordot(X, V1, axes=([2], [1]))
+        hess_a1__h2 = np.einsum("Bkc,Bqcid->Bqkid", tmp_326, hess_h1__h2, optimize=False)
+        # hess_z_a1__h2[q,k,i,d] = hess_a1__h2[q,k,i,d] softmax_k(z_a1[q,k]) - Σ_c hess_a1__h2[q,c,i,d] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1_7 = _softmax(z_a1, axis=2)
+        # einsum("Bqkid,Bqk->Bqkid", hess_a1__h2, softmax_z_a1_7)
+        # einsum("Bqcid,Bqc,Bqk->Bqkid", hess_a1__h2, softmax_z_a1_7, softmax_z_a1_7)
+        tmp_327 = np.einsum("Bqc,Bqcid->Bqid", softmax_z_a1_7, hess_a1__h2, optimize=False)
+        hess_z_a1__h2 = softmax_z_a1_7[:, :, :, None, None] * hess_a1__h2 - tmp_327[:, :, None] * softmax_z_a1_7[:, :, :, None, None]
+        del tmp_326, hess_a1__h2, softmax_z_a1_7, tmp_327
+    if not todo.isdisjoint((("V1", "V2"), ("Q1", "V2"), ("K1", "V2"))):
+        del hess_h1__h2
+    if ("Q1", "V2") in todo:
+        # ∂f/∂Q1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[m,l,o,j]
+        hess_Q1__V2 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["V2"][0], rows["V2"][1], PARAMS["Q1"] + PARAMS["V2"])
+        # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a2, hess_z_a1__h2)
+        tmp_328 = a2 @ X
+        tmp_329 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_330 = np.einsum("Bld,Bmloj->Bdmoj", tmp_329, hess_z_a1__h2, optimize=False)
+        tmp_331 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_330, X, optimize=False)
+        _add_into(hess_Q1__V2, (np.tensordot(tmp_331, tmp_328, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
+        del tmp_328, tmp_329, tmp_330, tmp_331
+    if ("V2", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["V2"][0], rows["V2"][1])
+    if ("K1", "V2") in todo:
+        # ∂f/∂K1,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q1[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a1__h2[l,m,o,j]
+        hess_K1__V2 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["V2"][0], rows["V2"][1], PARAMS["K1"] + PARAMS["V2"])
+        # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a2, hess_z_a1__h2)
+        tmp_332 = a2 @ X
+        tmp_333 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_334 = np.einsum("Bld,Blmoj->Bdmoj", tmp_333, hess_z_a1__h2, optimize=False)
+        tmp_335 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_334, X, optimize=False)
+        _add_into(hess_K1__V2, (np.tensordot(tmp_335, tmp_332, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
+        del tmp_332, tmp_333, tmp_334, tmp_335
+    if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"))):
+        del hess_z_a1__h2
+    if ("V2", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["V2"][0], rows["V2"][1])
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        # hess_p__ln[l,q,i] = jac_p__ln[l,q,i] softmax_l(p[l]) - Σ_c jac_p__ln[c,q,i] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_7 = _softmax(p, axis=1)
+        # einsum("Blqi,Bl->Blqi", jac_p__ln, softmax_p_7)
+        # einsum("Bcqi,Bc,Bl->Blqi", jac_p__ln, softmax_p_7, softmax_p_7)
+        tmp_336 = np.einsum("Bc,Bcqi->Bqi", softmax_p_7, jac_p__ln, optimize=False)
+        hess_p__ln = softmax_p_7[:, :, None, None] * jac_p__ln - tmp_336[:, None] * softmax_p_7[:, :, None, None]
+        # hess_ff__ln[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__ln[c,j,k]
+        # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__ln)
+        tmp_337 = np.tensordot(hess_p__ln, U, axes=([1], [0]))
+        hess_ff__ln = 0.3333333333333333 * (tmp_337.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        # hess_z_ff__ln[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__ln[q,c,i,j] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__ln[a,q,i,j]
+        dgelu_z_ff_15 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff_15, F2, hess_ff__ln)
+        tmp_338 = F2[:, :, None, None] * dgelu_z_ff_15.transpose(1, 0, 2)
+        d2gelu_z_ff_6 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+        # einsum("Baq,ca,Bqc,aqij->Baqij", d2gelu_z_ff_6, F2, adj_ff, jac_z_ff__ln)
+        tmp_339 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+        tmp_340 = tmp_339 * d2gelu_z_ff_6.transpose(0, 2, 1)
+        hess_z_ff__ln = np.einsum("caBq,Bqcij->Baqij", tmp_338, hess_ff__ln, optimize=False) + (tmp_340.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__ln
+        # hess_ln__ln[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__ln[c,q,j,k] + hess_ff__ln[q,i,j,k]
+        # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__ln)
+        hess_ln__ln = (np.tensordot(hess_z_ff__ln, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__ln
+        del softmax_p_7, tmp_336, hess_p__ln, tmp_337, hess_ff__ln, dgelu_z_ff_15, tmp_338, d2gelu_z_ff_6, tmp_339, tmp_340, hess_z_ff__ln
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        del jac_p__ln
+    if ("g", "g") in todo:
+        # ∂f/∂g,g[i,j] = Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] r[c,i] r[k,j] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[k] r[c,i] - Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] r[k,j] + Σ_ck reciprocal(z_ln[c]) reciprocal(z_ln[k]) hess_ln__ln[c,i,k,j] mu[c] mu[k]
+        hess_g__g = _block_view(H, rows["g"][0], rows["g"][1], rows["g"][0], rows["g"][1], PARAMS["g"] + PARAMS["g"])
+        reciprocal_z_ln_14 = z_ln**(-1.0)
+        # einsum("Bc,Bk,Bcikj,Bci,Bkj->ij", reciprocal_z_ln_14, reciprocal_z_ln_14, hess_ln__ln, r, r)
+        tmp_341 = reciprocal_z_ln_14[:, :, None] * reciprocal_z_ln_14[:, None]
+        tmp_342 = tmp_341[:, :, :, None] * r[:, None]
+        tmp_343 = (((tmp_342.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
+        _add_into(hess_g__g, np.einsum("Bkij,Bkj->ij", tmp_343, r, optimize=False), 1 / B, False)
+        # einsum("Bc,Bk,Bcikj,Bk,Bci->ij", reciprocal_z_ln_14, reciprocal_z_ln_14, hess_ln__ln, mu, r)
+        tmp_344 = mu * reciprocal_z_ln_14
+        tmp_345 = r * reciprocal_z_ln_14[:, :, None]
+        tmp_346 = np.einsum("Bci,Bcikj->Bikj", tmp_345, hess_ln__ln, optimize=False)
+        _add_into(hess_g__g, np.tensordot(tmp_346, tmp_344, axes=([0, 2], [0, 1])), -1 / B, True)
+        # einsum("Bc,Bk,Bcikj,Bc,Bkj->ij", reciprocal_z_ln_14, reciprocal_z_ln_14, hess_ln__ln, mu, r)
+        tmp_347 = mu * reciprocal_z_ln_14
+        tmp_348 = r * reciprocal_z_ln_14[:, :, None]
+        tmp_349 = np.einsum("Bkj,Bcikj->Bjci", tmp_348, hess_ln__ln, optimize=False)
+        _add_into(hess_g__g, (np.tensordot(tmp_349, tmp_347, axes=([0, 2], [0, 1]))).T, -1 / B, True)
+        # einsum("Bc,Bk,Bcikj,Bc,Bk->ij", reciprocal_z_ln_14, reciprocal_z_ln_14, hess_ln__ln, mu, mu)
+        tmp_350 = mu * reciprocal_z_ln_14
+        tmp_351 = np.einsum("Bc,Bcikj->Bikj", tmp_350, hess_ln__ln, optimize=False)
+        _add_into(hess_g__g, np.tensordot(tmp_351, tmp_350, axes=([0, 2], [0, 1])), 1 / B, True)
+        del reciprocal_z_ln_14, tmp_341, tmp_342, tmp_343, tmp_344, tmp_345, tmp_346, tmp_347, tmp_348, tmp_349, tmp_350, tmp_351
+    if ("g", "b") in todo:
+        # ∂f/∂g,b[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] mu[c]
+        hess_g__b = _block_view(H, rows["g"][0], rows["g"][1], rows["b"][0], rows["b"][1], PARAMS["g"] + PARAMS["b"])
+        reciprocal_z_ln_15 = z_ln**(-1.0)
+        # einsum("Bc,Bcikj,Bci->ij", reciprocal_z_ln_15, hess_ln__ln, r)
+        tmp_352 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln_15[:, :, None, None]
+        _add_into(hess_g__b, np.einsum("Bcij,Bci->ij", tmp_352, r, optimize=False), 1 / B, False)
+        # einsum("Bc,Bcikj,Bc->ij", reciprocal_z_ln_15, hess_ln__ln, mu)
+        tmp_353 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln_15[:, :, None, None]
+        _add_into(hess_g__b, np.tensordot(tmp_353, mu, axes=([0, 1], [0, 1])), -1 / B, True)
+        del reciprocal_z_ln_15, tmp_352, tmp_353
+    if ("b", "g") in want:
+        _mirror(H, rows["g"][0], rows["g"][1], rows["b"][0], rows["b"][1])
+    if ("b", "b") in todo:
+        # ∂f/∂b,b[i,j] = Σ_ck hess_ln__ln[c,i,k,j]
+        hess_b__b = _block_view(H, rows["b"][0], rows["b"][1], rows["b"][0], rows["b"][1], PARAMS["b"] + PARAMS["b"])
+        # einsum("Bcikj->ij", hess_ln__ln)
+        _add_into(hess_b__b, hess_ln__ln.sum(axis=(0, 1, 3)), 1 / B, False)
+    if not todo.isdisjoint((("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        # hess_z_ln__ln[q,i,j] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ln[q,c,i,j] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ln[q,c,i,j] mu[q]
+        dreciprocal_z_ln_13 = -1/z_ln**2
+        # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln_13, g, hess_ln__ln, r)
+        tmp_354 = g[:, None, None] * dreciprocal_z_ln_13
+        tmp_355 = tmp_354 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z_ln_13, g, hess_ln__ln, mu)
+        tmp_356 = mu * dreciprocal_z_ln_13
+        tmp_357 = tmp_356[:, :, None] * g
+        hess_z_ln__ln = np.einsum("cBq,Bqcij->Bqij", tmp_355, hess_ln__ln, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_357, hess_ln__ln, optimize=False)
+        # hess_va__ln[q,i,j] = sd'(va[q]) hess_z_ln__ln[q,i,j]
+        dsd_va_13 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqij->Bqij", dsd_va_13, hess_z_ln__ln)
+        hess_va__ln = hess_z_ln__ln * dsd_va_13[:, :, None, None]
+        # hess_mu__ln[q,i,j] = -2 hess_va__ln[q,i,j] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__ln[q,c,i,j]
+        # einsum("Bqij,Bq->Bqij", hess_va__ln, mu)
+        reciprocal_z_ln_16 = z_ln**(-1.0)
+        # einsum("Bq,c,Bqcij->Bqij", reciprocal_z_ln_16, g, hess_ln__ln)
+        tmp_358 = g[:, None, None] * reciprocal_z_ln_16
+        hess_mu__ln = -2 * mu[:, :, None, None] * hess_va__ln - np.einsum("cBq,Bqcij->Bqij", tmp_358, hess_ln__ln, optimize=False)
+        # hess_r__ln[q,i,j,k] = 1/n 1[i] hess_mu__ln[q,j,k] + 2/n hess_va__ln[q,j,k] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__ln[q,i,j,k]
+        # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__ln)
+        # einsum("Bqjk,Bqi->Bqijk", hess_va__ln, r)
+        # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_16, g, hess_ln__ln)
+        tmp_359 = g[:, None, None] * reciprocal_z_ln_16
+        hess_r__ln = 0.25 * hess_mu__ln[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__ln[:, :, None] + (tmp_359.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__ln
+        del dreciprocal_z_ln_13, tmp_354, tmp_355, tmp_356, tmp_357, hess_z_ln__ln, dsd_va_13, hess_va__ln, reciprocal_z_ln_16, tmp_358, hess_mu__ln, tmp_359
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        del hess_ln__ln
+    if ("O1", "g") in todo:
+        # ∂f/∂O1,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h1[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h1[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h1[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h1[k,d] hess_r__ln[k,i,c,j] mu[c]
+        hess_O1__g = _block_view(H, rows["O1"][0], rows["O1"][1], rows["g"][0], rows["g"][1], PARAMS["O1"] + PARAMS["g"])
+        reciprocal_z_ln_17 = z_ln**(-1.0)
+        # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln_17, adj_ln, h1, jac_mu__r)
+        tmp_360 = adj_ln * reciprocal_z_ln_17[:, :, None]
+        tmp_361 = np.tensordot(tmp_360, h1, axes=([0], [0]))
+        _add_into(hess_O1__g, (np.tensordot(tmp_361, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
+        dreciprocal_z_ln_14 = -1/z_ln**2
+        # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln_14, adj_ln, h1, jac_z_ln__r, r)
+        tmp_362 = r * adj_ln
+        tmp_363 = tmp_362 * dreciprocal_z_ln_14[:, :, None]
+        tmp_364 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+        _add_into(hess_O1__g, np.tensordot(tmp_364, tmp_363, axes=([0, 1], [0, 1])), 1 / B, True)
+        # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln_14, adj_ln, h1, jac_z_ln__r, mu)
+        tmp_365 = mu * dreciprocal_z_ln_14
+        tmp_366 = tmp_365[:, :, None] * adj_ln
+        tmp_367 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+        _add_into(hess_O1__g, np.tensordot(tmp_367, tmp_366, axes=([0, 1], [0, 1])), -1 / B, True)
+        # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln_17, h1, hess_r__ln, r)
+        tmp_368 = hess_r__ln * reciprocal_z_ln_17[:, None, None, :, None]
+        tmp_369 = np.einsum("Bkicj,Bcj->Bkij", tmp_368, r, optimize=False)
+        _add_into(hess_O1__g, (np.tensordot(tmp_369, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
+        # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln_17, h1, hess_r__ln, mu)
+        tmp_370 = mu * reciprocal_z_ln_17
+        tmp_371 = tmp_370[:, :, None, None] * h1[:, None]
+        _add_into(hess_O1__g, (np.tensordot(tmp_371, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+        # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln_17, adj_ln, h1)
+        tmp_372 = h1 * reciprocal_z_ln_17[:, :, None]
+        _add_into(_diagonal_view(hess_O1__g, 0, 2), (np.tensordot(tmp_372, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
+        del reciprocal_z_ln_17, tmp_360, tmp_361, dreciprocal_z_ln_14, tmp_362, tmp_363, tmp_364, tmp_365, tmp_366, tmp_367, tmp_368, tmp_369, tmp_370, tmp_371, tmp_372
+    if ("g", "O1") in want:
+        _mirror(H, rows["O1"][0], rows["O1"][1], rows["g"][0], rows["g"][1])
+    if ("O1", "b") in todo:
+        # ∂f/∂O1,b[i,d,j] = Σ_ck h1[c,d] hess_r__ln[c,i,k,j]
+        hess_O1__b = _block_view(H, rows["O1"][0], rows["O1"][1], rows["b"][0], rows["b"][1], PARAMS["O1"] + PARAMS["b"])
+        # einsum("Bcd,Bcikj->idj", h1, hess_r__ln)
+        _add_into(hess_O1__b, (np.tensordot(hess_r__ln.sum(axis=3), h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    if ("b", "O1") in want:
+        _mirror(H, rows["O1"][0], rows["O1"][1], rows["b"][0], rows["b"][1])
+    if ("O2", "g") in todo:
+        # ∂f/∂O2,g[i,d,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_ln[c,i] h2[c,d] - Σ_ck reciprocal(z_ln[c]) adj_ln[c,j] h2[k,d] jac_mu__r[c,k,i] + Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] r[c,j] - Σ_ck reciprocal'(z_ln[c]) adj_ln[c,j] h2[k,d] jac_z_ln__r[c,k,i] mu[c] + Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] r[c,j] - Σ_ck reciprocal(z_ln[c]) h2[k,d] hess_r__ln[k,i,c,j] mu[c]
+        hess_O2__g = _block_view(H, rows["O2"][0], rows["O2"][1], rows["g"][0], rows["g"][1], PARAMS["O2"] + PARAMS["g"])
+        reciprocal_z_ln_18 = z_ln**(-1.0)
+        # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln_18, adj_ln, h2, jac_mu__r)
+        tmp_373 = adj_ln * reciprocal_z_ln_18[:, :, None]
+        tmp_374 = np.tensordot(tmp_373, h2, axes=([0], [0]))
+        _add_into(hess_O2__g, (np.tensordot(tmp_374, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
+        dreciprocal_z_ln_15 = -1/z_ln**2
+        # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln_15, adj_ln, h2, jac_z_ln__r, r)
+        tmp_375 = r * adj_ln
+        tmp_376 = tmp_375 * dreciprocal_z_ln_15[:, :, None]
+        tmp_377 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+        _add_into(hess_O2__g, np.tensordot(tmp_377, tmp_376, axes=([0, 1], [0, 1])), 1 / B, True)
+        # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln_15, adj_ln, h2, jac_z_ln__r, mu)
+        tmp_378 = mu * dreciprocal_z_ln_15
+        tmp_379 = tmp_378[:, :, None] * adj_ln
+        tmp_380 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+        _add_into(hess_O2__g, np.tensordot(tmp_380, tmp_379, axes=([0, 1], [0, 1])), -1 / B, True)
+        # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln_18, h2, hess_r__ln, r)
+        tmp_381 = hess_r__ln * reciprocal_z_ln_18[:, None, None, :, None]
+        tmp_382 = np.einsum("Bkicj,Bcj->Bkij", tmp_381, r, optimize=False)
+        _add_into(hess_O2__g, (np.tensordot(tmp_382, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
+        # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln_18, h2, hess_r__ln, mu)
+        tmp_383 = mu * reciprocal_z_ln_18
+        tmp_384 = tmp_383[:, :, None, None] * h2[:, None]
+        _add_into(hess_O2__g, (np.tensordot(tmp_384, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+        # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln_18, adj_ln, h2)
+        tmp_385 = h2 * reciprocal_z_ln_18[:, :, None]
+        _add_into(_diagonal_view(hess_O2__g, 0, 2), (np.tensordot(tmp_385, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
+        del reciprocal_z_ln_18, tmp_373, tmp_374, dreciprocal_z_ln_15, tmp_375, tmp_376, tmp_377, tmp_378, tmp_379, tmp_380, tmp_381, tmp_382, tmp_383, tmp_384, tmp_385
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "g"), ("O2", "g"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        del jac_mu__r, jac_z_ln__r
+    if ("g", "O2") in want:
+        _mirror(H, rows["O2"][0], rows["O2"][1], rows["g"][0], rows["g"][1])
+    if ("O2", "b") in todo:
+        # ∂f/∂O2,b[i,d,j] = Σ_ck h2[c,d] hess_r__ln[c,i,k,j]
+        hess_O2__b = _block_view(H, rows["O2"][0], rows["O2"][1], rows["b"][0], rows["b"][1], PARAMS["O2"] + PARAMS["b"])
+        # einsum("Bcd,Bcikj->idj", h2, hess_r__ln)
+        _add_into(hess_O2__b, (np.tensordot(hess_r__ln.sum(axis=3), h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+    if ("b", "O2") in want:
+        _mirror(H, rows["O2"][0], rows["O2"][1], rows["b"][0], rows["b"][1])
+    if not todo.isdisjoint((("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"))):
+        # hess_h1__ln[q,d,i,j] = Σ_c O1[c,d] hess_r__ln[q,c,i,j]
+        # einsum("cd,Bqcij->Bqdij", O1, hess_r__ln)
+        hess_h1__ln = (np.tensordot(hess_r__ln, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if ("V1", "g") in todo:
+        # ∂f/∂V1,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_r__h1[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_mu__h1[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a1[l,k] adj_ln[c,j] jac_z_ln__h1[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a1[l,k] hess_h1__ln[l,d,c,j] mu[c]
+        hess_V1__g = _block_view(H, rows["V1"][0], rows["V1"][1], rows["g"][0], rows["g"][1], PARAMS["V1"] + PARAMS["g"])
+        reciprocal_z_ln_19 = z_ln**(-1.0)
+        # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln_19, X, a1, adj_ln, jac_r__h1)
+        tmp_386 = adj_ln * reciprocal_z_ln_19[:, :, None]
+        tmp_387 = a1 @ X
+        tmp_388 = np.tensordot(tmp_387, tmp_386, axes=([0], [0]))
+        _add_into(hess_V1__g, np.einsum("licj,cjld->dij", tmp_388, jac_r__h1, optimize=False), 1 / B, False)
+        # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln_19, X, a1, adj_ln, jac_mu__h1)
+        tmp_389 = adj_ln * reciprocal_z_ln_19[:, :, None]
+        tmp_390 = a1 @ X
+        tmp_391 = np.tensordot(tmp_390, tmp_389, axes=([0], [0]))
+        _add_into(hess_V1__g, (np.tensordot(tmp_391, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
+        dreciprocal_z_ln_16 = -1/z_ln**2
+        # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln_16, X, a1, adj_ln, jac_z_ln__h1, r)
+        tmp_392 = r * adj_ln
+        tmp_393 = a1 @ X
+        tmp_394 = tmp_392 * dreciprocal_z_ln_16[:, :, None]
+        tmp_395 = np.einsum("Bli,Bcld->Bicd", tmp_393, jac_z_ln__h1, optimize=False)
+        _add_into(hess_V1__g, (np.tensordot(tmp_395, tmp_394, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+        # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln_16, X, a1, adj_ln, jac_z_ln__h1, mu)
+        tmp_396 = mu * dreciprocal_z_ln_16
+        tmp_397 = a1 @ X
+        tmp_398 = tmp_396[:, :, None] * adj_ln
+        tmp_399 = np.einsum("Bli,Bcld->Bicd", tmp_397, jac_z_ln__h1, optimize=False)
+        _add_into(hess_V1__g, (np.tensordot(tmp_399, tmp_398, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
+        # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln_19, X, a1, hess_h1__ln, r)
+        tmp_400 = hess_h1__ln * reciprocal_z_ln_19[:, None, None, :, None]
+        tmp_401 = np.einsum("Bldcj,Bcj->Bldj", tmp_400, r, optimize=False)
+        tmp_402 = a1 @ X
+        _add_into(hess_V1__g, (np.tensordot(tmp_402, tmp_401, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+        # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln_19, X, a1, hess_h1__ln, mu)
+        tmp_403 = mu * reciprocal_z_ln_19
+        tmp_404 = a1 @ X
+        tmp_405 = tmp_404[:, :, :, None] * tmp_403[:, None, None]
+        _add_into(hess_V1__g, (np.tensordot(tmp_405, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
+        del reciprocal_z_ln_19, tmp_386, tmp_387, tmp_388, tmp_389, tmp_390, tmp_391, dreciprocal_z_ln_16, tmp_392, tmp_393, tmp_394, tmp_395, tmp_396, tmp_397, tmp_398, tmp_399, tmp_400, tmp_401, tmp_402, tmp_403, tmp_404, tmp_405
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+        del jac_r__h1, jac_mu__h1, jac_z_ln__h1
+    if ("g", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["g"][0], rows["g"][1])
+    if ("V1", "b") in todo:
+        # ∂f/∂V1,b[d,i,j] = Σ_ckl X[c,i] a1[k,c] hess_h1__ln[k,d,l,j]
+        hess_V1__b = _block_view(H, rows["V1"][0], rows["V1"][1], rows["b"][0], rows["b"][1], PARAMS["V1"] + PARAMS["b"])
+        # einsum("Bci,Bkc,Bkdlj->dij", X, a1, hess_h1__ln)
+        tmp_406 = np.einsum("Bkdj,Bkc->Bdjc", hess_h1__ln.sum(axis=3), a1, optimize=False)
+        _add_into(hess_V1__b, (np.tensordot(tmp_406, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+        del tmp_406
+    if ("b", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["b"][0], rows["b"][1])
+    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"))):
+        # hess_a1__ln[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__ln[q,c,i,j]
+        # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__ln)
+        tmp_407 = np.tensordot(X, V1, axes=([2], [1]))
+        hess_a1__ln = np.einsum("Bkc,Bqcij->Bqkij", tmp_407, hess_h1__ln, optimize=False)
+        # hess_z_a1__ln[q,k,i,j] = hess_a1__ln[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__ln[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1_8 = _softmax(z_a1, axis=2)
+        # einsum("Bqkij,Bqk->Bqkij", hess_a1__ln, softmax_z_a1_8)
+        # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__ln, softmax_z_a1_8, softmax_z_a1_8)
+        tmp_408 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_8, hess_a1__ln, optimize=False)
+        hess_z_a1__ln = softmax_z_a1_8[:, :, :, None, None] * hess_a1__ln - tmp_408[:, :, None] * softmax_z_a1_8[:, :, :, None, None]
+        del tmp_407, hess_a1__ln, softmax_z_a1_8, tmp_408
+    if not todo.isdisjoint((("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"))):
+        del hess_h1__ln
+    if ("Q1", "g") in todo:
+        # ∂f/∂Q1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ln[m,l,c,j] mu[c]
+        hess_Q1__g = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["g"][0], rows["g"][1], PARAMS["Q1"] + PARAMS["g"])
+        reciprocal_z_ln_20 = z_ln**(-1.0)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln_20, K1, X, X, adj_ln, jac_r__z_a1)
+        tmp_409 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_410 = adj_ln * reciprocal_z_ln_20[:, :, None]
+        tmp_411 = np.einsum("Bcj,Bcjml->Bjml", tmp_410, jac_r__z_a1, optimize=False)
+        tmp_412 = np.einsum("Bjml,Bld->Bjmd", tmp_411, tmp_409, optimize=False)
+        _add_into(hess_Q1__g, (np.tensordot(tmp_412, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln_20, K1, X, X, adj_ln, jac_mu__z_a1)
+        tmp_413 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_414 = np.einsum("Bld,Bcml->Bdcm", tmp_413, jac_mu__z_a1, optimize=False)
+        tmp_415 = adj_ln * reciprocal_z_ln_20[:, :, None]
+        tmp_416 = np.einsum("Bdcm,Bmi->Bdci", tmp_414, X, optimize=False)
+        _add_into(hess_Q1__g, np.tensordot(tmp_416, tmp_415, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        dreciprocal_z_ln_17 = -1/z_ln**2
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln_17, K1, X, X, adj_ln, jac_z_ln__z_a1, r)
+        tmp_417 = r * adj_ln
+        tmp_418 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_419 = np.einsum("Bld,Bcml->Bdcm", tmp_418, jac_z_ln__z_a1, optimize=False)
+        tmp_420 = tmp_417 * dreciprocal_z_ln_17[:, :, None]
+        tmp_421 = np.einsum("Bdcm,Bmi->Bdci", tmp_419, X, optimize=False)
+        _add_into(hess_Q1__g, np.tensordot(tmp_421, tmp_420, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln_17, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
+        tmp_422 = mu * dreciprocal_z_ln_17
+        tmp_423 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_424 = np.einsum("Bld,Bcml->Bdcm", tmp_423, jac_z_ln__z_a1, optimize=False)
+        tmp_425 = tmp_422[:, :, None] * adj_ln
+        tmp_426 = np.einsum("Bdcm,Bmi->Bdci", tmp_424, X, optimize=False)
+        _add_into(hess_Q1__g, np.tensordot(tmp_426, tmp_425, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln_20, K1, X, X, hess_z_a1__ln, r)
+        tmp_427 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_428 = hess_z_a1__ln * reciprocal_z_ln_20[:, None, None, :, None]
+        tmp_429 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_428, r, optimize=False)
+        tmp_430 = np.einsum("Bmlj,Bld->Bmjd", tmp_429, tmp_427, optimize=False)
+        _add_into(hess_Q1__g, (np.tensordot(tmp_430, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln_20, K1, X, X, hess_z_a1__ln, mu)
+        tmp_431 = mu * reciprocal_z_ln_20
+        tmp_432 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_433 = tmp_432[:, :, :, None] * tmp_431[:, None, None]
+        tmp_434 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_433, hess_z_a1__ln, optimize=False)
+        _add_into(hess_Q1__g, (np.tensordot(tmp_434, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+        del reciprocal_z_ln_20, tmp_409, tmp_410, tmp_411, tmp_412, tmp_413, tmp_414, tmp_415, tmp_416, dreciprocal_z_ln_17, tmp_417, tmp_418, tmp_419, tmp_420, tmp_421, tmp_422, tmp_423, tmp_424, tmp_425, tmp_426, tmp_427, tmp_428, tmp_429, tmp_430, tmp_431, tmp_432, tmp_433, tmp_434
+    if ("g", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["g"][0], rows["g"][1])
+    if ("Q1", "b") in todo:
+        # ∂f/∂Q1,b[d,i,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__ln[l,k,m,j]
+        hess_Q1__b = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["b"][0], rows["b"][1], PARAMS["Q1"] + PARAMS["b"])
+        # einsum("dc,Bkc,Bli,Blkmj->dij", K1, X, X, hess_z_a1__ln)
+        tmp_435 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_436 = np.einsum("Bkd,Blkj->Bdlj", tmp_435, hess_z_a1__ln.sum(axis=3), optimize=False)
+        _add_into(hess_Q1__b, (np.tensordot(tmp_436, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+        del tmp_435, tmp_436
+    if ("b", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["b"][0], rows["b"][1])
+    if ("K1", "g") in todo:
+        # ∂f/∂K1,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a1[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a1[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q1[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a1[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ln[l,m,c,j] mu[c]
+        hess_K1__g = _block_view(H, rows["K1"][0], rows["K1"][1], rows["g"][0], rows["g"][1], PARAMS["K1"] + PARAMS["g"])
+        reciprocal_z_ln_21 = z_ln**(-1.0)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln_21, Q1, X, X, adj_ln, jac_r__z_a1)
+        tmp_437 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_438 = adj_ln * reciprocal_z_ln_21[:, :, None]
+        tmp_439 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_438, jac_r__z_a1, optimize=False)
+        tmp_440 = np.einsum("Bjlm,Bld->Bjmd", tmp_439, tmp_437, optimize=False)
+        _add_into(hess_K1__g, (np.tensordot(tmp_440, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln_21, Q1, X, X, adj_ln, jac_mu__z_a1)
+        tmp_441 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_442 = np.einsum("Bld,Bclm->Bdcm", tmp_441, jac_mu__z_a1, optimize=False)
+        tmp_443 = adj_ln * reciprocal_z_ln_21[:, :, None]
+        tmp_444 = np.einsum("Bdcm,Bmi->Bdci", tmp_442, X, optimize=False)
+        _add_into(hess_K1__g, np.tensordot(tmp_444, tmp_443, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        dreciprocal_z_ln_18 = -1/z_ln**2
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln_18, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
+        tmp_445 = r * adj_ln
+        tmp_446 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_447 = np.einsum("Bld,Bclm->Bdcm", tmp_446, jac_z_ln__z_a1, optimize=False)
+        tmp_448 = tmp_445 * dreciprocal_z_ln_18[:, :, None]
+        tmp_449 = np.einsum("Bdcm,Bmi->Bdci", tmp_447, X, optimize=False)
+        _add_into(hess_K1__g, np.tensordot(tmp_449, tmp_448, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln_18, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
+        tmp_450 = mu * dreciprocal_z_ln_18
+        tmp_451 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_452 = np.einsum("Bld,Bclm->Bdcm", tmp_451, jac_z_ln__z_a1, optimize=False)
+        tmp_453 = tmp_450[:, :, None] * adj_ln
+        tmp_454 = np.einsum("Bdcm,Bmi->Bdci", tmp_452, X, optimize=False)
+        _add_into(hess_K1__g, np.tensordot(tmp_454, tmp_453, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln_21, Q1, X, X, hess_z_a1__ln, r)
+        tmp_455 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_456 = hess_z_a1__ln * reciprocal_z_ln_21[:, None, None, :, None]
+        tmp_457 = np.einsum("Blmcj,Bcj->Blmj", tmp_456, r, optimize=False)
+        tmp_458 = np.einsum("Blmj,Bld->Bmjd", tmp_457, tmp_455, optimize=False)
+        _add_into(hess_K1__g, (np.tensordot(tmp_458, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln_21, Q1, X, X, hess_z_a1__ln, mu)
+        tmp_459 = mu * reciprocal_z_ln_21
+        tmp_460 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_461 = tmp_460[:, :, :, None] * tmp_459[:, None, None]
+        tmp_462 = np.einsum("Bldc,Blmcj->Bdmj", tmp_461, hess_z_a1__ln, optimize=False)
+        _add_into(hess_K1__g, (np.tensordot(tmp_462, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+        del reciprocal_z_ln_21, tmp_437, tmp_438, tmp_439, tmp_440, tmp_441, tmp_442, tmp_443, tmp_444, dreciprocal_z_ln_18, tmp_445, tmp_446, tmp_447, tmp_448, tmp_449, tmp_450, tmp_451, tmp_452, tmp_453, tmp_454, tmp_455, tmp_456, tmp_457, tmp_458, tmp_459, tmp_460, tmp_461, tmp_462
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        del jac_r__z_a1, jac_mu__z_a1, jac_z_ln__z_a1
+    if ("g", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["g"][0], rows["g"][1])
+    if ("K1", "b") in todo:
+        # ∂f/∂K1,b[d,i,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__ln[k,l,m,j]
+        hess_K1__b = _block_view(H, rows["K1"][0], rows["K1"][1], rows["b"][0], rows["b"][1], PARAMS["K1"] + PARAMS["b"])
+        # einsum("dc,Bkc,Bli,Bklmj->dij", Q1, X, X, hess_z_a1__ln)
+        tmp_463 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_464 = np.einsum("Bkd,Bklj->Bdlj", tmp_463, hess_z_a1__ln.sum(axis=3), optimize=False)
+        _add_into(hess_K1__b, (np.tensordot(tmp_464, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+        del tmp_463, tmp_464
+    if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"))):
+        del hess_z_a1__ln
+    if ("b", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["b"][0], rows["b"][1])
+    if not todo.isdisjoint((("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        # hess_p__z_ff[l,a,q] = jac_p__z_ff[l,a,q] softmax_l(p[l]) - Σ_c jac_p__z_ff[c,a,q] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_8 = _softmax(p, axis=1)
+        # einsum("Blaq,Bl->Blaq", jac_p__z_ff, softmax_p_8)
+        # einsum("Bcaq,Bc,Bl->Blaq", jac_p__z_ff, softmax_p_8, softmax_p_8)
+        tmp_465 = np.einsum("Bc,Bcaq->Baq", softmax_p_8, jac_p__z_ff, optimize=False)
+        hess_p__z_ff = softmax_p_8[:, :, None, None] * jac_p__z_ff - tmp_465[:, None] * softmax_p_8[:, :, None, None]
+        # hess_ff__z_ff[q,i,a,j] = 1/t Σ_c 1[q] U[c,i] hess_p__z_ff[c,a,j]
+        # einsum("q,ci,Bcaj->Bqiaj", np.ones(3), U, hess_p__z_ff)
+        tmp_466 = np.tensordot(hess_p__z_ff, U, axes=([1], [0]))
+        hess_ff__z_ff = 0.3333333333333333 * (tmp_466.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        # hess_z_ff__z_ff[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__z_ff[q,c,i,j] + Σ_c gelu''(z_ff[a,q]) δ[a,i] δ[q,j] F2[c,a] adj_ff[q,c]
+        dgelu_z_ff_16 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff_16, F2, hess_ff__z_ff)
+        tmp_467 = F2[:, :, None, None] * dgelu_z_ff_16.transpose(1, 0, 2)
+        d2gelu_z_ff_7 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
+        # einsum("Baq,ai,qj,ca,Bqc->Baqij", d2gelu_z_ff_7, np.eye(4), np.eye(3), F2, adj_ff)
+        tmp_468 = (np.eye(3))[:, :, None, None] * (d2gelu_z_ff_7.transpose(2, 0, 1))[:, None]
+        tmp_469 = np.tensordot(adj_ff, F2, axes=([2], [0]))
+        tmp_470 = tmp_469[:, :, :, None] * tmp_468.transpose(2, 0, 3, 1)
+        hess_z_ff__z_ff = np.einsum("caBq,Bqcij->Baqij", tmp_467, hess_ff__z_ff, optimize=False) + (tmp_470.transpose(0, 2, 1, 3))[:, :, :, None] * (np.eye(4))[:, None, :, None]
+        del softmax_p_8, tmp_465, hess_p__z_ff, tmp_466, dgelu_z_ff_16, tmp_467, d2gelu_z_ff_7, tmp_468, tmp_469, tmp_470
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        del jac_p__z_ff
+    if ("F1", "F1") in todo:
+        # ∂f/∂F1,F1[a,i,j,k] = Σ_cl hess_z_ff__z_ff[a,c,j,l] ln[c,i] ln[l,k]
+        hess_F1__F1 = _block_view(H, rows["F1"][0], rows["F1"][1], rows["F1"][0], rows["F1"][1], PARAMS["F1"] + PARAMS["F1"])
+        # einsum("Bacjl,Bci,Blk->aijk", hess_z_ff__z_ff, ln, ln)
+        tmp_471 = np.einsum("Bci,Bacjl->Biajl", ln, hess_z_ff__z_ff, optimize=False)
+        _add_into(hess_F1__F1, (np.tensordot(tmp_471, ln, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+        del tmp_471
+    if not todo.isdisjoint((("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        # hess_ln__z_ff[q,i,a,j] = Σ_c F1[c,i] hess_z_ff__z_ff[c,q,a,j] + hess_ff__z_ff[q,i,a,j]
+        # einsum("ci,Bcqaj->Bqiaj", F1, hess_z_ff__z_ff)
+        hess_ln__z_ff = (np.tensordot(hess_z_ff__z_ff, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__z_ff
+    if not todo.isdisjoint((("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        del hess_ff__z_ff, hess_z_ff__z_ff
+    if ("g", "F1") in todo:
+        # ∂f/∂g,F1[i,a,j] = Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] r[c,i] - Σ_c reciprocal(z_ln[c]) δ[i,j] adj_z_ff[a,c] mu[c] + Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__z_ff[c,i,a,k] ln[k,j] mu[c]
+        hess_g__F1 = _block_view(H, rows["g"][0], rows["g"][1], rows["F1"][0], rows["F1"][1], PARAMS["g"] + PARAMS["F1"])
+        reciprocal_z_ln_22 = z_ln**(-1.0)
+        # einsum("Bc,Bciak,Bkj,Bci->iaj", reciprocal_z_ln_22, hess_ln__z_ff, ln, r)
+        tmp_472 = hess_ln__z_ff * reciprocal_z_ln_22[:, :, None, None, None]
+        tmp_473 = np.einsum("Bciak,Bci->Biak", tmp_472, r, optimize=False)
+        _add_into(hess_g__F1, np.tensordot(tmp_473, ln, axes=([0, 3], [0, 1])), 1 / B, False)
+        # einsum("Bc,Bciak,Bkj,Bc->iaj", reciprocal_z_ln_22, hess_ln__z_ff, ln, mu)
+        tmp_474 = mu * reciprocal_z_ln_22
+        tmp_475 = tmp_474[:, :, None, None] * ln[:, None]
+        _add_into(hess_g__F1, (np.tensordot(tmp_475, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0), -1 / B, True)
+        # einsum("Bc,Bac,Bci->ia", reciprocal_z_ln_22, adj_z_ff, r)
+        tmp_476 = adj_z_ff * reciprocal_z_ln_22[:, None]
+        _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_476, r, axes=([0, 2], [0, 1]))).T, 1 / B, True)
+        # einsum("Bc,Bac,Bc->a", reciprocal_z_ln_22, adj_z_ff, mu)
+        tmp_477 = adj_z_ff * reciprocal_z_ln_22[:, None]
+        _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_477, mu, axes=([0, 2], [0, 1])))[None], -1 / B, True)
+        del reciprocal_z_ln_22, tmp_472, tmp_473, tmp_474, tmp_475, tmp_476, tmp_477
+    if ("F1", "g") in want:
+        _mirror(H, rows["g"][0], rows["g"][1], rows["F1"][0], rows["F1"][1])
+    if ("b", "F1") in todo:
+        # ∂f/∂b,F1[i,a,j] = Σ_c δ[i,j] adj_z_ff[a,c] + Σ_ck hess_ln__z_ff[c,i,a,k] ln[k,j]
+        hess_b__F1 = _block_view(H, rows["b"][0], rows["b"][1], rows["F1"][0], rows["F1"][1], PARAMS["b"] + PARAMS["F1"])
+        # einsum("Bciak,Bkj->iaj", hess_ln__z_ff, ln)
+        _add_into(hess_b__F1, (np.tensordot(ln, hess_ln__z_ff.sum(axis=1), axes=([0, 1], [0, 3]))).transpose(1, 2, 0), 1 / B, False)
+        # einsum("Bac->a", adj_z_ff)
+        _add_into(_diagonal_view(hess_b__F1, 0, 2), (adj_z_ff.sum(axis=(0, 2)))[None], 1 / B, True)
+    if ("F1", "b") in want:
+        _mirror(H, rows["b"][0], rows["b"][1], rows["F1"][0], rows["F1"][1])
+    if not todo.isdisjoint((("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        # hess_z_ln__z_ff[q,a,i] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_ff[q,c,a,i] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_ff[q,c,a,i] mu[q]
+        dreciprocal_z_ln_19 = -1/z_ln**2
+        # einsum("Bq,c,Bqcai,Bqc->Bqai", dreciprocal_z_ln_19, g, hess_ln__z_ff, r)
+        tmp_478 = g[:, None, None] * dreciprocal_z_ln_19
+        tmp_479 = tmp_478 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Bqcai,Bq->Bqai", dreciprocal_z_ln_19, g, hess_ln__z_ff, mu)
+        tmp_480 = mu * dreciprocal_z_ln_19
+        tmp_481 = tmp_480[:, :, None] * g
+        hess_z_ln__z_ff = np.einsum("cBq,Bqcai->Bqai", tmp_479, hess_ln__z_ff, optimize=False) - np.einsum("Bqc,Bqcai->Bqai", tmp_481, hess_ln__z_ff, optimize=False)
+        # hess_va__z_ff[q,a,i] = sd'(va[q]) hess_z_ln__z_ff[q,a,i]
+        dsd_va_14 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqai->Bqai", dsd_va_14, hess_z_ln__z_ff)
+        hess_va__z_ff = hess_z_ln__z_ff * dsd_va_14[:, :, None, None]
+        # hess_mu__z_ff[q,a,i] = -2 hess_va__z_ff[q,a,i] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__z_ff[q,c,a,i]
+        # einsum("Bqai,Bq->Bqai", hess_va__z_ff, mu)
+        reciprocal_z_ln_23 = z_ln**(-1.0)
+        # einsum("Bq,c,Bqcai->Bqai", reciprocal_z_ln_23, g, hess_ln__z_ff)
+        tmp_482 = g[:, None, None] * reciprocal_z_ln_23
+        hess_mu__z_ff = -2 * mu[:, :, None, None] * hess_va__z_ff - np.einsum("cBq,Bqcai->Bqai", tmp_482, hess_ln__z_ff, optimize=False)
+        # hess_r__z_ff[q,i,a,j] = 1/n 1[i] hess_mu__z_ff[q,a,j] + 2/n hess_va__z_ff[q,a,j] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__z_ff[q,i,a,j]
+        # einsum("i,Bqaj->Bqiaj", np.ones(4), hess_mu__z_ff)
+        # einsum("Bqaj,Bqi->Bqiaj", hess_va__z_ff, r)
+        # einsum("Bq,i,Bqiaj->Bqiaj", reciprocal_z_ln_23, g, hess_ln__z_ff)
+        tmp_483 = g[:, None, None] * reciprocal_z_ln_23
+        hess_r__z_ff = 0.25 * hess_mu__z_ff[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_ff[:, :, None] + (tmp_483.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_ff
+        del dreciprocal_z_ln_19, tmp_478, tmp_479, tmp_480, tmp_481, hess_z_ln__z_ff, dsd_va_14, hess_va__z_ff, reciprocal_z_ln_23, tmp_482, hess_mu__z_ff, tmp_483
+    if not todo.isdisjoint((("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        del hess_ln__z_ff
+    if ("O1", "F1") in todo:
+        # ∂f/∂O1,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h1[k,d] jac_ln__r[c,j,k,i] + Σ_ck h1[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
+        hess_O1__F1 = _block_view(H, rows["O1"][0], rows["O1"][1], rows["F1"][0], rows["F1"][1], PARAMS["O1"] + PARAMS["F1"])
+        # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h1, jac_ln__r)
+        tmp_484 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
+        _add_into(hess_O1__F1, (np.tensordot(tmp_484, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
+        # einsum("Bcd,Bciak,Bkj->idaj", h1, hess_r__z_ff, ln)
+        tmp_485 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
+        _add_into(hess_O1__F1, (np.tensordot(tmp_485, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
+        del tmp_484, tmp_485
+    if ("F1", "O1") in want:
+        _mirror(H, rows["O1"][0], rows["O1"][1], rows["F1"][0], rows["F1"][1])
+    if ("O2", "F1") in todo:
+        # ∂f/∂O2,F1[i,d,a,j] = Σ_ck adj_z_ff[a,c] h2[k,d] jac_ln__r[c,j,k,i] + Σ_ck h2[c,d] hess_r__z_ff[c,i,a,k] ln[k,j]
+        hess_O2__F1 = _block_view(H, rows["O2"][0], rows["O2"][1], rows["F1"][0], rows["F1"][1], PARAMS["O2"] + PARAMS["F1"])
+        # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h2, jac_ln__r)
+        tmp_486 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
+        _add_into(hess_O2__F1, (np.tensordot(tmp_486, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
+        # einsum("Bcd,Bciak,Bkj->idaj", h2, hess_r__z_ff, ln)
+        tmp_487 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
+        _add_into(hess_O2__F1, (np.tensordot(tmp_487, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
+        del tmp_486, tmp_487
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        del jac_ln__r
+    if ("F1", "O2") in want:
+        _mirror(H, rows["O2"][0], rows["O2"][1], rows["F1"][0], rows["F1"][1])
+    if not todo.isdisjoint((("V1", "F1"), ("Q1", "F1"), ("K1", "F1"))):
+        # hess_h1__z_ff[q,d,a,i] = Σ_c O1[c,d] hess_r__z_ff[q,c,a,i]
+        # einsum("cd,Bqcai->Bqdai", O1, hess_r__z_ff)
+        hess_h1__z_ff = (np.tensordot(hess_r__z_ff, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if ("V1", "F1") in todo:
+        # ∂f/∂V1,F1[d,i,a,j] = Σ_ckl X[c,i] a1[k,c] adj_z_ff[a,l] jac_ln__h1[l,j,k,d] + Σ_ckl X[c,i] a1[k,c] hess_h1__z_ff[k,d,a,l] ln[l,j]
+        hess_V1__F1 = _block_view(H, rows["V1"][0], rows["V1"][1], rows["F1"][0], rows["F1"][1], PARAMS["V1"] + PARAMS["F1"])
+        # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a1, adj_z_ff, jac_ln__h1)
+        tmp_488 = a1 @ X
+        tmp_489 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
+        _add_into(hess_V1__F1, (np.tensordot(tmp_489, tmp_488, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
+        # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a1, hess_h1__z_ff, ln)
+        tmp_490 = a1 @ X
+        tmp_491 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
+        _add_into(hess_V1__F1, (np.tensordot(tmp_491, tmp_490, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
+        del tmp_488, tmp_489, tmp_490, tmp_491
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
+        del jac_ln__h1
+    if ("F1", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["F1"][0], rows["F1"][1])
+    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"))):
+        # hess_a1__z_ff[q,k,a,i] = Σ_cj V1[c,j] X[k,j] hess_h1__z_ff[q,c,a,i]
+        # einsum("cj,Bkj,Bqcai->Bqkai", V1, X, hess_h1__z_ff)
+        tmp_492 = np.tensordot(X, V1, axes=([2], [1]))
+        hess_a1__z_ff = np.einsum("Bkc,Bqcai->Bqkai", tmp_492, hess_h1__z_ff, optimize=False)
+        # hess_z_a1__z_ff[q,k,a,i] = hess_a1__z_ff[q,k,a,i] softmax_k(z_a1[q,k]) - Σ_c hess_a1__z_ff[q,c,a,i] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1_9 = _softmax(z_a1, axis=2)
+        # einsum("Bqkai,Bqk->Bqkai", hess_a1__z_ff, softmax_z_a1_9)
+        # einsum("Bqcai,Bqc,Bqk->Bqkai", hess_a1__z_ff, softmax_z_a1_9, softmax_z_a1_9)
+        tmp_493 = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a1_9, hess_a1__z_ff, optimize=False)
+        hess_z_a1__z_ff = softmax_z_a1_9[:, :, :, None, None] * hess_a1__z_ff - tmp_493[:, :, None] * softmax_z_a1_9[:, :, :, None, None]
+        del tmp_492, hess_a1__z_ff, softmax_z_a1_9, tmp_493
+    if not todo.isdisjoint((("V1", "F1"), ("Q1", "F1"), ("K1", "F1"))):
+        del hess_h1__z_ff
+    if ("Q1", "F1") in todo:
+        # ∂f/∂Q1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,l,k] + 1/sqrt(e) Σ_cklm K1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[l,k,a,m] ln[m,j]
+        hess_Q1__F1 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["F1"][0], rows["F1"][1], PARAMS["Q1"] + PARAMS["F1"])
+        # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K1, X, X, adj_z_ff, jac_ln__z_a1)
+        tmp_494 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_495 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_494, jac_ln__z_a1, optimize=False)
+        tmp_496 = np.einsum("Bdmjl,Bli->Bdmji", tmp_495, X, optimize=False)
+        _add_into(hess_Q1__F1, (np.tensordot(tmp_496, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K1, X, X, hess_z_a1__z_ff, ln)
+        tmp_497 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_498 = np.einsum("Bkd,Blkam->Bdlam", tmp_497, hess_z_a1__z_ff, optimize=False)
+        tmp_499 = np.einsum("Bdlam,Bli->Bdami", tmp_498, X, optimize=False)
+        _add_into(hess_Q1__F1, (np.tensordot(tmp_499, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+        del tmp_494, tmp_495, tmp_496, tmp_497, tmp_498, tmp_499
+    if ("F1", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["F1"][0], rows["F1"][1])
+    if ("K1", "F1") in todo:
+        # ∂f/∂K1,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a1[m,j,k,l] + 1/sqrt(e) Σ_cklm Q1[d,c] X[k,c] X[l,i] hess_z_a1__z_ff[k,l,a,m] ln[m,j]
+        hess_K1__F1 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["F1"][0], rows["F1"][1], PARAMS["K1"] + PARAMS["F1"])
+        # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q1, X, X, adj_z_ff, jac_ln__z_a1)
+        tmp_500 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_501 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_500, jac_ln__z_a1, optimize=False)
+        tmp_502 = np.einsum("Bdmjl,Bli->Bdmji", tmp_501, X, optimize=False)
+        _add_into(hess_K1__F1, (np.tensordot(tmp_502, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q1, X, X, hess_z_a1__z_ff, ln)
+        tmp_503 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_504 = np.einsum("Bkd,Bklam->Bdlam", tmp_503, hess_z_a1__z_ff, optimize=False)
+        tmp_505 = np.einsum("Bdlam,Bli->Bdami", tmp_504, X, optimize=False)
+        _add_into(hess_K1__F1, (np.tensordot(tmp_505, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+        del tmp_500, tmp_501, tmp_502, tmp_503, tmp_504, tmp_505
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        del jac_ln__z_a1
+    if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"))):
+        del hess_z_a1__z_ff
+    if ("F1", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["F1"][0], rows["F1"][1])
+    if not todo.isdisjoint((("F2", "F2"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        # hess_p__ff[l,q,i] = jac_p__ff[l,q,i] softmax_l(p[l]) - Σ_c jac_p__ff[c,q,i] softmax_c(p[c]) softmax_l(p[l])
+        softmax_p_9 = _softmax(p, axis=1)
+        # einsum("lqi,Bl->Blqi", jac_p__ff, softmax_p_9)
+        # einsum("cqi,Bc,Bl->Blqi", jac_p__ff, softmax_p_9, softmax_p_9)
+        tmp_506 = np.tensordot(softmax_p_9, jac_p__ff, axes=([1], [0]))
+        hess_p__ff = softmax_p_9[:, :, None, None] * jac_p__ff - tmp_506[:, None] * softmax_p_9[:, :, None, None]
+        # hess_ff__ff[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__ff[c,j,k]
+        # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__ff)
+        tmp_507 = np.tensordot(hess_p__ff, U, axes=([1], [0]))
+        hess_ff__ff = 0.3333333333333333 * (tmp_507.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del softmax_p_9, tmp_506, hess_p__ff, tmp_507
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F2", "F2"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        del jac_p__ff
+    if ("F2", "F2") in todo:
+        # ∂f/∂F2,F2[i,a,j,k] = Σ_cl gelu(z_ff[a,c]) gelu(z_ff[k,l]) hess_ff__ff[c,i,l,j]
+        hess_F2__F2 = _block_view(H, rows["F2"][0], rows["F2"][1], rows["F2"][0], rows["F2"][1], PARAMS["F2"] + PARAMS["F2"])
+        gelu_z_ff_2 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,Bkl,Bcilj->iajk", gelu_z_ff_2, gelu_z_ff_2, hess_ff__ff)
+        tmp_508 = np.einsum("Bcilj,Bac->Bilja", hess_ff__ff, gelu_z_ff_2, optimize=False)
+        _add_into(hess_F2__F2, (np.tensordot(tmp_508, gelu_z_ff_2, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, False)
+        del gelu_z_ff_2, tmp_508
+    if not todo.isdisjoint((("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        # hess_z_ff__ff[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__ff[q,c,i,j]
+        dgelu_z_ff_17 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff_17, F2, hess_ff__ff)
+        tmp_509 = F2[:, :, None, None] * dgelu_z_ff_17.transpose(1, 0, 2)
+        hess_z_ff__ff = np.einsum("caBq,Bqcij->Baqij", tmp_509, hess_ff__ff, optimize=False)
+        del dgelu_z_ff_17, tmp_509
+    if ("F1", "F2") in todo:
+        # ∂f/∂F1,F2[a,i,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,k] adj_ff[c,j] ln[c,i] + Σ_cl gelu(z_ff[k,c]) hess_z_ff__ff[a,l,c,j] ln[l,i]
+        hess_F1__F2 = _block_view(H, rows["F1"][0], rows["F1"][1], rows["F2"][0], rows["F2"][1], PARAMS["F1"] + PARAMS["F2"])
+        gelu_z_ff_3 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bkc,Balcj,Bli->aijk", gelu_z_ff_3, hess_z_ff__ff, ln)
+        tmp_510 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff_3, optimize=False)
+        _add_into(hess_F1__F2, (np.tensordot(tmp_510, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+        dgelu_z_ff_18 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,Bcj,Bci->aij", dgelu_z_ff_18, adj_ff, ln)
+        tmp_511 = adj_ff[:, :, :, None] * (dgelu_z_ff_18.transpose(0, 2, 1))[:, :, None]
+        _add_into(_diagonal_view(hess_F1__F2, 0, 3), (np.tensordot(tmp_511, ln, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 1 / B, True)
+        del gelu_z_ff_3, tmp_510, dgelu_z_ff_18, tmp_511
+    if ("F2", "F1") in want:
+        _mirror(H, rows["F1"][0], rows["F1"][1], rows["F2"][0], rows["F2"][1])
+    if not todo.isdisjoint((("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        # hess_ln__ff[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__ff[c,q,j,k] + hess_ff__ff[q,i,j,k]
+        # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__ff)
+        hess_ln__ff = (np.tensordot(hess_z_ff__ff, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__ff
+    if not todo.isdisjoint((("F2", "F2"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        del hess_ff__ff
+    if not todo.isdisjoint((("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        del hess_z_ff__ff
+    if ("g", "F2") in todo:
+        # ∂f/∂g,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] r[k,i] - Σ_ck gelu'(z_ff[a,c]) reciprocal(z_ln[k]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] mu[k] + Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] r[k,i] - Σ_ck gelu(z_ff[a,c]) reciprocal(z_ln[k]) hess_ln__ff[k,i,c,j] mu[k]
+        hess_g__F2 = _block_view(H, rows["g"][0], rows["g"][1], rows["F2"][0], rows["F2"][1], PARAMS["g"] + PARAMS["F2"])
+        dgelu_z_ff_19 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        reciprocal_z_ln_24 = z_ln**(-1.0)
+        # einsum("Bac,Bk,Bcj,acki,Bki->ija", dgelu_z_ff_19, reciprocal_z_ln_24, adj_ff, jac_z_ff__ln, r)
+        tmp_512 = r * reciprocal_z_ln_24[:, :, None]
+        tmp_513 = np.einsum("Bki,acki->Biac", tmp_512, jac_z_ff__ln, optimize=False)
+        tmp_514 = tmp_513 * dgelu_z_ff_19[:, None]
+        _add_into(hess_g__F2, (np.tensordot(tmp_514, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+        # einsum("Bac,Bk,Bcj,acki,Bk->ija", dgelu_z_ff_19, reciprocal_z_ln_24, adj_ff, jac_z_ff__ln, mu)
+        tmp_515 = mu * reciprocal_z_ln_24
+        tmp_516 = tmp_515[:, :, None, None] * dgelu_z_ff_19[:, None]
+        tmp_517 = np.einsum("Bkac,Bcj->kacj", tmp_516, adj_ff, optimize=False)
+        _add_into(hess_g__F2, np.einsum("kacj,acki->ija", tmp_517, jac_z_ff__ln, optimize=False), -1 / B, True)
+        gelu_z_ff_4 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,Bk,Bkicj,Bki->ija", gelu_z_ff_4, reciprocal_z_ln_24, hess_ln__ff, r)
+        tmp_518 = hess_ln__ff * reciprocal_z_ln_24[:, :, None, None, None]
+        tmp_519 = np.einsum("Bkicj,Bki->Bicj", tmp_518, r, optimize=False)
+        _add_into(hess_g__F2, np.tensordot(tmp_519, gelu_z_ff_4, axes=([0, 2], [0, 2])), 1 / B, True)
+        # einsum("Bac,Bk,Bkicj,Bk->ija", gelu_z_ff_4, reciprocal_z_ln_24, hess_ln__ff, mu)
+        tmp_520 = mu * reciprocal_z_ln_24
+        tmp_521 = tmp_520[:, :, None, None] * gelu_z_ff_4[:, None]
+        _add_into(hess_g__F2, (np.tensordot(tmp_521, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0), -1 / B, True)
+        del dgelu_z_ff_19, reciprocal_z_ln_24, tmp_512, tmp_513, tmp_514, tmp_515, tmp_516, tmp_517, gelu_z_ff_4, tmp_518, tmp_519, tmp_520, tmp_521
+    if ("F2", "g") in want:
+        _mirror(H, rows["g"][0], rows["g"][1], rows["F2"][0], rows["F2"][1])
+    if ("b", "F2") in todo:
+        # ∂f/∂b,F2[i,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] jac_z_ff__ln[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) hess_ln__ff[k,i,c,j]
+        hess_b__F2 = _block_view(H, rows["b"][0], rows["b"][1], rows["F2"][0], rows["F2"][1], PARAMS["b"] + PARAMS["F2"])
+        dgelu_z_ff_20 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,Bcj,acki->ija", dgelu_z_ff_20, adj_ff, jac_z_ff__ln)
+        tmp_522 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff_20.transpose(2, 0, 1))
+        _add_into(hess_b__F2, ((tmp_522.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0), 1 / B, False)
+        gelu_z_ff_5 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,Bkicj->ija", gelu_z_ff_5, hess_ln__ff)
+        _add_into(hess_b__F2, np.tensordot(hess_ln__ff.sum(axis=1), gelu_z_ff_5, axes=([0, 2], [0, 2])), 1 / B, True)
+        del dgelu_z_ff_20, tmp_522, gelu_z_ff_5
+    if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("g", "F2"), ("b", "F2"), ("g", "U"), ("b", "U"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        del jac_z_ff__ln
+    if ("F2", "b") in want:
+        _mirror(H, rows["b"][0], rows["b"][1], rows["F2"][0], rows["F2"][1])
+    if not todo.isdisjoint((("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        # hess_z_ln__ff[q,i,j] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ff[q,c,i,j] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__ff[q,c,i,j] mu[q]
+        dreciprocal_z_ln_20 = -1/z_ln**2
+        # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln_20, g, hess_ln__ff, r)
+        tmp_523 = g[:, None, None] * dreciprocal_z_ln_20
+        tmp_524 = tmp_523 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z_ln_20, g, hess_ln__ff, mu)
+        tmp_525 = mu * dreciprocal_z_ln_20
+        tmp_526 = tmp_525[:, :, None] * g
+        hess_z_ln__ff = np.einsum("cBq,Bqcij->Bqij", tmp_524, hess_ln__ff, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_526, hess_ln__ff, optimize=False)
+        # hess_va__ff[q,i,j] = sd'(va[q]) hess_z_ln__ff[q,i,j]
+        dsd_va_15 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bqij->Bqij", dsd_va_15, hess_z_ln__ff)
+        hess_va__ff = hess_z_ln__ff * dsd_va_15[:, :, None, None]
+        # hess_mu__ff[q,i,j] = -2 hess_va__ff[q,i,j] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__ff[q,c,i,j]
+        # einsum("Bqij,Bq->Bqij", hess_va__ff, mu)
+        reciprocal_z_ln_25 = z_ln**(-1.0)
+        # einsum("Bq,c,Bqcij->Bqij", reciprocal_z_ln_25, g, hess_ln__ff)
+        tmp_527 = g[:, None, None] * reciprocal_z_ln_25
+        hess_mu__ff = -2 * mu[:, :, None, None] * hess_va__ff - np.einsum("cBq,Bqcij->Bqij", tmp_527, hess_ln__ff, optimize=False)
+        # hess_r__ff[q,i,j,k] = 1/n 1[i] hess_mu__ff[q,j,k] + 2/n hess_va__ff[q,j,k] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__ff[q,i,j,k]
+        # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__ff)
+        # einsum("Bqjk,Bqi->Bqijk", hess_va__ff, r)
+        # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_25, g, hess_ln__ff)
+        tmp_528 = g[:, None, None] * reciprocal_z_ln_25
+        hess_r__ff = 0.25 * hess_mu__ff[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__ff[:, :, None] + (tmp_528.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__ff
+        del dreciprocal_z_ln_20, tmp_523, tmp_524, tmp_525, tmp_526, hess_z_ln__ff, dsd_va_15, hess_va__ff, reciprocal_z_ln_25, tmp_527, hess_mu__ff, tmp_528
+    if not todo.isdisjoint((("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        del hess_ln__ff
+    if ("O1", "F2") in todo:
+        # ∂f/∂O1,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h1[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h1[k,d] hess_r__ff[k,i,c,j]
+        hess_O1__F2 = _block_view(H, rows["O1"][0], rows["O1"][1], rows["F2"][0], rows["F2"][1], PARAMS["O1"] + PARAMS["F2"])
+        dgelu_z_ff_21 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff_21, adj_ff, h1, jac_z_ff__r)
+        tmp_529 = adj_ff[:, :, :, None] * (dgelu_z_ff_21.transpose(0, 2, 1))[:, :, None]
+        tmp_530 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
+        _add_into(hess_O1__F2, np.einsum("Bacid,Bcja->idja", tmp_530, tmp_529, optimize=False), 1 / B, False)
+        gelu_z_ff_6 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff_6, h1, hess_r__ff)
+        tmp_531 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
+        _add_into(hess_O1__F2, (np.tensordot(tmp_531, gelu_z_ff_6, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
+        del dgelu_z_ff_21, tmp_529, tmp_530, gelu_z_ff_6, tmp_531
+    if ("F2", "O1") in want:
+        _mirror(H, rows["O1"][0], rows["O1"][1], rows["F2"][0], rows["F2"][1])
+    if ("O2", "F2") in todo:
+        # ∂f/∂O2,F2[i,d,j,a] = Σ_ck gelu'(z_ff[a,c]) adj_ff[c,j] h2[k,d] jac_z_ff__r[a,c,k,i] + Σ_ck gelu(z_ff[a,c]) h2[k,d] hess_r__ff[k,i,c,j]
+        hess_O2__F2 = _block_view(H, rows["O2"][0], rows["O2"][1], rows["F2"][0], rows["F2"][1], PARAMS["O2"] + PARAMS["F2"])
+        dgelu_z_ff_22 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff_22, adj_ff, h2, jac_z_ff__r)
+        tmp_532 = adj_ff[:, :, :, None] * (dgelu_z_ff_22.transpose(0, 2, 1))[:, :, None]
+        tmp_533 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
+        _add_into(hess_O2__F2, np.einsum("Bacid,Bcja->idja", tmp_533, tmp_532, optimize=False), 1 / B, False)
+        gelu_z_ff_7 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff_7, h2, hess_r__ff)
+        tmp_534 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
+        _add_into(hess_O2__F2, (np.tensordot(tmp_534, gelu_z_ff_7, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
+        del dgelu_z_ff_22, tmp_532, tmp_533, gelu_z_ff_7, tmp_534
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        del jac_z_ff__r
+    if ("F2", "O2") in want:
+        _mirror(H, rows["O2"][0], rows["O2"][1], rows["F2"][0], rows["F2"][1])
+    if not todo.isdisjoint((("V1", "F2"), ("Q1", "F2"), ("K1", "F2"))):
+        # hess_h1__ff[q,d,i,j] = Σ_c O1[c,d] hess_r__ff[q,c,i,j]
+        # einsum("cd,Bqcij->Bqdij", O1, hess_r__ff)
+        hess_h1__ff = (np.tensordot(hess_r__ff, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if ("V1", "F2") in todo:
+        # ∂f/∂V1,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a1[l,k] adj_ff[c,j] jac_z_ff__h1[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a1[l,k] hess_h1__ff[l,d,c,j]
+        hess_V1__F2 = _block_view(H, rows["V1"][0], rows["V1"][1], rows["F2"][0], rows["F2"][1], PARAMS["V1"] + PARAMS["F2"])
+        dgelu_z_ff_23 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff_23, X, a1, adj_ff, jac_z_ff__h1)
+        tmp_535 = a1 @ X
+        tmp_536 = adj_ff[:, :, :, None] * (dgelu_z_ff_23.transpose(0, 2, 1))[:, :, None]
+        tmp_537 = np.einsum("Bcja,Bacld->Bjald", tmp_536, jac_z_ff__h1, optimize=False)
+        _add_into(hess_V1__F2, (np.tensordot(tmp_537, tmp_535, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
+        gelu_z_ff_8 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff_8, X, a1, hess_h1__ff)
+        tmp_538 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff_8, optimize=False)
+        tmp_539 = a1 @ X
+        _add_into(hess_V1__F2, (np.tensordot(tmp_539, tmp_538, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
+        del dgelu_z_ff_23, tmp_535, tmp_536, tmp_537, gelu_z_ff_8, tmp_538, tmp_539
+    if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F2"), ("V1", "U"))):
+        del jac_z_ff__h1
+    if ("F2", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["F2"][0], rows["F2"][1])
+    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"))):
+        # hess_a1__ff[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__ff[q,c,i,j]
+        # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__ff)
+        tmp_540 = np.tensordot(X, V1, axes=([2], [1]))
+        hess_a1__ff = np.einsum("Bkc,Bqcij->Bqkij", tmp_540, hess_h1__ff, optimize=False)
+        # hess_z_a1__ff[q,k,i,j] = hess_a1__ff[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__ff[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1_10 = _softmax(z_a1, axis=2)
+        # einsum("Bqkij,Bqk->Bqkij", hess_a1__ff, softmax_z_a1_10)
+        # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__ff, softmax_z_a1_10, softmax_z_a1_10)
+        tmp_541 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_10, hess_a1__ff, optimize=False)
+        hess_z_a1__ff = softmax_z_a1_10[:, :, :, None, None] * hess_a1__ff - tmp_541[:, :, None] * softmax_z_a1_10[:, :, :, None, None]
+        del tmp_540, hess_a1__ff, softmax_z_a1_10, tmp_541
+    if not todo.isdisjoint((("V1", "F2"), ("Q1", "F2"), ("K1", "F2"))):
+        del hess_h1__ff
+    if ("Q1", "F2") in todo:
+        # ∂f/∂Q1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K1[d,k] X[l,k] X[m,i] hess_z_a1__ff[m,l,c,j]
+        hess_Q1__F2 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["F2"][0], rows["F2"][1], PARAMS["Q1"] + PARAMS["F2"])
+        dgelu_z_ff_24 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff_24, K1, X, X, adj_ff, jac_z_ff__z_a1)
+        tmp_542 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_543 = adj_ff[:, :, :, None] * (dgelu_z_ff_24.transpose(0, 2, 1))[:, :, None]
+        tmp_544 = np.einsum("Bld,Bacml->Bdacm", tmp_542, jac_z_ff__z_a1, optimize=False)
+        tmp_545 = np.einsum("Bdacm,Bcja->Bdamj", tmp_544, tmp_543, optimize=False)
+        _add_into(hess_Q1__F2, (np.tensordot(tmp_545, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+        gelu_z_ff_9 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff_9, K1, X, X, hess_z_a1__ff)
+        tmp_546 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_547 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_546, hess_z_a1__ff, optimize=False)
+        tmp_548 = np.einsum("Bdmcj,Bac->Bdmja", tmp_547, gelu_z_ff_9, optimize=False)
+        _add_into(hess_Q1__F2, (np.tensordot(tmp_548, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+        del dgelu_z_ff_24, tmp_542, tmp_543, tmp_544, tmp_545, gelu_z_ff_9, tmp_546, tmp_547, tmp_548
+    if ("F2", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["F2"][0], rows["F2"][1])
+    if ("K1", "F2") in todo:
+        # ∂f/∂K1,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a1[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q1[d,k] X[l,k] X[m,i] hess_z_a1__ff[l,m,c,j]
+        hess_K1__F2 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["F2"][0], rows["F2"][1], PARAMS["K1"] + PARAMS["F2"])
+        dgelu_z_ff_25 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff_25, Q1, X, X, adj_ff, jac_z_ff__z_a1)
+        tmp_549 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_550 = adj_ff[:, :, :, None] * (dgelu_z_ff_25.transpose(0, 2, 1))[:, :, None]
+        tmp_551 = np.einsum("Bld,Baclm->Bdacm", tmp_549, jac_z_ff__z_a1, optimize=False)
+        tmp_552 = np.einsum("Bdacm,Bcja->Bdamj", tmp_551, tmp_550, optimize=False)
+        _add_into(hess_K1__F2, (np.tensordot(tmp_552, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+        gelu_z_ff_10 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff_10, Q1, X, X, hess_z_a1__ff)
+        tmp_553 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_554 = np.einsum("Bld,Blmcj->Bdmcj", tmp_553, hess_z_a1__ff, optimize=False)
+        tmp_555 = np.einsum("Bdmcj,Bac->Bdmja", tmp_554, gelu_z_ff_10, optimize=False)
+        _add_into(hess_K1__F2, (np.tensordot(tmp_555, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+        del dgelu_z_ff_25, tmp_549, tmp_550, tmp_551, tmp_552, gelu_z_ff_10, tmp_553, tmp_554, tmp_555
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
+        del jac_z_ff__z_a1
+    if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"))):
+        del hess_z_a1__ff
+    if ("F2", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["F2"][0], rows["F2"][1])
+    if not todo.isdisjoint((("U", "U"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        # hess_p__p[l,i] = δ[l,i] softmax_l(p[l]) - softmax_l(p[l]) softmax_i(p[i])
+        softmax_p_10 = _softmax(p, axis=1)
+        # einsum("li,Bl->Bli", np.eye(2), softmax_p_10)
+        # einsum("Bl,Bi->Bli", softmax_p_10, softmax_p_10)
+        hess_p__p = softmax_p_10[:, :, None] * np.eye(2) - softmax_p_10[:, None] * softmax_p_10[:, :, None]
+        del softmax_p_10
+    if todo:
+        del p
+    if ("U", "U") in todo:
+        # ∂f/∂U,U[l,i,j,k] = t**(-2) Σ_cm ff[c,i] ff[m,k] hess_p__p[l,j]
+        hess_U__U = _block_view(H, rows["U"][0], rows["U"][1], rows["U"][0], rows["U"][1], PARAMS["U"] + PARAMS["U"])
+        # einsum("Bci,Bmk,Blj->lijk", ff, ff, hess_p__p)
+        tmp_556 = (ff.sum(axis=1))[:, :, None] * (ff.sum(axis=1))[:, None]
+        _add_into(hess_U__U, (np.tensordot(tmp_556, hess_p__p, axes=([0], [0]))).transpose(2, 1, 3, 0), 0.1111111111111111 / B, False)
+        del tmp_556
+    if not todo.isdisjoint((("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        # hess_ff__p[q,i,l] = 1/t Σ_c 1[q] U[c,i] hess_p__p[c,l]
+        # einsum("q,ci,Bcl->Bqil", np.ones(3), U, hess_p__p)
+        tmp_557 = np.tensordot(hess_p__p, U, axes=([1], [0]))
+        hess_ff__p = 0.3333333333333333 * (tmp_557.transpose(0, 2, 1))[:, None] * (np.ones(3))[:, None, None]
+        del tmp_557
+    if not todo.isdisjoint((("U", "U"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        del hess_p__p
+    if ("F2", "U") in todo:
+        # ∂f/∂F2,U[i,a,l,j] = 1/t Σ_c gelu(z_ff[a,c]) δ[i,j] adj_p[l] + 1/t Σ_ck gelu(z_ff[a,c]) ff[k,j] hess_ff__p[c,i,l]
+        hess_F2__U = _block_view(H, rows["F2"][0], rows["F2"][1], rows["U"][0], rows["U"][1], PARAMS["F2"] + PARAMS["U"])
+        gelu_z_ff_11 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,Bkj,Bcil->ialj", gelu_z_ff_11, ff, hess_ff__p)
+        tmp_558 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff_11[:, None]
+        _add_into(hess_F2__U, (np.tensordot(tmp_558, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, False)
+        # einsum("Bac,Bl->al", gelu_z_ff_11, adj_p)
+        _add_into(_diagonal_view(hess_F2__U, 0, 3), (((gelu_z_ff_11.sum(axis=2)).T) @ adj_p)[None], 0.3333333333333333 / B, True)
+        del gelu_z_ff_11, tmp_558
+    if ("U", "F2") in want:
+        _mirror(H, rows["F2"][0], rows["F2"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        # hess_z_ff__p[a,q,l] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__p[q,c,l]
+        dgelu_z_ff_26 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Baq,ca,Bqcl->Baql", dgelu_z_ff_26, F2, hess_ff__p)
+        tmp_559 = np.tensordot(hess_ff__p, F2, axes=([2], [0]))
+        hess_z_ff__p = tmp_559.transpose(0, 3, 1, 2) * dgelu_z_ff_26[:, :, :, None]
+        del dgelu_z_ff_26, tmp_559
+    if ("F1", "U") in todo:
+        # ∂f/∂F1,U[a,i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__z_ff[c,j,a,k] ln[k,i] + 1/t Σ_ck ff[c,j] hess_z_ff__p[a,k,l] ln[k,i]
+        hess_F1__U = _block_view(H, rows["F1"][0], rows["F1"][1], rows["U"][0], rows["U"][1], PARAMS["F1"] + PARAMS["U"])
+        # einsum("Bl,Bcjak,Bki->ailj", adj_p, jac_ff__z_ff, ln)
+        tmp_560 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+        _add_into(hess_F1__U, (np.tensordot(tmp_560, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        # einsum("Bcj,Bakl,Bki->ailj", ff, hess_z_ff__p, ln)
+        tmp_561 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+        _add_into(hess_F1__U, (np.tensordot(tmp_561, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+        del tmp_560, tmp_561
+    if ("F1", "U") in todo:
+        del jac_ff__z_ff
+    if ("U", "F1") in want:
+        _mirror(H, rows["F1"][0], rows["F1"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        # hess_ln__p[q,i,l] = Σ_c F1[c,i] hess_z_ff__p[c,q,l] + hess_ff__p[q,i,l]
+        # einsum("ci,Bcql->Bqil", F1, hess_z_ff__p)
+        hess_ln__p = (np.tensordot(hess_z_ff__p, F1, axes=([1], [0]))).transpose(0, 1, 3, 2) + hess_ff__p
+    if not todo.isdisjoint((("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        del hess_ff__p
+    if not todo.isdisjoint((("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        del hess_z_ff__p
+    if ("g", "U") in todo:
+        # ∂f/∂g,U[i,l,j] = 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) adj_p[l] jac_ff__ln[k,j,c,i] mu[c] + 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] r[c,i] - 1/t Σ_ck reciprocal(z_ln[c]) ff[k,j] hess_ln__p[c,i,l] mu[c]
+        hess_g__U = _block_view(H, rows["g"][0], rows["g"][1], rows["U"][0], rows["U"][1], PARAMS["g"] + PARAMS["U"])
+        reciprocal_z_ln_26 = z_ln**(-1.0)
+        # einsum("Bc,Bl,Bkjci,Bci->ilj", reciprocal_z_ln_26, adj_p, jac_ff__ln, r)
+        tmp_562 = r * reciprocal_z_ln_26[:, :, None]
+        tmp_563 = (((tmp_562.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
+        _add_into(hess_g__U, (np.tensordot(tmp_563, adj_p, axes=([0], [0]))).transpose(0, 2, 1), 0.3333333333333333 / B, False)
+        # einsum("Bc,Bl,Bkjci,Bc->ilj", reciprocal_z_ln_26, adj_p, jac_ff__ln, mu)
+        tmp_564 = mu * reciprocal_z_ln_26
+        tmp_565 = np.einsum("Bc,Bjci->Bji", tmp_564, jac_ff__ln.sum(axis=1), optimize=False)
+        _add_into(hess_g__U, (np.tensordot(tmp_565, adj_p, axes=([0], [0]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
+        # einsum("Bc,Bkj,Bcil,Bci->ilj", reciprocal_z_ln_26, ff, hess_ln__p, r)
+        tmp_566 = r[:, :, :, None] * hess_ln__p
+        tmp_567 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln_26[:, None]
+        _add_into(hess_g__U, (np.tensordot(tmp_567, tmp_566, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.3333333333333333 / B, True)
+        # einsum("Bc,Bkj,Bcil,Bc->ilj", reciprocal_z_ln_26, ff, hess_ln__p, mu)
+        tmp_568 = mu * reciprocal_z_ln_26
+        tmp_569 = tmp_568[:, :, None] * (ff.sum(axis=1))[:, None]
+        _add_into(hess_g__U, (np.tensordot(tmp_569, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
+        del reciprocal_z_ln_26, tmp_562, tmp_563, tmp_564, tmp_565, tmp_566, tmp_567, tmp_568, tmp_569
+    if ("U", "g") in want:
+        _mirror(H, rows["g"][0], rows["g"][1], rows["U"][0], rows["U"][1])
+    if ("b", "U") in todo:
+        # ∂f/∂b,U[i,l,j] = 1/t Σ_ck adj_p[l] jac_ff__ln[c,j,k,i] + 1/t Σ_ck ff[c,j] hess_ln__p[k,i,l]
+        hess_b__U = _block_view(H, rows["b"][0], rows["b"][1], rows["U"][0], rows["U"][1], PARAMS["b"] + PARAMS["U"])
+        # einsum("Bl,Bcjki->ilj", adj_p, jac_ff__ln)
+        _add_into(hess_b__U, (np.tensordot(jac_ff__ln.sum(axis=(1, 3)), adj_p, axes=([0], [0]))).transpose(1, 2, 0), 0.3333333333333333 / B, False)
+        # einsum("Bcj,Bkil->ilj", ff, hess_ln__p)
+        _add_into(hess_b__U, np.tensordot(hess_ln__p.sum(axis=1), ff.sum(axis=1), axes=([0], [0])), 0.3333333333333333 / B, True)
+    if not todo.isdisjoint((("g", "U"), ("b", "U"))):
+        del jac_ff__ln
+    if ("U", "b") in want:
+        _mirror(H, rows["b"][0], rows["b"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        # hess_z_ln__p[q,l] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__p[q,c,l] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__p[q,c,l] mu[q]
+        dreciprocal_z_ln_21 = -1/z_ln**2
+        # einsum("Bq,c,Bqcl,Bqc->Bql", dreciprocal_z_ln_21, g, hess_ln__p, r)
+        tmp_570 = g[:, None, None] * dreciprocal_z_ln_21
+        tmp_571 = tmp_570 * r.transpose(2, 0, 1)
+        # einsum("Bq,c,Bqcl,Bq->Bql", dreciprocal_z_ln_21, g, hess_ln__p, mu)
+        tmp_572 = mu * dreciprocal_z_ln_21
+        tmp_573 = np.tensordot(hess_ln__p, g, axes=([2], [0]))
+        hess_z_ln__p = (((tmp_571.transpose(1, 2, 0))[..., None, :]) @ hess_ln__p)[..., 0, :] - tmp_573 * tmp_572[:, :, None]
+        # hess_va__p[q,l] = sd'(va[q]) hess_z_ln__p[q,l]
+        dsd_va_16 = (1/2)/np.sqrt(va + 1.0e-5)
+        # einsum("Bq,Bql->Bql", dsd_va_16, hess_z_ln__p)
+        hess_va__p = hess_z_ln__p * dsd_va_16[:, :, None]
+        # hess_mu__p[q,l] = -2 hess_va__p[q,l] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__p[q,c,l]
+        # einsum("Bql,Bq->Bql", hess_va__p, mu)
+        reciprocal_z_ln_27 = z_ln**(-1.0)
+        # einsum("Bq,c,Bqcl->Bql", reciprocal_z_ln_27, g, hess_ln__p)
+        tmp_574 = np.tensordot(hess_ln__p, g, axes=([2], [0]))
+        hess_mu__p = -2 * mu[:, :, None] * hess_va__p - tmp_574 * reciprocal_z_ln_27[:, :, None]
+        # hess_r__p[q,i,l] = 1/n 1[i] hess_mu__p[q,l] + 2/n hess_va__p[q,l] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__p[q,i,l]
+        # einsum("i,Bql->Bqil", np.ones(4), hess_mu__p)
+        # einsum("Bql,Bqi->Bqil", hess_va__p, r)
+        # einsum("Bq,i,Bqil->Bqil", reciprocal_z_ln_27, g, hess_ln__p)
+        tmp_575 = g[:, None, None] * reciprocal_z_ln_27
+        hess_r__p = 0.25 * hess_mu__p[:, :, None] * (np.ones(4))[:, None] + 0.5 * r[:, :, :, None] * hess_va__p[:, :, None] + (tmp_575.transpose(1, 2, 0))[:, :, :, None] * hess_ln__p
+        del dreciprocal_z_ln_21, tmp_570, tmp_571, tmp_572, tmp_573, hess_z_ln__p, dsd_va_16, hess_va__p, reciprocal_z_ln_27, tmp_574, hess_mu__p, tmp_575
+    if todo:
+        del va
+    if not todo.isdisjoint((("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        del hess_ln__p
+    if ("O1", "U") in todo:
+        # ∂f/∂O1,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h1[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h1[k,d] hess_r__p[k,i,l]
+        hess_O1__U = _block_view(H, rows["O1"][0], rows["O1"][1], rows["U"][0], rows["U"][1], PARAMS["O1"] + PARAMS["U"])
+        # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h1, jac_ff__r)
+        tmp_576 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+        _add_into(hess_O1__U, (np.tensordot(tmp_576, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        # einsum("Bcj,Bkd,Bkil->idlj", ff, h1, hess_r__p)
+        tmp_577 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+        _add_into(hess_O1__U, (np.tensordot(tmp_577, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+        del tmp_576, tmp_577
+    if todo:
+        del h1
+    if ("U", "O1") in want:
+        _mirror(H, rows["O1"][0], rows["O1"][1], rows["U"][0], rows["U"][1])
+    if ("O2", "U") in todo:
+        # ∂f/∂O2,U[i,d,l,j] = 1/t Σ_ck adj_p[l] h2[c,d] jac_ff__r[k,j,c,i] + 1/t Σ_ck ff[c,j] h2[k,d] hess_r__p[k,i,l]
+        hess_O2__U = _block_view(H, rows["O2"][0], rows["O2"][1], rows["U"][0], rows["U"][1], PARAMS["O2"] + PARAMS["U"])
+        # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h2, jac_ff__r)
+        tmp_578 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+        _add_into(hess_O2__U, (np.tensordot(tmp_578, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        # einsum("Bcj,Bkd,Bkil->idlj", ff, h2, hess_r__p)
+        tmp_579 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
+        _add_into(hess_O2__U, (np.tensordot(tmp_579, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
+        del tmp_578, tmp_579
+    if not todo.isdisjoint((("O1", "U"), ("O2", "U"))):
+        del jac_ff__r
+    if ("U", "O2") in want:
+        _mirror(H, rows["O2"][0], rows["O2"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("V1", "U"), ("Q1", "U"), ("K1", "U"))):
+        # hess_h1__p[q,d,l] = Σ_c O1[c,d] hess_r__p[q,c,l]
+        # einsum("cd,Bqcl->Bqdl", O1, hess_r__p)
+        hess_h1__p = (np.tensordot(hess_r__p, O1, axes=([2], [0]))).transpose(0, 1, 3, 2)
+    if ("V1", "U") in todo:
+        # ∂f/∂V1,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a1[k,c] adj_p[l] jac_ff__h1[m,j,k,d] + 1/t Σ_ckm X[c,i] a1[k,c] ff[m,j] hess_h1__p[k,d,l]
+        hess_V1__U = _block_view(H, rows["V1"][0], rows["V1"][1], rows["U"][0], rows["U"][1], PARAMS["V1"] + PARAMS["U"])
+        # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a1, adj_p, jac_ff__h1)
+        tmp_580 = a1 @ X
+        tmp_581 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+        _add_into(hess_V1__U, (np.tensordot(tmp_581, tmp_580, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a1, ff, hess_h1__p)
+        tmp_582 = a1 @ X
+        tmp_583 = np.einsum("Bki,Bkdl->Bidl", tmp_582, hess_h1__p, optimize=False)
+        _add_into(hess_V1__U, (np.tensordot(tmp_583, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
+        del tmp_580, tmp_581, tmp_582, tmp_583
+    if todo:
+        del a1
+    if ("V1", "U") in todo:
+        del jac_ff__h1
+    if ("U", "V1") in want:
+        _mirror(H, rows["V1"][0], rows["V1"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"))):
+        # hess_a1__p[q,k,l] = Σ_ci V1[c,i] X[k,i] hess_h1__p[q,c,l]
+        # einsum("ci,Bki,Bqcl->Bqkl", V1, X, hess_h1__p)
+        tmp_584 = np.tensordot(X, V1, axes=([2], [1]))
+        hess_a1__p = np.einsum("Bkc,Bqcl->Bqkl", tmp_584, hess_h1__p, optimize=False)
+        # hess_z_a1__p[q,k,l] = hess_a1__p[q,k,l] softmax_k(z_a1[q,k]) - Σ_c hess_a1__p[q,c,l] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
+        softmax_z_a1_11 = _softmax(z_a1, axis=2)
+        # einsum("Bqkl,Bqk->Bqkl", hess_a1__p, softmax_z_a1_11)
+        # einsum("Bqcl,Bqc,Bqk->Bqkl", hess_a1__p, softmax_z_a1_11, softmax_z_a1_11)
+        tmp_585 = (softmax_z_a1_11[..., None, :] @ hess_a1__p)[..., 0, :]
+        hess_z_a1__p = softmax_z_a1_11[:, :, :, None] * hess_a1__p - tmp_585[:, :, None] * softmax_z_a1_11[:, :, :, None]
+        del tmp_584, hess_a1__p, softmax_z_a1_11, tmp_585
+    if todo:
+        del z_a1
+    if not todo.isdisjoint((("V1", "U"), ("Q1", "U"), ("K1", "U"))):
+        del hess_h1__p
+    if ("Q1", "U") in todo:
+        # ∂f/∂Q1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[m,k,l]
+        hess_Q1__U = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["U"][0], rows["U"][1], PARAMS["Q1"] + PARAMS["U"])
+        # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K1, X, X, adj_p, jac_ff__z_a1)
+        tmp_586 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_587 = adj_p[:, :, None, None] * X[:, None]
+        tmp_588 = np.einsum("Bkd,Bjmk->Bdjm", tmp_586, jac_ff__z_a1.sum(axis=1), optimize=False)
+        _add_into(hess_Q1__U, (np.tensordot(tmp_588, tmp_587, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+        # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K1, X, X, ff, hess_z_a1__p)
+        tmp_589 = np.tensordot(X, K1, axes=([2], [1]))
+        tmp_590 = np.einsum("Bkd,Bmkl->Bdml", tmp_589, hess_z_a1__p, optimize=False)
+        tmp_591 = np.einsum("Bdml,Bmi->Bdli", tmp_590, X, optimize=False)
+        _add_into(hess_Q1__U, (np.tensordot(tmp_591, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+        del tmp_586, tmp_587, tmp_588, tmp_589, tmp_590, tmp_591
+    if ("U", "Q1") in want:
+        _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["U"][0], rows["U"][1])
+    if ("K1", "U") in todo:
+        # ∂f/∂K1,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a1[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q1[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a1__p[k,m,l]
+        hess_K1__U = _block_view(H, rows["K1"][0], rows["K1"][1], rows["U"][0], rows["U"][1], PARAMS["K1"] + PARAMS["U"])
+        # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q1, X, X, adj_p, jac_ff__z_a1)
+        tmp_592 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_593 = adj_p[:, :, None, None] * X[:, None]
+        tmp_594 = np.einsum("Bkd,Bjkm->Bdjm", tmp_592, jac_ff__z_a1.sum(axis=1), optimize=False)
+        _add_into(hess_K1__U, (np.tensordot(tmp_594, tmp_593, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+        # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q1, X, X, ff, hess_z_a1__p)
+        tmp_595 = np.tensordot(X, Q1, axes=([2], [1]))
+        tmp_596 = np.einsum("Bkd,Bkml->Bdml", tmp_595, hess_z_a1__p, optimize=False)
+        tmp_597 = np.einsum("Bdml,Bmi->Bdli", tmp_596, X, optimize=False)
+        _add_into(hess_K1__U, (np.tensordot(tmp_597, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+        del tmp_592, tmp_593, tmp_594, tmp_595, tmp_596, tmp_597
+    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"))):
+        del jac_ff__z_a1
+    if not todo.isdisjoint((("Q1", "U"), ("K1", "U"))):
+        del hess_z_a1__p
+    if ("U", "K1") in want:
+        _mirror(H, rows["K1"][0], rows["K1"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        # hess_h2__r[q,d,i,j] = Σ_c O2[c,d] hess_r__r[q,c,i,j]
+        # einsum("cd,Bqcij->Bqdij", O2, hess_r__r)
+        hess_h2__r = (np.tensordot(hess_r__r, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        del hess_r__r
+    if ("V2", "O2") in todo:
+        # ∂f/∂V2,O2[d,i,j,k] = Σ_cl δ[d,k] X[c,i] a2[l,c] adj_r[l,j] + Σ_clm X[c,i] a2[l,c] h2[m,k] hess_h2__r[l,d,m,j]
+        hess_V2__O2 = _block_view(H, rows["V2"][0], rows["V2"][1], rows["O2"][0], rows["O2"][1], PARAMS["V2"] + PARAMS["O2"])
+        # einsum("Bci,Blc,Bmk,Bldmj->dijk", X, a2, h2, hess_h2__r)
+        tmp_598 = a2 @ X
+        tmp_599 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
+        _add_into(hess_V2__O2, (np.tensordot(tmp_599, tmp_598, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+        # einsum("Bci,Bkc,Bkj->ij", X, a2, adj_r)
+        tmp_600 = a2 @ X
+        _add_into(_diagonal_view(hess_V2__O2, 0, 3), (np.tensordot(tmp_600, adj_r, axes=([0, 1], [0, 1])))[None], 1 / B, True)
+        del tmp_598, tmp_599, tmp_600
+    if ("O2", "V2") in want:
+        _mirror(H, rows["V2"][0], rows["V2"][1], rows["O2"][0], rows["O2"][1])
+    if not todo.isdisjoint((("Q2", "O2"), ("K2", "O2"))):
+        # hess_a2__r[q,k,i,j] = Σ_cl V2[c,l] X[k,l] hess_h2__r[q,c,i,j]
+        # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__r)
+        tmp_601 = np.tensordot(X, V2, axes=([2], [1]))
+        hess_a2__r = np.einsum("Bkc,Bqcij->Bqkij", tmp_601, hess_h2__r, optimize=False)
+        # hess_z_a2__r[q,k,i,j] = hess_a2__r[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__r[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+        softmax_z_a2_4 = _softmax(z_a2, axis=2)
+        # einsum("Bqkij,Bqk->Bqkij", hess_a2__r, softmax_z_a2_4)
+        # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__r, softmax_z_a2_4, softmax_z_a2_4)
+        tmp_602 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_4, hess_a2__r, optimize=False)
+        hess_z_a2__r = softmax_z_a2_4[:, :, :, None, None] * hess_a2__r - tmp_602[:, :, None] * softmax_z_a2_4[:, :, :, None, None]
+        del tmp_601, hess_a2__r, softmax_z_a2_4, tmp_602
+    if not todo.isdisjoint((("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
+        del hess_h2__r
+    if ("Q2", "O2") in todo:
+        # ∂f/∂Q2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,m,l] + 1/sqrt(e) Σ_clmn K2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[m,l,n,j]
+        hess_Q2__O2 = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["O2"][0], rows["O2"][1], PARAMS["Q2"] + PARAMS["O2"])
+        # einsum("dc,Blc,Bmi,Bnj,Bnkml->dijk", K2, X, X, adj_r, jac_h2__z_a2)
+        tmp_603 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_604 = np.einsum("Bld,Bnkml->Bdnkm", tmp_603, jac_h2__z_a2, optimize=False)
+        tmp_605 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_604, X, optimize=False)
+        _add_into(hess_Q2__O2, (np.tensordot(tmp_605, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K2, X, X, h2, hess_z_a2__r)
+        tmp_606 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_607 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
+        tmp_608 = np.einsum("Bmljk,Bld->Bmjkd", tmp_607, tmp_606, optimize=False)
+        _add_into(hess_Q2__O2, (np.tensordot(tmp_608, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+        del tmp_603, tmp_604, tmp_605, tmp_606, tmp_607, tmp_608
+    if ("O2", "Q2") in want:
+        _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["O2"][0], rows["O2"][1])
+    if ("K2", "O2") in todo:
+        # ∂f/∂K2,O2[d,i,j,k] = 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] adj_r[n,j] jac_h2__z_a2[n,k,l,m] + 1/sqrt(e) Σ_clmn Q2[d,c] X[l,c] X[m,i] h2[n,k] hess_z_a2__r[l,m,n,j]
+        hess_K2__O2 = _block_view(H, rows["K2"][0], rows["K2"][1], rows["O2"][0], rows["O2"][1], PARAMS["K2"] + PARAMS["O2"])
+        # einsum("dc,Blc,Bmi,Bnj,Bnklm->dijk", Q2, X, X, adj_r, jac_h2__z_a2)
+        tmp_609 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_610 = np.einsum("Bld,Bnklm->Bdnkm", tmp_609, jac_h2__z_a2, optimize=False)
+        tmp_611 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_610, X, optimize=False)
+        _add_into(hess_K2__O2, (np.tensordot(tmp_611, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q2, X, X, h2, hess_z_a2__r)
+        tmp_612 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_613 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
+        tmp_614 = np.einsum("Blmjk,Bld->Bmjkd", tmp_613, tmp_612, optimize=False)
+        _add_into(hess_K2__O2, (np.tensordot(tmp_614, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
+        del tmp_609, tmp_610, tmp_611, tmp_612, tmp_613, tmp_614
+    if todo:
+        del h2
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "O1"), ("Q1", "O1"), ("K1", "O1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
+        del adj_r
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        del jac_h2__z_a2
+    if not todo.isdisjoint((("Q2", "O2"), ("K2", "O2"))):
+        del hess_z_a2__r
+    if ("O2", "K2") in want:
+        _mirror(H, rows["K2"][0], rows["K2"][1], rows["O2"][0], rows["O2"][1])
+    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
+        # hess_h2__z_a2[q,d,i,k] = Σ_c O2[c,d] hess_r__z_a2[q,c,i,k]
+        # einsum("cd,Bqcik->Bqdik", O2, hess_r__z_a2)
+        hess_h2__z_a2 = (np.tensordot(hess_r__z_a2, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+        # hess_a2__z_a2[q,k,i,j] = Σ_cl V2[c,l] X[k,l] hess_h2__z_a2[q,c,i,j]
+        # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__z_a2)
+        tmp_615 = np.tensordot(X, V2, axes=([2], [1]))
+        hess_a2__z_a2 = np.einsum("Bkc,Bqcij->Bqkij", tmp_615, hess_h2__z_a2, optimize=False)
+        # hess_z_a2__z_a2[q,k,i,j] = hess_a2__z_a2[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__z_a2[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k]) + δ[k,j] δ[q,i] adj_a2[q,k] softmax_k(z_a2[q,k]) - δ[q,i] adj_a2[q,k] softmax_k(z_a2[q,k]) softmax_j(z_a2[q,j]) - Σ_c δ[k,j] δ[q,i] adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k]) + 2 Σ_c δ[q,i] adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k]) softmax_j(z_a2[q,j]) - δ[q,i] adj_a2[q,j] softmax_k(z_a2[q,k]) softmax_j(z_a2[q,j])
+        softmax_z_a2_5 = _softmax(z_a2, axis=2)
+        # einsum("Bqkij,Bqk->Bqkij", hess_a2__z_a2, softmax_z_a2_5)
+        # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__z_a2, softmax_z_a2_5, softmax_z_a2_5)
+        tmp_616 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_5, hess_a2__z_a2, optimize=False)
+        # einsum("kj,qi,Bqk,Bqk->Bqkij", np.eye(3), np.eye(3), adj_a2, softmax_z_a2_5)
+        tmp_617 = (np.eye(3))[:, :, None, None] * np.eye(3)
+        tmp_618 = softmax_z_a2_5 * adj_a2
+        # einsum("qi,Bqk,Bqk,Bqj->Bqkij", np.eye(3), adj_a2, softmax_z_a2_5, softmax_z_a2_5)
+        tmp_619 = softmax_z_a2_5[:, :, :, None] * (np.eye(3))[:, None]
+        tmp_620 = softmax_z_a2_5 * adj_a2
+        # einsum("kj,qi,Bqc,Bqc,Bqk->Bqkij", np.eye(3), np.eye(3), adj_a2, softmax_z_a2_5, softmax_z_a2_5)
+        tmp_621 = (softmax_z_a2_5[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+        tmp_622 = tmp_621[:, :, None] * softmax_z_a2_5
+        tmp_623 = tmp_622[:, :, :, None] * np.eye(3)
+        # einsum("qi,Bqc,Bqc,Bqk,Bqj->Bqkij", np.eye(3), adj_a2, softmax_z_a2_5, softmax_z_a2_5, softmax_z_a2_5)
+        tmp_624 = (softmax_z_a2_5[..., None, :] @ adj_a2[..., None])[..., 0, 0]
+        tmp_625 = tmp_624[:, :, None] * softmax_z_a2_5
+        tmp_626 = tmp_625[:, :, :, None] * softmax_z_a2_5[:, :, None]
+        # einsum("qi,Bqj,Bqk,Bqj->Bqkij", np.eye(3), adj_a2, softmax_z_a2_5, softmax_z_a2_5)
+        tmp_627 = softmax_z_a2_5[:, :, :, None] * (np.eye(3))[:, None]
+        tmp_628 = softmax_z_a2_5 * adj_a2
+        hess_z_a2__z_a2 = softmax_z_a2_5[:, :, :, None, None] * hess_a2__z_a2 - tmp_616[:, :, None] * softmax_z_a2_5[:, :, :, None, None] + tmp_618[:, :, :, None, None] * tmp_617.transpose(0, 2, 1, 3) - tmp_620[:, :, :, None, None] * (tmp_619.transpose(0, 1, 3, 2))[:, :, None] - tmp_623[:, :, :, None] * (np.eye(3))[:, None, :, None] + 2 * tmp_626[:, :, :, None] * (np.eye(3))[:, None, :, None] - tmp_628[:, :, None, None] * tmp_627[:, :, :, :, None]
+        del hess_h2__z_a2, tmp_615, hess_a2__z_a2, softmax_z_a2_5, tmp_616, tmp_617, tmp_618, tmp_619, tmp_620, tmp_621, tmp_622, tmp_623, tmp_624, tmp_625, tmp_626, tmp_627, tmp_628
+    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
+        del adj_a2
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
+        del hess_r__z_a2
+    if ("Q2", "Q2") in todo:
+        # ∂f/∂Q2,Q2[d,i,j,k] = 1/e Σ_clmnop K2[d,c] K2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,p,n]
+        hess_Q2__Q2 = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["Q2"][0], rows["Q2"][1], PARAMS["Q2"] + PARAMS["Q2"])
+        # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bompn->dijk", K2, K2, X, X, X, X, hess_z_a2__z_a2)
+        tmp_629 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_630 = np.einsum("Bmd,Bompn->Bdopn", tmp_629, hess_z_a2__z_a2, optimize=False)
+        tmp_631 = np.einsum("Bnj,Bdopn->Bjdop", tmp_629, tmp_630, optimize=False)
+        tmp_632 = np.einsum("Bjdop,Boi->Bjdpi", tmp_631, X, optimize=False)
+        _add_into(hess_Q2__Q2, (np.tensordot(tmp_632, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        del tmp_629, tmp_630, tmp_631, tmp_632
+    if ("Q2", "K2") in todo:
+        # ∂f/∂Q2,K2[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a2[c,l] + 1/e Σ_clmnop K2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,n,p]
+        hess_Q2__K2 = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["K2"][0], rows["K2"][1], PARAMS["Q2"] + PARAMS["K2"])
+        # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bomnp->dijk", K2, Q2, X, X, X, X, hess_z_a2__z_a2)
+        tmp_633 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_634 = np.einsum("Bmd,Bomnp->Bdonp", tmp_633, hess_z_a2__z_a2, optimize=False)
+        tmp_635 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_636 = np.einsum("Bnj,Bdonp->Bjdop", tmp_635, tmp_634, optimize=False)
+        tmp_637 = np.einsum("Bjdop,Boi->Bjdpi", tmp_636, X, optimize=False)
+        _add_into(hess_Q2__K2, (np.tensordot(tmp_637, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        # einsum("Bci,Bkj,Bck->ij", X, X, adj_z_a2)
+        tmp_638 = (adj_z_a2.transpose(0, 2, 1)) @ X
+        _add_into(_diagonal_view(hess_Q2__K2, 0, 2), (np.tensordot(tmp_638, X, axes=([0, 1], [0, 1])))[None], 0.7071067811865476 / B, True)
+        del tmp_633, tmp_634, tmp_635, tmp_636, tmp_637, tmp_638
+    if ("Q2", "K2") in todo:
+        del adj_z_a2
+    if ("K2", "Q2") in want:
+        _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["K2"][0], rows["K2"][1])
+    if ("K2", "K2") in todo:
+        # ∂f/∂K2,K2[d,i,j,k] = 1/e Σ_clmnop Q2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[m,o,n,p]
+        hess_K2__K2 = _block_view(H, rows["K2"][0], rows["K2"][1], rows["K2"][0], rows["K2"][1], PARAMS["K2"] + PARAMS["K2"])
+        # einsum("dc,jl,Bmc,Bnl,Boi,Bpk,Bmonp->dijk", Q2, Q2, X, X, X, X, hess_z_a2__z_a2)
+        tmp_639 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_640 = np.einsum("Bmd,Bmonp->Bdonp", tmp_639, hess_z_a2__z_a2, optimize=False)
+        tmp_641 = np.einsum("Bnj,Bdonp->Bjdop", tmp_639, tmp_640, optimize=False)
+        tmp_642 = np.einsum("Bjdop,Boi->Bjdpi", tmp_641, X, optimize=False)
+        _add_into(hess_K2__K2, (np.tensordot(tmp_642, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        del tmp_639, tmp_640, tmp_641, tmp_642
+    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
+        del hess_z_a2__z_a2
+    if not todo.isdisjoint((("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        # hess_h2__h2[q,d,i,j] = Σ_c O2[c,d] hess_r__h2[q,c,i,j]
+        # einsum("cd,Bqcij->Bqdij", O2, hess_r__h2)
+        hess_h2__h2 = (np.tensordot(hess_r__h2, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        del hess_r__h2
+    if ("V2", "V2") in todo:
+        # ∂f/∂V2,V2[d,i,j,k] = Σ_clmn X[c,i] X[l,k] a2[m,c] a2[n,l] hess_h2__h2[m,d,n,j]
+        hess_V2__V2 = _block_view(H, rows["V2"][0], rows["V2"][1], rows["V2"][0], rows["V2"][1], PARAMS["V2"] + PARAMS["V2"])
+        # einsum("Bci,Blk,Bmc,Bnl,Bmdnj->dijk", X, X, a2, a2, hess_h2__h2)
+        tmp_643 = a2 @ X
+        tmp_644 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_643, hess_h2__h2, optimize=False)
+        _add_into(hess_V2__V2, (np.tensordot(tmp_644, tmp_643, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
+        del tmp_643, tmp_644
+    if not todo.isdisjoint((("Q2", "V2"), ("K2", "V2"))):
+        # hess_a2__h2[q,k,i,d] = Σ_cj V2[c,j] X[k,j] hess_h2__h2[q,c,i,d]
+        # einsum("cj,Bkj,Bqcid->Bqkid", V2, X, hess_h2__h2)
+        tmp_645 = np.tensordot(X, V2, axes=([2], [1]))
+        hess_a2__h2 = np.einsum("Bkc,Bqcid->Bqkid", tmp_645, hess_h2__h2, optimize=False)
+        # hess_z_a2__h2[q,k,i,d] = hess_a2__h2[q,k,i,d] softmax_k(z_a2[q,k]) - Σ_c hess_a2__h2[q,c,i,d] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+        softmax_z_a2_6 = _softmax(z_a2, axis=2)
+        # einsum("Bqkid,Bqk->Bqkid", hess_a2__h2, softmax_z_a2_6)
+        # einsum("Bqcid,Bqc,Bqk->Bqkid", hess_a2__h2, softmax_z_a2_6, softmax_z_a2_6)
+        tmp_646 = np.einsum("Bqc,Bqcid->Bqid", softmax_z_a2_6, hess_a2__h2, optimize=False)
+        hess_z_a2__h2 = softmax_z_a2_6[:, :, :, None, None] * hess_a2__h2 - tmp_646[:, :, None] * softmax_z_a2_6[:, :, :, None, None]
+        del tmp_645, hess_a2__h2, softmax_z_a2_6, tmp_646
+    if not todo.isdisjoint((("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
+        del hess_h2__h2
+    if ("Q2", "V2") in todo:
+        # ∂f/∂Q2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,m,l] + 1/sqrt(e) Σ_clmno K2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[m,l,o,j]
+        hess_Q2__V2 = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["V2"][0], rows["V2"][1], PARAMS["Q2"] + PARAMS["V2"])
+        # einsum("dc,Blc,Bmi,Bnk,Boj,Bonml->dijk", K2, X, X, X, adj_h2, jac_a2__z_a2)
+        tmp_647 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_648 = np.einsum("Bonml,Boj->Bnmlj", jac_a2__z_a2, adj_h2, optimize=False)
+        tmp_649 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_648, tmp_647, optimize=False)
+        tmp_650 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_649, X, optimize=False)
+        _add_into(hess_Q2__V2, (np.tensordot(tmp_650, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+        # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K2, X, X, X, a2, hess_z_a2__h2)
+        tmp_651 = a2 @ X
+        tmp_652 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_653 = np.einsum("Bld,Bmloj->Bdmoj", tmp_652, hess_z_a2__h2, optimize=False)
+        tmp_654 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_653, X, optimize=False)
+        _add_into(hess_Q2__V2, (np.tensordot(tmp_654, tmp_651, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+        del tmp_647, tmp_648, tmp_649, tmp_650, tmp_651, tmp_652, tmp_653, tmp_654
+    if ("V2", "Q2") in want:
+        _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["V2"][0], rows["V2"][1])
+    if ("K2", "V2") in todo:
+        # ∂f/∂K2,V2[d,i,j,k] = 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] adj_h2[o,j] jac_a2__z_a2[o,n,l,m] + 1/sqrt(e) Σ_clmno Q2[d,c] X[l,c] X[m,i] X[n,k] a2[o,n] hess_z_a2__h2[l,m,o,j]
+        hess_K2__V2 = _block_view(H, rows["K2"][0], rows["K2"][1], rows["V2"][0], rows["V2"][1], PARAMS["K2"] + PARAMS["V2"])
+        # einsum("dc,Blc,Bmi,Bnk,Boj,Bonlm->dijk", Q2, X, X, X, adj_h2, jac_a2__z_a2)
+        tmp_655 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_656 = np.einsum("Bonlm,Boj->Bnlmj", jac_a2__z_a2, adj_h2, optimize=False)
+        tmp_657 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_656, tmp_655, optimize=False)
+        tmp_658 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_657, X, optimize=False)
+        _add_into(hess_K2__V2, (np.tensordot(tmp_658, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+        # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q2, X, X, X, a2, hess_z_a2__h2)
+        tmp_659 = a2 @ X
+        tmp_660 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_661 = np.einsum("Bld,Blmoj->Bdmoj", tmp_660, hess_z_a2__h2, optimize=False)
+        tmp_662 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_661, X, optimize=False)
+        _add_into(hess_K2__V2, (np.tensordot(tmp_662, tmp_659, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+        del tmp_655, tmp_656, tmp_657, tmp_658, tmp_659, tmp_660, tmp_661, tmp_662
+    if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
+        del adj_h2
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        del jac_a2__z_a2
+    if not todo.isdisjoint((("Q2", "V2"), ("K2", "V2"))):
+        del hess_z_a2__h2
+    if ("V2", "K2") in want:
+        _mirror(H, rows["K2"][0], rows["K2"][1], rows["V2"][0], rows["V2"][1])
+    if not todo.isdisjoint((("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        # hess_h2__ln[q,d,i,j] = Σ_c O2[c,d] hess_r__ln[q,c,i,j]
+        # einsum("cd,Bqcij->Bqdij", O2, hess_r__ln)
+        hess_h2__ln = (np.tensordot(hess_r__ln, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if not todo.isdisjoint((("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        del hess_r__ln
+    if ("V2", "g") in todo:
+        # ∂f/∂V2,g[d,i,j] = Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_r__h2[c,j,l,d] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_mu__h2[c,l,d] + Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] r[c,j] - Σ_ckl reciprocal'(z_ln[c]) X[k,i] a2[l,k] adj_ln[c,j] jac_z_ln__h2[c,l,d] mu[c] + Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] r[c,j] - Σ_ckl reciprocal(z_ln[c]) X[k,i] a2[l,k] hess_h2__ln[l,d,c,j] mu[c]
+        hess_V2__g = _block_view(H, rows["V2"][0], rows["V2"][1], rows["g"][0], rows["g"][1], PARAMS["V2"] + PARAMS["g"])
+        reciprocal_z_ln_28 = z_ln**(-1.0)
+        # einsum("Bc,Bki,Blk,Bcj,cjld->dij", reciprocal_z_ln_28, X, a2, adj_ln, jac_r__h2)
+        tmp_663 = adj_ln * reciprocal_z_ln_28[:, :, None]
+        tmp_664 = a2 @ X
+        tmp_665 = np.tensordot(tmp_664, tmp_663, axes=([0], [0]))
+        _add_into(hess_V2__g, np.einsum("licj,cjld->dij", tmp_665, jac_r__h2, optimize=False), 1 / B, False)
+        # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln_28, X, a2, adj_ln, jac_mu__h2)
+        tmp_666 = adj_ln * reciprocal_z_ln_28[:, :, None]
+        tmp_667 = a2 @ X
+        tmp_668 = np.tensordot(tmp_667, tmp_666, axes=([0], [0]))
+        _add_into(hess_V2__g, (np.tensordot(tmp_668, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
+        dreciprocal_z_ln_22 = -1/z_ln**2
+        # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln_22, X, a2, adj_ln, jac_z_ln__h2, r)
+        tmp_669 = r * adj_ln
+        tmp_670 = a2 @ X
+        tmp_671 = tmp_669 * dreciprocal_z_ln_22[:, :, None]
+        tmp_672 = np.einsum("Bli,Bcld->Bicd", tmp_670, jac_z_ln__h2, optimize=False)
+        _add_into(hess_V2__g, (np.tensordot(tmp_672, tmp_671, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+        # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln_22, X, a2, adj_ln, jac_z_ln__h2, mu)
+        tmp_673 = mu * dreciprocal_z_ln_22
+        tmp_674 = a2 @ X
+        tmp_675 = tmp_673[:, :, None] * adj_ln
+        tmp_676 = np.einsum("Bli,Bcld->Bicd", tmp_674, jac_z_ln__h2, optimize=False)
+        _add_into(hess_V2__g, (np.tensordot(tmp_676, tmp_675, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
+        # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln_28, X, a2, hess_h2__ln, r)
+        tmp_677 = hess_h2__ln * reciprocal_z_ln_28[:, None, None, :, None]
+        tmp_678 = np.einsum("Bldcj,Bcj->Bldj", tmp_677, r, optimize=False)
+        tmp_679 = a2 @ X
+        _add_into(hess_V2__g, (np.tensordot(tmp_679, tmp_678, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+        # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln_28, X, a2, hess_h2__ln, mu)
+        tmp_680 = mu * reciprocal_z_ln_28
+        tmp_681 = a2 @ X
+        tmp_682 = tmp_681[:, :, :, None] * tmp_680[:, None, None]
+        _add_into(hess_V2__g, (np.tensordot(tmp_682, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
+        del reciprocal_z_ln_28, tmp_663, tmp_664, tmp_665, tmp_666, tmp_667, tmp_668, dreciprocal_z_ln_22, tmp_669, tmp_670, tmp_671, tmp_672, tmp_673, tmp_674, tmp_675, tmp_676, tmp_677, tmp_678, tmp_679, tmp_680, tmp_681, tmp_682
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+        del jac_r__h2, jac_mu__h2, jac_z_ln__h2
+    if ("g", "V2") in want:
+        _mirror(H, rows["V2"][0], rows["V2"][1], rows["g"][0], rows["g"][1])
+    if ("V2", "b") in todo:
+        # ∂f/∂V2,b[d,i,j] = Σ_ckl X[c,i] a2[k,c] hess_h2__ln[k,d,l,j]
+        hess_V2__b = _block_view(H, rows["V2"][0], rows["V2"][1], rows["b"][0], rows["b"][1], PARAMS["V2"] + PARAMS["b"])
+        # einsum("Bci,Bkc,Bkdlj->dij", X, a2, hess_h2__ln)
+        tmp_683 = np.einsum("Bkdj,Bkc->Bdjc", hess_h2__ln.sum(axis=3), a2, optimize=False)
+        _add_into(hess_V2__b, (np.tensordot(tmp_683, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+        del tmp_683
+    if ("b", "V2") in want:
+        _mirror(H, rows["V2"][0], rows["V2"][1], rows["b"][0], rows["b"][1])
+    if not todo.isdisjoint((("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        # hess_a2__ln[q,k,i,j] = Σ_cl V2[c,l] X[k,l] hess_h2__ln[q,c,i,j]
+        # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__ln)
+        tmp_684 = np.tensordot(X, V2, axes=([2], [1]))
+        hess_a2__ln = np.einsum("Bkc,Bqcij->Bqkij", tmp_684, hess_h2__ln, optimize=False)
+        # hess_z_a2__ln[q,k,i,j] = hess_a2__ln[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__ln[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+        softmax_z_a2_7 = _softmax(z_a2, axis=2)
+        # einsum("Bqkij,Bqk->Bqkij", hess_a2__ln, softmax_z_a2_7)
+        # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__ln, softmax_z_a2_7, softmax_z_a2_7)
+        tmp_685 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_7, hess_a2__ln, optimize=False)
+        hess_z_a2__ln = softmax_z_a2_7[:, :, :, None, None] * hess_a2__ln - tmp_685[:, :, None] * softmax_z_a2_7[:, :, :, None, None]
+        del tmp_684, hess_a2__ln, softmax_z_a2_7, tmp_685
+    if not todo.isdisjoint((("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        del hess_h2__ln
+    if ("Q2", "g") in todo:
+        # ∂f/∂Q2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,m,l] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,m,l] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) K2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,m,l] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ln[m,l,c,j] mu[c]
+        hess_Q2__g = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["g"][0], rows["g"][1], PARAMS["Q2"] + PARAMS["g"])
+        reciprocal_z_ln_29 = z_ln**(-1.0)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjml->dij", reciprocal_z_ln_29, K2, X, X, adj_ln, jac_r__z_a2)
+        tmp_686 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_687 = adj_ln * reciprocal_z_ln_29[:, :, None]
+        tmp_688 = np.einsum("Bcj,Bcjml->Bjml", tmp_687, jac_r__z_a2, optimize=False)
+        tmp_689 = np.einsum("Bjml,Bld->Bjmd", tmp_688, tmp_686, optimize=False)
+        _add_into(hess_Q2__g, (np.tensordot(tmp_689, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln_29, K2, X, X, adj_ln, jac_mu__z_a2)
+        tmp_690 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_691 = np.einsum("Bld,Bcml->Bdcm", tmp_690, jac_mu__z_a2, optimize=False)
+        tmp_692 = adj_ln * reciprocal_z_ln_29[:, :, None]
+        tmp_693 = np.einsum("Bdcm,Bmi->Bdci", tmp_691, X, optimize=False)
+        _add_into(hess_Q2__g, np.tensordot(tmp_693, tmp_692, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        dreciprocal_z_ln_23 = -1/z_ln**2
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln_23, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
+        tmp_694 = r * adj_ln
+        tmp_695 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_696 = np.einsum("Bld,Bcml->Bdcm", tmp_695, jac_z_ln__z_a2, optimize=False)
+        tmp_697 = tmp_694 * dreciprocal_z_ln_23[:, :, None]
+        tmp_698 = np.einsum("Bdcm,Bmi->Bdci", tmp_696, X, optimize=False)
+        _add_into(hess_Q2__g, np.tensordot(tmp_698, tmp_697, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln_23, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
+        tmp_699 = mu * dreciprocal_z_ln_23
+        tmp_700 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_701 = np.einsum("Bld,Bcml->Bdcm", tmp_700, jac_z_ln__z_a2, optimize=False)
+        tmp_702 = tmp_699[:, :, None] * adj_ln
+        tmp_703 = np.einsum("Bdcm,Bmi->Bdci", tmp_701, X, optimize=False)
+        _add_into(hess_Q2__g, np.tensordot(tmp_703, tmp_702, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln_29, K2, X, X, hess_z_a2__ln, r)
+        tmp_704 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_705 = hess_z_a2__ln * reciprocal_z_ln_29[:, None, None, :, None]
+        tmp_706 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_705, r, optimize=False)
+        tmp_707 = np.einsum("Bmlj,Bld->Bmjd", tmp_706, tmp_704, optimize=False)
+        _add_into(hess_Q2__g, (np.tensordot(tmp_707, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln_29, K2, X, X, hess_z_a2__ln, mu)
+        tmp_708 = mu * reciprocal_z_ln_29
+        tmp_709 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_710 = tmp_709[:, :, :, None] * tmp_708[:, None, None]
+        tmp_711 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_710, hess_z_a2__ln, optimize=False)
+        _add_into(hess_Q2__g, (np.tensordot(tmp_711, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+        del reciprocal_z_ln_29, tmp_686, tmp_687, tmp_688, tmp_689, tmp_690, tmp_691, tmp_692, tmp_693, dreciprocal_z_ln_23, tmp_694, tmp_695, tmp_696, tmp_697, tmp_698, tmp_699, tmp_700, tmp_701, tmp_702, tmp_703, tmp_704, tmp_705, tmp_706, tmp_707, tmp_708, tmp_709, tmp_710, tmp_711
+    if ("g", "Q2") in want:
+        _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["g"][0], rows["g"][1])
+    if ("Q2", "b") in todo:
+        # ∂f/∂Q2,b[d,i,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__ln[l,k,m,j]
+        hess_Q2__b = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["b"][0], rows["b"][1], PARAMS["Q2"] + PARAMS["b"])
+        # einsum("dc,Bkc,Bli,Blkmj->dij", K2, X, X, hess_z_a2__ln)
+        tmp_712 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_713 = np.einsum("Bkd,Blkj->Bdlj", tmp_712, hess_z_a2__ln.sum(axis=3), optimize=False)
+        _add_into(hess_Q2__b, (np.tensordot(tmp_713, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+        del tmp_712, tmp_713
+    if ("b", "Q2") in want:
+        _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["b"][0], rows["b"][1])
+    if ("K2", "g") in todo:
+        # ∂f/∂K2,g[d,i,j] = 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_r__z_a2[c,j,l,m] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_mu__z_a2[c,l,m] + 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal'(z_ln[c]) Q2[d,k] X[l,k] X[m,i] adj_ln[c,j] jac_z_ln__z_a2[c,l,m] mu[c] + 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] r[c,j] - 1/sqrt(e) Σ_cklm reciprocal(z_ln[c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ln[l,m,c,j] mu[c]
+        hess_K2__g = _block_view(H, rows["K2"][0], rows["K2"][1], rows["g"][0], rows["g"][1], PARAMS["K2"] + PARAMS["g"])
+        reciprocal_z_ln_30 = z_ln**(-1.0)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bcjlm->dij", reciprocal_z_ln_30, Q2, X, X, adj_ln, jac_r__z_a2)
+        tmp_714 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_715 = adj_ln * reciprocal_z_ln_30[:, :, None]
+        tmp_716 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_715, jac_r__z_a2, optimize=False)
+        tmp_717 = np.einsum("Bjlm,Bld->Bjmd", tmp_716, tmp_714, optimize=False)
+        _add_into(hess_K2__g, (np.tensordot(tmp_717, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln_30, Q2, X, X, adj_ln, jac_mu__z_a2)
+        tmp_718 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_719 = np.einsum("Bld,Bclm->Bdcm", tmp_718, jac_mu__z_a2, optimize=False)
+        tmp_720 = adj_ln * reciprocal_z_ln_30[:, :, None]
+        tmp_721 = np.einsum("Bdcm,Bmi->Bdci", tmp_719, X, optimize=False)
+        _add_into(hess_K2__g, np.tensordot(tmp_721, tmp_720, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        dreciprocal_z_ln_24 = -1/z_ln**2
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln_24, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
+        tmp_722 = r * adj_ln
+        tmp_723 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_724 = np.einsum("Bld,Bclm->Bdcm", tmp_723, jac_z_ln__z_a2, optimize=False)
+        tmp_725 = tmp_722 * dreciprocal_z_ln_24[:, :, None]
+        tmp_726 = np.einsum("Bdcm,Bmi->Bdci", tmp_724, X, optimize=False)
+        _add_into(hess_K2__g, np.tensordot(tmp_726, tmp_725, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln_24, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
+        tmp_727 = mu * dreciprocal_z_ln_24
+        tmp_728 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_729 = np.einsum("Bld,Bclm->Bdcm", tmp_728, jac_z_ln__z_a2, optimize=False)
+        tmp_730 = tmp_727[:, :, None] * adj_ln
+        tmp_731 = np.einsum("Bdcm,Bmi->Bdci", tmp_729, X, optimize=False)
+        _add_into(hess_K2__g, np.tensordot(tmp_731, tmp_730, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln_30, Q2, X, X, hess_z_a2__ln, r)
+        tmp_732 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_733 = hess_z_a2__ln * reciprocal_z_ln_30[:, None, None, :, None]
+        tmp_734 = np.einsum("Blmcj,Bcj->Blmj", tmp_733, r, optimize=False)
+        tmp_735 = np.einsum("Blmj,Bld->Bmjd", tmp_734, tmp_732, optimize=False)
+        _add_into(hess_K2__g, (np.tensordot(tmp_735, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+        # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln_30, Q2, X, X, hess_z_a2__ln, mu)
+        tmp_736 = mu * reciprocal_z_ln_30
+        tmp_737 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_738 = tmp_737[:, :, :, None] * tmp_736[:, None, None]
+        tmp_739 = np.einsum("Bldc,Blmcj->Bdmj", tmp_738, hess_z_a2__ln, optimize=False)
+        _add_into(hess_K2__g, (np.tensordot(tmp_739, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
+        del reciprocal_z_ln_30, tmp_714, tmp_715, tmp_716, tmp_717, tmp_718, tmp_719, tmp_720, tmp_721, dreciprocal_z_ln_24, tmp_722, tmp_723, tmp_724, tmp_725, tmp_726, tmp_727, tmp_728, tmp_729, tmp_730, tmp_731, tmp_732, tmp_733, tmp_734, tmp_735, tmp_736, tmp_737, tmp_738, tmp_739
+    if todo:
+        del r, mu, z_ln
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"))):
+        del adj_ln
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        del jac_r__z_a2, jac_mu__z_a2, jac_z_ln__z_a2
+    if ("g", "K2") in want:
+        _mirror(H, rows["K2"][0], rows["K2"][1], rows["g"][0], rows["g"][1])
+    if ("K2", "b") in todo:
+        # ∂f/∂K2,b[d,i,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__ln[k,l,m,j]
+        hess_K2__b = _block_view(H, rows["K2"][0], rows["K2"][1], rows["b"][0], rows["b"][1], PARAMS["K2"] + PARAMS["b"])
+        # einsum("dc,Bkc,Bli,Bklmj->dij", Q2, X, X, hess_z_a2__ln)
+        tmp_740 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_741 = np.einsum("Bkd,Bklj->Bdlj", tmp_740, hess_z_a2__ln.sum(axis=3), optimize=False)
+        _add_into(hess_K2__b, (np.tensordot(tmp_741, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
+        del tmp_740, tmp_741
+    if not todo.isdisjoint((("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
+        del hess_z_a2__ln
+    if ("b", "K2") in want:
+        _mirror(H, rows["K2"][0], rows["K2"][1], rows["b"][0], rows["b"][1])
+    if not todo.isdisjoint((("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        # hess_h2__z_ff[q,d,a,i] = Σ_c O2[c,d] hess_r__z_ff[q,c,a,i]
+        # einsum("cd,Bqcai->Bqdai", O2, hess_r__z_ff)
+        hess_h2__z_ff = (np.tensordot(hess_r__z_ff, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if not todo.isdisjoint((("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        del hess_r__z_ff
+    if ("V2", "F1") in todo:
+        # ∂f/∂V2,F1[d,i,a,j] = Σ_ckl X[c,i] a2[k,c] adj_z_ff[a,l] jac_ln__h2[l,j,k,d] + Σ_ckl X[c,i] a2[k,c] hess_h2__z_ff[k,d,a,l] ln[l,j]
+        hess_V2__F1 = _block_view(H, rows["V2"][0], rows["V2"][1], rows["F1"][0], rows["F1"][1], PARAMS["V2"] + PARAMS["F1"])
+        # einsum("Bci,Bkc,Bal,Bljkd->diaj", X, a2, adj_z_ff, jac_ln__h2)
+        tmp_742 = a2 @ X
+        tmp_743 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
+        _add_into(hess_V2__F1, (np.tensordot(tmp_743, tmp_742, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
+        # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a2, hess_h2__z_ff, ln)
+        tmp_744 = a2 @ X
+        tmp_745 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
+        _add_into(hess_V2__F1, (np.tensordot(tmp_745, tmp_744, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
+        del tmp_742, tmp_743, tmp_744, tmp_745
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
+        del jac_ln__h2
+    if ("F1", "V2") in want:
+        _mirror(H, rows["V2"][0], rows["V2"][1], rows["F1"][0], rows["F1"][1])
+    if not todo.isdisjoint((("Q2", "F1"), ("K2", "F1"))):
+        # hess_a2__z_ff[q,k,a,i] = Σ_cj V2[c,j] X[k,j] hess_h2__z_ff[q,c,a,i]
+        # einsum("cj,Bkj,Bqcai->Bqkai", V2, X, hess_h2__z_ff)
+        tmp_746 = np.tensordot(X, V2, axes=([2], [1]))
+        hess_a2__z_ff = np.einsum("Bkc,Bqcai->Bqkai", tmp_746, hess_h2__z_ff, optimize=False)
+        # hess_z_a2__z_ff[q,k,a,i] = hess_a2__z_ff[q,k,a,i] softmax_k(z_a2[q,k]) - Σ_c hess_a2__z_ff[q,c,a,i] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+        softmax_z_a2_8 = _softmax(z_a2, axis=2)
+        # einsum("Bqkai,Bqk->Bqkai", hess_a2__z_ff, softmax_z_a2_8)
+        # einsum("Bqcai,Bqc,Bqk->Bqkai", hess_a2__z_ff, softmax_z_a2_8, softmax_z_a2_8)
+        tmp_747 = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a2_8, hess_a2__z_ff, optimize=False)
+        hess_z_a2__z_ff = softmax_z_a2_8[:, :, :, None, None] * hess_a2__z_ff - tmp_747[:, :, None] * softmax_z_a2_8[:, :, :, None, None]
+        del tmp_746, hess_a2__z_ff, softmax_z_a2_8, tmp_747
+    if not todo.isdisjoint((("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        del hess_h2__z_ff
+    if ("Q2", "F1") in todo:
+        # ∂f/∂Q2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,l,k] + 1/sqrt(e) Σ_cklm K2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[l,k,a,m] ln[m,j]
+        hess_Q2__F1 = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["F1"][0], rows["F1"][1], PARAMS["Q2"] + PARAMS["F1"])
+        # einsum("dc,Bkc,Bli,Bam,Bmjlk->diaj", K2, X, X, adj_z_ff, jac_ln__z_a2)
+        tmp_748 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_749 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_748, jac_ln__z_a2, optimize=False)
+        tmp_750 = np.einsum("Bdmjl,Bli->Bdmji", tmp_749, X, optimize=False)
+        _add_into(hess_Q2__F1, (np.tensordot(tmp_750, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K2, X, X, hess_z_a2__z_ff, ln)
+        tmp_751 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_752 = np.einsum("Bkd,Blkam->Bdlam", tmp_751, hess_z_a2__z_ff, optimize=False)
+        tmp_753 = np.einsum("Bdlam,Bli->Bdami", tmp_752, X, optimize=False)
+        _add_into(hess_Q2__F1, (np.tensordot(tmp_753, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+        del tmp_748, tmp_749, tmp_750, tmp_751, tmp_752, tmp_753
+    if ("F1", "Q2") in want:
+        _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["F1"][0], rows["F1"][1])
+    if ("K2", "F1") in todo:
+        # ∂f/∂K2,F1[d,i,a,j] = 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] adj_z_ff[a,m] jac_ln__z_a2[m,j,k,l] + 1/sqrt(e) Σ_cklm Q2[d,c] X[k,c] X[l,i] hess_z_a2__z_ff[k,l,a,m] ln[m,j]
+        hess_K2__F1 = _block_view(H, rows["K2"][0], rows["K2"][1], rows["F1"][0], rows["F1"][1], PARAMS["K2"] + PARAMS["F1"])
+        # einsum("dc,Bkc,Bli,Bam,Bmjkl->diaj", Q2, X, X, adj_z_ff, jac_ln__z_a2)
+        tmp_754 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_755 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_754, jac_ln__z_a2, optimize=False)
+        tmp_756 = np.einsum("Bdmjl,Bli->Bdmji", tmp_755, X, optimize=False)
+        _add_into(hess_K2__F1, (np.tensordot(tmp_756, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q2, X, X, hess_z_a2__z_ff, ln)
+        tmp_757 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_758 = np.einsum("Bkd,Bklam->Bdlam", tmp_757, hess_z_a2__z_ff, optimize=False)
+        tmp_759 = np.einsum("Bdlam,Bli->Bdami", tmp_758, X, optimize=False)
+        _add_into(hess_K2__F1, (np.tensordot(tmp_759, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
+        del tmp_754, tmp_755, tmp_756, tmp_757, tmp_758, tmp_759
+    if todo:
+        del ln
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
+        del adj_z_ff
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        del jac_ln__z_a2
+    if not todo.isdisjoint((("Q2", "F1"), ("K2", "F1"))):
+        del hess_z_a2__z_ff
+    if ("F1", "K2") in want:
+        _mirror(H, rows["K2"][0], rows["K2"][1], rows["F1"][0], rows["F1"][1])
+    if not todo.isdisjoint((("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        # hess_h2__ff[q,d,i,j] = Σ_c O2[c,d] hess_r__ff[q,c,i,j]
+        # einsum("cd,Bqcij->Bqdij", O2, hess_r__ff)
+        hess_h2__ff = (np.tensordot(hess_r__ff, O2, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+    if not todo.isdisjoint((("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        del hess_r__ff
+    if ("V2", "F2") in todo:
+        # ∂f/∂V2,F2[d,i,j,a] = Σ_ckl gelu'(z_ff[a,c]) X[k,i] a2[l,k] adj_ff[c,j] jac_z_ff__h2[a,c,l,d] + Σ_ckl gelu(z_ff[a,c]) X[k,i] a2[l,k] hess_h2__ff[l,d,c,j]
+        hess_V2__F2 = _block_view(H, rows["V2"][0], rows["V2"][1], rows["F2"][0], rows["F2"][1], PARAMS["V2"] + PARAMS["F2"])
+        dgelu_z_ff_27 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,Bki,Blk,Bcj,Bacld->dija", dgelu_z_ff_27, X, a2, adj_ff, jac_z_ff__h2)
+        tmp_760 = a2 @ X
+        tmp_761 = adj_ff[:, :, :, None] * (dgelu_z_ff_27.transpose(0, 2, 1))[:, :, None]
+        tmp_762 = np.einsum("Bcja,Bacld->Bjald", tmp_761, jac_z_ff__h2, optimize=False)
+        _add_into(hess_V2__F2, (np.tensordot(tmp_762, tmp_760, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
+        gelu_z_ff_12 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff_12, X, a2, hess_h2__ff)
+        tmp_763 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff_12, optimize=False)
+        tmp_764 = a2 @ X
+        _add_into(hess_V2__F2, (np.tensordot(tmp_764, tmp_763, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
+        del dgelu_z_ff_27, tmp_760, tmp_761, tmp_762, gelu_z_ff_12, tmp_763, tmp_764
+    if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F2"), ("V2", "U"))):
+        del jac_z_ff__h2
+    if ("F2", "V2") in want:
+        _mirror(H, rows["V2"][0], rows["V2"][1], rows["F2"][0], rows["F2"][1])
+    if not todo.isdisjoint((("Q2", "F2"), ("K2", "F2"))):
+        # hess_a2__ff[q,k,i,j] = Σ_cl V2[c,l] X[k,l] hess_h2__ff[q,c,i,j]
+        # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__ff)
+        tmp_765 = np.tensordot(X, V2, axes=([2], [1]))
+        hess_a2__ff = np.einsum("Bkc,Bqcij->Bqkij", tmp_765, hess_h2__ff, optimize=False)
+        # hess_z_a2__ff[q,k,i,j] = hess_a2__ff[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__ff[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+        softmax_z_a2_9 = _softmax(z_a2, axis=2)
+        # einsum("Bqkij,Bqk->Bqkij", hess_a2__ff, softmax_z_a2_9)
+        # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__ff, softmax_z_a2_9, softmax_z_a2_9)
+        tmp_766 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_9, hess_a2__ff, optimize=False)
+        hess_z_a2__ff = softmax_z_a2_9[:, :, :, None, None] * hess_a2__ff - tmp_766[:, :, None] * softmax_z_a2_9[:, :, :, None, None]
+        del tmp_765, hess_a2__ff, softmax_z_a2_9, tmp_766
+    if not todo.isdisjoint((("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        del hess_h2__ff
+    if ("Q2", "F2") in todo:
+        # ∂f/∂Q2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,m,l] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) K2[d,k] X[l,k] X[m,i] hess_z_a2__ff[m,l,c,j]
+        hess_Q2__F2 = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["F2"][0], rows["F2"][1], PARAMS["Q2"] + PARAMS["F2"])
+        dgelu_z_ff_28 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,dk,Blk,Bmi,Bcj,Bacml->dija", dgelu_z_ff_28, K2, X, X, adj_ff, jac_z_ff__z_a2)
+        tmp_767 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_768 = adj_ff[:, :, :, None] * (dgelu_z_ff_28.transpose(0, 2, 1))[:, :, None]
+        tmp_769 = np.einsum("Bld,Bacml->Bdacm", tmp_767, jac_z_ff__z_a2, optimize=False)
+        tmp_770 = np.einsum("Bdacm,Bcja->Bdamj", tmp_769, tmp_768, optimize=False)
+        _add_into(hess_Q2__F2, (np.tensordot(tmp_770, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+        gelu_z_ff_13 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff_13, K2, X, X, hess_z_a2__ff)
+        tmp_771 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_772 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_771, hess_z_a2__ff, optimize=False)
+        tmp_773 = np.einsum("Bdmcj,Bac->Bdmja", tmp_772, gelu_z_ff_13, optimize=False)
+        _add_into(hess_Q2__F2, (np.tensordot(tmp_773, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+        del dgelu_z_ff_28, tmp_767, tmp_768, tmp_769, tmp_770, gelu_z_ff_13, tmp_771, tmp_772, tmp_773
+    if ("F2", "Q2") in want:
+        _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["F2"][0], rows["F2"][1])
+    if ("K2", "F2") in todo:
+        # ∂f/∂K2,F2[d,i,j,a] = 1/sqrt(e) Σ_cklm gelu'(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] adj_ff[c,j] jac_z_ff__z_a2[a,c,l,m] + 1/sqrt(e) Σ_cklm gelu(z_ff[a,c]) Q2[d,k] X[l,k] X[m,i] hess_z_a2__ff[l,m,c,j]
+        hess_K2__F2 = _block_view(H, rows["K2"][0], rows["K2"][1], rows["F2"][0], rows["F2"][1], PARAMS["K2"] + PARAMS["F2"])
+        dgelu_z_ff_29 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
+        # einsum("Bac,dk,Blk,Bmi,Bcj,Baclm->dija", dgelu_z_ff_29, Q2, X, X, adj_ff, jac_z_ff__z_a2)
+        tmp_774 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_775 = adj_ff[:, :, :, None] * (dgelu_z_ff_29.transpose(0, 2, 1))[:, :, None]
+        tmp_776 = np.einsum("Bld,Baclm->Bdacm", tmp_774, jac_z_ff__z_a2, optimize=False)
+        tmp_777 = np.einsum("Bdacm,Bcja->Bdamj", tmp_776, tmp_775, optimize=False)
+        _add_into(hess_K2__F2, (np.tensordot(tmp_777, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+        gelu_z_ff_14 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
+        # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff_14, Q2, X, X, hess_z_a2__ff)
+        tmp_778 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_779 = np.einsum("Bld,Blmcj->Bdmcj", tmp_778, hess_z_a2__ff, optimize=False)
+        tmp_780 = np.einsum("Bdmcj,Bac->Bdmja", tmp_779, gelu_z_ff_14, optimize=False)
+        _add_into(hess_K2__F2, (np.tensordot(tmp_780, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
+        del dgelu_z_ff_29, tmp_774, tmp_775, tmp_776, tmp_777, gelu_z_ff_14, tmp_778, tmp_779, tmp_780
+    if todo:
+        del z_ff
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
+        del adj_ff
+    if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
+        del jac_z_ff__z_a2
+    if not todo.isdisjoint((("Q2", "F2"), ("K2", "F2"))):
+        del hess_z_a2__ff
+    if ("F2", "K2") in want:
+        _mirror(H, rows["K2"][0], rows["K2"][1], rows["F2"][0], rows["F2"][1])
+    if not todo.isdisjoint((("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        # hess_h2__p[q,d,l] = Σ_c O2[c,d] hess_r__p[q,c,l]
+        # einsum("cd,Bqcl->Bqdl", O2, hess_r__p)
+        hess_h2__p = (np.tensordot(hess_r__p, O2, axes=([2], [0]))).transpose(0, 1, 3, 2)
+    if not todo.isdisjoint((("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        del hess_r__p
+    if ("V2", "U") in todo:
+        # ∂f/∂V2,U[d,i,l,j] = 1/t Σ_ckm X[c,i] a2[k,c] adj_p[l] jac_ff__h2[m,j,k,d] + 1/t Σ_ckm X[c,i] a2[k,c] ff[m,j] hess_h2__p[k,d,l]
+        hess_V2__U = _block_view(H, rows["V2"][0], rows["V2"][1], rows["U"][0], rows["U"][1], PARAMS["V2"] + PARAMS["U"])
+        # einsum("Bci,Bkc,Bl,Bmjkd->dilj", X, a2, adj_p, jac_ff__h2)
+        tmp_781 = a2 @ X
+        tmp_782 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
+        _add_into(hess_V2__U, (np.tensordot(tmp_782, tmp_781, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a2, ff, hess_h2__p)
+        tmp_783 = a2 @ X
+        tmp_784 = np.einsum("Bki,Bkdl->Bidl", tmp_783, hess_h2__p, optimize=False)
+        _add_into(hess_V2__U, (np.tensordot(tmp_784, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
+        del tmp_781, tmp_782, tmp_783, tmp_784
+    if todo:
+        del a2
+    if ("V2", "U") in todo:
+        del jac_ff__h2
+    if ("U", "V2") in want:
+        _mirror(H, rows["V2"][0], rows["V2"][1], rows["U"][0], rows["U"][1])
+    if not todo.isdisjoint((("Q2", "U"), ("K2", "U"))):
+        # hess_a2__p[q,k,l] = Σ_ci V2[c,i] X[k,i] hess_h2__p[q,c,l]
+        # einsum("ci,Bki,Bqcl->Bqkl", V2, X, hess_h2__p)
+        tmp_785 = np.tensordot(X, V2, axes=([2], [1]))
+        hess_a2__p = np.einsum("Bkc,Bqcl->Bqkl", tmp_785, hess_h2__p, optimize=False)
+        # hess_z_a2__p[q,k,l] = hess_a2__p[q,k,l] softmax_k(z_a2[q,k]) - Σ_c hess_a2__p[q,c,l] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
+        softmax_z_a2_10 = _softmax(z_a2, axis=2)
+        # einsum("Bqkl,Bqk->Bqkl", hess_a2__p, softmax_z_a2_10)
+        # einsum("Bqcl,Bqc,Bqk->Bqkl", hess_a2__p, softmax_z_a2_10, softmax_z_a2_10)
+        tmp_786 = (softmax_z_a2_10[..., None, :] @ hess_a2__p)[..., 0, :]
+        hess_z_a2__p = softmax_z_a2_10[:, :, :, None] * hess_a2__p - tmp_786[:, :, None] * softmax_z_a2_10[:, :, :, None]
+        del tmp_785, hess_a2__p, softmax_z_a2_10, tmp_786
+    if todo:
+        del z_a2
+    if not todo.isdisjoint((("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        del hess_h2__p
+    if ("Q2", "U") in todo:
+        # ∂f/∂Q2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,m,k] + 1/(sqrt(e)*t) Σ_ckmn K2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[m,k,l]
+        hess_Q2__U = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["U"][0], rows["U"][1], PARAMS["Q2"] + PARAMS["U"])
+        # einsum("dc,Bkc,Bmi,Bl,Bnjmk->dilj", K2, X, X, adj_p, jac_ff__z_a2)
+        tmp_787 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_788 = adj_p[:, :, None, None] * X[:, None]
+        tmp_789 = np.einsum("Bkd,Bjmk->Bdjm", tmp_787, jac_ff__z_a2.sum(axis=1), optimize=False)
+        _add_into(hess_Q2__U, (np.tensordot(tmp_789, tmp_788, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+        # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K2, X, X, ff, hess_z_a2__p)
+        tmp_790 = np.tensordot(X, K2, axes=([2], [1]))
+        tmp_791 = np.einsum("Bkd,Bmkl->Bdml", tmp_790, hess_z_a2__p, optimize=False)
+        tmp_792 = np.einsum("Bdml,Bmi->Bdli", tmp_791, X, optimize=False)
+        _add_into(hess_Q2__U, (np.tensordot(tmp_792, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+        del tmp_787, tmp_788, tmp_789, tmp_790, tmp_791, tmp_792
+    if ("U", "Q2") in want:
+        _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["U"][0], rows["U"][1])
+    if ("K2", "U") in todo:
+        # ∂f/∂K2,U[d,i,l,j] = 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] adj_p[l] jac_ff__z_a2[n,j,k,m] + 1/(sqrt(e)*t) Σ_ckmn Q2[d,c] X[k,c] X[m,i] ff[n,j] hess_z_a2__p[k,m,l]
+        hess_K2__U = _block_view(H, rows["K2"][0], rows["K2"][1], rows["U"][0], rows["U"][1], PARAMS["K2"] + PARAMS["U"])
+        # einsum("dc,Bkc,Bmi,Bl,Bnjkm->dilj", Q2, X, X, adj_p, jac_ff__z_a2)
+        tmp_793 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_794 = adj_p[:, :, None, None] * X[:, None]
+        tmp_795 = np.einsum("Bkd,Bjkm->Bdjm", tmp_793, jac_ff__z_a2.sum(axis=1), optimize=False)
+        _add_into(hess_K2__U, (np.tensordot(tmp_795, tmp_794, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+        # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q2, X, X, ff, hess_z_a2__p)
+        tmp_796 = np.tensordot(X, Q2, axes=([2], [1]))
+        tmp_797 = np.einsum("Bkd,Bkml->Bdml", tmp_796, hess_z_a2__p, optimize=False)
+        tmp_798 = np.einsum("Bdml,Bmi->Bdli", tmp_797, X, optimize=False)
+        _add_into(hess_K2__U, (np.tensordot(tmp_798, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
+        del tmp_793, tmp_794, tmp_795, tmp_796, tmp_797, tmp_798
+    if todo:
+        del ff
+    if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
+        del adj_p
+    if not todo.isdisjoint((("Q2", "U"), ("K2", "U"))):
+        del jac_ff__z_a2
+    if not todo.isdisjoint((("Q2", "U"), ("K2", "U"))):
+        del hess_z_a2__p
+    if ("U", "K2") in want:
+        _mirror(H, rows["K2"][0], rows["K2"][1], rows["U"][0], rows["U"][1])
+    hess = {}
+    if ("Q1", "Q1") in want:
+        hess[("Q1", "Q1")] = hess_Q1__Q1
+    if ("Q1", "K1") in want:
+        hess[("Q1", "K1")] = hess_Q1__K1
+    if ("Q1", "V1") in want:
+        hess[("Q1", "V1")] = hess_Q1__V1
+    if ("Q1", "O1") in want:
+        hess[("Q1", "O1")] = hess_Q1__O1
+    if ("Q1", "Q2") in want:
+        hess[("Q1", "Q2")] = hess_Q1__Q2
+    if ("Q1", "K2") in want:
+        hess[("Q1", "K2")] = hess_Q1__K2
+    if ("Q1", "V2") in want:
+        hess[("Q1", "V2")] = hess_Q1__V2
+    if ("Q1", "O2") in want:
+        hess[("Q1", "O2")] = hess_Q1__O2
+    if ("Q1", "g") in want:
+        hess[("Q1", "g")] = hess_Q1__g
+    if ("Q1", "b") in want:
+        hess[("Q1", "b")] = hess_Q1__b
+    if ("Q1", "F1") in want:
+        hess[("Q1", "F1")] = hess_Q1__F1
+    if ("Q1", "F2") in want:
+        hess[("Q1", "F2")] = hess_Q1__F2
+    if ("Q1", "U") in want:
+        hess[("Q1", "U")] = hess_Q1__U
+    if ("K1", "Q1") in want:
+        hess[("K1", "Q1")] = _block_view(H, rows["K1"][0], rows["K1"][1], rows["Q1"][0], rows["Q1"][1], (2, 4, 2, 4))
+    if ("K1", "K1") in want:
+        hess[("K1", "K1")] = hess_K1__K1
+    if ("K1", "V1") in want:
+        hess[("K1", "V1")] = hess_K1__V1
+    if ("K1", "O1") in want:
+        hess[("K1", "O1")] = hess_K1__O1
+    if ("K1", "Q2") in want:
+        hess[("K1", "Q2")] = hess_K1__Q2
+    if ("K1", "K2") in want:
+        hess[("K1", "K2")] = hess_K1__K2
+    if ("K1", "V2") in want:
+        hess[("K1", "V2")] = hess_K1__V2
+    if ("K1", "O2") in want:
+        hess[("K1", "O2")] = hess_K1__O2
+    if ("K1", "g") in want:
+        hess[("K1", "g")] = hess_K1__g
+    if ("K1", "b") in want:
+        hess[("K1", "b")] = hess_K1__b
+    if ("K1", "F1") in want:
+        hess[("K1", "F1")] = hess_K1__F1
+    if ("K1", "F2") in want:
+        hess[("K1", "F2")] = hess_K1__F2
+    if ("K1", "U") in want:
+        hess[("K1", "U")] = hess_K1__U
+    if ("V1", "Q1") in want:
+        hess[("V1", "Q1")] = _block_view(H, rows["V1"][0], rows["V1"][1], rows["Q1"][0], rows["Q1"][1], (2, 4, 2, 4))
+    if ("V1", "K1") in want:
+        hess[("V1", "K1")] = _block_view(H, rows["V1"][0], rows["V1"][1], rows["K1"][0], rows["K1"][1], (2, 4, 2, 4))
+    if ("V1", "V1") in want:
+        hess[("V1", "V1")] = hess_V1__V1
+    if ("V1", "O1") in want:
+        hess[("V1", "O1")] = hess_V1__O1
+    if ("V1", "Q2") in want:
+        hess[("V1", "Q2")] = hess_V1__Q2
+    if ("V1", "K2") in want:
+        hess[("V1", "K2")] = hess_V1__K2
+    if ("V1", "V2") in want:
+        hess[("V1", "V2")] = hess_V1__V2
+    if ("V1", "O2") in want:
+        hess[("V1", "O2")] = hess_V1__O2
+    if ("V1", "g") in want:
+        hess[("V1", "g")] = hess_V1__g
+    if ("V1", "b") in want:
+        hess[("V1", "b")] = hess_V1__b
+    if ("V1", "F1") in want:
+        hess[("V1", "F1")] = hess_V1__F1
+    if ("V1", "F2") in want:
+        hess[("V1", "F2")] = hess_V1__F2
+    if ("V1", "U") in want:
+        hess[("V1", "U")] = hess_V1__U
+    if ("O1", "Q1") in want:
+        hess[("O1", "Q1")] = _block_view(H, rows["O1"][0], rows["O1"][1], rows["Q1"][0], rows["Q1"][1], (4, 2, 2, 4))
+    if ("O1", "K1") in want:
+        hess[("O1", "K1")] = _block_view(H, rows["O1"][0], rows["O1"][1], rows["K1"][0], rows["K1"][1], (4, 2, 2, 4))
+    if ("O1", "V1") in want:
+        hess[("O1", "V1")] = _block_view(H, rows["O1"][0], rows["O1"][1], rows["V1"][0], rows["V1"][1], (4, 2, 2, 4))
+    if ("O1", "O1") in want:
+        hess[("O1", "O1")] = hess_O1__O1
+    if ("O1", "Q2") in want:
+        hess[("O1", "Q2")] = hess_O1__Q2
+    if ("O1", "K2") in want:
+        hess[("O1", "K2")] = hess_O1__K2
+    if ("O1", "V2") in want:
+        hess[("O1", "V2")] = hess_O1__V2
+    if ("O1", "O2") in want:
+        hess[("O1", "O2")] = hess_O1__O2
+    if ("O1", "g") in want:
+        hess[("O1", "g")] = hess_O1__g
+    if ("O1", "b") in want:
+        hess[("O1", "b")] = hess_O1__b
+    if ("O1", "F1") in want:
+        hess[("O1", "F1")] = hess_O1__F1
+    if ("O1", "F2") in want:
+        hess[("O1", "F2")] = hess_O1__F2
+    if ("O1", "U") in want:
+        hess[("O1", "U")] = hess_O1__U
+    if ("Q2", "Q1") in want:
+        hess[("Q2", "Q1")] = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["Q1"][0], rows["Q1"][1], (2, 4, 2, 4))
+    if ("Q2", "K1") in want:
+        hess[("Q2", "K1")] = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["K1"][0], rows["K1"][1], (2, 4, 2, 4))
+    if ("Q2", "V1") in want:
+        hess[("Q2", "V1")] = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["V1"][0], rows["V1"][1], (2, 4, 2, 4))
+    if ("Q2", "O1") in want:
+        hess[("Q2", "O1")] = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["O1"][0], rows["O1"][1], (2, 4, 4, 2))
+    if ("Q2", "Q2") in want:
+        hess[("Q2", "Q2")] = hess_Q2__Q2
+    if ("Q2", "K2") in want:
+        hess[("Q2", "K2")] = hess_Q2__K2
+    if ("Q2", "V2") in want:
+        hess[("Q2", "V2")] = hess_Q2__V2
+    if ("Q2", "O2") in want:
+        hess[("Q2", "O2")] = hess_Q2__O2
+    if ("Q2", "g") in want:
+        hess[("Q2", "g")] = hess_Q2__g
+    if ("Q2", "b") in want:
+        hess[("Q2", "b")] = hess_Q2__b
+    if ("Q2", "F1") in want:
+        hess[("Q2", "F1")] = hess_Q2__F1
+    if ("Q2", "F2") in want:
+        hess[("Q2", "F2")] = hess_Q2__F2
+    if ("Q2", "U") in want:
+        hess[("Q2", "U")] = hess_Q2__U
+    if ("K2", "Q1") in want:
+        hess[("K2", "Q1")] = _block_view(H, rows["K2"][0], rows["K2"][1], rows["Q1"][0], rows["Q1"][1], (2, 4, 2, 4))
+    if ("K2", "K1") in want:
+        hess[("K2", "K1")] = _block_view(H, rows["K2"][0], rows["K2"][1], rows["K1"][0], rows["K1"][1], (2, 4, 2, 4))
+    if ("K2", "V1") in want:
+        hess[("K2", "V1")] = _block_view(H, rows["K2"][0], rows["K2"][1], rows["V1"][0], rows["V1"][1], (2, 4, 2, 4))
+    if ("K2", "O1") in want:
+        hess[("K2", "O1")] = _block_view(H, rows["K2"][0], rows["K2"][1], rows["O1"][0], rows["O1"][1], (2, 4, 4, 2))
+    if ("K2", "Q2") in want:
+        hess[("K2", "Q2")] = _block_view(H, rows["K2"][0], rows["K2"][1], rows["Q2"][0], rows["Q2"][1], (2, 4, 2, 4))
+    if ("K2", "K2") in want:
+        hess[("K2", "K2")] = hess_K2__K2
+    if ("K2", "V2") in want:
+        hess[("K2", "V2")] = hess_K2__V2
+    if ("K2", "O2") in want:
+        hess[("K2", "O2")] = hess_K2__O2
+    if ("K2", "g") in want:
+        hess[("K2", "g")] = hess_K2__g
+    if ("K2", "b") in want:
+        hess[("K2", "b")] = hess_K2__b
+    if ("K2", "F1") in want:
+        hess[("K2", "F1")] = hess_K2__F1
+    if ("K2", "F2") in want:
+        hess[("K2", "F2")] = hess_K2__F2
+    if ("K2", "U") in want:
+        hess[("K2", "U")] = hess_K2__U
+    if ("V2", "Q1") in want:
+        hess[("V2", "Q1")] = _block_view(H, rows["V2"][0], rows["V2"][1], rows["Q1"][0], rows["Q1"][1], (2, 4, 2, 4))
+    if ("V2", "K1") in want:
+        hess[("V2", "K1")] = _block_view(H, rows["V2"][0], rows["V2"][1], rows["K1"][0], rows["K1"][1], (2, 4, 2, 4))
+    if ("V2", "V1") in want:
+        hess[("V2", "V1")] = _block_view(H, rows["V2"][0], rows["V2"][1], rows["V1"][0], rows["V1"][1], (2, 4, 2, 4))
+    if ("V2", "O1") in want:
+        hess[("V2", "O1")] = _block_view(H, rows["V2"][0], rows["V2"][1], rows["O1"][0], rows["O1"][1], (2, 4, 4, 2))
+    if ("V2", "Q2") in want:
+        hess[("V2", "Q2")] = _block_view(H, rows["V2"][0], rows["V2"][1], rows["Q2"][0], rows["Q2"][1], (2, 4, 2, 4))
+    if ("V2", "K2") in want:
+        hess[("V2", "K2")] = _block_view(H, rows["V2"][0], rows["V2"][1], rows["K2"][0], rows["K2"][1], (2, 4, 2, 4))
+    if ("V2", "V2") in want:
+        hess[("V2", "V2")] = hess_V2__V2
+    if ("V2", "O2") in want:
+        hess[("V2", "O2")] = hess_V2__O2
+    if ("V2", "g") in want:
+        hess[("V2", "g")] = hess_V2__g
+    if ("V2", "b") in want:
+        hess[("V2", "b")] = hess_V2__b
+    if ("V2", "F1") in want:
+        hess[("V2", "F1")] = hess_V2__F1
+    if ("V2", "F2") in want:
+        hess[("V2", "F2")] = hess_V2__F2
+    if ("V2", "U") in want:
+        hess[("V2", "U")] = hess_V2__U
+    if ("O2", "Q1") in want:
+        hess[("O2", "Q1")] = _block_view(H, rows["O2"][0], rows["O2"][1], rows["Q1"][0], rows["Q1"][1], (4, 2, 2, 4))
+    if ("O2", "K1") in want:
+        hess[("O2", "K1")] = _block_view(H, rows["O2"][0], rows["O2"][1], rows["K1"][0], rows["K1"][1], (4, 2, 2, 4))
+    if ("O2", "V1") in want:
+        hess[("O2", "V1")] = _block_view(H, rows["O2"][0], rows["O2"][1], rows["V1"][0], rows["V1"][1], (4, 2, 2, 4))
+    if ("O2", "O1") in want:
+        hess[("O2", "O1")] = _block_view(H, rows["O2"][0], rows["O2"][1], rows["O1"][0], rows["O1"][1], (4, 2, 4, 2))
+    if ("O2", "Q2") in want:
+        hess[("O2", "Q2")] = _block_view(H, rows["O2"][0], rows["O2"][1], rows["Q2"][0], rows["Q2"][1], (4, 2, 2, 4))
+    if ("O2", "K2") in want:
+        hess[("O2", "K2")] = _block_view(H, rows["O2"][0], rows["O2"][1], rows["K2"][0], rows["K2"][1], (4, 2, 2, 4))
+    if ("O2", "V2") in want:
+        hess[("O2", "V2")] = _block_view(H, rows["O2"][0], rows["O2"][1], rows["V2"][0], rows["V2"][1], (4, 2, 2, 4))
+    if ("O2", "O2") in want:
+        hess[("O2", "O2")] = hess_O2__O2
+    if ("O2", "g") in want:
+        hess[("O2", "g")] = hess_O2__g
+    if ("O2", "b") in want:
+        hess[("O2", "b")] = hess_O2__b
+    if ("O2", "F1") in want:
+        hess[("O2", "F1")] = hess_O2__F1
+    if ("O2", "F2") in want:
+        hess[("O2", "F2")] = hess_O2__F2
+    if ("O2", "U") in want:
+        hess[("O2", "U")] = hess_O2__U
+    if ("g", "Q1") in want:
+        hess[("g", "Q1")] = _block_view(H, rows["g"][0], rows["g"][1], rows["Q1"][0], rows["Q1"][1], (4, 2, 4))
+    if ("g", "K1") in want:
+        hess[("g", "K1")] = _block_view(H, rows["g"][0], rows["g"][1], rows["K1"][0], rows["K1"][1], (4, 2, 4))
+    if ("g", "V1") in want:
+        hess[("g", "V1")] = _block_view(H, rows["g"][0], rows["g"][1], rows["V1"][0], rows["V1"][1], (4, 2, 4))
+    if ("g", "O1") in want:
+        hess[("g", "O1")] = _block_view(H, rows["g"][0], rows["g"][1], rows["O1"][0], rows["O1"][1], (4, 4, 2))
+    if ("g", "Q2") in want:
+        hess[("g", "Q2")] = _block_view(H, rows["g"][0], rows["g"][1], rows["Q2"][0], rows["Q2"][1], (4, 2, 4))
+    if ("g", "K2") in want:
+        hess[("g", "K2")] = _block_view(H, rows["g"][0], rows["g"][1], rows["K2"][0], rows["K2"][1], (4, 2, 4))
+    if ("g", "V2") in want:
+        hess[("g", "V2")] = _block_view(H, rows["g"][0], rows["g"][1], rows["V2"][0], rows["V2"][1], (4, 2, 4))
+    if ("g", "O2") in want:
+        hess[("g", "O2")] = _block_view(H, rows["g"][0], rows["g"][1], rows["O2"][0], rows["O2"][1], (4, 4, 2))
+    if ("g", "g") in want:
+        hess[("g", "g")] = hess_g__g
+    if ("g", "b") in want:
+        hess[("g", "b")] = hess_g__b
+    if ("g", "F1") in want:
+        hess[("g", "F1")] = hess_g__F1
+    if ("g", "F2") in want:
+        hess[("g", "F2")] = hess_g__F2
+    if ("g", "U") in want:
+        hess[("g", "U")] = hess_g__U
+    if ("b", "Q1") in want:
+        hess[("b", "Q1")] = _block_view(H, rows["b"][0], rows["b"][1], rows["Q1"][0], rows["Q1"][1], (4, 2, 4))
+    if ("b", "K1") in want:
+        hess[("b", "K1")] = _block_view(H, rows["b"][0], rows["b"][1], rows["K1"][0], rows["K1"][1], (4, 2, 4))
+    if ("b", "V1") in want:
+        hess[("b", "V1")] = _block_view(H, rows["b"][0], rows["b"][1], rows["V1"][0], rows["V1"][1], (4, 2, 4))
+    if ("b", "O1") in want:
+        hess[("b", "O1")] = _block_view(H, rows["b"][0], rows["b"][1], rows["O1"][0], rows["O1"][1], (4, 4, 2))
+    if ("b", "Q2") in want:
+        hess[("b", "Q2")] = _block_view(H, rows["b"][0], rows["b"][1], rows["Q2"][0], rows["Q2"][1], (4, 2, 4))
+    if ("b", "K2") in want:
+        hess[("b", "K2")] = _block_view(H, rows["b"][0], rows["b"][1], rows["K2"][0], rows["K2"][1], (4, 2, 4))
+    if ("b", "V2") in want:
+        hess[("b", "V2")] = _block_view(H, rows["b"][0], rows["b"][1], rows["V2"][0], rows["V2"][1], (4, 2, 4))
+    if ("b", "O2") in want:
+        hess[("b", "O2")] = _block_view(H, rows["b"][0], rows["b"][1], rows["O2"][0], rows["O2"][1], (4, 4, 2))
+    if ("b", "g") in want:
+        hess[("b", "g")] = _block_view(H, rows["b"][0], rows["b"][1], rows["g"][0], rows["g"][1], (4, 4))
+    if ("b", "b") in want:
+        hess[("b", "b")] = hess_b__b
+    if ("b", "F1") in want:
+        hess[("b", "F1")] = hess_b__F1
+    if ("b", "F2") in want:
+        hess[("b", "F2")] = hess_b__F2
+    if ("b", "U") in want:
+        hess[("b", "U")] = hess_b__U
+    if ("F1", "Q1") in want:
+        hess[("F1", "Q1")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["Q1"][0], rows["Q1"][1], (4, 4, 2, 4))
+    if ("F1", "K1") in want:
+        hess[("F1", "K1")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["K1"][0], rows["K1"][1], (4, 4, 2, 4))
+    if ("F1", "V1") in want:
+        hess[("F1", "V1")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["V1"][0], rows["V1"][1], (4, 4, 2, 4))
+    if ("F1", "O1") in want:
+        hess[("F1", "O1")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["O1"][0], rows["O1"][1], (4, 4, 4, 2))
+    if ("F1", "Q2") in want:
+        hess[("F1", "Q2")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["Q2"][0], rows["Q2"][1], (4, 4, 2, 4))
+    if ("F1", "K2") in want:
+        hess[("F1", "K2")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["K2"][0], rows["K2"][1], (4, 4, 2, 4))
+    if ("F1", "V2") in want:
+        hess[("F1", "V2")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["V2"][0], rows["V2"][1], (4, 4, 2, 4))
+    if ("F1", "O2") in want:
+        hess[("F1", "O2")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["O2"][0], rows["O2"][1], (4, 4, 4, 2))
+    if ("F1", "g") in want:
+        hess[("F1", "g")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["g"][0], rows["g"][1], (4, 4, 4))
+    if ("F1", "b") in want:
+        hess[("F1", "b")] = _block_view(H, rows["F1"][0], rows["F1"][1], rows["b"][0], rows["b"][1], (4, 4, 4))
+    if ("F1", "F1") in want:
+        hess[("F1", "F1")] = hess_F1__F1
+    if ("F1", "F2") in want:
+        hess[("F1", "F2")] = hess_F1__F2
+    if ("F1", "U") in want:
+        hess[("F1", "U")] = hess_F1__U
+    if ("F2", "Q1") in want:
+        hess[("F2", "Q1")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["Q1"][0], rows["Q1"][1], (4, 4, 2, 4))
+    if ("F2", "K1") in want:
+        hess[("F2", "K1")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["K1"][0], rows["K1"][1], (4, 4, 2, 4))
+    if ("F2", "V1") in want:
+        hess[("F2", "V1")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["V1"][0], rows["V1"][1], (4, 4, 2, 4))
+    if ("F2", "O1") in want:
+        hess[("F2", "O1")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["O1"][0], rows["O1"][1], (4, 4, 4, 2))
+    if ("F2", "Q2") in want:
+        hess[("F2", "Q2")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["Q2"][0], rows["Q2"][1], (4, 4, 2, 4))
+    if ("F2", "K2") in want:
+        hess[("F2", "K2")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["K2"][0], rows["K2"][1], (4, 4, 2, 4))
+    if ("F2", "V2") in want:
+        hess[("F2", "V2")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["V2"][0], rows["V2"][1], (4, 4, 2, 4))
+    if ("F2", "O2") in want:
+        hess[("F2", "O2")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["O2"][0], rows["O2"][1], (4, 4, 4, 2))
+    if ("F2", "g") in want:
+        hess[("F2", "g")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["g"][0], rows["g"][1], (4, 4, 4))
+    if ("F2", "b") in want:
+        hess[("F2", "b")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["b"][0], rows["b"][1], (4, 4, 4))
+    if ("F2", "F1") in want:
+        hess[("F2", "F1")] = _block_view(H, rows["F2"][0], rows["F2"][1], rows["F1"][0], rows["F1"][1], (4, 4, 4, 4))
+    if ("F2", "F2") in want:
+        hess[("F2", "F2")] = hess_F2__F2
+    if ("F2", "U") in want:
+        hess[("F2", "U")] = hess_F2__U
+    if ("U", "Q1") in want:
+        hess[("U", "Q1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Q1"][0], rows["Q1"][1], (2, 4, 2, 4))
+    if ("U", "K1") in want:
+        hess[("U", "K1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["K1"][0], rows["K1"][1], (2, 4, 2, 4))
+    if ("U", "V1") in want:
+        hess[("U", "V1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["V1"][0], rows["V1"][1], (2, 4, 2, 4))
+    if ("U", "O1") in want:
+        hess[("U", "O1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["O1"][0], rows["O1"][1], (2, 4, 4, 2))
+    if ("U", "Q2") in want:
+        hess[("U", "Q2")] = _block_view(H, rows["U"][0], rows["U"][1], rows["Q2"][0], rows["Q2"][1], (2, 4, 2, 4))
+    if ("U", "K2") in want:
+        hess[("U", "K2")] = _block_view(H, rows["U"][0], rows["U"][1], rows["K2"][0], rows["K2"][1], (2, 4, 2, 4))
+    if ("U", "V2") in want:
+        hess[("U", "V2")] = _block_view(H, rows["U"][0], rows["U"][1], rows["V2"][0], rows["V2"][1], (2, 4, 2, 4))
+    if ("U", "O2") in want:
+        hess[("U", "O2")] = _block_view(H, rows["U"][0], rows["U"][1], rows["O2"][0], rows["O2"][1], (2, 4, 4, 2))
+    if ("U", "g") in want:
+        hess[("U", "g")] = _block_view(H, rows["U"][0], rows["U"][1], rows["g"][0], rows["g"][1], (2, 4, 4))
+    if ("U", "b") in want:
+        hess[("U", "b")] = _block_view(H, rows["U"][0], rows["U"][1], rows["b"][0], rows["b"][1], (2, 4, 4))
+    if ("U", "F1") in want:
+        hess[("U", "F1")] = _block_view(H, rows["U"][0], rows["U"][1], rows["F1"][0], rows["F1"][1], (2, 4, 4, 4))
+    if ("U", "F2") in want:
+        hess[("U", "F2")] = _block_view(H, rows["U"][0], rows["U"][1], rows["F2"][0], rows["F2"][1], (2, 4, 4, 4))
+    if ("U", "U") in want:
+        hess[("U", "U")] = hess_U__U
+    return hess
 
 
 def hvp(params, data, vector):

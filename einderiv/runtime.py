@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -89,6 +90,10 @@ def _jitted(backend: str, name: str, fn: Callable) -> Callable:
     jax = library("jax")
     if name == "third_derivative":
         return jax.jit(fn, static_argnums=2)
+    if name == "hessian" and "blocks" in inspect.signature(fn).parameters:  # the blocks asked for are static
+        compiled = jax.jit(fn, static_argnames="blocks")
+        return lambda params, data, blocks=None: compiled(params, data, blocks=None if blocks is None else
+                                                          tuple(tuple(w) if isinstance(w, list) else w for w in blocks))
     if name == "third_derivatives":  # the orderings asked for are static: a tuple (hashable)
         compiled = jax.jit(fn, static_argnums=2)
         return lambda params, data, wrts=None: compiled(params, data, None if wrts is None else

@@ -86,6 +86,9 @@ HEAVY = {
     "tests/test_cli.py::test_api_and_cli_agree[rnn_all_steps]",
     "tests/test_cli.py::test_api_and_cli_agree[gru_unrolled]",
     "tests/test_loops.py::test_loops_give_the_unrolled_numbers[6-rnn_all_steps]",
+    "tests/test_columns.py::test_codegen_of_a_network_derives_only_what_the_module_reads"
+    "[derivations/rnn_all_steps.ein-None-dims2]",
+    "tests/test_columns.py::test_columns_equal_the_derived_blocks[derivations/rnn_all_steps.ein-None-dims2]",
     "tests/test_runtime_length.py::test_second_order_against_central_differences[derivations/gru.ein-5]",
     "tests/test_runtime_length.py::test_second_order_against_central_differences[derivations/gru.ein-6]",
 }

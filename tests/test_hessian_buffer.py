@@ -121,3 +121,43 @@ def test_no_temporary_of_the_buffers_size(draw):
         tracemalloc.stop()
     assert peak < 0.1 * out.nbytes, (peak, out.nbytes)
     assert np.max(np.abs(out - out.T)) < 1e-12
+
+
+def test_symmetric_blocks_in_tiles_and_shared_matmuls_against_differences(draw):
+    """Widths that do not divide the helper's tiles: the W2 × W2 block (20 × 20 rows per j, 12 j
+    per tile: a full tile and a partial one) multiplied in row chunks of 4 j above its diagonal
+    and copied below it, tanh then sigmoid (smooth); the blocks with the last layer, whose two
+    outer terms share one matmul, all held to central differences."""
+    net = mlp([3, 20, 20, 4], ["tanh", "sigmoid"])
+    src = generate(derive(net, 2, expanded=False))
+    call = next(line for line in src.splitlines() if line.strip().startswith("_outer_into(hess_W1__W3,"))
+    assert call.count("1 / B") == 2, call  # (the two terms of that block: one call)
+    mod = load(src)
+    params, data = draw(mod, 4, batch=40)
+    data["y"] = np.eye(4)[np.arange(40) % 4]
+    P = sum(int(np.prod(s, dtype=int)) for s in mod["PARAMS"].values())
+    out = np.full((P, P), np.nan)
+    mod["hessian"](params, data, out=out)
+    ref = dense_reference(mod, params, data)
+    assert np.max(np.abs(out - ref)) < 1e-7 * max(1.0, np.max(np.abs(ref)))
+    assert np.max(np.abs(out - out.T)) < 1e-12
+
+
+def test_peak_memory_at_the_benchmarks_smallest_size(draw):
+    """docs/benchmarks.md's L=2, h=32, B=64 row (P = 2368, a 43 MB buffer): a call holds the
+    forward pass and only the second-order adjoints (B × h × h each) that blocks still need, so
+    what it allocates beyond out= stays under a tenth of the buffer (1.21× before they were
+    dropped after their last reader)."""
+    mod = load(generate(derive(mlp([32, 32, 32, 10], ["tanh"] * 2), 2, expanded=False)))
+    params, data = draw(mod, 5, batch=64)
+    P = sum(int(np.prod(s, dtype=int)) for s in mod["PARAMS"].values())
+    assert P == 2368
+    out = np.empty((P, P))
+    mod["hessian"](params, data, out=out)
+    tracemalloc.start()
+    try:
+        mod["hessian"](params, data, out=out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.1 * out.nbytes, (peak, out.nbytes)

@@ -104,3 +104,43 @@ def test_tiny_run_prints_computed_verdicts(capsys):
             assert cells[7] == laue.verdict(ratios), line
         met += cells[7] == "met"
     assert lines[-1] == f"target met in {met} of {len(rows)} rows"
+
+
+GRAM_NETWORKS = {
+    # softplus'' = eᶻ/(eᶻ + 1)² ≥ 0 and y y a square: (√w x)ᵀ(√w x), one syrk
+    "softplus(-y x^i w^i)": True,
+    # tanh'' = −2 tanh (1 − tanh²) changes sign: no square root of it
+    "tanh(x^i w^i)": False,
+    # a negative coefficient: −softplus″ ≤ 0
+    "-softplus(x^i w^i)": False,
+}
+
+
+@pytest.mark.parametrize("objective", sorted(GRAM_NETWORKS))
+def test_a_gram_block_only_where_its_weight_is_provably_nonnegative(objective):
+    """The block Σ_B w[B] x[B,i] x[B,j] of a vector weight is written (√w x)ᵀ(√w x) — NumPy's
+    matmul of a matrix with its own transpose, BLAS's syrk — only where w ≥ 0 is proved; every
+    variant passes ``check`` (central differences) and equals the plain product."""
+    import einderiv
+    text = f"dims n = 4\ninput x^i : n\nlabel y\nweight w^i : n\nf = {objective}\n"
+    d = einderiv.derive(einderiv.load("gram.ein", text=text), 2)
+    src = einderiv.codegen(d)
+    body = src[src.index("def hessian"):src.index("def hvp")]
+    assert ("_gram_into(" in body) is GRAM_NETWORKS[objective]
+    assert einderiv.check(d, seed=0).ok
+    from einderiv.numcheck import load
+    rng = np.random.default_rng(3)
+    params = {"w": rng.normal(size=4)}
+    data = {"x": rng.normal(size=(16, 4)), "y": rng.choice([-1.0, 1.0], size=16)}
+    got = load(src)["hessian"](params, data)[("w", "w")]
+    z = data["x"] @ params["w"]
+    if objective.startswith("softplus"):
+        s = 1 / (1 + np.exp(data["y"] * z))
+        weight = s * (1 - s)
+    elif objective.startswith("tanh"):
+        weight = -2 * np.tanh(z) * (1 - np.tanh(z) ** 2)
+    else:
+        s = 1 / (1 + np.exp(-z))
+        weight = -s * (1 - s)
+    want = np.einsum("b,bi,bj->ij", weight, data["x"], data["x"]) / 16
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-12)

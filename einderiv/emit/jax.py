@@ -21,6 +21,7 @@ import functools
 import sympy
 from sympy.printing.numpy import JaxPrinter as SympyJaxPrinter
 
+from .block_helpers import BLOCK_HELPERS
 from .numpy_helpers import HELPERS as NUMPY_HELPERS
 from .numpy import SUPPORT as NUMPY_SUPPORT
 from .numpy import NumPyPrinter
@@ -143,6 +144,7 @@ HELPERS = {
     u = jnp.arange(n)[:, None, None]
     t = jnp.arange(count)[:, None]
     return (u == stride * t + jnp.arange(size)).astype(dtype)''',
+    **BLOCK_HELPERS,
 }
 
 SUPPORT = {

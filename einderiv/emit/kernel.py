@@ -17,7 +17,7 @@ one tree:
   per-call dict ``t`` are assignments to and from :class:`Item`), :class:`Contraction` (an einsum
   with the pairwise plan fixed at generation time and each step's BLAS lowering as data),
   :class:`Elementwise` (a SymPy body with its operands bound), :class:`Loop`, :class:`Comment`,
-  :class:`Return`, :class:`Append`, :class:`Run`, :class:`Free`, :class:`Python`; operands are the array
+  :class:`Return`, :class:`Append`, :class:`Run`, :class:`Free`, :class:`When`, :class:`Python`; operands are the array
   expressions of :mod:`einderiv.emit.kernel_arrays` (``Var``, ``Subscript`` with ``None`` axes,
   ``Transpose``, ``MatMul``, ``TensorDot``, ``Zeros``, ``Lib`` for ``sqrt``/``maximum`` …).
 
@@ -176,6 +176,18 @@ class Free:
 
 
 @node
+class When:
+    """``if <any of the Hessian blocks keys is in of>: body`` (``keys`` None: ``of`` is not empty) —
+    a statement that only some requested blocks need (:mod:`einderiv.emit.straight`).  At the tensor
+    level ``of`` is a :class:`Local` and ``body`` tensor statements; lowered, a variable and array
+    statements."""
+
+    keys: Union[tuple, None]
+    of: object
+    body: tuple
+
+
+@node
 class Python:
     """Plain Python bookkeeping (the dict ``t``), the same for every array library."""
 
@@ -245,13 +257,14 @@ class Block:
 class Into:
     """Where a Hessian block is written (:mod:`einderiv.emit.kernel_buffer`): rows ``r0:r1`` and
     columns ``c0:c1`` of the P × P buffer ``buffer`` (a :class:`Local`); ``mirror``: its transpose
-    into rows ``c0:c1``, columns ``r0:r1`` as well."""
+    into rows ``c0:c1``, columns ``r0:r1`` as well.  The bounds are ints, or array expressions read
+    at run time (the rows of the parameters a call's blocks name: :mod:`einderiv.emit.straight`)."""
 
     buffer: Local
-    r0: int
-    r1: int
-    c0: int
-    c1: int
+    r0: Union[int, ArrayExpr]
+    r1: Union[int, ArrayExpr]
+    c0: Union[int, ArrayExpr]
+    c1: Union[int, ArrayExpr]
     mirror: bool
 
 

@@ -234,34 +234,43 @@ class Builder:
             body = (forward_call(), batch_line(ctx), Return(Lib("broadcast_to", (Item(T, Str(f)), BATCH_SHAPE))))
         return Function("objective", PUBLIC_ARGS, DOCS["objective"], body)
 
-    def blocks(self, name: str, wrts, prefix: str, keep_batch: bool, key=lambda w: Str(str(w[0])),
-               doc: str | None = None, inline=None) -> Function:
-        """One block per ordering in ``wrts``; ``inline``: diagonal quantities written into the
-        blocks' terms (see :func:`_inline`)."""
+    def blocks(self, name: str, wrts, prefix: str, keep_batch: bool) -> Function:
+        """One block per parameter in ``wrts`` (the gradient's), keyed by the parameter's name."""
         blocks = [self.d.blocks[w] for w in wrts]
-        exprs = [_inline(b.expr, b.indices, inline, self.d.table) if inline else b.expr for b in blocks]
         body, out = [], []
-        for b, e in zip(blocks, exprs):
+        for b in blocks:
             target = Local(prefix + "__".join(map(str, b.wrt)))
-            body.append(Block(target, b.wrt, b.indices, e, keep_batch, "∂f/∂" + ",".join(map(str, b.wrt)),
+            body.append(Block(target, b.wrt, b.indices, b.expr, keep_batch, "∂f/∂" + ",".join(map(str, b.wrt)),
                               param_shape(b.wrt)))
-            out.append((key(b.wrt), target))
+            out.append((Str(str(b.wrt[0])), target))
         body.append(Return(DictOf(tuple(out))))
-        return Function(name, PUBLIC_ARGS, doc or DOCS[name], tuple(body), self.prologue(exprs), Frame.IDENT)
+        return Function(name, PUBLIC_ARGS, DOCS[name], tuple(body), self.prologue([b.expr for b in blocks]),
+                        Frame.IDENT)
 
     def hessian(self, wrts) -> Function:
         """The Hessian blocks: (a, b) with a at or before b in declaration order computed, (b, a)
         its transpose (mixed partials commute), so each symmetric pair costs one block and the
-        second-order adjoints only one ordering needs are not computed.  With ``ctx.buffer``
+        second-order adjoints only one ordering needs are not computed.  The quantities are
+        computed in dependency order, each block as soon as what it reads exists, and each
+        quantity released after its last reader (:func:`schedule`): a call holds a few
+        second-order adjoints (B × h × h each), not every layer pair's.  With ``ctx.buffer``
         (NumPy) every block is written into one P × P array (``out=``; see
         :mod:`einderiv.emit.kernel_buffer`) and the dict holds views of it."""
         ctx = self.ctx
         position = {p: k for k, p in enumerate(ctx.params)}
         derived = [w for w in wrts if position[w[0]] <= position[w[1]]]
-        fn = self.blocks("hessian", derived, "hess_", False, key=_pair,
-                         inline=_diagonals(self.d) | _kronecker(self.d))
-        targets = dict(fn.body[-1].value.items)
-        body, args, doc = fn.body[:-1], fn.args, fn.doc
+        inline = _diagonals(self.d) | _kronecker(self.d)
+        blocks, targets = [], {}
+        for w in derived:
+            b = self.d.blocks[w]
+            e = _inline(b.expr, b.indices, inline, self.d.table) if inline else b.expr
+            target = Local("hess_" + "__".join(map(str, b.wrt)))
+            blocks.append((Block(target, b.wrt, b.indices, e, False, "∂f/∂" + ",".join(map(str, b.wrt)),
+                                 param_shape(b.wrt)), [e]))
+            targets[_pair(w)] = target
+        body = tuple(schedule(ctx, blocks))
+        fn = Function("hessian", PUBLIC_ARGS, DOCS["hessian"], body, self.prologue([]), Frame.IDENT)
+        args, doc = fn.args, fn.doc
         if ctx.buffer:
             start, at = {}, 0
             for p in ctx.params:

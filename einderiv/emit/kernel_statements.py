@@ -20,7 +20,8 @@ from ..analysis.factor import as_terms, factored
 from ..errors import InternalError
 from ..ir import MATRIX_NODES, REDUCTIONS, Add, Apply, fresh, is_zero, refs, rename
 from .kernel import (Accumulate, AddInto, AddTo, Append, Assign, Block, Comment, Contraction, Define, Factors, Frame,
-                     Function, Local, Loop, Module, Python, Release, Return, SquaredNorm, Tensor, Use, Value)
+                     Function, Local, Loop, Module, Python, Release, Return, Run, SquaredNorm, Tensor, Use, Value,
+                     When)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, Call, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum,
                             Transpose, TupleOf, Var, Zeros, is_identifier, operand, param_shape, shape_sum)
 from .kernel_buffer import block_into
@@ -57,10 +58,18 @@ def lower_statement(s: Scope, st) -> None:
         s.emit(Return(resolve(s, st.value)))
     elif isinstance(st, Assign) and isinstance(st.target, Local) and st.target not in s.locals:
         s.locals[st.target] = Var(s.bind(st.target.hint, resolve(s, st.value)))  # a new local variable
+    elif isinstance(st, Assign) and isinstance(st.target, TupleOf) and \
+            all(isinstance(x, Local) or x == Var("_") for x in st.target.items):
+        for x in st.target.items:  # new local variables, unpacked from one value (_: a value not kept)
+            if isinstance(x, Local):
+                s.locals[x] = Var(s.names.new(x.hint))
+        s.emit(Assign(resolve(s, st.target), resolve(s, st.value)))
     elif isinstance(st, Assign) and isinstance(st.target, Tensor):  # a tensor given, not computed (the direction)
         s.loaded[st.target.name] = s.bind(s.ctx.ident[st.target.name], resolve(s, st.value), exact=True)
     elif isinstance(st, (Assign, Append)):
         s.emit(type(st)(resolve(s, st.target), resolve(s, st.value)))
+    elif isinstance(st, Run):
+        s.emit(Run(resolve(s, st.call)))
     else:
         s.emit(st)
 
@@ -134,6 +143,19 @@ def _exprs(st) -> list:
     if isinstance(st, Accumulate):
         return [g.term for g in st.groups]
     return []
+
+
+def when(s: Scope, st: When) -> None:
+    """Statements only some requested Hessian blocks need, under their test.  The tensors they
+    define stay known after it (every later reader is under a test that implies this one); the
+    subexpressions they cached do not (a statement under another test must not read them)."""
+    cache, cache_reads, start = dict(s.cache), dict(s.cache_reads), len(s.out)
+    for b in st.body:
+        lower_statement(s, b)
+    body = tuple(s.out[start:])
+    del s.out[start:]
+    s.emit(When(st.keys, resolve(s, st.of), body))
+    s.cache, s.cache_reads = cache, cache_reads
 
 
 def use(s: Scope, st: Use) -> None:
@@ -313,5 +335,5 @@ def squared_norm(s: Scope, st: SquaredNorm) -> None:
 
 _RULES: dict[type, Callable] = {
     Define: define, Loop: loop, Use: use, Block: block, Accumulate: accumulate, Factors: factors,
-    SquaredNorm: squared_norm, Release: release, AddTo: add_to,
+    SquaredNorm: squared_norm, Release: release, AddTo: add_to, When: when,
 }

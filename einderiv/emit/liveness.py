@@ -7,7 +7,9 @@ every activation and every adjoint at once.  :func:`free_dead` reads the lowered
 — which variables each statement writes and reads — and puts a :class:`~einderiv.emit.kernel.Free`
 (``del``) right after the last statement that reads (or writes) each computed array.  Loads of
 inputs (``x = data["x"]``) and the batch size are not deleted (nothing would be freed), nor is
-anything the function returns.  A body with a loop is left as it is.
+anything the function returns.  A body with a loop is left as it is.  An array computed under a test
+(:class:`~einderiv.emit.kernel.When`: only some requested Hessian blocks read it) is deleted under the
+same test: inside it when nothing after it reads the array, else after its last reader.
 
 :func:`drop_unread` runs first, on every function: a load (``z = t["z"]``, ``B = x.shape[0]``) that no
 later statement reads is not written — lowering loads what a formula names, and a printed formula
@@ -20,7 +22,8 @@ import re
 import sympy
 
 from ..ir import Name, Quantity, Sym
-from .kernel import Assign, Comment, Contraction, Elementwise, Frame, Free, Function, Loop, Module, Python, Return
+from .kernel import (Assign, Comment, Contraction, Elementwise, Frame, Free, Function, Loop, Module, Python, Return,
+                     When)
 from .kernel_arrays import BatchSize, Code, Item, Num, Var
 
 
@@ -54,7 +57,7 @@ def _drop_loads(fn: Function) -> Function:
 def _prune(statements: tuple, after: set) -> tuple:
     """``(statements without the loads that nothing reads, what they and ``after`` read)``; ``after``:
     what the statements that follow them read.  A loop's body is pruned knowing that its next
-    iteration reads whatever any of its statements reads."""
+    iteration reads whatever any of its statements reads; a test's body as statements in line."""
     names, out = set(after), []
     for st in reversed(statements):
         if _is_load(st) and st.target.name not in names:
@@ -65,6 +68,9 @@ def _prune(statements: tuple, after: set) -> tuple:
                 _mentions(inner.value if _is_load(inner) else inner, again)
             body, _ = _prune(st.body, names | again)
             st = Loop(st.var, st.over, body or (Python("pass"),))
+        elif isinstance(st, When):  # a test: its body runs at most once, here
+            body, _ = _prune(st.body, names)
+            st = When(st.keys, st.of, body or (Python("pass"),))
         _mentions(st.value if _is_load(st) else st, names)
         out.append(st)
     return tuple(reversed(out)), names
@@ -107,6 +113,8 @@ def variables(x, out: list) -> list:
 
 def writes(st) -> list:
     """The arrays a statement computes (not a load of an input, not the batch size)."""
+    if isinstance(st, When):
+        return [v for inner in st.body for v in writes(inner)]
     if isinstance(st, Contraction):
         return [step.target for step in st.steps if step.target is not None]
     if isinstance(st, Elementwise):
@@ -114,6 +122,14 @@ def writes(st) -> list:
     if isinstance(st, Assign) and isinstance(st.target, Var) and not isinstance(st.value, (Item, BatchSize, Num)):
         return [st.target.name]
     return []
+
+
+def stores(st) -> bool:
+    """Whether ``st`` only stores values into a dict (``hess[("U", "U")] = hess_U__U``): what it
+    reads lives on in the dict, so deleting the name after it frees nothing."""
+    if isinstance(st, When):
+        return all(stores(inner) for inner in st.body)
+    return isinstance(st, Assign) and isinstance(st.target, Item)
 
 
 def reads(st) -> list:
@@ -143,11 +159,18 @@ def free(fn: Function) -> Function:
     last = len(body) - 1
     ending: dict = {}
     for v, (born, end) in sorted(lifetimes(body).items(), key=lambda item: item[1]):
-        if not (end == last and isinstance(body[last], Return)):
+        if not (end == last and isinstance(body[last], Return)) and not stores(body[end]):
             ending.setdefault(end, []).append(v)
+    test = {v: k for k, st in enumerate(body) if isinstance(st, When) for v in writes(st)}  # born under a test
     out = []
     for k, st in enumerate(body):
+        dead = ending.get(k, [])
+        inside = [v for v in dead if test.get(v) == k]
+        if inside:
+            st = When(st.keys, st.of, st.body + (Free(tuple(inside)),))
         out.append(st)
-        if k in ending:
-            out.append(Free(tuple(ending[k])))
+        if [v for v in dead if v not in test]:
+            out.append(Free(tuple(v for v in dead if v not in test)))
+        for b in sorted({test[v] for v in dead if v in test and test[v] != k}):
+            out.append(When(body[b].keys, body[b].of, (Free(tuple(v for v in dead if test.get(v) == b)),)))
     return Function(fn.name, fn.args, fn.doc, tuple(out), fn.prologue, fn.frame)

@@ -272,6 +272,12 @@ class NumPyPrinter(Printer):
     def _print_Free(self, s) -> list:
         return ["del " + ", ".join(s.names)]
 
+    def _print_When(self, s) -> list:  # keys: Hessian block keys, names of parameters (no quotes in them)
+        keys = "(" + ", ".join("(" + ", ".join(f'"{p}"' for p in k) + ")" for k in s.keys or ()) + ")"
+        of = self._print(s.of)
+        test = of if s.keys is None else f"{keys[1:-1]} in {of}" if len(s.keys) == 1 else f"not {of}.isdisjoint({keys})"
+        return [f"if {test}:"] + [self.indent + line for st in s.body for line in self._print(st)]
+
     def _print_Python(self, s) -> list:
         return s.text.split("\n")
 

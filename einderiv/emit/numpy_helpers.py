@@ -2,6 +2,7 @@
 ones a module's bodies call (``helper(name)``), and only those are written into it."""
 from __future__ import annotations
 
+from .block_helpers import BLOCK_HELPERS
 from .numpy_buffer import BUFFER_HELPERS
 
 __all__ = ["HELPERS"]
@@ -103,4 +104,5 @@ HELPERS = {
             out[into] += part
     return out''',
     **BUFFER_HELPERS,
+    **BLOCK_HELPERS,
 }

@@ -20,19 +20,21 @@ the function returns.  :func:`straighten` rewrites each such function (:attr:`Fr
 After lowering, :func:`einderiv.emit.liveness.free_dead` deletes each local array after its last
 read.  ``_forward`` and the ``_<id>(t)`` functions stay (the module contract: checking tools call
 them).  A module with families goes through the loop pass instead (:mod:`einderiv.emit.loops`);
-``hessian`` keeps its prologue (its blocks go into one buffer, :mod:`einderiv.emit.kernel_buffer`).
+``hessian`` is written straight by :func:`straight_hessian`, per requested block
+(``blocks=``: :mod:`einderiv.emit.block_helpers`): each definition and block under a test of the
+blocks that read it.
 """
 from __future__ import annotations
 
 from ..analysis.factor import as_terms
 from ..ir import REDUCTIONS, Apply, Kind, Quantity, Ref, walk
-from .kernel import Accumulate, Assign, Block, Define, Factors, Frame, Function, Module, Release, Return, \
-    SquaredNorm, Tensor, Use
-from .kernel_arrays import BATCH, BatchSize, Item, Num, Str, Var
-from .kernel_build import forward_call
+from .kernel import Accumulate, Assign, Block, Define, Factors, Frame, Function, Into, Local, Module, Release, \
+    Return, Run, SquaredNorm, Tensor, Use, When
+from .kernel_arrays import BATCH, BatchSize, Call, DictOf, Item, Num, Py, Str, TupleOf, Var
+from .kernel_build import PUBLIC_ARGS, forward_call
 from .kernel_context import Context
 
-#: functions that keep their prologue: the Hessian writes its blocks into one buffer
+#: functions written straight by their own rule: the Hessian, per requested block (:func:`straight_hessian`)
 KEEP = ("hessian",)
 #: the statements that may move up to the definitions they read
 MOVABLE = (Block, Factors, SquaredNorm)
@@ -42,7 +44,9 @@ ADJOINTS = (Kind.ADJ, Kind.RADJ)
 
 def straighten(module: Module, ctx: Context) -> Module:
     """``module`` with each public function that calls ``_forward`` written straight (see above)."""
-    items = tuple(_straight(ctx, it) if _eligible(it) else it for it in module.items)
+    items = tuple(_straight(ctx, it) if _eligible(it) else
+                  straight_hessian(ctx, it) if isinstance(it, Function) and it.name == "hessian" else it
+                  for it in module.items)
     return Module(module.header, module.constants, items)
 
 
@@ -159,3 +163,87 @@ def _straight(ctx: Context, f: Function) -> Function:
         body = head + defines + statements
     body += [st for st in f.body if isinstance(st, Return)]
     return Function(f.name, f.args, f.doc, tuple(body), (), Frame.LOCALS)
+
+
+HESSIAN_DOC = ("Batch-mean Hessian blocks: (a, b) -> array shape_a + shape_b, for every ordered pair of "
+               "parameters, or for the pairs (a, b) of PARAMS names listed in `blocks` (under jax.jit: a tuple "
+               "of tuples, static_argnames=\"blocks\"): only those blocks, and the tensors they read, are "
+               "computed; (b, a) is the transpose of (a, b).")
+BUFFER_DOC = ("  All blocks are views of one array H whose rows and columns are the parameters the blocks name "
+              "(every parameter by default), in PARAMS order, each flattened in C order: `out` when given "
+              "(that size squared, or flat; reused, nothing of its size is allocated), else a new one.")
+
+
+def straight_hessian(ctx: Context, f: Function) -> Function:
+    """``hessian(params, data, blocks=None[, out=None])`` as one straight body: the blocks of
+    :meth:`~einderiv.emit.kernel_build.Builder.hessian` (each (a, b), a at or before b, once), every
+    node and quantity they read, and each such statement under a :class:`When` of the blocks that read
+    it, so that a call computes the requested blocks and nothing else; with the buffer (NumPy) the
+    blocks are written into the rows and columns of the parameters the keys name (``_hessian_plan``)."""
+    d = ctx.d
+    blocks = [st for st in f.body if isinstance(st, Block)]
+    derived = tuple(tuple(map(str, b.wrt)) for b in blocks)
+    reads_of = {w: needed(ctx, [b.expr]) for w, b in zip(derived, blocks)}
+    need = set().union(*reads_of.values())
+    inputs = tuple(t.name for t in ctx.net.tensors if t.name in need or t.name == ctx.first_data)
+    batch = BatchSize(Var(ctx.ident[ctx.first_data])) if ctx.first_data is not None else Num(1)
+    keys, todo, rows, H, hess = Local("want"), Local("todo"), Local("rows"), Local("H"), Local("hess")
+    head = [Use(inputs), Assign(BATCH, batch),
+            Assign(TupleOf((keys, todo, rows if ctx.buffer else Var("_"))), Call("_hessian_plan", (Var("blocks"),)))]
+    if ctx.buffer:
+        like = Item(Var("params"), Str(str(ctx.params[0])))
+        head.append(Assign(H, Call("_hessian_out", (Var("out"), Call("_hessian_size", (rows,)), like))))
+
+    def bounds(p):
+        at = Item(rows, Str(str(p)))
+        return Item(at, Num(0)), Item(at, Num(1))
+
+    def test(ws) -> tuple | None:
+        return None if set(ws) == set(derived) else tuple(ws)
+
+    defines = [Define(n.name, n.indices, n.expr) for n in d.nodes if n.name in need]
+    defines += [Define(q.name, q.indices, q.expr) for q in d.quantities if q.name in need]
+    position = {st.name: k for k, st in enumerate(defines)}
+    after: list = [[] for _ in range(len(defines) + 1)]
+    for w, b in zip(derived, blocks):
+        st = b
+        if ctx.buffer:
+            a, c = b.wrt
+            st = Block(b.target, b.wrt, b.indices, b.expr, b.keep_batch, b.label, b.shape, b.kind,
+                       Into(H, *bounds(a), *bounds(c), False))
+        moved = [When((w,), todo, (st,))]
+        if ctx.buffer and w[0] != w[1]:
+            mirror = Run(Call("_mirror", (H, *bounds(b.wrt[0]), *bounds(b.wrt[1]))))
+            moved.append(When(((w[1], w[0]),), keys, (mirror,)))
+        at = max((position[n] + 1 for n in reads(ctx, b.expr) if n in position), default=0)
+        after[at] += moved
+    body = head + after[0]
+    for st, moved in zip(defines, after[1:]):
+        body += [When(test([w for w in derived if st.name in reads_of[w]]), todo, (st,))] + moved
+    body = _merged(body)
+    out = [Assign(hess, DictOf(()))]
+    for key, value in f.body[-1].value.items:  # every ordered pair, in the module's order
+        a, c = (x.text for x in key.items)
+        if ctx.buffer and (a, c) not in derived:  # the transpose of (c, a), mirrored into the buffer
+            shape = Py(ctx.shape[_param(ctx, a)] + ctx.shape[_param(ctx, c)])
+            value = Call("_block_view", (H, *bounds(a), *bounds(c), shape))
+        out.append(When(((a, c),), keys, (Assign(Item(hess, key), value),)))
+    args = PUBLIC_ARGS + ("blocks=None",) + (("out=None",) if ctx.buffer else ())
+    doc = HESSIAN_DOC + (BUFFER_DOC if ctx.buffer else "")
+    return Function(f.name, args, doc, tuple(body + out + [Return(hess)]), (), Frame.LOCALS)
+
+
+def _param(ctx: Context, name: str):
+    return next(p for p in ctx.params if str(p) == name)
+
+
+def _merged(body: list) -> list:
+    """Adjacent statements under the same test as one :class:`When`."""
+    out: list = []
+    for st in body:
+        if isinstance(st, When) and out and isinstance(out[-1], When) \
+                and (out[-1].keys, out[-1].of) == (st.keys, st.of):
+            out[-1] = When(st.keys, st.of, out[-1].body + st.body)
+        else:
+            out.append(st)
+    return out

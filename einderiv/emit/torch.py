@@ -58,6 +58,7 @@ def _sympy_torch_printer() -> type:
 
 SympyTorchPrinter = _sympy_torch_printer()
 
+from .block_helpers import BLOCK_HELPERS
 from .kernel_arrays import Num
 from .numpy import SUPPORT as NUMPY_SUPPORT
 from .numpy import NumPyPrinter
@@ -255,6 +256,7 @@ HELPERS = {
     t = torch.arange(count, device=device)[:, None]
     k = torch.arange(size, device=device)
     return (u == stride * t + k).to(dtype)''',
+    **BLOCK_HELPERS,
 }
 
 SUPPORT = {

@@ -15,13 +15,13 @@ numbers:
 
 The ``del`` statements are then placed again (:func:`einderiv.emit.liveness.free`) for the
 rewritten body.  Functions of other frames (loops over a family's steps, the Hessian's buffer)
-are left as they are.
+are left as they are, and so is a per-block Hessian (its statements under tests).
 """
 from __future__ import annotations
 
 import sympy
 
-from .kernel import Assign, Comment, Contraction, Elementwise, Free, Frame, Function, Module, Return, Step
+from .kernel import Assign, Comment, Contraction, Elementwise, Free, Frame, Function, Module, Return, Step, When
 from .kernel_arrays import Code, Lib, MatMul, Mul, Num, Paren, Subscript, Var
 from .liveness import free, variables
 
@@ -36,6 +36,8 @@ def fuse(module: Module) -> Module:
 
 
 def _fused(f: Function) -> Function:
+    if any(isinstance(st, When) for st in f.body):  # a per-block Hessian: its dels are placed per test
+        return f
     body = _fuse_backward(_norms([st for st in f.body if not isinstance(st, Free)]))
     return free(Function(f.name, f.args, f.doc, tuple(body), f.prologue, f.frame))
 
