@@ -105,8 +105,8 @@ def _backward(t):
     adj_v_n = adj_p @ u
     t[f"adj[v({n})]"] = adj_v_n
     # adj_z_v_n[j] = tanh'(z_v_n[j]) adj_v_n[j]
-    z_v_n = t[f"z_v({n})"]
-    dtanh_z_v_n = 1 - np.tanh(z_v_n)**2
+    v_n = t[f"v({n})"]
+    dtanh_z_v_n = 1 - v_n**2
     adj_z_v_n = dtanh_z_v_n * adj_v_n
     t[f"adj[z_v({n})]"] = adj_z_v_n
     for k in range(n - 1, 0, -1):
@@ -175,11 +175,10 @@ def _r_pass(t):
     radj_v_n = radj_p @ u + adj_p @ dir_u
     t[f"radj[v({n})]"] = radj_v_n
     # radj_z_v_n[j] = tanh''(z_v_n[j]) adj_v_n[j] tan_z_v_n[j] + tanh'(z_v_n[j]) radj_v_n[j]
-    z_v_n = t[f"z_v({n})"]
-    d2tanh_z_v_n = 2*(np.tanh(z_v_n)**2 - 1)*np.tanh(z_v_n)
+    d2tanh_z_v_n = 2*v_n*(v_n**2 - 1)
     adj_v_n = t[f"adj[v({n})]"]
     tan_z_v_n = t[f"tan[z_v({n})]"]
-    dtanh_z_v_n = 1 - np.tanh(z_v_n)**2
+    dtanh_z_v_n = 1 - v_n**2
     radj_z_v_n = d2tanh_z_v_n * adj_v_n * tan_z_v_n + dtanh_z_v_n * radj_v_n
     t[f"radj[z_v({n})]"] = radj_z_v_n
     for k in range(n - 1, 0, -1):
@@ -212,8 +211,8 @@ def _backward_seeded(t):
     adj_v_n = adj_p @ u
     t[f"adj[v({n})]"] = adj_v_n
     # adj_z_v_n[j] = tanh'(z_v_n[j]) adj_v_n[j]
-    z_v_n = t[f"z_v({n})"]
-    dtanh_z_v_n = 1 - np.tanh(z_v_n)**2
+    v_n = t[f"v({n})"]
+    dtanh_z_v_n = 1 - v_n**2
     adj_z_v_n = dtanh_z_v_n * adj_v_n
     t[f"adj[z_v({n})]"] = adj_z_v_n
     for k in range(n - 1, 0, -1):

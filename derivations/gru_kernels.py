@@ -184,16 +184,15 @@ def _backward(t):
     t[f"adj[z({T})]"] = adj_z_T
     # adj_z_z_T[j] = sigmoid'(z_z_T[j]) adj_z_T[j]
     z_z_T = t[f"z_z({T})"]
-    dsigmoid_z_z_T = _sigmoid(-z_z_T)*_sigmoid(z_z_T)
+    z_T = t[f"z({T})"]
+    dsigmoid_z_z_T = z_T*_sigmoid(-z_z_T)
     adj_z_z_T = dsigmoid_z_z_T * adj_z_T
     t[f"adj[z_z({T})]"] = adj_z_z_T
     # adj_c_T[j] = adj_h_T[j] - adj_h_T[j] z_T[j]
-    z_T = t[f"z({T})"]
     adj_c_T = adj_h_T - adj_h_T * z_T
     t[f"adj[c({T})]"] = adj_c_T
     # adj_z_c_T[j] = tanh'(z_c_T[j]) adj_c_T[j]
-    z_c_T = t[f"z_c({T})"]
-    dtanh_z_c_T = 1 - np.tanh(z_c_T)**2
+    dtanh_z_c_T = 1 - c_T**2
     adj_z_c_T = dtanh_z_c_T * adj_c_T
     t[f"adj[z_c({T})]"] = adj_z_c_T
     # adj_g_T[j] = Σ_c Uh[c,j] adj_z_c_T[c]
@@ -206,7 +205,8 @@ def _backward(t):
     t[f"adj[r({T})]"] = adj_r_T
     # adj_z_r_T[j] = sigmoid'(z_r_T[j]) adj_r_T[j]
     z_r_T = t[f"z_r({T})"]
-    dsigmoid_z_r_T = _sigmoid(-z_r_T)*_sigmoid(z_r_T)
+    r_T = t[f"r({T})"]
+    dsigmoid_z_r_T = r_T*_sigmoid(-z_r_T)
     adj_z_r_T = dsigmoid_z_r_T * adj_r_T
     t[f"adj[z_r({T})]"] = adj_z_r_T
     Uz = t["Uz"]
@@ -397,23 +397,22 @@ def _r_pass(t):
     t[f"radj[z({T})]"] = radj_z_T
     # radj_z_z_T[j] = sigmoid''(z_z_T[j]) adj_z_T[j] tan_z_z_T[j] + sigmoid'(z_z_T[j]) radj_z_T[j]
     z_z_T = t[f"z_z({T})"]
-    d2sigmoid_z_z_T = -(2*_sigmoid(z_z_T) - 1)*_sigmoid(-z_z_T)*_sigmoid(z_z_T)
+    z_T = t[f"z({T})"]
+    d2sigmoid_z_z_T = -z_T*(2*z_T - 1)*_sigmoid(-z_z_T)
     adj_z_T = t[f"adj[z({T})]"]
     tan_z_z_T = t[f"tan[z_z({T})]"]
-    dsigmoid_z_z_T = _sigmoid(-z_z_T)*_sigmoid(z_z_T)
+    dsigmoid_z_z_T = z_T*_sigmoid(-z_z_T)
     radj_z_z_T = d2sigmoid_z_z_T * adj_z_T * tan_z_z_T + dsigmoid_z_z_T * radj_z_T
     t[f"radj[z_z({T})]"] = radj_z_z_T
     # radj_c_T[j] = radj_h_T[j] - radj_h_T[j] z_T[j] - adj_h_T[j] tan_z_T[j]
-    z_T = t[f"z({T})"]
     tan_z_T = t[f"tan[z({T})]"]
     radj_c_T = radj_h_T - radj_h_T * z_T - adj_h_T * tan_z_T
     t[f"radj[c({T})]"] = radj_c_T
     # radj_z_c_T[j] = tanh''(z_c_T[j]) adj_c_T[j] tan_z_c_T[j] + tanh'(z_c_T[j]) radj_c_T[j]
-    z_c_T = t[f"z_c({T})"]
-    d2tanh_z_c_T = 2*(np.tanh(z_c_T)**2 - 1)*np.tanh(z_c_T)
+    d2tanh_z_c_T = 2*c_T*(c_T**2 - 1)
     adj_c_T = t[f"adj[c({T})]"]
     tan_z_c_T = t[f"tan[z_c({T})]"]
-    dtanh_z_c_T = 1 - np.tanh(z_c_T)**2
+    dtanh_z_c_T = 1 - c_T**2
     radj_z_c_T = d2tanh_z_c_T * adj_c_T * tan_z_c_T + dtanh_z_c_T * radj_c_T
     t[f"radj[z_c({T})]"] = radj_z_c_T
     # radj_g_T[j] = Σ_c adj_z_c_T[c] dir_Uh[c,j] + Σ_c Uh[c,j] radj_z_c_T[c]
@@ -428,10 +427,11 @@ def _r_pass(t):
     t[f"radj[r({T})]"] = radj_r_T
     # radj_z_r_T[j] = sigmoid''(z_r_T[j]) adj_r_T[j] tan_z_r_T[j] + sigmoid'(z_r_T[j]) radj_r_T[j]
     z_r_T = t[f"z_r({T})"]
-    d2sigmoid_z_r_T = -(2*_sigmoid(z_r_T) - 1)*_sigmoid(-z_r_T)*_sigmoid(z_r_T)
+    r_T = t[f"r({T})"]
+    d2sigmoid_z_r_T = -r_T*(2*r_T - 1)*_sigmoid(-z_r_T)
     adj_r_T = t[f"adj[r({T})]"]
     tan_z_r_T = t[f"tan[z_r({T})]"]
-    dsigmoid_z_r_T = _sigmoid(-z_r_T)*_sigmoid(z_r_T)
+    dsigmoid_z_r_T = r_T*_sigmoid(-z_r_T)
     radj_z_r_T = d2sigmoid_z_r_T * adj_r_T * tan_z_r_T + dsigmoid_z_r_T * radj_r_T
     t[f"radj[z_r({T})]"] = radj_z_r_T
     for k in range(T - 1, 1, -1):
@@ -555,16 +555,15 @@ def _backward_seeded(t):
     t[f"adj[z({T})]"] = adj_z_T
     # adj_z_z_T[j] = sigmoid'(z_z_T[j]) adj_z_T[j]
     z_z_T = t[f"z_z({T})"]
-    dsigmoid_z_z_T = _sigmoid(-z_z_T)*_sigmoid(z_z_T)
+    z_T = t[f"z({T})"]
+    dsigmoid_z_z_T = z_T*_sigmoid(-z_z_T)
     adj_z_z_T = dsigmoid_z_z_T * adj_z_T
     t[f"adj[z_z({T})]"] = adj_z_z_T
     # adj_c_T[j] = adj_h_T[j] - adj_h_T[j] z_T[j]
-    z_T = t[f"z({T})"]
     adj_c_T = adj_h_T - adj_h_T * z_T
     t[f"adj[c({T})]"] = adj_c_T
     # adj_z_c_T[j] = tanh'(z_c_T[j]) adj_c_T[j]
-    z_c_T = t[f"z_c({T})"]
-    dtanh_z_c_T = 1 - np.tanh(z_c_T)**2
+    dtanh_z_c_T = 1 - c_T**2
     adj_z_c_T = dtanh_z_c_T * adj_c_T
     t[f"adj[z_c({T})]"] = adj_z_c_T
     # adj_g_T[j] = Σ_c Uh[c,j] adj_z_c_T[c]
@@ -577,7 +576,8 @@ def _backward_seeded(t):
     t[f"adj[r({T})]"] = adj_r_T
     # adj_z_r_T[j] = sigmoid'(z_r_T[j]) adj_r_T[j]
     z_r_T = t[f"z_r({T})"]
-    dsigmoid_z_r_T = _sigmoid(-z_r_T)*_sigmoid(z_r_T)
+    r_T = t[f"r({T})"]
+    dsigmoid_z_r_T = r_T*_sigmoid(-z_r_T)
     adj_z_r_T = dsigmoid_z_r_T * adj_r_T
     t[f"adj[z_r({T})]"] = adj_z_r_T
     Uz = t["Uz"]
@@ -669,58 +669,229 @@ def objective(params, data):
     return _forward(params, data)["f"]
 
 
+def _forward_gradient(params, data):
+    """The forward pass of gradient: _forward (its formulas are there) storing into t only what _gradient reads."""
+    T = data["x"].shape[1]
+    t = {"depth": T}
+    t["y"] = data["y"]
+    t.update((name, params[name]) for name in PARAMS)
+    for k in range(1, T + 1):
+        t[f"x({k})"] = data["x"][:, k - 1]
+    if T < MIN_LENGTH:
+        raise ValueError(f"this recurrence is written for T >= {MIN_LENGTH} steps: data['x'] has {T}")
+    Wz = t["Wz"]
+    x_1 = t["x(1)"]
+    z_z_1 = x_1 @ Wz.T
+    t["z_z(1)"] = z_z_1
+    z_1 = _sigmoid(z_z_1)
+    t["z(1)"] = z_1
+    Wh = t["Wh"]
+    z_c_1 = x_1 @ Wh.T
+    c_1 = np.tanh(z_c_1)
+    t["c(1)"] = c_1
+    tmp = -c_1
+    h_1 = c_1 + z_1 * tmp
+    t["h(1)"] = h_1
+    Uz = t["Uz"]
+    Wr = t["Wr"]
+    Ur = t["Ur"]
+    Uh = t["Uh"]
+    for k in range(2, T + 1):
+        x_k = t[f"x({k})"]
+        h_km1 = t[f"h({k-1})"]
+        z_z_k = x_k @ Wz.T + h_km1 @ Uz.T
+        t[f"z_z({k})"] = z_z_k
+        z_k = _sigmoid(z_z_k)
+        t[f"z({k})"] = z_k
+        z_r_k = x_k @ Wr.T + h_km1 @ Ur.T
+        t[f"z_r({k})"] = z_r_k
+        r_k = _sigmoid(z_r_k)
+        t[f"r({k})"] = r_k
+        g_k = r_k * h_km1
+        t[f"g({k})"] = g_k
+        z_c_k = x_k @ Wh.T + g_k @ Uh.T
+        c_k = np.tanh(z_c_k)
+        t[f"c({k})"] = c_k
+        tmp_2 = h_km1 - c_k
+        h_k = c_k + z_k * tmp_2
+        t[f"h({k})"] = h_k
+    V = t["V"]
+    h_T = t[f"h({T})"]
+    p = h_T @ V.T
+    t["p"] = p
+    return t
+
+
 def _gradient(t):
-    """Batch-mean gradient from t (forward and backward done)."""
+    """Batch-mean gradient from t (forward done): the reversed loop of _backward with each weight's sum over steps added up in it; what the next step reads is carried in variables, and only what a later statement reads back is stored into t."""
     T = t["depth"]
     B = t["x(1)"].shape[0]
     grad_Wz = np.zeros(PARAMS["Wz"])
-    # ∂f/∂Wz = Σ_k adj_z_z_k[j] x_k[i]
-    for k in range(1, T + 1):
-        adj_z_z_k = t[f"adj[z_z({k})]"]
+    grad_Uz = np.zeros(PARAMS["Uz"])
+    grad_Wr = np.zeros(PARAMS["Wr"])
+    grad_Ur = np.zeros(PARAMS["Ur"])
+    grad_Wh = np.zeros(PARAMS["Wh"])
+    grad_Uh = np.zeros(PARAMS["Uh"])
+    grad_V = np.zeros(PARAMS["V"])
+    # adj_p[l] = softmax_l(p[l]) - y[l] (÷ B: the batch mean seeded once)
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    y = t["y"]
+    adj_p = (softmax_p - y) / B
+    # adj_h_T[j] = Σ_c V[c,j] adj_p[c]
+    V = t["V"]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h_T = adj_p @ V
+    t[f"adj[h({T})]"] = adj_h_T
+    # adj_z_T[j] = adj_h_T[j] h_Tm1[j] - adj_h_T[j] c_T[j]
+    h_Tm1 = t[f"h({T-1})"]
+    c_T = t[f"c({T})"]
+    adj_z_T = adj_h_T * h_Tm1 - adj_h_T * c_T
+    # adj_z_z_T[j] = sigmoid'(z_z_T[j]) adj_z_T[j]
+    z_z_T = t[f"z_z({T})"]
+    z_T = t[f"z({T})"]
+    dsigmoid_z_z_T = z_T*_sigmoid(-z_z_T)
+    adj_z_z_T = dsigmoid_z_z_T * adj_z_T
+    t[f"adj[z_z({T})]"] = adj_z_z_T
+    # adj_c_T[j] = adj_h_T[j] - adj_h_T[j] z_T[j]
+    adj_c_T = adj_h_T - adj_h_T * z_T
+    # adj_z_c_T[j] = tanh'(z_c_T[j]) adj_c_T[j]
+    dtanh_z_c_T = 1 - c_T**2
+    adj_z_c_T = dtanh_z_c_T * adj_c_T
+    # adj_g_T[j] = Σ_c Uh[c,j] adj_z_c_T[c]
+    Uh = t["Uh"]
+    # einsum("cj,Bc->Bj", Uh, adj_z_c_T)
+    adj_g_T = adj_z_c_T @ Uh
+    t[f"adj[g({T})]"] = adj_g_T
+    # adj_r_T[j] = adj_g_T[j] h_Tm1[j]
+    adj_r_T = adj_g_T * h_Tm1
+    # adj_z_r_T[j] = sigmoid'(z_r_T[j]) adj_r_T[j]
+    z_r_T = t[f"z_r({T})"]
+    r_T = t[f"r({T})"]
+    dsigmoid_z_r_T = r_T*_sigmoid(-z_r_T)
+    adj_z_r_T = dsigmoid_z_r_T * adj_r_T
+    t[f"adj[z_r({T})]"] = adj_z_r_T
+    Uz = t["Uz"]
+    Ur = t["Ur"]
+    adj_z_z_kp1 = adj_z_z_T
+    adj_z_r_kp1 = adj_z_r_T
+    adj_g_kp1 = adj_g_T
+    adj_h_kp1 = adj_h_T
+    for k in range(T - 1, 1, -1):
+        # adj_h_k[j] = Σ_c Uz[c,j] adj_z_z_kp1[c] + Σ_c Ur[c,j] adj_z_r_kp1[c] + adj_g_kp1[j] r_kp1[j] + adj_h_kp1[j] z_kp1[j]
+        # einsum("cj,Bc->Bj", Uz, adj_z_z_kp1)
+        # einsum("cj,Bc->Bj", Ur, adj_z_r_kp1)
+        r_kp1 = t[f"r({k+1})"]
+        z_kp1 = t[f"z({k+1})"]
+        adj_h_k = adj_z_z_kp1 @ Uz + adj_z_r_kp1 @ Ur + adj_g_kp1 * r_kp1 + adj_h_kp1 * z_kp1
+        t[f"adj[h({k})]"] = adj_h_k
+        # adj_z_k[j] = adj_h_k[j] h_km1[j] - adj_h_k[j] c_k[j]
+        h_km1 = t[f"h({k-1})"]
+        c_k = t[f"c({k})"]
+        adj_z_k = adj_h_k * h_km1 - adj_h_k * c_k
+        # adj_z_z_k[j] = sigmoid'(z_z_k[j]) adj_z_k[j]
+        z_z_k = t[f"z_z({k})"]
+        z_k = t[f"z({k})"]
+        dsigmoid_z_z_k = z_k*_sigmoid(-z_z_k)
+        adj_z_z_k = dsigmoid_z_z_k * adj_z_k
+        t[f"adj[z_z({k})]"] = adj_z_z_k
+        # adj_c_k[j] = adj_h_k[j] - adj_h_k[j] z_k[j]
+        adj_c_k = adj_h_k - adj_h_k * z_k
+        # adj_z_c_k[j] = tanh'(z_c_k[j]) adj_c_k[j]
+        dtanh_z_c_k = 1 - c_k**2
+        adj_z_c_k = dtanh_z_c_k * adj_c_k
+        # adj_g_k[j] = Σ_c Uh[c,j] adj_z_c_k[c]
+        # einsum("cj,Bc->Bj", Uh, adj_z_c_k)
+        adj_g_k = adj_z_c_k @ Uh
+        t[f"adj[g({k})]"] = adj_g_k
+        # adj_r_k[j] = adj_g_k[j] h_km1[j]
+        adj_r_k = adj_g_k * h_km1
+        # adj_z_r_k[j] = sigmoid'(z_r_k[j]) adj_r_k[j]
+        z_r_k = t[f"z_r({k})"]
+        r_k = t[f"r({k})"]
+        dsigmoid_z_r_k = r_k*_sigmoid(-z_r_k)
+        adj_z_r_k = dsigmoid_z_r_k * adj_r_k
+        t[f"adj[z_r({k})]"] = adj_z_r_k
+        # ∂f/∂Wz += adj_z_z_k[j] x_k[i]
         x_k = t[f"x({k})"]
         # einsum("Bj,Bi->ji", adj_z_z_k, x_k)
-        grad_Wz = grad_Wz + (adj_z_z_k.T @ x_k) / B
-    grad_Uz = np.zeros(PARAMS["Uz"])
-    # ∂f/∂Uz = Σ_k adj_z_z_k[j] h_km1[k]
-    for k in range(2, T + 1):
-        adj_z_z_k_2 = t[f"adj[z_z({k})]"]
-        h_km1 = t[f"h({k-1})"]
-        # einsum("Bj,Bk->jk", adj_z_z_k_2, h_km1)
-        grad_Uz = grad_Uz + (adj_z_z_k_2.T @ h_km1) / B
-    grad_Wr = np.zeros(PARAMS["Wr"])
-    # ∂f/∂Wr = Σ_k adj_z_r_k[j] x_k[i]
-    for k in range(2, T + 1):
-        adj_z_r_k = t[f"adj[z_r({k})]"]
-        x_k_2 = t[f"x({k})"]
-        # einsum("Bj,Bi->ji", adj_z_r_k, x_k_2)
-        grad_Wr = grad_Wr + (adj_z_r_k.T @ x_k_2) / B
-    grad_Ur = np.zeros(PARAMS["Ur"])
-    # ∂f/∂Ur = Σ_k adj_z_r_k[j] h_km1[k]
-    for k in range(2, T + 1):
-        adj_z_r_k_2 = t[f"adj[z_r({k})]"]
-        h_km1_2 = t[f"h({k-1})"]
-        # einsum("Bj,Bk->jk", adj_z_r_k_2, h_km1_2)
-        grad_Ur = grad_Ur + (adj_z_r_k_2.T @ h_km1_2) / B
-    grad_Wh = np.zeros(PARAMS["Wh"])
-    # ∂f/∂Wh = Σ_k adj_z_c_k[j] x_k[i]
-    for k in range(1, T + 1):
-        adj_z_c_k = t[f"adj[z_c({k})]"]
-        x_k_3 = t[f"x({k})"]
-        # einsum("Bj,Bi->ji", adj_z_c_k, x_k_3)
-        grad_Wh = grad_Wh + (adj_z_c_k.T @ x_k_3) / B
-    grad_Uh = np.zeros(PARAMS["Uh"])
-    # ∂f/∂Uh = Σ_k adj_z_c_k[j] g_k[k]
-    for k in range(2, T + 1):
-        adj_z_c_k_2 = t[f"adj[z_c({k})]"]
+        grad_Wz += adj_z_z_k.T @ x_k
+        # ∂f/∂Uz += adj_z_z_k[j] h_km1[k]
+        # einsum("Bj,Bk->jk", adj_z_z_k, h_km1)
+        grad_Uz += adj_z_z_k.T @ h_km1
+        # ∂f/∂Wr += adj_z_r_k[j] x_k[i]
+        # einsum("Bj,Bi->ji", adj_z_r_k, x_k)
+        grad_Wr += adj_z_r_k.T @ x_k
+        # ∂f/∂Ur += adj_z_r_k[j] h_km1[k]
+        # einsum("Bj,Bk->jk", adj_z_r_k, h_km1)
+        grad_Ur += adj_z_r_k.T @ h_km1
+        # ∂f/∂Wh += adj_z_c_k[j] x_k[i]
+        # einsum("Bj,Bi->ji", adj_z_c_k, x_k)
+        grad_Wh += adj_z_c_k.T @ x_k
+        # ∂f/∂Uh += adj_z_c_k[j] g_k[k]
         g_k = t[f"g({k})"]
-        # einsum("Bj,Bk->jk", adj_z_c_k_2, g_k)
-        grad_Uh = grad_Uh + (adj_z_c_k_2.T @ g_k) / B
-    grad_V = np.zeros(PARAMS["V"])
-    # ∂f/∂V = adj_p[l] h_T[j]
-    adj_p = t["adj[p]"]
+        # einsum("Bj,Bk->jk", adj_z_c_k, g_k)
+        grad_Uh += adj_z_c_k.T @ g_k
+        adj_z_z_kp1 = adj_z_z_k
+        adj_z_r_kp1 = adj_z_r_k
+        adj_g_kp1 = adj_g_k
+        adj_h_kp1 = adj_h_k
+    # adj_h_1[j] = Σ_c Uz[c,j] adj_z_z_2[c] + Σ_c Ur[c,j] adj_z_r_2[c] + adj_g_2[j] r_2[j] + adj_h_2[j] z_2[j]
+    adj_z_z_2 = t["adj[z_z(2)]"]
+    # einsum("cj,Bc->Bj", Uz, adj_z_z_2)
+    adj_z_r_2 = t["adj[z_r(2)]"]
+    # einsum("cj,Bc->Bj", Ur, adj_z_r_2)
+    adj_g_2 = t["adj[g(2)]"]
+    r_2 = t["r(2)"]
+    adj_h_2 = t["adj[h(2)]"]
+    z_2 = t["z(2)"]
+    adj_h_1 = adj_z_z_2 @ Uz + adj_z_r_2 @ Ur + adj_g_2 * r_2 + adj_h_2 * z_2
+    t["adj[h(1)]"] = adj_h_1
+    # adj_z_1[j] = -adj_h_1[j] c_1[j]
+    c_1 = t["c(1)"]
+    adj_z_1 = -adj_h_1 * c_1
+    # adj_z_z_1[j] = sigmoid'(z_z_1[j]) adj_z_1[j]
+    z_z_1 = t["z_z(1)"]
+    z_1 = t["z(1)"]
+    dsigmoid_z_z_1 = z_1*_sigmoid(-z_z_1)
+    adj_z_z_1 = dsigmoid_z_z_1 * adj_z_1
+    t["adj[z_z(1)]"] = adj_z_z_1
+    # adj_c_1[j] = adj_h_1[j] - adj_h_1[j] z_1[j]
+    adj_c_1 = adj_h_1 - adj_h_1 * z_1
+    # adj_z_c_1[j] = tanh'(z_c_1[j]) adj_c_1[j]
+    dtanh_z_c_1 = 1 - c_1**2
+    adj_z_c_1 = dtanh_z_c_1 * adj_c_1
+    # ∂f/∂Wz += adj_z_z_1[j] x_1[i]
+    x_1 = t["x(1)"]
+    # einsum("Bj,Bi->ji", adj_z_z_1, x_1)
+    grad_Wz += adj_z_z_1.T @ x_1
+    # ∂f/∂Wz += adj_z_z_T[j] x_T[i]
+    x_T = t[f"x({T})"]
+    # einsum("Bj,Bi->ji", adj_z_z_T, x_T)
+    grad_Wz += adj_z_z_T.T @ x_T
+    # ∂f/∂Uz += adj_z_z_T[j] h_Tm1[k]
+    # einsum("Bj,Bk->jk", adj_z_z_T, h_Tm1)
+    grad_Uz += adj_z_z_T.T @ h_Tm1
+    # ∂f/∂Wr += adj_z_r_T[j] x_T[i]
+    # einsum("Bj,Bi->ji", adj_z_r_T, x_T)
+    grad_Wr += adj_z_r_T.T @ x_T
+    # ∂f/∂Ur += adj_z_r_T[j] h_Tm1[k]
+    # einsum("Bj,Bk->jk", adj_z_r_T, h_Tm1)
+    grad_Ur += adj_z_r_T.T @ h_Tm1
+    # ∂f/∂Wh += adj_z_c_1[j] x_1[i]
+    # einsum("Bj,Bi->ji", adj_z_c_1, x_1)
+    grad_Wh += adj_z_c_1.T @ x_1
+    # ∂f/∂Wh += adj_z_c_T[j] x_T[i]
+    # einsum("Bj,Bi->ji", adj_z_c_T, x_T)
+    grad_Wh += adj_z_c_T.T @ x_T
+    # ∂f/∂Uh += adj_z_c_T[j] g_T[k]
+    g_T = t[f"g({T})"]
+    # einsum("Bj,Bk->jk", adj_z_c_T, g_T)
+    grad_Uh += adj_z_c_T.T @ g_T
+    # ∂f/∂V += adj_p[l] h_T[j]
     h_T = t[f"h({T})"]
     # einsum("Bl,Bj->lj", adj_p, h_T)
-    grad_V = grad_V + (adj_p.T @ h_T) / B
+    grad_V += adj_p.T @ h_T
     return {"Wz": grad_Wz, "Uz": grad_Uz, "Wr": grad_Wr, "Ur": grad_Ur, "Wh": grad_Wh, "Uh": grad_Uh, "V": grad_V}
 
 
@@ -895,8 +1066,7 @@ def _hvp(t):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    _backward(t)
+    t = _forward_gradient(params, data)
     return _gradient(t)
 
 

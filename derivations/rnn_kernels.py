@@ -88,8 +88,8 @@ def _backward(t):
     adj_h_T = adj_p @ U
     t[f"adj[h({T})]"] = adj_h_T
     # adj_z_h_T[j] = tanh'(z_h_T[j]) adj_h_T[j]
-    z_h_T = t[f"z_h({T})"]
-    dtanh_z_h_T = 1 - np.tanh(z_h_T)**2
+    h_T = t[f"h({T})"]
+    dtanh_z_h_T = 1 - h_T**2
     adj_z_h_T = dtanh_z_h_T * adj_h_T
     t[f"adj[z_h({T})]"] = adj_z_h_T
     W = t["W"]
@@ -156,11 +156,10 @@ def _r_pass(t):
     radj_h_T = adj_p @ dir_U + radj_p @ U
     t[f"radj[h({T})]"] = radj_h_T
     # radj_z_h_T[j] = tanh''(z_h_T[j]) adj_h_T[j] tan_z_h_T[j] + tanh'(z_h_T[j]) radj_h_T[j]
-    z_h_T = t[f"z_h({T})"]
-    d2tanh_z_h_T = 2*(np.tanh(z_h_T)**2 - 1)*np.tanh(z_h_T)
+    d2tanh_z_h_T = 2*h_T*(h_T**2 - 1)
     adj_h_T = t[f"adj[h({T})]"]
     tan_z_h_T = t[f"tan[z_h({T})]"]
-    dtanh_z_h_T = 1 - np.tanh(z_h_T)**2
+    dtanh_z_h_T = 1 - h_T**2
     radj_z_h_T = d2tanh_z_h_T * adj_h_T * tan_z_h_T + dtanh_z_h_T * radj_h_T
     t[f"radj[z_h({T})]"] = radj_z_h_T
     for k in range(T - 1, 0, -1):
@@ -191,8 +190,8 @@ def _backward_seeded(t):
     adj_h_T = adj_p @ U
     t[f"adj[h({T})]"] = adj_h_T
     # adj_z_h_T[j] = tanh'(z_h_T[j]) adj_h_T[j]
-    z_h_T = t[f"z_h({T})"]
-    dtanh_z_h_T = 1 - np.tanh(z_h_T)**2
+    h_T = t[f"h({T})"]
+    dtanh_z_h_T = 1 - h_T**2
     adj_z_h_T = dtanh_z_h_T * adj_h_T
     t[f"adj[z_h({T})]"] = adj_z_h_T
     W = t["W"]
@@ -219,30 +218,79 @@ def objective(params, data):
     return _forward(params, data)["f"]
 
 
+def _forward_gradient(params, data):
+    """The forward pass of gradient: _forward (its formulas are there) storing into t only what _gradient reads."""
+    T = data["x"].shape[1]
+    t = {"depth": T}
+    t["y"] = data["y"]
+    t.update((name, params[name]) for name in PARAMS)
+    for k in range(1, T + 1):
+        t[f"x({k})"] = data["x"][:, k - 1]
+    if T < MIN_LENGTH:
+        raise ValueError(f"this recurrence is written for T >= {MIN_LENGTH} steps: data['x'] has {T}")
+    V = t["V"]
+    x_1 = t["x(1)"]
+    z_h_1 = x_1 @ V.T
+    h_1 = np.tanh(z_h_1)
+    t["h(1)"] = h_1
+    W = t["W"]
+    for k in range(2, T + 1):
+        h_km1 = t[f"h({k-1})"]
+        x_k = t[f"x({k})"]
+        z_h_k = h_km1 @ W.T + x_k @ V.T
+        h_k = np.tanh(z_h_k)
+        t[f"h({k})"] = h_k
+    U = t["U"]
+    h_T = t[f"h({T})"]
+    p = h_T @ U.T
+    t["p"] = p
+    return t
+
+
 def _gradient(t):
-    """Batch-mean gradient from t (forward and backward done)."""
+    """Batch-mean gradient from t (forward done): the reversed loop of _backward with each weight's sum over steps added up in it; what the next step reads is carried in variables, and only what a later statement reads back is stored into t."""
     T = t["depth"]
     B = t["x(1)"].shape[0]
     grad_W = np.zeros(PARAMS["W"])
-    # ∂f/∂W = Σ_k adj_z_h_k[j] h_km1[i]
-    for k in range(2, T + 1):
-        adj_z_h_k = t[f"adj[z_h({k})]"]
-        h_km1 = t[f"h({k-1})"]
-        # einsum("Bj,Bi->ji", adj_z_h_k, h_km1)
-        grad_W = grad_W + (adj_z_h_k.T @ h_km1) / B
     grad_V = np.zeros(PARAMS["V"])
-    # ∂f/∂V = Σ_k adj_z_h_k[j] x_k[k]
-    for k in range(1, T + 1):
-        adj_z_h_k_2 = t[f"adj[z_h({k})]"]
-        x_k = t[f"x({k})"]
-        # einsum("Bj,Bk->jk", adj_z_h_k_2, x_k)
-        grad_V = grad_V + (adj_z_h_k_2.T @ x_k) / B
     grad_U = np.zeros(PARAMS["U"])
-    # ∂f/∂U = adj_p[l] h_T[j]
-    adj_p = t["adj[p]"]
+    # adj_p[l] = p[l] - y[l] (÷ B: the batch mean seeded once)
+    p = t["p"]
+    y = t["y"]
+    adj_p = (p - y) / B
+    # adj_h_T[j] = Σ_c U[c,j] adj_p[c]
+    U = t["U"]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h_T = adj_p @ U
+    # adj_z_h_T[j] = tanh'(z_h_T[j]) adj_h_T[j]
     h_T = t[f"h({T})"]
+    dtanh_z_h_T = 1 - h_T**2
+    adj_z_h_T = dtanh_z_h_T * adj_h_T
+    W = t["W"]
+    adj_z_h_kp1 = adj_z_h_T
+    for k in range(T - 1, 0, -1):
+        # adj_h_k[j] = Σ_c W[c,j] adj_z_h_kp1[c]
+        # einsum("cj,Bc->Bj", W, adj_z_h_kp1)
+        adj_h_k = adj_z_h_kp1 @ W
+        # adj_z_h_k[j] = tanh'(z_h_k[j]) adj_h_k[j]
+        h_k = t[f"h({k})"]
+        dtanh_z_h_k = 1 - h_k**2
+        adj_z_h_k = dtanh_z_h_k * adj_h_k
+        # ∂f/∂W += adj_z_h_kp1[j] h_k[i]
+        # einsum("Bj,Bi->ji", adj_z_h_kp1, h_k)
+        grad_W += adj_z_h_kp1.T @ h_k
+        # ∂f/∂V += adj_z_h_k[j] x_k[k]
+        x_k = t[f"x({k})"]
+        # einsum("Bj,Bk->jk", adj_z_h_k, x_k)
+        grad_V += adj_z_h_k.T @ x_k
+        adj_z_h_kp1 = adj_z_h_k
+    # ∂f/∂V += adj_z_h_T[j] x_T[k]
+    x_T = t[f"x({T})"]
+    # einsum("Bj,Bk->jk", adj_z_h_T, x_T)
+    grad_V += adj_z_h_T.T @ x_T
+    # ∂f/∂U += adj_p[l] h_T[j]
     # einsum("Bl,Bj->lj", adj_p, h_T)
-    grad_U = grad_U + (adj_p.T @ h_T) / B
+    grad_U += adj_p.T @ h_T
     return {"W": grad_W, "V": grad_V, "U": grad_U}
 
 
@@ -331,8 +379,7 @@ def _hvp(t):
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    _backward(t)
+    t = _forward_gradient(params, data)
     return _gradient(t)
 
 

@@ -160,6 +160,15 @@ class Append:
 
 
 @node
+class AddInto:
+    """``target += value``: an accumulator the function started itself (zeros, never an alias of
+    an input), added into in place."""
+
+    target: ArrayExpr
+    value: ArrayExpr
+
+
+@node
 class Free:
     """``del names``: local arrays past their last use (:mod:`einderiv.emit.liveness`)."""
 
@@ -271,6 +280,22 @@ class Accumulate:
     label: str
     shape: ArrayExpr
     var: str = "k"
+
+
+@node
+class AddTo:
+    """``group`` added into the block ``target`` that an :class:`Accumulate` started (zeros):
+    a group with labels is a loop over them; without labels one term, which may be written with
+    the variable of an enclosing loop (a weight's sum over steps added up inside the backward
+    loop: :mod:`einderiv.emit.fuse`)."""
+
+    target: Local
+    indices: tuple[Index, ...]
+    group: TermGroup
+    keep_batch: bool
+    label: str
+    var: str = "k"
+    mean: bool = False  # its adjoints carry 1/B already: the batch sum is the mean
 
 
 @node

@@ -159,7 +159,8 @@ class Context:
     def _applied(self) -> dict:
         """(function, argument) → the node defined as that elementwise call (``("tanh", z_v1)`` →
         ``v1``), also written relative to nearby labels with each loop variable (``z_h(k+1)`` →
-        ``h(k+1)``), so that a derivative reuses the node's value inside loops too."""
+        ``h(k+1)``) and to a run-time depth (``z_h(T)`` → ``h(T)``), so that a derivative reuses the
+        node's value inside loops and at the last step too."""
         out = {(n.expr.fn.name, n.expr.args[0].name): n.name for n in self.d.nodes
                if isinstance(n.expr, Apply) and len(n.expr.args) == 1 and isinstance(n.expr.args[0], Ref)
                and n.expr.args[0].indices == n.indices and n.expr.fn.deriv == (0,)}
@@ -168,6 +169,8 @@ class Context:
                 for sym in self.loop_vars:
                     for ref in range(lab - 2, lab + 3):
                         out[(fn, _shift(arg, ref, sym))] = _shift(node, ref, sym)
+                if self.depth and abs(lab - self.depth[1]) <= 2:  # and relative to a run-time depth: h(T)
+                    out[(fn, _shift(arg, self.depth[1], self.depth[0]))] = _shift(node, self.depth[1], self.depth[0])
         return out
 
     def symbolic(self, name: TensorName) -> bool:

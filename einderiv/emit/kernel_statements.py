@@ -19,8 +19,8 @@ from typing import Callable
 from ..analysis.factor import as_terms, factored
 from ..errors import InternalError
 from ..ir import MATRIX_NODES, REDUCTIONS, Add, Apply, fresh, is_zero, refs, rename
-from .kernel import (Accumulate, Append, Assign, Block, Comment, Contraction, Define, Factors, Frame, Function,
-                     Local, Loop, Module, Python, Release, Return, Run, SquaredNorm, Tensor, Use, Value,
+from .kernel import (Accumulate, AddInto, AddTo, Append, Assign, Block, Comment, Contraction, Define, Factors, Frame,
+                     Function, Local, Loop, Module, Python, Release, Return, Run, SquaredNorm, Tensor, Use, Value,
                      When)
 from .kernel_arrays import (BATCH, BATCH_SHAPE, Call, DictOf, Div, Item, Key, Lib, ListOf, Num, Paren, Py, Sum,
                             Transpose, TupleOf, Var, Zeros, is_identifier, operand, param_shape, shape_sum)
@@ -233,6 +233,21 @@ def accumulate(s: Scope, st: Accumulate) -> None:
         s.each(g.labels, emit, st.var, exprs=[g.term])
 
 
+def add_to(s: Scope, st: AddTo) -> None:
+    """One term group added into a block an :class:`Accumulate` started (in a loop of its own if
+    it has labels; a term written with an enclosing loop's variable reads that loop's values)."""
+    var, g, L = s.locals[st.target], st.group, Letters(st.indices)
+    s.emit(Comment(st.label + " += " + ("Σ_" + st.var + " " if g.labels else "") + s.ctx.formula(g.term, L)))
+
+    def emit():
+        t = as_terms(g.term, st.indices)[0]
+        value, batched = s.contract([s.lower(f) for f in t.factors], t.coef, st.indices, st.keep_batch, L)
+        if batched and not st.keep_batch and not st.mean:
+            value = Div(operand(value), BATCH)
+        s.emit(AddInto(var, value))
+    s.each(g.labels, emit, st.var, exprs=[g.term])
+
+
 # ------------------------------------------------------------------ factors and norms
 def factor_values(s: Scope, ft) -> list:
     """One per-sample array per outer-product factor of a factored term (scalar groups and the
@@ -320,5 +335,5 @@ def squared_norm(s: Scope, st: SquaredNorm) -> None:
 
 _RULES: dict[type, Callable] = {
     Define: define, Loop: loop, Use: use, Block: block, Accumulate: accumulate, Factors: factors,
-    SquaredNorm: squared_norm, Release: release, When: when,
+    SquaredNorm: squared_norm, Release: release, AddTo: add_to, When: when,
 }

@@ -260,6 +260,9 @@ class NumPyPrinter(Printer):
     def _print_Assign(self, s) -> list:
         return [f"{self._print(s.target)} = {self._print(s.value)}"]
 
+    def _print_AddInto(self, s) -> list:
+        return [f"{self._print(s.target)} += {self._print(s.value)}"]
+
     def _print_Run(self, s) -> list:
         return [self._print(s.call)]
 

@@ -14,7 +14,8 @@ function of the contract (docs/module.md), its size independent of T:
 
 * ``objective``, ``gradient``, ``per_sample_gradient``, ``gradient_factors``, ``hvp``: the
   derived kernels — one forward loop, one reversed (BPTT) loop, one loop per sum over steps,
-  and for ``hvp`` the forward-tangent and R-adjoint loops of the R-operator;
+  and for ``hvp`` the forward-tangent and R-adjoint loops of the R-operator; ``gradient`` adds
+  each weight's sum over steps up inside the reversed loop instead (:mod:`einderiv.emit.fuse`);
 * ``per_sample_gradient_norms``: ‖Σ_s a_s ⊗ b_s‖² = Σ_{s,u} (a_s·a_u)(b_s·b_u) from the
   factors, one (B, K, K) Gram matrix per factor (K terms), their product summed — or, where
   K (a + b) ≥ a b, ‖A_sᵀ B_s‖² from one batched product no larger than the stacked factors:
@@ -38,12 +39,13 @@ from ..analysis.factor import factored
 from ..calculus.derive import derive
 from ..errors import Argument, UsageError
 from ..ir import Kind, Name, Quantity, Sym, labels_of, map_refs, names_in, refs
-from .kernel import (Accumulate, Assign, Constant, Define, Factors, Frame, Function, Helpers, Loop, Module, Python,
-                     Range, Source, TermGroup)
+from .kernel import (Accumulate, AddTo, Assign, Constant, Define, Factors, Frame, Function, Helpers, Loop, Module,
+                     Python, Range, Source, TermGroup)
 from .kernel_arrays import Item, Py, Str, Var
 from .kernel_build import Builder, batch_line, build, factor_axes
 from .kernel_context import Context
 from .kernel_lower import over
+from .fuse import FUSED_DOC, LEAN_FORWARD, fuse_gradient
 from .loops import fold_definitions, fold_loops, group_sums
 from .template_kernel import DEPTH_KEY, NEAR, REF_DEPTH, DepthLabels
 
@@ -113,6 +115,16 @@ class _RunTimeLength:
         fn = self.fns[source]
         return Function(name, ("t",), doc, self.body(fn), (self.length_line(), batch_line(self.ctx)), Frame.NAMES)
 
+    def gradient(self) -> Function:
+        """``_gradient(t)``: the backward loop with each weight's sum over steps added up in it
+        (:mod:`einderiv.emit.fuse`) — or, where the sums do not fit the loop, read from ``t``
+        after ``_backward`` (its docstring says which)."""
+        fused = fuse_gradient(self.fns["_backward"].body, self.fns["gradient"].body, self.ctx)
+        if fused is None:
+            return self.from_t("gradient", "_gradient", "Batch-mean gradient from t (forward and backward done).")
+        return Function("_gradient", ("t",), FUSED_DOC, tuple(self.statement(st) for st in fused),
+                        (self.length_line(), batch_line(self.ctx)), Frame.NAMES)
+
     def seeded_backward(self) -> Function:
         """The BPTT loop from the adjoint of the objective's argument, read from ``t`` (a seed)."""
         ctx, arg = self.ctx, self.ggn_argument()
@@ -135,7 +147,7 @@ class _RunTimeLength:
         ctx, arg = self.ctx, self.ggn_argument()
         items = [Helpers(), self.forward(), self.support("_backward"), self.support("_r_pass"),
                  self.seeded_backward(), self.hobj(), self.fns["objective"],
-                 self.from_t("gradient", "_gradient", "Batch-mean gradient from t (forward and backward done)."),
+                 self.gradient(),
                  self.from_t("per_sample_gradient", "_per_sample",
                              "Per-sample gradients from t (forward and backward done)."),
                  self.from_t("gradient_factors", "_factors", "Gradient factors from t (forward and backward done)."),
@@ -146,7 +158,9 @@ class _RunTimeLength:
         items[1] = replace(items[1], prologue=items[1].prologue + (Python(
             f"if {self.length} < MIN_LENGTH:\n    raise ValueError(f\"this recurrence is written for "
             f"{self.length} >= {{MIN_LENGTH}} steps: data[{fam!r}] has {{{self.length}}}\")"),))
-        items.append(Source(_PUBLIC.format(arg=arg, first=first, gram_norm=GRAM_NORM,
+        fused = items[7].doc == FUSED_DOC  # (its forward pass: fuse.carry_fused, after lowering)
+        backward = f"{LEAN_FORWARD}(params, data)" if fused else "_forward(params, data)\n    _backward(t)"
+        items.append(Source(_PUBLIC.format(arg=arg, first=first, gram_norm=GRAM_NORM, backward=backward,
                                            hobj_fn="_" + ctx.ident[Quantity(Kind.HOBJ, (arg, arg))]).strip("\n")))
         inputs = {str(n): (self.length,) + tuple(ctx.shape[ms[min(ms)]]) for n, ms in self.families.items()}
         inputs.update((str(n), tuple(ctx.shape[n])) for n in self.plain)
@@ -220,6 +234,9 @@ def _straight_names(st):
         yield from names_in(st.name)
         for r in refs(st.expr):
             yield from names_in(r.name)
+    elif isinstance(st, AddTo) and st.group.labels is None:  # (a fused gradient's step added after its loop)
+        for r in refs(st.group.term):
+            yield from names_in(r.name)
     elif isinstance(st, (Accumulate, Factors)):
         for g in st.groups if st.groups is not None else (TermGroup(None, st.expr),):
             if g.labels is None:
@@ -257,11 +274,13 @@ class StepLabels:
         name, expr = self.relabel.name, lambda e: map_refs(e, self.relabel.name)
         if isinstance(st, Define):
             groups = st.groups and tuple(self.group(g) for g in st.groups)
-            return Define(name(st.name), st.indices, expr(st.expr), groups)
+            return replace(st, name=name(st.name), expr=expr(st.expr), groups=groups)
         if isinstance(st, Loop):
             return Loop(st.var, self.range(st.over), tuple(self.statement(s) for s in st.body))
         if isinstance(st, Accumulate):
             return replace(st, wrt=tuple(map(name, st.wrt)), groups=tuple(self.group(g) for g in st.groups))
+        if isinstance(st, AddTo):
+            return replace(st, group=self.group(st.group))
         if isinstance(st, Factors):
             return replace(st, expr=expr(st.expr),
                            groups=None if st.groups is None else tuple(self.group(g) for g in st.groups))
@@ -293,8 +312,7 @@ _PUBLIC = '''
 
 def gradient(params, data):
     """Batch-mean gradient: name -> array of the parameter's shape."""
-    t = _forward(params, data)
-    _backward(t)
+    t = {backward}
     return _gradient(t)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from ..ir import paused
+from .fuse import carry_fused
 from .kernel_statements import lower_module
 from .liveness import drop_unread
 from .numpy import NumPyPrinter
@@ -34,4 +35,5 @@ def generate_template(tpl, printer: type = None) -> str:
                     module = None
             if module is None:
                 module, ctx = template_kernel(tpl)
-        return (printer or NumPyPrinter)().doprint(drop_unread(lower_module(ctx, module)))
+        lowered = lower_module(ctx, module)
+        return (printer or NumPyPrinter)().doprint(drop_unread(carry_fused(lowered) if tpl.sequence else lowered))
