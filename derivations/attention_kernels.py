@@ -1231,10 +1231,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bqcsd,Bqc,Bqk->Bqksd", jac_s__Q, softmax_s_2, softmax_s_2)
         tmp_4 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s_2, jac_s__Q, optimize=False)
         jac_a__Q = softmax_s_2[:, :, :, None, None] * jac_s__Q - tmp_4[:, :, None] * softmax_s_2[:, :, :, None, None]
+        del softmax_s_2, tmp_4
         # jac_o__Q[q,d,s,i] = Σ_c V[c,d] jac_a__Q[q,c,s,i]
         # einsum("Bcd,Bqcsi->Bqdsi", V, jac_a__Q)
         jac_o__Q = np.einsum("Bqcsi,Bcd->Bqdsi", jac_a__Q, V, optimize=False)
-        del softmax_s_2, tmp_4, jac_a__Q
+        del jac_a__Q
     if not todo.isdisjoint((("WQ", "WK"), ("WK", "WK"), ("WK", "U"))):
         # jac_s__K[q,k,s,d] = 1/sqrt(d) δ[k,s] Q[q,d]
         # einsum("ks,Bqd->Bqksd", np.eye(3), Q)
@@ -1246,10 +1247,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bqcsd,Bqc,Bqk->Bqksd", jac_s__K, softmax_s_3, softmax_s_3)
         tmp_5 = np.einsum("Bqc,Bqcsd->Bqsd", softmax_s_3, jac_s__K, optimize=False)
         jac_a__K = softmax_s_3[:, :, :, None, None] * jac_s__K - tmp_5[:, :, None] * softmax_s_3[:, :, :, None, None]
+        del softmax_s_3, tmp_5
         # jac_o__K[q,d,s,i] = Σ_c V[c,d] jac_a__K[q,c,s,i]
         # einsum("Bcd,Bqcsi->Bqdsi", V, jac_a__K)
         jac_o__K = np.einsum("Bqcsi,Bcd->Bqdsi", jac_a__K, V, optimize=False)
-        del softmax_s_3, tmp_5, jac_a__K
+        del jac_a__K
     if ("WV", "U") in todo:
         # jac_o__V[q,d,s,i] = δ[d,i] a[q,s]
         # einsum("di,Bqs->Bqdsi", np.eye(2), a)
@@ -1279,13 +1281,17 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcsd,Bc,Bl->Blsd", jac_p__Q, softmax_p_2, softmax_p_2)
         tmp_7 = np.einsum("Bc,Bcsd->Bsd", softmax_p_2, jac_p__Q, optimize=False)
         hess_p__Q = softmax_p_2[:, :, None, None] * jac_p__Q - tmp_7[:, None] * softmax_p_2[:, :, None, None]
+        del jac_p__Q, softmax_p_2, tmp_7
         # hess_o__Q[q,d,s,i] = 1/t Σ_c 1[q] U[c,d] hess_p__Q[c,s,i]
         # einsum("q,cd,Bcsi->Bqdsi", np.ones(3), U, hess_p__Q)
         tmp_8 = np.tensordot(hess_p__Q, U, axes=([1], [0]))
+        del hess_p__Q
         hess_o__Q = 0.3333333333333333 * (tmp_8.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del tmp_8
         # hess_a__Q[q,k,s,d] = Σ_c V[k,c] hess_o__Q[q,c,s,d]
         # einsum("Bkc,Bqcsd->Bqksd", V, hess_o__Q)
         hess_a__Q = np.einsum("Bqcsd,Bkc->Bqksd", hess_o__Q, V, optimize=False)
+        del hess_o__Q
         # hess_s__Q[q,k,s,d] = hess_a__Q[q,k,s,d] softmax_k(s[q,k]) - Σ_c hess_a__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + adj_a[q,k] jac_s__Q[q,k,s,d] softmax_k(s[q,k]) - Σ_c adj_a[q,k] jac_s__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__Q[q,k,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + 2 Σ_ci adj_a[q,c] jac_s__Q[q,i,s,d] softmax_i(s[q,i]) softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__Q[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])
         softmax_s_5 = _softmax(s, axis=2)
         # einsum("Bqksd,Bqk->Bqksd", hess_a__Q, softmax_s_5)
@@ -1299,23 +1305,29 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bqc,Bqksd,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s_5, softmax_s_5)
         tmp_13 = (softmax_s_5[..., None, :] @ adj_a[..., None])[..., 0, 0]
         tmp_14 = tmp_13[:, :, None] * softmax_s_5
+        del tmp_13
         # einsum("Bqc,Bqisd,Bqi,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s_5, softmax_s_5, softmax_s_5)
         tmp_15 = (softmax_s_5[..., None, :] @ adj_a[..., None])[..., 0, 0]
         tmp_16 = np.einsum("Bqi,Bqisd->Bqsd", softmax_s_5, jac_s__Q, optimize=False)
         tmp_17 = tmp_15[:, :, None] * softmax_s_5
+        del tmp_15
         # einsum("Bqc,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__Q, softmax_s_5, softmax_s_5)
         tmp_18 = softmax_s_5 * adj_a
         tmp_19 = np.einsum("Bqc,Bqcsd->Bqsd", tmp_18, jac_s__Q, optimize=False)
+        del tmp_18
         hess_s__Q = softmax_s_5[:, :, :, None, None] * hess_a__Q - tmp_9[:, :, None] * softmax_s_5[:, :, :, None, None] + tmp_10[:, :, :, None, None] * jac_s__Q - tmp_12[:, :, None] * tmp_11[:, :, :, None, None] - tmp_14[:, :, :, None, None] * jac_s__Q + 2 * tmp_17[:, :, :, None, None] * tmp_16[:, :, None] - tmp_19[:, :, None] * softmax_s_5[:, :, :, None, None]
+        del hess_a__Q, softmax_s_5, tmp_9, tmp_10, tmp_11, tmp_12, tmp_14, tmp_16, tmp_17, tmp_19
         # hess_Q__Q[s,d,i,j] = 1/sqrt(d) Σ_c K[c,d] hess_s__Q[s,c,i,j]
         # einsum("Bcd,Bscij->Bsdij", K, hess_s__Q)
         hess_Q__Q = 0.7071067811865476 * np.einsum("Bscij,Bcd->Bsdij", hess_s__Q, K, optimize=False)
+        del hess_s__Q
         # ∂f/∂WQ,WQ[d,i,j,k] = Σ_cl X[c,i] X[l,k] hess_Q__Q[c,d,l,j]
         hess_WQ__WQ = _block_view(H, rows["WQ"][0], rows["WQ"][1], rows["WQ"][0], rows["WQ"][1], PARAMS["WQ"] + PARAMS["WQ"])
         # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__Q)
         tmp_20 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__Q, X, optimize=False)
+        del hess_Q__Q
         _add_into(hess_WQ__WQ, (np.tensordot(tmp_20, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-        del jac_p__Q, softmax_p_2, tmp_7, hess_p__Q, tmp_8, hess_o__Q, hess_a__Q, softmax_s_5, tmp_9, tmp_10, tmp_11, tmp_12, tmp_13, tmp_14, tmp_15, tmp_16, tmp_17, tmp_18, tmp_19, hess_s__Q, hess_Q__Q, tmp_20
+        del tmp_20
     if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "U"))):
         del jac_s__Q
     if not todo.isdisjoint((("WQ", "WK"), ("WK", "WK"))):
@@ -1328,13 +1340,17 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcsd,Bc,Bl->Blsd", jac_p__K, softmax_p_3, softmax_p_3)
         tmp_21 = np.einsum("Bc,Bcsd->Bsd", softmax_p_3, jac_p__K, optimize=False)
         hess_p__K = softmax_p_3[:, :, None, None] * jac_p__K - tmp_21[:, None] * softmax_p_3[:, :, None, None]
+        del jac_p__K, softmax_p_3, tmp_21
         # hess_o__K[q,d,s,i] = 1/t Σ_c 1[q] U[c,d] hess_p__K[c,s,i]
         # einsum("q,cd,Bcsi->Bqdsi", np.ones(3), U, hess_p__K)
         tmp_22 = np.tensordot(hess_p__K, U, axes=([1], [0]))
+        del hess_p__K
         hess_o__K = 0.3333333333333333 * (tmp_22.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del tmp_22
         # hess_a__K[q,k,s,d] = Σ_c V[k,c] hess_o__K[q,c,s,d]
         # einsum("Bkc,Bqcsd->Bqksd", V, hess_o__K)
         hess_a__K = np.einsum("Bqcsd,Bkc->Bqksd", hess_o__K, V, optimize=False)
+        del hess_o__K
         # hess_s__K[q,k,s,d] = hess_a__K[q,k,s,d] softmax_k(s[q,k]) - Σ_c hess_a__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + adj_a[q,k] jac_s__K[q,k,s,d] softmax_k(s[q,k]) - Σ_c adj_a[q,k] jac_s__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__K[q,k,s,d] softmax_c(s[q,c]) softmax_k(s[q,k]) + 2 Σ_ci adj_a[q,c] jac_s__K[q,i,s,d] softmax_i(s[q,i]) softmax_c(s[q,c]) softmax_k(s[q,k]) - Σ_c adj_a[q,c] jac_s__K[q,c,s,d] softmax_c(s[q,c]) softmax_k(s[q,k])
         softmax_s_6 = _softmax(s, axis=2)
         # einsum("Bqksd,Bqk->Bqksd", hess_a__K, softmax_s_6)
@@ -1348,15 +1364,18 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bqc,Bqksd,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s_6, softmax_s_6)
         tmp_27 = (softmax_s_6[..., None, :] @ adj_a[..., None])[..., 0, 0]
         tmp_28 = tmp_27[:, :, None] * softmax_s_6
+        del tmp_27
         # einsum("Bqc,Bqisd,Bqi,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s_6, softmax_s_6, softmax_s_6)
         tmp_29 = (softmax_s_6[..., None, :] @ adj_a[..., None])[..., 0, 0]
         tmp_30 = np.einsum("Bqi,Bqisd->Bqsd", softmax_s_6, jac_s__K, optimize=False)
         tmp_31 = tmp_29[:, :, None] * softmax_s_6
+        del tmp_29
         # einsum("Bqc,Bqcsd,Bqc,Bqk->Bqksd", adj_a, jac_s__K, softmax_s_6, softmax_s_6)
         tmp_32 = softmax_s_6 * adj_a
         tmp_33 = np.einsum("Bqc,Bqcsd->Bqsd", tmp_32, jac_s__K, optimize=False)
+        del tmp_32
         hess_s__K = softmax_s_6[:, :, :, None, None] * hess_a__K - tmp_23[:, :, None] * softmax_s_6[:, :, :, None, None] + tmp_24[:, :, :, None, None] * jac_s__K - tmp_26[:, :, None] * tmp_25[:, :, :, None, None] - tmp_28[:, :, :, None, None] * jac_s__K + 2 * tmp_31[:, :, :, None, None] * tmp_30[:, :, None] - tmp_33[:, :, None] * softmax_s_6[:, :, :, None, None]
-        del jac_p__K, softmax_p_3, tmp_21, hess_p__K, tmp_22, hess_o__K, hess_a__K, softmax_s_6, tmp_23, tmp_24, tmp_25, tmp_26, tmp_27, tmp_28, tmp_29, tmp_30, tmp_31, tmp_32, tmp_33
+        del hess_a__K, softmax_s_6, tmp_23, tmp_24, tmp_25, tmp_26, tmp_28, tmp_30, tmp_31, tmp_33
     if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WK", "WK"))):
         del adj_a
     if not todo.isdisjoint((("WQ", "WK"), ("WK", "WK"), ("WK", "U"))):
@@ -1372,8 +1391,9 @@ def hessian(params, data, blocks=None, out=None):
         hess_WQ__WK = _block_view(H, rows["WQ"][0], rows["WQ"][1], rows["WK"][0], rows["WK"][1], PARAMS["WQ"] + PARAMS["WK"])
         # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__K)
         tmp_34 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__K, X, optimize=False)
+        del hess_Q__K
         _add_into(hess_WQ__WK, (np.tensordot(tmp_34, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-        del hess_Q__K, tmp_34
+        del tmp_34
     if ("WQ", "WK") in todo:
         del adj_s
     if ("WK", "WQ") in want:
@@ -1388,11 +1408,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcsd,Bc,Bl->Blsd", jac_p__V, softmax_p_4, softmax_p_4)
         tmp_35 = np.einsum("Bc,Bcsd->Bsd", softmax_p_4, jac_p__V, optimize=False)
         hess_p__V = softmax_p_4[:, :, None, None] * jac_p__V - tmp_35[:, None] * softmax_p_4[:, :, None, None]
+        del jac_p__V, softmax_p_4, tmp_35
         # hess_o__V[q,d,s,i] = 1/t Σ_c 1[q] U[c,d] hess_p__V[c,s,i]
         # einsum("q,cd,Bcsi->Bqdsi", np.ones(3), U, hess_p__V)
         tmp_36 = np.tensordot(hess_p__V, U, axes=([1], [0]))
+        del hess_p__V
         hess_o__V = 0.3333333333333333 * (tmp_36.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
-        del jac_p__V, softmax_p_4, tmp_35, hess_p__V, tmp_36
+        del tmp_36
     if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WQ", "WV"), ("WK", "WK"), ("WK", "WV"), ("WV", "WV"))):
         del jac_p__o
     if not todo.isdisjoint((("WQ", "WV"), ("WK", "WV"))):
@@ -1417,8 +1439,9 @@ def hessian(params, data, blocks=None, out=None):
         hess_WQ__WV = _block_view(H, rows["WQ"][0], rows["WQ"][1], rows["WV"][0], rows["WV"][1], PARAMS["WQ"] + PARAMS["WV"])
         # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_Q__V)
         tmp_38 = np.einsum("Bcdlj,Bci->Bdlji", hess_Q__V, X, optimize=False)
+        del hess_Q__V
         _add_into(hess_WQ__WV, (np.tensordot(tmp_38, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-        del hess_Q__V, tmp_38
+        del tmp_38
     if ("WV", "WQ") in want:
         _mirror(H, rows["WQ"][0], rows["WQ"][1], rows["WV"][0], rows["WV"][1])
     if not todo.isdisjoint((("U", "U"), ("WQ", "U"), ("WK", "U"), ("WV", "U"))):
@@ -1467,10 +1490,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__Q)
         tmp_42 = (jac_o__Q.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
         _add_into(hess_WQ__U, (np.tensordot(tmp_42, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        del tmp_42
         # einsum("Bci,Bcdl,Bkj->dilj", X, hess_Q__p, o)
         tmp_43 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
         _add_into(hess_WQ__U, (np.tensordot(tmp_43, hess_Q__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
-        del hess_Q__p, tmp_42, tmp_43
+        del hess_Q__p, tmp_43
     if todo:
         del K
     if ("WQ", "U") in todo:
@@ -1485,8 +1509,9 @@ def hessian(params, data, blocks=None, out=None):
         hess_WK__WK = _block_view(H, rows["WK"][0], rows["WK"][1], rows["WK"][0], rows["WK"][1], PARAMS["WK"] + PARAMS["WK"])
         # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__K)
         tmp_44 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__K, X, optimize=False)
+        del hess_K__K
         _add_into(hess_WK__WK, (np.tensordot(tmp_44, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-        del hess_K__K, tmp_44
+        del tmp_44
     if not todo.isdisjoint((("WQ", "WK"), ("WK", "WK"))):
         del hess_s__K
     if ("WK", "WV") in todo:
@@ -1497,8 +1522,9 @@ def hessian(params, data, blocks=None, out=None):
         hess_WK__WV = _block_view(H, rows["WK"][0], rows["WK"][1], rows["WV"][0], rows["WV"][1], PARAMS["WK"] + PARAMS["WV"])
         # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_K__V)
         tmp_45 = np.einsum("Bcdlj,Bci->Bdlji", hess_K__V, X, optimize=False)
+        del hess_K__V
         _add_into(hess_WK__WV, (np.tensordot(tmp_45, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-        del hess_K__V, tmp_45
+        del tmp_45
     if not todo.isdisjoint((("WQ", "WV"), ("WK", "WV"))):
         del hess_s__V
     if ("WV", "WK") in want:
@@ -1512,10 +1538,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__K)
         tmp_46 = (jac_o__K.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
         _add_into(hess_WK__U, (np.tensordot(tmp_46, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        del tmp_46
         # einsum("Bci,Bcdl,Bkj->dilj", X, hess_K__p, o)
         tmp_47 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
         _add_into(hess_WK__U, (np.tensordot(tmp_47, hess_K__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
-        del hess_K__p, tmp_46, tmp_47
+        del hess_K__p, tmp_47
     if todo:
         del Q
     if ("WK", "U") in todo:
@@ -1532,8 +1559,9 @@ def hessian(params, data, blocks=None, out=None):
         hess_WV__WV = _block_view(H, rows["WV"][0], rows["WV"][1], rows["WV"][0], rows["WV"][1], PARAMS["WV"] + PARAMS["WV"])
         # einsum("Bci,Blk,Bcdlj->dijk", X, X, hess_V__V)
         tmp_48 = np.einsum("Bcdlj,Bci->Bdlji", hess_V__V, X, optimize=False)
+        del hess_V__V
         _add_into(hess_WV__WV, (np.tensordot(tmp_48, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, False)
-        del hess_V__V, tmp_48
+        del tmp_48
     if not todo.isdisjoint((("WQ", "WV"), ("WK", "WV"), ("WV", "WV"))):
         del hess_o__V
     if ("WV", "U") in todo:
@@ -1545,10 +1573,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bci,Bl,Bkjcd->dilj", X, adj_p, jac_o__V)
         tmp_49 = (jac_o__V.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
         _add_into(hess_WV__U, (np.tensordot(tmp_49, X, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        del tmp_49
         # einsum("Bci,Bcdl,Bkj->dilj", X, hess_V__p, o)
         tmp_50 = (o.sum(axis=1))[:, :, None, None] * X[:, None]
         _add_into(hess_WV__U, (np.tensordot(tmp_50, hess_V__p, axes=([0, 2], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, True)
-        del hess_V__p, tmp_49, tmp_50
+        del hess_V__p, tmp_50
     if todo:
         del a, o
     if not todo.isdisjoint((("WQ", "WQ"), ("WQ", "WK"), ("WQ", "WV"), ("WQ", "U"), ("WK", "WK"), ("WK", "WV"), ("WK", "U"), ("WV", "U"))):

@@ -839,22 +839,26 @@ def hessian(params, data, blocks=None, out=None):
         # z_v[o,t] = Σ_a K[o,a] Σ_u S[u,t,a] x[u]
         x_win = _window_view(x, 3, 1, 1, 4)
         tmp = x_win
+        del x_win
         # einsum("oa,Bta->Bot", K, tmp)
         z_v = (np.tensordot(tmp, K, axes=([2], [1]))).transpose(0, 2, 1)
+        del tmp
         # v[o,t] = relu(z_v[o,t])
         v = np.maximum(0, z_v)
         # z_w[o,s] = Σ_a G[o,a] Σ_u S2[u,s,a] x[u]
         x_win_2 = _window_view(x, 3, 1, 2, 2)
         tmp_2 = x_win_2
+        del x_win_2
         # einsum("oa,Bsa->Bos", G, tmp_2)
         z_w = (np.tensordot(tmp_2, G, axes=([2], [1]))).transpose(0, 2, 1)
+        del tmp_2
         # w[o,s] = tanh(z_w[o,s])
         w = np.tanh(z_w)
+        del z_w
         # p[l] = Σ_ot U[l,o,t] v[o,t] + Σ_os R[l,o,s] w[o,s]
         # einsum("lot,Bot->Bl", U, v)
         # einsum("los,Bos->Bl", R, w)
         p = np.tensordot(v, U, axes=([1, 2], [1, 2])) + np.tensordot(w, R, axes=([1, 2], [1, 2]))
-        del x_win, tmp, x_win_2, tmp_2, z_w
     if not todo.isdisjoint((("K", "U"), ("G", "G"), ("G", "R"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
@@ -885,26 +889,31 @@ def hessian(params, data, blocks=None, out=None):
         drelu_z_v_2 = np.heaviside(z_v, 0.0)
         # einsum("Bot,lot->Blot", drelu_z_v_2, jac_p__v)
         jac_p__z_v = jac_p__v * drelu_z_v_2[:, None]
+        del jac_p__v
         # hess_p__z_v[l,o,t] = jac_p__z_v[l,o,t] softmax_l(p[l]) - Σ_c jac_p__z_v[c,o,t] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_2 = _softmax(p, axis=1)
         # einsum("Blot,Bl->Blot", jac_p__z_v, softmax_p_2)
         # einsum("Bcot,Bc,Bl->Blot", jac_p__z_v, softmax_p_2, softmax_p_2)
         tmp_5 = np.einsum("Bc,Bcot->Bot", softmax_p_2, jac_p__z_v, optimize=False)
         hess_p__z_v = softmax_p_2[:, :, None, None] * jac_p__z_v - tmp_5[:, None] * softmax_p_2[:, :, None, None]
+        del jac_p__z_v, softmax_p_2, tmp_5
         # hess_v__z_v[o,t,i,j] = Σ_c U[c,o,t] hess_p__z_v[c,i,j]
         # einsum("cot,Bcij->Botij", U, hess_p__z_v)
         hess_v__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        del hess_p__z_v
         # hess_z_v__z_v[o,t,i,j] = relu'(z_v[o,t]) hess_v__z_v[o,t,i,j]
         # einsum("Bot,Botij->Botij", drelu_z_v_2, hess_v__z_v)
         hess_z_v__z_v = hess_v__z_v * drelu_z_v_2[:, :, :, None, None]
+        del drelu_z_v_2, hess_v__z_v
         # ∂f/∂K,K[o,a,i,j] = Σ_cklm hess_z_v__z_v[o,c,i,k] x[l] x[m] S[l,c,a] S[m,k,j]
         hess_K__K = _block_view(H, rows["K"][0], rows["K"][1], rows["K"][0], rows["K"][1], PARAMS["K"] + PARAMS["K"])
         x_win_3 = _window_view(x, 3, 1, 1, 4)
         x_win_4 = _window_view(x, 3, 1, 1, 4)
         # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_v, x_win_3, x_win_4)
         tmp_6 = np.einsum("Bca,Bocik->Baoik", x_win_3, hess_z_v__z_v, optimize=False)
+        del hess_z_v__z_v, x_win_3
         _add_into(hess_K__K, (np.tensordot(tmp_6, x_win_4, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-        del jac_p__v, drelu_z_v_2, jac_p__z_v, softmax_p_2, tmp_5, hess_p__z_v, hess_v__z_v, hess_z_v__z_v, x_win_3, x_win_4, tmp_6
+        del x_win_4, tmp_6
     if not todo.isdisjoint((("K", "G"), ("G", "G"))):
         # jac_p__w[l,o,s] = R[l,o,s]
         jac_p__w = R
@@ -912,13 +921,14 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_w_2 = 1 - w**2
         # einsum("Bos,los->Blos", dtanh_z_w_2, jac_p__w)
         jac_p__z_w = jac_p__w * dtanh_z_w_2[:, None]
+        del jac_p__w, dtanh_z_w_2
         # hess_p__z_w[l,o,s] = jac_p__z_w[l,o,s] softmax_l(p[l]) - Σ_c jac_p__z_w[c,o,s] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_3 = _softmax(p, axis=1)
         # einsum("Blos,Bl->Blos", jac_p__z_w, softmax_p_3)
         # einsum("Bcos,Bc,Bl->Blos", jac_p__z_w, softmax_p_3, softmax_p_3)
         tmp_7 = np.einsum("Bc,Bcos->Bos", softmax_p_3, jac_p__z_w, optimize=False)
         hess_p__z_w = softmax_p_3[:, :, None, None] * jac_p__z_w - tmp_7[:, None] * softmax_p_3[:, :, None, None]
-        del jac_p__w, dtanh_z_w_2, jac_p__z_w, softmax_p_3, tmp_7
+        del jac_p__z_w, softmax_p_3, tmp_7
     if ("K", "G") in todo:
         # hess_v__z_w[o,t,i,s] = Σ_c U[c,o,t] hess_p__z_w[c,i,s]
         # einsum("cot,Bcis->Botis", U, hess_p__z_w)
@@ -927,14 +937,16 @@ def hessian(params, data, blocks=None, out=None):
         drelu_z_v_3 = np.heaviside(z_v, 0.0)
         # einsum("Bot,Botis->Botis", drelu_z_v_3, hess_v__z_w)
         hess_z_v__z_w = hess_v__z_w * drelu_z_v_3[:, :, :, None, None]
+        del hess_v__z_w, drelu_z_v_3
         # ∂f/∂K,G[o,a,i,j] = Σ_cklm hess_z_v__z_w[o,c,i,k] x[l] x[m] S[l,c,a] S2[m,k,j]
         hess_K__G = _block_view(H, rows["K"][0], rows["K"][1], rows["G"][0], rows["G"][1], PARAMS["K"] + PARAMS["G"])
         x_win_5 = _window_view(x, 3, 1, 1, 4)
         x_win_6 = _window_view(x, 3, 1, 2, 2)
         # einsum("Bocik,Bca,Bkj->oaij", hess_z_v__z_w, x_win_5, x_win_6)
         tmp_8 = np.einsum("Bca,Bocik->Baoik", x_win_5, hess_z_v__z_w, optimize=False)
+        del hess_z_v__z_w, x_win_5
         _add_into(hess_K__G, (np.tensordot(tmp_8, x_win_6, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-        del hess_v__z_w, drelu_z_v_3, hess_z_v__z_w, x_win_5, x_win_6, tmp_8
+        del x_win_6, tmp_8
     if ("G", "K") in want:
         _mirror(H, rows["K"][0], rows["K"][1], rows["G"][0], rows["G"][1])
     if not todo.isdisjoint((("U", "U"), ("U", "R"), ("R", "R"), ("K", "U"), ("K", "R"), ("G", "U"), ("G", "R"))):
@@ -986,12 +998,15 @@ def hessian(params, data, blocks=None, out=None):
         x_win_7 = _window_view(x, 3, 1, 1, 4)
         # einsum("Bl,Bitoc,Bca->oalit", adj_p, jac_v__z_v, x_win_7)
         tmp_12 = np.einsum("Bca,Bitoc->Baito", x_win_7, jac_v__z_v, optimize=False)
+        del x_win_7
         _add_into(hess_K__U, (np.tensordot(tmp_12, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
+        del tmp_12
         x_win_8 = _window_view(x, 3, 1, 1, 4)
         # einsum("Bocl,Bit,Bca->oalit", hess_z_v__p, v, x_win_8)
         tmp_13 = np.einsum("Bca,Bocl->Baol", x_win_8, hess_z_v__p, optimize=False)
+        del x_win_8
         _add_into(hess_K__U, (np.tensordot(tmp_13, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
-        del x_win_7, tmp_12, x_win_8, tmp_13
+        del tmp_13
     if ("K", "U") in todo:
         del jac_v__z_v
     if ("U", "K") in want:
@@ -1002,8 +1017,9 @@ def hessian(params, data, blocks=None, out=None):
         x_win_9 = _window_view(x, 3, 1, 1, 4)
         # einsum("Bocl,Bis,Bca->oalis", hess_z_v__p, w, x_win_9)
         tmp_14 = np.einsum("Bca,Bocl->Baol", x_win_9, hess_z_v__p, optimize=False)
+        del x_win_9
         _add_into(hess_K__R, (np.tensordot(tmp_14, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
-        del x_win_9, tmp_14
+        del tmp_14
     if not todo.isdisjoint((("K", "U"), ("K", "R"))):
         del hess_z_v__p
     if ("R", "K") in want:
@@ -1019,15 +1035,18 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bos,oi,sj,Bos->Bosij", d2tanh_z_w, np.eye(2), np.eye(2), adj_w)
         tmp_15 = adj_w * d2tanh_z_w
         tmp_16 = (np.eye(2))[:, :, None, None] * np.eye(2)
+        del d2tanh_z_w
         hess_z_w__z_w = hess_w__z_w * dtanh_z_w_3[:, :, :, None, None] + tmp_16.transpose(2, 0, 3, 1) * tmp_15[:, :, :, None, None]
+        del hess_w__z_w, dtanh_z_w_3, tmp_15, tmp_16
         # ∂f/∂G,G[o,a,i,j] = Σ_cklm hess_z_w__z_w[o,c,i,k] x[l] x[m] S2[l,c,a] S2[m,k,j]
         hess_G__G = _block_view(H, rows["G"][0], rows["G"][1], rows["G"][0], rows["G"][1], PARAMS["G"] + PARAMS["G"])
         x_win_10 = _window_view(x, 3, 1, 2, 2)
         x_win_11 = _window_view(x, 3, 1, 2, 2)
         # einsum("Bocik,Bca,Bkj->oaij", hess_z_w__z_w, x_win_10, x_win_11)
         tmp_17 = np.einsum("Bca,Bocik->Baoik", x_win_10, hess_z_w__z_w, optimize=False)
+        del hess_z_w__z_w, x_win_10
         _add_into(hess_G__G, (np.tensordot(tmp_17, x_win_11, axes=([0, 4], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-        del hess_w__z_w, dtanh_z_w_3, d2tanh_z_w, tmp_15, tmp_16, hess_z_w__z_w, x_win_10, x_win_11, tmp_17
+        del x_win_11, tmp_17
     if ("G", "G") in todo:
         del adj_w
     if not todo.isdisjoint((("K", "G"), ("G", "G"))):
@@ -1049,8 +1068,9 @@ def hessian(params, data, blocks=None, out=None):
         x_win_12 = _window_view(x, 3, 1, 2, 2)
         # einsum("Bocl,Bit,Bca->oalit", hess_z_w__p, v, x_win_12)
         tmp_18 = np.einsum("Bca,Bocl->Baol", x_win_12, hess_z_w__p, optimize=False)
+        del x_win_12
         _add_into(hess_G__U, (np.tensordot(tmp_18, v, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, False)
-        del x_win_12, tmp_18
+        del tmp_18
     if todo:
         del v
     if ("U", "G") in want:
@@ -1061,12 +1081,15 @@ def hessian(params, data, blocks=None, out=None):
         x_win_13 = _window_view(x, 3, 1, 2, 2)
         # einsum("Bl,Bisoc,Bca->oalis", adj_p, jac_w__z_w, x_win_13)
         tmp_19 = np.einsum("Bca,Bisoc->Baiso", x_win_13, jac_w__z_w, optimize=False)
+        del x_win_13
         _add_into(hess_G__R, (np.tensordot(tmp_19, adj_p, axes=([0], [0]))).transpose(3, 0, 4, 1, 2), 1 / B, False)
+        del tmp_19
         x_win_14 = _window_view(x, 3, 1, 2, 2)
         # einsum("Bocl,Bis,Bca->oalis", hess_z_w__p, w, x_win_14)
         tmp_20 = np.einsum("Bca,Bocl->Baol", x_win_14, hess_z_w__p, optimize=False)
+        del x_win_14
         _add_into(hess_G__R, (np.tensordot(tmp_20, w, axes=([0], [0]))).transpose(1, 0, 2, 3, 4), 1 / B, True)
-        del x_win_13, tmp_19, x_win_14, tmp_20
+        del tmp_20
     if todo:
         del w
     if not todo.isdisjoint((("K", "U"), ("G", "G"), ("G", "R"))):

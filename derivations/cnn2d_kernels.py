@@ -844,20 +844,24 @@ def hessian(params, data, blocks=None, out=None):
         # z_v[o,u,w] = Σ_cab K[o,c,a,b] Σ_ij S[i,u,a] S[j,w,b] x[c,i,j] + b[o] 1[u] 1[w]
         x_win = _window_view(x, 2, 2, 1, 3)
         x_win_win = _window_view(x_win, 2, 3, 1, 3)
+        del x_win
         # einsum("Bcuwab->Bcuawb", x_win_win)
         tmp = x_win_win.transpose(0, 1, 2, 4, 3, 5)
+        del x_win_win
         # einsum("ocab,Bcuawb->Bouw", K, tmp)
         # einsum("o,u,w->ouw", b, np.ones(3), np.ones(3))
         tmp_2 = (np.ones(3))[:, None] * b
         z_v = (np.tensordot(tmp, K, axes=([1, 3, 5], [1, 2, 3]))).transpose(0, 3, 1, 2) + tmp_2.T[:, :, None] * np.ones(3)
+        del tmp, tmp_2
         # v[o,u,w] = tanh(z_v[o,u,w])
         v = np.tanh(z_v)
+        del z_v
         # z_h[j] = Σ_ouw W1[j,o,u,w] v[o,u,w]
         # einsum("jouw,Bouw->Bj", W1, v)
         z_h = np.tensordot(v, W1, axes=([1, 2, 3], [1, 2, 3]))
         # h[j] = tanh(z_h[j])
         h = np.tanh(z_h)
-        del x_win, x_win_win, tmp, tmp_2, z_v, z_h
+        del z_h
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"), ("W1", "U"), ("K", "U"), ("b", "U"))):
         # p[l] = Σ_j U[l,j] h[j]
         # einsum("lj,Bj->Bl", U, h)
@@ -884,8 +888,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bouw,oi,uj,wk->Bouwijk", dtanh_z_v, np.eye(2), np.eye(3), np.eye(3))
         tmp_3 = (np.eye(3))[:, :, None, None] * np.eye(2)
         tmp_4 = tmp_3[:, :, :, :, None, None] * np.eye(3)
+        del tmp_3
         jac_v__z_v = tmp_4.transpose(2, 0, 4, 3, 1, 5) * dtanh_z_v[:, :, :, :, None, None, None]
-        del dtanh_z_v, tmp_3, tmp_4
+        del dtanh_z_v, tmp_4
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
         # jac_z_h__z_v[j,o,u,w] = Σ_cik W1[j,c,i,k] jac_v__z_v[c,i,k,o,u,w]
         # einsum("jcik,Bcikouw->Bjouw", W1, jac_v__z_v)
@@ -912,21 +917,27 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_v_2 = 1 - v**2
         # einsum("Bouw,Blouw->Blouw", dtanh_z_v_2, jac_p__v)
         jac_p__z_v = jac_p__v * dtanh_z_v_2[:, None]
+        del jac_p__v
         # hess_p__z_v[l,o,u,w] = jac_p__z_v[l,o,u,w]
         hess_p__z_v = jac_p__z_v
+        del jac_p__z_v
         # hess_h__z_v[j,o,u,w] = Σ_c U[c,j] hess_p__z_v[c,o,u,w]
         # einsum("cj,Bcouw->Bjouw", U, hess_p__z_v)
         hess_h__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 4, 1, 2, 3)
+        del hess_p__z_v
         # hess_z_h__z_v[j,o,u,w] = tanh'(z_h[j]) hess_h__z_v[j,o,u,w] + tanh''(z_h[j]) adj_h[j] jac_z_h__z_v[j,o,u,w]
         dtanh_z_h_4 = 1 - h**2
         # einsum("Bj,Bjouw->Bjouw", dtanh_z_h_4, hess_h__z_v)
         d2tanh_z_h = 2*h*(h**2 - 1)
         # einsum("Bj,Bj,Bjouw->Bjouw", d2tanh_z_h, adj_h, jac_z_h__z_v)
         tmp_5 = adj_h * d2tanh_z_h
+        del d2tanh_z_h
         hess_z_h__z_v = hess_h__z_v * dtanh_z_h_4[:, :, None, None, None] + tmp_5[:, :, None, None, None] * jac_z_h__z_v
+        del hess_h__z_v, dtanh_z_h_4, tmp_5
         # hess_v__z_v[o,u,w,i,j,k] = Σ_c W1[c,o,u,w] hess_z_h__z_v[c,i,j,k]
         # einsum("couw,Bcijk->Bouwijk", W1, hess_z_h__z_v)
         hess_v__z_v = (np.tensordot(hess_z_h__z_v, W1, axes=([1], [0]))).transpose(0, 4, 5, 6, 1, 2, 3)
+        del hess_z_h__z_v
         # hess_z_v__z_v[o,u,w,i,j,k] = tanh'(z_v[o,u,w]) hess_v__z_v[o,u,w,i,j,k] + tanh''(z_v[o,u,w]) δ[o,i] δ[u,j] δ[w,k] adj_v[o,u,w]
         # einsum("Bouw,Bouwijk->Bouwijk", dtanh_z_v_2, hess_v__z_v)
         d2tanh_z_v = 2*v*(v**2 - 1)
@@ -934,8 +945,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_6 = adj_v * d2tanh_z_v
         tmp_7 = tmp_6[:, :, :, :, None] * (np.eye(2))[:, None, None]
         tmp_8 = tmp_7[:, :, :, :, :, None] * (np.eye(3))[:, None, None]
+        del d2tanh_z_v, tmp_6, tmp_7
         hess_z_v__z_v = hess_v__z_v * dtanh_z_v_2[:, :, :, :, None, None, None] + tmp_8[:, :, :, :, :, :, None] * (np.eye(3))[:, None, None]
-        del jac_p__v, dtanh_z_v_2, jac_p__z_v, hess_p__z_v, hess_h__z_v, dtanh_z_h_4, d2tanh_z_h, tmp_5, hess_z_h__z_v, hess_v__z_v, d2tanh_z_v, tmp_6, tmp_7, tmp_8
+        del dtanh_z_v_2, hess_v__z_v, tmp_8
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
         del adj_v
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
@@ -946,19 +958,23 @@ def hessian(params, data, blocks=None, out=None):
         x_win_2 = _window_view(x, 2, 2, 1, 3)
         x_win_3 = _window_view(x, 2, 2, 1, 3)
         x_win_2_win = _window_view(x_win_2, 2, 3, 1, 3)
+        del x_win_2
         x_win_3_win = _window_view(x_win_3, 2, 3, 1, 3)
+        del x_win_3
         # einsum("Bomnipq,Bcmnab,Bjpqkl->ocabijkl", hess_z_v__z_v, x_win_2_win, x_win_3_win)
         tmp_9 = np.einsum("Bcmnab,Bomnipq->Bcaboipq", x_win_2_win, hess_z_v__z_v, optimize=False)
+        del x_win_2_win
         _add_into(hess_K__K, (np.tensordot(tmp_9, x_win_3_win, axes=([0, 6, 7], [0, 2, 3]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, False)
-        del x_win_2, x_win_3, x_win_2_win, x_win_3_win, tmp_9
+        del x_win_3_win, tmp_9
     if ("K", "b") in todo:
         # ∂f/∂K,b[o,c,a,b,i] = Σ_jklmnp hess_z_v__z_v[o,j,k,i,l,m] x[c,n,p] S[n,j,a] S[p,k,b]
         hess_K__b = _block_view(H, rows["K"][0], rows["K"][1], rows["b"][0], rows["b"][1], PARAMS["K"] + PARAMS["b"])
         x_win_4 = _window_view(x, 2, 2, 1, 3)
         x_win_4_win = _window_view(x_win_4, 2, 3, 1, 3)
+        del x_win_4
         # einsum("Bojkilm,Bcjkab->ocabi", hess_z_v__z_v, x_win_4_win)
         _add_into(hess_K__b, (np.tensordot(x_win_4_win, hess_z_v__z_v.sum(axis=(5, 6)), axes=([0, 2, 3], [0, 2, 3]))).transpose(3, 0, 1, 2, 4), 1 / B, False)
-        del x_win_4, x_win_4_win
+        del x_win_4_win
     if ("b", "K") in want:
         _mirror(H, rows["K"][0], rows["K"][1], rows["b"][0], rows["b"][1])
     if ("b", "b") in todo:
@@ -974,14 +990,16 @@ def hessian(params, data, blocks=None, out=None):
         # hess_h__z_h[j,i] = Σ_c U[c,j] hess_p__z_h[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_h)
         hess_h__z_h = (np.tensordot(hess_p__z_h, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_h
         # hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]
         dtanh_z_h_5 = 1 - h**2
         # einsum("Bj,Bji->Bji", dtanh_z_h_5, hess_h__z_h)
         d2tanh_z_h_2 = 2*h*(h**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_2, np.eye(3), adj_h)
         tmp_10 = adj_h * d2tanh_z_h_2
+        del d2tanh_z_h_2
         hess_z_h__z_h = hess_h__z_h * dtanh_z_h_5[:, :, None] + tmp_10[:, :, None] * np.eye(3)
-        del hess_p__z_h, hess_h__z_h, dtanh_z_h_5, d2tanh_z_h_2, tmp_10
+        del hess_h__z_h, dtanh_z_h_5, tmp_10
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
         del adj_h
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W1", "W1"), ("K", "W1"), ("b", "W1"))):
@@ -1009,15 +1027,20 @@ def hessian(params, data, blocks=None, out=None):
         hess_K__W1 = _block_view(H, rows["K"][0], rows["K"][1], rows["W1"][0], rows["W1"][1], PARAMS["K"] + PARAMS["W1"])
         x_win_5 = _window_view(x, 2, 2, 1, 3)
         x_win_5_win = _window_view(x_win_5, 2, 3, 1, 3)
+        del x_win_5
         # einsum("Bj,Biuwokl,Bcklab->ocabjiuw", adj_z_h, jac_v__z_v, x_win_5_win)
         tmp_12 = np.einsum("Bcklab,Biuwokl->Bcabiuwo", x_win_5_win, jac_v__z_v, optimize=False)
+        del x_win_5_win
         _add_into(hess_K__W1, (np.tensordot(tmp_12, adj_z_h, axes=([0], [0]))).transpose(6, 0, 1, 2, 7, 3, 4, 5), 1 / B, False)
+        del tmp_12
         x_win_6 = _window_view(x, 2, 2, 1, 3)
         x_win_6_win = _window_view(x_win_6, 2, 3, 1, 3)
+        del x_win_6
         # einsum("Boklj,Biuw,Bcklab->ocabjiuw", hess_z_v__z_h, v, x_win_6_win)
         tmp_13 = np.einsum("Bcklab,Boklj->Bcaboj", x_win_6_win, hess_z_v__z_h, optimize=False)
+        del x_win_6_win
         _add_into(hess_K__W1, (np.tensordot(tmp_13, v, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5, 6, 7), 1 / B, True)
-        del x_win_5, x_win_5_win, tmp_12, x_win_6, x_win_6_win, tmp_13
+        del tmp_13
     if ("W1", "K") in want:
         _mirror(H, rows["K"][0], rows["K"][1], rows["W1"][0], rows["W1"][1])
     if ("b", "W1") in todo:
@@ -1062,11 +1085,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bi,Bjl,Bouw->jouwli", h, hess_z_h__p, v)
         tmp_15 = hess_z_h__p[:, :, :, None] * h[:, None, None]
         _add_into(hess_W1__U, (np.tensordot(tmp_15, v, axes=([0], [0]))).transpose(0, 3, 4, 5, 1, 2), 1 / B, False)
+        del tmp_15
         dtanh_z_h_7 = 1 - h**2
         # einsum("Bl,Bj,Bouw->jouwl", adj_p, dtanh_z_h_7, v)
         tmp_16 = dtanh_z_h_7[:, :, None] * adj_p[:, None]
+        del dtanh_z_h_7
         _add_into(_diagonal_view(hess_W1__U, 0, 5), (np.tensordot(tmp_16, v, axes=([0], [0]))).transpose(0, 2, 3, 4, 1), 1 / B, True)
-        del tmp_15, dtanh_z_h_7, tmp_16
+        del tmp_16
     if ("U", "W1") in want:
         _mirror(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1])
     if not todo.isdisjoint((("K", "U"), ("b", "U"))):
@@ -1087,15 +1112,20 @@ def hessian(params, data, blocks=None, out=None):
         hess_K__U = _block_view(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1], PARAMS["K"] + PARAMS["U"])
         x_win_7 = _window_view(x, 2, 2, 1, 3)
         x_win_7_win = _window_view(x_win_7, 2, 3, 1, 3)
+        del x_win_7
         # einsum("Bl,Bjoik,Bcikab->ocablj", adj_p, jac_h__z_v, x_win_7_win)
         tmp_17 = np.einsum("Bcikab,Bjoik->Bcabjo", x_win_7_win, jac_h__z_v, optimize=False)
+        del x_win_7_win
         _add_into(hess_K__U, (np.tensordot(tmp_17, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 2, 5, 3), 1 / B, False)
+        del tmp_17
         x_win_8 = _window_view(x, 2, 2, 1, 3)
         x_win_8_win = _window_view(x_win_8, 2, 3, 1, 3)
+        del x_win_8
         # einsum("Bj,Boikl,Bcikab->ocablj", h, hess_z_v__p, x_win_8_win)
         tmp_18 = np.einsum("Bcikab,Boikl->Bcabol", x_win_8_win, hess_z_v__p, optimize=False)
+        del x_win_8_win
         _add_into(hess_K__U, (np.tensordot(tmp_18, h, axes=([0], [0]))).transpose(3, 0, 1, 2, 4, 5), 1 / B, True)
-        del x_win_7, x_win_7_win, tmp_17, x_win_8, x_win_8_win, tmp_18
+        del tmp_18
     if ("U", "K") in want:
         _mirror(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1])
     if ("b", "U") in todo:

@@ -1243,28 +1243,36 @@ def hessian(params, data, blocks=None, out=None):
         # z_v1[h,t] = Σ_ia K1[h,i,a] Σ_u S[d-1][u,t,a] x[i,u]
         x_win = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
         tmp = x_win
+        del x_win
         # einsum("hia,Bita->Bht", K1, tmp)
         z_v1 = (np.tensordot(tmp, K1, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+        del tmp
         # v1[h,t] = tanh(z_v1[h,t])
         v1 = np.tanh(z_v1)
+        del z_v1
         # z_v2[g,t] = Σ_ha K2[g,h,a] Σ_u S[d-2][u,t,a] v1[h,u]
         v1_win = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
         tmp_2 = v1_win
+        del v1_win
         # einsum("gha,Bhta->Bgt", K2, tmp_2)
         z_v2 = (np.tensordot(tmp_2, K2, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+        del tmp_2
         # v2[g,t] = tanh(z_v2[g,t])
         v2 = np.tanh(z_v2)
+        del z_v2
         # z_v3[k,t] = Σ_ga K3[k,g,a] Σ_u S[d-4][u,t,a] v2[g,u]
         v2_win = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
         tmp_3 = v2_win
+        del v2_win
         # einsum("kga,Bgta->Bkt", K3, tmp_3)
         z_v3 = (np.tensordot(tmp_3, K3, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+        del tmp_3
         # v3[k,t] = tanh(z_v3[k,t])
         v3 = np.tanh(z_v3)
+        del z_v3
         # p[l] = Σ_kt U[l,k,t] v3[k,t]
         # einsum("lkt,Bkt->Bl", U, v3)
         p = np.tensordot(v3, U, axes=([1, 2], [1, 2]))
-        del x_win, tmp, z_v1, v1_win, tmp_2, z_v2, v2_win, tmp_3, z_v3
     if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
@@ -1304,11 +1312,12 @@ def hessian(params, data, blocks=None, out=None):
         jac_v1__z_v1_win = _shift_view(jac_v1__z_v1, 2, 2, 1, 8, -2, 0, 2, 0)
         # einsum("gcj,Bcthij->Bgthi", K2, jac_v1__z_v1_win)
         jac_z_v2__z_v1 = (np.tensordot(jac_v1__z_v1_win, K2, axes=([1, 5], [1, 2]))).transpose(0, 4, 1, 2, 3)
+        del jac_v1__z_v1_win
         # jac_v2__z_v1[g,t,h,i] = tanh'(z_v2[g,t]) jac_z_v2__z_v1[g,t,h,i]
         dtanh_z_v2_2 = 1 - v2**2
         # einsum("Bgt,Bgthi->Bgthi", dtanh_z_v2_2, jac_z_v2__z_v1)
         jac_v2__z_v1 = jac_z_v2__z_v1 * dtanh_z_v2_2[:, :, :, None, None]
-        del jac_v1__z_v1_win, dtanh_z_v2_2
+        del dtanh_z_v2_2
     if not todo.isdisjoint((("K1", "K1"), ("K1", "U"))):
         # jac_z_v3__z_v1[k,t,h,i] = Σ_cjl K3[k,c,j] jac_v2__z_v1[c,l,h,i] S[d-4][l,t,j]
         jac_v2__z_v1_win = _shift_view(jac_v2__z_v1, 2, 2, 1, 8, -4, 0, 4, 0)
@@ -1372,50 +1381,62 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_v1_2 = 1 - v1**2
         # einsum("Bht,Blht->Blht", dtanh_z_v1_2, jac_p__v1)
         jac_p__z_v1 = jac_p__v1 * dtanh_z_v1_2[:, None]
+        del jac_p__v1
         # hess_p__z_v1[l,h,t] = jac_p__z_v1[l,h,t] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,h,t] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_2 = _softmax(p, axis=1)
         # einsum("Blht,Bl->Blht", jac_p__z_v1, softmax_p_2)
         # einsum("Bcht,Bc,Bl->Blht", jac_p__z_v1, softmax_p_2, softmax_p_2)
         tmp_7 = np.einsum("Bc,Bcht->Bht", softmax_p_2, jac_p__z_v1, optimize=False)
         hess_p__z_v1 = softmax_p_2[:, :, None, None] * jac_p__z_v1 - tmp_7[:, None] * softmax_p_2[:, :, None, None]
+        del jac_p__z_v1, softmax_p_2, tmp_7
         # hess_v3__z_v1[k,t,h,i] = Σ_c U[c,k,t] hess_p__z_v1[c,h,i]
         # einsum("ckt,Bchi->Bkthi", U, hess_p__z_v1)
         hess_v3__z_v1 = (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        del hess_p__z_v1
         # hess_z_v3__z_v1[k,t,h,i] = tanh'(z_v3[k,t]) hess_v3__z_v1[k,t,h,i] + tanh''(z_v3[k,t]) adj_v3[k,t] jac_z_v3__z_v1[k,t,h,i]
         dtanh_z_v3_6 = 1 - v3**2
         # einsum("Bkt,Bkthi->Bkthi", dtanh_z_v3_6, hess_v3__z_v1)
         d2tanh_z_v3 = 2*v3*(v3**2 - 1)
         # einsum("Bkt,Bkt,Bkthi->Bkthi", d2tanh_z_v3, adj_v3, jac_z_v3__z_v1)
         tmp_8 = adj_v3 * d2tanh_z_v3
+        del d2tanh_z_v3
         hess_z_v3__z_v1 = hess_v3__z_v1 * dtanh_z_v3_6[:, :, :, None, None] + tmp_8[:, :, :, None, None] * jac_z_v3__z_v1
+        del hess_v3__z_v1, dtanh_z_v3_6, tmp_8
         # hess_v2__z_v1[g,t,h,i] = Σ_cjk K3[c,g,j] hess_z_v3__z_v1[c,k,h,i] S[d-4][t,k,j]
         # einsum("cgj,Bckhi->Bgkjhi", K3, hess_z_v3__z_v1)
         hess_v2__z_v1 = _shift_scatter((np.tensordot(hess_z_v3__z_v1, K3, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -4, 0)
+        del hess_z_v3__z_v1
         # hess_z_v2__z_v1[g,t,h,i] = tanh'(z_v2[g,t]) hess_v2__z_v1[g,t,h,i] + tanh''(z_v2[g,t]) adj_v2[g,t] jac_z_v2__z_v1[g,t,h,i]
         dtanh_z_v2_5 = 1 - v2**2
         # einsum("Bgt,Bgthi->Bgthi", dtanh_z_v2_5, hess_v2__z_v1)
         d2tanh_z_v2 = 2*v2*(v2**2 - 1)
         # einsum("Bgt,Bgt,Bgthi->Bgthi", d2tanh_z_v2, adj_v2, jac_z_v2__z_v1)
         tmp_9 = adj_v2 * d2tanh_z_v2
+        del d2tanh_z_v2
         hess_z_v2__z_v1 = hess_v2__z_v1 * dtanh_z_v2_5[:, :, :, None, None] + tmp_9[:, :, :, None, None] * jac_z_v2__z_v1
+        del hess_v2__z_v1, dtanh_z_v2_5, tmp_9
         # hess_v1__z_v1[h,t,i,j] = Σ_ckl K2[c,h,k] hess_z_v2__z_v1[c,l,i,j] S[d-2][t,l,k]
         # einsum("chk,Bclij->Bhlkij", K2, hess_z_v2__z_v1)
         hess_v1__z_v1 = _shift_scatter((np.tensordot(hess_z_v2__z_v1, K2, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -2, 0)
+        del hess_z_v2__z_v1
         # hess_z_v1__z_v1[h,t,i,j] = tanh'(z_v1[h,t]) hess_v1__z_v1[h,t,i,j] + tanh''(z_v1[h,t]) δ[h,i] δ[t,j] adj_v1[h,t]
         # einsum("Bht,Bhtij->Bhtij", dtanh_z_v1_2, hess_v1__z_v1)
         d2tanh_z_v1 = 2*v1*(v1**2 - 1)
         # einsum("Bht,hi,tj,Bht->Bhtij", d2tanh_z_v1, np.eye(2), np.eye(8), adj_v1)
         tmp_10 = adj_v1 * d2tanh_z_v1
         tmp_11 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        del d2tanh_z_v1
         hess_z_v1__z_v1 = hess_v1__z_v1 * dtanh_z_v1_2[:, :, :, None, None] + tmp_11.transpose(2, 0, 3, 1) * tmp_10[:, :, :, None, None]
+        del dtanh_z_v1_2, hess_v1__z_v1, tmp_10, tmp_11
         # ∂f/∂K1,K1[h,i,a,j,k,l] = Σ_cmno hess_z_v1__z_v1[h,c,j,m] x[i,n] x[k,o] S[d-1][n,c,a] S[d-1][o,m,l]
         hess_K1__K1 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["K1"][0], rows["K1"][1], PARAMS["K1"] + PARAMS["K1"])
         x_win_2 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
         x_win_3 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
         # einsum("Bhcjm,Bica,Bkml->hiajkl", hess_z_v1__z_v1, x_win_2, x_win_3)
         tmp_12 = np.einsum("Bica,Bhcjm->Biahjm", x_win_2, hess_z_v1__z_v1, optimize=False)
+        del hess_z_v1__z_v1, x_win_2
         _add_into(hess_K1__K1, (np.tensordot(tmp_12, x_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-        del jac_p__v1, dtanh_z_v1_2, jac_p__z_v1, softmax_p_2, tmp_7, hess_p__z_v1, hess_v3__z_v1, dtanh_z_v3_6, d2tanh_z_v3, tmp_8, hess_z_v3__z_v1, hess_v2__z_v1, dtanh_z_v2_5, d2tanh_z_v2, tmp_9, hess_z_v2__z_v1, hess_v1__z_v1, d2tanh_z_v1, tmp_10, tmp_11, hess_z_v1__z_v1, x_win_2, x_win_3, tmp_12
+        del x_win_3, tmp_12
     if ("K1", "K1") in todo:
         del adj_v1
     if not todo.isdisjoint((("K1", "K1"), ("K1", "K3"), ("K1", "U"))):
@@ -1429,19 +1450,24 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcgt,Bc,Bl->Blgt", jac_p__z_v2, softmax_p_3, softmax_p_3)
         tmp_13 = np.einsum("Bc,Bcgt->Bgt", softmax_p_3, jac_p__z_v2, optimize=False)
         hess_p__z_v2 = softmax_p_3[:, :, None, None] * jac_p__z_v2 - tmp_13[:, None] * softmax_p_3[:, :, None, None]
+        del softmax_p_3, tmp_13
         # hess_v3__z_v2[k,t,g,i] = Σ_c U[c,k,t] hess_p__z_v2[c,g,i]
         # einsum("ckt,Bcgi->Bktgi", U, hess_p__z_v2)
         hess_v3__z_v2 = (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        del hess_p__z_v2
         # hess_z_v3__z_v2[k,t,g,i] = tanh'(z_v3[k,t]) hess_v3__z_v2[k,t,g,i] + tanh''(z_v3[k,t]) adj_v3[k,t] jac_z_v3__z_v2[k,t,g,i]
         dtanh_z_v3_7 = 1 - v3**2
         # einsum("Bkt,Bktgi->Bktgi", dtanh_z_v3_7, hess_v3__z_v2)
         d2tanh_z_v3_2 = 2*v3*(v3**2 - 1)
         # einsum("Bkt,Bkt,Bktgi->Bktgi", d2tanh_z_v3_2, adj_v3, jac_z_v3__z_v2)
         tmp_14 = adj_v3 * d2tanh_z_v3_2
+        del d2tanh_z_v3_2
         hess_z_v3__z_v2 = hess_v3__z_v2 * dtanh_z_v3_7[:, :, :, None, None] + tmp_14[:, :, :, None, None] * jac_z_v3__z_v2
+        del hess_v3__z_v2, dtanh_z_v3_7, tmp_14
         # hess_v2__z_v2[g,t,i,j] = Σ_ckl K3[c,g,k] hess_z_v3__z_v2[c,l,i,j] S[d-4][t,l,k]
         # einsum("cgk,Bclij->Bglkij", K3, hess_z_v3__z_v2)
         hess_v2__z_v2 = _shift_scatter((np.tensordot(hess_z_v3__z_v2, K3, axes=([1], [0]))).transpose(0, 4, 1, 5, 2, 3), 8, 2, 2, 1, -4, 0)
+        del hess_z_v3__z_v2
         # hess_z_v2__z_v2[g,t,i,j] = tanh'(z_v2[g,t]) hess_v2__z_v2[g,t,i,j] + tanh''(z_v2[g,t]) δ[g,i] δ[t,j] adj_v2[g,t]
         dtanh_z_v2_6 = 1 - v2**2
         # einsum("Bgt,Bgtij->Bgtij", dtanh_z_v2_6, hess_v2__z_v2)
@@ -1449,8 +1475,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bgt,gi,tj,Bgt->Bgtij", d2tanh_z_v2_2, np.eye(2), np.eye(8), adj_v2)
         tmp_15 = adj_v2 * d2tanh_z_v2_2
         tmp_16 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        del d2tanh_z_v2_2
         hess_z_v2__z_v2 = hess_v2__z_v2 * dtanh_z_v2_6[:, :, :, None, None] + tmp_16.transpose(2, 0, 3, 1) * tmp_15[:, :, :, None, None]
-        del softmax_p_3, tmp_13, hess_p__z_v2, hess_v3__z_v2, dtanh_z_v3_7, d2tanh_z_v3_2, tmp_14, hess_z_v3__z_v2, hess_v2__z_v2, dtanh_z_v2_6, d2tanh_z_v2_2, tmp_15, tmp_16
+        del hess_v2__z_v2, dtanh_z_v2_6, tmp_15, tmp_16
     if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"))):
         del adj_v2
     if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "U"))):
@@ -1464,8 +1491,9 @@ def hessian(params, data, blocks=None, out=None):
         v1_win_3 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
         # einsum("Bgcil,Bhca,Bjlk->ghaijk", hess_z_v2__z_v2, v1_win_2, v1_win_3)
         tmp_17 = np.einsum("Bhca,Bgcil->Bhagil", v1_win_2, hess_z_v2__z_v2, optimize=False)
+        del v1_win_2
         _add_into(hess_K2__K2, (np.tensordot(tmp_17, v1_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-        del v1_win_2, v1_win_3, tmp_17
+        del v1_win_3, tmp_17
     if ("K1", "K2") in todo:
         # hess_v1__z_v2[h,t,g,i] = Σ_cjk K2[c,h,j] hess_z_v2__z_v2[c,k,g,i] S[d-2][t,k,j]
         # einsum("chj,Bckgi->Bhkjgi", K2, hess_z_v2__z_v2)
@@ -1474,19 +1502,23 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_v1_3 = 1 - v1**2
         # einsum("Bht,Bhtgi->Bhtgi", dtanh_z_v1_3, hess_v1__z_v2)
         hess_z_v1__z_v2 = hess_v1__z_v2 * dtanh_z_v1_3[:, :, :, None, None]
+        del hess_v1__z_v2, dtanh_z_v1_3
         # ∂f/∂K1,K2[h,i,a,g,j,k] = Σ_clmn adj_z_v2[g,c] jac_v1__z_v1[j,l,h,m] x[i,n] S[d-1][n,m,a] S[d-2][l,c,k] + Σ_clmn hess_z_v1__z_v2[h,c,g,l] v1[j,m] x[i,n] S[d-1][n,c,a] S[d-2][m,l,k]
         hess_K1__K2 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["K2"][0], rows["K2"][1], PARAMS["K1"] + PARAMS["K2"])
         x_win_4 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
         jac_v1__z_v1_win_2 = _shift_view(jac_v1__z_v1, 2, 2, 1, 8, -2, 0, 2, 0)
         # einsum("Bgc,Bjchlk,Bila->hiagjk", adj_z_v2, jac_v1__z_v1_win_2, x_win_4)
         tmp_18 = np.einsum("Bjchlk,Bgc->Bjhlkg", jac_v1__z_v1_win_2, adj_z_v2, optimize=False)
+        del jac_v1__z_v1_win_2
         _add_into(hess_K1__K2, (np.tensordot(tmp_18, x_win_4, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
+        del x_win_4, tmp_18
         x_win_5 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
         v1_win_4 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
         # einsum("Bhcgl,Bjlk,Bica->hiagjk", hess_z_v1__z_v2, v1_win_4, x_win_5)
         tmp_19 = np.einsum("Bjlk,Bhcgl->Bjkhcg", v1_win_4, hess_z_v1__z_v2, optimize=False)
+        del hess_z_v1__z_v2, v1_win_4
         _add_into(hess_K1__K2, (np.tensordot(tmp_19, x_win_5, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
-        del hess_v1__z_v2, dtanh_z_v1_3, hess_z_v1__z_v2, x_win_4, jac_v1__z_v1_win_2, tmp_18, x_win_5, v1_win_4, tmp_19
+        del x_win_5, tmp_19
     if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"))):
         del adj_z_v2
     if not todo.isdisjoint((("K1", "K1"), ("K1", "K2"), ("K1", "K3"), ("K1", "U"))):
@@ -1502,9 +1534,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bckt,Bc,Bl->Blkt", jac_p__z_v3, softmax_p_4, softmax_p_4)
         tmp_20 = np.einsum("Bc,Bckt->Bkt", softmax_p_4, jac_p__z_v3, optimize=False)
         hess_p__z_v3 = softmax_p_4[:, :, None, None] * jac_p__z_v3 - tmp_20[:, None] * softmax_p_4[:, :, None, None]
+        del softmax_p_4, tmp_20
         # hess_v3__z_v3[k,t,i,j] = Σ_c U[c,k,t] hess_p__z_v3[c,i,j]
         # einsum("ckt,Bcij->Bktij", U, hess_p__z_v3)
         hess_v3__z_v3 = (np.tensordot(hess_p__z_v3, U, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        del hess_p__z_v3
         # hess_z_v3__z_v3[k,t,i,j] = tanh'(z_v3[k,t]) hess_v3__z_v3[k,t,i,j] + tanh''(z_v3[k,t]) δ[k,i] δ[t,j] adj_v3[k,t]
         dtanh_z_v3_8 = 1 - v3**2
         # einsum("Bkt,Bktij->Bktij", dtanh_z_v3_8, hess_v3__z_v3)
@@ -1512,8 +1546,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bkt,ki,tj,Bkt->Bktij", d2tanh_z_v3_3, np.eye(2), np.eye(8), adj_v3)
         tmp_21 = adj_v3 * d2tanh_z_v3_3
         tmp_22 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        del d2tanh_z_v3_3
         hess_z_v3__z_v3 = hess_v3__z_v3 * dtanh_z_v3_8[:, :, :, None, None] + tmp_22.transpose(2, 0, 3, 1) * tmp_21[:, :, :, None, None]
-        del softmax_p_4, tmp_20, hess_p__z_v3, hess_v3__z_v3, dtanh_z_v3_8, d2tanh_z_v3_3, tmp_21, tmp_22
+        del hess_v3__z_v3, dtanh_z_v3_8, tmp_21, tmp_22
     if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
         del adj_v3
     if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"))):
@@ -1525,8 +1560,9 @@ def hessian(params, data, blocks=None, out=None):
         v2_win_3 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
         # einsum("Bkcim,Bgca,Bjml->kgaijl", hess_z_v3__z_v3, v2_win_2, v2_win_3)
         tmp_23 = np.einsum("Bgca,Bkcim->Bgakim", v2_win_2, hess_z_v3__z_v3, optimize=False)
+        del v2_win_2
         _add_into(hess_K3__K3, (np.tensordot(tmp_23, v2_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-        del v2_win_2, v2_win_3, tmp_23
+        del v2_win_3, tmp_23
     if not todo.isdisjoint((("K2", "K3"), ("K1", "K3"))):
         # hess_v2__z_v3[g,t,k,i] = Σ_cjl K3[c,g,j] hess_z_v3__z_v3[c,l,k,i] S[d-4][t,l,j]
         # einsum("cgj,Bclki->Bgljki", K3, hess_z_v3__z_v3)
@@ -1545,13 +1581,16 @@ def hessian(params, data, blocks=None, out=None):
         jac_v2__z_v2_win_2 = _shift_view(jac_v2__z_v2, 2, 2, 1, 8, -4, 0, 4, 0)
         # einsum("Bkc,Bicglj,Bhla->ghakij", adj_z_v3, jac_v2__z_v2_win_2, v1_win_5)
         tmp_24 = np.einsum("Bicglj,Bkc->Bigljk", jac_v2__z_v2_win_2, adj_z_v3, optimize=False)
+        del jac_v2__z_v2_win_2
         _add_into(hess_K2__K3, (np.tensordot(tmp_24, v1_win_5, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
+        del v1_win_5, tmp_24
         v1_win_6 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
         v2_win_4 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
         # einsum("Bgckl,Bhca,Bilj->ghakij", hess_z_v2__z_v3, v1_win_6, v2_win_4)
         tmp_25 = np.einsum("Bhca,Bgckl->Bhagkl", v1_win_6, hess_z_v2__z_v3, optimize=False)
+        del v1_win_6
         _add_into(hess_K2__K3, (np.tensordot(tmp_25, v2_win_4, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-        del v1_win_5, jac_v2__z_v2_win_2, tmp_24, v1_win_6, v2_win_4, tmp_25
+        del v2_win_4, tmp_25
     if not todo.isdisjoint((("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K2", "U"))):
         del jac_v2__z_v2
     if ("K3", "K2") in want:
@@ -1564,19 +1603,23 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_v1_4 = 1 - v1**2
         # einsum("Bht,Bhtki->Bhtki", dtanh_z_v1_4, hess_v1__z_v3)
         hess_z_v1__z_v3 = hess_v1__z_v3 * dtanh_z_v1_4[:, :, :, None, None]
+        del hess_v1__z_v3, dtanh_z_v1_4
         # ∂f/∂K1,K3[h,i,a,k,g,j] = Σ_clmn adj_z_v3[k,c] jac_v2__z_v1[g,l,h,m] x[i,n] S[d-1][n,m,a] S[d-4][l,c,j] + Σ_clmn hess_z_v1__z_v3[h,c,k,l] v2[g,m] x[i,n] S[d-1][n,c,a] S[d-4][m,l,j]
         hess_K1__K3 = _block_view(H, rows["K1"][0], rows["K1"][1], rows["K3"][0], rows["K3"][1], PARAMS["K1"] + PARAMS["K3"])
         x_win_6 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
         jac_v2__z_v1_win_2 = _shift_view(jac_v2__z_v1, 2, 2, 1, 8, -4, 0, 4, 0)
         # einsum("Bkc,Bgchlj,Bila->hiakgj", adj_z_v3, jac_v2__z_v1_win_2, x_win_6)
         tmp_26 = np.einsum("Bgchlj,Bkc->Bghljk", jac_v2__z_v1_win_2, adj_z_v3, optimize=False)
+        del jac_v2__z_v1_win_2
         _add_into(hess_K1__K3, (np.tensordot(tmp_26, x_win_6, axes=([0, 3], [0, 2]))).transpose(1, 4, 5, 3, 0, 2), 1 / B, False)
+        del x_win_6, tmp_26
         x_win_7 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
         v2_win_5 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
         # einsum("Bhckl,Bglj,Bica->hiakgj", hess_z_v1__z_v3, v2_win_5, x_win_7)
         tmp_27 = np.einsum("Bglj,Bhckl->Bgjhck", v2_win_5, hess_z_v1__z_v3, optimize=False)
+        del hess_z_v1__z_v3, v2_win_5
         _add_into(hess_K1__K3, (np.tensordot(tmp_27, x_win_7, axes=([0, 4], [0, 2]))).transpose(2, 4, 5, 3, 0, 1), 1 / B, True)
-        del hess_v1__z_v3, dtanh_z_v1_4, hess_z_v1__z_v3, x_win_6, jac_v2__z_v1_win_2, tmp_26, x_win_7, v2_win_5, tmp_27
+        del x_win_7, tmp_27
     if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K2", "K3"), ("K1", "K3"))):
         del adj_z_v3
     if not todo.isdisjoint((("K1", "K1"), ("K1", "K3"), ("K1", "U"))):
@@ -1618,12 +1661,15 @@ def hessian(params, data, blocks=None, out=None):
         v2_win_6 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
         # einsum("Bl,Bitkc,Bgca->kgalit", adj_p, jac_v3__z_v3, v2_win_6)
         tmp_29 = np.einsum("Bgca,Bitkc->Bgaitk", v2_win_6, jac_v3__z_v3, optimize=False)
+        del v2_win_6
         _add_into(hess_K3__U, (np.tensordot(tmp_29, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+        del tmp_29
         v2_win_7 = _shift_view(v2, 2, 2, 1, 8, -4, 0, 4, 0)
         # einsum("Bkcl,Bgca,Bit->kgalit", hess_z_v3__p, v2_win_7, v3)
         tmp_30 = np.einsum("Bgca,Bkcl->Bgakl", v2_win_7, hess_z_v3__p, optimize=False)
+        del v2_win_7
         _add_into(hess_K3__U, (np.tensordot(tmp_30, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-        del v2_win_6, tmp_29, v2_win_7, tmp_30
+        del tmp_30
     if ("K3", "U") in todo:
         del jac_v3__z_v3
     if ("U", "K3") in want:
@@ -1647,12 +1693,15 @@ def hessian(params, data, blocks=None, out=None):
         v1_win_7 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
         # einsum("Bl,Bktgc,Bhca->ghalkt", adj_p, jac_v3__z_v2, v1_win_7)
         tmp_31 = np.einsum("Bhca,Bktgc->Bhaktg", v1_win_7, jac_v3__z_v2, optimize=False)
+        del v1_win_7
         _add_into(hess_K2__U, (np.tensordot(tmp_31, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+        del tmp_31
         v1_win_8 = _shift_view(v1, 2, 2, 1, 8, -2, 0, 2, 0)
         # einsum("Bgcl,Bhca,Bkt->ghalkt", hess_z_v2__p, v1_win_8, v3)
         tmp_32 = np.einsum("Bhca,Bgcl->Bhagl", v1_win_8, hess_z_v2__p, optimize=False)
+        del v1_win_8
         _add_into(hess_K2__U, (np.tensordot(tmp_32, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-        del v1_win_7, tmp_31, v1_win_8, tmp_32
+        del tmp_32
     if ("K2", "U") in todo:
         del jac_v3__z_v2
     if ("U", "K2") in want:
@@ -1665,17 +1714,21 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_v1_5 = 1 - v1**2
         # einsum("Bht,Bhtl->Bhtl", dtanh_z_v1_5, hess_v1__p)
         hess_z_v1__p = hess_v1__p * dtanh_z_v1_5[:, :, :, None]
+        del hess_v1__p, dtanh_z_v1_5
         # ∂f/∂K1,U[h,i,a,l,k,t] = Σ_cj adj_p[l] jac_v3__z_v1[k,t,h,c] x[i,j] S[d-1][j,c,a] + Σ_cj hess_z_v1__p[h,c,l] v3[k,t] x[i,j] S[d-1][j,c,a]
         hess_K1__U = _block_view(H, rows["K1"][0], rows["K1"][1], rows["U"][0], rows["U"][1], PARAMS["K1"] + PARAMS["U"])
         x_win_8 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
         # einsum("Bl,Bkthc,Bica->hialkt", adj_p, jac_v3__z_v1, x_win_8)
         tmp_33 = np.einsum("Bica,Bkthc->Biakth", x_win_8, jac_v3__z_v1, optimize=False)
+        del x_win_8
         _add_into(hess_K1__U, (np.tensordot(tmp_33, adj_p, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+        del tmp_33
         x_win_9 = _shift_view(x, 2, 2, 1, 8, -1, 0, 1, 0)
         # einsum("Bhcl,Bkt,Bica->hialkt", hess_z_v1__p, v3, x_win_9)
         tmp_34 = np.einsum("Bica,Bhcl->Biahl", x_win_9, hess_z_v1__p, optimize=False)
+        del hess_z_v1__p, x_win_9
         _add_into(hess_K1__U, (np.tensordot(tmp_34, v3, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-        del hess_v1__p, dtanh_z_v1_5, hess_z_v1__p, x_win_8, tmp_33, x_win_9, tmp_34
+        del tmp_34
     if todo:
         del v1, v3
     if not todo.isdisjoint((("K1", "K1"), ("K2", "K2"), ("K1", "K2"), ("K3", "K3"), ("K2", "K3"), ("K1", "K3"), ("K3", "U"), ("K2", "U"), ("K1", "U"))):

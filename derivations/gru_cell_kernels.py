@@ -1461,13 +1461,14 @@ def hessian(params, data, blocks=None, out=None):
         z_hc = x @ Wh.T + rh @ Uh.T
         # hc[j] = tanh(z_hc[j])
         hc = np.tanh(z_hc)
+        del z_hc
         # h1[j] = (1[j] - zg[j]) hc[j] + zg[j] h0[j]
         tmp = (np.ones(2)) - zg
         h1 = tmp * hc + zg * h0
+        del tmp
         # p[l] = Σ_j V[l,j] h1[j]
         # einsum("lj,Bj->Bl", V, h1)
         p = h1 @ V.T
-        del z_hc, tmp
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
@@ -1485,11 +1486,12 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zg = zg*_sigmoid(-z_zg)
         # einsum("Bj,ji->Bji", dsigmoid_z_zg, np.eye(2))
         jac_zg__z_zg = np.eye(2) * dsigmoid_z_zg[:, :, None]
+        del dsigmoid_z_zg
         # jac_h1__z_zg[j,i] = -hc[j] jac_zg__z_zg[j,i] + h0[j] jac_zg__z_zg[j,i]
         # einsum("Bj,Bji->Bji", hc, jac_zg__z_zg)
         # einsum("Bj,Bji->Bji", h0, jac_zg__z_zg)
         jac_h1__z_zg = -jac_zg__z_zg * hc[:, :, None] + jac_zg__z_zg * h0[:, :, None]
-        del dsigmoid_z_zg, jac_zg__z_zg
+        del jac_zg__z_zg
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # adj_hc[j] = adj_h1[j] - adj_h1[j] zg[j]
         adj_hc = adj_h1 - adj_h1 * zg
@@ -1510,10 +1512,11 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rg = rg*_sigmoid(-z_rg)
         # einsum("Bj,ji->Bji", dsigmoid_z_rg, np.eye(2))
         jac_rg__z_rg = np.eye(2) * dsigmoid_z_rg[:, :, None]
+        del dsigmoid_z_rg
         # jac_rh__z_rg[j,i] = h0[j] jac_rg__z_rg[j,i]
         # einsum("Bj,Bji->Bji", h0, jac_rg__z_rg)
         jac_rh__z_rg = jac_rg__z_rg * h0[:, :, None]
-        del dsigmoid_z_rg, jac_rg__z_rg
+        del jac_rg__z_rg
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         # jac_z_hc__z_rg[j,i] = Σ_c Uh[j,c] jac_rh__z_rg[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rh__z_rg)
@@ -1550,26 +1553,31 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zg_2 = zg*_sigmoid(-z_zg)
         # einsum("Bj,Blj->Blj", dsigmoid_z_zg_2, jac_p__zg)
         jac_p__z_zg = jac_p__zg * dsigmoid_z_zg_2[:, None]
+        del jac_p__zg
         # hess_p__z_zg[l,j] = jac_p__z_zg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_zg[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_2 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_zg, softmax_p_2)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_zg, softmax_p_2, softmax_p_2)
         tmp_2 = (softmax_p_2[..., None, :] @ jac_p__z_zg)[..., 0, :]
         hess_p__z_zg = softmax_p_2[:, :, None] * jac_p__z_zg - tmp_2[:, None] * softmax_p_2[:, :, None]
+        del jac_p__z_zg, softmax_p_2, tmp_2
         # hess_h1__z_zg[j,i] = Σ_c V[c,j] hess_p__z_zg[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_zg)
         hess_h1__z_zg = (np.tensordot(hess_p__z_zg, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_zg
         # hess_zg__z_zg[j,i] = -hc[j] hess_h1__z_zg[j,i] + h0[j] hess_h1__z_zg[j,i]
         # einsum("Bj,Bji->Bji", hc, hess_h1__z_zg)
         # einsum("Bj,Bji->Bji", h0, hess_h1__z_zg)
         hess_zg__z_zg = -hess_h1__z_zg * hc[:, :, None] + hess_h1__z_zg * h0[:, :, None]
+        del hess_h1__z_zg
         # hess_z_zg__z_zg[j,i] = sigmoid'(z_zg[j]) hess_zg__z_zg[j,i] + sigmoid''(z_zg[j]) δ[j,i] adj_zg[j]
         # einsum("Bj,Bji->Bji", dsigmoid_z_zg_2, hess_zg__z_zg)
         d2sigmoid_z_zg = -zg*(2*zg - 1)*_sigmoid(-z_zg)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zg, np.eye(2), adj_zg)
         tmp_3 = adj_zg * d2sigmoid_z_zg
+        del d2sigmoid_z_zg
         hess_z_zg__z_zg = hess_zg__z_zg * dsigmoid_z_zg_2[:, :, None] + tmp_3[:, :, None] * np.eye(2)
-        del jac_p__zg, dsigmoid_z_zg_2, jac_p__z_zg, softmax_p_2, tmp_2, hess_p__z_zg, hess_h1__z_zg, hess_zg__z_zg, d2sigmoid_z_zg, tmp_3
+        del dsigmoid_z_zg_2, hess_zg__z_zg, tmp_3
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
         del adj_zg
     if ("Wz", "Wz") in todo:
@@ -1606,20 +1614,23 @@ def hessian(params, data, blocks=None, out=None):
         # jac_p__rg[l,j] = h0[j] jac_p__rh[l,j]
         # einsum("Bj,Blj->Blj", h0, jac_p__rh)
         jac_p__rg = jac_p__rh * h0[:, None]
+        del jac_p__rh
         # jac_p__z_rg[l,j] = sigmoid'(z_rg[j]) jac_p__rg[l,j]
         dsigmoid_z_rg_2 = rg*_sigmoid(-z_rg)
         # einsum("Bj,Blj->Blj", dsigmoid_z_rg_2, jac_p__rg)
         jac_p__z_rg = jac_p__rg * dsigmoid_z_rg_2[:, None]
+        del jac_p__rg, dsigmoid_z_rg_2
         # hess_p__z_rg[l,j] = jac_p__z_rg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_rg[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_3 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_rg, softmax_p_3)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_rg, softmax_p_3, softmax_p_3)
         tmp_4 = (softmax_p_3[..., None, :] @ jac_p__z_rg)[..., 0, :]
         hess_p__z_rg = softmax_p_3[:, :, None] * jac_p__z_rg - tmp_4[:, None] * softmax_p_3[:, :, None]
+        del jac_p__z_rg, softmax_p_3, tmp_4
         # hess_h1__z_rg[j,i] = Σ_c V[c,j] hess_p__z_rg[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_rg)
         hess_h1__z_rg = (np.tensordot(hess_p__z_rg, V, axes=([1], [0]))).transpose(0, 2, 1)
-        del jac_p__rh, jac_p__rg, dsigmoid_z_rg_2, jac_p__z_rg, softmax_p_3, tmp_4, hess_p__z_rg
+        del hess_p__z_rg
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"))):
         # hess_zg__z_rg[j,i] = -hc[j] hess_h1__z_rg[j,i] + h0[j] hess_h1__z_rg[j,i] - adj_h1[j] jac_hc__z_rg[j,i]
         # einsum("Bj,Bji->Bji", hc, hess_h1__z_rg)
@@ -1666,10 +1677,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_hc, softmax_p_4, softmax_p_4)
         tmp_5 = (softmax_p_4[..., None, :] @ jac_p__z_hc)[..., 0, :]
         hess_p__z_hc = softmax_p_4[:, :, None] * jac_p__z_hc - tmp_5[:, None] * softmax_p_4[:, :, None]
+        del softmax_p_4, tmp_5
         # hess_h1__z_hc[j,i] = Σ_c V[c,j] hess_p__z_hc[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_hc)
         hess_h1__z_hc = (np.tensordot(hess_p__z_hc, V, axes=([1], [0]))).transpose(0, 2, 1)
-        del softmax_p_4, tmp_5, hess_p__z_hc
+        del hess_p__z_hc
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del jac_p__z_hc
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"))):
@@ -1770,21 +1782,26 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_hc = 2*hc*(hc**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_hc, adj_hc, jac_z_hc__z_rg)
         tmp_6 = adj_hc * d2tanh_z_hc
+        del d2tanh_z_hc
         hess_z_hc__z_rg = hess_hc__z_rg * dtanh_z_hc_5[:, :, None] + tmp_6[:, :, None] * jac_z_hc__z_rg
+        del hess_hc__z_rg, dtanh_z_hc_5, tmp_6
         # hess_rh__z_rg[j,i] = Σ_c Uh[c,j] hess_z_hc__z_rg[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_hc__z_rg)
         hess_rh__z_rg = (np.tensordot(hess_z_hc__z_rg, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_hc__z_rg
         # hess_rg__z_rg[j,i] = h0[j] hess_rh__z_rg[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_rh__z_rg)
         hess_rg__z_rg = hess_rh__z_rg * h0[:, :, None]
+        del hess_rh__z_rg
         # hess_z_rg__z_rg[j,i] = sigmoid'(z_rg[j]) hess_rg__z_rg[j,i] + sigmoid''(z_rg[j]) δ[j,i] adj_rg[j]
         dsigmoid_z_rg_3 = rg*_sigmoid(-z_rg)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rg_3, hess_rg__z_rg)
         d2sigmoid_z_rg = -rg*(2*rg - 1)*_sigmoid(-z_rg)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rg, np.eye(2), adj_rg)
         tmp_7 = adj_rg * d2sigmoid_z_rg
+        del d2sigmoid_z_rg
         hess_z_rg__z_rg = hess_rg__z_rg * dsigmoid_z_rg_3[:, :, None] + tmp_7[:, :, None] * np.eye(2)
-        del hess_hc__z_rg, dtanh_z_hc_5, d2tanh_z_hc, tmp_6, hess_z_hc__z_rg, hess_rh__z_rg, hess_rg__z_rg, dsigmoid_z_rg_3, d2sigmoid_z_rg, tmp_7
+        del hess_rg__z_rg, dsigmoid_z_rg_3, tmp_7
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del adj_rg
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
@@ -1817,8 +1834,9 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_hc_2 = 2*hc*(hc**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_hc_2, np.eye(2), adj_hc)
         tmp_8 = adj_hc * d2tanh_z_hc_2
+        del d2tanh_z_hc_2
         hess_z_hc__z_hc = hess_hc__z_hc * dtanh_z_hc_6[:, :, None] + tmp_8[:, :, None] * np.eye(2)
-        del hess_hc__z_hc, dtanh_z_hc_6, d2tanh_z_hc_2, tmp_8
+        del hess_hc__z_hc, dtanh_z_hc_6, tmp_8
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_hc
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
@@ -1844,11 +1862,12 @@ def hessian(params, data, blocks=None, out=None):
         # hess_rg__z_hc[j,i] = h0[j] hess_rh__z_hc[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_rh__z_hc)
         hess_rg__z_hc = hess_rh__z_hc * h0[:, :, None]
+        del hess_rh__z_hc
         # hess_z_rg__z_hc[j,i] = sigmoid'(z_rg[j]) hess_rg__z_hc[j,i]
         dsigmoid_z_rg_4 = rg*_sigmoid(-z_rg)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rg_4, hess_rg__z_hc)
         hess_z_rg__z_hc = hess_rg__z_hc * dsigmoid_z_rg_4[:, :, None]
-        del hess_rh__z_hc, hess_rg__z_hc, dsigmoid_z_rg_4
+        del hess_rg__z_hc, dsigmoid_z_rg_4
     if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_hc__z_hc
     if ("Wr", "Wh") in todo:
@@ -1917,11 +1936,12 @@ def hessian(params, data, blocks=None, out=None):
         # hess_rg__p[j,l] = h0[j] hess_rh__p[j,l]
         # einsum("Bj,Bjl->Bjl", h0, hess_rh__p)
         hess_rg__p = hess_rh__p * h0[:, :, None]
+        del hess_rh__p
         # hess_z_rg__p[j,l] = sigmoid'(z_rg[j]) hess_rg__p[j,l]
         dsigmoid_z_rg_5 = rg*_sigmoid(-z_rg)
         # einsum("Bj,Bjl->Bjl", dsigmoid_z_rg_5, hess_rg__p)
         hess_z_rg__p = hess_rg__p * dsigmoid_z_rg_5[:, :, None]
-        del hess_rh__p, hess_rg__p, dsigmoid_z_rg_5
+        del hess_rg__p, dsigmoid_z_rg_5
     if todo:
         del z_rg, rg
     if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):

@@ -6078,9 +6078,11 @@ def hessian(params, data, blocks=None, out=None):
         z_ca = x1 @ Wh.T + rha @ Uh.T
         # ca[j] = tanh(z_ca[j])
         ca = np.tanh(z_ca)
+        del z_ca
         # h1[j] = ca[j] + za[j] (h0[j] - ca[j])
         tmp = h0 - ca
         h1 = ca + za * tmp
+        del tmp
         # z_zb[j] = Σ_i Wz[j,i] x2[i] + Σ_k Uz[j,k] h1[k]
         # einsum("ji,Bi->Bj", Wz, x2)
         # einsum("jk,Bk->Bj", Uz, h1)
@@ -6101,9 +6103,11 @@ def hessian(params, data, blocks=None, out=None):
         z_cb = x2 @ Wh.T + rhb @ Uh.T
         # cb[j] = tanh(z_cb[j])
         cb = np.tanh(z_cb)
+        del z_cb
         # h2[j] = cb[j] + zb[j] (h1[j] - cb[j])
         tmp_2 = h1 - cb
         h2 = cb + zb * tmp_2
+        del tmp_2
         # z_zc[j] = Σ_i Wz[j,i] x3[i] + Σ_k Uz[j,k] h2[k]
         # einsum("ji,Bi->Bj", Wz, x3)
         # einsum("jk,Bk->Bj", Uz, h2)
@@ -6124,13 +6128,14 @@ def hessian(params, data, blocks=None, out=None):
         z_cc = x3 @ Wh.T + rhc @ Uh.T
         # cc[j] = tanh(z_cc[j])
         cc = np.tanh(z_cc)
+        del z_cc
         # h3[j] = cc[j] + zc[j] (h2[j] - cc[j])
         tmp_3 = h2 - cc
         h3 = cc + zc * tmp_3
+        del tmp_3
         # p[l] = Σ_j V[l,j] h3[j]
         # einsum("lj,Bj->Bl", V, h3)
         p = h3 @ V.T
-        del z_ca, tmp, z_cb, tmp_2, z_cc, tmp_3
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
@@ -6145,11 +6150,13 @@ def hessian(params, data, blocks=None, out=None):
         # adj_z_zc[j] = sigmoid'(z_zc[j]) adj_zc[j]
         dsigmoid_z_zc = zc*_sigmoid(-z_zc)
         adj_z_zc = dsigmoid_z_zc * adj_zc
+        del dsigmoid_z_zc
         # adj_cc[j] = adj_h3[j] - adj_h3[j] zc[j]
         adj_cc = adj_h3 - adj_h3 * zc
         # adj_z_cc[j] = tanh'(z_cc[j]) adj_cc[j]
         dtanh_z_cc = 1 - cc**2
         adj_z_cc = dtanh_z_cc * adj_cc
+        del dtanh_z_cc
         # adj_rhc[j] = Σ_c Uh[c,j] adj_z_cc[c]
         # einsum("cj,Bc->Bj", Uh, adj_z_cc)
         adj_rhc = adj_z_cc @ Uh
@@ -6158,6 +6165,7 @@ def hessian(params, data, blocks=None, out=None):
         # adj_z_rc[j] = sigmoid'(z_rc[j]) adj_rc[j]
         dsigmoid_z_rc = rc*_sigmoid(-z_rc)
         adj_z_rc = dsigmoid_z_rc * adj_rc
+        del dsigmoid_z_rc
         # adj_h2[j] = Σ_c Uz[c,j] adj_z_zc[c] + Σ_c Ur[c,j] adj_z_rc[c] + adj_rhc[j] rc[j] + adj_h3[j] zc[j]
         # einsum("cj,Bc->Bj", Uz, adj_z_zc)
         # einsum("cj,Bc->Bj", Ur, adj_z_rc)
@@ -6167,11 +6175,13 @@ def hessian(params, data, blocks=None, out=None):
         # adj_z_zb[j] = sigmoid'(z_zb[j]) adj_zb[j]
         dsigmoid_z_zb = zb*_sigmoid(-z_zb)
         adj_z_zb = dsigmoid_z_zb * adj_zb
+        del dsigmoid_z_zb
         # adj_cb[j] = adj_h2[j] - adj_h2[j] zb[j]
         adj_cb = adj_h2 - adj_h2 * zb
         # adj_z_cb[j] = tanh'(z_cb[j]) adj_cb[j]
         dtanh_z_cb = 1 - cb**2
         adj_z_cb = dtanh_z_cb * adj_cb
+        del dtanh_z_cb
         # adj_rhb[j] = Σ_c Uh[c,j] adj_z_cb[c]
         # einsum("cj,Bc->Bj", Uh, adj_z_cb)
         adj_rhb = adj_z_cb @ Uh
@@ -6180,11 +6190,11 @@ def hessian(params, data, blocks=None, out=None):
         # adj_z_rb[j] = sigmoid'(z_rb[j]) adj_rb[j]
         dsigmoid_z_rb = rb*_sigmoid(-z_rb)
         adj_z_rb = dsigmoid_z_rb * adj_rb
+        del dsigmoid_z_rb
         # adj_h1[j] = Σ_c Uz[c,j] adj_z_zb[c] + Σ_c Ur[c,j] adj_z_rb[c] + adj_rhb[j] rb[j] + adj_h2[j] zb[j]
         # einsum("cj,Bc->Bj", Uz, adj_z_zb)
         # einsum("cj,Bc->Bj", Ur, adj_z_rb)
         adj_h1 = adj_z_zb @ Uz + adj_z_rb @ Ur + adj_rhb * rb + adj_h2 * zb
-        del dsigmoid_z_zc, dtanh_z_cc, dsigmoid_z_rc, dsigmoid_z_zb, dtanh_z_cb, dsigmoid_z_rb
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
         # adj_za[j] = adj_h1[j] h0[j] - adj_h1[j] ca[j]
         adj_za = adj_h1 * h0 - adj_h1 * ca
@@ -6193,10 +6203,12 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_za = za*_sigmoid(-z_za)
         # einsum("Bj,ji->Bji", dsigmoid_z_za, np.eye(2))
         jac_za__z_za = np.eye(2) * dsigmoid_z_za[:, :, None]
+        del dsigmoid_z_za
         # jac_h1__z_za[j,i] = h0[j] jac_za__z_za[j,i] - ca[j] jac_za__z_za[j,i]
         # einsum("Bj,Bji->Bji", h0, jac_za__z_za)
         # einsum("Bj,Bji->Bji", ca, jac_za__z_za)
         jac_h1__z_za = jac_za__z_za * h0[:, :, None] - jac_za__z_za * ca[:, :, None]
+        del jac_za__z_za
         # jac_z_rb__z_za[j,i] = Σ_c Ur[j,c] jac_h1__z_za[c,i]
         # einsum("jc,Bci->Bji", Ur, jac_h1__z_za)
         jac_z_rb__z_za = (np.tensordot(jac_h1__z_za, Ur, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6204,6 +6216,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rb_2 = rb*_sigmoid(-z_rb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rb_2, jac_z_rb__z_za)
         jac_rb__z_za = jac_z_rb__z_za * dsigmoid_z_rb_2[:, :, None]
+        del dsigmoid_z_rb_2
         # jac_rhb__z_za[j,i] = h1[j] jac_rb__z_za[j,i] + jac_h1__z_za[j,i] rb[j]
         # einsum("Bj,Bji->Bji", h1, jac_rb__z_za)
         # einsum("Bji,Bj->Bji", jac_h1__z_za, rb)
@@ -6215,6 +6228,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cb_2 = 1 - cb**2
         # einsum("Bj,Bji->Bji", dtanh_z_cb_2, jac_z_cb__z_za)
         jac_cb__z_za = jac_z_cb__z_za * dtanh_z_cb_2[:, :, None]
+        del dtanh_z_cb_2
         # jac_z_zb__z_za[j,i] = Σ_c Uz[j,c] jac_h1__z_za[c,i]
         # einsum("jc,Bci->Bji", Uz, jac_h1__z_za)
         jac_z_zb__z_za = (np.tensordot(jac_h1__z_za, Uz, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6222,13 +6236,13 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_2 = zb*_sigmoid(-z_zb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zb_2, jac_z_zb__z_za)
         jac_zb__z_za = jac_z_zb__z_za * dsigmoid_z_zb_2[:, :, None]
+        del dsigmoid_z_zb_2
         # jac_h2__z_za[j,i] = jac_cb__z_za[j,i] - jac_cb__z_za[j,i] zb[j] + h1[j] jac_zb__z_za[j,i] - cb[j] jac_zb__z_za[j,i] + jac_h1__z_za[j,i] zb[j]
         # einsum("Bji,Bj->Bji", jac_cb__z_za, zb)
         # einsum("Bj,Bji->Bji", h1, jac_zb__z_za)
         # einsum("Bj,Bji->Bji", cb, jac_zb__z_za)
         # einsum("Bji,Bj->Bji", jac_h1__z_za, zb)
         jac_h2__z_za = jac_cb__z_za - zb[:, :, None] * jac_cb__z_za + jac_zb__z_za * h1[:, :, None] - jac_zb__z_za * cb[:, :, None] + zb[:, :, None] * jac_h1__z_za
-        del dsigmoid_z_za, jac_za__z_za, dsigmoid_z_rb_2, dtanh_z_cb_2, dsigmoid_z_zb_2
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         # jac_z_rc__z_za[j,i] = Σ_c Ur[j,c] jac_h2__z_za[c,i]
         # einsum("jc,Bci->Bji", Ur, jac_h2__z_za)
@@ -6237,11 +6251,11 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_2 = rc*_sigmoid(-z_rc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rc_2, jac_z_rc__z_za)
         jac_rc__z_za = jac_z_rc__z_za * dsigmoid_z_rc_2[:, :, None]
+        del dsigmoid_z_rc_2
         # jac_rhc__z_za[j,i] = h2[j] jac_rc__z_za[j,i] + jac_h2__z_za[j,i] rc[j]
         # einsum("Bj,Bji->Bji", h2, jac_rc__z_za)
         # einsum("Bji,Bj->Bji", jac_h2__z_za, rc)
         jac_rhc__z_za = jac_rc__z_za * h2[:, :, None] + rc[:, :, None] * jac_h2__z_za
-        del dsigmoid_z_rc_2
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
         # jac_z_cc__z_za[j,i] = Σ_c Uh[j,c] jac_rhc__z_za[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_za)
@@ -6250,6 +6264,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cc_2 = 1 - cc**2
         # einsum("Bj,Bji->Bji", dtanh_z_cc_2, jac_z_cc__z_za)
         jac_cc__z_za = jac_z_cc__z_za * dtanh_z_cc_2[:, :, None]
+        del dtanh_z_cc_2
         # jac_z_zc__z_za[j,i] = Σ_c Uz[j,c] jac_h2__z_za[c,i]
         # einsum("jc,Bci->Bji", Uz, jac_h2__z_za)
         jac_z_zc__z_za = (np.tensordot(jac_h2__z_za, Uz, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6257,7 +6272,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_2 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zc_2, jac_z_zc__z_za)
         jac_zc__z_za = jac_z_zc__z_za * dsigmoid_z_zc_2[:, :, None]
-        del dtanh_z_cc_2, dsigmoid_z_zc_2
+        del dsigmoid_z_zc_2
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
         # jac_h3__z_za[j,i] = jac_cc__z_za[j,i] - jac_cc__z_za[j,i] zc[j] + h2[j] jac_zc__z_za[j,i] - cc[j] jac_zc__z_za[j,i] + jac_h2__z_za[j,i] zc[j]
         # einsum("Bji,Bj->Bji", jac_cc__z_za, zc)
@@ -6270,11 +6285,11 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_3 = zb*_sigmoid(-z_zb)
         # einsum("Bj,ji->Bji", dsigmoid_z_zb_3, np.eye(2))
         jac_zb__z_zb = np.eye(2) * dsigmoid_z_zb_3[:, :, None]
+        del dsigmoid_z_zb_3
         # jac_h2__z_zb[j,i] = h1[j] jac_zb__z_zb[j,i] - cb[j] jac_zb__z_zb[j,i]
         # einsum("Bj,Bji->Bji", h1, jac_zb__z_zb)
         # einsum("Bj,Bji->Bji", cb, jac_zb__z_zb)
         jac_h2__z_zb = jac_zb__z_zb * h1[:, :, None] - jac_zb__z_zb * cb[:, :, None]
-        del dsigmoid_z_zb_3
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         # jac_z_rc__z_zb[j,i] = Σ_c Ur[j,c] jac_h2__z_zb[c,i]
         # einsum("jc,Bci->Bji", Ur, jac_h2__z_zb)
@@ -6283,11 +6298,11 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_3 = rc*_sigmoid(-z_rc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rc_3, jac_z_rc__z_zb)
         jac_rc__z_zb = jac_z_rc__z_zb * dsigmoid_z_rc_3[:, :, None]
+        del dsigmoid_z_rc_3
         # jac_rhc__z_zb[j,i] = h2[j] jac_rc__z_zb[j,i] + jac_h2__z_zb[j,i] rc[j]
         # einsum("Bj,Bji->Bji", h2, jac_rc__z_zb)
         # einsum("Bji,Bj->Bji", jac_h2__z_zb, rc)
         jac_rhc__z_zb = jac_rc__z_zb * h2[:, :, None] + rc[:, :, None] * jac_h2__z_zb
-        del dsigmoid_z_rc_3
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "V"), ("Uz", "V"))):
         # jac_z_cc__z_zb[j,i] = Σ_c Uh[j,c] jac_rhc__z_zb[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_zb)
@@ -6296,6 +6311,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cc_3 = 1 - cc**2
         # einsum("Bj,Bji->Bji", dtanh_z_cc_3, jac_z_cc__z_zb)
         jac_cc__z_zb = jac_z_cc__z_zb * dtanh_z_cc_3[:, :, None]
+        del dtanh_z_cc_3
         # jac_z_zc__z_zb[j,i] = Σ_c Uz[j,c] jac_h2__z_zb[c,i]
         # einsum("jc,Bci->Bji", Uz, jac_h2__z_zb)
         jac_z_zc__z_zb = (np.tensordot(jac_h2__z_zb, Uz, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6303,7 +6319,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_3 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zc_3, jac_z_zc__z_zb)
         jac_zc__z_zb = jac_z_zc__z_zb * dsigmoid_z_zc_3[:, :, None]
-        del dtanh_z_cc_3, dsigmoid_z_zc_3
+        del dsigmoid_z_zc_3
     if not todo.isdisjoint((("Wz", "V"), ("Uz", "V"))):
         # jac_h3__z_zb[j,i] = jac_cc__z_zb[j,i] - jac_cc__z_zb[j,i] zc[j] + h2[j] jac_zc__z_zb[j,i] - cc[j] jac_zc__z_zb[j,i] + jac_h2__z_zb[j,i] zc[j]
         # einsum("Bji,Bj->Bji", jac_cc__z_zb, zc)
@@ -6342,9 +6358,11 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_ra = ra*_sigmoid(-z_ra)
         # einsum("Bj,ji->Bji", dsigmoid_z_ra, np.eye(2))
         jac_ra__z_ra = np.eye(2) * dsigmoid_z_ra[:, :, None]
+        del dsigmoid_z_ra
         # jac_rha__z_ra[j,i] = h0[j] jac_ra__z_ra[j,i]
         # einsum("Bj,Bji->Bji", h0, jac_ra__z_ra)
         jac_rha__z_ra = jac_ra__z_ra * h0[:, :, None]
+        del jac_ra__z_ra
         # jac_z_ca__z_ra[j,i] = Σ_c Uh[j,c] jac_rha__z_ra[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rha__z_ra)
         jac_z_ca__z_ra = (np.tensordot(jac_rha__z_ra, Uh, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6352,6 +6370,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_ca_2 = 1 - ca**2
         # einsum("Bj,Bji->Bji", dtanh_z_ca_2, jac_z_ca__z_ra)
         jac_ca__z_ra = jac_z_ca__z_ra * dtanh_z_ca_2[:, :, None]
+        del dtanh_z_ca_2
         # jac_h1__z_ra[j,i] = jac_ca__z_ra[j,i] - jac_ca__z_ra[j,i] za[j]
         # einsum("Bji,Bj->Bji", jac_ca__z_ra, za)
         jac_h1__z_ra = jac_ca__z_ra - za[:, :, None] * jac_ca__z_ra
@@ -6362,6 +6381,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rb_3 = rb*_sigmoid(-z_rb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rb_3, jac_z_rb__z_ra)
         jac_rb__z_ra = jac_z_rb__z_ra * dsigmoid_z_rb_3[:, :, None]
+        del dsigmoid_z_rb_3
         # jac_rhb__z_ra[j,i] = h1[j] jac_rb__z_ra[j,i] + jac_h1__z_ra[j,i] rb[j]
         # einsum("Bj,Bji->Bji", h1, jac_rb__z_ra)
         # einsum("Bji,Bj->Bji", jac_h1__z_ra, rb)
@@ -6373,6 +6393,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cb_3 = 1 - cb**2
         # einsum("Bj,Bji->Bji", dtanh_z_cb_3, jac_z_cb__z_ra)
         jac_cb__z_ra = jac_z_cb__z_ra * dtanh_z_cb_3[:, :, None]
+        del dtanh_z_cb_3
         # jac_z_zb__z_ra[j,i] = Σ_c Uz[j,c] jac_h1__z_ra[c,i]
         # einsum("jc,Bci->Bji", Uz, jac_h1__z_ra)
         jac_z_zb__z_ra = (np.tensordot(jac_h1__z_ra, Uz, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6380,6 +6401,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_4 = zb*_sigmoid(-z_zb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zb_4, jac_z_zb__z_ra)
         jac_zb__z_ra = jac_z_zb__z_ra * dsigmoid_z_zb_4[:, :, None]
+        del dsigmoid_z_zb_4
         # jac_h2__z_ra[j,i] = jac_cb__z_ra[j,i] - jac_cb__z_ra[j,i] zb[j] + h1[j] jac_zb__z_ra[j,i] - cb[j] jac_zb__z_ra[j,i] + jac_h1__z_ra[j,i] zb[j]
         # einsum("Bji,Bj->Bji", jac_cb__z_ra, zb)
         # einsum("Bj,Bji->Bji", h1, jac_zb__z_ra)
@@ -6393,11 +6415,11 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_4 = rc*_sigmoid(-z_rc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rc_4, jac_z_rc__z_ra)
         jac_rc__z_ra = jac_z_rc__z_ra * dsigmoid_z_rc_4[:, :, None]
+        del dsigmoid_z_rc_4
         # jac_rhc__z_ra[j,i] = h2[j] jac_rc__z_ra[j,i] + jac_h2__z_ra[j,i] rc[j]
         # einsum("Bj,Bji->Bji", h2, jac_rc__z_ra)
         # einsum("Bji,Bj->Bji", jac_h2__z_ra, rc)
         jac_rhc__z_ra = jac_rc__z_ra * h2[:, :, None] + rc[:, :, None] * jac_h2__z_ra
-        del dsigmoid_z_ra, jac_ra__z_ra, dtanh_z_ca_2, dsigmoid_z_rb_3, dtanh_z_cb_3, dsigmoid_z_zb_4, dsigmoid_z_rc_4
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         # jac_z_cc__z_ra[j,i] = Σ_c Uh[j,c] jac_rhc__z_ra[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_ra)
@@ -6406,6 +6428,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cc_4 = 1 - cc**2
         # einsum("Bj,Bji->Bji", dtanh_z_cc_4, jac_z_cc__z_ra)
         jac_cc__z_ra = jac_z_cc__z_ra * dtanh_z_cc_4[:, :, None]
+        del dtanh_z_cc_4
         # jac_z_zc__z_ra[j,i] = Σ_c Uz[j,c] jac_h2__z_ra[c,i]
         # einsum("jc,Bci->Bji", Uz, jac_h2__z_ra)
         jac_z_zc__z_ra = (np.tensordot(jac_h2__z_ra, Uz, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6413,7 +6436,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_5 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zc_5, jac_z_zc__z_ra)
         jac_zc__z_ra = jac_z_zc__z_ra * dsigmoid_z_zc_5[:, :, None]
-        del dtanh_z_cc_4, dsigmoid_z_zc_5
+        del dsigmoid_z_zc_5
     if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
         # jac_h3__z_ra[j,i] = jac_cc__z_ra[j,i] - jac_cc__z_ra[j,i] zc[j] + h2[j] jac_zc__z_ra[j,i] - cc[j] jac_zc__z_ra[j,i] + jac_h2__z_ra[j,i] zc[j]
         # einsum("Bji,Bj->Bji", jac_cc__z_ra, zc)
@@ -6426,6 +6449,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rb_4 = rb*_sigmoid(-z_rb)
         # einsum("Bj,ji->Bji", dsigmoid_z_rb_4, np.eye(2))
         jac_rb__z_rb = np.eye(2) * dsigmoid_z_rb_4[:, :, None]
+        del dsigmoid_z_rb_4
         # jac_rhb__z_rb[j,i] = h1[j] jac_rb__z_rb[j,i]
         # einsum("Bj,Bji->Bji", h1, jac_rb__z_rb)
         jac_rhb__z_rb = jac_rb__z_rb * h1[:, :, None]
@@ -6436,6 +6460,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cb_4 = 1 - cb**2
         # einsum("Bj,Bji->Bji", dtanh_z_cb_4, jac_z_cb__z_rb)
         jac_cb__z_rb = jac_z_cb__z_rb * dtanh_z_cb_4[:, :, None]
+        del dtanh_z_cb_4
         # jac_h2__z_rb[j,i] = jac_cb__z_rb[j,i] - jac_cb__z_rb[j,i] zb[j]
         # einsum("Bji,Bj->Bji", jac_cb__z_rb, zb)
         jac_h2__z_rb = jac_cb__z_rb - zb[:, :, None] * jac_cb__z_rb
@@ -6446,11 +6471,11 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_5 = rc*_sigmoid(-z_rc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rc_5, jac_z_rc__z_rb)
         jac_rc__z_rb = jac_z_rc__z_rb * dsigmoid_z_rc_5[:, :, None]
+        del dsigmoid_z_rc_5
         # jac_rhc__z_rb[j,i] = h2[j] jac_rc__z_rb[j,i] + jac_h2__z_rb[j,i] rc[j]
         # einsum("Bj,Bji->Bji", h2, jac_rc__z_rb)
         # einsum("Bji,Bj->Bji", jac_h2__z_rb, rc)
         jac_rhc__z_rb = jac_rc__z_rb * h2[:, :, None] + rc[:, :, None] * jac_h2__z_rb
-        del dsigmoid_z_rb_4, dtanh_z_cb_4, dsigmoid_z_rc_5
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         # jac_z_cc__z_rb[j,i] = Σ_c Uh[j,c] jac_rhc__z_rb[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_rb)
@@ -6459,6 +6484,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cc_5 = 1 - cc**2
         # einsum("Bj,Bji->Bji", dtanh_z_cc_5, jac_z_cc__z_rb)
         jac_cc__z_rb = jac_z_cc__z_rb * dtanh_z_cc_5[:, :, None]
+        del dtanh_z_cc_5
         # jac_z_zc__z_rb[j,i] = Σ_c Uz[j,c] jac_h2__z_rb[c,i]
         # einsum("jc,Bci->Bji", Uz, jac_h2__z_rb)
         jac_z_zc__z_rb = (np.tensordot(jac_h2__z_rb, Uz, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6466,7 +6492,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_6 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zc_6, jac_z_zc__z_rb)
         jac_zc__z_rb = jac_z_zc__z_rb * dsigmoid_z_zc_6[:, :, None]
-        del dtanh_z_cc_5, dsigmoid_z_zc_6
+        del dsigmoid_z_zc_6
     if not todo.isdisjoint((("Wr", "V"), ("Ur", "V"))):
         # jac_h3__z_rb[j,i] = jac_cc__z_rb[j,i] - jac_cc__z_rb[j,i] zc[j] + h2[j] jac_zc__z_rb[j,i] - cc[j] jac_zc__z_rb[j,i] + jac_h2__z_rb[j,i] zc[j]
         # einsum("Bji,Bj->Bji", jac_cc__z_rb, zc)
@@ -6479,10 +6505,10 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_6 = rc*_sigmoid(-z_rc)
         # einsum("Bj,ji->Bji", dsigmoid_z_rc_6, np.eye(2))
         jac_rc__z_rc = np.eye(2) * dsigmoid_z_rc_6[:, :, None]
+        del dsigmoid_z_rc_6
         # jac_rhc__z_rc[j,i] = h2[j] jac_rc__z_rc[j,i]
         # einsum("Bj,Bji->Bji", h2, jac_rc__z_rc)
         jac_rhc__z_rc = jac_rc__z_rc * h2[:, :, None]
-        del dsigmoid_z_rc_6
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
         # jac_z_cc__z_rc[j,i] = Σ_c Uh[j,c] jac_rhc__z_rc[c,i]
         # einsum("jc,Bci->Bji", Uh, jac_rhc__z_rc)
@@ -6501,6 +6527,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_ca_3 = 1 - ca**2
         # einsum("Bj,ji->Bji", dtanh_z_ca_3, np.eye(2))
         jac_ca__z_ca = np.eye(2) * dtanh_z_ca_3[:, :, None]
+        del dtanh_z_ca_3
         # jac_h1__z_ca[j,i] = jac_ca__z_ca[j,i] - jac_ca__z_ca[j,i] za[j]
         # einsum("Bji,Bj->Bji", jac_ca__z_ca, za)
         jac_h1__z_ca = jac_ca__z_ca - za[:, :, None] * jac_ca__z_ca
@@ -6511,6 +6538,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rb_5 = rb*_sigmoid(-z_rb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rb_5, jac_z_rb__z_ca)
         jac_rb__z_ca = jac_z_rb__z_ca * dsigmoid_z_rb_5[:, :, None]
+        del dsigmoid_z_rb_5
         # jac_rhb__z_ca[j,i] = h1[j] jac_rb__z_ca[j,i] + jac_h1__z_ca[j,i] rb[j]
         # einsum("Bj,Bji->Bji", h1, jac_rb__z_ca)
         # einsum("Bji,Bj->Bji", jac_h1__z_ca, rb)
@@ -6522,6 +6550,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cb_5 = 1 - cb**2
         # einsum("Bj,Bji->Bji", dtanh_z_cb_5, jac_z_cb__z_ca)
         jac_cb__z_ca = jac_z_cb__z_ca * dtanh_z_cb_5[:, :, None]
+        del dtanh_z_cb_5
         # jac_z_zb__z_ca[j,i] = Σ_c Uz[j,c] jac_h1__z_ca[c,i]
         # einsum("jc,Bci->Bji", Uz, jac_h1__z_ca)
         jac_z_zb__z_ca = (np.tensordot(jac_h1__z_ca, Uz, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6529,6 +6558,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_5 = zb*_sigmoid(-z_zb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zb_5, jac_z_zb__z_ca)
         jac_zb__z_ca = jac_z_zb__z_ca * dsigmoid_z_zb_5[:, :, None]
+        del dsigmoid_z_zb_5
         # jac_h2__z_ca[j,i] = jac_cb__z_ca[j,i] - jac_cb__z_ca[j,i] zb[j] + h1[j] jac_zb__z_ca[j,i] - cb[j] jac_zb__z_ca[j,i] + jac_h1__z_ca[j,i] zb[j]
         # einsum("Bji,Bj->Bji", jac_cb__z_ca, zb)
         # einsum("Bj,Bji->Bji", h1, jac_zb__z_ca)
@@ -6542,6 +6572,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_7 = rc*_sigmoid(-z_rc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rc_7, jac_z_rc__z_ca)
         jac_rc__z_ca = jac_z_rc__z_ca * dsigmoid_z_rc_7[:, :, None]
+        del dsigmoid_z_rc_7
         # jac_rhc__z_ca[j,i] = h2[j] jac_rc__z_ca[j,i] + jac_h2__z_ca[j,i] rc[j]
         # einsum("Bj,Bji->Bji", h2, jac_rc__z_ca)
         # einsum("Bji,Bj->Bji", jac_h2__z_ca, rc)
@@ -6553,6 +6584,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cc_7 = 1 - cc**2
         # einsum("Bj,Bji->Bji", dtanh_z_cc_7, jac_z_cc__z_ca)
         jac_cc__z_ca = jac_z_cc__z_ca * dtanh_z_cc_7[:, :, None]
+        del dtanh_z_cc_7
         # jac_z_zc__z_ca[j,i] = Σ_c Uz[j,c] jac_h2__z_ca[c,i]
         # einsum("jc,Bci->Bji", Uz, jac_h2__z_ca)
         jac_z_zc__z_ca = (np.tensordot(jac_h2__z_ca, Uz, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6560,7 +6592,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_7 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zc_7, jac_z_zc__z_ca)
         jac_zc__z_ca = jac_z_zc__z_ca * dsigmoid_z_zc_7[:, :, None]
-        del dtanh_z_ca_3, dsigmoid_z_rb_5, dtanh_z_cb_5, dsigmoid_z_zb_5, dsigmoid_z_rc_7, dtanh_z_cc_7, dsigmoid_z_zc_7
+        del dsigmoid_z_zc_7
     if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
         # jac_h3__z_ca[j,i] = jac_cc__z_ca[j,i] - jac_cc__z_ca[j,i] zc[j] + h2[j] jac_zc__z_ca[j,i] - cc[j] jac_zc__z_ca[j,i] + jac_h2__z_ca[j,i] zc[j]
         # einsum("Bji,Bj->Bji", jac_cc__z_ca, zc)
@@ -6573,6 +6605,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cb_6 = 1 - cb**2
         # einsum("Bj,ji->Bji", dtanh_z_cb_6, np.eye(2))
         jac_cb__z_cb = np.eye(2) * dtanh_z_cb_6[:, :, None]
+        del dtanh_z_cb_6
         # jac_h2__z_cb[j,i] = jac_cb__z_cb[j,i] - jac_cb__z_cb[j,i] zb[j]
         # einsum("Bji,Bj->Bji", jac_cb__z_cb, zb)
         jac_h2__z_cb = jac_cb__z_cb - zb[:, :, None] * jac_cb__z_cb
@@ -6583,6 +6616,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_8 = rc*_sigmoid(-z_rc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rc_8, jac_z_rc__z_cb)
         jac_rc__z_cb = jac_z_rc__z_cb * dsigmoid_z_rc_8[:, :, None]
+        del dsigmoid_z_rc_8
         # jac_rhc__z_cb[j,i] = h2[j] jac_rc__z_cb[j,i] + jac_h2__z_cb[j,i] rc[j]
         # einsum("Bj,Bji->Bji", h2, jac_rc__z_cb)
         # einsum("Bji,Bj->Bji", jac_h2__z_cb, rc)
@@ -6594,6 +6628,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cc_8 = 1 - cc**2
         # einsum("Bj,Bji->Bji", dtanh_z_cc_8, jac_z_cc__z_cb)
         jac_cc__z_cb = jac_z_cc__z_cb * dtanh_z_cc_8[:, :, None]
+        del dtanh_z_cc_8
         # jac_z_zc__z_cb[j,i] = Σ_c Uz[j,c] jac_h2__z_cb[c,i]
         # einsum("jc,Bci->Bji", Uz, jac_h2__z_cb)
         jac_z_zc__z_cb = (np.tensordot(jac_h2__z_cb, Uz, axes=([1], [1]))).transpose(0, 2, 1)
@@ -6601,7 +6636,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_8 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zc_8, jac_z_zc__z_cb)
         jac_zc__z_cb = jac_z_zc__z_cb * dsigmoid_z_zc_8[:, :, None]
-        del dtanh_z_cb_6, dsigmoid_z_rc_8, dtanh_z_cc_8, dsigmoid_z_zc_8
+        del dsigmoid_z_zc_8
     if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"))):
         # jac_h3__z_cb[j,i] = jac_cc__z_cb[j,i] - jac_cc__z_cb[j,i] zc[j] + h2[j] jac_zc__z_cb[j,i] - cc[j] jac_zc__z_cb[j,i] + jac_h2__z_cb[j,i] zc[j]
         # einsum("Bji,Bj->Bji", jac_cc__z_cb, zc)
@@ -6630,6 +6665,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_9 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Blj->Blj", dsigmoid_z_zc_9, jac_p__zc)
         jac_p__z_zc = jac_p__zc * dsigmoid_z_zc_9[:, None]
+        del jac_p__zc, dsigmoid_z_zc_9
         # jac_p__cc[l,j] = jac_p__h3[l,j] - jac_p__h3[l,j] zc[j]
         # einsum("lj,Bj->Blj", jac_p__h3, zc)
         jac_p__cc = jac_p__h3 - zc[:, None] * jac_p__h3
@@ -6637,6 +6673,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cc_10 = 1 - cc**2
         # einsum("Bj,Blj->Blj", dtanh_z_cc_10, jac_p__cc)
         jac_p__z_cc = jac_p__cc * dtanh_z_cc_10[:, None]
+        del jac_p__cc, dtanh_z_cc_10
         # jac_p__rhc[l,j] = Σ_c Uh[c,j] jac_p__z_cc[l,c]
         # einsum("cj,Blc->Blj", Uh, jac_p__z_cc)
         jac_p__rhc = np.tensordot(jac_p__z_cc, Uh, axes=([2], [0]))
@@ -6647,12 +6684,14 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_9 = rc*_sigmoid(-z_rc)
         # einsum("Bj,Blj->Blj", dsigmoid_z_rc_9, jac_p__rc)
         jac_p__z_rc = jac_p__rc * dsigmoid_z_rc_9[:, None]
+        del jac_p__rc, dsigmoid_z_rc_9
         # jac_p__h2[l,j] = Σ_c Uz[c,j] jac_p__z_zc[l,c] + Σ_c Ur[c,j] jac_p__z_rc[l,c] + jac_p__rhc[l,j] rc[j] + jac_p__h3[l,j] zc[j]
         # einsum("cj,Blc->Blj", Uz, jac_p__z_zc)
         # einsum("cj,Blc->Blj", Ur, jac_p__z_rc)
         # einsum("Blj,Bj->Blj", jac_p__rhc, rc)
         # einsum("lj,Bj->Blj", jac_p__h3, zc)
         jac_p__h2 = np.tensordot(jac_p__z_zc, Uz, axes=([2], [0])) + np.tensordot(jac_p__z_rc, Ur, axes=([2], [0])) + rc[:, None] * jac_p__rhc + zc[:, None] * jac_p__h3
+        del jac_p__h3, jac_p__rhc
         # jac_p__zb[l,j] = h1[j] jac_p__h2[l,j] - cb[j] jac_p__h2[l,j]
         # einsum("Bj,Blj->Blj", h1, jac_p__h2)
         # einsum("Bj,Blj->Blj", cb, jac_p__h2)
@@ -6661,6 +6700,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_6 = zb*_sigmoid(-z_zb)
         # einsum("Bj,Blj->Blj", dsigmoid_z_zb_6, jac_p__zb)
         jac_p__z_zb = jac_p__zb * dsigmoid_z_zb_6[:, None]
+        del jac_p__zb, dsigmoid_z_zb_6
         # jac_p__cb[l,j] = jac_p__h2[l,j] - jac_p__h2[l,j] zb[j]
         # einsum("Blj,Bj->Blj", jac_p__h2, zb)
         jac_p__cb = jac_p__h2 - zb[:, None] * jac_p__h2
@@ -6668,6 +6708,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cb_7 = 1 - cb**2
         # einsum("Bj,Blj->Blj", dtanh_z_cb_7, jac_p__cb)
         jac_p__z_cb = jac_p__cb * dtanh_z_cb_7[:, None]
+        del jac_p__cb, dtanh_z_cb_7
         # jac_p__rhb[l,j] = Σ_c Uh[c,j] jac_p__z_cb[l,c]
         # einsum("cj,Blc->Blj", Uh, jac_p__z_cb)
         jac_p__rhb = np.tensordot(jac_p__z_cb, Uh, axes=([2], [0]))
@@ -6678,13 +6719,14 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rb_6 = rb*_sigmoid(-z_rb)
         # einsum("Bj,Blj->Blj", dsigmoid_z_rb_6, jac_p__rb)
         jac_p__z_rb = jac_p__rb * dsigmoid_z_rb_6[:, None]
+        del jac_p__rb, dsigmoid_z_rb_6
         # jac_p__h1[l,j] = Σ_c Uz[c,j] jac_p__z_zb[l,c] + Σ_c Ur[c,j] jac_p__z_rb[l,c] + jac_p__rhb[l,j] rb[j] + jac_p__h2[l,j] zb[j]
         # einsum("cj,Blc->Blj", Uz, jac_p__z_zb)
         # einsum("cj,Blc->Blj", Ur, jac_p__z_rb)
         # einsum("Blj,Bj->Blj", jac_p__rhb, rb)
         # einsum("Blj,Bj->Blj", jac_p__h2, zb)
         jac_p__h1 = np.tensordot(jac_p__z_zb, Uz, axes=([2], [0])) + np.tensordot(jac_p__z_rb, Ur, axes=([2], [0])) + rb[:, None] * jac_p__rhb + zb[:, None] * jac_p__h2
-        del jac_p__h3, jac_p__zc, dsigmoid_z_zc_9, jac_p__cc, dtanh_z_cc_10, jac_p__rhc, jac_p__rc, dsigmoid_z_rc_9, jac_p__h2, jac_p__zb, dsigmoid_z_zb_6, jac_p__cb, dtanh_z_cb_7, jac_p__rhb, jac_p__rb, dsigmoid_z_rb_6
+        del jac_p__h2, jac_p__rhb
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
         # jac_p__za[l,j] = h0[j] jac_p__h1[l,j] - ca[j] jac_p__h1[l,j]
         # einsum("Bj,Blj->Blj", h0, jac_p__h1)
@@ -6694,15 +6736,18 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_za_2 = za*_sigmoid(-z_za)
         # einsum("Bj,Blj->Blj", dsigmoid_z_za_2, jac_p__za)
         jac_p__z_za = jac_p__za * dsigmoid_z_za_2[:, None]
+        del jac_p__za
         # hess_p__z_za[l,j] = jac_p__z_za[l,j] softmax_l(p[l]) - Σ_c jac_p__z_za[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_2 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_za, softmax_p_2)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_za, softmax_p_2, softmax_p_2)
         tmp_4 = (softmax_p_2[..., None, :] @ jac_p__z_za)[..., 0, :]
         hess_p__z_za = softmax_p_2[:, :, None] * jac_p__z_za - tmp_4[:, None] * softmax_p_2[:, :, None]
+        del jac_p__z_za, tmp_4
         # hess_h3__z_za[j,i] = Σ_c V[c,j] hess_p__z_za[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_za)
         hess_h3__z_za = (np.tensordot(hess_p__z_za, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_za
         # hess_zc__z_za[j,i] = h2[j] hess_h3__z_za[j,i] - cc[j] hess_h3__z_za[j,i] - adj_h3[j] jac_cc__z_za[j,i] + adj_h3[j] jac_h2__z_za[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_h3__z_za)
         # einsum("Bj,Bji->Bji", cc, hess_h3__z_za)
@@ -6716,6 +6761,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_za)
         tmp_5 = adj_zc * d2sigmoid_z_zc
         hess_z_zc__z_za = hess_zc__z_za * dsigmoid_z_zc_10[:, :, None] + tmp_5[:, :, None] * jac_z_zc__z_za
+        del hess_zc__z_za, tmp_5
         # hess_cc__z_za[j,i] = hess_h3__z_za[j,i] - hess_h3__z_za[j,i] zc[j] - adj_h3[j] jac_zc__z_za[j,i]
         # einsum("Bji,Bj->Bji", hess_h3__z_za, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_za)
@@ -6727,9 +6773,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc, adj_cc, jac_z_cc__z_za)
         tmp_6 = adj_cc * d2tanh_z_cc
         hess_z_cc__z_za = hess_cc__z_za * dtanh_z_cc_11[:, :, None] + tmp_6[:, :, None] * jac_z_cc__z_za
+        del hess_cc__z_za, tmp_6
         # hess_rhc__z_za[j,i] = Σ_c Uh[c,j] hess_z_cc__z_za[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_za)
         hess_rhc__z_za = (np.tensordot(hess_z_cc__z_za, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cc__z_za
         # hess_rc__z_za[j,i] = h2[j] hess_rhc__z_za[j,i] + adj_rhc[j] jac_h2__z_za[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_rhc__z_za)
         # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_za)
@@ -6741,6 +6789,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_za)
         tmp_7 = adj_rc * d2sigmoid_z_rc
         hess_z_rc__z_za = hess_rc__z_za * dsigmoid_z_rc_10[:, :, None] + tmp_7[:, :, None] * jac_z_rc__z_za
+        del hess_rc__z_za, tmp_7
         # hess_h2__z_za[j,i] = Σ_c Uz[c,j] hess_z_zc__z_za[c,i] + Σ_c Ur[c,j] hess_z_rc__z_za[c,i] + hess_rhc__z_za[j,i] rc[j] + adj_rhc[j] jac_rc__z_za[j,i] + hess_h3__z_za[j,i] zc[j] + adj_h3[j] jac_zc__z_za[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_za)
         # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_za)
@@ -6749,6 +6798,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h3__z_za, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_za)
         hess_h2__z_za = (np.tensordot(hess_z_zc__z_za, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_za, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_za + jac_rc__z_za * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_za + jac_zc__z_za * adj_h3[:, :, None]
+        del hess_h3__z_za, hess_rhc__z_za, hess_z_rc__z_za
         # hess_zb__z_za[j,i] = h1[j] hess_h2__z_za[j,i] - cb[j] hess_h2__z_za[j,i] - adj_h2[j] jac_cb__z_za[j,i] + adj_h2[j] jac_h1__z_za[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_h2__z_za)
         # einsum("Bj,Bji->Bji", cb, hess_h2__z_za)
@@ -6762,6 +6812,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zb, adj_zb, jac_z_zb__z_za)
         tmp_8 = adj_zb * d2sigmoid_z_zb
         hess_z_zb__z_za = hess_zb__z_za * dsigmoid_z_zb_7[:, :, None] + tmp_8[:, :, None] * jac_z_zb__z_za
+        del hess_zb__z_za, tmp_8
         # hess_cb__z_za[j,i] = hess_h2__z_za[j,i] - hess_h2__z_za[j,i] zb[j] - adj_h2[j] jac_zb__z_za[j,i]
         # einsum("Bji,Bj->Bji", hess_h2__z_za, zb)
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_za)
@@ -6772,10 +6823,13 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cb = 2*cb*(cb**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cb, adj_cb, jac_z_cb__z_za)
         tmp_9 = adj_cb * d2tanh_z_cb
+        del d2tanh_z_cb
         hess_z_cb__z_za = hess_cb__z_za * dtanh_z_cb_8[:, :, None] + tmp_9[:, :, None] * jac_z_cb__z_za
+        del hess_cb__z_za, tmp_9
         # hess_rhb__z_za[j,i] = Σ_c Uh[c,j] hess_z_cb__z_za[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_za)
         hess_rhb__z_za = (np.tensordot(hess_z_cb__z_za, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cb__z_za
         # hess_rb__z_za[j,i] = h1[j] hess_rhb__z_za[j,i] + adj_rhb[j] jac_h1__z_za[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_rhb__z_za)
         # einsum("Bj,Bji->Bji", adj_rhb, jac_h1__z_za)
@@ -6786,7 +6840,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_rb = -rb*(2*rb - 1)*_sigmoid(-z_rb)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rb, adj_rb, jac_z_rb__z_za)
         tmp_10 = adj_rb * d2sigmoid_z_rb
+        del d2sigmoid_z_rb
         hess_z_rb__z_za = hess_rb__z_za * dsigmoid_z_rb_7[:, :, None] + tmp_10[:, :, None] * jac_z_rb__z_za
+        del hess_rb__z_za, tmp_10
         # hess_h1__z_za[j,i] = Σ_c Uz[c,j] hess_z_zb__z_za[c,i] + Σ_c Ur[c,j] hess_z_rb__z_za[c,i] + hess_rhb__z_za[j,i] rb[j] + adj_rhb[j] jac_rb__z_za[j,i] + hess_h2__z_za[j,i] zb[j] + adj_h2[j] jac_zb__z_za[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_za)
         # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_za)
@@ -6795,24 +6851,30 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h2__z_za, zb)
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_za)
         hess_h1__z_za = (np.tensordot(hess_z_zb__z_za, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_za, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_za + jac_rb__z_za * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_za + jac_zb__z_za * adj_h2[:, :, None]
+        del hess_h2__z_za, hess_rhb__z_za, hess_z_rb__z_za
         # hess_za__z_za[j,i] = h0[j] hess_h1__z_za[j,i] - ca[j] hess_h1__z_za[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_h1__z_za)
         # einsum("Bj,Bji->Bji", ca, hess_h1__z_za)
         hess_za__z_za = hess_h1__z_za * h0[:, :, None] - hess_h1__z_za * ca[:, :, None]
+        del hess_h1__z_za
         # hess_z_za__z_za[j,i] = sigmoid'(z_za[j]) hess_za__z_za[j,i] + sigmoid''(z_za[j]) δ[j,i] adj_za[j]
         # einsum("Bj,Bji->Bji", dsigmoid_z_za_2, hess_za__z_za)
         d2sigmoid_z_za = -za*(2*za - 1)*_sigmoid(-z_za)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_za, np.eye(2), adj_za)
         tmp_11 = adj_za * d2sigmoid_z_za
+        del d2sigmoid_z_za
         hess_z_za__z_za = hess_za__z_za * dsigmoid_z_za_2[:, :, None] + tmp_11[:, :, None] * np.eye(2)
+        del hess_za__z_za, tmp_11
         # hess_p__z_zb[l,j] = jac_p__z_zb[l,j] softmax_l(p[l]) - Σ_c jac_p__z_zb[c,j] softmax_c(p[c]) softmax_l(p[l])
         # einsum("Blj,Bl->Blj", jac_p__z_zb, softmax_p_2)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_zb, softmax_p_2, softmax_p_2)
         tmp_12 = (softmax_p_2[..., None, :] @ jac_p__z_zb)[..., 0, :]
         hess_p__z_zb = softmax_p_2[:, :, None] * jac_p__z_zb - tmp_12[:, None] * softmax_p_2[:, :, None]
+        del tmp_12
         # hess_h3__z_zb[j,i] = Σ_c V[c,j] hess_p__z_zb[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_zb)
         hess_h3__z_zb = (np.tensordot(hess_p__z_zb, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_zb
         # hess_zc__z_zb[j,i] = h2[j] hess_h3__z_zb[j,i] - cc[j] hess_h3__z_zb[j,i] - adj_h3[j] jac_cc__z_zb[j,i] + adj_h3[j] jac_h2__z_zb[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_h3__z_zb)
         # einsum("Bj,Bji->Bji", cc, hess_h3__z_zb)
@@ -6824,6 +6886,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc, adj_zc, jac_z_zc__z_zb)
         tmp_13 = adj_zc * d2sigmoid_z_zc
         hess_z_zc__z_zb = hess_zc__z_zb * dsigmoid_z_zc_10[:, :, None] + tmp_13[:, :, None] * jac_z_zc__z_zb
+        del hess_zc__z_zb, tmp_13
         # hess_cc__z_zb[j,i] = hess_h3__z_zb[j,i] - hess_h3__z_zb[j,i] zc[j] - adj_h3[j] jac_zc__z_zb[j,i]
         # einsum("Bji,Bj->Bji", hess_h3__z_zb, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_zb)
@@ -6832,10 +6895,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dtanh_z_cc_11, hess_cc__z_zb)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc, adj_cc, jac_z_cc__z_zb)
         tmp_14 = adj_cc * d2tanh_z_cc
+        del d2tanh_z_cc
         hess_z_cc__z_zb = hess_cc__z_zb * dtanh_z_cc_11[:, :, None] + tmp_14[:, :, None] * jac_z_cc__z_zb
+        del hess_cc__z_zb, tmp_14
         # hess_rhc__z_zb[j,i] = Σ_c Uh[c,j] hess_z_cc__z_zb[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_zb)
         hess_rhc__z_zb = (np.tensordot(hess_z_cc__z_zb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cc__z_zb
         # hess_rc__z_zb[j,i] = h2[j] hess_rhc__z_zb[j,i] + adj_rhc[j] jac_h2__z_zb[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_rhc__z_zb)
         # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_zb)
@@ -6844,7 +6910,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_rc_10, hess_rc__z_zb)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc, adj_rc, jac_z_rc__z_zb)
         tmp_15 = adj_rc * d2sigmoid_z_rc
+        del d2sigmoid_z_rc
         hess_z_rc__z_zb = hess_rc__z_zb * dsigmoid_z_rc_10[:, :, None] + tmp_15[:, :, None] * jac_z_rc__z_zb
+        del hess_rc__z_zb, tmp_15
         # hess_h2__z_zb[j,i] = Σ_c Uz[c,j] hess_z_zc__z_zb[c,i] + Σ_c Ur[c,j] hess_z_rc__z_zb[c,i] + hess_rhc__z_zb[j,i] rc[j] + adj_rhc[j] jac_rc__z_zb[j,i] + hess_h3__z_zb[j,i] zc[j] + adj_h3[j] jac_zc__z_zb[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_zb)
         # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_zb)
@@ -6853,6 +6921,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h3__z_zb, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_zb)
         hess_h2__z_zb = (np.tensordot(hess_z_zc__z_zb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_zb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_zb + jac_rc__z_zb * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_zb + jac_zc__z_zb * adj_h3[:, :, None]
+        del hess_h3__z_zb, hess_rhc__z_zb, hess_z_rc__z_zb
         # hess_zb__z_zb[j,i] = h1[j] hess_h2__z_zb[j,i] - cb[j] hess_h2__z_zb[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_h2__z_zb)
         # einsum("Bj,Bji->Bji", cb, hess_h2__z_zb)
@@ -6861,7 +6930,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_zb_7, hess_zb__z_zb)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zb, np.eye(2), adj_zb)
         tmp_16 = adj_zb * d2sigmoid_z_zb
+        del d2sigmoid_z_zb
         hess_z_zb__z_zb = hess_zb__z_zb * dsigmoid_z_zb_7[:, :, None] + tmp_16[:, :, None] * np.eye(2)
+        del hess_zb__z_zb, tmp_16
         # hess_cb__z_zb[j,i] = hess_h2__z_zb[j,i] - hess_h2__z_zb[j,i] zb[j] - adj_h2[j] jac_zb__z_zb[j,i]
         # einsum("Bji,Bj->Bji", hess_h2__z_zb, zb)
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_zb)
@@ -6869,15 +6940,18 @@ def hessian(params, data, blocks=None, out=None):
         # hess_z_cb__z_zb[j,i] = tanh'(z_cb[j]) hess_cb__z_zb[j,i]
         # einsum("Bj,Bji->Bji", dtanh_z_cb_8, hess_cb__z_zb)
         hess_z_cb__z_zb = hess_cb__z_zb * dtanh_z_cb_8[:, :, None]
+        del hess_cb__z_zb
         # hess_rhb__z_zb[j,i] = Σ_c Uh[c,j] hess_z_cb__z_zb[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_zb)
         hess_rhb__z_zb = (np.tensordot(hess_z_cb__z_zb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cb__z_zb
         # hess_rb__z_zb[j,i] = h1[j] hess_rhb__z_zb[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_rhb__z_zb)
         hess_rb__z_zb = hess_rhb__z_zb * h1[:, :, None]
         # hess_z_rb__z_zb[j,i] = sigmoid'(z_rb[j]) hess_rb__z_zb[j,i]
         # einsum("Bj,Bji->Bji", dsigmoid_z_rb_7, hess_rb__z_zb)
         hess_z_rb__z_zb = hess_rb__z_zb * dsigmoid_z_rb_7[:, :, None]
+        del hess_rb__z_zb
         # hess_h1__z_zb[j,i] = Σ_c Uz[c,j] hess_z_zb__z_zb[c,i] + Σ_c Ur[c,j] hess_z_rb__z_zb[c,i] + hess_rhb__z_zb[j,i] rb[j] + hess_h2__z_zb[j,i] zb[j] + adj_h2[j] jac_zb__z_zb[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_zb)
         # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_zb)
@@ -6885,21 +6959,26 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h2__z_zb, zb)
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_zb)
         hess_h1__z_zb = (np.tensordot(hess_z_zb__z_zb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_zb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_zb + zb[:, :, None] * hess_h2__z_zb + jac_zb__z_zb * adj_h2[:, :, None]
+        del hess_h2__z_zb, hess_rhb__z_zb, hess_z_rb__z_zb
         # hess_za__z_zb[j,i] = h0[j] hess_h1__z_zb[j,i] - ca[j] hess_h1__z_zb[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_h1__z_zb)
         # einsum("Bj,Bji->Bji", ca, hess_h1__z_zb)
         hess_za__z_zb = hess_h1__z_zb * h0[:, :, None] - hess_h1__z_zb * ca[:, :, None]
+        del hess_h1__z_zb
         # hess_z_za__z_zb[j,i] = sigmoid'(z_za[j]) hess_za__z_zb[j,i]
         # einsum("Bj,Bji->Bji", dsigmoid_z_za_2, hess_za__z_zb)
         hess_z_za__z_zb = hess_za__z_zb * dsigmoid_z_za_2[:, :, None]
+        del hess_za__z_zb
         # hess_p__z_zc[l,j] = jac_p__z_zc[l,j] softmax_l(p[l]) - Σ_c jac_p__z_zc[c,j] softmax_c(p[c]) softmax_l(p[l])
         # einsum("Blj,Bl->Blj", jac_p__z_zc, softmax_p_2)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_zc, softmax_p_2, softmax_p_2)
         tmp_17 = (softmax_p_2[..., None, :] @ jac_p__z_zc)[..., 0, :]
         hess_p__z_zc = softmax_p_2[:, :, None] * jac_p__z_zc - tmp_17[:, None] * softmax_p_2[:, :, None]
+        del softmax_p_2, tmp_17
         # hess_h3__z_zc[j,i] = Σ_c V[c,j] hess_p__z_zc[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_zc)
         hess_h3__z_zc = (np.tensordot(hess_p__z_zc, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_zc
         # hess_zc__z_zc[j,i] = h2[j] hess_h3__z_zc[j,i] - cc[j] hess_h3__z_zc[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_h3__z_zc)
         # einsum("Bj,Bji->Bji", cc, hess_h3__z_zc)
@@ -6908,7 +6987,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", dsigmoid_z_zc_10, hess_zc__z_zc)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_zc, np.eye(2), adj_zc)
         tmp_18 = adj_zc * d2sigmoid_z_zc
+        del d2sigmoid_z_zc
         hess_z_zc__z_zc = hess_zc__z_zc * dsigmoid_z_zc_10[:, :, None] + tmp_18[:, :, None] * np.eye(2)
+        del dsigmoid_z_zc_10, hess_zc__z_zc, tmp_18
         # hess_cc__z_zc[j,i] = hess_h3__z_zc[j,i] - hess_h3__z_zc[j,i] zc[j] - adj_h3[j] jac_zc__z_zc[j,i]
         # einsum("Bji,Bj->Bji", hess_h3__z_zc, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_zc)
@@ -6916,15 +6997,18 @@ def hessian(params, data, blocks=None, out=None):
         # hess_z_cc__z_zc[j,i] = tanh'(z_cc[j]) hess_cc__z_zc[j,i]
         # einsum("Bj,Bji->Bji", dtanh_z_cc_11, hess_cc__z_zc)
         hess_z_cc__z_zc = hess_cc__z_zc * dtanh_z_cc_11[:, :, None]
+        del dtanh_z_cc_11, hess_cc__z_zc
         # hess_rhc__z_zc[j,i] = Σ_c Uh[c,j] hess_z_cc__z_zc[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_zc)
         hess_rhc__z_zc = (np.tensordot(hess_z_cc__z_zc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cc__z_zc
         # hess_rc__z_zc[j,i] = h2[j] hess_rhc__z_zc[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_rhc__z_zc)
         hess_rc__z_zc = hess_rhc__z_zc * h2[:, :, None]
         # hess_z_rc__z_zc[j,i] = sigmoid'(z_rc[j]) hess_rc__z_zc[j,i]
         # einsum("Bj,Bji->Bji", dsigmoid_z_rc_10, hess_rc__z_zc)
         hess_z_rc__z_zc = hess_rc__z_zc * dsigmoid_z_rc_10[:, :, None]
+        del dsigmoid_z_rc_10, hess_rc__z_zc
         # hess_h2__z_zc[j,i] = Σ_c Uz[c,j] hess_z_zc__z_zc[c,i] + Σ_c Ur[c,j] hess_z_rc__z_zc[c,i] + hess_rhc__z_zc[j,i] rc[j] + hess_h3__z_zc[j,i] zc[j] + adj_h3[j] jac_zc__z_zc[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_zc)
         # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_zc)
@@ -6932,6 +7016,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h3__z_zc, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_zc)
         hess_h2__z_zc = (np.tensordot(hess_z_zc__z_zc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_zc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_zc + zc[:, :, None] * hess_h3__z_zc + jac_zc__z_zc * adj_h3[:, :, None]
+        del hess_h3__z_zc, hess_rhc__z_zc, hess_z_rc__z_zc
         # hess_zb__z_zc[j,i] = h1[j] hess_h2__z_zc[j,i] - cb[j] hess_h2__z_zc[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_h2__z_zc)
         # einsum("Bj,Bji->Bji", cb, hess_h2__z_zc)
@@ -6939,35 +7024,41 @@ def hessian(params, data, blocks=None, out=None):
         # hess_z_zb__z_zc[j,i] = sigmoid'(z_zb[j]) hess_zb__z_zc[j,i]
         # einsum("Bj,Bji->Bji", dsigmoid_z_zb_7, hess_zb__z_zc)
         hess_z_zb__z_zc = hess_zb__z_zc * dsigmoid_z_zb_7[:, :, None]
+        del dsigmoid_z_zb_7, hess_zb__z_zc
         # hess_cb__z_zc[j,i] = hess_h2__z_zc[j,i] - hess_h2__z_zc[j,i] zb[j]
         # einsum("Bji,Bj->Bji", hess_h2__z_zc, zb)
         hess_cb__z_zc = hess_h2__z_zc - zb[:, :, None] * hess_h2__z_zc
         # hess_z_cb__z_zc[j,i] = tanh'(z_cb[j]) hess_cb__z_zc[j,i]
         # einsum("Bj,Bji->Bji", dtanh_z_cb_8, hess_cb__z_zc)
         hess_z_cb__z_zc = hess_cb__z_zc * dtanh_z_cb_8[:, :, None]
+        del dtanh_z_cb_8, hess_cb__z_zc
         # hess_rhb__z_zc[j,i] = Σ_c Uh[c,j] hess_z_cb__z_zc[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_zc)
         hess_rhb__z_zc = (np.tensordot(hess_z_cb__z_zc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cb__z_zc
         # hess_rb__z_zc[j,i] = h1[j] hess_rhb__z_zc[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_rhb__z_zc)
         hess_rb__z_zc = hess_rhb__z_zc * h1[:, :, None]
         # hess_z_rb__z_zc[j,i] = sigmoid'(z_rb[j]) hess_rb__z_zc[j,i]
         # einsum("Bj,Bji->Bji", dsigmoid_z_rb_7, hess_rb__z_zc)
         hess_z_rb__z_zc = hess_rb__z_zc * dsigmoid_z_rb_7[:, :, None]
+        del dsigmoid_z_rb_7, hess_rb__z_zc
         # hess_h1__z_zc[j,i] = Σ_c Uz[c,j] hess_z_zb__z_zc[c,i] + Σ_c Ur[c,j] hess_z_rb__z_zc[c,i] + hess_rhb__z_zc[j,i] rb[j] + hess_h2__z_zc[j,i] zb[j]
         # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_zc)
         # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_zc)
         # einsum("Bji,Bj->Bji", hess_rhb__z_zc, rb)
         # einsum("Bji,Bj->Bji", hess_h2__z_zc, zb)
         hess_h1__z_zc = (np.tensordot(hess_z_zb__z_zc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_zc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_zc + zb[:, :, None] * hess_h2__z_zc
+        del hess_h2__z_zc, hess_rhb__z_zc, hess_z_rb__z_zc
         # hess_za__z_zc[j,i] = h0[j] hess_h1__z_zc[j,i] - ca[j] hess_h1__z_zc[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_h1__z_zc)
         # einsum("Bj,Bji->Bji", ca, hess_h1__z_zc)
         hess_za__z_zc = hess_h1__z_zc * h0[:, :, None] - hess_h1__z_zc * ca[:, :, None]
+        del hess_h1__z_zc
         # hess_z_za__z_zc[j,i] = sigmoid'(z_za[j]) hess_za__z_zc[j,i]
         # einsum("Bj,Bji->Bji", dsigmoid_z_za_2, hess_za__z_zc)
         hess_z_za__z_zc = hess_za__z_zc * dsigmoid_z_za_2[:, :, None]
-        del jac_p__za, dsigmoid_z_za_2, jac_p__z_za, softmax_p_2, tmp_4, hess_p__z_za, hess_h3__z_za, hess_zc__z_za, dsigmoid_z_zc_10, d2sigmoid_z_zc, tmp_5, hess_cc__z_za, dtanh_z_cc_11, d2tanh_z_cc, tmp_6, hess_z_cc__z_za, hess_rhc__z_za, hess_rc__z_za, dsigmoid_z_rc_10, d2sigmoid_z_rc, tmp_7, hess_z_rc__z_za, hess_h2__z_za, hess_zb__z_za, dsigmoid_z_zb_7, d2sigmoid_z_zb, tmp_8, hess_cb__z_za, dtanh_z_cb_8, d2tanh_z_cb, tmp_9, hess_z_cb__z_za, hess_rhb__z_za, hess_rb__z_za, dsigmoid_z_rb_7, d2sigmoid_z_rb, tmp_10, hess_z_rb__z_za, hess_h1__z_za, hess_za__z_za, d2sigmoid_z_za, tmp_11, tmp_12, hess_p__z_zb, hess_h3__z_zb, hess_zc__z_zb, tmp_13, hess_cc__z_zb, tmp_14, hess_z_cc__z_zb, hess_rhc__z_zb, hess_rc__z_zb, tmp_15, hess_z_rc__z_zb, hess_h2__z_zb, hess_zb__z_zb, tmp_16, hess_cb__z_zb, hess_z_cb__z_zb, hess_rhb__z_zb, hess_rb__z_zb, hess_z_rb__z_zb, hess_h1__z_zb, hess_za__z_zb, tmp_17, hess_p__z_zc, hess_h3__z_zc, hess_zc__z_zc, tmp_18, hess_cc__z_zc, hess_z_cc__z_zc, hess_rhc__z_zc, hess_rc__z_zc, hess_z_rc__z_zc, hess_h2__z_zc, hess_zb__z_zc, hess_cb__z_zc, hess_z_cb__z_zc, hess_rhb__z_zc, hess_rb__z_zc, hess_z_rb__z_zc, hess_h1__z_zc, hess_za__z_zc
+        del dsigmoid_z_za_2, hess_za__z_zc
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
         del adj_za
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
@@ -7009,13 +7100,15 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_za)
         tmp_19 = h0[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Uz, (np.tensordot(tmp_19, jac_h1__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_19
         # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_za)
         tmp_20 = h0[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Uz, (np.tensordot(tmp_20, jac_h2__z_za, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_20
         # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_zb)
         tmp_21 = h1[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Uz, (np.tensordot(tmp_21, jac_h2__z_zb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-        del tmp_19, tmp_20, tmp_21
+        del tmp_21
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"))):
         del hess_z_zc__z_za, hess_z_zb__z_za, hess_z_za__z_za, hess_z_zc__z_zb, hess_z_zb__z_zb, hess_z_za__z_zb, hess_z_zc__z_zc, hess_z_zb__z_zc, hess_z_za__z_zc
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
@@ -7036,19 +7129,23 @@ def hessian(params, data, blocks=None, out=None):
         # jac_p__ra[l,j] = h0[j] jac_p__rha[l,j]
         # einsum("Bj,Blj->Blj", h0, jac_p__rha)
         jac_p__ra = jac_p__rha * h0[:, None]
+        del jac_p__rha
         # jac_p__z_ra[l,j] = sigmoid'(z_ra[j]) jac_p__ra[l,j]
         dsigmoid_z_ra_2 = ra*_sigmoid(-z_ra)
         # einsum("Bj,Blj->Blj", dsigmoid_z_ra_2, jac_p__ra)
         jac_p__z_ra = jac_p__ra * dsigmoid_z_ra_2[:, None]
+        del jac_p__ra, dsigmoid_z_ra_2
         # hess_p__z_ra[l,j] = jac_p__z_ra[l,j] softmax_l(p[l]) - Σ_c jac_p__z_ra[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_3 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_ra, softmax_p_3)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_ra, softmax_p_3, softmax_p_3)
         tmp_22 = (softmax_p_3[..., None, :] @ jac_p__z_ra)[..., 0, :]
         hess_p__z_ra = softmax_p_3[:, :, None] * jac_p__z_ra - tmp_22[:, None] * softmax_p_3[:, :, None]
+        del jac_p__z_ra, softmax_p_3, tmp_22
         # hess_h3__z_ra[j,i] = Σ_c V[c,j] hess_p__z_ra[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_ra)
         hess_h3__z_ra = (np.tensordot(hess_p__z_ra, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_ra
         # hess_zc__z_ra[j,i] = h2[j] hess_h3__z_ra[j,i] - cc[j] hess_h3__z_ra[j,i] - adj_h3[j] jac_cc__z_ra[j,i] + adj_h3[j] jac_h2__z_ra[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_h3__z_ra)
         # einsum("Bj,Bji->Bji", cc, hess_h3__z_ra)
@@ -7061,7 +7158,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_zc_2 = -zc*(2*zc - 1)*_sigmoid(-z_zc)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc_2, adj_zc, jac_z_zc__z_ra)
         tmp_23 = adj_zc * d2sigmoid_z_zc_2
+        del d2sigmoid_z_zc_2
         hess_z_zc__z_ra = hess_zc__z_ra * dsigmoid_z_zc_11[:, :, None] + tmp_23[:, :, None] * jac_z_zc__z_ra
+        del hess_zc__z_ra, dsigmoid_z_zc_11, tmp_23
         # hess_cc__z_ra[j,i] = hess_h3__z_ra[j,i] - hess_h3__z_ra[j,i] zc[j] - adj_h3[j] jac_zc__z_ra[j,i]
         # einsum("Bji,Bj->Bji", hess_h3__z_ra, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_ra)
@@ -7072,10 +7171,13 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cc_2 = 2*cc*(cc**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_2, adj_cc, jac_z_cc__z_ra)
         tmp_24 = adj_cc * d2tanh_z_cc_2
+        del d2tanh_z_cc_2
         hess_z_cc__z_ra = hess_cc__z_ra * dtanh_z_cc_12[:, :, None] + tmp_24[:, :, None] * jac_z_cc__z_ra
+        del hess_cc__z_ra, dtanh_z_cc_12, tmp_24
         # hess_rhc__z_ra[j,i] = Σ_c Uh[c,j] hess_z_cc__z_ra[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_ra)
         hess_rhc__z_ra = (np.tensordot(hess_z_cc__z_ra, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cc__z_ra
         # hess_rc__z_ra[j,i] = h2[j] hess_rhc__z_ra[j,i] + adj_rhc[j] jac_h2__z_ra[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_rhc__z_ra)
         # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_ra)
@@ -7086,7 +7188,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_rc_2 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc_2, adj_rc, jac_z_rc__z_ra)
         tmp_25 = adj_rc * d2sigmoid_z_rc_2
+        del d2sigmoid_z_rc_2
         hess_z_rc__z_ra = hess_rc__z_ra * dsigmoid_z_rc_11[:, :, None] + tmp_25[:, :, None] * jac_z_rc__z_ra
+        del hess_rc__z_ra, dsigmoid_z_rc_11, tmp_25
         # hess_h2__z_ra[j,i] = Σ_c Uz[c,j] hess_z_zc__z_ra[c,i] + Σ_c Ur[c,j] hess_z_rc__z_ra[c,i] + hess_rhc__z_ra[j,i] rc[j] + adj_rhc[j] jac_rc__z_ra[j,i] + hess_h3__z_ra[j,i] zc[j] + adj_h3[j] jac_zc__z_ra[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_ra)
         # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_ra)
@@ -7095,6 +7199,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h3__z_ra, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_ra)
         hess_h2__z_ra = (np.tensordot(hess_z_zc__z_ra, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_ra, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_ra + jac_rc__z_ra * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_ra + jac_zc__z_ra * adj_h3[:, :, None]
+        del hess_h3__z_ra, hess_rhc__z_ra
         # hess_zb__z_ra[j,i] = h1[j] hess_h2__z_ra[j,i] - cb[j] hess_h2__z_ra[j,i] - adj_h2[j] jac_cb__z_ra[j,i] + adj_h2[j] jac_h1__z_ra[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_h2__z_ra)
         # einsum("Bj,Bji->Bji", cb, hess_h2__z_ra)
@@ -7107,7 +7212,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_zb_2 = -zb*(2*zb - 1)*_sigmoid(-z_zb)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zb_2, adj_zb, jac_z_zb__z_ra)
         tmp_26 = adj_zb * d2sigmoid_z_zb_2
+        del d2sigmoid_z_zb_2
         hess_z_zb__z_ra = hess_zb__z_ra * dsigmoid_z_zb_8[:, :, None] + tmp_26[:, :, None] * jac_z_zb__z_ra
+        del hess_zb__z_ra, dsigmoid_z_zb_8, tmp_26
         # hess_cb__z_ra[j,i] = hess_h2__z_ra[j,i] - hess_h2__z_ra[j,i] zb[j] - adj_h2[j] jac_zb__z_ra[j,i]
         # einsum("Bji,Bj->Bji", hess_h2__z_ra, zb)
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ra)
@@ -7118,10 +7225,13 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cb_2 = 2*cb*(cb**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cb_2, adj_cb, jac_z_cb__z_ra)
         tmp_27 = adj_cb * d2tanh_z_cb_2
+        del d2tanh_z_cb_2
         hess_z_cb__z_ra = hess_cb__z_ra * dtanh_z_cb_9[:, :, None] + tmp_27[:, :, None] * jac_z_cb__z_ra
+        del hess_cb__z_ra, dtanh_z_cb_9, tmp_27
         # hess_rhb__z_ra[j,i] = Σ_c Uh[c,j] hess_z_cb__z_ra[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_ra)
         hess_rhb__z_ra = (np.tensordot(hess_z_cb__z_ra, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cb__z_ra
         # hess_rb__z_ra[j,i] = h1[j] hess_rhb__z_ra[j,i] + adj_rhb[j] jac_h1__z_ra[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_rhb__z_ra)
         # einsum("Bj,Bji->Bji", adj_rhb, jac_h1__z_ra)
@@ -7132,7 +7242,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_rb_2 = -rb*(2*rb - 1)*_sigmoid(-z_rb)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rb_2, adj_rb, jac_z_rb__z_ra)
         tmp_28 = adj_rb * d2sigmoid_z_rb_2
+        del d2sigmoid_z_rb_2
         hess_z_rb__z_ra = hess_rb__z_ra * dsigmoid_z_rb_8[:, :, None] + tmp_28[:, :, None] * jac_z_rb__z_ra
+        del hess_rb__z_ra, dsigmoid_z_rb_8, tmp_28
         # hess_h1__z_ra[j,i] = Σ_c Uz[c,j] hess_z_zb__z_ra[c,i] + Σ_c Ur[c,j] hess_z_rb__z_ra[c,i] + hess_rhb__z_ra[j,i] rb[j] + adj_rhb[j] jac_rb__z_ra[j,i] + hess_h2__z_ra[j,i] zb[j] + adj_h2[j] jac_zb__z_ra[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_ra)
         # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_ra)
@@ -7141,7 +7253,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h2__z_ra, zb)
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ra)
         hess_h1__z_ra = (np.tensordot(hess_z_zb__z_ra, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_ra, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_ra + jac_rb__z_ra * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_ra + jac_zb__z_ra * adj_h2[:, :, None]
-        del jac_p__rha, jac_p__ra, dsigmoid_z_ra_2, jac_p__z_ra, softmax_p_3, tmp_22, hess_p__z_ra, hess_h3__z_ra, hess_zc__z_ra, dsigmoid_z_zc_11, d2sigmoid_z_zc_2, tmp_23, hess_cc__z_ra, dtanh_z_cc_12, d2tanh_z_cc_2, tmp_24, hess_z_cc__z_ra, hess_rhc__z_ra, hess_rc__z_ra, dsigmoid_z_rc_11, d2sigmoid_z_rc_2, tmp_25, hess_h2__z_ra, hess_zb__z_ra, dsigmoid_z_zb_8, d2sigmoid_z_zb_2, tmp_26, hess_cb__z_ra, dtanh_z_cb_9, d2tanh_z_cb_2, tmp_27, hess_z_cb__z_ra, hess_rhb__z_ra, hess_rb__z_ra, dsigmoid_z_rb_8, d2sigmoid_z_rb_2, tmp_28
+        del hess_h2__z_ra, hess_rhb__z_ra
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_z_rb__z_ra, jac_rb__z_ra, jac_z_cb__z_ra, jac_cb__z_ra, jac_z_zb__z_ra, jac_zb__z_ra, jac_z_rc__z_ra, jac_rc__z_ra
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
@@ -7166,9 +7278,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_rb, softmax_p_4, softmax_p_4)
         tmp_29 = (softmax_p_4[..., None, :] @ jac_p__z_rb)[..., 0, :]
         hess_p__z_rb = softmax_p_4[:, :, None] * jac_p__z_rb - tmp_29[:, None] * softmax_p_4[:, :, None]
+        del softmax_p_4, tmp_29
         # hess_h3__z_rb[j,i] = Σ_c V[c,j] hess_p__z_rb[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_rb)
         hess_h3__z_rb = (np.tensordot(hess_p__z_rb, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_rb
         # hess_zc__z_rb[j,i] = h2[j] hess_h3__z_rb[j,i] - cc[j] hess_h3__z_rb[j,i] - adj_h3[j] jac_cc__z_rb[j,i] + adj_h3[j] jac_h2__z_rb[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_h3__z_rb)
         # einsum("Bj,Bji->Bji", cc, hess_h3__z_rb)
@@ -7181,7 +7295,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_zc_3 = -zc*(2*zc - 1)*_sigmoid(-z_zc)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc_3, adj_zc, jac_z_zc__z_rb)
         tmp_30 = adj_zc * d2sigmoid_z_zc_3
+        del d2sigmoid_z_zc_3
         hess_z_zc__z_rb = hess_zc__z_rb * dsigmoid_z_zc_12[:, :, None] + tmp_30[:, :, None] * jac_z_zc__z_rb
+        del hess_zc__z_rb, dsigmoid_z_zc_12, tmp_30
         # hess_cc__z_rb[j,i] = hess_h3__z_rb[j,i] - hess_h3__z_rb[j,i] zc[j] - adj_h3[j] jac_zc__z_rb[j,i]
         # einsum("Bji,Bj->Bji", hess_h3__z_rb, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_rb)
@@ -7192,10 +7308,13 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cc_3 = 2*cc*(cc**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_3, adj_cc, jac_z_cc__z_rb)
         tmp_31 = adj_cc * d2tanh_z_cc_3
+        del d2tanh_z_cc_3
         hess_z_cc__z_rb = hess_cc__z_rb * dtanh_z_cc_13[:, :, None] + tmp_31[:, :, None] * jac_z_cc__z_rb
+        del hess_cc__z_rb, dtanh_z_cc_13, tmp_31
         # hess_rhc__z_rb[j,i] = Σ_c Uh[c,j] hess_z_cc__z_rb[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_rb)
         hess_rhc__z_rb = (np.tensordot(hess_z_cc__z_rb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cc__z_rb
         # hess_rc__z_rb[j,i] = h2[j] hess_rhc__z_rb[j,i] + adj_rhc[j] jac_h2__z_rb[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_rhc__z_rb)
         # einsum("Bj,Bji->Bji", adj_rhc, jac_h2__z_rb)
@@ -7206,7 +7325,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_rc_3 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc_3, adj_rc, jac_z_rc__z_rb)
         tmp_32 = adj_rc * d2sigmoid_z_rc_3
+        del d2sigmoid_z_rc_3
         hess_z_rc__z_rb = hess_rc__z_rb * dsigmoid_z_rc_12[:, :, None] + tmp_32[:, :, None] * jac_z_rc__z_rb
+        del hess_rc__z_rb, dsigmoid_z_rc_12, tmp_32
         # hess_h2__z_rb[j,i] = Σ_c Uz[c,j] hess_z_zc__z_rb[c,i] + Σ_c Ur[c,j] hess_z_rc__z_rb[c,i] + hess_rhc__z_rb[j,i] rc[j] + adj_rhc[j] jac_rc__z_rb[j,i] + hess_h3__z_rb[j,i] zc[j] + adj_h3[j] jac_zc__z_rb[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_rb)
         # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_rb)
@@ -7215,6 +7336,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h3__z_rb, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_rb)
         hess_h2__z_rb = (np.tensordot(hess_z_zc__z_rb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_rb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_rb + jac_rc__z_rb * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_rb + jac_zc__z_rb * adj_h3[:, :, None]
+        del hess_h3__z_rb, hess_rhc__z_rb
         # hess_zb__z_rb[j,i] = h1[j] hess_h2__z_rb[j,i] - cb[j] hess_h2__z_rb[j,i] - adj_h2[j] jac_cb__z_rb[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_h2__z_rb)
         # einsum("Bj,Bji->Bji", cb, hess_h2__z_rb)
@@ -7224,6 +7346,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_9 = zb*_sigmoid(-z_zb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zb_9, hess_zb__z_rb)
         hess_z_zb__z_rb = hess_zb__z_rb * dsigmoid_z_zb_9[:, :, None]
+        del hess_zb__z_rb, dsigmoid_z_zb_9
         # hess_cb__z_rb[j,i] = hess_h2__z_rb[j,i] - hess_h2__z_rb[j,i] zb[j]
         # einsum("Bji,Bj->Bji", hess_h2__z_rb, zb)
         hess_cb__z_rb = hess_h2__z_rb - zb[:, :, None] * hess_h2__z_rb
@@ -7233,10 +7356,13 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cb_3 = 2*cb*(cb**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cb_3, adj_cb, jac_z_cb__z_rb)
         tmp_33 = adj_cb * d2tanh_z_cb_3
+        del d2tanh_z_cb_3
         hess_z_cb__z_rb = hess_cb__z_rb * dtanh_z_cb_10[:, :, None] + tmp_33[:, :, None] * jac_z_cb__z_rb
+        del hess_cb__z_rb, dtanh_z_cb_10, tmp_33
         # hess_rhb__z_rb[j,i] = Σ_c Uh[c,j] hess_z_cb__z_rb[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_rb)
         hess_rhb__z_rb = (np.tensordot(hess_z_cb__z_rb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cb__z_rb
         # hess_rb__z_rb[j,i] = h1[j] hess_rhb__z_rb[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_rhb__z_rb)
         hess_rb__z_rb = hess_rhb__z_rb * h1[:, :, None]
@@ -7246,7 +7372,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_rb_3 = -rb*(2*rb - 1)*_sigmoid(-z_rb)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rb_3, np.eye(2), adj_rb)
         tmp_34 = adj_rb * d2sigmoid_z_rb_3
+        del d2sigmoid_z_rb_3
         hess_z_rb__z_rb = hess_rb__z_rb * dsigmoid_z_rb_9[:, :, None] + tmp_34[:, :, None] * np.eye(2)
+        del hess_rb__z_rb, dsigmoid_z_rb_9, tmp_34
         # hess_h1__z_rb[j,i] = Σ_c Uz[c,j] hess_z_zb__z_rb[c,i] + Σ_c Ur[c,j] hess_z_rb__z_rb[c,i] + hess_rhb__z_rb[j,i] rb[j] + adj_rhb[j] jac_rb__z_rb[j,i] + hess_h2__z_rb[j,i] zb[j]
         # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_rb)
         # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_rb)
@@ -7254,7 +7382,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", adj_rhb, jac_rb__z_rb)
         # einsum("Bji,Bj->Bji", hess_h2__z_rb, zb)
         hess_h1__z_rb = (np.tensordot(hess_z_zb__z_rb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_rb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_rb + jac_rb__z_rb * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_rb
-        del softmax_p_4, tmp_29, hess_p__z_rb, hess_h3__z_rb, hess_zc__z_rb, dsigmoid_z_zc_12, d2sigmoid_z_zc_3, tmp_30, hess_cc__z_rb, dtanh_z_cc_13, d2tanh_z_cc_3, tmp_31, hess_z_cc__z_rb, hess_rhc__z_rb, hess_rc__z_rb, dsigmoid_z_rc_12, d2sigmoid_z_rc_3, tmp_32, hess_h2__z_rb, hess_zb__z_rb, dsigmoid_z_zb_9, hess_cb__z_rb, dtanh_z_cb_10, d2tanh_z_cb_3, tmp_33, hess_z_cb__z_rb, hess_rhb__z_rb, hess_rb__z_rb, dsigmoid_z_rb_9, d2sigmoid_z_rb_3, tmp_34
+        del hess_h2__z_rb, hess_rhb__z_rb
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_rb__z_rb, jac_z_cb__z_rb, jac_cb__z_rb, jac_z_rc__z_rb, jac_rc__z_rb
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
@@ -7278,9 +7406,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_rc, softmax_p_5, softmax_p_5)
         tmp_35 = (softmax_p_5[..., None, :] @ jac_p__z_rc)[..., 0, :]
         hess_p__z_rc = softmax_p_5[:, :, None] * jac_p__z_rc - tmp_35[:, None] * softmax_p_5[:, :, None]
+        del softmax_p_5, tmp_35
         # hess_h3__z_rc[j,i] = Σ_c V[c,j] hess_p__z_rc[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_rc)
         hess_h3__z_rc = (np.tensordot(hess_p__z_rc, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_rc
         # hess_zc__z_rc[j,i] = h2[j] hess_h3__z_rc[j,i] - cc[j] hess_h3__z_rc[j,i] - adj_h3[j] jac_cc__z_rc[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_h3__z_rc)
         # einsum("Bj,Bji->Bji", cc, hess_h3__z_rc)
@@ -7290,6 +7420,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_13 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zc_13, hess_zc__z_rc)
         hess_z_zc__z_rc = hess_zc__z_rc * dsigmoid_z_zc_13[:, :, None]
+        del hess_zc__z_rc, dsigmoid_z_zc_13
         # hess_cc__z_rc[j,i] = hess_h3__z_rc[j,i] - hess_h3__z_rc[j,i] zc[j]
         # einsum("Bji,Bj->Bji", hess_h3__z_rc, zc)
         hess_cc__z_rc = hess_h3__z_rc - zc[:, :, None] * hess_h3__z_rc
@@ -7299,10 +7430,13 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cc_4 = 2*cc*(cc**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_4, adj_cc, jac_z_cc__z_rc)
         tmp_36 = adj_cc * d2tanh_z_cc_4
+        del d2tanh_z_cc_4
         hess_z_cc__z_rc = hess_cc__z_rc * dtanh_z_cc_14[:, :, None] + tmp_36[:, :, None] * jac_z_cc__z_rc
+        del hess_cc__z_rc, dtanh_z_cc_14, tmp_36
         # hess_rhc__z_rc[j,i] = Σ_c Uh[c,j] hess_z_cc__z_rc[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_rc)
         hess_rhc__z_rc = (np.tensordot(hess_z_cc__z_rc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cc__z_rc
         # hess_rc__z_rc[j,i] = h2[j] hess_rhc__z_rc[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_rhc__z_rc)
         hess_rc__z_rc = hess_rhc__z_rc * h2[:, :, None]
@@ -7312,7 +7446,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_rc_4 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_rc_4, np.eye(2), adj_rc)
         tmp_37 = adj_rc * d2sigmoid_z_rc_4
+        del d2sigmoid_z_rc_4
         hess_z_rc__z_rc = hess_rc__z_rc * dsigmoid_z_rc_13[:, :, None] + tmp_37[:, :, None] * np.eye(2)
+        del hess_rc__z_rc, dsigmoid_z_rc_13, tmp_37
         # hess_h2__z_rc[j,i] = Σ_c Uz[c,j] hess_z_zc__z_rc[c,i] + Σ_c Ur[c,j] hess_z_rc__z_rc[c,i] + hess_rhc__z_rc[j,i] rc[j] + adj_rhc[j] jac_rc__z_rc[j,i] + hess_h3__z_rc[j,i] zc[j]
         # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_rc)
         # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_rc)
@@ -7320,6 +7456,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", adj_rhc, jac_rc__z_rc)
         # einsum("Bji,Bj->Bji", hess_h3__z_rc, zc)
         hess_h2__z_rc = (np.tensordot(hess_z_zc__z_rc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_rc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_rc + jac_rc__z_rc * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_rc
+        del hess_h3__z_rc, hess_rhc__z_rc
         # hess_zb__z_rc[j,i] = h1[j] hess_h2__z_rc[j,i] - cb[j] hess_h2__z_rc[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_h2__z_rc)
         # einsum("Bj,Bji->Bji", cb, hess_h2__z_rc)
@@ -7328,6 +7465,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_10 = zb*_sigmoid(-z_zb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zb_10, hess_zb__z_rc)
         hess_z_zb__z_rc = hess_zb__z_rc * dsigmoid_z_zb_10[:, :, None]
+        del hess_zb__z_rc, dsigmoid_z_zb_10
         # hess_cb__z_rc[j,i] = hess_h2__z_rc[j,i] - hess_h2__z_rc[j,i] zb[j]
         # einsum("Bji,Bj->Bji", hess_h2__z_rc, zb)
         hess_cb__z_rc = hess_h2__z_rc - zb[:, :, None] * hess_h2__z_rc
@@ -7335,9 +7473,11 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cb_11 = 1 - cb**2
         # einsum("Bj,Bji->Bji", dtanh_z_cb_11, hess_cb__z_rc)
         hess_z_cb__z_rc = hess_cb__z_rc * dtanh_z_cb_11[:, :, None]
+        del hess_cb__z_rc, dtanh_z_cb_11
         # hess_rhb__z_rc[j,i] = Σ_c Uh[c,j] hess_z_cb__z_rc[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_rc)
         hess_rhb__z_rc = (np.tensordot(hess_z_cb__z_rc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_cb__z_rc
         # hess_rb__z_rc[j,i] = h1[j] hess_rhb__z_rc[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_rhb__z_rc)
         hess_rb__z_rc = hess_rhb__z_rc * h1[:, :, None]
@@ -7345,13 +7485,14 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rb_10 = rb*_sigmoid(-z_rb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rb_10, hess_rb__z_rc)
         hess_z_rb__z_rc = hess_rb__z_rc * dsigmoid_z_rb_10[:, :, None]
+        del hess_rb__z_rc, dsigmoid_z_rb_10
         # hess_h1__z_rc[j,i] = Σ_c Uz[c,j] hess_z_zb__z_rc[c,i] + Σ_c Ur[c,j] hess_z_rb__z_rc[c,i] + hess_rhb__z_rc[j,i] rb[j] + hess_h2__z_rc[j,i] zb[j]
         # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_rc)
         # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_rc)
         # einsum("Bji,Bj->Bji", hess_rhb__z_rc, rb)
         # einsum("Bji,Bj->Bji", hess_h2__z_rc, zb)
         hess_h1__z_rc = (np.tensordot(hess_z_zb__z_rc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_rc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_rc + zb[:, :, None] * hess_h2__z_rc
-        del softmax_p_5, tmp_35, hess_p__z_rc, hess_h3__z_rc, hess_zc__z_rc, dsigmoid_z_zc_13, hess_cc__z_rc, dtanh_z_cc_14, d2tanh_z_cc_4, tmp_36, hess_z_cc__z_rc, hess_rhc__z_rc, hess_rc__z_rc, dsigmoid_z_rc_13, d2sigmoid_z_rc_4, tmp_37, hess_h2__z_rc, hess_zb__z_rc, dsigmoid_z_zb_10, hess_cb__z_rc, dtanh_z_cb_11, hess_z_cb__z_rc, hess_rhb__z_rc, hess_rb__z_rc, dsigmoid_z_rb_10
+        del hess_h2__z_rc, hess_rhb__z_rc
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_rc__z_rc
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "V"), ("Ur", "V"))):
@@ -7393,13 +7534,15 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ra, x1)
         tmp_38 = x1[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Wr, (np.tensordot(tmp_38, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_38
         # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ra, x1)
         tmp_39 = x1[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Wr, (np.tensordot(tmp_39, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_39
         # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_rb, x2)
         tmp_40 = x2[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Wr, (np.tensordot(tmp_40, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-        del tmp_38, tmp_39, tmp_40
+        del tmp_40
     if ("Wr", "Uz") in want:
         _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Wr"][0], rows["Wr"][1])
     if ("Uz", "Ur") in todo:
@@ -7411,13 +7554,15 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bl,Bki->jkil", adj_z_zb, h0, jac_h1__z_ra)
         tmp_41 = h0[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Ur, (np.tensordot(tmp_41, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_41
         # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h0, jac_h2__z_ra)
         tmp_42 = h0[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Ur, (np.tensordot(tmp_42, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_42
         # einsum("Bj,Bl,Bki->jkil", adj_z_zc, h1, jac_h2__z_rb)
         tmp_43 = h1[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Ur, (np.tensordot(tmp_43, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-        del tmp_41, tmp_42, tmp_43
+        del tmp_43
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
         del jac_h1__z_za, jac_h2__z_za
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
@@ -7443,9 +7588,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_ca, softmax_p_6, softmax_p_6)
         tmp_44 = (softmax_p_6[..., None, :] @ jac_p__z_ca)[..., 0, :]
         hess_p__z_ca = softmax_p_6[:, :, None] * jac_p__z_ca - tmp_44[:, None] * softmax_p_6[:, :, None]
+        del softmax_p_6, tmp_44
         # hess_h3__z_ca[j,i] = Σ_c V[c,j] hess_p__z_ca[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_ca)
         hess_h3__z_ca = (np.tensordot(hess_p__z_ca, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_ca
         # hess_zc__z_ca[j,i] = h2[j] hess_h3__z_ca[j,i] - cc[j] hess_h3__z_ca[j,i] - adj_h3[j] jac_cc__z_ca[j,i] + adj_h3[j] jac_h2__z_ca[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_h3__z_ca)
         # einsum("Bj,Bji->Bji", cc, hess_h3__z_ca)
@@ -7458,7 +7605,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_zc_4 = -zc*(2*zc - 1)*_sigmoid(-z_zc)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc_4, adj_zc, jac_z_zc__z_ca)
         tmp_45 = adj_zc * d2sigmoid_z_zc_4
+        del d2sigmoid_z_zc_4
         hess_z_zc__z_ca = hess_zc__z_ca * dsigmoid_z_zc_14[:, :, None] + tmp_45[:, :, None] * jac_z_zc__z_ca
+        del hess_zc__z_ca, dsigmoid_z_zc_14, tmp_45
         # hess_cc__z_ca[j,i] = hess_h3__z_ca[j,i] - hess_h3__z_ca[j,i] zc[j] - adj_h3[j] jac_zc__z_ca[j,i]
         # einsum("Bji,Bj->Bji", hess_h3__z_ca, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_ca)
@@ -7469,7 +7618,9 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cc_5 = 2*cc*(cc**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_5, adj_cc, jac_z_cc__z_ca)
         tmp_46 = adj_cc * d2tanh_z_cc_5
+        del d2tanh_z_cc_5
         hess_z_cc__z_ca = hess_cc__z_ca * dtanh_z_cc_15[:, :, None] + tmp_46[:, :, None] * jac_z_cc__z_ca
+        del hess_cc__z_ca, dtanh_z_cc_15, tmp_46
         # hess_rhc__z_ca[j,i] = Σ_c Uh[c,j] hess_z_cc__z_ca[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_ca)
         hess_rhc__z_ca = (np.tensordot(hess_z_cc__z_ca, Uh, axes=([1], [0]))).transpose(0, 2, 1)
@@ -7483,7 +7634,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_rc_5 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc_5, adj_rc, jac_z_rc__z_ca)
         tmp_47 = adj_rc * d2sigmoid_z_rc_5
+        del d2sigmoid_z_rc_5
         hess_z_rc__z_ca = hess_rc__z_ca * dsigmoid_z_rc_14[:, :, None] + tmp_47[:, :, None] * jac_z_rc__z_ca
+        del hess_rc__z_ca, dsigmoid_z_rc_14, tmp_47
         # hess_h2__z_ca[j,i] = Σ_c Uz[c,j] hess_z_zc__z_ca[c,i] + Σ_c Ur[c,j] hess_z_rc__z_ca[c,i] + hess_rhc__z_ca[j,i] rc[j] + adj_rhc[j] jac_rc__z_ca[j,i] + hess_h3__z_ca[j,i] zc[j] + adj_h3[j] jac_zc__z_ca[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_ca)
         # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_ca)
@@ -7492,6 +7645,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h3__z_ca, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_ca)
         hess_h2__z_ca = (np.tensordot(hess_z_zc__z_ca, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_ca, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_ca + jac_rc__z_ca * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_ca + jac_zc__z_ca * adj_h3[:, :, None]
+        del hess_h3__z_ca, hess_rhc__z_ca
         # hess_zb__z_ca[j,i] = h1[j] hess_h2__z_ca[j,i] - cb[j] hess_h2__z_ca[j,i] - adj_h2[j] jac_cb__z_ca[j,i] + adj_h2[j] jac_h1__z_ca[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_h2__z_ca)
         # einsum("Bj,Bji->Bji", cb, hess_h2__z_ca)
@@ -7504,7 +7658,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_zb_3 = -zb*(2*zb - 1)*_sigmoid(-z_zb)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zb_3, adj_zb, jac_z_zb__z_ca)
         tmp_48 = adj_zb * d2sigmoid_z_zb_3
+        del d2sigmoid_z_zb_3
         hess_z_zb__z_ca = hess_zb__z_ca * dsigmoid_z_zb_11[:, :, None] + tmp_48[:, :, None] * jac_z_zb__z_ca
+        del hess_zb__z_ca, dsigmoid_z_zb_11, tmp_48
         # hess_cb__z_ca[j,i] = hess_h2__z_ca[j,i] - hess_h2__z_ca[j,i] zb[j] - adj_h2[j] jac_zb__z_ca[j,i]
         # einsum("Bji,Bj->Bji", hess_h2__z_ca, zb)
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ca)
@@ -7515,7 +7671,9 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cb_4 = 2*cb*(cb**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cb_4, adj_cb, jac_z_cb__z_ca)
         tmp_49 = adj_cb * d2tanh_z_cb_4
+        del d2tanh_z_cb_4
         hess_z_cb__z_ca = hess_cb__z_ca * dtanh_z_cb_12[:, :, None] + tmp_49[:, :, None] * jac_z_cb__z_ca
+        del hess_cb__z_ca, dtanh_z_cb_12, tmp_49
         # hess_rhb__z_ca[j,i] = Σ_c Uh[c,j] hess_z_cb__z_ca[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_ca)
         hess_rhb__z_ca = (np.tensordot(hess_z_cb__z_ca, Uh, axes=([1], [0]))).transpose(0, 2, 1)
@@ -7529,7 +7687,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_rb_4 = -rb*(2*rb - 1)*_sigmoid(-z_rb)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rb_4, adj_rb, jac_z_rb__z_ca)
         tmp_50 = adj_rb * d2sigmoid_z_rb_4
+        del d2sigmoid_z_rb_4
         hess_z_rb__z_ca = hess_rb__z_ca * dsigmoid_z_rb_11[:, :, None] + tmp_50[:, :, None] * jac_z_rb__z_ca
+        del hess_rb__z_ca, dsigmoid_z_rb_11, tmp_50
         # hess_h1__z_ca[j,i] = Σ_c Uz[c,j] hess_z_zb__z_ca[c,i] + Σ_c Ur[c,j] hess_z_rb__z_ca[c,i] + hess_rhb__z_ca[j,i] rb[j] + adj_rhb[j] jac_rb__z_ca[j,i] + hess_h2__z_ca[j,i] zb[j] + adj_h2[j] jac_zb__z_ca[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_ca)
         # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_ca)
@@ -7538,7 +7698,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h2__z_ca, zb)
         # einsum("Bj,Bji->Bji", adj_h2, jac_zb__z_ca)
         hess_h1__z_ca = (np.tensordot(hess_z_zb__z_ca, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_ca, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_ca + jac_rb__z_ca * adj_rhb[:, :, None] + zb[:, :, None] * hess_h2__z_ca + jac_zb__z_ca * adj_h2[:, :, None]
-        del softmax_p_6, tmp_44, hess_p__z_ca, hess_h3__z_ca, hess_zc__z_ca, dsigmoid_z_zc_14, d2sigmoid_z_zc_4, tmp_45, hess_cc__z_ca, dtanh_z_cc_15, d2tanh_z_cc_5, tmp_46, hess_rhc__z_ca, hess_rc__z_ca, dsigmoid_z_rc_14, d2sigmoid_z_rc_5, tmp_47, hess_h2__z_ca, hess_zb__z_ca, dsigmoid_z_zb_11, d2sigmoid_z_zb_3, tmp_48, hess_cb__z_ca, dtanh_z_cb_12, d2tanh_z_cb_4, tmp_49, hess_rhb__z_ca, hess_rb__z_ca, dsigmoid_z_rb_11, d2sigmoid_z_rb_4, tmp_50
+        del hess_h2__z_ca, hess_rhb__z_ca
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_zb, adj_rhb, adj_rb
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
@@ -7567,9 +7727,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_cb, softmax_p_7, softmax_p_7)
         tmp_51 = (softmax_p_7[..., None, :] @ jac_p__z_cb)[..., 0, :]
         hess_p__z_cb = softmax_p_7[:, :, None] * jac_p__z_cb - tmp_51[:, None] * softmax_p_7[:, :, None]
+        del softmax_p_7, tmp_51
         # hess_h3__z_cb[j,i] = Σ_c V[c,j] hess_p__z_cb[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_cb)
         hess_h3__z_cb = (np.tensordot(hess_p__z_cb, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_cb
         # hess_zc__z_cb[j,i] = h2[j] hess_h3__z_cb[j,i] - cc[j] hess_h3__z_cb[j,i] - adj_h3[j] jac_cc__z_cb[j,i] + adj_h3[j] jac_h2__z_cb[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_h3__z_cb)
         # einsum("Bj,Bji->Bji", cc, hess_h3__z_cb)
@@ -7582,7 +7744,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_zc_5 = -zc*(2*zc - 1)*_sigmoid(-z_zc)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_zc_5, adj_zc, jac_z_zc__z_cb)
         tmp_52 = adj_zc * d2sigmoid_z_zc_5
+        del d2sigmoid_z_zc_5
         hess_z_zc__z_cb = hess_zc__z_cb * dsigmoid_z_zc_15[:, :, None] + tmp_52[:, :, None] * jac_z_zc__z_cb
+        del hess_zc__z_cb, dsigmoid_z_zc_15, tmp_52
         # hess_cc__z_cb[j,i] = hess_h3__z_cb[j,i] - hess_h3__z_cb[j,i] zc[j] - adj_h3[j] jac_zc__z_cb[j,i]
         # einsum("Bji,Bj->Bji", hess_h3__z_cb, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_cb)
@@ -7593,7 +7757,9 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cc_6 = 2*cc*(cc**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_cc_6, adj_cc, jac_z_cc__z_cb)
         tmp_53 = adj_cc * d2tanh_z_cc_6
+        del d2tanh_z_cc_6
         hess_z_cc__z_cb = hess_cc__z_cb * dtanh_z_cc_16[:, :, None] + tmp_53[:, :, None] * jac_z_cc__z_cb
+        del hess_cc__z_cb, dtanh_z_cc_16, tmp_53
         # hess_rhc__z_cb[j,i] = Σ_c Uh[c,j] hess_z_cc__z_cb[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_cb)
         hess_rhc__z_cb = (np.tensordot(hess_z_cc__z_cb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
@@ -7607,7 +7773,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_rc_6 = -rc*(2*rc - 1)*_sigmoid(-z_rc)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_rc_6, adj_rc, jac_z_rc__z_cb)
         tmp_54 = adj_rc * d2sigmoid_z_rc_6
+        del d2sigmoid_z_rc_6
         hess_z_rc__z_cb = hess_rc__z_cb * dsigmoid_z_rc_15[:, :, None] + tmp_54[:, :, None] * jac_z_rc__z_cb
+        del hess_rc__z_cb, dsigmoid_z_rc_15, tmp_54
         # hess_h2__z_cb[j,i] = Σ_c Uz[c,j] hess_z_zc__z_cb[c,i] + Σ_c Ur[c,j] hess_z_rc__z_cb[c,i] + hess_rhc__z_cb[j,i] rc[j] + adj_rhc[j] jac_rc__z_cb[j,i] + hess_h3__z_cb[j,i] zc[j] + adj_h3[j] jac_zc__z_cb[j,i]
         # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_cb)
         # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_cb)
@@ -7616,6 +7784,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bji,Bj->Bji", hess_h3__z_cb, zc)
         # einsum("Bj,Bji->Bji", adj_h3, jac_zc__z_cb)
         hess_h2__z_cb = (np.tensordot(hess_z_zc__z_cb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_cb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_cb + jac_rc__z_cb * adj_rhc[:, :, None] + zc[:, :, None] * hess_h3__z_cb + jac_zc__z_cb * adj_h3[:, :, None]
+        del hess_h3__z_cb, hess_rhc__z_cb
         # hess_zb__z_cb[j,i] = h1[j] hess_h2__z_cb[j,i] - cb[j] hess_h2__z_cb[j,i] - adj_h2[j] jac_cb__z_cb[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_h2__z_cb)
         # einsum("Bj,Bji->Bji", cb, hess_h2__z_cb)
@@ -7625,6 +7794,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_12 = zb*_sigmoid(-z_zb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zb_12, hess_zb__z_cb)
         hess_z_zb__z_cb = hess_zb__z_cb * dsigmoid_z_zb_12[:, :, None]
+        del hess_zb__z_cb, dsigmoid_z_zb_12
         # hess_cb__z_cb[j,i] = hess_h2__z_cb[j,i] - hess_h2__z_cb[j,i] zb[j]
         # einsum("Bji,Bj->Bji", hess_h2__z_cb, zb)
         hess_cb__z_cb = hess_h2__z_cb - zb[:, :, None] * hess_h2__z_cb
@@ -7634,7 +7804,9 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cb_5 = 2*cb*(cb**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_cb_5, np.eye(2), adj_cb)
         tmp_55 = adj_cb * d2tanh_z_cb_5
+        del d2tanh_z_cb_5
         hess_z_cb__z_cb = hess_cb__z_cb * dtanh_z_cb_13[:, :, None] + tmp_55[:, :, None] * np.eye(2)
+        del hess_cb__z_cb, dtanh_z_cb_13, tmp_55
         # hess_rhb__z_cb[j,i] = Σ_c Uh[c,j] hess_z_cb__z_cb[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_cb)
         hess_rhb__z_cb = (np.tensordot(hess_z_cb__z_cb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
@@ -7645,13 +7817,14 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rb_12 = rb*_sigmoid(-z_rb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rb_12, hess_rb__z_cb)
         hess_z_rb__z_cb = hess_rb__z_cb * dsigmoid_z_rb_12[:, :, None]
+        del hess_rb__z_cb, dsigmoid_z_rb_12
         # hess_h1__z_cb[j,i] = Σ_c Uz[c,j] hess_z_zb__z_cb[c,i] + Σ_c Ur[c,j] hess_z_rb__z_cb[c,i] + hess_rhb__z_cb[j,i] rb[j] + hess_h2__z_cb[j,i] zb[j]
         # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_cb)
         # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_cb)
         # einsum("Bji,Bj->Bji", hess_rhb__z_cb, rb)
         # einsum("Bji,Bj->Bji", hess_h2__z_cb, zb)
         hess_h1__z_cb = (np.tensordot(hess_z_zb__z_cb, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_cb, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_cb + zb[:, :, None] * hess_h2__z_cb
-        del softmax_p_7, tmp_51, hess_p__z_cb, hess_h3__z_cb, hess_zc__z_cb, dsigmoid_z_zc_15, d2sigmoid_z_zc_5, tmp_52, hess_cc__z_cb, dtanh_z_cc_16, d2tanh_z_cc_6, tmp_53, hess_rhc__z_cb, hess_rc__z_cb, dsigmoid_z_rc_15, d2sigmoid_z_rc_6, tmp_54, hess_h2__z_cb, hess_zb__z_cb, dsigmoid_z_zb_12, hess_cb__z_cb, dtanh_z_cb_13, d2tanh_z_cb_5, tmp_55, hess_rhb__z_cb, hess_rb__z_cb, dsigmoid_z_rb_12
+        del hess_h2__z_cb, hess_rhb__z_cb
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_zc, adj_rhc, adj_rc, adj_h2, adj_cb
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
@@ -7675,9 +7848,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_cc, softmax_p_8, softmax_p_8)
         tmp_56 = (softmax_p_8[..., None, :] @ jac_p__z_cc)[..., 0, :]
         hess_p__z_cc = softmax_p_8[:, :, None] * jac_p__z_cc - tmp_56[:, None] * softmax_p_8[:, :, None]
+        del softmax_p_8, tmp_56
         # hess_h3__z_cc[j,i] = Σ_c V[c,j] hess_p__z_cc[c,i]
         # einsum("cj,Bci->Bji", V, hess_p__z_cc)
         hess_h3__z_cc = (np.tensordot(hess_p__z_cc, V, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_cc
         # hess_zc__z_cc[j,i] = h2[j] hess_h3__z_cc[j,i] - cc[j] hess_h3__z_cc[j,i] - adj_h3[j] jac_cc__z_cc[j,i]
         # einsum("Bj,Bji->Bji", h2, hess_h3__z_cc)
         # einsum("Bj,Bji->Bji", cc, hess_h3__z_cc)
@@ -7687,6 +7862,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_16 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zc_16, hess_zc__z_cc)
         hess_z_zc__z_cc = hess_zc__z_cc * dsigmoid_z_zc_16[:, :, None]
+        del hess_zc__z_cc, dsigmoid_z_zc_16
         # hess_cc__z_cc[j,i] = hess_h3__z_cc[j,i] - hess_h3__z_cc[j,i] zc[j]
         # einsum("Bji,Bj->Bji", hess_h3__z_cc, zc)
         hess_cc__z_cc = hess_h3__z_cc - zc[:, :, None] * hess_h3__z_cc
@@ -7696,7 +7872,9 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_cc_7 = 2*cc*(cc**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_cc_7, np.eye(2), adj_cc)
         tmp_57 = adj_cc * d2tanh_z_cc_7
+        del d2tanh_z_cc_7
         hess_z_cc__z_cc = hess_cc__z_cc * dtanh_z_cc_17[:, :, None] + tmp_57[:, :, None] * np.eye(2)
+        del hess_cc__z_cc, dtanh_z_cc_17, tmp_57
         # hess_rhc__z_cc[j,i] = Σ_c Uh[c,j] hess_z_cc__z_cc[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cc__z_cc)
         hess_rhc__z_cc = (np.tensordot(hess_z_cc__z_cc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
@@ -7707,12 +7885,14 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_16 = rc*_sigmoid(-z_rc)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rc_16, hess_rc__z_cc)
         hess_z_rc__z_cc = hess_rc__z_cc * dsigmoid_z_rc_16[:, :, None]
+        del hess_rc__z_cc, dsigmoid_z_rc_16
         # hess_h2__z_cc[j,i] = Σ_c Uz[c,j] hess_z_zc__z_cc[c,i] + Σ_c Ur[c,j] hess_z_rc__z_cc[c,i] + hess_rhc__z_cc[j,i] rc[j] + hess_h3__z_cc[j,i] zc[j]
         # einsum("cj,Bci->Bji", Uz, hess_z_zc__z_cc)
         # einsum("cj,Bci->Bji", Ur, hess_z_rc__z_cc)
         # einsum("Bji,Bj->Bji", hess_rhc__z_cc, rc)
         # einsum("Bji,Bj->Bji", hess_h3__z_cc, zc)
         hess_h2__z_cc = (np.tensordot(hess_z_zc__z_cc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__z_cc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__z_cc + zc[:, :, None] * hess_h3__z_cc
+        del hess_h3__z_cc, hess_rhc__z_cc
         # hess_zb__z_cc[j,i] = h1[j] hess_h2__z_cc[j,i] - cb[j] hess_h2__z_cc[j,i]
         # einsum("Bj,Bji->Bji", h1, hess_h2__z_cc)
         # einsum("Bj,Bji->Bji", cb, hess_h2__z_cc)
@@ -7721,6 +7901,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_13 = zb*_sigmoid(-z_zb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_zb_13, hess_zb__z_cc)
         hess_z_zb__z_cc = hess_zb__z_cc * dsigmoid_z_zb_13[:, :, None]
+        del hess_zb__z_cc, dsigmoid_z_zb_13
         # hess_cb__z_cc[j,i] = hess_h2__z_cc[j,i] - hess_h2__z_cc[j,i] zb[j]
         # einsum("Bji,Bj->Bji", hess_h2__z_cc, zb)
         hess_cb__z_cc = hess_h2__z_cc - zb[:, :, None] * hess_h2__z_cc
@@ -7728,6 +7909,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cb_14 = 1 - cb**2
         # einsum("Bj,Bji->Bji", dtanh_z_cb_14, hess_cb__z_cc)
         hess_z_cb__z_cc = hess_cb__z_cc * dtanh_z_cb_14[:, :, None]
+        del hess_cb__z_cc, dtanh_z_cb_14
         # hess_rhb__z_cc[j,i] = Σ_c Uh[c,j] hess_z_cb__z_cc[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_cb__z_cc)
         hess_rhb__z_cc = (np.tensordot(hess_z_cb__z_cc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
@@ -7738,13 +7920,14 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rb_13 = rb*_sigmoid(-z_rb)
         # einsum("Bj,Bji->Bji", dsigmoid_z_rb_13, hess_rb__z_cc)
         hess_z_rb__z_cc = hess_rb__z_cc * dsigmoid_z_rb_13[:, :, None]
+        del hess_rb__z_cc, dsigmoid_z_rb_13
         # hess_h1__z_cc[j,i] = Σ_c Uz[c,j] hess_z_zb__z_cc[c,i] + Σ_c Ur[c,j] hess_z_rb__z_cc[c,i] + hess_rhb__z_cc[j,i] rb[j] + hess_h2__z_cc[j,i] zb[j]
         # einsum("cj,Bci->Bji", Uz, hess_z_zb__z_cc)
         # einsum("cj,Bci->Bji", Ur, hess_z_rb__z_cc)
         # einsum("Bji,Bj->Bji", hess_rhb__z_cc, rb)
         # einsum("Bji,Bj->Bji", hess_h2__z_cc, zb)
         hess_h1__z_cc = (np.tensordot(hess_z_zb__z_cc, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__z_cc, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__z_cc + zb[:, :, None] * hess_h2__z_cc
-        del softmax_p_8, tmp_56, hess_p__z_cc, hess_h3__z_cc, hess_zc__z_cc, dsigmoid_z_zc_16, hess_cc__z_cc, dtanh_z_cc_17, d2tanh_z_cc_7, tmp_57, hess_rhc__z_cc, hess_rc__z_cc, dsigmoid_z_rc_16, hess_h2__z_cc, hess_zb__z_cc, dsigmoid_z_zb_13, hess_cb__z_cc, dtanh_z_cb_14, hess_rhb__z_cc, hess_rb__z_cc, dsigmoid_z_rb_13
+        del hess_h2__z_cc, hess_rhb__z_cc
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_h3, adj_cc
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
@@ -7786,13 +7969,15 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, x1)
         tmp_58 = x1[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Wh, (np.tensordot(tmp_58, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_58
         # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ca, x1)
         tmp_59 = x1[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Wh, (np.tensordot(tmp_59, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_59
         # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_cb, x2)
         tmp_60 = x2[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Wh, (np.tensordot(tmp_60, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-        del tmp_58, tmp_59, tmp_60
+        del tmp_60
     if ("Wh", "Uz") in want:
         _mirror(H, rows["Uz"][0], rows["Uz"][1], rows["Wh"][0], rows["Wh"][1])
     if ("Uz", "Uh") in todo:
@@ -7804,13 +7989,15 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bki,Bl->jkil", adj_z_zb, jac_h1__z_ca, rha)
         tmp_61 = rha[:, :, None] * adj_z_zb[:, None]
         _add_into(hess_Uz__Uh, (np.tensordot(tmp_61, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_61
         # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_ca, rha)
         tmp_62 = rha[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Uh, (np.tensordot(tmp_62, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_62
         # einsum("Bj,Bki,Bl->jkil", adj_z_zc, jac_h2__z_cb, rhb)
         tmp_63 = rhb[:, :, None] * adj_z_zc[:, None]
         _add_into(hess_Uz__Uh, (np.tensordot(tmp_63, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-        del tmp_61, tmp_62, tmp_63
+        del tmp_63
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_z_zc, adj_z_zb
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Ur"), ("Uz", "Ur"), ("Wz", "Uh"), ("Uz", "Uh"), ("Wz", "V"), ("Uz", "V"))):
@@ -7858,6 +8045,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zc_17 = zc*_sigmoid(-z_zc)
         # einsum("Bj,Bjl->Bjl", dsigmoid_z_zc_17, hess_zc__p)
         hess_z_zc__p = hess_zc__p * dsigmoid_z_zc_17[:, :, None]
+        del hess_zc__p, dsigmoid_z_zc_17
         # hess_cc__p[j,l] = hess_h3__p[j,l] - hess_h3__p[j,l] zc[j]
         # einsum("Bjl,Bj->Bjl", hess_h3__p, zc)
         hess_cc__p = hess_h3__p - zc[:, :, None] * hess_h3__p
@@ -7865,6 +8053,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cc_18 = 1 - cc**2
         # einsum("Bj,Bjl->Bjl", dtanh_z_cc_18, hess_cc__p)
         hess_z_cc__p = hess_cc__p * dtanh_z_cc_18[:, :, None]
+        del hess_cc__p, dtanh_z_cc_18
         # hess_rhc__p[j,l] = Σ_c Uh[c,j] hess_z_cc__p[c,l]
         # einsum("cj,Bcl->Bjl", Uh, hess_z_cc__p)
         hess_rhc__p = (np.tensordot(hess_z_cc__p, Uh, axes=([1], [0]))).transpose(0, 2, 1)
@@ -7875,12 +8064,14 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rc_17 = rc*_sigmoid(-z_rc)
         # einsum("Bj,Bjl->Bjl", dsigmoid_z_rc_17, hess_rc__p)
         hess_z_rc__p = hess_rc__p * dsigmoid_z_rc_17[:, :, None]
+        del hess_rc__p, dsigmoid_z_rc_17
         # hess_h2__p[j,l] = Σ_c Uz[c,j] hess_z_zc__p[c,l] + Σ_c Ur[c,j] hess_z_rc__p[c,l] + hess_rhc__p[j,l] rc[j] + hess_h3__p[j,l] zc[j]
         # einsum("cj,Bcl->Bjl", Uz, hess_z_zc__p)
         # einsum("cj,Bcl->Bjl", Ur, hess_z_rc__p)
         # einsum("Bjl,Bj->Bjl", hess_rhc__p, rc)
         # einsum("Bjl,Bj->Bjl", hess_h3__p, zc)
         hess_h2__p = (np.tensordot(hess_z_zc__p, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rc__p, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rc[:, :, None] * hess_rhc__p + zc[:, :, None] * hess_h3__p
+        del hess_h3__p, hess_rhc__p
         # hess_zb__p[j,l] = h1[j] hess_h2__p[j,l] - cb[j] hess_h2__p[j,l]
         # einsum("Bj,Bjl->Bjl", h1, hess_h2__p)
         # einsum("Bj,Bjl->Bjl", cb, hess_h2__p)
@@ -7889,6 +8080,7 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_zb_14 = zb*_sigmoid(-z_zb)
         # einsum("Bj,Bjl->Bjl", dsigmoid_z_zb_14, hess_zb__p)
         hess_z_zb__p = hess_zb__p * dsigmoid_z_zb_14[:, :, None]
+        del hess_zb__p, dsigmoid_z_zb_14
         # hess_cb__p[j,l] = hess_h2__p[j,l] - hess_h2__p[j,l] zb[j]
         # einsum("Bjl,Bj->Bjl", hess_h2__p, zb)
         hess_cb__p = hess_h2__p - zb[:, :, None] * hess_h2__p
@@ -7896,6 +8088,7 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_cb_15 = 1 - cb**2
         # einsum("Bj,Bjl->Bjl", dtanh_z_cb_15, hess_cb__p)
         hess_z_cb__p = hess_cb__p * dtanh_z_cb_15[:, :, None]
+        del hess_cb__p, dtanh_z_cb_15
         # hess_rhb__p[j,l] = Σ_c Uh[c,j] hess_z_cb__p[c,l]
         # einsum("cj,Bcl->Bjl", Uh, hess_z_cb__p)
         hess_rhb__p = (np.tensordot(hess_z_cb__p, Uh, axes=([1], [0]))).transpose(0, 2, 1)
@@ -7906,13 +8099,14 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_rb_14 = rb*_sigmoid(-z_rb)
         # einsum("Bj,Bjl->Bjl", dsigmoid_z_rb_14, hess_rb__p)
         hess_z_rb__p = hess_rb__p * dsigmoid_z_rb_14[:, :, None]
+        del hess_rb__p, dsigmoid_z_rb_14
         # hess_h1__p[j,l] = Σ_c Uz[c,j] hess_z_zb__p[c,l] + Σ_c Ur[c,j] hess_z_rb__p[c,l] + hess_rhb__p[j,l] rb[j] + hess_h2__p[j,l] zb[j]
         # einsum("cj,Bcl->Bjl", Uz, hess_z_zb__p)
         # einsum("cj,Bcl->Bjl", Ur, hess_z_rb__p)
         # einsum("Bjl,Bj->Bjl", hess_rhb__p, rb)
         # einsum("Bjl,Bj->Bjl", hess_h2__p, zb)
         hess_h1__p = (np.tensordot(hess_z_zb__p, Uz, axes=([1], [0]))).transpose(0, 2, 1) + (np.tensordot(hess_z_rb__p, Ur, axes=([1], [0]))).transpose(0, 2, 1) + rb[:, :, None] * hess_rhb__p + zb[:, :, None] * hess_h2__p
-        del hess_h3__p, hess_zc__p, dsigmoid_z_zc_17, hess_cc__p, dtanh_z_cc_18, hess_rhc__p, hess_rc__p, dsigmoid_z_rc_17, hess_h2__p, hess_zb__p, dsigmoid_z_zb_14, hess_cb__p, dtanh_z_cb_15, hess_rhb__p, hess_rb__p, dsigmoid_z_rb_14
+        del hess_h2__p, hess_rhb__p
     if todo:
         del z_zb, zb, z_rb, rb, cb, z_zc, zc, z_rc, rc, cc
     if not todo.isdisjoint((("V", "V"), ("Wz", "V"), ("Uz", "V"), ("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):
@@ -7965,51 +8159,64 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_ca = 2*ca*(ca**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_ca, adj_ca, jac_z_ca__z_ra)
         tmp_64 = adj_ca * d2tanh_z_ca
+        del d2tanh_z_ca
         hess_z_ca__z_ra = hess_ca__z_ra * dtanh_z_ca_5[:, :, None] + tmp_64[:, :, None] * jac_z_ca__z_ra
+        del hess_ca__z_ra, tmp_64
         # hess_rha__z_ra[j,i] = Σ_c Uh[c,j] hess_z_ca__z_ra[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_ca__z_ra)
         hess_rha__z_ra = (np.tensordot(hess_z_ca__z_ra, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_ca__z_ra
         # hess_ra__z_ra[j,i] = h0[j] hess_rha__z_ra[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_rha__z_ra)
         hess_ra__z_ra = hess_rha__z_ra * h0[:, :, None]
+        del hess_rha__z_ra
         # hess_z_ra__z_ra[j,i] = sigmoid'(z_ra[j]) hess_ra__z_ra[j,i] + sigmoid''(z_ra[j]) δ[j,i] adj_ra[j]
         dsigmoid_z_ra_3 = ra*_sigmoid(-z_ra)
         # einsum("Bj,Bji->Bji", dsigmoid_z_ra_3, hess_ra__z_ra)
         d2sigmoid_z_ra = -ra*(2*ra - 1)*_sigmoid(-z_ra)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_ra, np.eye(2), adj_ra)
         tmp_65 = adj_ra * d2sigmoid_z_ra
+        del d2sigmoid_z_ra
         hess_z_ra__z_ra = hess_ra__z_ra * dsigmoid_z_ra_3[:, :, None] + tmp_65[:, :, None] * np.eye(2)
+        del hess_ra__z_ra, tmp_65
         # hess_ca__z_rb[j,i] = hess_h1__z_rb[j,i] - hess_h1__z_rb[j,i] za[j]
         # einsum("Bji,Bj->Bji", hess_h1__z_rb, za)
         hess_ca__z_rb = hess_h1__z_rb - za[:, :, None] * hess_h1__z_rb
         # hess_z_ca__z_rb[j,i] = tanh'(z_ca[j]) hess_ca__z_rb[j,i]
         # einsum("Bj,Bji->Bji", dtanh_z_ca_5, hess_ca__z_rb)
         hess_z_ca__z_rb = hess_ca__z_rb * dtanh_z_ca_5[:, :, None]
+        del hess_ca__z_rb
         # hess_rha__z_rb[j,i] = Σ_c Uh[c,j] hess_z_ca__z_rb[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_ca__z_rb)
         hess_rha__z_rb = (np.tensordot(hess_z_ca__z_rb, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_ca__z_rb
         # hess_ra__z_rb[j,i] = h0[j] hess_rha__z_rb[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_rha__z_rb)
         hess_ra__z_rb = hess_rha__z_rb * h0[:, :, None]
+        del hess_rha__z_rb
         # hess_z_ra__z_rb[j,i] = sigmoid'(z_ra[j]) hess_ra__z_rb[j,i]
         # einsum("Bj,Bji->Bji", dsigmoid_z_ra_3, hess_ra__z_rb)
         hess_z_ra__z_rb = hess_ra__z_rb * dsigmoid_z_ra_3[:, :, None]
+        del hess_ra__z_rb
         # hess_ca__z_rc[j,i] = hess_h1__z_rc[j,i] - hess_h1__z_rc[j,i] za[j]
         # einsum("Bji,Bj->Bji", hess_h1__z_rc, za)
         hess_ca__z_rc = hess_h1__z_rc - za[:, :, None] * hess_h1__z_rc
         # hess_z_ca__z_rc[j,i] = tanh'(z_ca[j]) hess_ca__z_rc[j,i]
         # einsum("Bj,Bji->Bji", dtanh_z_ca_5, hess_ca__z_rc)
         hess_z_ca__z_rc = hess_ca__z_rc * dtanh_z_ca_5[:, :, None]
+        del dtanh_z_ca_5, hess_ca__z_rc
         # hess_rha__z_rc[j,i] = Σ_c Uh[c,j] hess_z_ca__z_rc[c,i]
         # einsum("cj,Bci->Bji", Uh, hess_z_ca__z_rc)
         hess_rha__z_rc = (np.tensordot(hess_z_ca__z_rc, Uh, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_ca__z_rc
         # hess_ra__z_rc[j,i] = h0[j] hess_rha__z_rc[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_rha__z_rc)
         hess_ra__z_rc = hess_rha__z_rc * h0[:, :, None]
+        del hess_rha__z_rc
         # hess_z_ra__z_rc[j,i] = sigmoid'(z_ra[j]) hess_ra__z_rc[j,i]
         # einsum("Bj,Bji->Bji", dsigmoid_z_ra_3, hess_ra__z_rc)
         hess_z_ra__z_rc = hess_ra__z_rc * dsigmoid_z_ra_3[:, :, None]
-        del hess_ca__z_ra, dtanh_z_ca_5, d2tanh_z_ca, tmp_64, hess_z_ca__z_ra, hess_rha__z_ra, hess_ra__z_ra, dsigmoid_z_ra_3, d2sigmoid_z_ra, tmp_65, hess_ca__z_rb, hess_z_ca__z_rb, hess_rha__z_rb, hess_ra__z_rb, hess_ca__z_rc, hess_z_ca__z_rc, hess_rha__z_rc, hess_ra__z_rc
+        del dsigmoid_z_ra_3, hess_ra__z_rc
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"))):
         del adj_ra
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
@@ -8043,13 +8250,15 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bl,Bki->jkil", adj_z_rb, h0, jac_h1__z_ra)
         tmp_66 = h0[:, :, None] * adj_z_rb[:, None]
         _add_into(hess_Ur__Ur, (np.tensordot(tmp_66, jac_h1__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_66
         # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h0, jac_h2__z_ra)
         tmp_67 = h0[:, :, None] * adj_z_rc[:, None]
         _add_into(hess_Ur__Ur, (np.tensordot(tmp_67, jac_h2__z_ra, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_67
         # einsum("Bj,Bl,Bki->jkil", adj_z_rc, h1, jac_h2__z_rb)
         tmp_68 = h1[:, :, None] * adj_z_rc[:, None]
         _add_into(hess_Ur__Ur, (np.tensordot(tmp_68, jac_h2__z_rb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-        del tmp_66, tmp_67, tmp_68
+        del tmp_68
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
         del jac_h1__z_ra, jac_h2__z_ra
     if not todo.isdisjoint((("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"), ("Wr", "V"), ("Ur", "V"))):
@@ -8072,8 +8281,9 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_ca_2 = 2*ca*(ca**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_ca_2, np.eye(2), adj_ca)
         tmp_69 = adj_ca * d2tanh_z_ca_2
+        del d2tanh_z_ca_2
         hess_z_ca__z_ca = hess_ca__z_ca * dtanh_z_ca_6[:, :, None] + tmp_69[:, :, None] * np.eye(2)
-        del hess_ca__z_ca, dtanh_z_ca_6, d2tanh_z_ca_2, tmp_69
+        del hess_ca__z_ca, dtanh_z_ca_6, tmp_69
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_ca
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
@@ -8085,11 +8295,12 @@ def hessian(params, data, blocks=None, out=None):
         # hess_ra__z_ca[j,i] = h0[j] hess_rha__z_ca[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_rha__z_ca)
         hess_ra__z_ca = hess_rha__z_ca * h0[:, :, None]
+        del hess_rha__z_ca
         # hess_z_ra__z_ca[j,i] = sigmoid'(z_ra[j]) hess_ra__z_ca[j,i]
         dsigmoid_z_ra_4 = ra*_sigmoid(-z_ra)
         # einsum("Bj,Bji->Bji", dsigmoid_z_ra_4, hess_ra__z_ca)
         hess_z_ra__z_ca = hess_ra__z_ca * dsigmoid_z_ra_4[:, :, None]
-        del hess_rha__z_ca, hess_ra__z_ca, dsigmoid_z_ra_4
+        del hess_ra__z_ca, dsigmoid_z_ra_4
     if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_ca__z_cb[j,i] = hess_h1__z_cb[j,i] - hess_h1__z_cb[j,i] za[j]
         # einsum("Bji,Bj->Bji", hess_h1__z_cb, za)
@@ -8108,11 +8319,12 @@ def hessian(params, data, blocks=None, out=None):
         # hess_ra__z_cb[j,i] = h0[j] hess_rha__z_cb[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_rha__z_cb)
         hess_ra__z_cb = hess_rha__z_cb * h0[:, :, None]
+        del hess_rha__z_cb
         # hess_z_ra__z_cb[j,i] = sigmoid'(z_ra[j]) hess_ra__z_cb[j,i]
         dsigmoid_z_ra_5 = ra*_sigmoid(-z_ra)
         # einsum("Bj,Bji->Bji", dsigmoid_z_ra_5, hess_ra__z_cb)
         hess_z_ra__z_cb = hess_ra__z_cb * dsigmoid_z_ra_5[:, :, None]
-        del hess_rha__z_cb, hess_ra__z_cb, dsigmoid_z_ra_5
+        del hess_ra__z_cb, dsigmoid_z_ra_5
     if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         # hess_ca__z_cc[j,i] = hess_h1__z_cc[j,i] - hess_h1__z_cc[j,i] za[j]
         # einsum("Bji,Bj->Bji", hess_h1__z_cc, za)
@@ -8147,13 +8359,15 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bki,Bl->jkil", adj_z_cb, jac_rhb__z_ca, rha)
         tmp_70 = rha[:, :, None] * adj_z_cb[:, None]
         _add_into(hess_Uh__Uh, (np.tensordot(tmp_70, jac_rhb__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_70
         # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_ca, rha)
         tmp_71 = rha[:, :, None] * adj_z_cc[:, None]
         _add_into(hess_Uh__Uh, (np.tensordot(tmp_71, jac_rhc__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_71
         # einsum("Bj,Bki,Bl->jkil", adj_z_cc, jac_rhc__z_cb, rhb)
         tmp_72 = rhb[:, :, None] * adj_z_cc[:, None]
         _add_into(hess_Uh__Uh, (np.tensordot(tmp_72, jac_rhc__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-        del tmp_70, tmp_71, tmp_72
+        del tmp_72
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
         del jac_rhb__z_ca, jac_rhc__z_ca
     if not todo.isdisjoint((("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"), ("Wh", "V"), ("Uh", "V"))):
@@ -8175,11 +8389,12 @@ def hessian(params, data, blocks=None, out=None):
         # hess_ra__z_cc[j,i] = h0[j] hess_rha__z_cc[j,i]
         # einsum("Bj,Bji->Bji", h0, hess_rha__z_cc)
         hess_ra__z_cc = hess_rha__z_cc * h0[:, :, None]
+        del hess_rha__z_cc
         # hess_z_ra__z_cc[j,i] = sigmoid'(z_ra[j]) hess_ra__z_cc[j,i]
         dsigmoid_z_ra_6 = ra*_sigmoid(-z_ra)
         # einsum("Bj,Bji->Bji", dsigmoid_z_ra_6, hess_ra__z_cc)
         hess_z_ra__z_cc = hess_ra__z_cc * dsigmoid_z_ra_6[:, :, None]
-        del hess_rha__z_cc, hess_ra__z_cc, dsigmoid_z_ra_6
+        del hess_ra__z_cc, dsigmoid_z_ra_6
     if not todo.isdisjoint((("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del hess_z_ca__z_cc
     if ("Wr", "Wh") in todo:
@@ -8207,13 +8422,15 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, x1)
         tmp_73 = x1[:, :, None] * adj_z_rb[:, None]
         _add_into(hess_Ur__Wh, (np.tensordot(tmp_73, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_73
         # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, x1)
         tmp_74 = x1[:, :, None] * adj_z_rc[:, None]
         _add_into(hess_Ur__Wh, (np.tensordot(tmp_74, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_74
         # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, x2)
         tmp_75 = x2[:, :, None] * adj_z_rc[:, None]
         _add_into(hess_Ur__Wh, (np.tensordot(tmp_75, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-        del tmp_73, tmp_74, tmp_75
+        del tmp_75
     if ("Wh", "Ur") in want:
         _mirror(H, rows["Ur"][0], rows["Ur"][1], rows["Wh"][0], rows["Wh"][1])
     if ("Ur", "Uh") in todo:
@@ -8225,13 +8442,15 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bki,Bl->jkil", adj_z_rb, jac_h1__z_ca, rha)
         tmp_76 = rha[:, :, None] * adj_z_rb[:, None]
         _add_into(hess_Ur__Uh, (np.tensordot(tmp_76, jac_h1__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_76
         # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_ca, rha)
         tmp_77 = rha[:, :, None] * adj_z_rc[:, None]
         _add_into(hess_Ur__Uh, (np.tensordot(tmp_77, jac_h2__z_ca, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_77
         # einsum("Bj,Bki,Bl->jkil", adj_z_rc, jac_h2__z_cb, rhb)
         tmp_78 = rhb[:, :, None] * adj_z_rc[:, None]
         _add_into(hess_Ur__Uh, (np.tensordot(tmp_78, jac_h2__z_cb, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
-        del tmp_76, tmp_77, tmp_78
+        del tmp_78
     if not todo.isdisjoint((("Wz", "Wz"), ("Wz", "Uz"), ("Uz", "Uz"), ("Wz", "Wr"), ("Wz", "Ur"), ("Uz", "Wr"), ("Uz", "Ur"), ("Wz", "Wh"), ("Wz", "Uh"), ("Uz", "Wh"), ("Uz", "Uh"), ("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wh", "Wh"), ("Wh", "Uh"), ("Uh", "Uh"), ("Wr", "Wh"), ("Wr", "Uh"), ("Ur", "Wh"), ("Ur", "Uh"))):
         del adj_z_cc, adj_z_rc, adj_z_cb, adj_z_rb
     if not todo.isdisjoint((("Wr", "Wr"), ("Wr", "Ur"), ("Ur", "Ur"), ("Wr", "Uh"), ("Ur", "Uh"))):
@@ -8306,11 +8525,12 @@ def hessian(params, data, blocks=None, out=None):
         # hess_ra__p[j,l] = h0[j] hess_rha__p[j,l]
         # einsum("Bj,Bjl->Bjl", h0, hess_rha__p)
         hess_ra__p = hess_rha__p * h0[:, :, None]
+        del hess_rha__p
         # hess_z_ra__p[j,l] = sigmoid'(z_ra[j]) hess_ra__p[j,l]
         dsigmoid_z_ra_7 = ra*_sigmoid(-z_ra)
         # einsum("Bj,Bjl->Bjl", dsigmoid_z_ra_7, hess_ra__p)
         hess_z_ra__p = hess_ra__p * dsigmoid_z_ra_7[:, :, None]
-        del hess_rha__p, hess_ra__p, dsigmoid_z_ra_7
+        del hess_ra__p, dsigmoid_z_ra_7
     if todo:
         del z_ra, ra
     if not todo.isdisjoint((("Wh", "V"), ("Uh", "V"), ("Wr", "V"), ("Ur", "V"))):

@@ -614,12 +614,13 @@ def hessian(params, data, blocks=None, out=None):
         z_v1 = x @ W1.T + b1
         # v1[j] = tanh(z_v1[j])
         v1 = np.tanh(z_v1)
+        del z_v1
         # p[l] = Σ_j U[l,j] v1[j]
         # einsum("lj,Bj->Bl", U, v1)
         p = v1 @ U.T
         # z_f[l] = p[l] - y[l]
         z_f = p - y
-        del z_v1, p
+        del p
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W1", "U"), ("b1", "U"))):
         # adj_z_f[l] = huber_d10(z_f[l], 1)
         adj_z_f = np.select([np.greater_equal(1, abs(z_f)),True], [z_f,1*np.sign(z_f)], default=np.nan)
@@ -641,22 +642,27 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_v1 = 1 - v1**2
         # einsum("Bj,lj->Blj", dtanh_z_v1, jac_z_f__v1)
         jac_z_f__z_v1 = jac_z_f__v1 * dtanh_z_v1[:, None]
+        del jac_z_f__v1
         # hess_z_f__z_v1[l,j] = huber_d20(z_f[l], 1) jac_z_f__z_v1[l,j]
         huber_d20_z_f_expr = np.select([np.greater_equal(1, abs(z_f)),True], [1,0], default=np.nan)
         # einsum("Bl,Blj->Blj", huber_d20_z_f_expr, jac_z_f__z_v1)
         hess_z_f__z_v1 = jac_z_f__z_v1 * huber_d20_z_f_expr[:, :, None]
+        del jac_z_f__z_v1, huber_d20_z_f_expr
         # hess_p__z_v1[l,j] = hess_z_f__z_v1[l,j]
         hess_p__z_v1 = hess_z_f__z_v1
+        del hess_z_f__z_v1
         # hess_v1__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_v1)
         hess_v1__z_v1 = (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_v1
         # hess_z_v1__z_v1[j,i] = tanh'(z_v1[j]) hess_v1__z_v1[j,i] + tanh''(z_v1[j]) δ[j,i] adj_v1[j]
         # einsum("Bj,Bji->Bji", dtanh_z_v1, hess_v1__z_v1)
         d2tanh_z_v1 = 2*v1*(v1**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_v1, np.eye(4), adj_v1)
         tmp = adj_v1 * d2tanh_z_v1
+        del d2tanh_z_v1
         hess_z_v1__z_v1 = hess_v1__z_v1 * dtanh_z_v1[:, :, None] + tmp[:, :, None] * np.eye(4)
-        del jac_z_f__v1, dtanh_z_v1, jac_z_f__z_v1, huber_d20_z_f_expr, hess_z_f__z_v1, hess_p__z_v1, hess_v1__z_v1, d2tanh_z_v1, tmp
+        del dtanh_z_v1, hess_v1__z_v1, tmp
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"))):
         del adj_v1
     if ("W1", "W1") in todo:
@@ -682,9 +688,10 @@ def hessian(params, data, blocks=None, out=None):
         huber_d20_z_f_expr_2 = np.select([np.greater_equal(1, abs(z_f)),True], [1,0], default=np.nan)
         # einsum("Bl,li->Bli", huber_d20_z_f_expr_2, jac_z_f__p)
         hess_z_f__p = jac_z_f__p * huber_d20_z_f_expr_2[:, :, None]
+        del huber_d20_z_f_expr_2
         # hess_p__p[l,i] = hess_z_f__p[l,i]
         hess_p__p = hess_z_f__p
-        del huber_d20_z_f_expr_2, hess_z_f__p
+        del hess_z_f__p
     if todo:
         del z_f
     if todo:

@@ -1289,12 +1289,13 @@ def hessian(params, data, blocks=None, out=None):
         m_b = m[:, None]
         q_b = q[:, None]
         u = (-m_b + z)/np.sqrt(q_b + 1.0e-5)
+        del m_b, q_b
         # z_v[j] = g[j] u[j] + b[j]
         # einsum("j,Bj->Bj", g, u)
         z_v = u * g + b
         # v[j] = tanh(z_v[j])
         v = np.tanh(z_v)
-        del m_b, q_b, z_v
+        del z_v
     if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"), ("g", "U"), ("b", "U"), ("W1", "U"))):
         # p[l] = Σ_j U[l,j] v[j]
         # einsum("lj,Bj->Bl", U, v)
@@ -1319,9 +1320,10 @@ def hessian(params, data, blocks=None, out=None):
         m_b_2 = m[:, None]
         q_b_2 = q[:, None]
         lnorm_d001_z_m_q = -1/2*(-m_b_2 + z)/(q_b_2 + 1.0e-5)**(3/2)
+        del m_b_2, q_b_2
         # einsum("Bc,Bc->B", lnorm_d001_z_m_q, adj_u)
         adj_q = (adj_u[..., None, :] @ lnorm_d001_z_m_q[..., None])[..., 0, 0]
-        del m_b_2, q_b_2, lnorm_d001_z_m_q
+        del lnorm_d001_z_m_q
     if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "U"))):
         # jac_m__z[j] = 1/h 1[j]
         jac_m__z = 0.3333333333333333 * (np.ones(3))
@@ -1332,17 +1334,20 @@ def hessian(params, data, blocks=None, out=None):
         m_b_3 = m[:, None]
         q_b_3 = q[:, None]
         lnorm_d100_z_m_q = np.broadcast_to(1/np.sqrt(q_b_3 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_3), np.shape(q_b_3)))
+        del m_b_3, q_b_3
         # einsum("Bj,ji->Bji", lnorm_d100_z_m_q, np.eye(3))
         m_b_4 = m[:, None]
         q_b_4 = q[:, None]
         lnorm_d010_z_m_q = np.broadcast_to(-1/np.sqrt(q_b_4 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_4), np.shape(q_b_4)))
+        del m_b_4, q_b_4
         # einsum("Bj,i->Bji", lnorm_d010_z_m_q, jac_m__z)
         m_b_5 = m[:, None]
         q_b_5 = q[:, None]
         lnorm_d001_z_m_q_2 = -1/2*(-m_b_5 + z)/(q_b_5 + 1.0e-5)**(3/2)
+        del m_b_5, q_b_5
         # einsum("Bj,Bi->Bji", lnorm_d001_z_m_q_2, jac_q__z)
         jac_u__z = np.eye(3) * lnorm_d100_z_m_q[:, :, None] + jac_m__z * lnorm_d010_z_m_q[:, :, None] + jac_q__z[:, None] * lnorm_d001_z_m_q_2[:, :, None]
-        del m_b_3, q_b_3, lnorm_d100_z_m_q, m_b_4, q_b_4, lnorm_d010_z_m_q, m_b_5, q_b_5, lnorm_d001_z_m_q_2
+        del lnorm_d100_z_m_q, lnorm_d010_z_m_q, lnorm_d001_z_m_q_2
     if not todo.isdisjoint((("W1", "W1"), ("W1", "U"))):
         # jac_z_v__z[j,i] = g[j] jac_u__z[j,i]
         # einsum("j,Bji->Bji", g, jac_u__z)
@@ -1369,6 +1374,7 @@ def hessian(params, data, blocks=None, out=None):
         m_b_6 = m[:, None]
         q_b_6 = q[:, None]
         lnorm_d001_z_m_q_3 = -1/2*(-m_b_6 + z)/(q_b_6 + 1.0e-5)**(3/2)
+        del m_b_6, q_b_6
         # einsum("Bc,Blc->Bl", lnorm_d001_z_m_q_3, jac_p__u)
         jac_p__q = (jac_p__u @ lnorm_d001_z_m_q_3[..., None])[..., 0]
         # jac_p__m[l] = -2 jac_p__q[l] m + Σ_c lnorm_d010(z[c], m, q) jac_p__u[l,c]
@@ -1376,6 +1382,7 @@ def hessian(params, data, blocks=None, out=None):
         m_b_7 = m[:, None]
         q_b_7 = q[:, None]
         lnorm_d010_z_m_q_2 = np.broadcast_to(-1/np.sqrt(q_b_7 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_7), np.shape(q_b_7)))
+        del m_b_7, q_b_7
         # einsum("Bc,Blc->Bl", lnorm_d010_z_m_q_2, jac_p__u)
         jac_p__m = -2 * m[:, None] * jac_p__q + (jac_p__u @ lnorm_d010_z_m_q_2[..., None])[..., 0]
         # jac_p__z[l,j] = 1/h 1[j] jac_p__m[l] + 2/h jac_p__q[l] z[j] + lnorm_d100(z[j], m, q) jac_p__u[l,j]
@@ -1384,46 +1391,60 @@ def hessian(params, data, blocks=None, out=None):
         m_b_8 = m[:, None]
         q_b_8 = q[:, None]
         lnorm_d100_z_m_q_2 = np.broadcast_to(1/np.sqrt(q_b_8 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_8), np.shape(q_b_8)))
+        del m_b_8, q_b_8
         # einsum("Bj,Blj->Blj", lnorm_d100_z_m_q_2, jac_p__u)
         jac_p__z = 0.3333333333333333 * jac_p__m[:, :, None] * np.ones(3) + 0.6666666666666666 * z[:, None] * jac_p__q[:, :, None] + jac_p__u * lnorm_d100_z_m_q_2[:, None]
+        del jac_p__u, jac_p__q, jac_p__m
         # hess_p__z[l,j] = jac_p__z[l,j]
         hess_p__z = jac_p__z
+        del jac_p__z
         # hess_v__z[j,i] = Σ_c U[c,j] hess_p__z[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z)
         hess_v__z = (np.tensordot(hess_p__z, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z
         # hess_z_v__z[j,i] = tanh'(z_v[j]) hess_v__z[j,i] + tanh''(z_v[j]) adj_v[j] jac_z_v__z[j,i]
         dtanh_z_v_4 = 1 - v**2
         # einsum("Bj,Bji->Bji", dtanh_z_v_4, hess_v__z)
         d2tanh_z_v = 2*v*(v**2 - 1)
         # einsum("Bj,Bj,Bji->Bji", d2tanh_z_v, adj_v, jac_z_v__z)
         tmp = adj_v * d2tanh_z_v
+        del d2tanh_z_v
         hess_z_v__z = hess_v__z * dtanh_z_v_4[:, :, None] + tmp[:, :, None] * jac_z_v__z
+        del hess_v__z, dtanh_z_v_4, tmp
         # hess_u__z[j,i] = g[j] hess_z_v__z[j,i]
         # einsum("j,Bji->Bji", g, hess_z_v__z)
         hess_u__z = hess_z_v__z * g[:, None]
+        del hess_z_v__z
         # hess_q__z[j] = Σ_c lnorm_d001(z[c], m, q) hess_u__z[c,j] + lnorm_d101(z[j], m, q) adj_u[j] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_m__z[j] + Σ_c lnorm_d002(z[c], m, q) adj_u[c] jac_q__z[j]
         # einsum("Bc,Bcj->Bj", lnorm_d001_z_m_q_3, hess_u__z)
         m_b_9 = m[:, None]
         q_b_9 = q[:, None]
         lnorm_d101_z_m_q = np.broadcast_to(-(1/2)/(q_b_9 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_9), np.shape(q_b_9)))
+        del m_b_9, q_b_9
         m_b_10 = m[:, None]
         q_b_10 = q[:, None]
         lnorm_d011_z_m_q = np.broadcast_to((1/2)/(q_b_10 + 1.0e-5)**(3/2), np.broadcast_shapes(np.shape(z), np.shape(m_b_10), np.shape(q_b_10)))
+        del m_b_10, q_b_10
         # einsum("Bc,Bc,j->Bj", lnorm_d011_z_m_q, adj_u, jac_m__z)
         tmp_2 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
         m_b_11 = m[:, None]
         q_b_11 = q[:, None]
         lnorm_d002_z_m_q = (3/4)*(-m_b_11 + z)/(q_b_11 + 1.0e-5)**(5/2)
+        del m_b_11, q_b_11
         # einsum("Bc,Bc,Bj->Bj", lnorm_d002_z_m_q, adj_u, jac_q__z)
         tmp_3 = (adj_u[..., None, :] @ lnorm_d002_z_m_q[..., None])[..., 0, 0]
+        del lnorm_d002_z_m_q
         hess_q__z = ((hess_u__z.transpose(0, 2, 1)) @ lnorm_d001_z_m_q_3[..., None])[..., 0] + lnorm_d101_z_m_q * adj_u + tmp_2[:, None] * jac_m__z + tmp_3[:, None] * jac_q__z
+        del lnorm_d001_z_m_q_3, tmp_2, tmp_3
         # hess_m__z[j] = -2 hess_q__z[j] m - 2 adj_q jac_m__z[j] + Σ_c lnorm_d010(z[c], m, q) hess_u__z[c,j] + Σ_c lnorm_d011(z[c], m, q) adj_u[c] jac_q__z[j]
         # einsum("Bj,B->Bj", hess_q__z, m)
         # einsum("B,j->Bj", adj_q, jac_m__z)
         # einsum("Bc,Bcj->Bj", lnorm_d010_z_m_q_2, hess_u__z)
         # einsum("Bc,Bc,Bj->Bj", lnorm_d011_z_m_q, adj_u, jac_q__z)
         tmp_4 = (adj_u[..., None, :] @ lnorm_d011_z_m_q[..., None])[..., 0, 0]
+        del lnorm_d011_z_m_q
         hess_m__z = -2 * m[:, None] * hess_q__z - 2 * jac_m__z * adj_q[:, None] + ((hess_u__z.transpose(0, 2, 1)) @ lnorm_d010_z_m_q_2[..., None])[..., 0] + tmp_4[:, None] * jac_q__z
+        del lnorm_d010_z_m_q_2, tmp_4
         # hess_z__z[j,i] = 1/h 1[j] hess_m__z[i] + 2/h hess_q__z[i] z[j] + 2/h δ[j,i] adj_q + lnorm_d100(z[j], m, q) hess_u__z[j,i] + lnorm_d101(z[j], m, q) adj_u[j] jac_q__z[i]
         # einsum("j,Bi->Bji", np.ones(3), hess_m__z)
         # einsum("Bi,Bj->Bji", hess_q__z, z)
@@ -1431,11 +1452,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bji->Bji", lnorm_d100_z_m_q_2, hess_u__z)
         # einsum("Bj,Bj,Bi->Bji", lnorm_d101_z_m_q, adj_u, jac_q__z)
         tmp_5 = adj_u * lnorm_d101_z_m_q
+        del lnorm_d101_z_m_q
         hess_z__z = 0.3333333333333333 * hess_m__z[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__z[:, None] + 0.6666666666666666 * adj_q[:, None, None] * np.eye(3) + hess_u__z * lnorm_d100_z_m_q_2[:, :, None] + tmp_5[:, :, None] * jac_q__z[:, None]
+        del lnorm_d100_z_m_q_2, hess_u__z, hess_q__z, hess_m__z, tmp_5
         # ∂f/∂W1,W1[j,i,k,l] = hess_z__z[j,k] x[i] x[l]
         hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
         _outer_into(hess_W1__W1, x, ((hess_z__z, x, 1 / B, False),), False, True)
-        del jac_p__u, m_b_6, q_b_6, lnorm_d001_z_m_q_3, jac_p__q, m_b_7, q_b_7, lnorm_d010_z_m_q_2, jac_p__m, m_b_8, q_b_8, lnorm_d100_z_m_q_2, jac_p__z, hess_p__z, hess_v__z, dtanh_z_v_4, d2tanh_z_v, tmp, hess_z_v__z, hess_u__z, m_b_9, q_b_9, lnorm_d101_z_m_q, m_b_10, q_b_10, lnorm_d011_z_m_q, tmp_2, m_b_11, q_b_11, lnorm_d002_z_m_q, tmp_3, hess_q__z, tmp_4, hess_m__z, tmp_5, hess_z__z
+        del hess_z__z
     if ("W1", "W1") in todo:
         del adj_u, adj_q
     if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "U"))):
@@ -1448,14 +1471,16 @@ def hessian(params, data, blocks=None, out=None):
         # hess_v__z_v[j,i] = Σ_c U[c,j] hess_p__z_v[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_v)
         hess_v__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_v
         # hess_z_v__z_v[j,i] = tanh'(z_v[j]) hess_v__z_v[j,i] + tanh''(z_v[j]) δ[j,i] adj_v[j]
         dtanh_z_v_5 = 1 - v**2
         # einsum("Bj,Bji->Bji", dtanh_z_v_5, hess_v__z_v)
         d2tanh_z_v_2 = 2*v*(v**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_v_2, np.eye(3), adj_v)
         tmp_6 = adj_v * d2tanh_z_v_2
+        del d2tanh_z_v_2
         hess_z_v__z_v = hess_v__z_v * dtanh_z_v_5[:, :, None] + tmp_6[:, :, None] * np.eye(3)
-        del hess_p__z_v, hess_v__z_v, dtanh_z_v_5, d2tanh_z_v_2, tmp_6
+        del hess_v__z_v, dtanh_z_v_5, tmp_6
     if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
         del adj_v
     if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
@@ -1487,24 +1512,29 @@ def hessian(params, data, blocks=None, out=None):
         m_b_12 = m[:, None]
         q_b_12 = q[:, None]
         lnorm_d001_z_m_q_4 = -1/2*(-m_b_12 + z)/(q_b_12 + 1.0e-5)**(3/2)
+        del m_b_12, q_b_12
         # einsum("Bc,Bcj->Bj", lnorm_d001_z_m_q_4, hess_u__z_v)
         hess_q__z_v = ((hess_u__z_v.transpose(0, 2, 1)) @ lnorm_d001_z_m_q_4[..., None])[..., 0]
+        del lnorm_d001_z_m_q_4
         # hess_m__z_v[j] = -2 hess_q__z_v[j] m + Σ_c lnorm_d010(z[c], m, q) hess_u__z_v[c,j]
         # einsum("Bj,B->Bj", hess_q__z_v, m)
         m_b_13 = m[:, None]
         q_b_13 = q[:, None]
         lnorm_d010_z_m_q_3 = np.broadcast_to(-1/np.sqrt(q_b_13 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_13), np.shape(q_b_13)))
+        del m_b_13, q_b_13
         # einsum("Bc,Bcj->Bj", lnorm_d010_z_m_q_3, hess_u__z_v)
         hess_m__z_v = -2 * m[:, None] * hess_q__z_v + ((hess_u__z_v.transpose(0, 2, 1)) @ lnorm_d010_z_m_q_3[..., None])[..., 0]
+        del lnorm_d010_z_m_q_3
         # hess_z__z_v[j,i] = 1/h 1[j] hess_m__z_v[i] + 2/h hess_q__z_v[i] z[j] + lnorm_d100(z[j], m, q) hess_u__z_v[j,i]
         # einsum("j,Bi->Bji", np.ones(3), hess_m__z_v)
         # einsum("Bi,Bj->Bji", hess_q__z_v, z)
         m_b_14 = m[:, None]
         q_b_14 = q[:, None]
         lnorm_d100_z_m_q_3 = np.broadcast_to(1/np.sqrt(q_b_14 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_14), np.shape(q_b_14)))
+        del m_b_14, q_b_14
         # einsum("Bj,Bji->Bji", lnorm_d100_z_m_q_3, hess_u__z_v)
         hess_z__z_v = 0.3333333333333333 * hess_m__z_v[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__z_v[:, None] + hess_u__z_v * lnorm_d100_z_m_q_3[:, :, None]
-        del hess_u__z_v, m_b_12, q_b_12, lnorm_d001_z_m_q_4, hess_q__z_v, m_b_13, q_b_13, lnorm_d010_z_m_q_3, hess_m__z_v, m_b_14, q_b_14, lnorm_d100_z_m_q_3
+        del hess_u__z_v, hess_q__z_v, hess_m__z_v, lnorm_d100_z_m_q_3
     if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"))):
         del hess_z_v__z_v
     if ("W1", "g") in todo:
@@ -1513,10 +1543,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bk,Bkj,Bi->jik", adj_z_v, jac_u__z, x)
         tmp_8 = jac_u__z * adj_z_v[:, :, None]
         _add_into(hess_W1__g, (np.tensordot(tmp_8, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, False)
+        del tmp_8
         # einsum("Bjk,Bk,Bi->jik", hess_z__z_v, u, x)
         tmp_9 = u[:, :, None] * hess_z__z_v.transpose(0, 2, 1)
         _add_into(hess_W1__g, (np.tensordot(tmp_9, x, axes=([0], [0]))).transpose(1, 2, 0), 1 / B, True)
-        del tmp_8, tmp_9
+        del tmp_9
     if not todo.isdisjoint((("W1", "W1"), ("W1", "g"))):
         del adj_z_v
     if not todo.isdisjoint((("W1", "W1"), ("W1", "g"), ("W1", "U"))):
@@ -1559,11 +1590,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bjl,Bj,Bi->jli", hess_z_v__p, u, v)
         tmp_11 = u[:, :, None] * hess_z_v__p
         _add_into(hess_g__U, np.tensordot(tmp_11, v, axes=([0], [0])), 1 / B, False)
+        del tmp_11
         dtanh_z_v_7 = 1 - v**2
         # einsum("Bl,Bj,Bj->jl", adj_p, dtanh_z_v_7, u)
         tmp_12 = u * dtanh_z_v_7
+        del dtanh_z_v_7
         _add_into(_diagonal_view(hess_g__U, 0, 2), tmp_12.T @ adj_p, 1 / B, True)
-        del tmp_11, dtanh_z_v_7, tmp_12
+        del tmp_12
     if todo:
         del u
     if ("U", "g") in want:
@@ -1587,27 +1620,33 @@ def hessian(params, data, blocks=None, out=None):
         m_b_15 = m[:, None]
         q_b_15 = q[:, None]
         lnorm_d001_z_m_q_5 = -1/2*(-m_b_15 + z)/(q_b_15 + 1.0e-5)**(3/2)
+        del m_b_15, q_b_15
         # einsum("Bc,Bcl->Bl", lnorm_d001_z_m_q_5, hess_u__p)
         hess_q__p = ((hess_u__p.transpose(0, 2, 1)) @ lnorm_d001_z_m_q_5[..., None])[..., 0]
+        del lnorm_d001_z_m_q_5
         # hess_m__p[l] = -2 hess_q__p[l] m + Σ_c lnorm_d010(z[c], m, q) hess_u__p[c,l]
         # einsum("Bl,B->Bl", hess_q__p, m)
         m_b_16 = m[:, None]
         q_b_16 = q[:, None]
         lnorm_d010_z_m_q_4 = np.broadcast_to(-1/np.sqrt(q_b_16 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_16), np.shape(q_b_16)))
+        del m_b_16, q_b_16
         # einsum("Bc,Bcl->Bl", lnorm_d010_z_m_q_4, hess_u__p)
         hess_m__p = -2 * m[:, None] * hess_q__p + ((hess_u__p.transpose(0, 2, 1)) @ lnorm_d010_z_m_q_4[..., None])[..., 0]
+        del lnorm_d010_z_m_q_4
         # hess_z__p[j,l] = 1/h 1[j] hess_m__p[l] + 2/h hess_q__p[l] z[j] + lnorm_d100(z[j], m, q) hess_u__p[j,l]
         # einsum("j,Bl->Bjl", np.ones(3), hess_m__p)
         # einsum("Bl,Bj->Bjl", hess_q__p, z)
         m_b_17 = m[:, None]
         q_b_17 = q[:, None]
         lnorm_d100_z_m_q_4 = np.broadcast_to(1/np.sqrt(q_b_17 + 1.0e-5), np.broadcast_shapes(np.shape(z), np.shape(m_b_17), np.shape(q_b_17)))
+        del m_b_17, q_b_17
         # einsum("Bj,Bjl->Bjl", lnorm_d100_z_m_q_4, hess_u__p)
         hess_z__p = 0.3333333333333333 * hess_m__p[:, None] * (np.ones(3))[:, None] + 0.6666666666666666 * z[:, :, None] * hess_q__p[:, None] + hess_u__p * lnorm_d100_z_m_q_4[:, :, None]
+        del hess_u__p, hess_q__p, hess_m__p, lnorm_d100_z_m_q_4
         # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v__z[k,j] x[i] + hess_z__p[j,l] v[k] x[i]
         hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
         _outer_into(hess_W1__U, x, ((jac_v__z.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z__p, v, 1 / B, False)), False)
-        del hess_u__p, m_b_15, q_b_15, lnorm_d001_z_m_q_5, hess_q__p, m_b_16, q_b_16, lnorm_d010_z_m_q_4, hess_m__p, m_b_17, q_b_17, lnorm_d100_z_m_q_4, hess_z__p
+        del hess_z__p
     if todo:
         del z, m, q, v
     if not todo.isdisjoint((("W1", "W1"), ("g", "g"), ("g", "b"), ("b", "b"), ("W1", "g"), ("W1", "b"), ("g", "U"), ("b", "U"), ("W1", "U"))):

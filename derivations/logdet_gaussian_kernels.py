@@ -692,20 +692,24 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("ac,Bcj->Baj", inv_S_2, jac_r__z_g)
         # einsum("ca,Bcj->Baj", inv_S_2, jac_r__z_g)
         hess_r__z_g = 0.5 * (np.tensordot(jac_r__z_g, inv_S_2, axes=([1], [1]))).transpose(0, 2, 1) + 0.5 * (np.tensordot(jac_r__z_g, inv_S_2, axes=([1], [0]))).transpose(0, 2, 1)
+        del inv_S_2
         # hess_g__z_g[j,i] = -Σ_c U[c,j] hess_r__z_g[c,i]
         # einsum("cj,Bci->Bji", U, hess_r__z_g)
         hess_g__z_g = -(np.tensordot(hess_r__z_g, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_r__z_g
         # hess_z_g__z_g[j,i] = tanh'(z_g[j]) hess_g__z_g[j,i] + tanh''(z_g[j]) δ[j,i] adj_g[j]
         dtanh_z_g_2 = 1 - g**2
         # einsum("Bj,Bji->Bji", dtanh_z_g_2, hess_g__z_g)
         d2tanh_z_g = 2*g*(g**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_g, np.eye(5), adj_g)
         tmp = adj_g * d2tanh_z_g
+        del d2tanh_z_g
         hess_z_g__z_g = hess_g__z_g * dtanh_z_g_2[:, :, None] + tmp[:, :, None] * np.eye(5)
+        del hess_g__z_g, dtanh_z_g_2, tmp
         # ∂f/∂W,W[j,i,k,l] = hess_z_g__z_g[j,k] x[i] x[l]
         hess_W__W = _block_view(H, rows["W"][0], rows["W"][1], rows["W"][0], rows["W"][1], PARAMS["W"] + PARAMS["W"])
         _outer_into(hess_W__W, x, ((hess_z_g__z_g, x, 1 / B, False),), False, True)
-        del inv_S_2, hess_r__z_g, hess_g__z_g, dtanh_z_g_2, d2tanh_z_g, tmp, hess_z_g__z_g
+        del hess_z_g__z_g
     if ("W", "W") in todo:
         del adj_g
     if not todo.isdisjoint((("U", "U"), ("W", "U"))):
@@ -729,13 +733,15 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_g_3 = 1 - g**2
         # einsum("Bj,ja->Bja", dtanh_z_g_3, hess_g__r)
         hess_z_g__r = hess_g__r * dtanh_z_g_3[:, :, None]
+        del hess_g__r
         # ∂f/∂W,U[j,i,a,k] = -adj_r[a] tanh'(z_g[k]) δ[k,j] x[i] - g[k] hess_z_g__r[j,a] x[i]
         hess_W__U = _block_view(H, rows["W"][0], rows["W"][1], rows["U"][0], rows["U"][1], PARAMS["W"] + PARAMS["U"])
         _outer_into(hess_W__U, x, ((hess_z_g__r, g, -1 / B, False),), False)
+        del hess_z_g__r
         # einsum("Ba,Bj,Bi->jia", adj_r, dtanh_z_g_3, x)
         tmp_3 = x[:, :, None] * adj_r[:, None]
         _add_into(_diagonal_view(hess_W__U, 0, 3), (np.tensordot(tmp_3, dtanh_z_g_3, axes=([0], [0]))).transpose(2, 0, 1), -1 / B, True)
-        del hess_g__r, dtanh_z_g_3, hess_z_g__r, tmp_3
+        del dtanh_z_g_3, tmp_3
     if not todo.isdisjoint((("W", "W"), ("W", "U"))):
         del adj_r
     if not todo.isdisjoint((("U", "U"), ("W", "U"))):
@@ -781,16 +787,19 @@ def hessian(params, data, blocks=None, out=None):
         tmp_7 = r @ inv_S_5
         tmp_8 = r @ inv_S_5.T
         tmp_9 = tmp_8[:, :, None] * tmp_7[:, None]
+        del tmp_7, tmp_8
         # einsum("ca,jk,bi,Bc,Bk->Babij", inv_S_5, inv_S_5, inv_S_5, r, r)
         tmp_10 = r @ inv_S_5
         tmp_11 = r @ inv_S_5.T
         tmp_12 = tmp_11[:, :, None] * tmp_10[:, None]
+        del tmp_10, tmp_11
         hobj_S__S = -0.5 * inv_S_5[:, :, None] * inv_S_5.T[:, None, None] + 0.5 * tmp_9[:, None, :, :, None] * inv_S_5.T[:, None, None] + 0.5 * (tmp_12.transpose(0, 2, 1))[:, :, None, None] * inv_S_5[:, :, None]
+        del inv_S_5, tmp_9, tmp_12
         # ∂f/∂S,S[a,b,i,j] = hobj_S__S[a,b,i,j]
         hess_S__S = _block_view(H, rows["S"][0], rows["S"][1], rows["S"][0], rows["S"][1], PARAMS["S"] + PARAMS["S"])
         # einsum("Babij->abij", hobj_S__S)
         _add_into(hess_S__S, hobj_S__S.sum(axis=0), 1 / B, False)
-        del inv_S_5, tmp_7, tmp_8, tmp_9, tmp_10, tmp_11, tmp_12, hobj_S__S
+        del hobj_S__S
     if not todo.isdisjoint((("W", "W"), ("W", "U"), ("W", "S"), ("U", "S"), ("S", "S"))):
         del r
     hess = {}

@@ -1985,15 +1985,16 @@ def hessian(params, data, blocks=None, out=None):
         z_gg = x @ Wg.T + h0 @ Ug.T + bg
         # gg[j] = tanh(z_gg[j])
         gg = np.tanh(z_gg)
+        del z_gg
         # s1[j] = fg[j] s0[j] + ig[j] gg[j]
         s1 = fg * s0 + ig * gg
         # h1[j] = og[j] tanh(s1[j])
         tanh_s1 = np.tanh(s1)
         h1 = og * tanh_s1
+        del tanh_s1
         # p[l] = Σ_j U[l,j] h1[j]
         # einsum("lj,Bj->Bl", U, h1)
         p = h1 @ U.T
-        del z_gg, tanh_s1
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
@@ -2016,17 +2017,19 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_ig = ig*_sigmoid(-z_ig)
         # einsum("Bj,ji->Bji", dsigmoid_z_ig, np.eye(3))
         jac_ig__z_ig = np.eye(3) * dsigmoid_z_ig[:, :, None]
+        del dsigmoid_z_ig
         # jac_s1__z_ig[j,i] = gg[j] jac_ig__z_ig[j,i]
         # einsum("Bj,Bji->Bji", gg, jac_ig__z_ig)
         jac_s1__z_ig = jac_ig__z_ig * gg[:, :, None]
-        del dsigmoid_z_ig, jac_ig__z_ig
+        del jac_ig__z_ig
     if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
         # jac_h1__z_ig[j,i] = tanh'(s1[j]) jac_s1__z_ig[j,i] og[j]
         dtanh_s1_2 = 1 - np.tanh(s1)**2
         # einsum("Bj,Bji,Bj->Bji", dtanh_s1_2, jac_s1__z_ig, og)
         tmp = og * dtanh_s1_2
+        del dtanh_s1_2
         jac_h1__z_ig = tmp[:, :, None] * jac_s1__z_ig
-        del dtanh_s1_2, tmp
+        del tmp
     if not todo.isdisjoint((("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
         # adj_fg[j] = adj_s1[j] s0[j]
         adj_fg = adj_s1 * s0
@@ -2035,17 +2038,19 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_fg = fg*_sigmoid(-z_fg)
         # einsum("Bj,ji->Bji", dsigmoid_z_fg, np.eye(3))
         jac_fg__z_fg = np.eye(3) * dsigmoid_z_fg[:, :, None]
+        del dsigmoid_z_fg
         # jac_s1__z_fg[j,i] = jac_fg__z_fg[j,i] s0[j]
         # einsum("Bji,Bj->Bji", jac_fg__z_fg, s0)
         jac_s1__z_fg = s0[:, :, None] * jac_fg__z_fg
-        del dsigmoid_z_fg, jac_fg__z_fg
+        del jac_fg__z_fg
     if not todo.isdisjoint((("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
         # jac_h1__z_fg[j,i] = tanh'(s1[j]) jac_s1__z_fg[j,i] og[j]
         dtanh_s1_3 = 1 - np.tanh(s1)**2
         # einsum("Bj,Bji,Bj->Bji", dtanh_s1_3, jac_s1__z_fg, og)
         tmp_2 = og * dtanh_s1_3
+        del dtanh_s1_3
         jac_h1__z_fg = tmp_2[:, :, None] * jac_s1__z_fg
-        del dtanh_s1_3, tmp_2
+        del tmp_2
     if not todo.isdisjoint((("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"))):
         # adj_og[j] = tanh(s1[j]) adj_h1[j]
         tanh_s1_2 = np.tanh(s1)
@@ -2071,17 +2076,18 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_gg = 1 - gg**2
         # einsum("Bj,ji->Bji", dtanh_z_gg, np.eye(3))
         jac_gg__z_gg = np.eye(3) * dtanh_z_gg[:, :, None]
+        del dtanh_z_gg
         # jac_s1__z_gg[j,i] = ig[j] jac_gg__z_gg[j,i]
         # einsum("Bj,Bji->Bji", ig, jac_gg__z_gg)
         jac_s1__z_gg = jac_gg__z_gg * ig[:, :, None]
-        del dtanh_z_gg
     if not todo.isdisjoint((("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
         # jac_h1__z_gg[j,i] = tanh'(s1[j]) jac_s1__z_gg[j,i] og[j]
         dtanh_s1_4 = 1 - np.tanh(s1)**2
         # einsum("Bj,Bji,Bj->Bji", dtanh_s1_4, jac_s1__z_gg, og)
         tmp_3 = og * dtanh_s1_4
+        del dtanh_s1_4
         jac_h1__z_gg = tmp_3[:, :, None] * jac_s1__z_gg
-        del dtanh_s1_4, tmp_3
+        del tmp_3
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         # jac_p__h1[l,j] = U[l,j]
         jac_p__h1 = U
@@ -2090,8 +2096,9 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_s1_5 = 1 - np.tanh(s1)**2
         # einsum("Bj,lj,Bj->Blj", dtanh_s1_5, jac_p__h1, og)
         tmp_4 = og * dtanh_s1_5
+        del dtanh_s1_5
         jac_p__s1 = tmp_4[:, None] * jac_p__h1
-        del dtanh_s1_5, tmp_4
+        del tmp_4
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"))):
         # jac_p__ig[l,j] = gg[j] jac_p__s1[l,j]
         # einsum("Bj,Blj->Blj", gg, jac_p__s1)
@@ -2100,34 +2107,42 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_ig_2 = ig*_sigmoid(-z_ig)
         # einsum("Bj,Blj->Blj", dsigmoid_z_ig_2, jac_p__ig)
         jac_p__z_ig = jac_p__ig * dsigmoid_z_ig_2[:, None]
+        del jac_p__ig
         # hess_p__z_ig[l,j] = jac_p__z_ig[l,j] softmax_l(p[l]) - Σ_c jac_p__z_ig[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_2 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_ig, softmax_p_2)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_ig, softmax_p_2, softmax_p_2)
         tmp_5 = (softmax_p_2[..., None, :] @ jac_p__z_ig)[..., 0, :]
         hess_p__z_ig = softmax_p_2[:, :, None] * jac_p__z_ig - tmp_5[:, None] * softmax_p_2[:, :, None]
+        del jac_p__z_ig, softmax_p_2, tmp_5
         # hess_h1__z_ig[j,i] = Σ_c U[c,j] hess_p__z_ig[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_ig)
         hess_h1__z_ig = (np.tensordot(hess_p__z_ig, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_ig
         # hess_s1__z_ig[j,i] = tanh'(s1[j]) hess_h1__z_ig[j,i] og[j] + tanh''(s1[j]) adj_h1[j] jac_s1__z_ig[j,i] og[j]
         dtanh_s1_6 = 1 - np.tanh(s1)**2
         # einsum("Bj,Bji,Bj->Bji", dtanh_s1_6, hess_h1__z_ig, og)
         tmp_6 = og * dtanh_s1_6
+        del dtanh_s1_6
         d2tanh_s1 = 2*(np.tanh(s1)**2 - 1)*np.tanh(s1)
         # einsum("Bj,Bj,Bji,Bj->Bji", d2tanh_s1, adj_h1, jac_s1__z_ig, og)
         tmp_7 = adj_h1 * d2tanh_s1
         tmp_8 = tmp_7 * og
+        del d2tanh_s1, tmp_7
         hess_s1__z_ig = tmp_6[:, :, None] * hess_h1__z_ig + tmp_8[:, :, None] * jac_s1__z_ig
+        del hess_h1__z_ig, tmp_6, tmp_8
         # hess_ig__z_ig[j,i] = gg[j] hess_s1__z_ig[j,i]
         # einsum("Bj,Bji->Bji", gg, hess_s1__z_ig)
         hess_ig__z_ig = hess_s1__z_ig * gg[:, :, None]
+        del hess_s1__z_ig
         # hess_z_ig__z_ig[j,i] = sigmoid'(z_ig[j]) hess_ig__z_ig[j,i] + sigmoid''(z_ig[j]) δ[j,i] adj_ig[j]
         # einsum("Bj,Bji->Bji", dsigmoid_z_ig_2, hess_ig__z_ig)
         d2sigmoid_z_ig = -ig*(2*ig - 1)*_sigmoid(-z_ig)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_ig, np.eye(3), adj_ig)
         tmp_9 = adj_ig * d2sigmoid_z_ig
+        del d2sigmoid_z_ig
         hess_z_ig__z_ig = hess_ig__z_ig * dsigmoid_z_ig_2[:, :, None] + tmp_9[:, :, None] * np.eye(3)
-        del jac_p__ig, dsigmoid_z_ig_2, jac_p__z_ig, softmax_p_2, tmp_5, hess_p__z_ig, hess_h1__z_ig, dtanh_s1_6, tmp_6, d2tanh_s1, tmp_7, tmp_8, hess_s1__z_ig, hess_ig__z_ig, d2sigmoid_z_ig, tmp_9
+        del dsigmoid_z_ig_2, hess_ig__z_ig, tmp_9
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"))):
         del adj_ig
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
@@ -2175,25 +2190,30 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_fg_2 = fg*_sigmoid(-z_fg)
         # einsum("Bj,Blj->Blj", dsigmoid_z_fg_2, jac_p__fg)
         jac_p__z_fg = jac_p__fg * dsigmoid_z_fg_2[:, None]
+        del jac_p__fg, dsigmoid_z_fg_2
         # hess_p__z_fg[l,j] = jac_p__z_fg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_fg[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_3 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_fg, softmax_p_3)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_fg, softmax_p_3, softmax_p_3)
         tmp_10 = (softmax_p_3[..., None, :] @ jac_p__z_fg)[..., 0, :]
         hess_p__z_fg = softmax_p_3[:, :, None] * jac_p__z_fg - tmp_10[:, None] * softmax_p_3[:, :, None]
+        del jac_p__z_fg, softmax_p_3, tmp_10
         # hess_h1__z_fg[j,i] = Σ_c U[c,j] hess_p__z_fg[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_fg)
         hess_h1__z_fg = (np.tensordot(hess_p__z_fg, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_fg
         # hess_s1__z_fg[j,i] = tanh'(s1[j]) hess_h1__z_fg[j,i] og[j] + tanh''(s1[j]) adj_h1[j] jac_s1__z_fg[j,i] og[j]
         dtanh_s1_7 = 1 - np.tanh(s1)**2
         # einsum("Bj,Bji,Bj->Bji", dtanh_s1_7, hess_h1__z_fg, og)
         tmp_11 = og * dtanh_s1_7
+        del dtanh_s1_7
         d2tanh_s1_2 = 2*(np.tanh(s1)**2 - 1)*np.tanh(s1)
         # einsum("Bj,Bj,Bji,Bj->Bji", d2tanh_s1_2, adj_h1, jac_s1__z_fg, og)
         tmp_12 = adj_h1 * d2tanh_s1_2
         tmp_13 = tmp_12 * og
+        del d2tanh_s1_2, tmp_12
         hess_s1__z_fg = tmp_11[:, :, None] * hess_h1__z_fg + tmp_13[:, :, None] * jac_s1__z_fg
-        del jac_p__fg, dsigmoid_z_fg_2, jac_p__z_fg, softmax_p_3, tmp_10, hess_p__z_fg, hess_h1__z_fg, dtanh_s1_7, tmp_11, d2tanh_s1_2, tmp_12, tmp_13
+        del hess_h1__z_fg, tmp_11, tmp_13
     if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"))):
         del jac_s1__z_fg
     if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"))):
@@ -2271,20 +2291,23 @@ def hessian(params, data, blocks=None, out=None):
         tanh_s1_4 = np.tanh(s1)
         # einsum("Bj,lj->Blj", tanh_s1_4, jac_p__h1)
         jac_p__og = jac_p__h1 * tanh_s1_4[:, None]
+        del tanh_s1_4
         # jac_p__z_og[l,j] = sigmoid'(z_og[j]) jac_p__og[l,j]
         dsigmoid_z_og_2 = og*_sigmoid(-z_og)
         # einsum("Bj,Blj->Blj", dsigmoid_z_og_2, jac_p__og)
         jac_p__z_og = jac_p__og * dsigmoid_z_og_2[:, None]
+        del jac_p__og, dsigmoid_z_og_2
         # hess_p__z_og[l,j] = jac_p__z_og[l,j] softmax_l(p[l]) - Σ_c jac_p__z_og[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_4 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_og, softmax_p_4)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_og, softmax_p_4, softmax_p_4)
         tmp_14 = (softmax_p_4[..., None, :] @ jac_p__z_og)[..., 0, :]
         hess_p__z_og = softmax_p_4[:, :, None] * jac_p__z_og - tmp_14[:, None] * softmax_p_4[:, :, None]
+        del jac_p__z_og, softmax_p_4, tmp_14
         # hess_h1__z_og[j,i] = Σ_c U[c,j] hess_p__z_og[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_og)
         hess_h1__z_og = (np.tensordot(hess_p__z_og, U, axes=([1], [0]))).transpose(0, 2, 1)
-        del tanh_s1_4, jac_p__og, dsigmoid_z_og_2, jac_p__z_og, softmax_p_4, tmp_14, hess_p__z_og
+        del hess_p__z_og
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         del jac_p__h1
     if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"))):
@@ -2294,8 +2317,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_15 = og * dtanh_s1_8
         # einsum("Bj,Bj,Bji->Bji", dtanh_s1_8, adj_h1, jac_og__z_og)
         tmp_16 = adj_h1 * dtanh_s1_8
+        del dtanh_s1_8
         hess_s1__z_og = tmp_15[:, :, None] * hess_h1__z_og + tmp_16[:, :, None] * jac_og__z_og
-        del dtanh_s1_8, tmp_15, tmp_16
+        del tmp_15, tmp_16
     if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"))):
         del jac_og__z_og
     if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"))):
@@ -2376,16 +2400,18 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_gg_2 = 1 - gg**2
         # einsum("Bj,Blj->Blj", dtanh_z_gg_2, jac_p__gg)
         jac_p__z_gg = jac_p__gg * dtanh_z_gg_2[:, None]
+        del jac_p__gg, dtanh_z_gg_2
         # hess_p__z_gg[l,j] = jac_p__z_gg[l,j] softmax_l(p[l]) - Σ_c jac_p__z_gg[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_5 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_gg, softmax_p_5)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_gg, softmax_p_5, softmax_p_5)
         tmp_17 = (softmax_p_5[..., None, :] @ jac_p__z_gg)[..., 0, :]
         hess_p__z_gg = softmax_p_5[:, :, None] * jac_p__z_gg - tmp_17[:, None] * softmax_p_5[:, :, None]
+        del jac_p__z_gg, softmax_p_5, tmp_17
         # hess_h1__z_gg[j,i] = Σ_c U[c,j] hess_p__z_gg[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_gg)
         hess_h1__z_gg = (np.tensordot(hess_p__z_gg, U, axes=([1], [0]))).transpose(0, 2, 1)
-        del jac_p__gg, dtanh_z_gg_2, jac_p__z_gg, softmax_p_5, tmp_17, hess_p__z_gg
+        del hess_p__z_gg
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         del jac_p__s1
     if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
@@ -2393,12 +2419,14 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_s1_9 = 1 - np.tanh(s1)**2
         # einsum("Bj,Bji,Bj->Bji", dtanh_s1_9, hess_h1__z_gg, og)
         tmp_18 = og * dtanh_s1_9
+        del dtanh_s1_9
         d2tanh_s1_3 = 2*(np.tanh(s1)**2 - 1)*np.tanh(s1)
         # einsum("Bj,Bj,Bji,Bj->Bji", d2tanh_s1_3, adj_h1, jac_s1__z_gg, og)
         tmp_19 = adj_h1 * d2tanh_s1_3
         tmp_20 = tmp_19 * og
+        del d2tanh_s1_3, tmp_19
         hess_s1__z_gg = tmp_18[:, :, None] * hess_h1__z_gg + tmp_20[:, :, None] * jac_s1__z_gg
-        del dtanh_s1_9, tmp_18, d2tanh_s1_3, tmp_19, tmp_20
+        del tmp_18, tmp_20
     if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"))):
         # hess_ig__z_gg[j,i] = gg[j] hess_s1__z_gg[j,i] + adj_s1[j] jac_gg__z_gg[j,i]
         # einsum("Bj,Bji->Bji", gg, hess_s1__z_gg)
@@ -2498,8 +2526,9 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_s1_10 = 1 - np.tanh(s1)**2
         # einsum("Bj,Bjl,Bj->Bjl", dtanh_s1_10, hess_h1__p, og)
         tmp_21 = og * dtanh_s1_10
+        del dtanh_s1_10
         hess_s1__p = tmp_21[:, :, None] * hess_h1__p
-        del dtanh_s1_10, tmp_21
+        del tmp_21
     if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"))):
         # hess_ig__p[j,l] = gg[j] hess_s1__p[j,l]
         # einsum("Bj,Bjl->Bjl", gg, hess_s1__p)
@@ -2546,8 +2575,9 @@ def hessian(params, data, blocks=None, out=None):
         d2sigmoid_z_fg = -fg*(2*fg - 1)*_sigmoid(-z_fg)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_fg, np.eye(3), adj_fg)
         tmp_22 = adj_fg * d2sigmoid_z_fg
+        del d2sigmoid_z_fg
         hess_z_fg__z_fg = hess_fg__z_fg * dsigmoid_z_fg_3[:, :, None] + tmp_22[:, :, None] * np.eye(3)
-        del hess_fg__z_fg, dsigmoid_z_fg_3, d2sigmoid_z_fg, tmp_22
+        del hess_fg__z_fg, dsigmoid_z_fg_3, tmp_22
     if not todo.isdisjoint((("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
         del adj_fg
     if not todo.isdisjoint((("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"))):
@@ -2770,14 +2800,16 @@ def hessian(params, data, blocks=None, out=None):
         tanh_s1_5 = np.tanh(s1)
         # einsum("Bj,Bji->Bji", tanh_s1_5, hess_h1__z_og)
         hess_og__z_og = hess_h1__z_og * tanh_s1_5[:, :, None]
+        del tanh_s1_5
         # hess_z_og__z_og[j,i] = sigmoid'(z_og[j]) hess_og__z_og[j,i] + sigmoid''(z_og[j]) δ[j,i] adj_og[j]
         dsigmoid_z_og_3 = og*_sigmoid(-z_og)
         # einsum("Bj,Bji->Bji", dsigmoid_z_og_3, hess_og__z_og)
         d2sigmoid_z_og = -og*(2*og - 1)*_sigmoid(-z_og)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_og, np.eye(3), adj_og)
         tmp_23 = adj_og * d2sigmoid_z_og
+        del d2sigmoid_z_og
         hess_z_og__z_og = hess_og__z_og * dsigmoid_z_og_3[:, :, None] + tmp_23[:, :, None] * np.eye(3)
-        del tanh_s1_5, hess_og__z_og, dsigmoid_z_og_3, d2sigmoid_z_og, tmp_23
+        del hess_og__z_og, dsigmoid_z_og_3, tmp_23
     if not todo.isdisjoint((("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"))):
         del adj_og
     if not todo.isdisjoint((("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"))):
@@ -2824,12 +2856,14 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_s1_11 = 1 - np.tanh(s1)**2
         # einsum("Bj,Bj,Bji->Bji", dtanh_s1_11, adj_h1, jac_s1__z_gg)
         tmp_24 = adj_h1 * dtanh_s1_11
+        del dtanh_s1_11
         hess_og__z_gg = hess_h1__z_gg * tanh_s1_6[:, :, None] + tmp_24[:, :, None] * jac_s1__z_gg
+        del tanh_s1_6, tmp_24
         # hess_z_og__z_gg[j,i] = sigmoid'(z_og[j]) hess_og__z_gg[j,i]
         dsigmoid_z_og_4 = og*_sigmoid(-z_og)
         # einsum("Bj,Bji->Bji", dsigmoid_z_og_4, hess_og__z_gg)
         hess_z_og__z_gg = hess_og__z_gg * dsigmoid_z_og_4[:, :, None]
-        del tanh_s1_6, dtanh_s1_11, tmp_24, hess_og__z_gg, dsigmoid_z_og_4
+        del hess_og__z_gg, dsigmoid_z_og_4
     if not todo.isdisjoint((("Wi", "Wi"), ("Wi", "Ui"), ("Wi", "bi"), ("Ui", "Ui"), ("Ui", "bi"), ("bi", "bi"), ("Wi", "Wf"), ("Wi", "Uf"), ("Wi", "bf"), ("Ui", "Wf"), ("Ui", "Uf"), ("Ui", "bf"), ("bi", "Wf"), ("bi", "Uf"), ("bi", "bf"), ("Wi", "Wo"), ("Wi", "Uo"), ("Wi", "bo"), ("Ui", "Wo"), ("Ui", "Uo"), ("Ui", "bo"), ("bi", "Wo"), ("bi", "Uo"), ("bi", "bo"), ("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wf"), ("Wf", "Uf"), ("Wf", "bf"), ("Uf", "Uf"), ("Uf", "bf"), ("bf", "bf"), ("Wf", "Wo"), ("Wf", "Uo"), ("Wf", "bo"), ("Uf", "Wo"), ("Uf", "Uo"), ("Uf", "bo"), ("bf", "Wo"), ("bf", "Uo"), ("bf", "bo"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wo"), ("Wo", "Uo"), ("Wo", "bo"), ("Uo", "Uo"), ("Uo", "bo"), ("bo", "bo"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         del adj_h1
     if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wo", "Wg"), ("Wo", "Ug"), ("Wo", "bg"), ("Uo", "Wg"), ("Uo", "Ug"), ("Uo", "bg"), ("bo", "Wg"), ("bo", "Ug"), ("bo", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
@@ -2902,11 +2936,12 @@ def hessian(params, data, blocks=None, out=None):
         tanh_s1_7 = np.tanh(s1)
         # einsum("Bj,Bjl->Bjl", tanh_s1_7, hess_h1__p)
         hess_og__p = hess_h1__p * tanh_s1_7[:, :, None]
+        del tanh_s1_7
         # hess_z_og__p[j,l] = sigmoid'(z_og[j]) hess_og__p[j,l]
         dsigmoid_z_og_5 = og*_sigmoid(-z_og)
         # einsum("Bj,Bjl->Bjl", dsigmoid_z_og_5, hess_og__p)
         hess_z_og__p = hess_og__p * dsigmoid_z_og_5[:, :, None]
-        del tanh_s1_7, hess_og__p, dsigmoid_z_og_5
+        del hess_og__p, dsigmoid_z_og_5
     if todo:
         del z_og, og, s1
     if not todo.isdisjoint((("Wi", "U"), ("Ui", "U"), ("bi", "U"), ("Wf", "U"), ("Uf", "U"), ("bf", "U"), ("Wo", "U"), ("Uo", "U"), ("bo", "U"), ("Wg", "U"), ("Ug", "U"), ("bg", "U"))):
@@ -2946,8 +2981,9 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_gg = 2*gg*(gg**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_gg, np.eye(3), adj_gg)
         tmp_25 = adj_gg * d2tanh_z_gg
+        del d2tanh_z_gg
         hess_z_gg__z_gg = hess_gg__z_gg * dtanh_z_gg_3[:, :, None] + tmp_25[:, :, None] * np.eye(3)
-        del hess_gg__z_gg, dtanh_z_gg_3, d2tanh_z_gg, tmp_25
+        del hess_gg__z_gg, dtanh_z_gg_3, tmp_25
     if not todo.isdisjoint((("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):
         del adj_gg
     if not todo.isdisjoint((("Wi", "Wg"), ("Wi", "Ug"), ("Wi", "bg"), ("Ui", "Wg"), ("Ui", "Ug"), ("Ui", "bg"), ("bi", "Wg"), ("bi", "Ug"), ("bi", "bg"), ("Wf", "Wg"), ("Wf", "Ug"), ("Wf", "bg"), ("Uf", "Wg"), ("Uf", "Ug"), ("Uf", "bg"), ("bf", "Wg"), ("bf", "Ug"), ("bf", "bg"), ("Wg", "Wg"), ("Wg", "Ug"), ("Wg", "bg"), ("Ug", "Ug"), ("Ug", "bg"), ("bg", "bg"))):

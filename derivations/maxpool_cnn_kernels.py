@@ -1137,14 +1137,18 @@ def hessian(params, data, blocks=None, out=None):
         # z_v[o,t] = Σ_ia K[o,i,a] Σ_u S[-1][u,t,a] x[i,u] + b[o] 1[t]
         x_win = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
         tmp = x_win
+        del x_win
         # einsum("oia,Bita->Bot", K, tmp)
         # einsum("o,t->ot", b, np.ones(8))
         z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1) + np.ones(8) * b[:, None]
+        del tmp
         # v[o,t] = tanh(z_v[o,t])
         v = np.tanh(z_v)
+        del z_v
         # z_m[o,s,q] = Σ_u S2[u,s,q] v[o,u]
         v_win = _window_view(v, 2, 2, 2, 4)
         z_m = v_win
+        del v_win
         # m[o,s] = max_q(z_m[o,s,q])
         m = _max(z_m, axis=3)
         # z_h[j] = Σ_os W[j,o,s] m[o,s]
@@ -1152,10 +1156,10 @@ def hessian(params, data, blocks=None, out=None):
         z_h = np.tensordot(m, W, axes=([1, 2], [1, 2]))
         # h[j] = tanh(z_h[j])
         h = np.tanh(z_h)
+        del z_h
         # p[l] = Σ_j U[l,j] h[j]
         # einsum("lj,Bj->Bl", U, h)
         p = h @ U.T
-        del x_win, tmp, z_v, v_win, z_h
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"), ("W", "U"), ("K", "U"), ("b", "U"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
@@ -1178,24 +1182,28 @@ def hessian(params, data, blocks=None, out=None):
         argmax_z_m = _argmax(z_m, axis=3)
         # einsum("Bosq,Bos->Bosq", argmax_z_m, adj_m)
         adj_z_m = adj_m[:, :, :, None] * argmax_z_m
+        del adj_m, argmax_z_m
         # adj_v[o,t] = Σ_ci adj_z_m[o,c,i] S2[t,c,i]
         adj_v = _shift_scatter(adj_z_m, 8, 2, 2, 2, 1, 0)
-        del adj_m, argmax_z_m, adj_z_m
+        del adj_z_m
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "W"), ("b", "W"), ("K", "U"), ("b", "U"))):
         # jac_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) δ[o,i] δ[t,j]
         dtanh_z_v = 1 - v**2
         # einsum("Bot,oi,tj->Botij", dtanh_z_v, np.eye(2), np.eye(8))
         tmp_2 = (np.eye(8))[:, :, None, None] * np.eye(2)
         jac_v__z_v = tmp_2.transpose(2, 0, 3, 1) * dtanh_z_v[:, :, :, None, None]
+        del dtanh_z_v, tmp_2
         # jac_z_m__z_v[o,s,q,i,t] = Σ_c jac_v__z_v[o,c,i,t] S2[c,s,q]
         jac_v__z_v_win = _window_view(jac_v__z_v, 2, 2, 2, 4)
+        del jac_v__z_v
         # einsum("Bositq->Bosqit", jac_v__z_v_win)
         jac_z_m__z_v = jac_v__z_v_win.transpose(0, 1, 2, 5, 3, 4)
+        del jac_v__z_v_win
         # jac_m__z_v[o,s,i,t] = Σ_c argmax_c(z_m[o,s,c]) jac_z_m__z_v[o,s,c,i,t]
         argmax_z_m_2 = _argmax(z_m, axis=3)
         # einsum("Bosc,Boscit->Bosit", argmax_z_m_2, jac_z_m__z_v)
         jac_m__z_v = np.einsum("Boscit,Bosc->Bosit", jac_z_m__z_v, argmax_z_m_2, optimize=False)
-        del dtanh_z_v, tmp_2, jac_v__z_v, jac_v__z_v_win, jac_z_m__z_v, argmax_z_m_2
+        del jac_z_m__z_v, argmax_z_m_2
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
         # jac_z_h__z_v[j,o,t] = Σ_ci W[j,c,i] jac_m__z_v[c,i,o,t]
         # einsum("jci,Bciot->Bjot", W, jac_m__z_v)
@@ -1222,44 +1230,55 @@ def hessian(params, data, blocks=None, out=None):
         argmax_z_m_3 = _argmax(z_m, axis=3)
         # einsum("Bosq,Blos->Blosq", argmax_z_m_3, jac_p__m)
         jac_p__z_m = jac_p__m[:, :, :, :, None] * argmax_z_m_3[:, None]
+        del jac_p__m
         # jac_p__v[l,o,t] = Σ_ci jac_p__z_m[l,o,c,i] S2[t,c,i]
         jac_p__v = _shift_scatter(jac_p__z_m, 8, 3, 2, 2, 1, 0)
+        del jac_p__z_m
         # jac_p__z_v[l,o,t] = tanh'(z_v[o,t]) jac_p__v[l,o,t]
         dtanh_z_v_2 = 1 - v**2
         # einsum("Bot,Blot->Blot", dtanh_z_v_2, jac_p__v)
         jac_p__z_v = jac_p__v * dtanh_z_v_2[:, None]
+        del jac_p__v
         # hess_p__z_v[l,o,t] = jac_p__z_v[l,o,t] softmax_l(p[l]) - Σ_c jac_p__z_v[c,o,t] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_2 = _softmax(p, axis=1)
         # einsum("Blot,Bl->Blot", jac_p__z_v, softmax_p_2)
         # einsum("Bcot,Bc,Bl->Blot", jac_p__z_v, softmax_p_2, softmax_p_2)
         tmp_3 = np.einsum("Bc,Bcot->Bot", softmax_p_2, jac_p__z_v, optimize=False)
         hess_p__z_v = softmax_p_2[:, :, None, None] * jac_p__z_v - tmp_3[:, None] * softmax_p_2[:, :, None, None]
+        del jac_p__z_v, softmax_p_2, tmp_3
         # hess_h__z_v[j,o,t] = Σ_c U[c,j] hess_p__z_v[c,o,t]
         # einsum("cj,Bcot->Bjot", U, hess_p__z_v)
         hess_h__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
+        del hess_p__z_v
         # hess_z_h__z_v[j,o,t] = tanh'(z_h[j]) hess_h__z_v[j,o,t] + tanh''(z_h[j]) adj_h[j] jac_z_h__z_v[j,o,t]
         dtanh_z_h_4 = 1 - h**2
         # einsum("Bj,Bjot->Bjot", dtanh_z_h_4, hess_h__z_v)
         d2tanh_z_h = 2*h*(h**2 - 1)
         # einsum("Bj,Bj,Bjot->Bjot", d2tanh_z_h, adj_h, jac_z_h__z_v)
         tmp_4 = adj_h * d2tanh_z_h
+        del d2tanh_z_h
         hess_z_h__z_v = hess_h__z_v * dtanh_z_h_4[:, :, None, None] + tmp_4[:, :, None, None] * jac_z_h__z_v
+        del hess_h__z_v, dtanh_z_h_4, tmp_4
         # hess_m__z_v[o,s,i,t] = Σ_c W[c,o,s] hess_z_h__z_v[c,i,t]
         # einsum("cos,Bcit->Bosit", W, hess_z_h__z_v)
         hess_m__z_v = (np.tensordot(hess_z_h__z_v, W, axes=([1], [0]))).transpose(0, 3, 4, 1, 2)
+        del hess_z_h__z_v
         # hess_z_m__z_v[o,s,q,i,t] = argmax_q(z_m[o,s,q]) hess_m__z_v[o,s,i,t]
         # einsum("Bosq,Bosit->Bosqit", argmax_z_m_3, hess_m__z_v)
         hess_z_m__z_v = hess_m__z_v[:, :, :, None] * argmax_z_m_3[:, :, :, :, None, None]
+        del argmax_z_m_3, hess_m__z_v
         # hess_v__z_v[o,t,i,j] = Σ_ck hess_z_m__z_v[o,c,k,i,j] S2[t,c,k]
         hess_v__z_v = _shift_scatter(hess_z_m__z_v, 8, 2, 2, 2, 1, 0)
+        del hess_z_m__z_v
         # hess_z_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) hess_v__z_v[o,t,i,j] + tanh''(z_v[o,t]) δ[o,i] δ[t,j] adj_v[o,t]
         # einsum("Bot,Botij->Botij", dtanh_z_v_2, hess_v__z_v)
         d2tanh_z_v = 2*v*(v**2 - 1)
         # einsum("Bot,oi,tj,Bot->Botij", d2tanh_z_v, np.eye(2), np.eye(8), adj_v)
         tmp_5 = adj_v * d2tanh_z_v
         tmp_6 = (np.eye(8))[:, :, None, None] * np.eye(2)
+        del d2tanh_z_v
         hess_z_v__z_v = hess_v__z_v * dtanh_z_v_2[:, :, :, None, None] + tmp_6.transpose(2, 0, 3, 1) * tmp_5[:, :, :, None, None]
-        del jac_p__m, argmax_z_m_3, jac_p__z_m, jac_p__v, dtanh_z_v_2, jac_p__z_v, softmax_p_2, tmp_3, hess_p__z_v, hess_h__z_v, dtanh_z_h_4, d2tanh_z_h, tmp_4, hess_z_h__z_v, hess_m__z_v, hess_z_m__z_v, hess_v__z_v, d2tanh_z_v, tmp_5, tmp_6
+        del dtanh_z_v_2, hess_v__z_v, tmp_5, tmp_6
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"))):
         del adj_v
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("K", "U"), ("b", "U"))):
@@ -1271,8 +1290,9 @@ def hessian(params, data, blocks=None, out=None):
         x_win_3 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
         # einsum("Bocjm,Bica,Bkml->oiajkl", hess_z_v__z_v, x_win_2, x_win_3)
         tmp_7 = np.einsum("Bica,Bocjm->Biaojm", x_win_2, hess_z_v__z_v, optimize=False)
+        del x_win_2
         _add_into(hess_K__K, (np.tensordot(tmp_7, x_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-        del x_win_2, x_win_3, tmp_7
+        del x_win_3, tmp_7
     if ("K", "b") in todo:
         # ∂f/∂K,b[o,i,a,j] = Σ_ckl hess_z_v__z_v[o,c,j,k] x[i,l] S[-1][l,c,a]
         hess_K__b = _block_view(H, rows["K"][0], rows["K"][1], rows["b"][0], rows["b"][1], PARAMS["K"] + PARAMS["b"])
@@ -1296,17 +1316,20 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_h, softmax_p_3, softmax_p_3)
         tmp_8 = (softmax_p_3[..., None, :] @ jac_p__z_h)[..., 0, :]
         hess_p__z_h = softmax_p_3[:, :, None] * jac_p__z_h - tmp_8[:, None] * softmax_p_3[:, :, None]
+        del softmax_p_3, tmp_8
         # hess_h__z_h[j,i] = Σ_c U[c,j] hess_p__z_h[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_h)
         hess_h__z_h = (np.tensordot(hess_p__z_h, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_h
         # hess_z_h__z_h[j,i] = tanh'(z_h[j]) hess_h__z_h[j,i] + tanh''(z_h[j]) δ[j,i] adj_h[j]
         dtanh_z_h_5 = 1 - h**2
         # einsum("Bj,Bji->Bji", dtanh_z_h_5, hess_h__z_h)
         d2tanh_z_h_2 = 2*h*(h**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_h_2, np.eye(3), adj_h)
         tmp_9 = adj_h * d2tanh_z_h_2
+        del d2tanh_z_h_2
         hess_z_h__z_h = hess_h__z_h * dtanh_z_h_5[:, :, None] + tmp_9[:, :, None] * np.eye(3)
-        del softmax_p_3, tmp_8, hess_p__z_h, hess_h__z_h, dtanh_z_h_5, d2tanh_z_h_2, tmp_9
+        del hess_h__z_h, dtanh_z_h_5, tmp_9
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
         del adj_h
     if not todo.isdisjoint((("K", "K"), ("K", "b"), ("b", "b"), ("W", "W"), ("K", "W"), ("b", "W"))):
@@ -1326,13 +1349,15 @@ def hessian(params, data, blocks=None, out=None):
         argmax_z_m_4 = _argmax(z_m, axis=3)
         # einsum("Bosq,Bosj->Bosqj", argmax_z_m_4, hess_m__z_h)
         hess_z_m__z_h = hess_m__z_h[:, :, :, None] * argmax_z_m_4[:, :, :, :, None]
+        del hess_m__z_h, argmax_z_m_4
         # hess_v__z_h[o,t,j] = Σ_ci hess_z_m__z_h[o,c,i,j] S2[t,c,i]
         hess_v__z_h = _shift_scatter(hess_z_m__z_h, 8, 2, 2, 2, 1, 0)
+        del hess_z_m__z_h
         # hess_z_v__z_h[o,t,j] = tanh'(z_v[o,t]) hess_v__z_h[o,t,j]
         dtanh_z_v_3 = 1 - v**2
         # einsum("Bot,Botj->Botj", dtanh_z_v_3, hess_v__z_h)
         hess_z_v__z_h = hess_v__z_h * dtanh_z_v_3[:, :, :, None]
-        del hess_m__z_h, argmax_z_m_4, hess_z_m__z_h, hess_v__z_h, dtanh_z_v_3
+        del hess_v__z_h, dtanh_z_v_3
     if not todo.isdisjoint((("W", "W"), ("K", "W"), ("b", "W"))):
         del hess_z_h__z_h
     if ("K", "W") in todo:
@@ -1341,12 +1366,15 @@ def hessian(params, data, blocks=None, out=None):
         x_win_5 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
         # einsum("Bj,Bksoc,Bica->oiajks", adj_z_h, jac_m__z_v, x_win_5)
         tmp_11 = np.einsum("Bica,Bksoc->Biakso", x_win_5, jac_m__z_v, optimize=False)
+        del x_win_5
         _add_into(hess_K__W, (np.tensordot(tmp_11, adj_z_h, axes=([0], [0]))).transpose(4, 0, 1, 5, 2, 3), 1 / B, False)
+        del tmp_11
         x_win_6 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
         # einsum("Bocj,Bks,Bica->oiajks", hess_z_v__z_h, m, x_win_6)
         tmp_12 = np.einsum("Bica,Bocj->Biaoj", x_win_6, hess_z_v__z_h, optimize=False)
+        del x_win_6
         _add_into(hess_K__W, (np.tensordot(tmp_12, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, True)
-        del x_win_5, tmp_11, x_win_6, tmp_12
+        del tmp_12
     if ("W", "K") in want:
         _mirror(H, rows["K"][0], rows["K"][1], rows["W"][0], rows["W"][1])
     if ("b", "W") in todo:
@@ -1394,11 +1422,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bi,Bjl,Bos->josli", h, hess_z_h__p, m)
         tmp_13 = m[:, :, :, None] * h[:, None, None]
         _add_into(hess_W__U, (np.tensordot(tmp_13, hess_z_h__p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
+        del tmp_13
         dtanh_z_h_7 = 1 - h**2
         # einsum("Bl,Bj,Bos->josl", adj_p, dtanh_z_h_7, m)
         tmp_14 = dtanh_z_h_7[:, :, None] * adj_p[:, None]
+        del dtanh_z_h_7
         _add_into(_diagonal_view(hess_W__U, 0, 4), (np.tensordot(tmp_14, m, axes=([0], [0]))).transpose(0, 2, 3, 1), 1 / B, True)
-        del tmp_13, dtanh_z_h_7, tmp_14
+        del tmp_14
     if todo:
         del m
     if ("U", "W") in want:
@@ -1411,13 +1441,15 @@ def hessian(params, data, blocks=None, out=None):
         argmax_z_m_5 = _argmax(z_m, axis=3)
         # einsum("Bosq,Bosl->Bosql", argmax_z_m_5, hess_m__p)
         hess_z_m__p = hess_m__p[:, :, :, None] * argmax_z_m_5[:, :, :, :, None]
+        del hess_m__p, argmax_z_m_5
         # hess_v__p[o,t,l] = Σ_ci hess_z_m__p[o,c,i,l] S2[t,c,i]
         hess_v__p = _shift_scatter(hess_z_m__p, 8, 2, 2, 2, 1, 0)
+        del hess_z_m__p
         # hess_z_v__p[o,t,l] = tanh'(z_v[o,t]) hess_v__p[o,t,l]
         dtanh_z_v_4 = 1 - v**2
         # einsum("Bot,Botl->Botl", dtanh_z_v_4, hess_v__p)
         hess_z_v__p = hess_v__p * dtanh_z_v_4[:, :, :, None]
-        del hess_m__p, argmax_z_m_5, hess_z_m__p, hess_v__p, dtanh_z_v_4
+        del hess_v__p, dtanh_z_v_4
     if todo:
         del v, z_m
     if not todo.isdisjoint((("W", "U"), ("K", "U"), ("b", "U"))):
@@ -1428,12 +1460,15 @@ def hessian(params, data, blocks=None, out=None):
         x_win_7 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
         # einsum("Bl,Bjoc,Bica->oialj", adj_p, jac_h__z_v, x_win_7)
         tmp_15 = np.einsum("Bica,Bjoc->Biajo", x_win_7, jac_h__z_v, optimize=False)
+        del x_win_7
         _add_into(hess_K__U, (np.tensordot(tmp_15, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
+        del tmp_15
         x_win_8 = _shift_view(x, 3, 2, 1, 8, 1, -1, 1, 1)
         # einsum("Bj,Bocl,Bica->oialj", h, hess_z_v__p, x_win_8)
         tmp_16 = np.einsum("Bica,Bocl->Biaol", x_win_8, hess_z_v__p, optimize=False)
+        del x_win_8
         _add_into(hess_K__U, (np.tensordot(tmp_16, h, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
-        del x_win_7, tmp_15, x_win_8, tmp_16
+        del tmp_16
     if ("U", "K") in want:
         _mirror(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1])
     if ("b", "U") in todo:

@@ -691,16 +691,18 @@ def hessian(params, data, blocks=None, out=None):
         # z_v[o,t] = Σ_ea K[o,e,a] Σ_u S[u,t,a] x[e,u]
         x_win = _window_view(x, 2, 2, 1, 5)
         tmp = x_win
+        del x_win
         # einsum("oea,Beta->Bot", K, tmp)
         z_v = (np.tensordot(tmp, K, axes=([1, 3], [1, 2]))).transpose(0, 2, 1)
+        del tmp
         # v[o,t] = tanh(z_v[o,t])
         v = np.tanh(z_v)
+        del z_v
         # m[o] = max_t(v[o,t])
         m = _max(v, axis=2)
         # p[l] = Σ_o U[l,o] m[o]
         # einsum("lo,Bo->Bl", U, m)
         p = m @ U.T
-        del x_win, tmp, z_v
     if not todo.isdisjoint((("K", "K"), ("K", "U"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
@@ -721,11 +723,12 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bot,oi,tj->Botij", dtanh_z_v, np.eye(3), np.eye(5))
         tmp_2 = (np.eye(5))[:, :, None, None] * np.eye(3)
         jac_v__z_v = tmp_2.transpose(2, 0, 3, 1) * dtanh_z_v[:, :, :, None, None]
+        del dtanh_z_v, tmp_2
         # jac_m__z_v[o,i,t] = Σ_c argmax_c(v[o,c]) jac_v__z_v[o,c,i,t]
         argmax_v_2 = _argmax(v, axis=2)
         # einsum("Boc,Bocit->Boit", argmax_v_2, jac_v__z_v)
         jac_m__z_v = np.einsum("Bocit,Boc->Boit", jac_v__z_v, argmax_v_2, optimize=False)
-        del dtanh_z_v, tmp_2, jac_v__z_v, argmax_v_2
+        del jac_v__z_v, argmax_v_2
     if ("K", "K") in todo:
         # jac_p__m[l,o] = U[l,o]
         jac_p__m = U
@@ -733,37 +736,45 @@ def hessian(params, data, blocks=None, out=None):
         argmax_v_3 = _argmax(v, axis=2)
         # einsum("Bot,lo->Blot", argmax_v_3, jac_p__m)
         jac_p__v = jac_p__m[:, :, None] * argmax_v_3[:, None]
+        del jac_p__m
         # jac_p__z_v[l,o,t] = tanh'(z_v[o,t]) jac_p__v[l,o,t]
         dtanh_z_v_2 = 1 - v**2
         # einsum("Bot,Blot->Blot", dtanh_z_v_2, jac_p__v)
         jac_p__z_v = jac_p__v * dtanh_z_v_2[:, None]
+        del jac_p__v
         # hess_p__z_v[l,o,t] = jac_p__z_v[l,o,t] softmax_l(p[l]) - Σ_c jac_p__z_v[c,o,t] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_2 = _softmax(p, axis=1)
         # einsum("Blot,Bl->Blot", jac_p__z_v, softmax_p_2)
         # einsum("Bcot,Bc,Bl->Blot", jac_p__z_v, softmax_p_2, softmax_p_2)
         tmp_3 = np.einsum("Bc,Bcot->Bot", softmax_p_2, jac_p__z_v, optimize=False)
         hess_p__z_v = softmax_p_2[:, :, None, None] * jac_p__z_v - tmp_3[:, None] * softmax_p_2[:, :, None, None]
+        del jac_p__z_v, softmax_p_2, tmp_3
         # hess_m__z_v[o,i,t] = Σ_c U[c,o] hess_p__z_v[c,i,t]
         # einsum("co,Bcit->Boit", U, hess_p__z_v)
         hess_m__z_v = (np.tensordot(hess_p__z_v, U, axes=([1], [0]))).transpose(0, 3, 1, 2)
+        del hess_p__z_v
         # hess_v__z_v[o,t,i,j] = argmax_t(v[o,t]) hess_m__z_v[o,i,j]
         # einsum("Bot,Boij->Botij", argmax_v_3, hess_m__z_v)
         hess_v__z_v = hess_m__z_v[:, :, None] * argmax_v_3[:, :, :, None, None]
+        del argmax_v_3, hess_m__z_v
         # hess_z_v__z_v[o,t,i,j] = tanh'(z_v[o,t]) hess_v__z_v[o,t,i,j] + tanh''(z_v[o,t]) δ[o,i] δ[t,j] adj_v[o,t]
         # einsum("Bot,Botij->Botij", dtanh_z_v_2, hess_v__z_v)
         d2tanh_z_v = 2*v*(v**2 - 1)
         # einsum("Bot,oi,tj,Bot->Botij", d2tanh_z_v, np.eye(3), np.eye(5), adj_v)
         tmp_4 = adj_v * d2tanh_z_v
         tmp_5 = (np.eye(5))[:, :, None, None] * np.eye(3)
+        del d2tanh_z_v
         hess_z_v__z_v = hess_v__z_v * dtanh_z_v_2[:, :, :, None, None] + tmp_5.transpose(2, 0, 3, 1) * tmp_4[:, :, :, None, None]
+        del dtanh_z_v_2, hess_v__z_v, tmp_4, tmp_5
         # ∂f/∂K,K[o,e,a,i,j,k] = Σ_clmn hess_z_v__z_v[o,c,i,l] x[e,m] x[j,n] S[m,c,a] S[n,l,k]
         hess_K__K = _block_view(H, rows["K"][0], rows["K"][1], rows["K"][0], rows["K"][1], PARAMS["K"] + PARAMS["K"])
         x_win_2 = _window_view(x, 2, 2, 1, 5)
         x_win_3 = _window_view(x, 2, 2, 1, 5)
         # einsum("Bocil,Beca,Bjlk->oeaijk", hess_z_v__z_v, x_win_2, x_win_3)
         tmp_6 = np.einsum("Beca,Bocil->Beaoil", x_win_2, hess_z_v__z_v, optimize=False)
+        del hess_z_v__z_v, x_win_2
         _add_into(hess_K__K, (np.tensordot(tmp_6, x_win_3, axes=([0, 5], [0, 2]))).transpose(2, 0, 1, 3, 4, 5), 1 / B, False)
-        del jac_p__m, argmax_v_3, jac_p__v, dtanh_z_v_2, jac_p__z_v, softmax_p_2, tmp_3, hess_p__z_v, hess_m__z_v, hess_v__z_v, d2tanh_z_v, tmp_4, tmp_5, hess_z_v__z_v, x_win_2, x_win_3, tmp_6
+        del x_win_3, tmp_6
     if ("K", "K") in todo:
         del adj_v
     if not todo.isdisjoint((("U", "U"), ("K", "U"))):
@@ -787,21 +798,26 @@ def hessian(params, data, blocks=None, out=None):
         argmax_v_4 = _argmax(v, axis=2)
         # einsum("Bot,Bol->Botl", argmax_v_4, hess_m__p)
         hess_v__p = hess_m__p[:, :, None] * argmax_v_4[:, :, :, None]
+        del hess_m__p, argmax_v_4
         # hess_z_v__p[o,t,l] = tanh'(z_v[o,t]) hess_v__p[o,t,l]
         dtanh_z_v_3 = 1 - v**2
         # einsum("Bot,Botl->Botl", dtanh_z_v_3, hess_v__p)
         hess_z_v__p = hess_v__p * dtanh_z_v_3[:, :, :, None]
+        del hess_v__p, dtanh_z_v_3
         # ∂f/∂K,U[o,e,a,l,i] = Σ_cj adj_p[l] jac_m__z_v[i,o,c] x[e,j] S[j,c,a] + Σ_cj hess_z_v__p[o,c,l] m[i] x[e,j] S[j,c,a]
         hess_K__U = _block_view(H, rows["K"][0], rows["K"][1], rows["U"][0], rows["U"][1], PARAMS["K"] + PARAMS["U"])
         x_win_4 = _window_view(x, 2, 2, 1, 5)
         # einsum("Bl,Bioc,Beca->oeali", adj_p, jac_m__z_v, x_win_4)
         tmp_7 = np.einsum("Beca,Bioc->Beaio", x_win_4, jac_m__z_v, optimize=False)
+        del x_win_4
         _add_into(hess_K__U, (np.tensordot(tmp_7, adj_p, axes=([0], [0]))).transpose(3, 0, 1, 4, 2), 1 / B, False)
+        del tmp_7
         x_win_5 = _window_view(x, 2, 2, 1, 5)
         # einsum("Bocl,Bi,Beca->oeali", hess_z_v__p, m, x_win_5)
         tmp_8 = np.einsum("Beca,Bocl->Beaol", x_win_5, hess_z_v__p, optimize=False)
+        del hess_z_v__p, x_win_5
         _add_into(hess_K__U, (np.tensordot(tmp_8, m, axes=([0], [0]))).transpose(2, 0, 1, 3, 4), 1 / B, True)
-        del hess_m__p, argmax_v_4, hess_v__p, dtanh_z_v_3, hess_z_v__p, x_win_4, tmp_7, x_win_5, tmp_8
+        del tmp_8
     if todo:
         del v, m
     if not todo.isdisjoint((("K", "K"), ("K", "U"))):

@@ -838,14 +838,16 @@ def hessian(params, data, blocks=None, out=None):
         drelu_z_v1 = np.heaviside(z_v1, 0.0)
         # einsum("Bj,ji->Bji", drelu_z_v1, np.eye(5))
         jac_v1__z_v1 = np.eye(5) * drelu_z_v1[:, :, None]
+        del drelu_z_v1
         # jac_z_v2__z_v1[j,i] = Σ_c W2[j,c] jac_v1__z_v1[c,i]
         # einsum("jc,Bci->Bji", W2, jac_v1__z_v1)
         jac_z_v2__z_v1 = (np.tensordot(jac_v1__z_v1, W2, axes=([1], [1]))).transpose(0, 2, 1)
+        del jac_v1__z_v1
         # jac_v2__z_v1[j,i] = relu'(z_v2[j]) jac_z_v2__z_v1[j,i]
         drelu_z_v2_2 = np.heaviside(z_v2, 0.0)
         # einsum("Bj,Bji->Bji", drelu_z_v2_2, jac_z_v2__z_v1)
         jac_v2__z_v1 = jac_z_v2__z_v1 * drelu_z_v2_2[:, :, None]
-        del drelu_z_v1, jac_v1__z_v1, jac_z_v2__z_v1, drelu_z_v2_2
+        del jac_z_v2__z_v1, drelu_z_v2_2
     if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"))):
         # jac_p__v2[l,j] = U[l,j]
         jac_p__v2 = U
@@ -862,29 +864,35 @@ def hessian(params, data, blocks=None, out=None):
         drelu_z_v1_2 = np.heaviside(z_v1, 0.0)
         # einsum("Bj,Blj->Blj", drelu_z_v1_2, jac_p__v1)
         jac_p__z_v1 = jac_p__v1 * drelu_z_v1_2[:, None]
+        del jac_p__v1
         # hess_p__z_v1[l,j] = jac_p__z_v1[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v1[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_2 = _softmax(p, axis=1)
         # einsum("Blj,Bl->Blj", jac_p__z_v1, softmax_p_2)
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v1, softmax_p_2, softmax_p_2)
         tmp = (softmax_p_2[..., None, :] @ jac_p__z_v1)[..., 0, :]
         hess_p__z_v1 = softmax_p_2[:, :, None] * jac_p__z_v1 - tmp[:, None] * softmax_p_2[:, :, None]
+        del jac_p__z_v1, softmax_p_2, tmp
         # hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_v1)
         hess_v2__z_v1 = (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_v1
         # hess_z_v2__z_v1[j,i] = relu'(z_v2[j]) hess_v2__z_v1[j,i]
         drelu_z_v2_4 = np.heaviside(z_v2, 0.0)
         # einsum("Bj,Bji->Bji", drelu_z_v2_4, hess_v2__z_v1)
         hess_z_v2__z_v1 = hess_v2__z_v1 * drelu_z_v2_4[:, :, None]
+        del hess_v2__z_v1, drelu_z_v2_4
         # hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i]
         # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
         hess_v1__z_v1 = (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_v2__z_v1
         # hess_z_v1__z_v1[j,i] = relu'(z_v1[j]) hess_v1__z_v1[j,i]
         # einsum("Bj,Bji->Bji", drelu_z_v1_2, hess_v1__z_v1)
         hess_z_v1__z_v1 = hess_v1__z_v1 * drelu_z_v1_2[:, :, None]
+        del drelu_z_v1_2, hess_v1__z_v1
         # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
         hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
         _outer_into(hess_W1__W1, x, ((hess_z_v1__z_v1, x, 1 / B, False),), False, True)
-        del jac_p__v1, drelu_z_v1_2, jac_p__z_v1, softmax_p_2, tmp, hess_p__z_v1, hess_v2__z_v1, drelu_z_v2_4, hess_z_v2__z_v1, hess_v1__z_v1, hess_z_v1__z_v1
+        del hess_z_v1__z_v1
     if not todo.isdisjoint((("W2", "W2"), ("W1", "W2"))):
         # hess_p__z_v2[l,j] = jac_p__z_v2[l,j] softmax_l(p[l]) - Σ_c jac_p__z_v2[c,j] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_3 = _softmax(p, axis=1)
@@ -892,14 +900,16 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcj,Bc,Bl->Blj", jac_p__z_v2, softmax_p_3, softmax_p_3)
         tmp_2 = (softmax_p_3[..., None, :] @ jac_p__z_v2)[..., 0, :]
         hess_p__z_v2 = softmax_p_3[:, :, None] * jac_p__z_v2 - tmp_2[:, None] * softmax_p_3[:, :, None]
+        del softmax_p_3, tmp_2
         # hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_v2)
         hess_v2__z_v2 = (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_v2
         # hess_z_v2__z_v2[j,i] = relu'(z_v2[j]) hess_v2__z_v2[j,i]
         drelu_z_v2_5 = np.heaviside(z_v2, 0.0)
         # einsum("Bj,Bji->Bji", drelu_z_v2_5, hess_v2__z_v2)
         hess_z_v2__z_v2 = hess_v2__z_v2 * drelu_z_v2_5[:, :, None]
-        del softmax_p_3, tmp_2, hess_p__z_v2, hess_v2__z_v2, drelu_z_v2_5
+        del hess_v2__z_v2, drelu_z_v2_5
     if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"))):
         del jac_p__z_v2
     if ("W2", "W2") in todo:
@@ -914,13 +924,15 @@ def hessian(params, data, blocks=None, out=None):
         drelu_z_v1_3 = np.heaviside(z_v1, 0.0)
         # einsum("Bj,Bji->Bji", drelu_z_v1_3, hess_v1__z_v2)
         hess_z_v1__z_v2 = hess_v1__z_v2 * drelu_z_v1_3[:, :, None]
+        del hess_v1__z_v2
         # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] relu'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
         hess_W1__W2 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W2"][0], rows["W2"][1], PARAMS["W1"] + PARAMS["W2"])
         _outer_into(hess_W1__W2, x, ((hess_z_v1__z_v2, v1, 1 / B, False),), False)
+        del hess_z_v1__z_v2
         # einsum("Bk,Bj,Bi->jik", adj_z_v2, drelu_z_v1_3, x)
         tmp_3 = x[:, :, None] * adj_z_v2[:, None]
         _add_into(_diagonal_view(hess_W1__W2, 0, 3), (np.tensordot(tmp_3, drelu_z_v1_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-        del hess_v1__z_v2, drelu_z_v1_3, hess_z_v1__z_v2, tmp_3
+        del drelu_z_v1_3, tmp_3
     if ("W1", "W2") in todo:
         del adj_z_v2
     if not todo.isdisjoint((("W2", "W2"), ("W1", "W2"))):
@@ -958,8 +970,9 @@ def hessian(params, data, blocks=None, out=None):
         drelu_z_v2_7 = np.heaviside(z_v2, 0.0)
         # einsum("Bl,Bj,Bi->jil", adj_p, drelu_z_v2_7, v1)
         tmp_4 = drelu_z_v2_7[:, :, None] * adj_p[:, None]
+        del drelu_z_v2_7
         _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_4, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-        del drelu_z_v2_7, tmp_4
+        del tmp_4
     if todo:
         del v1, z_v2
     if ("U", "W2") in want:
@@ -972,10 +985,11 @@ def hessian(params, data, blocks=None, out=None):
         drelu_z_v1_4 = np.heaviside(z_v1, 0.0)
         # einsum("Bj,Bjl->Bjl", drelu_z_v1_4, hess_v1__p)
         hess_z_v1__p = hess_v1__p * drelu_z_v1_4[:, :, None]
+        del hess_v1__p, drelu_z_v1_4
         # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
         hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
         _outer_into(hess_W1__U, x, ((jac_v2__z_v1.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_v1__p, v2, 1 / B, False)), False)
-        del hess_v1__p, drelu_z_v1_4, hess_z_v1__p
+        del hess_z_v1__p
     if todo:
         del z_v1, v2
     if not todo.isdisjoint((("W1", "W2"), ("W2", "U"), ("W1", "U"))):

@@ -850,8 +850,9 @@ def hessian(params, data, blocks=None, out=None):
         d2softplus_p = _sigmoid(-p)*_sigmoid(p)
         # einsum("Bl,Bj,Bi->lji", d2softplus_p, v2, v2)
         tmp = v2[:, :, None] * d2softplus_p[:, None]
+        del d2softplus_p
         _add_into(_diagonal_view(hess_U__U, 0, 2), (np.tensordot(tmp, v2, axes=([0], [0]))).transpose(1, 0, 2), 1 / B, True)
-        del d2softplus_p, tmp
+        del tmp
     if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"), ("W2", "U"), ("W1", "U"))):
         # adj_p[l] = softplus'(p[l]) - y[l]
         dsoftplus_p = _sigmoid(p)
@@ -875,10 +876,11 @@ def hessian(params, data, blocks=None, out=None):
         dswish_z_v1 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
         # einsum("Bj,ji->Bji", dswish_z_v1, np.eye(4))
         jac_v1__z_v1 = np.eye(4) * dswish_z_v1[:, :, None]
+        del dswish_z_v1
         # jac_z_v2__z_v1[j,i] = Σ_c W2[j,c] jac_v1__z_v1[c,i]
         # einsum("jc,Bci->Bji", W2, jac_v1__z_v1)
         jac_z_v2__z_v1 = (np.tensordot(jac_v1__z_v1, W2, axes=([1], [1]))).transpose(0, 2, 1)
-        del dswish_z_v1, jac_v1__z_v1
+        del jac_v1__z_v1
     if ("W1", "U") in todo:
         # jac_v2__z_v1[j,i] = softplus'(z_v2[j]) jac_z_v2__z_v1[j,i]
         dsoftplus_z_v2_2 = _sigmoid(z_v2)
@@ -901,33 +903,41 @@ def hessian(params, data, blocks=None, out=None):
         dswish_z_v1_2 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
         # einsum("Bj,Blj->Blj", dswish_z_v1_2, jac_p__v1)
         jac_p__z_v1 = jac_p__v1 * dswish_z_v1_2[:, None]
+        del jac_p__v1
         # hess_p__z_v1[l,j] = softplus''(p[l]) jac_p__z_v1[l,j]
         d2softplus_p_2 = _sigmoid(-p)*_sigmoid(p)
         # einsum("Bl,Blj->Blj", d2softplus_p_2, jac_p__z_v1)
         hess_p__z_v1 = jac_p__z_v1 * d2softplus_p_2[:, :, None]
+        del jac_p__z_v1, d2softplus_p_2
         # hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_v1)
         hess_v2__z_v1 = (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_v1
         # hess_z_v2__z_v1[j,i] = softplus'(z_v2[j]) hess_v2__z_v1[j,i] + softplus''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i]
         dsoftplus_z_v2_4 = _sigmoid(z_v2)
         # einsum("Bj,Bji->Bji", dsoftplus_z_v2_4, hess_v2__z_v1)
         d2softplus_z_v2 = _sigmoid(-z_v2)*_sigmoid(z_v2)
         # einsum("Bj,Bj,Bji->Bji", d2softplus_z_v2, adj_v2, jac_z_v2__z_v1)
         tmp_2 = adj_v2 * d2softplus_z_v2
+        del d2softplus_z_v2
         hess_z_v2__z_v1 = hess_v2__z_v1 * dsoftplus_z_v2_4[:, :, None] + tmp_2[:, :, None] * jac_z_v2__z_v1
+        del hess_v2__z_v1, dsoftplus_z_v2_4, tmp_2
         # hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i]
         # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
         hess_v1__z_v1 = (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_v2__z_v1
         # hess_z_v1__z_v1[j,i] = swish'(z_v1[j]) hess_v1__z_v1[j,i] + swish''(z_v1[j]) δ[j,i] adj_v1[j]
         # einsum("Bj,Bji->Bji", dswish_z_v1_2, hess_v1__z_v1)
         d2swish_z_v1 = -(2*z_v1*_sigmoid(z_v1) - z_v1 - 2)*_sigmoid(-z_v1)*_sigmoid(z_v1)
         # einsum("Bj,ji,Bj->Bji", d2swish_z_v1, np.eye(4), adj_v1)
         tmp_3 = adj_v1 * d2swish_z_v1
+        del d2swish_z_v1
         hess_z_v1__z_v1 = hess_v1__z_v1 * dswish_z_v1_2[:, :, None] + tmp_3[:, :, None] * np.eye(4)
+        del dswish_z_v1_2, hess_v1__z_v1, tmp_3
         # ∂f/∂W1,W1[j,i,k,l] = hess_z_v1__z_v1[j,k] x[i] x[l]
         hess_W1__W1 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W1"][0], rows["W1"][1], PARAMS["W1"] + PARAMS["W1"])
         _outer_into(hess_W1__W1, x, ((hess_z_v1__z_v1, x, 1 / B, False),), False, True)
-        del jac_p__v1, dswish_z_v1_2, jac_p__z_v1, d2softplus_p_2, hess_p__z_v1, hess_v2__z_v1, dsoftplus_z_v2_4, d2softplus_z_v2, tmp_2, hess_z_v2__z_v1, hess_v1__z_v1, d2swish_z_v1, tmp_3, hess_z_v1__z_v1
+        del hess_z_v1__z_v1
     if ("W1", "W1") in todo:
         del adj_v1
     if not todo.isdisjoint((("W1", "W1"), ("W1", "U"))):
@@ -937,17 +947,20 @@ def hessian(params, data, blocks=None, out=None):
         d2softplus_p_3 = _sigmoid(-p)*_sigmoid(p)
         # einsum("Bl,Blj->Blj", d2softplus_p_3, jac_p__z_v2)
         hess_p__z_v2 = jac_p__z_v2 * d2softplus_p_3[:, :, None]
+        del d2softplus_p_3
         # hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_v2)
         hess_v2__z_v2 = (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_v2
         # hess_z_v2__z_v2[j,i] = softplus'(z_v2[j]) hess_v2__z_v2[j,i] + softplus''(z_v2[j]) δ[j,i] adj_v2[j]
         dsoftplus_z_v2_5 = _sigmoid(z_v2)
         # einsum("Bj,Bji->Bji", dsoftplus_z_v2_5, hess_v2__z_v2)
         d2softplus_z_v2_2 = _sigmoid(-z_v2)*_sigmoid(z_v2)
         # einsum("Bj,ji,Bj->Bji", d2softplus_z_v2_2, np.eye(4), adj_v2)
         tmp_4 = adj_v2 * d2softplus_z_v2_2
+        del d2softplus_z_v2_2
         hess_z_v2__z_v2 = hess_v2__z_v2 * dsoftplus_z_v2_5[:, :, None] + tmp_4[:, :, None] * np.eye(4)
-        del d2softplus_p_3, hess_p__z_v2, hess_v2__z_v2, dsoftplus_z_v2_5, d2softplus_z_v2_2, tmp_4
+        del hess_v2__z_v2, dsoftplus_z_v2_5, tmp_4
     if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"))):
         del adj_v2
     if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"))):
@@ -964,13 +977,15 @@ def hessian(params, data, blocks=None, out=None):
         dswish_z_v1_3 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
         # einsum("Bj,Bji->Bji", dswish_z_v1_3, hess_v1__z_v2)
         hess_z_v1__z_v2 = hess_v1__z_v2 * dswish_z_v1_3[:, :, None]
+        del hess_v1__z_v2
         # ∂f/∂W1,W2[j,i,k,l] = adj_z_v2[k] swish'(z_v1[l]) δ[l,j] x[i] + hess_z_v1__z_v2[j,k] v1[l] x[i]
         hess_W1__W2 = _block_view(H, rows["W1"][0], rows["W1"][1], rows["W2"][0], rows["W2"][1], PARAMS["W1"] + PARAMS["W2"])
         _outer_into(hess_W1__W2, x, ((hess_z_v1__z_v2, v1, 1 / B, False),), False)
+        del hess_z_v1__z_v2
         # einsum("Bk,Bj,Bi->jik", adj_z_v2, dswish_z_v1_3, x)
         tmp_5 = x[:, :, None] * adj_z_v2[:, None]
         _add_into(_diagonal_view(hess_W1__W2, 0, 3), (np.tensordot(tmp_5, dswish_z_v1_3, axes=([0], [0]))).transpose(2, 0, 1), 1 / B, True)
-        del hess_v1__z_v2, dswish_z_v1_3, hess_z_v1__z_v2, tmp_5
+        del dswish_z_v1_3, tmp_5
     if not todo.isdisjoint((("W1", "W1"), ("W1", "W2"))):
         del adj_z_v2
     if not todo.isdisjoint((("W2", "W2"), ("W1", "W2"))):
@@ -982,14 +997,16 @@ def hessian(params, data, blocks=None, out=None):
         d2softplus_p_4 = _sigmoid(-p)*_sigmoid(p)
         # einsum("Bl,li->Bli", d2softplus_p_4, np.eye(2))
         hess_p__p = np.eye(2) * d2softplus_p_4[:, :, None]
+        del d2softplus_p_4
         # hess_v2__p[j,l] = Σ_c U[c,j] hess_p__p[c,l]
         # einsum("cj,Bcl->Bjl", U, hess_p__p)
         hess_v2__p = (np.tensordot(hess_p__p, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__p
         # hess_z_v2__p[j,l] = softplus'(z_v2[j]) hess_v2__p[j,l]
         dsoftplus_z_v2_6 = _sigmoid(z_v2)
         # einsum("Bj,Bjl->Bjl", dsoftplus_z_v2_6, hess_v2__p)
         hess_z_v2__p = hess_v2__p * dsoftplus_z_v2_6[:, :, None]
-        del d2softplus_p_4, hess_p__p, hess_v2__p, dsoftplus_z_v2_6
+        del hess_v2__p, dsoftplus_z_v2_6
     if todo:
         del p
     if ("W2", "U") in todo:
@@ -999,8 +1016,9 @@ def hessian(params, data, blocks=None, out=None):
         dsoftplus_z_v2_7 = _sigmoid(z_v2)
         # einsum("Bl,Bj,Bi->jil", adj_p, dsoftplus_z_v2_7, v1)
         tmp_6 = dsoftplus_z_v2_7[:, :, None] * adj_p[:, None]
+        del dsoftplus_z_v2_7
         _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_6, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-        del dsoftplus_z_v2_7, tmp_6
+        del tmp_6
     if todo:
         del z_v2
     if ("U", "W2") in want:
@@ -1013,10 +1031,11 @@ def hessian(params, data, blocks=None, out=None):
         dswish_z_v1_4 = -(v1 - z_v1 - 1)*_sigmoid(z_v1)
         # einsum("Bj,Bjl->Bjl", dswish_z_v1_4, hess_v1__p)
         hess_z_v1__p = hess_v1__p * dswish_z_v1_4[:, :, None]
+        del hess_v1__p, dswish_z_v1_4
         # ∂f/∂W1,U[j,i,l,k] = adj_p[l] jac_v2__z_v1[k,j] x[i] + hess_z_v1__p[j,l] v2[k] x[i]
         hess_W1__U = _block_view(H, rows["W1"][0], rows["W1"][1], rows["U"][0], rows["U"][1], PARAMS["W1"] + PARAMS["U"])
         _outer_into(hess_W1__U, x, ((jac_v2__z_v1.transpose(0, 2, 1), adj_p, 1 / B, True), (hess_z_v1__p, v2, 1 / B, False)), False)
-        del hess_v1__p, dswish_z_v1_4, hess_z_v1__p
+        del hess_z_v1__p
     if todo:
         del z_v1, v1, v2
     if not todo.isdisjoint((("W1", "W1"), ("W2", "W2"), ("W1", "W2"), ("W2", "U"), ("W1", "U"))):

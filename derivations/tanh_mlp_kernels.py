@@ -837,12 +837,12 @@ def hessian(params, data, blocks=None, out=None):
         z_v1 = x @ W1.T + b1
         # v1[j] = tanh(z_v1[j])
         v1 = np.tanh(z_v1)
+        del z_v1
         # z_v2[j] = Σ_i W2[j,i] v1[i] + b2[j]
         # einsum("ji,Bi->Bj", W2, v1)
         z_v2 = v1 @ W2.T + b2
         # v2[j] = sigmoid(z_v2[j])
         v2 = _sigmoid(z_v2)
-        del z_v1
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W2", "b2"), ("b2", "b2"), ("W1", "W2"), ("W1", "b2"), ("b1", "W2"), ("b1", "b2"), ("W2", "U"), ("b2", "U"), ("W1", "U"), ("b1", "U"))):
         # p[l] = Σ_j U[l,j] v2[j]
         # einsum("lj,Bj->Bl", U, v2)
@@ -868,10 +868,11 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_v1 = 1 - v1**2
         # einsum("Bj,ji->Bji", dtanh_z_v1, np.eye(4))
         jac_v1__z_v1 = np.eye(4) * dtanh_z_v1[:, :, None]
+        del dtanh_z_v1
         # jac_z_v2__z_v1[j,i] = Σ_c W2[j,c] jac_v1__z_v1[c,i]
         # einsum("jc,Bci->Bji", W2, jac_v1__z_v1)
         jac_z_v2__z_v1 = (np.tensordot(jac_v1__z_v1, W2, axes=([1], [1]))).transpose(0, 2, 1)
-        del dtanh_z_v1, jac_v1__z_v1
+        del jac_v1__z_v1
     if not todo.isdisjoint((("W1", "U"), ("b1", "U"))):
         # jac_v2__z_v1[j,i] = sigmoid'(z_v2[j]) jac_z_v2__z_v1[j,i]
         dsigmoid_z_v2_2 = v2*_sigmoid(-z_v2)
@@ -894,28 +895,35 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_v1_2 = 1 - v1**2
         # einsum("Bj,Blj->Blj", dtanh_z_v1_2, jac_p__v1)
         jac_p__z_v1 = jac_p__v1 * dtanh_z_v1_2[:, None]
+        del jac_p__v1
         # hess_p__z_v1[l,j] = jac_p__z_v1[l,j]
         hess_p__z_v1 = jac_p__z_v1
+        del jac_p__z_v1
         # hess_v2__z_v1[j,i] = Σ_c U[c,j] hess_p__z_v1[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_v1)
         hess_v2__z_v1 = (np.tensordot(hess_p__z_v1, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_v1
         # hess_z_v2__z_v1[j,i] = sigmoid'(z_v2[j]) hess_v2__z_v1[j,i] + sigmoid''(z_v2[j]) adj_v2[j] jac_z_v2__z_v1[j,i]
         dsigmoid_z_v2_4 = v2*_sigmoid(-z_v2)
         # einsum("Bj,Bji->Bji", dsigmoid_z_v2_4, hess_v2__z_v1)
         d2sigmoid_z_v2 = -v2*(2*v2 - 1)*_sigmoid(-z_v2)
         # einsum("Bj,Bj,Bji->Bji", d2sigmoid_z_v2, adj_v2, jac_z_v2__z_v1)
         tmp = adj_v2 * d2sigmoid_z_v2
+        del d2sigmoid_z_v2
         hess_z_v2__z_v1 = hess_v2__z_v1 * dsigmoid_z_v2_4[:, :, None] + tmp[:, :, None] * jac_z_v2__z_v1
+        del hess_v2__z_v1, dsigmoid_z_v2_4, tmp
         # hess_v1__z_v1[j,i] = Σ_c W2[c,j] hess_z_v2__z_v1[c,i]
         # einsum("cj,Bci->Bji", W2, hess_z_v2__z_v1)
         hess_v1__z_v1 = (np.tensordot(hess_z_v2__z_v1, W2, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_z_v2__z_v1
         # hess_z_v1__z_v1[j,i] = tanh'(z_v1[j]) hess_v1__z_v1[j,i] + tanh''(z_v1[j]) δ[j,i] adj_v1[j]
         # einsum("Bj,Bji->Bji", dtanh_z_v1_2, hess_v1__z_v1)
         d2tanh_z_v1 = 2*v1*(v1**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_v1, np.eye(4), adj_v1)
         tmp_2 = adj_v1 * d2tanh_z_v1
+        del d2tanh_z_v1
         hess_z_v1__z_v1 = hess_v1__z_v1 * dtanh_z_v1_2[:, :, None] + tmp_2[:, :, None] * np.eye(4)
-        del jac_p__v1, dtanh_z_v1_2, jac_p__z_v1, hess_p__z_v1, hess_v2__z_v1, dsigmoid_z_v2_4, d2sigmoid_z_v2, tmp, hess_z_v2__z_v1, hess_v1__z_v1, d2tanh_z_v1, tmp_2
+        del dtanh_z_v1_2, hess_v1__z_v1, tmp_2
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"))):
         del adj_v1
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W1", "U"), ("b1", "U"))):
@@ -944,14 +952,16 @@ def hessian(params, data, blocks=None, out=None):
         # hess_v2__z_v2[j,i] = Σ_c U[c,j] hess_p__z_v2[c,i]
         # einsum("cj,Bci->Bji", U, hess_p__z_v2)
         hess_v2__z_v2 = (np.tensordot(hess_p__z_v2, U, axes=([1], [0]))).transpose(0, 2, 1)
+        del hess_p__z_v2
         # hess_z_v2__z_v2[j,i] = sigmoid'(z_v2[j]) hess_v2__z_v2[j,i] + sigmoid''(z_v2[j]) δ[j,i] adj_v2[j]
         dsigmoid_z_v2_5 = v2*_sigmoid(-z_v2)
         # einsum("Bj,Bji->Bji", dsigmoid_z_v2_5, hess_v2__z_v2)
         d2sigmoid_z_v2_2 = -v2*(2*v2 - 1)*_sigmoid(-z_v2)
         # einsum("Bj,ji,Bj->Bji", d2sigmoid_z_v2_2, np.eye(4), adj_v2)
         tmp_3 = adj_v2 * d2sigmoid_z_v2_2
+        del d2sigmoid_z_v2_2
         hess_z_v2__z_v2 = hess_v2__z_v2 * dsigmoid_z_v2_5[:, :, None] + tmp_3[:, :, None] * np.eye(4)
-        del hess_p__z_v2, hess_v2__z_v2, dsigmoid_z_v2_5, d2sigmoid_z_v2_2, tmp_3
+        del hess_v2__z_v2, dsigmoid_z_v2_5, tmp_3
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W2", "b2"), ("b2", "b2"), ("W1", "W2"), ("W1", "b2"), ("b1", "W2"), ("b1", "b2"))):
         del adj_v2
     if not todo.isdisjoint((("W1", "W1"), ("W1", "b1"), ("b1", "b1"), ("W2", "W2"), ("W2", "b2"), ("b2", "b2"), ("W1", "W2"), ("W1", "b2"), ("b1", "W2"), ("b1", "b2"))):
@@ -1051,8 +1061,9 @@ def hessian(params, data, blocks=None, out=None):
         dsigmoid_z_v2_7 = v2*_sigmoid(-z_v2)
         # einsum("Bl,Bj,Bi->jil", adj_p, dsigmoid_z_v2_7, v1)
         tmp_6 = dsigmoid_z_v2_7[:, :, None] * adj_p[:, None]
+        del dsigmoid_z_v2_7
         _add_into(_diagonal_view(hess_W2__U, 0, 3), (np.tensordot(tmp_6, v1, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-        del dsigmoid_z_v2_7, tmp_6
+        del tmp_6
     if ("U", "W2") in want:
         _mirror(H, rows["W2"][0], rows["W2"][1], rows["U"][0], rows["U"][1])
     if ("b2", "U") in todo:

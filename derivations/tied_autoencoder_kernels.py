@@ -542,6 +542,7 @@ def hessian(params, data, blocks=None, out=None):
         r = h @ W + c
         # adj_r[i] = r[i] - x[i]
         adj_r = r - x
+        del r
         # adj_h[j] = Σ_c W[j,c] adj_r[c]
         # einsum("jc,Bc->Bj", W, adj_r)
         adj_h = adj_r @ W.T
@@ -552,8 +553,10 @@ def hessian(params, data, blocks=None, out=None):
         dtanh_z_h = 1 - h**2
         # einsum("Bj,ij->Bij", dtanh_z_h, jac_r__h)
         jac_r__z_h = jac_r__h * dtanh_z_h[:, None]
+        del jac_r__h
         # hess_r__z_h[i,j] = jac_r__z_h[i,j]
         hess_r__z_h = jac_r__z_h
+        del jac_r__z_h
         # hess_h__z_h[j,i] = Σ_c W[j,c] hess_r__z_h[c,i]
         # einsum("jc,Bci->Bji", W, hess_r__z_h)
         hess_h__z_h = (np.tensordot(hess_r__z_h, W, axes=([1], [1]))).transpose(0, 2, 1)
@@ -562,8 +565,9 @@ def hessian(params, data, blocks=None, out=None):
         d2tanh_z_h = 2*h*(h**2 - 1)
         # einsum("Bj,ji,Bj->Bji", d2tanh_z_h, np.eye(2), adj_h)
         tmp = adj_h * d2tanh_z_h
+        del adj_h, d2tanh_z_h
         hess_z_h__z_h = hess_h__z_h * dtanh_z_h[:, :, None] + tmp[:, :, None] * np.eye(2)
-        del r, adj_h, jac_r__h, dtanh_z_h, jac_r__z_h, hess_h__z_h, d2tanh_z_h, tmp
+        del dtanh_z_h, hess_h__z_h, tmp
     if ("W", "b") in todo:
         # ∂f/∂W,b[j,i,k] = adj_r[i] tanh'(z_h[j]) δ[j,k] + hess_z_h__z_h[j,k] x[i] + h[j] hess_r__z_h[i,k]
         hess_W__b = _block_view(H, rows["W"][0], rows["W"][1], rows["b"][0], rows["b"][1], PARAMS["W"] + PARAMS["b"])
@@ -605,17 +609,21 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bj,Bik,Bl->jikl", h, hess_r__z_h, x)
         tmp_2 = x[:, :, None] * h[:, None]
         _add_into(hess_W__W, (np.tensordot(tmp_2, hess_r__z_h, axes=([0], [0]))).transpose(1, 2, 3, 0), 1 / B, True)
+        del tmp_2
         # einsum("Bj,Bk,il->jikl", h, h, hess_r__r)
         tmp_3 = h.T @ h
         _add_into(hess_W__W, tmp_3.T[:, None, :, None] * hess_r__r[:, None], 1 / B, True)
+        del tmp_3
         dtanh_z_h_4 = 1 - h**2
         # einsum("Bi,Bj,Bk->jik", adj_r, dtanh_z_h_4, x)
         tmp_4 = dtanh_z_h_4[:, :, None] * adj_r[:, None]
         _add_into(_diagonal_view(hess_W__W, 0, 2), np.tensordot(tmp_4, x, axes=([0], [0])), 1 / B, True)
+        del tmp_4
         # einsum("Bk,Bj,Bi->jik", adj_r, dtanh_z_h_4, x)
         tmp_5 = dtanh_z_h_4[:, :, None] * adj_r[:, None]
+        del dtanh_z_h_4
         _add_into(_diagonal_view(hess_W__W, 0, 2), (np.tensordot(tmp_5, x, axes=([0], [0]))).transpose(0, 2, 1), 1 / B, True)
-        del tmp_2, tmp_3, dtanh_z_h_4, tmp_4, tmp_5
+        del tmp_5
     if not todo.isdisjoint((("W", "b"), ("b", "b"), ("W", "W"))):
         del adj_r, hess_r__z_h, hess_z_h__z_h
     if ("W", "c") in todo:

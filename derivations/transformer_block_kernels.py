@@ -4152,23 +4152,27 @@ def hessian(params, data, blocks=None, out=None):
         tmp = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_2 = np.tensordot(X, K1, axes=([2], [1]))
         z_a1 = 0.7071067811865476 * (tmp_2 @ (tmp.transpose(0, 2, 1))).transpose(0, 2, 1)
+        del tmp, tmp_2
         # a1[q,k] = softmax_k(z_a1[q,k])
         a1 = _softmax(z_a1, axis=2)
         # h1[q,d] = Σ_ki a1[q,k] V1[d,i] X[k,i]
         # einsum("Bqk,di,Bki->Bqd", a1, V1, X)
         tmp_3 = np.tensordot(X, V1, axes=([2], [1]))
         h1 = ((tmp_3.transpose(0, 2, 1)) @ (a1.transpose(0, 2, 1))).transpose(0, 2, 1)
+        del tmp_3
         # z_a2[q,k] = 1/sqrt(e) Σ_dij Q2[d,i] X[q,i] K2[d,j] X[k,j]
         # einsum("di,Bqi,dj,Bkj->Bqk", Q2, X, K2, X)
         tmp_4 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_5 = np.tensordot(X, K2, axes=([2], [1]))
         z_a2 = 0.7071067811865476 * (tmp_5 @ (tmp_4.transpose(0, 2, 1))).transpose(0, 2, 1)
+        del tmp_4, tmp_5
         # a2[q,k] = softmax_k(z_a2[q,k])
         a2 = _softmax(z_a2, axis=2)
         # h2[q,d] = Σ_ki a2[q,k] V2[d,i] X[k,i]
         # einsum("Bqk,di,Bki->Bqd", a2, V2, X)
         tmp_6 = np.tensordot(X, V2, axes=([2], [1]))
         h2 = ((tmp_6.transpose(0, 2, 1)) @ (a2.transpose(0, 2, 1))).transpose(0, 2, 1)
+        del tmp_6
         # r[q,i] = X[q,i] + Σ_d O1[i,d] h1[q,d] + Σ_d O2[i,d] h2[q,d]
         # einsum("id,Bqd->Bqi", O1, h1)
         # einsum("id,Bqd->Bqi", O2, h2)
@@ -4185,11 +4189,14 @@ def hessian(params, data, blocks=None, out=None):
         tmp_7 = -mu
         # einsum("Bq,i->Bqi", tmp_7, np.ones(4))
         tmp_8 = r + np.ones(4) * tmp_7[:, :, None]
+        del tmp_7
         reciprocal_z_ln = z_ln**(-1.0)
         # einsum("i,Bqi,Bq->Bqi", g, tmp_8, reciprocal_z_ln)
         tmp_9 = tmp_8 * g
+        del tmp_8
         # einsum("i,q->qi", b, np.ones(3))
         ln = tmp_9 * reciprocal_z_ln[:, :, None] + (np.ones(3))[:, None] * b
+        del reciprocal_z_ln, tmp_9
         # z_ff[a,q] = Σ_j F1[a,j] ln[q,j]
         # einsum("aj,Bqj->Baq", F1, ln)
         z_ff = (np.tensordot(ln, F1, axes=([2], [1]))).transpose(0, 2, 1)
@@ -4197,12 +4204,13 @@ def hessian(params, data, blocks=None, out=None):
         gelu_z_ff = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("ia,Baq->Bqi", F2, gelu_z_ff)
         ff = ln + np.tensordot(gelu_z_ff, F2, axes=([1], [1]))
+        del gelu_z_ff
         # p[l] = Σ_i U[l,i] 1/t Σ_q ff[q,i]
         # einsum("Bqi->Bi", ff)
         tmp_10 = 0.3333333333333333 * ff.sum(axis=1)
         # einsum("li,Bi->Bl", U, tmp_10)
         p = tmp_10 @ U.T
-        del tmp, tmp_2, tmp_3, tmp_4, tmp_5, tmp_6, tmp_7, tmp_8, reciprocal_z_ln, tmp_9, gelu_z_ff, tmp_10
+        del tmp_10
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
         # adj_p[l] = softmax_l(p[l]) - y[l]
         softmax_p = _softmax(p, axis=1)
@@ -4231,27 +4239,31 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqc,c,Bqc->Bq", dreciprocal_z_ln, adj_ln, g, r)
         tmp_13 = g[:, None, None] * adj_ln.transpose(2, 0, 1)
         tmp_14 = (((tmp_13.transpose(1, 2, 0))[..., None, :]) @ r[..., None])[..., 0, 0]
+        del tmp_13
         # einsum("Bq,Bqc,c,Bq->Bq", dreciprocal_z_ln, adj_ln, g, mu)
         tmp_15 = mu * dreciprocal_z_ln
         tmp_16 = np.tensordot(g, adj_ln, axes=([0], [2]))
         adj_z_ln = tmp_14 * dreciprocal_z_ln - tmp_16 * tmp_15
+        del dreciprocal_z_ln, tmp_14, tmp_15, tmp_16
         # adj_va[q] = sd'(va[q]) adj_z_ln[q]
         dsd_va = (1/2)/np.sqrt(va + 1.0e-5)
         adj_va = dsd_va * adj_z_ln
-        del dreciprocal_z_ln, tmp_13, tmp_14, tmp_15, tmp_16, dsd_va
+        del dsd_va
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "O1"), ("Q1", "O1"), ("K1", "O1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
         # adj_mu[q] = -2 adj_va[q] mu[q] - Σ_c reciprocal(z_ln[q]) adj_ln[q,c] g[c]
         reciprocal_z_ln_2 = z_ln**(-1.0)
         # einsum("Bq,Bqc,c->Bq", reciprocal_z_ln_2, adj_ln, g)
         tmp_17 = np.tensordot(g, adj_ln, axes=([0], [2]))
         adj_mu = -2 * adj_va * mu - tmp_17 * reciprocal_z_ln_2
+        del tmp_17
         # adj_r[q,i] = 1/n 1[i] adj_mu[q] + 2/n adj_va[q] r[q,i] + reciprocal(z_ln[q]) adj_ln[q,i] g[i]
         # einsum("i,Bq->Bqi", np.ones(4), adj_mu)
         # einsum("Bq,Bqi->Bqi", adj_va, r)
         # einsum("Bq,Bqi,i->Bqi", reciprocal_z_ln_2, adj_ln, g)
         tmp_18 = adj_ln * reciprocal_z_ln_2[:, :, None]
+        del reciprocal_z_ln_2
         adj_r = 0.25 * adj_mu[:, :, None] * np.ones(4) + 0.5 * r * adj_va[:, :, None] + tmp_18 * g
-        del reciprocal_z_ln_2, tmp_17, adj_mu, tmp_18
+        del adj_mu, tmp_18
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"))):
         # adj_h1[q,d] = Σ_c O1[c,d] adj_r[q,c]
         # einsum("cd,Bqc->Bqd", O1, adj_r)
@@ -4307,15 +4319,18 @@ def hessian(params, data, blocks=None, out=None):
         tmp_24 = g[:, None, None] * reciprocal_z_ln_3
         # einsum("Bq,i,Bqjk->Bqijk", reciprocal_z_ln_3, g, jac_mu__z_a1)
         tmp_25 = g[:, None, None] * reciprocal_z_ln_3
+        del reciprocal_z_ln_3
         dreciprocal_z_ln_2 = -1/z_ln**2
         # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z_ln_2, g, jac_z_ln__z_a1, r)
         tmp_26 = g[:, None, None] * dreciprocal_z_ln_2
         tmp_27 = tmp_26 * r.transpose(2, 0, 1)
+        del tmp_26
         # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z_ln_2, g, jac_z_ln__z_a1, mu)
         tmp_28 = mu * dreciprocal_z_ln_2
         tmp_29 = tmp_28[:, :, None] * g
+        del dreciprocal_z_ln_2, tmp_28
         jac_ln__z_a1 = (tmp_24.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a1 - (tmp_25.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a1[:, :, None] + (tmp_27.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None] - tmp_29[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None]
-        del reciprocal_z_ln_3, tmp_24, tmp_25, dreciprocal_z_ln_2, tmp_26, tmp_27, tmp_28, tmp_29
+        del tmp_24, tmp_25, tmp_27, tmp_29
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         # jac_z_ff__z_a1[a,q,i,k] = Σ_c F1[a,c] jac_ln__z_a1[q,c,i,k]
         # einsum("ac,Bqcik->Baqik", F1, jac_ln__z_a1)
@@ -4325,8 +4340,9 @@ def hessian(params, data, blocks=None, out=None):
         dgelu_z_ff_2 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_ff_2, F2, jac_z_ff__z_a1)
         tmp_30 = F2[:, :, None, None] * dgelu_z_ff_2.transpose(1, 0, 2)
+        del dgelu_z_ff_2
         jac_ff__z_a1 = jac_ln__z_a1 + np.einsum("icBq,Bcqjk->Bqijk", tmp_30, jac_z_ff__z_a1, optimize=False)
-        del dgelu_z_ff_2, tmp_30
+        del tmp_30
     if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
         # jac_r__h1[q,i,j,d] = δ[q,j] O1[i,d]
         # einsum("qj,id->qijd", np.eye(3), O1)
@@ -4354,11 +4370,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,i,Bqjd,Bqi->Bqijd", dreciprocal_z_ln_3, g, jac_z_ln__h1, r)
         tmp_33 = g[:, None, None] * dreciprocal_z_ln_3
         tmp_34 = tmp_33 * r.transpose(2, 0, 1)
+        del tmp_33
         # einsum("Bq,i,Bqjd,Bq->Bqijd", dreciprocal_z_ln_3, g, jac_z_ln__h1, mu)
         tmp_35 = mu * dreciprocal_z_ln_3
         tmp_36 = tmp_35[:, :, None] * g
+        del dreciprocal_z_ln_3, tmp_35
         jac_ln__h1 = tmp_31 * reciprocal_z_ln_4[:, :, None, None, None] - tmp_32.transpose(0, 3, 1, 2) * reciprocal_z_ln_4[:, :, None, None, None] + (tmp_34.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__h1[:, :, None] - tmp_36[:, :, :, None, None] * jac_z_ln__h1[:, :, None]
-        del reciprocal_z_ln_4, tmp_31, tmp_32, dreciprocal_z_ln_3, tmp_33, tmp_34, tmp_35, tmp_36
+        del reciprocal_z_ln_4, tmp_31, tmp_32, tmp_34, tmp_36
     if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F2"), ("V1", "U"))):
         # jac_z_ff__h1[a,q,i,d] = Σ_c F1[a,c] jac_ln__h1[q,c,i,d]
         # einsum("ac,Bqcid->Baqid", F1, jac_ln__h1)
@@ -4368,8 +4386,9 @@ def hessian(params, data, blocks=None, out=None):
         dgelu_z_ff_3 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Bcq,ic,Bcqjd->Bqijd", dgelu_z_ff_3, F2, jac_z_ff__h1)
         tmp_37 = F2[:, :, None, None] * dgelu_z_ff_3.transpose(1, 0, 2)
+        del dgelu_z_ff_3
         jac_ff__h1 = jac_ln__h1 + np.einsum("icBq,Bcqjd->Bqijd", tmp_37, jac_z_ff__h1, optimize=False)
-        del dgelu_z_ff_3, tmp_37
+        del tmp_37
     if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "g"), ("O2", "g"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         # jac_mu__r[q,i,j] = 1/n 1[j] δ[q,i]
         # einsum("j,qi->qij", np.ones(4), np.eye(3))
@@ -4389,17 +4408,20 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,ik,qj,i->Bqijk", reciprocal_z_ln_5, np.eye(4), np.eye(3), g)
         tmp_38 = g[:, None] * np.eye(4)
         tmp_39 = tmp_38[:, :, None, None] * np.eye(3)
+        del tmp_38
         # einsum("Bq,i,qjk->Bqijk", reciprocal_z_ln_5, g, jac_mu__r)
         tmp_40 = jac_mu__r[:, :, :, None] * g
         dreciprocal_z_ln_4 = -1/z_ln**2
         # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z_ln_4, g, jac_z_ln__r, r)
         tmp_41 = g[:, None, None] * dreciprocal_z_ln_4
         tmp_42 = tmp_41 * r.transpose(2, 0, 1)
+        del tmp_41
         # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z_ln_4, g, jac_z_ln__r, mu)
         tmp_43 = mu * dreciprocal_z_ln_4
         tmp_44 = tmp_43[:, :, None] * g
+        del dreciprocal_z_ln_4, tmp_43
         jac_ln__r = tmp_39.transpose(2, 0, 3, 1) * reciprocal_z_ln_5[:, :, None, None, None] - tmp_40.transpose(0, 3, 1, 2) * reciprocal_z_ln_5[:, :, None, None, None] + (tmp_42.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__r[:, :, None] - tmp_44[:, :, :, None, None] * jac_z_ln__r[:, :, None]
-        del reciprocal_z_ln_5, tmp_38, tmp_39, tmp_40, dreciprocal_z_ln_4, tmp_41, tmp_42, tmp_43, tmp_44
+        del reciprocal_z_ln_5, tmp_39, tmp_40, tmp_42, tmp_44
     if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         # jac_z_ff__r[a,q,i,j] = Σ_c F1[a,c] jac_ln__r[q,c,i,j]
         # einsum("ac,Bqcij->Baqij", F1, jac_ln__r)
@@ -4409,8 +4431,9 @@ def hessian(params, data, blocks=None, out=None):
         dgelu_z_ff_4 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_ff_4, F2, jac_z_ff__r)
         tmp_45 = F2[:, :, None, None] * dgelu_z_ff_4.transpose(1, 0, 2)
+        del dgelu_z_ff_4
         jac_ff__r = jac_ln__r + np.einsum("icBq,Bcqjk->Bqijk", tmp_45, jac_z_ff__r, optimize=False)
-        del dgelu_z_ff_4, tmp_45
+        del tmp_45
     if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
         # adj_h2[q,d] = Σ_c O2[c,d] adj_r[q,c]
         # einsum("cd,Bqc->Bqd", O2, adj_r)
@@ -4466,15 +4489,18 @@ def hessian(params, data, blocks=None, out=None):
         tmp_51 = g[:, None, None] * reciprocal_z_ln_6
         # einsum("Bq,i,Bqjk->Bqijk", reciprocal_z_ln_6, g, jac_mu__z_a2)
         tmp_52 = g[:, None, None] * reciprocal_z_ln_6
+        del reciprocal_z_ln_6
         dreciprocal_z_ln_5 = -1/z_ln**2
         # einsum("Bq,i,Bqjk,Bqi->Bqijk", dreciprocal_z_ln_5, g, jac_z_ln__z_a2, r)
         tmp_53 = g[:, None, None] * dreciprocal_z_ln_5
         tmp_54 = tmp_53 * r.transpose(2, 0, 1)
+        del tmp_53
         # einsum("Bq,i,Bqjk,Bq->Bqijk", dreciprocal_z_ln_5, g, jac_z_ln__z_a2, mu)
         tmp_55 = mu * dreciprocal_z_ln_5
         tmp_56 = tmp_55[:, :, None] * g
+        del dreciprocal_z_ln_5, tmp_55
         jac_ln__z_a2 = (tmp_51.transpose(1, 2, 0))[:, :, :, None, None] * jac_r__z_a2 - (tmp_52.transpose(1, 2, 0))[:, :, :, None, None] * jac_mu__z_a2[:, :, None] + (tmp_54.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None] - tmp_56[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None]
-        del reciprocal_z_ln_6, tmp_51, tmp_52, dreciprocal_z_ln_5, tmp_53, tmp_54, tmp_55, tmp_56
+        del tmp_51, tmp_52, tmp_54, tmp_56
     if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         # jac_z_ff__z_a2[a,q,i,k] = Σ_c F1[a,c] jac_ln__z_a2[q,c,i,k]
         # einsum("ac,Bqcik->Baqik", F1, jac_ln__z_a2)
@@ -4484,8 +4510,9 @@ def hessian(params, data, blocks=None, out=None):
         dgelu_z_ff_5 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Bcq,ic,Bcqjk->Bqijk", dgelu_z_ff_5, F2, jac_z_ff__z_a2)
         tmp_57 = F2[:, :, None, None] * dgelu_z_ff_5.transpose(1, 0, 2)
+        del dgelu_z_ff_5
         jac_ff__z_a2 = jac_ln__z_a2 + np.einsum("icBq,Bcqjk->Bqijk", tmp_57, jac_z_ff__z_a2, optimize=False)
-        del dgelu_z_ff_5, tmp_57
+        del tmp_57
     if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
         # jac_r__h2[q,i,j,d] = δ[q,j] O2[i,d]
         # einsum("qj,id->qijd", np.eye(3), O2)
@@ -4513,11 +4540,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,i,Bqjd,Bqi->Bqijd", dreciprocal_z_ln_6, g, jac_z_ln__h2, r)
         tmp_60 = g[:, None, None] * dreciprocal_z_ln_6
         tmp_61 = tmp_60 * r.transpose(2, 0, 1)
+        del tmp_60
         # einsum("Bq,i,Bqjd,Bq->Bqijd", dreciprocal_z_ln_6, g, jac_z_ln__h2, mu)
         tmp_62 = mu * dreciprocal_z_ln_6
         tmp_63 = tmp_62[:, :, None] * g
+        del dreciprocal_z_ln_6, tmp_62
         jac_ln__h2 = tmp_58 * reciprocal_z_ln_7[:, :, None, None, None] - tmp_59.transpose(0, 3, 1, 2) * reciprocal_z_ln_7[:, :, None, None, None] + (tmp_61.transpose(1, 2, 0))[:, :, :, None, None] * jac_z_ln__h2[:, :, None] - tmp_63[:, :, :, None, None] * jac_z_ln__h2[:, :, None]
-        del reciprocal_z_ln_7, tmp_58, tmp_59, dreciprocal_z_ln_6, tmp_60, tmp_61, tmp_62, tmp_63
+        del reciprocal_z_ln_7, tmp_58, tmp_59, tmp_61, tmp_63
     if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F2"), ("V2", "U"))):
         # jac_z_ff__h2[a,q,i,d] = Σ_c F1[a,c] jac_ln__h2[q,c,i,d]
         # einsum("ac,Bqcid->Baqid", F1, jac_ln__h2)
@@ -4527,8 +4556,9 @@ def hessian(params, data, blocks=None, out=None):
         dgelu_z_ff_6 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Bcq,ic,Bcqjd->Bqijd", dgelu_z_ff_6, F2, jac_z_ff__h2)
         tmp_64 = F2[:, :, None, None] * dgelu_z_ff_6.transpose(1, 0, 2)
+        del dgelu_z_ff_6
         jac_ff__h2 = jac_ln__h2 + np.einsum("icBq,Bcqjd->Bqijd", tmp_64, jac_z_ff__h2, optimize=False)
-        del dgelu_z_ff_6, tmp_64
+        del tmp_64
     if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("g", "F2"), ("b", "F2"), ("g", "U"), ("b", "U"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         # jac_z_ff__ln[a,q,i,j] = δ[q,i] F1[a,j]
         # einsum("qi,aj->aqij", np.eye(3), F1)
@@ -4569,27 +4599,33 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,c,Blqc,Bqc->Blq", dreciprocal_z_ln_7, g, jac_p__ln, r)
         tmp_68 = g[:, None, None] * dreciprocal_z_ln_7
         tmp_69 = tmp_68 * r.transpose(2, 0, 1)
+        del tmp_68
         # einsum("Bq,c,Blqc,Bq->Blq", dreciprocal_z_ln_7, g, jac_p__ln, mu)
         tmp_70 = mu * dreciprocal_z_ln_7
         tmp_71 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
+        del dreciprocal_z_ln_7
         jac_p__z_ln = ((((tmp_69.transpose(1, 2, 0))[..., None, :]) @ (jac_p__ln.transpose(0, 2, 3, 1)))[..., 0, :]).transpose(0, 2, 1) - tmp_71 * tmp_70[:, None]
+        del tmp_69, tmp_70, tmp_71
         # jac_p__va[l,q] = sd'(va[q]) jac_p__z_ln[l,q]
         dsd_va_7 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Blq->Blq", dsd_va_7, jac_p__z_ln)
         jac_p__va = jac_p__z_ln * dsd_va_7[:, None]
+        del jac_p__z_ln, dsd_va_7
         # jac_p__mu[l,q] = -2 jac_p__va[l,q] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] jac_p__ln[l,q,c]
         # einsum("Blq,Bq->Blq", jac_p__va, mu)
         reciprocal_z_ln_8 = z_ln**(-1.0)
         # einsum("Bq,c,Blqc->Blq", reciprocal_z_ln_8, g, jac_p__ln)
         tmp_72 = np.tensordot(jac_p__ln, g, axes=([3], [0]))
         jac_p__mu = -2 * mu[:, None] * jac_p__va - tmp_72 * reciprocal_z_ln_8[:, None]
+        del tmp_72
         # jac_p__r[l,q,i] = 1/n 1[i] jac_p__mu[l,q] + 2/n jac_p__va[l,q] r[q,i] + reciprocal(z_ln[q]) g[i] jac_p__ln[l,q,i]
         # einsum("i,Blq->Blqi", np.ones(4), jac_p__mu)
         # einsum("Blq,Bqi->Blqi", jac_p__va, r)
         # einsum("Bq,i,Blqi->Blqi", reciprocal_z_ln_8, g, jac_p__ln)
         tmp_73 = g[:, None, None] * reciprocal_z_ln_8
+        del reciprocal_z_ln_8
         jac_p__r = 0.25 * jac_p__mu[:, :, :, None] * np.ones(4) + 0.5 * r[:, None] * jac_p__va[:, :, :, None] + (tmp_73.transpose(1, 2, 0))[:, None] * jac_p__ln
-        del dreciprocal_z_ln_7, tmp_68, tmp_69, tmp_70, tmp_71, jac_p__z_ln, dsd_va_7, jac_p__va, reciprocal_z_ln_8, tmp_72, jac_p__mu, tmp_73
+        del jac_p__va, jac_p__mu, tmp_73
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
         # jac_p__h1[l,q,d] = Σ_c O1[c,d] jac_p__r[l,q,c]
         # einsum("cd,Blqc->Blqd", O1, jac_p__r)
@@ -4599,65 +4635,83 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("ci,Bki,Blqc->Blqk", V1, X, jac_p__h1)
         tmp_74 = np.tensordot(X, V1, axes=([2], [1]))
         jac_p__a1 = np.einsum("Bkc,Blqc->Blqk", tmp_74, jac_p__h1, optimize=False)
+        del tmp_74
         # jac_p__z_a1[l,q,k] = jac_p__a1[l,q,k] softmax_k(z_a1[q,k]) - Σ_c jac_p__a1[l,q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
         softmax_z_a1_3 = _softmax(z_a1, axis=2)
         # einsum("Blqk,Bqk->Blqk", jac_p__a1, softmax_z_a1_3)
         # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a1, softmax_z_a1_3, softmax_z_a1_3)
         tmp_75 = (softmax_z_a1_3[..., None, :] @ (jac_p__a1.transpose(0, 2, 3, 1)))[..., 0, :]
         jac_p__z_a1 = softmax_z_a1_3[:, None] * jac_p__a1 - (tmp_75.transpose(0, 2, 1))[:, :, :, None] * softmax_z_a1_3[:, None]
+        del jac_p__a1, tmp_75
         # hess_p__z_a1[l,q,k] = jac_p__z_a1[l,q,k] softmax_l(p[l]) - Σ_c jac_p__z_a1[c,q,k] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_2 = _softmax(p, axis=1)
         # einsum("Blqk,Bl->Blqk", jac_p__z_a1, softmax_p_2)
         # einsum("Bcqk,Bc,Bl->Blqk", jac_p__z_a1, softmax_p_2, softmax_p_2)
         tmp_76 = np.einsum("Bc,Bcqk->Bqk", softmax_p_2, jac_p__z_a1, optimize=False)
         hess_p__z_a1 = softmax_p_2[:, :, None, None] * jac_p__z_a1 - tmp_76[:, None] * softmax_p_2[:, :, None, None]
+        del jac_p__z_a1, softmax_p_2, tmp_76
         # hess_ff__z_a1[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__z_a1[c,j,k]
         # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__z_a1)
         tmp_77 = np.tensordot(hess_p__z_a1, U, axes=([1], [0]))
+        del hess_p__z_a1
         hess_ff__z_a1 = 0.3333333333333333 * (tmp_77.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del tmp_77
         # hess_z_ff__z_a1[a,q,i,k] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__z_a1[q,c,i,k] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__z_a1[a,q,i,k]
         dgelu_z_ff_10 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcik->Baqik", dgelu_z_ff_10, F2, hess_ff__z_a1)
         tmp_78 = F2[:, :, None, None] * dgelu_z_ff_10.transpose(1, 0, 2)
+        del dgelu_z_ff_10
         d2gelu_z_ff = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
         # einsum("Baq,ca,Bqc,Baqik->Baqik", d2gelu_z_ff, F2, adj_ff, jac_z_ff__z_a1)
         tmp_79 = np.tensordot(adj_ff, F2, axes=([2], [0]))
         tmp_80 = tmp_79 * d2gelu_z_ff.transpose(0, 2, 1)
+        del d2gelu_z_ff, tmp_79
         hess_z_ff__z_a1 = np.einsum("caBq,Bqcik->Baqik", tmp_78, hess_ff__z_a1, optimize=False) + (tmp_80.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__z_a1
+        del tmp_78, tmp_80
         # hess_ln__z_a1[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__z_a1[c,q,j,k] + hess_ff__z_a1[q,i,j,k]
         # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__z_a1)
         hess_ln__z_a1 = (np.tensordot(hess_z_ff__z_a1, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__z_a1
+        del hess_ff__z_a1, hess_z_ff__z_a1
         # hess_z_ln__z_a1[q,i,k] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a1[q,c,i,k] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a1[q,c,i,k] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__z_a1[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__z_a1[q,i,k] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a1[q,i,k] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a1[q,i,k] mu[q]
         dreciprocal_z_ln_8 = -1/z_ln**2
         # einsum("Bq,c,Bqcik,Bqc->Bqik", dreciprocal_z_ln_8, g, hess_ln__z_a1, r)
         tmp_81 = g[:, None, None] * dreciprocal_z_ln_8
         tmp_82 = tmp_81 * r.transpose(2, 0, 1)
+        del tmp_81
         # einsum("Bq,c,Bqcik,Bq->Bqik", dreciprocal_z_ln_8, g, hess_ln__z_a1, mu)
         tmp_83 = mu * dreciprocal_z_ln_8
         tmp_84 = tmp_83[:, :, None] * g
+        del tmp_83
         # einsum("Bq,Bqc,c,Bqcik->Bqik", dreciprocal_z_ln_8, adj_ln, g, jac_r__z_a1)
         tmp_85 = adj_ln * dreciprocal_z_ln_8[:, :, None]
         tmp_86 = tmp_85 * g
+        del tmp_85
         # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln_8, adj_ln, g, jac_mu__z_a1)
         tmp_87 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_88 = tmp_87 * dreciprocal_z_ln_8
+        del tmp_87
         d2reciprocal_z_ln = 2/z_ln**3
         # einsum("Bq,Bqc,c,Bqik,Bqc->Bqik", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__z_a1, r)
         tmp_89 = r * adj_ln
         tmp_90 = tmp_89 * d2reciprocal_z_ln[:, :, None]
         tmp_91 = np.tensordot(tmp_90, g, axes=([2], [0]))
+        del tmp_89, tmp_90
         # einsum("Bq,Bqc,c,Bqik,Bq->Bqik", d2reciprocal_z_ln, adj_ln, g, jac_z_ln__z_a1, mu)
         tmp_92 = mu * d2reciprocal_z_ln
         tmp_93 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_94 = tmp_93 * tmp_92
+        del d2reciprocal_z_ln, tmp_92, tmp_93
         hess_z_ln__z_a1 = np.einsum("cBq,Bqcik->Bqik", tmp_82, hess_ln__z_a1, optimize=False) - np.einsum("Bqc,Bqcik->Bqik", tmp_84, hess_ln__z_a1, optimize=False) + np.einsum("Bqc,Bqcik->Bqik", tmp_86, jac_r__z_a1, optimize=False) - tmp_88[:, :, None, None] * jac_mu__z_a1 + tmp_91[:, :, None, None] * jac_z_ln__z_a1 - tmp_94[:, :, None, None] * jac_z_ln__z_a1
+        del tmp_82, tmp_84, tmp_86, tmp_88, tmp_91, tmp_94
         # hess_va__z_a1[q,i,k] = sd'(va[q]) hess_z_ln__z_a1[q,i,k] + sd''(va[q]) adj_z_ln[q] jac_va__z_a1[q,i,k]
         dsd_va_8 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Bqik->Bqik", dsd_va_8, hess_z_ln__z_a1)
         d2sd_va = -(1/4)/(va + 1.0e-5)**(3/2)
         # einsum("Bq,Bq,Bqik->Bqik", d2sd_va, adj_z_ln, jac_va__z_a1)
         tmp_95 = adj_z_ln * d2sd_va
+        del d2sd_va
         hess_va__z_a1 = hess_z_ln__z_a1 * dsd_va_8[:, :, None, None] + tmp_95[:, :, None, None] * jac_va__z_a1
+        del hess_z_ln__z_a1, dsd_va_8, tmp_95
         # hess_mu__z_a1[q,i,k] = -2 hess_va__z_a1[q,i,k] mu[q] - 2 adj_va[q] jac_mu__z_a1[q,i,k] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__z_a1[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a1[q,i,k]
         # einsum("Bqik,Bq->Bqik", hess_va__z_a1, mu)
         # einsum("Bq,Bqik->Bqik", adj_va, jac_mu__z_a1)
@@ -4667,24 +4721,31 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln_8, adj_ln, g, jac_z_ln__z_a1)
         tmp_97 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_98 = tmp_97 * dreciprocal_z_ln_8
+        del tmp_97
         hess_mu__z_a1 = -2 * mu[:, :, None, None] * hess_va__z_a1 - 2 * jac_mu__z_a1 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcik->Bqik", tmp_96, hess_ln__z_a1, optimize=False) - tmp_98[:, :, None, None] * jac_z_ln__z_a1
+        del tmp_96, tmp_98
         # hess_r__z_a1[q,i,j,k] = 1/n 1[i] hess_mu__z_a1[q,j,k] + 2/n hess_va__z_a1[q,j,k] r[q,i] + 2/n adj_va[q] jac_r__z_a1[q,i,j,k] + reciprocal(z_ln[q]) g[i] hess_ln__z_a1[q,i,j,k] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__z_a1[q,j,k]
         # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__z_a1)
         # einsum("Bqjk,Bqi->Bqijk", hess_va__z_a1, r)
         # einsum("Bq,Bqijk->Bqijk", adj_va, jac_r__z_a1)
         # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_9, g, hess_ln__z_a1)
         tmp_99 = g[:, None, None] * reciprocal_z_ln_9
+        del reciprocal_z_ln_9
         # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z_ln_8, adj_ln, g, jac_z_ln__z_a1)
         tmp_100 = adj_ln * dreciprocal_z_ln_8[:, :, None]
         tmp_101 = tmp_100 * g
+        del dreciprocal_z_ln_8, tmp_100
         hess_r__z_a1 = 0.25 * hess_mu__z_a1[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_a1[:, :, None] + 0.5 * jac_r__z_a1 * adj_va[:, :, None, None, None] + (tmp_99.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_a1 + tmp_101[:, :, :, None, None] * jac_z_ln__z_a1[:, :, None]
+        del hess_ln__z_a1, hess_va__z_a1, hess_mu__z_a1, tmp_99, tmp_101
         # hess_h1__z_a1[q,d,i,k] = Σ_c O1[c,d] hess_r__z_a1[q,c,i,k]
         # einsum("cd,Bqcik->Bqdik", O1, hess_r__z_a1)
         hess_h1__z_a1 = (np.tensordot(hess_r__z_a1, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
+        del hess_r__z_a1
         # hess_a1__z_a1[q,k,i,j] = Σ_cl V1[c,l] X[k,l] hess_h1__z_a1[q,c,i,j]
         # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__z_a1)
         tmp_102 = np.tensordot(X, V1, axes=([2], [1]))
         hess_a1__z_a1 = np.einsum("Bkc,Bqcij->Bqkij", tmp_102, hess_h1__z_a1, optimize=False)
+        del hess_h1__z_a1, tmp_102
         # hess_z_a1__z_a1[q,k,i,j] = hess_a1__z_a1[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__z_a1[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k]) + δ[k,j] δ[q,i] adj_a1[q,k] softmax_k(z_a1[q,k]) - δ[q,i] adj_a1[q,k] softmax_k(z_a1[q,k]) softmax_j(z_a1[q,j]) - Σ_c δ[k,j] δ[q,i] adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k]) + 2 Σ_c δ[q,i] adj_a1[q,c] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k]) softmax_j(z_a1[q,j]) - δ[q,i] adj_a1[q,j] softmax_k(z_a1[q,k]) softmax_j(z_a1[q,j])
         # einsum("Bqkij,Bqk->Bqkij", hess_a1__z_a1, softmax_z_a1_3)
         # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__z_a1, softmax_z_a1_3, softmax_z_a1_3)
@@ -4699,15 +4760,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_108 = (softmax_z_a1_3[..., None, :] @ adj_a1[..., None])[..., 0, 0]
         tmp_109 = tmp_108[:, :, None] * softmax_z_a1_3
         tmp_110 = tmp_109[:, :, :, None] * np.eye(3)
+        del tmp_108, tmp_109
         # einsum("qi,Bqc,Bqc,Bqk,Bqj->Bqkij", np.eye(3), adj_a1, softmax_z_a1_3, softmax_z_a1_3, softmax_z_a1_3)
         tmp_111 = (softmax_z_a1_3[..., None, :] @ adj_a1[..., None])[..., 0, 0]
         tmp_112 = tmp_111[:, :, None] * softmax_z_a1_3
         tmp_113 = tmp_112[:, :, :, None] * softmax_z_a1_3[:, :, None]
+        del tmp_111, tmp_112
         # einsum("qi,Bqj,Bqk,Bqj->Bqkij", np.eye(3), adj_a1, softmax_z_a1_3, softmax_z_a1_3)
         tmp_114 = softmax_z_a1_3[:, :, :, None] * (np.eye(3))[:, None]
         tmp_115 = softmax_z_a1_3 * adj_a1
         hess_z_a1__z_a1 = softmax_z_a1_3[:, :, :, None, None] * hess_a1__z_a1 - tmp_103[:, :, None] * softmax_z_a1_3[:, :, :, None, None] + tmp_105[:, :, :, None, None] * tmp_104.transpose(0, 2, 1, 3) - tmp_107[:, :, :, None, None] * (tmp_106.transpose(0, 1, 3, 2))[:, :, None] - tmp_110[:, :, :, None] * (np.eye(3))[:, None, :, None] + 2 * tmp_113[:, :, :, None] * (np.eye(3))[:, None, :, None] - tmp_115[:, :, None, None] * tmp_114[:, :, :, :, None]
-        del tmp_74, jac_p__a1, softmax_z_a1_3, tmp_75, jac_p__z_a1, softmax_p_2, tmp_76, hess_p__z_a1, tmp_77, hess_ff__z_a1, dgelu_z_ff_10, tmp_78, d2gelu_z_ff, tmp_79, tmp_80, hess_z_ff__z_a1, hess_ln__z_a1, dreciprocal_z_ln_8, tmp_81, tmp_82, tmp_83, tmp_84, tmp_85, tmp_86, tmp_87, tmp_88, d2reciprocal_z_ln, tmp_89, tmp_90, tmp_91, tmp_92, tmp_93, tmp_94, hess_z_ln__z_a1, dsd_va_8, d2sd_va, tmp_95, hess_va__z_a1, reciprocal_z_ln_9, tmp_96, tmp_97, tmp_98, hess_mu__z_a1, tmp_99, tmp_100, tmp_101, hess_r__z_a1, hess_h1__z_a1, tmp_102, hess_a1__z_a1, tmp_103, tmp_104, tmp_105, tmp_106, tmp_107, tmp_108, tmp_109, tmp_110, tmp_111, tmp_112, tmp_113, tmp_114, tmp_115
+        del softmax_z_a1_3, hess_a1__z_a1, tmp_103, tmp_104, tmp_105, tmp_106, tmp_107, tmp_110, tmp_113, tmp_114, tmp_115
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"))):
         del adj_a1
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
@@ -4720,8 +4783,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_117 = np.einsum("Bmd,Bompn->Bdopn", tmp_116, hess_z_a1__z_a1, optimize=False)
         tmp_118 = np.einsum("Bnj,Bdopn->Bjdop", tmp_116, tmp_117, optimize=False)
         tmp_119 = np.einsum("Bjdop,Boi->Bjdpi", tmp_118, X, optimize=False)
+        del tmp_116, tmp_117, tmp_118
         _add_into(hess_Q1__Q1, (np.tensordot(tmp_119, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-        del tmp_116, tmp_117, tmp_118, tmp_119
+        del tmp_119
     if ("Q1", "K1") in todo:
         # ∂f/∂Q1,K1[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a1[c,l] + 1/e Σ_clmnop K1[d,c] Q1[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a1__z_a1[o,m,n,p]
         hess_Q1__K1 = _block_view(H, rows["Q1"][0], rows["Q1"][1], rows["K1"][0], rows["K1"][1], PARAMS["Q1"] + PARAMS["K1"])
@@ -4731,11 +4795,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_122 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_123 = np.einsum("Bnj,Bdonp->Bjdop", tmp_122, tmp_121, optimize=False)
         tmp_124 = np.einsum("Bjdop,Boi->Bjdpi", tmp_123, X, optimize=False)
+        del tmp_120, tmp_121, tmp_122, tmp_123
         _add_into(hess_Q1__K1, (np.tensordot(tmp_124, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        del tmp_124
         # einsum("Bci,Bkj,Bck->ij", X, X, adj_z_a1)
         tmp_125 = (adj_z_a1.transpose(0, 2, 1)) @ X
         _add_into(_diagonal_view(hess_Q1__K1, 0, 2), (np.tensordot(tmp_125, X, axes=([0, 1], [0, 1])))[None], 0.7071067811865476 / B, True)
-        del tmp_120, tmp_121, tmp_122, tmp_123, tmp_124, tmp_125
+        del tmp_125
     if ("Q1", "K1") in todo:
         del adj_z_a1
     if ("K1", "Q1") in want:
@@ -4748,8 +4814,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_127 = np.einsum("Bmd,Bmonp->Bdonp", tmp_126, hess_z_a1__z_a1, optimize=False)
         tmp_128 = np.einsum("Bnj,Bdonp->Bjdop", tmp_126, tmp_127, optimize=False)
         tmp_129 = np.einsum("Bjdop,Boi->Bjdpi", tmp_128, X, optimize=False)
+        del tmp_126, tmp_127, tmp_128
         _add_into(hess_K1__K1, (np.tensordot(tmp_129, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-        del tmp_126, tmp_127, tmp_128, tmp_129
+        del tmp_129
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"))):
         del hess_z_a1__z_a1
     if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
@@ -4759,53 +4826,69 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcqd,Bc,Bl->Blqd", jac_p__h1, softmax_p_3, softmax_p_3)
         tmp_130 = np.einsum("Bc,Bcqd->Bqd", softmax_p_3, jac_p__h1, optimize=False)
         hess_p__h1 = softmax_p_3[:, :, None, None] * jac_p__h1 - tmp_130[:, None] * softmax_p_3[:, :, None, None]
+        del softmax_p_3, tmp_130
         # hess_ff__h1[q,i,j,d] = 1/t Σ_c 1[q] U[c,i] hess_p__h1[c,j,d]
         # einsum("q,ci,Bcjd->Bqijd", np.ones(3), U, hess_p__h1)
         tmp_131 = np.tensordot(hess_p__h1, U, axes=([1], [0]))
+        del hess_p__h1
         hess_ff__h1 = 0.3333333333333333 * (tmp_131.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del tmp_131
         # hess_z_ff__h1[a,q,i,d] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__h1[q,c,i,d] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__h1[a,q,i,d]
         dgelu_z_ff_11 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcid->Baqid", dgelu_z_ff_11, F2, hess_ff__h1)
         tmp_132 = F2[:, :, None, None] * dgelu_z_ff_11.transpose(1, 0, 2)
+        del dgelu_z_ff_11
         d2gelu_z_ff_2 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
         # einsum("Baq,ca,Bqc,Baqid->Baqid", d2gelu_z_ff_2, F2, adj_ff, jac_z_ff__h1)
         tmp_133 = np.tensordot(adj_ff, F2, axes=([2], [0]))
         tmp_134 = tmp_133 * d2gelu_z_ff_2.transpose(0, 2, 1)
+        del d2gelu_z_ff_2, tmp_133
         hess_z_ff__h1 = np.einsum("caBq,Bqcid->Baqid", tmp_132, hess_ff__h1, optimize=False) + (tmp_134.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__h1
+        del tmp_132, tmp_134
         # hess_ln__h1[q,i,j,d] = Σ_c F1[c,i] hess_z_ff__h1[c,q,j,d] + hess_ff__h1[q,i,j,d]
         # einsum("ci,Bcqjd->Bqijd", F1, hess_z_ff__h1)
         hess_ln__h1 = (np.tensordot(hess_z_ff__h1, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__h1
+        del hess_ff__h1, hess_z_ff__h1
         # hess_z_ln__h1[q,i,d] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h1[q,c,i,d] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h1[q,c,i,d] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__h1[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__h1[q,i,d] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h1[q,i,d] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h1[q,i,d] mu[q]
         dreciprocal_z_ln_9 = -1/z_ln**2
         # einsum("Bq,c,Bqcid,Bqc->Bqid", dreciprocal_z_ln_9, g, hess_ln__h1, r)
         tmp_135 = g[:, None, None] * dreciprocal_z_ln_9
         tmp_136 = tmp_135 * r.transpose(2, 0, 1)
+        del tmp_135
         # einsum("Bq,c,Bqcid,Bq->Bqid", dreciprocal_z_ln_9, g, hess_ln__h1, mu)
         tmp_137 = mu * dreciprocal_z_ln_9
         tmp_138 = tmp_137[:, :, None] * g
+        del tmp_137
         # einsum("Bq,Bqc,c,qcid->Bqid", dreciprocal_z_ln_9, adj_ln, g, jac_r__h1)
         tmp_139 = jac_r__h1 * g[:, None, None]
         tmp_140 = tmp_139[:, :, :, :, None] * dreciprocal_z_ln_9.T[:, None, None, None]
+        del tmp_139
         # einsum("Bq,Bqc,c,qid->Bqid", dreciprocal_z_ln_9, adj_ln, g, jac_mu__h1)
         tmp_141 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_142 = tmp_141 * dreciprocal_z_ln_9
+        del tmp_141
         d2reciprocal_z_ln_2 = 2/z_ln**3
         # einsum("Bq,Bqc,c,Bqid,Bqc->Bqid", d2reciprocal_z_ln_2, adj_ln, g, jac_z_ln__h1, r)
         tmp_143 = r * adj_ln
         tmp_144 = tmp_143 * d2reciprocal_z_ln_2[:, :, None]
         tmp_145 = np.tensordot(tmp_144, g, axes=([2], [0]))
+        del tmp_143, tmp_144
         # einsum("Bq,Bqc,c,Bqid,Bq->Bqid", d2reciprocal_z_ln_2, adj_ln, g, jac_z_ln__h1, mu)
         tmp_146 = mu * d2reciprocal_z_ln_2
         tmp_147 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_148 = tmp_147 * tmp_146
+        del d2reciprocal_z_ln_2, tmp_146, tmp_147
         hess_z_ln__h1 = np.einsum("cBq,Bqcid->Bqid", tmp_136, hess_ln__h1, optimize=False) - np.einsum("Bqc,Bqcid->Bqid", tmp_138, hess_ln__h1, optimize=False) + np.einsum("qcidB,Bqc->Bqid", tmp_140, adj_ln, optimize=False) - tmp_142[:, :, None, None] * jac_mu__h1 + tmp_145[:, :, None, None] * jac_z_ln__h1 - tmp_148[:, :, None, None] * jac_z_ln__h1
+        del tmp_136, tmp_138, tmp_140, tmp_142, tmp_145, tmp_148
         # hess_va__h1[q,i,d] = sd'(va[q]) hess_z_ln__h1[q,i,d] + sd''(va[q]) adj_z_ln[q] jac_va__h1[q,i,d]
         dsd_va_9 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Bqid->Bqid", dsd_va_9, hess_z_ln__h1)
         d2sd_va_2 = -(1/4)/(va + 1.0e-5)**(3/2)
         # einsum("Bq,Bq,Bqid->Bqid", d2sd_va_2, adj_z_ln, jac_va__h1)
         tmp_149 = adj_z_ln * d2sd_va_2
+        del d2sd_va_2
         hess_va__h1 = hess_z_ln__h1 * dsd_va_9[:, :, None, None] + tmp_149[:, :, None, None] * jac_va__h1
+        del hess_z_ln__h1, dsd_va_9, tmp_149
         # hess_mu__h1[q,i,d] = -2 hess_va__h1[q,i,d] mu[q] - 2 adj_va[q] jac_mu__h1[q,i,d] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__h1[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h1[q,i,d]
         # einsum("Bqid,Bq->Bqid", hess_va__h1, mu)
         # einsum("Bq,qid->Bqid", adj_va, jac_mu__h1)
@@ -4815,21 +4898,26 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqc,c,Bqid->Bqid", dreciprocal_z_ln_9, adj_ln, g, jac_z_ln__h1)
         tmp_151 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_152 = tmp_151 * dreciprocal_z_ln_9
+        del tmp_151
         hess_mu__h1 = -2 * mu[:, :, None, None] * hess_va__h1 - 2 * jac_mu__h1 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcid->Bqid", tmp_150, hess_ln__h1, optimize=False) - tmp_152[:, :, None, None] * jac_z_ln__h1
+        del tmp_150, tmp_152
         # hess_r__h1[q,i,j,d] = 1/n 1[i] hess_mu__h1[q,j,d] + 2/n hess_va__h1[q,j,d] r[q,i] + 2/n adj_va[q] jac_r__h1[q,i,j,d] + reciprocal(z_ln[q]) g[i] hess_ln__h1[q,i,j,d] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__h1[q,j,d]
         # einsum("i,Bqjd->Bqijd", np.ones(4), hess_mu__h1)
         # einsum("Bqjd,Bqi->Bqijd", hess_va__h1, r)
         # einsum("Bq,qijd->Bqijd", adj_va, jac_r__h1)
         # einsum("Bq,i,Bqijd->Bqijd", reciprocal_z_ln_10, g, hess_ln__h1)
         tmp_153 = g[:, None, None] * reciprocal_z_ln_10
+        del reciprocal_z_ln_10
         # einsum("Bq,Bqi,i,Bqjd->Bqijd", dreciprocal_z_ln_9, adj_ln, g, jac_z_ln__h1)
         tmp_154 = adj_ln * dreciprocal_z_ln_9[:, :, None]
         tmp_155 = tmp_154 * g
+        del dreciprocal_z_ln_9, tmp_154
         hess_r__h1 = 0.25 * hess_mu__h1[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__h1[:, :, None] + 0.5 * jac_r__h1 * adj_va[:, :, None, None, None] + (tmp_153.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__h1 + tmp_155[:, :, :, None, None] * jac_z_ln__h1[:, :, None]
+        del hess_ln__h1, hess_va__h1, hess_mu__h1, tmp_153, tmp_155
         # hess_h1__h1[q,d,i,j] = Σ_c O1[c,d] hess_r__h1[q,c,i,j]
         # einsum("cd,Bqcij->Bqdij", O1, hess_r__h1)
         hess_h1__h1 = (np.tensordot(hess_r__h1, O1, axes=([2], [0]))).transpose(0, 1, 4, 2, 3)
-        del softmax_p_3, tmp_130, hess_p__h1, tmp_131, hess_ff__h1, dgelu_z_ff_11, tmp_132, d2gelu_z_ff_2, tmp_133, tmp_134, hess_z_ff__h1, hess_ln__h1, dreciprocal_z_ln_9, tmp_135, tmp_136, tmp_137, tmp_138, tmp_139, tmp_140, tmp_141, tmp_142, d2reciprocal_z_ln_2, tmp_143, tmp_144, tmp_145, tmp_146, tmp_147, tmp_148, hess_z_ln__h1, dsd_va_9, d2sd_va_2, tmp_149, hess_va__h1, reciprocal_z_ln_10, tmp_150, tmp_151, tmp_152, hess_mu__h1, tmp_153, tmp_154, tmp_155, hess_r__h1
+        del hess_r__h1
     if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
         del jac_va__h1
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
@@ -4847,13 +4935,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cj,Bkj,Bqcid->Bqkid", V1, X, hess_h1__h1)
         tmp_158 = np.tensordot(X, V1, axes=([2], [1]))
         hess_a1__h1 = np.einsum("Bkc,Bqcid->Bqkid", tmp_158, hess_h1__h1, optimize=False)
+        del tmp_158
         # hess_z_a1__h1[q,k,i,d] = hess_a1__h1[q,k,i,d] softmax_k(z_a1[q,k]) - Σ_c hess_a1__h1[q,c,i,d] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
         softmax_z_a1_4 = _softmax(z_a1, axis=2)
         # einsum("Bqkid,Bqk->Bqkid", hess_a1__h1, softmax_z_a1_4)
         # einsum("Bqcid,Bqc,Bqk->Bqkid", hess_a1__h1, softmax_z_a1_4, softmax_z_a1_4)
         tmp_159 = np.einsum("Bqc,Bqcid->Bqid", softmax_z_a1_4, hess_a1__h1, optimize=False)
         hess_z_a1__h1 = softmax_z_a1_4[:, :, :, None, None] * hess_a1__h1 - tmp_159[:, :, None] * softmax_z_a1_4[:, :, :, None, None]
-        del tmp_158, hess_a1__h1, softmax_z_a1_4, tmp_159
+        del hess_a1__h1, softmax_z_a1_4, tmp_159
     if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"))):
         del hess_h1__h1
     if ("Q1", "V1") in todo:
@@ -4864,14 +4953,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_161 = np.einsum("Bonml,Boj->Bnmlj", jac_a1__z_a1, adj_h1, optimize=False)
         tmp_162 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_161, tmp_160, optimize=False)
         tmp_163 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_162, X, optimize=False)
+        del tmp_160, tmp_161, tmp_162
         _add_into(hess_Q1__V1, (np.tensordot(tmp_163, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+        del tmp_163
         # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K1, X, X, X, a1, hess_z_a1__h1)
         tmp_164 = a1 @ X
         tmp_165 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_166 = np.einsum("Bld,Bmloj->Bdmoj", tmp_165, hess_z_a1__h1, optimize=False)
         tmp_167 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_166, X, optimize=False)
+        del tmp_165, tmp_166
         _add_into(hess_Q1__V1, (np.tensordot(tmp_167, tmp_164, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-        del tmp_160, tmp_161, tmp_162, tmp_163, tmp_164, tmp_165, tmp_166, tmp_167
+        del tmp_164, tmp_167
     if ("V1", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["V1"][0], rows["V1"][1])
     if ("K1", "V1") in todo:
@@ -4882,14 +4974,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_169 = np.einsum("Bonlm,Boj->Bnlmj", jac_a1__z_a1, adj_h1, optimize=False)
         tmp_170 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_169, tmp_168, optimize=False)
         tmp_171 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_170, X, optimize=False)
+        del tmp_168, tmp_169, tmp_170
         _add_into(hess_K1__V1, (np.tensordot(tmp_171, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+        del tmp_171
         # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q1, X, X, X, a1, hess_z_a1__h1)
         tmp_172 = a1 @ X
         tmp_173 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_174 = np.einsum("Bld,Blmoj->Bdmoj", tmp_173, hess_z_a1__h1, optimize=False)
         tmp_175 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_174, X, optimize=False)
+        del tmp_173, tmp_174
         _add_into(hess_K1__V1, (np.tensordot(tmp_175, tmp_172, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-        del tmp_168, tmp_169, tmp_170, tmp_171, tmp_172, tmp_173, tmp_174, tmp_175
+        del tmp_172, tmp_175
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"))):
         del adj_h1
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
@@ -4905,53 +5000,68 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcqi,Bc,Bl->Blqi", jac_p__r, softmax_p_4, softmax_p_4)
         tmp_176 = np.einsum("Bc,Bcqi->Bqi", softmax_p_4, jac_p__r, optimize=False)
         hess_p__r = softmax_p_4[:, :, None, None] * jac_p__r - tmp_176[:, None] * softmax_p_4[:, :, None, None]
+        del softmax_p_4, tmp_176
         # hess_ff__r[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__r[c,j,k]
         # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__r)
         tmp_177 = np.tensordot(hess_p__r, U, axes=([1], [0]))
+        del hess_p__r
         hess_ff__r = 0.3333333333333333 * (tmp_177.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del tmp_177
         # hess_z_ff__r[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__r[q,c,i,j] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__r[a,q,i,j]
         dgelu_z_ff_12 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff_12, F2, hess_ff__r)
         tmp_178 = F2[:, :, None, None] * dgelu_z_ff_12.transpose(1, 0, 2)
+        del dgelu_z_ff_12
         d2gelu_z_ff_3 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
         # einsum("Baq,ca,Bqc,Baqij->Baqij", d2gelu_z_ff_3, F2, adj_ff, jac_z_ff__r)
         tmp_179 = np.tensordot(adj_ff, F2, axes=([2], [0]))
         tmp_180 = tmp_179 * d2gelu_z_ff_3.transpose(0, 2, 1)
+        del d2gelu_z_ff_3, tmp_179
         hess_z_ff__r = np.einsum("caBq,Bqcij->Baqij", tmp_178, hess_ff__r, optimize=False) + (tmp_180.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__r
+        del tmp_178, tmp_180
         # hess_ln__r[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__r[c,q,j,k] + hess_ff__r[q,i,j,k]
         # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__r)
         hess_ln__r = (np.tensordot(hess_z_ff__r, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__r
+        del hess_ff__r, hess_z_ff__r
         # hess_z_ln__r[q,i,j] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__r[q,c,i,j] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__r[q,c,i,j] mu[q] + reciprocal'(z_ln[q]) δ[q,i] adj_ln[q,j] g[j] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__r[q,i,j] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__r[q,i,j] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__r[q,i,j] mu[q]
         dreciprocal_z_ln_10 = -1/z_ln**2
         # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln_10, g, hess_ln__r, r)
         tmp_181 = g[:, None, None] * dreciprocal_z_ln_10
         tmp_182 = tmp_181 * r.transpose(2, 0, 1)
+        del tmp_181
         # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z_ln_10, g, hess_ln__r, mu)
         tmp_183 = mu * dreciprocal_z_ln_10
         tmp_184 = tmp_183[:, :, None] * g
+        del tmp_183
         # einsum("Bq,qi,Bqj,j->Bqij", dreciprocal_z_ln_10, np.eye(3), adj_ln, g)
         tmp_185 = adj_ln * dreciprocal_z_ln_10[:, :, None]
         tmp_186 = g[:, None, None] * np.eye(3)
         # einsum("Bq,Bqc,c,qij->Bqij", dreciprocal_z_ln_10, adj_ln, g, jac_mu__r)
         tmp_187 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_188 = tmp_187 * dreciprocal_z_ln_10
+        del tmp_187
         d2reciprocal_z_ln_3 = 2/z_ln**3
         # einsum("Bq,Bqc,c,Bqij,Bqc->Bqij", d2reciprocal_z_ln_3, adj_ln, g, jac_z_ln__r, r)
         tmp_189 = r * adj_ln
         tmp_190 = tmp_189 * d2reciprocal_z_ln_3[:, :, None]
         tmp_191 = np.tensordot(tmp_190, g, axes=([2], [0]))
+        del tmp_189, tmp_190
         # einsum("Bq,Bqc,c,Bqij,Bq->Bqij", d2reciprocal_z_ln_3, adj_ln, g, jac_z_ln__r, mu)
         tmp_192 = mu * d2reciprocal_z_ln_3
         tmp_193 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_194 = tmp_193 * tmp_192
+        del d2reciprocal_z_ln_3, tmp_192, tmp_193
         hess_z_ln__r = np.einsum("cBq,Bqcij->Bqij", tmp_182, hess_ln__r, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_184, hess_ln__r, optimize=False) + tmp_186.transpose(1, 2, 0) * tmp_185[:, :, None] - tmp_188[:, :, None, None] * jac_mu__r + tmp_191[:, :, None, None] * jac_z_ln__r - tmp_194[:, :, None, None] * jac_z_ln__r
+        del tmp_182, tmp_184, tmp_185, tmp_186, tmp_188, tmp_191, tmp_194
         # hess_va__r[q,i,j] = sd'(va[q]) hess_z_ln__r[q,i,j] + sd''(va[q]) adj_z_ln[q] jac_va__r[q,i,j]
         dsd_va_10 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Bqij->Bqij", dsd_va_10, hess_z_ln__r)
         d2sd_va_3 = -(1/4)/(va + 1.0e-5)**(3/2)
         # einsum("Bq,Bq,Bqij->Bqij", d2sd_va_3, adj_z_ln, jac_va__r)
         tmp_195 = adj_z_ln * d2sd_va_3
+        del d2sd_va_3
         hess_va__r = hess_z_ln__r * dsd_va_10[:, :, None, None] + tmp_195[:, :, None, None] * jac_va__r
+        del hess_z_ln__r, dsd_va_10, tmp_195
         # hess_mu__r[q,i,j] = -2 hess_va__r[q,i,j] mu[q] - 2 adj_va[q] jac_mu__r[q,i,j] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__r[q,c,i,j] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__r[q,i,j]
         # einsum("Bqij,Bq->Bqij", hess_va__r, mu)
         # einsum("Bq,qij->Bqij", adj_va, jac_mu__r)
@@ -4961,7 +5071,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqc,c,Bqij->Bqij", dreciprocal_z_ln_10, adj_ln, g, jac_z_ln__r)
         tmp_197 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_198 = tmp_197 * dreciprocal_z_ln_10
+        del tmp_197
         hess_mu__r = -2 * mu[:, :, None, None] * hess_va__r - 2 * jac_mu__r * adj_va[:, :, None, None] - np.einsum("cBq,Bqcij->Bqij", tmp_196, hess_ln__r, optimize=False) - tmp_198[:, :, None, None] * jac_z_ln__r
+        del tmp_196, tmp_198
         # hess_r__r[q,i,j,k] = 1/n 1[i] hess_mu__r[q,j,k] + 2/n hess_va__r[q,j,k] r[q,i] + 2/n δ[i,k] δ[q,j] adj_va[q] + reciprocal(z_ln[q]) g[i] hess_ln__r[q,i,j,k] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__r[q,j,k]
         # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__r)
         # einsum("Bqjk,Bqi->Bqijk", hess_va__r, r)
@@ -4969,11 +5081,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_199 = (np.eye(3))[:, :, None, None] * np.eye(4)
         # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_11, g, hess_ln__r)
         tmp_200 = g[:, None, None] * reciprocal_z_ln_11
+        del reciprocal_z_ln_11
         # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z_ln_10, adj_ln, g, jac_z_ln__r)
         tmp_201 = adj_ln * dreciprocal_z_ln_10[:, :, None]
         tmp_202 = tmp_201 * g
+        del dreciprocal_z_ln_10, tmp_201
         hess_r__r = 0.25 * hess_mu__r[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__r[:, :, None] + 0.5 * tmp_199.transpose(0, 2, 1, 3) * adj_va[:, :, None, None, None] + (tmp_200.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__r + tmp_202[:, :, :, None, None] * jac_z_ln__r[:, :, None]
-        del softmax_p_4, tmp_176, hess_p__r, tmp_177, hess_ff__r, dgelu_z_ff_12, tmp_178, d2gelu_z_ff_3, tmp_179, tmp_180, hess_z_ff__r, hess_ln__r, dreciprocal_z_ln_10, tmp_181, tmp_182, tmp_183, tmp_184, tmp_185, tmp_186, tmp_187, tmp_188, d2reciprocal_z_ln_3, tmp_189, tmp_190, tmp_191, tmp_192, tmp_193, tmp_194, hess_z_ln__r, dsd_va_10, d2sd_va_3, tmp_195, hess_va__r, reciprocal_z_ln_11, tmp_196, tmp_197, tmp_198, hess_mu__r, tmp_199, tmp_200, tmp_201, tmp_202
+        del hess_ln__r, hess_va__r, hess_mu__r, tmp_199, tmp_200, tmp_202
     if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "g"), ("O2", "g"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del jac_va__r
     if ("O1", "O1") in todo:
@@ -5010,10 +5124,11 @@ def hessian(params, data, blocks=None, out=None):
         tmp_206 = a1 @ X
         tmp_207 = np.einsum("Bldmj,Bmk->Bldjk", hess_h1__r, h1, optimize=False)
         _add_into(hess_V1__O1, (np.tensordot(tmp_207, tmp_206, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+        del tmp_206, tmp_207
         # einsum("Bci,Bkc,Bkj->ij", X, a1, adj_r)
         tmp_208 = a1 @ X
         _add_into(_diagonal_view(hess_V1__O1, 0, 3), (np.tensordot(tmp_208, adj_r, axes=([0, 1], [0, 1])))[None], 1 / B, True)
-        del tmp_206, tmp_207, tmp_208
+        del tmp_208
     if ("O1", "V1") in want:
         _mirror(H, rows["V1"][0], rows["V1"][1], rows["O1"][0], rows["O1"][1])
     if ("V1", "O2") in todo:
@@ -5031,13 +5146,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__r)
         tmp_211 = np.tensordot(X, V1, axes=([2], [1]))
         hess_a1__r = np.einsum("Bkc,Bqcij->Bqkij", tmp_211, hess_h1__r, optimize=False)
+        del tmp_211
         # hess_z_a1__r[q,k,i,j] = hess_a1__r[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__r[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
         softmax_z_a1_5 = _softmax(z_a1, axis=2)
         # einsum("Bqkij,Bqk->Bqkij", hess_a1__r, softmax_z_a1_5)
         # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__r, softmax_z_a1_5, softmax_z_a1_5)
         tmp_212 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_5, hess_a1__r, optimize=False)
         hess_z_a1__r = softmax_z_a1_5[:, :, :, None, None] * hess_a1__r - tmp_212[:, :, None] * softmax_z_a1_5[:, :, :, None, None]
-        del tmp_211, hess_a1__r, softmax_z_a1_5, tmp_212
+        del hess_a1__r, softmax_z_a1_5, tmp_212
     if not todo.isdisjoint((("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"))):
         del hess_h1__r
     if ("Q1", "O1") in todo:
@@ -5047,13 +5163,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_213 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_214 = np.einsum("Bld,Bnkml->Bdnkm", tmp_213, jac_h1__z_a1, optimize=False)
         tmp_215 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_214, X, optimize=False)
+        del tmp_213, tmp_214
         _add_into(hess_Q1__O1, (np.tensordot(tmp_215, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        del tmp_215
         # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K1, X, X, h1, hess_z_a1__r)
         tmp_216 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_217 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h1, optimize=False)
         tmp_218 = np.einsum("Bmljk,Bld->Bmjkd", tmp_217, tmp_216, optimize=False)
+        del tmp_216, tmp_217
         _add_into(hess_Q1__O1, (np.tensordot(tmp_218, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-        del tmp_213, tmp_214, tmp_215, tmp_216, tmp_217, tmp_218
+        del tmp_218
     if ("O1", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["O1"][0], rows["O1"][1])
     if ("Q1", "O2") in todo:
@@ -5063,8 +5182,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_219 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_220 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a1__r, h2, optimize=False)
         tmp_221 = np.einsum("Bmljk,Bld->Bmjkd", tmp_220, tmp_219, optimize=False)
+        del tmp_219, tmp_220
         _add_into(hess_Q1__O2, (np.tensordot(tmp_221, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
-        del tmp_219, tmp_220, tmp_221
+        del tmp_221
     if ("O2", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["O2"][0], rows["O2"][1])
     if ("K1", "O1") in todo:
@@ -5074,13 +5194,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_222 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_223 = np.einsum("Bld,Bnklm->Bdnkm", tmp_222, jac_h1__z_a1, optimize=False)
         tmp_224 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_223, X, optimize=False)
+        del tmp_222, tmp_223
         _add_into(hess_K1__O1, (np.tensordot(tmp_224, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        del tmp_224
         # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q1, X, X, h1, hess_z_a1__r)
         tmp_225 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_226 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h1, optimize=False)
         tmp_227 = np.einsum("Blmjk,Bld->Bmjkd", tmp_226, tmp_225, optimize=False)
+        del tmp_225, tmp_226
         _add_into(hess_K1__O1, (np.tensordot(tmp_227, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-        del tmp_222, tmp_223, tmp_224, tmp_225, tmp_226, tmp_227
+        del tmp_227
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "O1"), ("K1", "O1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_h1__z_a1
     if ("O1", "K1") in want:
@@ -5092,8 +5215,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_228 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_229 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a1__r, h2, optimize=False)
         tmp_230 = np.einsum("Blmjk,Bld->Bmjkd", tmp_229, tmp_228, optimize=False)
+        del tmp_228, tmp_229
         _add_into(hess_K1__O2, (np.tensordot(tmp_230, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, False)
-        del tmp_228, tmp_229, tmp_230
+        del tmp_230
     if not todo.isdisjoint((("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"))):
         del hess_z_a1__r
     if ("O2", "K1") in want:
@@ -5109,65 +5233,83 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("ci,Bki,Blqc->Blqk", V2, X, jac_p__h2)
         tmp_231 = np.tensordot(X, V2, axes=([2], [1]))
         jac_p__a2 = np.einsum("Bkc,Blqc->Blqk", tmp_231, jac_p__h2, optimize=False)
+        del tmp_231
         # jac_p__z_a2[l,q,k] = jac_p__a2[l,q,k] softmax_k(z_a2[q,k]) - Σ_c jac_p__a2[l,q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
         softmax_z_a2_3 = _softmax(z_a2, axis=2)
         # einsum("Blqk,Bqk->Blqk", jac_p__a2, softmax_z_a2_3)
         # einsum("Blqc,Bqc,Bqk->Blqk", jac_p__a2, softmax_z_a2_3, softmax_z_a2_3)
         tmp_232 = (softmax_z_a2_3[..., None, :] @ (jac_p__a2.transpose(0, 2, 3, 1)))[..., 0, :]
         jac_p__z_a2 = softmax_z_a2_3[:, None] * jac_p__a2 - (tmp_232.transpose(0, 2, 1))[:, :, :, None] * softmax_z_a2_3[:, None]
+        del jac_p__a2, softmax_z_a2_3, tmp_232
         # hess_p__z_a2[l,q,k] = jac_p__z_a2[l,q,k] softmax_l(p[l]) - Σ_c jac_p__z_a2[c,q,k] softmax_c(p[c]) softmax_l(p[l])
         softmax_p_5 = _softmax(p, axis=1)
         # einsum("Blqk,Bl->Blqk", jac_p__z_a2, softmax_p_5)
         # einsum("Bcqk,Bc,Bl->Blqk", jac_p__z_a2, softmax_p_5, softmax_p_5)
         tmp_233 = np.einsum("Bc,Bcqk->Bqk", softmax_p_5, jac_p__z_a2, optimize=False)
         hess_p__z_a2 = softmax_p_5[:, :, None, None] * jac_p__z_a2 - tmp_233[:, None] * softmax_p_5[:, :, None, None]
+        del jac_p__z_a2, softmax_p_5, tmp_233
         # hess_ff__z_a2[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__z_a2[c,j,k]
         # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__z_a2)
         tmp_234 = np.tensordot(hess_p__z_a2, U, axes=([1], [0]))
+        del hess_p__z_a2
         hess_ff__z_a2 = 0.3333333333333333 * (tmp_234.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del tmp_234
         # hess_z_ff__z_a2[a,q,i,k] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__z_a2[q,c,i,k] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__z_a2[a,q,i,k]
         dgelu_z_ff_13 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcik->Baqik", dgelu_z_ff_13, F2, hess_ff__z_a2)
         tmp_235 = F2[:, :, None, None] * dgelu_z_ff_13.transpose(1, 0, 2)
+        del dgelu_z_ff_13
         d2gelu_z_ff_4 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
         # einsum("Baq,ca,Bqc,Baqik->Baqik", d2gelu_z_ff_4, F2, adj_ff, jac_z_ff__z_a2)
         tmp_236 = np.tensordot(adj_ff, F2, axes=([2], [0]))
         tmp_237 = tmp_236 * d2gelu_z_ff_4.transpose(0, 2, 1)
+        del d2gelu_z_ff_4, tmp_236
         hess_z_ff__z_a2 = np.einsum("caBq,Bqcik->Baqik", tmp_235, hess_ff__z_a2, optimize=False) + (tmp_237.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__z_a2
+        del tmp_235, tmp_237
         # hess_ln__z_a2[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__z_a2[c,q,j,k] + hess_ff__z_a2[q,i,j,k]
         # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__z_a2)
         hess_ln__z_a2 = (np.tensordot(hess_z_ff__z_a2, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__z_a2
+        del hess_ff__z_a2, hess_z_ff__z_a2
         # hess_z_ln__z_a2[q,i,k] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a2[q,c,i,k] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__z_a2[q,c,i,k] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__z_a2[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__z_a2[q,i,k] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a2[q,i,k] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a2[q,i,k] mu[q]
         dreciprocal_z_ln_11 = -1/z_ln**2
         # einsum("Bq,c,Bqcik,Bqc->Bqik", dreciprocal_z_ln_11, g, hess_ln__z_a2, r)
         tmp_238 = g[:, None, None] * dreciprocal_z_ln_11
         tmp_239 = tmp_238 * r.transpose(2, 0, 1)
+        del tmp_238
         # einsum("Bq,c,Bqcik,Bq->Bqik", dreciprocal_z_ln_11, g, hess_ln__z_a2, mu)
         tmp_240 = mu * dreciprocal_z_ln_11
         tmp_241 = tmp_240[:, :, None] * g
+        del tmp_240
         # einsum("Bq,Bqc,c,Bqcik->Bqik", dreciprocal_z_ln_11, adj_ln, g, jac_r__z_a2)
         tmp_242 = adj_ln * dreciprocal_z_ln_11[:, :, None]
         tmp_243 = tmp_242 * g
+        del tmp_242
         # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln_11, adj_ln, g, jac_mu__z_a2)
         tmp_244 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_245 = tmp_244 * dreciprocal_z_ln_11
+        del tmp_244
         d2reciprocal_z_ln_4 = 2/z_ln**3
         # einsum("Bq,Bqc,c,Bqik,Bqc->Bqik", d2reciprocal_z_ln_4, adj_ln, g, jac_z_ln__z_a2, r)
         tmp_246 = r * adj_ln
         tmp_247 = tmp_246 * d2reciprocal_z_ln_4[:, :, None]
         tmp_248 = np.tensordot(tmp_247, g, axes=([2], [0]))
+        del tmp_246, tmp_247
         # einsum("Bq,Bqc,c,Bqik,Bq->Bqik", d2reciprocal_z_ln_4, adj_ln, g, jac_z_ln__z_a2, mu)
         tmp_249 = mu * d2reciprocal_z_ln_4
         tmp_250 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_251 = tmp_250 * tmp_249
+        del d2reciprocal_z_ln_4, tmp_249, tmp_250
         hess_z_ln__z_a2 = np.einsum("cBq,Bqcik->Bqik", tmp_239, hess_ln__z_a2, optimize=False) - np.einsum("Bqc,Bqcik->Bqik", tmp_241, hess_ln__z_a2, optimize=False) + np.einsum("Bqc,Bqcik->Bqik", tmp_243, jac_r__z_a2, optimize=False) - tmp_245[:, :, None, None] * jac_mu__z_a2 + tmp_248[:, :, None, None] * jac_z_ln__z_a2 - tmp_251[:, :, None, None] * jac_z_ln__z_a2
+        del tmp_239, tmp_241, tmp_243, tmp_245, tmp_248, tmp_251
         # hess_va__z_a2[q,i,k] = sd'(va[q]) hess_z_ln__z_a2[q,i,k] + sd''(va[q]) adj_z_ln[q] jac_va__z_a2[q,i,k]
         dsd_va_11 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Bqik->Bqik", dsd_va_11, hess_z_ln__z_a2)
         d2sd_va_4 = -(1/4)/(va + 1.0e-5)**(3/2)
         # einsum("Bq,Bq,Bqik->Bqik", d2sd_va_4, adj_z_ln, jac_va__z_a2)
         tmp_252 = adj_z_ln * d2sd_va_4
+        del d2sd_va_4
         hess_va__z_a2 = hess_z_ln__z_a2 * dsd_va_11[:, :, None, None] + tmp_252[:, :, None, None] * jac_va__z_a2
+        del hess_z_ln__z_a2, dsd_va_11, tmp_252
         # hess_mu__z_a2[q,i,k] = -2 hess_va__z_a2[q,i,k] mu[q] - 2 adj_va[q] jac_mu__z_a2[q,i,k] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__z_a2[q,c,i,k] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__z_a2[q,i,k]
         # einsum("Bqik,Bq->Bqik", hess_va__z_a2, mu)
         # einsum("Bq,Bqik->Bqik", adj_va, jac_mu__z_a2)
@@ -5177,18 +5319,22 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqc,c,Bqik->Bqik", dreciprocal_z_ln_11, adj_ln, g, jac_z_ln__z_a2)
         tmp_254 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_255 = tmp_254 * dreciprocal_z_ln_11
+        del tmp_254
         hess_mu__z_a2 = -2 * mu[:, :, None, None] * hess_va__z_a2 - 2 * jac_mu__z_a2 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcik->Bqik", tmp_253, hess_ln__z_a2, optimize=False) - tmp_255[:, :, None, None] * jac_z_ln__z_a2
+        del tmp_253, tmp_255
         # hess_r__z_a2[q,i,j,k] = 1/n 1[i] hess_mu__z_a2[q,j,k] + 2/n hess_va__z_a2[q,j,k] r[q,i] + 2/n adj_va[q] jac_r__z_a2[q,i,j,k] + reciprocal(z_ln[q]) g[i] hess_ln__z_a2[q,i,j,k] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__z_a2[q,j,k]
         # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__z_a2)
         # einsum("Bqjk,Bqi->Bqijk", hess_va__z_a2, r)
         # einsum("Bq,Bqijk->Bqijk", adj_va, jac_r__z_a2)
         # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_12, g, hess_ln__z_a2)
         tmp_256 = g[:, None, None] * reciprocal_z_ln_12
+        del reciprocal_z_ln_12
         # einsum("Bq,Bqi,i,Bqjk->Bqijk", dreciprocal_z_ln_11, adj_ln, g, jac_z_ln__z_a2)
         tmp_257 = adj_ln * dreciprocal_z_ln_11[:, :, None]
         tmp_258 = tmp_257 * g
+        del dreciprocal_z_ln_11, tmp_257
         hess_r__z_a2 = 0.25 * hess_mu__z_a2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_a2[:, :, None] + 0.5 * jac_r__z_a2 * adj_va[:, :, None, None, None] + (tmp_256.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_a2 + tmp_258[:, :, :, None, None] * jac_z_ln__z_a2[:, :, None]
-        del tmp_231, jac_p__a2, softmax_z_a2_3, tmp_232, jac_p__z_a2, softmax_p_5, tmp_233, hess_p__z_a2, tmp_234, hess_ff__z_a2, dgelu_z_ff_13, tmp_235, d2gelu_z_ff_4, tmp_236, tmp_237, hess_z_ff__z_a2, hess_ln__z_a2, dreciprocal_z_ln_11, tmp_238, tmp_239, tmp_240, tmp_241, tmp_242, tmp_243, tmp_244, tmp_245, d2reciprocal_z_ln_4, tmp_246, tmp_247, tmp_248, tmp_249, tmp_250, tmp_251, hess_z_ln__z_a2, dsd_va_11, d2sd_va_4, tmp_252, hess_va__z_a2, reciprocal_z_ln_12, tmp_253, tmp_254, tmp_255, hess_mu__z_a2, tmp_256, tmp_257, tmp_258
+        del hess_ln__z_a2, hess_va__z_a2, hess_mu__z_a2, tmp_256, tmp_258
     if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
         del jac_va__z_a2
     if ("O1", "Q2") in todo:
@@ -5198,8 +5344,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_259 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_260 = np.einsum("Bniml,Bnd->Bimld", hess_r__z_a2, h1, optimize=False)
         tmp_261 = np.einsum("Bimld,Blj->Bimdj", tmp_260, tmp_259, optimize=False)
+        del tmp_259, tmp_260
         _add_into(hess_O1__Q2, np.tensordot(tmp_261, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
-        del tmp_259, tmp_260, tmp_261
+        del tmp_261
     if ("Q2", "O1") in want:
         _mirror(H, rows["O1"][0], rows["O1"][1], rows["Q2"][0], rows["Q2"][1])
     if ("O1", "K2") in todo:
@@ -5209,8 +5356,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_262 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_263 = np.einsum("Bnilm,Bnd->Bilmd", hess_r__z_a2, h1, optimize=False)
         tmp_264 = np.einsum("Bilmd,Blj->Bimdj", tmp_263, tmp_262, optimize=False)
+        del tmp_262, tmp_263
         _add_into(hess_O1__K2, np.tensordot(tmp_264, X, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, False)
-        del tmp_262, tmp_263, tmp_264
+        del tmp_264
     if ("K2", "O1") in want:
         _mirror(H, rows["O1"][0], rows["O1"][1], rows["K2"][0], rows["K2"][1])
     if not todo.isdisjoint((("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
@@ -5225,8 +5373,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_266 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_267 = np.einsum("Blj,Bodnl->Bjodn", tmp_266, hess_h1__z_a2, optimize=False)
         tmp_268 = np.einsum("Bjodn,Bnk->Bjodk", tmp_267, X, optimize=False)
+        del tmp_266, tmp_267
         _add_into(hess_V1__Q2, (np.tensordot(tmp_268, tmp_265, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
-        del tmp_265, tmp_266, tmp_267, tmp_268
+        del tmp_265, tmp_268
     if ("Q2", "V1") in want:
         _mirror(H, rows["V1"][0], rows["V1"][1], rows["Q2"][0], rows["Q2"][1])
     if ("V1", "K2") in todo:
@@ -5237,8 +5386,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_270 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_271 = np.einsum("Blj,Bodln->Bjodn", tmp_270, hess_h1__z_a2, optimize=False)
         tmp_272 = np.einsum("Bjodn,Bnk->Bjodk", tmp_271, X, optimize=False)
+        del tmp_270, tmp_271
         _add_into(hess_V1__K2, (np.tensordot(tmp_272, tmp_269, axes=([0, 2], [0, 1]))).transpose(1, 3, 0, 2), 0.7071067811865476 / B, False)
-        del tmp_269, tmp_270, tmp_271, tmp_272
+        del tmp_269, tmp_272
     if ("K2", "V1") in want:
         _mirror(H, rows["V1"][0], rows["V1"][1], rows["K2"][0], rows["K2"][1])
     if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
@@ -5246,13 +5396,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__z_a2)
         tmp_273 = np.tensordot(X, V1, axes=([2], [1]))
         hess_a1__z_a2 = np.einsum("Bkc,Bqcij->Bqkij", tmp_273, hess_h1__z_a2, optimize=False)
+        del tmp_273
         # hess_z_a1__z_a2[q,k,i,j] = hess_a1__z_a2[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__z_a2[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
         softmax_z_a1_6 = _softmax(z_a1, axis=2)
         # einsum("Bqkij,Bqk->Bqkij", hess_a1__z_a2, softmax_z_a1_6)
         # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__z_a2, softmax_z_a1_6, softmax_z_a1_6)
         tmp_274 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_6, hess_a1__z_a2, optimize=False)
         hess_z_a1__z_a2 = softmax_z_a1_6[:, :, :, None, None] * hess_a1__z_a2 - tmp_274[:, :, None] * softmax_z_a1_6[:, :, :, None, None]
-        del tmp_273, hess_a1__z_a2, softmax_z_a1_6, tmp_274
+        del hess_a1__z_a2, softmax_z_a1_6, tmp_274
     if not todo.isdisjoint((("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
         del hess_h1__z_a2
     if ("Q1", "Q2") in todo:
@@ -5264,8 +5415,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_277 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_278 = np.einsum("Bnj,Bdopn->Bjdop", tmp_277, tmp_276, optimize=False)
         tmp_279 = np.einsum("Bjdop,Boi->Bjdpi", tmp_278, X, optimize=False)
+        del tmp_275, tmp_276, tmp_277, tmp_278
         _add_into(hess_Q1__Q2, (np.tensordot(tmp_279, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-        del tmp_275, tmp_276, tmp_277, tmp_278, tmp_279
+        del tmp_279
     if ("Q2", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["Q2"][0], rows["Q2"][1])
     if ("Q1", "K2") in todo:
@@ -5277,8 +5429,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_282 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_283 = np.einsum("Bnj,Bdonp->Bjdop", tmp_282, tmp_281, optimize=False)
         tmp_284 = np.einsum("Bjdop,Boi->Bjdpi", tmp_283, X, optimize=False)
+        del tmp_280, tmp_281, tmp_282, tmp_283
         _add_into(hess_Q1__K2, (np.tensordot(tmp_284, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-        del tmp_280, tmp_281, tmp_282, tmp_283, tmp_284
+        del tmp_284
     if ("K2", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["K2"][0], rows["K2"][1])
     if ("K1", "Q2") in todo:
@@ -5290,8 +5443,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_287 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_288 = np.einsum("Bmd,Bjmop->Bdjop", tmp_287, tmp_286, optimize=False)
         tmp_289 = np.einsum("Bdjop,Boi->Bdjpi", tmp_288, X, optimize=False)
+        del tmp_285, tmp_286, tmp_287, tmp_288
         _add_into(hess_K1__Q2, (np.tensordot(tmp_289, X, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.5 / B, False)
-        del tmp_285, tmp_286, tmp_287, tmp_288, tmp_289
+        del tmp_289
     if ("Q2", "K1") in want:
         _mirror(H, rows["K1"][0], rows["K1"][1], rows["Q2"][0], rows["Q2"][1])
     if ("K1", "K2") in todo:
@@ -5303,8 +5457,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_292 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_293 = np.einsum("Bnj,Bdonp->Bjdop", tmp_292, tmp_291, optimize=False)
         tmp_294 = np.einsum("Bjdop,Boi->Bjdpi", tmp_293, X, optimize=False)
+        del tmp_290, tmp_291, tmp_292, tmp_293
         _add_into(hess_K1__K2, (np.tensordot(tmp_294, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-        del tmp_290, tmp_291, tmp_292, tmp_293, tmp_294
+        del tmp_294
     if not todo.isdisjoint((("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"))):
         del hess_z_a1__z_a2
     if ("K2", "K1") in want:
@@ -5316,53 +5471,69 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcqd,Bc,Bl->Blqd", jac_p__h2, softmax_p_6, softmax_p_6)
         tmp_295 = np.einsum("Bc,Bcqd->Bqd", softmax_p_6, jac_p__h2, optimize=False)
         hess_p__h2 = softmax_p_6[:, :, None, None] * jac_p__h2 - tmp_295[:, None] * softmax_p_6[:, :, None, None]
+        del softmax_p_6, tmp_295
         # hess_ff__h2[q,i,j,d] = 1/t Σ_c 1[q] U[c,i] hess_p__h2[c,j,d]
         # einsum("q,ci,Bcjd->Bqijd", np.ones(3), U, hess_p__h2)
         tmp_296 = np.tensordot(hess_p__h2, U, axes=([1], [0]))
+        del hess_p__h2
         hess_ff__h2 = 0.3333333333333333 * (tmp_296.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del tmp_296
         # hess_z_ff__h2[a,q,i,d] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__h2[q,c,i,d] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__h2[a,q,i,d]
         dgelu_z_ff_14 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcid->Baqid", dgelu_z_ff_14, F2, hess_ff__h2)
         tmp_297 = F2[:, :, None, None] * dgelu_z_ff_14.transpose(1, 0, 2)
+        del dgelu_z_ff_14
         d2gelu_z_ff_5 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
         # einsum("Baq,ca,Bqc,Baqid->Baqid", d2gelu_z_ff_5, F2, adj_ff, jac_z_ff__h2)
         tmp_298 = np.tensordot(adj_ff, F2, axes=([2], [0]))
         tmp_299 = tmp_298 * d2gelu_z_ff_5.transpose(0, 2, 1)
+        del d2gelu_z_ff_5, tmp_298
         hess_z_ff__h2 = np.einsum("caBq,Bqcid->Baqid", tmp_297, hess_ff__h2, optimize=False) + (tmp_299.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__h2
+        del tmp_297, tmp_299
         # hess_ln__h2[q,i,j,d] = Σ_c F1[c,i] hess_z_ff__h2[c,q,j,d] + hess_ff__h2[q,i,j,d]
         # einsum("ci,Bcqjd->Bqijd", F1, hess_z_ff__h2)
         hess_ln__h2 = (np.tensordot(hess_z_ff__h2, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__h2
+        del hess_ff__h2, hess_z_ff__h2
         # hess_z_ln__h2[q,i,d] = Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h2[q,c,i,d] r[q,c] - Σ_c reciprocal'(z_ln[q]) g[c] hess_ln__h2[q,c,i,d] mu[q] + Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_r__h2[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_mu__h2[q,i,d] + Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h2[q,i,d] r[q,c] - Σ_c reciprocal''(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h2[q,i,d] mu[q]
         dreciprocal_z_ln_12 = -1/z_ln**2
         # einsum("Bq,c,Bqcid,Bqc->Bqid", dreciprocal_z_ln_12, g, hess_ln__h2, r)
         tmp_300 = g[:, None, None] * dreciprocal_z_ln_12
         tmp_301 = tmp_300 * r.transpose(2, 0, 1)
+        del tmp_300
         # einsum("Bq,c,Bqcid,Bq->Bqid", dreciprocal_z_ln_12, g, hess_ln__h2, mu)
         tmp_302 = mu * dreciprocal_z_ln_12
         tmp_303 = tmp_302[:, :, None] * g
+        del tmp_302
         # einsum("Bq,Bqc,c,qcid->Bqid", dreciprocal_z_ln_12, adj_ln, g, jac_r__h2)
         tmp_304 = jac_r__h2 * g[:, None, None]
         tmp_305 = tmp_304[:, :, :, :, None] * dreciprocal_z_ln_12.T[:, None, None, None]
+        del tmp_304
         # einsum("Bq,Bqc,c,qid->Bqid", dreciprocal_z_ln_12, adj_ln, g, jac_mu__h2)
         tmp_306 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_307 = tmp_306 * dreciprocal_z_ln_12
+        del tmp_306
         d2reciprocal_z_ln_5 = 2/z_ln**3
         # einsum("Bq,Bqc,c,Bqid,Bqc->Bqid", d2reciprocal_z_ln_5, adj_ln, g, jac_z_ln__h2, r)
         tmp_308 = r * adj_ln
         tmp_309 = tmp_308 * d2reciprocal_z_ln_5[:, :, None]
         tmp_310 = np.tensordot(tmp_309, g, axes=([2], [0]))
+        del tmp_308, tmp_309
         # einsum("Bq,Bqc,c,Bqid,Bq->Bqid", d2reciprocal_z_ln_5, adj_ln, g, jac_z_ln__h2, mu)
         tmp_311 = mu * d2reciprocal_z_ln_5
         tmp_312 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_313 = tmp_312 * tmp_311
+        del d2reciprocal_z_ln_5, tmp_311, tmp_312
         hess_z_ln__h2 = np.einsum("cBq,Bqcid->Bqid", tmp_301, hess_ln__h2, optimize=False) - np.einsum("Bqc,Bqcid->Bqid", tmp_303, hess_ln__h2, optimize=False) + np.einsum("qcidB,Bqc->Bqid", tmp_305, adj_ln, optimize=False) - tmp_307[:, :, None, None] * jac_mu__h2 + tmp_310[:, :, None, None] * jac_z_ln__h2 - tmp_313[:, :, None, None] * jac_z_ln__h2
+        del tmp_301, tmp_303, tmp_305, tmp_307, tmp_310, tmp_313
         # hess_va__h2[q,i,d] = sd'(va[q]) hess_z_ln__h2[q,i,d] + sd''(va[q]) adj_z_ln[q] jac_va__h2[q,i,d]
         dsd_va_12 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Bqid->Bqid", dsd_va_12, hess_z_ln__h2)
         d2sd_va_5 = -(1/4)/(va + 1.0e-5)**(3/2)
         # einsum("Bq,Bq,Bqid->Bqid", d2sd_va_5, adj_z_ln, jac_va__h2)
         tmp_314 = adj_z_ln * d2sd_va_5
+        del d2sd_va_5
         hess_va__h2 = hess_z_ln__h2 * dsd_va_12[:, :, None, None] + tmp_314[:, :, None, None] * jac_va__h2
+        del hess_z_ln__h2, dsd_va_12, tmp_314
         # hess_mu__h2[q,i,d] = -2 hess_va__h2[q,i,d] mu[q] - 2 adj_va[q] jac_mu__h2[q,i,d] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__h2[q,c,i,d] - Σ_c reciprocal'(z_ln[q]) adj_ln[q,c] g[c] jac_z_ln__h2[q,i,d]
         # einsum("Bqid,Bq->Bqid", hess_va__h2, mu)
         # einsum("Bq,qid->Bqid", adj_va, jac_mu__h2)
@@ -5372,18 +5543,22 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,Bqc,c,Bqid->Bqid", dreciprocal_z_ln_12, adj_ln, g, jac_z_ln__h2)
         tmp_316 = np.tensordot(g, adj_ln, axes=([0], [2]))
         tmp_317 = tmp_316 * dreciprocal_z_ln_12
+        del tmp_316
         hess_mu__h2 = -2 * mu[:, :, None, None] * hess_va__h2 - 2 * jac_mu__h2 * adj_va[:, :, None, None] - np.einsum("cBq,Bqcid->Bqid", tmp_315, hess_ln__h2, optimize=False) - tmp_317[:, :, None, None] * jac_z_ln__h2
+        del tmp_315, tmp_317
         # hess_r__h2[q,i,j,d] = 1/n 1[i] hess_mu__h2[q,j,d] + 2/n hess_va__h2[q,j,d] r[q,i] + 2/n adj_va[q] jac_r__h2[q,i,j,d] + reciprocal(z_ln[q]) g[i] hess_ln__h2[q,i,j,d] + reciprocal'(z_ln[q]) adj_ln[q,i] g[i] jac_z_ln__h2[q,j,d]
         # einsum("i,Bqjd->Bqijd", np.ones(4), hess_mu__h2)
         # einsum("Bqjd,Bqi->Bqijd", hess_va__h2, r)
         # einsum("Bq,qijd->Bqijd", adj_va, jac_r__h2)
         # einsum("Bq,i,Bqijd->Bqijd", reciprocal_z_ln_13, g, hess_ln__h2)
         tmp_318 = g[:, None, None] * reciprocal_z_ln_13
+        del reciprocal_z_ln_13
         # einsum("Bq,Bqi,i,Bqjd->Bqijd", dreciprocal_z_ln_12, adj_ln, g, jac_z_ln__h2)
         tmp_319 = adj_ln * dreciprocal_z_ln_12[:, :, None]
         tmp_320 = tmp_319 * g
+        del dreciprocal_z_ln_12, tmp_319
         hess_r__h2 = 0.25 * hess_mu__h2[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__h2[:, :, None] + 0.5 * jac_r__h2 * adj_va[:, :, None, None, None] + (tmp_318.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__h2 + tmp_320[:, :, :, None, None] * jac_z_ln__h2[:, :, None]
-        del softmax_p_6, tmp_295, hess_p__h2, tmp_296, hess_ff__h2, dgelu_z_ff_14, tmp_297, d2gelu_z_ff_5, tmp_298, tmp_299, hess_z_ff__h2, hess_ln__h2, dreciprocal_z_ln_12, tmp_300, tmp_301, tmp_302, tmp_303, tmp_304, tmp_305, tmp_306, tmp_307, d2reciprocal_z_ln_5, tmp_308, tmp_309, tmp_310, tmp_311, tmp_312, tmp_313, hess_z_ln__h2, dsd_va_12, d2sd_va_5, tmp_314, hess_va__h2, reciprocal_z_ln_13, tmp_315, tmp_316, tmp_317, hess_mu__h2, tmp_318, tmp_319, tmp_320
+        del hess_ln__h2, hess_va__h2, hess_mu__h2, tmp_318, tmp_320
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         del adj_z_ln, adj_va
     if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
@@ -5411,8 +5586,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_323 = a1 @ X
         tmp_324 = a2 @ X
         tmp_325 = np.einsum("Bmi,Bmdnj->Bidnj", tmp_323, hess_h1__h2, optimize=False)
+        del tmp_323
         _add_into(hess_V1__V2, (np.tensordot(tmp_325, tmp_324, axes=([0, 3], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, False)
-        del tmp_323, tmp_324, tmp_325
+        del tmp_324, tmp_325
     if ("V2", "V1") in want:
         _mirror(H, rows["V1"][0], rows["V1"][1], rows["V2"][0], rows["V2"][1])
     if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"))):
@@ -5420,13 +5596,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cj,Bkj,Bqcid->Bqkid", V1, X, hess_h1__h2)
         tmp_326 = np.tensordot(X, V1, axes=([2], [1]))
         hess_a1__h2 = np.einsum("Bkc,Bqcid->Bqkid", tmp_326, hess_h1__h2, optimize=False)
+        del tmp_326
         # hess_z_a1__h2[q,k,i,d] = hess_a1__h2[q,k,i,d] softmax_k(z_a1[q,k]) - Σ_c hess_a1__h2[q,c,i,d] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
         softmax_z_a1_7 = _softmax(z_a1, axis=2)
         # einsum("Bqkid,Bqk->Bqkid", hess_a1__h2, softmax_z_a1_7)
         # einsum("Bqcid,Bqc,Bqk->Bqkid", hess_a1__h2, softmax_z_a1_7, softmax_z_a1_7)
         tmp_327 = np.einsum("Bqc,Bqcid->Bqid", softmax_z_a1_7, hess_a1__h2, optimize=False)
         hess_z_a1__h2 = softmax_z_a1_7[:, :, :, None, None] * hess_a1__h2 - tmp_327[:, :, None] * softmax_z_a1_7[:, :, :, None, None]
-        del tmp_326, hess_a1__h2, softmax_z_a1_7, tmp_327
+        del hess_a1__h2, softmax_z_a1_7, tmp_327
     if not todo.isdisjoint((("V1", "V2"), ("Q1", "V2"), ("K1", "V2"))):
         del hess_h1__h2
     if ("Q1", "V2") in todo:
@@ -5437,8 +5614,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_329 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_330 = np.einsum("Bld,Bmloj->Bdmoj", tmp_329, hess_z_a1__h2, optimize=False)
         tmp_331 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_330, X, optimize=False)
+        del tmp_329, tmp_330
         _add_into(hess_Q1__V2, (np.tensordot(tmp_331, tmp_328, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
-        del tmp_328, tmp_329, tmp_330, tmp_331
+        del tmp_328, tmp_331
     if ("V2", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["V2"][0], rows["V2"][1])
     if ("K1", "V2") in todo:
@@ -5449,8 +5627,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_333 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_334 = np.einsum("Bld,Blmoj->Bdmoj", tmp_333, hess_z_a1__h2, optimize=False)
         tmp_335 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_334, X, optimize=False)
+        del tmp_333, tmp_334
         _add_into(hess_K1__V2, (np.tensordot(tmp_335, tmp_332, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, False)
-        del tmp_332, tmp_333, tmp_334, tmp_335
+        del tmp_332, tmp_335
     if not todo.isdisjoint((("Q1", "V2"), ("K1", "V2"))):
         del hess_z_a1__h2
     if ("V2", "K1") in want:
@@ -5462,23 +5641,29 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcqi,Bc,Bl->Blqi", jac_p__ln, softmax_p_7, softmax_p_7)
         tmp_336 = np.einsum("Bc,Bcqi->Bqi", softmax_p_7, jac_p__ln, optimize=False)
         hess_p__ln = softmax_p_7[:, :, None, None] * jac_p__ln - tmp_336[:, None] * softmax_p_7[:, :, None, None]
+        del softmax_p_7, tmp_336
         # hess_ff__ln[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__ln[c,j,k]
         # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__ln)
         tmp_337 = np.tensordot(hess_p__ln, U, axes=([1], [0]))
+        del hess_p__ln
         hess_ff__ln = 0.3333333333333333 * (tmp_337.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del tmp_337
         # hess_z_ff__ln[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__ln[q,c,i,j] + Σ_c gelu''(z_ff[a,q]) F2[c,a] adj_ff[q,c] jac_z_ff__ln[a,q,i,j]
         dgelu_z_ff_15 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff_15, F2, hess_ff__ln)
         tmp_338 = F2[:, :, None, None] * dgelu_z_ff_15.transpose(1, 0, 2)
+        del dgelu_z_ff_15
         d2gelu_z_ff_6 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
         # einsum("Baq,ca,Bqc,aqij->Baqij", d2gelu_z_ff_6, F2, adj_ff, jac_z_ff__ln)
         tmp_339 = np.tensordot(adj_ff, F2, axes=([2], [0]))
         tmp_340 = tmp_339 * d2gelu_z_ff_6.transpose(0, 2, 1)
+        del d2gelu_z_ff_6, tmp_339
         hess_z_ff__ln = np.einsum("caBq,Bqcij->Baqij", tmp_338, hess_ff__ln, optimize=False) + (tmp_340.transpose(0, 2, 1))[:, :, :, None, None] * jac_z_ff__ln
+        del tmp_338, tmp_340
         # hess_ln__ln[q,i,j,k] = Σ_c F1[c,i] hess_z_ff__ln[c,q,j,k] + hess_ff__ln[q,i,j,k]
         # einsum("ci,Bcqjk->Bqijk", F1, hess_z_ff__ln)
         hess_ln__ln = (np.tensordot(hess_z_ff__ln, F1, axes=([1], [0]))).transpose(0, 1, 4, 2, 3) + hess_ff__ln
-        del softmax_p_7, tmp_336, hess_p__ln, tmp_337, hess_ff__ln, dgelu_z_ff_15, tmp_338, d2gelu_z_ff_6, tmp_339, tmp_340, hess_z_ff__ln
+        del hess_ff__ln, hess_z_ff__ln
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del jac_p__ln
     if ("g", "g") in todo:
@@ -5489,22 +5674,29 @@ def hessian(params, data, blocks=None, out=None):
         tmp_341 = reciprocal_z_ln_14[:, :, None] * reciprocal_z_ln_14[:, None]
         tmp_342 = tmp_341[:, :, :, None] * r[:, None]
         tmp_343 = (((tmp_342.transpose(0, 1, 3, 2))[..., None, :]) @ (hess_ln__ln.transpose(0, 3, 2, 1, 4)))[..., 0, :]
+        del tmp_341, tmp_342
         _add_into(hess_g__g, np.einsum("Bkij,Bkj->ij", tmp_343, r, optimize=False), 1 / B, False)
+        del tmp_343
         # einsum("Bc,Bk,Bcikj,Bk,Bci->ij", reciprocal_z_ln_14, reciprocal_z_ln_14, hess_ln__ln, mu, r)
         tmp_344 = mu * reciprocal_z_ln_14
         tmp_345 = r * reciprocal_z_ln_14[:, :, None]
         tmp_346 = np.einsum("Bci,Bcikj->Bikj", tmp_345, hess_ln__ln, optimize=False)
+        del tmp_345
         _add_into(hess_g__g, np.tensordot(tmp_346, tmp_344, axes=([0, 2], [0, 1])), -1 / B, True)
+        del tmp_344, tmp_346
         # einsum("Bc,Bk,Bcikj,Bc,Bkj->ij", reciprocal_z_ln_14, reciprocal_z_ln_14, hess_ln__ln, mu, r)
         tmp_347 = mu * reciprocal_z_ln_14
         tmp_348 = r * reciprocal_z_ln_14[:, :, None]
         tmp_349 = np.einsum("Bkj,Bcikj->Bjci", tmp_348, hess_ln__ln, optimize=False)
+        del tmp_348
         _add_into(hess_g__g, (np.tensordot(tmp_349, tmp_347, axes=([0, 2], [0, 1]))).T, -1 / B, True)
+        del tmp_347, tmp_349
         # einsum("Bc,Bk,Bcikj,Bc,Bk->ij", reciprocal_z_ln_14, reciprocal_z_ln_14, hess_ln__ln, mu, mu)
         tmp_350 = mu * reciprocal_z_ln_14
         tmp_351 = np.einsum("Bc,Bcikj->Bikj", tmp_350, hess_ln__ln, optimize=False)
+        del reciprocal_z_ln_14
         _add_into(hess_g__g, np.tensordot(tmp_351, tmp_350, axes=([0, 2], [0, 1])), 1 / B, True)
-        del reciprocal_z_ln_14, tmp_341, tmp_342, tmp_343, tmp_344, tmp_345, tmp_346, tmp_347, tmp_348, tmp_349, tmp_350, tmp_351
+        del tmp_350, tmp_351
     if ("g", "b") in todo:
         # ∂f/∂g,b[i,j] = Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] r[c,i] - Σ_ck reciprocal(z_ln[c]) hess_ln__ln[c,i,k,j] mu[c]
         hess_g__b = _block_view(H, rows["g"][0], rows["g"][1], rows["b"][0], rows["b"][1], PARAMS["g"] + PARAMS["b"])
@@ -5512,10 +5704,12 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bc,Bcikj,Bci->ij", reciprocal_z_ln_15, hess_ln__ln, r)
         tmp_352 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln_15[:, :, None, None]
         _add_into(hess_g__b, np.einsum("Bcij,Bci->ij", tmp_352, r, optimize=False), 1 / B, False)
+        del tmp_352
         # einsum("Bc,Bcikj,Bc->ij", reciprocal_z_ln_15, hess_ln__ln, mu)
         tmp_353 = hess_ln__ln.sum(axis=3) * reciprocal_z_ln_15[:, :, None, None]
+        del reciprocal_z_ln_15
         _add_into(hess_g__b, np.tensordot(tmp_353, mu, axes=([0, 1], [0, 1])), -1 / B, True)
-        del reciprocal_z_ln_15, tmp_352, tmp_353
+        del tmp_353
     if ("b", "g") in want:
         _mirror(H, rows["g"][0], rows["g"][1], rows["b"][0], rows["b"][1])
     if ("b", "b") in todo:
@@ -5529,27 +5723,33 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln_13, g, hess_ln__ln, r)
         tmp_354 = g[:, None, None] * dreciprocal_z_ln_13
         tmp_355 = tmp_354 * r.transpose(2, 0, 1)
+        del tmp_354
         # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z_ln_13, g, hess_ln__ln, mu)
         tmp_356 = mu * dreciprocal_z_ln_13
         tmp_357 = tmp_356[:, :, None] * g
+        del dreciprocal_z_ln_13, tmp_356
         hess_z_ln__ln = np.einsum("cBq,Bqcij->Bqij", tmp_355, hess_ln__ln, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_357, hess_ln__ln, optimize=False)
+        del tmp_355, tmp_357
         # hess_va__ln[q,i,j] = sd'(va[q]) hess_z_ln__ln[q,i,j]
         dsd_va_13 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Bqij->Bqij", dsd_va_13, hess_z_ln__ln)
         hess_va__ln = hess_z_ln__ln * dsd_va_13[:, :, None, None]
+        del hess_z_ln__ln, dsd_va_13
         # hess_mu__ln[q,i,j] = -2 hess_va__ln[q,i,j] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__ln[q,c,i,j]
         # einsum("Bqij,Bq->Bqij", hess_va__ln, mu)
         reciprocal_z_ln_16 = z_ln**(-1.0)
         # einsum("Bq,c,Bqcij->Bqij", reciprocal_z_ln_16, g, hess_ln__ln)
         tmp_358 = g[:, None, None] * reciprocal_z_ln_16
         hess_mu__ln = -2 * mu[:, :, None, None] * hess_va__ln - np.einsum("cBq,Bqcij->Bqij", tmp_358, hess_ln__ln, optimize=False)
+        del tmp_358
         # hess_r__ln[q,i,j,k] = 1/n 1[i] hess_mu__ln[q,j,k] + 2/n hess_va__ln[q,j,k] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__ln[q,i,j,k]
         # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__ln)
         # einsum("Bqjk,Bqi->Bqijk", hess_va__ln, r)
         # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_16, g, hess_ln__ln)
         tmp_359 = g[:, None, None] * reciprocal_z_ln_16
+        del reciprocal_z_ln_16
         hess_r__ln = 0.25 * hess_mu__ln[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__ln[:, :, None] + (tmp_359.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__ln
-        del dreciprocal_z_ln_13, tmp_354, tmp_355, tmp_356, tmp_357, hess_z_ln__ln, dsd_va_13, hess_va__ln, reciprocal_z_ln_16, tmp_358, hess_mu__ln, tmp_359
+        del hess_va__ln, hess_mu__ln, tmp_359
     if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del hess_ln__ln
     if ("O1", "g") in todo:
@@ -5559,30 +5759,41 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln_17, adj_ln, h1, jac_mu__r)
         tmp_360 = adj_ln * reciprocal_z_ln_17[:, :, None]
         tmp_361 = np.tensordot(tmp_360, h1, axes=([0], [0]))
+        del tmp_360
         _add_into(hess_O1__g, (np.tensordot(tmp_361, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
+        del tmp_361
         dreciprocal_z_ln_14 = -1/z_ln**2
         # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln_14, adj_ln, h1, jac_z_ln__r, r)
         tmp_362 = r * adj_ln
         tmp_363 = tmp_362 * dreciprocal_z_ln_14[:, :, None]
         tmp_364 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+        del tmp_362
         _add_into(hess_O1__g, np.tensordot(tmp_364, tmp_363, axes=([0, 1], [0, 1])), 1 / B, True)
+        del tmp_363, tmp_364
         # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln_14, adj_ln, h1, jac_z_ln__r, mu)
         tmp_365 = mu * dreciprocal_z_ln_14
         tmp_366 = tmp_365[:, :, None] * adj_ln
         tmp_367 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h1, optimize=False)
+        del dreciprocal_z_ln_14, tmp_365
         _add_into(hess_O1__g, np.tensordot(tmp_367, tmp_366, axes=([0, 1], [0, 1])), -1 / B, True)
+        del tmp_366, tmp_367
         # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln_17, h1, hess_r__ln, r)
         tmp_368 = hess_r__ln * reciprocal_z_ln_17[:, None, None, :, None]
         tmp_369 = np.einsum("Bkicj,Bcj->Bkij", tmp_368, r, optimize=False)
+        del tmp_368
         _add_into(hess_O1__g, (np.tensordot(tmp_369, h1, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
+        del tmp_369
         # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln_17, h1, hess_r__ln, mu)
         tmp_370 = mu * reciprocal_z_ln_17
         tmp_371 = tmp_370[:, :, None, None] * h1[:, None]
+        del tmp_370
         _add_into(hess_O1__g, (np.tensordot(tmp_371, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+        del tmp_371
         # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln_17, adj_ln, h1)
         tmp_372 = h1 * reciprocal_z_ln_17[:, :, None]
+        del reciprocal_z_ln_17
         _add_into(_diagonal_view(hess_O1__g, 0, 2), (np.tensordot(tmp_372, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
-        del reciprocal_z_ln_17, tmp_360, tmp_361, dreciprocal_z_ln_14, tmp_362, tmp_363, tmp_364, tmp_365, tmp_366, tmp_367, tmp_368, tmp_369, tmp_370, tmp_371, tmp_372
+        del tmp_372
     if ("g", "O1") in want:
         _mirror(H, rows["O1"][0], rows["O1"][1], rows["g"][0], rows["g"][1])
     if ("O1", "b") in todo:
@@ -5599,30 +5810,41 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bc,Bcj,Bkd,cki->idj", reciprocal_z_ln_18, adj_ln, h2, jac_mu__r)
         tmp_373 = adj_ln * reciprocal_z_ln_18[:, :, None]
         tmp_374 = np.tensordot(tmp_373, h2, axes=([0], [0]))
+        del tmp_373
         _add_into(hess_O2__g, (np.tensordot(tmp_374, jac_mu__r, axes=([0, 2], [0, 1]))).transpose(2, 1, 0), -1 / B, False)
+        del tmp_374
         dreciprocal_z_ln_15 = -1/z_ln**2
         # einsum("Bc,Bcj,Bkd,Bcki,Bcj->idj", dreciprocal_z_ln_15, adj_ln, h2, jac_z_ln__r, r)
         tmp_375 = r * adj_ln
         tmp_376 = tmp_375 * dreciprocal_z_ln_15[:, :, None]
         tmp_377 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+        del tmp_375
         _add_into(hess_O2__g, np.tensordot(tmp_377, tmp_376, axes=([0, 1], [0, 1])), 1 / B, True)
+        del tmp_376, tmp_377
         # einsum("Bc,Bcj,Bkd,Bcki,Bc->idj", dreciprocal_z_ln_15, adj_ln, h2, jac_z_ln__r, mu)
         tmp_378 = mu * dreciprocal_z_ln_15
         tmp_379 = tmp_378[:, :, None] * adj_ln
         tmp_380 = np.einsum("Bcki,Bkd->Bcid", jac_z_ln__r, h2, optimize=False)
+        del dreciprocal_z_ln_15, tmp_378
         _add_into(hess_O2__g, np.tensordot(tmp_380, tmp_379, axes=([0, 1], [0, 1])), -1 / B, True)
+        del tmp_379, tmp_380
         # einsum("Bc,Bkd,Bkicj,Bcj->idj", reciprocal_z_ln_18, h2, hess_r__ln, r)
         tmp_381 = hess_r__ln * reciprocal_z_ln_18[:, None, None, :, None]
         tmp_382 = np.einsum("Bkicj,Bcj->Bkij", tmp_381, r, optimize=False)
+        del tmp_381
         _add_into(hess_O2__g, (np.tensordot(tmp_382, h2, axes=([0, 1], [0, 1]))).transpose(0, 2, 1), 1 / B, True)
+        del tmp_382
         # einsum("Bc,Bkd,Bkicj,Bc->idj", reciprocal_z_ln_18, h2, hess_r__ln, mu)
         tmp_383 = mu * reciprocal_z_ln_18
         tmp_384 = tmp_383[:, :, None, None] * h2[:, None]
+        del tmp_383
         _add_into(hess_O2__g, (np.tensordot(tmp_384, hess_r__ln, axes=([0, 1, 2], [0, 3, 1]))).transpose(1, 0, 2), -1 / B, True)
+        del tmp_384
         # einsum("Bc,Bci,Bcd->id", reciprocal_z_ln_18, adj_ln, h2)
         tmp_385 = h2 * reciprocal_z_ln_18[:, :, None]
+        del reciprocal_z_ln_18
         _add_into(_diagonal_view(hess_O2__g, 0, 2), (np.tensordot(tmp_385, adj_ln, axes=([0, 1], [0, 1]))).T, 1 / B, True)
-        del reciprocal_z_ln_18, tmp_373, tmp_374, dreciprocal_z_ln_15, tmp_375, tmp_376, tmp_377, tmp_378, tmp_379, tmp_380, tmp_381, tmp_382, tmp_383, tmp_384, tmp_385
+        del tmp_385
     if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "g"), ("O2", "g"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del jac_mu__r, jac_z_ln__r
     if ("g", "O2") in want:
@@ -5646,36 +5868,47 @@ def hessian(params, data, blocks=None, out=None):
         tmp_386 = adj_ln * reciprocal_z_ln_19[:, :, None]
         tmp_387 = a1 @ X
         tmp_388 = np.tensordot(tmp_387, tmp_386, axes=([0], [0]))
+        del tmp_386, tmp_387
         _add_into(hess_V1__g, np.einsum("licj,cjld->dij", tmp_388, jac_r__h1, optimize=False), 1 / B, False)
+        del tmp_388
         # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln_19, X, a1, adj_ln, jac_mu__h1)
         tmp_389 = adj_ln * reciprocal_z_ln_19[:, :, None]
         tmp_390 = a1 @ X
         tmp_391 = np.tensordot(tmp_390, tmp_389, axes=([0], [0]))
+        del tmp_389, tmp_390
         _add_into(hess_V1__g, (np.tensordot(tmp_391, jac_mu__h1, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
+        del tmp_391
         dreciprocal_z_ln_16 = -1/z_ln**2
         # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln_16, X, a1, adj_ln, jac_z_ln__h1, r)
         tmp_392 = r * adj_ln
         tmp_393 = a1 @ X
         tmp_394 = tmp_392 * dreciprocal_z_ln_16[:, :, None]
         tmp_395 = np.einsum("Bli,Bcld->Bicd", tmp_393, jac_z_ln__h1, optimize=False)
+        del tmp_392, tmp_393
         _add_into(hess_V1__g, (np.tensordot(tmp_395, tmp_394, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+        del tmp_394, tmp_395
         # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln_16, X, a1, adj_ln, jac_z_ln__h1, mu)
         tmp_396 = mu * dreciprocal_z_ln_16
         tmp_397 = a1 @ X
         tmp_398 = tmp_396[:, :, None] * adj_ln
         tmp_399 = np.einsum("Bli,Bcld->Bicd", tmp_397, jac_z_ln__h1, optimize=False)
+        del dreciprocal_z_ln_16, tmp_396, tmp_397
         _add_into(hess_V1__g, (np.tensordot(tmp_399, tmp_398, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
+        del tmp_398, tmp_399
         # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln_19, X, a1, hess_h1__ln, r)
         tmp_400 = hess_h1__ln * reciprocal_z_ln_19[:, None, None, :, None]
         tmp_401 = np.einsum("Bldcj,Bcj->Bldj", tmp_400, r, optimize=False)
         tmp_402 = a1 @ X
+        del tmp_400
         _add_into(hess_V1__g, (np.tensordot(tmp_402, tmp_401, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+        del tmp_401, tmp_402
         # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln_19, X, a1, hess_h1__ln, mu)
         tmp_403 = mu * reciprocal_z_ln_19
         tmp_404 = a1 @ X
         tmp_405 = tmp_404[:, :, :, None] * tmp_403[:, None, None]
+        del reciprocal_z_ln_19, tmp_403, tmp_404
         _add_into(hess_V1__g, (np.tensordot(tmp_405, hess_h1__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
-        del reciprocal_z_ln_19, tmp_386, tmp_387, tmp_388, tmp_389, tmp_390, tmp_391, dreciprocal_z_ln_16, tmp_392, tmp_393, tmp_394, tmp_395, tmp_396, tmp_397, tmp_398, tmp_399, tmp_400, tmp_401, tmp_402, tmp_403, tmp_404, tmp_405
+        del tmp_405
     if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "g"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
         del jac_r__h1, jac_mu__h1, jac_z_ln__h1
     if ("g", "V1") in want:
@@ -5694,13 +5927,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__ln)
         tmp_407 = np.tensordot(X, V1, axes=([2], [1]))
         hess_a1__ln = np.einsum("Bkc,Bqcij->Bqkij", tmp_407, hess_h1__ln, optimize=False)
+        del tmp_407
         # hess_z_a1__ln[q,k,i,j] = hess_a1__ln[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__ln[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
         softmax_z_a1_8 = _softmax(z_a1, axis=2)
         # einsum("Bqkij,Bqk->Bqkij", hess_a1__ln, softmax_z_a1_8)
         # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__ln, softmax_z_a1_8, softmax_z_a1_8)
         tmp_408 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_8, hess_a1__ln, optimize=False)
         hess_z_a1__ln = softmax_z_a1_8[:, :, :, None, None] * hess_a1__ln - tmp_408[:, :, None] * softmax_z_a1_8[:, :, :, None, None]
-        del tmp_407, hess_a1__ln, softmax_z_a1_8, tmp_408
+        del hess_a1__ln, softmax_z_a1_8, tmp_408
     if not todo.isdisjoint((("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"))):
         del hess_h1__ln
     if ("Q1", "g") in todo:
@@ -5712,13 +5946,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_410 = adj_ln * reciprocal_z_ln_20[:, :, None]
         tmp_411 = np.einsum("Bcj,Bcjml->Bjml", tmp_410, jac_r__z_a1, optimize=False)
         tmp_412 = np.einsum("Bjml,Bld->Bjmd", tmp_411, tmp_409, optimize=False)
+        del tmp_409, tmp_410, tmp_411
         _add_into(hess_Q1__g, (np.tensordot(tmp_412, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+        del tmp_412
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln_20, K1, X, X, adj_ln, jac_mu__z_a1)
         tmp_413 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_414 = np.einsum("Bld,Bcml->Bdcm", tmp_413, jac_mu__z_a1, optimize=False)
         tmp_415 = adj_ln * reciprocal_z_ln_20[:, :, None]
         tmp_416 = np.einsum("Bdcm,Bmi->Bdci", tmp_414, X, optimize=False)
+        del tmp_413, tmp_414
         _add_into(hess_Q1__g, np.tensordot(tmp_416, tmp_415, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        del tmp_415, tmp_416
         dreciprocal_z_ln_17 = -1/z_ln**2
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln_17, K1, X, X, adj_ln, jac_z_ln__z_a1, r)
         tmp_417 = r * adj_ln
@@ -5726,27 +5964,34 @@ def hessian(params, data, blocks=None, out=None):
         tmp_419 = np.einsum("Bld,Bcml->Bdcm", tmp_418, jac_z_ln__z_a1, optimize=False)
         tmp_420 = tmp_417 * dreciprocal_z_ln_17[:, :, None]
         tmp_421 = np.einsum("Bdcm,Bmi->Bdci", tmp_419, X, optimize=False)
+        del tmp_417, tmp_418, tmp_419
         _add_into(hess_Q1__g, np.tensordot(tmp_421, tmp_420, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+        del tmp_420, tmp_421
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln_17, K1, X, X, adj_ln, jac_z_ln__z_a1, mu)
         tmp_422 = mu * dreciprocal_z_ln_17
         tmp_423 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_424 = np.einsum("Bld,Bcml->Bdcm", tmp_423, jac_z_ln__z_a1, optimize=False)
         tmp_425 = tmp_422[:, :, None] * adj_ln
         tmp_426 = np.einsum("Bdcm,Bmi->Bdci", tmp_424, X, optimize=False)
+        del dreciprocal_z_ln_17, tmp_422, tmp_423, tmp_424
         _add_into(hess_Q1__g, np.tensordot(tmp_426, tmp_425, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        del tmp_425, tmp_426
         # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln_20, K1, X, X, hess_z_a1__ln, r)
         tmp_427 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_428 = hess_z_a1__ln * reciprocal_z_ln_20[:, None, None, :, None]
         tmp_429 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_428, r, optimize=False)
         tmp_430 = np.einsum("Bmlj,Bld->Bmjd", tmp_429, tmp_427, optimize=False)
+        del tmp_427, tmp_428, tmp_429
         _add_into(hess_Q1__g, (np.tensordot(tmp_430, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+        del tmp_430
         # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln_20, K1, X, X, hess_z_a1__ln, mu)
         tmp_431 = mu * reciprocal_z_ln_20
         tmp_432 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_433 = tmp_432[:, :, :, None] * tmp_431[:, None, None]
         tmp_434 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_433, hess_z_a1__ln, optimize=False)
+        del reciprocal_z_ln_20, tmp_431, tmp_432, tmp_433
         _add_into(hess_Q1__g, (np.tensordot(tmp_434, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-        del reciprocal_z_ln_20, tmp_409, tmp_410, tmp_411, tmp_412, tmp_413, tmp_414, tmp_415, tmp_416, dreciprocal_z_ln_17, tmp_417, tmp_418, tmp_419, tmp_420, tmp_421, tmp_422, tmp_423, tmp_424, tmp_425, tmp_426, tmp_427, tmp_428, tmp_429, tmp_430, tmp_431, tmp_432, tmp_433, tmp_434
+        del tmp_434
     if ("g", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["g"][0], rows["g"][1])
     if ("Q1", "b") in todo:
@@ -5755,8 +6000,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("dc,Bkc,Bli,Blkmj->dij", K1, X, X, hess_z_a1__ln)
         tmp_435 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_436 = np.einsum("Bkd,Blkj->Bdlj", tmp_435, hess_z_a1__ln.sum(axis=3), optimize=False)
+        del tmp_435
         _add_into(hess_Q1__b, (np.tensordot(tmp_436, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-        del tmp_435, tmp_436
+        del tmp_436
     if ("b", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["b"][0], rows["b"][1])
     if ("K1", "g") in todo:
@@ -5768,13 +6014,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_438 = adj_ln * reciprocal_z_ln_21[:, :, None]
         tmp_439 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_438, jac_r__z_a1, optimize=False)
         tmp_440 = np.einsum("Bjlm,Bld->Bjmd", tmp_439, tmp_437, optimize=False)
+        del tmp_437, tmp_438, tmp_439
         _add_into(hess_K1__g, (np.tensordot(tmp_440, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+        del tmp_440
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln_21, Q1, X, X, adj_ln, jac_mu__z_a1)
         tmp_441 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_442 = np.einsum("Bld,Bclm->Bdcm", tmp_441, jac_mu__z_a1, optimize=False)
         tmp_443 = adj_ln * reciprocal_z_ln_21[:, :, None]
         tmp_444 = np.einsum("Bdcm,Bmi->Bdci", tmp_442, X, optimize=False)
+        del tmp_441, tmp_442
         _add_into(hess_K1__g, np.tensordot(tmp_444, tmp_443, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        del tmp_443, tmp_444
         dreciprocal_z_ln_18 = -1/z_ln**2
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln_18, Q1, X, X, adj_ln, jac_z_ln__z_a1, r)
         tmp_445 = r * adj_ln
@@ -5782,27 +6032,34 @@ def hessian(params, data, blocks=None, out=None):
         tmp_447 = np.einsum("Bld,Bclm->Bdcm", tmp_446, jac_z_ln__z_a1, optimize=False)
         tmp_448 = tmp_445 * dreciprocal_z_ln_18[:, :, None]
         tmp_449 = np.einsum("Bdcm,Bmi->Bdci", tmp_447, X, optimize=False)
+        del tmp_445, tmp_446, tmp_447
         _add_into(hess_K1__g, np.tensordot(tmp_449, tmp_448, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+        del tmp_448, tmp_449
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln_18, Q1, X, X, adj_ln, jac_z_ln__z_a1, mu)
         tmp_450 = mu * dreciprocal_z_ln_18
         tmp_451 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_452 = np.einsum("Bld,Bclm->Bdcm", tmp_451, jac_z_ln__z_a1, optimize=False)
         tmp_453 = tmp_450[:, :, None] * adj_ln
         tmp_454 = np.einsum("Bdcm,Bmi->Bdci", tmp_452, X, optimize=False)
+        del dreciprocal_z_ln_18, tmp_450, tmp_451, tmp_452
         _add_into(hess_K1__g, np.tensordot(tmp_454, tmp_453, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        del tmp_453, tmp_454
         # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln_21, Q1, X, X, hess_z_a1__ln, r)
         tmp_455 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_456 = hess_z_a1__ln * reciprocal_z_ln_21[:, None, None, :, None]
         tmp_457 = np.einsum("Blmcj,Bcj->Blmj", tmp_456, r, optimize=False)
         tmp_458 = np.einsum("Blmj,Bld->Bmjd", tmp_457, tmp_455, optimize=False)
+        del tmp_455, tmp_456, tmp_457
         _add_into(hess_K1__g, (np.tensordot(tmp_458, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+        del tmp_458
         # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln_21, Q1, X, X, hess_z_a1__ln, mu)
         tmp_459 = mu * reciprocal_z_ln_21
         tmp_460 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_461 = tmp_460[:, :, :, None] * tmp_459[:, None, None]
         tmp_462 = np.einsum("Bldc,Blmcj->Bdmj", tmp_461, hess_z_a1__ln, optimize=False)
+        del reciprocal_z_ln_21, tmp_459, tmp_460, tmp_461
         _add_into(hess_K1__g, (np.tensordot(tmp_462, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-        del reciprocal_z_ln_21, tmp_437, tmp_438, tmp_439, tmp_440, tmp_441, tmp_442, tmp_443, tmp_444, dreciprocal_z_ln_18, tmp_445, tmp_446, tmp_447, tmp_448, tmp_449, tmp_450, tmp_451, tmp_452, tmp_453, tmp_454, tmp_455, tmp_456, tmp_457, tmp_458, tmp_459, tmp_460, tmp_461, tmp_462
+        del tmp_462
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "g"), ("K1", "g"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_r__z_a1, jac_mu__z_a1, jac_z_ln__z_a1
     if ("g", "K1") in want:
@@ -5813,8 +6070,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("dc,Bkc,Bli,Bklmj->dij", Q1, X, X, hess_z_a1__ln)
         tmp_463 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_464 = np.einsum("Bkd,Bklj->Bdlj", tmp_463, hess_z_a1__ln.sum(axis=3), optimize=False)
+        del tmp_463
         _add_into(hess_K1__b, (np.tensordot(tmp_464, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-        del tmp_463, tmp_464
+        del tmp_464
     if not todo.isdisjoint((("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"))):
         del hess_z_a1__ln
     if ("b", "K1") in want:
@@ -5826,21 +6084,26 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bcaq,Bc,Bl->Blaq", jac_p__z_ff, softmax_p_8, softmax_p_8)
         tmp_465 = np.einsum("Bc,Bcaq->Baq", softmax_p_8, jac_p__z_ff, optimize=False)
         hess_p__z_ff = softmax_p_8[:, :, None, None] * jac_p__z_ff - tmp_465[:, None] * softmax_p_8[:, :, None, None]
+        del softmax_p_8, tmp_465
         # hess_ff__z_ff[q,i,a,j] = 1/t Σ_c 1[q] U[c,i] hess_p__z_ff[c,a,j]
         # einsum("q,ci,Bcaj->Bqiaj", np.ones(3), U, hess_p__z_ff)
         tmp_466 = np.tensordot(hess_p__z_ff, U, axes=([1], [0]))
+        del hess_p__z_ff
         hess_ff__z_ff = 0.3333333333333333 * (tmp_466.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
+        del tmp_466
         # hess_z_ff__z_ff[a,q,i,j] = Σ_c gelu'(z_ff[a,q]) F2[c,a] hess_ff__z_ff[q,c,i,j] + Σ_c gelu''(z_ff[a,q]) δ[a,i] δ[q,j] F2[c,a] adj_ff[q,c]
         dgelu_z_ff_16 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff_16, F2, hess_ff__z_ff)
         tmp_467 = F2[:, :, None, None] * dgelu_z_ff_16.transpose(1, 0, 2)
+        del dgelu_z_ff_16
         d2gelu_z_ff_7 = np.sqrt(2)*(1 - 1/2*z_ff**2)*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi)
         # einsum("Baq,ai,qj,ca,Bqc->Baqij", d2gelu_z_ff_7, np.eye(4), np.eye(3), F2, adj_ff)
         tmp_468 = (np.eye(3))[:, :, None, None] * (d2gelu_z_ff_7.transpose(2, 0, 1))[:, None]
         tmp_469 = np.tensordot(adj_ff, F2, axes=([2], [0]))
         tmp_470 = tmp_469[:, :, :, None] * tmp_468.transpose(2, 0, 3, 1)
+        del d2gelu_z_ff_7, tmp_468, tmp_469
         hess_z_ff__z_ff = np.einsum("caBq,Bqcij->Baqij", tmp_467, hess_ff__z_ff, optimize=False) + (tmp_470.transpose(0, 2, 1, 3))[:, :, :, None] * (np.eye(4))[:, None, :, None]
-        del softmax_p_8, tmp_465, hess_p__z_ff, tmp_466, dgelu_z_ff_16, tmp_467, d2gelu_z_ff_7, tmp_468, tmp_469, tmp_470
+        del tmp_467, tmp_470
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         del jac_p__z_ff
     if ("F1", "F1") in todo:
@@ -5863,18 +6126,24 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bc,Bciak,Bkj,Bci->iaj", reciprocal_z_ln_22, hess_ln__z_ff, ln, r)
         tmp_472 = hess_ln__z_ff * reciprocal_z_ln_22[:, :, None, None, None]
         tmp_473 = np.einsum("Bciak,Bci->Biak", tmp_472, r, optimize=False)
+        del tmp_472
         _add_into(hess_g__F1, np.tensordot(tmp_473, ln, axes=([0, 3], [0, 1])), 1 / B, False)
+        del tmp_473
         # einsum("Bc,Bciak,Bkj,Bc->iaj", reciprocal_z_ln_22, hess_ln__z_ff, ln, mu)
         tmp_474 = mu * reciprocal_z_ln_22
         tmp_475 = tmp_474[:, :, None, None] * ln[:, None]
+        del tmp_474
         _add_into(hess_g__F1, (np.tensordot(tmp_475, hess_ln__z_ff, axes=([0, 1, 2], [0, 1, 4]))).transpose(1, 2, 0), -1 / B, True)
+        del tmp_475
         # einsum("Bc,Bac,Bci->ia", reciprocal_z_ln_22, adj_z_ff, r)
         tmp_476 = adj_z_ff * reciprocal_z_ln_22[:, None]
         _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_476, r, axes=([0, 2], [0, 1]))).T, 1 / B, True)
+        del tmp_476
         # einsum("Bc,Bac,Bc->a", reciprocal_z_ln_22, adj_z_ff, mu)
         tmp_477 = adj_z_ff * reciprocal_z_ln_22[:, None]
+        del reciprocal_z_ln_22
         _add_into(_diagonal_view(hess_g__F1, 0, 2), (np.tensordot(tmp_477, mu, axes=([0, 2], [0, 1])))[None], -1 / B, True)
-        del reciprocal_z_ln_22, tmp_472, tmp_473, tmp_474, tmp_475, tmp_476, tmp_477
+        del tmp_477
     if ("F1", "g") in want:
         _mirror(H, rows["g"][0], rows["g"][1], rows["F1"][0], rows["F1"][1])
     if ("b", "F1") in todo:
@@ -5892,27 +6161,33 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,c,Bqcai,Bqc->Bqai", dreciprocal_z_ln_19, g, hess_ln__z_ff, r)
         tmp_478 = g[:, None, None] * dreciprocal_z_ln_19
         tmp_479 = tmp_478 * r.transpose(2, 0, 1)
+        del tmp_478
         # einsum("Bq,c,Bqcai,Bq->Bqai", dreciprocal_z_ln_19, g, hess_ln__z_ff, mu)
         tmp_480 = mu * dreciprocal_z_ln_19
         tmp_481 = tmp_480[:, :, None] * g
+        del dreciprocal_z_ln_19, tmp_480
         hess_z_ln__z_ff = np.einsum("cBq,Bqcai->Bqai", tmp_479, hess_ln__z_ff, optimize=False) - np.einsum("Bqc,Bqcai->Bqai", tmp_481, hess_ln__z_ff, optimize=False)
+        del tmp_479, tmp_481
         # hess_va__z_ff[q,a,i] = sd'(va[q]) hess_z_ln__z_ff[q,a,i]
         dsd_va_14 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Bqai->Bqai", dsd_va_14, hess_z_ln__z_ff)
         hess_va__z_ff = hess_z_ln__z_ff * dsd_va_14[:, :, None, None]
+        del hess_z_ln__z_ff, dsd_va_14
         # hess_mu__z_ff[q,a,i] = -2 hess_va__z_ff[q,a,i] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__z_ff[q,c,a,i]
         # einsum("Bqai,Bq->Bqai", hess_va__z_ff, mu)
         reciprocal_z_ln_23 = z_ln**(-1.0)
         # einsum("Bq,c,Bqcai->Bqai", reciprocal_z_ln_23, g, hess_ln__z_ff)
         tmp_482 = g[:, None, None] * reciprocal_z_ln_23
         hess_mu__z_ff = -2 * mu[:, :, None, None] * hess_va__z_ff - np.einsum("cBq,Bqcai->Bqai", tmp_482, hess_ln__z_ff, optimize=False)
+        del tmp_482
         # hess_r__z_ff[q,i,a,j] = 1/n 1[i] hess_mu__z_ff[q,a,j] + 2/n hess_va__z_ff[q,a,j] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__z_ff[q,i,a,j]
         # einsum("i,Bqaj->Bqiaj", np.ones(4), hess_mu__z_ff)
         # einsum("Bqaj,Bqi->Bqiaj", hess_va__z_ff, r)
         # einsum("Bq,i,Bqiaj->Bqiaj", reciprocal_z_ln_23, g, hess_ln__z_ff)
         tmp_483 = g[:, None, None] * reciprocal_z_ln_23
+        del reciprocal_z_ln_23
         hess_r__z_ff = 0.25 * hess_mu__z_ff[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__z_ff[:, :, None] + (tmp_483.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__z_ff
-        del dreciprocal_z_ln_19, tmp_478, tmp_479, tmp_480, tmp_481, hess_z_ln__z_ff, dsd_va_14, hess_va__z_ff, reciprocal_z_ln_23, tmp_482, hess_mu__z_ff, tmp_483
+        del hess_va__z_ff, hess_mu__z_ff, tmp_483
     if not todo.isdisjoint((("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         del hess_ln__z_ff
     if ("O1", "F1") in todo:
@@ -5921,10 +6196,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h1, jac_ln__r)
         tmp_484 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h1, optimize=False)
         _add_into(hess_O1__F1, (np.tensordot(tmp_484, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
+        del tmp_484
         # einsum("Bcd,Bciak,Bkj->idaj", h1, hess_r__z_ff, ln)
         tmp_485 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h1, optimize=False)
         _add_into(hess_O1__F1, (np.tensordot(tmp_485, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
-        del tmp_484, tmp_485
+        del tmp_485
     if ("F1", "O1") in want:
         _mirror(H, rows["O1"][0], rows["O1"][1], rows["F1"][0], rows["F1"][1])
     if ("O2", "F1") in todo:
@@ -5933,10 +6209,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bac,Bkd,Bcjki->idaj", adj_z_ff, h2, jac_ln__r)
         tmp_486 = np.einsum("Bcjki,Bkd->Bcjid", jac_ln__r, h2, optimize=False)
         _add_into(hess_O2__F1, (np.tensordot(tmp_486, adj_z_ff, axes=([0, 1], [0, 2]))).transpose(1, 2, 3, 0), 1 / B, False)
+        del tmp_486
         # einsum("Bcd,Bciak,Bkj->idaj", h2, hess_r__z_ff, ln)
         tmp_487 = np.einsum("Bciak,Bcd->Biakd", hess_r__z_ff, h2, optimize=False)
         _add_into(hess_O2__F1, (np.tensordot(tmp_487, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 1 / B, True)
-        del tmp_486, tmp_487
+        del tmp_487
     if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F1"), ("O2", "F1"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del jac_ln__r
     if ("F1", "O2") in want:
@@ -5952,11 +6229,12 @@ def hessian(params, data, blocks=None, out=None):
         tmp_488 = a1 @ X
         tmp_489 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h1, adj_z_ff, optimize=False)
         _add_into(hess_V1__F1, (np.tensordot(tmp_489, tmp_488, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
+        del tmp_488, tmp_489
         # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a1, hess_h1__z_ff, ln)
         tmp_490 = a1 @ X
         tmp_491 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h1__z_ff, optimize=False)
         _add_into(hess_V1__F1, (np.tensordot(tmp_491, tmp_490, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
-        del tmp_488, tmp_489, tmp_490, tmp_491
+        del tmp_490, tmp_491
     if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F1"), ("V1", "F2"), ("V1", "U"))):
         del jac_ln__h1
     if ("F1", "V1") in want:
@@ -5966,13 +6244,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cj,Bkj,Bqcai->Bqkai", V1, X, hess_h1__z_ff)
         tmp_492 = np.tensordot(X, V1, axes=([2], [1]))
         hess_a1__z_ff = np.einsum("Bkc,Bqcai->Bqkai", tmp_492, hess_h1__z_ff, optimize=False)
+        del tmp_492
         # hess_z_a1__z_ff[q,k,a,i] = hess_a1__z_ff[q,k,a,i] softmax_k(z_a1[q,k]) - Σ_c hess_a1__z_ff[q,c,a,i] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
         softmax_z_a1_9 = _softmax(z_a1, axis=2)
         # einsum("Bqkai,Bqk->Bqkai", hess_a1__z_ff, softmax_z_a1_9)
         # einsum("Bqcai,Bqc,Bqk->Bqkai", hess_a1__z_ff, softmax_z_a1_9, softmax_z_a1_9)
         tmp_493 = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a1_9, hess_a1__z_ff, optimize=False)
         hess_z_a1__z_ff = softmax_z_a1_9[:, :, :, None, None] * hess_a1__z_ff - tmp_493[:, :, None] * softmax_z_a1_9[:, :, :, None, None]
-        del tmp_492, hess_a1__z_ff, softmax_z_a1_9, tmp_493
+        del hess_a1__z_ff, softmax_z_a1_9, tmp_493
     if not todo.isdisjoint((("V1", "F1"), ("Q1", "F1"), ("K1", "F1"))):
         del hess_h1__z_ff
     if ("Q1", "F1") in todo:
@@ -5982,13 +6261,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_494 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_495 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_494, jac_ln__z_a1, optimize=False)
         tmp_496 = np.einsum("Bdmjl,Bli->Bdmji", tmp_495, X, optimize=False)
+        del tmp_494, tmp_495
         _add_into(hess_Q1__F1, (np.tensordot(tmp_496, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        del tmp_496
         # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K1, X, X, hess_z_a1__z_ff, ln)
         tmp_497 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_498 = np.einsum("Bkd,Blkam->Bdlam", tmp_497, hess_z_a1__z_ff, optimize=False)
         tmp_499 = np.einsum("Bdlam,Bli->Bdami", tmp_498, X, optimize=False)
+        del tmp_497, tmp_498
         _add_into(hess_Q1__F1, (np.tensordot(tmp_499, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-        del tmp_494, tmp_495, tmp_496, tmp_497, tmp_498, tmp_499
+        del tmp_499
     if ("F1", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["F1"][0], rows["F1"][1])
     if ("K1", "F1") in todo:
@@ -5998,13 +6280,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_500 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_501 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_500, jac_ln__z_a1, optimize=False)
         tmp_502 = np.einsum("Bdmjl,Bli->Bdmji", tmp_501, X, optimize=False)
+        del tmp_500, tmp_501
         _add_into(hess_K1__F1, (np.tensordot(tmp_502, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        del tmp_502
         # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q1, X, X, hess_z_a1__z_ff, ln)
         tmp_503 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_504 = np.einsum("Bkd,Bklam->Bdlam", tmp_503, hess_z_a1__z_ff, optimize=False)
         tmp_505 = np.einsum("Bdlam,Bli->Bdami", tmp_504, X, optimize=False)
+        del tmp_503, tmp_504
         _add_into(hess_K1__F1, (np.tensordot(tmp_505, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-        del tmp_500, tmp_501, tmp_502, tmp_503, tmp_504, tmp_505
+        del tmp_505
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F1"), ("K1", "F1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_ln__z_a1
     if not todo.isdisjoint((("Q1", "F1"), ("K1", "F1"))):
@@ -6018,11 +6303,13 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cqi,Bc,Bl->Blqi", jac_p__ff, softmax_p_9, softmax_p_9)
         tmp_506 = np.tensordot(softmax_p_9, jac_p__ff, axes=([1], [0]))
         hess_p__ff = softmax_p_9[:, :, None, None] * jac_p__ff - tmp_506[:, None] * softmax_p_9[:, :, None, None]
+        del softmax_p_9, tmp_506
         # hess_ff__ff[q,i,j,k] = 1/t Σ_c 1[q] U[c,i] hess_p__ff[c,j,k]
         # einsum("q,ci,Bcjk->Bqijk", np.ones(3), U, hess_p__ff)
         tmp_507 = np.tensordot(hess_p__ff, U, axes=([1], [0]))
+        del hess_p__ff
         hess_ff__ff = 0.3333333333333333 * (tmp_507.transpose(0, 3, 1, 2))[:, None] * (np.ones(3))[:, None, None, None]
-        del softmax_p_9, tmp_506, hess_p__ff, tmp_507
+        del tmp_507
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F2", "F2"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del jac_p__ff
     if ("F2", "F2") in todo:
@@ -6038,20 +6325,24 @@ def hessian(params, data, blocks=None, out=None):
         dgelu_z_ff_17 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Baq,ca,Bqcij->Baqij", dgelu_z_ff_17, F2, hess_ff__ff)
         tmp_509 = F2[:, :, None, None] * dgelu_z_ff_17.transpose(1, 0, 2)
+        del dgelu_z_ff_17
         hess_z_ff__ff = np.einsum("caBq,Bqcij->Baqij", tmp_509, hess_ff__ff, optimize=False)
-        del dgelu_z_ff_17, tmp_509
+        del tmp_509
     if ("F1", "F2") in todo:
         # ∂f/∂F1,F2[a,i,j,k] = Σ_c gelu'(z_ff[a,c]) δ[a,k] adj_ff[c,j] ln[c,i] + Σ_cl gelu(z_ff[k,c]) hess_z_ff__ff[a,l,c,j] ln[l,i]
         hess_F1__F2 = _block_view(H, rows["F1"][0], rows["F1"][1], rows["F2"][0], rows["F2"][1], PARAMS["F1"] + PARAMS["F2"])
         gelu_z_ff_3 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bkc,Balcj,Bli->aijk", gelu_z_ff_3, hess_z_ff__ff, ln)
         tmp_510 = np.einsum("Balcj,Bkc->Baljk", hess_z_ff__ff, gelu_z_ff_3, optimize=False)
+        del gelu_z_ff_3
         _add_into(hess_F1__F2, (np.tensordot(tmp_510, ln, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+        del tmp_510
         dgelu_z_ff_18 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Bac,Bcj,Bci->aij", dgelu_z_ff_18, adj_ff, ln)
         tmp_511 = adj_ff[:, :, :, None] * (dgelu_z_ff_18.transpose(0, 2, 1))[:, :, None]
+        del dgelu_z_ff_18
         _add_into(_diagonal_view(hess_F1__F2, 0, 3), (np.tensordot(tmp_511, ln, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 1 / B, True)
-        del gelu_z_ff_3, tmp_510, dgelu_z_ff_18, tmp_511
+        del tmp_511
     if ("F2", "F1") in want:
         _mirror(H, rows["F1"][0], rows["F1"][1], rows["F2"][0], rows["F2"][1])
     if not todo.isdisjoint((("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
@@ -6071,22 +6362,29 @@ def hessian(params, data, blocks=None, out=None):
         tmp_512 = r * reciprocal_z_ln_24[:, :, None]
         tmp_513 = np.einsum("Bki,acki->Biac", tmp_512, jac_z_ff__ln, optimize=False)
         tmp_514 = tmp_513 * dgelu_z_ff_19[:, None]
+        del tmp_512, tmp_513
         _add_into(hess_g__F2, (np.tensordot(tmp_514, adj_ff, axes=([0, 3], [0, 1]))).transpose(0, 2, 1), 1 / B, False)
+        del tmp_514
         # einsum("Bac,Bk,Bcj,acki,Bk->ija", dgelu_z_ff_19, reciprocal_z_ln_24, adj_ff, jac_z_ff__ln, mu)
         tmp_515 = mu * reciprocal_z_ln_24
         tmp_516 = tmp_515[:, :, None, None] * dgelu_z_ff_19[:, None]
         tmp_517 = np.einsum("Bkac,Bcj->kacj", tmp_516, adj_ff, optimize=False)
+        del dgelu_z_ff_19, tmp_515, tmp_516
         _add_into(hess_g__F2, np.einsum("kacj,acki->ija", tmp_517, jac_z_ff__ln, optimize=False), -1 / B, True)
+        del tmp_517
         gelu_z_ff_4 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,Bk,Bkicj,Bki->ija", gelu_z_ff_4, reciprocal_z_ln_24, hess_ln__ff, r)
         tmp_518 = hess_ln__ff * reciprocal_z_ln_24[:, :, None, None, None]
         tmp_519 = np.einsum("Bkicj,Bki->Bicj", tmp_518, r, optimize=False)
+        del tmp_518
         _add_into(hess_g__F2, np.tensordot(tmp_519, gelu_z_ff_4, axes=([0, 2], [0, 2])), 1 / B, True)
+        del tmp_519
         # einsum("Bac,Bk,Bkicj,Bk->ija", gelu_z_ff_4, reciprocal_z_ln_24, hess_ln__ff, mu)
         tmp_520 = mu * reciprocal_z_ln_24
         tmp_521 = tmp_520[:, :, None, None] * gelu_z_ff_4[:, None]
+        del reciprocal_z_ln_24, gelu_z_ff_4, tmp_520
         _add_into(hess_g__F2, (np.tensordot(tmp_521, hess_ln__ff, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 2, 0), -1 / B, True)
-        del dgelu_z_ff_19, reciprocal_z_ln_24, tmp_512, tmp_513, tmp_514, tmp_515, tmp_516, tmp_517, gelu_z_ff_4, tmp_518, tmp_519, tmp_520, tmp_521
+        del tmp_521
     if ("F2", "g") in want:
         _mirror(H, rows["g"][0], rows["g"][1], rows["F2"][0], rows["F2"][1])
     if ("b", "F2") in todo:
@@ -6095,11 +6393,13 @@ def hessian(params, data, blocks=None, out=None):
         dgelu_z_ff_20 = (1/2)*np.sqrt(2)*z_ff*np.exp(-1/2*z_ff**2)/np.sqrt(np.pi) + (1/2)*_erf((1/2)*np.sqrt(2)*z_ff) + 1/2
         # einsum("Bac,Bcj,acki->ija", dgelu_z_ff_20, adj_ff, jac_z_ff__ln)
         tmp_522 = (adj_ff.transpose(1, 2, 0)) @ (dgelu_z_ff_20.transpose(2, 0, 1))
+        del dgelu_z_ff_20
         _add_into(hess_b__F2, ((tmp_522.transpose(2, 1, 0)) @ (jac_z_ff__ln.sum(axis=2))).transpose(2, 1, 0), 1 / B, False)
+        del tmp_522
         gelu_z_ff_5 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,Bkicj->ija", gelu_z_ff_5, hess_ln__ff)
         _add_into(hess_b__F2, np.tensordot(hess_ln__ff.sum(axis=1), gelu_z_ff_5, axes=([0, 2], [0, 2])), 1 / B, True)
-        del dgelu_z_ff_20, tmp_522, gelu_z_ff_5
+        del gelu_z_ff_5
     if not todo.isdisjoint((("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("g", "F2"), ("b", "F2"), ("g", "U"), ("b", "U"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del jac_z_ff__ln
     if ("F2", "b") in want:
@@ -6110,27 +6410,33 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,c,Bqcij,Bqc->Bqij", dreciprocal_z_ln_20, g, hess_ln__ff, r)
         tmp_523 = g[:, None, None] * dreciprocal_z_ln_20
         tmp_524 = tmp_523 * r.transpose(2, 0, 1)
+        del tmp_523
         # einsum("Bq,c,Bqcij,Bq->Bqij", dreciprocal_z_ln_20, g, hess_ln__ff, mu)
         tmp_525 = mu * dreciprocal_z_ln_20
         tmp_526 = tmp_525[:, :, None] * g
+        del dreciprocal_z_ln_20, tmp_525
         hess_z_ln__ff = np.einsum("cBq,Bqcij->Bqij", tmp_524, hess_ln__ff, optimize=False) - np.einsum("Bqc,Bqcij->Bqij", tmp_526, hess_ln__ff, optimize=False)
+        del tmp_524, tmp_526
         # hess_va__ff[q,i,j] = sd'(va[q]) hess_z_ln__ff[q,i,j]
         dsd_va_15 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Bqij->Bqij", dsd_va_15, hess_z_ln__ff)
         hess_va__ff = hess_z_ln__ff * dsd_va_15[:, :, None, None]
+        del hess_z_ln__ff, dsd_va_15
         # hess_mu__ff[q,i,j] = -2 hess_va__ff[q,i,j] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__ff[q,c,i,j]
         # einsum("Bqij,Bq->Bqij", hess_va__ff, mu)
         reciprocal_z_ln_25 = z_ln**(-1.0)
         # einsum("Bq,c,Bqcij->Bqij", reciprocal_z_ln_25, g, hess_ln__ff)
         tmp_527 = g[:, None, None] * reciprocal_z_ln_25
         hess_mu__ff = -2 * mu[:, :, None, None] * hess_va__ff - np.einsum("cBq,Bqcij->Bqij", tmp_527, hess_ln__ff, optimize=False)
+        del tmp_527
         # hess_r__ff[q,i,j,k] = 1/n 1[i] hess_mu__ff[q,j,k] + 2/n hess_va__ff[q,j,k] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__ff[q,i,j,k]
         # einsum("i,Bqjk->Bqijk", np.ones(4), hess_mu__ff)
         # einsum("Bqjk,Bqi->Bqijk", hess_va__ff, r)
         # einsum("Bq,i,Bqijk->Bqijk", reciprocal_z_ln_25, g, hess_ln__ff)
         tmp_528 = g[:, None, None] * reciprocal_z_ln_25
+        del reciprocal_z_ln_25
         hess_r__ff = 0.25 * hess_mu__ff[:, :, None] * (np.ones(4))[:, None, None] + 0.5 * r[:, :, :, None, None] * hess_va__ff[:, :, None] + (tmp_528.transpose(1, 2, 0))[:, :, :, None, None] * hess_ln__ff
-        del dreciprocal_z_ln_20, tmp_523, tmp_524, tmp_525, tmp_526, hess_z_ln__ff, dsd_va_15, hess_va__ff, reciprocal_z_ln_25, tmp_527, hess_mu__ff, tmp_528
+        del hess_va__ff, hess_mu__ff, tmp_528
     if not todo.isdisjoint((("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del hess_ln__ff
     if ("O1", "F2") in todo:
@@ -6140,12 +6446,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff_21, adj_ff, h1, jac_z_ff__r)
         tmp_529 = adj_ff[:, :, :, None] * (dgelu_z_ff_21.transpose(0, 2, 1))[:, :, None]
         tmp_530 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h1, optimize=False)
+        del dgelu_z_ff_21
         _add_into(hess_O1__F2, np.einsum("Bacid,Bcja->idja", tmp_530, tmp_529, optimize=False), 1 / B, False)
+        del tmp_529, tmp_530
         gelu_z_ff_6 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff_6, h1, hess_r__ff)
         tmp_531 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h1, optimize=False)
         _add_into(hess_O1__F2, (np.tensordot(tmp_531, gelu_z_ff_6, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
-        del dgelu_z_ff_21, tmp_529, tmp_530, gelu_z_ff_6, tmp_531
+        del gelu_z_ff_6, tmp_531
     if ("F2", "O1") in want:
         _mirror(H, rows["O1"][0], rows["O1"][1], rows["F2"][0], rows["F2"][1])
     if ("O2", "F2") in todo:
@@ -6155,12 +6463,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bac,Bcj,Bkd,Backi->idja", dgelu_z_ff_22, adj_ff, h2, jac_z_ff__r)
         tmp_532 = adj_ff[:, :, :, None] * (dgelu_z_ff_22.transpose(0, 2, 1))[:, :, None]
         tmp_533 = np.einsum("Backi,Bkd->Bacid", jac_z_ff__r, h2, optimize=False)
+        del dgelu_z_ff_22
         _add_into(hess_O2__F2, np.einsum("Bacid,Bcja->idja", tmp_533, tmp_532, optimize=False), 1 / B, False)
+        del tmp_532, tmp_533
         gelu_z_ff_7 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,Bkd,Bkicj->idja", gelu_z_ff_7, h2, hess_r__ff)
         tmp_534 = np.einsum("Bkicj,Bkd->Bicjd", hess_r__ff, h2, optimize=False)
         _add_into(hess_O2__F2, (np.tensordot(tmp_534, gelu_z_ff_7, axes=([0, 2], [0, 2]))).transpose(0, 2, 1, 3), 1 / B, True)
-        del dgelu_z_ff_22, tmp_532, tmp_533, gelu_z_ff_7, tmp_534
+        del gelu_z_ff_7, tmp_534
     if not todo.isdisjoint((("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "F2"), ("O2", "F2"), ("O1", "U"), ("O2", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del jac_z_ff__r
     if ("F2", "O2") in want:
@@ -6177,13 +6487,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_535 = a1 @ X
         tmp_536 = adj_ff[:, :, :, None] * (dgelu_z_ff_23.transpose(0, 2, 1))[:, :, None]
         tmp_537 = np.einsum("Bcja,Bacld->Bjald", tmp_536, jac_z_ff__h1, optimize=False)
+        del dgelu_z_ff_23, tmp_536
         _add_into(hess_V1__F2, (np.tensordot(tmp_537, tmp_535, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
+        del tmp_535, tmp_537
         gelu_z_ff_8 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff_8, X, a1, hess_h1__ff)
         tmp_538 = np.einsum("Bldcj,Bac->Bldja", hess_h1__ff, gelu_z_ff_8, optimize=False)
         tmp_539 = a1 @ X
+        del gelu_z_ff_8
         _add_into(hess_V1__F2, (np.tensordot(tmp_539, tmp_538, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
-        del dgelu_z_ff_23, tmp_535, tmp_536, tmp_537, gelu_z_ff_8, tmp_538, tmp_539
+        del tmp_538, tmp_539
     if not todo.isdisjoint((("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "F2"), ("V1", "U"))):
         del jac_z_ff__h1
     if ("F2", "V1") in want:
@@ -6193,13 +6506,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cl,Bkl,Bqcij->Bqkij", V1, X, hess_h1__ff)
         tmp_540 = np.tensordot(X, V1, axes=([2], [1]))
         hess_a1__ff = np.einsum("Bkc,Bqcij->Bqkij", tmp_540, hess_h1__ff, optimize=False)
+        del tmp_540
         # hess_z_a1__ff[q,k,i,j] = hess_a1__ff[q,k,i,j] softmax_k(z_a1[q,k]) - Σ_c hess_a1__ff[q,c,i,j] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
         softmax_z_a1_10 = _softmax(z_a1, axis=2)
         # einsum("Bqkij,Bqk->Bqkij", hess_a1__ff, softmax_z_a1_10)
         # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a1__ff, softmax_z_a1_10, softmax_z_a1_10)
         tmp_541 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a1_10, hess_a1__ff, optimize=False)
         hess_z_a1__ff = softmax_z_a1_10[:, :, :, None, None] * hess_a1__ff - tmp_541[:, :, None] * softmax_z_a1_10[:, :, :, None, None]
-        del tmp_540, hess_a1__ff, softmax_z_a1_10, tmp_541
+        del hess_a1__ff, softmax_z_a1_10, tmp_541
     if not todo.isdisjoint((("V1", "F2"), ("Q1", "F2"), ("K1", "F2"))):
         del hess_h1__ff
     if ("Q1", "F2") in todo:
@@ -6211,14 +6525,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_543 = adj_ff[:, :, :, None] * (dgelu_z_ff_24.transpose(0, 2, 1))[:, :, None]
         tmp_544 = np.einsum("Bld,Bacml->Bdacm", tmp_542, jac_z_ff__z_a1, optimize=False)
         tmp_545 = np.einsum("Bdacm,Bcja->Bdamj", tmp_544, tmp_543, optimize=False)
+        del dgelu_z_ff_24, tmp_542, tmp_543, tmp_544
         _add_into(hess_Q1__F2, (np.tensordot(tmp_545, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+        del tmp_545
         gelu_z_ff_9 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff_9, K1, X, X, hess_z_a1__ff)
         tmp_546 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_547 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_546, hess_z_a1__ff, optimize=False)
         tmp_548 = np.einsum("Bdmcj,Bac->Bdmja", tmp_547, gelu_z_ff_9, optimize=False)
+        del gelu_z_ff_9, tmp_546, tmp_547
         _add_into(hess_Q1__F2, (np.tensordot(tmp_548, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-        del dgelu_z_ff_24, tmp_542, tmp_543, tmp_544, tmp_545, gelu_z_ff_9, tmp_546, tmp_547, tmp_548
+        del tmp_548
     if ("F2", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["F2"][0], rows["F2"][1])
     if ("K1", "F2") in todo:
@@ -6230,14 +6547,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_550 = adj_ff[:, :, :, None] * (dgelu_z_ff_25.transpose(0, 2, 1))[:, :, None]
         tmp_551 = np.einsum("Bld,Baclm->Bdacm", tmp_549, jac_z_ff__z_a1, optimize=False)
         tmp_552 = np.einsum("Bdacm,Bcja->Bdamj", tmp_551, tmp_550, optimize=False)
+        del dgelu_z_ff_25, tmp_549, tmp_550, tmp_551
         _add_into(hess_K1__F2, (np.tensordot(tmp_552, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+        del tmp_552
         gelu_z_ff_10 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff_10, Q1, X, X, hess_z_a1__ff)
         tmp_553 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_554 = np.einsum("Bld,Blmcj->Bdmcj", tmp_553, hess_z_a1__ff, optimize=False)
         tmp_555 = np.einsum("Bdmcj,Bac->Bdmja", tmp_554, gelu_z_ff_10, optimize=False)
+        del gelu_z_ff_10, tmp_553, tmp_554
         _add_into(hess_K1__F2, (np.tensordot(tmp_555, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-        del dgelu_z_ff_25, tmp_549, tmp_550, tmp_551, tmp_552, gelu_z_ff_10, tmp_553, tmp_554, tmp_555
+        del tmp_555
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "F2"), ("K1", "F2"), ("Q1", "U"), ("K1", "U"))):
         del jac_z_ff__z_a1
     if not todo.isdisjoint((("Q1", "F2"), ("K1", "F2"))):
@@ -6275,9 +6595,10 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bac,Bkj,Bcil->ialj", gelu_z_ff_11, ff, hess_ff__p)
         tmp_558 = (ff.sum(axis=1))[:, :, None, None] * gelu_z_ff_11[:, None]
         _add_into(hess_F2__U, (np.tensordot(tmp_558, hess_ff__p, axes=([0, 3], [0, 1]))).transpose(2, 1, 3, 0), 0.3333333333333333 / B, False)
+        del tmp_558
         # einsum("Bac,Bl->al", gelu_z_ff_11, adj_p)
         _add_into(_diagonal_view(hess_F2__U, 0, 3), (((gelu_z_ff_11.sum(axis=2)).T) @ adj_p)[None], 0.3333333333333333 / B, True)
-        del gelu_z_ff_11, tmp_558
+        del gelu_z_ff_11
     if ("U", "F2") in want:
         _mirror(H, rows["F2"][0], rows["F2"][1], rows["U"][0], rows["U"][1])
     if not todo.isdisjoint((("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
@@ -6293,10 +6614,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bl,Bcjak,Bki->ailj", adj_p, jac_ff__z_ff, ln)
         tmp_560 = (jac_ff__z_ff.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
         _add_into(hess_F1__U, (np.tensordot(tmp_560, ln, axes=([0, 3], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        del tmp_560
         # einsum("Bcj,Bakl,Bki->ailj", ff, hess_z_ff__p, ln)
         tmp_561 = ln[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
         _add_into(hess_F1__U, (np.tensordot(tmp_561, hess_z_ff__p, axes=([0, 1], [0, 2]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
-        del tmp_560, tmp_561
+        del tmp_561
     if ("F1", "U") in todo:
         del jac_ff__z_ff
     if ("U", "F1") in want:
@@ -6316,20 +6638,26 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bc,Bl,Bkjci,Bci->ilj", reciprocal_z_ln_26, adj_p, jac_ff__ln, r)
         tmp_562 = r * reciprocal_z_ln_26[:, :, None]
         tmp_563 = (((tmp_562.transpose(0, 2, 1))[..., None, :]) @ ((jac_ff__ln.sum(axis=1)).transpose(0, 3, 2, 1)))[..., 0, :]
+        del tmp_562
         _add_into(hess_g__U, (np.tensordot(tmp_563, adj_p, axes=([0], [0]))).transpose(0, 2, 1), 0.3333333333333333 / B, False)
+        del tmp_563
         # einsum("Bc,Bl,Bkjci,Bc->ilj", reciprocal_z_ln_26, adj_p, jac_ff__ln, mu)
         tmp_564 = mu * reciprocal_z_ln_26
         tmp_565 = np.einsum("Bc,Bjci->Bji", tmp_564, jac_ff__ln.sum(axis=1), optimize=False)
+        del tmp_564
         _add_into(hess_g__U, (np.tensordot(tmp_565, adj_p, axes=([0], [0]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
+        del tmp_565
         # einsum("Bc,Bkj,Bcil,Bci->ilj", reciprocal_z_ln_26, ff, hess_ln__p, r)
         tmp_566 = r[:, :, :, None] * hess_ln__p
         tmp_567 = (ff.sum(axis=1))[:, :, None] * reciprocal_z_ln_26[:, None]
         _add_into(hess_g__U, (np.tensordot(tmp_567, tmp_566, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.3333333333333333 / B, True)
+        del tmp_566, tmp_567
         # einsum("Bc,Bkj,Bcil,Bc->ilj", reciprocal_z_ln_26, ff, hess_ln__p, mu)
         tmp_568 = mu * reciprocal_z_ln_26
         tmp_569 = tmp_568[:, :, None] * (ff.sum(axis=1))[:, None]
+        del reciprocal_z_ln_26, tmp_568
         _add_into(hess_g__U, (np.tensordot(tmp_569, hess_ln__p, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), -0.3333333333333333 / B, True)
-        del reciprocal_z_ln_26, tmp_562, tmp_563, tmp_564, tmp_565, tmp_566, tmp_567, tmp_568, tmp_569
+        del tmp_569
     if ("U", "g") in want:
         _mirror(H, rows["g"][0], rows["g"][1], rows["U"][0], rows["U"][1])
     if ("b", "U") in todo:
@@ -6349,27 +6677,33 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bq,c,Bqcl,Bqc->Bql", dreciprocal_z_ln_21, g, hess_ln__p, r)
         tmp_570 = g[:, None, None] * dreciprocal_z_ln_21
         tmp_571 = tmp_570 * r.transpose(2, 0, 1)
+        del tmp_570
         # einsum("Bq,c,Bqcl,Bq->Bql", dreciprocal_z_ln_21, g, hess_ln__p, mu)
         tmp_572 = mu * dreciprocal_z_ln_21
         tmp_573 = np.tensordot(hess_ln__p, g, axes=([2], [0]))
+        del dreciprocal_z_ln_21
         hess_z_ln__p = (((tmp_571.transpose(1, 2, 0))[..., None, :]) @ hess_ln__p)[..., 0, :] - tmp_573 * tmp_572[:, :, None]
+        del tmp_571, tmp_572, tmp_573
         # hess_va__p[q,l] = sd'(va[q]) hess_z_ln__p[q,l]
         dsd_va_16 = (1/2)/np.sqrt(va + 1.0e-5)
         # einsum("Bq,Bql->Bql", dsd_va_16, hess_z_ln__p)
         hess_va__p = hess_z_ln__p * dsd_va_16[:, :, None]
+        del hess_z_ln__p, dsd_va_16
         # hess_mu__p[q,l] = -2 hess_va__p[q,l] mu[q] - Σ_c reciprocal(z_ln[q]) g[c] hess_ln__p[q,c,l]
         # einsum("Bql,Bq->Bql", hess_va__p, mu)
         reciprocal_z_ln_27 = z_ln**(-1.0)
         # einsum("Bq,c,Bqcl->Bql", reciprocal_z_ln_27, g, hess_ln__p)
         tmp_574 = np.tensordot(hess_ln__p, g, axes=([2], [0]))
         hess_mu__p = -2 * mu[:, :, None] * hess_va__p - tmp_574 * reciprocal_z_ln_27[:, :, None]
+        del tmp_574
         # hess_r__p[q,i,l] = 1/n 1[i] hess_mu__p[q,l] + 2/n hess_va__p[q,l] r[q,i] + reciprocal(z_ln[q]) g[i] hess_ln__p[q,i,l]
         # einsum("i,Bql->Bqil", np.ones(4), hess_mu__p)
         # einsum("Bql,Bqi->Bqil", hess_va__p, r)
         # einsum("Bq,i,Bqil->Bqil", reciprocal_z_ln_27, g, hess_ln__p)
         tmp_575 = g[:, None, None] * reciprocal_z_ln_27
+        del reciprocal_z_ln_27
         hess_r__p = 0.25 * hess_mu__p[:, :, None] * (np.ones(4))[:, None] + 0.5 * r[:, :, :, None] * hess_va__p[:, :, None] + (tmp_575.transpose(1, 2, 0))[:, :, :, None] * hess_ln__p
-        del dreciprocal_z_ln_21, tmp_570, tmp_571, tmp_572, tmp_573, hess_z_ln__p, dsd_va_16, hess_va__p, reciprocal_z_ln_27, tmp_574, hess_mu__p, tmp_575
+        del hess_va__p, hess_mu__p, tmp_575
     if todo:
         del va
     if not todo.isdisjoint((("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
@@ -6380,10 +6714,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h1, jac_ff__r)
         tmp_576 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
         _add_into(hess_O1__U, (np.tensordot(tmp_576, h1, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        del tmp_576
         # einsum("Bcj,Bkd,Bkil->idlj", ff, h1, hess_r__p)
         tmp_577 = h1[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
         _add_into(hess_O1__U, (np.tensordot(tmp_577, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
-        del tmp_576, tmp_577
+        del tmp_577
     if todo:
         del h1
     if ("U", "O1") in want:
@@ -6394,10 +6729,11 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("Bl,Bcd,Bkjci->idlj", adj_p, h2, jac_ff__r)
         tmp_578 = (jac_ff__r.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
         _add_into(hess_O2__U, (np.tensordot(tmp_578, h2, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        del tmp_578
         # einsum("Bcj,Bkd,Bkil->idlj", ff, h2, hess_r__p)
         tmp_579 = h2[:, :, :, None] * (ff.sum(axis=1))[:, None, None]
         _add_into(hess_O2__U, (np.tensordot(tmp_579, hess_r__p, axes=([0, 1], [0, 1]))).transpose(2, 0, 3, 1), 0.3333333333333333 / B, True)
-        del tmp_578, tmp_579
+        del tmp_579
     if not todo.isdisjoint((("O1", "U"), ("O2", "U"))):
         del jac_ff__r
     if ("U", "O2") in want:
@@ -6413,11 +6749,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_580 = a1 @ X
         tmp_581 = (jac_ff__h1.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
         _add_into(hess_V1__U, (np.tensordot(tmp_581, tmp_580, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        del tmp_580, tmp_581
         # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a1, ff, hess_h1__p)
         tmp_582 = a1 @ X
         tmp_583 = np.einsum("Bki,Bkdl->Bidl", tmp_582, hess_h1__p, optimize=False)
+        del tmp_582
         _add_into(hess_V1__U, (np.tensordot(tmp_583, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
-        del tmp_580, tmp_581, tmp_582, tmp_583
+        del tmp_583
     if todo:
         del a1
     if ("V1", "U") in todo:
@@ -6429,13 +6767,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("ci,Bki,Bqcl->Bqkl", V1, X, hess_h1__p)
         tmp_584 = np.tensordot(X, V1, axes=([2], [1]))
         hess_a1__p = np.einsum("Bkc,Bqcl->Bqkl", tmp_584, hess_h1__p, optimize=False)
+        del tmp_584
         # hess_z_a1__p[q,k,l] = hess_a1__p[q,k,l] softmax_k(z_a1[q,k]) - Σ_c hess_a1__p[q,c,l] softmax_c(z_a1[q,c]) softmax_k(z_a1[q,k])
         softmax_z_a1_11 = _softmax(z_a1, axis=2)
         # einsum("Bqkl,Bqk->Bqkl", hess_a1__p, softmax_z_a1_11)
         # einsum("Bqcl,Bqc,Bqk->Bqkl", hess_a1__p, softmax_z_a1_11, softmax_z_a1_11)
         tmp_585 = (softmax_z_a1_11[..., None, :] @ hess_a1__p)[..., 0, :]
         hess_z_a1__p = softmax_z_a1_11[:, :, :, None] * hess_a1__p - tmp_585[:, :, None] * softmax_z_a1_11[:, :, :, None]
-        del tmp_584, hess_a1__p, softmax_z_a1_11, tmp_585
+        del hess_a1__p, softmax_z_a1_11, tmp_585
     if todo:
         del z_a1
     if not todo.isdisjoint((("V1", "U"), ("Q1", "U"), ("K1", "U"))):
@@ -6447,13 +6786,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_586 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_587 = adj_p[:, :, None, None] * X[:, None]
         tmp_588 = np.einsum("Bkd,Bjmk->Bdjm", tmp_586, jac_ff__z_a1.sum(axis=1), optimize=False)
+        del tmp_586
         _add_into(hess_Q1__U, (np.tensordot(tmp_588, tmp_587, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+        del tmp_587, tmp_588
         # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K1, X, X, ff, hess_z_a1__p)
         tmp_589 = np.tensordot(X, K1, axes=([2], [1]))
         tmp_590 = np.einsum("Bkd,Bmkl->Bdml", tmp_589, hess_z_a1__p, optimize=False)
         tmp_591 = np.einsum("Bdml,Bmi->Bdli", tmp_590, X, optimize=False)
+        del tmp_589, tmp_590
         _add_into(hess_Q1__U, (np.tensordot(tmp_591, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-        del tmp_586, tmp_587, tmp_588, tmp_589, tmp_590, tmp_591
+        del tmp_591
     if ("U", "Q1") in want:
         _mirror(H, rows["Q1"][0], rows["Q1"][1], rows["U"][0], rows["U"][1])
     if ("K1", "U") in todo:
@@ -6463,13 +6805,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_592 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_593 = adj_p[:, :, None, None] * X[:, None]
         tmp_594 = np.einsum("Bkd,Bjkm->Bdjm", tmp_592, jac_ff__z_a1.sum(axis=1), optimize=False)
+        del tmp_592
         _add_into(hess_K1__U, (np.tensordot(tmp_594, tmp_593, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+        del tmp_593, tmp_594
         # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q1, X, X, ff, hess_z_a1__p)
         tmp_595 = np.tensordot(X, Q1, axes=([2], [1]))
         tmp_596 = np.einsum("Bkd,Bkml->Bdml", tmp_595, hess_z_a1__p, optimize=False)
         tmp_597 = np.einsum("Bdml,Bmi->Bdli", tmp_596, X, optimize=False)
+        del tmp_595, tmp_596
         _add_into(hess_K1__U, (np.tensordot(tmp_597, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-        del tmp_592, tmp_593, tmp_594, tmp_595, tmp_596, tmp_597
+        del tmp_597
     if not todo.isdisjoint((("Q1", "U"), ("K1", "U"))):
         del jac_ff__z_a1
     if not todo.isdisjoint((("Q1", "U"), ("K1", "U"))):
@@ -6489,10 +6834,11 @@ def hessian(params, data, blocks=None, out=None):
         tmp_598 = a2 @ X
         tmp_599 = np.einsum("Bldmj,Bmk->Bldjk", hess_h2__r, h2, optimize=False)
         _add_into(hess_V2__O2, (np.tensordot(tmp_599, tmp_598, axes=([0, 1], [0, 1]))).transpose(0, 3, 1, 2), 1 / B, False)
+        del tmp_598, tmp_599
         # einsum("Bci,Bkc,Bkj->ij", X, a2, adj_r)
         tmp_600 = a2 @ X
         _add_into(_diagonal_view(hess_V2__O2, 0, 3), (np.tensordot(tmp_600, adj_r, axes=([0, 1], [0, 1])))[None], 1 / B, True)
-        del tmp_598, tmp_599, tmp_600
+        del tmp_600
     if ("O2", "V2") in want:
         _mirror(H, rows["V2"][0], rows["V2"][1], rows["O2"][0], rows["O2"][1])
     if not todo.isdisjoint((("Q2", "O2"), ("K2", "O2"))):
@@ -6500,13 +6846,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__r)
         tmp_601 = np.tensordot(X, V2, axes=([2], [1]))
         hess_a2__r = np.einsum("Bkc,Bqcij->Bqkij", tmp_601, hess_h2__r, optimize=False)
+        del tmp_601
         # hess_z_a2__r[q,k,i,j] = hess_a2__r[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__r[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
         softmax_z_a2_4 = _softmax(z_a2, axis=2)
         # einsum("Bqkij,Bqk->Bqkij", hess_a2__r, softmax_z_a2_4)
         # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__r, softmax_z_a2_4, softmax_z_a2_4)
         tmp_602 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_4, hess_a2__r, optimize=False)
         hess_z_a2__r = softmax_z_a2_4[:, :, :, None, None] * hess_a2__r - tmp_602[:, :, None] * softmax_z_a2_4[:, :, :, None, None]
-        del tmp_601, hess_a2__r, softmax_z_a2_4, tmp_602
+        del hess_a2__r, softmax_z_a2_4, tmp_602
     if not todo.isdisjoint((("V2", "O2"), ("Q2", "O2"), ("K2", "O2"))):
         del hess_h2__r
     if ("Q2", "O2") in todo:
@@ -6516,13 +6863,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_603 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_604 = np.einsum("Bld,Bnkml->Bdnkm", tmp_603, jac_h2__z_a2, optimize=False)
         tmp_605 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_604, X, optimize=False)
+        del tmp_603, tmp_604
         _add_into(hess_Q2__O2, (np.tensordot(tmp_605, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        del tmp_605
         # einsum("dc,Blc,Bmi,Bnk,Bmlnj->dijk", K2, X, X, h2, hess_z_a2__r)
         tmp_606 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_607 = np.einsum("Bmlnj,Bnk->Bmljk", hess_z_a2__r, h2, optimize=False)
         tmp_608 = np.einsum("Bmljk,Bld->Bmjkd", tmp_607, tmp_606, optimize=False)
+        del tmp_606, tmp_607
         _add_into(hess_Q2__O2, (np.tensordot(tmp_608, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-        del tmp_603, tmp_604, tmp_605, tmp_606, tmp_607, tmp_608
+        del tmp_608
     if ("O2", "Q2") in want:
         _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["O2"][0], rows["O2"][1])
     if ("K2", "O2") in todo:
@@ -6532,13 +6882,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_609 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_610 = np.einsum("Bld,Bnklm->Bdnkm", tmp_609, jac_h2__z_a2, optimize=False)
         tmp_611 = np.einsum("Bdnkm,Bmi->Bdnki", tmp_610, X, optimize=False)
+        del tmp_609, tmp_610
         _add_into(hess_K2__O2, (np.tensordot(tmp_611, adj_r, axes=([0, 2], [0, 1]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        del tmp_611
         # einsum("dc,Blc,Bmi,Bnk,Blmnj->dijk", Q2, X, X, h2, hess_z_a2__r)
         tmp_612 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_613 = np.einsum("Blmnj,Bnk->Blmjk", hess_z_a2__r, h2, optimize=False)
         tmp_614 = np.einsum("Blmjk,Bld->Bmjkd", tmp_613, tmp_612, optimize=False)
+        del tmp_612, tmp_613
         _add_into(hess_K2__O2, (np.tensordot(tmp_614, X, axes=([0, 1], [0, 1]))).transpose(2, 3, 0, 1), 0.7071067811865476 / B, True)
-        del tmp_609, tmp_610, tmp_611, tmp_612, tmp_613, tmp_614
+        del tmp_614
     if todo:
         del h2
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("Q1", "V1"), ("K1", "V1"), ("V1", "O1"), ("Q1", "O1"), ("K1", "O1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
@@ -6557,6 +6910,7 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__z_a2)
         tmp_615 = np.tensordot(X, V2, axes=([2], [1]))
         hess_a2__z_a2 = np.einsum("Bkc,Bqcij->Bqkij", tmp_615, hess_h2__z_a2, optimize=False)
+        del hess_h2__z_a2, tmp_615
         # hess_z_a2__z_a2[q,k,i,j] = hess_a2__z_a2[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__z_a2[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k]) + δ[k,j] δ[q,i] adj_a2[q,k] softmax_k(z_a2[q,k]) - δ[q,i] adj_a2[q,k] softmax_k(z_a2[q,k]) softmax_j(z_a2[q,j]) - Σ_c δ[k,j] δ[q,i] adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k]) + 2 Σ_c δ[q,i] adj_a2[q,c] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k]) softmax_j(z_a2[q,j]) - δ[q,i] adj_a2[q,j] softmax_k(z_a2[q,k]) softmax_j(z_a2[q,j])
         softmax_z_a2_5 = _softmax(z_a2, axis=2)
         # einsum("Bqkij,Bqk->Bqkij", hess_a2__z_a2, softmax_z_a2_5)
@@ -6572,15 +6926,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_621 = (softmax_z_a2_5[..., None, :] @ adj_a2[..., None])[..., 0, 0]
         tmp_622 = tmp_621[:, :, None] * softmax_z_a2_5
         tmp_623 = tmp_622[:, :, :, None] * np.eye(3)
+        del tmp_621, tmp_622
         # einsum("qi,Bqc,Bqc,Bqk,Bqj->Bqkij", np.eye(3), adj_a2, softmax_z_a2_5, softmax_z_a2_5, softmax_z_a2_5)
         tmp_624 = (softmax_z_a2_5[..., None, :] @ adj_a2[..., None])[..., 0, 0]
         tmp_625 = tmp_624[:, :, None] * softmax_z_a2_5
         tmp_626 = tmp_625[:, :, :, None] * softmax_z_a2_5[:, :, None]
+        del tmp_624, tmp_625
         # einsum("qi,Bqj,Bqk,Bqj->Bqkij", np.eye(3), adj_a2, softmax_z_a2_5, softmax_z_a2_5)
         tmp_627 = softmax_z_a2_5[:, :, :, None] * (np.eye(3))[:, None]
         tmp_628 = softmax_z_a2_5 * adj_a2
         hess_z_a2__z_a2 = softmax_z_a2_5[:, :, :, None, None] * hess_a2__z_a2 - tmp_616[:, :, None] * softmax_z_a2_5[:, :, :, None, None] + tmp_618[:, :, :, None, None] * tmp_617.transpose(0, 2, 1, 3) - tmp_620[:, :, :, None, None] * (tmp_619.transpose(0, 1, 3, 2))[:, :, None] - tmp_623[:, :, :, None] * (np.eye(3))[:, None, :, None] + 2 * tmp_626[:, :, :, None] * (np.eye(3))[:, None, :, None] - tmp_628[:, :, None, None] * tmp_627[:, :, :, :, None]
-        del hess_h2__z_a2, tmp_615, hess_a2__z_a2, softmax_z_a2_5, tmp_616, tmp_617, tmp_618, tmp_619, tmp_620, tmp_621, tmp_622, tmp_623, tmp_624, tmp_625, tmp_626, tmp_627, tmp_628
+        del hess_a2__z_a2, softmax_z_a2_5, tmp_616, tmp_617, tmp_618, tmp_619, tmp_620, tmp_623, tmp_626, tmp_627, tmp_628
     if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
         del adj_a2
     if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
@@ -6593,8 +6949,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_630 = np.einsum("Bmd,Bompn->Bdopn", tmp_629, hess_z_a2__z_a2, optimize=False)
         tmp_631 = np.einsum("Bnj,Bdopn->Bjdop", tmp_629, tmp_630, optimize=False)
         tmp_632 = np.einsum("Bjdop,Boi->Bjdpi", tmp_631, X, optimize=False)
+        del tmp_629, tmp_630, tmp_631
         _add_into(hess_Q2__Q2, (np.tensordot(tmp_632, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-        del tmp_629, tmp_630, tmp_631, tmp_632
+        del tmp_632
     if ("Q2", "K2") in todo:
         # ∂f/∂Q2,K2[d,i,j,k] = 1/sqrt(e) Σ_cl δ[d,j] X[c,i] X[l,k] adj_z_a2[c,l] + 1/e Σ_clmnop K2[d,c] Q2[j,l] X[m,c] X[n,l] X[o,i] X[p,k] hess_z_a2__z_a2[o,m,n,p]
         hess_Q2__K2 = _block_view(H, rows["Q2"][0], rows["Q2"][1], rows["K2"][0], rows["K2"][1], PARAMS["Q2"] + PARAMS["K2"])
@@ -6604,11 +6961,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_635 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_636 = np.einsum("Bnj,Bdonp->Bjdop", tmp_635, tmp_634, optimize=False)
         tmp_637 = np.einsum("Bjdop,Boi->Bjdpi", tmp_636, X, optimize=False)
+        del tmp_633, tmp_634, tmp_635, tmp_636
         _add_into(hess_Q2__K2, (np.tensordot(tmp_637, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
+        del tmp_637
         # einsum("Bci,Bkj,Bck->ij", X, X, adj_z_a2)
         tmp_638 = (adj_z_a2.transpose(0, 2, 1)) @ X
         _add_into(_diagonal_view(hess_Q2__K2, 0, 2), (np.tensordot(tmp_638, X, axes=([0, 1], [0, 1])))[None], 0.7071067811865476 / B, True)
-        del tmp_633, tmp_634, tmp_635, tmp_636, tmp_637, tmp_638
+        del tmp_638
     if ("Q2", "K2") in todo:
         del adj_z_a2
     if ("K2", "Q2") in want:
@@ -6621,8 +6980,9 @@ def hessian(params, data, blocks=None, out=None):
         tmp_640 = np.einsum("Bmd,Bmonp->Bdonp", tmp_639, hess_z_a2__z_a2, optimize=False)
         tmp_641 = np.einsum("Bnj,Bdonp->Bjdop", tmp_639, tmp_640, optimize=False)
         tmp_642 = np.einsum("Bjdop,Boi->Bjdpi", tmp_641, X, optimize=False)
+        del tmp_639, tmp_640, tmp_641
         _add_into(hess_K2__K2, (np.tensordot(tmp_642, X, axes=([0, 3], [0, 1]))).transpose(1, 2, 0, 3), 0.5 / B, False)
-        del tmp_639, tmp_640, tmp_641, tmp_642
+        del tmp_642
     if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"))):
         del hess_z_a2__z_a2
     if not todo.isdisjoint((("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
@@ -6644,13 +7004,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cj,Bkj,Bqcid->Bqkid", V2, X, hess_h2__h2)
         tmp_645 = np.tensordot(X, V2, axes=([2], [1]))
         hess_a2__h2 = np.einsum("Bkc,Bqcid->Bqkid", tmp_645, hess_h2__h2, optimize=False)
+        del tmp_645
         # hess_z_a2__h2[q,k,i,d] = hess_a2__h2[q,k,i,d] softmax_k(z_a2[q,k]) - Σ_c hess_a2__h2[q,c,i,d] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
         softmax_z_a2_6 = _softmax(z_a2, axis=2)
         # einsum("Bqkid,Bqk->Bqkid", hess_a2__h2, softmax_z_a2_6)
         # einsum("Bqcid,Bqc,Bqk->Bqkid", hess_a2__h2, softmax_z_a2_6, softmax_z_a2_6)
         tmp_646 = np.einsum("Bqc,Bqcid->Bqid", softmax_z_a2_6, hess_a2__h2, optimize=False)
         hess_z_a2__h2 = softmax_z_a2_6[:, :, :, None, None] * hess_a2__h2 - tmp_646[:, :, None] * softmax_z_a2_6[:, :, :, None, None]
-        del tmp_645, hess_a2__h2, softmax_z_a2_6, tmp_646
+        del hess_a2__h2, softmax_z_a2_6, tmp_646
     if not todo.isdisjoint((("V2", "V2"), ("Q2", "V2"), ("K2", "V2"))):
         del hess_h2__h2
     if ("Q2", "V2") in todo:
@@ -6661,14 +7022,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_648 = np.einsum("Bonml,Boj->Bnmlj", jac_a2__z_a2, adj_h2, optimize=False)
         tmp_649 = np.einsum("Bnmlj,Bld->Bnmjd", tmp_648, tmp_647, optimize=False)
         tmp_650 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_649, X, optimize=False)
+        del tmp_647, tmp_648, tmp_649
         _add_into(hess_Q2__V2, (np.tensordot(tmp_650, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+        del tmp_650
         # einsum("dc,Blc,Bmi,Bnk,Bon,Bmloj->dijk", K2, X, X, X, a2, hess_z_a2__h2)
         tmp_651 = a2 @ X
         tmp_652 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_653 = np.einsum("Bld,Bmloj->Bdmoj", tmp_652, hess_z_a2__h2, optimize=False)
         tmp_654 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_653, X, optimize=False)
+        del tmp_652, tmp_653
         _add_into(hess_Q2__V2, (np.tensordot(tmp_654, tmp_651, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-        del tmp_647, tmp_648, tmp_649, tmp_650, tmp_651, tmp_652, tmp_653, tmp_654
+        del tmp_651, tmp_654
     if ("V2", "Q2") in want:
         _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["V2"][0], rows["V2"][1])
     if ("K2", "V2") in todo:
@@ -6679,14 +7043,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_656 = np.einsum("Bonlm,Boj->Bnlmj", jac_a2__z_a2, adj_h2, optimize=False)
         tmp_657 = np.einsum("Bnlmj,Bld->Bnmjd", tmp_656, tmp_655, optimize=False)
         tmp_658 = np.einsum("Bnmjd,Bmi->Bnjdi", tmp_657, X, optimize=False)
+        del tmp_655, tmp_656, tmp_657
         _add_into(hess_K2__V2, (np.tensordot(tmp_658, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0, 3), 0.7071067811865476 / B, False)
+        del tmp_658
         # einsum("dc,Blc,Bmi,Bnk,Bon,Blmoj->dijk", Q2, X, X, X, a2, hess_z_a2__h2)
         tmp_659 = a2 @ X
         tmp_660 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_661 = np.einsum("Bld,Blmoj->Bdmoj", tmp_660, hess_z_a2__h2, optimize=False)
         tmp_662 = np.einsum("Bdmoj,Bmi->Bdoji", tmp_661, X, optimize=False)
+        del tmp_660, tmp_661
         _add_into(hess_K2__V2, (np.tensordot(tmp_662, tmp_659, axes=([0, 2], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-        del tmp_655, tmp_656, tmp_657, tmp_658, tmp_659, tmp_660, tmp_661, tmp_662
+        del tmp_659, tmp_662
     if not todo.isdisjoint((("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"))):
         del adj_h2
     if not todo.isdisjoint((("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("Q2", "V2"), ("K2", "V2"), ("Q2", "g"), ("K2", "g"), ("Q2", "F1"), ("K2", "F1"), ("Q2", "F2"), ("K2", "F2"), ("Q2", "U"), ("K2", "U"))):
@@ -6709,36 +7076,47 @@ def hessian(params, data, blocks=None, out=None):
         tmp_663 = adj_ln * reciprocal_z_ln_28[:, :, None]
         tmp_664 = a2 @ X
         tmp_665 = np.tensordot(tmp_664, tmp_663, axes=([0], [0]))
+        del tmp_663, tmp_664
         _add_into(hess_V2__g, np.einsum("licj,cjld->dij", tmp_665, jac_r__h2, optimize=False), 1 / B, False)
+        del tmp_665
         # einsum("Bc,Bki,Blk,Bcj,cld->dij", reciprocal_z_ln_28, X, a2, adj_ln, jac_mu__h2)
         tmp_666 = adj_ln * reciprocal_z_ln_28[:, :, None]
         tmp_667 = a2 @ X
         tmp_668 = np.tensordot(tmp_667, tmp_666, axes=([0], [0]))
+        del tmp_666, tmp_667
         _add_into(hess_V2__g, (np.tensordot(tmp_668, jac_mu__h2, axes=([0, 2], [1, 0]))).transpose(2, 0, 1), -1 / B, True)
+        del tmp_668
         dreciprocal_z_ln_22 = -1/z_ln**2
         # einsum("Bc,Bki,Blk,Bcj,Bcld,Bcj->dij", dreciprocal_z_ln_22, X, a2, adj_ln, jac_z_ln__h2, r)
         tmp_669 = r * adj_ln
         tmp_670 = a2 @ X
         tmp_671 = tmp_669 * dreciprocal_z_ln_22[:, :, None]
         tmp_672 = np.einsum("Bli,Bcld->Bicd", tmp_670, jac_z_ln__h2, optimize=False)
+        del tmp_669, tmp_670
         _add_into(hess_V2__g, (np.tensordot(tmp_672, tmp_671, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+        del tmp_671, tmp_672
         # einsum("Bc,Bki,Blk,Bcj,Bcld,Bc->dij", dreciprocal_z_ln_22, X, a2, adj_ln, jac_z_ln__h2, mu)
         tmp_673 = mu * dreciprocal_z_ln_22
         tmp_674 = a2 @ X
         tmp_675 = tmp_673[:, :, None] * adj_ln
         tmp_676 = np.einsum("Bli,Bcld->Bicd", tmp_674, jac_z_ln__h2, optimize=False)
+        del dreciprocal_z_ln_22, tmp_673, tmp_674
         _add_into(hess_V2__g, (np.tensordot(tmp_676, tmp_675, axes=([0, 2], [0, 1]))).transpose(1, 0, 2), -1 / B, True)
+        del tmp_675, tmp_676
         # einsum("Bc,Bki,Blk,Bldcj,Bcj->dij", reciprocal_z_ln_28, X, a2, hess_h2__ln, r)
         tmp_677 = hess_h2__ln * reciprocal_z_ln_28[:, None, None, :, None]
         tmp_678 = np.einsum("Bldcj,Bcj->Bldj", tmp_677, r, optimize=False)
         tmp_679 = a2 @ X
+        del tmp_677
         _add_into(hess_V2__g, (np.tensordot(tmp_679, tmp_678, axes=([0, 1], [0, 1]))).transpose(1, 0, 2), 1 / B, True)
+        del tmp_678, tmp_679
         # einsum("Bc,Bki,Blk,Bldcj,Bc->dij", reciprocal_z_ln_28, X, a2, hess_h2__ln, mu)
         tmp_680 = mu * reciprocal_z_ln_28
         tmp_681 = a2 @ X
         tmp_682 = tmp_681[:, :, :, None] * tmp_680[:, None, None]
+        del reciprocal_z_ln_28, tmp_680, tmp_681
         _add_into(hess_V2__g, (np.tensordot(tmp_682, hess_h2__ln, axes=([0, 1, 3], [0, 1, 3]))).transpose(1, 0, 2), -1 / B, True)
-        del reciprocal_z_ln_28, tmp_663, tmp_664, tmp_665, tmp_666, tmp_667, tmp_668, dreciprocal_z_ln_22, tmp_669, tmp_670, tmp_671, tmp_672, tmp_673, tmp_674, tmp_675, tmp_676, tmp_677, tmp_678, tmp_679, tmp_680, tmp_681, tmp_682
+        del tmp_682
     if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
         del jac_r__h2, jac_mu__h2, jac_z_ln__h2
     if ("g", "V2") in want:
@@ -6757,13 +7135,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__ln)
         tmp_684 = np.tensordot(X, V2, axes=([2], [1]))
         hess_a2__ln = np.einsum("Bkc,Bqcij->Bqkij", tmp_684, hess_h2__ln, optimize=False)
+        del tmp_684
         # hess_z_a2__ln[q,k,i,j] = hess_a2__ln[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__ln[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
         softmax_z_a2_7 = _softmax(z_a2, axis=2)
         # einsum("Bqkij,Bqk->Bqkij", hess_a2__ln, softmax_z_a2_7)
         # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__ln, softmax_z_a2_7, softmax_z_a2_7)
         tmp_685 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_7, hess_a2__ln, optimize=False)
         hess_z_a2__ln = softmax_z_a2_7[:, :, :, None, None] * hess_a2__ln - tmp_685[:, :, None] * softmax_z_a2_7[:, :, :, None, None]
-        del tmp_684, hess_a2__ln, softmax_z_a2_7, tmp_685
+        del hess_a2__ln, softmax_z_a2_7, tmp_685
     if not todo.isdisjoint((("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del hess_h2__ln
     if ("Q2", "g") in todo:
@@ -6775,13 +7154,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_687 = adj_ln * reciprocal_z_ln_29[:, :, None]
         tmp_688 = np.einsum("Bcj,Bcjml->Bjml", tmp_687, jac_r__z_a2, optimize=False)
         tmp_689 = np.einsum("Bjml,Bld->Bjmd", tmp_688, tmp_686, optimize=False)
+        del tmp_686, tmp_687, tmp_688
         _add_into(hess_Q2__g, (np.tensordot(tmp_689, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+        del tmp_689
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml->dij", reciprocal_z_ln_29, K2, X, X, adj_ln, jac_mu__z_a2)
         tmp_690 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_691 = np.einsum("Bld,Bcml->Bdcm", tmp_690, jac_mu__z_a2, optimize=False)
         tmp_692 = adj_ln * reciprocal_z_ln_29[:, :, None]
         tmp_693 = np.einsum("Bdcm,Bmi->Bdci", tmp_691, X, optimize=False)
+        del tmp_690, tmp_691
         _add_into(hess_Q2__g, np.tensordot(tmp_693, tmp_692, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        del tmp_692, tmp_693
         dreciprocal_z_ln_23 = -1/z_ln**2
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bcj->dij", dreciprocal_z_ln_23, K2, X, X, adj_ln, jac_z_ln__z_a2, r)
         tmp_694 = r * adj_ln
@@ -6789,27 +7172,34 @@ def hessian(params, data, blocks=None, out=None):
         tmp_696 = np.einsum("Bld,Bcml->Bdcm", tmp_695, jac_z_ln__z_a2, optimize=False)
         tmp_697 = tmp_694 * dreciprocal_z_ln_23[:, :, None]
         tmp_698 = np.einsum("Bdcm,Bmi->Bdci", tmp_696, X, optimize=False)
+        del tmp_694, tmp_695, tmp_696
         _add_into(hess_Q2__g, np.tensordot(tmp_698, tmp_697, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+        del tmp_697, tmp_698
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bcml,Bc->dij", dreciprocal_z_ln_23, K2, X, X, adj_ln, jac_z_ln__z_a2, mu)
         tmp_699 = mu * dreciprocal_z_ln_23
         tmp_700 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_701 = np.einsum("Bld,Bcml->Bdcm", tmp_700, jac_z_ln__z_a2, optimize=False)
         tmp_702 = tmp_699[:, :, None] * adj_ln
         tmp_703 = np.einsum("Bdcm,Bmi->Bdci", tmp_701, X, optimize=False)
+        del dreciprocal_z_ln_23, tmp_699, tmp_700, tmp_701
         _add_into(hess_Q2__g, np.tensordot(tmp_703, tmp_702, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        del tmp_702, tmp_703
         # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bcj->dij", reciprocal_z_ln_29, K2, X, X, hess_z_a2__ln, r)
         tmp_704 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_705 = hess_z_a2__ln * reciprocal_z_ln_29[:, None, None, :, None]
         tmp_706 = np.einsum("Bmlcj,Bcj->Bmlj", tmp_705, r, optimize=False)
         tmp_707 = np.einsum("Bmlj,Bld->Bmjd", tmp_706, tmp_704, optimize=False)
+        del tmp_704, tmp_705, tmp_706
         _add_into(hess_Q2__g, (np.tensordot(tmp_707, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+        del tmp_707
         # einsum("Bc,dk,Blk,Bmi,Bmlcj,Bc->dij", reciprocal_z_ln_29, K2, X, X, hess_z_a2__ln, mu)
         tmp_708 = mu * reciprocal_z_ln_29
         tmp_709 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_710 = tmp_709[:, :, :, None] * tmp_708[:, None, None]
         tmp_711 = np.einsum("Bldc,Bmlcj->Bdmj", tmp_710, hess_z_a2__ln, optimize=False)
+        del reciprocal_z_ln_29, tmp_708, tmp_709, tmp_710
         _add_into(hess_Q2__g, (np.tensordot(tmp_711, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-        del reciprocal_z_ln_29, tmp_686, tmp_687, tmp_688, tmp_689, tmp_690, tmp_691, tmp_692, tmp_693, dreciprocal_z_ln_23, tmp_694, tmp_695, tmp_696, tmp_697, tmp_698, tmp_699, tmp_700, tmp_701, tmp_702, tmp_703, tmp_704, tmp_705, tmp_706, tmp_707, tmp_708, tmp_709, tmp_710, tmp_711
+        del tmp_711
     if ("g", "Q2") in want:
         _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["g"][0], rows["g"][1])
     if ("Q2", "b") in todo:
@@ -6818,8 +7208,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("dc,Bkc,Bli,Blkmj->dij", K2, X, X, hess_z_a2__ln)
         tmp_712 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_713 = np.einsum("Bkd,Blkj->Bdlj", tmp_712, hess_z_a2__ln.sum(axis=3), optimize=False)
+        del tmp_712
         _add_into(hess_Q2__b, (np.tensordot(tmp_713, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-        del tmp_712, tmp_713
+        del tmp_713
     if ("b", "Q2") in want:
         _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["b"][0], rows["b"][1])
     if ("K2", "g") in todo:
@@ -6831,13 +7222,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_715 = adj_ln * reciprocal_z_ln_30[:, :, None]
         tmp_716 = np.einsum("Bcj,Bcjlm->Bjlm", tmp_715, jac_r__z_a2, optimize=False)
         tmp_717 = np.einsum("Bjlm,Bld->Bjmd", tmp_716, tmp_714, optimize=False)
+        del tmp_714, tmp_715, tmp_716
         _add_into(hess_K2__g, (np.tensordot(tmp_717, X, axes=([0, 2], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, False)
+        del tmp_717
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm->dij", reciprocal_z_ln_30, Q2, X, X, adj_ln, jac_mu__z_a2)
         tmp_718 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_719 = np.einsum("Bld,Bclm->Bdcm", tmp_718, jac_mu__z_a2, optimize=False)
         tmp_720 = adj_ln * reciprocal_z_ln_30[:, :, None]
         tmp_721 = np.einsum("Bdcm,Bmi->Bdci", tmp_719, X, optimize=False)
+        del tmp_718, tmp_719
         _add_into(hess_K2__g, np.tensordot(tmp_721, tmp_720, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        del tmp_720, tmp_721
         dreciprocal_z_ln_24 = -1/z_ln**2
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bcj->dij", dreciprocal_z_ln_24, Q2, X, X, adj_ln, jac_z_ln__z_a2, r)
         tmp_722 = r * adj_ln
@@ -6845,27 +7240,34 @@ def hessian(params, data, blocks=None, out=None):
         tmp_724 = np.einsum("Bld,Bclm->Bdcm", tmp_723, jac_z_ln__z_a2, optimize=False)
         tmp_725 = tmp_722 * dreciprocal_z_ln_24[:, :, None]
         tmp_726 = np.einsum("Bdcm,Bmi->Bdci", tmp_724, X, optimize=False)
+        del tmp_722, tmp_723, tmp_724
         _add_into(hess_K2__g, np.tensordot(tmp_726, tmp_725, axes=([0, 2], [0, 1])), 0.7071067811865476 / B, True)
+        del tmp_725, tmp_726
         # einsum("Bc,dk,Blk,Bmi,Bcj,Bclm,Bc->dij", dreciprocal_z_ln_24, Q2, X, X, adj_ln, jac_z_ln__z_a2, mu)
         tmp_727 = mu * dreciprocal_z_ln_24
         tmp_728 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_729 = np.einsum("Bld,Bclm->Bdcm", tmp_728, jac_z_ln__z_a2, optimize=False)
         tmp_730 = tmp_727[:, :, None] * adj_ln
         tmp_731 = np.einsum("Bdcm,Bmi->Bdci", tmp_729, X, optimize=False)
+        del dreciprocal_z_ln_24, tmp_727, tmp_728, tmp_729
         _add_into(hess_K2__g, np.tensordot(tmp_731, tmp_730, axes=([0, 2], [0, 1])), -0.7071067811865476 / B, True)
+        del tmp_730, tmp_731
         # einsum("Bc,dk,Blk,Bmi,Blmcj,Bcj->dij", reciprocal_z_ln_30, Q2, X, X, hess_z_a2__ln, r)
         tmp_732 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_733 = hess_z_a2__ln * reciprocal_z_ln_30[:, None, None, :, None]
         tmp_734 = np.einsum("Blmcj,Bcj->Blmj", tmp_733, r, optimize=False)
         tmp_735 = np.einsum("Blmj,Bld->Bmjd", tmp_734, tmp_732, optimize=False)
+        del tmp_732, tmp_733, tmp_734
         _add_into(hess_K2__g, (np.tensordot(tmp_735, X, axes=([0, 1], [0, 1]))).transpose(1, 2, 0), 0.7071067811865476 / B, True)
+        del tmp_735
         # einsum("Bc,dk,Blk,Bmi,Blmcj,Bc->dij", reciprocal_z_ln_30, Q2, X, X, hess_z_a2__ln, mu)
         tmp_736 = mu * reciprocal_z_ln_30
         tmp_737 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_738 = tmp_737[:, :, :, None] * tmp_736[:, None, None]
         tmp_739 = np.einsum("Bldc,Blmcj->Bdmj", tmp_738, hess_z_a2__ln, optimize=False)
+        del reciprocal_z_ln_30, tmp_736, tmp_737, tmp_738
         _add_into(hess_K2__g, (np.tensordot(tmp_739, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), -0.7071067811865476 / B, True)
-        del reciprocal_z_ln_30, tmp_714, tmp_715, tmp_716, tmp_717, tmp_718, tmp_719, tmp_720, tmp_721, dreciprocal_z_ln_24, tmp_722, tmp_723, tmp_724, tmp_725, tmp_726, tmp_727, tmp_728, tmp_729, tmp_730, tmp_731, tmp_732, tmp_733, tmp_734, tmp_735, tmp_736, tmp_737, tmp_738, tmp_739
+        del tmp_739
     if todo:
         del r, mu, z_ln
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"))):
@@ -6880,8 +7282,9 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("dc,Bkc,Bli,Bklmj->dij", Q2, X, X, hess_z_a2__ln)
         tmp_740 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_741 = np.einsum("Bkd,Bklj->Bdlj", tmp_740, hess_z_a2__ln.sum(axis=3), optimize=False)
+        del tmp_740
         _add_into(hess_K2__b, (np.tensordot(tmp_741, X, axes=([0, 2], [0, 1]))).transpose(0, 2, 1), 0.7071067811865476 / B, False)
-        del tmp_740, tmp_741
+        del tmp_741
     if not todo.isdisjoint((("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"))):
         del hess_z_a2__ln
     if ("b", "K2") in want:
@@ -6899,11 +7302,12 @@ def hessian(params, data, blocks=None, out=None):
         tmp_742 = a2 @ X
         tmp_743 = np.einsum("Bljkd,Bal->Bjkda", jac_ln__h2, adj_z_ff, optimize=False)
         _add_into(hess_V2__F1, (np.tensordot(tmp_743, tmp_742, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, False)
+        del tmp_742, tmp_743
         # einsum("Bci,Bkc,Bkdal,Blj->diaj", X, a2, hess_h2__z_ff, ln)
         tmp_744 = a2 @ X
         tmp_745 = np.einsum("Blj,Bkdal->Bjkda", ln, hess_h2__z_ff, optimize=False)
         _add_into(hess_V2__F1, (np.tensordot(tmp_745, tmp_744, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 1 / B, True)
-        del tmp_742, tmp_743, tmp_744, tmp_745
+        del tmp_744, tmp_745
     if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F1"), ("V2", "F2"), ("V2", "U"))):
         del jac_ln__h2
     if ("F1", "V2") in want:
@@ -6913,13 +7317,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cj,Bkj,Bqcai->Bqkai", V2, X, hess_h2__z_ff)
         tmp_746 = np.tensordot(X, V2, axes=([2], [1]))
         hess_a2__z_ff = np.einsum("Bkc,Bqcai->Bqkai", tmp_746, hess_h2__z_ff, optimize=False)
+        del tmp_746
         # hess_z_a2__z_ff[q,k,a,i] = hess_a2__z_ff[q,k,a,i] softmax_k(z_a2[q,k]) - Σ_c hess_a2__z_ff[q,c,a,i] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
         softmax_z_a2_8 = _softmax(z_a2, axis=2)
         # einsum("Bqkai,Bqk->Bqkai", hess_a2__z_ff, softmax_z_a2_8)
         # einsum("Bqcai,Bqc,Bqk->Bqkai", hess_a2__z_ff, softmax_z_a2_8, softmax_z_a2_8)
         tmp_747 = np.einsum("Bqc,Bqcai->Bqai", softmax_z_a2_8, hess_a2__z_ff, optimize=False)
         hess_z_a2__z_ff = softmax_z_a2_8[:, :, :, None, None] * hess_a2__z_ff - tmp_747[:, :, None] * softmax_z_a2_8[:, :, :, None, None]
-        del tmp_746, hess_a2__z_ff, softmax_z_a2_8, tmp_747
+        del hess_a2__z_ff, softmax_z_a2_8, tmp_747
     if not todo.isdisjoint((("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
         del hess_h2__z_ff
     if ("Q2", "F1") in todo:
@@ -6929,13 +7334,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_748 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_749 = np.einsum("Bkd,Bmjlk->Bdmjl", tmp_748, jac_ln__z_a2, optimize=False)
         tmp_750 = np.einsum("Bdmjl,Bli->Bdmji", tmp_749, X, optimize=False)
+        del tmp_748, tmp_749
         _add_into(hess_Q2__F1, (np.tensordot(tmp_750, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        del tmp_750
         # einsum("dc,Bkc,Bli,Blkam,Bmj->diaj", K2, X, X, hess_z_a2__z_ff, ln)
         tmp_751 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_752 = np.einsum("Bkd,Blkam->Bdlam", tmp_751, hess_z_a2__z_ff, optimize=False)
         tmp_753 = np.einsum("Bdlam,Bli->Bdami", tmp_752, X, optimize=False)
+        del tmp_751, tmp_752
         _add_into(hess_Q2__F1, (np.tensordot(tmp_753, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-        del tmp_748, tmp_749, tmp_750, tmp_751, tmp_752, tmp_753
+        del tmp_753
     if ("F1", "Q2") in want:
         _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["F1"][0], rows["F1"][1])
     if ("K2", "F1") in todo:
@@ -6945,13 +7353,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_754 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_755 = np.einsum("Bkd,Bmjkl->Bdmjl", tmp_754, jac_ln__z_a2, optimize=False)
         tmp_756 = np.einsum("Bdmjl,Bli->Bdmji", tmp_755, X, optimize=False)
+        del tmp_754, tmp_755
         _add_into(hess_K2__F1, (np.tensordot(tmp_756, adj_z_ff, axes=([0, 2], [0, 2]))).transpose(0, 2, 3, 1), 0.7071067811865476 / B, False)
+        del tmp_756
         # einsum("dc,Bkc,Bli,Bklam,Bmj->diaj", Q2, X, X, hess_z_a2__z_ff, ln)
         tmp_757 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_758 = np.einsum("Bkd,Bklam->Bdlam", tmp_757, hess_z_a2__z_ff, optimize=False)
         tmp_759 = np.einsum("Bdlam,Bli->Bdami", tmp_758, X, optimize=False)
+        del tmp_757, tmp_758
         _add_into(hess_K2__F1, (np.tensordot(tmp_759, ln, axes=([0, 3], [0, 1]))).transpose(0, 2, 1, 3), 0.7071067811865476 / B, True)
-        del tmp_754, tmp_755, tmp_756, tmp_757, tmp_758, tmp_759
+        del tmp_759
     if todo:
         del ln
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("O1", "g"), ("O2", "g"), ("V1", "g"), ("Q1", "g"), ("K1", "g"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("Q2", "g"), ("K2", "g"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"))):
@@ -6976,13 +7387,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_760 = a2 @ X
         tmp_761 = adj_ff[:, :, :, None] * (dgelu_z_ff_27.transpose(0, 2, 1))[:, :, None]
         tmp_762 = np.einsum("Bcja,Bacld->Bjald", tmp_761, jac_z_ff__h2, optimize=False)
+        del dgelu_z_ff_27, tmp_761
         _add_into(hess_V2__F2, (np.tensordot(tmp_762, tmp_760, axes=([0, 3], [0, 1]))).transpose(2, 3, 0, 1), 1 / B, False)
+        del tmp_760, tmp_762
         gelu_z_ff_12 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,Bki,Blk,Bldcj->dija", gelu_z_ff_12, X, a2, hess_h2__ff)
         tmp_763 = np.einsum("Bldcj,Bac->Bldja", hess_h2__ff, gelu_z_ff_12, optimize=False)
         tmp_764 = a2 @ X
+        del gelu_z_ff_12
         _add_into(hess_V2__F2, (np.tensordot(tmp_764, tmp_763, axes=([0, 1], [0, 1]))).transpose(1, 0, 2, 3), 1 / B, True)
-        del dgelu_z_ff_27, tmp_760, tmp_761, tmp_762, gelu_z_ff_12, tmp_763, tmp_764
+        del tmp_763, tmp_764
     if not todo.isdisjoint((("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "F2"), ("V2", "U"))):
         del jac_z_ff__h2
     if ("F2", "V2") in want:
@@ -6992,13 +7406,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("cl,Bkl,Bqcij->Bqkij", V2, X, hess_h2__ff)
         tmp_765 = np.tensordot(X, V2, axes=([2], [1]))
         hess_a2__ff = np.einsum("Bkc,Bqcij->Bqkij", tmp_765, hess_h2__ff, optimize=False)
+        del tmp_765
         # hess_z_a2__ff[q,k,i,j] = hess_a2__ff[q,k,i,j] softmax_k(z_a2[q,k]) - Σ_c hess_a2__ff[q,c,i,j] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
         softmax_z_a2_9 = _softmax(z_a2, axis=2)
         # einsum("Bqkij,Bqk->Bqkij", hess_a2__ff, softmax_z_a2_9)
         # einsum("Bqcij,Bqc,Bqk->Bqkij", hess_a2__ff, softmax_z_a2_9, softmax_z_a2_9)
         tmp_766 = np.einsum("Bqc,Bqcij->Bqij", softmax_z_a2_9, hess_a2__ff, optimize=False)
         hess_z_a2__ff = softmax_z_a2_9[:, :, :, None, None] * hess_a2__ff - tmp_766[:, :, None] * softmax_z_a2_9[:, :, :, None, None]
-        del tmp_765, hess_a2__ff, softmax_z_a2_9, tmp_766
+        del hess_a2__ff, softmax_z_a2_9, tmp_766
     if not todo.isdisjoint((("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
         del hess_h2__ff
     if ("Q2", "F2") in todo:
@@ -7010,14 +7425,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_768 = adj_ff[:, :, :, None] * (dgelu_z_ff_28.transpose(0, 2, 1))[:, :, None]
         tmp_769 = np.einsum("Bld,Bacml->Bdacm", tmp_767, jac_z_ff__z_a2, optimize=False)
         tmp_770 = np.einsum("Bdacm,Bcja->Bdamj", tmp_769, tmp_768, optimize=False)
+        del dgelu_z_ff_28, tmp_767, tmp_768, tmp_769
         _add_into(hess_Q2__F2, (np.tensordot(tmp_770, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+        del tmp_770
         gelu_z_ff_13 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,dk,Blk,Bmi,Bmlcj->dija", gelu_z_ff_13, K2, X, X, hess_z_a2__ff)
         tmp_771 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_772 = np.einsum("Bld,Bmlcj->Bdmcj", tmp_771, hess_z_a2__ff, optimize=False)
         tmp_773 = np.einsum("Bdmcj,Bac->Bdmja", tmp_772, gelu_z_ff_13, optimize=False)
+        del gelu_z_ff_13, tmp_771, tmp_772
         _add_into(hess_Q2__F2, (np.tensordot(tmp_773, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-        del dgelu_z_ff_28, tmp_767, tmp_768, tmp_769, tmp_770, gelu_z_ff_13, tmp_771, tmp_772, tmp_773
+        del tmp_773
     if ("F2", "Q2") in want:
         _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["F2"][0], rows["F2"][1])
     if ("K2", "F2") in todo:
@@ -7029,14 +7447,17 @@ def hessian(params, data, blocks=None, out=None):
         tmp_775 = adj_ff[:, :, :, None] * (dgelu_z_ff_29.transpose(0, 2, 1))[:, :, None]
         tmp_776 = np.einsum("Bld,Baclm->Bdacm", tmp_774, jac_z_ff__z_a2, optimize=False)
         tmp_777 = np.einsum("Bdacm,Bcja->Bdamj", tmp_776, tmp_775, optimize=False)
+        del dgelu_z_ff_29, tmp_774, tmp_775, tmp_776
         _add_into(hess_K2__F2, (np.tensordot(tmp_777, X, axes=([0, 3], [0, 1]))).transpose(0, 3, 2, 1), 0.7071067811865476 / B, False)
+        del tmp_777
         gelu_z_ff_14 = (1/2)*z_ff*(_erf((1/2)*np.sqrt(2)*z_ff) + 1)
         # einsum("Bac,dk,Blk,Bmi,Blmcj->dija", gelu_z_ff_14, Q2, X, X, hess_z_a2__ff)
         tmp_778 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_779 = np.einsum("Bld,Blmcj->Bdmcj", tmp_778, hess_z_a2__ff, optimize=False)
         tmp_780 = np.einsum("Bdmcj,Bac->Bdmja", tmp_779, gelu_z_ff_14, optimize=False)
+        del gelu_z_ff_14, tmp_778, tmp_779
         _add_into(hess_K2__F2, (np.tensordot(tmp_780, X, axes=([0, 2], [0, 1]))).transpose(0, 3, 1, 2), 0.7071067811865476 / B, True)
-        del dgelu_z_ff_29, tmp_774, tmp_775, tmp_776, tmp_777, gelu_z_ff_14, tmp_778, tmp_779, tmp_780
+        del tmp_780
     if todo:
         del z_ff
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"))):
@@ -7060,11 +7481,13 @@ def hessian(params, data, blocks=None, out=None):
         tmp_781 = a2 @ X
         tmp_782 = (jac_ff__h2.sum(axis=1))[:, :, :, :, None] * adj_p[:, None, None, None]
         _add_into(hess_V2__U, (np.tensordot(tmp_782, tmp_781, axes=([0, 2], [0, 1]))).transpose(1, 3, 2, 0), 0.3333333333333333 / B, False)
+        del tmp_781, tmp_782
         # einsum("Bci,Bkc,Bmj,Bkdl->dilj", X, a2, ff, hess_h2__p)
         tmp_783 = a2 @ X
         tmp_784 = np.einsum("Bki,Bkdl->Bidl", tmp_783, hess_h2__p, optimize=False)
+        del tmp_783
         _add_into(hess_V2__U, (np.tensordot(tmp_784, ff.sum(axis=1), axes=([0], [0]))).transpose(1, 0, 2, 3), 0.3333333333333333 / B, True)
-        del tmp_781, tmp_782, tmp_783, tmp_784
+        del tmp_784
     if todo:
         del a2
     if ("V2", "U") in todo:
@@ -7076,13 +7499,14 @@ def hessian(params, data, blocks=None, out=None):
         # einsum("ci,Bki,Bqcl->Bqkl", V2, X, hess_h2__p)
         tmp_785 = np.tensordot(X, V2, axes=([2], [1]))
         hess_a2__p = np.einsum("Bkc,Bqcl->Bqkl", tmp_785, hess_h2__p, optimize=False)
+        del tmp_785
         # hess_z_a2__p[q,k,l] = hess_a2__p[q,k,l] softmax_k(z_a2[q,k]) - Σ_c hess_a2__p[q,c,l] softmax_c(z_a2[q,c]) softmax_k(z_a2[q,k])
         softmax_z_a2_10 = _softmax(z_a2, axis=2)
         # einsum("Bqkl,Bqk->Bqkl", hess_a2__p, softmax_z_a2_10)
         # einsum("Bqcl,Bqc,Bqk->Bqkl", hess_a2__p, softmax_z_a2_10, softmax_z_a2_10)
         tmp_786 = (softmax_z_a2_10[..., None, :] @ hess_a2__p)[..., 0, :]
         hess_z_a2__p = softmax_z_a2_10[:, :, :, None] * hess_a2__p - tmp_786[:, :, None] * softmax_z_a2_10[:, :, :, None]
-        del tmp_785, hess_a2__p, softmax_z_a2_10, tmp_786
+        del hess_a2__p, softmax_z_a2_10, tmp_786
     if todo:
         del z_a2
     if not todo.isdisjoint((("V2", "U"), ("Q2", "U"), ("K2", "U"))):
@@ -7094,13 +7518,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_787 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_788 = adj_p[:, :, None, None] * X[:, None]
         tmp_789 = np.einsum("Bkd,Bjmk->Bdjm", tmp_787, jac_ff__z_a2.sum(axis=1), optimize=False)
+        del tmp_787
         _add_into(hess_Q2__U, (np.tensordot(tmp_789, tmp_788, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+        del tmp_788, tmp_789
         # einsum("dc,Bkc,Bmi,Bnj,Bmkl->dilj", K2, X, X, ff, hess_z_a2__p)
         tmp_790 = np.tensordot(X, K2, axes=([2], [1]))
         tmp_791 = np.einsum("Bkd,Bmkl->Bdml", tmp_790, hess_z_a2__p, optimize=False)
         tmp_792 = np.einsum("Bdml,Bmi->Bdli", tmp_791, X, optimize=False)
+        del tmp_790, tmp_791
         _add_into(hess_Q2__U, (np.tensordot(tmp_792, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-        del tmp_787, tmp_788, tmp_789, tmp_790, tmp_791, tmp_792
+        del tmp_792
     if ("U", "Q2") in want:
         _mirror(H, rows["Q2"][0], rows["Q2"][1], rows["U"][0], rows["U"][1])
     if ("K2", "U") in todo:
@@ -7110,13 +7537,16 @@ def hessian(params, data, blocks=None, out=None):
         tmp_793 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_794 = adj_p[:, :, None, None] * X[:, None]
         tmp_795 = np.einsum("Bkd,Bjkm->Bdjm", tmp_793, jac_ff__z_a2.sum(axis=1), optimize=False)
+        del tmp_793
         _add_into(hess_K2__U, (np.tensordot(tmp_795, tmp_794, axes=([0, 3], [0, 2]))).transpose(0, 3, 2, 1), 0.23570226039551584 / B, False)
+        del tmp_794, tmp_795
         # einsum("dc,Bkc,Bmi,Bnj,Bkml->dilj", Q2, X, X, ff, hess_z_a2__p)
         tmp_796 = np.tensordot(X, Q2, axes=([2], [1]))
         tmp_797 = np.einsum("Bkd,Bkml->Bdml", tmp_796, hess_z_a2__p, optimize=False)
         tmp_798 = np.einsum("Bdml,Bmi->Bdli", tmp_797, X, optimize=False)
+        del tmp_796, tmp_797
         _add_into(hess_K2__U, (np.tensordot(tmp_798, ff.sum(axis=1), axes=([0], [0]))).transpose(0, 2, 1, 3), 0.23570226039551584 / B, True)
-        del tmp_793, tmp_794, tmp_795, tmp_796, tmp_797, tmp_798
+        del tmp_798
     if todo:
         del ff
     if not todo.isdisjoint((("Q1", "Q1"), ("Q1", "K1"), ("K1", "K1"), ("V1", "V1"), ("Q1", "V1"), ("K1", "V1"), ("O1", "O1"), ("O1", "O2"), ("O2", "O2"), ("V1", "O1"), ("V1", "O2"), ("Q1", "O1"), ("Q1", "O2"), ("K1", "O1"), ("K1", "O2"), ("O1", "Q2"), ("O1", "K2"), ("V1", "Q2"), ("V1", "K2"), ("Q1", "Q2"), ("Q1", "K2"), ("K1", "Q2"), ("K1", "K2"), ("O1", "V2"), ("V1", "V2"), ("Q1", "V2"), ("K1", "V2"), ("g", "g"), ("g", "b"), ("b", "b"), ("O1", "g"), ("O1", "b"), ("O2", "g"), ("O2", "b"), ("V1", "g"), ("V1", "b"), ("Q1", "g"), ("Q1", "b"), ("K1", "g"), ("K1", "b"), ("F1", "F1"), ("g", "F1"), ("b", "F1"), ("O1", "F1"), ("O2", "F1"), ("V1", "F1"), ("Q1", "F1"), ("K1", "F1"), ("F1", "F2"), ("g", "F2"), ("b", "F2"), ("O1", "F2"), ("O2", "F2"), ("V1", "F2"), ("Q1", "F2"), ("K1", "F2"), ("F2", "U"), ("F1", "U"), ("g", "U"), ("b", "U"), ("O1", "U"), ("O2", "U"), ("V1", "U"), ("Q1", "U"), ("K1", "U"), ("V2", "O2"), ("Q2", "O2"), ("K2", "O2"), ("Q2", "Q2"), ("Q2", "K2"), ("K2", "K2"), ("V2", "V2"), ("Q2", "V2"), ("K2", "V2"), ("V2", "g"), ("V2", "b"), ("Q2", "g"), ("Q2", "b"), ("K2", "g"), ("K2", "b"), ("V2", "F1"), ("Q2", "F1"), ("K2", "F1"), ("V2", "F2"), ("Q2", "F2"), ("K2", "F2"), ("V2", "U"), ("Q2", "U"), ("K2", "U"))):
