@@ -143,13 +143,14 @@ def schedule(ctx: Context, blocks: list) -> list:
     direct = _quantities(e for _, terms in blocks for e in terms)
     need = {q.name for q in ctx.needed([d.quantity(q).expr for q in direct])} | direct
     order = [q for q in d.quantities if q.name in need]
-    statements, reads, waiting, done = [], [], list(blocks), set()
+    statements, reads, done = [], [], set()
+    waiting = [(b, _quantities(terms)) for b, terms in blocks]  # each block's quantities, found once
 
     def ready():
-        for b, terms in [w for w in waiting if _quantities(w[1]) <= done]:
-            waiting.remove((b, terms))
-            statements.append(b)
-            reads.append(_quantities(terms))
+        for w in [w for w in waiting if w[1] <= done]:
+            waiting.remove(w)
+            statements.append(w[0])
+            reads.append(w[1])
 
     ready()
     for q in order:
@@ -159,12 +160,19 @@ def schedule(ctx: Context, blocks: list) -> list:
         ready()
     last = {q: k for k, r in enumerate(reads) for q in r}  # in t: read by a quantity or a block
     seen = {q: k for k, (st, r) in enumerate(zip(statements, reads)) if isinstance(st, Block) for q in r}
+    dying: dict = {}  # k -> the quantities (in order) read last by statement k; read by block k
+    read_by_block: dict = {}
+    for q in order:
+        if q.name in last:
+            dying.setdefault(last[q.name], []).append(q.name)
+        if q.name in seen:
+            read_by_block.setdefault(seen[q.name], []).append(q.name)
     out = []
     for k, st in enumerate(statements):
         out.append(st)
-        dead = tuple(q.name for q in order if last.get(q.name) == k)
+        dead = tuple(dying.get(k, ()))
         if dead or isinstance(st, Block):  # (after a block: its contractions' intermediate steps)
-            out.append(Release(dead, tuple(q.name for q in order if seen.get(q.name) == k)))
+            out.append(Release(dead, tuple(read_by_block.get(k, ()))))
     return out
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 
-import sympy
 
 from ..ir import Name, Quantity, Sym
 from .kernel import (Assign, Comment, Contraction, Elementwise, Frame, Free, Function, Loop, Module, Python, Return,
@@ -47,11 +46,39 @@ def _is_load(st) -> bool:
 
 
 def _drop_loads(fn: Function) -> Function:
-    body, read = _prune(fn.body, set())
-    prologue, _ = _prune(fn.prologue, read)
+    statements = fn.prologue + fn.body
+    if any(isinstance(st, (Loop, When)) for st in statements):
+        body, read = _prune(fn.body, set())
+        prologue, _ = _prune(fn.prologue, read)
+    else:
+        dead = _dead_loads(statements)
+        n = len(fn.prologue)
+        prologue = tuple(st for k, st in enumerate(fn.prologue) if k not in dead)
+        body = tuple(st for k, st in enumerate(fn.body, n) if k not in dead)
     if (prologue, body) == (fn.prologue, fn.body):
         return fn
     return Function(fn.name, fn.args, fn.doc, body or (Python("pass"),), prologue, fn.frame)
+
+
+def _dead_loads(statements: tuple) -> set:
+    """The positions of the loads nothing after them reads, in a body without loops or tests: one
+    walk forward that stops once every load so far is read and no load is left (a straight-line
+    function's loads are its first lines: the walk rarely reaches its end)."""
+    last_load = max((k for k, st in enumerate(statements) if _is_load(st)), default=-1)
+    waiting: dict = {}  # a loaded name not read since -> where it was loaded
+    dead: set = set()
+    for k, st in enumerate(statements):
+        if k > last_load and not waiting:
+            break
+        names: set = set()
+        _mentions(st.value if _is_load(st) else st, names)
+        for name in names & waiting.keys():
+            del waiting[name]
+        if _is_load(st):
+            if st.target.name in waiting:  # loaded again before any read: the first load is dead
+                dead.add(waiting[st.target.name])
+            waiting[st.target.name] = k
+    return dead | set(waiting.values())
 
 
 def _prune(statements: tuple, after: set) -> tuple:
@@ -77,25 +104,46 @@ def _prune(statements: tuple, after: set) -> tuple:
 
 
 def _mentions(x, names: set) -> None:
-    """Collect what ``x`` may read: variable names, the symbols of SymPy expressions (a loop's
-    bounds, a key's label) and the words of raw code."""
-    if isinstance(x, Var):
-        names.add(x.name)
-    elif isinstance(x, (Python, Code)):
-        names.update(_WORD.findall(x.text))
-    elif isinstance(x, Sym):  # a label in the depth or a loop variable: h(T-1), f"h({k})"
-        names.add(x.symbol)
-    elif isinstance(x, sympy.Basic):
-        names.update(str(sym) for sym in x.free_symbols)
-    elif isinstance(x, (tuple, list)):
-        for y in x:
-            _mentions(y, names)
-    elif isinstance(x, (Name, Quantity)):
-        for field in x._FIELDS:
-            _mentions(getattr(x, field), names)
-    elif hasattr(x, "__dataclass_fields__") and not isinstance(x, Comment):
-        for field in x.__dataclass_fields__:
-            _mentions(getattr(x, field), names)
+    """Collect what ``x`` may read: variable names, the symbols of labels (a loop's bounds, a key's
+    ``h(T-1)``) and the words of raw code.  (An elementwise statement's SymPy body reads only its
+    placeholders; the operands they stand for are walked as its other fields.)"""
+    stack = [x]
+    while stack:
+        x = stack.pop()
+        kind = _KIND.get(type(x))
+        if kind is None:
+            kind = _KIND[type(x)] = _kind(type(x))
+        if kind == "var":
+            names.add(x.name)
+        elif kind == "items":
+            stack.extend(x)
+        elif kind == "text":
+            names.update(_WORD.findall(x.text))
+        elif kind == "sym":  # a label in the depth or a loop variable: h(T-1), f"h({k})"
+            names.add(x.symbol)
+        elif kind != "skip":
+            stack.extend(getattr(x, field) for field in kind)
+
+
+def _kind(cls) -> str | tuple:
+    """How :func:`_mentions` walks an instance of ``cls``: a tag, or the fields to walk."""
+    if issubclass(cls, Var):
+        return "var"
+    if issubclass(cls, (tuple, list)):
+        return "items"
+    if issubclass(cls, (Python, Code)):
+        return "text"
+    if issubclass(cls, Sym):
+        return "sym"
+    if issubclass(cls, (Name, Quantity)):
+        return tuple(cls._FIELDS)
+    if issubclass(cls, Comment) or not hasattr(cls, "__dataclass_fields__"):
+        return "skip"  # a comment's text; numbers, strings, SymPy bodies, None
+    return tuple(cls.__dataclass_fields__)
+
+
+#: each class's kind for :func:`_mentions`, found once
+_KIND: dict = {}
 
 
 def variables(x, out: list) -> list:

@@ -79,18 +79,27 @@ def _exprs(st) -> list:
 
 def needed(ctx: Context, exprs) -> set:
     """Every tensor ``exprs`` read, transitively through the nodes' and quantities' definitions."""
-    d = ctx.d
-    definition = {n.name: n.expr for n in d.nodes}
-    definition.update({q.name: q.expr for q in d.quantities + d.hvp_quantities})
+    deps = _dependencies(ctx)
     need: set = set()
     stack = [n for e in exprs for n in reads(ctx, e)]
     while stack:
         n = stack.pop()
         if n not in need:
             need.add(n)
-            if n in definition:
-                stack.extend(reads(ctx, definition[n]))
+            stack.extend(deps.get(n, ()))
     return need
+
+
+def _dependencies(ctx: Context) -> dict:
+    """Each node's and quantity's name -> the tensors its definition reads (found once per context:
+    the Hessian asks for every block's, a few hundred times over thousands of definitions)."""
+    deps = getattr(ctx, "straight_dependencies", None)
+    if deps is None:
+        d = ctx.d
+        deps = {n.name: tuple(reads(ctx, n.expr)) for n in d.nodes}
+        deps.update({q.name: tuple(reads(ctx, q.expr)) for q in d.quantities + d.hvp_quantities})
+        ctx.straight_dependencies = deps
+    return deps
 
 
 def _adjoint_counts(e, indices, adjoints: set) -> list | None:
