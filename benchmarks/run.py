@@ -546,12 +546,15 @@ REASONS = {
         "(einderiv's version alone, at the price of stale answers under an editable install).",
     "torch backend: per_sample_gradient_norms":
         "Why: the generated function is straight-line at one torch op per matmul, activation, activation "
-        "backward and factor norm (einderiv/emit/straight.py, with torch_fuse.py), with tanh and a short-row "
-        "softmax from cheaper ops than torch's CPU kernels from 4096 and 1024 entries (torch.py's _tanh, "
-        "_softmax); what is left is mostly the forward and backward matmuls, which vmap(grad) also pays "
-        "(half or more of the CPU time from B = 256), and at L=2, h=32, B=64 each op's fixed dispatch cost "
-        "(about 20 ops at ≈4 µs, a 64 × 32 matmul ≈6 µs; tanh and softmax there are torch's own ops).  What "
-        "would reach it: fewer ops than one per layer (torch.compile of the module), cheaper small matmuls.",
+        "backward and factor norm (einderiv/emit/straight.py, with torch_fuse.py); its products with a weight "
+        "are computed with the batch axis last, (W @ x.T).T (MKL's faster way round: a (1024, 32) batch by a "
+        "32 × 32 weight in 50 µs against 80 µs), and tanh and a softmax come from cheaper ops than torch's "
+        "CPU kernels (torch.py's _tanh from 4096 entries; _softmax along the transposed logits' first axis). "
+        "What is left is mostly the forward and backward matmuls, which vmap(grad) also pays (half or more of "
+        "the CPU time from B = 256), and tanh (expm1 costs about 1.5 ns an entry in float64: a quarter of the "
+        "time at L=4, h=64); at L=2, h=32, B=64 each op's fixed dispatch cost (about 24 ops at 2–4 µs, a "
+        "64 × 32 matmul ≈6 µs).  What would reach it: fewer ops than one per layer (torch.compile of the "
+        "module), a cheaper float64 tanh than torch's expm1.",
 }
 
 
@@ -615,9 +618,11 @@ generated functions against autograd's graph recording).  `per_sample_gradient_n
 the factors of each per-sample gradient (‖δ_b‖ ‖x_b‖ for a dense layer: two vector norms and a
 product, no B × P array) after one backward pass without the weight-gradient matmuls, in a
 straight-line function (forward pass and adjoints inlined, no objective value, a tanh's
-backward one op; on the CPU from 4096 entries tanh from expm1, and a softmax over fewer than 16
-classes from 1024 entries from exp, amax and sum, each about half torch's own kernel's time or
-less): its cost is below one gradient's, while vmap(grad) forms every per-sample gradient.
+backward one op; each product with a weight computed with the batch axis last, `(W @ x.T).T`,
+MKL's faster way round from B = 256, and the softmax then along the first axis of the
+transposed logits; on the CPU from 4096 entries tanh from expm1, about half torch's own
+kernel's time): its cost is below one gradient's, while vmap(grad) forms every per-sample
+gradient.  `gradient` takes its products the same way.
 The JAX rows compile both sides with `jax.jit`.  `benchmarks/run.py --device cuda` writes the same torch rows in float32 on a
 GPU, with the exact Hessian against `torch.func.hessian` at P = 21,000, to
 docs/benchmarks-cuda.md.

@@ -90,9 +90,52 @@ def test_norms_are_one_straight_body_of_vector_norms():
     assert "_forward(" not in body and "t[" not in body and "_adj" not in body  # inlined
     assert "logsumexp" not in body  # the objective's value is not computed
     assert "einsum" not in body.replace("# einsum", "")
-    assert body.count("torch.linalg.vector_norm(") == 6  # ‖δ‖ and ‖x‖ of each of 3 layers
+    assert body.count("_rownorm(") == 6  # ‖δ‖ and ‖x‖ of each of 3 layers
     assert body.count("torch.ops.aten.tanh_backward(") == 2
     assert "with torch.no_grad():" in body
+    # the three forward and two backward products through _rows_times (the batch axis last from
+    # 256 samples), no other product
+    assert body.count("_rows_times(") == 5 and " @ " not in body
+
+
+def test_batch_last_products_only_where_results_are_not_per_sample_arrays():
+    """per_sample_gradient and gradient_factors return per-sample arrays: their products keep the
+    batch axis first; gradient, the norms and hvp (its sums of products too) take theirs through
+    _rows_times; every result of every function is a contiguous tensor, on both sides of the
+    threshold, and the functions agree with each other."""
+    import torch
+    src = _source(TANH_MLP, order=2)
+    for name in ("per_sample_gradient", "gradient_factors"):
+        assert "_rows_times(" not in _function(src, name), name
+    for name in ("gradient", "per_sample_gradient_norms", "hvp"):
+        assert "_rows_times(" in _function(src, name), name
+    mod = load(src)
+    for batch in (7, 300):  # both sides of _rows_times' threshold
+        params, data = _inputs(mod, batch=batch)
+        vector = {k: torch.ones_like(v) for k, v in params.items()}
+        fns = ("gradient", "per_sample_gradient_norms", "per_sample_gradient", "gradient_factors", "hvp", "ggn_diagonal")
+        outs = {fn: mod[fn](params, data, vector) if fn == "hvp" else mod[fn](params, data) for fn in fns}
+        for fn, out in outs.items():
+            assert all(t.is_contiguous() for t in _flat(out)), (fn, batch)
+        squares = {n: (g.reshape(batch, -1) ** 2).sum(1) for n, g in outs["per_sample_gradient"].items()}
+        for n, g in outs["per_sample_gradient"].items():
+            assert torch.allclose(outs["gradient"][n], g.mean(0), rtol=1e-12, atol=1e-15), (n, batch)
+            assert torch.allclose(outs["per_sample_gradient_norms"][n] ** 2, squares[n], rtol=1e-12, atol=1e-15)
+
+
+def test_rows_times_switches_layout_at_256_rows():
+    """_rows_times(x, w) is x @ w: below 256 rows as written, from 256 rows with the batch axis last
+    (a transposed view of w.T @ x.T) — the same numbers either way, for w a weight or its transpose."""
+    import torch
+    rows_times = load(_source(TANH_MLP))["_rows_times"]
+    g = torch.Generator().manual_seed(2)
+    w = torch.randn(5, 6, generator=g, dtype=torch.float64)
+    for n in (255, 256, 1000):
+        x = torch.randn(n, 6, generator=g, dtype=torch.float64)
+        for right in (w.T, w.T.contiguous()):
+            got = rows_times(x, right)
+            assert got.is_contiguous() == (n < 256) and got.T.is_contiguous() == (n >= 256)
+            assert torch.allclose(got, x @ right, rtol=1e-14, atol=1e-15)
 
 
 def test_norms_equal_torch_func_per_sample_gradients():
