@@ -64,6 +64,7 @@ def draw():
 #: and a smaller JAX variant, stay in the default run), and the largest examples of per-example sweeps
 #: whose smaller examples stay in it
 HEAVY = {
+    "tests/test_engine_scaling.py::test_no_emit_function_grows_faster_than_the_hessian_blocks",
     "tests/test_offsets.py::test_window_helpers_against_their_definition[jax]",
     "tests/test_saturation.py::test_other_backends_are_finite_at_saturation[sigmoid-jax]",
     "tests/test_saturation.py::test_float32_modules_are_finite_at_saturation[sigmoid-jax]",
