@@ -638,7 +638,8 @@ def unmet(tab) -> list:
     lines += ["Computed from the table above; the reasons are what profiling found (see below).", ""]
     for r in rows:
         why = next((text for key, text in REASONS.items() if r[1].startswith(key)), "")
-        lines.append(f"* {r[1]}, {r[0]}: {r[5] or r[2]} against {r[6]} ({r[-1]}) vs {r[3]}. {why}".rstrip())
+        versus = f" vs {r[3]}" if r[3] and r[5] else ""  # (a row without a baseline: a time or a growth)
+        lines.append(f"* {r[1]}, {r[0]}: {r[5] or r[2]} against {r[6]} ({r[-1]}){versus}. {why}".rstrip())
     return lines
 
 
