@@ -47,7 +47,7 @@ def _is_load(st) -> bool:
 
 def _drop_loads(fn: Function) -> Function:
     statements = fn.prologue + fn.body
-    if any(isinstance(st, (Loop, When)) for st in statements):
+    if any(isinstance(st, Loop) for st in statements) or _loads_under_tests(statements):
         body, read = _prune(fn.body, set())
         prologue, _ = _prune(fn.prologue, read)
     else:
@@ -60,8 +60,15 @@ def _drop_loads(fn: Function) -> Function:
     return Function(fn.name, fn.args, fn.doc, body or (Python("pass"),), prologue, fn.frame)
 
 
+def _loads_under_tests(statements) -> bool:
+    """Whether a load sits in the body of a test (it may not run: what it loads again is not dead)."""
+    return any(isinstance(st, When) and any(_is_load(x) or _loads_under_tests((x,)) for x in st.body)
+               for st in statements)
+
+
 def _dead_loads(statements: tuple) -> set:
-    """The positions of the loads nothing after them reads, in a body without loops or tests: one
+    """The positions of the loads nothing after them reads, in a body without loops and without
+    loads under tests (a test's body is read as part of the test: the per-block Hessian's): one
     walk forward that stops once every load so far is read and no load is left (a straight-line
     function's loads are its first lines: the walk rarely reaches its end)."""
     last_load = max((k for k, st in enumerate(statements) if _is_load(st)), default=-1)
