@@ -143,21 +143,25 @@ def schedule(ctx: Context, blocks: list) -> list:
     direct = _quantities(e for _, terms in blocks for e in terms)
     need = {q.name for q in ctx.needed([d.quantity(q).expr for q in direct])} | direct
     order = [q for q in d.quantities if q.name in need]
-    statements, reads, done = [], [], set()
-    waiting = [(b, _quantities(terms)) for b, terms in blocks]  # each block's quantities, found once
+    statements, reads = [], []
+    # each block is ready right after the last quantity it reads (in order; -1: none), in block order
+    position = {q.name: k for k, q in enumerate(order)}
+    ready: dict = {}
+    for b, terms in blocks:
+        qs = _quantities(terms)
+        if qs <= position.keys():  # (a quantity outside order never comes: nor does the block)
+            ready.setdefault(max((position[q] for q in qs), default=-1), []).append((b, qs))
 
-    def ready():
-        for w in [w for w in waiting if w[1] <= done]:
-            waiting.remove(w)
-            statements.append(w[0])
-            reads.append(w[1])
+    def release(k):
+        for b, qs in ready.get(k, ()):
+            statements.append(b)
+            reads.append(qs)
 
-    ready()
-    for q in order:
+    release(-1)
+    for k, q in enumerate(order):
         statements.append(Assign(Item(T, Str(ctx.key[q.name])), Call("_" + ctx.ident[q.name], (T,))))
         reads.append(_quantities([q.expr]))
-        done.add(q.name)
-        ready()
+        release(k)
     last = {q: k for k, r in enumerate(reads) for q in r}  # in t: read by a quantity or a block
     seen = {q: k for k, (st, r) in enumerate(zip(statements, reads)) if isinstance(st, Block) for q in r}
     dying: dict = {}  # k -> the quantities (in order) read last by statement k; read by block k

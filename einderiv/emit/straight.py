@@ -207,8 +207,13 @@ def straight_hessian(ctx: Context, f: Function) -> Function:
         at = Item(rows, Str(str(p)))
         return Item(at, Num(0)), Item(at, Num(1))
 
-    def test(ws) -> tuple | None:
-        return None if set(ws) == set(derived) else tuple(ws)
+    def test(ws) -> tuple | None:  # (ws: blocks in derived order, each once)
+        return None if len(ws) == len(derived) else tuple(ws)
+
+    readers: dict = {}  # each tensor -> the blocks that read it, in derived order (found once: a
+    for w in derived:   # scan of every block per statement was statements × blocks, L⁴)
+        for n in reads_of[w]:
+            readers.setdefault(n, []).append(w)
 
     defines = [Define(n.name, n.indices, n.expr) for n in d.nodes if n.name in need]
     defines += [Define(q.name, q.indices, q.expr) for q in d.quantities if q.name in need]
@@ -228,7 +233,7 @@ def straight_hessian(ctx: Context, f: Function) -> Function:
         after[at] += moved
     body = head + after[0]
     for st, moved in zip(defines, after[1:]):
-        body += [When(test([w for w in derived if st.name in reads_of[w]]), todo, (st,))] + moved
+        body += [When(test(readers.get(st.name, [])), todo, (st,))] + moved
     body = _merged(body)
     out = [Assign(hess, DictOf(()))]
     for key, value in f.body[-1].value.items:  # every ordered pair, in the module's order
