@@ -154,16 +154,35 @@ _KIND: dict = {}
 
 
 def variables(x, out: list) -> list:
-    """The names of the variables an array expression or statement mentions, in order."""
-    if isinstance(x, Var):
-        out.append(x.name)
-    elif isinstance(x, tuple):
-        for y in x:
-            variables(y, out)
-    elif hasattr(x, "__dataclass_fields__"):
-        for name in x.__dataclass_fields__:
-            variables(getattr(x, name), out)
+    """The names of the variables an array expression or statement mentions, in order (depth
+    first, fields in their order; what is not a node, a tuple or a variable is not walked)."""
+    stack = [x]
+    while stack:
+        x = stack.pop()
+        kind = _VARIABLE_KIND.get(type(x), _UNSEEN)
+        if kind is _UNSEEN:
+            kind = _VARIABLE_KIND[type(x)] = _variable_kind(type(x))
+        if kind is _VAR:
+            out.append(x.name)
+        elif kind is _ITEMS:
+            stack.extend(reversed(x))
+        elif kind is not None:
+            stack.extend(reversed([getattr(x, field) for field in kind]))
     return out
+
+
+_UNSEEN, _VAR, _ITEMS = object(), object(), object()
+#: each class's kind for :func:`variables`, found once: _VAR, _ITEMS, its fields, or None (not walked)
+_VARIABLE_KIND: dict = {}
+
+
+def _variable_kind(cls):
+    if issubclass(cls, Var):
+        return _VAR
+    if issubclass(cls, tuple):
+        return _ITEMS
+    fields = getattr(cls, "__dataclass_fields__", None)
+    return tuple(fields) if fields is not None else None
 
 
 def writes(st) -> list:
