@@ -722,6 +722,176 @@ def _forward_gradient(params, data):
     return t
 
 
+def _forward_factors(params, data):
+    """The forward pass of the per-sample functions: _forward (its formulas are there) storing into t only what the next pass, _factors and _per_sample read."""
+    T = data["x"].shape[1]
+    t = {"depth": T}
+    t["y"] = data["y"]
+    t.update((name, params[name]) for name in PARAMS)
+    for k in range(1, T + 1):
+        t[f"x({k})"] = data["x"][:, k - 1]
+    if T < MIN_LENGTH:
+        raise ValueError(f"this recurrence is written for T >= {MIN_LENGTH} steps: data['x'] has {T}")
+    Wz = t["Wz"]
+    x_1 = t["x(1)"]
+    z_z_1 = x_1 @ Wz.T
+    t["z_z(1)"] = z_z_1
+    z_1 = _sigmoid(z_z_1)
+    t["z(1)"] = z_1
+    Wh = t["Wh"]
+    z_c_1 = x_1 @ Wh.T
+    c_1 = np.tanh(z_c_1)
+    t["c(1)"] = c_1
+    tmp = -c_1
+    h_1 = c_1 + z_1 * tmp
+    t["h(1)"] = h_1
+    Uz = t["Uz"]
+    Wr = t["Wr"]
+    Ur = t["Ur"]
+    Uh = t["Uh"]
+    for k in range(2, T + 1):
+        x_k = t[f"x({k})"]
+        h_km1 = t[f"h({k-1})"]
+        z_z_k = x_k @ Wz.T + h_km1 @ Uz.T
+        t[f"z_z({k})"] = z_z_k
+        z_k = _sigmoid(z_z_k)
+        t[f"z({k})"] = z_k
+        z_r_k = x_k @ Wr.T + h_km1 @ Ur.T
+        t[f"z_r({k})"] = z_r_k
+        r_k = _sigmoid(z_r_k)
+        t[f"r({k})"] = r_k
+        g_k = r_k * h_km1
+        t[f"g({k})"] = g_k
+        z_c_k = x_k @ Wh.T + g_k @ Uh.T
+        c_k = np.tanh(z_c_k)
+        t[f"c({k})"] = c_k
+        tmp_2 = h_km1 - c_k
+        h_k = c_k + z_k * tmp_2
+        t[f"h({k})"] = h_k
+    V = t["V"]
+    h_T = t[f"h({T})"]
+    p = h_T @ V.T
+    t["p"] = p
+    return t
+
+
+def _backward_factors(t):
+    """The backward pass of the per-sample functions: _backward (its formulas are there) storing into t only what the next pass, _factors and _per_sample read."""
+    T = t["depth"]
+    # adj_p[l] = softmax_l(p[l]) - y[l]
+    p = t["p"]
+    softmax_p = _softmax(p, axis=1)
+    y = t["y"]
+    adj_p = softmax_p - y
+    t["adj[p]"] = adj_p
+    # adj_h_T[j] = Σ_c V[c,j] adj_p[c]
+    V = t["V"]
+    # einsum("cj,Bc->Bj", V, adj_p)
+    adj_h_T = adj_p @ V
+    t[f"adj[h({T})]"] = adj_h_T
+    # adj_z_T[j] = adj_h_T[j] h_Tm1[j] - adj_h_T[j] c_T[j]
+    h_Tm1 = t[f"h({T-1})"]
+    c_T = t[f"c({T})"]
+    adj_z_T = adj_h_T * h_Tm1 - adj_h_T * c_T
+    # adj_z_z_T[j] = sigmoid'(z_z_T[j]) adj_z_T[j]
+    z_z_T = t[f"z_z({T})"]
+    z_T = t[f"z({T})"]
+    dsigmoid_z_z_T = z_T*_sigmoid(-z_z_T)
+    adj_z_z_T = dsigmoid_z_z_T * adj_z_T
+    t[f"adj[z_z({T})]"] = adj_z_z_T
+    # adj_c_T[j] = adj_h_T[j] - adj_h_T[j] z_T[j]
+    adj_c_T = adj_h_T - adj_h_T * z_T
+    # adj_z_c_T[j] = tanh'(z_c_T[j]) adj_c_T[j]
+    dtanh_z_c_T = 1 - c_T**2
+    adj_z_c_T = dtanh_z_c_T * adj_c_T
+    t[f"adj[z_c({T})]"] = adj_z_c_T
+    # adj_g_T[j] = Σ_c Uh[c,j] adj_z_c_T[c]
+    Uh = t["Uh"]
+    # einsum("cj,Bc->Bj", Uh, adj_z_c_T)
+    adj_g_T = adj_z_c_T @ Uh
+    t[f"adj[g({T})]"] = adj_g_T
+    # adj_r_T[j] = adj_g_T[j] h_Tm1[j]
+    adj_r_T = adj_g_T * h_Tm1
+    # adj_z_r_T[j] = sigmoid'(z_r_T[j]) adj_r_T[j]
+    z_r_T = t[f"z_r({T})"]
+    r_T = t[f"r({T})"]
+    dsigmoid_z_r_T = r_T*_sigmoid(-z_r_T)
+    adj_z_r_T = dsigmoid_z_r_T * adj_r_T
+    t[f"adj[z_r({T})]"] = adj_z_r_T
+    Uz = t["Uz"]
+    Ur = t["Ur"]
+    adj_z_z_kp1 = adj_z_z_T
+    adj_z_r_kp1 = adj_z_r_T
+    adj_g_kp1 = adj_g_T
+    adj_h_kp1 = adj_h_T
+    for k in range(T - 1, 1, -1):
+        # adj_h_k[j] = Σ_c Uz[c,j] adj_z_z_kp1[c] + Σ_c Ur[c,j] adj_z_r_kp1[c] + adj_g_kp1[j] r_kp1[j] + adj_h_kp1[j] z_kp1[j]
+        # einsum("cj,Bc->Bj", Uz, adj_z_z_kp1)
+        # einsum("cj,Bc->Bj", Ur, adj_z_r_kp1)
+        r_kp1 = t[f"r({k+1})"]
+        z_kp1 = t[f"z({k+1})"]
+        adj_h_k = adj_z_z_kp1 @ Uz + adj_z_r_kp1 @ Ur + adj_g_kp1 * r_kp1 + adj_h_kp1 * z_kp1
+        t[f"adj[h({k})]"] = adj_h_k
+        # adj_z_k[j] = adj_h_k[j] h_km1[j] - adj_h_k[j] c_k[j]
+        h_km1 = t[f"h({k-1})"]
+        c_k = t[f"c({k})"]
+        adj_z_k = adj_h_k * h_km1 - adj_h_k * c_k
+        # adj_z_z_k[j] = sigmoid'(z_z_k[j]) adj_z_k[j]
+        z_z_k = t[f"z_z({k})"]
+        z_k = t[f"z({k})"]
+        dsigmoid_z_z_k = z_k*_sigmoid(-z_z_k)
+        adj_z_z_k = dsigmoid_z_z_k * adj_z_k
+        t[f"adj[z_z({k})]"] = adj_z_z_k
+        # adj_c_k[j] = adj_h_k[j] - adj_h_k[j] z_k[j]
+        adj_c_k = adj_h_k - adj_h_k * z_k
+        # adj_z_c_k[j] = tanh'(z_c_k[j]) adj_c_k[j]
+        dtanh_z_c_k = 1 - c_k**2
+        adj_z_c_k = dtanh_z_c_k * adj_c_k
+        t[f"adj[z_c({k})]"] = adj_z_c_k
+        # adj_g_k[j] = Σ_c Uh[c,j] adj_z_c_k[c]
+        # einsum("cj,Bc->Bj", Uh, adj_z_c_k)
+        adj_g_k = adj_z_c_k @ Uh
+        t[f"adj[g({k})]"] = adj_g_k
+        # adj_r_k[j] = adj_g_k[j] h_km1[j]
+        adj_r_k = adj_g_k * h_km1
+        # adj_z_r_k[j] = sigmoid'(z_r_k[j]) adj_r_k[j]
+        z_r_k = t[f"z_r({k})"]
+        r_k = t[f"r({k})"]
+        dsigmoid_z_r_k = r_k*_sigmoid(-z_r_k)
+        adj_z_r_k = dsigmoid_z_r_k * adj_r_k
+        t[f"adj[z_r({k})]"] = adj_z_r_k
+        adj_z_z_kp1 = adj_z_z_k
+        adj_z_r_kp1 = adj_z_r_k
+        adj_g_kp1 = adj_g_k
+        adj_h_kp1 = adj_h_k
+    # adj_h_1[j] = Σ_c Uz[c,j] adj_z_z_2[c] + Σ_c Ur[c,j] adj_z_r_2[c] + adj_g_2[j] r_2[j] + adj_h_2[j] z_2[j]
+    adj_z_z_2 = t["adj[z_z(2)]"]
+    # einsum("cj,Bc->Bj", Uz, adj_z_z_2)
+    adj_z_r_2 = t["adj[z_r(2)]"]
+    # einsum("cj,Bc->Bj", Ur, adj_z_r_2)
+    adj_g_2 = t["adj[g(2)]"]
+    r_2 = t["r(2)"]
+    adj_h_2 = t["adj[h(2)]"]
+    z_2 = t["z(2)"]
+    adj_h_1 = adj_z_z_2 @ Uz + adj_z_r_2 @ Ur + adj_g_2 * r_2 + adj_h_2 * z_2
+    t["adj[h(1)]"] = adj_h_1
+    # adj_z_1[j] = -adj_h_1[j] c_1[j]
+    c_1 = t["c(1)"]
+    adj_z_1 = -adj_h_1 * c_1
+    # adj_z_z_1[j] = sigmoid'(z_z_1[j]) adj_z_1[j]
+    z_z_1 = t["z_z(1)"]
+    z_1 = t["z(1)"]
+    dsigmoid_z_z_1 = z_1*_sigmoid(-z_z_1)
+    adj_z_z_1 = dsigmoid_z_z_1 * adj_z_1
+    t["adj[z_z(1)]"] = adj_z_z_1
+    # adj_c_1[j] = adj_h_1[j] - adj_h_1[j] z_1[j]
+    adj_c_1 = adj_h_1 - adj_h_1 * z_1
+    # adj_z_c_1[j] = tanh'(z_c_1[j]) adj_c_1[j]
+    dtanh_z_c_1 = 1 - c_1**2
+    adj_z_c_1 = dtanh_z_c_1 * adj_c_1
+    t["adj[z_c(1)]"] = adj_z_c_1
+
+
 def _gradient(t):
     """Batch-mean gradient from t (forward done): the reversed loop of _backward with each weight's sum over steps added up in it; what the next step reads is carried in variables, and only what a later statement reads back is stored into t."""
     T = t["depth"]
@@ -1072,8 +1242,8 @@ def gradient(params, data):
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    _backward(t)
+    t = _forward_factors(params, data)
+    _backward_factors(t)
     return _per_sample(t)
 
 
@@ -1081,8 +1251,8 @@ def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms (one per
     step of each sum over steps), each a tuple of per-sample factors with axes GRADIENT_FACTOR_AXES[name]
     (the same for every term)."""
-    t = _forward(params, data)
-    _backward(t)
+    t = _forward_factors(params, data)
+    _backward_factors(t)
     out = _factors(t)
     B = t["x(1)"].shape[0]
     for name, terms in out.items():

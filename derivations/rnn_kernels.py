@@ -247,6 +247,66 @@ def _forward_gradient(params, data):
     return t
 
 
+def _forward_factors(params, data):
+    """The forward pass of the per-sample functions: _forward (its formulas are there) storing into t only what the next pass, _factors and _per_sample read."""
+    T = data["x"].shape[1]
+    t = {"depth": T}
+    t["y"] = data["y"]
+    t.update((name, params[name]) for name in PARAMS)
+    for k in range(1, T + 1):
+        t[f"x({k})"] = data["x"][:, k - 1]
+    if T < MIN_LENGTH:
+        raise ValueError(f"this recurrence is written for T >= {MIN_LENGTH} steps: data['x'] has {T}")
+    V = t["V"]
+    x_1 = t["x(1)"]
+    z_h_1 = x_1 @ V.T
+    h_1 = np.tanh(z_h_1)
+    t["h(1)"] = h_1
+    W = t["W"]
+    for k in range(2, T + 1):
+        h_km1 = t[f"h({k-1})"]
+        x_k = t[f"x({k})"]
+        z_h_k = h_km1 @ W.T + x_k @ V.T
+        h_k = np.tanh(z_h_k)
+        t[f"h({k})"] = h_k
+    U = t["U"]
+    h_T = t[f"h({T})"]
+    p = h_T @ U.T
+    t["p"] = p
+    return t
+
+
+def _backward_factors(t):
+    """The backward pass of the per-sample functions: _backward (its formulas are there) storing into t only what the next pass, _factors and _per_sample read."""
+    T = t["depth"]
+    # adj_p[l] = p[l] - y[l]
+    p = t["p"]
+    y = t["y"]
+    adj_p = p - y
+    t["adj[p]"] = adj_p
+    # adj_h_T[j] = Σ_c U[c,j] adj_p[c]
+    U = t["U"]
+    # einsum("cj,Bc->Bj", U, adj_p)
+    adj_h_T = adj_p @ U
+    # adj_z_h_T[j] = tanh'(z_h_T[j]) adj_h_T[j]
+    h_T = t[f"h({T})"]
+    dtanh_z_h_T = 1 - h_T**2
+    adj_z_h_T = dtanh_z_h_T * adj_h_T
+    t[f"adj[z_h({T})]"] = adj_z_h_T
+    W = t["W"]
+    adj_z_h_kp1 = adj_z_h_T
+    for k in range(T - 1, 0, -1):
+        # adj_h_k[j] = Σ_c W[c,j] adj_z_h_kp1[c]
+        # einsum("cj,Bc->Bj", W, adj_z_h_kp1)
+        adj_h_k = adj_z_h_kp1 @ W
+        # adj_z_h_k[j] = tanh'(z_h_k[j]) adj_h_k[j]
+        h_k = t[f"h({k})"]
+        dtanh_z_h_k = 1 - h_k**2
+        adj_z_h_k = dtanh_z_h_k * adj_h_k
+        t[f"adj[z_h({k})]"] = adj_z_h_k
+        adj_z_h_kp1 = adj_z_h_k
+
+
 def _gradient(t):
     """Batch-mean gradient from t (forward done): the reversed loop of _backward with each weight's sum over steps added up in it; what the next step reads is carried in variables, and only what a later statement reads back is stored into t."""
     T = t["depth"]
@@ -385,8 +445,8 @@ def gradient(params, data):
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    _backward(t)
+    t = _forward_factors(params, data)
+    _backward_factors(t)
     return _per_sample(t)
 
 
@@ -394,8 +454,8 @@ def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms (one per
     step of each sum over steps), each a tuple of per-sample factors with axes GRADIENT_FACTOR_AXES[name]
     (the same for every term)."""
-    t = _forward(params, data)
-    _backward(t)
+    t = _forward_factors(params, data)
+    _backward_factors(t)
     out = _factors(t)
     B = t["x(1)"].shape[0]
     for name, terms in out.items():

@@ -4,6 +4,7 @@ once, and a forward pass that keeps only what the gradient reads.  Numbers first
 independent NumPy BPTT of the Elman RNN at lengths past the reference length, against the
 two-pass per-sample gradients (rnn and GRU), and against central differences on a tanh RNN."""
 import ast
+import re
 
 import numpy as np
 import pytest
@@ -116,6 +117,39 @@ def test_gradient_is_one_reversed_loop_without_the_dict_frame():
     keys = set(t)
     m["_gradient"](t)
     assert set(t) == keys
+
+
+
+@pytest.mark.parametrize("path", [RNN, GRU])
+def test_per_sample_functions_run_lean_passes_with_the_same_numbers(path):
+    """per_sample_gradient and gradient_factors run _forward_factors and _backward_factors: the
+    forward pass computes no objective (the RNN's stores no pre-activation), the backward pass
+    carries the next step's adjoint in its variable (the RNN's stores no adj[h(*)]); every store is
+    something a later pass or _factors/_per_sample loads — and the numbers equal those of
+    _forward and _backward."""
+    src, m = module(path)
+    for name in ("per_sample_gradient", "gradient_factors"):
+        text = function_source(src, name)
+        assert "_forward_factors(params, data)" in text and "_backward_factors(t)" in text, name
+    forward, backward = function_source(src, "_forward_factors"), function_source(src, "_backward_factors")
+    assert "f = " not in forward and "_kp1 = " in backward
+    if path == RNN:  # (a GRU's backward pass reads its gates' pre-activations back)
+        assert 't[f"z_h' not in forward and "adj[h(" not in backward
+    def families(fn, ctx):  # the keys of t a function loads or stores, each step label as (*)
+        return {re.sub(r"\([^()]*\)", "(*)", ast.unparse(n.slice).strip("f'\""))
+                for n in ast.walk(ast.parse(fn)) if isinstance(n, ast.Subscript) and isinstance(n.ctx, ctx)
+                and isinstance(n.value, ast.Name) and n.value.id == "t"}
+    loads = set().union(*(families(function_source(src, r), ast.Load)
+                          for r in ("_backward_factors", "_factors", "_per_sample")))
+    for fn in (forward, backward):
+        assert families(fn, ast.Store) <= loads, sorted(families(fn, ast.Store) - loads)
+    params, data = sample(m, 4, 7)
+    t = m["_forward"](params, data)
+    m["_backward"](t)
+    want = m["_per_sample"](t)
+    got = m["per_sample_gradient"](params, data)
+    for k in m["PARAMS"]:
+        assert np.array_equal(got[k], want[k]), k
 
 
 def _term(*names):

@@ -38,6 +38,12 @@ FUSED_DOC = ("Batch-mean gradient from t (forward done): the reversed loop of _b
 #: the forward pass of ``gradient`` (:func:`carry_fused`)
 LEAN_FORWARD = "_forward_gradient"
 LEAN_DOC = "The forward pass of gradient: _forward (its formulas are there) storing into t only what _gradient reads."
+#: the forward and backward passes of the per-sample functions (:func:`carry_fused`)
+FACTORS_FORWARD, FACTORS_BACKWARD = "_forward_factors", "_backward_factors"
+#: what the per-sample functions read from ``t`` after those passes
+FACTORS_READERS = ("_factors", "_per_sample")
+FACTORS_DOC = ("The {} pass of the per-sample functions: {} (its formulas are there) storing into t only what "
+               "the next pass, _factors and _per_sample read.")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: label offsets tried, nearest first
 SHIFTS = (0, 1, -1, 2, -2)
@@ -168,15 +174,44 @@ def carry_fused(module: Module) -> Module:
     loads (``h(*)``, not ``z_h(*)``: keeping every step's pre-activation alive cost about a third
     of the forward pass at T = 128)."""
     items = []
+    fns = {f.name: f for f in module.items if isinstance(f, Function)}
     for it in module.items:
         if isinstance(it, Function) and it.doc == FUSED_DOC:
             it = drop_unread(Module("", (), (carried(it),))).items[0]  # (the loads its formulas do not read gone)
-            loaded = {_family(st.value.key.name) for st in _walk(it.body) if _is_t(st.value)}
-            forward = next(f for f in module.items if isinstance(f, Function) and f.name == "_forward")
+            forward = fns["_forward"]
             items.append(replace(forward, name=LEAN_FORWARD, doc=LEAN_DOC,
-                                 body=uncommented(unused_dropped(_without_stores(list(forward.body), loaded)))))
+                                 body=uncommented(unused_dropped(_without_stores(list(forward.body), _loaded(it))))))
+            items += _factors_passes(forward, fns)
         items.append(it)
     return Module(module.header, module.constants, tuple(items))
+
+
+def _loaded(fn: Function) -> set:
+    """The families of what ``fn`` loads from ``t``."""
+    return {_family(st.value.key.name) for st in _walk(fn.prologue + fn.body) if _is_t(st.value)}
+
+
+def _factors_passes(forward: Function, fns: dict) -> list:
+    """:data:`FACTORS_FORWARD` and :data:`FACTORS_BACKWARD`: ``_forward`` and ``_backward`` storing
+    into ``t`` only what the next pass and the per-sample functions' readers load (not the
+    pre-activations, not ``adj[h(*)]``), the backward pass carrying what its next iteration reads
+    in variables — per_sample_gradient_norms at T = 128 spent most of its time storing them."""
+    if "_backward" not in fns or not all(r in fns for r in FACTORS_READERS):
+        return []
+    backward, *readers = drop_unread(Module("", (), (fns["_backward"],) + tuple(fns[r] for r in FACTORS_READERS))).items
+    after = set().union(*(_loaded(r) for r in readers))  # (the loads their formulas do not read gone)
+    body = []
+    for st in backward.body:
+        if isinstance(st, Loop) and isinstance(st.over, Range):
+            pre, st = _carry(st, body)
+            body += pre
+        body.append(st)
+    lean_backward = replace(backward, name=FACTORS_BACKWARD, doc=FACTORS_DOC.format("backward", "_backward"),
+                            body=tuple(_without_stores(body, after | _loaded(replace(backward, body=tuple(body))))))
+    before = after | _loaded(lean_backward)
+    lean_forward = replace(forward, name=FACTORS_FORWARD, doc=FACTORS_DOC.format("forward", "_forward"),
+                           body=uncommented(unused_dropped(_without_stores(list(forward.body), before))))
+    return [lean_forward, lean_backward]
 
 
 def carried(fn: Function) -> Function:

@@ -45,7 +45,7 @@ from .kernel_arrays import Item, Py, Str, Var
 from .kernel_build import Builder, batch_line, build, factor_axes
 from .kernel_context import Context
 from .kernel_lower import over
-from .fuse import FUSED_DOC, LEAN_FORWARD, fuse_gradient
+from .fuse import FACTORS_BACKWARD, FACTORS_FORWARD, FUSED_DOC, LEAN_FORWARD, fuse_gradient
 from .loops import fold_definitions, fold_loops, group_sums
 from .template_kernel import DEPTH_KEY, NEAR, REF_DEPTH, DepthLabels
 
@@ -160,7 +160,9 @@ class _RunTimeLength:
             f"{self.length} >= {{MIN_LENGTH}} steps: data[{fam!r}] has {{{self.length}}}\")"),))
         fused = items[7].doc == FUSED_DOC  # (its forward pass: fuse.carry_fused, after lowering)
         backward = f"{LEAN_FORWARD}(params, data)" if fused else "_forward(params, data)\n    _backward(t)"
-        items.append(Source(_PUBLIC.format(arg=arg, first=first, gram_norm=GRAM_NORM, backward=backward,
+        factors = f"{FACTORS_FORWARD}(params, data)\n    {FACTORS_BACKWARD}(t)" if fused else \
+            "_forward(params, data)\n    _backward(t)"
+        items.append(Source(_PUBLIC.format(arg=arg, first=first, gram_norm=GRAM_NORM, backward=backward, factors=factors,
                                            hobj_fn="_" + ctx.ident[Quantity(Kind.HOBJ, (arg, arg))]).strip("\n")))
         inputs = {str(n): (self.length,) + tuple(ctx.shape[ms[min(ms)]]) for n, ms in self.families.items()}
         inputs.update((str(n), tuple(ctx.shape[n])) for n in self.plain)
@@ -318,8 +320,7 @@ def gradient(params, data):
 
 def per_sample_gradient(params, data):
     """Per-sample gradients: name -> array (B, *shape)."""
-    t = _forward(params, data)
-    _backward(t)
+    t = {factors}
     return _per_sample(t)
 
 
@@ -327,8 +328,7 @@ def gradient_factors(params, data):
     """Per-sample gradient of each parameter as a sum of outer products: name -> list of terms (one per
     step of each sum over steps), each a tuple of per-sample factors with axes GRADIENT_FACTOR_AXES[name]
     (the same for every term)."""
-    t = _forward(params, data)
-    _backward(t)
+    t = {factors}
     out = _factors(t)
     B = t["{first}"].shape[0]
     for name, terms in out.items():
