@@ -476,19 +476,45 @@ def expand_factors(name, terms):
     return total
 
 
-def _gram_norm(terms):
+def _stacked(arrays, memo):
+    """np.stack(arrays, axis=1), without a copy where it can be: arrays stacked already for another
+    parameter (the same ones, or a run of them at either end of a longer stack: a slice of it), or
+    views equally spaced in one array (a sequence's steps data["x"][:, k]: a read-only strided view)."""
+    ids = tuple(map(id, arrays))
+    for key, S in memo.items():
+        if len(ids) <= len(key) and key[len(key) - len(ids):] == ids:
+            return S[:, len(key) - len(ids):]
+        if len(ids) <= len(key) and key[:len(ids)] == ids:
+            return S[:, :len(ids)]
+    a, S = arrays[0], None
+    if len(arrays) > 1 and a.base is not None and all(x.base is a.base for x in arrays):
+        at = [x.__array_interface__["data"][0] for x in arrays]
+        step = at[1] - at[0]
+        if step and all(x.shape == a.shape and x.strides == a.strides and x.dtype == a.dtype
+                        and p - at[0] == k * step for k, (x, p) in enumerate(zip(arrays, at))):
+            S = np.lib.stride_tricks.as_strided(a, (a.shape[0], len(arrays)) + a.shape[1:],
+                                                (a.strides[0], step) + a.strides[1:], writeable=False)
+    if S is None:
+        S = np.stack(arrays, axis=1)
+    memo[ids] = S
+    return S
+
+
+def _gram_norm(terms, memo=None):
     """‖Σ_s a_s ⊗ b_s ⊗ …‖ per sample from K terms: the product of each factor's (B, K, K) Gram matrix,
     summed over the K × K pairs — or, for two factors where K (a + b) ≥ a b, ‖Σ_s a_s b_sᵀ‖ from one
-    batched product (B, a, b), no larger than the stacked factors themselves: cost B·K·min(K (a + b), a b)."""
+    batched product (B, a, b), no larger than the stacked factors themselves: cost B·K·min(K (a + b), a b).
+    ``memo``: the stacks of the other parameters of the same call (:func:`_stacked`)."""
+    memo = {} if memo is None else memo
     stacked = []
     for k in range(len(terms[0])):
-        F = np.stack([term[k] for term in terms], axis=1)
+        F = _stacked([term[k] for term in terms], memo)
         stacked.append(F.reshape(F.shape[0], F.shape[1], -1))
     if len(stacked) == 2:
         (_, K, a), b = stacked[0].shape, stacked[1].shape[2]
         if K * (a + b) >= a * b:
             G = stacked[0].transpose(0, 2, 1) @ stacked[1]
-            return np.sqrt(np.sum(G * G, axis=(1, 2)))
+            return np.sqrt(np.einsum("bij,bij->b", G, G))
     sq = 1.0
     for F in stacked:
         sq = sq * (F @ F.transpose(0, 2, 1))
@@ -499,7 +525,9 @@ def per_sample_gradient_norms(params, data):
     """Euclidean norm of each sample's gradient, per parameter: name -> (B,), from the gradient's factors by
     T x T Gram matrices, or one batched product where that is smaller (no array larger than the stacked factors,
     no loop over pairs of steps)."""
-    return {name: _gram_norm(terms) for name, terms in gradient_factors(params, data).items()}
+    factors, memo = gradient_factors(params, data), {}  # (the longest sums first: the others may be slices of theirs)
+    norms = {name: _gram_norm(factors[name], memo) for name in sorted(factors, key=lambda n: -len(factors[n]))}
+    return {name: norms[name] for name in factors}
 
 
 def hvp(params, data, vector):

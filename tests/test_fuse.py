@@ -186,3 +186,25 @@ def test_without_fusion_gradient_runs_backward_then_the_sums(monkeypatch):
     got, want = m["gradient"](params, data), bptt(params, data)
     for k in want:
         assert np.allclose(got[k], want[k], rtol=1e-12, atol=1e-14), k
+
+
+def test_norms_stack_each_run_of_arrays_once():
+    """per_sample_gradient_norms stacks a factor's per-step arrays once per call: W's adjoints
+    (steps 2..T) are a slice of V's (1..T), the inputs x(k) a read-only strided view of data["x"]
+    (no copy); the stacks equal np.stack's and the norms the per-sample gradients'."""
+    _, m = module(RNN, DIMS)
+    params, data = sample(m, 5, 9)
+    factors, memo = m["gradient_factors"](params, data), {}
+    stacked = m["_stacked"]
+    adj_v = stacked([t[0] for t in factors["V"]], memo)
+    x_v = stacked([t[1] for t in factors["V"]], memo)
+    adj_w = stacked([t[0] for t in factors["W"]], memo)
+    assert np.shares_memory(adj_w, adj_v) and np.shares_memory(x_v, data["x"]) and not x_v.flags.writeable
+    for got, terms in ((adj_v, [t[0] for t in factors["V"]]), (x_v, [t[1] for t in factors["V"]]),
+                       (adj_w, [t[0] for t in factors["W"]])):
+        assert np.array_equal(got, np.stack(terms, axis=1))
+    other = np.array(data["x"][:, ::-1])  # same base, but not the arrays of any stack: copied
+    assert np.array_equal(stacked([other[:, k] for k in (0, 2, 3)], {}), other[:, [0, 2, 3]])
+    norms, per = m["per_sample_gradient_norms"](params, data), m["per_sample_gradient"](params, data)
+    for k in m["PARAMS"]:
+        assert np.allclose(norms[k], np.linalg.norm(per[k].reshape(5, -1), axis=1), rtol=1e-12, atol=1e-14), k
