@@ -200,27 +200,22 @@ def _factors_passes(forward: Function, fns: dict) -> list:
         return []
     backward, *readers = drop_unread(Module("", (), (fns["_backward"],) + tuple(fns[r] for r in FACTORS_READERS))).items
     after = set().union(*(_loaded(r) for r in readers))  # (the loads their formulas do not read gone)
-    body = []
-    for st in backward.body:
-        if isinstance(st, Loop) and isinstance(st.over, Range):
-            pre, st = _carry(st, body)
-            body += pre
-        body.append(st)
-    lean_backward = replace(backward, name=FACTORS_BACKWARD, doc=FACTORS_DOC.format("backward", "_backward"),
-                            body=tuple(_without_stores(body, after | _loaded(replace(backward, body=tuple(body))))))
+    lean_backward = replace(carried(backward, keep=after), name=FACTORS_BACKWARD,
+                            doc=FACTORS_DOC.format("backward", "_backward"))
     before = after | _loaded(lean_backward)
     lean_forward = replace(forward, name=FACTORS_FORWARD, doc=FACTORS_DOC.format("forward", "_forward"),
                            body=uncommented(unused_dropped(_without_stores(list(forward.body), before))))
     return [lean_forward, lean_backward]
 
 
-def carried(fn: Function) -> Function:
+def carried(fn: Function, keep: set = frozenset()) -> Function:
     """The lowered fused gradient without the dict frame for what it computes: a value a loop
     iteration reads from the previous one (``adj_z_h_kp1 = t[f"adj[z_h({k+1})]"]``) carried in
     its variable (set before the loop from the base case, at the end of each iteration from the
     value just computed), and then every store into ``t`` that no load of the function reads
     (by family: ``adj[z_h(*)]``) left out — so each step's arrays are freed as the loop goes, as
-    in hand-written BPTT, and the caller's ``t`` is not written."""
+    in hand-written BPTT, and the caller's ``t`` is not written.  ``keep``: families stored all
+    the same (what the functions after it read)."""
     body = []
     for st in fn.body:
         if isinstance(st, Loop) and isinstance(st.over, Range):
@@ -228,7 +223,7 @@ def carried(fn: Function) -> Function:
             body += pre
         body.append(st)
     loaded = {_family(st.value.key.name) for st in _walk(body) if _is_t(st.value)}  # (what it still loads)
-    body = _without_stores(body, loaded)
+    body = _without_stores(body, loaded | set(keep))
     return replace(fn, body=tuple(body))
 
 
