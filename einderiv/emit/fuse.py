@@ -222,8 +222,7 @@ def carried(fn: Function, keep: set = frozenset()) -> Function:
             pre, st = _carry(st, body)
             body += pre
         body.append(st)
-    loaded = {_family(st.value.key.name) for st in _walk(body) if _is_t(st.value)}  # (what it still loads)
-    body = _without_stores(body, loaded | set(keep))
+    body = _without_stores(body, _loaded(replace(fn, body=tuple(body))) | set(keep))  # (what it still loads)
     return replace(fn, body=tuple(body))
 
 
